@@ -1,0 +1,89 @@
+"""tunesmith: hyperparameter optimization and fine-tuning of machine-learning models.
+
+Quickstart::
+
+    import tunesmith as ts
+
+    space = ts.Space({"x": ts.Float(-5, 5), "kind": ts.Categorical(["a", "b"])})
+    study = ts.Study(space, direction="minimize", sampler="random", seed=0)
+    study.optimize(lambda trial: trial.params["x"] ** 2, n_trials=50)
+    print(study.best_trial.params, study.best_trial.value)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .exceptions import (
+    SchemaVersionError,
+    SearchExhausted,
+    StorageError,
+    StudyNotFound,
+    TrialFinishedError,
+    TrialPruned,
+    TunesmithError,
+)
+from .pruners import Decision, Pruner
+from .samplers import GridSampler, RandomSampler, Sampler, SobolSampler
+from .space import Categorical, Fixed, Float, Int, Prior, Space
+from .storage import MemoryStorage, SQLStorage, Storage
+from .study import Study, Trial
+from .trial import Direction, FrozenTrial, TrialState
+
+__version__ = "0.1.0"
+
+
+def _default_logging() -> None:
+    log = logging.getLogger("tunesmith")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[tunesmith] %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def set_verbosity(level: int | str) -> None:
+    """Set how much tunesmith logs (``logging.WARNING`` silences the info lines)."""
+    logging.getLogger("tunesmith").setLevel(level)
+
+
+_default_logging()
+
+
+def load_study(name: str, storage: str | Storage) -> Study:
+    """Open an existing study by name (raises StudyNotFound if absent)."""
+    return Study.load(name, storage)
+
+
+__all__ = [
+    "Categorical",
+    "Decision",
+    "Direction",
+    "Fixed",
+    "Float",
+    "FrozenTrial",
+    "GridSampler",
+    "Int",
+    "MemoryStorage",
+    "Prior",
+    "Pruner",
+    "RandomSampler",
+    "SQLStorage",
+    "Sampler",
+    "SchemaVersionError",
+    "SearchExhausted",
+    "SobolSampler",
+    "Space",
+    "Storage",
+    "StorageError",
+    "Study",
+    "StudyNotFound",
+    "Trial",
+    "TrialFinishedError",
+    "TrialPruned",
+    "TrialState",
+    "TunesmithError",
+    "load_study",
+    "set_verbosity",
+]

@@ -1,0 +1,38 @@
+"""Exceptions raised by tunesmith.
+
+Bad definitions raise ``ValueError`` (or ``TypeError``) with a message that
+names the parameter and the fix; the classes below cover the rest.
+"""
+
+from __future__ import annotations
+
+
+class TunesmithError(Exception):
+    """Base class of tunesmith's own errors."""
+
+
+class TrialPruned(TunesmithError):  # noqa: N818 - public name users raise
+    """Raised by an objective to end its trial as pruned (stopped early)."""
+
+
+class StorageError(TunesmithError):
+    """A storage could not be opened, read or written."""
+
+
+class SchemaVersionError(StorageError):
+    """The database was written by a newer tunesmith than this one."""
+
+
+class StudyNotFound(StorageError, KeyError):
+    """No study of that name exists in the storage."""
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0]) if self.args else ""
+
+
+class TrialFinishedError(TunesmithError):
+    """A finished trial was written to again; finished trials never change."""
+
+
+class SearchExhausted(TunesmithError):  # noqa: N818
+    """The sampler has no configuration left to suggest (a finished grid)."""

@@ -1,0 +1,50 @@
+"""Samplers: pure search strategies (trials in, configurations out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .auto import AutoSampler
+from .base import Sampler, Suggestion
+from .simple import GridSampler, RandomSampler, SobolSampler
+
+_BUILTIN: dict[str, type[Sampler]] = {
+    "random": RandomSampler,
+    "sobol": SobolSampler,
+    "grid": GridSampler,
+    "auto": AutoSampler,
+}
+
+
+def register(name: str, cls: type[Sampler]) -> None:
+    """Make ``Study(sampler=name)`` build ``cls``."""
+    _BUILTIN[name] = cls
+
+
+def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) -> Sampler:
+    """A sampler from a name ("random", "sobol", "grid", ...), a description
+    (as stored with a study) or an instance (returned as is)."""
+    if isinstance(spec, Sampler):
+        return spec
+    options: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        options = dict(spec)
+        spec = options.pop("name")
+        seed = options.pop("seed", seed)
+    if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
+        raise ValueError(
+            f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance"
+        )
+    return _BUILTIN[spec.lower()](seed=seed, **options)
+
+
+__all__ = [
+    "AutoSampler",
+    "GridSampler",
+    "RandomSampler",
+    "Sampler",
+    "SobolSampler",
+    "Suggestion",
+    "make_sampler",
+    "register",
+]

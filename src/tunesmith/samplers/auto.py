@@ -1,0 +1,67 @@
+"""The automatic default: picks a strategy from the space and the budget."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ..space import Space
+from ..trial import Direction, FrozenTrial
+from .base import Sampler, Suggestion
+from .simple import GridSampler, SobolSampler
+
+logger = logging.getLogger("tunesmith")
+
+
+class AutoSampler(Sampler):
+    """Grid when the space is finite and the budget covers it, else a
+    model-based search (quasi-random until one is available).
+
+    The choice is made at the first suggestion, logged, and exposed as
+    :attr:`chosen`.
+    """
+
+    name = "auto"
+
+    def __init__(self, seed: int | None = None, *, budget: int | None = None) -> None:
+        super().__init__(seed)
+        self.budget = budget
+        self.chosen: Sampler | None = None
+
+    @property
+    def uses_history(self) -> bool:  # type: ignore[override]
+        return True
+
+    def reseed(self, *key: int) -> None:
+        super().reseed(*key)
+        if self.chosen is not None:
+            self.chosen.reseed(*key)
+        self._key = key
+
+    def set_budget(self, n_trials: int | None) -> None:
+        if self.chosen is None and self.budget is None:
+            self.budget = n_trials
+
+    def choose(self, space: Space, budget: int | None) -> Sampler:
+        size = space.cardinality
+        if budget is not None and size <= budget:
+            picked: Sampler = GridSampler(seed=self.seed)
+            why = f"the space has {int(size)} configurations and the budget is {budget}"
+        else:
+            picked = SobolSampler(seed=self.seed)
+            why = "the space is large"
+        if getattr(self, "_key", None):
+            picked.reseed(*self._key)
+        logger.info("sampler 'auto' picked %r: %s", picked.name, why)
+        return picked
+
+    def suggest(
+        self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
+    ) -> Suggestion | None:
+        if self.chosen is None:
+            self.chosen = self.choose(space, self.budget)
+        return self.chosen.suggest(space, trials, direction)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed}

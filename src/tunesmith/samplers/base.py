@@ -1,0 +1,91 @@
+"""The sampler interface.
+
+A sampler is a pure designer: given the space, the direction and the trials
+known so far (finished and pending alike), it returns the next configuration.
+It never opens a storage or a study, so it can be tested and benchmarked on
+plain lists of :class:`~tunesmith.trial.FrozenTrial`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..space import Config, Space
+from ..trial import Direction, FrozenTrial, TrialState
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A configuration to evaluate next.
+
+    ``unique`` asks the study to run this configuration at most once, even
+    when several workers ask at the same moment (grid points are unique).
+    """
+
+    params: Config
+    unique: bool = False
+
+
+class Sampler(ABC):
+    """Base class of samplers; subclass it to plug in a search strategy.
+
+    Subclasses implement :meth:`suggest`. ``uses_history = False`` tells the
+    study it may skip reading trials before asking (random search), which
+    keeps ask cheap on a shared database.
+    """
+
+    name: str = "custom"
+    uses_history: bool = True
+
+    def __init__(self, seed: int | None = None) -> None:
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        self._rng = np.random.default_rng(self.seed)
+
+    def reseed(self, *key: int) -> None:
+        """Start an independent random stream, keyed by e.g. (session, worker).
+
+        The study calls this when it starts a worker, so that parallel workers
+        draw different configurations and a resumed study does not repeat the
+        first session's draws, while a fresh sequential run stays reproducible.
+        """
+        self._rng = np.random.default_rng([self.seed, *map(int, key)])
+
+    def set_budget(self, n_trials: int | None) -> None:
+        """Hint of how many trials the coming run has (used by "auto")."""
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._rng
+
+    @abstractmethod
+    def suggest(
+        self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
+    ) -> Suggestion | None:
+        """The next configuration, or ``None`` when there is nothing left to try."""
+
+    def describe(self) -> dict[str, Any]:
+        """Name and settings, enough to rebuild the sampler (stored with a study)."""
+        return {"name": self.name, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seed={self.seed})"
+
+
+def completed(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    return [t for t in trials if t.state is TrialState.COMPLETE]
+
+
+def pending(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    return [t for t in trials if not t.state.is_finished]
+
+
+def losses(trials: Sequence[FrozenTrial], direction: Direction) -> np.ndarray:
+    """Values turned into losses (smaller is better) for completed trials."""
+    return np.array([direction.sign() * float(t.value) for t in trials if t.value is not None])

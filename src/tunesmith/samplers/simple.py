@@ -1,0 +1,112 @@
+"""Model-free samplers: random, quasi-random (Sobol) and grid search."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc
+
+from ..space import Config, Space
+from ..trial import Direction, FrozenTrial
+from .base import Sampler, Suggestion
+
+
+class RandomSampler(Sampler):
+    """Independent uniform draws on each parameter's scale (log, step, conditions)."""
+
+    name = "random"
+    uses_history = False
+
+    def suggest(
+        self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
+    ) -> Suggestion:
+        return Suggestion(space.sample(self.rng))
+
+
+class SobolSampler(Sampler):
+    """Scrambled Sobol points: covers the space more evenly than random draws.
+
+    Trial ``n`` of a study takes point ``n`` of one scrambled sequence fixed by
+    the seed, so a resumed study continues the sequence; the point is claimed
+    as unique, so parallel workers never evaluate the same one.
+    """
+
+    name = "sobol"
+
+    def suggest(
+        self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
+    ) -> Suggestion:
+        if space.ndim == 0:
+            return Suggestion(space.decode([]))
+        taken = {_key(t.params) for t in trials}
+        engine = qmc.Sobol(space.ndim, scramble=True, seed=self.seed)
+        if trials:
+            engine.fast_forward(len(trials))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # balance warnings for non-powers of 2
+            for _ in range(64):
+                config = space.decode(engine.random(1)[0])
+                if _key(config) not in taken:
+                    return Suggestion(config, unique=True)
+        return Suggestion(space.sample(self.rng))
+
+
+class GridSampler(Sampler):
+    """Exhaustive search over the grid of the space (conditional-aware).
+
+    Args:
+        points: per parameter, a number of points or a list of values,
+            overriding the parameters' own ``grid=``. Floats default to 5
+            points (log-spaced on log scales), small integer ranges and
+            categoricals to all their values.
+        seed: order in which parallel workers pick untried points.
+
+    Each point is evaluated once: points already tried in the study (in any
+    state) are skipped, so a resumed grid study runs only what is left, and
+    :meth:`suggest` returns ``None`` when the grid is exhausted.
+    """
+
+    name = "grid"
+
+    def __init__(self, points: Mapping[str, Any] | None = None, *, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.points = dict(points or {})
+        self._cache: tuple[str, list[Config], list[str]] | None = None
+
+    def grid(self, space: Space) -> list[Config]:
+        return self._grid(space)[0]
+
+    def _grid(self, space: Space) -> tuple[list[Config], list[str]]:
+        sig = space.to_json()
+        if self._cache is None or self._cache[0] != sig:
+            configs = space.grid(self.points)
+            self._cache = (sig, configs, [_key(c) for c in configs])
+        return self._cache[1], self._cache[2]
+
+    def suggest(
+        self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
+    ) -> Suggestion | None:
+        configs, keys = self._grid(space)
+        taken = {_key(t.params) for t in trials}
+        left = [i for i, k in enumerate(keys) if k not in taken]
+        if not left:
+            return None
+        i = left[0] if len(left) == 1 else left[int(self.rng.integers(len(left)))]
+        return Suggestion(dict(configs[i]), unique=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "points": self.points}
+
+
+def _key(params: Mapping[str, Any]) -> str:
+    return repr(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def grid_remaining(sampler: GridSampler, space: Space, trials: Sequence[FrozenTrial]) -> int:
+    _, keys = sampler._grid(space)
+    taken = {_key(t.params) for t in trials}
+    return sum(k not in taken for k in keys)
+

@@ -1,0 +1,572 @@
+"""Parameters of a search space.
+
+Each parameter knows two representations of a value: the user's value and a
+position ``u`` on the unit interval [0, 1]. Log scales and steps live here and
+nowhere else; samplers work on ``u``.
+
+Integer and stepped parameters map each allowed value to the centre of an
+equal-width bin of [0, 1], so a uniform ``u`` gives every value the same chance
+(for log-scaled integers the bins are equal in log space).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Condition = Mapping[str, tuple[Any, ...]]
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior belief about where good values of a parameter lie.
+
+    Args:
+        mode: the most likely good value, in the parameter's own units.
+        width: spread of the belief as a fraction of the parameter's range on
+            its own scale (log range for log parameters); 0.1 means "within
+            about a tenth of the range".
+        weight: for categorical parameters only: relative belief per choice.
+    """
+
+    mode: Any = None
+    width: float = 0.15
+    weight: Mapping[Any, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not (0 < self.width <= 1):
+            raise ValueError(f"prior width must be in (0, 1], got {self.width!r}")
+
+
+def _as_prior(value: Any) -> Prior | None:
+    if value is None or isinstance(value, Prior):
+        return value
+    if isinstance(value, Mapping):
+        return Prior(weight=dict(value))
+    return Prior(mode=value)
+
+
+def _normalize_when(name: str, when: Mapping[str, Any] | None) -> Condition:
+    if when is None:
+        return {}
+    if not isinstance(when, Mapping):
+        raise ValueError(
+            f"parameter {name!r}: when= must be a mapping such as "
+            f"{{'kernel': ['rbf', 'poly']}}, got {when!r}"
+        )
+    out: dict[str, tuple[Any, ...]] = {}
+    for parent, values in when.items():
+        if isinstance(values, (list, tuple, set, frozenset)):
+            vals = tuple(values)
+        else:
+            vals = (values,)
+        if not vals:
+            raise ValueError(f"parameter {name!r}: condition on {parent!r} lists no values")
+        out[str(parent)] = vals
+    return out
+
+
+class Param(ABC):
+    """A parameter of a :class:`~tunesmith.Space`."""
+
+    kind: str = ""
+    when: Condition
+    prior: Prior | None
+
+    def __init__(self, *, when: Mapping[str, Any] | None = None, prior: Any = None) -> None:
+        self.name = "?"
+        self.when = when or {}  # type: ignore[assignment]  # normalized by _bind
+        self.prior = _as_prior(prior)
+
+    # -- set by Space -------------------------------------------------------
+    def _bind(self, name: str) -> None:
+        self.name = name
+        self.when = _normalize_when(name, self.when)
+        self._check()
+        if self.prior is not None:
+            self._check_prior(self.prior)
+
+    @abstractmethod
+    def _check(self) -> None:
+        """Raise ValueError naming the parameter if the definition is bad."""
+
+    def _check_prior(self, prior: Prior) -> None:
+        if prior.mode is None:
+            raise ValueError(f"parameter {self.name!r}: prior needs a mode value")
+        self.validate(prior.mode, what="prior")
+
+    def _err(self, msg: str) -> ValueError:
+        return ValueError(f"parameter {self.name!r}: {msg}")
+
+    # -- values -------------------------------------------------------------
+    @abstractmethod
+    def validate(self, value: Any, *, what: str = "value") -> Any:
+        """Return ``value`` in canonical form or raise ValueError."""
+
+    @abstractmethod
+    def to_unit(self, value: Any) -> float:
+        """Position of a (valid) value on [0, 1]."""
+
+    @abstractmethod
+    def from_unit(self, u: float) -> Any:
+        """The value at position ``u`` (clipped into [0, 1])."""
+
+    @abstractmethod
+    def grid(self, points: int | Sequence[Any] | None = None) -> list[Any]:
+        """Values for grid search: explicit list, a number of points, or the default."""
+
+    @property
+    @abstractmethod
+    def n_values(self) -> float:
+        """Number of distinct values (``math.inf`` for continuous ones)."""
+
+    def contains(self, value: Any) -> bool:
+        try:
+            self.validate(value)
+        except (ValueError, TypeError):
+            return False
+        return True
+
+    # -- serialization ------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.kind}
+        d.update(self._fields())
+        if self.when:
+            d["when"] = {k: list(v) for k, v in self.when.items()}
+        if self.prior is not None:
+            p: dict[str, Any] = {"width": self.prior.width}
+            if self.prior.mode is not None:
+                p["mode"] = self.prior.mode
+            if self.prior.weight is not None:
+                p["weight"] = dict(self.prior.weight)
+            d["prior"] = p
+        return d
+
+    @abstractmethod
+    def _fields(self) -> dict[str, Any]: ...
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+class _Numeric(Param):
+    """Shared logic of Float and Int: scale, step, unit mapping, grids."""
+
+    def __init__(
+        self,
+        low: float,
+        high: float,
+        *,
+        log: bool = False,
+        step: float | None = None,
+        grid: int | Sequence[Any] | None = None,
+        when: Mapping[str, Any] | None = None,
+        prior: Any = None,
+    ) -> None:
+        super().__init__(when=when, prior=prior)
+        self.low = low
+        self.high = high
+        self.log = bool(log)
+        self.step = step
+        self.grid_spec = list(grid) if isinstance(grid, Iterable) else grid
+
+    def _check(self) -> None:
+        for label, v in (("low", self.low), ("high", self.high)):
+            if not _is_number(v) or not math.isfinite(float(v)):
+                raise self._err(f"{label} must be a finite number, got {v!r}")
+        if self.low >= self.high:
+            raise self._err(
+                f"low ({self.low}) must be smaller than high ({self.high}); "
+                "for a constant use a plain value instead of a range"
+            )
+        if self.log and self.low <= 0:
+            raise self._err(f"a log scale needs low > 0, got low={self.low}")
+        if self.step is not None:
+            if not _is_number(self.step) or self.step <= 0:
+                raise self._err(f"step must be a positive number, got {self.step!r}")
+            if self.log and self.kind == "float":
+                raise self._err("step and log=True cannot be combined; choose one")
+            n = (self.high - self.low) / self.step
+            if abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
+                raise self._err(
+                    f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
+                    f"adjust high to {self.low + math.floor(n) * self.step:g} or change the step"
+                )
+        if self.grid_spec is not None:
+            self.grid(self.grid_spec)
+
+    # values on the step lattice, if any
+    @property
+    def _levels(self) -> int | None:
+        if self.step is None:
+            return None
+        return int(round((self.high - self.low) / self.step)) + 1
+
+    def _range_check(self, x: float, what: str) -> None:
+        if not (self.low - _EPS * max(1.0, abs(self.low)) <= x <= self.high + _EPS * max(1.0, abs(self.high))):
+            raise self._err(f"{what} {x!r} is outside [{self.low}, {self.high}]")
+
+    def _snap(self, x: float) -> float:
+        levels = self._levels
+        if levels is None:
+            return min(max(x, self.low), self.high)
+        assert self.step is not None
+        k = min(max(round((x - self.low) / self.step), 0), levels - 1)
+        return self.low + k * self.step
+
+    def to_unit(self, value: Any) -> float:
+        x = float(value)
+        levels = self._levels
+        if levels is not None:
+            assert self.step is not None
+            k = round((x - self.low) / self.step)
+            return (k + 0.5) / levels
+        lo, hi = self._scaled_bounds()
+        return float(np.clip((self._scale(x) - lo) / (hi - lo), 0.0, 1.0))
+
+    def from_unit(self, u: float) -> Any:
+        u = min(max(float(u), 0.0), 1.0)
+        levels = self._levels
+        if levels is not None:
+            assert self.step is not None
+            k = min(int(u * levels), levels - 1)
+            return self._cast(self.low + k * self.step)
+        lo, hi = self._scaled_bounds()
+        return self._cast(self._snap(self._unscale(lo + u * (hi - lo))))
+
+    def _scaled_bounds(self) -> tuple[float, float]:
+        return self._scale(self.low), self._scale(self.high)
+
+    def _scale(self, x: float) -> float:
+        return math.log(x) if self.log else x
+
+    def _unscale(self, y: float) -> float:
+        return math.exp(y) if self.log else y
+
+    @abstractmethod
+    def _cast(self, x: float) -> Any: ...
+
+    def grid(self, points: int | Sequence[Any] | None = None) -> list[Any]:
+        points = self.grid_spec if points is None else points
+        if points is None:
+            levels = self.n_values
+            points = int(levels) if levels <= 10 else 5
+        if isinstance(points, (int, np.integer)) and not isinstance(points, bool):
+            return self._spaced(int(points))
+        if isinstance(points, (str, bytes)) or not isinstance(points, Iterable):
+            raise self._err(f"grid must be a number of points or a list of values, got {points!r}")
+        values = [self.validate(v, what="grid value") for v in points]
+        if not values:
+            raise self._err("grid lists no values")
+        if len(set(values)) != len(values):
+            raise self._err(f"grid lists a value twice: {values}")
+        return values
+
+    def _spaced(self, n: int) -> list[Any]:
+        if n < 1:
+            raise self._err(f"grid needs at least 1 point, got {n}")
+        if n == 1:
+            return [self.from_unit(0.5)]
+        if self.log:
+            xs = np.geomspace(float(self.low), float(self.high), n)
+        else:
+            xs = np.linspace(float(self.low), float(self.high), n)
+        raw = [self._cast(self._snap(float(x))) for x in xs]
+        out: list[Any] = []
+        for v in raw:  # stepped/int lattices can merge neighbours
+            if v not in out:
+                out.append(v)
+        return out
+
+    def _fields(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        if self.step is not None and not (self.kind == "int" and self.step == 1):
+            d["step"] = self.step
+        if self.grid_spec is not None:
+            d["grid"] = self.grid_spec
+        return d
+
+
+class Float(_Numeric):
+    """A real-valued parameter in ``[low, high]``.
+
+    Args:
+        low, high: bounds, inclusive.
+        log: search on a log scale (needs ``low > 0``); for learning rates,
+            regularization strengths, SVM's C and gamma.
+        step: restrict to ``low, low + step, ..., high`` (must divide the range).
+        grid: points for grid search: a number of points (log-spaced on a log
+            scale) or an explicit list. Default: 5 points.
+        when: condition on other parameters, e.g. ``{"kernel": ["rbf", "poly"]}``.
+        prior: belief about good values: a value or a :class:`Prior`.
+    """
+
+    kind = "float"
+
+    def __init__(
+        self,
+        low: float,
+        high: float,
+        *,
+        log: bool = False,
+        step: float | None = None,
+        grid: int | Sequence[float] | None = None,
+        when: Mapping[str, Any] | None = None,
+        prior: Any = None,
+    ) -> None:
+        super().__init__(low, high, log=log, step=step, grid=grid, when=when, prior=prior)
+
+    def validate(self, value: Any, *, what: str = "value") -> float:
+        if not _is_number(value) or not math.isfinite(float(value)):
+            raise self._err(f"{what} must be a finite number, got {value!r}")
+        x = float(value)
+        self._range_check(x, what)
+        if self.step is not None:
+            k = (x - self.low) / self.step
+            if abs(k - round(k)) > 1e-6:
+                raise self._err(f"{what} {x} is not on the step {self.step} from {self.low}")
+            return self._snap(x)
+        return min(max(x, float(self.low)), float(self.high))
+
+    def _cast(self, x: float) -> float:
+        return float(x)
+
+    @property
+    def n_values(self) -> float:
+        return float(self._levels) if self._levels is not None else math.inf
+
+
+class Int(_Numeric):
+    """An integer parameter in ``[low, high]`` (both inclusive).
+
+    ``log=True`` spaces values geometrically (needs ``low >= 1``); ``step``
+    keeps every ``step``-th integer from ``low``.
+    """
+
+    kind = "int"
+
+    def __init__(
+        self,
+        low: int,
+        high: int,
+        *,
+        log: bool = False,
+        step: int = 1,
+        grid: int | Sequence[int] | None = None,
+        when: Mapping[str, Any] | None = None,
+        prior: Any = None,
+    ) -> None:
+        super().__init__(low, high, log=log, step=step, grid=grid, when=when, prior=prior)
+
+    def _check(self) -> None:
+        for label, v in (("low", self.low), ("high", self.high), ("step", self.step)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+                raise self._err(f"{label} must be an integer, got {v!r}")
+        self.low, self.high, self.step = int(self.low), int(self.high), int(self.step or 1)
+        if self.log and self.step != 1:
+            raise self._err("step and log=True cannot be combined; choose one")
+        super()._check()
+
+    @property
+    def _levels(self) -> int | None:
+        if self.log:
+            return None
+        return super()._levels
+
+    def _scaled_bounds(self) -> tuple[float, float]:
+        if not self.log:
+            return float(self.low), float(self.high)
+        # log ints: bins of equal log width around each integer
+        return math.log(self.low - 0.5), math.log(self.high + 0.5)
+
+    def validate(self, value: Any, *, what: str = "value") -> int:
+        if isinstance(value, bool) or not _is_number(value):
+            raise self._err(f"{what} must be an integer, got {value!r}")
+        if float(value) != int(value):
+            raise self._err(f"{what} must be an integer, got {value!r}")
+        x = int(value)
+        self._range_check(x, what)
+        assert self.step is not None
+        if (x - self.low) % self.step:
+            raise self._err(f"{what} {x} is not on the step {self.step} from {self.low}")
+        return x
+
+    def _cast(self, x: float) -> int:
+        return int(min(max(round(x), self.low), self.high))
+
+    def to_unit(self, value: Any) -> float:
+        if not self.log:
+            return super().to_unit(value)
+        lo, hi = self._scaled_bounds()
+        return float(np.clip((math.log(int(value)) - lo) / (hi - lo), 0.0, 1.0))
+
+    @property
+    def n_values(self) -> float:
+        assert self.step is not None
+        return float((self.high - self.low) // self.step + 1)
+
+
+class Categorical(Param):
+    """One of a list of choices (any hashable values: strings, numbers, None, tuples).
+
+    The choices have no order: Bayesian samplers use a categorical kernel.
+    """
+
+    kind = "categorical"
+
+    def __init__(
+        self,
+        choices: Sequence[Hashable],
+        *,
+        when: Mapping[str, Any] | None = None,
+        prior: Any = None,
+    ) -> None:
+        super().__init__(when=when, prior=prior)
+        self.choices = tuple(choices) if isinstance(choices, Iterable) and not isinstance(choices, (str, bytes)) else choices
+
+    def _check(self) -> None:
+        if not isinstance(self.choices, tuple):
+            raise self._err(f"choices must be a list, got {self.choices!r}")
+        if not self.choices:
+            raise self._err("choices is empty; list at least one value")
+        seen: list[Any] = []
+        for c in self.choices:
+            try:
+                hash(c)
+            except TypeError:
+                raise self._err(f"choice {c!r} is not hashable; use a tuple instead of a list") from None
+            if any(c == s and type(c) is type(s) for s in seen):
+                raise self._err(f"choice {c!r} is listed twice")
+            seen.append(c)
+
+    def _check_prior(self, prior: Prior) -> None:
+        if prior.weight is not None:
+            for k, w in prior.weight.items():
+                self.validate(k, what="prior choice")
+                if not _is_number(w) or w < 0:
+                    raise self._err(f"prior weight of {k!r} must be >= 0, got {w!r}")
+            if sum(prior.weight.values()) <= 0:
+                raise self._err("prior weights are all zero")
+        else:
+            super()._check_prior(prior)
+
+    def index(self, value: Any) -> int:
+        for i, c in enumerate(self.choices):
+            if c == value and (type(c) is type(value) or (_is_number(c) and _is_number(value))):
+                return i
+        # JSON round trips turn tuples into lists
+        if isinstance(value, list):
+            return self.index(tuple(value))
+        raise self._err(f"{value!r} is not one of the choices {list(self.choices)}")
+
+    def validate(self, value: Any, *, what: str = "value") -> Any:
+        try:
+            return self.choices[self.index(value)]
+        except ValueError:
+            raise self._err(f"{what} {value!r} is not one of the choices {list(self.choices)}") from None
+
+    def to_unit(self, value: Any) -> float:
+        return (self.index(value) + 0.5) / len(self.choices)
+
+    def from_unit(self, u: float) -> Any:
+        k = len(self.choices)
+        return self.choices[min(int(min(max(u, 0.0), 1.0) * k), k - 1)]
+
+    def grid(self, points: int | Sequence[Any] | None = None) -> list[Any]:
+        if points is None:
+            return list(self.choices)
+        if isinstance(points, int):
+            raise self._err("a categorical grid is its choices, or a list of some of them")
+        return [self.validate(v, what="grid value") for v in points]
+
+    @property
+    def n_values(self) -> float:
+        return float(len(self.choices))
+
+    def _fields(self) -> dict[str, Any]:
+        return {"choices": [list(c) if isinstance(c, tuple) else c for c in self.choices]}
+
+
+class Fixed(Param):
+    """A constant that is part of every configuration (while its condition holds)."""
+
+    kind = "fixed"
+
+    def __init__(self, value: Any, *, when: Mapping[str, Any] | None = None) -> None:
+        super().__init__(when=when)
+        self.value = value
+
+    def _check(self) -> None:
+        try:
+            hash(self.value)
+        except TypeError:
+            if not isinstance(self.value, (list, dict)):
+                raise self._err(f"fixed value {self.value!r} is not hashable") from None
+
+    def validate(self, value: Any, *, what: str = "value") -> Any:
+        if value != self.value:
+            raise self._err(f"{what} {value!r} differs from the fixed value {self.value!r}")
+        return self.value
+
+    def to_unit(self, value: Any) -> float:
+        return 0.5
+
+    def from_unit(self, u: float) -> Any:
+        return self.value
+
+    def grid(self, points: int | Sequence[Any] | None = None) -> list[Any]:
+        return [self.value]
+
+    @property
+    def n_values(self) -> float:
+        return 1.0
+
+    def _fields(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+
+def param_from_dict(d: Mapping[str, Any]) -> Param:
+    """Inverse of :meth:`Param.to_dict` (also reads hand-written YAML)."""
+    d = dict(d)
+    kind = d.pop("type", None)
+    prior = d.pop("prior", None)
+    if isinstance(prior, Mapping):
+        prior = Prior(mode=prior.get("mode"), width=prior.get("width", 0.15), weight=prior.get("weight"))
+    if prior is not None:
+        d["prior"] = prior
+    try:
+        if kind == "float":
+            return Float(**d)
+        if kind == "int":
+            return Int(**d)
+        if kind == "categorical":
+            choices = [tuple(c) if isinstance(c, list) else c for c in d.pop("choices")]
+            return Categorical(choices, **d)
+        if kind == "fixed":
+            d.pop("prior", None)
+            return Fixed(d.pop("value"), **d)
+    except TypeError as exc:
+        raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {exc}") from None
+    raise ValueError(
+        f"unknown parameter type {kind!r}; use one of float, int, categorical, fixed"
+    )

@@ -1,0 +1,311 @@
+"""The search space: named parameters, their conditions, encodings and grids."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .params import Categorical, Fixed, Param, param_from_dict
+
+Config = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One coordinate of the encoded vector.
+
+    ``kind`` is "float", "int" or "categorical"; ``levels`` is the number of
+    distinct values (``inf`` for continuous floats); ``log`` tells the scale.
+    """
+
+    name: str
+    kind: str
+    levels: float
+    log: bool
+    conditional: bool
+
+
+class Space(Mapping[str, Param]):
+    """A validated set of named parameters.
+
+    Example::
+
+        Space({
+            "kernel": Categorical(["linear", "poly", "rbf"]),
+            "C": Float(1e-3, 1e3, log=True),
+            "gamma": Float(1e-5, 10.0, log=True, when={"kernel": ["poly", "rbf"]}),
+            "degree": Int(2, 5, when={"kernel": ["poly"]}),
+            "max_iter": 10_000,          # a plain value is a fixed parameter
+        })
+
+    A configuration (``dict``) holds exactly the active parameters. Encoded
+    vectors hold one coordinate per free (non-fixed) parameter, in definition
+    order, on [0, 1]; an inactive parameter encodes as NaN.
+    """
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        if isinstance(params, Space):
+            params = params._params
+        if not isinstance(params, Mapping):
+            raise TypeError(f"Space takes a mapping of name -> parameter, got {type(params).__name__}")
+        if not params:
+            raise ValueError("a Space needs at least one parameter")
+        self._params: dict[str, Param] = {}
+        for name, p in params.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
+            if not isinstance(p, Param):
+                p = Fixed(p)
+            p._bind(name)
+            self._params[name] = p
+        self._order = self._topological_order()
+        self._check_conditions()
+        self.free: tuple[str, ...] = tuple(n for n, p in self._params.items() if not isinstance(p, Fixed))
+        self.dims: tuple[Dim, ...] = tuple(self._dim(n) for n in self.free)
+        self._col = {n: i for i, n in enumerate(self.free)}
+
+    # -- Mapping ------------------------------------------------------------
+    def __getitem__(self, name: str) -> Param:
+        return self._params[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Space) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n!r}: {p!r}" for n, p in self._params.items())
+        return f"Space({{{inner}}})"
+
+    @property
+    def ndim(self) -> int:
+        return len(self.free)
+
+    @property
+    def is_conditional(self) -> bool:
+        return any(p.when for p in self._params.values())
+
+    # -- validation of the definition ----------------------------------------
+    def _topological_order(self) -> list[str]:
+        for name, p in self._params.items():
+            for parent in p.when:
+                if parent not in self._params:
+                    raise ValueError(
+                        f"parameter {name!r}: condition on unknown parameter {parent!r}; "
+                        f"known parameters are {sorted(self._params)}"
+                    )
+        order: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(n: str, path: list[str]) -> None:
+            if state.get(n) == 2:
+                return
+            if state.get(n) == 1:
+                cycle = path[path.index(n):] + [n]
+                raise ValueError(f"parameter {n!r}: conditions form a cycle: {' -> '.join(cycle)}")
+            state[n] = 1
+            for parent in self._params[n].when:
+                visit(parent, path + [n])
+            state[n] = 2
+            order.append(n)
+
+        for n in self._params:
+            visit(n, [])
+        return order
+
+    def _check_conditions(self) -> None:
+        for name, p in self._params.items():
+            for parent, values in p.when.items():
+                pp = self._params[parent]
+                bad = [v for v in values if not pp.contains(v)]
+                if bad:
+                    raise ValueError(
+                        f"parameter {name!r}: condition {parent!r} in {list(values)} can never "
+                        f"hold for {bad}: {parent!r} is {pp!r}"
+                    )
+
+    def _dim(self, name: str) -> Dim:
+        p = self._params[name]
+        return Dim(name, p.kind, p.n_values, bool(getattr(p, "log", False)), bool(p.when))
+
+    # -- configurations -------------------------------------------------------
+    def is_active(self, name: str, config: Mapping[str, Any]) -> bool:
+        """Whether ``name`` is active given the (possibly partial) values of its parents."""
+        for parent, values in self._params[name].when.items():
+            if parent not in config or not self.is_active(parent, config):
+                return False
+            if not any(_same(config[parent], v) for v in values):
+                return False
+        return True
+
+    def validate(self, config: Mapping[str, Any]) -> Config:
+        """Return the canonical form of ``config`` or raise ValueError naming the problem.
+
+        The canonical form holds exactly the active parameters, in definition
+        order, with values of the parameter's type (fixed values filled in).
+        """
+        if not isinstance(config, Mapping):
+            raise TypeError(f"a configuration is a dict, got {type(config).__name__}")
+        unknown = sorted(set(config) - set(self._params))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown}; the space has {list(self._params)}")
+        out: Config = {}
+        for name in self._order:
+            p = self._params[name]
+            if not self.is_active(name, out):
+                if name in config and not isinstance(p, Fixed):
+                    raise ValueError(
+                        f"parameter {name!r} is inactive here (it needs {dict(p.when)}) "
+                        "and must be left out"
+                    )
+                continue
+            if name not in config:
+                if isinstance(p, Fixed):
+                    out[name] = p.value
+                    continue
+                raise ValueError(f"parameter {name!r} is missing from the configuration")
+            out[name] = p.validate(config[name])
+        return {n: out[n] for n in self._params if n in out}
+
+    def sample(self, rng: np.random.Generator) -> Config:
+        """A uniformly random configuration (uniform on each parameter's scale)."""
+        return self.decode(rng.random(self.ndim))
+
+    def encode(self, config: Mapping[str, Any]) -> np.ndarray:
+        """Vector on [0, 1]^ndim; inactive coordinates are NaN."""
+        x = np.full(self.ndim, np.nan)
+        for name, value in config.items():
+            j = self._col.get(name)
+            if j is not None:
+                x[j] = self._params[name].to_unit(value)
+        return x
+
+    def encode_many(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Matrix of shape (len(configs), ndim)."""
+        out = np.full((len(configs), self.ndim), np.nan)
+        for i, c in enumerate(configs):
+            out[i] = self.encode(c)
+        return out
+
+    def decode(self, x: Sequence[float] | np.ndarray) -> Config:
+        """The configuration at ``x``; coordinates of inactive parameters are ignored
+        (NaN there is fine)."""
+        if len(x) != self.ndim:
+            raise ValueError(f"vector has {len(x)} coordinates, the space has {self.ndim}")
+        out: Config = {}
+        for name in self._order:
+            if not self.is_active(name, out):
+                continue
+            p = self._params[name]
+            if isinstance(p, Fixed):
+                out[name] = p.value
+                continue
+            u = float(x[self._col[name]])
+            out[name] = p.from_unit(0.5 if math.isnan(u) else u)
+        return {n: out[n] for n in self._params if n in out}
+
+    def active_mask(self, config: Mapping[str, Any]) -> np.ndarray:
+        return np.array([n in config for n in self.free], dtype=bool)
+
+    def key(self, config: Mapping[str, Any]) -> str:
+        """A canonical string of a configuration: equal configurations, equal keys."""
+        canon = self.validate(config)
+        return json.dumps({n: canon[n] for n in sorted(canon)}, sort_keys=True, default=repr)
+
+    # -- grids --------------------------------------------------------------
+    def grid(self, points: Mapping[str, Any] | None = None) -> list[Config]:
+        """Every configuration of the grid, conditional-aware.
+
+        ``points`` maps a parameter to a number of points or a list of values
+        (overriding the parameter's own ``grid=``). Two configurations that
+        differ only in an inactive parameter are never both listed.
+        """
+        points = dict(points or {})
+        unknown = sorted(set(points) - set(self._params))
+        if unknown:
+            raise ValueError(f"grid points given for unknown parameter(s) {unknown}")
+        values = {n: self._params[n].grid(points.get(n)) for n in self._order}
+        configs: list[Config] = [{}]
+        for name in self._order:
+            nxt: list[Config] = []
+            for c in configs:
+                if self.is_active(name, c):
+                    nxt.extend({**c, name: v} for v in values[name])
+                else:
+                    nxt.append(c)
+            configs = nxt
+        return [{n: c[n] for n in self._params if n in c} for c in configs]
+
+    def grid_size(self, points: Mapping[str, Any] | None = None) -> int:
+        return len(self.grid(points))
+
+    @property
+    def cardinality(self) -> float:
+        """Number of distinct configurations (``inf`` if any float is continuous).
+
+        Exact for spaces of up to 100,000 unconditioned combinations, an upper
+        bound beyond."""
+        bound = _product_bound(self)
+        if math.isinf(bound) or bound > 100_000:
+            return bound
+        return float(len(self.grid({n: int(self._params[n].n_values) for n in self.free
+                                    if self._params[n].kind != "categorical"})))
+
+    # -- serialization --------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {name: p.to_dict() for name, p in self._params.items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Space:
+        """Inverse of :meth:`to_dict`. Plain values (not mappings with a ``type``)
+        are fixed parameters; a list is a categorical shorthand."""
+        params: dict[str, Any] = {}
+        for name, spec in d.items():
+            if isinstance(spec, Mapping) and "type" in spec:
+                params[name] = param_from_dict(spec)
+            elif isinstance(spec, list):
+                params[name] = Categorical([tuple(c) if isinstance(c, list) else c for c in spec])
+            else:
+                params[name] = Fixed(spec)
+        return cls(params)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Space:
+        return cls.from_dict(json.loads(text))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Space:
+        data = yaml.safe_load(text)
+        if not isinstance(data, Mapping):
+            raise ValueError("a space in YAML is a mapping of parameter name -> definition")
+        return cls.from_dict(data)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (type(a) is type(b) and a == b)
+    return bool(a == b)
+
+
+def _product_bound(space: Space) -> float:
+    return float(np.prod([space[n].n_values for n in space.free])) if space.free else 1.0
+

@@ -1,0 +1,37 @@
+"""Storages: where studies and trials are recorded."""
+
+from __future__ import annotations
+
+from .base import Storage, StudyRecord, worker_id
+from .memory import MemoryStorage
+from .sql import SCHEMA_VERSION, SQLStorage
+
+
+def make_storage(spec: str | Storage | None) -> Storage:
+    """A storage from ``None``/"memory" (in memory), a database URL, a path
+    ending in ``.db`` (SQLite), or an instance (returned as is)."""
+    if spec is None or spec == "memory":
+        return MemoryStorage()
+    if isinstance(spec, Storage):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"storage must be a URL string or a Storage, got {type(spec).__name__}")
+    if "://" not in spec:
+        if spec.endswith((".db", ".sqlite", ".sqlite3")):
+            return SQLStorage(f"sqlite:///{spec}")
+        raise ValueError(
+            f"storage {spec!r} is not a database URL; use 'sqlite:///{spec}' for a SQLite file "
+            "or 'postgresql+psycopg://user:password@host/dbname'"
+        )
+    return SQLStorage(spec)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MemoryStorage",
+    "SQLStorage",
+    "Storage",
+    "StudyRecord",
+    "make_storage",
+    "worker_id",
+]

@@ -1,0 +1,107 @@
+"""The storage interface: records of studies and trials.
+
+Small on purpose: a study is created or loaded once; a trial is created with
+an atomic number, then rewritten whole at each change of state (never one
+write per parameter); trials are read back in bulk from a cursor.
+Finished trials never change: writing to one raises
+:class:`~tunesmith.exceptions.TrialFinishedError`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..trial import Direction, FrozenTrial, TrialState
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A study as stored: its name, direction, space (as a dict) and settings."""
+
+    study_id: int
+    name: str
+    direction: Direction
+    space: Mapping[str, Any]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+
+
+def worker_id() -> str:
+    """``host:pid`` of the calling process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Storage(ABC):
+    """Base class of storages. Implementations must be safe to share between
+    threads; SQL ones also between processes and machines."""
+
+    url: str = "memory"
+
+    @abstractmethod
+    def create_study(
+        self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> StudyRecord:
+        """Create a study; raise ValueError if one of that name exists."""
+
+    @abstractmethod
+    def get_study(self, name: str) -> StudyRecord:
+        """The study of that name; raise StudyNotFound if there is none."""
+
+    @abstractmethod
+    def list_studies(self) -> list[StudyRecord]: ...
+
+    @abstractmethod
+    def delete_study(self, name: str) -> None: ...
+
+    @abstractmethod
+    def create_trial(
+        self,
+        study_id: int,
+        *,
+        params: Mapping[str, Any],
+        state: TrialState = TrialState.RUNNING,
+        claim: str | None = None,
+        worker: str | None = None,
+        now: float | None = None,
+    ) -> FrozenTrial | None:
+        """Insert a trial numbered one past the last; atomically.
+
+        With ``claim`` set, return ``None`` instead if a trial of the study
+        already holds that claim (a grid point another worker took).
+        """
+
+    @abstractmethod
+    def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
+        """Atomically turn the oldest waiting trial into a running one, or ``None``."""
+
+    @abstractmethod
+    def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
+        """Rewrite a trial record whole (state, value, reports, attrs, ...).
+
+        Raises TrialFinishedError if the stored record is already finished.
+        """
+
+    @abstractmethod
+    def get_trials(self, study_id: int, *, min_number: int = 0) -> list[FrozenTrial]:
+        """Trials numbered ``min_number`` and up, by number."""
+
+    def get_trial(self, study_id: int, number: int) -> FrozenTrial:
+        for t in self.get_trials(study_id, min_number=number):
+            if t.number == number:
+                return t
+        raise KeyError(f"study has no trial number {number}")
+
+    @abstractmethod
+    def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
+        """Record that the workers of these running trials are alive."""
+
+    def close(self) -> None:
+        """Release connections (optional)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

@@ -1,0 +1,109 @@
+"""In-memory storage: the default for scripts; shared by threads of one process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..exceptions import StudyNotFound, TrialFinishedError
+from ..trial import Direction, FrozenTrial, TrialState
+from .base import Storage, StudyRecord
+
+
+class MemoryStorage(Storage):
+    url = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._studies: dict[str, StudyRecord] = {}
+        self._trials: dict[int, list[FrozenTrial]] = {}
+        self._claims: dict[int, set[str]] = {}
+
+    def create_study(
+        self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> StudyRecord:
+        with self._lock:
+            if name in self._studies:
+                raise ValueError(f"a study named {name!r} already exists")
+            rec = StudyRecord(len(self._trials), name, direction, dict(space), dict(config), time.time())
+            self._studies[name] = rec
+            self._trials[rec.study_id] = []
+            self._claims[rec.study_id] = set()
+            return rec
+
+    def get_study(self, name: str) -> StudyRecord:
+        with self._lock:
+            if name not in self._studies:
+                raise StudyNotFound(f"no study named {name!r} in {self.url}")
+            return self._studies[name]
+
+    def list_studies(self) -> list[StudyRecord]:
+        with self._lock:
+            return list(self._studies.values())
+
+    def delete_study(self, name: str) -> None:
+        with self._lock:
+            rec = self.get_study(name)
+            del self._studies[name]
+            self._trials[rec.study_id] = []
+
+    def create_trial(
+        self,
+        study_id: int,
+        *,
+        params: Mapping[str, Any],
+        state: TrialState = TrialState.RUNNING,
+        claim: str | None = None,
+        worker: str | None = None,
+        now: float | None = None,
+    ) -> FrozenTrial | None:
+        with self._lock:
+            if claim is not None:
+                if claim in self._claims[study_id]:
+                    return None
+                self._claims[study_id].add(claim)
+            trials = self._trials[study_id]
+            now = time.time() if now is None else now
+            running = state is TrialState.RUNNING
+            t = FrozenTrial(
+                number=len(trials),
+                state=state,
+                params=dict(params),
+                worker=worker if running else None,
+                started=now if running else None,
+                heartbeat=now if running else None,
+                trial_id=len(trials),
+            )
+            trials.append(t)
+            return t
+
+    def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
+        with self._lock:
+            for t in self._trials[study_id]:
+                if t.state is TrialState.WAITING:
+                    new = t.replace(state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now)
+                    self._trials[study_id][t.number] = new
+                    return new
+            return None
+
+    def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
+        with self._lock:
+            old = self._trials[study_id][trial.number]
+            if old.state.is_finished:
+                raise TrialFinishedError(
+                    f"trial {trial.number} is already {old.state}; finished trials never change"
+                )
+            self._trials[study_id][trial.number] = trial
+
+    def get_trials(self, study_id: int, *, min_number: int = 0) -> list[FrozenTrial]:
+        with self._lock:
+            return list(self._trials[study_id][min_number:])
+
+    def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
+        with self._lock:
+            trials = self._trials[study_id]
+            for n in numbers:
+                if trials[n].state is TrialState.RUNNING:
+                    trials[n] = trials[n].replace(heartbeat=now)

@@ -1,0 +1,486 @@
+"""SQL storage through SQLAlchemy: SQLite (embedded default) and PostgreSQL.
+
+One row per trial, rewritten whole at each change of state. Trial numbers are
+assigned inside a write transaction that holds the study's lock (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ... FOR UPDATE`` on the study row),
+so concurrent workers on many processes or machines never share a number and
+never take the same claimed (grid) point twice.
+
+SQLite runs in WAL mode so readers never block the writer; a busy database is
+waited on (busy timeout) and whole operations are retried on transient errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from ..exceptions import SchemaVersionError, StorageError, StudyNotFound, TrialFinishedError
+from ..trial import Direction, FrozenTrial, TrialState
+from .base import Storage, StudyRecord
+
+SCHEMA_VERSION = 1
+
+T = TypeVar("T")
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "ts_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+studies_table = sa.Table(
+    "ts_studies",
+    metadata,
+    sa.Column("study_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(512), nullable=False, unique=True),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("space", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+trials_table = sa.Table(
+    "ts_trials",
+    metadata,
+    sa.Column("trial_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "study_id", sa.Integer, sa.ForeignKey("ts_studies.study_id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("intermediate", sa.Text, nullable=False),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("worker", sa.String(256), nullable=True),
+    sa.Column("claim", sa.String(2048), nullable=True),
+    sa.Column("token", sa.String(32), nullable=False),
+    sa.Column("started", sa.Float, nullable=True),
+    sa.Column("completed", sa.Float, nullable=True),
+    sa.Column("heartbeat", sa.Float, nullable=True),
+    sa.UniqueConstraint("study_id", "number", name="ts_trials_number"),
+    sa.UniqueConstraint("study_id", "claim", name="ts_trials_claim"),
+    sa.UniqueConstraint("token", name="ts_trials_token"),
+    sa.Index("ts_trials_state", "study_id", "state"),
+)
+
+_FINISHED = [s.value for s in TrialState if s.is_finished]
+
+
+def _dumps(x: Any) -> str:
+    return json.dumps(x, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(x: Any) -> Any:
+    if hasattr(x, "item"):  # numpy scalars
+        return x.item()
+    if isinstance(x, (set, frozenset, tuple)):
+        return list(x)
+    return repr(x)
+
+
+def _finite_or_none(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _row_to_trial(r: Any) -> FrozenTrial:
+    return FrozenTrial(
+        number=r.number,
+        state=TrialState(r.state),
+        params=json.loads(r.params),
+        value=r.value,
+        intermediate={int(k): float(v) for k, v in json.loads(r.intermediate).items()},
+        attrs=json.loads(r.attrs),
+        error=r.error,
+        worker=r.worker,
+        started=r.started,
+        completed=r.completed,
+        heartbeat=r.heartbeat,
+        trial_id=r.trial_id,
+    )
+
+
+def _trial_values(t: FrozenTrial) -> dict[str, Any]:
+    return {
+        "state": t.state.value,
+        "params": _dumps(dict(t.params)),
+        "value": _finite_or_none(t.value),
+        "intermediate": _dumps({str(k): v for k, v in t.intermediate.items()}),
+        "attrs": _dumps(dict(t.attrs)),
+        "error": t.error,
+        "worker": t.worker,
+        "started": t.started,
+        "completed": t.completed,
+        "heartbeat": t.heartbeat,
+    }
+
+
+class SQLStorage(Storage):
+    """Storage in a SQL database, by SQLAlchemy URL.
+
+    ``sqlite:///tunesmith.db`` (a file; the folder must exist) or
+    ``postgresql+psycopg://user:pass@host/db``. Tables are created on first use
+    and carry a schema version.
+
+    Args:
+        url: the database URL.
+        retries: attempts for an operation that meets a transient error
+            (database busy, connection lost, serialization conflict).
+        busy_timeout: seconds SQLite waits for a lock before giving up an attempt.
+    """
+
+    def __init__(self, url: str, *, retries: int = 20, busy_timeout: float = 30.0) -> None:
+        self.url = url
+        self.retries = retries
+        self.busy_timeout = busy_timeout
+        self._engine: Engine | None = None
+        self._pid = -1
+        self._check_url()
+        self._init_schema()
+
+    # -- connections ------------------------------------------------------------
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def _check_url(self) -> None:
+        try:
+            parsed = sa.engine.make_url(self.url)
+        except sa.exc.ArgumentError:
+            raise ValueError(
+                f"storage {self.url!r} is not a database URL; use e.g. 'sqlite:///tunesmith.db' "
+                "or 'postgresql+psycopg://user:password@host/dbname'"
+            ) from None
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            folder = Path(parsed.database).expanduser().resolve().parent
+            if not folder.is_dir():
+                raise ValueError(f"storage {self.url!r}: folder {folder} does not exist; create it first")
+        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+            raise ValueError(
+                "an in-memory SQLite database cannot be shared; use storage=None for memory "
+                "or 'sqlite:///path/to/file.db'"
+            )
+
+    @property
+    def engine(self) -> Engine:
+        # a forked worker must not reuse its parent's connections
+        if self._engine is None or self._pid != os.getpid():
+            if self._engine is not None:
+                self._engine.dispose(close=False)
+            self._engine = self._make_engine()
+            self._pid = os.getpid()
+        return self._engine
+
+    def _make_engine(self) -> Engine:
+        if not self.is_sqlite:
+            try:
+                return sa.create_engine(self.url, pool_pre_ping=True, future=True)
+            except ModuleNotFoundError as exc:
+                raise ImportError(
+                    f"storage {self.url!r} needs a database driver ({exc.name}); for PostgreSQL "
+                    "install the extra: pip install 'tunesmith[postgres]'"
+                ) from None
+        engine = sa.create_engine(
+            self.url, connect_args={"timeout": self.busy_timeout, "check_same_thread": False}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("tunesmith_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        """Run ``fn`` in one transaction, retrying transient failures."""
+        delay = 0.005
+        for attempt in range(self.retries):
+            try:
+                with self.engine.connect() as conn:
+                    if write:
+                        conn.execution_options(tunesmith_write=True)
+                    with conn.begin():
+                        return fn(conn)
+            except (OperationalError, DBAPIError) as exc:
+                if isinstance(exc, IntegrityError) or not self._transient(exc) or attempt == self.retries - 1:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _transient(exc: DBAPIError) -> bool:
+        if exc.connection_invalidated:
+            return True
+        text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+        return any(
+            s in text
+            for s in (
+                "database is locked",
+                "database is busy",
+                "could not serialize",
+                "deadlock detected",
+                "connection",
+                "server closed",
+                "terminating",
+                "timeout",
+            )
+        )
+
+    # -- schema ---------------------------------------------------------------------
+    def _init_schema(self) -> None:
+        try:
+            self._run(self._create_schema, write=True)
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageError(f"cannot open storage {self.url!r}: {exc.orig or exc}") from exc
+
+    def _create_schema(self, conn: Connection) -> None:
+        metadata.create_all(conn, checkfirst=True)
+        row = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        ).first()
+        if row is None:
+            conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        found = int(row.value)
+        if found > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"storage {self.url!r} has schema version {found}, written by a newer tunesmith; "
+                f"this one reads up to version {SCHEMA_VERSION}. Upgrade: pip install -U tunesmith"
+            )
+        if found < SCHEMA_VERSION:  # pragma: no cover - no older schema exists yet
+            self._migrate(conn, found)
+
+    def _migrate(self, conn: Connection, found: int) -> None:  # pragma: no cover
+        raise SchemaVersionError(f"no migration from schema version {found} to {SCHEMA_VERSION}")
+
+    # -- studies ------------------------------------------------------------------------
+    def create_study(
+        self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> StudyRecord:
+        def op(conn: Connection) -> StudyRecord:
+            exists = conn.execute(
+                sa.select(studies_table.c.study_id).where(studies_table.c.name == name)
+            ).first()
+            if exists:
+                raise ValueError(f"a study named {name!r} already exists in {self.url}")
+            now = time.time()
+            res = conn.execute(
+                sa.insert(studies_table).values(
+                    name=name,
+                    direction=direction.value,
+                    space=_dumps(dict(space)),
+                    config=_dumps(dict(config)),
+                    created=now,
+                )
+            )
+            (sid,) = res.inserted_primary_key  # type: ignore[misc]
+            return StudyRecord(int(sid), name, direction, dict(space), dict(config), now)
+
+        try:
+            return self._run(op, write=True)
+        except IntegrityError:
+            raise ValueError(f"a study named {name!r} already exists in {self.url}") from None
+
+    @staticmethod
+    def _study(r: Any) -> StudyRecord:
+        return StudyRecord(
+            r.study_id, r.name, Direction(r.direction), json.loads(r.space), json.loads(r.config), r.created
+        )
+
+    def get_study(self, name: str) -> StudyRecord:
+        row = self._run(
+            lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).first(),
+            write=False,
+        )
+        if row is None:
+            raise StudyNotFound(f"no study named {name!r} in {self.url}")
+        return self._study(row)
+
+    def list_studies(self) -> list[StudyRecord]:
+        rows = self._run(
+            lambda c: c.execute(sa.select(studies_table).order_by(studies_table.c.study_id)).all(),
+            write=False,
+        )
+        return [self._study(r) for r in rows]
+
+    def delete_study(self, name: str) -> None:
+        sid = self.get_study(name).study_id
+
+        def op(conn: Connection) -> None:
+            conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == sid))
+            conn.execute(sa.delete(studies_table).where(studies_table.c.study_id == sid))
+
+        self._run(op, write=True)
+
+    # -- trials ---------------------------------------------------------------------------
+    def _lock_study(self, conn: Connection, study_id: int) -> None:
+        if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
+            conn.execute(
+                sa.select(studies_table.c.study_id)
+                .where(studies_table.c.study_id == study_id)
+                .with_for_update()
+            )
+
+    def create_trial(
+        self,
+        study_id: int,
+        *,
+        params: Mapping[str, Any],
+        state: TrialState = TrialState.RUNNING,
+        claim: str | None = None,
+        worker: str | None = None,
+        now: float | None = None,
+    ) -> FrozenTrial | None:
+        token = uuid.uuid4().hex
+        now = time.time() if now is None else now
+        running = state is TrialState.RUNNING
+        t = trials_table.c
+
+        def op(conn: Connection) -> FrozenTrial | None:
+            self._lock_study(conn, study_id)
+            done = conn.execute(sa.select(t.number).where(t.token == token)).first()
+            if done is not None:  # an earlier attempt committed before its connection broke
+                return _row_to_trial(
+                    conn.execute(sa.select(trials_table).where(t.token == token)).one()
+                )
+            if claim is not None and conn.execute(
+                sa.select(t.number).where(t.study_id == study_id, t.claim == claim)
+            ).first():
+                return None
+            number = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(t.number) + 1, 0)).where(t.study_id == study_id)
+            ).scalar_one()
+            record = FrozenTrial(
+                number=int(number),
+                state=state,
+                params=dict(params),
+                worker=worker if running else None,
+                started=now if running else None,
+                heartbeat=now if running else None,
+            )
+            res = conn.execute(
+                sa.insert(trials_table).values(
+                    study_id=study_id, number=record.number, claim=claim, token=token, **_trial_values(record)
+                )
+            )
+            return record.replace(trial_id=int(res.inserted_primary_key[0]))  # type: ignore[index]
+
+        try:
+            return self._run(op, write=True)
+        except IntegrityError:
+            if claim is not None:
+                return None
+            raise
+
+    def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
+        t = trials_table.c
+        # cheap read first: most asks find no queued trial
+        has = self._run(
+            lambda c: c.execute(
+                sa.select(t.number).where(t.study_id == study_id, t.state == "waiting").limit(1)
+            ).first(),
+            write=False,
+        )
+        if has is None:
+            return None
+
+        def op(conn: Connection) -> FrozenTrial | None:
+            self._lock_study(conn, study_id)
+            row = conn.execute(
+                sa.select(trials_table)
+                .where(t.study_id == study_id, t.state == "waiting")
+                .order_by(t.number)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            rec = _row_to_trial(row).replace(
+                state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now
+            )
+            conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(rec)))
+            return rec
+
+        return self._run(op, write=True)
+
+    def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
+        t = trials_table.c
+        values = _trial_values(trial)
+
+        def op(conn: Connection) -> None:
+            res = conn.execute(
+                sa.update(trials_table)
+                .where(t.study_id == study_id, t.number == trial.number, t.state.not_in(_FINISHED))
+                .values(**values)
+            )
+            if res.rowcount == 0:
+                row = conn.execute(
+                    sa.select(t.state, t.params, t.value, t.intermediate, t.attrs, t.error).where(
+                        t.study_id == study_id, t.number == trial.number
+                    )
+                ).first()
+                if row is None:
+                    raise KeyError(f"study has no trial number {trial.number}")
+                same = all(row._mapping[k] == values[k] for k in row._mapping)
+                if not same:  # a retried write that had committed is not an error
+                    raise TrialFinishedError(
+                        f"trial {trial.number} is already {row.state}; finished trials never change"
+                    )
+
+        self._run(op, write=True)
+
+    def get_trials(self, study_id: int, *, min_number: int = 0) -> list[FrozenTrial]:
+        t = trials_table.c
+        rows = self._run(
+            lambda c: c.execute(
+                sa.select(trials_table)
+                .where(t.study_id == study_id, t.number >= min_number)
+                .order_by(t.number)
+            ).all(),
+            write=False,
+        )
+        return [_row_to_trial(r) for r in rows]
+
+    def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
+        if not numbers:
+            return
+        t = trials_table.c
+        self._run(
+            lambda c: c.execute(
+                sa.update(trials_table)
+                .where(t.study_id == study_id, t.number.in_(list(numbers)), t.state == "running")
+                .values(heartbeat=now)
+            ),
+            write=True,
+        )
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None

@@ -1,0 +1,90 @@
+"""A progress bar for long runs: trials done, best value so far, time left."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from .study import Study
+
+
+class Progress:
+    """Wraps rich's progress bar; does nothing when disabled."""
+
+    def __init__(self, study: Study, n_trials: int | None, timeout: float | None, *, enabled: bool) -> None:
+        self.study = study
+        self.enabled = enabled
+        self.n_trials = n_trials
+        self.timeout = timeout
+        self._done = 0
+        self._best: float | None = None
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._task: Any = None
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.__enter__()
+            total = self.n_trials if self.n_trials is not None else self.timeout
+            self._task = self._bar.add_task(self.study.name, total=total, best="-")
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def advance(self, record: FrozenTrial) -> None:
+        """Count one finished trial (thread-safe)."""
+        if self._bar is None:
+            return
+        with self._lock:
+            self._done += 1
+            if record.state is TrialState.COMPLETE and record.value is not None:
+                sign = self.study.direction.sign()
+                if self._best is None or sign * record.value < sign * self._best:
+                    self._best = record.value
+            self._render()
+
+    def poll(self, start: int) -> None:
+        """Refresh from the storage (process workers report nothing directly)."""
+        if self._bar is None:
+            return
+        trials = self.study.trials
+        finished = [t for t in trials if t.state.is_finished]
+        self._done = max(0, len(finished) - start)
+        try:
+            self._best = self.study.best_value
+        except ValueError:
+            self._best = None
+        self._render()
+
+    def _render(self) -> None:
+        best = "-" if self._best is None else f"{self._best:.6g}"
+        if self.n_trials is not None:
+            self._bar.update(self._task, completed=self._done, best=best)
+        else:
+            self._bar.update(self._task, completed=time.monotonic() - self._t0, best=best)

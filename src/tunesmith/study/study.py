@@ -1,0 +1,388 @@
+"""Study: ties a space, a sampler, a pruner and a storage together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError
+from ..pruners import Decision, Pruner, make_pruner
+from ..samplers import Sampler, make_sampler
+from ..space import Space
+from ..storage import Storage, make_storage, worker_id
+from ..trial import Direction, FrozenTrial, TrialState
+from .trial import Trial, _as_float
+
+logger = logging.getLogger("tunesmith")
+
+Objective = Callable[[Trial], Any]
+
+
+class Study:
+    """A search for the best configuration of a space.
+
+    Args:
+        space: the :class:`Space` (or a dict of parameters). May be omitted
+            when loading an existing study from a storage.
+        direction: "minimize" or "maximize" the objective's value.
+        sampler: "auto" (default), "grid", "random", "sobol", "bayes", "tpe",
+            or a :class:`~tunesmith.samplers.Sampler`.
+        pruner: None, a name ("median", "asha", ...) or a Pruner.
+        seed: seed of the sampler: the same seed gives the same trials.
+        storage: None (in memory), "sqlite:///file.db", a PostgreSQL URL, or a
+            Storage. With a persistent storage, opening the same ``name``
+            again resumes the study.
+        name: the study's name in the storage.
+        load_if_exists: resume an existing study of that name (else raise).
+    """
+
+    def __init__(
+        self,
+        space: Space | Mapping[str, Any] | None = None,
+        *,
+        direction: str | Direction | None = None,
+        sampler: str | Sampler | dict[str, Any] | None = None,
+        pruner: str | Pruner | dict[str, Any] | None = None,
+        seed: int | None = None,
+        storage: str | Storage | None = None,
+        name: str | None = None,
+        load_if_exists: bool = True,
+    ) -> None:
+        self._storage = make_storage(storage)
+        self.name = name or f"study-{uuid.uuid4().hex[:8]}"
+        record = self._open(space, direction, sampler, pruner, seed, load_if_exists)
+        self._study_id = record.study_id
+        self.direction = record.direction
+        self.space = Space.from_dict(record.space)
+        cfg = dict(record.config)
+        self.sampler: Sampler = make_sampler(sampler if sampler is not None else cfg["sampler"], seed)
+        self.pruner: Pruner = make_pruner(pruner if pruner is not None else cfg.get("pruner"))
+        self._lock = threading.RLock()
+        self._finished: dict[int, FrozenTrial] = {}
+        self._cursor = 0
+        self._session = len(self._storage.get_trials(self._study_id))
+        self.sampler.reseed(self._session, 0)
+        self.budget_hint: int | None = None
+
+    # -- opening ----------------------------------------------------------------
+    def _open(
+        self,
+        space: Space | Mapping[str, Any] | None,
+        direction: str | Direction | None,
+        sampler: Any,
+        pruner: Any,
+        seed: int | None,
+        load_if_exists: bool,
+    ) -> Any:
+        try:
+            record = self._storage.get_study(self.name)
+        except StudyNotFound:
+            record = None
+        if record is not None:
+            if not load_if_exists:
+                raise ValueError(
+                    f"a study named {self.name!r} already exists in {self._storage.url}; "
+                    "pass load_if_exists=True to resume it or choose another name"
+                )
+            self._check_same(record, space, direction)
+            return record
+        if space is None:
+            raise ValueError(
+                f"no study named {self.name!r} in {self._storage.url}: pass a space to create it"
+            )
+        space = space if isinstance(space, Space) else Space(space)
+        dirn = Direction.parse(direction or "minimize")
+        samp = make_sampler(sampler if sampler is not None else "auto", seed)
+        config = {"sampler": samp.describe(), "pruner": make_pruner(pruner).describe()}
+        try:
+            return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
+        except ValueError:  # another worker created it a moment ago
+            return self._storage.get_study(self.name)
+
+    def _check_same(self, record: Any, space: Any, direction: Any) -> None:
+        if space is not None:
+            space = space if isinstance(space, Space) else Space(space)
+            if space.to_dict() != Space.from_dict(record.space).to_dict():
+                raise ValueError(
+                    f"study {self.name!r} exists with a different space; use another name, "
+                    "or omit space= to resume it as it is"
+                )
+        if direction is not None and Direction.parse(direction) is not record.direction:
+            raise ValueError(
+                f"study {self.name!r} exists with direction {record.direction}, not {direction}"
+            )
+
+    @classmethod
+    def load(cls, name: str, storage: str | Storage, **kwargs: Any) -> Study:
+        """Open an existing study (raises StudyNotFound if there is none)."""
+        st = make_storage(storage)
+        st.get_study(name)
+        return cls(storage=st, name=name, **kwargs)
+
+    # -- records -------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        """Every trial of the study, by number (all workers' included)."""
+        return self._history()
+
+    def _history(self) -> list[FrozenTrial]:
+        """All trials; finished ones are cached since they never change."""
+        with self._lock:
+            fresh = self._storage.get_trials(self._study_id, min_number=self._cursor)
+            live: list[FrozenTrial] = []
+            for t in fresh:
+                t = self._canonical(t)
+                if t.state.is_finished:
+                    self._finished[t.number] = t
+                else:
+                    live.append(t)
+            while self._cursor in self._finished:
+                self._cursor += 1
+            merged = {**self._finished, **{t.number: t for t in live}}
+            return [merged[n] for n in sorted(merged)]
+
+    def _canonical(self, t: FrozenTrial) -> FrozenTrial:
+        try:
+            params = self.space.validate(t.params)
+        except (ValueError, TypeError):
+            return t
+        return t if params == t.params else t.replace(params=params)
+
+    def trials_in(self, *states: TrialState | str) -> list[FrozenTrial]:
+        wanted = {TrialState(s) for s in states}
+        return [t for t in self._history() if t.state in wanted]
+
+    @property
+    def best_trial(self) -> FrozenTrial:
+        """The complete trial with the best value (the earliest among ties)."""
+        done = self.trials_in(TrialState.COMPLETE)
+        if not done:
+            raise ValueError(f"study {self.name!r} has no complete trial yet")
+        sign = self.direction.sign()
+        return min(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        return dict(self.best_trial.params)
+
+    @property
+    def best_value(self) -> float:
+        return float(self.best_trial.value)  # type: ignore[arg-type]
+
+    def to_dataframe(self) -> Any:
+        """The trials as a pandas DataFrame (one row each, a column per parameter)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_dataframe needs pandas: pip install 'tunesmith[sklearn]'") from None
+        return pd.DataFrame(trial_rows(self.trials, self.space))
+
+    # -- ask / tell ----------------------------------------------------------------------
+    def enqueue(self, params: Mapping[str, Any], *, skip_if_exists: bool = False) -> int | None:
+        """Queue a configuration to evaluate before the sampler's own picks.
+
+        Returns the queued trial's number, or None when ``skip_if_exists`` and
+        the configuration was already tried or queued.
+        """
+        canon = self.space.validate(params)
+        if skip_if_exists and any(t.params == canon for t in self._history()):
+            return None
+        rec = self._storage.create_trial(self._study_id, params=canon, state=TrialState.WAITING)
+        assert rec is not None
+        return rec.number
+
+    def ask(self) -> Trial:
+        """Start a trial: a queued configuration if any, else the sampler's next.
+
+        Raises :class:`~tunesmith.exceptions.SearchExhausted` when the sampler
+        has nothing left (every grid point taken).
+        """
+        me = worker_id()
+        with self._lock:
+            rec = self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
+            for _ in range(1000):
+                if rec is not None:
+                    return Trial(self, self._canonical(rec))
+                history = self._history() if self.sampler.uses_history else []
+                suggestion = self.sampler.suggest(self.space, history, self.direction)
+                if suggestion is None:
+                    raise SearchExhausted(
+                        f"{self.sampler.name} search of study {self.name!r} is exhausted: "
+                        f"every configuration has been tried ({len(history)} trials)"
+                    )
+                params = self.space.validate(suggestion.params)
+                claim = self.space.key(params) if suggestion.unique else None
+                rec = self._storage.create_trial(self._study_id, params=params, claim=claim, worker=me)
+        raise RuntimeError("could not claim a configuration after 1000 attempts")
+
+    def tell(
+        self,
+        trial: Trial | FrozenTrial | int,
+        value: Any = None,
+        *,
+        state: TrialState | str | None = None,
+        error: str | None = None,
+    ) -> FrozenTrial:
+        """Finish a trial with its value, or with ``state="failed"``/``"pruned"``.
+
+        A value that is not a finite number (NaN, inf, None, a string) marks
+        the trial failed with the reason stored. Returns the finished record.
+        """
+        record = self._record_of(trial)
+        if record.state.is_finished:
+            raise TrialFinishedError(
+                f"trial {record.number} is already {record.state}; finished trials never change"
+            )
+        final = self._finish(record, value, None if state is None else TrialState(state), error)
+        self._storage.update_trial(self._study_id, final)
+        if isinstance(trial, Trial):
+            trial._record = final
+        if final.state is TrialState.FAILED:
+            logger.warning("trial %d failed: %s", final.number, final.error)
+        return final
+
+    def _record_of(self, trial: Trial | FrozenTrial | int) -> FrozenTrial:
+        if isinstance(trial, Trial):
+            return trial.record
+        number = trial.number if isinstance(trial, FrozenTrial) else int(trial)
+        return self._storage.get_trial(self._study_id, number)
+
+    def _finish(
+        self, rec: FrozenTrial, value: Any, state: TrialState | None, error: str | None
+    ) -> FrozenTrial:
+        now = time.time()
+        if state is None or state is TrialState.COMPLETE:
+            v = _as_float(value)
+            if v is None:
+                return rec.replace(
+                    state=TrialState.FAILED, completed=now, error=error or _bad_value_reason(value)
+                )
+            return rec.replace(state=TrialState.COMPLETE, value=v, completed=now, error=None)
+        if state is TrialState.PRUNED:
+            v = _as_float(value)
+            if v is None and rec.intermediate:
+                v = rec.intermediate[max(rec.intermediate)]
+            return rec.replace(state=state, value=v, completed=now)
+        if state is TrialState.FAILED:
+            return rec.replace(state=state, completed=now, error=error or "marked failed by tell()")
+        raise ValueError(f"tell() finishes a trial as complete, pruned or failed, not {state}")
+
+    def _decide(self, record: FrozenTrial) -> Decision:
+        others = self._history() if record.intermediate else []
+        return self.pruner.decide(record, others, self.direction)
+
+    # -- running ---------------------------------------------------------------------------
+    def optimize(
+        self,
+        objective: Objective,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        n_jobs: int = 1,
+        *,
+        catch: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        callbacks: Sequence[Callable[[Study, FrozenTrial], None]] = (),
+        show_progress: bool | None = None,
+        executor: str | None = None,
+    ) -> None:
+        """Run trials until ``n_trials`` are done, ``timeout`` seconds pass, or the
+        search is exhausted; whichever comes first.
+
+        Args:
+            objective: ``objective(trial) -> float``. An exception in ``catch``,
+                or a value that is not a finite number, fails that trial (the
+                reason is stored) and the study goes on. Raise
+                :class:`tunesmith.TrialPruned` to end a trial as pruned.
+            n_trials: trials to run in this call (over all workers).
+            timeout: seconds after which no new trial starts.
+            n_jobs: parallel workers (-1: one per core). With a SQL storage they
+                are processes sharing the database; in memory, threads.
+            callbacks: called as ``callback(study, trial)`` after each trial.
+            show_progress: a progress bar (default: when stderr is a terminal).
+            executor: "thread" or "process" to override the default.
+
+        Ctrl-C stops cleanly: running trials are marked failed ("interrupted"),
+        nothing is half-written, and optimize returns.
+        """
+        from .optimize import run_optimize
+
+        run_optimize(
+            self,
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            n_jobs=n_jobs,
+            catch=catch if isinstance(catch, tuple) else (catch,),
+            callbacks=tuple(callbacks),
+            show_progress=show_progress,
+            executor=executor,
+        )
+
+    def run_trial(
+        self,
+        objective: Objective,
+        trial: Trial,
+        catch: tuple[type[BaseException], ...] = (Exception,),
+    ) -> FrozenTrial:
+        """Evaluate ``objective`` on an asked trial and record the outcome."""
+        from ..exceptions import TrialPruned
+
+        try:
+            value = objective(trial)
+        except TrialPruned:
+            return self.tell(trial, state=TrialState.PRUNED)
+        except KeyboardInterrupt:
+            self._mark_interrupted(trial)
+            raise
+        except catch as exc:
+            return self.tell(trial, state=TrialState.FAILED, error=_describe(exc))
+        except BaseException as exc:
+            self.tell(trial, state=TrialState.FAILED, error=_describe(exc))
+            raise
+        return self.tell(trial, value)
+
+    def _mark_interrupted(self, trial: Trial) -> None:
+        try:
+            self.tell(trial, state=TrialState.FAILED, error="interrupted (KeyboardInterrupt)")
+        except TrialFinishedError:
+            pass
+
+    def __repr__(self) -> str:
+        return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.url!r})"
+
+
+def _bad_value_reason(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return (
+            f"objective returned a {type(value).__name__} {value!r}; tunesmith optimizes a single "
+            "value: return one float"
+        )
+    return f"objective returned {value!r} ({type(value).__name__}); return a finite number"
+
+
+def _describe(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, Any]]:
+    """Flat rows for tables and exports: number, state, value, a column per parameter, times."""
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {"number": t.number, "state": t.state.value, "value": t.value}
+        for name in space:
+            row[f"params_{name}"] = t.params.get(name)
+        row["duration"] = t.duration
+        row["error"] = t.error
+        row["worker"] = t.worker
+        rows.append(row)
+    return rows
