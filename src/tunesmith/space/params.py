@@ -69,7 +69,8 @@ def _normalize_when(name: str, when: Mapping[str, Any] | None) -> Condition:
             vals = (values,)
         if not vals:
             raise ValueError(f"parameter {name!r}: condition on {parent!r} lists no values")
-        out[str(parent)] = vals
+        # a tuple choice comes back from JSON as a list: keep the canonical tuple
+        out[str(parent)] = tuple(tuple(v) if isinstance(v, list) else v for v in vals)
     return out
 
 
@@ -139,7 +140,7 @@ class Param(ABC):
         d: dict[str, Any] = {"type": self.kind}
         d.update(self._fields())
         if self.when:
-            d["when"] = {k: list(v) for k, v in self.when.items()}
+            d["when"] = {k: [_plain(x) for x in v] for k, v in self.when.items()}
         if self.prior is not None:
             p: dict[str, Any] = {"width": self.prior.width}
             if self.prior.mode is not None:
@@ -161,6 +162,11 @@ class Param(ABC):
 
     def __hash__(self) -> int:
         return hash(repr(self))
+
+
+def _plain(x: Any) -> Any:
+    """A value as JSON writes it (tuples become lists)."""
+    return list(x) if isinstance(x, tuple) else x
 
 
 def _is_number(x: Any) -> bool:

@@ -1,0 +1,86 @@
+"""Shared fixtures.
+
+``storage_url`` runs a test once per storage backend. To add a backend (e.g.
+a PostgreSQL server started on 127.0.0.1 by a session fixture), add an entry to
+``STORAGE_BACKENDS``: a name and a function ``(tmp_path) -> url`` (``None``
+means in memory). ``TUNESMITH_TEST_POSTGRES_URL`` adds an existing server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.storage import make_storage
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _sqlite(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tunesmith.db'}"
+
+
+STORAGE_BACKENDS: dict[str, Callable[[Path], str | None]] = {
+    "memory": lambda tmp_path: None,
+    "sqlite": _sqlite,
+}
+
+if os.environ.get("TUNESMITH_TEST_POSTGRES_URL"):
+    STORAGE_BACKENDS["postgresql"] = lambda tmp_path: os.environ["TUNESMITH_TEST_POSTGRES_URL"]
+
+# backends that several processes can share
+SHARED_BACKENDS = [name for name in STORAGE_BACKENDS if name != "memory"]
+
+
+@pytest.fixture(params=list(STORAGE_BACKENDS))
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """A fresh storage URL per backend (``None``: in memory)."""
+    return STORAGE_BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture(params=SHARED_BACKENDS)
+def shared_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh URL of a storage that processes can share."""
+    url = STORAGE_BACKENDS[request.param](tmp_path)
+    assert url is not None
+    return url
+
+
+@pytest.fixture
+def storage(storage_url: str | None) -> Iterator[ts.Storage]:
+    st = make_storage(storage_url)
+    yield st
+    for rec in st.list_studies():  # a shared server keeps no leftovers
+        st.delete_study(rec.name)
+    st.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return _sqlite(tmp_path)
+
+
+@pytest.fixture
+def svm_space() -> ts.Space:
+    """The seed's example space (issue 2)."""
+    return ts.Space({
+        "kernel": ts.Categorical(["linear", "poly", "rbf"]),
+        "C": ts.Float(1e-3, 1e3, log=True),
+        "gamma": ts.Float(1e-5, 10.0, log=True, when={"kernel": ["poly", "rbf"]}),
+        "degree": ts.Int(2, 5, when={"kernel": ["poly"]}),
+    })
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """Environment for a child ``python`` that imports this checkout's tunesmith."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+

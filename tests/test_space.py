@@ -1,0 +1,361 @@
+"""Search spaces: validation errors, configurations, encodings, grids, serialization."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tunesmith as ts
+from tunesmith.space import Prior
+
+# -- every bad definition is a ValueError naming the parameter ----------------------
+
+
+@pytest.mark.parametrize(
+    "param, fragment",
+    [
+        (ts.Float(1.0, 1.0), "low (1.0) must be smaller than high"),
+        (ts.Float(2.0, 1.0), "must be smaller than high"),
+        (ts.Int(5, 5), "must be smaller than high"),
+        (ts.Int(7, 3), "must be smaller than high"),
+        (ts.Float(0.0, 1.0, log=True), "log scale needs low > 0"),
+        (ts.Float(-1.0, 1.0, log=True), "log scale needs low > 0"),
+        (ts.Int(0, 10, log=True), "log scale needs low > 0"),
+        (ts.Float(0.0, 1.0, step=0.3), "does not divide the range"),
+        (ts.Int(0, 10, step=3), "does not divide the range"),
+        (ts.Float(0.0, 1.0, step=-0.1), "step must be a positive number"),
+        (ts.Float(1e-3, 1.0, log=True, step=0.001), "cannot be combined"),
+        (ts.Float(0.0, float("inf")), "finite number"),
+        (ts.Float("a", 1.0), "finite number"),  # type: ignore[arg-type]
+        (ts.Int(0.5, 3), "must be an integer"),  # type: ignore[arg-type]
+        (ts.Categorical([]), "choices is empty"),
+        (ts.Categorical(["a", "b", "a"]), "'a' is listed twice"),
+        (ts.Categorical([[1, 2]]), "not hashable"),
+        (ts.Categorical("abc"), "choices must be a list"),  # type: ignore[arg-type]
+        (ts.Float(0.0, 1.0, grid=[0.5, 2.0]), "outside"),
+        (ts.Float(0.0, 1.0, grid=0), "at least 1 point"),
+        (ts.Float(0.0, 1.0, prior=5.0), "outside"),
+    ],
+)
+def test_bad_parameter_names_it(param: ts.Space, fragment: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(fragment)) as err:
+        ts.Space({"lr": param})
+    assert "'lr'" in str(err.value)
+
+
+def test_step_error_suggests_a_fix() -> None:
+    with pytest.raises(ValueError, match=r"'x'.*adjust high to 0\.9"):
+        ts.Space({"x": ts.Float(0.0, 1.0, step=0.3)})
+
+
+def test_condition_on_unknown_parameter() -> None:
+    with pytest.raises(ValueError, match=r"parameter 'gamma': condition on unknown parameter 'kernal'"):
+        ts.Space({
+            "kernel": ["linear", "rbf"],
+            "gamma": ts.Float(1e-3, 1.0, log=True, when={"kernal": ["rbf"]}),
+        })
+
+
+def test_condition_on_impossible_value() -> None:
+    with pytest.raises(ValueError, match=r"parameter 'gamma': condition 'kernel'.*\['sigmoid'\]"):
+        ts.Space({
+            "kernel": ts.Categorical(["linear", "rbf"]),
+            "gamma": ts.Float(1e-3, 1.0, log=True, when={"kernel": ["rbf", "sigmoid"]}),
+        })
+    with pytest.raises(ValueError, match=r"parameter 'w'.*can never hold"):
+        ts.Space({"n": ts.Int(1, 4), "w": ts.Float(0, 1, when={"n": [7]})})
+
+
+def test_cycle_of_conditions() -> None:
+    with pytest.raises(ValueError, match=r"cycle: a -> c -> b -> a") as err:
+        ts.Space({
+            "a": ts.Categorical([1, 2], when={"c": [1]}),
+            "b": ts.Categorical([1, 2], when={"a": [1]}),
+            "c": ts.Categorical([1, 2], when={"b": [1]}),
+        })
+    assert "parameter 'a'" in str(err.value)
+    with pytest.raises(ValueError, match="cycle"):
+        ts.Space({"a": ts.Categorical([1, 2], when={"a": [1]})})
+
+
+def test_bad_space_containers() -> None:
+    with pytest.raises(ValueError, match="at least one parameter"):
+        ts.Space({})
+    with pytest.raises(TypeError, match="mapping"):
+        ts.Space([ts.Float(0, 1)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-empty strings"):
+        ts.Space({"": ts.Float(0, 1)})
+    with pytest.raises(ValueError, match="'x': when= must be a mapping"):
+        ts.Space({"k": ["a"], "x": ts.Float(0, 1, when=["k"])})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'x': condition on 'k' lists no values"):
+        ts.Space({"k": ["a"], "x": ts.Float(0, 1, when={"k": []})})
+
+
+def test_prior_is_validated_and_kept() -> None:
+    space = ts.Space({
+        "lr": ts.Float(1e-5, 1e-1, log=True, prior=1e-3),
+        "opt": ts.Categorical(["sgd", "adam"], prior={"adam": 3.0, "sgd": 1.0}),
+        "depth": ts.Int(1, 8, prior=Prior(mode=4, width=0.2)),
+    })
+    assert space["lr"].prior == Prior(mode=1e-3)
+    assert space["opt"].prior is not None and space["opt"].prior.weight == {"adam": 3.0, "sgd": 1.0}
+    assert space["depth"].prior == Prior(mode=4, width=0.2)
+    with pytest.raises(ValueError, match="'opt'.*prior choice 'rmsprop'"):
+        ts.Space({"opt": ts.Categorical(["sgd", "adam"], prior={"rmsprop": 1.0})})
+    with pytest.raises(ValueError, match="prior width"):
+        Prior(mode=1, width=0.0)
+
+
+# -- configurations -----------------------------------------------------------------------
+
+
+def test_validate_canonical_form(svm_space: ts.Space) -> None:
+    cfg = svm_space.validate({"kernel": "poly", "C": 1, "gamma": 0.1, "degree": 3})
+    assert cfg == {"kernel": "poly", "C": 1.0, "gamma": 0.1, "degree": 3}
+    assert isinstance(cfg["C"], float)
+    assert svm_space.validate({"kernel": "linear", "C": 2.0}) == {"kernel": "linear", "C": 2.0}
+
+
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        ({"kernel": "linear", "C": 1.0, "gamma": 0.1}, "'gamma' is inactive here"),
+        ({"kernel": "rbf", "C": 1.0}, "'gamma' is missing"),
+        ({"kernel": "rbf", "C": 1.0, "gamma": 0.1, "coef": 1}, r"unknown parameter\(s\) \['coef'\]"),
+        ({"kernel": "sigmoid", "C": 1.0}, "'kernel': value 'sigmoid' is not one of the choices"),
+        ({"kernel": "linear", "C": 1e9}, "'C': value .* is outside"),
+        ({"kernel": "poly", "C": 1.0, "gamma": 0.1, "degree": 2.5}, "'degree': value must be an integer"),
+        ({"kernel": "linear", "C": float("nan")}, "'C': value must be a finite number"),
+    ],
+)
+def test_bad_configuration(svm_space: ts.Space, config: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        svm_space.validate(config)
+
+
+def test_fixed_values_and_nested_conditions() -> None:
+    space = ts.Space({
+        "model": ts.Categorical(["tree", "mlp"]),
+        "layers": ts.Int(1, 4, when={"model": "mlp"}),
+        "width": ts.Int(16, 256, log=True, when={"layers": [2, 3, 4]}),
+        "max_iter": 500,
+        "seed_of_tree": ts.Fixed(7, when={"model": "tree"}),
+    })
+    assert space.ndim == 3  # fixed values take no coordinate
+    assert space.validate({"model": "tree"}) == {"model": "tree", "max_iter": 500, "seed_of_tree": 7}
+    assert space.validate({"model": "mlp", "layers": 1}) == {"model": "mlp", "layers": 1, "max_iter": 500}
+    deep = space.validate({"model": "mlp", "layers": 3, "width": 64})
+    assert deep["width"] == 64
+    with pytest.raises(ValueError, match="'width' is inactive"):
+        space.validate({"model": "tree", "width": 64})
+    with pytest.raises(ValueError, match="'max_iter': value 400 differs from the fixed value 500"):
+        space.validate({"model": "tree", "max_iter": 400})
+    assert not space.is_active("width", {"model": "tree", "layers": 3})
+
+
+def test_encode_marks_inactive_as_nan(svm_space: ts.Space) -> None:
+    x = svm_space.encode({"kernel": "linear", "C": 1.0})
+    assert x.shape == (4,)
+    assert x[0] == pytest.approx(0.5 / 3) and x[1] == pytest.approx(0.5)
+    assert math.isnan(x[2]) and math.isnan(x[3])
+    assert svm_space.decode(x) == {"kernel": "linear", "C": pytest.approx(1.0)}
+    with pytest.raises(ValueError, match="3 coordinates, the space has 4"):
+        svm_space.decode([0.1, 0.2, 0.3])
+
+
+def test_steps_and_ints_map_to_equal_bins() -> None:
+    p = ts.Space({"x": ts.Float(0.0, 1.0, step=0.25)})["x"]
+    assert [p.from_unit(u) for u in (0.0, 0.19, 0.21, 0.5, 0.99, 1.0)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
+    assert p.to_unit(0.5) == pytest.approx(0.5)
+    q = ts.Space({"n": ts.Int(1, 1000, log=True)})["n"]
+    assert q.from_unit(0.0) == 1 and q.from_unit(1.0) == 1000
+
+
+# -- property: encode/decode round-trips every valid configuration -----------------------------------
+
+
+@st.composite
+def numeric_params(draw: st.DrawFn) -> ts.space.Param:
+    kind = draw(st.sampled_from(["float", "float_log", "float_step", "int", "int_log", "int_step"]))
+    if kind.startswith("float"):
+        if kind == "float_log":
+            low = draw(st.floats(1e-8, 1e3))
+            return ts.Float(low, low * draw(st.floats(1.01, 1e6)), log=True)
+        low = draw(st.floats(-1e4, 1e4))
+        if kind == "float_step":
+            step = draw(st.sampled_from([0.1, 0.25, 0.5, 1.0, 3.0]))
+            return ts.Float(low, low + step * draw(st.integers(1, 50)), step=step)
+        return ts.Float(low, low + draw(st.floats(1e-3, 1e4)))
+    low = draw(st.integers(1 if kind == "int_log" else -1000, 1000))
+    if kind == "int_step":
+        step = draw(st.integers(1, 7))
+        return ts.Int(low, low + step * draw(st.integers(1, 30)), step=step)
+    return ts.Int(low, low + draw(st.integers(1, 10_000)), log=kind == "int_log")
+
+
+@st.composite
+def spaces(draw: st.DrawFn) -> ts.Space:
+    """Random spaces: numeric and categorical parameters, fixed values, and
+    conditions (possibly nested) on earlier categorical parameters."""
+    params: dict[str, ts.space.Param] = {}
+    choices_of: dict[str, list] = {}
+    for i in range(draw(st.integers(1, 6))):
+        name = f"p{i}"
+        when = None
+        if choices_of and draw(st.booleans()):
+            parent = draw(st.sampled_from(sorted(choices_of)))
+            opts = choices_of[parent]
+            when = {parent: draw(st.lists(st.sampled_from(opts), min_size=1, max_size=len(opts), unique=True))}
+        what = draw(st.sampled_from(["numeric", "categorical", "fixed"]))
+        if what == "categorical":
+            pool = ["a", "b", 1, 2.5, None, False, ("t", 1)]
+            choices = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5, unique_by=repr))
+            params[name] = ts.Categorical(choices, when=when)
+            choices_of[name] = choices
+        elif what == "fixed":
+            params[name] = ts.Fixed(draw(st.sampled_from([0, "x", 3.5])), when=when)
+        else:
+            p = draw(numeric_params())
+            p.when = when or {}
+            params[name] = p
+    return ts.Space(params)
+
+
+@st.composite
+def space_and_config(draw: st.DrawFn) -> tuple[ts.Space, dict]:
+    space = draw(spaces())
+    config: dict = {}
+    for name in space._order:
+        if not space.is_active(name, config):
+            continue
+        p = space[name]
+        if isinstance(p, ts.Categorical):
+            config[name] = draw(st.sampled_from(list(p.choices)))
+        elif isinstance(p, ts.Fixed):
+            config[name] = p.value
+        elif p.step is not None and (p.kind == "float" or p.step != 1 or not p.log):
+            config[name] = p.low + p.step * draw(st.integers(0, int(p.n_values) - 1))
+        elif p.kind == "int":
+            config[name] = draw(st.integers(p.low, p.high))
+        else:
+            config[name] = draw(st.floats(p.low, p.high))
+    return space, space.validate(config)
+
+
+def _close(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return type(a) is type(b) and a == b
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(space_and_config())
+def test_encode_decode_round_trip(sc: tuple[ts.Space, dict]) -> None:
+    space, config = sc
+    x = space.encode(config)
+    assert x.shape == (space.ndim,)
+    active = x[~np.isnan(x)]
+    assert np.all((active >= 0) & (active <= 1))
+    back = space.decode(x)
+    assert list(back) == list(config)
+    assert all(_close(back[k], config[k]) for k in config), (config, back)
+    assert space.validate(back) == back
+
+
+@settings(max_examples=200, deadline=None)
+@given(spaces(), st.data())
+def test_decode_of_any_point_is_valid(space: ts.Space, data: st.DataObject) -> None:
+    x = data.draw(st.lists(st.floats(0.0, 1.0), min_size=space.ndim, max_size=space.ndim))
+    config = space.decode(x)
+    assert space.validate(config) == config
+    again = space.decode(space.encode(config))
+    assert all(_close(again[k], config[k]) for k in config)
+
+
+@settings(max_examples=100, deadline=None)
+@given(spaces())
+def test_json_and_yaml_round_trip(space: ts.Space) -> None:
+    assert ts.Space.from_json(space.to_json()) == space
+    assert ts.Space.from_yaml(space.to_yaml()) == space
+
+
+# -- serialization -----------------------------------------------------------------------------------
+
+
+def test_serialization_keeps_everything() -> None:
+    space = ts.Space({
+        "kernel": ts.Categorical(["linear", "poly", "rbf"], prior={"rbf": 2.0, "linear": 1.0, "poly": 1.0}),
+        "C": ts.Float(1e-3, 1e3, log=True, grid=[0.1, 1, 10, 100], prior=1.0),
+        "gamma": ts.Float(1e-5, 10.0, log=True, grid=4, when={"kernel": ["poly", "rbf"]}),
+        "degree": ts.Int(2, 5, when={"kernel": "poly"}),
+        "shape": ts.Categorical([(1, 2), (3, 4), None]),
+        "pad": ts.Int(0, 3, when={"shape": [(1, 2)]}),  # condition on a tuple choice
+        "tol": ts.Float(0.0, 1.0, step=0.25),
+        "max_iter": 1000,
+    })
+    for text in (space.to_json(), space.to_yaml()):
+        back = ts.Space.from_json(text) if text.startswith("{") else ts.Space.from_yaml(text)
+        assert back == space
+        assert back["C"].prior == Prior(mode=1.0)
+        assert back["shape"].choices == ((1, 2), (3, 4), None)
+        assert back.grid() == space.grid()
+        assert back.is_active("pad", {"shape": (1, 2)}) and not back.is_active("pad", {"shape": None})
+
+
+def test_yaml_shorthand() -> None:
+    space = ts.Space.from_yaml(
+        """
+        kernel: [linear, rbf]
+        C: {type: float, low: 0.001, high: 1000, log: true}
+        gamma: {type: float, low: 1.0e-5, high: 10, log: true, when: {kernel: rbf}}
+        max_iter: 200
+        """
+    )
+    assert isinstance(space["kernel"], ts.Categorical)
+    assert isinstance(space["max_iter"], ts.Fixed)
+    assert space["gamma"].when == {"kernel": ("rbf",)}
+    with pytest.raises(ValueError, match="unknown parameter type 'flaot'"):
+        ts.Space.from_yaml("x: {type: flaot, low: 0, high: 1}")
+    with pytest.raises(ValueError, match="bad parameter definition"):
+        ts.Space.from_yaml("x: {type: float, lo: 0, high: 1}")
+    with pytest.raises(ValueError, match="mapping of parameter name"):
+        ts.Space.from_yaml("- a\n- b\n")
+
+
+# -- grids ----------------------------------------------------------------------------------------------
+
+
+def test_grid_points_and_log_spacing() -> None:
+    p = ts.Space({"C": ts.Float(0.01, 100.0, log=True)})["C"]
+    assert p.grid(5) == pytest.approx([0.01, 0.1, 1.0, 10.0, 100.0])
+    assert ts.Space({"x": ts.Float(0.0, 1.0)})["x"].grid(3) == [0.0, 0.5, 1.0]
+    assert ts.Space({"n": ts.Int(1, 4)})["n"].grid() == [1, 2, 3, 4]
+    assert ts.Space({"n": ts.Int(0, 100, step=10)})["n"].grid(3) == [0, 50, 100]
+    with pytest.raises(ValueError, match="'C': grid value 1000.0 is outside"):
+        p.grid([1.0, 1000.0])
+    with pytest.raises(ValueError, match="lists a value twice"):
+        p.grid([1.0, 1.0])
+
+
+def test_grid_is_conditional_aware(svm_space: ts.Space) -> None:
+    grid = svm_space.grid({"C": [0.1, 1, 10, 100], "gamma": 4, "degree": [2, 3]})
+    # linear: 4 C; rbf: 4 C x 4 gamma; poly: 4 C x 4 gamma x 2 degrees
+    assert len(grid) == 4 + 16 + 32
+    keys = {svm_space.key(c) for c in grid}
+    assert len(keys) == len(grid)
+    for c in grid:
+        assert svm_space.validate(c) == c
+        assert ("gamma" in c) == (c["kernel"] != "linear")
+        assert ("degree" in c) == (c["kernel"] == "poly")
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['coef0'\]"):
+        svm_space.grid({"coef0": 3})
+
+
+def test_cardinality() -> None:
+    assert ts.Space({"a": ts.Categorical(["x", "y"]), "n": ts.Int(1, 3, when={"a": "x"})}).cardinality == 4
+    assert math.isinf(ts.Space({"x": ts.Float(0, 1)}).cardinality)
