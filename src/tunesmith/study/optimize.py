@@ -166,6 +166,7 @@ def _run_inline(study, objective, n_trials, timeout, catch, callbacks, progress)
     try:
         worker_loop(run)
     except KeyboardInterrupt:
+        _mark_running_interrupted(study)  # in case it landed outside the objective
         logger.warning("interrupted: stopped after the running trial was marked failed")
     return run.exhausted[0] if run.exhausted else None
 
@@ -205,6 +206,7 @@ def _child(run: Run, index: int, exhausted: Any) -> None:
         if run.exhausted:
             exhausted.value = 1
     except KeyboardInterrupt:
+        _mark_running_interrupted(run.study)
         code = 130
     except BaseException:  # noqa: BLE001 - report and exit with failure
         logging.getLogger("tunesmith").exception("worker %d crashed", index)

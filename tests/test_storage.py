@@ -1,0 +1,227 @@
+"""Storage conformance suite: every storage must pass ``TestStorageConformance``.
+
+It runs once per backend in ``conftest.STORAGE_BACKENDS`` (memory, SQLite, and
+PostgreSQL when a server is configured); a new backend is done when it passes.
+SQLite-only behaviour (schema versions, several processes) follows the class.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.storage import SCHEMA_VERSION, make_storage
+from tunesmith.trial import Direction, FrozenTrial, TrialState
+
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def new_study(st: ts.Storage, name: str = "s") -> int:
+    return st.create_study(name, direction=Direction.MAXIMIZE, space=SPACE, config={"sampler": {"name": "random"}}).study_id
+
+
+class TestStorageConformance:
+    def test_create_get_list_delete_study(self, storage: ts.Storage) -> None:
+        rec = storage.create_study("a", direction=Direction.MAXIMIZE, space=SPACE, config={"k": [1, 2]})
+        assert storage.get_study("a") == rec
+        assert rec.direction is Direction.MAXIMIZE and rec.space == SPACE and rec.config == {"k": [1, 2]}
+        new_study(storage, "b")
+        assert [r.name for r in storage.list_studies()] == ["a", "b"]
+        storage.delete_study("a")
+        assert [r.name for r in storage.list_studies()] == ["b"]
+        with pytest.raises(ts.StudyNotFound, match="no study named 'a'"):
+            storage.get_study("a")
+
+    def test_duplicate_study_name(self, storage: ts.Storage) -> None:
+        new_study(storage, "a")
+        with pytest.raises(ValueError, match="'a' already exists"):
+            new_study(storage, "a")
+
+    def test_trials_numbered_from_zero_per_study(self, storage: ts.Storage) -> None:
+        a, b = new_study(storage, "a"), new_study(storage, "b")
+        nums = [storage.create_trial(a, params={"x": i / 10}, worker="w") for i in range(3)]
+        assert [t.number for t in nums if t] == [0, 1, 2]
+        first_b = storage.create_trial(b, params={"x": 0.5})
+        assert first_b is not None and first_b.number == 0
+        t = storage.get_trial(a, 1)
+        assert t.state is TrialState.RUNNING and t.params == {"x": 0.1} and t.worker == "w"
+        assert t.started is not None and t.heartbeat is not None
+        assert [t.number for t in storage.get_trials(a, min_number=1)] == [1, 2]
+        with pytest.raises(KeyError):
+            storage.get_trial(a, 7)
+
+    def test_claims_are_unique(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        assert storage.create_trial(sid, params={"x": 0.0}, claim="k0") is not None
+        assert storage.create_trial(sid, params={"x": 0.0}, claim="k0") is None
+        assert storage.create_trial(sid, params={"x": 0.0}, claim="k1") is not None
+        assert storage.create_trial(sid, params={"x": 0.0}) is not None  # unclaimed may repeat
+        assert len(storage.get_trials(sid)) == 3
+        other = new_study(storage, "other")
+        assert storage.create_trial(other, params={"x": 0.0}, claim="k0") is not None  # per study
+
+    def test_waiting_trials_pop_in_order(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        for x in (0.1, 0.2):
+            w = storage.create_trial(sid, params={"x": x}, state=TrialState.WAITING, worker="ignored")
+            assert w is not None and w.state is TrialState.WAITING and w.worker is None and w.started is None
+        first = storage.pop_waiting(sid, worker="me", now=123.0)
+        assert first is not None and first.number == 0 and first.params == {"x": 0.1}
+        assert first.state is TrialState.RUNNING and first.worker == "me" and first.started == 123.0
+        assert storage.get_trial(sid, 0) == first
+        second = storage.pop_waiting(sid, worker="me", now=124.0)
+        assert second is not None and second.number == 1
+        assert storage.pop_waiting(sid, worker="me", now=125.0) is None
+
+    def test_whole_record_update_round_trips(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        t = storage.create_trial(sid, params={"x": 0.5, "k": "a", "n": 3, "none": None})
+        assert t is not None
+        t = t.replace(intermediate={0: 0.5, 3: 0.25}, attrs={"ckpt": "/tmp/c", "n": [1, 2]}, heartbeat=5.0)
+        storage.update_trial(sid, t)
+        assert storage.get_trial(sid, 0) == t
+        done = t.replace(state=TrialState.COMPLETE, value=0.75, completed=9.0)
+        storage.update_trial(sid, done)
+        got = storage.get_trial(sid, 0)
+        assert got == done and got.intermediate == {0: 0.5, 3: 0.25} and isinstance(got.value, float)
+
+    @pytest.mark.parametrize("final", [TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED])
+    def test_finished_trials_never_change(self, storage: ts.Storage, final: TrialState) -> None:
+        sid = new_study(storage)
+        t = storage.create_trial(sid, params={"x": 0.5})
+        assert t is not None
+        value = 1.0 if final is TrialState.COMPLETE else None
+        done = t.replace(state=final, value=value, error="boom" if final is TrialState.FAILED else None)
+        storage.update_trial(sid, done)
+        with pytest.raises(ts.TrialFinishedError, match="trial 0 is already"):
+            storage.update_trial(sid, done.replace(state=TrialState.COMPLETE, value=2.0, error=None))
+        assert storage.get_trial(sid, 0) == done
+
+    def test_heartbeat_touches_running_trials_only(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        a = storage.create_trial(sid, params={"x": 0.1}, now=1.0)
+        b = storage.create_trial(sid, params={"x": 0.2}, now=1.0)
+        assert a is not None and b is not None
+        storage.update_trial(sid, b.replace(state=TrialState.FAILED, error="x"))
+        storage.heartbeat(sid, [0, 1], now=50.0)
+        storage.heartbeat(sid, [], now=60.0)
+        assert storage.get_trial(sid, 0).heartbeat == 50.0
+        assert storage.get_trial(sid, 1).heartbeat == 1.0
+
+    def test_concurrent_threads_get_distinct_numbers(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        got: list[int] = []
+        lock = threading.Lock()
+
+        def work() -> None:
+            for i in range(25):
+                t = storage.create_trial(sid, params={"x": 0.0}, claim=f"c{i % 10}" if i % 2 else None)
+                if t is not None:
+                    with lock:
+                        got.append(t.number)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        # 4 x 13 unclaimed + 5 distinct claims (c1, c3, ..., c9) taken once each
+        assert sorted(got) == list(range(4 * 13 + 5))
+        assert [t.number for t in storage.get_trials(sid)] == sorted(got)
+
+    def test_study_survives_reopening(self, storage_url: str | None, storage: ts.Storage) -> None:
+        if storage_url is None:
+            pytest.skip("memory storage lives as long as its object")
+        sid = new_study(storage)
+        t = storage.create_trial(sid, params={"x": 0.3})
+        assert t is not None
+        storage.update_trial(sid, t.replace(state=TrialState.COMPLETE, value=3.0))
+        again = make_storage(storage_url)
+        assert again.get_study("s").study_id == sid
+        assert again.get_trial(sid, 0).value == 3.0
+        again.close()
+
+
+# -- URLs ------------------------------------------------------------------------------------------------
+
+
+def test_make_storage_specs(tmp_path: Path) -> None:
+    assert isinstance(make_storage(None), ts.MemoryStorage)
+    assert isinstance(make_storage("memory"), ts.MemoryStorage)
+    st = make_storage(str(tmp_path / "plain.db"))
+    assert isinstance(st, ts.SQLStorage) and st.url.startswith("sqlite:///")
+    with pytest.raises(ValueError, match="not a database URL; use 'sqlite:///results'"):
+        make_storage("results")
+    with pytest.raises(ValueError, match="does not exist; create it first"):
+        make_storage(f"sqlite:///{tmp_path}/missing/dir/x.db")
+    with pytest.raises(ValueError, match="in-memory SQLite database cannot be shared"):
+        make_storage("sqlite://")
+    with pytest.raises(TypeError, match="URL string or a Storage"):
+        make_storage(3)  # type: ignore[arg-type]
+
+
+# -- SQLite specifics --------------------------------------------------------------------------------------
+
+
+def test_newer_schema_version_is_refused(sqlite_url: str) -> None:
+    make_storage(sqlite_url).close()
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE ts_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(ts.SchemaVersionError, match=rf"schema version {SCHEMA_VERSION + 1}, written by a newer tunesmith.*pip install -U tunesmith"):
+        make_storage(sqlite_url)
+    with pytest.raises(ts.SchemaVersionError):
+        ts.Study({"x": ts.Float(0, 1)}, storage=sqlite_url, name="s")
+
+
+def test_sqlite_uses_wal(sqlite_url: str) -> None:
+    st = make_storage(sqlite_url)
+    new_study(st)
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_corrupt_file_is_a_storage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ts.StorageError, match="cannot open storage"):
+        make_storage(f"sqlite:///{bad}")
+
+
+WORKER = """
+import sys, tunesmith as ts
+ts.set_verbosity("WARNING")
+study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", storage=sys.argv[1], name="shared")
+study.optimize(lambda t: t.params["x"], n_trials=int(sys.argv[2]))
+"""
+
+
+def test_two_processes_share_one_sqlite_study(shared_storage_url: str, subprocess_env: dict[str, str]) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, shared_storage_url, "40"], env=subprocess_env)
+        for _ in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    study = ts.Study.load("shared", shared_storage_url)
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(80))
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+    assert len({t.worker for t in trials}) == 2
+
+
+def test_frozen_trial_rules() -> None:
+    with pytest.raises(ValueError, match="complete trial needs a finite value"):
+        FrozenTrial(number=0, state=TrialState.COMPLETE, params={}, value=float("nan"))
+    t = FrozenTrial(number=0, state="running", params={}, started=1.0, completed=3.5)  # type: ignore[arg-type]
+    assert t.state is TrialState.RUNNING and t.duration == 2.5
+    assert not t.state.is_finished and TrialState.PRUNED.is_finished
+    with pytest.raises(AttributeError):
+        t.value = 1.0  # type: ignore[misc]

@@ -1,0 +1,296 @@
+"""Study: trial lifecycle, directions, ask/tell, enqueue, failures, records, resuming."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+from tunesmith.trial import TrialState
+
+SPACE = {"x": ts.Float(-5.0, 5.0), "k": ts.Categorical(["a", "b"])}
+
+
+def quadratic(trial: ts.Trial) -> float:
+    return (trial.params["x"] - 1.0) ** 2 + (0.5 if trial.params["k"] == "b" else 0.0)
+
+
+def test_lifecycle_ask_tell(storage_url: str | None) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="life")
+    t0 = study.ask()
+    assert t0.number == 0 and t0.state is TrialState.RUNNING and set(t0.params) == {"x", "k"}
+    assert study.trials[0].state is TrialState.RUNNING
+    done = study.tell(t0, 0.93)
+    assert done.state is TrialState.COMPLETE and done.value == 0.93 and done.completed is not None
+    t1 = study.ask()
+    failed = study.tell(t1, state="failed")
+    assert failed.state is TrialState.FAILED and failed.error == "marked failed by tell()"
+    t2 = study.ask()
+    t2.report(0.4, step=0)
+    t2.report(0.3)
+    assert study.trials[2].intermediate == {0: 0.4, 1: 0.3}
+    pruned = study.tell(t2.number, state=TrialState.PRUNED)  # by number
+    assert pruned.state is TrialState.PRUNED and pruned.value == 0.3  # its last report
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED]
+    with pytest.raises(ts.TrialFinishedError, match="trial 0 is already complete"):
+        study.tell(t0, 1.0)
+    with pytest.raises(ValueError, match="not running"):
+        study.tell(study.ask(), state="running")
+
+
+@pytest.mark.parametrize("direction, best", [("minimize", 1.0), ("maximize", 9.0)])
+def test_directions(direction: str, best: float) -> None:
+    study = ts.Study(SPACE, direction=direction, sampler="random", seed=0)
+    for v in (5.0, 1.0, 9.0, 3.0):
+        study.tell(study.ask(), v)
+    assert study.best_value == best
+    assert study.best_trial.params == study.best_params
+    with pytest.raises(ValueError, match="direction must be 'minimize' or 'maximize'"):
+        ts.Study(SPACE, direction="max")
+
+
+def test_best_trial_needs_a_complete_trial() -> None:
+    study = ts.Study(SPACE, name="empty")
+    with pytest.raises(ValueError, match="'empty' has no complete trial yet"):
+        study.best_trial
+    study.tell(study.ask(), state="failed")
+    with pytest.raises(ValueError, match="no complete trial"):
+        study.best_value
+
+
+@pytest.mark.parametrize(
+    "returned, reason",
+    [
+        (float("nan"), "returned nan"),
+        (float("inf"), "returned inf"),
+        (None, "returned None"),
+        ("0.5", "returned '0.5' (str)"),
+        ([0.1, 0.2], "single value"),
+    ],
+)
+def test_bad_values_fail_the_trial_and_the_study_goes_on(returned: object, reason: str) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: returned if t.number % 2 == 0 else 1.0, n_trials=4)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAILED, TrialState.COMPLETE] * 2
+    assert reason in (study.trials[0].error or "")
+    assert study.best_value == 1.0
+
+
+def test_raising_objective_fails_with_reason_stored(storage_url: str | None) -> None:
+    def objective(trial: ts.Trial) -> float:
+        if trial.number == 1:
+            raise RuntimeError("CUDA out of memory")
+        return trial.params["x"]
+
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="raise")
+    study.optimize(objective, n_trials=3)
+    t = study.trials[1]
+    assert t.state is TrialState.FAILED
+    assert t.error is not None and t.error.startswith("RuntimeError: CUDA out of memory at ")
+    assert "test_study.py" in t.error
+    assert [x.state for x in study.trials].count(TrialState.COMPLETE) == 2
+
+
+def test_uncaught_exception_propagates_after_marking() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        study.optimize(objective, n_trials=3, catch=(ValueError,))
+    assert len(study.trials) == 1 and study.trials[0].state is TrialState.FAILED
+
+
+def test_trial_pruned_raised_by_objective() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        trial.report(2.0)
+        raise ts.TrialPruned()
+
+    study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
+    assert study.trials[0].value == 2.0
+
+
+def test_report_and_attrs() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    t = study.ask()
+    with pytest.raises(ValueError, match="report\\(\\) takes a number"):
+        t.report(float("nan"))
+    with pytest.raises(ValueError, match="step must be an integer >= 0"):
+        t.report(1.0, step=-1)
+    t.set_attr("ckpt", "/tmp/x")
+    assert not t.should_prune()
+    assert study.tell(t, 1.0).attrs == {"ckpt": "/tmp/x"}
+
+
+def test_enqueue_runs_known_configurations_first(storage_url: str | None) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="enq")
+    assert study.enqueue({"x": 1.0, "k": "a"}) == 0
+    assert study.enqueue({"x": 2, "k": "b"}) == 1
+    assert study.enqueue({"x": 1.0, "k": "a"}, skip_if_exists=True) is None
+    assert study.trials[0].state is TrialState.WAITING
+    study.optimize(quadratic, n_trials=3)
+    trials = study.trials
+    assert [t.params for t in trials[:2]] == [{"x": 1.0, "k": "a"}, {"x": 2.0, "k": "b"}]
+    assert study.best_trial.number == 0 and study.best_value == 0.0
+    assert len(trials) == 3 and all(t.state is TrialState.COMPLETE for t in trials)
+    with pytest.raises(ValueError, match="'x': value 9.0 is outside"):
+        study.enqueue({"x": 9, "k": "a"})
+    with pytest.raises(ValueError, match="'k' is missing"):
+        study.enqueue({"x": 0.0})
+
+
+def test_enqueued_trial_by_ask() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.enqueue({"x": 0.5, "k": "b"})
+    t = study.ask()
+    assert t.params == {"x": 0.5, "k": "b"} and t.state is TrialState.RUNNING
+
+
+# -- reproducibility -------------------------------------------------------------------------------
+
+
+def run_params(sampler: str, seed: int, n: int = 12) -> list[dict]:
+    study = ts.Study(SPACE, sampler=sampler, seed=seed)
+    study.optimize(quadratic, n_trials=n)
+    return [dict(t.params) for t in study.trials]
+
+
+REPRO = """
+import json, sys, tunesmith as ts
+from test_study import SPACE, quadratic
+study = ts.Study(SPACE, sampler=sys.argv[1], seed=int(sys.argv[2]))
+study.optimize(quadratic, n_trials=12)
+print(json.dumps([t.params for t in study.trials]))
+"""
+
+
+@pytest.mark.parametrize("sampler", ["random", "sobol", "grid"])
+def test_same_seed_same_trials_other_seed_other(sampler: str, subprocess_env: dict[str, str]) -> None:
+    a = run_params(sampler, 0)
+    assert run_params(sampler, 0) == a
+    assert run_params(sampler, 1) != a
+    # and the same again in a freshly spawned interpreter
+    subprocess_env["PYTHONPATH"] += os.pathsep + os.path.dirname(__file__)
+    out = subprocess.run(
+        [sys.executable, "-c", REPRO, sampler, "0"], env=subprocess_env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == a
+
+
+def test_resumed_study_does_not_repeat_its_draws(sqlite_url: str) -> None:
+    first = ts.Study(SPACE, sampler="random", seed=3, storage=sqlite_url, name="r")
+    first.optimize(quadratic, n_trials=5)
+    again = ts.Study(SPACE, sampler="random", seed=3, storage=sqlite_url, name="r")
+    again.optimize(quadratic, n_trials=5)
+    params = [json.dumps(t.params, sort_keys=True) for t in again.trials]
+    assert len(params) == 10 and len(set(params)) == 10
+
+
+# -- optimize budget ----------------------------------------------------------------------------------------
+
+
+def test_optimize_n_trials_adds_to_the_study() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(quadratic, n_trials=7)
+    study.optimize(quadratic, n_trials=3)
+    assert [t.number for t in study.trials] == list(range(10))
+    study.optimize(quadratic, n_trials=0)
+    assert len(study.trials) == 10
+
+
+def test_optimize_timeout() -> None:
+    import time
+
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    t0 = time.monotonic()
+    study.optimize(lambda t: time.sleep(0.05) or 1.0, timeout=0.5)
+    elapsed = time.monotonic() - t0
+    n = len(study.trials)
+    assert 3 <= n <= 11 and elapsed < 0.5 + 0.5  # no trial starts after the deadline
+    study.optimize(quadratic, n_trials=1000, timeout=0.2)
+    assert len(study.trials) - n < 1000
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"n_trials": -1}, "n_trials must be a non-negative integer"),
+        ({"n_trials": 2.5}, "n_trials must be a non-negative integer"),
+        ({"timeout": 0}, "timeout must be a positive number"),
+        ({"n_jobs": 0}, "n_jobs must be a positive integer or -1"),
+        ({"n_jobs": 2, "executor": "process"}, "process workers need a storage they can share"),
+        ({"n_jobs": 2, "executor": "gpu"}, "executor must be 'thread' or 'process'"),
+    ],
+)
+def test_bad_optimize_arguments(kwargs: dict, fragment: str) -> None:
+    study = ts.Study(SPACE)
+    with pytest.raises(ValueError, match=fragment):
+        study.optimize(quadratic, **kwargs)
+    with pytest.raises(TypeError, match="objective must be callable"):
+        study.optimize(3, n_trials=1)  # type: ignore[arg-type]
+
+
+def test_callbacks_see_every_trial() -> None:
+    seen: list[int] = []
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(quadratic, n_trials=5, callbacks=[lambda s, t: seen.append(t.number)])
+    assert seen == [0, 1, 2, 3, 4]
+
+
+# -- records ------------------------------------------------------------------------------------------------
+
+
+def test_to_dataframe() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(quadratic, n_trials=4)
+    df = study.to_dataframe()
+    assert list(df.columns[:5]) == ["number", "state", "value", "params_x", "params_k"]
+    assert len(df) == 4 and np.allclose(df["value"], [t.value for t in study.trials])
+
+
+def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subprocess_env: dict[str, str]) -> None:
+    code = (
+        "import sys, tunesmith as ts\n"
+        "s = ts.Study({'x': ts.Float(0, 1)}, direction='maximize', sampler='random', seed=1,"
+        " storage=sys.argv[1], name='persist')\n"
+        "s.optimize(lambda t: t.params['x'], n_trials=6)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, sqlite_url], env=subprocess_env, check=True, timeout=120)
+    study = ts.load_study("persist", sqlite_url)
+    assert len(study.trials) == 6 and study.direction is ts.Direction.MAXIMIZE
+    assert study.space == ts.Space({"x": ts.Float(0, 1)})
+    assert study.sampler.name == "random" and study.sampler.seed == 1
+    best = study.best_value
+    study.optimize(lambda t: t.params["x"], n_trials=4)
+    assert [t.number for t in study.trials] == list(range(10))
+    assert study.best_value >= best
+    with pytest.raises(ts.StudyNotFound, match="no study named 'nope'"):
+        ts.load_study("nope", sqlite_url)
+    with pytest.raises(ValueError, match="exists with a different space"):
+        ts.Study({"x": ts.Float(0, 2)}, storage=sqlite_url, name="persist")
+    with pytest.raises(ValueError, match="exists with direction maximize, not minimize"):
+        ts.Study(storage=sqlite_url, name="persist", direction="minimize")
+    with pytest.raises(ValueError, match="already exists"):
+        ts.Study(storage=sqlite_url, name="persist", load_if_exists=False)
+    with pytest.raises(ValueError, match="pass a space to create it"):
+        ts.Study(storage=sqlite_url, name="other")
+
+
+def test_numpy_and_tensor_like_values_are_accepted() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.tell(study.ask(), np.float32(0.25))
+    study.tell(study.ask(), np.array(0.5))
+    assert [t.value for t in study.trials] == [0.25, 0.5]
+    assert all(isinstance(t.value, float) and math.isfinite(t.value) for t in study.trials)
