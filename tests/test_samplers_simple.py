@@ -146,7 +146,7 @@ def test_grid_skips_points_tried_in_any_state(svm_space: ts.Space) -> None:
     states = [TrialState.COMPLETE, TrialState.FAILED, TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED]
     trials = [
         FrozenTrial(number=i, state=s, params=c, value=1.0 if s is TrialState.COMPLETE else None)
-        for i, (s, c) in enumerate(zip(states, grid))
+        for i, (s, c) in enumerate(zip(states, grid, strict=False))
     ]
     s = sampler.suggest(svm_space, trials, MIN)
     assert s is not None and s.unique and s.params == grid[5]

@@ -58,10 +58,10 @@ def test_directions(direction: str, best: float) -> None:
 def test_best_trial_needs_a_complete_trial() -> None:
     study = ts.Study(SPACE, name="empty")
     with pytest.raises(ValueError, match="'empty' has no complete trial yet"):
-        study.best_trial
+        _ = study.best_trial
     study.tell(study.ask(), state="failed")
     with pytest.raises(ValueError, match="no complete trial"):
-        study.best_value
+        _ = study.best_value
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ class Sampler(ABC):
     def __init__(self, seed: int | None = None) -> None:
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**63))
         self._rng = np.random.default_rng(self.seed)
 
     def reseed(self, *key: int) -> None:
@@ -57,7 +57,7 @@ class Sampler(ABC):
         """
         self._rng = np.random.default_rng([self.seed, *map(int, key)])
 
-    def set_budget(self, n_trials: int | None) -> None:
+    def set_budget(self, n_trials: int | None) -> None:  # noqa: B027 - optional hook
         """Hint of how many trials the coming run has (used by "auto")."""
 
     @property

@@ -83,7 +83,7 @@ class Param(ABC):
 
     def __init__(self, *, when: Mapping[str, Any] | None = None, prior: Any = None) -> None:
         self.name = "?"
-        self.when = when or {}  # type: ignore[assignment]  # normalized by _bind
+        self.when = when or {}  # normalized by _bind
         self.prior = _as_prior(prior)
 
     # -- set by Space -------------------------------------------------------
@@ -158,7 +158,7 @@ class Param(ABC):
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
 
     def __hash__(self) -> int:
         return hash(repr(self))

@@ -100,7 +100,7 @@ class Storage(ABC):
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         """Record that the workers of these running trials are alive."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (optional)."""
 
     def __repr__(self) -> str:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tunesmith")
 
+Catch = tuple[type[BaseException], ...]
+Callbacks = tuple[Callable[["Study", FrozenTrial], None], ...]
+
 
 class Budget:
     """Trials left and deadline, shared by threads or processes."""
@@ -161,7 +164,10 @@ def _check_args(objective: Any, n_trials: Any, timeout: Any, n_jobs: Any) -> Non
         raise ValueError(f"n_jobs must be a positive integer or -1 (all cores), got {n_jobs!r}")
 
 
-def _run_inline(study, objective, n_trials, timeout, catch, callbacks, progress) -> str | None:  # type: ignore[no-untyped-def]
+def _run_inline(
+    study: Study, objective: Objective, n_trials: int | None, timeout: float | None,
+    catch: Catch, callbacks: Callbacks, progress: Progress,
+) -> str | None:
     run = Run(study, objective, Budget(n_trials, timeout), catch, callbacks, progress.advance)
     try:
         worker_loop(run)
@@ -171,7 +177,10 @@ def _run_inline(study, objective, n_trials, timeout, catch, callbacks, progress)
     return run.exhausted[0] if run.exhausted else None
 
 
-def _run_threads(study, objective, n_trials, timeout, n_jobs, catch, callbacks, progress) -> str | None:  # type: ignore[no-untyped-def]
+def _run_threads(
+    study: Study, objective: Objective, n_trials: int | None, timeout: float | None, n_jobs: int,
+    catch: Catch, callbacks: Callbacks, progress: Progress,
+) -> str | None:
     run = Run(study, objective, Budget(n_trials, timeout), catch, callbacks, progress.advance)
     threads = [threading.Thread(target=worker_loop, args=(run,), daemon=True) for _ in range(n_jobs)]
     for t in threads:
@@ -217,8 +226,11 @@ def _child(run: Run, index: int, exhausted: Any) -> None:
         os._exit(code)
 
 
-def _run_processes(study, objective, n_trials, timeout, n_jobs, catch, callbacks, progress, start) -> str | None:  # type: ignore[no-untyped-def]
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+def _run_processes(
+    study: Study, objective: Objective, n_trials: int | None, timeout: float | None, n_jobs: int,
+    catch: Catch, callbacks: Callbacks, progress: Progress, start: int,
+) -> str | None:
+    ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     budget = Budget(n_trials, timeout, ctx)
     exhausted = ctx.Value("b", 0, lock=False)
     run = Run(study, objective, budget, catch, callbacks)

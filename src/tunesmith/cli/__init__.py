@@ -1,0 +1,68 @@
+"""The ``tunesmith`` command line.
+
+Each subcommand is a :class:`Subcommand` in :data:`SUBCOMMANDS`: a function
+that adds its arguments and a function that runs it. To add one (say
+``tunesmith worker STUDY.yaml``), write the two functions and append an entry;
+to add flags to ``run``, extend :func:`~tunesmith.cli.commands.add_run_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..exceptions import StorageError
+from . import commands
+from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("run", "run a study described in a YAML file", commands.add_run_args, commands.cmd_run),
+    Subcommand("studies", "list the studies in a storage", commands.add_storage_arg, commands.cmd_studies),
+    Subcommand("show", "print a study's best trials as a table", commands.add_show_args, commands.cmd_show),
+    Subcommand("export", "write a study's trials as CSV or JSON", commands.add_export_args, commands.cmd_export),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunesmith",
+        description="Hyperparameter optimization from the command line.",
+        epilog=f"Storage defaults to {DEFAULT_STORAGE} (a file in the current folder).",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in SUBCOMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tunesmith`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args))
+    except (StudyFileError, StorageError, ValueError, TypeError, ImportError) as exc:
+        print(f"tunesmith {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tunesmith: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["SUBCOMMANDS", "StudyFile", "StudyFileError", "Subcommand", "build_parser", "main"]

@@ -1,0 +1,204 @@
+"""The subcommands: run, studies, show, export (one pair of functions each)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..storage import Storage, make_storage
+from ..study import Study, trial_rows
+from ..trial import FrozenTrial, TrialState
+from .studyfile import DEFAULT_STORAGE, StudyFile
+
+# -- arguments ------------------------------------------------------------------------------
+
+
+def add_storage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default: {DEFAULT_STORAGE})")
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study_file", metavar="STUDY.yaml", help="the study description")
+    p.add_argument("--name", help="study name (resumes the study if it exists)")
+    p.add_argument("--storage", help=f"database URL (default: the file's, else {DEFAULT_STORAGE})")
+    p.add_argument("--sampler", help="grid, random, sobol, auto, ...")
+    p.add_argument("--direction", choices=["minimize", "maximize"])
+    p.add_argument("--n-trials", type=int, help="trials to run now")
+    p.add_argument("--timeout", type=float, help="seconds after which no trial starts")
+    p.add_argument("--n-jobs", type=int, help="parallel workers (-1: one per core)")
+    p.add_argument("--seed", type=int, help="seed of the sampler")
+    p.add_argument("--top", type=int, default=5, help="best trials to print at the end (default 5)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def add_show_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    add_storage_arg(p)
+    p.add_argument("--top", type=int, default=10, help="how many of the best trials (default 10)")
+
+
+def add_export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    add_storage_arg(p)
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--output", "-o", help="file to write (default: standard output)")
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def settings_from_args(args: argparse.Namespace) -> StudyFile:
+    """The study file with the command-line flags applied over it."""
+    sf = StudyFile.load(args.study_file)
+    sf = sf.override(
+        name=args.name, storage=args.storage, sampler=args.sampler, direction=args.direction,
+        n_trials=args.n_trials, timeout=args.timeout, n_jobs=args.n_jobs, seed=args.seed,
+    )
+    sf.check("command line")
+    return sf
+
+
+def open_study(sf: StudyFile) -> Study:
+    sampler: Any = dict(sf.sampler) if not isinstance(sf.sampler, str) else sf.sampler
+    return Study(
+        sf.build_space(), direction=sf.direction, sampler=sampler, seed=sf.seed,
+        storage=sf.storage, name=sf.name,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    sf = settings_from_args(args)
+    objective = sf.load_objective()
+    study = open_study(sf)
+    before = len(study.trials)
+    if sf.n_trials is None and sf.timeout is None:
+        print("note: no n_trials or timeout: running until the search is exhausted or Ctrl-C", file=sys.stderr)
+    study.optimize(objective, n_trials=sf.n_trials, timeout=sf.timeout, n_jobs=sf.n_jobs, show_progress=args.progress)
+    trials = study.trials
+    console = Console()
+    console.print(f"study [bold]{study.name}[/] in {study.storage.url}: {len(trials) - before} trials run now, "
+                  f"{len(trials)} in all ({_state_counts(trials)})")
+    if any(t.state is TrialState.COMPLETE for t in trials):
+        console.print(best_table(study, trials, args.top))
+        console.print(f"best configuration: {json.dumps(study.best_params)}  value: {study.best_value:.6g}")
+    return 0
+
+
+# -- studies / show / export --------------------------------------------------------------------
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    storage = make_storage(args.storage)
+    records = storage.list_studies()
+    if not records:
+        print(f"no studies in {storage.url}")
+        return 0
+    table = Table(title=f"studies in {storage.url}")
+    for col in ("name", "direction", "sampler", "trials", "complete", "best value"):
+        table.add_column(col, justify="right" if col in ("trials", "complete", "best value") else "left")
+    for rec in records:
+        trials = storage.get_trials(rec.study_id)
+        done = [t for t in trials if t.state is TrialState.COMPLETE]
+        sign = rec.direction.sign()
+        best = min((sign * float(t.value), t.value) for t in done)[1] if done else None  # type: ignore[arg-type]
+        sampler = rec.config.get("sampler", {})
+        table.add_row(
+            rec.name, rec.direction.value, str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler),
+            str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}",
+        )
+    Console().print(table)
+    return 0
+
+
+def _load(name: str, url: str) -> Study:
+    storage: Storage = make_storage(url)
+    return Study.load(name, storage)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage)
+    trials = study.trials
+    console = Console()
+    console.print(f"study [bold]{study.name}[/] ({study.direction.value}, sampler {study.sampler.name}): "
+                  f"{len(trials)} trials ({_state_counts(trials)})")
+    if not any(t.state is TrialState.COMPLETE for t in trials):
+        console.print("no complete trial yet")
+        return 0
+    console.print(best_table(study, trials, args.top))
+    return 0
+
+
+def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
+    """The ``top`` complete trials, best first, a column per parameter."""
+    sign = study.direction.sign()
+    done = sorted((t for t in trials if t.state is TrialState.COMPLETE), key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    table = Table(title=f"best {min(top, len(done))} of {len(done)} complete trials ({study.direction.value})")
+    table.add_column("#", justify="right")
+    table.add_column("value", justify="right")
+    names = [n for n in study.space if any(n in t.params for t in done)]
+    for n in names:
+        table.add_column(n)
+    table.add_column("seconds", justify="right")
+    for t in done[:top]:
+        cells = [_fmt(t.params[n]) if n in t.params else "" for n in names]
+        secs = "" if t.duration is None else f"{t.duration:.3g}"
+        table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs)
+    return table
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage)
+    text = export_csv(study) if args.format == "csv" else export_json(study)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {len(study.trials)} trials of {study.name!r} to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def export_csv(study: Study) -> str:
+    rows = trial_rows(study.trials, study.space)
+    buf = io.StringIO()
+    columns = list(rows[0]) if rows else ["number", "state", "value"]
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()
+
+
+def export_json(study: Study) -> str:
+    doc = {
+        "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
+                  "sampler": study.sampler.describe()},
+        "trials": [_trial_dict(t) for t in study.trials],
+    }
+    return json.dumps(doc, indent=2, default=repr) + "\n"
+
+
+def _trial_dict(t: FrozenTrial) -> dict[str, Any]:
+    return {
+        "number": t.number, "state": t.state.value, "value": t.value, "params": dict(t.params),
+        "intermediate": {str(k): v for k, v in t.intermediate.items()}, "attrs": dict(t.attrs),
+        "error": t.error, "worker": t.worker, "started": t.started, "completed": t.completed,
+    }
+
+
+def _state_counts(trials: list[FrozenTrial]) -> str:
+    counts = {s.value: sum(t.state is s for t in trials) for s in TrialState}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
