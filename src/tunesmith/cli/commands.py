@@ -87,10 +87,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     trials = study.trials
     console = Console()
     console.print(f"study [bold]{study.name}[/] in {study.storage.url}: {len(trials) - before} trials run now, "
-                  f"{len(trials)} in all ({_state_counts(trials)})")
+                  f"{len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
     if any(t.state is TrialState.COMPLETE for t in trials):
         console.print(best_table(study, trials, args.top))
-        console.print(f"best configuration: {json.dumps(study.best_params)}  value: {study.best_value:.6g}")
+        console.print(f"best configuration: {json.dumps(study.best_params)}  value: {study.best_value:.6g}",
+                      soft_wrap=True, markup=False)
     return 0
 
 
@@ -130,7 +131,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     trials = study.trials
     console = Console()
     console.print(f"study [bold]{study.name}[/] ({study.direction.value}, sampler {study.sampler.name}): "
-                  f"{len(trials)} trials ({_state_counts(trials)})")
+                  f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
         return 0

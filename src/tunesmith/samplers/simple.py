@@ -6,8 +6,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from scipy.stats import qmc
-
 from ..space import Config, Space
 from ..trial import Direction, FrozenTrial
 from .base import Sampler, Suggestion
@@ -40,6 +38,8 @@ class SobolSampler(Sampler):
     ) -> Suggestion:
         if space.ndim == 0:
             return Suggestion(space.decode([]))
+        from scipy.stats import qmc  # lazy: scipy.stats takes ~1 s to import
+
         taken = {_key(t.params) for t in trials}
         engine = qmc.Sobol(space.ndim, scramble=True, seed=self.seed)
         if trials:

@@ -37,6 +37,7 @@ class Progress:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
+            from rich.console import Console
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
@@ -47,6 +48,7 @@ class Progress:
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 transient=False,
+                console=Console(stderr=True),  # stdout stays clean for results
             )
             self._bar.__enter__()
             total = self.n_trials if self.n_trials is not None else self.timeout

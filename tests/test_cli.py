@@ -1,0 +1,178 @@
+"""The ``tunesmith`` command, run for real: main(argv) in process and the installed entry in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.cli import SUBCOMMANDS, main
+
+OBJECTIVE = """
+def objective(trial):
+    p = trial.params
+    return (p["x"] - 1.0) ** 2 + (0.0 if p["kind"] == "a" else 1.0) + p.get("extra", 0.0)
+
+def broken(trial):
+    raise RuntimeError("nope")
+"""
+
+STUDY = """
+name: quad
+objective: quad.py:objective
+direction: minimize
+sampler: random
+seed: 0
+n_trials: 12
+storage: sqlite:///{db}
+space:
+  kind: [a, b]
+  x: {{type: float, low: -3, high: 3}}
+  extra: {{type: float, low: 0, high: 1, when: {{kind: b}}}}
+  scale: 1.0
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "quad.py").write_text(OBJECTIVE)
+    (tmp_path / "study.yaml").write_text(STUDY.format(db=tmp_path / "t.db"))
+    monkeypatch.setenv("COLUMNS", "200")
+    ts.set_verbosity("WARNING")
+    yield tmp_path
+    ts.set_verbosity("INFO")
+
+
+def run_cli(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_run_then_studies_show_export(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{project / 't.db'}"
+    assert run_cli("run", str(project / "study.yaml"), "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "12 trials run now, 12 in all (12 complete)" in out and "best configuration:" in out
+    study = ts.load_study("quad", db)
+    assert len(study.trials) == 12 and study.sampler.name == "random" and study.sampler.seed == 0
+    assert all(t.params["scale"] == 1.0 for t in study.trials)
+
+    # flags override the file; the same name resumes the study
+    assert run_cli("run", str(project / "study.yaml"), "--n-trials", "3", "--no-progress") == 0
+    assert "3 trials run now, 15 in all" in capsys.readouterr().out
+    assert run_cli("run", str(project / "study.yaml"), "--name", "quad-sobol", "--sampler", "sobol",
+                   "--n-trials", "4", "--seed", "5", "--no-progress") == 0
+    other = ts.load_study("quad-sobol", db)
+    assert len(other.trials) == 4 and other.sampler.name == "sobol" and other.sampler.seed == 5
+
+    assert run_cli("studies", "--storage", db) == 0
+    out = capsys.readouterr().out
+    assert "quad " in out and "quad-sobol" in out and "random" in out and "sobol" in out
+
+    assert run_cli("show", "quad", "--storage", db, "--top", "3") == 0
+    out = capsys.readouterr().out
+    best = study.best_trial
+    assert "best 3 of 15 complete trials (minimize)" in out
+    assert f"{best.value:.6g}" in out and f"{best.params['x']:.4g}" in out
+
+    assert run_cli("export", "quad", "--storage", db, "--format", "csv") == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 15 and rows[0]["number"] == "0" and rows[0]["state"] == "complete"
+    assert float(rows[best.number]["value"]) == pytest.approx(best.value)
+    assert {"params_x", "params_kind", "params_extra"} <= set(rows[0])
+
+    target = project / "quad.json"
+    assert run_cli("export", "quad", "--storage", db, "--format", "json", "--output", str(target)) == 0
+    doc = json.loads(target.read_text())
+    assert doc["study"]["name"] == "quad" and ts.Space.from_dict(doc["study"]["space"]) == study.space
+    assert [t["number"] for t in doc["trials"]] == list(range(15))
+    assert doc["trials"][best.number]["params"] == best.params
+
+
+def test_module_objective_and_grid_sampler(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "grid.yaml").write_text(textwrap.dedent(f"""
+        objective: quad:objective
+        sampler: {{name: grid, points: {{x: [-1, 0, 1, 2]}}}}
+        storage: sqlite:///{project / 'g.db'}
+        space:
+          kind: [a, b]
+          x: {{type: float, low: -3, high: 3}}
+    """))
+    monkeypatch.chdir(project)
+    assert run_cli("run", "grid.yaml", "--n-jobs", "2", "--no-progress") == 0
+    out = capsys.readouterr().out
+    study = ts.load_study("grid", f"sqlite:///{project / 'g.db'}")  # name defaults to the file's stem
+    assert len(study.trials) == 8 and study.best_params == {"kind": "a", "x": 1.0}
+    assert '"x": 1.0' in out
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("objective: [unclosed", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping of settings"),
+        ("objective: quad.py:objective\n", "missing key(s) ['space']"),
+        ("space: {x: [1, 2]}\n", "missing key(s) ['objective']"),
+        ("objective: quad.py:objective\nspace: {x: [1]}\nn_trial: 3\n", "unknown key(s) ['n_trial']"),
+        ("objective: quad.py\nspace: {x: [1]}\n", "objective must be 'module:function'"),
+        ("objective: quad.py:objective\nspace: {x: {type: float, low: 1, high: 0}}\n", "space: parameter 'x': low (1) must be smaller"),
+        ("objective: quad.py:objective\nspace: {x: [1]}\nn_trials: many\n", "n_trials must be an integer"),
+        ("objective: missing.py:objective\nspace: {x: [1]}\n", "objective script 'missing.py' not found"),
+        ("objective: quad.py:nothing\nspace: {x: [1]}\n", "has no function 'nothing'"),
+        ("objective: no_such_module_xyz:f\nspace: {x: [1]}\n", "cannot be imported (no module named 'no_such_module_xyz')"),
+        ("objective: quad.py:objective\nspace: {x: [1]}\ndirection: up\n", "direction must be 'minimize' or 'maximize'"),
+        ("objective: quad.py:objective\nspace: {x: [1]}\nsampler: best\n", "unknown sampler 'best'"),
+    ],
+)
+def test_bad_study_files(project: Path, capsys: pytest.CaptureFixture[str], content: str, fragment: str) -> None:
+    path = project / "bad.yaml"
+    path.write_text(content + f"storage: sqlite:///{project / 'b.db'}\n" if "space" in content else content)
+    assert run_cli("run", str(path), "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tunesmith run: error:") and fragment in err, err
+
+
+def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("run", str(project / "nope.yaml")) == 2
+    assert "does not exist" in capsys.readouterr().err
+    db = f"sqlite:///{project / 'e.db'}"
+    assert run_cli("studies", "--storage", db) == 0
+    assert "no studies in" in capsys.readouterr().out
+    assert run_cli("show", "ghost", "--storage", db) == 2
+    assert "no study named 'ghost'" in capsys.readouterr().err
+    assert run_cli("export", "ghost", "--storage", db, "--format", "json") == 2
+    with pytest.raises(SystemExit):
+        run_cli("export", "ghost", "--format", "xml")
+
+
+def test_failing_objective_still_reports(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("run", str(project / "study.yaml"), "--name", "broken", "--n-trials", "2", "--no-progress") == 0
+    (project / "broken.yaml").write_text(
+        (project / "study.yaml").read_text().replace("quad.py:objective", "quad.py:broken").replace("name: quad", "name: br")
+    )
+    assert run_cli("run", str(project / "broken.yaml"), "--n-trials", "2", "--no-progress") == 0
+    assert "2 failed" in capsys.readouterr().out
+    assert run_cli("show", "br", "--storage", f"sqlite:///{project / 't.db'}") == 0
+    assert "no complete trial yet" in capsys.readouterr().out
+
+
+def test_subcommand_table_is_extensible() -> None:
+    assert [c.name for c in SUBCOMMANDS] == ["run", "studies", "show", "export"]
+
+
+def test_entry_point_in_a_subprocess(project: Path, subprocess_env: dict[str, str]) -> None:
+    """``python -m tunesmith`` runs the same CLI (and shows a progress bar when asked)."""
+    cmd = [sys.executable, "-m", "tunesmith", "run", "study.yaml", "--n-trials", "5", "--progress"]
+    out = subprocess.run(cmd, cwd=project, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "5 trials run now" in out.stdout and "quad" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "tunesmith", "show"], env=subprocess_env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "usage: tunesmith show" in bad.stderr

@@ -1,0 +1,95 @@
+"""The worked examples run for real (small versions)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+
+pytest.importorskip("sklearn")
+
+ROOT = Path(__file__).resolve().parents[1]
+SVM = ROOT / "examples" / "svm_digits_grid.py"
+
+
+def run_example(*args: str, env: dict[str, str], cwd: Path) -> str:
+    out = subprocess.run([sys.executable, str(SVM), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_svm_digits_quick(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    out = run_example("--quick", "--n-jobs", "2", env=subprocess_env, cwd=tmp_path)
+    assert "8x8 digits (scikit-learn): train 1077, val 360, test 360" in out
+    assert "grid of 10 configurations" in out and "searched 10 configurations" in out
+    # the default storage is the embedded SQLite file in the current folder
+    study = ts.load_study("svm-digits-grid-quick", f"sqlite:///{tmp_path / 'tunesmith.db'}")
+    trials = study.trials
+    assert len(trials) == 10 and all(t.state is ts.TrialState.COMPLETE for t in trials)
+    assert len({study.space.key(t.params) for t in trials}) == 10
+    assert f"best configuration: {study.best_params}" in out
+    test_acc = float(out.split("test accuracy (retrained on train+val): ")[1].split()[0])
+    assert study.best_value > 0.95 and test_acc > 0.95
+    # running again resumes the finished grid: nothing new is evaluated
+    again = run_example("--quick", env=subprocess_env, cwd=tmp_path)
+    assert "searched 10 configurations" in again
+    assert len(ts.load_study("svm-digits-grid-quick", f"sqlite:///{tmp_path / 'tunesmith.db'}").trials) == 10
+
+
+def _mnist_like(folder: Path) -> tuple[np.ndarray, ...]:
+    """The 8x8 digits in MNIST's formats (28x28 uint8), so the --mnist path runs for real."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    img = np.zeros((len(d.images), 28, 28), np.uint8)
+    img[:, 10:18, 10:18] = (d.images * 15.9).astype(np.uint8)
+    parts = (img[:1400], d.target[:1400].astype(np.uint8), img[1400:], d.target[1400:].astype(np.uint8))
+    for stem, arr in zip(("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), parts, strict=True):
+        header = struct.pack(">BBBB", 0, 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+        (folder / (stem + ".gz")).write_bytes(gzip.compress(header + arr.tobytes()))
+    np.savez(folder / "mnist.npz", x_train=parts[0], y_train=parts[1], x_test=parts[2], y_test=parts[3])
+    return parts
+
+
+def test_svm_with_local_mnist_files(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    _mnist_like(tmp_path)
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    out = run_example("--quick", "--mnist", str(tmp_path), "--samples", "800", "--storage", db,
+                      env=subprocess_env, cwd=tmp_path)
+    assert f"MNIST {tmp_path}: train 600, val 200, test 397" in out
+    assert len(ts.load_study("svm-mnist-grid-quick", db).trials) == 10
+
+
+def test_mnist_npz_and_idx_formats_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = _mnist_like(tmp_path)
+    monkeypatch.syspath_prepend(str(SVM.parent))
+    import svm_digits_grid as ex
+
+    (xtr, ytr), (xte, yte) = ex.load_mnist(tmp_path / "mnist.npz")
+    (xtr2, ytr2), (xte2, yte2) = ex.load_mnist(tmp_path)
+    assert xtr.shape == (1400, 784) and xte.shape == (397, 784) and xtr.max() <= 1.0
+    for a, b in ((xtr, xtr2), (ytr, ytr2), (xte, xte2), (yte, yte2)):
+        assert np.array_equal(a, b)
+    assert np.array_equal(ytr, parts[1])
+    with pytest.raises(SystemExit, match="no t10k-images-idx3-ubyte"):
+        (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+        ex.load_mnist(tmp_path)
+
+
+def test_svm_yaml_with_the_cli(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    cmd = [sys.executable, "-m", "tunesmith", "run", str(ROOT / "examples" / "svm_digits.yaml"),
+           "--seed", "1", "--n-trials", "3", "--n-jobs", "1", "--no-progress"]
+    out = subprocess.run(cmd, env=subprocess_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "3 trials run now" in out.stdout and "best configuration" in out.stdout
+    study = ts.load_study("svm-digits-yaml", f"sqlite:///{tmp_path / 'tunesmith.db'}")
+    assert study.direction is ts.Direction.MAXIMIZE and len(study.trials) == 3
+    assert isinstance(study.sampler, ts.GridSampler) and study.sampler.seed == 1
