@@ -119,10 +119,11 @@ print("optimize returned", flush=True)
 """
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("n_jobs, group", [(1, True), (2, True), (2, False)], ids=["inline", "processes", "parent-only"])
 def test_ctrl_c_marks_the_running_trial_and_leaves_a_readable_db(
-    n_jobs: int, sqlite_url: str, tmp_path: Path, subprocess_env: dict[str, str]
+    n_jobs: int, group: bool, sqlite_url: str, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
+    """Ctrl-C in a terminal signals the whole process group; ``kill -INT`` the parent only."""
     marker = tmp_path / "started"
     proc = subprocess.Popen(
         [sys.executable, "-c", INTERRUPTED, sqlite_url, str(marker), str(n_jobs)],
@@ -135,7 +136,10 @@ def test_ctrl_c_marks_the_running_trial_and_leaves_a_readable_db(
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
         time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -154,3 +158,20 @@ def test_ctrl_c_marks_the_running_trial_and_leaves_a_readable_db(
     assert all(t.state is TrialState.COMPLETE for t in trials if t not in stopped)
     study.optimize(lambda t: t.params["x"], n_trials=2)  # the study goes on
     assert len(study.trials) == len(trials) + 2
+
+
+def test_a_worker_process_that_dies_leaves_its_trial_marked(sqlite_url: str) -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=sqlite_url, name="die")
+
+    def objective(trial: ts.Trial) -> float:
+        if trial.number == 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker vanishes mid-trial
+        time.sleep(0.01)
+        return trial.params["x"]
+
+    study.optimize(objective, n_trials=8, n_jobs=2)
+    trials = study.trials
+    assert len(trials) == 8 and not [t for t in trials if t.state is TrialState.RUNNING]
+    dead = [t for t in trials if t.state is TrialState.FAILED]
+    assert [t.number for t in dead] == [1]
+    assert dead[0].error == "worker process died (worker exit code -9)"

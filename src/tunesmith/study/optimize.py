@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -196,11 +196,17 @@ def _run_threads(
     return run.exhausted[0] if run.exhausted else None
 
 
-def _mark_running_interrupted(study: Study) -> None:
+def _mark_running_interrupted(
+    study: Study, pids: Iterable[int] | None = None, error: str = "interrupted (KeyboardInterrupt)"
+) -> None:
+    """Mark failed the running trials of these processes (default: this one)."""
+    ends = tuple(f":{pid}" for pid in (pids if pids is not None else [os.getpid()]))
+    if not ends:
+        return
     for t in study.trials_in(TrialState.RUNNING):
-        if t.worker is not None and t.worker.endswith(f":{os.getpid()}"):
+        if t.worker is not None and t.worker.endswith(ends):
             try:
-                study.tell(t, state=TrialState.FAILED, error="interrupted (KeyboardInterrupt)")
+                study.tell(t, state=TrialState.FAILED, error=error)
             except TrialFinishedError:
                 pass
 
@@ -237,28 +243,45 @@ def _run_processes(
     procs = [ctx.Process(target=_child, args=(run, i, exhausted), daemon=False) for i in range(n_jobs)]
     for p in procs:
         p.start()
+    interrupted = False
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(0.2)
             progress.poll(start)
     except KeyboardInterrupt:
         budget.stop()
+        _wait(procs, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
+        for p in procs:  # the signal came to this process only: pass it on
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
         _wait(procs, 10.0)
+        interrupted = True
         logger.warning("interrupted: running trials marked failed; optimize stopped")
     finally:
         _wait(procs, 5.0)
     progress.poll(start)
-    failed = [p.exitcode for p in procs if p.exitcode not in (0, 130)]
-    if failed:
-        logger.warning("%d worker process(es) exited abnormally (codes %s)", len(failed), failed)
+    _mark_orphans(study, procs, interrupted)
     return "the search is exhausted: every configuration has been tried" if exhausted.value else None
 
 
-def _wait(procs: list[Any], timeout: float) -> None:
+def _mark_orphans(study: Study, procs: list[Any], interrupted: bool) -> None:
+    """Workers that died mid-trial (killed, crashed) leave running trials: mark them failed."""
+    bad = [p for p in procs if p.exitcode != 0]
+    if not bad:
+        return
+    if not all(p.exitcode == 130 for p in bad):
+        codes = [p.exitcode for p in bad]
+        logger.warning("%d worker process(es) exited abnormally (codes %s)", len(bad), codes)
+    for p in bad:
+        why = "interrupted" if interrupted or p.exitcode == 130 else "worker process died"
+        _mark_running_interrupted(study, [p.pid], f"{why} (worker exit code {p.exitcode})")
+
+
+def _wait(procs: list[Any], timeout: float, *, kill: bool = True) -> None:
     end = time.monotonic() + timeout
     for p in procs:
         p.join(max(0.0, end - time.monotonic()))
     for p in procs:
-        if p.is_alive():
+        if kill and p.is_alive():
             os.kill(p.pid, signal.SIGTERM)
             p.join(1.0)
