@@ -67,6 +67,8 @@ def test_condition_on_impossible_value() -> None:
             "kernel": ts.Categorical(["linear", "rbf"]),
             "gamma": ts.Float(1e-3, 1.0, log=True, when={"kernel": ["rbf", "sigmoid"]}),
         })
+    with pytest.raises(ValueError, match=r"for choices write 'k': Categorical\(\['a', 'b'\]\)"):
+        ts.Space({"k": ["a", "b"], "w": ts.Float(0, 1, when={"k": "a"})})  # a list is a fixed value
     with pytest.raises(ValueError, match=r"parameter 'w'.*can never hold"):
         ts.Space({"n": ts.Int(1, 4), "w": ts.Float(0, 1, when={"n": [7]})})
 

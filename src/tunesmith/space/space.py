@@ -132,9 +132,12 @@ class Space(Mapping[str, Param]):
                 pp = self._params[parent]
                 bad = [v for v in values if not pp.contains(v)]
                 if bad:
+                    hint = ""
+                    if isinstance(pp, Fixed) and isinstance(pp.value, (list, tuple)):
+                        hint = f"; for choices write {parent!r}: Categorical({list(pp.value)!r})"
                     raise ValueError(
                         f"parameter {name!r}: condition {parent!r} in {list(values)} can never "
-                        f"hold for {bad}: {parent!r} is {pp!r}"
+                        f"hold for {bad}: {parent!r} is {pp!r}{hint}"
                     )
 
     def _dim(self, name: str) -> Dim:
