@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tunesmith as ts
+from tunesmith.cli import main as cli_main
 
 pytest.importorskip("sklearn")
 
@@ -46,9 +47,18 @@ def test_svm_digits_quick(tmp_path: Path, subprocess_env: dict[str, str]) -> Non
     assert f"best configuration: {example_module().pick_best(study).params}" in out
     test_acc = float(out.split("test accuracy (retrained on train+val): ")[1].split()[0])
     assert study.best_value > 0.95 and test_acc > 0.95
-    # running again resumes the finished grid: nothing new is evaluated
-    again = run_example("--quick", env=subprocess_env, cwd=tmp_path)
+
+
+def test_svm_digits_resumes_a_finished_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)  # in process this time: the default storage is ./tunesmith.db
+    ex = example_module()
+    assert ex.main(["--quick", "--n-jobs", "2"]) == 0
+    first = capsys.readouterr().out
+    assert ex.main(["--quick"]) == 0  # the grid is finished: nothing new is evaluated
+    again = capsys.readouterr().out
     assert "searched 10 configurations" in again
+    assert first.split("best configuration")[1] == again.split("best configuration")[1]
     assert len(ts.load_study("svm-digits-grid-quick", f"sqlite:///{tmp_path / 'tunesmith.db'}").trials) == 10
 
 
@@ -68,11 +78,11 @@ def _mnist_like(folder: Path) -> tuple[np.ndarray, ...]:
     return parts
 
 
-def test_svm_with_local_mnist_files(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_svm_with_local_mnist_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _mnist_like(tmp_path)
     db = f"sqlite:///{tmp_path / 'm.db'}"
-    out = run_example("--quick", "--mnist", str(tmp_path), "--samples", "800", "--storage", db,
-                      env=subprocess_env, cwd=tmp_path)
+    assert example_module().main(["--quick", "--mnist", str(tmp_path), "--samples", "800", "--storage", db]) == 0
+    out = capsys.readouterr().out
     assert f"MNIST {tmp_path}: train 600, val 200, test 397" in out
     assert len(ts.load_study("svm-mnist-grid-quick", db).trials) == 10
 
@@ -92,12 +102,14 @@ def test_mnist_npz_and_idx_formats_agree(tmp_path: Path, monkeypatch: pytest.Mon
         ex.load_mnist(tmp_path)
 
 
-def test_svm_yaml_with_the_cli(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    cmd = [sys.executable, "-m", "tunesmith", "run", str(ROOT / "examples" / "svm_digits.yaml"),
-           "--seed", "1", "--n-trials", "3", "--n-jobs", "1", "--no-progress"]
-    out = subprocess.run(cmd, env=subprocess_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "3 trials run now" in out.stdout and "best configuration" in out.stdout
+def test_svm_yaml_with_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    argv = ["run", str(ROOT / "examples" / "svm_digits.yaml"), "--seed", "1", "--n-trials", "3", "--no-progress"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 trials run now" in out and "best configuration" in out
     study = ts.load_study("svm-digits-yaml", f"sqlite:///{tmp_path / 'tunesmith.db'}")
     assert study.direction is ts.Direction.MAXIMIZE and len(study.trials) == 3
     assert isinstance(study.sampler, ts.GridSampler) and study.sampler.seed == 1

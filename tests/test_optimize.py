@@ -105,7 +105,7 @@ def test_resumed_grid_runs_only_what_is_left(svm_space: ts.Space, sqlite_url: st
 
 INTERRUPTED = """
 import pathlib, sys, time, tunesmith as ts
-url, marker, n_jobs = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3])
+url, marker, n_jobs, executor = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=url, name="c")
 
 def objective(trial):
@@ -114,19 +114,23 @@ def objective(trial):
         time.sleep(60)
     return trial.params["x"]
 
-study.optimize(objective, n_trials=50, n_jobs=n_jobs)
+study.optimize(objective, n_trials=50, n_jobs=n_jobs, executor=executor)
 print("optimize returned", flush=True)
 """
 
 
-@pytest.mark.parametrize("n_jobs, group", [(1, True), (2, True), (2, False)], ids=["inline", "processes", "parent-only"])
+@pytest.mark.parametrize(
+    "n_jobs, executor, group",
+    [(1, "process", True), (2, "process", True), (2, "process", False), (2, "thread", True)],
+    ids=["inline", "processes", "parent-only", "threads"],
+)
 def test_ctrl_c_marks_the_running_trial_and_leaves_a_readable_db(
-    n_jobs: int, group: bool, sqlite_url: str, tmp_path: Path, subprocess_env: dict[str, str]
+    n_jobs: int, executor: str, group: bool, sqlite_url: str, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     """Ctrl-C in a terminal signals the whole process group; ``kill -INT`` the parent only."""
     marker = tmp_path / "started"
     proc = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED, sqlite_url, str(marker), str(n_jobs)],
+        [sys.executable, "-c", INTERRUPTED, sqlite_url, str(marker), str(n_jobs), executor],
         env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )

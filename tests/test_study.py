@@ -272,6 +272,7 @@ def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subproc
     assert len(study.trials) == 6 and study.direction is ts.Direction.MAXIMIZE
     assert study.space == ts.Space({"x": ts.Float(0, 1)})
     assert study.sampler.name == "random" and study.sampler.seed == 1
+    assert ts.Study(storage=sqlite_url, name="persist", seed=9).sampler.seed == 9  # an explicit seed wins
     best = study.best_value
     study.optimize(lambda t: t.params["x"], n_trials=4)
     assert [t.number for t in study.trials] == list(range(10))

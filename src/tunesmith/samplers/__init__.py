@@ -30,7 +30,8 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
     if isinstance(spec, dict):
         options = dict(spec)
         spec = options.pop("name")
-        seed = options.pop("seed", seed)
+        stored = options.pop("seed", None)
+        seed = seed if seed is not None else stored  # an explicit seed wins over a stored one
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
             f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance"
