@@ -173,6 +173,7 @@ def test_entry_point_in_a_subprocess(project: Path, subprocess_env: dict[str, st
     out = subprocess.run(cmd, cwd=project, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "5 trials run now" in out.stdout and "quad" in out.stdout
+    assert "5/5" in out.stderr and "best" in out.stderr  # the progress bar, on stderr
     bad = subprocess.run([sys.executable, "-m", "tunesmith", "show"], env=subprocess_env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "usage: tunesmith show" in bad.stderr

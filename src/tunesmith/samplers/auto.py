@@ -9,7 +9,7 @@ from typing import Any
 from ..space import Space
 from ..trial import Direction, FrozenTrial
 from .base import Sampler, Suggestion
-from .simple import GridSampler, SobolSampler
+from .simple import GridSampler, SobolSampler, qmc
 
 logger = logging.getLogger("tunesmith")
 
@@ -28,6 +28,7 @@ class AutoSampler(Sampler):
         super().__init__(seed)
         self.budget = budget
         self.chosen: Sampler | None = None
+        qmc()  # import now, before any worker process forks
 
     @property
     def uses_history(self) -> bool:  # type: ignore[override]

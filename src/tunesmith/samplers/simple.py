@@ -33,15 +33,17 @@ class SobolSampler(Sampler):
 
     name = "sobol"
 
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed)
+        qmc()  # import now, before any worker process forks
+
     def suggest(
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion:
         if space.ndim == 0:
             return Suggestion(space.decode([]))
-        from scipy.stats import qmc  # lazy: scipy.stats takes ~1 s to import
-
         taken = {_key(t.params) for t in trials}
-        engine = qmc.Sobol(space.ndim, scramble=True, seed=self.seed)
+        engine = qmc().Sobol(space.ndim, scramble=True, seed=self.seed)
         if trials:
             engine.fast_forward(len(trials))
         with warnings.catch_warnings():
@@ -98,6 +100,14 @@ class GridSampler(Sampler):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "points": self.points}
+
+
+def qmc() -> Any:
+    """``scipy.stats.qmc``, imported on first use: scipy.stats takes about a
+    second to import, which ``import tunesmith`` and the CLI need not pay."""
+    from scipy.stats import qmc as module
+
+    return module
 
 
 def _key(params: Mapping[str, Any]) -> str:

@@ -33,7 +33,6 @@ class Progress:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
-                MofNCompleteColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
@@ -43,7 +42,7 @@ class Progress:
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.fields[trials]} trials"),
                 TextColumn("best {task.fields[best]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
@@ -51,8 +50,12 @@ class Progress:
                 console=Console(stderr=True),  # stdout stays clean for results
             )
             self._bar.__enter__()
+            try:  # best so far: a resumed study starts from its stored best
+                self._best = self.study.best_value
+            except ValueError:
+                self._best = None
             total = self.n_trials if self.n_trials is not None else self.timeout
-            self._task = self._bar.add_task(self.study.name, total=total, best="-")
+            self._task = self._bar.add_task(self.study.name, total=total, best="-", trials=self._count())
         return self
 
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
@@ -84,9 +87,14 @@ class Progress:
             self._best = None
         self._render()
 
+    def _count(self) -> str:
+        """Trials done: "12/50" against n_trials, else "12" (the bar then shows time)."""
+        return f"{self._done}/{self.n_trials}" if self.n_trials is not None else str(self._done)
+
     def _render(self) -> None:
         best = "-" if self._best is None else f"{self._best:.6g}"
         if self.n_trials is not None:
-            self._bar.update(self._task, completed=self._done, best=best)
+            self._bar.update(self._task, completed=self._done, best=best, trials=self._count())
         else:
-            self._bar.update(self._task, completed=time.monotonic() - self._t0, best=best)
+            elapsed = time.monotonic() - self._t0
+            self._bar.update(self._task, completed=elapsed, best=best, trials=self._count())
