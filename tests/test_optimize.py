@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import signal
 import sqlite3
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,23 @@ def slow_objective(trial: ts.Trial) -> float:
     return float(trial.params["C"])
 
 
+class BothWorkers:
+    """An objective whose first trial in each process waits for the other
+    worker's first trial, so a test can count on both workers running trials
+    however the machine schedules them."""
+
+    def __init__(self, objective: Any, n: int = 2) -> None:
+        self.objective = objective
+        self.barrier = mp.get_context("fork").Barrier(n)
+        self.seen: set[int] = set()
+
+    def __call__(self, trial: ts.Trial) -> float:
+        if os.getpid() not in self.seen:
+            self.seen.add(os.getpid())
+            self.barrier.wait(timeout=60)
+        return float(self.objective(trial))
+
+
 def test_threads_on_memory_count_exact(svm_space: ts.Space) -> None:
     study = ts.Study(svm_space, sampler="random", seed=0)
     study.optimize(slow_objective, n_trials=60, n_jobs=4)
@@ -40,7 +59,7 @@ def test_threads_on_memory_count_exact(svm_space: ts.Space) -> None:
 
 def test_processes_on_sqlite_count_exact(svm_space: ts.Space, sqlite_url: str) -> None:
     study = ts.Study(svm_space, sampler="random", seed=0, storage=sqlite_url, name="p")
-    study.optimize(slow_objective, n_trials=40, n_jobs=2)
+    study.optimize(BothWorkers(slow_objective), n_trials=40, n_jobs=2)
     trials = study.trials
     assert [t.number for t in trials] == list(range(40))
     assert all(t.state is TrialState.COMPLETE for t in trials)
@@ -78,7 +97,7 @@ def test_grid_is_exhaustive_and_conditional_aware(svm_space: ts.Space, caplog: p
 
 def test_grid_in_parallel_processes_has_no_duplicates(svm_space: ts.Space, sqlite_url: str) -> None:
     study = ts.Study(svm_space, sampler=ts.GridSampler(SVM_GRID, seed=0), storage=sqlite_url, name="g")
-    study.optimize(slow_objective, n_trials=500, n_jobs=2)
+    study.optimize(BothWorkers(slow_objective), n_trials=500, n_jobs=2)
     k = keys(study)
     assert len(k) == SVM_GRID_SIZE and len(set(k)) == SVM_GRID_SIZE
     assert len({t.worker for t in study.trials}) == 2
