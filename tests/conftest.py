@@ -36,26 +36,39 @@ if os.environ.get("TUNESMITH_TEST_POSTGRES_URL"):
 SHARED_BACKENDS = [name for name in STORAGE_BACKENDS if name != "memory"]
 
 
+def _wipe(url: str | None) -> None:
+    """Delete every study: a database server outlives the test (a SQLite file does not)."""
+    if url is None or url.startswith("sqlite"):
+        return
+    st = make_storage(url)
+    for rec in st.list_studies():
+        st.delete_study(rec.name)
+    st.close()
+
+
 @pytest.fixture(params=list(STORAGE_BACKENDS))
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """A fresh storage URL per backend (``None``: in memory)."""
-    return STORAGE_BACKENDS[request.param](tmp_path)
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """A fresh, empty storage URL per backend (``None``: in memory)."""
+    url = STORAGE_BACKENDS[request.param](tmp_path)
+    _wipe(url)
+    yield url
+    _wipe(url)
 
 
 @pytest.fixture(params=SHARED_BACKENDS)
-def shared_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh URL of a storage that processes can share."""
+def shared_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty URL of a storage that processes can share."""
     url = STORAGE_BACKENDS[request.param](tmp_path)
     assert url is not None
-    return url
+    _wipe(url)
+    yield url
+    _wipe(url)
 
 
 @pytest.fixture
 def storage(storage_url: str | None) -> Iterator[ts.Storage]:
     st = make_storage(storage_url)
     yield st
-    for rec in st.list_studies():  # a shared server keeps no leftovers
-        st.delete_study(rec.name)
     st.close()
 
 

@@ -135,17 +135,21 @@ class TestStorageConformance:
         assert sorted(got) == list(range(4 * 13 + 5))
         assert [t.number for t in storage.get_trials(sid)] == sorted(got)
 
-    def test_study_survives_reopening(self, storage_url: str | None, storage: ts.Storage) -> None:
-        if storage_url is None:
-            pytest.skip("memory storage lives as long as its object")
-        sid = new_study(storage)
-        t = storage.create_trial(sid, params={"x": 0.3})
-        assert t is not None
-        storage.update_trial(sid, t.replace(state=TrialState.COMPLETE, value=3.0))
-        again = make_storage(storage_url)
-        assert again.get_study("s").study_id == sid
-        assert again.get_trial(sid, 0).value == 3.0
-        again.close()
+
+
+def test_study_survives_reopening(shared_storage_url: str) -> None:
+    """Persistent backends: a second storage object on the same URL sees everything."""
+    storage = make_storage(shared_storage_url)
+    sid = new_study(storage)
+    t = storage.create_trial(sid, params={"x": 0.3})
+    assert t is not None
+    storage.update_trial(sid, t.replace(state=TrialState.COMPLETE, value=3.0))
+    storage.close()
+    again = make_storage(shared_storage_url)
+    assert again.get_study("s").study_id == sid
+    assert again.get_trial(sid, 0).value == 3.0
+    again.delete_study("s")
+    again.close()
 
 
 # -- URLs ------------------------------------------------------------------------------------------------
