@@ -129,6 +129,7 @@ def test_module_objective_and_grid_sampler(project: Path, monkeypatch: pytest.Mo
         ("objective: no_such_module_xyz:f\nspace: {x: [1]}\n", "cannot be imported (no module named 'no_such_module_xyz')"),
         ("objective: quad.py:objective\nspace: {x: [1]}\ndirection: up\n", "direction must be 'minimize' or 'maximize'"),
         ("objective: quad.py:objective\nspace: {x: [1]}\nsampler: best\n", "unknown sampler 'best'"),
+        ("objective: quad.py:objective\nspace: {x: [1]}\npruner: hyperband9\n", "unknown pruner 'hyperband9'"),
     ],
 )
 def test_bad_study_files(project: Path, capsys: pytest.CaptureFixture[str], content: str, fragment: str) -> None:

@@ -3,7 +3,10 @@
 Each subcommand is a :class:`Subcommand` in :data:`SUBCOMMANDS`: a function
 that adds its arguments and a function that runs it. To add one (say
 ``tunesmith worker STUDY.yaml``), write the two functions and append an entry;
-to add flags to ``run``, extend :func:`~tunesmith.cli.commands.add_run_args`.
+to add flags to ``run`` (say ``--executor``), extend
+:func:`~tunesmith.cli.commands.add_run_args` and pass the value on in
+:func:`~tunesmith.cli.commands.optimize_options`. A worker command can reuse
+``settings_from_args``, ``open_study`` and ``optimize_options`` as they are.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,18 @@ def settings_from_args(args: argparse.Namespace) -> StudyFile:
 
 
 def open_study(sf: StudyFile) -> Study:
+    """Create the study a file describes, or resume it."""
     sampler: Any = dict(sf.sampler) if not isinstance(sf.sampler, str) else sf.sampler
+    pruner: Any = dict(sf.pruner) if isinstance(sf.pruner, Mapping) else sf.pruner
     return Study(
-        sf.build_space(), direction=sf.direction, sampler=sampler, seed=sf.seed,
+        sf.build_space(), direction=sf.direction, sampler=sampler, pruner=pruner, seed=sf.seed,
         storage=sf.storage, name=sf.name,
     )
+
+
+def optimize_options(sf: StudyFile, args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of ``Study.optimize`` from the settings and flags."""
+    return {"n_trials": sf.n_trials, "timeout": sf.timeout, "n_jobs": sf.n_jobs, "show_progress": args.progress}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -83,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     before = len(study.trials)
     if sf.n_trials is None and sf.timeout is None:
         print("note: no n_trials or timeout: running until the search is exhausted or Ctrl-C", file=sys.stderr)
-    study.optimize(objective, n_trials=sf.n_trials, timeout=sf.timeout, n_jobs=sf.n_jobs, show_progress=args.progress)
+    study.optimize(objective, **optimize_options(sf, args))
     trials = study.trials
     console = Console()
     console.print(f"study [bold]{study.name}[/] in {study.storage.url}: {len(trials) - before} trials run now, "

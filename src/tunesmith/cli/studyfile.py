@@ -6,6 +6,7 @@ Example ``study.yaml``::
     objective: svm_digits_grid.py:objective     # or a module: mypkg.train:objective
     direction: maximize
     sampler: grid                               # or {name: grid, points: {C: 4}}
+    pruner: median                              # optional: a pruner name or {name: ..., options}
     seed: 0
     n_trials: 100
     n_jobs: 2
@@ -47,6 +48,7 @@ class StudyFile:
     name: str
     direction: str = "minimize"
     sampler: str | Mapping[str, Any] = "auto"
+    pruner: str | Mapping[str, Any] | None = None
     seed: int | None = None
     n_trials: int | None = None
     timeout: float | None = None
