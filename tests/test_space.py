@@ -321,6 +321,13 @@ def test_yaml_shorthand() -> None:
     assert isinstance(space["kernel"], ts.Categorical)
     assert isinstance(space["max_iter"], ts.Fixed)
     assert space["gamma"].when == {"kernel": ("rbf",)}
+    # YAML 1.1 reads 1e-5 as text; a float's bounds and grid take it as the number meant
+    lr = ts.Space.from_yaml("lr: {type: float, low: 1e-5, high: 1e-1, log: true, grid: [1e-4, 1e-3]}")["lr"]
+    assert (lr.low, lr.high, lr.grid()) == (1e-5, 1e-1, [1e-4, 1e-3])
+    with pytest.raises(ValueError, match="'lr': low must be a finite number, got 'small'"):
+        ts.Space.from_yaml("lr: {type: float, low: small, high: 1}")
+    with pytest.raises(ValueError, match="categorical needs 'choices'"):
+        ts.Space.from_yaml("k: {type: categorical}")
     with pytest.raises(ValueError, match="unknown parameter type 'flaot'"):
         ts.Space.from_yaml("x: {type: flaot, low: 0, high: 1}")
     with pytest.raises(ValueError, match="bad parameter definition"):

@@ -551,6 +551,23 @@ class Fixed(Param):
         return {"value": self.value}
 
 
+def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
+    """YAML 1.1 reads ``1e-5`` (no dot) as text: take such strings as the numbers meant."""
+
+    def num(v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                return v
+        return v
+
+    out = {k: num(v) if k in ("low", "high", "step") else v for k, v in d.items()}
+    if isinstance(out.get("grid"), list):
+        out["grid"] = [num(v) for v in out["grid"]]
+    return out
+
+
 def param_from_dict(d: Mapping[str, Any]) -> Param:
     """Inverse of :meth:`Param.to_dict` (also reads hand-written YAML)."""
     d = dict(d)
@@ -562,7 +579,7 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
         d["prior"] = prior
     try:
         if kind == "float":
-            return Float(**d)
+            return Float(**_yaml_numbers(d))
         if kind == "int":
             return Int(**d)
         if kind == "categorical":
@@ -573,6 +590,8 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
             return Fixed(d.pop("value"), **d)
     except TypeError as exc:
         raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {exc}") from None
+    except KeyError as exc:
+        raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {kind} needs {exc.args[0]!r}") from None
     raise ValueError(
         f"unknown parameter type {kind!r}; use one of float, int, categorical, fixed"
     )
