@@ -197,13 +197,14 @@ def numeric_params(draw: st.DrawFn) -> ts.space.Param:
     if kind == "int_step":
         step = draw(st.integers(1, 7))
         return ts.Int(low, low + step * draw(st.integers(1, 30)), step=step)
-    return ts.Int(low, low + draw(st.integers(1, 10_000)), log=kind == "int_log")
+    span = draw(st.one_of(st.integers(1, 8), st.integers(1, 10_000)))  # small ones can be parents
+    return ts.Int(low, low + span, log=kind == "int_log")
 
 
 @st.composite
 def spaces(draw: st.DrawFn) -> ts.Space:
     """Random spaces: numeric and categorical parameters, fixed values, and
-    conditions (possibly nested) on earlier categorical parameters."""
+    conditions (possibly nested) on earlier categorical or small integer parameters."""
     params: dict[str, ts.space.Param] = {}
     choices_of: dict[str, list] = {}
     for i in range(draw(st.integers(1, 6))):
@@ -225,6 +226,8 @@ def spaces(draw: st.DrawFn) -> ts.Space:
             p = draw(numeric_params())
             p.when = when or {}
             params[name] = p
+            if isinstance(p, ts.Int) and not p.log and (p.high - p.low) // (p.step or 1) < 10:
+                choices_of[name] = list(range(p.low, p.high + 1, p.step or 1))
     return ts.Space(params)
 
 
