@@ -198,3 +198,12 @@ def test_a_worker_process_that_dies_leaves_its_trial_marked(sqlite_url: str) -> 
     dead = [t for t in trials if t.state is TrialState.FAILED]
     assert [t.number for t in dead] == [1]
     assert dead[0].error == "worker process died (worker exit code -9)"
+
+
+def test_progress_bar_counts_trials_and_knows_when_a_grid_ends(capsys: pytest.CaptureFixture[str]) -> None:
+    study = ts.Study({"k": ts.Categorical(["a", "b"]), "x": ts.Float(0, 1)}, sampler="grid", name="bar")
+    study.optimize(lambda t: t.params["x"], n_trials=4, show_progress=True)
+    assert "4/4 trials" in capsys.readouterr().err
+    study.optimize(lambda t: t.params["x"], show_progress=True)  # 6 grid points left
+    err = capsys.readouterr().err
+    assert "6/6 trials" in err and "best 0" in err and "bar" in err

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SearchExhausted, TrialFinishedError
+from ..samplers.simple import GridSampler, grid_remaining
 from ..storage import MemoryStorage
 from ..trial import FrozenTrial, TrialState
 from .progress import Progress
@@ -140,7 +141,8 @@ def run_optimize(
     study.sampler.set_budget(n_trials)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
-    progress = Progress(study, n_trials, timeout, enabled=show_progress)
+    progress = Progress(study, _expected(study, n_trials) if show_progress else n_trials, timeout,
+                        enabled=show_progress)
     start = len(study.trials_in(*TrialState)) if show_progress else 0
     with progress:
         if n_jobs == 1:
@@ -151,6 +153,14 @@ def run_optimize(
             exhausted = _run_processes(study, objective, n_trials, timeout, n_jobs, catch, callbacks, progress, start)
     if exhausted:
         logger.info("%s; optimize stopped", exhausted)
+
+
+def _expected(study: Study, n_trials: int | None) -> int | None:
+    """Trials this run will do, for the progress bar: a grid ends when its points do."""
+    if not isinstance(study.sampler, GridSampler):
+        return n_trials
+    left = grid_remaining(study.sampler, study.space, study.trials)
+    return left if n_trials is None else min(n_trials, left)
 
 
 def _check_args(objective: Any, n_trials: Any, timeout: Any, n_jobs: Any) -> None:
