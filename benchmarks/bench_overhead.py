@@ -146,7 +146,7 @@ def time_parallel(lib: str, kind: str, n: int, procs: int) -> float:
         ]
         for p in ps:
             p.start()
-        spans = [out.get(timeout=3600) for _ in ps]
+        spans = _collect(out, ps)
         for p in ps:
             p.join()
             if p.exitcode != 0:
@@ -154,6 +154,23 @@ def time_parallel(lib: str, kind: str, n: int, procs: int) -> float:
         return n / (max(e for _, e in spans) - min(s for s, _ in spans))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _collect(out: Any, ps: list[Any]) -> list[tuple[float, float]]:
+    """The workers' (start, end) times; raise if a worker dies without reporting."""
+    import queue
+
+    spans: list[tuple[float, float]] = []
+    while len(spans) < len(ps):
+        try:
+            spans.append(out.get(timeout=1.0))
+        except queue.Empty:
+            dead = [p.exitcode for p in ps if p.exitcode not in (None, 0)]
+            if dead:
+                for p in ps:
+                    p.terminate()
+                raise RuntimeError(f"a benchmark worker died (exit code {dead[0]})") from None
+    return spans
 
 
 def time_long(n: int) -> tuple[float, float]:
