@@ -22,7 +22,7 @@ from tunesmith.exceptions import TrialFinishedError
 from tunesmith.storage import prepared
 from tunesmith.storage import sql as sql_module
 from tunesmith.storage.prepared import Prepared
-from tunesmith.storage.sql import _HOT, trials_table
+from tunesmith.storage.sql_schema import _HOT, trials_table
 from tunesmith.trial import Direction
 
 SPACE = {"x": ts.Float(-5.0, 5.0), "act": ts.Categorical(["relu", "tanh"])}
