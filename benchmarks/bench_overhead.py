@@ -231,7 +231,11 @@ def main(argv: list[str] | None = None) -> None:
                 _progress(f"[{r + 1}] single {LABEL[cfg]}: {single[cfg][-1] * 1e3:.3f} ms/trial")
         if "parallel" in parts:
             for cfg in PARALLEL:
-                par[cfg].append(time_parallel(*cfg, n_for(cfg), args.procs))
+                try:
+                    par[cfg].append(time_parallel(*cfg, n_for(cfg), args.procs))
+                except RuntimeError as exc:  # Optuna RDB on SQLite can die of "database is locked"
+                    par[cfg].append(float("nan"))
+                    _progress(f"[{r + 1}] {args.procs} procs {LABEL[cfg]} FAILED: {exc}")
                 _progress(f"[{r + 1}] {args.procs} procs {LABEL[cfg]}: {par[cfg][-1]:.1f} trials/s")
         if "long" in parts and args.long >= 2000:
             longs.append(time_long(args.long))
@@ -279,7 +283,7 @@ def report(
             "",
         ]
     if all(par.values()):
-        ts_rate = med(par[("tunesmith", "sqlite")])
+        ts_rate = med(x for x in par[("tunesmith", "sqlite")] if x == x)
         lines += [
             f"{args.procs} processes sharing one study, {args.trials} trials in all "
             f"(Optuna RDB: {rdb_n}):",
@@ -288,12 +292,14 @@ def report(
             "|---|---:|---|---:|",
         ]
         for cfg, xs in par.items():
-            runs = ", ".join(f"{x:.0f}" for x in xs)
-            lines.append(f"| {LABEL[cfg]} | {med(xs):.1f} | {runs} | {ts_rate / med(xs):.1f}x |")
+            ok = [x for x in xs if x == x] or [float("nan")]  # failed runs (NaN) are listed, not counted
+            runs = ", ".join("failed" if x != x else f"{x:.0f}" for x in xs)
+            lines.append(f"| {LABEL[cfg]} | {med(ok):.1f} | {runs} | {ts_rate / med(ok):.1f}x |")
         lines += [
             "",
             f"tunesmith SQLite with {args.procs} processes is **"
-            f"{ts_rate / med(par[('optuna', 'journal')]):.1f}x** Optuna JournalFile (target >= 2x).",
+            f"{ts_rate / med(x for x in par[('optuna', 'journal')] if x == x):.1f}x** Optuna JournalFile "
+            "(target >= 2x).",
             "",
         ]
     if longs:
