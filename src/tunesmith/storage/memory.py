@@ -20,6 +20,9 @@ class MemoryStorage(Storage):
         self._studies: dict[str, StudyRecord] = {}
         self._trials: dict[int, list[FrozenTrial]] = {}
         self._claims: dict[int, set[str]] = {}
+        # per study: no trial numbered below this is waiting, so ask scans only
+        # the trials created since (amortized O(1) instead of O(trials))
+        self._no_waiting_below: dict[int, int] = {}
 
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
@@ -30,7 +33,9 @@ class MemoryStorage(Storage):
             rec = StudyRecord(len(self._trials), name, direction, dict(space), dict(config), time.time())
             self._studies[name] = rec
             self._trials[rec.study_id] = []
+            self._no_waiting_below[rec.study_id] = 0
             self._claims[rec.study_id] = set()
+            self._no_waiting_below[rec.study_id] = 0
             return rec
 
     def get_study(self, name: str) -> StudyRecord:
@@ -48,6 +53,7 @@ class MemoryStorage(Storage):
             rec = self.get_study(name)
             del self._studies[name]
             self._trials[rec.study_id] = []
+            self._no_waiting_below[rec.study_id] = 0
 
     def create_trial(
         self,
@@ -81,11 +87,15 @@ class MemoryStorage(Storage):
 
     def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
         with self._lock:
-            for t in self._trials[study_id]:
+            trials = self._trials[study_id]
+            for i in range(self._no_waiting_below.get(study_id, 0), len(trials)):
+                t = trials[i]
                 if t.state is TrialState.WAITING:
                     new = t.replace(state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now)
-                    self._trials[study_id][t.number] = new
+                    trials[i] = new
+                    self._no_waiting_below[study_id] = i + 1
                     return new
+            self._no_waiting_below[study_id] = len(trials)
             return None
 
     def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
@@ -96,6 +106,9 @@ class MemoryStorage(Storage):
                     f"trial {trial.number} is already {old.state}; finished trials never change"
                 )
             self._trials[study_id][trial.number] = trial
+            if trial.state is TrialState.WAITING:  # re-queued: ask must look from here again
+                below = self._no_waiting_below.get(study_id, 0)
+                self._no_waiting_below[study_id] = min(below, trial.number)
 
     def get_trials(self, study_id: int, *, min_number: int = 0) -> list[FrozenTrial]:
         with self._lock:

@@ -30,58 +30,29 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from ..exceptions import SchemaVersionError, StorageError, StudyNotFound, TrialFinishedError
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import Storage, StudyRecord
+from .prepared import Cursor, Statements, run_transaction
+from .sql_schema import (
+    _HOT,
+    meta_table,
+    metadata,
+    studies_table,
+    trials_table,
+    tuple_to_trial,
+)
 
 SCHEMA_VERSION = 1
 
 T = TypeVar("T")
 
-metadata = sa.MetaData()
+# SQLite busy handling: the driver's own wait (seconds), then our retry steps.
+_SQLITE_DRIVER_WAIT = 0.0
+_BUSY_STEP = 0.0002
+_BUSY_STEP_MAX = 0.005
 
-meta_table = sa.Table(
-    "ts_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(256), nullable=False),
-)
 
-studies_table = sa.Table(
-    "ts_studies",
-    metadata,
-    sa.Column("study_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(512), nullable=False, unique=True),
-    sa.Column("direction", sa.String(16), nullable=False),
-    sa.Column("space", sa.Text, nullable=False),
-    sa.Column("config", sa.Text, nullable=False),
-    sa.Column("created", sa.Float, nullable=False),
-)
-
-trials_table = sa.Table(
-    "ts_trials",
-    metadata,
-    sa.Column("trial_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
-        "study_id", sa.Integer, sa.ForeignKey("ts_studies.study_id", ondelete="CASCADE"), nullable=False
-    ),
-    sa.Column("number", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("params", sa.Text, nullable=False),
-    sa.Column("value", sa.Float, nullable=True),
-    sa.Column("intermediate", sa.Text, nullable=False),
-    sa.Column("attrs", sa.Text, nullable=False),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("worker", sa.String(256), nullable=True),
-    sa.Column("claim", sa.String(2048), nullable=True),
-    sa.Column("token", sa.String(32), nullable=False),
-    sa.Column("started", sa.Float, nullable=True),
-    sa.Column("completed", sa.Float, nullable=True),
-    sa.Column("heartbeat", sa.Float, nullable=True),
-    sa.UniqueConstraint("study_id", "number", name="ts_trials_number"),
-    sa.UniqueConstraint("study_id", "claim", name="ts_trials_claim"),
-    sa.UniqueConstraint("token", name="ts_trials_token"),
-    sa.Index("ts_trials_state", "study_id", "state"),
-)
-
-_FINISHED = [s.value for s in TrialState if s.is_finished]
+def _is_busy(exc: DBAPIError) -> bool:
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _dumps(x: Any) -> str:
@@ -151,6 +122,7 @@ class SQLStorage(Storage):
         self.retries = retries
         self.busy_timeout = busy_timeout
         self._engine: Engine | None = None
+        self._statements: Statements | None = None
         self._pid = -1
         self._check_url()
         self._init_schema()
@@ -185,6 +157,7 @@ class SQLStorage(Storage):
             if self._engine is not None:
                 self._engine.dispose(close=False)
             self._engine = self._make_engine()
+            self._statements = Statements(_HOT, self._engine.dialect)
             self._pid = os.getpid()
         return self._engine
 
@@ -197,8 +170,12 @@ class SQLStorage(Storage):
                     f"storage {self.url!r} needs a database driver ({exc.name}); for PostgreSQL "
                     "install the extra: pip install 'tunesmith[postgres]'"
                 ) from None
+        # SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries, long
+        # next to our sub-millisecond transactions: it only gets a short wait here,
+        # and _retry waits on a busy database in short randomized steps instead.
         engine = sa.create_engine(
-            self.url, connect_args={"timeout": self.busy_timeout, "check_same_thread": False}
+            self.url,
+            connect_args={"timeout": min(_SQLITE_DRIVER_WAIT, self.busy_timeout), "check_same_thread": False},
         )
 
         @event.listens_for(engine, "connect")
@@ -218,21 +195,56 @@ class SQLStorage(Storage):
         return engine
 
     def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
-        """Run ``fn`` in one transaction, retrying transient failures."""
-        delay = 0.005
-        for attempt in range(self.retries):
+        """Run ``fn`` in one SQLAlchemy transaction, retrying transient failures."""
+
+        def once() -> T:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(tunesmith_write=True)
+                with conn.begin():
+                    return fn(conn)
+
+        return self._retry(once)
+
+    def _tx(self, fn: Callable[[Cursor], T], *, write: bool) -> T:
+        """Run ``fn`` on a DBAPI cursor in one transaction (the hot path; see prepared.py).
+
+        SQLite writes open with ``BEGIN IMMEDIATE``; a lone SQLite read runs in
+        autocommit mode (one statement sees one snapshot); PostgreSQL opens its
+        transactions implicitly and writes take the study's row lock in ``fn``.
+        """
+        begin = "BEGIN IMMEDIATE" if write and self.is_sqlite else None
+        engine = self.engine
+        stmts = self._statements
+        assert stmts is not None
+        return self._retry(lambda: run_transaction(engine, stmts, fn, begin=begin))
+
+    def _retry(self, once: Callable[[], T]) -> T:
+        """``once()``, again after transient errors: a busy (locked) database is
+        waited on in short randomized steps for up to ``busy_timeout`` seconds;
+        other transient errors (lost connection, serialization) are retried
+        ``retries`` times with exponential backoff."""
+        delay, step, attempt = 0.005, _BUSY_STEP, 0
+        busy_since: float | None = None
+        while True:
             try:
-                with self.engine.connect() as conn:
-                    if write:
-                        conn.execution_options(tunesmith_write=True)
-                    with conn.begin():
-                        return fn(conn)
+                return once()
             except (OperationalError, DBAPIError) as exc:
-                if isinstance(exc, IntegrityError) or not self._transient(exc) or attempt == self.retries - 1:
+                if isinstance(exc, IntegrityError) or not self._transient(exc):
+                    raise
+                if _is_busy(exc):
+                    now = time.monotonic()
+                    busy_since = now if busy_since is None else busy_since
+                    if now - busy_since >= self.busy_timeout:
+                        raise
+                    time.sleep(step * (0.5 + random.random()))
+                    step = min(step * 1.5, _BUSY_STEP_MAX)
+                    continue
+                attempt += 1
+                if attempt >= self.retries:
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _transient(exc: DBAPIError) -> bool:
@@ -361,111 +373,90 @@ class SQLStorage(Storage):
         token = uuid.uuid4().hex
         now = time.time() if now is None else now
         running = state is TrialState.RUNNING
-        t = trials_table.c
+        template = FrozenTrial(
+            number=0,
+            state=state,
+            params=dict(params),
+            worker=worker if running else None,
+            started=now if running else None,
+            heartbeat=now if running else None,
+        )
+        values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(template)}
+        returning = not self.is_sqlite  # SQLite: cursor.lastrowid works on every version
+        tried = [False]
 
-        def op(conn: Connection) -> FrozenTrial | None:
-            self._lock_study(conn, study_id)
-            done = conn.execute(sa.select(t.number).where(t.token == token)).first()
-            if done is not None:  # an earlier attempt committed before its connection broke
-                return _row_to_trial(
-                    conn.execute(sa.select(trials_table).where(t.token == token)).one()
-                )
-            if claim is not None and conn.execute(
-                sa.select(t.number).where(t.study_id == study_id, t.claim == claim)
-            ).first():
+        def op(cur: Cursor) -> FrozenTrial | None:
+            self._lock_hot(cur, study_id)
+            if tried[0]:  # an earlier attempt may have committed before its connection broke
+                done = cur.first("by_token", {"token": token})
+                if done is not None:
+                    return tuple_to_trial(done)
+            tried[0] = True
+            if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
                 return None
-            number = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(t.number) + 1, 0)).where(t.study_id == study_id)
-            ).scalar_one()
-            record = FrozenTrial(
-                number=int(number),
-                state=state,
-                params=dict(params),
-                worker=worker if running else None,
-                started=now if running else None,
-                heartbeat=now if running else None,
-            )
-            res = conn.execute(
-                sa.insert(trials_table).values(
-                    study_id=study_id, number=record.number, claim=claim, token=token, **_trial_values(record)
-                )
-            )
-            return record.replace(trial_id=int(res.inserted_primary_key[0]))  # type: ignore[index]
+            number = int(cur.first("next_number", {"sid": study_id})[0])
+            cur.execute("insert_returning" if returning else "insert", {**values, "number": number})
+            trial_id = cur.fetchone()[0] if returning else cur.lastrowid
+            return template.replace(number=number, trial_id=int(trial_id))
 
         try:
-            return self._run(op, write=True)
+            return self._tx(op, write=True)
         except IntegrityError:
             if claim is not None:
                 return None
             raise
 
+    def _lock_hot(self, cur: Cursor, study_id: int) -> None:
+        if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
+            cur.execute("lock_study", {"sid": study_id})
+
     def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
-        t = trials_table.c
-        # cheap read first: most asks find no queued trial
-        has = self._run(
-            lambda c: c.execute(
-                sa.select(t.number).where(t.study_id == study_id, t.state == "waiting").limit(1)
-            ).first(),
-            write=False,
-        )
-        if has is None:
+        # cheap read first (one autocommit statement): most asks find no queued trial
+        if self._tx(lambda c: c.first("has_waiting", {"sid": study_id}), write=False) is None:
             return None
 
-        def op(conn: Connection) -> FrozenTrial | None:
-            self._lock_study(conn, study_id)
-            row = conn.execute(
-                sa.select(trials_table)
-                .where(t.study_id == study_id, t.state == "waiting")
-                .order_by(t.number)
-                .limit(1)
-            ).first()
+        def op(cur: Cursor) -> FrozenTrial | None:
+            self._lock_hot(cur, study_id)
+            row = cur.first("first_waiting", {"sid": study_id})
             if row is None:
                 return None
-            rec = _row_to_trial(row).replace(
+            rec = tuple_to_trial(row).replace(
                 state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now
             )
-            conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(rec)))
+            cur.execute("set_by_id", {"w_id": rec.trial_id, **_trial_values(rec)})
             return rec
 
-        return self._run(op, write=True)
+        return self._tx(op, write=True)
 
     def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
-        t = trials_table.c
         values = _trial_values(trial)
+        where = {"w_sid": study_id, "w_number": trial.number}
 
-        def op(conn: Connection) -> None:
-            res = conn.execute(
-                sa.update(trials_table)
-                .where(t.study_id == study_id, t.number == trial.number, t.state.not_in(_FINISHED))
-                .values(**values)
-            )
-            if res.rowcount == 0:
-                row = conn.execute(
-                    sa.select(t.state, t.params, t.value, t.intermediate, t.attrs, t.error).where(
-                        t.study_id == study_id, t.number == trial.number
-                    )
-                ).first()
-                if row is None:
-                    raise KeyError(f"study has no trial number {trial.number}")
-                same = all(row._mapping[k] == values[k] for k in row._mapping)
-                if not same:  # a retried write that had committed is not an error
-                    raise TrialFinishedError(
-                        f"trial {trial.number} is already {row.state}; finished trials never change"
-                    )
+        def op(cur: Cursor) -> None:
+            if cur.execute("update_unfinished", {**values, **where}).rowcount != 0:
+                return
+            row = cur.first("get_stored", {"sid": study_id, "number": trial.number})
+            if row is None:
+                raise KeyError(f"study has no trial number {trial.number}")
+            stored = dict(zip(("state", "params", "value", "intermediate", "attrs", "error"), row, strict=True))
+            if any(stored[k] != values[k] for k in stored):  # a retried write that had committed is fine
+                raise TrialFinishedError(
+                    f"trial {trial.number} is already {stored['state']}; finished trials never change"
+                )
 
-        self._run(op, write=True)
+        self._tx(op, write=True)
 
     def get_trials(self, study_id: int, *, min_number: int = 0) -> list[FrozenTrial]:
-        t = trials_table.c
-        rows = self._run(
-            lambda c: c.execute(
-                sa.select(trials_table)
-                .where(t.study_id == study_id, t.number >= min_number)
-                .order_by(t.number)
-            ).all(),
-            write=False,
+        rows = self._tx(
+            lambda c: c.all("trials_from", {"sid": study_id, "min_number": min_number}), write=False
         )
-        return [_row_to_trial(r) for r in rows]
+        return [tuple_to_trial(r) for r in rows]
+
+    def get_trial(self, study_id: int, number: int) -> FrozenTrial:
+        row = self._tx(lambda c: c.first("one_trial", {"sid": study_id, "number": number}), write=False)
+        if row is None:
+            raise KeyError(f"study has no trial number {number}")
+        return tuple_to_trial(row)
 
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         if not numbers:

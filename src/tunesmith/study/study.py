@@ -209,9 +209,9 @@ class Study:
         me = worker_id()
         with self._lock:
             rec = self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
+            if rec is not None:
+                return Trial(self, self._canonical(rec))
             for _ in range(1000):
-                if rec is not None:
-                    return Trial(self, self._canonical(rec))
                 history = self._history() if self.sampler.uses_history else []
                 suggestion = self.sampler.suggest(self.space, history, self.direction)
                 if suggestion is None:
@@ -222,6 +222,8 @@ class Study:
                 params = self.space.validate(suggestion.params)
                 claim = self.space.key(params) if suggestion.unique else None
                 rec = self._storage.create_trial(self._study_id, params=params, claim=claim, worker=me)
+                if rec is not None:  # its params are canonical already (validated just above)
+                    return Trial(self, rec)
         raise RuntimeError("could not claim a configuration after 1000 attempts")
 
     def tell(
