@@ -1,0 +1,3 @@
+from .base import Sampler
+class TPESampler(Sampler):
+    name="tpe"
