@@ -49,6 +49,8 @@ class BayesSampler(Sampler):
         self._theta: np.ndarray | None = None
         self._fit_n = 0
         self._fit_key = ""
+        self._rows: dict[int, tuple[Any, np.ndarray]] = {}
+        self._rows_key = ""
 
     def describe(self) -> dict[str, Any]:
         defaults = BayesOptions()
@@ -63,7 +65,7 @@ class BayesSampler(Sampler):
     def suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
         if space.ndim == 0:
             return Suggestion(space.decode([]))
-        taken = set(row_keys(space.encode_many([t.params for t in trials]))) if trials else set()
+        taken = set(row_keys(self._encode(space, trials))) if trials else set()
         prior = PriorDensity.of(space)
         done = [t for t in trials if t.state is TrialState.COMPLETE]
         bad = [t for t in trials if t.state in (TrialState.FAILED, TrialState.PRUNED)]
@@ -74,6 +76,20 @@ class BayesSampler(Sampler):
         if U is None:
             return self._design(space, len(trials), taken, prior)
         return Suggestion(space.decode(U), unique=True)
+
+    def _encode(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
+        """``space.encode_many`` of the trials' params, cached per trial number."""
+        key = space.to_json()
+        if key != self._rows_key:
+            self._rows, self._rows_key = {}, key
+        out = np.empty((len(trials), space.ndim))
+        for i, t in enumerate(trials):
+            hit = self._rows.get(t.number)
+            if hit is None or hit[0] != t.params:
+                hit = (t.params, space.encode(t.params))
+                self._rows[t.number] = hit
+            out[i] = hit[1]
+        return out
 
     # -- initial design ----------------------------------------------------
     def _design(self, space: Space, index: int, taken: set[bytes], prior: PriorDensity | None) -> Suggestion:
@@ -91,7 +107,7 @@ class BayesSampler(Sampler):
         enc = Encoding.of(space)
         obs = done + (bad if self.options.failure_penalty else [])
         loss = np.r_[losses, np.full(len(obs) - len(done), losses.max())]
-        U_obs = space.encode_many([t.params for t in obs])
+        U_obs = self._encode(space, obs)
         keep = self._training_subset(U_obs, loss)
         U_tr, y = U_obs[keep], warp(loss[keep], self.options.warping)
         Z, A = enc.to_gp(U_tr)
