@@ -54,12 +54,21 @@ class AcqOptimizer:
         """Best points found, given anchors (k, d): the best observed points."""
         U = np.vstack([self._random(), self._local(anchors)])
         first = Scored.of(U, self.score(acq, U))
-        starts = first.U[: self.opt.n_starts]
+        starts = first.U[self._starts(first.value)]
         refined = self._refine(acq, starts) if len(self.numeric) else starts
         refined = canonical(self.space, refined)
         found = Scored.of(refined, self.score(acq, refined))
         found = self._discrete_search(acq, found)
         return Scored.of(np.vstack([found.U, first.U]), np.r_[found.value, first.value])
+
+    def _starts(self, value: np.ndarray) -> np.ndarray:
+        """Indices of refinement starts: the best candidate, then a roulette on
+        EI (exp of log EI) among the rest, so the starts cover several basins."""
+        k = min(self.opt.n_starts, len(value))
+        p = np.exp(value[1:] - value[1:].max()) if len(value) > 1 else np.ones(0)
+        p = p + 1e-12
+        rest = self.rng.choice(len(p), size=min(k - 1, len(p)), replace=False, p=p / p.sum()) + 1
+        return np.r_[0, rest].astype(int)
 
     def _random(self) -> np.ndarray:
         return canonical(self.space, self.rng.random((self.opt.n_random, self.space.ndim)))
