@@ -114,7 +114,7 @@ class Parzen:
     def _bandwidths(self) -> np.ndarray:
         """(d,) Scott-style bandwidths on numeric coordinates."""
         n_act = np.maximum((~np.isnan(self.U)).sum(axis=0), 1)
-        return np.clip(0.6 * n_act ** (-1.0 / (self.d + 4)), 0.02, 1.0)
+        return np.clip(0.2 * n_act ** (-1.0 / (self.d + 4)), 0.02, 1.0)
 
     def _cat_probs(self, j: int) -> tuple[float, float]:
         """(probability of own choice, of each other) for categorical coordinate j."""
