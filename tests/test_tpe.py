@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bayes_funcs import BRANIN_MIN, BRANIN_SPACE, H3_MIN, H3_SPACE, MIXED_SPACE, branin, hartmann3, mixed, run
+from bayes_funcs import (
+    BRANIN_MIN,
+    BRANIN_SPACE,
+    H3_MIN,
+    H3_SPACE,
+    MIXED_SPACE,
+    branin,
+    hartmann3,
+    mixed,
+    run,
+)
 
 import tunesmith as ts
 from tunesmith.samplers.tpe import Parzen

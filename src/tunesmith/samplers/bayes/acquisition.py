@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special
 
-from ...space import Space
+from ...space import Categorical, Space
 from .model import GP
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -77,7 +77,7 @@ class PriorDensity:
             p = space[name]
             if p.prior is None:
                 continue
-            if p.kind == "categorical":
+            if isinstance(p, Categorical):
                 w = np.ones(int(p.n_values))
                 if p.prior.weight is not None:
                     w = np.array([float(p.prior.weight.get(c, 0.0)) for c in p.choices])
@@ -96,7 +96,7 @@ class PriorDensity:
         """log pi (m,) and its gradient (m, d) in unit coordinates (0 where inactive)."""
         val = np.zeros(len(U))
         grad = np.zeros_like(U)
-        for j in np.flatnonzero(~np.isnan(self.center)):
+        for j in map(int, np.flatnonzero(~np.isnan(self.center))):
             u = U[:, j]
             act = ~np.isnan(u)
             z = (np.where(act, u, self.center[j]) - self.center[j]) / self.width[j]
@@ -114,7 +114,7 @@ class PriorDensity:
     def sample(self, space: Space, U: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Move the coordinates of (m, d) unit points that carry a prior onto draws from it."""
         U = U.copy()
-        for j in np.flatnonzero(~np.isnan(self.center)):
+        for j in map(int, np.flatnonzero(~np.isnan(self.center))):
             U[:, j] = np.clip(self.center[j] + self.width[j] * rng.standard_normal(len(U)), 0, 1)
         for j, lw in self.logw.items():
             w = np.exp(lw) - self.floor
@@ -125,7 +125,7 @@ class PriorDensity:
     def mode(self, U: np.ndarray) -> np.ndarray:
         """(m, d) copy of U with every prior coordinate set to its mode."""
         U = U.copy()
-        for j in np.flatnonzero(~np.isnan(self.center)):
+        for j in map(int, np.flatnonzero(~np.isnan(self.center))):
             U[:, j] = self.center[j]
         for j, lw in self.logw.items():
             U[:, j] = (np.argmax(lw) + 0.5) / len(lw)

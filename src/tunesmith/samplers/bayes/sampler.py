@@ -15,7 +15,6 @@ Per suggestion (notation in :mod:`.encoding`):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,10 +118,18 @@ class BayesSampler(Sampler):
         acq = Acquisition(gp, best, prior, weight)
         anchors = U_obs[np.argsort(loss[: len(done)], kind="stable")[:5]]
         found = AcqOptimizer(space, enc, self.options, self.rng).maximize(acq, anchors)
-        for u, key in zip(found.U, row_keys(found.U)):
-            if key not in taken and np.isfinite(u[~np.isnan(u)]).all():
-                return u
+        near = self._pending_rows(space, trials)
+        for u, key in zip(found.U, row_keys(found.U), strict=True):
+            if key in taken or not np.isfinite(u[~np.isnan(u)]).all():
+                continue
+            if len(near) and np.min(np.nanmax(np.abs(near - u), axis=1)) < 1e-3:
+                continue  # a pending trial is already there
+            return u
         return None
+
+    def _pending_rows(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
+        pend = [t for t in trials if not t.state.is_finished]
+        return self._encode(space, pend) if pend else np.empty((0, space.ndim))
 
     def _training_subset(self, U: np.ndarray, loss: np.ndarray) -> np.ndarray:
         """Indices (sorted: completed first) of at most ``max_train`` points:
@@ -163,8 +170,10 @@ class BayesSampler(Sampler):
         pend = [t for t in trials if not t.state.is_finished]
         if not pend:
             return gp
-        Zp, Ap = enc.to_gp(space.encode_many([t.params for t in pend]))
+        Zp, Ap = enc.to_gp(self._encode(space, pend))
         mu, _ = gp.predict(Zp, Ap)
-        return GP(np.vstack([gp.Z, Zp]), np.vstack([gp.A, Ap]), np.r_[gp.y, mu], gp.theta, enc.is_cat, enc.conditional)
+        theta = gp.theta.copy()
+        theta[-1] = min(theta[-1], np.log(1e-4))  # a fantasy is believed: its variance collapses
+        return GP(np.vstack([gp.Z, Zp]), np.vstack([gp.A, Ap]), np.r_[gp.y, mu], theta, enc.is_cat, enc.conditional)
 
 
