@@ -24,7 +24,15 @@ from .exceptions import (
     TunesmithError,
 )
 from .pruners import Decision, Pruner
-from .samplers import GridSampler, RandomSampler, Sampler, SobolSampler
+from .samplers import (
+    BayesOptions,
+    BayesSampler,
+    GridSampler,
+    RandomSampler,
+    Sampler,
+    SobolSampler,
+    TPESampler,
+)
 from .space import Categorical, Fixed, Float, Int, Prior, Space
 from .storage import MemoryStorage, SQLStorage, Storage
 from .study import Study, Trial
@@ -57,6 +65,8 @@ def load_study(name: str, storage: str | Storage) -> Study:
 
 
 __all__ = [
+    "BayesOptions",
+    "BayesSampler",
     "Categorical",
     "Decision",
     "Direction",
@@ -74,6 +84,7 @@ __all__ = [
     "SchemaVersionError",
     "SearchExhausted",
     "SobolSampler",
+    "TPESampler",
     "Space",
     "Storage",
     "StorageError",

@@ -6,13 +6,17 @@ from typing import Any
 
 from .auto import AutoSampler
 from .base import Sampler, Suggestion
+from .bayes import BayesOptions, BayesSampler
 from .simple import GridSampler, RandomSampler, SobolSampler
+from .tpe import TPESampler
 
 _BUILTIN: dict[str, type[Sampler]] = {
     "random": RandomSampler,
     "sobol": SobolSampler,
     "grid": GridSampler,
     "auto": AutoSampler,
+    "bayes": BayesSampler,
+    "tpe": TPESampler,
 }
 
 
@@ -41,11 +45,14 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
 
 __all__ = [
     "AutoSampler",
+    "BayesOptions",
+    "BayesSampler",
     "GridSampler",
     "RandomSampler",
     "Sampler",
     "SobolSampler",
     "Suggestion",
+    "TPESampler",
     "make_sampler",
     "register",
 ]

@@ -9,14 +9,21 @@ from typing import Any
 from ..space import Space
 from ..trial import Direction, FrozenTrial
 from .base import Sampler, Suggestion
-from .simple import GridSampler, SobolSampler, qmc
+from .bayes import BayesSampler
+from .simple import GridSampler, qmc
+from .tpe import TPESampler
 
 logger = logging.getLogger("tunesmith")
 
+#: above this many trials, or this many parameters, "auto" prefers TPE
+LARGE_BUDGET = 1000
+HIGH_DIM = 30
+
 
 class AutoSampler(Sampler):
-    """Grid when the space is finite and the budget covers it, else a
-    model-based search (quasi-random until one is available).
+    """Grid when the space is finite and the budget covers it; TPE for very
+    large budgets (> 1,000 trials) or many parameters (> 30); Bayesian
+    optimization (Gaussian process) otherwise.
 
     The choice is made at the first suggestion, logged, and exposed as
     :attr:`chosen`.
@@ -45,13 +52,7 @@ class AutoSampler(Sampler):
             self.budget = n_trials
 
     def choose(self, space: Space, budget: int | None) -> Sampler:
-        size = space.cardinality
-        if budget is not None and size <= budget:
-            picked: Sampler = GridSampler(seed=self.seed)
-            why = f"the space has {int(size)} configurations and the budget is {budget}"
-        else:
-            picked = SobolSampler(seed=self.seed)
-            why = "the space is large"
+        picked, why = pick(space, budget, self.seed)
         if getattr(self, "_key", None):
             picked.reseed(*self._key)
         logger.info("sampler 'auto' picked %r: %s", picked.name, why)
@@ -66,3 +67,18 @@ class AutoSampler(Sampler):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed}
+
+
+def pick(space: Space, budget: int | None, seed: int) -> tuple[Sampler, str]:
+    """The sampler "auto" uses for ``space`` and ``budget``, and why."""
+    size = space.cardinality
+    if budget is not None and size <= budget:
+        return GridSampler(seed=seed), f"the space has {int(size)} configurations and the budget is {budget}"
+    if space.ndim > HIGH_DIM:
+        return TPESampler(seed=seed), f"the space has {space.ndim} parameters (> {HIGH_DIM}); a GP would be slow and weak"
+    if budget is not None and budget > LARGE_BUDGET:
+        return TPESampler(seed=seed), f"the budget of {budget} trials is very large (> {LARGE_BUDGET})"
+    return BayesSampler(seed=seed), (
+        f"{space.ndim} parameter(s), budget {budget if budget is not None else 'open'}: "
+        "Gaussian-process Bayesian optimization"
+    )

@@ -1,0 +1,192 @@
+"""Gaussian-process model: output warping, marginal-likelihood fit, posterior.
+
+Notation as in :mod:`.encoding` and :mod:`.kernel`. Hyperparameters are kept
+as one vector ``theta = [log l (d), log s, log noise]`` of shape (d + 2,).
+
+Priors (inputs on the unit cube, outputs standardized):
+
+    log l_j   ~ N(0, 3^2)      (weak: a lengthscale of the whole range is typical;
+                                a prior pulling lengthscales long, as in
+                                Hvarfner et al. 2024, stalled on Hartmann-6)
+    log s     ~ N(0, 2^2)
+    log noise ~ N(-4, 2^2)     noise >= 1e-6
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+import scipy.stats
+
+from .kernel import matern52, matern52_dr2, scaled_r2, sqdists
+
+_NOISE_MIN = 1e-6
+
+
+def warp(losses: np.ndarray, how: str = "power") -> np.ndarray:
+    """Order-preserving transform of losses to roughly standard-normal values.
+
+    "power" fits a Yeo-Johnson transform (tames heavy tails such as a few
+    diverged runs), "rank" maps ranks to normal quantiles, "none" only
+    standardizes.
+    """
+    y = np.asarray(losses, dtype=float)
+    if y.size < 2 or np.ptp(y) == 0:
+        return np.zeros_like(y)
+    if how == "rank":
+        ranks = scipy.stats.rankdata(y)
+        z = np.asarray(scipy.stats.norm.ppf((ranks - 0.5) / y.size))
+        return (z - z.mean()) / z.std()
+    z = (y - y.mean()) / y.std()
+    if how == "power":
+        z = np.asarray(scipy.stats.yeojohnson(z)[0])
+        if not np.all(np.isfinite(z)) or np.ptp(z) == 0:
+            z = (y - y.mean()) / y.std()
+    return (z - z.mean()) / z.std()
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Gaussian priors on the log hyperparameters (see module doc)."""
+
+    d: int
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.r_[np.zeros(self.d), 0.0, -4.0]
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.r_[np.full(self.d, 3.0), 2.0, 2.0]
+
+    @property
+    def bounds(self) -> list[tuple[float, float]]:
+        return [(np.log(5e-3), np.log(1e2))] * self.d + [(np.log(1e-2), np.log(1e2)), (np.log(_NOISE_MIN), 0.0)]
+
+    def default(self) -> np.ndarray:
+        return np.r_[np.full(self.d, np.log(0.5)), 0.0, np.log(1e-3)]
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        lo, hi = np.array(self.bounds).T
+        return np.clip(self.mean + self.std * rng.standard_normal(self.d + 2), lo, hi)
+
+
+def _cholesky(K: np.ndarray) -> np.ndarray:
+    jitter = 0.0
+    for _ in range(6):
+        try:
+            return np.asarray(scipy.linalg.cholesky(K + jitter * np.eye(len(K)), lower=True))
+        except np.linalg.LinAlgError:
+            jitter = max(jitter * 10, 1e-8)
+    raise np.linalg.LinAlgError("covariance matrix is not positive definite")
+
+
+class GP:
+    """A zero-mean GP posterior on standardized outputs.
+
+    Args:
+        Z, A: (n, d) training inputs and activity (see :mod:`.encoding`).
+        y: (n,) standardized training outputs.
+        theta: (d + 2,) log hyperparameters.
+        is_cat: (d,) which coordinates are categorical.
+        cond: whether any coordinate can be inactive.
+    """
+
+    def __init__(
+        self, Z: np.ndarray, A: np.ndarray, y: np.ndarray, theta: np.ndarray,
+        is_cat: np.ndarray, cond: bool,
+    ) -> None:
+        self.Z, self.A, self.y = Z, A, np.asarray(y, dtype=float)
+        self.theta, self.is_cat, self.cond = np.asarray(theta, dtype=float), is_cat, cond
+        d = Z.shape[1]
+        self.inv_l2 = np.exp(-2.0 * self.theta[:d])
+        self.signal = float(np.exp(self.theta[d]))
+        self.noise = float(np.exp(self.theta[d + 1]))
+        self.K = self.kernel(Z, A, Z, A) + self.noise * np.eye(len(Z))
+        self.L = _cholesky(self.K)
+        self.alpha = scipy.linalg.cho_solve((self.L, True), self.y)
+
+    def kernel(self, Z1: np.ndarray, A1: np.ndarray, Z2: np.ndarray, A2: np.ndarray) -> np.ndarray:
+        """(n1, n2) prior covariance of the latent function."""
+        return self.signal * matern52(scaled_r2(Z1, A1, Z2, A2, self.is_cat, self.cond, self.inv_l2))
+
+    def predict(self, Z: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean (m,) and latent variance (m,) at (Z, A) (m, d)."""
+        Ks = self.kernel(Z, A, self.Z, self.A)
+        mu = Ks @ self.alpha
+        v = scipy.linalg.solve_triangular(self.L, Ks.T, lower=True)
+        var = np.maximum(self.signal - np.einsum("ij,ij->j", v, v), 1e-12)
+        return mu, var
+
+    def predict_grad(
+        self, Z: np.ndarray, A: np.ndarray, dims: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mean (m,), variance (m,) and their gradients (m, len(dims)) along
+        the numeric coordinates ``dims`` (zero where the point is inactive)."""
+        r2 = scaled_r2(Z, A, self.Z, self.A, self.is_cat, self.cond, self.inv_l2)
+        Ks = self.signal * matern52(r2)
+        dk = self.signal * matern52_dr2(r2)  # (m, n)
+        mu = Ks @ self.alpha
+        Kinv_ks = scipy.linalg.cho_solve((self.L, True), Ks.T).T  # (m, n)
+        var = np.maximum(self.signal - np.einsum("ij,ij->i", Ks, Kinv_ks), 1e-12)
+        dmu = np.zeros((len(Z), len(dims)))
+        dvar = np.zeros_like(dmu)
+        for c, j in enumerate(dims):
+            diff = 2.0 * self.inv_l2[j] * (Z[:, j][:, None] - self.Z[:, j][None, :])
+            if self.cond:
+                diff = diff * (A[:, j][:, None] & self.A[:, j][None, :])
+            g = dk * diff  # dK*/dz_j, (m, n)
+            dmu[:, c] = g @ self.alpha
+            dvar[:, c] = -2.0 * np.einsum("ij,ij->i", g, Kinv_ks)
+        return mu, var, dmu, dvar
+
+
+def neg_log_posterior(
+    theta: np.ndarray, D: np.ndarray, y: np.ndarray, prior: Prior
+) -> tuple[float, np.ndarray]:
+    """Negative log marginal likelihood plus negative log prior, and its gradient.
+
+    ``D`` is the (d, n, n) stack of per-coordinate squared differences.
+    """
+    d, n = D.shape[0], len(y)
+    inv_l2, s, noise = np.exp(-2.0 * theta[:d]), np.exp(theta[d]), np.exp(theta[d + 1])
+    r2 = np.tensordot(inv_l2, D, axes=1)
+    M = matern52(r2)
+    K = s * M + noise * np.eye(n)
+    try:
+        L = scipy.linalg.cholesky(K, lower=True)
+    except np.linalg.LinAlgError:
+        return 1e10, np.zeros_like(theta)
+    alpha = scipy.linalg.cho_solve((L, True), y)
+    nll = 0.5 * y @ alpha + np.log(np.diag(L)).sum() + 0.5 * n * np.log(2 * np.pi)
+    W = np.outer(alpha, alpha) - scipy.linalg.cho_solve((L, True), np.eye(n))
+    G = W * (s * matern52_dr2(r2))
+    grad = np.empty_like(theta)
+    grad[:d] = inv_l2 * np.tensordot(D, G, axes=([1, 2], [0, 1]))  # -0.5 tr(W dK/dlog l)
+    grad[d] = -0.5 * np.sum(W * (s * M))
+    grad[d + 1] = -0.5 * noise * np.trace(W)
+    z = (theta - prior.mean) / prior.std
+    return float(nll + 0.5 * z @ z), grad + z / prior.std
+
+
+def fit_theta(
+    Z: np.ndarray, A: np.ndarray, y: np.ndarray, is_cat: np.ndarray, cond: bool,
+    starts: Sequence[np.ndarray], maxiter: int = 100,
+) -> np.ndarray:
+    """Maximum a posteriori hyperparameters by L-BFGS-B from each start."""
+    prior = Prior(Z.shape[1])
+    D = sqdists(Z, A, Z, A, is_cat, cond)
+    best, best_f = np.asarray(starts[0], dtype=float), np.inf
+    lo, hi = np.array(prior.bounds).T
+    for x0 in starts:
+        res = scipy.optimize.minimize(
+            neg_log_posterior, np.clip(x0, lo, hi), args=(D, y, prior), jac=True,
+            method="L-BFGS-B", bounds=prior.bounds, options={"maxiter": maxiter},
+        )
+        if np.isfinite(res.fun) and res.fun < best_f:
+            best, best_f = np.asarray(res.x), float(res.fun)
+    return best

@@ -1,0 +1,63 @@
+"""Options of the Bayesian-optimization sampler (one small frozen dataclass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BayesOptions:
+    """Settings of :class:`~tunesmith.samplers.BayesSampler`.
+
+    Attributes:
+        n_init: quasi-random (Sobol) trials before the model takes over;
+            None sizes it from the dimension: ``min(max(5, d + 1), 20)``.
+        warping: transform of losses before the GP: "power" (Yeo-Johnson),
+            "rank" (normal scores) or "none".
+        max_train: cap on GP training points; beyond it the model sees the
+            best points, the incumbent's neighbours and a random sample.
+        refit_every: refit hyperparameters when the number of observations
+            grew by this fraction since the last fit (warm-started fits).
+        n_random: random candidates scored per suggestion.
+        n_local: candidates perturbed around the best observed points.
+        n_starts: candidates refined by L-BFGS-B.
+        maxiter: L-BFGS-B iterations of the acquisition refinement.
+        prior_beta: piBO strength; the prior's exponent is prior_beta / n.
+        failure_penalty: failed trials count as the worst observed loss.
+    """
+
+    n_init: int | None = None
+    warping: str = "power"
+    max_train: int = 256
+    refit_every: float = 0.05
+    n_random: int = 1024
+    n_local: int = 256
+    n_starts: int = 8
+    maxiter: int = 50
+    prior_beta: float = 10.0
+    failure_penalty: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):
+            raise ValueError(f"n_init must be a positive integer or None, got {self.n_init!r}")
+        if self.warping not in ("power", "rank", "none"):
+            raise ValueError(f"warping must be 'power', 'rank' or 'none', got {self.warping!r}")
+        for name in ("max_train", "n_random", "n_starts", "maxiter"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.max_train < 16:
+            raise ValueError(f"max_train must be at least 16, got {self.max_train}")
+        if not (0 <= self.refit_every <= 1):
+            raise ValueError(f"refit_every must be in [0, 1], got {self.refit_every!r}")
+        if self.prior_beta < 0:
+            raise ValueError(f"prior_beta must be >= 0, got {self.prior_beta!r}")
+
+    @classmethod
+    def build(cls, options: dict[str, Any]) -> BayesOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown BayesSampler option(s) {unknown}; known: {sorted(known)}")
+        return cls(**options)

@@ -1,0 +1,179 @@
+"""The Bayesian-optimization sampler: wires design, model, acquisition and optimizer.
+
+Per suggestion (notation in :mod:`.encoding`):
+
+1. fewer than ``n_init`` observations: the next point of the initial design;
+2. else: losses of completed trials (failed and pruned ones count as the worst
+   loss seen, so the model learns to avoid regions that fail) are warped and
+   a GP is fitted on at most ``max_train`` of them; hyperparameters are refit
+   by marginal likelihood when the data grew by ``refit_every`` (warm started);
+3. pending trials (running, waiting, paused) are added as fantasies at their
+   posterior mean (kriging believer), so parallel workers spread out;
+4. the acquisition (log EI, prior weighted) is maximized and the best
+   candidate not yet tried is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ...space import Space
+from ...trial import Direction, FrozenTrial, TrialState
+from ..base import Sampler, Suggestion
+from .acquisition import Acquisition, PriorDensity
+from .design import initial_point
+from .encoding import Encoding, canonical, row_keys
+from .model import GP, Prior, fit_theta, warp
+from .optimizer import AcqOptimizer
+from .options import BayesOptions
+
+
+class BayesSampler(Sampler):
+    """Gaussian-process Bayesian optimization (``sampler="bayes"``).
+
+    Matern-5/2 kernel with one lengthscale per parameter, a categorical
+    (Hamming) kernel for choices, inactive conditional parameters left out of
+    distances, learned noise, log expected improvement, priors (piBO) and
+    fantasies for parallel workers. Options: see :class:`BayesOptions`.
+    """
+
+    name = "bayes"
+
+    def __init__(self, seed: int | None = None, **options: Any) -> None:
+        super().__init__(seed)
+        self.options = BayesOptions.build(options)
+        self._theta: np.ndarray | None = None
+        self._fit_n = 0
+        self._fit_key = ""
+        self._rows: dict[int, tuple[Any, np.ndarray]] = {}
+        self._rows_key = ""
+
+    def describe(self) -> dict[str, Any]:
+        defaults = BayesOptions()
+        changed = {k: v for k, v in vars(self.options).items() if getattr(defaults, k) != v}
+        return {**super().describe(), **changed}
+
+    def n_init(self, space: Space) -> int:
+        if self.options.n_init is not None:
+            return self.options.n_init
+        return min(max(5, space.ndim + 1), 20)
+
+    def suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
+        if space.ndim == 0:
+            return Suggestion(space.decode([]))
+        taken = set(row_keys(self._encode(space, trials))) if trials else set()
+        prior = PriorDensity.of(space)
+        done = [t for t in trials if t.state is TrialState.COMPLETE]
+        bad = [t for t in trials if t.state in (TrialState.FAILED, TrialState.PRUNED)]
+        losses = np.array([direction.sign() * float(t.value) for t in done])  # type: ignore[arg-type]
+        if len(done) + len(bad) < self.n_init(space) or len(done) < 2 or np.ptp(losses) == 0:
+            return self._design(space, len(trials), taken, prior)
+        U = self._model_point(space, trials, done, bad, losses, taken, prior)
+        if U is None:
+            return self._design(space, len(trials), taken, prior)
+        return Suggestion(space.decode(U), unique=True)
+
+    def _encode(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
+        """``space.encode_many`` of the trials' params, cached per trial number."""
+        key = space.to_json()
+        if key != self._rows_key:
+            self._rows, self._rows_key = {}, key
+        out = np.empty((len(trials), space.ndim))
+        for i, t in enumerate(trials):
+            hit = self._rows.get(t.number)
+            if hit is None or hit[0] != t.params:
+                hit = (t.params, space.encode(t.params))
+                self._rows[t.number] = hit
+            out[i] = hit[1]
+        return out
+
+    # -- initial design ----------------------------------------------------
+    def _design(self, space: Space, index: int, taken: set[bytes], prior: PriorDensity | None) -> Suggestion:
+        for i in range(index, index + 64):
+            u = canonical(space, initial_point(space, i, self.seed, prior, self.rng)[None, :])
+            if row_keys(u)[0] not in taken:
+                return Suggestion(space.decode(u[0]), unique=True)
+        return Suggestion(space.sample(self.rng), unique=False)
+
+    # -- model-based point -------------------------------------------------
+    def _model_point(
+        self, space: Space, trials: Sequence[FrozenTrial], done: list[FrozenTrial],
+        bad: list[FrozenTrial], losses: np.ndarray, taken: set[bytes], prior: PriorDensity | None,
+    ) -> np.ndarray | None:
+        enc = Encoding.of(space)
+        obs = done + (bad if self.options.failure_penalty else [])
+        loss = np.r_[losses, np.full(len(obs) - len(done), losses.max())]
+        U_obs = self._encode(space, obs)
+        keep = self._training_subset(U_obs, loss)
+        U_tr, y = U_obs[keep], warp(loss[keep], self.options.warping)
+        Z, A = enc.to_gp(U_tr)
+        theta = self._hyperparameters(space, Z, A, y, enc, len(obs))
+        gp = GP(Z, A, y, theta, enc.is_cat, enc.conditional)
+        best = float(y[: int(np.sum(keep < len(done)))].min()) if np.any(keep < len(done)) else float(y.min())
+        gp = self._with_fantasies(space, enc, gp, trials)
+        weight = self.options.prior_beta / max(len(obs), 1) if prior is not None else 0.0
+        acq = Acquisition(gp, best, prior, weight)
+        anchors = U_obs[np.argsort(loss[: len(done)], kind="stable")[:5]]
+        found = AcqOptimizer(space, enc, self.options, self.rng).maximize(acq, anchors)
+        near = self._pending_rows(space, trials)
+        for u, key in zip(found.U, row_keys(found.U), strict=True):
+            if key in taken or not np.isfinite(u[~np.isnan(u)]).all():
+                continue
+            if len(near) and np.min(np.nanmax(np.abs(near - u), axis=1)) < 1e-3:
+                continue  # a pending trial is already there
+            return u
+        return None
+
+    def _pending_rows(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
+        pend = [t for t in trials if not t.state.is_finished]
+        return self._encode(space, pend) if pend else np.empty((0, space.ndim))
+
+    def _training_subset(self, U: np.ndarray, loss: np.ndarray) -> np.ndarray:
+        """Indices (sorted: completed first) of at most ``max_train`` points:
+        the best half, the incumbent's nearest neighbours, and a random rest."""
+        n, cap = len(loss), self.options.max_train
+        if n <= cap:
+            return np.arange(n)
+        order = np.argsort(loss, kind="stable")
+        chosen = set(order[: cap // 2].tolist())
+        filled = np.where(np.isnan(U), -1.0, U)
+        dist = np.sum((filled - filled[order[0]]) ** 2, axis=1)
+        for i in np.argsort(dist, kind="stable"):
+            if len(chosen) >= 3 * cap // 4:
+                break
+            chosen.add(int(i))
+        rest = np.setdiff1d(np.arange(n), np.fromiter(chosen, int))
+        extra = self.rng.choice(rest, size=cap - len(chosen), replace=False)
+        return np.sort(np.r_[np.fromiter(chosen, int), extra])
+
+    def _hyperparameters(
+        self, space: Space, Z: np.ndarray, A: np.ndarray, y: np.ndarray, enc: Encoding, n_obs: int
+    ) -> np.ndarray:
+        key = space.to_json()
+        stale = self._theta is None or self._fit_key != key
+        grown = n_obs - self._fit_n >= max(1.0, self.options.refit_every * n_obs) or n_obs < self._fit_n
+        if not (stale or grown):
+            assert self._theta is not None
+            return self._theta
+        pri = Prior(space.ndim)
+        starts = [pri.default()] if stale else [self._theta, pri.default()]
+        if n_obs <= 60:
+            starts.append(pri.sample(self.rng))
+        self._theta = fit_theta(Z, A, y, enc.is_cat, enc.conditional, starts)  # type: ignore[arg-type]
+        self._fit_n, self._fit_key = n_obs, key
+        return self._theta
+
+    def _with_fantasies(self, space: Space, enc: Encoding, gp: GP, trials: Sequence[FrozenTrial]) -> GP:
+        pend = [t for t in trials if not t.state.is_finished]
+        if not pend:
+            return gp
+        Zp, Ap = enc.to_gp(self._encode(space, pend))
+        mu, _ = gp.predict(Zp, Ap)
+        theta = gp.theta.copy()
+        theta[-1] = min(theta[-1], np.log(1e-4))  # a fantasy is believed: its variance collapses
+        return GP(np.vstack([gp.Z, Zp]), np.vstack([gp.A, Ap]), np.r_[gp.y, mu], theta, enc.is_cat, enc.conditional)
+
+

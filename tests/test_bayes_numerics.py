@@ -1,0 +1,139 @@
+"""Invariants of the GP pieces: kernel, likelihood gradient, posterior, log EI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import approx_fprime
+
+from tunesmith.samplers.bayes.acquisition import log_ei, log_h
+from tunesmith.samplers.bayes.kernel import sqdists
+from tunesmith.samplers.bayes.model import GP, Prior, fit_theta, neg_log_posterior, warp
+
+IS_CAT = np.array([False, False, True])
+
+
+def data(n: int = 25, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    Z = rng.random((n, 3))
+    Z[:, 2] = rng.integers(0, 3, n)
+    A = np.ones((n, 3), dtype=bool)
+    A[: n // 3, 1] = False  # coordinate 1 inactive on a third of the points
+    Z[: n // 3, 1] = 0.0
+    y = np.sin(6 * Z[:, 0]) + 0.3 * Z[:, 2]
+    return Z, A, (y - y.mean()) / y.std()
+
+
+def test_covariance_is_symmetric_psd() -> None:
+    Z, A, y = data()
+    gp = GP(Z, A, y, np.array([-1.0, -0.5, 0.0, 0.0, -6.0]), IS_CAT, True)
+    K = gp.kernel(Z, A, Z, A)
+    assert np.allclose(K, K.T)
+    assert np.linalg.eigvalsh(K).min() > -1e-9
+    assert np.allclose(np.diag(K), gp.signal)
+
+
+def test_inactive_coordinate_does_not_pull_points_apart() -> None:
+    Z, A, y = data()
+    gp = GP(Z, A, y, np.zeros(5), IS_CAT, True)
+    z2 = Z[:2].copy()
+    z2[1, 1] = 0.99  # differs only in an inactive coordinate (row 1 is inactive there)
+    a2 = A[:2].copy()
+    a2[0] = a2[1]
+    z2[0] = z2[1]
+    z2[0, 1] = 0.01
+    k = gp.kernel(z2, a2, z2, a2)
+    assert k[0, 1] == pytest.approx(gp.signal)
+
+
+def test_likelihood_gradient_matches_finite_differences() -> None:
+    Z, A, y = data()
+    D = sqdists(Z, A, Z, A, IS_CAT, True)
+    prior = Prior(3)
+    theta = np.array([-1.0, 0.3, 0.1, 0.2, -3.0])
+    grad = neg_log_posterior(theta, D, y, prior)[1]
+    num = approx_fprime(theta, lambda t: neg_log_posterior(t, D, y, prior)[0], 1e-6)
+    assert np.allclose(grad, num, rtol=1e-4, atol=1e-4)
+
+
+def test_posterior_gradients_match_finite_differences() -> None:
+    Z, A, y = data()
+    gp = GP(Z, A, y, np.array([-1.0, -0.5, 0.0, 0.0, -5.0]), IS_CAT, True)
+    Zc = np.random.default_rng(1).random((3, 3))
+    Zc[:, 2] = 1
+    Ac = np.ones((3, 3), dtype=bool)
+    dims = np.array([0, 1])
+    _, _, dmu, dvar = gp.predict_grad(Zc, Ac, dims)
+    for i in range(3):
+        def at(z: np.ndarray, which: int, i: int = i) -> float:
+            Zq = Zc.copy()
+            Zq[i, dims] = z
+            return float(gp.predict(Zq, Ac)[which][i])
+        assert np.allclose(dmu[i], approx_fprime(Zc[i, dims], lambda z: at(z, 0), 1e-7), atol=1e-4)
+        assert np.allclose(dvar[i], approx_fprime(Zc[i, dims], lambda z: at(z, 1), 1e-7), atol=1e-4)
+
+
+def test_posterior_interpolates_at_low_noise_and_reverts_far_away() -> None:
+    Z, A, y = data()
+    gp = GP(Z, A, y, np.array([-2.0, -2.0, 0.0, 0.0, np.log(1e-6)]), IS_CAT, True)
+    mu, var = gp.predict(Z, A)
+    assert np.allclose(mu, y, atol=1e-3)
+    assert var.max() < 1e-3
+    far = np.array([[5.0, 5.0, 7.0]])
+    mu_far, var_far = gp.predict(far, np.ones((1, 3), dtype=bool))
+    assert abs(mu_far[0]) < 1e-6 and var_far[0] == pytest.approx(gp.signal, rel=1e-6)
+
+
+def test_fantasy_at_posterior_mean_leaves_mean_unchanged() -> None:
+    Z, A, y = data()
+    theta = np.array([-1.0, -0.5, 0.0, 0.0, -4.0])
+    gp = GP(Z, A, y, theta, IS_CAT, True)
+    zp, ap = np.array([[0.31, 0.52, 1.0]]), np.ones((1, 3), dtype=bool)
+    mu_p = gp.predict(zp, ap)[0]
+    gp2 = GP(np.vstack([Z, zp]), np.vstack([A, ap]), np.r_[y, mu_p], theta, IS_CAT, True)
+    grid = np.random.default_rng(2).random((20, 3))
+    grid[:, 2] = 0
+    ga = np.ones((20, 3), dtype=bool)
+    assert np.allclose(gp.predict(grid, ga)[0], gp2.predict(grid, ga)[0], atol=1e-8)
+    assert np.all(gp2.predict(grid, ga)[1] <= gp.predict(grid, ga)[1] + 1e-12)  # fantasies only shrink variance
+    assert gp2.predict(zp, ap)[1][0] < 0.5 * gp.predict(zp, ap)[1][0]
+
+
+def test_fit_recovers_short_lengthscale_on_the_relevant_coordinate() -> None:
+    rng = np.random.default_rng(3)
+    Z = rng.random((40, 3))
+    Z[:, 2] = 0
+    y = np.sin(8 * Z[:, 0])  # coordinate 1 is irrelevant
+    theta = fit_theta(Z, np.ones_like(Z, dtype=bool), (y - y.mean()) / y.std(), IS_CAT, False,
+                      [Prior(3).default()])
+    assert theta[0] < theta[1] - 1.0
+
+
+def test_log_h_is_accurate_and_finite_everywhere() -> None:
+    from scipy.stats import norm
+
+    z = np.linspace(-8, 8, 161)
+    exact = np.log(norm.pdf(z) + z * norm.cdf(z))
+    assert np.allclose(log_h(z), exact, rtol=1e-9, atol=1e-10)
+    extreme = log_h(np.array([-1e12, -1e5, -50.0, 40.0]))
+    assert np.all(np.isfinite(extreme)) and np.all(np.diff(extreme) > 0)
+    assert log_h(np.array([-50.0]))[0] == pytest.approx(-1258.7441828684605, rel=1e-12)
+
+
+def test_log_ei_gradients() -> None:
+    mu, var = np.array([0.3, -1.0, 4.0]), np.array([0.2, 0.5, 0.01])
+    _, d_mu, d_var = log_ei(mu, var, 0.0)
+    for i in range(3):
+        f_mu = approx_fprime(mu[i:i + 1], lambda m, i=i: log_ei(m, var[i:i + 1], 0.0)[0][0], 1e-7)
+        f_var = approx_fprime(var[i:i + 1], lambda v, i=i: log_ei(mu[i:i + 1], v, 0.0)[0][0], 1e-9)
+        assert d_mu[i] == pytest.approx(f_mu[0], rel=1e-4)
+        assert d_var[i] == pytest.approx(f_var[0], rel=1e-3)
+
+
+@pytest.mark.parametrize("how", ["power", "rank", "none"])
+def test_warping_preserves_order(how: str) -> None:
+    y = np.r_[np.random.default_rng(4).standard_normal(30), 1e6]
+    w = warp(y, how)
+    assert np.array_equal(np.argsort(w), np.argsort(y))
+    assert abs(w.mean()) < 1e-9 and w.std() == pytest.approx(1.0)
+    assert np.all(warp(np.ones(5), how) == 0)
