@@ -112,5 +112,5 @@ def test_gradient_accumulation_equals_one_big_batch() -> None:
     Trainer(a, TrainConfig(optimizer="sgd", momentum=0.0, lr=0.1, epochs=2, batch_size=48)).fit(train, val)
     Trainer(b, TrainConfig(optimizer="sgd", momentum=0.0, lr=0.1, epochs=2, batch_size=12, accumulate=4)).fit(train, val)
     # same samples per step (the shuffles differ but every epoch is one step over all 48)
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-6)
