@@ -5,8 +5,10 @@ Part 1 runs torch's Adam on a 2-D loss surface, a curved narrow valley
 (1, 1)), from (-1.5, 2), once per setting, varying one hyperparameter at a
 time around lr=0.05, beta1=0.9, beta2=0.999:
 
-- lr 0.005 / 0.05 / 0.3: too small crawls, too large oscillates;
-- beta1 0 / 0.9 / 0.99: momentum smooths the path, too much overshoots;
+- lr 0.005 / 0.05 / 0.3: too small crawls (far from the minimum after 300
+  steps); larger steps get there, the largest zig-zagging across the valley;
+- beta1 0 / 0.9 / 0.99: without momentum the path zig-zags near the minimum;
+  too much overshoots and circles (0.99 is still far off after 300 steps);
 - beta2 0.9 / 0.999 / 0.99999: how fast the per-coordinate step size adapts.
 
 Part 2 trains a small network on scikit-learn's digits with the Trainer for

@@ -61,8 +61,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ())
 
 def l1_l2_penalty(params: list[nn.Parameter], l1: float, l2: float) -> torch.Tensor | None:
     """``l1 * sum|w| + l2 * sum w^2`` over trainable ``params`` (None when both are 0)."""
+    if l1 == 0.0 and l2 == 0.0:
+        return None
     live = [p for p in params if p.requires_grad]
-    if not live or (l1 == 0.0 and l2 == 0.0):
+    if not live:
         return None
     total = torch.zeros((), device=live[0].device)
     for p in live:
