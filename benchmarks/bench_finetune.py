@@ -32,7 +32,7 @@ from tunesmith.train import TrainConfig, Trainer  # noqa: E402
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     texts, labels = ex.load_sentiment(args.texts, seed=0)
-    train, val = ex.split(ex.tokenize(texts, labels))
+    train, val = ex.split(ex.tokenize(texts, labels, args.seq_len or 16, pad_to_max=bool(args.seq_len)))
     torch.manual_seed(0)
     model = ex.build_model(args.train_blocks)
     cfg = TrainConfig(lr=args.lr, backbone_lr=args.lr * 0.5, epochs=args.epochs, batch_size=args.batch,
@@ -64,6 +64,7 @@ def main() -> None:
     p.add_argument("--train-blocks", type=int, default=6)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seq-len", type=int, default=0, help="pad every text to this many tokens (0: to the longest)")
     p.add_argument("--json")
     args = p.parse_args()
     res = run(args)

@@ -85,11 +85,12 @@ def model_path() -> Path:
     return Path(get_model_path())
 
 
-def tokenize(texts: list[str], labels: list[int], max_length: int = 16) -> tuple[torch.Tensor, ...]:
+def tokenize(texts: list[str], labels: list[int], max_length: int = 16, *, pad_to_max: bool = False) -> tuple[torch.Tensor, ...]:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_path())
-    enc = tok(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
+    padding = "max_length" if pad_to_max else "longest"
+    enc = tok(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"], torch.tensor(labels)
 
 

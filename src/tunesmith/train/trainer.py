@@ -11,6 +11,7 @@ backward divided over the accumulation group, clip, step.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -110,7 +111,7 @@ class Trainer:
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
         self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
         if resume_from is not None:
-            self.load_state(ckpt.load(resume_from, map_location=self.device))
+            self.load_state(ckpt.load(resume_from))  # on CPU: RNG states must stay CPU tensors
         else:
             _seed_all(cfg.seed)
         while not self._done():
@@ -154,7 +155,7 @@ class Trainer:
         self._train_mode()
         t0 = time.perf_counter()
         n_batches = batch_count(check_data(train, "train"), cfg.batch_size)
-        loss_sum, since, start = torch.zeros((), device=self.device), 0, self._offset
+        loss_sum, since, start = torch.zeros((), device=self.device), 0, self._offset  # fp32 sum
         for i, batch in enumerate(iterate(train, cfg.batch_size, cfg.seed, self.epoch, start=start)):
             b = start + i
             group_start = b - b % cfg.accumulate
@@ -189,8 +190,8 @@ class Trainer:
             loss = self.loss_fn(out, y)
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
-        (total / group).backward()
-        return loss.detach().float()
+        (total if group == 1 else total / group).backward()
+        return loss.detach()
 
     def _optimizer_step(self) -> None:
         cfg = self.config
@@ -216,7 +217,9 @@ class Trainer:
         keep_frozen_in_eval(self.model)
 
     def _autocast(self) -> Any:
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     # -- validation, early stopping, checkpoints -------------------------------------------
     def _eval_point(self, val: Data | None, t0: float) -> None:
@@ -277,7 +280,7 @@ class Trainer:
         if self._best_state is not None:
             self.model.load_state_dict(self._best_state)
         elif h.best_checkpoint and Path(h.best_checkpoint).is_file():
-            self.model.load_state_dict(ckpt.load(h.best_checkpoint, self.device)["model"])
+            self.model.load_state_dict(ckpt.load(h.best_checkpoint)["model"])
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
