@@ -27,7 +27,15 @@ import torch
 from torch import nn
 
 import tunesmith as ts
-from tunesmith.train import GradualUnfreezing, TrainConfig, Trainer, adam_space, freeze, objective, unfreeze_last
+from tunesmith.train import (
+    GradualUnfreezing,
+    TrainConfig,
+    Trainer,
+    adam_space,
+    freeze,
+    objective,
+    unfreeze_last,
+)
 
 
 class CNN(nn.Module):
