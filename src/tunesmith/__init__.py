@@ -59,6 +59,15 @@ def set_verbosity(level: int | str) -> None:
 _default_logging()
 
 
+def __getattr__(name: str) -> object:
+    """``ts.train`` is imported on first use (it needs the optional torch)."""
+    if name == "train":
+        import importlib
+
+        return importlib.import_module(".train", __name__)
+    raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
+
+
 def load_study(name: str, storage: str | Storage) -> Study:
     """Open an existing study by name (raises StudyNotFound if absent)."""
     return Study.load(name, storage)

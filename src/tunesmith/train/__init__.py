@@ -1,0 +1,49 @@
+"""PyTorch training and fine-tuning, every setting a searchable hyperparameter.
+
+Needs the ``train`` extra: ``pip install 'tunesmith[train]'``.
+
+- :class:`TrainConfig`: optimizer (Adam/AdamW/SGD), schedule, clipping,
+  accumulation, early stopping, checkpoints, device (frozen, validated).
+- :class:`Trainer`: ``fit(train, val, resume_from=None) -> History``.
+- :func:`objective` / :func:`adam_space`: the bridge to :class:`tunesmith.Study`.
+- fine-tuning: :func:`freeze`, :func:`unfreeze_last`, :class:`GradualUnfreezing`,
+  :func:`replace_head`, separate ``backbone_lr``.
+"""
+
+from __future__ import annotations
+
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "tunesmith.train needs PyTorch, which is not installed; install it with "
+        "pip install 'tunesmith[train]'"
+    ) from exc
+
+from . import checkpoint
+from .bridge import adam_space, objective, set_threads
+from .config import TrainConfig
+from .finetune import GradualUnfreezing, freeze, replace_head, trainable, unfreeze, unfreeze_last
+from .history import EvalRecord, History
+from .schedule import Plateau, lr_at, lr_factor
+from .trainer import Trainer
+
+__all__ = [
+    "EvalRecord",
+    "GradualUnfreezing",
+    "History",
+    "Plateau",
+    "TrainConfig",
+    "Trainer",
+    "adam_space",
+    "checkpoint",
+    "freeze",
+    "lr_at",
+    "lr_factor",
+    "objective",
+    "replace_head",
+    "set_threads",
+    "trainable",
+    "unfreeze",
+    "unfreeze_last",
+]

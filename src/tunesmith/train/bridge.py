@@ -1,0 +1,178 @@
+"""The bridge from a Trainer to a study: ``objective(...)`` and ``adam_space()``.
+
+    study = ts.Study(ts.train.adam_space(), direction="minimize", sampler="bayes")
+    study.optimize(ts.train.objective(build_model, (train, val), base=TrainConfig(epochs=5)), n_trials=30)
+
+Each trial: its parameters override the :class:`TrainConfig` fields of the
+same name (the rest go to ``build_model(params)``); every validation is
+reported with ``trial.report(value, index)``; the newest checkpoint's path is
+stored as ``trial.attrs["checkpoint"]`` before the pruner is asked; a pruned
+trial raises :class:`tunesmith.TrialPruned`. A trial that already holds a
+checkpoint (a paused trial run again) resumes from it exactly.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import exceptions
+from ..pruners import Decision
+from ..space import Categorical, Float, Prior, Space
+from .config import SCHEDULES, TrainConfig
+from .data import LossFn, MetricFn
+from .history import EvalRecord
+from .trainer import Trainer
+
+DataSpec = Any  # (train, val) or callable(params) -> (train, val)
+
+
+def adam_space(
+    *,
+    lr: tuple[float, float] = (1e-5, 1e-1),
+    schedules: Sequence[str] = ("constant", "cosine", "step", "exponential"),
+    weight_decay: tuple[float, float] | None = (1e-6, 1e-1),
+    warmup: tuple[float, float] | None = (0.0, 0.2),
+) -> Space:
+    """A search space for Adam from common practice.
+
+    lr: log-uniform, prior near 1e-3 (start small, as the seed advises); beta1
+    0.8..0.99 (prior 0.9); beta2 0.9..0.9999 (prior 0.999); eps 1e-10..1e-6
+    log-uniform; weight_decay log-uniform (None: not searched); warmup_fraction
+    0..0.2; schedule categorical. Names match :class:`TrainConfig` fields.
+    """
+    bad = [s for s in schedules if s not in SCHEDULES]
+    if bad or not schedules:
+        raise ValueError(f"adam_space: schedules must be a non-empty subset of {list(SCHEDULES)}, got {list(schedules)}")
+    params: dict[str, Any] = {
+        "lr": Float(lr[0], lr[1], log=True, prior=Prior(mode=min(max(1e-3, lr[0]), lr[1]), width=0.25)),
+        "beta1": Float(0.8, 0.99, prior=0.9),
+        "beta2": Float(0.9, 0.9999, prior=0.999),
+        "eps": Float(1e-10, 1e-6, log=True, prior=1e-8),
+        "schedule": Categorical(list(schedules)),
+    }
+    if weight_decay is not None:
+        params["weight_decay"] = Float(weight_decay[0], weight_decay[1], log=True)
+    if warmup is not None:
+        params["warmup_fraction"] = Float(warmup[0], warmup[1])
+    return Space(params)
+
+
+class _Reporter:
+    """Trainer callback: checkpoint path to the trial, report, then ask the pruner."""
+
+    def __init__(self, trial: Any, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+
+    def on_eval(self, trainer: Trainer, record: EvalRecord) -> None:
+        path = trainer.history.last_checkpoint
+        if path is not None and self.trial.record.attrs.get("checkpoint") != path:
+            self.trial.set_attr("checkpoint", path)
+        self.trial.report(monitored(record, self.monitor), record.index)
+        if self.trial.should_prune():
+            paused = getattr(exceptions, "TrialPaused", None)
+            if self.trial.decision() is Decision.PAUSE and paused is not None:
+                raise paused(f"paused at validation {record.index}")
+            raise exceptions.TrialPruned(f"pruned at validation {record.index}")
+
+
+def monitored(record: EvalRecord, monitor: str) -> float:
+    if monitor == "val_loss":
+        return record.train_loss if record.val_loss is None else record.val_loss
+    if monitor == "train_loss":
+        return record.train_loss
+    if monitor not in record.metrics:
+        raise ValueError(f"monitor {monitor!r} is not a computed metric; have {['val_loss', 'train_loss', *record.metrics]}")
+    return record.metrics[monitor]
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads``: ``threads``, or 1 when running inside a parallel worker."""
+    if threads is None:
+        parallel = threading.current_thread() is not threading.main_thread() or multiprocessing.parent_process() is not None
+        threads = 1 if parallel else None
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def objective(
+    build_model: Callable[[dict[str, Any]], nn.Module],
+    data: DataSpec,
+    space: Space | Mapping[str, Any] | None = None,
+    *,
+    base: TrainConfig | None = None,
+    loss: str | LossFn = "cross_entropy",
+    metrics: Mapping[str, MetricFn] | Sequence[str] | None = None,
+    monitor: str = "val_loss",
+    head: str | Sequence[str] = (),
+    checkpoint_root: str | Path | None = None,
+    threads: int | None = None,
+    callbacks: Sequence[Any] = (),
+) -> Callable[[Any], float]:
+    """An objective for :meth:`Study.optimize` that trains one model per trial.
+
+    Args:
+        build_model: ``build_model(params) -> nn.Module`` (params: the trial's).
+        data: ``(train, val)`` or ``callable(params) -> (train, val)``.
+        space: if given, checked now: its parameters must be TrainConfig
+            fields or be used by ``build_model`` (they are passed to it).
+        base: the configuration the trial's parameters override.
+        monitor: what is reported and returned: "val_loss" (default) or a metric
+            name (then make the study's direction fit, e.g. maximize accuracy).
+            The value returned is the monitor at the best validation loss.
+        checkpoint_root: where each trial's checkpoints go
+            (``<root>/<study>/trial-<n>``; default: the system's temp folder).
+        threads: torch threads per trial (default: 1 inside parallel workers).
+    Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
+    "overfit_at", "stopped_early" and "samples_per_s".
+    """
+    base = base or TrainConfig()
+    if space is not None:
+        _check_space(space, base)
+    root = Path(checkpoint_root) if checkpoint_root is not None else Path(tempfile.gettempdir()) / "tunesmith-checkpoints"
+
+    def run(trial: Any) -> float:
+        set_threads(threads)
+        params = dict(trial.params)
+        cfg = base.with_params(params)
+        if cfg.checkpoint_dir is None or checkpoint_root is not None:
+            folder = root / str(getattr(trial.study, "name", "study")) / f"trial-{trial.number}"
+            cfg = cfg.with_params({"checkpoint_dir": str(folder)})
+        torch.manual_seed(cfg.seed)
+        model = build_model(params)
+        train, val = data(params) if callable(data) else data
+        trainer = Trainer(model, cfg, loss=loss, metrics=metrics, head=head,
+                          callbacks=[*callbacks, _Reporter(trial, monitor)])
+        resume = trial.record.attrs.get("checkpoint")
+        resume = resume if resume and Path(resume).is_file() else None
+        history = trainer.fit(train, val, resume_from=resume)
+        _store_summary(trial, history)
+        best = history.best or history.records[-1]
+        return monitored(best, monitor)
+
+    return run
+
+
+def _store_summary(trial: Any, history: Any) -> None:
+    speeds = [r.samples_per_s for r in history.records]
+    trial.set_attr("best_checkpoint", history.best_checkpoint)
+    trial.set_attr("overfit_at", history.overfit_at)
+    trial.set_attr("stopped_early", history.stopped_early)
+    trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
+
+
+def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
+    sp = space if isinstance(space, Space) else Space(dict(space))
+    for name in sp:
+        if name in TrainConfig.field_names():
+            try:
+                base.with_params({name: sp[name].from_unit(0.5)})
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"space parameter {name!r} gives an invalid TrainConfig: {exc}") from None

@@ -1,0 +1,164 @@
+"""The trainer's configuration: one frozen, validated dataclass (no torch here).
+
+Every field is a plain value, so a trial's parameters map onto it by name:
+``TrainConfig(**{**base.to_dict(), **trial.params})`` (see :func:`TrainConfig.with_params`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "plateau")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Optimizer:
+        optimizer: "adam", "adamw" (decoupled weight decay) or "sgd" (with momentum).
+        lr: peak learning rate (after warm-up). backbone_lr: learning rate of
+            the parameters outside the head when fine-tuning (None: ``lr``).
+        beta1, beta2, eps, amsgrad: Adam's moment decays, epsilon and AMSGrad.
+        momentum, nesterov: SGD only.
+        weight_decay: applied only to weight matrices (``ndim >= 2``), never to
+            biases or normalization scales.
+        l1, l2: penalties ``l1 * sum|w| + l2 * sum w^2`` over the same weight
+            matrices, added to the training loss.
+    Schedule (a pure function of the optimizer step, see ``schedule.lr_at``):
+        warmup_steps or warmup_fraction (of all steps): linear warm-up from 0.
+        schedule: "constant", "step" (``gamma ** floor(t / decay_steps)``),
+            "exponential" (``gamma ** (t / decay_steps)``), "cosine" (to
+            ``min_lr``) or "plateau" (times ``plateau_factor`` after
+            ``plateau_patience`` evaluations without improvement).
+        decay_steps: steps per decay for step/exponential (None: one epoch).
+    Loop:
+        batch_size, epochs or max_steps (the first reached ends training),
+        accumulate (gradient accumulation: optimizer step every N batches),
+        clip_norm / clip_value (gradient clipping), eval_every (optimizer steps
+        between validations; None: each epoch).
+    Early stopping: patience (evaluations without an improvement of the
+        validation loss by more than min_delta; None: off), restore_best.
+    Checkpoints: checkpoint_dir (None: none written), checkpoint_every
+        (evaluations between "last" checkpoints), keep_last (rotation: at most
+        this many "last" checkpoints plus one "best" stay on disk).
+    Device: device "auto" (CUDA when present) / "cpu" / "cuda"; precision
+        "auto" (bf16 autocast on CUDA, fp32 on CPU) / "fp32" / "bf16".
+    seed: seeds the model's random state, the batch order and dropout.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    backbone_lr: float | None = None
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    amsgrad: bool = False
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    warmup_steps: int = 0
+    warmup_fraction: float = 0.0
+    schedule: str = "constant"
+    decay_steps: int | None = None
+    gamma: float = 0.5
+    min_lr: float = 0.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    batch_size: int = 32
+    epochs: int | None = 10
+    max_steps: int | None = None
+    accumulate: int = 1
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    eval_every: int | None = None
+    patience: int | None = None
+    min_delta: float = 0.0
+    restore_best: bool = True
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 1
+    keep_last: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
+        _positive("lr", self.lr)
+        if self.backbone_lr is not None:
+            _at_least("backbone_lr", self.backbone_lr, 0.0)
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            if not (_num(v) and 0.0 <= v < 1.0):
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {v!r}")
+        _positive("eps", self.eps)
+        for name in ("momentum", "weight_decay", "l1", "l2", "min_delta", "min_lr", "warmup_fraction"):
+            _at_least(name, getattr(self, name), 0.0)
+        if self.warmup_fraction >= 1.0:
+            raise ValueError(f"TrainConfig.warmup_fraction must be < 1, got {self.warmup_fraction!r}")
+        if self.warmup_steps and self.warmup_fraction:
+            raise ValueError("TrainConfig: set warmup_steps or warmup_fraction, not both")
+        for name in ("gamma", "plateau_factor"):
+            v = getattr(self, name)
+            if not (_num(v) and 0.0 < v <= 1.0):
+                raise ValueError(f"TrainConfig.{name} must be in (0, 1], got {v!r}")
+        for name in ("batch_size", "accumulate", "checkpoint_every", "keep_last", "plateau_patience"):
+            _int_at_least(name, getattr(self, name), 1)
+        _int_at_least("warmup_steps", self.warmup_steps, 0)
+        for name in ("epochs", "max_steps", "decay_steps", "eval_every"):
+            if getattr(self, name) is not None:
+                _int_at_least(name, getattr(self, name), 1)
+        if self.patience is not None:
+            _int_at_least("patience", self.patience, 1)
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("TrainConfig: set epochs or max_steps (or both)")
+        for name in ("clip_norm", "clip_value"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def with_params(self, params: Mapping[str, Any]) -> TrainConfig:
+        """A copy with the fields named in ``params`` replaced; other keys ignored."""
+        known = {f.name for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **{k: v for k, v in params.items() if k in known})
+
+    @staticmethod
+    def field_names() -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if not (_num(value) and value > 0):
+        raise ValueError(f"TrainConfig.{name} must be a number > 0, got {value!r}")
+
+
+def _at_least(name: str, value: Any, low: float) -> None:
+    if not (_num(value) and value >= low):
+        raise ValueError(f"TrainConfig.{name} must be a number >= {low}, got {value!r}")
+
+
+def _int_at_least(name: str, value: Any, low: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+        raise ValueError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}")

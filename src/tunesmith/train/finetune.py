@@ -1,0 +1,92 @@
+"""Fine-tuning helpers: replace a head, freeze and unfreeze blocks.
+
+Frozen parameters get ``requires_grad = False`` (no gradient, so the optimizer
+leaves them bit-identical) and frozen modules are kept in eval mode during
+training, so batch-norm running statistics and dropout in them do not change.
+
+    model.classifier = nn.Linear(384, 2)          # or replace_head(model, "classifier", ...)
+    freeze(model.encoder)                          # whole backbone
+    unfreeze_last(model.encoder.layer, 2)          # ... except its last 2 blocks
+    Trainer(model, cfg, head="classifier", callbacks=[GradualUnfreezing(model.encoder.layer)])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+_FLAG = "_tunesmith_frozen"
+
+
+def replace_head(model: nn.Module, name: str, head: nn.Module) -> nn.Module:
+    """Set ``model.<name> = head`` (dotted names reach into submodules); returns the old head."""
+    *path, last = name.split(".")
+    parent = model
+    for part in path:
+        parent = getattr(parent, part)
+    old = getattr(parent, last, None)
+    if not isinstance(old, nn.Module):
+        raise ValueError(f"model has no submodule {name!r} to replace")
+    setattr(parent, last, head)
+    return old
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Stop training ``module``: no gradients, eval mode while the trainer runs."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    for m in module.modules():
+        setattr(m, _FLAG, True)
+    module.eval()
+    return module
+
+
+def unfreeze(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        p.requires_grad_(True)
+    for m in module.modules():
+        setattr(m, _FLAG, False)
+    module.train()
+    return module
+
+
+def unfreeze_last(blocks: Sequence[nn.Module], k: int) -> None:
+    """Unfreeze the last ``k`` of ``blocks`` (e.g. a transformer's layers); freeze the others."""
+    if not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be an integer >= 0, got {k!r}")
+    n = len(blocks)
+    for i, block in enumerate(blocks):
+        (unfreeze if i >= n - k else freeze)(block)
+
+
+def keep_frozen_in_eval(model: nn.Module) -> None:
+    """Put frozen submodules back in eval mode (after ``model.train()``)."""
+    for m in model.modules():
+        if getattr(m, _FLAG, False):
+            m.eval()
+
+
+def trainable(model: nn.Module) -> int:
+    """Number of trainable parameter values."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class GradualUnfreezing:
+    """Callback: at epoch ``e`` the last ``start + e // every`` blocks are trainable.
+
+    ULMFiT's gradual unfreezing: train the head first, then thaw one block
+    more every ``every`` epochs, from the top of the network down.
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module], *, every: int = 1, start: int = 0) -> None:
+        if every < 1 or start < 0:
+            raise ValueError(f"GradualUnfreezing needs every >= 1 and start >= 0, got {every}, {start}")
+        self.blocks, self.every, self.start = list(blocks), every, start
+
+    def unfrozen_at(self, epoch: int) -> int:
+        return min(len(self.blocks), self.start + epoch // self.every)
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        unfreeze_last(self.blocks, self.unfrozen_at(epoch))

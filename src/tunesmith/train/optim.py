@@ -1,0 +1,75 @@
+"""Optimizer construction: parameter groups, then Adam / AdamW / SGD.
+
+Groups (nanoGPT style): weight matrices and embeddings (``ndim >= 2``) get
+weight decay; biases and normalization scales (``ndim < 2``) never do. When a
+head is named, its parameters form separate groups with ``lr`` and the rest
+(the backbone) get ``backbone_lr``. Every parameter is in the optimizer, also
+frozen ones, so unfreezing later needs no new optimizer (torch's optimizers
+skip parameters whose ``grad`` is None, so frozen weights stay bit-identical).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+def _in_head(name: str, head: Sequence[str]) -> bool:
+    return any(name == h or name.startswith(h + ".") for h in head)
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Parameter groups with ``base_lr`` and ``weight_decay`` set per group."""
+    buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    names = {n for n, _ in model.named_parameters()}
+    for h in head:
+        if not any(_in_head(n, [h]) for n in names):
+            raise ValueError(f"head {h!r} names no parameter of the model; parameters start with e.g. {sorted(names)[:3]}")
+    for name, p in model.named_parameters():
+        key = (bool(head) and _in_head(name, head), p.ndim >= 2)
+        buckets.setdefault(key, []).append(p)
+    groups = []
+    for (is_head, decays), params in sorted(buckets.items()):
+        base = cfg.lr if (is_head or not head or cfg.backbone_lr is None) else cfg.backbone_lr
+        groups.append({
+            "params": params,
+            "base_lr": base,
+            "lr": base,
+            "weight_decay": cfg.weight_decay if decays else 0.0,
+            "role": ("head" if is_head else "backbone" if head else "all") + ("/decay" if decays else "/no_decay"),
+        })
+    return groups
+
+
+def penalized(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters the L1/L2 penalties cover: weight matrices only."""
+    return [p for p in model.parameters() if p.ndim >= 2]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg, head)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, amsgrad=cfg.amsgrad)
+
+
+def l1_l2_penalty(params: list[nn.Parameter], l1: float, l2: float) -> torch.Tensor | None:
+    """``l1 * sum|w| + l2 * sum w^2`` over trainable ``params`` (None when both are 0)."""
+    if l1 == 0.0 and l2 == 0.0:
+        return None
+    live = [p for p in params if p.requires_grad]
+    if not live:
+        return None
+    total = torch.zeros((), device=live[0].device)
+    for p in live:
+        if l1:
+            total = total + l1 * p.abs().sum()
+        if l2:
+            total = total + l2 * p.pow(2).sum()
+    return total

@@ -1,0 +1,89 @@
+"""Learning-rate schedules as a pure function of the optimizer step (no torch).
+
+``lr_factor(step, ...)`` returns the multiplier of each parameter group's base
+learning rate at optimizer step ``step`` (0-based): linear warm-up over ``w``
+steps, ``(step + 1) / w``, then with ``t = step - w`` and ``T = total - w``:
+
+=============  ==============================================================
+constant       1
+step           gamma ** floor(t / d)
+exponential    gamma ** (t / d)
+cosine         m + (1 - m) * (1 + cos(pi * min(t, T) / T)) / 2,  m = min_lr / lr
+plateau        plateau_factor ** reductions  (reductions counted by :class:`Plateau`)
+=============  ==============================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from .config import TrainConfig
+
+
+def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
+    if cfg.warmup_steps:
+        return cfg.warmup_steps
+    return int(round(cfg.warmup_fraction * total_steps))
+
+
+def lr_factor(
+    step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch: int, reductions: int = 0
+) -> float:
+    """Multiplier of the base learning rate at optimizer step ``step``."""
+    w = warmup_steps(cfg, total_steps)
+    if step < w:
+        return (step + 1) / w
+    t = step - w
+    d = cfg.decay_steps or max(steps_per_epoch, 1)
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        return float(cfg.gamma ** (t // d))
+    if cfg.schedule == "exponential":
+        return float(cfg.gamma ** (t / d))
+    if cfg.schedule == "cosine":
+        big_t = max(total_steps - w, 1)
+        m = min(cfg.min_lr / cfg.lr, 1.0)
+        return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(t, big_t) / big_t))
+    return float(cfg.plateau_factor**reductions)
+
+
+def lr_at(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch: int, reductions: int = 0) -> float:
+    """The main learning rate (``cfg.lr`` times :func:`lr_factor`)."""
+    f = lr_factor(step, cfg, total_steps=total_steps, steps_per_epoch=steps_per_epoch, reductions=reductions)
+    return cfg.lr * f
+
+
+@dataclasses.dataclass
+class Plateau:
+    """Counts learning-rate reductions for the "plateau" schedule.
+
+    After ``patience`` evaluations whose validation loss did not beat the best
+    by more than ``min_delta``, one more reduction is counted (and the count of
+    bad evaluations restarts), like torch's ReduceLROnPlateau.
+    """
+
+    patience: int
+    min_delta: float = 0.0
+    best: float = math.inf
+    bad: int = 0
+    reductions: int = 0
+
+    def update(self, val_loss: float) -> int:
+        if val_loss < self.best - self.min_delta:
+            self.best, self.bad = val_loss, 0
+        else:
+            self.bad += 1
+            if self.bad >= self.patience:
+                self.reductions += 1
+                self.bad = 0
+        return self.reductions
+
+    def state_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)

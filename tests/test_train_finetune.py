@@ -1,0 +1,84 @@
+"""Freezing leaves frozen weights bit-identical; last-k and gradual unfreezing; head replacement."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from _train_util import Net, snapshot, split  # noqa: E402
+from torch import nn  # noqa: E402
+
+from tunesmith.train import (  # noqa: E402
+    GradualUnfreezing,
+    TrainConfig,
+    Trainer,
+    freeze,
+    replace_head,
+    trainable,
+    unfreeze_last,
+)
+
+CFG = TrainConfig(optimizer="adamw", lr=0.05, weight_decay=0.1, l2=1e-3, epochs=2, batch_size=16)
+
+
+def changed(before: dict, after: dict, prefix: str) -> bool:
+    return any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+
+
+def test_frozen_backbone_is_bit_identical_including_batchnorm_stats() -> None:
+    train, val = split(96)
+    model = Net()
+    freeze(model.backbone)
+    before = snapshot(model)
+    Trainer(model, CFG, head="head").fit(train, val)
+    after = snapshot(model)
+    backbone = [k for k in before if k.startswith("backbone")]
+    assert any("running_mean" in k for k in backbone)
+    assert all(torch.equal(before[k], after[k]) for k in backbone)
+    assert changed(before, after, "head")
+
+
+def test_unfreeze_last_k_blocks_trains_only_those() -> None:
+    train, val = split(96)
+    model = Net(blocks=3)
+    unfreeze_last(model.backbone, 1)
+    before = snapshot(model)
+    Trainer(model, CFG, head="head").fit(train, val)
+    after = snapshot(model)
+    assert not changed(before, after, "backbone.0") and not changed(before, after, "backbone.1")
+    assert changed(before, after, "backbone.2") and changed(before, after, "head")
+
+
+def test_gradual_unfreezing_thaws_one_block_per_epoch_from_the_top() -> None:
+    train, val = split(96)
+    model = Net(blocks=3)
+    states = [snapshot(model)]
+    cb = GradualUnfreezing(model.backbone, every=1, start=0)
+    record = type("R", (), {"on_eval": lambda self, tr, r: states.append(snapshot(tr.model))})()
+    Trainer(model, CFG.with_params({"epochs": 3}), head="head", callbacks=[cb, record]).fit(train, val)
+    trained = [[changed(states[e], states[e + 1], f"backbone.{b}") for b in range(3)] for e in range(3)]
+    assert trained == [[False, False, False], [False, False, True], [False, True, True]]
+    assert all(changed(states[e], states[e + 1], "head") for e in range(3))
+
+
+def test_backbone_lr_zero_keeps_backbone_still_and_head_lr_applies() -> None:
+    train, val = split(96)
+    model = Net()
+    before = snapshot(model)
+    cfg = TrainConfig(lr=0.05, backbone_lr=0.0, epochs=1, batch_size=16, optimizer="sgd", momentum=0.0)
+    Trainer(model, cfg, head="head").fit(train, val)
+    after = snapshot(model)
+    params = [k for k, _ in model.named_parameters() if k.startswith("backbone")]
+    assert all(torch.equal(before[k], after[k]) for k in params)
+    assert changed(before, after, "head")
+
+
+def test_replace_head_and_trainable_count() -> None:
+    model = Net(out=2)
+    old = replace_head(model, "head", nn.Linear(16, 5))
+    assert isinstance(old, nn.Linear) and old.out_features == 2
+    assert model(torch.randn(4, 8)).shape == (4, 5)
+    freeze(model.backbone)
+    assert trainable(model) == 16 * 5 + 5
+    with pytest.raises(ValueError, match="no submodule"):
+        replace_head(model, "classifier", nn.Linear(1, 1))

@@ -1,0 +1,116 @@
+"""Weight decay and L1/L2 penalties touch only weight matrices; clipping bounds gradients."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import mlp, snapshot, split  # noqa: E402
+
+from tunesmith.train import TrainConfig, Trainer  # noqa: E402
+
+
+def zero_loss(out, y):
+    return out.sum() * 0.0  # every parameter gets a gradient of exactly zero
+
+
+def matrices(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.ndim >= 2}
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_weight_decay_only_shrinks_weight_matrices(optimizer: str) -> None:
+    train, val = split(64)
+    model = mlp()
+    before = snapshot(model)
+    lr, wd = 0.1, 0.5
+    cfg = TrainConfig(optimizer=optimizer, lr=lr, weight_decay=wd, momentum=0.0, epochs=1, batch_size=48)
+    Trainer(model, cfg, loss=zero_loss).fit(train, val)
+    after = snapshot(model)
+    for name in before:
+        if name in matrices(model):
+            assert torch.allclose(after[name], before[name] * (1 - lr * wd), rtol=1e-6), name
+        else:  # biases and the LayerNorm scale/shift
+            assert torch.equal(after[name], before[name]), name
+
+
+def test_param_groups_split_by_shape_and_head() -> None:
+    model = mlp()
+    cfg = TrainConfig(lr=1e-3, backbone_lr=1e-5, weight_decay=0.1)
+    opt = Trainer(model, cfg, head="4").optimizer
+    by_role = {g["role"]: (g["lr"], g["weight_decay"], {id(p) for p in g["params"]}) for g in opt.param_groups}
+    assert set(by_role) == {"backbone/decay", "backbone/no_decay", "head/decay", "head/no_decay"}
+    assert by_role["head/decay"][:2] == (1e-3, 0.1)
+    assert by_role["head/no_decay"][:2] == (1e-3, 0.0)
+    assert by_role["backbone/decay"][:2] == (1e-5, 0.1)
+    assert by_role["backbone/no_decay"][:2] == (1e-5, 0.0)
+    assert by_role["head/decay"][2] == {id(model[4].weight)}
+    assert by_role["backbone/decay"][2] == {id(model[0].weight)}
+
+
+def test_unknown_head_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="classifier"):
+        Trainer(mlp(), TrainConfig(), head="classifier")
+
+
+@pytest.mark.parametrize("l1,l2", [(0.0, 0.05), (0.05, 0.0)])
+def test_l1_l2_penalties_act_on_weight_matrices_only(l1: float, l2: float) -> None:
+    train, val = split(64)
+    model = mlp()
+    before = snapshot(model)
+    lr = 0.1
+    cfg = TrainConfig(optimizer="sgd", momentum=0.0, lr=lr, l1=l1, l2=l2, epochs=1, batch_size=48)
+    Trainer(model, cfg, loss=zero_loss).fit(train, val)
+    after = snapshot(model)
+    for name in before:
+        w = before[name]
+        if name in matrices(model):
+            expected = w - lr * (l1 * torch.sign(w) + 2 * l2 * w)
+            assert torch.allclose(after[name], expected, atol=1e-7), name
+        else:
+            assert torch.equal(after[name], w), name
+
+
+def grad_norms(cfg: TrainConfig) -> tuple[list[float], list[float]]:
+    train, val = split(128)
+    trainer = Trainer(mlp(), cfg, loss="cross_entropy")
+    norms: list[float] = []
+    maxabs: list[float] = []
+
+    def hook(opt, args, kwargs):
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        maxabs.append(max(float(g.abs().max()) for g in grads))
+
+    trainer.optimizer.register_step_pre_hook(hook)
+    trainer.fit(train, val)
+    return norms, maxabs
+
+
+def test_clip_norm_bounds_the_gradient_norm() -> None:
+    base = TrainConfig(lr=0.05, epochs=2, batch_size=16)
+    free, _ = grad_norms(base)
+    bound = 0.5 * min(free)
+    assert max(free) > bound  # clipping has something to do
+    clipped, _ = grad_norms(base.with_params({"clip_norm": bound}))
+    assert max(clipped) <= bound * (1 + 1e-5)
+    assert min(clipped) >= bound * (1 - 1e-5)  # every step was above the bound, so sits on it
+
+
+def test_clip_value_bounds_each_gradient_entry() -> None:
+    base = TrainConfig(lr=0.05, epochs=2, batch_size=16)
+    _, free = grad_norms(base)
+    bound = 0.25 * max(free)
+    _, clipped = grad_norms(base.with_params({"clip_value": bound}))
+    assert max(clipped) <= bound + 1e-9
+
+
+def test_gradient_accumulation_equals_one_big_batch() -> None:
+    train, val = split(64)
+    a, b = mlp(), mlp()
+    Trainer(a, TrainConfig(optimizer="sgd", momentum=0.0, lr=0.1, epochs=2, batch_size=48)).fit(train, val)
+    Trainer(b, TrainConfig(optimizer="sgd", momentum=0.0, lr=0.1, epochs=2, batch_size=12, accumulate=4)).fit(train, val)
+    # same samples per step (the shuffles differ but every epoch is one step over all 48)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-6)

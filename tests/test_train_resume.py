@@ -1,0 +1,92 @@
+"""A run killed mid-epoch (SIGKILL, in a subprocess) and resumed equals the uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import mlp, snapshot, split  # noqa: E402
+
+from tunesmith.train import TrainConfig, Trainer, checkpoint  # noqa: E402
+
+TESTS = Path(__file__).parent
+SRC = TESTS.parent / "src"
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path[:0] = [{tests!r}, {src!r}]
+    import torch
+    torch.set_num_threads(1)
+    from _train_util import mlp, split
+    from tunesmith.train import TrainConfig, Trainer
+    cfg = TrainConfig(**{cfg!r})
+    model = mlp(dropout=0.3)
+    calls = [0]
+    def kill(module, args):
+        calls[0] += 1
+        if calls[0] == {kill_at}:
+            os.kill(os.getpid(), signal.SIGKILL)
+    model.register_forward_pre_hook(kill)
+    Trainer(model, cfg).fit(*split(96))
+    print("not killed")
+    """
+)
+
+CASES = {
+    # 72 samples, batch 8 -> 9 batches; accumulate 2 -> 5 steps per epoch
+    "epochs": dict(epochs=5, batch_size=8, accumulate=2, lr=0.01, schedule="cosine", warmup_steps=3),
+    "mid-epoch": dict(epochs=4, batch_size=8, accumulate=2, eval_every=3, lr=0.01, schedule="exponential",
+                      clip_norm=1.0, l2=1e-3, optimizer="adamw", weight_decay=0.01),
+    "plateau+early-stop": dict(epochs=8, batch_size=8, lr=0.02, schedule="plateau", plateau_patience=1,
+                               patience=3, amsgrad=True),
+}
+
+
+# forward calls before the kill: 9 training + 3 validation batches per epoch -> inside epoch 2
+KILL_AT = 23
+
+
+@pytest.mark.parametrize(
+    "case", [c if c == "epochs" else pytest.param(c, marks=pytest.mark.slow) for c in sorted(CASES)]
+)
+def test_resume_after_kill_equals_uninterrupted_run(case: str, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = dict(CASES[case], checkpoint_dir=str(tmp_path / "killed"), keep_last=2)
+    code = CHILD.format(tests=str(TESTS), src=str(SRC), cfg=cfg, kill_at=KILL_AT)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == -9, proc.stderr  # really killed
+    assert "not killed" not in proc.stdout
+    last = checkpoint.latest(tmp_path / "killed")
+    assert last is not None
+    assert len(checkpoint.list_last(tmp_path / "killed")) <= 2  # rotation bounds disk use
+
+    saved_step = checkpoint.load(last)["step"]
+    resumed_model = mlp(dropout=0.3, seed=123)  # a different init: the checkpoint must override it
+    resumed = Trainer(resumed_model, TrainConfig(**cfg)).fit(*split(96), resume_from=last)
+    assert 0 < saved_step < resumed.records[-1].step  # it did continue
+
+    ref_cfg = TrainConfig(**dict(cfg, checkpoint_dir=str(tmp_path / "ref")))
+    ref_model = mlp(dropout=0.3)
+    reference = Trainer(ref_model, ref_cfg).fit(*split(96))
+
+    assert resumed.train_losses == reference.train_losses
+    assert resumed.val_losses == reference.val_losses
+    assert [r.lr for r in resumed.records] == [r.lr for r in reference.records]
+    assert resumed.best_index == reference.best_index
+    assert resumed.stopped_early == reference.stopped_early
+    a, b = snapshot(resumed_model), snapshot(ref_model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_from_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Trainer(mlp()).fit(*split(32), resume_from=tmp_path / "nope.pt")

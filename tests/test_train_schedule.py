@@ -1,0 +1,81 @@
+"""Each schedule's learning-rate curve, as the trainer applies it, against its formula."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import mlp, split  # noqa: E402
+
+from tunesmith.train import Plateau, TrainConfig, Trainer, lr_factor  # noqa: E402
+
+LR = 0.01
+
+
+def applied_lrs(cfg: TrainConfig, val=None) -> tuple[list[float], Trainer]:
+    train, v = split(64)
+    trainer = Trainer(mlp(), cfg)
+    seen: list[float] = []
+    trainer.optimizer.register_step_pre_hook(lambda opt, a, k: seen.append(opt.param_groups[0]["lr"]))
+    trainer.fit(train, v if val is None else val)
+    return seen, trainer
+
+
+# 64*0.75 = 48 samples, batch 8 -> 6 steps per epoch, 5 epochs -> 30 steps
+FORMULAS = {
+    "constant": lambda s: 1.0,
+    "step": lambda s: 0.5 ** (s // 6),
+    "exponential": lambda s: 0.5 ** (s / 6),
+    "cosine": lambda s: 0.5 * (1 + math.cos(math.pi * s / 30)),
+}
+
+
+@pytest.mark.parametrize("schedule", sorted(FORMULAS))
+def test_schedule_curve_matches_formula(schedule: str) -> None:
+    cfg = TrainConfig(lr=LR, schedule=schedule, epochs=5, batch_size=8, gamma=0.5)
+    seen, _ = applied_lrs(cfg)
+    assert len(seen) == 30
+    expected = [LR * FORMULAS[schedule](s) for s in range(30)]
+    assert seen == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_linear_warmup_then_cosine_to_min_lr() -> None:
+    cfg = TrainConfig(lr=LR, schedule="cosine", epochs=5, batch_size=8, warmup_steps=5, min_lr=1e-3)
+    seen, _ = applied_lrs(cfg)
+    m = 1e-3 / LR
+    expected = [LR * (s + 1) / 5 for s in range(5)]
+    expected += [LR * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * (s - 5) / 25))) for s in range(5, 30)]
+    assert seen == pytest.approx(expected, rel=1e-12)
+    assert max(seen) == pytest.approx(LR)
+
+
+def test_warmup_fraction_counts_steps_of_the_whole_run() -> None:
+    cfg = TrainConfig(lr=LR, epochs=5, batch_size=8, warmup_fraction=0.2)  # 6 of 30 steps
+    seen, _ = applied_lrs(cfg)
+    assert seen[:7] == pytest.approx([LR * (s + 1) / 6 for s in range(6)] + [LR])
+
+
+def test_decay_steps_overrides_the_epoch() -> None:
+    cfg = TrainConfig(lr=LR, schedule="step", decay_steps=4, gamma=0.1, epochs=2, batch_size=8)
+    seen, _ = applied_lrs(cfg)
+    assert seen == pytest.approx([LR * 0.1 ** (s // 4) for s in range(12)])
+
+
+def test_plateau_reduces_after_patience_bad_validations() -> None:
+    p = Plateau(patience=2)
+    counts = [p.update(v) for v in [1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.8]]
+    # 0.95, 0.93 -> first reduction; 0.92, 0.91 -> second; 0.8 improves
+    assert counts == [0, 0, 0, 1, 1, 2, 2]
+    cfg = TrainConfig(lr=LR, schedule="plateau", plateau_factor=0.5)
+    assert [lr_factor(10, cfg, total_steps=20, steps_per_epoch=5, reductions=r) for r in range(3)] == [1, 0.5, 0.25]
+
+
+def test_plateau_in_the_trainer_follows_validation() -> None:
+    # learning rate 0 -> validation loss never improves after the first epoch
+    cfg = TrainConfig(lr=1e-9, schedule="plateau", plateau_patience=1, plateau_factor=0.5, epochs=4, batch_size=48, min_delta=1.0)
+    seen, trainer = applied_lrs(cfg)
+    assert seen == pytest.approx([1e-9, 1e-9, 0.5e-9, 0.25e-9])
+    assert trainer.plateau.reductions == 3

@@ -1,0 +1,128 @@
+"""Early stopping on a scripted validation curve, overfitting signal, config checks, throughput."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import mlp, snapshot, split  # noqa: E402
+
+from tunesmith.train import TrainConfig, Trainer  # noqa: E402
+
+
+def scripted(curve: list[float]):
+    """A loss that is real in training and follows ``curve`` in validation."""
+    it = iter(curve)
+
+    def loss(out, y):
+        if torch.is_grad_enabled():
+            return torch.nn.functional.cross_entropy(out, y)
+        return torch.tensor(next(it))
+
+    return loss
+
+
+class Snapshots:
+    def __init__(self) -> None:
+        self.states: list[dict] = []
+
+    def on_eval(self, trainer, record) -> None:
+        self.states.append(snapshot(trainer.model))
+
+
+def run_curve(curve, **cfg):
+    train, val = split(64)
+    model = mlp()
+    snaps = Snapshots()
+    config = TrainConfig(epochs=len(curve), batch_size=16, lr=0.01, **cfg)
+    # the whole validation set is one batch -> one scripted value per validation
+    history = Trainer(model, config, loss=scripted(curve), callbacks=[snaps]).fit(train, (val[0], val[1]))
+    return history, model, snaps
+
+
+def test_early_stopping_stops_at_the_right_epoch_and_restores_best() -> None:
+    curve = [1.0, 0.8, 0.7, 0.75, 0.72, 0.71, 0.5, 0.4]
+    history, model, snaps = run_curve(curve, patience=3)
+    assert history.stopped_early
+    assert len(history.records) == 6  # best at index 2, then 3 without improvement
+    assert history.best_index == 2 and history.best_loss == pytest.approx(0.7)
+    assert [r.epoch for r in history.records] == [1, 2, 3, 4, 5, 6]
+    final = snapshot(model)
+    assert all(torch.equal(final[k], snaps.states[2][k]) for k in final)
+    assert not all(torch.equal(final[k], snaps.states[5][k]) for k in final)
+
+
+def test_min_delta_requires_a_real_improvement() -> None:
+    curve = [1.0, 0.8, 0.7, 0.68, 0.66, 0.3]
+    history, _, _ = run_curve(curve, patience=2, min_delta=0.05)
+    # 0.68 and 0.66 do not beat 0.7 by more than 0.05 -> stop after index 4
+    assert len(history.records) == 5 and history.best_index == 2
+
+
+def test_without_patience_runs_all_epochs_and_restore_best_can_be_off() -> None:
+    curve = [1.0, 0.5, 0.9, 0.95]
+    history, model, snaps = run_curve(curve, restore_best=False)
+    assert len(history.records) == 4 and not history.stopped_early
+    final = snapshot(model)
+    assert all(torch.equal(final[k], snaps.states[3][k]) for k in final)
+
+
+def test_overfitting_signal_when_val_rises_while_train_falls() -> None:
+    # training loss falls (real training); validation scripted to rise at index 3 and 4
+    curve = [1.0, 0.8, 0.7, 0.75, 0.8, 0.6]
+    history, _, _ = run_curve(curve)
+    assert history.train_losses[3] < history.train_losses[2]
+    assert history.overfit_at == [3, 4]
+
+
+def test_eval_every_steps_and_max_steps() -> None:
+    train, val = split(64)  # 48 samples, batch 8 -> 6 steps per epoch
+    h = Trainer(mlp(), TrainConfig(epochs=None, max_steps=10, eval_every=4, batch_size=8)).fit(train, val)
+    assert [r.step for r in h.records] == [4, 8, 10]
+    assert [r.epoch for r in h.records] == [0, 1, 1]
+
+
+def test_records_throughput_and_metrics() -> None:
+    train, val = split(128)
+    h = Trainer(mlp(), TrainConfig(epochs=3, batch_size=16, lr=0.02), metrics=["accuracy"]).fit(train, val)
+    assert all(r.samples_per_s > 0 for r in h.records)
+    assert h.records[-1].metrics["accuracy"] > 0.7
+    assert h.records[-1].train_loss < h.records[0].train_loss
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"optimizer": "adagrad"}, "optimizer"),
+        ({"lr": 0}, "lr"),
+        ({"beta2": 1.0}, "beta2"),
+        ({"epochs": None}, "epochs or max_steps"),
+        ({"warmup_steps": 3, "warmup_fraction": 0.1}, "not both"),
+        ({"schedule": "linear"}, "schedule"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"clip_norm": -1.0}, "clip_norm"),
+    ],
+)
+def test_bad_config_is_a_clear_error(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_bad_data_is_a_clear_error() -> None:
+    x = torch.randn(10, 3)
+    with pytest.raises(ValueError, match="share the first dimension"):
+        Trainer(mlp(3)).fit((x, torch.zeros(9)))
+    with pytest.raises(TypeError, match="tuple of tensors"):
+        Trainer(mlp(3)).fit(x)  # type: ignore[arg-type]
+
+
+def test_dataset_input_gives_the_same_run_as_tensors() -> None:
+    from torch.utils.data import TensorDataset
+
+    train, val = split(64)
+    a, b = mlp(dropout=0.2), mlp(dropout=0.2)
+    cfg = TrainConfig(epochs=2, batch_size=8)
+    ha = Trainer(a, cfg).fit(train, val)
+    hb = Trainer(b, cfg).fit(TensorDataset(*train), TensorDataset(*val))
+    assert ha.train_losses == hb.train_losses and ha.val_losses == hb.val_losses
