@@ -100,6 +100,8 @@ def worker_loop(run: Run) -> None:
             run.budget.stop()
             run.exhausted.append(str(exc))
             return
+        if trial.is_resumed:
+            run.budget.give_back()  # a promotion continues a trial; n_trials counts new ones
         try:
             record = study.run_trial(run.objective, trial, run.catch)
         except TrialFinishedError:
