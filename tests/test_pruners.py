@@ -64,7 +64,9 @@ def test_median_prunes_worse_than_median_and_keeps_better() -> None:
 def test_median_respects_startup_warmup_and_interval() -> None:
     bad = tr(9, [5.0, 5.0, 5.0, 5.0])
     assert MedianPruner(n_startup_trials=6).decide(bad, FIVE, MIN) is Decision.CONTINUE
-    assert MedianPruner(n_startup_trials=5, warmup_steps=4).decide(bad, FIVE, MIN) is Decision.CONTINUE
+    assert (
+        MedianPruner(n_startup_trials=5, warmup_steps=4).decide(bad, FIVE, MIN) is Decision.CONTINUE
+    )
     assert MedianPruner(n_startup_trials=5, warmup_steps=3).decide(bad, FIVE, MIN) is Decision.PRUNE
     # interval 2 after warm-up 0: steps 0, 2, 4 are checked, step 3 is not
     assert MedianPruner(n_startup_trials=5, interval=2).decide(bad, FIVE, MIN) is Decision.CONTINUE
@@ -84,7 +86,10 @@ def test_percentile_keeps_only_the_best_share() -> None:
     p = PercentilePruner(25.0, n_startup_trials=5)
     assert p.decide(tr(9, [1.0, 1.0, 0.65]), FIVE, MIN) is Decision.PRUNE
     assert p.decide(tr(9, [1.0, 1.0, 0.55]), FIVE, MIN) is Decision.CONTINUE
-    assert PercentilePruner(90.0, n_startup_trials=5).decide(tr(9, [1, 1, 0.85]), FIVE, MIN) is Decision.CONTINUE
+    assert (
+        PercentilePruner(90.0, n_startup_trials=5).decide(tr(9, [1, 1, 0.85]), FIVE, MIN)
+        is Decision.CONTINUE
+    )
 
 
 def test_one_noisy_epoch_does_not_kill_a_good_trial() -> None:
@@ -96,11 +101,16 @@ def test_one_noisy_epoch_does_not_kill_a_good_trial() -> None:
     # the same at an ASHA rung (step 3): its rung score is its best, 0.45
     asha = ASHA(min_resource=3)
     assert asha.decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN) is Decision.CONTINUE
-    assert ASHA(min_resource=3, curve="last").decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN) is Decision.PRUNE
+    assert (
+        ASHA(min_resource=3, curve="last").decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN)
+        is Decision.PRUNE
+    )
 
 
 def test_a_trial_never_good_is_stopped_even_with_noise() -> None:
-    assert MedianPruner(n_startup_trials=5).decide(tr(9, [1.2, 1.1, 1.0]), FIVE, MIN) is Decision.PRUNE
+    assert (
+        MedianPruner(n_startup_trials=5).decide(tr(9, [1.2, 1.1, 1.0]), FIVE, MIN) is Decision.PRUNE
+    )
 
 
 # -- ASHA --------------------------------------------------------------------------------

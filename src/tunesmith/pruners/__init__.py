@@ -36,7 +36,9 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
         options = dict(spec)
         spec = options.pop("name")
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
-        raise ValueError(f"unknown pruner {spec!r}; use one of {sorted(_BUILTIN)} or a Pruner instance")
+        raise ValueError(
+            f"unknown pruner {spec!r}; use one of {sorted(_BUILTIN)} or a Pruner instance"
+        )
     try:
         return _BUILTIN[spec.lower()](**options)
     except TypeError as exc:

@@ -31,7 +31,9 @@ def check_curve(curve: str) -> str:
     return curve
 
 
-def score(curve: Mapping[int, float], upto: int, direction: Direction, how: str = "best") -> float | None:
+def score(
+    curve: Mapping[int, float], upto: int, direction: Direction, how: str = "best"
+) -> float | None:
     """The trial's score from its reports at steps ``<= upto`` (a loss), or None."""
     steps = sorted(s for s in curve if s <= upto)
     if not steps:

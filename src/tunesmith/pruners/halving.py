@@ -73,7 +73,9 @@ class ASHA(Pruner):
                     f"max_resource ({max_resource}) must be larger than min_resource ({min_resource})"
                 )
         self.max_resource = max_resource
-        self.min_early_stopping_rate = check_int("min_early_stopping_rate", min_early_stopping_rate, 0)
+        self.min_early_stopping_rate = check_int(
+            "min_early_stopping_rate", min_early_stopping_rate, 0
+        )
         self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
         self.bootstrap_count = check_int("bootstrap_count", bootstrap_count, 0)
         if not isinstance(pause, bool):
@@ -124,17 +126,26 @@ class ASHA(Pruner):
         rung = self._rung_of(trial)
         if rung is None or already_resumed(trial, rung[1]):
             return Decision.CONTINUE
-        return Decision.CONTINUE if self._promoted(trial, trials, direction, *rung) else self._stop()
+        return (
+            Decision.CONTINUE if self._promoted(trial, trials, direction, *rung) else self._stop()
+        )
 
     def _stop(self) -> Decision:
         return Decision.PAUSE if self.pause else Decision.PRUNE
 
     def _promoted(
-        self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction, index: int, step: int
+        self,
+        trial: FrozenTrial,
+        trials: Sequence[FrozenTrial],
+        direction: Direction,
+        index: int,
+        step: int,
     ) -> bool:
         mine = rung_score(trial, step, direction, self.curve)
         others = [
-            v for t in self.peers(trial, trials) if (v := rung_score(t, step, direction, self.curve)) is not None
+            v
+            for t in self.peers(trial, trials)
+            if (v := rung_score(t, step, direction, self.curve)) is not None
         ]
         if mine is None or len(others) + 1 < self.bootstrap_count:
             return False
@@ -203,7 +214,8 @@ class SuccessiveHalving(ASHA):
         if len(members) < self.cohort_size:
             return False
         return all(
-            crossing(t.intermediate, step) is not None or t.state.is_finished for t in members.values()
+            crossing(t.intermediate, step) is not None or t.state.is_finished
+            for t in members.values()
         )
 
     def decide(

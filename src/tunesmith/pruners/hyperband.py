@@ -34,7 +34,9 @@ class Hyperband(ASHA):
 
     def __init__(self, *, n_brackets: int | None = None, **options: Any) -> None:
         if "min_early_stopping_rate" in options:
-            raise ValueError("Hyperband sets each bracket's min_early_stopping_rate itself; drop it")
+            raise ValueError(
+                "Hyperband sets each bracket's min_early_stopping_rate itself; drop it"
+            )
         super().__init__(**options)
         if n_brackets is None:
             n_brackets = len(self._all_rungs()) + 1 if self.max_resource is not None else 4
@@ -69,6 +71,8 @@ class Hyperband(ASHA):
 def bracket_schedule(n_brackets: int, eta: int) -> list[int]:
     """One period of bracket assignments: bracket ``b`` appears ``n_b`` times, interleaved."""
     s_max = n_brackets - 1
-    counts = [math.ceil(n_brackets / (s_max - b + 1) * eta ** (s_max - b)) for b in range(n_brackets)]
+    counts = [
+        math.ceil(n_brackets / (s_max - b + 1) * eta ** (s_max - b)) for b in range(n_brackets)
+    ]
     slots = [((i + 0.5) / n, b) for b, n in enumerate(counts) for i in range(n)]
     return [b for _, b in sorted(slots)]

@@ -68,7 +68,8 @@ class PercentilePruner(Pruner):
         others = [
             v
             for t in comparable(trials, trial)
-            if (t.last_step or 0) >= step and (v := score(t.intermediate, step, direction, self.curve)) is not None
+            if (t.last_step or 0) >= step
+            and (v := score(t.intermediate, step, direction, self.curve)) is not None
         ]
         if len(others) < self.min_trials_at_step:
             return Decision.CONTINUE

@@ -43,7 +43,9 @@ def resume_next(study: Study, worker: str) -> FrozenTrial | None:
     if not any(t.state is TrialState.PAUSED for t in history):
         return None
     for number in study.pruner.promotable(history, study.direction):
-        claimed = study._storage.claim_paused(study._study_id, number, worker=worker, now=time.time())
+        claimed = study._storage.claim_paused(
+            study._study_id, number, worker=worker, now=time.time()
+        )
         if claimed is None:
             continue  # another worker resumed it first
         attrs = {
