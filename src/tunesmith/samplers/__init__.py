@@ -6,6 +6,7 @@ from typing import Any
 
 from .auto import AutoSampler
 from .base import Sampler, Suggestion
+from .fidelity import MultiFidelitySampler, fidelity_history
 from .simple import GridSampler, RandomSampler, SobolSampler
 
 _BUILTIN: dict[str, type[Sampler]] = {
@@ -13,6 +14,7 @@ _BUILTIN: dict[str, type[Sampler]] = {
     "sobol": SobolSampler,
     "grid": GridSampler,
     "auto": AutoSampler,
+    "multifidelity": MultiFidelitySampler,
 }
 
 
@@ -41,10 +43,12 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
 __all__ = [
     "AutoSampler",
     "GridSampler",
+    "MultiFidelitySampler",
     "RandomSampler",
     "Sampler",
     "SobolSampler",
     "Suggestion",
+    "fidelity_history",
     "make_sampler",
     "register",
 ]
