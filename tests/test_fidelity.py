@@ -37,7 +37,8 @@ def test_largest_budget_with_enough_points_best_so_far_values() -> None:
     out = fidelity_history(trials, MIN, min_points=4)
     obs = {t.number: t.value for t in out if t.state is TrialState.COMPLETE}
     assert obs == {0: 0.4, 1: 0.6, 2: 0.7, 3: 0.95}  # budget = step 2, the largest with 4 trials
-    assert [t.number for t in out if t.state is not TrialState.COMPLETE] == [6]
+    assert [t.number for t in out] == list(range(7))  # all kept, in order
+    assert [t.state.value for t in out[4:]] == ["pruned", "failed", "running"]
     # maximizing: best means largest
     up = fidelity_history(trials, Direction.MAXIMIZE, min_points=4)
     assert {t.number: t.value for t in up if t.state is TrialState.COMPLETE}[2] == 0.9

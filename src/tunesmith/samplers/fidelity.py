@@ -12,8 +12,10 @@ plain trial records:
   (complete, pruned, paused or running; failed ones excluded) reported at or
   beyond, and returns each of those trials as a *complete* observation whose
   value is its best report up to ``b`` (the same best-so-far score the pruners
-  use), followed by the other unfinished trials unchanged (so samplers still
-  see what is pending).
+  use); every other trial is returned unchanged, in the same order, so the
+  sampler still sees what is pending and what was already tried (trials
+  stopped below ``b`` stay pruned: samplers that penalize pruned trials learn
+  that region is poor).
 
 :class:`MultiFidelitySampler` wraps any sampler with that view, e.g.
 ``Study(sampler=MultiFidelitySampler("bayes"), pruner="hyperband")``.
@@ -40,8 +42,7 @@ def fidelity_history(
         at = [t for t in usable if (t.last_step or 0) >= budget]
         if len(at) >= min_points:
             seen = {t.number for t in at}
-            rest = [t for t in trials if t.number not in seen and not t.state.is_finished]
-            return [_observation(t, budget, direction) for t in at] + rest
+            return [_observation(t, budget, direction) if t.number in seen else t for t in trials]
     return list(trials)
 
 
