@@ -20,6 +20,7 @@ Run: ``PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_pruning.py``
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import multiprocessing as mp
 import statistics
@@ -27,7 +28,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ from tunesmith.pruners import ASHA, Hyperband
 from tunesmith.samplers import MultiFidelitySampler, make_sampler
 
 torch.set_num_threads(1)
-ts.set_verbosity(logging.WARNING)
+ts.set_verbosity(logging.ERROR)
 
 
 # -- the task ------------------------------------------------------------------------------
@@ -138,6 +138,7 @@ class Meter:
     best: float = 0.0
     start: float = field(default_factory=time.perf_counter)
     reached_at: tuple[int, float] | None = None
+    wall: float = 0.0
     curve: list[float] = field(default_factory=list)
 
     def tick(self, auc: float) -> None:
@@ -155,7 +156,7 @@ SPACE = ts.Space(
     {
         "lr": ts.Float(1e-4, 3e-1, log=True),
         "weight_decay": ts.Float(1e-6, 1e-1, log=True),
-        "width": ts.Int(8, 256, log=True),
+        "width": ts.Int(8, 128, log=True),
         "depth": ts.Int(1, 3),
         "dropout": ts.Float(0.0, 0.5),
     }
@@ -198,25 +199,30 @@ def run_tunesmith(sampler: Any, pruner: Any, meter: Meter, max_epochs: int, seed
 
 
 # -- Optuna -------------------------------------------------------------------------------
-def run_optuna(pruner_name: str, meter: Meter, max_epochs: int, seed: int) -> None:
+def run_optuna(
+    sampler_name: str, pruner_name: str, meter: Meter, seed: int, *, max_epochs: int
+) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if pruner_name == "sh":
+    if pruner_name == "SuccessiveHalvingPruner":
         pruner: Any = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     else:
         pruner = optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=max_epochs, reduction_factor=3
         )
-    study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner
+    sampler: Any = (
+        optuna.samplers.TPESampler(seed=seed)
+        if sampler_name == "TPE"
+        else optuna.samplers.RandomSampler(seed=seed)
     )
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 
     def objective(trial: optuna.Trial) -> float:
         cfg = Config(
             lr=trial.suggest_float("lr", 1e-4, 3e-1, log=True),
             weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
-            width=trial.suggest_int("width", 8, 256, log=True),
+            width=trial.suggest_int("width", 8, 128, log=True),
             depth=trial.suggest_int("depth", 1, 3),
             dropout=trial.suggest_float("dropout", 0.0, 0.5),
         )
@@ -240,26 +246,32 @@ def run_optuna(pruner_name: str, meter: Meter, max_epochs: int, seed: int) -> No
 # -- the comparison ----------------------------------------------------------------------
 def methods(max_epochs: int) -> dict[str, Callable[[Meter, int], None]]:
     asha = dict(min_resource=1, reduction_factor=3, max_resource=max_epochs)
-    out: dict[str, Callable[[Meter, int], None]] = {
-        "tunesmith random + ASHA": lambda m, s: run_tunesmith(
-            "random", ASHA(**asha), m, max_epochs, s
+
+    def ts_run(
+        sampler: Callable[[int], Any], pruner: Callable[[], Any]
+    ) -> Callable[[Meter, int], None]:
+        return lambda m, s: run_tunesmith(sampler(s), pruner(), m, max_epochs, s)
+
+    out = {
+        "tunesmith random + ASHA": ts_run(lambda s: "random", lambda: ASHA(**asha)),
+        "tunesmith random + ASHA (pause/resume)": ts_run(
+            lambda s: "random", lambda: ASHA(pause=True, **asha)
         ),
-        "tunesmith random + ASHA (pause/resume)": lambda m, s: run_tunesmith(
-            "random", ASHA(pause=True, **asha), m, max_epochs, s
-        ),
-        "tunesmith random + Hyperband": lambda m, s: run_tunesmith(
-            "random", Hyperband(**asha), m, max_epochs, s
-        ),
+        "tunesmith random + Hyperband": ts_run(lambda s: "random", lambda: Hyperband(**asha)),
     }
     if bayes_available():
-        out["tunesmith bayes + ASHA"] = lambda m, s: run_tunesmith(
-            MultiFidelitySampler("bayes", seed=s), ASHA(**asha), m, max_epochs, s
+        mf = lambda s: MultiFidelitySampler("bayes", seed=s)  # noqa: E731
+        out["tunesmith bayes + ASHA (complete trials only)"] = ts_run(
+            lambda s: "bayes", lambda: ASHA(**asha)
         )
-        out["tunesmith bayes + Hyperband"] = lambda m, s: run_tunesmith(
-            MultiFidelitySampler("bayes", seed=s), Hyperband(**asha), m, max_epochs, s
-        )
-    out["Optuna TPE + SuccessiveHalvingPruner"] = lambda m, s: run_optuna("sh", m, max_epochs, s)
-    out["Optuna TPE + HyperbandPruner"] = lambda m, s: run_optuna("hyperband", m, max_epochs, s)
+        out["tunesmith bayes + ASHA"] = ts_run(mf, lambda: ASHA(**asha))
+        out["tunesmith bayes + ASHA (pause/resume)"] = ts_run(mf, lambda: ASHA(pause=True, **asha))
+        out["tunesmith bayes + Hyperband"] = ts_run(mf, lambda: Hyperband(**asha))
+    for sampler in ("random", "TPE"):
+        for pruner in ("SuccessiveHalvingPruner", "HyperbandPruner"):
+            out[f"Optuna {sampler} + {pruner}"] = functools.partial(
+                run_optuna, sampler, pruner, max_epochs=max_epochs
+            )
     return out
 
 
@@ -273,39 +285,30 @@ def bayes_available() -> bool:
 
 def reference(n_trials: int, max_epochs: int, seed: int) -> Meter:
     """Full-budget random search: its best AUC becomes the target."""
+    torch.set_num_threads(1)
     meter = Meter(target=2.0, cap=n_trials * max_epochs)  # unreachable target: run it all
     run_tunesmith("random", None, meter, max_epochs, seed)
     target = meter.best
     meter.reached_at = (meter.curve.index(target) + 1, time.perf_counter() - meter.start)
     meter.target = target
+    meter.wall = time.perf_counter() - meter.start
     return meter
 
 
-Rows = dict[str, tuple[int | None, float | None, float]]
+Row = tuple[int | None, float | None, float]
 
 
-def run_seed(seed: int, n_trials: int, max_epochs: int) -> tuple[list[str], Rows]:
-    """Every method on one seed: log lines and (epochs, wall s, best AUC) per method."""
+def run_method(name: str, seed: int, target: float, cap: int, max_epochs: int) -> Row:
+    """One method on one seed: (epochs to target or None, wall s to target or None, best AUC)."""
     torch.set_num_threads(1)
-    ref = reference(n_trials, max_epochs, seed)
-    cap = n_trials * max_epochs
-    total_wall = time.perf_counter() - ref.start
-    lines = [
-        f"seed {seed}: target AUC {ref.target:.4f} (random search, {cap} epochs, {total_wall:.1f}s)"
-    ]
-    assert ref.reached_at is not None
-    rows: Rows = {
-        "random search, full budget (total)": (cap, total_wall, ref.target),
-        "random search, full budget (to its best)": (*ref.reached_at, ref.target),
-    }
-    for name, fn in methods(max_epochs).items():
-        meter = Meter(target=ref.target, cap=cap)
-        fn(meter, seed)
-        epochs, wall = meter.reached_at if meter.reached_at else (None, None)
-        rows[name] = (epochs, wall, meter.best)
-        shown = f"{epochs} epochs, {wall:.1f}s" if epochs else f"not reached in {cap} epochs"
-        lines.append(f"  {name:45s} {shown}; best AUC {meter.best:.4f}")
-    return lines, rows
+    meter = Meter(target=target, cap=cap)
+    methods(max_epochs)[name](meter, seed)
+    epochs, wall = meter.reached_at if meter.reached_at else (None, None)
+    return epochs, wall, meter.best
+
+
+def _run_job(job: tuple[str, int, float, int, int]) -> Row:
+    return run_method(*job)
 
 
 def main() -> None:
@@ -315,23 +318,37 @@ def main() -> None:
         "--trials", type=int, default=40, help="trials of the full-budget random search"
     )
     ap.add_argument("--max-epochs", type=int, default=27)
-    ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 10 trials of 9 epochs")
+    ap.add_argument("--jobs", type=int, default=1, help="(seed, method) runs in parallel processes")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 10 trials of 9 epochs")
     args = ap.parse_args()
     if args.quick:
-        args.seeds, args.trials, args.max_epochs = 1, 10, 9
-    print(f"bayes sampler available: {bayes_available()}; torch {torch.__version__}")
-    jobs = [(seed, args.trials, args.max_epochs) for seed in range(args.seeds)]
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            results = pool.starmap(run_seed, jobs)
-    else:
-        results = [run_seed(*job) for job in jobs]
-    table: dict[str, list[tuple[int | None, float | None, float]]] = {}
-    for lines, rows in results:
-        print("\n".join(lines))
-        for name, row in rows.items():
-            table.setdefault(name, []).append(row)
+        args.trials, args.max_epochs = 10, 9
+    cap = args.trials * args.max_epochs
+    print(f"bayes sampler available: {bayes_available()}; torch {torch.__version__}; {args}")
+    seeds = list(range(args.seeds))
+    names = list(methods(args.max_epochs))
+    with mp.get_context("fork").Pool(max(1, args.jobs)) as pool:
+        refs = pool.starmap(reference, [(args.trials, args.max_epochs, s) for s in seeds])
+        print("targets:", [round(r.target, 4) for r in refs], flush=True)
+        jobs = [(n, s, refs[s].target, cap, args.max_epochs) for s in seeds for n in names]
+        rows = []
+        for job, row in zip(jobs, pool.imap(_run_job, jobs), strict=True):
+            print(f"  {job[1]} {job[0]}: {row}", flush=True)  # progress, in case of a time limit
+            rows.append(row)
+    table: dict[str, list[Row]] = {
+        "random search, full budget (total)": [(cap, r.wall, r.target) for r in refs],
+        "random search, full budget (to its best)": [(*r.reached_at, r.target) for r in refs],  # type: ignore[misc]
+    }
+    for (name, *_), row in zip(jobs, rows, strict=True):
+        table.setdefault(name, []).append(row)
+    for s, r in enumerate(refs):
+        print(f"seed {s}: target AUC {r.target:.4f} (random search, {cap} epochs, {r.wall:.1f}s)")
+        for (name, seed, *_), (epochs, wall, best) in zip(jobs, rows, strict=True):
+            if seed == s:
+                shown = (
+                    f"{epochs} epochs, {wall:.1f}s" if epochs else f"not reached in {cap} epochs"
+                )
+                print(f"  {name:48s} {shown}; best AUC {best:.4f}")
     report(table, args)
 
 
