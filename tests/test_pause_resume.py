@@ -291,3 +291,16 @@ def test_torch_trial_resumes_at_its_step_with_identical_weights(tmp_path: Path) 
         )
         curve = dict(paused.trials[n].intermediate)
         assert curve == {s: v for s, v in straight.trials[n].intermediate.items() if s in curve}
+
+
+@pytest.mark.parametrize(("pruner", "state"), [(ASHA(pause=True), "paused"), ("asha", "pruned")])
+def test_trial_paused_exception_pauses_only_with_a_pausing_pruner(pruner: Any, state: str) -> None:
+    study = ts.Study(SPACE, pruner=pruner, seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        trial.report(1.0, 0)
+        raise ts.TrialPaused()
+
+    study.optimize(objective, n_trials=2)
+    assert [t.state.value for t in study.trials] == [state, state]
+    assert study.trials_in("failed") == []

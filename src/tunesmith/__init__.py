@@ -20,6 +20,7 @@ from .exceptions import (
     StorageError,
     StudyNotFound,
     TrialFinishedError,
+    TrialPaused,
     TrialPruned,
     TunesmithError,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "StudyNotFound",
     "Trial",
     "TrialFinishedError",
+    "TrialPaused",
     "TrialPruned",
     "TrialState",
     "TunesmithError",

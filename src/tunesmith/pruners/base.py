@@ -26,8 +26,10 @@ class Pruner(ABC):
     """Base class of pruners; subclass it to plug in an early-stopping rule."""
 
     name = "custom"
-    #: whether :meth:`decide` may answer PAUSE; the study looks for paused
-    #: trials to resume (:meth:`promotable`) only for pruners that do.
+    #: whether :meth:`decide` may answer PAUSE. The study records a stopped
+    #: trial as paused, and looks for paused trials to resume
+    #: (:meth:`promotable`), only for pruners that do; set it in a custom
+    #: pruner that pauses.
     pauses: bool = False
 
     @abstractmethod

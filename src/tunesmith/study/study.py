@@ -341,12 +341,13 @@ class Study:
         catch: tuple[type[BaseException], ...] = (Exception,),
     ) -> FrozenTrial:
         """Evaluate ``objective`` on an asked trial and record the outcome."""
-        from ..exceptions import TrialPruned
+        from ..exceptions import TrialPaused, TrialPruned
 
         try:
             value = objective(trial)
-        except TrialPruned:
-            paused = trial._last_decision is Decision.PAUSE
+        except TrialPruned as exc:
+            asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
+            paused = asked and self.pruner.pauses
             return self.tell(trial, state=TrialState.PAUSED if paused else TrialState.PRUNED)
         except KeyboardInterrupt:
             self._mark_interrupted(trial)
