@@ -6,7 +6,8 @@ over learning rate, weight decay, width, depth and dropout; one epoch is the
 unit of compute; the validation ROC AUC is reported after every epoch.
 
 Reference: full-budget random search, 40 trials of ``--max-epochs`` epochs. Its
-best validation AUC (any trial, any epoch) is the target. Every other method
+best validation AUC (any trial, any epoch) is the target; it draws its
+configurations from its own seed stream, so no method replays its draws. Every other method
 runs trial after trial until one of its reports reaches the target, or until
 it has spent as many epochs as the whole reference (then "not reached").
 Measured per method and seed: epochs summed over all trials until the target
