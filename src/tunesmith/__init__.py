@@ -20,6 +20,7 @@ from .exceptions import (
     StorageError,
     StudyNotFound,
     TrialFinishedError,
+    TrialPaused,
     TrialPruned,
     TunesmithError,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "StudyNotFound",
     "Trial",
     "TrialFinishedError",
+    "TrialPaused",
     "TrialPruned",
     "TrialState",
     "TunesmithError",

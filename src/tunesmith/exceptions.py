@@ -15,6 +15,13 @@ class TrialPruned(TunesmithError):  # noqa: N818 - public name users raise
     """Raised by an objective to end its trial as pruned (stopped early)."""
 
 
+class TrialPaused(TrialPruned):  # noqa: N818 - public name users raise
+    """Raised by an objective to stop its trial as *paused*: a pausing pruner
+    (``ASHA(pause=True)``, ``Hyperband(pause=True)``) may promote it later and
+    the study then resumes it from ``trial.resume_from``. With a pruner that
+    never pauses, the trial is recorded as pruned."""
+
+
 class StorageError(TunesmithError):
     """A storage could not be opened, read or written."""
 

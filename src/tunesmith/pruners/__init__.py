@@ -5,8 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Decision, NopPruner, Pruner
+from .curves import RESUMED_ATTR
+from .halving import ASHA, SuccessiveHalving
+from .hyperband import Hyperband
+from .percentile import MedianPruner, PercentilePruner
 
-_BUILTIN: dict[str, type[Pruner]] = {"none": NopPruner}
+_BUILTIN: dict[str, type[Pruner]] = {
+    "none": NopPruner,
+    "median": MedianPruner,
+    "percentile": PercentilePruner,
+    "sh": SuccessiveHalving,
+    "asha": ASHA,
+    "hyperband": Hyperband,
+}
 
 
 def register(name: str, cls: type[Pruner]) -> None:
@@ -15,6 +26,7 @@ def register(name: str, cls: type[Pruner]) -> None:
 
 
 def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
+    """A pruner from a name, a description (as stored with a study) or an instance."""
     if spec is None:
         return NopPruner()
     if isinstance(spec, Pruner):
@@ -24,8 +36,25 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
         options = dict(spec)
         spec = options.pop("name")
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
-        raise ValueError(f"unknown pruner {spec!r}; use one of {sorted(_BUILTIN)} or a Pruner instance")
-    return _BUILTIN[spec.lower()](**options)
+        raise ValueError(
+            f"unknown pruner {spec!r}; use one of {sorted(_BUILTIN)} or a Pruner instance"
+        )
+    try:
+        return _BUILTIN[spec.lower()](**options)
+    except TypeError as exc:
+        raise TypeError(f"pruner {spec!r}: {exc}") from None
 
 
-__all__ = ["Decision", "NopPruner", "Pruner", "make_pruner", "register"]
+__all__ = [
+    "ASHA",
+    "RESUMED_ATTR",
+    "Decision",
+    "Hyperband",
+    "MedianPruner",
+    "NopPruner",
+    "PercentilePruner",
+    "Pruner",
+    "SuccessiveHalving",
+    "make_pruner",
+    "register",
+]

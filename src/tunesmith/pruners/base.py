@@ -26,6 +26,11 @@ class Pruner(ABC):
     """Base class of pruners; subclass it to plug in an early-stopping rule."""
 
     name = "custom"
+    #: whether :meth:`decide` may answer PAUSE. The study records a stopped
+    #: trial as paused, and looks for paused trials to resume
+    #: (:meth:`promotable`), only for pruners that do; set it in a custom
+    #: pruner that pauses.
+    pauses: bool = False
 
     @abstractmethod
     def decide(
@@ -33,8 +38,22 @@ class Pruner(ABC):
     ) -> Decision:
         """Whether ``trial`` (with its latest report) should go on."""
 
+    def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
+        """Numbers of the paused trials that now qualify to go on, best first.
+
+        Pure: derived from the trials' reports alone. The study resumes them
+        (one per ``ask``) before starting new configurations. Pruners that
+        never pause return an empty list.
+        """
+        return []
+
     def describe(self) -> dict[str, Any]:
+        """Name and settings, enough to rebuild the pruner (stored with a study)."""
         return {"name": self.name}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
+        return f"{type(self).__name__}({args})"
 
 
 class NopPruner(Pruner):

@@ -7,6 +7,7 @@ from typing import Any
 from .auto import AutoSampler
 from .base import Sampler, Suggestion
 from .bayes import BayesOptions, BayesSampler
+from .fidelity import MultiFidelitySampler, fidelity_history
 from .simple import GridSampler, RandomSampler, SobolSampler
 from .tpe import TPESampler
 
@@ -17,6 +18,7 @@ _BUILTIN: dict[str, type[Sampler]] = {
     "auto": AutoSampler,
     "bayes": BayesSampler,
     "tpe": TPESampler,
+    "multifidelity": MultiFidelitySampler,
 }
 
 
@@ -48,11 +50,13 @@ __all__ = [
     "BayesOptions",
     "BayesSampler",
     "GridSampler",
+    "MultiFidelitySampler",
     "RandomSampler",
     "Sampler",
     "SobolSampler",
     "Suggestion",
     "TPESampler",
+    "fidelity_history",
     "make_sampler",
     "register",
 ]

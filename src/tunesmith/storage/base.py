@@ -79,6 +79,19 @@ class Storage(ABC):
     def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
         """Atomically turn the oldest waiting trial into a running one, or ``None``."""
 
+    def claim_paused(
+        self, study_id: int, number: int, *, worker: str, now: float
+    ) -> FrozenTrial | None:
+        """Atomically turn paused trial ``number`` into a running one held by ``worker``.
+
+        Returns the running record, or ``None`` if the trial is not paused
+        (another worker resumed it first): two workers never resume the same
+        trial. Storages that support pausing pruners implement it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot resume paused trials; implement claim_paused()"
+        )
+
     @abstractmethod
     def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
         """Rewrite a trial record whole (state, value, reports, attrs, ...).

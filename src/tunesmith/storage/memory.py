@@ -98,6 +98,17 @@ class MemoryStorage(Storage):
             self._no_waiting_below[study_id] = len(trials)
             return None
 
+    def claim_paused(
+        self, study_id: int, number: int, *, worker: str, now: float
+    ) -> FrozenTrial | None:
+        with self._lock:
+            trials = self._trials[study_id]
+            if number >= len(trials) or trials[number].state is not TrialState.PAUSED:
+                return None
+            new = trials[number].replace(state=TrialState.RUNNING, worker=worker, heartbeat=now)
+            trials[number] = new
+            return new
+
     def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
         with self._lock:
             old = self._trials[study_id][trial.number]

@@ -428,6 +428,27 @@ class SQLStorage(Storage):
 
         return self._tx(op, write=True)
 
+    def claim_paused(
+        self, study_id: int, number: int, *, worker: str, now: float
+    ) -> FrozenTrial | None:
+        t = trials_table.c
+        where = (t.study_id == study_id, t.number == number)
+
+        def op(conn: Connection) -> FrozenTrial | None:
+            res = conn.execute(
+                sa.update(trials_table)
+                .where(*where, t.state == TrialState.PAUSED.value)
+                .values(state=TrialState.RUNNING.value, worker=worker, heartbeat=now)
+            )
+            row = conn.execute(sa.select(trials_table).where(*where)).first()
+            if row is None:
+                return None
+            mine = row.state == TrialState.RUNNING.value and row.worker == worker and row.heartbeat == now
+            # rowcount 0 but ours: a retried attempt whose first try had committed
+            return _row_to_trial(row) if res.rowcount == 1 or mine else None
+
+        return self._run(op, write=True)
+
     def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
         values = _trial_values(trial)
         where = {"w_sid": study_id, "w_number": trial.number}

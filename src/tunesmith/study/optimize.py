@@ -104,13 +104,16 @@ def worker_loop(run: Run) -> None:
             run.budget.stop()
             run.exhausted.append(str(exc))
             return
+        resumed = trial.is_resumed
+        if resumed:
+            run.budget.give_back()  # a promotion continues a trial; n_trials counts new ones
         try:
             record = study.run_trial(run.objective, trial, run.catch)
         except TrialFinishedError:
             continue  # marked interrupted by the main thread meanwhile
         for cb in run.callbacks:
             cb(study, record)
-        if run.on_trial is not None:
+        if run.on_trial is not None and not resumed:
             run.on_trial(record)
 
 

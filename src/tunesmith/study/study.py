@@ -16,6 +16,7 @@ from ..samplers import Sampler, make_sampler
 from ..space import Space
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState
+from .resume import pause_record, resume_next
 from .trial import Trial, _as_float
 
 logger = logging.getLogger("tunesmith")
@@ -208,7 +209,9 @@ class Study:
         """
         me = worker_id()
         with self._lock:
-            rec = self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
+            rec = resume_next(self, me)  # promoted paused trials go first
+            if rec is None:
+                rec = self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
             if rec is not None:
                 return Trial(self, self._canonical(rec))
             for _ in range(1000):
@@ -238,13 +241,18 @@ class Study:
 
         A value that is not a finite number (NaN, inf, None, a string) marks
         the trial failed with the reason stored. Returns the finished record.
+        ``state="paused"`` instead stops the trial without finishing it: a
+        pausing pruner may promote it later and ``ask`` then resumes it.
         """
         record = self._record_of(trial)
         if record.state.is_finished:
             raise TrialFinishedError(
                 f"trial {record.number} is already {record.state}; finished trials never change"
             )
-        final = self._finish(record, value, None if state is None else TrialState(state), error)
+        if state is not None and TrialState(state) is TrialState.PAUSED:
+            final = pause_record(record)
+        else:
+            final = self._finish(record, value, None if state is None else TrialState(state), error)
         self._storage.update_trial(self._study_id, final)
         if isinstance(trial, Trial):
             trial._record = final
@@ -335,12 +343,14 @@ class Study:
         catch: tuple[type[BaseException], ...] = (Exception,),
     ) -> FrozenTrial:
         """Evaluate ``objective`` on an asked trial and record the outcome."""
-        from ..exceptions import TrialPruned
+        from ..exceptions import TrialPaused, TrialPruned
 
         try:
             value = objective(trial)
-        except TrialPruned:
-            return self.tell(trial, state=TrialState.PRUNED)
+        except TrialPruned as exc:
+            asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
+            paused = asked and self.pruner.pauses
+            return self.tell(trial, state=TrialState.PAUSED if paused else TrialState.PRUNED)
         except KeyboardInterrupt:
             self._mark_interrupted(trial)
             raise

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..pruners import Decision
+from ..pruners import RESUMED_ATTR, Decision
 from ..trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ class Trial:
     def __init__(self, study: Study, record: FrozenTrial) -> None:
         self.study = study
         self._record = record
+        self._last_decision = Decision.CONTINUE
 
     @property
     def number(self) -> int:
@@ -75,13 +76,36 @@ class Trial:
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now.
 
-        End the objective by raising :class:`tunesmith.TrialPruned` when true.
+        End the objective by raising :class:`tunesmith.TrialPruned` when true;
+        when the pruner paused the trial (rather than pruned it) the study
+        records it as paused and may resume it later (see :attr:`resume_from`).
         """
-        return self.study._decide(self._record) is not Decision.CONTINUE
+        return self.decision() is not Decision.CONTINUE
 
     def decision(self) -> Decision:
         """The pruner's full answer: continue, prune, or pause (resumable)."""
-        return self.study._decide(self._record)
+        self._last_decision = self.study._decide(self._record)
+        return self._last_decision
+
+    @property
+    def is_resumed(self) -> bool:
+        """Whether this trial was paused and is now resumed (promoted) by the study."""
+        return RESUMED_ATTR in self._record.attrs
+
+    @property
+    def start_step(self) -> int:
+        """The first step to run: 0 for a new trial, one past the last report for a resumed one."""
+        last = self._record.last_step
+        return 0 if not self.is_resumed or last is None else last + 1
+
+    @property
+    def resume_from(self) -> Any:
+        """The checkpoint to continue from (``attrs["checkpoint"]``) when resumed, else None."""
+        return self._record.attrs.get("checkpoint") if self.is_resumed else None
+
+    @property
+    def attrs(self) -> Mapping[str, Any]:
+        return self._record.attrs
 
     def set_attr(self, key: str, value: Any) -> None:
         """Store a JSON-serializable attribute with the trial (checkpoint path, notes)."""

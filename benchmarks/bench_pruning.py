@@ -1,0 +1,380 @@
+"""Early stopping benchmark: training compute needed to reach random search's best score.
+
+Task: a small torch MLP on a synthetic credit-scoring table (imbalanced binary
+classification, 20 features, 4000 training rows, 4000 validation rows), tuned
+over learning rate, weight decay, width, depth and dropout; one epoch is the
+unit of compute; the validation ROC AUC is reported after every epoch.
+
+Reference: full-budget random search, 40 trials of ``--max-epochs`` epochs. Its
+best validation AUC (any trial, any epoch) is the target; it draws its
+configurations from its own seed stream, so no method replays its draws. Every other method
+runs trial after trial until one of its reports reaches the target, or until
+it has spent as many epochs as the whole reference (then "not reached").
+Measured per method and seed: epochs summed over all trials until the target
+(paused-then-resumed trials continue, so their epochs are counted once) and the
+wall time until then. Medians over seeds; ratios to the reference's total.
+
+Run: ``PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_pruning.py``
+(``--seeds 3`` by default; ``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import multiprocessing as mp
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.datasets import make_classification
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+import tunesmith as ts
+from tunesmith.pruners import ASHA, Hyperband
+from tunesmith.samplers import MultiFidelitySampler, make_sampler
+
+torch.set_num_threads(1)
+ts.set_verbosity(logging.ERROR)
+
+
+# -- the task ------------------------------------------------------------------------------
+def credit_data(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    x, y = make_classification(
+        n_samples=8000,
+        n_features=20,
+        n_informative=8,
+        n_redundant=4,
+        n_clusters_per_class=3,
+        weights=[0.8, 0.2],
+        flip_y=0.05,
+        class_sep=0.7,
+        random_state=seed,
+    )
+    x = StandardScaler().fit(x[:4000]).transform(x).astype(np.float32)
+    t = torch.from_numpy
+    return t(x[:4000]), t(y[:4000].astype(np.float32)), t(x[4000:]), y[4000:]
+
+
+DATA = credit_data()
+
+
+@dataclass
+class Config:
+    lr: float
+    weight_decay: float
+    width: int
+    depth: int
+    dropout: float
+
+
+class Run:
+    """One model in training: can be checkpointed to a file and resumed exactly."""
+
+    def __init__(self, cfg: Config, seed: int) -> None:
+        torch.manual_seed(seed)
+        layers: list[torch.nn.Module] = []
+        width_in = DATA[0].shape[1]
+        for _ in range(cfg.depth):
+            layers += [
+                torch.nn.Linear(width_in, cfg.width),
+                torch.nn.ReLU(),
+                torch.nn.Dropout(cfg.dropout),
+            ]
+            width_in = cfg.width
+        self.model = torch.nn.Sequential(*layers, torch.nn.Linear(width_in, 1))
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.order = torch.Generator().manual_seed(seed)
+
+    def epoch(self) -> float:
+        """Train one epoch; return the validation AUC."""
+        xtr, ytr, xva, yva = DATA
+        self.model.train()
+        perm = torch.randperm(len(xtr), generator=self.order)
+        for i in range(0, len(xtr), 256):
+            idx = perm[i : i + 256]
+            self.opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                self.model(xtr[idx])[:, 0], ytr[idx]
+            )
+            loss.backward()
+            self.opt.step()
+        self.model.eval()
+        with torch.no_grad():
+            scores = self.model(xva)[:, 0].numpy()
+        return float(roc_auc_score(yva, scores)) if np.isfinite(scores).all() else 0.5
+
+    def save(self, path: str) -> None:
+        torch.save(
+            {"m": self.model.state_dict(), "o": self.opt.state_dict(), "g": self.order.get_state()},
+            path,
+        )
+
+    def load(self, path: str) -> None:
+        ck = torch.load(path)
+        self.model.load_state_dict(ck["m"])
+        self.opt.load_state_dict(ck["o"])
+        self.order.set_state(ck["g"])
+
+
+# -- bookkeeping shared by all methods ------------------------------------------------------
+class Done(Exception):
+    """The target was reached or the compute cap spent: stop the method."""
+
+
+@dataclass
+class Meter:
+    target: float
+    cap: int
+    epochs: int = 0
+    best: float = 0.0
+    start: float = field(default_factory=time.perf_counter)
+    reached_at: tuple[int, float] | None = None
+    wall: float = 0.0
+    curve: list[float] = field(default_factory=list)
+
+    def tick(self, auc: float) -> None:
+        self.epochs += 1
+        self.best = max(self.best, auc)
+        self.curve.append(self.best)
+        if auc >= self.target and self.reached_at is None:
+            self.reached_at = (self.epochs, time.perf_counter() - self.start)
+        if self.reached_at is not None or self.epochs >= self.cap:
+            raise Done
+
+
+# -- tunesmith ------------------------------------------------------------------------------
+SPACE = ts.Space(
+    {
+        "lr": ts.Float(1e-4, 3e-1, log=True),
+        "weight_decay": ts.Float(1e-6, 1e-1, log=True),
+        "width": ts.Int(8, 128, log=True),
+        "depth": ts.Int(1, 3),
+        "dropout": ts.Float(0.0, 0.5),
+    }
+)
+
+
+def ts_objective(
+    meter: Meter, max_epochs: int, folder: str, seed: int
+) -> Callable[[ts.Trial], float]:
+    def objective(trial: ts.Trial) -> float:
+        run = Run(Config(**trial.params), seed * 100_000 + trial.number)
+        if trial.is_resumed:
+            run.load(trial.resume_from)
+        auc = 0.0
+        for epoch in range(max(trial.start_step, 1), max_epochs + 1):
+            auc = run.epoch()
+            meter.tick(auc)
+            trial.report(auc, epoch)
+            decision = trial.decision()
+            if decision is ts.Decision.PAUSE:
+                path = f"{folder}/t{trial.number}.pt"
+                run.save(path)
+                trial.set_attr("checkpoint", path)
+            if decision is not ts.Decision.CONTINUE:
+                raise ts.TrialPruned()
+        return auc
+
+    return objective
+
+
+def run_tunesmith(sampler: Any, pruner: Any, meter: Meter, max_epochs: int, seed: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        study = ts.Study(SPACE, direction="maximize", sampler=sampler, pruner=pruner, seed=seed)
+        objective = ts_objective(meter, max_epochs, folder, seed)
+        try:
+            while True:
+                study.optimize(objective, n_trials=1, catch=())
+        except Done:
+            pass
+
+
+# -- Optuna -------------------------------------------------------------------------------
+def run_optuna(
+    sampler_name: str, pruner_name: str, meter: Meter, seed: int, *, max_epochs: int
+) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if pruner_name == "SuccessiveHalvingPruner":
+        pruner: Any = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    else:
+        pruner = optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max_epochs, reduction_factor=3
+        )
+    sampler: Any = (
+        optuna.samplers.TPESampler(seed=seed)
+        if sampler_name == "TPE"
+        else optuna.samplers.RandomSampler(seed=seed)
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+
+    def objective(trial: optuna.Trial) -> float:
+        cfg = Config(
+            lr=trial.suggest_float("lr", 1e-4, 3e-1, log=True),
+            weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
+            width=trial.suggest_int("width", 8, 128, log=True),
+            depth=trial.suggest_int("depth", 1, 3),
+            dropout=trial.suggest_float("dropout", 0.0, 0.5),
+        )
+        run = Run(cfg, seed * 100_000 + trial.number)
+        auc = 0.0
+        for epoch in range(1, max_epochs + 1):
+            auc = run.epoch()
+            meter.tick(auc)
+            trial.report(auc, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return auc
+
+    try:
+        while True:
+            study.optimize(objective, n_trials=1, catch=())
+    except Done:
+        pass
+
+
+# -- the comparison ----------------------------------------------------------------------
+def methods(max_epochs: int) -> dict[str, Callable[[Meter, int], None]]:
+    asha = dict(min_resource=1, reduction_factor=3, max_resource=max_epochs)
+
+    def ts_run(
+        sampler: Callable[[int], Any], pruner: Callable[[], Any]
+    ) -> Callable[[Meter, int], None]:
+        return lambda m, s: run_tunesmith(sampler(s), pruner(), m, max_epochs, s)
+
+    out = {
+        "tunesmith random + ASHA": ts_run(lambda s: "random", lambda: ASHA(**asha)),
+        "tunesmith random + ASHA (pause/resume)": ts_run(
+            lambda s: "random", lambda: ASHA(pause=True, **asha)
+        ),
+        "tunesmith random + Hyperband": ts_run(lambda s: "random", lambda: Hyperband(**asha)),
+    }
+    if bayes_available():
+        mf = lambda s: MultiFidelitySampler("bayes", seed=s)  # noqa: E731
+        out["tunesmith bayes + ASHA (complete trials only)"] = ts_run(
+            lambda s: "bayes", lambda: ASHA(**asha)
+        )
+        out["tunesmith bayes + ASHA"] = ts_run(mf, lambda: ASHA(**asha))
+        out["tunesmith bayes + ASHA (pause/resume)"] = ts_run(mf, lambda: ASHA(pause=True, **asha))
+        out["tunesmith bayes + Hyperband"] = ts_run(mf, lambda: Hyperband(**asha))
+    for sampler in ("random", "TPE"):
+        for pruner in ("SuccessiveHalvingPruner", "HyperbandPruner"):
+            out[f"Optuna {sampler} + {pruner}"] = functools.partial(
+                run_optuna, sampler, pruner, max_epochs=max_epochs
+            )
+    return out
+
+
+def bayes_available() -> bool:
+    try:
+        make_sampler("bayes", 0)
+    except ValueError:
+        return False
+    return True
+
+
+REFERENCE_SEED = 10_000
+
+
+def reference(n_trials: int, max_epochs: int, seed: int) -> Meter:
+    """Full-budget random search: its best AUC becomes the target."""
+    torch.set_num_threads(1)
+    meter = Meter(target=2.0, cap=n_trials * max_epochs)  # unreachable target: run it all
+    # its own seed stream: with the methods' seed, tunesmith's random sampler
+    # would redraw the very configurations that set the target
+    run_tunesmith("random", None, meter, max_epochs, REFERENCE_SEED + seed)
+    target = meter.best
+    meter.reached_at = (meter.curve.index(target) + 1, time.perf_counter() - meter.start)
+    meter.target = target
+    meter.wall = time.perf_counter() - meter.start
+    return meter
+
+
+Row = tuple[int | None, float | None, float]
+
+
+def run_method(name: str, seed: int, target: float, cap: int, max_epochs: int) -> Row:
+    """One method on one seed: (epochs to target or None, wall s to target or None, best AUC)."""
+    torch.set_num_threads(1)
+    meter = Meter(target=target, cap=cap)
+    methods(max_epochs)[name](meter, seed)
+    epochs, wall = meter.reached_at if meter.reached_at else (None, None)
+    return epochs, wall, meter.best
+
+
+def _run_job(job: tuple[str, int, float, int, int]) -> Row:
+    return run_method(*job)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument(
+        "--trials", type=int, default=40, help="trials of the full-budget random search"
+    )
+    ap.add_argument("--max-epochs", type=int, default=27)
+    ap.add_argument("--jobs", type=int, default=1, help="(seed, method) runs in parallel processes")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 10 trials of 9 epochs")
+    args = ap.parse_args()
+    if args.quick:
+        args.trials, args.max_epochs = 10, 9
+    cap = args.trials * args.max_epochs
+    print(f"bayes sampler available: {bayes_available()}; torch {torch.__version__}; {args}")
+    seeds = list(range(args.seeds))
+    names = list(methods(args.max_epochs))
+    with mp.get_context("fork").Pool(max(1, args.jobs)) as pool:
+        refs = pool.starmap(reference, [(args.trials, args.max_epochs, s) for s in seeds])
+        print("targets:", [round(r.target, 4) for r in refs], flush=True)
+        jobs = [(n, s, refs[s].target, cap, args.max_epochs) for s in seeds for n in names]
+        rows = []
+        for job, row in zip(jobs, pool.imap(_run_job, jobs), strict=True):
+            print(f"  {job[1]} {job[0]}: {row}", flush=True)  # progress, in case of a time limit
+            rows.append(row)
+    table: dict[str, list[Row]] = {
+        "random search, full budget (total)": [(cap, r.wall, r.target) for r in refs],
+        "random search, full budget (to its best)": [(*r.reached_at, r.target) for r in refs],  # type: ignore[misc]
+    }
+    for (name, *_), row in zip(jobs, rows, strict=True):
+        table.setdefault(name, []).append(row)
+    for s, r in enumerate(refs):
+        print(f"seed {s}: target AUC {r.target:.4f} (random search, {cap} epochs, {r.wall:.1f}s)")
+        for (name, seed, *_), (epochs, wall, best) in zip(jobs, rows, strict=True):
+            if seed == s:
+                shown = (
+                    f"{epochs} epochs, {wall:.1f}s" if epochs else f"not reached in {cap} epochs"
+                )
+                print(f"  {name:48s} {shown}; best AUC {best:.4f}")
+    report(table, args)
+
+
+def report(table: dict[str, list[tuple[int | None, float | None, float]]], args: Any) -> None:
+    cap = args.trials * args.max_epochs
+    print(
+        f"\n| method | reached (of {args.seeds}) | median epochs to target | vs random total | median wall s | best AUC (median) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, rows in table.items():
+        reached = [r for r in rows if r[0] is not None]
+        # a miss counts as the whole cap, so medians are never flattered
+        epochs = statistics.median([r[0] if r[0] is not None else cap for r in rows])
+        walls = [r[1] for r in reached if r[1] is not None]
+        wall = f"{statistics.median(walls):.1f}" if walls else "-"
+        best = statistics.median(r[2] for r in rows)
+        print(
+            f"| {name} | {len(reached)}/{len(rows)} | {epochs:.0f} | {epochs / cap:.2f} | {wall} | {best:.4f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

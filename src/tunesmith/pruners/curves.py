@@ -1,0 +1,93 @@
+"""Reading learning curves: the pure helpers every pruner shares.
+
+A *curve* is a trial's intermediate reports, ``{step: value}``. Pruners
+compare trials at a step through a *score*: by default the best value
+reported up to that step (``curve="best"``), in loss units (smaller is
+better whatever the direction). The best-so-far is what makes the pruners
+robust to noisy curves: one bad epoch cannot make a trial's score worse, so a
+good trial is never stopped for a single dip; only a trial that has *never*
+been good enough by that step is. ``curve="last"`` compares the last reported
+value instead (the classic, noise-sensitive rule), and ``curve="ema"`` an
+exponential moving average (weight 0.5 on the newest report) that damps one
+bad epoch without forgetting a real degradation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ..trial import Direction, FrozenTrial, TrialState
+
+CURVES = ("best", "last", "ema")
+
+#: attribute the study sets on a resumed trial: the last step it had reported
+#: when it was promoted. Pruners never stop a trial again at or before it.
+RESUMED_ATTR = "resumed_step"
+
+
+def check_curve(curve: str) -> str:
+    if curve not in CURVES:
+        raise ValueError(f"curve must be one of {CURVES}, got {curve!r}")
+    return curve
+
+
+def score(
+    curve: Mapping[int, float], upto: int, direction: Direction, how: str = "best"
+) -> float | None:
+    """The trial's score from its reports at steps ``<= upto`` (a loss), or None."""
+    steps = sorted(s for s in curve if s <= upto)
+    if not steps:
+        return None
+    sign = direction.sign()
+    if how == "best":
+        return min(sign * curve[s] for s in steps)
+    if how == "last":
+        return sign * curve[steps[-1]]
+    ema = sign * curve[steps[0]]
+    for s in steps[1:]:
+        ema = 0.5 * ema + 0.5 * sign * curve[s]
+    return ema
+
+
+def crossing(curve: Mapping[int, float], rung_step: int) -> int | None:
+    """The first reported step ``>= rung_step``: where the trial reached the rung."""
+    later = [s for s in curve if s >= rung_step]
+    return min(later) if later else None
+
+
+def rung_score(trial: FrozenTrial, rung_step: int, direction: Direction, how: str) -> float | None:
+    """The trial's score when it reached the rung (None if it has not)."""
+    at = crossing(trial.intermediate, rung_step)
+    return None if at is None else score(trial.intermediate, at, direction, how)
+
+
+def just_reached(trial: FrozenTrial, rung_step: int) -> bool:
+    """Whether the trial's latest report is the one that reached the rung."""
+    last = trial.last_step
+    return last is not None and crossing(trial.intermediate, rung_step) == last
+
+
+def already_resumed(trial: FrozenTrial, step: int) -> bool:
+    """Whether the study promoted the trial past ``step`` (never stop it there again)."""
+    resumed = trial.attrs.get(RESUMED_ATTR)
+    return isinstance(resumed, int) and step <= resumed
+
+
+def comparable(trials: Sequence[FrozenTrial], me: FrozenTrial) -> list[FrozenTrial]:
+    """The other trials worth comparing against: every one that reported, except failed."""
+    return [
+        t
+        for t in trials
+        if t.number != me.number and t.intermediate and t.state is not TrialState.FAILED
+    ]
+
+
+def rank_within(mine: float, others: Sequence[float]) -> int:
+    """How many of ``others`` are strictly better (smaller) than ``mine``."""
+    return sum(1 for v in others if v < mine)
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value

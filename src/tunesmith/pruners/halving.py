@@ -1,0 +1,243 @@
+"""Successive halving: asynchronous (ASHA) and synchronous, in cohorts (SH).
+
+Notation: ``r`` = ``min_resource``, ``eta`` = ``reduction_factor``, ``s`` =
+``min_early_stopping_rate``. Rung ``k`` sits at step ``r * eta**(s + k)``
+(steps are the ``step`` of ``trial.report``, e.g. epochs), below
+``max_resource`` when one is given. A trial *reaches* rung ``k`` with its
+first report at a step ``>=`` the rung's; its *rung score* is its score at
+that report (best-so-far by default, see :mod:`tunesmith.pruners.curves`).
+Everything is derived from the reports: no rung table is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..trial import Direction, FrozenTrial, TrialState
+from .base import Decision, Pruner
+from .curves import (
+    already_resumed,
+    check_curve,
+    check_int,
+    comparable,
+    crossing,
+    rank_within,
+    rung_score,
+)
+
+
+class ASHA(Pruner):
+    """Asynchronous successive halving (Li et al., 2018).
+
+    When a trial reaches a rung it goes on only if its rung score is among the
+    best ``max(1, n // eta)`` of the ``n`` trials that reached that rung so
+    far (itself included); otherwise it is stopped: pruned, or *paused* when
+    ``pause=True``. A paused trial is promoted later, when enough trials have
+    reached its rung for it to rank in the top ``1/eta``; the study then resumes
+    it from its checkpoint (see ``docs/pruning.md``).
+
+    Args:
+        min_resource: step of the first rung (epochs every trial gets).
+        reduction_factor: ``eta``; keep ``1/eta`` of the trials at each rung.
+        max_resource: the full budget (last epoch); no rung at or beyond it.
+        min_early_stopping_rate: ``s``, skips the first ``s`` rungs.
+        warmup_steps: never stop a trial before this step (rungs below are skipped).
+        bootstrap_count: stop (pause) rather than promote while fewer than this
+            many trials reached the rung.
+        pause: pause non-promoted trials instead of pruning them (the objective
+            must be able to resume from ``trial.resume_from``).
+        curve: "best" (default), "ema" or "last": how a curve is scored.
+    """
+
+    name = "asha"
+
+    def __init__(
+        self,
+        *,
+        min_resource: int = 1,
+        reduction_factor: int = 3,
+        max_resource: int | None = None,
+        min_early_stopping_rate: int = 0,
+        warmup_steps: int = 0,
+        bootstrap_count: int = 0,
+        pause: bool = False,
+        curve: str = "best",
+    ) -> None:
+        self.min_resource = check_int("min_resource", min_resource, 1)
+        self.reduction_factor = check_int("reduction_factor", reduction_factor, 2)
+        if max_resource is not None:
+            check_int("max_resource", max_resource, 1)
+            if max_resource <= min_resource:
+                raise ValueError(
+                    f"max_resource ({max_resource}) must be larger than min_resource ({min_resource})"
+                )
+        self.max_resource = max_resource
+        self.min_early_stopping_rate = check_int(
+            "min_early_stopping_rate", min_early_stopping_rate, 0
+        )
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
+        self.bootstrap_count = check_int("bootstrap_count", bootstrap_count, 0)
+        if not isinstance(pause, bool):
+            raise TypeError(f"pause must be True or False, got {pause!r}")
+        self.pause = pause
+        self.pauses = pause
+        self.curve = check_curve(curve)
+
+    # -- rungs ------------------------------------------------------------------
+    def rung_steps(self, upto: int, trial: FrozenTrial | None = None) -> list[int]:
+        """Rung steps ``<= upto`` (ascending) that apply to ``trial``."""
+        out: list[int] = []
+        k = self._first_rate(trial)
+        while True:
+            step = self.min_resource * self.reduction_factor**k
+            if step > upto or (self.max_resource is not None and step >= self.max_resource):
+                return out
+            if step >= self.warmup_steps:
+                out.append(step)
+            k += 1
+
+    def _first_rate(self, trial: FrozenTrial | None) -> int:
+        return self.min_early_stopping_rate
+
+    def peers(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+        """The trials ``trial`` competes with (all of them here; a bracket in Hyperband)."""
+        return comparable(trials, trial)
+
+    def quota(self, n_at_rung: int, rung_index: int, trial: FrozenTrial) -> int:
+        """How many of the ``n_at_rung`` trials at the rung go on."""
+        return max(1, n_at_rung // self.reduction_factor)
+
+    def _rung_of(self, trial: FrozenTrial) -> tuple[int, int] | None:
+        """(index, step) of the highest rung the latest report reached, if it did."""
+        last = trial.last_step
+        if last is None:
+            return None
+        steps = self.rung_steps(last, trial)
+        for i in range(len(steps) - 1, -1, -1):
+            if crossing(trial.intermediate, steps[i]) == last:
+                return i, steps[i]
+        return None
+
+    # -- decisions ---------------------------------------------------------------
+    def decide(
+        self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
+    ) -> Decision:
+        rung = self._rung_of(trial)
+        if rung is None or already_resumed(trial, rung[1]):
+            return Decision.CONTINUE
+        return (
+            Decision.CONTINUE if self._promoted(trial, trials, direction, *rung) else self._stop()
+        )
+
+    def _stop(self) -> Decision:
+        return Decision.PAUSE if self.pause else Decision.PRUNE
+
+    def _promoted(
+        self,
+        trial: FrozenTrial,
+        trials: Sequence[FrozenTrial],
+        direction: Direction,
+        index: int,
+        step: int,
+    ) -> bool:
+        mine = rung_score(trial, step, direction, self.curve)
+        others = [
+            v
+            for t in self.peers(trial, trials)
+            if (v := rung_score(t, step, direction, self.curve)) is not None
+        ]
+        if mine is None or len(others) + 1 < self.bootstrap_count:
+            return False
+        return rank_within(mine, others) < self.quota(len(others) + 1, index, trial)
+
+    def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
+        """Paused trials now in the top ``1/eta`` of the rung they paused at, best first."""
+        ranked: list[tuple[float, int]] = []
+        for t in trials:
+            if t.state is not TrialState.PAUSED:
+                continue
+            rung = self._rung_of(t)
+            if rung is not None and self._promoted(t, trials, direction, *rung):
+                ranked.append((rung_score(t, rung[1], direction, self.curve) or 0.0, t.number))
+        return [n for _, n in sorted(ranked)]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "min_resource": self.min_resource,
+            "reduction_factor": self.reduction_factor,
+            "max_resource": self.max_resource,
+            "min_early_stopping_rate": self.min_early_stopping_rate,
+            "warmup_steps": self.warmup_steps,
+            "bootstrap_count": self.bootstrap_count,
+            "pause": self.pause,
+            "curve": self.curve,
+        }
+
+
+class SuccessiveHalving(ASHA):
+    """Synchronous successive halving (Jamieson and Talwalkar, 2016), in cohorts.
+
+    Trials are grouped by number into cohorts of ``cohort_size`` (default
+    ``eta**n_rungs`` with ``max_resource``, else ``eta**3``). At rung ``k`` a
+    fixed quota of each cohort goes on: the best ``cohort_size // eta**(k+1)``
+    (at least one). Without pausing, the decision is made on arrival against
+    the cohort members that reached the rung so far (a trial already ranked
+    beyond the quota can only fall further). With ``pause=True`` it is truly
+    synchronous: a trial inside the quota so far is paused until every member
+    of its cohort has reached the rung (or finished), then the quota is
+    promoted together.
+    """
+
+    name = "sh"
+
+    def __init__(self, *, cohort_size: int | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        if cohort_size is None:
+            n_rungs = len(self.rung_steps(self.max_resource or 0)) if self.max_resource else 3
+            cohort_size = self.reduction_factor ** max(1, n_rungs)
+        self.cohort_size = check_int("cohort_size", cohort_size, 2)
+
+    def peers(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+        cohort = trial.number // self.cohort_size
+        return [t for t in comparable(trials, trial) if t.number // self.cohort_size == cohort]
+
+    def quota(self, n_at_rung: int, rung_index: int, trial: FrozenTrial) -> int:
+        return max(1, self.cohort_size // self.reduction_factor ** (rung_index + 1))
+
+    def _settled(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], step: int) -> bool:
+        """Every cohort member reached the rung or finished without reaching it."""
+        cohort = trial.number // self.cohort_size
+        members = {t.number: t for t in trials if t.number // self.cohort_size == cohort}
+        members[trial.number] = trial
+        if len(members) < self.cohort_size:
+            return False
+        return all(
+            crossing(t.intermediate, step) is not None or t.state.is_finished
+            for t in members.values()
+        )
+
+    def decide(
+        self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
+    ) -> Decision:
+        rung = self._rung_of(trial)
+        if rung is None or already_resumed(trial, rung[1]):
+            return Decision.CONTINUE
+        if not self._promoted(trial, trials, direction, *rung):
+            return Decision.PRUNE
+        if self.pause and not self._settled(trial, trials, rung[1]):
+            return Decision.PAUSE
+        return Decision.CONTINUE
+
+    def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
+        by_number = {t.number: t for t in trials}
+        ready = []
+        for n in super().promotable(trials, direction):
+            rung = self._rung_of(by_number[n])
+            if rung is not None and self._settled(by_number[n], trials, rung[1]):
+                ready.append(n)
+        return ready
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "cohort_size": self.cohort_size}

@@ -1,0 +1,78 @@
+"""Hyperband (Li et al., 2017) as brackets of ASHA.
+
+Bracket ``b`` is an ASHA whose first rung is ``min_resource * eta**b``: bracket
+0 stops trials most aggressively, the last bracket runs every trial to the
+full budget. A trial's bracket is a pure function of its number, so every
+worker (and a restarted one) agrees on it without storing anything. Brackets
+get trials in Hyperband's proportions, ``n_b = ceil(B / (s + 1) * eta**s)`` with
+``s = s_max - b`` halvings and ``B = s_max + 1`` brackets, interleaved so that
+any run of consecutive trial numbers samples every bracket.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ..trial import FrozenTrial
+from .curves import check_int, comparable
+from .halving import ASHA
+
+
+class Hyperband(ASHA):
+    """Hyperband: several ASHA brackets with different early-stopping rates.
+
+    Args:
+        min_resource, reduction_factor, max_resource, warmup_steps,
+            bootstrap_count, pause, curve: as for :class:`ASHA`.
+        n_brackets: number of brackets; default ``s_max + 1`` where ``s_max``
+            is the number of rungs below ``max_resource`` (4 without one).
+    """
+
+    name = "hyperband"
+
+    def __init__(self, *, n_brackets: int | None = None, **options: Any) -> None:
+        if "min_early_stopping_rate" in options:
+            raise ValueError(
+                "Hyperband sets each bracket's min_early_stopping_rate itself; drop it"
+            )
+        super().__init__(**options)
+        if n_brackets is None:
+            n_brackets = len(self._all_rungs()) + 1 if self.max_resource is not None else 4
+        self.n_brackets = check_int("n_brackets", n_brackets, 1)
+        self._schedule = bracket_schedule(self.n_brackets, self.reduction_factor)
+
+    def _all_rungs(self) -> list[int]:
+        steps, k = [], 0
+        assert self.max_resource is not None
+        while (step := self.min_resource * self.reduction_factor**k) < self.max_resource:
+            steps.append(step)
+            k += 1
+        return steps
+
+    def bracket(self, number: int) -> int:
+        """The bracket of trial ``number`` (0 = most aggressive)."""
+        return self._schedule[number % len(self._schedule)]
+
+    def _first_rate(self, trial: FrozenTrial | None) -> int:
+        return 0 if trial is None else self.bracket(trial.number)
+
+    def peers(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+        b = self.bracket(trial.number)
+        return [t for t in comparable(trials, trial) if self.bracket(t.number) == b]
+
+    def describe(self) -> dict[str, Any]:
+        out = {**super().describe(), "n_brackets": self.n_brackets}
+        del out["min_early_stopping_rate"]
+        return out
+
+
+def bracket_schedule(n_brackets: int, eta: int) -> list[int]:
+    """One period of bracket assignments: bracket ``b`` appears ``n_b`` times, interleaved."""
+    s_max = n_brackets - 1
+    counts = [
+        math.ceil(n_brackets / (s_max - b + 1) * eta ** (s_max - b)) for b in range(n_brackets)
+    ]
+    slots = [((i + 0.5) / n, b) for b, n in enumerate(counts) for i in range(n)]
+    return [b for _, b in sorted(slots)]

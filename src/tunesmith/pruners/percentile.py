@@ -1,0 +1,121 @@
+"""Median and percentile stopping: stop a trial worse than most others at its step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..trial import Direction, FrozenTrial, TrialState
+from .base import Decision, Pruner
+from .curves import already_resumed, check_curve, check_int, comparable, score
+
+
+class PercentilePruner(Pruner):
+    """Stop a trial whose score is worse than the given percentile of the others'.
+
+    At each checked step ``s`` the trial's score (best value reported up to
+    ``s``, see :mod:`tunesmith.pruners.curves`) is compared with the scores
+    at ``s`` of every other trial that reported up to ``s`` (running, paused
+    and finished ones alike; failed ones excluded). ``percentile=25`` keeps the
+    best quarter: a trial is stopped when three quarters of the others were
+    better by that step.
+
+    Args:
+        percentile: the share of trials to keep, in (0, 100).
+        n_startup_trials: never stop before this many trials have finished.
+        warmup_steps: never stop a trial before it reported this step.
+        interval: check every ``interval`` steps after the warm-up.
+        min_trials_at_step: compare only when at least this many other trials
+            reached the step.
+        curve: "best" (best-so-far, the default; robust to one bad epoch),
+            "ema" (smoothed) or "last" (last value, noise-sensitive).
+    """
+
+    name = "percentile"
+
+    def __init__(
+        self,
+        percentile: float = 25.0,
+        *,
+        n_startup_trials: int = 5,
+        warmup_steps: int = 0,
+        interval: int = 1,
+        min_trials_at_step: int = 1,
+        curve: str = "best",
+    ) -> None:
+        if not isinstance(percentile, (int, float)) or not 0.0 < float(percentile) < 100.0:
+            raise ValueError(f"percentile must be a number in (0, 100), got {percentile!r}")
+        self.percentile = float(percentile)
+        self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, 0)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
+        self.interval = check_int("interval", interval, 1)
+        self.min_trials_at_step = check_int("min_trials_at_step", min_trials_at_step, 1)
+        self.curve = check_curve(curve)
+
+    def decide(
+        self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
+    ) -> Decision:
+        step = trial.last_step
+        if step is None or step < self.warmup_steps or already_resumed(trial, step):
+            return Decision.CONTINUE
+        if (step - self.warmup_steps) % self.interval != 0:
+            return Decision.CONTINUE
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        if finished < self.n_startup_trials:
+            return Decision.CONTINUE
+        others = [
+            v
+            for t in comparable(trials, trial)
+            if (t.last_step or 0) >= step
+            and (v := score(t.intermediate, step, direction, self.curve)) is not None
+        ]
+        if len(others) < self.min_trials_at_step:
+            return Decision.CONTINUE
+        mine = score(trial.intermediate, step, direction, self.curve)
+        threshold = float(np.percentile(np.array(others), self.percentile))
+        return Decision.PRUNE if mine is not None and mine > threshold else Decision.CONTINUE
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "percentile": self.percentile,
+            "n_startup_trials": self.n_startup_trials,
+            "warmup_steps": self.warmup_steps,
+            "interval": self.interval,
+            "min_trials_at_step": self.min_trials_at_step,
+            "curve": self.curve,
+        }
+
+
+class MedianPruner(PercentilePruner):
+    """Median stopping rule: stop a trial worse than the median of the others at its step.
+
+    Same settings as :class:`PercentilePruner` with the percentile fixed at 50.
+    """
+
+    name = "median"
+
+    def __init__(
+        self,
+        *,
+        n_startup_trials: int = 5,
+        warmup_steps: int = 0,
+        interval: int = 1,
+        min_trials_at_step: int = 1,
+        curve: str = "best",
+    ) -> None:
+        super().__init__(
+            50.0,
+            n_startup_trials=n_startup_trials,
+            warmup_steps=warmup_steps,
+            interval=interval,
+            min_trials_at_step=min_trials_at_step,
+            curve=curve,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        del out["percentile"]
+        return out

@@ -1,0 +1,306 @@
+"""Pause and resume: paused trials are promoted and continue from their checkpoints."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.pruners import ASHA, RESUMED_ATTR, Decision, Hyperband
+from tunesmith.storage import MemoryStorage, SQLStorage
+from tunesmith.trial import TrialState
+
+SPACE = {"lr": ts.Float(0.01, 0.9, log=True)}
+N_STEPS = 9
+# with these, ASHA(eta=3, min_resource=1) pauses trial 1 at rung 1 and promotes it after trial 5
+LRS = [0.45, 0.3, 0.05, 0.04, 0.03, 0.02, 0.015, 0.012]
+
+
+# -- a resumable pure-Python "training": its whole state is saved to a file -------------
+def train_step(state: dict[str, Any], lr: float) -> float:
+    """One epoch of gradient descent on (w - 3)^2, with a seeded noise stream."""
+    state["w"] -= lr * 2.0 * (state["w"] - 3.0)
+    state["seed"] = (state["seed"] * 1103515245 + 12345) % 2**31
+    return (state["w"] - 3.0) ** 2 + 1e-3 * state["seed"] / 2**31
+
+
+def straight_curve(lr: float, seed: int) -> list[float]:
+    """The curve an uninterrupted run gives."""
+    state = {"w": 0.0, "seed": seed}
+    return [train_step(state, lr) for _ in range(N_STEPS)]
+
+
+def file_objective(trial: ts.Trial, folder: str) -> float:
+    path = Path(folder) / f"trial{trial.number}.json"
+    if trial.is_resumed:
+        state = json.loads(Path(trial.resume_from).read_text())
+        assert state["step"] == trial.start_step, (state, trial.start_step)
+    else:
+        state = {"w": 0.0, "seed": trial.number, "step": 0}
+    with open(Path(folder) / "starts.log", "a") as log:  # O_APPEND: safe across processes
+        log.write(f"{trial.number} {trial.start_step} {os.getpid()}\n")
+    loss = float("nan")
+    for step in range(trial.start_step, N_STEPS):
+        loss = train_step(state, trial.params["lr"])
+        state["step"] = step + 1
+        path.write_text(json.dumps(state))
+        trial.set_attr("checkpoint", str(path))
+        trial.report(loss, step)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return loss
+
+
+def starts(folder: Path) -> list[tuple[int, int]]:
+    lines = (folder / "starts.log").read_text().split("\n")
+    return [(int(a), int(b)) for a, b, _ in (ln.split() for ln in lines if ln)]
+
+
+def enqueued_study(pruner: Any, storage: Any = None, name: str | None = None) -> ts.Study:
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner=pruner, storage=storage, name=name)
+    for lr in LRS:
+        study.enqueue({"lr": lr})
+    return study
+
+
+def check_resumed_runs_are_exact(study: ts.Study) -> None:
+    """Every trial's reports equal an uninterrupted run's: resumed runs lost nothing."""
+    for t in study.trials:
+        curve = straight_curve(t.params["lr"], t.number)
+        assert list(t.intermediate) == list(range(len(t.intermediate)))
+        assert [t.intermediate[s] for s in sorted(t.intermediate)] == curve[: len(t.intermediate)]
+        if t.state is TrialState.COMPLETE:
+            assert t.value == curve[-1]
+
+
+# -- the study's side ------------------------------------------------------------------
+def test_paused_trial_is_promoted_and_resumed_where_it_stopped(tmp_path: Path) -> None:
+    study = enqueued_study(ASHA(pause=True, max_resource=N_STEPS))
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=len(LRS))
+    states = Counter(t.state for t in study.trials)
+    assert TrialState.FAILED not in states and states[TrialState.PAUSED] > 0
+    assert len(study.trials) == len(LRS)  # promotions do not use up n_trials
+    t1 = study.trials[1]
+    assert t1.attrs["n_resumes"] >= 1 and t1.attrs[RESUMED_ATTR] >= 1
+    assert (1, 0) in starts(tmp_path) and (1, 2) in starts(tmp_path)  # resumed at step 2
+    assert t1.params == {"lr": 0.3}
+    check_resumed_runs_are_exact(study)
+    assert study.best_trial.number == 0
+
+
+def test_without_pause_asha_prunes(tmp_path: Path) -> None:
+    study = enqueued_study("asha")
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=len(LRS))
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE, TrialState.PRUNED}
+    assert all(start == 0 for _, start in starts(tmp_path))
+
+
+def test_ask_resumes_with_trial_attributes() -> None:
+    study = ts.Study(SPACE, pruner=ASHA(pause=True), seed=1)
+    first = study.ask()
+    first.report(0.1, 0)
+    first.report(0.1, 1)
+    study.tell(first, 0.1)
+    t = study.ask()
+    t.report(0.5, 0)
+    t.report(0.5, 1)
+    t.set_attr("checkpoint", "ck.pt")
+    assert t.decision() is Decision.PAUSE
+    paused = study.tell(t, state="paused")
+    assert paused.state is TrialState.PAUSED and paused.value == 0.5
+    assert study.trials_in("failed") == []
+    for v in (0.9, 0.8, 0.7, 0.6):  # rung 1 now holds 6 trials: quota 2, trial 1 qualifies
+        o = study.ask()
+        o.report(v, 0)
+        o.report(v, 1)
+        study.tell(o, state="pruned")
+    again = study.ask()
+    assert again.number == t.number and again.params == t.params and again.is_resumed
+    assert again.start_step == 2 and again.resume_from == "ck.pt"
+    assert dict(again.intermediate) == {0: 0.5, 1: 0.5}
+    assert again.state is TrialState.RUNNING
+    assert not again.should_prune()  # not stopped again at the rung it was promoted from
+    assert study.ask().number == 6  # nothing else promotable: a new trial
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_claim_paused_is_atomic(kind: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    shared = MemoryStorage() if kind == "memory" else SQLStorage(url)
+    study = ts.Study(SPACE, storage=shared, name="c", pruner=ASHA(pause=True))
+    t = study.ask()
+    t.report(1.0, 0)
+    study.tell(t, state="paused")
+    sid = study._study_id
+    wins: list[Any] = []
+    barrier = threading.Barrier(6)
+
+    def claim(i: int) -> None:
+        st = shared if kind == "memory" else SQLStorage(url)
+        barrier.wait()
+        wins.append(st.claim_paused(sid, t.number, worker=f"w{i}", now=float(i)))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    won = [w for w in wins if w is not None]
+    assert len(won) == 1 and won[0].state is TrialState.RUNNING
+    assert shared.get_trial(sid, t.number).worker == won[0].worker
+    assert shared.claim_paused(sid, t.number, worker="late", now=9.0) is None
+
+
+def test_decisions_survive_a_worker_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    folder = str(tmp_path)
+    first = enqueued_study(
+        Hyperband(pause=True, max_resource=N_STEPS, reduction_factor=3), url, "r"
+    )
+    first.optimize(functools.partial(file_objective, folder=folder), n_trials=6)
+    # a new worker: a new Study object on the same file, its pruner rebuilt from the stored config
+    second = ts.Study(storage=url, name="r")
+    assert second.pruner.describe() == first.pruner.describe()
+    history = second.trials
+    assert history == first.trials
+    for t in history:
+        assert second._decide(t) is first._decide(t)
+    assert second.pruner.promotable(history, second.direction) == first.pruner.promotable(
+        history, first.direction
+    )
+    second.optimize(functools.partial(file_objective, folder=folder), n_trials=len(LRS))
+    assert any(t.attrs.get("n_resumes") for t in second.trials)
+    assert not second.trials_in("failed")
+    check_resumed_runs_are_exact(second)
+
+
+# -- parallel workers ------------------------------------------------------------------
+def _check_parallel(study: ts.Study, folder: Path) -> None:
+    assert not study.trials_in("failed")
+    runs = starts(folder)
+    assert len(runs) == len(set(runs)), "a trial was resumed twice from the same step"
+    assert any(start > 0 for _, start in runs), "no trial was resumed"
+    check_resumed_runs_are_exact(study)
+
+
+def test_pause_resume_with_threads_on_memory(tmp_path: Path) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=3, pruner=ASHA(pause=True, max_resource=N_STEPS))
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=30, n_jobs=3)
+    _check_parallel(study, tmp_path)
+
+
+def test_pause_resume_with_processes_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    study = ts.Study(
+        SPACE,
+        sampler="random",
+        seed=3,
+        storage=url,
+        name="p",
+        pruner=ASHA(pause=True, max_resource=N_STEPS),
+    )
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=30, n_jobs=2)
+    assert len(study.trials) == 30
+    _check_parallel(study, tmp_path)
+
+
+# -- a real torch training loop: resumed weights are identical ---------------------------
+TORCH_LRS = [0.05, 0.01, 1e-4, 8e-5, 6e-5, 4e-5, 3e-5, 2e-5]
+
+
+def torch_objective(trial: ts.Trial, folder: str, snaps: dict[Any, Any]) -> float:
+    """Train a small MLP with Adam; checkpoint model, optimizer and data-order RNG each epoch."""
+    import torch
+
+    torch.set_num_threads(1)
+    data = torch.Generator().manual_seed(0)
+    x = torch.randn(160, 8, generator=data)
+    y = torch.sin(x[:, :1] * 2) + x[:, 1:2] * x[:, 2:3]
+    torch.manual_seed(trial.number)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=trial.params["lr"])
+    order = torch.Generator().manual_seed(trial.number)
+    if trial.is_resumed:
+        ck = torch.load(trial.resume_from)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        order.set_state(ck["order"])
+        snaps["loaded", trial.number, trial.start_step] = _weights(model)
+    val = float("nan")
+    for epoch in range(trial.start_step, N_STEPS):
+        perm = torch.randperm(128, generator=order)
+        for i in range(0, 128, 32):
+            idx = perm[i : i + 32]
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x[idx]), y[idx]).backward()
+            opt.step()
+        with torch.no_grad():
+            val = float(torch.nn.functional.mse_loss(model(x[128:]), y[128:]))
+        path = str(Path(folder) / f"t{trial.number}.pt")
+        torch.save(
+            {"model": model.state_dict(), "opt": opt.state_dict(), "order": order.get_state()}, path
+        )
+        snaps["saved", trial.number, epoch + 1] = _weights(model)
+        trial.set_attr("checkpoint", path)
+        trial.report(val, epoch)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    snaps["final", trial.number] = _weights(model)
+    return val
+
+
+def _weights(model: Any) -> list[Any]:
+    return [p.detach().clone() for p in model.state_dict().values()]
+
+
+def _run_torch(pruner: Any, folder: Path) -> tuple[ts.Study, dict[Any, Any]]:
+    snaps: dict[Any, Any] = {}
+    folder.mkdir()
+    study = ts.Study(SPACE | {"lr": ts.Float(1e-6, 1.0, log=True)}, seed=0, pruner=pruner)
+    for lr in TORCH_LRS:
+        study.enqueue({"lr": lr})
+    objective = functools.partial(torch_objective, folder=str(folder), snaps=snaps)
+    study.optimize(objective, n_trials=len(TORCH_LRS), catch=())
+    return study, snaps
+
+
+def test_torch_trial_resumes_at_its_step_with_identical_weights(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    paused, snaps = _run_torch(ASHA(pause=True, max_resource=N_STEPS), tmp_path / "a")
+    loaded = [k for k in snaps if k[0] == "loaded"]
+    assert loaded, "no trial was resumed"
+    for _, number, step in loaded:
+        assert step - 1 in (1, 3)  # it paused at a rung (steps 1 and 3) and goes on from the next
+        saved, got = snaps["saved", number, step], snaps["loaded", number, step]
+        assert all(torch.equal(a, b) for a, b in zip(got, saved, strict=True))
+    # after resuming, every epoch matches an uninterrupted run of the same trial bit for bit
+    straight, ref = _run_torch(None, tmp_path / "b")
+    for _, n, step in loaded:
+        last = max(e for k, m, e in (k for k in snaps if k[0] == "saved") if m == n)
+        assert last > step
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(snaps["saved", n, last], ref["saved", n, last], strict=True)
+        )
+        curve = dict(paused.trials[n].intermediate)
+        assert curve == {s: v for s, v in straight.trials[n].intermediate.items() if s in curve}
+
+
+@pytest.mark.parametrize(("pruner", "state"), [(ASHA(pause=True), "paused"), ("asha", "pruned")])
+def test_trial_paused_exception_pauses_only_with_a_pausing_pruner(pruner: Any, state: str) -> None:
+    study = ts.Study(SPACE, pruner=pruner, seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        trial.report(1.0, 0)
+        raise ts.TrialPaused()
+
+    study.optimize(objective, n_trials=2)
+    assert [t.state.value for t in study.trials] == [state, state]
+    assert study.trials_in("failed") == []

@@ -1,0 +1,268 @@
+"""Pruners on hand-made learning curves, with known answers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import pytest
+
+from tunesmith.pruners import (
+    ASHA,
+    RESUMED_ATTR,
+    Decision,
+    Hyperband,
+    MedianPruner,
+    PercentilePruner,
+    Pruner,
+    SuccessiveHalving,
+    make_pruner,
+)
+from tunesmith.pruners.hyperband import bracket_schedule
+from tunesmith.trial import Direction, FrozenTrial, TrialState
+
+MIN = Direction.MINIMIZE
+MAX = Direction.MAXIMIZE
+
+
+def tr(number: int, curve: Sequence[float], state: str = "running", **attrs: object) -> FrozenTrial:
+    """A trial that reported ``curve[i]`` at step ``i``."""
+    return FrozenTrial(
+        number=number,
+        state=TrialState(state),
+        params={"x": number},
+        value=curve[-1] if state == "complete" else None,
+        intermediate=dict(enumerate(curve)),
+        attrs=dict(attrs),
+    )
+
+
+def finished(curves: Sequence[Sequence[float]]) -> list[FrozenTrial]:
+    return [tr(i, c, "complete") for i, c in enumerate(curves)]
+
+
+# five finished trials; at step 2 their best-so-far losses are 0.5, 0.6, 0.7, 0.8, 0.9
+FIVE = finished(
+    [
+        [0.9, 0.7, 0.5, 0.4],
+        [0.9, 0.8, 0.6, 0.5],
+        [1.0, 0.9, 0.7, 0.6],
+        [1.0, 0.9, 0.8, 0.7],
+        [1.1, 1.0, 0.9, 0.8],
+    ]
+)
+
+
+# -- median and percentile -------------------------------------------------------------
+def test_median_prunes_worse_than_median_and_keeps_better() -> None:
+    p = MedianPruner(n_startup_trials=5)
+    assert p.decide(tr(9, [1.0, 0.9, 0.75]), FIVE, MIN) is Decision.PRUNE  # 0.75 > median 0.7
+    assert p.decide(tr(9, [1.0, 0.9, 0.65]), FIVE, MIN) is Decision.CONTINUE
+    assert p.decide(tr(9, [1.0, 0.9, 0.70]), FIVE, MIN) is Decision.CONTINUE  # ties go on
+
+
+def test_median_respects_startup_warmup_and_interval() -> None:
+    bad = tr(9, [5.0, 5.0, 5.0, 5.0])
+    assert MedianPruner(n_startup_trials=6).decide(bad, FIVE, MIN) is Decision.CONTINUE
+    assert (
+        MedianPruner(n_startup_trials=5, warmup_steps=4).decide(bad, FIVE, MIN) is Decision.CONTINUE
+    )
+    assert MedianPruner(n_startup_trials=5, warmup_steps=3).decide(bad, FIVE, MIN) is Decision.PRUNE
+    # interval 2 after warm-up 0: steps 0, 2, 4 are checked, step 3 is not
+    assert MedianPruner(n_startup_trials=5, interval=2).decide(bad, FIVE, MIN) is Decision.CONTINUE
+    at2 = tr(9, [5.0, 5.0, 5.0])
+    assert MedianPruner(n_startup_trials=5, interval=2).decide(at2, FIVE, MIN) is Decision.PRUNE
+
+
+def test_median_maximize_mirrors_minimize() -> None:
+    flipped = [t.replace(intermediate={s: -v for s, v in t.intermediate.items()}) for t in FIVE]
+    p = MedianPruner(n_startup_trials=5)
+    assert p.decide(tr(9, [-1.0, -0.9, -0.75]), flipped, MAX) is Decision.PRUNE
+    assert p.decide(tr(9, [-1.0, -0.9, -0.65]), flipped, MAX) is Decision.CONTINUE
+
+
+def test_percentile_keeps_only_the_best_share() -> None:
+    # 25th percentile of (0.5, 0.6, 0.7, 0.8, 0.9) is 0.6
+    p = PercentilePruner(25.0, n_startup_trials=5)
+    assert p.decide(tr(9, [1.0, 1.0, 0.65]), FIVE, MIN) is Decision.PRUNE
+    assert p.decide(tr(9, [1.0, 1.0, 0.55]), FIVE, MIN) is Decision.CONTINUE
+    assert (
+        PercentilePruner(90.0, n_startup_trials=5).decide(tr(9, [1, 1, 0.85]), FIVE, MIN)
+        is Decision.CONTINUE
+    )
+
+
+def test_one_noisy_epoch_does_not_kill_a_good_trial() -> None:
+    # the best trial so far has one bad epoch (step 2); by best-so-far it is still the best
+    noisy = tr(9, [0.8, 0.45, 1.5])
+    assert MedianPruner(n_startup_trials=5).decide(noisy, FIVE, MIN) is Decision.CONTINUE
+    assert MedianPruner(n_startup_trials=5, curve="ema").decide(noisy, FIVE, MIN) is Decision.PRUNE
+    assert MedianPruner(n_startup_trials=5, curve="last").decide(noisy, FIVE, MIN) is Decision.PRUNE
+    # the same at an ASHA rung (step 3): its rung score is its best, 0.45
+    asha = ASHA(min_resource=3)
+    assert asha.decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN) is Decision.CONTINUE
+    assert (
+        ASHA(min_resource=3, curve="last").decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN)
+        is Decision.PRUNE
+    )
+
+
+def test_a_trial_never_good_is_stopped_even_with_noise() -> None:
+    assert (
+        MedianPruner(n_startup_trials=5).decide(tr(9, [1.2, 1.1, 1.0]), FIVE, MIN) is Decision.PRUNE
+    )
+
+
+# -- ASHA --------------------------------------------------------------------------------
+def at_rung1(values: Sequence[float], start: int = 0) -> list[FrozenTrial]:
+    """Trials that reported steps 0 and 1 (rung 1 with min_resource=1)."""
+    return [tr(start + i, [2.0, v]) for i, v in enumerate(values)]
+
+
+def test_asha_rungs_are_geometric_and_below_max_resource() -> None:
+    assert ASHA(min_resource=1, reduction_factor=3).rung_steps(100) == [1, 3, 9, 27, 81]
+    assert ASHA(min_resource=2, reduction_factor=2, max_resource=16).rung_steps(100) == [2, 4, 8]
+    assert ASHA(min_resource=1, min_early_stopping_rate=1).rung_steps(30) == [3, 9, 27]
+    assert ASHA(min_resource=1, warmup_steps=4).rung_steps(30) == [9, 27]
+
+
+def test_asha_promotes_top_third_of_the_rung() -> None:
+    others = at_rung1([0.1, 0.2, 0.3, 0.4, 0.5])  # with the new one: 6 at the rung, quota 2
+    asha = ASHA(min_resource=1, reduction_factor=3)
+    assert asha.decide(tr(9, [2.0, 0.05]), others, MIN) is Decision.CONTINUE  # rank 0
+    assert asha.decide(tr(9, [2.0, 0.15]), others, MIN) is Decision.CONTINUE  # rank 1
+    assert asha.decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PRUNE  # rank 2
+    assert ASHA(pause=True).decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PAUSE
+    # between rungs (step 2) nothing is decided; at the next rung (3) it is again
+    assert asha.decide(tr(9, [2.0, 0.05, 9.0]), others, MIN) is Decision.CONTINUE
+
+
+def test_asha_first_trials_go_on_and_bootstrap_count_holds_back() -> None:
+    assert ASHA().decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.CONTINUE
+    assert ASHA(bootstrap_count=3).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.PRUNE
+
+
+def test_asha_promotable_paused_trials_once_enough_trials_reach_the_rung() -> None:
+    asha = ASHA(pause=True)
+    paused = tr(1, [2.0, 0.3], "paused")
+    early = [tr(0, [2.0, 0.1, 0.1]), paused, tr(2, [2.0, 0.2, 0.2])]
+    # three at rung 1: quota 1, the paused one ranks third
+    assert asha.promotable(early, MIN) == []
+    later = early + at_rung1([0.5, 0.6, 0.7, 0.8], start=3)  # seven: quota 2, still third
+    assert asha.promotable(later, MIN) == []
+    more = later + at_rung1([0.9, 1.0], start=7)  # nine: quota 3, now promotable
+    assert asha.promotable(more, MIN) == [1]
+    # once resumed past its rung the pruner does not stop it there again
+    resumed = tr(1, [2.0, 0.3], "running", **{RESUMED_ATTR: 1})
+    assert asha.decide(resumed, later, MIN) is Decision.CONTINUE
+
+
+def test_asha_promotable_orders_best_first_and_ignores_finished() -> None:
+    asha = ASHA(pause=True)
+    trials = [
+        tr(0, [2.0, 0.4], "paused"),
+        tr(1, [2.0, 0.2], "paused"),
+        tr(2, [2.0, 0.1], "pruned"),
+        *at_rung1([0.9] * 9, start=3),
+    ]  # 12 at the rung: quota 4
+    assert asha.promotable(trials, MIN) == [1, 0]
+
+
+# -- successive halving -----------------------------------------------------------------
+def test_sh_fixed_quota_per_cohort() -> None:
+    sh = SuccessiveHalving(min_resource=1, reduction_factor=3, cohort_size=9)  # quota 3 at rung 1
+    cohort = at_rung1([0.1, 0.2, 0.3])
+    assert sh.decide(tr(3, [2.0, 0.25]), cohort, MIN) is Decision.CONTINUE  # rank 2 < 3
+    assert sh.decide(tr(3, [2.0, 0.35]), cohort, MIN) is Decision.PRUNE
+    # another cohort (numbers 9..17) is judged on its own
+    assert sh.decide(tr(9, [2.0, 0.35]), cohort, MIN) is Decision.CONTINUE
+    assert sh.quota(100, 1, tr(0, [1])) == 1  # rung 2: 9 // 27 -> at least one
+
+
+def test_sh_with_pause_waits_for_the_whole_cohort() -> None:
+    sh = SuccessiveHalving(cohort_size=3, reduction_factor=3, pause=True)  # quota 1 at rung 1
+    first = tr(0, [2.0, 0.1])
+    assert sh.decide(first, [first], MIN) is Decision.PAUSE  # cohort not settled yet
+    waiting = [first.replace(state=TrialState.PAUSED), tr(1, [2.0, 0.5], "pruned")]
+    assert sh.promotable(waiting, MIN) == []  # trial 2 not there yet
+    done = [*waiting, tr(2, [2.0, 0.2], "pruned")]
+    assert sh.promotable(done, MIN) == [0]
+
+
+# -- Hyperband ---------------------------------------------------------------------------
+def test_hyperband_bracket_schedule_has_hyperband_proportions() -> None:
+    sched = bracket_schedule(4, 3)
+    assert Counter(sched) == {0: 27, 1: 12, 2: 6, 3: 4}
+    assert set(sched[:10]) == {0, 1, 2, 3}  # interleaved
+    hb = Hyperband(max_resource=27)
+    assert hb.n_brackets == 4
+    assert [hb.bracket(n) for n in range(98)] == [hb.bracket(n) for n in range(98)]
+    assert hb.bracket(49) == hb.bracket(0)
+
+
+def test_hyperband_brackets_stop_at_their_own_rungs_among_their_own_trials() -> None:
+    hb = Hyperband(max_resource=27)
+    b0 = [n for n in range(49) if hb.bracket(n) == 0][:4]
+    b1 = [n for n in range(49) if hb.bracket(n) == 1][:1]
+    last = [n for n in range(49) if hb.bracket(n) == 3][:1]
+    others = [tr(n, [2.0, 0.1 * (i + 1)]) for i, n in enumerate(b0[:3])]  # 0.1, 0.2, 0.3
+    assert hb.decide(tr(b0[3], [2.0, 0.9]), others, MIN) is Decision.PRUNE
+    # bracket 1's first rung is step 3: at step 1 it goes on, however bad
+    assert hb.decide(tr(b1[0], [2.0, 0.9]), others, MIN) is Decision.CONTINUE
+    # bracket 1 at step 3 competes only with bracket 1 (none yet): goes on
+    assert hb.decide(tr(b1[0], [2.0, 0.9, 0.9, 0.9]), others, MIN) is Decision.CONTINUE
+    # the last bracket never stops a trial
+    assert hb.decide(tr(last[0], [9.0] * 26), others, MIN) is Decision.CONTINUE
+
+
+# -- every pruner ------------------------------------------------------------------------
+ALL: list[Pruner] = [
+    MedianPruner(n_startup_trials=0, warmup_steps=4),
+    PercentilePruner(25.0, n_startup_trials=0, warmup_steps=4),
+    SuccessiveHalving(warmup_steps=4, cohort_size=9),
+    ASHA(warmup_steps=4, pause=True),
+    Hyperband(max_resource=27, warmup_steps=4),
+]
+
+
+@pytest.mark.parametrize("pruner", ALL, ids=lambda p: p.name)
+def test_never_stops_during_warmup(pruner: Pruner) -> None:
+    good = [tr(n, [0.01 * (n + 1)] * 12, "complete") for n in range(8)]
+    for steps in range(1, 5):  # last step 0..3 < warmup 4
+        assert pruner.decide(tr(8, [100.0] * steps), good, MIN) is Decision.CONTINUE
+    # after the warm-up the same hopeless curve is stopped at some step
+    assert any(
+        pruner.decide(tr(8, [100.0] * s), good, MIN) is not Decision.CONTINUE for s in range(5, 12)
+    )
+
+
+@pytest.mark.parametrize("pruner", ALL, ids=lambda p: p.name)
+def test_rebuilt_from_its_description_decides_the_same(pruner: Pruner) -> None:
+    twin = make_pruner(pruner.describe())
+    assert type(twin) is type(pruner) and twin.describe() == pruner.describe()
+    trials = [tr(n, [1.0 / (1 + n % 7 + s) for s in range(n % 12 + 1)]) for n in range(40)]
+    for t in trials:
+        assert twin.decide(t, trials, MIN) is pruner.decide(t, trials, MIN)
+    assert twin.promotable(trials, MIN) == pruner.promotable(trials, MIN)
+
+
+@pytest.mark.parametrize("name", ["none", "median", "percentile", "sh", "asha", "hyperband"])
+def test_make_pruner_by_name(name: str) -> None:
+    assert make_pruner(name).name == name
+
+
+def test_bad_settings_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="unknown pruner 'halving'"):
+        make_pruner("halving")
+    with pytest.raises(ValueError, match="reduction_factor must be an integer >= 2"):
+        ASHA(reduction_factor=1)
+    with pytest.raises(ValueError, match="max_resource .* must be larger than min_resource"):
+        ASHA(min_resource=9, max_resource=3)
+    with pytest.raises(ValueError, match="percentile must be a number in"):
+        PercentilePruner(100.0)
+    with pytest.raises(ValueError, match="curve must be one of"):
+        MedianPruner(curve="smooth")
+    with pytest.raises(TypeError, match="pruner 'asha'"):
+        make_pruner({"name": "asha", "eta": 3})
+    with pytest.raises(ValueError, match="min_early_stopping_rate"):
+        Hyperband(min_early_stopping_rate=1)
