@@ -31,6 +31,12 @@ class StudyRecord:
     created: float = 0.0
 
 
+def lost_record(t: FrozenTrial, error: str, now: float, requeued_as: int | None) -> FrozenTrial:
+    """``t`` marked failed by :meth:`Storage.fail_running` (reports kept)."""
+    attrs = dict(t.attrs) if requeued_as is None else {**t.attrs, "requeued_as": requeued_as}
+    return t.replace(state=TrialState.FAILED, error=error, completed=now, attrs=attrs)
+
+
 def worker_id() -> str:
     """``host:pid`` of the calling process."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -99,6 +105,27 @@ class Storage(ABC):
     @abstractmethod
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         """Record that the workers of these running trials are alive."""
+
+    @abstractmethod
+    def fail_running(
+        self,
+        study_id: int,
+        *,
+        error: str,
+        now: float,
+        stale_before: float | None = None,
+        worker: str | None = None,
+        requeue: bool = False,
+    ) -> list[FrozenTrial]:
+        """Atomically mark running trials failed; return the failed records.
+
+        Selects running trials whose heartbeat is older than ``stale_before``
+        and/or that belong to ``worker`` (both given: both must hold). Their
+        intermediate reports and attributes are kept. With ``requeue``, each
+        gets a waiting copy with the same parameters (attribute ``retry_of``),
+        and the failed record points to it (``requeued_as``). Two workers
+        calling this at once never fail or re-queue the same trial twice.
+        """
 
     def close(self) -> None:
         """Release connections (optional)."""

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..exceptions import SchemaVersionError, StorageError, StudyNotFound, TrialFinishedError
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord
+from .base import Storage, StudyRecord, lost_record
 
 SCHEMA_VERSION = 1
 
@@ -479,6 +479,56 @@ class SQLStorage(Storage):
             ),
             write=True,
         )
+
+    def fail_running(
+        self,
+        study_id: int,
+        *,
+        error: str,
+        now: float,
+        stale_before: float | None = None,
+        worker: str | None = None,
+        requeue: bool = False,
+    ) -> list[FrozenTrial]:
+        t = trials_table.c
+        cond = [t.study_id == study_id, t.state == "running"]
+        if stale_before is not None:
+            cond.append(sa.func.coalesce(t.heartbeat, 0.0) < stale_before)
+        if worker is not None:
+            cond.append(t.worker == worker)
+        # cheap unlocked read first: almost always nothing is lost
+        if self._run(lambda c: c.execute(sa.select(t.number).where(*cond).limit(1)).first(), write=False) is None:
+            return []
+
+        def op(conn: Connection) -> list[FrozenTrial]:
+            self._lock_study(conn, study_id)  # the re-check below runs under the lock
+            rows = conn.execute(sa.select(trials_table).where(*cond).order_by(t.number)).all()
+            return [self._fail_row(conn, study_id, r, error, now, requeue) for r in rows]
+
+        return self._run(op, write=True)
+
+    def _fail_row(
+        self, conn: Connection, study_id: int, row: Any, error: str, now: float, requeue: bool
+    ) -> FrozenTrial:
+        t = trials_table.c
+        copy_number = None
+        if requeue:
+            copy_number = int(
+                conn.execute(sa.select(sa.func.max(t.number) + 1).where(t.study_id == study_id)).scalar_one()
+            )
+            copy = FrozenTrial(
+                number=copy_number, state=TrialState.WAITING, params=json.loads(row.params),
+                attrs={"retry_of": row.number},
+            )
+            conn.execute(
+                sa.insert(trials_table).values(
+                    study_id=study_id, number=copy_number, claim=None, token=uuid.uuid4().hex,
+                    **_trial_values(copy),
+                )
+            )
+        failed = lost_record(_row_to_trial(row), error, now, copy_number)
+        conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(failed)))
+        return failed
 
     def close(self) -> None:
         if self._engine is not None:

@@ -16,6 +16,7 @@ from ..samplers import Sampler, make_sampler
 from ..space import Space
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState
+from .heartbeat import Heartbeat, HeartbeatConfig
 from .trial import Trial, _as_float
 
 logger = logging.getLogger("tunesmith")
@@ -39,6 +40,13 @@ class Study:
             again resumes the study.
         name: the study's name in the storage.
         load_if_exists: resume an existing study of that name (else raise).
+        heartbeat_interval: seconds between heartbeats of running trials
+            (None: off). Stored with a new study; workers that open it later
+            use the stored settings unless they pass their own.
+        grace_period: a running trial whose heartbeat is older than this is
+            failed ("worker lost") by the next worker that asks (default 5x
+            the interval).
+        requeue_failed: also queue a copy of each lost trial, same parameters.
     """
 
     def __init__(
@@ -52,10 +60,14 @@ class Study:
         storage: str | Storage | None = None,
         name: str | None = None,
         load_if_exists: bool = True,
+        heartbeat_interval: float | None = None,
+        grace_period: float | None = None,
+        requeue_failed: bool = False,
     ) -> None:
         self._storage = make_storage(storage)
         self.name = name or f"study-{uuid.uuid4().hex[:8]}"
-        record = self._open(space, direction, sampler, pruner, seed, load_if_exists)
+        beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
+        record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat)
         self._study_id = record.study_id
         self.direction = record.direction
         self.space = Space.from_dict(record.space)
@@ -68,6 +80,9 @@ class Study:
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
         self.budget_hint: int | None = None
+        if heartbeat_interval is None and "heartbeat" in cfg:
+            beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
+        self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
 
     # -- opening ----------------------------------------------------------------
     def _open(
@@ -78,6 +93,7 @@ class Study:
         pruner: Any,
         seed: int | None,
         load_if_exists: bool,
+        beat: HeartbeatConfig,
     ) -> Any:
         try:
             record = self._storage.get_study(self.name)
@@ -98,7 +114,11 @@ class Study:
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
         samp = make_sampler(sampler if sampler is not None else "auto", seed)
-        config = {"sampler": samp.describe(), "pruner": make_pruner(pruner).describe()}
+        config = {
+            "sampler": samp.describe(),
+            "pruner": make_pruner(pruner).describe(),
+            "heartbeat": beat.to_dict(),
+        }
         try:
             return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
         except ValueError:  # another worker created it a moment ago
@@ -208,9 +228,11 @@ class Study:
         """
         me = worker_id()
         with self._lock:
+            self._heartbeat.reap()
             rec = self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
             for _ in range(1000):
                 if rec is not None:
+                    self._heartbeat.started(rec.number)
                     return Trial(self, self._canonical(rec))
                 history = self._history() if self.sampler.uses_history else []
                 suggestion = self.sampler.suggest(self.space, history, self.direction)
@@ -243,7 +265,10 @@ class Study:
                 f"trial {record.number} is already {record.state}; finished trials never change"
             )
         final = self._finish(record, value, None if state is None else TrialState(state), error)
-        self._storage.update_trial(self._study_id, final)
+        try:
+            self._storage.update_trial(self._study_id, final)
+        finally:
+            self._heartbeat.finished(final.number)
         if isinstance(trial, Trial):
             trial._record = final
         if final.state is TrialState.FAILED:
