@@ -74,9 +74,11 @@ class Storage(ABC):
         claim: str | None = None,
         worker: str | None = None,
         now: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> FrozenTrial | None:
         """Insert a trial numbered one past the last; atomically.
 
+        ``attrs`` are the new trial's attributes (a re-queued copy's origin).
         With ``claim`` set, return ``None`` instead if a trial of the study
         already holds that claim (a grid point another worker took).
         """

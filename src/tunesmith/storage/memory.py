@@ -58,6 +58,7 @@ class MemoryStorage(Storage):
         claim: str | None = None,
         worker: str | None = None,
         now: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> FrozenTrial | None:
         with self._lock:
             if claim is not None:
@@ -74,6 +75,7 @@ class MemoryStorage(Storage):
                 worker=worker if running else None,
                 started=now if running else None,
                 heartbeat=now if running else None,
+                attrs=dict(attrs or {}),
                 trial_id=len(trials),
             )
             trials.append(t)

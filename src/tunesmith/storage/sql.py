@@ -357,6 +357,7 @@ class SQLStorage(Storage):
         claim: str | None = None,
         worker: str | None = None,
         now: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> FrozenTrial | None:
         token = uuid.uuid4().hex
         now = time.time() if now is None else now
@@ -384,6 +385,7 @@ class SQLStorage(Storage):
                 worker=worker if running else None,
                 started=now if running else None,
                 heartbeat=now if running else None,
+                attrs=dict(attrs or {}),
             )
             res = conn.execute(
                 sa.insert(trials_table).values(

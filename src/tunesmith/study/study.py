@@ -207,16 +207,19 @@ class Study:
         return pd.DataFrame(trial_rows(self.trials, self.space))
 
     # -- ask / tell ----------------------------------------------------------------------
-    def enqueue(self, params: Mapping[str, Any], *, skip_if_exists: bool = False) -> int | None:
+    def enqueue(
+        self, params: Mapping[str, Any], *, skip_if_exists: bool = False, attrs: Mapping[str, Any] | None = None
+    ) -> int | None:
         """Queue a configuration to evaluate before the sampler's own picks.
 
         Returns the queued trial's number, or None when ``skip_if_exists`` and
-        the configuration was already tried or queued.
+        the configuration was already tried or queued. ``attrs`` are stored
+        with the queued trial (JSON-serializable).
         """
         canon = self.space.validate(params)
         if skip_if_exists and any(t.params == canon for t in self._history()):
             return None
-        rec = self._storage.create_trial(self._study_id, params=canon, state=TrialState.WAITING)
+        rec = self._storage.create_trial(self._study_id, params=canon, state=TrialState.WAITING, attrs=attrs)
         assert rec is not None
         return rec.number
 
@@ -316,7 +319,8 @@ class Study:
         catch: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
         callbacks: Sequence[Callable[[Study, FrozenTrial], None]] = (),
         show_progress: bool | None = None,
-        executor: str | None = None,
+        executor: Any = None,
+        **executor_options: Any,
     ) -> None:
         """Run trials until ``n_trials`` are done, ``timeout`` seconds pass, or the
         search is exhausted; whichever comes first.
@@ -332,7 +336,12 @@ class Study:
                 are processes sharing the database; in memory, threads.
             callbacks: called as ``callback(study, trial)`` after each trial.
             show_progress: a progress bar (default: when stderr is a terminal).
-            executor: "thread" or "process" to override the default.
+            executor: "thread", "process" or "ray" (or an
+                :class:`~tunesmith.execution.Executor`) to override the default.
+            executor_options: passed to the executor: ``gpus``,
+                ``trials_per_gpu``, ``threads_per_trial`` (process);
+                ``ray_address``, ``resources_per_trial``, ``trials_per_gpu``
+                (ray). See docs/distributed.md.
 
         Ctrl-C stops cleanly: running trials are marked failed ("interrupted"),
         nothing is half-written, and optimize returns.
@@ -349,6 +358,7 @@ class Study:
             callbacks=tuple(callbacks),
             show_progress=show_progress,
             executor=executor,
+            options=executor_options,
         )
 
     def run_trial(
@@ -373,6 +383,19 @@ class Study:
             self.tell(trial, state=TrialState.FAILED, error=_describe(exc))
             raise
         return self.tell(trial, value)
+
+    # -- lost workers (heartbeat.py does the work) ----------------------------------------
+    def fail_worker(self, worker: str, error: str, *, requeue: bool | None = None) -> list[FrozenTrial]:
+        """Fail the running trials of ``worker`` (``host:pid``), known to be dead;
+        re-queued as well if ``requeue`` (default: as the study's requeue_failed)."""
+        return self._storage.fail_running(
+            self._study_id, error=error, now=time.time(), worker=worker,
+            requeue=self._heartbeat.config.requeue if requeue is None else requeue,
+        )
+
+    @property
+    def heartbeat_config(self) -> HeartbeatConfig:
+        return self._heartbeat.config
 
     def _mark_interrupted(self, trial: Trial) -> None:
         try:
