@@ -129,7 +129,7 @@ class Storage(ABC):
         calling this at once never fail or re-queue the same trial twice.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections (optional)."""
 
     def __repr__(self) -> str:

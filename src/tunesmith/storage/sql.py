@@ -412,9 +412,13 @@ class SQLStorage(Storage):
         )
         if has is None:
             return None
+        token = uuid.uuid4().hex  # marks the popped row, so a retried pop returns it again
 
         def op(conn: Connection) -> FrozenTrial | None:
             self._lock_study(conn, study_id)
+            done = conn.execute(sa.select(trials_table).where(t.token == token)).first()
+            if done is not None:  # an earlier attempt committed before its connection broke
+                return _row_to_trial(done)
             row = conn.execute(
                 sa.select(trials_table)
                 .where(t.study_id == study_id, t.state == "waiting")
@@ -426,7 +430,9 @@ class SQLStorage(Storage):
             rec = _row_to_trial(row).replace(
                 state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now
             )
-            conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(rec)))
+            conn.execute(
+                sa.update(trials_table).where(t.trial_id == row.trial_id).values(token=token, **_trial_values(rec))
+            )
             return rec
 
         return self._run(op, write=True)
