@@ -27,7 +27,15 @@ from typing import Any
 from ..storage import MemoryStorage
 from .base import Executor, Job
 from .loop import Budget
-from .ray_worker import EvalWorker, Outcome, StudySpec, StudyWorker, apply_outcome, retry_if_oom
+from .ray_worker import (
+    EvalWorker,
+    Outcome,
+    StudySpec,
+    StudyWorker,
+    apply_outcome,
+    fail_or_unqueue,
+    retry_if_oom,
+)
 
 logger = logging.getLogger("tunesmith")
 
@@ -226,13 +234,17 @@ class _Driver:
 
     def _collect(self, ref: Any) -> None:
         actor = self._owner(ref)
-        numbers = actor.calls.pop(ref)
         try:
             out: Outcome = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as exc:
-            actor.calls[ref] = numbers
-            self._replace(actor, f"ray worker lost: {type(exc).__name__}")
+            if getattr(exc, "actor_init_failed", False):
+                raise RuntimeError(
+                    "a tunesmith worker could not start in Ray; the objective and its module must be "
+                    f"importable on every node (or defined in the driver script): {exc}"
+                ) from None
+            self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             return
+        del actor.calls[ref]
         actor.worker = out.worker
         record = apply_outcome(self.study, out) if self.memory else out.record
         if out.exhausted:
@@ -254,13 +266,11 @@ class _Driver:
     def _lost(self, actor: _Actor, error: str, *, requeue: bool | None = None) -> int:
         """Fail the trials a lost actor was running; how many there were."""
         if self.memory:
-            numbers = [n for ns in actor.calls.values() for n in ns]
-            for n in numbers:
-                self.study.tell(n, state="failed", error=error)
-                if requeue if requeue is not None else self.study.heartbeat_config.requeue:
-                    rec = self.study.storage.get_trial(self.study._study_id, n)
-                    self.study.enqueue(rec.params, attrs={"retry_of": n})
-            return len(numbers)
+            numbers = [n for ns in actor.calls.values() for n in ns]  # in order: the first was running
+            again = self.study.heartbeat_config.requeue if requeue is None else requeue
+            for i, n in enumerate(numbers):
+                fail_or_unqueue(self.study, n, error, requeue=again, started=i == 0)
+            return min(1, len(numbers))
         if not actor.worker:
             try:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
