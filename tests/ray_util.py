@@ -23,6 +23,10 @@ RAY_ENV = {
 }
 
 
+# a multi-node cluster (two loopback "machines") needs the OS guard on, not off
+CLUSTER_ENV = {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+
+
 def set_ray_env() -> None:
     os.environ.update(RAY_ENV)
 
@@ -68,7 +72,7 @@ class TwoNodeCluster:
         return f"{self.ip}:{self.port}"
 
     def _start(self, *args: str) -> None:
-        env = {**os.environ, **RAY_ENV}
+        env = {**os.environ, **CLUSTER_ENV}
         log = open(self.temp / f"node{len(self.procs)}.log", "wb")  # noqa: SIM115 - kept open for the daemon
         self.procs.append(subprocess.Popen(
             [_ray_bin(), "start", "--block", f"--node-ip-address={self.ip}", f"--num-cpus={self.cpus}",
@@ -76,11 +80,15 @@ class TwoNodeCluster:
         ))
 
     def __enter__(self) -> TwoNodeCluster:
-        self._start("--head", f"--port={self.port}", f"--temp-dir={self.temp}", "--include-dashboard=false",
-                    "--dashboard-agent-listen-port=0", "--min-worker-port=0", "--max-worker-port=0")
-        self._wait_nodes(1)
-        self._start(f"--address={self.address}", "--min-worker-port=0", "--max-worker-port=0")
-        self._wait_nodes(2)
+        try:
+            self._start("--head", f"--port={self.port}", f"--temp-dir={self.temp}", "--include-dashboard=false",
+                        "--dashboard-agent-listen-port=0")
+            self._wait_nodes(1)
+            self._start(f"--address={self.address}")
+            self._wait_nodes(2)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _wait_nodes(self, n: int, timeout: float = 120.0) -> None:
@@ -94,11 +102,12 @@ class TwoNodeCluster:
                 if p.poll() is not None:
                     raise RuntimeError(f"ray start exited: {self.logs()}")
             res = subprocess.run([sys.executable, "-c", code, self.address, self.ip], capture_output=True,
-                                 env={**os.environ, **RAY_ENV}, timeout=120)
-            if res.returncode == 0 and res.stdout.strip().splitlines()[-1:] == [str(n)]:
+                                 env={**os.environ, **CLUSTER_ENV}, timeout=120)
+            if res.returncode == 0 and res.stdout.strip().splitlines()[-1:] == [str(n).encode()]:
                 return
             time.sleep(1.0)
-        raise RuntimeError(f"the Ray cluster did not reach {n} nodes: {self.logs()}")
+        probe = (res.stdout + res.stderr).decode(errors="replace")[-2000:]
+        raise RuntimeError(f"the Ray cluster did not reach {n} nodes: {probe}\n{self.logs()}")
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-1500:] for p in self.temp.glob("node*.log"))

@@ -114,7 +114,7 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_two_ray_nodes_on_loopback_run_trials_in_two_places(tmp_path: Path) -> None:
-    from ray_util import RAY_ENV, TwoNodeCluster
+    from ray_util import CLUSTER_ENV, TwoNodeCluster
     from workers import env, write_study
 
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -131,7 +131,7 @@ def test_two_ray_nodes_on_loopback_run_trials_in_two_places(tmp_path: Path) -> N
         res = subprocess.run(
             [sys.executable, "-m", "tunesmith.cli_worker", "run", str(path), "--executor", "ray",
              "--address", cluster.address, "--n-trials", "24"],
-            env=env(**RAY_ENV), capture_output=True, timeout=300,
+            env=env(**CLUSTER_ENV), capture_output=True, timeout=300,
         )
         assert res.returncode == 0, (res.stdout + res.stderr).decode()[-4000:]
     trials = Study.load("s", url).trials

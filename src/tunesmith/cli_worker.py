@@ -107,6 +107,7 @@ def import_objective(ref: str, base: Path = Path(".")) -> Callable[..., Any]:
             raise ValueError(f"objective file {str(path)!r} does not exist")
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module  # so forked or Ray workers can pickle its functions
+        module.__dict__["__tunesmith_file__"] = str(path)
         spec.loader.exec_module(module)
     else:
         module = importlib.import_module(mod_name)
@@ -138,15 +139,27 @@ def run_study_file(args: argparse.Namespace) -> int:
     if args.address and (args.executor or sf.executor) != "ray":
         raise ValueError("--address is the Ray cluster's address: pass --executor ray with it")
     study = sf.open()
+    objective = sf.load_objective()
+    if (args.executor or sf.executor) == "ray":
+        _ship_by_value(objective)
     n_trials = args.n_trials if args.n_trials is not None else sf.n_trials
     study.optimize(
-        sf.load_objective(), n_trials=n_trials, timeout=args.timeout or sf.timeout,
+        objective, n_trials=n_trials, timeout=args.timeout or sf.timeout,
         n_jobs=args.n_jobs or sf.n_jobs, executor=args.executor or sf.executor,
         show_progress=False, **_options(sf, args),
     )
     done = [t for t in study.trials if t.state.is_finished]
     print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.url}", flush=True)
     return 0
+
+
+def _ship_by_value(objective: Callable[..., Any]) -> None:
+    """An objective loaded from a file is not importable on Ray's nodes: send its code along."""
+    module = sys.modules.get(getattr(objective, "__module__", ""))
+    if module is not None and "__tunesmith_file__" in module.__dict__:
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
 
 
 def add_commands(subparsers: Any) -> None:

@@ -136,8 +136,9 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **self.ray_init}
-        if self.address is None:
-            kwargs.setdefault("_node_ip_address", "127.0.0.1")
+        host = (self.address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
+        if host.startswith("127."):  # a cluster on loopback: keep this driver on it too
+            kwargs.setdefault("_node_ip_address", host)
         ray.init(address=self.address or "local", **kwargs)
         return True
 
