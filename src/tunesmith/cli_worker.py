@@ -114,7 +114,7 @@ def import_objective(ref: str, base: Path = Path(".")) -> Callable[..., Any]:
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ValueError(f"objective {ref!r}: {mod_name} has no function {attr!r}")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def _options(sf: StudyFile, args: argparse.Namespace) -> dict[str, Any]:

@@ -49,7 +49,8 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
                 "process workers need a storage they can share: pass storage='sqlite:///file.db' "
                 "(or use executor='thread')"
             )
-        return ProcessExecutor(n, **options)
+        fill = options.get("gpus") is not None and n_jobs == 1  # default n_jobs: fill the devices
+        return ProcessExecutor(None if fill else n, **options)
     if kind == "thread" and n > 1:
         return ThreadExecutor(n)
     return InlineExecutor()
