@@ -117,6 +117,12 @@ def _row_to_trial(r: Any) -> FrozenTrial:
     )
 
 
+def _by_token(conn: Connection, token: str) -> FrozenTrial | None:
+    """The row an earlier attempt of this very operation wrote, if it committed."""
+    row = conn.execute(sa.select(trials_table).where(trials_table.c.token == token)).first()
+    return None if row is None else _row_to_trial(row)
+
+
 def _trial_values(t: FrozenTrial) -> dict[str, Any]:
     return {
         "state": t.state.value,
@@ -363,14 +369,14 @@ class SQLStorage(Storage):
         now = time.time() if now is None else now
         running = state is TrialState.RUNNING
         t = trials_table.c
+        attempts = [0]
 
         def op(conn: Connection) -> FrozenTrial | None:
             self._lock_study(conn, study_id)
-            done = conn.execute(sa.select(t.number).where(t.token == token)).first()
+            attempts[0] += 1
+            done = _by_token(conn, token) if attempts[0] > 1 else None
             if done is not None:  # an earlier attempt committed before its connection broke
-                return _row_to_trial(
-                    conn.execute(sa.select(trials_table).where(t.token == token)).one()
-                )
+                return done
             if claim is not None and conn.execute(
                 sa.select(t.number).where(t.study_id == study_id, t.claim == claim)
             ).first():
@@ -413,12 +419,14 @@ class SQLStorage(Storage):
         if has is None:
             return None
         token = uuid.uuid4().hex  # marks the popped row, so a retried pop returns it again
+        attempts = [0]
 
         def op(conn: Connection) -> FrozenTrial | None:
             self._lock_study(conn, study_id)
-            done = conn.execute(sa.select(trials_table).where(t.token == token)).first()
+            attempts[0] += 1
+            done = _by_token(conn, token) if attempts[0] > 1 else None
             if done is not None:  # an earlier attempt committed before its connection broke
-                return _row_to_trial(done)
+                return done
             row = conn.execute(
                 sa.select(trials_table)
                 .where(t.study_id == study_id, t.state == "waiting")
