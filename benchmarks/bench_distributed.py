@@ -31,6 +31,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+# worker processes (Ray's included) must import this checkout's tunesmith too
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import tunesmith as ts  # noqa: E402
@@ -39,9 +41,18 @@ ts.set_verbosity(logging.WARNING)
 
 
 # -- storage throughput ------------------------------------------------------------------------
+SLEEP = 0.0  # seconds each trial's objective waits (the "scaling" part: a trial that waits on I/O or a GPU)
+
+
 def _ts_worker(url: str, name: str, n: int) -> None:
     study = ts.Study.load(name, url, sampler="random")
-    study.optimize(lambda t: t.params["x"] ** 2, n_trials=n, show_progress=False)
+
+    def objective(t: ts.Trial) -> float:
+        if SLEEP:
+            time.sleep(SLEEP)
+        return float(t.params["x"] ** 2)
+
+    study.optimize(objective, n_trials=n, show_progress=False)
 
 
 def _optuna_worker(url: str, name: str, n: int) -> None:
@@ -49,7 +60,14 @@ def _optuna_worker(url: str, name: str, n: int) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=name, storage=url, sampler=optuna.samplers.RandomSampler())
-    study.optimize(lambda t: t.suggest_float("x", -5, 5) ** 2, n_trials=n)
+
+    def objective(t: Any) -> float:
+        x = t.suggest_float("x", -5, 5)
+        if SLEEP:
+            time.sleep(SLEEP)
+        return float(x**2)
+
+    study.optimize(objective, n_trials=n)
 
 
 def _ts_create(url: str, name: str) -> None:
@@ -88,7 +106,7 @@ def bench_storage(urls: dict[str, str], n_trials: int, repeats: int) -> list[dic
                     name = f"{lib}-{uuid.uuid4().hex[:8]}"
                     create(url, name)
                     rates[lib].append(_timed(work, url, name, n_trials, workers))
-            row = {"db": db, "workers": workers, "trials": n_trials, "repeats": repeats}
+            row = {"db": db, "workers": workers, "trials": n_trials, "repeats": repeats, "sleep_s": SLEEP}
             for lib in libs:
                 row[f"{lib}_trials_per_s"] = round(statistics.median(rates[lib]), 1)
             row["ratio"] = round(row["tunesmith_trials_per_s"] / row["optuna_trials_per_s"], 2)
@@ -110,12 +128,21 @@ def _ray_start(num_cpus: int) -> Any:
 
 
 def _tunesmith_ray(n: int, storage: str | None) -> float:
+    return _tunesmith_ray_total(n, storage) / n
+
+
+def _tunesmith_ray_total(n: int, storage: str | None) -> float:
     study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", storage=storage, name=f"r-{uuid.uuid4().hex[:6]}")
     t0 = time.perf_counter()
     study.optimize(lambda t: t.params["x"], n_trials=n, executor="ray", show_progress=False)
     elapsed = time.perf_counter() - t0
     assert len(study.trials) == n
-    return elapsed / n
+    return elapsed
+
+
+def _tunesmith_ray_marginal(n: int, storage: str | None) -> float:
+    """Steady-state cost of one more trial: (T(4n) - T(n)) / 3n, actors' start cancelled out."""
+    return (_tunesmith_ray_total(4 * n, storage) - _tunesmith_ray_total(n, storage)) / (3 * n)
 
 
 def _tune(n: int, reuse: bool, folder: str) -> float:
@@ -143,6 +170,9 @@ def bench_ray(n_trials: int, tune_default_trials: int, repeats: int) -> list[dic
     cases: dict[str, tuple[Callable[[], float], int]] = {
         "tunesmith ray (in-memory study)": (lambda: _tunesmith_ray(n_trials, None), n_trials),
         "tunesmith ray (SQLite study)": (lambda: _tunesmith_ray(n_trials, f"sqlite:///{db}"), n_trials),
+        "tunesmith ray, marginal per trial (in-memory)": (lambda: _tunesmith_ray_marginal(n_trials, None), 4 * n_trials),
+        "tunesmith ray, marginal per trial (SQLite)": (
+            lambda: _tunesmith_ray_marginal(n_trials, f"sqlite:///{db}"), 4 * n_trials),
         "ray tune Tuner (reuse_actors=True)": (lambda: _tune(n_trials, True, folder), n_trials),
         "ray tune Tuner (default)": (lambda: _tune(tune_default_trials, False, folder), tune_default_trials),
     }
@@ -164,7 +194,8 @@ def bench_ray(n_trials: int, tune_default_trials: int, repeats: int) -> list[dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["storage", "ray", "all"], default="all")
+    ap.add_argument("--part", choices=["storage", "scaling", "ray", "all"], default="all")
+    ap.add_argument("--sleep", type=float, default=0.02, help="objective's wait in the scaling part (s)")
     ap.add_argument("--trials", type=int, default=200, help="trials per storage measurement")
     ap.add_argument("--ray-trials", type=int, default=100)
     ap.add_argument("--tune-default-trials", type=int, default=10)
@@ -178,6 +209,13 @@ def main() -> None:
         with PostgresServer() as pg, tempfile.TemporaryDirectory() as tmp:
             urls = {"sqlite": f"sqlite:///{tmp}/bench.db", "postgresql": pg.create_database("bench")}
             result["storage"] = bench_storage(urls, args.trials, args.repeats)
+    if args.part in ("scaling", "all"):
+        global SLEEP
+        SLEEP = args.sleep
+        from pg import PostgresServer
+
+        with PostgresServer() as pg:
+            result["scaling"] = bench_storage({"postgresql": pg.create_database("scaling")}, args.trials, args.repeats)
     if args.part in ("ray", "all"):
         result["ray"] = bench_ray(args.ray_trials, args.tune_default_trials, args.repeats)
     if args.out:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
 from .base import Executor, Job
 from .loop import Budget
@@ -210,7 +211,7 @@ class _Driver:
         if self.memory:
             try:
                 trial = self.study.ask()
-            except Exception as exc:  # noqa: BLE001 - exhausted grid or a sampler failure ends the run
+            except SearchExhausted as exc:
                 self.budget.give_back()
                 self.budget.stop()
                 self.exhausted = str(exc)
