@@ -181,3 +181,22 @@ def test_gpu_packing_assigns_devices_and_retries_oom_with_fewer_neighbours(tmp_p
     assert alone, "device 1 completed nothing after its out-of-memory trial"
     for s, _ in alone:
         assert sum(1 for (a, b) in alone if a <= s < b) == 1
+
+
+def _dies_once(trial: Any) -> float:
+    marker = Path(os.environ["DIE_MARKER"])
+    if not marker.exists():
+        marker.write_text(str(trial.number))
+        os.kill(os.getpid(), 9)  # a worker process killed mid-trial
+    return float(trial.params["x"])
+
+
+def test_a_dead_worker_process_has_its_trial_failed_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIE_MARKER", str(tmp_path / "died"))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'd.db'}", name="d", sampler="random")
+    study.optimize(_dies_once, n_trials=10, n_jobs=2)  # no heartbeats: the parent notices the death
+    number = int((tmp_path / "died").read_text())
+    trials = {t.number: t for t in study.trials}
+    assert trials[number].state is TrialState.FAILED
+    assert "worker process died (exit code -9)" in (trials[number].error or "")
+    assert len(trials) == 10 and sum(t.state is TrialState.COMPLETE for t in trials.values()) == 9
