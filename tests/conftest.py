@@ -8,7 +8,9 @@ means in memory). ``TUNESMITH_TEST_POSTGRES_URL`` adds an existing server.
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,4 +98,10 @@ def subprocess_env() -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from pg import PostgresServer, PostgresUnavailable  # noqa: E402
+
+_db_numbers = itertools.count()
 

@@ -31,6 +31,12 @@ class StudyRecord:
     created: float = 0.0
 
 
+def lost_record(t: FrozenTrial, error: str, now: float, requeued_as: int | None) -> FrozenTrial:
+    """``t`` marked failed by :meth:`Storage.fail_running` (reports kept)."""
+    attrs = dict(t.attrs) if requeued_as is None else {**t.attrs, "requeued_as": requeued_as}
+    return t.replace(state=TrialState.FAILED, error=error, completed=now, attrs=attrs)
+
+
 def worker_id() -> str:
     """``host:pid`` of the calling process."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -68,9 +74,11 @@ class Storage(ABC):
         claim: str | None = None,
         worker: str | None = None,
         now: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> FrozenTrial | None:
         """Insert a trial numbered one past the last; atomically.
 
+        ``attrs`` are the new trial's attributes (a re-queued copy's origin).
         With ``claim`` set, return ``None`` instead if a trial of the study
         already holds that claim (a grid point another worker took).
         """
@@ -113,7 +121,28 @@ class Storage(ABC):
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         """Record that the workers of these running trials are alive."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    @abstractmethod
+    def fail_running(
+        self,
+        study_id: int,
+        *,
+        error: str,
+        now: float,
+        stale_before: float | None = None,
+        worker: str | None = None,
+        requeue: bool = False,
+    ) -> list[FrozenTrial]:
+        """Atomically mark running trials failed; return the failed records.
+
+        Selects running trials whose heartbeat is older than ``stale_before``
+        and/or that belong to ``worker`` (both given: both must hold). Their
+        intermediate reports and attributes are kept. With ``requeue``, each
+        gets a waiting copy with the same parameters (attribute ``retry_of``),
+        and the failed record points to it (``requeued_as``). Two workers
+        calling this at once never fail or re-queue the same trial twice.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections (optional)."""
 
     def __repr__(self) -> str:

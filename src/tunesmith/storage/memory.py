@@ -9,7 +9,7 @@ from typing import Any
 
 from ..exceptions import StudyNotFound, TrialFinishedError
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord
+from .base import Storage, StudyRecord, lost_record
 
 
 class MemoryStorage(Storage):
@@ -64,6 +64,7 @@ class MemoryStorage(Storage):
         claim: str | None = None,
         worker: str | None = None,
         now: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> FrozenTrial | None:
         with self._lock:
             if claim is not None:
@@ -80,6 +81,7 @@ class MemoryStorage(Storage):
                 worker=worker if running else None,
                 started=now if running else None,
                 heartbeat=now if running else None,
+                attrs=dict(attrs or {}),
                 trial_id=len(trials),
             )
             trials.append(t)
@@ -131,3 +133,38 @@ class MemoryStorage(Storage):
             for n in numbers:
                 if trials[n].state is TrialState.RUNNING:
                     trials[n] = trials[n].replace(heartbeat=now)
+
+    def fail_running(
+        self,
+        study_id: int,
+        *,
+        error: str,
+        now: float,
+        stale_before: float | None = None,
+        worker: str | None = None,
+        requeue: bool = False,
+    ) -> list[FrozenTrial]:
+        with self._lock:
+            trials = self._trials[study_id]
+            lost = [t for t in trials if _matches(t, stale_before, worker)]
+            out = []
+            for t in lost:
+                copy = None
+                if requeue:
+                    copy = FrozenTrial(
+                        number=len(trials), state=TrialState.WAITING, params=dict(t.params),
+                        attrs={"retry_of": t.number}, trial_id=len(trials),
+                    )
+                    trials.append(copy)
+                failed = lost_record(t, error, now, None if copy is None else copy.number)
+                trials[t.number] = failed
+                out.append(failed)
+            return out
+
+
+def _matches(t: FrozenTrial, stale_before: float | None, worker: str | None) -> bool:
+    if t.state is not TrialState.RUNNING:
+        return False
+    if stale_before is not None and (t.heartbeat or 0.0) >= stale_before:
+        return False
+    return worker is None or t.worker == worker

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..exceptions import SchemaVersionError, StorageError, StudyNotFound, TrialFinishedError
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord
+from .base import Storage, StudyRecord, lost_record
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
@@ -369,6 +369,7 @@ class SQLStorage(Storage):
         claim: str | None = None,
         worker: str | None = None,
         now: float | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> FrozenTrial | None:
         token = uuid.uuid4().hex
         now = time.time() if now is None else now
@@ -380,6 +381,7 @@ class SQLStorage(Storage):
             worker=worker if running else None,
             started=now if running else None,
             heartbeat=now if running else None,
+            attrs=dict(attrs or {}),
         )
         values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(template)}
         returning = not self.is_sqlite  # SQLite: cursor.lastrowid works on every version
@@ -414,16 +416,23 @@ class SQLStorage(Storage):
         # cheap read first (one autocommit statement): most asks find no queued trial
         if self._tx(lambda c: c.first("has_waiting", {"sid": study_id}), write=False) is None:
             return None
+        token = uuid.uuid4().hex  # marks the popped row, so a retried pop returns it again
+        tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
             self._lock_hot(cur, study_id)
+            if tried[0]:  # an earlier attempt may have committed before its connection broke
+                done = cur.first("by_token", {"token": token})
+                if done is not None:
+                    return tuple_to_trial(done)
+            tried[0] = True
             row = cur.first("first_waiting", {"sid": study_id})
             if row is None:
                 return None
             rec = tuple_to_trial(row).replace(
                 state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now
             )
-            cur.execute("set_by_id", {"w_id": rec.trial_id, **_trial_values(rec)})
+            cur.execute("pop_by_id", {"w_id": rec.trial_id, "token": token, **_trial_values(rec)})
             return rec
 
         return self._tx(op, write=True)
@@ -491,6 +500,56 @@ class SQLStorage(Storage):
             ),
             write=True,
         )
+
+    def fail_running(
+        self,
+        study_id: int,
+        *,
+        error: str,
+        now: float,
+        stale_before: float | None = None,
+        worker: str | None = None,
+        requeue: bool = False,
+    ) -> list[FrozenTrial]:
+        t = trials_table.c
+        cond = [t.study_id == study_id, t.state == "running"]
+        if stale_before is not None:
+            cond.append(sa.func.coalesce(t.heartbeat, 0.0) < stale_before)
+        if worker is not None:
+            cond.append(t.worker == worker)
+        # cheap unlocked read first: almost always nothing is lost
+        if self._run(lambda c: c.execute(sa.select(t.number).where(*cond).limit(1)).first(), write=False) is None:
+            return []
+
+        def op(conn: Connection) -> list[FrozenTrial]:
+            self._lock_study(conn, study_id)  # the re-check below runs under the lock
+            rows = conn.execute(sa.select(trials_table).where(*cond).order_by(t.number)).all()
+            return [self._fail_row(conn, study_id, r, error, now, requeue) for r in rows]
+
+        return self._run(op, write=True)
+
+    def _fail_row(
+        self, conn: Connection, study_id: int, row: Any, error: str, now: float, requeue: bool
+    ) -> FrozenTrial:
+        t = trials_table.c
+        copy_number = None
+        if requeue:
+            copy_number = int(
+                conn.execute(sa.select(sa.func.max(t.number) + 1).where(t.study_id == study_id)).scalar_one()
+            )
+            copy = FrozenTrial(
+                number=copy_number, state=TrialState.WAITING, params=json.loads(row.params),
+                attrs={"retry_of": row.number},
+            )
+            conn.execute(
+                sa.insert(trials_table).values(
+                    study_id=study_id, number=copy_number, claim=None, token=uuid.uuid4().hex,
+                    **_trial_values(copy),
+                )
+            )
+        failed = lost_record(_row_to_trial(row), error, now, copy_number)
+        conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(failed)))
+        return failed
 
     def close(self) -> None:
         if self._engine is not None:

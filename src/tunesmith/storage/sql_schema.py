@@ -94,6 +94,9 @@ def _hot_statements() -> dict[str, Any]:
         "has_waiting": sa.select(_tc.number).where(waiting).limit(1),
         "first_waiting": sa.select(*_TRIAL_COLS).where(waiting).order_by(_tc.number).limit(1),
         "set_by_id": sa.update(trials_table).where(_tc.trial_id == _b("w_id")).values(**record),
+        "pop_by_id": sa.update(trials_table)
+        .where(_tc.trial_id == _b("w_id"))
+        .values(token=_b("token"), **record),
         "update_unfinished": sa.update(trials_table)
         .where(_tc.study_id == _b("w_sid"), _tc.number == _b("w_number"), *(_tc.state != s for s in _FINISHED))
         .values(**record),

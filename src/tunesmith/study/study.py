@@ -17,6 +17,7 @@ from ..space import Space
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState
 from .resume import pause_record, resume_next
+from .heartbeat import Heartbeat, HeartbeatConfig
 from .trial import Trial, _as_float
 
 logger = logging.getLogger("tunesmith")
@@ -40,6 +41,13 @@ class Study:
             again resumes the study.
         name: the study's name in the storage.
         load_if_exists: resume an existing study of that name (else raise).
+        heartbeat_interval: seconds between heartbeats of running trials
+            (None: off). Stored with a new study; workers that open it later
+            use the stored settings unless they pass their own.
+        grace_period: a running trial whose heartbeat is older than this is
+            failed ("worker lost") by the next worker that asks (default 5x
+            the interval).
+        requeue_failed: also queue a copy of each lost trial, same parameters.
     """
 
     def __init__(
@@ -53,10 +61,14 @@ class Study:
         storage: str | Storage | None = None,
         name: str | None = None,
         load_if_exists: bool = True,
+        heartbeat_interval: float | None = None,
+        grace_period: float | None = None,
+        requeue_failed: bool = False,
     ) -> None:
         self._storage = make_storage(storage)
         self.name = name or f"study-{uuid.uuid4().hex[:8]}"
-        record = self._open(space, direction, sampler, pruner, seed, load_if_exists)
+        beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
+        record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat)
         self._study_id = record.study_id
         self.direction = record.direction
         self.space = Space.from_dict(record.space)
@@ -69,6 +81,9 @@ class Study:
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
         self.budget_hint: int | None = None
+        if heartbeat_interval is None and "heartbeat" in cfg:
+            beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
+        self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
 
     # -- opening ----------------------------------------------------------------
     def _open(
@@ -79,6 +94,7 @@ class Study:
         pruner: Any,
         seed: int | None,
         load_if_exists: bool,
+        beat: HeartbeatConfig,
     ) -> Any:
         try:
             record = self._storage.get_study(self.name)
@@ -99,7 +115,11 @@ class Study:
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
         samp = make_sampler(sampler if sampler is not None else "auto", seed)
-        config = {"sampler": samp.describe(), "pruner": make_pruner(pruner).describe()}
+        config = {
+            "sampler": samp.describe(),
+            "pruner": make_pruner(pruner).describe(),
+            "heartbeat": beat.to_dict(),
+        }
         try:
             return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
         except ValueError:  # another worker created it a moment ago
@@ -188,16 +208,19 @@ class Study:
         return pd.DataFrame(trial_rows(self.trials, self.space))
 
     # -- ask / tell ----------------------------------------------------------------------
-    def enqueue(self, params: Mapping[str, Any], *, skip_if_exists: bool = False) -> int | None:
+    def enqueue(
+        self, params: Mapping[str, Any], *, skip_if_exists: bool = False, attrs: Mapping[str, Any] | None = None
+    ) -> int | None:
         """Queue a configuration to evaluate before the sampler's own picks.
 
         Returns the queued trial's number, or None when ``skip_if_exists`` and
-        the configuration was already tried or queued.
+        the configuration was already tried or queued. ``attrs`` are stored
+        with the queued trial (JSON-serializable).
         """
         canon = self.space.validate(params)
         if skip_if_exists and any(t.params == canon for t in self._history()):
             return None
-        rec = self._storage.create_trial(self._study_id, params=canon, state=TrialState.WAITING)
+        rec = self._storage.create_trial(self._study_id, params=canon, state=TrialState.WAITING, attrs=attrs)
         assert rec is not None
         return rec.number
 
@@ -209,10 +232,12 @@ class Study:
         """
         me = worker_id()
         with self._lock:
+            self._heartbeat.reap()
             rec = resume_next(self, me)  # promoted paused trials go first
             if rec is None:
                 rec = self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
             if rec is not None:
+                self._heartbeat.started(rec.number)
                 return Trial(self, self._canonical(rec))
             for _ in range(1000):
                 history = self._history() if self.sampler.uses_history else []
@@ -226,6 +251,7 @@ class Study:
                 claim = self.space.key(params) if suggestion.unique else None
                 rec = self._storage.create_trial(self._study_id, params=params, claim=claim, worker=me)
                 if rec is not None:  # its params are canonical already (validated just above)
+                    self._heartbeat.started(rec.number)
                     return Trial(self, rec)
         raise RuntimeError("could not claim a configuration after 1000 attempts")
 
@@ -253,7 +279,10 @@ class Study:
             final = pause_record(record)
         else:
             final = self._finish(record, value, None if state is None else TrialState(state), error)
-        self._storage.update_trial(self._study_id, final)
+        try:
+            self._storage.update_trial(self._study_id, final)
+        finally:
+            self._heartbeat.finished(final.number)
         if isinstance(trial, Trial):
             trial._record = final
         if final.state is TrialState.FAILED:
@@ -301,7 +330,8 @@ class Study:
         catch: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
         callbacks: Sequence[Callable[[Study, FrozenTrial], None]] = (),
         show_progress: bool | None = None,
-        executor: str | None = None,
+        executor: Any = None,
+        **executor_options: Any,
     ) -> None:
         """Run trials until ``n_trials`` are done, ``timeout`` seconds pass, or the
         search is exhausted; whichever comes first.
@@ -317,7 +347,12 @@ class Study:
                 are processes sharing the database; in memory, threads.
             callbacks: called as ``callback(study, trial)`` after each trial.
             show_progress: a progress bar (default: when stderr is a terminal).
-            executor: "thread" or "process" to override the default.
+            executor: "thread", "process" or "ray" (or an
+                :class:`~tunesmith.execution.Executor`) to override the default.
+            executor_options: passed to the executor: ``gpus``,
+                ``trials_per_gpu``, ``threads_per_trial`` (process);
+                ``ray_address``, ``resources_per_trial``, ``trials_per_gpu``
+                (ray). See docs/distributed.md.
 
         Ctrl-C stops cleanly: running trials are marked failed ("interrupted"),
         nothing is half-written, and optimize returns.
@@ -334,6 +369,7 @@ class Study:
             callbacks=tuple(callbacks),
             show_progress=show_progress,
             executor=executor,
+            options=executor_options,
         )
 
     def run_trial(
@@ -360,6 +396,19 @@ class Study:
             self.tell(trial, state=TrialState.FAILED, error=_describe(exc))
             raise
         return self.tell(trial, value)
+
+    # -- lost workers (heartbeat.py does the work) ----------------------------------------
+    def fail_worker(self, worker: str, error: str, *, requeue: bool | None = None) -> list[FrozenTrial]:
+        """Fail the running trials of ``worker`` (``host:pid``), known to be dead;
+        re-queued as well if ``requeue`` (default: as the study's requeue_failed)."""
+        return self._storage.fail_running(
+            self._study_id, error=error, now=time.time(), worker=worker,
+            requeue=self._heartbeat.config.requeue if requeue is None else requeue,
+        )
+
+    @property
+    def heartbeat_config(self) -> HeartbeatConfig:
+        return self._heartbeat.config
 
     def _mark_interrupted(self, trial: Trial) -> None:
         try:

@@ -1,0 +1,87 @@
+"""Where trials run: inline, threads, local processes (with GPU packing), Ray.
+
+``make_executor`` turns ``study.optimize(..., n_jobs=, executor=, **options)``
+into an :class:`Executor`. The Ray adapter is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..storage import MemoryStorage, Storage
+from .base import Executor, Job
+from .gpu import Slot, SlotPool, plan_slots
+from .local import InlineExecutor, ProcessExecutor, ThreadExecutor
+from .loop import Budget, Run, worker_loop
+
+_OPTIONS = {
+    "inline": set(),
+    "thread": set(),
+    "process": {"gpus", "trials_per_gpu", "threads_per_trial"},
+    "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init"},
+}
+
+
+def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str, Any]) -> Executor:
+    """An executor from a name ("inline", "thread", "process", "ray"), an
+    instance, or None (inline for one job; threads in memory; else processes)."""
+    if isinstance(spec, Executor):
+        if options:
+            raise TypeError(f"options {sorted(options)} go to the executor's constructor, not optimize()")
+        return spec
+    n = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    kind = spec if spec is not None else _default_kind(n, storage, options)
+    if kind not in _OPTIONS:
+        raise ValueError(f"executor must be one of {sorted(_OPTIONS)} or an Executor, got {spec!r}")
+    unknown = set(options) - _OPTIONS[kind]
+    if unknown:
+        allowed = ", ".join(sorted(_OPTIONS[kind])) or "none"
+        raise TypeError(f"optimize() got options {sorted(unknown)} that executor {kind!r} does not take (it takes: {allowed})")
+    if kind == "ray":
+        from .ray import RayExecutor
+
+        return RayExecutor(n_workers=None if n_jobs == 1 else n, **_ray_options(options))
+    if kind == "process":
+        if isinstance(storage, MemoryStorage):
+            raise ValueError(
+                "process workers need a storage they can share: pass storage='sqlite:///file.db' "
+                "(or use executor='thread')"
+            )
+        fill = options.get("gpus") is not None and n_jobs == 1  # default n_jobs: fill the devices
+        return ProcessExecutor(None if fill else n, **options)
+    if kind == "thread" and n > 1:
+        return ThreadExecutor(n)
+    return InlineExecutor()
+
+
+def _default_kind(n: int, storage: Storage, options: Mapping[str, Any]) -> str:
+    if options.get("gpus") is not None:
+        return "process"
+    if n == 1:
+        return "inline"
+    return "thread" if isinstance(storage, MemoryStorage) else "process"
+
+
+def _ray_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(options)
+    if "ray_address" in out:
+        out["address"] = out.pop("ray_address")
+    return out
+
+
+__all__ = [
+    "Budget",
+    "Executor",
+    "InlineExecutor",
+    "Job",
+    "ProcessExecutor",
+    "Run",
+    "Slot",
+    "SlotPool",
+    "ThreadExecutor",
+    "make_executor",
+    "plan_slots",
+    "worker_loop",
+]

@@ -1,0 +1,137 @@
+"""Packing trials onto GPUs: device assignment and out-of-memory retries (pure logic).
+
+Each concurrent trial gets its own worker process and one device, named in
+``CUDA_VISIBLE_DEVICES``; ``trials_per_gpu`` workers share a device and no
+device gets more. A trial that dies of CUDA out-of-memory is queued again
+(same parameters) and its worker retires, so the device it ran on carries one
+neighbour fewer from then on; a device's last worker is replaced, not retired,
+so the retry can run alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+MAX_OOM_RETRIES = 2
+EXIT_OOM = 75  # a worker's exit code after an out-of-memory trial: "retire me"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A worker's place: its index and the device it may see (None: CPU only)."""
+
+    index: int
+    device: str | None = None
+    share: float = 1.0  # fraction of the device this worker may count on
+
+    def env(self, threads: int | None = 1) -> dict[str, str]:
+        """Environment a worker process sets before its first trial."""
+        env: dict[str, str] = {}
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)
+            env["MKL_NUM_THREADS"] = str(threads)
+        if self.device is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.device
+            env["TUNESMITH_GPU_SHARE"] = f"{self.share:.6g}"
+        return env
+
+
+def parse_gpus(gpus: Sequence[int | str] | int | str | None) -> list[str] | None:
+    """``[0, 1]``, ``"0,1"``, a count ``2`` (devices 0..1), or None (no GPU)."""
+    if gpus is None:
+        return None
+    if isinstance(gpus, bool):
+        raise TypeError(f"gpus must be device ids, a count or None, got {gpus!r}")
+    if isinstance(gpus, int):
+        if gpus < 1:
+            raise ValueError(f"gpus as a count must be >= 1, got {gpus}")
+        return [str(i) for i in range(gpus)]
+    items = gpus.split(",") if isinstance(gpus, str) else list(gpus)
+    ids = [str(g).strip() for g in items if str(g).strip() != ""]
+    if not ids:
+        raise ValueError(f"gpus must name at least one device, got {gpus!r}")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"gpus lists a device twice: {gpus!r}")
+    return ids
+
+
+def check_trials_per_gpu(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"trials_per_gpu must be an integer >= 1, got {k!r}")
+    return k
+
+
+def plan_slots(n_jobs: int | None, gpus: Sequence[str] | None, trials_per_gpu: int = 1) -> list[Slot]:
+    """One slot per concurrent trial; devices filled round-robin, never beyond capacity.
+
+    Without GPUs: ``n_jobs`` CPU slots. With GPUs: ``len(gpus) * trials_per_gpu``
+    slots, or ``n_jobs`` if that is fewer.
+    """
+    check_trials_per_gpu(trials_per_gpu)
+    if not gpus:
+        return [Slot(i) for i in range(n_jobs or 1)]
+    capacity = len(gpus) * trials_per_gpu
+    n = capacity if n_jobs is None else min(n_jobs, capacity)
+    return [Slot(i, gpus[i % len(gpus)], 1.0 / trials_per_gpu) for i in range(n)]
+
+
+class SlotPool:
+    """Live slots by device; decides what replaces a worker that exited."""
+
+    def __init__(self, slots: Sequence[Slot]) -> None:
+        self.live: dict[int, Slot] = {s.index: s for s in slots}
+        self._next = max((s.index for s in slots), default=-1) + 1
+
+    def on_device(self, device: str | None) -> int:
+        return sum(1 for s in self.live.values() if s.device == device)
+
+    def exited(self, slot: Slot, *, oom: bool) -> Slot | None:
+        """Forget ``slot``; after an out-of-memory exit, return a replacement
+        only when the device has no other worker left (the retry runs alone)."""
+        self.live.pop(slot.index, None)
+        if not oom or slot.device is None or self.on_device(slot.device) > 0:
+            return None
+        new = Slot(self._next, slot.device, 1.0)
+        self._next += 1
+        self.live[new.index] = new
+        return new
+
+
+def is_cuda_oom(exc: BaseException | None) -> bool:
+    """Whether an exception (or its cause) is CUDA running out of memory."""
+    seen = 0
+    while exc is not None and seen < 10:
+        text = str(exc)
+        if type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text or "CUBLAS_STATUS_ALLOC_FAILED" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def is_oom_error(error: str | None) -> bool:
+    """Whether a failed trial's stored error says CUDA ran out of memory."""
+    return error is not None and (
+        error.startswith("OutOfMemoryError") or "CUDA out of memory" in error or "CUBLAS_STATUS_ALLOC_FAILED" in error
+    )
+
+
+def retry_attrs(number: int, attrs: Mapping[str, object]) -> dict[str, object] | None:
+    """Attributes of the re-queued copy of an out-of-memory trial, or None when
+    it already used up its retries."""
+    done = attrs.get("oom_retries", 0)
+    tries = int(done) if isinstance(done, int) else 0
+    if tries >= MAX_OOM_RETRIES:
+        return None
+    return {"retry_of": number, "oom_retries": tries + 1, "reason": "CUDA out of memory"}
+
+
+def apply_env(env: Mapping[str, str]) -> None:
+    """Set a worker's environment; limit torch's threads if torch is loaded."""
+    os.environ.update(env)
+    import sys
+
+    if "OMP_NUM_THREADS" in env and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(env["OMP_NUM_THREADS"]))

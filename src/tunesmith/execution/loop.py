@@ -1,0 +1,123 @@
+"""The worker loop shared by every executor: ask, evaluate, tell until the budget ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import SearchExhausted, TrialFinishedError
+from ..trial import FrozenTrial
+
+if TYPE_CHECKING:
+    from ..study import Study
+
+
+class Budget:
+    """Trials left and deadline, shared by threads (ctx=None) or forked processes."""
+
+    def __init__(self, n_trials: int | None, timeout: float | None, ctx: Any = None) -> None:
+        self.limited = n_trials is not None
+        left = n_trials if n_trials is not None else 0
+        if ctx is None:
+            self._left: Any = _Box(left)
+            self._stop: Any = _Box(0)
+            self._lock: Any = threading.Lock()
+        else:
+            self._left = ctx.Value("q", left, lock=False)
+            self._stop = ctx.Value("b", 0, lock=False)
+            self._lock = ctx.Lock()
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+
+    @property
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def take(self, n: int = 1) -> int:
+        """Reserve up to ``n`` trials; how many were granted (0: spent or stopped)."""
+        if self.expired:
+            return 0
+        with self._lock:
+            if self._stop.value:
+                return 0
+            if not self.limited:
+                return n
+            got = min(n, max(0, self._left.value))
+            self._left.value -= got
+            return int(got)
+
+    def give_back(self, n: int = 1) -> None:
+        if self.limited and n > 0:
+            with self._lock:
+                self._left.value += n
+
+    def stop(self) -> None:
+        self._stop.value = 1
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self._stop.value)
+
+    @property
+    def left(self) -> int | None:
+        return int(self._left.value) if self.limited else None
+
+
+@dataclass
+class _Box:
+    value: int = 0
+
+
+@dataclass
+class Run:
+    """A worker's view of a job: the study, objective, shared budget and hooks."""
+
+    study: Study
+    objective: Callable[..., Any]
+    budget: Budget
+    catch: tuple[type[BaseException], ...]
+    callbacks: tuple[Callable[[Study, FrozenTrial], None], ...] = ()
+    on_trial: Callable[[FrozenTrial], None] | None = None
+    exhausted: list[str] = field(default_factory=list)
+    after_trial: Callable[[FrozenTrial], bool] | None = None  # False: this worker retires
+    retired: bool = False
+
+
+def worker_loop(run: Run) -> None:
+    """Ask, evaluate, tell until the budget ends, the search is exhausted, or
+    ``after_trial`` retires this worker."""
+    while run.budget.take():
+        record = run_one(run)
+        if record is None:
+            if run.exhausted:
+                return
+            continue
+        if run.after_trial is not None and not run.after_trial(record):
+            run.retired = True
+            return
+
+
+def run_one(run: Run) -> FrozenTrial | None:
+    """One trial; None when the search is exhausted or it was failed elsewhere."""
+    study = run.study
+    try:
+        trial = study.ask()
+    except SearchExhausted as exc:
+        run.budget.give_back()
+        run.budget.stop()
+        run.exhausted.append(str(exc))
+        return None
+    resumed = trial.is_resumed
+    if resumed:
+        run.budget.give_back()  # a promotion continues a trial; n_trials counts new ones
+    try:
+        record = study.run_trial(run.objective, trial, run.catch)
+    except TrialFinishedError:
+        return None  # failed meanwhile (interrupted, or its heartbeat was judged lost)
+    for cb in run.callbacks:
+        cb(study, record)
+    if run.on_trial is not None and not resumed:
+        run.on_trial(record)
+    return record

@@ -1,0 +1,300 @@
+"""Ray executor: trials run in long-lived Ray actors on a local instance or a cluster.
+
+Each actor is one concurrent trial slot with the per-trial resources (CPUs,
+GPUs or a fraction of one, custom resources). The study's record stays in
+tunesmith's storage:
+
+* SQL storage: each actor opens the study by URL and loops ask, evaluate,
+  tell itself; the driver only hands out the budget, one trial per call,
+  two calls in flight per actor so an actor never waits for the driver.
+* In-memory storage: the driver asks and tells; actors only evaluate and
+  send back the value, the reports and the attributes.
+
+An actor that dies (its process killed, its node lost) has its running trial
+failed (re-queued if the study re-queues lost trials) and is replaced. An
+actor whose trial ran out of GPU memory retires, so its device carries one
+trial fewer; the trial is queued again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import SearchExhausted
+from ..storage import MemoryStorage
+from .base import Executor, Job
+from .loop import Budget
+from .ray_worker import (
+    EvalWorker,
+    Outcome,
+    StudySpec,
+    StudyWorker,
+    apply_outcome,
+    fail_or_unqueue,
+    retry_if_oom,
+)
+
+logger = logging.getLogger("tunesmith")
+
+IN_FLIGHT = 2  # calls queued per actor: one running, one waiting
+MAX_REPLACEMENTS = 20
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(
+            "executor='ray' needs Ray: pip install 'tunesmith[ray]'"
+        ) from None
+    return ray
+
+
+def check_resources(resources: Mapping[str, Any] | None, trials_per_gpu: int | None) -> dict[str, float]:
+    """Per-trial resources as Ray options: ``{"cpu": 1, "gpu": 0.25, "custom": 1}``."""
+    res = dict(resources or {})
+    for k, v in res.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
+            raise ValueError(f"resources_per_trial[{k!r}] must be a number >= 0, got {v!r}")
+    if trials_per_gpu is not None:
+        if isinstance(trials_per_gpu, bool) or not isinstance(trials_per_gpu, int) or trials_per_gpu < 1:
+            raise ValueError(f"trials_per_gpu must be an integer >= 1, got {trials_per_gpu!r}")
+        if res.get("gpu"):
+            raise ValueError("give either resources_per_trial['gpu'] or trials_per_gpu, not both")
+        res["gpu"] = 1.0 / trials_per_gpu
+    gpu = float(res.get("gpu", 0.0))
+    if gpu > 1 and gpu != int(gpu):
+        raise ValueError(f"resources_per_trial['gpu'] above 1 must be whole GPUs, got {gpu}")
+    res.setdefault("cpu", 1.0)
+    return {k: float(v) for k, v in res.items()}
+
+
+def fit_workers(total: Mapping[str, float], need: Mapping[str, float]) -> int:
+    """How many trials of ``need`` the cluster's ``total`` holds at once."""
+    names = {"cpu": "CPU", "gpu": "GPU"}
+    counts = []
+    for k, v in need.items():
+        if v > 0:
+            counts.append(int(total.get(names.get(k, k), 0.0) / v + 1e-9))
+    n = min(counts) if counts else 1
+    if n < 1:
+        raise ValueError(f"the Ray cluster ({dict(total)}) cannot fit one trial needing {dict(need)}")
+    return n
+
+
+@dataclass
+class _Actor:
+    handle: Any
+    who: Any = None  # ref to the actor's host:pid (answered first, kept if it dies)
+    worker: str = ""
+    calls: dict[Any, list[int]] = field(default_factory=dict)  # ref -> trial numbers (memory mode)
+
+
+class RayExecutor(Executor):
+    """Run trials as Ray actors.
+
+    Args:
+        address: an existing cluster's address (``"10.0.0.5:6379"``,
+            ``"ray://..."``); None starts a private local instance (never
+            joins another one by chance) unless Ray is already initialized.
+        n_workers: concurrent trials; None: as many as the cluster's
+            resources fit (capped by the number of trials).
+        resources_per_trial: ``{"cpu": 1, "gpu": 0.25, ...}``.
+        trials_per_gpu: shorthand for ``gpu = 1 / trials_per_gpu``.
+        ray_init: more keyword arguments for ``ray.init``.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        n_workers: int | None = None,
+        resources_per_trial: Mapping[str, Any] | None = None,
+        trials_per_gpu: int | None = None,
+        ray_init: Mapping[str, Any] | None = None,
+    ) -> None:
+        if address is not None and (not isinstance(address, str) or address in ("", "auto")):
+            raise ValueError(
+                f"ray_address must be a cluster address like 'HOST:PORT' or None (a private local "
+                f"instance), got {address!r}; 'auto' is refused because it can join any instance"
+            )
+        if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
+            raise ValueError(f"n_workers must be a positive integer or None, got {n_workers!r}")
+        self.address = address
+        self.n_workers = n_workers
+        self.resources = check_resources(resources_per_trial, trials_per_gpu)
+        self.ray_init = dict(ray_init or {})
+
+    # -- connection ------------------------------------------------------------------
+    def _connect(self, ray: Any) -> bool:
+        """Initialize Ray if needed; True when this call started it (and must stop it)."""
+        if ray.is_initialized():
+            return False
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **self.ray_init}
+        host = (self.address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
+        if host.startswith("127."):  # a cluster on loopback: keep this driver on it too
+            kwargs.setdefault("_node_ip_address", host)
+        ray.init(address=self.address or "local", **kwargs)
+        return True
+
+    def _options(self) -> dict[str, Any]:
+        res = dict(self.resources)
+        opts: dict[str, Any] = {"num_cpus": res.pop("cpu"), "num_gpus": res.pop("gpu", 0.0), "max_restarts": 0}
+        if res:
+            opts["resources"] = res
+        return opts
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, job: Job) -> str | None:
+        ray = import_ray()
+        started = self._connect(ray)
+        try:
+            return _Driver(ray, self, job).run()
+        finally:
+            if started:
+                ray.shutdown()
+
+
+class _Driver:
+    """Hands out the budget to actors, collects records, replaces lost actors."""
+
+    def __init__(self, ray: Any, ex: RayExecutor, job: Job) -> None:
+        self.ray = ray
+        self.ex = ex
+        self.job = job
+        self.study = job.study
+        self.memory = isinstance(self.study.storage, MemoryStorage)
+        self.budget = Budget(job.n_trials, job.timeout)
+        self.actors: list[_Actor] = []
+        self.exhausted: str | None = None
+        self.replacements = 0
+        self.index = 0
+
+    def run(self) -> str | None:
+        n = self.ex.n_workers or fit_workers(self.ray.cluster_resources(), self.ex.resources)
+        if self.job.n_trials is not None:
+            n = max(1, min(n, self.job.n_trials))
+        for _ in range(n):
+            self._spawn()
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.budget.stop()
+            for a in self.actors:
+                self._lost(a, "interrupted (KeyboardInterrupt)", requeue=False)
+            logger.warning("interrupted: running trials marked failed; optimize stopped")
+        finally:
+            for a in self.actors:
+                self.ray.kill(a.handle)
+        return self.exhausted
+
+    def _spawn(self) -> None:
+        cls = EvalWorker if self.memory else StudyWorker
+        remote = self.ray.remote(cls).options(**self.ex._options())
+        spec = StudySpec.of(self.study)
+        handle = remote.remote(spec, self.job.objective, self.job.catch, self.index)
+        self.index += 1
+        actor = _Actor(handle, handle.whoami.remote())
+        self.actors.append(actor)
+        for _ in range(IN_FLIGHT):
+            self._submit(actor)
+
+    def _submit(self, actor: _Actor) -> None:
+        if not self.budget.take():
+            return
+        if self.memory:
+            try:
+                trial = self.study.ask()
+            except SearchExhausted as exc:
+                self.budget.give_back()
+                self.budget.stop()
+                self.exhausted = str(exc)
+                return
+            actor.calls[actor.handle.evaluate.remote(trial.record)] = [trial.number]
+        else:
+            actor.calls[actor.handle.run_one.remote()] = []
+
+    def _loop(self) -> None:
+        while True:
+            refs = [r for a in self.actors for r in a.calls]
+            if not refs:
+                return
+            ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
+            if self.job.poll is not None and not ready:
+                self.job.poll()
+            for ref in ready:
+                self._collect(ref)
+
+    def _owner(self, ref: Any) -> _Actor:
+        return next(a for a in self.actors if ref in a.calls)
+
+    def _collect(self, ref: Any) -> None:
+        actor = self._owner(ref)
+        try:
+            out: Outcome = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as exc:
+            if getattr(exc, "actor_init_failed", False):
+                raise RuntimeError(
+                    "a tunesmith worker could not start in Ray; the objective and its module must be "
+                    f"importable on every node (or defined in the driver script): {exc}"
+                ) from None
+            self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            return
+        del actor.calls[ref]
+        actor.worker = out.worker
+        record = apply_outcome(self.study, out) if self.memory else out.record
+        if out.exhausted:
+            self.budget.give_back()
+            self.budget.stop()
+            self.exhausted = out.exhausted
+        if record is None:
+            self._submit(actor)
+            return
+        for cb in self.job.callbacks:
+            cb(self.study, record)
+        if self.job.on_trial is not None:
+            self.job.on_trial(record)
+        if retry_if_oom(self.study, record) and len(self.actors) > 1:
+            self._retire(actor)
+            return
+        self._submit(actor)
+
+    def _lost(self, actor: _Actor, error: str, *, requeue: bool | None = None) -> int:
+        """Fail the trials a lost actor was running; how many there were."""
+        if self.memory:
+            numbers = [n for ns in actor.calls.values() for n in ns]  # in order: the first was running
+            again = self.study.heartbeat_config.requeue if requeue is None else requeue
+            for i, n in enumerate(numbers):
+                fail_or_unqueue(self.study, n, error, requeue=again, started=i == 0)
+            return min(1, len(numbers))
+        if not actor.worker:
+            try:
+                actor.worker = self.ray.get(actor.who, timeout=5.0)
+            except Exception:  # noqa: BLE001 - died before it said who it was: ran nothing
+                return 0
+        return len(self.study.fail_worker(actor.worker, error, requeue=requeue))
+
+    def _replace(self, actor: _Actor, error: str) -> None:
+        lost = self._lost(actor, error)
+        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, lost)
+        pending = len(actor.calls)
+        self.budget.give_back(max(0, pending - lost))
+        self.actors.remove(actor)
+        self.ray.kill(actor.handle)
+        self.replacements += 1
+        if self.replacements > MAX_REPLACEMENTS:
+            raise RuntimeError(f"{self.replacements} Ray workers were lost; giving up (see the failed trials' errors)")
+        if not self.budget.stopped:
+            self._spawn()
+
+    def _retire(self, actor: _Actor) -> None:
+        self.budget.give_back(len(actor.calls))
+        self.actors.remove(actor)
+        self.ray.kill(actor.handle)
+        logger.warning("a Ray worker retired after an out-of-memory trial: one trial fewer per device")

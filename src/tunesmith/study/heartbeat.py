@@ -1,0 +1,143 @@
+"""Worker heartbeats: running trials prove their worker is alive; lost ones are failed.
+
+A background thread writes the time into every running trial of this process
+each ``interval`` seconds. Any worker, when it asks for a trial, fails the
+running trials whose heartbeat is older than ``grace`` seconds (their worker
+was killed or its machine lost) and, with ``requeue``, queues a copy with the
+same parameters. The storage does that atomically, so two workers never
+re-queue the same trial twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..storage import Storage
+from ..trial import FrozenTrial
+
+logger = logging.getLogger("tunesmith")
+
+
+@dataclass(frozen=True)
+class HeartbeatConfig:
+    """``interval`` and ``grace`` in seconds; ``interval=None`` turns heartbeats off."""
+
+    interval: float | None = None
+    grace: float | None = None
+    requeue: bool = False
+
+    @classmethod
+    def build(cls, interval: Any, grace: Any, requeue: Any) -> HeartbeatConfig:
+        """Validated settings; ``grace`` defaults to five intervals."""
+        if interval is None:
+            if grace is not None or requeue:
+                raise ValueError(
+                    "grace_period and requeue_failed need heartbeats: pass heartbeat_interval=SECONDS too"
+                )
+            return cls()
+        _positive("heartbeat_interval", interval)
+        grace = 5.0 * float(interval) if grace is None else grace
+        _positive("grace_period", grace)
+        if float(grace) <= float(interval):
+            raise ValueError(
+                f"grace_period ({grace}) must be longer than heartbeat_interval ({interval}), "
+                "or live trials would be failed between two beats; use e.g. 5x the interval"
+            )
+        if not isinstance(requeue, bool):
+            raise TypeError(f"requeue_failed must be True or False, got {requeue!r}")
+        return cls(float(interval), float(grace), requeue)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"interval": self.interval, "grace": self.grace, "requeue": self.requeue}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> HeartbeatConfig:
+        d = d or {}
+        return cls.build(d.get("interval"), d.get("grace"), bool(d.get("requeue", False)))
+
+
+def _positive(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
+
+
+LOST = "worker lost: no heartbeat for {grace:g} s (process killed or machine lost)"
+
+
+class Heartbeat:
+    """Beats for this process's running trials and reaps other workers' lost ones."""
+
+    def __init__(self, storage: Storage, study_id: int, config: HeartbeatConfig) -> None:
+        self.storage = storage
+        self.study_id = study_id
+        self.config = config
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._numbers: set[int] = set()
+        self._thread: threading.Thread | None = None
+        self._last_reap = 0.0
+
+    def _mine(self) -> None:
+        if self._pid != os.getpid():  # a forked worker: the parent's thread did not come along
+            self._reset()
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.interval is not None
+
+    def started(self, number: int) -> None:
+        if not self.enabled:
+            return
+        self._mine()
+        with self._lock:
+            self._numbers.add(number)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="tunesmith-heartbeat", daemon=True)
+                self._thread.start()
+
+    def finished(self, number: int) -> None:
+        if self.enabled:
+            self._mine()
+            with self._lock:
+                self._numbers.discard(number)
+
+    def _loop(self) -> None:
+        assert self.config.interval is not None
+        while True:
+            time.sleep(self.config.interval)
+            with self._lock:
+                numbers = sorted(self._numbers)
+                if not numbers:
+                    self._thread = None
+                    return
+            try:
+                self.storage.heartbeat(self.study_id, numbers, time.time())
+            except Exception as exc:  # noqa: BLE001 - keep beating; the next beat may pass
+                logger.warning("heartbeat not recorded (%s); retrying in %g s", exc, self.config.interval)
+
+    def reap(self, *, force: bool = False) -> list[FrozenTrial]:
+        """Fail (and maybe re-queue) trials of lost workers; at most once per interval."""
+        cfg = self.config
+        if cfg.interval is None or cfg.grace is None:
+            return []
+        self._mine()
+        now = time.time()
+        if not force and now - self._last_reap < cfg.interval:
+            return []
+        self._last_reap = now
+        lost = self.storage.fail_running(
+            self.study_id, error=LOST.format(grace=cfg.grace), now=now,
+            stale_before=now - cfg.grace, requeue=cfg.requeue,
+        )
+        for t in lost:
+            again = f"; re-queued as trial {t.attrs['requeued_as']}" if "requeued_as" in t.attrs else ""
+            logger.warning("trial %d: worker %s lost%s", t.number, t.worker, again)
+        return lost

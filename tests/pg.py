@@ -1,0 +1,155 @@
+"""A throwaway PostgreSQL server for tests and benchmarks, on 127.0.0.1 only.
+
+``initdb`` into a temporary folder (owned by the ``postgres`` user when run
+as root: PostgreSQL refuses to run as root), then the ``postgres`` server
+itself started on a free port with ``listen_addresses=127.0.0.1``; stopped by
+its own pid, never by name.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server can be started on this machine."""
+
+
+def find_bindir() -> Path:
+    """The folder holding initdb and postgres (PATH, then Debian's layout)."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    if versions:
+        return Path(versions[0]).parent
+    raise PostgresUnavailable(
+        "PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin); "
+        "install it with: apt-get install -y postgresql"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresServer:
+    """One PostgreSQL instance in a temporary folder; use as a context manager."""
+
+    def __init__(self, *, max_connections: int = 200, port: int | None = None) -> None:
+        self.bindir = find_bindir()
+        self.port = port or free_port()
+        self.max_connections = max_connections
+        self.root = Path(tempfile.mkdtemp(prefix="tunesmith-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._user = self._run_as()
+
+    @staticmethod
+    def _run_as() -> dict[str, Any]:
+        if os.geteuid() != 0:
+            return {}
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            raise PostgresUnavailable("running as root and there is no 'postgres' user to run the server") from None
+        return {"user": pw.pw_uid, "group": pw.pw_gid}
+
+    def _chown(self) -> None:
+        if self._user:
+            for p in [self.root, *self.root.rglob("*")]:
+                os.chown(p, self._user["user"], self._user["group"])
+
+    def init(self) -> None:
+        self._chown()
+        cmd = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+               "-E", "UTF8", "--no-sync", "--locale=C"]
+        res = subprocess.run(cmd, capture_output=True, cwd=self.root, **self._user)
+        if res.returncode != 0:
+            raise PostgresUnavailable(f"initdb failed: {res.stderr.decode(errors='replace')[-2000:]}")
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start (or restart) the server on the same port and data."""
+        args = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+                "-c", f"max_connections={self.max_connections}", "-c", "fsync=off",
+                "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=64MB"]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+                                         start_new_session=True, **self._user)
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        import psycopg
+
+        end = time.monotonic() + timeout
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise PostgresUnavailable(f"postgres exited at start: {self.log.read_text()[-2000:]}")
+            try:
+                with psycopg.connect(self.dsn("postgres"), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > end:
+                    raise PostgresUnavailable(f"postgres did not accept connections: {self.log.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+
+    def stop(self, *, mode: int = signal.SIGINT, timeout: float = 30.0) -> None:
+        """Stop by pid (SIGINT: PostgreSQL's fast shutdown, closing every session)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(mode)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self, down_for: float = 0.5) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def dsn(self, db: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}"
+
+    def create_database(self, name: str) -> str:
+        """Create a database; return its SQLAlchemy URL (psycopg 3 driver)."""
+        import psycopg
+
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def url(self, db: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
+
+    def __enter__(self) -> PostgresServer:
+        try:
+            self.init()
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

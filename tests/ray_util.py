@@ -1,0 +1,129 @@
+"""Private Ray instances for tests, on loopback only, stopped by pid (never `ray stop`).
+
+Every Ray process gets the same environment: token authentication off
+(RAY_AUTH_MODE must match across processes), usage stats off, and no
+cluster-on-this-OS guard; each instance has its own short temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RAY_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+}
+
+
+# a multi-node cluster (two loopback "machines") needs the OS guard on, not off
+CLUSTER_ENV = {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+
+
+def set_ray_env() -> None:
+    os.environ.update(RAY_ENV)
+
+
+def short_tmp(prefix: str) -> Path:
+    # Ray's unix sockets live under the temp dir: keep the path short
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def _ray_bin() -> str:
+    return str(Path(sys.executable).parent / "ray")
+
+
+def pids_under(temp_dir: Path) -> list[int]:
+    """Processes whose command line names our temp dir (all our Ray daemons)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(temp_dir) in cmd and int(d.name) != os.getpid():
+            out.append(int(d.name))
+    return out
+
+
+class TwoNodeCluster:
+    """A head and a worker node, both on 127.0.0.2 (``ray start --block``)."""
+
+    def __init__(self, *, cpus_per_node: int = 1, ip: str = "127.0.0.2") -> None:
+        from pg import free_port
+
+        self.ip = ip
+        self.port = free_port(ip)
+        self.temp = short_tmp("tsray")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.cpus = cpus_per_node
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+    def _start(self, *args: str) -> None:
+        env = {**os.environ, **CLUSTER_ENV}
+        log = open(self.temp / f"node{len(self.procs)}.log", "wb")  # noqa: SIM115 - kept open for the daemon
+        self.procs.append(subprocess.Popen(
+            [_ray_bin(), "start", "--block", f"--node-ip-address={self.ip}", f"--num-cpus={self.cpus}",
+             "--num-gpus=0", *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        ))
+
+    def __enter__(self) -> TwoNodeCluster:
+        try:
+            self._start("--head", f"--port={self.port}", f"--temp-dir={self.temp}", "--include-dashboard=false",
+                        "--dashboard-agent-listen-port=0")
+            self._wait_nodes(1)
+            self._start(f"--address={self.address}")
+            self._wait_nodes(2)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_nodes(self, n: int, timeout: float = 120.0) -> None:
+        code = (
+            "import ray,sys; ray.init(address=sys.argv[1], _node_ip_address=sys.argv[2], log_to_driver=False);"
+            "print(len([x for x in ray.nodes() if x['Alive']]))"
+        )
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"ray start exited: {self.logs()}")
+            res = subprocess.run([sys.executable, "-c", code, self.address, self.ip], capture_output=True,
+                                 env={**os.environ, **CLUSTER_ENV}, timeout=120)
+            if res.returncode == 0 and res.stdout.strip().splitlines()[-1:] == [str(n).encode()]:
+                return
+            time.sleep(1.0)
+        probe = (res.stdout + res.stderr).decode(errors="replace")[-2000:]
+        raise RuntimeError(f"the Ray cluster did not reach {n} nodes: {probe}\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-1500:] for p in self.temp.glob("node*.log"))
+
+    def __exit__(self, *exc: object) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for pid in pids_under(self.temp):  # daemons that outlived their `ray start`
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.temp, ignore_errors=True)

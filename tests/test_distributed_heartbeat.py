@@ -1,0 +1,111 @@
+"""Heartbeats through the Study: settings, live trials kept, lost ones failed and re-queued."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunesmith import Float, Study, TrialState
+from tunesmith.cli_worker import StudyFile, import_objective, main
+from tunesmith.study.heartbeat import HeartbeatConfig
+
+SPACE = {"x": Float(0, 1)}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"heartbeat_interval": 0}, "heartbeat_interval"),
+        ({"heartbeat_interval": 1, "grace_period": 1}, "longer than"),
+        ({"grace_period": 5}, "need heartbeats"),
+        ({"requeue_failed": True}, "need heartbeats"),
+        ({"heartbeat_interval": "1"}, "heartbeat_interval"),
+    ],
+)
+def test_bad_heartbeat_settings(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Study(SPACE, **kwargs)
+
+
+def test_settings_are_stored_and_used_by_later_workers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    Study(SPACE, storage=url, name="h", heartbeat_interval=2, requeue_failed=True)
+    later = Study.load("h", url)
+    assert later.heartbeat_config == HeartbeatConfig(2.0, 10.0, True)
+    own = Study.load("h", url, heartbeat_interval=1, grace_period=3)
+    assert own.heartbeat_config == HeartbeatConfig(1.0, 3.0, False)
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_a_beating_trial_outlives_the_grace_a_silent_one_does_not(storage: str, tmp_path: Path) -> None:
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'h.db'}"
+    study = Study(SPACE, storage=url, name="h", sampler="random", heartbeat_interval=0.1, grace_period=0.4)
+    long = study.ask()  # beats in the background while "running"
+    silent = study.ask()
+    study._heartbeat.finished(silent.number)  # its worker stops beating: as if killed
+    time.sleep(1.0)
+    third = study.ask()  # asking reaps lost trials
+    states = {t.number: t.state for t in study.trials}
+    assert states[long.number] is TrialState.RUNNING
+    assert states[silent.number] is TrialState.FAILED
+    assert states[third.number] is TrialState.RUNNING
+    study.tell(long, 1.0)
+    assert study.trials[long.number].state is TrialState.COMPLETE
+
+
+def test_a_worker_that_comes_back_after_being_judged_lost_cannot_overwrite(tmp_path: Path) -> None:
+    study = Study(SPACE, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random",
+                  heartbeat_interval=0.05, grace_period=0.2)
+    t = study.ask()
+    study._heartbeat.finished(t.number)
+    time.sleep(0.4)
+    study._heartbeat.reap(force=True)
+    from tunesmith import TrialFinishedError
+
+    with pytest.raises(TrialFinishedError):
+        study.tell(t, 0.5)
+    # and optimize carries on past such a trial
+    study.optimize(lambda tr: tr.params["x"], n_trials=3)
+    assert sum(x.state is TrialState.COMPLETE for x in study.trials) == 3
+
+
+def test_heartbeat_thread_stops_when_idle() -> None:
+    study = Study(SPACE, heartbeat_interval=0.05)
+    study.optimize(lambda tr: tr.params["x"], n_trials=2)
+    time.sleep(0.3)
+    beat = study._heartbeat._thread
+    assert beat is None or not beat.is_alive()
+
+
+# -- the worker CLI's study file ---------------------------------------------------------------
+def test_study_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text("name: s\nstorage: memory\nobjective: m:f\n")
+    with pytest.raises(ValueError, match="storage must be a URL"):
+        StudyFile.load(bad)
+    bad.write_text("name: s\nstorage: sqlite:///x.db\n")
+    with pytest.raises(ValueError, match="objective"):
+        StudyFile.load(bad)
+    bad.write_text("name: s\nstorage: sqlite:///x.db\nobjective: m:f\nspeed: 3\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        StudyFile.load(bad)
+    with pytest.raises(ValueError, match="does not exist"):
+        StudyFile.load(tmp_path / "none.yaml")
+    with pytest.raises(ValueError, match="module:function"):
+        import_objective("no_colon")
+    assert main(["worker", str(tmp_path / "none.yaml")]) == 2
+
+
+def test_worker_cli_creates_and_runs_a_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x'] ** 2\n")
+    (tmp_path / "s.yaml").write_text(
+        f"name: cli\nstorage: sqlite:///{tmp_path / 'c.db'}\nobjective: obj.py:f\n"
+        "space: {x: {type: float, low: 0, high: 1}}\nsampler: random\nn_trials: 5\n"
+    )
+    assert main(["worker", str(tmp_path / "s.yaml")]) == 0
+    assert main(["worker", str(tmp_path / "s.yaml"), "--n-trials", "3"]) == 0
+    assert "8 finished trials" in capsys.readouterr().out
+    assert len(Study.load("cli", f"sqlite:///{tmp_path / 'c.db'}").trials) == 8

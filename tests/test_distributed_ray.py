@@ -1,0 +1,139 @@
+"""The Ray executor on a real private Ray instance (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunesmith import Float, Study, TrialState
+from tunesmith.execution.ray import RayExecutor, check_resources, fit_workers
+
+pytestmark = pytest.mark.slow
+
+try:  # Ray workers cannot import this test module: ship its functions by value
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+except ImportError:  # pragma: no cover - the tests skip without Ray
+    pass
+
+
+def objective(trial: Any) -> float:
+    v = (trial.params["x"] - 0.3) ** 2
+    trial.report(v * 2, 0)
+    trial.set_attr("pid", os.getpid())
+    return float(v)
+
+
+def _check(study: Study, n: int) -> None:
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(n))
+    for t in trials:
+        assert t.state is TrialState.COMPLETE
+        assert t.value == pytest.approx((t.params["x"] - 0.3) ** 2)
+        assert t.intermediate == {0: pytest.approx(2 * t.value)}
+        assert t.attrs["pid"] != os.getpid()  # evaluated in a Ray worker process
+
+
+def test_ray_in_memory_driver_asks_and_tells(ray_local: Any) -> None:
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(objective, n_trials=30, executor="ray", resources_per_trial={"cpu": 1})
+    _check(study, 30)
+    assert len({t.attrs["pid"] for t in study.trials}) == 2  # two actors fit the two CPUs
+
+
+def test_ray_sql_workers_open_the_study_by_url(ray_local: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s")
+    study.optimize(objective, n_trials=30, n_jobs=2, executor="ray")
+    _check(study, 30)
+    workers = {t.worker for t in study.trials}
+    assert len(workers) == 2 and all(not w.endswith(f":{os.getpid()}") for w in workers)
+
+
+def _dies_once(marker: str) -> Any:
+    def fn(trial: Any) -> float:
+        if not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write(str(trial.number))
+            trial.report(7.0, 0)
+            os.kill(os.getpid(), signal.SIGKILL)  # the Ray worker process dies mid-trial
+        return float(trial.params["x"])
+
+    return fn
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_worker_killed_mid_trial(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
+                  heartbeat_interval=1.0, requeue_failed=True)
+    marker = tmp_path / "died"
+    study.optimize(_dies_once(str(marker)), n_trials=12, n_jobs=2, executor="ray")
+    number = int(marker.read_text())
+    trials = {t.number: t for t in study.trials}
+    lost = trials[number]
+    assert lost.state is TrialState.FAILED and "ray worker lost" in (lost.error or "")
+    if storage == "sqlite":
+        assert lost.intermediate == {0: 7.0}  # reported before it died, kept
+    copy = trials[lost.attrs["requeued_as"]]
+    assert copy.params == lost.params and copy.state is TrialState.COMPLETE
+    finished = [t for t in trials.values() if t.state.is_finished]
+    assert len(finished) == len(trials) and sum(t.state is TrialState.COMPLETE for t in finished) >= 11
+
+
+def test_ray_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="auto"):
+        RayExecutor(address="auto")
+    with pytest.raises(ValueError, match="gpu"):
+        check_resources({"gpu": -1}, None)
+    with pytest.raises(ValueError, match="either"):
+        check_resources({"gpu": 0.5}, 2)
+    assert check_resources(None, 4) == {"gpu": 0.25, "cpu": 1.0}
+    assert fit_workers({"CPU": 8.0, "GPU": 1.0}, {"cpu": 1.0, "gpu": 0.25}) == 4
+    assert fit_workers({"CPU": 3.0}, {"cpu": 1.0}) == 3
+    with pytest.raises(ValueError, match="cannot fit"):
+        fit_workers({"CPU": 2.0}, {"cpu": 1.0, "gpu": 1.0})
+    study = Study({"x": Float(0, 1)})
+    with pytest.raises(TypeError, match="does not take"):
+        study.optimize(objective, n_trials=1, executor="ray", gpus=[0])
+
+
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunesmith.execution.ray import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install 'tunesmith\[ray\]'"):
+        import_ray()
+
+
+def test_two_ray_nodes_on_loopback_run_trials_in_two_places(tmp_path: Path) -> None:
+    from ray_util import CLUSTER_ENV, TwoNodeCluster
+    from workers import env, write_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    Study({"x": Float(0, 1)}, storage=url, name="s", sampler="random", seed=5)
+    (tmp_path / "nodes.py").write_text(
+        "import time, ray\n"
+        "def objective(trial):\n"
+        "    trial.set_attr('node', ray.get_runtime_context().get_node_id())\n"
+        "    time.sleep(0.05)\n"
+        "    return trial.params['x']\n"
+    )
+    path = write_study(tmp_path, url, objective="nodes.py:objective", resources_per_trial={"cpu": 1})
+    with TwoNodeCluster(cpus_per_node=1) as cluster:
+        res = subprocess.run(
+            [sys.executable, "-m", "tunesmith.cli_worker", "run", str(path), "--executor", "ray",
+             "--address", cluster.address, "--n-trials", "24"],
+            env=env(**CLUSTER_ENV), capture_output=True, timeout=300,
+        )
+        assert res.returncode == 0, (res.stdout + res.stderr).decode()[-4000:]
+    trials = Study.load("s", url).trials
+    assert len(trials) == 24 and all(t.state is TrialState.COMPLETE for t in trials)
+    assert len({t.attrs["node"] for t in trials}) == 2  # both nodes ran trials

@@ -1,0 +1,145 @@
+"""Storage operations that distributed workers rely on, on memory, SQLite and a real PostgreSQL.
+
+fail_running (lost workers), idempotent retries (token), retries across a
+server restart, and atomicity of re-queueing under concurrent reapers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from tunesmith import MemoryStorage, SQLStorage, Storage, TrialState
+from tunesmith.storage.sql import trials_table
+from tunesmith.trial import Direction
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "memory":
+        return MemoryStorage()
+    if request.param == "sqlite":
+        return SQLStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    return SQLStorage(request.getfixturevalue("pg_url"))
+
+
+def _study(st: Storage) -> int:
+    return st.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
+
+
+def test_fail_running_stale_fails_and_requeues_keeping_reports(storage: Storage) -> None:
+    sid = _study(storage)
+    old = storage.create_trial(sid, params={"x": 1}, worker="h:1", now=100.0)
+    live = storage.create_trial(sid, params={"x": 2}, worker="h:2", now=100.0)
+    assert old is not None and live is not None
+    storage.update_trial(sid, old.replace(intermediate={0: 0.5, 1: 0.25}))
+    storage.heartbeat(sid, [live.number], now=200.0)
+    lost = storage.fail_running(sid, error="lost", now=210.0, stale_before=150.0, requeue=True)
+    assert [t.number for t in lost] == [old.number]
+    trials = storage.get_trials(sid)
+    failed, alive, copy = trials
+    assert failed.state is TrialState.FAILED and failed.error == "lost"
+    assert failed.intermediate == {0: 0.5, 1: 0.25}
+    assert failed.attrs == {"requeued_as": copy.number}
+    assert alive.state is TrialState.RUNNING
+    assert copy.state is TrialState.WAITING and copy.params == {"x": 1} and copy.attrs == {"retry_of": 0}
+    # the copy is popped like any queued trial; the failed record never changes again
+    popped = storage.pop_waiting(sid, worker="h:3", now=220.0)
+    assert popped is not None and popped.number == copy.number and popped.state is TrialState.RUNNING
+    assert storage.fail_running(sid, error="again", now=230.0, stale_before=150.0, requeue=True) == []
+
+
+def test_fail_running_by_worker(storage: Storage) -> None:
+    sid = _study(storage)
+    for w in ("h:1", "h:2", "h:1"):
+        storage.create_trial(sid, params={}, worker=w, now=time.time())
+    lost = storage.fail_running(sid, error="died", now=time.time(), worker="h:1")
+    assert sorted(t.number for t in lost) == [0, 2]
+    states = [t.state for t in storage.get_trials(sid)]
+    assert states == [TrialState.FAILED, TrialState.RUNNING, TrialState.FAILED]
+
+
+def test_concurrent_reapers_requeue_once(storage: Storage) -> None:
+    sid = _study(storage)
+    for i in range(5):
+        storage.create_trial(sid, params={"i": i}, worker="dead:1", now=1.0)
+    barrier = threading.Barrier(6)
+    results: list[int] = []
+
+    def reap() -> None:
+        barrier.wait()
+        results.append(len(storage.fail_running(sid, error="lost", now=10.0, stale_before=5.0, requeue=True)))
+
+    threads = [threading.Thread(target=reap) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(results) == 5
+    trials = storage.get_trials(sid)
+    assert len(trials) == 10
+    copies = [t for t in trials if t.state is TrialState.WAITING]
+    assert sorted(t.attrs["retry_of"] for t in copies) == [0, 1, 2, 3, 4]
+
+
+def test_create_trial_attrs(storage: Storage) -> None:
+    sid = _study(storage)
+    rec = storage.create_trial(sid, params={"x": 1}, state=TrialState.WAITING, attrs={"retry_of": 7})
+    assert rec is not None and storage.get_trials(sid)[0].attrs == {"retry_of": 7}
+
+
+def _break_after_commit(st: SQLStorage, times: int) -> list[int]:
+    """Fault injection: the next ``times`` commits succeed in the database, then
+    the client sees a lost connection, as when a server dies right after COMMIT."""
+    left = [times]
+
+    @event.listens_for(st.engine, "commit")
+    def _after(conn: sa.engine.Connection) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+    return left
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_retry_after_committed_write_writes_nothing_twice(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = f"sqlite:///{tmp_path / 'db.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    st = SQLStorage(url)
+    sid = _study(st)
+    st.create_trial(sid, params={"q": 1}, state=TrialState.WAITING)
+    left = _break_after_commit(st, 1)
+    rec = st.create_trial(sid, params={"x": 1}, worker="w:1")
+    assert left[0] == 0 and rec is not None and rec.number == 1
+    _break_after_commit(st, 1)
+    popped = st.pop_waiting(sid, worker="w:1", now=time.time())
+    assert popped is not None and popped.number == 0
+    _break_after_commit(st, 1)
+    st.update_trial(sid, rec.replace(state=TrialState.COMPLETE, value=1.0, completed=time.time()))
+    trials = st.get_trials(sid)
+    assert [(t.number, t.state) for t in trials] == [(0, TrialState.RUNNING), (1, TrialState.COMPLETE)]
+    with st.engine.connect() as c:
+        assert c.execute(sa.select(sa.func.count()).select_from(trials_table)).scalar_one() == 2
+
+
+def test_postgres_restart_is_retried(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    st = SQLStorage(pg_url)
+    sid = _study(st)
+    st.create_trial(sid, params={"x": 0}, worker="w:1")
+    pg_server.stop()
+    done: list[object] = []
+    t = threading.Thread(target=lambda: done.append(st.create_trial(sid, params={"x": 1}, worker="w:1")))
+    t.start()
+    time.sleep(1.0)  # the write is retrying against a stopped server
+    assert not done
+    pg_server.start()
+    t.join(30)
+    assert done and done[0] is not None
+    assert [tr.number for tr in st.get_trials(sid)] == [0, 1]

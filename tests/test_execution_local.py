@@ -1,0 +1,202 @@
+"""Local executors: real parallel processes, GPU slot packing and out-of-memory retries (on CPU)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunesmith import Float, Study, TrialState
+from tunesmith.execution import ProcessExecutor, ThreadExecutor, make_executor
+from tunesmith.execution.gpu import (
+    MAX_OOM_RETRIES,
+    Slot,
+    SlotPool,
+    is_cuda_oom,
+    is_oom_error,
+    parse_gpus,
+    plan_slots,
+    retry_attrs,
+)
+from tunesmith.storage import MemoryStorage, SQLStorage
+
+
+# -- device assignment (pure) ---------------------------------------------------------------
+def test_plan_slots_fills_devices_round_robin_never_beyond_capacity() -> None:
+    slots = plan_slots(None, ["0", "1"], 4)
+    assert len(slots) == 8
+    assert [s.device for s in slots] == ["0", "1"] * 4
+    assert all(s.share == 0.25 for s in slots)
+    assert len(plan_slots(20, ["0", "1"], 4)) == 8  # n_jobs beyond capacity is capped
+    assert [s.device for s in plan_slots(3, ["0", "1"], 4)] == ["0", "1", "0"]
+    assert [s.device for s in plan_slots(3, None)] == [None, None, None]
+
+
+def test_slot_env_sets_device_and_threads() -> None:
+    env = Slot(0, "1", 0.25).env(threads=1)
+    assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "1"
+    assert env["TUNESMITH_GPU_SHARE"] == "0.25"
+    assert "CUDA_VISIBLE_DEVICES" not in Slot(0).env()
+
+
+def test_parse_gpus_and_bad_input() -> None:
+    assert parse_gpus("0,2") == ["0", "2"] and parse_gpus(2) == ["0", "1"] and parse_gpus([3]) == ["3"]
+    assert parse_gpus(None) is None
+    for bad in (0, "", [1, 1], True):
+        with pytest.raises((ValueError, TypeError)):
+            parse_gpus(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="trials_per_gpu"):
+        plan_slots(None, ["0"], 0)
+
+
+def test_slot_pool_shrinks_a_device_after_oom_and_keeps_its_last_worker() -> None:
+    pool = SlotPool(plan_slots(None, ["0"], 3))
+    a, b, c = pool.live.values()
+    assert pool.exited(a, oom=True) is None and pool.on_device("0") == 2  # fewer neighbours
+    assert pool.exited(b, oom=True) is None and pool.on_device("0") == 1
+    new = pool.exited(c, oom=True)  # the device's last worker: replaced, the retry runs alone
+    assert new is not None and new.device == "0" and pool.on_device("0") == 1
+    assert pool.exited(new, oom=False) is None and pool.on_device("0") == 0
+
+
+def test_oom_detection_and_retry_budget() -> None:
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    assert is_cuda_oom(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    try:
+        try:
+            raise OutOfMemoryError("x")
+        except OutOfMemoryError as inner:
+            raise ValueError("wrapped") from inner
+    except ValueError as exc:
+        assert is_cuda_oom(exc)
+    assert not is_cuda_oom(ValueError("bad"))
+    assert is_oom_error("OutOfMemoryError: CUDA out of memory at x.py:3")
+    assert not is_oom_error("ValueError: nope")
+    assert retry_attrs(4, {}) == {"retry_of": 4, "oom_retries": 1, "reason": "CUDA out of memory"}
+    assert retry_attrs(4, {"oom_retries": MAX_OOM_RETRIES}) is None
+
+
+# -- executors ---------------------------------------------------------------------------------
+def test_make_executor_defaults_and_errors(tmp_path: Path) -> None:
+    mem, sql = MemoryStorage(), SQLStorage(f"sqlite:///{tmp_path / 'a.db'}")
+    assert make_executor(None, 1, mem, {}).name == "inline"
+    assert isinstance(make_executor(None, 3, mem, {}), ThreadExecutor)
+    assert isinstance(make_executor(None, 3, sql, {}), ProcessExecutor)
+    assert isinstance(make_executor(None, 1, sql, {"gpus": [0]}), ProcessExecutor)
+    with pytest.raises(ValueError, match="share"):
+        make_executor("process", 2, mem, {})
+    with pytest.raises(ValueError, match="executor must be"):
+        make_executor("dask", 2, mem, {})
+    with pytest.raises(TypeError, match="does not take"):
+        make_executor("thread", 2, mem, {"gpus": [0]})
+
+
+def _busy(trial: Any) -> float:
+    t0 = time.time()
+    s = 0
+    while time.time() - t0 < 0.25:  # CPU-bound pure Python: holds the GIL
+        s += 1
+    trial.set_attr("pid", os.getpid())
+    trial.set_attr("span", [t0, time.time()])
+    return float(trial.params["x"])
+
+
+def test_process_workers_run_cpu_bound_trials_at_the_same_time(tmp_path: Path) -> None:
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="p", sampler="random")
+    study.optimize(_busy, n_trials=8, n_jobs=2)
+    trials = study.trials
+    assert len(trials) == 8 and all(t.state is TrialState.COMPLETE for t in trials)
+    pids = {t.attrs["pid"] for t in trials}
+    assert len(pids) == 2 and os.getpid() not in pids
+    # two GIL-holding loops in different processes overlapped in time: true parallel workers
+    spans = [(t.attrs["span"], t.attrs["pid"]) for t in trials]
+    overlap = sum(
+        min(a[1], b[1]) - max(a[0], b[0])
+        for i, (a, pa) in enumerate(spans) for (b, pb) in spans[i + 1:] if pa != pb and min(a[1], b[1]) > max(a[0], b[0])
+    )
+    assert overlap > 0.5
+
+
+def _gpu_trial(trial: Any) -> float:
+    """Records the device it was given; 'runs out of memory' when it has neighbours
+    on a device marked as small (the marker file), like a real CUDA OOM."""
+    dev = os.environ.get("CUDA_VISIBLE_DEVICES")
+    t0 = time.time()
+    trial.set_attr("device", dev)
+    trial.set_attr("threads", os.environ.get("OMP_NUM_THREADS"))
+    folder = Path(os.environ["GPU_TEST_DIR"])
+    mine = folder / f"{dev}.{os.getpid()}"
+    mine.touch()
+    try:
+        time.sleep(0.15)
+        neighbours = len(list(folder.glob(f"{dev}.*")))
+        if (folder / f"small-{dev}").exists() and neighbours > 1:
+            raise _FakeCudaOOM("CUDA out of memory. Tried to allocate 20.00 MiB")
+    finally:
+        mine.unlink()
+    trial.set_attr("span", [t0, time.time()])
+    return float(trial.params["x"])
+
+
+class _FakeCudaOOM(RuntimeError):
+    """Stands in for torch.cuda.OutOfMemoryError on a machine without a GPU."""
+
+
+_FakeCudaOOM.__name__ = "OutOfMemoryError"
+
+
+@pytest.mark.slow
+def test_gpu_packing_assigns_devices_and_retries_oom_with_fewer_neighbours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "devices"
+    folder.mkdir()
+    (folder / "small-1").touch()  # device 1 holds one trial at a time
+    monkeypatch.setenv("GPU_TEST_DIR", str(folder))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g", sampler="random")
+    study.optimize(_gpu_trial, n_trials=24, gpus=["0", "1"], trials_per_gpu=2)
+    trials = study.trials
+    assert len(trials) >= 24
+    assert {t.attrs["device"] for t in trials} == {"0", "1"}
+    assert {t.attrs["threads"] for t in trials} == {"1"}
+    ooms = [t for t in trials if t.state is TrialState.FAILED]
+    assert ooms and all("CUDA out of memory" in (t.error or "") for t in ooms)
+    by_number = {t.number: t for t in trials}
+    for t in ooms:  # each OOM trial was queued again with the same parameters
+        copies = [c for c in trials if c.attrs.get("retry_of") == t.number]
+        assert len(copies) == 1 and copies[0].params == t.params
+    assert all(t.attrs["device"] == "1" for t in ooms)  # only the small device ran out
+    assert any(by_number[c.number].state is TrialState.COMPLETE for c in trials if "retry_of" in c.attrs)
+    # never more than trials_per_gpu trials at once on a device
+    for dev in ("0", "1"):
+        spans = [t.attrs["span"] for t in trials if t.attrs.get("device") == dev and "span" in t.attrs]
+        for s, _ in spans:
+            assert sum(1 for (a, b) in spans if a <= s < b) <= 2, dev
+    # once its OOM worker retired, device 1 runs its trials alone: no two overlap
+    last_oom = max(t.completed or 0 for t in ooms)
+    alone = [t.attrs["span"] for t in trials if t.attrs.get("device") == "1" and "span" in t.attrs and t.attrs["span"][0] > last_oom]
+    assert alone, "device 1 completed nothing after its out-of-memory trial"
+    for s, _ in alone:
+        assert sum(1 for (a, b) in alone if a <= s < b) == 1
+
+
+def _dies_once(trial: Any) -> float:
+    marker = Path(os.environ["DIE_MARKER"])
+    if not marker.exists():
+        marker.write_text(str(trial.number))
+        os.kill(os.getpid(), 9)  # a worker process killed mid-trial
+    return float(trial.params["x"])
+
+
+def test_a_dead_worker_process_has_its_trial_failed_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIE_MARKER", str(tmp_path / "died"))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'd.db'}", name="d", sampler="random")
+    study.optimize(_dies_once, n_trials=10, n_jobs=2)  # no heartbeats: the parent notices the death
+    number = int((tmp_path / "died").read_text())
+    trials = {t.number: t for t in study.trials}
+    assert trials[number].state is TrialState.FAILED
+    assert "worker process died (exit code -9)" in (trials[number].error or "")
+    assert len(trials) == 10 and sum(t.state is TrialState.COMPLETE for t in trials.values()) == 9
