@@ -34,6 +34,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("studies", "list the studies in a storage", commands.add_storage_arg, commands.cmd_studies),
     Subcommand("show", "print a study's best trials as a table", commands.add_show_args, commands.cmd_show),
     Subcommand("export", "write a study's trials as CSV or JSON", commands.add_export_args, commands.cmd_export),
+    Subcommand("worker", "join an existing study from this machine (storage shared by URL)",
+               commands.add_worker_args, commands.cmd_worker),
 ]
 
 

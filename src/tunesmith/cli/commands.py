@@ -37,6 +37,9 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-jobs", type=int, help="parallel workers (-1: one per core)")
     p.add_argument("--seed", type=int, help="seed of the sampler")
     p.add_argument("--top", type=int, default=5, help="best trials to print at the end (default 5)")
+    p.add_argument("--executor", choices=["inline", "thread", "process", "ray"],
+                   help="where trials run (default: processes for SQL storage with --n-jobs > 1)")
+    p.add_argument("--address", help="Ray cluster address HOST:PORT (with --executor ray)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -85,6 +88,11 @@ def optimize_options(sf: StudyFile, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.executor is not None or args.address is not None:
+        from ..cli_worker import run_study_file  # executors with their own options (Ray)
+
+        args.study = args.study_file
+        return run_study_file(args)
     sf = settings_from_args(args)
     objective = sf.load_objective()
     study = open_study(sf)
@@ -211,3 +219,18 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def add_worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", help="the study file (YAML): name, storage, objective, ...")
+    p.add_argument("--n-trials", type=int, default=None, help="trials to run (default: the file's n_trials)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds after which no trial starts")
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel workers on this machine")
+    p.add_argument("--executor", choices=["inline", "thread", "process", "ray"], default=None)
+    p.add_argument("--address", default=None, help="Ray cluster address HOST:PORT (with --executor ray)")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from ..cli_worker import run_study_file
+
+    return run_study_file(args)

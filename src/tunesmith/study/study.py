@@ -16,8 +16,8 @@ from ..samplers import Sampler, make_sampler
 from ..space import Space
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState
-from .resume import pause_record, resume_next
 from .heartbeat import Heartbeat, HeartbeatConfig
+from .resume import pause_record, resume_next
 from .trial import Trial, _as_float
 
 logger = logging.getLogger("tunesmith")
