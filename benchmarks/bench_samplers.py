@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     from samplerbench import runner
 
     names = optimizer_names(args)
+    os.environ["TS_BENCH_COMMAND"] = command_line()
     jobs, probs = build_jobs(args, names)
     if not args.report_only:
         todo = runner.pending(jobs, args.results, args.reuse)

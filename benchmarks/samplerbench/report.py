@@ -173,6 +173,18 @@ def overhead_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def provenance(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Where the runs in the tables came from: host, command, code versions."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        groups[(r.get("host", "?"), r.get("command", "") or "?")].append(r)
+    lines = ["| runs | host | command | optimizers (code) |", "|---|---|---|---|"]
+    for (host, cmd), rs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        codes = sorted({f"{r['optimizer']} ({r['code']})" for r in rs})
+        lines.append(f"| {len(rs)} | {host} | `{cmd}` | {', '.join(codes)} |")
+    return lines
+
+
 def markdown(records: Sequence[dict[str, Any]], optimizers: Sequence[str] | None,
              overhead: Sequence[dict[str, Any]], header: Sequence[str]) -> str:
     runs = latest(records, optimizers)
@@ -190,6 +202,7 @@ def markdown(records: Sequence[dict[str, Any]], optimizers: Sequence[str] | None
             out += ["Best loss after the full budget (mean ± sd over seeds; loss = 1 - CV accuracy for "
                     "svm/mlp, 1 - CV ROC AUC for hgb):", "", *best_loss_table(fam), "",
                     "Mean normalized regret at the full budget, by task:", "", *split_table(fam, refs, "task")]
+    out += ["", "## Provenance", "", *provenance(runs)]
     if overhead:
         out += ["", "## Suggestion overhead (5-d function, N completed trials)", "", *overhead_table(overhead)]
     return "\n".join(out) + "\n"

@@ -80,7 +80,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "seed": job.seed, "budget": job.problem.budget, "code": code_version(job.optimizer),
         "values": rec.values, "wall_s": wall, "cpu_s": cpu, "eval_s": rec.eval_seconds,
         "overhead_per_suggestion_s": (wall - rec.eval_seconds) / n, "error": error,
-        "host": socket.gethostname(), "python": platform.python_version(), "finished": time.time(),
+        "command": os.environ.get("TS_BENCH_COMMAND", ""), "host": socket.gethostname(), "python": platform.python_version(), "finished": time.time(),
     }
 
 
