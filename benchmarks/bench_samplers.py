@@ -116,6 +116,7 @@ def command_line() -> str:
 
 def write_report(args: argparse.Namespace, names: list[str], problem_names: set[str]) -> None:
     from samplerbench import report, runner
+    from samplerbench.problems import BBOB_NAMES
 
     records = [r for r in runner.load(args.results) if r["problem"] in problem_names]
     overhead = json.loads(args.overhead_results.read_text()) if args.overhead_results.exists() else []
@@ -124,6 +125,19 @@ def write_report(args: argparse.Namespace, names: list[str], problem_names: set[
         "",
         f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by:",
         "", "```", command_line(), "```", "",
+        "Reproduce everything on one machine (peers from the `bench` extra; `--reuse` skips runs already in "
+        "`benchmarks/results/samplers.jsonl` with the same code, so only changed tunesmith samplers rerun):", "",
+        "```", "OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_samplers.py --reuse", "```", "",
+        "Problems: BBOB functions " + ", ".join(f"f{f} {n}" for f, n in BBOB_NAMES.items()) +
+        " at d = 2, 5, 10 (instance 1), budget 100; real tasks: `svm-digits` (conditional: kernel, C, "
+        "gamma for poly/rbf, degree for poly; 900 digits), `mlp-adam-digits` (MLPClassifier(32), Adam: "
+        "learning_rate_init, beta_1, beta_2, epsilon, alpha, batch_size; 600 digits, 15 epochs), "
+        "`hgb-breast-cancer` (HistGradientBoosting: learning_rate, max_iter, max_leaf_nodes, "
+        "min_samples_leaf, l2_regularization, max_features; 1 - ROC AUC), 3-fold CV, budget 50. "
+        "Seeds 0-4 for every optimizer. Peers: Optuna TPESampler (default and multivariate=True), "
+        "GPSampler, RandomSampler (`random`); Hyperopt TPE; scikit-optimize gp_minimize's defaults through "
+        "its ask/tell Optimizer. Same spaces (log scales, integers, conditions mapped per peer; "
+        "see `benchmarks/samplerbench/spaces.py`), same budgets.", "",
         "Definitions (normalized regret, ranks):", "",
         *[f"> {line}" if line else ">" for line in report.__doc__.strip().splitlines()[2:]],
     ]

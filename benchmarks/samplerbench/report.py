@@ -185,11 +185,56 @@ def provenance(runs: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+OPTUNA = ("optuna-tpe", "optuna-tpe-mv", "optuna-gp")
+
+
+def verdict(runs: list[dict[str, Any]], refs: dict[str, tuple[float, float]], default: str) -> list[str]:
+    """The issue's bar, checked per family: best average rank, and lower mean
+    regret than Optuna's best sampler at budget 50 and 100."""
+    lines = []
+    for family in ("bbob", "real"):
+        fam = [r for r in runs if r["family"] == family]
+        names = sorted({r["optimizer"] for r in fam})
+        if default not in names:
+            continue
+        budget = max(int(r["budget"]) for r in fam)
+        ranks, _ = average_ranks(fam, names, budget)
+        leader = min(names, key=lambda n: np.nan_to_num(ranks[n], nan=1e9))
+        ok = leader == default
+        lines.append(f"- {family}: best average rank at {budget}: `{leader}` ({fmt(ranks[leader], 2)}); "
+                     f"`{default}`: {fmt(ranks[default], 2)} -> {'MET' if ok else 'NOT MET'}")
+        for t in (50, 100):
+            if t > budget:
+                continue
+            ours = mean_regret([r for r in fam if r["optimizer"] == default], refs, t)
+            peers = {n: mean_regret([r for r in fam if r["optimizer"] == n], refs, t) for n in OPTUNA if n in names}
+            if not peers:
+                continue
+            best = min(peers, key=lambda n: peers[n])
+            ok = ours < peers[best]
+            lines.append(f"- {family}: mean regret@{t} `{default}` {fmt(ours)} vs Optuna's best `{best}` "
+                         f"{fmt(peers[best])} -> {'MET' if ok else 'NOT MET'}")
+    return lines
+
+
+def overhead_verdict(rows: Sequence[dict[str, Any]], ours: str = "ts-bayes") -> list[str]:
+    at = {r["optimizer"]: r["median_s"] for r in rows if r["n_trials"] == 1000}
+    if not {ours, "optuna-gp", "optuna-tpe"} <= set(at):
+        return []
+    gp, tpe = at[ours] / at["optuna-gp"], at[ours] / at["optuna-tpe"]
+    return [f"- overhead at 1,000 trials: `{ours}` = {gp:.3f} x GPSampler (bar <= 0.05: "
+            f"{'MET' if gp <= 0.05 else 'NOT MET'}), {tpe:.2f} x Optuna TPE (bar <= 3: "
+            f"{'MET' if tpe <= 3 else 'NOT MET'})"]
+
+
 def markdown(records: Sequence[dict[str, Any]], optimizers: Sequence[str] | None,
              overhead: Sequence[dict[str, Any]], header: Sequence[str]) -> str:
     runs = latest(records, optimizers)
     refs = references(runs)
     out = [*header]
+    checks = verdict(runs, refs, "ts-auto") + overhead_verdict(overhead)
+    if checks:
+        out += ["", "## Verdict (the bar of issue 3, default sampler `ts-auto`)", "", *checks]
     for family, title in (("bbob", "BBOB (coco-experiment)"), ("real", "Real tuning tasks (scikit-learn data)")):
         fam = [r for r in runs if r["family"] == family]
         if not fam:
