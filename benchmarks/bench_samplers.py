@@ -103,9 +103,10 @@ def build_jobs(args: argparse.Namespace, names: list[str]) -> list:
             kw = {"tasks": tuple(args.tasks or problems.REAL_TASKS)}
         budget = args.budget_bbob if fam == "bbob" else args.budget_real
         probs += problems.problems(fam, budget, **kw)
-    # expensive problems first (real tasks, high dimensions) so the pool ends evenly
+    # seed by seed (an interrupted run leaves whole seeds, every problem and optimizer
+    # alike), and within a seed the expensive problems first so the pool ends evenly
     probs.sort(key=lambda p: (p.family != "real", -p.space.ndim))
-    return [Job(n, p, s) for p in probs for s in range(args.seeds) for n in names], probs
+    return [Job(n, p, s) for s in range(args.seeds) for p in probs for n in names], probs
 
 
 def command_line() -> str:
@@ -134,7 +135,9 @@ def write_report(args: argparse.Namespace, names: list[str], problem_names: set[
         "learning_rate_init, beta_1, beta_2, epsilon, alpha, batch_size; 600 digits, 15 epochs), "
         "`hgb-breast-cancer` (HistGradientBoosting: learning_rate, max_iter, max_leaf_nodes, "
         "min_samples_leaf, l2_regularization, max_features; 1 - ROC AUC), 3-fold CV, budget 50. "
-        "Seeds 0-4 for every optimizer. Peers: Optuna TPESampler (default and multivariate=True), "
+        "Seeds 0-4 for every optimizer. Peers: Optuna TPESampler default (`optuna-tpe`; in Optuna 5 the "
+        "default IS multivariate=True, so a separate multivariate=True run repeats it exactly and "
+        "`optuna-tpe-indep`, multivariate=False, the old default, is run instead), "
         "GPSampler, RandomSampler (`random`); Hyperopt TPE; scikit-optimize gp_minimize's defaults through "
         "its ask/tell Optimizer. Same spaces (log scales, integers, conditions mapped per peer; "
         "see `benchmarks/samplerbench/spaces.py`), same budgets.", "",

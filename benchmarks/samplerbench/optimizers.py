@@ -80,6 +80,12 @@ def _optuna_tpe_mv(seed: int) -> Any:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True)
 
 
+def _optuna_tpe_indep(seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, multivariate=False)
+
+
 def _optuna_gp(seed: int) -> Any:
     import optuna
     import torch
@@ -135,13 +141,17 @@ def run_skopt(space: ts.Space, rec: Recorder, budget: int, seed: int) -> None:
 
 PEERS: dict[str, Runner] = {
     "optuna-tpe": run_optuna(_optuna_tpe),
+    "optuna-tpe-indep": run_optuna(_optuna_tpe_indep),
     "optuna-tpe-mv": run_optuna(_optuna_tpe_mv),
     "optuna-gp": run_optuna(_optuna_gp),
     "hyperopt-tpe": run_hyperopt,
     "skopt-gp": run_skopt,
     "random": run_optuna(_optuna_random),
 }
-DEFAULT_PEERS = tuple(PEERS)
+# Optuna >= 5 makes TPESampler multivariate by default (single objective), so
+# "optuna-tpe-mv" repeats "optuna-tpe" exactly; the independent TPE (Optuna < 5's
+# default) is the informative second variant.
+DEFAULT_PEERS = ("optuna-tpe", "optuna-tpe-indep", "optuna-gp", "hyperopt-tpe", "skopt-gp", "random")
 DEFAULT_SAMPLERS = ("bayes", "tpe", "auto", "random", "sobol")
 
 

@@ -188,7 +188,7 @@ def mlp_objective() -> Objective:
 def hgb_space() -> ts.Space:
     return ts.Space({
         "learning_rate": ts.Float(1e-3, 1.0, log=True),
-        "max_iter": ts.Int(10, 200, log=True),
+        "max_iter": ts.Int(10, 100, log=True),
         "max_leaf_nodes": ts.Int(4, 64, log=True),
         "min_samples_leaf": ts.Int(2, 100, log=True),
         "l2_regularization": ts.Float(1e-6, 10.0, log=True),

@@ -185,7 +185,24 @@ def provenance(runs: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-OPTUNA = ("optuna-tpe", "optuna-tpe-mv", "optuna-gp")
+def coverage(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Runs restricted to the (problem, seed) cells every optimizer completed,
+    the optimizers that completed every cell, and a Markdown note on coverage."""
+    cells: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for r in runs:
+        cells[r["optimizer"]].add((r["problem"], int(r["seed"])))
+    grid = set().union(*cells.values()) if cells else set()
+    common = set.intersection(*cells.values()) if cells else set()
+    complete = sorted(n for n, c in cells.items() if c == grid)
+    kept = [r for r in runs if (r["problem"], int(r["seed"])) in common]
+    n_problems = len({p for p, _ in grid})
+    note = [f"Coverage: {len(grid)} (problem, seed) cells over {n_problems} problems; "
+            f"{len(common)} cells completed by every optimizer. Runs per optimizer: " +
+            ", ".join(f"`{n}` {len(c)}" for n, c in sorted(cells.items())) + "."]
+    return kept, complete, note
+
+
+OPTUNA = ("optuna-tpe", "optuna-tpe-mv", "optuna-tpe-indep", "optuna-gp")
 
 
 def verdict(runs: list[dict[str, Any]], refs: dict[str, tuple[float, float]], default: str) -> list[str]:
@@ -232,15 +249,23 @@ def markdown(records: Sequence[dict[str, Any]], optimizers: Sequence[str] | None
     runs = latest(records, optimizers)
     refs = references(runs)
     out = [*header]
-    checks = verdict(runs, refs, "ts-auto") + overhead_verdict(overhead)
+    common = [r for fam in ("bbob", "real") for r in coverage([x for x in runs if x["family"] == fam])[0]]
+    checks = verdict(common, refs, "ts-auto") + overhead_verdict(overhead)
     if checks:
         out += ["", "## Verdict (the bar of issue 3, default sampler `ts-auto`)", "", *checks]
     for family, title in (("bbob", "BBOB (coco-experiment)"), ("real", "Real tuning tasks (scikit-learn data)")):
-        fam = [r for r in runs if r["family"] == family]
+        every = [r for r in runs if r["family"] == family]
+        if not every:
+            continue
+        fam, complete, lines = coverage(every)
+        out += ["", f"## {title}", "", *lines]
+        if complete and len(complete) < len({r["optimizer"] for r in every}):
+            out += ["", f"Optimizers that completed every run ({len(complete)}), on all cells:", "",
+                    *family_table([r for r in every if r["optimizer"] in complete], refs)]
         if not fam:
             continue
-        out += ["", f"## {title}", "", *family_table(fam, refs), "", "Average rank by evaluations:", "",
-                *rank_table(fam), ""]
+        out += ["", "All optimizers, on the cells all of them completed:", "", *family_table(fam, refs), "",
+                "Average rank by evaluations:", "", *rank_table(fam), ""]
         if family == "bbob":
             out += ["Mean normalized regret at the full budget, by dimension:", "", *split_table(fam, refs, "dim")]
         else:
