@@ -51,6 +51,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--overhead-results", type=Path, default=HERE / "results" / "overhead.json")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 functions, 1 task, 2 seeds, small budgets")
     ap.add_argument("--tunesmith-src", default=None, help="put this tunesmith src/ first on the path")
+    ap.add_argument("--note", action="append", default=[], help="a paragraph for the report's header")
     args = ap.parse_args(argv)
     if args.quick:
         args.functions = args.functions or [1, 8]
@@ -132,7 +133,7 @@ def write_report(args: argparse.Namespace, names: list[str], problem_names: set[
         "Problems: BBOB functions " + ", ".join(f"f{f} {n}" for f, n in BBOB_NAMES.items()) +
         " at d = 2, 5, 10 (instance 1), budget 100; real tasks: `svm-digits` (conditional: kernel, C, "
         "gamma for poly/rbf, degree for poly; 900 digits), `mlp-adam-digits` (MLPClassifier(32), Adam: "
-        "learning_rate_init, beta_1, beta_2, epsilon, alpha, batch_size; 600 digits, 15 epochs), "
+        "learning_rate_init, beta_1, beta_2, epsilon, alpha, batch_size; 500 digits, 12 epochs), "
         "`hgb-breast-cancer` (HistGradientBoosting: learning_rate, max_iter, max_leaf_nodes, "
         "min_samples_leaf, l2_regularization, max_features; 1 - ROC AUC), 3-fold CV, budget 50. "
         "Seeds 0-4 for every optimizer. Peers: Optuna TPESampler default (`optuna-tpe`; in Optuna 5 the "
@@ -141,6 +142,7 @@ def write_report(args: argparse.Namespace, names: list[str], problem_names: set[
         "GPSampler, RandomSampler (`random`); Hyperopt TPE; scikit-optimize gp_minimize's defaults through "
         "its ask/tell Optimizer. Same spaces (log scales, integers, conditions mapped per peer; "
         "see `benchmarks/samplerbench/spaces.py`), same budgets.", "",
+        *[line for note in args.note for line in (note, "")],
         "Definitions (normalized regret, ranks):", "",
         *[f"> {line}" if line else ">" for line in report.__doc__.strip().splitlines()[2:]],
     ]
