@@ -165,7 +165,7 @@ def test_failing_objective_still_reports(project: Path, capsys: pytest.CaptureFi
 
 
 def test_subcommand_table_is_extensible() -> None:
-    assert [c.name for c in SUBCOMMANDS] == ["run", "studies", "show", "export"]
+    assert [c.name for c in SUBCOMMANDS] == ["run", "studies", "show", "export", "worker"]
 
 
 def test_entry_point_in_a_subprocess(project: Path, subprocess_env: dict[str, str]) -> None:
@@ -178,3 +178,17 @@ def test_entry_point_in_a_subprocess(project: Path, subprocess_env: dict[str, st
     bad = subprocess.run([sys.executable, "-m", "tunesmith", "show"], env=subprocess_env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "usage: tunesmith show" in bad.stderr
+
+
+def test_worker_subcommand_joins_a_study(tmp_path: Path) -> None:
+    """``tunesmith worker STUDY.yaml`` runs trials on the study the file names."""
+    from tunesmith.cli import main
+
+    (tmp_path / "obj.py").write_text("def f(trial):\n    return (trial.params['x'] - 1) ** 2\n")
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    (tmp_path / "s.yaml").write_text(
+        f"name: w\nstorage: {db}\nobjective: {tmp_path / 'obj.py'}:f\n"
+        "space:\n  x: {type: float, low: -3, high: 3}\nsampler: random\nn_trials: 4\n"
+    )
+    assert main(["worker", str(tmp_path / "s.yaml"), "--n-trials", "3"]) == 0
+    assert len(ts.load_study("w", db).trials) == 3

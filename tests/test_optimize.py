@@ -197,7 +197,7 @@ def test_a_worker_process_that_dies_leaves_its_trial_marked(sqlite_url: str) -> 
     assert len(trials) == 8 and not [t for t in trials if t.state is TrialState.RUNNING]
     dead = [t for t in trials if t.state is TrialState.FAILED]
     assert [t.number for t in dead] == [1]
-    assert dead[0].error == "worker process died (worker exit code -9)"
+    assert dead[0].error == "worker process died (exit code -9)"
 
 
 def test_progress_bar_counts_trials_and_knows_when_a_grid_ends(capsys: pytest.CaptureFixture[str]) -> None:

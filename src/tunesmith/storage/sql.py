@@ -245,6 +245,20 @@ class SQLStorage(Storage):
                     raise
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
+            except Exception as exc:  # noqa: BLE001 - filtered just below
+                if not isinstance(exc, (sa.exc.DisconnectionError, *self._driver_errors())):
+                    raise
+                # connecting failed (server restarting), raised by the driver unwrapped
+                attempt += 1
+                if attempt >= self.retries:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+
+    def _driver_errors(self) -> tuple[type[BaseException], ...]:
+        dbapi = getattr(self.engine.dialect, "dbapi", None)
+        err = getattr(dbapi, "OperationalError", None)
+        return (err,) if isinstance(err, type) else ()
 
     @staticmethod
     def _transient(exc: DBAPIError) -> bool:
