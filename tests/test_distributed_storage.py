@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
+from test_storage_perf_paths import _lose_connection_after_commit
 
 from tunesmith import MemoryStorage, SQLStorage, Storage, TrialState
 from tunesmith.storage.sql import trials_table
@@ -93,24 +93,6 @@ def test_create_trial_attrs(storage: Storage) -> None:
     assert rec is not None and storage.get_trials(sid)[0].attrs == {"retry_of": 7}
 
 
-def _break_after_commit(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
-    """Fault injection: the next ``times`` transactions commit in the database, then
-    the client sees a lost connection, as when a server dies right after COMMIT."""
-    from tunesmith.storage import sql as sql_module
-
-    real, left = sql_module.run_transaction, [times]
-
-    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
-        out = real(*args, **kwargs)
-        if left[0] > 0:
-            left[0] -= 1
-            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
-        return out
-
-    monkeypatch.setattr(sql_module, "run_transaction", flaky)
-    return left
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_retry_after_committed_write_writes_nothing_twice(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
@@ -119,13 +101,13 @@ def test_retry_after_committed_write_writes_nothing_twice(
     st = SQLStorage(url)
     sid = _study(st)
     st.create_trial(sid, params={"q": 1}, state=TrialState.WAITING)
-    left = _break_after_commit(monkeypatch, 1)
+    left = _lose_connection_after_commit(monkeypatch, 1)
     rec = st.create_trial(sid, params={"x": 1}, worker="w:1")
     assert left[0] == 0 and rec is not None and rec.number == 1
-    _break_after_commit(monkeypatch, 1)
+    _lose_connection_after_commit(monkeypatch, 1)
     popped = st.pop_waiting(sid, worker="w:1", now=time.time())
     assert popped is not None and popped.number == 0
-    _break_after_commit(monkeypatch, 1)
+    _lose_connection_after_commit(monkeypatch, 1)
     st.update_trial(sid, rec.replace(state=TrialState.COMPLETE, value=1.0, completed=time.time()))
     trials = st.get_trials(sid)
     assert [(t.number, t.state) for t in trials] == [(0, TrialState.RUNNING), (1, TrialState.COMPLETE)]

@@ -402,12 +402,9 @@ class SQLStorage(Storage):
         tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
-            self._lock_hot(cur, study_id)
-            if tried[0]:  # an earlier attempt may have committed before its connection broke
-                done = cur.first("by_token", {"token": token})
-                if done is not None:
-                    return tuple_to_trial(done)
-            tried[0] = True
+            done = self._begin_write(cur, study_id, token, tried)
+            if done is not None:
+                return done
             if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
                 return None
             number = int(cur.first("next_number", {"sid": study_id})[0])
@@ -422,6 +419,17 @@ class SQLStorage(Storage):
                 return None
             raise
 
+    def _begin_write(self, cur: Cursor, study_id: int, token: str, tried: list[bool]) -> FrozenTrial | None:
+        """Lock the study; on a retry, the record an earlier attempt of this very
+        operation committed before its connection broke (found by its token)."""
+        self._lock_hot(cur, study_id)
+        if tried[0]:
+            done = cur.first("by_token", {"token": token})
+            if done is not None:
+                return tuple_to_trial(done)
+        tried[0] = True
+        return None
+
     def _lock_hot(self, cur: Cursor, study_id: int) -> None:
         if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
             cur.execute("lock_study", {"sid": study_id})
@@ -434,12 +442,9 @@ class SQLStorage(Storage):
         tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
-            self._lock_hot(cur, study_id)
-            if tried[0]:  # an earlier attempt may have committed before its connection broke
-                done = cur.first("by_token", {"token": token})
-                if done is not None:
-                    return tuple_to_trial(done)
-            tried[0] = True
+            done = self._begin_write(cur, study_id, token, tried)
+            if done is not None:
+                return done
             row = cur.first("first_waiting", {"sid": study_id})
             if row is None:
                 return None
