@@ -79,6 +79,7 @@ def test_kill_9_worker_mid_trial_is_failed_after_grace_and_requeued(
     os.kill(pid, signal.SIGKILL)
     victim.wait(10)
     killed_at = time.time()
+    time.sleep(grace)  # 60 fast trials can end before the grace does: start once it has passed
     workers = [start_worker(path, "--n-trials", "60", "--executor", "inline") for _ in range(2)]
     # they reap the lost trial once its heartbeat is older than the grace, and run its copy
     wait_all(workers)
