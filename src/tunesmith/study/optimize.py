@@ -39,7 +39,6 @@ def run_optimize(
 
     _check_args(objective, n_trials, timeout, n_jobs)
     runner = make_executor(executor, n_jobs, study.storage, options)
-    study.budget_hint = n_trials
     study.sampler.set_budget(n_trials)
     if show_progress is None:
         show_progress = sys.stderr.isatty()

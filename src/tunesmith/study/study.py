@@ -80,7 +80,6 @@ class Study:
         self._cursor = 0
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
-        self.budget_hint: int | None = None
         if heartbeat_interval is None and "heartbeat" in cfg:
             beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
