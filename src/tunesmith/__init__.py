@@ -12,7 +12,9 @@ Quickstart::
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING
 
 from .exceptions import (
     SchemaVersionError,
@@ -25,19 +27,14 @@ from .exceptions import (
     TunesmithError,
 )
 from .pruners import Decision, Pruner
-from .samplers import (
-    BayesOptions,
-    BayesSampler,
-    GridSampler,
-    RandomSampler,
-    Sampler,
-    SobolSampler,
-    TPESampler,
-)
+from .samplers import GridSampler, RandomSampler, Sampler, SobolSampler
 from .space import Categorical, Fixed, Float, Int, Prior, Space
 from .storage import MemoryStorage, SQLStorage, Storage
 from .study import Study, Trial
 from .trial import Direction, FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from .samplers import BayesOptions, BayesSampler, TPESampler
 
 __version__ = "0.1.0"
 
@@ -61,11 +58,12 @@ _default_logging()
 
 
 def __getattr__(name: str) -> object:
-    """``ts.train`` is imported on first use (it needs the optional torch)."""
+    """``ts.train`` (it needs the optional torch) and the model-based
+    samplers (they need scipy) are imported on first use."""
     if name == "train":
-        import importlib
-
         return importlib.import_module(".train", __name__)
+    if name in ("BayesOptions", "BayesSampler", "TPESampler"):
+        return getattr(importlib.import_module(".samplers", __name__), name)
     raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
 
 

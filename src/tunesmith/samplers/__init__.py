@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .auto import AutoSampler
 from .base import Sampler, Suggestion
-from .bayes import BayesOptions, BayesSampler
 from .fidelity import MultiFidelitySampler, fidelity_history
 from .simple import GridSampler, RandomSampler, SobolSampler
-from .tpe import TPESampler
 
-_BUILTIN: dict[str, type[Sampler]] = {
+if TYPE_CHECKING:
+    from .bayes import BayesOptions, BayesSampler
+    from .tpe import TPESampler
+
+#: the model-based samplers need scipy; they are imported on first use so
+#: that ``import tunesmith`` (and every Ray actor or worker process) stays fast
+_LAZY = {"BayesOptions": ".bayes", "BayesSampler": ".bayes", "TPESampler": ".tpe"}
+
+_BUILTIN: dict[str, type[Sampler] | str] = {
     "random": RandomSampler,
     "sobol": SobolSampler,
     "grid": GridSampler,
     "auto": AutoSampler,
-    "bayes": BayesSampler,
-    "tpe": TPESampler,
+    "bayes": "BayesSampler",
+    "tpe": "TPESampler",
     "multifidelity": MultiFidelitySampler,
 }
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register(name: str, cls: type[Sampler]) -> None:
@@ -42,7 +55,10 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
         raise ValueError(
             f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance"
         )
-    return _BUILTIN[spec.lower()](seed=seed, **options)
+    cls = _BUILTIN[spec.lower()]
+    if isinstance(cls, str):
+        cls = __getattr__(cls)
+    return cls(seed=seed, **options)
 
 
 __all__ = [

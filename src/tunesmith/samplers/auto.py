@@ -9,9 +9,7 @@ from typing import Any
 from ..space import Space
 from ..trial import Direction, FrozenTrial
 from .base import Sampler, Suggestion
-from .bayes import BayesSampler
 from .simple import GridSampler, qmc
-from .tpe import TPESampler
 
 logger = logging.getLogger("tunesmith")
 
@@ -71,6 +69,9 @@ class AutoSampler(Sampler):
 
 def pick(space: Space, budget: int | None, seed: int) -> tuple[Sampler, str]:
     """The sampler "auto" uses for ``space`` and ``budget``, and why."""
+    from .bayes import BayesSampler
+    from .tpe import TPESampler
+
     size = space.cardinality
     if budget is not None and size <= budget:
         return GridSampler(seed=seed), f"the space has {int(size)} configurations and the budget is {budget}"
