@@ -14,17 +14,24 @@ Measured per method and seed: epochs summed over all trials until the target
 (paused-then-resumed trials continue, so their epochs are counted once) and the
 wall time until then. Medians over seeds; ratios to the reference's total.
 
+``--task finetune`` measures the same on examples/finetune_text.py's task
+(all-MiniLM-L6-v2 fine-tuned with AdamW on VADER lexicon words; see
+benchmarks/pruning_finetune.py), on CUDA when available, 9 epochs at full
+budget by default; its pause/resume rows are left out (each checkpoint of the
+encoder and its AdamW state is ~130 MB and ASHA pauses nearly every trial).
+
 Run: ``PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_pruning.py``
-(``--seeds 3`` by default; ``--quick`` for a smoke run).
+(``--seeds 3`` by default; ``--quick`` for a smoke run; ``--time-limit S``
+stops after S seconds and reports the seeds whose runs all finished;
+``--results F.jsonl`` keeps every raw row, ``--report F.md`` the tables).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
-import multiprocessing as mp
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pruning_harness import report, schedule
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
@@ -164,11 +172,47 @@ SPACE = ts.Space(
 )
 
 
+@dataclass(frozen=True)
+class Task:
+    name: str
+    space: ts.Space
+    make_run: Callable[[dict[str, Any], int], Any]  # (params, seed) -> .epoch(), .save(), .load()
+    pause_resume: bool = True
+    device: str = "cpu"
+
+
+def tabular_task() -> Task:
+    return Task("tabular", SPACE, lambda params, seed: Run(Config(**params), seed))
+
+
+def finetune_task(opts: dict[str, Any]) -> Task:
+    import pruning_finetune as ft
+
+    o = ft.Options(**opts)
+    return Task(
+        "finetune",
+        ft.SPACE,
+        lambda params, seed: ft.FinetuneRun(params, seed, o),
+        pause_resume=False,
+        device=ft.device_name(o),
+    )
+
+
+TASK = tabular_task()
+
+
+def set_task(name: str, opts: dict[str, Any]) -> None:
+    """Pool initializer: the task every job of this process runs."""
+    global TASK
+    torch.set_num_threads(1)
+    TASK = finetune_task(opts) if name == "finetune" else tabular_task()
+
+
 def ts_objective(
     meter: Meter, max_epochs: int, folder: str, seed: int
 ) -> Callable[[ts.Trial], float]:
     def objective(trial: ts.Trial) -> float:
-        run = Run(Config(**trial.params), seed * 100_000 + trial.number)
+        run = TASK.make_run(dict(trial.params), seed * 100_000 + trial.number)
         if trial.is_resumed:
             run.load(trial.resume_from)
         auc = 0.0
@@ -190,7 +234,9 @@ def ts_objective(
 
 def run_tunesmith(sampler: Any, pruner: Any, meter: Meter, max_epochs: int, seed: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        study = ts.Study(SPACE, direction="maximize", sampler=sampler, pruner=pruner, seed=seed)
+        study = ts.Study(
+            TASK.space, direction="maximize", sampler=sampler, pruner=pruner, seed=seed
+        )
         objective = ts_objective(meter, max_epochs, folder, seed)
         try:
             while True:
@@ -220,14 +266,7 @@ def run_optuna(
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 
     def objective(trial: optuna.Trial) -> float:
-        cfg = Config(
-            lr=trial.suggest_float("lr", 1e-4, 3e-1, log=True),
-            weight_decay=trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
-            width=trial.suggest_int("width", 8, 128, log=True),
-            depth=trial.suggest_int("depth", 1, 3),
-            dropout=trial.suggest_float("dropout", 0.0, 0.5),
-        )
-        run = Run(cfg, seed * 100_000 + trial.number)
+        run = TASK.make_run(optuna_params(trial, TASK.space), seed * 100_000 + trial.number)
         auc = 0.0
         for epoch in range(1, max_epochs + 1):
             auc = run.epoch()
@@ -244,8 +283,22 @@ def run_optuna(
         pass
 
 
+def optuna_params(trial: Any, space: ts.Space) -> dict[str, Any]:
+    """The same search space through Optuna's suggest API (in the space's order)."""
+    out: dict[str, Any] = {}
+    for name in space:
+        p: Any = space[name]
+        if isinstance(p, ts.Categorical):
+            out[name] = trial.suggest_categorical(name, list(p.choices))
+        elif isinstance(p, ts.Int):
+            out[name] = trial.suggest_int(name, p.low, p.high, log=p.log)
+        else:
+            out[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
+    return out
+
+
 # -- the comparison ----------------------------------------------------------------------
-def methods(max_epochs: int) -> dict[str, Callable[[Meter, int], None]]:
+def methods(max_epochs: int, pause_resume: bool = True) -> dict[str, Callable[[Meter, int], None]]:
     asha = dict(min_resource=1, reduction_factor=3, max_resource=max_epochs)
 
     def ts_run(
@@ -253,20 +306,22 @@ def methods(max_epochs: int) -> dict[str, Callable[[Meter, int], None]]:
     ) -> Callable[[Meter, int], None]:
         return lambda m, s: run_tunesmith(sampler(s), pruner(), m, max_epochs, s)
 
-    out = {
-        "tunesmith random + ASHA": ts_run(lambda s: "random", lambda: ASHA(**asha)),
-        "tunesmith random + ASHA (pause/resume)": ts_run(
+    out = {"tunesmith random + ASHA": ts_run(lambda s: "random", lambda: ASHA(**asha))}
+    if pause_resume:
+        out["tunesmith random + ASHA (pause/resume)"] = ts_run(
             lambda s: "random", lambda: ASHA(pause=True, **asha)
-        ),
-        "tunesmith random + Hyperband": ts_run(lambda s: "random", lambda: Hyperband(**asha)),
-    }
+        )
+    out["tunesmith random + Hyperband"] = ts_run(lambda s: "random", lambda: Hyperband(**asha))
     if bayes_available():
         mf = lambda s: MultiFidelitySampler("bayes", seed=s)  # noqa: E731
         out["tunesmith bayes + ASHA (complete trials only)"] = ts_run(
             lambda s: "bayes", lambda: ASHA(**asha)
         )
         out["tunesmith bayes + ASHA"] = ts_run(mf, lambda: ASHA(**asha))
-        out["tunesmith bayes + ASHA (pause/resume)"] = ts_run(mf, lambda: ASHA(pause=True, **asha))
+        if pause_resume:
+            out["tunesmith bayes + ASHA (pause/resume)"] = ts_run(
+                mf, lambda: ASHA(pause=True, **asha)
+            )
         out["tunesmith bayes + Hyperband"] = ts_run(mf, lambda: Hyperband(**asha))
     for sampler in ("random", "TPE"):
         for pruner in ("SuccessiveHalvingPruner", "HyperbandPruner"):
@@ -287,93 +342,81 @@ def bayes_available() -> bool:
 REFERENCE_SEED = 10_000
 
 
-def reference(n_trials: int, max_epochs: int, seed: int) -> Meter:
+def reference(n_trials: int, max_epochs: int, seed: int) -> dict[str, Any]:
     """Full-budget random search: its best AUC becomes the target."""
-    torch.set_num_threads(1)
     meter = Meter(target=2.0, cap=n_trials * max_epochs)  # unreachable target: run it all
     # its own seed stream: with the methods' seed, tunesmith's random sampler
     # would redraw the very configurations that set the target
     run_tunesmith("random", None, meter, max_epochs, REFERENCE_SEED + seed)
-    target = meter.best
-    meter.reached_at = (meter.curve.index(target) + 1, time.perf_counter() - meter.start)
-    meter.target = target
-    meter.wall = time.perf_counter() - meter.start
-    return meter
+    best_at = meter.curve.index(meter.best) + 1
+    return {
+        "method": "reference", "seed": seed, "target": meter.best, "epochs": meter.epochs,
+        "wall": time.perf_counter() - meter.start, "epochs_to_best": best_at,
+        "device": TASK.device,
+    }  # fmt: skip
 
 
-Row = tuple[int | None, float | None, float]
-
-
-def run_method(name: str, seed: int, target: float, cap: int, max_epochs: int) -> Row:
-    """One method on one seed: (epochs to target or None, wall s to target or None, best AUC)."""
-    torch.set_num_threads(1)
+def run_method(name: str, seed: int, target: float, cap: int, max_epochs: int) -> dict[str, Any]:
+    """One method on one seed: epochs and wall s to the target (None: not reached), best AUC."""
     meter = Meter(target=target, cap=cap)
-    methods(max_epochs)[name](meter, seed)
+    methods(max_epochs, TASK.pause_resume)[name](meter, seed)
     epochs, wall = meter.reached_at if meter.reached_at else (None, None)
-    return epochs, wall, meter.best
+    return {
+        "method": name, "seed": seed, "target": target, "epochs": epochs, "wall": wall,
+        "best": meter.best, "spent": meter.epochs, "run_wall": time.perf_counter() - meter.start,
+        "device": TASK.device,
+    }  # fmt: skip
 
 
-def _run_job(job: tuple[str, int, float, int, int]) -> Row:
-    return run_method(*job)
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--task", choices=["tabular", "finetune"], default="tabular")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument(
         "--trials", type=int, default=40, help="trials of the full-budget random search"
     )
-    ap.add_argument("--max-epochs", type=int, default=27)
-    ap.add_argument("--jobs", type=int, default=1, help="(seed, method) runs in parallel processes")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 10 trials of 9 epochs")
-    args = ap.parse_args()
+    ap.add_argument("--max-epochs", type=int, help="full budget (default: 27 tabular, 9 finetune)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    ap.add_argument("--quick", action="store_true", help="smoke run (a few trials, small data)")
+    ap.add_argument("--time-limit", type=float, help="seconds; then report the finished seeds")
+    ap.add_argument("--texts", type=int, default=1200, help="finetune: VADER words (80%% train)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"], help="finetune")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="finetune")
+    ap.add_argument("--results", help="write every raw row here (JSON lines)")
+    ap.add_argument("--report", help="write the Markdown tables here")
+    args = ap.parse_args(argv)
+    if args.max_epochs is None:
+        args.max_epochs = 27 if args.task == "tabular" else 9
     if args.quick:
-        args.trials, args.max_epochs = 10, 9
-    cap = args.trials * args.max_epochs
+        if args.task == "tabular":
+            args.trials, args.max_epochs = 10, 9
+        else:
+            args.trials, args.max_epochs, args.texts = 6, 3, 64
+    names = list(methods(args.max_epochs, pause_resume=args.task == "tabular"))
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     print(f"bayes sampler available: {bayes_available()}; torch {torch.__version__}; {args}")
-    seeds = list(range(args.seeds))
-    names = list(methods(args.max_epochs))
-    with mp.get_context("fork").Pool(max(1, args.jobs)) as pool:
-        refs = pool.starmap(reference, [(args.trials, args.max_epochs, s) for s in seeds])
-        print("targets:", [round(r.target, 4) for r in refs], flush=True)
-        jobs = [(n, s, refs[s].target, cap, args.max_epochs) for s in seeds for n in names]
-        rows = []
-        for job, row in zip(jobs, pool.imap(_run_job, jobs), strict=True):
-            print(f"  {job[1]} {job[0]}: {row}", flush=True)  # progress, in case of a time limit
-            rows.append(row)
-    table: dict[str, list[Row]] = {
-        "random search, full budget (total)": [(cap, r.wall, r.target) for r in refs],
-        "random search, full budget (to its best)": [(*r.reached_at, r.target) for r in refs],  # type: ignore[misc]
-    }
-    for (name, *_), row in zip(jobs, rows, strict=True):
-        table.setdefault(name, []).append(row)
-    for s, r in enumerate(refs):
-        print(f"seed {s}: target AUC {r.target:.4f} (random search, {cap} epochs, {r.wall:.1f}s)")
-        for (name, seed, *_), (epochs, wall, best) in zip(jobs, rows, strict=True):
-            if seed == s:
-                shown = (
-                    f"{epochs} epochs, {wall:.1f}s" if epochs else f"not reached in {cap} epochs"
-                )
-                print(f"  {name:48s} {shown}; best AUC {best:.4f}")
-    report(table, args)
+    rows: list[dict[str, Any]] = []
+    out = open(args.results, "w") if args.results else None  # noqa: SIM115
 
+    def emit(row: dict[str, Any]) -> None:
+        row = {"task": args.task, **row}
+        rows.append(row)
+        print(f"  {row}", flush=True)  # progress, in case of a time limit
+        if out:
+            out.write(json.dumps(row) + "\n")
+            out.flush()
 
-def report(table: dict[str, list[tuple[int | None, float | None, float]]], args: Any) -> None:
-    cap = args.trials * args.max_epochs
-    print(
-        f"\n| method | reached (of {args.seeds}) | median epochs to target | vs random total | median wall s | best AUC (median) |"
-    )
-    print("|---|---|---|---|---|---|")
-    for name, rows in table.items():
-        reached = [r for r in rows if r[0] is not None]
-        # a miss counts as the whole cap, so medians are never flattered
-        epochs = statistics.median([r[0] if r[0] is not None else cap for r in rows])
-        walls = [r[1] for r in reached if r[1] is not None]
-        wall = f"{statistics.median(walls):.1f}" if walls else "-"
-        best = statistics.median(r[2] for r in rows)
-        print(
-            f"| {name} | {len(reached)}/{len(rows)} | {epochs:.0f} | {epochs / cap:.2f} | {wall} | {best:.4f} |"
-        )
+    t0 = time.perf_counter()
+    try:
+        schedule(args, names, emit, reference, run_method, set_task)
+    finally:
+        if out:
+            out.close()
+    text = report(rows, names, args, started, time.perf_counter() - t0)
+    print("\n" + text)
+    if args.report:
+        with open(args.report, "w") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":

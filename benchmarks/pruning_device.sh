@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The early-stopping benchmark (bench_pruning.py) on the GPU device machine, both tasks at once:
+#   tabular:  --seeds 16 on 11 CPU processes (1 thread each)
+#   finetune: --seeds 8 on 5 processes sharing the GPU (all-MiniLM-L6-v2, VADER words)
+# each with --time-limit (the seeds whose runs all finished are reported). Run from the
+# repository root with the wheels and the fp16 copy of the model in .whl/ (see benchmarks/README.md):
+#   bash benchmarks/pruning_device.sh            # writes under $OUT
+#   PRUNING_QUICK=1 SKIP_INSTALL=1 PY=.venv/bin/python OUT=/tmp/out bash benchmarks/pruning_device.sh
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+PY=${PY:-python3}
+LIMIT=${LIMIT:-450}
+if [ -z "${SKIP_INSTALL:-}" ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 4
+fi
+[ -d .whl/minilm16 ] && export TUNESMITH_MINILM=$PWD/.whl/minilm16
+export PYTHONPATH=$PWD/src:/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
+TAB="--seeds 16 --jobs 11"; FT="--seeds 8 --jobs 5"
+if [ -n "${PRUNING_QUICK:-}" ]; then TAB="--quick --seeds 2 --jobs 1"; FT="--quick --seeds 1 --jobs 1"; LIMIT=100; fi
+{
+  date -u; nproc; lscpu | grep -E "Model name|^CPU\(s\)|Thread" ; free -g | head -2
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  $PY -c "import torch, transformers, sklearn, optuna, sqlalchemy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'sklearn', sklearn.__version__, 'optuna', optuna.__version__)"
+} > "$OUT/env.log" 2>&1
+cat "$OUT/env.log"
+$PY -c "import optuna, tunesmith, vaderSentiment" || exit 5
+(nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.log" 2>&1 &
+ echo $! > /tmp/smi.pid)
+timeout -k 10 $((LIMIT + 40)) $PY benchmarks/bench_pruning.py --task tabular $TAB --time-limit "$LIMIT" \
+  --results "$OUT/tabular.jsonl" --report "$OUT/tabular.md" > "$OUT/tabular.log" 2>&1 &
+TABPID=$!
+timeout -k 10 $((LIMIT + 40)) $PY benchmarks/bench_pruning.py --task finetune $FT --time-limit "$LIMIT" \
+  --results "$OUT/finetune.jsonl" --report "$OUT/finetune.md" > "$OUT/finetune.log" 2>&1 &
+FTPID=$!
+wait $TABPID; echo "tabular rc $?"
+wait $FTPID; echo "finetune rc $?"
+kill "$(cat /tmp/smi.pid)" 2>/dev/null
+date -u
+grep -v "^  {" "$OUT/tabular.log" | tail -40
+grep -v "^  {" "$OUT/finetune.log" | tail -40
