@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The early-stopping benchmark (bench_pruning.py) on the GPU device machine, both tasks at once:
-#   tabular:  --seeds 16 on 11 CPU processes (1 thread each)
-#   finetune: --seeds 8 on 5 processes sharing the GPU (all-MiniLM-L6-v2, VADER words)
+#   tabular:  --seeds 16 on 10 CPU processes (1 thread each)
+#   finetune: --seeds 8 on 6 processes sharing the GPU (all-MiniLM-L6-v2, VADER words)
 # each with --time-limit (the seeds whose runs all finished are reported). Run from the
 # repository root with the wheels and the fp16 copy of the model in .whl/ (see benchmarks/README.md):
 #   bash benchmarks/pruning_device.sh            # writes under $OUT
@@ -16,7 +16,7 @@ fi
 [ -d .whl/minilm16 ] && export TUNESMITH_MINILM=$PWD/.whl/minilm16
 export PYTHONPATH=$PWD/src:/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error PYTHONUNBUFFERED=1
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
-TAB="--seeds 16 --jobs 11"; FT="--seeds 8 --jobs 5"
+TAB="--seeds 16 --jobs 10"; FT="--seeds 8 --jobs 6"
 if [ -n "${PRUNING_QUICK:-}" ]; then TAB="--quick --seeds 2 --jobs 1"; FT="--quick --seeds 1 --jobs 1"; LIMIT=100; fi
 {
   date -u; nproc; lscpu | grep -E "Model name|^CPU\(s\)|Thread" ; free -g | head -2
