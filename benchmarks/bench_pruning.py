@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pruning_harness import report, schedule
+from pruning_harness import earlier_rows, report, schedule
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
@@ -384,6 +384,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="finetune")
     ap.add_argument("--results", help="write every raw row here (JSON lines)")
     ap.add_argument("--report", help="write the Markdown tables here")
+    ap.add_argument(
+        "--resume", help="an earlier --results file: keep its rows, run only the missing ones"
+    )
     args = ap.parse_args(argv)
     if args.max_epochs is None:
         args.max_epochs = 27 if args.task == "tabular" else 9
@@ -396,10 +399,12 @@ def main(argv: list[str] | None = None) -> None:
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     print(f"bayes sampler available: {bayes_available()}; torch {torch.__version__}; {args}")
     rows: list[dict[str, Any]] = []
+    cap = args.trials * args.max_epochs
+    done = earlier_rows(args.resume, args.task, cap) if args.resume else []
     out = open(args.results, "w") if args.results else None  # noqa: SIM115
 
     def emit(row: dict[str, Any]) -> None:
-        row = {"task": args.task, **row}
+        row = {"task": args.task, "cap": cap, **row}
         rows.append(row)
         print(f"  {row}", flush=True)  # progress, in case of a time limit
         if out:
@@ -408,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     try:
-        schedule(args, names, emit, reference, run_method, set_task)
+        schedule(args, names, emit, reference, run_method, set_task, done)
     finally:
         if out:
             out.close()

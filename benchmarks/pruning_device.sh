@@ -16,10 +16,12 @@ fi
 [ -d .whl/minilm16 ] && export TUNESMITH_MINILM=$PWD/.whl/minilm16
 export PYTHONPATH=$PWD/src:/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error PYTHONUNBUFFERED=1
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
-TAB="--seeds 16 --jobs 10"; FT="--seeds 8 --jobs 6"
+# TAB_ARGS= or FT_ARGS= (empty) skips that task; e.g. a continuation of the fine-tuning run:
+#   TAB_ARGS= FT_ARGS="--seeds 4 --jobs 6 --resume benchmarks/results/pruning-finetune-h100.jsonl" LIMIT=200
+TAB=${TAB_ARGS-"--seeds 16 --jobs 10"}; FT=${FT_ARGS-"--seeds 8 --jobs 6"}
 if [ -n "${PRUNING_QUICK:-}" ]; then TAB="--quick --seeds 2 --jobs 1"; FT="--quick --seeds 1 --jobs 1"; LIMIT=100; fi
 {
-  date -u; nproc; lscpu | grep -E "Model name|^CPU\(s\)|Thread" ; free -g | head -2
+  date -u; env -u OMP_NUM_THREADS nproc; lscpu | grep -E "Model name|^CPU\(s\)|Thread" ; free -g | head -2
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   $PY -c "import torch, transformers, sklearn, optuna, sqlalchemy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'sklearn', sklearn.__version__, 'optuna', optuna.__version__)"
 } > "$OUT/env.log" 2>&1
@@ -27,15 +29,15 @@ cat "$OUT/env.log"
 $PY -c "import optuna, tunesmith, vaderSentiment" || exit 5
 (nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.log" 2>&1 &
  echo $! > /tmp/smi.pid)
-timeout -k 10 $((LIMIT + 40)) $PY benchmarks/bench_pruning.py --task tabular $TAB --time-limit "$LIMIT" \
-  --results "$OUT/tabular.jsonl" --report "$OUT/tabular.md" > "$OUT/tabular.log" 2>&1 &
-TABPID=$!
-timeout -k 10 $((LIMIT + 40)) $PY benchmarks/bench_pruning.py --task finetune $FT --time-limit "$LIMIT" \
-  --results "$OUT/finetune.jsonl" --report "$OUT/finetune.md" > "$OUT/finetune.log" 2>&1 &
-FTPID=$!
-wait $TABPID; echo "tabular rc $?"
-wait $FTPID; echo "finetune rc $?"
+PIDS=()
+for task in tabular finetune; do
+  if [ $task = tabular ]; then A=$TAB; else A=$FT; fi
+  [ -z "$A" ] && continue
+  timeout -k 10 $((LIMIT + 40)) $PY benchmarks/bench_pruning.py --task $task $A --time-limit "$LIMIT" \
+    --results "$OUT/$task.jsonl" --report "$OUT/$task.md" > "$OUT/$task.log" 2>&1 &
+  PIDS+=($!)
+done
+for p in "${PIDS[@]}"; do wait "$p"; echo "rc $?"; done
 kill "$(cat /tmp/smi.pid)" 2>/dev/null
 date -u
-grep -v "^  {" "$OUT/tabular.log" | tail -40
-grep -v "^  {" "$OUT/finetune.log" | tail -40
+for task in tabular finetune; do [ -f "$OUT/$task.log" ] && grep -v "^  {" "$OUT/$task.log" | tail -40; done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import statistics
 import time
@@ -20,11 +21,13 @@ def schedule(
     reference: Callable[..., dict[str, Any]],
     run_method: Callable[..., dict[str, Any]],
     set_task: Callable[[str, dict[str, Any]], None],
+    done: list[dict[str, Any]] | None = None,
 ) -> None:
     """Run every reference and (method, seed) job, lowest seed first, until done or the time limit.
 
     A job is handed to the pool only when a worker is free, so the queue never holds more
     than the workers can start, and the methods of a seed go before the next seed's reference.
+    Rows in ``done`` (from ``--resume``) are emitted again and not rerun.
     """
     cap = args.trials * args.max_epochs
     deadline = time.monotonic() + (args.time_limit or float("inf"))
@@ -33,6 +36,19 @@ def schedule(
     refs_todo = list(range(args.seeds))
     jobs_todo: list[tuple[str, int, float, int, int]] = []
     running: list[Any] = []
+    done = done or []
+    refs = {r["seed"]: r for r in done if r["method"] == "reference" and r["seed"] < args.seeds}
+    finished = {
+        (r["method"], r["seed"]) for r in done if r["seed"] in refs and r["method"] in names
+    }
+    for r in done:
+        if r["seed"] in refs and (r["method"] == "reference" or r["method"] in names):
+            emit(r)
+    for seed, r in sorted(refs.items()):
+        refs_todo.remove(seed)
+        jobs_todo += [
+            (n, seed, r["target"], cap, args.max_epochs) for n in names if (n, seed) not in finished
+        ]
     pool = ctx.Pool(max(1, args.jobs), initializer=set_task, initargs=(args.task, opts))
     try:
         while (refs_todo or jobs_todo or running) and time.monotonic() < deadline:
@@ -58,6 +74,15 @@ def schedule(
     finally:
         pool.terminate()
         pool.join()
+
+
+def earlier_rows(path: str, task: str, cap: int) -> list[dict[str, Any]]:
+    """The rows of an earlier ``--results`` file with the same task and compute cap."""
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    rows = [r for r in rows if r.get("task") == task]
+    seeds = {r["seed"] for r in rows if r["method"] == "reference" and r["epochs"] == cap}
+    return [r for r in rows if r["seed"] in seeds]
 
 
 def report(
