@@ -23,7 +23,8 @@ encoder and its AdamW state is ~130 MB and ASHA pauses nearly every trial).
 Run: ``PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_pruning.py``
 (``--seeds 3`` by default; ``--quick`` for a smoke run; ``--time-limit S``
 stops after S seconds and reports the seeds whose runs all finished;
-``--results F.jsonl`` keeps every raw row, ``--report F.md`` the tables).
+``--results F.jsonl`` keeps every raw row, ``--report F.md`` the tables,
+``--resume F.jsonl`` reuses an earlier run's rows and runs only the missing ones).
 """
 
 from __future__ import annotations
