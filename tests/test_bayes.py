@@ -48,13 +48,14 @@ def test_branin_regret_and_beats_random_with_twice_the_budget() -> None:
 
 @pytest.mark.slow
 def test_hartmann6_regret_and_beats_random_with_twice_the_budget() -> None:
-    # bayes, 50 trials: regret < 0.4 on seeds 0-1; random with 100 trials has
-    # median regret ~1.2 and reaches 0.4 with probability ~1%, so the comparison
-    # fails falsely with odds below 1e-3.
-    regrets = [best(run(H6_SPACE, hartmann6, "bayes", 50, seed)) - H6_MIN for seed in range(2)]
-    randoms = [best(run(H6_SPACE, hartmann6, "random", 100, seed)) - H6_MIN for seed in range(2)]
-    assert max(regrets) < 0.4, regrets
-    assert max(regrets) < min(randoms), (regrets, randoms)
+    # bayes, 50 trials, seeds 0-7 in calibration: regret < 0.4 on 6 of 8 (its
+    # median 0.12; Hartmann-6's narrow optimum sometimes takes longer). Random
+    # search with 100 trials has median regret ~1.2 and reaches 0.4 with
+    # probability ~1%, so 3 of 5 such runs below 0.4 would be a ~1e-5 fluke.
+    regrets = [best(run(H6_SPACE, hartmann6, "bayes", 50, seed)) - H6_MIN for seed in range(5)]
+    randoms = [best(run(H6_SPACE, hartmann6, "random", 100, seed)) - H6_MIN for seed in range(5)]
+    assert sum(r < 0.4 for r in regrets) >= 3, regrets
+    assert np.median(regrets) < np.median(randoms) / 3, (regrets, randoms)
 
 
 @pytest.mark.slow
@@ -97,7 +98,7 @@ def test_good_prior_speeds_up_and_wrong_prior_costs_little() -> None:
         for name, space in (("good", _prior_space(1e-3)), ("plain", plain), ("wrong", wrong)):
             study = run(space, _prior_loss, "bayes", 25, seed)
             values = [t.value for t in study.trials]
-            early[name].append(min(values[:8]))
+            early[name].append(min(values[:5]))  # the initial design
             final[name].append(min(values))
     # the prior's mode is the optimum of lr and act: the first trials are already good
     assert np.mean(early["good"]) < 0.5 * np.mean(early["plain"]), early
@@ -194,6 +195,8 @@ def test_bad_options_are_refused() -> None:
         ts.BayesSampler(n_inital=3)
     with pytest.raises(ValueError, match="warping"):
         ts.BayesSampler(warping="log")
+    with pytest.raises(ValueError, match="ls_penalty"):
+        ts.BayesSampler(ls_penalty=-1.0)
     with pytest.raises(ValueError, match="max_train"):
         ts.BayesSampler(max_train=4)
     s = ts.samplers.make_sampler({"name": "bayes", "seed": 3, "n_init": 4})

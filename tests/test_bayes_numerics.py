@@ -46,10 +46,11 @@ def test_inactive_coordinate_does_not_pull_points_apart() -> None:
     assert k[0, 1] == pytest.approx(gp.signal)
 
 
-def test_likelihood_gradient_matches_finite_differences() -> None:
+@pytest.mark.parametrize("ls_penalty", [0.0, 0.1])
+def test_likelihood_gradient_matches_finite_differences(ls_penalty: float) -> None:
     Z, A, y = data()
     D = sqdists(Z, A, Z, A, IS_CAT, True)
-    prior = Prior(3)
+    prior = Prior(3, ls_penalty)
     theta = np.array([-1.0, 0.3, 0.1, 0.2, -3.0])
     grad = neg_log_posterior(theta, D, y, prior)[1]
     num = approx_fprime(theta, lambda t: neg_log_posterior(t, D, y, prior)[0], 1e-6)
@@ -107,6 +108,18 @@ def test_fit_recovers_short_lengthscale_on_the_relevant_coordinate() -> None:
     theta = fit_theta(Z, np.ones_like(Z, dtype=bool), (y - y.mean()) / y.std(), IS_CAT, False,
                       [Prior(3).default()])
     assert theta[0] < theta[1] - 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_lengthscale_penalty_pulls_lengthscales_toward_the_unit_range(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    Z = rng.random((12, 3))  # few points of a wiggly function plus noise
+    y = np.sin(12 * Z[:, 0]) + 0.3 * rng.standard_normal(12)
+    args = (Z, np.ones_like(Z, dtype=bool), (y - y.mean()) / y.std(), np.zeros(3, bool), False,
+            [np.r_[np.full(3, -3.0), 0.0, -6.0]])
+    free, held = fit_theta(*args)[:3], fit_theta(*args, ls_penalty=0.1)[:3]
+    assert held.min() > free.min() + 0.4  # the shortest lengthscale is less short
+    assert np.abs(held).max() < np.abs(free).max()
 
 
 def test_log_h_is_accurate_and_finite_everywhere() -> None:

@@ -25,6 +25,9 @@ class BayesOptions:
         maxiter: L-BFGS-B iterations of the acquisition refinement.
         prior_beta: piBO strength; the prior's exponent is prior_beta / n.
         failure_penalty: failed trials count as the worst observed loss.
+        ls_penalty: strength a of the penalty a (x + 1/x) on each inverse
+            squared lengthscale x (unit cube), which keeps the model from
+            explaining few points by very short lengthscales; 0 turns it off.
     """
 
     n_init: int | None = None
@@ -37,6 +40,7 @@ class BayesOptions:
     maxiter: int = 50
     prior_beta: float = 10.0
     failure_penalty: bool = True
+    ls_penalty: float = 0.1
 
     def __post_init__(self) -> None:
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):
@@ -51,6 +55,8 @@ class BayesOptions:
             raise ValueError(f"max_train must be at least 16, got {self.max_train}")
         if not (0 <= self.refit_every <= 1):
             raise ValueError(f"refit_every must be in [0, 1], got {self.refit_every!r}")
+        if not (isinstance(self.ls_penalty, (int, float)) and 0 <= self.ls_penalty < float("inf")):
+            raise ValueError(f"ls_penalty must be a finite number >= 0, got {self.ls_penalty!r}")
         if self.prior_beta < 0:
             raise ValueError(f"prior_beta must be >= 0, got {self.prior_beta!r}")
 
