@@ -162,8 +162,8 @@ class BayesSampler(Sampler):
         starts = [pri.default()] if stale else [self._theta, pri.default()]
         if n_obs <= 60:
             starts.append(pri.sample(self.rng))
-        self._theta = fit_theta(  # type: ignore[arg-type]
-            Z, A, y, enc.is_cat, enc.conditional, starts, ls_penalty=self.options.ls_penalty
+        self._theta = fit_theta(
+            Z, A, y, enc.is_cat, enc.conditional, starts, ls_penalty=self.options.ls_penalty  # type: ignore[arg-type]
         )
         self._fit_n, self._fit_key = n_obs, key
         return self._theta
