@@ -6,6 +6,7 @@ and the worker's); each such case has a test here.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -202,7 +203,8 @@ def test_a_script_objective_pickles_by_reference_and_hides_no_module(tmp_path: P
 def test_a_json_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "obj.py").write_text(OBJ)
     db = f"sqlite:///{tmp_path / 'j.db'}"
-    path = write(tmp_path, '{"objective": "obj.py:f", "storage": "%s", "n_trials": 3, "sampler": "random",\n'
-                 ' "space": {"x": {"type": "float", "low": 0, "high": 1}}}\n' % db, name="j.json")
+    doc = {"objective": "obj.py:f", "storage": db, "n_trials": 3, "sampler": "random",
+           "space": {"x": {"type": "float", "low": 0, "high": 1}}}
+    path = write(tmp_path, json.dumps(doc), name="j.json")
     assert main(["worker", str(path)]) == 0
     assert "study 'j': 3 finished trials" in capsys.readouterr().out
