@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from tunesmith import Float, Study, TrialState
-from tunesmith.cli_worker import StudyFile, import_objective, main
 from tunesmith.study.heartbeat import HeartbeatConfig
 
 SPACE = {"x": Float(0, 1)}
@@ -78,34 +77,3 @@ def test_heartbeat_thread_stops_when_idle() -> None:
     time.sleep(0.3)
     beat = study._heartbeat._thread
     assert beat is None or not beat.is_alive()
-
-
-# -- the worker CLI's study file ---------------------------------------------------------------
-def test_study_file_errors(tmp_path: Path) -> None:
-    bad = tmp_path / "s.yaml"
-    bad.write_text("name: s\nstorage: memory\nobjective: m:f\n")
-    with pytest.raises(ValueError, match="storage must be a URL"):
-        StudyFile.load(bad)
-    bad.write_text("name: s\nstorage: sqlite:///x.db\n")
-    with pytest.raises(ValueError, match="objective"):
-        StudyFile.load(bad)
-    bad.write_text("name: s\nstorage: sqlite:///x.db\nobjective: m:f\nspeed: 3\n")
-    with pytest.raises(ValueError, match="unknown keys"):
-        StudyFile.load(bad)
-    with pytest.raises(ValueError, match="does not exist"):
-        StudyFile.load(tmp_path / "none.yaml")
-    with pytest.raises(ValueError, match="module:function"):
-        import_objective("no_colon")
-    assert main(["worker", str(tmp_path / "none.yaml")]) == 2
-
-
-def test_worker_cli_creates_and_runs_a_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x'] ** 2\n")
-    (tmp_path / "s.yaml").write_text(
-        f"name: cli\nstorage: sqlite:///{tmp_path / 'c.db'}\nobjective: obj.py:f\n"
-        "space: {x: {type: float, low: 0, high: 1}}\nsampler: random\nn_trials: 5\n"
-    )
-    assert main(["worker", str(tmp_path / "s.yaml")]) == 0
-    assert main(["worker", str(tmp_path / "s.yaml"), "--n-trials", "3"]) == 0
-    assert "8 finished trials" in capsys.readouterr().out
-    assert len(Study.load("cli", f"sqlite:///{tmp_path / 'c.db'}").trials) == 8

@@ -129,7 +129,7 @@ def test_two_ray_nodes_on_loopback_run_trials_in_two_places(tmp_path: Path) -> N
     path = write_study(tmp_path, url, objective="nodes.py:objective", resources_per_trial={"cpu": 1})
     with TwoNodeCluster(cpus_per_node=1) as cluster:
         res = subprocess.run(
-            [sys.executable, "-m", "tunesmith.cli_worker", "run", str(path), "--executor", "ray",
+            [sys.executable, "-m", "tunesmith", "run", str(path), "--executor", "ray",
              "--address", cluster.address, "--n-trials", "24"],
             env=env(**CLUSTER_ENV), capture_output=True, timeout=300,
         )

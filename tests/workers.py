@@ -1,6 +1,6 @@
 """Helpers for the reliability tests: study files and real worker processes.
 
-Workers are started as ``python -m tunesmith.cli_worker worker STUDY.yaml``,
+Workers are started as ``python -m tunesmith worker STUDY.yaml``,
 exactly as a user starts them on another machine.
 """
 
@@ -65,7 +65,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def start_worker(study_file: Path, *args: str, **env_extra: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "tunesmith.cli_worker", "worker", str(study_file), *args]
+    cmd = [sys.executable, "-m", "tunesmith", "worker", str(study_file), *args]
     return subprocess.Popen(cmd, env=env(**env_extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

@@ -1,12 +1,12 @@
 """The ``tunesmith`` command line.
 
 Each subcommand is a :class:`Subcommand` in :data:`SUBCOMMANDS`: a function
-that adds its arguments and a function that runs it. To add one (say
-``tunesmith worker STUDY.yaml``), write the two functions and append an entry;
-to add flags to ``run`` (say ``--executor``), extend
-:func:`~tunesmith.cli.commands.add_run_args` and pass the value on in
-:func:`~tunesmith.cli.commands.optimize_options`. A worker command can reuse
-``settings_from_args``, ``open_study`` and ``optimize_options`` as they are.
+that adds its arguments and a function that runs it. To add one, write the two
+functions and append an entry. ``run`` and ``worker`` read the same study file
+(:class:`~tunesmith.cli.studyfile.StudyFile`) and share
+:mod:`~tunesmith.cli.launch`: to add a flag that overrides a study-file key,
+add the argument and its entry in ``launch._FLAGS``; to pass a new key on to
+``Study.optimize``, extend :func:`~tunesmith.cli.launch.optimize_options`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..exceptions import StorageError
-from . import commands
+from . import commands, worker
 from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
 
 
@@ -35,7 +35,7 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("show", "print a study's best trials as a table", commands.add_show_args, commands.cmd_show),
     Subcommand("export", "write a study's trials as CSV or JSON", commands.add_export_args, commands.cmd_export),
     Subcommand("worker", "join an existing study from this machine (storage shared by URL)",
-               commands.add_worker_args, commands.cmd_worker),
+               worker.add_worker_args, worker.cmd_worker),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The subcommands: run, studies, show, export (one pair of functions each)."""
+"""The subcommands run, studies, show, export (one pair of functions each; worker is in worker.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,8 @@ from rich.table import Table
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
 from ..trial import FrozenTrial, TrialState
-from .studyfile import DEFAULT_STORAGE, StudyFile
+from .launch import optimize_options, prepare
+from .studyfile import DEFAULT_STORAGE, EXECUTORS
 
 # -- arguments ------------------------------------------------------------------------------
 
@@ -37,7 +37,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-jobs", type=int, help="parallel workers (-1: one per core)")
     p.add_argument("--seed", type=int, help="seed of the sampler")
     p.add_argument("--top", type=int, default=5, help="best trials to print at the end (default 5)")
-    p.add_argument("--executor", choices=["inline", "thread", "process", "ray"],
+    p.add_argument("--executor", choices=EXECUTORS,
                    help="where trials run (default: processes for SQL storage with --n-jobs > 1)")
     p.add_argument("--address", help="Ray cluster address HOST:PORT (with --executor ray)")
     bar = p.add_mutually_exclusive_group()
@@ -61,45 +61,10 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 # -- run --------------------------------------------------------------------------------------
 
 
-def settings_from_args(args: argparse.Namespace) -> StudyFile:
-    """The study file with the command-line flags applied over it."""
-    sf = StudyFile.load(args.study_file)
-    sf = sf.override(
-        name=args.name, storage=args.storage, sampler=args.sampler, direction=args.direction,
-        n_trials=args.n_trials, timeout=args.timeout, n_jobs=args.n_jobs, seed=args.seed,
-    )
-    sf.check("command line")
-    return sf
-
-
-def open_study(sf: StudyFile) -> Study:
-    """Create the study a file describes, or resume it."""
-    sampler: Any = dict(sf.sampler) if not isinstance(sf.sampler, str) else sf.sampler
-    pruner: Any = dict(sf.pruner) if isinstance(sf.pruner, Mapping) else sf.pruner
-    return Study(
-        sf.build_space(), direction=sf.direction, sampler=sampler, pruner=pruner, seed=sf.seed,
-        storage=sf.storage, name=sf.name,
-    )
-
-
-def optimize_options(sf: StudyFile, args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of ``Study.optimize`` from the settings and flags."""
-    return {"n_trials": sf.n_trials, "timeout": sf.timeout, "n_jobs": sf.n_jobs, "show_progress": args.progress}
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.executor is not None or args.address is not None:
-        from ..cli_worker import run_study_file  # executors with their own options (Ray)
-
-        args.study = args.study_file
-        return run_study_file(args)
-    sf = settings_from_args(args)
-    objective = sf.load_objective()
-    study = open_study(sf)
+    sf, study, objective = prepare(args)
     before = len(study.trials)
-    if sf.n_trials is None and sf.timeout is None:
-        print("note: no n_trials or timeout: running until the search is exhausted or Ctrl-C", file=sys.stderr)
-    study.optimize(objective, **optimize_options(sf, args))
+    study.optimize(objective, **optimize_options(sf, args.progress))
     trials = study.trials
     console = Console()
     console.print(f"study [bold]{study.name}[/] in {study.storage.url}: {len(trials) - before} trials run now, "
@@ -219,18 +184,3 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def add_worker_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("study", help="the study file (YAML): name, storage, objective, ...")
-    p.add_argument("--n-trials", type=int, default=None, help="trials to run (default: the file's n_trials)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds after which no trial starts")
-    p.add_argument("--n-jobs", type=int, default=None, help="parallel workers on this machine")
-    p.add_argument("--executor", choices=["inline", "thread", "process", "ray"], default=None)
-    p.add_argument("--address", default=None, help="Ray cluster address HOST:PORT (with --executor ray)")
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    from ..cli_worker import run_study_file
-
-    return run_study_file(args)

@@ -1,8 +1,8 @@
-"""Study files: a study described in YAML, and the objective it names.
+"""Study files: a study described in YAML (or JSON), and the objective it names.
 
-Example ``study.yaml``::
+One parser for every command (``run``, ``worker``). Example ``study.yaml``::
 
-    name: svm-digits
+    name: svm-digits                            # default: the file's name without .yaml
     objective: svm_digits_grid.py:objective     # or a module: mypkg.train:objective
     direction: maximize
     sampler: grid                               # or {name: grid, points: {C: 4}}
@@ -10,22 +10,34 @@ Example ``study.yaml``::
     seed: 0
     n_trials: 100
     n_jobs: 2
-    storage: sqlite:///tunesmith.db
-    space:
+    storage: sqlite:///tunesmith.db             # default; a worker must name its database
+    space:                                      # needed to create the study, not to resume it
       kernel: [linear, poly, rbf]
       C: {type: float, low: 0.1, high: 100, log: true, grid: [0.1, 1, 10, 100]}
+    # optional: lost workers, and where trials run
+    heartbeat_interval: 10
+    grace_period: 60
+    requeue_failed: true
+    executor: ray                               # inline, thread, process or ray
+    ray_address: 10.0.0.5:6379
+    resources_per_trial: {cpu: 2, gpu: 0.25}
+    trials_per_gpu: 4
+    gpus: [0, 1]                                # process executor: devices to use
 
-A script path is relative to the YAML file's folder (then to the current one).
+A script path is relative to the study file's folder (then to the current one).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -33,6 +45,9 @@ import yaml
 from ..space import Space
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
+EXECUTORS = ("inline", "thread", "process", "ray")
+SPACE_EXAMPLE = "space: {lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}}"
+_NOT_KEYS = {"base_dir", "source"}
 
 
 class StudyFileError(ValueError):
@@ -41,20 +56,39 @@ class StudyFileError(ValueError):
 
 @dataclass(frozen=True)
 class StudyFile:
-    """The settings of a study file (command-line flags override them)."""
+    """The settings of a study file (command-line flags override them).
+
+    ``None`` means "not given": ``storage`` then is :data:`DEFAULT_STORAGE`
+    (see :attr:`storage_url`); ``space``, ``direction``, ``sampler`` and
+    ``pruner`` are taken from the stored study when it exists.
+    """
 
     objective: str
-    space: Mapping[str, Any]
     name: str
-    direction: str = "minimize"
-    sampler: str | Mapping[str, Any] = "auto"
+    space: Mapping[str, Any] | None = None
+    direction: str | None = None
+    sampler: str | Mapping[str, Any] | None = None
     pruner: str | Mapping[str, Any] | None = None
     seed: int | None = None
     n_trials: int | None = None
     timeout: float | None = None
     n_jobs: int = 1
-    storage: str = DEFAULT_STORAGE
+    storage: str | None = None
+    heartbeat_interval: float | None = None
+    grace_period: float | None = None
+    requeue_failed: bool = False
+    executor: str | None = None
+    ray_address: str | None = None
+    resources_per_trial: Mapping[str, float] | None = None
+    trials_per_gpu: int | None = None
+    gpus: int | str | list[int | str] | None = None
     base_dir: Path = field(default=Path("."), compare=False)
+    source: str = field(default="study file", compare=False)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The keys a study file may have."""
+        return sorted(f.name for f in fields(cls) if f.name not in _NOT_KEYS)
 
     @classmethod
     def load(cls, path: str | Path) -> StudyFile:
@@ -73,20 +107,21 @@ class StudyFile:
     ) -> StudyFile:
         if not isinstance(data, Mapping):
             raise StudyFileError(f"{source}: expected a mapping of settings (name, objective, space, ...)")
-        known = {f.name for f in fields(cls)} - {"base_dir"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise StudyFileError(f"{source}: unknown key(s) {unknown}; allowed keys are {sorted(known)}")
-        missing = [k for k in ("objective", "space") if data.get(k) is None]
-        if missing:
+        _check_keys(data, source, cls.keys())
+        if data.get("objective") is None:
             raise StudyFileError(
-                f"{source}: missing key(s) {missing}; e.g. objective: train.py:objective and "
-                "space: {lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}}"
+                f"{source}: missing key(s) ['objective']; name the function to optimize, e.g. "
+                "objective: train.py:objective (a script beside the study file) or mypkg.train:objective"
             )
         settings = {"name": default_name, **{k: v for k, v in data.items() if v is not None}}
-        sf = cls(base_dir=base_dir, **settings)
+        sf = cls(base_dir=base_dir, source=source, **settings)
         sf.check(source)
         return sf
+
+    @property
+    def storage_url(self) -> str:
+        """The database URL: the file's ``storage``, else :data:`DEFAULT_STORAGE`."""
+        return self.storage if self.storage is not None else DEFAULT_STORAGE
 
     def check(self, source: str = "study file") -> None:
         """Raise StudyFileError for a bad value, naming the key."""
@@ -95,23 +130,21 @@ class StudyFile:
                 f"{source}: objective must be 'module:function' or 'path/to/script.py:function', "
                 f"got {self.objective!r}"
             )
-        if not isinstance(self.space, Mapping):
-            raise StudyFileError(f"{source}: space must be a mapping of parameter name -> definition")
-        try:
-            self.build_space()
-        except (ValueError, TypeError) as exc:
-            raise StudyFileError(f"{source}: space: {exc}") from None
-        for key in ("n_trials", "n_jobs", "seed"):
-            v = getattr(self, key)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
-                raise StudyFileError(f"{source}: {key} must be an integer, got {v!r}")
-        if self.timeout is not None and not isinstance(self.timeout, (int, float)):
-            raise StudyFileError(f"{source}: timeout must be a number of seconds, got {self.timeout!r}")
         if not isinstance(self.name, str) or not self.name:
             raise StudyFileError(f"{source}: name must be a non-empty string, got {self.name!r}")
+        if self.space is not None:
+            if not isinstance(self.space, Mapping):
+                raise StudyFileError(f"{source}: space must be a mapping of parameter name -> definition, "
+                                     f"e.g. {SPACE_EXAMPLE}")
+            try:
+                self.build_space()
+            except (ValueError, TypeError) as exc:
+                raise StudyFileError(f"{source}: space: {exc}") from None
+        for key, problem in _value_problems(self):
+            raise StudyFileError(f"{source}: {key} {problem}, got {getattr(self, key)!r}")
 
-    def build_space(self) -> Space:
-        return Space.from_dict(self.space)
+    def build_space(self) -> Space | None:
+        return None if self.space is None else Space.from_dict(self.space)
 
     def override(self, **changes: Any) -> StudyFile:
         """A copy with the given settings replaced (``None`` values are ignored)."""
@@ -121,8 +154,70 @@ class StudyFile:
         return load_objective(self.objective, self.base_dir)
 
 
+def _check_keys(data: Mapping[Any, Any], source: str, known: list[str]) -> None:
+    unknown = sorted(str(k) for k in data if k not in known)
+    if not unknown:
+        return
+    hints = [f"{k!r} -> {m[0]!r}" for k in unknown if (m := difflib.get_close_matches(k, known, n=1))]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    raise StudyFileError(f"{source}: unknown key(s) {unknown}{hint}; allowed keys are {known}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_gpus(v: Any) -> bool:
+    if isinstance(v, list):
+        return bool(v) and all(_is_int(x) or isinstance(x, str) for x in v)
+    return _is_int(v) or isinstance(v, str)
+
+
+def _is_resources(v: Any) -> bool:
+    return isinstance(v, Mapping) and all(isinstance(k, str) and _is_number(x) for k, x in v.items())
+
+
+_RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
+    (("n_trials", "n_jobs", "seed"), _is_int, "must be an integer"),
+    (("timeout", "heartbeat_interval", "grace_period"), _is_number, "must be a number of seconds"),
+    (("direction",), lambda v: str(v).lower() in ("minimize", "maximize"), "must be 'minimize' or 'maximize'"),
+    (("storage",), lambda v: isinstance(v, str) and bool(v),
+     "must be a database URL such as sqlite:///tunesmith.db or postgresql+psycopg://user:password@host/db"),
+    (("sampler", "pruner"), lambda v: isinstance(v, (str, Mapping)), "must be a name or {name: ..., options}"),
+    (("requeue_failed",), lambda v: isinstance(v, bool), "must be true or false"),
+    (("executor",), lambda v: v in EXECUTORS, f"must be one of {list(EXECUTORS)}"),
+    (("ray_address",), lambda v: isinstance(v, str) and bool(v), "must be the Ray cluster's address HOST:PORT"),
+    (("resources_per_trial",), _is_resources, "must map resource names to numbers, e.g. {cpu: 2, gpu: 0.25}"),
+    (("trials_per_gpu",), lambda v: _is_int(v) and v >= 1, "must be an integer >= 1"),
+    (("gpus",), _is_gpus, "must be a device count, ids like '0,1', or a list of ids"),
+]
+
+
+def _value_problems(sf: StudyFile) -> list[tuple[str, str]]:
+    """(key, what is wrong) for each given value of the wrong type."""
+    out = []
+    for keys, ok, problem in _RULES:
+        for key in keys:
+            v = getattr(sf, key)
+            if v is not None and not ok(v):
+                out.append((key, problem))
+    return out
+
+
+# -- the objective ------------------------------------------------------------------------------
+
+
 def load_objective(spec: str, base_dir: Path = Path(".")) -> Callable[..., Any]:
-    """The function named by ``module:function`` or ``path/to/script.py:function``."""
+    """The function named by ``module:function`` or ``path/to/script.py:function``.
+
+    A script path (ends in ``.py`` or has a slash) is looked up in ``base_dir``
+    (the study file's folder), then in the current folder; a module is
+    imported with both folders on ``sys.path``.
+    """
     target, _, func = spec.rpartition(":")
     if not target or not func:
         raise StudyFileError(f"objective {spec!r}: write it as 'module:function' or 'script.py:function'")
@@ -138,26 +233,37 @@ def load_objective(spec: str, base_dir: Path = Path(".")) -> Callable[..., Any]:
     return fn
 
 
-def _import_script(target: str, base_dir: Path) -> Any:
+def _import_script(target: str, base_dir: Path) -> ModuleType:
     path = Path(target)
     candidates = [path] if path.is_absolute() else [base_dir / path, Path.cwd() / path]
-    found = next((p for p in candidates if p.is_file()), None)
+    found = next((p.resolve() for p in candidates if p.is_file()), None)
     if found is None:
         raise StudyFileError(f"objective script {target!r} not found (looked in {[str(p) for p in candidates]})")
-    name = f"tunesmith_objective_{found.stem}"
-    spec = importlib.util.spec_from_file_location(name, found)
-    assert spec is not None and spec.loader is not None
+    name = _module_name(found)
+    loader = importlib.machinery.SourceFileLoader(name, str(found))  # any file name, .py or not
+    spec = importlib.util.spec_from_file_location(name, found, loader=loader)
+    assert spec is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(found.parent))  # the script may import its neighbours
+    module.__dict__["__tunesmith_file__"] = str(found)  # marks it for shipping by value to Ray
+    sys.modules[name] = module  # so its functions pickle by reference (spawned processes)
+    if str(found.parent) not in sys.path:
+        sys.path.insert(0, str(found.parent))  # the script may import its neighbours
     try:
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
     except Exception as exc:
         raise StudyFileError(f"objective script {str(found)!r} failed to import: {type(exc).__name__}: {exc}") from exc
     return module
 
 
-def _import_module(target: str, base_dir: Path) -> Any:
+def _module_name(path: Path) -> str:
+    """The script's own name, unless that would hide a real module (``json.py``)."""
+    current = sys.modules.get(path.stem)
+    if current is None or "__tunesmith_file__" in current.__dict__:
+        return path.stem
+    return f"tunesmith_objective_{path.stem}"
+
+
+def _import_module(target: str, base_dir: Path) -> ModuleType:
     for folder in (str(base_dir), str(Path.cwd())):
         if folder not in sys.path:
             sys.path.insert(0, folder)

@@ -1,0 +1,130 @@
+"""From a study file and command-line flags to a running study; shared by ``run`` and ``worker``.
+
+:func:`settings_from_args` applies the flags over the file, :func:`open_study`
+creates or resumes the study it describes, and :func:`optimize_options` gives
+``Study.optimize`` its keyword arguments (executor options included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import StudyNotFound
+from ..storage import Storage, make_storage
+from ..study import Study
+from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError
+
+# StudyFile field <- argparse destination; a command without the flag leaves the file's value
+_FLAGS = {
+    "name": "name", "storage": "storage", "sampler": "sampler", "direction": "direction",
+    "n_trials": "n_trials", "timeout": "timeout", "n_jobs": "n_jobs", "seed": "seed",
+    "executor": "executor", "ray_address": "address",
+}
+
+
+def settings_from_args(args: argparse.Namespace) -> StudyFile:
+    """The study file ``args.study_file`` with the command-line flags applied over it."""
+    sf = StudyFile.load(args.study_file)
+    if getattr(args, "address", None) and (getattr(args, "executor", None) or sf.executor) != "ray":
+        raise StudyFileError(
+            "--address is the Ray cluster's address: pass --executor ray with it (or set executor: ray in the file)"
+        )
+    sf = sf.override(**{key: getattr(args, dest, None) for key, dest in _FLAGS.items()})
+    sf.check("command line")
+    return sf
+
+
+def open_study(sf: StudyFile) -> Study:
+    """Create the study a file describes, or resume it (then ``space`` may be left out)."""
+    return Study(
+        sf.build_space(), direction=sf.direction, sampler=_plain(sf.sampler), pruner=_plain(sf.pruner),
+        seed=sf.seed, storage=_open_storage(sf), name=sf.name, heartbeat_interval=sf.heartbeat_interval,
+        grace_period=sf.grace_period, requeue_failed=sf.requeue_failed,
+    )
+
+
+def _plain(v: Any) -> Any:
+    return dict(v) if isinstance(v, Mapping) else v
+
+
+def _open_storage(sf: StudyFile) -> Storage:
+    """The study's storage; without a space the study must already be in it."""
+    url = sf.storage_url
+    if sf.space is None:
+        db = _sqlite_file(url)
+        if db is not None and not db.exists():  # no empty database made just to find no study in it
+            raise _no_space(sf, url)
+    storage = make_storage(url)
+    if sf.space is None:
+        try:
+            storage.get_study(sf.name)
+        except StudyNotFound:
+            raise _no_space(sf, storage.url) from None
+    return storage
+
+
+def _sqlite_file(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        db = url[len("sqlite:///"):].split("?", 1)[0]
+    elif "://" not in url and url.endswith((".db", ".sqlite", ".sqlite3")):
+        db = url
+    else:
+        return None
+    return Path(db) if db and db != ":memory:" else None
+
+
+def _no_space(sf: StudyFile, url: str) -> StudyFileError:
+    return StudyFileError(
+        f"{sf.source}: missing key(s) ['space']: there is no study {sf.name!r} in {url} to resume, "
+        f"so the file must give the space to create it, e.g. {SPACE_EXAMPLE}"
+    )
+
+
+def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any]:
+    """Keyword arguments of ``Study.optimize`` from the settings (Ray-only ones only on Ray)."""
+    opts: dict[str, Any] = {
+        "n_trials": sf.n_trials, "timeout": sf.timeout, "n_jobs": sf.n_jobs,
+        "show_progress": show_progress, "executor": sf.executor,
+    }
+    if sf.executor == "ray":
+        if sf.ray_address:
+            opts["ray_address"] = sf.ray_address
+        if sf.resources_per_trial:
+            opts["resources_per_trial"] = dict(sf.resources_per_trial)
+    if sf.trials_per_gpu is not None:
+        opts["trials_per_gpu"] = sf.trials_per_gpu
+    if sf.gpus is not None and sf.executor in (None, "process"):
+        opts["gpus"] = sf.gpus
+    return opts
+
+
+def prepare(
+    args: argparse.Namespace, check: Callable[[StudyFile], None] | None = None
+) -> tuple[StudyFile, Study, Callable[..., Any]]:
+    """Settings (passed to ``check`` first, if given), study and objective for ``run`` and ``worker``."""
+    sf = settings_from_args(args)
+    if check is not None:
+        check(sf)
+    objective = sf.load_objective()
+    if sf.executor == "ray":
+        ship_by_value(objective)
+    study = open_study(sf)
+    if sf.n_trials is None and sf.timeout is None:
+        print("note: no n_trials or timeout: running until the search is exhausted or Ctrl-C", file=sys.stderr)
+    return sf, study, objective
+
+
+def ship_by_value(objective: Callable[..., Any]) -> None:
+    """An objective loaded from a script is not importable on Ray's nodes: send its code along."""
+    module = sys.modules.get(getattr(objective, "__module__", ""))
+    if module is not None and "__tunesmith_file__" in module.__dict__:
+        from ..execution.ray import import_ray
+
+        import_ray()  # says which extra to install when Ray is missing
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)

@@ -1,0 +1,56 @@
+"""``tunesmith worker STUDY.yaml``: one more worker on a study shared through a database.
+
+Any machine that reaches the storage and can import the objective joins with
+the same study file (see :mod:`tunesmith.cli.studyfile`)::
+
+    name: mlp-search
+    storage: postgresql+psycopg://tuner:secret@db.internal/tunesmith   # required here
+    objective: mypackage.train:objective      # or path/to/file.py:objective
+    space: {lr: {type: float, low: 1.0e-5, high: 1.0e-1, log: true}}  # needed to create it
+    n_trials: 100            # trials this worker runs (default: until stopped)
+    heartbeat_interval: 10   # optional: fail trials of lost workers after grace_period
+    grace_period: 60
+    requeue_failed: true
+
+``tunesmith run STUDY.yaml --executor ray --address HOST:PORT`` runs the same
+file on a Ray cluster (see :mod:`tunesmith.cli.commands`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .launch import optimize_options, prepare
+from .studyfile import EXECUTORS, StudyFile, StudyFileError
+
+
+def add_worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study_file", metavar="STUDY.yaml", help="the study file (YAML): name, storage, objective, ...")
+    p.add_argument("--n-trials", type=int, default=None, help="trials to run (default: the file's n_trials)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds after which no trial starts")
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel workers on this machine")
+    p.add_argument("--executor", choices=EXECUTORS, default=None, help="where trials run (default: as for run)")
+    p.add_argument("--address", default=None, help="Ray cluster address HOST:PORT (with --executor ray)")
+
+
+def check_shared_storage(sf: StudyFile) -> None:
+    """A worker must name the database it shares: no default file, no memory."""
+    if sf.storage is None:
+        raise StudyFileError(
+            f"{sf.source}: missing key(s) ['storage']; workers share a study through a database: set storage: "
+            "to its URL, e.g. postgresql+psycopg://user:password@host/db or sqlite:////shared/folder/study.db"
+        )
+    if sf.storage.strip().lower() == "memory":
+        raise StudyFileError(
+            f"{sf.source}: workers share a study through a database: storage must be a URL, not 'memory' "
+            "(e.g. sqlite:///tunesmith.db or postgresql+psycopg://user:password@host/db)"
+        )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Open (or create) the study the file names and run its trials here."""
+    sf, study, objective = prepare(args, check=check_shared_storage)
+    study.optimize(objective, **optimize_options(sf, show_progress=False))
+    done = [t for t in study.trials if t.state.is_finished]
+    print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.url}", flush=True)
+    return 0

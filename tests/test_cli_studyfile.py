@@ -1,0 +1,210 @@
+"""The one study-file parser of ``run`` and ``worker``: what each command accepts, and its errors.
+
+Several cases were accepted by only one of the two former parsers (``run``'s
+and the worker's); each such case has a test here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import tunesmith as ts
+from tunesmith import Study
+from tunesmith.cli import main
+from tunesmith.cli.launch import open_study
+from tunesmith.cli.studyfile import StudyFile, StudyFileError, load_objective
+from tunesmith.study.heartbeat import HeartbeatConfig
+
+OBJ = "def f(trial):\n    return (trial.params['x'] - 0.25) ** 2\n"
+SPACE = "space: {x: {type: float, low: 0, high: 1}}\n"
+
+
+@pytest.fixture(autouse=True)
+def quiet() -> object:
+    ts.set_verbosity("WARNING")
+    yield None
+    ts.set_verbosity("INFO")
+
+
+def write(folder: Path, text: str, name: str = "s.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+
+def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(tmp_path, "name: s\nstorage: memory\nobjective: m:f\n")
+    assert main(["worker", str(bad)]) == 2
+    assert "storage must be a URL, not 'memory'" in capsys.readouterr().err
+    write(tmp_path, "name: s\nobjective: m:f\n")
+    assert main(["worker", str(bad)]) == 2
+    assert "missing key(s) ['storage']; workers share a study through a database" in capsys.readouterr().err
+    write(tmp_path, "name: s\nstorage: sqlite:///x.db\n")
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['objective'\]"):
+        StudyFile.load(bad)
+    write(tmp_path, "name: s\nstorage: sqlite:///x.db\nobjective: m:f\ncolour: 3\nseeds: 1\n")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['colour', 'seeds'\] \(did you mean 'seeds' -> 'seed'\?\)"):
+        StudyFile.load(bad)
+    with pytest.raises(ValueError, match="does not exist"):
+        StudyFile.load(tmp_path / "none.yaml")
+    with pytest.raises(ValueError, match="module:function"):
+        load_objective("no_colon")
+    assert main(["worker", str(tmp_path / "none.yaml")]) == 2
+
+
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("requeue_failed: sometimes", "requeue_failed must be true or false, got 'sometimes'"),
+        ("heartbeat_interval: often", "heartbeat_interval must be a number of seconds"),
+        ("executor: gpu", "executor must be one of ['inline', 'thread', 'process', 'ray'], got 'gpu'"),
+        ("resources_per_trial: {cpu: lots}", "resources_per_trial must map resource names to numbers"),
+        ("trials_per_gpu: 0", "trials_per_gpu must be an integer >= 1, got 0"),
+        ("gpus: [0.5]", "gpus must be a device count, ids like '0,1', or a list of ids"),
+        ("storage: ''", "storage must be a database URL"),
+        ("space: [x, y]", "space must be a mapping of parameter name -> definition"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:
+    path = write(tmp_path, f"objective: obj.py:f\n{SPACE if 'space' not in line else ''}{line}\n")
+    with pytest.raises(StudyFileError, match="^" + re.escape(str(path))) as err:
+        StudyFile.load(path)
+    assert fragment in str(err.value)
+
+
+def test_missing_space_for_a_new_study_creates_no_database(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "obj.py").write_text(OBJ)
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'new.db'}\n")
+    for cmd in ("run", "worker"):
+        assert main([cmd, str(path), "--n-trials", "1"]) == 2
+        err = capsys.readouterr().err
+        assert "missing key(s) ['space']: there is no study 's' in" in err and "space: {lr:" in err, err
+    assert not (tmp_path / "new.db").exists()
+
+
+# -- accepted by one former parser only, now by both commands ------------------------------------
+
+
+def test_run_resumes_a_study_without_space_direction_or_sampler(tmp_path: Path) -> None:
+    """The worker's parser allowed resuming without ``space``; ``run``'s defaulted direction and sampler."""
+    (tmp_path / "obj.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=3, storage=db, name="s")
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: {db}\nn_trials: 4\n")
+    study = open_study(StudyFile.load(path))
+    assert study.direction.value == "maximize" and study.sampler.name == "random"
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert len(ts.load_study("s", db).trials) == 4
+
+
+def test_run_takes_heartbeat_and_executor_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Keys only the worker's parser knew: stored with the study and used by ``run`` too."""
+    (tmp_path / "obj.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    path = write(tmp_path, f"""
+        objective: obj.py:f
+        storage: {db}
+        {SPACE}
+        n_trials: 6
+        n_jobs: 2
+        executor: thread
+        heartbeat_interval: 2
+        requeue_failed: true
+        resources_per_trial: {{cpu: 1}}   # Ray-only: ignored by other executors
+    """)
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert "6 trials run now" in capsys.readouterr().out
+    study = ts.load_study("s", db)
+    assert study.heartbeat_config == HeartbeatConfig(2.0, 10.0, True)
+    assert all(t.worker.endswith(f":{os.getpid()}") for t in study.trials)  # threads here, not processes
+
+
+def test_run_with_an_executor_keeps_the_other_flags(tmp_path: Path) -> None:
+    """``run --executor`` used to go to the worker's code, which dropped --name, --sampler, --seed."""
+    (tmp_path / "obj.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: {db}\n{SPACE}sampler: random\n")
+    argv = ["run", str(path), "--executor", "thread", "--n-jobs", "2", "--n-trials", "3", "--name", "other",
+            "--sampler", "sobol", "--seed", "4", "--no-progress"]
+    assert main(argv) == 0
+    study = ts.load_study("other", db)
+    assert len(study.trials) == 3 and study.sampler.name == "sobol" and study.sampler.seed == 4
+
+
+def test_address_needs_ray(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, f"objective: obj.py:f\n{SPACE}")
+    for cmd in ("run", "worker"):
+        assert main([cmd, str(path), "--address", "127.0.0.1:6379"]) == 2
+        assert "--address is the Ray cluster's address: pass --executor ray" in capsys.readouterr().err
+
+
+def test_worker_name_defaults_and_module_beside_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``run``'s parser: name = the file's stem, and a module found in the study file's folder."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "beside_mod_cli.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    path = write(folder, f"objective: beside_mod_cli:f\nstorage: {db}\n{SPACE}", name="mlp.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert main(["worker", str(path), "--n-trials", "2"]) == 0
+    assert "study 'mlp': 2 finished trials" in capsys.readouterr().out
+    sys.modules.pop("beside_mod_cli", None)
+
+
+def test_script_found_in_the_file_folder_then_the_current_one(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "near.py").write_text(OBJ)
+    (tmp_path / "cwd_only.py").write_text(OBJ.replace("0.25", "0.5"))
+    (tmp_path / "nodot").write_text(OBJ)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    base = tmp_path / "elsewhere"
+    base.mkdir()
+    (base / "sub").mkdir()
+    (base / "sub" / "near.py").write_text(OBJ.replace("0.25", "0.75"))
+    trial = SimpleNamespace(params={"x": 0.0})
+    assert load_objective("sub/near.py:f", base)(trial) == pytest.approx(0.75**2)  # the file's folder first
+    assert load_objective("cwd_only.py:f", base)(trial) == pytest.approx(0.25)  # then the current one
+    assert load_objective(f"{tmp_path / 'nodot'}:f", base)(trial) == pytest.approx(0.0625)  # any file name
+
+
+def test_a_script_objective_pickles_by_reference_and_hides_no_module(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's parser registered a script under its own name (for spawned processes)."""
+    import json
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "picklable_obj_cli.py").write_text(OBJ)
+    fn = load_objective("picklable_obj_cli.py:f", tmp_path)
+    assert fn.__module__ == "picklable_obj_cli" and pickle.loads(pickle.dumps(fn)) is fn
+    (tmp_path / "json.py").write_text(OBJ)
+    shadow = load_objective("json.py:f", tmp_path)
+    assert sys.modules["json"] is json and shadow.__module__ == "tunesmith_objective_json"
+    for name in ("picklable_obj_cli", "tunesmith_objective_json"):
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_a_json_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "obj.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'j.db'}"
+    doc = {"objective": "obj.py:f", "storage": db, "n_trials": 3, "sampler": "random",
+           "space": {"x": {"type": "float", "low": 0, "high": 1}}}
+    path = write(tmp_path, json.dumps(doc), name="j.json")
+    assert main(["worker", str(path)]) == 0
+    assert "study 'j': 3 finished trials" in capsys.readouterr().out
