@@ -73,6 +73,33 @@ def test_conditional_categorical_space() -> None:
     assert top["model"] == "b" and top["depth"] == 3
 
 
+def test_each_branch_starts_with_its_own_quasi_random_points() -> None:
+    # branch "b" is the good one, but only inside its box: at its corners it
+    # fails like an SVM with an extreme C or gamma. The model's first points in
+    # a branch would sit at those corners (uncertainty peaks there); the branch
+    # design puts 1 + 2 interior quasi-random points there first.
+    space = ts.Space({
+        "kind": ts.Categorical(["a", "b"]),
+        "u": ts.Float(0, 1, when={"kind": "a"}),
+        "v": ts.Float(0, 1, when={"kind": "b"}),
+        "w": ts.Float(0, 1, when={"kind": "b"}),
+    })
+
+    def loss(p: dict) -> float:
+        if p["kind"] == "a":
+            return 0.3 + 0.1 * p["u"]
+        edge = min(p["v"], 1 - p["v"], p["w"], 1 - p["w"])
+        return 1.0 if edge < 0.1 else (p["v"] - 0.5) ** 2 + (p["w"] - 0.5) ** 2
+
+    for seed in range(3):
+        study = run(space, loss, "bayes", 25, seed)
+        b = [t for t in study.trials if t.params["kind"] == "b"]
+        assert len(b) >= 3
+        firsts = [min(t.params["v"], 1 - t.params["v"], t.params["w"], 1 - t.params["w"]) for t in b[:3]]
+        assert all(e > 1e-3 for e in firsts), firsts  # no corner, no edge among them
+        assert study.best_trial.params["kind"] == "b", seed
+
+
 def _prior_space(mode: float) -> ts.Space:
     return ts.Space({
         "lr": ts.Float(1e-6, 1.0, log=True, prior=ts.Prior(mode, width=0.1)),

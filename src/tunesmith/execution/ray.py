@@ -284,7 +284,9 @@ class _Driver:
         lost = self._lost(actor, error)
         logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, lost)
         pending = len(actor.calls)
-        self.budget.give_back(max(0, pending - lost))
+        # a re-queued trial runs again under this call's budget: its failed attempt is not counted
+        retried = lost if self.study.heartbeat_config.requeue else 0
+        self.budget.give_back(max(0, pending - lost) + retried)
         self.actors.remove(actor)
         self.ray.kill(actor.handle)
         self.replacements += 1

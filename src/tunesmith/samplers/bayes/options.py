@@ -25,6 +25,9 @@ class BayesOptions:
         maxiter: L-BFGS-B iterations of the acquisition refinement.
         prior_beta: piBO strength; the prior's exponent is prior_beta / n.
         failure_penalty: failed trials count as the worst observed loss.
+        branch_design: in conditional spaces, a branch (trials sharing the
+            same active parameters) with fewer than 1 + its numeric parameters
+            trials gets its next quasi-random point instead of the model's.
         ls_penalty: strength a of the penalty a (x + 1/x) on each inverse
             squared lengthscale x (unit cube), which keeps the model from
             explaining few points by very short lengthscales; 0 turns it off.
@@ -41,6 +44,7 @@ class BayesOptions:
     prior_beta: float = 10.0
     failure_penalty: bool = True
     ls_penalty: float = 0.1
+    branch_design: bool = True
 
     def __post_init__(self) -> None:
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):

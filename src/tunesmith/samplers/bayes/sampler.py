@@ -124,8 +124,33 @@ class BayesSampler(Sampler):
                 continue
             if len(near) and np.min(np.nanmax(np.abs(near - u), axis=1)) < 1e-3:
                 continue  # a pending trial is already there
+            if enc.conditional and self.options.branch_design:
+                u = self._branch_design(space, enc, u, trials, taken)
             return u
         return None
+
+    def _branch_design(
+        self, space: Space, enc: Encoding, u: np.ndarray, trials: Sequence[FrozenTrial], taken: set[bytes]
+    ) -> np.ndarray:
+        """In a conditional space, a branch (the trials with the same active
+        parameters) that holds fewer than 1 + its numeric parameters trials
+        gets its next quasi-random point instead of the model's: with a
+        handful of points the model's uncertainty peaks at the branch's
+        corners, and corners are where branches such as an SVM kernel with an
+        extreme C or gamma fail."""
+        active = ~np.isnan(u)
+        rows = self._encode(space, trials)
+        n_b = int(np.sum(np.all(~np.isnan(rows) == active, axis=1)))
+        numeric = active & enc.numeric
+        if n_b >= 1 + int(numeric.sum()):
+            return u
+        salt = int.from_bytes(np.packbits(active).tobytes().ljust(8, b"\0")[:8], "little")
+        for i in range(n_b, n_b + 16):
+            v = initial_point(space, i, (self.seed + salt) % 2**63, None, self.rng)
+            w = canonical(space, np.where(numeric, v, u)[None, :])
+            if np.array_equal(~np.isnan(w[0]), active) and row_keys(w)[0] not in taken:
+                return w[0]
+        return u
 
     def _pending_rows(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
         pend = [t for t in trials if not t.state.is_finished]
