@@ -150,3 +150,25 @@ def test_warping_preserves_order(how: str) -> None:
     assert np.array_equal(np.argsort(w), np.argsort(y))
     assert abs(w.mean()) < 1e-9 and w.std() == pytest.approx(1.0)
     assert np.all(warp(np.ones(5), how) == 0)
+
+
+def test_yeo_johnson_matches_scipy() -> None:
+    from scipy.stats import yeojohnson
+
+    from tunesmith.samplers.bayes.model import yeo_johnson
+
+    rng = np.random.default_rng(5)
+    for x in (rng.standard_normal(50), np.r_[0.1 * rng.standard_normal(40), np.full(10, 5.0)],
+              rng.exponential(size=300) - 1.0):
+        assert np.allclose(yeo_johnson(x), yeojohnson(x)[0], atol=1e-5)
+
+
+def test_numeric_fast_path_of_the_kernel_matches_the_general_one() -> None:
+    from tunesmith.samplers.bayes.kernel import scaled_r2
+
+    rng = np.random.default_rng(6)
+    Z1, Z2, inv_l2 = rng.random((7, 4)), rng.random((9, 4)), 3 * rng.random(4)
+    A1, A2 = np.ones_like(Z1, dtype=bool), np.ones_like(Z2, dtype=bool)
+    fast = scaled_r2(Z1, A1, Z2, A2, np.zeros(4, bool), False, inv_l2)
+    general = scaled_r2(Z1, A1, Z2, A2, np.zeros(4, bool), True, inv_l2)  # the per-coordinate loop
+    assert np.allclose(fast, general, atol=1e-12) and (fast >= 0).all()
