@@ -66,7 +66,7 @@ def _yj(x: np.ndarray, lmb: float) -> np.ndarray:
 
 def yeo_johnson(x: np.ndarray) -> np.ndarray:
     """Yeo-Johnson transform of ``x`` with lambda fitted by maximum likelihood
-    (as ``scipy.stats.yeojohnson``, without its per-call overhead)."""
+    in [-2, 2] (as ``scipy.stats.yeojohnson``, without its per-call overhead)."""
     log1p_abs = np.sign(x) * np.log1p(np.abs(x))
     tail = log1p_abs.sum()
 
