@@ -48,7 +48,7 @@ from sklearn.preprocessing import StandardScaler
 
 import tunesmith as ts
 from tunesmith.pruners import ASHA, Hyperband
-from tunesmith.samplers import MultiFidelitySampler, make_sampler
+from tunesmith.samplers import MultiFidelitySampler
 
 torch.set_num_threads(1)
 ts.set_verbosity(logging.ERROR)
@@ -313,31 +313,22 @@ def methods(max_epochs: int, pause_resume: bool = True) -> dict[str, Callable[[M
             lambda s: "random", lambda: ASHA(pause=True, **asha)
         )
     out["tunesmith random + Hyperband"] = ts_run(lambda s: "random", lambda: Hyperband(**asha))
-    if bayes_available():
-        mf = lambda s: MultiFidelitySampler("bayes", seed=s)  # noqa: E731
-        out["tunesmith bayes + ASHA (complete trials only)"] = ts_run(
-            lambda s: "bayes", lambda: ASHA(**asha)
+    mf = lambda s: MultiFidelitySampler("bayes", seed=s)  # noqa: E731
+    out["tunesmith bayes + ASHA (complete trials only)"] = ts_run(
+        lambda s: "bayes", lambda: ASHA(**asha)
+    )
+    out["tunesmith bayes + ASHA"] = ts_run(mf, lambda: ASHA(**asha))
+    if pause_resume:
+        out["tunesmith bayes + ASHA (pause/resume)"] = ts_run(
+            mf, lambda: ASHA(pause=True, **asha)
         )
-        out["tunesmith bayes + ASHA"] = ts_run(mf, lambda: ASHA(**asha))
-        if pause_resume:
-            out["tunesmith bayes + ASHA (pause/resume)"] = ts_run(
-                mf, lambda: ASHA(pause=True, **asha)
-            )
-        out["tunesmith bayes + Hyperband"] = ts_run(mf, lambda: Hyperband(**asha))
+    out["tunesmith bayes + Hyperband"] = ts_run(mf, lambda: Hyperband(**asha))
     for sampler in ("random", "TPE"):
         for pruner in ("SuccessiveHalvingPruner", "HyperbandPruner"):
             out[f"Optuna {sampler} + {pruner}"] = functools.partial(
                 run_optuna, sampler, pruner, max_epochs=max_epochs
             )
     return out
-
-
-def bayes_available() -> bool:
-    try:
-        make_sampler("bayes", 0)
-    except ValueError:
-        return False
-    return True
 
 
 REFERENCE_SEED = 10_000
@@ -398,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
             args.trials, args.max_epochs, args.texts = 6, 3, 64
     names = list(methods(args.max_epochs, pause_resume=args.task == "tabular"))
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    print(f"bayes sampler available: {bayes_available()}; torch {torch.__version__}; {args}")
+    print(f"torch {torch.__version__}; {args}")
     rows: list[dict[str, Any]] = []
     cap = args.trials * args.max_epochs
     done = earlier_rows(args.resume, args.task, cap) if args.resume else []

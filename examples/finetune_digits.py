@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -89,17 +88,6 @@ def fine_tune_model(pretrained: dict[str, torch.Tensor] | None, mode: str) -> CN
     return model
 
 
-def pick_sampler() -> str:
-    from tunesmith.samplers import make_sampler
-
-    try:
-        make_sampler("bayes")
-        return "bayes"
-    except (ValueError, ImportError):
-        print("note: the 'bayes' sampler is not available in this tunesmith; using 'auto'", file=sys.stderr)
-        return "auto"
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -124,7 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     obj = objective(build, (train, val), base=base, metrics=["accuracy"], head="head",
                     callbacks=[Gradual()], checkpoint_root=args.checkpoints)
-    study = ts.Study(space, direction="minimize", sampler=pick_sampler(), seed=args.seed)
+    study = ts.Study(space, direction="minimize", sampler="bayes", seed=args.seed)
     study.optimize(obj, n_trials=args.trials)
     best = study.best_trial
 

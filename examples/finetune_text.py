@@ -32,7 +32,6 @@ import json
 import os
 import random
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -128,18 +127,6 @@ def build_model(train_blocks: int) -> Classifier:
     return model
 
 
-def pick_sampler() -> str:
-    from tunesmith.samplers import make_sampler
-
-    try:
-        make_sampler("bayes")
-        return "bayes"
-    except (ValueError, ImportError):
-        pass
-    print("note: the 'bayes' sampler is not available in this tunesmith; using 'auto'", file=sys.stderr)
-    return "auto"
-
-
 def split(data: tuple[torch.Tensor, ...], frac: float = 0.8) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     k = int(frac * len(data[0]))
     return tuple(t[:k] for t in data), tuple(t[k:] for t in data)
@@ -166,7 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           metrics=["accuracy"], head=["head"], checkpoint_root=args.checkpoints)
         return inner(trial)
 
-    study = ts.Study(space, direction="minimize", sampler=pick_sampler(), seed=args.seed)
+    study = ts.Study(space, direction="minimize", sampler="bayes", seed=args.seed)
     t0 = time.perf_counter()
     study.optimize(with_backbone_lr, n_trials=args.trials)
     best = study.best_trial

@@ -64,14 +64,15 @@ class BayesSampler(Sampler):
     def suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
         if space.ndim == 0:
             return Suggestion(space.decode([]))
-        taken = set(row_keys(self._encode(space, trials))) if trials else set()
+        rows = self._encode(space, trials)
+        taken = set(row_keys(rows)) if trials else set()
         prior = PriorDensity.of(space)
         done = [t for t in trials if t.state is TrialState.COMPLETE]
         bad = [t for t in trials if t.state in (TrialState.FAILED, TrialState.PRUNED)]
         losses = np.array([direction.sign() * float(t.value) for t in done])  # type: ignore[arg-type]
         if len(done) + len(bad) < self.n_init(space) or len(done) < 2 or np.ptp(losses) == 0:
             return self._design(space, len(trials), taken, prior)
-        U = self._model_point(space, trials, done, bad, losses, taken, prior)
+        U = self._model_point(space, trials, done, bad, losses, rows, taken, prior)
         if U is None:
             return self._design(space, len(trials), taken, prior)
         return Suggestion(space.decode(U), unique=True)
@@ -101,7 +102,8 @@ class BayesSampler(Sampler):
     # -- model-based point -------------------------------------------------
     def _model_point(
         self, space: Space, trials: Sequence[FrozenTrial], done: list[FrozenTrial],
-        bad: list[FrozenTrial], losses: np.ndarray, taken: set[bytes], prior: PriorDensity | None,
+        bad: list[FrozenTrial], losses: np.ndarray, rows: np.ndarray, taken: set[bytes],
+        prior: PriorDensity | None,
     ) -> np.ndarray | None:
         enc = Encoding.of(space)
         obs = done + (bad if self.options.failure_penalty else [])
@@ -125,21 +127,20 @@ class BayesSampler(Sampler):
             if len(near) and np.min(np.nanmax(np.abs(near - u), axis=1)) < 1e-3:
                 continue  # a pending trial is already there
             if enc.conditional and self.options.branch_design:
-                u = self._branch_design(space, enc, u, trials, taken)
+                u = self._branch_design(space, enc, u, rows, taken)
             return u
         return None
 
     def _branch_design(
-        self, space: Space, enc: Encoding, u: np.ndarray, trials: Sequence[FrozenTrial], taken: set[bytes]
+        self, space: Space, enc: Encoding, u: np.ndarray, rows: np.ndarray, taken: set[bytes]
     ) -> np.ndarray:
         """In a conditional space, a branch (the trials with the same active
         parameters) that holds fewer than 1 + its numeric parameters trials
         gets its next quasi-random point instead of the model's: with a
         handful of points the model's uncertainty peaks at the branch's
         corners, and corners are where branches such as an SVM kernel with an
-        extreme C or gamma fail."""
+        extreme C or gamma fail. ``rows``: the encoded trials (all states)."""
         active = ~np.isnan(u)
-        rows = self._encode(space, trials)
         n_b = int(np.sum(np.all(~np.isnan(rows) == active, axis=1)))
         numeric = active & enc.numeric
         if n_b >= 1 + int(numeric.sum()):
