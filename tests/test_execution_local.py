@@ -200,3 +200,35 @@ def test_a_dead_worker_process_has_its_trial_failed_at_once(tmp_path: Path, monk
     assert trials[number].state is TrialState.FAILED
     assert "worker process died (exit code -9)" in (trials[number].error or "")
     assert len(trials) == 10 and sum(t.state is TrialState.COMPLETE for t in trials.values()) == 9
+
+
+def test_a_dead_worker_process_s_requeued_trial_runs_within_the_same_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIE_MARKER", str(tmp_path / "died"))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'r.db'}", name="r",
+                  sampler="random", heartbeat_interval=5, requeue_failed=True)
+    study.optimize(_dies_once, n_trials=10, n_jobs=2)
+    number = int((tmp_path / "died").read_text())
+    trials = {t.number: t for t in study.trials}
+    lost = trials[number]
+    assert lost.state is TrialState.FAILED and "requeued_as" in lost.attrs
+    copy = trials[lost.attrs["requeued_as"]]
+    assert copy.state is TrialState.COMPLETE and copy.params == lost.params
+    # the lost attempt did not use up a slot: ten trials completed, plus the failed one
+    assert sum(t.state is TrialState.COMPLETE for t in trials.values()) == 10 and len(trials) == 11
+
+
+def _always_dies(trial: Any) -> float:
+    os.kill(os.getpid(), 9)
+    return 0.0
+
+
+def test_a_trial_that_kills_every_worker_is_retried_once_then_given_up(tmp_path: Path) -> None:
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'p.db'}", name="p",
+                  sampler="random", heartbeat_interval=5, requeue_failed=True)
+    study.optimize(_always_dies, n_trials=3, executor="process")  # ends: a retry dying costs its slot
+    first, retry = study.trials[:2]
+    assert first.state is TrialState.FAILED and first.attrs["requeued_as"] == retry.number
+    assert retry.state is TrialState.FAILED and retry.attrs["retry_of"] == first.number
+    assert not [t for t in study.trials if t.state is TrialState.RUNNING]

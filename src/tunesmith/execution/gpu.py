@@ -87,13 +87,18 @@ class SlotPool:
     def on_device(self, device: str | None) -> int:
         return sum(1 for s in self.live.values() if s.device == device)
 
-    def exited(self, slot: Slot, *, oom: bool) -> Slot | None:
-        """Forget ``slot``; after an out-of-memory exit, return a replacement
-        only when the device has no other worker left (the retry runs alone)."""
+    def exited(self, slot: Slot, *, oom: bool, replace: bool = False) -> Slot | None:
+        """Forget ``slot``; return a replacement if ``replace`` (a worker died
+        and its trial was re-queued: the copy needs a worker) or, after an
+        out-of-memory exit, when the device has no other worker left (the
+        retry runs alone)."""
         self.live.pop(slot.index, None)
-        if not oom or slot.device is None or self.on_device(slot.device) > 0:
+        if replace and not oom:
+            new = Slot(self._next, slot.device, slot.share)
+        elif not oom or slot.device is None or self.on_device(slot.device) > 0:
             return None
-        new = Slot(self._next, slot.device, 1.0)
+        else:
+            new = Slot(self._next, slot.device, 1.0)
         self._next += 1
         self.live[new.index] = new
         return new

@@ -141,7 +141,9 @@ class ProcessExecutor(Executor):
         return p
 
     def _watch(self, ctx: Any, run: Run, pool: SlotPool, procs: dict[int, Any], exhausted: Any, job: Job) -> None:
-        while any(p.is_alive() for _, p in procs.values()):
+        # every exit is handled, the last ones too: a death noticed after the
+        # others finished still fails (and may re-queue and re-run) its trial
+        while True:
             time.sleep(0.2)
             if job.poll is not None:
                 job.poll()
@@ -149,23 +151,31 @@ class ProcessExecutor(Executor):
                 if p.is_alive() or index not in pool.live:
                     continue
                 self._exited(ctx, run, pool, procs, slot, p, exhausted)
+            if not any(p.is_alive() for _, p in procs.values()):
+                return
 
     def _exited(self, ctx: Any, run: Run, pool: SlotPool, procs: dict[int, Any], slot: Slot, p: Any, exhausted: Any) -> None:
         code = p.exitcode
+        retries = 0
         if code not in (0, 130, EXIT_OOM):
             logger.warning("worker process %d died (exit code %s); its running trial is failed", p.pid, code)
-            _fail_dead(run, p.pid, f"worker process died (exit code {code})")
-        new = pool.exited(slot, oom=code == EXIT_OOM)
+            lost = _fail_dead(run, p.pid, f"worker process died (exit code {code})")
+            # a re-queued copy runs under this call's budget, in a fresh worker: the lost
+            # attempt is not counted (once per trial: a copy that dies again costs its slot)
+            retries = sum("requeued_as" in t.attrs and "retry_of" not in t.attrs for t in lost)
+            run.budget.give_back(retries)
+        new = pool.exited(slot, oom=code == EXIT_OOM, replace=retries > 0)
         budget = run.budget
         if new is not None and not (budget.stopped or budget.expired or budget.left == 0):
             procs[new.index] = (new, self._start(ctx, run, new, exhausted))
 
 
-def _fail_dead(run: Run, pid: int, error: str) -> None:
+def _fail_dead(run: Run, pid: int, error: str) -> list[FrozenTrial]:
     try:
-        run.study.fail_worker(_me(pid), error)
+        return run.study.fail_worker(_me(pid), error)
     except StorageError as exc:
         logger.warning("could not mark the dead worker's trial failed: %s", exc)
+        return []
 
 
 def _oom_retirer(run: Run) -> Any:
