@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
+import tunesmith as ts
 from tunesmith.samplers.bayes.acquisition import log_ei, log_h
 from tunesmith.samplers.bayes.kernel import sqdists
-from tunesmith.samplers.bayes.model import GP, Prior, fit_theta, neg_log_posterior, warp
+from tunesmith.samplers.bayes.model import GP, Prior, fit_theta, neg_log_posterior, power_warp, warp
 
 IS_CAT = np.array([False, False, True])
 
@@ -150,6 +153,37 @@ def test_warping_preserves_order(how: str) -> None:
     assert np.array_equal(np.argsort(w), np.argsort(y))
     assert abs(w.mean()) < 1e-9 and w.std() == pytest.approx(1.0)
     assert np.all(warp(np.ones(5), how) == 0)
+
+
+def test_power_warp_log_jacobian_matches_finite_differences() -> None:
+    from tunesmith.samplers.bayes.model import _yj, _yj_lambda
+
+    y = np.exp(np.random.default_rng(6).standard_normal(25))  # skewed losses
+    z, logjac = power_warp(y)
+    assert np.allclose(z, warp(y, "power"))
+    x = (y - y.mean()) / y.std()
+    lmb, sd, eps = _yj_lambda(x), _yj(x, _yj_lambda(x)).std(), 1e-6
+    slopes = (_yj(x + eps, lmb) - _yj(x - eps, lmb)) / (2 * eps) / sd  # dz_i / dx_i
+    assert logjac == pytest.approx(float(np.log(slopes).sum()), rel=1e-6)
+    assert power_warp(np.ones(4)) == (pytest.approx(np.zeros(4)), 0.0)
+
+
+@pytest.mark.parametrize(("loss", "expected"), [
+    (lambda p: p["x"] + 2 * p["y"] + 3 * p["z"], "none"),  # already Gaussian-process-like
+    (lambda p: float(np.exp(4 * (p["x"] + p["y"] + p["z"]))), "power"),  # a heavy right tail
+])
+def test_auto_warping_picks_the_transform_whose_model_explains_the_losses_best(
+    loss: Any, expected: str
+) -> None:
+    space = ts.Space({k: ts.Float(0, 1) for k in "xyz"})
+    for seed in range(3):
+        sampler = ts.BayesSampler(seed=seed)
+        assert sampler.model_warping is None
+        ts.Study(space, sampler=sampler, seed=seed).optimize(lambda t: loss(t.params), n_trials=15)
+        assert sampler.model_warping == expected
+    fixed = ts.BayesSampler(seed=0, warping="power")
+    ts.Study(space, sampler=fixed, seed=0).optimize(lambda t: loss(t.params), n_trials=12)
+    assert fixed.model_warping == "power"
 
 
 def test_yeo_johnson_matches_scipy() -> None:

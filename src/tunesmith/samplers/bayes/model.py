@@ -37,7 +37,8 @@ def warp(losses: np.ndarray, how: str = "power") -> np.ndarray:
 
     "power" fits a Yeo-Johnson transform (tames heavy tails such as a few
     diverged runs), "rank" maps ranks to normal quantiles, "none" only
-    standardizes.
+    standardizes. ("auto" is the sampler's choice between "power" and "none",
+    see :func:`power_warp`.)
     """
     y = np.asarray(losses, dtype=float)
     if y.size < 2 or np.ptp(y) == 0:
@@ -64,18 +65,38 @@ def _yj(x: np.ndarray, lmb: float) -> np.ndarray:
     return out
 
 
-def yeo_johnson(x: np.ndarray) -> np.ndarray:
-    """Yeo-Johnson transform of ``x`` with lambda fitted by maximum likelihood
-    in [-2, 2] (as ``scipy.stats.yeojohnson``, without its per-call overhead)."""
-    log1p_abs = np.sign(x) * np.log1p(np.abs(x))
-    tail = log1p_abs.sum()
+def _yj_lambda(x: np.ndarray) -> float:
+    """Maximum-likelihood Yeo-Johnson lambda of ``x`` in [-2, 2]."""
+    tail = float(np.sum(np.sign(x) * np.log1p(np.abs(x))))
 
     def neg_llf(lmb: float) -> float:
         var = np.var(_yj(x, lmb))
         return np.inf if var <= 0 else float(0.5 * len(x) * np.log(var) - (lmb - 1) * tail)
 
-    lmb = float(scipy.optimize.fminbound(neg_llf, -2.0, 2.0, xtol=1e-5))
-    return _yj(x, lmb)
+    return float(scipy.optimize.fminbound(neg_llf, -2.0, 2.0, xtol=1e-5))
+
+
+def yeo_johnson(x: np.ndarray) -> np.ndarray:
+    """Yeo-Johnson transform of ``x`` with lambda fitted by maximum likelihood
+    in [-2, 2] (as ``scipy.stats.yeojohnson``, without its per-call overhead)."""
+    return _yj(x, _yj_lambda(x))
+
+
+def power_warp(losses: np.ndarray) -> tuple[np.ndarray, float]:
+    """``warp(losses, "power")`` and the log-determinant of its Jacobian with
+    respect to the standardized losses (0 where it falls back to standardizing),
+    so that GP likelihoods of warped and merely standardized losses compare."""
+    y = np.asarray(losses, dtype=float)
+    if y.size < 2 or np.ptp(y) == 0:
+        return np.zeros_like(y), 0.0
+    x = (y - y.mean()) / y.std()
+    lmb = _yj_lambda(x)
+    z = _yj(x, lmb)
+    sd = float(z.std())
+    if not np.all(np.isfinite(z)) or sd == 0:
+        return x, 0.0
+    slope = np.where(x >= 0, (lmb - 1) * np.log1p(np.abs(x)), (1 - lmb) * np.log1p(np.abs(x)))
+    return (z - z.mean()) / sd, float(slope.sum() - len(x) * np.log(sd))
 
 
 @dataclass(frozen=True)
@@ -216,6 +237,14 @@ def fit_theta(
     starts: Sequence[np.ndarray], maxiter: int = 100, ls_penalty: float = 0.0,
 ) -> np.ndarray:
     """Maximum a posteriori hyperparameters by L-BFGS-B from each start."""
+    return fit_theta_value(Z, A, y, is_cat, cond, starts, maxiter, ls_penalty)[0]
+
+
+def fit_theta_value(
+    Z: np.ndarray, A: np.ndarray, y: np.ndarray, is_cat: np.ndarray, cond: bool,
+    starts: Sequence[np.ndarray], maxiter: int = 100, ls_penalty: float = 0.0,
+) -> tuple[np.ndarray, float]:
+    """:func:`fit_theta` and its negative log posterior."""
     prior = Prior(Z.shape[1], ls_penalty)
     D = sqdists(Z, A, Z, A, is_cat, cond)
     best, best_f = np.asarray(starts[0], dtype=float), np.inf
@@ -227,4 +256,4 @@ def fit_theta(
         )
         if np.isfinite(res.fun) and res.fun < best_f:
             best, best_f = np.asarray(res.x), float(res.fun)
-    return best
+    return best, best_f

@@ -13,8 +13,10 @@ class BayesOptions:
     Attributes:
         n_init: quasi-random (Sobol) trials before the model takes over;
             None sizes it from the dimension: ``min(max(5, d + 1), 20)``.
-        warping: transform of losses before the GP: "power" (Yeo-Johnson),
-            "rank" (normal scores) or "none".
+        warping: transform of losses before the GP: "auto" (at each refit,
+            "power" or "none", whichever gives the losses the higher marginal
+            likelihood, the transform's Jacobian included), "power"
+            (Yeo-Johnson), "rank" (normal scores) or "none".
         max_train: cap on GP training points; beyond it the model sees the
             best points, the incumbent's neighbours and a random sample.
         refit_every: refit hyperparameters when the number of observations
@@ -34,7 +36,7 @@ class BayesOptions:
     """
 
     n_init: int | None = None
-    warping: str = "power"
+    warping: str = "auto"
     max_train: int = 256
     refit_every: float = 0.05
     n_random: int = 1024
@@ -49,8 +51,8 @@ class BayesOptions:
     def __post_init__(self) -> None:
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):
             raise ValueError(f"n_init must be a positive integer or None, got {self.n_init!r}")
-        if self.warping not in ("power", "rank", "none"):
-            raise ValueError(f"warping must be 'power', 'rank' or 'none', got {self.warping!r}")
+        if self.warping not in ("auto", "power", "rank", "none"):
+            raise ValueError(f"warping must be 'auto', 'power', 'rank' or 'none', got {self.warping!r}")
         for name in ("max_train", "n_random", "n_starts", "maxiter"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

@@ -5,8 +5,10 @@ Per suggestion (notation in :mod:`.encoding`):
 1. fewer than ``n_init`` observations: the next point of the initial design;
 2. else: losses of completed trials (failed and pruned ones count as the worst
    loss seen, so the model learns to avoid regions that fail) are warped and
-   a GP is fitted on at most ``max_train`` of them; hyperparameters are refit
-   by marginal likelihood when the data grew by ``refit_every`` (warm started);
+   a GP is fitted on at most ``max_train`` of them; hyperparameters (and, with
+   ``warping="auto"``, the warping: Yeo-Johnson or none, whichever makes the
+   losses likelier) are refit by marginal likelihood when the data grew by
+   ``refit_every`` (warm started);
 3. pending trials (running, waiting, paused) are added as fantasies at their
    posterior mean (kriging believer), so parallel workers spread out;
 4. the acquisition (log EI, prior weighted) is maximized and the best
@@ -26,7 +28,7 @@ from ..base import Sampler, Suggestion
 from .acquisition import Acquisition, PriorDensity
 from .design import initial_point
 from .encoding import Encoding, canonical, row_keys
-from .model import GP, Prior, fit_theta, warp
+from .model import GP, Prior, fit_theta_value, power_warp, warp
 from .optimizer import AcqOptimizer
 from .options import BayesOptions
 
@@ -48,6 +50,7 @@ class BayesSampler(Sampler):
         self._theta: np.ndarray | None = None
         self._fit_n = 0
         self._fit_key = ""
+        self._warping = ""
         self._rows: dict[int, tuple[Any, np.ndarray]] = {}
         self._rows_key = ""
 
@@ -55,6 +58,12 @@ class BayesSampler(Sampler):
         defaults = BayesOptions()
         changed = {k: v for k, v in vars(self.options).items() if getattr(defaults, k) != v}
         return {**super().describe(), **changed}
+
+    @property
+    def model_warping(self) -> str | None:
+        """The output warping of the last model ("none", "power" or "rank";
+        with ``warping="auto"``, the one chosen); None before the first model."""
+        return self._warping or None
 
     def n_init(self, space: Space) -> int:
         if self.options.n_init is not None:
@@ -110,9 +119,9 @@ class BayesSampler(Sampler):
         loss = np.r_[losses, np.full(len(obs) - len(done), losses.max())]
         U_obs = self._encode(space, obs)
         keep = self._training_subset(U_obs, loss)
-        U_tr, y = U_obs[keep], warp(loss[keep], self.options.warping)
+        U_tr = U_obs[keep]
         Z, A = enc.to_gp(U_tr)
-        theta = self._hyperparameters(space, Z, A, y, enc, len(obs))
+        theta, y = self._hyperparameters(space, Z, A, self._warped(loss[keep]), enc, len(obs))
         gp = GP(Z, A, y, theta, enc.is_cat, enc.conditional)
         best = float(y[: int(np.sum(keep < len(done)))].min()) if np.any(keep < len(done)) else float(y.min())
         gp = self._with_fantasies(space, enc, gp, trials)
@@ -175,24 +184,41 @@ class BayesSampler(Sampler):
         extra = self.rng.choice(rest, size=cap - len(chosen), replace=False)
         return np.sort(np.r_[np.fromiter(chosen, int), extra])
 
+    def _warped(self, loss: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
+        """Candidate GP targets: {warping: (standardized values, log-Jacobian
+        relative to the standardized losses)}; one unless warping is "auto"."""
+        how = self.options.warping
+        if how != "auto":
+            return {how: (warp(loss, how), 0.0)}
+        return {"none": (warp(loss, "none"), 0.0), "power": power_warp(loss)}
+
     def _hyperparameters(
-        self, space: Space, Z: np.ndarray, A: np.ndarray, y: np.ndarray, enc: Encoding, n_obs: int
-    ) -> np.ndarray:
+        self, space: Space, Z: np.ndarray, A: np.ndarray, targets: dict[str, tuple[np.ndarray, float]],
+        enc: Encoding, n_obs: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Hyperparameters and the GP target (the warping whose fitted model
+        explains the standardized losses best, Jacobian included), refitted
+        when the observations grew by ``refit_every``."""
         key = space.to_json()
-        stale = self._theta is None or self._fit_key != key
+        stale = self._theta is None or self._fit_key != key or self._warping not in targets
         grown = n_obs - self._fit_n >= max(1.0, self.options.refit_every * n_obs) or n_obs < self._fit_n
         if not (stale or grown):
             assert self._theta is not None
-            return self._theta
+            return self._theta, targets[self._warping][0]
         pri = Prior(space.ndim)
         starts = [pri.default()] if stale else [self._theta, pri.default()]
         if n_obs <= 60:
             starts.append(pri.sample(self.rng))
-        self._theta = fit_theta(
-            Z, A, y, enc.is_cat, enc.conditional, starts, ls_penalty=self.options.ls_penalty  # type: ignore[arg-type]
-        )
+        best = np.inf
+        for how, (y, logjac) in targets.items():
+            theta, nlp = fit_theta_value(
+                Z, A, y, enc.is_cat, enc.conditional, starts, ls_penalty=self.options.ls_penalty  # type: ignore[arg-type]
+            )
+            if nlp - logjac < best:
+                best, self._theta, self._warping = nlp - logjac, theta, how
         self._fit_n, self._fit_key = n_obs, key
-        return self._theta
+        assert self._theta is not None
+        return self._theta, targets[self._warping][0]
 
     def _with_fantasies(self, space: Space, enc: Encoding, gp: GP, trials: Sequence[FrozenTrial]) -> GP:
         pend = [t for t in trials if not t.state.is_finished]
