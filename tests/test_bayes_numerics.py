@@ -186,6 +186,17 @@ def test_auto_warping_picks_the_transform_whose_model_explains_the_losses_best(
     assert fixed.model_warping == "power"
 
 
+def test_a_diverged_run_between_two_refits_makes_the_model_choose_again() -> None:
+    space = ts.Space({k: ts.Float(0, 1) for k in "xyz"})
+    sampler = ts.BayesSampler(seed=0)
+    study = ts.Study(space, sampler=sampler, seed=0)
+    study.optimize(lambda t: t.params["x"] + 2 * t.params["y"] + 3 * t.params["z"], n_trials=40)
+    assert sampler.model_warping == "none"
+    study.tell(study.ask(), 1e6)  # one run diverges; 41 trials: not yet a scheduled refit
+    study.ask()
+    assert sampler.model_warping == "power"
+
+
 def test_yeo_johnson_matches_scipy() -> None:
     from scipy.stats import yeojohnson
 

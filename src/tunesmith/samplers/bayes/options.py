@@ -14,9 +14,10 @@ class BayesOptions:
         n_init: quasi-random (Sobol) trials before the model takes over;
             None sizes it from the dimension: ``min(max(5, d + 1), 20)``.
         warping: transform of losses before the GP: "auto" (at each refit,
-            "power" or "none", whichever gives the losses the higher marginal
-            likelihood, the transform's Jacobian included), "power"
-            (Yeo-Johnson), "rank" (normal scores) or "none".
+            "power" or "none", whichever fitted model makes the losses
+            likelier: maximized log posterior plus the transform's
+            log-Jacobian), "power" (Yeo-Johnson), "rank" (normal scores) or
+            "none".
         max_train: cap on GP training points; beyond it the model sees the
             best points, the incumbent's neighbours and a random sample.
         refit_every: refit hyperparameters when the number of observations

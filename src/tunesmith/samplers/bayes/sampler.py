@@ -49,6 +49,7 @@ class BayesSampler(Sampler):
         self.options = BayesOptions.build(options)
         self._theta: np.ndarray | None = None
         self._fit_n = 0
+        self._fit_spread = 0.0
         self._fit_key = ""
         self._warping = ""
         self._rows: dict[int, tuple[Any, np.ndarray]] = {}
@@ -121,7 +122,9 @@ class BayesSampler(Sampler):
         keep = self._training_subset(U_obs, loss)
         U_tr = U_obs[keep]
         Z, A = enc.to_gp(U_tr)
-        theta, y = self._hyperparameters(space, Z, A, self._warped(loss[keep]), enc, len(obs))
+        theta, y = self._hyperparameters(
+            space, Z, A, self._warped(loss[keep]), enc, len(obs), float(np.ptp(loss[keep]))
+        )
         gp = GP(Z, A, y, theta, enc.is_cat, enc.conditional)
         best = float(y[: int(np.sum(keep < len(done)))].min()) if np.any(keep < len(done)) else float(y.min())
         gp = self._with_fantasies(space, enc, gp, trials)
@@ -194,15 +197,17 @@ class BayesSampler(Sampler):
 
     def _hyperparameters(
         self, space: Space, Z: np.ndarray, A: np.ndarray, targets: dict[str, tuple[np.ndarray, float]],
-        enc: Encoding, n_obs: int,
+        enc: Encoding, n_obs: int, spread: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Hyperparameters and the GP target (the warping whose fitted model
-        explains the standardized losses best, Jacobian included), refitted
-        when the observations grew by ``refit_every``."""
+        makes the standardized losses likeliest, Jacobian included), refitted
+        when the observations grew by ``refit_every`` or the losses' range
+        (``spread``) more than doubled since the last fit: a diverged run
+        arriving between two refits must not leave the others squeezed flat."""
         key = space.to_json()
         stale = self._theta is None or self._fit_key != key or self._warping not in targets
         grown = n_obs - self._fit_n >= max(1.0, self.options.refit_every * n_obs) or n_obs < self._fit_n
-        if not (stale or grown):
+        if not (stale or grown or spread > 2.0 * self._fit_spread):
             assert self._theta is not None
             return self._theta, targets[self._warping][0]
         pri = Prior(space.ndim)
@@ -216,7 +221,7 @@ class BayesSampler(Sampler):
             )
             if nlp - logjac < best:
                 best, self._theta, self._warping = nlp - logjac, theta, how
-        self._fit_n, self._fit_key = n_obs, key
+        self._fit_n, self._fit_key, self._fit_spread = n_obs, key, spread
         assert self._theta is not None
         return self._theta, targets[self._warping][0]
 
