@@ -23,7 +23,8 @@ encoder and its AdamW state is ~130 MB and ASHA pauses nearly every trial).
 Run: ``PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_pruning.py``
 (``--seeds 3`` by default; ``--quick`` for a smoke run; ``--time-limit S``
 stops after S seconds and reports the seeds whose runs all finished;
-``--results F.jsonl`` keeps every raw row, ``--report F.md`` the tables,
+``--results F.jsonl`` keeps every raw row (with ``improvements``, the epochs where the
+run's best AUC rose, so other targets can be scored from it), ``--report F.md`` the tables,
 ``--resume F.jsonl`` reuses an earlier run's rows and runs only the missing ones).
 """
 
@@ -150,6 +151,17 @@ class Meter:
     reached_at: tuple[int, float] | None = None
     wall: float = 0.0
     curve: list[float] = field(default_factory=list)
+
+    def improvements(self) -> list[tuple[int, float]]:
+        """(epoch, best AUC so far) at each epoch where the best improved: the whole
+        best-so-far curve in a few points, so other targets can be scored later."""
+        out: list[tuple[int, float]] = []
+        last = -np.inf
+        for epoch, best in enumerate(self.curve, 1):
+            if best > last:
+                out.append((epoch, round(best, 6)))
+                last = best
+        return out
 
     def tick(self, auc: float) -> None:
         self.epochs += 1
@@ -300,7 +312,7 @@ def optuna_params(trial: Any, space: ts.Space) -> dict[str, Any]:
 
 # -- the comparison ----------------------------------------------------------------------
 def methods(max_epochs: int, pause_resume: bool = True) -> dict[str, Callable[[Meter, int], None]]:
-    asha = dict(min_resource=1, reduction_factor=3, max_resource=max_epochs)
+    asha: dict[str, Any] = dict(min_resource=1, reduction_factor=3, max_resource=max_epochs)
 
     def ts_run(
         sampler: Callable[[int], Any], pruner: Callable[[], Any]
@@ -344,7 +356,7 @@ def reference(n_trials: int, max_epochs: int, seed: int) -> dict[str, Any]:
     return {
         "method": "reference", "seed": seed, "target": meter.best, "epochs": meter.epochs,
         "wall": time.perf_counter() - meter.start, "epochs_to_best": best_at,
-        "device": TASK.device,
+        "device": TASK.device, "improvements": meter.improvements(),
     }  # fmt: skip
 
 
@@ -356,7 +368,7 @@ def run_method(name: str, seed: int, target: float, cap: int, max_epochs: int) -
     return {
         "method": name, "seed": seed, "target": target, "epochs": epochs, "wall": wall,
         "best": meter.best, "spent": meter.epochs, "run_wall": time.perf_counter() - meter.start,
-        "device": TASK.device,
+        "device": TASK.device, "improvements": meter.improvements(),
     }  # fmt: skip
 
 
