@@ -94,11 +94,12 @@ class SlotPool:
         retry runs alone)."""
         self.live.pop(slot.index, None)
         if replace and not oom:
-            new = Slot(self._next, slot.device, slot.share)
-        elif not oom or slot.device is None or self.on_device(slot.device) > 0:
-            return None
+            share = slot.share
+        elif oom and slot.device is not None and self.on_device(slot.device) == 0:
+            share = 1.0
         else:
-            new = Slot(self._next, slot.device, 1.0)
+            return None
+        new = Slot(self._next, slot.device, share)
         self._next += 1
         self.live[new.index] = new
         return new

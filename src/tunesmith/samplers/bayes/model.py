@@ -47,12 +47,9 @@ def warp(losses: np.ndarray, how: str = "power") -> np.ndarray:
         ranks = scipy.stats.rankdata(y)
         z = np.asarray(scipy.stats.norm.ppf((ranks - 0.5) / y.size))
         return (z - z.mean()) / z.std()
-    z = (y - y.mean()) / y.std()
     if how == "power":
-        z = yeo_johnson(z)
-        if not np.all(np.isfinite(z)) or np.ptp(z) == 0:
-            z = (y - y.mean()) / y.std()
-    return (z - z.mean()) / z.std()
+        return power_warp(y)[0]
+    return (y - y.mean()) / y.std()
 
 
 def _yj(x: np.ndarray, lmb: float) -> np.ndarray:
@@ -66,7 +63,8 @@ def _yj(x: np.ndarray, lmb: float) -> np.ndarray:
 
 
 def _yj_lambda(x: np.ndarray) -> float:
-    """Maximum-likelihood Yeo-Johnson lambda of ``x`` in [-2, 2]."""
+    """Maximum-likelihood Yeo-Johnson lambda of ``x`` in [-2, 2] (as
+    ``scipy.stats.yeojohnson``, without its per-call overhead)."""
     tail = float(np.sum(np.sign(x) * np.log1p(np.abs(x))))
 
     def neg_llf(lmb: float) -> float:
@@ -74,12 +72,6 @@ def _yj_lambda(x: np.ndarray) -> float:
         return np.inf if var <= 0 else float(0.5 * len(x) * np.log(var) - (lmb - 1) * tail)
 
     return float(scipy.optimize.fminbound(neg_llf, -2.0, 2.0, xtol=1e-5))
-
-
-def yeo_johnson(x: np.ndarray) -> np.ndarray:
-    """Yeo-Johnson transform of ``x`` with lambda fitted by maximum likelihood
-    in [-2, 2] (as ``scipy.stats.yeojohnson``, without its per-call overhead)."""
-    return _yj(x, _yj_lambda(x))
 
 
 def power_warp(losses: np.ndarray) -> tuple[np.ndarray, float]:

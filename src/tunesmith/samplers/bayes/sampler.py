@@ -122,9 +122,7 @@ class BayesSampler(Sampler):
         keep = self._training_subset(U_obs, loss)
         U_tr = U_obs[keep]
         Z, A = enc.to_gp(U_tr)
-        theta, y = self._hyperparameters(
-            space, Z, A, self._warped(loss[keep]), enc, len(obs), float(np.ptp(loss[keep]))
-        )
+        theta, y = self._hyperparameters(space, Z, A, loss[keep], enc, len(obs))
         gp = GP(Z, A, y, theta, enc.is_cat, enc.conditional)
         best = float(y[: int(np.sum(keep < len(done)))].min()) if np.any(keep < len(done)) else float(y.min())
         gp = self._with_fantasies(space, enc, gp, trials)
@@ -187,43 +185,43 @@ class BayesSampler(Sampler):
         extra = self.rng.choice(rest, size=cap - len(chosen), replace=False)
         return np.sort(np.r_[np.fromiter(chosen, int), extra])
 
-    def _warped(self, loss: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
-        """Candidate GP targets: {warping: (standardized values, log-Jacobian
-        relative to the standardized losses)}; one unless warping is "auto"."""
-        how = self.options.warping
-        if how != "auto":
-            return {how: (warp(loss, how), 0.0)}
-        return {"none": (warp(loss, "none"), 0.0), "power": power_warp(loss)}
+    @staticmethod
+    def _target(loss: np.ndarray, how: str) -> tuple[np.ndarray, float]:
+        """The GP target for warping ``how`` and its log-Jacobian relative to
+        the standardized losses (0 unless "power")."""
+        return power_warp(loss) if how == "power" else (warp(loss, how), 0.0)
 
     def _hyperparameters(
-        self, space: Space, Z: np.ndarray, A: np.ndarray, targets: dict[str, tuple[np.ndarray, float]],
-        enc: Encoding, n_obs: int, spread: float,
+        self, space: Space, Z: np.ndarray, A: np.ndarray, loss: np.ndarray, enc: Encoding, n_obs: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Hyperparameters and the GP target (the warping whose fitted model
-        makes the standardized losses likeliest, Jacobian included), refitted
-        when the observations grew by ``refit_every`` or the losses' range
-        (``spread``) more than doubled since the last fit: a diverged run
-        arriving between two refits must not leave the others squeezed flat."""
-        key = space.to_json()
-        stale = self._theta is None or self._fit_key != key or self._warping not in targets
+        """Hyperparameters and the GP target (with ``warping="auto"``, of the
+        warping whose fitted model makes the standardized losses likeliest,
+        Jacobian included). Refitted when the observations grew by
+        ``refit_every`` or the losses' range more than doubled since the last
+        fit: a diverged run arriving between two refits must not leave the
+        others squeezed flat. Between refits only the chosen target is built."""
+        key, spread = space.to_json(), float(np.ptp(loss))
+        candidates = ("none", "power") if self.options.warping == "auto" else (self.options.warping,)
+        stale = self._theta is None or self._fit_key != key or self._warping not in candidates
         grown = n_obs - self._fit_n >= max(1.0, self.options.refit_every * n_obs) or n_obs < self._fit_n
         if not (stale or grown or spread > 2.0 * self._fit_spread):
             assert self._theta is not None
-            return self._theta, targets[self._warping][0]
+            return self._theta, self._target(loss, self._warping)[0]
         pri = Prior(space.ndim)
         starts = [pri.default()] if stale else [self._theta, pri.default()]
         if n_obs <= 60:
             starts.append(pri.sample(self.rng))
-        best = np.inf
-        for how, (y, logjac) in targets.items():
+        best, y_best = np.inf, np.empty(0)
+        for how in candidates:
+            y, logjac = self._target(loss, how)
             theta, nlp = fit_theta_value(
                 Z, A, y, enc.is_cat, enc.conditional, starts, ls_penalty=self.options.ls_penalty  # type: ignore[arg-type]
             )
             if nlp - logjac < best:
-                best, self._theta, self._warping = nlp - logjac, theta, how
+                best, y_best, self._theta, self._warping = nlp - logjac, y, theta, how
         self._fit_n, self._fit_key, self._fit_spread = n_obs, key, spread
         assert self._theta is not None
-        return self._theta, targets[self._warping][0]
+        return self._theta, y_best
 
     def _with_fantasies(self, space: Space, enc: Encoding, gp: GP, trials: Sequence[FrozenTrial]) -> GP:
         pend = [t for t in trials if not t.state.is_finished]
