@@ -25,7 +25,9 @@ Run: ``PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_pruning.py``
 stops after S seconds and reports the seeds whose runs all finished;
 ``--results F.jsonl`` keeps every raw row (with ``improvements``, the epochs where the
 run's best AUC rose, so other targets can be scored from it), ``--report F.md`` the tables,
-``--resume F.jsonl`` reuses an earlier run's rows and runs only the missing ones).
+``--resume F.jsonl`` reuses an earlier run's rows and runs only the missing ones;
+``--methods TEXT...`` runs only the methods whose name contains one of the texts, and
+then ``--results`` keeps only their rows and the references).
 """
 
 from __future__ import annotations
@@ -335,6 +337,10 @@ def methods(max_epochs: int, pause_resume: bool = True) -> dict[str, Callable[[M
             mf, lambda: ASHA(pause=True, **asha)
         )
     out["tunesmith bayes + Hyperband"] = ts_run(mf, lambda: Hyperband(**asha))
+    mf_tpe = lambda s: MultiFidelitySampler("tpe", seed=s)  # noqa: E731  (BOHB's own model)
+    out["tunesmith TPE + ASHA"] = ts_run(mf_tpe, lambda: ASHA(**asha))
+    if pause_resume:
+        out["tunesmith TPE + ASHA (pause/resume)"] = ts_run(mf_tpe, lambda: ASHA(pause=True, **asha))
     for sampler in ("random", "TPE"):
         for pruner in ("SuccessiveHalvingPruner", "HyperbandPruner"):
             out[f"Optuna {sampler} + {pruner}"] = functools.partial(
@@ -391,6 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--resume", help="an earlier --results file: keep its rows, run only the missing ones"
     )
+    ap.add_argument(
+        "--methods", nargs="+", metavar="TEXT",
+        help="run only the methods whose name contains one of these texts (default: all)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.max_epochs is None:
         args.max_epochs = 27 if args.task == "tabular" else 9
@@ -400,6 +410,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             args.trials, args.max_epochs, args.texts = 6, 3, 64
     names = list(methods(args.max_epochs, pause_resume=args.task == "tabular"))
+    if args.methods:
+        names = [n for n in names if any(text in n for text in args.methods)]
+        if not names:
+            ap.error(f"no method name contains any of {args.methods}")
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     print(f"torch {torch.__version__}; {args}")
     rows: list[dict[str, Any]] = []

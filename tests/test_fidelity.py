@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import pytest
 
 import tunesmith as ts
-from tunesmith.samplers import MultiFidelitySampler, Sampler, Suggestion, fidelity_history
+from tunesmith.samplers import (
+    MultiFidelitySampler,
+    Sampler,
+    Suggestion,
+    fidelity_history,
+    make_sampler,
+)
 from tunesmith.space import Space
 from tunesmith.trial import Direction, FrozenTrial, TrialState
 
@@ -76,6 +82,14 @@ def test_wrapped_sampler_sees_early_stopped_trials_as_observations() -> None:
     assert complete < 4  # ASHA stopped most trials...
     observed = [sum(t.state is TrialState.COMPLETE for t in seen) for seen in base.seen]
     assert max(observed) >= 4  # ...yet the sampler was given at least 4 observations
+
+
+def test_by_name_it_is_bohb_s_model_tpe_and_its_description_round_trips() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="multifidelity", pruner="asha", seed=3)
+    sampler = study.sampler
+    assert isinstance(sampler, MultiFidelitySampler) and isinstance(sampler.base, ts.TPESampler)
+    again = make_sampler(sampler.describe())
+    assert isinstance(again, MultiFidelitySampler) and again.describe() == sampler.describe()
 
 
 def test_bad_min_points() -> None:

@@ -90,3 +90,17 @@ def test_bad_options() -> None:
     with pytest.raises(ValueError, match="n_candidates"):
         ts.TPESampler(n_candidates=0)
     assert ts.samplers.make_sampler("tpe", seed=1).name == "tpe"
+
+
+def test_startup_points_skip_configurations_already_tried_in_a_discrete_space() -> None:
+    # many Sobol points map to one configuration of a small discrete space: the startup
+    # design must move on to an untried one, or the study could not claim its point
+    space = {"a": ts.Int(1, 6), "b": ts.Int(1, 6), "c": ts.Categorical(["x", "y"])}
+    study = ts.Study(space, sampler=ts.TPESampler(seed=0), seed=0)
+    study.optimize(lambda t: t.params["a"] + t.params["b"], n_trials=40)
+    assert [t.state.value for t in study.trials] == ["complete"] * 40
+    startup = {tuple(sorted(t.params.items())) for t in study.trials[:10]}
+    assert len(startup) == 10  # the 10 startup points are distinct configurations
+    tiny = ts.Study({"k": ts.Categorical(["a", "b"]), "n": ts.Int(1, 3)}, pruner="asha", seed=0)
+    asked = [tiny.ask() for _ in range(8)]  # "auto" + a pruner: TPE behind the wrapper
+    assert len({tuple(sorted(t.params.items())) for t in asked[:6]}) == 6

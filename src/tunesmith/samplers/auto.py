@@ -19,9 +19,11 @@ HIGH_DIM = 30
 
 
 class AutoSampler(Sampler):
-    """Grid when the space is finite and the budget covers it; TPE for very
-    large budgets (> 1,000 trials) or many parameters (> 30); Bayesian
-    optimization (Gaussian process) otherwise.
+    """Grid when the space is finite and the budget covers it; with a pruner
+    that stops trials early, TPE fed the early-stopped trials' observations
+    (:class:`MultiFidelitySampler`, BOHB's model); TPE for very large budgets
+    (> 1,000 trials) or many parameters (> 30); Bayesian optimization
+    (Gaussian process) otherwise.
 
     The choice is made at the first suggestion, logged, and exposed as
     :attr:`chosen`.
@@ -32,6 +34,7 @@ class AutoSampler(Sampler):
     def __init__(self, seed: int | None = None, *, budget: int | None = None) -> None:
         super().__init__(seed)
         self.budget = budget
+        self.early_stopping = False
         self.chosen: Sampler | None = None
         qmc()  # import now, before any worker process forks
 
@@ -49,8 +52,11 @@ class AutoSampler(Sampler):
         if self.chosen is None and self.budget is None:
             self.budget = n_trials
 
+    def set_early_stopping(self, stops: bool) -> None:
+        self.early_stopping = bool(stops)
+
     def choose(self, space: Space, budget: int | None) -> Sampler:
-        picked, why = pick(space, budget, self.seed)
+        picked, why = pick(space, budget, self.seed, early_stopping=self.early_stopping)
         if getattr(self, "_key", None):
             picked.reseed(*self._key)
         logger.info("sampler 'auto' picked %r: %s", picked.name, why)
@@ -67,14 +73,22 @@ class AutoSampler(Sampler):
         return {"name": self.name, "seed": self.seed}
 
 
-def pick(space: Space, budget: int | None, seed: int) -> tuple[Sampler, str]:
+def pick(
+    space: Space, budget: int | None, seed: int, *, early_stopping: bool = False
+) -> tuple[Sampler, str]:
     """The sampler "auto" uses for ``space`` and ``budget``, and why."""
     from .bayes import BayesSampler
+    from .fidelity import MultiFidelitySampler
     from .tpe import TPESampler
 
     size = space.cardinality
     if budget is not None and size <= budget:
         return GridSampler(seed=seed), f"the space has {int(size)} configurations and the budget is {budget}"
+    if early_stopping:
+        return MultiFidelitySampler("tpe", seed=seed), (
+            "the pruner stops trials early: TPE fed their observations at the largest budget "
+            "enough of them reached (BOHB's model; see docs/pruning.md)"
+        )
     if space.ndim > HIGH_DIM:
         return TPESampler(seed=seed), f"the space has {space.ndim} parameters (> {HIGH_DIM}); a GP would be slow and weak"
     if budget is not None and budget > LARGE_BUDGET:

@@ -60,6 +60,9 @@ class Sampler(ABC):
     def set_budget(self, n_trials: int | None) -> None:  # noqa: B027 - optional hook
         """Hint of how many trials the coming run has (used by "auto")."""
 
+    def set_early_stopping(self, stops: bool) -> None:  # noqa: B027 - optional hook
+        """Hint that the study's pruner stops trials early (used by "auto")."""
+
     @property
     def rng(self) -> np.random.Generator:
         return self._rng

@@ -17,8 +17,9 @@ plain trial records:
   stopped below ``b`` stay pruned: samplers that penalize pruned trials learn
   that region is poor).
 
-:class:`MultiFidelitySampler` wraps any sampler with that view, e.g.
-``Study(sampler=MultiFidelitySampler("bayes"), pruner="hyperband")``.
+:class:`MultiFidelitySampler` wraps any sampler with that view, TPE by default
+(BOHB's model), e.g. ``Study(sampler=MultiFidelitySampler("bayes"), pruner="hyperband")``.
+The ``"auto"`` sampler becomes ``MultiFidelitySampler("tpe")`` when the study has a pruner.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class MultiFidelitySampler(Sampler):
     """Any sampler, fed the observations of early-stopped trials too (BOHB's rule).
 
     Args:
-        base: the sampler that models the observations ("bayes", "tpe", an instance...).
+        base: the sampler that models the observations ("tpe", the default and
+            BOHB's choice; "bayes"; an instance...).
         seed: seed of the base sampler when it is built from a name.
         min_points: observations needed at a budget; default ``ndim + 2`` (at least 4).
     """
@@ -65,7 +67,7 @@ class MultiFidelitySampler(Sampler):
 
     def __init__(
         self,
-        base: str | Sampler | dict[str, Any] = "random",
+        base: str | Sampler | dict[str, Any] = "tpe",
         seed: int | None = None,
         *,
         min_points: int | None = None,

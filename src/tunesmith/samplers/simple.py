@@ -40,19 +40,28 @@ class SobolSampler(Sampler):
     def suggest(
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion:
-        if space.ndim == 0:
-            return Suggestion(space.decode([]))
-        taken = {_key(t.params) for t in trials}
-        engine = qmc().Sobol(space.ndim, scramble=True, seed=self.seed)
-        if trials:
-            engine.fast_forward(len(trials))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # balance warnings for non-powers of 2
-            for _ in range(64):
-                config = space.decode(engine.random(1)[0])
-                if _key(config) not in taken:
-                    return Suggestion(config, unique=True)
-        return Suggestion(space.sample(self.rng))
+        return sobol_point(space, trials, self.seed, self.rng)
+
+
+def sobol_point(
+    space: Space, trials: Sequence[FrozenTrial], seed: int, rng: Any
+) -> Suggestion:
+    """Point ``len(trials)`` of the scrambled Sobol sequence of ``seed``, or the next one
+    whose configuration no trial has (a discrete space maps many points to one
+    configuration); a random draw from ``rng`` when 64 in a row were taken."""
+    if space.ndim == 0:
+        return Suggestion(space.decode([]))
+    taken = {_key(t.params) for t in trials}
+    engine = qmc().Sobol(space.ndim, scramble=True, seed=seed)
+    if trials:
+        engine.fast_forward(len(trials))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # balance warnings for non-powers of 2
+        for _ in range(64):
+            config = space.decode(engine.random(1)[0])
+            if _key(config) not in taken:
+                return Suggestion(config, unique=True)
+    return Suggestion(space.sample(rng))
 
 
 class GridSampler(Sampler):

@@ -20,17 +20,16 @@ interactions); ``False`` treats coordinates independently (Bergstra et al.).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.special
-from scipy.stats import qmc
 
 from ..space import Space
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import Sampler, Suggestion
+from .simple import sobol_point
 
 
 class TPESampler(Sampler):
@@ -71,7 +70,7 @@ class TPESampler(Sampler):
         obs = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)]
         startup = self.n_startup or min(max(10, 2 * space.ndim), 25)
         if sum(t.state is TrialState.COMPLETE for t in obs) < max(startup, 2):
-            return self._sobol(space, len(trials))
+            return sobol_point(space, trials, self.seed, self.rng)
         U = space.encode_many([t.params for t in obs])
         loss = _losses(obs, direction)
         n_good = min(max(1, math.ceil(self.gamma * len(obs))), 25)
@@ -83,14 +82,6 @@ class TPESampler(Sampler):
         X = good.sample(self.n_candidates, self.rng, self.multivariate)
         score = good.log_pdf(X, self.multivariate) - bad.log_pdf(X, self.multivariate)
         return Suggestion(space.decode(X[int(np.argmax(score))]))
-
-    def _sobol(self, space: Space, index: int) -> Suggestion:
-        engine = qmc.Sobol(space.ndim, scramble=True, seed=self.seed)
-        if index:
-            engine.fast_forward(index)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Suggestion(space.decode(engine.random(1)[0]), unique=True)
 
 
 def _losses(obs: Sequence[FrozenTrial], direction: Direction) -> np.ndarray:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError
-from ..pruners import Decision, Pruner, make_pruner
+from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, make_sampler
 from ..space import Space
 from ..storage import Storage, make_storage, worker_id
@@ -74,7 +74,7 @@ class Study:
         self.space = Space.from_dict(record.space)
         cfg = dict(record.config)
         self.sampler: Sampler = make_sampler(sampler if sampler is not None else cfg["sampler"], seed)
-        self.pruner: Pruner = make_pruner(pruner if pruner is not None else cfg.get("pruner"))
+        self.pruner = make_pruner(pruner if pruner is not None else cfg.get("pruner"))
         self._lock = threading.RLock()
         self._finished: dict[int, FrozenTrial] = {}
         self._cursor = 0
@@ -83,6 +83,17 @@ class Study:
         if heartbeat_interval is None and "heartbeat" in cfg:
             beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
+
+    @property
+    def pruner(self) -> Pruner:
+        return self._pruner
+
+    @pruner.setter
+    def pruner(self, pruner: Pruner) -> None:
+        """Setting it also tells the sampler whether trials stop early ("auto" picks its
+        strategy from that at its first suggestion, and keeps it)."""
+        self._pruner = pruner
+        self.sampler.set_early_stopping(not isinstance(pruner, NopPruner))
 
     # -- opening ----------------------------------------------------------------
     def _open(
