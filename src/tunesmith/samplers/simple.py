@@ -6,6 +6,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..space import Config, Space
 from ..trial import Direction, FrozenTrial
 from .base import Sampler, Suggestion
@@ -44,7 +46,7 @@ class SobolSampler(Sampler):
 
 
 def sobol_point(
-    space: Space, trials: Sequence[FrozenTrial], seed: int, rng: Any
+    space: Space, trials: Sequence[FrozenTrial], seed: int, rng: np.random.Generator
 ) -> Suggestion:
     """Point ``len(trials)`` of the scrambled Sobol sequence of ``seed``, or the next one
     whose configuration no trial has (a discrete space maps many points to one
