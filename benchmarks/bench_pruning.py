@@ -27,7 +27,9 @@ stops after S seconds and reports the seeds whose runs all finished;
 run's best AUC rose, so other targets can be scored from it), ``--report F.md`` the tables,
 ``--resume F.jsonl`` reuses an earlier run's rows and runs only the missing ones;
 ``--methods TEXT...`` runs only the methods whose name contains one of the texts, and
-then ``--results`` keeps only their rows and the references).
+then ``--results`` keeps only their rows and the references; ``--controls`` adds control
+rows: tunesmith's ASHA and Hyperband fed Optuna RandomSampler's configurations, which
+separate what the pruner does from which configurations a seed happens to draw).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +53,7 @@ from sklearn.preprocessing import StandardScaler
 
 import tunesmith as ts
 from tunesmith.pruners import ASHA, Hyperband
-from tunesmith.samplers import MultiFidelitySampler
+from tunesmith.samplers import MultiFidelitySampler, Sampler, Suggestion
 
 torch.set_num_threads(1)
 ts.set_verbosity(logging.ERROR)
@@ -312,7 +314,37 @@ def optuna_params(trial: Any, space: ts.Space) -> dict[str, Any]:
     return out
 
 
+class OptunaRandomStream(Sampler):
+    """Replays Optuna ``RandomSampler(seed)``'s configurations in trial order (control rows).
+
+    Trial ``n`` gets the configuration Optuna's random sampler draws for its trial ``n``, so a
+    tunesmith pruner and Optuna's run the very same models; only the pruner differs.
+    """
+
+    name = "optuna-random-stream"
+
+    def __init__(self, seed: int) -> None:
+        import optuna
+
+        super().__init__(seed)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        self._source = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        self._configs: list[dict[str, Any]] = []
+
+    def suggest(
+        self, space: ts.Space, trials: Sequence[ts.FrozenTrial], direction: ts.Direction
+    ) -> Suggestion:
+        while len(self._configs) <= len(trials):
+            t = self._source.ask()
+            self._configs.append(optuna_params(t, space))
+            self._source.tell(t, 0.0)
+        return Suggestion(dict(self._configs[len(trials)]))
+
+
 # -- the comparison ----------------------------------------------------------------------
+CONTROL = "control: "  # rows run only with --controls
+
+
 def methods(max_epochs: int, pause_resume: bool = True) -> dict[str, Callable[[Meter, int], None]]:
     asha: dict[str, Any] = dict(min_resource=1, reduction_factor=3, max_resource=max_epochs)
 
@@ -341,11 +373,19 @@ def methods(max_epochs: int, pause_resume: bool = True) -> dict[str, Callable[[M
     out["tunesmith TPE + ASHA"] = ts_run(mf_tpe, lambda: ASHA(**asha))
     if pause_resume:
         out["tunesmith TPE + ASHA (pause/resume)"] = ts_run(mf_tpe, lambda: ASHA(pause=True, **asha))
+    out["tunesmith TPE + Hyperband"] = ts_run(mf_tpe, lambda: Hyperband(**asha))
     for sampler in ("random", "TPE"):
         for pruner in ("SuccessiveHalvingPruner", "HyperbandPruner"):
             out[f"Optuna {sampler} + {pruner}"] = functools.partial(
                 run_optuna, sampler, pruner, max_epochs=max_epochs
             )
+    # the same configurations as "Optuna random + ...": tells the pruners apart from the streams
+    out[CONTROL + "tunesmith ASHA(curve='last') on Optuna's random stream"] = ts_run(
+        OptunaRandomStream, lambda: ASHA(curve="last", **asha)
+    )
+    out[CONTROL + "tunesmith Hyperband on Optuna's random stream"] = ts_run(
+        OptunaRandomStream, lambda: Hyperband(**asha)
+    )
     return out
 
 
@@ -401,6 +441,10 @@ def main(argv: list[str] | None = None) -> None:
         "--methods", nargs="+", metavar="TEXT",
         help="run only the methods whose name contains one of these texts (default: all)",
     )  # fmt: skip
+    ap.add_argument(
+        "--controls", action="store_true",
+        help="also run the control rows: tunesmith's pruners on Optuna's random stream",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.max_epochs is None:
         args.max_epochs = 27 if args.task == "tabular" else 9
@@ -410,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             args.trials, args.max_epochs, args.texts = 6, 3, 64
     names = list(methods(args.max_epochs, pause_resume=args.task == "tabular"))
+    if not args.controls:
+        names = [n for n in names if not n.startswith(CONTROL)]
     if args.methods:
         names = [n for n in names if any(text in n for text in args.methods)]
         if not names:
