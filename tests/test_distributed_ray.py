@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tunesmith import Float, Study, TrialState
+from tunesmith import Float, Study, TrialPruned, TrialState
 from tunesmith.execution.ray import RayExecutor, check_resources, fit_workers
 
 pytestmark = pytest.mark.slow
@@ -137,3 +137,30 @@ def test_two_ray_nodes_on_loopback_run_trials_in_two_places(tmp_path: Path) -> N
     trials = Study.load("s", url).trials
     assert len(trials) == 24 and all(t.state is TrialState.COMPLETE for t in trials)
     assert len({t.attrs["node"] for t in trials}) == 2  # both nodes ran trials
+
+
+def _curve_at_x(trial: Any) -> float:
+    x = trial.params["x"]
+    for epoch in range(max(trial.start_step, 1), 10):
+        trial.report(x, epoch)
+        if trial.should_prune():
+            raise TrialPruned()
+    return float(x)
+
+
+def test_ray_sql_workers_pause_resume_and_finish_earned_promotions(
+    ray_local: Any, tmp_path: Path
+) -> None:
+    from tunesmith.pruners import ASHA
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    pruner = ASHA(pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s", pruner=pruner)
+    for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        study.enqueue({"x": x})
+    study.optimize(_curve_at_x, n_trials=6, n_jobs=1, executor="ray")
+    trials = study.trials
+    assert len(trials) == 6  # resumes did not count as new trials
+    assert pruner.promotable(trials, study.direction) == []  # the last arrival's promotion ran
+    assert trials[1].attrs.get("n_resumes") == 1 and trials[1].last_step == 3
+    assert trials[0].state is TrialState.COMPLETE and trials[0].last_step == 9

@@ -50,6 +50,21 @@ def test_largest_budget_with_enough_points_best_so_far_values() -> None:
     assert {t.number: t.value for t in up if t.state is TrialState.COMPLETE}[2] == 0.9
 
 
+def test_trials_on_different_step_grids_count_only_where_they_have_a_report() -> None:
+    # steps = optimizer steps with a searched batch size: one trial first reports at step 10
+    trials = [
+        FrozenTrial(n, TrialState.PRUNED, {"x": n / 10}, 0.8, {1: 1.0, 2: 0.9, 3: 0.8})
+        for n in range(3)
+    ]
+    trials.append(FrozenTrial(3, TrialState.PRUNED, {"x": 0.9}, 0.5, {10: 0.5, 20: 0.4}))
+    out = fidelity_history(trials, MIN, min_points=3)
+    assert {t.number: t.value for t in out if t.state is TrialState.COMPLETE} == {
+        0: 0.8, 1: 0.8, 2: 0.8
+    }  # budget = step 3; trial 3 has no report by then and stays pruned
+    assert out[3] == trials[3]
+    assert fidelity_history(trials, MIN, min_points=4) == trials  # no budget has 4
+
+
 class Recorder(Sampler):
     name = "recorder"
 

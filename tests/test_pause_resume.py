@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import tunesmith as ts
-from tunesmith.pruners import ASHA, RESUMED_ATTR, Decision, Hyperband
+from tunesmith.pruners import ASHA, RESUMED_ATTR, Decision, Hyperband, SuccessiveHalving
 from tunesmith.storage import MemoryStorage, SQLStorage
 from tunesmith.trial import TrialState
 
@@ -136,7 +136,7 @@ def test_claim_paused_is_atomic(kind: str, tmp_path: Path) -> None:
     shared = MemoryStorage() if kind == "memory" else SQLStorage(url)
     study = ts.Study(SPACE, storage=shared, name="c", pruner=ASHA(pause=True))
     t = study.ask()
-    t.report(1.0, 0)
+    t.report(1.0, 1)
     study.tell(t, state="paused")
     sid = study._study_id
     wins: list[Any] = []
@@ -293,14 +293,68 @@ def test_torch_trial_resumes_at_its_step_with_identical_weights(tmp_path: Path) 
         assert curve == {s: v for s, v in straight.trials[n].intermediate.items() if s in curve}
 
 
-@pytest.mark.parametrize(("pruner", "state"), [(ASHA(pause=True), "paused"), ("asha", "pruned")])
-def test_trial_paused_exception_pauses_only_with_a_pausing_pruner(pruner: Any, state: str) -> None:
+@pytest.mark.parametrize(
+    ("pruner", "steps", "state"),
+    [
+        (ASHA(pause=True), [1], "paused"),  # at ASHA's first rung (min_resource=1)
+        (ASHA(pause=True), [1, 2], "pruned"),  # past the rung: nothing could ever promote it
+        ("asha", [1], "pruned"),  # a pruner that does not pause
+        (None, [1], "pruned"),
+    ],
+)
+@pytest.mark.parametrize("how", ["TrialPaused", "tell"])
+def test_a_trial_is_paused_only_where_it_can_be_resumed(
+    pruner: Any, steps: list[int], state: str, how: str
+) -> None:
     study = ts.Study(SPACE, pruner=pruner, seed=0)
 
     def objective(trial: ts.Trial) -> float:
-        trial.report(1.0, 0)
+        for step in steps:
+            trial.report(1.0, step)
         raise ts.TrialPaused()
 
-    study.optimize(objective, n_trials=2)
-    assert [t.state.value for t in study.trials] == [state, state]
-    assert study.trials_in("failed") == []
+    trial = study.ask()
+    if how == "tell":
+        for step in steps:
+            trial.report(1.0, step)
+        record = study.tell(trial, state="paused")
+    else:
+        record = study.run_trial(objective, trial)
+    assert record.state.value == state
+    assert study.trials[0].state.value == state
+
+
+def _constant_curve(trial: ts.Trial) -> float:
+    """A curve at the trial's x for epochs 1..9, continued from where it paused."""
+    x = trial["x"]
+    for epoch in range(max(trial.start_step, 1), 10):
+        trial.report(x, epoch)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return x
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_optimize_runs_the_promotions_its_last_trials_earned(n_jobs: int) -> None:
+    # ASHA (eta=3, rungs 1 and 3): the 6th arrival at rung 1 lifts its quota to 2,
+    # which promotes the paused trial 1; optimize must not return before resuming it
+    pruner = ASHA(pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        study.enqueue({"x": x})
+    study.optimize(_constant_curve, n_trials=6, n_jobs=n_jobs)
+    assert len(study.trials) == 6  # resumes are not new trials
+    assert pruner.promotable(study.trials, study.direction) == []
+    assert study.trials[1].attrs.get("n_resumes") == 1 and study.trials[1].last_step == 3
+
+
+def test_synchronous_halving_finishes_its_cohort_and_prunes_the_rest() -> None:
+    pruner = SuccessiveHalving(pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    study.optimize(_constant_curve, n_trials=pruner.cohort_size)
+    states = Counter(t.state.value for t in study.trials)
+    assert states == {"complete": 1, "pruned": pruner.cohort_size - 1}  # none left paused
+    best = min(study.trials, key=lambda t: t.params["x"])
+    assert study.best_trial.number == best.number and best.last_step == 9
+    # each rung kept the cohort's best third: 3 of 9 went past step 1, 1 of them past step 3
+    assert Counter(t.last_step for t in study.trials) == {1: 6, 3: 2, 9: 1}

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+import tunesmith as ts
 from tunesmith.pruners import (
     ASHA,
     RESUMED_ATTR,
     Decision,
     Hyperband,
     MedianPruner,
+    NopPruner,
     PercentilePruner,
     Pruner,
     SuccessiveHalving,
     make_pruner,
+    register,
 )
 from tunesmith.pruners.hyperband import bracket_schedule
 from tunesmith.trial import Direction, FrozenTrial, TrialState
@@ -196,8 +201,9 @@ def test_hyperband_bracket_schedule_has_hyperband_proportions() -> None:
     assert set(sched[:10]) == {0, 1, 2, 3}  # interleaved
     hb = Hyperband(max_resource=27)
     assert hb.n_brackets == 4
-    assert [hb.bracket(n) for n in range(98)] == [hb.bracket(n) for n in range(98)]
-    assert hb.bracket(49) == hb.bracket(0)
+    # trials take the 49-slot schedule in turn, then start it again
+    assert [hb.bracket(n) for n in range(98)] == sched + sched
+    assert Counter(hb.bracket(n) for n in range(49)) == {0: 27, 1: 12, 2: 6, 3: 4}
 
 
 def test_hyperband_brackets_stop_at_their_own_rungs_among_their_own_trials() -> None:
@@ -266,3 +272,42 @@ def test_bad_settings_say_what_is_wrong() -> None:
         make_pruner({"name": "asha", "eta": 3})
     with pytest.raises(ValueError, match="min_early_stopping_rate"):
         Hyperband(min_early_stopping_rate=1)
+    with pytest.raises(ValueError, match="a pruner description needs a 'name'"):
+        make_pruner({"reduction_factor": 2})
+    with pytest.raises(ValueError, match=r"warmup_steps \(9\) must be smaller than max_resource"):
+        ASHA(max_resource=9, warmup_steps=9)
+    with pytest.raises(TypeError, match="not a subclass of tunesmith.pruners.Pruner"):
+        register("mine", dict)  # type: ignore[arg-type]
+
+
+class _EveryOther(Pruner):
+    """Prunes at odd steps (a custom pruner with one setting)."""
+
+    def __init__(self, offset: int = 1) -> None:
+        self.offset = offset
+
+    def decide(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> Decision:
+        odd = (trial.last_step or 0) % 2 == self.offset
+        return Decision.PRUNE if odd else Decision.CONTINUE
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "offset": self.offset}
+
+
+def test_a_registered_custom_pruner_is_stored_and_reopened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    register("every_other", _EveryOther)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner=_EveryOther(offset=0))
+    assert study.storage.get_study("s").config["pruner"] == {"name": "every_other", "offset": 0}
+    again = ts.Study.load("s", url)
+    assert isinstance(again.pruner, _EveryOther) and again.pruner.offset == 0
+    # a process that does not know the class still opens the study (for reading), and says so
+    from tunesmith.pruners import _BUILTIN
+
+    del _BUILTIN["every_other"]
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        blind = ts.Study.load("s", url)
+    assert isinstance(blind.pruner, NopPruner) and len(blind.trials) == 0
+    assert "cannot be rebuilt here" in caplog.text and "every_other" in caplog.text

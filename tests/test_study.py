@@ -124,10 +124,18 @@ def test_trial_pruned_raised_by_objective() -> None:
 def test_report_and_attrs() -> None:
     study = ts.Study(SPACE, sampler="random", seed=0)
     t = study.ask()
-    with pytest.raises(ValueError, match="report\\(\\) takes a number"):
+    with pytest.raises(ValueError, match="report\\(\\) takes a finite number, got nan"):
         t.report(float("nan"))
     with pytest.raises(ValueError, match="step must be an integer >= 0"):
         t.report(1.0, step=-1)
+    with pytest.raises(ValueError, match="step must be an integer >= 0"):
+        t.report(1.0, step=2.5)
+    t.report(0.5, step=np.int64(3))  # NumPy integers are integers
+    assert t.record.intermediate == {3: 0.5} and type(t.record.last_step) is int
+    for again in (3, 1):  # a repeated or earlier step would overwrite history silently
+        with pytest.raises(ValueError, match=f"step {again} was reported after step 3"):
+            t.report(0.9, step=again)
+    assert t.record.intermediate == {3: 0.5}
     t.set_attr("ckpt", "/tmp/x")
     assert not t.should_prune()
     assert study.tell(t, 1.0).attrs == {"ckpt": "/tmp/x"}

@@ -81,6 +81,57 @@ def test_pruned_trial_raises_and_keeps_its_checkpoint(tmp_path: Path) -> None:
     assert Path(t.attrs["checkpoint"]).is_file()
 
 
+class PauseThenContinue(Pruner):
+    """Pauses at the first question, then says go on: what a second question can
+    hear when another worker's report lands between the two."""
+
+    pauses = True
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def decide(self, trial, trials, direction) -> Decision:
+        self.asked += 1
+        return Decision.PAUSE if self.asked == 1 else Decision.CONTINUE
+
+
+def test_the_bridge_acts_on_the_one_answer_it_asked_for(tmp_path: Path) -> None:
+    pruner = PauseThenContinue()
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, pruner=pruner)
+    trial = study.ask()
+    record = study.run_trial(objective(build, DATA, base=BASE, checkpoint_root=tmp_path), trial)
+    assert pruner.asked == 1 and record.state is ts.TrialState.PAUSED  # not pruned on a second answer
+
+
+class DivergesAtThirdEval(torch.nn.Module):
+    """An MLP whose validation output turns NaN from its 3rd batch in eval mode (the
+    2nd validation: the validation set is 2 batches), as in a diverged run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net, self.evals = mlp(), 0
+
+    def forward(self, x):
+        out = self.net(x)
+        if not self.training:
+            self.evals += 1
+            if self.evals >= 3:
+                out = out * float("nan")
+        return out
+
+
+@pytest.mark.parametrize("pruner", [None, "median"])
+def test_a_diverged_run_stops_and_returns_its_best_value(tmp_path: Path, pruner) -> None:
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-2, log=True)}, sampler="random", seed=0, pruner=pruner)
+    obj = objective(lambda p: DivergesAtThirdEval(), DATA, base=BASE, checkpoint_root=tmp_path)
+    study.optimize(obj, n_trials=1)
+    t = study.trials[0]
+    assert t.state is ts.TrialState.COMPLETE, t.error  # not failed by report(nan)
+    assert sorted(t.intermediate) == [0] and t.attrs["diverged_at"] == 1  # of 4 epochs
+    assert t.attrs["stopped_early"] is True
+    assert t.value == min(t.intermediate.values())
+
+
 def test_paused_trial_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
     space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
     obj = objective(lambda p: mlp(dropout=0.2), DATA, base=BASE, checkpoint_root=tmp_path)

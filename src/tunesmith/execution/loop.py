@@ -87,30 +87,52 @@ class Run:
 
 def worker_loop(run: Run) -> None:
     """Ask, evaluate, tell until the budget ends, the search is exhausted, or
-    ``after_trial`` retires this worker."""
+    ``after_trial`` retires this worker; then resume the paused trials that
+    have earned a promotion (see :func:`finish_promoted`)."""
     while run.budget.take():
         record = run_one(run)
         if record is None:
             if run.exhausted:
-                return
+                break
             continue
         if run.after_trial is not None and not run.after_trial(record):
             run.retired = True
             return
+    finish_promoted(run)
 
 
-def run_one(run: Run) -> FrozenTrial | None:
-    """One trial; None when the search is exhausted or it was failed elsewhere."""
+def finish_promoted(run: Run) -> None:
+    """Once no new trial may start, run the promotions the last trials earned.
+
+    A pausing pruner (ASHA, Hyperband with ``pause=True``) decides promotions as
+    results arrive, so the trial that ends the budget often promotes a paused
+    one. Resumes do not count against ``n_trials``; each continues one trial
+    to its next rung, so this ends. Not after ``timeout`` or ``study.stop()``.
+    """
+    while not (run.budget.expired or (run.budget.stopped and not run.exhausted)):
+        if run_one(run, promoted_only=True) is None:
+            return
+
+
+def run_one(run: Run, *, promoted_only: bool = False) -> FrozenTrial | None:
+    """One trial; None when the search is exhausted or it was failed elsewhere
+    (with ``promoted_only``: when no paused trial is promotable)."""
     study = run.study
-    try:
-        trial = study.ask()
-    except SearchExhausted as exc:
-        run.budget.give_back()
-        run.budget.stop()
-        run.exhausted.append(str(exc))
-        return None
+    if promoted_only:
+        promoted = study.ask_promoted()
+        if promoted is None:
+            return None
+        trial = promoted
+    else:
+        try:
+            trial = study.ask()
+        except SearchExhausted as exc:
+            run.budget.give_back()
+            run.budget.stop()
+            run.exhausted.append(str(exc))
+            return None
     resumed = trial.is_resumed
-    if resumed:
+    if resumed and not promoted_only:
         run.budget.give_back()  # a promotion continues a trial; n_trials counts new ones
     try:
         record = study.run_trial(run.objective, trial, run.catch)

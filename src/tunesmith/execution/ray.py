@@ -26,6 +26,7 @@ from typing import Any
 
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
+from ..study.resume import RESUMES_ATTR
 from .base import Executor, Job
 from .loop import Budget
 from .ray_worker import (
@@ -184,6 +185,7 @@ class _Driver:
             self._spawn()
         try:
             self._loop()
+            self._finish_promoted()
         except KeyboardInterrupt:
             self.budget.stop()
             for a in self.actors:
@@ -231,6 +233,24 @@ class _Driver:
             for ref in ready:
                 self._collect(ref)
 
+    def _finish_promoted(self) -> None:
+        """SQL mode, once no new trial may start: run the promotions the last trials
+        earned, in rounds over the actors, until none is left (as ``worker_loop``)."""
+        if self.memory or not self.study.pruner.pauses:
+            return
+        while self.actors and not (self.budget.expired or (self.budget.stopped and not self.exhausted)):
+            try:
+                outs = self.ray.get([a.handle.run_promoted.remote() for a in self.actors])
+            except self.ray.exceptions.RayActorError as exc:  # its claimed trial is reaped by heartbeat
+                logger.warning("a Ray worker was lost while resuming promoted trials (%s); stopping", exc)
+                return
+            records = [o.record for o in outs if o.record is not None]
+            if not records:
+                return
+            for record in records:
+                for cb in self.job.callbacks:
+                    cb(self.study, record)
+
     def _owner(self, ref: Any) -> _Actor:
         return next(a for a in self.actors if ref in a.calls)
 
@@ -249,6 +269,8 @@ class _Driver:
         del actor.calls[ref]
         actor.worker = out.worker
         record = apply_outcome(self.study, out) if self.memory else out.record
+        if record is not None and record.attrs.get(RESUMES_ATTR):
+            self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
         if out.exhausted:
             self.budget.give_back()
             self.budget.stop()

@@ -82,6 +82,10 @@ class StudyWorker:
         exhausted = self.run.exhausted.pop() if self.run.exhausted else None
         return Outcome(self.me, record=record, exhausted=exhausted)
 
+    def run_promoted(self) -> Outcome:
+        """Resume one promotable paused trial, if any (record None: none was)."""
+        return Outcome(self.me, record=run_one(self.run, promoted_only=True))
+
 
 class _Detached:
     """The two things a Trial asks of its study, answered inside the actor:

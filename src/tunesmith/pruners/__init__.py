@@ -21,8 +21,14 @@ _BUILTIN: dict[str, type[Pruner]] = {
 
 
 def register(name: str, cls: type[Pruner]) -> None:
-    """Make ``Study(pruner=name)`` build ``cls``."""
-    _BUILTIN[name] = cls
+    """Make ``Study(pruner=name)`` build ``cls``; ``cls.name`` becomes ``name``, so a
+    study stored with it reopens with it (``describe()`` must give its settings)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register: the name must be a non-empty string, got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Pruner)):
+        raise TypeError(f"register: {cls!r} is not a subclass of tunesmith.pruners.Pruner")
+    cls.name = name.lower()
+    _BUILTIN[name.lower()] = cls
 
 
 def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
@@ -34,6 +40,11 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
     options: dict[str, Any] = {}
     if isinstance(spec, dict):
         options = dict(spec)
+        if "name" not in options:
+            raise ValueError(
+                f"a pruner description needs a 'name' (one of {sorted(_BUILTIN)}), got {spec!r}; "
+                "e.g. {'name': 'asha', 'reduction_factor': 2}"
+            )
         spec = options.pop("name")
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(

@@ -47,6 +47,20 @@ class Pruner(ABC):
         """
         return []
 
+    def abandoned(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
+        """Numbers of the paused trials that can no longer be promoted, whatever
+        else happens (the study records them as pruned). Default: none."""
+        return []
+
+    def can_resume(self, trial: FrozenTrial) -> bool:
+        """Whether ``trial``, stopped now, could ever be promoted and resumed.
+
+        The study records a trial stopped by :class:`~tunesmith.TrialPaused` (or
+        ``tell(state="paused")``) as paused only when this is true, else as
+        pruned, so that no trial waits forever. Default: :attr:`pauses`.
+        """
+        return self.pauses
+
     def describe(self) -> dict[str, Any]:
         """Name and settings, enough to rebuild the pruner (stored with a study)."""
         return {"name": self.name}

@@ -77,6 +77,11 @@ class ASHA(Pruner):
             "min_early_stopping_rate", min_early_stopping_rate, 0
         )
         self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
+        if max_resource is not None and warmup_steps >= max_resource:
+            raise ValueError(
+                f"warmup_steps ({warmup_steps}) must be smaller than max_resource ({max_resource}): "
+                "no trial could ever be stopped"
+            )
         self.bootstrap_count = check_int("bootstrap_count", bootstrap_count, 0)
         if not isinstance(pause, bool):
             raise TypeError(f"pause must be True or False, got {pause!r}")
@@ -118,6 +123,10 @@ class ASHA(Pruner):
             if crossing(trial.intermediate, steps[i]) == last:
                 return i, steps[i]
         return None
+
+    def can_resume(self, trial: FrozenTrial) -> bool:
+        """Only a trial paused at a rung can be promoted from it."""
+        return self.pauses and self._rung_of(trial) is not None
 
     # -- decisions ---------------------------------------------------------------
     def decide(
@@ -238,6 +247,19 @@ class SuccessiveHalving(ASHA):
             if rung is not None and self._settled(by_number[n], trials, rung[1]):
                 ready.append(n)
         return ready
+
+    def abandoned(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
+        """Paused trials whose cohort has settled at their rung without them in the quota."""
+        out = []
+        for t in trials:
+            if t.state is not TrialState.PAUSED:
+                continue
+            rung = self._rung_of(t)
+            if rung is None or (
+                self._settled(t, trials, rung[1]) and not self._promoted(t, trials, direction, *rung)
+            ):
+                out.append(t.number)
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "cohort_size": self.cohort_size}

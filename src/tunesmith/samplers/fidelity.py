@@ -10,7 +10,8 @@ plain trial records:
   (full-budget observations are plenty);
 * else it picks the largest step ``b`` that at least ``min_points`` trials
   (complete, pruned, paused or running; failed ones excluded) reported at or
-  beyond, and returns each of those trials as a *complete* observation whose
+  beyond, with a report at or before ``b`` (trials may report on different
+  step grids), and returns each of those trials as a *complete* observation whose
   value is its best report up to ``b`` (the same best-so-far score the pruners
   use); every other trial is returned unchanged, in the same order, so the
   sampler still sees what is pending and what was already tried (trials
@@ -40,7 +41,8 @@ def fidelity_history(
         return list(trials)
     usable = [t for t in trials if t.intermediate and t.state is not TrialState.FAILED]
     for budget in sorted({t.last_step for t in usable if t.last_step is not None}, reverse=True):
-        at = [t for t in usable if (t.last_step or 0) >= budget]
+        # reached the budget, with a report at or before it (trials may report on other step grids)
+        at = [t for t in usable if (t.last_step or 0) >= budget and min(t.intermediate) <= budget]
         if len(at) >= min_points:
             seen = {t.number for t in at}
             return [_observation(t, budget, direction) if t.number in seen else t for t in trials]

@@ -11,7 +11,10 @@ The study does the writing:
   ``attrs["resumed_step"]`` (the last step it had reported) and
   ``attrs["n_resumes"]``. The objective sees ``trial.is_resumed``,
   ``trial.start_step`` and ``trial.resume_from`` and continues training from
-  its checkpoint.
+  its checkpoint;
+* paused trials the pruner calls ``abandoned`` (synchronous successive
+  halving: their cohort settled at the rung without them in its quota) are
+  recorded as pruned on the next ``ask``, so none waits forever.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ def resume_next(study: Study, worker: str) -> FrozenTrial | None:
     history = study._history()
     if not any(t.state is TrialState.PAUSED for t in history):
         return None
+    for number in study.pruner.abandoned(history, study.direction):
+        lost = study._storage.claim_paused(study._study_id, number, worker=worker, now=time.time())
+        if lost is not None:  # no promotion can reach it any more: stopped for good
+            pruned = study._finish(lost, lost.value, TrialState.PRUNED, None)
+            study._storage.update_trial(study._study_id, pruned.replace(heartbeat=None))
     for number in study.pruner.promotable(history, study.direction):
         claimed = study._storage.claim_paused(
             study._study_id, number, worker=worker, now=time.time()

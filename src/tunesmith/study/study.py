@@ -74,7 +74,7 @@ class Study:
         self.space = Space.from_dict(record.space)
         cfg = dict(record.config)
         self.sampler: Sampler = make_sampler(sampler if sampler is not None else cfg["sampler"], seed)
-        self.pruner = make_pruner(pruner if pruner is not None else cfg.get("pruner"))
+        self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
         self._lock = threading.RLock()
         self._finished: dict[int, FrozenTrial] = {}
         self._cursor = 0
@@ -234,6 +234,20 @@ class Study:
         assert rec is not None
         return rec.number
 
+    def ask_promoted(self) -> Trial | None:
+        """Resume the best promotable paused trial, or None when no paused trial
+        qualifies (never a new configuration). ``optimize`` calls it once its
+        budget of new trials is spent, so promotions earned by the last trials
+        still run."""
+        me = worker_id()
+        with self._lock:
+            self._heartbeat.reap()
+            rec = resume_next(self, me)
+            if rec is None:
+                return None
+            self._heartbeat.started(rec.number)
+            return Trial(self, self._canonical(rec))
+
     def ask(self) -> Trial:
         """Start a trial: a queued configuration if any, else the sampler's next.
 
@@ -278,7 +292,9 @@ class Study:
         A value that is not a finite number (NaN, inf, None, a string) marks
         the trial failed with the reason stored. Returns the finished record.
         ``state="paused"`` instead stops the trial without finishing it: a
-        pausing pruner may promote it later and ``ask`` then resumes it.
+        pausing pruner may promote it later and ``ask`` then resumes it. A
+        trial the pruner could never resume (no pausing pruner, or not stopped
+        at a rung) is recorded as pruned instead.
         """
         record = self._record_of(trial)
         if record.state.is_finished:
@@ -286,7 +302,10 @@ class Study:
                 f"trial {record.number} is already {record.state}; finished trials never change"
             )
         if state is not None and TrialState(state) is TrialState.PAUSED:
-            final = pause_record(record)
+            if self.pruner.can_resume(record):
+                final = pause_record(record)
+            else:  # nothing would ever resume it: stopped for good
+                final = self._finish(record, None, TrialState.PRUNED, None)
         else:
             final = self._finish(record, value, None if state is None else TrialState(state), error)
         try:
@@ -395,8 +414,7 @@ class Study:
             value = objective(trial)
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
-            paused = asked and self.pruner.pauses
-            return self.tell(trial, state=TrialState.PAUSED if paused else TrialState.PRUNED)
+            return self.tell(trial, state=TrialState.PAUSED if asked else TrialState.PRUNED)
         except KeyboardInterrupt:
             self._mark_interrupted(trial)
             raise
@@ -437,6 +455,20 @@ def _bad_value_reason(value: Any) -> str:
             "value: return one float"
         )
     return f"objective returned {value!r} ({type(value).__name__}); return a finite number"
+
+
+def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
+    """The pruner a stored study was created with; a pruner this process does not
+    know (a custom class not registered here) gives none, with a warning."""
+    try:
+        return make_pruner(cfg.get("pruner"))
+    except (ValueError, TypeError) as exc:
+        logger.warning(
+            "study %r: its stored pruner cannot be rebuilt here (%s); opened without a pruner. "
+            "Register the class (tunesmith.pruners.register) or pass pruner=... to keep pruning",
+            name, exc,
+        )
+        return NopPruner()
 
 
 def _describe(exc: BaseException) -> str:

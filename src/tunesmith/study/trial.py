@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -64,12 +65,19 @@ class Trial:
         """
         v = _as_float(value)
         if v is None:
-            raise ValueError(f"trial {self.number}: report() takes a number, got {value!r}")
+            raise ValueError(
+                f"trial {self.number}: report() takes a finite number, got {value!r}; "
+                "a run that diverged should stop (raise ts.TrialPruned) instead of reporting it"
+            )
+        last = self._record.last_step
         if step is None:
-            last = self._record.last_step
             step = 0 if last is None else last + 1
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise ValueError(f"trial {self.number}: step must be an integer >= 0, got {step!r}")
+        step = _as_step(step, self.number)
+        if last is not None and step <= last:
+            raise ValueError(
+                f"trial {self.number}: step {step} was reported after step {last}; "
+                "steps must increase (report each step once)"
+            )
         inter = {**self._record.intermediate, step: v}
         self._write(self._record.replace(intermediate=inter, heartbeat=time.time()))
 
@@ -117,6 +125,17 @@ class Trial:
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self.params})"
+
+
+def _as_step(step: Any, number: int) -> int:
+    """``step`` as a Python int >= 0 (NumPy integers accepted), else a ValueError."""
+    try:
+        out = operator.index(step)
+    except TypeError:
+        out = -1
+    if isinstance(step, bool) or out < 0:
+        raise ValueError(f"trial {number}: step must be an integer >= 0, got {step!r}")
+    return int(out)
 
 
 def _as_float(value: Any) -> float | None:

@@ -7,12 +7,15 @@ Each trial: its parameters override the :class:`TrainConfig` fields of the
 same name (the rest go to ``build_model(params)``); every validation is
 reported with ``trial.report(value, index)``; the newest checkpoint's path is
 stored as ``trial.attrs["checkpoint"]`` before the pruner is asked; a pruned
-trial raises :class:`tunesmith.TrialPruned`. A trial that already holds a
+trial raises :class:`tunesmith.TrialPruned`. A run whose monitored value turns
+NaN or infinite (diverged) stops there and returns its best value so far
+(``trial.attrs["diverged_at"]``: the validation index). A trial that already holds a
 checkpoint (a paused trial run again) resumes from it exactly.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import tempfile
 import threading
@@ -75,12 +78,20 @@ class _Reporter:
         path = trainer.history.last_checkpoint
         if path is not None and self.trial.record.attrs.get("checkpoint") != path:
             self.trial.set_attr("checkpoint", path)
-        self.trial.report(monitored(record, self.monitor), record.index)
-        if self.trial.should_prune():
-            paused = getattr(exceptions, "TrialPaused", None)
-            if self.trial.decision() is Decision.PAUSE and paused is not None:
-                raise paused(f"paused at validation {record.index}")
-            raise exceptions.TrialPruned(f"pruned at validation {record.index}")
+        value = monitored(record, self.monitor)
+        if not math.isfinite(value):
+            # a diverged run (NaN/inf weights) cannot recover: stop it, keep its best so far
+            trainer.history.stopped_early = True
+            self.trial.set_attr("diverged_at", record.index)
+            return
+        self.trial.report(value, record.index)
+        decision = self.trial.decision()  # asked once: another worker may report meanwhile
+        if decision is Decision.CONTINUE:
+            return
+        paused = getattr(exceptions, "TrialPaused", None)
+        if decision is Decision.PAUSE and paused is not None:
+            raise paused(f"paused at validation {record.index}")
+        raise exceptions.TrialPruned(f"pruned at validation {record.index}")
 
 
 def monitored(record: EvalRecord, monitor: str) -> float:
@@ -131,7 +142,8 @@ def objective(
             (``<root>/<study>/trial-<n>``; default: the system's temp folder).
         threads: torch threads per trial (default: 1 inside parallel workers).
     Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
-    "overfit_at", "stopped_early" and "samples_per_s".
+    "overfit_at", "stopped_early" and "samples_per_s" (and "diverged_at" when
+    the monitored value turned NaN or infinite: the run stops there).
     """
     base = base or TrainConfig()
     if space is not None:
