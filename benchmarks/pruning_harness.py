@@ -32,7 +32,10 @@ def schedule(
     cap = args.trials * args.max_epochs
     deadline = time.monotonic() + (args.time_limit or float("inf"))
     ctx = mp.get_context("spawn" if args.task == "finetune" else "fork")
-    opts = {"texts": args.texts, "device": args.device, "precision": args.precision}
+    opts = {
+        "texts": args.texts, "train_frac": args.train_frac,
+        "device": args.device, "precision": args.precision,
+    }  # fmt: skip
     refs_todo = list(range(args.seeds))
     jobs_todo: list[tuple[str, int, float, int, int]] = []
     running: list[Any] = []
