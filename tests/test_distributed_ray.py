@@ -158,9 +158,10 @@ def test_ray_sql_workers_pause_resume_and_finish_earned_promotions(
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s", pruner=pruner)
     for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
         study.enqueue({"x": x})
-    study.optimize(_curve_at_x, n_trials=6, n_jobs=1, executor="ray")
+    study.optimize(_curve_at_x, n_trials=6, executor="ray")  # two actors: any interleaving
     trials = study.trials
     assert len(trials) == 6  # resumes did not count as new trials
-    assert pruner.promotable(trials, study.direction) == []  # the last arrival's promotion ran
-    assert trials[1].attrs.get("n_resumes") == 1 and trials[1].last_step == 3
-    assert trials[0].state is TrialState.COMPLETE and trials[0].last_step == 9
+    assert pruner.promotable(trials, study.direction) == []  # every earned promotion ran
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PAUSED}
+    assert sum(t.attrs.get("n_resumes", 0) for t in trials) >= 1  # paused trials were resumed
+    assert trials[0].state is TrialState.COMPLETE and trials[0].last_step == 9  # the best, x=0.5

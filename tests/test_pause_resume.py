@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import threading
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import tunesmith as ts
 from tunesmith.pruners import ASHA, RESUMED_ATTR, Decision, Hyperband, SuccessiveHalving
 from tunesmith.storage import MemoryStorage, SQLStorage
+from tunesmith.storage.base import worker_id
 from tunesmith.trial import TrialState
 
 SPACE = {"lr": ts.Float(0.01, 0.9, log=True)}
@@ -345,7 +347,9 @@ def test_optimize_runs_the_promotions_its_last_trials_earned(n_jobs: int) -> Non
     study.optimize(_constant_curve, n_trials=6, n_jobs=n_jobs)
     assert len(study.trials) == 6  # resumes are not new trials
     assert pruner.promotable(study.trials, study.direction) == []
-    assert study.trials[1].attrs.get("n_resumes") == 1 and study.trials[1].last_step == 3
+    assert study.trials[0].state is TrialState.COMPLETE  # the best one, x=0.5
+    if n_jobs == 1:  # in order: only the 6th arrival promotes trial 1, to rung 3 where it waits
+        assert study.trials[1].attrs.get("n_resumes") == 1 and study.trials[1].last_step == 3
 
 
 def test_synchronous_halving_finishes_its_cohort_and_prunes_the_rest() -> None:
@@ -358,3 +362,80 @@ def test_synchronous_halving_finishes_its_cohort_and_prunes_the_rest() -> None:
     assert study.best_trial.number == best.number and best.last_step == 9
     # each rung kept the cohort's best third: 3 of 9 went past step 1, 1 of them past step 3
     assert Counter(t.last_step for t in study.trials) == {1: 6, 3: 2, 9: 1}
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tmp_path: Path) -> None:
+    url = None if kind == "memory" else f"sqlite:///{tmp_path / 'h.db'}"
+    study = ts.Study(SPACE, storage=url, name="h", pruner=ASHA(pause=True), heartbeat_interval=60.0,
+                     requeue_failed=True)  # fmt: skip
+    first = study.ask()
+    first.report(1.0, 1)
+    first.set_attr("checkpoint", str(tmp_path / "ck1.pt"))
+    study.tell(first, state="paused")
+    resumed = study.ask()
+    assert resumed.number == first.number and resumed.is_resumed  # promoted: alone at its rung
+    resumed.report(0.9, 2)  # it trains on, then its worker dies
+    plain = study.ask()  # a trial never paused: its loss fails it, as before
+    plain.report(2.0, 0)
+    lost = study.fail_worker(worker_id(), "worker process died (exit code -9)")
+    by_number = {t.number: t for t in lost}
+    held = by_number[first.number]
+    assert held.state is TrialState.PAUSED and held.worker is None and held.heartbeat is None
+    assert held.attrs["checkpoint"] == str(tmp_path / "ck1.pt") and dict(held.intermediate) == {1: 1.0, 2: 0.9}
+    assert "requeued_as" not in held.attrs  # no copy from scratch
+    assert by_number[plain.number].state is TrialState.FAILED and "requeued_as" in by_number[plain.number].attrs
+    again = study.ask()  # the held promotion goes first, ahead of the re-queued copy
+    assert again.number == first.number and again.start_step == 3 and again.resume_from == str(tmp_path / "ck1.pt")
+    assert "promotion_held" not in again.record.attrs and again.record.attrs["n_resumes"] == 2
+
+
+def _dies_in_its_first_resumed_run(folder: str) -> Any:
+    def objective(trial: ts.Trial) -> float:
+        path = Path(folder) / f"ck{trial.number}.json"
+        w = json.loads(Path(trial.resume_from).read_text())["w"] if trial.is_resumed else 0.0
+        for step in range(trial.start_step, 9):
+            w -= trial.params["lr"] * 2 * (w - 3)
+            path.write_text(json.dumps({"w": w}))
+            trial.set_attr("checkpoint", str(path))
+            trial.report((w - 3) ** 2, step)
+            marker = Path(folder) / "killed"
+            if trial.is_resumed and not marker.exists():
+                marker.write_text(str(trial.number))
+                os.kill(os.getpid(), signal.SIGKILL)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return (w - 3) ** 2
+
+    return objective
+
+
+def test_a_worker_process_killed_in_a_resumed_trial_loses_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    study = ts.Study(SPACE, storage=url, name="k", pruner=ASHA(pause=True, max_resource=9),
+                     heartbeat_interval=0.5, requeue_failed=True)  # fmt: skip
+    for lr in (0.45, 0.3, 0.05, 0.04, 0.03, 0.02):
+        study.enqueue({"lr": lr})
+    study.optimize(_dies_in_its_first_resumed_run(str(tmp_path)), n_trials=6, executor="process")
+    killed = int((tmp_path / "killed").read_text())
+    trials = study.trials
+    assert len(trials) == 6 and study.trials_in("failed") == []  # no failure, no copy
+    victim = trials[killed]
+    assert victim.attrs["n_resumes"] >= 2  # resumed again after its worker died
+    steps = sorted(victim.intermediate)
+    assert steps == list(range(steps[-1] + 1))  # continued from its checkpoint: no step twice or missing
+
+
+def test_a_promoted_trial_judged_lost_by_heartbeat_alone_is_failed(tmp_path: Path) -> None:
+    # its worker may be alive and write again: only a failed trial refuses those writes
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="s", pruner=ASHA(pause=True))
+    t = study.ask()
+    t.report(1.0, 1)
+    t.set_attr("checkpoint", str(tmp_path / "ck.pt"))
+    study.tell(t, state="paused")
+    resumed = study.ask()
+    assert resumed.is_resumed
+    lost = study.storage.fail_running(study._study_id, error="worker lost", now=1e12, stale_before=1e12)
+    assert [r.state for r in lost] == [TrialState.FAILED]
+    with pytest.raises(ts.TrialFinishedError):
+        resumed.report(0.5, 2)

@@ -311,3 +311,16 @@ def test_a_registered_custom_pruner_is_stored_and_reopened(
         blind = ts.Study.load("s", url)
     assert isinstance(blind.pruner, NopPruner) and len(blind.trials) == 0
     assert "cannot be rebuilt here" in caplog.text and "every_other" in caplog.text
+
+
+def test_a_worker_passing_another_pruner_is_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner=ASHA(pause=True, max_resource=9))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        ts.Study.load("s", url)  # no pruner given: the stored one, silently
+        assert caplog.text == ""
+        joined = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner="asha")
+    assert joined.pruner.describe()["pause"] is False  # it uses what it was given...
+    assert "was created with pruner" in caplog.text and "'pause': True" in caplog.text  # ...and says so

@@ -21,12 +21,15 @@ DATA = split(96)
 BASE = TrainConfig(epochs=4, batch_size=16)
 
 
-class PruneAt(Pruner):
-    def __init__(self, step: int) -> None:
-        self.step = step
+class StopAt(Pruner):
+    """Answers ``answer`` (prune, or pause) from ``step`` on."""
+
+    def __init__(self, step: int, answer: Decision = Decision.PRUNE) -> None:
+        self.step, self.answer = step, answer
+        self.pauses = answer is Decision.PAUSE
 
     def decide(self, trial, trials, direction) -> Decision:
-        return Decision.PRUNE if (trial.last_step or 0) >= self.step else Decision.CONTINUE
+        return self.answer if (trial.last_step or 0) >= self.step else Decision.CONTINUE
 
 
 def build(params):
@@ -73,7 +76,7 @@ def test_tuned_adam_config_reaches_the_optimizer(tmp_path: Path) -> None:
 
 
 def test_pruned_trial_raises_and_keeps_its_checkpoint(tmp_path: Path) -> None:
-    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=1, pruner=PruneAt(1))
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=1, pruner=StopAt(1))
     study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path), n_trials=1)
     t = study.trials[0]
     assert t.state is ts.TrialState.PRUNED
@@ -138,7 +141,7 @@ def test_paused_trial_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> Non
     ref = ts.Study(space, sampler="random", seed=3, name="ref")
     ref.optimize(obj, n_trials=1)
 
-    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=PruneAt(1))
+    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(1))
     trial = study.ask()
     with pytest.raises(ts.TrialPruned):
         obj(trial)
@@ -188,3 +191,23 @@ def test_missing_torch_names_the_extra() -> None:
 def test_trainer_used_alone_needs_no_study() -> None:
     h = Trainer(mlp(), BASE).fit(*DATA)
     assert len(h.records) == 4
+
+
+def test_a_trial_paused_between_periodic_checkpoints_resumes_exactly(tmp_path: Path) -> None:
+    # checkpoint_every=3 writes no "last" checkpoint at validation 1: the bridge writes one to pause
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    base = TrainConfig(epochs=5, batch_size=16, checkpoint_every=3)
+    obj = objective(lambda p: mlp(dropout=0.2), DATA, base=base, checkpoint_root=tmp_path)
+    ref = ts.Study(space, sampler="random", seed=3, name="ref")
+    ref.optimize(obj, n_trials=1)
+
+    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(1, Decision.PAUSE))
+    trial = study.ask()
+    with pytest.raises(ts.TrialPaused):
+        obj(trial)
+    assert sorted(trial.intermediate) == [0, 1]
+    assert trial.record.attrs["checkpoint"].endswith("last-000000010.pt")  # 2 epochs x 5 steps
+    study.pruner = NopPruner()  # promoted: run the same trial again, it resumes from that checkpoint
+    value = obj(trial)
+    assert dict(trial.intermediate) == dict(ref.trials[0].intermediate)
+    assert value == ref.trials[0].value

@@ -156,17 +156,21 @@ class ProcessExecutor(Executor):
 
     def _exited(self, ctx: Any, run: Run, pool: SlotPool, procs: dict[int, Any], slot: Slot, p: Any, exhausted: Any) -> None:
         code = p.exitcode
-        retries = 0
+        retries = held = 0
         if code not in (0, 130, EXIT_OOM):
-            logger.warning("worker process %d died (exit code %s); its running trial is failed", p.pid, code)
+            logger.warning(
+                "worker process %d died (exit code %s); its running trial is failed "
+                "(paused again if it had been resumed from a checkpoint)", p.pid, code,
+            )  # fmt: skip
             lost = _fail_dead(run, p.pid, f"worker process died (exit code {code})")
             # a re-queued copy runs under this call's budget, in a fresh worker: the lost
             # attempt is not counted (once per trial: a copy that dies again costs its slot)
             retries = sum("requeued_as" in t.attrs and "retry_of" not in t.attrs for t in lost)
             run.budget.give_back(retries)
-        new = pool.exited(slot, oom=code == EXIT_OOM, replace=retries > 0)
+            held = sum(t.state is TrialState.PAUSED for t in lost)  # a resumed trial kept its promotion
+        new = pool.exited(slot, oom=code == EXIT_OOM, replace=retries + held > 0)
         budget = run.budget
-        if new is not None and not (budget.stopped or budget.expired or budget.left == 0):
+        if new is not None and not (budget.stopped or budget.expired or (budget.left == 0 and not held)):
             procs[new.index] = (new, self._start(ctx, run, new, exhausted))
 
 

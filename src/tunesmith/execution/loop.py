@@ -107,7 +107,7 @@ def finish_promoted(run: Run) -> None:
     A pausing pruner (ASHA, Hyperband with ``pause=True``) decides promotions as
     results arrive, so the trial that ends the budget often promotes a paused
     one. Resumes do not count against ``n_trials``; each continues one trial
-    to its next rung, so this ends. Not after ``timeout`` or ``study.stop()``.
+    to its next rung, so this ends. Not once ``timeout`` has passed.
     """
     while not (run.budget.expired or (run.budget.stopped and not run.exhausted)):
         if run_one(run, promoted_only=True) is None:

@@ -27,6 +27,7 @@ from typing import Any
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
 from ..study.resume import RESUMES_ATTR
+from ..trial import TrialState
 from .base import Executor, Job
 from .loop import Budget
 from .ray_worker import (
@@ -300,7 +301,8 @@ class _Driver:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
             except Exception:  # noqa: BLE001 - died before it said who it was: ran nothing
                 return 0
-        return len(self.study.fail_worker(actor.worker, error, requeue=requeue))
+        lost = self.study.fail_worker(actor.worker, error, requeue=requeue)
+        return sum(t.state is TrialState.FAILED for t in lost)  # a resumed trial goes back to paused
 
     def _replace(self, actor: _Actor, error: str) -> None:
         lost = self._lost(actor, error)

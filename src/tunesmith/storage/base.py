@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..pruners.curves import RESUMED_ATTR
 from ..trial import Direction, FrozenTrial, TrialState
 
 
@@ -29,6 +30,26 @@ class StudyRecord:
     space: Mapping[str, Any]
     config: Mapping[str, Any] = field(default_factory=dict)
     created: float = 0.0
+
+
+#: attrs key of a paused trial that holds a promotion: it was resumed from a
+#: checkpoint and its worker was lost; the next ``ask`` resumes it before any other
+HELD_ATTR = "promotion_held"
+
+
+def holds_promotion(t: FrozenTrial) -> bool:
+    """Whether ``t`` (running) was resumed after a pause and has a checkpoint:
+    losing its worker must not lose the promotion it earned, nor its training."""
+    return RESUMED_ATTR in t.attrs and bool(t.attrs.get("checkpoint"))
+
+
+def held_record(t: FrozenTrial, error: str) -> FrozenTrial:
+    """``t`` back to paused by :meth:`Storage.fail_running`, holding its promotion
+    (reports and checkpoint kept; ``attrs[HELD_ATTR]`` says why)."""
+    last = t.last_step
+    value = t.intermediate[last] if last is not None else None
+    attrs = {**t.attrs, HELD_ATTR: error}
+    return t.replace(state=TrialState.PAUSED, value=value, worker=None, heartbeat=None, attrs=attrs)
 
 
 def lost_record(t: FrozenTrial, error: str, now: float, requeued_as: int | None) -> FrozenTrial:
@@ -132,14 +153,19 @@ class Storage(ABC):
         worker: str | None = None,
         requeue: bool = False,
     ) -> list[FrozenTrial]:
-        """Atomically mark running trials failed; return the failed records.
+        """Atomically mark running trials failed; return the records changed.
 
         Selects running trials whose heartbeat is older than ``stale_before``
         and/or that belong to ``worker`` (both given: both must hold). Their
         intermediate reports and attributes are kept. With ``requeue``, each
         gets a waiting copy with the same parameters (attribute ``retry_of``),
-        and the failed record points to it (``requeued_as``). Two workers
-        calling this at once never fail or re-queue the same trial twice.
+        and the failed record points to it (``requeued_as``). Given ``worker``
+        alone (a process known to be dead), a trial that :func:`holds_promotion`
+        (resumed from a checkpoint) goes back to ``paused`` instead
+        (:func:`held_record`): no copy, nothing failed. Not on a stale heartbeat
+        alone: that worker may be alive and write again, which a failed trial
+        refuses. Two workers calling this at once never fail or re-queue the
+        same trial twice.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..exceptions import StudyNotFound, TrialFinishedError
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord, lost_record
+from .base import Storage, StudyRecord, held_record, holds_promotion, lost_record
 
 
 class MemoryStorage(Storage):
@@ -148,7 +148,12 @@ class MemoryStorage(Storage):
             trials = self._trials[study_id]
             lost = [t for t in trials if _matches(t, stale_before, worker)]
             out = []
+            dead = worker is not None and stale_before is None  # known dead, not just silent
             for t in lost:
+                if dead and holds_promotion(t):
+                    trials[t.number] = held_record(t, error)
+                    out.append(trials[t.number])
+                    continue
                 copy = None
                 if requeue:
                     copy = FrozenTrial(

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..exceptions import SchemaVersionError, StorageError, StudyNotFound, TrialFinishedError
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord, lost_record
+from .base import Storage, StudyRecord, held_record, holds_promotion, lost_record
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
@@ -543,14 +543,21 @@ class SQLStorage(Storage):
         def op(conn: Connection) -> list[FrozenTrial]:
             self._lock_study(conn, study_id)  # the re-check below runs under the lock
             rows = conn.execute(sa.select(trials_table).where(*cond).order_by(t.number)).all()
-            return [self._fail_row(conn, study_id, r, error, now, requeue) for r in rows]
+            dead = worker is not None and stale_before is None  # known dead, not just silent
+            return [self._fail_row(conn, study_id, r, error, now, requeue, dead) for r in rows]
 
         return self._run(op, write=True)
 
     def _fail_row(
-        self, conn: Connection, study_id: int, row: Any, error: str, now: float, requeue: bool
+        self, conn: Connection, study_id: int, row: Any, error: str, now: float, requeue: bool,
+        dead: bool,
     ) -> FrozenTrial:
         t = trials_table.c
+        trial = _row_to_trial(row)
+        if dead and holds_promotion(trial):
+            held = held_record(trial, error)
+            conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(held)))
+            return held
         copy_number = None
         if requeue:
             copy_number = int(
@@ -566,7 +573,7 @@ class SQLStorage(Storage):
                     **_trial_values(copy),
                 )
             )
-        failed = lost_record(_row_to_trial(row), error, now, copy_number)
+        failed = lost_record(trial, error, now, copy_number)
         conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(failed)))
         return failed
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..storage import Storage
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, TrialState
 
 logger = logging.getLogger("tunesmith")
 
@@ -150,6 +150,9 @@ class Heartbeat:
             stale_before=now - cfg.grace, requeue=cfg.requeue,
         )
         for t in lost:
+            if t.state is TrialState.PAUSED:
+                logger.warning("trial %d: worker lost; paused again, it keeps its promotion", t.number)
+                continue
             again = f"; re-queued as trial {t.attrs['requeued_as']}" if "requeued_as" in t.attrs else ""
             logger.warning("trial %d: worker %s lost%s", t.number, t.worker, again)
         return lost

@@ -12,6 +12,9 @@ The study does the writing:
   ``attrs["n_resumes"]``. The objective sees ``trial.is_resumed``,
   ``trial.start_step`` and ``trial.resume_from`` and continues training from
   its checkpoint;
+* a resumed trial whose worker is lost goes back to ``paused`` holding its
+  promotion (``attrs[HELD_ATTR]``; its reports and checkpoint kept, see
+  ``Storage.fail_running``) and is resumed first;
 * paused trials the pruner calls ``abandoned`` (synchronous successive
   halving: their cohort settled at the rung without them in its quota) are
   recorded as pruned on the next ``ask``, so none waits forever.
@@ -23,6 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..pruners import RESUMED_ATTR
+from ..storage.base import HELD_ATTR
 from ..trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
@@ -50,14 +54,15 @@ def resume_next(study: Study, worker: str) -> FrozenTrial | None:
         if lost is not None:  # no promotion can reach it any more: stopped for good
             pruned = study._finish(lost, lost.value, TrialState.PRUNED, None)
             study._storage.update_trial(study._study_id, pruned.replace(heartbeat=None))
-    for number in study.pruner.promotable(history, study.direction):
+    held = [t.number for t in history if t.state is TrialState.PAUSED and HELD_ATTR in t.attrs]
+    for number in [*held, *study.pruner.promotable(history, study.direction)]:
         claimed = study._storage.claim_paused(
             study._study_id, number, worker=worker, now=time.time()
         )
         if claimed is None:
             continue  # another worker resumed it first
         attrs = {
-            **claimed.attrs,
+            **{k: v for k, v in claimed.attrs.items() if k != HELD_ATTR},
             RESUMED_ATTR: claimed.last_step if claimed.last_step is not None else -1,
             RESUMES_ATTR: int(claimed.attrs.get(RESUMES_ATTR, 0)) + 1,
         }

@@ -75,6 +75,14 @@ class Study:
         cfg = dict(record.config)
         self.sampler: Sampler = make_sampler(sampler if sampler is not None else cfg["sampler"], seed)
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
+        stored = cfg.get("pruner")
+        if pruner is not None and stored is not None and stored != self.pruner.describe():
+            logger.warning(
+                "study %r was created with pruner %s; this process uses %s, so its decisions differ "
+                "from other workers' (a pruner that does not pause never resumes paused trials). "
+                "Pass the same pruner, or none to use the stored one",
+                self.name, stored, self.pruner.describe(),
+            )  # fmt: skip
         self._lock = threading.RLock()
         self._finished: dict[int, FrozenTrial] = {}
         self._cursor = 0
@@ -308,10 +316,10 @@ class Study:
                 final = self._finish(record, None, TrialState.PRUNED, None)
         else:
             final = self._finish(record, value, None if state is None else TrialState(state), error)
-        try:
-            self._storage.update_trial(self._study_id, final)
-        finally:
-            self._heartbeat.finished(final.number)
+        # stop beating before the write: once paused, another worker may resume the
+        # trial and start its own heartbeat for it, which this must not cancel
+        self._heartbeat.finished(final.number)
+        self._storage.update_trial(self._study_id, final)
         if isinstance(trial, Trial):
             trial._record = final
         if final.state is TrialState.FAILED:

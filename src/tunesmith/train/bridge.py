@@ -88,9 +88,11 @@ class _Reporter:
         decision = self.trial.decision()  # asked once: another worker may report meanwhile
         if decision is Decision.CONTINUE:
             return
-        paused = getattr(exceptions, "TrialPaused", None)
-        if decision is Decision.PAUSE and paused is not None:
-            raise paused(f"paused at validation {record.index}")
+        if decision is Decision.PAUSE:
+            here = trainer.checkpoint_now()  # checkpoint_every may have skipped this validation
+            if here is not None:
+                self.trial.set_attr("checkpoint", here)
+                raise exceptions.TrialPaused(f"paused at validation {record.index}")
         raise exceptions.TrialPruned(f"pruned at validation {record.index}")
 
 

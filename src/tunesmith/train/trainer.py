@@ -275,6 +275,20 @@ class Trainer:
             ckpt.save(ckpt.last_path(d, self.step), state)
             ckpt.rotate(d, self.config.keep_last)
 
+    def checkpoint_now(self) -> str | None:
+        """Write the "last" checkpoint of the current step if ``checkpoint_every``
+        skipped it (a run paused here must resume from exactly here); its path,
+        or None without a ``checkpoint_dir``."""
+        d = self.config.checkpoint_dir
+        if d is None:
+            return None
+        path = str(ckpt.last_path(d, self.step))
+        if self.history.last_checkpoint != path or not Path(path).is_file():
+            self.history.last_checkpoint = path
+            ckpt.save(Path(path), self.state_dict())
+            ckpt.rotate(d, self.config.keep_last)
+        return path
+
     def _restore_best(self) -> None:
         h = self.history
         if self._best_state is not None:
