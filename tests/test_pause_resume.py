@@ -378,7 +378,7 @@ def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tm
     resumed.report(0.9, 2)  # it trains on, then its worker dies
     plain = study.ask()  # a trial never paused: its loss fails it, as before
     plain.report(2.0, 0)
-    lost = study.fail_worker(worker_id(), "worker process died (exit code -9)")
+    lost = study.fail_worker(worker_id(), "worker process died (exit code -9)", dead=True)
     by_number = {t.number: t for t in lost}
     held = by_number[first.number]
     assert held.state is TrialState.PAUSED and held.worker is None and held.heartbeat is None
@@ -388,6 +388,55 @@ def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tm
     again = study.ask()  # the held promotion goes first, ahead of the re-queued copy
     assert again.number == first.number and again.start_step == 3 and again.resume_from == str(tmp_path / "ck1.pt")
     assert "promotion_held" not in again.record.attrs and again.record.attrs["n_resumes"] == 2
+    # held once at most: a trial whose every resume kills its worker fails instead of looping
+    again.report(0.8, 3)
+    (twice,) = study.fail_worker(worker_id(), "worker process died again", dead=True)
+    assert twice.number == first.number and twice.state is TrialState.FAILED
+
+
+def test_only_a_worker_seen_dead_holds_a_promotion() -> None:
+    # fail_worker without dead=True (e.g. Ctrl-C while worker threads still run): failed as before
+    study = ts.Study(SPACE, pruner=ASHA(pause=True))
+    t = study.ask()
+    t.report(1.0, 1)
+    t.set_attr("checkpoint", "ck.pt")
+    study.tell(t, state="paused")
+    assert study.ask().is_resumed
+    (lost,) = study.fail_worker(worker_id(), "interrupted (KeyboardInterrupt)", requeue=False)
+    assert lost.state is TrialState.FAILED
+
+
+def test_synchronous_halving_resumes_a_held_trial_instead_of_abandoning_it() -> None:
+    pruner = SuccessiveHalving(pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    t = study.ask()
+    t.report(0.1, 1)
+    t.set_attr("checkpoint", "ck.pt")
+    study.tell(t, state="paused")  # inside its cohort's quota so far
+    others = [study.ask() for _ in range(8)]
+    for o in others:  # the cohort settles at rung 1 with trial 0 on top: promoted
+        o.report(0.9, 1)
+        study.tell(o, state="paused")
+    resumed = study.ask()
+    assert resumed.number == t.number and resumed.is_resumed
+    resumed.report(0.1, 2)  # between rungs, then its worker dies
+    study.fail_worker(worker_id(), "worker process died", dead=True)
+    again = study.ask()
+    assert again.number == t.number and again.is_resumed and again.start_step == 3
+
+
+def test_a_trial_paused_again_without_progress_is_pruned() -> None:
+    # an objective that raises TrialPaused on resume, before any report, would loop forever
+    study = ts.Study(SPACE, pruner=ASHA(pause=True))
+
+    def objective(trial: ts.Trial) -> float:
+        if not trial.is_resumed:
+            trial.report(1.0, 1)
+        raise ts.TrialPaused()
+
+    study.optimize(objective, n_trials=2)
+    assert {t.state.value for t in study.trials} <= {"paused", "pruned"}
+    assert all(t.attrs.get("n_resumes", 0) <= 1 for t in study.trials)
 
 
 def _dies_in_its_first_resumed_run(folder: str) -> Any:

@@ -278,6 +278,9 @@ def test_bad_settings_say_what_is_wrong() -> None:
         ASHA(max_resource=9, warmup_steps=9)
     with pytest.raises(TypeError, match="not a subclass of tunesmith.pruners.Pruner"):
         register("mine", dict)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ASHA is registered as 'asha' already"):
+        register("fast", ASHA)  # would rename the built-in in every stored study
+    assert ASHA.name == "asha"
 
 
 class _EveryOther(Pruner):

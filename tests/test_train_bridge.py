@@ -193,21 +193,50 @@ def test_trainer_used_alone_needs_no_study() -> None:
     assert len(h.records) == 4
 
 
-def test_a_trial_paused_between_periodic_checkpoints_resumes_exactly(tmp_path: Path) -> None:
-    # checkpoint_every=3 writes no "last" checkpoint at validation 1: the bridge writes one to pause
+def _pause_then_resume(tmp_path: Path, base: TrainConfig, at: int, edit=None) -> tuple[list[int], str]:
+    """Pause a trial at validation ``at``, ``edit(trial)``, resume it: its curve and
+    value must equal an uninterrupted run's. Returns the steps reported and the
+    checkpoint at the pause."""
     space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
-    base = TrainConfig(epochs=5, batch_size=16, checkpoint_every=3)
     obj = objective(lambda p: mlp(dropout=0.2), DATA, base=base, checkpoint_root=tmp_path)
     ref = ts.Study(space, sampler="random", seed=3, name="ref")
     ref.optimize(obj, n_trials=1)
-
-    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(1, Decision.PAUSE))
+    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(at, Decision.PAUSE))
     trial = study.ask()
     with pytest.raises(ts.TrialPaused):
         obj(trial)
-    assert sorted(trial.intermediate) == [0, 1]
-    assert trial.record.attrs["checkpoint"].endswith("last-000000010.pt")  # 2 epochs x 5 steps
-    study.pruner = NopPruner()  # promoted: run the same trial again, it resumes from that checkpoint
+    paused = (sorted(trial.intermediate), trial.record.attrs["checkpoint"])
+    if edit is not None:
+        edit(trial)
+    study.pruner = NopPruner()  # promoted: run the same trial again, it resumes from its checkpoint
     value = obj(trial)
     assert dict(trial.intermediate) == dict(ref.trials[0].intermediate)
     assert value == ref.trials[0].value
+    return paused
+
+
+def test_a_trial_paused_between_periodic_checkpoints_resumes_exactly(tmp_path: Path) -> None:
+    # checkpoint_every=3 writes no "last" checkpoint at validation 1: the bridge writes one to pause
+    base = TrainConfig(epochs=5, batch_size=16, checkpoint_every=3)
+    steps, ckpt = _pause_then_resume(tmp_path, base, 1)
+    assert steps == [0, 1] and ckpt.endswith("last-000000010.pt")  # 2 epochs x 5 steps
+
+
+def test_a_resume_from_an_older_checkpoint_skips_what_was_reported(tmp_path: Path) -> None:
+    # a worker died between two periodic checkpoints: the trial resumes from the older one and
+    # replays validations it had reported; those are not reported twice, the curve stays exact
+    def older(trial) -> None:
+        latest = Path(trial.record.attrs["checkpoint"])
+        trial.set_attr("checkpoint", str(latest.with_name("last-000000010.pt")))  # validation 1
+
+    base = TrainConfig(epochs=6, batch_size=16, keep_last=10)
+    steps, ckpt = _pause_then_resume(tmp_path, base, 3, older)
+    assert steps == [0, 1, 2, 3] and ckpt.endswith("last-000000020.pt")
+
+
+def test_trials_get_their_own_folder_under_the_base_checkpoint_dir(tmp_path: Path) -> None:
+    base = TrainConfig(epochs=2, batch_size=16, checkpoint_dir=str(tmp_path / "runs"))
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s")
+    study.optimize(objective(build, DATA, base=base), n_trials=2)
+    folders = {Path(t.attrs["checkpoint"]).parent for t in study.trials}
+    assert folders == {tmp_path / "runs" / "s" / "trial-0", tmp_path / "runs" / "s" / "trial-1"}

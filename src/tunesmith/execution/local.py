@@ -176,7 +176,7 @@ class ProcessExecutor(Executor):
 
 def _fail_dead(run: Run, pid: int, error: str) -> list[FrozenTrial]:
     try:
-        return run.study.fail_worker(_me(pid), error)
+        return run.study.fail_worker(_me(pid), error, dead=True)
     except StorageError as exc:
         logger.warning("could not mark the dead worker's trial failed: %s", exc)
         return []

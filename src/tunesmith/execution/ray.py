@@ -27,7 +27,7 @@ from typing import Any
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
 from ..study.resume import RESUMES_ATTR
-from ..trial import TrialState
+from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .loop import Budget
 from .ray_worker import (
@@ -240,17 +240,26 @@ class _Driver:
         if self.memory or not self.study.pruner.pauses:
             return
         while self.actors and not (self.budget.expired or (self.budget.stopped and not self.exhausted)):
-            try:
-                outs = self.ray.get([a.handle.run_promoted.remote() for a in self.actors])
-            except self.ray.exceptions.RayActorError as exc:  # its claimed trial is reaped by heartbeat
-                logger.warning("a Ray worker was lost while resuming promoted trials (%s); stopping", exc)
-                return
-            records = [o.record for o in outs if o.record is not None]
+            calls = [(a, a.handle.run_promoted.remote()) for a in list(self.actors)]
+            records = [r for a, ref in calls if (r := self._promoted_record(a, ref)) is not None]
             if not records:
                 return
             for record in records:
                 for cb in self.job.callbacks:
                     cb(self.study, record)
+
+    def _promoted_record(self, actor: _Actor, ref: Any) -> FrozenTrial | None:
+        """The record of one ``run_promoted`` call; a lost actor's trial is failed
+        (or held, if it was resumed from a checkpoint) and the actor dropped."""
+        try:
+            out: Outcome = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as exc:
+            self._lost(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            self.actors.remove(actor)
+            self.ray.kill(actor.handle)
+            return None
+        actor.worker = out.worker
+        return out.record
 
     def _owner(self, ref: Any) -> _Actor:
         return next(a for a in self.actors if ref in a.calls)
@@ -301,7 +310,7 @@ class _Driver:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
             except Exception:  # noqa: BLE001 - died before it said who it was: ran nothing
                 return 0
-        lost = self.study.fail_worker(actor.worker, error, requeue=requeue)
+        lost = self.study.fail_worker(actor.worker, error, requeue=requeue, dead=True)
         return sum(t.state is TrialState.FAILED for t in lost)  # a resumed trial goes back to paused
 
     def _replace(self, actor: _Actor, error: str) -> None:

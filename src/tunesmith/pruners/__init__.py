@@ -27,6 +27,12 @@ def register(name: str, cls: type[Pruner]) -> None:
         raise ValueError(f"register: the name must be a non-empty string, got {name!r}")
     if not (isinstance(cls, type) and issubclass(cls, Pruner)):
         raise TypeError(f"register: {cls!r} is not a subclass of tunesmith.pruners.Pruner")
+    known = cls.__dict__.get("name")
+    if _BUILTIN.get(str(known)) is cls and known != name.lower():
+        raise ValueError(
+            f"register: {cls.__name__} is registered as {known!r} already; register a subclass "
+            "to give it a second name"
+        )
     cls.name = name.lower()
     _BUILTIN[name.lower()] = cls
 

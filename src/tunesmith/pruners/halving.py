@@ -125,8 +125,14 @@ class ASHA(Pruner):
         return None
 
     def can_resume(self, trial: FrozenTrial) -> bool:
-        """Only a trial paused at a rung can be promoted from it."""
-        return self.pauses and self._rung_of(trial) is not None
+        """Only a trial paused at a rung can be promoted from it, and only past
+        the step it was last resumed from (no progress since: it would loop)."""
+        last = trial.last_step
+        return (
+            self.pauses
+            and self._rung_of(trial) is not None
+            and not (last is not None and already_resumed(trial, last))
+        )
 
     # -- decisions ---------------------------------------------------------------
     def decide(

@@ -37,10 +37,20 @@ class StudyRecord:
 HELD_ATTR = "promotion_held"
 
 
+#: attrs key counting how often a trial was held; it is held once at most, so a
+#: trial that kills every worker that resumes it fails instead of looping
+HOLDS_ATTR = "n_holds"
+
+
 def holds_promotion(t: FrozenTrial) -> bool:
-    """Whether ``t`` (running) was resumed after a pause and has a checkpoint:
-    losing its worker must not lose the promotion it earned, nor its training."""
-    return RESUMED_ATTR in t.attrs and bool(t.attrs.get("checkpoint"))
+    """Whether ``t`` (running) was resumed after a pause, has a checkpoint and
+    was not held before: losing its worker must not lose the promotion it
+    earned, nor its training."""
+    return (
+        RESUMED_ATTR in t.attrs
+        and bool(t.attrs.get("checkpoint"))
+        and int(t.attrs.get(HOLDS_ATTR, 0)) < 1
+    )
 
 
 def held_record(t: FrozenTrial, error: str) -> FrozenTrial:
@@ -48,7 +58,7 @@ def held_record(t: FrozenTrial, error: str) -> FrozenTrial:
     (reports and checkpoint kept; ``attrs[HELD_ATTR]`` says why)."""
     last = t.last_step
     value = t.intermediate[last] if last is not None else None
-    attrs = {**t.attrs, HELD_ATTR: error}
+    attrs = {**t.attrs, HELD_ATTR: error, HOLDS_ATTR: int(t.attrs.get(HOLDS_ATTR, 0)) + 1}
     return t.replace(state=TrialState.PAUSED, value=value, worker=None, heartbeat=None, attrs=attrs)
 
 
@@ -152,6 +162,7 @@ class Storage(ABC):
         stale_before: float | None = None,
         worker: str | None = None,
         requeue: bool = False,
+        dead: bool = False,
     ) -> list[FrozenTrial]:
         """Atomically mark running trials failed; return the records changed.
 
@@ -159,11 +170,12 @@ class Storage(ABC):
         and/or that belong to ``worker`` (both given: both must hold). Their
         intermediate reports and attributes are kept. With ``requeue``, each
         gets a waiting copy with the same parameters (attribute ``retry_of``),
-        and the failed record points to it (``requeued_as``). Given ``worker``
-        alone (a process known to be dead), a trial that :func:`holds_promotion`
-        (resumed from a checkpoint) goes back to ``paused`` instead
-        (:func:`held_record`): no copy, nothing failed. Not on a stale heartbeat
-        alone: that worker may be alive and write again, which a failed trial
+        and the failed record points to it (``requeued_as``). With ``dead``
+        (the caller saw the worker process exit), a trial that
+        :func:`holds_promotion` (resumed from a checkpoint) goes back to
+        ``paused`` instead (:func:`held_record`): no copy, nothing failed. Not
+        otherwise: a worker judged lost by its heartbeat, or one interrupted
+        with threads still running, may write again, which a failed trial
         refuses. Two workers calling this at once never fail or re-queue the
         same trial twice.
         """

@@ -143,12 +143,12 @@ class MemoryStorage(Storage):
         stale_before: float | None = None,
         worker: str | None = None,
         requeue: bool = False,
+        dead: bool = False,
     ) -> list[FrozenTrial]:
         with self._lock:
             trials = self._trials[study_id]
             lost = [t for t in trials if _matches(t, stale_before, worker)]
             out = []
-            dead = worker is not None and stale_before is None  # known dead, not just silent
             for t in lost:
                 if dead and holds_promotion(t):
                     trials[t.number] = held_record(t, error)

@@ -529,6 +529,7 @@ class SQLStorage(Storage):
         stale_before: float | None = None,
         worker: str | None = None,
         requeue: bool = False,
+        dead: bool = False,
     ) -> list[FrozenTrial]:
         t = trials_table.c
         cond = [t.study_id == study_id, t.state == "running"]
@@ -543,7 +544,6 @@ class SQLStorage(Storage):
         def op(conn: Connection) -> list[FrozenTrial]:
             self._lock_study(conn, study_id)  # the re-check below runs under the lock
             rows = conn.execute(sa.select(trials_table).where(*cond).order_by(t.number)).all()
-            dead = worker is not None and stale_before is None  # known dead, not just silent
             return [self._fail_row(conn, study_id, r, error, now, requeue, dead) for r in rows]
 
         return self._run(op, write=True)

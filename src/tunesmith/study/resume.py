@@ -49,12 +49,12 @@ def resume_next(study: Study, worker: str) -> FrozenTrial | None:
     history = study._history()
     if not any(t.state is TrialState.PAUSED for t in history):
         return None
-    for number in study.pruner.abandoned(history, study.direction):
+    held = [t.number for t in history if t.state is TrialState.PAUSED and HELD_ATTR in t.attrs]
+    for number in set(study.pruner.abandoned(history, study.direction)) - set(held):
         lost = study._storage.claim_paused(study._study_id, number, worker=worker, now=time.time())
         if lost is not None:  # no promotion can reach it any more: stopped for good
             pruned = study._finish(lost, lost.value, TrialState.PRUNED, None)
             study._storage.update_trial(study._study_id, pruned.replace(heartbeat=None))
-    held = [t.number for t in history if t.state is TrialState.PAUSED and HELD_ATTR in t.attrs]
     for number in [*held, *study.pruner.promotable(history, study.direction)]:
         claimed = study._storage.claim_paused(
             study._study_id, number, worker=worker, now=time.time()

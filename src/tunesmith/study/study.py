@@ -434,12 +434,16 @@ class Study:
         return self.tell(trial, value)
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
-    def fail_worker(self, worker: str, error: str, *, requeue: bool | None = None) -> list[FrozenTrial]:
-        """Fail the running trials of ``worker`` (``host:pid``), known to be dead;
-        re-queued as well if ``requeue`` (default: as the study's requeue_failed)."""
+    def fail_worker(
+        self, worker: str, error: str, *, requeue: bool | None = None, dead: bool = False
+    ) -> list[FrozenTrial]:
+        """Fail the running trials of ``worker`` (``host:pid``); re-queued as well
+        if ``requeue`` (default: as the study's requeue_failed). With ``dead``
+        (its process is seen to have exited), a trial resumed from a checkpoint
+        goes back to paused, keeping its promotion (``Storage.fail_running``)."""
         return self._storage.fail_running(
             self._study_id, error=error, now=time.time(), worker=worker,
-            requeue=self._heartbeat.config.requeue if requeue is None else requeue,
+            requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
         )
 
     @property

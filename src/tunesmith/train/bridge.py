@@ -78,6 +78,9 @@ class _Reporter:
         path = trainer.history.last_checkpoint
         if path is not None and self.trial.record.attrs.get("checkpoint") != path:
             self.trial.set_attr("checkpoint", path)
+        last = self.trial.record.last_step
+        if last is not None and record.index <= last:
+            return  # resumed from an older checkpoint: replays validations reported (and decided) before
         value = monitored(record, self.monitor)
         if not math.isfinite(value):
             # a diverged run (NaN/inf weights) cannot recover: stop it, keep its best so far
@@ -141,7 +144,8 @@ def objective(
             name (then make the study's direction fit, e.g. maximize accuracy).
             The value returned is the monitor at the best validation loss.
         checkpoint_root: where each trial's checkpoints go
-            (``<root>/<study>/trial-<n>``; default: the system's temp folder).
+            (``<root>/<study>/trial-<n>``; default: ``base.checkpoint_dir`` if
+            set, else the system's temp folder; always one folder per trial).
         threads: torch threads per trial (default: 1 inside parallel workers).
     Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
     "overfit_at", "stopped_early" and "samples_per_s" (and "diverged_at" when
@@ -156,9 +160,11 @@ def objective(
         set_threads(threads)
         params = dict(trial.params)
         cfg = base.with_params(params)
-        if cfg.checkpoint_dir is None or checkpoint_root is not None:
-            folder = root / str(getattr(trial.study, "name", "study")) / f"trial-{trial.number}"
-            cfg = cfg.with_params({"checkpoint_dir": str(folder)})
+        # one folder per trial (under checkpoint_root, else base's checkpoint_dir, else the
+        # temp folder): trials sharing one would resume from each other's "last" checkpoints
+        parent = root if checkpoint_root is not None or cfg.checkpoint_dir is None else Path(cfg.checkpoint_dir)
+        folder = parent / str(getattr(trial.study, "name", "study")) / f"trial-{trial.number}"
+        cfg = cfg.with_params({"checkpoint_dir": str(folder)})
         torch.manual_seed(cfg.seed)
         model = build_model(params)
         train, val = data(params) if callable(data) else data
