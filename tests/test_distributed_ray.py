@@ -165,3 +165,33 @@ def test_ray_sql_workers_pause_resume_and_finish_earned_promotions(
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PAUSED}
     assert sum(t.attrs.get("n_resumes", 0) for t in trials) >= 1  # paused trials were resumed
     assert trials[0].state is TrialState.COMPLETE and trials[0].last_step == 9  # the best, x=0.5
+
+
+def _dies_in_its_first_resumed_run(trial: Any) -> float:
+    from tunesmith import TrialPaused
+
+    if trial.is_resumed:
+        if trial.attrs.get("n_resumes") == 1:
+            os._exit(1)  # the Ray worker dies in the trial's first resumed run (OOM-killed, say)
+        for step in range(trial.start_step, 4):
+            trial.report(0.5, step)
+        return 0.5
+    trial.report(1.0 + trial.number, 1)
+    trial.set_attr("checkpoint", f"ck{trial.number}.pt")
+    if trial.should_prune():
+        raise TrialPaused()
+    return 1.0 + trial.number
+
+
+def test_ray_a_promotion_held_by_a_lost_worker_runs_before_optimize_returns(
+    ray_local: Any, tmp_path: Path
+) -> None:
+    from tunesmith.pruners import ASHA
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
+                  pruner=ASHA(pause=True, bootstrap_count=2))  # fmt: skip
+    study.optimize(_dies_in_its_first_resumed_run, n_trials=2, n_jobs=1, executor="ray")
+    first = study.trials[0]  # paused at rung 1 (waiting for a 2nd trial), promoted, its worker died
+    assert first.state is TrialState.COMPLETE and first.attrs["n_resumes"] == 2
+    assert study.trials_in("failed") == []

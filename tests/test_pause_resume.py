@@ -388,10 +388,15 @@ def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tm
     again = study.ask()  # the held promotion goes first, ahead of the re-queued copy
     assert again.number == first.number and again.start_step == 3 and again.resume_from == str(tmp_path / "ck1.pt")
     assert "promotion_held" not in again.record.attrs and again.record.attrs["n_resumes"] == 2
-    # held once at most: a trial whose every resume kills its worker fails instead of looping
+    # held again after progress (a later, unrelated death)...
     again.report(0.8, 3)
     (twice,) = study.fail_worker(worker_id(), "worker process died again", dead=True)
-    assert twice.number == first.number and twice.state is TrialState.FAILED
+    assert twice.number == first.number and twice.state is TrialState.PAUSED
+    # ...but not when it dies before reporting anything new: it would loop
+    third = study.ask()
+    assert third.number == first.number and third.start_step == 4
+    (dead,) = study.fail_worker(worker_id(), "worker process died on resume", dead=True)
+    assert dead.number == first.number and dead.state is TrialState.FAILED
 
 
 def test_only_a_worker_seen_dead_holds_a_promotion() -> None:

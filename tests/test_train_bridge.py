@@ -240,3 +240,17 @@ def test_trials_get_their_own_folder_under_the_base_checkpoint_dir(tmp_path: Pat
     study.optimize(objective(build, DATA, base=base), n_trials=2)
     folders = {Path(t.attrs["checkpoint"]).parent for t in study.trials}
     assert folders == {tmp_path / "runs" / "s" / "trial-0", tmp_path / "runs" / "s" / "trial-1"}
+
+
+def test_in_ray_memory_mode_each_study_keeps_its_checkpoint_folder(tmp_path: Path) -> None:
+    # what a Ray actor runs for an in-memory study: the objective sees the study's name there too
+    from tunesmith.execution.ray_worker import EvalWorker, StudySpec
+
+    base = TrainConfig(epochs=1, batch_size=16, checkpoint_dir=str(tmp_path))
+    obj = objective(build, DATA, base=base)
+    folders = set()
+    for name in ("A", "B"):
+        study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, name=name, sampler="random", seed=0)
+        out = EvalWorker(StudySpec.of(study), obj, (), 0).evaluate(study.ask().record)
+        folders.add(Path(out.attrs["best_checkpoint"]).parent)
+    assert folders == {tmp_path / "A" / "trial-0", tmp_path / "B" / "trial-0"}

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
+from ..storage.base import HELD_ATTR
 from ..study.resume import RESUMES_ATTR
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
@@ -189,8 +190,8 @@ class _Driver:
             self._finish_promoted()
         except KeyboardInterrupt:
             self.budget.stop()
-            for a in self.actors:
-                self._lost(a, "interrupted (KeyboardInterrupt)", requeue=False)
+            for a in self.actors:  # still alive here (killed below): their trials are failed
+                self._lost(a, "interrupted (KeyboardInterrupt)", requeue=False, dead=False)
             logger.warning("interrupted: running trials marked failed; optimize stopped")
         finally:
             for a in self.actors:
@@ -242,7 +243,7 @@ class _Driver:
         while self.actors and not (self.budget.expired or (self.budget.stopped and not self.exhausted)):
             calls = [(a, a.handle.run_promoted.remote()) for a in list(self.actors)]
             records = [r for a, ref in calls if (r := self._promoted_record(a, ref)) is not None]
-            if not records:
+            if not records and not self._held_promotions():
                 return
             for record in records:
                 for cb in self.job.callbacks:
@@ -253,13 +254,15 @@ class _Driver:
         (or held, if it was resumed from a checkpoint) and the actor dropped."""
         try:
             out: Outcome = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:
-            self._lost(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-            self.actors.remove(actor)
-            self.ray.kill(actor.handle)
+        except self.ray.exceptions.RayActorError as exc:  # its trial is failed or held; a new actor
+            self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             return None
         actor.worker = out.worker
         return out.record
+
+    def _held_promotions(self) -> bool:
+        """Whether a paused trial holds a promotion (its worker was lost while resuming it)."""
+        return any(t.state is TrialState.PAUSED and HELD_ATTR in t.attrs for t in self.study.trials)
 
     def _owner(self, ref: Any) -> _Actor:
         return next(a for a in self.actors if ref in a.calls)
@@ -297,7 +300,7 @@ class _Driver:
             return
         self._submit(actor)
 
-    def _lost(self, actor: _Actor, error: str, *, requeue: bool | None = None) -> int:
+    def _lost(self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True) -> int:
         """Fail the trials a lost actor was running; how many there were."""
         if self.memory:
             numbers = [n for ns in actor.calls.values() for n in ns]  # in order: the first was running
@@ -310,7 +313,7 @@ class _Driver:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
             except Exception:  # noqa: BLE001 - died before it said who it was: ran nothing
                 return 0
-        lost = self.study.fail_worker(actor.worker, error, requeue=requeue, dead=True)
+        lost = self.study.fail_worker(actor.worker, error, requeue=requeue, dead=dead)
         return sum(t.state is TrialState.FAILED for t in lost)  # a resumed trial goes back to paused
 
     def _replace(self, actor: _Actor, error: str) -> None:

@@ -88,10 +88,11 @@ class StudyWorker:
 
 
 class _Detached:
-    """The two things a Trial asks of its study, answered inside the actor:
-    writes are kept for the driver; pruning is not decided remotely."""
+    """What a Trial asks of its study, answered inside the actor: writes are
+    kept for the driver; pruning is not decided remotely; ``name`` is the study's."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self._storage = self
         self._study_id = 0
         self.last: FrozenTrial | None = None
@@ -111,6 +112,7 @@ class EvalWorker:
         self.objective = objective
         self.catch = catch
         self.me = worker_id()
+        self.name = spec.name  # the objective may use it (the trainer's checkpoint folder)
 
     def whoami(self) -> str:
         return self.me
@@ -119,7 +121,7 @@ class EvalWorker:
         from ..study import Trial
         from ..study.study import _describe
 
-        box = _Detached()
+        box = _Detached(self.name)
         trial = Trial(cast("Study", box), record)
         out = Outcome(self.me, sent=record)
         try:
