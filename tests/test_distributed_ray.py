@@ -195,3 +195,32 @@ def test_ray_a_promotion_held_by_a_lost_worker_runs_before_optimize_returns(
     first = study.trials[0]  # paused at rung 1 (waiting for a 2nd trial), promoted, its worker died
     assert first.state is TrialState.COMPLETE and first.attrs["n_resumes"] == 2
     assert study.trials_in("failed") == []
+
+
+def _dies_resuming_without_a_checkpoint(trial: Any) -> float:
+    from tunesmith import TrialPaused
+
+    if trial.attrs.get("retry_of") is not None:
+        return 0.1  # the re-queued copy of the lost trial
+    if trial.is_resumed:
+        os._exit(1)  # no checkpoint: the lost trial is failed and re-queued
+    trial.report(1.0 + trial.number, 1)
+    if trial.should_prune():
+        raise TrialPaused()
+    return 1.0 + trial.number
+
+
+def test_ray_a_copy_requeued_while_draining_promotions_runs(ray_local: Any, tmp_path: Path) -> None:
+    from tunesmith.pruners import ASHA
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
+                  pruner=ASHA(pause=True, bootstrap_count=2), heartbeat_interval=1.0,
+                  requeue_failed=True)  # fmt: skip
+    seen: list[int] = []
+    study.optimize(_dies_resuming_without_a_checkpoint, n_trials=2, n_jobs=1, executor="ray",
+                   callbacks=[lambda s, r: seen.append(r.number)])  # fmt: skip
+    lost = study.trials[0]
+    assert lost.state is TrialState.FAILED and "requeued_as" in lost.attrs
+    copy = study.trials[lost.attrs["requeued_as"]]
+    assert copy.state is TrialState.COMPLETE and copy.value == 0.1 and copy.number in seen

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -399,13 +400,19 @@ def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tm
     assert dead.number == first.number and dead.state is TrialState.FAILED
 
 
+def _paused_with_checkpoint(study: ts.Study, checkpoint: str = "ck.pt") -> int:
+    """A new trial reported at ASHA's first rung, with a checkpoint, paused; its number."""
+    t = study.ask()
+    t.report(1.0, 1)
+    t.set_attr("checkpoint", checkpoint)
+    study.tell(t, state="paused")
+    return t.number
+
+
 def test_only_a_worker_seen_dead_holds_a_promotion() -> None:
     # fail_worker without dead=True (e.g. Ctrl-C while worker threads still run): failed as before
     study = ts.Study(SPACE, pruner=ASHA(pause=True))
-    t = study.ask()
-    t.report(1.0, 1)
-    t.set_attr("checkpoint", "ck.pt")
-    study.tell(t, state="paused")
+    _paused_with_checkpoint(study)
     assert study.ask().is_resumed
     (lost,) = study.fail_worker(worker_id(), "interrupted (KeyboardInterrupt)", requeue=False)
     assert lost.state is TrialState.FAILED
@@ -483,13 +490,51 @@ def test_a_worker_process_killed_in_a_resumed_trial_loses_nothing(tmp_path: Path
 def test_a_promoted_trial_judged_lost_by_heartbeat_alone_is_failed(tmp_path: Path) -> None:
     # its worker may be alive and write again: only a failed trial refuses those writes
     study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="s", pruner=ASHA(pause=True))
-    t = study.ask()
-    t.report(1.0, 1)
-    t.set_attr("checkpoint", str(tmp_path / "ck.pt"))
-    study.tell(t, state="paused")
+    _paused_with_checkpoint(study, str(tmp_path / "ck.pt"))
     resumed = study.ask()
     assert resumed.is_resumed
     lost = study.storage.fail_running(study._study_id, error="worker lost", now=1e12, stale_before=1e12)
     assert [r.state for r in lost] == [TrialState.FAILED]
     with pytest.raises(ts.TrialFinishedError):
         resumed.report(0.5, 2)
+
+
+def test_a_trial_is_held_at_most_max_holds_times() -> None:
+    # each resumed run reports one step, then kills its worker: bounded, then failed
+    from tunesmith.storage.base import MAX_HOLDS
+
+    study = ts.Study(SPACE, pruner=ASHA(pause=True))
+    number = _paused_with_checkpoint(study)
+    states = []
+    for _ in range(MAX_HOLDS + 1):
+        again = study.ask()
+        assert again.number == number and again.is_resumed
+        again.report(0.5, again.start_step)  # progress...
+        (lost,) = study.fail_worker(worker_id(), "worker process died", dead=True)  # ...then death
+        states.append(lost.state.value)
+    assert states == ["paused"] * MAX_HOLDS + ["failed"]
+
+
+def _dies_on_resume_after_the_grid_ran_out(trial: ts.Trial) -> float:
+    if trial.is_resumed:
+        if trial.attrs.get("n_resumes") == 1:
+            os._exit(1)  # the worker dies in the trial's first resumed run
+        for step in range(trial.start_step, 4):
+            trial.report(0.5, step)
+        return 0.5
+    if trial.number == 1:
+        time.sleep(1.5)  # meanwhile the other worker finds the grid exhausted
+    trial.report(1.0 + trial.number, 1)
+    trial.set_attr("checkpoint", f"ck{trial.number}.pt")
+    if trial.should_prune():
+        raise ts.TrialPaused()
+    return 1.0 + trial.number
+
+
+def test_processes_run_held_promotions_after_the_grid_is_exhausted(tmp_path: Path) -> None:
+    study = ts.Study({"x": ts.Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 'g.db'}",
+                     name="g", pruner=ASHA(pause=True, bootstrap_count=2))  # fmt: skip
+    study.optimize(_dies_on_resume_after_the_grid_ran_out, n_jobs=2, executor="process")
+    first = study.trials[0]
+    assert first.state is TrialState.COMPLETE and first.attrs["n_resumes"] == 2
+    assert study.trials_in("failed") == []

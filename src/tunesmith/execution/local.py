@@ -170,7 +170,9 @@ class ProcessExecutor(Executor):
             held = sum(t.state is TrialState.PAUSED for t in lost)  # a resumed trial kept its promotion
         new = pool.exited(slot, oom=code == EXIT_OOM, replace=retries + held > 0)
         budget = run.budget
-        if new is not None and not (budget.stopped or budget.expired or (budget.left == 0 and not held)):
+        may_start = not (budget.stopped or budget.expired or budget.left == 0)
+        may_drain = not budget.expired and (not budget.stopped or budget.exhausted)  # held promotions
+        if new is not None and (may_start or (held and may_drain)):
             procs[new.index] = (new, self._start(ctx, run, new, exhausted))
 
 

@@ -53,12 +53,19 @@ class Budget:
             with self._lock:
                 self._left.value += n
 
-    def stop(self) -> None:
-        self._stop.value = 1
+    def stop(self, *, exhausted: bool = False) -> None:
+        """No new trial starts; ``exhausted``: because the search has none left
+        (earned promotions still run then, see :func:`finish_promoted`)."""
+        self._stop.value = 2 if exhausted else 1
 
     @property
     def stopped(self) -> bool:
         return bool(self._stop.value)
+
+    @property
+    def exhausted(self) -> bool:
+        """Stopped because the search is exhausted (seen by every worker)."""
+        return self._stop.value == 2
 
     @property
     def left(self) -> int | None:
@@ -109,7 +116,7 @@ def finish_promoted(run: Run) -> None:
     one. Resumes do not count against ``n_trials``; each continues one trial
     to its next rung, so this ends. Not once ``timeout`` has passed.
     """
-    while not (run.budget.expired or (run.budget.stopped and not run.exhausted)):
+    while not (run.budget.expired or (run.budget.stopped and not run.budget.exhausted)):
         if run_one(run, promoted_only=True) is None:
             return
 
@@ -128,7 +135,7 @@ def run_one(run: Run, *, promoted_only: bool = False) -> FrozenTrial | None:
             trial = study.ask()
         except SearchExhausted as exc:
             run.budget.give_back()
-            run.budget.stop()
+            run.budget.stop(exhausted=True)
             run.exhausted.append(str(exc))
             return None
     resumed = trial.is_resumed

@@ -217,7 +217,7 @@ class _Driver:
                 trial = self.study.ask()
             except SearchExhausted as exc:
                 self.budget.give_back()
-                self.budget.stop()
+                self.budget.stop(exhausted=True)
                 self.exhausted = str(exc)
                 return
             actor.calls[actor.handle.evaluate.remote(trial.record)] = [trial.number]
@@ -240,14 +240,15 @@ class _Driver:
         earned, in rounds over the actors, until none is left (as ``worker_loop``)."""
         if self.memory or not self.study.pruner.pauses:
             return
-        while self.actors and not (self.budget.expired or (self.budget.stopped and not self.exhausted)):
+        while self.actors and not (self.budget.expired or (self.budget.stopped and not self.budget.exhausted)):
+            self._loop()  # first what replaced actors took on (a re-queued copy of a lost trial)
             calls = [(a, a.handle.run_promoted.remote()) for a in list(self.actors)]
             records = [r for a, ref in calls if (r := self._promoted_record(a, ref)) is not None]
-            if not records and not self._held_promotions():
-                return
             for record in records:
                 for cb in self.job.callbacks:
                     cb(self.study, record)
+            if not (records or self._held_promotions() or any(a.calls for a in self.actors)):
+                return
 
     def _promoted_record(self, actor: _Actor, ref: Any) -> FrozenTrial | None:
         """The record of one ``run_promoted`` call; a lost actor's trial is failed
@@ -286,7 +287,7 @@ class _Driver:
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
         if out.exhausted:
             self.budget.give_back()
-            self.budget.stop()
+            self.budget.stop(exhausted=True)
             self.exhausted = out.exhausted
         if record is None:
             self._submit(actor)

@@ -37,19 +37,27 @@ class StudyRecord:
 HELD_ATTR = "promotion_held"
 
 
-#: attrs key: the last step of a trial when it was last held. It is held again
-#: only after reporting past it, so a trial that kills every worker resuming it
-#: before any progress fails instead of looping
+#: attrs keys: the last step of a trial when it was last held, and how often it
+#: was. It is held again only after reporting past that step, and at most
+#: MAX_HOLDS times, so a trial that kills every worker resuming it fails instead
+#: of looping
 HELD_AT_ATTR = "held_at_step"
+HOLDS_ATTR = "n_holds"
+MAX_HOLDS = 3
 
 
 def holds_promotion(t: FrozenTrial) -> bool:
-    """Whether ``t`` (running) was resumed after a pause, has a checkpoint and
-    progressed since it was last held: losing its worker must not lose the
-    promotion it earned, nor its training."""
+    """Whether ``t`` (running) was resumed after a pause, has a checkpoint,
+    progressed since it was last held and was held fewer than MAX_HOLDS times:
+    losing its worker must not lose the promotion it earned, nor its training."""
     held_at = t.attrs.get(HELD_AT_ATTR)
     progressed = held_at is None or (t.last_step is not None and t.last_step > held_at)
-    return RESUMED_ATTR in t.attrs and bool(t.attrs.get("checkpoint")) and progressed
+    return (
+        RESUMED_ATTR in t.attrs
+        and bool(t.attrs.get("checkpoint"))
+        and progressed
+        and int(t.attrs.get(HOLDS_ATTR, 0)) < MAX_HOLDS
+    )
 
 
 def held_record(t: FrozenTrial, error: str) -> FrozenTrial:
@@ -57,7 +65,10 @@ def held_record(t: FrozenTrial, error: str) -> FrozenTrial:
     (reports and checkpoint kept; ``attrs[HELD_ATTR]`` says why)."""
     last = t.last_step
     value = t.intermediate[last] if last is not None else None
-    attrs = {**t.attrs, HELD_ATTR: error, HELD_AT_ATTR: -1 if last is None else last}
+    attrs = {
+        **t.attrs, HELD_ATTR: error, HELD_AT_ATTR: -1 if last is None else last,
+        HOLDS_ATTR: int(t.attrs.get(HOLDS_ATTR, 0)) + 1,
+    }  # fmt: skip
     return t.replace(state=TrialState.PAUSED, value=value, worker=None, heartbeat=None, attrs=attrs)
 
 
