@@ -538,3 +538,20 @@ def test_processes_run_held_promotions_after_the_grid_is_exhausted(tmp_path: Pat
     first = study.trials[0]
     assert first.state is TrialState.COMPLETE and first.attrs["n_resumes"] == 2
     assert study.trials_in("failed") == []
+
+
+def _dies_once_after_the_grid_ran_out(trial: ts.Trial) -> float:
+    if trial.number == 1 and trial.attrs.get("retry_of") is None:
+        time.sleep(1.5)  # meanwhile the other worker finds the grid exhausted
+        os._exit(1)  # then this worker dies
+    return float(trial.params["x"])
+
+
+def test_processes_run_a_requeued_copy_after_the_grid_is_exhausted(tmp_path: Path) -> None:
+    study = ts.Study({"x": ts.Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 'g.db'}",
+                     name="g", requeue_failed=True, heartbeat_interval=1.0)  # fmt: skip
+    study.optimize(_dies_once_after_the_grid_ran_out, n_jobs=2, executor="process")
+    lost = study.trials[1]
+    assert lost.state is TrialState.FAILED
+    copy = study.trials[lost.attrs["requeued_as"]]
+    assert copy.state is TrialState.COMPLETE and copy.params == lost.params

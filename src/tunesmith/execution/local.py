@@ -171,8 +171,9 @@ class ProcessExecutor(Executor):
         new = pool.exited(slot, oom=code == EXIT_OOM, replace=retries + held > 0)
         budget = run.budget
         may_start = not (budget.stopped or budget.expired or budget.left == 0)
-        may_drain = not budget.expired and (not budget.stopped or budget.exhausted)  # held promotions
-        if new is not None and (may_start or (held and may_drain)):
+        # held promotions, and re-queued copies after an exhausted search, still run
+        may_drain = not budget.expired and (not budget.stopped or budget.exhausted)
+        if new is not None and (may_start or ((held or retries) and may_drain)):
             procs[new.index] = (new, self._start(ctx, run, new, exhausted))
 
 

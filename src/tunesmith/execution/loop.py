@@ -56,7 +56,8 @@ class Budget:
     def stop(self, *, exhausted: bool = False) -> None:
         """No new trial starts; ``exhausted``: because the search has none left
         (earned promotions still run then, see :func:`finish_promoted`)."""
-        self._stop.value = 2 if exhausted else 1
+        with self._lock:  # an interrupt (plain stop) is never turned back into exhaustion
+            self._stop.value = 2 if exhausted and self._stop.value in (0, 2) else 1
 
     @property
     def stopped(self) -> bool:
@@ -117,16 +118,18 @@ def finish_promoted(run: Run) -> None:
     to its next rung, so this ends. Not once ``timeout`` has passed.
     """
     while not (run.budget.expired or (run.budget.stopped and not run.budget.exhausted)):
-        if run_one(run, promoted_only=True) is None:
+        # once the search is exhausted, waiting trials (re-queued copies of lost ones) run too
+        if run_one(run, promoted_only=True, waiting=run.budget.exhausted) is None:
             return
 
 
-def run_one(run: Run, *, promoted_only: bool = False) -> FrozenTrial | None:
+def run_one(run: Run, *, promoted_only: bool = False, waiting: bool = False) -> FrozenTrial | None:
     """One trial; None when the search is exhausted or it was failed elsewhere
-    (with ``promoted_only``: when no paused trial is promotable)."""
+    (with ``promoted_only``: when no paused trial is promotable, nor, with
+    ``waiting``, any trial waiting)."""
     study = run.study
     if promoted_only:
-        promoted = study.ask_promoted()
+        promoted = study.ask_promoted(waiting=waiting)
         if promoted is None:
             return None
         trial = promoted

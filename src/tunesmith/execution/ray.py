@@ -242,7 +242,7 @@ class _Driver:
             return
         while self.actors and not (self.budget.expired or (self.budget.stopped and not self.budget.exhausted)):
             self._loop()  # first what replaced actors took on (a re-queued copy of a lost trial)
-            calls = [(a, a.handle.run_promoted.remote()) for a in list(self.actors)]
+            calls = [(a, a.handle.run_promoted.remote(self.budget.exhausted)) for a in list(self.actors)]
             records = [r for a, ref in calls if (r := self._promoted_record(a, ref)) is not None]
             for record in records:
                 for cb in self.job.callbacks:
@@ -329,8 +329,8 @@ class _Driver:
         self.replacements += 1
         if self.replacements > MAX_REPLACEMENTS:
             raise RuntimeError(f"{self.replacements} Ray workers were lost; giving up (see the failed trials' errors)")
-        if not self.budget.stopped:
-            self._spawn()
+        if not self.budget.expired and (not self.budget.stopped or self.budget.exhausted):
+            self._spawn()  # after an exhausted search, to run held promotions and re-queued copies
 
     def _retire(self, actor: _Actor) -> None:
         self.budget.give_back(len(actor.calls))
