@@ -117,13 +117,22 @@ def bench_storage(urls: dict[str, str], n_trials: int, repeats: int) -> list[dic
 
 # -- Ray overhead ------------------------------------------------------------------------------
 def _ray_start(num_cpus: int) -> Any:
-    from ray_util import set_ray_env, short_tmp
+    from ray_util import quiet_home, set_ray_env, short_tmp
 
     set_ray_env()
     import ray
 
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=0, _temp_dir=str(short_tmp("tsbench")),
-             _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    temp = short_tmp("tsbench")
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = quiet_home(temp)  # no cloud-metadata requests from Ray's dashboard
+    try:
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=0, _temp_dir=str(temp),
+                 _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    finally:
+        if home is None:
+            del os.environ["HOME"]
+        else:
+            os.environ["HOME"] = home
     return ray
 
 

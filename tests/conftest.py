@@ -15,9 +15,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from ray_util import set_ray_env
 
 import tunesmith as ts
 from tunesmith.storage import make_storage
+
+# before any test module imports Ray: Ray imported without RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+# starts its local instance on the machine's network address, whatever _node_ip_address says
+set_ray_env()
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -133,7 +138,7 @@ def pg_url(pg_server: PostgresServer) -> str:
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[object]:
     """A private single-node Ray instance on 127.0.0.1 (2 CPUs), for the session."""
-    from ray_util import pids_under, set_ray_env, short_tmp
+    from ray_util import pids_under, quiet_home, set_ray_env, short_tmp
 
     set_ray_env()
     try:
@@ -143,8 +148,16 @@ def ray_local() -> Iterator[object]:
             pytest.fail("CI must run the Ray tests: install the extra, pip install 'tunesmith[ray]'")
         pytest.skip("Ray is not installed: pip install 'tunesmith[ray]'")
     temp = short_tmp("tsr")
-    ray.init(address="local", num_cpus=2, num_gpus=0, _temp_dir=str(temp), _node_ip_address="127.0.0.1",
-             include_dashboard=False, log_to_driver=False)
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = quiet_home(temp)  # for the Ray processes ray.init starts (see quiet_home)
+    try:
+        ray.init(address="local", num_cpus=2, num_gpus=0, _temp_dir=str(temp), _node_ip_address="127.0.0.1",
+                 include_dashboard=False, log_to_driver=False)
+    finally:
+        if home is None:
+            del os.environ["HOME"]
+        else:
+            os.environ["HOME"] = home
     yield ray
     ray.shutdown()
     import signal

@@ -31,6 +31,18 @@ def set_ray_env() -> None:
     os.environ.update(RAY_ENV)
 
 
+def quiet_home(temp: Path) -> str:
+    """A HOME for Ray's processes that holds ``~/ray_bootstrap_config.yaml``.
+
+    Without that file Ray's dashboard asks the cloud metadata servers
+    (169.254.169.254) which cloud it runs on, even with usage stats off; with it,
+    it reads the provider from the file and sends nothing."""
+    home = temp / "home"
+    home.mkdir(exist_ok=True)
+    (home / "ray_bootstrap_config.yaml").write_text("provider:\n  type: local\n")
+    return str(home)
+
+
 def short_tmp(prefix: str) -> Path:
     # Ray's unix sockets live under the temp dir: keep the path short
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -72,7 +84,7 @@ class TwoNodeCluster:
         return f"{self.ip}:{self.port}"
 
     def _start(self, *args: str) -> None:
-        env = {**os.environ, **CLUSTER_ENV}
+        env = {**os.environ, **CLUSTER_ENV, "HOME": quiet_home(self.temp)}
         log = open(self.temp / f"node{len(self.procs)}.log", "wb")  # noqa: SIM115 - kept open for the daemon
         self.procs.append(subprocess.Popen(
             [_ray_bin(), "start", "--block", f"--node-ip-address={self.ip}", f"--num-cpus={self.cpus}",

@@ -224,3 +224,10 @@ def test_ray_a_copy_requeued_while_draining_promotions_runs(ray_local: Any, tmp_
     assert lost.state is TrialState.FAILED and "requeued_as" in lost.attrs
     copy = study.trials[lost.attrs["requeued_as"]]
     assert copy.state is TrialState.COMPLETE and copy.value == 0.1 and copy.number in seen
+
+
+def test_the_private_ray_instance_stays_on_loopback(ray_local: Any) -> None:
+    # no test may reach the machine's own network address: every node must be on 127.0.0.1
+    assert {n["NodeManagerAddress"] for n in ray_local.nodes()} == {"127.0.0.1"}
+    gcs = ray_local.get_runtime_context().gcs_address
+    assert gcs.startswith("127.0.0.1:"), gcs
