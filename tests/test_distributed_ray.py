@@ -231,3 +231,23 @@ def test_the_private_ray_instance_stays_on_loopback(ray_local: Any) -> None:
     assert {n["NodeManagerAddress"] for n in ray_local.nodes()} == {"127.0.0.1"}
     gcs = ray_local.get_runtime_context().gcs_address
     assert gcs.startswith("127.0.0.1:"), gcs
+
+
+def _dies_once_after_the_grid_ran_out(trial: Any) -> float:
+    import time
+
+    if trial.params["x"] == 1 and trial.attrs.get("retry_of") is None:
+        time.sleep(2.0)  # meanwhile the other actor finds the grid exhausted
+        os._exit(1)
+    return float(trial.params["x"])
+
+
+def test_ray_runs_a_requeued_copy_after_the_grid_is_exhausted(ray_local: Any, tmp_path: Path) -> None:
+    from tunesmith import Categorical
+
+    study = Study({"x": Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 's.db'}",
+                  name="s", heartbeat_interval=1.0, requeue_failed=True)  # fmt: skip
+    study.optimize(_dies_once_after_the_grid_ran_out, n_jobs=2, executor="ray")
+    lost = next(t for t in study.trials if "requeued_as" in t.attrs)
+    copy = study.trials[lost.attrs["requeued_as"]]
+    assert copy.state is TrialState.COMPLETE and copy.params == lost.params == {"x": 1}

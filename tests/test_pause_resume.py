@@ -18,7 +18,7 @@ import tunesmith as ts
 from tunesmith.pruners import ASHA, RESUMED_ATTR, Decision, Hyperband, SuccessiveHalving
 from tunesmith.storage import MemoryStorage, SQLStorage
 from tunesmith.storage.base import worker_id
-from tunesmith.trial import TrialState
+from tunesmith.trial import FrozenTrial, TrialState
 
 SPACE = {"lr": ts.Float(0.01, 0.9, log=True)}
 N_STEPS = 9
@@ -555,3 +555,22 @@ def test_processes_run_a_requeued_copy_after_the_grid_is_exhausted(tmp_path: Pat
     assert lost.state is TrialState.FAILED
     copy = study.trials[lost.attrs["requeued_as"]]
     assert copy.state is TrialState.COMPLETE and copy.params == lost.params
+
+
+def test_waiting_trials_run_after_the_grid_is_exhausted_within_n_trials(tmp_path: Path) -> None:
+    study = ts.Study({"x": ts.Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 's.db'}",
+                     name="s")  # fmt: skip
+
+    def objective(trial: ts.Trial) -> float:
+        if trial.params["x"] == 1 and "follow" not in trial.attrs:
+            time.sleep(1.0)  # meanwhile the other thread finds the grid exhausted
+        return float(trial.params["x"])
+
+    def queue_more(study: ts.Study, record: FrozenTrial) -> None:
+        if record.params["x"] == 1 and "follow" not in record.attrs:
+            for _ in range(5):
+                study.enqueue({"x": 0}, attrs={"follow": True})
+
+    study.optimize(objective, n_trials=3, n_jobs=2, executor="thread", callbacks=[queue_more])
+    states = [t.state.value for t in study.trials]
+    assert states == ["complete"] * 3 + ["waiting"] * 4  # queued trials count against n_trials

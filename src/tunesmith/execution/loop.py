@@ -35,12 +35,14 @@ class Budget:
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
-    def take(self, n: int = 1) -> int:
-        """Reserve up to ``n`` trials; how many were granted (0: spent or stopped)."""
+    def take(self, n: int = 1, *, exhausted_ok: bool = False) -> int:
+        """Reserve up to ``n`` trials; how many were granted (0: spent or stopped;
+        with ``exhausted_ok``, a search that ran out still grants them: waiting
+        trials need no new configuration)."""
         if self.expired:
             return 0
         with self._lock:
-            if self._stop.value:
+            if self._stop.value and not (exhausted_ok and self._stop.value == 2):
                 return 0
             if not self.limited:
                 return n
@@ -118,21 +120,27 @@ def finish_promoted(run: Run) -> None:
     to its next rung, so this ends. Not once ``timeout`` has passed.
     """
     while not (run.budget.expired or (run.budget.stopped and not run.budget.exhausted)):
-        # once the search is exhausted, waiting trials (re-queued copies of lost ones) run too
-        if run_one(run, promoted_only=True, waiting=run.budget.exhausted) is None:
+        if run_one(run, only="promoted") is not None:
+            continue
+        # an exhausted search still runs waiting trials (re-queued copies of lost ones,
+        # queued ones), each under the budget like any new trial
+        if not (run.budget.exhausted and run.budget.take(exhausted_ok=True)):
+            return
+        if run_one(run, only="waiting") is None:
+            run.budget.give_back()
             return
 
 
-def run_one(run: Run, *, promoted_only: bool = False, waiting: bool = False) -> FrozenTrial | None:
-    """One trial; None when the search is exhausted or it was failed elsewhere
-    (with ``promoted_only``: when no paused trial is promotable, nor, with
-    ``waiting``, any trial waiting)."""
+def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
+    """One trial; None when the search is exhausted or it was failed elsewhere.
+    ``only="promoted"``: a promoted paused trial, ``only="waiting"``: a waiting
+    one (None: there is none), never a new configuration."""
     study = run.study
-    if promoted_only:
-        promoted = study.ask_promoted(waiting=waiting)
-        if promoted is None:
+    if only is not None:
+        picked = study.ask_promoted() if only == "promoted" else study.ask_waiting()
+        if picked is None:
             return None
-        trial = promoted
+        trial = picked
     else:
         try:
             trial = study.ask()
@@ -142,7 +150,7 @@ def run_one(run: Run, *, promoted_only: bool = False, waiting: bool = False) -> 
             run.exhausted.append(str(exc))
             return None
     resumed = trial.is_resumed
-    if resumed and not promoted_only:
+    if resumed and only is None:
         run.budget.give_back()  # a promotion continues a trial; n_trials counts new ones
     try:
         record = study.run_trial(run.objective, trial, run.catch)

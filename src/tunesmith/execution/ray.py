@@ -237,13 +237,23 @@ class _Driver:
 
     def _finish_promoted(self) -> None:
         """SQL mode, once no new trial may start: run the promotions the last trials
-        earned, in rounds over the actors, until none is left (as ``worker_loop``)."""
-        if self.memory or not self.study.pruner.pauses:
+        earned, in rounds over the actors, and after an exhausted search the
+        waiting trials within the budget (as ``worker_loop``)."""
+        if self.memory:
             return
         while self.actors and not (self.budget.expired or (self.budget.stopped and not self.budget.exhausted)):
-            self._loop()  # first what replaced actors took on (a re-queued copy of a lost trial)
-            calls = [(a, a.handle.run_promoted.remote(self.budget.exhausted)) for a in list(self.actors)]
-            records = [r for a, ref in calls if (r := self._promoted_record(a, ref)) is not None]
+            self._loop()  # first what replaced actors took on
+            records = []
+            if self.study.pruner.pauses:
+                calls = [(a, a.handle.run_promoted.remote()) for a in list(self.actors)]
+                records = [r for a, ref in calls if (r := self._promoted_record(a, ref)) is not None]
+            if not records and self.actors and self.budget.exhausted and self.budget.take(exhausted_ok=True):
+                actor = self.actors[0]
+                waiting = self._promoted_record(actor, actor.handle.run_promoted.remote("waiting"))
+                if waiting is None:
+                    self.budget.give_back()
+                else:
+                    records.append(waiting)
             for record in records:
                 for cb in self.job.callbacks:
                     cb(self.study, record)

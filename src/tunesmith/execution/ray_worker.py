@@ -82,10 +82,10 @@ class StudyWorker:
         exhausted = self.run.exhausted.pop() if self.run.exhausted else None
         return Outcome(self.me, record=record, exhausted=exhausted)
 
-    def run_promoted(self, waiting: bool = False) -> Outcome:
-        """Resume one promotable paused trial (with ``waiting``, else run a waiting
-        one), if any (record None: none was)."""
-        return Outcome(self.me, record=run_one(self.run, promoted_only=True, waiting=waiting))
+    def run_promoted(self, only: str = "promoted") -> Outcome:
+        """Resume one promotable paused trial (``only="waiting"``: run one waiting
+        trial), if any (record None: none was)."""
+        return Outcome(self.me, record=run_one(self.run, only=only))
 
 
 class _Detached:

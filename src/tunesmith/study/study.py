@@ -242,18 +242,23 @@ class Study:
         assert rec is not None
         return rec.number
 
-    def ask_promoted(self, *, waiting: bool = False) -> Trial | None:
-        """Resume the best promotable paused trial (with ``waiting``, else start a
-        waiting one: queued, or a re-queued copy of a lost trial), or None; never
-        a new configuration. ``optimize`` calls it once its budget of new trials
-        is spent, so promotions earned by the last trials still run (and with
-        ``waiting`` once the search is exhausted)."""
+    def ask_promoted(self) -> Trial | None:
+        """Resume the best promotable paused trial, or None; never a new
+        configuration. ``optimize`` calls it once its budget of new trials is
+        spent, so promotions earned by the last trials still run."""
+        return self._ask_only(lambda me: resume_next(self, me))
+
+    def ask_waiting(self) -> Trial | None:
+        """Start the first waiting trial (queued, or a re-queued copy of a lost
+        one), or None; never a new configuration (``optimize`` after the search
+        is exhausted)."""
+        return self._ask_only(lambda me: self._storage.pop_waiting(self._study_id, worker=me, now=time.time()))
+
+    def _ask_only(self, pick: Callable[[str], FrozenTrial | None]) -> Trial | None:
         me = worker_id()
         with self._lock:
             self._heartbeat.reap()
-            rec = resume_next(self, me)
-            if rec is None and waiting:
-                rec = self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
+            rec = pick(me)
             if rec is None:
                 return None
             self._heartbeat.started(rec.number)
