@@ -251,3 +251,21 @@ def test_ray_runs_a_requeued_copy_after_the_grid_is_exhausted(ray_local: Any, tm
     lost = next(t for t in study.trials if "requeued_as" in t.attrs)
     copy = study.trials[lost.attrs["requeued_as"]]
     assert copy.state is TrialState.COMPLETE and copy.params == lost.params == {"x": 1}
+
+
+@pytest.mark.timeout(120)
+def test_ray_returns_with_a_held_promotion_its_pruner_cannot_resume(ray_local: Any, tmp_path: Path) -> None:
+    from tunesmith.pruners import ASHA
+    from tunesmith.storage.base import worker_id
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s", pruner=ASHA(pause=True))
+    t = first.ask()
+    t.report(1.0, 1)
+    t.set_attr("checkpoint", "ck.pt")
+    first.tell(t, state="paused")
+    assert first.ask().is_resumed
+    first.fail_worker(worker_id(), "worker process died", dead=True)  # held: paused, keeps its promotion
+    later = Study(storage=url, name="s", pruner="median")  # a pruner that never resumes anything
+    later.optimize(objective, n_trials=2, executor="ray")  # must not spin on the held trial
+    assert later.trials[0].state is TrialState.PAUSED and len(later.trials) == 3

@@ -257,7 +257,8 @@ class _Driver:
             for record in records:
                 for cb in self.job.callbacks:
                     cb(self.study, record)
-            if not (records or self._held_promotions() or any(a.calls for a in self.actors)):
+            held = self.study.pruner.pauses and self._held_promotions()  # else nothing resumes them
+            if not (records or held or any(a.calls for a in self.actors)):
                 return
 
     def _promoted_record(self, actor: _Actor, ref: Any) -> FrozenTrial | None:
