@@ -26,8 +26,7 @@ from typing import Any
 
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
-from ..storage.base import HELD_ATTR
-from ..study.resume import RESUMES_ATTR
+from ..study.resume import RESUMES_ATTR, held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .loop import Budget
@@ -245,11 +244,11 @@ class _Driver:
             self._loop()  # first what replaced actors took on
             records = []
             if self.study.pruner.pauses:
-                calls = [(a, a.handle.run_promoted.remote()) for a in list(self.actors)]
+                calls = [(a, a.handle.run_only.remote("promoted")) for a in list(self.actors)]
                 records = [r for a, ref in calls if (r := self._promoted_record(a, ref)) is not None]
             if not records and self.actors and self.budget.exhausted and self.budget.take(exhausted_ok=True):
                 actor = self.actors[0]
-                waiting = self._promoted_record(actor, actor.handle.run_promoted.remote("waiting"))
+                waiting = self._promoted_record(actor, actor.handle.run_only.remote("waiting"))
                 if waiting is None:
                     self.budget.give_back()
                 else:
@@ -257,12 +256,12 @@ class _Driver:
             for record in records:
                 for cb in self.job.callbacks:
                     cb(self.study, record)
-            held = self.study.pruner.pauses and self._held_promotions()  # else nothing resumes them
+            held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
             if not (records or held or any(a.calls for a in self.actors)):
                 return
 
     def _promoted_record(self, actor: _Actor, ref: Any) -> FrozenTrial | None:
-        """The record of one ``run_promoted`` call; a lost actor's trial is failed
+        """The record of one ``run_only`` call; a lost actor's trial is failed
         (or held, if it was resumed from a checkpoint) and the actor dropped."""
         try:
             out: Outcome = self.ray.get(ref)
@@ -271,10 +270,6 @@ class _Driver:
             return None
         actor.worker = out.worker
         return out.record
-
-    def _held_promotions(self) -> bool:
-        """Whether a paused trial holds a promotion (its worker was lost while resuming it)."""
-        return any(t.state is TrialState.PAUSED and HELD_ATTR in t.attrs for t in self.study.trials)
 
     def _owner(self, ref: Any) -> _Actor:
         return next(a for a in self.actors if ref in a.calls)

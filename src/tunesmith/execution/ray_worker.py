@@ -82,9 +82,9 @@ class StudyWorker:
         exhausted = self.run.exhausted.pop() if self.run.exhausted else None
         return Outcome(self.me, record=record, exhausted=exhausted)
 
-    def run_promoted(self, only: str = "promoted") -> Outcome:
-        """Resume one promotable paused trial (``only="waiting"``: run one waiting
-        trial), if any (record None: none was)."""
+    def run_only(self, only: str) -> Outcome:
+        """Run one promoted paused trial (``only="promoted"``) or one waiting trial
+        (``"waiting"``), if any (record None: none was); never a new configuration."""
         return Outcome(self.me, record=run_one(self.run, only=only))
 
 

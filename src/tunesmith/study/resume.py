@@ -23,6 +23,7 @@ The study does the writing:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..pruners import RESUMED_ATTR
@@ -42,6 +43,12 @@ def pause_record(record: FrozenTrial) -> FrozenTrial:
     return record.replace(state=TrialState.PAUSED, value=value, heartbeat=None)
 
 
+def held_promotions(trials: Sequence[FrozenTrial]) -> list[int]:
+    """Numbers of the paused trials that hold a promotion (their worker died while
+    resuming them); they are resumed before any other."""
+    return [t.number for t in trials if t.state is TrialState.PAUSED and HELD_ATTR in t.attrs]
+
+
 def resume_next(study: Study, worker: str) -> FrozenTrial | None:
     """Claim and mark the best promotable paused trial, or None if there is none."""
     if not study.pruner.pauses:
@@ -49,7 +56,7 @@ def resume_next(study: Study, worker: str) -> FrozenTrial | None:
     history = study._history()
     if not any(t.state is TrialState.PAUSED for t in history):
         return None
-    held = [t.number for t in history if t.state is TrialState.PAUSED and HELD_ATTR in t.attrs]
+    held = held_promotions(history)
     for number in set(study.pruner.abandoned(history, study.direction)) - set(held):
         lost = study._storage.claim_paused(study._study_id, number, worker=worker, now=time.time())
         if lost is not None:  # no promotion can reach it any more: stopped for good

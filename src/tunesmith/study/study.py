@@ -252,9 +252,13 @@ class Study:
         """Start the first waiting trial (queued, or a re-queued copy of a lost
         one), or None; never a new configuration (``optimize`` after the search
         is exhausted)."""
-        return self._ask_only(lambda me: self._storage.pop_waiting(self._study_id, worker=me, now=time.time()))
+        return self._ask_only(self._pop_waiting)
+
+    def _pop_waiting(self, me: str) -> FrozenTrial | None:
+        return self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
 
     def _ask_only(self, pick: Callable[[str], FrozenTrial | None]) -> Trial | None:
+        """The trial ``pick(worker)`` claims, started (heartbeat), or None."""
         me = worker_id()
         with self._lock:
             self._heartbeat.reap()
@@ -272,13 +276,10 @@ class Study:
         """
         me = worker_id()
         with self._lock:
-            self._heartbeat.reap()
-            rec = resume_next(self, me)  # promoted paused trials go first
-            if rec is None:
-                rec = self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
-            if rec is not None:
-                self._heartbeat.started(rec.number)
-                return Trial(self, self._canonical(rec))
+            # promoted paused trials go first, then queued ones
+            queued = self._ask_only(lambda w: resume_next(self, w) or self._pop_waiting(w))
+            if queued is not None:
+                return queued
             for _ in range(1000):
                 history = self._history() if self.sampler.uses_history else []
                 suggestion = self.sampler.suggest(self.space, history, self.direction)

@@ -272,8 +272,11 @@ class Trainer:
         if improved:
             ckpt.save(ckpt.best_path(d), state)
         if write_last:
-            ckpt.save(ckpt.last_path(d, self.step), state)
-            ckpt.rotate(d, self.config.keep_last)
+            self._save_last(d, state)
+
+    def _save_last(self, d: str, state: dict[str, Any]) -> None:
+        ckpt.save(ckpt.last_path(d, self.step), state)
+        ckpt.rotate(d, self.config.keep_last)
 
     def checkpoint_now(self) -> str | None:
         """Write the "last" checkpoint of the current step if ``checkpoint_every``
@@ -285,8 +288,7 @@ class Trainer:
         path = str(ckpt.last_path(d, self.step))
         if self.history.last_checkpoint != path or not Path(path).is_file():
             self.history.last_checkpoint = path
-            ckpt.save(Path(path), self.state_dict())
-            ckpt.rotate(d, self.config.keep_last)
+            self._save_last(d, self.state_dict())
         return path
 
     def _restore_best(self) -> None:
