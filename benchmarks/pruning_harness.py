@@ -35,6 +35,7 @@ def schedule(
     opts = {
         "texts": args.texts, "train_frac": args.train_frac,
         "device": args.device, "precision": args.precision,
+        "train_blocks": args.train_blocks,
     }  # fmt: skip
     refs_todo = list(range(args.seeds))
     jobs_todo: list[tuple[str, int, float, int, int]] = []
