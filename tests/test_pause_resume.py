@@ -574,3 +574,22 @@ def test_waiting_trials_run_after_the_grid_is_exhausted_within_n_trials(tmp_path
     study.optimize(objective, n_trials=3, n_jobs=2, executor="thread", callbacks=[queue_more])
     states = [t.state.value for t in study.trials]
     assert states == ["complete"] * 3 + ["waiting"] * 4  # queued trials count against n_trials
+
+
+def test_the_drain_goes_on_past_a_waiting_trial_failed_elsewhere(tmp_path: Path) -> None:
+    from tunesmith.execution.loop import Budget, Run, finish_promoted
+
+    study = ts.Study({"x": ts.Float(0.0, 1.0)}, storage=f"sqlite:///{tmp_path / 'd.db'}", name="d")
+    study.enqueue({"x": 0.1}, attrs={"lost": True})
+    study.enqueue({"x": 0.2})
+
+    def objective(trial: ts.Trial) -> float:
+        if trial.attrs.get("lost"):  # another worker judges this trial lost while it runs
+            study._storage.fail_running(study._study_id, error="judged lost", now=time.time(),
+                                        stale_before=time.time() + 60)  # fmt: skip
+        return float(trial.params["x"])
+
+    budget = Budget(5, None)
+    budget.stop(exhausted=True)  # as after an exhausted grid
+    finish_promoted(Run(study, objective, budget, catch=()))
+    assert [t.state.value for t in study.trials] == ["failed", "complete"]

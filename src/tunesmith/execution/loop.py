@@ -93,6 +93,7 @@ class Run:
     exhausted: list[str] = field(default_factory=list)
     after_trial: Callable[[FrozenTrial], bool] | None = None  # False: this worker retires
     retired: bool = False
+    lost: int = 0  # trials that were failed elsewhere while this worker ran them
 
 
 def worker_loop(run: Run) -> None:
@@ -120,14 +121,15 @@ def finish_promoted(run: Run) -> None:
     to its next rung, so this ends. Not once ``timeout`` has passed.
     """
     while not (run.budget.expired or (run.budget.stopped and not run.budget.exhausted)):
-        if run_one(run, only="promoted") is not None:
-            continue
+        lost = run.lost
+        if run_one(run, only="promoted") is not None or run.lost > lost:
+            continue  # a trial failed elsewhere meanwhile is over; look again
         # an exhausted search still runs waiting trials (re-queued copies of lost ones,
         # queued ones), each under the budget like any new trial
         if not (run.budget.exhausted and run.budget.take(exhausted_ok=True)):
             return
-        if run_one(run, only="waiting") is None:
-            run.budget.give_back()
+        if run_one(run, only="waiting") is None and run.lost == lost:
+            run.budget.give_back()  # none was waiting
             return
 
 
@@ -155,6 +157,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
     try:
         record = study.run_trial(run.objective, trial, run.catch)
     except TrialFinishedError:
+        run.lost += 1
         return None  # failed meanwhile (interrupted, or its heartbeat was judged lost)
     for cb in run.callbacks:
         cb(study, record)

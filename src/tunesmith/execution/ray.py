@@ -27,7 +27,7 @@ from typing import Any
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
 from ..study.resume import RESUMES_ATTR, held_promotions
-from ..trial import FrozenTrial, TrialState
+from ..trial import TrialState
 from .base import Executor, Job
 from .loop import Budget
 from .ray_worker import (
@@ -242,34 +242,36 @@ class _Driver:
             return
         while self.actors and not (self.budget.expired or (self.budget.stopped and not self.budget.exhausted)):
             self._loop()  # first what replaced actors took on
-            records = []
+            outs: list[Outcome] = []
             if self.study.pruner.pauses:
                 calls = [(a, a.handle.run_only.remote("promoted")) for a in list(self.actors)]
-                records = [r for a, ref in calls if (r := self._promoted_record(a, ref)) is not None]
-            if not records and self.actors and self.budget.exhausted and self.budget.take(exhausted_ok=True):
+                outs = [out for a, ref in calls if (out := self._run_only(a, ref)) and (out.record or out.lost)]
+            if not outs and self.actors and self.budget.exhausted and self.budget.take(exhausted_ok=True):
                 actor = self.actors[0]
-                waiting = self._promoted_record(actor, actor.handle.run_only.remote("waiting"))
-                if waiting is None:
+                waiting = self._run_only(actor, actor.handle.run_only.remote("waiting"))
+                if waiting is None or not (waiting.record or waiting.lost):
                     self.budget.give_back()
                 else:
-                    records.append(waiting)
+                    outs.append(waiting)
+            records = [out.record for out in outs if out.record is not None]
             for record in records:
                 for cb in self.job.callbacks:
                     cb(self.study, record)
             held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
-            if not (records or held or any(a.calls for a in self.actors)):
+            lost = any(out.lost for out in outs)  # failed elsewhere meanwhile: look again
+            if not (records or lost or held or any(a.calls for a in self.actors)):
                 return
 
-    def _promoted_record(self, actor: _Actor, ref: Any) -> FrozenTrial | None:
-        """The record of one ``run_only`` call; a lost actor's trial is failed
-        (or held, if it was resumed from a checkpoint) and the actor dropped."""
+    def _run_only(self, actor: _Actor, ref: Any) -> Outcome | None:
+        """The answer to one ``run_only`` call; None when the actor was lost (its
+        trial is failed, or held if it was resumed from a checkpoint; a new actor)."""
         try:
             out: Outcome = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:  # its trial is failed or held; a new actor
+        except self.ray.exceptions.RayActorError as exc:
             self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             return None
         actor.worker = out.worker
-        return out.record
+        return out
 
     def _owner(self, ref: Any) -> _Actor:
         return next(a for a in self.actors if ref in a.calls)

@@ -45,6 +45,7 @@ class Outcome:
     worker: str
     record: FrozenTrial | None = None  # SQL mode: the finished record
     exhausted: str | None = None
+    lost: bool = False  # SQL mode: the trial was failed elsewhere while it ran
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -84,8 +85,11 @@ class StudyWorker:
 
     def run_only(self, only: str) -> Outcome:
         """Run one promoted paused trial (``only="promoted"``) or one waiting trial
-        (``"waiting"``), if any (record None: none was); never a new configuration."""
-        return Outcome(self.me, record=run_one(self.run, only=only))
+        (``"waiting"``), if any (record None: none was, or ``lost``: it was failed
+        elsewhere meanwhile); never a new configuration."""
+        lost = self.run.lost
+        record = run_one(self.run, only=only)
+        return Outcome(self.me, record=record, lost=self.run.lost > lost)
 
 
 class _Detached:
