@@ -272,29 +272,32 @@ def test_ray_returns_with_a_held_promotion_its_pruner_cannot_resume(ray_local: A
     assert later.trials[0].state is TrialState.PAUSED and len(later.trials) == 3
 
 
-def _queues_two_then_one_is_failed_elsewhere(url: str, trial: Any) -> float:
+def _queues_trials_that_fail_in_the_drain(url: str, trial: Any) -> float:
     import time
 
     if trial.params["x"] == 1 and not trial.attrs:
         time.sleep(1.0)  # meanwhile the other actor finds the grid exhausted
         other = Study(storage=url, name="s")
-        other.enqueue({"x": 0}, attrs={"lost": True})
-        other.enqueue({"x": 1}, attrs={"queued": True})
+        for role in ("filler", "lost", "dies", "queued"):  # the filler goes to this actor's next call
+            other.enqueue({"x": 0}, attrs={role: True})
         time.sleep(1.0)
     if trial.attrs.get("lost"):  # another worker judges this trial lost while it runs
+        from tunesmith.storage.base import worker_id
+
         other = Study(storage=url, name="s")
-        other._storage.fail_running(other._study_id, error="judged lost", now=time.time(),
-                                    stale_before=time.time() + 60)  # fmt: skip
+        other._storage.fail_running(other._study_id, error="judged lost", now=time.time(), worker=worker_id())
+    if trial.attrs.get("dies"):
+        os._exit(1)
     return float(trial.params["x"])
 
 
-def test_ray_drain_goes_on_past_a_waiting_trial_failed_elsewhere(ray_local: Any, tmp_path: Path) -> None:
+def test_ray_drain_goes_on_past_waiting_trials_that_fail(ray_local: Any, tmp_path: Path) -> None:
     from tunesmith import Categorical
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = Study({"x": Categorical([0, 1])}, sampler="grid", storage=url, name="s")
-    study.optimize(functools.partial(_queues_two_then_one_is_failed_elsewhere, url), n_jobs=2, executor="ray")
-    states = {("lost" in t.attrs, "queued" in t.attrs): t.state for t in study.trials}
-    assert len(study.trials) == 4
-    assert states == {(False, False): TrialState.COMPLETE, (True, False): TrialState.FAILED,
-                      (False, True): TrialState.COMPLETE}  # fmt: skip
+    study.optimize(functools.partial(_queues_trials_that_fail_in_the_drain, url), n_jobs=2, executor="ray")
+    states = {next(iter(t.attrs), "grid"): t.state.value for t in study.trials}
+    assert len(study.trials) == 6
+    assert states == {"grid": "complete", "filler": "complete", "lost": "failed", "dies": "failed",
+                      "queued": "complete"}  # fmt: skip

@@ -17,6 +17,7 @@ from tunesmith.train import (  # noqa: E402
     trainable,
     unfreeze_last,
 )
+from tunesmith.train.finetune import keep_frozen_in_eval  # noqa: E402
 
 CFG = TrainConfig(optimizer="adamw", lr=0.05, weight_decay=0.1, l2=1e-3, epochs=2, batch_size=16)
 
@@ -82,3 +83,20 @@ def test_replace_head_and_trainable_count() -> None:
     assert trainable(model) == 16 * 5 + 5
     with pytest.raises(ValueError, match="no submodule"):
         replace_head(model, "classifier", nn.Linear(1, 1))
+
+
+def test_blocks_unfrozen_inside_a_frozen_backbone_train_in_train_mode() -> None:
+    # the usual pattern: freeze the whole backbone, then thaw its last block; the thawed
+    # block's batch norm (and dropout) must be in train mode while the frozen ones are not
+    train, val = split(96)
+    model = Net(blocks=3)
+    freeze(model.backbone)
+    unfreeze_last(model.backbone, 1)
+    before = snapshot(model)
+    Trainer(model, CFG, head="head").fit(train, val)
+    after = snapshot(model)
+    assert not changed(before, after, "backbone.0") and not changed(before, after, "backbone.1")
+    assert not torch.equal(before["backbone.2.1.running_mean"], after["backbone.2.1.running_mean"])
+    model.train()
+    keep_frozen_in_eval(model)
+    assert [model.backbone[i][1].training for i in range(3)] == [False, False, True]

@@ -242,23 +242,24 @@ class _Driver:
             return
         while self.actors and not (self.budget.expired or (self.budget.stopped and not self.budget.exhausted)):
             self._loop()  # first what replaced actors took on
-            outs: list[Outcome] = []
+            # None: the actor died running it (its trial failed, or held; a new actor started)
+            outs: list[Outcome | None] = []
             if self.study.pruner.pauses:
                 calls = [(a, a.handle.run_only.remote("promoted")) for a in list(self.actors)]
-                outs = [out for a, ref in calls if (out := self._run_only(a, ref)) and (out.record or out.lost)]
+                outs = [out for a, ref in calls if (out := self._run_only(a, ref)) is None or out.record or out.lost]
             if not outs and self.actors and self.budget.exhausted and self.budget.take(exhausted_ok=True):
                 actor = self.actors[0]
                 waiting = self._run_only(actor, actor.handle.run_only.remote("waiting"))
-                if waiting is None or not (waiting.record or waiting.lost):
-                    self.budget.give_back()
+                if waiting is not None and not (waiting.record or waiting.lost):
+                    self.budget.give_back()  # none was waiting
                 else:
-                    outs.append(waiting)
-            records = [out.record for out in outs if out.record is not None]
+                    outs.append(waiting)  # a trial that failed keeps its unit, as in the main loop
+            records = [out.record for out in outs if out is not None and out.record is not None]
             for record in records:
                 for cb in self.job.callbacks:
                     cb(self.study, record)
             held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
-            lost = any(out.lost for out in outs)  # failed elsewhere meanwhile: look again
+            lost = any(out is None or out.lost for out in outs)  # a trial failed meanwhile: look again
             if not (records or lost or held or any(a.calls for a in self.actors)):
                 return
 

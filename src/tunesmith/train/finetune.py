@@ -62,10 +62,14 @@ def unfreeze_last(blocks: Sequence[nn.Module], k: int) -> None:
 
 
 def keep_frozen_in_eval(model: nn.Module) -> None:
-    """Put frozen submodules back in eval mode (after ``model.train()``)."""
+    """Put frozen submodules back in eval mode (after ``model.train()``).
+
+    Module by module, not ``m.eval()``: a block thawed inside a frozen backbone
+    (``freeze(backbone); unfreeze_last(backbone.layers, 2)``) stays in train mode.
+    """
     for m in model.modules():
         if getattr(m, _FLAG, False):
-            m.eval()
+            m.training = False
 
 
 def trainable(model: nn.Module) -> int:
