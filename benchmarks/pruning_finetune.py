@@ -12,7 +12,9 @@ trains only the last K blocks and the head, the example's own default being
 K = 1: the frozen lower blocks' outputs are then computed once per process
 and every epoch runs the K upper blocks only, on batches cut to their longest
 word, which is what makes the task affordable on a CPU). The validation
-ROC AUC is reported after every epoch. Search space: AdamW's learning rate,
+ROC AUC is reported after every epoch. The encoder's own dropout is off (every
+row so far ran that way: until commit 9e6117b, freezing the embeddings kept
+all blocks in eval mode); the head's dropout is searched. Search space: AdamW's learning rate,
 weight decay, beta1, beta2, linear warm-up steps, the batch size and the
 head's dropout.
 
@@ -126,6 +128,9 @@ def shared(opts: Options) -> _Shared:
         if not 1 <= opts.train_blocks <= 6:
             raise ValueError(f"train_blocks must be 1 to 6, got {opts.train_blocks}")
         model = ex.build_model(opts.train_blocks).to(device)  # embeddings always frozen
+        for m in model.encoder.modules():  # the encoder's own dropout stays off, as in every row
+            if isinstance(m, torch.nn.Dropout):  # so far; the head's dropout is searched
+                m.p = 0.0
         first = 6 - opts.train_blocks
         if first:
             model.eval()
