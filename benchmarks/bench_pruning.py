@@ -21,7 +21,7 @@ budget by default (``--texts 4894 --train-frac 0.2``: train on 978 words and
 validate on the other 3,916 instead of 960/240; its rows are named
 ``finetune-4894w-train0.2``; ``--train-blocks 1 --precision bf16 --device cpu`` trains only the
 last block and the head, like the example's default, with the frozen blocks' outputs computed
-once, in bf16 autocast: ~1 s per epoch on one CPU thread, rows named
+once (fp32) and the trained block in bf16 autocast: ~1 s per epoch on one CPU thread, rows named
 ``finetune-4894w-train0.2-blocks1-bf16``); its pause/resume rows are left out (each
 checkpoint of the encoder and its AdamW state is ~130 MB and ASHA pauses
 nearly every trial).
