@@ -104,9 +104,7 @@ def upper_forward(model: ex.Classifier, hidden: torch.Tensor, mask: torch.Tensor
     hidden, mask = hidden[:, :longest], mask[:, :longest]
     for block in model.encoder.encoder.layer[first:]:
         hidden = _block(block, hidden, mask)
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-    return model.head(model.dropout(pooled))
+    return model.classify(hidden, mask)
 
 
 _SHARED: dict[Options, _Shared] = {}
@@ -128,8 +126,9 @@ def shared(opts: Options) -> _Shared:
         if not 1 <= opts.train_blocks <= 6:
             raise ValueError(f"train_blocks must be 1 to 6, got {opts.train_blocks}")
         model = ex.build_model(opts.train_blocks).to(device)  # embeddings always frozen
-        for m in model.encoder.modules():  # the encoder's own dropout stays off, as in every row
-            if isinstance(m, torch.nn.Dropout):  # so far; the head's dropout is searched
+        # the encoder's own dropout stays off, as in every row so far; the head's is searched
+        for m in model.encoder.modules():
+            if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
         first = 6 - opts.train_blocks
         if first:
