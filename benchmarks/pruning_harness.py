@@ -1,4 +1,12 @@
-"""bench_pruning.py's process pool with a time limit, and its Markdown report."""
+"""bench_pruning.py's process pool with a time limit, and its Markdown report.
+
+The report can also be made again from saved rows, several ``--results`` files together
+(a row of a later file replaces the same method and seed of an earlier one; the seeds
+reported are those where every chosen method has a row):
+
+    python benchmarks/pruning_harness.py benchmarks/results/pruning-tabular-vm-60seeds.jsonl \
+        --methods "TPE + ASHA (pause" Optuna
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,11 @@ import json
 import multiprocessing as mp
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
+
+import numpy as np
 
 REF_TOTAL = "random search, full budget (total)"
 REF_BEST = "random search, full budget (to its best)"
@@ -90,18 +101,24 @@ def earlier_rows(path: str, task: str, cap: int) -> list[dict[str, Any]]:
 
 
 def report(
-    rows: list[dict[str, Any]], names: list[str], args: Any, started: str, wall: float
+    rows: list[dict[str, Any]], names: list[str], args: Any, started: str | None, wall: float
 ) -> str:
-    """Medians over the seeds whose reference and every method finished."""
+    """Medians over the seeds whose reference and every method finished, and the pairs.
+
+    ``started`` None: the rows were read back from files (no run to describe)."""
     cap = args.trials * args.max_epochs
     refs = {r["seed"]: r for r in rows if r["method"] == "reference"}
     runs = {(r["method"], r["seed"]): r for r in rows if r["method"] != "reference"}
     seeds = [s for s in sorted(refs) if all((n, s) in runs for n in names)]
     devices = sorted({r["device"] for r in rows})
+    run = (
+        f"started {started}, {wall:.0f} s, {args.jobs} processes, "
+        if started
+        else "saved rows, "
+    )
     lines = [
-        f"task {args.task}, started {started}, {wall:.0f} s, {args.jobs} processes, device(s) "
-        f"{', '.join(devices)}; complete seeds {seeds} of {args.seeds}; cap {cap} epochs "
-        f"({args.trials} trials x {args.max_epochs})",
+        f"task {args.task}, {run}device(s) {', '.join(devices)}; complete seeds {seeds} of "
+        f"{args.seeds}; cap {cap} epochs ({args.trials} trials x {args.max_epochs})",
         "",
         f"| method | reached (of {len(seeds)}) | median epochs to target (miss = {cap}) "
         f"| / random's {cap} | median wall s (reached runs) | median best AUC |",
@@ -133,4 +150,77 @@ def report(
     for n in names:
         cells = [str(runs[n, s]["epochs"]) if runs[n, s]["epochs"] else "-" for s in seeds]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    lines += ["", *paired(runs, names, seeds, cap)]
     return "\n".join(lines) + "\n"
+
+
+def paired(
+    runs: dict[tuple[str, int], dict[str, Any]],
+    names: Sequence[str],
+    seeds: Sequence[int],
+    cap: int,
+    resamples: int = 4000,
+) -> list[str]:
+    """Each tunesmith row against each Optuna row, seed by seed (a miss counts as the cap).
+
+    A cell reads "wins-losses, mean difference in epochs (90 % bootstrap interval of the
+    mean over seeds)"; negative means tunesmith needed less compute.
+    """
+    ours = [n for n in names if n.startswith("tunesmith")]
+    theirs = [n for n in names if n.startswith("Optuna")]
+    if not ours or not theirs or len(seeds) < 2:
+        return []
+
+    def epochs(name: str) -> np.ndarray:
+        return np.array([runs[name, s]["epochs"] or cap for s in seeds], dtype=float)
+
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(seeds), size=(resamples, len(seeds)))
+    lines = [
+        f"Paired by seed ({len(seeds)} seeds; wins-losses, mean difference in epochs, "
+        f"90 % bootstrap interval of the mean, {resamples} resamples):",
+        "",
+        "| tunesmith row | " + " | ".join(f"vs {t}" for t in theirs) + " |",
+        "|---|" + "---|" * len(theirs),
+    ]
+    for ours_name in ours:
+        cells = []
+        for their_name in theirs:
+            d = epochs(ours_name) - epochs(their_name)
+            lo, hi = np.percentile(d[picks].mean(axis=1), [5, 95])
+            cells.append(
+                f"{(d < 0).sum()}-{(d > 0).sum()}, {d.mean():+.0f} ({lo:+.0f} to {hi:+.0f})"
+            )
+        lines.append(f"| {ours_name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="report again from saved --results rows")
+    ap.add_argument("files", nargs="+", help="--results files; later rows replace earlier ones")
+    ap.add_argument("--task", help="the task label to report (default: the first row's)")
+    ap.add_argument("--methods", nargs="+", help="only the methods whose name contains one of these")
+    args = ap.parse_args(argv)
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for path in args.files:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    rows[r["task"], r["method"], r["seed"]] = r
+    task = args.task or next(iter(rows))[0]
+    chosen = [r for (t, _, _), r in rows.items() if t == task]
+    if not chosen:
+        ap.error(f"no row of task {task!r} in {args.files}")
+    cap = chosen[0]["cap"]
+    names = sorted({r["method"] for r in chosen if r["method"] != "reference"})
+    if args.methods:
+        names = [n for n in names if any(text in n for text in args.methods)]
+    seeds = {r["seed"] for r in chosen if r["method"] == "reference"}
+    epochs = 27 if task == "tabular" else 9  # bench_pruning.py's default full budget
+    info = SimpleNamespace(task=task, trials=cap // epochs, max_epochs=epochs, seeds=len(seeds))
+    print(report(chosen, names, info, None, 0.0))
+
+
+if __name__ == "__main__":
+    main()
