@@ -41,7 +41,7 @@ def test_objective_reports_each_epoch_and_stores_checkpoint(tmp_path: Path) -> N
     study.optimize(objective(build, DATA, study.space, base=BASE, checkpoint_root=tmp_path, metrics=["accuracy"]), n_trials=2)
     for t in study.trials:
         assert t.state is ts.TrialState.COMPLETE, t.error
-        assert sorted(t.intermediate) == [0, 1, 2, 3]
+        assert sorted(t.intermediate) == [1, 2, 3, 4]  # validation k reported as step k
         assert t.value == pytest.approx(min(t.intermediate.values()))
         assert Path(t.attrs["checkpoint"]).is_file() and Path(t.attrs["best_checkpoint"]).is_file()
         assert t.attrs["checkpoint"].startswith(str(tmp_path))
@@ -76,11 +76,11 @@ def test_tuned_adam_config_reaches_the_optimizer(tmp_path: Path) -> None:
 
 
 def test_pruned_trial_raises_and_keeps_its_checkpoint(tmp_path: Path) -> None:
-    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=1, pruner=StopAt(1))
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=1, pruner=StopAt(2))
     study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path), n_trials=1)
     t = study.trials[0]
     assert t.state is ts.TrialState.PRUNED
-    assert sorted(t.intermediate) == [0, 1]
+    assert sorted(t.intermediate) == [1, 2]
     assert Path(t.attrs["checkpoint"]).is_file()
 
 
@@ -130,7 +130,7 @@ def test_a_diverged_run_stops_and_returns_its_best_value(tmp_path: Path, pruner)
     study.optimize(obj, n_trials=1)
     t = study.trials[0]
     assert t.state is ts.TrialState.COMPLETE, t.error  # not failed by report(nan)
-    assert sorted(t.intermediate) == [0] and t.attrs["diverged_at"] == 1  # of 4 epochs
+    assert sorted(t.intermediate) == [1] and t.attrs["diverged_at"] == 2  # of 4 epochs
     assert t.attrs["stopped_early"] is True
     assert t.value == min(t.intermediate.values())
 
@@ -141,11 +141,11 @@ def test_paused_trial_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> Non
     ref = ts.Study(space, sampler="random", seed=3, name="ref")
     ref.optimize(obj, n_trials=1)
 
-    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(1))
+    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(2))
     trial = study.ask()
     with pytest.raises(ts.TrialPruned):
         obj(trial)
-    assert sorted(trial.intermediate) == [0, 1]
+    assert sorted(trial.intermediate) == [1, 2]
     study.pruner = NopPruner()  # promoted: run the same trial again, it resumes from attrs["checkpoint"]
     value = obj(trial)
     assert dict(trial.intermediate) == dict(ref.trials[0].intermediate)
@@ -216,10 +216,10 @@ def _pause_then_resume(tmp_path: Path, base: TrainConfig, at: int, edit=None) ->
 
 
 def test_a_trial_paused_between_periodic_checkpoints_resumes_exactly(tmp_path: Path) -> None:
-    # checkpoint_every=3 writes no "last" checkpoint at validation 1: the bridge writes one to pause
+    # checkpoint_every=3 writes no "last" checkpoint at validation 2: the bridge writes one to pause
     base = TrainConfig(epochs=5, batch_size=16, checkpoint_every=3)
-    steps, ckpt = _pause_then_resume(tmp_path, base, 1)
-    assert steps == [0, 1] and ckpt.endswith("last-000000010.pt")  # 2 epochs x 5 steps
+    steps, ckpt = _pause_then_resume(tmp_path, base, 2)
+    assert steps == [1, 2] and ckpt.endswith("last-000000010.pt")  # 2 epochs x 5 steps
 
 
 def test_a_resume_from_an_older_checkpoint_skips_what_was_reported(tmp_path: Path) -> None:
@@ -227,11 +227,43 @@ def test_a_resume_from_an_older_checkpoint_skips_what_was_reported(tmp_path: Pat
     # replays validations it had reported; those are not reported twice, the curve stays exact
     def older(trial) -> None:
         latest = Path(trial.record.attrs["checkpoint"])
-        trial.set_attr("checkpoint", str(latest.with_name("last-000000010.pt")))  # validation 1
+        trial.set_attr("checkpoint", str(latest.with_name("last-000000010.pt")))  # validation 2
 
     base = TrainConfig(epochs=6, batch_size=16, keep_last=10)
-    steps, ckpt = _pause_then_resume(tmp_path, base, 3, older)
-    assert steps == [0, 1, 2, 3] and ckpt.endswith("last-000000020.pt")
+    steps, ckpt = _pause_then_resume(tmp_path, base, 4, older)
+    assert steps == [1, 2, 3, 4] and ckpt.endswith("last-000000020.pt")
+
+
+@pytest.mark.parametrize("pause", [False, True])
+def test_max_resource_is_the_number_of_epochs(tmp_path: Path, pause: bool) -> None:
+    # rungs 1 and 2 of 3 epochs: a trial that trained all 3 is never stopped at its last one
+    pruner = ts.pruners.ASHA(max_resource=3, reduction_factor=2, pause=pause)
+    study = ts.Study({"lr": ts.Float(1e-3, 3e-1, log=True)}, sampler="random", seed=0, pruner=pruner)
+    study.optimize(objective(build, DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path), n_trials=8)
+    stopped = [t for t in study.trials if t.state is not ts.TrialState.COMPLETE]
+    assert stopped and all(max(t.intermediate) in (1, 2) for t in stopped)
+    for t in study.trials:
+        assert t.state is not ts.TrialState.FAILED, t.error
+        assert sorted(t.intermediate) == list(range(1, len(t.intermediate) + 1))
+        if max(t.intermediate) == 3:
+            assert t.state is ts.TrialState.COMPLETE
+
+
+def test_a_missing_checkpoint_is_said_and_the_run_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    obj = objective(lambda p: mlp(dropout=0.2), DATA, base=BASE, checkpoint_root=tmp_path)
+    ref = ts.Study(space, sampler="random", seed=3, name="ref")
+    ref.optimize(obj, n_trials=1)
+    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(2, Decision.PAUSE))
+    trial = study.ask()
+    with pytest.raises(ts.TrialPaused):
+        obj(trial)
+    Path(trial.record.attrs["checkpoint"]).unlink()  # e.g. written on another machine
+    study.pruner = NopPruner()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        value = obj(trial)
+    assert "checkpoint" in caplog.text and "is missing" in caplog.text and "steps 1-2" in caplog.text
+    assert dict(trial.intermediate) == dict(ref.trials[0].intermediate) and value == ref.trials[0].value
 
 
 def test_trials_get_their_own_folder_under_the_base_checkpoint_dir(tmp_path: Path) -> None:

@@ -4,17 +4,20 @@
     study.optimize(ts.train.objective(build_model, (train, val), base=TrainConfig(epochs=5)), n_trials=30)
 
 Each trial: its parameters override the :class:`TrainConfig` fields of the
-same name (the rest go to ``build_model(params)``); every validation is
-reported with ``trial.report(value, index)``; the newest checkpoint's path is
+same name (the rest go to ``build_model(params)``); validation k (counted
+from 1: the epoch, when validating each epoch) is reported as
+``trial.report(value, k)``, so a pruner's ``max_resource`` is the number of
+validations; the newest checkpoint's path is
 stored as ``trial.attrs["checkpoint"]`` before the pruner is asked; a pruned
 trial raises :class:`tunesmith.TrialPruned`. A run whose monitored value turns
 NaN or infinite (diverged) stops there and returns its best value so far
-(``trial.attrs["diverged_at"]``: the validation index). A trial that already holds a
+(``trial.attrs["diverged_at"]``: that step). A trial that already holds a
 checkpoint (a paused trial run again) resumes from it exactly.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import tempfile
@@ -35,6 +38,7 @@ from .history import EvalRecord
 from .trainer import Trainer
 
 DataSpec = Any  # (train, val) or callable(params) -> (train, val)
+logger = logging.getLogger(__name__)
 
 
 def adam_space(
@@ -78,16 +82,17 @@ class _Reporter:
         path = trainer.history.last_checkpoint
         if path is not None and self.trial.record.attrs.get("checkpoint") != path:
             self.trial.set_attr("checkpoint", path)
+        step = record.index + 1  # validations counted from 1: max_resource = epochs
         last = self.trial.record.last_step
-        if last is not None and record.index <= last:
+        if last is not None and step <= last:
             return  # resumed from an older checkpoint: replays validations reported (and decided) before
         value = monitored(record, self.monitor)
         if not math.isfinite(value):
             # a diverged run (NaN/inf weights) cannot recover: stop it, keep its best so far
             trainer.history.stopped_early = True
-            self.trial.set_attr("diverged_at", record.index)
+            self.trial.set_attr("diverged_at", step)
             return
-        self.trial.report(value, record.index)
+        self.trial.report(value, step)
         decision = self.trial.decision()  # asked once: another worker may report meanwhile
         if decision is Decision.CONTINUE:
             return
@@ -95,8 +100,8 @@ class _Reporter:
             here = trainer.checkpoint_now()  # checkpoint_every may have skipped this validation
             if here is not None:
                 self.trial.set_attr("checkpoint", here)
-                raise exceptions.TrialPaused(f"paused at validation {record.index}")
-        raise exceptions.TrialPruned(f"pruned at validation {record.index}")
+                raise exceptions.TrialPaused(f"paused at step {step}")
+        raise exceptions.TrialPruned(f"pruned at step {step}")
 
 
 def monitored(record: EvalRecord, monitor: str) -> float:
@@ -170,14 +175,28 @@ def objective(
         train, val = data(params) if callable(data) else data
         trainer = Trainer(model, cfg, loss=loss, metrics=metrics, head=head,
                           callbacks=[*callbacks, _Reporter(trial, monitor)])
-        resume = trial.record.attrs.get("checkpoint")
-        resume = resume if resume and Path(resume).is_file() else None
+        resume = _checkpoint_to_resume(trial)
         history = trainer.fit(train, val, resume_from=resume)
         _store_summary(trial, history)
         best = history.best or history.records[-1]
         return monitored(best, monitor)
 
     return run
+
+
+def _checkpoint_to_resume(trial: Any) -> str | None:
+    """The trial's checkpoint when it holds one; a missing file is said, then training starts over."""
+    path = trial.record.attrs.get("checkpoint")
+    if not path:
+        return None
+    if not Path(path).is_file():
+        logger.warning(
+            "trial %d: its checkpoint %s is missing (deleted, or written on another machine: give "
+            "every worker the same checkpoint_root folder); it trains again from the start, "
+            "without reporting its steps 1-%s again", trial.number, path, trial.record.last_step,
+        )
+        return None
+    return str(path)
 
 
 def _store_summary(trial: Any, history: Any) -> None:
