@@ -105,6 +105,48 @@ def test_without_pause_asha_prunes(tmp_path: Path) -> None:
     assert all(start == 0 for _, start in starts(tmp_path))
 
 
+def _restarting_objective(trial: ts.Trial, checkpoint: bool = True) -> float:
+    """Ignores start_step: runs every resumed trial from step 0 again (a user's mistake)."""
+    state = {"w": 0.0, "seed": trial.number}
+    loss = float("nan")
+    for step in range(N_STEPS):
+        loss = train_step(state, trial.params["lr"])
+        if checkpoint:
+            trial.set_attr("checkpoint", f"trial{trial.number}.json")
+        trial.report(loss, step)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return loss
+
+
+def test_a_resumed_run_that_starts_over_is_told_how_to_continue() -> None:
+    study = enqueued_study(ASHA(pause=True, max_resource=N_STEPS))
+    study.optimize(_restarting_objective, n_trials=len(LRS))
+    failed = study.trials_in("failed")
+    assert failed and all("resumed" in t.error for t in failed), [t.error for t in failed]
+    assert "Start the loop at trial.start_step and load trial.resume_from" in failed[0].error
+    assert all(t.intermediate for t in failed)  # its reports are kept
+
+
+def test_a_pause_without_a_checkpoint_is_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    study = enqueued_study(ASHA(pause=True, max_resource=N_STEPS))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(functools.partial(_restarting_objective, checkpoint=False), n_trials=4)
+    assert study.trials_in("paused")
+    assert caplog.text.count("was paused without attrs['checkpoint']") == 1
+    assert "trial.resume_from is None" in caplog.text
+
+
+def test_tell_names_the_states_it_takes() -> None:
+    study = ts.Study(SPACE)
+    trial = study.ask()
+    with pytest.raises(ValueError, match="must be one of 'complete', 'pruned', 'failed' or 'paused'"):
+        study.tell(trial, state="bogus")
+    with pytest.raises(ValueError, match="tell.state='running'"):
+        study.tell(trial, state="running")
+    assert study.trials[0].state is TrialState.RUNNING  # nothing written
+
+
 def test_ask_resumes_with_trial_attributes() -> None:
     study = ts.Study(SPACE, pruner=ASHA(pause=True), seed=1)
     first = study.ask()

@@ -276,11 +276,39 @@ def test_bad_settings_say_what_is_wrong() -> None:
         make_pruner({"reduction_factor": 2})
     with pytest.raises(ValueError, match=r"warmup_steps \(9\) must be smaller than max_resource"):
         ASHA(max_resource=9, warmup_steps=9)
+    # settings that leave no rung below max_resource would make the pruner a silent no-op
+    with pytest.raises(ValueError, match=r"no rung lies at or after warmup_steps \(10\) and before max_resource \(27\)"):
+        ASHA(max_resource=27, warmup_steps=10)
+    with pytest.raises(ValueError, match=r"min_early_stopping_rate \(3\), the first at step 27"):
+        ASHA(max_resource=27, min_early_stopping_rate=3)
+    with pytest.raises(ValueError, match="no rung lies"):
+        Hyperband(max_resource=27, warmup_steps=10)
+    assert Hyperband(max_resource=27, warmup_steps=9).rung_steps(27) == [9]
+    with pytest.raises(ValueError, match=r"pruner=ASHA is the class; pass an instance: ASHA\(\)"):
+        make_pruner(ASHA)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a subclass of tunesmith.pruners.Pruner"):
         register("mine", dict)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ASHA is registered as 'asha' already"):
         register("fast", ASHA)  # would rename the built-in in every stored study
     assert ASHA.name == "asha"
+
+
+def test_numpy_integers_are_settings_too() -> None:
+    np = pytest.importorskip("numpy")
+    pruner = ASHA(reduction_factor=np.int64(2), max_resource=np.int32(8))
+    assert pruner.rung_steps(8) == [1, 2, 4] and type(pruner.reduction_factor) is int
+    with pytest.raises(ValueError, match="reduction_factor must be an integer >= 2, got 3.0"):
+        ASHA(reduction_factor=3.0)  # type: ignore[arg-type]
+
+
+def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.LogCaptureFixture) -> None:
+    sh = SuccessiveHalving(pause=True, max_resource=27)  # cohorts of 27
+    assert sh.budget_warning(54) is None and SuccessiveHalving(max_resource=27).budget_warning(20) is None
+    assert "the last cohort (trials 0-19) is 7 trials short" in (sh.budget_warning(20) or "")
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=sh, sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert "is 25 trials short" in caplog.text and "use ASHA" in caplog.text
 
 
 class _EveryOther(Pruner):

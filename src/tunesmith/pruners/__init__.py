@@ -52,6 +52,11 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
                 "e.g. {'name': 'asha', 'reduction_factor': 2}"
             )
         spec = options.pop("name")
+    if isinstance(spec, type) and issubclass(spec, Pruner):
+        raise ValueError(
+            f"pruner={spec.__name__} is the class; pass an instance: {spec.__name__}() "
+            "(with its settings), or its name"
+        )
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
             f"unknown pruner {spec!r}; use one of {sorted(_BUILTIN)} or a Pruner instance"

@@ -61,6 +61,11 @@ class Pruner(ABC):
         """
         return self.pauses
 
+    def budget_warning(self, n_total: int) -> str | None:
+        """Why ``n_total`` trials would not suit this pruner, if they would not (logged by
+        ``optimize``). Default: None."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Name and settings, enough to rebuild the pruner (stored with a study)."""
         return {"name": self.name}

@@ -14,6 +14,7 @@ bad epoch without forgetting a real degradation.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 
 from ..trial import Direction, FrozenTrial, TrialState
@@ -88,6 +89,7 @@ def rank_within(mine: float, others: Sequence[float]) -> int:
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    """``value`` as an int (Python or NumPy integers) when it is one and >= ``minimum``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)

@@ -82,6 +82,15 @@ class ASHA(Pruner):
                 f"warmup_steps ({warmup_steps}) must be smaller than max_resource ({max_resource}): "
                 "no trial could ever be stopped"
             )
+        if max_resource is not None and not self.rung_steps(max_resource):
+            first = min_resource * self.reduction_factor**self.min_early_stopping_rate
+            raise ValueError(
+                f"no rung lies at or after warmup_steps ({warmup_steps}) and before max_resource "
+                f"({max_resource}): rungs are min_resource ({min_resource}) * reduction_factor "
+                f"({self.reduction_factor}) ** k from k = min_early_stopping_rate "
+                f"({self.min_early_stopping_rate}), the first at step {first}, so no trial could "
+                "ever be stopped. Lower warmup_steps, min_resource or min_early_stopping_rate, or raise max_resource"
+            )
         self.bootstrap_count = check_int("bootstrap_count", bootstrap_count, 0)
         if not isinstance(pause, bool):
             raise TypeError(f"pause must be True or False, got {pause!r}")
@@ -213,6 +222,18 @@ class SuccessiveHalving(ASHA):
             n_rungs = len(self.rung_steps(self.max_resource or 0)) if self.max_resource else 3
             cohort_size = self.reduction_factor ** max(1, n_rungs)
         self.cohort_size = check_int("cohort_size", cohort_size, 2)
+
+    def budget_warning(self, n_total: int) -> str | None:
+        short = -n_total % self.cohort_size
+        if not self.pause or not short:
+            return None
+        first = n_total - n_total % self.cohort_size
+        return (
+            f"SuccessiveHalving(pause=True, cohort_size={self.cohort_size}): with {n_total} trials "
+            f"in all, the last cohort (trials {first}-{n_total - 1}) is {short} trials short, so it "
+            "cannot settle until more trials join it: its trials inside the quota stay paused. Run a multiple of "
+            f"{self.cohort_size} trials, set cohort_size, or use ASHA"
+        )
 
     def peers(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
         cohort = trial.number // self.cohort_size

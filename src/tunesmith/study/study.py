@@ -80,7 +80,7 @@ class Study:
             logger.warning(
                 "study %r was created with pruner %s; this process uses %s, so its decisions differ "
                 "from other workers' (a pruner that does not pause never resumes paused trials). "
-                "Pass the same pruner, or none to use the stored one",
+                "Pass the same pruner, or leave pruner= out to use the stored one",
                 self.name, stored, self.pruner.describe(),
             )  # fmt: skip
         self._lock = threading.RLock()
@@ -91,6 +91,7 @@ class Study:
         if heartbeat_interval is None and "heartbeat" in cfg:
             beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
+        self._warned_no_checkpoint = False
 
     @property
     def pruner(self) -> Pruner:
@@ -314,6 +315,12 @@ class Study:
         at a rung) is recorded as pruned instead.
         """
         record = self._record_of(trial)
+        ends = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.PAUSED}
+        if state is not None and state not in ends:
+            raise ValueError(
+                f"tell(state={state!r}): the state must be one of 'complete', 'pruned', 'failed' "
+                "or 'paused' (or a TrialState)"
+            )
         if record.state.is_finished:
             raise TrialFinishedError(
                 f"trial {record.number} is already {record.state}; finished trials never change"
@@ -321,6 +328,7 @@ class Study:
         if state is not None and TrialState(state) is TrialState.PAUSED:
             if self.pruner.can_resume(record):
                 final = pause_record(record)
+                self._warn_no_checkpoint(final)
             else:  # nothing would ever resume it: stopped for good
                 final = self._finish(record, None, TrialState.PRUNED, None)
         else:
@@ -334,6 +342,19 @@ class Study:
         if final.state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", final.number, final.error)
         return final
+
+    def _warn_no_checkpoint(self, record: FrozenTrial) -> None:
+        """Once per study: a trial paused without ``attrs["checkpoint"]`` has nothing to resume from."""
+        if "checkpoint" in record.attrs or self._warned_no_checkpoint:
+            return
+        self._warned_no_checkpoint = True
+        logger.warning(
+            "trial %d was paused without attrs['checkpoint']: when it is promoted, "
+            "trial.resume_from is None. Save a checkpoint and call trial.set_attr('checkpoint', "
+            "path) before asking the pruner (docs/pruning.md, 'Pause and resume'), or use a pruner "
+            "without pause=True. (Logged once per study.)",
+            record.number,
+        )
 
     def _record_of(self, trial: Trial | FrozenTrial | int) -> FrozenTrial:
         if isinstance(trial, Trial):
@@ -405,6 +426,10 @@ class Study:
         """
         from .optimize import run_optimize
 
+        if n_trials is not None:
+            warning = self.pruner.budget_warning(len(self._storage.get_trials(self._study_id)) + n_trials)
+            if warning:
+                logger.warning(warning)
         run_optimize(
             self,
             objective,

@@ -65,15 +65,23 @@ class Trial:
         """
         v = _as_float(value)
         if v is None:
-            raise ValueError(
-                f"trial {self.number}: report() takes a finite number, got {value!r}; "
+            raise ValueError(f"trial {self.number}: report() takes a finite number, got {value!r}; " + (
                 "a run that diverged should stop (raise ts.TrialPruned) instead of reporting it"
-            )
+                if _as_float_or_nan(value) is not None
+                else "pass the score itself (a float, a NumPy number or a 0-d tensor)"
+            ))
         last = self._record.last_step
         if step is None:
             step = 0 if last is None else last + 1
         step = _as_step(step, self.number)
         if last is not None and step <= last:
+            if self.is_resumed:
+                raise ValueError(
+                    f"trial {self.number} was paused after step {last} and resumed, and then "
+                    f"reported step {step} again: a resumed run continues where it paused. Start "
+                    "the loop at trial.start_step and load trial.resume_from (docs/pruning.md, "
+                    "'Pause and resume'), or use a pruner without pause=True"
+                )
             raise ValueError(
                 f"trial {self.number}: step {step} was reported after step {last}; "
                 "steps must increase (report each step once)"
@@ -108,7 +116,10 @@ class Trial:
 
     @property
     def resume_from(self) -> Any:
-        """The checkpoint to continue from (``attrs["checkpoint"]``) when resumed, else None."""
+        """The checkpoint to continue from (``attrs["checkpoint"]``) when resumed, else None.
+
+        None also for a resumed trial that set no ``attrs["checkpoint"]`` before it was
+        paused (the study logs a warning at that pause)."""
         return self._record.attrs.get("checkpoint") if self.is_resumed else None
 
     @property
@@ -140,10 +151,15 @@ def _as_step(step: Any, number: int) -> int:
 
 def _as_float(value: Any) -> float | None:
     """``float(value)`` for finite real numbers (Python, NumPy, 0-d tensors), else None."""
+    v = _as_float_or_nan(value)
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _as_float_or_nan(value: Any) -> float | None:
+    """``float(value)`` for real numbers, NaN and infinities included; None for other types."""
     if isinstance(value, (bool, str, bytes)) or value is None:
         return None
     try:
-        v = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return None
-    return v if math.isfinite(v) else None
