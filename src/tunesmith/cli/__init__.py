@@ -34,6 +34,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("studies", "list the studies in a storage", commands.add_storage_arg, commands.cmd_studies),
     Subcommand("show", "print a study's best trials as a table", commands.add_show_args, commands.cmd_show),
     Subcommand("export", "write a study's trials as CSV or JSON", commands.add_export_args, commands.cmd_export),
+    Subcommand("plot", "draw a study's learning curves or history to an image file",
+               commands.add_plot_args, commands.cmd_plot),
     Subcommand("worker", "join an existing study from this machine (storage shared by URL)",
                worker.add_worker_args, worker.cmd_worker),
 ]

@@ -1,0 +1,82 @@
+"""Plots read the study's records: learning curves by state, rungs, the best-so-far history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith import plots  # noqa: E402
+from tunesmith.cli import main  # noqa: E402
+from tunesmith.pruners import ASHA  # noqa: E402
+from tunesmith.trial import TrialState  # noqa: E402
+
+
+def objective(trial: ts.Trial) -> float:
+    x = trial.params["x"]
+    loss = 1.0
+    for step in range(1, 10):
+        loss = (x - 0.3) ** 2 + 1.0 / step
+        trial.report(loss, step)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return loss
+
+
+@pytest.fixture()
+def study(tmp_path: Path) -> ts.Study:
+    s = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 's.db'}", name="curves",
+                 sampler="random", seed=0, pruner=ASHA(max_resource=9))
+    s.optimize(objective, n_trials=12)
+    return s
+
+
+def _trial_lines(ax) -> dict[int, object]:
+    return {int(line.get_gid().split("-")[1]): line for line in ax.get_lines()
+            if (line.get_gid() or "").startswith("trial-")}
+
+
+def test_learning_curves_draw_every_reported_step_by_state(study: ts.Study) -> None:
+    ax = plots.learning_curves(study)
+    lines = _trial_lines(ax)
+    assert set(lines) == {t.number for t in study.trials}
+    states = {t.state for t in study.trials}
+    assert TrialState.PRUNED in states and TrialState.COMPLETE in states
+    for t in study.trials:
+        line = lines[t.number]
+        assert list(line.get_xdata()) == sorted(t.intermediate)
+        assert list(line.get_ydata()) == [t.intermediate[s] for s in sorted(t.intermediate)]
+        assert line.get_color() == plots.STATE_COLORS[t.state]
+    assert lines[study.best_trial.number].get_linewidth() > lines[study.trials_in("pruned")[0].number].get_linewidth()
+    rungs = sorted({line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"})
+    assert rungs == [1, 3]  # ASHA(max_resource=9, eta=3): rungs at steps 1 and 3
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert f"pruned ({len(study.trials_in('pruned'))})" in legend
+    plt.close(ax.figure)
+
+
+def test_history_steps_down_with_the_best_complete_value(study: ts.Study) -> None:
+    ax = plots.history(study)
+    best = next(line for line in ax.get_lines() if line.get_gid() == "best-so-far")
+    complete = [t for t in study.trials if t.state is TrialState.COMPLETE]
+    assert best.get_ydata()[-1] == min(t.value for t in complete) == study.best_value
+    assert all(a >= b for a, b in zip(best.get_ydata(), best.get_ydata()[1:]))
+    plt.close(ax.figure)
+
+
+def test_plot_command_writes_an_image_and_names_a_missing_study(
+    study: ts.Study, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    for kind in ("curves", "history"):
+        out = tmp_path / f"{kind}.png"
+        assert main(["plot", "curves", "--storage", url, "--kind", kind, "-o", str(out)]) == 0
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", "nope", "--storage", url, "-o", str(tmp_path / "x.png")]) == 2
+    assert "nope" in capsys.readouterr().err
