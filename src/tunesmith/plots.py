@@ -56,14 +56,8 @@ def learning_curves(study: Study, ax: Any = None, *, log_y: bool = False) -> Any
     if trials:
         for step in _rungs(study, max(max(t.intermediate) for t in trials)):
             ax.axvline(step, color="#555555", ls=":", lw=0.8, zorder=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("reported value")
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_title(f"{study.name}: learning curves of {len(trials)} trials")
-    if trials:
-        ax.legend(loc="best", fontsize="small")
-    return ax
+    title = f"{study.name}: learning curves of {len(trials)} trials"
+    return _label(ax, "step", "reported value", title, log_y, legend=bool(trials))
 
 
 def history(study: Study, ax: Any = None, *, log_y: bool = False) -> Any:
@@ -86,12 +80,17 @@ def history(study: Study, ax: Any = None, *, log_y: bool = False) -> Any:
             ys.append(best)
     if xs:
         ax.step(xs, ys, where="post", color="#000000", lw=1.5, label="best so far", gid="best-so-far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"value ({study.direction.value})")
+    title = f"{study.name}: {len(done)} finished of {len(study.trials)} trials"
+    return _label(ax, "trial", f"value ({study.direction.value})", title, log_y, legend=bool(done))
+
+
+def _label(ax: Any, x: str, y: str, title: str, log_y: bool, legend: bool) -> Any:
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
     if log_y:
         ax.set_yscale("log")
-    ax.set_title(f"{study.name}: {len(done)} finished of {len(study.trials)} trials")
-    if done:
+    if legend:
         ax.legend(loc="best", fontsize="small")
     return ax
 
