@@ -140,10 +140,10 @@ def test_a_pause_without_a_checkpoint_is_warned_once(caplog: pytest.LogCaptureFi
 def test_tell_names_the_states_it_takes() -> None:
     study = ts.Study(SPACE)
     trial = study.ask()
-    with pytest.raises(ValueError, match="must be one of 'complete', 'pruned', 'failed' or 'paused'"):
+    with pytest.raises(ValueError, match=r"as 'complete', 'pruned' or 'failed', or pauses it \('paused'\), not bogus"):
         study.tell(trial, state="bogus")
-    with pytest.raises(ValueError, match="tell.state='running'"):
-        study.tell(trial, state="running")
+    with pytest.raises(ValueError, match="not running"):
+        study.tell(trial, state=TrialState.RUNNING)
     assert study.trials[0].state is TrialState.RUNNING  # nothing written
 
 
@@ -170,6 +170,9 @@ def test_ask_resumes_with_trial_attributes() -> None:
     assert again.number == t.number and again.params == t.params and again.is_resumed
     assert again.start_step == 2 and again.resume_from == "ck.pt"
     assert dict(again.intermediate) == {0: 0.5, 1: 0.5}
+    again.report(0.4, 2)
+    with pytest.raises(ValueError, match="step 2 was reported after step 2; steps must increase"):
+        again.report(0.4, 2)  # a repeat after the resume point is a plain repeat, not a restart
     assert again.state is TrialState.RUNNING
     assert not again.should_prune()  # not stopped again at the rung it was promoted from
     assert study.ask().number == 6  # nothing else promotable: a new trial

@@ -296,7 +296,9 @@ def test_bad_settings_say_what_is_wrong() -> None:
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
     pruner = ASHA(reduction_factor=np.int64(2), max_resource=np.int32(8))
-    assert pruner.rung_steps(8) == [1, 2, 4] and type(pruner.reduction_factor) is int
+    assert pruner.rung_steps(8) == [1, 2, 4]
+    assert type(pruner.reduction_factor) is int and type(pruner.max_resource) is int
+    assert pruner.describe()["max_resource"] == 8 and "np." not in repr(pruner)
     with pytest.raises(ValueError, match="reduction_factor must be an integer >= 2, got 3.0"):
         ASHA(reduction_factor=3.0)  # type: ignore[arg-type]
 
@@ -309,6 +311,17 @@ def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.Log
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(lambda t: t.params["x"], n_trials=2)
     assert "is 25 trials short" in caplog.text and "use ASHA" in caplog.text
+
+
+def test_the_cohort_warning_counts_queued_trials_once(caplog: pytest.LogCaptureFixture) -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=SuccessiveHalving(pause=True, max_resource=9), sampler="random")
+    for x in (0.1, 0.2, 0.3):
+        study.enqueue({"x": x})  # run within n_trials: 9 trials in all, one full cohort of 9
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(lambda t: t.params["x"], n_trials=9)
+        assert len(study.trials) == 9 and "short" not in caplog.text
+        study.optimize(lambda t: t.params["x"], n_trials=3)
+    assert "the last cohort (trials 9-11) is 6 trials short" in caplog.text
 
 
 class _EveryOther(Pruner):

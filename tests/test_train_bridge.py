@@ -46,6 +46,7 @@ def test_objective_reports_each_epoch_and_stores_checkpoint(tmp_path: Path) -> N
         assert Path(t.attrs["checkpoint"]).is_file() and Path(t.attrs["best_checkpoint"]).is_file()
         assert t.attrs["checkpoint"].startswith(str(tmp_path))
         assert t.attrs["samples_per_s"] > 0 and isinstance(t.attrs["overfit_at"], list)
+        assert set(t.attrs["overfit_at"]) <= set(t.intermediate)  # steps as reported
 
 
 def test_tuned_adam_config_reaches_the_optimizer(tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ class ASHA(Pruner):
         self.min_resource = check_int("min_resource", min_resource, 1)
         self.reduction_factor = check_int("reduction_factor", reduction_factor, 2)
         if max_resource is not None:
-            check_int("max_resource", max_resource, 1)
+            max_resource = check_int("max_resource", max_resource, 1)
             if max_resource <= min_resource:
                 raise ValueError(
                     f"max_resource ({max_resource}) must be larger than min_resource ({min_resource})"

@@ -318,8 +318,8 @@ class Study:
         ends = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.PAUSED}
         if state is not None and state not in ends:
             raise ValueError(
-                f"tell(state={state!r}): the state must be one of 'complete', 'pruned', 'failed' "
-                "or 'paused' (or a TrialState)"
+                "tell() finishes a trial as 'complete', 'pruned' or 'failed', or pauses it "
+                f"('paused'), not {getattr(state, 'value', state)!s}"
             )
         if record.state.is_finished:
             raise TrialFinishedError(
@@ -342,6 +342,19 @@ class Study:
         if final.state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", final.number, final.error)
         return final
+
+    def _warn_about_budget(self, n_trials: Any) -> None:
+        """Log the pruner's :meth:`~tunesmith.pruners.Pruner.budget_warning` for the trial
+        numbers this call will reach (queued trials are run within ``n_trials``)."""
+        if type(self.pruner).budget_warning is Pruner.budget_warning:
+            return
+        if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0:
+            return  # optimize's own check says what is wrong
+        trials = self._storage.get_trials(self._study_id)
+        waiting = sum(t.state is TrialState.WAITING for t in trials)
+        warning = self.pruner.budget_warning(len(trials) + max(0, n_trials - waiting))
+        if warning:
+            logger.warning(warning)
 
     def _warn_no_checkpoint(self, record: FrozenTrial) -> None:
         """Once per study: a trial paused without ``attrs["checkpoint"]`` has nothing to resume from."""
@@ -426,10 +439,7 @@ class Study:
         """
         from .optimize import run_optimize
 
-        if n_trials is not None:
-            warning = self.pruner.budget_warning(len(self._storage.get_trials(self._study_id)) + n_trials)
-            if warning:
-                logger.warning(warning)
+        self._warn_about_budget(n_trials)
         run_optimize(
             self,
             objective,

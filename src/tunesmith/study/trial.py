@@ -75,9 +75,10 @@ class Trial:
             step = 0 if last is None else last + 1
         step = _as_step(step, self.number)
         if last is not None and step <= last:
-            if self.is_resumed:
+            paused_at = self._record.attrs.get(RESUMED_ATTR)
+            if paused_at is not None and step <= paused_at:
                 raise ValueError(
-                    f"trial {self.number} was paused after step {last} and resumed, and then "
+                    f"trial {self.number} was paused after step {paused_at} and resumed, and then "
                     f"reported step {step} again: a resumed run continues where it paused. Start "
                     "the loop at trial.start_step and load trial.resume_from (docs/pruning.md, "
                     "'Pause and resume'), or use a pruner without pause=True"

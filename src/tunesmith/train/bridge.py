@@ -202,7 +202,7 @@ def _checkpoint_to_resume(trial: Any) -> str | None:
 def _store_summary(trial: Any, history: Any) -> None:
     speeds = [r.samples_per_s for r in history.records]
     trial.set_attr("best_checkpoint", history.best_checkpoint)
-    trial.set_attr("overfit_at", history.overfit_at)
+    trial.set_attr("overfit_at", [i + 1 for i in history.overfit_at])  # as reported steps
     trial.set_attr("stopped_early", history.stopped_early)
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
 
