@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 
 from .study import Study
-from .trial import TrialState
+from .trial import FrozenTrial, TrialState
 
 #: colour of each trial state (a colour-blind-safe palette)
 STATE_COLORS = {
@@ -37,8 +37,9 @@ def learning_curves(study: Study, ax: Any = None, *, log_y: bool = False) -> Any
     first bracket) are dotted vertical lines.
     """
     ax = _axes(ax)
-    trials = [t for t in study.trials if t.intermediate]
-    best = _best_number(study)
+    every = study.trials  # one read of the storage
+    trials = [t for t in every if t.intermediate]
+    best = _best_number(every, study.direction.sign())
     counts = Counter(t.state for t in trials)
     labelled: set[TrialState] = set()
     for t in trials:
@@ -65,7 +66,8 @@ def history(study: Study, ax: Any = None, *, log_y: bool = False) -> Any:
     and the best complete value so far as a step line."""
     ax = _axes(ax)
     sign = study.direction.sign()
-    done = [t for t in study.trials if t.value is not None and t.state.is_finished]
+    every = study.trials  # one read of the storage
+    done = [t for t in every if t.value is not None and t.state.is_finished]
     for state in (TrialState.COMPLETE, TrialState.PRUNED):
         some = [t for t in done if t.state is state]
         if some:
@@ -80,7 +82,7 @@ def history(study: Study, ax: Any = None, *, log_y: bool = False) -> Any:
             ys.append(best)
     if xs:
         ax.step(xs, ys, where="post", color="#000000", lw=1.5, label="best so far", gid="best-so-far")
-    title = f"{study.name}: {len(done)} finished of {len(study.trials)} trials"
+    title = f"{study.name}: {len(done)} finished of {len(every)} trials"
     return _label(ax, "trial", f"value ({study.direction.value})", title, log_y, legend=bool(done))
 
 
@@ -105,9 +107,10 @@ def _axes(ax: Any) -> Any:
     return plt.subplots(figsize=(7, 4.5))[1]
 
 
-def _best_number(study: Study) -> int | None:
-    done = [t for t in study.trials if t.state is TrialState.COMPLETE]
-    return study.best_trial.number if done else None
+def _best_number(trials: list[FrozenTrial], sign: float) -> int | None:
+    """The number of Study.best_trial, from trials already read."""
+    done = [t for t in trials if t.state is TrialState.COMPLETE]
+    return min(done, key=lambda t: (sign * float(t.value), t.number)).number if done else None  # type: ignore[arg-type]
 
 
 def _rungs(study: Study, upto: int) -> list[int]:

@@ -391,9 +391,8 @@ class Study:
             if v is None and rec.intermediate:
                 v = rec.intermediate[max(rec.intermediate)]
             return rec.replace(state=state, value=v, completed=now)
-        if state is TrialState.FAILED:
-            return rec.replace(state=state, completed=now, error=error or "marked failed by tell()")
-        raise ValueError(f"tell() finishes a trial as complete, pruned or failed, not {state}")
+        # FAILED (tell() has refused every other state)
+        return rec.replace(state=TrialState.FAILED, completed=now, error=error or "marked failed by tell()")
 
     def _decide(self, record: FrozenTrial) -> Decision:
         others = self._history() if record.intermediate else []
