@@ -1,9 +1,11 @@
 """Shared fixtures.
 
-``storage_url`` runs a test once per storage backend. To add a backend (e.g.
-a PostgreSQL server started on 127.0.0.1 by a session fixture), add an entry to
-``STORAGE_BACKENDS``: a name and a function ``(tmp_path) -> url`` (``None``
-means in memory). ``TUNESMITH_TEST_POSTGRES_URL`` adds an existing server.
+``storage_url`` runs a test once per storage backend: memory, SQLite, and
+PostgreSQL (a throwaway server the session starts on 127.0.0.1, a fresh
+database per test; skipped with the reason where no server can be started,
+a failure in CI). To add a backend, add an entry to ``STORAGE_BACKENDS``: a
+name and a function ``(request, tmp_path) -> url`` (``None`` means in memory).
+``TUNESMITH_TEST_POSTGRES_URL`` uses an existing server instead.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ def _sqlite(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tunesmith.db'}"
 
 
-STORAGE_BACKENDS: dict[str, Callable[[Path], str | None]] = {
-    "memory": lambda tmp_path: None,
-    "sqlite": _sqlite,
-}
+def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    given = os.environ.get("TUNESMITH_TEST_POSTGRES_URL")
+    return given if given else str(request.getfixturevalue("pg_url"))
 
-if os.environ.get("TUNESMITH_TEST_POSTGRES_URL"):
-    STORAGE_BACKENDS["postgresql"] = lambda tmp_path: os.environ["TUNESMITH_TEST_POSTGRES_URL"]
+
+STORAGE_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], str | None]] = {
+    "memory": lambda request, tmp_path: None,
+    "sqlite": lambda request, tmp_path: _sqlite(tmp_path),
+    "postgresql": _postgresql,
+}
 
 # backends that several processes can share
 SHARED_BACKENDS = [name for name in STORAGE_BACKENDS if name != "memory"]
@@ -56,7 +61,7 @@ def _wipe(url: str | None) -> None:
 @pytest.fixture(params=list(STORAGE_BACKENDS))
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
     """A fresh, empty storage URL per backend (``None``: in memory)."""
-    url = STORAGE_BACKENDS[request.param](tmp_path)
+    url = STORAGE_BACKENDS[request.param](request, tmp_path)
     _wipe(url)
     yield url
     _wipe(url)
@@ -65,7 +70,7 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str 
 @pytest.fixture(params=SHARED_BACKENDS)
 def shared_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty URL of a storage that processes can share."""
-    url = STORAGE_BACKENDS[request.param](tmp_path)
+    url = STORAGE_BACKENDS[request.param](request, tmp_path)
     assert url is not None
     _wipe(url)
     yield url

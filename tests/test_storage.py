@@ -1,7 +1,7 @@
 """Storage conformance suite: every storage must pass ``TestStorageConformance``.
 
-It runs once per backend in ``conftest.STORAGE_BACKENDS`` (memory, SQLite, and
-PostgreSQL when a server is configured); a new backend is done when it passes.
+It runs once per backend in ``conftest.STORAGE_BACKENDS`` (memory, SQLite and
+PostgreSQL on the server the tests start); a new backend is done when it passes.
 SQLite-only behaviour (schema versions, several processes) follows the class.
 """
 
