@@ -10,7 +10,7 @@ Part "ray": overhead per trial of the Ray executor on a trivial objective
 (wall time / trials, actors' start included) next to Ray Tune's Tuner
 (default, and reuse_actors=True) on the same private local Ray instance.
 
-    PYTHONPATH=src python benchmarks/bench_distributed.py --part all --out benchmarks/distributed.json
+    PYTHONPATH=src python benchmarks/bench_distributed.py --part all --out benchmarks/results/distributed.json
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one GPU check of the trainer (run on the device machine from a copy of the repository;
-# see benchmarks/README.md). Writes JSON/logs under $OUT.
+# see benchmarks/gpu-packing.md). Writes JSON/logs under $OUT.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2

@@ -3,7 +3,7 @@
 #   tabular:  --seeds 16 on 10 CPU processes (1 thread each)
 #   finetune: --seeds 8 on 6 processes sharing the GPU (all-MiniLM-L6-v2, VADER words)
 # each with --time-limit (the seeds whose runs all finished are reported). Run from the
-# repository root with the wheels and the fp16 copy of the model in .whl/ (see benchmarks/README.md):
+# repository root with the wheels and the fp16 copy of the model in .whl/ (see benchmarks/pruning.md):
 #   bash benchmarks/pruning_device.sh            # writes under $OUT
 #   PRUNING_QUICK=1 SKIP_INSTALL=1 PY=.venv/bin/python OUT=/tmp/out bash benchmarks/pruning_device.sh
 set -u
@@ -18,7 +18,7 @@ export PYTHONPATH=$PWD/src:/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=err
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 # TAB_ARGS= or FT_ARGS= (empty) skips that task; e.g. a continuation of the fine-tuning run:
 #   TAB_ARGS= FT_ARGS="--seeds 4 --jobs 6 --resume benchmarks/results/pruning-finetune-h100.jsonl" LIMIT=200
-# or the 3,916-word validation variant with some rows (see benchmarks/README.md):
+# or the 3,916-word validation variant with some rows (see benchmarks/pruning.md):
 #   TAB_ARGS= FT_ARGS="--texts 4894 --train-frac 0.2 --seeds 8 --jobs 12 --methods 'TPE + ASHA' 'Optuna TPE'"
 TAB=${TAB_ARGS-"--seeds 16 --jobs 10"}; FT=${FT_ARGS-"--seeds 8 --jobs 6"}
 if [ -n "${PRUNING_QUICK:-}" ]; then TAB="--quick --seeds 2 --jobs 1"; FT="--quick --seeds 1 --jobs 1"; LIMIT=100; fi
