@@ -1,0 +1,105 @@
+"""Executor conformance suite: inline, threads, processes and Ray keep the same promises.
+
+Every executor must run exactly ``n_trials`` new trials, stop at an exhausted grid
+with every point run once, run the promotions its last trials earned before
+``optimize`` returns, and leave no trial running when its worker dies (processes and
+Ray: the parent sees the death). A new executor is added to ``EXECUTORS`` and is done
+when it passes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.pruners import ASHA
+from tunesmith.trial import TrialState
+
+try:  # Ray workers cannot import this test module: ship its functions by value
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+except ImportError:  # pragma: no cover - the Ray cases skip without Ray
+    pass
+
+EXECUTORS = ["inline", "thread", "process", pytest.param("ray", marks=pytest.mark.slow)]
+DIES = ["process", pytest.param("ray", marks=pytest.mark.slow)]  # executors whose workers are processes the parent can watch
+
+
+def study_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **kwargs: Any) -> ts.Study:
+    if kind == "ray":
+        request.getfixturevalue("ray_local")
+    storage = f"sqlite:///{tmp_path / 'study.db'}" if kind in ("process", "ray") else None
+    space = kwargs.pop("space", ts.Space({"x": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b"])}))
+    return ts.Study(space, storage=storage, name="conformance", seed=0, **kwargs)
+
+
+def jobs(kind: str) -> dict[str, Any]:
+    return {"n_jobs": 1 if kind == "inline" else 2, "executor": kind}
+
+
+def square(trial: ts.Trial) -> float:
+    return float(trial.params["x"]) ** 2
+
+
+@pytest.mark.parametrize("kind", EXECUTORS)
+def test_exactly_n_trials(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    study = study_for(kind, tmp_path, request, sampler="random")
+    study.optimize(square, n_trials=9, **jobs(kind))
+    states = [t.state for t in study.trials]
+    assert len(states) == 9 and set(states) == {TrialState.COMPLETE}
+    study.optimize(square, n_trials=4, **jobs(kind))  # a second call adds exactly its own
+    assert len(study.trials) == 13
+
+
+@pytest.mark.parametrize("kind", EXECUTORS)
+def test_an_exhausted_grid_runs_every_point_once(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    space = ts.Space({"a": ts.Categorical([1, 2, 3]), "b": ts.Categorical(["u", "v"])})
+    study = study_for(kind, tmp_path, request, space=space, sampler="grid")
+    study.optimize(lambda t: float(t.params["a"]), n_trials=50, **jobs(kind))
+    points = sorted((t.params["a"], t.params["b"]) for t in study.trials)
+    assert points == sorted((a, b) for a in (1, 2, 3) for b in ("u", "v"))
+    assert all(t.state is TrialState.COMPLETE for t in study.trials)
+
+
+def curve_objective(trial: ts.Trial) -> float:
+    value = 1.0
+    for step in range(max(trial.start_step, 1), 10):
+        value = 1.0 / (1.0 + 3 * trial.params["x"] * step)
+        trial.report(value, step)
+        trial.set_attr("checkpoint", f"step-{step}")
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return value
+
+
+@pytest.mark.parametrize("kind", EXECUTORS)
+def test_earned_promotions_run_before_optimize_returns(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    study = study_for(kind, tmp_path, request, sampler="random",
+                      pruner=ASHA(max_resource=9, reduction_factor=3, pause=True))
+    study.optimize(curve_objective, n_trials=12, **jobs(kind))
+    promotable = study.pruner.promotable(study.trials, study.direction)
+    assert promotable == []  # nothing earned and left waiting
+    assert not study.trials_in(TrialState.RUNNING, TrialState.WAITING)
+    assert len(study.trials) == 12
+
+
+def dies_on_the_third(trial: ts.Trial) -> float:
+    if trial.number == 2:
+        os._exit(0)  # the worker process vanishes without a word
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("kind", DIES)
+def test_a_lost_worker_leaves_no_trial_running(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    study = study_for(kind, tmp_path, request, sampler="random")
+    study.optimize(dies_on_the_third, n_trials=8, **jobs(kind))
+    trials = study.trials
+    assert not [t.number for t in trials if t.state is TrialState.RUNNING]
+    assert trials[2].state is TrialState.FAILED
+    assert sum(t.state is TrialState.COMPLETE for t in trials) == 7  # the budget is honoured
