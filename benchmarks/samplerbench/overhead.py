@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -99,3 +99,67 @@ def measure(sizes: Sequence[int], samplers: Sequence[str], repeats: int) -> list
                          "mean_s": float(np.mean(t)), "repeats": len(t)})
             print(f"  N={n:5d} {name:14s} median {np.median(t):.4f} s", flush=True)
     return rows
+
+
+# -- through the public ask/tell loop, the history growing trial by trial ----------------------
+
+
+def loop_tunesmith(sampler: str, n: int, seed: int = 0) -> Iterator[float]:
+    """Seconds of ``study.ask()`` + ``study.tell()`` for each of ``n`` trials of a fresh
+    in-memory study (the objective's own time left out), one trial per ``next()``: what a
+    user's loop pays, model refits included, as the history grows."""
+    space = ts.Space({f"x{i}": ts.Float(-5.0, 5.0) for i in range(D)})
+    study = ts.Study(space, sampler=sampler, seed=seed)
+    study.sampler.set_budget(n)
+    for _ in range(n):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        asked = time.perf_counter()
+        value = _f(np.array([trial.params[f"x{i}"] for i in range(D)]))
+        t1 = time.perf_counter()
+        study.tell(trial, value)
+        yield asked - t0 + time.perf_counter() - t1
+
+
+def loop_optuna(kind: str, n: int, seed: int = 0) -> Iterator[float]:
+    """The same loop through Optuna's ``study.ask`` / ``study.tell``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sampler = optuna.samplers.TPESampler(seed=seed) if kind == "tpe" else optuna.samplers.GPSampler(seed=seed)
+    study = optuna.create_study(sampler=sampler)
+    dists = {f"x{i}": optuna.distributions.FloatDistribution(-5, 5) for i in range(D)}
+    for _ in range(n):
+        t0 = time.perf_counter()
+        trial = study.ask(dists)
+        asked = time.perf_counter()
+        value = _f(np.array([trial.params[f"x{i}"] for i in range(D)]))
+        t1 = time.perf_counter()
+        study.tell(trial, value)
+        yield asked - t0 + time.perf_counter() - t1
+
+
+def lockstep(loops: dict[str, Iterator[float]]) -> dict[str, list[float]]:
+    """Run the loops one trial each in turn, so a burst of load on a shared machine hits
+    every optimizer at the same history size."""
+    times: dict[str, list[float]] = {name: [] for name in loops}
+    live = dict(loops)
+    while live:
+        for name, loop in list(live.items()):
+            try:
+                times[name].append(next(loop))
+            except StopIteration:
+                del live[name]
+    return times
+
+
+def loop_summary(name: str, times: Sequence[float], window: int = 100) -> dict[str, Any]:
+    """Median and 90th percentile over the last ``window`` trials and over all of them."""
+    last = np.asarray(times[-window:])
+    every = np.asarray(times)
+    return {"optimizer": name, "n_trials": len(times), "last_window": window,
+            "median_last_s": float(np.median(last)), "p90_last_s": float(np.percentile(last, 90)),
+            "median_all_s": float(np.median(every)), "p90_all_s": float(np.percentile(every, 90)),
+            "total_s": float(every.sum())}

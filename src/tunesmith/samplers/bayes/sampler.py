@@ -17,7 +17,8 @@ Per suggestion (notation in :mod:`.encoding`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,10 @@ class BayesSampler(Sampler):
         return min(max(5, space.ndim + 1), 20)
 
     def suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
+        with one_blas_thread():
+            return self._suggest(space, trials, direction)
+
+    def _suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
         if space.ndim == 0:
             return Suggestion(space.decode([]))
         rows = self._encode(space, trials)
@@ -234,3 +239,27 @@ class BayesSampler(Sampler):
         return GP(np.vstack([gp.Z, Zp]), np.vstack([gp.A, Ap]), np.r_[gp.y, mu], theta, enc.is_cat, enc.conditional)
 
 
+
+
+_CONTROLLER: list[Any] = []
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS runs on one thread inside: the model's matrices (at most ``max_train`` points) are
+    too small to gain from more, and threads contending for the cores cost several times the
+    work (benchmarks/samplers.md, "Time per trial of the ask/tell loop"). The threads of the
+    caller's own numeric code are restored on exit. Without threadpoolctl, nothing changes."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - a core dependency; kept optional at run time
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())  # after numpy and scipy are loaded
+    controller = _CONTROLLER[0]
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
