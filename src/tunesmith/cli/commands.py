@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     study.optimize(objective, **optimize_options(sf, args.progress))
     trials = study.trials
     console = Console()
-    console.print(f"study [bold]{study.name}[/] in {study.storage.url}: {len(trials) - before} trials run now, "
+    console.print(f"study [bold]{study.name}[/] in {study.storage.display_url}: {len(trials) - before} trials run now, "
                   f"{len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
     if any(t.state is TrialState.COMPLETE for t in trials):
         console.print(best_table(study, trials, args.top))
@@ -92,9 +92,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage)
     records = storage.list_studies()
     if not records:
-        print(f"no studies in {storage.url}")
+        print(f"no studies in {storage.display_url}")
         return 0
-    table = Table(title=f"studies in {storage.url}")
+    table = Table(title=f"studies in {storage.display_url}")
     for col in ("name", "direction", "sampler", "trials", "complete", "best value"):
         table.add_column(col, justify="right" if col in ("trials", "complete", "best value") else "left")
     for rec in records:

@@ -77,6 +77,11 @@ _HINTS = {
 }
 
 
+#: messages of errors that no retry can fix, though they mention a connection
+_FATAL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied",
+          "disk is full", "no space left", "malformed", "not a database")
+
+
 def _hint(cause: str) -> str | None:
     text = cause.lower()
     return next((h for key, h in _HINTS.items() if key in text), None)
@@ -350,9 +355,11 @@ class SQLStorage(Storage):
 
     @staticmethod
     def _transient(exc: DBAPIError) -> bool:
+        text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+        if any(s in text for s in _FATAL):  # retrying cannot help: say so at once
+            return False
         if exc.connection_invalidated:
             return True
-        text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
         return any(
             s in text
             for s in (
