@@ -103,3 +103,182 @@ def test_postgres_password_is_masked_everywhere_it_is_shown(
     # the real URL still connects: worker processes and Ray actors are given it
     assert study.storage.url == secret_url
     assert len(ts.Study.load("masked", study.storage.url).trials) == 6
+
+
+# -- a full disk, a damaged or altered database, an outage, read-only media ----------------------
+@pytest.fixture
+def small_fs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 1 MiB file system (tmpfs) mounted for the test; skipped where mounting is impossible."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here (needs root with mount rights): {res.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == 28  # ENOSPC: the disk is full
+    finally:
+        os.close(fd)
+
+
+def _main(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from tunesmith.cli import main
+
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_full_disk_fails_with_storage_error_naming_the_file(small_fs: Path) -> None:
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{small_fs / 'study.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="full", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    _fill(small_fs)
+    with pytest.raises(StorageError) as err:
+        study.optimize(lambda t: t.params["x"], n_trials=2000)
+    assert str(small_fs / "study.db") in str(err.value)
+    assert "disk is full" in str(err.value) and "free space" in str(err.value)
+    assert len(ts.Study.load("full", url).trials) >= 3  # what was written is still there
+
+
+def test_corrupt_page_mid_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    path = tmp_path / "c.db"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{path}", name="c", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=300)
+    study.storage.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
+    pages = path.stat().st_size // 4096
+    assert pages >= 8
+    with open(path, "r+b") as f:  # one page in the middle overwritten with garbage
+        f.seek(pages // 2 * 4096)
+        f.write(bytes(range(256)) * 16)
+    with pytest.raises(StorageError, match="malformed") as err:
+        _ = ts.Study.load("c", f"sqlite:///{path}").trials
+    assert str(path) in str(err.value) and "backup" in str(err.value)
+    rc, _, stderr = _main("show", "c", "--storage", f"sqlite:///{path}", capsys=capsys)
+    assert rc != 0 and stderr.count("\n") == 1 and "malformed" in stderr and "Traceback" not in stderr
+
+
+def _altered(tmp_path: Path, sql: str) -> str:
+    import sqlite3
+
+    from tunesmith.storage import SQLStorage
+
+    path = tmp_path / "a.db"
+    SQLStorage(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(sql)
+    return f"sqlite:///{path}"
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("ALTER TABLE ts_trials DROP COLUMN heartbeat", r"table ts_trials lacks column\(s\) \['heartbeat'\]"),
+    ("DELETE FROM ts_meta", "ts_meta has no schema_version row"),
+    ("UPDATE ts_meta SET value = 'one' WHERE key = 'schema_version'", "schema version 'one' .* not an integer"),
+    ("UPDATE ts_meta SET value = '99' WHERE key = 'schema_version'", "schema version 99, written by a newer"),
+    ("DROP TABLE ts_trials", r"not \['ts_trials'\]"),
+])
+def test_altered_tables_are_refused_with_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sql: str, message: str
+) -> None:
+    from tunesmith.exceptions import SchemaVersionError
+    from tunesmith.storage import SQLStorage
+
+    url = _altered(tmp_path, sql)
+    with pytest.raises(SchemaVersionError, match=message):
+        SQLStorage(url)
+    with pytest.raises(SchemaVersionError, match=message):
+        SQLStorage(url, read_only=True)
+    rc, _, stderr = _main("studies", "--storage", url, capsys=capsys)
+    assert rc != 0 and stderr.count("\n") == 1 and str(tmp_path / "a.db") in stderr
+
+
+def test_postgres_outage_past_the_retry_window_is_a_storage_error(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    from tunesmith.exceptions import StorageError
+    from tunesmith.storage import SQLStorage
+
+    st = SQLStorage(pg_url.replace("postgres@", "postgres:pw@"), retry_window=1.0)
+    assert st.list_studies() == []
+    pg_server.stop()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(StorageError, match=r"still failing after retry_window=1 s") as err:
+            st.list_studies()
+        assert 1.0 <= time.monotonic() - t0 < 15.0
+        assert "pw@" not in str(err.value) and "***@" in str(err.value)
+    finally:
+        pg_server.start()
+    assert st.list_studies() == []  # the same storage works again once the server is back
+    with pytest.raises(ValueError, match="retry_window must be a finite number of seconds"):
+        SQLStorage(pg_url, retry_window=float("nan"))
+
+
+def test_read_only_database_can_be_listed_shown_and_exported(
+    small_fs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{small_fs / 'ro.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="ro", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=4)
+    study.storage.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    for argv in (["studies"], ["show", "ro"], ["export", "ro", "--format", "json"]):
+        rc, out, err = _main(argv[0], *argv[1:], "--storage", url, capsys=capsys)
+        assert rc == 0, err
+        assert "ro" in out
+    assert _main("export", "ro", "--storage", url, capsys=capsys)[1].count("\n") == 5  # header + 4 trials
+    reader = ts.SQLStorage(url, read_only=True)
+    with pytest.raises(StorageError, match="opened read-only"):
+        reader.create_study("new", direction=ts.Direction.MINIMIZE, space={}, config={})
+    with pytest.raises(StorageError, match="unable to open.*write its folder"):  # a run must write
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="ro2")
+
+
+def test_registered_sampler_is_rebuilt_when_its_study_is_reopened(tmp_path: Path) -> None:
+    import tunesmith as ts
+    from tunesmith.samplers import RandomSampler, register
+
+    class Mine(RandomSampler):
+        pass
+
+    register("Mine-Sampler", Mine)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="r", sampler="mine-sampler", seed=3)
+    reopened = ts.Study.load("r", url)
+    assert type(reopened.sampler) is Mine and reopened.sampler.seed == 3
+    with pytest.raises(ValueError, match="registered as 'random' already"):
+        register("other", RandomSampler)
+    assert RandomSampler.name == "random"
+
+
+def test_error_classes(tmp_path: Path) -> None:
+    import tunesmith as ts
+
+    for url in (None, f"sqlite:///{tmp_path / 'e.db'}"):
+        st = ts.storage.make_storage(url)
+        st.create_study("a", direction=ts.Direction.MINIMIZE, space={}, config={})
+        with pytest.raises(ts.DuplicateStudyError, match="'a' already exists") as dup:
+            st.create_study("a", direction=ts.Direction.MINIMIZE, space={}, config={})
+        assert isinstance(dup.value, ValueError)
+        with pytest.raises(ts.TrialNotFound, match="no trial number 7") as missing:
+            st.get_trial(st.get_study("a").study_id, 7)
+        assert isinstance(missing.value, KeyError)

@@ -73,7 +73,8 @@ _HINTS = {
     "not a database": "the file is not a SQLite database (or is damaged); check the path",
     "readonly database": "the database or its folder is read-only; reading commands open it read-only, "
                          "runs need write access",
-    "unable to open": "check that the file exists and that its folder is readable and writable",
+    "unable to open": "check that the file exists, that you can read it and write its folder (reading "
+                      "commands, tunesmith studies/show/export, open it read-only)",
 }
 
 
@@ -180,6 +181,7 @@ class SQLStorage(Storage):
         self._statements: Statements | None = None
         self._pid = -1
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
+        self._absent = False  # read-only SQLite whose file does not exist: no studies
         self._check_url()
         self._init_schema()
 
@@ -205,8 +207,7 @@ class SQLStorage(Storage):
             path = Path(str(parsed.database)).expanduser().resolve()
             if not path.parent.is_dir():
                 raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
-            if self.read_only and not path.is_file():
-                raise StorageError(f"cannot open storage {self.url!r}: there is no database file {path}")
+            self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
     def engine(self) -> Engine:
@@ -233,10 +234,13 @@ class SQLStorage(Storage):
         # and _retry waits on a busy database in short randomized steps instead.
         connect_args: dict[str, Any] = {"timeout": min(_SQLITE_DRIVER_WAIT, self.busy_timeout),
                                         "check_same_thread": False}
-        url = self.url
         if self.read_only:
-            url, connect_args["uri"] = "sqlite:///" + self._read_only_uri(), True
-        engine = sa.create_engine(url, connect_args=connect_args)
+            import sqlite3
+
+            uri = self._read_only_uri()
+            engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args))
+        else:
+            engine = sa.create_engine(self.url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
@@ -378,13 +382,16 @@ class SQLStorage(Storage):
 
     # -- schema ---------------------------------------------------------------------
     def _init_schema(self) -> None:
+        if self._absent:
+            return
         try:
             if self.read_only:
                 self._run(self._check_schema, write=False)
             else:
                 self._run(self._create_schema, write=True)
         except StorageError as exc:
-            if self.read_only and self.is_sqlite and not self._immutable and "readonly" in str(exc):
+            cannot_index = any(k in str(exc) for k in ("readonly", "unable to open"))
+            if self.read_only and self.is_sqlite and not self._immutable and cannot_index:
                 self._immutable = True  # no WAL index can be made beside it: read it as immutable
                 self.close()
                 return self._init_schema()
@@ -400,21 +407,21 @@ class SQLStorage(Storage):
             metadata.create_all(conn)
             conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
             return
-        if found != set(metadata.tables):
-            missing = sorted(set(metadata.tables) - found)
-            raise SchemaVersionError(
-                f"storage {self.display_url!r} has tunesmith's tables but not {missing}: it was damaged or "
-                "altered; restore it from a backup or use a new database"
-            )
         self._check_schema(conn)
 
     def _check_schema(self, conn: Connection) -> None:
         """Refuse tables this version cannot read: a newer or unreadable schema
         version, a missing version row, a table lacking a column."""
-        tables = set(sa.inspect(conn).get_table_names())
-        if not tables & set(metadata.tables):
+        tables = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+        if not tables:
             raise StorageError(f"storage {self.display_url!r}: holds no tunesmith tables (empty or another "
                                "program's database)")
+        if tables != set(metadata.tables):
+            missing = sorted(set(metadata.tables) - tables)
+            raise SchemaVersionError(
+                f"storage {self.display_url!r} has tunesmith's tables but not {missing}: it was damaged or "
+                "altered; restore it from a backup or use a new database"
+            )
         found = self._stored_version(conn)
         if found > SCHEMA_VERSION:
             raise SchemaVersionError(
@@ -499,6 +506,8 @@ class SQLStorage(Storage):
 
     def get_study(self, name: str) -> StudyRecord:
         check_study_name(name)
+        if self._absent:
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url} (there is no such file)")
         row = self._run(
             lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).first(),
             write=False,
@@ -508,6 +517,8 @@ class SQLStorage(Storage):
         return self._study(row)
 
     def list_studies(self) -> list[StudyRecord]:
+        if self._absent:
+            return []
         rows = self._run(
             lambda c: c.execute(sa.select(studies_table).order_by(studies_table.c.study_id)).all(),
             write=False,
