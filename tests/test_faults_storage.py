@@ -282,3 +282,75 @@ def test_error_classes(tmp_path: Path) -> None:
         with pytest.raises(ts.TrialNotFound, match="no trial number 7") as missing:
             st.get_trial(st.get_study("a").study_id, 7)
         assert isinstance(missing.value, KeyError)
+
+
+# -- hostile names and values --------------------------------------------------------------------
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    if request.param == "memory":
+        return None
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'h.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("n" * 10_000, "study name of 10000 characters .* is too long; use at most 512"),
+    ("a\x00b", r"contains the control character '\\x00'"),
+    ("two\nlines", r"control character '\\n'"),
+    ("   ", "must not be empty or blank"),
+])
+def test_hostile_study_names_are_refused_before_the_database(any_url: str | None, name: str, message: str) -> None:
+    import tunesmith as ts
+    from tunesmith.storage import make_storage
+
+    st = make_storage(any_url)
+    with pytest.raises(ValueError, match=message):
+        ts.Study({"x": ts.Float(0, 1)}, storage=st, name=name)
+    with pytest.raises(ValueError, match=message):
+        st.get_study(name)
+    assert st.list_studies() == []
+    ok = ts.Study({"x": ts.Float(0, 1)}, storage=st, name="é" * 512)  # the longest accepted, any letters
+    assert ts.Study.load("é" * 512, st).name == ok.name
+
+
+def _huge(trial):  # type: ignore[no-untyped-def]
+    return 10**400
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_objective_returning_10_to_the_400_fails_its_trial(tmp_path: Path, n_jobs: int) -> None:
+    import tunesmith as ts
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'v.db'}", sampler="random", seed=0)
+    study.optimize(_huge, n_trials=4, n_jobs=n_jobs)  # the workers survive it
+    assert [t.state for t in study.trials] == [ts.TrialState.FAILED] * 4
+    assert "objective returned 1000" in str(study.trials[0].error)
+    assert "(401 characters) (int); return a finite number" in str(study.trials[0].error)
+    trial = study.ask()
+    with pytest.raises(ValueError, match=r"report\(\) takes a finite number, got 1000.*\(401 characters\)"):
+        trial.report(10**400)
+    trial.report(-(10**300))  # a big integer that fits a float is a number like any other
+    assert trial.intermediate == {0: -1e300}
+
+
+def test_rich_markup_in_names_is_shown_literally(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunesmith as ts
+
+    monkeypatch.setenv("COLUMNS", "250")
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.params['[/nope]']\n")
+    (tmp_path / "m.yaml").write_text(
+        "name: '[bold red]x[/]'\nobjective: obj.py:objective\nsampler: random\nn_trials: 3\n"
+        f"storage: {url}\nspace: {{'[/nope]': {{type: float, low: 0, high: 1}}}}\n"
+    )
+    rc, out, err = _main("run", str(tmp_path / "m.yaml"), "--progress", capsys=capsys)
+    assert rc == 0, err
+    assert "[bold red]x[/]" in out and "[/nope]" in out and "[bold red]x[/]" in err  # summary, table, bar
+    for argv in (["studies"], ["show", "[bold red]x[/]"]):
+        rc, out, err = _main(*argv, "--storage", url, capsys=capsys)
+        assert rc == 0, err
+        assert "[bold red]x[/]" in out
+    assert "[/nope]" in out
+    assert ts.Study.load("[bold red]x[/]", url).best_params.keys() == {"[/nope]"}

@@ -18,7 +18,7 @@ from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState
 from .heartbeat import Heartbeat, HeartbeatConfig
 from .resume import pause_record, resume_next
-from .trial import Trial, _as_float
+from .trial import Trial, _as_float, short_repr
 
 logger = logging.getLogger("tunesmith")
 
@@ -509,7 +509,7 @@ def _bad_value_reason(value: Any) -> str:
             f"objective returned a {type(value).__name__} {value!r}; tunesmith optimizes a single "
             "value: return one float"
         )
-    return f"objective returned {value!r} ({type(value).__name__}); return a finite number"
+    return f"objective returned {short_repr(value)} ({type(value).__name__}); return a finite number"
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
