@@ -146,6 +146,7 @@ def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str
     db = f"sqlite:///{project / 'e.db'}"
     assert run_cli("studies", "--storage", db) == 0
     assert "no studies in" in capsys.readouterr().out
+    assert not (project / "e.db").exists()  # reading commands create nothing
     assert run_cli("show", "ghost", "--storage", db) == 2
     assert "no study named 'ghost'" in capsys.readouterr().err
     assert run_cli("export", "ghost", "--storage", db, "--format", "json") == 2

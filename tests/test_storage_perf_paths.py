@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 import tunesmith as ts
 from tunesmith import MemoryStorage, SQLStorage, Storage, TrialState
-from tunesmith.exceptions import TrialFinishedError
+from tunesmith.exceptions import StorageError, TrialFinishedError
 from tunesmith.storage import prepared
 from tunesmith.storage import sql as sql_module
 from tunesmith.storage.prepared import Prepared
@@ -159,7 +159,7 @@ def test_busy_database_is_waited_on_then_given_up(tmp_path: Path) -> None:
     release.join()
     holder.execute("BEGIN IMMEDIATE")
     t0 = time.monotonic()
-    with pytest.raises(OperationalError, match="locked"):
+    with pytest.raises(StorageError, match="locked.*busy_timeout=0.3 s"):
         st.create_trial(sid, params={"x": 2})
     assert 0.3 <= time.monotonic() - t0 < 3.0
     holder.execute("ROLLBACK")

@@ -17,11 +17,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from .exceptions import (
+    DuplicateStudyError,
     SchemaVersionError,
     SearchExhausted,
     StorageError,
     StudyNotFound,
     TrialFinishedError,
+    TrialNotFound,
     TrialPaused,
     TrialPruned,
     TunesmithError,
@@ -78,6 +80,7 @@ __all__ = [
     "Categorical",
     "Decision",
     "Direction",
+    "DuplicateStudyError",
     "Fixed",
     "Float",
     "FrozenTrial",
@@ -100,6 +103,7 @@ __all__ = [
     "StudyNotFound",
     "Trial",
     "TrialFinishedError",
+    "TrialNotFound",
     "TrialPaused",
     "TrialPruned",
     "TrialState",

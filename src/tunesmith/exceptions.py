@@ -23,15 +23,30 @@ class TrialPaused(TrialPruned):  # noqa: N818 - public name users raise
 
 
 class StorageError(TunesmithError):
-    """A storage could not be opened, read or written."""
+    """A storage could not be opened, read or written: the database is missing,
+    damaged, full, read-only, or unreachable for longer than the storage's
+    retry window. The message names the storage (password hidden) and the cause."""
 
 
 class SchemaVersionError(StorageError):
-    """The database was written by a newer tunesmith than this one."""
+    """The database's tables are not the ones this tunesmith reads: written by a
+    newer version, its version row missing or not an integer, or a table
+    lacking a column."""
+
+
+class DuplicateStudyError(TunesmithError, ValueError):
+    """A study of that name already exists in the storage (a ``ValueError`` too)."""
 
 
 class StudyNotFound(StorageError, KeyError):
     """No study of that name exists in the storage."""
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0]) if self.args else ""
+
+
+class TrialNotFound(TunesmithError, KeyError):  # noqa: N818 - like StudyNotFound
+    """The study has no trial of that number (a ``KeyError`` too)."""
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
         return str(self.args[0]) if self.args else ""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..storage import Storage, make_storage
@@ -76,7 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     study.optimize(objective, **optimize_options(sf, args.progress))
     trials = study.trials
     console = Console()
-    console.print(f"study [bold]{study.name}[/] in {study.storage.url}: {len(trials) - before} trials run now, "
+    console.print(f"study [bold]{escape(study.name)}[/] in {escape(study.storage.display_url)}: "
+                  f"{len(trials) - before} trials run now, "
                   f"{len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
     if any(t.state is TrialState.COMPLETE for t in trials):
         console.print(best_table(study, trials, args.top))
@@ -89,12 +91,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    storage = make_storage(args.storage)
+    storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
     if not records:
-        print(f"no studies in {storage.url}")
+        print(f"no studies in {storage.display_url}")
         return 0
-    table = Table(title=f"studies in {storage.url}")
+    table = Table(title=f"studies in {escape(storage.display_url)}")
     for col in ("name", "direction", "sampler", "trials", "complete", "best value"):
         table.add_column(col, justify="right" if col in ("trials", "complete", "best value") else "left")
     for rec in records:
@@ -104,7 +106,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
         best = min((sign * float(t.value), t.value) for t in done)[1] if done else None  # type: ignore[arg-type]
         sampler = rec.config.get("sampler", {})
         table.add_row(
-            rec.name, rec.direction.value, str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler),
+            escape(rec.name), rec.direction.value,
+            escape(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
             str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}",
         )
     Console().print(table)
@@ -112,7 +115,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 
 def _load(name: str, url: str) -> Study:
-    storage: Storage = make_storage(url)
+    storage: Storage = make_storage(url, read_only=True)  # reading commands work on read-only media
     return Study.load(name, storage)
 
 
@@ -120,7 +123,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = study.trials
     console = Console()
-    console.print(f"study [bold]{study.name}[/] ({study.direction.value}, sampler {study.sampler.name}): "
+    console.print(f"study [bold]{escape(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
                   f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
@@ -138,10 +141,10 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     table.add_column("value", justify="right")
     names = [n for n in study.space if any(n in t.params for t in done)]
     for n in names:
-        table.add_column(n)
+        table.add_column(escape(n))
     table.add_column("seconds", justify="right")
     for t in done[:top]:
-        cells = [_fmt(t.params[n]) if n in t.params else "" for n in names]
+        cells = [escape(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
         table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs)
     return table

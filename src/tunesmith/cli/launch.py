@@ -63,7 +63,7 @@ def _open_storage(sf: StudyFile) -> Storage:
         try:
             storage.get_study(sf.name)
         except StudyNotFound:
-            raise _no_space(sf, storage.url) from None
+            raise _no_space(sf, storage.display_url) from None
     return storage
 
 

@@ -52,5 +52,5 @@ def cmd_worker(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args, check=check_shared_storage)
     study.optimize(objective, **optimize_options(sf, show_progress=False))
     done = [t for t in study.trials if t.state.is_finished]
-    print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.url}", flush=True)
+    print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}", flush=True)
     return 0

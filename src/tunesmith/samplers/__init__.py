@@ -36,8 +36,25 @@ def __getattr__(name: str) -> Any:
 
 
 def register(name: str, cls: type[Sampler]) -> None:
-    """Make ``Study(sampler=name)`` build ``cls``."""
-    _BUILTIN[name] = cls
+    """Make ``Study(sampler=name)`` build ``cls``; ``cls.name`` becomes ``name``, so a
+    study stored with it reopens with it (``describe()`` must give its settings)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"register: the name must be a non-empty string, got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Sampler)):
+        raise TypeError(f"register: {cls!r} is not a subclass of tunesmith.samplers.Sampler")
+    known = cls.__dict__.get("name")
+    if known is not None and known != name.lower() and _resolve(str(known)) is cls:
+        raise ValueError(
+            f"register: {cls.__name__} is registered as {known!r} already; register a subclass "
+            "to give it a second name"
+        )
+    cls.name = name.lower()
+    _BUILTIN[name.lower()] = cls
+
+
+def _resolve(name: str) -> type[Sampler] | None:
+    cls = _BUILTIN.get(name.lower())
+    return __getattr__(cls) if isinstance(cls, str) else cls
 
 
 def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) -> Sampler:
@@ -55,9 +72,8 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
         raise ValueError(
             f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance"
         )
-    cls = _BUILTIN[spec.lower()]
-    if isinstance(cls, str):
-        cls = __getattr__(cls)
+    cls = _resolve(spec)
+    assert cls is not None  # checked just above
     return cls(seed=seed, **options)
 
 

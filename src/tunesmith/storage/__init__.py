@@ -7,9 +7,12 @@ from .memory import MemoryStorage
 from .sql import SCHEMA_VERSION, SQLStorage
 
 
-def make_storage(spec: str | Storage | None) -> Storage:
+def make_storage(spec: str | Storage | None, *, read_only: bool = False) -> Storage:
     """A storage from ``None``/"memory" (in memory), a database URL, a path
-    ending in ``.db`` (SQLite), or an instance (returned as is)."""
+    ending in ``.db`` (SQLite), or an instance (returned as is).
+
+    ``read_only`` opens a SQL database for reading only (see :class:`SQLStorage`).
+    """
     if spec is None or spec == "memory":
         return MemoryStorage()
     if isinstance(spec, Storage):
@@ -18,12 +21,12 @@ def make_storage(spec: str | Storage | None) -> Storage:
         raise TypeError(f"storage must be a URL string or a Storage, got {type(spec).__name__}")
     if "://" not in spec:
         if spec.endswith((".db", ".sqlite", ".sqlite3")):
-            return SQLStorage(f"sqlite:///{spec}")
+            return SQLStorage(f"sqlite:///{spec}", read_only=read_only)
         raise ValueError(
             f"storage {spec!r} is not a database URL; use 'sqlite:///{spec}' for a SQLite file "
             "or 'postgresql+psycopg://user:password@host/dbname'"
         )
-    return SQLStorage(spec)
+    return SQLStorage(spec, read_only=read_only)
 
 
 __all__ = [

@@ -10,12 +10,14 @@ Finished trials never change: writing to one raises
 from __future__ import annotations
 
 import os
+import re
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import TrialNotFound
 from ..pruners.curves import RESUMED_ATTR
 from ..trial import Direction, FrozenTrial, TrialState
 
@@ -78,6 +80,49 @@ def lost_record(t: FrozenTrial, error: str, now: float, requeued_as: int | None)
     return t.replace(state=TrialState.FAILED, error=error, completed=now, attrs=attrs)
 
 
+#: the longest study name every storage keeps (the SQL column's width)
+MAX_NAME_LENGTH = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_study_name(name: object) -> str:
+    """``name`` if it is a valid study name, else a ValueError that says why.
+
+    The same rule on every storage: a non-empty string of at most
+    :data:`MAX_NAME_LENGTH` characters without control characters (NUL, line
+    breaks, tabs, ...), checked before anything reaches a database.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a study name must be a string, got {type(name).__name__}")
+    if not name.strip():
+        raise ValueError("a study name must not be empty or blank")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"study name of {len(name)} characters ({name[:40]!r}...) is too long; "
+            f"use at most {MAX_NAME_LENGTH} characters"
+        )
+    bad = _CONTROL.search(name)
+    if bad:
+        raise ValueError(
+            f"study name {name[:80]!r} contains the control character {bad.group()!r}; "
+            "use printable characters only"
+        )
+    return name
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and any ``password=`` query value) shown as ``***``."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: mask by pattern
+        return re.sub(r"password=[^&]*", "password=***", re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url))
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
+
+
 def worker_id() -> str:
     """``host:pid`` of the calling process."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -87,13 +132,20 @@ class Storage(ABC):
     """Base class of storages. Implementations must be safe to share between
     threads; SQL ones also between processes and machines."""
 
+    #: the location, as given (a SQL URL keeps its password: use it to connect,
+    #: never to display; see :attr:`display_url`)
     url: str = "memory"
+
+    @property
+    def display_url(self) -> str:
+        """:attr:`url` with any password hidden: the form to print, log or put in an error."""
+        return mask_url(self.url)
 
     @abstractmethod
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
-        """Create a study; raise ValueError if one of that name exists."""
+        """Create a study; raise DuplicateStudyError if one of that name exists."""
 
     @abstractmethod
     def get_study(self, name: str) -> StudyRecord:
@@ -156,7 +208,7 @@ class Storage(ABC):
         for t in self.get_trials(study_id, min_number=number):
             if t.number == number:
                 return t
-        raise KeyError(f"study has no trial number {number}")
+        raise TrialNotFound(f"study has no trial number {number}")
 
     @abstractmethod
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
@@ -194,4 +246,4 @@ class Storage(ABC):
         """Release connections (optional)."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
+        return f"{type(self).__name__}({self.display_url!r})"

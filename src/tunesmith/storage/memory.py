@@ -7,9 +7,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..exceptions import StudyNotFound, TrialFinishedError
+from ..exceptions import DuplicateStudyError, StudyNotFound, TrialFinishedError
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord, held_record, holds_promotion, lost_record
+from .base import Storage, StudyRecord, check_study_name, held_record, holds_promotion, lost_record
 
 
 class MemoryStorage(Storage):
@@ -27,9 +27,10 @@ class MemoryStorage(Storage):
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
+        check_study_name(name)
         with self._lock:
             if name in self._studies:
-                raise ValueError(f"a study named {name!r} already exists")
+                raise DuplicateStudyError(f"a study named {name!r} already exists in {self.url}")
             rec = StudyRecord(len(self._trials), name, direction, dict(space), dict(config), time.time())
             self._studies[name] = rec
             self._trials[rec.study_id] = []
@@ -39,6 +40,7 @@ class MemoryStorage(Storage):
             return rec
 
     def get_study(self, name: str) -> StudyRecord:
+        check_study_name(name)
         with self._lock:
             if name not in self._studies:
                 raise StudyNotFound(f"no study named {name!r} in {self.url}")

@@ -25,11 +25,18 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ..exceptions import SchemaVersionError, StorageError, StudyNotFound, TrialFinishedError
+from ..exceptions import (
+    DuplicateStudyError,
+    SchemaVersionError,
+    StorageError,
+    StudyNotFound,
+    TrialFinishedError,
+    TrialNotFound,
+)
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord, held_record, holds_promotion, lost_record
+from .base import Storage, StudyRecord, check_study_name, held_record, holds_promotion, lost_record
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
@@ -53,6 +60,38 @@ _BUSY_STEP_MAX = 0.005
 def _is_busy(exc: DBAPIError) -> bool:
     text = str(exc.orig if exc.orig is not None else exc).lower()
     return "locked" in text or "busy" in text
+
+
+#: pg_advisory_xact_lock key that serializes creating the tables ("tune")
+_SCHEMA_LOCK = 0x74756E65
+
+#: what to do about a database error that is not transient, by a piece of its message
+_HINTS = {
+    "disk is full": "free space on the disk that holds the database, then run again",
+    "no space left": "free space on the disk that holds the database, then run again",
+    "malformed": "the file is damaged; restore it from a backup (sqlite3's .recover may save its rows)",
+    "not a database": "the file is not a SQLite database (or is damaged); check the path",
+    "readonly database": "the database or its folder is read-only; reading commands open it read-only, "
+                         "runs need write access",
+    "unable to open": "check that the file exists, that you can read it and write its folder (reading "
+                      "commands, tunesmith studies/show/export, open it read-only)",
+}
+
+
+#: messages of errors that no retry can fix, though they mention a connection
+_FATAL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied",
+          "disk is full", "no space left", "malformed", "not a database")
+
+
+def _hint(cause: str) -> str | None:
+    text = cause.lower()
+    return next((h for key, h in _HINTS.items() if key in text), None)
+
+
+def _seconds(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def _dumps(x: Any) -> str:
@@ -108,22 +147,41 @@ class SQLStorage(Storage):
 
     ``sqlite:///tunesmith.db`` (a file; the folder must exist) or
     ``postgresql+psycopg://user:pass@host/db``. Tables are created on first use
-    and carry a schema version.
+    (on PostgreSQL under an advisory lock, so many workers may start at once on
+    an empty database) and carry a schema version.
+
+    Errors come out as :class:`~tunesmith.exceptions.StorageError` (naming the
+    storage, password hidden, and the cause), or as its subclass
+    :class:`~tunesmith.exceptions.SchemaVersionError` for tables this version
+    does not read.
 
     Args:
-        url: the database URL.
-        retries: attempts for an operation that meets a transient error
-            (database busy, connection lost, serialization conflict).
-        busy_timeout: seconds SQLite waits for a lock before giving up an attempt.
+        url: the database URL. It is kept as given, to connect (and to hand to
+            worker processes); :attr:`display_url` hides its password.
+        retry_window: seconds during which an operation that meets a transient
+            error (connection lost, server restarting, serialization conflict)
+            is retried with backoff before it fails with ``StorageError``
+            (default 30: a database restart rides through; an outage longer
+            than that stops the study).
+        busy_timeout: seconds a SQLite write waits for another writer's lock.
+        read_only: open for reading only (``tunesmith studies``, ``show`` and
+            ``export`` do): a database on read-only media or in a folder the
+            user cannot write is read without creating or changing anything;
+            any write fails with ``StorageError``.
     """
 
-    def __init__(self, url: str, *, retries: int = 20, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, retry_window: float = 30.0, busy_timeout: float = 30.0, read_only: bool = False
+    ) -> None:
         self.url = url
-        self.retries = retries
-        self.busy_timeout = busy_timeout
+        self.retry_window = _seconds("retry_window", retry_window)
+        self.busy_timeout = _seconds("busy_timeout", busy_timeout)
+        self.read_only = read_only
         self._engine: Engine | None = None
         self._statements: Statements | None = None
         self._pid = -1
+        self._immutable = False  # read-only SQLite that SQLite can only open as immutable
+        self._absent = False  # read-only SQLite whose file does not exist: no studies
         self._check_url()
         self._init_schema()
 
@@ -137,18 +195,19 @@ class SQLStorage(Storage):
             parsed = sa.engine.make_url(self.url)
         except sa.exc.ArgumentError:
             raise ValueError(
-                f"storage {self.url!r} is not a database URL; use e.g. 'sqlite:///tunesmith.db' "
+                f"storage {self.display_url!r} is not a database URL; use e.g. 'sqlite:///tunesmith.db' "
                 "or 'postgresql+psycopg://user:password@host/dbname'"
             ) from None
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            folder = Path(parsed.database).expanduser().resolve().parent
-            if not folder.is_dir():
-                raise ValueError(f"storage {self.url!r}: folder {folder} does not exist; create it first")
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise ValueError(
                 "an in-memory SQLite database cannot be shared; use storage=None for memory "
                 "or 'sqlite:///path/to/file.db'"
             )
+        if parsed.get_backend_name() == "sqlite":
+            path = Path(str(parsed.database)).expanduser().resolve()
+            if not path.parent.is_dir():
+                raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
+            self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
     def engine(self) -> Engine:
@@ -167,23 +226,29 @@ class SQLStorage(Storage):
                 return sa.create_engine(self.url, pool_pre_ping=True, future=True)
             except ModuleNotFoundError as exc:
                 raise ImportError(
-                    f"storage {self.url!r} needs a database driver ({exc.name}); for PostgreSQL "
+                    f"storage {self.display_url!r} needs a database driver ({exc.name}); for PostgreSQL "
                     "install the extra: pip install 'tunesmith[postgres]'"
                 ) from None
         # SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries, long
         # next to our sub-millisecond transactions: it only gets a short wait here,
         # and _retry waits on a busy database in short randomized steps instead.
-        engine = sa.create_engine(
-            self.url,
-            connect_args={"timeout": min(_SQLITE_DRIVER_WAIT, self.busy_timeout), "check_same_thread": False},
-        )
+        connect_args: dict[str, Any] = {"timeout": min(_SQLITE_DRIVER_WAIT, self.busy_timeout),
+                                        "check_same_thread": False}
+        if self.read_only:
+            import sqlite3
+
+            uri = self._read_only_uri()
+            engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args))
+        else:
+            engine = sa.create_engine(self.url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            if not self.read_only:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -194,8 +259,17 @@ class SQLStorage(Storage):
 
         return engine
 
+    def _read_only_uri(self) -> str:
+        """SQLite's URI for reading the file without writing: ``mode=ro``; ``immutable=1``
+        where SQLite cannot create the WAL index beside it (a read-only folder or
+        medium: then nobody is writing it either)."""
+        path = Path(str(sa.engine.make_url(self.url).database)).expanduser().resolve()
+        return path.as_uri() + ("?mode=ro&immutable=1" if self._immutable else "?mode=ro")
+
     def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         """Run ``fn`` in one SQLAlchemy transaction, retrying transient failures."""
+
+        self._check_writable(write)
 
         def once() -> T:
             with self.engine.connect() as conn:
@@ -213,58 +287,83 @@ class SQLStorage(Storage):
         autocommit mode (one statement sees one snapshot); PostgreSQL opens its
         transactions implicitly and writes take the study's row lock in ``fn``.
         """
+        self._check_writable(write)
         begin = "BEGIN IMMEDIATE" if write and self.is_sqlite else None
-        engine = self.engine
-        stmts = self._statements
-        assert stmts is not None
-        return self._retry(lambda: run_transaction(engine, stmts, fn, begin=begin))
+        return self._retry(lambda: run_transaction(self.engine, self._stmts(), fn, begin=begin))
+
+    def _check_writable(self, write: bool) -> None:
+        if write and self.read_only:
+            raise StorageError(f"storage {self.display_url!r} was opened read-only (read_only=True); "
+                               "open it without read_only to write")
+
+    def _stmts(self) -> Statements:
+        assert self._statements is not None  # set with the engine
+        return self._statements
 
     def _retry(self, once: Callable[[], T]) -> T:
-        """``once()``, again after transient errors: a busy (locked) database is
-        waited on in short randomized steps for up to ``busy_timeout`` seconds;
-        other transient errors (lost connection, serialization) are retried
-        ``retries`` times with exponential backoff."""
-        delay, step, attempt = 0.005, _BUSY_STEP, 0
+        """``once()``, again after transient errors: a busy (locked) SQLite database
+        is waited on in short randomized steps for up to ``busy_timeout`` seconds;
+        other transient errors (lost connection, server restarting, serialization)
+        are retried with exponential backoff for up to ``retry_window`` seconds.
+        What still fails is raised as StorageError (IntegrityError, which callers
+        handle, as it is)."""
+        delay, step = 0.005, _BUSY_STEP
         busy_since: float | None = None
+        failing_since: float | None = None
         while True:
             try:
                 return once()
-            except (OperationalError, DBAPIError) as exc:
-                if isinstance(exc, IntegrityError) or not self._transient(exc):
+            except IntegrityError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - sorted by _kind just below
+                kind = self._kind(exc)
+                if kind is None:
                     raise
-                if _is_busy(exc):
-                    now = time.monotonic()
+                now = time.monotonic()
+                if kind == "busy":
                     busy_since = now if busy_since is None else busy_since
                     if now - busy_since >= self.busy_timeout:
-                        raise
+                        raise self._error(exc, f"still locked by another writer after busy_timeout="
+                                               f"{self.busy_timeout:g} s") from exc
                     time.sleep(step * (0.5 + random.random()))
                     step = min(step * 1.5, _BUSY_STEP_MAX)
                     continue
-                attempt += 1
-                if attempt >= self.retries:
-                    raise
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 1.0)
-            except Exception as exc:  # noqa: BLE001 - filtered just below
-                if not isinstance(exc, (sa.exc.DisconnectionError, *self._driver_errors())):
-                    raise
-                # connecting failed (server restarting), raised by the driver unwrapped
-                attempt += 1
-                if attempt >= self.retries:
-                    raise
+                if kind == "fatal":
+                    raise self._error(exc) from exc
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= self.retry_window:
+                    raise self._error(exc, f"still failing after retry_window={self.retry_window:g} s "
+                                           "of retries") from exc
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
 
-    def _driver_errors(self) -> tuple[type[BaseException], ...]:
+    def _kind(self, exc: Exception) -> str | None:
+        """``busy``, ``transient`` or ``fatal`` for a database error; None for any other."""
+        if isinstance(exc, DBAPIError):
+            if not self._transient(exc):
+                return "fatal"
+            return "busy" if _is_busy(exc) else "transient"
+        if isinstance(exc, sa.exc.DisconnectionError):
+            return "transient"
         dbapi = getattr(self.engine.dialect, "dbapi", None)
-        err = getattr(dbapi, "OperationalError", None)
-        return (err,) if isinstance(err, type) else ()
+        if dbapi is not None and isinstance(exc, dbapi.Error):  # raised by the driver unwrapped
+            return "transient" if isinstance(exc, dbapi.OperationalError) else "fatal"
+        return None
+
+    def _error(self, exc: BaseException, gave_up: str | None = None) -> StorageError:
+        """A StorageError naming this storage (password hidden) and the cause."""
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        hint = _hint(cause)
+        parts = [f"storage {self.display_url!r}: {cause}", gave_up, hint]
+        return StorageError("; ".join(p for p in parts if p))
 
     @staticmethod
     def _transient(exc: DBAPIError) -> bool:
+        text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+        if any(s in text for s in _FATAL):  # retrying cannot help: say so at once
+            return False
         if exc.connection_invalidated:
             return True
-        text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
         return any(
             s in text
             for s in (
@@ -276,32 +375,95 @@ class SQLStorage(Storage):
                 "server closed",
                 "terminating",
                 "timeout",
+                "the database system is starting up",
+                "the database system is shutting down",
             )
         )
 
     # -- schema ---------------------------------------------------------------------
     def _init_schema(self) -> None:
+        if self._absent:
+            return
         try:
-            self._run(self._create_schema, write=True)
-        except (OperationalError, DBAPIError) as exc:
-            raise StorageError(f"cannot open storage {self.url!r}: {exc.orig or exc}") from exc
+            if self.read_only:
+                self._run(self._check_schema, write=False)
+            else:
+                self._run(self._create_schema, write=True)
+        except StorageError as exc:
+            cannot_index = any(k in str(exc) for k in ("readonly", "unable to open"))
+            if self.read_only and self.is_sqlite and not self._immutable and cannot_index:
+                self._immutable = True  # no WAL index can be made beside it: read it as immutable
+                self.close()
+                return self._init_schema()
+            if isinstance(exc, SchemaVersionError):
+                raise
+            raise StorageError(f"cannot open {exc}") from exc.__cause__
 
     def _create_schema(self, conn: Connection) -> None:
-        metadata.create_all(conn, checkfirst=True)
-        row = conn.execute(
-            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-        ).first()
-        if row is None:
+        if conn.dialect.name == "postgresql":  # workers starting at once on an empty database
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        found = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+        if not found:
+            metadata.create_all(conn)
             conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
             return
-        found = int(row.value)
+        self._check_schema(conn)
+
+    def _check_schema(self, conn: Connection) -> None:
+        """Refuse tables this version cannot read: a newer or unreadable schema
+        version, a missing version row, a table lacking a column."""
+        tables = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+        if not tables:
+            raise StorageError(f"storage {self.display_url!r}: holds no tunesmith tables (empty or another "
+                               "program's database)")
+        if tables != set(metadata.tables):
+            missing = sorted(set(metadata.tables) - tables)
+            raise SchemaVersionError(
+                f"storage {self.display_url!r} has tunesmith's tables but not {missing}: it was damaged or "
+                "altered; restore it from a backup or use a new database"
+            )
+        found = self._stored_version(conn)
         if found > SCHEMA_VERSION:
             raise SchemaVersionError(
-                f"storage {self.url!r} has schema version {found}, written by a newer tunesmith; "
+                f"storage {self.display_url!r} has schema version {found}, written by a newer tunesmith; "
                 f"this one reads up to version {SCHEMA_VERSION}. Upgrade: pip install -U tunesmith"
             )
         if found < SCHEMA_VERSION:  # pragma: no cover - no older schema exists yet
             self._migrate(conn, found)
+        self._check_columns(conn)
+
+    def _stored_version(self, conn: Connection) -> int:
+        where = f"storage {self.display_url!r}"
+        try:
+            row = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+            ).first()
+        except DBAPIError as exc:
+            raise SchemaVersionError(f"{where}: cannot read its schema version ({exc.orig})") from exc
+        if row is None:
+            raise SchemaVersionError(
+                f"{where}: table ts_meta has no schema_version row, so which tunesmith wrote it is unknown; "
+                f"if it holds version {SCHEMA_VERSION} tables, restore the row: "
+                f"INSERT INTO ts_meta VALUES ('schema_version', '{SCHEMA_VERSION}')"
+            )
+        try:
+            return int(row.value)
+        except ValueError:
+            raise SchemaVersionError(
+                f"{where}: its schema version {row.value!r} (table ts_meta) is not an integer"
+            ) from None
+
+    def _check_columns(self, conn: Connection) -> None:
+        inspector = sa.inspect(conn)
+        for table in metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            missing = [c.name for c in table.columns if c.name not in have]
+            if missing:
+                raise SchemaVersionError(
+                    f"storage {self.display_url!r}: table {table.name} lacks column(s) {missing} of "
+                    f"schema version {SCHEMA_VERSION}; it was altered or damaged: restore it from a backup "
+                    "or use a new database"
+                )
 
     def _migrate(self, conn: Connection, found: int) -> None:  # pragma: no cover
         raise SchemaVersionError(f"no migration from schema version {found} to {SCHEMA_VERSION}")
@@ -310,12 +472,14 @@ class SQLStorage(Storage):
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
+        check_study_name(name)
+
         def op(conn: Connection) -> StudyRecord:
             exists = conn.execute(
                 sa.select(studies_table.c.study_id).where(studies_table.c.name == name)
             ).first()
             if exists:
-                raise ValueError(f"a study named {name!r} already exists in {self.url}")
+                raise DuplicateStudyError(f"a study named {name!r} already exists in {self.display_url}")
             now = time.time()
             res = conn.execute(
                 sa.insert(studies_table).values(
@@ -332,7 +496,7 @@ class SQLStorage(Storage):
         try:
             return self._run(op, write=True)
         except IntegrityError:
-            raise ValueError(f"a study named {name!r} already exists in {self.url}") from None
+            raise DuplicateStudyError(f"a study named {name!r} already exists in {self.display_url}") from None
 
     @staticmethod
     def _study(r: Any) -> StudyRecord:
@@ -341,15 +505,20 @@ class SQLStorage(Storage):
         )
 
     def get_study(self, name: str) -> StudyRecord:
+        check_study_name(name)
+        if self._absent:
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url} (there is no such file)")
         row = self._run(
             lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).first(),
             write=False,
         )
         if row is None:
-            raise StudyNotFound(f"no study named {name!r} in {self.url}")
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url}")
         return self._study(row)
 
     def list_studies(self) -> list[StudyRecord]:
+        if self._absent:
+            return []
         rows = self._run(
             lambda c: c.execute(sa.select(studies_table).order_by(studies_table.c.study_id)).all(),
             write=False,
@@ -486,7 +655,7 @@ class SQLStorage(Storage):
                 return
             row = cur.first("get_stored", {"sid": study_id, "number": trial.number})
             if row is None:
-                raise KeyError(f"study has no trial number {trial.number}")
+                raise TrialNotFound(f"study has no trial number {trial.number}")
             stored = dict(zip(("state", "params", "value", "intermediate", "attrs", "error"), row, strict=True))
             if any(stored[k] != values[k] for k in stored):  # a retried write that had committed is fine
                 raise TrialFinishedError(
@@ -504,7 +673,7 @@ class SQLStorage(Storage):
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         row = self._tx(lambda c: c.first("one_trial", {"sid": study_id, "number": number}), write=False)
         if row is None:
-            raise KeyError(f"study has no trial number {number}")
+            raise TrialNotFound(f"study has no trial number {number}")
         return tuple_to_trial(row)
 
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:

@@ -31,6 +31,7 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.enabled:
             from rich.console import Console
+            from rich.markup import escape
             from rich.progress import (
                 BarColumn,
                 TextColumn,
@@ -55,7 +56,7 @@ class Progress:
             except ValueError:
                 self._best = None
             total = self.n_trials if self.n_trials is not None else self.timeout
-            self._task = self._bar.add_task(self.study.name, total=total, best="-", trials=self._count())
+            self._task = self._bar.add_task(escape(self.study.name), total=total, best="-", trials=self._count())
         return self
 
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:

@@ -18,7 +18,7 @@ from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState
 from .heartbeat import Heartbeat, HeartbeatConfig
 from .resume import pause_record, resume_next
-from .trial import Trial, _as_float
+from .trial import Trial, _as_float, short_repr
 
 logger = logging.getLogger("tunesmith")
 
@@ -122,14 +122,14 @@ class Study:
         if record is not None:
             if not load_if_exists:
                 raise ValueError(
-                    f"a study named {self.name!r} already exists in {self._storage.url}; "
+                    f"a study named {self.name!r} already exists in {self._storage.display_url}; "
                     "pass load_if_exists=True to resume it or choose another name"
                 )
             self._check_same(record, space, direction)
             return record
         if space is None:
             raise ValueError(
-                f"no study named {self.name!r} in {self._storage.url}: pass a space to create it"
+                f"no study named {self.name!r} in {self._storage.display_url}: pass a space to create it"
             )
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
@@ -500,7 +500,7 @@ class Study:
             pass
 
     def __repr__(self) -> str:
-        return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.url!r})"
+        return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
 
 
 def _bad_value_reason(value: Any) -> str:
@@ -509,7 +509,7 @@ def _bad_value_reason(value: Any) -> str:
             f"objective returned a {type(value).__name__} {value!r}; tunesmith optimizes a single "
             "value: return one float"
         )
-    return f"objective returned {value!r} ({type(value).__name__}); return a finite number"
+    return f"objective returned {short_repr(value)} ({type(value).__name__}); return a finite number"
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:

@@ -65,7 +65,7 @@ class Trial:
         """
         v = _as_float(value)
         if v is None:
-            raise ValueError(f"trial {self.number}: report() takes a finite number, got {value!r}; " + (
+            raise ValueError(f"trial {self.number}: report() takes a finite number, got {short_repr(value)}; " + (
                 "a run that diverged should stop (raise ts.TrialPruned) instead of reporting it"
                 if _as_float_or_nan(value) is not None
                 else "pass the score itself (a float, a NumPy number or a 0-d tensor)"
@@ -162,5 +162,16 @@ def _as_float_or_nan(value: Any) -> float | None:
         return None
     try:
         return float(value)
+    except OverflowError:  # an integer (or fraction) beyond a float's range, e.g. 10**400
+        return math.inf if value > 0 else -math.inf
     except (TypeError, ValueError):
         return None
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long it was
+    (an error message must stay readable when an objective returns 10**400)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...{text[-10:]} ({len(text)} characters)"

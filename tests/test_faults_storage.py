@@ -1,0 +1,356 @@
+"""Faults of the storage: many workers starting at once, a full disk, a damaged or
+altered database, an outage past the retry window, read-only media, hostile names
+and values. Real SQLite files and a real PostgreSQL server (tests/pg.py); a full
+disk and read-only media are real small file systems mounted for the test where
+the machine allows it (root with mount rights), else the test skips and says why.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SPAWN_OPEN = (
+    "import sys, time\n"
+    "from tunesmith.storage import SQLStorage\n"
+    "start = float(sys.argv[2])\n"
+    "time.sleep(max(0.0, start - time.time()))\n"
+    "st = SQLStorage(sys.argv[1])\n"
+    "print(len(st.list_studies()))\n"
+)
+
+
+def _start_together(url: str, n: int, env: dict[str, str]) -> list[tuple[int, str]]:
+    """``n`` processes open ``url`` at the same instant; their exit codes and errors."""
+    start = time.time() + 2.0  # every interpreter is up and has imported tunesmith by then
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SPAWN_OPEN, url, repr(start)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(n)
+    ]
+    return [(p.wait(60), p.communicate()[1][-400:]) for p in procs]
+
+
+@pytest.mark.slow
+def test_eight_workers_start_at_once_on_an_empty_postgres_database(pg_server, subprocess_env) -> None:  # type: ignore[no-untyped-def]
+    # without a lock on schema creation 4-7 of 8 fail (concurrent CREATE TABLE);
+    # three fresh databases make a lucky pass without the lock unlikely
+    for i in range(3):
+        url = pg_server.create_database(f"fresh_start_{os.getpid()}_{i}")
+        results = _start_together(url, 8, subprocess_env)
+        assert [rc for rc, _ in results] == [0] * 8, [err for rc, err in results if rc]
+
+
+# -- the PostgreSQL password is never shown -------------------------------------------------------
+SECRET = "Hunter2-s3cret"
+
+
+@pytest.fixture
+def secret_url(pg_server) -> str:  # type: ignore[no-untyped-def]
+    """A fresh database by a URL with a password (the test server trusts 127.0.0.1, so any works)."""
+    url = pg_server.create_database(f"secret_{os.getpid()}_{time.monotonic_ns()}")
+    return url.replace("postgres@", f"postgres:{SECRET}@")
+
+
+def _cli(*argv: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tunesmith", *argv], cwd=cwd, env={**env, "COLUMNS": "300"},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_postgres_password_is_masked_everywhere_it_is_shown(
+    secret_url: str, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    import tunesmith as ts
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=secret_url, name="masked", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    shown = [repr(study), repr(study.storage), str(study.storage.display_url)]
+    with pytest.raises(ValueError) as dup:
+        ts.Study({"x": ts.Float(0, 1)}, storage=secret_url, name="masked", load_if_exists=False)
+    shown.append(str(dup.value))
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+    spec = (f"name: masked\nstorage: {secret_url}\nobjective: obj.py:objective\n"
+            "space: {x: {type: float, low: 0, high: 1}}\nn_trials: 2\n")
+    (tmp_path / "s.yaml").write_text(spec)
+    (tmp_path / "none.yaml").write_text(f"name: nope\nstorage: {secret_url}\nobjective: obj.py:objective\n")
+    bad_db = secret_url.rsplit("/", 1)[0] + "/no_such_database"
+    runs = {
+        "run": _cli("run", "s.yaml", "--no-progress", cwd=tmp_path, env=subprocess_env),
+        "worker": _cli("worker", "s.yaml", cwd=tmp_path, env=subprocess_env),
+        "studies": _cli("studies", "--storage", secret_url, cwd=tmp_path, env=subprocess_env),
+        "show missing": _cli("show", "nope", "--storage", secret_url, cwd=tmp_path, env=subprocess_env),
+        "worker missing": _cli("worker", "none.yaml", cwd=tmp_path, env=subprocess_env),
+        "cannot open": _cli("studies", "--storage", bad_db, cwd=tmp_path, env=subprocess_env),
+        "export": _cli("export", "nope", "--storage", bad_db, cwd=tmp_path, env=subprocess_env),
+    }
+    assert [runs[k].returncode for k in ("run", "worker", "studies")] == [0, 0, 0], runs
+    assert "masked" in runs["studies"].stdout and "***" in runs["studies"].stdout
+    assert "***" in runs["run"].stdout and "***" in runs["worker"].stdout
+    for name in ("show missing", "worker missing", "cannot open", "export"):
+        assert runs[name].returncode != 0 and "***@" in runs[name].stderr, (name, runs[name].stderr)
+        assert "Traceback" not in runs[name].stderr
+    assert "cannot open storage" in runs["cannot open"].stderr
+    assert "no_such_database" in runs["cannot open"].stderr and "does not exist" in runs["cannot open"].stderr
+    for text in shown + [r.stdout + r.stderr for r in runs.values()]:
+        assert SECRET not in text, text
+    assert all("***" in s for s in shown)
+    # the real URL still connects: worker processes and Ray actors are given it
+    assert study.storage.url == secret_url
+    assert len(ts.Study.load("masked", study.storage.url).trials) == 6
+
+
+# -- a full disk, a damaged or altered database, an outage, read-only media ----------------------
+@pytest.fixture
+def small_fs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 1 MiB file system (tmpfs) mounted for the test; skipped where mounting is impossible."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here (needs root with mount rights): {res.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == 28  # ENOSPC: the disk is full
+    finally:
+        os.close(fd)
+
+
+def _main(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from tunesmith.cli import main
+
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_full_disk_fails_with_storage_error_naming_the_file(small_fs: Path) -> None:
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{small_fs / 'study.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="full", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    _fill(small_fs)
+    with pytest.raises(StorageError) as err:
+        study.optimize(lambda t: t.params["x"], n_trials=2000)
+    assert str(small_fs / "study.db") in str(err.value)
+    assert "disk is full" in str(err.value) and "free space" in str(err.value)
+    assert len(ts.Study.load("full", url).trials) >= 3  # what was written is still there
+
+
+def test_corrupt_page_mid_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    path = tmp_path / "c.db"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{path}", name="c", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=300)
+    study.storage.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
+    pages = path.stat().st_size // 4096
+    assert pages >= 8
+    with open(path, "r+b") as f:  # one page in the middle overwritten with garbage
+        f.seek(pages // 2 * 4096)
+        f.write(bytes(range(256)) * 16)
+    with pytest.raises(StorageError, match="malformed") as err:
+        _ = ts.Study.load("c", f"sqlite:///{path}").trials
+    assert str(path) in str(err.value) and "backup" in str(err.value)
+    rc, _, stderr = _main("show", "c", "--storage", f"sqlite:///{path}", capsys=capsys)
+    assert rc != 0 and stderr.count("\n") == 1 and "malformed" in stderr and "Traceback" not in stderr
+
+
+def _altered(tmp_path: Path, sql: str) -> str:
+    import sqlite3
+
+    from tunesmith.storage import SQLStorage
+
+    path = tmp_path / "a.db"
+    SQLStorage(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(sql)
+    return f"sqlite:///{path}"
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("ALTER TABLE ts_trials DROP COLUMN heartbeat", r"table ts_trials lacks column\(s\) \['heartbeat'\]"),
+    ("DELETE FROM ts_meta", "ts_meta has no schema_version row"),
+    ("UPDATE ts_meta SET value = 'one' WHERE key = 'schema_version'", "schema version 'one' .* not an integer"),
+    ("UPDATE ts_meta SET value = '99' WHERE key = 'schema_version'", "schema version 99, written by a newer"),
+    ("DROP TABLE ts_trials", r"not \['ts_trials'\]"),
+])
+def test_altered_tables_are_refused_with_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sql: str, message: str
+) -> None:
+    from tunesmith.exceptions import SchemaVersionError
+    from tunesmith.storage import SQLStorage
+
+    url = _altered(tmp_path, sql)
+    with pytest.raises(SchemaVersionError, match=message):
+        SQLStorage(url)
+    with pytest.raises(SchemaVersionError, match=message):
+        SQLStorage(url, read_only=True)
+    rc, _, stderr = _main("studies", "--storage", url, capsys=capsys)
+    assert rc != 0 and stderr.count("\n") == 1 and str(tmp_path / "a.db") in stderr
+
+
+def test_postgres_outage_past_the_retry_window_is_a_storage_error(pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    from tunesmith.exceptions import StorageError
+    from tunesmith.storage import SQLStorage
+
+    st = SQLStorage(pg_url.replace("postgres@", "postgres:pw@"), retry_window=1.0)
+    assert st.list_studies() == []
+    pg_server.stop()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(StorageError, match=r"still failing after retry_window=1 s") as err:
+            st.list_studies()
+        assert 1.0 <= time.monotonic() - t0 < 15.0
+        assert "pw@" not in str(err.value) and "***@" in str(err.value)
+    finally:
+        pg_server.start()
+    assert st.list_studies() == []  # the same storage works again once the server is back
+    with pytest.raises(ValueError, match="retry_window must be a finite number of seconds"):
+        SQLStorage(pg_url, retry_window=float("nan"))
+
+
+def test_read_only_database_can_be_listed_shown_and_exported(
+    small_fs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    url = f"sqlite:///{small_fs / 'ro.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="ro", sampler="random", seed=1)
+    study.optimize(lambda t: t.params["x"], n_trials=4)
+    study.storage.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    for argv in (["studies"], ["show", "ro"], ["export", "ro", "--format", "json"]):
+        rc, out, err = _main(argv[0], *argv[1:], "--storage", url, capsys=capsys)
+        assert rc == 0, err
+        assert "ro" in out
+    assert _main("export", "ro", "--storage", url, capsys=capsys)[1].count("\n") == 5  # header + 4 trials
+    reader = ts.SQLStorage(url, read_only=True)
+    with pytest.raises(StorageError, match="opened read-only"):
+        reader.create_study("new", direction=ts.Direction.MINIMIZE, space={}, config={})
+    with pytest.raises(StorageError, match="unable to open.*write its folder"):  # a run must write
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="ro2")
+
+
+def test_registered_sampler_is_rebuilt_when_its_study_is_reopened(tmp_path: Path) -> None:
+    import tunesmith as ts
+    from tunesmith.samplers import RandomSampler, register
+
+    class Mine(RandomSampler):
+        pass
+
+    register("Mine-Sampler", Mine)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="r", sampler="mine-sampler", seed=3)
+    reopened = ts.Study.load("r", url)
+    assert type(reopened.sampler) is Mine and reopened.sampler.seed == 3
+    with pytest.raises(ValueError, match="registered as 'random' already"):
+        register("other", RandomSampler)
+    assert RandomSampler.name == "random"
+
+
+def test_error_classes(tmp_path: Path) -> None:
+    import tunesmith as ts
+
+    for url in (None, f"sqlite:///{tmp_path / 'e.db'}"):
+        st = ts.storage.make_storage(url)
+        st.create_study("a", direction=ts.Direction.MINIMIZE, space={}, config={})
+        with pytest.raises(ts.DuplicateStudyError, match="'a' already exists") as dup:
+            st.create_study("a", direction=ts.Direction.MINIMIZE, space={}, config={})
+        assert isinstance(dup.value, ValueError)
+        with pytest.raises(ts.TrialNotFound, match="no trial number 7") as missing:
+            st.get_trial(st.get_study("a").study_id, 7)
+        assert isinstance(missing.value, KeyError)
+
+
+# -- hostile names and values --------------------------------------------------------------------
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    if request.param == "memory":
+        return None
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'h.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("n" * 10_000, "study name of 10000 characters .* is too long; use at most 512"),
+    ("a\x00b", r"contains the control character '\\x00'"),
+    ("two\nlines", r"control character '\\n'"),
+    ("   ", "must not be empty or blank"),
+])
+def test_hostile_study_names_are_refused_before_the_database(any_url: str | None, name: str, message: str) -> None:
+    import tunesmith as ts
+    from tunesmith.storage import make_storage
+
+    st = make_storage(any_url)
+    with pytest.raises(ValueError, match=message):
+        ts.Study({"x": ts.Float(0, 1)}, storage=st, name=name)
+    with pytest.raises(ValueError, match=message):
+        st.get_study(name)
+    assert st.list_studies() == []
+    ok = ts.Study({"x": ts.Float(0, 1)}, storage=st, name="é" * 512)  # the longest accepted, any letters
+    assert ts.Study.load("é" * 512, st).name == ok.name
+
+
+def _huge(trial):  # type: ignore[no-untyped-def]
+    return 10**400
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_objective_returning_10_to_the_400_fails_its_trial(tmp_path: Path, n_jobs: int) -> None:
+    import tunesmith as ts
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'v.db'}", sampler="random", seed=0)
+    study.optimize(_huge, n_trials=4, n_jobs=n_jobs)  # the workers survive it
+    assert [t.state for t in study.trials] == [ts.TrialState.FAILED] * 4
+    assert "objective returned 1000" in str(study.trials[0].error)
+    assert "(401 characters) (int); return a finite number" in str(study.trials[0].error)
+    trial = study.ask()
+    with pytest.raises(ValueError, match=r"report\(\) takes a finite number, got 1000.*\(401 characters\)"):
+        trial.report(10**400)
+    trial.report(-(10**300))  # a big integer that fits a float is a number like any other
+    assert trial.intermediate == {0: -1e300}
+
+
+def test_rich_markup_in_names_is_shown_literally(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunesmith as ts
+
+    monkeypatch.setenv("COLUMNS", "250")
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.params['[/nope]']\n")
+    (tmp_path / "m.yaml").write_text(
+        "name: '[bold red]x[/]'\nobjective: obj.py:objective\nsampler: random\nn_trials: 3\n"
+        f"storage: {url}\nspace: {{'[/nope]': {{type: float, low: 0, high: 1}}}}\n"
+    )
+    rc, out, err = _main("run", str(tmp_path / "m.yaml"), "--progress", capsys=capsys)
+    assert rc == 0, err
+    assert "[bold red]x[/]" in out and "[/nope]" in out and "[bold red]x[/]" in err  # summary, table, bar
+    for argv in (["studies"], ["show", "[bold red]x[/]"]):
+        rc, out, err = _main(*argv, "--storage", url, capsys=capsys)
+        assert rc == 0, err
+        assert "[bold red]x[/]" in out
+    assert "[/nope]" in out
+    assert ts.Study.load("[bold red]x[/]", url).best_params.keys() == {"[/nope]"}
