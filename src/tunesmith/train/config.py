@@ -37,7 +37,8 @@ class TrainConfig:
             "exponential" (``gamma ** (t / decay_steps)``), "cosine" (to
             ``min_lr``) or "plateau" (times ``plateau_factor`` after
             ``plateau_patience`` evaluations without improvement).
-        decay_steps: steps per decay for step/exponential (None: one epoch).
+        decay_steps or decay_epochs: optimizer steps, or epochs, per decay for
+            step/exponential (neither: one epoch).
     Loop:
         batch_size, epochs or max_steps (the first reached ends training),
         accumulate (gradient accumulation: optimizer step every N batches),
@@ -77,6 +78,7 @@ class TrainConfig:
     warmup_fraction: float = 0.0
     schedule: str = "constant"
     decay_steps: int | None = None
+    decay_epochs: int | None = None
     gamma: float = 0.5
     min_lr: float = 0.0
     plateau_factor: float = 0.5
@@ -134,7 +136,9 @@ class TrainConfig:
             _flag(name, getattr(self, name), optional=name in ("drop_last", "pin_memory"))
         if self.persistent_workers and self.num_workers == 0:
             raise ValueError("TrainConfig.persistent_workers needs num_workers > 0")
-        for name in ("epochs", "max_steps", "decay_steps", "eval_every"):
+        if self.decay_steps is not None and self.decay_epochs is not None:
+            raise ValueError("TrainConfig: set decay_steps or decay_epochs, not both")
+        for name in ("epochs", "max_steps", "decay_steps", "decay_epochs", "eval_every"):
             if getattr(self, name) is not None:
                 _int_at_least(name, getattr(self, name), 1)
         if self.patience is not None:
