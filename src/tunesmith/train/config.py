@@ -37,12 +37,21 @@ class TrainConfig:
             "exponential" (``gamma ** (t / decay_steps)``), "cosine" (to
             ``min_lr``) or "plateau" (times ``plateau_factor`` after
             ``plateau_patience`` evaluations without improvement).
-        decay_steps: steps per decay for step/exponential (None: one epoch).
+        decay_steps or decay_epochs: optimizer steps, or epochs, per decay for
+            step/exponential (neither: one epoch).
     Loop:
         batch_size, epochs or max_steps (the first reached ends training),
         accumulate (gradient accumulation: optimizer step every N batches),
         clip_norm / clip_value (gradient clipping), eval_every (optimizer steps
         between validations; None: each epoch).
+    Data loading (training set; validation is read in order, nothing dropped):
+        shuffle (a new order each epoch, a function of ``(seed, epoch)``);
+        drop_last: True drops a last batch smaller than ``batch_size``, False
+        keeps it, None ("auto", the default) drops it only when it holds one
+        sample and the model has batch norm (which cannot train on one sample);
+        num_workers: worker processes reading a Dataset (0: in this process;
+        tensors are always indexed in this process); pin_memory (None: on
+        when training on CUDA); persistent_workers: keep workers between epochs.
     Early stopping: patience (evaluations without an improvement of the
         validation loss by more than min_delta; None: off), restore_best.
     Checkpoints: checkpoint_dir (None: none written), checkpoint_every
@@ -69,6 +78,7 @@ class TrainConfig:
     warmup_fraction: float = 0.0
     schedule: str = "constant"
     decay_steps: int | None = None
+    decay_epochs: int | None = None
     gamma: float = 0.5
     min_lr: float = 0.0
     plateau_factor: float = 0.5
@@ -80,6 +90,11 @@ class TrainConfig:
     clip_norm: float | None = None
     clip_value: float | None = None
     eval_every: int | None = None
+    shuffle: bool = True
+    drop_last: bool | None = None
+    num_workers: int = 0
+    pin_memory: bool | None = None
+    persistent_workers: bool = False
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool = True
@@ -116,7 +131,14 @@ class TrainConfig:
         for name in ("batch_size", "accumulate", "checkpoint_every", "keep_last", "plateau_patience"):
             _int_at_least(name, getattr(self, name), 1)
         _int_at_least("warmup_steps", self.warmup_steps, 0)
-        for name in ("epochs", "max_steps", "decay_steps", "eval_every"):
+        _int_at_least("num_workers", self.num_workers, 0)
+        for name in ("shuffle", "persistent_workers", "drop_last", "pin_memory"):
+            _flag(name, getattr(self, name), optional=name in ("drop_last", "pin_memory"))
+        if self.persistent_workers and self.num_workers == 0:
+            raise ValueError("TrainConfig.persistent_workers needs num_workers > 0")
+        if self.decay_steps is not None and self.decay_epochs is not None:
+            raise ValueError("TrainConfig: set decay_steps or decay_epochs, not both")
+        for name in ("epochs", "max_steps", "decay_steps", "decay_epochs", "eval_every"):
             if getattr(self, name) is not None:
                 _int_at_least(name, getattr(self, name), 1)
         if self.patience is not None:
@@ -147,6 +169,12 @@ def _num(v: Any) -> bool:
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _flag(name: str, value: Any, *, optional: bool) -> None:
+    if not (isinstance(value, bool) or (optional and value is None)):
+        allowed = "True, False or None" if optional else "True or False"
+        raise ValueError(f"TrainConfig.{name} must be {allowed}, got {value!r}")
 
 
 def _positive(name: str, value: Any) -> None:

@@ -4,7 +4,9 @@ Data is either a tuple of tensors ``(x1, ..., xk, y)`` with the same first
 dimension, or a ``torch.utils.data.Dataset`` whose items are such tuples. The
 model is called as ``model(x1, ..., xk)`` and the loss as ``loss(output, y)``.
 Batch order is a function of ``(seed, epoch)`` alone, so a resumed run sees
-the same batches as an uninterrupted one.
+the same batches as an uninterrupted one. :class:`Loader` turns that order
+into batches: in this process for tensors, through a ``DataLoader`` with
+worker processes for a Dataset when ``num_workers > 0``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Union
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, default_collate
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 Data = Union[tuple[torch.Tensor, ...], Dataset]  # noqa: UP007 - runtime alias
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -41,18 +44,53 @@ def check_data(data: Any, what: str) -> int:
     raise TypeError(f"{what}: expected a tuple of tensors or a torch Dataset, got {type(data).__name__}")
 
 
-def batch_count(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)
+def batch_count(n: int, batch_size: int, *, drop_last: bool = False) -> int:
+    return n // batch_size if drop_last else math.ceil(n / batch_size)
 
 
-def index_batches(n: int, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True) -> list[torch.Tensor]:
-    """Index tensors of the batches of one epoch (a pure function of its arguments)."""
+def index_batches(
+    n: int, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True, drop_last: bool = False
+) -> list[torch.Tensor]:
+    """Index tensors of the batches of one epoch (a pure function of its arguments).
+
+    ``drop_last``: leave out a last batch smaller than ``batch_size``.
+    """
     if shuffle:
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(n, generator=g)
     else:
         order = torch.arange(n)
-    return list(order.split(batch_size))
+    batches = list(order.split(batch_size))
+    if drop_last and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def resolve_drop_last(drop_last: bool | None, *, n: int, batch_size: int, model: nn.Module) -> bool:
+    """Whether the last training batch is dropped (``drop_last=None``: "auto").
+
+    Auto drops it only when it holds a single sample and the model has batch
+    norm, which cannot train on one sample (torch raises "Expected more than 1
+    value per channel"); every other batch is kept. ValueError when no batch
+    would be left, or when ``drop_last=False`` keeps a batch that must fail.
+    """
+    bn = has_batch_norm(model)
+    single = bn and n % batch_size == 1
+    if single and n == 1:
+        raise ValueError("train has 1 sample, which the model's batch norm cannot train on; give it more samples")
+    if drop_last is None:
+        drop_last = single
+    if drop_last and n < batch_size:
+        raise ValueError(f"train has {n} samples, fewer than batch_size={batch_size}: with drop_last no batch is "
+                         "left; lower batch_size or set drop_last=False")
+    if single and not drop_last:
+        raise ValueError(f"train has {n} samples: batch_size={batch_size} leaves a last batch of 1 sample, which "
+                         "the model's batch norm cannot train on; set drop_last=None (auto) or True, or change batch_size")
+    return drop_last
 
 
 def take(data: Data, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -67,10 +105,69 @@ def to_device(batch: Sequence[torch.Tensor], device: torch.device) -> tuple[torc
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
+class _EpochBatches:
+    """A DataLoader ``batch_sampler`` that yields the batches of the epoch set last."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, *, shuffle: bool, drop_last: bool) -> None:
+        self.args = (n, batch_size, seed)
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.epoch, self.start = 0, 0
+
+    def indices(self) -> list[torch.Tensor]:
+        batches = index_batches(*self.args, self.epoch, shuffle=self.shuffle, drop_last=self.drop_last)
+        return batches[self.start:]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return (b.tolist() for b in self.indices())
+
+    def __len__(self) -> int:
+        n, batch_size, _ = self.args
+        return batch_count(n, batch_size, drop_last=self.drop_last) - self.start
+
+
+class Loader:
+    """The batches of each epoch, in the order of :func:`index_batches`.
+
+    Tensors are indexed in this process (``num_workers`` is ignored: indexing
+    is faster than sending tensors to workers). A Dataset with
+    ``num_workers > 0`` is read by a ``torch.utils.data.DataLoader`` whose
+    workers are seeded from ``(seed, epoch)``, so their random augmentations
+    repeat on resume (with ``persistent_workers`` they are seeded once).
+    ``pin_memory`` puts batches in page-locked memory for faster copies to a GPU.
+    """
+
+    def __init__(
+        self, data: Data, batch_size: int, *, seed: int = 0, shuffle: bool = True, drop_last: bool = False,
+        num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False,
+    ) -> None:
+        self.data, self.seed, self.pin_memory = data, seed, pin_memory
+        n = check_data(data, "data")
+        self.sampler = _EpochBatches(n, batch_size, seed, shuffle=shuffle, drop_last=drop_last)
+        self.batches = batch_count(n, batch_size, drop_last=drop_last)
+        self.generator = torch.Generator()
+        self.loader: DataLoader[Any] | None = None
+        if num_workers > 0 and not isinstance(data, (tuple, list)):
+            self.loader = DataLoader(
+                data, batch_sampler=self.sampler, num_workers=num_workers, pin_memory=pin_memory,
+                persistent_workers=persistent_workers, generator=self.generator,
+            )
+
+    def epoch(self, epoch: int, *, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+        """The batches of ``epoch`` from batch ``start`` on."""
+        self.sampler.epoch, self.sampler.start = epoch, start
+        if self.loader is not None:
+            self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+            return (tuple(b) for b in self.loader)
+        return self._in_process()
+
+    def _in_process(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        for idx in self.sampler.indices():
+            batch = take(self.data, idx)
+            yield tuple(t.pin_memory() for t in batch) if self.pin_memory else batch
+
+
 def iterate(data: Data, batch_size: int, seed: int, epoch: int, *, start: int = 0, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, ...]]:
-    n = check_data(data, "data")
-    for idx in index_batches(n, batch_size, seed, epoch, shuffle=shuffle)[start:]:
-        yield take(data, idx)
+    return Loader(data, batch_size, seed=seed, shuffle=shuffle).epoch(epoch, start=start)
 
 
 def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:

@@ -36,7 +36,7 @@ def lr_factor(
     if step < w:
         return (step + 1) / w
     t = step - w
-    d = cfg.decay_steps or max(steps_per_epoch, 1)
+    d = cfg.decay_steps or (cfg.decay_epochs or 1) * max(steps_per_epoch, 1)
     if cfg.schedule == "constant":
         return 1.0
     if cfg.schedule == "step":

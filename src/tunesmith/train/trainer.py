@@ -27,12 +27,12 @@ from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import (
     Data,
+    Loader,
     LossFn,
     MetricFn,
-    batch_count,
     check_data,
-    iterate,
     pick_device,
+    resolve_drop_last,
     resolve_loss,
     resolve_metrics,
     to_device,
@@ -104,10 +104,10 @@ class Trainer:
         "best" file); training continues exactly where it was saved.
         """
         cfg = self.config
-        n = check_data(train, "train")
+        loader = self.train_loader(train)
         if val is not None:
             check_data(val, "val")
-        self.steps_per_epoch = math.ceil(batch_count(n, cfg.batch_size) / cfg.accumulate)
+        self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
         self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
         if resume_from is not None:
@@ -115,7 +115,7 @@ class Trainer:
         else:
             _seed_all(cfg.seed)
         while not self._done():
-            self._run_epoch(train, val)
+            self._run_epoch(loader, val)
         if cfg.restore_best:
             self._restore_best()
         return self.history
@@ -125,7 +125,7 @@ class Trainer:
         self.model.eval()
         outs, ys, total, count = [], [], 0.0, 0
         with torch.no_grad(), self._autocast():
-            for batch in iterate(data, self.config.batch_size, 0, 0, shuffle=False):
+            for batch in self._loader(data, shuffle=False, drop_last=False).epoch(0):
                 *inputs, y = to_device(batch, self.device)
                 out = self.model(*inputs)
                 total += float(self.loss_fn(out, y)) * len(y)
@@ -139,6 +139,18 @@ class Trainer:
         out_all, y_all = torch.cat(outs), torch.cat(ys)
         return total / count, {k: float(fn(out_all, y_all)) for k, fn in self.metrics.items()}
 
+    def train_loader(self, train: Data) -> Loader:
+        """The :class:`Loader` that ``fit`` reads ``train`` with (drop_last resolved for this model)."""
+        n = check_data(train, "train")
+        drop = resolve_drop_last(self.config.drop_last, n=n, batch_size=self.config.batch_size, model=self.model)
+        return self._loader(train, shuffle=self.config.shuffle, drop_last=drop, persistent=self.config.persistent_workers)
+
+    def _loader(self, data: Data, *, shuffle: bool, drop_last: bool, persistent: bool = False) -> Loader:
+        cfg = self.config
+        pin = cfg.pin_memory is not False and self.device.type == "cuda"  # None: on with CUDA
+        return Loader(data, cfg.batch_size, seed=cfg.seed, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=cfg.num_workers, pin_memory=pin, persistent_workers=persistent)
+
     def lr_now(self) -> float:
         """The main learning rate at the current step."""
         return self.config.lr * self._factor()
@@ -147,16 +159,16 @@ class Trainer:
     def _done(self) -> bool:
         return self.history.stopped_early or self._out_of_budget()
 
-    def _run_epoch(self, train: Data, val: Data | None) -> None:
+    def _run_epoch(self, loader: Loader, val: Data | None) -> None:
         cfg = self.config
         for cb in self.callbacks:
             if hasattr(cb, "on_epoch_start"):
                 cb.on_epoch_start(self, self.epoch)
         self._train_mode()
         t0 = time.perf_counter()
-        n_batches = batch_count(check_data(train, "train"), cfg.batch_size)
+        n_batches = loader.batches
         loss_sum, since, start = torch.zeros((), device=self.device), 0, self._offset  # fp32 sum
-        for i, batch in enumerate(iterate(train, cfg.batch_size, cfg.seed, self.epoch, start=start)):
+        for i, batch in enumerate(loader.epoch(self.epoch, start=start)):
             b = start + i
             group_start = b - b % cfg.accumulate
             group = min(cfg.accumulate, n_batches - group_start)

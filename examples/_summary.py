@@ -1,0 +1,37 @@
+"""The closing summary the fine-tuning examples print: baselines, validation, test, what the search changed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tunesmith.train import TrainConfig
+
+
+def show(value: Any) -> str:
+    """A parameter value for reading: 4 significant digits, never floating-point noise."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def changes(params: Mapping[str, Any], base: TrainConfig) -> list[str]:
+    """``name default -> found`` for each searched TrainConfig field (others: ``name = found``)."""
+    defaults = base.to_dict()
+    out = []
+    for name, value in params.items():
+        if name in defaults:
+            out.append(f"{name} {show(defaults[name])} -> {show(value)}")
+        else:
+            out.append(f"{name} = {show(value)}")
+    return out
+
+
+def table(rows: Sequence[tuple[str, str]]) -> str:
+    """Two left-aligned columns."""
+    width = max(len(a) for a, _ in rows)
+    return "\n".join(f"{a.ljust(width)}  {b}" for a, b in rows)
+
+
+def score(accuracy: float, loss: float | None = None) -> str:
+    return f"accuracy {accuracy:.3f}" + ("" if loss is None else f", loss {loss:.3f}")

@@ -1,0 +1,25 @@
+"""The examples' --help: a description for every option and its default."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+
+
+@pytest.mark.parametrize("name", ["finetune_text", "finetune_digits", "adam_in_action"])
+def test_every_option_says_what_it_does_and_its_default(name: str) -> None:
+    module = __import__(name)
+    p = module.parser()
+    assert p.formatter_class is argparse.ArgumentDefaultsHelpFormatter and p.description
+    options = [a for a in p._actions if a.option_strings and a.dest != "help"]
+    assert options and all(a.help for a in options), [a.dest for a in options if not a.help]
+    text = p.format_help()
+    for a in options:
+        if a.default is not None:
+            assert f"(default: {a.default})" in " ".join(text.split()), a.dest

@@ -1,0 +1,63 @@
+"""adam_space(): the decay rates are searched under the schedules that use them; presets can be dropped."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import mlp, split  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.train import TrainConfig, Trainer, adam_space, lr_at  # noqa: E402
+
+
+def sample(space: ts.Space, n: int = 60) -> list[dict]:
+    study = ts.Study(space, sampler="random", seed=1)
+    return [study.ask().params for _ in range(n)]
+
+
+def test_decay_rates_are_searched_only_under_their_schedules() -> None:
+    space = adam_space(schedules=("constant", "cosine", "step", "exponential", "plateau"))
+    seen = set()
+    for p in sample(space):
+        TrainConfig().with_params(p)  # every sample is a valid config
+        s = p["schedule"]
+        assert ("gamma" in p) == (s in ("step", "exponential")), p
+        assert ("decay_epochs" in p) == (s == "step"), p
+        assert ("plateau_factor" in p) == (s == "plateau"), p
+        seen.add(s)
+        if "gamma" in p:
+            assert 0.1 <= p["gamma"] <= 0.99
+    assert seen == {"constant", "cosine", "step", "exponential", "plateau"}
+    assert set(space) <= TrainConfig.field_names()
+
+
+def test_presets_can_be_dropped_and_ranges_set() -> None:
+    space = adam_space(beta1=None, beta2=None, eps=None, weight_decay=None, warmup=None,
+                       schedules=("step",), gamma=(0.2, 0.5), decay_epochs=(2, 4))
+    assert set(space) == {"lr", "schedule", "gamma", "decay_epochs"}
+    for p in sample(space, 20):
+        assert 0.2 <= p["gamma"] <= 0.5 and 2 <= p["decay_epochs"] <= 4
+    assert "gamma" not in adam_space(schedules=("constant", "cosine"))
+    assert set(adam_space(gamma=None, decay_epochs=None)) == {
+        "lr", "schedule", "beta1", "beta2", "eps", "weight_decay", "warmup_fraction"}
+    assert adam_space(beta1=(0.5, 0.8))["beta1"].prior.mode == 0.8  # the 0.9 prior clamped into the range
+
+
+def test_decay_epochs_sets_the_step_size_of_step_decay() -> None:
+    cfg = TrainConfig(lr=1.0, schedule="step", gamma=0.5, decay_epochs=3)
+    lrs = [lr_at(e * 10, cfg, total_steps=100, steps_per_epoch=10) for e in range(7)]
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+    expo = TrainConfig(lr=1.0, schedule="exponential", gamma=0.25, decay_epochs=2)
+    assert lr_at(10, expo, total_steps=100, steps_per_epoch=10) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="decay_steps or decay_epochs"):
+        TrainConfig(decay_steps=5, decay_epochs=1)
+
+
+def test_a_searched_step_decay_reaches_the_trainer() -> None:
+    params = {"lr": 0.01, "schedule": "step", "gamma": 0.3, "decay_epochs": 2}
+    trainer = Trainer(mlp(), TrainConfig(epochs=5, batch_size=16, device="cpu").with_params(params))
+    history = trainer.fit(*split(64))
+    # lr after epoch k (the next step's rate): 0.01 * 0.3 ** (k // 2)
+    assert [r.lr for r in history.records] == pytest.approx([0.01 * 0.3 ** (k // 2) for k in range(1, 6)])

@@ -1,0 +1,114 @@
+"""The trainer's data loading: shuffle, drop_last (auto for batch norm), workers, pinned memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import Net, blobs, mlp, snapshot  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.train import TrainConfig, Trainer, objective  # noqa: E402
+from tunesmith.train.data import Loader, index_batches, resolve_drop_last  # noqa: E402
+
+
+class Pairs(Dataset):
+    """A map-style Dataset over two tensors (what a user's Dataset returns)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i]
+
+
+def bn_net() -> Net:
+    torch.manual_seed(0)
+    return Net()
+
+
+def test_a_batch_norm_model_trains_when_the_last_batch_has_one_row() -> None:
+    x, y = blobs(97)  # 97 = 3 * 32 + 1
+    trainer = Trainer(bn_net(), TrainConfig(epochs=2, batch_size=32, device="cpu"))
+    history = trainer.fit((x, y), (x[:20], y[:20]))
+    assert len(history.records) == 2 and trainer.steps_per_epoch == 3  # the single row is left out
+    # a model without batch norm keeps every row: auto drops nothing
+    plain = Trainer(mlp(), TrainConfig(epochs=1, batch_size=32, device="cpu"))
+    plain.fit((x, y))
+    assert plain.steps_per_epoch == 4
+
+
+def test_a_batch_norm_model_in_a_study_completes_every_batch_size(tmp_path: Path) -> None:
+    x, y = blobs(161)  # 161 % 16 == 161 % 32 == 1
+    data = ((x[:129], y[:129]), (x[129:], y[129:]))  # 129 % 16 == 129 % 32 == 129 % 64 == 1
+    study = ts.Study({"batch_size": ts.Categorical([16, 32, 64])}, sampler="grid", seed=0)
+    obj = objective(lambda p: Net(), data, base=TrainConfig(epochs=2, device="cpu"), checkpoint_root=tmp_path)
+    study.optimize(obj, n_trials=3)
+    assert [str(t.state) for t in study.trials] == ["complete"] * 3, [t.error for t in study.trials]
+
+
+def test_drop_last_true_drops_every_short_batch_and_false_keeps_it() -> None:
+    x, y = blobs(100)
+    drop = Trainer(mlp(), TrainConfig(epochs=1, batch_size=32, drop_last=True, device="cpu"))
+    drop.fit((x, y))
+    assert drop.steps_per_epoch == 3
+    keep = Trainer(mlp(), TrainConfig(epochs=1, batch_size=32, drop_last=False, device="cpu"))
+    keep.fit((x, y))
+    assert keep.steps_per_epoch == 4
+    assert [len(b) for b in index_batches(100, 32, 0, 0, drop_last=True)] == [32, 32, 32]
+
+
+def test_drop_last_errors_name_the_problem_and_the_fix() -> None:
+    with pytest.raises(ValueError, match="last batch of 1 sample.*drop_last=None"):
+        resolve_drop_last(False, n=33, batch_size=32, model=bn_net())
+    with pytest.raises(ValueError, match="fewer than batch_size=32"):
+        resolve_drop_last(True, n=20, batch_size=32, model=mlp())
+    with pytest.raises(ValueError, match="1 sample, .*more samples"):
+        resolve_drop_last(None, n=1, batch_size=32, model=bn_net())
+    assert resolve_drop_last(None, n=20, batch_size=32, model=bn_net()) is False  # one short batch of 20 is fine
+    for bad in ({"drop_last": "auto"}, {"shuffle": 1}, {"num_workers": -1}, {"persistent_workers": True}):
+        with pytest.raises(ValueError, match=f"TrainConfig.{next(iter(bad))}"):
+            TrainConfig(**bad)
+
+
+def test_shuffle_false_reads_in_order_and_shuffle_changes_with_the_epoch() -> None:
+    x = torch.arange(10.0).unsqueeze(1)
+    data = (x, torch.zeros(10, dtype=torch.long))
+    in_order = [b[0].flatten().tolist() for b in Loader(data, 4, shuffle=False).epoch(3)]
+    assert in_order == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    loader = Loader(data, 4, seed=1)
+    e0, e1 = (torch.cat([b[0] for b in loader.epoch(e)]).flatten().tolist() for e in (0, 1))
+    assert sorted(e0) == sorted(e1) == list(range(10)) and e0 != e1
+
+
+def test_worker_processes_train_the_same_weights_as_in_process() -> None:
+    x, y = blobs(90)
+    weights = []
+    for workers in (0, 2):
+        model = mlp(seed=3)
+        Trainer(model, TrainConfig(epochs=2, batch_size=16, num_workers=workers, device="cpu")).fit(
+            Pairs(x, y), Pairs(x[:30], y[:30]))
+        weights.append(snapshot(model))
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[1][k], rtol=0, atol=0)
+
+
+def test_a_dataset_resumes_exactly_with_workers(tmp_path: Path) -> None:
+    x, y = blobs(80)
+    cfg = TrainConfig(epochs=3, batch_size=16, num_workers=1, checkpoint_dir=str(tmp_path), device="cpu")
+    whole = mlp(seed=1)
+    Trainer(whole, cfg).fit(Pairs(x, y))
+    first = mlp(seed=1)
+    Trainer(first, cfg.with_params({"epochs": 1, "checkpoint_dir": str(tmp_path / "a")})).fit(Pairs(x, y))
+    resumed = mlp(seed=1)
+    last = sorted((tmp_path / "a").glob("last-*.pt"))[-1]
+    Trainer(resumed, cfg.with_params({"checkpoint_dir": str(tmp_path / "a")})).fit(Pairs(x, y), resume_from=last)
+    for k, v in snapshot(whole).items():
+        torch.testing.assert_close(snapshot(resumed)[k], v)
