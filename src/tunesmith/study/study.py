@@ -370,10 +370,34 @@ class Study:
         )
 
     def _record_of(self, trial: Trial | FrozenTrial | int) -> FrozenTrial:
+        """The record to finish; a trial of another study is refused (it would
+        overwrite this study's trial of the same number)."""
         if isinstance(trial, Trial):
+            if trial.study is self:
+                return trial.record
+            self._check_owner(trial.study.name, trial.record)
             return trial.record
-        number = trial.number if isinstance(trial, FrozenTrial) else int(trial)
-        return self._storage.get_trial(self._study_id, number)
+        if isinstance(trial, FrozenTrial):
+            return self._check_owner(self.name, trial)
+        return self._storage.get_trial(self._study_id, int(trial))
+
+    def _check_owner(self, owner: str, record: FrozenTrial) -> FrozenTrial:
+        """The stored record of ``record``'s number, if it is the same trial
+        (same storage key); else a ValueError naming both studies."""
+        stored: FrozenTrial | None = None
+        if owner == self.name:
+            try:
+                stored = self._storage.get_trial(self._study_id, record.number)
+            except LookupError:
+                stored = None
+        if stored is None or stored.trial_id != record.trial_id:
+            where = f"study {owner!r}" if owner != self.name else "another study (or another storage)"
+            raise ValueError(
+                f"trial {record.number} belongs to {where}, not to study {self.name!r}: tell a "
+                "trial to the study that asked it (study.tell(trial) with trial = study.ask()), "
+                "or pass this study's own trial number"
+            )
+        return stored
 
     def _finish(
         self, rec: FrozenTrial, value: Any, state: TrialState | None, error: str | None
