@@ -13,8 +13,9 @@ from typing import Any
 from ..storage import MemoryStorage, Storage
 from .base import Executor, Job
 from .gpu import Slot, SlotPool, plan_slots
-from .local import InlineExecutor, ProcessExecutor, ThreadExecutor
+from .local import InlineExecutor, ThreadExecutor
 from .loop import Budget, Run, worker_loop
+from .process import ProcessExecutor
 
 _OPTIONS = {
     "inline": set(),
