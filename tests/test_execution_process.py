@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tunesmith import Float, Study, TrialState
+from tunesmith.execution import ProcessExecutor
 from tunesmith.samplers import Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
@@ -145,3 +146,33 @@ def test_a_worker_killed_before_its_trial_started_gives_its_budget_unit_back(tmp
     study.optimize(_sleepy, n_trials=6, n_jobs=2)
     assert (tmp_path / "marker").exists()
     assert states(study) == Counter({"complete": 6})
+
+
+def _hangs_on_one(trial: Any) -> float:
+    if trial.number == 1:
+        time.sleep(60)  # never returns within the test: only trial_timeout ends it
+    return float(trial.params["x"])
+
+
+def test_trial_timeout_fails_the_trial_and_replaces_its_worker(tmp_path: Path, warnings_seen: list[str]) -> None:
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 't.db'}", name="t", sampler="random",
+                  heartbeat_interval=1, requeue_failed=True)
+    study.optimize(_hangs_on_one, n_trials=6, n_jobs=2, trial_timeout=1.0)
+    hung = study.trials[1]
+    assert hung.state is TrialState.FAILED and "requeued_as" not in hung.attrs  # never re-queued
+    assert hung.error == "trial_timeout: the trial ran longer than 1 s; its worker process was stopped"
+    assert states(study) == Counter({"complete": 5, "failed": 1})
+    assert any("1 of them stopped by trial_timeout" in w for w in warnings_seen)
+
+
+@pytest.mark.parametrize("executor", ["inline", "thread"])
+def test_trial_timeout_is_refused_where_a_running_objective_cannot_be_stopped(executor: str) -> None:
+    study = Study({"x": Float(0, 1)})
+    with pytest.raises(ValueError, match=f"trial_timeout needs an executor that can stop a running objective.*The {executor} executor"):
+        study.optimize(_sleepy, n_trials=2, n_jobs=2, executor=executor, trial_timeout=5)
+    with pytest.raises(ValueError, match="or use executor='ray' for trial_timeout"):
+        study.optimize(_sleepy, n_trials=2, trial_timeout=5)  # in memory: no process can share it
+    for bad in (0, -1.0, float("nan"), "5", True):
+        with pytest.raises(ValueError, match="trial_timeout must be a positive number of seconds"):
+            ProcessExecutor(1, trial_timeout=bad)
+    assert study.trials == []

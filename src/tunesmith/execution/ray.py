@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from ..study.resume import RESUMES_ATTR, held_promotions
 from ..trial import TrialState
 from .base import Executor, Job
 from .loop import Budget
+from .process import check_trial_timeout
 from .ray_worker import (
     EvalWorker,
     Outcome,
@@ -94,6 +96,7 @@ class _Actor:
     who: Any = None  # ref to the actor's host:pid (answered first, kept if it dies)
     worker: str = ""
     calls: dict[Any, list[int]] = field(default_factory=dict)  # ref -> trial numbers (memory mode)
+    since: float | None = None  # when its current call started (None: not known yet)
 
 
 class RayExecutor(Executor):
@@ -108,6 +111,8 @@ class RayExecutor(Executor):
         resources_per_trial: ``{"cpu": 1, "gpu": 0.25, ...}``.
         trials_per_gpu: shorthand for ``gpu = 1 / trials_per_gpu``.
         ray_init: more keyword arguments for ``ray.init``.
+        trial_timeout: seconds a trial may run; then its actor is killed, the
+            trial failed with the reason (never re-queued) and the actor replaced.
     """
 
     name = "ray"
@@ -120,6 +125,7 @@ class RayExecutor(Executor):
         resources_per_trial: Mapping[str, Any] | None = None,
         trials_per_gpu: int | None = None,
         ray_init: Mapping[str, Any] | None = None,
+        trial_timeout: float | None = None,
     ) -> None:
         if address is not None and (not isinstance(address, str) or address in ("", "auto")):
             raise ValueError(
@@ -132,6 +138,7 @@ class RayExecutor(Executor):
         self.n_workers = n_workers
         self.resources = check_resources(resources_per_trial, trials_per_gpu)
         self.ray_init = dict(ray_init or {})
+        self.trial_timeout = check_trial_timeout(trial_timeout)
 
     # -- connection ------------------------------------------------------------------
     def _connect(self, ray: Any) -> bool:
@@ -225,6 +232,7 @@ class _Driver:
 
     def _loop(self) -> None:
         while True:
+            self._stop_overdue()
             refs = [r for a in self.actors for r in a.calls]
             if not refs:
                 return
@@ -291,6 +299,7 @@ class _Driver:
             return
         del actor.calls[ref]
         actor.worker = out.worker
+        actor.since = time.monotonic()  # its next call starts now
         record = apply_outcome(self.study, out) if self.memory else out.record
         if record is not None and record.attrs.get(RESUMES_ATTR):
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
@@ -326,16 +335,35 @@ class _Driver:
         lost = self.study.fail_worker(actor.worker, error, requeue=requeue, dead=dead)
         return sum(t.state is TrialState.FAILED for t in lost)  # a resumed trial goes back to paused
 
-    def _replace(self, actor: _Actor, error: str) -> None:
-        lost = self._lost(actor, error)
-        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, lost)
+    def _stop_overdue(self) -> None:
+        """Replace the actors whose trial has run longer than ``trial_timeout``."""
+        limit = self.ex.trial_timeout
+        if limit is None:
+            return
+        now = time.monotonic()
+        for actor in list(self.actors):
+            if actor.since is None:  # its first call starts once the actor is up
+                up, _ = self.ray.wait([actor.who], num_returns=1, timeout=0)
+                actor.since = now if up else None
+            elif actor.calls and now - actor.since > limit:
+                error = f"trial_timeout: the trial ran longer than {limit:g} s; its Ray worker was stopped"
+                self._replace(actor, error, requeue=False, dead=False, lost=False)
+
+    def _replace(
+        self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True, lost: bool = True
+    ) -> None:
+        """Kill ``actor``, fail its trial, start another; ``lost``: it died (a
+        timeout is not), which counts towards giving up."""
+        self.ray.kill(actor.handle)
+        failed = self._lost(actor, error, requeue=requeue, dead=dead)
+        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, failed)
         pending = len(actor.calls)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
-        retried = lost if self.study.heartbeat_config.requeue else 0
-        self.budget.give_back(max(0, pending - lost) + retried)
+        again = self.study.heartbeat_config.requeue if requeue is None else requeue
+        retried = failed if again else 0
+        self.budget.give_back(max(0, pending - failed) + retried)
         self.actors.remove(actor)
-        self.ray.kill(actor.handle)
-        self.replacements += 1
+        self.replacements += lost
         if self.replacements > MAX_REPLACEMENTS:
             raise RuntimeError(f"{self.replacements} Ray workers were lost; giving up (see the failed trials' errors)")
         if not self.budget.expired and (not self.budget.stopped or self.budget.exhausted):

@@ -455,7 +455,10 @@ class Study:
             executor_options: passed to the executor: ``gpus``,
                 ``trials_per_gpu``, ``threads_per_trial`` (process);
                 ``ray_address``, ``resources_per_trial``, ``trials_per_gpu``
-                (ray). See docs/distributed.md.
+                (ray); ``trial_timeout`` (process and ray: seconds a trial
+                may run before its worker is stopped and the trial failed;
+                refused by the inline and thread executors, which cannot stop
+                a running objective). See docs/distributed.md.
 
         Ctrl-C stops cleanly: running trials are marked failed ("interrupted"),
         nothing is half-written, and optimize returns.

@@ -1,0 +1,40 @@
+"""The Ray executor: trial_timeout, callbacks on the driver, a lost cluster (private instance, loopback)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunesmith import Float, Study, TrialState
+
+pytestmark = pytest.mark.slow
+
+try:  # Ray workers cannot import this test module: ship its functions by value
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+except ImportError:  # pragma: no cover - the tests skip without Ray
+    pass
+
+
+def _hangs_on_one(trial: Any) -> float:
+    if trial.number == 1:
+        time.sleep(60)  # only trial_timeout ends it within the test
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_trial_timeout_fails_the_trial_and_replaces_the_actor(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
+                  heartbeat_interval=1.0, requeue_failed=True)
+    study.optimize(_hangs_on_one, n_trials=6, n_jobs=2, executor="ray", trial_timeout=2.0)
+    hung = study.trials[1]
+    assert hung.state is TrialState.FAILED and "requeued_as" not in hung.attrs
+    assert hung.error == "trial_timeout: the trial ran longer than 2 s; its Ray worker was stopped"
+    assert Counter(t.state.value for t in study.trials) == Counter({"complete": 5, "failed": 1})
