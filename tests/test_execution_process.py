@@ -60,7 +60,9 @@ def test_a_worker_that_exits_mid_trial_is_replaced_and_n_trials_honoured(
     tmp_path: Path, warnings_seen: list[str]
 ) -> None:
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'q.db'}", name="q", sampler="random")
-    study.optimize(_exits_quietly, n_trials=8, n_jobs=2)
+    seen: list[FrozenTrial] = []
+    study.optimize(_exits_quietly, n_trials=8, n_jobs=2, callbacks=[lambda s, r: seen.append(r)])
+    assert sorted(r.number for r in seen) == list(range(8))  # the trials failed by a death too
     count = states(study)
     assert len(study.trials) == 8 and count["complete"] + count["failed"] == 8, count
     died = [t for t in study.trials if t.state is TrialState.FAILED]

@@ -6,20 +6,25 @@ worker process (``executor="process"`` or ``"ray"``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import queue
 import socket
 import threading
 
 from ..exceptions import StorageError
+from ..trial import FrozenTrial
 from .base import Executor, Job
+from .callbacks import Callbacks
 from .loop import Budget, Run, worker_loop
 
 logger = logging.getLogger("tunesmith")
 
 
-def _run_of(job: Job, budget: Budget) -> Run:
-    return Run(job.study, job.objective, budget, job.catch, job.callbacks, job.on_trial)
+def _run_of(job: Job, budget: Budget) -> tuple[Run, Callbacks]:
+    calls = Callbacks(job.study, job.callbacks, budget)
+    return Run(job.study, job.objective, budget, job.catch, calls, job.on_trial), calls
 
 
 class InlineExecutor(Executor):
@@ -28,17 +33,19 @@ class InlineExecutor(Executor):
     name = "inline"
 
     def run(self, job: Job) -> str | None:
-        run = _run_of(job, Budget(job.n_trials, job.timeout))
+        run, calls = _run_of(job, Budget(job.n_trials, job.timeout))
         try:
             worker_loop(run)
         except KeyboardInterrupt:
             _interrupted(run)  # in case it landed outside the objective
             logger.warning("interrupted: stopped after the running trial was marked failed")
+        calls.raise_error()
         return run.exhausted[0] if run.exhausted else None
 
 
 class ThreadExecutor(Executor):
-    """``n_jobs`` threads in this process (for objectives that release the GIL)."""
+    """``n_jobs`` threads in this process (for objectives that release the GIL).
+    Callbacks run in the calling thread, one at a time."""
 
     name = "thread"
 
@@ -46,19 +53,51 @@ class ThreadExecutor(Executor):
         self.n_jobs = n_jobs
 
     def run(self, job: Job) -> str | None:
-        run = _run_of(job, Budget(job.n_trials, job.timeout))
+        run, calls = _run_of(job, Budget(job.n_trials, job.timeout))
+        inbox: queue.SimpleQueue[tuple[FrozenTrial, threading.Event]] = queue.SimpleQueue()
+        if job.callbacks:  # a worker goes on once its record was called back (as inline)
+            run.ended = functools.partial(_hand_over, inbox)
         threads = [threading.Thread(target=worker_loop, args=(run,), daemon=True) for _ in range(self.n_jobs)]
         for t in threads:
             t.start()
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.1)
+            while any(t.is_alive() for t in threads):
+                _deliver(inbox, calls, 0.1)
         except KeyboardInterrupt:
             run.budget.stop()
             job.study.fail_worker(_me(), "interrupted (KeyboardInterrupt)", requeue=False)
             logger.warning("interrupted: running trials marked failed; optimize stopped")
+            calls.error = None
+            calls.callbacks = ()  # no more callbacks; the waiting threads go on
+            _deliver(inbox, calls, 0.0)
+        calls.raise_error()
         return run.exhausted[0] if run.exhausted else None
+
+
+def _hand_over(inbox: queue.SimpleQueue[tuple[FrozenTrial, threading.Event]], record: FrozenTrial) -> None:
+    """A worker thread's record to the calling thread; back once its callbacks ran."""
+    done = threading.Event()
+    inbox.put((record, done))
+    done.wait()
+
+
+def _deliver(inbox: queue.SimpleQueue[tuple[FrozenTrial, threading.Event]], calls: Callbacks, wait: float) -> None:
+    """Run the callbacks on the records the threads ended (waiting up to ``wait`` for the first)."""
+    calls.check_stop()
+    try:
+        item = inbox.get(timeout=wait) if wait else inbox.get_nowait()
+    except queue.Empty:
+        return
+    while True:
+        record, done = item
+        try:
+            calls(record)
+        finally:
+            done.set()
+        try:
+            item = inbox.get_nowait()
+        except queue.Empty:
+            return
 
 
 def _me(pid: int | None = None) -> str:

@@ -117,7 +117,7 @@ class Run:
     objective: Callable[..., Any]
     budget: Budget
     catch: tuple[type[BaseException], ...]
-    callbacks: tuple[Callable[[Study, FrozenTrial], None], ...] = ()
+    ended: Callable[[FrozenTrial], None] | None = None  # each record, to the driver's callbacks
     on_trial: Callable[[FrozenTrial], None] | None = None
     exhausted: list[str] = field(default_factory=list)
     after_trial: Callable[[FrozenTrial], bool] | None = None  # False: this worker retires
@@ -208,9 +208,8 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
     finally:
         if run.seat is not None:
             run.seat.done()
-    study = run.study
-    for cb in run.callbacks:
-        cb(study, record)
+    if run.ended is not None:
+        run.ended(record)
     if run.on_trial is not None and not resumed:
         run.on_trial(record)
     return record

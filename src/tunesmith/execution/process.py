@@ -14,9 +14,11 @@ left: ``n_trials`` trials end, whatever dies on the way.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import sys
@@ -28,6 +30,7 @@ from typing import Any
 from ..exceptions import StorageError
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
+from .callbacks import Callbacks
 from .gpu import (
     EXIT_OOM,
     Slot,
@@ -95,6 +98,7 @@ class _Worker:
     slot: Slot
     proc: Any
     seat: Seat
+    inbox: Any  # read end of the pipe the worker sends each ended record through (None: closed)
     timed_out: bool = False
 
 
@@ -130,7 +134,8 @@ class _Pool:
         self.ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         self.budget = Budget(job.n_trials, job.timeout, self.ctx)
         self.exhausted = self.ctx.Value("b", 0, lock=False)
-        self.run_ = Run(job.study, job.objective, self.budget, job.catch, job.callbacks)
+        self.run_ = Run(job.study, job.objective, self.budget, job.catch)
+        self.calls = Callbacks(job.study, job.callbacks, self.budget)
         self.pool = SlotPool(ex.slots)
         self.workers: dict[int, _Worker] = {}
         self.losses = Losses()
@@ -149,6 +154,7 @@ class _Pool:
         summary = self.losses.summary()
         if summary:
             logger.warning(summary)
+        self.calls.raise_error()
         if self.losses.barren > MAX_BARREN_DEATHS:
             raise RuntimeError(
                 f"{self.losses.barren} worker processes in a row died before running a trial; "
@@ -158,9 +164,12 @@ class _Pool:
 
     def _start(self, slot: Slot) -> None:
         seat = Seat(self.ctx)
-        p = self.ctx.Process(target=_child, args=(self.run_, slot, self.ex.threads, self.exhausted, seat), daemon=False)
+        inbox, outbox = self.ctx.Pipe(duplex=True)
+        args = (self.run_, slot, self.ex.threads, self.exhausted, seat, outbox, bool(self.job.callbacks))
+        p = self.ctx.Process(target=_child, args=args, daemon=False)
         p.start()
-        self.workers[slot.index] = _Worker(slot, p, seat)
+        outbox.close()  # the worker holds the only write end: its death reads as end of file
+        self.workers[slot.index] = _Worker(slot, p, seat, inbox)
 
     def _interrupt(self) -> None:
         self.budget.stop()
@@ -178,15 +187,42 @@ class _Pool:
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
         # others finished still fails (and may re-queue and re-run) its trial
+        polled = 0.0
         while True:
-            time.sleep(0.2)
-            if self.job.poll is not None:
+            self._receive(0.2)
+            self.calls.check_stop()
+            if self.job.poll is not None and time.monotonic() - polled >= 0.2:
+                polled = time.monotonic()
                 self.job.poll()
             self._stop_overdue()
             for w in list(self.workers.values()):
                 if not w.proc.is_alive() and w.slot.index in self.pool.live:
                     self._exited(w)
             if not any(w.proc.is_alive() for w in self.workers.values()):
+                return
+
+    def _receive(self, wait: float) -> None:
+        """Run the callbacks on the records the workers sent (waiting up to ``wait``)."""
+        open_ = {w.inbox: w for w in self.workers.values() if w.inbox is not None}
+        if not open_:
+            time.sleep(wait)
+            return
+        for conn in mp_connection.wait(list(open_), timeout=wait):
+            self._drain(open_[conn], everything=False)
+
+    def _drain(self, w: _Worker, *, everything: bool = True) -> None:
+        """The records waiting in ``w``'s pipe (all of them, up to its end when it exited)."""
+        while w.inbox is not None and w.inbox.poll():
+            try:
+                record = w.inbox.recv()
+            except (EOFError, OSError):  # exited (a record cut short by a kill is lost with it)
+                w.inbox.close()
+                w.inbox = None
+                return
+            self.calls(record)
+            if self.job.callbacks:
+                _reply(w.inbox)
+            if not everything:
                 return
 
     def _stop_overdue(self) -> None:
@@ -203,6 +239,7 @@ class _Pool:
                 w.proc.join(5.0)
 
     def _exited(self, w: _Worker) -> None:
+        self._drain(w)  # what it ended before it exited comes first
         code = w.proc.exitcode
         if code == EXIT_OOM:  # retired after an out-of-memory trial: its device keeps one fewer
             self._restart(self.pool.exited(w.slot, oom=True), held=False)
@@ -217,6 +254,8 @@ class _Pool:
             self.pool.exited(w.slot, oom=False)
             return
         self._count(w, code, lost)
+        for t in lost:
+            self.calls(t)
         # a re-queued copy runs under this call's budget, in a fresh worker: the lost
         # attempt is not counted; nor is a budget unit the worker took but never started
         retries = sum("requeued_as" in t.attrs for t in lost)
@@ -282,10 +321,24 @@ def _oom_retirer(run: Run) -> Any:
     return after
 
 
-def _child(run: Run, slot: Slot, threads: int | None, exhausted: Any, seat: Seat) -> None:
+def _reply(conn: Any) -> None:
+    try:
+        conn.send(True)
+    except OSError:  # it exited meanwhile
+        pass
+
+
+def _hand_over(outbox: Any, record: FrozenTrial) -> None:
+    """The record to the parent, which runs the callbacks; back once they ran (as inline)."""
+    outbox.send(record)
+    outbox.recv()
+
+
+def _child(run: Run, slot: Slot, threads: int | None, exhausted: Any, seat: Seat, outbox: Any, wait: bool) -> None:
     code = 0
     try:
         run.seat = seat
+        run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
         apply_env(slot.env(threads))
         run.study.sampler.reseed(run.study._session, slot.index + 1)
         run.study._finished.clear()

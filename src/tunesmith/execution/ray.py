@@ -28,8 +28,9 @@ from typing import Any
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
 from ..study.resume import RESUMES_ATTR, held_promotions
-from ..trial import TrialState
+from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
+from .callbacks import Callbacks
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
@@ -180,6 +181,7 @@ class _Driver:
         self.study = job.study
         self.memory = isinstance(self.study.storage, MemoryStorage)
         self.budget = Budget(job.n_trials, job.timeout)
+        self.calls = Callbacks(job.study, job.callbacks, self.budget)
         self.actors: list[_Actor] = []
         self.exhausted: str | None = None
         self.replacements = 0
@@ -202,6 +204,7 @@ class _Driver:
         finally:
             for a in self.actors:
                 self.ray.kill(a.handle)
+        self.calls.raise_error()
         return self.exhausted
 
     def _spawn(self) -> None:
@@ -233,6 +236,7 @@ class _Driver:
     def _loop(self) -> None:
         while True:
             self._stop_overdue()
+            self.calls.check_stop()
             refs = [r for a in self.actors for r in a.calls]
             if not refs:
                 return
@@ -264,8 +268,7 @@ class _Driver:
                     outs.append(waiting)  # a trial that failed keeps its unit, as in the main loop
             records = [out.record for out in outs if out is not None and out.record is not None]
             for record in records:
-                for cb in self.job.callbacks:
-                    cb(self.study, record)
+                self.calls(record)
             held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
             lost = any(out is None or out.lost for out in outs)  # a trial failed meanwhile: look again
             if not (records or lost or held or any(a.calls for a in self.actors)):
@@ -310,8 +313,7 @@ class _Driver:
         if record is None:
             self._submit(actor)
             return
-        for cb in self.job.callbacks:
-            cb(self.study, record)
+        self.calls(record)
         if self.job.on_trial is not None:
             self.job.on_trial(record)
         if retry_if_oom(self.study, record) and len(self.actors) > 1:
@@ -319,21 +321,22 @@ class _Driver:
             return
         self._submit(actor)
 
-    def _lost(self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True) -> int:
-        """Fail the trials a lost actor was running; how many there were."""
+    def _lost(
+        self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True
+    ) -> list[FrozenTrial]:
+        """Fail the trials a lost actor was running; their records (a resumed trial
+        goes back to paused, holding its promotion)."""
         if self.memory:
             numbers = [n for ns in actor.calls.values() for n in ns]  # in order: the first was running
             again = self.study.heartbeat_config.requeue if requeue is None else requeue
-            for i, n in enumerate(numbers):
-                fail_or_unqueue(self.study, n, error, requeue=again, started=i == 0)
-            return min(1, len(numbers))
+            ended = [fail_or_unqueue(self.study, n, error, requeue=again, started=i == 0) for i, n in enumerate(numbers)]
+            return [t for t in ended if t is not None]
         if not actor.worker:
             try:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
             except Exception:  # noqa: BLE001 - died before it said who it was: ran nothing
-                return 0
-        lost = self.study.fail_worker(actor.worker, error, requeue=requeue, dead=dead)
-        return sum(t.state is TrialState.FAILED for t in lost)  # a resumed trial goes back to paused
+                return []
+        return self.study.fail_worker(actor.worker, error, requeue=requeue, dead=dead)
 
     def _stop_overdue(self) -> None:
         """Replace the actors whose trial has run longer than ``trial_timeout``."""
@@ -355,7 +358,10 @@ class _Driver:
         """Kill ``actor``, fail its trial, start another; ``lost``: it died (a
         timeout is not), which counts towards giving up."""
         self.ray.kill(actor.handle)
-        failed = self._lost(actor, error, requeue=requeue, dead=dead)
+        ended = self._lost(actor, error, requeue=requeue, dead=dead)
+        for t in ended:
+            self.calls(t)
+        failed = sum(t.state is TrialState.FAILED for t in ended)
         logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, failed)
         pending = len(actor.calls)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted

@@ -92,6 +92,7 @@ class Study:
             beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
+        self._stop_requested = False
 
     @property
     def pruner(self) -> Pruner:
@@ -448,7 +449,12 @@ class Study:
             timeout: seconds after which no new trial starts.
             n_jobs: parallel workers (-1: one per core). With a SQL storage they
                 are processes sharing the database; in memory, threads.
-            callbacks: called as ``callback(study, trial)`` after each trial.
+            callbacks: called as ``callback(study, record)`` after each trial,
+                in this process (the driver) under every executor, in the order
+                each worker ended its trials (a trial failed because its worker
+                died included). An exception in a callback stops the run: no
+                new trial starts, running ones end, then optimize raises it.
+                ``study.stop()`` in a callback ends the call cleanly.
             show_progress: a progress bar (default: when stderr is a terminal).
             executor: "thread", "process" or "ray" (or an
                 :class:`~tunesmith.execution.Executor`) to override the default.
@@ -466,6 +472,7 @@ class Study:
         from .optimize import run_optimize
 
         self._warn_about_budget(n_trials)
+        self._stop_requested = False  # a stop() before this call does not end it
         run_optimize(
             self,
             objective,
@@ -478,6 +485,20 @@ class Study:
             executor=executor,
             options=executor_options,
         )
+
+    def stop(self) -> None:
+        """End the running ``optimize`` call cleanly: no new trial starts, the
+        running ones finish and are recorded, and ``optimize`` returns normally.
+        Call it from a callback (they run in the calling process under every
+        executor), from another thread, or from the objective with the inline
+        and thread executors (an objective in a worker process or Ray actor has
+        its own copy of the study)."""
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called since the current (or last) ``optimize`` call began."""
+        return self._stop_requested
 
     def run_trial(
         self,
