@@ -13,15 +13,24 @@ from typing import Any
 from ..storage import MemoryStorage, Storage
 from .base import Executor, Job
 from .gpu import Slot, SlotPool, plan_slots
-from .local import InlineExecutor, ProcessExecutor, ThreadExecutor
+from .local import InlineExecutor, ThreadExecutor
 from .loop import Budget, Run, worker_loop
+from .process import ProcessExecutor
 
 _OPTIONS = {
     "inline": set(),
     "thread": set(),
-    "process": {"gpus", "trials_per_gpu", "threads_per_trial"},
-    "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init"},
+    "process": {"gpus", "trials_per_gpu", "threads_per_trial", "trial_timeout"},
+    "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init", "trial_timeout"},
 }
+
+NO_TIMEOUT = (
+    "trial_timeout needs an executor that can stop a running objective: executor='process' "
+    "(with a SQL storage such as storage='sqlite:///study.db') or executor='ray'. The {kind} "
+    "executor runs the objective in this process, where it cannot be stopped; there, check "
+    "the time inside the objective (raise ts.TrialPruned) or use optimize(timeout=...), "
+    "which stops starting new trials"
+)
 
 
 def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str, Any]) -> Executor:
@@ -32,9 +41,12 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
             raise TypeError(f"options {sorted(options)} go to the executor's constructor, not optimize()")
         return spec
     n = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    options = {k: v for k, v in options.items() if not (k == "trial_timeout" and v is None)}
     kind = spec if spec is not None else _default_kind(n, storage, options)
     if kind not in _OPTIONS:
         raise ValueError(f"executor must be one of {sorted(_OPTIONS)} or an Executor, got {spec!r}")
+    if "trial_timeout" in options and kind in ("inline", "thread"):
+        raise ValueError(NO_TIMEOUT.format(kind=kind))
     unknown = set(options) - _OPTIONS[kind]
     if unknown:
         allowed = ", ".join(sorted(_OPTIONS[kind])) or "none"
@@ -47,7 +59,7 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
         if isinstance(storage, MemoryStorage):
             raise ValueError(
                 "process workers need a storage they can share: pass storage='sqlite:///file.db' "
-                "(or use executor='thread')"
+                + ("(or use executor='ray' for trial_timeout)" if "trial_timeout" in options else "(or use executor='thread')")
             )
         fill = options.get("gpus") is not None and n_jobs == 1  # default n_jobs: fill the devices
         return ProcessExecutor(None if fill else n, **options)
@@ -57,7 +69,7 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
 
 
 def _default_kind(n: int, storage: Storage, options: Mapping[str, Any]) -> str:
-    if options.get("gpus") is not None:
+    if options.get("gpus") is not None or "trial_timeout" in options:
         return "process"
     if n == 1:
         return "inline"

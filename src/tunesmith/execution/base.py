@@ -32,7 +32,10 @@ class Job:
         n_trials: trials to run over all workers (None: until timeout/exhausted).
         timeout: seconds after which no new trial starts.
         catch: exceptions that fail a trial without stopping the run.
-        callbacks: ``callback(study, record)`` after each trial (driver side).
+        callbacks: ``callback(study, record)`` after each trial, in the driver
+            (see :class:`~tunesmith.execution.callbacks.Callbacks`: a custom
+            executor calls one for each record its workers end, then
+            ``raise_error()`` once they are done).
         on_trial: progress hook for each finished trial seen by the driver.
         poll: progress hook that re-reads the storage (workers elsewhere).
     """

@@ -12,7 +12,7 @@ from ..exceptions import SearchExhausted, TrialFinishedError
 from ..trial import FrozenTrial
 
 if TYPE_CHECKING:
-    from ..study import Study
+    from ..study import Study, Trial
 
 
 class Budget:
@@ -80,6 +80,35 @@ class _Box:
     value: int = 0
 
 
+class Seat:
+    """What one forked worker shares with its parent: whether it holds a budget
+    unit that is not yet a trial in the storage (lost with the worker unless the
+    parent gives it back), and since when its current trial runs (0: none)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._holding = ctx.Value("b", 0, lock=False)
+        self._since = ctx.Value("d", 0.0, lock=False)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._holding.value)
+
+    @property
+    def since(self) -> float:
+        return float(self._since.value)
+
+    def took(self) -> None:
+        self._holding.value = 1
+
+    def seated(self, running: bool) -> None:
+        """The unit became a trial (``running``), or went back to the budget."""
+        self._since.value = time.time() if running else 0.0
+        self._holding.value = 0
+
+    def done(self) -> None:
+        self._since.value = 0.0
+
+
 @dataclass
 class Run:
     """A worker's view of a job: the study, objective, shared budget and hooks."""
@@ -88,19 +117,29 @@ class Run:
     objective: Callable[..., Any]
     budget: Budget
     catch: tuple[type[BaseException], ...]
-    callbacks: tuple[Callable[[Study, FrozenTrial], None], ...] = ()
+    ended: Callable[[FrozenTrial], None] | None = None  # each record, to the driver's callbacks
     on_trial: Callable[[FrozenTrial], None] | None = None
     exhausted: list[str] = field(default_factory=list)
     after_trial: Callable[[FrozenTrial], bool] | None = None  # False: this worker retires
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
+    seat: Seat | None = None  # a forked worker's state, shared with its parent
+
+    def took(self) -> bool:
+        if self.seat is not None:
+            self.seat.took()
+        return True
+
+    def seated(self, running: bool) -> None:
+        if self.seat is not None:
+            self.seat.seated(running)
 
 
 def worker_loop(run: Run) -> None:
     """Ask, evaluate, tell until the budget ends, the search is exhausted, or
     ``after_trial`` retires this worker; then resume the paused trials that
     have earned a promotion (see :func:`finish_promoted`)."""
-    while run.budget.take():
+    while run.budget.take() and run.took():
         record = run_one(run)
         if record is None:
             if run.exhausted:
@@ -126,41 +165,51 @@ def finish_promoted(run: Run) -> None:
             continue  # a trial failed elsewhere meanwhile is over; look again
         # an exhausted search still runs waiting trials (re-queued copies of lost ones,
         # queued ones), each under the budget like any new trial
-        if not (run.budget.exhausted and run.budget.take(exhausted_ok=True)):
+        if not (run.budget.exhausted and run.budget.take(exhausted_ok=True) and run.took()):
             return
         if run_one(run, only="waiting") is None and run.lost == lost:
             run.budget.give_back()  # none was waiting
             return
 
 
+def _ask(run: Run, only: str | None) -> Trial | None:
+    """The next trial to run (see :func:`run_one`); the seat records that it started."""
+    if only is not None:
+        picked = run.study.ask_promoted() if only == "promoted" else run.study.ask_waiting()
+        run.seated(picked is not None)
+        return picked
+    try:
+        trial = run.study.ask()
+    except SearchExhausted as exc:
+        run.seated(False)
+        run.budget.give_back()
+        run.budget.stop(exhausted=True)
+        run.exhausted.append(str(exc))
+        return None
+    run.seated(True)
+    return trial
+
+
 def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
     """One trial; None when the search is exhausted or it was failed elsewhere.
     ``only="promoted"``: a promoted paused trial, ``only="waiting"``: a waiting
     one (None: there is none), never a new configuration."""
-    study = run.study
-    if only is not None:
-        picked = study.ask_promoted() if only == "promoted" else study.ask_waiting()
-        if picked is None:
-            return None
-        trial = picked
-    else:
-        try:
-            trial = study.ask()
-        except SearchExhausted as exc:
-            run.budget.give_back()
-            run.budget.stop(exhausted=True)
-            run.exhausted.append(str(exc))
-            return None
+    trial = _ask(run, only)
+    if trial is None:
+        return None
     resumed = trial.is_resumed
     if resumed and only is None:
         run.budget.give_back()  # a promotion continues a trial; n_trials counts new ones
     try:
-        record = study.run_trial(run.objective, trial, run.catch)
+        record = run.study.run_trial(run.objective, trial, run.catch)
     except TrialFinishedError:
         run.lost += 1
         return None  # failed meanwhile (interrupted, or its heartbeat was judged lost)
-    for cb in run.callbacks:
-        cb(study, record)
+    finally:
+        if run.seat is not None:
+            run.seat.done()
+    if run.ended is not None:
+        run.ended(record)
     if run.on_trial is not None and not resumed:
         run.on_trial(record)
     return record

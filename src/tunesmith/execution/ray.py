@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +28,11 @@ from typing import Any
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
 from ..study.resume import RESUMES_ATTR, held_promotions
-from ..trial import TrialState
+from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
+from .callbacks import Callbacks
 from .loop import Budget
+from .process import check_trial_timeout
 from .ray_worker import (
     EvalWorker,
     Outcome,
@@ -94,6 +97,7 @@ class _Actor:
     who: Any = None  # ref to the actor's host:pid (answered first, kept if it dies)
     worker: str = ""
     calls: dict[Any, list[int]] = field(default_factory=dict)  # ref -> trial numbers (memory mode)
+    since: float | None = None  # when its current call started (None: not known yet)
 
 
 class RayExecutor(Executor):
@@ -108,6 +112,8 @@ class RayExecutor(Executor):
         resources_per_trial: ``{"cpu": 1, "gpu": 0.25, ...}``.
         trials_per_gpu: shorthand for ``gpu = 1 / trials_per_gpu``.
         ray_init: more keyword arguments for ``ray.init``.
+        trial_timeout: seconds a trial may run; then its actor is killed, the
+            trial failed with the reason (never re-queued) and the actor replaced.
     """
 
     name = "ray"
@@ -120,6 +126,7 @@ class RayExecutor(Executor):
         resources_per_trial: Mapping[str, Any] | None = None,
         trials_per_gpu: int | None = None,
         ray_init: Mapping[str, Any] | None = None,
+        trial_timeout: float | None = None,
     ) -> None:
         if address is not None and (not isinstance(address, str) or address in ("", "auto")):
             raise ValueError(
@@ -132,6 +139,7 @@ class RayExecutor(Executor):
         self.n_workers = n_workers
         self.resources = check_resources(resources_per_trial, trials_per_gpu)
         self.ray_init = dict(ray_init or {})
+        self.trial_timeout = check_trial_timeout(trial_timeout)
 
     # -- connection ------------------------------------------------------------------
     def _connect(self, ray: Any) -> bool:
@@ -173,6 +181,7 @@ class _Driver:
         self.study = job.study
         self.memory = isinstance(self.study.storage, MemoryStorage)
         self.budget = Budget(job.n_trials, job.timeout)
+        self.calls = Callbacks(job.study, job.callbacks, self.budget)
         self.actors: list[_Actor] = []
         self.exhausted: str | None = None
         self.replacements = 0
@@ -195,6 +204,7 @@ class _Driver:
         finally:
             for a in self.actors:
                 self.ray.kill(a.handle)
+        self.calls.raise_error()
         return self.exhausted
 
     def _spawn(self) -> None:
@@ -225,6 +235,8 @@ class _Driver:
 
     def _loop(self) -> None:
         while True:
+            self._stop_overdue()
+            self.calls.check_stop()
             refs = [r for a in self.actors for r in a.calls]
             if not refs:
                 return
@@ -256,8 +268,7 @@ class _Driver:
                     outs.append(waiting)  # a trial that failed keeps its unit, as in the main loop
             records = [out.record for out in outs if out is not None and out.record is not None]
             for record in records:
-                for cb in self.job.callbacks:
-                    cb(self.study, record)
+                self.calls(record)
             held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
             lost = any(out is None or out.lost for out in outs)  # a trial failed meanwhile: look again
             if not (records or lost or held or any(a.calls for a in self.actors)):
@@ -291,6 +302,7 @@ class _Driver:
             return
         del actor.calls[ref]
         actor.worker = out.worker
+        actor.since = time.monotonic()  # its next call starts now
         record = apply_outcome(self.study, out) if self.memory else out.record
         if record is not None and record.attrs.get(RESUMES_ATTR):
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
@@ -301,8 +313,7 @@ class _Driver:
         if record is None:
             self._submit(actor)
             return
-        for cb in self.job.callbacks:
-            cb(self.study, record)
+        self.calls(record)
         if self.job.on_trial is not None:
             self.job.on_trial(record)
         if retry_if_oom(self.study, record) and len(self.actors) > 1:
@@ -310,32 +321,55 @@ class _Driver:
             return
         self._submit(actor)
 
-    def _lost(self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True) -> int:
-        """Fail the trials a lost actor was running; how many there were."""
+    def _lost(
+        self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True
+    ) -> list[FrozenTrial]:
+        """Fail the trials a lost actor was running; their records (a resumed trial
+        goes back to paused, holding its promotion)."""
         if self.memory:
             numbers = [n for ns in actor.calls.values() for n in ns]  # in order: the first was running
             again = self.study.heartbeat_config.requeue if requeue is None else requeue
-            for i, n in enumerate(numbers):
-                fail_or_unqueue(self.study, n, error, requeue=again, started=i == 0)
-            return min(1, len(numbers))
+            ended = [fail_or_unqueue(self.study, n, error, requeue=again, started=i == 0) for i, n in enumerate(numbers)]
+            return [t for t in ended if t is not None]
         if not actor.worker:
             try:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
             except Exception:  # noqa: BLE001 - died before it said who it was: ran nothing
-                return 0
-        lost = self.study.fail_worker(actor.worker, error, requeue=requeue, dead=dead)
-        return sum(t.state is TrialState.FAILED for t in lost)  # a resumed trial goes back to paused
+                return []
+        return self.study.fail_worker(actor.worker, error, requeue=requeue, dead=dead)
 
-    def _replace(self, actor: _Actor, error: str) -> None:
-        lost = self._lost(actor, error)
-        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, lost)
+    def _stop_overdue(self) -> None:
+        """Replace the actors whose trial has run longer than ``trial_timeout``."""
+        limit = self.ex.trial_timeout
+        if limit is None:
+            return
+        now = time.monotonic()
+        for actor in list(self.actors):
+            if actor.since is None:  # its first call starts once the actor is up
+                up, _ = self.ray.wait([actor.who], num_returns=1, timeout=0)
+                actor.since = now if up else None
+            elif actor.calls and now - actor.since > limit:
+                error = f"trial_timeout: the trial ran longer than {limit:g} s; its Ray worker was stopped"
+                self._replace(actor, error, requeue=False, dead=False, lost=False)
+
+    def _replace(
+        self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True, lost: bool = True
+    ) -> None:
+        """Kill ``actor``, fail its trial, start another; ``lost``: it died (a
+        timeout is not), which counts towards giving up."""
+        self.ray.kill(actor.handle)
+        ended = self._lost(actor, error, requeue=requeue, dead=dead)
+        for t in ended:
+            self.calls(t)
+        failed = sum(t.state is TrialState.FAILED for t in ended)
+        logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, failed)
         pending = len(actor.calls)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
-        retried = lost if self.study.heartbeat_config.requeue else 0
-        self.budget.give_back(max(0, pending - lost) + retried)
+        again = self.study.heartbeat_config.requeue if requeue is None else requeue
+        retried = failed if again else 0
+        self.budget.give_back(max(0, pending - failed) + retried)
         self.actors.remove(actor)
-        self.ray.kill(actor.handle)
-        self.replacements += 1
+        self.replacements += lost
         if self.replacements > MAX_REPLACEMENTS:
             raise RuntimeError(f"{self.replacements} Ray workers were lost; giving up (see the failed trials' errors)")
         if not self.budget.expired and (not self.budget.stopped or self.budget.exhausted):

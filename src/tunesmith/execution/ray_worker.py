@@ -154,18 +154,18 @@ def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
     return final
 
 
-def fail_or_unqueue(study: Study, number: int, error: str, *, requeue: bool, started: bool) -> None:
+def fail_or_unqueue(study: Study, number: int, error: str, *, requeue: bool, started: bool) -> FrozenTrial | None:
     """In-memory mode, an actor was lost: fail the trial it was running (and
-    queue a copy if asked); put back in the queue the ones it never started."""
+    queue a copy if asked), returned; put back in the queue the ones it never started."""
     st, sid = study.storage, study._study_id
     rec = st.get_trial(sid, number)
     if not started:
         st.update_trial(sid, rec.replace(state=TrialState.WAITING, worker=None, started=None, heartbeat=None))
-        return
+        return None
     if requeue:
         copy = study.enqueue(rec.params, attrs={"retry_of": number})
         st.update_trial(sid, rec.replace(attrs={**rec.attrs, "requeued_as": copy}))
-    study.tell(number, state=TrialState.FAILED, error=error)
+    return study.tell(number, state=TrialState.FAILED, error=error)
 
 
 def retry_if_oom(study: Study, record: FrozenTrial) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ class MemoryStorage(Storage):
         # per study: no trial numbered below this is waiting, so ask scans only
         # the trials created since (amortized O(1) instead of O(trials))
         self._no_waiting_below: dict[int, int] = {}
+        self._ids = itertools.count()  # trial_id: unique over all studies of this storage
 
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
@@ -84,7 +86,7 @@ class MemoryStorage(Storage):
                 started=now if running else None,
                 heartbeat=now if running else None,
                 attrs=dict(attrs or {}),
-                trial_id=len(trials),
+                trial_id=next(self._ids),
             )
             trials.append(t)
             return t
@@ -160,7 +162,7 @@ class MemoryStorage(Storage):
                 if requeue:
                     copy = FrozenTrial(
                         number=len(trials), state=TrialState.WAITING, params=dict(t.params),
-                        attrs={"retry_of": t.number}, trial_id=len(trials),
+                        attrs={"retry_of": t.number}, trial_id=next(self._ids),
                     )
                     trials.append(copy)
                 failed = lost_record(t, error, now, None if copy is None else copy.number)

@@ -92,6 +92,7 @@ class Study:
             beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
+        self._stop_requested = False
 
     @property
     def pruner(self) -> Pruner:
@@ -370,10 +371,34 @@ class Study:
         )
 
     def _record_of(self, trial: Trial | FrozenTrial | int) -> FrozenTrial:
+        """The record to finish; a trial of another study is refused (it would
+        overwrite this study's trial of the same number)."""
         if isinstance(trial, Trial):
+            if trial.study is self:
+                return trial.record
+            self._check_owner(trial.study.name, trial.record)
             return trial.record
-        number = trial.number if isinstance(trial, FrozenTrial) else int(trial)
-        return self._storage.get_trial(self._study_id, number)
+        if isinstance(trial, FrozenTrial):
+            return self._check_owner(self.name, trial)
+        return self._storage.get_trial(self._study_id, int(trial))
+
+    def _check_owner(self, owner: str, record: FrozenTrial) -> FrozenTrial:
+        """The stored record of ``record``'s number, if it is the same trial
+        (same storage key); else a ValueError naming both studies."""
+        stored: FrozenTrial | None = None
+        if owner == self.name:
+            try:
+                stored = self._storage.get_trial(self._study_id, record.number)
+            except LookupError:
+                stored = None
+        if stored is None or stored.trial_id != record.trial_id:
+            where = f"study {owner!r}" if owner != self.name else "another study (or another storage)"
+            raise ValueError(
+                f"trial {record.number} belongs to {where}, not to study {self.name!r}: tell a "
+                "trial to the study that asked it (study.tell(trial) with trial = study.ask()), "
+                "or pass this study's own trial number"
+            )
+        return stored
 
     def _finish(
         self, rec: FrozenTrial, value: Any, state: TrialState | None, error: str | None
@@ -424,14 +449,22 @@ class Study:
             timeout: seconds after which no new trial starts.
             n_jobs: parallel workers (-1: one per core). With a SQL storage they
                 are processes sharing the database; in memory, threads.
-            callbacks: called as ``callback(study, trial)`` after each trial.
+            callbacks: called as ``callback(study, record)`` after each trial,
+                in this process (the driver) under every executor, in the order
+                each worker ended its trials (a trial failed because its worker
+                died included). An exception in a callback stops the run: no
+                new trial starts, running ones end, then optimize raises it.
+                ``study.stop()`` in a callback ends the call cleanly.
             show_progress: a progress bar (default: when stderr is a terminal).
             executor: "thread", "process" or "ray" (or an
                 :class:`~tunesmith.execution.Executor`) to override the default.
             executor_options: passed to the executor: ``gpus``,
                 ``trials_per_gpu``, ``threads_per_trial`` (process);
                 ``ray_address``, ``resources_per_trial``, ``trials_per_gpu``
-                (ray). See docs/distributed.md.
+                (ray); ``trial_timeout`` (process and ray: seconds a trial
+                may run before its worker is stopped and the trial failed;
+                refused by the inline and thread executors, which cannot stop
+                a running objective). See docs/distributed.md.
 
         Ctrl-C stops cleanly: running trials are marked failed ("interrupted"),
         nothing is half-written, and optimize returns.
@@ -439,6 +472,7 @@ class Study:
         from .optimize import run_optimize
 
         self._warn_about_budget(n_trials)
+        self._stop_requested = False  # a stop() before this call does not end it
         run_optimize(
             self,
             objective,
@@ -451,6 +485,20 @@ class Study:
             executor=executor,
             options=executor_options,
         )
+
+    def stop(self) -> None:
+        """End the running ``optimize`` call cleanly: no new trial starts, the
+        running ones finish and are recorded, and ``optimize`` returns normally.
+        Call it from a callback (they run in the calling process under every
+        executor), from another thread, or from the objective with the inline
+        and thread executors (an objective in a worker process or Ray actor has
+        its own copy of the study)."""
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called since the current (or last) ``optimize`` call began."""
+        return self._stop_requested
 
     def run_trial(
         self,

@@ -1,0 +1,372 @@
+"""Forked worker processes sharing a SQL storage; optional GPU packing.
+
+Processes share the study through its SQL storage, so CPU-bound Python
+objectives really run in parallel (no GIL between them). Each process owns a
+:class:`~tunesmith.execution.gpu.Slot`: one thread for numeric libraries
+and, when GPUs are given, one device in ``CUDA_VISIBLE_DEVICES``.
+
+The parent watches its workers. One that dies (killed, crashed, or stopped by
+``trial_timeout``) has its running trial failed at once (re-queued if the study
+re-queues lost trials; once per trial), a budget unit it held but never turned
+into a trial is given back, and a new worker takes its place while trials are
+left: ``n_trials`` trials end, whatever dies on the way.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import multiprocessing as mp
+import multiprocessing.connection as mp_connection
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import StorageError
+from ..trial import FrozenTrial, TrialState
+from .base import Executor, Job
+from .callbacks import Callbacks
+from .gpu import (
+    EXIT_OOM,
+    Slot,
+    SlotPool,
+    apply_env,
+    is_oom_error,
+    parse_gpus,
+    plan_slots,
+    retry_attrs,
+)
+from .local import _interrupted, _me
+from .loop import Budget, Run, Seat, worker_loop
+
+logger = logging.getLogger("tunesmith")
+
+#: deaths in a row that ran no trial (a worker that cannot start): then no more replacements
+MAX_BARREN_DEATHS = 10
+
+
+def check_trial_timeout(trial_timeout: Any) -> float | None:
+    """``trial_timeout`` as seconds (None: no limit), or a ValueError."""
+    if trial_timeout is None:
+        return None
+    if isinstance(trial_timeout, bool) or not isinstance(trial_timeout, (int, float)) or not (
+        math.isfinite(trial_timeout) and trial_timeout > 0
+    ):
+        raise ValueError(f"trial_timeout must be a positive number of seconds or None, got {trial_timeout!r}")
+    return float(trial_timeout)
+
+
+class ProcessExecutor(Executor):
+    """Forked worker processes sharing a SQL storage; optional GPU packing.
+
+    Args:
+        n_jobs: worker processes (with ``gpus``: at most that many).
+        gpus: devices to use (ids, "0,1", or a count); None: CPU only.
+        trials_per_gpu: concurrent trials per device.
+        threads_per_trial: threads for numeric libraries in each worker
+            (OMP_NUM_THREADS, torch); None leaves them as they are.
+        trial_timeout: seconds a trial may run; then its worker is killed, the
+            trial failed with the reason (never re-queued) and the worker replaced.
+    """
+
+    name = "process"
+
+    def __init__(
+        self,
+        n_jobs: int | None = None,
+        *,
+        gpus: Sequence[int | str] | int | str | None = None,
+        trials_per_gpu: int = 1,
+        threads_per_trial: int | None = 1,
+        trial_timeout: float | None = None,
+    ) -> None:
+        self.slots = plan_slots(n_jobs, parse_gpus(gpus), trials_per_gpu)
+        self.threads = threads_per_trial
+        self.trial_timeout = check_trial_timeout(trial_timeout)
+
+    def run(self, job: Job) -> str | None:
+        return _Pool(self, job).run()
+
+
+@dataclass
+class _Worker:
+    slot: Slot
+    proc: Any
+    seat: Seat
+    inbox: Any  # read end of the pipe the worker sends each ended record through (None: closed)
+    timed_out: bool = False
+
+
+@dataclass
+class Losses:
+    """What went wrong in one optimize call, for the summary it logs."""
+
+    deaths: int = 0
+    failed: int = 0
+    requeued: int = 0
+    timed_out: int = 0
+    replaced: int = 0
+    barren: int = 0  # deaths in a row without a trial
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str | None:
+        if not self.deaths:
+            return None
+        parts = [f"{self.deaths} worker process(es) died during this optimize call"]
+        if self.timed_out:
+            parts.append(f"{self.timed_out} of them stopped by trial_timeout")
+        parts.append(f"{self.failed} running trial(s) failed, {self.requeued} of them re-queued")
+        parts.append(f"{self.replaced} replacement worker(s) started")
+        return "; ".join(parts) + " (the failed trials' errors say why)"
+
+
+class _Pool:
+    """The parent's side of one optimize call: starts, watches and replaces workers."""
+
+    def __init__(self, ex: ProcessExecutor, job: Job) -> None:
+        self.ex = ex
+        self.job = job
+        self.ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.budget = Budget(job.n_trials, job.timeout, self.ctx)
+        self.exhausted = self.ctx.Value("b", 0, lock=False)
+        self.run_ = Run(job.study, job.objective, self.budget, job.catch)
+        self.calls = Callbacks(job.study, job.callbacks, self.budget)
+        self.pool = SlotPool(ex.slots)
+        self.workers: dict[int, _Worker] = {}
+        self.losses = Losses()
+
+    def run(self) -> str | None:
+        for slot in self.ex.slots:
+            self._start(slot)
+        try:
+            self._watch()
+        except KeyboardInterrupt:
+            self._interrupt()
+        finally:
+            _wait([w.proc for w in self.workers.values()], 5.0)
+        if self.job.poll is not None:
+            self.job.poll()
+        summary = self.losses.summary()
+        if summary:
+            logger.warning(summary)
+        self.calls.raise_error()
+        if self.losses.barren > MAX_BARREN_DEATHS:
+            raise RuntimeError(
+                f"{self.losses.barren} worker processes in a row died before running a trial; "
+                f"stopped replacing them ({'; '.join(self.losses.notes[-1:])}). See the log above"
+            )
+        return "the search is exhausted: every configuration has been tried" if self.exhausted.value else None
+
+    def _start(self, slot: Slot) -> None:
+        seat = Seat(self.ctx)
+        inbox, outbox = self.ctx.Pipe(duplex=True)
+        args = (self.run_, slot, self.ex.threads, self.exhausted, seat, outbox, bool(self.job.callbacks))
+        p = self.ctx.Process(target=_child, args=args, daemon=False)
+        p.start()
+        outbox.close()  # the worker holds the only write end: its death reads as end of file
+        self.workers[slot.index] = _Worker(slot, p, seat, inbox)
+
+    def _interrupt(self) -> None:
+        self.budget.stop()
+        alive = [w.proc for w in self.workers.values()]
+        _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
+        for p in alive:  # the signal came to this process only: pass it on
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+        _wait(alive, 10.0)
+        for p in alive:
+            if p.exitcode not in (0,):
+                _fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})", requeue=False)
+        logger.warning("interrupted: running trials marked failed; optimize stopped")
+
+    def _watch(self) -> None:
+        # every exit is handled, the last ones too: a death noticed after the
+        # others finished still fails (and may re-queue and re-run) its trial
+        polled = 0.0
+        while True:
+            self._receive(0.2)
+            self.calls.check_stop()
+            if self.job.poll is not None and time.monotonic() - polled >= 0.2:
+                polled = time.monotonic()
+                self.job.poll()
+            self._stop_overdue()
+            for w in list(self.workers.values()):
+                if not w.proc.is_alive() and w.slot.index in self.pool.live:
+                    self._exited(w)
+            if not any(w.proc.is_alive() for w in self.workers.values()):
+                return
+
+    def _receive(self, wait: float) -> None:
+        """Run the callbacks on the records the workers sent (waiting up to ``wait``)."""
+        open_ = {w.inbox: w for w in self.workers.values() if w.inbox is not None}
+        if not open_:
+            time.sleep(wait)
+            return
+        for conn in mp_connection.wait(list(open_), timeout=wait):
+            self._drain(open_[conn], everything=False)
+
+    def _drain(self, w: _Worker, *, everything: bool = True) -> None:
+        """The records waiting in ``w``'s pipe (all of them, up to its end when it exited)."""
+        while w.inbox is not None and w.inbox.poll():
+            try:
+                record = w.inbox.recv()
+            except (EOFError, OSError):  # exited (a record cut short by a kill is lost with it)
+                w.inbox.close()
+                w.inbox = None
+                return
+            self.calls(record)
+            if self.job.callbacks:
+                _reply(w.inbox)
+            if not everything:
+                return
+
+    def _stop_overdue(self) -> None:
+        """Kill the workers whose trial has run longer than ``trial_timeout``."""
+        limit = self.ex.trial_timeout
+        if limit is None:
+            return
+        now = time.time()
+        for w in self.workers.values():
+            since = w.seat.since
+            if since and now - since > limit and not w.timed_out and w.proc.is_alive():
+                w.timed_out = True
+                os.kill(w.proc.pid, signal.SIGKILL)
+                w.proc.join(5.0)
+
+    def _exited(self, w: _Worker) -> None:
+        self._drain(w)  # what it ended before it exited comes first
+        code = w.proc.exitcode
+        if code == EXIT_OOM:  # retired after an out-of-memory trial: its device keeps one fewer
+            self._restart(self.pool.exited(w.slot, oom=True), held=False)
+            return
+        limit = self.ex.trial_timeout
+        error = (
+            f"trial_timeout: the trial ran longer than {limit:g} s; its worker process was stopped"
+            if w.timed_out else f"worker process died (exit code {code})"
+        )
+        lost = _fail_dead(self.run_, w.proc.pid, error, requeue=False if w.timed_out else None)
+        if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
+            self.pool.exited(w.slot, oom=False)
+            return
+        self._count(w, code, lost)
+        for t in lost:
+            self.calls(t)
+        # a re-queued copy runs under this call's budget, in a fresh worker: the lost
+        # attempt is not counted; nor is a budget unit the worker took but never started
+        retries = sum("requeued_as" in t.attrs for t in lost)
+        self.budget.give_back(retries + (1 if w.seat.holding and not lost else 0))
+        held = any(t.state is TrialState.PAUSED for t in lost)  # a resumed trial kept its promotion
+        new = self.pool.exited(w.slot, oom=False, replace=self.losses.barren <= MAX_BARREN_DEATHS)
+        self._restart(new, held=held or retries > 0)
+
+    def _count(self, w: _Worker, code: int | None, lost: list[FrozenTrial]) -> None:
+        ls = self.losses
+        ls.deaths += 1
+        ls.timed_out += w.timed_out
+        ls.failed += sum(t.state is TrialState.FAILED for t in lost)
+        ls.requeued += sum("requeued_as" in t.attrs for t in lost)
+        ls.barren = 0 if lost else ls.barren + 1
+        ls.notes.append(f"exit code {code}")
+        if not w.timed_out:
+            logger.warning(
+                "worker process %d died (exit code %s); its running trial is failed "
+                "(paused again if it had been resumed from a checkpoint)", w.proc.pid, code,
+            )  # fmt: skip
+
+    def _restart(self, new: Slot | None, *, held: bool) -> None:
+        """Start ``new`` if trials are left, or (``held``) a lost trial's copy or promotion must run."""
+        if new is None:
+            return
+        budget = self.budget
+        may_start = not (budget.stopped or budget.expired or budget.left == 0)
+        # held promotions, and re-queued copies after an exhausted search, still run
+        may_drain = not budget.expired and (not budget.stopped or budget.exhausted)
+        if may_start or (held and may_drain):
+            self.losses.replaced += 1
+            self._start(new)
+        else:
+            self.pool.exited(new, oom=False)
+
+
+def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial]:
+    """Fail the running trials of a dead worker. Re-queued (as the study says, unless
+    ``requeue`` is given) only if they are not re-queued copies themselves: a trial that
+    kills its worker twice is given up."""
+    me = _me(pid)
+    try:
+        if requeue is None and run.study.heartbeat_config.requeue:
+            mine = [t for t in run.study.trials_in(TrialState.RUNNING) if t.worker == me]
+            requeue = not any("retry_of" in t.attrs for t in mine)
+        return run.study.fail_worker(me, error, dead=True, requeue=requeue)
+    except StorageError as exc:
+        logger.warning("could not mark the dead worker's trial failed: %s", exc)
+        return []
+
+
+def _oom_retirer(run: Run) -> Any:
+    def after(record: FrozenTrial) -> bool:
+        if record.state is not TrialState.FAILED or not is_oom_error(record.error):
+            return True
+        attrs = retry_attrs(record.number, record.attrs)
+        if attrs is not None:
+            n = run.study.enqueue(record.params, attrs=attrs)
+            logger.warning("trial %d ran out of GPU memory; re-queued as %s with fewer neighbours", record.number, n)
+        return False  # this worker retires: its device keeps one trial fewer
+
+    return after
+
+
+def _reply(conn: Any) -> None:
+    try:
+        conn.send(True)
+    except OSError:  # it exited meanwhile
+        pass
+
+
+def _hand_over(outbox: Any, record: FrozenTrial) -> None:
+    """The record to the parent, which runs the callbacks; back once they ran (as inline)."""
+    outbox.send(record)
+    outbox.recv()
+
+
+def _child(run: Run, slot: Slot, threads: int | None, exhausted: Any, seat: Seat, outbox: Any, wait: bool) -> None:
+    code = 0
+    try:
+        run.seat = seat
+        run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
+        apply_env(slot.env(threads))
+        run.study.sampler.reseed(run.study._session, slot.index + 1)
+        run.study._finished.clear()
+        run.study._cursor = 0
+        if slot.device is not None:
+            run.after_trial = _oom_retirer(run)
+        worker_loop(run)
+        if run.exhausted:
+            exhausted.value = 1
+        elif run.retired:
+            code = EXIT_OOM
+    except KeyboardInterrupt:
+        _interrupted(run)
+        code = 130
+    except BaseException:  # noqa: BLE001 - report and exit with failure
+        logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _wait(procs: list[Any], timeout: float, *, kill: bool = True) -> None:
+    end = time.monotonic() + timeout
+    for p in procs:
+        p.join(max(0.0, end - time.monotonic()))
+    for p in procs:
+        if kill and p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+            p.join(1.0)

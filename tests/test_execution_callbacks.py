@@ -1,0 +1,98 @@
+"""Callbacks behave the same under every executor: in the driver, in order per worker;
+a raising callback stops the run and optimize raises it; study.stop() ends it cleanly."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunesmith import Float, Study, TrialState
+from tunesmith.trial import FrozenTrial
+
+# (executor, n_jobs, SQL storage?, most trials in flight beyond the ones called back)
+EXECUTORS = {
+    "inline": ("inline", 1, False, 0),
+    "thread": ("thread", 2, False, 2),
+    "process": ("process", 2, True, 2),
+}
+
+
+def _objective(trial: Any) -> float:
+    time.sleep(0.02)
+    return float(trial.params["x"])
+
+
+def make_study(kind: str, tmp_path: Path) -> Study:
+    url = f"sqlite:///{tmp_path / 'c.db'}" if EXECUTORS[kind][2] else None
+    return Study({"x": Float(0, 1)}, storage=url, name="c", sampler="random", seed=0)
+
+
+def optimize(study: Study, kind: str, n_trials: int, callbacks: list[Any]) -> None:
+    executor, n_jobs, _, _ = EXECUTORS[kind]
+    study.optimize(_objective, n_trials=n_trials, n_jobs=n_jobs, executor=executor, callbacks=callbacks)
+
+
+def check_driver_side(study: Study, seen: list[tuple[int, int, FrozenTrial]], n: int) -> None:
+    """Every trial called back once, in this process's calling thread, in order per worker."""
+    assert sorted(r.number for _, _, r in seen) == list(range(n))
+    assert {(pid, tid) for pid, tid, _ in seen} == {(os.getpid(), threading.get_ident())}
+    by_worker: dict[str | None, list[float]] = defaultdict(list)
+    for _, _, r in seen:
+        assert r.state is TrialState.COMPLETE and r == study.trials[r.number]
+        by_worker[r.worker].append(r.completed or 0.0)
+    assert all(times == sorted(times) for times in by_worker.values())
+
+
+@pytest.mark.parametrize("kind", list(EXECUTORS))
+def test_callbacks_run_in_the_driver_once_per_trial_in_order(kind: str, tmp_path: Path) -> None:
+    study = make_study(kind, tmp_path)
+    seen: list[tuple[int, int, FrozenTrial]] = []
+    optimize(study, kind, 10, [lambda s, r: seen.append((os.getpid(), threading.get_ident(), r))])
+    check_driver_side(study, seen, 10)
+
+
+def check_stopped(study: Study, called: int, kind: str) -> None:
+    """The run stopped after ``called`` callbacks: the trials in flight ended, none is left running."""
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert called <= len(states) <= called + EXECUTORS[kind][3], states
+
+
+@pytest.mark.parametrize("kind", list(EXECUTORS))
+def test_a_raising_callback_stops_the_study_and_optimize_raises_it(kind: str, tmp_path: Path) -> None:
+    study = make_study(kind, tmp_path)
+    calls: list[int] = []
+
+    def third_raises(s: Study, r: FrozenTrial) -> None:
+        calls.append(r.number)
+        if len(calls) == 3:
+            raise ValueError("callback says no")
+
+    with pytest.raises(ValueError, match="callback says no"):
+        optimize(study, kind, 20, [third_raises])
+    assert len(calls) == 3  # no callback after the one that raised
+    check_stopped(study, 3, kind)
+
+
+@pytest.mark.parametrize("kind", list(EXECUTORS))
+def test_study_stop_in_a_callback_ends_optimize_cleanly(kind: str, tmp_path: Path) -> None:
+    study = make_study(kind, tmp_path)
+    calls: list[int] = []
+
+    def stop_at_three(s: Study, r: FrozenTrial) -> None:
+        calls.append(r.number)
+        if len(calls) == 3:
+            s.stop()
+
+    optimize(study, kind, 20, [stop_at_three])
+    check_stopped(study, 3, kind)
+    assert len(calls) == len(study.trials)  # the trials in flight were called back too
+    before = len(study.trials)
+    optimize(study, kind, 2, [])  # the next call is not stopped
+    assert len(study.trials) == before + 2

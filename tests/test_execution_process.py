@@ -1,0 +1,180 @@
+"""The process executor under worker deaths: exact counts, replacements, trial_timeout."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunesmith import Float, Study, TrialState
+from tunesmith.execution import ProcessExecutor
+from tunesmith.samplers import Sampler
+from tunesmith.samplers.base import Suggestion
+from tunesmith.space import Space
+from tunesmith.trial import Direction, FrozenTrial
+
+
+@pytest.fixture
+def warnings_seen() -> Iterator[list[str]]:
+    """The tunesmith logger's warnings (it does not propagate to the root logger)."""
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep(logging.WARNING)
+    log = logging.getLogger("tunesmith")
+    log.addHandler(handler)
+    yield seen
+    log.removeHandler(handler)
+
+
+def results(study: Study) -> int:
+    """Finished trials that are results: a failed attempt re-queued as a copy is not one."""
+    return sum(t.state.is_finished and "requeued_as" not in t.attrs for t in study.trials)
+
+
+def states(study: Study) -> Counter[str]:
+    return Counter(t.state.value for t in study.trials)
+
+
+def _exits_quietly(trial: Any) -> float:
+    if trial.number % 3 == 1:
+        os._exit(0)  # a library that calls exit() in the middle of a trial
+    time.sleep(0.02)
+    return float(trial.params["x"])
+
+
+def test_a_worker_that_exits_mid_trial_is_replaced_and_n_trials_honoured(
+    tmp_path: Path, warnings_seen: list[str]
+) -> None:
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'q.db'}", name="q", sampler="random")
+    seen: list[FrozenTrial] = []
+    study.optimize(_exits_quietly, n_trials=8, n_jobs=2, callbacks=[lambda s, r: seen.append(r)])
+    assert sorted(r.number for r in seen) == list(range(8))  # the trials failed by a death too
+    count = states(study)
+    assert len(study.trials) == 8 and count["complete"] + count["failed"] == 8, count
+    died = [t for t in study.trials if t.state is TrialState.FAILED]
+    assert died and all("worker process died (exit code 0)" in (t.error or "") for t in died)
+    summary = [w for w in warnings_seen if "worker process(es) died during this optimize call" in w]
+    assert summary and f"{len(died)} running trial(s) failed" in summary[0]
+
+
+def _sleepy(trial: Any) -> float:
+    time.sleep(0.04)
+    return float(trial.params["x"])
+
+
+class Killer:
+    """SIGKILLs a random worker process of this test every 50-250 ms."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.kills = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.rng.uniform(0.05, 0.25)):
+            kids = mp.active_children()
+            if kids:
+                try:
+                    os.kill(self.rng.choice(kids).pid, signal.SIGKILL)
+                    self.kills += 1
+                except ProcessLookupError:
+                    pass
+
+    def __enter__(self) -> Killer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.parametrize("requeue", [False, True], ids=["fail", "requeue"])
+def test_random_sigkills_of_workers_leave_exactly_n_trials(tmp_path: Path, requeue: bool) -> None:
+    beat: dict[str, Any] = {"heartbeat_interval": 5, "requeue_failed": True} if requeue else {}
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k", sampler="random", **beat)
+    with Killer(seed=1) as killer:
+        study.optimize(_sleepy, n_trials=60, n_jobs=2)
+    count = states(study)
+    assert killer.kills >= 3, "the storm must hit"
+    assert count["running"] == count["waiting"] == 0, count
+    assert results(study) == 60, count
+    if requeue:  # every lost attempt has its copy; a copy that died again is failed for good
+        for t in study.trials:
+            if "requeued_as" in t.attrs:
+                assert study.trials[t.attrs["requeued_as"]].params == t.params
+    else:
+        assert len(study.trials) == 60
+
+
+class DiesWhileSampling(Sampler):
+    """Kills its own worker process inside ``suggest`` once (marker file): the worker
+    took a unit of the budget but never created a trial."""
+
+    name = "dies-while-sampling"
+    uses_history = False
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(0)
+        self.marker = marker
+        self.calls = 0
+
+    def suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
+        self.calls += 1
+        if self.calls == 2 and not os.path.exists(self.marker):
+            Path(self.marker).write_text("x")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return Suggestion(space.sample(self.rng))
+
+
+def test_a_worker_killed_before_its_trial_started_gives_its_budget_unit_back(tmp_path: Path) -> None:
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 's.db'}", name="s",
+                  sampler=DiesWhileSampling(str(tmp_path / "marker")))
+    study.optimize(_sleepy, n_trials=6, n_jobs=2)
+    assert (tmp_path / "marker").exists()
+    assert states(study) == Counter({"complete": 6})
+
+
+def _hangs_on_one(trial: Any) -> float:
+    if trial.number == 1:
+        time.sleep(60)  # never returns within the test: only trial_timeout ends it
+    return float(trial.params["x"])
+
+
+def test_trial_timeout_fails_the_trial_and_replaces_its_worker(tmp_path: Path, warnings_seen: list[str]) -> None:
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 't.db'}", name="t", sampler="random",
+                  heartbeat_interval=1, requeue_failed=True)
+    study.optimize(_hangs_on_one, n_trials=6, n_jobs=2, trial_timeout=1.0)
+    hung = study.trials[1]
+    assert hung.state is TrialState.FAILED and "requeued_as" not in hung.attrs  # never re-queued
+    assert hung.error == "trial_timeout: the trial ran longer than 1 s; its worker process was stopped"
+    assert states(study) == Counter({"complete": 5, "failed": 1})
+    assert any("1 of them stopped by trial_timeout" in w for w in warnings_seen)
+
+
+@pytest.mark.parametrize("executor", ["inline", "thread"])
+def test_trial_timeout_is_refused_where_a_running_objective_cannot_be_stopped(executor: str) -> None:
+    study = Study({"x": Float(0, 1)})
+    with pytest.raises(ValueError, match=f"trial_timeout needs an executor that can stop a running objective.*The {executor} executor"):
+        study.optimize(_sleepy, n_trials=2, n_jobs=2, executor=executor, trial_timeout=5)
+    with pytest.raises(ValueError, match="or use executor='ray' for trial_timeout"):
+        study.optimize(_sleepy, n_trials=2, trial_timeout=5)  # in memory: no process can share it
+    for bad in (0, -1.0, float("nan"), "5", True):
+        with pytest.raises(ValueError, match="trial_timeout must be a positive number of seconds"):
+            ProcessExecutor(1, trial_timeout=bad)
+    assert study.trials == []

@@ -1,0 +1,87 @@
+"""The Ray executor: trial_timeout, callbacks on the driver, a lost cluster (private instance, loopback)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunesmith import Float, Study, TrialState
+
+pytestmark = pytest.mark.slow
+
+try:  # Ray workers cannot import this test module: ship its functions by value
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+except ImportError:  # pragma: no cover - the tests skip without Ray
+    pass
+
+
+def _hangs_on_one(trial: Any) -> float:
+    if trial.number == 1:
+        time.sleep(60)  # only trial_timeout ends it within the test
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_trial_timeout_fails_the_trial_and_replaces_the_actor(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
+                  heartbeat_interval=1.0, requeue_failed=True)
+    study.optimize(_hangs_on_one, n_trials=6, n_jobs=2, executor="ray", trial_timeout=2.0)
+    hung = study.trials[1]
+    assert hung.state is TrialState.FAILED and "requeued_as" not in hung.attrs
+    assert hung.error == "trial_timeout: the trial ran longer than 2 s; its Ray worker was stopped"
+    assert Counter(t.state.value for t in study.trials) == Counter({"complete": 5, "failed": 1})
+
+
+def _objective(trial: Any) -> float:
+    time.sleep(0.02)
+    return float(trial.params["x"])
+
+
+def _study(storage: str, tmp_path: Path) -> Study:
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'c.db'}"
+    return Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="c")
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_callbacks_run_in_the_driver_and_stop_it(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    from test_execution_callbacks import check_driver_side
+
+    study = _study(storage, tmp_path)
+    seen: list[Any] = []
+    study.optimize(_objective, n_trials=10, n_jobs=2, executor="ray",
+                   callbacks=[lambda s, r: seen.append((os.getpid(), threading.get_ident(), r))])
+    check_driver_side(study, seen, 10)
+
+    calls: list[int] = []
+
+    def third_raises(s: Study, r: Any) -> None:
+        calls.append(r.number)
+        if len(calls) == 3:
+            raise ValueError("callback says no")
+
+    with pytest.raises(ValueError, match="callback says no"):
+        study.optimize(_objective, n_trials=20, n_jobs=2, executor="ray", callbacks=[third_raises])
+    states = [t.state for t in study.trials]
+    assert len(calls) == 3 and TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert 13 <= len(states) <= 13 + 4  # two actors, two calls each in flight
+
+    def stop_at_three(s: Study, r: Any) -> None:
+        calls.append(r.number)
+        if len(calls) == 6:
+            s.stop()
+
+    before = len(study.trials)
+    study.optimize(_objective, n_trials=20, n_jobs=2, executor="ray", callbacks=[stop_at_three])
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert before + 3 <= len(states) <= before + 3 + 4 and len(calls) == len(states) - before + 3
