@@ -149,10 +149,19 @@ def cross_validate(
     fold_list = list(folds)
     if not fold_list:
         raise ValueError("cross_validate needs at least one (train_idx, val_idx) fold")
+    table, done = _resumed(trial)
+    todo = fold_list[done:]
     if n_jobs != 1 and not _has_pruner(trial):
-        results = _parallel(score, fold_list, n_jobs)
-        return _run(trial, iter(results), len(fold_list), key)
-    return _run(trial, (score(a, b) for a, b in fold_list), len(fold_list), key)
+        return _run(trial, iter(_parallel(score, todo, n_jobs)), len(fold_list), key, table, done)
+    return _run(trial, (score(a, b) for a, b in todo), len(fold_list), key, table, done)
+
+
+def _resumed(trial: Any) -> tuple[dict[str, list[Any]], int]:
+    """A paused trial that is resumed continues after the folds it recorded."""
+    record = dict(trial.attrs.get(CV_ATTR) or {}) if getattr(trial, "is_resumed", False) else {}
+    table = {n: list(v) for n, v in dict(record.get("scores") or {}).items()}
+    done = min((len(v) for v in table.values()), default=0)
+    return {n: v[:done] for n, v in table.items()}, done
 
 
 def _has_pruner(trial: Any) -> bool:
@@ -169,10 +178,11 @@ def _parallel(score: FoldScore, folds: list[Fold], n_jobs: int) -> list[Any]:
     return list(Parallel(n_jobs=n_jobs)(delayed(score)(a, b) for a, b in folds))
 
 
-def _run(trial: Any, results: Iterable[Any], n_folds: int, key: str | None) -> float:
-    table: dict[str, list[Any]] = {}
-    name = "score"
-    for k, result in enumerate(results, start=1):
+def _run(
+    trial: Any, results: Iterable[Any], n_folds: int, key: str | None, table: dict[str, list[Any]], done: int
+) -> float:
+    name = key if key is not None and done else "score"
+    for k, result in enumerate(results, start=done + 1):
         name = _record(table, result, key)
         mean = float(np.mean(table[name]))
         trial.set_attr(CV_ATTR, summary(table, name, n_folds))
@@ -180,7 +190,7 @@ def _run(trial: Any, results: Iterable[Any], n_folds: int, key: str | None) -> f
             return mean  # a failed fold: the study marks the trial failed with this value
         trial.report(mean, k)
         if k < n_folds and trial.should_prune():
-            raise TrialPruned(f"pruned after fold {k} of {n_folds}")
+            raise TrialPruned(f"stopped after fold {k} of {n_folds}")
     return float(np.mean(table[name]))
 
 
