@@ -15,6 +15,7 @@ from rich.table import Table
 
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
+from ..study.evaluate import TestResult, test_results
 from ..trial import FrozenTrial, TrialState
 from .launch import optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS
@@ -126,7 +127,24 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print("no complete trial yet")
         return 0
     console.print(best_table(study, trials, args.top))
+    tests = test_results(study)
+    if tests:
+        console.print(test_table(study, tests))
     return 0
+
+
+def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
+    """Validation next to test for the configurations ``evaluate_best`` re-evaluated."""
+    sign = study.direction.sign()
+    rows = sorted(tests.values(), key=lambda r: (sign * r.validation, r.trial))
+    winner = min(rows, key=lambda r: sign * r.mean).trial
+    table = Table(title="held-out test (study.evaluate_best); gap: how much validation overstated test")
+    for col in ("#", "validation", "test", "gap", ""):
+        table.add_column(col, justify="right" if col else "left")
+    for r in rows:
+        test = f"{r.mean:.4g}" + (f" ± {r.std:.2g} ({len(r.values)} seeds)" if len(r.values) > 1 else "")
+        table.add_row(str(r.trial), f"{r.validation:.4g}", test, f"{r.gap:+.3g}", "winner by test" if r.trial == winner else "")
+    return table
 
 
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
