@@ -158,11 +158,23 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     for n in names:
         table.add_column(n)
     table.add_column("seconds", justify="right")
+    trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective
+    if trained:
+        table.add_column("overfit at", justify="right")
     for t in done[:top]:
         cells = [_fmt(t.params[n]) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
-        table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs)
+        extra = [_overfit(t)] if trained else []
+        table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs, *extra)
     return table
+
+
+def _overfit(t: FrozenTrial) -> str:
+    """Where the smoothed train/validation gap began its sustained rise, and the gap at the end."""
+    at = t.attrs.get("overfit_at")
+    gaps = [g for g in dict(t.attrs.get("curves") or {}).get("gap", []) if g is not None]
+    end = f" (gap {gaps[-1]:.3g})" if gaps else ""
+    return ("-" if at is None or isinstance(at, list) else f"step {at}") + end
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -163,8 +163,11 @@ def objective(
             configuration between folds; the value is the mean over folds and
             ``trial.attrs["cv"]`` holds every fold's value and their spread.
     Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
-    "overfit_at", "stopped_early" and "samples_per_s" (and "diverged_at" when
-    the monitored value turned NaN or infinite: the run stops there).
+    "overfit_at" (the reported step where the smoothed generalization gap began
+    its sustained rise, or None: :class:`History`), "curves" (training loss,
+    validation loss and smoothed gap by step), "stopped_early" and "samples_per_s"
+    (and "diverged_at" when the monitored value turned NaN or infinite: the run
+    stops there).
     """
     base = base or TrainConfig()
     if space is not None:
@@ -215,7 +218,9 @@ def _checkpoint_to_resume(trial: Any) -> str | None:
 def _store_summary(trial: Any, history: Any) -> None:
     speeds = [r.samples_per_s for r in history.records]
     trial.set_attr("best_checkpoint", history.best_checkpoint)
-    trial.set_attr("overfit_at", [i + 1 for i in history.overfit_at])  # as reported steps
+    at = history.overfit_at
+    trial.set_attr("overfit_at", None if at is None else at + 1)  # as a reported step
+    trial.set_attr("curves", history.curves())
     trial.set_attr("stopped_early", history.stopped_early)
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
 
