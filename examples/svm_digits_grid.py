@@ -151,17 +151,16 @@ def pick_best(study: ts.Study) -> ts.FrozenTrial:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mnist", help="path to a local 28x28 MNIST: an .npz or a folder of idx files "
                                    "(default: the 8x8 digits that ship with scikit-learn)")
-    p.add_argument("--samples", type=int, default=6000, help="MNIST training samples to use (SVMs are quadratic)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the training split")
-    p.add_argument("--top", type=int, default=3, help="best configurations re-evaluated on the test split")
-    p.add_argument("--storage", default="sqlite:///tunesmith.db", help="where the study is stored")
+    p.add_argument("--samples", type=int, default=6000, help="MNIST training samples to use (SVMs are quadratic) (default: %(default)s)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the training split (default: %(default)s)")
+    p.add_argument("--top", type=int, default=3, help="best configurations re-evaluated on the test split (default: %(default)s)")
+    p.add_argument("--storage", default="sqlite:///tunesmith.db", help="where the study is stored (default: %(default)s)")
     p.add_argument("--name", help="study name (default: svm-digits-grid, svm-mnist-grid, with -quick for --quick)")
-    p.add_argument("--n-jobs", type=int, default=2, help="parallel worker processes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test split and the folds")
+    p.add_argument("--n-jobs", type=int, default=2, help="parallel worker processes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test split and the folds (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a small grid: C in {1, 10}, gamma in {0.01, 0.1}")
     return p.parse_args(argv)
 
