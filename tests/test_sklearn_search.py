@@ -153,3 +153,17 @@ def test_failures_follow_scikit_learns_rules() -> None:
         TunedSearchCV(LogisticRegression(), {"C": [-1.0]}, cv=2).fit(X, Y)
     with pytest.raises(ValueError, match="pass n_trials"):
         TunedSearchCV(LogisticRegression(), {"C": loguniform(1e-2, 1)}).fit(X, Y)
+
+
+def test_evaluate_best_scores_the_top_configurations_on_a_test_split() -> None:
+    from sklearn.model_selection import train_test_split
+
+    xtr, xte, ytr, yte = train_test_split(X, Y, test_size=0.3, stratify=Y, random_state=0)
+    search = TunedSearchCV(SVC(), [{"kernel": ["linear"], "C": [0.01, 1.0]}, {"kernel": ["rbf"], "C": [0.1, 10.0]}],
+                           cv=3).fit(xtr, ytr)
+    ev = search.evaluate_best(xtr, ytr, xte, yte, k=2)
+    assert len(ev.results) == 2 and ev.results[0].trial == search.cv_results_["trial_number"][search.best_index_]
+    for r in ev.results:
+        params = search.cv_results_["params"][list(search.cv_results_["trial_number"]).index(r.trial)]
+        assert r.mean == pytest.approx(SVC(**params).fit(xtr, ytr).score(xte, yte))
+        assert r.gap == pytest.approx(r.validation - r.mean)

@@ -169,6 +169,20 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
 
+    def evaluate_best(self, X: Any, y: Any, X_test: Any, y_test: Any, *, k: int = 5) -> Any:
+        """Refit the ``k`` best configurations on ``X, y`` and score them on a test split
+        the search never saw (:meth:`tunesmith.Study.evaluate_best`): validation next to
+        test, the gap, the winner by test. ``best_params_`` stays what the search found."""
+        check_is_fitted(self, "cv_results_")
+        search = as_search_space(self.space)
+        scorer = self._scorer()
+
+        def test_score(trial: Any) -> float:
+            est = clone(self.estimator).set_params(**clone(search.decode(trial.params), safe=False))
+            return float(scorer(est.fit(X, y), X_test, y_test))
+
+        return self.study_.evaluate_best(test_score, k=k)
+
     # -- options ---------------------------------------------------------------------------------
     def _check_options(self) -> None:
         if self.n_trials is not None and (
@@ -179,6 +193,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"n_jobs must be a non-zero integer or None, got {self.n_jobs!r}")
         if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Number)):
             raise ValueError(f"error_score must be 'raise' or a number, got {self.error_score!r}")
+
+    def _scorer(self) -> Any:
+        """The scorer of the refit metric."""
+        return self.scorer_[self._refit_metric(self.scorer_)] if self.multimetric_ else self.scorer_
 
     def _refit_metric(self, scorers: Mapping[str, Any]) -> str:
         if not self.multimetric_:
@@ -283,8 +301,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
     def score(self, X: Any, y: Any = None) -> float:
         """The best estimator's score by the search's scorer (the refit metric if several)."""
         _check_refit(self, "score")
-        scorer: Any = self.scorer_[self._refit_metric(self.scorer_)] if self.multimetric_ else self.scorer_
-        return float(scorer(self.best_estimator_, X, y))
+        return float(self._scorer()(self.best_estimator_, X, y))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
