@@ -37,16 +37,22 @@ def run_example(*args: str, env: dict[str, str], cwd: Path) -> str:
 
 def test_svm_digits_quick(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     out = run_example("--quick", "--n-jobs", "2", env=subprocess_env, cwd=tmp_path)
-    assert "8x8 digits (scikit-learn): train 1077, val 360, test 360" in out
-    assert "grid of 10 configurations" in out and "searched 10 configurations" in out
+    assert "8x8 digits (scikit-learn): train 1437, test 360" in out
+    assert "grid of 10 configurations, 5-fold cross-validation" in out and "searched 10 configurations" in out
     # the default storage is the embedded SQLite file in the current folder
     study = ts.load_study("svm-digits-grid-quick", f"sqlite:///{tmp_path / 'tunesmith.db'}")
     trials = study.trials
     assert len(trials) == 10 and all(t.state is ts.TrialState.COMPLETE for t in trials)
     assert len({study.space.key(t.params) for t in trials}) == 10
-    assert f"best configuration: {example_module().pick_best(study).params}" in out
-    test_acc = float(out.split("test accuracy (retrained on train+val): ")[1].split()[0])
+    best = example_module().pick_best(study)
+    assert f"best configuration: {best.params}" in out
+    assert all(sorted(t.intermediate) == [1, 2, 3, 4, 5] and len(t.attrs["cv"]["scores"]["score"]) == 5
+               for t in trials)  # each fold reported, the per-fold scores recorded
+    test_acc = float(out.split("  test        ")[1].split()[0])
     assert study.best_value > 0.95 and test_acc > 0.95
+    assert f"gap {best.value - test_acc:+.4f}" in out and "baseline    test accuracy" in out
+    tested = ts.study.evaluate.test_results(study)  # the top 3, recorded apart from the search
+    assert len(tested) == 3 and tested[best.number].mean == pytest.approx(test_acc, abs=1e-4)
 
 
 def test_svm_digits_resumes_a_finished_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -83,7 +89,7 @@ def test_svm_with_local_mnist_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     db = f"sqlite:///{tmp_path / 'm.db'}"
     assert example_module().main(["--quick", "--mnist", str(tmp_path), "--samples", "800", "--storage", db]) == 0
     out = capsys.readouterr().out
-    assert f"MNIST {tmp_path}: train 600, val 200, test 397" in out
+    assert f"MNIST {tmp_path}: train 800, test 397" in out
     assert len(ts.load_study("svm-mnist-grid-quick", db).trials) == 10
 
 

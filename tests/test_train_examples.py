@@ -28,6 +28,9 @@ def test_loan_default_synthetic_structure_and_tiny_search(tmp_path: Path) -> Non
     assert len(out["trials"]) == 2 and set(out["best_params"]) == {"lr", "batch_size", "layers"}
     assert 0.5 < out["test_auc"] <= 1.0
     assert (tmp_path / "out.json").is_file()
+    assert out["folds"] == 3 and len(out["seeds"]) == 2  # 3-fold search, the best retrained with 2 seeds
+    assert out["gap"] == pytest.approx(out["test_loss"] - out["best_val_loss"])
+    assert "winner by test" in out["evaluation"] and out["base_rate_loss"] > 0
 
 
 def test_loan_default_reads_a_users_csv(tmp_path: Path) -> None:

@@ -68,12 +68,21 @@ def test_without_patience_runs_all_epochs_and_restore_best_can_be_off() -> None:
     assert all(torch.equal(final[k], snaps.states[3][k]) for k in final)
 
 
-def test_overfitting_signal_when_val_rises_while_train_falls() -> None:
-    # training loss falls (real training); validation scripted to rise at index 3 and 4
-    curve = [1.0, 0.8, 0.7, 0.75, 0.8, 0.6]
+def test_overfitting_signal_needs_a_sustained_rise_of_the_smoothed_gap() -> None:
+    # training loss falls (real training); validation scripted to rise from index 3 on
+    curve = [1.0, 0.8, 0.7, 0.72, 0.76, 0.8, 0.85]
     history, _, _ = run_curve(curve)
     assert history.train_losses[3] < history.train_losses[2]
-    assert history.overfit_at == [3, 4]
+    assert [r.overfitting for r in history.records] == [False] * 5 + [True, True]  # 3 rises: fired at 5
+    assert history.overfit_at == 3  # where the rise began
+    gaps = history.curves()["gap"]
+    assert len(gaps) == 7 and gaps[6] > gaps[5] > gaps[4] > gaps[3]  # type: ignore[operator]
+
+
+def test_one_noisy_rise_of_validation_loss_is_not_overfitting() -> None:
+    # the old signal fired at index 3 here (validation rose once while training fell)
+    history, _, _ = run_curve([1.0, 0.8, 0.7, 0.75, 0.65, 0.6, 0.7, 0.55])
+    assert history.overfit_at is None and not any(r.overfitting for r in history.records)
 
 
 def test_eval_every_steps_and_max_steps() -> None:
@@ -126,3 +135,18 @@ def test_dataset_input_gives_the_same_run_as_tensors() -> None:
     ha = Trainer(a, cfg).fit(train, val)
     hb = Trainer(b, cfg).fit(TensorDataset(*train), TensorDataset(*val))
     assert ha.train_losses == hb.train_losses and ha.val_losses == hb.val_losses
+
+
+def test_show_prints_where_trials_began_to_overfit(tmp_path, capsys) -> None:
+    import tunesmith as ts
+    from tunesmith.cli import main
+    from tunesmith.train import objective
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-2, log=True)}, sampler="random", seed=0, storage=url, name="o")
+    data = split(64)
+    study.optimize(objective(lambda p: mlp(), data, base=TrainConfig(epochs=2, batch_size=16),
+                             checkpoint_root=tmp_path), n_trials=1)
+    assert main(["show", "o", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "overfit at" in out and "(gap " in out

@@ -16,6 +16,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING
 
+from . import cv
 from .exceptions import (
     DuplicateStudyError,
     SchemaVersionError,
@@ -108,6 +109,7 @@ __all__ = [
     "TrialPruned",
     "TrialState",
     "TunesmithError",
+    "cv",
     "load_study",
     "set_verbosity",
 ]

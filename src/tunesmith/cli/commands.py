@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
+from ..study.evaluate import TestResult, test_results
 from ..trial import FrozenTrial, TrialState
 from .launch import optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS
@@ -129,7 +130,24 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print("no complete trial yet")
         return 0
     console.print(best_table(study, trials, args.top))
+    tests = test_results(study)
+    if tests:
+        console.print(test_table(study, tests))
     return 0
+
+
+def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
+    """Validation next to test for the configurations ``evaluate_best`` re-evaluated."""
+    sign = study.direction.sign()
+    rows = sorted(tests.values(), key=lambda r: (sign * r.validation, r.trial))
+    winner = min(rows, key=lambda r: sign * r.mean).trial
+    table = Table(title="held-out test (study.evaluate_best); gap: how much validation overstated test")
+    for col in ("#", "validation", "test", "gap", ""):
+        table.add_column(col, justify="right" if col else "left")
+    for r in rows:
+        test = f"{r.mean:.4g}" + (f" ± {r.std:.2g} ({len(r.values)} seeds)" if len(r.values) > 1 else "")
+        table.add_row(str(r.trial), f"{r.validation:.4g}", test, f"{r.gap:+.3g}", "winner by test" if r.trial == winner else "")
+    return table
 
 
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
@@ -143,11 +161,23 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     for n in names:
         table.add_column(escape(n))
     table.add_column("seconds", justify="right")
+    trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective
+    if trained:
+        table.add_column("overfit at", justify="right")
     for t in done[:top]:
         cells = [escape(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
-        table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs)
+        extra = [_overfit(t)] if trained else []
+        table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs, *extra)
     return table
+
+
+def _overfit(t: FrozenTrial) -> str:
+    """Where the smoothed train/validation gap began its sustained rise, and the gap at the end."""
+    at = t.attrs.get("overfit_at")
+    gaps = [g for g in dict(t.attrs.get("curves") or {}).get("gap", []) if g is not None]
+    end = f" (gap {gaps[-1]:.3g})" if gaps else ""
+    return ("-" if at is None or isinstance(at, list) else f"step {at}") + end
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -219,6 +219,19 @@ class Study:
     def best_value(self) -> float:
         return float(self.best_trial.value)  # type: ignore[arg-type]
 
+    def evaluate_best(self, fn: Callable[..., Any], k: int = 5, *, seeds: Sequence[int] | None = None) -> Any:
+        """Re-evaluate the ``k`` best configurations on data the search never saw.
+
+        ``fn(trial)`` (or ``fn(trial, seed)`` for each of ``seeds``) returns a test
+        score. The results are recorded apart from the search (no sampler or pruner
+        reads them) and returned as an :class:`~tunesmith.study.evaluate.Evaluation`
+        (validation next to test, the gap, the winner by test); ``best_trial`` stays
+        what the search found. See docs/trust.md.
+        """
+        from .evaluate import evaluate_best
+
+        return evaluate_best(self, fn, k=k, seeds=seeds)
+
     def to_dataframe(self) -> Any:
         """The trials as a pandas DataFrame (one row each, a column per parameter)."""
         try:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,7 +34,7 @@ from .. import exceptions
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Prior, Space
 from .config import SCHEDULES, TrainConfig
-from .data import LossFn, MetricFn
+from .data import LossFn, MetricFn, check_data
 from .history import EvalRecord
 from .trainer import Trainer
 
@@ -168,6 +169,7 @@ def objective(
     checkpoint_root: str | Path | None = None,
     threads: int | None = None,
     callbacks: Sequence[Any] = (),
+    folds: int | Sequence[tuple[Any, Any]] | None = None,
 ) -> Callable[[Any], float]:
     """An objective for :meth:`Study.optimize` that trains one model per trial.
 
@@ -184,14 +186,28 @@ def objective(
             (``<root>/<study>/trial-<n>``; default: ``base.checkpoint_dir`` if
             set, else the system's temp folder; always one folder per trial).
         threads: torch threads per trial (default: 1 inside parallel workers).
+        folds: k-fold training instead of one train/validation split: ``data``
+            is then one data set (or ``callable(params) -> data``) and ``folds``
+            a number of folds (shuffled with ``base.seed``) or ``(train_idx,
+            val_idx)`` pairs (:mod:`tunesmith.cv`). Each fold trains a fresh
+            model; fold k is reported as step k (the mean of the first k folds'
+            values, :func:`tunesmith.cv.cross_validate`), so the pruner stops a
+            configuration between folds; the value is the mean over folds and
+            ``trial.attrs["cv"]`` holds every fold's value and their spread.
     Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
-    "overfit_at", "stopped_early" and "samples_per_s" (and "diverged_at" when
-    the monitored value turned NaN or infinite: the run stops there).
+    "overfit_at" (the reported step where the smoothed generalization gap began
+    its sustained rise, or None: :class:`History`), "curves" (training loss,
+    validation loss and smoothed gap by step), "stopped_early" and "samples_per_s"
+    (and "diverged_at" when the monitored value turned NaN or infinite: the run
+    stops there).
     """
     base = base or TrainConfig()
     if space is not None:
         _check_space(space, base)
     root = Path(checkpoint_root) if checkpoint_root is not None else Path(tempfile.gettempdir()) / "tunesmith-checkpoints"
+    if folds is not None:
+        return _fold_objective(build_model, data, folds, base=base, loss=loss, metrics=metrics, monitor=monitor,
+                               head=head, root=root, threads=threads, callbacks=callbacks)
 
     def run(trial: Any) -> float:
         set_threads(threads)
@@ -234,7 +250,9 @@ def _checkpoint_to_resume(trial: Any) -> str | None:
 def _store_summary(trial: Any, history: Any) -> None:
     speeds = [r.samples_per_s for r in history.records]
     trial.set_attr("best_checkpoint", history.best_checkpoint)
-    trial.set_attr("overfit_at", [i + 1 for i in history.overfit_at])  # as reported steps
+    at = history.overfit_at
+    trial.set_attr("overfit_at", None if at is None else at + 1)  # as a reported step
+    trial.set_attr("curves", history.curves())
     trial.set_attr("stopped_early", history.stopped_early)
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
 
@@ -247,3 +265,42 @@ def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
                 base.with_params({name: sp[name].from_unit(0.5)})
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"space parameter {name!r} gives an invalid TrainConfig: {exc}") from None
+
+
+def _fold_objective(
+    build_model: Callable[[dict[str, Any]], nn.Module], data: DataSpec, folds: int | Sequence[tuple[Any, Any]], *,
+    base: TrainConfig, loss: str | LossFn, metrics: Any, monitor: str, head: Any, root: Path, threads: int | None,
+    callbacks: Sequence[Any],
+) -> Callable[[Any], float]:  # fmt: skip
+    """k-fold training: a fresh model per fold, one report per fold (``objective(..., folds=)``)."""
+    from .. import cv
+
+    def run(trial: Any) -> float:
+        set_threads(threads)
+        params = dict(trial.params)
+        cfg = base.with_params(params)
+        pool = data(params) if callable(data) else data
+        n = check_data(pool, "data")
+        splits = cv.kfold(n, folds, seed=cfg.seed) if isinstance(folds, int) else list(folds)
+        folder = root / str(getattr(trial.study, "name", "study")) / f"trial-{trial.number}"
+
+        def fold(train_idx: Any, val_idx: Any) -> float:
+            k = next(i for i, (_, v) in enumerate(splits) if np.array_equal(v, val_idx))
+            fold_cfg = cfg.with_params({"checkpoint_dir": str(folder / f"fold-{k}")})
+            torch.manual_seed(fold_cfg.seed)
+            trainer = Trainer(build_model(params), fold_cfg, loss=loss, metrics=metrics, head=head,
+                              callbacks=list(callbacks))
+            history = trainer.fit(subset(pool, train_idx), subset(pool, val_idx))
+            return monitored(history.best or history.records[-1], monitor)
+
+        return cv.cross_validate(trial, fold, splits)
+
+    return run
+
+
+def subset(data: Any, idx: Any) -> Any:
+    """The samples ``idx`` of a tuple of tensors or a torch Dataset."""
+    index = torch.as_tensor(idx, dtype=torch.long)
+    if isinstance(data, (tuple, list)):
+        return tuple(t[index] for t in data)
+    return torch.utils.data.Subset(data, index.tolist())

@@ -16,8 +16,8 @@ class EvalRecord:
     the previous record. val_loss / metrics: on the validation data (None / {}
     without one). lr: the learning rate of the next step. samples_per_s:
     training throughput since the previous record (validation excluded).
-    improved: best validation loss so far. overfitting: validation loss rose
-    while training loss fell, against the previous record.
+    improved: best validation loss so far. overfitting: the overfitting signal
+    holds here (see :meth:`History.overfits`).
     """
 
     index: int
@@ -33,23 +33,47 @@ class EvalRecord:
     overfitting: bool
 
 
+#: smoothing of the generalization gap (weight of the newest value in its moving average)
+GAP_SMOOTHING = 0.5
+#: validations in a row the smoothed gap must grow, without a new best validation loss
+OVERFIT_PATIENCE = 3
+
+
 @dataclasses.dataclass
 class History:
+    """The records of a training run, and what they say.
+
+    The overfitting signal: the generalization gap (validation loss - training
+    loss), smoothed by an exponential moving average (``gap_smoothing``: the
+    newest value's weight), grew at each of the last ``overfit_patience``
+    validations while the validation loss set no new best in them. One noisy
+    rise of the validation loss does not fire it.
+    """
+
     records: list[EvalRecord] = dataclasses.field(default_factory=list)
     best_loss: float = math.inf
     best_index: int | None = None
     stopped_early: bool = False
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
+    gap_smoothing: float = GAP_SMOOTHING
+    overfit_patience: int = OVERFIT_PATIENCE
 
     @property
     def best(self) -> EvalRecord | None:
         return None if self.best_index is None else self.records[self.best_index]
 
     @property
-    def overfit_at(self) -> list[int]:
-        """Indices of the records that showed the overfitting signal."""
-        return [r.index for r in self.records if r.overfitting]
+    def overfit_at(self) -> int | None:
+        """Index of the record where the sustained rise of the gap began (the first of the
+        ``overfit_patience`` rising validations that fired the signal), or None."""
+        first = next((r.index for r in self.records if r.overfitting), None)
+        return None if first is None else first - self.overfit_patience + 1
+
+    @property
+    def gaps(self) -> list[float | None]:
+        """The smoothed generalization gap per record (None without validation data)."""
+        return smoothed_gaps(self.train_losses, self.val_losses, self.gap_smoothing)
 
     @property
     def train_losses(self) -> list[float]:
@@ -60,10 +84,22 @@ class History:
         return [r.val_loss for r in self.records]
 
     def overfits(self, train_loss: float, val_loss: float | None) -> bool:
-        if not self.records or val_loss is None:
+        """Whether a new record with these losses shows the overfitting signal."""
+        p = self.overfit_patience
+        if val_loss is None or len(self.records) < p:
             return False
-        prev = self.records[-1]
-        return prev.val_loss is not None and val_loss > prev.val_loss and train_loss < prev.train_loss
+        gaps = smoothed_gaps([*self.train_losses, train_loss], [*self.val_losses, val_loss], self.gap_smoothing)
+        window = gaps[-p - 1:]
+        if any(g is None for g in window):
+            return False
+        rising = all(b > a for a, b in zip(window, window[1:], strict=False))  # type: ignore[operator]
+        vals = [v for v in self.val_losses[:-p + 1 or None] if v is not None]
+        recent = [v for v in [*self.val_losses[len(self.val_losses) - p + 1:], val_loss] if v is not None]
+        return rising and bool(vals) and min(recent) >= min(vals)
+
+    def curves(self) -> dict[str, list[float | None]]:
+        """Training loss, validation loss and smoothed gap by record (JSON-ready)."""
+        return {"train_loss": list[float | None](self.train_losses), "val_loss": self.val_losses, "gap": self.gaps}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -74,3 +110,17 @@ class History:
         d = dict(d)
         records = [EvalRecord(**r) for r in d.pop("records")]
         return cls(records=records, **d)
+
+
+def smoothed_gaps(train: list[float], val: list[float | None], weight: float) -> list[float | None]:
+    """Exponential moving average of ``val - train`` (None where there is no validation loss)."""
+    out: list[float | None] = []
+    avg: float | None = None
+    for t, v in zip(train, val, strict=True):
+        if v is None:
+            out.append(None)
+            continue
+        gap = v - t
+        avg = gap if avg is None else weight * gap + (1 - weight) * avg
+        out.append(avg)
+    return out

@@ -1,0 +1,230 @@
+"""Cross-validation inside an objective: splits, one report per fold, pruning.
+
+    def objective(trial):
+        def score(train_idx, val_idx):
+            model = make_model(trial.params).fit(x[train_idx], y[train_idx])
+            return model.score(x[val_idx], y[val_idx])
+        return ts.cv.cross_validate(trial, score, ts.cv.stratified(y, k=5, seed=0))
+
+Fold k (counted from 1) is reported as step k with the mean of the first k
+fold scores, so a pruner compares configurations fold by fold and a clearly
+worse one stops after its first folds. The per-fold scores, their mean and
+their spread are stored on the trial as ``trial.attrs["cv"]``.
+
+The split functions need only NumPy; any scikit-learn splitter (``KFold(5)``,
+``GroupKFold``, ...) works too, through :func:`split`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .exceptions import TrialPruned
+
+logger = logging.getLogger("tunesmith")
+
+Fold = tuple[np.ndarray, np.ndarray]
+FoldScore = Callable[[np.ndarray, np.ndarray], Any]
+CV_ATTR = "cv"
+
+
+# -- splits ----------------------------------------------------------------------------------------
+
+
+def kfold(n: int, k: int = 5, *, shuffle: bool = True, seed: int | None = 0) -> list[Fold]:
+    """``k`` folds of ``range(n)``: each sample is validated once (shuffled first unless told not to)."""
+    _check_k(k, n, "samples")
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    return _from_parts(np.array_split(order, k), n)
+
+
+def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = True, seed: int | None = 0) -> list[Fold]:
+    """``k`` folds that keep each class's share of ``y`` (labels) in every fold."""
+    labels = np.asarray(y)
+    _check_k(k, len(labels), "samples")
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in range(k)]
+    offset = 0
+    for c in _unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = rng.permutation(idx) if shuffle else idx
+        for j, chunk in enumerate(np.array_split(idx, k)):  # rotate, so small classes spread over folds
+            parts[(j + offset) % k].append(chunk)
+        offset += len(idx) % k
+    return _from_parts([np.sort(np.concatenate(p)) for p in parts], len(labels))
+
+
+def grouped(groups: Sequence[Any] | np.ndarray, k: int = 5) -> list[Fold]:
+    """``k`` folds in which no group (patient, user, site) is on both sides; groups are
+    dealt largest first to the fold with the fewest samples, so folds have similar sizes."""
+    g = np.asarray(groups)
+    names = _unique(g)
+    _check_k(k, len(names), "groups")
+    sizes = {name: int(np.sum(g == name)) for name in names}
+    load = [0] * k
+    members: list[list[Any]] = [[] for _ in range(k)]
+    for name in sorted(names, key=lambda n: (-sizes[n], str(n))):
+        j = int(np.argmin(load))
+        members[j].append(name)
+        load[j] += sizes[name]
+    return _from_parts([np.flatnonzero(np.isin(g, m)) for m in members], len(g))
+
+
+def time_series(n: int, k: int = 5, *, gap: int = 0) -> list[Fold]:
+    """``k`` forward-chaining folds: train on everything before a block, validate on the
+    block (``gap`` samples between them are left out); never trains on the future."""
+    _check_k(k + 1, n, "samples (time series folds need k + 1 blocks)")
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0, got {gap}")
+    bounds = np.array_split(np.arange(n), k + 1)
+    folds = []
+    for block in bounds[1:]:
+        end = int(block[0]) - gap
+        if end <= 0:
+            raise ValueError(f"gap={gap} leaves no training samples before the block at {int(block[0])}")
+        folds.append((np.arange(end), block))
+    return folds
+
+
+def split(splitter: Any, x: Any, y: Any = None, groups: Any = None) -> list[Fold]:
+    """The folds of a scikit-learn splitter (``KFold(5)``, ``StratifiedKFold``, ...)."""
+    if not hasattr(splitter, "split"):
+        raise TypeError(f"split() takes a splitter with .split(x, y, groups), got {splitter!r}")
+    return [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(x, y, groups)]
+
+
+def _unique(values: np.ndarray) -> list[Any]:
+    seen: dict[Any, None] = {}
+    for v in values.tolist():
+        seen.setdefault(v, None)
+    return sorted(seen, key=str)
+
+
+def _check_k(k: int, n: int, what: str) -> None:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
+        raise ValueError(f"k must be an integer >= 2 (the number of folds), got {k!r}")
+    if k > n:
+        raise ValueError(f"cannot make {k} folds from {n} {what}; use fewer folds")
+
+
+def _from_parts(parts: list[np.ndarray], n: int) -> list[Fold]:
+    everything = np.arange(n)
+    return [(np.setdiff1d(everything, p, assume_unique=True), np.sort(p)) for p in parts]
+
+
+# -- running folds in a trial -----------------------------------------------------------------------
+
+
+def cross_validate(
+    trial: Any,
+    score: FoldScore,
+    folds: Iterable[Fold],
+    *,
+    key: str | None = None,
+    n_jobs: int = 1,
+) -> float:
+    """Score each fold, report it, honour the pruner; return the mean score.
+
+    Args:
+        trial: the running :class:`~tunesmith.Trial`.
+        score: ``score(train_idx, val_idx) -> float`` (or a mapping of named
+            values, then ``key`` names the one that is reported and averaged;
+            the others, such as a training score or a fit time, are recorded).
+        folds: ``(train_idx, val_idx)`` pairs: :func:`kfold`, :func:`stratified`,
+            :func:`grouped`, :func:`time_series`, or :func:`split` of a
+            scikit-learn splitter.
+        n_jobs: folds run in parallel (joblib) when the study has no pruner;
+            with one, folds run in order so that the pruner can stop early.
+
+    Step k (from 1) reports the mean of the first k folds. When the pruner says
+    stop, the folds done so far are recorded and :class:`~tunesmith.TrialPruned`
+    is raised. ``trial.attrs["cv"]`` holds ``{"folds": k, "scores": {name: [...]},
+    "mean": m, "std": s}`` (std over folds, ``ddof=0`` like scikit-learn).
+    """
+    fold_list = list(folds)
+    if not fold_list:
+        raise ValueError("cross_validate needs at least one (train_idx, val_idx) fold")
+    table, done = _resumed(trial)
+    todo = fold_list[done:]
+    if n_jobs != 1 and not _has_pruner(trial):
+        return _run(trial, iter(_parallel(score, todo, n_jobs)), len(fold_list), key, table, done)
+    return _run(trial, (score(a, b) for a, b in todo), len(fold_list), key, table, done)
+
+
+def _resumed(trial: Any) -> tuple[dict[str, list[Any]], int]:
+    """A paused trial that is resumed continues after the folds it recorded."""
+    record = dict(trial.attrs.get(CV_ATTR) or {}) if getattr(trial, "is_resumed", False) else {}
+    table = {n: list(v) for n, v in dict(record.get("scores") or {}).items()}
+    done = min((len(v) for v in table.values()), default=0)
+    return {n: v[:done] for n, v in table.items()}, done
+
+
+def _has_pruner(trial: Any) -> bool:
+    from .pruners import NopPruner
+
+    return not isinstance(getattr(trial.study, "pruner", None), NopPruner)
+
+
+def _parallel(score: FoldScore, folds: list[Fold], n_jobs: int) -> list[Any]:
+    try:
+        from joblib import Parallel, delayed
+    except ImportError:
+        raise ImportError("parallel folds (n_jobs > 1) need joblib: pip install 'tunesmith[sklearn]'") from None
+    return list(Parallel(n_jobs=n_jobs)(delayed(score)(a, b) for a, b in folds))
+
+
+def _run(
+    trial: Any, results: Iterable[Any], n_folds: int, key: str | None, table: dict[str, list[Any]], done: int
+) -> float:
+    name = key if key is not None and done else "score"
+    for k, result in enumerate(results, start=done + 1):
+        name = _record(table, result, key)
+        mean = float(np.mean(table[name]))
+        trial.set_attr(CV_ATTR, summary(table, name, n_folds))
+        if not math.isfinite(mean):
+            return mean  # a failed fold: the study marks the trial failed with this value
+        trial.report(mean, k)
+        if k < n_folds and trial.should_prune():
+            raise TrialPruned(f"stopped after fold {k} of {n_folds}")
+    return float(np.mean(table[name]))
+
+
+def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:
+    if isinstance(result, Mapping):
+        if key is None or key not in result:
+            raise ValueError(
+                f"the fold function returned {sorted(result)}: pass key= naming the value to report"
+            )
+        for n, v in result.items():
+            table.setdefault(n, []).append(v if isinstance(v, str) or v is None else float(v))
+        return key
+    table.setdefault("score", []).append(float(result))
+    return "score"
+
+
+def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict[str, Any]:
+    """What ``trial.attrs["cv"]`` holds: the folds planned, every named value by fold
+    (text, such as a fold's error message, is kept as it is), and the mean and
+    spread of the reported one over the folds done."""
+    values = np.asarray(table[name], dtype=float)
+    return {
+        "folds": n_folds,
+        "key": name,
+        "scores": {n: [v if isinstance(v, str) or v is None else _finite(v) for v in vs] for n, vs in table.items()},
+        "mean": _finite(np.mean(values)),
+        "std": _finite(np.std(values)),
+    }
+
+
+def _finite(v: Any) -> float | None:
+    """A number as stored (JSON): NaN and infinities become None."""
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+__all__ = ["Fold", "cross_validate", "grouped", "kfold", "split", "stratified", "summary", "time_series"]

@@ -1,0 +1,92 @@
+"""``cv_results_`` from a study's trials, with scikit-learn's keys.
+
+Every finished trial is a row. A pruned trial ran only its first folds: the
+folds it did not run are NaN, its mean is over the folds it ran, and it ranks
+after every complete trial (failed ones rank last), so ``rank_test_* == 1`` is
+always a configuration that ran every fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..cv import CV_ATTR
+from ..trial import FrozenTrial, TrialState
+from .space import SearchSpace
+
+_STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAILED: 2}
+
+
+def cv_results(
+    trials: Sequence[FrozenTrial],
+    search: SearchSpace,
+    metrics: Sequence[str],
+    n_splits: int,
+    *,
+    train_score: bool,
+) -> dict[str, Any]:
+    """The ``cv_results_`` dict of the finished ``trials`` (in trial order)."""
+    params = [search.decode(t.params) for t in trials]
+    out: dict[str, Any] = {}
+    for timing in ("fit_time", "score_time"):
+        _mean_std(out, timing, _table(trials, timing, n_splits))
+    out.update(_param_columns(params))
+    out["params"] = params
+    splits = ("test", "train") if train_score else ("test",)
+    for split in splits:
+        for m in metrics:
+            table = _table(trials, f"{split}_{m}", n_splits)
+            for k in range(n_splits):
+                out[f"split{k}_{split}_{m}"] = table[:, k]
+            _mean_std(out, f"{split}_{m}", table)
+            if split == "test":
+                out[f"rank_test_{m}"] = rank(out[f"mean_test_{m}"], [t.state for t in trials])
+    out["state"] = np.array([t.state.value for t in trials], dtype=object)
+    out["trial_number"] = np.array([t.number for t in trials], dtype=int)
+    return out
+
+
+def _table(trials: Sequence[FrozenTrial], name: str, n_splits: int) -> np.ndarray:
+    """Values by (trial, fold); folds a trial did not run are NaN."""
+    table = np.full((len(trials), n_splits), np.nan)
+    for i, t in enumerate(trials):
+        values = dict(t.attrs.get(CV_ATTR) or {}).get("scores", {}).get(name, [])
+        for k, v in enumerate(values[:n_splits]):
+            if isinstance(v, (int, float)):
+                table[i, k] = v
+    return table
+
+
+def _mean_std(out: dict[str, Any], name: str, table: np.ndarray) -> None:
+    ran = ~np.isnan(table)
+    n = ran.sum(axis=1)
+    filled = np.where(ran, table, 0.0)
+    mean = np.divide(filled.sum(axis=1), n, out=np.full(len(table), np.nan), where=n > 0)
+    sq = np.where(ran, (table - mean[:, None]) ** 2, 0.0)
+    std = np.sqrt(np.divide(sq.sum(axis=1), n, out=np.full(len(table), np.nan), where=n > 0))
+    out[f"mean_{name}"], out[f"std_{name}"] = mean, std
+
+
+def rank(means: np.ndarray, states: Sequence[TrialState]) -> np.ndarray:
+    """1 = best; ties share the smaller rank (scikit-learn's ``method="min"``).
+    Complete trials first, then pruned, then failed; NaN means last in their group."""
+    keys = [(_STATE_ORDER.get(s, 3), -m if np.isfinite(m) else np.inf) for s, m in zip(states, means, strict=True)]
+    return np.array([1 + sum(other < key for other in keys) for key in keys], dtype=np.int32)
+
+
+def _param_columns(params: Sequence[Mapping[str, Any]]) -> dict[str, np.ma.MaskedArray]:
+    """``param_<name>``: a masked object array, masked where a parameter is inactive."""
+    names: list[str] = []
+    for p in params:
+        names.extend(n for n in p if n not in names)
+    out = {}
+    for name in names:
+        col = np.ma.MaskedArray(np.empty(len(params), dtype=object), mask=True)
+        for i, p in enumerate(params):
+            if name in p:
+                col[i] = p[name]
+        out[f"param_{name}"] = col
+    return out

@@ -1,0 +1,444 @@
+"""TunedSearchCV: a scikit-learn search estimator driven by a tunesmith study."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import numbers
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.exceptions import FitFailedWarning, NotFittedError
+from sklearn.metrics import check_scoring, get_scorer
+from sklearn.model_selection import check_cv
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, indexable
+
+from ..cv import CV_ATTR, cross_validate
+from ..pruners import NopPruner
+from ..storage import MemoryStorage
+from ..study import Study
+from ..trial import TrialState
+from .results import cv_results
+from .space import SearchSpace, as_search_space
+
+logger = logging.getLogger("tunesmith")
+
+
+class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
+    """Search an estimator's hyperparameters with cross-validation; a drop-in for
+    ``GridSearchCV``, ``RandomizedSearchCV``, skopt's ``BayesSearchCV`` and
+    Optuna's ``OptunaSearchCV``.
+
+    Args:
+        estimator: the estimator (or Pipeline) to tune; cloned for every fit.
+        space: a ``ts.Space``, or the dict scikit-learn users write
+            (``{"C": loguniform(1e-3, 1e3), "kernel": ["rbf", "linear"]}``), or
+            a list of such dicts (a conditional space). See
+            :mod:`tunesmith.sklearn.space`.
+        n_trials: configurations to evaluate; None: every configuration of a
+            finite space (a grid), else pass a number.
+        sampler: "auto" (default), "grid", "random", "sobol", "tpe", "bayes", or
+            a :class:`~tunesmith.samplers.Sampler`.
+        cv: folds: an int, a splitter or an iterable of (train, test) pairs
+            (as in scikit-learn; stratified for classifiers).
+        scoring: None (the estimator's ``score``), a name, a callable, or a
+            list/dict of them (multimetric; then ``refit`` names the one to
+            optimize and refit with, or is a callable choosing the index).
+        refit: refit the best configuration on all the data (True), by a
+            metric name, by a callable ``refit(cv_results_) -> index``, or not.
+        n_jobs: without a pruner, folds run in parallel (joblib); with a
+            pruner, trials run in parallel threads (folds stay in order).
+        pruner: e.g. "median": fold k is reported as step k (mean of the first
+            k folds), so a configuration clearly worse after its first folds stops.
+        timeout: seconds after which no new trial starts.
+        storage, name: a persistent study (``"sqlite:///search.db"``); fitting
+            again with the same name resumes it: trials already finished count
+            toward ``n_trials``. Resume with the same data and cv.
+        random_state: seed of the sampler (and of the space's random draws).
+        error_score: the score of a fold whose fit fails ("raise": raise).
+        return_train_score: also score the training folds.
+        verbose: 0 silent; 1 progress bar and tunesmith's info lines.
+
+    Attributes after ``fit``: ``cv_results_`` (scikit-learn's keys, plus
+    ``state`` and ``trial_number``), ``best_index_``, ``best_params_``,
+    ``best_score_``, ``best_estimator_``, ``refit_time_``, ``n_splits_``,
+    ``scorer_``, ``multimetric_``, ``study_`` (the :class:`~tunesmith.Study`).
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        space: Any,
+        *,
+        n_trials: int | None = None,
+        sampler: Any = "auto",
+        cv: Any = 5,
+        scoring: Any = None,
+        refit: bool | str | Callable[..., int] = True,
+        n_jobs: int | None = 1,
+        pruner: Any = None,
+        timeout: float | None = None,
+        storage: Any = None,
+        name: str | None = None,
+        random_state: Any = None,
+        error_score: Any = np.nan,
+        return_train_score: bool = False,
+        verbose: int = 0,
+    ) -> None:
+        self.estimator = estimator
+        self.space = space
+        self.n_trials = n_trials
+        self.sampler = sampler
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.pruner = pruner
+        self.timeout = timeout
+        self.storage = storage
+        self.name = name
+        self.random_state = random_state
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+        self.verbose = verbose
+
+    # -- fit ------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None, *, groups: Any = None, **fit_params: Any) -> TunedSearchCV:
+        """Run the search (resuming a stored study of the same name), then refit the best."""
+        self._check_options()
+        search = as_search_space(self.space)
+        scorers, self.multimetric_ = _scorers(self.estimator, self.scoring)
+        metric = self._refit_metric(scorers)
+        X, y, groups = indexable(X, y, groups)
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        folds = list(cv.split(X, y, groups))
+        self.n_splits_ = len(folds)
+        study = self._open_study(search)
+        fold = functools.partial(
+            _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score
+        )
+
+        def objective(trial: Any) -> float:
+            score = functools.partial(fold, search.decode(trial.params))
+            return cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
+
+        with _quiet(self.verbose):
+            self._optimize(study, search, objective)
+        self.study_ = study
+        self._finish(study, search, list(scorers), X, y, fit_params)
+        self.scorer_ = scorers if self.multimetric_ else scorers["score"]
+        return self
+
+    def _optimize(self, study: Study, search: SearchSpace, objective: Callable[[Any], float]) -> None:
+        done = sum(t.state.is_finished for t in study.trials)
+        todo = max(0, self._budget(search) - done)
+        if todo == 0:
+            return
+        trial_jobs = 1 if isinstance(study.pruner, NopPruner) else _jobs(self.n_jobs)
+        study.optimize(
+            objective, n_trials=todo, timeout=self.timeout, n_jobs=trial_jobs,
+            catch=() if self.error_score == "raise" else (Exception,),
+            show_progress=self.verbose > 0, executor="thread" if trial_jobs > 1 else None,
+        )  # fmt: skip
+
+    def _finish(self, study: Study, search: SearchSpace, metrics: list[str], X: Any, y: Any, fit_params: Any) -> None:
+        trials = [t for t in study.trials if t.state.is_finished]
+        _check_failures(trials)
+        self.cv_results_ = cv_results(trials, search, metrics, self.n_splits_, train_score=self.return_train_score)
+        metric = self._refit_metric({m: None for m in metrics})
+        if callable(self.refit):
+            self.best_index_ = int(self.refit(self.cv_results_))
+        else:
+            self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{metric}"]))
+            self.best_score_ = float(self.cv_results_[f"mean_test_{metric}"][self.best_index_])
+        self.best_params_ = self.cv_results_["params"][self.best_index_]
+        if self.refit:
+            start = time.perf_counter()
+            best = clone(self.estimator).set_params(**clone(self.best_params_, safe=False))
+            self.best_estimator_ = best.fit(X, y, **fit_params)
+            self.refit_time_ = time.perf_counter() - start
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+
+    def evaluate_best(self, X: Any, y: Any, X_test: Any, y_test: Any, *, k: int = 5) -> Any:
+        """Refit the ``k`` best configurations on ``X, y`` and score them on a test split
+        the search never saw (:meth:`tunesmith.Study.evaluate_best`): validation next to
+        test, the gap, the winner by test. ``best_params_`` stays what the search found."""
+        check_is_fitted(self, "cv_results_")
+        search = as_search_space(self.space)
+        scorer = self._scorer()
+
+        def test_score(trial: Any) -> float:
+            est = clone(self.estimator).set_params(**clone(search.decode(trial.params), safe=False))
+            return float(scorer(est.fit(X, y), X_test, y_test))
+
+        return self.study_.evaluate_best(test_score, k=k)
+
+    # -- options ---------------------------------------------------------------------------------
+    def _check_options(self) -> None:
+        if self.n_trials is not None and (
+            not isinstance(self.n_trials, numbers.Integral) or isinstance(self.n_trials, bool) or self.n_trials < 1
+        ):
+            raise ValueError(f"n_trials must be a positive integer or None (the whole grid), got {self.n_trials!r}")
+        if self.n_jobs is not None and (not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0):
+            raise ValueError(f"n_jobs must be a non-zero integer or None, got {self.n_jobs!r}")
+        if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Number)):
+            raise ValueError(f"error_score must be 'raise' or a number, got {self.error_score!r}")
+
+    def _scorer(self) -> Any:
+        """The scorer of the refit metric."""
+        return self.scorer_[self._refit_metric(self.scorer_)] if self.multimetric_ else self.scorer_
+
+    def _refit_metric(self, scorers: Mapping[str, Any]) -> str:
+        if not self.multimetric_:
+            return "score"
+        if isinstance(self.refit, str):
+            if self.refit not in scorers:
+                raise ValueError(f"refit={self.refit!r} is not one of the scorers {sorted(scorers)}")
+            return self.refit
+        if self.refit is True:
+            raise ValueError(
+                "with several scorers, refit must name the one to optimize and refit with "
+                f"(one of {sorted(scorers)}), be a callable choosing the index, or be False"
+            )
+        return next(iter(scorers))  # refit False or callable: the search optimizes the first scorer
+
+    def _budget(self, search: SearchSpace) -> int:
+        if self.n_trials is not None:
+            return int(self.n_trials)
+        size = search.space.cardinality
+        if math.isinf(size) or size > 100_000:
+            raise ValueError(
+                "n_trials=None searches the whole grid, but this space is continuous or huge: "
+                "pass n_trials=... (the number of configurations to evaluate)"
+            )
+        return int(size)
+
+    def _open_study(self, search: SearchSpace) -> Study:
+        name = self.name or f"tunedsearchcv-{uuid.uuid4().hex[:8]}"
+        return Study(
+            search.space, direction="maximize", sampler=self.sampler, pruner=self.pruner,
+            seed=_seed(self.random_state), storage=self.storage, name=name,
+        )  # fmt: skip
+
+    # -- the fitted estimator --------------------------------------------------------------------
+    @property
+    def study_(self) -> Study:
+        """The study behind the search (after unpickling: reopened from a persistent storage)."""
+        study = self.__dict__.get("_study")
+        if study is not None:
+            return study
+        ref = self.__dict__.get("_study_ref")
+        if ref is None:
+            raise AttributeError("study_ exists after fit (an in-memory study is not pickled: pass storage=)")
+        return Study.load(ref[0], ref[1])
+
+    @study_.setter
+    def study_(self, study: Study) -> None:
+        self.__dict__["_study"] = study
+        url = study.storage.url
+        self.__dict__["_study_ref"] = None if isinstance(study.storage, MemoryStorage) else (study.name, url)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_study", None)  # locks and connections; reopened by name from a persistent storage
+        return state
+
+    def _best(self) -> Any:
+        check_is_fitted(self)
+        return self.best_estimator_
+
+    @property
+    def classes_(self) -> Any:
+        _check_refit(self, "classes_")
+        return self.best_estimator_.classes_
+
+    @property
+    def n_features_in_(self) -> int:
+        try:
+            check_is_fitted(self)
+        except NotFittedError as exc:
+            raise AttributeError(f"{type(self).__name__} has no n_features_in_ before fit") from exc
+        return int(self.best_estimator_.n_features_in_)
+
+    @available_if(lambda self: _has(self, "predict"))
+    def predict(self, X: Any) -> Any:
+        return self._best().predict(X)
+
+    @available_if(lambda self: _has(self, "predict_proba"))
+    def predict_proba(self, X: Any) -> Any:
+        return self._best().predict_proba(X)
+
+    @available_if(lambda self: _has(self, "predict_log_proba"))
+    def predict_log_proba(self, X: Any) -> Any:
+        return self._best().predict_log_proba(X)
+
+    @available_if(lambda self: _has(self, "decision_function"))
+    def decision_function(self, X: Any) -> Any:
+        return self._best().decision_function(X)
+
+    @available_if(lambda self: _has(self, "score_samples"))
+    def score_samples(self, X: Any) -> Any:
+        return self._best().score_samples(X)
+
+    @available_if(lambda self: _has(self, "transform"))
+    def transform(self, X: Any) -> Any:
+        return self._best().transform(X)
+
+    @available_if(lambda self: _has(self, "inverse_transform"))
+    def inverse_transform(self, X: Any) -> Any:
+        return self._best().inverse_transform(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """The best estimator's score by the search's scorer (the refit metric if several)."""
+        _check_refit(self, "score")
+        return float(self._scorer()(self.best_estimator_, X, y))
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = inner.classifier_tags
+        tags.regressor_tags = inner.regressor_tags
+        tags.target_tags = inner.target_tags
+        tags.input_tags.pairwise = inner.input_tags.pairwise
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        return tags
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _has(search: TunedSearchCV, attr: str) -> bool:
+    """Whether ``search`` can delegate ``attr`` (raising AttributeError hides the method)."""
+    _check_refit(search, attr)
+    getattr(search.__dict__.get("best_estimator_", search.estimator), attr)
+    return True
+
+
+def _check_refit(search: TunedSearchCV, attr: str) -> None:
+    if not search.refit:
+        raise AttributeError(f"{attr} is available only after refitting on the best parameters: pass refit=True")
+    if "best_estimator_" not in search.__dict__ and attr in ("classes_", "score"):
+        check_is_fitted(search, "best_estimator_")
+
+
+def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
+    """Name -> scorer, and whether there are several (multimetric)."""
+    if scoring is None or isinstance(scoring, str) or callable(scoring):
+        return {"score": check_scoring(estimator, scoring=scoring)}, False
+    if isinstance(scoring, Mapping):
+        if not scoring:
+            raise ValueError("scoring={} names no scorer")
+        return {str(k): get_scorer(v) if isinstance(v, str) else v for k, v in scoring.items()}, True
+    if isinstance(scoring, (list, tuple, set)):
+        names = list(scoring)
+        if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"scoring as a list must hold distinct scorer names, got {scoring!r}")
+        return {n: get_scorer(n) for n in names}, True
+    raise ValueError(f"scoring must be None, a name, a callable, a list or a dict, got {scoring!r}")
+
+
+def _fit_and_score(
+    estimator: Any, X: Any, y: Any, scorers: Mapping[str, Any], fit_params: Mapping[str, Any],
+    train_score: bool, error_score: Any, params: Mapping[str, Any], train: np.ndarray, test: np.ndarray,
+) -> dict[str, Any]:  # fmt: skip
+    """One fold: fit a clone with ``params`` on ``train``, score ``test`` (and ``train``)."""
+    est = clone(estimator).set_params(**clone(dict(params), safe=False))
+    x_tr, y_tr = _split(est, X, y, train, train)
+    x_te, y_te = _split(est, X, y, test, train)
+    fold_params = {k: _safe_indexing(v, train) if _per_sample(v, X) else v for k, v in fit_params.items()}
+    start = time.perf_counter()
+    try:
+        est.fit(x_tr, y_tr, **fold_params)
+    except Exception as exc:
+        if error_score == "raise":
+            raise
+        out: dict[str, Any] = {"fit_time": time.perf_counter() - start, "score_time": 0.0}
+        for name in scorers:
+            out[f"test_{name}"] = error_score
+            if train_score:
+                out[f"train_{name}"] = error_score
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        return out
+    out = {"fit_time": time.perf_counter() - start}
+    start = time.perf_counter()
+    for name, scorer in scorers.items():
+        out[f"test_{name}"] = float(scorer(est, x_te, y_te))
+    out["score_time"] = time.perf_counter() - start
+    if train_score:
+        for name, scorer in scorers.items():
+            out[f"train_{name}"] = float(scorer(est, x_tr, y_tr))
+    return out
+
+
+def _split(est: Any, X: Any, y: Any, rows: np.ndarray, train: np.ndarray) -> tuple[Any, Any]:
+    """Rows of X and y; for a pairwise (precomputed kernel) estimator, columns of the training rows."""
+    x = _safe_indexing(X, rows)
+    if get_tags(est).input_tags.pairwise:
+        x = _safe_indexing(x, train, axis=1)
+    return x, None if y is None else _safe_indexing(y, rows)
+
+
+def _per_sample(value: Any, X: Any) -> bool:
+    return hasattr(value, "__len__") and not isinstance(value, (str, bytes, Mapping)) and len(value) == _n(X)
+
+
+def _n(X: Any) -> int:
+    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
+
+
+def _check_failures(trials: list[Any]) -> None:
+    """scikit-learn's rule: every fit failed -> ValueError; some -> FitFailedWarning."""
+    errors = [e for t in trials for e in (dict(t.attrs.get(CV_ATTR) or {}).get("scores", {}).get("error") or []) if e]
+    errors += [t.error for t in trials if t.state is TrialState.FAILED and t.error and not t.attrs.get(CV_ATTR)]
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    if not complete:
+        detail = "; ".join(sorted(set(errors))[:5]) or "no trial completed"
+        raise ValueError(f"All the {len(trials)} configurations failed to fit. Errors: {detail}")
+    if errors:
+        warnings.warn(
+            f"{len(errors)} fits failed (their folds scored error_score); first errors: "
+            + "; ".join(sorted(set(errors))[:3]),
+            FitFailedWarning, stacklevel=3,
+        )  # fmt: skip
+
+
+def _seed(random_state: Any) -> int | None:
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        return None if random_state is None else int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
+
+
+def _jobs(n_jobs: int | None) -> int:
+    import os
+
+    if n_jobs is None:
+        return 1
+    return (os.cpu_count() or 1) if n_jobs < 0 else int(n_jobs)
+
+
+@contextlib.contextmanager
+def _quiet(verbose: int) -> Iterator[None]:
+    """tunesmith's info lines only with verbose > 0 (warnings always)."""
+    if verbose > 0:
+        yield
+        return
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

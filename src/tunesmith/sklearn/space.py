@@ -1,0 +1,149 @@
+"""The search spaces scikit-learn users write, as a :class:`~tunesmith.Space`.
+
+* a list is a categorical (one value: a fixed parameter); values that are not
+  plain JSON (estimators, functions) are searched by their position in the list;
+* ``scipy.stats.loguniform(a, b)`` is ``Float(a, b, log=True)``,
+  ``uniform(loc, scale)`` is ``Float(loc, loc + scale)``, ``randint(a, b)`` is
+  ``Int(a, b - 1)`` (scipy's upper bound is exclusive);
+* a tunesmith parameter (``ts.Float(...)``) is used as it is;
+* a list of such dicts is a conditional space: a hidden parameter ``branch``
+  picks one dict and only that dict's parameters are active.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..space import Categorical, Fixed, Float, Int, Param, Space
+
+BRANCH = "branch"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """A tunesmith space and the way back from its configurations to estimator parameters.
+
+    ``names[key]`` is the estimator parameter of space parameter ``key``;
+    ``objects[key]``, when present, lists the values a positional categorical
+    stands for.
+    """
+
+    space: Space
+    names: Mapping[str, str]
+    objects: Mapping[str, tuple[Any, ...]]
+
+    def decode(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The estimator parameters (``set_params`` keywords) of a configuration."""
+        out: dict[str, Any] = {}
+        for key, value in config.items():
+            if key == BRANCH:
+                continue
+            values = self.objects.get(key)
+            out[self.names[key]] = values[int(value)] if values is not None else _tuple(value)
+        return out
+
+
+def as_search_space(spec: Any) -> SearchSpace:
+    """Turn ``spec`` (a ``ts.Space``, a dict, or a list of dicts) into a :class:`SearchSpace`."""
+    if isinstance(spec, Space):
+        return SearchSpace(spec, {n: n for n in spec}, {})
+    if isinstance(spec, Mapping):
+        return _branches([spec])
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)) and spec:
+        if not all(isinstance(s, Mapping) for s in spec):
+            raise TypeError("a list of spaces must hold only dicts, e.g. [{'kernel': ['rbf'], 'gamma': [...]}, ...]")
+        return _branches(list(spec))
+    raise TypeError(
+        f"space must be a ts.Space, a dict of parameter -> values/distribution, or a list of such dicts; got {spec!r}"
+    )
+
+
+def _branches(specs: list[Mapping[str, Any]]) -> SearchSpace:
+    if any(not s for s in specs):
+        raise ValueError("a space dict is empty: list at least one parameter to search")
+    params: dict[str, Param] = {}
+    names: dict[str, str] = {}
+    objects: dict[str, tuple[Any, ...]] = {}
+    single = len(specs) == 1
+    if not single:
+        params[BRANCH] = Categorical(list(range(len(specs))))
+    for i, spec in enumerate(specs):
+        for name, value in spec.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
+            key = name if single else f"{i}:{name}"
+            param, values = to_param(name, value)
+            if not single:
+                param = _when(param, {BRANCH: [i]})
+            params[key], names[key] = param, name
+            if values is not None:
+                objects[key] = values
+    return SearchSpace(Space(params), names, objects)
+
+
+def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
+    """One parameter from a list, a scipy.stats distribution or a tunesmith parameter;
+    the second item lists the objects a positional categorical stands for."""
+    if isinstance(value, Param):
+        return value, None
+    if hasattr(value, "rvs") and hasattr(value, "dist"):
+        return _from_distribution(name, value), None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) and not hasattr(value, "__array__"):
+        raise TypeError(
+            f"parameter {name!r}: {value!r} is neither a list of values nor a scipy.stats distribution; "
+            f"for a constant write {name!r}: [{value!r}]"
+        )
+    choices = list(value)
+    if not choices:
+        raise ValueError(f"parameter {name!r}: the list of values is empty")
+    if all(_plain(c) for c in choices):
+        plain = [_freeze(c) for c in choices]
+        return (Fixed(plain[0]) if len(plain) == 1 else Categorical(plain)), None
+    return Categorical(list(range(len(choices)))) if len(choices) > 1 else Fixed(0), tuple(choices)
+
+
+def _from_distribution(name: str, dist: Any) -> Param:
+    kind = dist.dist.name
+    low, high = (float(b) for b in dist.support())
+    if kind in ("loguniform", "reciprocal"):
+        return Float(low, high, log=True)
+    if kind == "uniform":
+        return Float(low, high)
+    if kind == "randint":
+        return Int(int(low), int(high))
+    raise ValueError(
+        f"parameter {name!r}: scipy.stats.{kind} has no tunesmith equivalent; use loguniform(a, b), "
+        "uniform(loc, scale), randint(a, b), a list of values, or a ts.Float/ts.Int with a prior"
+    )
+
+
+def _when(param: Param, when: Mapping[str, Any]) -> Param:
+    """``param`` with a condition added (a parameter of one branch of a list of dicts)."""
+    if param.when:
+        raise ValueError(f"parameter {param!r} already has a condition; in a list of dicts leave when= out")
+    spec = param.to_dict()
+    spec["when"] = dict(when)
+    from ..space.params import param_from_dict
+
+    return param_from_dict(spec)
+
+
+def _plain(v: Any) -> bool:
+    if isinstance(v, (tuple, list)):
+        return all(_plain(x) for x in v)
+    return isinstance(v, _PLAIN) or hasattr(v, "item") and isinstance(getattr(v, "ndim", 1), int) and v.ndim == 0
+
+
+def _freeze(v: Any) -> Any:
+    """A hashable JSON-plain value: NumPy scalars as Python ones, lists as tuples."""
+    if isinstance(v, (tuple, list)):
+        return tuple(_freeze(x) for x in v)
+    return v.item() if hasattr(v, "item") and not isinstance(v, _PLAIN) else v
+
+
+def _tuple(v: Any) -> Any:
+    """JSON gives tuples back as lists: estimators expect the tuple they were given."""
+    return tuple(_tuple(x) for x in v) if isinstance(v, list) else v

@@ -1,0 +1,185 @@
+"""The final evaluation: re-evaluate the search's top configurations on data it never saw.
+
+    results = study.evaluate_best(lambda trial: test_score(trial.params), k=5)
+    print(results)            # validation next to test, the gap, the winner by test
+
+The best validation value of a search is the maximum of many noisy scores, so it
+is optimistic; the gap between it and the test score says by how much.
+
+Where the results live: a finished trial never changes, and the search's
+samplers and pruners must never read test scores. So the test results are the
+trials of a companion study, ``"<name>:test"``, in the same storage: one
+complete trial per evaluated configuration (its value the mean test score, its
+``attrs`` the search trial's number, its validation value, every seed's score).
+:func:`test_results` reads them back; ``study.best_trial`` stays what the search
+found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..exceptions import StudyNotFound
+from ..trial import Direction, FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from .study import Study
+
+SUFFIX = ":test"
+TestFn = Callable[..., Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+    """One configuration evaluated on the test split.
+
+    trial: the search trial's number. validation: its value in the search.
+    values: the test score per seed (one value without seeds). mean, std: of
+    ``values`` (std 0 for one value). gap: how much the validation value
+    overstated the test score (validation - test when maximizing, test -
+    validation when minimizing; positive: the search was optimistic).
+    """
+
+    trial: int
+    params: Mapping[str, Any]
+    validation: float
+    values: tuple[float, ...]
+    seeds: tuple[int | None, ...]
+    mean: float
+    std: float
+    gap: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The top-k configurations by validation, each with its test results; ``winner`` is
+    the best by test (ties: the better validation)."""
+
+    direction: Direction
+    results: tuple[TestResult, ...]
+
+    @property
+    def winner(self) -> TestResult:
+        sign = self.direction.sign()
+        return min(self.results, key=lambda r: sign * r.mean)
+
+    def __str__(self) -> str:
+        lines = [f"{'trial':>5}  {'validation':>10}  {'test':>16}  {'gap':>8}  params"]
+        for r in self.results:
+            test = f"{r.mean:.4g}" + (f" ± {r.std:.2g}" if len(r.values) > 1 else "")
+            mark = "  <- winner by test" if r is self.winner else ""
+            lines.append(f"{r.trial:>5}  {r.validation:>10.4g}  {test:>16}  {r.gap:>+8.3g}  {_short(r.params)}{mark}")
+        return "\n".join(lines)
+
+
+def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] | None = None) -> Evaluation:
+    """Evaluate the ``k`` best complete trials with ``fn`` and record the results.
+
+    ``fn(trial)`` returns the test score of a search trial (a
+    :class:`~tunesmith.FrozenTrial`: its ``params``, and its ``attrs`` such as a
+    checkpoint); with ``seeds``, ``fn(trial, seed)`` is called once per seed (for
+    noisy objectives: retrain with new seeds) and the mean and spread are kept.
+    """
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer (how many of the best trials to evaluate), got {k!r}")
+    _check_fn(fn, seeds)
+    top = ranked(study)[:k]
+    if not top:
+        raise ValueError(f"study {study.name!r} has no complete trial to evaluate")
+    book = _companion(study)
+    results = []
+    for t in top:
+        values = [_score(fn, t, s) for s in (seeds if seeds is not None else [None])]
+        results.append(_result(t, values, list(seeds) if seeds is not None else [None], study.direction))
+        _record(book, results[-1])
+    return Evaluation(study.direction, tuple(results))
+
+
+def test_results(study: Study) -> dict[int, TestResult]:
+    """The recorded test results by search-trial number (the latest evaluation of each)."""
+    from .study import Study
+
+    try:
+        book = Study.load(study.name + SUFFIX, study.storage)
+    except StudyNotFound:
+        return {}
+    out: dict[int, TestResult] = {}
+    for t in book.trials_in(TrialState.COMPLETE):
+        a = t.attrs
+        values = [float(v) for v in a["values"]]
+        out[int(a["trial"])] = _result_from(int(a["trial"]), t.params, float(a["validation"]), values,
+                                            list(a["seeds"]), study.direction)
+    return out
+
+
+def ranked(study: Study) -> list[FrozenTrial]:
+    """Complete trials, best validation value first (ties: the earlier trial)."""
+    sign = study.direction.sign()
+    done = study.trials_in(TrialState.COMPLETE)
+    return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+
+
+def _check_fn(fn: TestFn, seeds: Sequence[int] | None) -> None:
+    if not callable(fn):
+        raise TypeError(f"evaluate_best takes fn(trial) -> test score, got {fn!r}")
+    if seeds is not None and (not seeds or not all(isinstance(s, int) for s in seeds)):
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    try:
+        sig = inspect.signature(fn)
+        sig.bind(None, 0) if seeds is not None else sig.bind(None)
+    except TypeError:
+        want = "fn(trial, seed)" if seeds is not None else "fn(trial)"
+        raise TypeError(f"evaluate_best calls {want}; {fn!r} does not take those arguments") from None
+    except ValueError:  # no signature (a builtin): call it and see
+        pass
+
+
+def _score(fn: TestFn, trial: FrozenTrial, seed: int | None) -> float:
+    value = fn(trial) if seed is None else fn(trial, seed)
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"the test function returned {value!r} for trial {trial.number}; return a number") from None
+    if not math.isfinite(out):
+        raise ValueError(f"the test function returned {out} for trial {trial.number}; return a finite number")
+    return out
+
+
+def _result(t: FrozenTrial, values: list[float], seeds: list[int | None], direction: Direction) -> TestResult:
+    return _result_from(t.number, t.params, float(t.value), values, seeds, direction)  # type: ignore[arg-type]
+
+
+def _result_from(
+    number: int, params: Mapping[str, Any], validation: float, values: list[float], seeds: list[int | None],
+    direction: Direction,
+) -> TestResult:  # fmt: skip
+    mean = float(np.mean(values))
+    gap = (validation - mean) if direction is Direction.MAXIMIZE else (mean - validation)
+    return TestResult(number, dict(params), validation, tuple(values), tuple(seeds), mean,
+                      float(np.std(values)), gap)
+
+
+def _companion(study: Study) -> Study:
+    from .study import Study
+
+    return Study(study.space, direction=study.direction, sampler="random", storage=study.storage,
+                 name=study.name + SUFFIX)
+
+
+def _record(book: Study, r: TestResult) -> None:
+    attrs = {"trial": r.trial, "validation": r.validation, "values": list(r.values), "seeds": list(r.seeds),
+             "std": r.std}
+    book.enqueue(r.params, attrs=attrs)
+    trial = book.ask_waiting()
+    assert trial is not None
+    book.tell(trial, r.mean)
+
+
+def _short(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,86 @@
+"""ts.cv: the splits and cross_validate inside an objective (reports, pruning, the record)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+from tunesmith import cv
+
+
+def _covers(folds: list[cv.Fold], n: int) -> None:
+    val = np.concatenate([v for _, v in folds])
+    assert sorted(val.tolist()) == list(range(n))  # every sample validated exactly once
+    for train, v in folds:
+        assert not set(train.tolist()) & set(v.tolist())
+
+
+def test_kfold_and_stratified_cover_every_sample_once() -> None:
+    _covers(cv.kfold(23, 4, seed=1), 23)
+    y = np.array([0] * 30 + [1] * 10 + [2] * 5)
+    folds = cv.stratified(y, 5, seed=0)
+    _covers(folds, len(y))
+    for _, v in folds:
+        assert np.bincount(y[v], minlength=3).tolist() == [6, 2, 1]
+    assert [v.tolist() for _, v in cv.kfold(10, 2, seed=3)] == [v.tolist() for _, v in cv.kfold(10, 2, seed=3)]
+    assert [v.tolist() for _, v in cv.kfold(10, 2, seed=3)] != [v.tolist() for _, v in cv.kfold(10, 2, seed=4)]
+
+
+def test_grouped_keeps_groups_apart_and_time_series_never_trains_on_the_future() -> None:
+    groups = np.repeat(["a", "b", "c", "d", "e", "f"], [5, 4, 3, 3, 2, 1])
+    folds = cv.grouped(groups, 3)
+    _covers(folds, len(groups))
+    for train, v in folds:
+        assert not set(groups[train]) & set(groups[v])
+    for train, v in cv.time_series(20, 4, gap=2):
+        assert train.max() + 2 < v.min()
+    with pytest.raises(ValueError, match="cannot make 7 folds from 6 groups"):
+        cv.grouped(groups, 7)
+    with pytest.raises(ValueError, match="k must be an integer >= 2"):
+        cv.kfold(10, 1)
+
+
+def test_split_takes_a_scikit_learn_splitter() -> None:
+    from sklearn.model_selection import KFold
+
+    folds = cv.split(KFold(3), np.zeros((9, 2)))
+    assert [v.tolist() for _, v in folds] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+
+
+def test_cross_validate_reports_each_fold_and_records_the_spread() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0)
+    scores = [0.5, 0.7, 0.6]
+
+    def objective(trial: ts.Trial) -> float:
+        return cv.cross_validate(trial, lambda tr, va: scores[int(va[0]) // 2], cv.kfold(6, 3, shuffle=False))
+
+    study.optimize(objective, n_trials=1)
+    t = study.trials[0]
+    assert t.value == pytest.approx(0.6)
+    assert t.intermediate == pytest.approx({1: 0.5, 2: 0.6, 3: 0.6})  # running means
+    assert t.attrs["cv"]["scores"]["score"] == scores
+    assert t.attrs["cv"]["std"] == pytest.approx(np.std(scores))
+
+
+def test_cross_validate_stops_where_the_pruner_says() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="grid", pruner="median")
+    for good in (0.9, 0.8):
+        study.enqueue({"x": good})
+    study.enqueue({"x": 0.1})
+    calls: list[int] = []
+
+    def objective(trial: ts.Trial) -> float:
+        def score(tr: np.ndarray, va: np.ndarray) -> dict[str, float]:
+            calls.append(trial.number)
+            return {"val": trial.params["x"], "train": 1.0}
+
+        return cv.cross_validate(trial, score, cv.kfold(50, 5), key="val")
+
+    study.pruner = ts.pruners.make_pruner({"name": "median", "n_startup_trials": 2})
+    study.optimize(objective, n_trials=3)
+    bad = study.trials[2]
+    assert bad.state is ts.TrialState.PRUNED and calls.count(2) == 1
+    assert bad.attrs["cv"]["scores"] == {"val": [0.1], "train": [1.0]} and bad.attrs["cv"]["folds"] == 5
+    with pytest.raises(ValueError, match="pass key="):
+        cv._record({}, {"a": 1.0}, None)

@@ -1,0 +1,68 @@
+"""study.evaluate_best: the top-k re-evaluated on a test split, recorded apart from the search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.cli import main
+from tunesmith.study import evaluate
+
+
+def _study(url: str | None = None, name: str = "s") -> ts.Study:
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0, storage=url, name=name)
+    study.optimize(lambda t: t.params["x"], n_trials=12)
+    return study
+
+
+def test_the_winner_is_named_by_test_and_best_trial_stays(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = _study(url)
+    best = study.best_trial
+    top3 = sorted((t for t in study.trials), key=lambda t: -float(t.value))[:3]  # type: ignore[arg-type]
+    # on the test split, the smaller x generalizes better: the search's third is the winner
+    ev = study.evaluate_best(lambda t: 1.0 - t.params["x"], k=3)
+    assert [r.trial for r in ev.results] == [t.number for t in top3]
+    assert ev.winner.trial == top3[2].number
+    assert study.best_trial == best and len(study.trials) == 12  # the search's record is unchanged
+    r = ev.results[0]
+    assert r.gap == pytest.approx(r.validation - r.mean) and r.std == 0.0 and r.seeds == (None,)
+    again = ts.load_study("s", url)
+    assert {n: x.mean for n, x in evaluate.test_results(again).items()} == {x.trial: x.mean for x in ev.results}
+    assert len(again.trials) == 12 and all("test" not in t.attrs for t in again.trials)
+
+
+def test_seeds_give_a_mean_and_a_spread() -> None:
+    study = _study()
+    ev = study.evaluate_best(lambda t, seed: t.params["x"] - 0.01 * seed, k=2, seeds=[0, 1, 2])
+    for r in ev.results:
+        assert r.values == pytest.approx((r.validation, r.validation - 0.01, r.validation - 0.02))
+        assert r.mean == pytest.approx(r.validation - 0.01) and r.std == pytest.approx(0.00816, abs=1e-4)
+        assert r.gap == pytest.approx(0.01)
+    assert "winner by test" in str(ev) and "±" in str(ev)
+
+
+def test_bad_arguments_are_named() -> None:
+    study = _study()
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        study.evaluate_best(lambda t: 0.0, k=0)
+    with pytest.raises(TypeError, match=r"calls fn\(trial, seed\)"):
+        study.evaluate_best(lambda t: 0.0, seeds=[1, 2])
+    with pytest.raises(ValueError, match="return a finite number"):
+        study.evaluate_best(lambda t: float("nan"))
+    empty = ts.Study({"x": ts.Float(0, 1)})
+    with pytest.raises(ValueError, match="no complete trial"):
+        empty.evaluate_best(lambda t: 0.0)
+
+
+def test_show_prints_validation_next_to_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = _study(url)
+    assert main(["show", "s", "--storage", url]) == 0
+    assert "held-out test" not in capsys.readouterr().out
+    study.evaluate_best(lambda t: t.params["x"] - 0.25, k=2)
+    assert main(["show", "s", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "held-out test" in out and "+0.25" in out and "winner by test" in out

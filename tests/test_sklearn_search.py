@@ -1,0 +1,169 @@
+"""TunedSearchCV: scikit-learn's own estimator checks, its keys and numbers, and what tunesmith adds."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from scipy.stats import loguniform, norm, randint, uniform  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_iris, make_classification  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.svm import SVC  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.sklearn import TunedSearchCV, as_search_space  # noqa: E402
+
+X, Y = load_iris(return_X_y=True)
+
+# the instances scikit-learn itself checks GridSearchCV with (error_score="raise" as there)
+CHECKED = [
+    TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, random_state=0, error_score="raise"),
+    TunedSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=2, random_state=0, error_score="raise"),
+    TunedSearchCV(Pipeline([("pca", PCA()), ("ridge", Ridge())]), {"ridge__alpha": [0.1, 1.0]}, cv=2,
+                  random_state=0, error_score="raise"),
+    TunedSearchCV(Pipeline([("pca", PCA()), ("lr", LogisticRegression())]), {"lr__C": [0.1, 1.0]}, cv=2,
+                  random_state=0, error_score="raise"),
+]
+
+
+@parametrize_with_checks(CHECKED)
+def test_scikit_learn_estimator_checks(estimator: TunedSearchCV, check: object) -> None:
+    check(estimator)  # type: ignore[operator]
+
+
+def test_dict_space_becomes_the_matching_parameters() -> None:
+    s = as_search_space({"C": loguniform(1e-3, 1e3), "l1": uniform(0.2, 0.5), "n": randint(1, 5),
+                         "kernel": ["rbf", "linear"], "fixed": [3]}).space
+    assert s["C"] == ts.Float(1e-3, 1e3, log=True)
+    assert s["l1"] == ts.Float(0.2, 0.7)
+    assert s["n"] == ts.Int(1, 4)  # scipy's randint excludes its upper bound
+    assert s["kernel"] == ts.Categorical(["rbf", "linear"])
+    assert s["fixed"] == ts.Fixed(3)
+    with pytest.raises(ValueError, match="norm has no tunesmith equivalent"):
+        as_search_space({"x": norm(0, 1)})
+    with pytest.raises(TypeError, match=r"for a constant write 'C': \[1.0\]"):
+        as_search_space({"C": 1.0})
+
+
+def test_list_of_dicts_is_a_conditional_space_and_objects_round_trip() -> None:
+    lr, svc = LogisticRegression(), SVC()
+    search = as_search_space([{"clf": [lr], "clf__C": [1, 10]}, {"clf": [svc], "clf__gamma": loguniform(1e-3, 1)}])
+    configs = search.space.grid({"1:clf__gamma": 2})
+    decoded = [search.decode(c) for c in configs]
+    assert {frozenset(d) for d in decoded} == {frozenset({"clf", "clf__C"}), frozenset({"clf", "clf__gamma"})}
+    assert all((d["clf"] is lr) == ("clf__C" in d) for d in decoded)
+    assert len(decoded) == 4
+
+
+def test_cv_results_match_grid_search_cv() -> None:
+    grid = {"C": [0.01, 0.1, 1.0, 10.0], "fit_intercept": [True, False]}
+    est = LogisticRegression(max_iter=500)
+    ours = TunedSearchCV(est, grid, sampler="grid", cv=KFold(3, shuffle=True, random_state=0),
+                         return_train_score=True).fit(X, Y)
+    theirs = GridSearchCV(est, grid, cv=KFold(3, shuffle=True, random_state=0), return_train_score=True).fit(X, Y)
+    assert set(theirs.cv_results_) <= set(ours.cv_results_)
+    order = [ours.cv_results_["params"].index(p) for p in theirs.cv_results_["params"]]
+    for key in ("mean_test_score", "std_test_score", "split2_test_score", "mean_train_score", "rank_test_score"):
+        np.testing.assert_allclose(np.asarray(ours.cv_results_[key])[order], theirs.cv_results_[key])
+    assert ours.best_params_ == theirs.best_params_ and ours.best_score_ == pytest.approx(theirs.best_score_)
+    assert ours.n_splits_ == 3 and ours.refit_time_ > 0
+    assert ours.score(X, Y) == pytest.approx(theirs.score(X, Y))
+    np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
+
+
+def test_multimetric_refit_by_name_or_callable() -> None:
+    space = {"C": loguniform(1e-3, 1e2)}
+    by_name = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=5, cv=3, random_state=0,
+                            scoring={"acc": "accuracy", "f1": "f1_macro"}, refit="f1").fit(X, Y)
+    assert by_name.multimetric_ and set(by_name.scorer_) == {"acc", "f1"}
+    assert by_name.best_score_ == max(by_name.cv_results_["mean_test_f1"])
+    assert by_name.study_.best_value == pytest.approx(by_name.best_score_)
+    pick_last = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=5, cv=3, random_state=0,
+                              scoring=["accuracy", "f1_macro"], refit=lambda res: len(res["params"]) - 1).fit(X, Y)
+    assert pick_last.best_index_ == 4 and not hasattr(pick_last, "best_score_")
+    with pytest.raises(ValueError, match="refit must name the one to optimize"):
+        TunedSearchCV(LogisticRegression(), space, n_trials=2, scoring=["accuracy", "f1_macro"]).fit(X, Y)
+
+
+def test_pipeline_clone_params_and_nested_cross_validation() -> None:
+    pipe = Pipeline([("scale", StandardScaler()), ("svc", SVC())])
+    search = TunedSearchCV(pipe, {"svc__C": loguniform(1e-2, 1e2)}, n_trials=4, cv=3, random_state=0)
+    assert clone(search).get_params()["estimator__svc__C"] == 1.0
+    search.set_params(estimator__svc__kernel="linear", n_trials=3)
+    assert search.get_params()["n_trials"] == 3
+    nested = cross_validate(search, X, Y, cv=3, return_estimator=True)
+    assert np.all(nested["test_score"] > 0.8)
+    assert {len(e.cv_results_["params"]) for e in nested["estimator"]} == {3}
+    assert all(e.best_estimator_.named_steps["svc"].kernel == "linear" for e in nested["estimator"])
+    fitted = nested["estimator"][0]
+    assert not hasattr(fitted, "transform") and fitted.predict(X[:3]).shape == (3,)  # an SVC does not transform
+    assert hasattr(TunedSearchCV(PCA(), {"n_components": [1, 2]}, cv=2).fit(X), "transform")
+
+
+def test_fold_level_pruning_stops_bad_configurations_after_their_first_folds() -> None:
+    x, y = make_classification(300, 10, n_informative=4, random_state=0)
+    space = {"C": loguniform(1e-6, 1e2)}
+    pruned = TunedSearchCV(LogisticRegression(max_iter=200), space, n_trials=24, cv=5, random_state=0,
+                           pruner={"name": "median", "n_startup_trials": 3}).fit(x, y)
+    states = pruned.cv_results_["state"]
+    assert "pruned" in set(states)
+    for i in np.flatnonzero(states == "pruned"):
+        reported = pruned.study_.trials[pruned.cv_results_["trial_number"][i]].intermediate
+        assert len(reported) < 5 and np.isnan(pruned.cv_results_["split4_test_score"][i])
+        assert pruned.cv_results_["rank_test_score"][i] > sum(states == "complete")
+    assert pruned.cv_results_["state"][pruned.best_index_] == "complete"
+
+
+def test_parallel_folds_give_the_same_results() -> None:
+    kw = dict(n_trials=3, cv=3, random_state=0, sampler="random")
+    one = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_jobs=1, **kw).fit(X, Y)  # type: ignore[arg-type]
+    two = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_jobs=2, **kw).fit(X, Y)  # type: ignore[arg-type]
+    np.testing.assert_allclose(one.cv_results_["mean_test_score"], two.cv_results_["mean_test_score"])
+    assert one.cv_results_["params"] == two.cv_results_["params"]
+
+
+def test_a_stored_search_resumes_by_name_and_survives_pickling(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    kw = dict(cv=3, random_state=0, storage=url, name="svc")
+    first = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=3, **kw).fit(X, Y)  # type: ignore[arg-type]
+    again = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=5, **kw).fit(X, Y)  # type: ignore[arg-type]
+    assert len(again.cv_results_["params"]) == 5
+    assert again.cv_results_["params"][:3] == first.cv_results_["params"]
+    restored = pickle.loads(pickle.dumps(again))
+    assert len(restored.study_.trials) == 5
+    np.testing.assert_array_equal(restored.predict(X), again.predict(X))
+
+
+def test_failures_follow_scikit_learns_rules() -> None:
+    space = {"C": [-1.0, 1.0]}  # C must be positive: half the configurations fail
+    with pytest.warns(Warning, match="fits failed"):
+        search = TunedSearchCV(LogisticRegression(), space, cv=2).fit(X, Y)
+    assert search.best_params_ == {"C": 1.0}
+    with pytest.raises(ValueError, match="All the 1 configurations failed"):
+        TunedSearchCV(LogisticRegression(), {"C": [-1.0]}, cv=2).fit(X, Y)
+    with pytest.raises(ValueError, match="pass n_trials"):
+        TunedSearchCV(LogisticRegression(), {"C": loguniform(1e-2, 1)}).fit(X, Y)
+
+
+def test_evaluate_best_scores_the_top_configurations_on_a_test_split() -> None:
+    from sklearn.model_selection import train_test_split
+
+    xtr, xte, ytr, yte = train_test_split(X, Y, test_size=0.3, stratify=Y, random_state=0)
+    search = TunedSearchCV(SVC(), [{"kernel": ["linear"], "C": [0.01, 1.0]}, {"kernel": ["rbf"], "C": [0.1, 10.0]}],
+                           cv=3).fit(xtr, ytr)
+    ev = search.evaluate_best(xtr, ytr, xte, yte, k=2)
+    assert len(ev.results) == 2 and ev.results[0].trial == search.cv_results_["trial_number"][search.best_index_]
+    for r in ev.results:
+        params = search.cv_results_["params"][list(search.cv_results_["trial_number"]).index(r.trial)]
+        assert r.mean == pytest.approx(SVC(**params).fit(xtr, ytr).score(xte, yte))
+        assert r.gap == pytest.approx(r.validation - r.mean)

@@ -1,0 +1,55 @@
+"""k-fold fine-tuning through ts.train.objective(..., folds=): a fresh model per fold, a report per fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import blobs, mlp  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.pruners import Decision, Pruner  # noqa: E402
+from tunesmith.train import TrainConfig, objective  # noqa: E402
+
+POOL = blobs(90)
+
+
+def test_each_fold_trains_a_fresh_model_and_is_reported(tmp_path: Path) -> None:
+    built: list[int] = []
+
+    def build(params: dict) -> torch.nn.Module:
+        built.append(1)
+        return mlp()
+
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, direction="maximize", sampler="random", seed=0)
+    obj = objective(build, POOL, base=TrainConfig(epochs=2, batch_size=16), checkpoint_root=tmp_path, folds=3,
+                    metrics=["accuracy"], monitor="accuracy")
+    study.optimize(obj, n_trials=1)
+    t = study.trials[0]
+    assert t.state is ts.TrialState.COMPLETE, t.error
+    assert len(built) == 3 and sorted(t.intermediate) == [1, 2, 3]
+    per_fold = t.attrs["cv"]["scores"]["score"]
+    assert len(per_fold) == 3 and t.value == pytest.approx(sum(per_fold) / 3)
+    assert sorted(p.name for p in (tmp_path / study.name / "trial-0").iterdir()) == ["fold-0", "fold-1", "fold-2"]
+
+
+class StopSecond(Pruner):
+    """Stops trial 1 after its first report."""
+
+    def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+        return Decision.PRUNE if trial.number == 1 else Decision.CONTINUE
+
+
+def test_fold_training_honours_the_pruner(tmp_path: Path) -> None:
+    study = ts.Study({"lr": ts.Float(1e-4, 1.0, log=True)}, sampler="random", seed=1, pruner=StopSecond())
+    obj = objective(lambda p: mlp(), POOL, base=TrainConfig(epochs=1, batch_size=16), checkpoint_root=tmp_path,
+                    folds=[(list(range(30, 90)), list(range(30))), (list(range(60)), list(range(60, 90)))])
+    study.optimize(obj, n_trials=2)
+    assert study.trials[0].state is ts.TrialState.COMPLETE and list(study.trials[0].intermediate) == [1, 2]
+    stopped = study.trials[1]
+    assert stopped.state is ts.TrialState.PRUNED and list(stopped.intermediate) == [1]
+    assert len(stopped.attrs["cv"]["scores"]["score"]) == 1
+    assert not (tmp_path / study.name / "trial-1" / "fold-1").exists()  # the second fold never trained
