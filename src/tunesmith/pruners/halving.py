@@ -177,6 +177,11 @@ class ASHA(Pruner):
         )
 
     # -- decisions ---------------------------------------------------------------
+    def needs_trials(self, trial: FrozenTrial) -> bool:
+        """Only at a rung (a full budget, given or learnt, can only remove rungs)."""
+        rung = self._rung_of(trial)
+        return rung is not None and not already_resumed(trial, rung[1])
+
     def decide(
         self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Decision:
