@@ -148,7 +148,7 @@ def test_tell_names_the_states_it_takes() -> None:
 
 
 def test_ask_resumes_with_trial_attributes() -> None:
-    study = ts.Study(SPACE, pruner=ASHA(pause=True), seed=1)
+    study = ts.Study(SPACE, pruner=ASHA(pause=True, max_resource=27), seed=1)
     first = study.ask()
     first.report(0.1, 0)
     first.report(0.1, 1)
@@ -578,7 +578,7 @@ def _dies_on_resume_after_the_grid_ran_out(trial: ts.Trial) -> float:
 
 def test_processes_run_held_promotions_after_the_grid_is_exhausted(tmp_path: Path) -> None:
     study = ts.Study({"x": ts.Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 'g.db'}",
-                     name="g", pruner=ASHA(pause=True, bootstrap_count=2))  # fmt: skip
+                     name="g", pruner=ASHA(pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
     study.optimize(_dies_on_resume_after_the_grid_ran_out, n_jobs=2, executor="process")
     first = study.trials[0]
     assert first.state is TrialState.COMPLETE and first.attrs["n_resumes"] == 2

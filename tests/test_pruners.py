@@ -104,10 +104,10 @@ def test_one_noisy_epoch_does_not_kill_a_good_trial() -> None:
     assert MedianPruner(n_startup_trials=5, curve="ema").decide(noisy, FIVE, MIN) is Decision.PRUNE
     assert MedianPruner(n_startup_trials=5, curve="last").decide(noisy, FIVE, MIN) is Decision.PRUNE
     # the same at an ASHA rung (step 3): its rung score is its best, 0.45
-    asha = ASHA(min_resource=3)
+    asha = ASHA(min_resource=3, max_resource=9)
     assert asha.decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN) is Decision.CONTINUE
     assert (
-        ASHA(min_resource=3, curve="last").decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN)
+        ASHA(min_resource=3, max_resource=9, curve="last").decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN)
         is Decision.PRUNE
     )
 
@@ -133,18 +133,18 @@ def test_asha_rungs_are_geometric_and_below_max_resource() -> None:
 
 def test_asha_promotes_top_third_of_the_rung() -> None:
     others = at_rung1([0.1, 0.2, 0.3, 0.4, 0.5])  # with the new one: 6 at the rung, quota 2
-    asha = ASHA(min_resource=1, reduction_factor=3)
+    asha = ASHA(min_resource=1, reduction_factor=3, max_resource=27)
     assert asha.decide(tr(9, [2.0, 0.05]), others, MIN) is Decision.CONTINUE  # rank 0
     assert asha.decide(tr(9, [2.0, 0.15]), others, MIN) is Decision.CONTINUE  # rank 1
     assert asha.decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PRUNE  # rank 2
-    assert ASHA(pause=True).decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PAUSE
+    assert ASHA(pause=True, max_resource=27).decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PAUSE
     # between rungs (step 2) nothing is decided; at the next rung (3) it is again
     assert asha.decide(tr(9, [2.0, 0.05, 9.0]), others, MIN) is Decision.CONTINUE
 
 
 def test_asha_first_trials_go_on_and_bootstrap_count_holds_back() -> None:
-    assert ASHA().decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.CONTINUE
-    assert ASHA(bootstrap_count=3).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.PRUNE
+    assert ASHA(max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.CONTINUE
+    assert ASHA(bootstrap_count=3, max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.PRUNE
 
 
 def test_asha_promotable_paused_trials_once_enough_trials_reach_the_rung() -> None:
@@ -175,7 +175,7 @@ def test_asha_promotable_orders_best_first_and_ignores_finished() -> None:
 
 # -- successive halving -----------------------------------------------------------------
 def test_sh_fixed_quota_per_cohort() -> None:
-    sh = SuccessiveHalving(min_resource=1, reduction_factor=3, cohort_size=9)  # quota 3 at rung 1
+    sh = SuccessiveHalving(min_resource=1, reduction_factor=3, cohort_size=9, max_resource=27)  # quota 3 at rung 1
     cohort = at_rung1([0.1, 0.2, 0.3])
     assert sh.decide(tr(3, [2.0, 0.25]), cohort, MIN) is Decision.CONTINUE  # rank 2 < 3
     assert sh.decide(tr(3, [2.0, 0.35]), cohort, MIN) is Decision.PRUNE
@@ -185,7 +185,7 @@ def test_sh_fixed_quota_per_cohort() -> None:
 
 
 def test_sh_with_pause_waits_for_the_whole_cohort() -> None:
-    sh = SuccessiveHalving(cohort_size=3, reduction_factor=3, pause=True)  # quota 1 at rung 1
+    sh = SuccessiveHalving(cohort_size=3, reduction_factor=3, pause=True, max_resource=27)  # quota 1 at rung 1
     first = tr(0, [2.0, 0.1])
     assert sh.decide(first, [first], MIN) is Decision.PAUSE  # cohort not settled yet
     waiting = [first.replace(state=TrialState.PAUSED), tr(1, [2.0, 0.5], "pruned")]

@@ -38,6 +38,14 @@ class Pruner(ABC):
     ) -> Decision:
         """Whether ``trial`` (with its latest report) should go on."""
 
+    def needs_trials(self, trial: FrozenTrial) -> bool:
+        """Whether deciding ``trial`` now needs the other trials. When False, the study
+        skips reading them and :meth:`decide` gets an empty list, so it must then answer
+        from ``trial`` alone (a pruner that decides only at some steps says False at the
+        others: reports between them cost nothing however many trials the study has).
+        Default: True."""
+        return True
+
     def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
         """Numbers of the paused trials that now qualify to go on, best first.
 
@@ -79,6 +87,9 @@ class NopPruner(Pruner):
     """Never prunes."""
 
     name = "none"
+
+    def needs_trials(self, trial: FrozenTrial) -> bool:
+        return False
 
     def decide(
         self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction

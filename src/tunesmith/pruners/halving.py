@@ -3,10 +3,15 @@
 Notation: ``r`` = ``min_resource``, ``eta`` = ``reduction_factor``, ``s`` =
 ``min_early_stopping_rate``. Rung ``k`` sits at step ``r * eta**(s + k)``
 (steps are the ``step`` of ``trial.report``, e.g. epochs), below
-``max_resource`` when one is given. A trial *reaches* rung ``k`` with its
-first report at a step ``>=`` the rung's; its *rung score* is its score at
-that report (best-so-far by default, see :mod:`tunesmith.pruners.curves`).
-Everything is derived from the reports: no rung table is stored.
+the full budget. A trial *reaches* rung ``k`` with its first report at a step
+``>=`` the rung's; its *rung score* is its score at that report (see
+:mod:`tunesmith.pruners.curves`). Everything is derived from the reports: no
+rung table is stored.
+
+The full budget is ``max_resource`` when given, else learnt from the trials
+(:func:`full_budget`): a trial that reports the last step of a full run has
+trained in full and is never stopped there, so the study's best trial is
+always chosen among every trial that finished its training.
 """
 
 from __future__ import annotations
@@ -27,6 +32,21 @@ from .curves import (
 )
 
 
+def full_budget(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int | None:
+    """The last step of a full run, learnt from the other trials (no ``max_resource``).
+
+    The largest last step of a complete trial; before any trial completed, the
+    largest step another trial reported (a step some trial went past is not the
+    last one). None when no other trial reported: nothing is known yet, and no
+    step can be a rung.
+    """
+    done = [t.last_step for t in trials if t.state is TrialState.COMPLETE and t.number != trial.number]
+    steps = [s for s in done if s is not None]
+    if not steps:
+        steps = [t.last_step for t in comparable(trials, trial) if t.last_step is not None]
+    return max(steps) if steps else None
+
+
 class ASHA(Pruner):
     """Asynchronous successive halving (Li et al., 2018).
 
@@ -41,6 +61,8 @@ class ASHA(Pruner):
         min_resource: step of the first rung (epochs every trial gets).
         reduction_factor: ``eta``; keep ``1/eta`` of the trials at each rung.
         max_resource: the full budget (last epoch); no rung at or beyond it.
+            Default: learnt from the trials (:func:`full_budget`): the last
+            step of the complete trials.
         min_early_stopping_rate: ``s``, skips the first ``s`` rungs.
         warmup_steps: never stop a trial before this step (rungs below are skipped).
         bootstrap_count: stop (pause) rather than promote while fewer than this
@@ -99,13 +121,17 @@ class ASHA(Pruner):
         self.curve = check_curve(curve)
 
     # -- rungs ------------------------------------------------------------------
-    def rung_steps(self, upto: int, trial: FrozenTrial | None = None) -> list[int]:
-        """Rung steps ``<= upto`` (ascending) that apply to ``trial``."""
+    def rung_steps(
+        self, upto: int, trial: FrozenTrial | None = None, *, budget: int | None = None
+    ) -> list[int]:
+        """Rung steps ``<= upto`` (ascending) that apply to ``trial``, below the full
+        budget (``max_resource``, else ``budget`` when given)."""
         out: list[int] = []
         k = self._first_rate(trial)
+        limit = self.max_resource if self.max_resource is not None else budget
         while True:
             step = self.min_resource * self.reduction_factor**k
-            if step > upto or (self.max_resource is not None and step >= self.max_resource):
+            if step > upto or (limit is not None and step >= limit):
                 return out
             if step >= self.warmup_steps:
                 out.append(step)
@@ -122,12 +148,19 @@ class ASHA(Pruner):
         """How many of the ``n_at_rung`` trials at the rung go on."""
         return max(1, n_at_rung // self.reduction_factor)
 
-    def _rung_of(self, trial: FrozenTrial) -> tuple[int, int] | None:
+    def budget(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int:
+        """The full budget ``trial`` is judged under: ``max_resource``, else learnt
+        (:func:`full_budget`; 0, no rung at all, while nothing is known)."""
+        if self.max_resource is not None:
+            return self.max_resource
+        return full_budget(trial, trials) or 0
+
+    def _rung_of(self, trial: FrozenTrial, budget: int | None = None) -> tuple[int, int] | None:
         """(index, step) of the highest rung the latest report reached, if it did."""
         last = trial.last_step
         if last is None:
             return None
-        steps = self.rung_steps(last, trial)
+        steps = self.rung_steps(last, trial, budget=budget)
         for i in range(len(steps) - 1, -1, -1):
             if crossing(trial.intermediate, steps[i]) == last:
                 return i, steps[i]
@@ -144,10 +177,15 @@ class ASHA(Pruner):
         )
 
     # -- decisions ---------------------------------------------------------------
+    def needs_trials(self, trial: FrozenTrial) -> bool:
+        """Only at a rung (a full budget, given or learnt, can only remove rungs)."""
+        rung = self._rung_of(trial)
+        return rung is not None and not already_resumed(trial, rung[1])
+
     def decide(
         self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Decision:
-        rung = self._rung_of(trial)
+        rung = self._rung_of(trial, self.budget(trial, trials))
         if rung is None or already_resumed(trial, rung[1]):
             return Decision.CONTINUE
         return (
@@ -257,7 +295,7 @@ class SuccessiveHalving(ASHA):
     def decide(
         self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Decision:
-        rung = self._rung_of(trial)
+        rung = self._rung_of(trial, self.budget(trial, trials))
         if rung is None or already_resumed(trial, rung[1]):
             return Decision.CONTINUE
         if not self._promoted(trial, trials, direction, *rung):

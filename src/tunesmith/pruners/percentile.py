@@ -54,13 +54,21 @@ class PercentilePruner(Pruner):
         self.min_trials_at_step = check_int("min_trials_at_step", min_trials_at_step, 1)
         self.curve = check_curve(curve)
 
+    def needs_trials(self, trial: FrozenTrial) -> bool:
+        """Only at the steps it checks (after the warm-up, every ``interval``)."""
+        step = trial.last_step
+        return not (
+            step is None
+            or step < self.warmup_steps
+            or already_resumed(trial, step)
+            or (step - self.warmup_steps) % self.interval != 0
+        )
+
     def decide(
         self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Decision:
         step = trial.last_step
-        if step is None or step < self.warmup_steps or already_resumed(trial, step):
-            return Decision.CONTINUE
-        if (step - self.warmup_steps) % self.interval != 0:
+        if step is None or not self.needs_trials(trial):
             return Decision.CONTINUE
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         if finished < self.n_startup_trials:

@@ -85,6 +85,7 @@ class Study:
             )  # fmt: skip
         self._lock = threading.RLock()
         self._finished: dict[int, FrozenTrial] = {}
+        self._canonical_params: dict[int, Mapping[str, Any]] = {}  # live trials' params, checked
         self._cursor = 0
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
@@ -181,15 +182,25 @@ class Study:
             fresh = self._storage.get_trials(self._study_id, min_number=self._cursor)
             live: list[FrozenTrial] = []
             for t in fresh:
-                t = self._canonical(t)
                 if t.state.is_finished:
-                    self._finished[t.number] = t
+                    self._finished[t.number] = self._canonical(t)
+                    self._canonical_params.pop(t.number, None)
                 else:
-                    live.append(t)
+                    live.append(self._canonical_live(t))
             while self._cursor in self._finished:
                 self._cursor += 1
             merged = {**self._finished, **{t.number: t for t in live}}
             return [merged[n] for n in sorted(merged)]
+
+    def _canonical_live(self, t: FrozenTrial) -> FrozenTrial:
+        """:meth:`_canonical`, validating each unfinished trial's params once, not on every read
+        (a queue of waiting trials is read again on every pruning decision)."""
+        if self._canonical_params.get(t.number) == t.params:
+            return t
+        out = self._canonical(t)
+        if out is t:
+            self._canonical_params[t.number] = t.params
+        return out
 
     def _canonical(self, t: FrozenTrial) -> FrozenTrial:
         try:
@@ -433,7 +444,7 @@ class Study:
         return rec.replace(state=TrialState.FAILED, completed=now, error=error or "marked failed by tell()")
 
     def _decide(self, record: FrozenTrial) -> Decision:
-        others = self._history() if record.intermediate else []
+        others = self._history() if record.intermediate and self.pruner.needs_trials(record) else []
         return self.pruner.decide(record, others, self.direction)
 
     # -- running ---------------------------------------------------------------------------

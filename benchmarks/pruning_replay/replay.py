@@ -1,0 +1,270 @@
+"""Replay recorded learning curves through tunesmith's and Optuna's pruners.
+
+Each study is 40 trials on one task of ``record.py``'s recording. A trial's
+configuration is the recorded one nearest (in the unit cube, log scale where
+the space says so) to what the sampler proposes, and its training seed (one of
+the two recorded) is drawn from the study seed; it reports the recorded
+validation error (%) after every epoch (steps 1 to 27), asks the pruner, and returns its
+last epoch's validation error. Rows with a random sampler share one stream per
+study seed: the same 40 recorded configurations, enqueued in both libraries.
+
+Per study: ``epochs``, the epochs trained over 40 x 27 (no pruning's); ``regret``,
+the final test error of the trial the study names best (its configuration and
+seed) minus the best mean final test error of any recorded configuration (in
+percentage points); ``reached``, whether the best value is at most the best final
+validation error of no-pruning random search on the same stream (40 trials, same
+seeds).
+
+    PYTHONPATH=src python benchmarks/pruning_replay/replay.py --seeds 0-99 \
+        --methods ts-asha optuna-sh-tpe --out benchmarks/results/pruning-replay-rows.jsonl
+
+``--methods`` takes names of METHODS (``--list`` prints them); ``--tasks`` a subset.
+Rows already in ``--out`` (same task, method, seed) are kept and not run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+N_TRIALS = 40
+CURVES = "benchmarks/results/pruning-replay-curves.json.gz"
+
+
+@dataclass
+class Task:
+    name: str
+    space: dict[str, list[Any]]  # name -> [low, high, log, integer]
+    unit: np.ndarray  # recorded configurations in the unit cube, (n, d)
+    configs: list[dict[str, Any]]
+    val: np.ndarray  # validation error %, (n, seeds, epochs)
+    test: np.ndarray  # test error %, (n, seeds, epochs)
+    oracle: float  # best mean (over seeds) final test error
+
+    @property
+    def epochs(self) -> int:
+        return int(self.val.shape[2])
+
+    def to_unit(self, params: dict[str, Any]) -> np.ndarray:
+        out = []
+        for name, (lo, hi, log, _) in self.space.items():
+            v = float(params[name])
+            out.append((np.log(v) - np.log(lo)) / (np.log(hi) - np.log(lo)) if log else (v - lo) / (hi - lo))
+        return np.array(out)
+
+    def nearest(self, params: dict[str, Any]) -> int:
+        return int(np.argmin(((self.unit - self.to_unit(params)) ** 2).sum(axis=1)))
+
+
+def load_tasks(path: str = CURVES) -> dict[str, Task]:
+    with gzip.open(path, "rt") as f:
+        raw = json.load(f)
+    tasks = {}
+    for name, rec in raw.items():
+        curves = np.array(rec["curves"], dtype=float)  # (n, seeds, epochs, 4)
+        col = rec["columns"]
+        task = Task(name, rec["space"], np.zeros(0), rec["configs"],
+                    curves[..., col.index("val_error")], curves[..., col.index("test_error")],
+                    float(curves[..., -1, col.index("test_error")].mean(axis=1).min()))  # fmt: skip
+        task.unit = np.array([task.to_unit(c) for c in task.configs])
+        tasks[name] = task
+    return tasks
+
+
+@dataclass
+class Stream:
+    """What a study seed fixes for both libraries: training seeds and the random stream."""
+
+    seeds: np.ndarray  # training seed index of trial n
+    configs: np.ndarray  # recorded configuration of the n-th random trial
+
+    @classmethod
+    def of(cls, task: Task, seed: int) -> Stream:
+        rng = np.random.default_rng([seed, sum(map(ord, task.name))])
+        # 4x the trials: a pausing pruner's trial numbers go no further, others use 40
+        return cls(rng.integers(0, task.val.shape[1], 4 * N_TRIALS), rng.integers(0, len(task.configs), N_TRIALS))
+
+    def target(self, task: Task) -> float:
+        """No-pruning random search's best final validation error on this stream."""
+        return float(min(task.val[c, s, -1] for c, s in zip(self.configs, self.seeds, strict=False)))
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.epochs = 0
+        self.chosen: dict[int, int] = {}  # trial number -> recorded configuration
+
+
+# -- tunesmith -------------------------------------------------------------------------------
+def ts_space(task: Task) -> Any:
+    import tunesmith as ts
+
+    return {
+        name: (ts.Int(int(lo), int(hi), log=bool(log)) if integer else ts.Float(lo, hi, log=bool(log)))
+        for name, (lo, hi, log, integer) in task.space.items()
+    }
+
+
+def run_tunesmith(task: Task, stream: Stream, seed: int, opts: dict[str, Any]) -> tuple[Counter, int]:
+    import tunesmith as ts
+
+    count = Counter()
+
+    def objective(trial: ts.Trial) -> float:
+        idx = count.chosen.setdefault(trial.number, task.nearest(trial.params))
+        curve = task.val[idx, stream.seeds[trial.number]]
+        for epoch in range(max(trial.start_step, 1), task.epochs + 1):
+            trial.report(float(curve[epoch - 1]), epoch)
+            count.epochs += 1
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return float(curve[-1])
+
+    pruner = opts["pruner"](task) if callable(opts["pruner"]) else opts["pruner"]
+    study = ts.Study(ts_space(task), pruner=pruner, sampler=opts.get("sampler"), seed=seed)
+    if opts.get("random"):
+        for c in stream.configs:
+            study.enqueue(task.configs[c])
+    study.optimize(objective, n_trials=N_TRIALS)
+    return count, study.best_trial.number
+
+
+# -- Optuna ------------------------------------------------------------------------------------
+def run_optuna(task: Task, stream: Stream, seed: int, opts: dict[str, Any]) -> tuple[Counter, int]:
+    import optuna
+
+    count = Counter()
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {
+            name: (trial.suggest_int(name, int(lo), int(hi), log=bool(log)) if integer
+                   else trial.suggest_float(name, lo, hi, log=bool(log)))
+            for name, (lo, hi, log, integer) in task.space.items()
+        }  # fmt: skip
+        idx = count.chosen.setdefault(trial.number, task.nearest(params))
+        curve = task.val[idx, stream.seeds[trial.number]]
+        for epoch in range(1, task.epochs + 1):
+            trial.report(float(curve[epoch - 1]), epoch)
+            count.epochs += 1
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(curve[-1])
+
+    random = opts.get("random", False)
+    sampler = optuna.samplers.RandomSampler(seed=seed) if random else optuna.samplers.TPESampler(seed=seed)
+    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=opts["pruner"]())
+    if random:
+        for c in stream.configs:
+            study.enqueue_trial(task.configs[c])
+    study.optimize(objective, n_trials=N_TRIALS)
+    return count, study.best_trial.number
+
+
+# -- the methods ---------------------------------------------------------------------------------
+def _optuna(pruner: Callable[[], Any], random: bool) -> dict[str, Any]:
+    return {"lib": "optuna", "pruner": pruner, "random": random}
+
+
+def _ts(pruner: Any, sampler: Any = None, random: bool = False) -> dict[str, Any]:
+    return {"lib": "tunesmith", "pruner": pruner, "sampler": "random" if random else sampler, "random": random}
+
+
+def _methods() -> dict[str, dict[str, Any]]:
+    import optuna
+    from tunesmith.pruners import ASHA, Hyperband
+
+    sh, hb, med = (optuna.pruners.SuccessiveHalvingPruner, optuna.pruners.HyperbandPruner,
+                   optuna.pruners.MedianPruner)  # fmt: skip
+    out = {
+        "optuna-sh-tpe": _optuna(sh, False), "optuna-sh-random": _optuna(sh, True),
+        "optuna-hb-tpe": _optuna(hb, False), "optuna-hb-random": _optuna(hb, True),
+        "optuna-median-tpe": _optuna(med, False), "optuna-median-random": _optuna(med, True),
+        "ts-asha": _ts("asha"), "ts-asha-random": _ts("asha", random=True),
+        "ts-hyperband": _ts("hyperband"), "ts-hyperband-random": _ts("hyperband", random=True),
+        "ts-median": _ts("median"), "ts-median-random": _ts("median", random=True),
+    }  # fmt: skip
+    # candidate defaults (see pruning-replay.md): reduction factor, curve score, budget, sampler
+    for eta in (2, 3, 4):
+        for curve in ("best", "last"):
+            out[f"ts-asha-eta{eta}-{curve}"] = _ts(ASHA(reduction_factor=eta, curve=curve))
+            out[f"ts-asha-eta{eta}-{curve}-random"] = _ts(ASHA(reduction_factor=eta, curve=curve), random=True)
+            out[f"ts-asha-eta{eta}-{curve}-tpe"] = _ts(ASHA(reduction_factor=eta, curve=curve), "tpe")
+    out["ts-asha-eta3-best-max27"] = _ts(ASHA(max_resource=27))
+    out["ts-asha-eta3-best-max27-random"] = _ts(ASHA(max_resource=27), random=True)
+    for n in (2, 3, 4):
+        for curve in ("best", "last"):
+            out[f"ts-hyperband-b{n}-{curve}"] = _ts(Hyperband(n_brackets=n, curve=curve))
+            out[f"ts-hyperband-b{n}-{curve}-random"] = _ts(Hyperband(n_brackets=n, curve=curve), random=True)
+    return out
+
+
+def run_one(task: Task, method: str, opts: dict[str, Any], seed: int) -> dict[str, Any]:
+    stream = Stream.of(task, seed)
+    start = time.perf_counter()
+    run = run_optuna if opts["lib"] == "optuna" else run_tunesmith
+    count, best = run(task, stream, seed, opts)
+    idx, s = count.chosen[best], stream.seeds[best]
+    best_val = float(task.val[idx, s, -1])
+    return {
+        "task": task.name, "method": method, "seed": seed,
+        "epochs": count.epochs / (N_TRIALS * task.epochs),
+        "regret": float(task.test[idx, s, -1]) - task.oracle,
+        "reached": bool(best_val <= stream.target(task)), "best_val": best_val,
+        "wall": round(time.perf_counter() - start, 3),
+    }  # fmt: skip
+
+
+def seed_range(text: str) -> list[int]:
+    lo, _, hi = text.partition("-")
+    return list(range(int(lo), int(hi or lo) + 1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--curves", default=CURVES)
+    ap.add_argument("--methods", nargs="+", default=[])
+    ap.add_argument("--tasks", nargs="+")
+    ap.add_argument("--seeds", default="0-99", help="a range, e.g. 0-99")
+    ap.add_argument("--out", default="benchmarks/results/pruning-replay-rows.jsonl")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args(argv)
+    import optuna
+
+    import tunesmith as ts
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    ts.set_verbosity(logging.ERROR)
+    methods = _methods()
+    if args.list:
+        print("\n".join(methods))
+        return
+    unknown = set(args.methods) - set(methods)
+    if unknown:
+        sys.exit(f"unknown methods {sorted(unknown)}; --list prints them")
+    tasks = load_tasks(args.curves)
+    done = set()
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            done = {(r["task"], r["method"], r["seed"]) for r in map(json.loads, f) if r}
+    with open(args.out, "a") as out:
+        for seed in seed_range(args.seeds):
+            for name in args.tasks or list(tasks):
+                for method in args.methods:
+                    if (name, method, seed) not in done:
+                        row = run_one(tasks[name], method, methods[method], seed)
+                        out.write(json.dumps(row) + "\n")
+                        out.flush()
+
+
+if __name__ == "__main__":
+    main()
