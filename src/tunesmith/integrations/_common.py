@@ -1,0 +1,66 @@
+"""What every integration shares: the lazy import and report-then-decide."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..exceptions import TrialPaused, TrialPruned
+from ..pruners import Decision
+
+
+def require(module: str, *, extra: str, what: str) -> ModuleType:
+    """``import module``, or an ImportError that names the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"{what} needs the '{module}' package, which is not installed: "
+            f"pip install 'tunesmith[{extra}]'"
+        ) from exc
+
+
+def report_and_decide(
+    trial: Any, value: float, step: int, *, save: Callable[[], str | Path | None] | None = None
+) -> None:
+    """Report ``value`` at ``step``, ask the pruner once, and raise when it stops the trial.
+
+    On a pause, ``save()`` writes a checkpoint and returns its path: it is stored as
+    ``trial.attrs["checkpoint"]`` and :class:`TrialPaused` is raised; without ``save``
+    (or when it returns None) the trial is stopped with :class:`TrialPruned`.
+    """
+    trial.report(value, step)
+    decision = trial.decision()  # asked once: another worker may report meanwhile
+    if decision is Decision.CONTINUE:
+        return
+    if decision is Decision.PAUSE and save is not None:
+        path = save()
+        if path is not None:
+            trial.set_attr("checkpoint", str(path))
+            raise TrialPaused(f"trial {trial.number} paused at step {step}")
+    raise TrialPruned(f"trial {trial.number} pruned at step {step}")
+
+
+def refuse_pausing(trial: Any, what: str) -> None:
+    """A ValueError when the study's pruner pauses: ``what`` cannot resume a paused run."""
+    if getattr(trial.study.pruner, "pause", False):
+        raise ValueError(
+            f"{what} cannot resume a paused trial, but study {trial.study.name!r} has a pruner "
+            f"that pauses ({trial.study.pruner.describe()}); use it without pause=True "
+            "(e.g. ts.pruners.ASHA(max_resource=...))"
+        )
+
+
+def check_direction(trial: Any, metric: str, *, maximize: bool, what: str) -> None:
+    """A ValueError when the study's direction is not the metric's (``maximize``)."""
+    want = "maximize" if maximize else "minimize"
+    have = str(getattr(trial.study.direction, "value", trial.study.direction))
+    if have != want:
+        raise ValueError(
+            f"{what}: the metric {metric!r} is better when {'higher' if maximize else 'lower'}, "
+            f"but the study's direction is {have!r}; create the study with direction={want!r} "
+            "or monitor another metric"
+        )

@@ -1,0 +1,98 @@
+"""LightGBM: a pruning callback (boosting rounds as steps) and a preset space.
+
+    cb = LightGBMPruningCallback(trial)                # the last validation set's first metric
+    lgb.train(params, dtrain, 300, valid_sets=[dvalid], callbacks=[cb])
+    LGBMClassifier(n_estimators=300).fit(X, y, eval_set=[(Xv, yv)], callbacks=[cb])
+
+Round ``i`` (counted from 1) is reported as ``trial.report(value, i)``, so a
+pruner's ``max_resource`` is the number of rounds. Needs ``tunesmith[lightgbm]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..space import Fixed, Float, Int, Space
+from ._common import check_direction, refuse_pausing, report_and_decide, require
+
+lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgbm")
+
+
+def lightgbm_space(
+    *,
+    learning_rate: tuple[float, float] = (1e-3, 0.3),
+    num_leaves: tuple[int, int] = (4, 256),
+    min_child_weight: tuple[float, float] = (1e-3, 20.0),
+    subsample: tuple[float, float] = (0.5, 1.0),
+    colsample_bytree: tuple[float, float] = (0.5, 1.0),
+    reg_alpha: tuple[float, float] = (1e-8, 10.0),
+    reg_lambda: tuple[float, float] = (1e-8, 10.0),
+) -> Space:
+    """A search space for LightGBM from common practice.
+
+    Names are the scikit-learn wrapper's, which ``lgb.train`` accepts too (as
+    aliases): pass ``trial.params`` to either. ``subsample_freq`` is fixed at 1 so
+    that ``subsample`` (bagging) takes effect. Learning rate, leaves, min child
+    weight and the L1/L2 terms are log-uniform. Change one range with its keyword,
+    or edit the result: ``ts.Space({**lightgbm_space(), ...})``.
+    """
+    return Space({
+        "learning_rate": Float(*learning_rate, log=True),
+        "num_leaves": Int(*num_leaves, log=True),
+        "min_child_weight": Float(*min_child_weight, log=True),
+        "subsample": Float(*subsample),
+        "subsample_freq": Fixed(1),
+        "colsample_bytree": Float(*colsample_bytree),
+        "reg_alpha": Float(*reg_alpha, log=True),
+        "reg_lambda": Float(*reg_lambda, log=True),
+    })  # fmt: skip
+
+
+class LightGBMPruningCallback:
+    """Reports a validation metric after every boosting round and prunes through the study.
+
+    Args:
+        trial: the running :class:`tunesmith.Trial`.
+        data: the validation set's name (``"valid_0"`` for the first; ``valid_names``
+            renames them); default: the last one that is not the training set.
+        metric: the metric's name (``"binary_logloss"``, ``"auc"``...); default: the
+            set's first, as LightGBM's early stopping does. Its direction (LightGBM
+            says whether it is better higher) is checked against the study's.
+
+    Raises :class:`tunesmith.TrialPruned` out of training when the pruner stops the trial
+    (the study records it pruned). Pruners that pause are refused: a boosting run restarts.
+    """
+
+    order = 30  # after LightGBM's own recorders and before early stopping
+
+    def __init__(self, trial: Any, *, data: str | None = None, metric: str | None = None) -> None:
+        refuse_pausing(trial, "LightGBMPruningCallback")
+        self.trial, self.data, self.metric = trial, data, metric
+        self._checked = False
+
+    def __call__(self, env: Any) -> None:
+        name, value, higher_better = self._pick(env.evaluation_result_list or [])
+        if not self._checked:
+            check_direction(self.trial, name, maximize=higher_better, what="LightGBMPruningCallback")
+            self._checked = True
+        report_and_decide(self.trial, float(value), env.iteration - env.begin_iteration + 1)
+
+    def _pick(self, results: list[tuple[Any, ...]]) -> tuple[str, float, bool]:
+        sets = [r[0] for r in results if r[0] != "training"] or [r[0] for r in results]
+        if not sets:
+            raise ValueError(
+                "LightGBMPruningCallback: training has no validation data to report; pass "
+                "valid_sets=[dvalid] to lgb.train, or eval_set=[(X_valid, y_valid)] to fit()"
+            )
+        data = self.data if self.data is not None else sets[-1]
+        mine = [r for r in results if r[0] == data]
+        if not mine:
+            raise ValueError(f"LightGBMPruningCallback: no validation set named {data!r}; have {sorted(set(sets))}")
+        metric = self.metric if self.metric is not None else mine[0][1]
+        row = next((r for r in mine if r[1] == metric), None)
+        if row is None:
+            raise ValueError(
+                f"LightGBMPruningCallback: validation set {data!r} has no metric {metric!r}; have "
+                f"{[r[1] for r in mine]} (set 'metric' in the parameters)"
+            )
+        return str(metric), float(row[2]), bool(row[3])  # lgb.cv rows: (name, metric, mean, higher, std)

@@ -1,0 +1,116 @@
+"""PyTorch Lightning: a callback that reports a monitored metric at each validation and
+prunes or pauses the trial through the study's pruner.
+
+    cb = PruningCallback(trial, monitor="val_loss")
+    trainer = L.Trainer(max_epochs=20, callbacks=[cb])
+    trainer.fit(model, datamodule, ckpt_path=cb.resume_from, weights_only=True)  # None unless resumed
+
+Validation after epoch ``e`` (counted from 1) is step ``e`` (``step="global_step"``: the
+optimizer step), so a pruner's ``max_resource`` is ``max_epochs``. When the pruner pauses the
+trial, the callback saves Lightning's own checkpoint (``trainer.save_checkpoint``), stores its
+path as ``trial.attrs["checkpoint"]`` and raises :class:`tunesmith.TrialPaused`; the resumed
+trial's ``cb.resume_from`` is that path (``trial.resume_from``, checked to lie in the
+callback's checkpoint folder), and ``fit(..., ckpt_path=...)`` continues from it.
+Under DDP and other multi-process strategies only rank 0 reports and asks the pruner; its
+decision is broadcast so every rank stops at the same validation. Needs
+``tunesmith[lightning]``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import TrialPaused, TrialPruned
+from ..pruners import Decision
+from ._common import require
+
+L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning")
+_Callback: Any = L.Callback
+STEPS = ("epoch", "global_step")
+
+
+class PruningCallback(_Callback):
+    """Reports ``monitor`` to the trial at each validation; prunes or pauses through the study.
+
+    Args:
+        trial: the running :class:`tunesmith.Trial` (on ranks other than 0 under DDP it may
+            be None: they never touch it).
+        monitor: a metric the LightningModule logs in validation (``self.log("val_loss", ...)``).
+        step: "epoch" (default: epoch ``e`` is step ``e``, counted from 1) or "global_step"
+            (the optimizer step; use it when validating several times per epoch).
+        checkpoint_dir: where a paused trial's checkpoint goes (``<dir>/trial-<n>.ckpt``);
+            default: ``<temp folder>/tunesmith-lightning/<study name>``. Every worker that may
+            resume the trial must see this folder.
+    """
+
+    def __init__(
+        self, trial: Any, monitor: str = "val_loss", *, step: str = "epoch",
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        if step not in STEPS:
+            raise ValueError(f"PruningCallback: step must be one of {STEPS}, got {step!r}")
+        self.trial, self.monitor, self.step = trial, monitor, step
+        if checkpoint_dir is None and trial is not None:
+            checkpoint_dir = Path(tempfile.gettempdir()) / "tunesmith-lightning" / str(trial.study.name)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+
+    @property
+    def resume_from(self) -> str | None:
+        """The checkpoint a resumed trial continues from (for ``fit(ckpt_path=...)``), else None.
+
+        A path from the storage is data: it must lie in this callback's checkpoint folder,
+        else a ValueError (load it with ``fit(..., weights_only=True)``)."""
+        path = None if self.trial is None else self.trial.resume_from
+        if path is None or self.checkpoint_dir is None:
+            return None
+        folder = self.checkpoint_dir.resolve()
+        if folder not in Path(path).resolve().parents:
+            raise ValueError(
+                f"trial {self.trial.number}: its checkpoint {path} is not in the callback's folder "
+                f"{folder}; give the resumed trial the checkpoint_dir it was paused with"
+            )
+        return str(path)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        step = trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step
+        decision = self._decide(trainer, step) if trainer.is_global_zero else Decision.CONTINUE
+        decision = Decision(trainer.strategy.broadcast(decision.value, src=0))
+        if decision is Decision.CONTINUE:
+            return
+        if decision is Decision.PAUSE:
+            path = self._checkpoint_path(trainer)
+            trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes
+            if trainer.is_global_zero:
+                self.trial.set_attr("checkpoint", str(path))
+            raise TrialPaused(f"paused at step {step}")
+        raise TrialPruned(f"pruned at step {step}")
+
+    def _decide(self, trainer: Any, step: int) -> Decision:
+        if self.trial is None:
+            raise ValueError("PruningCallback: rank 0 needs the trial; pass it (trial=None only on other ranks)")
+        value = self._value(trainer)
+        if not math.isfinite(value):
+            return Decision.PRUNE  # diverged: it cannot recover
+        self.trial.report(value, step)
+        decision: Decision = self.trial.decision()
+        return decision
+
+    def _value(self, trainer: Any) -> float:
+        metrics = trainer.callback_metrics
+        if self.monitor not in metrics:
+            raise ValueError(
+                f"PruningCallback: the metric {self.monitor!r} was not logged in validation; logged: "
+                f"{sorted(metrics)} (log it in validation_step: self.log({self.monitor!r}, value))"
+            )
+        return float(metrics[self.monitor])
+
+    def _checkpoint_path(self, trainer: Any) -> Path:
+        number = self.trial.number if self.trial is not None else "rank"
+        folder = self.checkpoint_dir or Path(trainer.default_root_dir)
+        return folder / f"trial-{number}.ckpt"

@@ -1,0 +1,134 @@
+"""MLflow: each trial logged as an MLflow run, nested under one parent run for the study.
+
+    cb = MLflowCallback(tracking_uri="sqlite:///mlflow.db")
+    study.optimize(objective, n_trials=50, callbacks=[cb])
+    cb.log_study(study)        # log every finished trial not logged yet (idempotent)
+
+A trial's run holds its parameters, its value (metric ``value`` by default), its state (tag
+``tunesmith.state``; MLflow status FINISHED for complete, KILLED for pruned or paused, FAILED
+for failed) and its reports as the history of the metric ``intermediate`` (step = the report's
+step). Runs are found again by the tags ``tunesmith.study`` and ``tunesmith.trial``: a trial
+logged twice (paused, then resumed and completed; or a study reopened and logged again) updates
+its one run. Needs ``tunesmith[mlflow]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ..trial import FrozenTrial, TrialState
+from ._common import require
+
+mlflow = require("mlflow", extra="mlflow", what="tunesmith.integrations.mlflow")
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+
+STUDY_TAG, TRIAL_TAG, STATE_TAG = "tunesmith.study", "tunesmith.trial", "tunesmith.state"
+_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
+           TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
+_BATCH = 1000  # MLflow's limit of metrics per log_batch
+
+
+class MLflowCallback:
+    """``study.optimize(..., callbacks=[MLflowCallback()])``: one MLflow run per trial.
+
+    Args:
+        tracking_uri: where to log (``sqlite:///mlflow.db``, ``http://host:5000``,
+            ``databricks``...); default: MLflow's own (``MLFLOW_TRACKING_URI`` or its default).
+        experiment: the MLflow experiment's name (created when missing); default: the study's name.
+        metric_name: the name of the objective's value in MLflow.
+    """
+
+    def __init__(
+        self, *, tracking_uri: str | None = None, experiment: str | None = None,
+        metric_name: str = "value",
+    ) -> None:  # fmt: skip
+        if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
+            raise ValueError(f"MLflowCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
+        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        self.experiment, self.metric_name = experiment, metric_name
+        self._ids: dict[str, tuple[str, str]] = {}  # study name -> (experiment id, parent run id)
+
+    def __call__(self, study: Any, trial: FrozenTrial) -> None:
+        """Log ``trial`` (a finished or paused trial of ``study``) to its run."""
+        if trial.state not in _STATUS:
+            return  # running or waiting: logged when it ends
+        experiment_id, parent = self._parent(study)
+        run = self._find(experiment_id, study.name, trial.number, parent=False)
+        if run is None:
+            self._create(experiment_id, parent, study, trial)
+        else:
+            self._update(run, trial)
+
+    def log_study(self, study: Any) -> None:
+        """Log every finished or paused trial of ``study``; trials already logged are only updated."""
+        for trial in study.trials:
+            self(study, trial)
+
+    # -- runs ---------------------------------------------------------------------------
+    def _parent(self, study: Any) -> tuple[str, str]:
+        if study.name not in self._ids:
+            name = self.experiment or study.name
+            found = self.client.get_experiment_by_name(name)
+            experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+            run = self._find(experiment_id, study.name, None, parent=True)
+            if run is None:
+                run = self.client.create_run(experiment_id, run_name=study.name, tags={
+                    STUDY_TAG: study.name, "tunesmith.parent": "true",
+                    "tunesmith.direction": str(getattr(study.direction, "value", study.direction)),
+                })  # fmt: skip
+            self._ids[study.name] = (experiment_id, run.info.run_id)
+        return self._ids[study.name]
+
+    def _find(self, experiment_id: str, study: str, number: int | None, *, parent: bool) -> Any:
+        where = f"tags.`{STUDY_TAG}` = '{_quote(study)}'"
+        where += " AND tags.`tunesmith.parent` = 'true'" if parent else f" AND tags.`{TRIAL_TAG}` = '{number}'"
+        runs = self.client.search_runs([experiment_id], filter_string=where, max_results=1)
+        return runs[0] if runs else None
+
+    def _create(self, experiment_id: str, parent: str, study: Any, trial: FrozenTrial) -> None:
+        tags = {"mlflow.parentRunId": parent, STUDY_TAG: study.name, TRIAL_TAG: str(trial.number)}
+        run = self.client.create_run(
+            experiment_id, start_time=_ms(trial.started or time.time()), tags=tags, run_name=f"trial-{trial.number}",
+        )  # fmt: skip
+        params = [Param(k, _text(v)) for k, v in trial.params.items()]
+        for i in range(0, len(params), 100):  # MLflow's limit of params per log_batch
+            self.client.log_batch(run.info.run_id, params=params[i : i + 100])
+        self._log(run.info.run_id, trial, logged_steps=set())
+
+    def _update(self, run: Any, trial: FrozenTrial) -> None:
+        history = self.client.get_metric_history(run.info.run_id, "intermediate")
+        self._log(run.info.run_id, trial, logged_steps={m.step for m in history})
+
+    def _log(self, run_id: str, trial: FrozenTrial, *, logged_steps: set[int]) -> None:
+        at = _ms(trial.completed or trial.heartbeat or trial.started or time.time())
+        metrics = [Metric("intermediate", v, at, s) for s, v in sorted(trial.intermediate.items())
+                   if s not in logged_steps]  # fmt: skip
+        if trial.value is not None:
+            metrics.append(Metric(self.metric_name, trial.value, at, 0))
+        tags = [RunTag(STATE_TAG, trial.state.value)]
+        if trial.error:
+            tags.append(RunTag("tunesmith.error", trial.error[:5000]))
+        for i in range(0, max(len(metrics), 1), _BATCH):
+            self.client.log_batch(run_id, metrics=metrics[i : i + _BATCH], tags=tags if i == 0 else [])
+        self.client.set_terminated(run_id, status=_STATUS[trial.state], end_time=at)
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def trial_runs(client: Any, experiment_id: str, study: str) -> list[Any]:
+    """The runs of ``study``'s trials in an experiment, by trial number."""
+    where = f"tags.`{STUDY_TAG}` = '{_quote(study)}'"
+    runs = client.search_runs([experiment_id], filter_string=where, max_results=50_000)
+    return sorted((r for r in runs if TRIAL_TAG in r.data.tags), key=lambda r: int(r.data.tags[TRIAL_TAG]))

@@ -1,0 +1,190 @@
+"""Hugging Face Transformers: a TrainerCallback that reports ``eval_*`` metrics and prunes or
+pauses, and a study over a ``Trainer`` in one call.
+
+    study = search(lambda args, params: Trainer(model_init(), args, train_dataset=tr, eval_dataset=ev),
+                   base=TrainingArguments("out", eval_strategy="epoch"), n_trials=20)
+
+Each trial's parameters (:func:`trainer_space`: learning rate, warm-up ratio, weight decay,
+Adam's betas and epsilon, scheduler type, batch size, epochs) override the ``TrainingArguments``
+fields of the same name. With ``eval_strategy="epoch"`` evaluation after epoch ``e`` is step
+``e``; otherwise the step is ``state.global_step``. Needs ``tunesmith[transformers]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import TrialPaused, TrialPruned
+from ..pruners import Decision
+from ..space import Categorical, Float, Int, Space
+from ._common import require
+
+transformers = require("transformers", extra="transformers", what="tunesmith.integrations.transformers")
+_TrainerCallback: Any = transformers.TrainerCallback
+SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "polynomial")
+
+
+def trainer_space(
+    *,
+    learning_rate: tuple[float, float] = (1e-6, 1e-3),
+    warmup_ratio: tuple[float, float] = (0.0, 0.2),
+    weight_decay: tuple[float, float] = (1e-6, 0.1),
+    adam_beta1: tuple[float, float] = (0.8, 0.95),
+    adam_beta2: tuple[float, float] = (0.95, 0.9999),
+    adam_epsilon: tuple[float, float] = (1e-10, 1e-6),
+    lr_scheduler_type: Sequence[str] = ("linear", "cosine", "constant_with_warmup"),
+    per_device_train_batch_size: Sequence[int] = (8, 16, 32),
+    num_train_epochs: tuple[int, int] = (1, 5),
+) -> Space:
+    """A search space over ``TrainingArguments`` fields from common fine-tuning practice.
+
+    Learning rate, weight decay and epsilon are log-uniform; the schedulers and batch sizes are
+    categorical. Change a range with its keyword, or edit the result:
+    ``ts.Space({**trainer_space(), "max_grad_norm": ts.Float(0.1, 2.0)})``.
+    """
+    bad = [s for s in lr_scheduler_type if s not in SCHEDULERS]
+    if bad or not lr_scheduler_type:
+        raise ValueError(f"trainer_space: lr_scheduler_type must be a non-empty subset of {list(SCHEDULERS)}, got {list(lr_scheduler_type)}")
+    return Space({
+        "learning_rate": Float(*learning_rate, log=True),
+        "warmup_ratio": Float(*warmup_ratio),
+        "weight_decay": Float(*weight_decay, log=True),
+        "adam_beta1": Float(*adam_beta1),
+        "adam_beta2": Float(*adam_beta2),
+        "adam_epsilon": Float(*adam_epsilon, log=True),
+        "lr_scheduler_type": Categorical(list(lr_scheduler_type)),
+        "per_device_train_batch_size": Categorical(list(per_device_train_batch_size)),
+        "num_train_epochs": Int(*num_train_epochs),
+    })  # fmt: skip
+
+
+def training_args(trial: Any, base: Any) -> Any:
+    """``base`` (``TrainingArguments``) with the trial's parameters that are its fields, and
+    ``output_dir`` = ``<base.output_dir>/trial-<n>`` (one folder per trial, for checkpoints).
+    ``warmup_ratio`` goes to ``warmup_steps`` where transformers has no such field (5.x)."""
+    fields = {f.name for f in dataclasses.fields(base)}
+    params = dict(trial.params)
+    if "warmup_ratio" in params and "warmup_ratio" not in fields:  # transformers 5: a float < 1
+        params["warmup_steps"] = params.pop("warmup_ratio")  # in warmup_steps is the ratio
+    params = {k: v for k, v in params.items() if k in fields}
+    return dataclasses.replace(base, **params, output_dir=str(Path(base.output_dir) / f"trial-{trial.number}"))
+
+
+class PruningCallback(_TrainerCallback):
+    """Reports ``metric`` after every evaluation; prunes or pauses through the study's pruner.
+
+    Args:
+        trial: the running :class:`tunesmith.Trial`.
+        metric: an ``eval_*`` metric of ``trainer.evaluate()`` (``eval_loss``, or one your
+            ``compute_metrics`` returns, prefixed ``eval_``).
+
+    On a pause the Trainer saves a checkpoint right after the evaluation (``control.should_save``);
+    its folder becomes ``trial.attrs["checkpoint"]`` and :class:`tunesmith.TrialPaused` is raised.
+    ``resume_from`` gives that folder to ``trainer.train(resume_from_checkpoint=...)``.
+    Only the main process (``state.is_world_process_zero``) reports.
+    """
+
+    def __init__(self, trial: Any, metric: str = "eval_loss") -> None:
+        super().__init__()
+        if not isinstance(metric, str) or not metric.startswith("eval_"):
+            raise ValueError(f"PruningCallback: metric must be an 'eval_*' name (as trainer.evaluate() returns it), got {metric!r}")
+        self.trial, self.metric = trial, metric
+        self.last: float | None = None
+        self._pausing: int | None = None
+
+    def resume_from(self, args: Any) -> str | None:
+        """The checkpoint folder a resumed trial continues from, else None; it must lie in
+        ``args.output_dir`` (a path read from the storage is data), else a ValueError."""
+        path = self.trial.resume_from
+        if path is None:
+            return None
+        if Path(args.output_dir).resolve() not in Path(path).resolve().parents:
+            raise ValueError(f"trial {self.trial.number}: its checkpoint {path} is not in output_dir {args.output_dir}")
+        return str(path)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        metrics = metrics or {}
+        if self.metric not in metrics:
+            raise ValueError(f"PruningCallback: evaluation gave no {self.metric!r}; it gave {sorted(metrics)}")
+        value = float(metrics[self.metric])
+        step = round(state.epoch) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
+        if not math.isfinite(value):
+            raise TrialPruned(f"{self.metric} is {value} at step {step}: diverged")
+        self.last = value
+        self.trial.report(value, step)
+        decision = self.trial.decision()
+        if decision is Decision.PAUSE:
+            self._pausing = step
+            control.should_save = True  # the Trainer saves now, then calls on_save
+        elif decision is not Decision.CONTINUE:
+            raise TrialPruned(f"pruned at step {step}")
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._pausing is None or not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.trial.set_attr("checkpoint", str(folder))
+        raise TrialPaused(f"paused at step {self._pausing}")
+
+
+def objective(
+    build_trainer: Callable[[Any, dict[str, Any]], Any], *, base: Any, metric: str = "eval_loss",
+) -> Callable[[Any], float]:  # fmt: skip
+    """An objective for :meth:`Study.optimize`: ``build_trainer(args, params)`` makes the trial's
+    ``Trainer`` from its ``TrainingArguments`` (see :func:`training_args`); the callback is added,
+    ``train()`` runs (resuming a paused trial), and the last evaluation's ``metric`` is returned
+    (``trainer.evaluate()`` is called when training evaluated nothing)."""
+    if not dataclasses.is_dataclass(base):
+        raise TypeError(f"objective: base must be a transformers.TrainingArguments, got {type(base).__name__}")
+
+    def run(trial: Any) -> float:
+        args = training_args(trial, base)
+        trainer = build_trainer(args, dict(trial.params))
+        cb = PruningCallback(trial, metric)
+        trainer.add_callback(cb)
+        trainer.train(resume_from_checkpoint=cb.resume_from(args))
+        if cb.last is None:
+            cb.last = float(trainer.evaluate()[metric])
+        return cb.last
+
+    return run
+
+
+def search(
+    build_trainer: Callable[[Any, dict[str, Any]], Any],
+    *,
+    base: Any,
+    n_trials: int,
+    space: Space | Mapping[str, Any] | None = None,
+    metric: str = "eval_loss",
+    direction: str | None = None,
+    study: Any = None,
+    **study_options: Any,
+) -> Any:
+    """Run a study over a ``Trainer``; returns the :class:`tunesmith.Study`.
+
+    Args:
+        build_trainer: ``build_trainer(args, params) -> Trainer``: a fresh model per trial
+            (``params``: the trial's, for those that are not TrainingArguments fields).
+        base: the ``TrainingArguments`` the trial's parameters override.
+        space: default :func:`trainer_space`.
+        metric: what is reported and optimized (an ``eval_*`` name).
+        direction: default "minimize" when ``metric`` contains "loss", else "maximize".
+        study: an existing :class:`tunesmith.Study` to continue (then ``space``, ``direction``
+            and ``study_options`` are its own).
+        study_options: passed to :class:`tunesmith.Study` (``pruner``, ``sampler``, ``seed``,
+            ``storage``, ``name``...).
+    """
+    from ..study import Study
+
+    if study is None:
+        direction = direction or ("minimize" if "loss" in metric else "maximize")
+        study = Study(space if space is not None else trainer_space(), direction=direction, **study_options)
+    study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials)
+    return study

@@ -1,0 +1,109 @@
+"""XGBoost: a pruning callback (boosting rounds as steps) and a preset space.
+
+    cb = XGBoostPruningCallback(trial)                 # the last eval set's last metric
+    xgb.train(params, dtrain, 300, evals=[(dvalid, "valid")], callbacks=[cb])
+    XGBClassifier(n_estimators=300, callbacks=[cb]).fit(X, y, eval_set=[(Xv, yv)])
+
+Round ``i`` (counted from 1) is reported as ``trial.report(value, i)``, so a
+pruner's ``max_resource`` is the number of rounds. Needs ``tunesmith[xgboost]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..space import Float, Int, Space
+from ._common import check_direction, refuse_pausing, report_and_decide, require
+
+xgb = require("xgboost", extra="xgboost", what="tunesmith.integrations.xgboost")
+
+_TrainingCallback: Any = xgb.callback.TrainingCallback
+
+# as xgboost's own EarlyStopping decides which metrics are better when higher
+_MAXIMIZED = ("auc", "aucpr", "pre", "map", "ndcg")
+
+
+def xgboost_space(
+    *,
+    learning_rate: tuple[float, float] = (1e-3, 0.3),
+    max_depth: tuple[int, int] = (2, 10),
+    min_child_weight: tuple[float, float] = (1e-2, 20.0),
+    subsample: tuple[float, float] = (0.5, 1.0),
+    colsample_bytree: tuple[float, float] = (0.5, 1.0),
+    reg_alpha: tuple[float, float] = (1e-8, 10.0),
+    reg_lambda: tuple[float, float] = (1e-8, 10.0),
+) -> Space:
+    """A search space for gradient-boosted trees from common practice.
+
+    Names are the scikit-learn wrapper's, which ``xgb.train`` accepts too (as
+    aliases of eta, alpha, lambda): pass ``trial.params`` to either. Learning
+    rate, min child weight and the L1/L2 terms are log-uniform. Change one range
+    with its keyword, or edit the result: ``ts.Space({**xgboost_space(), ...})``.
+    """
+    return Space({
+        "learning_rate": Float(*learning_rate, log=True),
+        "max_depth": Int(*max_depth),
+        "min_child_weight": Float(*min_child_weight, log=True),
+        "subsample": Float(*subsample),
+        "colsample_bytree": Float(*colsample_bytree),
+        "reg_alpha": Float(*reg_alpha, log=True),
+        "reg_lambda": Float(*reg_lambda, log=True),
+    })  # fmt: skip
+
+
+class XGBoostPruningCallback(_TrainingCallback):
+    """Reports a validation metric after every boosting round and prunes through the study.
+
+    Args:
+        trial: the running :class:`tunesmith.Trial`.
+        data: the eval set's name (``"validation_0"`` for the first ``eval_set`` of the
+            scikit-learn wrapper); default: the last one, as xgboost's early stopping does.
+        metric: the metric's name (``"logloss"``, ``"auc"``...); default: the set's last.
+        maximize: whether the metric is better higher (default: as xgboost decides for
+            early stopping: auc, aucpr, map, ndcg, pre); checked against the study's direction.
+
+    Raises :class:`tunesmith.TrialPruned` out of training when the pruner stops the trial
+    (the study records it pruned). Pruners that pause are refused: a boosting run restarts.
+    Make a new callback per trial (it holds the trial).
+    """
+
+    def __init__(
+        self, trial: Any, *, data: str | None = None, metric: str | None = None,
+        maximize: bool | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        refuse_pausing(trial, "XGBoostPruningCallback")
+        self.trial, self.data, self.metric, self.maximize = trial, data, metric, maximize
+        self._checked = False
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
+        metric, history = self._pick(evals_log)
+        if not self._checked:
+            maximize = self.maximize
+            if maximize is None:
+                maximize = metric != "mape" and metric.startswith(_MAXIMIZED)
+            check_direction(self.trial, metric, maximize=maximize, what="XGBoostPruningCallback")
+            self._checked = True
+        last = history[-1]
+        value = last[0] if isinstance(last, Sequence) else last  # xgb.cv: (mean, std)
+        report_and_decide(self.trial, float(value), epoch + 1)
+        return False
+
+    def _pick(self, evals_log: Mapping[str, Any]) -> tuple[str, Any]:
+        if not evals_log:
+            raise ValueError(
+                "XGBoostPruningCallback: training has no validation data to report; pass "
+                "evals=[(dvalid, 'valid')] to xgb.train, or eval_set=[(X_valid, y_valid)] to fit()"
+            )
+        data = self.data if self.data is not None else list(evals_log)[-1]
+        if data not in evals_log:
+            raise ValueError(f"XGBoostPruningCallback: no eval set named {data!r}; have {list(evals_log)}")
+        metrics = evals_log[data]
+        metric = self.metric if self.metric is not None else list(metrics)[-1]
+        if metric not in metrics:
+            raise ValueError(
+                f"XGBoostPruningCallback: eval set {data!r} has no metric {metric!r}; have "
+                f"{list(metrics)} (set eval_metric in the parameters)"
+            )
+        return metric, metrics[metric]

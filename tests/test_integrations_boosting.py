@@ -1,0 +1,173 @@
+"""XGBoost and LightGBM pruning callbacks against the real libraries (breast cancer data)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+from tunesmith.pruners import ASHA
+
+xgb = pytest.importorskip("xgboost")
+lgb = pytest.importorskip("lightgbm")
+from sklearn.datasets import load_breast_cancer  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from tunesmith.integrations.lightgbm import LightGBMPruningCallback, lightgbm_space  # noqa: E402
+from tunesmith.integrations.xgboost import XGBoostPruningCallback, xgboost_space  # noqa: E402
+
+ROUNDS = 30
+GOOD = {"learning_rate": 0.3, "max_depth": 4, "min_child_weight": 1.0, "subsample": 1.0,
+        "colsample_bytree": 1.0, "reg_alpha": 1e-8, "reg_lambda": 1.0}
+BAD = {**GOOD, "learning_rate": 0.001, "max_depth": 2}  # barely moves off the prior in 30 rounds
+
+
+def _lgb(params: dict[str, Any], num_leaves: int) -> dict[str, Any]:
+    return {**{k: v for k, v in params.items() if k != "max_depth"}, "num_leaves": num_leaves}
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Any, ...]:
+    X, y = load_breast_cancer(return_X_y=True)
+    return tuple(train_test_split(X, y, test_size=0.3, random_state=0, stratify=y))
+
+
+def _study(space: ts.Space, direction: str) -> ts.Study:
+    return ts.Study(space, direction=direction, sampler="random", seed=0,
+                    pruner=ASHA(min_resource=3, reduction_factor=3, max_resource=ROUNDS))
+
+
+def _check_good_then_bad(study: ts.Study, n_trials: int) -> None:
+    """Trial 0 (good) ran every round; trial 1 (bad) was pruned at the first rung (step 3);
+    every trial ended complete or pruned."""
+    good, bad = study.trials[0], study.trials[1]
+    assert good.state is ts.TrialState.COMPLETE
+    assert sorted(good.intermediate) == list(range(1, ROUNDS + 1))
+    assert bad.state is ts.TrialState.PRUNED
+    assert sorted(bad.intermediate) == [1, 2, 3]
+    assert [t.state.value in ("complete", "pruned") for t in study.trials] == [True] * n_trials
+
+
+def test_xgboost_native_prunes_a_bad_trial(data: tuple[Any, ...]) -> None:
+    X_tr, X_va, y_tr, y_va = data
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    study = _study(xgboost_space(), "minimize")
+    study.enqueue(GOOD)
+    study.enqueue(BAD)
+
+    def objective(trial: ts.Trial) -> float:
+        params = {**trial.params, "objective": "binary:logistic", "eval_metric": "logloss", "nthread": 1}
+        booster = xgb.train(params, dtrain, ROUNDS, evals=[(dtrain, "train"), (dvalid, "valid")],
+                            callbacks=[XGBoostPruningCallback(trial)], verbose_eval=False)
+        return float(booster.eval(dvalid).split(":")[1])
+
+    study.optimize(objective, n_trials=6, show_progress=False)
+    _check_good_then_bad(study, 6)
+    # the reports are the validation set's logloss, not the training set's
+    assert study.trials[0].intermediate[ROUNDS] == pytest.approx(study.trials[0].value, rel=1e-5)
+
+
+def test_xgboost_sklearn_wrapper_reports_auc(data: tuple[Any, ...]) -> None:
+    X_tr, X_va, y_tr, y_va = data
+    study = _study(xgboost_space(), "maximize")
+    study.enqueue(GOOD)
+    study.enqueue(BAD)
+
+    def objective(trial: ts.Trial) -> float:
+        model = xgb.XGBClassifier(**trial.params, n_estimators=ROUNDS, eval_metric="auc", n_jobs=1,
+                                  callbacks=[XGBoostPruningCallback(trial)])
+        model.fit(X_tr, y_tr, eval_set=[(X_va, y_va)], verbose=False)
+        return float(model.evals_result()["validation_0"]["auc"][-1])
+
+    study.optimize(objective, n_trials=4, show_progress=False)
+    _check_good_then_bad(study, 4)
+
+
+def test_xgboost_errors_name_the_fix(data: tuple[Any, ...]) -> None:
+    X_tr, X_va, y_tr, y_va = data
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    study = _study(xgboost_space(), "maximize")
+    trial = study.ask()
+    with pytest.raises(ValueError, match="better when lower.*direction='minimize'"):
+        xgb.train({"eval_metric": "logloss"}, dtrain, 2, evals=[(dvalid, "v")],
+                  callbacks=[XGBoostPruningCallback(trial)], verbose_eval=False)
+    with pytest.raises(ValueError, match="no validation data.*evals="):
+        xgb.train({}, dtrain, 2, callbacks=[XGBoostPruningCallback(trial)])
+    with pytest.raises(ValueError, match="no metric 'auc'.*have \\['logloss'\\]"):
+        xgb.train({"eval_metric": "logloss"}, dtrain, 2, evals=[(dvalid, "v")],
+                  callbacks=[XGBoostPruningCallback(trial, metric="auc")], verbose_eval=False)
+    pausing = ts.Study(xgboost_space(), pruner=ASHA(pause=True, max_resource=ROUNDS))
+    with pytest.raises(ValueError, match="cannot resume a paused trial.*without pause=True"):
+        XGBoostPruningCallback(pausing.ask())
+
+
+def test_lightgbm_native_prunes_a_bad_trial(data: tuple[Any, ...]) -> None:
+    X_tr, X_va, y_tr, y_va = data
+    study = _study(lightgbm_space(), "minimize")
+    study.enqueue(_lgb(GOOD, 15))
+    study.enqueue(_lgb(BAD, 4))
+
+    def objective(trial: ts.Trial) -> float:
+        params = dict(trial.params)
+        params.update(objective="binary", metric="binary_logloss", num_threads=1, verbose=-1)
+        dtrain = lgb.Dataset(X_tr, label=y_tr)
+        dvalid = lgb.Dataset(X_va, label=y_va, reference=dtrain)
+        booster = lgb.train(params, dtrain, ROUNDS, valid_sets=[dtrain, dvalid],
+                            callbacks=[LightGBMPruningCallback(trial)])
+        p = np.clip(booster.predict(X_va), 1e-15, 1 - 1e-15)
+        return float(-np.mean(y_va * np.log(p) + (1 - y_va) * np.log(1 - p)))
+
+    study.optimize(objective, n_trials=6, show_progress=False)
+    _check_good_then_bad(study, 6)
+    assert study.trials[0].intermediate[ROUNDS] == pytest.approx(study.trials[0].value, rel=1e-5)
+
+
+def test_lightgbm_sklearn_wrapper_reports_auc(data: tuple[Any, ...]) -> None:
+    X_tr, X_va, y_tr, y_va = data
+    study = _study(lightgbm_space(), "maximize")
+    study.enqueue(_lgb(GOOD, 15))
+    study.enqueue(_lgb(BAD, 4))
+
+    def objective(trial: ts.Trial) -> float:
+        model = lgb.LGBMClassifier(**trial.params, n_estimators=ROUNDS, n_jobs=1, verbose=-1)
+        model.fit(X_tr, y_tr, eval_X=(X_va,), eval_y=(y_va,), eval_metric="auc",
+                  callbacks=[LightGBMPruningCallback(trial, metric="auc")])
+        return float(model.evals_result_["valid_0"]["auc"][-1])
+
+    study.optimize(objective, n_trials=4, show_progress=False)
+    _check_good_then_bad(study, 4)
+
+
+def test_lightgbm_errors_name_the_fix(data: tuple[Any, ...]) -> None:
+    X_tr, X_va, y_tr, y_va = data
+    dtrain = lgb.Dataset(X_tr, label=y_tr)
+    dvalid = lgb.Dataset(X_va, label=y_va, reference=dtrain)
+    trial = _study(lightgbm_space(), "maximize").ask()
+    params = {"objective": "binary", "metric": "binary_logloss", "verbose": -1, "num_threads": 1}
+    with pytest.raises(ValueError, match="'binary_logloss' is better when lower"):
+        lgb.train(params, dtrain, 2, valid_sets=[dvalid], callbacks=[LightGBMPruningCallback(trial)])
+    with pytest.raises(ValueError, match="no validation set named 'nope'"):
+        lgb.train(params, dtrain, 2, valid_sets=[dvalid], callbacks=[LightGBMPruningCallback(trial, data="nope")])
+
+
+def test_space_params_are_accepted_by_both_apis(data: tuple[Any, ...]) -> None:
+    """The preset spaces' names work in the native APIs and the wrappers alike."""
+    X_tr, _, y_tr, _ = data
+    rng = np.random.default_rng(0)
+    xp, lp = xgboost_space().sample(rng), lightgbm_space().sample(rng)
+    xgb.train({**xp, "nthread": 1}, xgb.DMatrix(X_tr, label=y_tr), 2)
+    xgb.XGBClassifier(**xp, n_estimators=2, n_jobs=1).fit(X_tr, y_tr)
+    lgb.train({**lp, "verbose": -1, "num_threads": 1}, lgb.Dataset(X_tr, label=y_tr), 2)
+    lgb.LGBMClassifier(**lp, n_estimators=2, n_jobs=1, verbose=-1).fit(X_tr, y_tr)
+
+
+@pytest.mark.parametrize(("module", "extra"), [("xgboost", "xgboost"), ("lightgbm", "lightgbm")])
+def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch, module: str, extra: str) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # "not installed"
+    monkeypatch.delitem(sys.modules, f"tunesmith.integrations.{module}", raising=False)
+    with pytest.raises(ImportError, match=rf"pip install 'tunesmith\[{extra}\]'"):
+        importlib.import_module(f"tunesmith.integrations.{module}")

@@ -1,0 +1,183 @@
+"""The PyTorch Lightning callback against real Lightning training on CPU (tiny regression)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.pruners import ASHA, RESUMED_ATTR
+
+torch = pytest.importorskip("torch")
+L = pytest.importorskip("lightning.pytorch")
+from tunesmith.integrations.lightning import PruningCallback  # noqa: E402
+
+EPOCHS = 6
+SPACE = ts.Space({"lr": ts.Float(1e-4, 1.0, log=True)})
+
+
+class Regression(L.LightningModule):
+    """y = 3x - 1 + noise, one linear unit, plain SGD at the trial's learning rate."""
+
+    def __init__(self, lr: float) -> None:
+        super().__init__()
+        self.lr, self.net = lr, torch.nn.Linear(4, 1)
+        self.epochs_started: list[int] = []
+
+    def training_step(self, batch: Any, _: int) -> Any:
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+    def validation_step(self, batch: Any, _: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def on_train_epoch_start(self) -> None:
+        self.epochs_started.append(self.current_epoch)
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def loaders() -> tuple[Any, Any]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 4, generator=g)
+    y = x @ torch.tensor([[3.0], [-1.0], [0.5], [2.0]]) - 1 + 0.01 * torch.randn(256, 1, generator=g)
+    ds = torch.utils.data.TensorDataset
+    dl = torch.utils.data.DataLoader
+    return dl(ds(x[:192], y[:192]), batch_size=32), dl(ds(x[192:], y[192:]), batch_size=64)
+
+
+def trainer(callback: PruningCallback, root: Path, **kwargs: Any) -> Any:
+    kwargs.setdefault("devices", 1)
+    return L.Trainer(max_epochs=EPOCHS, accelerator="cpu", logger=False,
+                     enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                     num_sanity_val_steps=0, default_root_dir=str(root), **kwargs)  # fmt: skip
+
+
+def objective_for(root: Path, starts: dict[int, list[int]]) -> Any:
+    def objective(trial: ts.Trial) -> float:
+        torch.manual_seed(0)
+        model = Regression(trial.params["lr"])
+        cb = PruningCallback(trial, checkpoint_dir=root / "ckpt")
+        t = trainer(cb, root, callbacks=[cb])
+        train, val = loaders()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Lightning's notes on workers and resuming mid-epoch
+            try:
+                t.fit(model, train, val, ckpt_path=cb.resume_from, weights_only=True)
+            finally:  # the epoch each fit started at
+                starts.setdefault(trial.number, []).append(model.epochs_started[0])
+        return float(t.callback_metrics["val_loss"])
+
+    return objective
+
+
+def test_a_bad_trial_is_pruned_and_the_study_completes(tmp_path: Path) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=EPOCHS))
+    study.enqueue({"lr": 0.1})
+    study.enqueue({"lr": 1e-4})  # barely moves: pruned at the first rung
+    starts: dict[int, list[int]] = {}
+    study.optimize(objective_for(tmp_path, starts), n_trials=3, show_progress=False)
+    good, bad = study.trials[0], study.trials[1]
+    assert good.state is ts.TrialState.COMPLETE and sorted(good.intermediate) == list(range(1, EPOCHS + 1))
+    assert good.value == pytest.approx(good.intermediate[EPOCHS])
+    assert bad.state is ts.TrialState.PRUNED and sorted(bad.intermediate) == [1]
+    assert starts[1] == [0]  # Lightning stopped right after the pruning validation
+    assert all(t.state.value in ("complete", "pruned") for t in study.trials)
+
+
+def test_a_paused_trial_resumes_from_lightnings_checkpoint(tmp_path: Path) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=EPOCHS, pause=True))
+    for lr in (0.1, 0.02, 0.05, 0.01, 0.2):
+        study.enqueue({"lr": lr})
+    starts: dict[int, list[int]] = {}
+    study.optimize(objective_for(tmp_path, starts), n_trials=5, show_progress=False)
+    resumed = [n for n, runs in starts.items() if len(runs) > 1]
+    assert resumed, f"no trial was paused and resumed: {starts}"
+    for n in resumed:
+        t = study.trials[n]
+        assert Path(t.attrs["checkpoint"]).parent == tmp_path / "ckpt"
+        # each fit after the first starts at the epoch after the pause (epoch e = step e + 1)
+        assert starts[n][0] == 0 and starts[n] == sorted(set(starts[n])), starts[n]
+        assert sorted(t.intermediate) == list(range(1, max(t.intermediate) + 1))  # each step once
+        assert set(starts[n][1:]) <= set(t.intermediate)
+    assert any(t.state.value == "paused" for t in study.trials)
+
+
+def test_errors_name_the_fix(tmp_path: Path) -> None:
+    study = ts.Study(SPACE)
+    # a resumed trial whose stored checkpoint lies outside the callback's folder is refused
+    study.enqueue({"lr": 0.1}, attrs={RESUMED_ATTR: 1, "checkpoint": str(tmp_path / "x.ckpt")})
+    resumed = study.ask()
+    assert resumed.is_resumed
+    with pytest.raises(ValueError, match="is not in the callback's folder"):
+        _ = PruningCallback(resumed, checkpoint_dir=tmp_path / "ckpt").resume_from
+    assert PruningCallback(resumed, checkpoint_dir=tmp_path).resume_from == str(tmp_path / "x.ckpt")
+    with pytest.raises(ValueError, match="step must be one of"):
+        PruningCallback(study.ask(), step="batch")
+    cb = PruningCallback(study.ask(), monitor="val_acc")
+    train, val = loaders()
+    with pytest.raises(ValueError, match=r"'val_acc' was not logged.*\['val_loss'\]"):
+        trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(0.1), train, val)
+
+
+def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", None)
+    monkeypatch.delitem(sys.modules, "tunesmith.integrations.lightning")
+    with pytest.raises(ImportError, match=r"pip install 'tunesmith\[lightning\]'"):
+        importlib.import_module("tunesmith.integrations.lightning")
+
+
+class RankValues(L.Callback):
+    """Writes each rank's own validation loss (unsynced: each rank sees its half) to a file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        with open(self.folder / f"rank{trainer.global_rank}.txt", "a") as f:
+            f.write(f"{float(trainer.callback_metrics['val_loss'])!r}\n")
+
+
+def test_ddp_two_processes_report_from_rank_zero_only(tmp_path: Path) -> None:
+    """A real 2-process DDP run (gloo, CPU, forked ranks): rank 0 alone reports to the study
+    (SQLite, shared by the processes), both ranks stop at the pruning validation."""
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'ts.db'}", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=EPOCHS))
+    study.enqueue({"lr": 0.1})
+    study.optimize(objective_for(tmp_path, {}), n_trials=1, show_progress=False)
+    study.enqueue({"lr": 1e-4})
+    trial = study.ask()
+    report = trial.report
+
+    def spy(value: float, step: int | None = None) -> None:  # which ranks report
+        with open(tmp_path / "reports.txt", "a") as f:
+            f.write(f"{torch.distributed.get_rank()}\n")
+        report(value, step)
+
+    trial.report = spy  # type: ignore[method-assign]
+    cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+    t = trainer(cb, tmp_path, callbacks=[RankValues(tmp_path), cb], strategy="ddp_fork", devices=2)
+    train, val = loaders()
+    with warnings.catch_warnings(), pytest.raises(Exception, match="TrialPruned") as info:
+        warnings.simplefilter("ignore")
+        t.fit(Regression(trial.params["lr"]), train, val)
+    assert "pruned at step 1" in str(info.value)
+    reported = ts.load_study(study.name, study.storage).trials[1].intermediate
+    rank0 = [float(v) for v in (tmp_path / "rank0.txt").read_text().split()]
+    rank1 = [float(v) for v in (tmp_path / "rank1.txt").read_text().split()]
+    assert len(rank0) == len(rank1) == 1  # both ranks stopped after the first validation
+    assert rank0[0] != rank1[0]  # each rank validated its own half
+    assert reported == {1: pytest.approx(rank0[0])}
+    assert (tmp_path / "reports.txt").read_text().split() == ["0"]
+    # the children's reports are in the storage: tell by number keeps them
+    final = study.tell(trial.number, state="pruned")
+    assert final.state is ts.TrialState.PRUNED and final.intermediate == reported

@@ -1,0 +1,113 @@
+"""MLflowCallback against a real MLflow tracking store in a temporary folder."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.pruners import ASHA
+
+pytest.importorskip("mlflow")
+from tunesmith.integrations.mlflow import MLflowCallback, trial_runs  # noqa: E402
+
+SPACE = ts.Space({"x": ts.Float(0.0, 10.0), "kind": ts.Categorical(["a", "b"])})
+
+
+def _file_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store opt-in
+    return (tmp_path / "mlruns").as_uri()
+
+
+# MLflow's SQLite store migrates its schema when it opens a new file: ~10 s
+@pytest.fixture(params=["file", pytest.param("sqlite", marks=pytest.mark.slow)])
+def tracking_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "file":
+        return _file_store(tmp_path, monkeypatch)
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def objective(trial: ts.Trial) -> float:
+    """Curves x / step (lower is better); x > 9 fails."""
+    if trial.params["x"] > 9:
+        raise ValueError("x too large")
+    for step in range(max(trial.start_step, 1), 10):
+        trial.report(trial.params["x"] / step, step)
+        trial.set_attr("checkpoint", "none")  # the curve is its own state: nothing to load
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return trial.params["x"] / 9
+
+
+def _check_runs(cb: MLflowCallback, study: ts.Study) -> list[Any]:
+    """One run per trial: its params, state, value and reports as the metric history."""
+    experiment = cb.client.get_experiment_by_name(study.name)
+    runs = trial_runs(cb.client, experiment.experiment_id, study.name)
+    assert [int(r.data.tags["tunesmith.trial"]) for r in runs] == [t.number for t in study.trials]
+    status = {"complete": "FINISHED", "pruned": "KILLED", "paused": "KILLED", "failed": "FAILED"}
+    for run, t in zip(runs, study.trials, strict=True):
+        assert run.data.params == {"x": repr(t.params["x"]), "kind": t.params["kind"]}
+        assert run.data.tags["tunesmith.state"] == t.state.value
+        assert run.info.status == status[t.state.value]
+        history = cb.client.get_metric_history(run.info.run_id, "intermediate")
+        assert sorted((m.step, m.value) for m in history) == sorted(t.intermediate.items())
+        if t.value is not None:
+            assert run.data.metrics["value"] == pytest.approx(t.value)
+        parent = cb.client.get_run(run.data.tags["mlflow.parentRunId"])
+        assert parent.data.tags["tunesmith.study"] == study.name
+    return runs
+
+
+def test_each_trial_is_a_run_under_the_study(tracking_uri: str, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, storage=storage, name="mlf", sampler="random", seed=1,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=9))
+    for x in (1.0, 8.0, 9.5):  # a good trial, one ASHA prunes, one that fails
+        study.enqueue({"x": x, "kind": "a"})
+    cb = MLflowCallback(tracking_uri=tracking_uri)
+    study.optimize(objective, n_trials=5, callbacks=[cb], show_progress=False)
+    assert [t.state.value for t in study.trials[:3]] == ["complete", "pruned", "failed"]
+    assert study.trials[1].last_step is not None and study.trials[1].last_step < 9
+    _check_runs(cb, study)
+
+    # reopened in another session: new trials get runs, old ones are not logged twice
+    again = ts.Study(storage=storage, name="mlf")
+    cb2 = MLflowCallback(tracking_uri=tracking_uri)
+    again.optimize(objective, n_trials=2, callbacks=[cb2], show_progress=False)
+    cb2.log_study(again)
+    assert len(_check_runs(cb2, again)) == 7
+
+
+def test_a_paused_then_resumed_trial_keeps_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=9, pause=True))
+    for x in (1.0, 2.0, 3.0, 4.0, 0.5):
+        study.enqueue({"x": x, "kind": "b"})
+    calls: list[int] = []
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch), experiment="paused")
+
+    def counting(study: ts.Study, trial: ts.FrozenTrial) -> None:
+        calls.append(trial.number)
+        cb(study, trial)
+
+    study.optimize(objective, n_trials=5, callbacks=[counting], show_progress=False)
+    assert len(calls) > len(set(calls)), "no trial was paused and resumed"
+    experiment = cb.client.get_experiment_by_name("paused")
+    runs = trial_runs(cb.client, experiment.experiment_id, study.name)
+    assert len(runs) == len(study.trials)
+    for run, t in zip(runs, study.trials, strict=True):
+        history = cb.client.get_metric_history(run.info.run_id, "intermediate")
+        assert sorted(m.step for m in history) == sorted(t.intermediate)  # each step once
+
+
+def test_bad_metric_name_and_missing_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="metric_name must be a non-empty string"):
+        MLflowCallback(tracking_uri="sqlite:///:memory:", metric_name="intermediate")
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    monkeypatch.delitem(sys.modules, "tunesmith.integrations.mlflow")
+    with pytest.raises(ImportError, match=r"pip install 'tunesmith\[mlflow\]'"):
+        importlib.import_module("tunesmith.integrations.mlflow")

