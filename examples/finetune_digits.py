@@ -32,6 +32,7 @@ from tunesmith.train import (
     Trainer,
     adam_space,
     freeze,
+    load_weights,
     objective,
     unfreeze_last,
 )
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return Trainer(model, base, metrics=["accuracy"]).evaluate(test)[1]["accuracy"]
 
     tuned = fine_tune_model(pretrained, args.freeze)
-    tuned.load_state_dict(torch.load(best.attrs["best_checkpoint"], weights_only=False)["model"])
+    load_weights(tuned, best.attrs["best_checkpoint"])
     torch.manual_seed(args.seed)
     scratch = CNN(5)
     Trainer(scratch, base.with_params(best.params), metrics=["accuracy"]).fit(train, val)

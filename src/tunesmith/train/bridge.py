@@ -11,8 +11,9 @@ validations; the newest checkpoint's path is
 stored as ``trial.attrs["checkpoint"]`` before the pruner is asked; a pruned
 trial raises :class:`tunesmith.TrialPruned`. A run whose monitored value turns
 NaN or infinite (diverged) stops there and returns its best value so far
-(``trial.attrs["diverged_at"]``: that step). A trial that already holds a
-checkpoint (a paused trial run again) resumes from it exactly.
+(``trial.attrs["diverged_at"]``: that step). A trial the study paused and then
+resumed continues from its checkpoint exactly; checkpoints are only read from
+the trial's own folder (``retention.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
-import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +32,8 @@ from torch import nn
 from .. import exceptions
 from ..pruners import Decision
 from ..space import Categorical, Float, Prior, Space
+from . import checkpoint as ckpt
+from . import retention
 from .config import SCHEDULES, TrainConfig
 from .data import LossFn, MetricFn
 from .history import EvalRecord
@@ -134,6 +136,7 @@ def objective(
     monitor: str = "val_loss",
     head: str | Sequence[str] = (),
     checkpoint_root: str | Path | None = None,
+    keep: str = "best",
     threads: int | None = None,
     callbacks: Sequence[Any] = (),
 ) -> Callable[[Any], float]:
@@ -149,8 +152,12 @@ def objective(
             name (then make the study's direction fit, e.g. maximize accuracy).
             The value returned is the monitor at the best validation loss.
         checkpoint_root: where each trial's checkpoints go
-            (``<root>/<study>/trial-<n>``; default: ``base.checkpoint_dir`` if
-            set, else the system's temp folder; always one folder per trial).
+            (``<root>/<study>-<hash>/trial-<n>``, see ``checkpoint.study_folder``;
+            default: ``base.checkpoint_dir`` if set, else the per-user
+            ``checkpoint.default_root()``; always one folder per trial).
+        keep: what a finished trial keeps: "best" (its ``best.pt``; default),
+            "none", or "all". A pruned or failed trial keeps nothing; a paused
+            one keeps its files until it finishes.
         threads: torch threads per trial (default: 1 inside parallel workers).
     Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
     "overfit_at", "stopped_early" and "samples_per_s" (and "diverged_at" when
@@ -159,49 +166,56 @@ def objective(
     base = base or TrainConfig()
     if space is not None:
         _check_space(space, base)
-    root = Path(checkpoint_root) if checkpoint_root is not None else Path(tempfile.gettempdir()) / "tunesmith-checkpoints"
+    if keep not in retention.KEEP:
+        raise ValueError(f"keep must be one of {list(retention.KEEP)}, got {keep!r}")
 
     def run(trial: Any) -> float:
         set_threads(threads)
         params = dict(trial.params)
         cfg = base.with_params(params)
         # one folder per trial (under checkpoint_root, else base's checkpoint_dir, else the
-        # temp folder): trials sharing one would resume from each other's "last" checkpoints
-        parent = root if checkpoint_root is not None or cfg.checkpoint_dir is None else Path(cfg.checkpoint_dir)
-        folder = parent / str(getattr(trial.study, "name", "study")) / f"trial-{trial.number}"
+        # per-user default): trials sharing one would resume from each other's "last" checkpoints
+        root = checkpoint_root if checkpoint_root is not None else cfg.checkpoint_dir or ckpt.default_root()
+        folder = retention.trial_folder(ckpt.secure_dir(root), trial)
         cfg = cfg.with_params({"checkpoint_dir": str(folder)})
         torch.manual_seed(cfg.seed)
         model = build_model(params)
         train, val = data(params) if callable(data) else data
         trainer = Trainer(model, cfg, loss=loss, metrics=metrics, head=head,
                           callbacks=[*callbacks, _Reporter(trial, monitor)])
-        resume = _checkpoint_to_resume(trial)
-        history = trainer.fit(train, val, resume_from=resume)
-        _store_summary(trial, history)
+        history = _fit(trainer, trial, folder, keep, train, val)
+        _store_summary(trial, history, retention.retire(folder, keep))
         best = history.best or history.records[-1]
         return monitored(best, monitor)
 
     return run
 
 
-def _checkpoint_to_resume(trial: Any) -> str | None:
-    """The trial's checkpoint when it holds one; a missing file is said, then training starts over."""
-    path = trial.record.attrs.get("checkpoint")
-    if not path:
-        return None
-    if not Path(path).is_file():
-        logger.warning(
-            "trial %d: its checkpoint %s is missing (deleted, or written on another machine: give "
-            "every worker the same checkpoint_root folder); it trains again from the start, "
-            "without reporting its steps 1-%s again", trial.number, path, trial.record.last_step,
-        )
-        return None
-    return str(path)
+def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val: Any) -> Any:
+    """``trainer.fit``, resumed when the study resumed the trial; a trial that ends other
+    than paused or complete leaves no files (nothing can resume it)."""
+    retention.sweep(trial, folder.parent, keep)
+    resume = retention.to_resume(trial, folder)
+    if resume is None:
+        retention.start_fresh(folder)
+    try:
+        return trainer.fit(train, val, resume_from=resume)
+    except exceptions.TrialPaused:
+        raise
+    except Exception:
+        if keep != "all":
+            retention.retire(folder, "none")
+            for key in ("checkpoint", "best_checkpoint"):
+                if trial.record.attrs.get(key) is not None:
+                    trial.set_attr(key, None)
+        raise
 
 
-def _store_summary(trial: Any, history: Any) -> None:
+def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
     speeds = [r.samples_per_s for r in history.records]
-    trial.set_attr("best_checkpoint", history.best_checkpoint)
+    if history.last_checkpoint is not None and not Path(history.last_checkpoint).is_file():
+        trial.set_attr("checkpoint", None)  # retired: nothing resumes a finished trial
+    trial.set_attr("best_checkpoint", history.best_checkpoint if kept_best else None)
     trial.set_attr("overfit_at", [i + 1 for i in history.overfit_at])  # as reported steps
     trial.set_attr("stopped_early", history.stopped_early)
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
