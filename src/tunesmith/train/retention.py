@@ -85,11 +85,28 @@ def retire(folder: Path, keep: str) -> bool:
     best = ckpt.best_path(folder)
     if keep == "none":
         best.unlink(missing_ok=True)
+    elif best.is_file():
+        _weights_only(best)
     try:
         folder.rmdir()  # only when empty
     except OSError:
         pass
     return best.is_file()
+
+
+#: what a finished trial's best.pt keeps: enough to use the model, not to resume training
+USE_KEYS = ("format", "model", "model_meta", "step", "epoch", "history", "config")
+
+
+def _weights_only(path: Path) -> None:
+    """Rewrite a finished trial's best checkpoint without optimizer and random states."""
+    try:
+        state = ckpt.load(path)
+    except (ckpt.CheckpointError, OSError) as exc:
+        logger.warning("could not slim %s: %s", path, exc)
+        return
+    if "optimizer" in state:
+        ckpt.save(path, {k: state[k] for k in USE_KEYS if k in state})
 
 
 def sweep(trial: Any, study_dir: Path, keep: str) -> None:

@@ -332,6 +332,11 @@ class Trainer:
     def load_state(self, state: dict[str, Any], *, where: str = "the checkpoint") -> None:
         """Continue from ``state`` (see :meth:`state_dict`); refuses one of another model,
         optimizer or batch size, saying what differs."""
+        if "optimizer" not in state:
+            raise ckpt.CheckpointError(
+                f"{where} holds a finished trial's weights only (no optimizer or random states), so "
+                "training cannot resume from it; load it with tunesmith.train.load_weights(model, path)"
+            )
         _check_same_run(state.get("config", {}), self.config, where)
         load_model_state(self.model, state["model"], state.get("model_meta"), where)
         self.optimizer.load_state_dict(state["optimizer"])
