@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -270,14 +271,16 @@ def test_max_resource_is_the_number_of_epochs(tmp_path: Path, pause: bool) -> No
             assert t.state is ts.TrialState.COMPLETE
 
 
-def test_a_missing_checkpoint_is_said_and_the_run_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("lost", ["file", "folder"])
+def test_a_missing_checkpoint_is_said_and_the_run_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture, lost: str) -> None:
     space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
     obj = objective(lambda p: mlp(dropout=0.2), DATA, base=BASE, checkpoint_root=tmp_path)
     ref = ts.Study(space, sampler="random", seed=3, name="ref")
     ref.optimize(obj, n_trials=1)
     study = ts.Study(space, sampler="random", seed=3, name="paused")
     trial, _ = pause_and_promote(study, obj, 2)
-    Path(trial.record.attrs["checkpoint"]).unlink()  # e.g. written on another machine
+    gone = Path(trial.record.attrs["checkpoint"])  # e.g. written on another machine
+    shutil.rmtree(gone.parent) if lost == "folder" else gone.unlink()
     with caplog.at_level("WARNING", logger="tunesmith"):
         value = obj(trial)
     assert "checkpoint" in caplog.text and "is missing" in caplog.text and "steps 1-2" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..pruners import RESUMED_ATTR, Decision
@@ -17,14 +17,14 @@ if TYPE_CHECKING:
 
 
 #: attrs keys the study writes for its own bookkeeping: they mark a trial as resumed by the
-#: study (so its checkpoint is loaded), holding a promotion, or a re-queued copy. Users
-#: cannot set them (``Trial.set_attr``, ``Study.enqueue``); the re-queue keys of the last
-#: line are what executors pass to ``Study.enqueue`` when they re-queue a trial.
+#: study (so its checkpoint is loaded), holding a promotion, or re-queued. ``Study.enqueue``
+#: refuses them; ``Trial.set_attr`` refuses them and the re-queue provenance keys of
+#: RESERVED_ATTRS too (executors pass those to ``Study.enqueue`` when they re-queue a trial).
 RESUME_ATTRS = frozenset({RESUMED_ATTR, "n_resumes", HELD_ATTR, HELD_AT_ATTR, HOLDS_ATTR, "requeued_as"})
 RESERVED_ATTRS = RESUME_ATTRS | {"retry_of", "oom_retries"}
 
 
-def refuse_reserved(keys: Any, reserved: frozenset[str], where: str) -> None:
+def refuse_reserved(keys: Iterable[Any], reserved: frozenset[str], where: str) -> None:
     """A ValueError naming the reserved keys among ``keys``, if any."""
     bad = sorted(k for k in keys if k in reserved)
     if bad:

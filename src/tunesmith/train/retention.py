@@ -42,7 +42,8 @@ def to_resume(trial: Any, folder: Path) -> str | None:
             "loaded only from there (a path in the database may have been planted). If the folder moved, "
             "pass the same checkpoint_root as the run that paused the trial"
         )
-    ckpt.check_dir(folder)
+    if folder.is_dir():  # else: deleted, or on another machine (said below)
+        ckpt.check_dir(folder)
     if ckpt.is_complete(path):
         return path
     older = _older_complete(folder, ckpt.step_of(path))
