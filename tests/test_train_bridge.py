@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,8 +15,8 @@ torch = pytest.importorskip("torch")
 from _train_util import mlp, split  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
-from tunesmith.pruners import Decision, NopPruner, Pruner  # noqa: E402
-from tunesmith.train import TrainConfig, Trainer, adam_space, objective  # noqa: E402
+from tunesmith.pruners import Decision, Pruner  # noqa: E402
+from tunesmith.train import TrainConfig, Trainer, adam_space, checkpoint, objective  # noqa: E402
 
 DATA = split(96)
 BASE = TrainConfig(epochs=4, batch_size=16)
@@ -43,8 +44,10 @@ def test_objective_reports_each_epoch_and_stores_checkpoint(tmp_path: Path) -> N
         assert t.state is ts.TrialState.COMPLETE, t.error
         assert sorted(t.intermediate) == [1, 2, 3, 4]  # validation k reported as step k
         assert t.value == pytest.approx(min(t.intermediate.values()))
-        assert Path(t.attrs["checkpoint"]).is_file() and Path(t.attrs["best_checkpoint"]).is_file()
-        assert t.attrs["checkpoint"].startswith(str(tmp_path))
+        # a complete trial keeps its best checkpoint only: nothing resumes it
+        assert t.attrs["checkpoint"] is None and Path(t.attrs["best_checkpoint"]).is_file()
+        assert t.attrs["best_checkpoint"].startswith(str(tmp_path))
+        assert [p.name for p in Path(t.attrs["best_checkpoint"]).parent.iterdir()] == ["best.pt"]
         assert t.attrs["samples_per_s"] > 0 and t.attrs["overfit_at"] in (None, *t.intermediate)  # a reported step
         assert len(t.attrs["curves"]["train_loss"]) == len(t.attrs["curves"]["val_loss"]) == len(t.intermediate)
 
@@ -71,18 +74,19 @@ def test_tuned_adam_config_reaches_the_optimizer(tmp_path: Path) -> None:
     x, y = DATA[0]
     torch.nn.functional.cross_entropy(ref(x), y).backward()
     ref_opt.step()
-    trained = torch.load(study.trials[0].attrs["checkpoint"], weights_only=False)["model"]
+    trained = torch.load(study.trials[0].attrs["best_checkpoint"], weights_only=True)["model"]
     for k, v in ref.state_dict().items():
         assert torch.allclose(trained[k], v, atol=1e-7), k
 
 
-def test_pruned_trial_raises_and_keeps_its_checkpoint(tmp_path: Path) -> None:
+def test_pruned_trial_raises_and_leaves_no_checkpoint(tmp_path: Path) -> None:
     study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=1, pruner=StopAt(2))
     study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path), n_trials=1)
     t = study.trials[0]
     assert t.state is ts.TrialState.PRUNED
     assert sorted(t.intermediate) == [1, 2]
-    assert Path(t.attrs["checkpoint"]).is_file()
+    assert t.attrs["checkpoint"] is None and t.attrs.get("best_checkpoint") is None  # nothing resumes it
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
 class PauseThenContinue(Pruner):
@@ -136,19 +140,39 @@ def test_a_diverged_run_stops_and_returns_its_best_value(tmp_path: Path, pruner)
     assert t.value == min(t.intermediate.values())
 
 
+class PromoteAll(Pruner):
+    """Goes on, and promotes every paused trial: the study resumes them."""
+
+    pauses = True
+
+    def decide(self, trial, trials, direction) -> Decision:
+        return Decision.CONTINUE
+
+    def promotable(self, trials, direction) -> list[int]:
+        return [t.number for t in trials if t.state is ts.TrialState.PAUSED]
+
+
+def pause_and_promote(study: ts.Study, obj, at: int) -> tuple[ts.Trial, ts.FrozenTrial]:
+    """Run a new trial of ``study`` until the pruner pauses it at validation ``at``, then
+    let the study resume it; the resumed trial and the paused record."""
+    study.pruner = StopAt(at, Decision.PAUSE)
+    paused = study.run_trial(obj, study.ask())
+    assert paused.state is ts.TrialState.PAUSED and sorted(paused.intermediate) == list(range(1, at + 1))
+    study.pruner = PromoteAll()
+    trial = study.ask()
+    assert trial.number == paused.number and trial.is_resumed
+    return trial, paused
+
+
 def test_paused_trial_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
     space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
     obj = objective(lambda p: mlp(dropout=0.2), DATA, base=BASE, checkpoint_root=tmp_path)
     ref = ts.Study(space, sampler="random", seed=3, name="ref")
     ref.optimize(obj, n_trials=1)
 
-    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(2))
-    trial = study.ask()
-    with pytest.raises(ts.TrialPruned):
-        obj(trial)
-    assert sorted(trial.intermediate) == [1, 2]
-    study.pruner = NopPruner()  # promoted: run the same trial again, it resumes from attrs["checkpoint"]
-    value = obj(trial)
+    study = ts.Study(space, sampler="random", seed=3, name="paused")
+    trial, _ = pause_and_promote(study, obj, 2)
+    value = obj(trial)  # resumed by the study: continues from attrs["checkpoint"]
     assert dict(trial.intermediate) == dict(ref.trials[0].intermediate)
     assert value == ref.trials[0].value
 
@@ -202,15 +226,12 @@ def _pause_then_resume(tmp_path: Path, base: TrainConfig, at: int, edit=None) ->
     obj = objective(lambda p: mlp(dropout=0.2), DATA, base=base, checkpoint_root=tmp_path)
     ref = ts.Study(space, sampler="random", seed=3, name="ref")
     ref.optimize(obj, n_trials=1)
-    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(at, Decision.PAUSE))
-    trial = study.ask()
-    with pytest.raises(ts.TrialPaused):
-        obj(trial)
-    paused = (sorted(trial.intermediate), trial.record.attrs["checkpoint"])
+    study = ts.Study(space, sampler="random", seed=3, name="paused")
+    trial, record = pause_and_promote(study, obj, at)
+    paused = (sorted(record.intermediate), record.attrs["checkpoint"])
     if edit is not None:
         edit(trial)
-    study.pruner = NopPruner()  # promoted: run the same trial again, it resumes from its checkpoint
-    value = obj(trial)
+    value = obj(trial)  # resumed by the study: continues from its checkpoint
     assert dict(trial.intermediate) == dict(ref.trials[0].intermediate)
     assert value == ref.trials[0].value
     return paused
@@ -250,17 +271,16 @@ def test_max_resource_is_the_number_of_epochs(tmp_path: Path, pause: bool) -> No
             assert t.state is ts.TrialState.COMPLETE
 
 
-def test_a_missing_checkpoint_is_said_and_the_run_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("lost", ["file", "folder"])
+def test_a_missing_checkpoint_is_said_and_the_run_starts_over(tmp_path: Path, caplog: pytest.LogCaptureFixture, lost: str) -> None:
     space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
     obj = objective(lambda p: mlp(dropout=0.2), DATA, base=BASE, checkpoint_root=tmp_path)
     ref = ts.Study(space, sampler="random", seed=3, name="ref")
     ref.optimize(obj, n_trials=1)
-    study = ts.Study(space, sampler="random", seed=3, name="paused", pruner=StopAt(2, Decision.PAUSE))
-    trial = study.ask()
-    with pytest.raises(ts.TrialPaused):
-        obj(trial)
-    Path(trial.record.attrs["checkpoint"]).unlink()  # e.g. written on another machine
-    study.pruner = NopPruner()
+    study = ts.Study(space, sampler="random", seed=3, name="paused")
+    trial, _ = pause_and_promote(study, obj, 2)
+    gone = Path(trial.record.attrs["checkpoint"])  # e.g. written on another machine
+    shutil.rmtree(gone.parent) if lost == "folder" else gone.unlink()
     with caplog.at_level("WARNING", logger="tunesmith"):
         value = obj(trial)
     assert "checkpoint" in caplog.text and "is missing" in caplog.text and "steps 1-2" in caplog.text
@@ -271,8 +291,9 @@ def test_trials_get_their_own_folder_under_the_base_checkpoint_dir(tmp_path: Pat
     base = TrainConfig(epochs=2, batch_size=16, checkpoint_dir=str(tmp_path / "runs"))
     study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s")
     study.optimize(objective(build, DATA, base=base), n_trials=2)
-    folders = {Path(t.attrs["checkpoint"]).parent for t in study.trials}
-    assert folders == {tmp_path / "runs" / "s" / "trial-0", tmp_path / "runs" / "s" / "trial-1"}
+    folders = {Path(t.attrs["best_checkpoint"]).parent for t in study.trials}
+    s = checkpoint.study_folder(tmp_path / "runs", "s")
+    assert folders == {s / "trial-0", s / "trial-1"} and s.parent == tmp_path / "runs"
 
 
 def test_in_ray_memory_mode_each_study_keeps_its_checkpoint_folder(tmp_path: Path) -> None:
@@ -286,4 +307,4 @@ def test_in_ray_memory_mode_each_study_keeps_its_checkpoint_folder(tmp_path: Pat
         study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, name=name, sampler="random", seed=0)
         out = EvalWorker(StudySpec.of(study), obj, (), 0).evaluate(study.ask().record)
         folders.add(Path(out.attrs["best_checkpoint"]).parent)
-    assert folders == {tmp_path / "A" / "trial-0", tmp_path / "B" / "trial-0"}
+    assert folders == {checkpoint.study_folder(tmp_path, n) / "trial-0" for n in ("A", "B")}

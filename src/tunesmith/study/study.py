@@ -18,7 +18,7 @@ from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState
 from .heartbeat import Heartbeat, HeartbeatConfig
 from .resume import pause_record, resume_next
-from .trial import Trial, _as_float, short_repr
+from .trial import RESUME_ATTRS, Trial, _as_float, refuse_reserved, short_repr
 
 logger = logging.getLogger("tunesmith")
 
@@ -259,8 +259,10 @@ class Study:
 
         Returns the queued trial's number, or None when ``skip_if_exists`` and
         the configuration was already tried or queued. ``attrs`` are stored
-        with the queued trial (JSON-serializable).
+        with the queued trial (JSON-serializable); the keys that mark a trial
+        as resumed by the study (``study.trial.RESUME_ATTRS``) are refused.
         """
+        refuse_reserved(attrs or {}, RESUME_ATTRS, f"study {self.name!r}: enqueue(attrs=...)")
         canon = self.space.validate(params)
         if skip_if_exists and any(t.params == canon for t in self._history()):
             return None

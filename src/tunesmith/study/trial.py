@@ -5,14 +5,34 @@ from __future__ import annotations
 import math
 import operator
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..pruners import RESUMED_ATTR, Decision
+from ..storage.base import HELD_AT_ATTR, HELD_ATTR, HOLDS_ATTR
 from ..trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from .study import Study
+
+
+#: attrs keys the study writes for its own bookkeeping: they mark a trial as resumed by the
+#: study (so its checkpoint is loaded), holding a promotion, or re-queued. ``Study.enqueue``
+#: refuses them; ``Trial.set_attr`` refuses them and the re-queue provenance keys of
+#: RESERVED_ATTRS too (executors pass those to ``Study.enqueue`` when they re-queue a trial).
+RESUME_ATTRS = frozenset({RESUMED_ATTR, "n_resumes", HELD_ATTR, HELD_AT_ATTR, HOLDS_ATTR, "requeued_as"})
+RESERVED_ATTRS = RESUME_ATTRS | {"retry_of", "oom_retries"}
+
+
+def refuse_reserved(keys: Iterable[Any], reserved: frozenset[str], where: str) -> None:
+    """A ValueError naming the reserved keys among ``keys``, if any."""
+    bad = sorted(k for k in keys if k in reserved)
+    if bad:
+        raise ValueError(
+            f"{where}: {bad} {'is a key' if len(bad) == 1 else 'are keys'} the study sets itself "
+            f"(reserved: {sorted(reserved)}): a trial is resumed from its checkpoint only when the "
+            "study paused and resumed it. Use another name for your own attribute"
+        )
 
 
 class Trial:
@@ -128,7 +148,10 @@ class Trial:
         return self._record.attrs
 
     def set_attr(self, key: str, value: Any) -> None:
-        """Store a JSON-serializable attribute with the trial (checkpoint path, notes)."""
+        """Store a JSON-serializable attribute with the trial (checkpoint path, notes).
+
+        Keys of :data:`RESERVED_ATTRS` (the study's bookkeeping) are refused."""
+        refuse_reserved([key], RESERVED_ATTRS, f"trial {self.number}: set_attr")
         self._write(self._record.replace(attrs={**self._record.attrs, key: value}))
 
     def _write(self, record: FrozenTrial) -> None:

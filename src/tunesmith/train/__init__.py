@@ -25,6 +25,7 @@ from .bridge import adam_space, objective, set_threads
 from .config import TrainConfig
 from .finetune import GradualUnfreezing, freeze, replace_head, trainable, unfreeze, unfreeze_last
 from .history import EvalRecord, History
+from .model_state import load_weights
 from .schedule import Plateau, lr_at, lr_factor
 from .trainer import Trainer
 
@@ -38,6 +39,7 @@ __all__ = [
     "adam_space",
     "checkpoint",
     "freeze",
+    "load_weights",
     "lr_at",
     "lr_factor",
     "objective",

@@ -11,8 +11,9 @@ validations; the newest checkpoint's path is
 stored as ``trial.attrs["checkpoint"]`` before the pruner is asked; a pruned
 trial raises :class:`tunesmith.TrialPruned`. A run whose monitored value turns
 NaN or infinite (diverged) stops there and returns its best value so far
-(``trial.attrs["diverged_at"]``: that step). A trial that already holds a
-checkpoint (a paused trial run again) resumes from it exactly.
+(``trial.attrs["diverged_at"]``: that step). A trial the study paused and then
+resumed continues from its checkpoint exactly; checkpoints are only read from
+the trial's own folder (``retention.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
-import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +33,8 @@ from torch import nn
 from .. import exceptions
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Prior, Space
+from . import checkpoint as ckpt
+from . import retention
 from .config import SCHEDULES, TrainConfig
 from .data import LossFn, MetricFn, check_data
 from .history import EvalRecord
@@ -167,6 +169,7 @@ def objective(
     monitor: str = "val_loss",
     head: str | Sequence[str] = (),
     checkpoint_root: str | Path | None = None,
+    keep: str = "best",
     threads: int | None = None,
     callbacks: Sequence[Any] = (),
     folds: int | Sequence[tuple[Any, Any]] | None = None,
@@ -183,8 +186,12 @@ def objective(
             name (then make the study's direction fit, e.g. maximize accuracy).
             The value returned is the monitor at the best validation loss.
         checkpoint_root: where each trial's checkpoints go
-            (``<root>/<study>/trial-<n>``; default: ``base.checkpoint_dir`` if
-            set, else the system's temp folder; always one folder per trial).
+            (``<root>/<study>-<hash>/trial-<n>``, see ``checkpoint.study_folder``;
+            default: ``base.checkpoint_dir`` if set, else the per-user
+            ``checkpoint.default_root()``; always one folder per trial).
+        keep: what a finished trial keeps: "best" (its ``best.pt``; default),
+            "none", or "all". A pruned or failed trial keeps nothing; a paused
+            one keeps its files until it finishes.
         threads: torch threads per trial (default: 1 inside parallel workers).
         folds: k-fold training instead of one train/validation split: ``data``
             is then one data set (or ``callable(params) -> data``) and ``folds``
@@ -204,52 +211,59 @@ def objective(
     base = base or TrainConfig()
     if space is not None:
         _check_space(space, base)
-    root = Path(checkpoint_root) if checkpoint_root is not None else Path(tempfile.gettempdir()) / "tunesmith-checkpoints"
+    if keep not in retention.KEEP:
+        raise ValueError(f"keep must be one of {list(retention.KEEP)}, got {keep!r}")
     if folds is not None:
         return _fold_objective(build_model, data, folds, base=base, loss=loss, metrics=metrics, monitor=monitor,
-                               head=head, root=root, threads=threads, callbacks=callbacks)
+                               head=head, root=checkpoint_root, threads=threads, callbacks=callbacks)
 
     def run(trial: Any) -> float:
         set_threads(threads)
         params = dict(trial.params)
         cfg = base.with_params(params)
         # one folder per trial (under checkpoint_root, else base's checkpoint_dir, else the
-        # temp folder): trials sharing one would resume from each other's "last" checkpoints
-        parent = root if checkpoint_root is not None or cfg.checkpoint_dir is None else Path(cfg.checkpoint_dir)
-        folder = parent / str(getattr(trial.study, "name", "study")) / f"trial-{trial.number}"
+        # per-user default): trials sharing one would resume from each other's "last" checkpoints
+        root = checkpoint_root if checkpoint_root is not None else cfg.checkpoint_dir or ckpt.default_root()
+        folder = retention.trial_folder(ckpt.secure_dir(root), trial)
         cfg = cfg.with_params({"checkpoint_dir": str(folder)})
         torch.manual_seed(cfg.seed)
         model = build_model(params)
         train, val = data(params) if callable(data) else data
         trainer = Trainer(model, cfg, loss=loss, metrics=metrics, head=head,
                           callbacks=[*callbacks, _Reporter(trial, monitor)])
-        resume = _checkpoint_to_resume(trial)
-        history = trainer.fit(train, val, resume_from=resume)
-        _store_summary(trial, history)
+        history = _fit(trainer, trial, folder, keep, train, val)
+        _store_summary(trial, history, retention.retire(folder, keep))
         best = history.best or history.records[-1]
         return monitored(best, monitor)
 
     return run
 
 
-def _checkpoint_to_resume(trial: Any) -> str | None:
-    """The trial's checkpoint when it holds one; a missing file is said, then training starts over."""
-    path = trial.record.attrs.get("checkpoint")
-    if not path:
-        return None
-    if not Path(path).is_file():
-        logger.warning(
-            "trial %d: its checkpoint %s is missing (deleted, or written on another machine: give "
-            "every worker the same checkpoint_root folder); it trains again from the start, "
-            "without reporting its steps 1-%s again", trial.number, path, trial.record.last_step,
-        )
-        return None
-    return str(path)
+def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val: Any) -> Any:
+    """``trainer.fit``, resumed when the study resumed the trial; a trial that ends other
+    than paused or complete leaves no files (nothing can resume it)."""
+    retention.sweep(trial, folder.parent, keep)
+    resume = retention.to_resume(trial, folder)
+    if resume is None:
+        retention.start_fresh(folder)
+    try:
+        return trainer.fit(train, val, resume_from=resume)
+    except exceptions.TrialPaused:
+        raise
+    except Exception:
+        if keep != "all":
+            retention.retire(folder, "none")
+            for key in ("checkpoint", "best_checkpoint"):
+                if trial.record.attrs.get(key) is not None:
+                    trial.set_attr(key, None)
+        raise
 
 
-def _store_summary(trial: Any, history: Any) -> None:
+def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
     speeds = [r.samples_per_s for r in history.records]
-    trial.set_attr("best_checkpoint", history.best_checkpoint)
+    if history.last_checkpoint is not None and not Path(history.last_checkpoint).is_file():
+        trial.set_attr("checkpoint", None)  # retired: nothing resumes a finished trial
+    trial.set_attr("best_checkpoint", history.best_checkpoint if kept_best else None)
     at = history.overfit_at
     trial.set_attr("overfit_at", None if at is None else at + 1)  # as a reported step
     trial.set_attr("curves", history.curves())
@@ -269,7 +283,8 @@ def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
 
 def _fold_objective(
     build_model: Callable[[dict[str, Any]], nn.Module], data: DataSpec, folds: int | Sequence[tuple[Any, Any]], *,
-    base: TrainConfig, loss: str | LossFn, metrics: Any, monitor: str, head: Any, root: Path, threads: int | None,
+    base: TrainConfig, loss: str | LossFn, metrics: Any, monitor: str, head: Any, root: str | Path | None,
+    threads: int | None,
     callbacks: Sequence[Any],
 ) -> Callable[[Any], float]:  # fmt: skip
     """k-fold training: a fresh model per fold, one report per fold (``objective(..., folds=)``)."""
@@ -282,7 +297,8 @@ def _fold_objective(
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")
         splits = cv.kfold(n, folds, seed=cfg.seed) if isinstance(folds, int) else list(folds)
-        folder = root / str(getattr(trial.study, "name", "study")) / f"trial-{trial.number}"
+        parent = root if root is not None else cfg.checkpoint_dir or ckpt.default_root()
+        folder = retention.trial_folder(ckpt.secure_dir(parent), trial)
 
         def fold(train_idx: Any, val_idx: Any) -> float:
             k = next(i for i, (_, v) in enumerate(splits) if np.array_equal(v, val_idx))
@@ -291,6 +307,7 @@ def _fold_objective(
             trainer = Trainer(build_model(params), fold_cfg, loss=loss, metrics=metrics, head=head,
                               callbacks=list(callbacks))
             history = trainer.fit(subset(pool, train_idx), subset(pool, val_idx))
+            retention.retire(folder / f"fold-{k}", "none")  # a fold is never resumed
             return monitored(history.best or history.records[-1], monitor)
 
         return cv.cross_validate(trial, fold, splits)

@@ -1,29 +1,58 @@
 """Checkpoints: model, optimizer, schedule, step, history and every random state.
 
-A checkpoint is one ``torch.save`` file written atomically (temporary file,
-then rename), so a run killed while saving leaves the previous one intact.
-"Last" checkpoints are rotated (``keep_last`` newest stay); "best" is one file
-overwritten in place, so disk use is bounded by ``keep_last + 1`` files.
+A checkpoint is one ``torch.save`` file of tensors and plain values (numbers,
+strings, lists, dicts), loaded with ``torch.load(weights_only=True)``: a file
+that holds anything else is refused, never unpickled. Files are written
+atomically (a temporary file ``.<name>~<host>~<pid>.tmp``, then rename), so a
+run killed while saving leaves the previous one intact; :func:`clean_stale`
+removes the temporary files of writers that died. Folders are created 0700
+and files 0600; a folder owned by another user or writable by group or others
+is refused (:func:`secure_dir`). "Last" checkpoints are rotated (``keep_last``
+newest stay); "best" is one file, a hard link to the "last" file of the same
+step when there is one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
+import socket
+import stat
+import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+
+class CheckpointError(ValueError):
+    """A checkpoint or checkpoint folder that is refused: unreadable, unsafe, or not this run's."""
+
+
+__all__ = [
+    "CheckpointError", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
+    "last_path", "latest", "link", "list_last", "load", "rng_state", "rotate", "save", "secure_dir",
+    "set_rng_state", "step_of", "study_folder",
+]
+
 _LAST = re.compile(r"^last-(\d{9})\.pt$")
+_TMP = re.compile(r"^\.(?P<name>.+)~(?P<host>[^~]*)~(?P<pid>\d+)\.tmp$")
+_OLD_TMP = re.compile(r"^\.(?P<name>.+\.pt)\.(?P<pid>\d+)\.tmp$")  # before the host was in the name
+#: temporary files of another host (whose writer cannot be checked) older than this are stale
+STALE_AFTER_S = 24 * 3600.0
 
 
+# -- random states, as tensors and plain values (loadable with weights_only=True) -------------
 def rng_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -32,31 +61,156 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# -- folders ------------------------------------------------------------------------------------
+def secure_dir(path: str | Path) -> Path:
+    """Create ``path`` (and missing parents) with mode 0700, then :func:`check_dir` it."""
+    p = Path(path)
+    missing = []
+    q = p
+    while not os.path.lexists(q) and q != q.parent:
+        missing.append(q)
+        q = q.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+            os.chmod(d, 0o700)
+        except FileExistsError:
+            pass  # another worker created it a moment ago: checked below
+    check_dir(p)
+    return p
+
+
+def check_dir(path: str | Path) -> None:
+    """Refuse a checkpoint folder that someone else could have planted files in."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint folder {str(p)!r} does not exist") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise CheckpointError(f"checkpoint folder {str(p)!r} is not a folder")
+    if not hasattr(os, "getuid"):  # Windows: no POSIX owner or mode bits to check
+        return
+    if st.st_uid != os.getuid():
+        raise CheckpointError(
+            f"checkpoint folder {str(p)!r} belongs to another user (uid {st.st_uid}; you are uid "
+            f"{os.getuid()}): its owner could plant checkpoints there. Use a folder of your own "
+            "(checkpoint_root=... / checkpoint_dir=...), or remove that folder"
+        )
+    if st.st_mode & 0o022:
+        who = " and ".join(w for bit, w in ((0o020, "group"), (0o002, "others")) if st.st_mode & bit)
+        raise CheckpointError(
+            f"checkpoint folder {str(p)!r} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}): "
+            f"anyone who can write there can plant a checkpoint. Fix it with: chmod go-w {str(p)!r} "
+            "(tunesmith creates its folders with mode 0700)"
+        )
+
+
+def inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether ``path`` resolves (symbolic links followed) to a place inside ``folder``."""
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, top]) == top and real != top
+
+
+def default_root() -> Path:
+    """Where :func:`tunesmith.train.objective` checkpoints by default: a per-user cache folder,
+    ``$XDG_CACHE_HOME/tunesmith/checkpoints`` (else ``~/.cache/tunesmith/checkpoints``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "tunesmith" / "checkpoints"
+
+
+def study_folder(root: str | Path, study: str) -> Path:
+    """``<root>/<study name made safe for a folder>-<hash of the name>``: the same study finds
+    its folder again; no name (``/etc``, ``..``, ``a/../../b``) leads outside ``root``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._-")[:64] or "study"
+    return Path(root) / f"{safe}-{hashlib.sha256(study.encode()).hexdigest()[:8]}"
+
+
+# -- files --------------------------------------------------------------------------------------
 def save(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically."""
+    """Write ``state`` to ``path`` atomically, as a file of mode 0600 in a 0700 folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    secure_dir(path.parent)
+    tmp = _tmp_name(path)
+    tmp.unlink(missing_ok=True)  # this process's own, left by a failed write
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
+def link(src: str | Path, dst: str | Path) -> Path:
+    """Make ``dst`` name the same file as ``src`` (a hard link, replacing ``dst`` atomically)."""
+    dst = Path(dst)
+    tmp = _tmp_name(dst)
+    tmp.unlink(missing_ok=True)
+    os.link(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
+def _tmp_name(path: Path) -> Path:
+    host = socket.gethostname().replace("~", "-").replace(os.sep, "-")
+    return path.with_name(f".{path.name}~{host}~{os.getpid()}.tmp")
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain values only."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state: Any = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types; all mean "cannot read"
+        raise CheckpointError(_unreadable(path, exc)) from exc
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
-        raise ValueError(f"{str(path)!r} is not a tunesmith checkpoint (no model/step)")
+        raise CheckpointError(f"{str(path)!r} is not a tunesmith checkpoint (no model/step)")
     return state
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        return (
+            f"checkpoint {str(path)!r} was not loaded: it holds Python objects other than tensors and "
+            "plain values, and unpickling them could run code. tunesmith writes none; a file like this "
+            "was written by something else (or by a tunesmith older than 2026-12), so delete it"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return (
+        f"checkpoint {str(path)!r} cannot be read ({first}): it is truncated or corrupt (a copy cut "
+        "short, a full disk). checkpoint.latest(folder) skips such files; delete it, or resume from "
+        "an older one"
+    )
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` archive (its zip directory, written last, is there)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def step_of(path: str | Path) -> int | None:
+    """The step of a "last" checkpoint's file name (None for other names)."""
+    m = _LAST.match(Path(path).name)
+    return int(m[1]) if m else None
 
 
 def last_path(directory: str | Path, step: int) -> Path:
@@ -76,9 +230,12 @@ def list_last(directory: str | Path) -> list[Path]:
 
 
 def latest(directory: str | Path) -> Path | None:
-    """The newest "last" checkpoint in ``directory`` (None if there is none)."""
-    found = list_last(directory)
-    return found[-1] if found else None
+    """The newest complete "last" checkpoint in ``directory`` (None if there is none);
+    a truncated newer file is skipped."""
+    for p in reversed(list_last(directory)):
+        if is_complete(p):
+            return p
+    return None
 
 
 def rotate(directory: str | Path, keep: int) -> list[Path]:
@@ -87,3 +244,42 @@ def rotate(directory: str | Path, keep: int) -> list[Path]:
     for p in old:
         p.unlink(missing_ok=True)
     return old
+
+
+def clean_stale(directory: str | Path, *, now: float | None = None) -> list[Path]:
+    """Delete the temporary files in ``directory`` whose writer is dead (a process of this
+    host that no longer runs; on another host: older than :data:`STALE_AFTER_S`)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    here, now = socket.gethostname().replace("~", "-").replace(os.sep, "-"), now or time.time()
+    gone = []
+    for p in d.iterdir():
+        m = _TMP.match(p.name) or _OLD_TMP.match(p.name)
+        if m is None:
+            continue
+        host = m.groupdict().get("host")
+        try:
+            age = now - p.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        if host not in (None, here):
+            dead = age > STALE_AFTER_S
+        else:
+            dead = not _alive(int(m["pid"])) and (host is not None or age > 3600)
+        if dead:
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name == "nt":  # Windows: os.kill(pid, 0) is not a probe
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: keep its file
+    return True

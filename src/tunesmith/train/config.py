@@ -100,7 +100,7 @@ class TrainConfig:
     restore_best: bool = True
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
-    keep_last: int = 2
+    keep_last: int = 1
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0

@@ -7,7 +7,9 @@ training, so batch-norm running statistics and dropout in them do not change.
     model.classifier = nn.Linear(384, 2)          # or replace_head(model, "classifier", ...)
     freeze(model.encoder)                          # whole backbone
     unfreeze_last(model.encoder.layer, 2)          # ... except its last 2 blocks
-    Trainer(model, cfg, head="classifier", callbacks=[GradualUnfreezing(model.encoder.layer)])
+    Trainer(model, cfg, head="classifier")
+    # or thaw gradually, from those 2 blocks on (start= counts the blocks thawed already):
+    Trainer(model, cfg, head="classifier", callbacks=[GradualUnfreezing(model.encoder.layer, start=2)])
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ def keep_frozen_in_eval(model: nn.Module) -> None:
             m.training = False
 
 
+def is_frozen_module(module: nn.Module) -> bool:
+    """Whether ``module`` was frozen by :func:`freeze` (its buffers do not change in training)."""
+    return bool(getattr(module, _FLAG, False))
+
+
 def trainable(model: nn.Module) -> int:
     """Number of trainable parameter values."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -81,7 +88,12 @@ class GradualUnfreezing:
     """Callback: at epoch ``e`` the last ``start + e // every`` blocks are trainable.
 
     ULMFiT's gradual unfreezing: train the head first, then thaw one block
-    more every ``every`` epochs, from the top of the network down.
+    more every ``every`` epochs, from the top of the network down. ``start``
+    counts the blocks trainable from the first epoch: after
+    ``unfreeze_last(blocks, 2)`` pass ``start=2``. On blocks partly frozen
+    already, a schedule that would freeze blocks that are trainable now
+    (``start`` below the blocks thawed) is refused, since it would undo the
+    thawing; on a model with nothing frozen it freezes the blocks itself.
     """
 
     def __init__(self, blocks: Sequence[nn.Module], *, every: int = 1, start: int = 0) -> None:
@@ -93,4 +105,16 @@ class GradualUnfreezing:
         return min(len(self.blocks), self.start + epoch // self.every)
 
     def on_epoch_start(self, trainer: Any, epoch: int) -> None:
-        unfreeze_last(self.blocks, self.unfrozen_at(epoch))
+        k = self.unfrozen_at(epoch)
+        thawed = [i for i, b in enumerate(self.blocks) if any(p.requires_grad for p in b.parameters())]
+        n = len(self.blocks)
+        # all blocks trainable: nothing was frozen yet, the schedule does the freezing
+        if len(thawed) < n and any(i < n - k for i in thawed):
+            raise ValueError(
+                f"GradualUnfreezing(every={self.every}, start={self.start}) would freeze "
+                f"{sum(i < n - k for i in thawed)} of the {len(thawed)} blocks that are trainable now "
+                f"(blocks {thawed} of {n}) at epoch {epoch}, undoing the thawing done before it "
+                f"(e.g. unfreeze_last(blocks, {len(thawed)})). Pass start={len(thawed)} to thaw further from "
+                "there, or leave out either unfreeze_last or GradualUnfreezing"
+            )
+        unfreeze_last(self.blocks, k)

@@ -40,6 +40,7 @@ from .data import (
 )
 from .finetune import keep_frozen_in_eval
 from .history import EvalRecord, History
+from .model_state import FrozenFingerprint, load_model_state, model_state
 from .optim import l1_l2_penalty, make_optimizer, penalized
 from .schedule import Plateau, lr_factor
 
@@ -95,13 +96,16 @@ class Trainer:
         self._best_state: dict[str, torch.Tensor] | None = None
         self.steps_per_epoch = 0
         self.total_steps = 0
+        self._frozen_hash = FrozenFingerprint()
 
     # -- public --------------------------------------------------------------------------
     def fit(self, train: Data, val: Data | None = None, *, resume_from: str | Path | None = None) -> History:
         """Train until ``epochs``/``max_steps`` or early stopping; returns the :class:`History`.
 
         ``resume_from``: a checkpoint written by this trainer (any "last" or
-        "best" file); training continues exactly where it was saved.
+        "best" file); training continues exactly where it was saved. A
+        checkpoint of another model, optimizer or batch size is refused
+        (:class:`~tunesmith.train.checkpoint.CheckpointError`).
         """
         cfg = self.config
         loader = self.train_loader(train)
@@ -110,8 +114,11 @@ class Trainer:
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
         self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
+        if cfg.checkpoint_dir is not None:
+            ckpt.secure_dir(cfg.checkpoint_dir)
+            ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
         if resume_from is not None:
-            self.load_state(ckpt.load(resume_from))  # on CPU: RNG states must stay CPU tensors
+            self.load_state(ckpt.load(resume_from), where=str(resume_from))  # on CPU: RNG states stay CPU tensors
         else:
             _seed_all(cfg.seed)
         while not self._done():
@@ -281,10 +288,12 @@ class Trainer:
         if not (improved or write_last):
             return
         state = self.state_dict()
-        if improved:
-            ckpt.save(ckpt.best_path(d), state)
         if write_last:
             self._save_last(d, state)
+        if improved and write_last:
+            _link_or_save(ckpt.last_path(d, self.step), ckpt.best_path(d), state)  # one file on disk
+        elif improved:
+            ckpt.save(ckpt.best_path(d), state)
 
     def _save_last(self, d: str, state: dict[str, Any]) -> None:
         ckpt.save(ckpt.last_path(d, self.step), state)
@@ -308,14 +317,18 @@ class Trainer:
         if self._best_state is not None:
             self.model.load_state_dict(self._best_state)
         elif h.best_checkpoint and Path(h.best_checkpoint).is_file():
-            self.model.load_state_dict(ckpt.load(h.best_checkpoint)["model"])
+            best = ckpt.load(h.best_checkpoint)
+            load_model_state(self.model, best["model"], best.get("model_meta"), repr(h.best_checkpoint))
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs (see :meth:`save` / ``fit(resume_from=...)``)."""
+        """Everything a resumed run needs (see :meth:`save` / ``fit(resume_from=...)``): the
+        model without its frozen part (fingerprinted), as tensors and plain values."""
+        model, meta = model_state(self.model, self._frozen_hash)
         return {
-            "format": "tunesmith.train/1",
-            "model": self.model.state_dict(),
+            "format": "tunesmith.train/2",
+            "model": model,
+            "model_meta": meta,
             "optimizer": self.optimizer.state_dict(),
             "plateau": self.plateau.state_dict(),
             "step": self.step,
@@ -328,8 +341,16 @@ class Trainer:
             "config": self.config.to_dict(),
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+    def load_state(self, state: dict[str, Any], *, where: str = "the checkpoint") -> None:
+        """Continue from ``state`` (see :meth:`state_dict`); refuses one of another model,
+        optimizer or batch size, saying what differs."""
+        if "optimizer" not in state:
+            raise ckpt.CheckpointError(
+                f"{where} holds a finished trial's weights only (no optimizer or random states), so "
+                "training cannot resume from it; load it with tunesmith.train.load_weights(model, path)"
+            )
+        _check_same_run(state.get("config", {}), self.config, where)
+        load_model_state(self.model, state["model"], state.get("model_meta"), where)
         self.optimizer.load_state_dict(state["optimizer"])
         self.plateau.load_state_dict(state["plateau"])
         self.step, self.epoch, self._offset = state["step"], state["epoch"], state["offset"]
@@ -341,6 +362,28 @@ class Trainer:
     def save(self, path: str | Path) -> Path:
         """Write a resumable checkpoint to ``path``."""
         return ckpt.save(path, self.state_dict())
+
+
+#: settings a resumed run must share with the checkpoint (the optimizer's state and the
+#: step and batch accounting depend on them)
+SAME_RUN = ("optimizer", "batch_size", "accumulate")
+
+
+def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> None:
+    now = config.to_dict()
+    differ = [f"{k}={saved[k]!r} there, {now[k]!r} here" for k in SAME_RUN if k in saved and saved[k] != now[k]]
+    if differ:
+        raise ckpt.CheckpointError(
+            f"{where} was written by a run with other settings ({'; '.join(differ)}); resuming would not "
+            "continue that run. Resume with the same settings, or start a new run (no resume_from)"
+        )
+
+
+def _link_or_save(src: Path, dst: Path, state: dict[str, Any]) -> None:
+    try:
+        ckpt.link(src, dst)
+    except OSError:  # a file system without hard links
+        ckpt.save(dst, state)
 
 
 def _seed_all(seed: int) -> None:

@@ -1,0 +1,130 @@
+"""A study's checkpoint folders: where a trial writes, what it may resume from, what is deleted.
+
+``<root>/<study>-<hash>/trial-<n>`` (see :func:`checkpoint.study_folder`). A trial
+resumes only when the study itself resumed it (``trial.is_resumed``), and only
+from a file that resolves inside its own folder. Files nothing can resume are
+deleted: a pruned or failed trial's folder, a complete trial's "last" files
+(its ``best.pt`` stays with ``keep="best"``); a paused trial keeps its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint as ckpt
+
+logger = logging.getLogger(__name__)
+
+#: what a finished trial keeps: "best" (its best.pt), "none", or "all" (nothing deleted)
+KEEP = ("best", "none", "all")
+
+
+def trial_folder(root: Path, trial: Any) -> Path:
+    return ckpt.study_folder(root, str(getattr(trial.study, "name", "study"))) / f"trial-{trial.number}"
+
+
+def to_resume(trial: Any, folder: Path) -> str | None:
+    """The checkpoint a study-resumed ``trial`` continues from, or None (a new trial).
+
+    Refuses a path outside ``folder`` (:class:`checkpoint.CheckpointError`); a missing
+    or truncated file falls back to the newest complete one no newer than it."""
+    if not getattr(trial, "is_resumed", False):
+        return None
+    path = trial.record.attrs.get("checkpoint")
+    if not path:
+        return None
+    if not isinstance(path, str) or not ckpt.inside(path, folder):
+        raise ckpt.CheckpointError(
+            f"trial {trial.number}: refusing to resume from {path!r}: it is not inside the trial's own "
+            f"checkpoint folder {str(folder)!r}, where the study wrote its checkpoints. Checkpoints are "
+            "loaded only from there (a path in the database may have been planted). If the folder moved, "
+            "pass the same checkpoint_root as the run that paused the trial"
+        )
+    if folder.is_dir():  # else: deleted, or on another machine (said below)
+        ckpt.check_dir(folder)
+    if ckpt.is_complete(path):
+        return path
+    older = _older_complete(folder, ckpt.step_of(path))
+    logger.warning(
+        "trial %d: its checkpoint %s is %s (deleted, cut short, or written on another machine: give "
+        "every worker the same checkpoint_root folder); %s", trial.number, path,
+        "truncated" if Path(path).exists() else "missing",
+        f"it resumes from the older {older}" if older else
+        f"it trains again from the start, without reporting its steps 1-{trial.record.last_step} again",
+    )  # fmt: skip
+    return older
+
+
+def _older_complete(folder: Path, step: int | None) -> str | None:
+    if step is None:
+        return None
+    for p in reversed(ckpt.list_last(folder)):
+        s = ckpt.step_of(p)
+        if s is not None and s <= step and ckpt.is_complete(p):
+            return str(p)
+    return None
+
+
+def start_fresh(folder: Path) -> None:
+    """A new trial: files left in its folder (a former study of the same name) are not its own."""
+    if folder.is_dir():
+        retire(folder, "none")
+
+
+def retire(folder: Path, keep: str) -> bool:
+    """Delete what nothing can resume from ``folder``; whether ``best.pt`` was kept."""
+    if keep == "all" or not folder.is_dir():
+        return folder.is_dir()
+    try:
+        ckpt.check_dir(folder)
+    except ckpt.CheckpointError:
+        return True  # not ours to clean
+    ckpt.rotate(folder, 0)
+    ckpt.clean_stale(folder)
+    best = ckpt.best_path(folder)
+    if keep == "none":
+        best.unlink(missing_ok=True)
+    elif best.is_file():
+        _weights_only(best)
+    try:
+        folder.rmdir()  # only when empty
+    except OSError:
+        pass
+    return best.is_file()
+
+
+#: what a finished trial's best.pt keeps: enough to use the model, not to resume training
+USE_KEYS = ("format", "model", "model_meta", "step", "epoch", "history", "config")
+
+
+def _weights_only(path: Path) -> None:
+    """Rewrite a finished trial's best checkpoint without optimizer and random states."""
+    try:
+        state = ckpt.load(path)
+    except (ckpt.CheckpointError, OSError) as exc:
+        logger.warning("could not slim %s: %s", path, exc)
+        return
+    if "optimizer" in state:
+        ckpt.save(path, {k: state[k] for k in USE_KEYS if k in state})
+
+
+def sweep(trial: Any, study_dir: Path, keep: str) -> None:
+    """Retire the folders of the study's other finished trials (pruned when abandoned,
+    failed with a lost worker) and remove temporary files of dead writers."""
+    trials = getattr(trial.study, "trials", None)
+    if keep == "all" or trials is None or not study_dir.is_dir():
+        return
+    states = {t.number: str(t.state) for t in trials}
+    for sub in study_dir.iterdir():
+        number = sub.name.removeprefix("trial-")
+        if not (sub.name.startswith("trial-") and number.isdigit()) or int(number) == trial.number:
+            continue
+        state = states.get(int(number))
+        if state in ("pruned", "failed"):
+            retire(sub, "none")
+        elif state == "complete":
+            retire(sub, keep)
+        elif sub.is_dir():
+            ckpt.clean_stale(sub)

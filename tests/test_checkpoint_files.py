@@ -1,0 +1,182 @@
+"""Checkpoint files: temporary files of dead writers, truncated files, what a resume must match,
+what a checkpoint holds of a partly frozen model, and what a study keeps on disk."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import Net, mlp, snapshot, split  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.pruners import Decision, Pruner  # noqa: E402
+from tunesmith.train import TrainConfig, Trainer, checkpoint, freeze, load_weights, objective  # noqa: E402
+from tunesmith.train.checkpoint import CheckpointError  # noqa: E402
+
+TESTS = Path(__file__).parent
+DATA = split(96)
+CFG = TrainConfig(epochs=3, batch_size=16, keep_last=3)
+
+KILLED_WHILE_SAVING = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path[:0] = [{tests!r}, {src!r}]
+    import torch
+    from _train_util import mlp, split
+    from tunesmith.train import TrainConfig, Trainer
+
+    def dies_half_way(state, f, *args, **kwargs):
+        f.write(b"PK half a checkpoint")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    torch.save = dies_half_way
+    Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, checkpoint_dir={folder!r})).fit(*split(96))
+    """
+)
+
+
+def test_temporary_files_of_dead_writers_are_removed_on_start(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    code = KILLED_WHILE_SAVING.format(tests=str(TESTS), src=str(TESTS.parent / "src"), folder=str(folder))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    left = [p.name for p in folder.iterdir()]
+    assert len(left) == 1 and left[0].endswith(f"~{proc.args and socket.gethostname()}~{_pid_of(left[0])}.tmp")
+    live = folder / f".last-000000009.pt~{socket.gethostname()}~{os.getpid()}.tmp"  # a writer still running
+    other = folder / ".last-000000009.pt~another-host~12345.tmp"  # cannot be checked from here
+    live.write_bytes(b"x")
+    other.write_bytes(b"x")
+    Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, checkpoint_dir=str(folder))).fit(*DATA)
+    names = {p.name for p in folder.iterdir()}
+    assert left[0] not in names and {live.name, other.name} <= names
+    os.utime(other, (0, 0))  # a day old: its writer is gone too
+    assert checkpoint.clean_stale(folder) == [other]
+
+
+def _pid_of(name: str) -> str:
+    return name.rsplit("~", 1)[1].removesuffix(".tmp")
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    Trainer(mlp(), CFG.with_params({"checkpoint_dir": str(folder)})).fit(*DATA)
+    files = checkpoint.list_last(folder)
+    assert len(files) == 3 and checkpoint.latest(folder) == files[-1]
+    data = files[-1].read_bytes()
+    files[-1].write_bytes(data[: len(data) // 2])  # a copy cut short
+    assert checkpoint.latest(folder) == files[-2]
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as err:
+        checkpoint.load(files[-1])
+    assert str(files[-1]) in str(err.value)
+    history = Trainer(mlp(), CFG).fit(*DATA, resume_from=checkpoint.latest(folder))
+    assert len(history.records) == 3
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "match"),
+    [
+        (lambda: mlp(), {"optimizer": "sgd"}, "optimizer='adam' there, 'sgd' here"),
+        (lambda: mlp(), {"batch_size": 32}, "batch_size=16 there, 32 here"),
+        (lambda: mlp(hidden=32), {}, r"another model architecture \(shapes differ: 0.bias \[16\] in the checkpoint, \[32\] here"),
+        (lambda: torch.nn.Sequential(mlp(), torch.nn.Linear(2, 2)), {}, "another model architecture.*only in this model: 0.0.bias"),
+    ],
+)
+def test_resuming_another_run_is_refused_saying_what_differs(tmp_path: Path, model, changes, match) -> None:
+    folder = tmp_path / "ck"
+    Trainer(mlp(), CFG.with_params({"checkpoint_dir": str(folder), "epochs": 1})).fit(*DATA)
+    with pytest.raises(CheckpointError, match=match):
+        Trainer(model(), CFG.with_params(changes)).fit(*DATA, resume_from=checkpoint.latest(folder))
+
+
+def frozen_net(seed: int = 0) -> Net:
+    torch.manual_seed(seed)
+    net = Net(hidden=64, blocks=3)
+    freeze(net.backbone)
+    return net
+
+
+def test_a_frozen_backbone_is_fingerprinted_not_stored_and_resume_is_exact(tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=4, batch_size=16, keep_last=4, lr=0.01)
+    ref = frozen_net()
+    Trainer(ref, cfg.with_params({"checkpoint_dir": str(tmp_path / "ref")})).fit(*DATA)
+    first = checkpoint.list_last(tmp_path / "ref")[1]  # after epoch 2
+    state = checkpoint.load(first)
+    assert set(state["model"]) == {"head.weight", "head.bias"}  # the backbone is frozen
+    assert state["model_meta"]["n_frozen"] == len(ref.backbone.state_dict())
+    full = Trainer(frozen_net(), cfg)
+    full.model.backbone.requires_grad_(True)  # the same model, nothing frozen: all of it stored
+    full_file = checkpoint.save(tmp_path / "full.pt", full.state_dict())
+    backbone_bytes = sum(v.numel() * v.element_size() for v in ref.backbone.state_dict().values())
+    assert full_file.stat().st_size - first.stat().st_size > 0.9 * backbone_bytes
+
+    resumed = frozen_net(seed=1)  # another head init: the checkpoint must override it ...
+    resumed.backbone.load_state_dict(frozen_net().backbone.state_dict())  # ... the same backbone
+    Trainer(resumed, cfg).fit(*DATA, resume_from=first)
+    after, expected = snapshot(resumed), snapshot(ref)
+    assert all(torch.equal(after[k], expected[k]) for k in expected)
+
+    other = frozen_net(seed=2)  # another pre-trained backbone
+    with pytest.raises(CheckpointError, match="frozen tensors .* differ from those it was trained with"):
+        Trainer(other, cfg).fit(*DATA, resume_from=first)
+
+
+class PauseAt(Pruner):
+    """Pauses every trial at ``step``; promotes nothing."""
+
+    pauses = True
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def decide(self, trial, trials, direction) -> Decision:
+        return Decision.PAUSE if trial.last_step == self.step else Decision.CONTINUE
+
+
+def files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def test_a_study_keeps_what_can_resume_and_the_best_of_finished_trials(tmp_path: Path) -> None:
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", pruner=PauseAt(2))
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path)
+    study.optimize(obj, n_trials=2)
+    root = checkpoint.study_folder(tmp_path, "s")
+    assert [t.state for t in study.trials] == [ts.TrialState.PAUSED] * 2
+    assert files(root / "trial-0") == {"best.pt", "last-000000010.pt"}  # a paused trial keeps its own
+    study.tell(0, state="pruned")  # e.g. abandoned: nothing can resume it now
+    study.pruner = ts.pruners.NopPruner()
+    study.optimize(obj, n_trials=1)  # trial 2 runs to the end
+    assert files(root / "trial-0") == set()  # swept at the next trial's start
+    assert files(root / "trial-1") == {"best.pt", "last-000000010.pt"}
+    done = study.trials[2]
+    assert done.state is ts.TrialState.COMPLETE and files(root / "trial-2") == {"best.pt"}
+    best = checkpoint.load(done.attrs["best_checkpoint"])
+    assert "optimizer" not in best and "rng" not in best  # for use, not for resuming
+    load_weights(mlp(seed=5), done.attrs["best_checkpoint"])
+    with pytest.raises(CheckpointError, match="load_weights"):
+        Trainer(mlp(), TrainConfig(epochs=3, batch_size=16)).fit(*DATA, resume_from=done.attrs["best_checkpoint"])
+
+
+def test_the_default_folder_is_per_user_and_per_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=1, batch_size=16))
+    seen = []
+    for _ in range(2):  # the study reopened (another run) finds the same folder
+        study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=db, name="exp", sampler="random", seed=0)
+        study.optimize(obj, n_trials=1)
+        seen.append(Path(study.trials[-1].attrs["best_checkpoint"]).parent.parent)
+    expected = checkpoint.study_folder(tmp_path / "cache" / "tunesmith" / "checkpoints", "exp")
+    assert seen == [expected, expected]
+    for d in (tmp_path / "cache" / "tunesmith", tmp_path / "cache" / "tunesmith" / "checkpoints", expected):
+        assert d.stat().st_mode & 0o777 == 0o700
+    assert files(expected) == {"trial-0", "trial-1"}

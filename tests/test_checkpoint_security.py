@@ -1,0 +1,158 @@
+"""Data in storage or in a checkpoint folder never runs code, and is followed only where the study put it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import mlp, split  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.train import TrainConfig, Trainer, checkpoint, objective  # noqa: E402
+from tunesmith.train.checkpoint import CheckpointError  # noqa: E402
+
+DATA = split(64)
+BASE = TrainConfig(epochs=1, batch_size=16)
+SPACE = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+
+
+class Plant:
+    """Unpickling it creates ``marker``: what a malicious checkpoint does (any code could run)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def plant(path: Path, marker: Path, *, raw: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state = {"model": Plant(marker), "step": 1}
+    if raw:
+        path.write_bytes(pickle.dumps(state))
+    else:
+        torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_loading_a_planted_checkpoint_runs_no_code(tmp_path: Path, raw: bool) -> None:
+    marker = tmp_path / "pwned"
+    path = plant(tmp_path / "ck" / "last-000000001.pt", marker, raw=raw)
+    with pytest.raises(CheckpointError, match="could run code") as err:
+        checkpoint.load(path)
+    assert str(path) in str(err.value)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError):
+        Trainer(mlp(), BASE).fit(*DATA, resume_from=path)
+    assert not marker.exists()
+
+
+def test_enqueue_and_set_attr_refuse_the_studys_bookkeeping_keys() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    for key in ("resumed_step", "n_resumes", "promotion_held", "held_at_step", "n_holds", "requeued_as"):
+        with pytest.raises(ValueError, match=f"'{key}'.*the study sets itself"):
+            study.enqueue({"lr": 0.01}, attrs={"checkpoint": "x.pt", key: 1})
+    assert study.trials == []
+    study.enqueue({"lr": 0.01}, attrs={"retry_of": 0, "note": "mine"})  # what executors re-queue with
+    trial = study.ask()
+    for key in ("resumed_step", "retry_of", "oom_retries", "promotion_held"):
+        with pytest.raises(ValueError, match="the study sets itself"):
+            trial.set_attr(key, 0)
+    trial.set_attr("checkpoint", "mine.pt")  # users' own keys still work
+    assert not trial.is_resumed and trial.resume_from is None
+
+
+def test_a_checkpoint_path_enqueued_with_a_trial_is_never_loaded(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = plant(tmp_path / "elsewhere" / "last-000000001.pt", marker)
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.enqueue({"lr": 0.01}, attrs={"checkpoint": str(evil)})  # no bookkeeping key: allowed, not resumed
+    study.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=tmp_path / "ck"), n_trials=1)
+    assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error  # trained from the start
+    assert not marker.exists()
+
+
+def _write_attrs(db: Path, number: int, attrs: dict) -> None:
+    with sqlite3.connect(db) as con:  # whoever can write the database
+        con.execute("UPDATE ts_trials SET attrs = ? WHERE number = ?", (json.dumps(attrs), number))
+
+
+@pytest.mark.parametrize("where", ["outside", "inside", "symlink"])
+def test_a_checkpoint_planted_through_the_database_is_refused(tmp_path: Path, where: str) -> None:
+    marker, db, root = tmp_path / "pwned", tmp_path / "s.db", tmp_path / "ck"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{db}", name="victim")
+    study.enqueue({"lr": 0.01})
+    folder = checkpoint.study_folder(root, "victim") / "trial-0"
+    if where == "outside":
+        evil = plant(tmp_path / "elsewhere" / "last-000000001.pt", marker)
+    elif where == "inside":  # even in the trial's own folder: loaded as weights only
+        evil = plant(checkpoint.secure_dir(folder) / "last-000000001.pt", marker)
+    else:  # a link inside the folder to a file outside it
+        target = plant(tmp_path / "elsewhere" / "x.pt", marker)
+        evil = checkpoint.secure_dir(folder) / "last-000000001.pt"
+        evil.symlink_to(target)
+    _write_attrs(db, 0, {"checkpoint": str(evil), "resumed_step": 0})  # as if the study had resumed it
+    study.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=root), n_trials=1)
+    t = study.trials[0]
+    assert not marker.exists()
+    assert t.state is ts.TrialState.FAILED
+    expected = "could run code" if where == "inside" else "not inside the trial's own checkpoint folder"
+    assert expected in t.error
+
+
+def test_a_folder_writable_by_others_is_refused_with_the_fix(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(CheckpointError, match="writable by group and others.*chmod go-w"):
+        Trainer(mlp(), BASE.with_params({"checkpoint_dir": str(shared)})).fit(*DATA)
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=shared), n_trials=1)
+    assert study.trials[0].state is ts.TrialState.FAILED and "chmod go-w" in study.trials[0].error
+    assert list(shared.iterdir()) == []  # nothing written there
+    os.chmod(shared, 0o700)
+    Trainer(mlp(), BASE.with_params({"checkpoint_dir": str(shared)})).fit(*DATA)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give a folder away")
+def test_a_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(CheckpointError, match="belongs to another user"):
+        checkpoint.secure_dir(theirs)
+
+
+def test_folders_are_0700_and_files_0600(tmp_path: Path) -> None:
+    d = tmp_path / "a" / "b"
+    Trainer(mlp(), BASE.with_params({"checkpoint_dir": str(d)})).fit(*DATA)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o700 and d.stat().st_mode & 0o777 == 0o700
+    files = list(d.iterdir())
+    assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+
+
+@pytest.mark.parametrize("name", ["/etc/cron.d", "../../escape", "a/../../b", "..", ".", "", "x" * 300, "C:\\win"])
+def test_a_study_name_never_leads_outside_the_root(tmp_path: Path, name: str) -> None:
+    folder = checkpoint.study_folder(tmp_path, name)
+    assert folder.parent == tmp_path and checkpoint.inside(folder, tmp_path)
+    assert len(folder.name) <= 80
+    assert checkpoint.study_folder(tmp_path, name) == folder  # the same study finds it again
+    assert checkpoint.study_folder(tmp_path, name + "x") != folder
+
+
+def test_a_hostile_study_name_checkpoints_under_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    study = ts.Study(SPACE, sampler="random", seed=0, name=str(tmp_path / "outside"))
+    study.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=root), n_trials=1)
+    best = study.trials[0].attrs["best_checkpoint"]
+    assert best and checkpoint.inside(best, root)
+    assert not (tmp_path / "outside").exists()
