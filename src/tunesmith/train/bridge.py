@@ -215,7 +215,7 @@ def objective(
         raise ValueError(f"keep must be one of {list(retention.KEEP)}, got {keep!r}")
     if folds is not None:
         return _fold_objective(build_model, data, folds, base=base, loss=loss, metrics=metrics, monitor=monitor,
-                               head=head, root=checkpoint_root, threads=threads, callbacks=callbacks)
+                               head=head, root=checkpoint_root, keep=keep, threads=threads, callbacks=callbacks)
 
     def run(trial: Any) -> float:
         set_threads(threads)
@@ -284,7 +284,7 @@ def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
 def _fold_objective(
     build_model: Callable[[dict[str, Any]], nn.Module], data: DataSpec, folds: int | Sequence[tuple[Any, Any]], *,
     base: TrainConfig, loss: str | LossFn, metrics: Any, monitor: str, head: Any, root: str | Path | None,
-    threads: int | None,
+    keep: str, threads: int | None,
     callbacks: Sequence[Any],
 ) -> Callable[[Any], float]:  # fmt: skip
     """k-fold training: a fresh model per fold, one report per fold (``objective(..., folds=)``)."""
@@ -307,7 +307,7 @@ def _fold_objective(
             trainer = Trainer(build_model(params), fold_cfg, loss=loss, metrics=metrics, head=head,
                               callbacks=list(callbacks))
             history = trainer.fit(subset(pool, train_idx), subset(pool, val_idx))
-            retention.retire(folder / f"fold-{k}", "none")  # a fold is never resumed
+            retention.retire(folder / f"fold-{k}", keep)  # a fold is never resumed: its best at most
             return monitored(history.best or history.records[-1], monitor)
 
         return cv.cross_validate(trial, fold, splits)
