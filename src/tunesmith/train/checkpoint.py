@@ -85,6 +85,11 @@ def secure_dir(path: str | Path) -> Path:
             os.chmod(d, 0o700)
         except FileExistsError:
             pass  # another worker created it a moment ago: checked below
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot create the checkpoint folder {str(d)!r} ({exc.strerror or exc}); pass a folder "
+                "you can write to (checkpoint_root=... / checkpoint_dir=..., or set XDG_CACHE_HOME)"
+            ) from exc
     check_dir(p)
     return p
 
