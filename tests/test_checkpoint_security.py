@@ -37,7 +37,7 @@ def plant(path: Path, marker: Path, *, raw: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     state = {"model": Plant(marker), "step": 1}
     if raw:
-        path.write_bytes(pickle.dumps(state))
+        path.write_bytes(pickle.dumps(state, protocol=2))
     else:
         torch.save(state, path)
     return path
