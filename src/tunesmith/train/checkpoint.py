@@ -124,7 +124,10 @@ def check_dir(path: str | Path) -> None:
 def inside(path: str | Path, folder: str | Path) -> bool:
     """Whether ``path`` resolves (symbolic links followed) to a place inside ``folder``."""
     real, top = os.path.realpath(path), os.path.realpath(folder)
-    return os.path.commonpath([real, top]) == top and real != top
+    try:
+        return os.path.commonpath([real, top]) == top and real != top
+    except ValueError:  # another drive (Windows)
+        return False
 
 
 def default_root() -> Path:
