@@ -37,7 +37,7 @@ def plant(path: Path, marker: Path, *, raw: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     state = {"model": Plant(marker), "step": 1}
     if raw:
-        path.write_bytes(pickle.dumps(state))
+        path.write_bytes(pickle.dumps(state, protocol=2))
     else:
         torch.save(state, path)
     return path
@@ -156,3 +156,10 @@ def test_a_hostile_study_name_checkpoints_under_the_root(tmp_path: Path) -> None
     best = study.trials[0].attrs["best_checkpoint"]
     assert best and checkpoint.inside(best, root)
     assert not (tmp_path / "outside").exists()
+
+
+def test_a_folder_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(CheckpointError, match="cannot create the checkpoint folder .*pass a folder you can write to"):
+        checkpoint.secure_dir(blocked / "ck")

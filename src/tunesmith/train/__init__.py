@@ -8,6 +8,8 @@ Needs the ``train`` extra: ``pip install 'tunesmith[train]'``.
 - :func:`objective` / :func:`adam_space`: the bridge to :class:`tunesmith.Study`.
 - fine-tuning: :func:`freeze`, :func:`unfreeze_last`, :class:`GradualUnfreezing`,
   :func:`replace_head`, separate ``backbone_lr``.
+- :mod:`checkpoint` (files, folders, what is trusted) and :func:`load_weights`
+  (a checkpoint's weights into a model built as for training).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A checkpoint is one ``torch.save`` file of tensors and plain values (numbers,
 strings, lists, dicts), loaded with ``torch.load(weights_only=True)``: a file
 that holds anything else is refused, never unpickled. Files are written
-atomically (a temporary file ``.<name>~<host>~<pid>.tmp``, then rename), so a
+atomically (a temporary file ``.<name>~<host>~<pid>~<random>.tmp``, then rename), so a
 run killed while saving leaves the previous one intact; :func:`clean_stale`
 removes the temporary files of writers that died. Folders are created 0700
 and files 0600; a folder owned by another user or writable by group or others
@@ -18,6 +18,7 @@ import hashlib
 import os
 import random
 import re
+import secrets
 import socket
 import stat
 import time
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 _LAST = re.compile(r"^last-(\d{9})\.pt$")
-_TMP = re.compile(r"^\.(?P<name>.+)~(?P<host>[^~]*)~(?P<pid>\d+)\.tmp$")
+_TMP = re.compile(r"^\.(?P<name>[^~]+)~(?P<host>[^~]*)~(?P<pid>\d+)(~[0-9a-f]+)?\.tmp$")
 _OLD_TMP = re.compile(r"^\.(?P<name>.+\.pt)\.(?P<pid>\d+)\.tmp$")  # before the host was in the name
 #: temporary files of another host (whose writer cannot be checked) older than this are stale
 STALE_AFTER_S = 24 * 3600.0
@@ -85,6 +86,11 @@ def secure_dir(path: str | Path) -> Path:
             os.chmod(d, 0o700)
         except FileExistsError:
             pass  # another worker created it a moment ago: checked below
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot create the checkpoint folder {str(d)!r} ({exc.strerror or exc}); pass a folder "
+                "you can write to (checkpoint_root=... / checkpoint_dir=..., or set XDG_CACHE_HOME)"
+            ) from exc
     check_dir(p)
     return p
 
@@ -118,7 +124,10 @@ def check_dir(path: str | Path) -> None:
 def inside(path: str | Path, folder: str | Path) -> bool:
     """Whether ``path`` resolves (symbolic links followed) to a place inside ``folder``."""
     real, top = os.path.realpath(path), os.path.realpath(folder)
-    return os.path.commonpath([real, top]) == top and real != top
+    try:
+        return os.path.commonpath([real, top]) == top and real != top
+    except ValueError:  # another drive (Windows)
+        return False
 
 
 def default_root() -> Path:
@@ -141,7 +150,6 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
     path = Path(path)
     secure_dir(path.parent)
     tmp = _tmp_name(path)
-    tmp.unlink(missing_ok=True)  # this process's own, left by a failed write
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -157,7 +165,6 @@ def link(src: str | Path, dst: str | Path) -> Path:
     """Make ``dst`` name the same file as ``src`` (a hard link, replacing ``dst`` atomically)."""
     dst = Path(dst)
     tmp = _tmp_name(dst)
-    tmp.unlink(missing_ok=True)
     os.link(src, tmp)
     os.replace(tmp, dst)
     return dst
@@ -165,7 +172,7 @@ def link(src: str | Path, dst: str | Path) -> Path:
 
 def _tmp_name(path: Path) -> Path:
     host = socket.gethostname().replace("~", "-").replace(os.sep, "-")
-    return path.with_name(f".{path.name}~{host}~{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}~{host}~{os.getpid()}~{secrets.token_hex(4)}.tmp")  # threads too
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
