@@ -33,6 +33,7 @@ import difflib
 import importlib
 import importlib.machinery
 import importlib.util
+import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -43,6 +44,8 @@ from typing import Any
 import yaml
 
 from ..space import Space
+from ..space.space import load_yaml
+from ..study.optimize import MAX_JOBS
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")
@@ -96,7 +99,7 @@ class StudyFile:
         if not path.is_file():
             raise StudyFileError(f"study file {str(path)!r} does not exist")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = load_yaml(path.read_text())
         except yaml.YAMLError as exc:
             raise StudyFileError(f"{path}: not valid YAML: {exc}") from None
         return cls.from_dict(data, source=str(path), base_dir=path.resolve().parent, default_name=path.stem)
@@ -181,9 +184,15 @@ def _is_resources(v: Any) -> bool:
     return isinstance(v, Mapping) and all(isinstance(k, str) and _is_number(x) for k, x in v.items())
 
 
+def _is_seconds(v: Any) -> bool:
+    return _is_number(v) and math.isfinite(v) and v > 0
+
+
 _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
-    (("n_trials", "n_jobs", "seed"), _is_int, "must be an integer"),
-    (("timeout", "heartbeat_interval", "grace_period"), _is_number, "must be a number of seconds"),
+    (("n_trials", "seed"), _is_int, "must be an integer"),
+    (("n_jobs",), lambda v: _is_int(v) and (v == -1 or 1 <= v <= MAX_JOBS),
+     f"must be an integer from 1 to {MAX_JOBS}, or -1 for one worker per core"),
+    (("timeout", "heartbeat_interval", "grace_period"), _is_seconds, "must be a positive, finite number of seconds"),
     (("direction",), lambda v: str(v).lower() in ("minimize", "maximize"), "must be 'minimize' or 'maximize'"),
     (("storage",), lambda v: isinstance(v, str) and bool(v),
      "must be a database URL such as sqlite:///tunesmith.db or postgresql+psycopg://user:password@host/db"),

@@ -8,6 +8,8 @@ The executor package is imported here, lazily, by name only.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
     from .study import Objective, Study
 
 logger = logging.getLogger("tunesmith")
+
+#: the most parallel workers one optimize call starts (each is a thread, a
+#: process or a Ray task); more is a typo that would exhaust memory first
+MAX_JOBS = 1024
 
 
 def run_optimize(
@@ -65,7 +71,14 @@ def _check_args(objective: Any, n_trials: Any, timeout: Any, n_jobs: Any) -> Non
         raise TypeError(f"objective must be callable as objective(trial), got {objective!r}")
     if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0):
         raise ValueError(f"n_trials must be a non-negative integer or None, got {n_trials!r}")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if timeout is not None and (
+        not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout) or timeout <= 0
+    ):
+        raise ValueError(f"timeout must be a positive, finite number of seconds or None (no limit), got {timeout!r}")
     if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or (n_jobs < 1 and n_jobs != -1):
         raise ValueError(f"n_jobs must be a positive integer or -1 (all cores), got {n_jobs!r}")
+    if n_jobs > MAX_JOBS:
+        raise ValueError(
+            f"n_jobs={n_jobs} is more parallel workers than tunesmith starts (at most {MAX_JOBS}; this "
+            f"machine has {os.cpu_count()} cores); use -1 for one worker per core"
+        )
