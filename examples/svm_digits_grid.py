@@ -156,17 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     sizes = ", ".join(f"{k} {len(v[1])}" for k, v in DATA.items())
     print(f"data: {'MNIST ' + args.mnist if args.mnist else '8x8 digits (scikit-learn)'}: {sizes}")
     study = ts.Study(space, direction="maximize", sampler="grid", seed=args.seed, storage=args.storage, name=name)
-    print(f"study {name!r} in {args.storage}: grid of {space.grid_size()} configurations")
+    print(f"study {name!r} in {study.storage.display_url}: grid of {space.grid_size()} configurations")
 
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), len(study.trials)
     study.optimize(objective, n_jobs=args.n_jobs)
-    done = [t for t in study.trials if t.state is ts.TrialState.COMPLETE]
-    print(f"searched {len(done)} configurations in {time.perf_counter() - t0:.1f} s")
+    ran = len(study.trials) - before
+    if ran:
+        print(f"searched {ran} configurations in {time.perf_counter() - t0:.1f} s")
+    else:
+        print(f"nothing searched: study {name!r} has tried every configuration already "
+              "(pass --name to start a new one)")
 
     best = pick_best(study)
     xtr, ytr = (np.concatenate(parts) for parts in zip(DATA["train"], DATA["val"], strict=True))
     test_acc = fit(dict(best.params), xtr, ytr).score(*DATA["test"])
-    print(f"best configuration: {best.params}")
+    print(f"best configuration: {ts.space.for_display(best.params)}")
     print(f"validation accuracy: {best.value:.4f}   test accuracy (retrained on train+val): {test_acc:.4f}")
     return 0
 

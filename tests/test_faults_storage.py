@@ -399,3 +399,48 @@ def test_study_file_refuses_duplicates_nan_timeout_and_absurd_n_jobs(
     rc, _, err = _main("run", str(tmp_path / "s.yaml"), "--no-progress", capsys=capsys)
     assert rc == 2 and re.search(message, err) and err.count("\n") == 1, err
     assert not db.exists()  # refused before anything started
+
+
+# -- messages ----------------------------------------------------------------------------------------
+def test_messages_exhausted_grid_missing_script_and_rounded_params(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tunesmith as ts
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "250")
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return abs(trial.params['x'] - 0.3)\n")
+    (tmp_path / "g.yaml").write_text(
+        f"name: g\nobjective: obj.py:objective\nsampler: grid\nstorage: sqlite:///{tmp_path / 'g.db'}\n"
+        "space: {x: {type: float, low: 0, high: 0.5, step: 0.1}}\n"
+    )
+    rc, out, err = _main("run", "g.yaml", "--no-progress", capsys=capsys)
+    assert rc == 0, err
+    assert "6 trials run now" in out and '"x": 0.3}' in out and "0.30000000000000004" not in out
+    stored = ts.Study.load("g", f"sqlite:///{tmp_path / 'g.db'}").best_params["x"]
+    assert stored == 3 * 0.1 != 0.3  # rounded for display only, never in what is stored
+    rc, out, err = _main("run", "g.yaml", "--no-progress", capsys=capsys)
+    assert rc == 0 and "nothing searched now (the grid is exhausted" in out and "trials run now" not in out
+    (tmp_path / "m.yaml").write_text("name: m\nobjective: nope.py:objective\n")
+    rc, _, err = _main("run", "m.yaml", capsys=capsys)
+    assert rc == 2 and err.count(str(tmp_path / "nope.py")) == 1, err
+
+
+def test_gpus_this_machine_lacks_are_refused_unless_allowed(tmp_path: Path) -> None:
+    import tunesmith as ts
+    from tunesmith.execution.gpu import parse_nvidia_smi, present_gpus
+
+    listing = ("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-4a5b)\n"
+               "  MIG 1g.10gb     Device  0: (UUID: MIG-9f8e)\n"
+               "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-77aa)\n")
+    assert parse_nvidia_smi(listing) == {"0", "1", "GPU-4a5b", "MIG-9f8e", "GPU-77aa"}
+    missing = [g for g in ("0", "1") if g not in present_gpus()]
+    if not missing:
+        pytest.skip("this machine has GPUs 0 and 1")
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'gpu.db'}", sampler="random", seed=0)
+    with pytest.raises(ValueError, match=rf"gpus=\['0', '1'\]: this machine has no GPU \[{', '.join(map(repr, missing))}\]"
+                                         ".*allow_missing_gpus=True"):
+        study.optimize(lambda t: t.params["x"], n_trials=2, gpus=[0, 1])
+    assert study.trials == []  # refused before anything started
+    study.optimize(lambda t: t.params["x"], n_trials=2, gpus=[0, 1], allow_missing_gpus=True)
+    assert len(study.trials) == 2

@@ -23,6 +23,7 @@ One parser for every command (``run``, ``worker``). Example ``study.yaml``::
     resources_per_trial: {cpu: 2, gpu: 0.25}
     trials_per_gpu: 4
     gpus: [0, 1]                                # process executor: devices to use
+    allow_missing_gpus: false                   # true: run even where those devices are missing
 
 A script path is relative to the study file's folder (then to the current one).
 """
@@ -85,6 +86,7 @@ class StudyFile:
     resources_per_trial: Mapping[str, float] | None = None
     trials_per_gpu: int | None = None
     gpus: int | str | list[int | str] | None = None
+    allow_missing_gpus: bool = False
     base_dir: Path = field(default=Path("."), compare=False)
     source: str = field(default="study file", compare=False)
 
@@ -197,7 +199,7 @@ _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
     (("storage",), lambda v: isinstance(v, str) and bool(v),
      "must be a database URL such as sqlite:///tunesmith.db or postgresql+psycopg://user:password@host/db"),
     (("sampler", "pruner"), lambda v: isinstance(v, (str, Mapping)), "must be a name or {name: ..., options}"),
-    (("requeue_failed",), lambda v: isinstance(v, bool), "must be true or false"),
+    (("requeue_failed", "allow_missing_gpus"), lambda v: isinstance(v, bool), "must be true or false"),
     (("executor",), lambda v: v in EXECUTORS, f"must be one of {list(EXECUTORS)}"),
     (("ray_address",), lambda v: isinstance(v, str) and bool(v), "must be the Ray cluster's address HOST:PORT"),
     (("resources_per_trial",), _is_resources, "must map resource names to numbers, e.g. {cpu: 2, gpu: 0.25}"),
@@ -247,7 +249,8 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     candidates = [path] if path.is_absolute() else [base_dir / path, Path.cwd() / path]
     found = next((p.resolve() for p in candidates if p.is_file()), None)
     if found is None:
-        raise StudyFileError(f"objective script {target!r} not found (looked in {[str(p) for p in candidates]})")
+        looked = list(dict.fromkeys(str(p.resolve()) for p in candidates))  # each folder once
+        raise StudyFileError(f"objective script {target!r} not found (looked for {' and '.join(looked)})")
     name = _module_name(found)
     loader = importlib.machinery.SourceFileLoader(name, str(found))  # any file name, .py or not
     spec = importlib.util.spec_from_file_location(name, found, loader=loader)

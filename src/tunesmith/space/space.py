@@ -315,6 +315,20 @@ class Space(Mapping[str, Param]):
         return cls.from_dict(data)
 
 
+def for_display(config: Mapping[str, Any], digits: int = 10) -> dict[str, Any]:
+    """``config`` with floats rounded to ``digits`` significant digits, for printing
+    only (``0.30000000000000004`` shows as ``0.3``); what is stored keeps every bit."""
+    return {k: _rounded(v, digits) for k, v in config.items()}
+
+
+def _rounded(v: Any, digits: int) -> Any:
+    if isinstance(v, (float, np.floating)) and math.isfinite(v):
+        return float(f"{float(v):.{digits}g}")
+    if isinstance(v, tuple):
+        return tuple(_rounded(x, digits) for x in v)
+    return v
+
+
 class DuplicateKeyError(yaml.YAMLError, ValueError):
     """A YAML mapping gives the same key twice."""
 

@@ -44,6 +44,7 @@ def run_optimize(
     from ..execution import Job, make_executor
 
     _check_args(objective, n_trials, timeout, n_jobs)
+    options = _check_gpus(executor, options)
     runner = make_executor(executor, n_jobs, study.storage, options)
     study.sampler.set_budget(n_trials)
     if show_progress is None:
@@ -56,6 +57,21 @@ def run_optimize(
         exhausted = runner.run(job)
     if exhausted:
         logger.info("%s; optimize stopped", exhausted)
+
+
+def _check_gpus(executor: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse ``gpus`` this machine lacks (unless ``allow_missing_gpus=True``); the
+    options without that flag."""
+    from ..execution.gpu import check_gpus_present, parse_gpus
+
+    options = dict(options)
+    allow = options.pop("allow_missing_gpus", False)
+    if not isinstance(allow, bool):
+        raise TypeError(f"allow_missing_gpus must be True or False, got {allow!r}")
+    ids = parse_gpus(options["gpus"]) if options.get("gpus") is not None and executor in (None, "process") else None
+    if ids:
+        check_gpus_present(ids, allow_missing=allow)
+    return options
 
 
 def _expected(study: Study, n_trials: int | None) -> int | None:
