@@ -268,7 +268,6 @@ class SQLStorage(Storage):
 
     def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         """Run ``fn`` in one SQLAlchemy transaction, retrying transient failures."""
-
         self._check_writable(write)
 
         def once() -> T:
@@ -347,12 +346,13 @@ class SQLStorage(Storage):
             return "transient"
         dbapi = getattr(self.engine.dialect, "dbapi", None)
         if dbapi is not None and isinstance(exc, dbapi.Error):  # raised by the driver unwrapped
-            return "transient" if isinstance(exc, dbapi.OperationalError) else "fatal"
+            fatal = not isinstance(exc, dbapi.OperationalError) or any(s in str(exc).lower() for s in _FATAL)
+            return "fatal" if fatal else "transient"
         return None
 
     def _error(self, exc: BaseException, gave_up: str | None = None) -> StorageError:
         """A StorageError naming this storage (password hidden) and the cause."""
-        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        cause = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
         hint = _hint(cause)
         parts = [f"storage {self.display_url!r}: {cause}", gave_up, hint]
         return StorageError("; ".join(p for p in parts if p))
