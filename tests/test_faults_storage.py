@@ -444,3 +444,22 @@ def test_gpus_this_machine_lacks_are_refused_unless_allowed(tmp_path: Path) -> N
     assert study.trials == []  # refused before anything started
     study.optimize(lambda t: t.params["x"], n_trials=2, gpus=[0, 1], allow_missing_gpus=True)
     assert len(study.trials) == 2
+
+
+def test_reading_an_empty_database_creates_nothing(tmp_path: Path, pg_url: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a 0-byte file: SQLite's empty database
+    for url in (f"sqlite:///{empty}", pg_url):
+        reader = ts.SQLStorage(url, read_only=True)
+        assert reader.list_studies() == []
+        with pytest.raises(ts.StudyNotFound, match="no study named 'x'"):
+            reader.get_study("x")
+        rc, out, _ = _main("studies", "--storage", url, capsys=capsys)
+        assert rc == 0 and "no studies in" in out
+        assert sa.inspect(sa.create_engine(url)).get_table_names() == []  # no table was made
+    assert empty.stat().st_size == 0
