@@ -173,15 +173,20 @@ def main(argv: list[str] | None = None) -> int:
     sizes = ", ".join(f"{k} {len(v[1])}" for k, v in DATA.items())
     print(f"data: {'MNIST ' + args.mnist if args.mnist else '8x8 digits (scikit-learn)'}: {sizes}")
     study = ts.Study(space, direction="maximize", sampler="grid", seed=args.seed, storage=args.storage, name=name)
-    print(f"study {name!r} in {args.storage}: grid of {space.grid_size()} configurations, "
+    print(f"study {name!r} in {study.storage.display_url}: grid of {space.grid_size()} configurations, "
           f"{args.folds}-fold cross-validation")
 
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), len(study.trials)
     study.optimize(objective, n_jobs=args.n_jobs)
+    ran = len(study.trials) - before
+    if ran:
+        print(f"searched {ran} configurations in {time.perf_counter() - t0:.1f} s")
+    else:
+        print(f"nothing searched: study {name!r} has tried every configuration already "
+              "(pass --name to start a new one)")
     done = [t for t in study.trials if t.state is ts.TrialState.COMPLETE]
-    print(f"searched {len(done)} configurations in {time.perf_counter() - t0:.1f} s")
     best = pick_best(study)
-    print(f"best configuration: {best.params}")
+    print(f"best configuration: {ts.space.for_display(best.params)}")
     evaluation = study.evaluate_best(test_accuracy, k=min(args.top, len(done)))
     print(f"top {len(evaluation.results)} by validation, retrained on the training split and scored on the test split:")
     print(evaluation)

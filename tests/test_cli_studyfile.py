@@ -68,7 +68,7 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     "line, fragment",
     [
         ("requeue_failed: sometimes", "requeue_failed must be true or false, got 'sometimes'"),
-        ("heartbeat_interval: often", "heartbeat_interval must be a number of seconds"),
+        ("heartbeat_interval: often", "heartbeat_interval must be a positive, finite number of seconds"),
         ("executor: gpu", "executor must be one of ['inline', 'thread', 'process', 'ray'], got 'gpu'"),
         ("resources_per_trial: {cpu: lots}", "resources_per_trial must map resource names to numbers"),
         ("trials_per_gpu: 0", "trials_per_gpu must be an integer >= 1, got 0"),

@@ -63,7 +63,9 @@ def test_svm_digits_resumes_a_finished_grid(tmp_path: Path, monkeypatch: pytest.
     first = capsys.readouterr().out
     assert ex.main(["--quick"]) == 0  # the grid is finished: nothing new is evaluated
     again = capsys.readouterr().out
-    assert "searched 10 configurations" in again
+    assert "searched 10 configurations" in first
+    assert "nothing searched: study 'svm-digits-grid-quick' has tried every configuration" in again
+    assert "searched 10" not in again
     assert first.split("best configuration")[1] == again.split("best configuration")[1]
     assert len(ts.load_study("svm-digits-grid-quick", f"sqlite:///{tmp_path / 'tunesmith.db'}").trials) == 10
 

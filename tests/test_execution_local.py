@@ -157,7 +157,7 @@ def test_gpu_packing_assigns_devices_and_retries_oom_with_fewer_neighbours(tmp_p
     (folder / "small-1").touch()  # device 1 holds one trial at a time
     monkeypatch.setenv("GPU_TEST_DIR", str(folder))
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g", sampler="random")
-    study.optimize(_gpu_trial, n_trials=24, gpus=["0", "1"], trials_per_gpu=2)
+    study.optimize(_gpu_trial, n_trials=24, gpus=["0", "1"], trials_per_gpu=2, allow_missing_gpus=True)
     trials = study.trials
     assert len(trials) >= 24
     assert {t.attrs["device"] for t in trials} == {"0", "1"}

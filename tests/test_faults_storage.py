@@ -354,3 +354,112 @@ def test_rich_markup_in_names_is_shown_literally(tmp_path: Path, capsys: pytest.
         assert "[bold red]x[/]" in out
     assert "[/nope]" in out
     assert ts.Study.load("[bold red]x[/]", url).best_params.keys() == {"[/nope]"}
+
+
+# -- definitions that used to be accepted and fail later -------------------------------------------
+def test_validation_gaps_are_refused_with_the_fix() -> None:
+    import tunesmith as ts
+
+    with pytest.raises(ValueError, match=r"\[-1e\+308, 1e\+308\] is wider than the largest float \(1.798e\+308\)"):
+        ts.Space({"x": ts.Float(-1e308, 1e308)})
+    ts.Space({"x": ts.Float(-8e307, 8e307)})  # a finite span is fine
+    with pytest.raises(ValueError, match="choice nan is not equal to itself.*use None"):
+        ts.Space({"c": ts.Categorical([float("nan"), 1.0])})
+    with pytest.raises(ValueError, match="condition on 'lr', a Float.*Categorical, an Int or a fixed value"):
+        ts.Space({"lr": ts.Float(0, 1), "w": ts.Int(1, 3, when={"lr": [0.5]})})
+    with pytest.raises(ValueError, match=r"a plain list is ambiguous; write Categorical\(\[1, 2, 3\]\).*Fixed"):
+        ts.Space({"a": [1, 2, 3]})
+    assert isinstance(ts.Space.from_yaml("a: [1, 2, 3]")["a"], ts.Categorical)  # YAML's list: choices
+    assert ts.Space({"a": ts.Fixed([1, 2, 3])})["a"].n_values == 1
+    with pytest.raises(ValueError, match=r"line 3: the key 'a' is given twice \(first on line 1\)"):
+        ts.Space.from_yaml("a: [1, 2]\nb: 3\na: [4]\n")
+    study = ts.Study({"x": ts.Float(0, 1)})
+    with pytest.raises(ValueError, match="timeout must be a positive, finite number"):
+        study.optimize(lambda t: 0.0, timeout=float("nan"))
+    with pytest.raises(ValueError, match="n_jobs=100000000 is more parallel workers than tunesmith starts"):
+        study.optimize(lambda t: 0.0, n_jobs=100_000_000)
+    assert study.trials == []
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("n_trials: 3\nn_trials: 5\n", r"line 4: the key 'n_trials' is given twice \(first on line 3\)"),
+    ("timeout: .nan\n", "timeout must be a positive, finite number of seconds, got nan"),
+    ("n_jobs: 100000000\n", "n_jobs must be an integer from 1 to 1024, or -1"),
+])
+def test_study_file_refuses_duplicates_nan_timeout_and_absurd_n_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    import re
+
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+    db = tmp_path / "s.db"
+    (tmp_path / "s.yaml").write_text(
+        f"objective: obj.py:objective\nstorage: sqlite:///{db}\n{text}space: {{x: {{type: float, low: 0, high: 1}}}}\n"
+    )
+    rc, _, err = _main("run", str(tmp_path / "s.yaml"), "--no-progress", capsys=capsys)
+    assert rc == 2 and re.search(message, err) and err.count("\n") == 1, err
+    assert not db.exists()  # refused before anything started
+
+
+# -- messages ----------------------------------------------------------------------------------------
+def test_messages_exhausted_grid_missing_script_and_rounded_params(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tunesmith as ts
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "250")
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return abs(trial.params['x'] - 0.3)\n")
+    (tmp_path / "g.yaml").write_text(
+        f"name: g\nobjective: obj.py:objective\nsampler: grid\nstorage: sqlite:///{tmp_path / 'g.db'}\n"
+        "space: {x: {type: float, low: 0, high: 0.5, step: 0.1}}\n"
+    )
+    rc, out, err = _main("run", "g.yaml", "--no-progress", capsys=capsys)
+    assert rc == 0, err
+    assert "6 trials run now" in out and '"x": 0.3}' in out and "0.30000000000000004" not in out
+    stored = ts.Study.load("g", f"sqlite:///{tmp_path / 'g.db'}").best_params["x"]
+    assert stored == 3 * 0.1 != 0.3  # rounded for display only, never in what is stored
+    rc, out, err = _main("run", "g.yaml", "--no-progress", capsys=capsys)
+    assert rc == 0 and "nothing searched now (the grid is exhausted" in out and "trials run now" not in out
+    (tmp_path / "m.yaml").write_text("name: m\nobjective: nope.py:objective\n")
+    rc, _, err = _main("run", "m.yaml", capsys=capsys)
+    assert rc == 2 and err.count(str(tmp_path / "nope.py")) == 1, err
+
+
+def test_gpus_this_machine_lacks_are_refused_unless_allowed(tmp_path: Path) -> None:
+    import tunesmith as ts
+    from tunesmith.execution.gpu import parse_nvidia_smi, present_gpus
+
+    listing = ("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-4a5b)\n"
+               "  MIG 1g.10gb     Device  0: (UUID: MIG-9f8e)\n"
+               "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-77aa)\n")
+    assert parse_nvidia_smi(listing) == {"0", "1", "GPU-4a5b", "MIG-9f8e", "GPU-77aa"}
+    missing = [g for g in ("0", "1") if g not in present_gpus()]
+    if not missing:
+        pytest.skip("this machine has GPUs 0 and 1")
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'gpu.db'}", sampler="random", seed=0)
+    with pytest.raises(ValueError, match=rf"gpus=\['0', '1'\]: this machine has no GPU \[{', '.join(map(repr, missing))}\]"
+                                         ".*allow_missing_gpus=True"):
+        study.optimize(lambda t: t.params["x"], n_trials=2, gpus=[0, 1])
+    assert study.trials == []  # refused before anything started
+    study.optimize(lambda t: t.params["x"], n_trials=2, gpus=[0, 1], allow_missing_gpus=True)
+    assert len(study.trials) == 2
+
+
+def test_reading_an_empty_database_creates_nothing(tmp_path: Path, pg_url: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a 0-byte file: SQLite's empty database
+    for url in (f"sqlite:///{empty}", pg_url):
+        reader = ts.SQLStorage(url, read_only=True)
+        assert reader.list_studies() == []
+        with pytest.raises(ts.StudyNotFound, match="no study named 'x'"):
+            reader.get_study("x")
+        rc, out, _ = _main("studies", "--storage", url, capsys=capsys)
+        assert rc == 0 and "no studies in" in out
+        assert sa.inspect(sa.create_engine(url)).get_table_names() == []  # no table was made
+    assert empty.stat().st_size == 0

@@ -56,7 +56,7 @@ def test_step_error_suggests_a_fix() -> None:
 def test_condition_on_unknown_parameter() -> None:
     with pytest.raises(ValueError, match=r"parameter 'gamma': condition on unknown parameter 'kernal'"):
         ts.Space({
-            "kernel": ["linear", "rbf"],
+            "kernel": ts.Categorical(["linear", "rbf"]),
             "gamma": ts.Float(1e-3, 1.0, log=True, when={"kernal": ["rbf"]}),
         })
 
@@ -68,7 +68,7 @@ def test_condition_on_impossible_value() -> None:
             "gamma": ts.Float(1e-3, 1.0, log=True, when={"kernel": ["rbf", "sigmoid"]}),
         })
     with pytest.raises(ValueError, match=r"for choices write 'k': Categorical\(\['a', 'b'\]\)"):
-        ts.Space({"k": ["a", "b"], "w": ts.Float(0, 1, when={"k": "a"})})  # a list is a fixed value
+        ts.Space({"k": ts.Fixed(["a", "b"]), "w": ts.Float(0, 1, when={"k": "a"})})
     with pytest.raises(ValueError, match=r"parameter 'w'.*can never hold"):
         ts.Space({"n": ts.Int(1, 4), "w": ts.Float(0, 1, when={"n": [7]})})
 
@@ -93,9 +93,9 @@ def test_bad_space_containers() -> None:
     with pytest.raises(ValueError, match="non-empty strings"):
         ts.Space({"": ts.Float(0, 1)})
     with pytest.raises(ValueError, match="'x': when= must be a mapping"):
-        ts.Space({"k": ["a"], "x": ts.Float(0, 1, when=["k"])})  # type: ignore[arg-type]
+        ts.Space({"k": ts.Categorical(["a"]), "x": ts.Float(0, 1, when=["k"])})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'x': condition on 'k' lists no values"):
-        ts.Space({"k": ["a"], "x": ts.Float(0, 1, when={"k": []})})
+        ts.Space({"k": ts.Categorical(["a"]), "x": ts.Float(0, 1, when={"k": []})})
 
 
 def test_prior_is_validated_and_kept() -> None:

@@ -241,7 +241,7 @@ def test_optimize_timeout() -> None:
     [
         ({"n_trials": -1}, "n_trials must be a non-negative integer"),
         ({"n_trials": 2.5}, "n_trials must be a non-negative integer"),
-        ({"timeout": 0}, "timeout must be a positive number"),
+        ({"timeout": 0}, "timeout must be a positive, finite number"),
         ({"n_jobs": 0}, "n_jobs must be a positive integer or -1"),
         ({"n_jobs": 2, "executor": "process"}, "process workers need a storage they can share"),
         ({"n_jobs": 2, "executor": "gpu"}, "executor must be one of"),

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..exceptions import StorageError
+from ..exceptions import TunesmithError
 from . import commands, worker
 from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
 
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
-    except (StudyFileError, StorageError, ValueError, TypeError, ImportError) as exc:
+    except (StudyFileError, TunesmithError, ValueError, TypeError, ImportError, OSError) as exc:
         print(f"tunesmith {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

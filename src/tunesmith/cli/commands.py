@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..samplers.simple import GridSampler, grid_remaining
+from ..space import for_display
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
 from ..study.evaluate import TestResult, test_results
@@ -78,14 +80,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     study.optimize(objective, **optimize_options(sf, args.progress))
     trials = study.trials
     console = Console()
+    ran = len(trials) - before
     console.print(f"study [bold]{escape(study.name)}[/] in {escape(study.storage.display_url)}: "
-                  f"{len(trials) - before} trials run now, "
-                  f"{len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
+                  f"{_ran_now(study, ran)}, {len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
     if any(t.state is TrialState.COMPLETE for t in trials):
         console.print(best_table(study, trials, args.top))
-        console.print(f"best configuration: {json.dumps(study.best_params)}  value: {study.best_value:.6g}",
+        console.print(f"best configuration: {json.dumps(for_display(study.best_params))}  "
+                      f"value: {study.best_value:.6g}",
                       soft_wrap=True, markup=False)
     return 0
+
+
+def _ran_now(study: Study, ran: int) -> str:
+    if ran == 0 and isinstance(study.sampler, GridSampler) and not grid_remaining(study.sampler, study.space, study.trials):
+        return "nothing searched now (the grid is exhausted: every configuration has been tried)"
+    return f"{ran} trials run now"
 
 
 # -- studies / show / export --------------------------------------------------------------------
@@ -243,4 +252,4 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return f"{v:.4g}" if isinstance(v, float) else str(for_display({"v": v})["v"])

@@ -99,6 +99,8 @@ def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any
         opts["trials_per_gpu"] = sf.trials_per_gpu
     if sf.gpus is not None and sf.executor in (None, "process"):
         opts["gpus"] = sf.gpus
+        if sf.allow_missing_gpus:
+            opts["allow_missing_gpus"] = True
     return opts
 
 

@@ -23,6 +23,7 @@ One parser for every command (``run``, ``worker``). Example ``study.yaml``::
     resources_per_trial: {cpu: 2, gpu: 0.25}
     trials_per_gpu: 4
     gpus: [0, 1]                                # process executor: devices to use
+    allow_missing_gpus: false                   # true: run even where those devices are missing
 
 A script path is relative to the study file's folder (then to the current one).
 """
@@ -33,6 +34,7 @@ import difflib
 import importlib
 import importlib.machinery
 import importlib.util
+import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -43,6 +45,8 @@ from typing import Any
 import yaml
 
 from ..space import Space
+from ..space.space import load_yaml
+from ..study.optimize import MAX_JOBS
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")
@@ -82,6 +86,7 @@ class StudyFile:
     resources_per_trial: Mapping[str, float] | None = None
     trials_per_gpu: int | None = None
     gpus: int | str | list[int | str] | None = None
+    allow_missing_gpus: bool = False
     base_dir: Path = field(default=Path("."), compare=False)
     source: str = field(default="study file", compare=False)
 
@@ -96,7 +101,7 @@ class StudyFile:
         if not path.is_file():
             raise StudyFileError(f"study file {str(path)!r} does not exist")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = load_yaml(path.read_text())
         except yaml.YAMLError as exc:
             raise StudyFileError(f"{path}: not valid YAML: {exc}") from None
         return cls.from_dict(data, source=str(path), base_dir=path.resolve().parent, default_name=path.stem)
@@ -181,14 +186,20 @@ def _is_resources(v: Any) -> bool:
     return isinstance(v, Mapping) and all(isinstance(k, str) and _is_number(x) for k, x in v.items())
 
 
+def _is_seconds(v: Any) -> bool:
+    return _is_number(v) and math.isfinite(v) and v > 0
+
+
 _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
-    (("n_trials", "n_jobs", "seed"), _is_int, "must be an integer"),
-    (("timeout", "heartbeat_interval", "grace_period"), _is_number, "must be a number of seconds"),
+    (("n_trials", "seed"), _is_int, "must be an integer"),
+    (("n_jobs",), lambda v: _is_int(v) and (v == -1 or 1 <= v <= MAX_JOBS),
+     f"must be an integer from 1 to {MAX_JOBS}, or -1 for one worker per core"),
+    (("timeout", "heartbeat_interval", "grace_period"), _is_seconds, "must be a positive, finite number of seconds"),
     (("direction",), lambda v: str(v).lower() in ("minimize", "maximize"), "must be 'minimize' or 'maximize'"),
     (("storage",), lambda v: isinstance(v, str) and bool(v),
      "must be a database URL such as sqlite:///tunesmith.db or postgresql+psycopg://user:password@host/db"),
     (("sampler", "pruner"), lambda v: isinstance(v, (str, Mapping)), "must be a name or {name: ..., options}"),
-    (("requeue_failed",), lambda v: isinstance(v, bool), "must be true or false"),
+    (("requeue_failed", "allow_missing_gpus"), lambda v: isinstance(v, bool), "must be true or false"),
     (("executor",), lambda v: v in EXECUTORS, f"must be one of {list(EXECUTORS)}"),
     (("ray_address",), lambda v: isinstance(v, str) and bool(v), "must be the Ray cluster's address HOST:PORT"),
     (("resources_per_trial",), _is_resources, "must map resource names to numbers, e.g. {cpu: 2, gpu: 0.25}"),
@@ -238,7 +249,8 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     candidates = [path] if path.is_absolute() else [base_dir / path, Path.cwd() / path]
     found = next((p.resolve() for p in candidates if p.is_file()), None)
     if found is None:
-        raise StudyFileError(f"objective script {target!r} not found (looked in {[str(p) for p in candidates]})")
+        looked = list(dict.fromkeys(str(p.resolve()) for p in candidates))  # each folder once
+        raise StudyFileError(f"objective script {target!r} not found (looked for {' and '.join(looked)})")
     name = _module_name(found)
     loader = importlib.machinery.SourceFileLoader(name, str(found))  # any file name, .py or not
     spec = importlib.util.spec_from_file_location(name, found, loader=loader)

@@ -11,6 +11,9 @@ so the retry can run alone.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -141,3 +144,48 @@ def apply_env(env: Mapping[str, str]) -> None:
 
     if "OMP_NUM_THREADS" in env and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(env["OMP_NUM_THREADS"]))
+
+
+# -- which devices exist ------------------------------------------------------------------------
+
+
+def parse_nvidia_smi(listing: str) -> set[str]:
+    """Device ids in the output of ``nvidia-smi -L``: each GPU's index and UUID, and MIG UUIDs."""
+    ids = {m.group(1) for m in re.finditer(r"^GPU (\d+):", listing, re.MULTILINE)}
+    return ids | set(re.findall(r"UUID: ([^)\s]+)", listing))
+
+
+def present_gpus() -> set[str]:
+    """Ids of this machine's NVIDIA GPUs (indices and UUIDs); empty without a driver."""
+    exe = shutil.which("nvidia-smi")
+    if exe is not None:
+        try:
+            out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            out = None
+        if out is not None and out.returncode == 0:
+            return parse_nvidia_smi(out.stdout)
+    return {m.group(1) for m in (re.fullmatch(r"nvidia(\d+)", n) for n in _dev_entries()) if m}
+
+
+def _dev_entries() -> list[str]:
+    try:
+        return os.listdir("/dev")
+    except OSError:
+        return []
+
+
+def check_gpus_present(gpus: Sequence[str], *, allow_missing: bool = False) -> None:
+    """Refuse device ids this machine does not have, unless ``allow_missing``: the
+    trials would silently run on the CPU (``CUDA_VISIBLE_DEVICES`` naming no device)."""
+    if allow_missing:
+        return
+    present = present_gpus()
+    missing = [g for g in gpus if g not in present]
+    if missing:
+        have = f"it has {sorted(present, key=lambda x: (len(x), x))}" if present else "it has no NVIDIA GPU"
+        raise ValueError(
+            f"gpus={list(gpus)}: this machine has no GPU {missing} ({have}, per nvidia-smi), so the trials "
+            "would run on the CPU; name devices it has, leave gpus out to run on the CPU, or pass "
+            "allow_missing_gpus=True to run anyway"
+        )

@@ -12,6 +12,7 @@ equal-width bin of [0, 1], so a uniform ``u`` gives every value the same chance
 from __future__ import annotations
 
 import math
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,6 +174,14 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
+def _finite(x: Any) -> bool:
+    """Whether number ``x`` is finite as a float (an int beyond a float's range is not)."""
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
 class _Numeric(Param):
     """Shared logic of Float and Int: scale, step, unit mapping, grids."""
 
@@ -196,12 +205,18 @@ class _Numeric(Param):
 
     def _check(self) -> None:
         for label, v in (("low", self.low), ("high", self.high)):
-            if not _is_number(v) or not math.isfinite(float(v)):
+            if not _is_number(v) or not _finite(v):
                 raise self._err(f"{label} must be a finite number, got {v!r}")
         if self.low >= self.high:
             raise self._err(
                 f"low ({self.low}) must be smaller than high ({self.high}); "
                 "for a constant use a plain value instead of a range"
+            )
+        if not math.isfinite(float(self.high) - float(self.low)):
+            raise self._err(
+                f"the range [{self.low:g}, {self.high:g}] is wider than the largest float "
+                f"({sys.float_info.max:.4g}): high - low must be finite; narrow it, or search "
+                "a positive range on a log scale (log=True)"
             )
         if self.log and self.low <= 0:
             raise self._err(f"a log scale needs low > 0, got low={self.low}")
@@ -463,6 +478,11 @@ class Categorical(Param):
                 raise self._err(f"choice {c!r} is not hashable; use a tuple instead of a list") from None
             if any(c == s and type(c) is type(s) for s in seen):
                 raise self._err(f"choice {c!r} is listed twice")
+            if c != c:  # NaN: never equal to itself, so never matched, stored or compared
+                raise self._err(
+                    f"choice {c!r} is not equal to itself, so it cannot be matched or stored; "
+                    "use None or the string 'nan' for a missing value"
+                )
             seen.append(c)
 
     def _check_prior(self, prior: Prior) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .params import Categorical, Fixed, Param, param_from_dict
+from .params import Categorical, Fixed, Float, Param, param_from_dict
 
 Config = dict[str, Any]
 
@@ -60,6 +60,12 @@ class Space(Mapping[str, Param]):
         for name, p in params.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
+            if isinstance(p, list):
+                raise ValueError(
+                    f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
+                    f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
+                    "constant list"
+                )
             if not isinstance(p, Param):
                 p = Fixed(p)
             p._bind(name)
@@ -130,6 +136,12 @@ class Space(Mapping[str, Param]):
         for name, p in self._params.items():
             for parent, values in p.when.items():
                 pp = self._params[parent]
+                if isinstance(pp, Float):
+                    raise ValueError(
+                        f"parameter {name!r}: condition on {parent!r}, a Float, which almost never "
+                        "equals a listed value; a condition's parent must be a Categorical, an Int "
+                        "or a fixed value (make it Categorical([...]) to branch on a few values)"
+                    )
                 bad = [v for v in values if not pp.contains(v)]
                 if bad:
                     hint = ""
@@ -297,10 +309,54 @@ class Space(Mapping[str, Param]):
 
     @classmethod
     def from_yaml(cls, text: str) -> Space:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
         if not isinstance(data, Mapping):
             raise ValueError("a space in YAML is a mapping of parameter name -> definition")
         return cls.from_dict(data)
+
+
+def for_display(config: Mapping[str, Any], digits: int = 10) -> dict[str, Any]:
+    """``config`` with floats rounded to ``digits`` significant digits, for printing
+    only (``0.30000000000000004`` shows as ``0.3``); what is stored keeps every bit."""
+    return {k: _rounded(v, digits) for k, v in config.items()}
+
+
+def _rounded(v: Any, digits: int) -> Any:
+    if isinstance(v, (float, np.floating)) and math.isfinite(v):
+        return float(f"{float(v):.{digits}g}")
+    if isinstance(v, tuple):
+        return tuple(_rounded(x, digits) for x in v)
+    return v
+
+
+class DuplicateKeyError(yaml.YAMLError, ValueError):
+    """A YAML mapping gives the same key twice."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain
+    ``safe_load`` silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base class says so
+            if first is not None:
+                raise DuplicateKeyError(
+                    f"line {key_node.start_mark.line + 1}: the key {key!r} is given twice (first on line "
+                    f"{first.line + 1}); give each key once"
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)``, refusing duplicate keys."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _same(a: Any, b: Any) -> bool:

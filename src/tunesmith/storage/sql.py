@@ -181,7 +181,7 @@ class SQLStorage(Storage):
         self._statements: Statements | None = None
         self._pid = -1
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
-        self._absent = False  # read-only SQLite whose file does not exist: no studies
+        self._absent = False  # read-only, and no file or no tables there: no studies
         self._check_url()
         self._init_schema()
 
@@ -268,7 +268,6 @@ class SQLStorage(Storage):
 
     def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         """Run ``fn`` in one SQLAlchemy transaction, retrying transient failures."""
-
         self._check_writable(write)
 
         def once() -> T:
@@ -347,12 +346,13 @@ class SQLStorage(Storage):
             return "transient"
         dbapi = getattr(self.engine.dialect, "dbapi", None)
         if dbapi is not None and isinstance(exc, dbapi.Error):  # raised by the driver unwrapped
-            return "transient" if isinstance(exc, dbapi.OperationalError) else "fatal"
+            fatal = not isinstance(exc, dbapi.OperationalError) or any(s in str(exc).lower() for s in _FATAL)
+            return "fatal" if fatal else "transient"
         return None
 
     def _error(self, exc: BaseException, gave_up: str | None = None) -> StorageError:
         """A StorageError naming this storage (password hidden) and the cause."""
-        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        cause = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
         hint = _hint(cause)
         parts = [f"storage {self.display_url!r}: {cause}", gave_up, hint]
         return StorageError("; ".join(p for p in parts if p))
@@ -413,9 +413,9 @@ class SQLStorage(Storage):
         """Refuse tables this version cannot read: a newer or unreadable schema
         version, a missing version row, a table lacking a column."""
         tables = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
-        if not tables:
-            raise StorageError(f"storage {self.display_url!r}: holds no tunesmith tables (empty or another "
-                               "program's database)")
+        if not tables:  # only when read-only (else they were just made): a database with no study yet
+            self._absent = True
+            return
         if tables != set(metadata.tables):
             missing = sorted(set(metadata.tables) - tables)
             raise SchemaVersionError(
@@ -507,7 +507,7 @@ class SQLStorage(Storage):
     def get_study(self, name: str) -> StudyRecord:
         check_study_name(name)
         if self._absent:
-            raise StudyNotFound(f"no study named {name!r} in {self.display_url} (there is no such file)")
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url} (it holds no studies)")
         row = self._run(
             lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).first(),
             write=False,

@@ -8,6 +8,8 @@ The executor package is imported here, lazily, by name only.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
     from .study import Objective, Study
 
 logger = logging.getLogger("tunesmith")
+
+#: the most parallel workers one optimize call starts (each is a thread, a
+#: process or a Ray task); more is a typo that would exhaust memory first
+MAX_JOBS = 1024
 
 
 def run_optimize(
@@ -38,6 +44,7 @@ def run_optimize(
     from ..execution import Job, make_executor
 
     _check_args(objective, n_trials, timeout, n_jobs)
+    options = _check_gpus(executor, options)
     runner = make_executor(executor, n_jobs, study.storage, options)
     study.sampler.set_budget(n_trials)
     if show_progress is None:
@@ -50,6 +57,21 @@ def run_optimize(
         exhausted = runner.run(job)
     if exhausted:
         logger.info("%s; optimize stopped", exhausted)
+
+
+def _check_gpus(executor: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse ``gpus`` this machine lacks (unless ``allow_missing_gpus=True``); the
+    options without that flag."""
+    from ..execution.gpu import check_gpus_present, parse_gpus
+
+    options = dict(options)
+    allow = options.pop("allow_missing_gpus", False)
+    if not isinstance(allow, bool):
+        raise TypeError(f"allow_missing_gpus must be True or False, got {allow!r}")
+    ids = parse_gpus(options["gpus"]) if options.get("gpus") is not None and executor in (None, "process") else None
+    if ids:
+        check_gpus_present(ids, allow_missing=allow)
+    return options
 
 
 def _expected(study: Study, n_trials: int | None) -> int | None:
@@ -65,7 +87,14 @@ def _check_args(objective: Any, n_trials: Any, timeout: Any, n_jobs: Any) -> Non
         raise TypeError(f"objective must be callable as objective(trial), got {objective!r}")
     if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0):
         raise ValueError(f"n_trials must be a non-negative integer or None, got {n_trials!r}")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if timeout is not None and (
+        not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout) or timeout <= 0
+    ):
+        raise ValueError(f"timeout must be a positive, finite number of seconds or None (no limit), got {timeout!r}")
     if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or (n_jobs < 1 and n_jobs != -1):
         raise ValueError(f"n_jobs must be a positive integer or -1 (all cores), got {n_jobs!r}")
+    if n_jobs > MAX_JOBS:
+        raise ValueError(
+            f"n_jobs={n_jobs} is more parallel workers than tunesmith starts (at most {MAX_JOBS}; this "
+            f"machine has {os.cpu_count()} cores); use -1 for one worker per core"
+        )
