@@ -84,3 +84,28 @@ def test_cross_validate_stops_where_the_pruner_says() -> None:
     assert bad.attrs["cv"]["scores"] == {"val": [0.1], "train": [1.0]} and bad.attrs["cv"]["folds"] == 5
     with pytest.raises(ValueError, match="pass key="):
         cv._record({}, {"a": 1.0}, None)
+
+
+def test_a_paused_trial_resumes_after_the_folds_it_recorded() -> None:
+    from tunesmith.pruners import ASHA, RESUMED_ATTR
+
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0,
+                     pruner=ASHA(pause=True, min_resource=1, reduction_factor=2, max_resource=4))
+    for x in (0.5, 0.6, 0.35, 0.1, 0.2, 0.05, 0.02, 0.01):  # worse later trials promote paused ones
+        study.enqueue({"x": x})
+    calls: list[tuple[int, int]] = []
+    folds = cv.kfold(8, 4, shuffle=False)
+
+    def objective(trial: ts.Trial) -> float:
+        def score(tr: np.ndarray, va: np.ndarray) -> float:
+            calls.append((trial.number, int(va[0]) // 2))
+            return trial.params["x"]
+
+        return cv.cross_validate(trial, score, folds)
+
+    study.optimize(objective, n_trials=8)
+    resumed = [t for t in study.trials if RESUMED_ATTR in t.attrs]
+    assert resumed and all(t.state is not ts.TrialState.FAILED for t in study.trials)
+    for t in resumed:  # fold 0 before the pause, fold 1 after the resume: each fold ran once
+        assert t.attrs["cv"]["scores"]["score"] == [t.params["x"]] * 2 and sorted(t.intermediate) == [1, 2]
+        assert sorted(k for n, k in calls if n == t.number) == [0, 1]

@@ -167,3 +167,10 @@ def test_evaluate_best_scores_the_top_configurations_on_a_test_split() -> None:
         params = search.cv_results_["params"][list(search.cv_results_["trial_number"]).index(r.trial)]
         assert r.mean == pytest.approx(SVC(**params).fit(xtr, ytr).score(xte, yte))
         assert r.gap == pytest.approx(r.validation - r.mean)
+
+
+def test_parallel_trials_with_a_pruner() -> None:
+    search = TunedSearchCV(LogisticRegression(max_iter=300), {"C": loguniform(1e-3, 1e2)}, n_trials=6, cv=3,
+                           random_state=0, n_jobs=2, pruner="median").fit(X, Y)
+    assert len(search.cv_results_["params"]) == 6 and len(search.study_.trials) == 6
+    assert search.cv_results_["state"][search.best_index_] == "complete"
