@@ -14,7 +14,8 @@ seed: rounds summed over all trials until the target. Same definition as bench_p
 
 Run: ``PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_integrations.py
 --seeds 20 --results benchmarks/results/integrations.jsonl --report /tmp/integrations.md``
-(``--libs xgboost`` for one library, ``--time-limit S`` to stop after S seconds).
+(``--libs xgboost`` for one library, ``--time-limit S`` to stop after S seconds; more seeds
+later: ``--first-seed 9 --seeds 20 --resume results/integrations.jsonl --results F.jsonl``).
 """
 
 from __future__ import annotations
@@ -230,15 +231,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--libs", nargs="+", default=["xgboost", "lightgbm"], choices=list(TRAIN))
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
+    ap.add_argument("--resume", help="earlier --results rows to include in the report (not rerun)")
     ap.add_argument("--trials", type=int, default=30, help="the reference's trials")
     ap.add_argument("--rounds", type=int, default=100, help="full budget of boosting rounds")
     ap.add_argument("--time-limit", type=float, default=None)
     ap.add_argument("--results", help="write every row here (JSON lines)")
     ap.add_argument("--report", help="write the tables here (Markdown)")
     args = ap.parse_args()
-    cap, rows, start = args.trials * args.rounds, [], time.monotonic()
+    cap, start = args.trials * args.rounds, time.monotonic()
+    rows = [json.loads(line) for line in open(args.resume) if line.strip()] if args.resume else []
     out = open(args.results, "w") if args.results else None  # noqa: SIM115
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         if args.time_limit and time.monotonic() - start > args.time_limit:
             print(f"time limit: stopped before seed {seed}", flush=True)
             break

@@ -1,15 +1,11 @@
 """Integrations with training frameworks and trackers, each imported only when used.
 
-=====================================  ==========================  ==============
-module                                 what                        extra
-=====================================  ==========================  ==============
-``tunesmith.integrations.xgboost``     pruning callback, space     ``xgboost``
-``tunesmith.integrations.lightgbm``    pruning callback, space     ``lightgbm``
-``tunesmith.integrations.lightning``   PyTorch Lightning callback  ``lightning``
-``tunesmith.integrations.transformers``  Trainer callback, search  ``transformers``
-``tunesmith.integrations.mlflow``      one MLflow run per trial    ``mlflow``
-``tunesmith.integrations.tensorboard``  HParams summary            ``tensorboard``
-=====================================  ==========================  ==============
+- ``tunesmith.integrations.xgboost``: pruning callback and preset space (extra ``xgboost``)
+- ``tunesmith.integrations.lightgbm``: pruning callback and preset space (extra ``lightgbm``)
+- ``tunesmith.integrations.lightning``: PyTorch Lightning callback (extra ``lightning``)
+- ``tunesmith.integrations.transformers``: Trainer callback and ``search`` (extra ``transformers``)
+- ``tunesmith.integrations.mlflow``: one MLflow run per trial (extra ``mlflow``)
+- ``tunesmith.integrations.tensorboard``: the HParams dashboard (extra ``tensorboard``)
 
 See docs/integrations.md.
 """

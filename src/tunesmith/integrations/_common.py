@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..exceptions import TrialPaused, TrialPruned
+from ..exceptions import TrialPruned
 from ..pruners import Decision
 
 
@@ -23,25 +21,12 @@ def require(module: str, *, extra: str, what: str) -> ModuleType:
         ) from exc
 
 
-def report_and_decide(
-    trial: Any, value: float, step: int, *, save: Callable[[], str | Path | None] | None = None
-) -> None:
-    """Report ``value`` at ``step``, ask the pruner once, and raise when it stops the trial.
-
-    On a pause, ``save()`` writes a checkpoint and returns its path: it is stored as
-    ``trial.attrs["checkpoint"]`` and :class:`TrialPaused` is raised; without ``save``
-    (or when it returns None) the trial is stopped with :class:`TrialPruned`.
-    """
+def report_and_decide(trial: Any, value: float, step: int) -> None:
+    """Report ``value`` at ``step``, ask the pruner once, and raise :class:`TrialPruned` when it
+    stops the trial (for callbacks that cannot pause: see :func:`refuse_pausing`)."""
     trial.report(value, step)
-    decision = trial.decision()  # asked once: another worker may report meanwhile
-    if decision is Decision.CONTINUE:
-        return
-    if decision is Decision.PAUSE and save is not None:
-        path = save()
-        if path is not None:
-            trial.set_attr("checkpoint", str(path))
-            raise TrialPaused(f"trial {trial.number} paused at step {step}")
-    raise TrialPruned(f"trial {trial.number} pruned at step {step}")
+    if trial.decision() is not Decision.CONTINUE:  # asked once: another worker may report meanwhile
+        raise TrialPruned(f"trial {trial.number} pruned at step {step}")
 
 
 def refuse_pausing(trial: Any, what: str) -> None:

@@ -1,0 +1,109 @@
+"""TensorBoard: a study's trials in the HParams dashboard, with their learning curves.
+
+    cb = TensorBoardCallback("runs/my-study")
+    study.optimize(objective, n_trials=50, callbacks=[cb])     # or: write_hparams(study, "runs/x")
+
+Then ``tensorboard --logdir runs/my-study``: the HParams tab lists one session per finished
+trial (its parameters and ``trial_state``, its value as the metric ``value``), the Scalars tab the
+reports as ``intermediate``. Written with tensorboard's own writer; TensorFlow is not needed.
+Needs ``tunesmith[tensorboard]``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..space import Categorical, Fixed, Float, Int, Param, Space
+from ..trial import FrozenTrial
+from ._common import require
+
+require("tensorboard", extra="tensorboard", what="tunesmith.integrations.tensorboard")
+from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
+from tensorboard.plugins.hparams import summary_v2 as hp  # noqa: E402
+from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
+
+STATE = "trial_state"
+
+
+class TensorBoardCallback:
+    """``study.optimize(..., callbacks=[TensorBoardCallback(log_dir)])``: each finished trial
+    becomes a run ``<log_dir>/trial-<n>`` with its HParams session and scalars.
+
+    Args:
+        log_dir: the folder to point ``tensorboard --logdir`` at (one per study).
+        metric_name: the name of the objective's value in TensorBoard.
+    """
+
+    def __init__(self, log_dir: str | Path, *, metric_name: str = "value") -> None:
+        if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
+            raise ValueError(f"TensorBoardCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
+        self.log_dir, self.metric_name = Path(log_dir), metric_name
+
+    def __call__(self, study: Any, trial: FrozenTrial) -> None:
+        """Write ``trial`` once it is finished (complete, pruned or failed); paused trials wait."""
+        if not trial.state.is_finished:
+            return
+        folder = self.log_dir / f"trial-{trial.number}"
+        if folder.exists():
+            return  # written before (a study reopened, or write_hparams called again)
+        self._write_config(study.space)
+        _write(folder, _events(trial, study.space, self.metric_name))
+
+    def _write_config(self, space: Space) -> None:
+        if any(self.log_dir.glob("events.out.tfevents.*")):
+            return
+        metrics = [hp.Metric(self.metric_name), hp.Metric("intermediate")]
+        hparams = [_hparam(name, space[name]) for name in space]
+        if STATE not in space:
+            hparams.append(hp.HParam(STATE, hp.Discrete(["complete", "pruned", "failed"])))
+        config = hp.hparams_config_pb(hparams, metrics)
+        _write(self.log_dir, [event_pb2.Event(wall_time=time.time(), summary=config)])
+
+
+def write_hparams(study: Any, log_dir: str | Path, *, metric_name: str = "value") -> Path:
+    """Write every finished trial of ``study`` not written yet under ``log_dir``; returns it."""
+    cb = TensorBoardCallback(log_dir, metric_name=metric_name)
+    for trial in study.trials:
+        cb(study, trial)
+    return cb.log_dir
+
+
+def _hparam(name: str, param: Param) -> Any:
+    if isinstance(param, Float):
+        return hp.HParam(name, hp.RealInterval(float(param.low), float(param.high)))
+    if isinstance(param, Int):
+        return hp.HParam(name, hp.IntInterval(int(param.low), int(param.high)))
+    if isinstance(param, (Categorical, Fixed)):
+        choices = list(param.choices) if isinstance(param, Categorical) else [param.value]
+        if all(isinstance(c, (int, float, str, bool)) for c in choices) and len({type(c) for c in choices}) == 1:
+            return hp.HParam(name, hp.Discrete(choices))
+    return hp.HParam(name)  # mixed or other values: shown as text
+
+
+def _events(trial: FrozenTrial, space: Space, metric_name: str) -> list[Any]:
+    params = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in trial.params.items()}
+    params.setdefault(STATE, trial.state.value)
+    started = trial.started or time.time()
+    session = hp.hparams_pb(params, trial_id=f"trial-{trial.number}", start_time_secs=started)
+    events = [event_pb2.Event(wall_time=started, summary=session)]
+    for step, value in sorted(trial.intermediate.items()):
+        events.append(event_pb2.Event(wall_time=started, step=step, summary=_scalar("intermediate", value)))
+    if trial.value is not None:
+        last = max(trial.intermediate, default=0)
+        events.append(event_pb2.Event(wall_time=trial.completed or started, step=last,
+                                      summary=_scalar(metric_name, trial.value)))  # fmt: skip
+    return events
+
+
+def _scalar(tag: str, value: float) -> Any:
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(value))])
+
+
+def _write(folder: Path, events: list[Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = EventFileWriter(str(folder))
+    for event in events:
+        writer.add_event(event)
+    writer.close()

@@ -1,0 +1,78 @@
+"""TensorBoard HParams summaries written from a study, read back with tensorboard's own reader."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.pruners import ASHA
+
+pytest.importorskip("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+
+from tunesmith.integrations.tensorboard import TensorBoardCallback, write_hparams  # noqa: E402
+
+SPACE = ts.Space({"x": ts.Float(0.0, 10.0), "layers": ts.Int(1, 4), "act": ts.Categorical(["relu", "gelu"])})
+
+
+def objective(trial: ts.Trial) -> float:
+    for step in range(1, 10):
+        trial.report(trial.params["x"] / step, step)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return trial.params["x"] / 9
+
+
+def _plugin(folder: Path) -> plugin_data_pb2.HParamsPluginData:
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    data = plugin_data_pb2.HParamsPluginData()
+    data.ParseFromString(next(iter(content.values())))
+    return data
+
+
+def test_hparams_sessions_and_curves(tmp_path: Path) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=9))
+    study.enqueue({"x": 1.0, "layers": 2, "act": "relu"})
+    study.enqueue({"x": 9.0, "layers": 3, "act": "gelu"})  # pruned at step 1
+    cb = TensorBoardCallback(tmp_path / "tb")
+    study.optimize(objective, n_trials=4, callbacks=[cb], show_progress=False)
+    assert study.trials[1].state is ts.TrialState.PRUNED
+
+    config = _plugin(tmp_path / "tb").experiment
+    assert [h.name for h in config.hparam_infos] == ["x", "layers", "act", "trial_state"]
+    assert (config.hparam_infos[0].domain_interval.min_value, config.hparam_infos[0].domain_interval.max_value) == (0, 10)
+    assert sorted(v.string_value for v in config.hparam_infos[2].domain_discrete.values) == ["gelu", "relu"]
+    assert [m.name.tag for m in config.metric_infos] == ["value", "intermediate"]
+    for t in study.trials:
+        folder = tmp_path / "tb" / f"trial-{t.number}"
+        start = _plugin(folder).session_start_info
+        assert start.group_name == f"trial-{t.number}"
+        assert start.hparams["x"].number_value == pytest.approx(t.params["x"])
+        assert start.hparams["act"].string_value == t.params["act"]
+        assert start.hparams["trial_state"].string_value == t.state.value
+        acc = EventAccumulator(str(folder))
+        acc.Reload()
+        curve = [(e.step, e.value) for e in acc.Scalars("intermediate")]
+        assert curve == [(s, pytest.approx(v)) for s, v in sorted(t.intermediate.items())]
+        assert acc.Scalars("value")[-1].value == pytest.approx(t.value)
+
+    # written again (a reopened study): nothing is duplicated
+    write_hparams(study, tmp_path / "tb")
+    assert len(list((tmp_path / "tb" / "trial-0").iterdir())) == 1
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+def test_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="metric_name must be a non-empty string"):
+        TensorBoardCallback(tmp_path, metric_name="")
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    monkeypatch.delitem(sys.modules, "tunesmith.integrations.tensorboard")
+    with pytest.raises(ImportError, match=r"pip install 'tunesmith\[tensorboard\]'"):
+        importlib.import_module("tunesmith.integrations.tensorboard")
