@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..exceptions import StorageError
-from . import commands, worker
+from . import commands, insight, worker
 from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
 
 
@@ -36,6 +36,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("export", "write a study's trials as CSV or JSON", commands.add_export_args, commands.cmd_export),
     Subcommand("plot", "draw a study's learning curves or history to an image file",
                commands.add_plot_args, commands.cmd_plot),
+    Subcommand("importance", "which parameters matter (fANOVA or PED-ANOVA)", insight.add_importance_args,
+               insight.cmd_importance),
     Subcommand("worker", "join an existing study from this machine (storage shared by URL)",
                worker.add_worker_args, worker.cmd_worker),
 ]
