@@ -153,7 +153,7 @@ def objective(
             set, else the system's temp folder; always one folder per trial).
         threads: torch threads per trial (default: 1 inside parallel workers).
     Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
-    "overfit_at", "stopped_early" and "samples_per_s" (and "diverged_at" when
+    "best_step", "train_loss" (per validation), "overfit_at", "stopped_early" and "samples_per_s" (and "diverged_at" when
     the monitored value turned NaN or infinite: the run stops there).
     """
     base = base or TrainConfig()
@@ -202,6 +202,9 @@ def _checkpoint_to_resume(trial: Any) -> str | None:
 def _store_summary(trial: Any, history: Any) -> None:
     speeds = [r.samples_per_s for r in history.records]
     trial.set_attr("best_checkpoint", history.best_checkpoint)
+    trial.set_attr("best_step", None if history.best_index is None else history.best_index + 1)
+    # per validation, for the overfitting graph (a diverged loss stored as None)
+    trial.set_attr("train_loss", [v if math.isfinite(v) else None for v in history.train_losses])
     trial.set_attr("overfit_at", [i + 1 for i in history.overfit_at])  # as reported steps
     trial.set_attr("stopped_early", history.stopped_early)
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
