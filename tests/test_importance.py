@@ -104,6 +104,20 @@ def test_only_complete_trials_count_and_the_rest_are_counted() -> None:
         importance(trials, SPACE, options=PedAnovaOptions())
 
 
+def test_the_design_encodes_as_the_space_does() -> None:
+    space = ts.Space({
+        "f": ts.Float(0.5, 8.0), "flog": ts.Float(1e-4, 1.0, log=True), "fstep": ts.Float(0.0, 1.0, step=0.25),
+        "i": ts.Int(1, 9), "ilog": ts.Int(1, 1000, log=True), "istep": ts.Int(0, 20, step=5),
+        "c": ts.Categorical(["a", 3, None]), "cond": ts.Float(0, 1, when={"c": ["a"]}),
+    })
+    trials = random_trials(space, lambda p: 0.0, 200, 3)
+    d = design(trials, space, seed=0)
+    want = space.encode_many([t.params for t in trials])
+    active = ~np.isnan(want)
+    assert np.allclose(d.X[active], want[active], atol=1e-12)
+    assert 0.3 < d.columns[d.names.index("cond")].inactive < 0.9
+
+
 def test_a_conditional_parameter_counts_where_it_is_active_and_its_parent_for_the_switch() -> None:
     space = ts.Space({
         "kernel": ts.Categorical(["linear", "rbf"]),

@@ -130,7 +130,7 @@ def _ped_anova(d: Design, options: object, seed: int) -> Importances:
     assert isinstance(options, PedAnovaOptions)
     point, boot = ped_anova(d, options, seed)
     frac = _normalized(point)
-    spread = np.array([_normalized(b) for b in boot]).std(axis=0)
+    spread = np.array([_normalized(b) for b in boot]).std(axis=0) if len(boot) else np.zeros_like(frac)
     effects = [Effect((n,), float(frac[j]), float(spread[j])) for j, n in enumerate(d.names)]
     return Importances("ped-anova", _sorted(effects), (), len(d.y), d.left_out)
 

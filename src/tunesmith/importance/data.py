@@ -16,14 +16,18 @@ Notation (used by both methods):
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..space import Space
+from ..space import Param, Space
 from ..trial import Direction, FrozenTrial, TrialState
+
+ABSENT = object()  # a parameter missing from a trial (inactive)
 
 
 @dataclass(frozen=True)
@@ -85,22 +89,22 @@ def design(
     """
     names = _names(space, params)
     sign = Direction.parse(direction).sign()
-    kept: list[FrozenTrial] = []
-    left_out: Counter[str] = Counter()
-    for t in trials:
-        if t.state is not TrialState.COMPLETE:
-            left_out[t.state.value] += 1
-        elif not _fits(space, t):
-            left_out["outside the space"] += 1
-        else:
-            kept.append(t)
+    left_out: Counter[str] = Counter(t.state.value for t in trials if t.state is not TrialState.COMPLETE)
+    done = [t for t in trials if t.state is TrialState.COMPLETE]
+    known = set(space)
+    cols = [encode_column(space[n], [t.params.get(n, ABSENT) for t in done]) for n in names]
+    bad = np.array([not known.issuperset(t.params) for t in done], dtype=bool)
+    for n, (u, wrong) in zip(names, cols, strict=True):
+        bad |= wrong | (np.isnan(u) & (not space[n].when))  # an unconditional parameter is never absent
+    if bad.any():
+        left_out["outside the space"] += int(bad.sum())
+    kept = [t for t, b in zip(done, bad, strict=True) if not b]
     if len(kept) < min_trials:
         raise ValueError(
             f"importance needs at least {min_trials} complete trials, got {len(kept)} "
             f"(left out: {dict(left_out) or 'none'}); run more trials first"
         )
-    full = space.encode_many([t.params for t in kept])
-    X = full[:, [space.free.index(n) for n in names]]
+    X = np.stack([u[~bad] for u, _ in cols], axis=1)
     columns = tuple(_column(space, n, X[:, j]) for j, n in enumerate(names))
     rng = np.random.default_rng(seed)
     for j, c in enumerate(columns):
@@ -108,6 +112,52 @@ def design(
         X[holes, j] = c.draw(rng, int(holes.sum()))
     y = np.array([sign * float(t.value) for t in kept])  # type: ignore[arg-type]
     return Design(X, y, columns, dict(left_out))
+
+
+def encode_column(p: Param, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One parameter's values (:data:`ABSENT` where inactive) on its unit scale, as
+    :meth:`Param.to_unit` (NaN where absent),
+    for many trials at once, and which values do not fit it."""
+    present = np.array([v is not ABSENT for v in values], dtype=bool)
+    if p.kind == "categorical":
+        return _encode_choices(p, values, present)
+    x = np.full(len(values), np.nan)
+    wrong = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if v is not ABSENT:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                x[i] = float(v)
+            else:
+                wrong[i] = True
+    lo, hi = float(p.low), float(p.high)  # type: ignore[attr-defined]
+    slack = 1e-9 * max(1.0, abs(lo), abs(hi))
+    wrong |= present & ~wrong & ((x < lo - slack) | (x > hi + slack))
+    return _unit(p, x, lo, hi), wrong
+
+
+def _unit(p: Param, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if p.kind == "int" and getattr(p, "log", False):  # bins of equal log width around each integer
+        a, b = np.log(lo - 0.5), np.log(hi + 0.5)
+        return np.clip((np.log(np.round(x)) - a) / (b - a), 0.0, 1.0)
+    if math.isfinite(p.n_values):  # a step: the middle of its level's bin
+        step = float(p.step)  # type: ignore[attr-defined]
+        return (np.round((x - lo) / step) + 0.5) / p.n_values
+    if getattr(p, "log", False):
+        return np.clip((np.log(x) - math.log(lo)) / (math.log(hi) - math.log(lo)), 0.0, 1.0)
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _encode_choices(p: Param, values: list[Any], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.full(len(values), np.nan)
+    wrong = np.zeros(len(values), dtype=bool)
+    k = int(p.n_values)
+    for i, v in enumerate(values):
+        if present[i]:
+            try:
+                x[i] = (p.index(v) + 0.5) / k  # type: ignore[attr-defined]
+            except (ValueError, TypeError):
+                wrong[i] = True
+    return x, wrong
 
 
 def _names(space: Space, params: Sequence[str] | None) -> tuple[str, ...]:
@@ -121,14 +171,6 @@ def _names(space: Space, params: Sequence[str] | None) -> tuple[str, ...]:
     if not names:
         raise ValueError("importance needs at least one free (searched) parameter; the space has none")
     return names
-
-
-def _fits(space: Space, t: FrozenTrial) -> bool:
-    try:
-        space.validate(t.params)
-    except (ValueError, TypeError):
-        return False
-    return True
 
 
 def _column(space: Space, name: str, values: np.ndarray) -> Column:

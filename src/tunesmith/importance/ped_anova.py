@@ -40,47 +40,64 @@ class PedAnovaOptions:
             )
         if self.bins < 2:
             raise ValueError(f"bins must be >= 2, got {self.bins}")
+        if self.n_bootstrap < 0:
+            raise ValueError(f"n_bootstrap must be >= 0 (0: no band), got {self.n_bootstrap}")
 
 
 def ped_anova(design: Design, options: PedAnovaOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pearson divergences (D,) of the trials, and (n_bootstrap, D) of resampled ones."""
+    """Pearson divergences (D,) of the trials, and (n_bootstrap, D) of resampled ones.
+
+    Each density is a mixture of its trials' kernels (rows of ``K``, (n, cells)), so a set
+    of trials is a weight vector over the region: ``p = w @ K``. A resample reuses the
+    kernels (bandwidths of the full sample) with its own counts as weights.
+    """
     order = np.argsort(design.y, kind="stable")
-    region = order[: max(2, int(np.ceil(options.region_quantile * len(order))))]
-    X = design.X[region]  # best first
-    point = _divergences(X, design.columns, options)
-    rng = np.random.default_rng(seed)
-    boot = [_divergences(X[np.sort(rng.integers(0, len(X), len(X)))], design.columns, options)
-            for _ in range(options.n_bootstrap)]
-    return point, np.array(boot).reshape(options.n_bootstrap, len(design.columns))
+    X = design.X[order[: max(2, int(np.ceil(options.region_quantile * len(order))))]]  # the region, best first
+    n = len(X)
+    n_good = max(2, int(np.ceil(options.target_quantile / options.region_quantile * n)))
+    weights_good = np.zeros((1 + options.n_bootstrap, n))
+    weights_all = np.zeros_like(weights_good)
+    weights_good[0, :n_good] = 1.0
+    weights_all[0] = 1.0
+    picks = np.sort(np.random.default_rng(seed).integers(0, n, (options.n_bootstrap, n)), axis=1)
+    rows = np.arange(options.n_bootstrap)[:, None] + 1
+    np.add.at(weights_good, (rows, picks[:, :n_good]), 1.0)
+    np.add.at(weights_all, (rows, picks), 1.0)
+    weights_good /= n_good
+    weights_all /= n
+    div = np.stack([_divergence(X[:, j], n_good, c, options, weights_good, weights_all)
+                    for j, c in enumerate(design.columns)], axis=1)
+    return div[0], div[1:]
 
 
-def _divergences(X: np.ndarray, columns: tuple[Column, ...], options: PedAnovaOptions) -> np.ndarray:
-    """``X``: the region's rows, best first (repeats allowed)."""
-    n_good = max(2, int(np.ceil(options.target_quantile / options.region_quantile * len(X))))
-    return np.array([_pearson(_density(X[:n_good, j], c, options), _density(X[:, j], c, options))
-                     for j, c in enumerate(columns)])
-
-
-def _pearson(p: np.ndarray, q: np.ndarray) -> float:
-    q = np.maximum(q, 1e-12)
-    return float(max(0.0, np.sum(p * p / q) - 1.0))
-
-
-def _density(x: np.ndarray, column: Column, options: PedAnovaOptions) -> np.ndarray:
-    """The distribution of ``x`` over the column's cells."""
+def _divergence(x: np.ndarray, n_good: int, column: Column, options: PedAnovaOptions,
+                w_good: np.ndarray, w_all: np.ndarray) -> np.ndarray:
+    """Pearson divergence of each weighting's good set from its whole set, (weightings,)."""
     if column.choices:
-        return _categorical(x, column.choices, options.prior)
-    return _gaussian(x, options.bins)
+        k = _one_hot(x, column.choices)
+        p, q = _smooth(w_good @ k, options.prior, n_good), _smooth(w_all @ k, options.prior, len(x))
+    else:
+        p = w_good @ _gaussian(x, _bandwidth(x[:n_good], options.bins), options.bins)
+        q = w_all @ _gaussian(x, _bandwidth(x, options.bins), options.bins)
+    return np.maximum(0.0, np.sum(p * p / np.maximum(q, 1e-12), axis=1) - 1.0)
 
 
-def _gaussian(x: np.ndarray, bins: int) -> np.ndarray:
+def _bandwidth(x: np.ndarray, bins: int) -> float:
+    """Scott's rule, at least one cell."""
+    return max(1.06 * float(np.std(x)) * len(x) ** -0.2, 1.0 / bins)
+
+
+def _gaussian(x: np.ndarray, h: float, bins: int) -> np.ndarray:
+    """Each value's Gaussian kernel over the cells, cut to [0, 1] (rows sum to 1)."""
     centers = (np.arange(bins) + 0.5) / bins
-    h = max(1.06 * float(np.std(x)) * len(x) ** -0.2, 1.0 / bins)
     k = np.exp(-0.5 * ((centers[None, :] - x[:, None]) / h) ** 2)
-    return (k / k.sum(axis=1, keepdims=True)).mean(axis=0)
+    return k / k.sum(axis=1, keepdims=True)
 
 
-def _categorical(x: np.ndarray, choices: int, prior: float) -> np.ndarray:
-    counts = np.bincount(np.minimum((x * choices).astype(int), choices - 1), minlength=choices)
-    p = counts + prior / choices
-    return p / p.sum()
+def _one_hot(x: np.ndarray, choices: int) -> np.ndarray:
+    return np.eye(choices)[np.minimum((x * choices).astype(int), choices - 1)]
+
+
+def _smooth(shares: np.ndarray, prior: float, size: int) -> np.ndarray:
+    """Shares of ``size`` trials over the choices, with ``prior`` pseudo-trials spread evenly."""
+    return (shares * size + prior / shares.shape[1]) / (size + prior)
