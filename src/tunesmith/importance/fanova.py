@@ -7,11 +7,16 @@ side along each column):
 
 - ``vol = prod_j m[:, j]``, ``f0 = sum vol * v``, ``V = sum vol * (v - f0)^2``;
 - column ``d`` is cut by the tree's thresholds into intervals ``k`` of measure
-  ``w_k``; ``M_d`` (L, K) says which leaves cover which interval; the marginal
-  ``a_d = M_d^T (v * vol / m[:, d])`` and the main effect
+  ``w_k``; each leaf covers a run of them; the marginal ``a_d[k]`` is the sum of
+  ``v * vol / m[:, d]`` over the leaves covering ``k`` and the main effect
   ``V_d = sum_k w_k (a_d[k] - f0)^2``;
-- for a pair (d, e): ``a_de = M_d^T diag(v * vol / (m_d m_e)) M_e`` and
+- for a pair (d, e), a leaf covers a rectangle of the (K_d, K_e) grid:
+  ``a_de[k, l]`` sums ``v * vol / (m_d m_e)`` over the leaves covering (k, l) and
   ``V_de = sum w_k w_l (a_de - a_d - a_e + f0)^2``.
+
+Both sums over covering leaves are difference arrays (a +/- at each run's ends, then
+cumulative sums), so a tree costs O(L D + sum_d K_d) for the main effects and
+O(L + K_d K_e) per pair.
 
 Every sum runs over the tree's own partition, so nothing is sampled. Each tree
 gives fractions ``V_d / V`` and ``V_de / V``; the estimate is their mean over the
@@ -114,8 +119,8 @@ def tree_effects(tree: Any, columns: tuple[Column, ...], *, pairs: bool) -> Tree
     cuts = [_intervals(lo[:, d], hi[:, d], c) for d, c in enumerate(columns)]
     marg = []
     for d in range(D):
-        cover, w = cuts[d]
-        a = (v * _without(m, (d,))) @ cover
+        start, end, w = cuts[d]
+        a = _ranges(start, end, v * _without(m, (d,)), w.size)
         main[d] = w @ (a - f0) ** 2 / total
         marg.append(a)
     if pairs:
@@ -125,16 +130,19 @@ def tree_effects(tree: Any, columns: tuple[Column, ...], *, pairs: bool) -> Tree
     return TreeEffects(main, pair)
 
 
-def _intervals(lo: np.ndarray, hi: np.ndarray, column: Column) -> tuple[np.ndarray, np.ndarray]:
-    """The column's cut into the tree's intervals of positive measure: which leaves
-    cover each (L, K) and their measures (K,)."""
+def _intervals(lo: np.ndarray, hi: np.ndarray, column: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The column cut at every leaf boundary into intervals ``(p_k, p_k+1]``: each leaf
+    covers the intervals ``start <= k < end`` (two (L,) index arrays); their measures (K,)."""
     points = np.unique(np.concatenate([lo, hi]))
-    a, b = points[:-1], points[1:]
-    w = column.measure(a, b)
-    keep = w > 0
-    a, b, w = a[keep], b[keep], w[keep]
-    cover = (lo[:, None] <= a[None, :]) & (hi[:, None] >= b[None, :])
-    return cover.astype(float), w
+    w = column.measure(points[:-1], points[1:])
+    return np.searchsorted(points, lo), np.searchsorted(points, hi), w
+
+
+def _ranges(start: np.ndarray, end: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
+    """``sum of weight over the leaves covering interval k``, for every k (K,): a
+    difference array, O(L + K)."""
+    acc = np.bincount(start, weights=weight, minlength=k + 1) - np.bincount(end, weights=weight, minlength=k + 1)
+    return np.cumsum(acc)[:k]
 
 
 def _without(m: np.ndarray, skip: tuple[int, ...]) -> np.ndarray:
@@ -144,9 +152,14 @@ def _without(m: np.ndarray, skip: tuple[int, ...]) -> np.ndarray:
     return m[:, keep].prod(axis=1)
 
 
-def _pair(weight: np.ndarray, cut_d: tuple[np.ndarray, np.ndarray], cut_e: tuple[np.ndarray, np.ndarray],
-          a_d: np.ndarray, a_e: np.ndarray, f0: float) -> float:
-    (cover_d, w_d), (cover_e, w_e) = cut_d, cut_e
-    joint = cover_d.T @ (weight[:, None] * cover_e)
+def _pair(weight: np.ndarray, cut_d: tuple[np.ndarray, np.ndarray, np.ndarray],
+          cut_e: tuple[np.ndarray, np.ndarray, np.ndarray], a_d: np.ndarray, a_e: np.ndarray, f0: float) -> float:
+    """V_de: the joint marginal over the (K_d, K_e) grid from a 2-D difference array."""
+    (s_d, e_d, w_d), (s_e, e_e, w_e) = cut_d, cut_e
+    kd, ke = w_d.size, w_e.size
+    flat = np.zeros((kd + 1) * (ke + 1))
+    for rows, cols, sign in ((s_d, s_e, 1.0), (e_d, s_e, -1.0), (s_d, e_e, -1.0), (e_d, e_e, 1.0)):
+        flat += sign * np.bincount(rows * (ke + 1) + cols, weights=weight, minlength=flat.size)
+    joint = flat.reshape(kd + 1, ke + 1).cumsum(axis=0).cumsum(axis=1)[:kd, :ke]
     resid = joint - a_d[:, None] - a_e[None, :] + f0
     return float(w_d @ resid**2 @ w_e)

@@ -94,7 +94,7 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
 def _markers(ax: Any, s: Series, c: Chart) -> None:
     size = 120 if s.marker == "*" else 16
     if s.colors is not None:
-        sc = ax.scatter(list(s.x), list(s.y), c=list(s.colors), cmap="Blues", s=size, marker=s.marker or "o",
+        sc = ax.scatter(list(s.x), list(s.y), c=list(s.colors), cmap="viridis", s=size, marker=s.marker or "o",
                         edgecolors="#333333", linewidths=0.3, label=s.label, gid=s.gid, zorder=3)
         ax.figure.colorbar(sc, ax=ax, label=c.color_label or "")
     else:

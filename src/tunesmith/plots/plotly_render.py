@@ -28,7 +28,8 @@ def to_plotly(record: Record) -> Any:
         fig = _diagram(go, record)
     else:
         fig = _chart(go, record)
-    fig.update_layout(title=record.title, template="plotly_white", margin={"l": 60, "r": 30, "t": 60, "b": 50})
+    top = 110 if isinstance(record, Parallel) else 60
+    fig.update_layout(title=record.title, template="plotly_white", margin={"l": 60, "r": 30, "t": top, "b": 50})
     if record.empty:
         fig.add_annotation(text=record.message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
@@ -46,6 +47,8 @@ def _chart(go: Any, c: Chart) -> Any:
         if s.mode == "vline":
             for x in s.x:
                 fig.add_vline(x=x, line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid")})
+    if any(s.colors is not None or s.mode == "contour" for s in c.series):  # a colour bar on the right
+        fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
     fig.update_xaxes(title=c.x_label, type="log" if c.log_x else None)
     fig.update_yaxes(title=c.y_label, type="log" if c.log_y else None)
     return fig
@@ -64,7 +67,7 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
     if s.mode == "markers":
         marker: dict[str, Any] = {"symbol": SYMBOLS.get(s.marker, "circle"), "size": 11 if s.marker == "*" else 6}
         if s.colors is not None:
-            marker.update(color=list(s.colors), colorscale="Blues", showscale=True,
+            marker.update(color=list(s.colors), colorscale="Viridis", showscale=True,
                           colorbar={"title": c.color_label or ""})
         else:
             marker.update(color=s.color, line={"width": 0.5, "color": "#333333"})
