@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..exceptions import TunesmithError
-from . import commands, worker
+from . import commands, insight, worker
 from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
 
 
@@ -34,8 +34,13 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("studies", "list the studies in a storage", commands.add_storage_arg, commands.cmd_studies),
     Subcommand("show", "print a study's best trials as a table", commands.add_show_args, commands.cmd_show),
     Subcommand("export", "write a study's trials as CSV or JSON", commands.add_export_args, commands.cmd_export),
-    Subcommand("plot", "draw a study's learning curves or history to an image file",
-               commands.add_plot_args, commands.cmd_plot),
+    Subcommand("plot", "draw a study's plots to an HTML or image file (--kind: curves, history, parallel, "
+               "slice, contour, importance, overfitting, process)", insight.add_plot_args, insight.cmd_plot),
+    Subcommand("importance", "which parameters matter (fANOVA or PED-ANOVA)", insight.add_importance_args,
+               insight.cmd_importance),
+    Subcommand("compare", "run grid, random and Bayesian search (and others) on a study file and draw them",
+               insight.add_compare_args, insight.cmd_compare),
+    Subcommand("report", "write a study's self-contained HTML report", insight.add_report_args, insight.cmd_report),
     Subcommand("worker", "join an existing study from this machine (storage shared by URL)",
                worker.add_worker_args, worker.cmd_worker),
 ]

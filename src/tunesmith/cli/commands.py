@@ -1,4 +1,5 @@
-"""The subcommands run, studies, show, export, plot (one pair of functions each; worker is in worker.py)."""
+"""The subcommands run, studies, show, export (one pair of functions each; worker is in worker.py; plot,
+importance, compare and report in insight.py)."""
 
 from __future__ import annotations
 
@@ -60,15 +61,6 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     add_storage_arg(p)
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
-
-
-def add_plot_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="the study's name")
-    add_storage_arg(p)
-    p.add_argument("--kind", choices=["curves", "history"], default="curves",
-                   help="curves: every trial's reports by step (default); history: values by trial")
-    p.add_argument("--output", "-o", required=True, help="image file to write (.png, .svg, .pdf)")
-    p.add_argument("--log-y", action="store_true", help="logarithmic value axis")
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -197,24 +189,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {len(study.trials)} trials of {study.name!r} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    try:
-        import matplotlib
-    except ImportError:
-        print("tunesmith plot needs matplotlib: pip install 'tunesmith[plots]'", file=sys.stderr)
-        return 2
-    matplotlib.use("Agg")  # a file, never a window
-    from .. import plots
-
-    study = _load(args.name, args.storage)
-    draw = plots.learning_curves if args.kind == "curves" else plots.history
-    ax = draw(study, log_y=args.log_y)
-    ax.figure.tight_layout()
-    ax.figure.savefig(args.output, dpi=120)
-    print(f"wrote the {args.kind} of {study.name!r} ({len(study.trials)} trials) to {args.output}", file=sys.stderr)
     return 0
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError
+from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, make_sampler
 from ..space import Space
@@ -250,6 +251,13 @@ class Study:
         except ImportError:
             raise ImportError("to_dataframe needs pandas: pip install 'tunesmith[sklearn]'") from None
         return pd.DataFrame(trial_rows(self.trials, self.space))
+
+    def importance(self, method: str = "fanova", *, params: Sequence[str] | None = None, seed: int = 0,
+                   options: Any = None) -> Importances:
+        """Which parameters matter: :func:`tunesmith.importance.importance` on this study's
+        trials ("fanova": shares of the variance; "ped-anova": what sets the good trials apart)."""
+        return importance(self.trials, self.space, method=method, direction=self.direction, params=params,
+                          seed=seed, options=options)
 
     # -- ask / tell ----------------------------------------------------------------------
     def enqueue(

@@ -202,6 +202,7 @@ def objective(
             configuration between folds; the value is the mean over folds and
             ``trial.attrs["cv"]`` holds every fold's value and their spread.
     Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
+    "best_step" (the reported step of the best validation, whose checkpoint is restored),
     "overfit_at" (the reported step where the smoothed generalization gap began
     its sustained rise, or None: :class:`History`), "curves" (training loss,
     validation loss and smoothed gap by step), "stopped_early" and "samples_per_s"
@@ -264,6 +265,7 @@ def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
     if history.last_checkpoint is not None and not Path(history.last_checkpoint).is_file():
         trial.set_attr("checkpoint", None)  # retired: nothing resumes a finished trial
     trial.set_attr("best_checkpoint", history.best_checkpoint if kept_best else None)
+    trial.set_attr("best_step", None if history.best_index is None else history.best_index + 1)
     at = history.overfit_at
     trial.set_attr("overfit_at", None if at is None else at + 1)  # as a reported step
     trial.set_attr("curves", history.curves())

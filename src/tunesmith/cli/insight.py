@@ -1,0 +1,170 @@
+"""The subcommands that look at a study: importance, plot, compare, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from ..importance import METHODS, Importances
+from ..storage import make_storage
+from ..study import Study
+from .studyfile import DEFAULT_STORAGE
+
+
+def load(name: str, url: str) -> Study:
+    return Study.load(name, make_storage(url))
+
+
+def _study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default: {DEFAULT_STORAGE})")
+
+
+# -- importance ---------------------------------------------------------------------------------
+
+
+def add_importance_args(p: argparse.ArgumentParser) -> None:
+    _study_args(p)
+    p.add_argument("--method", choices=METHODS, default="fanova",
+                   help="fanova: shares of the variance (default); ped-anova: what sets the good trials apart")
+    p.add_argument("--seed", type=int, default=0, help="seed of the forest / the bootstrap (default 0)")
+    p.add_argument("--pairs", type=int, default=5, help="how many pairs to list (fanova; default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def cmd_importance(args: argparse.Namespace) -> int:
+    study = load(args.name, args.storage)
+    imp = study.importance(args.method, seed=args.seed)
+    if args.json:
+        print(json.dumps(imp.to_dict(), indent=2))
+        return 0
+    Console().print(importance_table(study.name, imp, args.pairs))
+    return 0
+
+
+def importance_table(name: str, imp: Importances, pairs: int) -> Table:
+    left = ", ".join(f"{n} {s}" for s, n in imp.left_out.items())
+    table = Table(title=f"{name}: importance ({imp.method}, {imp.n_trials} complete trials"
+                        f"{'; left out: ' + left if left else ''})")
+    for col in ("parameter", "fraction", "± band", ""):
+        table.add_column(col, justify="left" if col in ("parameter", "") else "right")
+    for e in [*imp.main, *imp.interactions[:pairs]]:
+        table.add_row(e.label, f"{e.fraction:.3f}", f"{e.std:.3f}", "█" * round(40 * max(e.fraction, 0.0)))
+    return table
+
+
+# -- plot ---------------------------------------------------------------------------------------
+
+
+def add_plot_args(p: argparse.ArgumentParser) -> None:
+    from ..plots import KINDS
+
+    _study_args(p)
+    kinds = "; ".join(f"{k}: {help_}" for k, (help_, _) in KINDS.items())
+    p.add_argument("--kind", choices=list(KINDS), default="curves", metavar="KIND",
+                   help=f"what to draw (default curves). {kinds}")
+    p.add_argument("--output", "-o", required=True,
+                   help="file to write: .html (interactive, opens offline) or .png, .svg, .pdf")
+    p.add_argument("--params", help="comma-separated parameters (parallel, slice, contour; default all)")
+    p.add_argument("--trial", type=int, help="the trial's number (overfitting; default the best)")
+    p.add_argument("--log-y", action="store_true", help="logarithmic value axis (curves, history)")
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .. import plots
+
+    study = load(args.name, args.storage)
+    params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
+    records = plots.records_of(study, args.kind, log_y=args.log_y, params=params, trial=args.trial)
+    return write_records(records, args.output, f"the {args.kind} of {study.name!r}")
+
+
+def write_records(records: list, output: str, what: str) -> int:
+    """Write what can be drawn; nothing to draw: say why and return 1."""
+    from .. import plots
+
+    drawn = [r for r in records if not r.empty]
+    if not drawn:
+        why = "; ".join(sorted({r.message or "" for r in records})) or "no records"
+        print(f"nothing to draw for {what}: {why}", file=sys.stderr)
+        return 1
+    _mpl_to_file(output)
+    plots.save(drawn, output)
+    print(f"wrote {what} ({_describe(drawn)}) to {output}", file=sys.stderr)
+    return 0
+
+
+def _describe(records: list) -> str:
+    return "; ".join(r.title for r in records[:3]) + (f"; and {len(records) - 3} more" if len(records) > 3 else "")
+
+
+def _mpl_to_file(output: str) -> None:
+    if not output.lower().endswith((".html", ".htm")):
+        import matplotlib
+
+        matplotlib.use("Agg")  # a file, never a window
+
+
+# -- compare ------------------------------------------------------------------------------------
+
+
+def add_compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study_file", metavar="STUDY.yaml", help="the study file: its objective, space and direction")
+    p.add_argument("--samplers", default="grid,random,bayes",
+                   help="comma-separated samplers to run (default grid,random,bayes; also sobol, tpe, auto)")
+    p.add_argument("--budget", type=int, default=30, help="trials per run (default 30)")
+    p.add_argument("--seeds", type=int, default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
+    p.add_argument("--output", "-o", required=True, help="chart to write: .html, .png, .svg or .pdf")
+    p.add_argument("--log-y", action="store_true", help="logarithmic value axis")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ..plots import comparison, run_samplers
+    from .studyfile import StudyFile
+
+    sf = StudyFile.load(args.study_file)
+    space = sf.build_space()
+    if space is None:
+        raise ValueError(f"{args.study_file}: compare needs the study file's space: to run the samplers on it")
+    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    direction = sf.direction or "minimize"
+    runs = run_samplers(sf.load_objective(), space, samplers=samplers, budget=args.budget,
+                        seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
+    chart = comparison(runs, direction=direction, log_y=args.log_y,
+                       title=f"{sf.name}: best so far, {args.budget} trials, {args.seeds} seeds")
+    Console().print(_compare_table(runs, direction))
+    return write_records([chart], args.output, f"the comparison of {', '.join(samplers)}")
+
+
+def _compare_table(runs: dict, direction: str) -> Table:
+    sign = -1.0 if direction == "maximize" else 1.0
+    table = Table(title=f"best value after the budget ({direction})")
+    for col in ("sampler", "median", "best", "worst", "runs"):
+        table.add_column(col, justify="left" if col == "sampler" else "right")
+    for name, studies in runs.items():
+        bests = sorted((s.best_value for s in studies if s.trials_in("complete")), key=lambda v: sign * v)
+        if bests:
+            table.add_row(name, f"{bests[len(bests) // 2]:.6g}", f"{bests[0]:.6g}", f"{bests[-1]:.6g}", str(len(bests)))
+    return table
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def add_report_args(p: argparse.ArgumentParser) -> None:
+    _study_args(p)
+    p.add_argument("--output", "-o", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--top", type=int, default=10, help="best trials in the table (default 10)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import write_report
+
+    study = load(args.name, args.storage)
+    path = write_report(study, args.output, top=args.top)
+    print(f"wrote the report of {study.name!r} ({len(study.trials)} trials) to {path}", file=sys.stderr)
+    return 0

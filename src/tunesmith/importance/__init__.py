@@ -1,0 +1,147 @@
+"""Which hyperparameters matter: pure functions from trial records and a space to importances.
+
+    from tunesmith.importance import importance
+    imp = importance(study.trials, study.space, method="fanova", direction=study.direction)
+    imp.fractions            # {"lr": 0.61, "batch_size": 0.22, ...}, largest first
+    imp.interactions         # pairs (fANOVA only)
+
+Two methods:
+
+- ``"fanova"``: the share of the objective's variance over the whole space that each
+  parameter explains alone (main effect) and each pair explains together beyond
+  their main effects, on a random-forest model of the trials, computed exactly over
+  the trees' partitions; the band is the spread over the trees.
+- ``"ped-anova"``: among the good trials (best ``target_quantile``), how far each
+  parameter's values are from its spread over all trials; the band is the spread
+  over bootstrap resamples.
+
+Only complete trials count (a failed trial has no value; a pruned one stopped at a
+smaller budget). Importances are measured on each parameter's own scale: uniform in
+log for a log parameter, over the choices for a categorical; where a conditional
+parameter is inactive it does not matter, and its parent carries the difference
+that switching it off makes (see :mod:`.data`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..space import Space
+from ..trial import Direction, FrozenTrial
+from .data import Design, design
+from .fanova import FanovaOptions, fanova
+from .ped_anova import PedAnovaOptions, ped_anova
+
+METHODS = ("fanova", "ped-anova")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """The importance of one parameter (``names`` of length 1) or a pair: its fraction
+    and the band's half-width (a standard deviation)."""
+
+    names: tuple[str, ...]
+    fraction: float
+    std: float
+
+    @property
+    def label(self) -> str:
+        return " x ".join(self.names)
+
+
+@dataclass(frozen=True)
+class Importances:
+    """The result: main effects (largest first), pairs (fANOVA), what was used."""
+
+    method: str
+    main: tuple[Effect, ...]
+    interactions: tuple[Effect, ...] = ()
+    n_trials: int = 0
+    left_out: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def fractions(self) -> dict[str, float]:
+        return {e.names[0]: e.fraction for e in self.main}
+
+    def __getitem__(self, name: str) -> float:
+        return self.fractions[name]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "method": self.method, "n_trials": self.n_trials, "left_out": dict(self.left_out),
+            "main": [{"param": e.names[0], "fraction": e.fraction, "std": e.std} for e in self.main],
+            "interactions": [{"params": list(e.names), "fraction": e.fraction, "std": e.std}
+                             for e in self.interactions],
+        }
+
+
+def importance(
+    trials: Sequence[FrozenTrial],
+    space: Space,
+    *,
+    method: str = "fanova",
+    direction: Direction | str = Direction.MINIMIZE,
+    params: Sequence[str] | None = None,
+    seed: int = 0,
+    options: FanovaOptions | PedAnovaOptions | None = None,
+) -> Importances:
+    """Importances of ``params`` (default: every free parameter) from ``trials``.
+
+    ``options``: :class:`FanovaOptions` or :class:`PedAnovaOptions` (defaults when None).
+    Raises ValueError with fewer than 2 complete trials (ped-anova: 10).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown importance method {method!r}; choose one of {list(METHODS)}")
+    d = design(trials, space, direction=direction, params=params, min_trials=2 if method == "fanova" else 10,
+               seed=seed)
+    if method == "fanova":
+        return _fanova(d, _options(options, FanovaOptions), seed)
+    return _ped_anova(d, _options(options, PedAnovaOptions), seed)
+
+
+def _options(given: object, kind: type) -> object:
+    if given is None:
+        return kind()
+    if not isinstance(given, kind):
+        raise TypeError(f"options for this method are a {kind.__name__}, got {type(given).__name__}")
+    return given
+
+
+def _fanova(d: Design, options: object, seed: int) -> Importances:
+    assert isinstance(options, FanovaOptions)
+    trees = fanova(d, options, seed)
+    D = len(d.columns)
+    if not trees:  # every tree constant: the objective did not vary
+        main = np.zeros((1, D))
+        pairs = np.zeros((1, D, D))
+    else:
+        main = np.array([t.main for t in trees])
+        pairs = np.array([t.pairs for t in trees])
+    effects = [Effect((n,), float(main[:, j].mean()), float(main[:, j].std())) for j, n in enumerate(d.names)]
+    inter = [Effect((d.names[a], d.names[b]), float(pairs[:, a, b].mean()), float(pairs[:, a, b].std()))
+             for a in range(D) for b in range(a + 1, D)] if options.pairs else []
+    return Importances("fanova", _sorted(effects), _sorted(inter), len(d.y), d.left_out)
+
+
+def _ped_anova(d: Design, options: object, seed: int) -> Importances:
+    assert isinstance(options, PedAnovaOptions)
+    point, boot = ped_anova(d, options, seed)
+    frac = _normalized(point)
+    spread = np.array([_normalized(b) for b in boot]).std(axis=0) if len(boot) else np.zeros_like(frac)
+    effects = [Effect((n,), float(frac[j]), float(spread[j])) for j, n in enumerate(d.names)]
+    return Importances("ped-anova", _sorted(effects), (), len(d.y), d.left_out)
+
+
+def _normalized(x: np.ndarray) -> np.ndarray:
+    total = float(x.sum())
+    return x / total if total > 0 else np.zeros_like(x)
+
+
+def _sorted(effects: list[Effect]) -> tuple[Effect, ...]:
+    return tuple(sorted(effects, key=lambda e: -e.fraction))
+
+
+__all__ = ["METHODS", "Effect", "FanovaOptions", "Importances", "PedAnovaOptions", "importance"]

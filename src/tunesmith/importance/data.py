@@ -1,0 +1,179 @@
+"""Trials to a design matrix: which trials count, and how each parameter is measured.
+
+Notation (used by both methods):
+
+- ``X``: array (n, D), one row per complete trial, one column per free parameter,
+  on the parameter's unit scale (log parameters on their log scale, integers at
+  their position, a categorical's choice ``i`` of ``k`` at ``(i + 0.5) / k``). Where a
+  conditional parameter is inactive the objective does not depend on it, so its
+  entry is drawn at random from its reference measure: it then carries nothing, and
+  its parent (whose value switched it off) carries the difference it makes.
+- ``y``: array (n,), the objective as a loss (``sign * value``: smaller is better).
+- the reference measure of column ``d``: uniform on [0, 1] for numeric parameters,
+  uniform over the ``k`` choices for a categorical. Importances are fractions of variance under this
+  measure (fANOVA) or divergences from it (PED-ANOVA).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..space import Param, Space
+from ..trial import Direction, FrozenTrial, TrialState
+
+ABSENT = object()  # a parameter missing from a trial (inactive)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One parameter's column: its name, its choices (0 for numeric) and the share of
+    trials in which it was inactive (0 for an unconditional parameter; then drawn)."""
+
+    name: str
+    choices: int
+    inactive: float
+
+    def atoms(self) -> np.ndarray:
+        """Positions of a categorical's choices on the unit scale."""
+        return (np.arange(self.choices) + 0.5) / self.choices
+
+    def measure(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Reference measure of the intervals (lo, hi] (arrays of the same shape)."""
+        if self.choices:
+            a = self.atoms()
+            inside = ((a > lo[..., None]) & (a <= hi[..., None])).sum(axis=-1) / self.choices
+        else:
+            inside = np.clip(np.minimum(hi, 1.0) - np.maximum(lo, 0.0), 0.0, None)
+        return inside.astype(float)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` values from the reference measure."""
+        return self.atoms()[rng.integers(0, self.choices, n)] if self.choices else rng.random(n)
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the methods read: X, y (a loss), the columns, and what was left out."""
+
+    X: np.ndarray
+    y: np.ndarray
+    columns: tuple[Column, ...]
+    left_out: dict[str, int]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+def design(
+    trials: Sequence[FrozenTrial],
+    space: Space,
+    *,
+    direction: Direction | str = Direction.MINIMIZE,
+    params: Sequence[str] | None = None,
+    min_trials: int = 2,
+    seed: int = 0,
+) -> Design:
+    """The complete trials as X and y.
+
+    Only complete trials count: a failed trial has no value, and a pruned trial's
+    value is its last report at a smaller budget, not comparable with the others.
+    Trials whose parameters do not fit ``space`` (another space's trials) are left
+    out too; ``left_out`` counts each reason.
+    """
+    names = _names(space, params)
+    sign = Direction.parse(direction).sign()
+    left_out: Counter[str] = Counter(t.state.value for t in trials if t.state is not TrialState.COMPLETE)
+    done = [t for t in trials if t.state is TrialState.COMPLETE]
+    known = set(space)
+    cols = [encode_column(space[n], [t.params.get(n, ABSENT) for t in done]) for n in names]
+    bad = np.array([not known.issuperset(t.params) for t in done], dtype=bool)
+    for n, (u, wrong) in zip(names, cols, strict=True):
+        bad |= wrong | (np.isnan(u) & (not space[n].when))  # an unconditional parameter is never absent
+    if bad.any():
+        left_out["outside the space"] += int(bad.sum())
+    kept = [t for t, b in zip(done, bad, strict=True) if not b]
+    if len(kept) < min_trials:
+        raise ValueError(
+            f"importance needs at least {min_trials} complete trials, got {len(kept)} "
+            f"(left out: {dict(left_out) or 'none'}); run more trials first"
+        )
+    X = np.stack([u[~bad] for u, _ in cols], axis=1)
+    columns = tuple(_column(space, n, X[:, j]) for j, n in enumerate(names))
+    rng = np.random.default_rng(seed)
+    for j, c in enumerate(columns):
+        holes = np.isnan(X[:, j])
+        X[holes, j] = c.draw(rng, int(holes.sum()))
+    y = np.array([sign * float(t.value) for t in kept])  # type: ignore[arg-type]
+    return Design(X, y, columns, dict(left_out))
+
+
+def encode_column(p: Param, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One parameter's values (:data:`ABSENT` where inactive) on its unit scale, as
+    :meth:`Param.to_unit` (NaN where absent),
+    for many trials at once, and which values do not fit it."""
+    present = np.array([v is not ABSENT for v in values], dtype=bool)
+    if p.kind == "categorical":
+        return _encode_choices(p, values, present)
+    x = np.full(len(values), np.nan)
+    wrong = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if v is not ABSENT:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                x[i] = float(v)
+            else:
+                wrong[i] = True
+    lo, hi = float(p.low), float(p.high)  # type: ignore[attr-defined]
+    slack = 1e-9 * max(1.0, abs(lo), abs(hi))
+    wrong |= present & ~wrong & ((x < lo - slack) | (x > hi + slack))
+    return _unit(p, x, lo, hi), wrong
+
+
+def _unit(p: Param, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if p.kind == "int" and getattr(p, "log", False):  # bins of equal log width around each integer
+        a, b = np.log(lo - 0.5), np.log(hi + 0.5)
+        return np.clip((np.log(np.round(x)) - a) / (b - a), 0.0, 1.0)
+    if math.isfinite(p.n_values):  # a step: the middle of its level's bin
+        step = float(p.step)  # type: ignore[attr-defined]
+        return (np.round((x - lo) / step) + 0.5) / p.n_values
+    if getattr(p, "log", False):
+        return np.clip((np.log(x) - math.log(lo)) / (math.log(hi) - math.log(lo)), 0.0, 1.0)
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _encode_choices(p: Param, values: list[Any], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.full(len(values), np.nan)
+    wrong = np.zeros(len(values), dtype=bool)
+    k = int(p.n_values)
+    for i, v in enumerate(values):
+        if present[i]:
+            try:
+                x[i] = (p.index(v) + 0.5) / k  # type: ignore[attr-defined]
+            except (ValueError, TypeError):
+                wrong[i] = True
+    return x, wrong
+
+
+def _names(space: Space, params: Sequence[str] | None) -> tuple[str, ...]:
+    if params is None:
+        names = tuple(space.free)
+    else:
+        unknown = [p for p in params if p not in space.free]
+        if unknown:
+            raise ValueError(f"params {unknown} are not free parameters of the space; choose from {list(space.free)}")
+        names = tuple(params)
+    if not names:
+        raise ValueError("importance needs at least one free (searched) parameter; the space has none")
+    return names
+
+
+def _column(space: Space, name: str, values: np.ndarray) -> Column:
+    p = space[name]
+    choices = int(p.n_values) if p.kind == "categorical" else 0
+    return Column(name, choices, float(np.mean(np.isnan(values))))

@@ -1,0 +1,103 @@
+"""PED-ANOVA (Watanabe, Bansal & Hutter 2023): what matters among the good configurations.
+
+Of the trials in the region (the best ``region_quantile`` of them; 1.0: all), take the
+best ``target_quantile`` (the good ones). For each column ``d`` (see :mod:`.data`),
+``p_good`` and ``p_region`` are the distributions of its values in the two sets,
+estimated on ``bins`` equal cells of [0, 1] with a Gaussian kernel (Scott's
+bandwidth, cut to [0, 1]; a categorical's choices are its cells, smoothed by
+``prior`` pseudo-trials). The
+score is the Pearson divergence
+
+    PE_d = sum_cells p_good^2 / p_region - 1,
+
+zero when the good trials spread over ``d`` as all trials do, large when they
+gather in a small part of its range. Fractions are ``PE_d / sum PE``; the band is
+their standard deviation over ``n_bootstrap`` resamples of the trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import Column, Design
+
+
+@dataclass(frozen=True)
+class PedAnovaOptions:
+    target_quantile: float = 0.1
+    region_quantile: float = 1.0
+    bins: int = 50
+    prior: float = 1.0
+    n_bootstrap: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_quantile < self.region_quantile <= 1.0:
+            raise ValueError(
+                "need 0 < target_quantile < region_quantile <= 1, got "
+                f"target_quantile={self.target_quantile}, region_quantile={self.region_quantile}"
+            )
+        if self.bins < 2:
+            raise ValueError(f"bins must be >= 2, got {self.bins}")
+        if self.n_bootstrap < 0:
+            raise ValueError(f"n_bootstrap must be >= 0 (0: no band), got {self.n_bootstrap}")
+
+
+def ped_anova(design: Design, options: PedAnovaOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson divergences (D,) of the trials, and (n_bootstrap, D) of resampled ones.
+
+    Each density is a mixture of its trials' kernels (rows of ``K``, (n, cells)), so a set
+    of trials is a weight vector over the region: ``p = w @ K``. A resample reuses the
+    kernels (bandwidths of the full sample) with its own counts as weights.
+    """
+    order = np.argsort(design.y, kind="stable")
+    X = design.X[order[: max(2, int(np.ceil(options.region_quantile * len(order))))]]  # the region, best first
+    n = len(X)
+    n_good = max(2, int(np.ceil(options.target_quantile / options.region_quantile * n)))
+    weights_good = np.zeros((1 + options.n_bootstrap, n))
+    weights_all = np.zeros_like(weights_good)
+    weights_good[0, :n_good] = 1.0
+    weights_all[0] = 1.0
+    picks = np.sort(np.random.default_rng(seed).integers(0, n, (options.n_bootstrap, n)), axis=1)
+    rows = np.arange(options.n_bootstrap)[:, None] + 1
+    np.add.at(weights_good, (rows, picks[:, :n_good]), 1.0)
+    np.add.at(weights_all, (rows, picks), 1.0)
+    weights_good /= n_good
+    weights_all /= n
+    div = np.stack([_divergence(X[:, j], n_good, c, options, weights_good, weights_all)
+                    for j, c in enumerate(design.columns)], axis=1)
+    return div[0], div[1:]
+
+
+def _divergence(x: np.ndarray, n_good: int, column: Column, options: PedAnovaOptions,
+                w_good: np.ndarray, w_all: np.ndarray) -> np.ndarray:
+    """Pearson divergence of each weighting's good set from its whole set, (weightings,)."""
+    if column.choices:
+        k = _one_hot(x, column.choices)
+        p, q = _smooth(w_good @ k, options.prior, n_good), _smooth(w_all @ k, options.prior, len(x))
+    else:
+        p = w_good @ _gaussian(x, _bandwidth(x[:n_good], options.bins), options.bins)
+        q = w_all @ _gaussian(x, _bandwidth(x, options.bins), options.bins)
+    return np.maximum(0.0, np.sum(p * p / np.maximum(q, 1e-12), axis=1) - 1.0)
+
+
+def _bandwidth(x: np.ndarray, bins: int) -> float:
+    """Scott's rule, at least one cell."""
+    return max(1.06 * float(np.std(x)) * len(x) ** -0.2, 1.0 / bins)
+
+
+def _gaussian(x: np.ndarray, h: float, bins: int) -> np.ndarray:
+    """Each value's Gaussian kernel over the cells, cut to [0, 1] (rows sum to 1)."""
+    centers = (np.arange(bins) + 0.5) / bins
+    k = np.exp(-0.5 * ((centers[None, :] - x[:, None]) / h) ** 2)
+    return k / k.sum(axis=1, keepdims=True)
+
+
+def _one_hot(x: np.ndarray, choices: int) -> np.ndarray:
+    return np.eye(choices)[np.minimum((x * choices).astype(int), choices - 1)]
+
+
+def _smooth(shares: np.ndarray, prior: float, size: int) -> np.ndarray:
+    """Shares of ``size`` trials over the choices, with ``prior`` pseudo-trials spread evenly."""
+    return (shares * size + prior / shares.shape[1]) / (size + prior)

@@ -1,0 +1,129 @@
+"""Plots of a study: data first (plain records), then plotly (HTML) or matplotlib (PNG/PDF).
+
+    from tunesmith import plots
+    chart = plots.history_data(study)         # a Chart: what is drawn, as plain values
+    plots.save(chart, "history.html")         # interactive (plotly), or .png/.pdf/.svg (matplotlib)
+    ax = plots.learning_curves(study)         # matplotlib Axes, as before
+    plots.save(plots.comparison({"random": [s0, s1], "bayes": [s2, s3]}), "compare.png")
+
+Every data function reads the study once (or takes a :class:`Snapshot`) and returns a
+record whose ``message`` says why when there is nothing to draw. :data:`KINDS` lists
+the kinds ``tunesmith plot --kind`` draws. Needs ``pip install 'tunesmith[plots]'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .bars import importance_bars
+from .compare import comparison, run_samplers
+from .records import (
+    PALETTE,
+    STATE_COLORS,
+    Axis,
+    Chart,
+    Diagram,
+    Node,
+    Parallel,
+    Record,
+    Series,
+    Snapshot,
+    group_color,
+    snapshot,
+)
+from .study_data import contour, contours, parallel, process, slices, test_value
+from .study_data import history as history_data
+from .study_data import learning_curves as curves_data
+from .training import adam_in_action, adam_path, overfitting, rosenbrock
+
+
+def _overfitting_of(s: Snapshot, trial: int | None = None) -> list[Record]:
+    if trial is None:
+        best = s.best()
+        with_reports = [t for t in s.trials if t.intermediate]
+        pick = best if best is not None and best.intermediate else (with_reports[-1] if with_reports else None)
+        if pick is None:
+            return [Chart("overfitting", f"{s.name}: overfitting", message=f"no trial of {s.name!r} reported values")]
+        return [overfitting(pick)]
+    found = [t for t in s.trials if t.number == trial]
+    if not found:
+        raise ValueError(f"study {s.name!r} has no trial {trial}; it has trials 0-{len(s.trials) - 1}")
+    return [overfitting(found[0])]
+
+
+#: the kinds of ``tunesmith plot --kind``: name -> (help, function(snapshot, **options) -> records)
+KINDS: dict[str, tuple[str, Callable[..., list[Record]]]] = {
+    "curves": ("every trial's reports by step, coloured by state", lambda s, log_y=False, **_: [curves_data(s, log_y=log_y)]),
+    "history": ("values by trial and the best so far", lambda s, log_y=False, **_: [history_data(s, log_y=log_y)]),
+    "parallel": ("parallel coordinates of the complete trials", lambda s, params=None, **_: [parallel(s, params=params)]),
+    "slice": ("value against each parameter", lambda s, params=None, **_: list(slices(s, params=params))),
+    "contour": ("value over pairs of numeric parameters", lambda s, params=None, **_: list(contours(s, params=params))),
+    "importance": ("fANOVA importance bars with bands", lambda s, **_: [importance_bars(s)]),
+    "overfitting": ("training/validation loss of a trial (--trial; default the best)",
+                    lambda s, trial=None, **_: _overfitting_of(s, trial)),
+    "process": ("the study's flow with its counts", lambda s, **_: [process(s)]),
+}
+
+
+def records_of(study: Any, kind: str, **options: Any) -> list[Record]:
+    """The records of one kind of :data:`KINDS` for a study (read once)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown plot kind {kind!r}; choose one of {list(KINDS)}")
+    return KINDS[kind][1](snapshot(study), **options)
+
+
+def save(records: Record | Sequence[Record], path: str | Path) -> Path:
+    """Write records to ``path``: ``.html`` (plotly, plotly.js embedded: opens offline) or
+    an image (``.png``, ``.pdf``, ``.svg``: matplotlib, one panel per record)."""
+    items = [records] if isinstance(records, (Chart, Parallel, Diagram)) else list(records)
+    path = Path(path)
+    if not items:
+        raise ValueError("nothing to save: no records")
+    if path.suffix.lower() in (".html", ".htm"):
+        from .plotly_render import to_html
+
+        path.write_text(to_html(items), encoding="utf-8")
+    elif path.suffix.lower() in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        from .mpl_render import save as save_image
+
+        save_image(items, str(path))
+    else:
+        raise ValueError(f"write plots to .html, .png, .pdf or .svg, not {path.name!r}")
+    return path
+
+
+# -- matplotlib faces kept from the first version: draw into ``ax``, return the Axes -----------
+
+
+def learning_curves(study: Any, ax: Any = None, *, log_y: bool = False) -> Any:
+    """Each trial's reports by step, coloured by state (see :func:`curves_data`)."""
+    from .mpl_render import to_matplotlib
+
+    return to_matplotlib(curves_data(study, log_y=log_y), ax)
+
+
+def history(study: Any, ax: Any = None, *, log_y: bool = False) -> Any:
+    """Each trial's value and the best so far. Drawn into an ``ax`` that already holds a
+    history, a study gets the next colour and its name in the legend."""
+    from dataclasses import replace
+
+    from .mpl_render import to_matplotlib
+
+    snap = snapshot(study)
+    chart = history_data(snap, log_y=log_y)
+    before = 0 if ax is None else sum(str(line.get_gid() or "").startswith("best-so-far") for line in ax.get_lines())
+    chart = replace(chart, series=tuple(
+        replace(s, label=f"{snap.name}: {s.label}", gid=f"{s.gid}-{before}" if before else s.gid,
+                color=group_color(before) if before else s.color)
+        for s in chart.series))
+    return to_matplotlib(chart, ax)
+
+
+__all__ = [
+    "KINDS", "PALETTE", "STATE_COLORS", "Axis", "Chart", "Diagram", "Node", "Parallel", "Record", "Series",
+    "Snapshot", "adam_in_action", "adam_path", "comparison", "contour", "contours", "curves_data", "history",
+    "history_data", "importance_bars", "learning_curves", "overfitting", "parallel", "process", "records_of",
+    "rosenbrock", "run_samplers", "save", "slices", "snapshot", "test_value",
+]

@@ -1,0 +1,129 @@
+"""Data of the comparison chart: several studies or samplers on one chart, each labelled and
+coloured, with the median best-so-far over seeds and a band."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..trial import Direction, TrialState
+from .records import Chart, Series, Snapshot, group_color, nothing, snapshot
+
+
+def comparison(
+    runs: Mapping[str, Sequence[Any]] | Sequence[Any],
+    *,
+    direction: Direction | str | None = None,
+    band: tuple[float, float] = (0.25, 0.75),
+    title: str | None = None,
+    log_y: bool = False,
+) -> Chart:
+    """Best value so far by trial, one colour per group.
+
+    ``runs``: ``{label: [run, run, ...]}`` (one run per seed) or a list of studies (each
+    its own group, labelled by its name). A run is a Study, a :class:`Snapshot`, or a
+    list of values in trial order (None for a trial without one). Each group draws its
+    median over runs and, with two runs or more, the band between the ``band``
+    quantiles. ``direction`` defaults to the studies' own.
+    """
+    groups = _groups(runs)
+    direction = Direction.parse(direction or _direction(groups))
+    sign = direction.sign()
+    series: list[Series] = []
+    labels = []
+    for i, (label, group) in enumerate(groups.items()):
+        curves = [_best_curve(r, sign) for r in group]
+        curves = [c for c in curves if c.size and np.isfinite(c).any()]
+        if not curves:
+            continue
+        labels.append(label)
+        series.extend(_group_series(label, curves, group_color(i), band))
+    head = title or "best so far: " + ", ".join(groups)
+    if not series:
+        return nothing("compare", head, "no run has a complete trial yet")
+    return Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series), log_y=log_y)
+
+
+def _groups(runs: Mapping[str, Sequence[Any]] | Sequence[Any]) -> dict[str, list[Any]]:
+    if isinstance(runs, Mapping):
+        out = {str(k): list(v) for k, v in runs.items()}
+    else:
+        out = {}
+        for r in runs:
+            name = snapshot(r).name
+            if name in out:
+                raise ValueError(f"two studies named {name!r}: pass {{label: [study, ...]}} to label them")
+            out[name] = [r]
+    if not out or any(not v for v in out.values()):
+        raise ValueError("comparison needs at least one group, each with at least one run")
+    return out
+
+
+def _direction(groups: dict[str, list[Any]]) -> Direction:
+    for group in groups.values():
+        for r in group:
+            if not isinstance(r, (list, tuple, np.ndarray)):
+                return snapshot(r).direction
+    return Direction.MINIMIZE
+
+
+def _best_curve(run: Any, sign: float) -> np.ndarray:
+    """Best value so far after each trial (NaN before the first value)."""
+    if isinstance(run, (list, tuple, np.ndarray)):
+        values = [np.nan if v is None else float(v) for v in run]
+    else:
+        s: Snapshot = snapshot(run)
+        values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan for t in s.trials]  # type: ignore[arg-type]
+    loss = sign * np.array(values, dtype=float)
+    best = np.fmin.accumulate(np.where(np.isnan(loss), np.inf, loss)) if loss.size else loss
+    return sign * np.where(np.isinf(best), np.nan, best)
+
+
+def _group_series(label: str, curves: list[np.ndarray], color: str, band: tuple[float, float]) -> list[Series]:
+    n = max(c.size for c in curves)
+    m = np.full((len(curves), n), np.nan)
+    for i, c in enumerate(curves):
+        m[i, : c.size] = c
+        m[i, c.size:] = c[-1]  # a shorter run keeps its last best
+    ok = ~np.all(np.isnan(m), axis=0)
+    x = (np.arange(n) + 1)[ok].tolist()
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(m[:, ok], axis=0)
+    out = []
+    if len(curves) > 1:
+        lo, hi = np.nanquantile(m[:, ok], band, axis=0)
+        out.append(Series(None, x, med.tolist(), mode="band", low=lo.tolist(), high=hi.tolist(), color=color,
+                          opacity=0.2, gid=f"band-{label}"))
+    seeds = f"median of {len(curves)} runs" if len(curves) > 1 else "1 run"
+    out.append(Series(f"{label} ({seeds})", x, med.tolist(), mode="steps", color=color, width=2.0,
+                      gid=f"median-{label}"))
+    return out
+
+
+def run_samplers(
+    objective: Any,
+    space: Any,
+    *,
+    samplers: Sequence[str] = ("grid", "random", "bayes"),
+    budget: int = 30,
+    seeds: Sequence[int] = (0, 1, 2),
+    direction: Direction | str = Direction.MINIMIZE,
+    pruner: Any = None,
+) -> dict[str, list[Any]]:
+    """Run each sampler on ``objective`` for ``budget`` trials with each seed (in memory)
+    and return ``{sampler: [study per seed]}`` for :func:`comparison`."""
+    from ..study import Study
+
+    if budget < 1 or not seeds or not samplers:
+        raise ValueError("compare needs budget >= 1, at least one seed and at least one sampler")
+    out: dict[str, list[Any]] = {}
+    for name in samplers:
+        out[name] = []
+        for seed in seeds:
+            study = Study(space, direction=direction, sampler=name, seed=seed, pruner=pruner,
+                          name=f"{name}-seed{seed}")
+            study.optimize(objective, n_trials=budget)
+            out[name].append(study)
+    return out

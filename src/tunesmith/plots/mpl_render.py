@@ -1,0 +1,162 @@
+"""Render records with matplotlib (PNG, PDF, SVG): ``to_matplotlib(record, ax=None) -> Axes``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .records import BOX, Chart, Diagram, Parallel, Record, Series
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("image plots need matplotlib: pip install 'tunesmith[plots]'") from None
+    return plt
+
+
+def new_axes(n: int = 1, *, size: tuple[float, float] = (7.0, 4.5)) -> list[Any]:
+    plt = _plt()
+    cols = min(n, 2)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for extra in flat[n:]:
+        extra.set_visible(False)
+    return flat[:n]
+
+
+def to_matplotlib(record: Record, ax: Any = None) -> Any:
+    ax = ax if ax is not None else new_axes(1, size=(11, 4.5) if isinstance(record, (Parallel, Diagram)) else (7, 4.5))[0]
+    if isinstance(record, Parallel):
+        _parallel(ax, record)
+    elif isinstance(record, Diagram):
+        _diagram(ax, record)
+    else:
+        _chart(ax, record)
+    ax.set_title(record.title, fontsize="medium")
+    if record.empty:
+        ax.text(0.5, 0.5, record.message, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    return ax
+
+
+def save(records: Sequence[Record], path: str, *, dpi: int = 120) -> None:
+    """All records into one image file, one panel each."""
+    axes = new_axes(len(records), size=(11, 4.5) if len(records) == 1 and records[0].kind in ("parallel", "process")
+                    else (7, 4.5))
+    for r, ax in zip(records, axes, strict=True):
+        to_matplotlib(r, ax)
+    fig = axes[0].figure
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
+
+
+def _chart(ax: Any, c: Chart) -> None:
+    for s in c.series:
+        _draw(ax, s, c)
+    ax.set_xlabel(c.x_label)
+    ax.set_ylabel(c.y_label)
+    if c.log_x:
+        ax.set_xscale("log")
+    if c.log_y:
+        ax.set_yscale("log")
+    if any(s.label for s in c.series):
+        ax.legend(loc="best", fontsize="small")
+
+
+def _draw(ax: Any, s: Series, c: Chart) -> None:
+    style = {"color": s.color, "lw": s.width, "alpha": s.opacity, "label": s.label, "gid": s.gid}
+    if s.dash:
+        style["ls"] = s.dash
+    if s.mode == "lines":
+        ax.plot(list(s.x), list(s.y), **style)
+    elif s.mode == "steps":
+        ax.step(list(s.x), list(s.y), where="post", **style)
+    elif s.mode == "markers":
+        _markers(ax, s, c)
+    elif s.mode == "band":
+        ax.fill_between(list(s.x), list(s.low or ()), list(s.high or ()), color=s.color, alpha=s.opacity, lw=0,
+                        step="post", gid=s.gid)
+    elif s.mode == "bars":
+        ax.barh(list(s.y), list(s.x), xerr=list(s.error or ()), color=s.color, capsize=3, gid=s.gid)
+    elif s.mode == "contour":
+        cs = ax.contourf(list(s.x), list(s.y), np.array(s.z), levels=25, cmap=_cmap(s.color))
+        ax.figure.colorbar(cs, ax=ax, label=c.color_label or "")
+    elif s.mode == "vline":
+        for i, x in enumerate(s.x):
+            ax.axvline(x, color=s.color, ls=s.dash or "-", lw=s.width, label=s.label if i == 0 else None, zorder=1)
+
+
+def _markers(ax: Any, s: Series, c: Chart) -> None:
+    size = 120 if s.marker == "*" else 16
+    if s.colors is not None:
+        sc = ax.scatter(list(s.x), list(s.y), c=list(s.colors), cmap="viridis", s=size, marker=s.marker or "o",
+                        edgecolors="#333333", linewidths=0.3, label=s.label, gid=s.gid, zorder=3)
+        ax.figure.colorbar(sc, ax=ax, label=c.color_label or "")
+    else:
+        ax.plot(list(s.x), list(s.y), s.marker or "o", color=s.color, ms=11 if s.marker == "*" else 4,
+                mec="#333333" if s.color == "#ffffff" else s.color, mew=0.5, label=s.label, gid=s.gid,
+                alpha=s.opacity, zorder=3)
+
+
+def _cmap(name: str) -> str:
+    return {"Viridis": "viridis", "Greys": "Greys"}.get(name, "viridis")
+
+
+def _parallel(ax: Any, p: Parallel) -> None:
+    plt = _plt()
+    if not p.axes:
+        ax.set_axis_off()
+        return
+    n = len(p.axes)
+    cols = np.array([_unit(a.values) for a in p.axes]).T  # (lines, axes) on [0, 1]
+    color = np.asarray(p.color, dtype=float)
+    norm = plt.Normalize(color.min(), color.max())
+    cmap = plt.get_cmap("viridis_r" if p.reverse_scale else "viridis")
+    order = np.argsort(color)[::-1] if p.reverse_scale else np.argsort(color)  # best drawn last (on top)
+    for i in order:
+        ax.plot(range(n), cols[i], color=cmap(norm(color[i])), lw=0.8, alpha=0.6)
+    for j, a in enumerate(p.axes):
+        ax.axvline(j, color="#333333", lw=0.8)
+        lo, hi = min(a.values), max(a.values)
+        ticks = a.ticks or [(lo, f"{10**lo if a.log else lo:.3g}"), (hi, f"{10**hi if a.log else hi:.3g}")]
+        for t, label in ticks:
+            ax.text(j + 0.03, (t - lo) / ((hi - lo) or 1.0), label, fontsize=7, va="center")
+    ax.set_xticks(range(n), [a.name for a in p.axes], rotation=20, fontsize=8)
+    ax.set_yticks([])
+    ax.set_xlim(-0.1, n - 0.6)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    ax.figure.colorbar(sm, ax=ax, label=p.color_label)
+
+
+def _unit(values: Sequence[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    span = v.max() - v.min()
+    return (v - v.min()) / span if span else np.full_like(v, 0.5)
+
+
+def _diagram(ax: Any, d: Diagram) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    for n in d.nodes:
+        ax.add_patch(FancyBboxPatch((n.x - BOX[0], n.y - BOX[1]), 2 * BOX[0], 2 * BOX[1], boxstyle="round,pad=0.02",
+                                    fc="#E8F1F8", ec="#0072B2", gid=f"node-{n.key}"))
+        ax.text(n.x, n.y + 0.12, n.label, ha="center", va="center", fontsize=9, weight="bold")
+        ax.text(n.x, n.y - 0.08, n.detail, ha="center", va="center", fontsize=7)
+    for a, b, label in d.edges:
+        x0, y0, x1, y1 = d.arrow(a, b)
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "#555555"})
+        right = x0 >= d.node(a).x
+        dx, dy = (0, 0.04) if y0 == y1 else ((0.04 if right else -0.04), 0)
+        ax.text((x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, label, fontsize=7, color="#555555",
+                ha="center" if y0 == y1 else ("left" if right else "right"), va="bottom" if y0 == y1 else "center")
+    xs = [n.x for n in d.nodes] or [0.0]
+    ys = [n.y for n in d.nodes] or [0.0]
+    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    ax.set_aspect("equal")
+    ax.set_axis_off()

@@ -1,0 +1,161 @@
+"""Render records with plotly (interactive HTML): ``to_plotly(record) -> plotly Figure``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .records import BOX, Chart, Diagram, Parallel, Record, Series
+
+SYMBOLS = {"o": "circle", "x": "x", "*": "star", "v": "triangle-down", None: "circle"}
+DASHES = {":": "dot", "--": "dash", None: "solid"}
+MERGE_ABOVE = 50  # more line series than this are drawn as one trace per style
+
+
+def _go() -> Any:
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        raise ImportError("interactive plots need plotly: pip install 'tunesmith[plots]'") from None
+    return go
+
+
+def to_plotly(record: Record) -> Any:
+    go = _go()
+    if isinstance(record, Parallel):
+        fig = _parallel(go, record)
+    elif isinstance(record, Diagram):
+        fig = _diagram(go, record)
+    else:
+        fig = _chart(go, record)
+    top = 110 if isinstance(record, Parallel) else 60
+    fig.update_layout(title=record.title, template="plotly_white", margin={"l": 60, "r": 30, "t": top, "b": 50})
+    if record.empty:
+        fig.add_annotation(text=record.message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return fig
+
+
+def _chart(go: Any, c: Chart) -> Any:
+    fig = go.Figure()
+    lines = [s for s in c.series if s.mode == "lines"]
+    rest = [s for s in c.series if s.mode != "lines"]
+    for s in (_merged(lines) if len(lines) > MERGE_ABOVE else lines):
+        fig.add_trace(_scatter(go, s, c))
+    for s in rest:
+        for trace in _traces(go, s, c):
+            fig.add_trace(trace)
+        if s.mode == "vline":
+            for x in s.x:
+                fig.add_vline(x=x, line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid")})
+    if any(s.colors is not None or s.mode == "contour" for s in c.series):  # a colour bar on the right
+        fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
+    fig.update_xaxes(title=c.x_label, type="log" if c.log_x else None)
+    fig.update_yaxes(title=c.y_label, type="log" if c.log_y else None)
+    return fig
+
+
+def _scatter(go: Any, s: Series, c: Chart) -> Any:
+    return go.Scatter(x=list(s.x), y=list(s.y), mode="lines", name=s.label or "", showlegend=s.label is not None,
+                      line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid"),
+                            "shape": "hv" if s.mode == "steps" else "linear"},
+                      opacity=s.opacity, hovertext=list(s.hover) if s.hover else None, legendgroup=s.color)
+
+
+def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
+    if s.mode == "steps":
+        return [_scatter(go, s, c)]
+    if s.mode == "markers":
+        marker: dict[str, Any] = {"symbol": SYMBOLS.get(s.marker, "circle"), "size": 11 if s.marker == "*" else 6}
+        if s.colors is not None:
+            marker.update(color=list(s.colors), colorscale="Viridis", showscale=True,
+                          colorbar={"title": c.color_label or ""})
+        else:
+            marker.update(color=s.color, line={"width": 0.5, "color": "#333333"})
+        return [go.Scatter(x=list(s.x), y=list(s.y), mode="markers", name=s.label or "", marker=marker,
+                           showlegend=s.label is not None, hovertext=list(s.hover) if s.hover else None)]
+    if s.mode == "band":
+        fill = _rgba(s.color, s.opacity)
+        return [go.Scatter(x=list(s.x), y=list(s.high or ()), mode="lines", line={"width": 0}, showlegend=False,
+                           hoverinfo="skip"),
+                go.Scatter(x=list(s.x), y=list(s.low or ()), mode="lines", line={"width": 0}, fill="tonexty",
+                           fillcolor=fill, showlegend=False, hoverinfo="skip")]
+    if s.mode == "bars":
+        return [go.Bar(x=list(s.x), y=list(s.y), orientation="h", marker={"color": s.color},
+                       error_x={"type": "data", "array": list(s.error or ())}, showlegend=False)]
+    if s.mode == "contour":
+        return [go.Contour(x=list(s.x), y=list(s.y), z=[list(r) for r in (s.z or [])], colorscale=s.color,
+                           colorbar={"title": c.color_label or ""}, ncontours=25)]
+    return []  # vline: drawn as shapes
+
+
+def _merged(lines: Sequence[Series]) -> list[Series]:
+    """Line series of one style joined into one (gaps between them), labels kept."""
+    groups: dict[tuple[Any, ...], list[Series]] = {}
+    for s in lines:
+        groups.setdefault((s.color, s.width, s.dash, s.opacity), []).append(s)
+    out = []
+    for group in groups.values():
+        x: list[Any] = []
+        y: list[Any] = []
+        hover: list[str] = []
+        for s in group:
+            x += [*s.x, None]
+            y += [*s.y, None]
+            hover += [*(s.hover or [""] * len(s.x)), ""]
+        label = next((s.label for s in group if s.label), None)
+        g = group[0]
+        out.append(Series(label, x, y, color=g.color, width=g.width, dash=g.dash, opacity=g.opacity, hover=hover))
+    return out
+
+
+def _rgba(color: str, alpha: float) -> str:
+    h = color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _parallel(go: Any, p: Parallel) -> Any:
+    dims = []
+    for a in p.axes:
+        d: dict[str, Any] = {"label": f"log10 {a.name}" if a.log else a.name, "values": list(a.values)}
+        if a.ticks:
+            d.update(tickvals=[t for t, _ in a.ticks], ticktext=[label for _, label in a.ticks])
+        dims.append(d)
+    line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
+            "colorbar": {"title": p.color_label}}
+    return go.Figure(go.Parcoords(line=line, dimensions=dims) if p.axes else None)
+
+
+def _diagram(go: Any, d: Diagram) -> Any:
+    fig = go.Figure()
+    for n in d.nodes:
+        fig.add_shape(type="rect", x0=n.x - BOX[0], x1=n.x + BOX[0], y0=n.y - BOX[1], y1=n.y + BOX[1],
+                      line={"color": "#0072B2"}, fillcolor="#E8F1F8")
+        fig.add_annotation(x=n.x, y=n.y, text=f"<b>{n.label}</b><br>{n.detail.replace(chr(10), '<br>')}", showarrow=False,
+                           font={"size": 11})
+    for a, b, label in d.edges:
+        x0, y0, x1, y1 = d.arrow(a, b)
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                           arrowhead=2, text="", arrowcolor="#555555")
+        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=label, showarrow=False, yshift=10 if y0 == y1 else 0,
+                           xshift=0 if y0 == y1 else (45 if x0 >= d.node(a).x else -45), font={"size": 9, "color": "#555555"})
+    fig.update_xaxes(visible=False, range=[-0.6, max((n.x for n in d.nodes), default=1) + 0.6])
+    fig.update_yaxes(visible=False, range=[min((n.y for n in d.nodes), default=0) - 0.6, 0.6])
+    return fig
+
+
+def to_html(records: Sequence[Record], *, full: bool = True, include_js: bool = True) -> str:
+    """The records as HTML: one ``<div>`` each, plotly.js embedded once (no network)."""
+    parts = []
+    for i, r in enumerate(records):
+        parts.append(to_plotly(r).to_html(full_html=False, include_plotlyjs=include_js and i == 0,
+                                           div_id=f"plot-{r.kind}-{i}", config={"responsive": True}))
+    body = "\n".join(parts)
+    if not full:
+        return body
+    title = records[0].title if records else "tunesmith"
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_escape(title)}</title></head><body>{body}</body></html>"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

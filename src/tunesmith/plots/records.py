@@ -1,0 +1,202 @@
+"""The data layer's records: plain values saying what a plot draws, for any renderer.
+
+A plot function reads trials and returns one of :class:`Chart` (series on x/y axes),
+:class:`Parallel` (parallel coordinates) or :class:`Diagram` (boxes and arrows).
+Each has ``kind``, ``title`` and ``message``: when there is nothing to draw,
+``message`` says why (and ``empty`` is true). Renderers (:mod:`.plotly_render`,
+:mod:`.mpl_render`) only draw what a record says; tests assert on records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..space import Space
+from ..trial import Direction, FrozenTrial, TrialState
+
+#: colour of each trial state (a colour-blind-safe palette)
+STATE_COLORS = {
+    TrialState.COMPLETE: "#0072B2",
+    TrialState.PRUNED: "#999999",
+    TrialState.PAUSED: "#E69F00",
+    TrialState.RUNNING: "#009E73",
+    TrialState.FAILED: "#D55E00",
+    TrialState.WAITING: "#CC79A7",
+}
+#: colours for several groups on one chart (Okabe-Ito, then Tableau): distinct, in this order
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+           "#4E79A7", "#F28E2B", "#59A14F", "#B07AA1")
+BEST_COLOR = "#000000"
+
+
+def group_color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One drawn thing on x/y axes.
+
+    mode: "lines", "markers", "steps" (a step line, post), "band" (filled between
+    ``low`` and ``high``), "bars" (horizontal bars of length ``x`` at labels ``y``,
+    error ``error``), "contour" (``z[i][j]`` at ``x[j]``, ``y[i]``), "vline" (vertical
+    lines at ``x``). ``gid`` names it for tests and for the renderers' ids.
+    """
+
+    label: str | None
+    x: Sequence[Any]
+    y: Sequence[Any] = ()
+    mode: str = "lines"
+    color: str = "#0072B2"
+    width: float = 1.5
+    dash: str | None = None
+    marker: str | None = None
+    opacity: float = 1.0
+    low: Sequence[float] | None = None
+    high: Sequence[float] | None = None
+    error: Sequence[float] | None = None
+    z: Sequence[Sequence[float]] | None = None
+    hover: Sequence[str] | None = None
+    gid: str | None = None
+    colors: Sequence[float] | None = None  # per-point values for a colour scale (markers)
+
+
+@dataclass(frozen=True)
+class Chart:
+    kind: str
+    title: str
+    x_label: str = ""
+    y_label: str = ""
+    series: tuple[Series, ...] = ()
+    log_x: bool = False
+    log_y: bool = False
+    message: str | None = None
+    color_label: str | None = None  # the colour scale's title, when markers carry ``colors``
+
+    @property
+    def empty(self) -> bool:
+        return self.message is not None
+
+    def find(self, gid: str) -> Series:
+        return next(s for s in self.series if s.gid == gid)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of parallel coordinates: ``values`` per line (positions), with ``ticks``
+    (position, label) for categorical or inactive values; ``log``: positions are log10."""
+
+    name: str
+    values: Sequence[float]
+    ticks: Sequence[tuple[float, str]] = ()
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Parallel:
+    kind: str
+    title: str
+    axes: tuple[Axis, ...] = ()
+    color: Sequence[float] = ()  # each line's objective value
+    color_label: str = "value"
+    reverse_scale: bool = False  # True: small values drawn as best (minimize)
+    message: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.message is not None
+
+
+@dataclass(frozen=True)
+class Node:
+    key: str
+    label: str
+    detail: str
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Diagram:
+    kind: str
+    title: str
+    nodes: tuple[Node, ...] = ()
+    edges: tuple[tuple[str, str, str], ...] = ()  # (from, to, label)
+    message: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.message is not None
+
+    def node(self, key: str) -> Node:
+        return next(n for n in self.nodes if n.key == key)
+
+    def arrow(self, a: str, b: str) -> tuple[float, float, float, float]:
+        """Where the arrow from node ``a`` to node ``b`` starts and ends (x0, y0, x1, y1):
+        box edge to box edge, shifted aside when the two nodes have arrows both ways."""
+        na, nb = self.node(a), self.node(b)
+        both = any(e[0] == b and e[1] == a for e in self.edges)
+        if na.y == nb.y:
+            d = 1.0 if nb.x > na.x else -1.0
+            off = (0.1 * d) if both else 0.0
+            return na.x + d * BOX[0], na.y + off, nb.x - d * BOX[0], nb.y + off
+        d = 1.0 if nb.y > na.y else -1.0
+        off = (0.12 * d) if both else 0.0
+        return na.x + off, na.y + d * BOX[1], nb.x + off, nb.y - d * BOX[1]
+
+
+#: half-width and half-height of a diagram's boxes, in its coordinates
+BOX = (0.5, 0.32)
+
+
+Record = Chart | Parallel | Diagram
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the plots read of a study, read once: its name, direction, space, trials,
+    sampler and pruner names, and the pruner's rungs (``rungs(upto)`` -> steps)."""
+
+    name: str
+    direction: Direction
+    space: Space
+    trials: tuple[FrozenTrial, ...]
+    sampler: str = ""
+    pruner: str = ""
+    rungs: Callable[[int], Sequence[int]] | None = field(default=None, compare=False)
+
+    @property
+    def sign(self) -> float:
+        return self.direction.sign()
+
+    def in_state(self, *states: TrialState) -> list[FrozenTrial]:
+        return [t for t in self.trials if t.state in states]
+
+    def best(self) -> FrozenTrial | None:
+        done = self.in_state(TrialState.COMPLETE)
+        return min(done, key=lambda t: (self.sign * float(t.value), t.number)) if done else None  # type: ignore[arg-type]
+
+
+def snapshot(study: Any) -> Snapshot:
+    """A :class:`Snapshot` of a Study (one read of its storage); a Snapshot as it is."""
+    if isinstance(study, Snapshot):
+        return study
+    pruner = getattr(study, "pruner", None)
+    sampler = getattr(study, "sampler", None)
+    return Snapshot(
+        name=study.name, direction=study.direction, space=study.space, trials=tuple(study.trials),
+        sampler=str(getattr(sampler, "name", "")), pruner=_pruner_name(pruner),
+        rungs=getattr(pruner, "rung_steps", None),
+    )
+
+
+def _pruner_name(pruner: Any) -> str:
+    if pruner is None or type(pruner).__name__ == "NopPruner":
+        return ""
+    return type(pruner).__name__
+
+
+def nothing(kind: str, title: str, why: str) -> Chart:
+    return Chart(kind, title, message=why)

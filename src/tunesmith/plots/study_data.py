@@ -1,0 +1,277 @@
+"""Data of the plots of one study: history, learning curves, parallel coordinates, slices,
+contours and the process diagram. Each takes a Study or a :class:`Snapshot` and returns
+a record (see :mod:`.records`); none draws."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..trial import FrozenTrial, TrialState
+from .records import (
+    BEST_COLOR,
+    STATE_COLORS,
+    Axis,
+    Chart,
+    Diagram,
+    Node,
+    Parallel,
+    Series,
+    Snapshot,
+    nothing,
+    snapshot,
+)
+
+FINISHED_WITH_VALUE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def history(study: Any, *, log_y: bool = False) -> Chart:
+    """Each finished trial's value by trial number (pruned: their last report), and the
+    best complete value so far as a step line."""
+    s = snapshot(study)
+    done = [t for t in s.trials if t.state in FINISHED_WITH_VALUE and t.value is not None]
+    title = f"{s.name}: {len(done)} finished of {len(s.trials)} trials{_failed(s)}"
+    if not done:
+        return nothing("history", title, f"study {s.name!r} has no finished trial with a value yet")
+    series = [
+        Series(f"{state.value} ({len(some)})", [t.number for t in some], [t.value for t in some], mode="markers",
+               color=STATE_COLORS[state], marker="o" if state is TrialState.COMPLETE else "x", gid=state.value,
+               hover=[f"trial {t.number}" for t in some])
+        for state in FINISHED_WITH_VALUE if (some := [t for t in done if t.state is state])
+    ]
+    xs, ys = best_so_far(done, s.sign)
+    if xs:
+        series.append(Series("best so far", xs, ys, mode="steps", color=BEST_COLOR, gid="best-so-far"))
+    return Chart("history", title, "trial", f"value ({s.direction.value})", tuple(series), log_y=log_y)
+
+
+def best_so_far(trials: Sequence[FrozenTrial], sign: float) -> tuple[list[int], list[float]]:
+    """(trial numbers, best complete value up to each), from the first complete trial on."""
+    xs: list[int] = []
+    ys: list[float] = []
+    best: float | None = None
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state is TrialState.COMPLETE and (best is None or sign * float(t.value) < sign * best):  # type: ignore[arg-type]
+            best = float(t.value)  # type: ignore[arg-type]
+        if best is not None:
+            xs.append(t.number)
+            ys.append(best)
+    return xs, ys
+
+
+def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
+    """Each trial's intermediate reports against their step, coloured by state; a pruned
+    trial ends in an "x", a paused one in an "o"; the best complete trial is thicker; the
+    pruner's rungs are dotted vertical lines."""
+    s = snapshot(study)
+    trials = [t for t in s.trials if t.intermediate]
+    title = f"{s.name}: learning curves of {len(trials)} trials"
+    if not trials:
+        return nothing("curves", title, f"no trial of {s.name!r} reported intermediate values "
+                                        "(call trial.report(value, step) in the objective)")
+    best = s.best()
+    counts = Counter(t.state for t in trials)
+    labelled: set[TrialState] = set()
+    series = []
+    for t in trials:
+        steps = sorted(t.intermediate)
+        label = None if t.state in labelled else f"{t.state.value} ({counts[t.state]})"
+        labelled.add(t.state)
+        thick = best is not None and t.number == best.number
+        series.append(Series(label, steps, [t.intermediate[k] for k in steps], color=STATE_COLORS[t.state],
+                             width=2.5 if thick else 1.0, opacity=0.6 if t.state is TrialState.PRUNED else 1.0,
+                             gid=f"trial-{t.number}", hover=[f"trial {t.number}"] * len(steps)))
+    series.extend(_curve_ends(trials))
+    rungs = list(s.rungs(max(max(t.intermediate) for t in trials))) if s.rungs else []
+    if rungs:
+        series.append(Series("rungs", rungs, mode="vline", color="#555555", width=0.8, dash=":", gid="rungs"))
+    return Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y)
+
+
+def _curve_ends(trials: list[FrozenTrial]) -> list[Series]:
+    out = []
+    for state, marker in ((TrialState.PRUNED, "x"), (TrialState.PAUSED, "o")):
+        ends = [t for t in trials if t.state is state]
+        if ends:
+            out.append(Series(None, [max(t.intermediate) for t in ends], [t.intermediate[max(t.intermediate)] for t in ends],
+                              mode="markers", marker=marker, color=STATE_COLORS[state], gid=f"{state.value}-ends"))
+    return out
+
+
+def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
+    """One line per complete trial through an axis per parameter and the value; categorical
+    and inactive values are ticks (an inactive conditional parameter sits below its range)."""
+    s = snapshot(study)
+    names = _params(s, params)
+    done = s.in_state(TrialState.COMPLETE)
+    title = f"{s.name}: parallel coordinates of {len(done)} complete trials"
+    if not done:
+        return Parallel("parallel", title, message=f"study {s.name!r} has no complete trial yet")
+    axes = [_axis(s, n, done) for n in names]
+    values = [float(t.value) for t in done]  # type: ignore[arg-type]
+    axes.append(Axis(f"value ({s.direction.value})", values))
+    return Parallel("parallel", title, tuple(axes), values, reverse_scale=s.sign > 0)
+
+
+def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
+    p = s.space[name]
+    if p.kind == "categorical":
+        labels = [str(c) for c in p.choices]  # type: ignore[attr-defined]
+        pos = [float(p.index(t.params[name])) if name in t.params else -1.0 for t in trials]  # type: ignore[attr-defined]
+        ticks = [(float(i), c) for i, c in enumerate(labels)]
+        return Axis(name, pos, ticks + ([(-1.0, "inactive")] if -1.0 in pos else []))
+    log = bool(getattr(p, "log", False))
+    raw = [float(t.params[name]) if name in t.params else None for t in trials]
+    vals = [None if v is None else (float(np.log10(v)) if log else v) for v in raw]
+    known = [v for v in vals if v is not None]
+    lo, hi = (min(known), max(known)) if known else (0.0, 1.0)
+    below = lo - 0.1 * ((hi - lo) or 1.0)
+    pos = [below if v is None else v for v in vals]
+    return Axis(name, pos, [(below, "inactive")] if None in vals else (), log=log)
+
+
+def slices(study: Any, *, params: Sequence[str] | None = None) -> list[Chart]:
+    """For each parameter, the complete trials' values against it (where it is active),
+    coloured by trial number."""
+    s = snapshot(study)
+    done = s.in_state(TrialState.COMPLETE)
+    return [_slice(s, n, done) for n in _params(s, params)]
+
+
+def _slice(s: Snapshot, name: str, done: list[FrozenTrial]) -> Chart:
+    on = [t for t in done if name in t.params]
+    title = f"{s.name}: value against {name} ({len(on)} complete trials)"
+    if not on:
+        return nothing("slice", title, f"no complete trial of {s.name!r} has {name!r} active")
+    p = s.space[name]
+    xs = [str(t.params[name]) if p.kind == "categorical" else t.params[name] for t in on]
+    pts = Series(None, xs, [t.value for t in on], mode="markers", marker="o", gid="trials",
+                 colors=[float(t.number) for t in on], hover=[f"trial {t.number}" for t in on])
+    best = s.best()
+    extra = []
+    if best is not None and name in best.params:
+        bx = str(best.params[name]) if p.kind == "categorical" else best.params[name]
+        extra.append(Series(f"best (trial {best.number})", [bx], [best.value], mode="markers", marker="*",
+                            color=BEST_COLOR, gid="best"))
+    return Chart("slice", title, name, f"value ({s.direction.value})", (pts, *extra),
+                 log_x=bool(getattr(p, "log", False)), color_label="trial")
+
+
+def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int = 3) -> list[Chart]:
+    """A contour of the value over each pair of numeric parameters (default: the first
+    ``max_params`` numeric ones), interpolated between the complete trials."""
+    s = snapshot(study)
+    names = [n for n in _params(s, params) if s.space[n].kind != "categorical"]
+    if params is None:
+        names = names[:max_params]
+    if len(names) < 2:
+        return [nothing("contour", f"{s.name}: contour", "a contour needs two numeric parameters; "
+                        f"{s.name!r} has {names or 'none'} (see the slice plot for the others)")]
+    return [contour(s, x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+
+
+def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
+    """The value over (x, y): linear interpolation between complete trials where both are
+    active (nearest trial outside their hull), the trials as dots, the best as a star."""
+    s = snapshot(study)
+    on = [t for t in s.in_state(TrialState.COMPLETE) if x in t.params and y in t.params]
+    title = f"{s.name}: value over {x} and {y} ({len(on)} trials)"
+    px, py = s.space[x], s.space[y]
+    pts = np.array([[px.to_unit(t.params[x]), py.to_unit(t.params[y])] for t in on]).reshape(-1, 2)
+    if len(np.unique(pts, axis=0)) < 3 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
+        return nothing("contour", title, f"a contour over {x} and {y} needs at least 3 complete trials "
+                                         f"spread over both; {s.name!r} has {len(on)}")
+    z = _interpolate(pts, np.array([float(t.value) for t in on]), resolution)  # type: ignore[arg-type]
+    u = np.linspace(0, 1, resolution)
+    gx = [_at(px, v) for v in u]
+    gy = [_at(py, v) for v in u]
+    series = [
+        Series(None, gx, gy, mode="contour", z=z.tolist(), gid="surface", color="Viridis"),
+        Series("trials", [t.params[x] for t in on], [t.params[y] for t in on], mode="markers", marker="o",
+               color="#ffffff", gid="trials", hover=[f"trial {t.number}: {t.value:.4g}" for t in on]),
+    ]
+    best = s.best()
+    if best is not None and x in best.params and y in best.params:
+        series.append(Series(f"best (trial {best.number})", [best.params[x]], [best.params[y]], mode="markers",
+                             marker="*", color="#D55E00", gid="best"))
+    return Chart("contour", title, x, y, tuple(series), log_x=bool(getattr(px, "log", False)),
+                 log_y=bool(getattr(py, "log", False)), color_label=f"value ({s.direction.value})")
+
+
+def _at(p: Any, u: float) -> float:
+    lo, hi = float(p.low), float(p.high)
+    return float(lo * (hi / lo) ** u) if getattr(p, "log", False) else lo + (hi - lo) * u
+
+
+def _interpolate(pts: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    from scipy.interpolate import griddata
+
+    u = np.linspace(0, 1, n)
+    gx, gy = np.meshgrid(u, u)
+    lin = griddata(pts, values, (gx, gy), method="linear")
+    near = griddata(pts, values, (gx, gy), method="nearest")
+    return np.where(np.isnan(lin), near, lin)
+
+
+def process(study: Any) -> Diagram:
+    """The study's own flow with its counts: space -> sampler -> trials -> (pruner) -> best -> test."""
+    s = snapshot(study)
+    title = f"{s.name}: the optimization process"
+    if not s.trials:
+        return Diagram("process", title, message=f"study {s.name!r} has no trials yet")
+    n = Counter(t.state for t in s.trials)
+    cond = sum(bool(s.space[p].when) for p in s.space.free)
+    best = s.best()
+    nodes = [
+        Node("space", "search space", f"{s.space.ndim} parameters" + (f"\n{cond} conditional" if cond else ""), 0, 0),
+        Node("sampler", "sampler", s.sampler or "?", STEP, 0),
+        Node("trials", "trials", f"{len(s.trials)} run\n" + ", ".join(f"{c} {st.value}" for st, c in n.items()),
+             2 * STEP, 0),
+        Node("best", "best trial", "none yet" if best is None else f"#{best.number}: {best.value:.4g}", 3 * STEP, 0),
+        Node("test", "test", _test_detail(best), 4 * STEP, 0),
+    ]
+    edges = [("space", "sampler", "defines"), ("sampler", "trials", f"{len(s.trials)} configurations"),
+             ("trials", "sampler", f"{n[TrialState.COMPLETE]} results"),
+             ("trials", "best", f"{s.direction.value}"), ("best", "test", "evaluate once")]
+    if s.pruner:
+        nodes.append(Node("pruner", "pruner", f"{s.pruner}\nstopped {n[TrialState.PRUNED]}"
+                          + (f", paused {n[TrialState.PAUSED]}" if n[TrialState.PAUSED] else ""), 2 * STEP, -1.2))
+        edges += [("trials", "pruner", "reports"), ("pruner", "trials", "continue / stop")]
+    return Diagram("process", title, tuple(nodes), tuple(edges))
+
+
+STEP = 1.4  # distance between the diagram's boxes
+TEST_KEYS = ("test_value", "test")
+
+
+def test_value(t: FrozenTrial | None) -> float | None:
+    """The trial's test score when recorded (``trial.set_attr("test_value", x)``)."""
+    if t is None:
+        return None
+    for k in TEST_KEYS:
+        v = t.attrs.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def _test_detail(best: FrozenTrial | None) -> str:
+    v = test_value(best)
+    return "not recorded" if v is None else f"{v:.4g}\n(validation {best.value:.4g})"  # type: ignore[union-attr]
+
+
+def _params(s: Snapshot, params: Sequence[str] | None) -> list[str]:
+    if params is None:
+        return list(s.space.free)
+    unknown = [p for p in params if p not in s.space.free]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; {s.name!r} searches {list(s.space.free)}")
+    return list(params)
+
+
+def _failed(s: Snapshot) -> str:
+    k = len(s.in_state(TrialState.FAILED))
+    return f" ({k} failed)" if k else ""

@@ -1,0 +1,139 @@
+"""Data of the training pictures: the overfitting graph of one trial (or a Trainer's
+History), and Adam in action on a two-dimensional loss surface."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..trial import FrozenTrial, TrialState
+from .records import BEST_COLOR, Chart, Series, group_color, nothing
+
+
+def overfitting(source: Any, *, log_y: bool = False) -> Chart:
+    """Training and validation loss per epoch, the early-stopping point and the restored
+    best checkpoint marked, the epochs that showed overfitting dotted.
+
+    ``source``: a trial (a :class:`FrozenTrial`, as ``study.trials[k]``, run through
+    ``tunesmith.train.objective``: validation = its reports; training loss, best step
+    and stopping from its attrs) or a :class:`tunesmith.train.History`.
+    """
+    if isinstance(source, FrozenTrial):
+        curves = _from_trial(source)
+        name = f"trial {source.number}"
+    elif hasattr(source, "records"):
+        curves = _from_history(source)
+        name = "training run"
+    else:
+        raise TypeError(f"overfitting() takes a trial or a train History, got {type(source).__name__}")
+    title = f"{name}: training and validation loss"
+    val = curves["val"]
+    if not val:
+        return nothing("overfitting", title, f"{name} has no validation values (no reports)")
+    return Chart("overfitting", title, "epoch", "loss", tuple(_overfit_series(curves)), log_y=log_y)
+
+
+def _from_trial(t: FrozenTrial) -> dict[str, Any]:
+    steps = sorted(t.intermediate)
+    val = [(k, t.intermediate[k]) for k in steps]
+    curves = t.attrs.get("curves") or {}
+    train = [float("nan") if v is None else float(v) for v in curves.get("train_loss") or []]
+    best = t.attrs.get("best_step")
+    if best is None and val and t.attrs.get("best_checkpoint"):
+        best = min(val, key=lambda kv: kv[1])[0]
+    stop = steps[-1] if steps and (t.attrs.get("stopped_early") or t.state is TrialState.PRUNED) else None
+    return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
+            "overfit": _overfit_steps(t.attrs.get("overfit_at"), steps), "pruned": t.state is TrialState.PRUNED}
+
+
+def _overfit_steps(at: Any, steps: Sequence[int]) -> list[int]:
+    """The epochs drawn as overfitting: from the step where the sustained rise began on."""
+    if at is None:
+        return []
+    return [k for k in steps if k >= int(at)]
+
+
+def _from_history(h: Any) -> dict[str, Any]:
+    val = [(r.index + 1, r.val_loss) for r in h.records if r.val_loss is not None]
+    return {"val": val, "train": [(r.index + 1, r.train_loss) for r in h.records],
+            "best": None if h.best_index is None else h.best_index + 1,
+            "stop": len(h.records) if h.stopped_early else None,
+            "overfit": _overfit_steps(None if h.overfit_at is None else h.overfit_at + 1,
+                                      [r.index + 1 for r in h.records]), "pruned": False}
+
+
+def _overfit_series(c: dict[str, Any]) -> list[Series]:
+    val = dict(c["val"])
+    out = []
+    if c["train"]:
+        out.append(Series("training loss", [k for k, _ in c["train"]], [v for _, v in c["train"]],
+                          color=group_color(0), gid="train"))
+    out.append(Series("validation loss", list(val), list(val.values()), color=group_color(1), gid="val"))
+    over = [k for k in c["overfit"] if k in val]
+    if over:
+        out.append(Series(f"overfitting signal ({len(over)} epochs)", over, [val[k] for k in over],
+                          mode="markers", marker="v", color=group_color(4), gid="overfitting"))
+    if c["stop"] is not None:
+        what = "pruned" if c["pruned"] else "early stopping"
+        out.append(Series(f"{what} (epoch {c['stop']})", [c["stop"]], mode="vline", color="#555555",
+                          dash="--", gid="early-stop"))
+    if c["best"] in val:
+        out.append(Series(f"restored best checkpoint (epoch {c['best']})", [c["best"]], [val[c["best"]]],
+                          mode="markers", marker="*", color=BEST_COLOR, gid="best"))
+    return out
+
+
+# -- Adam in action ---------------------------------------------------------------------------
+
+ROSENBROCK_START = (-1.5, 2.0)
+ADAM_DEFAULT = {"lr": 0.05, "beta1": 0.9, "beta2": 0.999}
+ADAM_SWEEPS = {"lr": (0.005, 0.05, 0.3), "beta1": (0.0, 0.9, 0.99), "beta2": (0.9, 0.999, 0.99999)}
+
+
+def rosenbrock(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The loss surface: a curved narrow valley, minimum 0 at (1, 1)."""
+    return (1 - x) ** 2 + 10 * (y - x**2) ** 2
+
+
+def _rosenbrock_grad(p: np.ndarray) -> np.ndarray:
+    x, y = p
+    return np.array([-2 * (1 - x) - 40 * x * (y - x * x), 20 * (y - x * x)])
+
+
+def adam_path(lr: float, beta1: float, beta2: float, *, steps: int = 300, eps: float = 1e-8,
+              start: Sequence[float] = ROSENBROCK_START) -> np.ndarray:
+    """Adam's iterates on :func:`rosenbrock` (steps + 1, 2): the update of torch.optim.Adam."""
+    p = np.array(start, dtype=float)
+    m, v = np.zeros(2), np.zeros(2)
+    path = [p.copy()]
+    for t in range(1, steps + 1):
+        g = _rosenbrock_grad(p)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+        path.append(p.copy())
+    return np.array(path)
+
+
+def adam_in_action(vary: str = "lr", values: Sequence[float] | None = None, *, steps: int = 300,
+                   base: Mapping[str, float] | None = None) -> Chart:
+    """Adam's path on Rosenbrock's valley from (-1.5, 2) for each value of one
+    hyperparameter (``vary``: "lr", "beta1" or "beta2"), the others at ``base``."""
+    if vary not in ADAM_SWEEPS:
+        raise ValueError(f"vary must be one of {list(ADAM_SWEEPS)}, got {vary!r}")
+    hp = {**ADAM_DEFAULT, **(base or {})}
+    xs, ys = np.linspace(-2, 2, 81), np.linspace(-1, 3, 81)
+    z = np.log1p(rosenbrock(*np.meshgrid(xs, ys)))
+    series = [Series(None, xs.tolist(), ys.tolist(), mode="contour", z=z.tolist(), color="Greys", gid="surface")]
+    for i, v in enumerate(values or ADAM_SWEEPS[vary]):
+        run = {**hp, vary: float(v)}
+        path = adam_path(run["lr"], run["beta1"], run["beta2"], steps=steps)
+        loss = float(rosenbrock(*path[-1]))
+        series.append(Series(f"{vary}={v:g} (loss {loss:.2g} after {steps} steps)", path[:, 0].tolist(),
+                             path[:, 1].tolist(), color=group_color(i), width=1.2, gid=f"path-{vary}={v:g}"))
+    series.append(Series("minimum (1, 1)", [1.0], [1.0], mode="markers", marker="*", color=BEST_COLOR, gid="minimum"))
+    others = ", ".join(f"{k}={hp[k]:g}" for k in ADAM_DEFAULT if k != vary)
+    return Chart("adam", f"Adam on Rosenbrock's valley: varying {vary} ({others})", "x", "y", tuple(series),
+                 color_label="log(1 + loss)")

@@ -1,0 +1,127 @@
+"""A study's report: one self-contained HTML file (plotly.js embedded; opens with no network).
+
+    from tunesmith.report import write_report
+    write_report(study, "report.html")
+
+It holds the study's settings and search space, the best trials (validation next to
+test where a trial recorded ``trial.set_attr("test_value", x)``), every plot that
+applies (history, learning curves, the process diagram, importance, parallel
+coordinates, slices, contours, the best trial's overfitting graph) and says which
+plots had nothing to draw. From the shell: ``tunesmith report NAME -o report.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..plots import Record, Snapshot, snapshot, test_value
+from ..plots import records_of as _records_of
+from ..trial import FrozenTrial, TrialState
+
+#: the plots a report tries, in order
+SECTIONS = ("history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting")
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f6f9}td.l,th.l{text-align:left}.plot{margin:1.5em 0}.note{color:#666;font-size:13px}"""
+
+
+def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTIONS) -> str:
+    """The report as one HTML string."""
+    from ..plots.plotly_render import to_html
+
+    s = snapshot(study)
+    drawn, skipped = _plots(s, sections)
+    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s), _space(s), _best(s, top)]
+    parts.append("<h2>Plots</h2>")
+    parts.append(to_html(drawn, full=False) if drawn else "<p class='note'>no plot has anything to draw yet</p>")
+    if skipped:
+        items = "".join(f"<li>{_e(k)}: {_e(why)}</li>" for k, why in skipped)
+        parts.append(f"<p class='note'>not drawn:</p><ul class='note'>{items}</ul>")
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tunesmith report: {_e(s.name)}</title>"
+            f"<style>{_STYLE}</style></head><body>{body}</body></html>")
+
+
+def write_report(study: Any, path: str | Path, **options: Any) -> Path:
+    path = Path(path)
+    path.write_text(build_report(study, **options), encoding="utf-8")
+    return path
+
+
+def _plots(s: Snapshot, sections: Sequence[str]) -> tuple[list[Record], list[tuple[str, str]]]:
+    drawn: list[Record] = []
+    skipped: list[tuple[str, str]] = []
+    for kind in sections:
+        for r in _records_of(s, kind):
+            if r.empty:
+                skipped.append((kind, r.message or ""))
+            else:
+                drawn.append(r)
+    return drawn, skipped
+
+
+def _settings(s: Snapshot) -> str:
+    counts = Counter(t.state.value for t in s.trials)
+    rows = [("direction", s.direction.value), ("sampler", s.sampler or "?"), ("pruner", s.pruner or "none"),
+            ("trials", f"{len(s.trials)} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")]
+    best = s.best()
+    if best is not None:
+        rows.append(("best", f"trial {best.number}: {best.value:.6g}"))
+    return "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in rows], left=2)
+
+
+def _space(s: Snapshot) -> str:
+    rows = []
+    for name, p in s.space.items():
+        d = p.to_dict()
+        kind = d.pop("type", p.kind)
+        when = d.pop("when", None)
+        rows.append([name, kind, json.dumps(d, default=str), "" if not when else json.dumps(when, default=str)])
+    return "<h2>Search space</h2>" + _table(["parameter", "type", "definition", "active when"], rows, left=4)
+
+
+def _best(s: Snapshot, top: int) -> str:
+    done = sorted(s.in_state(TrialState.COMPLETE), key=lambda t: (s.sign * float(t.value), t.number))  # type: ignore[arg-type]
+    if not done:
+        return "<h2>Best trials</h2><p class='note'>no complete trial yet</p>"
+    names = [n for n in s.space if any(n in t.params for t in done)]
+    tests = any(test_value(t) is not None for t in done)
+    head = ["#", "validation value", *(["test value"] if tests else []), *names, "seconds"]
+    rows = [_best_row(t, names, tests) for t in done[:top]]
+    return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + _table(head, rows, left=0)
+
+
+def _best_row(t: FrozenTrial, names: list[str], tests: bool) -> list[str]:
+    test = test_value(t)
+    cells = [str(t.number), f"{t.value:.6g}"]
+    if tests:
+        cells.append("" if test is None else f"{test:.6g}")
+    cells += [_fmt(t.params[n]) if n in t.params else "" for n in names]
+    cells.append("" if t.duration is None else f"{t.duration:.3g}")
+    return cells
+
+
+def _table(head: list[str], rows: list[list[Any]], *, left: int) -> str:
+    def cell(tag: str, i: int, v: Any) -> str:
+        return f"<{tag}{' class=l' if i < left else ''}>{_e(str(v))}</{tag}>"
+
+    h = "".join(cell("th", i, v) for i, v in enumerate(head))
+    body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+__all__ = ["SECTIONS", "build_report", "write_report"]

@@ -1,0 +1,177 @@
+"""Importance against closed-form variance decompositions; what counts; the Study and CLI faces."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.cli import main  # noqa: E402
+from tunesmith.importance import FanovaOptions, PedAnovaOptions, importance  # noqa: E402
+from tunesmith.importance.data import design  # noqa: E402
+from tunesmith.importance.fanova import fanova  # noqa: E402
+from tunesmith.trial import FrozenTrial, TrialState  # noqa: E402
+
+# f = 3 (x - 1/2) + 2 (u - 1/2) + level(opt) + 4 (x - 1/2)(u - 1/2), u = lr on its log scale, "noise" unused.
+# Under the uniform measure: V_x = 9/12, V_lr = 4/12, V_opt = Var{0, 1, 2} = 2/3, V_x,lr = 16/144.
+SPACE = ts.Space({"x": ts.Float(0, 1), "lr": ts.Float(1e-4, 1e-1, log=True),
+                  "opt": ts.Categorical(["sgd", "adam", "rms"]), "noise": ts.Float(0, 1)})
+LEVEL = {"sgd": 0.0, "adam": 1.0, "rms": 2.0}
+PARTS = {"x": 9 / 12, "lr": 4 / 12, "opt": 2 / 3, "noise": 0.0}
+PAIR = 16 / 144
+TOTAL = sum(PARTS.values()) + PAIR
+
+
+def closed_form(p: dict) -> float:
+    x, u = p["x"], (math.log10(p["lr"]) + 4) / 3
+    return 3 * (x - 0.5) + 2 * (u - 0.5) + LEVEL[p["opt"]] + 4 * (x - 0.5) * (u - 0.5)
+
+
+def random_trials(space: ts.Space, f, n: int, seed: int, *, sign: float = 1.0) -> list[FrozenTrial]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        cfg = space.sample(rng)
+        out.append(FrozenTrial(i, TrialState.COMPLETE, cfg, value=sign * f(cfg)))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fanova_recovers_the_closed_form_decomposition_at_300_trials(seed: int) -> None:
+    imp = importance(random_trials(SPACE, closed_form, 300, seed), SPACE, method="fanova", seed=seed)
+    for name, part in PARTS.items():
+        assert imp[name] == pytest.approx(part / TOTAL, abs=0.05), name
+    top = imp.interactions[0]
+    assert set(top.names) == {"x", "lr"}
+    assert top.fraction == pytest.approx(PAIR / TOTAL, abs=0.05)
+    assert [e.names[0] for e in imp.main] == ["x", "opt", "lr", "noise"]  # largest first
+    assert all(e.std > 0 for e in imp.main[:3])  # the band: a spread over trees
+
+
+def test_each_tree_splits_its_variance_exactly_into_main_effects_and_the_pair() -> None:
+    # with two columns there is nothing beyond the pair: the parts of every tree sum to 1
+    space = ts.Space({"a": ts.Float(0, 1), "b": ts.Categorical(["p", "q", "r", "s"])})
+    trials = random_trials(space, lambda p: math.sin(5 * p["a"]) * (1 + "pqrs".index(p["b"])), 200, 0)
+    trees = fanova(design(trials, space), FanovaOptions(n_trees=8), seed=0)
+    assert len(trees) == 8
+    for t in trees:
+        assert t.main.sum() + t.pairs[0, 1] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_ped_anova_matches_the_closed_form_among_the_best_tenth() -> None:
+    # f = max(x1, 2 x2): the best 10% is the box x1 < t, x2 < t/2 with t = sqrt(0.2), so in it x1 is
+    # uniform on [0, t] and x2 on [0, t/2]: Pearson divergences 1/t - 1 and 2/t - 1; x3 and opt: 0.
+    space = ts.Space({"x1": ts.Float(0, 1), "x2": ts.Float(0, 1), "x3": ts.Float(0, 1),
+                      "opt": ts.Categorical(["a", "b", "c", "d"])})
+    t = math.sqrt(0.2)
+    truth = {"x1": 1 / t - 1, "x2": 2 / t - 1, "x3": 0.0, "opt": 0.0}
+    total = sum(truth.values())
+    for seed in (0, 1):
+        # maximizing -f is minimizing f: the direction decides which trials are good
+        trials = random_trials(space, lambda p: -max(p["x1"], 2 * p["x2"]), 1000, seed)
+        imp = importance(trials, space, method="ped-anova", direction="maximize", seed=seed)
+        for name, div in truth.items():
+            assert imp[name] == pytest.approx(div / total, abs=0.05), name
+        assert imp.main[0].std > 0
+
+
+def test_only_complete_trials_count_and_the_rest_are_counted() -> None:
+    trials = random_trials(SPACE, closed_form, 60, 0)
+    extra = [
+        FrozenTrial(60, TrialState.FAILED, trials[0].params, error="boom"),
+        FrozenTrial(61, TrialState.PRUNED, trials[1].params, value=1e9),
+        FrozenTrial(62, TrialState.RUNNING, trials[2].params),
+        FrozenTrial(63, TrialState.COMPLETE, {"x": 0.5}, value=1e9),  # another space's trial
+    ]
+    imp = importance(trials + extra, SPACE, seed=0)
+    assert imp.n_trials == 60
+    assert imp.left_out == {"failed": 1, "pruned": 1, "running": 1, "outside the space": 1}
+    assert imp.to_dict()["main"][0]["param"] == imp.main[0].names[0]
+    with pytest.raises(ValueError, match="at least 2 complete trials, got 1"):
+        importance(trials[:1] + extra, SPACE)
+    with pytest.raises(ValueError, match="unknown importance method 'shap'"):
+        importance(trials, SPACE, method="shap")
+    with pytest.raises(ValueError, match=r"params \['y'\] are not free parameters"):
+        importance(trials, SPACE, params=["y"])
+    with pytest.raises(TypeError, match="FanovaOptions"):
+        importance(trials, SPACE, options=PedAnovaOptions())
+
+
+def test_the_design_encodes_as_the_space_does() -> None:
+    space = ts.Space({
+        "f": ts.Float(0.5, 8.0), "flog": ts.Float(1e-4, 1.0, log=True), "fstep": ts.Float(0.0, 1.0, step=0.25),
+        "i": ts.Int(1, 9), "ilog": ts.Int(1, 1000, log=True), "istep": ts.Int(0, 20, step=5),
+        "c": ts.Categorical(["a", 3, None]), "cond": ts.Float(0, 1, when={"c": ["a"]}),
+    })
+    trials = random_trials(space, lambda p: 0.0, 200, 3)
+    d = design(trials, space, seed=0)
+    want = space.encode_many([t.params for t in trials])
+    active = ~np.isnan(want)
+    assert np.allclose(d.X[active], want[active], atol=1e-12)
+    assert 0.3 < d.columns[d.names.index("cond")].inactive < 0.9
+
+
+def test_a_conditional_parameter_counts_where_it_is_active_and_its_parent_for_the_switch() -> None:
+    space = ts.Space({
+        "kernel": ts.Categorical(["linear", "rbf"]),
+        "C": ts.Float(1e-3, 1e3, log=True),
+        "gamma": ts.Float(1e-4, 1.0, log=True, when={"kernel": ["rbf"]}),
+        "unused": ts.Float(0, 1, when={"kernel": ["linear"]}),
+    })
+
+    def f(p: dict) -> float:  # gamma matters when active; "unused" never does
+        g = 0.0 if "gamma" not in p else (math.log10(p["gamma"]) + 2) ** 2
+        return 0.5 * math.log10(p["C"]) + g
+
+    trials = random_trials(space, f, 300, 0)
+    imp = importance(trials, space, method="fanova", seed=0)
+    assert imp["unused"] < 0.06, imp.fractions
+    assert min(imp["gamma"], imp["C"]) > 2 * imp["unused"], imp.fractions
+    # the best tenth is mostly linear kernels (g = 0) with small C: there gamma is off
+    good = importance(trials, space, method="ped-anova", seed=0)
+    assert good.main[0].names == ("C",) and max(good["unused"], good["gamma"]) < 0.06, good.fractions
+    d = design(trials, space)
+    gamma = d.columns[d.names.index("gamma")]
+    assert 0.3 < gamma.inactive < 0.7
+    assert np.all((d.X >= 0) & (d.X <= 1))  # inactive entries drawn from the parameter's own range
+
+
+def test_a_constant_objective_has_no_important_parameter() -> None:
+    imp = importance(random_trials(SPACE, lambda p: 1.0, 30, 0), SPACE)
+    assert all(e.fraction == 0.0 for e in imp.main)
+
+
+def test_options_are_checked_where_they_enter() -> None:
+    with pytest.raises(ValueError, match="n_trees must be >= 2"):
+        FanovaOptions(n_trees=1)
+    with pytest.raises(ValueError, match="target_quantile < region_quantile"):
+        PedAnovaOptions(target_quantile=0.5, region_quantile=0.3)
+
+
+def test_study_importance_and_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(SPACE, storage=url, name="imp", sampler="random", seed=0, direction="maximize")
+    study.optimize(lambda t: -closed_form(t.params), n_trials=40)
+    imp = study.importance("fanova", seed=1)
+    assert imp.n_trials == 40 and set(imp.fractions) == set(SPACE.free)
+    assert main(["importance", "imp", "--storage", url, "--json", "--method", "ped-anova"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["method"] == "ped-anova" and {m["param"] for m in doc["main"]} == set(SPACE.free)
+    assert main(["importance", "imp", "--storage", url]) == 0
+    assert "x x lr" in capsys.readouterr().out
+    assert main(["importance", "nope", "--storage", url]) == 2
+
+
+def test_the_importance_package_is_pure() -> None:
+    root = Path(ts.__file__).parent / "importance"
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not {"study", "storage", "execution"} & set(node.module.split(".")), (path, node.module)

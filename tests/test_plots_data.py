@@ -1,0 +1,259 @@
+"""The plots' data layer (records of what is drawn), both renderers, and the plot/compare commands."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("plotly")
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith import plots  # noqa: E402
+from tunesmith.cli import build_parser, main  # noqa: E402
+from tunesmith.importance import Effect, Importances  # noqa: E402
+from tunesmith.plots.plotly_render import to_plotly  # noqa: E402
+from tunesmith.trial import Direction, FrozenTrial, TrialState  # noqa: E402
+
+SPACE = ts.Space({
+    "kernel": ts.Categorical(["linear", "rbf"]),
+    "C": ts.Float(1e-3, 1e3, log=True),
+    "gamma": ts.Float(1e-4, 1.0, log=True, when={"kernel": ["rbf"]}),
+    "x": ts.Float(0, 1),
+})
+
+
+def trials_of(values: list[tuple[str, float | None]], space: ts.Space = SPACE, seed: int = 0) -> tuple[FrozenTrial, ...]:
+    rng = np.random.default_rng(seed)
+    return tuple(FrozenTrial(i, TrialState(state), space.sample(rng), value=v,
+                             error="boom" if state == "failed" else None)
+                 for i, (state, v) in enumerate(values))
+
+
+def snap(values: list[tuple[str, float | None]], direction: str = "minimize", **kw) -> plots.Snapshot:
+    return plots.Snapshot("s", Direction.parse(direction), SPACE, trials_of(values), sampler="random", **kw)
+
+
+MIXED = [("complete", 5.0), ("failed", None), ("pruned", 9.0), ("complete", 3.0), ("complete", 4.0),
+         ("pruned", 1.0), ("complete", 6.0)]
+
+
+@pytest.mark.parametrize("direction, best", [("minimize", [5.0, 5.0, 5.0, 3.0, 3.0, 3.0, 3.0]),
+                                             ("maximize", [5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 6.0])])
+def test_history_best_so_far_follows_the_direction_and_skips_failed_and_pruned(direction: str, best: list) -> None:
+    chart = plots.history_data(snap(MIXED, direction))
+    steps = chart.find("best-so-far")
+    assert list(steps.x) == [0, 2, 3, 4, 5, 6] and list(steps.y) == [b for i, b in enumerate(best) if i != 1]
+    assert list(chart.find("pruned").y) == [9.0, 1.0]  # drawn, never the best
+    assert "(1 failed)" in chart.title and chart.y_label == f"value ({direction})"
+    empty = plots.history_data(snap([("failed", None), ("running", None)]))
+    assert empty.empty and "no finished trial" in (empty.message or "")
+
+
+def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> None:
+    chart = plots.comparison({"a": [[3, 2, 5, 1], [4, 4, 1, 0]], "b": [[None, 7, 6, 8]]})
+    a, band = chart.find("median-a"), chart.find("band-a")
+    assert list(a.y) == [3.5, 3.0, 1.5, 0.5]  # medians of best-so-far [3,2,2,1] and [4,4,1,0]
+    assert list(band.low) == pytest.approx([3.25, 2.5, 1.25, 0.25]) and list(band.high) == pytest.approx([3.75, 3.5, 1.75, 0.75])
+    b = chart.find("median-b")
+    assert list(b.x) == [2, 3, 4] and list(b.y) == [7, 6, 6]
+    assert a.color != b.color and a.label == "a (median of 2 runs)" and b.label == "b (1 run)"
+    up = plots.comparison({"a": [[3, 2, 5, 1]]}, direction="maximize")
+    assert list(up.find("median-a").y) == [3, 3, 5, 5]
+    # several studies: each its own colour and legend entry
+    s1 = ts.Study({"x": ts.Float(0, 1)}, name="one", sampler="random", seed=0)
+    s2 = ts.Study({"x": ts.Float(0, 1)}, name="two", sampler="random", seed=1)
+    for s in (s1, s2):
+        s.optimize(lambda t: t.params["x"], n_trials=5)
+    two = plots.comparison([s1, s2])
+    assert {s.label for s in two.series} == {"one (1 run)", "two (1 run)"}
+    assert len({s.color for s in two.series}) == 2
+
+
+def test_history_overlays_in_one_axes_get_distinct_colours_and_names() -> None:
+    s1 = ts.Study({"x": ts.Float(0, 1)}, name="first", sampler="random", seed=0)
+    s2 = ts.Study({"x": ts.Float(0, 1)}, name="second", sampler="random", seed=1)
+    for s in (s1, s2):
+        s.optimize(lambda t: t.params["x"], n_trials=5)
+    ax = plots.history(s1)
+    plots.history(s2, ax=ax)
+    best = [line for line in ax.get_lines() if str(line.get_gid()).startswith("best-so-far")]
+    assert len(best) == 2 and best[0].get_color() != best[1].get_color()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "first: best so far" in legend and "second: best so far" in legend
+    plt.close(ax.figure)
+
+
+def test_parallel_coordinates_mark_inactive_and_categorical_values() -> None:
+    p = plots.parallel(snap(MIXED * 3))
+    done = [t for t in trials_of(MIXED * 3) if t.state is TrialState.COMPLETE]
+    assert [a.name for a in p.axes] == ["kernel", "C", "gamma", "x", "value (minimize)"]
+    kernel, c, gamma = p.axes[:3]
+    assert dict(kernel.ticks)[0.0] == "linear" and c.log
+    assert list(c.values) == pytest.approx([math.log10(t.params["C"]) for t in done])
+    inactive = [i for i, t in enumerate(done) if "gamma" not in t.params]
+    assert inactive and all(gamma.values[i] == min(gamma.values) for i in inactive)
+    assert "inactive" in [label for _, label in gamma.ticks]
+    assert list(p.color) == [t.value for t in done] and p.reverse_scale  # minimize: small is best
+    assert plots.parallel(snap([("failed", None)])).empty
+
+
+def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
+    s = snap(MIXED * 3)
+    charts = plots.slices(s)
+    assert [c.x_label for c in charts] == ["kernel", "C", "gamma", "x"]
+    done = [t for t in s.trials if t.state is TrialState.COMPLETE]
+    gamma = charts[2].find("trials")
+    assert len(gamma.x) == sum("gamma" in t.params for t in done) and charts[2].log_x
+    assert set(charts[0].find("trials").x) <= {"linear", "rbf"}
+    cs = plots.contours(s)
+    assert [(c.x_label, c.y_label) for c in cs] == [("C", "gamma"), ("C", "x"), ("gamma", "x")]
+    surface = cs[1].find("surface")
+    assert np.array(surface.z).shape == (40, 40) and np.isfinite(np.array(surface.z)).all()
+    assert surface.x[0] == pytest.approx(1e-3) and surface.x[-1] == pytest.approx(1e3)
+    only_cat = plots.contours(s, params=["kernel", "x"])
+    assert only_cat[0].empty and "two numeric parameters" in (only_cat[0].message or "")
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['nope'\]"):
+        plots.slices(s, params=["nope"])
+
+
+def test_importance_bars_show_each_effect_with_its_band() -> None:
+    imp = Importances("fanova", (Effect(("a",), 0.6, 0.05), Effect(("b",), 0.3, 0.02)),
+                      (Effect(("a", "b"), 0.1, 0.01),), 50)
+    bars = plots.importance_bars(imp).find("bars")
+    assert list(bars.y) == ["a x b", "b", "a"] and list(bars.x) == [0.1, 0.3, 0.6]
+    assert list(bars.error) == [0.01, 0.02, 0.05]
+    few = plots.importance_bars(snap([("complete", 1.0)]))
+    assert few.empty and "at least 2 complete trials" in (few.message or "")
+
+
+def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
+    t = FrozenTrial(3, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
+                    attrs={"train_loss": [1.0, 0.6, 0.4, 0.3, None], "best_step": 3, "stopped_early": True,
+                           "overfit_at": [4, 5]})
+    chart = plots.overfitting(t)
+    assert list(chart.find("val").y) == [0.9, 0.5, 0.4, 0.45, 0.6]
+    assert chart.find("train").y[:4] == [1.0, 0.6, 0.4, 0.3] and math.isnan(chart.find("train").y[4])
+    assert list(chart.find("early-stop").x) == [5] and "early stopping (epoch 5)" == chart.find("early-stop").label
+    assert list(chart.find("best").x) == [3] and list(chart.find("overfitting").x) == [4, 5]
+    assert plots.overfitting(FrozenTrial(0, TrialState.FAILED, {}, error="x")).empty
+
+
+def test_overfitting_graph_from_a_real_training_run(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, objective
+
+    study = ts.Study({"lr": ts.Float(0.05, 0.2, log=True)}, sampler="random", seed=0)
+    base = TrainConfig(epochs=12, batch_size=8, patience=2, restore_best=True)
+    study.optimize(objective(lambda p: mlp(hidden=64), split(48), base=base, checkpoint_root=tmp_path), n_trials=1)
+    t = study.trials[0]
+    chart = plots.overfitting(t)
+    assert len(chart.find("train").x) == len(t.intermediate) == len(chart.find("val").x)
+    assert chart.find("best").x == [t.attrs["best_step"]]
+    assert t.value == pytest.approx(t.intermediate[t.attrs["best_step"]])  # the restored best is the value
+    if t.attrs["stopped_early"]:
+        assert list(chart.find("early-stop").x) == [max(t.intermediate)]
+
+
+def test_adam_in_action_runs_torch_adams_update_and_the_smallest_lr_crawls() -> None:
+    torch = pytest.importorskip("torch")
+    p = torch.tensor([-1.5, 2.0], requires_grad=True, dtype=torch.float64)
+    opt = torch.optim.Adam([p], lr=0.05, betas=(0.9, 0.999))
+    for _ in range(60):
+        opt.zero_grad()
+        ((1 - p[0]) ** 2 + 10 * (p[1] - p[0] ** 2) ** 2).backward()
+        opt.step()
+    assert plots.adam_path(0.05, 0.9, 0.999, steps=60)[-1] == pytest.approx(p.detach().numpy(), abs=1e-9)
+    chart = plots.adam_in_action("lr")
+    ends = {s.gid: math.dist((s.x[-1], s.y[-1]), (1, 1)) for s in chart.series if (s.gid or "").startswith("path-")}
+    assert set(ends) == {"path-lr=0.005", "path-lr=0.05", "path-lr=0.3"}
+    assert ends["path-lr=0.005"] > ends["path-lr=0.05"]
+    with pytest.raises(ValueError, match="vary must be one of"):
+        plots.adam_in_action("momentum")
+
+
+def test_process_diagram_counts_the_studys_own_flow() -> None:
+    d = plots.process(snap(MIXED, pruner="ASHA"))
+    assert d.node("trials").detail.startswith("7 run") and "3 complete" not in d.node("trials").detail
+    assert "4 complete, 1 failed, 2 pruned" in d.node("trials").detail
+    assert d.node("pruner").detail == "ASHA\nstopped 2" and d.node("sampler").detail == "random"
+    assert d.node("best").detail == "#3: 3" and d.node("test").detail == "not recorded"
+    assert ("trials", "pruner", "reports") in d.edges
+    no_pruner = plots.process(snap(MIXED))
+    assert "pruner" not in {n.key for n in no_pruner.nodes} and plots.process(snap([])).empty
+
+
+def test_thousands_of_curves_render_as_few_plotly_traces() -> None:
+    rng = np.random.default_rng(0)
+    trials = tuple(FrozenTrial(i, TrialState.PRUNED if i % 3 else TrialState.COMPLETE, {"x": float(rng.random())},
+                               value=1.0 + i % 7, intermediate={k: 1.0 / k + i * 1e-4 for k in range(1, 6)})
+                   for i in range(3000))
+    s = plots.Snapshot("big", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1)}), trials)
+    chart = plots.curves_data(s)
+    assert sum(1 for x in chart.series if (x.gid or "").startswith("trial-")) == 3000
+    fig = to_plotly(chart)
+    assert len(fig.data) < 10  # merged per style: the HTML stays small
+    assert sum(len([v for v in tr.x if v is not None]) for tr in fig.data if tr.mode == "lines") == 15000
+
+
+@pytest.fixture()
+def stored(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    s = ts.Study(SPACE, storage=url, name="cli", sampler="random", seed=0)
+    s.optimize(lambda t: (math.log10(t.params["C"])) ** 2 + t.params["x"], n_trials=20)
+    return url
+
+
+@pytest.mark.slow
+def test_plot_command_draws_every_kind_to_html_and_png(stored: str, tmp_path: Path) -> None:
+    for kind in plots.KINDS:
+        if kind in ("curves", "overfitting"):
+            continue  # no reports in this study: below
+        for ext in ("png", "html"):
+            out = tmp_path / f"{kind}.{ext}"
+            assert main(["plot", "cli", "--storage", stored, "--kind", kind, "-o", str(out)]) == 0, kind
+            head = out.read_bytes()[:15]
+            assert head.startswith(b"\x89PNG" if ext == "png" else b"<!DOCTYPE html>"), kind
+    help_text = build_parser()._subparsers._group_actions[0].choices["plot"].format_help()  # type: ignore[union-attr]
+    for kind in plots.KINDS:
+        assert kind in help_text
+
+
+def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(
+    stored: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "curves.png"
+    assert main(["plot", "cli", "--storage", stored, "--kind", "curves", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing to draw" in err and "reported intermediate values" in err and not out.exists()
+    assert main(["plot", "cli", "--storage", stored, "--kind", "overfitting", "--trial", "99", "-o", str(out)]) == 2
+    assert "has no trial 99" in capsys.readouterr().err
+
+
+def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return (trial.params['x'] - 0.3) ** 2\n")
+    (tmp_path / "study.yaml").write_text(textwrap.dedent("""\
+        objective: obj.py:objective
+        direction: minimize
+        space:
+          x: {type: float, low: 0, high: 1, grid: [0, 0.5, 1]}
+        """))
+    out = tmp_path / "compare.png"
+    argv = ["compare", str(tmp_path / "study.yaml"), "--samplers", "grid,random,sobol", "--budget", "6",
+            "--seeds", "2", "-o", str(out)]
+    assert main(argv) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    text = capsys.readouterr().out
+    assert "grid" in text and "random" in text and "sobol" in text
+    runs = plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, samplers=["random"], budget=4, seeds=[0, 1])
+    assert [len(s.trials) for s in runs["random"]] == [4, 4]
+    assert runs["random"][0].trials[0].params != runs["random"][1].trials[0].params  # seeds differ

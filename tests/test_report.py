@@ -1,0 +1,123 @@
+"""The HTML report: self-contained, every plot rendered in a real headless browser, no request
+leaves the machine; a screenshot goes to test-artifacts/ (kept by CI)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("plotly")
+pytest.importorskip("sklearn")
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.cli import main  # noqa: E402
+from tunesmith.pruners import ASHA  # noqa: E402
+from tunesmith.report import build_report  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+SPACE = {
+    "kernel": ts.Categorical(["linear", "rbf"]),
+    "C": ts.Float(1e-3, 1e3, log=True),
+    "gamma": ts.Float(1e-4, 1.0, log=True, when={"kernel": ["rbf"]}),
+    "x": ts.Float(0, 1),
+}
+
+
+def objective(trial: ts.Trial) -> float:
+    p = trial.params
+    if p["x"] > 0.93:
+        raise RuntimeError("diverged")
+    base = abs(math.log10(p["C"])) + (math.log10(p.get("gamma", 1e-2)) + 2) ** 2 + 3 * (p["x"] - 0.3) ** 2
+    for step in range(1, 10):
+        trial.report(base + 1.0 / step, step)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    trial.set_attr("test_value", 1.1 * base)
+    return base + 1 / 9
+
+
+@pytest.fixture()
+def study(tmp_path: Path) -> ts.Study:
+    s = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="report-demo", sampler="random", seed=0,
+                 pruner=ASHA(max_resource=9))
+    s.optimize(objective, n_trials=60, catch=(RuntimeError,))
+    return s
+
+
+def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:
+    page = build_report(study)
+    for text in ("<h1>report-demo</h1>", "random", "ASHA", "validation value", "test value", "active when"):
+        assert text in page, text
+    best = study.best_trial
+    assert f"<td>{best.value:.6g}</td><td>{best.attrs['test_value']:.6g}</td>" in page
+    assert page.count('class="plotly-graph-div"') >= 8
+    assert "<script src=" not in page and "src=\"http" not in page  # plotly.js inline, nothing fetched
+    empty = ts.Study(SPACE, name="empty")
+    assert "no plot has anything to draw yet" in build_report(empty)
+
+
+@pytest.mark.slow
+def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_path: Path) -> None:
+    sync_api = _browser_or_skip()
+    out = tmp_path / "report.html"
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["report", "report-demo", "--storage", url, "-o", str(out)]) == 0
+    outside: list[str] = []
+
+    def route(r: object) -> None:
+        request_url = r.request.url  # type: ignore[attr-defined]
+        if request_url.startswith(("file:", "data:", "about:")):
+            r.continue_()  # type: ignore[attr-defined]
+        else:
+            outside.append(request_url)
+            r.abort()  # type: ignore[attr-defined]
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("**/*", route)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(out.as_uri(), wait_until="load")
+            page.wait_for_function("window.Plotly !== undefined", timeout=30_000)
+            divs = page.eval_on_selector_all(
+                ".plotly-graph-div", "ds => ds.map(d => [d.id, !!d._fullLayout, d.querySelectorAll('svg.main-svg').length])")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not outside, f"requests left the machine: {outside}"
+    assert len(divs) >= 8
+    assert all(rendered and svgs > 0 for _, rendered, svgs in divs), divs
+    kinds = {d[0].split("-")[1] for d in divs}
+    assert {"history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting"} <= kinds
+
+
+def _browser_or_skip() -> object:
+    """Playwright's sync API, with Debian's chromium there; skipped when missing, except in CI
+    (env var CI set: scripts/test installs both), where that is a failure."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        sync_api = None
+    missing = "playwright (pip install 'tunesmith[test]')" if sync_api is None else (
+        None if Path(CHROMIUM).exists() else f"{CHROMIUM} (apt-get install chromium)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test of the report: install {missing}")
+        pytest.skip(f"needs {missing}")
+    return sync_api
+
+
+def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    assert main(["report", "nope", "--storage", url, "-o", str(tmp_path / "r.html")]) == 2
+    assert "nope" in capsys.readouterr().err
