@@ -136,8 +136,8 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
 
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
     t = FrozenTrial(3, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
-                    attrs={"train_loss": [1.0, 0.6, 0.4, 0.3, None], "best_step": 3, "stopped_early": True,
-                           "overfit_at": [4, 5]})
+                    attrs={"curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, None]}, "best_step": 3,
+                           "stopped_early": True, "overfit_at": 4})
     chart = plots.overfitting(t)
     assert list(chart.find("val").y) == [0.9, 0.5, 0.4, 0.45, 0.6]
     assert chart.find("train").y[:4] == [1.0, 0.6, 0.4, 0.3] and math.isnan(chart.find("train").y[4])
