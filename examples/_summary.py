@@ -16,11 +16,12 @@ def show(value: Any) -> str:
 
 
 def changes(params: Mapping[str, Any], base: TrainConfig) -> list[str]:
-    """``name default -> found`` for each searched TrainConfig field (others: ``name = found``)."""
+    """``name default -> found`` for each searched TrainConfig field; ``name = found`` where the
+    search kept the default, or for a parameter that is not a TrainConfig field."""
     defaults = base.to_dict()
     out = []
     for name, value in params.items():
-        if name in defaults:
+        if name in defaults and show(defaults[name]) != show(value):
             out.append(f"{name} {show(defaults[name])} -> {show(value)}")
         else:
             out.append(f"{name} = {show(value)}")

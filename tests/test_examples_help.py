@@ -47,3 +47,13 @@ def test_every_option_has_a_description_and_its_default(module: str, monkeypatch
         assert action.help, f"{module}: {action.option_strings} has no description"
         if action.default not in (None, False):
             assert f"(default: {action.default})" in " ".join(text.split()), f"{module}: {action.option_strings}"
+
+
+def test_the_summary_says_what_the_search_changed_without_float_noise() -> None:
+    from _summary import changes
+
+    from tunesmith.train import TrainConfig
+
+    found = {"lr": 0.0010000000000000002, "schedule": "cosine", "weight_decay": 3.0000000000000004e-05, "layers": 3}
+    assert changes(found, TrainConfig()) == ["lr = 0.001", "schedule constant -> cosine", "weight_decay 0 -> 3e-05",
+                                             "layers = 3"]
