@@ -62,6 +62,19 @@ def _cli(*argv: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+psycopg://u:p%40ss@db.internal:5432/t?sslmode=require",
+     "postgresql+psycopg://u:***@db.internal:5432/t?sslmode=require"),
+    ("postgresql+psycopg://u@h/t?password=s3cret&x=1", "postgresql+psycopg://u@h/t?password=***&x=1"),
+    ("sqlite:////tmp/x@y:z.db", "sqlite:////tmp/x@y:z.db"),  # nothing to hide: exactly as given
+    ("weird://u:s3cret@host", "weird://u:***@host"),
+])
+def test_mask_url(url: str, shown: str) -> None:
+    from tunesmith.storage.base import mask_url
+
+    assert mask_url(url) == shown
+
+
 @pytest.mark.slow
 def test_postgres_password_is_masked_everywhere_it_is_shown(
     secret_url: str, tmp_path: Path, subprocess_env: dict[str, str]
