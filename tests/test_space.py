@@ -371,3 +371,19 @@ def test_grid_is_conditional_aware(svm_space: ts.Space) -> None:
 def test_cardinality() -> None:
     assert ts.Space({"a": ts.Categorical(["x", "y"]), "n": ts.Int(1, 3, when={"a": "x"})}).cardinality == 4
     assert math.isinf(ts.Space({"x": ts.Float(0, 1)}).cardinality)
+
+
+def test_validation_gaps_are_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"\[-1e\+308, 1e\+308\] is wider than the largest float \(1.798e\+308\)"):
+        ts.Space({"x": ts.Float(-1e308, 1e308)})
+    ts.Space({"x": ts.Float(-8e307, 8e307)})  # a finite span is fine
+    with pytest.raises(ValueError, match="choice nan is not equal to itself.*use None"):
+        ts.Space({"c": ts.Categorical([float("nan"), 1.0])})
+    with pytest.raises(ValueError, match="condition on 'lr', a Float.*Categorical, an Int or a fixed value"):
+        ts.Space({"lr": ts.Float(0, 1), "w": ts.Int(1, 3, when={"lr": [0.5]})})
+    with pytest.raises(ValueError, match=r"a plain list is ambiguous; write Categorical\(\[1, 2, 3\]\).*Fixed"):
+        ts.Space({"a": [1, 2, 3]})
+    assert isinstance(ts.Space.from_yaml("a: [1, 2, 3]")["a"], ts.Categorical)  # YAML's list: choices
+    assert ts.Space({"a": ts.Fixed([1, 2, 3])})["a"].n_values == 1
+    with pytest.raises(ValueError, match=r"line 3: the key 'a' is given twice \(first on line 1\)"):
+        ts.Space.from_yaml("a: [1, 2]\nb: 3\na: [4]\n")

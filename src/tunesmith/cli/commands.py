@@ -226,4 +226,4 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(for_display({"v": v})["v"])
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

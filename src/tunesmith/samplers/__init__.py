@@ -70,7 +70,9 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
         seed = seed if seed is not None else stored  # an explicit seed wins over a stored one
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
-            f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance"
+            f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
+            "stored with a custom sampler reopens once its class is registered in this process: "
+            "tunesmith.samplers.register(name, cls))"
         )
     cls = _resolve(spec)
     assert cls is not None  # checked just above

@@ -118,6 +118,8 @@ def mask_url(url: str) -> str:
         parsed = sa.engine.make_url(url)
     except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: mask by pattern
         return re.sub(r"password=[^&]*", "password=***", re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url))
+    if parsed.password is None and "password" not in parsed.query:
+        return url  # nothing to hide: shown exactly as given
     if "password" in parsed.query:
         parsed = parsed.update_query_dict({"password": "***"})
     return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")

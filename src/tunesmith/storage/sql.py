@@ -142,6 +142,36 @@ def _trial_values(t: FrozenTrial) -> dict[str, Any]:
     }
 
 
+class _Backoff:
+    """Waits between attempts of one operation. A busy (locked) SQLite database is
+    waited on in short randomized steps for up to ``busy_timeout`` seconds; other
+    transient errors (lost connection, server restarting, serialization) are
+    retried with exponential backoff for up to ``retry_window`` seconds."""
+
+    def __init__(self, busy_timeout: float, retry_window: float) -> None:
+        self.busy_timeout, self.retry_window = busy_timeout, retry_window
+        self.step, self.delay = _BUSY_STEP, 0.005
+        self.busy_since: float | None = None
+        self.failing_since: float | None = None
+
+    def wait(self, *, busy: bool) -> str | None:
+        """Sleep before the next attempt; or, past the limit, say why not (no sleep)."""
+        now = time.monotonic()
+        if busy:
+            self.busy_since = now if self.busy_since is None else self.busy_since
+            if now - self.busy_since >= self.busy_timeout:
+                return f"still locked by another writer after busy_timeout={self.busy_timeout:g} s"
+            time.sleep(self.step * (0.5 + random.random()))
+            self.step = min(self.step * 1.5, _BUSY_STEP_MAX)
+            return None
+        self.failing_since = now if self.failing_since is None else self.failing_since
+        if now - self.failing_since >= self.retry_window:
+            return f"still failing after retry_window={self.retry_window:g} s of retries"
+        time.sleep(self.delay * (1 + random.random()))
+        self.delay = min(self.delay * 2, 1.0)
+        return None
+
+
 class SQLStorage(Storage):
     """Storage in a SQL database, by SQLAlchemy URL.
 
@@ -300,15 +330,10 @@ class SQLStorage(Storage):
         return self._statements
 
     def _retry(self, once: Callable[[], T]) -> T:
-        """``once()``, again after transient errors: a busy (locked) SQLite database
-        is waited on in short randomized steps for up to ``busy_timeout`` seconds;
-        other transient errors (lost connection, server restarting, serialization)
-        are retried with exponential backoff for up to ``retry_window`` seconds.
-        What still fails is raised as StorageError (IntegrityError, which callers
+        """``once()``, again after transient errors (see :class:`_Backoff`); what
+        still fails is raised as StorageError (IntegrityError, which callers
         handle, as it is)."""
-        delay, step = 0.005, _BUSY_STEP
-        busy_since: float | None = None
-        failing_since: float | None = None
+        backoff = _Backoff(self.busy_timeout, self.retry_window)
         while True:
             try:
                 return once()
@@ -318,23 +343,9 @@ class SQLStorage(Storage):
                 kind = self._kind(exc)
                 if kind is None:
                     raise
-                now = time.monotonic()
-                if kind == "busy":
-                    busy_since = now if busy_since is None else busy_since
-                    if now - busy_since >= self.busy_timeout:
-                        raise self._error(exc, f"still locked by another writer after busy_timeout="
-                                               f"{self.busy_timeout:g} s") from exc
-                    time.sleep(step * (0.5 + random.random()))
-                    step = min(step * 1.5, _BUSY_STEP_MAX)
-                    continue
-                if kind == "fatal":
-                    raise self._error(exc) from exc
-                failing_since = now if failing_since is None else failing_since
-                if now - failing_since >= self.retry_window:
-                    raise self._error(exc, f"still failing after retry_window={self.retry_window:g} s "
-                                           "of retries") from exc
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 1.0)
+                gave_up = "" if kind == "fatal" else backoff.wait(busy=kind == "busy")
+                if gave_up is not None:
+                    raise self._error(exc, gave_up) from exc
 
     def _kind(self, exc: Exception) -> str | None:
         """``busy``, ``transient`` or ``fatal`` for a database error; None for any other."""
