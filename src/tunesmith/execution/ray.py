@@ -406,8 +406,8 @@ class _Driver:
     ) -> None:
         """Kill ``actor``, fail its trial, start another; ``lost``: it died (a
         timeout is not), which counts towards giving up."""
+        ended = self._lost(actor, error, requeue=requeue, dead=dead)  # first: it asks the actor who it was
         self.ray.kill(actor.handle)
-        ended = self._lost(actor, error, requeue=requeue, dead=dead)
         for t in ended:
             self.calls(t)
         failed = sum(t.state is TrialState.FAILED for t in ended)
