@@ -168,6 +168,7 @@ def test_failing_objective_still_reports(project: Path, capsys: pytest.CaptureFi
 def test_subcommand_table_is_extensible() -> None:
     names = [c.name for c in SUBCOMMANDS]
     assert names[:5] == ["run", "studies", "show", "export", "plot"] and {"worker", "importance"} <= set(names)
+    assert {"copy", "rename", "delete"} <= set(names) and len(set(names)) == len(names)
 
 
 def test_entry_point_in_a_subprocess(project: Path, subprocess_env: dict[str, str]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -85,3 +87,84 @@ def test_ray_callbacks_run_in_the_driver_and_stop_it(ray_local: Any, tmp_path: P
     states = [t.state for t in study.trials]
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states
     assert before + 3 <= len(states) <= before + 3 + 4 and len(calls) == len(states) - before + 3
+
+
+LOST_DRIVER = """
+import os, sys, time
+import tunesmith as ts
+from tunesmith.execution.ray import ClusterLost, RayExecutor
+
+def objective(trial):
+    time.sleep(0.3)
+    return trial.params["x"]
+
+study = ts.Study({"x": ts.Float(0, 1)}, storage=sys.argv[1], name="lost")
+ex = RayExecutor(n_workers=2, lost_after=float(sys.argv[3]), ray_init={
+    "_temp_dir": sys.argv[2], "num_cpus": 2, "log_to_driver": False, "_node_ip_address": "127.0.0.1"})
+try:
+    study.optimize(objective, n_trials=10_000, executor=ex)
+    print("RETURNED", flush=True)
+except ClusterLost as exc:
+    print("LOST", exc, flush=True)
+"""
+
+
+def _raylets(temp: Path) -> list[int]:
+    from ray_util import pids_under
+
+    out = []
+    for pid in pids_under(temp):
+        try:
+            exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if exe.endswith(b"/raylet"):
+            out.append(pid)
+    return out
+
+
+@pytest.mark.parametrize("how", ["detected", "ctrl-c"])
+def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
+    tmp_path: Path, subprocess_env: dict[str, str], how: str
+) -> None:
+    from ray_util import RAY_ENV, pids_under, quiet_home, short_tmp
+
+    temp = short_tmp("tsl")
+    url = f"sqlite:///{tmp_path / 'lost.db'}"
+    env = {**subprocess_env, **RAY_ENV, "HOME": quiet_home(temp)}
+    lost_after = "3" if how == "detected" else "600"
+    driver = subprocess.Popen([sys.executable, "-c", LOST_DRIVER, url, str(temp), lost_after], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        study = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.5)
+            try:
+                study = Study.load("lost", url)
+            except Exception:  # noqa: BLE001 - not created yet
+                continue
+            if len(study.trials_in("complete")) >= 3:
+                break
+        assert study is not None and driver.poll() is None, "the driver did not get going"
+        for pid in _raylets(temp):
+            os.kill(pid, signal.SIGKILL)
+        if how == "ctrl-c":
+            time.sleep(3)
+            driver.send_signal(signal.SIGINT)
+        out, _ = driver.communicate(timeout=150)  # before the fix: it never returned
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for pid in pids_under(temp):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if how == "detected":
+        assert "LOST the Ray cluster is lost: for 3 s no node had the resources of one trial" in out, out[-3000:]
+        assert "Restart the cluster" in out
+    else:
+        assert "RETURNED" in out and "interrupted" in out, out[-3000:]
+    states = Counter(t.state.value for t in Study.load("lost", url).trials)
+    assert states["running"] == 0 and states["complete"] >= 3, states

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import tunesmith as ts
 from tunesmith.trial import TrialState
 
 SPACE = {"x": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b"])}
+OK = {"x": 0.5, "k": "a"}
 
 
 def test_a_trial_of_another_study_is_refused(storage_url: str | None) -> None:
@@ -32,3 +35,115 @@ def test_a_trial_told_through_another_handle_of_the_same_study_is_accepted(sqlit
     assert again.tell(t, 0.5).value == 0.5
     t2 = a.ask()
     assert again.tell(a.trials[1], 0.25).value == 0.25 and t2.number == 1
+
+
+def test_add_trial_records_known_results_that_samplers_and_pruners_see(storage_url: str | None) -> None:
+    study = ts.Study({"x": ts.Categorical([0, 1, 2])}, sampler="grid", storage=storage_url, name="g")
+    done = study.add_trial({"x": 1}, 0.5, attrs={"source": "paper"})
+    assert done.number == 0 and done.state is TrialState.COMPLETE and done.value == 0.5
+    assert study.trials[0] == done and done.attrs == {"source": "paper"} and done.completed is not None
+    pruned = study.add_trial({"x": 2}, state="pruned", intermediate={0: 0.9, 1: 0.8})
+    assert pruned.value == 0.8 and study.trials[1].intermediate == {0: 0.9, 1: 0.8}
+    failed = study.add_trial({"x": 0}, state="failed", error="diverged")
+    assert failed.error == "diverged" and failed.value is None
+    study.optimize(lambda t: float(t.params["x"]), n_trials=5)
+    assert len(study.trials) == 3  # the grid had nothing left: the known results count
+    assert study.best_trial.number == 0
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"params": {**OK, "nope": 1}}, "unknown parameter"),
+    ({"params": {"x": 7.0, "k": "a"}, "value": 1.0}, "x"),
+    ({"params": OK, "value": None}, "a complete trial needs its value"),
+    ({"params": OK, "value": float("nan")}, "value must be a finite number"),
+    ({"params": OK, "value": 1.0, "state": "failed"}, "a failed trial has no value"),
+    ({"params": OK, "value": 1.0, "state": "running"}, "use study.enqueue"),
+    ({"params": OK, "value": 1.0, "intermediate": {0: float("inf")}}, "intermediate value at step 0"),
+    ({"params": OK, "value": 1.0, "intermediate": {-1: 1.0}}, "step must be an integer >= 0"),
+    ({"params": OK, "value": 1.0, "attrs": {"f": object()}}, "JSON-serializable"),
+])
+def test_add_trial_refuses_what_does_not_fit(kwargs: dict, fragment: str) -> None:
+    study = ts.Study(SPACE)
+    with pytest.raises(ValueError, match=fragment):
+        study.add_trial(**kwargs)
+    assert study.trials == []
+
+
+def _strip(t: ts.FrozenTrial) -> tuple:
+    return (t.number, t.state, dict(t.params), t.value, dict(t.intermediate), dict(t.attrs), t.error)
+
+
+def test_copy_to_another_name_and_another_storage(storage_url: str | None, tmp_path: Path) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="src", pruner="median")
+    study.optimize(lambda t: t.params["x"], n_trials=4)
+    t = study.ask()
+    t.report(0.3, 0)  # still running: copied as failed
+    study.enqueue({"x": 0.5, "k": "a"})
+    twin = study.copy("twin")
+    assert twin.name == "twin" and twin.storage is study.storage
+    elsewhere = study.copy(storage=f"sqlite:///{tmp_path / 'other.db'}")
+    assert elsewhere.name == "src" and elsewhere.storage.url.endswith("other.db")
+    for c in (twin, elsewhere):
+        assert c.direction == study.direction and c.space.to_dict() == study.space.to_dict()
+        assert c.pruner.describe() == study.pruner.describe() and c.sampler.name == "random"
+        got = [_strip(x) for x in c.trials]
+        assert got[:4] == [_strip(x) for x in study.trials[:4]] and got[6:] == []
+        assert got[4][1] is TrialState.FAILED and got[4][4] == {0: 0.3} and got[4][6] == "running when the study was copied"
+        assert got[5][1] is TrialState.WAITING
+        c.optimize(lambda t: t.params["x"], n_trials=2)  # the copy goes on: the queued trial first
+        assert c.trials[5].state is TrialState.COMPLETE and len(c.trials) == 7
+    assert study.trials[4].state is TrialState.RUNNING and len(study.trials) == 6  # the original is untouched
+    with pytest.raises(ValueError, match="to another name, or to another storage"):
+        study.copy()
+    with pytest.raises(ValueError, match="already exists"):
+        study.copy("twin")
+
+
+def test_rename_and_delete(storage_url: str | None) -> None:
+    study = ts.Study(SPACE, storage=storage_url, name="old")
+    ts.Study(SPACE, storage=study.storage, name="taken")
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    with pytest.raises(ValueError, match="'taken' already exists"):
+        study.rename("taken")
+    study.rename("new")
+    assert study.name == "new" and len(ts.load_study("new", study.storage).trials) == 2
+    with pytest.raises(ts.StudyNotFound):
+        ts.load_study("old", study.storage)
+    study.optimize(lambda t: t.params["x"], n_trials=1)  # it goes on under its new name
+    assert len(ts.load_study("new", study.storage).trials) == 3
+    study.delete()
+    with pytest.raises(ts.StudyNotFound):
+        ts.load_study("new", study.storage)
+    assert [r.name for r in study.storage.list_studies()] == ["taken"]
+
+
+def test_a_sampler_override_on_an_existing_study_is_recorded(sqlite_url: str) -> None:
+    ts.Study(SPACE, sampler="random", storage=sqlite_url, name="s")
+    assert ts.load_study("s", sqlite_url).storage.get_study("s").config["sampler"]["name"] == "random"
+    ts.Study(storage=sqlite_url, name="s", sampler="sobol")
+    stored = ts.load_study("s", sqlite_url)
+    assert stored.sampler.name == "sobol" and stored.storage.get_study("s").config["sampler"]["name"] == "sobol"
+    assert stored.storage.get_study("s").config["pruner"] is not None  # the rest is kept
+
+
+def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunesmith.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    url, other = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    study = ts.Study(SPACE, sampler="random", storage=url, name="s")
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    ts.Study(storage=url, name="s", sampler="grid")  # an override, as `tunesmith run --sampler grid`
+    assert main(["studies", "--storage", url]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.strip(" │|").startswith("s "))
+    assert "grid" in row and "random" not in row
+    assert main(["copy", "s", "t", "--storage", url]) == 0
+    assert main(["copy", "s", "--storage", url, "--to-storage", other]) == 0
+    assert "copied study 's' (3 trials) to 's' in" in capsys.readouterr().out
+    assert main(["rename", "t", "u", "--storage", url]) == 0
+    assert main(["delete", "s", "--storage", url]) == 2  # not a terminal: --yes is needed
+    assert "pass --yes to confirm" in capsys.readouterr().err
+    assert main(["delete", "s", "--storage", url, "--yes"]) == 0
+    assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["u"]
+    assert len(ts.load_study("u", url).trials) == 3 and len(ts.load_study("s", other).trials) == 3

@@ -43,6 +43,9 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("report", "write a study's self-contained HTML report", insight.add_report_args, insight.cmd_report),
     Subcommand("worker", "join an existing study from this machine (storage shared by URL)",
                worker.add_worker_args, worker.cmd_worker),
+    Subcommand("delete", "delete a study and its trials", commands.add_delete_args, commands.cmd_delete),
+    Subcommand("copy", "copy a study (to another name or storage)", commands.add_copy_args, commands.cmd_copy),
+    Subcommand("rename", "rename a study", commands.add_rename_args, commands.cmd_rename),
 ]
 
 

@@ -227,3 +227,53 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+# -- delete / copy / rename ----------------------------------------------------------------------
+
+
+def add_delete_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    add_storage_arg(p)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage)
+    n = len(study.trials)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ValueError(f"deleting study {study.name!r} ({n} trials) cannot be undone: pass --yes to confirm")
+        if input(f"delete study {study.name!r} and its {n} trials from {study.storage.url}? [y/N] ").strip().lower() != "y":
+            print("nothing deleted")
+            return 1
+    study.delete()
+    print(f"deleted study {study.name!r} ({n} trials) from {study.storage.url}")
+    return 0
+
+
+def add_copy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    p.add_argument("new_name", nargs="?", help="the copy's name (default: the same, with --to-storage)")
+    add_storage_arg(p)
+    p.add_argument("--to-storage", help="database URL to copy into (default: the same storage)")
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage)
+    copy = study.copy(args.new_name, storage=args.to_storage)
+    print(f"copied study {study.name!r} ({len(copy.trials)} trials) to {copy.name!r} in {copy.storage.url}")
+    return 0
+
+
+def add_rename_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    p.add_argument("new_name", help="its new name")
+    add_storage_arg(p)
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage)
+    study.rename(args.new_name)
+    print(f"renamed study {args.name!r} to {args.new_name!r} in {study.storage.url}")
+    return 0

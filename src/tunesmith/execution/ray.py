@@ -47,6 +47,13 @@ logger = logging.getLogger("tunesmith")
 
 IN_FLIGHT = 2  # calls queued per actor: one running, one waiting
 MAX_REPLACEMENTS = 20
+#: seconds without a node that has the resources of one trial before the cluster counts as lost
+LOST_AFTER = 60.0
+
+
+class ClusterLost(RuntimeError):
+    """The Ray cluster can no longer run a trial: no node has had the resources for one
+    for ``lost_after`` seconds (its nodes died, or it cannot be reached)."""
 
 
 def import_ray() -> Any:
@@ -112,6 +119,9 @@ class RayExecutor(Executor):
         resources_per_trial: ``{"cpu": 1, "gpu": 0.25, ...}``.
         trials_per_gpu: shorthand for ``gpu = 1 / trials_per_gpu``.
         ray_init: more keyword arguments for ``ray.init``.
+        lost_after: seconds without a node that can run a trial (the cluster's
+            nodes died, or it cannot be reached) after which the running trials
+            are failed and :class:`ClusterLost` is raised.
         trial_timeout: seconds a trial may run; then its actor is killed, the
             trial failed with the reason (never re-queued) and the actor replaced.
     """
@@ -127,6 +137,7 @@ class RayExecutor(Executor):
         trials_per_gpu: int | None = None,
         ray_init: Mapping[str, Any] | None = None,
         trial_timeout: float | None = None,
+        lost_after: float = LOST_AFTER,
     ) -> None:
         if address is not None and (not isinstance(address, str) or address in ("", "auto")):
             raise ValueError(
@@ -140,6 +151,9 @@ class RayExecutor(Executor):
         self.resources = check_resources(resources_per_trial, trials_per_gpu)
         self.ray_init = dict(ray_init or {})
         self.trial_timeout = check_trial_timeout(trial_timeout)
+        if check_trial_timeout(lost_after) is None:
+            raise ValueError("lost_after must be a positive number of seconds")
+        self.lost_after = float(lost_after)
 
     # -- connection ------------------------------------------------------------------
     def _connect(self, ray: Any) -> bool:
@@ -186,6 +200,8 @@ class _Driver:
         self.exhausted: str | None = None
         self.replacements = 0
         self.index = 0
+        self.checked = 0.0  # when the cluster's resources were last looked at
+        self.starved_since: float | None = None  # since when no node can run a trial
 
     def run(self) -> str | None:
         n = self.ex.n_workers or fit_workers(self.ray.cluster_resources(), self.ex.resources)
@@ -201,6 +217,10 @@ class _Driver:
             for a in self.actors:  # still alive here (killed below): their trials are failed
                 self._lost(a, "interrupted (KeyboardInterrupt)", requeue=False, dead=False)
             logger.warning("interrupted: running trials marked failed; optimize stopped")
+        except ClusterLost as exc:
+            self.budget.stop()
+            failed = sum(len(self._lost(a, f"ray cluster lost: {exc.args[0]}")) for a in self.actors)
+            raise ClusterLost(f"{exc.args[0]}; {failed} running trial(s) failed. {exc.args[1]}") from None
         finally:
             for a in self.actors:
                 self.ray.kill(a.handle)
@@ -243,6 +263,8 @@ class _Driver:
             ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
             if self.job.poll is not None and not ready:
                 self.job.poll()
+            if not ready:
+                self._watch_cluster()
             for ref in ready:
                 self._collect(ref)
 
@@ -277,6 +299,8 @@ class _Driver:
     def _run_only(self, actor: _Actor, ref: Any) -> Outcome | None:
         """The answer to one ``run_only`` call; None when the actor was lost (its
         trial is failed, or held if it was resumed from a checkpoint; a new actor)."""
+        while not self.ray.wait([ref], num_returns=1, timeout=1.0)[0]:  # Ctrl-C works meanwhile
+            self._watch_cluster()
         try:
             out: Outcome = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as exc:
@@ -338,6 +362,31 @@ class _Driver:
                 return []
         return self.study.fail_worker(actor.worker, error, requeue=requeue, dead=dead)
 
+    def _watch_cluster(self) -> None:
+        """Raise :class:`ClusterLost` once no node has had the resources of one trial
+        for ``lost_after`` seconds (looked at once a second, while no result comes)."""
+        now = time.monotonic()
+        if now - self.checked < 1.0:
+            return
+        self.checked = now
+        try:
+            total: Any = self.ray.cluster_resources()
+            fit_workers(total, self.ex.resources)
+            self.starved_since = None
+            return
+        except ValueError:  # no node fits a trial
+            pass
+        except Exception as exc:  # noqa: BLE001 - the cluster cannot be reached
+            total = f"unreachable: {type(exc).__name__}"
+        self.starved_since = self.starved_since or now
+        if now - self.starved_since > self.ex.lost_after:
+            raise ClusterLost(
+                f"the Ray cluster is lost: for {self.ex.lost_after:g} s no node had the resources of one "
+                f"trial ({self.ex.resources}; cluster resources: {total})",
+                "Restart the cluster (or its nodes) and call optimize again: the study resumes "
+                "where it stopped",
+            )
+
     def _stop_overdue(self) -> None:
         """Replace the actors whose trial has run longer than ``trial_timeout``."""
         limit = self.ex.trial_timeout
@@ -357,8 +406,8 @@ class _Driver:
     ) -> None:
         """Kill ``actor``, fail its trial, start another; ``lost``: it died (a
         timeout is not), which counts towards giving up."""
+        ended = self._lost(actor, error, requeue=requeue, dead=dead)  # first: it asks the actor who it was
         self.ray.kill(actor.handle)
-        ended = self._lost(actor, error, requeue=requeue, dead=dead)
         for t in ended:
             self.calls(t)
         failed = sum(t.state is TrialState.FAILED for t in ended)

@@ -249,3 +249,12 @@ class Storage(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"
+
+    # -- study management (optional for custom storages) -------------------------------
+    def rename_study(self, name: str, new_name: str) -> None:
+        """Rename a study; ValueError if ``new_name`` is taken, StudyNotFound if ``name`` is absent."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rename studies; implement rename_study()")
+
+    def set_study_config(self, study_id: int, config: Mapping[str, Any]) -> None:
+        """Replace a study's settings (the sampler in use, its pruner, heartbeats)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot change settings; implement set_study_config()")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -169,6 +170,21 @@ class MemoryStorage(Storage):
                 trials[t.number] = failed
                 out.append(failed)
             return out
+
+    # -- study management ------------------------------------------------------------------
+    def rename_study(self, name: str, new_name: str) -> None:
+        with self._lock:
+            rec = self.get_study(name)
+            if new_name in self._studies:
+                raise ValueError(f"a study named {new_name!r} already exists")
+            del self._studies[name]
+            self._studies[new_name] = dataclasses.replace(rec, name=new_name)
+
+    def set_study_config(self, study_id: int, config: Mapping[str, Any]) -> None:
+        with self._lock:
+            for name, rec in self._studies.items():
+                if rec.study_id == study_id:
+                    self._studies[name] = dataclasses.replace(rec, config=dict(config))
 
 
 def _matches(t: FrozenTrial, stale_before: float | None, worker: str | None) -> bool:

@@ -761,3 +761,22 @@ class SQLStorage(Storage):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+    # -- study management ------------------------------------------------------------------
+    def rename_study(self, name: str, new_name: str) -> None:
+        sid = self.get_study(name).study_id
+        table = studies_table
+
+        def op(conn: Connection) -> None:
+            if conn.execute(sa.select(table.c.study_id).where(table.c.name == new_name)).first():
+                raise ValueError(f"a study named {new_name!r} already exists in {self.url}")
+            conn.execute(sa.update(table).where(table.c.study_id == sid).values(name=new_name))
+
+        try:
+            self._run(op, write=True)
+        except IntegrityError:
+            raise ValueError(f"a study named {new_name!r} already exists in {self.url}") from None
+
+    def set_study_config(self, study_id: int, config: Mapping[str, Any]) -> None:
+        stmt = sa.update(studies_table).where(studies_table.c.study_id == study_id).values(config=_dumps(dict(config)))
+        self._run(lambda conn: conn.execute(stmt), write=True)

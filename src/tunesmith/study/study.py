@@ -18,6 +18,7 @@ from ..space import Space
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState
 from .heartbeat import Heartbeat, HeartbeatConfig
+from .manage import record_sampler
 from .resume import pause_record, resume_next
 from .trial import RESUME_ATTRS, Trial, _as_float, refuse_reserved, short_repr
 
@@ -95,6 +96,8 @@ class Study:
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
         self._stop_requested = False
+        if sampler is not None:
+            record_sampler(self, cfg)  # an override on an existing study is recorded
 
     @property
     def pruner(self) -> Pruner:
@@ -580,6 +583,48 @@ class Study:
             self.tell(trial, state=TrialState.FAILED, error="interrupted (KeyboardInterrupt)")
         except TrialFinishedError:
             pass
+
+    # -- management (manage.py does the work) -------------------------------------------------
+    def add_trial(
+        self,
+        params: Mapping[str, Any],
+        value: Any = None,
+        *,
+        state: TrialState | str = TrialState.COMPLETE,
+        intermediate: Mapping[int, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        started: float | None = None,
+        completed: float | None = None,
+    ) -> FrozenTrial:
+        """Record a known result as a finished trial (a run made elsewhere, a
+        baseline): ``params`` are validated against the space; ``state``
+        "complete" (needs ``value``), "pruned" or "failed" (``error`` says why);
+        ``intermediate`` reports by step drive pruning and plots as any trial's.
+        Samplers and pruners see it like the trials they ran. Returns the record."""
+        from .manage import insert_record, known_result
+
+        rec = known_result(self, params, value, state=state, intermediate=intermediate, attrs=attrs,
+                           error=error, started=started, completed=completed)  # fmt: skip
+        return insert_record(self._storage, self._study_id, rec)
+
+    def copy(self, name: str | None = None, *, storage: str | Storage | None = None) -> Study:
+        """Copy this study (settings and every trial, same numbers) as ``name``, in
+        ``storage`` (default: this one; then the name must differ). A running
+        trial is copied as failed. Returns the copy, opened."""
+        from .manage import copy_study
+
+        return copy_study(self, name, storage)
+
+    def rename(self, new_name: str) -> None:
+        """Rename the study in its storage (ValueError if the name is taken).
+        Other processes that have it open must open it again by its new name."""
+        self._storage.rename_study(self.name, new_name)
+        self.name = new_name
+
+    def delete(self) -> None:
+        """Delete the study and all its trials from the storage (for good)."""
+        self._storage.delete_study(self.name)
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"

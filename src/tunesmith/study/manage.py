@@ -1,0 +1,140 @@
+"""Study management: known results added as trials, copies (to another storage too),
+renames, deletes, and the record of the sampler in use."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..storage import Storage, make_storage
+from ..trial import FrozenTrial, TrialState
+from .trial import _as_float, _as_step
+
+if TYPE_CHECKING:
+    from .study import Study
+
+logger = logging.getLogger("tunesmith")
+
+#: states a known result may have (``enqueue`` queues a configuration to run instead)
+ADDABLE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+
+
+def known_result(
+    study: Study,
+    params: Mapping[str, Any],
+    value: Any,
+    *,
+    state: TrialState | str,
+    intermediate: Mapping[int, Any] | None,
+    attrs: Mapping[str, Any] | None,
+    error: str | None,
+    started: float | None,
+    completed: float | None,
+) -> FrozenTrial:
+    """The record of a known result, validated against the study's space (number not yet set)."""
+    st = _addable_state(state)
+    canon = study.space.validate(params)
+    v = _as_float(value)
+    if value is not None and v is None:
+        raise ValueError(f"add_trial: value must be a finite number (or None), got {value!r}")
+    if st is TrialState.COMPLETE and v is None:
+        raise ValueError("add_trial: a complete trial needs its value (a finite number); "
+                         "pass state='failed' or 'pruned' for a run without one")
+    if st is TrialState.FAILED and v is not None:
+        raise ValueError("add_trial: a failed trial has no value; pass the reason as error=...")
+    steps = _steps(intermediate)
+    if st is TrialState.PRUNED and v is None and steps:
+        v = steps[max(steps)]  # as tell(): a pruned trial's value is its last report
+    extra = _json_attrs(attrs)
+    now = time.time()
+    return FrozenTrial(
+        number=0, state=st, params=canon, value=v, intermediate=steps, attrs=extra,
+        error=(error or "added as failed by add_trial()") if st is TrialState.FAILED else error,
+        started=started, completed=now if completed is None else float(completed),
+    )  # fmt: skip
+
+
+def _addable_state(state: TrialState | str) -> TrialState:
+    try:
+        st = TrialState(state)
+    except ValueError:
+        st = None
+    if st not in ADDABLE:
+        raise ValueError(
+            f"add_trial: state must be 'complete', 'pruned' or 'failed', got {state!r}; "
+            "to queue a configuration to run, use study.enqueue(params)"
+        )
+    assert st is not None
+    return st
+
+
+def _steps(intermediate: Mapping[int, Any] | None) -> dict[int, float]:
+    if intermediate is None:
+        return {}
+    if not isinstance(intermediate, Mapping):
+        raise TypeError(f"add_trial: intermediate must be a dict {{step: value}}, got {type(intermediate).__name__}")
+    out: dict[int, float] = {}
+    for step, val in intermediate.items():
+        f = _as_float(val)
+        if f is None:
+            raise ValueError(f"add_trial: intermediate value at step {step!r} must be a finite number, got {val!r}")
+        out[_as_step(step, -1)] = f
+    return dict(sorted(out.items()))
+
+
+def _json_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(attrs or {})
+    try:
+        json.dumps(out)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"add_trial: attrs must be JSON-serializable ({exc})") from None
+    return out
+
+
+def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> FrozenTrial:
+    """Store ``record`` whole as the study's next trial (its own number and storage key).
+    Created running, then rewritten as it is: no other worker can take it meanwhile."""
+    rec = storage.create_trial(study_id, params=record.params, state=TrialState.RUNNING, worker=record.worker,
+                               now=record.started, attrs=record.attrs)
+    assert rec is not None
+    full = record.replace(number=rec.number, trial_id=rec.trial_id)
+    storage.update_trial(study_id, full)
+    return full
+
+
+def copy_study(study: Study, name: str | None, storage: str | Storage | None) -> Study:
+    """A copy of ``study`` (its settings and every trial, same numbers) as ``name`` in ``storage``."""
+    from .study import Study
+
+    dest = study.storage if storage is None else make_storage(storage)
+    name = study.name if name is None else name
+    if dest is study.storage and name == study.name:
+        raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
+    source = study.storage.get_study(study.name)
+    rec = dest.create_study(name, direction=source.direction, space=source.space, config=source.config)
+    for t in study.trials:
+        if t.state is TrialState.RUNNING:  # nobody will finish it in the copy
+            t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
+                          completed=time.time(), heartbeat=None)  # fmt: skip
+        insert_record(dest, rec.study_id, t)
+    return Study(storage=dest, name=name)
+
+
+def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
+    """Store the sampler this process uses when it is not the study's stored one
+    (``tunesmith studies`` shows the sampler in use)."""
+    now = study.sampler.describe()
+    if stored.get("sampler") == now:
+        return
+    try:
+        study.storage.set_study_config(study._study_id, {**stored, "sampler": now})
+    except NotImplementedError:
+        return
+    logger.info("study %r: sampler %s recorded (was %s)", study.name, now.get("name"), _name(stored.get("sampler")))
+
+
+def _name(sampler: Any) -> Any:
+    return sampler.get("name") if isinstance(sampler, Mapping) else sampler
