@@ -104,10 +104,10 @@ def test_one_noisy_epoch_does_not_kill_a_good_trial() -> None:
     assert MedianPruner(n_startup_trials=5, curve="ema").decide(noisy, FIVE, MIN) is Decision.PRUNE
     assert MedianPruner(n_startup_trials=5, curve="last").decide(noisy, FIVE, MIN) is Decision.PRUNE
     # the same at an ASHA rung (step 3): its rung score is its best, 0.45
-    asha = ASHA(min_resource=3, max_resource=9)
+    asha = ASHA(reduction_factor=3, curve="best", min_resource=3, max_resource=9)
     assert asha.decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN) is Decision.CONTINUE
     assert (
-        ASHA(min_resource=3, max_resource=9, curve="last").decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN)
+        ASHA(reduction_factor=3, min_resource=3, max_resource=9, curve="last").decide(tr(9, [0.8, 0.45, 0.5, 1.5]), FIVE, MIN)
         is Decision.PRUNE
     )
 
@@ -125,30 +125,30 @@ def at_rung1(values: Sequence[float], start: int = 0) -> list[FrozenTrial]:
 
 
 def test_asha_rungs_are_geometric_and_below_max_resource() -> None:
-    assert ASHA(min_resource=1, reduction_factor=3).rung_steps(100) == [1, 3, 9, 27, 81]
-    assert ASHA(min_resource=2, reduction_factor=2, max_resource=16).rung_steps(100) == [2, 4, 8]
-    assert ASHA(min_resource=1, min_early_stopping_rate=1).rung_steps(30) == [3, 9, 27]
-    assert ASHA(min_resource=1, warmup_steps=4).rung_steps(30) == [9, 27]
+    assert ASHA(curve="best", min_resource=1, reduction_factor=3).rung_steps(100) == [1, 3, 9, 27, 81]
+    assert ASHA(curve="best", min_resource=2, reduction_factor=2, max_resource=16).rung_steps(100) == [2, 4, 8]
+    assert ASHA(reduction_factor=3, curve="best", min_resource=1, min_early_stopping_rate=1).rung_steps(30) == [3, 9, 27]
+    assert ASHA(reduction_factor=3, curve="best", min_resource=1, warmup_steps=4).rung_steps(30) == [9, 27]
 
 
 def test_asha_promotes_top_third_of_the_rung() -> None:
     others = at_rung1([0.1, 0.2, 0.3, 0.4, 0.5])  # with the new one: 6 at the rung, quota 2
-    asha = ASHA(min_resource=1, reduction_factor=3, max_resource=27)
+    asha = ASHA(curve="best", min_resource=1, reduction_factor=3, max_resource=27)
     assert asha.decide(tr(9, [2.0, 0.05]), others, MIN) is Decision.CONTINUE  # rank 0
     assert asha.decide(tr(9, [2.0, 0.15]), others, MIN) is Decision.CONTINUE  # rank 1
     assert asha.decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PRUNE  # rank 2
-    assert ASHA(pause=True, max_resource=27).decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PAUSE
+    assert ASHA(reduction_factor=3, curve="best", pause=True, max_resource=27).decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PAUSE
     # between rungs (step 2) nothing is decided; at the next rung (3) it is again
     assert asha.decide(tr(9, [2.0, 0.05, 9.0]), others, MIN) is Decision.CONTINUE
 
 
 def test_asha_first_trials_go_on_and_bootstrap_count_holds_back() -> None:
-    assert ASHA(max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.CONTINUE
-    assert ASHA(bootstrap_count=3, max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.PRUNE
+    assert ASHA(reduction_factor=3, curve="best", max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.CONTINUE
+    assert ASHA(reduction_factor=3, curve="best", bootstrap_count=3, max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.PRUNE
 
 
 def test_asha_promotable_paused_trials_once_enough_trials_reach_the_rung() -> None:
-    asha = ASHA(pause=True)
+    asha = ASHA(reduction_factor=3, curve="best", pause=True)
     paused = tr(1, [2.0, 0.3], "paused")
     early = [tr(0, [2.0, 0.1, 0.1]), paused, tr(2, [2.0, 0.2, 0.2])]
     # three at rung 1: quota 1, the paused one ranks third
@@ -163,7 +163,7 @@ def test_asha_promotable_paused_trials_once_enough_trials_reach_the_rung() -> No
 
 
 def test_asha_promotable_orders_best_first_and_ignores_finished() -> None:
-    asha = ASHA(pause=True)
+    asha = ASHA(reduction_factor=3, curve="best", pause=True)
     trials = [
         tr(0, [2.0, 0.4], "paused"),
         tr(1, [2.0, 0.2], "paused"),
@@ -175,7 +175,7 @@ def test_asha_promotable_orders_best_first_and_ignores_finished() -> None:
 
 # -- successive halving -----------------------------------------------------------------
 def test_sh_fixed_quota_per_cohort() -> None:
-    sh = SuccessiveHalving(min_resource=1, reduction_factor=3, cohort_size=9, max_resource=27)  # quota 3 at rung 1
+    sh = SuccessiveHalving(curve="best", min_resource=1, reduction_factor=3, cohort_size=9, max_resource=27)  # quota 3 at rung 1
     cohort = at_rung1([0.1, 0.2, 0.3])
     assert sh.decide(tr(3, [2.0, 0.25]), cohort, MIN) is Decision.CONTINUE  # rank 2 < 3
     assert sh.decide(tr(3, [2.0, 0.35]), cohort, MIN) is Decision.PRUNE
@@ -185,7 +185,7 @@ def test_sh_fixed_quota_per_cohort() -> None:
 
 
 def test_sh_with_pause_waits_for_the_whole_cohort() -> None:
-    sh = SuccessiveHalving(cohort_size=3, reduction_factor=3, pause=True, max_resource=27)  # quota 1 at rung 1
+    sh = SuccessiveHalving(curve="best", cohort_size=3, reduction_factor=3, pause=True, max_resource=27)  # quota 1 at rung 1
     first = tr(0, [2.0, 0.1])
     assert sh.decide(first, [first], MIN) is Decision.PAUSE  # cohort not settled yet
     waiting = [first.replace(state=TrialState.PAUSED), tr(1, [2.0, 0.5], "pruned")]
@@ -198,8 +198,9 @@ def test_sh_with_pause_waits_for_the_whole_cohort() -> None:
 def test_hyperband_bracket_schedule_has_hyperband_proportions() -> None:
     sched = bracket_schedule(4, 3)
     assert Counter(sched) == {0: 27, 1: 12, 2: 6, 3: 4}
+    assert Hyperband().n_brackets == 2 and Counter(bracket_schedule(2, 4)) == {0: 4, 1: 2}
     assert set(sched[:10]) == {0, 1, 2, 3}  # interleaved
-    hb = Hyperband(max_resource=27)
+    hb = Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27)
     assert hb.n_brackets == 4
     # trials take the 49-slot schedule in turn, then start it again
     assert [hb.bracket(n) for n in range(98)] == sched + sched
@@ -207,7 +208,7 @@ def test_hyperband_bracket_schedule_has_hyperband_proportions() -> None:
 
 
 def test_hyperband_brackets_stop_at_their_own_rungs_among_their_own_trials() -> None:
-    hb = Hyperband(max_resource=27)
+    hb = Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27)
     b0 = [n for n in range(49) if hb.bracket(n) == 0][:4]
     b1 = [n for n in range(49) if hb.bracket(n) == 1][:1]
     last = [n for n in range(49) if hb.bracket(n) == 3][:1]
@@ -225,9 +226,9 @@ def test_hyperband_brackets_stop_at_their_own_rungs_among_their_own_trials() -> 
 ALL: list[Pruner] = [
     MedianPruner(n_startup_trials=0, warmup_steps=4),
     PercentilePruner(25.0, n_startup_trials=0, warmup_steps=4),
-    SuccessiveHalving(warmup_steps=4, cohort_size=9),
-    ASHA(warmup_steps=4, pause=True),
-    Hyperband(max_resource=27, warmup_steps=4),
+    SuccessiveHalving(reduction_factor=3, curve="best", warmup_steps=4, cohort_size=9),
+    ASHA(reduction_factor=3, curve="best", warmup_steps=4, pause=True),
+    Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=4),
 ]
 
 
@@ -261,9 +262,9 @@ def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="unknown pruner 'halving'"):
         make_pruner("halving")
     with pytest.raises(ValueError, match="reduction_factor must be an integer >= 2"):
-        ASHA(reduction_factor=1)
+        ASHA(curve="best", reduction_factor=1)
     with pytest.raises(ValueError, match="max_resource .* must be larger than min_resource"):
-        ASHA(min_resource=9, max_resource=3)
+        ASHA(reduction_factor=3, curve="best", min_resource=9, max_resource=3)
     with pytest.raises(ValueError, match="percentile must be a number in"):
         PercentilePruner(100.0)
     with pytest.raises(ValueError, match="curve must be one of"):
@@ -271,19 +272,19 @@ def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(TypeError, match="pruner 'asha'"):
         make_pruner({"name": "asha", "eta": 3})
     with pytest.raises(ValueError, match="min_early_stopping_rate"):
-        Hyperband(min_early_stopping_rate=1)
+        Hyperband(reduction_factor=3, curve="best", n_brackets=4, min_early_stopping_rate=1)
     with pytest.raises(ValueError, match="a pruner description needs a 'name'"):
         make_pruner({"reduction_factor": 2})
     with pytest.raises(ValueError, match=r"warmup_steps \(9\) must be smaller than max_resource"):
-        ASHA(max_resource=9, warmup_steps=9)
+        ASHA(reduction_factor=3, curve="best", max_resource=9, warmup_steps=9)
     # settings that leave no rung below max_resource would make the pruner a silent no-op
     with pytest.raises(ValueError, match=r"no rung lies at or after warmup_steps \(10\) and before max_resource \(27\)"):
-        ASHA(max_resource=27, warmup_steps=10)
+        ASHA(reduction_factor=3, curve="best", max_resource=27, warmup_steps=10)
     with pytest.raises(ValueError, match=r"min_early_stopping_rate \(3\), the first at step 27"):
-        ASHA(max_resource=27, min_early_stopping_rate=3)
+        ASHA(reduction_factor=3, curve="best", max_resource=27, min_early_stopping_rate=3)
     with pytest.raises(ValueError, match="no rung lies"):
-        Hyperband(max_resource=27, warmup_steps=10)
-    assert Hyperband(max_resource=27, warmup_steps=9).rung_steps(27) == [9]
+        Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=10)
+    assert Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=9).rung_steps(27) == [9]
     with pytest.raises(ValueError, match=r"pruner=ASHA is the class; pass an instance: ASHA\(\)"):
         make_pruner(ASHA)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a subclass of tunesmith.pruners.Pruner"):
@@ -295,17 +296,17 @@ def test_bad_settings_say_what_is_wrong() -> None:
 
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
-    pruner = ASHA(reduction_factor=np.int64(2), max_resource=np.int32(8))
+    pruner = ASHA(curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))
     assert pruner.rung_steps(8) == [1, 2, 4]
     assert type(pruner.reduction_factor) is int and type(pruner.max_resource) is int
     assert pruner.describe()["max_resource"] == 8 and "np." not in repr(pruner)
     with pytest.raises(ValueError, match="reduction_factor must be an integer >= 2, got 3.0"):
-        ASHA(reduction_factor=3.0)  # type: ignore[arg-type]
+        ASHA(curve="best", reduction_factor=3.0)  # type: ignore[arg-type]
 
 
 def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.LogCaptureFixture) -> None:
-    sh = SuccessiveHalving(pause=True, max_resource=27)  # cohorts of 27
-    assert sh.budget_warning(54) is None and SuccessiveHalving(max_resource=27).budget_warning(20) is None
+    sh = SuccessiveHalving(reduction_factor=3, curve="best", pause=True, max_resource=27)  # cohorts of 27
+    assert sh.budget_warning(54) is None and SuccessiveHalving(reduction_factor=3, curve="best", max_resource=27).budget_warning(20) is None
     assert "the last cohort (trials 0-19) is 7 trials short" in (sh.budget_warning(20) or "")
     study = ts.Study({"x": ts.Float(0, 1)}, pruner=sh, sampler="random")
     with caplog.at_level("WARNING", logger="tunesmith"):
@@ -314,7 +315,7 @@ def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.Log
 
 
 def test_the_cohort_warning_counts_queued_trials_once(caplog: pytest.LogCaptureFixture) -> None:
-    study = ts.Study({"x": ts.Float(0, 1)}, pruner=SuccessiveHalving(pause=True, max_resource=9), sampler="random")
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=SuccessiveHalving(reduction_factor=3, curve="best", pause=True, max_resource=9), sampler="random")
     for x in (0.1, 0.2, 0.3):
         study.enqueue({"x": x})  # run within n_trials: 9 trials in all, one full cohort of 9
     with caplog.at_level("WARNING", logger="tunesmith"):
@@ -361,7 +362,7 @@ def test_a_worker_passing_another_pruner_is_warned(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner=ASHA(pause=True, max_resource=9))
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner=ASHA(reduction_factor=3, curve="best", pause=True, max_resource=9))
     with caplog.at_level("WARNING", logger="tunesmith"):
         ts.Study.load("s", url)  # no pruner given: the stored one, silently
         assert caplog.text == ""

@@ -15,7 +15,7 @@ from scipy import stats
 from scipy.stats import qmc
 
 import tunesmith as ts
-from tunesmith.samplers import AutoSampler, MultiFidelitySampler, make_sampler
+from tunesmith.samplers import AutoSampler, make_sampler
 from tunesmith.trial import Direction, FrozenTrial, TrialState
 
 MIN = Direction.MINIMIZE
@@ -183,19 +183,19 @@ def test_auto_picks_grid_when_the_budget_covers_the_space() -> None:
     assert isinstance(c.chosen, ts.BayesSampler)
 
 
-def test_auto_picks_multi_fidelity_tpe_when_a_pruner_stops_trials() -> None:
+def test_auto_picks_tpe_when_a_pruner_stops_trials() -> None:
     space = {"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"])}
     pruned = ts.Study(space, pruner="asha", seed=0)
     pruned.ask()
     chosen = pruned.sampler.chosen  # type: ignore[attr-defined]
-    assert isinstance(chosen, MultiFidelitySampler) and isinstance(chosen.base, ts.TPESampler)
+    assert isinstance(chosen, ts.TPESampler)
     plain = ts.Study(space, seed=0)
     plain.ask()
     assert isinstance(plain.sampler.chosen, ts.BayesSampler)  # type: ignore[attr-defined]
     later = ts.Study(space, seed=0)
     later.pruner = ts.pruners.ASHA()  # set before the first suggestion: it counts
     later.ask()
-    assert isinstance(later.sampler.chosen, MultiFidelitySampler)  # type: ignore[attr-defined]
+    assert isinstance(later.sampler.chosen, ts.TPESampler)  # type: ignore[attr-defined]
     # a grid that the budget covers stays a grid, pruner or not
     small = AutoSampler(seed=0)
     small.set_early_stopping(True)

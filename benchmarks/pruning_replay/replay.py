@@ -103,6 +103,18 @@ class Counter:
     def __init__(self) -> None:
         self.epochs = 0
         self.chosen: dict[int, int] = {}  # trial number -> recorded configuration
+        self.stopped_last: list[float] = []  # final values of trials stopped at the last epoch
+
+    def play(self, trial: Any, curve: np.ndarray, start: int, stop: type[BaseException]) -> float:
+        """Report ``curve`` from epoch ``start`` on, asking the pruner after each epoch."""
+        for epoch in range(start, len(curve) + 1):
+            trial.report(float(curve[epoch - 1]), epoch)
+            self.epochs += 1
+            if trial.should_prune():
+                if epoch == len(curve):
+                    self.stopped_last.append(float(curve[-1]))
+                raise stop()
+        return float(curve[-1])
 
 
 # -- tunesmith -------------------------------------------------------------------------------
@@ -123,12 +135,7 @@ def run_tunesmith(task: Task, stream: Stream, seed: int, opts: dict[str, Any]) -
     def objective(trial: ts.Trial) -> float:
         idx = count.chosen.setdefault(trial.number, task.nearest(trial.params))
         curve = task.val[idx, stream.seeds[trial.number]]
-        for epoch in range(max(trial.start_step, 1), task.epochs + 1):
-            trial.report(float(curve[epoch - 1]), epoch)
-            count.epochs += 1
-            if trial.should_prune():
-                raise ts.TrialPruned()
-        return float(curve[-1])
+        return count.play(trial, curve, max(trial.start_step, 1), ts.TrialPruned)
 
     pruner = opts["pruner"](task) if callable(opts["pruner"]) else opts["pruner"]
     study = ts.Study(ts_space(task), pruner=pruner, sampler=opts.get("sampler"), seed=seed)
@@ -153,12 +160,7 @@ def run_optuna(task: Task, stream: Stream, seed: int, opts: dict[str, Any]) -> t
         }  # fmt: skip
         idx = count.chosen.setdefault(trial.number, task.nearest(params))
         curve = task.val[idx, stream.seeds[trial.number]]
-        for epoch in range(1, task.epochs + 1):
-            trial.report(float(curve[epoch - 1]), epoch)
-            count.epochs += 1
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return float(curve[-1])
+        return count.play(trial, curve, 1, optuna.TrialPruned)
 
     random = opts.get("random", False)
     sampler = optuna.samplers.RandomSampler(seed=seed) if random else optuna.samplers.TPESampler(seed=seed)
@@ -181,6 +183,7 @@ def _ts(pruner: Any, sampler: Any = None, random: bool = False) -> dict[str, Any
 
 def _methods() -> dict[str, dict[str, Any]]:
     import optuna
+
     from tunesmith.pruners import ASHA, Hyperband
 
     sh, hb, med = (optuna.pruners.SuccessiveHalvingPruner, optuna.pruners.HyperbandPruner,
@@ -199,12 +202,13 @@ def _methods() -> dict[str, dict[str, Any]]:
             out[f"ts-asha-eta{eta}-{curve}"] = _ts(ASHA(reduction_factor=eta, curve=curve))
             out[f"ts-asha-eta{eta}-{curve}-random"] = _ts(ASHA(reduction_factor=eta, curve=curve), random=True)
             out[f"ts-asha-eta{eta}-{curve}-tpe"] = _ts(ASHA(reduction_factor=eta, curve=curve), "tpe")
-    out["ts-asha-eta3-best-max27"] = _ts(ASHA(max_resource=27))
-    out["ts-asha-eta3-best-max27-random"] = _ts(ASHA(max_resource=27), random=True)
-    for n in (2, 3, 4):
-        for curve in ("best", "last"):
-            out[f"ts-hyperband-b{n}-{curve}"] = _ts(Hyperband(n_brackets=n, curve=curve))
-            out[f"ts-hyperband-b{n}-{curve}-random"] = _ts(Hyperband(n_brackets=n, curve=curve), random=True)
+            given = ASHA(reduction_factor=eta, curve=curve, max_resource=27)
+            out[f"ts-asha-eta{eta}-{curve}-max27-random"] = _ts(given, random=True)
+    for eta in (2, 3, 4):
+        for n in (2, 3, 4):
+            for curve in ("best", "last"):
+                hb = Hyperband(reduction_factor=eta, n_brackets=n, curve=curve)
+                out[f"ts-hyperband-eta{eta}-b{n}-{curve}-random"] = _ts(hb, random=True)
     return out
 
 
@@ -220,6 +224,8 @@ def run_one(task: Task, method: str, opts: dict[str, Any], seed: int) -> dict[st
         "epochs": count.epochs / (N_TRIALS * task.epochs),
         "regret": float(task.test[idx, s, -1]) - task.oracle,
         "reached": bool(best_val <= stream.target(task)), "best_val": best_val,
+        # trials stopped after their last epoch with a better final value than the named best
+        "lost_finished": sum(v < best_val for v in count.stopped_last),
         "wall": round(time.perf_counter() - start, 3),
     }  # fmt: skip
 

@@ -1,15 +1,15 @@
 """Reading learning curves: the pure helpers every pruner shares.
 
 A *curve* is a trial's intermediate reports, ``{step: value}``. Pruners
-compare trials at a step through a *score*: by default the best value
-reported up to that step (``curve="best"``), in loss units (smaller is
-better whatever the direction). The best-so-far is what makes the pruners
-robust to noisy curves: one bad epoch cannot make a trial's score worse, so a
-good trial is never stopped for a single dip; only a trial that has *never*
-been good enough by that step is. ``curve="last"`` compares the last reported
-value instead (the classic, noise-sensitive rule), and ``curve="ema"`` an
-exponential moving average (weight 0.5 on the newest report) that damps one
-bad epoch without forgetting a real degradation.
+compare trials at a step through a *score*, in loss units (smaller is better
+whatever the direction): ``curve="last"``, the value reported at that step
+(the default of ASHA, SH and Hyperband: the same kind of value the objective
+returns and the study's best trial is chosen by); ``curve="best"``, the best
+value reported up to that step (the median and percentile rules' default: one
+bad epoch cannot make a trial's score worse, only a trial that has *never*
+been good enough by that step is stopped); ``curve="ema"``, an exponential
+moving average (weight 0.5 on the newest report) that damps one bad epoch
+without forgetting a real degradation.
 """
 
 from __future__ import annotations

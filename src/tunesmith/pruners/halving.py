@@ -59,7 +59,7 @@ class ASHA(Pruner):
 
     Args:
         min_resource: step of the first rung (epochs every trial gets).
-        reduction_factor: ``eta``; keep ``1/eta`` of the trials at each rung.
+        reduction_factor: ``eta``; keep ``1/eta`` of the trials at each rung (default 4).
         max_resource: the full budget (last epoch); no rung at or beyond it.
             Default: learnt from the trials (:func:`full_budget`): the last
             step of the complete trials.
@@ -69,7 +69,9 @@ class ASHA(Pruner):
             many trials reached the rung.
         pause: pause non-promoted trials instead of pruning them (the objective
             must be able to resume from ``trial.resume_from``).
-        curve: "best" (default), "ema" or "last": how a curve is scored.
+        curve: "last" (default: the value reported at the rung, the kind of value
+            the objective returns and the study's best is chosen by), "best"
+            or "ema": how a curve is scored.
     """
 
     name = "asha"
@@ -78,13 +80,13 @@ class ASHA(Pruner):
         self,
         *,
         min_resource: int = 1,
-        reduction_factor: int = 3,
+        reduction_factor: int = 4,
         max_resource: int | None = None,
         min_early_stopping_rate: int = 0,
         warmup_steps: int = 0,
         bootstrap_count: int = 0,
         pause: bool = False,
-        curve: str = "best",
+        curve: str = "last",
     ) -> None:
         self.min_resource = check_int("min_resource", min_resource, 1)
         self.reduction_factor = check_int("reduction_factor", reduction_factor, 2)

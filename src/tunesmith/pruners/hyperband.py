@@ -26,8 +26,10 @@ class Hyperband(ASHA):
     Args:
         min_resource, reduction_factor, max_resource, warmup_steps,
             bootstrap_count, pause, curve: as for :class:`ASHA`.
-        n_brackets: number of brackets; default ``s_max + 1`` where ``s_max``
-            is the number of rungs below ``max_resource`` (4 without one).
+        n_brackets: number of brackets (default 2: bracket 0 stops from
+            ``min_resource`` on, bracket 1 from ``min_resource * eta``; more
+            brackets run more trials further, the last of ``s_max + 1`` runs
+            every trial in full).
     """
 
     name = "hyperband"
@@ -38,18 +40,8 @@ class Hyperband(ASHA):
                 "Hyperband sets each bracket's min_early_stopping_rate itself; drop it"
             )
         super().__init__(**options)
-        if n_brackets is None:
-            n_brackets = len(self._all_rungs()) + 1 if self.max_resource is not None else 4
-        self.n_brackets = check_int("n_brackets", n_brackets, 1)
+        self.n_brackets = check_int("n_brackets", 2 if n_brackets is None else n_brackets, 1)
         self._schedule = bracket_schedule(self.n_brackets, self.reduction_factor)
-
-    def _all_rungs(self) -> list[int]:
-        steps, k = [], 0
-        assert self.max_resource is not None
-        while (step := self.min_resource * self.reduction_factor**k) < self.max_resource:
-            steps.append(step)
-            k += 1
-        return steps
 
     def bracket(self, number: int) -> int:
         """The bracket of trial ``number`` (0 = most aggressive)."""

@@ -20,8 +20,7 @@ HIGH_DIM = 30
 
 class AutoSampler(Sampler):
     """Grid when the space is finite and the budget covers it; with a pruner
-    that stops trials early, TPE fed the early-stopped trials' observations
-    (:class:`MultiFidelitySampler`, BOHB's model); TPE for very large budgets
+    that stops trials early, TPE (benchmarks/pruning-replay.md); TPE for very large budgets
     (> 1,000 trials) or many parameters (> 30); Bayesian optimization
     (Gaussian process) otherwise.
 
@@ -78,16 +77,15 @@ def pick(
 ) -> tuple[Sampler, str]:
     """The sampler "auto" uses for ``space`` and ``budget``, and why."""
     from .bayes import BayesSampler
-    from .fidelity import MultiFidelitySampler
     from .tpe import TPESampler
 
     size = space.cardinality
     if budget is not None and size <= budget:
         return GridSampler(seed=seed), f"the space has {int(size)} configurations and the budget is {budget}"
     if early_stopping:
-        return MultiFidelitySampler("tpe", seed=seed), (
-            "the pruner stops trials early: TPE fed their observations at the largest budget "
-            "enough of them reached (BOHB's model; see docs/pruning.md)"
+        return TPESampler(seed=seed), (
+            "the pruner stops trials early: TPE, which ranks stopped trials by their last report "
+            "(see docs/pruning.md)"
         )
     if space.ndim > HIGH_DIM:
         return TPESampler(seed=seed), f"the space has {space.ndim} parameters (> {HIGH_DIM}); a GP would be slow and weak"

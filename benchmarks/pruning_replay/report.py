@@ -1,0 +1,166 @@
+"""Tables, paired intervals and the registered decisions of the pruning replay (pruning-replay.md).
+
+    python benchmarks/pruning_replay/report.py selection benchmarks/results/pruning-replay-selection.jsonl
+    python benchmarks/pruning_replay/report.py comparison benchmarks/results/pruning-replay-comparison.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+METRICS = ("epochs", "regret", "reached")
+Rows = dict[tuple[str, str, int], dict[str, Any]]
+
+
+def load(paths: Iterable[str]) -> Rows:
+    rows: Rows = {}
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    rows[r["task"], r["method"], r["seed"]] = r
+    return rows
+
+
+def pairs(rows: Rows, methods: Sequence[str]) -> list[tuple[str, int]]:
+    """The (task, seed) studies every one of ``methods`` ran."""
+    keys = {(t, s) for (t, m, s) in rows if m == methods[0]}
+    return sorted(k for k in keys if all((k[0], m, k[1]) in rows for m in methods))
+
+
+def values(rows: Rows, method: str, keys: Sequence[tuple[str, int]], metric: str) -> np.ndarray:
+    return np.array([float(rows[t, method, s][metric]) for t, s in keys])
+
+
+def interval(d: np.ndarray, resamples: int = 4000) -> tuple[float, float, float]:
+    """Mean of ``d`` and its 90 % bootstrap interval."""
+    picks = np.random.default_rng(0).integers(0, len(d), size=(resamples, len(d)))
+    lo, hi = np.percentile(d[picks].mean(axis=1), [5, 95])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def diff(rows: Rows, a: str, b: str, metric: str) -> tuple[float, float, float]:
+    keys = pairs(rows, [a, b])
+    return interval(values(rows, a, keys, metric) - values(rows, b, keys, metric))
+
+
+def fmt(cell: tuple[float, float, float], digits: int = 3) -> str:
+    m, lo, hi = cell
+    return f"{m:+.{digits}f} ({lo:+.{digits}f} to {hi:+.{digits}f})"
+
+
+def table(rows: Rows, methods: Sequence[str]) -> list[str]:
+    """Means per task and pooled over the studies every method ran."""
+    keys = pairs(rows, methods)
+    tasks = sorted({t for t, _ in keys})
+    out = [f"{len(keys)} studies ({', '.join(f'{t}: {sum(k[0] == t for k in keys)}' for t in tasks)})", "",
+           "| row | " + " | ".join(f"{t} epochs / regret / reached" for t in tasks)
+           + " | **pooled epochs** | **pooled regret (pp)** | **pooled reached** |",
+           "|---|" + "---|" * (len(tasks) + 3)]  # fmt: skip
+    for m in methods:
+        cells = []
+        for t in tasks:
+            sub = [k for k in keys if k[0] == t]
+            e, r, h = (values(rows, m, sub, x).mean() for x in METRICS)
+            cells.append(f"{e:.3f} / {r:.2f} / {h:.2f}")
+        e, r, h = (values(rows, m, keys, x).mean() for x in METRICS)
+        out.append(f"| {m} | " + " | ".join(cells) + f" | {e:.3f} | {r:.3f} | {h:.3f} |")
+    return out
+
+
+def cheapest_not_worse(rows: Rows, methods: Sequence[str], bound: float) -> tuple[str, list[str]]:
+    """The registered rule: R* = lowest mean regret among rows with mean epochs <= bound; the
+    choice is the cheapest row whose paired regret difference to R* has a 90 % interval that
+    includes 0 or lies below it."""
+    keys = pairs(rows, methods)
+    mean = {m: {x: values(rows, m, keys, x).mean() for x in METRICS} for m in methods}
+    fit = [m for m in methods if mean[m]["epochs"] <= bound]
+    if not fit:
+        return "", [f"no row within {bound:.3f} of the epochs"]
+    best = min(fit, key=lambda m: mean[m]["regret"])
+    notes = [f"R* = {best} (regret {mean[best]['regret']:.3f})"]
+    ok = []
+    for m in fit:
+        d = diff(rows, m, best, "regret")
+        notes.append(f"{m}: epochs {mean[m]['epochs']:.3f}, regret vs R* {fmt(d)}")
+        if d[1] <= 0.0:
+            ok.append(m)
+    choice = min(ok, key=lambda m: mean[m]["epochs"])
+    return choice, [*notes, f"chosen: {choice}"]
+
+
+def selection(rows: Rows) -> None:
+    methods = sorted({m for (_, m, _) in rows})
+    groups = {
+        "ASHA (epochs <= 1/3)": ([m for m in methods if m.startswith("ts-asha-eta") and m.endswith("-random")
+                                  and "max27" not in m], 1 / 3),
+    }  # fmt: skip
+    asha = cheapest_not_worse(rows, groups["ASHA (epochs <= 1/3)"][0], 1 / 3)[0] if groups else ""
+    eta = asha.split("-")[2] if asha else ""  # Hyperband at the reduction factor chosen for ASHA
+    groups["Hyperband (epochs <= 1/2)"] = ([m for m in methods if m.startswith(f"ts-hyperband-{eta}-")], 1 / 2)
+    for title, (group, bound) in groups.items():
+        if not group:
+            continue
+        print(f"## {title}\n")
+        print("\n".join(table(rows, group)))
+        print()
+        print("\n".join(f"- {n}" for n in cheapest_not_worse(rows, group, bound)[1]))
+        print()
+    # the budget (learnt vs max_resource=27) and the sampler (default vs plain TPE) at each setting
+    for a, b in [(m.replace("-max27", ""), m) for m in methods if "-max27" in m] + [
+        (m[: -len("-tpe")], m) for m in methods if m.endswith("-tpe")
+    ]:
+        if a in methods and pairs(rows, [a, b]):
+            n = len(pairs(rows, [a, b]))
+            print(f"- {a} - {b} ({n} studies): "
+                  + ", ".join(f"{x} {fmt(diff(rows, a, b, x))}" for x in METRICS))  # fmt: skip
+
+
+def comparison(rows: Rows) -> None:
+    methods = sorted({m for (_, m, _) in rows})
+    print("\n".join(table(rows, methods)))
+    keys = pairs(rows, methods)
+    mean = {m: {x: values(rows, m, keys, x).mean() for x in METRICS} for m in methods}
+    theirs = [m for m in methods if m.startswith("optuna")]
+    low = min(mean[m]["regret"] for m in theirs)
+    best = min((m for m in theirs if mean[m]["regret"] <= low + 0.05), key=lambda m: mean[m]["epochs"])
+    print(f"\nOptuna's best setup: {best}\n")
+    print("| tunesmith row | vs | epochs | regret (pp) | reached |\n|---|---|---|---|---|")
+    for ours in (m for m in methods if m.startswith("ts-")):
+        for other in sorted({best, *theirs}):
+            cells = [fmt(diff(rows, ours, other, x)) for x in METRICS]
+            print(f"| {ours} | {other} | " + " | ".join(cells) + " |")
+    asha, hb = "ts-asha", "ts-hyperband"
+    if asha in mean:
+        e, r, h = (diff(rows, asha, best, x) for x in METRICS)
+        print(f"\nT1 asha epochs {mean[asha]['epochs']:.3f} <= 1/3: {mean[asha]['epochs'] <= 1 / 3}")
+        print(f"T2 epochs vs {best}: {fmt(e)}: {e[2] < 0}")
+        print(f"T3 regret vs {best}: {fmt(r)}: {r[1] <= 0}")
+        print(f"T4 reached vs {best}: {fmt(h)}: {h[2] >= 0}")
+    if hb in mean:
+        pruned = min(mean, key=lambda m: mean[m]["regret"])
+        d = diff(rows, hb, pruned, "regret")
+        print(f"T5 hyperband epochs {mean[hb]['epochs']:.3f} <= 1/2: {mean[hb]['epochs'] <= 0.5}; "
+              f"lowest regret row {pruned}; hyperband - it: {fmt(d)}: {d[1] <= 0}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", choices=["selection", "comparison"])
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--methods", nargs="+", help="only these rows")
+    args = ap.parse_args(argv)
+    rows = load(args.files)
+    if args.methods:
+        rows = {k: r for k, r in rows.items() if k[1] in args.methods}
+    selection(rows) if args.what == "selection" else comparison(rows)
+
+
+if __name__ == "__main__":
+    main()
