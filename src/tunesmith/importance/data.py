@@ -121,6 +121,19 @@ def encode_column(p: Param, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     present = np.array([v is not ABSENT for v in values], dtype=bool)
     if p.kind == "categorical":
         return _encode_choices(p, values, present)
+    x, wrong = _numbers(values)
+    lo, hi = float(p.low), float(p.high)  # type: ignore[attr-defined]
+    slack = 1e-9 * max(1.0, abs(lo), abs(hi))
+    wrong |= present & ~wrong & ((x < lo - slack) | (x > hi + slack))
+    return _unit(p, x, lo, hi), wrong
+
+
+def _numbers(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Values as floats (NaN where absent), and which are not numbers."""
+    try:  # the common case, all numbers: one conversion
+        return np.array([math.nan if v is ABSENT else v for v in values], dtype=float), np.zeros(len(values), dtype=bool)
+    except (TypeError, ValueError):
+        pass
     x = np.full(len(values), np.nan)
     wrong = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
@@ -129,10 +142,7 @@ def encode_column(p: Param, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
                 x[i] = float(v)
             else:
                 wrong[i] = True
-    lo, hi = float(p.low), float(p.high)  # type: ignore[attr-defined]
-    slack = 1e-9 * max(1.0, abs(lo), abs(hi))
-    wrong |= present & ~wrong & ((x < lo - slack) | (x > hi + slack))
-    return _unit(p, x, lo, hi), wrong
+    return x, wrong
 
 
 def _unit(p: Param, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -151,12 +161,21 @@ def _encode_choices(p: Param, values: list[Any], present: np.ndarray) -> tuple[n
     x = np.full(len(values), np.nan)
     wrong = np.zeros(len(values), dtype=bool)
     k = int(p.n_values)
+    seen: dict[Any, float] = {}  # (type, value) -> position: p.index once per distinct value
     for i, v in enumerate(values):
         if present[i]:
-            try:
-                x[i] = (p.index(v) + 0.5) / k  # type: ignore[attr-defined]
-            except (ValueError, TypeError):
-                wrong[i] = True
+            key = (type(v), v) if v.__hash__ is not None else None
+            if key is None or key not in seen:
+                try:
+                    u = (p.index(v) + 0.5) / k  # type: ignore[attr-defined]
+                except (ValueError, TypeError):
+                    u = math.nan
+                if key is not None:
+                    seen[key] = u
+            else:
+                u = seen[key]
+            x[i] = u
+            wrong[i] = math.isnan(u)
     return x, wrong
 
 

@@ -118,8 +118,13 @@ def _parallel(ax: Any, p: Parallel) -> None:
     norm = plt.Normalize(color.min(), color.max())
     cmap = plt.get_cmap("viridis_r" if p.reverse_scale else "viridis")
     order = np.argsort(color)[::-1] if p.reverse_scale else np.argsort(color)  # best drawn last (on top)
-    for i in order:
-        ax.plot(range(n), cols[i], color=cmap(norm(color[i])), lw=0.8, alpha=0.6)
+    from matplotlib.collections import LineCollection
+
+    xs = np.arange(n)
+    lines = LineCollection([np.column_stack([xs, cols[i]]) for i in order], colors=cmap(norm(color[order])),
+                           linewidths=0.8, alpha=0.6, gid="lines")
+    ax.add_collection(lines)
+    ax.set_ylim(-0.05, 1.05)
     for j, a in enumerate(p.axes):
         ax.axvline(j, color="#333333", lw=0.8)
         lo, hi = min(a.values), max(a.values)
