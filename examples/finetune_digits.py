@@ -19,6 +19,10 @@ decay, schedule and decay rate (``adam_space``):
   (``--freeze head``: only the new head trains);
 - from scratch: the same architecture, randomly initialised.
 
+No early stopping by default (``--patience``): a network from scratch may not
+improve its validation loss for its first epochs, and stopping it there would
+make the comparison unfair; each trial keeps its best epoch's weights.
+
 It ends with a summary: baselines (majority class; logistic regression on the
 raw pixels, the simple model any network must beat; logistic regression on
 the pretrained network's frozen features, i.e. the network before
@@ -159,7 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     x, y, pixels = digits(args.size)
     tr, va, te = few_labels(y, args.labels, args.val_labels, args.test_images, args.seed)
     train, val, test = ((x[i], y[i]) for i in (tr, va, te))
-    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=5, seed=args.seed, device="cpu")
+    base = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed, device="cpu")
     features = frozen_features(x[np.concatenate([tr, te])], args.size)
     out: dict[str, Any] = {
         "labels_per_class": args.labels, "train": len(tr), "val": len(va), "test": len(te), "size": args.size,
@@ -187,10 +191,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--labels", type=int, default=10, help="labelled training images per class (10 classes)")
     p.add_argument("--val-labels", type=int, default=10, help="labelled validation images per class")
-    p.add_argument("--test-images", type=int, default=None, help="test on this many of the other images (default: all)")
+    p.add_argument("--test-images", type=int, default=None, help="test on this many of the other images; None: all")
     p.add_argument("--size", type=int, default=32, help="image side in pixels the 8x8 digits are upscaled to")
     p.add_argument("--trials", type=int, default=6, help="trials per study (the same budget for both)")
-    p.add_argument("--epochs", type=int, default=15, help="epochs per trial (early stopping after 5 without improvement)")
+    p.add_argument("--epochs", type=int, default=15, help="epochs per trial (the best epoch's weights are kept)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop a trial after this many epochs without a better validation loss; None: never "
+                        "(a network from scratch may not improve for its first 5-6 epochs)")
     p.add_argument("--batch-size", type=int, default=16, help="training batch size")
     p.add_argument("--freeze", default="none", choices=["none", "head"],
                    help="pretrained study: fine-tune every layer, or train only the new head")

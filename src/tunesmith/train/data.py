@@ -166,10 +166,6 @@ class Loader:
             yield tuple(t.pin_memory() for t in batch) if self.pin_memory else batch
 
 
-def iterate(data: Data, batch_size: int, seed: int, epoch: int, *, start: int = 0, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, ...]]:
-    return Loader(data, batch_size, seed=seed, shuffle=shuffle).epoch(epoch, start=start)
-
-
 def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
     if output.ndim == 1 or output.shape[-1] == 1:
         pred = (output.reshape(-1) > 0).long()
