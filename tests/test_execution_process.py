@@ -178,3 +178,23 @@ def test_trial_timeout_is_refused_where_a_running_objective_cannot_be_stopped(ex
         with pytest.raises(ValueError, match="trial_timeout must be a positive number of seconds"):
             ProcessExecutor(1, trial_timeout=bad)
     assert study.trials == []
+
+
+def _judged_lost_once(trial: Any) -> float:
+    from tunesmith.storage import worker_id
+
+    if trial.number == 0:  # another worker judges this one lost (heartbeat) and re-queues it
+        trial.study.fail_worker(worker_id(), "worker lost: no heartbeat (test)", requeue=True)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_a_trial_requeued_by_a_reaper_while_it_ran_has_its_copy_run_in_the_same_call(
+    tmp_path: Path, executor: str
+) -> None:
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'r.db'}", name="r", sampler="random",
+                  heartbeat_interval=5, requeue_failed=True)
+    study.optimize(_judged_lost_once, n_trials=5, executor=executor)
+    first = study.trials[0]
+    assert first.state is TrialState.FAILED and study.trials[first.attrs["requeued_as"]].state is TrialState.COMPLETE
+    assert results(study) == 5 and states(study) == Counter({"complete": 5, "failed": 1})
