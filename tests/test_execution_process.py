@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
-import random
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -15,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kill_storm import Storm
 
 from tunesmith import Float, Study, TrialState
 from tunesmith.execution import ProcessExecutor
@@ -76,39 +74,11 @@ def _sleepy(trial: Any) -> float:
     return float(trial.params["x"])
 
 
-class Killer:
-    """SIGKILLs a random worker process of this test every 50-250 ms."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.kills = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.rng.uniform(0.05, 0.25)):
-            kids = mp.active_children()
-            if kids:
-                try:
-                    os.kill(self.rng.choice(kids).pid, signal.SIGKILL)
-                    self.kills += 1
-                except ProcessLookupError:
-                    pass
-
-    def __enter__(self) -> Killer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @pytest.mark.parametrize("requeue", [False, True], ids=["fail", "requeue"])
 def test_random_sigkills_of_workers_leave_exactly_n_trials(tmp_path: Path, requeue: bool) -> None:
     beat: dict[str, Any] = {"heartbeat_interval": 5, "requeue_failed": True} if requeue else {}
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k", sampler="random", **beat)
-    with Killer(seed=1) as killer:
+    with Storm(seed=1, low=0.05, high=0.25) as killer:
         study.optimize(_sleepy, n_trials=60, n_jobs=2)
     count = states(study)
     assert killer.kills >= 3, "the storm must hit"

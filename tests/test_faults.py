@@ -12,7 +12,6 @@ states.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kill_storm import Storm
 from workers import start_worker, wait_all, write_study
 
 from tunesmith import Float, Int, Space, Study, TrialState
@@ -94,36 +94,6 @@ def _sleepy(trial: Any) -> float:
     time.sleep(0.08)
     trial.report(value_of(trial.params), 0)
     return value_of(trial.params)
-
-
-class Storm:
-    """SIGKILLs a random worker process of this test every 0.1-0.6 s (seeded)."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.kills = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        import multiprocessing as mp
-
-        while not self._stop.wait(self.rng.uniform(0.1, 0.6)):
-            kids = mp.active_children()
-            if kids:
-                try:
-                    os.kill(self.rng.choice(kids).pid, signal.SIGKILL)
-                    self.kills += 1
-                except ProcessLookupError:
-                    pass
-
-    def __enter__(self) -> Storm:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
