@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
-import random
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -15,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kill_storm import Storm
 
 from tunesmith import Float, Study, TrialState
 from tunesmith.execution import ProcessExecutor
@@ -76,39 +74,11 @@ def _sleepy(trial: Any) -> float:
     return float(trial.params["x"])
 
 
-class Killer:
-    """SIGKILLs a random worker process of this test every 50-250 ms."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.kills = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.rng.uniform(0.05, 0.25)):
-            kids = mp.active_children()
-            if kids:
-                try:
-                    os.kill(self.rng.choice(kids).pid, signal.SIGKILL)
-                    self.kills += 1
-                except ProcessLookupError:
-                    pass
-
-    def __enter__(self) -> Killer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @pytest.mark.parametrize("requeue", [False, True], ids=["fail", "requeue"])
 def test_random_sigkills_of_workers_leave_exactly_n_trials(tmp_path: Path, requeue: bool) -> None:
     beat: dict[str, Any] = {"heartbeat_interval": 5, "requeue_failed": True} if requeue else {}
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k", sampler="random", **beat)
-    with Killer(seed=1) as killer:
+    with Storm(seed=1, low=0.05, high=0.25) as killer:
         study.optimize(_sleepy, n_trials=60, n_jobs=2)
     count = states(study)
     assert killer.kills >= 3, "the storm must hit"
@@ -178,3 +148,23 @@ def test_trial_timeout_is_refused_where_a_running_objective_cannot_be_stopped(ex
         with pytest.raises(ValueError, match="trial_timeout must be a positive number of seconds"):
             ProcessExecutor(1, trial_timeout=bad)
     assert study.trials == []
+
+
+def _judged_lost_once(trial: Any) -> float:
+    from tunesmith.storage import worker_id
+
+    if trial.number == 0:  # another worker judges this one lost (heartbeat) and re-queues it
+        trial.study.fail_worker(worker_id(), "worker lost: no heartbeat (test)", requeue=True)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_a_trial_requeued_by_a_reaper_while_it_ran_has_its_copy_run_in_the_same_call(
+    tmp_path: Path, executor: str
+) -> None:
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'r.db'}", name="r", sampler="random",
+                  heartbeat_interval=5, requeue_failed=True)
+    study.optimize(_judged_lost_once, n_trials=5, executor=executor)
+    first = study.trials[0]
+    assert first.state is TrialState.FAILED and study.trials[first.attrs["requeued_as"]].state is TrialState.COMPLETE
+    assert results(study) == 5 and states(study) == Counter({"complete": 5, "failed": 1})

@@ -202,9 +202,11 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         run.budget.give_back()  # a promotion continues a trial; n_trials counts new ones
     try:
         record = run.study.run_trial(run.objective, trial, run.catch)
-    except TrialFinishedError:
+    except TrialFinishedError:  # failed meanwhile (interrupted, or its heartbeat was judged lost)
         run.lost += 1
-        return None  # failed meanwhile (interrupted, or its heartbeat was judged lost)
+        if "requeued_as" in run.study.trials[trial.number].attrs:
+            run.budget.give_back()  # its copy runs under this call's budget: the lost attempt is not counted
+        return None
     finally:
         if run.seat is not None:
             run.seat.done()

@@ -46,7 +46,8 @@ from .loop import Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
 
-#: deaths in a row that ran no trial (a worker that cannot start): then no more replacements
+#: workers in a row that exited with an error before running a trial (one that cannot
+#: start): then no more replacements
 MAX_BARREN_DEATHS = 10
 
 
@@ -270,7 +271,9 @@ class _Pool:
         ls.timed_out += w.timed_out
         ls.failed += sum(t.state is TrialState.FAILED for t in lost)
         ls.requeued += sum("requeued_as" in t.attrs for t in lost)
-        ls.barren = 0 if lost else ls.barren + 1
+        # a worker that exits with an error before running anything cannot start (a
+        # killed one, code < 0, may just have been unlucky: kill storms hit starting workers)
+        ls.barren = ls.barren + 1 if not lost and code is not None and code > 0 else 0
         ls.notes.append(f"exit code {code}")
         if not w.timed_out:
             logger.warning(
