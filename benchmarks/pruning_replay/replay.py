@@ -182,6 +182,9 @@ def _ts(pruner: Any, sampler: Any = None, random: bool = False) -> dict[str, Any
 
 
 def _methods() -> dict[str, dict[str, Any]]:
+    """Rows without a sampler in their name use ``"auto"`` (before commit da988ad it picked
+    ``MultiFidelitySampler("tpe")`` behind a pruner, since then TPE; the ``-mf`` and ``-tpe``
+    rows name theirs)."""
     import optuna
 
     from tunesmith.pruners import ASHA, Hyperband
@@ -202,6 +205,7 @@ def _methods() -> dict[str, dict[str, Any]]:
             out[f"ts-asha-eta{eta}-{curve}"] = _ts(ASHA(reduction_factor=eta, curve=curve))
             out[f"ts-asha-eta{eta}-{curve}-random"] = _ts(ASHA(reduction_factor=eta, curve=curve), random=True)
             out[f"ts-asha-eta{eta}-{curve}-tpe"] = _ts(ASHA(reduction_factor=eta, curve=curve), "tpe")
+            out[f"ts-asha-eta{eta}-{curve}-mf"] = _ts(ASHA(reduction_factor=eta, curve=curve), "multifidelity")
             given = ASHA(reduction_factor=eta, curve=curve, max_resource=27)
             out[f"ts-asha-eta{eta}-{curve}-max27-random"] = _ts(given, random=True)
     for eta in (2, 3, 4):

@@ -114,7 +114,7 @@ def selection(rows: Rows) -> None:
         print()
     # the budget (learnt vs max_resource=27) and the sampler (default vs plain TPE) at each setting
     for a, b in [(m.replace("-max27", ""), m) for m in methods if "-max27" in m] + [
-        (m[: -len("-tpe")], m) for m in methods if m.endswith("-tpe")
+        (m[: -len("-tpe")] + "-mf", m) for m in methods if m.endswith("-tpe")
     ]:
         if a in methods and pairs(rows, [a, b]):
             n = len(pairs(rows, [a, b]))
