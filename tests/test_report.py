@@ -62,6 +62,20 @@ def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it
     assert "no plot has anything to draw yet" in build_report(empty)
 
 
+def test_the_report_and_the_process_diagram_show_what_evaluate_best_recorded(tmp_path: Path) -> None:
+    s = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'e.db'}", name="evaluated", seed=0,
+                 sampler="random")
+    s.optimize(lambda t: (t.params["x"] - 0.3) ** 2, n_trials=12)
+    s.evaluate_best(lambda t: (t.params["x"] - 0.3) ** 2 + 0.01, k=3)
+    best = s.best_trial
+    page = build_report(ts.load_study("evaluated", s.storage))
+    assert f"<td>{best.value:.6g}</td><td>{best.value + 0.01:.6g}</td>" in page
+    from tunesmith import plots
+
+    test_box = next(n for n in plots.process(s).nodes if n.key == "test")
+    assert f"{best.value + 0.01:.4g}" in test_box.detail
+
+
 @pytest.mark.slow
 def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_path: Path) -> None:
     sync_api = _browser_or_skip()

@@ -33,7 +33,7 @@ from .records import (
     group_color,
     snapshot,
 )
-from .study_data import contour, contours, parallel, process, slices, test_value
+from .study_data import contour, contours, parallel, process, slices
 from .study_data import history as history_data
 from .study_data import learning_curves as curves_data
 from .training import adam_in_action, adam_path, overfitting, rosenbrock
@@ -125,5 +125,5 @@ __all__ = [
     "KINDS", "PALETTE", "STATE_COLORS", "Axis", "Chart", "Diagram", "Node", "Parallel", "Record", "Series",
     "Snapshot", "adam_in_action", "adam_path", "comparison", "contour", "contours", "curves_data", "history",
     "history_data", "importance_bars", "learning_curves", "overfitting", "parallel", "process", "records_of",
-    "rosenbrock", "run_samplers", "save", "slices", "snapshot", "test_value",
+    "rosenbrock", "run_samplers", "save", "slices", "snapshot",
 ]

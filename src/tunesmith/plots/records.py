@@ -9,7 +9,7 @@ Each has ``kind``, ``title`` and ``message``: when there is nothing to draw,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,7 +157,8 @@ Record = Chart | Parallel | Diagram
 @dataclass(frozen=True)
 class Snapshot:
     """What the plots read of a study, read once: its name, direction, space, trials,
-    sampler and pruner names, and the pruner's rungs (``rungs(upto)`` -> steps)."""
+    sampler and pruner names, the pruner's rungs (``rungs(upto)`` -> steps), and the test
+    scores ``study.evaluate_best`` recorded (search trial number -> mean test score)."""
 
     name: str
     direction: Direction
@@ -166,6 +167,7 @@ class Snapshot:
     sampler: str = ""
     pruner: str = ""
     rungs: Callable[[int], Sequence[int]] | None = field(default=None, compare=False)
+    tests: Mapping[int, float] = field(default_factory=dict)
 
     @property
     def sign(self) -> float:
@@ -173,6 +175,16 @@ class Snapshot:
 
     def in_state(self, *states: TrialState) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state in states]
+
+    def test_of(self, t: FrozenTrial | None) -> float | None:
+        """The trial's test score: recorded by ``study.evaluate_best``, else a number the user
+        stored as ``trial.set_attr("test_value", x)``; None when there is none."""
+        if t is None:
+            return None
+        if t.number in self.tests:
+            return float(self.tests[t.number])
+        v = t.attrs.get("test_value")
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     def best(self) -> FrozenTrial | None:
         done = self.in_state(TrialState.COMPLETE)
@@ -183,12 +195,15 @@ def snapshot(study: Any) -> Snapshot:
     """A :class:`Snapshot` of a Study (one read of its storage); a Snapshot as it is."""
     if isinstance(study, Snapshot):
         return study
+    from ..study.evaluate import test_results
+
     pruner = getattr(study, "pruner", None)
     sampler = getattr(study, "sampler", None)
     return Snapshot(
         name=study.name, direction=study.direction, space=study.space, trials=tuple(study.trials),
         sampler=str(getattr(sampler, "name", "")), pruner=_pruner_name(pruner),
         rungs=getattr(pruner, "rung_steps", None),
+        tests={n: r.mean for n, r in test_results(study).items()},
     )
 
 

@@ -231,7 +231,7 @@ def process(study: Any) -> Diagram:
         Node("trials", "trials", f"{len(s.trials)} run\n" + ", ".join(f"{c} {st.value}" for st, c in n.items()),
              2 * STEP, 0),
         Node("best", "best trial", "none yet" if best is None else f"#{best.number}: {best.value:.4g}", 3 * STEP, 0),
-        Node("test", "test", _test_detail(best), 4 * STEP, 0),
+        Node("test", "test", _test_detail(s, best), 4 * STEP, 0),
     ]
     edges = [("space", "sampler", "defines"), ("sampler", "trials", f"{len(s.trials)} configurations"),
              ("trials", "sampler", f"{n[TrialState.COMPLETE]} results"),
@@ -244,22 +244,8 @@ def process(study: Any) -> Diagram:
 
 
 STEP = 1.4  # distance between the diagram's boxes
-TEST_KEYS = ("test_value", "test")
-
-
-def test_value(t: FrozenTrial | None) -> float | None:
-    """The trial's test score when recorded (``trial.set_attr("test_value", x)``)."""
-    if t is None:
-        return None
-    for k in TEST_KEYS:
-        v = t.attrs.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
-
-
-def _test_detail(best: FrozenTrial | None) -> str:
-    v = test_value(best)
+def _test_detail(s: Snapshot, best: FrozenTrial | None) -> str:
+    v = s.test_of(best)
     return "not recorded" if v is None else f"{v:.4g}\n(validation {best.value:.4g})"  # type: ignore[union-attr]
 
 

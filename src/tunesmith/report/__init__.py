@@ -4,7 +4,7 @@
     write_report(study, "report.html")
 
 It holds the study's settings and search space, the best trials (validation next to
-test where a trial recorded ``trial.set_attr("test_value", x)``), every plot that
+test where ``study.evaluate_best`` recorded it), every plot that
 applies (history, learning curves, the process diagram, importance, parallel
 coordinates, slices, contours, the best trial's overfitting graph) and says which
 plots had nothing to draw. From the shell: ``tunesmith report NAME -o report.html``.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..plots import Record, Snapshot, snapshot, test_value
+from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..trial import FrozenTrial, TrialState
 
@@ -91,14 +91,13 @@ def _best(s: Snapshot, top: int) -> str:
     if not done:
         return "<h2>Best trials</h2><p class='note'>no complete trial yet</p>"
     names = [n for n in s.space if any(n in t.params for t in done)]
-    tests = any(test_value(t) is not None for t in done)
+    tests = any(s.test_of(t) is not None for t in done)
     head = ["#", "validation value", *(["test value"] if tests else []), *names, "seconds"]
-    rows = [_best_row(t, names, tests) for t in done[:top]]
+    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests) for t in done[:top]]
     return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + _table(head, rows, left=0)
 
 
-def _best_row(t: FrozenTrial, names: list[str], tests: bool) -> list[str]:
-    test = test_value(t)
+def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool) -> list[str]:
     cells = [str(t.number), f"{t.value:.6g}"]
     if tests:
         cells.append("" if test is None else f"{test:.6g}")
