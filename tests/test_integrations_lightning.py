@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import tunesmith as ts
-from tunesmith.pruners import ASHA, RESUMED_ATTR
+from tunesmith.pruners import ASHA, Decision, Pruner
 
 torch = pytest.importorskip("torch")
 L = pytest.importorskip("lightning.pytorch")
@@ -112,10 +112,25 @@ def test_a_paused_trial_resumes_from_lightnings_checkpoint(tmp_path: Path) -> No
     assert any(t.state.value == "paused" for t in study.trials)
 
 
+class PauseAndPromote(Pruner):
+    """Never stops a trial itself; every paused trial is promotable at once."""
+
+    pauses = True
+
+    def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+        return Decision.CONTINUE
+
+    def promotable(self, trials, direction) -> list[int]:  # type: ignore[no-untyped-def]
+        return [t.number for t in trials if t.state is ts.TrialState.PAUSED]
+
+
 def test_errors_name_the_fix(tmp_path: Path) -> None:
-    study = ts.Study(SPACE)
+    study = ts.Study(SPACE, pruner=PauseAndPromote())
     # a resumed trial whose stored checkpoint lies outside the callback's folder is refused
-    study.enqueue({"lr": 0.1}, attrs={RESUMED_ATTR: 1, "checkpoint": str(tmp_path / "x.ckpt")})
+    first = study.ask()
+    first.report(1.0, 1)
+    first.set_attr("checkpoint", str(tmp_path / "x.ckpt"))
+    study.tell(first, state="paused")
     resumed = study.ask()
     assert resumed.is_resumed
     with pytest.raises(ValueError, match="is not in the callback's folder"):

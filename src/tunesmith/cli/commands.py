@@ -116,8 +116,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(name: str, url: str) -> Study:
-    storage: Storage = make_storage(url, read_only=True)  # reading commands work on read-only media
+def _load(name: str, url: str, *, write: bool = False) -> Study:
+    """The study; opened read-only unless the command writes (reading commands work on
+    read-only media)."""
+    storage: Storage = make_storage(url, read_only=not write)
     return Study.load(name, storage)
 
 
@@ -239,16 +241,16 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    study = _load(args.name, args.storage)
+    study = _load(args.name, args.storage, write=True)
     n = len(study.trials)
     if not args.yes:
         if not sys.stdin.isatty():
             raise ValueError(f"deleting study {study.name!r} ({n} trials) cannot be undone: pass --yes to confirm")
-        if input(f"delete study {study.name!r} and its {n} trials from {study.storage.url}? [y/N] ").strip().lower() != "y":
+        if input(f"delete study {study.name!r} and its {n} trials from {study.storage.display_url}? [y/N] ").strip().lower() != "y":
             print("nothing deleted")
             return 1
     study.delete()
-    print(f"deleted study {study.name!r} ({n} trials) from {study.storage.url}")
+    print(f"deleted study {study.name!r} ({n} trials) from {study.storage.display_url}")
     return 0
 
 
@@ -260,9 +262,9 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
-    study = _load(args.name, args.storage)
+    study = _load(args.name, args.storage, write=args.to_storage is None)
     copy = study.copy(args.new_name, storage=args.to_storage)
-    print(f"copied study {study.name!r} ({len(copy.trials)} trials) to {copy.name!r} in {copy.storage.url}")
+    print(f"copied study {study.name!r} ({len(copy.trials)} trials) to {copy.name!r} in {copy.storage.display_url}")
     return 0
 
 
@@ -273,7 +275,7 @@ def add_rename_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
-    study = _load(args.name, args.storage)
+    study = _load(args.name, args.storage, write=True)
     study.rename(args.new_name)
-    print(f"renamed study {args.name!r} to {args.new_name!r} in {study.storage.url}")
+    print(f"renamed study {args.name!r} to {args.new_name!r} in {study.storage.display_url}")
     return 0

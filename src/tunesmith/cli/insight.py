@@ -16,7 +16,8 @@ from .studyfile import DEFAULT_STORAGE
 
 
 def load(name: str, url: str) -> Study:
-    return Study.load(name, make_storage(url))
+    """The study, opened read-only (these commands only read it)."""
+    return Study.load(name, make_storage(url, read_only=True))
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:

@@ -176,7 +176,7 @@ class MemoryStorage(Storage):
         with self._lock:
             rec = self.get_study(name)
             if new_name in self._studies:
-                raise ValueError(f"a study named {new_name!r} already exists")
+                raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.url}")
             del self._studies[name]
             self._studies[new_name] = dataclasses.replace(rec, name=new_name)
 

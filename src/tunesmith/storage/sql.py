@@ -769,13 +769,13 @@ class SQLStorage(Storage):
 
         def op(conn: Connection) -> None:
             if conn.execute(sa.select(table.c.study_id).where(table.c.name == new_name)).first():
-                raise ValueError(f"a study named {new_name!r} already exists in {self.url}")
+                raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}")
             conn.execute(sa.update(table).where(table.c.study_id == sid).values(name=new_name))
 
         try:
             self._run(op, write=True)
         except IntegrityError:
-            raise ValueError(f"a study named {new_name!r} already exists in {self.url}") from None
+            raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}") from None
 
     def set_study_config(self, study_id: int, config: Mapping[str, Any]) -> None:
         stmt = sa.update(studies_table).where(studies_table.c.study_id == study_id).values(config=_dumps(dict(config)))
