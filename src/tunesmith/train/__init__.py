@@ -8,6 +8,8 @@ Needs the ``train`` extra: ``pip install 'tunesmith[train]'``.
 - :func:`objective` / :func:`adam_space`: the bridge to :class:`tunesmith.Study`.
 - fine-tuning: :func:`freeze`, :func:`unfreeze_last`, :class:`GradualUnfreezing`,
   :func:`replace_head`, separate ``backbone_lr``.
+- learning-rate adaptation by hypergradient descent: ``TrainConfig(lr_adapt=...)``
+  (:class:`HypergradientLR`; docs/hypergradients.md).
 - :mod:`checkpoint` (files, folders, what is trusted) and :func:`load_weights`
   (a checkpoint's weights into a model built as for training).
 """
@@ -27,6 +29,7 @@ from .bridge import adam_space, objective, set_threads
 from .config import TrainConfig
 from .finetune import GradualUnfreezing, freeze, replace_head, trainable, unfreeze, unfreeze_last
 from .history import EvalRecord, History
+from .hypergrad import HypergradientLR
 from .model_state import load_weights
 from .schedule import Plateau, lr_at, lr_factor
 from .trainer import Trainer
@@ -35,6 +38,7 @@ __all__ = [
     "EvalRecord",
     "GradualUnfreezing",
     "History",
+    "HypergradientLR",
     "Plateau",
     "TrainConfig",
     "Trainer",
