@@ -69,6 +69,21 @@ def test_hypergradient_matches_central_finite_differences(l2: str, method: str) 
     assert checked >= 2
 
 
+def test_neumann_agrees_with_conjugate_gradient() -> None:
+    train, val = _data()
+    torch.manual_seed(0)
+    problem = classifier_losses(torch.nn.Linear(5, 3).double(), l2="tensor", l2_init=0.5, label_smoothing=0.1)
+    w = _solve(problem.train_loss, problem.params, problem.hparams, train)
+    cg = hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, train, val)
+    neumann = hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, train, val,
+                            options=ImplicitOptions(method="neumann", iters=200))
+    few = hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, train, val,
+                        options=ImplicitOptions(method="neumann", iters=2))
+    for k in cg:
+        assert torch.allclose(neumann[k], cg[k], rtol=1e-3, atol=0), k
+    assert any(not torch.allclose(few[k], cg[k], rtol=1e-3, atol=0) for k in cg)  # truncation matters
+
+
 def test_a_wrong_hypergradient_would_be_caught() -> None:
     """The check above is not vacuous: without the mixed term's sign the gradients disagree."""
     train, val = _data()
