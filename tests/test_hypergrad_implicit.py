@@ -153,3 +153,9 @@ def test_bad_constraints_and_starts_are_refused() -> None:
              {"l2": torch.tensor(1.0)}, None, None, constraints={"l2": "log"})
     with pytest.raises(ValueError, match="method must be one of"):
         ImplicitOptions(method="newton")
+
+
+def test_loop_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="outer_steps must be an integer >= 1"):
+        LoopOptions(outer_steps=0)
+    LoopOptions(warm_start_steps=0)

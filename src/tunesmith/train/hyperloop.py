@@ -97,8 +97,9 @@ class LoopOptions:
     def __post_init__(self) -> None:
         for name in ("outer_steps", "inner_steps", "warm_start_steps"):
             v = getattr(self, name)
-            if not (isinstance(v, int) and v >= (0 if name == "warm_start_steps" else 1)):
-                raise ValueError(f"LoopOptions.{name} must be a positive integer, got {v!r}")
+            low = 0 if name == "warm_start_steps" else 1
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
+                raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
 
 
 def tune(
