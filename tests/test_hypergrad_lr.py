@@ -22,7 +22,7 @@ def _loss(model, x, y):
     return torch.nn.functional.cross_entropy(model(x), y)
 
 
-def _one_step(optimizer: str, lr: float, clip: bool = False):
+def _one_step(optimizer: str, lr: float):
     """A float64 model after one optimizer step at ``lr`` (fresh optimizer state), the
     hypergradient tracker, and the batch."""
     torch.manual_seed(0)
@@ -33,8 +33,6 @@ def _one_step(optimizer: str, lr: float, clip: bool = False):
     hyper = HypergradientLR(opt, hyper_lr=1.0)
     _loss(model, x, y).backward()
     hyper.before_step()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
     opt.step()
     hyper.after_step()
     opt.zero_grad()
