@@ -61,7 +61,7 @@ def test_the_rate_adapts_per_group_and_is_recorded_each_epoch() -> None:
     lrs = [r.lrs for r in history.records]
     assert len(lrs) == 3 and set(lrs[0]) == {"all/decay", "all/no_decay"}
     assert lrs[-1]["all/decay"] != pytest.approx(0.01) and lrs[-1]["all/decay"] != lrs[-1]["all/no_decay"]
-    assert history.records[-1].lr == pytest.approx(lrs[-1]["all/no_decay"])  # the main rate is the adapted one
+    assert history.records[-1].lr == pytest.approx(lrs[-1]["all/decay"])  # the weight matrices' adapted rate
     fixed = Trainer(mlp(), TrainConfig(optimizer="sgd", lr=0.01, momentum=0.0, epochs=3, batch_size=16)).fit(*DATA)
     assert fixed.records[-1].lrs == {} and fixed.records[-1].lr == pytest.approx(0.01)
 

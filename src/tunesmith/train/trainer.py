@@ -161,8 +161,10 @@ class Trainer:
                       num_workers=cfg.num_workers, pin_memory=pin, persistent_workers=persistent)
 
     def lr_now(self) -> float:
-        """The main learning rate at the current step (the head's, or the only one)."""
-        main = next(g for g in self.optimizer.param_groups if not g["role"].startswith("backbone"))
+        """The main learning rate at the current step: that of the head's (or the only)
+        weight matrices, which differs from the other groups' only with ``lr_adapt``."""
+        groups = [g for g in self.optimizer.param_groups if not g["role"].startswith("backbone")]
+        main = next((g for g in groups if g["role"].endswith("/decay")), groups[0])
         return float(main["base_lr"]) * self._factor()
 
     # -- the loop ------------------------------------------------------------------------
