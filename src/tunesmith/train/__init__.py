@@ -8,6 +8,11 @@ Needs the ``train`` extra: ``pip install 'tunesmith[train]'``.
 - :func:`objective` / :func:`adam_space`: the bridge to :class:`tunesmith.Study`.
 - fine-tuning: :func:`freeze`, :func:`unfreeze_last`, :class:`GradualUnfreezing`,
   :func:`replace_head`, separate ``backbone_lr``.
+- learning-rate adaptation by hypergradient descent: ``TrainConfig(lr_adapt=...)``
+  (:class:`HypergradientLR`; docs/hypergradients.md).
+- hypergradients of the validation loss in continuous hyperparameters (implicit
+  differentiation): :func:`hypergradient`, :func:`tune`, :func:`classifier_losses`,
+  and :func:`hypertune` (each hyperparameter step a trial of a study).
 - :mod:`checkpoint` (files, folders, what is trusted) and :func:`load_weights`
   (a checkpoint's weights into a model built as for training).
 """
@@ -27,6 +32,11 @@ from .bridge import adam_space, objective, set_threads
 from .config import TrainConfig
 from .finetune import GradualUnfreezing, freeze, replace_head, trainable, unfreeze, unfreeze_last
 from .history import EvalRecord, History
+from .hypergrad import HypergradientLR
+from .hyperloop import LoopOptions, OuterStep, TuneResult, tune
+from .hyperlosses import Problem, classifier_losses, smoothed_cross_entropy
+from .hyperstudy import hyper_space, hypertune
+from .implicit import ImplicitOptions, hypergradient
 from .model_state import load_weights
 from .schedule import Plateau, lr_at, lr_factor
 from .trainer import Trainer
@@ -35,19 +45,31 @@ __all__ = [
     "EvalRecord",
     "GradualUnfreezing",
     "History",
+    "HypergradientLR",
+    "ImplicitOptions",
+    "LoopOptions",
+    "OuterStep",
+    "Problem",
+    "TuneResult",
     "Plateau",
     "TrainConfig",
     "Trainer",
     "adam_space",
     "checkpoint",
+    "classifier_losses",
     "freeze",
+    "hyper_space",
+    "hypergradient",
+    "hypertune",
     "load_weights",
     "lr_at",
     "lr_factor",
     "objective",
     "replace_head",
     "set_threads",
+    "smoothed_cross_entropy",
     "trainable",
+    "tune",
     "unfreeze",
     "unfreeze_last",
 ]

@@ -8,7 +8,9 @@ same name (the rest go to ``build_model(params)``); validation k (counted
 from 1: the epoch, when validating each epoch) is reported as
 ``trial.report(value, k)``, so a pruner's ``max_resource`` is the number of
 validations; the newest checkpoint's path is
-stored as ``trial.attrs["checkpoint"]`` before the pruner is asked; a pruned
+stored as ``trial.attrs["checkpoint"]`` before the pruner is asked (with
+``lr_adapt``, each group's adapted learning rate per validation as
+``trial.attrs["adapted_lr"]``); a pruned
 trial raises :class:`tunesmith.TrialPruned`. A run whose monitored value turns
 NaN or infinite (diverged) stops there and returns its best value so far
 (``trial.attrs["diverged_at"]``: that step). A trial the study paused and then
@@ -117,6 +119,8 @@ class _Reporter:
         path = trainer.history.last_checkpoint
         if path is not None and self.trial.record.attrs.get("checkpoint") != path:
             self.trial.set_attr("checkpoint", path)
+        if record.lrs:  # lr_adapt: each group's adapted learning rate, one value per validation
+            self.trial.set_attr("adapted_lr", {k: [r.lrs[k] for r in trainer.history.records] for k in record.lrs})
         step = record.index + 1  # validations counted from 1: max_resource = epochs
         last = self.trial.record.last_step
         if last is not None and step <= last:

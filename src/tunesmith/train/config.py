@@ -15,6 +15,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+LR_ADAPT = (None, "hypergradient", "hypergradient-mult")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,15 @@ class TrainConfig:
             biases or normalization scales.
         l1, l2: penalties ``l1 * sum|w| + l2 * sum w^2`` over the same weight
             matrices, added to the training loss.
+    Learning-rate adaptation:
+        lr_adapt: None (off) or "hypergradient": each parameter group's base
+            rate (``lr``, ``backbone_lr``) is adapted online by hypergradient
+            descent (Baydin et al. 2018; see ``hypergrad.py``) with step size
+            ``hyper_lr`` (required then): ``lr += hyper_lr * grad . u_prev``;
+            "hypergradient-mult": the scale-free multiplicative rule,
+            ``lr *= 1 + hyper_lr * cos(grad, u_prev)`` (hyper_lr ~ 0.01-0.05 for
+            any model). Warm-up and the schedule multiply the adapted base
+            rate as they multiply a fixed one.
     Schedule (a pure function of the optimizer step, see ``schedule.lr_at``):
         warmup_steps or warmup_fraction (of all steps): linear warm-up from 0.
         schedule: "constant", "step" (``gamma ** floor(t / decay_steps)``),
@@ -74,6 +84,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     l1: float = 0.0
     l2: float = 0.0
+    lr_adapt: str | None = None
+    hyper_lr: float | None = None
     warmup_steps: int = 0
     warmup_fraction: float = 0.0
     schedule: str = "constant"
@@ -111,6 +123,7 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
         _positive("lr", self.lr)
+        self._check_lr_adapt()
         if self.backbone_lr is not None:
             _at_least("backbone_lr", self.backbone_lr, 0.0)
         for name in ("beta1", "beta2"):
@@ -149,6 +162,20 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
 
+    def _check_lr_adapt(self) -> None:
+        _choice("lr_adapt", self.lr_adapt, LR_ADAPT)
+        if self.lr_adapt is None and self.hyper_lr is not None:
+            raise ValueError("TrainConfig.hyper_lr is set but lr_adapt is None; set lr_adapt='hypergradient' "
+                             "(or 'hypergradient-mult') to use it")
+        if self.lr_adapt is not None and self.hyper_lr is None:
+            raise ValueError(
+                "TrainConfig(lr_adapt=...) needs hyper_lr, the step size of the learning rate "
+                "(additive 'hypergradient': its scale depends on the gradients, try 1e-3 for SGD and 1e-4 "
+                "for Adam; 'hypergradient-mult': a relative change per step, try 0.02)"
+            )
+        if self.hyper_lr is not None:
+            _positive("hyper_lr", self.hyper_lr)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -166,7 +193,7 @@ def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {value!r}")
 

@@ -17,7 +17,8 @@ class EvalRecord:
     without one). lr: the learning rate of the next step. samples_per_s:
     training throughput since the previous record (validation excluded).
     improved: best validation loss so far. overfitting: the overfitting signal
-    holds here (see :meth:`History.overfits`).
+    holds here (see :meth:`History.overfits`). lrs: with ``lr_adapt``, each
+    parameter group's adapted base learning rate by role (else empty).
     """
 
     index: int
@@ -31,6 +32,7 @@ class EvalRecord:
     seconds: float
     improved: bool
     overfitting: bool
+    lrs: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 #: smoothing of the generalization gap (weight of the newest value in its moving average)

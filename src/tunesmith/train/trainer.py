@@ -40,6 +40,7 @@ from .data import (
 )
 from .finetune import keep_frozen_in_eval
 from .history import EvalRecord, History
+from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, load_model_state, model_state
 from .optim import l1_l2_penalty, make_optimizer, penalized
 from .schedule import Plateau, lr_factor
@@ -86,6 +87,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.optimizer = make_optimizer(self.model, self.config, self.head)
         self._penalized = penalized(self.model)
+        self.hyper = _hyper(self.optimizer, self.config)
         self.plateau = Plateau(self.config.plateau_patience, self.config.min_delta)
         self.history = History()
         self.step = 0  # optimizer steps done
@@ -159,8 +161,11 @@ class Trainer:
                       num_workers=cfg.num_workers, pin_memory=pin, persistent_workers=persistent)
 
     def lr_now(self) -> float:
-        """The main learning rate at the current step."""
-        return self.config.lr * self._factor()
+        """The main learning rate at the current step: that of the head's (or the only)
+        weight matrices, which differs from the other groups' only with ``lr_adapt``."""
+        groups = [g for g in self.optimizer.param_groups if not g["role"].startswith("backbone")]
+        main = next((g for g in groups if g["role"].endswith("/decay")), groups[0])
+        return float(main["base_lr"]) * self._factor()
 
     # -- the loop ------------------------------------------------------------------------
     def _done(self) -> bool:
@@ -215,6 +220,8 @@ class Trainer:
     def _optimizer_step(self) -> None:
         cfg = self.config
         f = self._factor()
+        if self.hyper is not None:
+            self.hyper.before_step()
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * f
         if cfg.clip_norm is not None or cfg.clip_value is not None:
@@ -224,6 +231,8 @@ class Trainer:
             if cfg.clip_norm is not None:
                 nn.utils.clip_grad_norm_(params, cfg.clip_norm)
         self.optimizer.step()
+        if self.hyper is not None:
+            self.hyper.after_step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
 
@@ -257,6 +266,7 @@ class Trainer:
             index=len(h.records), epoch=self.epoch, step=self.step, train_loss=train_loss,
             val_loss=val_loss, metrics=metrics, lr=self.lr_now(), samples_per_s=samples / max(seconds, 1e-12),
             seconds=seconds, improved=improved, overfitting=h.overfits(train_loss, val_loss),
+            lrs=self.hyper.learning_rates() if self.hyper is not None else {},
         )
         h.records.append(record)
         if improved:
@@ -339,6 +349,7 @@ class Trainer:
             "history": self.history.to_dict(),
             "rng": ckpt.rng_state(),
             "config": self.config.to_dict(),
+            "hypergrad": None if self.hyper is None else self.hyper.state_dict(),
         }
 
     def load_state(self, state: dict[str, Any], *, where: str = "the checkpoint") -> None:
@@ -353,6 +364,8 @@ class Trainer:
         load_model_state(self.model, state["model"], state.get("model_meta"), where)
         self.optimizer.load_state_dict(state["optimizer"])
         self.plateau.load_state_dict(state["plateau"])
+        if self.hyper is not None and state.get("hypergrad") is not None:
+            self.hyper.load_state_dict(state["hypergrad"])
         self.step, self.epoch, self._offset = state["step"], state["epoch"], state["offset"]
         self._acc, self._bad = list(state["acc"]), state["bad"]
         self.history = History.from_dict(state["history"])
@@ -366,7 +379,7 @@ class Trainer:
 
 #: settings a resumed run must share with the checkpoint (the optimizer's state and the
 #: step and batch accounting depend on them)
-SAME_RUN = ("optimizer", "batch_size", "accumulate")
+SAME_RUN = ("optimizer", "batch_size", "accumulate", "lr_adapt")
 
 
 def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> None:
@@ -384,6 +397,13 @@ def _link_or_save(src: Path, dst: Path, state: dict[str, Any]) -> None:
         ckpt.link(src, dst)
     except OSError:  # a file system without hard links
         ckpt.save(dst, state)
+
+
+def _hyper(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> HypergradientLR | None:
+    if cfg.lr_adapt is None or cfg.hyper_lr is None:
+        return None
+    rule = "multiplicative" if cfg.lr_adapt == "hypergradient-mult" else "additive"
+    return HypergradientLR(optimizer, hyper_lr=cfg.hyper_lr, rule=rule)
 
 
 def _seed_all(seed: int) -> None:

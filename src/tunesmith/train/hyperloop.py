@@ -1,0 +1,206 @@
+"""The outer loop of gradient-based tuning: train a few steps, then one hyperparameter step.
+
+Constraints are reparametrizations: the outer optimizer moves an unconstrained ``raw``
+tensor and the losses see ``value = transform(raw)``:
+
+    "real"          value = raw
+    "positive"      value = exp(raw)                       (log scale)
+    (low, high)     value = low + (high - low) * sigmoid(raw)   (logit scale)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from .implicit import ImplicitOptions, TrainLoss, Tree, ValLoss, hypergradient, tree_norm
+
+Constraint = str | tuple[float, float]
+Batches = Callable[[int], Any]  # step -> batch
+
+
+def check_constraint(name: str, c: Any) -> Constraint:
+    if c in ("real", "positive"):
+        return str(c)
+    if isinstance(c, tuple) and len(c) == 2 and all(isinstance(x, (int, float)) for x in c) and c[0] < c[1]:
+        return (float(c[0]), float(c[1]))
+    raise ValueError(f"constraint of hyperparameter {name!r} must be 'real', 'positive' or (low, high) with "
+                     f"low < high, got {c!r}")
+
+
+def to_raw(value: torch.Tensor, c: Constraint) -> torch.Tensor:
+    """The unconstrained tensor whose transform is ``value``."""
+    if c == "real":
+        return value.clone()
+    if c == "positive":
+        if bool((value <= 0).any()):
+            raise ValueError("a 'positive' hyperparameter must start > 0")
+        return value.log()
+    assert isinstance(c, tuple)
+    low, high = c
+    u = (value - low) / (high - low)
+    if bool(((u <= 0) | (u >= 1)).any()):
+        raise ValueError(f"a hyperparameter constrained to ({low}, {high}) must start strictly inside it")
+    return torch.logit(u)
+
+
+def from_raw(raw: torch.Tensor, c: Constraint) -> torch.Tensor:
+    if c == "real":
+        return raw
+    if c == "positive":
+        return raw.exp()
+    assert isinstance(c, tuple)
+    low, high = c
+    return low + (high - low) * torch.sigmoid(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class OuterStep:
+    """One hyperparameter step: the values it was taken at, the validation loss there,
+    the hypergradient's norm (in the raw, unconstrained coordinates) and the training
+    steps done so far."""
+
+    step: int
+    hparams: dict[str, torch.Tensor]
+    val_loss: float
+    hypergrad_norm: float
+    train_steps: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneResult:
+    hparams: dict[str, torch.Tensor]
+    params: dict[str, torch.Tensor]
+    steps: list[OuterStep]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopOptions:
+    """outer_steps: hyperparameter steps. inner_steps: training steps before each
+    (warm_start_steps more before the first). inner_optimizer: ``factory(params list) ->
+    torch optimizer`` (stepped with a closure, so LBFGS works). hyper_optimizer: the same
+    for the raw hyperparameters. reset_inner: restart the inner optimizer's state after each
+    hyperparameter step. implicit: how the inverse Hessian-vector product is solved."""
+
+    outer_steps: int = 20
+    inner_steps: int = 50
+    warm_start_steps: int = 0
+    inner_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer] = lambda ps: torch.optim.Adam(ps, lr=1e-2)
+    hyper_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer] = lambda ps: torch.optim.Adam(ps, lr=0.05)
+    reset_inner: bool = False
+    implicit: ImplicitOptions = dataclasses.field(default_factory=ImplicitOptions)
+
+    def __post_init__(self) -> None:
+        for name in ("outer_steps", "inner_steps", "warm_start_steps"):
+            v = getattr(self, name)
+            low = 0 if name == "warm_start_steps" else 1
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
+                raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
+
+
+def tune(
+    train_loss: TrainLoss,
+    val_loss: ValLoss,
+    params: Mapping[str, torch.Tensor],
+    hparams: Mapping[str, Any],
+    train_batches: Batches | Any,
+    val_batch: Any,
+    *,
+    constraints: Mapping[str, Constraint] | None = None,
+    options: LoopOptions | None = None,
+    callback: Callable[[OuterStep], None] | None = None,
+) -> TuneResult:
+    """Alternate training of ``params`` and implicit-gradient steps on ``hparams``.
+
+    ``train_batches``: one batch (full-batch training) or ``fn(step) -> batch``.
+    ``constraints``: per hyperparameter name, "real" (default), "positive" or (low, high).
+    ``callback(OuterStep)`` after each hyperparameter step. Returns the final
+    hyperparameters, the trained weights and every outer step.
+    """
+    opts = options or LoopOptions()
+    cons = {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
+    unknown = set(constraints or {}) - set(hparams)
+    if unknown:
+        raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
+    w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
+    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params)).detach().clone(), cons[k]).requires_grad_(True)
+           for k, v in hparams.items()}
+    batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: train_batches)
+
+    def values() -> Tree:
+        return {k: from_raw(r, cons[k]) for k, r in raw.items()}
+
+    def raw_loss(p: Tree, r: Tree, b: Any) -> torch.Tensor:
+        return train_loss(p, {k: from_raw(r[k], cons[k]) for k in r}, b)
+
+    hopt = opts.hyper_optimizer(list(raw.values()))
+    inner = opts.inner_optimizer(list(w.values()))
+    steps: list[OuterStep] = []
+    done = _train(train_loss, w, values, inner, batch_at, 0, opts.warm_start_steps)
+    for k in range(opts.outer_steps):
+        if opts.reset_inner:
+            inner = opts.inner_optimizer(list(w.values()))
+        done = _train(train_loss, w, values, inner, batch_at, done, opts.inner_steps)
+        hg = hypergradient(raw_loss, val_loss, w, {k2: r.detach() for k2, r in raw.items()}, batch_at(done),
+                           val_batch, options=opts.implicit)
+        with torch.no_grad():
+            vl = float(val_loss({k2: t.detach() for k2, t in w.items()}, val_batch))
+            rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done)
+        steps.append(rec)
+        if callback is not None:
+            callback(rec)
+        _hyper_step(hopt, raw, hg)
+    final = {k: v.detach().clone() for k, v in values().items()}
+    return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps)
+
+
+def _dtype(params: Mapping[str, torch.Tensor]) -> torch.dtype:
+    return next(iter(params.values())).dtype
+
+
+def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torch.optim.Optimizer,
+           batch_at: Batches, start: int, n: int) -> int:
+    for s in range(start, start + n):
+        batch = batch_at(s)
+        with torch.no_grad():
+            lam = {k: v.detach() for k, v in values().items()}
+
+        def closure(batch: Any = batch, lam: Tree = lam) -> float:
+            opt.zero_grad()
+            loss = train_loss(w, lam, batch)
+            loss.backward()
+            return float(loss.detach())
+
+        loss = opt.step(closure)
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(f"the training loss became {float(loss)} at step {s}; lower the inner "
+                                     "optimizer's learning rate or constrain the hyperparameters")
+    return start + n
+
+
+def _hyper_step(opt: torch.optim.Optimizer, raw: Tree, hg: Tree) -> None:
+    opt.zero_grad()
+    for k, r in raw.items():
+        r.grad = hg[k].detach().to(r.dtype).reshape(r.shape).clone()
+    opt.step()
+
+
+def flat_values(hparams: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Scalars by name: a scalar hyperparameter as itself, a tensor one as ``name[i]``
+    (flattened index), so that each is one parameter of a study."""
+    out: dict[str, float] = {}
+    for k, v in hparams.items():
+        t = torch.as_tensor(v).detach().reshape(-1)
+        if t.numel() == 1 and torch.as_tensor(v).ndim == 0:
+            out[k] = float(t[0])
+        else:
+            out.update({f"{k}[{i}]": float(x) for i, x in enumerate(t.tolist())})
+    return out
+
+
+def names(hparams: Mapping[str, Any]) -> Sequence[str]:
+    return list(flat_values({k: torch.as_tensor(v) for k, v in hparams.items()}))

@@ -1,0 +1,127 @@
+"""Gradient-based tuning as a strategy of a study: each hyperparameter step is a trial.
+
+    space = hyper_space(problem.hparams, problem.constraints)
+    study = ts.Study(space, direction="minimize", storage="sqlite:///hyper.db", name="l2")
+    result = hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams,
+                       train, val, constraints=problem.constraints)
+
+Each outer step becomes one finished trial (through the study's public ``enqueue``,
+``ask_waiting`` and ``tell``): its parameters are the hyperparameters it was taken at
+(a tensor hyperparameter ``name`` as ``name[i]``, flattened), its value the validation
+loss there, and ``attrs``: ``hypergrad_norm``, ``train_steps``, ``outer_step`` and
+``method``. ``tunesmith show``, plots, reports and importance then read it like any study.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ..space import Float, Space
+from .hyperloop import (
+    Batches,
+    Constraint,
+    LoopOptions,
+    OuterStep,
+    TuneResult,
+    check_constraint,
+    flat_values,
+    tune,
+)
+from .implicit import TrainLoss, Tree, ValLoss
+
+#: a "positive" or "real" hyperparameter's study range reaches this factor around its start
+SPAN = 1e4
+
+
+def hyper_space(hparams: Mapping[str, Any], constraints: Mapping[str, Constraint] | None = None, *,
+                span: float = SPAN) -> Space:
+    """The study space of ``hparams``: "positive" ones log-uniform over ``[v / span, v * span]``,
+    (low, high) ones uniform over it, "real" ones over ``v +- span * max(|v|, 1)``."""
+    params: dict[str, Float] = {}
+    for name, value in hparams.items():
+        c = check_constraint(name, (constraints or {}).get(name, "real"))
+        for flat, v in flat_values({name: torch.as_tensor(value)}).items():
+            params[flat] = _float(v, c, span)
+    return Space(params)
+
+
+def _float(v: float, c: Constraint, span: float) -> Float:
+    if c == "positive":
+        return Float(v / span, v * span, log=True)
+    if isinstance(c, tuple):
+        return Float(c[0], c[1])
+    width = span * max(abs(v), 1.0)
+    return Float(v - width, v + width)
+
+
+def hypertune(
+    study: Any,
+    train_loss: TrainLoss,
+    val_loss: ValLoss,
+    params: Mapping[str, torch.Tensor],
+    hparams: Mapping[str, Any],
+    train_batches: Batches | Any,
+    val_batch: Any,
+    *,
+    constraints: Mapping[str, Constraint] | None = None,
+    options: LoopOptions | None = None,
+) -> TuneResult:
+    """:func:`tunesmith.train.hyperloop.tune`, each outer step recorded as a trial of ``study``.
+
+    ``study.space`` must hold every (flattened) hyperparameter name (see :func:`hyper_space`);
+    values that leave its range are clipped in the record (the loop keeps the exact ones,
+    stored as ``attrs["outside_space"]``). The study must minimize.
+    """
+    _check_study(study, hparams)
+    opts = options or LoopOptions()
+
+    def record(step: OuterStep) -> None:
+        _record(study, step, opts)
+
+    return tune(train_loss, val_loss, params, hparams, train_batches, val_batch, constraints=constraints,
+                options=opts, callback=record)
+
+
+def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
+    if str(getattr(study.direction, "value", study.direction)) != "minimize":
+        raise ValueError("hypertune records validation losses: create the study with direction='minimize'")
+    wanted = set(flat_values({k: torch.as_tensor(v) for k, v in hparams.items()}))
+    missing = sorted(wanted - set(study.space))
+    if missing:
+        raise ValueError(f"study {study.name!r}: its space lacks the hyperparameters {missing[:5]}"
+                         f"{' and more' if len(missing) > 5 else ''}; build it with "
+                         "tunesmith.train.hyper_space(hparams, constraints)")
+
+
+def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
+    values = flat_values(step.hparams)
+    space: Space = study.space
+    clipped = {k: min(max(v, space[k].low), space[k].high) for k, v in values.items()}  # type: ignore[attr-defined]
+    attrs: dict[str, Any] = {"hypergrad_norm": step.hypergrad_norm, "train_steps": step.train_steps,
+                             "outer_step": step.step, "method": opts.implicit.method}
+    outside = {k: v for k, v in values.items() if clipped[k] != v}
+    if outside:
+        attrs["outside_space"] = outside
+    number = study.enqueue(clipped, attrs=attrs)
+    trial = study.ask_waiting()
+    if trial is None or trial.number != number:
+        raise RuntimeError(f"study {study.name!r} has other queued trials; run hypertune on a study of its own")
+    value = step.val_loss if math.isfinite(step.val_loss) else None
+    study.tell(trial, value)
+
+
+def values_of(trial_params: Mapping[str, float], like: Mapping[str, Any]) -> Tree:
+    """The hyperparameter tensors of a recorded trial (the inverse of the flattening)."""
+    out: Tree = {}
+    for name, value in like.items():
+        t = torch.as_tensor(value)
+        if t.ndim == 0:
+            out[name] = torch.tensor(trial_params[name], dtype=t.dtype)
+        else:
+            flat = [trial_params[f"{name}[{i}]"] for i in range(t.numel())]
+            out[name] = torch.tensor(flat, dtype=t.dtype).reshape(t.shape)
+    return out

@@ -1,0 +1,179 @@
+"""Hypergradients of a validation loss by implicit differentiation (Lorraine et al., AISTATS 2020).
+
+Notation (``w``: the model's weights, a dict name -> tensor; ``lam``: the hyperparameters,
+a dict name -> tensor of any shape):
+
+    L_T(w, lam)   training loss:   ``train_loss(params, hparams, batch) -> scalar``
+    L_V(w)        validation loss: ``val_loss(params, batch) -> scalar``
+    w*(lam)       the trained weights: grad_w L_T(w*, lam) = 0
+    H             the Hessian d^2 L_T / dw^2 at (w*, lam)
+
+By the implicit function theorem dw*/dlam = -H^{-1} d^2 L_T / dw dlam, so
+
+    dL_V/dlam = -(d^2 L_T / dlam dw) q,     q = H^{-1} grad_w L_V
+
+``q`` is found without forming ``H``: by conjugate gradient ("cg") or by the truncated
+Neumann series ``q ~ alpha * sum_{j<K} (I - alpha H)^j v`` ("neumann"), each from
+Hessian-vector products (forward-over-reverse, ``torch.func.jvp`` of ``torch.func.grad``);
+the mixed product is one vector-Jacobian product (``torch.func.vjp``). The result is exact
+at a stationary point of ``L_T``; with weights trained only approximately it is an
+approximation whose error shrinks with the remaining training gradient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+Tree = dict[str, torch.Tensor]
+TrainLoss = Callable[[Tree, Tree, Any], torch.Tensor]
+ValLoss = Callable[[Tree, Any], torch.Tensor]
+METHODS = ("cg", "neumann")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImplicitOptions:
+    """How the inverse Hessian-vector product is solved.
+
+    method: "cg" (conjugate gradient; needs a positive definite ``H``, which
+        ``damping`` helps) or "neumann" (truncated Neumann series; needs
+        ``0 < alpha < 2 / lambda_max(H)``; None estimates ``1 / lambda_max`` by power iteration).
+    iters: CG iterations, or Neumann terms. tol: CG stops when the residual's norm is
+        below ``tol`` times the right-hand side's. damping: ``H + damping * I`` is inverted.
+    """
+
+    method: str = "cg"
+    iters: int = 50
+    tol: float = 1e-10
+    alpha: float | None = None
+    damping: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"ImplicitOptions.method must be one of {list(METHODS)}, got {self.method!r}")
+        if not (isinstance(self.iters, int) and self.iters >= 1):
+            raise ValueError(f"ImplicitOptions.iters must be an integer >= 1, got {self.iters!r}")
+        if self.alpha is not None and not self.alpha > 0:
+            raise ValueError(f"ImplicitOptions.alpha must be > 0 (or None to estimate it), got {self.alpha!r}")
+        if not (self.damping >= 0 and self.tol >= 0):
+            raise ValueError("ImplicitOptions.damping and tol must be >= 0")
+
+
+# -- dicts of tensors as vectors ------------------------------------------------------------
+def _dot(a: Tree, b: Tree) -> torch.Tensor:
+    return sum((torch.sum(a[k] * b[k]) for k in a), torch.zeros((), dtype=next(iter(a.values())).dtype))
+
+
+def _axpy(alpha: float | torch.Tensor, x: Tree, y: Tree) -> Tree:
+    """``alpha * x + y``."""
+    return {k: alpha * x[k] + y[k] for k in x}
+
+
+def _scale(alpha: float | torch.Tensor, x: Tree) -> Tree:
+    return {k: alpha * v for k, v in x.items()}
+
+
+def tree_norm(x: Mapping[str, torch.Tensor]) -> float:
+    """The Euclidean norm of all tensors of ``x`` together."""
+    return float(torch.sqrt(sum((torch.sum(v.detach().double() ** 2) for v in x.values()), torch.zeros((), dtype=torch.float64))))
+
+
+# -- the pieces -------------------------------------------------------------------------------
+def hvp_fn(train_loss: TrainLoss, params: Tree, hparams: Tree, batch: Any, *, damping: float = 0.0) -> Callable[[Tree], Tree]:
+    """``x -> (H + damping I) x``, ``H`` the Hessian of ``L_T`` in the weights at ``params``."""
+    from torch.func import grad, jvp
+
+    def g(p: Tree) -> Tree:
+        return grad(train_loss)(p, hparams, batch)
+
+    def hvp(x: Tree) -> Tree:
+        hx = jvp(g, (params,), (x,))[1]
+        return _axpy(damping, x, hx) if damping else hx
+
+    return hvp
+
+
+def solve_cg(hvp: Callable[[Tree], Tree], v: Tree, *, iters: int, tol: float = 0.0) -> Tree:
+    """Conjugate gradient for ``H q = v``."""
+    q = {k: torch.zeros_like(t) for k, t in v.items()}
+    r = dict(v)
+    p = dict(v)
+    rr = _dot(r, r)
+    stop = tol**2 * rr
+    for _ in range(iters):
+        if rr <= stop:
+            break
+        hp = hvp(p)
+        a = rr / _dot(p, hp)
+        q, r = _axpy(a, p, q), _axpy(-a, hp, r)
+        rr_new = _dot(r, r)
+        p = _axpy(rr_new / rr, p, r)
+        rr = rr_new
+    return q
+
+
+def solve_neumann(hvp: Callable[[Tree], Tree], v: Tree, *, iters: int, alpha: float) -> Tree:
+    """``alpha * sum_{j<iters} (I - alpha H)^j v``, the truncated Neumann series of ``H^{-1} v``."""
+    term, total = dict(v), dict(v)
+    for _ in range(iters - 1):
+        term = _axpy(-alpha, hvp(term), term)
+        total = {k: total[k] + term[k] for k in total}
+    return _scale(alpha, total)
+
+
+def largest_eigenvalue(hvp: Callable[[Tree], Tree], like: Tree, *, iters: int = 20, seed: int = 0) -> float:
+    """The largest eigenvalue of ``H`` by power iteration (for the Neumann step)."""
+    g = torch.Generator().manual_seed(seed)
+    x = {k: torch.randn(t.shape, generator=g, dtype=t.dtype).to(t.device) for k, t in like.items()}
+    lam = 0.0
+    for _ in range(iters):
+        n = tree_norm(x)
+        x = _scale(1.0 / max(n, 1e-30), x)
+        hx = hvp(x)
+        lam = float(_dot(x, hx))
+        x = hx
+    return lam
+
+
+def hypergradient(
+    train_loss: TrainLoss,
+    val_loss: ValLoss,
+    params: Mapping[str, torch.Tensor],
+    hparams: Mapping[str, torch.Tensor],
+    train_batch: Any,
+    val_batch: Any,
+    *,
+    options: ImplicitOptions | None = None,
+) -> Tree:
+    """``dL_V / dlam`` at the trained weights ``params``, by implicit differentiation.
+
+    ``params`` should be (close to) a minimum of ``train_loss(., hparams, train_batch)``.
+    Returns a dict with the keys and shapes of ``hparams``.
+    """
+    from torch.func import grad, vjp
+
+    opts = options or ImplicitOptions()
+    w = {k: t.detach() for k, t in params.items()}
+    lam = {k: torch.as_tensor(t).detach() for k, t in hparams.items()}
+    v = grad(val_loss)(w, val_batch)
+    hvp = hvp_fn(train_loss, w, lam, train_batch, damping=opts.damping)
+    q = _inverse_hvp(hvp, v, opts)
+    pull = vjp(lambda h: grad(train_loss)(w, h, train_batch), lam)[1]
+    mixed = pull(q)[0]
+    return {k: -t for k, t in mixed.items()}
+
+
+def _inverse_hvp(hvp: Callable[[Tree], Tree], v: Tree, opts: ImplicitOptions) -> Tree:
+    if opts.method == "cg":
+        return solve_cg(hvp, v, iters=opts.iters, tol=opts.tol)
+    alpha = opts.alpha
+    if alpha is None:
+        top = largest_eigenvalue(hvp, v)
+        if not top > 0:
+            raise ValueError("the training loss's Hessian has no positive curvature here; set ImplicitOptions.damping "
+                             "or train the weights closer to a minimum")
+        alpha = 1.0 / top
+    return solve_neumann(hvp, v, iters=opts.iters, alpha=alpha)

@@ -1,0 +1,161 @@
+"""Implicit hypergradients: against central finite differences, and the ridge known answer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize_scalar
+
+from tunesmith.train.hyperloop import LoopOptions, from_raw, to_raw, tune
+from tunesmith.train.hyperlosses import classifier_losses
+from tunesmith.train.implicit import ImplicitOptions, hypergradient
+
+
+def _data(n: int = 60, d: int = 5, classes: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = (x @ torch.randn(d, classes, generator=g, dtype=torch.float64) + 0.5 * torch.randn(n, classes, generator=g,
+         dtype=torch.float64)).argmax(1)
+    return (x[: n // 2], y[: n // 2]), (x[n // 2:], y[n // 2:])
+
+
+def _solve(train_loss, params, hparams, batch):
+    """The weights minimizing the training loss, to float64 precision (Newton-like LBFGS)."""
+    w = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    opt = torch.optim.LBFGS(list(w.values()), lr=1, max_iter=500, tolerance_grad=1e-14, tolerance_change=1e-16,
+                            history_size=50, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = train_loss(w, hparams, batch)
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        opt.step(closure)
+    return {k: v.detach() for k, v in w.items()}
+
+
+def _finite_difference(problem, params, hparams, train, val, name, index, h=1e-5):
+    def val_at(delta):
+        hp = {k: v.clone() for k, v in hparams.items()}
+        hp[name].view(-1)[index] += delta
+        w = _solve(problem.train_loss, params, hp, train)
+        return float(problem.val_loss(w, val))
+    return (val_at(h) - val_at(-h)) / (2 * h)
+
+
+@pytest.mark.parametrize("l2", ["tensor", "weight"])
+@pytest.mark.parametrize("method", ["cg", pytest.param("neumann", marks=pytest.mark.slow)])
+def test_hypergradient_matches_central_finite_differences(l2: str, method: str) -> None:
+    train, val = _data()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3).double()
+    problem = classifier_losses(model, l2=l2, l2_init=0.05, label_smoothing=0.1)
+    w = _solve(problem.train_loss, problem.params, problem.hparams, train)
+    iters = 50 if method == "cg" else 3000
+    hg = hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, train, val,
+                       options=ImplicitOptions(method=method, iters=iters))
+    checked = 0
+    for name, value in problem.hparams.items():
+        for index in range(min(value.numel(), 3)):
+            fd = _finite_difference(problem, problem.params, problem.hparams, train, val, name, index)
+            got = float(hg[name].reshape(-1)[index])
+            assert abs(got - fd) <= 1e-3 * max(abs(fd), 1e-8), (name, index, got, fd)
+            checked += 1
+    assert checked >= 2
+
+
+def test_neumann_agrees_with_conjugate_gradient() -> None:
+    train, val = _data()
+    torch.manual_seed(0)
+    problem = classifier_losses(torch.nn.Linear(5, 3).double(), l2="tensor", l2_init=0.5, label_smoothing=0.1)
+    w = _solve(problem.train_loss, problem.params, problem.hparams, train)
+    cg = hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, train, val)
+    neumann = hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, train, val,
+                            options=ImplicitOptions(method="neumann", iters=200))
+    few = hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, train, val,
+                        options=ImplicitOptions(method="neumann", iters=2))
+    for k in cg:
+        assert torch.allclose(neumann[k], cg[k], rtol=1e-3, atol=0), k
+    assert any(not torch.allclose(few[k], cg[k], rtol=1e-3, atol=0) for k in cg)  # truncation matters
+
+
+def test_a_wrong_hypergradient_would_be_caught() -> None:
+    """The check above is not vacuous: without the mixed term's sign the gradients disagree."""
+    train, val = _data()
+    torch.manual_seed(0)
+    problem = classifier_losses(torch.nn.Linear(5, 3).double(), l2="tensor", l2_init=0.05)
+    w = _solve(problem.train_loss, problem.params, problem.hparams, train)
+    hg = hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, train, val)
+    name = next(iter(problem.hparams))
+    fd = _finite_difference(problem, problem.params, problem.hparams, train, val, name, 0)
+    assert abs(fd) > 1e-6 and abs(float(-hg[name].reshape(-1)[0]) - fd) > 1e-3 * abs(fd)
+
+
+def _ridge_data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n, d = 40, 10
+    x = rng.normal(size=(2 * n, d))
+    w_true = rng.normal(size=d)
+    y = x @ w_true + 2.0 * rng.normal(size=2 * n)
+    return (x[:n], y[:n]), (x[n:], y[n:])
+
+
+def _ridge_val_loss(lam: float, train, val) -> float:
+    (xt, yt), (xv, yv) = train, val
+    n, d = xt.shape
+    w = np.linalg.solve(xt.T @ xt / n + lam * np.eye(d), xt.T @ yt / n)
+    return float(np.mean((xv @ w - yv) ** 2))
+
+
+@pytest.mark.slow
+def test_ridge_converges_to_the_closed_form_optimum() -> None:
+    train_np, val_np = _ridge_data()
+    best = minimize_scalar(lambda t: _ridge_val_loss(math.exp(t), train_np, val_np), bounds=(-12, 6),
+                           method="bounded", options={"xatol": 1e-10}).x
+    lam_star = math.exp(best)
+    train = tuple(torch.tensor(a) for a in train_np)
+    val = tuple(torch.tensor(a) for a in val_np)
+
+    def train_loss(p, h, b):
+        return torch.mean((b[0] @ p["w"] - b[1]) ** 2) + h["l2"] * torch.sum(p["w"] ** 2)
+
+    def val_loss(p, b):
+        return torch.mean((b[0] @ p["w"] - b[1]) ** 2)
+
+    for start in (lam_star * 10, lam_star / 10):
+        result = tune(train_loss, val_loss, {"w": torch.zeros(10, dtype=torch.float64)}, {"l2": torch.tensor(start)}, train, val,
+                      constraints={"l2": "positive"},
+                      options=LoopOptions(outer_steps=150, inner_steps=100,
+                                          inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.1),
+                                          hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05)))
+        got = float(result.hparams["l2"])
+        assert abs(got - lam_star) <= 0.01 * lam_star, (start, got, lam_star)
+
+
+@pytest.mark.parametrize("c", ["positive", (0.0, 0.5), "real"])
+def test_reparametrizations_round_trip(c) -> None:
+    v = torch.tensor([0.01, 0.2, 0.4])
+    assert torch.allclose(from_raw(to_raw(v, c), c), v)
+
+
+def test_bad_constraints_and_starts_are_refused() -> None:
+    with pytest.raises(ValueError, match="'positive' hyperparameter must start > 0"):
+        to_raw(torch.tensor(0.0), "positive")
+    with pytest.raises(ValueError, match="strictly inside"):
+        to_raw(torch.tensor(0.5), (0.0, 0.5))
+    with pytest.raises(ValueError, match="must be 'real', 'positive' or"):
+        tune(lambda p, h, b: p["w"].sum(), lambda p, b: p["w"].sum(), {"w": torch.zeros(1)},
+             {"l2": torch.tensor(1.0)}, None, None, constraints={"l2": "log"})
+    with pytest.raises(ValueError, match="method must be one of"):
+        ImplicitOptions(method="newton")
+
+
+def test_loop_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="outer_steps must be an integer >= 1"):
+        LoopOptions(outer_steps=0)
+    LoopOptions(warm_start_steps=0)

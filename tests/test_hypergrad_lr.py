@@ -1,0 +1,129 @@
+"""Online learning-rate adaptation by hypergradient descent in the trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _train_util import mlp, snapshot, split  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.train import TrainConfig, Trainer, checkpoint, objective  # noqa: E402
+from tunesmith.train.hypergrad import HypergradientLR  # noqa: E402
+from tunesmith.train.optim import make_optimizer  # noqa: E402
+
+DATA = split(96)
+
+
+def _loss(model, x, y):
+    return torch.nn.functional.cross_entropy(model(x), y)
+
+
+def _one_step(optimizer: str, lr: float):
+    """A float64 model after one optimizer step at ``lr`` (fresh optimizer state), the
+    hypergradient tracker, and the batch."""
+    torch.manual_seed(0)
+    model = mlp().double()
+    (x, y), _ = DATA
+    x = x.double()
+    opt = make_optimizer(model, TrainConfig(optimizer=optimizer, lr=lr, weight_decay=0.1, momentum=0.0))
+    hyper = HypergradientLR(opt, hyper_lr=1.0)
+    _loss(model, x, y).backward()
+    hyper.before_step()
+    opt.step()
+    hyper.after_step()
+    opt.zero_grad()
+    return model, hyper, x, y
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_hypergradient_is_the_derivative_of_the_next_loss_in_the_learning_rate(optimizer: str) -> None:
+    """h_1 = grad_1 . u_0 = -dL(theta_1)/d(lr), checked by central differences in float64
+    (all groups' rates moved together: the sum of the groups' h)."""
+    lr, d = 0.01, 1e-6
+    model, hyper, x, y = _one_step(optimizer, lr)
+    _loss(model, x, y).backward()
+    h = sum(hyper._dot(g["params"], hyper.directions[i])[0] for i, g in enumerate(hyper.optimizer.param_groups))
+    up = float(_loss(_one_step(optimizer, lr + d)[0], x, y))
+    down = float(_loss(_one_step(optimizer, lr - d)[0], x, y))
+    fd = (up - down) / (2 * d)
+    assert abs(-h - fd) < 1e-4 * abs(fd), (h, fd)
+    assert abs(fd) > 1e-3  # not vacuous
+
+
+def test_the_rate_adapts_per_group_and_is_recorded_each_epoch() -> None:
+    cfg = TrainConfig(optimizer="sgd", lr=0.01, momentum=0.0, epochs=3, batch_size=16, lr_adapt="hypergradient",
+                      hyper_lr=1e-2, device="cpu")
+    history = Trainer(mlp(), cfg).fit(*DATA)
+    lrs = [r.lrs for r in history.records]
+    assert len(lrs) == 3 and set(lrs[0]) == {"all/decay", "all/no_decay"}
+    assert lrs[-1]["all/decay"] != pytest.approx(0.01) and lrs[-1]["all/decay"] != lrs[-1]["all/no_decay"]
+    assert history.records[-1].lr == pytest.approx(lrs[-1]["all/decay"])  # the weight matrices' adapted rate
+    fixed = Trainer(mlp(), TrainConfig(optimizer="sgd", lr=0.01, momentum=0.0, epochs=3, batch_size=16)).fit(*DATA)
+    assert fixed.records[-1].lrs == {} and fixed.records[-1].lr == pytest.approx(0.01)
+
+
+def test_schedules_multiply_the_adapted_base_rate() -> None:
+    cfg = TrainConfig(optimizer="adam", lr=0.01, epochs=2, batch_size=16, lr_adapt="hypergradient-mult",
+                      hyper_lr=0.02, schedule="cosine", warmup_steps=2, device="cpu")
+    trainer = Trainer(mlp(), cfg)
+    trainer.fit(*DATA)
+    main = trainer.optimizer.param_groups[0]
+    assert trainer._factor() < 1.0  # cosine decay has begun
+    assert trainer.lr_now() == pytest.approx(main["base_lr"] * trainer._factor())
+    assert main["base_lr"] != pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("lr_adapt", ["hypergradient", "hypergradient-mult"])
+def test_resume_restores_the_adapted_rates_exactly(lr_adapt: str, tmp_path: Path) -> None:
+    cfg = TrainConfig(optimizer="adam", lr=0.01, epochs=4, batch_size=16, lr_adapt=lr_adapt,
+                      hyper_lr=1e-4 if lr_adapt == "hypergradient" else 0.05, schedule="cosine",
+                      checkpoint_dir=str(tmp_path), keep_last=10, restore_best=False, device="cpu", seed=3)
+    full = Trainer(mlp(seed=1), cfg)
+    h_full = full.fit(*DATA)
+    mid = checkpoint.last_path(tmp_path, h_full.records[1].step)
+    state = checkpoint.load(mid)  # weights_only=True: the hypergradient state is tensors and numbers
+    assert state["hypergrad"]["directions"][0][0].shape == full.model[0].bias.shape
+    resumed = Trainer(mlp(seed=2), cfg)
+    h_res = resumed.fit(*DATA, resume_from=mid)
+    assert [r.lrs for r in h_res.records] == [r.lrs for r in h_full.records]
+    a, b = snapshot(full.model), snapshot(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_without_the_saved_directions_the_resume_differs(tmp_path: Path) -> None:
+    """The saved directions matter (so the test above can fail)."""
+    cfg = TrainConfig(optimizer="sgd", lr=0.01, momentum=0.0, epochs=3, batch_size=16, lr_adapt="hypergradient",
+                      hyper_lr=1e-2, checkpoint_dir=str(tmp_path / "run"), keep_last=10, restore_best=False,
+                      device="cpu")
+    h_full = Trainer(mlp(), cfg).fit(*DATA)
+    state = checkpoint.load(checkpoint.last_path(tmp_path / "run", h_full.records[0].step))
+    state["hypergrad"] = None
+    other = checkpoint.save(tmp_path / "other" / "mid.pt", state)
+    cfg2 = TrainConfig(**{**cfg.to_dict(), "checkpoint_dir": str(tmp_path / "resumed")})
+    h_res = Trainer(mlp(), cfg2).fit(*DATA, resume_from=other)
+    assert h_res.records[-1].lrs != h_full.records[-1].lrs
+
+
+def test_bad_settings_are_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match="needs hyper_lr"):
+        TrainConfig(lr_adapt="hypergradient")
+    with pytest.raises(ValueError, match="hyper_lr is set but lr_adapt is None"):
+        TrainConfig(hyper_lr=1e-3)
+    with pytest.raises(ValueError, match="lr_adapt must be one of"):
+        TrainConfig(lr_adapt="baydin", hyper_lr=1e-3)
+    with pytest.raises(ValueError, match="hyper_lr must be a number > 0"):
+        TrainConfig(lr_adapt="hypergradient", hyper_lr=-1.0)
+
+
+def test_a_trial_records_the_adapted_rate_per_validation(tmp_path: Path) -> None:
+    base = TrainConfig(optimizer="sgd", lr=0.01, momentum=0.0, epochs=3, batch_size=16, lr_adapt="hypergradient",
+                       hyper_lr=1e-2, device="cpu")
+    study = ts.Study(ts.Space({"hidden": ts.Int(8, 16)}), sampler="random", seed=0)
+    study.optimize(objective(lambda p: mlp(hidden=p["hidden"]), DATA, base=base, checkpoint_root=tmp_path),
+                   n_trials=1)
+    adapted = study.trials[0].attrs["adapted_lr"]
+    assert set(adapted) == {"all/decay", "all/no_decay"} and len(adapted["all/decay"]) == 3

@@ -1,0 +1,64 @@
+"""Gradient-based tuning as a study strategy: each outer step a trial in the study's storage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.train import LoopOptions, classifier_losses, hyper_space, hypertune  # noqa: E402
+from tunesmith.train.hyperstudy import values_of  # noqa: E402
+
+SRC = Path(__file__).parent.parent / "src"
+
+
+def _problem():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 6, generator=g, dtype=torch.float64)
+    y = (x @ torch.randn(6, 3, generator=g, dtype=torch.float64)
+         + 1.5 * torch.randn(120, 3, generator=g, dtype=torch.float64)).argmax(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    problem = classifier_losses(model, l2="tensor", l2_init=1e-3, label_smoothing=0.1)
+    return problem, (x[:40], y[:40]), (x[40:], y[40:])
+
+
+OPTIONS = LoopOptions(outer_steps=6, inner_steps=50, warm_start_steps=300,
+                      inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05),
+                      hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.3))
+
+
+def test_each_outer_step_is_a_trial_that_show_and_importance_read(tmp_path: Path) -> None:
+    problem, train, val = _problem()
+    url = f"sqlite:///{tmp_path / 'hyper.db'}"
+    space = hyper_space(problem.hparams, problem.constraints)
+    assert set(space) == {"l2.0.weight", "l2.2.weight", "label_smoothing"}
+    study = ts.Study(space, direction="minimize", storage=url, name="hyper")
+    result = hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                       constraints=problem.constraints, options=OPTIONS)
+    trials = ts.Study.load("hyper", url).trials
+    assert [t.state.value for t in trials] == ["complete"] * 6
+    assert [t.value for t in trials] == pytest.approx([s.val_loss for s in result.steps])
+    assert all(t.attrs["hypergrad_norm"] > 0 and t.attrs["method"] == "cg" for t in trials)
+    first = values_of(trials[0].params, problem.hparams)
+    assert all(torch.allclose(first[k], problem.hparams[k]) for k in first)
+    assert trials[-1].value < trials[0].value  # the validation loss went down
+    assert set(study.importance("fanova").fractions) == set(space)
+    out = subprocess.run([sys.executable, "-m", "tunesmith", "show", "hyper", "--storage", url],
+                         capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, check=True).stdout
+    assert "label_smoothing" in out
+
+
+def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
+    problem, train, val = _problem()
+    wrong = ts.Study(ts.Space({"l2": ts.Float(1e-6, 1.0, log=True)}), direction="minimize")
+    with pytest.raises(ValueError, match="lacks the hyperparameters .*hyper_space"):
+        hypertune(wrong, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)
+    maxi = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="maximize")
+    with pytest.raises(ValueError, match="direction='minimize'"):
+        hypertune(maxi, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)
