@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import signal
 import time
@@ -168,3 +169,23 @@ def test_a_trial_requeued_by_a_reaper_while_it_ran_has_its_copy_run_in_the_same_
     first = study.trials[0]
     assert first.state is TrialState.FAILED and study.trials[first.attrs["requeued_as"]].state is TrialState.COMPLETE
     assert results(study) == 5 and states(study) == Counter({"complete": 5, "failed": 1})
+
+
+def _hold_the_budget_lock_and_die(budget: Any) -> None:
+    budget._lock.acquire()  # killed inside take() or give_back(), a few instructions long
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_killed_holding_the_budget_lock_does_not_block_the_others() -> None:
+    from tunesmith.execution.loop import Budget
+
+    ctx = mp.get_context("fork")
+    budget = Budget(5, None, ctx)
+    p = ctx.Process(target=_hold_the_budget_lock_and_die, args=(budget,))
+    p.start()
+    p.join()
+    assert p.exitcode == -signal.SIGKILL
+    assert budget.take(2) == 2  # before: blocked for good
+    budget.give_back(1)
+    assert budget.left == 4

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +15,12 @@ from ..trial import FrozenTrial
 
 if TYPE_CHECKING:
     from ..study import Study, Trial
+
+
+logger = logging.getLogger("tunesmith")
+
+#: seconds after which the budget's lock counts as held by a dead worker
+LOCK_TIMEOUT = 5.0
 
 
 class Budget:
@@ -31,6 +39,22 @@ class Budget:
             self._lock = ctx.Lock()
         self.deadline = None if timeout is None else time.monotonic() + timeout
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The budget's lock. A worker process killed while it held it (a few
+        instructions) would block every other for good: after LOCK_TIMEOUT seconds
+        its lock is taken over (and released after)."""
+        got = self._lock.acquire(timeout=LOCK_TIMEOUT)
+        if not got:
+            logger.warning("the trial budget's lock was held for %g s (its worker died); taken over", LOCK_TIMEOUT)
+        try:
+            yield
+        finally:
+            try:
+                self._lock.release()
+            except (ValueError, RuntimeError):  # taken over, and released meanwhile
+                pass
+
     @property
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -41,7 +65,7 @@ class Budget:
         trials need no new configuration)."""
         if self.expired:
             return 0
-        with self._lock:
+        with self._locked():
             if self._stop.value and not (exhausted_ok and self._stop.value == 2):
                 return 0
             if not self.limited:
@@ -52,13 +76,13 @@ class Budget:
 
     def give_back(self, n: int = 1) -> None:
         if self.limited and n > 0:
-            with self._lock:
+            with self._locked():
                 self._left.value += n
 
     def stop(self, *, exhausted: bool = False) -> None:
         """No new trial starts; ``exhausted``: because the search has none left
         (earned promotions still run then, see :func:`finish_promoted`)."""
-        with self._lock:  # an interrupt (plain stop) is never turned back into exhaustion
+        with self._locked():  # an interrupt (plain stop) is never turned back into exhaustion
             self._stop.value = 2 if exhausted and self._stop.value in (0, 2) else 1
 
     @property

@@ -46,6 +46,8 @@ from .loop import Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
 
+#: seconds between a worker's death and the parent's look for its trial (see _Pool._settled)
+SETTLE = 0.5
 #: workers in a row that exited with an error before running a trial (one that cannot
 #: start): then no more replacements
 MAX_BARREN_DEATHS = 10
@@ -101,6 +103,7 @@ class _Worker:
     seat: Seat
     inbox: Any  # read end of the pipe the worker sends each ended record through (None: closed)
     timed_out: bool = False
+    dead_at: float | None = None  # when the parent saw it exit
 
 
 @dataclass
@@ -196,11 +199,35 @@ class _Pool:
                 polled = time.monotonic()
                 self.job.poll()
             self._stop_overdue()
+            pending = False
             for w in list(self.workers.values()):
                 if not w.proc.is_alive() and w.slot.index in self.pool.live:
-                    self._exited(w)
-            if not any(w.proc.is_alive() for w in self.workers.values()):
+                    if self._settled(w):
+                        self._exited(w)
+                    else:
+                        pending = True
+            if not pending and not any(w.proc.is_alive() for w in self.workers.values()):
+                self._sweep()
                 return
+
+    def _settled(self, w: _Worker) -> bool:
+        """Whether a worker that exited can be handled: at once after a clean exit; SETTLE
+        seconds after a kill or crash, so that a database server has finished (or rolled
+        back) the transaction the worker died in before the parent looks for its trial."""
+        if w.proc.exitcode in (0, 130, EXIT_OOM):
+            return True
+        w.dead_at = w.dead_at or time.monotonic()
+        return time.monotonic() - w.dead_at >= SETTLE
+
+    def _sweep(self) -> None:
+        """Last, fail any trial still running of a worker that died (one whose creation
+        committed after the parent looked), so that none is left running."""
+        for w in self.workers.values():
+            if w.proc.exitcode not in (0, 130, EXIT_OOM):
+                for t in _fail_dead(self.run_, w.proc.pid, f"worker process died (exit code {w.proc.exitcode})",
+                                    requeue=False):
+                    logger.warning("trial %d of a dead worker was found running at the end; failed", t.number)
+                    self.calls(t)
 
     def _receive(self, wait: float) -> None:
         """Run the callbacks on the records the workers sent (waiting up to ``wait``)."""
