@@ -105,6 +105,7 @@ class _Actor:
     worker: str = ""
     calls: dict[Any, list[int]] = field(default_factory=dict)  # ref -> trial numbers (memory mode)
     since: float | None = None  # when its current call started (None: not known yet)
+    done: set[int] = field(default_factory=set)  # SQL mode: the trials whose outcome came back
 
 
 class RayExecutor(Executor):
@@ -202,6 +203,7 @@ class _Driver:
         self.index = 0
         self.checked = 0.0  # when the cluster's resources were last looked at
         self.starved_since: float | None = None  # since when no node can run a trial
+        self.first = 0 if self.memory else len(self.study.trials)  # trials before this call
 
     def run(self) -> str | None:
         n = self.ex.n_workers or fit_workers(self.ray.cluster_resources(), self.ex.resources)
@@ -328,6 +330,8 @@ class _Driver:
         actor.worker = out.worker
         actor.since = time.monotonic()  # its next call starts now
         record = apply_outcome(self.study, out) if self.memory else out.record
+        if record is not None:
+            actor.done.add(record.number)
         if record is not None and record.attrs.get(RESUMES_ATTR):
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
         if out.exhausted:
@@ -412,17 +416,27 @@ class _Driver:
             self.calls(t)
         failed = sum(t.state is TrialState.FAILED for t in ended)
         logger.warning("a Ray worker was lost (%s); %d running trial(s) failed; starting another", error, failed)
-        pending = len(actor.calls)
+        # the calls it never answered give their units back, but for the trials they started
+        # (one may have ended just before the actor died, its answer lost with it)
+        used = failed if self.memory else self._started_unanswered(actor)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
         again = self.study.heartbeat_config.requeue if requeue is None else requeue
         retried = failed if again else 0
-        self.budget.give_back(max(0, pending - failed) + retried)
+        self.budget.give_back(max(0, len(actor.calls) - used) + retried)
         self.actors.remove(actor)
         self.replacements += lost
         if self.replacements > MAX_REPLACEMENTS:
             raise RuntimeError(f"{self.replacements} Ray workers were lost; giving up (see the failed trials' errors)")
         if not self.budget.expired and (not self.budget.stopped or self.budget.exhausted):
             self._spawn()  # after an exhausted search, to run held promotions and re-queued copies
+
+    def _started_unanswered(self, actor: _Actor) -> int:
+        """SQL mode: new trials a lost actor started whose outcome never came back."""
+        if not actor.worker:
+            return 0
+        mine = {t.number for t in self.study.trials[self.first:]
+                if t.worker == actor.worker and not t.attrs.get(RESUMES_ATTR)}  # fmt: skip
+        return len(mine - actor.done)
 
     def _retire(self, actor: _Actor) -> None:
         self.budget.give_back(len(actor.calls))
