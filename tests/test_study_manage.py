@@ -147,3 +147,10 @@ def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["delete", "s", "--storage", url, "--yes"]) == 0
     assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["u"]
     assert len(ts.load_study("u", url).trials) == 3 and len(ts.load_study("s", other).trials) == 3
+
+
+def test_add_trial_refuses_the_study_s_bookkeeping_keys() -> None:
+    study = ts.Study(SPACE)
+    with pytest.raises(ValueError, match=r"add_trial\(attrs=...\): \['resumed_step'\] is a key the study sets"):
+        study.add_trial({"x": 0.5}, 1.0, attrs={"resumed_step": 3, "checkpoint": "/tmp/x"})
+    assert study.trials == []

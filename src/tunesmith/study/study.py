@@ -601,9 +601,12 @@ class Study:
         baseline): ``params`` are validated against the space; ``state``
         "complete" (needs ``value``), "pruned" or "failed" (``error`` says why);
         ``intermediate`` reports by step drive pruning and plots as any trial's.
-        Samplers and pruners see it like the trials they ran. Returns the record."""
+        Samplers and pruners see it like the trials they ran. Returns the record.
+        The study's own bookkeeping keys are refused in ``attrs``."""
         from .manage import insert_record, known_result
+        from .trial import RESERVED_ATTRS
 
+        refuse_reserved(attrs or {}, RESERVED_ATTRS, f"study {self.name!r}: add_trial(attrs=...)")
         rec = known_result(self, params, value, state=state, intermediate=intermediate, attrs=attrs,
                            error=error, started=started, completed=completed)  # fmt: skip
         return insert_record(self._storage, self._study_id, rec)
