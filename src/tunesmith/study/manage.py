@@ -133,7 +133,9 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
         study.storage.set_study_config(study._study_id, {**stored, "sampler": now})
     except NotImplementedError:
         return
-    logger.info("study %r: sampler %s recorded (was %s)", study.name, now.get("name"), _name(stored.get("sampler")))
+    was = _name(stored.get("sampler"))
+    if was != now.get("name"):  # a new seed or setting of the same sampler is recorded silently
+        logger.info("study %r: sampler %s recorded (was %s)", study.name, now.get("name"), was)
 
 
 def _name(sampler: Any) -> Any:
