@@ -59,19 +59,22 @@ class Budget:
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
-    def take(self, n: int = 1, *, exhausted_ok: bool = False) -> int:
+    def take(self, n: int = 1, *, exhausted_ok: bool = False, seat: Seat | None = None) -> int:
         """Reserve up to ``n`` trials; how many were granted (0: spent or stopped;
         with ``exhausted_ok``, a search that ran out still grants them: waiting
-        trials need no new configuration)."""
+        trials need no new configuration). A forked worker's ``seat`` records the
+        unit in the same locked step, next to the count, so that a worker killed
+        right after taking it never loses it (its parent gives it back)."""
         if self.expired:
             return 0
         with self._locked():
             if self._stop.value and not (exhausted_ok and self._stop.value == 2):
                 return 0
-            if not self.limited:
-                return n
-            got = min(n, max(0, self._left.value))
-            self._left.value -= got
+            got = min(n, max(0, self._left.value)) if self.limited else n
+            if got and seat is not None:
+                seat.took()
+            if self.limited:
+                self._left.value -= got
             return int(got)
 
     def give_back(self, n: int = 1) -> None:
@@ -149,11 +152,6 @@ class Run:
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
     seat: Seat | None = None  # a forked worker's state, shared with its parent
 
-    def took(self) -> bool:
-        if self.seat is not None:
-            self.seat.took()
-        return True
-
     def seated(self, running: bool) -> None:
         if self.seat is not None:
             self.seat.seated(running)
@@ -163,7 +161,7 @@ def worker_loop(run: Run) -> None:
     """Ask, evaluate, tell until the budget ends, the search is exhausted, or
     ``after_trial`` retires this worker; then resume the paused trials that
     have earned a promotion (see :func:`finish_promoted`)."""
-    while run.budget.take() and run.took():
+    while run.budget.take(seat=run.seat):
         record = run_one(run)
         if record is None:
             if run.exhausted:
@@ -189,7 +187,7 @@ def finish_promoted(run: Run) -> None:
             continue  # a trial failed elsewhere meanwhile is over; look again
         # an exhausted search still runs waiting trials (re-queued copies of lost ones,
         # queued ones), each under the budget like any new trial
-        if not (run.budget.exhausted and run.budget.take(exhausted_ok=True) and run.took()):
+        if not (run.budget.exhausted and run.budget.take(exhausted_ok=True, seat=run.seat)):
             return
         if run_one(run, only="waiting") is None and run.lost == lost:
             run.budget.give_back()  # none was waiting
