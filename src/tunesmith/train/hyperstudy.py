@@ -5,8 +5,8 @@
     result = hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams,
                        train, val, constraints=problem.constraints)
 
-Each outer step becomes one finished trial (through the study's public ``enqueue``,
-``ask_waiting`` and ``tell``): its parameters are the hyperparameters it was taken at
+Each outer step becomes one finished trial (through the study's public ``add_trial``):
+its parameters are the hyperparameters it was taken at
 (a tensor hyperparameter ``name`` as ``name[i]``, flattened), its value the validation
 loss there, and ``attrs``: ``hypergrad_norm``, ``train_steps``, ``outer_step`` and
 ``method``. ``tunesmith show``, plots, reports and importance then read it like any study.
@@ -106,12 +106,10 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
     outside = {k: v for k, v in values.items() if clipped[k] != v}
     if outside:
         attrs["outside_space"] = outside
-    number = study.enqueue(clipped, attrs=attrs)
-    trial = study.ask_waiting()
-    if trial is None or trial.number != number:
-        raise RuntimeError(f"study {study.name!r} has other queued trials; run hypertune on a study of its own")
-    value = step.val_loss if math.isfinite(step.val_loss) else None
-    study.tell(trial, value)
+    if math.isfinite(step.val_loss):
+        study.add_trial(clipped, step.val_loss, attrs=attrs)
+    else:
+        study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.val_loss}")
 
 
 def values_of(trial_params: Mapping[str, float], like: Mapping[str, Any]) -> Tree:
