@@ -75,7 +75,7 @@ def study_run(args: argparse.Namespace, per_gpu: int, data: Any, root: Path) -> 
     return {
         "trials_per_gpu": per_gpu, "workers": per_gpu, "trials": len(trials), "completed": len(done),
         "failed": sum(t.state.name == "FAILED" for t in trials),
-        "oom_retries": sum(1 for t in trials if t.attrs.get("oom_retries")),
+        "oom_retries": sum(1 for t in trials if t.system.oom_retries),
         "wall_s": wall, "trials_per_hour": len(done) / wall * 3600.0,
         "median_trial_s": statistics.median(durations) if durations else None,
         "median_trial_samples_per_s": statistics.median(speeds) if speeds else None,

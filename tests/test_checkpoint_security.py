@@ -56,19 +56,18 @@ def test_loading_a_planted_checkpoint_runs_no_code(tmp_path: Path, raw: bool) ->
     assert not marker.exists()
 
 
-def test_enqueue_and_set_attr_refuse_the_studys_bookkeeping_keys() -> None:
+def test_attrs_named_like_the_studys_bookkeeping_mark_nothing() -> None:
+    """The study's bookkeeping is ``record.system``: no attribute a user (or an enqueued
+    configuration) sets can make a trial look resumed and load a checkpoint."""
     study = ts.Study(SPACE, sampler="random", seed=0)
-    for key in ("resumed_step", "n_resumes", "promotion_held", "held_at_step", "n_holds", "requeued_as"):
-        with pytest.raises(ValueError, match=f"'{key}'.*the study sets itself"):
-            study.enqueue({"lr": 0.01}, attrs={"checkpoint": "x.pt", key: 1})
-    assert study.trials == []
-    study.enqueue({"lr": 0.01}, attrs={"retry_of": 0, "note": "mine"})  # what executors re-queue with
+    legacy = ("resumed_step", "n_resumes", "promotion_held", "held_at_step", "n_holds", "requeued_as", "retry_of")
+    study.enqueue({"lr": 0.01}, attrs={"checkpoint": "x.pt", **dict.fromkeys(legacy, 0)})
     trial = study.ask()
+    assert not trial.is_resumed and trial.resume_from is None and trial.start_step == 0
     for key in ("resumed_step", "retry_of", "oom_retries", "promotion_held"):
-        with pytest.raises(ValueError, match="the study sets itself"):
-            trial.set_attr(key, 0)
-    trial.set_attr("checkpoint", "mine.pt")  # users' own keys still work
+        trial.set_attr(key, 0)
     assert not trial.is_resumed and trial.resume_from is None
+    assert trial.record.system == ts.trial.SystemState()
 
 
 def test_a_checkpoint_path_enqueued_with_a_trial_is_never_loaded(tmp_path: Path) -> None:
@@ -81,9 +80,10 @@ def test_a_checkpoint_path_enqueued_with_a_trial_is_never_loaded(tmp_path: Path)
     assert not marker.exists()
 
 
-def _write_attrs(db: Path, number: int, attrs: dict) -> None:
+def _write_attrs(db: Path, number: int, attrs: dict, system: dict) -> None:
     with sqlite3.connect(db) as con:  # whoever can write the database
-        con.execute("UPDATE ts_trials SET attrs = ? WHERE number = ?", (json.dumps(attrs), number))
+        con.execute("UPDATE ts_trials SET attrs = ?, system = ? WHERE number = ?",
+                    (json.dumps(attrs), json.dumps(system), number))
 
 
 @pytest.mark.parametrize("where", ["outside", "inside", "symlink"])
@@ -100,7 +100,7 @@ def test_a_checkpoint_planted_through_the_database_is_refused(tmp_path: Path, wh
         target = plant(tmp_path / "elsewhere" / "x.pt", marker)
         evil = checkpoint.secure_dir(folder) / "last-000000001.pt"
         evil.symlink_to(target)
-    _write_attrs(db, 0, {"checkpoint": str(evil), "resumed_step": 0})  # as if the study had resumed it
+    _write_attrs(db, 0, {"checkpoint": str(evil)}, {"resumed_step": 0})  # as if the study had resumed it
     study.optimize(objective(lambda p: mlp(), DATA, base=BASE, checkpoint_root=root), n_trials=1)
     t = study.trials[0]
     assert not marker.exists()

@@ -87,7 +87,7 @@ def test_cross_validate_stops_where_the_pruner_says() -> None:
 
 
 def test_a_paused_trial_resumes_after_the_folds_it_recorded() -> None:
-    from tunesmith.pruners import ASHA, RESUMED_ATTR
+    from tunesmith.pruners import ASHA
 
     study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0,
                      pruner=ASHA(pause=True, min_resource=1, reduction_factor=2, max_resource=4))
@@ -104,7 +104,7 @@ def test_a_paused_trial_resumes_after_the_folds_it_recorded() -> None:
         return cv.cross_validate(trial, score, folds)
 
     study.optimize(objective, n_trials=8)
-    resumed = [t for t in study.trials if RESUMED_ATTR in t.attrs]
+    resumed = [t for t in study.trials if t.is_resumed]
     assert resumed and all(t.state is not ts.TrialState.FAILED for t in study.trials)
     for t in resumed:  # fold 0 before the pause, fold 1 after the resume: each fold ran once
         assert t.attrs["cv"]["scores"]["score"] == [t.params["x"]] * 2 and sorted(t.intermediate) == [1, 2]

@@ -83,7 +83,7 @@ def test_ray_worker_killed_mid_trial(ray_local: Any, tmp_path: Path, storage: st
     assert lost.state is TrialState.FAILED and "ray worker lost" in (lost.error or "")
     if storage == "sqlite":
         assert lost.intermediate == {0: 7.0}  # reported before it died, kept
-    copy = trials[lost.attrs["requeued_as"]]
+    copy = trials[lost.system.requeued_as]
     assert copy.params == lost.params and copy.state is TrialState.COMPLETE
     finished = [t for t in trials.values() if t.state.is_finished]
     assert len(finished) == len(trials) and sum(t.state is TrialState.COMPLETE for t in finished) >= 11
@@ -164,7 +164,7 @@ def test_ray_sql_workers_pause_resume_and_finish_earned_promotions(
     assert len(trials) == 6  # resumes did not count as new trials
     assert pruner.promotable(trials, study.direction) == []  # every earned promotion ran
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PAUSED}
-    assert sum(t.attrs.get("n_resumes", 0) for t in trials) >= 1  # paused trials were resumed
+    assert sum(t.system.n_resumes for t in trials) >= 1  # paused trials were resumed
     assert trials[0].state is TrialState.COMPLETE and trials[0].last_step == 9  # the best, x=0.5
 
 
@@ -172,7 +172,7 @@ def _dies_in_its_first_resumed_run(trial: Any) -> float:
     from tunesmith import TrialPaused
 
     if trial.is_resumed:
-        if trial.attrs.get("n_resumes") == 1:
+        if trial.system.n_resumes == 1:
             os._exit(1)  # the Ray worker dies in the trial's first resumed run (OOM-killed, say)
         for step in range(trial.start_step, 4):
             trial.report(0.5, step)
@@ -194,14 +194,14 @@ def test_ray_a_promotion_held_by_a_lost_worker_runs_before_optimize_returns(
                   pruner=ASHA(pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
     study.optimize(_dies_in_its_first_resumed_run, n_trials=2, n_jobs=1, executor="ray")
     first = study.trials[0]  # paused at rung 1 (waiting for a 2nd trial), promoted, its worker died
-    assert first.state is TrialState.COMPLETE and first.attrs["n_resumes"] == 2
+    assert first.state is TrialState.COMPLETE and first.system.n_resumes == 2
     assert study.trials_in("failed") == []
 
 
 def _dies_resuming_without_a_checkpoint(trial: Any) -> float:
     from tunesmith import TrialPaused
 
-    if trial.attrs.get("retry_of") is not None:
+    if trial.system.retry_of is not None:
         return 0.1  # the re-queued copy of the lost trial
     if trial.is_resumed:
         os._exit(1)  # no checkpoint: the lost trial is failed and re-queued
@@ -222,8 +222,8 @@ def test_ray_a_copy_requeued_while_draining_promotions_runs(ray_local: Any, tmp_
     study.optimize(_dies_resuming_without_a_checkpoint, n_trials=2, n_jobs=1, executor="ray",
                    callbacks=[lambda s, r: seen.append(r.number)])  # fmt: skip
     lost = study.trials[0]
-    assert lost.state is TrialState.FAILED and "requeued_as" in lost.attrs
-    copy = study.trials[lost.attrs["requeued_as"]]
+    assert lost.state is TrialState.FAILED and lost.system.requeued_as is not None
+    copy = study.trials[lost.system.requeued_as]
     assert copy.state is TrialState.COMPLETE and copy.value == 0.1 and copy.number in seen
 
 
@@ -237,7 +237,7 @@ def test_the_private_ray_instance_stays_on_loopback(ray_local: Any) -> None:
 def _dies_once_after_the_grid_ran_out(trial: Any) -> float:
     import time
 
-    if trial.params["x"] == 1 and trial.attrs.get("retry_of") is None:
+    if trial.params["x"] == 1 and trial.system.retry_of is None:
         time.sleep(2.0)  # meanwhile the other actor finds the grid exhausted
         os._exit(1)
     return float(trial.params["x"])
@@ -249,8 +249,8 @@ def test_ray_runs_a_requeued_copy_after_the_grid_is_exhausted(ray_local: Any, tm
     study = Study({"x": Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 's.db'}",
                   name="s", heartbeat_interval=1.0, requeue_failed=True)  # fmt: skip
     study.optimize(_dies_once_after_the_grid_ran_out, n_jobs=2, executor="ray")
-    lost = next(t for t in study.trials if "requeued_as" in t.attrs)
-    copy = study.trials[lost.attrs["requeued_as"]]
+    lost = next(t for t in study.trials if t.system.requeued_as is not None)
+    copy = study.trials[lost.system.requeued_as]
     assert copy.state is TrialState.COMPLETE and copy.params == lost.params == {"x": 1}
 
 
@@ -285,7 +285,7 @@ def _queues_trials_that_fail_in_the_drain(url: str, trial: Any) -> float:
         from tunesmith.storage.base import worker_id
 
         other = Study(storage=url, name="s")
-        other._storage.fail_running(other._study_id, error="judged lost", now=time.time(), worker=worker_id())
+        other.fail_worker(worker_id(), "judged lost", requeue=False)
     if trial.attrs.get("dies"):
         os._exit(1)
     return float(trial.params["x"])

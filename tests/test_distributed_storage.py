@@ -1,7 +1,8 @@
 """Storage operations that distributed workers rely on, on memory, SQLite and a real PostgreSQL.
 
-fail_running (lost workers), idempotent retries (token), retries across a
-server restart, and atomicity of re-queueing under concurrent reapers.
+Failing lost workers' trials (the lifecycle's compare-and-set writes), idempotent
+retries (token), retries across a server restart, and atomicity of re-queueing
+under concurrent reapers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,20 @@ from test_storage_perf_paths import _lose_connection_after_commit
 
 from tunesmith import MemoryStorage, SQLStorage, Storage, TrialState
 from tunesmith.storage.sql import trials_table
-from tunesmith.trial import Direction
+from tunesmith.study.lifecycle import claim_waiting, fail_lost
+from tunesmith.trial import Direction, FrozenTrial, SystemState
+
+
+def fail_running(
+    st: Storage, sid: int, *, error: str, now: float, stale_before: float | None = None,
+    worker: str | None = None, requeue: bool = False,
+) -> list[FrozenTrial]:
+    """What a reaper does: fail the running trials that are stale and/or of ``worker``."""
+    lost = [
+        t for t in st.get_trials(sid, state=TrialState.RUNNING)
+        if (stale_before is None or (t.heartbeat or 0.0) < stale_before) and worker in (None, t.worker)
+    ]  # fmt: skip
+    return fail_lost(st, sid, lost, error=error, now=now, requeue=requeue, dead=False)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -39,26 +53,26 @@ def test_fail_running_stale_fails_and_requeues_keeping_reports(storage: Storage)
     assert old is not None and live is not None
     storage.update_trial(sid, old.replace(intermediate={0: 0.5, 1: 0.25}))
     storage.heartbeat(sid, [live.number], now=200.0)
-    lost = storage.fail_running(sid, error="lost", now=210.0, stale_before=150.0, requeue=True)
+    lost = fail_running(storage, sid, error="lost", now=210.0, stale_before=150.0, requeue=True)
     assert [t.number for t in lost] == [old.number]
     trials = storage.get_trials(sid)
     failed, alive, copy = trials
     assert failed.state is TrialState.FAILED and failed.error == "lost"
     assert failed.intermediate == {0: 0.5, 1: 0.25}
-    assert failed.attrs == {"requeued_as": copy.number}
+    assert failed.attrs == {} and failed.system == SystemState(requeued_as=copy.number)
     assert alive.state is TrialState.RUNNING
-    assert copy.state is TrialState.WAITING and copy.params == {"x": 1} and copy.attrs == {"retry_of": 0}
+    assert copy.state is TrialState.WAITING and copy.params == {"x": 1} and copy.system == SystemState(retry_of=0)
     # the copy is popped like any queued trial; the failed record never changes again
-    popped = storage.pop_waiting(sid, worker="h:3", now=220.0)
+    popped = claim_waiting(storage, sid, "h:3", 220.0)
     assert popped is not None and popped.number == copy.number and popped.state is TrialState.RUNNING
-    assert storage.fail_running(sid, error="again", now=230.0, stale_before=150.0, requeue=True) == []
+    assert fail_running(storage, sid, error="again", now=230.0, stale_before=150.0, requeue=True) == []
 
 
 def test_fail_running_by_worker(storage: Storage) -> None:
     sid = _study(storage)
     for w in ("h:1", "h:2", "h:1"):
         storage.create_trial(sid, params={}, worker=w, now=time.time())
-    lost = storage.fail_running(sid, error="died", now=time.time(), worker="h:1")
+    lost = fail_running(storage, sid, error="died", now=time.time(), worker="h:1")
     assert sorted(t.number for t in lost) == [0, 2]
     states = [t.state for t in storage.get_trials(sid)]
     assert states == [TrialState.FAILED, TrialState.RUNNING, TrialState.FAILED]
@@ -73,7 +87,7 @@ def test_concurrent_reapers_requeue_once(storage: Storage) -> None:
 
     def reap() -> None:
         barrier.wait()
-        results.append(len(storage.fail_running(sid, error="lost", now=10.0, stale_before=5.0, requeue=True)))
+        results.append(len(fail_running(storage, sid, error="lost", now=10.0, stale_before=5.0, requeue=True)))
 
     threads = [threading.Thread(target=reap) for _ in range(6)]
     for t in threads:
@@ -84,7 +98,33 @@ def test_concurrent_reapers_requeue_once(storage: Storage) -> None:
     trials = storage.get_trials(sid)
     assert len(trials) == 10
     copies = [t for t in trials if t.state is TrialState.WAITING]
-    assert sorted(t.attrs["retry_of"] for t in copies) == [0, 1, 2, 3, 4]
+    assert sorted(t.system.retry_of for t in copies) == [0, 1, 2, 3, 4]  # type: ignore[type-var]
+    assert sorted(t.system.requeued_as for t in trials[:5]) == [t.number for t in copies]  # type: ignore[type-var]
+
+
+def test_a_reaper_that_died_after_requeueing_leaves_one_copy(storage: Storage) -> None:
+    """A reaper killed between creating the copy and failing the trial: the next finds that copy."""
+    sid = _study(storage)
+    lost = storage.create_trial(sid, params={"i": 1}, worker="dead:1", now=1.0)
+    assert lost is not None
+    first = storage.create_trial(sid, params={"i": 1}, state=TrialState.WAITING, claim="retry-of:0",
+                                 system=SystemState(retry_of=0))  # what the dead reaper had done
+    assert first is not None
+    failed = fail_running(storage, sid, error="lost", now=10.0, stale_before=5.0, requeue=True)
+    assert [t.system.requeued_as for t in failed] == [first.number]
+    assert len(storage.get_trials(sid)) == 2
+
+
+def test_a_trial_that_ends_while_being_requeued_cancels_its_copy(storage: Storage) -> None:
+    """The worker was alive after all and finished the trial before the reaper failed it."""
+    sid = _study(storage)
+    rec = storage.create_trial(sid, params={"i": 1}, worker="slow:1", now=1.0)
+    assert rec is not None
+    storage.update_trial(sid, rec.replace(state=TrialState.COMPLETE, value=1.0, completed=2.0))
+    assert fail_lost(storage, sid, [rec], error="lost", now=10.0, requeue=True, dead=False) == []
+    copy = storage.get_trial(sid, 1)
+    assert copy.state is TrialState.FAILED and "not needed" in (copy.error or "")
+    assert storage.get_trial(sid, 0).state is TrialState.COMPLETE
 
 
 def test_create_trial_attrs(storage: Storage) -> None:
@@ -105,7 +145,7 @@ def test_retry_after_committed_write_writes_nothing_twice(
     rec = st.create_trial(sid, params={"x": 1}, worker="w:1")
     assert left[0] == 0 and rec is not None and rec.number == 1
     _lose_connection_after_commit(monkeypatch, 1)
-    popped = st.pop_waiting(sid, worker="w:1", now=time.time())
+    popped = claim_waiting(st, sid, "w:1", time.time())
     assert popped is not None and popped.number == 0
     _lose_connection_after_commit(monkeypatch, 1)
     st.update_trial(sid, rec.replace(state=TrialState.COMPLETE, value=1.0, completed=time.time()))

@@ -90,8 +90,8 @@ def test_kill_9_worker_mid_trial_is_failed_after_grace_and_requeued(
     assert lost.intermediate == {0: 123.0}  # its reports are kept
     assert lost.completed is not None and lost.completed - killed_at >= grace - 1.0
     assert lost.completed - (lost.heartbeat or 0) >= grace
-    copy = trials[lost.attrs["requeued_as"]]
-    assert copy.params == lost.params and copy.attrs == {"retry_of": number}
+    copy = trials[lost.system.requeued_as]
+    assert copy.params == lost.params and copy.attrs == {} and copy.system.retry_of == number
     assert copy.state is TrialState.COMPLETE
     others = [t for n, t in trials.items() if n != number]
     assert len(others) == 120 and all(t.state is TrialState.COMPLETE for t in others)

@@ -17,11 +17,12 @@ from tunesmith.execution.gpu import (
     SlotPool,
     is_cuda_oom,
     is_oom_error,
+    may_retry_oom,
     parse_gpus,
     plan_slots,
-    retry_attrs,
 )
 from tunesmith.storage import MemoryStorage, SQLStorage
+from tunesmith.trial import FrozenTrial, SystemState
 
 
 # -- device assignment (pure) ---------------------------------------------------------------
@@ -77,8 +78,9 @@ def test_oom_detection_and_retry_budget() -> None:
     assert not is_cuda_oom(ValueError("bad"))
     assert is_oom_error("OutOfMemoryError: CUDA out of memory at x.py:3")
     assert not is_oom_error("ValueError: nope")
-    assert retry_attrs(4, {}) == {"retry_of": 4, "oom_retries": 1, "reason": "CUDA out of memory"}
-    assert retry_attrs(4, {"oom_retries": MAX_OOM_RETRIES}) is None
+    oom = FrozenTrial(number=4, state=TrialState.FAILED, params={}, error="OutOfMemoryError")
+    assert may_retry_oom(oom)
+    assert not may_retry_oom(oom.replace(system=SystemState(oom_retries=MAX_OOM_RETRIES)))
 
 
 # -- executors ---------------------------------------------------------------------------------
@@ -166,10 +168,10 @@ def test_gpu_packing_assigns_devices_and_retries_oom_with_fewer_neighbours(tmp_p
     assert ooms and all("CUDA out of memory" in (t.error or "") for t in ooms)
     by_number = {t.number: t for t in trials}
     for t in ooms:  # each OOM trial was queued again with the same parameters
-        copies = [c for c in trials if c.attrs.get("retry_of") == t.number]
+        copies = [c for c in trials if c.system.retry_of == t.number]
         assert len(copies) == 1 and copies[0].params == t.params
     assert all(t.attrs["device"] == "1" for t in ooms)  # only the small device ran out
-    assert any(by_number[c.number].state is TrialState.COMPLETE for c in trials if "retry_of" in c.attrs)
+    assert any(by_number[c.number].state is TrialState.COMPLETE for c in trials if c.system.retry_of is not None)
     # never more than trials_per_gpu trials at once on a device
     for dev in ("0", "1"):
         spans = [t.attrs["span"] for t in trials if t.attrs.get("device") == dev and "span" in t.attrs]
@@ -212,8 +214,8 @@ def test_a_dead_worker_process_s_requeued_trial_runs_within_the_same_budget(
     number = int((tmp_path / "died").read_text())
     trials = {t.number: t for t in study.trials}
     lost = trials[number]
-    assert lost.state is TrialState.FAILED and "requeued_as" in lost.attrs
-    copy = trials[lost.attrs["requeued_as"]]
+    assert lost.state is TrialState.FAILED and lost.system.requeued_as is not None
+    copy = trials[lost.system.requeued_as]
     assert copy.state is TrialState.COMPLETE and copy.params == lost.params
     # the lost attempt did not use up a slot: ten trials completed, plus the failed one
     assert sum(t.state is TrialState.COMPLETE for t in trials.values()) == 10 and len(trials) == 11
@@ -229,6 +231,6 @@ def test_a_trial_that_kills_every_worker_is_retried_once_then_given_up(tmp_path:
                   sampler="random", heartbeat_interval=5, requeue_failed=True)
     study.optimize(_always_dies, n_trials=3, executor="process")  # ends: a retry dying costs its slot
     first, retry = study.trials[:2]
-    assert first.state is TrialState.FAILED and first.attrs["requeued_as"] == retry.number
-    assert retry.state is TrialState.FAILED and retry.attrs["retry_of"] == first.number
+    assert first.state is TrialState.FAILED and first.system.requeued_as == retry.number
+    assert retry.state is TrialState.FAILED and retry.system.retry_of == first.number
     assert not [t for t in study.trials if t.state is TrialState.RUNNING]

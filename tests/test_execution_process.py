@@ -41,7 +41,7 @@ def warnings_seen() -> Iterator[list[str]]:
 
 def results(study: Study) -> int:
     """Finished trials that are results: a failed attempt re-queued as a copy is not one."""
-    return sum(t.state.is_finished and "requeued_as" not in t.attrs for t in study.trials)
+    return sum(t.state.is_finished and t.system.requeued_as is None for t in study.trials)
 
 
 def states(study: Study) -> Counter[str]:
@@ -87,8 +87,8 @@ def test_random_sigkills_of_workers_leave_exactly_n_trials(tmp_path: Path, reque
     assert results(study) == 60, count
     if requeue:  # every lost attempt has its copy; a copy that died again is failed for good
         for t in study.trials:
-            if "requeued_as" in t.attrs:
-                assert study.trials[t.attrs["requeued_as"]].params == t.params
+            if t.system.requeued_as is not None:
+                assert study.trials[t.system.requeued_as].params == t.params
     else:
         assert len(study.trials) == 60
 
@@ -132,7 +132,7 @@ def test_trial_timeout_fails_the_trial_and_replaces_its_worker(tmp_path: Path, w
                   heartbeat_interval=1, requeue_failed=True)
     study.optimize(_hangs_on_one, n_trials=6, n_jobs=2, trial_timeout=1.0)
     hung = study.trials[1]
-    assert hung.state is TrialState.FAILED and "requeued_as" not in hung.attrs  # never re-queued
+    assert hung.state is TrialState.FAILED and hung.system.requeued_as is None  # never re-queued
     assert hung.error == "trial_timeout: the trial ran longer than 1 s; its worker process was stopped"
     assert states(study) == Counter({"complete": 5, "failed": 1})
     assert any("1 of them stopped by trial_timeout" in w for w in warnings_seen)
@@ -167,7 +167,7 @@ def test_a_trial_requeued_by_a_reaper_while_it_ran_has_its_copy_run_in_the_same_
                   heartbeat_interval=5, requeue_failed=True)
     study.optimize(_judged_lost_once, n_trials=5, executor=executor)
     first = study.trials[0]
-    assert first.state is TrialState.FAILED and study.trials[first.attrs["requeued_as"]].state is TrialState.COMPLETE
+    assert first.state is TrialState.FAILED and study.trials[first.system.requeued_as].state is TrialState.COMPLETE
     assert results(study) == 5 and states(study) == Counter({"complete": 5, "failed": 1})
 
 

@@ -39,7 +39,7 @@ def test_ray_trial_timeout_fails_the_trial_and_replaces_the_actor(ray_local: Any
                   heartbeat_interval=1.0, requeue_failed=True)
     study.optimize(_hangs_on_one, n_trials=6, n_jobs=2, executor="ray", trial_timeout=2.0)
     hung = study.trials[1]
-    assert hung.state is TrialState.FAILED and "requeued_as" not in hung.attrs
+    assert hung.state is TrialState.FAILED and hung.system.requeued_as is None
     assert hung.error == "trial_timeout: the trial ran longer than 2 s; its Ray worker was stopped"
     assert Counter(t.state.value for t in study.trials) == Counter({"complete": 5, "failed": 1})
 

@@ -55,14 +55,14 @@ def check_study(study: Study, *, results: int, grid: int | None = None) -> Count
     assert [t.number for t in trials] == list(range(len(trials)))
     states = Counter(t.state.value for t in trials)
     assert states["running"] == states["waiting"] == 0, states
-    final = [t for t in trials if t.state.is_finished and "requeued_as" not in t.attrs]
+    final = [t for t in trials if t.state.is_finished and t.system.requeued_as is None]
     assert len(final) == results, states
     for t in trials:
         if t.state is TrialState.COMPLETE:
             assert t.value == value_of(t.params), t
-        if "requeued_as" in t.attrs:  # its copy: same parameters, pointing back
-            copy = trials[t.attrs["requeued_as"]]
-            assert copy.params == t.params and copy.attrs.get("retry_of") == t.number
+        if t.system.requeued_as is not None:  # its copy: same parameters, pointing back
+            copy = trials[t.system.requeued_as]
+            assert copy.params == t.params and copy.system.retry_of == t.number
     if grid is not None:
         points = Counter((t.params["x"], t.params["y"]) for t in final)
         assert len(points) == grid and set(points.values()) == {1}
@@ -117,7 +117,7 @@ def test_kill_storm_leaves_exact_counts(backend: str, requeue: bool, tmp_path: P
     assert states["failed"] >= 1  # the storm hit running trials
     if requeue:  # every lost attempt but a copy's second loss ran again
         lost = [t for t in study.trials if t.state is TrialState.FAILED]
-        assert all("requeued_as" in t.attrs or "retry_of" in t.attrs for t in lost)
+        assert all(t.system.requeued_as is not None or t.system.retry_of is not None for t in lost)
 
 
 # -- PostgreSQL restarts -------------------------------------------------------------------------

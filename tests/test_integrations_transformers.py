@@ -96,7 +96,7 @@ def test_a_paused_trial_resumes_from_the_trainers_checkpoint(tmp_path: Path, dat
         study.enqueue({"learning_rate": lr})
     try:
         study.optimize(objective(build(dataset), base=base_args(tmp_path)), n_trials=4, show_progress=False)
-        resumed = [t for t in study.trials if t.attrs.get("n_resumes")]
+        resumed = [t for t in study.trials if t.system.n_resumes]
         assert resumed, [(t.state.value, dict(t.intermediate), dict(t.attrs)) for t in study.trials]
         for t in resumed:
             assert Path(t.attrs["checkpoint"]).parent == tmp_path / "out" / f"trial-{t.number}"

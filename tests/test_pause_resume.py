@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 import tunesmith as ts
-from tunesmith.pruners import ASHA, RESUMED_ATTR, Decision, Hyperband, SuccessiveHalving
+from tunesmith.pruners import ASHA, Decision, Hyperband, SuccessiveHalving
 from tunesmith.storage import MemoryStorage, SQLStorage
 from tunesmith.storage.base import worker_id
+from tunesmith.study.lifecycle import claim_paused
 from tunesmith.trial import FrozenTrial, TrialState
 
 SPACE = {"lr": ts.Float(0.01, 0.9, log=True)}
@@ -91,7 +92,7 @@ def test_paused_trial_is_promoted_and_resumed_where_it_stopped(tmp_path: Path) -
     assert TrialState.FAILED not in states and states[TrialState.PAUSED] > 0
     assert len(study.trials) == len(LRS)  # promotions do not use up n_trials
     t1 = study.trials[1]
-    assert t1.attrs["n_resumes"] >= 1 and t1.attrs[RESUMED_ATTR] >= 1
+    assert t1.system.n_resumes >= 1 and t1.system.resumed_step >= 1
     assert (1, 0) in starts(tmp_path) and (1, 2) in starts(tmp_path)  # resumed at step 2
     assert t1.params == {"lr": 0.3}
     check_resumed_runs_are_exact(study)
@@ -187,13 +188,14 @@ def test_claim_paused_is_atomic(kind: str, tmp_path: Path) -> None:
     t.report(1.0, 1)
     study.tell(t, state="paused")
     sid = study._study_id
+    paused = shared.get_trial(sid, t.number)
     wins: list[Any] = []
     barrier = threading.Barrier(6)
 
     def claim(i: int) -> None:
         st = shared if kind == "memory" else SQLStorage(url)
         barrier.wait()
-        wins.append(st.claim_paused(sid, t.number, worker=f"w{i}", now=float(i)))
+        wins.append(claim_paused(st, sid, paused, f"w{i}", float(i)))
 
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(6)]
     for th in threads:
@@ -203,7 +205,8 @@ def test_claim_paused_is_atomic(kind: str, tmp_path: Path) -> None:
     won = [w for w in wins if w is not None]
     assert len(won) == 1 and won[0].state is TrialState.RUNNING
     assert shared.get_trial(sid, t.number).worker == won[0].worker
-    assert shared.claim_paused(sid, t.number, worker="late", now=9.0) is None
+    assert claim_paused(shared, sid, paused, "late", 9.0) is None
+    assert won[0].is_resumed and won[0].system.n_resumes == 1
 
 
 def test_decisions_survive_a_worker_restart(tmp_path: Path) -> None:
@@ -219,12 +222,12 @@ def test_decisions_survive_a_worker_restart(tmp_path: Path) -> None:
     history = second.trials
     assert history == first.trials
     for t in history:
-        assert second._decide(t) is first._decide(t)
+        assert second.decide(t) is first.decide(t)
     assert second.pruner.promotable(history, second.direction) == first.pruner.promotable(
         history, first.direction
     )
     second.optimize(functools.partial(file_objective, folder=folder), n_trials=len(LRS))
-    assert any(t.attrs.get("n_resumes") for t in second.trials)
+    assert any(t.system.n_resumes for t in second.trials)
     assert not second.trials_in("failed")
     check_resumed_runs_are_exact(second)
 
@@ -395,7 +398,7 @@ def test_optimize_runs_the_promotions_its_last_trials_earned(n_jobs: int) -> Non
     assert pruner.promotable(study.trials, study.direction) == []
     assert study.trials[0].state is TrialState.COMPLETE  # the best one, x=0.5
     if n_jobs == 1:  # in order: only the 6th arrival promotes trial 1, to rung 3 where it waits
-        assert study.trials[1].attrs.get("n_resumes") == 1 and study.trials[1].last_step == 3
+        assert study.trials[1].system.n_resumes == 1 and study.trials[1].last_step == 3
 
 
 def test_synchronous_halving_finishes_its_cohort_and_prunes_the_rest() -> None:
@@ -429,11 +432,11 @@ def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tm
     held = by_number[first.number]
     assert held.state is TrialState.PAUSED and held.worker is None and held.heartbeat is None
     assert held.attrs["checkpoint"] == str(tmp_path / "ck1.pt") and dict(held.intermediate) == {1: 1.0, 2: 0.9}
-    assert "requeued_as" not in held.attrs  # no copy from scratch
-    assert by_number[plain.number].state is TrialState.FAILED and "requeued_as" in by_number[plain.number].attrs
+    assert held.system.requeued_as is None  # no copy from scratch
+    assert by_number[plain.number].state is TrialState.FAILED and by_number[plain.number].system.requeued_as is not None
     again = study.ask()  # the held promotion goes first, ahead of the re-queued copy
     assert again.number == first.number and again.start_step == 3 and again.resume_from == str(tmp_path / "ck1.pt")
-    assert "promotion_held" not in again.record.attrs and again.record.attrs["n_resumes"] == 2
+    assert again.record.system.held is None and again.record.system.n_resumes == 2
     # held again after progress (a later, unrelated death)...
     again.report(0.8, 3)
     (twice,) = study.fail_worker(worker_id(), "worker process died again", dead=True)
@@ -493,7 +496,7 @@ def test_a_trial_paused_again_without_progress_is_pruned() -> None:
 
     study.optimize(objective, n_trials=2)
     assert {t.state.value for t in study.trials} <= {"paused", "pruned"}
-    assert all(t.attrs.get("n_resumes", 0) <= 1 for t in study.trials)
+    assert all(t.system.n_resumes <= 1 for t in study.trials)
 
 
 def _dies_in_its_first_resumed_run(folder: str) -> Any:
@@ -527,7 +530,7 @@ def test_a_worker_process_killed_in_a_resumed_trial_loses_nothing(tmp_path: Path
     trials = study.trials
     assert len(trials) == 6 and study.trials_in("failed") == []  # no failure, no copy
     victim = trials[killed]
-    assert victim.attrs["n_resumes"] >= 2  # resumed again after its worker died
+    assert victim.system.n_resumes >= 2  # resumed again after its worker died
     steps = sorted(victim.intermediate)
     assert steps == list(range(steps[-1] + 1))  # continued from its checkpoint: no step twice or missing
 
@@ -538,15 +541,15 @@ def test_a_promoted_trial_judged_lost_by_heartbeat_alone_is_failed(tmp_path: Pat
     _paused_with_checkpoint(study, str(tmp_path / "ck.pt"))
     resumed = study.ask()
     assert resumed.is_resumed
-    lost = study.storage.fail_running(study._study_id, error="worker lost", now=1e12, stale_before=1e12)
-    assert [r.state for r in lost] == [TrialState.FAILED]
+    lost = study.fail_trial(resumed.number, "worker lost")
+    assert lost is not None and lost.state is TrialState.FAILED
     with pytest.raises(ts.TrialFinishedError):
         resumed.report(0.5, 2)
 
 
 def test_a_trial_is_held_at_most_max_holds_times() -> None:
     # each resumed run reports one step, then kills its worker: bounded, then failed
-    from tunesmith.storage.base import MAX_HOLDS
+    from tunesmith.study.lifecycle import MAX_HOLDS
 
     study = ts.Study(SPACE, pruner=ASHA(reduction_factor=3, curve="best", pause=True))
     number = _paused_with_checkpoint(study)
@@ -562,7 +565,7 @@ def test_a_trial_is_held_at_most_max_holds_times() -> None:
 
 def _dies_on_resume_after_the_grid_ran_out(trial: ts.Trial) -> float:
     if trial.is_resumed:
-        if trial.attrs.get("n_resumes") == 1:
+        if trial.system.n_resumes == 1:
             os._exit(1)  # the worker dies in the trial's first resumed run
         for step in range(trial.start_step, 4):
             trial.report(0.5, step)
@@ -581,12 +584,12 @@ def test_processes_run_held_promotions_after_the_grid_is_exhausted(tmp_path: Pat
                      name="g", pruner=ASHA(reduction_factor=3, curve="best", pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
     study.optimize(_dies_on_resume_after_the_grid_ran_out, n_jobs=2, executor="process")
     first = study.trials[0]
-    assert first.state is TrialState.COMPLETE and first.attrs["n_resumes"] == 2
+    assert first.state is TrialState.COMPLETE and first.system.n_resumes == 2
     assert study.trials_in("failed") == []
 
 
 def _dies_once_after_the_grid_ran_out(trial: ts.Trial) -> float:
-    if trial.number == 1 and trial.attrs.get("retry_of") is None:
+    if trial.number == 1 and trial.system.retry_of is None:
         time.sleep(1.5)  # meanwhile the other worker finds the grid exhausted
         os._exit(1)  # then this worker dies
     return float(trial.params["x"])
@@ -598,7 +601,7 @@ def test_processes_run_a_requeued_copy_after_the_grid_is_exhausted(tmp_path: Pat
     study.optimize(_dies_once_after_the_grid_ran_out, n_jobs=2, executor="process")
     lost = study.trials[1]
     assert lost.state is TrialState.FAILED
-    copy = study.trials[lost.attrs["requeued_as"]]
+    copy = study.trials[lost.system.requeued_as]
     assert copy.state is TrialState.COMPLETE and copy.params == lost.params
 
 
@@ -630,8 +633,7 @@ def test_the_drain_goes_on_past_a_waiting_trial_failed_elsewhere(tmp_path: Path)
 
     def objective(trial: ts.Trial) -> float:
         if trial.attrs.get("lost"):  # another worker judges this trial lost while it runs
-            study._storage.fail_running(study._study_id, error="judged lost", now=time.time(),
-                                        stale_before=time.time() + 60)  # fmt: skip
+            study.fail_trial(trial.number, "judged lost")
         return float(trial.params["x"])
 
     budget = Budget(5, None)

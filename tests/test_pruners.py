@@ -12,7 +12,6 @@ import pytest
 import tunesmith as ts
 from tunesmith.pruners import (
     ASHA,
-    RESUMED_ATTR,
     Decision,
     Hyperband,
     MedianPruner,
@@ -24,7 +23,7 @@ from tunesmith.pruners import (
     register,
 )
 from tunesmith.pruners.hyperband import bracket_schedule
-from tunesmith.trial import Direction, FrozenTrial, TrialState
+from tunesmith.trial import Direction, FrozenTrial, SystemState, TrialState
 
 MIN = Direction.MINIMIZE
 MAX = Direction.MAXIMIZE
@@ -158,7 +157,7 @@ def test_asha_promotable_paused_trials_once_enough_trials_reach_the_rung() -> No
     more = later + at_rung1([0.9, 1.0], start=7)  # nine: quota 3, now promotable
     assert asha.promotable(more, MIN) == [1]
     # once resumed past its rung the pruner does not stop it there again
-    resumed = tr(1, [2.0, 0.3], "running", **{RESUMED_ATTR: 1})
+    resumed = tr(1, [2.0, 0.3], "running").replace(system=SystemState(resumed_step=1))
     assert asha.decide(resumed, later, MIN) is Decision.CONTINUE
 
 

@@ -17,7 +17,8 @@ import pytest
 
 import tunesmith as ts
 from tunesmith.storage import SCHEMA_VERSION, make_storage
-from tunesmith.trial import Direction, FrozenTrial, TrialState
+from tunesmith.study.lifecycle import claim_waiting
+from tunesmith.trial import Direction, FrozenTrial, SystemState, TrialState
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 
@@ -71,13 +72,47 @@ class TestStorageConformance:
         for x in (0.1, 0.2):
             w = storage.create_trial(sid, params={"x": x}, state=TrialState.WAITING, worker="ignored")
             assert w is not None and w.state is TrialState.WAITING and w.worker is None and w.started is None
-        first = storage.pop_waiting(sid, worker="me", now=123.0)
+        assert [t.number for t in storage.get_trials(sid, state=TrialState.WAITING)] == [0, 1]
+        first = claim_waiting(storage, sid, "me", 123.0)
         assert first is not None and first.number == 0 and first.params == {"x": 0.1}
         assert first.state is TrialState.RUNNING and first.worker == "me" and first.started == 123.0
         assert storage.get_trial(sid, 0) == first
-        second = storage.pop_waiting(sid, worker="me", now=124.0)
+        assert [t.number for t in storage.get_trials(sid, state=TrialState.RUNNING)] == [0]
+        second = claim_waiting(storage, sid, "me", 124.0)
         assert second is not None and second.number == 1
-        assert storage.pop_waiting(sid, worker="me", now=125.0) is None
+        assert claim_waiting(storage, sid, "me", 125.0) is None
+        assert storage.get_trials(sid, state=TrialState.WAITING) == []
+
+    def test_update_is_a_compare_and_set_on_the_state(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        w = storage.create_trial(sid, params={"x": 0.1}, state=TrialState.WAITING)
+        assert w is not None
+        mine = w.replace(state=TrialState.RUNNING, worker="a", heartbeat=1.0)
+        theirs = w.replace(state=TrialState.RUNNING, worker="b", heartbeat=2.0)
+        assert storage.update_trial(sid, mine, expect_state=TrialState.WAITING) is True
+        assert storage.update_trial(sid, theirs, expect_state=TrialState.WAITING) is False  # lost the race
+        assert storage.get_trial(sid, 0).worker == "a"
+        assert storage.update_trial(sid, mine, expect_state=TrialState.WAITING) is False  # equal writes: one wins
+        done = mine.replace(state=TrialState.COMPLETE, value=1.0, completed=3.0)
+        assert storage.update_trial(sid, done, expect_state=TrialState.RUNNING) is True
+        assert storage.update_trial(sid, done.replace(value=2.0), expect_state=TrialState.RUNNING) is False
+        with pytest.raises(ts.TrialFinishedError):  # without an expected state: a finished trial never changes
+            storage.update_trial(sid, done.replace(value=2.0))
+        assert storage.get_trial(sid, 0).value == 1.0
+        with pytest.raises(ts.TrialNotFound):
+            storage.update_trial(sid, done.replace(number=7), expect_state=TrialState.RUNNING)
+
+    def test_system_state_round_trips_apart_from_attrs(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        system = SystemState(retry_of=3, oom_retries=1)
+        rec = storage.create_trial(sid, params={"x": 0.1}, state=TrialState.WAITING, attrs={"retry_of": "mine"},
+                                   system=system)
+        assert rec is not None and rec.system == system and rec.attrs == {"retry_of": "mine"}
+        stored = storage.get_trial(sid, rec.number)
+        assert stored.system == system and stored.attrs == {"retry_of": "mine"}
+        held = stored.replace(state=TrialState.PAUSED, system=system.replace(held="lost", n_holds=1, resumed_step=4))
+        storage.update_trial(sid, held)
+        assert storage.get_trials(sid)[0].system == held.system and storage.get_trials(sid)[0].is_resumed
 
     def test_whole_record_update_round_trips(self, storage: ts.Storage) -> None:
         sid = new_study(storage)

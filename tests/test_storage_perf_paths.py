@@ -23,6 +23,7 @@ from tunesmith.storage import prepared
 from tunesmith.storage import sql as sql_module
 from tunesmith.storage.prepared import Prepared
 from tunesmith.storage.sql_schema import _HOT, trials_table
+from tunesmith.study.lifecycle import claim_waiting
 from tunesmith.trial import Direction
 
 SPACE = {"x": ts.Float(-5.0, 5.0), "act": ts.Categorical(["relu", "tanh"])}
@@ -47,13 +48,15 @@ def test_every_hot_statement_compiles_for_sqlite_and_postgresql(name: str) -> No
 
 
 def test_prepared_fills_literals_and_orders_positional_args() -> None:
-    lit = Prepared(_HOT["has_waiting"], sqlite.dialect())
+    lit = Prepared(_HOT["trials_in_state"], sqlite.dialect())
     assert lit.names is not None and lit.sql.count("?") == len(lit.names)
-    args = lit.args({"sid": 7})
+    args = lit.args({"sid": 7, "state": "waiting", "min_number": 0})
     assert isinstance(args, tuple) and args[lit.names.index("sid")] == 7 and "waiting" in args
-    named = Prepared(_HOT["has_waiting"], postgresql.psycopg.dialect())  # type: ignore[attr-defined]
+    named = Prepared(_HOT["trials_in_state"], postgresql.psycopg.dialect())  # type: ignore[attr-defined]
     assert named.names is None and "%(sid)s" in named.sql
-    assert named.args({"sid": 7}) == {**named.defaults, "sid": 7}
+    assert named.args({"sid": 7, "state": "waiting", "min_number": 0}) == {
+        **named.defaults, "sid": 7, "state": "waiting", "min_number": 0,
+    }
     with pytest.raises(KeyError, match="min_number"):
         Prepared(_HOT["trials_from"], sqlite.dialect()).args({"sid": 1})
 
@@ -91,20 +94,20 @@ def test_numbers_claims_and_finished_trials(storage: Storage) -> None:
         storage.get_trial(sid, 5)
 
 
-def test_pop_waiting_takes_oldest_and_sees_requeued_trials(storage: Storage) -> None:
+def test_claim_waiting_takes_oldest_and_sees_requeued_trials(storage: Storage) -> None:
     sid = _study(storage)
     for i in range(3):
         storage.create_trial(sid, params={"i": i}, state=TrialState.WAITING)
-    got = [storage.pop_waiting(sid, worker="w", now=1.0) for _ in range(4)]
+    got = [claim_waiting(storage, sid, "w", 1.0) for _ in range(4)]
     assert [g.number if g else None for g in got] == [0, 1, 2, None]
     assert all(g is None or (g.state is TrialState.RUNNING and g.worker == "w") for g in got)
     storage.create_trial(sid, params={"i": 3})  # a running trial after the queue
     first = got[0]
     assert first is not None
     storage.update_trial(sid, first.replace(state=TrialState.WAITING))  # re-queued, below the cursor
-    again = storage.pop_waiting(sid, worker="w2", now=2.0)
+    again = claim_waiting(storage, sid, "w2", 2.0)
     assert again is not None and again.number == 0 and again.worker == "w2"
-    assert storage.pop_waiting(sid, worker="w", now=3.0) is None
+    assert claim_waiting(storage, sid, "w", 3.0) is None
 
 
 def test_study_ask_returns_canonical_params(storage: Storage) -> None:
@@ -226,7 +229,7 @@ def test_hot_path_on_postgresql(tmp_path: Path) -> None:
     except (PostgresUnavailable, ImportError, OSError) as exc:
         pytest.skip(f"no PostgreSQL server could be started: {exc}")
     try:
-        for check in (test_numbers_claims_and_finished_trials, test_pop_waiting_takes_oldest_and_sees_requeued_trials):
+        for check in (test_numbers_claims_and_finished_trials, test_claim_waiting_takes_oldest_and_sees_requeued_trials):
             st = SQLStorage(server.create_database(check.__name__[5:20]))
             check(st)
             st.close()

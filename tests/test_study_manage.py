@@ -149,8 +149,9 @@ def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(ts.load_study("u", url).trials) == 3 and len(ts.load_study("s", other).trials) == 3
 
 
-def test_add_trial_refuses_the_study_s_bookkeeping_keys() -> None:
+def test_add_trial_attrs_cannot_touch_the_study_s_bookkeeping() -> None:
+    """The system's keys and the user's live apart: an attribute named like one marks nothing."""
     study = ts.Study(SPACE)
-    with pytest.raises(ValueError, match=r"add_trial\(attrs=...\): \['resumed_step'\] is a key the study sets"):
-        study.add_trial({"x": 0.5}, 1.0, attrs={"resumed_step": 3, "checkpoint": "/tmp/x"})
-    assert study.trials == []
+    rec = study.add_trial({"x": 0.5, "k": "a"}, 1.0, attrs={"resumed_step": 3, "checkpoint": "/tmp/x"})
+    assert rec.attrs == {"resumed_step": 3, "checkpoint": "/tmp/x"}
+    assert not rec.is_resumed and rec.system == ts.trial.SystemState()

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from . import cv
+from . import execution as _execution  # noqa: F401 - registers the executors Study.optimize runs on
 from .exceptions import (
     DuplicateStudyError,
     SchemaVersionError,

@@ -58,3 +58,12 @@ class TrialFinishedError(TunesmithError):
 
 class SearchExhausted(TunesmithError):  # noqa: N818
     """The sampler has no configuration left to suggest (a finished grid)."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message at file:line`` (where it was raised): what a failed trial stores as its error."""
+    import traceback
+
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"

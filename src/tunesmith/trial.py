@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -56,6 +56,63 @@ class Direction(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class SystemState:
+    """The study's own record of a trial's life, kept apart from the user's ``attrs``.
+
+    Only the study's lifecycle (:mod:`tunesmith.study.lifecycle`) writes it; an
+    objective, ``set_attr``, ``enqueue`` or ``add_trial`` cannot.
+
+    Attributes:
+        resumed_step: set while a paused trial runs again: the last step it had
+            reported when it was paused (-1: none). ``None``: never resumed.
+        n_resumes: how often the trial was resumed after a pause.
+        held: why a resumed trial went back to paused keeping its promotion
+            (its worker was lost); it is resumed before any other. ``None``: not held.
+        held_at_step: the last step reported when it was last held.
+        n_holds: how often it was held (at most a few times, then it fails).
+        retry_of: the trial this one re-runs (a lost worker's trial, or one
+            that ran out of GPU memory), with the same parameters.
+        requeued_as: the copy that re-runs this failed trial.
+        oom_retries: how many of this configuration's runs ran out of GPU memory.
+    """
+
+    resumed_step: int | None = None
+    n_resumes: int = 0
+    held: str | None = None
+    held_at_step: int | None = None
+    n_holds: int = 0
+    retry_of: int | None = None
+    requeued_as: int | None = None
+    oom_retries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that differ from their defaults (what storages write)."""
+        return {f.name: getattr(self, f.name) for f in _SYSTEM_FIELDS if getattr(self, f.name) != f.default}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SystemState:
+        """Read back :meth:`to_dict`; a key or a type this version does not know is refused."""
+        if not data:
+            return _NO_SYSTEM
+        known = {f.name: f for f in _SYSTEM_FIELDS}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"trial system state has unknown keys {unknown}: written by a newer tunesmith?")
+        for key, value in data.items():
+            want = str if key == "held" else int
+            if value is not None and (isinstance(value, bool) or not isinstance(value, want)):
+                raise ValueError(f"trial system state {key!r} must be {want.__name__} or null, got {value!r}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> SystemState:
+        return dataclasses.replace(self, **changes)
+
+
+_SYSTEM_FIELDS = dataclasses.fields(SystemState)
+_NO_SYSTEM = SystemState()
+
+
+@dataclasses.dataclass(frozen=True)
 class FrozenTrial:
     """One trial as recorded.
 
@@ -66,7 +123,9 @@ class FrozenTrial:
         value: the objective's value (``None`` until complete; for a pruned
             trial its last reported value).
         intermediate: reported values by step (epoch), for pruning and plots.
-        attrs: free-form attributes (checkpoint path, user notes, ...).
+        attrs: the user's free-form attributes (checkpoint path, notes, ...).
+        system: the study's bookkeeping (resumes, holds, re-queues, retries):
+            a :class:`SystemState`, never part of ``attrs``.
         error: why the trial failed, if it did.
         worker: the worker that ran it (``host:pid``).
         started, completed, heartbeat: wall-clock times (seconds since epoch).
@@ -85,6 +144,7 @@ class FrozenTrial:
     completed: float | None = None
     heartbeat: float | None = None
     trial_id: int = -1
+    system: SystemState = _NO_SYSTEM
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", TrialState(self.state))
@@ -105,6 +165,31 @@ class FrozenTrial:
     def last_step(self) -> int | None:
         return max(self.intermediate) if self.intermediate else None
 
+    @property
+    def is_resumed(self) -> bool:
+        """Whether the trial runs again after a pause (promoted by its pruner)."""
+        return self.system.resumed_step is not None
+
     def replace(self, **changes: Any) -> FrozenTrial:
         """A copy with some fields changed (records themselves never change)."""
         return dataclasses.replace(self, **changes)
+
+
+def best_of(trials: Iterable[FrozenTrial], direction: Direction | str) -> FrozenTrial | None:
+    """The complete trial with the best value by ``direction`` (the earliest
+    among ties), or None if none is complete: the one rule every part of
+    tunesmith uses to name the best trial."""
+    sign = Direction.parse(direction).sign()
+    best: FrozenTrial | None = None
+    for t in trials:
+        if t.state is TrialState.COMPLETE and t.value is not None:
+            if best is None or (sign * t.value, t.number) < (sign * best.value, best.number):  # type: ignore[operator]
+                best = t
+    return best
+
+
+def ranked(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[FrozenTrial]:
+    """The complete trials, best first (ties: the earlier first), as :func:`best_of` ranks them."""
+    sign = Direction.parse(direction).sign()
+    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
+    return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]

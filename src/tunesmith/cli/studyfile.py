@@ -44,9 +44,9 @@ from typing import Any
 
 import yaml
 
+from ..execution.optimize import MAX_JOBS
 from ..space import Space
 from ..space.space import load_yaml
-from ..study.optimize import MAX_JOBS
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..storage import MemoryStorage, Storage
+from ..study.runner import use_runner
 from .base import Executor, Job
 from .gpu import Slot, SlotPool, plan_slots
 from .local import InlineExecutor, ThreadExecutor
 from .loop import Budget, Run, worker_loop
+from .optimize import run_optimize
 from .process import ProcessExecutor
 
 _OPTIONS = {
@@ -82,6 +84,8 @@ def _ray_options(options: Mapping[str, Any]) -> dict[str, Any]:
         out["address"] = out.pop("ray_address")
     return out
 
+
+use_runner(run_optimize)  # Study.optimize runs through the executors of this package
 
 __all__ = [
     "Budget",

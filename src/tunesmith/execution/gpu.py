@@ -17,6 +17,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..trial import FrozenTrial
+
 MAX_OOM_RETRIES = 2
 EXIT_OOM = 75  # a worker's exit code after an out-of-memory trial: "retire me"
 
@@ -127,14 +129,10 @@ def is_oom_error(error: str | None) -> bool:
     )
 
 
-def retry_attrs(number: int, attrs: Mapping[str, object]) -> dict[str, object] | None:
-    """Attributes of the re-queued copy of an out-of-memory trial, or None when
-    it already used up its retries."""
-    done = attrs.get("oom_retries", 0)
-    tries = int(done) if isinstance(done, int) else 0
-    if tries >= MAX_OOM_RETRIES:
-        return None
-    return {"retry_of": number, "oom_retries": tries + 1, "reason": "CUDA out of memory"}
+def may_retry_oom(record: FrozenTrial) -> bool:
+    """Whether a trial that ran out of GPU memory may run again (fewer neighbours on
+    its device): at most MAX_OOM_RETRIES times per configuration."""
+    return record.system.oom_retries < MAX_OOM_RETRIES
 
 
 def apply_env(env: Mapping[str, str]) -> None:

@@ -226,7 +226,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         record = run.study.run_trial(run.objective, trial, run.catch)
     except TrialFinishedError:  # failed meanwhile (interrupted, or its heartbeat was judged lost)
         run.lost += 1
-        if "requeued_as" in run.study.trials[trial.number].attrs:
+        if run.study.trials[trial.number].system.requeued_as is not None:
             run.budget.give_back()  # its copy runs under this call's budget: the lost attempt is not counted
         return None
     finally:

@@ -37,9 +37,9 @@ from .gpu import (
     SlotPool,
     apply_env,
     is_oom_error,
+    may_retry_oom,
     parse_gpus,
     plan_slots,
-    retry_attrs,
 )
 from .local import _interrupted, _me
 from .loop import Budget, Run, Seat, worker_loop
@@ -286,7 +286,7 @@ class _Pool:
             self.calls(t)
         # a re-queued copy runs under this call's budget, in a fresh worker: the lost
         # attempt is not counted; nor is a budget unit the worker took but never started
-        retries = sum("requeued_as" in t.attrs for t in lost)
+        retries = sum(t.system.requeued_as is not None for t in lost)
         self.budget.give_back(retries + (1 if w.seat.holding and not lost else 0))
         held = any(t.state is TrialState.PAUSED for t in lost)  # a resumed trial kept its promotion
         new = self.pool.exited(w.slot, oom=False, replace=self.losses.barren <= MAX_BARREN_DEATHS)
@@ -297,7 +297,7 @@ class _Pool:
         ls.deaths += 1
         ls.timed_out += w.timed_out
         ls.failed += sum(t.state is TrialState.FAILED for t in lost)
-        ls.requeued += sum("requeued_as" in t.attrs for t in lost)
+        ls.requeued += sum(t.system.requeued_as is not None for t in lost)
         # a worker that exits with an error before running anything cannot start (a
         # killed one, code < 0, may just have been unlucky: kill storms hit starting workers)
         ls.barren = ls.barren + 1 if not lost and code is not None and code > 0 else 0
@@ -331,7 +331,7 @@ def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -
     try:
         if requeue is None and run.study.heartbeat_config.requeue:
             mine = [t for t in run.study.trials_in(TrialState.RUNNING) if t.worker == me]
-            requeue = not any("retry_of" in t.attrs for t in mine)
+            requeue = not any(t.system.retry_of is not None for t in mine)
         return run.study.fail_worker(me, error, dead=True, requeue=requeue)
     except StorageError as exc:
         logger.warning("could not mark the dead worker's trial failed: %s", exc)
@@ -342,9 +342,8 @@ def _oom_retirer(run: Run) -> Any:
     def after(record: FrozenTrial) -> bool:
         if record.state is not TrialState.FAILED or not is_oom_error(record.error):
             return True
-        attrs = retry_attrs(record.number, record.attrs)
-        if attrs is not None:
-            n = run.study.enqueue(record.params, attrs=attrs)
+        if may_retry_oom(record):
+            n = run.study.requeue(record, oom=True)
             logger.warning("trial %d ran out of GPU memory; re-queued as %s with fewer neighbours", record.number, n)
         return False  # this worker retires: its device keeps one trial fewer
 
@@ -370,9 +369,7 @@ def _child(run: Run, slot: Slot, threads: int | None, exhausted: Any, seat: Seat
         run.seat = seat
         run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
         apply_env(slot.env(threads))
-        run.study.sampler.reseed(run.study._session, slot.index + 1)
-        run.study._finished.clear()
-        run.study._cursor = 0
+        run.study.for_worker(slot.index + 1)
         if slot.device is not None:
             run.after_trial = _oom_retirer(run)
         worker_loop(run)

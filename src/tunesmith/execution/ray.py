@@ -27,7 +27,7 @@ from typing import Any
 
 from ..exceptions import SearchExhausted
 from ..storage import MemoryStorage
-from ..study.resume import RESUMES_ATTR, held_promotions
+from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
@@ -332,7 +332,7 @@ class _Driver:
         record = apply_outcome(self.study, out) if self.memory else out.record
         if record is not None:
             actor.done.add(record.number)
-        if record is not None and record.attrs.get(RESUMES_ATTR):
+        if record is not None and record.system.n_resumes:
             self.budget.give_back()  # a promotion continued a trial; n_trials counts new ones
         if out.exhausted:
             self.budget.give_back()
@@ -435,7 +435,7 @@ class _Driver:
         if not actor.worker:
             return 0
         mine = {t.number for t in self.study.trials[self.first:]
-                if t.worker == actor.worker and not t.attrs.get(RESUMES_ATTR)}  # fmt: skip
+                if t.worker == actor.worker and not t.system.n_resumes}  # fmt: skip
         return len(mine - actor.done)
 
     def _retire(self, actor: _Actor) -> None:

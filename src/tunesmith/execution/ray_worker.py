@@ -8,13 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from ..exceptions import TrialPruned
-from ..pruners import Decision
+from ..exceptions import TrialPruned, describe_exception
 from ..storage import worker_id
 from ..trial import FrozenTrial, TrialState
-from .gpu import apply_env, is_oom_error, retry_attrs
+from .gpu import apply_env, is_oom_error, may_retry_oom
 from .loop import Budget, Run, run_one
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ class StudySpec:
 
     @classmethod
     def of(cls, study: Study) -> StudySpec:
-        return cls(study.storage.url, study.name, study.sampler, study.pruner, study._session)
+        return cls(study.storage.url, study.name, study.sampler, study.pruner, study.session)
 
 
 @dataclass
@@ -71,7 +70,7 @@ class StudyWorker:
 
         _setup(index)
         study = Study(storage=spec.url, name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
-        study.sampler.reseed(spec.session, 10_000 + index)
+        study.for_worker(10_000 + index, session=spec.session)
         self.run = Run(study, objective, Budget(None, None), catch)
         self.me = worker_id()
 
@@ -92,23 +91,6 @@ class StudyWorker:
         return Outcome(self.me, record=record, lost=self.run.lost > lost)
 
 
-class _Detached:
-    """What a Trial asks of its study, answered inside the actor: writes are
-    kept for the driver; pruning is not decided remotely; ``name`` is the study's."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._storage = self
-        self._study_id = 0
-        self.last: FrozenTrial | None = None
-
-    def update_trial(self, study_id: int, record: FrozenTrial) -> None:
-        self.last = record
-
-    def _decide(self, record: FrozenTrial) -> Decision:
-        return Decision.CONTINUE
-
-
 class EvalWorker:
     """In-memory mode: evaluates trials the driver asked; the driver tells."""
 
@@ -123,20 +105,18 @@ class EvalWorker:
         return self.me
 
     def evaluate(self, record: FrozenTrial) -> Outcome:
-        from ..study import Trial
-        from ..study.study import _describe
+        from ..study.trial import DetachedTrial
 
-        box = _Detached(self.name)
-        trial = Trial(cast("Study", box), record)
+        trial = DetachedTrial(self.name, record)
         out = Outcome(self.me, sent=record)
         try:
             out.value = self.objective(trial)
         except TrialPruned:
             out.state = TrialState.PRUNED.value
         except BaseException as exc:  # noqa: BLE001 - reported to the driver, which decides
-            out.state, out.error = TrialState.FAILED.value, _describe(exc)
+            out.state, out.error = TrialState.FAILED.value, describe_exception(exc)
             out.uncaught = not isinstance(exc, self.catch)
-        final = box.last or record
+        final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
         return out
 
@@ -147,7 +127,7 @@ def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
     rec = out.sent
     if out.intermediate != dict(rec.intermediate) or out.attrs != dict(rec.attrs):
         rec = rec.replace(intermediate=out.intermediate, attrs=out.attrs)
-        study.storage.update_trial(study._study_id, rec)
+        study.record_progress(rec)
     final = study.tell(rec, out.value, state=out.state, error=out.error)
     if out.uncaught:
         raise RuntimeError(f"trial {rec.number} raised an exception the study does not catch: {out.error}")
@@ -157,23 +137,17 @@ def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
 def fail_or_unqueue(study: Study, number: int, error: str, *, requeue: bool, started: bool) -> FrozenTrial | None:
     """In-memory mode, an actor was lost: fail the trial it was running (and
     queue a copy if asked), returned; put back in the queue the ones it never started."""
-    st, sid = study.storage, study._study_id
-    rec = st.get_trial(sid, number)
     if not started:
-        st.update_trial(sid, rec.replace(state=TrialState.WAITING, worker=None, started=None, heartbeat=None))
+        study.unstart(number)
         return None
-    if requeue:
-        copy = study.enqueue(rec.params, attrs={"retry_of": number})
-        st.update_trial(sid, rec.replace(attrs={**rec.attrs, "requeued_as": copy}))
-    return study.tell(number, state=TrialState.FAILED, error=error)
+    return study.fail_trial(number, error, requeue=requeue)
 
 
 def retry_if_oom(study: Study, record: FrozenTrial) -> bool:
     """Queue again a trial that ran out of GPU memory; whether it did."""
     if record.state is not TrialState.FAILED or not is_oom_error(record.error):
         return False
-    attrs = retry_attrs(record.number, record.attrs)
-    if attrs is not None:
-        n = study.enqueue(record.params, attrs=attrs)
+    if may_retry_oom(record):
+        n = study.requeue(record, oom=True)
         logger.warning("trial %d ran out of GPU memory; re-queued as %s", record.number, n)
     return True

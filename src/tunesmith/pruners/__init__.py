@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Decision, NopPruner, Pruner
-from .curves import RESUMED_ATTR
 from .halving import ASHA, SuccessiveHalving
 from .hyperband import Hyperband
 from .percentile import MedianPruner, PercentilePruner
@@ -69,7 +68,6 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
 
 __all__ = [
     "ASHA",
-    "RESUMED_ATTR",
     "Decision",
     "Hyperband",
     "MedianPruner",

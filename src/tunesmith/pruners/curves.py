@@ -21,11 +21,6 @@ from ..trial import Direction, FrozenTrial, TrialState
 
 CURVES = ("best", "last", "ema")
 
-#: attribute the study sets on a resumed trial: the last step it had reported
-#: when it was promoted. Pruners never stop a trial again at or before it.
-RESUMED_ATTR = "resumed_step"
-
-
 def check_curve(curve: str) -> str:
     if curve not in CURVES:
         raise ValueError(f"curve must be one of {CURVES}, got {curve!r}")
@@ -69,9 +64,10 @@ def just_reached(trial: FrozenTrial, rung_step: int) -> bool:
 
 
 def already_resumed(trial: FrozenTrial, step: int) -> bool:
-    """Whether the study promoted the trial past ``step`` (never stop it there again)."""
-    resumed = trial.attrs.get(RESUMED_ATTR)
-    return isinstance(resumed, int) and step <= resumed
+    """Whether the study promoted the trial past ``step`` (never stop it there again):
+    ``system.resumed_step`` is the last step it had reported when it was promoted."""
+    resumed = trial.system.resumed_step
+    return resumed is not None and step <= resumed
 
 
 def comparable(trials: Sequence[FrozenTrial], me: FrozenTrial) -> list[FrozenTrial]:

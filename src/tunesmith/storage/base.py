@@ -1,10 +1,13 @@
 """The storage interface: records of studies and trials.
 
-Small on purpose: a study is created or loaded once; a trial is created with
-an atomic number, then rewritten whole at each change of state (never one
-write per parameter); trials are read back in bulk from a cursor.
-Finished trials never change: writing to one raises
-:class:`~tunesmith.exceptions.TrialFinishedError`.
+Small on purpose, and without policy: reads, and two writes of trials: an
+atomic :meth:`Storage.create_trial` and a compare-and-set
+:meth:`Storage.update_trial` (the record is written only if the stored one is
+still in the state it was read in), plus heartbeats. Which state follows which
+is the study's business (:mod:`tunesmith.study.lifecycle`). A trial is
+rewritten whole at each change (never one write per parameter); trials are
+read back in bulk from a cursor. Finished trials never change: writing to one
+raises :class:`~tunesmith.exceptions.TrialFinishedError`.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import TrialNotFound
-from ..pruners.curves import RESUMED_ATTR
-from ..trial import Direction, FrozenTrial, TrialState
+from ..trial import Direction, FrozenTrial, SystemState, TrialState
 
 
 @dataclass(frozen=True)
@@ -32,52 +34,6 @@ class StudyRecord:
     space: Mapping[str, Any]
     config: Mapping[str, Any] = field(default_factory=dict)
     created: float = 0.0
-
-
-#: attrs key of a paused trial that holds a promotion: it was resumed from a
-#: checkpoint and its worker was lost; the next ``ask`` resumes it before any other
-HELD_ATTR = "promotion_held"
-
-
-#: attrs keys: the last step of a trial when it was last held, and how often it
-#: was. It is held again only after reporting past that step, and at most
-#: MAX_HOLDS times, so a trial that kills every worker resuming it fails instead
-#: of looping
-HELD_AT_ATTR = "held_at_step"
-HOLDS_ATTR = "n_holds"
-MAX_HOLDS = 3
-
-
-def holds_promotion(t: FrozenTrial) -> bool:
-    """Whether ``t`` (running) was resumed after a pause, has a checkpoint,
-    progressed since it was last held and was held fewer than MAX_HOLDS times:
-    losing its worker must not lose the promotion it earned, nor its training."""
-    held_at = t.attrs.get(HELD_AT_ATTR)
-    progressed = held_at is None or (t.last_step is not None and t.last_step > held_at)
-    return (
-        RESUMED_ATTR in t.attrs
-        and bool(t.attrs.get("checkpoint"))
-        and progressed
-        and int(t.attrs.get(HOLDS_ATTR, 0)) < MAX_HOLDS
-    )
-
-
-def held_record(t: FrozenTrial, error: str) -> FrozenTrial:
-    """``t`` back to paused by :meth:`Storage.fail_running`, holding its promotion
-    (reports and checkpoint kept; ``attrs[HELD_ATTR]`` says why)."""
-    last = t.last_step
-    value = t.intermediate[last] if last is not None else None
-    attrs = {
-        **t.attrs, HELD_ATTR: error, HELD_AT_ATTR: -1 if last is None else last,
-        HOLDS_ATTR: int(t.attrs.get(HOLDS_ATTR, 0)) + 1,
-    }  # fmt: skip
-    return t.replace(state=TrialState.PAUSED, value=value, worker=None, heartbeat=None, attrs=attrs)
-
-
-def lost_record(t: FrozenTrial, error: str, now: float, requeued_as: int | None) -> FrozenTrial:
-    """``t`` marked failed by :meth:`Storage.fail_running` (reports kept)."""
-    attrs = dict(t.attrs) if requeued_as is None else {**t.attrs, "requeued_as": requeued_as}
-    return t.replace(state=TrialState.FAILED, error=error, completed=now, attrs=attrs)
 
 
 #: the longest study name every storage keeps (the SQL column's width)
@@ -170,41 +126,37 @@ class Storage(ABC):
         worker: str | None = None,
         now: float | None = None,
         attrs: Mapping[str, Any] | None = None,
+        system: SystemState | None = None,
     ) -> FrozenTrial | None:
         """Insert a trial numbered one past the last; atomically.
 
-        ``attrs`` are the new trial's attributes (a re-queued copy's origin).
-        With ``claim`` set, return ``None`` instead if a trial of the study
-        already holds that claim (a grid point another worker took).
+        ``attrs`` are the new trial's user attributes, ``system`` its bookkeeping
+        (a re-queued copy's origin). With ``claim`` set, return ``None`` instead
+        if a trial of the study already holds that claim (a grid point another
+        worker took, a lost trial another worker re-queued).
         """
 
     @abstractmethod
-    def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
-        """Atomically turn the oldest waiting trial into a running one, or ``None``."""
+    def update_trial(
+        self, study_id: int, trial: FrozenTrial, *, expect_state: TrialState | None = None
+    ) -> bool:
+        """Rewrite a trial record whole (state, value, reports, attrs, system, ...).
 
-    def claim_paused(
-        self, study_id: int, number: int, *, worker: str, now: float
-    ) -> FrozenTrial | None:
-        """Atomically turn paused trial ``number`` into a running one held by ``worker``.
-
-        Returns the running record, or ``None`` if the trial is not paused
-        (another worker resumed it first): two workers never resume the same
-        trial. Storages that support pausing pruners implement it.
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot resume paused trials; implement claim_paused()"
-        )
-
-    @abstractmethod
-    def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
-        """Rewrite a trial record whole (state, value, reports, attrs, ...).
-
-        Raises TrialFinishedError if the stored record is already finished.
+        With ``expect_state``, a compare-and-set: the record is written only if
+        the stored one is in that state; returns whether it was (two workers
+        claiming the same waiting or paused trial: exactly one wins). Without it,
+        any unfinished record is overwritten (returns True), and a finished one
+        raises TrialFinishedError. A write that finds its own record already
+        stored (a retry whose first attempt had committed) returns True; no such
+        trial raises TrialNotFound.
         """
 
     @abstractmethod
-    def get_trials(self, study_id: int, *, min_number: int = 0) -> list[FrozenTrial]:
-        """Trials numbered ``min_number`` and up, by number."""
+    def get_trials(
+        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None
+    ) -> list[FrozenTrial]:
+        """Trials numbered ``min_number`` and up (only those in ``state``, if
+        given: the queue, the paused or the running trials), by number."""
 
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         for t in self.get_trials(study_id, min_number=number):
@@ -215,34 +167,6 @@ class Storage(ABC):
     @abstractmethod
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         """Record that the workers of these running trials are alive."""
-
-    @abstractmethod
-    def fail_running(
-        self,
-        study_id: int,
-        *,
-        error: str,
-        now: float,
-        stale_before: float | None = None,
-        worker: str | None = None,
-        requeue: bool = False,
-        dead: bool = False,
-    ) -> list[FrozenTrial]:
-        """Atomically mark running trials failed; return the records changed.
-
-        Selects running trials whose heartbeat is older than ``stale_before``
-        and/or that belong to ``worker`` (both given: both must hold). Their
-        intermediate reports and attributes are kept. With ``requeue``, each
-        gets a waiting copy with the same parameters (attribute ``retry_of``),
-        and the failed record points to it (``requeued_as``). With ``dead``
-        (the caller saw the worker process exit), a trial that
-        :func:`holds_promotion` (resumed from a checkpoint) goes back to
-        ``paused`` instead (:func:`held_record`): no copy, nothing failed. Not
-        otherwise: a worker judged lost by its heartbeat, or one interrupted
-        with threads still running, may write again, which a failed trial
-        refuses. Two workers calling this at once never fail or re-queue the
-        same trial twice.
-        """
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections (optional)."""

@@ -9,9 +9,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..exceptions import DuplicateStudyError, StudyNotFound, TrialFinishedError
-from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord, check_study_name, held_record, holds_promotion, lost_record
+from ..exceptions import DuplicateStudyError, StudyNotFound, TrialFinishedError, TrialNotFound
+from ..trial import Direction, FrozenTrial, SystemState, TrialState
+from .base import Storage, StudyRecord, check_study_name
 
 
 class MemoryStorage(Storage):
@@ -22,9 +22,9 @@ class MemoryStorage(Storage):
         self._studies: dict[str, StudyRecord] = {}
         self._trials: dict[int, list[FrozenTrial]] = {}
         self._claims: dict[int, set[str]] = {}
-        # per study: no trial numbered below this is waiting, so ask scans only
-        # the trials created since (amortized O(1) instead of O(trials))
-        self._no_waiting_below: dict[int, int] = {}
+        # per study: the numbers of the unfinished trials by state, so reading the
+        # queue (or the paused or running trials) never scans the finished ones
+        self._live: dict[int, dict[TrialState, set[int]]] = {}
         self._ids = itertools.count()  # trial_id: unique over all studies of this storage
 
     def create_study(
@@ -37,9 +37,8 @@ class MemoryStorage(Storage):
             rec = StudyRecord(len(self._trials), name, direction, dict(space), dict(config), time.time())
             self._studies[name] = rec
             self._trials[rec.study_id] = []
-            self._no_waiting_below[rec.study_id] = 0
             self._claims[rec.study_id] = set()
-            self._no_waiting_below[rec.study_id] = 0
+            self._live[rec.study_id] = {}
             return rec
 
     def get_study(self, name: str) -> StudyRecord:
@@ -58,7 +57,7 @@ class MemoryStorage(Storage):
             rec = self.get_study(name)
             del self._studies[name]
             self._trials[rec.study_id] = []
-            self._no_waiting_below[rec.study_id] = 0
+            self._live[rec.study_id] = {}
 
     def create_trial(
         self,
@@ -70,6 +69,7 @@ class MemoryStorage(Storage):
         worker: str | None = None,
         now: float | None = None,
         attrs: Mapping[str, Any] | None = None,
+        system: SystemState | None = None,
     ) -> FrozenTrial | None:
         with self._lock:
             if claim is not None:
@@ -88,49 +88,49 @@ class MemoryStorage(Storage):
                 heartbeat=now if running else None,
                 attrs=dict(attrs or {}),
                 trial_id=next(self._ids),
+                system=system or SystemState(),
             )
             trials.append(t)
+            self._index(study_id, None, t)
             return t
 
-    def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
+    def _index(self, study_id: int, old: FrozenTrial | None, new: FrozenTrial) -> None:
+        live = self._live[study_id]
+        if old is not None and not old.state.is_finished:
+            live[old.state].discard(old.number)
+        if not new.state.is_finished:
+            live.setdefault(new.state, set()).add(new.number)
+
+    def update_trial(
+        self, study_id: int, trial: FrozenTrial, *, expect_state: TrialState | None = None
+    ) -> bool:
         with self._lock:
             trials = self._trials[study_id]
-            for i in range(self._no_waiting_below.get(study_id, 0), len(trials)):
-                t = trials[i]
-                if t.state is TrialState.WAITING:
-                    new = t.replace(state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now)
-                    trials[i] = new
-                    self._no_waiting_below[study_id] = i + 1
-                    return new
-            self._no_waiting_below[study_id] = len(trials)
-            return None
-
-    def claim_paused(
-        self, study_id: int, number: int, *, worker: str, now: float
-    ) -> FrozenTrial | None:
-        with self._lock:
-            trials = self._trials[study_id]
-            if number >= len(trials) or trials[number].state is not TrialState.PAUSED:
-                return None
-            new = trials[number].replace(state=TrialState.RUNNING, worker=worker, heartbeat=now)
-            trials[number] = new
-            return new
-
-    def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
-        with self._lock:
-            old = self._trials[study_id][trial.number]
+            if not 0 <= trial.number < len(trials):
+                raise TrialNotFound(f"study has no trial number {trial.number}")
+            old = trials[trial.number]
+            if expect_state is not None and old.state is not expect_state:
+                return False
             if old.state.is_finished:
+                if old == trial:  # the same write again
+                    return True
                 raise TrialFinishedError(
                     f"trial {trial.number} is already {old.state}; finished trials never change"
                 )
-            self._trials[study_id][trial.number] = trial
-            if trial.state is TrialState.WAITING:  # re-queued: ask must look from here again
-                below = self._no_waiting_below.get(study_id, 0)
-                self._no_waiting_below[study_id] = min(below, trial.number)
+            trials[trial.number] = trial
+            self._index(study_id, old, trial)
+            return True
 
-    def get_trials(self, study_id: int, *, min_number: int = 0) -> list[FrozenTrial]:
+    def get_trials(
+        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None
+    ) -> list[FrozenTrial]:
         with self._lock:
-            return list(self._trials[study_id][min_number:])
+            trials = self._trials[study_id]
+            if state is None:
+                return list(trials[min_number:])
+            if state.is_finished:
+                return [t for t in trials[min_number:] if t.state is state]
+            return [trials[n] for n in sorted(self._live[study_id].get(state, ())) if n >= min_number]
 
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         with self._lock:
@@ -138,38 +138,6 @@ class MemoryStorage(Storage):
             for n in numbers:
                 if trials[n].state is TrialState.RUNNING:
                     trials[n] = trials[n].replace(heartbeat=now)
-
-    def fail_running(
-        self,
-        study_id: int,
-        *,
-        error: str,
-        now: float,
-        stale_before: float | None = None,
-        worker: str | None = None,
-        requeue: bool = False,
-        dead: bool = False,
-    ) -> list[FrozenTrial]:
-        with self._lock:
-            trials = self._trials[study_id]
-            lost = [t for t in trials if _matches(t, stale_before, worker)]
-            out = []
-            for t in lost:
-                if dead and holds_promotion(t):
-                    trials[t.number] = held_record(t, error)
-                    out.append(trials[t.number])
-                    continue
-                copy = None
-                if requeue:
-                    copy = FrozenTrial(
-                        number=len(trials), state=TrialState.WAITING, params=dict(t.params),
-                        attrs={"retry_of": t.number}, trial_id=next(self._ids),
-                    )
-                    trials.append(copy)
-                failed = lost_record(t, error, now, None if copy is None else copy.number)
-                trials[t.number] = failed
-                out.append(failed)
-            return out
 
     # -- study management ------------------------------------------------------------------
     def rename_study(self, name: str, new_name: str) -> None:
@@ -186,10 +154,3 @@ class MemoryStorage(Storage):
                 if rec.study_id == study_id:
                     self._studies[name] = dataclasses.replace(rec, config=dict(config))
 
-
-def _matches(t: FrozenTrial, stale_before: float | None, worker: str | None) -> bool:
-    if t.state is not TrialState.RUNNING:
-        return False
-    if stale_before is not None and (t.heartbeat or 0.0) >= stale_before:
-        return False
-    return worker is None or t.worker == worker

@@ -35,8 +35,8 @@ from ..exceptions import (
     TrialFinishedError,
     TrialNotFound,
 )
-from ..trial import Direction, FrozenTrial, TrialState
-from .base import Storage, StudyRecord, check_study_name, held_record, holds_promotion, lost_record
+from ..trial import Direction, FrozenTrial, SystemState, TrialState
+from .base import Storage, StudyRecord, check_study_name
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
@@ -47,7 +47,7 @@ from .sql_schema import (
     tuple_to_trial,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 T = TypeVar("T")
 
@@ -110,21 +110,17 @@ def _finite_or_none(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-def _row_to_trial(r: Any) -> FrozenTrial:
-    return FrozenTrial(
-        number=r.number,
-        state=TrialState(r.state),
-        params=json.loads(r.params),
-        value=r.value,
-        intermediate={int(k): float(v) for k, v in json.loads(r.intermediate).items()},
-        attrs=json.loads(r.attrs),
-        error=r.error,
-        worker=r.worker,
-        started=r.started,
-        completed=r.completed,
-        heartbeat=r.heartbeat,
-        trial_id=r.trial_id,
-    )
+#: schema version 1 kept the study's bookkeeping in the user's attrs under these keys
+_LEGACY_KEYS = {
+    "resumed_step": "resumed_step", "n_resumes": "n_resumes", "promotion_held": "held",
+    "held_at_step": "held_at_step", "n_holds": "n_holds", "retry_of": "retry_of",
+    "requeued_as": "requeued_as", "oom_retries": "oom_retries",
+}  # fmt: skip
+
+_STORED_KEYS = (
+    "state", "params", "value", "intermediate", "attrs", "system", "error", "worker", "started", "completed",
+    "heartbeat",
+)
 
 
 def _trial_values(t: FrozenTrial) -> dict[str, Any]:
@@ -134,6 +130,7 @@ def _trial_values(t: FrozenTrial) -> dict[str, Any]:
         "value": _finite_or_none(t.value),
         "intermediate": _dumps({str(k): v for k, v in t.intermediate.items()}),
         "attrs": _dumps(dict(t.attrs)),
+        "system": _dumps(t.system.to_dict()),
         "error": t.error,
         "worker": t.worker,
         "started": t.started,
@@ -439,7 +436,7 @@ class SQLStorage(Storage):
                 f"storage {self.display_url!r} has schema version {found}, written by a newer tunesmith; "
                 f"this one reads up to version {SCHEMA_VERSION}. Upgrade: pip install -U tunesmith"
             )
-        if found < SCHEMA_VERSION:  # pragma: no cover - no older schema exists yet
+        if found < SCHEMA_VERSION:
             self._migrate(conn, found)
         self._check_columns(conn)
 
@@ -476,8 +473,32 @@ class SQLStorage(Storage):
                     "or use a new database"
                 )
 
-    def _migrate(self, conn: Connection, found: int) -> None:  # pragma: no cover
-        raise SchemaVersionError(f"no migration from schema version {found} to {SCHEMA_VERSION}")
+    def _migrate(self, conn: Connection, found: int) -> None:
+        """Bring an older schema up to :data:`SCHEMA_VERSION`, in the opening transaction.
+
+        1 -> 2: trials get the ``system`` column; the study's bookkeeping keys move
+        there out of the user's ``attrs`` (where version 1 kept them).
+        """
+        if found != 1:
+            raise SchemaVersionError(f"no migration from schema version {found} to {SCHEMA_VERSION}")
+        if self.read_only:
+            raise SchemaVersionError(
+                f"storage {self.display_url!r} has schema version {found}; this tunesmith uses version "
+                f"{SCHEMA_VERSION}. Open it once without read_only (any study command) to upgrade it"
+            )
+        conn.execute(sa.text("ALTER TABLE ts_trials ADD COLUMN system TEXT NOT NULL DEFAULT '{}'"))
+        t = trials_table.c
+        for trial_id, attrs_text in conn.execute(sa.select(t.trial_id, t.attrs)).all():
+            attrs = json.loads(attrs_text)
+            system = {new: attrs.pop(old) for old, new in _LEGACY_KEYS.items() if old in attrs}
+            if system:
+                conn.execute(
+                    sa.update(trials_table).where(t.trial_id == trial_id)
+                    .values(attrs=_dumps(attrs), system=_dumps(SystemState.from_dict(system).to_dict()))
+                )  # fmt: skip
+        conn.execute(
+            sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+        )
 
     # -- studies ------------------------------------------------------------------------
     def create_study(
@@ -564,6 +585,7 @@ class SQLStorage(Storage):
         worker: str | None = None,
         now: float | None = None,
         attrs: Mapping[str, Any] | None = None,
+        system: SystemState | None = None,
     ) -> FrozenTrial | None:
         token = uuid.uuid4().hex
         now = time.time() if now is None else now
@@ -576,6 +598,7 @@ class SQLStorage(Storage):
             started=now if running else None,
             heartbeat=now if running else None,
             attrs=dict(attrs or {}),
+            system=system or SystemState(),
         )
         values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(template)}
         returning = not self.is_sqlite  # SQLite: cursor.lastrowid works on every version
@@ -614,71 +637,57 @@ class SQLStorage(Storage):
         if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
             cur.execute("lock_study", {"sid": study_id})
 
-    def pop_waiting(self, study_id: int, *, worker: str, now: float) -> FrozenTrial | None:
-        # cheap read first (one autocommit statement): most asks find no queued trial
-        if self._tx(lambda c: c.first("has_waiting", {"sid": study_id}), write=False) is None:
-            return None
-        token = uuid.uuid4().hex  # marks the popped row, so a retried pop returns it again
-        tried = [False]
-
-        def op(cur: Cursor) -> FrozenTrial | None:
-            done = self._begin_write(cur, study_id, token, tried)
-            if done is not None:
-                return done
-            row = cur.first("first_waiting", {"sid": study_id})
-            if row is None:
-                return None
-            rec = tuple_to_trial(row).replace(
-                state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now
-            )
-            cur.execute("pop_by_id", {"w_id": rec.trial_id, "token": token, **_trial_values(rec)})
-            return rec
-
-        return self._tx(op, write=True)
-
-    def claim_paused(
-        self, study_id: int, number: int, *, worker: str, now: float
-    ) -> FrozenTrial | None:
-        t = trials_table.c
-        where = (t.study_id == study_id, t.number == number)
-
-        def op(conn: Connection) -> FrozenTrial | None:
-            res = conn.execute(
-                sa.update(trials_table)
-                .where(*where, t.state == TrialState.PAUSED.value)
-                .values(state=TrialState.RUNNING.value, worker=worker, heartbeat=now)
-            )
-            row = conn.execute(sa.select(trials_table).where(*where)).first()
-            if row is None:
-                return None
-            mine = row.state == TrialState.RUNNING.value and row.worker == worker and row.heartbeat == now
-            # rowcount 0 but ours: a retried attempt whose first try had committed
-            return _row_to_trial(row) if res.rowcount == 1 or mine else None
-
-        return self._run(op, write=True)
-
-    def update_trial(self, study_id: int, trial: FrozenTrial) -> None:
+    def update_trial(
+        self, study_id: int, trial: FrozenTrial, *, expect_state: TrialState | None = None
+    ) -> bool:
         values = _trial_values(trial)
         where = {"w_sid": study_id, "w_number": trial.number}
+        if expect_state is not None:
+            return self._compare_and_set(study_id, trial.number, {**values, **where}, TrialState(expect_state))
 
-        def op(cur: Cursor) -> None:
+        def op(cur: Cursor) -> bool:
             if cur.execute("update_unfinished", {**values, **where}).rowcount != 0:
-                return
+                return True
             row = cur.first("get_stored", {"sid": study_id, "number": trial.number})
             if row is None:
                 raise TrialNotFound(f"study has no trial number {trial.number}")
-            stored = dict(zip(("state", "params", "value", "intermediate", "attrs", "error"), row, strict=True))
-            if any(stored[k] != values[k] for k in stored):  # a retried write that had committed is fine
+            stored = dict(zip(_STORED_KEYS, row, strict=True))
+            if any(stored[k] != values[k] for k in _STORED_KEYS):  # a retried write that had committed is fine
                 raise TrialFinishedError(
                     f"trial {trial.number} is already {stored['state']}; finished trials never change"
                 )
+            return True
 
-        self._tx(op, write=True)
+        return self._tx(op, write=True)
 
-    def get_trials(self, study_id: int, *, min_number: int = 0) -> list[FrozenTrial]:
-        rows = self._tx(
-            lambda c: c.all("trials_from", {"sid": study_id, "min_number": min_number}), write=False
-        )
+    def _compare_and_set(self, study_id: int, number: int, args: dict[str, Any], expect: TrialState) -> bool:
+        """A conditional UPDATE; its row is marked with a fresh token, so a retry after a
+        commit whose answer was lost knows it won (two equal writes are still one win)."""
+        token = uuid.uuid4().hex
+        args = {**args, "w_state": expect.value, "token": token}
+        tried = [False]
+
+        def op(cur: Cursor) -> bool:
+            if tried[0] and cur.first("by_token", {"token": token}) is not None:
+                return True
+            tried[0] = True
+            if cur.execute("update_if_state", args).rowcount != 0:
+                return True
+            if cur.first("get_stored", {"sid": study_id, "number": number}) is None:
+                raise TrialNotFound(f"study has no trial number {number}")
+            return False
+
+        return self._tx(op, write=True)
+
+    def get_trials(
+        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None
+    ) -> list[FrozenTrial]:
+        args: dict[str, Any] = {"sid": study_id, "min_number": min_number}
+        if state is None:
+            rows = self._tx(lambda c: c.all("trials_from", args), write=False)
+        else:
+            args["state"] = TrialState(state).value
+            rows = self._tx(lambda c: c.all("trials_in_state", args), write=False)
         return [tuple_to_trial(r) for r in rows]
 
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
@@ -699,63 +708,6 @@ class SQLStorage(Storage):
             ),
             write=True,
         )
-
-    def fail_running(
-        self,
-        study_id: int,
-        *,
-        error: str,
-        now: float,
-        stale_before: float | None = None,
-        worker: str | None = None,
-        requeue: bool = False,
-        dead: bool = False,
-    ) -> list[FrozenTrial]:
-        t = trials_table.c
-        cond = [t.study_id == study_id, t.state == "running"]
-        if stale_before is not None:
-            cond.append(sa.func.coalesce(t.heartbeat, 0.0) < stale_before)
-        if worker is not None:
-            cond.append(t.worker == worker)
-        # cheap unlocked read first: almost always nothing is lost
-        if self._run(lambda c: c.execute(sa.select(t.number).where(*cond).limit(1)).first(), write=False) is None:
-            return []
-
-        def op(conn: Connection) -> list[FrozenTrial]:
-            self._lock_study(conn, study_id)  # the re-check below runs under the lock
-            rows = conn.execute(sa.select(trials_table).where(*cond).order_by(t.number)).all()
-            return [self._fail_row(conn, study_id, r, error, now, requeue, dead) for r in rows]
-
-        return self._run(op, write=True)
-
-    def _fail_row(
-        self, conn: Connection, study_id: int, row: Any, error: str, now: float, requeue: bool,
-        dead: bool,
-    ) -> FrozenTrial:
-        t = trials_table.c
-        trial = _row_to_trial(row)
-        if dead and holds_promotion(trial):
-            held = held_record(trial, error)
-            conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(held)))
-            return held
-        copy_number = None
-        if requeue:
-            copy_number = int(
-                conn.execute(sa.select(sa.func.max(t.number) + 1).where(t.study_id == study_id)).scalar_one()
-            )
-            copy = FrozenTrial(
-                number=copy_number, state=TrialState.WAITING, params=json.loads(row.params),
-                attrs={"retry_of": row.number},
-            )
-            conn.execute(
-                sa.insert(trials_table).values(
-                    study_id=study_id, number=copy_number, claim=None, token=uuid.uuid4().hex,
-                    **_trial_values(copy),
-                )
-            )
-        failed = lost_record(trial, error, now, copy_number)
-        conn.execute(sa.update(trials_table).where(t.trial_id == row.trial_id).values(**_trial_values(failed)))
-        return failed
 
     def close(self) -> None:
         if self._engine is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, SystemState, TrialState
 
 metadata = sa.MetaData()
 
@@ -48,6 +48,7 @@ trials_table = sa.Table(
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("intermediate", sa.Text, nullable=False),
     sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("system", sa.Text, nullable=False, server_default="{}"),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("worker", sa.String(256), nullable=True),
     sa.Column("claim", sa.String(2048), nullable=True),
@@ -68,17 +69,18 @@ _b = sa.bindparam
 _tc = trials_table.c
 _TRIAL_COLS = (
     _tc.trial_id, _tc.number, _tc.state, _tc.params, _tc.value, _tc.intermediate,
-    _tc.attrs, _tc.error, _tc.worker, _tc.started, _tc.completed, _tc.heartbeat,
+    _tc.attrs, _tc.error, _tc.worker, _tc.started, _tc.completed, _tc.heartbeat, _tc.system,
 )
 _RECORD_KEYS = (
-    "state", "params", "value", "intermediate", "attrs", "error", "worker", "started", "completed", "heartbeat",
+    "state", "params", "value", "intermediate", "attrs", "system", "error", "worker", "started", "completed",
+    "heartbeat",
 )
 
 
 def _hot_statements() -> dict[str, Any]:
     record: dict[str, Any] = {k: _b(k) for k in _RECORD_KEYS}
     of_study = _tc.study_id == _b("sid")
-    waiting = sa.and_(of_study, _tc.state == TrialState.WAITING.value)
+    at = (_tc.study_id == _b("w_sid"), _tc.number == _b("w_number"))
     insert = sa.insert(trials_table).values(
         study_id=_b("sid"), number=_b("number"), claim=_b("claim"), token=_b("token"), **record
     )
@@ -91,17 +93,16 @@ def _hot_statements() -> dict[str, Any]:
         "next_number": sa.select(sa.func.coalesce(sa.func.max(_tc.number) + 1, 0)).where(of_study),
         "insert": insert,
         "insert_returning": insert.returning(_tc.trial_id),
-        "has_waiting": sa.select(_tc.number).where(waiting).limit(1),
-        "first_waiting": sa.select(*_TRIAL_COLS).where(waiting).order_by(_tc.number).limit(1),
-        "set_by_id": sa.update(trials_table).where(_tc.trial_id == _b("w_id")).values(**record),
-        "pop_by_id": sa.update(trials_table)
-        .where(_tc.trial_id == _b("w_id"))
-        .values(token=_b("token"), **record),
         "update_unfinished": sa.update(trials_table)
-        .where(_tc.study_id == _b("w_sid"), _tc.number == _b("w_number"), *(_tc.state != s for s in _FINISHED))
+        .where(*at, *(_tc.state != s for s in _FINISHED))
         .values(**record),
-        "get_stored": sa.select(_tc.state, _tc.params, _tc.value, _tc.intermediate, _tc.attrs, _tc.error)
-        .where(of_study, _tc.number == _b("number")),
+        "update_if_state": sa.update(trials_table)
+        .where(*at, _tc.state == _b("w_state"))
+        .values(token=_b("token"), **record),
+        "get_stored": sa.select(*(_tc[k] for k in _RECORD_KEYS)).where(of_study, _tc.number == _b("number")),
+        "trials_in_state": sa.select(*_TRIAL_COLS)
+        .where(of_study, _tc.state == _b("state"), _tc.number >= _b("min_number"))
+        .order_by(_tc.number),
         "one_trial": sa.select(*_TRIAL_COLS).where(of_study, _tc.number == _b("number")),
         "trials_from": sa.select(*_TRIAL_COLS)
         .where(of_study, _tc.number >= _b("min_number"))
@@ -127,4 +128,5 @@ def tuple_to_trial(r: Sequence[Any]) -> FrozenTrial:
         completed=r[10],
         heartbeat=r[11],
         trial_id=r[0],
+        system=SystemState.from_dict(json.loads(r[12])),
     )

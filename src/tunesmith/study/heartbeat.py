@@ -4,8 +4,8 @@ A background thread writes the time into every running trial of this process
 each ``interval`` seconds. Any worker, when it asks for a trial, fails the
 running trials whose heartbeat is older than ``grace`` seconds (their worker
 was killed or its machine lost) and, with ``requeue``, queues a copy with the
-same parameters. The storage does that atomically, so two workers never
-re-queue the same trial twice.
+same parameters. The lifecycle does that with compare-and-set writes, so two
+workers never fail or re-queue the same trial twice.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from ..storage import Storage
 from ..trial import FrozenTrial, TrialState
+from .lifecycle import fail_lost
 
 logger = logging.getLogger("tunesmith")
 
@@ -145,14 +146,15 @@ class Heartbeat:
         if not force and now - self._last_reap < cfg.interval:
             return []
         self._last_reap = now
-        lost = self.storage.fail_running(
-            self.study_id, error=LOST.format(grace=cfg.grace), now=now,
-            stale_before=now - cfg.grace, requeue=cfg.requeue,
-        )
+        stale = [
+            t for t in self.storage.get_trials(self.study_id, state=TrialState.RUNNING)
+            if (t.heartbeat or 0.0) < now - cfg.grace
+        ]  # fmt: skip
+        if not stale:
+            return []
+        lost = fail_lost(self.storage, self.study_id, stale, error=LOST.format(grace=cfg.grace), now=now,
+                         requeue=cfg.requeue, dead=False)  # fmt: skip
         for t in lost:
-            if t.state is TrialState.PAUSED:
-                logger.warning("trial %d: worker lost; paused again, it keeps its promotion", t.number)
-                continue
-            again = f"; re-queued as trial {t.attrs['requeued_as']}" if "requeued_as" in t.attrs else ""
+            again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
             logger.warning("trial %d: worker %s lost%s", t.number, t.worker, again)
         return lost

@@ -5,22 +5,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError
+from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError, describe_exception
 from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, make_sampler
 from ..space import Space
 from ..storage import Storage, make_storage, worker_id
-from ..trial import Direction, FrozenTrial, TrialState
+from ..trial import Direction, FrozenTrial, TrialState, best_of
+from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig
 from .manage import record_sampler
-from .resume import pause_record, resume_next
-from .trial import RESUME_ATTRS, Trial, _as_float, refuse_reserved, short_repr
+from .resume import resume_next
+from .trial import Trial, _as_float, short_repr
 
 logger = logging.getLogger("tunesmith")
 
@@ -220,11 +220,10 @@ class Study:
     @property
     def best_trial(self) -> FrozenTrial:
         """The complete trial with the best value (the earliest among ties)."""
-        done = self.trials_in(TrialState.COMPLETE)
-        if not done:
+        best = best_of(self._history(), self.direction)
+        if best is None:
             raise ValueError(f"study {self.name!r} has no complete trial yet")
-        sign = self.direction.sign()
-        return min(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+        return best
 
     @property
     def best_params(self) -> dict[str, Any]:
@@ -270,10 +269,8 @@ class Study:
 
         Returns the queued trial's number, or None when ``skip_if_exists`` and
         the configuration was already tried or queued. ``attrs`` are stored
-        with the queued trial (JSON-serializable); the keys that mark a trial
-        as resumed by the study (``study.trial.RESUME_ATTRS``) are refused.
+        with the queued trial (JSON-serializable).
         """
-        refuse_reserved(attrs or {}, RESUME_ATTRS, f"study {self.name!r}: enqueue(attrs=...)")
         canon = self.space.validate(params)
         if skip_if_exists and any(t.params == canon for t in self._history()):
             return None
@@ -294,7 +291,7 @@ class Study:
         return self._ask_only(self._pop_waiting)
 
     def _pop_waiting(self, me: str) -> FrozenTrial | None:
-        return self._storage.pop_waiting(self._study_id, worker=me, now=time.time())
+        return lifecycle.claim_waiting(self._storage, self._study_id, me, time.time())
 
     def _ask_only(self, pick: Callable[[str], FrozenTrial | None]) -> Trial | None:
         """The trial ``pick(worker)`` claims, started (heartbeat), or None."""
@@ -365,7 +362,7 @@ class Study:
             )
         if state is not None and TrialState(state) is TrialState.PAUSED:
             if self.pruner.can_resume(record):
-                final = pause_record(record)
+                final = lifecycle.pause(record)
                 self._warn_no_checkpoint(final)
             else:  # nothing would ever resume it: stopped for good
                 final = self._finish(record, None, TrialState.PRUNED, None)
@@ -374,7 +371,12 @@ class Study:
         # stop beating before the write: once paused, another worker may resume the
         # trial and start its own heartbeat for it, which this must not cancel
         self._heartbeat.finished(final.number)
-        self._storage.update_trial(self._study_id, final)
+        if not self._storage.update_trial(self._study_id, final, expect_state=record.state):
+            now = self._storage.get_trial(self._study_id, record.number).state
+            raise TrialFinishedError(
+                f"trial {record.number} is already {now}; finished trials never change" if now.is_finished
+                else f"trial {record.number} is no longer {record.state} but {now}: another worker changed it"
+            )
         if isinstance(trial, Trial):
             trial._record = final
         if final.state is TrialState.FAILED:
@@ -444,19 +446,16 @@ class Study:
         if state is None or state is TrialState.COMPLETE:
             v = _as_float(value)
             if v is None:
-                return rec.replace(
-                    state=TrialState.FAILED, completed=now, error=error or _bad_value_reason(value)
-                )
-            return rec.replace(state=TrialState.COMPLETE, value=v, completed=now, error=None)
+                return lifecycle.finish(rec, None, TrialState.FAILED, error or _bad_value_reason(value), now)
+            return lifecycle.finish(rec, v, TrialState.COMPLETE, None, now)
         if state is TrialState.PRUNED:
-            v = _as_float(value)
-            if v is None and rec.intermediate:
-                v = rec.intermediate[max(rec.intermediate)]
-            return rec.replace(state=state, value=v, completed=now)
+            return lifecycle.finish(rec, _as_float(value), state, None, now)
         # FAILED (tell() has refused every other state)
-        return rec.replace(state=TrialState.FAILED, completed=now, error=error or "marked failed by tell()")
+        return lifecycle.finish(rec, None, TrialState.FAILED, error or "marked failed by tell()", now)
 
-    def _decide(self, record: FrozenTrial) -> Decision:
+    def decide(self, record: FrozenTrial) -> Decision:
+        """The pruner's answer for ``record`` (a running trial's latest reports):
+        continue, prune or pause. :meth:`Trial.decision` asks it."""
         others = self._history() if record.intermediate and self.pruner.needs_trials(record) else []
         return self.pruner.decide(record, others, self.direction)
 
@@ -506,11 +505,11 @@ class Study:
         Ctrl-C stops cleanly: running trials are marked failed ("interrupted"),
         nothing is half-written, and optimize returns.
         """
-        from .optimize import run_optimize
+        from .runner import runner
 
         self._warn_about_budget(n_trials)
         self._stop_requested = False  # a stop() before this call does not end it
-        run_optimize(
+        runner()(
             self,
             objective,
             n_trials=n_trials,
@@ -555,9 +554,9 @@ class Study:
             self._mark_interrupted(trial)
             raise
         except catch as exc:
-            return self.tell(trial, state=TrialState.FAILED, error=_describe(exc))
+            return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
         except BaseException as exc:
-            self.tell(trial, state=TrialState.FAILED, error=_describe(exc))
+            self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             raise
         return self.tell(trial, value)
 
@@ -568,11 +567,64 @@ class Study:
         """Fail the running trials of ``worker`` (``host:pid``); re-queued as well
         if ``requeue`` (default: as the study's requeue_failed). With ``dead``
         (its process is seen to have exited), a trial resumed from a checkpoint
-        goes back to paused, keeping its promotion (``Storage.fail_running``)."""
-        return self._storage.fail_running(
-            self._study_id, error=error, now=time.time(), worker=worker,
-            requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
+        goes back to paused, keeping its promotion (:func:`lifecycle.fail_lost`)."""
+        running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
+        return lifecycle.fail_lost(
+            self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
+            now=time.time(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
+        )  # fmt: skip
+
+    def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
+        """Fail running trial ``number`` (its worker is lost), queueing a copy with the
+        same parameters if ``requeue``; the failed record, or None if it was no longer running."""
+        rec = self._storage.get_trial(self._study_id, number)
+        if rec.state is not TrialState.RUNNING:
+            return None
+        lost = lifecycle.fail_lost(self._storage, self._study_id, [rec], error=error, now=time.time(),
+                                   requeue=requeue, dead=False)  # fmt: skip
+        return lost[0] if lost else None
+
+    def unstart(self, number: int) -> bool:
+        """Put running trial ``number``, whose objective never began, back in the queue;
+        whether it was (it is no longer running otherwise)."""
+        rec = self._storage.get_trial(self._study_id, number)
+        return rec.state is TrialState.RUNNING and self._storage.update_trial(
+            self._study_id, lifecycle.unstart(rec), expect_state=TrialState.RUNNING
         )
+
+    def requeue(self, trial: FrozenTrial | int, *, oom: bool = False) -> int | None:
+        """Queue a copy of finished ``trial`` with the same parameters, pointing back to
+        it (``system.retry_of``; ``oom``: it ran out of GPU memory, counted in
+        ``system.oom_retries``). Returns the copy's number, or None if it was queued already."""
+        rec = self._storage.get_trial(self._study_id, trial if isinstance(trial, int) else trial.number)
+        copy = lifecycle.requeue_copy(self._storage, self._study_id, rec, oom=oom)
+        return None if copy is None else copy.number
+
+    def record_progress(self, record: FrozenTrial) -> None:
+        """Write the reports and attributes of running ``record`` (made elsewhere, e.g. in
+        a worker without storage access); its state and bookkeeping are the study's."""
+        stored = self._check_owner(self.name, record)
+        self._storage.update_trial(
+            self._study_id, stored.replace(intermediate=dict(record.intermediate), attrs=dict(record.attrs)),
+            expect_state=stored.state,
+        )
+
+    @property
+    def session(self) -> int:
+        """How many trials the study had when this object opened it: with a worker's
+        index, it seeds each worker's sampler differently (see :meth:`for_worker`)."""
+        return self._session
+
+    def for_worker(self, index: int, *, session: int | None = None) -> Study:
+        """Prepare this (forked or newly opened) study object for parallel worker
+        ``index``: its sampler seeded apart from other workers' (by ``session``,
+        default this object's) and its cache of trials read afresh. Returns it."""
+        self.sampler.reseed(self._session if session is None else session, index)
+        with self._lock:
+            self._finished.clear()
+            self._canonical_params.clear()
+            self._cursor = 0
+        return self
 
     @property
     def heartbeat_config(self) -> HeartbeatConfig:
@@ -601,12 +653,9 @@ class Study:
         baseline): ``params`` are validated against the space; ``state``
         "complete" (needs ``value``), "pruned" or "failed" (``error`` says why);
         ``intermediate`` reports by step drive pruning and plots as any trial's.
-        Samplers and pruners see it like the trials they ran. Returns the record.
-        The study's own bookkeeping keys are refused in ``attrs``."""
+        Samplers and pruners see it like the trials they ran. Returns the record."""
         from .manage import insert_record, known_result
-        from .trial import RESERVED_ATTRS
 
-        refuse_reserved(attrs or {}, RESERVED_ATTRS, f"study {self.name!r}: add_trial(attrs=...)")
         rec = known_result(self, params, value, state=state, intermediate=intermediate, attrs=attrs,
                            error=error, started=started, completed=completed)  # fmt: skip
         return insert_record(self._storage, self._study_id, rec)
@@ -654,12 +703,6 @@ def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
             name, exc,
         )
         return NopPruner()
-
-
-def _describe(exc: BaseException) -> str:
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, Any]]:

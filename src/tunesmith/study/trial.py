@@ -5,34 +5,14 @@ from __future__ import annotations
 import math
 import operator
 import time
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
-from ..pruners import RESUMED_ATTR, Decision
-from ..storage.base import HELD_AT_ATTR, HELD_ATTR, HOLDS_ATTR
-from ..trial import FrozenTrial, TrialState
+from ..pruners import Decision
+from ..trial import FrozenTrial, SystemState, TrialState
 
 if TYPE_CHECKING:
     from .study import Study
-
-
-#: attrs keys the study writes for its own bookkeeping: they mark a trial as resumed by the
-#: study (so its checkpoint is loaded), holding a promotion, or re-queued. ``Study.enqueue``
-#: refuses them; ``Trial.set_attr`` refuses them and the re-queue provenance keys of
-#: RESERVED_ATTRS too (executors pass those to ``Study.enqueue`` when they re-queue a trial).
-RESUME_ATTRS = frozenset({RESUMED_ATTR, "n_resumes", HELD_ATTR, HELD_AT_ATTR, HOLDS_ATTR, "requeued_as"})
-RESERVED_ATTRS = RESUME_ATTRS | {"retry_of", "oom_retries"}
-
-
-def refuse_reserved(keys: Iterable[Any], reserved: frozenset[str], where: str) -> None:
-    """A ValueError naming the reserved keys among ``keys``, if any."""
-    bad = sorted(k for k in keys if k in reserved)
-    if bad:
-        raise ValueError(
-            f"{where}: {bad} {'is a key' if len(bad) == 1 else 'are keys'} the study sets itself "
-            f"(reserved: {sorted(reserved)}): a trial is resumed from its checkpoint only when the "
-            "study paused and resumed it. Use another name for your own attribute"
-        )
 
 
 class Trial:
@@ -95,7 +75,7 @@ class Trial:
             step = 0 if last is None else last + 1
         step = _as_step(step, self.number)
         if last is not None and step <= last:
-            paused_at = self._record.attrs.get(RESUMED_ATTR)
+            paused_at = self._record.system.resumed_step
             if paused_at is not None and step <= paused_at:
                 raise ValueError(
                     f"trial {self.number} was paused after step {paused_at} and resumed, and then "
@@ -121,13 +101,13 @@ class Trial:
 
     def decision(self) -> Decision:
         """The pruner's full answer: continue, prune, or pause (resumable)."""
-        self._last_decision = self.study._decide(self._record)
+        self._last_decision = self.study.decide(self._record)
         return self._last_decision
 
     @property
     def is_resumed(self) -> bool:
         """Whether this trial was paused and is now resumed (promoted) by the study."""
-        return RESUMED_ATTR in self._record.attrs
+        return self._record.is_resumed
 
     @property
     def start_step(self) -> int:
@@ -147,11 +127,16 @@ class Trial:
     def attrs(self) -> Mapping[str, Any]:
         return self._record.attrs
 
+    @property
+    def system(self) -> SystemState:
+        """The study's bookkeeping of this trial (resumes, re-queues; read-only)."""
+        return self._record.system
+
     def set_attr(self, key: str, value: Any) -> None:
         """Store a JSON-serializable attribute with the trial (checkpoint path, notes).
 
-        Keys of :data:`RESERVED_ATTRS` (the study's bookkeeping) are refused."""
-        refuse_reserved([key], RESERVED_ATTRS, f"trial {self.number}: set_attr")
+        These are the user's own: the study's bookkeeping (resumes, re-queues) is in
+        ``record.system``, which no attribute can change."""
         self._write(self._record.replace(attrs={**self._record.attrs, key: value}))
 
     def _write(self, record: FrozenTrial) -> None:
@@ -160,6 +145,29 @@ class Trial:
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self.params})"
+
+
+class _Named:
+    """The study of a detached trial, as its objective sees it: only its name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class DetachedTrial(Trial):
+    """A trial evaluated where its study's storage is out of reach (a Ray actor of an
+    in-memory study): reports and attributes are kept in :attr:`record` for the
+    driver to write (:meth:`Study.record_progress`), and pruning never stops it."""
+
+    def __init__(self, study_name: str, record: FrozenTrial) -> None:
+        super().__init__(cast("Study", _Named(study_name)), record)
+
+    def decision(self) -> Decision:
+        self._last_decision = Decision.CONTINUE
+        return self._last_decision
+
+    def _write(self, record: FrozenTrial) -> None:
+        self._record = record
 
 
 def _as_step(step: Any, number: int) -> int:

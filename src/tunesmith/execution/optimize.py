@@ -1,8 +1,8 @@
 """The optimize call: check the arguments, pick an executor, run it with progress.
 
-Where trials run is the executor's business (tunesmith.execution): inline,
-threads (in-memory storage), forked processes sharing a SQL storage, or Ray.
-The executor package is imported here, lazily, by name only.
+``Study.optimize`` calls :func:`run_optimize` through the runner this package
+registers with the study layer (:func:`tunesmith.study.runner.use_runner`), so
+the study layer never imports the executors.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..samplers.simple import GridSampler, grid_remaining
+from ..study.progress import Progress
 from ..trial import FrozenTrial, TrialState
-from .progress import Progress
+from .base import Job
 
 if TYPE_CHECKING:
-    from .study import Objective, Study
+    from ..study import Study
+    from ..study.study import Objective
 
 logger = logging.getLogger("tunesmith")
 
@@ -41,7 +43,7 @@ def run_optimize(
     executor: Any,
     options: Mapping[str, Any],
 ) -> None:
-    from ..execution import Job, make_executor
+    from . import make_executor
 
     _check_args(objective, n_trials, timeout, n_jobs)
     options = _check_gpus(executor, options)
@@ -62,7 +64,7 @@ def run_optimize(
 def _check_gpus(executor: Any, options: Mapping[str, Any]) -> dict[str, Any]:
     """Refuse ``gpus`` this machine lacks (unless ``allow_missing_gpus=True``); the
     options without that flag."""
-    from ..execution.gpu import check_gpus_present, parse_gpus
+    from .gpu import check_gpus_present, parse_gpus
 
     options = dict(options)
     allow = options.pop("allow_missing_gpus", False)

@@ -1,0 +1,203 @@
+"""The trial lifecycle: every change of a trial's state, in one place.
+
+The transitions are pure functions from a record to the next record::
+
+    waiting --start--> running --finish--> complete | pruned | failed
+                        |   ^  \\--pause--> paused --resume--> running
+                        |   |                 |  \\--abandon--> pruned
+                        |   \\--unstart (never began: back to the queue)
+                        \\--lose--> failed (a lost worker; maybe re-queued as a new waiting copy)
+                        \\--hold--> paused (a resumed trial's worker died: it keeps its promotion)
+
+Below them, the few operations that apply a transition to the storage. Each
+writes with a compare-and-set on the state the record was read in
+(``Storage.update_trial(..., expect_state=...)``), so two workers never both
+start, resume, fail or re-queue the same trial; the storage itself knows no
+policy. The study's bookkeeping lives in ``FrozenTrial.system``
+(:class:`~tunesmith.trial.SystemState`), never in the user's ``attrs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..storage import Storage
+from ..trial import FrozenTrial, SystemState, TrialState
+
+#: a trial whose worker dies each time it is resumed is held at most this often, then failed
+MAX_HOLDS = 3
+
+#: the claim of a lost trial's re-queued copy: at most one copy per trial, whoever re-queues it
+_RETRY_CLAIM = "retry-of:{number}"
+
+
+# -- transitions (pure) -------------------------------------------------------------------
+def start(rec: FrozenTrial, worker: str, now: float) -> FrozenTrial:
+    """A waiting trial, running for ``worker``."""
+    return rec.replace(state=TrialState.RUNNING, worker=worker, started=now, heartbeat=now)
+
+
+def unstart(rec: FrozenTrial) -> FrozenTrial:
+    """A running trial whose objective never began, back in the queue."""
+    return rec.replace(state=TrialState.WAITING, worker=None, started=None, heartbeat=None)
+
+
+def finish(rec: FrozenTrial, value: float | None, state: TrialState, error: str | None, now: float) -> FrozenTrial:
+    """A running (or paused) trial ended: ``complete`` with its finite ``value``,
+    ``pruned`` (value: the given one, else its last report), or ``failed``."""
+    if state is TrialState.COMPLETE:
+        return rec.replace(state=state, value=value, completed=now, error=None)
+    if state is TrialState.PRUNED:
+        if value is None and rec.intermediate:
+            value = rec.intermediate[max(rec.intermediate)]
+        return rec.replace(state=state, value=value, completed=now)
+    return rec.replace(state=TrialState.FAILED, completed=now, error=error)
+
+
+def pause(rec: FrozenTrial) -> FrozenTrial:
+    """Stopped by a pausing pruner, resumable: value = its last report, no heartbeat."""
+    last = rec.last_step
+    value = rec.intermediate[last] if last is not None else None
+    return rec.replace(state=TrialState.PAUSED, value=value, heartbeat=None)
+
+
+def resume(rec: FrozenTrial, worker: str, now: float) -> FrozenTrial:
+    """A paused trial, running again for ``worker`` from where it paused."""
+    last = rec.last_step
+    system = rec.system.replace(
+        resumed_step=-1 if last is None else last, n_resumes=rec.system.n_resumes + 1, held=None
+    )
+    return rec.replace(state=TrialState.RUNNING, worker=worker, heartbeat=now, value=None, system=system)
+
+
+def abandon(rec: FrozenTrial, now: float) -> FrozenTrial:
+    """A paused trial no promotion can reach any more: pruned for good."""
+    return finish(rec, rec.value, TrialState.PRUNED, None, now).replace(heartbeat=None)
+
+
+def holds_promotion(rec: FrozenTrial) -> bool:
+    """Whether ``rec`` (running) was resumed after a pause, has a checkpoint,
+    progressed since it was last held and was held fewer than MAX_HOLDS times:
+    losing its worker must not lose the promotion it earned, nor its training."""
+    sys = rec.system
+    progressed = sys.held_at_step is None or (rec.last_step is not None and rec.last_step > sys.held_at_step)
+    return rec.is_resumed and bool(rec.attrs.get("checkpoint")) and progressed and sys.n_holds < MAX_HOLDS
+
+
+def hold(rec: FrozenTrial, error: str) -> FrozenTrial:
+    """A resumed trial whose worker died, back to paused keeping its promotion
+    (reports and checkpoint kept; ``system.held`` says why)."""
+    last = rec.last_step
+    value = rec.intermediate[last] if last is not None else None
+    system = rec.system.replace(held=error, held_at_step=-1 if last is None else last, n_holds=rec.system.n_holds + 1)
+    return rec.replace(state=TrialState.PAUSED, value=value, worker=None, heartbeat=None, system=system)
+
+
+def lose(rec: FrozenTrial, error: str, now: float, requeued_as: int | None = None) -> FrozenTrial:
+    """A running trial whose worker is lost: failed, its reports kept (and
+    pointing to its re-queued copy, if any)."""
+    failed = rec.replace(state=TrialState.FAILED, error=error, completed=now)
+    return failed if requeued_as is None else failed.replace(system=rec.system.replace(requeued_as=requeued_as))
+
+
+def held_promotions(trials: Iterable[FrozenTrial]) -> list[int]:
+    """Numbers of the paused trials that hold a promotion (their worker died while
+    resuming them); they are resumed before any other."""
+    return [t.number for t in trials if t.state is TrialState.PAUSED and t.system.held is not None]
+
+
+# -- applied to a storage (each write a compare-and-set) ----------------------------------
+def claim_waiting(storage: Storage, study_id: int, worker: str, now: float) -> FrozenTrial | None:
+    """Start the oldest waiting trial for ``worker``, or None if none is waiting."""
+    while True:
+        queue = storage.get_trials(study_id, state=TrialState.WAITING)
+        if not queue:
+            return None
+        for rec in queue:
+            running = start(rec, worker, now)
+            if storage.update_trial(study_id, running, expect_state=TrialState.WAITING):
+                return running
+        # every one was taken by other workers meanwhile: read the queue again
+
+
+def claim_paused(storage: Storage, study_id: int, rec: FrozenTrial, worker: str, now: float) -> FrozenTrial | None:
+    """Resume paused ``rec`` for ``worker``; None if another worker resumed (or ended) it first."""
+    running = resume(rec, worker, now)
+    return running if storage.update_trial(study_id, running, expect_state=TrialState.PAUSED) else None
+
+
+def abandon_paused(storage: Storage, study_id: int, rec: FrozenTrial, now: float) -> bool:
+    """Prune paused ``rec`` for good; whether this call did (not another worker)."""
+    return storage.update_trial(study_id, abandon(rec, now), expect_state=TrialState.PAUSED)
+
+
+def fail_lost(
+    storage: Storage,
+    study_id: int,
+    lost: Sequence[FrozenTrial],
+    *,
+    error: str,
+    now: float,
+    requeue: bool,
+    dead: bool,
+) -> list[FrozenTrial]:
+    """End the running trials of lost workers; the records this call changed.
+
+    Each is failed, its reports and attributes kept; with ``requeue`` it gets a
+    waiting copy with the same parameters (``system.retry_of``), and the failed
+    record points to it (``system.requeued_as``). With ``dead`` (the caller saw
+    the worker's process exit), a trial that :func:`holds_promotion` goes back
+    to paused instead (:func:`hold`): no copy, nothing failed. Not otherwise: a
+    worker judged lost by its heartbeat may write again, which a failed trial
+    refuses. Two workers calling this at once never fail or re-queue the same
+    trial twice: the copy is created under a claim unique to the trial, and the
+    failed record is written with a compare-and-set on ``running``.
+    """
+    out = []
+    for rec in lost:
+        if dead and holds_promotion(rec):
+            new = hold(rec, error)
+        else:
+            copy = _requeued_copy(storage, study_id, rec) if requeue else None
+            new = lose(rec, error, now, None if copy is None else copy.number)
+        if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING):
+            out.append(new)
+        elif new.system.requeued_as is not None:
+            _cancel_copy(storage, study_id, rec.number, new.system.requeued_as, now)
+    return out
+
+
+def _cancel_copy(storage: Storage, study_id: int, number: int, copy: int, now: float) -> None:
+    """Trial ``number`` ended (its worker was alive after all) before it could be
+    failed: its re-queued copy is not needed, unless another call re-queued it."""
+    stored = storage.get_trial(study_id, number)
+    if stored.system.requeued_as == copy or stored.state is TrialState.RUNNING:
+        return
+    waiting = storage.get_trial(study_id, copy)
+    if waiting.state is TrialState.WAITING:
+        why = f"not needed: trial {number} ended before its copy ran"
+        storage.update_trial(study_id, finish(waiting, None, TrialState.FAILED, why, now),
+                             expect_state=TrialState.WAITING)  # fmt: skip
+
+
+def _requeued_copy(storage: Storage, study_id: int, rec: FrozenTrial) -> FrozenTrial:
+    """The waiting copy of lost ``rec``: created now, or found if another call
+    (or an earlier one that died before failing ``rec``) created it."""
+    system = SystemState(retry_of=rec.number)
+    claim = _RETRY_CLAIM.format(number=rec.number)
+    copy = storage.create_trial(
+        study_id, params=rec.params, state=TrialState.WAITING, claim=claim, system=system
+    )
+    if copy is not None:
+        return copy
+    return next(t for t in storage.get_trials(study_id, min_number=rec.number + 1) if t.system.retry_of == rec.number)
+
+
+def requeue_copy(storage: Storage, study_id: int, rec: FrozenTrial, *, oom: bool = False) -> FrozenTrial | None:
+    """Queue a copy of finished ``rec`` with the same parameters (``system.retry_of``;
+    with ``oom``, counting one more out-of-memory run); None if one was queued already."""
+    system = SystemState(retry_of=rec.number, oom_retries=rec.system.oom_retries + (1 if oom else 0))
+    return storage.create_trial(
+        study_id, params=rec.params, state=TrialState.WAITING, claim=_RETRY_CLAIM.format(number=rec.number),
+        attrs={"reason": "CUDA out of memory"} if oom else None, system=system,
+    )  # fmt: skip
