@@ -7,6 +7,7 @@ SQLite-only behaviour (schema versions, several processes) follows the class.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -185,6 +186,31 @@ def test_study_survives_reopening(shared_storage_url: str) -> None:
     assert again.get_trial(sid, 0).value == 3.0
     again.delete_study("s")
     again.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place(shared_storage_url: str) -> None:
+    """Schema 1 kept the study's bookkeeping in attrs: opening it moves those keys to ``system``."""
+    import sqlalchemy as sa
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=shared_storage_url, name="old", sampler="random", seed=0)
+    study.optimize(lambda t: t["x"], n_trials=2)
+    legacy = {"checkpoint": "c.pt", "resumed_step": 3, "n_resumes": 1, "promotion_held": "lost", "retry_of": 0}
+    study.storage.close()
+    engine = sa.create_engine(shared_storage_url)
+    with engine.begin() as c:  # what tunesmith 0.1 wrote: no system column, version 1, keys in attrs
+        c.execute(sa.text("ALTER TABLE ts_trials DROP COLUMN system"))
+        c.execute(sa.text("UPDATE ts_meta SET value = '1' WHERE key = 'schema_version'"))
+        c.execute(sa.text("UPDATE ts_trials SET attrs = :a WHERE number = 1"), {"a": json.dumps(legacy)})
+    engine.dispose()
+    with pytest.raises(ts.SchemaVersionError, match="schema version 1.*without read_only"):
+        make_storage(shared_storage_url, read_only=True).list_studies()
+    again = ts.load_study("old", shared_storage_url)
+    first, second = again.trials
+    assert first.attrs == {} and first.system == SystemState()
+    assert second.attrs == {"checkpoint": "c.pt"} and second.state is TrialState.COMPLETE
+    assert second.system == SystemState(resumed_step=3, n_resumes=1, held="lost", retry_of=0)
+    again.optimize(lambda t: t["x"], n_trials=1)  # and it is written as version 2 from now on
+    assert len(make_storage(shared_storage_url, read_only=True).get_trials(again.storage.get_study("old").study_id)) == 3
 
 
 # -- URLs ------------------------------------------------------------------------------------------------

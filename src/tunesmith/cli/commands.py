@@ -20,7 +20,7 @@ from ..space import for_display
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
 from ..study.evaluate import TestResult, test_results
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, best_of, ranked
 from .launch import optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS
 
@@ -104,8 +104,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
     for rec in records:
         trials = storage.get_trials(rec.study_id)
         done = [t for t in trials if t.state is TrialState.COMPLETE]
-        sign = rec.direction.sign()
-        best = min((sign * float(t.value), t.value) for t in done)[1] if done else None  # type: ignore[arg-type]
+        top = best_of(done, rec.direction)
+        best = None if top is None else top.value
         sampler = rec.config.get("sampler", {})
         table.add_row(
             escape(rec.name), rec.direction.value,
@@ -155,8 +155,7 @@ def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
 
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
-    sign = study.direction.sign()
-    done = sorted((t for t in trials if t.state is TrialState.COMPLETE), key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    done = ranked(trials, study.direction)
     table = Table(title=f"best {min(top, len(done))} of {len(done)} complete trials ({study.direction.value})")
     table.add_column("#", justify="right")
     table.add_column("value", justify="right")
@@ -218,7 +217,7 @@ def _trial_dict(t: FrozenTrial) -> dict[str, Any]:
     return {
         "number": t.number, "state": t.state.value, "value": t.value, "params": dict(t.params),
         "intermediate": {str(k): v for k, v in t.intermediate.items()}, "attrs": dict(t.attrs),
-        "error": t.error, "worker": t.worker, "started": t.started, "completed": t.completed,
+        "system": t.system.to_dict(), "error": t.error, "worker": t.worker, "started": t.started, "completed": t.completed,
     }
 
 

@@ -40,7 +40,7 @@ class InlineExecutor(Executor):
             _interrupted(run)  # in case it landed outside the objective
             logger.warning("interrupted: stopped after the running trial was marked failed")
         calls.raise_error()
-        return run.exhausted[0] if run.exhausted else None
+        return run.exhausted
 
 
 class ThreadExecutor(Executor):
@@ -71,7 +71,7 @@ class ThreadExecutor(Executor):
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
             _deliver(inbox, calls, 0.0)
         calls.raise_error()
-        return run.exhausted[0] if run.exhausted else None
+        return run.exhausted
 
 
 def _hand_over(inbox: queue.SimpleQueue[tuple[FrozenTrial, threading.Event]], record: FrozenTrial) -> None:

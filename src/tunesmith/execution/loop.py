@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SearchExhausted, TrialFinishedError
@@ -22,6 +22,13 @@ logger = logging.getLogger("tunesmith")
 #: seconds after which the budget's lock counts as held by a dead worker
 LOCK_TIMEOUT = 5.0
 
+#: what an executor returns when the search ran out of configurations
+EXHAUSTED = "the search is exhausted: every configuration has been tried"
+
+# Budget's shared stop flag: trials may start; stopped (interrupt, timeout, a callback);
+# stopped because the search is exhausted (promotions earned and waiting trials still run)
+_GOING, _STOPPED, _EXHAUSTED = 0, 1, 2
+
 
 class Budget:
     """Trials left and deadline, shared by threads (ctx=None) or forked processes."""
@@ -31,11 +38,11 @@ class Budget:
         left = n_trials if n_trials is not None else 0
         if ctx is None:
             self._left: Any = _Box(left)
-            self._stop: Any = _Box(0)
+            self._stop: Any = _Box(_GOING)
             self._lock: Any = threading.Lock()
         else:
             self._left = ctx.Value("q", left, lock=False)
-            self._stop = ctx.Value("b", 0, lock=False)
+            self._stop = ctx.Value("b", _GOING, lock=False)
             self._lock = ctx.Lock()
         self.deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -68,7 +75,7 @@ class Budget:
         if self.expired:
             return 0
         with self._locked():
-            if self._stop.value and not (exhausted_ok and self._stop.value == 2):
+            if self._stop.value != _GOING and not (exhausted_ok and self._stop.value == _EXHAUSTED):
                 return 0
             got = min(n, max(0, self._left.value)) if self.limited else n
             if got and seat is not None:
@@ -86,16 +93,16 @@ class Budget:
         """No new trial starts; ``exhausted``: because the search has none left
         (earned promotions still run then, see :func:`finish_promoted`)."""
         with self._locked():  # an interrupt (plain stop) is never turned back into exhaustion
-            self._stop.value = 2 if exhausted and self._stop.value in (0, 2) else 1
+            self._stop.value = _EXHAUSTED if exhausted and self._stop.value != _STOPPED else _STOPPED
 
     @property
     def stopped(self) -> bool:
-        return bool(self._stop.value)
+        return self._stop.value != _GOING
 
     @property
     def exhausted(self) -> bool:
         """Stopped because the search is exhausted (seen by every worker)."""
-        return self._stop.value == 2
+        return self._stop.value == _EXHAUSTED
 
     @property
     def left(self) -> int | None:
@@ -146,7 +153,7 @@ class Run:
     catch: tuple[type[BaseException], ...]
     ended: Callable[[FrozenTrial], None] | None = None  # each record, to the driver's callbacks
     on_trial: Callable[[FrozenTrial], None] | None = None
-    exhausted: list[str] = field(default_factory=list)
+    exhausted: str | None = None  # why this worker's search ended early (SearchExhausted's message)
     after_trial: Callable[[FrozenTrial], bool] | None = None  # False: this worker retires
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
@@ -164,7 +171,7 @@ def worker_loop(run: Run) -> None:
     while run.budget.take(seat=run.seat):
         record = run_one(run)
         if record is None:
-            if run.exhausted:
+            if run.exhausted is not None:
                 break
             continue
         if run.after_trial is not None and not run.after_trial(record):
@@ -206,7 +213,7 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         run.seated(False)
         run.budget.give_back()
         run.budget.stop(exhausted=True)
-        run.exhausted.append(str(exc))
+        run.exhausted = str(exc)
         return None
     run.seated(True)
     return trial

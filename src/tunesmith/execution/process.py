@@ -42,7 +42,7 @@ from .gpu import (
     plan_slots,
 )
 from .local import _interrupted, _me
-from .loop import Budget, Run, Seat, worker_loop
+from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
 
@@ -137,7 +137,6 @@ class _Pool:
         self.job = job
         self.ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         self.budget = Budget(job.n_trials, job.timeout, self.ctx)
-        self.exhausted = self.ctx.Value("b", 0, lock=False)
         self.run_ = Run(job.study, job.objective, self.budget, job.catch)
         self.calls = Callbacks(job.study, job.callbacks, self.budget)
         self.pool = SlotPool(ex.slots)
@@ -164,12 +163,12 @@ class _Pool:
                 f"{self.losses.barren} worker processes in a row died before running a trial; "
                 f"stopped replacing them ({'; '.join(self.losses.notes[-1:])}). See the log above"
             )
-        return "the search is exhausted: every configuration has been tried" if self.exhausted.value else None
+        return EXHAUSTED if self.budget.exhausted else None
 
     def _start(self, slot: Slot) -> None:
         seat = Seat(self.ctx)
         inbox, outbox = self.ctx.Pipe(duplex=True)
-        args = (self.run_, slot, self.ex.threads, self.exhausted, seat, outbox, bool(self.job.callbacks))
+        args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks))
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         p.start()
         outbox.close()  # the worker holds the only write end: its death reads as end of file
@@ -363,7 +362,7 @@ def _hand_over(outbox: Any, record: FrozenTrial) -> None:
     outbox.recv()
 
 
-def _child(run: Run, slot: Slot, threads: int | None, exhausted: Any, seat: Seat, outbox: Any, wait: bool) -> None:
+def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool) -> None:
     code = 0
     try:
         run.seat = seat
@@ -373,9 +372,7 @@ def _child(run: Run, slot: Slot, threads: int | None, exhausted: Any, seat: Seat
         if slot.device is not None:
             run.after_trial = _oom_retirer(run)
         worker_loop(run)
-        if run.exhausted:
-            exhausted.value = 1
-        elif run.retired:
+        if run.retired and run.exhausted is None:
             code = EXIT_OOM
     except KeyboardInterrupt:
         _interrupted(run)

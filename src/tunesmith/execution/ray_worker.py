@@ -79,7 +79,7 @@ class StudyWorker:
 
     def run_one(self) -> Outcome:
         record = run_one(self.run)
-        exhausted = self.run.exhausted.pop() if self.run.exhausted else None
+        exhausted, self.run.exhausted = self.run.exhausted, None
         return Outcome(self.me, record=record, exhausted=exhausted)
 
     def run_only(self, only: str) -> Outcome:

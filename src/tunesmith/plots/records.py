@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..space import Space
-from ..trial import Direction, FrozenTrial, TrialState
+from ..trial import Direction, FrozenTrial, TrialState, best_of
 
 #: colour of each trial state (a colour-blind-safe palette)
 STATE_COLORS = {
@@ -187,8 +187,7 @@ class Snapshot:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     def best(self) -> FrozenTrial | None:
-        done = self.in_state(TrialState.COMPLETE)
-        return min(done, key=lambda t: (self.sign * float(t.value), t.number)) if done else None  # type: ignore[arg-type]
+        return best_of(self.trials, self.direction)
 
 
 def snapshot(study: Any) -> Snapshot:

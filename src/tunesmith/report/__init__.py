@@ -21,7 +21,7 @@ from typing import Any
 
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, ranked
 
 #: the plots a report tries, in order
 SECTIONS = ("history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting")
@@ -87,7 +87,7 @@ def _space(s: Snapshot) -> str:
 
 
 def _best(s: Snapshot, top: int) -> str:
-    done = sorted(s.in_state(TrialState.COMPLETE), key=lambda t: (s.sign * float(t.value), t.number))  # type: ignore[arg-type]
+    done = ranked(s.trials, s.direction)
     if not done:
         return "<h2>Best trials</h2><p class='note'>no complete trial yet</p>"
     names = [n for n in s.space if any(n in t.params for t in done)]

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..exceptions import StudyNotFound
 from ..trial import Direction, FrozenTrial, TrialState
+from ..trial import ranked as ranked_trials
 
 if TYPE_CHECKING:
     from .study import Study
@@ -120,9 +121,7 @@ def test_results(study: Study) -> dict[int, TestResult]:
 
 def ranked(study: Study) -> list[FrozenTrial]:
     """Complete trials, best validation value first (ties: the earlier trial)."""
-    sign = study.direction.sign()
-    done = study.trials_in(TrialState.COMPLETE)
-    return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+    return ranked_trials(study.trials, study.direction)
 
 
 def _check_fn(fn: TestFn, seeds: Sequence[int] | None) -> None:

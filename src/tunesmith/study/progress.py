@@ -7,7 +7,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, best_of
 
 if TYPE_CHECKING:
     from .study import Study
@@ -22,7 +22,7 @@ class Progress:
         self.n_trials = n_trials
         self.timeout = timeout
         self._done = 0
-        self._best: float | None = None
+        self._best: FrozenTrial | None = None
         self._lock = threading.Lock()
         self._bar: Any = None
         self._task: Any = None
@@ -51,10 +51,7 @@ class Progress:
                 console=Console(stderr=True),  # stdout stays clean for results
             )
             self._bar.__enter__()
-            try:  # best so far: a resumed study starts from its stored best
-                self._best = self.study.best_value
-            except ValueError:
-                self._best = None
+            self._best = best_of(self.study.trials, self.study.direction)  # a resumed study: its stored best
             total = self.n_trials if self.n_trials is not None else self.timeout
             self._task = self._bar.add_task(escape(self.study.name), total=total, best="-", trials=self._count())
         return self
@@ -69,10 +66,7 @@ class Progress:
             return
         with self._lock:
             self._done += 1
-            if record.state is TrialState.COMPLETE and record.value is not None:
-                sign = self.study.direction.sign()
-                if self._best is None or sign * record.value < sign * self._best:
-                    self._best = record.value
+            self._best = best_of([t for t in (self._best, record) if t is not None], self.study.direction)
             self._render()
 
     def poll(self, start: int) -> None:
@@ -82,10 +76,7 @@ class Progress:
         trials = self.study.trials
         finished = [t for t in trials if t.state.is_finished]
         self._done = max(0, len(finished) - start)
-        try:
-            self._best = self.study.best_value
-        except ValueError:
-            self._best = None
+        self._best = best_of(trials, self.study.direction)
         self._render()
 
     def _count(self) -> str:
@@ -93,7 +84,7 @@ class Progress:
         return f"{self._done}/{self.n_trials}" if self.n_trials is not None else str(self._done)
 
     def _render(self) -> None:
-        best = "-" if self._best is None else f"{self._best:.6g}"
+        best = "-" if self._best is None else f"{self._best.value:.6g}"
         if self.n_trials is not None:
             self._bar.update(self._task, completed=self._done, best=best, trials=self._count())
         else:
