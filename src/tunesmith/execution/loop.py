@@ -108,6 +108,17 @@ class Budget:
     def left(self) -> int | None:
         return int(self._left.value) if self.limited else None
 
+    @property
+    def may_start(self) -> bool:
+        """Whether a new trial may still start (a unit is left, nothing stopped the run)."""
+        return not (self.stopped or self.expired or self.left == 0)
+
+    @property
+    def may_drain(self) -> bool:
+        """Whether earned promotions (and, after an exhausted search, waiting trials)
+        may still run: not once the timeout passed or the run was stopped otherwise."""
+        return not self.expired and (not self.stopped or self.exhausted)
+
 
 @dataclass
 class _Box:
@@ -188,7 +199,7 @@ def finish_promoted(run: Run) -> None:
     one. Resumes do not count against ``n_trials``; each continues one trial
     to its next rung, so this ends. Not once ``timeout`` has passed.
     """
-    while not (run.budget.expired or (run.budget.stopped and not run.budget.exhausted)):
+    while run.budget.may_drain:
         lost = run.lost
         if run_one(run, only="promoted") is not None or run.lost > lost:
             continue  # a trial failed elsewhere meanwhile is over; look again

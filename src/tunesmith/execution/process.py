@@ -312,10 +312,8 @@ class _Pool:
         if new is None:
             return
         budget = self.budget
-        may_start = not (budget.stopped or budget.expired or budget.left == 0)
         # held promotions, and re-queued copies after an exhausted search, still run
-        may_drain = not budget.expired and (not budget.stopped or budget.exhausted)
-        if may_start or (held and may_drain):
+        if budget.may_start or (held and budget.may_drain):
             self.losses.replaced += 1
             self._start(new)
         else:

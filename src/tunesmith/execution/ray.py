@@ -276,7 +276,7 @@ class _Driver:
         waiting trials within the budget (as ``worker_loop``)."""
         if self.memory:
             return
-        while self.actors and not (self.budget.expired or (self.budget.stopped and not self.budget.exhausted)):
+        while self.actors and self.budget.may_drain:
             self._loop()  # first what replaced actors took on
             # None: the actor died running it (its trial failed, or held; a new actor started)
             outs: list[Outcome | None] = []

@@ -1,0 +1,104 @@
+"""The trial lifecycle: its pure transitions, and the public study verbs executors use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.study import lifecycle
+from tunesmith.trial import FrozenTrial, SystemState, TrialState
+
+SPACE = {"x": ts.Float(0.0, 1.0)}
+
+
+def running(**kw: object) -> FrozenTrial:
+    base = {"number": 3, "state": TrialState.RUNNING, "params": {"x": 0.5}, "worker": "h:1", "started": 1.0,
+            "heartbeat": 2.0, "intermediate": {0: 0.9, 1: 0.7}}
+    return FrozenTrial(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_pause_and_resume_record_the_step_and_count() -> None:
+    paused = lifecycle.pause(running())
+    assert paused.state is TrialState.PAUSED and paused.value == 0.7 and paused.heartbeat is None
+    again = lifecycle.resume(paused, "h:2", 5.0)
+    assert again.state is TrialState.RUNNING and again.worker == "h:2" and again.value is None
+    assert again.system == SystemState(resumed_step=1, n_resumes=1) and again.is_resumed
+    assert lifecycle.resume(lifecycle.pause(again), "h:3", 6.0).system.n_resumes == 2
+
+
+def test_hold_keeps_a_resumed_trial_s_promotion_a_few_times_only() -> None:
+    resumed = running(attrs={"checkpoint": "c.pt"}, system=SystemState(resumed_step=0, n_resumes=1))
+    assert lifecycle.holds_promotion(resumed)
+    held = lifecycle.hold(resumed, "worker died")
+    assert held.state is TrialState.PAUSED and held.worker is None and held.value == 0.7
+    assert held.system.held == "worker died" and held.system.held_at_step == 1 and held.system.n_holds == 1
+    assert lifecycle.held_promotions([held, running()]) == [3]
+    back = lifecycle.resume(held, "h:2", 3.0)
+    assert back.system.held is None and not lifecycle.holds_promotion(back)  # no progress since it was held
+    progressed = back.replace(intermediate={**back.intermediate, 2: 0.6})
+    assert lifecycle.holds_promotion(progressed)
+    worn = progressed.replace(system=progressed.system.replace(n_holds=lifecycle.MAX_HOLDS))
+    assert not lifecycle.holds_promotion(worn)
+    assert not lifecycle.holds_promotion(running(attrs={"checkpoint": "c.pt"}))  # never resumed
+    assert not lifecycle.holds_promotion(resumed.replace(attrs={}))  # nothing to resume from
+
+
+def test_finish_lose_abandon_and_unstart() -> None:
+    rec = running()
+    assert lifecycle.finish(rec, 0.5, TrialState.COMPLETE, None, 9.0).value == 0.5
+    pruned = lifecycle.finish(rec, None, TrialState.PRUNED, None, 9.0)
+    assert pruned.state is TrialState.PRUNED and pruned.value == 0.7  # its last report
+    failed = lifecycle.lose(rec, "lost", 9.0, requeued_as=8)
+    assert failed.state is TrialState.FAILED and failed.intermediate == rec.intermediate
+    assert failed.system.requeued_as == 8 and failed.completed == 9.0
+    gone = lifecycle.abandon(lifecycle.pause(rec), 9.0)
+    assert gone.state is TrialState.PRUNED and gone.value == 0.7
+    queued = lifecycle.unstart(rec)
+    assert queued.state is TrialState.WAITING and queued.worker is None and queued.started is None
+
+
+def test_system_state_refuses_what_it_does_not_know() -> None:
+    assert SystemState.from_dict(SystemState(retry_of=2).to_dict()) == SystemState(retry_of=2)
+    assert SystemState().to_dict() == {}
+    with pytest.raises(ValueError, match="unknown keys"):
+        SystemState.from_dict({"resumed_step": 1, "run_this": "os.system"})
+    with pytest.raises(ValueError, match="must be int"):
+        SystemState.from_dict({"n_resumes": "3"})
+
+
+def test_public_verbs_executors_use(tmp_path: Path) -> None:
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="s", sampler="random", seed=1)
+    a, b = study.ask(), study.ask()
+    assert study.unstart(b.number) and study.trials[b.number].state is TrialState.WAITING
+    assert not study.unstart(b.number)  # no longer running
+    progressed = a.record.replace(intermediate={0: 0.4}, attrs={"note": "from a worker"})
+    study.record_progress(progressed)
+    lost = study.fail_trial(a.number, "worker lost", requeue=True)
+    assert lost is not None and lost.state is TrialState.FAILED and lost.intermediate == {0: 0.4}
+    assert lost.attrs == {"note": "from a worker"}
+    copy = study.trials[lost.system.requeued_as]  # type: ignore[index]
+    assert copy.state is TrialState.WAITING and copy.system.retry_of == a.number and copy.params == a.params
+    assert study.fail_trial(a.number, "again") is None
+    oom = study.requeue(lost, oom=True)
+    assert oom is None  # one copy per trial, whoever queued it
+    other = study.ask()  # the first waiting trial: b, back in the queue
+    assert other.number == b.number
+    study.tell(other, state="failed", error="CUDA out of memory")
+    n = study.requeue(other.number, oom=True)
+    assert n is not None and study.trials[n].system == SystemState(retry_of=b.number, oom_retries=1)
+    assert study.trials[n].attrs == {"reason": "CUDA out of memory"}
+
+
+def test_for_worker_seeds_workers_apart_and_reads_afresh(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    study = ts.Study(SPACE, storage=url, name="w", sampler="random", seed=3)
+    study.optimize(lambda t: t["x"], n_trials=2)
+    first = ts.Study(storage=url, name="w", sampler="random", seed=3).for_worker(1)
+    second = ts.Study(storage=url, name="w", sampler="random", seed=3).for_worker(2)
+    assert first.session == second.session == 2
+    assert first.ask().params != second.ask().params
+    same = ts.Study(storage=url, name="w", sampler="random", seed=3).for_worker(1, session=2)
+    again = ts.Study(storage=url, name="w", sampler="random", seed=3).for_worker(1, session=2)
+    assert same.ask().params == again.ask().params  # same seed, session and index: same draw
