@@ -153,10 +153,11 @@ class Storage(ABC):
 
     @abstractmethod
     def get_trials(
-        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None
+        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None, limit: int | None = None
     ) -> list[FrozenTrial]:
         """Trials numbered ``min_number`` and up (only those in ``state``, if
-        given: the queue, the paused or the running trials), by number."""
+        given: the queue, the paused or the running trials), by number; the
+        first ``limit`` of them if given (the head of the queue)."""
 
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         for t in self.get_trials(study_id, min_number=number):

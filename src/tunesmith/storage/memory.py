@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import itertools
 import threading
 import time
@@ -122,15 +123,22 @@ class MemoryStorage(Storage):
             return True
 
     def get_trials(
-        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None
+        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None, limit: int | None = None
     ) -> list[FrozenTrial]:
         with self._lock:
             trials = self._trials[study_id]
             if state is None:
-                return list(trials[min_number:])
-            if state.is_finished:
-                return [t for t in trials[min_number:] if t.state is state]
-            return [trials[n] for n in sorted(self._live[study_id].get(state, ())) if n >= min_number]
+                out = trials[min_number:]
+            elif state.is_finished:
+                out = [t for t in trials[min_number:] if t.state is state]
+            else:
+                live = self._live[study_id].get(state)
+                if not live:
+                    return []
+                numbers = [n for n in live if n >= min_number]
+                numbers = sorted(numbers) if limit is None else heapq.nsmallest(limit, numbers)
+                return [trials[n] for n in numbers]
+            return list(out if limit is None else out[:limit])
 
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         with self._lock:

@@ -661,33 +661,32 @@ class SQLStorage(Storage):
         return self._tx(op, write=True)
 
     def _compare_and_set(self, study_id: int, number: int, args: dict[str, Any], expect: TrialState) -> bool:
-        """A conditional UPDATE; its row is marked with a fresh token, so a retry after a
-        commit whose answer was lost knows it won (two equal writes are still one win)."""
-        token = uuid.uuid4().hex
-        args = {**args, "w_state": expect.value, "token": token}
+        """A conditional UPDATE. Only a retry (the connection broke after a commit whose
+        answer was lost) may find its own record stored and count it as won."""
+        args = {**args, "w_state": expect.value}
         tried = [False]
 
         def op(cur: Cursor) -> bool:
-            if tried[0] and cur.first("by_token", {"token": token}) is not None:
-                return True
-            tried[0] = True
+            retry, tried[0] = tried[0], True
             if cur.execute("update_if_state", args).rowcount != 0:
                 return True
-            if cur.first("get_stored", {"sid": study_id, "number": number}) is None:
+            row = cur.first("get_stored", {"sid": study_id, "number": number})
+            if row is None:
                 raise TrialNotFound(f"study has no trial number {number}")
-            return False
+            return retry and all(a == args[k] for k, a in zip(_STORED_KEYS, row, strict=True))
 
         return self._tx(op, write=True)
 
     def get_trials(
-        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None
+        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None, limit: int | None = None
     ) -> list[FrozenTrial]:
         args: dict[str, Any] = {"sid": study_id, "min_number": min_number}
-        if state is None:
-            rows = self._tx(lambda c: c.all("trials_from", args), write=False)
-        else:
+        if state is not None:
             args["state"] = TrialState(state).value
-            rows = self._tx(lambda c: c.all("trials_in_state", args), write=False)
+        if limit is not None:
+            args["limit"] = int(limit)
+        stmt = ("trials_from" if state is None else "trials_in_state") + ("" if limit is None else "_head")
+        rows = self._tx(lambda c: c.all(stmt, args), write=False)
         return [tuple_to_trial(r) for r in rows]
 
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:

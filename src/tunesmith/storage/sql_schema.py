@@ -84,7 +84,7 @@ def _hot_statements() -> dict[str, Any]:
     insert = sa.insert(trials_table).values(
         study_id=_b("sid"), number=_b("number"), claim=_b("claim"), token=_b("token"), **record
     )
-    return {
+    out: dict[str, Any] = {
         "lock_study": sa.select(studies_table.c.study_id)
         .where(studies_table.c.study_id == _b("sid"))
         .with_for_update(),
@@ -96,9 +96,7 @@ def _hot_statements() -> dict[str, Any]:
         "update_unfinished": sa.update(trials_table)
         .where(*at, *(_tc.state != s for s in _FINISHED))
         .values(**record),
-        "update_if_state": sa.update(trials_table)
-        .where(*at, _tc.state == _b("w_state"))
-        .values(token=_b("token"), **record),
+        "update_if_state": sa.update(trials_table).where(*at, _tc.state == _b("w_state")).values(**record),
         "get_stored": sa.select(*(_tc[k] for k in _RECORD_KEYS)).where(of_study, _tc.number == _b("number")),
         "trials_in_state": sa.select(*_TRIAL_COLS)
         .where(of_study, _tc.state == _b("state"), _tc.number >= _b("min_number"))
@@ -108,6 +106,9 @@ def _hot_statements() -> dict[str, Any]:
         .where(of_study, _tc.number >= _b("min_number"))
         .order_by(_tc.number),
     }
+    for name in ("trials_from", "trials_in_state"):  # the first ``limit`` rows (the head of the queue)
+        out[f"{name}_head"] = out[name].limit(_b("limit"))
+    return out
 
 
 _HOT = _hot_statements()

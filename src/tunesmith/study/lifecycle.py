@@ -27,6 +27,9 @@ from ..trial import FrozenTrial, SystemState, TrialState
 #: a trial whose worker dies each time it is resumed is held at most this often, then failed
 MAX_HOLDS = 3
 
+#: waiting trials read at once when starting one (more only if other workers took all of them)
+_QUEUE_HEAD = 4
+
 #: the claim of a lost trial's re-queued copy: at most one copy per trial, whoever re-queues it
 _RETRY_CLAIM = "retry-of:{number}"
 
@@ -110,7 +113,7 @@ def held_promotions(trials: Iterable[FrozenTrial]) -> list[int]:
 def claim_waiting(storage: Storage, study_id: int, worker: str, now: float) -> FrozenTrial | None:
     """Start the oldest waiting trial for ``worker``, or None if none is waiting."""
     while True:
-        queue = storage.get_trials(study_id, state=TrialState.WAITING)
+        queue = storage.get_trials(study_id, state=TrialState.WAITING, limit=_QUEUE_HEAD)
         if not queue:
             return None
         for rec in queue:
