@@ -290,3 +290,15 @@ def test_frozen_trial_rules() -> None:
     assert not t.state.is_finished and TrialState.PRUNED.is_finished
     with pytest.raises(AttributeError):
         t.value = 1.0  # type: ignore[misc]
+
+
+def test_the_head_of_the_queue_is_read_through_the_state_index(sqlite_url: str) -> None:
+    """Reading the waiting trials must not scan the study's finished ones (the number index)."""
+    st = make_storage(sqlite_url)
+    new_study(st)
+    with st.engine.connect() as c:  # type: ignore[attr-defined]
+        plan = c.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT * FROM ts_trials WHERE study_id = 1 AND state = 'waiting' "
+            "AND number >= 0 ORDER BY number LIMIT 4"
+        ).fetchall()
+    assert "ts_trials_state" in str(plan), plan

@@ -135,7 +135,7 @@ class MemoryStorage(Storage):
                 live = self._live[study_id].get(state)
                 if not live:
                     return []
-                numbers = [n for n in live if n >= min_number]
+                numbers = live if min_number == 0 else [n for n in live if n >= min_number]
                 numbers = sorted(numbers) if limit is None else heapq.nsmallest(limit, numbers)
                 return [trials[n] for n in numbers]
             return list(out if limit is None else out[:limit])

@@ -477,7 +477,8 @@ class SQLStorage(Storage):
         """Bring an older schema up to :data:`SCHEMA_VERSION`, in the opening transaction.
 
         1 -> 2: trials get the ``system`` column; the study's bookkeeping keys move
-        there out of the user's ``attrs`` (where version 1 kept them).
+        there out of the user's ``attrs`` (where version 1 kept them); the state
+        index also orders by number (reading the head of the queue uses it).
         """
         if found != 1:
             raise SchemaVersionError(f"no migration from schema version {found} to {SCHEMA_VERSION}")
@@ -487,6 +488,8 @@ class SQLStorage(Storage):
                 f"{SCHEMA_VERSION}. Open it once without read_only (any study command) to upgrade it"
             )
         conn.execute(sa.text("ALTER TABLE ts_trials ADD COLUMN system TEXT NOT NULL DEFAULT '{}'"))
+        conn.execute(sa.text("DROP INDEX ts_trials_state"))
+        next(i for i in trials_table.indexes if i.name == "ts_trials_state").create(conn)
         t = trials_table.c
         for trial_id, attrs_text in conn.execute(sa.select(t.trial_id, t.attrs)).all():
             attrs = json.loads(attrs_text)
