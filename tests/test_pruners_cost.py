@@ -20,8 +20,8 @@ class CountingStorage(MemoryStorage):
         super().__init__()
         self.read = 0
 
-    def get_trials(self, study_id: int, *, min_number: int = 0) -> list[Any]:
-        out = super().get_trials(study_id, min_number=min_number)
+    def get_trials(self, study_id: int, **kw: Any) -> list[Any]:
+        out = super().get_trials(study_id, **kw)
         self.read += len(out)
         return out
 
