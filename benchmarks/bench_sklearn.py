@@ -36,6 +36,8 @@ N_TRIALS = 16
 FOLDS = 5
 EQUAL = ["tunesmith", "grid-16", "random", "halving-random", "skopt-bayes", "optuna"]
 METHODS = [*EQUAL, "tunesmith-pruned", "grid-64"]
+#: registered after the first run (benchmarks/sklearn.md, "Variant"): fold racing, pruner="folds"
+VARIANTS = ["tunesmith-racing"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,13 +183,13 @@ def grid_space(space: dict[str, P], points: dict[str, int]) -> dict[str, list[An
 
 def build(method: str, cell: Cell, seed: int, cv: Any) -> Any:
     est = cell.estimator()
-    if method in ("tunesmith", "tunesmith-pruned"):
+    if method in ("tunesmith", "tunesmith-pruned", "tunesmith-racing"):
         from tunesmith.sklearn import TunedSearchCV
 
-        pruned = method == "tunesmith-pruned"
+        pruner = {"tunesmith": None, "tunesmith-pruned": {"name": "median", "n_startup_trials": 4},
+                  "tunesmith-racing": "folds"}[method]
         return TunedSearchCV(est, scipy_space(cell.space), n_trials=N_TRIALS, cv=cv, random_state=seed,
-                             sampler="bayes" if pruned else "auto",
-                             pruner={"name": "median", "n_startup_trials": 4} if pruned else None)
+                             sampler="auto" if pruner is None else "bayes", pruner=pruner)
     if method in ("grid-16", "grid-64"):
         from sklearn.model_selection import GridSearchCV
 
@@ -249,6 +251,8 @@ def report(rows: list[dict[str, Any]]) -> str:
     names = [c.name for c in cells() if any(r["cell"] == c.name for r in rows)]
     seeds = sorted({r["seed"] for r in rows})
     out = [_rank_table(by, names, seeds), _cell_table(by, names, seeds), _targets(by, names, seeds)]
+    if any(r["method"] in VARIANTS for r in rows):
+        out.append(_variant_table(by, names, seeds, "tunesmith-racing"))
     if failed:
         out.append("Runs that failed:\n\n" + "\n".join(f"- {r['cell']} seed {r['seed']} {r['method']}: {r['error']}"
                                                          for r in failed))
@@ -309,22 +313,53 @@ def _targets(by: dict[Any, Any], names: list[str], seeds: list[int]) -> str:
     lines = ["Targets per cell (difference in mean test score over the seeds both ran; reached: >= -0.005)", "",
              "| cell | tunesmith - grid-64 | fits tunesmith / grid-64 | 2: reached | "
              "pruned - unpruned | fits pruned / unpruned | 3: reached |", "|---|---|---|---|---|---|---|"]
-    t2 = t3 = 0
-    tot_p = tot_u = 0
+    t2 = 0
     for c in names:
         d2, r2, _ = _paired(by, c, seeds, "tunesmith", "grid-64")
-        d3, r3, _ = _paired(by, c, seeds, "tunesmith-pruned", "tunesmith")
         ok2 = d2 >= -0.005 and r2 <= 0.25
-        ok3 = d3 >= -0.005 and r3 <= 0.5
         t2 += ok2
-        t3 += ok3
-        ss = [s for s in seeds if (c, s, "tunesmith-pruned") in by and (c, s, "tunesmith") in by]
-        tot_p += sum(by[(c, s, "tunesmith-pruned")]["fits"] for s in ss)
-        tot_u += sum(by[(c, s, "tunesmith")]["fits"] for s in ss)
-        lines.append(f"| {c} | {d2:+.4f} | {r2:.2f} | {'yes' if ok2 else 'no'} | {d3:+.4f} | {r3:.2f} | "
-                     f"{'yes' if ok3 else 'no'} |")
-    overall = tot_p / tot_u if tot_u else float("nan")
+        lines.append(f"| {c} | {d2:+.4f} | {r2:.2f} | {'yes' if ok2 else 'no'} | {_pruning_cells(by, c, seeds, 'tunesmith-pruned')}")
+    t3, overall = _pruning_summary(by, names, seeds, "tunesmith-pruned")
     lines += ["", f"Target 2 reached in {t2} of {len(names)} cells; target 3 in {t3} of {len(names)} cells "
+              f"(all cells: pruned / unpruned fits = {overall:.2f})."]
+    return "\n".join(lines)
+
+
+def _pruning_cells(by: dict[Any, Any], c: str, seeds: list[int], pruned: str) -> str:
+    """Target 3's columns of one cell: pruned - unpruned, fits ratio, reached."""
+    d3, r3, _ = _paired(by, c, seeds, pruned, "tunesmith")
+    return f"{d3:+.4f} | {r3:.2f} | {'yes' if _reached3(d3, r3) else 'no'} |"
+
+
+def _reached3(diff: float, ratio: float) -> bool:
+    return diff >= -0.005 and ratio <= 0.5
+
+
+def _pruning_summary(by: dict[Any, Any], names: list[str], seeds: list[int], pruned: str) -> tuple[int, float]:
+    """Cells where target 3 is reached, and the fits ratio pruned / unpruned over all cells."""
+    met = tot_p = tot_u = 0
+    for c in names:
+        d3, r3, _ = _paired(by, c, seeds, pruned, "tunesmith")
+        met += _reached3(d3, r3)
+        ss = [s for s in seeds if (c, s, pruned) in by and (c, s, "tunesmith") in by]
+        tot_p += sum(by[(c, s, pruned)]["fits"] for s in ss)
+        tot_u += sum(by[(c, s, "tunesmith")]["fits"] for s in ss)
+    return met, tot_p / tot_u if tot_u else float("nan")
+
+
+def _variant_table(by: dict[Any, Any], names: list[str], seeds: list[int], variant: str) -> str:
+    lines = [f"Variant `{variant}` against `tunesmith` (target 3's rule; test score mean over the seeds both ran)",
+             "", f"| cell | seeds | {variant} test / fits (median) | pruned - unpruned | fits pruned / unpruned "
+             "| 3: reached |", "|---|---|---|---|---|---|"]
+    for c in names:
+        rs = [by[(c, s, variant)] for s in seeds if (c, s, variant) in by]
+        if not rs:
+            continue
+        n = _paired(by, c, seeds, variant, "tunesmith")[2]
+        lines.append(f"| {c} | {n} | {np.mean([r['test_score'] for r in rs]):.4f} / "
+                     f"{int(np.median([r['fits'] for r in rs]))} | {_pruning_cells(by, c, seeds, variant)}")
+    met, overall = _pruning_summary(by, names, seeds, variant)
+    lines += ["", f"Target 3 with `{variant}` reached in {met} of {len(names)} cells "
               f"(all cells: pruned / unpruned fits = {overall:.2f})."]
     return "\n".join(lines)
 
@@ -336,11 +371,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default 0 1 2 3 4)")
     ap.add_argument("--cells", nargs="+", default=None, help="cell names (default: all six)")
-    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, help="methods (default: all)")
+    ap.add_argument("--methods", nargs="+", default=[*METHODS, *VARIANTS], choices=[*METHODS, *VARIANTS],
+                    help="methods (default: all)")
     ap.add_argument("--deadline", type=float, default=None, help="minutes after which no new (cell, seed) starts")
     ap.add_argument("--results", type=Path, default=RESULTS, help=f"JSON lines file (default {RESULTS})")
     ap.add_argument("--report", action="store_true", help="print the tables from the results file and exit")
+    ap.add_argument("--missing", action="store_true",
+                    help="run only the (cell, seed, method) rows the results file lacks (continues a cut run)")
     return ap.parse_args(argv)
+
+
+def _rows_in(path: Path) -> set[tuple[str, int, str]]:
+    """(cell, seed, method) of the rows that ran (failed ones run again)."""
+    if not path.exists():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["cell"], r["seed"], r["method"]) for r in rows if "error" not in r}
 
 
 def quiet() -> None:
@@ -359,14 +405,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     quiet()
     todo = [c for c in cells() if args.cells is None or c.name in args.cells]
+    have = _rows_in(args.results) if args.missing else set()
     start = time.monotonic()
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for cell in todo:
+            methods = [m for m in args.methods if (cell.name, seed, m) not in have]
+            if not methods:
+                continue
             if args.deadline is not None and time.monotonic() - start > 60 * args.deadline:
                 print(f"deadline: not run: seed {seed} {cell.name}", flush=True)
                 continue
-            for method in args.methods:
+            for method in methods:
                 try:
                     row = run_one(method, cell, seed)
                 except Exception as exc:  # recorded and reported, never silently dropped

@@ -109,3 +109,47 @@ def test_a_paused_trial_resumes_after_the_folds_it_recorded() -> None:
     for t in resumed:  # fold 0 before the pause, fold 1 after the resume: each fold ran once
         assert t.attrs["cv"]["scores"]["score"] == [t.params["x"]] * 2 and sorted(t.intermediate) == [1, 2]
         assert sorted(k for n, k in calls if n == t.number) == [0, 1]
+
+
+def _fold_trial(number: int, means: list[float], state: ts.TrialState) -> ts.FrozenTrial:
+    value = means[-1] if state is ts.TrialState.COMPLETE else None
+    return ts.FrozenTrial(number=number, state=state, params={"x": 0.0}, value=value,
+                          intermediate={k: m for k, m in enumerate(means, start=1)})
+
+
+def test_fold_racing_stops_what_is_behind_the_best_on_the_same_folds() -> None:
+    from tunesmith.pruners import Decision
+    from tunesmith.trial import Direction
+
+    racing = ts.pruners.make_pruner("folds")
+    best = _fold_trial(0, [0.9, 0.8, 0.85], ts.TrialState.COMPLETE)  # the best by mean over every fold
+    other = _fold_trial(1, [0.95, 0.9, 0.7], ts.TrialState.COMPLETE)  # ahead on fold 1, worse in the end
+    up = ts.TrialState.RUNNING
+    for means, decision in (([0.92], Decision.CONTINUE), ([0.9], Decision.CONTINUE), ([0.89], Decision.PRUNE),
+                            ([0.95, 0.8], Decision.CONTINUE), ([0.95, 0.79], Decision.PRUNE)):
+        me = _fold_trial(2, means, up)
+        assert racing.decide(me, [best, other, me], Direction.MAXIMIZE) is decision, means
+    near = _fold_trial(2, [0.89], up)
+    assert ts.cv.FoldPruner(margin=0.02).decide(near, [best, near], Direction.MAXIMIZE) is Decision.CONTINUE
+    assert ts.cv.FoldPruner(n_startup_trials=3).decide(near, [best, other, near], Direction.MAXIMIZE) \
+        is Decision.CONTINUE  # only two trials finished every fold
+    with pytest.raises(ValueError, match="margin must be a number >= 0"):
+        ts.cv.FoldPruner(margin=-0.1)
+
+
+def test_fold_racing_in_a_study_runs_one_fold_of_a_configuration_behind_the_best() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="grid", pruner="folds")
+    for x in (0.5, 0.4, 0.6, 0.55):
+        study.enqueue({"x": x})
+    calls: list[int] = []
+
+    def objective(trial: ts.Trial) -> float:
+        def score(tr: np.ndarray, va: np.ndarray) -> float:
+            calls.append(trial.number)
+            return trial.params["x"] + 0.01 * int(va[0])  # later folds score a little higher for everyone
+
+        return cv.cross_validate(trial, score, cv.kfold(50, 5, shuffle=False))
+
+    study.optimize(objective, n_trials=4)
+    assert [calls.count(n) for n in range(4)] == [5, 1, 5, 1]
+    assert study.best_trial.params["x"] == 0.6 and study.trials[3].state is ts.TrialState.PRUNED

@@ -124,6 +124,21 @@ def test_fold_level_pruning_stops_bad_configurations_after_their_first_folds() -
     assert pruned.cv_results_["state"][pruned.best_index_] == "complete"
 
 
+def test_fold_racing_stops_what_is_behind_the_best_and_saves_half_the_fits() -> None:
+    x, y = make_classification(300, 10, n_informative=4, random_state=0)
+    space = {"C": loguniform(1e-4, 1.0)}  # above C=1 many configurations tie, and ties go on
+    racing = TunedSearchCV(LogisticRegression(max_iter=200), space, n_trials=16, cv=5, random_state=0,
+                           sampler="random", pruner="folds").fit(x, y)
+    trials = racing.study_.trials
+    assert sum(len(t.intermediate) for t in trials) <= 40  # the unpruned search fits 80
+    for t in trials:
+        if t.state is ts.TrialState.PRUNED:  # behind the best finished before it, on the same folds
+            k = t.last_step
+            best = max((u for u in trials[: t.number] if u.state is ts.TrialState.COMPLETE), key=lambda u: u.value)
+            assert t.intermediate[k] < best.intermediate[k]
+    assert racing.cv_results_["state"][racing.best_index_] == "complete"
+
+
 def test_parallel_folds_give_the_same_results() -> None:
     kw = dict(n_trials=3, cv=3, random_state=0, sampler="random")
     one = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_jobs=1, **kw).fit(X, Y)  # type: ignore[arg-type]

@@ -57,8 +57,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             metric name, by a callable ``refit(cv_results_) -> index``, or not.
         n_jobs: without a pruner, folds run in parallel (joblib); with a
             pruner, trials run in parallel threads (folds stay in order).
-        pruner: e.g. "median": fold k is reported as step k (mean of the first
-            k folds), so a configuration clearly worse after its first folds stops.
+        pruner: fold k is reported as step k (mean of the first k folds), so a
+            configuration worse after its first folds stops: "folds" (fold racing,
+            :class:`tunesmith.cv.FoldPruner`: behind the best one on the same
+            folds), or any pruner ("median", ...).
         timeout: seconds after which no new trial starts.
         storage, name: a persistent study (``"sqlite:///search.db"``); fitting
             again with the same name resumes it: trials already finished count

@@ -1,0 +1,180 @@
+"""Development checks behind benchmarks/sklearn.md, on seeds the registered run never uses (10-19).
+
+``--mode selection``: per (cell, seed, sampler) one TunedSearchCV search (16 configurations,
+unpruned), and the test score of *every* configuration it tried (refitted on the training
+split), so that rules choosing the best from noisy CV means can be compared on the same
+searches, and fold racing simulated (exactly for the random sampler: it ignores history).
+``--mode racing``: real searches with and without fold racing / the median rule.
+``--analyse FILE`` prints the comparisons. Results: benchmarks/results/sklearn-dev-*.jsonl;
+what they showed: benchmarks/LOG.md, "TunedSearchCV: why it ranks low, what was tried".
+
+    OMP_NUM_THREADS=1 nice -n 10 PYTHONPATH=src python benchmarks/sklearn_dev.py --mode selection \\
+        --cells svc-digits logreg-breast-cancer forest-classification --out benchmarks/results/sklearn-dev-selection.jsonl
+    PYTHONPATH=src python benchmarks/sklearn_dev.py --analyse benchmarks/results/sklearn-dev-selection.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_sklearn as B  # noqa: E402
+
+RACING = {"bayes": ("bayes", None), "bayes-folds": ("bayes", "folds"), "tpe": ("tpe", None),
+          "tpe-folds": ("tpe", "folds"), "bayes-median": ("bayes", {"name": "median", "n_startup_trials": 4})}
+
+
+def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out: Path) -> None:
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    from tunesmith.sklearn import TunedSearchCV
+
+    B.quiet()
+    for cell in [c for c in B.cells() if c.name in names]:
+        x, y = cell.data()
+        for seed in seeds:
+            xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.3, stratify=y, random_state=seed)
+            cv = StratifiedKFold(B.FOLDS, shuffle=True, random_state=seed)
+            variants = {s: (s, None) for s in samplers} if mode == "selection" else RACING
+            for name, (sampler, pruner) in variants.items():
+                s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
+                                  random_state=seed, sampler=sampler, pruner=pruner, refit=mode == "racing")
+                s.fit(xtr, ytr)
+                row: dict[str, Any] = {"cell": cell.name, "seed": seed, "v": name}
+                if mode == "racing":
+                    row |= {"test": float(s.score(xte, yte)), "cv": float(s.best_score_),
+                            "fits": int(sum(len(t.intermediate) for t in s.study_.trials))}
+                else:
+                    r = s.cv_results_
+                    row["folds"] = [[float(r[f"split{k}_test_score"][i]) for k in range(B.FOLDS)]
+                                    for i in range(len(r["params"]))]
+                    row["test"] = [float(clone(cell.estimator()).set_params(**p).fit(xtr, ytr).score(xte, yte))
+                                   for p in r["params"]]
+                    row["raw"] = [dict(t.params) for t in s.study_.trials]
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(cell.name, seed, name, flush=True)
+
+
+# -- analysis -------------------------------------------------------------------------------------
+
+
+def _unit(cell: str, raw: dict[str, Any]) -> list[tuple[str, Any]]:
+    space = {c.name: c.space for c in B.cells()}[cell]
+    out: list[tuple[str, Any]] = []
+    for k, p in space.items():
+        v = raw[k]
+        if p.kind == "cat":
+            out.append(("c", v))
+        elif p.log:
+            out.append(("n", (math.log(v) - math.log(p.low)) / (math.log(p.high) - math.log(p.low))))
+        else:
+            out.append(("n", (v - p.low) / (p.high - p.low)))
+    return out
+
+
+def choices(row: dict[str, Any]) -> dict[str, int]:
+    """The configuration each rule picks: argmax of the mean (TunedSearchCV's), kernel-smoothed
+    means (bandwidth h in the unit cube), a lower bound mean - std/sqrt(k), the best mean fold rank."""
+    F = np.array(row["folds"])
+    m, sd = F.mean(1), F.std(1)
+    U = [_unit(row["cell"], r) for r in row["raw"]]
+    D = np.array([[sum((a[1] - b[1]) ** 2 if a[0] == "n" else float(a[1] != b[1]) for a, b in zip(u, w, strict=True))
+                   for w in U] for u in U])
+    out = {"argmax": int(np.argmax(m)), "lower-bound": int(np.argmax(m - sd / np.sqrt(F.shape[1])))}
+    for h in (0.05, 0.1, 0.2):
+        W = np.exp(-D / (2 * h * h))
+        out[f"smoothed h={h}"] = int(np.argmax((W @ m) / W.sum(1)))
+    out["fold rank"] = int(np.argmin(np.argsort(np.argsort(-F, axis=0), axis=0).mean(1)))
+    return out
+
+
+def race(F: np.ndarray, margin: float = 0.0) -> tuple[list[int], list[bool]]:
+    """Fold racing replayed on full fold scores: folds used and finished, per trial in order."""
+    used: list[int] = []
+    done: list[bool] = []
+    for f in F:
+        finished = [j for j in range(len(used)) if done[j]]
+        stop = len(f)
+        if finished:
+            inc = F[max(finished, key=lambda j: F[j].mean())]
+            stop = next((k for k in range(1, len(f)) if f[:k].mean() < inc[:k].mean() - margin - 1e-12), len(f))
+        used.append(stop)
+        done.append(stop == len(f))
+    return used, done
+
+
+def analyse(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if rows and "folds" not in rows[0]:
+        return _analyse_racing(rows)
+    picked: dict[tuple[str, str], list[float]] = defaultdict(list)
+    fits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        t, F = np.array(r["test"]), np.array(r["folds"])
+        for rule, i in choices(r).items():
+            picked[(r["v"], rule)].append(t[i])
+        picked[(r["v"], "oracle (best test)")].append(t.max())
+        for margin in (0.0, 0.01):
+            used, done = race(F, margin)
+            best = max((i for i in range(len(F)) if done[i]), key=lambda i: F[i].mean())
+            picked[(r["v"], f"racing margin {margin}")].append(t[best])
+            fits[(r["v"], f"racing margin {margin}")].append(sum(used))
+    for (v, rule), xs in sorted(picked.items()):
+        extra = f", fits {np.mean(fits[(v, rule)]):.1f} of 80" if (v, rule) in fits else ""
+        print(f"{v:7s} {rule:22s} n={len(xs)} mean test {np.mean(xs):.4f}{extra}")
+    by: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        by[(r["cell"], r["seed"])][r["v"]] = r["test"][int(np.argmax(np.array(r["folds"]).mean(1)))]
+    _paired_print(by, [("tpe", "bayes"), ("random", "bayes")], None)
+
+
+def _analyse_racing(rows: list[dict[str, Any]]) -> None:
+    by: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    nfits: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+    for r in rows:
+        by[(r["cell"], r["seed"])][r["v"]] = r["test"]
+        nfits[(r["cell"], r["seed"])][r["v"]] = r["fits"]
+    _paired_print(by, [("bayes-folds", "bayes"), ("tpe-folds", "tpe"), ("bayes-median", "bayes"), ("tpe", "bayes")],
+                  nfits)
+
+
+def _paired_print(by: dict[Any, dict[str, float]], pairs: list[tuple[str, str]], nfits: Any) -> None:
+    for a, b in pairs:
+        ks = [k for k, v in by.items() if a in v and b in v]
+        x = np.array([by[k][a] - by[k][b] for k in ks])
+        if len(x) < 2:
+            continue
+        ratio = f", fits {sum(nfits[k][a] for k in ks) / sum(nfits[k][b] for k in ks):.2f}" if nfits else ""
+        print(f"{a} - {b}: n={len(x)} mean {x.mean():+.4f} (se {x.std(ddof=1) / np.sqrt(len(x)):.4f}), "
+              f"better {(x > 0).sum()}, worse {(x < 0).sum()}{ratio}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["selection", "racing"], default="selection")
+    ap.add_argument("--cells", nargs="+", default=[c.name for c in B.cells()])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10, 20)))
+    ap.add_argument("--samplers", nargs="+", default=["bayes", "random", "tpe"])
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--analyse", type=Path, default=None)
+    args = ap.parse_args()
+    if args.analyse:
+        analyse(args.analyse)
+        return 0
+    out = args.out or B.HERE / "results" / f"sklearn-dev-{args.mode}.jsonl"
+    run(args.mode, args.cells, args.seeds, args.samplers, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
