@@ -33,13 +33,13 @@ def history(n: int, seed: int = 0) -> list[FrozenTrial]:
 
 def test_the_rule_focuses_only_with_many_parameters_enough_trials_and_not_on_exploring_turns() -> None:
     rule = FocusRule()
-    theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0, 3.0, 3.0, 3.0]), 0.0, -4.0]  # 2 short lengthscales of 8
-    assert rule.relevant(theta, 8, 16, 1).tolist() == [True, False, True] + [False] * 5
-    assert rule.relevant(theta, 8, 15, 1) is None  # fewer than 2 trials per parameter
-    assert rule.relevant(theta, 8, 16, 4) is None  # every fourth suggestion searches the whole space
-    assert rule.relevant(theta[2:], 6, 100, 1) is None  # 6 parameters: too few to focus
-    flat = np.r_[np.full(8, np.log(0.5)), 0.0, -4.0]
-    assert rule.relevant(flat, 8, 100, 1) is None  # every parameter relevant: the whole space
+    theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]  # 2 short lengthscales of 12
+    assert rule.relevant(theta, 12, 24, 1).tolist() == [True, False, True] + [False] * 9
+    assert rule.relevant(theta, 12, 23, 1) is None  # fewer than 2 trials per parameter
+    assert rule.relevant(theta, 12, 24, 4) is None  # every fourth suggestion searches the whole space
+    assert rule.relevant(theta[2:], 10, 100, 1) is None  # 10 parameters: too few to focus
+    flat = np.r_[np.full(12, np.log(0.5)), 0.0, -4.0]
+    assert rule.relevant(flat, 12, 100, 1) is None  # every parameter relevant: the whole space
 
 
 def test_the_focused_optimizer_moves_only_the_relevant_coordinates() -> None:

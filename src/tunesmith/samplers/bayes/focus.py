@@ -31,7 +31,7 @@ from .options import BayesOptions
 class FocusRule:
     """When and where the acquisition is searched in the subspace of relevant parameters."""
 
-    min_dims: int = 8
+    min_dims: int = 12
     per_dim: float = 2.0
     ratio: float = 0.1
     explore: float = 0.25

@@ -31,7 +31,7 @@ class BayesOptions:
         branch_design: in conditional spaces, a branch (trials sharing the
             same active parameters) with fewer than 1 + its numeric parameters
             trials gets its next quasi-random point instead of the model's.
-        focus: with many parameters (8 or more) and enough trials (2 per
+        focus: with many parameters (12 or more) and enough trials (2 per
             parameter), maximize the acquisition over the parameters whose
             learned lengthscales say they matter, the others held at the best
             trial's values, three suggestions in four (:mod:`.focus`).
