@@ -78,6 +78,7 @@ def plan_focus(
     """The :class:`FocusPlan` of :meth:`Study.focus <tunesmith.Study.focus>` (nothing is written)."""
     if carry not in CARRY:
         raise ValueError(f"carry must be one of {list(CARRY)}, got {carry!r}")
+    _check_request(keep, threshold)
     complete = best_first(study)
     if not complete:
         raise ValueError(f"study {study.name!r} has no complete trial yet: focus fixes parameters at the best "
@@ -107,15 +108,18 @@ def total_importance(imp: Importances) -> dict[str, float]:
     return total
 
 
-def _chosen(space: Space, keep: Sequence[str] | None, threshold: float | None,
-            scores: Mapping[str, float]) -> list[str]:
+def _check_request(keep: Sequence[str] | None, threshold: float | None) -> None:
     if (keep is None) == (threshold is None):
         raise ValueError("focus needs keep=[names] or threshold=<importance>, one of the two")
+    if threshold is not None and not 0 <= threshold < 1:
+        raise ValueError(f"threshold is a fraction of the importance in [0, 1), got {threshold!r}")
+
+
+def _chosen(space: Space, keep: Sequence[str] | None, threshold: float | None,
+            scores: Mapping[str, float]) -> list[str]:
     if keep is not None:
         return _checked_keep(space, keep)
     assert threshold is not None
-    if not 0 <= threshold < 1:
-        raise ValueError(f"threshold is a fraction of the importance in [0, 1), got {threshold!r}")
     names = [n for n in space.free if scores.get(n, 0.0) >= threshold]
     if not names:
         top = max(scores.items(), key=lambda kv: kv[1], default=("-", 0.0))
