@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,29 +89,45 @@ def design(
     """
     names = _names(space, params)
     sign = Direction.parse(direction).sign()
-    left_out: Counter[str] = Counter(t.state.value for t in trials if t.state is not TrialState.COMPLETE)
-    done = [t for t in trials if t.state is TrialState.COMPLETE]
-    known = set(space)
-    cols = [encode_column(space[n], [t.params.get(n, ABSENT) for t in done]) for n in names]
-    bad = np.array([not known.issuperset(t.params) for t in done], dtype=bool)
+    left_out: Counter[str] = Counter()
+    done: list[FrozenTrial] = []
+    for t in trials:
+        if t.state is TrialState.COMPLETE:
+            done.append(t)
+        else:
+            left_out[t.state.value] += 1
+    params_of = [t.params for t in done]
+    cols = [encode_column(space[n], [p.get(n, ABSENT) for p in params_of]) for n in names]
+    bad = _unknown_names(space, params_of)
     for n, (u, wrong) in zip(names, cols, strict=True):
         bad |= wrong | (np.isnan(u) & (not space[n].when))  # an unconditional parameter is never absent
-    if bad.any():
-        left_out["outside the space"] += int(bad.sum())
-    kept = [t for t, b in zip(done, bad, strict=True) if not b]
-    if len(kept) < min_trials:
+    n_bad = int(bad.sum())
+    if n_bad:
+        left_out["outside the space"] += n_bad
+    if len(done) - n_bad < min_trials:
         raise ValueError(
-            f"importance needs at least {min_trials} complete trials, got {len(kept)} "
+            f"importance needs at least {min_trials} complete trials, got {len(done) - n_bad} "
             f"(left out: {dict(left_out) or 'none'}); run more trials first"
         )
-    X = np.stack([u[~bad] for u, _ in cols], axis=1)
+    X = np.stack([u for u, _ in cols], axis=1)
+    y = sign * np.fromiter((t.value for t in done), float, len(done))
+    if n_bad:
+        X, y = X[~bad], y[~bad]
     columns = tuple(_column(space, n, X[:, j]) for j, n in enumerate(names))
     rng = np.random.default_rng(seed)
     for j, c in enumerate(columns):
-        holes = np.isnan(X[:, j])
-        X[holes, j] = c.draw(rng, int(holes.sum()))
-    y = np.array([sign * float(t.value) for t in kept])  # type: ignore[arg-type]
+        if c.inactive:
+            holes = np.isnan(X[:, j])
+            X[holes, j] = c.draw(rng, int(holes.sum()))
     return Design(X, y, columns, dict(left_out))
+
+
+def _unknown_names(space: Space, params_of: list[Mapping[str, Any]]) -> np.ndarray:
+    """Which trials name a parameter the space does not have (another space's trials)."""
+    known = set(space)
+    if known.issuperset(set().union(*params_of)):  # the common case: one pass in C
+        return np.zeros(len(params_of), dtype=bool)
+    return np.array([not known.issuperset(p) for p in params_of], dtype=bool)
 
 
 def encode_column(p: Param, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +174,27 @@ def _unit(p: Param, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _encode_choices(p: Param, values: list[Any], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    try:  # the common case, hashable values: each distinct value placed once
+        keys = [(v.__class__, v) for v in values]
+        place = {key: _choice_unit(p, key[1]) for key in set(keys)}
+    except TypeError:
+        return _encode_choices_slowly(p, values, present)
+    x = np.fromiter((place[key] for key in keys), float, len(keys))
+    x[~present] = np.nan
+    return x, present & np.isnan(x)
+
+
+def _choice_unit(p: Param, v: Any) -> float:
+    """A choice's position on the unit scale, NaN for a value that is not a choice."""
+    if v is ABSENT:
+        return math.nan
+    try:
+        return (p.index(v) + 0.5) / int(p.n_values)  # type: ignore[attr-defined]
+    except (ValueError, TypeError):
+        return math.nan
+
+
+def _encode_choices_slowly(p: Param, values: list[Any], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.full(len(values), np.nan)
     wrong = np.zeros(len(values), dtype=bool)
     k = int(p.n_values)

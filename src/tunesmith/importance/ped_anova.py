@@ -18,6 +18,7 @@ their standard deviation over ``n_bootstrap`` resamples of the trials.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -77,19 +78,18 @@ def _divergence(x: np.ndarray, n_good: int, column: Column, options: PedAnovaOpt
         k = _one_hot(x, column.choices)
         p, q = _smooth(w_good @ k, options.prior, n_good), _smooth(w_all @ k, options.prior, len(x))
     else:
-        fine, hist_good, hist_all = _fine_histograms(x, options.bins, w_good, w_all)
-        p = hist_good @ _gaussian(fine, _bandwidth(x[:n_good], options.bins), options.bins)
-        q = hist_all @ _gaussian(fine, _bandwidth(x, options.bins), options.bins)
+        hist_good, hist_all = _fine_histograms(x, options.bins, w_good, w_all)
+        p = _smoothed(hist_good, _bandwidth(x[:n_good], options.bins), options.bins)
+        q = _smoothed(hist_all, _bandwidth(x, options.bins), options.bins)
     return np.maximum(0.0, np.sum(p * p / np.maximum(q, 1e-12), axis=1) - 1.0)
 
 
 def _fine_histograms(x: np.ndarray, bins: int, *weights: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The values rounded to ``SUBCELLS`` sub-cells per cell: the sub-cells' centres, and each
-    weighting's mass on them, (weightings, sub-cells), so kernels are computed per sub-cell."""
+    """The values rounded to ``SUBCELLS`` sub-cells per cell: each weighting's mass on the
+    sub-cells, (weightings, sub-cells), so kernels are computed per sub-cell."""
     n_fine = bins * SUBCELLS
     idx = np.minimum((x * n_fine).astype(int), n_fine - 1)
-    hists = [np.stack([np.bincount(idx, weights=row, minlength=n_fine) for row in w]) for w in weights]
-    return ((np.arange(n_fine) + 0.5) / n_fine, *hists)
+    return tuple(np.stack([np.bincount(idx, weights=row, minlength=n_fine) for row in w]) for w in weights)
 
 
 SUBCELLS = 8  # the values' rounding: 1/400 of the range with 50 cells, far below any bandwidth
@@ -100,11 +100,24 @@ def _bandwidth(x: np.ndarray, bins: int) -> float:
     return max(1.06 * float(np.std(x)) * len(x) ** -0.2, 1.0 / bins)
 
 
-def _gaussian(x: np.ndarray, h: float, bins: int) -> np.ndarray:
-    """Each value's Gaussian kernel over the cells, cut to [0, 1] (rows sum to 1)."""
-    centers = (np.arange(bins) + 0.5) / bins
-    k = np.exp(-0.5 * ((centers[None, :] - x[:, None]) / h) ** 2)
-    return k / k.sum(axis=1, keepdims=True)
+def _smoothed(hist: np.ndarray, h: float, bins: int) -> np.ndarray:
+    """``hist`` (weightings, sub-cells) spread over the cells by each sub-cell's Gaussian
+    kernel of bandwidth ``h``, cut to [0, 1] (each kernel sums to 1), (weightings, cells).
+
+    A cell's centre minus a sub-cell's centre is ``(SUBCELLS i - k + (SUBCELLS - 1) / 2) / n_fine``:
+    the kernel matrix takes its values from one row of the ``2 n_fine`` possible offsets."""
+    lag, offsets = _lags(bins)
+    k = np.exp(-0.5 * (offsets / h) ** 2)[lag]  # (sub-cells, cells)
+    return (hist / k.sum(axis=1)) @ k
+
+
+@cache
+def _lags(bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each (sub-cell, cell) pair's offset, and the offsets."""
+    n_fine = bins * SUBCELLS
+    lag = SUBCELLS * np.arange(bins)[None, :] - np.arange(n_fine)[:, None] + n_fine
+    offsets = (np.arange(2 * n_fine) - n_fine + (SUBCELLS - 1) / 2) / n_fine
+    return lag, offsets
 
 
 def _one_hot(x: np.ndarray, choices: int) -> np.ndarray:

@@ -240,6 +240,14 @@ class Space(Mapping[str, Param]):
         canon = self.validate(config)
         return json.dumps({n: canon[n] for n in sorted(canon)}, sort_keys=True, default=repr)
 
+    def fix(self, values: Mapping[str, Any]) -> Space:
+        """A new space with each parameter of ``values`` fixed at its value; a parameter
+        whose condition can no longer hold is dropped, one that now always holds is
+        removed (:mod:`tunesmith.space.narrow`)."""
+        from .narrow import fix
+
+        return fix(self, values)
+
     # -- grids --------------------------------------------------------------
     def grid(self, points: Mapping[str, Any] | None = None) -> list[Config]:
         """Every configuration of the grid, conditional-aware.

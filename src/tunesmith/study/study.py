@@ -668,6 +668,20 @@ class Study:
 
         return copy_study(self, name, storage)
 
+    def focus(self, keep: Sequence[str] | None = None, *, threshold: float | None = None, name: str | None = None,
+              storage: str | Storage | None = None, carry: str = "all", method: str = "fanova",
+              seed: int | None = None) -> Study:
+        """Start a study (``name``, default ``"<name>-focus"``) in the space of the parameters
+        that matter: ``keep`` names them, or ``threshold`` keeps those whose importance
+        (``method``; main effect plus pairs) is at least that. The others are fixed at the best
+        trial's values; the complete trials are carried over (``carry``: "all", "exact" or
+        "none"; see :mod:`tunesmith.study.focus`), the best first. Returns the new study;
+        ``tunesmith.study.focus.plan_focus`` shows the plan without writing."""
+        from .focus import focus_study
+
+        return focus_study(self, keep=keep, threshold=threshold, name=name, storage=storage, carry=carry,
+                           method=method, seed=seed)[0]
+
     def rename(self, new_name: str) -> None:
         """Rename the study in its storage (ValueError if the name is taken).
         Other processes that have it open must open it again by its new name."""

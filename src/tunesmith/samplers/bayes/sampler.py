@@ -29,8 +29,8 @@ from ..base import Sampler, Suggestion
 from .acquisition import Acquisition, PriorDensity
 from .design import initial_point
 from .encoding import Encoding, canonical, row_keys
+from .focus import acq_optimizer
 from .model import GP, Prior, fit_theta_value, power_warp, warp
-from .optimizer import AcqOptimizer
 from .options import BayesOptions
 
 
@@ -134,7 +134,8 @@ class BayesSampler(Sampler):
         weight = self.options.prior_beta / max(len(obs), 1) if prior is not None else 0.0
         acq = Acquisition(gp, best, prior, weight)
         anchors = U_obs[np.argsort(loss[: len(done)], kind="stable")[:5]]
-        found = AcqOptimizer(space, enc, self.options, self.rng).maximize(acq, anchors)
+        found = acq_optimizer(space, enc, self.options, self.rng, theta=theta, n_obs=len(obs), index=len(trials),
+                              anchors=anchors).maximize(acq, anchors)
         near = self._pending_rows(space, trials)
         for u, key in zip(found.U, row_keys(found.U), strict=True):
             if key in taken or not np.isfinite(u[~np.isnan(u)]).all():

@@ -1,0 +1,35 @@
+"""``tunesmith focus``: a new study in the space of the parameters that matter."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..importance import METHODS
+from ..study.focus import CARRY, focus_study
+from .commands import _load, add_storage_arg
+
+
+def add_focus_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--keep", nargs="+", metavar="PARAM", help="the parameters to keep searching")
+    which.add_argument("--threshold", type=float,
+                       help="keep the parameters whose importance (main effect plus pairs) is at least this")
+    p.add_argument("--to", dest="new_name", help="the new study's name (default: NAME-focus)")
+    add_storage_arg(p)
+    p.add_argument("--to-storage", help="database URL of the new study (default: the same storage)")
+    p.add_argument("--carry", choices=CARRY, default="all",
+                   help="which complete trials to carry over: all (default), exact (fixed parameters equal "
+                        "the best's), none")
+    p.add_argument("--method", choices=METHODS, default="fanova", help="importance method for --threshold")
+
+
+def cmd_focus(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage, write=args.to_storage is None)
+    new, plan = focus_study(study, keep=args.keep, threshold=args.threshold, name=args.new_name,
+                            storage=args.to_storage, carry=args.carry, method=args.method, seed=None)
+    print(plan.summary(study.name))
+    print(f"created study {new.name!r} in {new.storage.display_url} ({len(plan.keep)} free parameters); "
+          f"run it with `tunesmith run FILE --name {new.name}` (a study file without `space:` uses the stored "
+          f"one) or Study.load({new.name!r}, storage).optimize(objective, ...)")
+    return 0

@@ -1,0 +1,76 @@
+"""The Bayesian sampler's automatic focus: the parameters that matter are searched,
+the others stay at the best trial's values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+from tunesmith.samplers.bayes import BayesOptions
+from tunesmith.samplers.bayes.acquisition import Acquisition
+from tunesmith.samplers.bayes.encoding import Encoding
+from tunesmith.samplers.bayes.focus import FocusedOptimizer, FocusRule
+from tunesmith.samplers.bayes.model import GP
+from tunesmith.trial import Direction, FrozenTrial, TrialState
+
+D = 12
+EFFECTIVE = (1, 6, 10)
+SPACE = ts.Space({f"x{i:02d}": ts.Float(0.0, 1.0) for i in range(D)})
+
+
+def loss(u: np.ndarray) -> float:
+    return float(sum(w * (u[j] - 0.3) ** 2 for w, j in zip((3.0, 2.0, 1.0), EFFECTIVE, strict=True)))
+
+
+def history(n: int, seed: int = 0) -> list[FrozenTrial]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, u in enumerate(rng.random((n, D))):
+        out.append(FrozenTrial(i, TrialState.COMPLETE, SPACE.decode(u), loss(u)))
+    return out
+
+
+def test_the_rule_focuses_only_with_many_parameters_enough_trials_and_not_on_exploring_turns() -> None:
+    rule = FocusRule()
+    theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]  # 2 short lengthscales of 12
+    assert rule.relevant(theta, 12, 24, 1).tolist() == [True, False, True] + [False] * 9
+    assert rule.relevant(theta, 12, 23, 1) is None  # fewer than 2 trials per parameter
+    assert rule.relevant(theta, 12, 24, 4) is None  # every fourth suggestion searches the whole space
+    assert rule.relevant(theta[2:], 10, 100, 1) is None  # 10 parameters: too few to focus
+    flat = np.r_[np.full(12, np.log(0.5)), 0.0, -4.0]
+    assert rule.relevant(flat, 12, 100, 1) is None  # every parameter relevant: the whole space
+
+
+def test_the_focused_optimizer_moves_only_the_relevant_coordinates() -> None:
+    trials = history(30)
+    U = SPACE.encode_many([t.params for t in trials])
+    y = np.array([t.value for t in trials], dtype=float)
+    enc = Encoding.of(SPACE)
+    gp = GP(*enc.to_gp(U), (y - y.mean()) / y.std(), np.r_[np.zeros(D), 0.0, -4.0], enc.is_cat, False)
+    relevant = np.isin(np.arange(D), EFFECTIVE)
+    incumbent = U[int(np.argmin(y))]
+    opt = FocusedOptimizer(SPACE, enc, BayesOptions(), np.random.default_rng(0), relevant, incumbent)
+    found = opt.maximize(Acquisition(gp, float(((y - y.mean()) / y.std()).min()), None, 0.0), U[np.argsort(y)[:5]])
+    assert np.array_equal(found.U[:, ~relevant], np.broadcast_to(incumbent[~relevant], found.U[:, ~relevant].shape))
+    assert np.ptp(found.U[:, relevant], axis=0).min() > 0.1  # while the relevant ones are searched
+
+
+@pytest.mark.parametrize("focus", [True, False])
+def test_the_sampler_learns_which_parameters_matter_and_holds_the_others(focus: bool) -> None:
+    trials = history(41)
+    best = min(trials, key=lambda t: float(t.value))  # type: ignore[arg-type]
+    sampler = ts.samplers.BayesSampler(seed=0, focus=focus)
+    params = sampler.suggest(SPACE, trials, Direction.MINIMIZE).params  # trial 41: a focused turn
+    held = [f"x{i:02d}" for i in range(D) if i not in EFFECTIVE]
+    same = sum(params[n] == best.params[n] for n in held)
+    assert same == (len(held) if focus else 0)
+    moved = [f"x{i:02d}" for i in EFFECTIVE]
+    assert all(params[n] != best.params[n] for n in moved)
+
+
+def test_focus_is_an_option_that_can_be_turned_off_and_is_recorded() -> None:
+    assert BayesOptions().focus is True
+    assert ts.samplers.BayesSampler(focus=False).describe()["focus"] is False
+    with pytest.raises(TypeError, match="unknown BayesSampler option"):
+        ts.samplers.BayesSampler(focuss=False)  # type: ignore[arg-type]

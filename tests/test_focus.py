@@ -1,0 +1,125 @@
+"""study.focus: a study in the space of the parameters that matter, warm-started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.cli import main
+from tunesmith.study.focus import plan_focus
+from tunesmith.trial import TrialState
+
+WEIGHTS = {"a": 4.0, "b": 3.0, "c": 2.0, "d": 2.0}  # then four parameters with no effect at all
+SPACE = {**{n: ts.Float(0.0, 1.0) for n in WEIGHTS}, **{f"z{i}": ts.Float(0.0, 1.0) for i in range(4)}}
+
+
+def quadratic(trial: ts.Trial) -> float:
+    return sum(w * (trial.params[n] - 0.3) ** 2 for n, w in WEIGHTS.items())
+
+
+def searched(storage: str | None = None, n: int = 80) -> ts.Study:
+    study = ts.Study(SPACE, sampler="random", seed=3, storage=storage, name="wide")
+    study.optimize(quadratic, n_trials=n)
+    return study
+
+
+def test_threshold_keeps_the_effective_parameters_and_the_focused_search_improves(storage_url: str | None) -> None:
+    wide = searched(storage_url)
+    best = wide.best_trial
+    narrow = wide.focus(threshold=0.05, seed=1)
+    assert narrow.space.free == ("a", "b", "c", "d")
+    assert {n: narrow.space[n].value for n in ("z0", "z1", "z2", "z3")} == {f"z{i}": best.params[f"z{i}"]
+                                                                           for i in range(4)}
+    carried = narrow.trials
+    assert len(carried) == 80 and all(t.state is TrialState.COMPLETE for t in carried)
+    assert carried[0].params == best.params and carried[0].attrs["focus_source"] == {
+        "study": "wide", "number": best.number, "exact": True}
+    assert narrow.best_value == wide.best_value and narrow.name == "wide-focus"
+    narrow.sampler = ts.samplers.BayesSampler(seed=0)
+    narrow.optimize(quadratic, n_trials=20)
+    assert narrow.best_value < 0.5 * wide.best_value
+    assert wide.space.validate(narrow.best_params) == narrow.best_params  # a whole configuration of the old space
+
+
+def test_keep_with_exact_carry_takes_the_trials_that_share_the_fixed_values() -> None:
+    space = {"x": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b", "c"])}
+    wide = ts.Study(space, sampler="random", seed=0)
+    wide.optimize(lambda t: (t.params["x"] - 0.5) ** 2 + (t.params["k"] == "b") * 0.1, n_trials=30)
+    k = wide.best_params["k"]
+    same = sum(t.params["k"] == k for t in wide.trials)
+    exact = wide.focus(["x"], carry="exact", name="exact")
+    assert exact.space.free == ("x",) and len(exact.trials) == same < 30
+    assert all(t.params["k"] == k and t.attrs["focus_source"]["exact"] for t in exact.trials)
+    assert len(wide.focus(["x"], name="all").trials) == 30
+    assert len(wide.focus(["x"], carry="none", name="none").trials) == 0
+    assert plan_focus(wide, keep=["x"], carry="exact").skipped == 30 - same
+
+
+def svm_study() -> ts.Study:
+    space = {
+        "kernel": ts.Categorical(["linear", "poly", "rbf"]),
+        "C": ts.Float(1e-3, 1e3, log=True),
+        "gamma": ts.Float(1e-4, 10.0, log=True, when={"kernel": ["poly", "rbf"]}),
+        "degree": ts.Int(2, 5, when={"kernel": ["poly"]}),
+    }
+    study = ts.Study(space, sampler="random", seed=2, name="svm")
+    for kernel, C, gamma, degree, value in [("rbf", 1.0, 0.1, None, 0.1), ("poly", 10.0, 0.01, 3, 0.2),
+                                            ("linear", 0.1, None, None, 0.3), ("rbf", 5.0, 1.0, None, 0.4),
+                                            ("poly", 1.0, 1.0, 4, 0.5)]:
+        params = {"kernel": kernel, "C": C, "gamma": gamma, "degree": degree}
+        study.add_trial({k: v for k, v in params.items() if v is not None}, value)
+    return study
+
+
+def test_conditional_parameters_follow_the_fixed_parent() -> None:
+    study = svm_study()  # the best trial is an rbf
+    narrow = study.focus(["C", "gamma"])
+    assert narrow.space.free == ("C", "gamma") and "degree" not in narrow.space  # never active at rbf
+    assert len(narrow.trials) == 4  # the linear trial has no gamma: not a configuration of the new space
+    assert narrow.trials[0].params == {"kernel": "rbf", "C": 1.0, "gamma": 0.1}
+    with pytest.raises(ValueError, match=r"cannot keep \['degree'\]: .* never active \(degree needs "
+                                         r"\{'kernel': \('poly',\)\}\); keep their parents too"):
+        study.focus(["C", "degree"], name="bad")
+    by_kernel = study.focus(["kernel"], name="k")  # degree is inactive at the best: fixed at the best poly's
+    assert by_kernel.space["degree"] == ts.Fixed(3, when={"kernel": ["poly"]})
+    assert by_kernel.space["C"] == ts.Fixed(1.0) and by_kernel.space["gamma"].value == 0.1
+
+
+def test_bad_requests_say_what_to_pass() -> None:
+    study = svm_study()
+    cases = [
+        (dict(keep=["nope"]), r"keep names unknown parameter\(s\) \['nope'\]; the space's free parameters are"),
+        (dict(keep=["C"], threshold=0.1), "focus needs keep=\\[names\\] or threshold=<importance>, one of the two"),
+        (dict(), "one of the two"),
+        (dict(keep=[]), "keep names no parameter"),
+        (dict(threshold=0.99), r"no parameter has importance >= 0.99 \(the largest: "),
+        (dict(threshold=1.5), r"threshold is a fraction of the importance in \[0, 1\)"),
+        (dict(keep=["C"], carry="some"), r"carry must be one of \['all', 'exact', 'none'\]"),
+        (dict(keep=["C"], name="svm"), "a study named 'svm' already exists"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            study.focus(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="keep is a list of parameter names, got the string 'C'; write keep=\\['C'\\]"):
+        study.focus("C")  # type: ignore[arg-type]
+    fixed = ts.Study({"x": ts.Float(0, 1), "n": 3}, sampler="random", seed=0)
+    with pytest.raises(ValueError, match=r"study '.*' has no complete trial yet"):
+        fixed.focus(["x"])
+    fixed.add_trial({"x": 0.5}, 1.0)
+    with pytest.raises(ValueError, match=r"keep names fixed parameter\(s\) \['n'\]: they are constants already"):
+        fixed.focus(["n"])
+
+
+def test_cli_focus_creates_the_study_and_reports_what_it_carried(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    searched(url, n=30)
+    assert main(["focus", "wide", "--keep", "a", "b", "--to", "ab", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "focus on ['a', 'b'] of study 'wide': fixed c=" in out and "carried 30 trials" in out
+    stored = ts.Study.load("ab", url)
+    assert stored.space.free == ("a", "b") and len(stored.trials) == 30
+    assert main(["focus", "wide", "--keep", "q", "--storage", url]) == 2
+    assert "keep names unknown parameter(s) ['q']" in capsys.readouterr().err
