@@ -283,14 +283,14 @@ def worker(parts: list[tuple[str, str, str | None]], opts: dict[str, Any]) -> No
     }
     out: dict[str, Any] = {"tunesmith": ts.__file__, "parts": []}
     turn()  # imported: the driver starts the measurements once both sides are here
-    try:
-        for group, storage, url in parts:
-            t0 = time.perf_counter()
-            metrics = works[group](url)
-            out["parts"].append({"group": group, "storage": storage, "metrics": metrics,
-                                 "seconds": time.perf_counter() - t0})
-    except Exception:  # noqa: BLE001 - reported to the driver, which goes on with the other rows
-        out["error"] = f"{group}/{storage}: " + traceback.format_exc()[-1500:]
+    for group, storage, url in parts:
+        t0 = time.perf_counter()
+        part: dict[str, Any] = {"group": group, "storage": storage}
+        try:
+            part["metrics"] = works[group](url)
+        except Exception:  # noqa: BLE001 - reported as this part's error; the next parts still run
+            part["error"] = traceback.format_exc()[-1500:]
+        out["parts"].append({**part, "seconds": time.perf_counter() - t0})
     turn.send("result " + json.dumps(out))
 
 
@@ -420,9 +420,12 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
                 for side, res in pair.items():
                     for part in res.get("parts", []):
                         runs.append({"round": r, "side": side, **part})
-                    if "error" in res:
-                        runs.append({"round": r, "side": side, "error": res["error"]})
-                        print(f"[round {r + 1}/{args.rounds}] {side} FAILED: {res['error']}", file=sys.stderr)
+                    if "error" in res:  # the process pair itself failed
+                        runs.append({"round": r, "side": side, "group": "+".join(g for g, _ in entry),
+                                     "storage": "", "error": res["error"]})
+                    for run in [p for p in res.get("parts", []) if "error" in p] + ([res] if "error" in res else []):
+                        print(f"[round {r + 1}/{args.rounds}] {side} {run.get('group', '')}/{run.get('storage', '')} "
+                              f"FAILED: {run['error']}", file=sys.stderr)
                 done = ", ".join(f"{p['group']}/{p['storage']} {p['seconds']:.1f} s" for p in res.get("parts", []))
                 print(f"[round {r + 1}/{args.rounds}] {res['wall_s']:.1f} s for both sides (the last: {done})",
                       file=sys.stderr, flush=True)
@@ -490,7 +493,8 @@ def markdown(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         )
     for r in result["runs"]:
         if "error" in r:
-            lines.append(f"\nFAILED in round {r['round'] + 1}, {r['side']}: {r['error'].strip().splitlines()[-1]}")
+            lines.append(f"\nFAILED in round {r['round'] + 1}, {r['side']}, {r['group']}/{r['storage']}: "
+                         f"{r['error'].strip().splitlines()[-1]}")
     return "\n".join(lines)
 
 
@@ -526,6 +530,12 @@ def main() -> None:
         if tree is None or not (tree / "tunesmith" / "__init__.py").is_file():
             ap.error(f"--{side} must be the src folder of a tunesmith checkout (holding tunesmith/__init__.py), "
                      f"got {tree}")
+    for name in ("rounds", "history", "sobol_history", "pg_history", "queue", "trials", "lost", "hb_trials",
+                 "pause_trials", "reps", "block"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.lost < 2:
+        ap.error(f"--lost must be at least 2 (one re-queued copy is popped by the first ask), got {args.lost}")
     args.load_start = os.getloadavg()
     result = drive(args)
     rows = summarize(result)
