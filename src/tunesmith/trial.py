@@ -93,7 +93,7 @@ class SystemState:
     def from_dict(cls, data: Mapping[str, Any] | None) -> SystemState:
         """Read back :meth:`to_dict`; a key or a type this version does not know is refused."""
         if not data:
-            return _NO_SYSTEM
+            return NO_SYSTEM
         known = {f.name: f for f in _SYSTEM_FIELDS}
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -109,7 +109,8 @@ class SystemState:
 
 
 _SYSTEM_FIELDS = dataclasses.fields(SystemState)
-_NO_SYSTEM = SystemState()
+#: the bookkeeping of a trial the study never resumed, held or re-queued (shared, immutable)
+NO_SYSTEM = SystemState()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +145,7 @@ class FrozenTrial:
     completed: float | None = None
     heartbeat: float | None = None
     trial_id: int = -1
-    system: SystemState = _NO_SYSTEM
+    system: SystemState = NO_SYSTEM
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", TrialState(self.state))

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..exceptions import DuplicateStudyError, StudyNotFound, TrialFinishedError, TrialNotFound
-from ..trial import Direction, FrozenTrial, SystemState, TrialState
+from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import Storage, StudyRecord, check_study_name
 
 
@@ -89,7 +89,7 @@ class MemoryStorage(Storage):
                 heartbeat=now if running else None,
                 attrs=dict(attrs or {}),
                 trial_id=next(self._ids),
-                system=system or SystemState(),
+                system=system or NO_SYSTEM,
             )
             trials.append(t)
             self._index(study_id, None, t)
@@ -136,6 +136,8 @@ class MemoryStorage(Storage):
                 if not live:
                     return []
                 numbers = live if min_number == 0 else [n for n in live if n >= min_number]
+                if limit == 1:  # the head of the queue
+                    return [trials[min(numbers)]] if numbers else []
                 numbers = sorted(numbers) if limit is None else heapq.nsmallest(limit, numbers)
                 return [trials[n] for n in numbers]
             return list(out if limit is None else out[:limit])

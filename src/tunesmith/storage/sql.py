@@ -35,7 +35,7 @@ from ..exceptions import (
     TrialFinishedError,
     TrialNotFound,
 )
-from ..trial import Direction, FrozenTrial, SystemState, TrialState
+from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import Storage, StudyRecord, check_study_name
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
@@ -130,7 +130,7 @@ def _trial_values(t: FrozenTrial) -> dict[str, Any]:
         "value": _finite_or_none(t.value),
         "intermediate": _dumps({str(k): v for k, v in t.intermediate.items()}),
         "attrs": _dumps(dict(t.attrs)),
-        "system": _dumps(t.system.to_dict()),
+        "system": "{}" if t.system is NO_SYSTEM else _dumps(t.system.to_dict()),
         "error": t.error,
         "worker": t.worker,
         "started": t.started,
@@ -601,7 +601,7 @@ class SQLStorage(Storage):
             started=now if running else None,
             heartbeat=now if running else None,
             attrs=dict(attrs or {}),
-            system=system or SystemState(),
+            system=system or NO_SYSTEM,
         )
         values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(template)}
         returning = not self.is_sqlite  # SQLite: cursor.lastrowid works on every version

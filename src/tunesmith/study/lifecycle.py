@@ -27,8 +27,8 @@ from ..trial import FrozenTrial, SystemState, TrialState
 #: a trial whose worker dies each time it is resumed is held at most this often, then failed
 MAX_HOLDS = 3
 
-#: waiting trials read at once when starting one (more only if other workers took all of them)
-_QUEUE_HEAD = 4
+#: waiting trials read at once when starting one (read again if other workers took them first)
+_QUEUE_HEAD = 1
 
 #: the claim of a lost trial's re-queued copy: at most one copy per trial, whoever re-queues it
 _RETRY_CLAIM = "retry-of:{number}"
