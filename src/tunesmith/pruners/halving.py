@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Decision, Pruner
+from .base import REPORTED_STATES, Decision, Pruner
 from .curves import (
     already_resumed,
     check_curve,
@@ -75,6 +75,7 @@ class ASHA(Pruner):
     """
 
     name = "asha"
+    reads = REPORTED_STATES
 
     def __init__(
         self,
