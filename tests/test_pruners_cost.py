@@ -48,7 +48,7 @@ def test_no_pruner_reads_no_trials() -> None:
 
 def test_asha_reads_the_trials_only_at_its_rungs() -> None:
     reads = reads_per_step(ASHA(max_resource=27))
-    assert [s for s, n in enumerate(reads, 1) if n] == [1, 4, 16]
+    assert [s for s, n in enumerate(reads, 1) if n] == [2, 4, 8, 16]
 
 
 def test_the_median_rule_reads_only_at_the_steps_it_checks() -> None:
