@@ -216,7 +216,7 @@ def _methods() -> dict[str, dict[str, Any]]:
     return out
 
 
-SAMPLERS = {"random": None, "tpe": "tpe", "mf": "multifidelity", "sobol": "sobol", "auto": None}
+SAMPLERS = {"random": None, "rnd": "random", "tpe": "tpe", "mf": "multifidelity", "sobol": "sobol", "auto": None}
 OPTIONS = {"eta": "reduction_factor", "min": "min_resource", "max": "max_resource", "b": "n_brackets"}
 
 
@@ -224,7 +224,8 @@ def parse_ts(name: str) -> dict[str, Any]:
     """A tunesmith row from its name: ``ts-{asha|hyperband|sh}`` then ``-``-separated settings,
     e.g. ``ts-asha-eta3-min3-best-random``: ``eta``/``min``/``max``/``b`` + an integer
     (reduction factor, min_resource, max_resource, n_brackets), a curve (best, last, ema), and
-    last the sampler (random: the shared stream; tpe; sobol; mf: MultiFidelitySampler("tpe");
+    last the sampler (random: the shared stream; rnd: random proposals, mapped to the nearest
+    recorded configuration like every other sampler's; tpe; sobol; mf: MultiFidelitySampler("tpe");
     auto or nothing: the default sampler)."""
     from tunesmith.pruners import make_pruner
 
