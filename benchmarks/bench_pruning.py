@@ -380,6 +380,9 @@ def methods(max_epochs: int, pause_resume: bool = True) -> dict[str, Callable[[M
     if pause_resume:
         out["tunesmith TPE + ASHA (pause/resume)"] = ts_run(mf_tpe, lambda: ASHA(pause=True, **asha))
     out["tunesmith TPE + Hyperband"] = ts_run(mf_tpe, lambda: Hyperband(**asha))
+    # what a user gets without settings: the default sampler, the pruner by name (budget learnt)
+    out["tunesmith defaults: pruner='asha'"] = ts_run(lambda s: None, lambda: "asha")
+    out["tunesmith defaults: pruner='hyperband'"] = ts_run(lambda s: None, lambda: "hyperband")
     for sampler in ("random", "TPE"):
         for pruner in ("SuccessiveHalvingPruner", "HyperbandPruner"):
             out[f"Optuna {sampler} + {pruner}"] = functools.partial(

@@ -81,7 +81,7 @@ def curve_objective(trial: ts.Trial) -> float:
 @pytest.mark.parametrize("kind", EXECUTORS)
 def test_earned_promotions_run_before_optimize_returns(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     study = study_for(kind, tmp_path, request, sampler="random",
-                      pruner=ASHA(max_resource=9, reduction_factor=3, pause=True))
+                      pruner=ASHA(min_resource=1, max_resource=9, reduction_factor=3, pause=True))
     study.optimize(curve_objective, n_trials=12, **jobs(kind))
     promotable = study.pruner.promotable(study.trials, study.direction)
     assert promotable == []  # nothing earned and left waiting

@@ -145,3 +145,19 @@ def test_a_study_runs_its_whole_budget(spec: dict) -> None:
     assert TrialState.COMPLETE in states
     best = study.best_trial
     assert all(best.value <= t.value for t in study.trials_in(TrialState.COMPLETE))
+
+
+def test_what_it_does_not_read_changes_no_decision(spec: dict) -> None:
+    """``pruner.reads`` names the states the study must hand over: dropping every other
+    trial (here a queue of waiting ones) leaves each decision as it was."""
+    pruner = make_pruner(spec)
+    assert TrialState.WAITING not in pruner.reads  # a queue adds nothing to a decision's cost
+    paused = [trial(6 + i, 0.05 * (i + 1), 3, TrialState.PAUSED) for i in range(4)]
+    queued = [FrozenTrial(number=n, state=TrialState.WAITING, params={"rate": 0.5}) for n in range(11, 30)]
+    for upto in range(1, STEPS + 1):
+        me = trial(10, 0.02, upto, TrialState.RUNNING)
+        every = [*history(6), *paused, me, *queued]
+        read = [t for t in every if t.state in pruner.reads]
+        assert pruner.decide(me, read, MIN) == pruner.decide(me, every, MIN)
+        assert pruner.promotable(read, MIN) == pruner.promotable(every, MIN)
+        assert pruner.abandoned(read, MIN) == pruner.abandoned(every, MIN)

@@ -191,7 +191,7 @@ def test_ray_a_promotion_held_by_a_lost_worker_runs_before_optimize_returns(
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
-                  pruner=ASHA(pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
+                  pruner=ASHA(min_resource=1, reduction_factor=4, pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
     study.optimize(_dies_in_its_first_resumed_run, n_trials=2, n_jobs=1, executor="ray")
     first = study.trials[0]  # paused at rung 1 (waiting for a 2nd trial), promoted, its worker died
     assert first.state is TrialState.COMPLETE and first.system.n_resumes == 2
@@ -216,7 +216,7 @@ def test_ray_a_copy_requeued_while_draining_promotions_runs(ray_local: Any, tmp_
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
-                  pruner=ASHA(pause=True, bootstrap_count=2, max_resource=4), heartbeat_interval=1.0,
+                  pruner=ASHA(min_resource=1, reduction_factor=4, pause=True, bootstrap_count=2, max_resource=4), heartbeat_interval=1.0,
                   requeue_failed=True)  # fmt: skip
     seen: list[int] = []
     study.optimize(_dies_resuming_without_a_checkpoint, n_trials=2, n_jobs=1, executor="ray",
@@ -260,7 +260,7 @@ def test_ray_returns_with_a_held_promotion_its_pruner_cannot_resume(ray_local: A
     from tunesmith.storage.base import worker_id
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    first = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s", pruner=ASHA(pause=True))
+    first = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s", pruner=ASHA(min_resource=1, reduction_factor=4, pause=True))
     t = first.ask()
     t.report(1.0, 1)
     t.set_attr("checkpoint", "ck.pt")

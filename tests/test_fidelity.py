@@ -82,7 +82,10 @@ class Recorder(Sampler):
 def test_wrapped_sampler_sees_early_stopped_trials_as_observations() -> None:
     base = Recorder(seed=0)
     study = ts.Study(
-        {"x": ts.Float(0, 1)}, sampler=MultiFidelitySampler(base), pruner="asha", seed=0
+        {"x": ts.Float(0, 1)},
+        sampler=MultiFidelitySampler(base),
+        pruner=ts.pruners.ASHA(min_resource=1, reduction_factor=4),
+        seed=0,
     )
 
     def objective(trial: ts.Trial) -> float:

@@ -100,7 +100,7 @@ def test_xgboost_errors_name_the_fix(data: tuple[Any, ...]) -> None:
     with pytest.raises(ValueError, match="no metric 'auc'.*have \\['logloss'\\]"):
         xgb.train({"eval_metric": "logloss"}, dtrain, 2, evals=[(dvalid, "v")],
                   callbacks=[XGBoostPruningCallback(trial, metric="auc")], verbose_eval=False)
-    pausing = ts.Study(xgboost_space(), pruner=ASHA(pause=True, max_resource=ROUNDS))
+    pausing = ts.Study(xgboost_space(), pruner=ASHA(min_resource=1, reduction_factor=4, pause=True, max_resource=ROUNDS))
     with pytest.raises(ValueError, match="cannot resume a paused trial.*without pause=True"):
         XGBoostPruningCallback(pausing.ask())
 

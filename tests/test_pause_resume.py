@@ -86,7 +86,7 @@ def check_resumed_runs_are_exact(study: ts.Study) -> None:
 
 # -- the study's side ------------------------------------------------------------------
 def test_paused_trial_is_promoted_and_resumed_where_it_stopped(tmp_path: Path) -> None:
-    study = enqueued_study(ASHA(reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
+    study = enqueued_study(ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
     study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=len(LRS))
     states = Counter(t.state for t in study.trials)
     assert TrialState.FAILED not in states and states[TrialState.PAUSED] > 0
@@ -121,7 +121,7 @@ def _restarting_objective(trial: ts.Trial, checkpoint: bool = True) -> float:
 
 
 def test_a_resumed_run_that_starts_over_is_told_how_to_continue() -> None:
-    study = enqueued_study(ASHA(reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
+    study = enqueued_study(ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
     study.optimize(_restarting_objective, n_trials=len(LRS))
     failed = study.trials_in("failed")
     assert failed and all("resumed" in t.error for t in failed), [t.error for t in failed]
@@ -130,7 +130,7 @@ def test_a_resumed_run_that_starts_over_is_told_how_to_continue() -> None:
 
 
 def test_a_pause_without_a_checkpoint_is_warned_once(caplog: pytest.LogCaptureFixture) -> None:
-    study = enqueued_study(ASHA(reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
+    study = enqueued_study(ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(functools.partial(_restarting_objective, checkpoint=False), n_trials=4)
     assert study.trials_in("paused")
@@ -149,7 +149,7 @@ def test_tell_names_the_states_it_takes() -> None:
 
 
 def test_ask_resumes_with_trial_attributes() -> None:
-    study = ts.Study(SPACE, pruner=ASHA(reduction_factor=3, curve="best", pause=True, max_resource=27), seed=1)
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=27), seed=1)
     first = study.ask()
     first.report(0.1, 0)
     first.report(0.1, 1)
@@ -183,7 +183,7 @@ def test_ask_resumes_with_trial_attributes() -> None:
 def test_claim_paused_is_atomic(kind: str, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     shared = MemoryStorage() if kind == "memory" else SQLStorage(url)
-    study = ts.Study(SPACE, storage=shared, name="c", pruner=ASHA(reduction_factor=3, curve="best", pause=True))
+    study = ts.Study(SPACE, storage=shared, name="c", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
     t = study.ask()
     t.report(1.0, 1)
     study.tell(t, state="paused")
@@ -213,7 +213,7 @@ def test_decisions_survive_a_worker_restart(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     folder = str(tmp_path)
     first = enqueued_study(
-        Hyperband(curve="best", n_brackets=3, pause=True, max_resource=N_STEPS, reduction_factor=3), url, "r"
+        Hyperband(min_resource=1, curve="best", n_brackets=3, pause=True, max_resource=N_STEPS, reduction_factor=3), url, "r"
     )
     first.optimize(functools.partial(file_objective, folder=folder), n_trials=6)
     # a new worker: a new Study object on the same file, its pruner rebuilt from the stored config
@@ -242,7 +242,7 @@ def _check_parallel(study: ts.Study, folder: Path) -> None:
 
 
 def test_pause_resume_with_threads_on_memory(tmp_path: Path) -> None:
-    study = ts.Study(SPACE, sampler="random", seed=3, pruner=ASHA(reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
+    study = ts.Study(SPACE, sampler="random", seed=3, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
     study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=30, n_jobs=3)
     _check_parallel(study, tmp_path)
 
@@ -255,7 +255,7 @@ def test_pause_resume_with_processes_on_sqlite(tmp_path: Path) -> None:
         seed=3,
         storage=url,
         name="p",
-        pruner=ASHA(reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS),
+        pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS),
     )
     study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=30, n_jobs=2)
     assert len(study.trials) == 30
@@ -324,7 +324,7 @@ def _run_torch(pruner: Any, folder: Path) -> tuple[ts.Study, dict[Any, Any]]:
 
 def test_torch_trial_resumes_at_its_step_with_identical_weights(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    paused, snaps = _run_torch(ASHA(reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS), tmp_path / "a")
+    paused, snaps = _run_torch(ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS), tmp_path / "a")
     loaded = [k for k in snaps if k[0] == "loaded"]
     assert loaded, "no trial was resumed"
     for _, number, step in loaded:
@@ -347,8 +347,8 @@ def test_torch_trial_resumes_at_its_step_with_identical_weights(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("pruner", "steps", "state"),
     [
-        (ASHA(reduction_factor=3, curve="best", pause=True), [1], "paused"),  # at ASHA's first rung (min_resource=1)
-        (ASHA(reduction_factor=3, curve="best", pause=True), [1, 2], "pruned"),  # past the rung: nothing could ever promote it
+        (ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True), [1], "paused"),  # at ASHA's first rung (min_resource=1)
+        (ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True), [1, 2], "pruned"),  # past the rung: nothing could ever promote it
         ("asha", [1], "pruned"),  # a pruner that does not pause
         (None, [1], "pruned"),
     ],
@@ -416,7 +416,7 @@ def test_synchronous_halving_finishes_its_cohort_and_prunes_the_rest() -> None:
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tmp_path: Path) -> None:
     url = None if kind == "memory" else f"sqlite:///{tmp_path / 'h.db'}"
-    study = ts.Study(SPACE, storage=url, name="h", pruner=ASHA(reduction_factor=3, curve="best", pause=True), heartbeat_interval=60.0,
+    study = ts.Study(SPACE, storage=url, name="h", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True), heartbeat_interval=60.0,
                      requeue_failed=True)  # fmt: skip
     first = study.ask()
     first.report(1.0, 1)
@@ -459,7 +459,7 @@ def _paused_with_checkpoint(study: ts.Study, checkpoint: str = "ck.pt") -> int:
 
 def test_only_a_worker_seen_dead_holds_a_promotion() -> None:
     # fail_worker without dead=True (e.g. Ctrl-C while worker threads still run): failed as before
-    study = ts.Study(SPACE, pruner=ASHA(reduction_factor=3, curve="best", pause=True))
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
     _paused_with_checkpoint(study)
     assert study.ask().is_resumed
     (lost,) = study.fail_worker(worker_id(), "interrupted (KeyboardInterrupt)", requeue=False)
@@ -487,7 +487,7 @@ def test_synchronous_halving_resumes_a_held_trial_instead_of_abandoning_it() -> 
 
 def test_a_trial_paused_again_without_progress_is_pruned() -> None:
     # an objective that raises TrialPaused on resume, before any report, would loop forever
-    study = ts.Study(SPACE, pruner=ASHA(reduction_factor=3, curve="best", pause=True))
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
 
     def objective(trial: ts.Trial) -> float:
         if not trial.is_resumed:
@@ -521,7 +521,7 @@ def _dies_in_its_first_resumed_run(folder: str) -> Any:
 
 def test_a_worker_process_killed_in_a_resumed_trial_loses_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
-    study = ts.Study(SPACE, storage=url, name="k", pruner=ASHA(reduction_factor=3, curve="best", pause=True, max_resource=9),
+    study = ts.Study(SPACE, storage=url, name="k", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9),
                      heartbeat_interval=0.5, requeue_failed=True)  # fmt: skip
     for lr in (0.45, 0.3, 0.05, 0.04, 0.03, 0.02):
         study.enqueue({"lr": lr})
@@ -537,7 +537,7 @@ def test_a_worker_process_killed_in_a_resumed_trial_loses_nothing(tmp_path: Path
 
 def test_a_promoted_trial_judged_lost_by_heartbeat_alone_is_failed(tmp_path: Path) -> None:
     # its worker may be alive and write again: only a failed trial refuses those writes
-    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="s", pruner=ASHA(reduction_factor=3, curve="best", pause=True))
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="s", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
     _paused_with_checkpoint(study, str(tmp_path / "ck.pt"))
     resumed = study.ask()
     assert resumed.is_resumed
@@ -551,7 +551,7 @@ def test_a_trial_is_held_at_most_max_holds_times() -> None:
     # each resumed run reports one step, then kills its worker: bounded, then failed
     from tunesmith.study.lifecycle import MAX_HOLDS
 
-    study = ts.Study(SPACE, pruner=ASHA(reduction_factor=3, curve="best", pause=True))
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
     number = _paused_with_checkpoint(study)
     states = []
     for _ in range(MAX_HOLDS + 1):
@@ -581,7 +581,7 @@ def _dies_on_resume_after_the_grid_ran_out(trial: ts.Trial) -> float:
 
 def test_processes_run_held_promotions_after_the_grid_is_exhausted(tmp_path: Path) -> None:
     study = ts.Study({"x": ts.Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 'g.db'}",
-                     name="g", pruner=ASHA(reduction_factor=3, curve="best", pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
+                     name="g", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
     study.optimize(_dies_on_resume_after_the_grid_ran_out, n_jobs=2, executor="process")
     first = study.trials[0]
     assert first.state is TrialState.COMPLETE and first.system.n_resumes == 2

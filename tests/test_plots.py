@@ -32,7 +32,7 @@ def objective(trial: ts.Trial) -> float:
 @pytest.fixture()
 def study(tmp_path: Path) -> ts.Study:
     s = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 's.db'}", name="curves",
-                 sampler="random", seed=0, pruner=ASHA(reduction_factor=3, curve="best", max_resource=9))
+                 sampler="random", seed=0, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", max_resource=9))
     s.optimize(objective, n_trials=12)
     return s
 
@@ -55,7 +55,7 @@ def test_learning_curves_draw_every_reported_step_by_state(study: ts.Study) -> N
         assert line.get_color() == plots.STATE_COLORS[t.state]
     assert lines[study.best_trial.number].get_linewidth() > lines[study.trials_in("pruned")[0].number].get_linewidth()
     rungs = sorted({line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"})
-    assert rungs == [1, 3]  # ASHA(reduction_factor=3, curve="best", max_resource=9, eta=3): rungs at steps 1 and 3
+    assert rungs == [1, 3]  # ASHA(min_resource=1, reduction_factor=3, curve="best", max_resource=9, eta=3): rungs at steps 1 and 3
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert f"pruned ({len(study.trials_in('pruned'))})" in legend
     plt.close(ax.figure)

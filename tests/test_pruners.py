@@ -130,24 +130,35 @@ def test_asha_rungs_are_geometric_and_below_max_resource() -> None:
     assert ASHA(reduction_factor=3, curve="best", min_resource=1, warmup_steps=4).rung_steps(30) == [9, 27]
 
 
+def test_by_default_no_trial_is_judged_on_its_first_report() -> None:
+    """The defaults (pruning-replay.md): rungs at steps 2, 4, 8, 16 of a 27-step budget, the
+    top half going on; a trial worst of all after one epoch still gets its second."""
+    asha = ASHA()
+    assert (asha.min_resource, asha.reduction_factor, asha.curve) == (2, 2, "last")
+    assert asha.rung_steps(27, budget=27) == [2, 4, 8, 16]
+    done = [tr(n, [0.0, 0.1, 0.1, 0.1], "complete") for n in range(4)]  # steps 1..3 reported
+    assert asha.decide(tr(9, [0.0, 0.9]), done, MIN) is Decision.CONTINUE  # step 1: no rung
+    assert asha.decide(tr(9, [0.0, 0.9, 0.9]), done, MIN) is Decision.PRUNE  # step 2: worst of 5
+
+
 def test_asha_promotes_top_third_of_the_rung() -> None:
     others = at_rung1([0.1, 0.2, 0.3, 0.4, 0.5])  # with the new one: 6 at the rung, quota 2
     asha = ASHA(curve="best", min_resource=1, reduction_factor=3, max_resource=27)
     assert asha.decide(tr(9, [2.0, 0.05]), others, MIN) is Decision.CONTINUE  # rank 0
     assert asha.decide(tr(9, [2.0, 0.15]), others, MIN) is Decision.CONTINUE  # rank 1
     assert asha.decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PRUNE  # rank 2
-    assert ASHA(reduction_factor=3, curve="best", pause=True, max_resource=27).decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PAUSE
+    assert ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=27).decide(tr(9, [2.0, 0.25]), others, MIN) is Decision.PAUSE
     # between rungs (step 2) nothing is decided; at the next rung (3) it is again
     assert asha.decide(tr(9, [2.0, 0.05, 9.0]), others, MIN) is Decision.CONTINUE
 
 
 def test_asha_first_trials_go_on_and_bootstrap_count_holds_back() -> None:
-    assert ASHA(reduction_factor=3, curve="best", max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.CONTINUE
-    assert ASHA(reduction_factor=3, curve="best", bootstrap_count=3, max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.PRUNE
+    assert ASHA(min_resource=1, reduction_factor=3, curve="best", max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.CONTINUE
+    assert ASHA(min_resource=1, reduction_factor=3, curve="best", bootstrap_count=3, max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.PRUNE
 
 
 def test_asha_promotable_paused_trials_once_enough_trials_reach_the_rung() -> None:
-    asha = ASHA(reduction_factor=3, curve="best", pause=True)
+    asha = ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True)
     paused = tr(1, [2.0, 0.3], "paused")
     early = [tr(0, [2.0, 0.1, 0.1]), paused, tr(2, [2.0, 0.2, 0.2])]
     # three at rung 1: quota 1, the paused one ranks third
@@ -162,7 +173,7 @@ def test_asha_promotable_paused_trials_once_enough_trials_reach_the_rung() -> No
 
 
 def test_asha_promotable_orders_best_first_and_ignores_finished() -> None:
-    asha = ASHA(reduction_factor=3, curve="best", pause=True)
+    asha = ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True)
     trials = [
         tr(0, [2.0, 0.4], "paused"),
         tr(1, [2.0, 0.2], "paused"),
@@ -184,7 +195,7 @@ def test_sh_fixed_quota_per_cohort() -> None:
 
 
 def test_sh_with_pause_waits_for_the_whole_cohort() -> None:
-    sh = SuccessiveHalving(curve="best", cohort_size=3, reduction_factor=3, pause=True, max_resource=27)  # quota 1 at rung 1
+    sh = SuccessiveHalving(min_resource=1, curve="best", cohort_size=3, reduction_factor=3, pause=True, max_resource=27)  # quota 1 at rung 1
     first = tr(0, [2.0, 0.1])
     assert sh.decide(first, [first], MIN) is Decision.PAUSE  # cohort not settled yet
     waiting = [first.replace(state=TrialState.PAUSED), tr(1, [2.0, 0.5], "pruned")]
@@ -199,7 +210,7 @@ def test_hyperband_bracket_schedule_has_hyperband_proportions() -> None:
     assert Counter(sched) == {0: 27, 1: 12, 2: 6, 3: 4}
     assert Hyperband().n_brackets == 2 and Counter(bracket_schedule(2, 4)) == {0: 4, 1: 2}
     assert set(sched[:10]) == {0, 1, 2, 3}  # interleaved
-    hb = Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27)
+    hb = Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27)
     assert hb.n_brackets == 4
     # trials take the 49-slot schedule in turn, then start it again
     assert [hb.bracket(n) for n in range(98)] == sched + sched
@@ -207,7 +218,7 @@ def test_hyperband_bracket_schedule_has_hyperband_proportions() -> None:
 
 
 def test_hyperband_brackets_stop_at_their_own_rungs_among_their_own_trials() -> None:
-    hb = Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27)
+    hb = Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27)
     b0 = [n for n in range(49) if hb.bracket(n) == 0][:4]
     b1 = [n for n in range(49) if hb.bracket(n) == 1][:1]
     last = [n for n in range(49) if hb.bracket(n) == 3][:1]
@@ -225,9 +236,9 @@ def test_hyperband_brackets_stop_at_their_own_rungs_among_their_own_trials() -> 
 ALL: list[Pruner] = [
     MedianPruner(n_startup_trials=0, warmup_steps=4),
     PercentilePruner(25.0, n_startup_trials=0, warmup_steps=4),
-    SuccessiveHalving(reduction_factor=3, curve="best", warmup_steps=4, cohort_size=9),
-    ASHA(reduction_factor=3, curve="best", warmup_steps=4, pause=True),
-    Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=4),
+    SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, cohort_size=9),
+    ASHA(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, pause=True),
+    Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=4),
 ]
 
 
@@ -261,7 +272,7 @@ def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="unknown pruner 'halving'"):
         make_pruner("halving")
     with pytest.raises(ValueError, match="reduction_factor must be an integer >= 2"):
-        ASHA(curve="best", reduction_factor=1)
+        ASHA(min_resource=1, curve="best", reduction_factor=1)
     with pytest.raises(ValueError, match="max_resource .* must be larger than min_resource"):
         ASHA(reduction_factor=3, curve="best", min_resource=9, max_resource=3)
     with pytest.raises(ValueError, match="percentile must be a number in"):
@@ -271,19 +282,19 @@ def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(TypeError, match="pruner 'asha'"):
         make_pruner({"name": "asha", "eta": 3})
     with pytest.raises(ValueError, match="min_early_stopping_rate"):
-        Hyperband(reduction_factor=3, curve="best", n_brackets=4, min_early_stopping_rate=1)
+        Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, min_early_stopping_rate=1)
     with pytest.raises(ValueError, match="a pruner description needs a 'name'"):
         make_pruner({"reduction_factor": 2})
     with pytest.raises(ValueError, match=r"warmup_steps \(9\) must be smaller than max_resource"):
-        ASHA(reduction_factor=3, curve="best", max_resource=9, warmup_steps=9)
+        ASHA(min_resource=1, reduction_factor=3, curve="best", max_resource=9, warmup_steps=9)
     # settings that leave no rung below max_resource would make the pruner a silent no-op
     with pytest.raises(ValueError, match=r"no rung lies at or after warmup_steps \(10\) and before max_resource \(27\)"):
-        ASHA(reduction_factor=3, curve="best", max_resource=27, warmup_steps=10)
+        ASHA(min_resource=1, reduction_factor=3, curve="best", max_resource=27, warmup_steps=10)
     with pytest.raises(ValueError, match=r"min_early_stopping_rate \(3\), the first at step 27"):
-        ASHA(reduction_factor=3, curve="best", max_resource=27, min_early_stopping_rate=3)
+        ASHA(min_resource=1, reduction_factor=3, curve="best", max_resource=27, min_early_stopping_rate=3)
     with pytest.raises(ValueError, match="no rung lies"):
-        Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=10)
-    assert Hyperband(reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=9).rung_steps(27) == [9]
+        Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=10)
+    assert Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=9).rung_steps(27) == [9]
     with pytest.raises(ValueError, match=r"pruner=ASHA is the class; pass an instance: ASHA\(\)"):
         make_pruner(ASHA)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a subclass of tunesmith.pruners.Pruner"):
@@ -295,17 +306,17 @@ def test_bad_settings_say_what_is_wrong() -> None:
 
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
-    pruner = ASHA(curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))
+    pruner = ASHA(min_resource=1, curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))
     assert pruner.rung_steps(8) == [1, 2, 4]
     assert type(pruner.reduction_factor) is int and type(pruner.max_resource) is int
     assert pruner.describe()["max_resource"] == 8 and "np." not in repr(pruner)
     with pytest.raises(ValueError, match="reduction_factor must be an integer >= 2, got 3.0"):
-        ASHA(curve="best", reduction_factor=3.0)  # type: ignore[arg-type]
+        ASHA(min_resource=1, curve="best", reduction_factor=3.0)  # type: ignore[arg-type]
 
 
 def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.LogCaptureFixture) -> None:
-    sh = SuccessiveHalving(reduction_factor=3, curve="best", pause=True, max_resource=27)  # cohorts of 27
-    assert sh.budget_warning(54) is None and SuccessiveHalving(reduction_factor=3, curve="best", max_resource=27).budget_warning(20) is None
+    sh = SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=27)  # cohorts of 27
+    assert sh.budget_warning(54) is None and SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", max_resource=27).budget_warning(20) is None
     assert "the last cohort (trials 0-19) is 7 trials short" in (sh.budget_warning(20) or "")
     study = ts.Study({"x": ts.Float(0, 1)}, pruner=sh, sampler="random")
     with caplog.at_level("WARNING", logger="tunesmith"):
@@ -314,7 +325,7 @@ def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.Log
 
 
 def test_the_cohort_warning_counts_queued_trials_once(caplog: pytest.LogCaptureFixture) -> None:
-    study = ts.Study({"x": ts.Float(0, 1)}, pruner=SuccessiveHalving(reduction_factor=3, curve="best", pause=True, max_resource=9), sampler="random")
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9), sampler="random")
     for x in (0.1, 0.2, 0.3):
         study.enqueue({"x": x})  # run within n_trials: 9 trials in all, one full cohort of 9
     with caplog.at_level("WARNING", logger="tunesmith"):
@@ -361,7 +372,7 @@ def test_a_worker_passing_another_pruner_is_warned(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner=ASHA(reduction_factor=3, curve="best", pause=True, max_resource=9))
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9))
     with caplog.at_level("WARNING", logger="tunesmith"):
         ts.Study.load("s", url)  # no pruner given: the stored one, silently
         assert caplog.text == ""

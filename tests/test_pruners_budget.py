@@ -39,17 +39,19 @@ def scripted(curves: dict[int, object]) -> ts.Study:
     return objective  # type: ignore[return-value]
 
 
-@pytest.mark.parametrize("pruner", ["asha", "hyperband"])
-def test_a_fully_trained_trial_is_never_pruned_at_its_last_step(pruner: str) -> None:
+@pytest.mark.parametrize("kind", ["asha", "hyperband"])
+def test_a_fully_trained_trial_is_never_pruned_at_its_last_step(kind: str) -> None:
     # two trials dip to 0.01 at step 20 and end at 0.50; one is steady at 0.05 and is the best.
-    # Hyperband: trials 0, 2 and 3 share bracket 0 (first rung at step 1); trial 1 is in bracket 1
-    if pruner == "asha":
+    # Rungs at 1, 3, 9 and 27 (the last step), scored best-so-far: the dips would rank first there.
+    # Hyperband: trials 0, 2 and 4 share bracket 0; 1 and 3 are in bracket 1
+    settings = {"min_resource": 1, "reduction_factor": 3, "curve": "best"}
+    pruner = ASHA(**settings) if kind == "asha" else Hyperband(**settings)  # type: ignore[arg-type]
+    if kind == "asha":
         curves = {0: dips, 1: dips, 2: steady}
     else:
-        curves = {0: dips, 1: lambda s: 0.9, 2: dips, 3: steady}
+        curves = {0: dips, 1: lambda s: 0.9, 2: dips, 3: lambda s: 0.9, 4: steady}
+        assert {pruner.bracket(n) for n in (0, 2, 4)} == {0}  # type: ignore[attr-defined]
     study = ts.Study({"x": ts.Float(0.0, 1.0)}, pruner=pruner, sampler="random", seed=0)
-    if pruner == "hyperband":
-        assert {study.pruner.bracket(n) for n in (0, 2, 3)} == {0}  # type: ignore[attr-defined]
     study.optimize(scripted(curves), n_trials=len(curves))
     best = max(curves)
     assert study.trials[best].state is TrialState.COMPLETE
@@ -77,7 +79,7 @@ def test_the_full_budget_is_learnt_from_the_complete_trials() -> None:
 
 
 def test_without_max_resource_the_last_step_is_no_rung() -> None:
-    asha = ASHA(reduction_factor=3, curve="best")  # rungs 1, 3, 9, 27, 81, ...
+    asha = ASHA(min_resource=1, reduction_factor=3, curve="best")  # rungs 1, 3, 9, 27, 81, ...
     better = [trial(n, range(1, 28), "complete", value=0.1) for n in range(3)]
     at_27 = trial(5, range(1, 28), value=0.9)  # the worst of four at step 27: its last step
     assert asha.decide(at_27, better, MIN) is Decision.CONTINUE
@@ -88,7 +90,7 @@ def test_without_max_resource_the_last_step_is_no_rung() -> None:
     assert asha.decide(at_9, running, MIN) is Decision.CONTINUE
     assert asha.decide(at_9, [*running, trial(4, range(1, 11))], MIN) is Decision.PRUNE
     # a given max_resource decides, as before
-    assert ASHA(reduction_factor=3, max_resource=81).decide(at_27, better, MIN) is Decision.PRUNE
-    assert SuccessiveHalving(reduction_factor=3, cohort_size=9).decide(at_27, better, MIN) is Decision.CONTINUE
-    hb = Hyperband(reduction_factor=3, n_brackets=4)
+    assert ASHA(min_resource=1, reduction_factor=3, max_resource=81).decide(at_27, better, MIN) is Decision.PRUNE
+    assert SuccessiveHalving(min_resource=1, reduction_factor=3, cohort_size=9).decide(at_27, better, MIN) is Decision.CONTINUE
+    hb = Hyperband(min_resource=1, reduction_factor=3, n_brackets=4)
     assert hb.decide(trial(0, range(1, 28), value=0.9), better, MIN) is Decision.CONTINUE

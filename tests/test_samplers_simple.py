@@ -193,7 +193,7 @@ def test_auto_picks_tpe_when_a_pruner_stops_trials() -> None:
     plain.ask()
     assert isinstance(plain.sampler.chosen, ts.BayesSampler)  # type: ignore[attr-defined]
     later = ts.Study(space, seed=0)
-    later.pruner = ts.pruners.ASHA()  # set before the first suggestion: it counts
+    later.pruner = ts.pruners.ASHA(min_resource=1, reduction_factor=4)  # set before the first suggestion: it counts
     later.ask()
     assert isinstance(later.sampler.chosen, ts.TPESampler)  # type: ignore[attr-defined]
     # a grid that the budget covers stays a grid, pruner or not

@@ -259,7 +259,7 @@ def test_a_resume_from_an_older_checkpoint_skips_what_was_reported(tmp_path: Pat
 @pytest.mark.parametrize("pause", [False, True])
 def test_max_resource_is_the_number_of_epochs(tmp_path: Path, pause: bool) -> None:
     # rungs 1 and 2 of 3 epochs: a trial that trained all 3 is never stopped at its last one
-    pruner = ts.pruners.ASHA(max_resource=3, reduction_factor=2, pause=pause)
+    pruner = ts.pruners.ASHA(min_resource=1, max_resource=3, reduction_factor=2, pause=pause)
     study = ts.Study({"lr": ts.Float(1e-3, 3e-1, log=True)}, sampler="random", seed=0, pruner=pruner)
     study.optimize(objective(build, DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path), n_trials=8)
     stopped = [t for t in study.trials if t.state is not ts.TrialState.COMPLETE]

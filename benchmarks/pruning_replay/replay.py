@@ -216,6 +216,34 @@ def _methods() -> dict[str, dict[str, Any]]:
     return out
 
 
+SAMPLERS = {"random": None, "rnd": "random", "tpe": "tpe", "mf": "multifidelity", "sobol": "sobol", "auto": None}
+OPTIONS = {"eta": "reduction_factor", "min": "min_resource", "max": "max_resource", "b": "n_brackets"}
+
+
+def parse_ts(name: str) -> dict[str, Any]:
+    """A tunesmith row from its name: ``ts-{asha|hyperband|sh}`` then ``-``-separated settings,
+    e.g. ``ts-asha-eta3-min3-best-random``: ``eta``/``min``/``max``/``b`` + an integer
+    (reduction factor, min_resource, max_resource, n_brackets), a curve (best, last, ema), and
+    last the sampler (random: the shared stream; rnd: random proposals, mapped to the nearest
+    recorded configuration like every other sampler's; tpe; sobol; mf: MultiFidelitySampler("tpe");
+    auto or nothing: the default sampler)."""
+    from tunesmith.pruners import make_pruner
+
+    kind, *parts = name.removeprefix("ts-").split("-")
+    sampler = parts.pop() if parts and parts[-1] in SAMPLERS else "auto"
+    opts: dict[str, Any] = {"name": kind}
+    for part in parts:
+        key = next((k for k in sorted(OPTIONS, key=len, reverse=True) if part.startswith(k)
+                    and part[len(k):].isdigit()), None)  # fmt: skip
+        if key:
+            opts[OPTIONS[key]] = int(part[len(key):])
+        elif part in ("best", "last", "ema"):
+            opts["curve"] = part
+        else:
+            raise ValueError(f"unknown setting {part!r} in {name!r}")
+    return _ts(make_pruner(opts), SAMPLERS[sampler], random=sampler == "random")
+
+
 def run_one(task: Task, method: str, opts: dict[str, Any], seed: int) -> dict[str, Any]:
     stream = Stream.of(task, seed)
     start = time.perf_counter()
@@ -258,6 +286,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.list:
         print("\n".join(methods))
         return
+    for m in args.methods:
+        if m not in methods and m.startswith("ts-"):
+            methods[m] = parse_ts(m)
     unknown = set(args.methods) - set(methods)
     if unknown:
         sys.exit(f"unknown methods {sorted(unknown)}; --list prints them")

@@ -2,6 +2,7 @@
 
     python benchmarks/pruning_replay/report.py selection benchmarks/results/pruning-replay-selection.jsonl
     python benchmarks/pruning_replay/report.py comparison benchmarks/results/pruning-replay-comparison.jsonl
+    python benchmarks/pruning_replay/report.py versus FILE... --methods A B C --vs C
 """
 
 from __future__ import annotations
@@ -150,15 +151,28 @@ def comparison(rows: Rows) -> None:
               f"lowest regret row {pruned}; hyperband - it: {fmt(d)}: {d[1] <= 0}")  # fmt: skip
 
 
+def versus(rows: Rows, methods: Sequence[str], ref: str) -> None:
+    """The table of ``methods`` and each one's paired differences to ``ref``."""
+    print("\n".join(table(rows, [m for m in methods if m != ref] + [ref])))
+    print(f"\n| row | vs {ref}: epochs | regret (pp) | reached |\n|---|---|---|---|")
+    for m in methods:
+        if m != ref:
+            print(f"| {m} | " + " | ".join(fmt(diff(rows, m, ref, x)) for x in METRICS) + " |")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["selection", "comparison"])
+    ap.add_argument("what", choices=["selection", "comparison", "versus"])
     ap.add_argument("files", nargs="+")
     ap.add_argument("--methods", nargs="+", help="only these rows")
+    ap.add_argument("--vs", help="versus: the reference row")
     args = ap.parse_args(argv)
     rows = load(args.files)
     if args.methods:
         rows = {k: r for k, r in rows.items() if k[1] in args.methods}
+    if args.what == "versus":
+        versus(rows, args.methods or sorted({m for (_, m, _) in rows}), args.vs)
+        return
     selection(rows) if args.what == "selection" else comparison(rows)
 
 

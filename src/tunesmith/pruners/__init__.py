@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Decision, NopPruner, Pruner
+from .base import REPORTED_STATES, Decision, NopPruner, Pruner
 from .halving import ASHA, SuccessiveHalving
 from .hyperband import Hyperband
 from .percentile import MedianPruner, PercentilePruner
@@ -68,6 +68,7 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
 
 __all__ = [
     "ASHA",
+    "REPORTED_STATES",
     "Decision",
     "Hyperband",
     "MedianPruner",

@@ -13,7 +13,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from ..trial import Direction, FrozenTrial
+from ..trial import Direction, FrozenTrial, TrialState
+
+#: every state but waiting: what the built-in pruners read. A queued trial has
+#: not reported yet, so leaving it out changes no decision, and a decision then
+#: costs the same however long the queue is.
+REPORTED_STATES: frozenset[TrialState] = frozenset(TrialState) - {TrialState.WAITING}
 
 
 class Decision(str, enum.Enum):
@@ -31,6 +36,12 @@ class Pruner(ABC):
     #: (:meth:`promotable`), only for pruners that do; set it in a custom
     #: pruner that pauses.
     pauses: bool = False
+    #: the states of the other trials :meth:`decide`, :meth:`promotable` and
+    #: :meth:`abandoned` look at; the study may hand them only trials in these
+    #: states. Default: every state. The built-in pruners leave out waiting
+    #: trials (:data:`REPORTED_STATES`), so a queue does not add to their cost;
+    #: a custom pruner that never looks at queued trials can do the same.
+    reads: frozenset[TrialState] = frozenset(TrialState)
 
     @abstractmethod
     def decide(
@@ -87,6 +98,7 @@ class NopPruner(Pruner):
     """Never prunes."""
 
     name = "none"
+    reads = REPORTED_STATES
 
     def needs_trials(self, trial: FrozenTrial) -> bool:
         return False

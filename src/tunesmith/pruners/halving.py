@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Decision, Pruner
+from .base import REPORTED_STATES, Decision, Pruner
 from .curves import (
     already_resumed,
     check_curve,
@@ -58,8 +58,9 @@ class ASHA(Pruner):
     it from its checkpoint (see ``docs/pruning.md``).
 
     Args:
-        min_resource: step of the first rung (epochs every trial gets).
-        reduction_factor: ``eta``; keep ``1/eta`` of the trials at each rung (default 4).
+        min_resource: step of the first rung (epochs every trial gets; default 2:
+            no trial is judged on its first report alone).
+        reduction_factor: ``eta``; keep ``1/eta`` of the trials at each rung (default 2).
         max_resource: the full budget (last epoch); no rung at or beyond it.
             Default: learnt from the trials (:func:`full_budget`): the last
             step of the complete trials.
@@ -75,12 +76,13 @@ class ASHA(Pruner):
     """
 
     name = "asha"
+    reads = REPORTED_STATES
 
     def __init__(
         self,
         *,
-        min_resource: int = 1,
-        reduction_factor: int = 4,
+        min_resource: int = 2,
+        reduction_factor: int = 2,
         max_resource: int | None = None,
         min_early_stopping_rate: int = 0,
         warmup_steps: int = 0,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..trial import Direction, FrozenTrial, TrialState
-from .base import Decision, Pruner
+from .base import REPORTED_STATES, Decision, Pruner
 from .curves import already_resumed, check_curve, check_int, comparable, score
 
 
@@ -34,6 +34,7 @@ class PercentilePruner(Pruner):
     """
 
     name = "percentile"
+    reads = REPORTED_STATES
 
     def __init__(
         self,
