@@ -73,11 +73,5 @@ def test_queued_trials_are_validated_once_not_on_every_decision(
     assert len(calls) <= 51 + 5  # each queued trial and the running one once, not 27 times
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the study still reads every trial from its cursor on (waiting ones included) at a "
-    "decision step; it must read only the states in pruner.reads (storage.get_trials with a "
-    "states filter, see the study redesign, issue 18)",
-)
 def test_a_queue_of_waiting_trials_adds_no_reads_to_a_decision() -> None:
     assert reads_per_step("median", queued=100) == reads_per_step("median", queued=0)

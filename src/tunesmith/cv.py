@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import TrialPruned
-from .pruners import Decision, Pruner, register
+from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .pruners.curves import check_int
 from .trial import Direction, FrozenTrial, TrialState
 
@@ -255,6 +255,7 @@ class FoldPruner(Pruner):
     """
 
     name = "folds"
+    reads = REPORTED_STATES  # it compares with complete trials: a queue adds nothing to read
 
     def __init__(self, *, margin: float = 0.0, n_startup_trials: int = 1) -> None:
         if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:

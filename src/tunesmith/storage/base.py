@@ -153,11 +153,18 @@ class Storage(ABC):
 
     @abstractmethod
     def get_trials(
-        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None, limit: int | None = None
+        self,
+        study_id: int,
+        *,
+        min_number: int = 0,
+        state: TrialState | None = None,
+        limit: int | None = None,
+        exclude: TrialState | None = None,
     ) -> list[FrozenTrial]:
         """Trials numbered ``min_number`` and up (only those in ``state``, if
-        given: the queue, the paused or the running trials), by number; the
-        first ``limit`` of them if given (the head of the queue)."""
+        given: the queue, the paused or the running trials; none in ``exclude``,
+        e.g. a pruner's decision skips the queue), by number; the first ``limit``
+        of them if given (the head of the queue)."""
 
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         for t in self.get_trials(study_id, min_number=number):

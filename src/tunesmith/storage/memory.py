@@ -123,12 +123,18 @@ class MemoryStorage(Storage):
             return True
 
     def get_trials(
-        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None, limit: int | None = None
+        self,
+        study_id: int,
+        *,
+        min_number: int = 0,
+        state: TrialState | None = None,
+        limit: int | None = None,
+        exclude: TrialState | None = None,
     ) -> list[FrozenTrial]:
         with self._lock:
             trials = self._trials[study_id]
             if state is None:
-                out = trials[min_number:]
+                out = trials[min_number:] if exclude is None else [t for t in trials[min_number:] if t.state is not exclude]
             elif state.is_finished:
                 out = [t for t in trials[min_number:] if t.state is state]
             else:

@@ -681,14 +681,23 @@ class SQLStorage(Storage):
         return self._tx(op, write=True)
 
     def get_trials(
-        self, study_id: int, *, min_number: int = 0, state: TrialState | None = None, limit: int | None = None
+        self,
+        study_id: int,
+        *,
+        min_number: int = 0,
+        state: TrialState | None = None,
+        limit: int | None = None,
+        exclude: TrialState | None = None,
     ) -> list[FrozenTrial]:
         args: dict[str, Any] = {"sid": study_id, "min_number": min_number}
         if state is not None:
             args["state"] = TrialState(state).value
+        elif exclude is not None:
+            args["exclude"] = TrialState(exclude).value
         if limit is not None:
             args["limit"] = int(limit)
-        stmt = ("trials_from" if state is None else "trials_in_state") + ("" if limit is None else "_head")
+        kind = "trials_in_state" if state is not None else "trials_from" if exclude is None else "trials_except"
+        stmt = kind + ("" if limit is None else "_head")
         rows = self._tx(lambda c: c.all(stmt, args), write=False)
         return [tuple_to_trial(r) for r in rows]
 

@@ -107,7 +107,12 @@ def _hot_statements() -> dict[str, Any]:
         .where(of_study, _tc.number >= _b("min_number"))
         .order_by(_tc.number),
     }
-    for name in ("trials_from", "trials_in_state"):  # the first ``limit`` rows (the head of the queue)
+    out["trials_except"] = (
+        sa.select(*_TRIAL_COLS)
+        .where(of_study, _tc.number >= _b("min_number"), _tc.state != _b("exclude"))
+        .order_by(_tc.number)
+    )
+    for name in ("trials_from", "trials_in_state", "trials_except"):  # the first ``limit`` rows (the head of the queue)
         out[f"{name}_head"] = out[name].limit(_b("limit"))
     return out
 

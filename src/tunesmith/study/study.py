@@ -180,10 +180,10 @@ class Study:
         """Every trial of the study, by number (all workers' included)."""
         return self._history()
 
-    def _history(self) -> list[FrozenTrial]:
-        """All trials; finished ones are cached since they never change."""
+    def _history(self, *, exclude: TrialState | None = None) -> list[FrozenTrial]:
+        """All trials (but those in ``exclude``); finished ones are cached since they never change."""
         with self._lock:
-            fresh = self._storage.get_trials(self._study_id, min_number=self._cursor)
+            fresh = self._storage.get_trials(self._study_id, min_number=self._cursor, exclude=exclude)
             live: list[FrozenTrial] = []
             for t in fresh:
                 if t.state.is_finished:
@@ -456,7 +456,10 @@ class Study:
     def decide(self, record: FrozenTrial) -> Decision:
         """The pruner's answer for ``record`` (a running trial's latest reports):
         continue, prune or pause. :meth:`Trial.decision` asks it."""
-        others = self._history() if record.intermediate and self.pruner.needs_trials(record) else []
+        if not (record.intermediate and self.pruner.needs_trials(record)):
+            return self.pruner.decide(record, [], self.direction)
+        skip = TrialState.WAITING if TrialState.WAITING not in self.pruner.reads else None
+        others = self._history(exclude=skip)  # a queue of waiting trials adds nothing to read
         return self.pruner.decide(record, others, self.direction)
 
     # -- running ---------------------------------------------------------------------------
