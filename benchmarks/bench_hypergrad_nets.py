@@ -115,13 +115,18 @@ def best_within(curve: Curve, runs: float, budget: float) -> tuple[float, float]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--task", choices=sorted(TASKS), required=True)
+    ap.add_argument("--task", choices=sorted(TASKS))
+    ap.add_argument("--summarize", type=Path, default=None, help="print the tables of a results file and exit")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--methods", nargs="+", default=list(GRADIENT + BLACKBOX))
     ap.add_argument("--budget", type=int, default=50, help="full training runs per black-box method")
     ap.add_argument("--gradient-runs", type=float, default=10.0, help="compute (in full runs) per gradient method")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.summarize:
+        return summarize(args.summarize)
+    if args.task is None:
+        ap.error("--task is required")
     torch.set_num_threads(1)
     results = []
     for seed in args.seeds:
@@ -144,17 +149,31 @@ def main() -> None:
     table(results, args.methods)
 
 
-def table(results: list[dict[str, Any]], methods: list[str]) -> None:
-    print("| method | val @5 runs | test @5 | val @10 | test @10 | val @50 | test @50 |")
-    print("|---|---|---|---|---|---|---|")
+def table(results: list[dict[str, Any]], methods: list[str], budgets: tuple[str, ...] = ("5", "10", "20", "50")) -> None:
+    """Medians over seeds of the validation and test loss at each budget, and the test-minus-validation
+    gap of the configuration chosen at the method's largest budget."""
+    print("| method | " + " | ".join(f"val @{b} | test @{b}" for b in budgets) + " | gap (test - val) |")
+    print("|---|" + "---|" * (2 * len(budgets) + 1))
     for m in methods:
         rs = [r for r in results if r["method"] == m]
         cells = []
-        for budget in ("5", "10", "50"):
+        for budget in budgets:
             got = [r["at"][budget] for r in rs if r["at"][budget] is not None]
             for i in (0, 1):
                 cells.append(f"{statistics.median(g[i] for g in got):.4f}" if got else "-")
+        last = [next(r["at"][b] for b in reversed(AT_NAMES) if r["at"][b] is not None) for r in rs]
+        cells.append(f"{statistics.median(t - v for v, t in last):+.4f}" if last else "-")
         print(f"| {m} | " + " | ".join(cells) + " |")
+
+
+AT_NAMES = tuple(str(a) for a in AT)
+
+
+def summarize(path: Path) -> None:
+    """The tables of a results file (``--summarize FILE``)."""
+    d = json.loads(path.read_text())
+    methods = list(dict.fromkeys(r["method"] for r in d["results"]))
+    table(d["results"], methods)
 
 
 if __name__ == "__main__":
