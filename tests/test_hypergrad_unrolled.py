@@ -11,6 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_hypergrad_study import _problem as _loop_problem  # noqa: E402
+
 import tunesmith as ts  # noqa: E402
 from tunesmith.train import LoopOptions, classifier_losses, hyper_space, hypertune, tune  # noqa: E402
 from tunesmith.train.unrolled import (  # noqa: E402
@@ -151,17 +153,6 @@ def test_ridge_long_unroll_from_the_optimum_gives_the_closed_form_hypergradient(
         grads[k] = float(hg["l2"])
     assert grads[300] == pytest.approx(want, rel=1e-3)
     assert abs(grads[3] - want) > 0.05 * abs(want)  # the truncation's bias is real at small K
-
-
-def _loop_problem():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(120, 6, generator=g, dtype=torch.float64)
-    y = (x @ torch.randn(6, 3, generator=g, dtype=torch.float64)
-         + 1.5 * torch.randn(120, 3, generator=g, dtype=torch.float64)).argmax(1)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
-    problem = classifier_losses(model, l2="tensor", l2_init=1e-3, label_smoothing=0.1)
-    return problem, (x[:40], y[:40]), (x[40:], y[40:])
 
 
 def test_unrolled_outer_loop_records_each_step_as_a_trial() -> None:
