@@ -28,9 +28,9 @@ CG_ITERS = 20
 Data = tuple[torch.Tensor, torch.Tensor]
 
 
-def split() -> tuple[Data, Data, Data]:
+def split(seed: int = 0) -> tuple[Data, Data, Data]:
     x, y = load_digits(return_X_y=True)
-    perm = np.random.default_rng(0).permutation(len(y))
+    perm = np.random.default_rng(seed).permutation(len(y))
     xt = torch.tensor(x[perm] / 16.0, dtype=torch.float64)
     yt = torch.tensor(y[perm])
     return (xt[:500], yt[:500]), (xt[500:1000], yt[500:1000]), (xt[1000:], yt[1000:])
@@ -111,7 +111,8 @@ def run_blackbox(method: str, seed: int, data: tuple[Data, Data, Data], run_eval
     return summarize(method, curve, time.perf_counter() - t0, BUDGET)
 
 
-def run_hypergrad(seed: int, data: tuple[Data, Data, Data], run_evals: float, max_runs: float) -> dict[str, Any]:
+def run_hypergrad(seed: int, data: tuple[Data, Data, Data], run_evals: float, max_runs: float, *,
+                  hyper_lr: float = 0.1, cg_iters: int = CG_ITERS, method: str = "hypergrad") -> dict[str, Any]:
     train, val, _ = data
     counter = Counter()
     curve: list[tuple[float, float, float]] = []
@@ -120,7 +121,7 @@ def run_hypergrad(seed: int, data: tuple[Data, Data, Data], run_evals: float, ma
     def on_step(step: Any) -> None:
         # a Hessian-vector product costs about 2 evaluations (1 counted in its call; CG may stop
         # earlier, so this is an upper bound), and the validation gradient 1 more
-        counter.evals += CG_ITERS + 1
+        counter.evals += cg_iters + 1
         v, t = evaluate(step.hparams["l2"], data, Counter())  # a fresh full run scores it (not counted)
         curve.append((counter.evals / run_evals, v, t))
         if counter.evals / run_evals > max_runs:
@@ -128,15 +129,15 @@ def run_hypergrad(seed: int, data: tuple[Data, Data, Data], run_evals: float, ma
 
     opts = LoopOptions(outer_steps=1000, inner_steps=1, warm_start_steps=1,
                        inner_optimizer=lambda ps: lbfgs(ps, max_iter=20),
-                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.1),
-                       implicit=ImplicitOptions(method="cg", iters=CG_ITERS))
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=hyper_lr),
+                       implicit=ImplicitOptions(method="cg", iters=cg_iters))
     t0 = time.perf_counter()
     try:
         tune(train_loss_fn(counter), val_loss, zeros(), {"l2": torch.full((D,), START, dtype=torch.float64)},
              train, val, constraints={"l2": "positive"}, options=opts, callback=on_step)
     except StopIteration:
         pass
-    return summarize("hypergrad", curve, time.perf_counter() - t0, max_runs)
+    return summarize(method, curve, time.perf_counter() - t0, max_runs)
 
 
 def summarize(method: str, curve: list[tuple[float, float, float]], seconds: float, budget: float) -> dict[str, Any]:
@@ -156,28 +157,51 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--methods", nargs="+", default=["hypergrad", "random", "bayes", "optuna-tpe"])
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--hyper-lr", type=float, nargs="+", default=[0.1],
+                    help="hypergrad variants: Adam's rate on log(l2) (one variant per value)")
+    ap.add_argument("--split-seed", type=int, default=0, help="the train/validation/test permutation")
+    ap.add_argument("--cg-iters", type=int, nargs="+", default=[CG_ITERS], help="hypergrad variants: CG iterations")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    data = split()
+    data = split(args.split_seed)
     probe = Counter()
     for lam in (1e-5, 1e-3, 1e-1):
         full_run(torch.full((D,), lam, dtype=torch.float64), data[0], probe)
     run_evals = probe.evals / 3
     print(f"one full training run: {run_evals:.0f} loss+gradient evaluations", flush=True)
     results = []
+    variants = variant_names(args)
     for seed in args.seeds:
         for m in args.methods:
-            r = run_hypergrad(seed, data, run_evals, 10.0) if m == "hypergrad" else run_blackbox(m, seed, data, run_evals)
-            r["seed"] = seed
-            results.append(r)
-            print(seed, m, {k: v and (round(v[0], 4), round(v[1], 4)) for k, v in r["at"].items()},
-                  f"{r['seconds']:.0f}s", flush=True)
-    table(results, args.methods)
+            for r in runs(m, seed, data, run_evals, variants):
+                r["seed"] = seed
+                results.append(r)
+                print(seed, r["method"], {k: v and (round(v[0], 4), round(v[1], 4)) for k, v in r["at"].items()},
+                      f"{r['seconds']:.0f}s", flush=True)
+    table(results, [v for m in args.methods for v in (variants if m == "hypergrad" else {m: None})])
     if args.out:
         args.out.write_text(json.dumps({"run_evals": run_evals, "results": results}, indent=1))
 
 
-def table(results: list[dict[str, Any]], methods: list[str]) -> None:
+def variant_names(args: argparse.Namespace) -> dict[str, tuple[float, int]]:
+    """hypergrad variant name -> (hyper_lr, cg_iters); the registered one is plain "hypergrad"."""
+    out = {}
+    for lr in args.hyper_lr:
+        for it in args.cg_iters:
+            name = "hypergrad" if (lr, it) == (0.1, CG_ITERS) else f"hypergrad-lr{lr:g}-cg{it}"
+            out[name] = (lr, it)
+    return out
+
+
+def runs(m: str, seed: int, data: tuple[Data, Data, Data], run_evals: float,
+         variants: dict[str, tuple[float, int]]) -> list[dict[str, Any]]:
+    if m != "hypergrad":
+        return [run_blackbox(m, seed, data, run_evals)]
+    return [run_hypergrad(seed, data, run_evals, 10.0, hyper_lr=lr, cg_iters=it, method=name)
+            for name, (lr, it) in variants.items()]
+
+
+def table(results: list[dict[str, Any]], methods: Any) -> None:
     print("| method | val @5 runs | test @5 | val @10 | test @10 | val @50 | test @50 |")
     print("|---|---|---|---|---|---|---|")
     for m in methods:

@@ -11,7 +11,8 @@ Needs the ``train`` extra: ``pip install 'tunesmith[train]'``.
 - learning-rate adaptation by hypergradient descent: ``TrainConfig(lr_adapt=...)``
   (:class:`HypergradientLR`; docs/hypergradients.md).
 - hypergradients of the validation loss in continuous hyperparameters (implicit
-  differentiation): :func:`hypergradient`, :func:`tune`, :func:`classifier_losses`,
+  differentiation, or unrolled through the last K optimizer steps):
+  :func:`hypergradient`, :func:`unrolled_hypergradient`, :func:`tune`, :func:`classifier_losses`,
   and :func:`hypertune` (each hyperparameter step a trial of a study).
 - :mod:`checkpoint` (files, folders, what is trusted) and :func:`load_weights`
   (a checkpoint's weights into a model built as for training).
@@ -40,6 +41,7 @@ from .implicit import ImplicitOptions, hypergradient
 from .model_state import load_weights
 from .schedule import Plateau, lr_at, lr_factor
 from .trainer import Trainer
+from .unrolled import unrolled_hypergradient
 
 __all__ = [
     "EvalRecord",
@@ -72,4 +74,5 @@ __all__ = [
     "tune",
     "unfreeze",
     "unfreeze_last",
+    "unrolled_hypergradient",
 ]

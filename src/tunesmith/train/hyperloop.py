@@ -18,9 +18,11 @@ from typing import Any
 import torch
 
 from .implicit import ImplicitOptions, TrainLoss, Tree, ValLoss, hypergradient, tree_norm
+from .unrolled import load_state, rules_of, state_of, unrolled_hypergradient
 
 Constraint = str | tuple[float, float]
 Batches = Callable[[int], Any]  # step -> batch
+METHODS = ("implicit", "unrolled")
 
 
 def check_constraint(name: str, c: Any) -> Constraint:
@@ -84,7 +86,10 @@ class LoopOptions:
     (warm_start_steps more before the first). inner_optimizer: ``factory(params list) ->
     torch optimizer`` (stepped with a closure, so LBFGS works). hyper_optimizer: the same
     for the raw hyperparameters. reset_inner: restart the inner optimizer's state after each
-    hyperparameter step. implicit: how the inverse Hessian-vector product is solved."""
+    hyperparameter step. method: "implicit" (implicit differentiation at the trained
+    weights; ``implicit`` says how the inverse Hessian-vector product is solved) or
+    "unrolled" (differentiate through the last ``unroll_steps`` of each ``inner_steps``
+    training steps; the inner optimizer must be SGD, Adam or AdamW)."""
 
     outer_steps: int = 20
     inner_steps: int = 50
@@ -93,13 +98,25 @@ class LoopOptions:
     hyper_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer] = lambda ps: torch.optim.Adam(ps, lr=0.05)
     reset_inner: bool = False
     implicit: ImplicitOptions = dataclasses.field(default_factory=ImplicitOptions)
+    method: str = "implicit"
+    unroll_steps: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("outer_steps", "inner_steps", "warm_start_steps"):
+        for name in ("outer_steps", "inner_steps", "warm_start_steps", "unroll_steps"):
             v = getattr(self, name)
             low = 0 if name == "warm_start_steps" else 1
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
                 raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"LoopOptions.method must be one of {list(METHODS)}, got {self.method!r}")
+        if self.method == "unrolled" and self.unroll_steps > self.inner_steps:
+            raise ValueError(f"LoopOptions.unroll_steps ({self.unroll_steps}) must be <= inner_steps "
+                             f"({self.inner_steps}): the unrolled steps are the last of each inner phase")
+
+    @property
+    def label(self) -> str:
+        """The method as recorded: "cg" / "neumann" (implicit) or "unrolled"."""
+        return "unrolled" if self.method == "unrolled" else self.implicit.method
 
 
 def tune(
@@ -114,7 +131,8 @@ def tune(
     options: LoopOptions | None = None,
     callback: Callable[[OuterStep], None] | None = None,
 ) -> TuneResult:
-    """Alternate training of ``params`` and implicit-gradient steps on ``hparams``.
+    """Alternate training of ``params`` and hypergradient steps on ``hparams`` (implicit or
+    unrolled, ``options.method``).
 
     ``train_batches``: one batch (full-batch training) or ``fn(step) -> batch``.
     ``constraints``: per hyperparameter name, "real" (default), "positive" or (low, high).
@@ -139,23 +157,44 @@ def tune(
 
     hopt = opts.hyper_optimizer(list(raw.values()))
     inner = opts.inner_optimizer(list(w.values()))
+    if opts.method == "unrolled":
+        rules_of(inner, w)  # refuses an unsupported inner optimizer before any training
     steps: list[OuterStep] = []
     done = _train(train_loss, w, values, inner, batch_at, 0, opts.warm_start_steps)
     for k in range(opts.outer_steps):
         if opts.reset_inner:
             inner = opts.inner_optimizer(list(w.values()))
-        done = _train(train_loss, w, values, inner, batch_at, done, opts.inner_steps)
-        hg = hypergradient(raw_loss, val_loss, w, {k2: r.detach() for k2, r in raw.items()}, batch_at(done),
-                           val_batch, options=opts.implicit)
-        with torch.no_grad():
-            vl = float(val_loss({k2: t.detach() for k2, t in w.items()}, val_batch))
-            rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done)
+        hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_batch, done, opts)
+        rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done)
         steps.append(rec)
         if callback is not None:
             callback(rec)
         _hyper_step(hopt, raw, hg)
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps)
+
+
+def _phase(train_loss: TrainLoss, raw_loss: TrainLoss, val_loss: ValLoss, w: Tree, raw: Tree,
+           values: Callable[[], Tree], inner: torch.optim.Optimizer, batch_at: Batches, val_batch: Any, done: int,
+           opts: LoopOptions) -> tuple[Tree, float, int]:
+    """One inner phase (``inner_steps`` training steps) and the hypergradient at its end:
+    (hypergradient in the raw coordinates, validation loss, training steps done)."""
+    r = {k: t.detach() for k, t in raw.items()}
+    if opts.method == "unrolled":
+        done = _train(train_loss, w, values, inner, batch_at, done, opts.inner_steps - opts.unroll_steps)
+        batches = [batch_at(done + i) for i in range(opts.unroll_steps)]
+        hg, w_k, state, vl = unrolled_hypergradient(raw_loss, val_loss, w, r, batches, val_batch,
+                                                     rules=rules_of(inner, w), state=state_of(inner, w))
+        with torch.no_grad():
+            for k, t in w.items():
+                t.copy_(w_k[k])
+        load_state(inner, w, state)
+        return hg, vl, done + opts.unroll_steps
+    done = _train(train_loss, w, values, inner, batch_at, done, opts.inner_steps)
+    hg = hypergradient(raw_loss, val_loss, w, r, batch_at(done), val_batch, options=opts.implicit)
+    with torch.no_grad():
+        vl = float(val_loss({k: t.detach() for k, t in w.items()}, val_batch))
+    return hg, vl, done
 
 
 def _dtype(params: Mapping[str, torch.Tensor]) -> torch.dtype:

@@ -9,7 +9,8 @@ Each outer step becomes one finished trial (through the study's public ``add_tri
 its parameters are the hyperparameters it was taken at
 (a tensor hyperparameter ``name`` as ``name[i]``, flattened), its value the validation
 loss there, and ``attrs``: ``hypergrad_norm``, ``train_steps``, ``outer_step`` and
-``method``. ``tunesmith show``, plots, reports and importance then read it like any study.
+``method`` ("cg" or "neumann" for implicit differentiation; "unrolled", then also
+``unroll_steps``). ``tunesmith show``, plots, reports and importance then read it like any study.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
     space: Space = study.space
     clipped = {k: min(max(v, space[k].low), space[k].high) for k, v in values.items()}  # type: ignore[attr-defined]
     attrs: dict[str, Any] = {"hypergrad_norm": step.hypergrad_norm, "train_steps": step.train_steps,
-                             "outer_step": step.step, "method": opts.implicit.method}
+                             "outer_step": step.step, "method": opts.label}
+    if opts.method == "unrolled":
+        attrs["unroll_steps"] = opts.unroll_steps
     outside = {k: v for k, v in values.items() if clipped[k] != v}
     if outside:
         attrs["outside_space"] = outside
