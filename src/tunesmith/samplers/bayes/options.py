@@ -31,6 +31,9 @@ class BayesOptions:
         branch_design: in conditional spaces, a branch (trials sharing the
             same active parameters) with fewer than 1 + its numeric parameters
             trials gets its next quasi-random point instead of the model's.
+        local_search: when the best loss has not improved for a while, search
+            a shrinking box around the incumbent, then the whole space again
+            (trust-region refinement with restarts, see ``bayes/local.py``).
         ls_penalty: strength a of the penalty a (x + 1/x) on each inverse
             squared lengthscale x (unit cube), which keeps the model from
             explaining few points by very short lengthscales; 0 turns it off.
@@ -38,7 +41,7 @@ class BayesOptions:
 
     n_init: int | None = None
     warping: str = "auto"
-    max_train: int = 256
+    max_train: int = 128
     refit_every: float = 0.05
     n_random: int = 1024
     n_local: int = 256
@@ -48,6 +51,7 @@ class BayesOptions:
     failure_penalty: bool = True
     ls_penalty: float = 0.1
     branch_design: bool = True
+    local_search: bool = False
 
     def __post_init__(self) -> None:
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):
