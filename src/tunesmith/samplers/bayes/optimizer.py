@@ -54,7 +54,9 @@ class AcqOptimizer:
                  region: tuple[np.ndarray, np.ndarray] | None = None) -> Scored:
         """Best points found, given anchors (k, d): the best observed points; with
         ``region`` (lo, hi), each (d,), only inside that box (see :mod:`.local`)."""
-        self.lo, self.hi = region if region is not None else (np.zeros(self.space.ndim), np.ones(self.space.ndim))
+        whole = (np.zeros(self.space.ndim), np.ones(self.space.ndim))
+        self.lo: np.ndarray = (region or whole)[0]
+        self.hi: np.ndarray = (region or whole)[1]
         U = np.vstack([self._random(), self._local(anchors)])
         first = Scored.of(U, self.score(acq, U))
         starts = first.U[self._starts(first.value)]
