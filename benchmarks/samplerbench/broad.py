@@ -190,16 +190,5 @@ def _grid_optimum(name: str) -> float:
 
 
 def _mixint_optimum(name: str) -> float:
-    import os
-    import tempfile
-
     prob = _mixint(name)
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        try:
-            prob._best_parameter("print")
-            x = np.atleast_1d(np.loadtxt("._bbob_problem_best_parameter.txt"))
-        finally:
-            os.chdir(cwd)
-    return float(prob(x))
+    return float(prob(P.optimal_point(prob)))

@@ -108,15 +108,19 @@ def _bbob_objective(name: str) -> Objective:
 def bbob_optimum(name: str) -> float:
     """f* of a BBOB problem: f at the optimal point the suite exposes."""
     problem = bbob_problem(name)
+    return round(float(problem(optimal_point(problem))), 2)
+
+
+def optimal_point(problem: Any) -> np.ndarray:
+    """x* of a COCO problem (the suite writes it to a file in the working directory)."""
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         try:
             problem._best_parameter("print")  # writes x* to this file
-            x_opt = np.atleast_1d(np.loadtxt("._bbob_problem_best_parameter.txt"))
+            return np.atleast_1d(np.loadtxt("._bbob_problem_best_parameter.txt"))
         finally:
             os.chdir(cwd)
-    return round(float(problem(x_opt)), 2)
 
 
 def bbob_random_median(name: str, n: int = 1000, seed: int = 12345) -> float:
