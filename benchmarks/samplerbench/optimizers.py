@@ -35,11 +35,14 @@ class Recorder:
         self.eval_seconds = 0.0
 
     def __call__(self, cfg: dict[str, Any]) -> float:
+        """The loss the optimizer sees; a noisy loss returns (observed, noiseless) and
+        the noiseless value is recorded."""
         t0 = time.perf_counter()
-        value = float(self.loss(cfg))
+        out = self.loss(cfg)
+        seen, true = (float(out[0]), float(out[1])) if isinstance(out, tuple) else (float(out), float(out))
         self.eval_seconds += time.perf_counter() - t0
-        self.values.append(value)
-        return value
+        self.values.append(true)
+        return seen
 
 
 # -- tunesmith -----------------------------------------------------------------------
@@ -162,12 +165,35 @@ def tunesmith_samplers() -> list[str]:
     return sorted(_BUILTIN)
 
 
+def _more_peers() -> None:
+    from .peers import PARALLEL
+    from .peers import PEERS as MORE
+
+    PEERS.update(MORE)
+    PARALLEL_RUNNERS.update(PARALLEL)
+
+
+PARALLEL_RUNNERS: dict[str, Any] = {}
+
+
+def parallel_runner(name: str) -> Any:
+    """A runner with ``pending`` suggestions in flight: (space, rec, budget, seed, pending)."""
+    _more_peers()
+    if name.startswith("ts-"):
+        runner(name)  # unknown names fail here
+        return PARALLEL_RUNNERS["ts"](name[3:])
+    if name not in PARALLEL_RUNNERS:
+        raise ValueError(f"{name!r} has no parallel adapter; those with one: ts-<name>, {sorted(PARALLEL_RUNNERS)}")
+    return PARALLEL_RUNNERS[name]
+
+
 def runner(name: str) -> Runner:
     if name.startswith("ts-"):
         sampler = name[3:]
         if sampler not in tunesmith_samplers():
             raise ValueError(f"tunesmith has no sampler {sampler!r}; it knows {tunesmith_samplers()}")
         return run_tunesmith(sampler)
+    _more_peers()
     if name not in PEERS:
         raise ValueError(f"unknown optimizer {name!r}; peers are {sorted(PEERS)}, tunesmith ones 'ts-<name>'")
     return PEERS[name]

@@ -40,18 +40,31 @@ REAL_TASKS = ("svm-digits", "mlp-adam-digits", "hgb-breast-cancer")
 
 @dataclass(frozen=True)
 class Problem:
-    """A named problem; ``family`` is "bbob" or "real"."""
+    """A named problem; ``family`` is "bbob" or "real" here, or one of the broad
+    benchmark's (:mod:`.broad`); ``pending``: suggestions in flight at a time (> 1 only
+    in the parallel family, whose names are "p<pending>:<base problem>")."""
 
     name: str
     family: str
     space: ts.Space
     budget: int
+    pending: int = 1
+
+    @property
+    def base(self) -> str:
+        """The problem without its parallel prefix."""
+        return self.name.split(":", 1)[-1]
 
     def objective(self) -> Objective:
-        """Build the loss function (call inside the worker process)."""
+        """Build the loss function (call inside the worker process); a noisy problem's
+        returns (observed, noiseless)."""
+        if self.base in real_tasks():
+            return real_tasks()[self.base][1]()
         if self.family == "bbob":
             return _bbob_objective(self.name)
-        return _REAL[self.name][1]()
+        from . import broad
+
+        return broad.objective(self.base)
 
 
 # -- BBOB ---------------------------------------------------------------------
@@ -59,21 +72,22 @@ def bbob_name(f: int, d: int) -> str:
     return f"bbob-f{f:02d}-d{d:02d}"
 
 
-def _parse_bbob(name: str) -> tuple[int, int]:
-    _, f, d = name.split("-")
-    return int(f[1:]), int(d[1:])
+def _parse_bbob(name: str) -> tuple[int, int, int]:
+    """(function, dimension, instance) of "bbob-fFF-dDD" (instance 1) or "bbob-fFF-dDD-iI"."""
+    _, f, d, *inst = name.split("-")
+    return int(f[1:]), int(d[1:]), int(inst[0][1:]) if inst else 1
 
 
 @cache
 def _suite() -> Any:
     import cocoex
 
-    return cocoex.Suite("bbob", "", "dimensions:2,5,10 instance_indices:1")
+    return cocoex.Suite("bbob", "", "dimensions:2,3,5,10,20 instance_indices:1-5")
 
 
 def bbob_problem(name: str) -> Any:
-    f, d = _parse_bbob(name)
-    return _suite().get_problem_by_function_dimension_instance(f, d, 1)
+    f, d, i = _parse_bbob(name)
+    return _suite().get_problem_by_function_dimension_instance(f, d, i)
 
 
 def bbob_space(d: int) -> ts.Space:
@@ -94,15 +108,19 @@ def _bbob_objective(name: str) -> Objective:
 def bbob_optimum(name: str) -> float:
     """f* of a BBOB problem: f at the optimal point the suite exposes."""
     problem = bbob_problem(name)
+    return round(float(problem(optimal_point(problem))), 2)
+
+
+def optimal_point(problem: Any) -> np.ndarray:
+    """x* of a COCO problem (the suite writes it to a file in the working directory)."""
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         try:
             problem._best_parameter("print")  # writes x* to this file
-            x_opt = np.atleast_1d(np.loadtxt("._bbob_problem_best_parameter.txt"))
+            return np.atleast_1d(np.loadtxt("._bbob_problem_best_parameter.txt"))
         finally:
             os.chdir(cwd)
-    return round(float(problem(x_opt)), 2)
 
 
 def bbob_random_median(name: str, n: int = 1000, seed: int = 12345) -> float:
@@ -211,6 +229,13 @@ _REAL: dict[str, tuple[Callable[[], ts.Space], Callable[[], Objective]]] = {
     "mlp-adam-digits": (mlp_space, mlp_objective),
     "hgb-breast-cancer": (hgb_space, hgb_objective),
 }
+
+
+def real_tasks() -> dict[str, tuple[Callable[[], ts.Space], Callable[[], Objective]]]:
+    """Every real task: the three above and the broad benchmark's (:mod:`.tasks`)."""
+    from .tasks import TASKS
+
+    return {**_REAL, **TASKS}
 
 
 def problems(family: str, budget: int | None = None, *, functions: tuple[int, ...] = BBOB_FUNCTIONS,

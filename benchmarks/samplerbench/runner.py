@@ -57,7 +57,8 @@ def code_version(optimizer: str) -> str:
         return tunesmith_fingerprint()
     from importlib.metadata import version
 
-    lib = {"optuna": "optuna", "random": "optuna", "hyperopt": "hyperopt", "skopt": "scikit-optimize"}
+    lib = {"optuna": "optuna", "random": "optuna", "hyperopt": "hyperopt", "skopt": "scikit-optimize",
+           "ngopt": "nevergrad", "smac": "smac", "ax": "ax-platform"}
     dist = lib[optimizer.split("-")[0]]
     return f"{dist}-{version(dist)}"
 
@@ -70,13 +71,18 @@ def run_job(job: Job) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     error = None
     try:
-        optimizers.runner(job.optimizer)(job.problem.space, rec, job.problem.budget, job.seed)
+        p = job.problem
+        if p.pending > 1:
+            optimizers.parallel_runner(job.optimizer)(p.space, rec, p.budget, job.seed, p.pending)
+        else:
+            optimizers.runner(job.optimizer)(p.space, rec, p.budget, job.seed)
     except Exception as exc:  # noqa: BLE001 - recorded, reported, never hidden
         error = f"{type(exc).__name__}: {exc}"
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = max(len(rec.values), 1)
     return {
         "optimizer": job.optimizer, "problem": job.problem.name, "family": job.problem.family,
+        "pending": job.problem.pending,
         "seed": job.seed, "budget": job.problem.budget, "code": code_version(job.optimizer),
         "values": rec.values, "wall_s": wall, "cpu_s": cpu, "eval_s": rec.eval_seconds,
         "overhead_per_suggestion_s": (wall - rec.eval_seconds) / n, "error": error,

@@ -174,7 +174,12 @@ def _skopt_dim(p: Param, name: str) -> Any:
 
 def skopt_config(x: list[Any], names: list[str], space: ts.Space) -> dict[str, Any]:
     """The configuration at skopt's point ``x``; inactive coordinates ignored."""
-    raw = dict(zip(names, x, strict=True))
+    return raw_config(dict(zip(names, x, strict=True)), space)
+
+
+def raw_config(raw: dict[str, Any], space: ts.Space) -> dict[str, Any]:
+    """The configuration of a flat point (categoricals and stepped numbers as indices,
+    as :func:`skopt_dimensions` lays them out); inactive or missing coordinates ignored."""
     cfg: dict[str, Any] = {}
     for name in dependency_order(space):
         p = space[name]

@@ -50,8 +50,13 @@ class AcqOptimizer:
         Z, A = self.enc.to_gp(U)
         return acq.value(Z, A, U)
 
-    def maximize(self, acq: Acquisition, anchors: np.ndarray) -> Scored:
-        """Best points found, given anchors (k, d): the best observed points."""
+    def maximize(self, acq: Acquisition, anchors: np.ndarray,
+                 region: tuple[np.ndarray, np.ndarray] | None = None) -> Scored:
+        """Best points found, given anchors (k, d): the best observed points; with
+        ``region`` (lo, hi), each (d,), only inside that box (see :mod:`.local`)."""
+        whole = (np.zeros(self.space.ndim), np.ones(self.space.ndim))
+        self.lo: np.ndarray = (region or whole)[0]
+        self.hi: np.ndarray = (region or whole)[1]
         U = np.vstack([self._random(), self._local(anchors)])
         first = Scored.of(U, self.score(acq, U))
         starts = first.U[self._starts(first.value)]
@@ -71,7 +76,8 @@ class AcqOptimizer:
         return np.r_[0, rest].astype(int)
 
     def _random(self) -> np.ndarray:
-        return canonical(self.space, self.rng.random((self.opt.n_random, self.space.ndim)))
+        R = self.rng.random((self.opt.n_random, self.space.ndim))
+        return canonical(self.space, self.lo + (self.hi - self.lo) * R)
 
     def _local(self, anchors: np.ndarray) -> np.ndarray:
         if len(anchors) == 0 or self.opt.n_local == 0:
@@ -84,13 +90,14 @@ class AcqOptimizer:
             flip = self.rng.random(base.shape) < 1.0 / max(self.space.ndim, 2)
             flip &= self.enc.is_cat[None, :]
             U = np.where(flip, self.rng.random(base.shape), np.where(self.enc.is_cat, base, U))
-        return canonical(self.space, np.clip(U, 0.0, 1.0))
+        return canonical(self.space, np.clip(U, self.lo, self.hi))
 
     def _refine(self, acq: Acquisition, starts: np.ndarray) -> np.ndarray:
         """L-BFGS-B on the numeric coordinates of all starts jointly."""
         dims = self.numeric
         active = ~np.isnan(starts[:, dims])
         x0 = np.where(active, starts[:, dims], 0.5).ravel()
+        lo, hi = np.tile(self.lo[dims], len(starts)), np.tile(self.hi[dims], len(starts))
 
         def unpack(x: np.ndarray) -> np.ndarray:
             U = starts.copy()
@@ -104,7 +111,7 @@ class AcqOptimizer:
             return -float(val.sum()), -np.where(active, grad, 0.0).ravel()
 
         res = scipy.optimize.minimize(
-            f, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0),
+            f, np.clip(x0, lo, hi), jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi, strict=True)),
             options={"maxiter": self.opt.maxiter},
         )
         return unpack(np.asarray(res.x))

@@ -35,6 +35,9 @@ class BayesOptions:
             parameter), maximize the acquisition over the parameters whose
             learned lengthscales say they matter, the others held at the best
             trial's values, three suggestions in four (:mod:`.focus`).
+        local_search: when the best loss has not improved for a while, search
+            a shrinking box around the incumbent, then the whole space again
+            (trust-region refinement with restarts, see ``bayes/local.py``).
         ls_penalty: strength a of the penalty a (x + 1/x) on each inverse
             squared lengthscale x (unit cube), which keeps the model from
             explaining few points by very short lengthscales; 0 turns it off.
@@ -42,7 +45,7 @@ class BayesOptions:
 
     n_init: int | None = None
     warping: str = "auto"
-    max_train: int = 256
+    max_train: int = 128
     refit_every: float = 0.05
     n_random: int = 1024
     n_local: int = 256
@@ -53,6 +56,7 @@ class BayesOptions:
     ls_penalty: float = 0.1
     branch_design: bool = True
     focus: bool = True
+    local_search: bool = False
 
     def __post_init__(self) -> None:
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):

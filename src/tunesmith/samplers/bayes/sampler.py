@@ -26,6 +26,7 @@ import numpy as np
 from ...space import Space
 from ...trial import Direction, FrozenTrial, TrialState
 from ..base import Sampler, Suggestion
+from . import local
 from .acquisition import Acquisition, PriorDensity
 from .design import initial_point
 from .encoding import Encoding, canonical, row_keys
@@ -134,8 +135,9 @@ class BayesSampler(Sampler):
         weight = self.options.prior_beta / max(len(obs), 1) if prior is not None else 0.0
         acq = Acquisition(gp, best, prior, weight)
         anchors = U_obs[np.argsort(loss[: len(done)], kind="stable")[:5]]
+        region = self._trust_region(enc, losses, anchors[0], gp.theta[: space.ndim])
         found = acq_optimizer(space, enc, self.options, self.rng, theta=theta, n_obs=len(obs), index=len(trials),
-                              anchors=anchors).maximize(acq, anchors)
+                              anchors=anchors).maximize(acq, anchors, region)
         near = self._pending_rows(space, trials)
         for u, key in zip(found.U, row_keys(found.U), strict=True):
             if key in taken or not np.isfinite(u[~np.isnan(u)]).all():
@@ -146,6 +148,12 @@ class BayesSampler(Sampler):
                 u = self._branch_design(space, enc, u, rows, taken)
             return u
         return None
+
+    def _trust_region(self, enc: Encoding, losses: np.ndarray, incumbent: np.ndarray, log_ls: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The box to search when progress stalled (``local_search``; see :mod:`.local`)."""
+        length = local.side(local.stalled(losses), len(log_ls)) if self.options.local_search else None
+        return None if length is None else local.box(incumbent, np.exp(log_ls), enc.numeric, length)
 
     def _branch_design(
         self, space: Space, enc: Encoding, u: np.ndarray, rows: np.ndarray, taken: set[bytes]

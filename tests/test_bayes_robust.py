@@ -1,0 +1,58 @@
+"""The trust region the Bayesian sampler searches when progress stalls (``local_search``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import tunesmith as ts
+from tunesmith.samplers.bayes import local
+from tunesmith.trial import Direction, FrozenTrial, TrialState
+
+
+def _trials(X: np.ndarray, y: np.ndarray) -> list[FrozenTrial]:
+    return [FrozenTrial(i, TrialState.COMPLETE, {"a": float(X[i, 0]), "b": float(X[i, 1])}, float(y[i]))
+            for i in range(len(y))]
+
+
+def test_stall_count_and_phases() -> None:
+    assert local.stalled(np.array([])) == 0
+    assert local.stalled(np.array([3.0, 2.0, 2.5, 2.0, 4.0])) == 3  # ties are no improvement
+    assert local.stalled(np.array([3.0, 2.0, 1.0])) == 0
+    d = 2  # patience max(5, d) = 5
+    assert [local.side(s, d) for s in (0, 4, 5, 10, 15, 20, 25)] == [None, None, 0.4, 0.2, 0.1, None, 0.4]
+
+
+def test_box_follows_lengthscales_and_stays_in_the_unit_cube() -> None:
+    center = np.array([0.05, 0.5, np.nan, 0.5])
+    numeric = np.array([True, True, True, False])
+    lo, hi = local.box(center, np.array([1.0, 4.0, 1.0, 1.0]), numeric, 0.2)
+    assert lo[0] == 0.0 and hi[0] < 0.2  # clipped at the border
+    assert hi[1] - lo[1] > 2 * (hi[0] - lo[0])  # a long lengthscale gets a wide side
+    assert (lo[3], hi[3]) == (0.0, 1.0)  # categorical: whole range
+    assert np.all((0 <= lo) & (lo <= hi) & (hi <= 1))
+
+
+def test_stalled_search_suggests_inside_the_box() -> None:
+    space = ts.Space({"a": ts.Float(0.0, 1.0), "b": ts.Float(0.0, 1.0)})
+    X = np.random.default_rng(2).random((30, 2))
+    X[0] = [0.3, 0.7]
+    y = np.r_[-1.0, np.sum((X[1:] - 0.5) ** 2, axis=1)]  # the first trial stays best: 29 stalled
+    s = ts.BayesSampler(seed=0, local_search=True)
+    length = local.side(29, 2)
+    assert length is not None
+    for _ in range(3):
+        sug = s.suggest(space, _trials(X, y), Direction.MINIMIZE)
+        u = np.array([sug.params["a"], sug.params["b"]])
+        assert s._theta is not None
+        lo, hi = local.box(X[0], np.exp(s._theta[:2]), np.array([True, True]), length)
+        assert np.all(hi - lo < 1.0) and np.all((lo - 1e-9 <= u) & (u <= hi + 1e-9))
+    off = ts.BayesSampler(seed=0).suggest(space, _trials(X, y), Direction.MINIMIZE)  # without: anywhere
+    assert off.params != sug.params
+
+
+def test_default_model_sees_at_most_128_points() -> None:
+    # the cap that keeps a suggestion at 1,000 trials within 2x Optuna TPE's time
+    s = ts.BayesSampler(seed=0)
+    U = np.random.default_rng(0).random((300, 2))
+    keep = s._training_subset(U, U.sum(axis=1))
+    assert len(keep) == 128 == len(set(keep.tolist()))

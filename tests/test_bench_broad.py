@@ -1,0 +1,113 @@
+"""The broad sampler benchmark's registration and harness (benchmarks/samplers-broad.md).
+
+The registered cells are what the page says (a Latin square over instances), a noisy
+problem records its noiseless values, the parallel mode keeps exactly ``pending``
+suggestions in flight, and the new peers' space mappings give valid configurations of a
+conditional space. Needs the ``bench`` extra (and ``bench-broad`` for the peer mappings).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("optuna")
+pytest.importorskip("cocoex")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_samplers_broad  # noqa: E402
+from samplerbench import broad, broad_report, optimizers, peers, problems, spaces  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+
+
+def test_bbob_cells_are_a_latin_square_over_instances() -> None:
+    cells = broad.bbob_cells()
+    assert len(cells) == len(set(cells)) == 96
+    parsed = [problems._parse_bbob(c) for c in cells]
+    assert {f for f, _, _ in parsed} == set(range(1, 25))
+    assert Counter(i for _, _, i in parsed) == {1: 32, 3: 32, 5: 32}
+    for d in broad.BROAD_DIMS:
+        assert Counter(i for _, dd, i in parsed if dd == d) == {1: 8, 3: 8, 5: 8}
+    assert problems.bbob_problem("bbob-f15-d20-i3").id == "bbob_f015_i03_d20"
+
+
+def test_registered_families_and_counts() -> None:
+    probs = bench_samplers_broad.registered(["synthetic", "real", "parallel"])
+    count = Counter((p.family, p.pending) for p in probs)
+    assert count[("bbob", 1)] == 96 and count[("real", 1)] == 9
+    assert count[("noisy", 1)] == 12 and count[("int", 1)] == 5 and count[("mixint", 1)] == 12
+    assert count[("cond", 1)] == 2
+    assert sum(n for (_, k), n in count.items() if k in broad.PENDING) == 20
+    assert all(p.name.startswith(f"p{p.pending}:") for p in probs if p.pending > 1)
+
+
+def test_noisy_problem_records_noiseless_values() -> None:
+    name = "noisy-f01-d02"
+    rec = optimizers.Recorder(broad.objective(name))
+    clean = problems._bbob_objective("bbob-f01-d02")
+    rng = np.random.default_rng(0)
+    seen = [rec(broad.space(name).sample(rng)) for _ in range(20)]
+    f_star = broad.reference(name)[0]
+    assert all(v >= f_star for v in rec.values)
+    assert seen != rec.values  # the optimizer saw noise ...
+    cfg = {"x0": 1.0, "x1": -2.0}
+    rec(cfg)
+    assert rec.values[-1] == pytest.approx(clean(cfg))  # ... the record is the clean value
+
+
+def test_fifo_keeps_pending_suggestions_in_flight() -> None:
+    in_flight, peak, order = [0], [0], []
+
+    def ask() -> int:
+        in_flight[0] += 1
+        peak[0] = max(peak[0], in_flight[0])
+        return len(order) + in_flight[0]
+
+    def tell(item: int, y: float) -> None:
+        in_flight[0] -= 1
+        order.append(item)
+
+    peers._fifo(ask, float, tell, budget=11, pending=4)
+    assert peak[0] == 4 and len(order) == 11
+
+
+def test_tunesmith_parallel_run_sees_pending_trials() -> None:
+    space = problems.bbob_space(2)
+    rec = optimizers.Recorder(problems._bbob_objective("bbob-f01-d02"))
+    optimizers.parallel_runner("ts-random")(space, rec, 9, 0, 4)
+    assert len(rec.values) == 9
+    with pytest.raises(ValueError, match="no parallel adapter"):
+        optimizers.parallel_runner("skopt-gp")
+
+
+def test_new_peer_mappings_respect_conditions() -> None:
+    space = ts.Space({
+        "kernel": ts.Categorical(["linear", "poly"]),
+        "C": ts.Float(1e-3, 1e3, log=True),
+        "degree": ts.Int(2, 5, when={"kernel": ["poly"]}),
+        "q": ts.Float(0.0, 1.0, step=0.25),
+    })
+    ng = pytest.importorskip("nevergrad")
+    param = peers.ng_parametrization(space)
+    param.random_state = np.random.RandomState(0)
+    for _ in range(20):
+        cfg = spaces.raw_config(param.sample().value, space)
+        assert ("degree" in cfg) == (cfg["kernel"] == "poly") and cfg["q"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert ng is not None
+    pytest.importorskip("ConfigSpace")
+    cs = peers.configspace(space, 0)
+    for c in cs.sample_configuration(20):
+        raw = {k: (int(v) if k == "kernel" else v) for k, v in dict(c).items()}
+        cfg = spaces.raw_config(raw, space)
+        assert ("degree" in cfg) == (cfg["kernel"] == "poly")
+
+
+def test_report_cuts_runs_at_budget_fractions() -> None:
+    run = {"optimizer": "a", "problem": "bbob-f01-d02", "seed": 0, "budget": 8, "values": [9, 7, 8, 5, 6, 6, 4, 6]}
+    assert [broad_report.at_fraction([run], f)[0]["values"] for f in (0.25, 0.5, 1.0)] == [[7], [5], [4]]
