@@ -20,7 +20,7 @@ from starlette.testclient import TestClient  # noqa: E402
 import tunesmith as ts  # noqa: E402
 from tunesmith.cli import main  # noqa: E402
 from tunesmith.dashboard import create_app, open_storage  # noqa: E402
-from tunesmith.dashboard.aggregate import MAX_POINTS, sample, thin  # noqa: E402
+from tunesmith.dashboard.aggregate import MAX_POINTS, SAMPLE, sample, thin  # noqa: E402
 from tunesmith.exceptions import SchemaVersionError, StorageError  # noqa: E402
 from tunesmith.plots import history_data, snapshot  # noqa: E402
 from tunesmith.storage import SCHEMA_VERSION  # noqa: E402
@@ -179,7 +179,7 @@ def test_a_large_study_is_reduced_on_the_server(tmp_path: Path) -> None:
     assert best["y"][-1] == pytest.approx(s.best_value)  # thinning keeps every step of the best line
     assert min(markers["y"]) == pytest.approx(s.best_value)  # and each bucket's extremes
     parallel = c.get("/api/studies/big/plots/parallel").json()["plots"][0]
-    assert "of 6000 trials" in parallel["note"] and len(parallel["figure"]["data"][0]["line"]["color"]) <= 2000
+    assert "of 6000 trials" in parallel["note"] and len(parallel["figure"]["data"][0]["line"]["color"]) <= SAMPLE
     rows = c.get("/api/studies/big/trials?limit=100000").json()["trials"]
     assert len(rows) == 500  # a page, never the whole study
 

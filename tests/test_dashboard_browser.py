@@ -78,14 +78,15 @@ def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:
 def test_the_dashboard_shows_a_running_study_live_in_a_browser(served: tuple[str, str]) -> None:
     sync_api = browser_or_skip()
     base, url = served
-    runner = threading.Thread(target=lambda: ts.load_study("live", url).optimize(objective, n_trials=40))
+    done = threading.Event()
+    runner = threading.Thread(target=_run_until, args=(url, done))
     outside: list[str] = []
     errors: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page = browser.new_page(viewport={"width": 1200, "height": 6000})  # every plot in view: all drawn
             page.route("**/*", only((base + "/", "data:", "about:"), outside))
             page.on("pageerror", lambda e: errors.append(str(e)))
             _the_list_shows_the_study(page, base)
@@ -94,10 +95,21 @@ def test_the_dashboard_shows_a_running_study_live_in_a_browser(served: tuple[str
             _a_trial_page_shows_its_curve(page, base)
             _a_wrong_name_gets_the_404_page(page, base)
         finally:
+            done.set()
             browser.close()
-            runner.join()
+            if runner.is_alive() or runner.ident:
+                runner.join()
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+def _run_until(url: str, done: threading.Event) -> None:
+    """The study's worker: adds trials until the test is done (at most 500)."""
+    study = ts.load_study("live", url)
+    for _ in range(500):
+        if done.is_set():
+            return
+        study.optimize(objective, n_trials=1)
 
 
 def _the_list_shows_the_study(page: Any, base: str) -> None:
@@ -111,10 +123,10 @@ def _the_list_shows_the_study(page: Any, base: str) -> None:
 
 def _the_history_gains_points(page: Any, base: str) -> None:
     page.goto(base + "/studies/live")
-    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page.wait_for_selector("body[data-all='1']", timeout=90_000)
     before = page.evaluate(HISTORY_POINTS)
     assert before >= 5
-    page.wait_for_function(f"{HISTORY_POINTS} >= {before + 5}", timeout=30_000)  # no reload: polled and redrawn
+    page.wait_for_function(f"{HISTORY_POINTS} >= {before + 5}", timeout=90_000)  # no reload: polled and redrawn
     assert int(page.inner_text("#n-trials")) >= before + 5
     kinds = page.eval_on_selector_all(".plot", "ds => ds.map(d => d.id.split('-')[1])")
     assert {"history", "curves", "process", "parallel", "slice"} <= set(kinds), kinds
@@ -123,7 +135,7 @@ def _the_history_gains_points(page: Any, base: str) -> None:
 
 def _a_trial_page_shows_its_curve(page: Any, base: str) -> None:
     page.goto(base + "/studies/live/trials/2")
-    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page.wait_for_selector("body[data-ready='1']", timeout=90_000)
     curve = page.evaluate("document.getElementById('plot-curve-0').data[0]")
     assert curve["x"] == [1, 2, 3] and len(curve["y"]) == 3
     assert "complete" in page.inner_text("table")
@@ -135,3 +147,32 @@ def _a_wrong_name_gets_the_404_page(page: Any, base: str) -> None:
     assert response.status == 404
     assert page.inner_text("h1") == "Not found" and "no-such-study" in page.inner_text("#message")
     page.screenshot(path=str(ARTIFACTS / "dashboard-404.png"))
+
+
+def test_the_server_survives_parallel_reads_while_a_worker_writes(served: tuple[str, str]) -> None:
+    """The server's threads read one storage at once while a worker adds trials: every answer
+    whole, the server alive (a read-only SQLite storage used from many threads at once crashed it)."""
+    base, url = served
+    done = threading.Event()
+    runner = threading.Thread(target=_run_until, args=(url, done))
+    runner.start()
+    statuses: list[int] = []
+
+    def read(kind: str) -> None:
+        for _ in range(10):
+            with urllib.request.urlopen(f"{base}/api/studies/live/plots/{kind}", timeout=60) as r:
+                statuses.append(r.status)
+            with urllib.request.urlopen(f"{base}/api/studies/live/changes?since=0", timeout=60) as r:
+                statuses.append(r.status)
+
+    kinds = ("history", "curves", "process", "parallel", "slice", "contour", "overfitting", "history")
+    readers = [threading.Thread(target=read, args=(k,)) for k in kinds * 2]
+    try:
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+    finally:
+        done.set()
+        runner.join()
+    assert statuses == [200] * 320

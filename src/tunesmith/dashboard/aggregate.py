@@ -21,9 +21,9 @@ from ..trial import FrozenTrial, TrialState
 from .cache import View
 
 #: trials a heavy plot (curves, parallel, slices, contours, importance) is computed on at most
-SAMPLE = 2000
+SAMPLE = 1000
 #: points one series sends to the browser at most
-MAX_POINTS = 4000
+MAX_POINTS = 2000
 
 
 def sample(s: Snapshot, limit: int = SAMPLE) -> Snapshot:

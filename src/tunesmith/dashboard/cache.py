@@ -109,20 +109,26 @@ class StudyCache:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        #: held around every use of the storage: the server's threads take turns (a read-only
+        #: SQLite storage is not safe to use from many threads at once)
+        self.io = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
     def records(self) -> list[StudyRecord]:
         """The studies, without the companions where ``evaluate_best`` keeps test scores."""
-        return [r for r in self.storage.list_studies() if not r.name.endswith(TEST_SUFFIX)]
+        with self.io:
+            return [r for r in self.storage.list_studies() if not r.name.endswith(TEST_SUFFIX)]
 
     def view(self, name: str) -> View:
         """The study as it is now (StudyNotFound if there is none)."""
-        record = self.storage.get_study(name)
+        with self.io:
+            record = self.storage.get_study(name)
         entry = self._entry(record)
         with entry.lock:
             if not entry.read_at or time.monotonic() - entry.read_at >= MIN_INTERVAL:
-                _refresh(self.storage, entry)
+                with self.io:
+                    _refresh(self.storage, entry)
             return View(entry.record, entry.trials, entry.version, entry.last_activity, entry.memo)
 
     def forget(self, name: str) -> None:
@@ -166,12 +172,14 @@ class StudyCache:
 
     def _tests(self, name: str) -> dict[int, float]:
         """Mean test score by search-trial number, as ``study.evaluate_best`` recorded them."""
-        try:
-            book = self.storage.get_study(name + TEST_SUFFIX)
-        except KeyError:
-            return {}
+        with self.io:
+            try:
+                book = self.storage.get_study(name + TEST_SUFFIX)
+            except KeyError:
+                return {}
+            trials = self.storage.get_trials(book.study_id)
         out: dict[int, float] = {}
-        for t in self.storage.get_trials(book.study_id):
+        for t in trials:
             values = t.attrs.get("values") if t.state is TrialState.COMPLETE else None
             if values and "trial" in t.attrs:
                 out[int(t.attrs["trial"])] = sum(float(v) for v in values) / len(values)

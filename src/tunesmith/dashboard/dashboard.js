@@ -1,6 +1,8 @@
 // tunesmith dashboard: fills each <section class="kind" data-src=...> with the plots its JSON
 // endpoint returns, then (on a study page) polls the study's "changes since" endpoint and redraws
-// in place when the study changed. No page reload, no request beyond this server.
+// in place when the study changed. No page reload, no request beyond this server. Plots below
+// the first screen are fetched and drawn when scrolled near (body[data-ready]: the first screen is
+// drawn; body[data-all]: every plot is).
 (function () {
   "use strict";
   const FAST = ["history", "curves", "process"];  // redrawn at every change; the others every 10 s at most
@@ -21,7 +23,10 @@
       return;
     }
     div.className = "plot";
+    const t0 = performance.now();
     Plotly.react(div, p.figure.data, p.figure.layout, {responsive: true});
+    window.drawTimes = window.drawTimes || {};
+    window.drawTimes[id] = Math.round(performance.now() - t0);  // ms, for benchmarks
     let note = document.getElementById(id + "-note");
     if (p.note && !note) {
       note = document.createElement("p");
@@ -41,6 +46,28 @@
     const body = await r.json();
     body.plots.forEach((p, i) => show(sec, i, p, body.version));
     sec.dataset.version = body.version;
+    sec.style.minHeight = "0";
+  }
+
+  function near(sec) {
+    return sec.getBoundingClientRect().top < window.innerHeight + 300;
+  }
+
+  // draw the sections of the first screen now, the others as they come near the viewport
+  async function drawAll(sections) {
+    const first = sections.filter(near);
+    await Promise.all(first.map(load));
+    document.body.dataset.ready = "1";
+    let left = sections.length - first.length;
+    if (!left) { document.body.dataset.all = "1"; return; }
+    const seen = new IntersectionObserver((entries) => {
+      for (const en of entries) {
+        if (!en.isIntersecting) { continue; }
+        seen.unobserve(en.target);
+        load(en.target).then(() => { left -= 1; if (!left) { document.body.dataset.all = "1"; } });
+      }
+    }, {rootMargin: "300px"});
+    sections.filter((s) => !first.includes(s)).forEach((s) => seen.observe(s));
   }
 
   function summary(s) {
@@ -55,8 +82,7 @@
     const plots = document.getElementById("plots");
     if (!plots) { return; }
     const sections = Array.from(plots.querySelectorAll("section.kind"));
-    await Promise.all(sections.map(load));
-    document.body.dataset.ready = "1";
+    await drawAll(sections);
     if (plots.dataset.static) { return; }
     const name = plots.dataset.study;
     const every = 1000 * parseFloat(plots.dataset.poll || "2");
@@ -72,7 +98,8 @@
           version = c.version;
           summary(c.summary);
           const slow = Date.now() - slowAt > 10000;
-          await Promise.all(sections.filter((s) => slow || FAST.includes(s.dataset.kind)).map(load));
+          const drawn = sections.filter((s) => s.dataset.version !== undefined);
+          await Promise.all(drawn.filter((s) => slow || FAST.includes(s.dataset.kind)).map(load));
           if (slow) { slowAt = Date.now(); }
         }
         live.textContent = "live: checked " + new Date().toLocaleTimeString();

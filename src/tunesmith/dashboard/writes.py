@@ -49,7 +49,8 @@ def _confirmed(request: Request, fields: dict[str, str], what: str) -> Response 
 
 def _study(d: Dashboard, name: str) -> Study:
     d.view(name)  # 404 if absent
-    return Study.load(name, d.cache.storage)
+    with d.cache.io:
+        return Study.load(name, d.cache.storage)
 
 
 def add_note(d: Dashboard, request: Request) -> Response:
@@ -62,9 +63,10 @@ def add_note(d: Dashboard, request: Request) -> Response:
     ask = _confirmed(request, fields, f"add the note {text!r} to study {name!r}?")
     if ask:
         return ask
-    rec = d.cache.storage.get_study(name)
-    notes = [*rec.config.get("notes", []), {"time": time.time(), "text": text}]
-    d.cache.storage.set_study_config(rec.study_id, {**rec.config, "notes": notes})
+    with d.cache.io:
+        rec = d.cache.storage.get_study(name)
+        notes = [*rec.config.get("notes", []), {"time": time.time(), "text": text}]
+        d.cache.storage.set_study_config(rec.study_id, {**rec.config, "notes": notes})
     d.cache.stale(name)
     return RedirectResponse(f"/studies/{pages.q(name)}", 303)
 
@@ -79,8 +81,10 @@ def fail_trial(d: Dashboard, request: Request) -> Response:
     if ask:
         return ask
     error = fields.get("error", "").strip() or "marked failed from the dashboard"
+    study = _study(d, name)
     try:
-        _study(d, name).tell(t.number, state="failed", error=error[:MAX_NOTE])
+        with d.cache.io:
+            study.tell(t.number, state="failed", error=error[:MAX_NOTE])
     except TrialFinishedError as exc:  # it finished since the page was read
         raise ValueError(str(exc)) from None
     finally:
@@ -97,7 +101,8 @@ def enqueue(d: Dashboard, request: Request) -> Response:
     ask = _confirmed(request, fields, f"enqueue {json.dumps(params)} in study {name!r}?")
     if ask:
         return ask
-    number = study.enqueue(params)
+    with d.cache.io:
+        number = study.enqueue(params)
     d.cache.stale(name)
     return RedirectResponse(f"/studies/{pages.q(name)}/trials/{number}", 303)
 
@@ -119,7 +124,9 @@ def delete_study(d: Dashboard, request: Request) -> Response:
     ask = _confirmed(request, fields, f"delete study {name!r} and its {len(v.trials)} trials? This cannot be undone.")
     if ask:
         return ask
-    _study(d, name).delete()
+    study = _study(d, name)
+    with d.cache.io:
+        study.delete()
     d.cache.forget(name)
     return RedirectResponse("/", 303)
 
