@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..report import html_table
 from ..trial import FrozenTrial, TrialState
 from .aggregate import ORDERS
 from .cache import View
@@ -40,13 +41,8 @@ def layout(title: str, body: str, *, scripts: bool = False) -> str:
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, raw: bool = False) -> str:
-    """An HTML table; cells are escaped unless ``raw`` (then they are HTML already)."""
-    def cell(tag: str, i: int, v: Any) -> str:
-        return f"<{tag}{' class=l' if i < left else ''}>{v if raw and tag == 'td' else e(v)}</{tag}>"
-
-    h = "".join(cell("th", i, v) for i, v in enumerate(head))
-    body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><tr>{h}</tr>{body}</table>"
+    """An HTML table (the report's); cells are escaped unless ``raw`` (then they are HTML already)."""
+    return html_table(head, rows, left=left, raw=raw)
 
 
 def fmt(v: Any) -> str:
