@@ -4,6 +4,7 @@ chromium; no request may leave for another address. Screenshots go to test-artif
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -112,6 +113,16 @@ def _run_until(url: str, done: threading.Event) -> None:
         study.optimize(objective, n_trials=1)
 
 
+def _whole_trials(base: str, statuses: list[int]) -> None:
+    """Read while trials are written: each complete trial whole (its value is its params')."""
+    for _ in range(10):
+        with urllib.request.urlopen(f"{base}/api/studies/live/trials?limit=500&order=-number", timeout=60) as r:
+            statuses.append(r.status)
+            for t in json.load(r)["trials"]:
+                if t["state"] == "complete":
+                    assert t["value"] == pytest.approx((t["params"]["x"] - 0.3) ** 2), t
+
+
 def _the_list_shows_the_study(page: Any, base: str) -> None:
     page.goto(base + "/")
     link = page.locator("a", has_text="live")
@@ -167,6 +178,7 @@ def test_the_server_survives_parallel_reads_while_a_worker_writes(served: tuple[
 
     kinds = ("history", "curves", "process", "parallel", "slice", "contour", "overfitting", "history")
     readers = [threading.Thread(target=read, args=(k,)) for k in kinds * 2]
+    readers.append(threading.Thread(target=_whole_trials, args=(base, statuses)))
     try:
         for t in readers:
             t.start()
@@ -175,4 +187,4 @@ def test_the_server_survives_parallel_reads_while_a_worker_writes(served: tuple[
     finally:
         done.set()
         runner.join()
-    assert statuses == [200] * 320
+    assert statuses == [200] * 330
