@@ -283,3 +283,14 @@ def test_each_write_asks_for_confirmation_then_applies(url: str) -> None:
     c.post("/studies/beta/delete", data={"token": token, "confirm": "yes"})
     assert "beta" not in [s.name for s in open_storage(url).list_studies()]
     assert c.get("/studies/beta").status_code == 404
+
+
+def test_the_dashboard_reads_a_postgresql_storage(pg_url: str) -> None:
+    s = ts.Study(SPACE, storage=pg_url, name="on-pg", sampler="random", seed=0)
+    s.optimize(objective, n_trials=12, catch=(RuntimeError,))
+    c = client(pg_url)
+    assert "on-pg" in c.get("/").text
+    summary = c.get("/api/studies/on-pg").json()
+    assert summary["trials"] == 12 and summary["best"]["value"] == s.best_value
+    history = c.get("/api/studies/on-pg/plots/history").json()["plots"][0]
+    assert history["message"] is None and history["figure"]["data"]

@@ -40,15 +40,13 @@ def objective(trial: ts.Trial) -> float:
 
 
 @pytest.fixture()
-def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def served(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """(the dashboard's base URL, the storage URL): a study with a few trials, the server up."""
     url = f"sqlite:///{tmp_path / 'live.db'}"
     ts.Study(SPACE, storage=url, name="live", sampler="random", seed=0).optimize(objective, n_trials=5)
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(ts.__file__).parents[1]),
-                                                        os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "dashboard", "--storage", url, "--port", str(port),
-                             "--poll", "0.5"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--poll", "0.5"], env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_up(base, proc)
