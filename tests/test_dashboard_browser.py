@@ -158,6 +158,7 @@ def _a_wrong_name_gets_the_404_page(page: Any, base: str) -> None:
     page.screenshot(path=str(ARTIFACTS / "dashboard-404.png"))
 
 
+@pytest.mark.slow
 def test_the_server_survives_parallel_reads_while_a_worker_writes(served: tuple[str, str]) -> None:
     """The server's threads read one storage at once while a worker adds trials: every answer
     whole, the server alive (a read-only SQLite storage used from many threads at once crashed it)."""
