@@ -4,10 +4,10 @@ leaves the machine; a screenshot goes to test-artifacts/ (kept by CI)."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
+from browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, browser_or_skip, only
 
 pytest.importorskip("plotly")
 pytest.importorskip("sklearn")
@@ -17,10 +17,6 @@ from tunesmith.cli import main  # noqa: E402
 from tunesmith.pruners import ASHA  # noqa: E402
 from tunesmith.report import build_report  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 SPACE = {
     "kernel": ts.Categorical(["linear", "rbf"]),
     "C": ts.Float(1e-3, 1e3, log=True),
@@ -78,25 +74,17 @@ def test_the_report_and_the_process_diagram_show_what_evaluate_best_recorded(tmp
 
 @pytest.mark.slow
 def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_path: Path) -> None:
-    sync_api = _browser_or_skip()
+    sync_api = browser_or_skip()
     out = tmp_path / "report.html"
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["report", "report-demo", "--storage", url, "-o", str(out)]) == 0
     outside: list[str] = []
 
-    def route(r: object) -> None:
-        request_url = r.request.url  # type: ignore[attr-defined]
-        if request_url.startswith(("file:", "data:", "about:")):
-            r.continue_()  # type: ignore[attr-defined]
-        else:
-            outside.append(request_url)
-            r.abort()  # type: ignore[attr-defined]
-
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route("**/*", route)
+            page.route("**/*", only(("file:", "data:", "about:"), outside))
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(out.as_uri(), wait_until="load")
@@ -113,22 +101,6 @@ def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_p
     assert all(rendered and svgs > 0 for _, rendered, svgs in divs), divs
     kinds = {d[0].split("-")[1] for d in divs}
     assert {"history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting"} <= kinds
-
-
-def _browser_or_skip() -> object:
-    """Playwright's sync API, with Debian's chromium there; skipped when missing, except in CI
-    (env var CI set: scripts/test installs both), where that is a failure."""
-    try:
-        from playwright import sync_api
-    except ImportError:
-        sync_api = None
-    missing = "playwright (pip install 'tunesmith[test]')" if sync_api is None else (
-        None if Path(CHROMIUM).exists() else f"{CHROMIUM} (apt-get install chromium)")
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser test of the report: install {missing}")
-        pytest.skip(f"needs {missing}")
-    return sync_api
 
 
 def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

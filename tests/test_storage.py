@@ -302,3 +302,25 @@ def test_the_head_of_the_queue_is_read_through_the_state_index(sqlite_url: str) 
             "AND number >= 0 ORDER BY number LIMIT 4"
         ).fetchall()
     assert "ts_trials_state" in str(plan), plan
+
+
+def test_a_read_only_sqlite_storage_serves_many_threads_at_once(sqlite_url: str) -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=sqlite_url, name="r", sampler="random", seed=0)
+    study.optimize(lambda t: t["x"], n_trials=30)
+    ro = make_storage(sqlite_url, read_only=True)
+    assert type(ro.engine.pool).__name__ == "QueuePool"  # type: ignore[attr-defined]
+    sid = ro.get_study("r").study_id
+    counts: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def read() -> None:
+        barrier.wait()
+        for _ in range(20):
+            counts.append(len(ro.get_trials(sid)))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts == [30] * 160

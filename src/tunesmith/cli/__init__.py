@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..exceptions import TunesmithError
-from . import commands, focus, insight, worker
+from . import commands, dashboard, focus, insight, worker
 from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
 
 
@@ -43,6 +43,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("report", "write a study's self-contained HTML report", insight.add_report_args, insight.cmd_report),
     Subcommand("focus", "start a study in the space of the parameters that matter (the others fixed at the "
                "best trial's values)", focus.add_focus_args, focus.cmd_focus),
+    Subcommand("dashboard", "serve a live dashboard of a storage's studies in the browser",
+               dashboard.add_dashboard_args, dashboard.cmd_dashboard),
     Subcommand("worker", "join an existing study from this machine (storage shared by URL)",
                worker.add_worker_args, worker.cmd_worker),
     Subcommand("delete", "delete a study and its trials", commands.add_delete_args, commands.cmd_delete),

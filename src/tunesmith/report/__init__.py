@@ -73,7 +73,7 @@ def _settings(s: Snapshot) -> str:
     best = s.best()
     if best is not None:
         rows.append(("best", f"trial {best.number}: {best.value:.6g}"))
-    return "<h2>Settings</h2>" + _table(["setting", "value"], [[k, v] for k, v in rows], left=2)
+    return "<h2>Settings</h2>" + html_table(["setting", "value"], [[k, v] for k, v in rows], left=2)
 
 
 def _space(s: Snapshot) -> str:
@@ -83,7 +83,7 @@ def _space(s: Snapshot) -> str:
         kind = d.pop("type", p.kind)
         when = d.pop("when", None)
         rows.append([name, kind, json.dumps(d, default=str), "" if not when else json.dumps(when, default=str)])
-    return "<h2>Search space</h2>" + _table(["parameter", "type", "definition", "active when"], rows, left=4)
+    return "<h2>Search space</h2>" + html_table(["parameter", "type", "definition", "active when"], rows, left=4)
 
 
 def _best(s: Snapshot, top: int) -> str:
@@ -94,7 +94,7 @@ def _best(s: Snapshot, top: int) -> str:
     tests = any(s.test_of(t) is not None for t in done)
     head = ["#", "validation value", *(["test value"] if tests else []), *names, "seconds"]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests) for t in done[:top]]
-    return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + _table(head, rows, left=0)
+    return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + html_table(head, rows, left=0)
 
 
 def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool) -> list[str]:
@@ -106,13 +106,15 @@ def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool)
     return cells
 
 
-def _table(head: list[str], rows: list[list[Any]], *, left: int) -> str:
+def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int, raw: bool = False) -> str:
+    """An HTML table, its first ``left`` columns aligned left; cells escaped unless ``raw`` (HTML
+    already); no header row when every heading is empty. The dashboard's tables too."""
     def cell(tag: str, i: int, v: Any) -> str:
-        return f"<{tag}{' class=l' if i < left else ''}>{_e(str(v))}</{tag}>"
+        return f"<{tag}{' class=l' if i < left else ''}>{v if raw and tag == 'td' else _e(str(v))}</{tag}>"
 
     h = "".join(cell("th", i, v) for i, v in enumerate(head))
     body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><tr>{h}</tr>{body}</table>"
+    return f"<table>{f'<tr>{h}</tr>' if any(head) else ''}{body}</table>"
 
 
 def _fmt(v: Any) -> str:
@@ -123,4 +125,4 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-__all__ = ["SECTIONS", "build_report", "write_report"]
+__all__ = ["SECTIONS", "build_report", "html_table", "write_report"]

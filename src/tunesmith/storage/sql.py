@@ -265,7 +265,11 @@ class SQLStorage(Storage):
             import sqlite3
 
             uri = self._read_only_uri()
-            engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args))
+            # a pool of connections, as for a file URL: "sqlite://" alone would pick SQLAlchemy's
+            # one-connection-per-thread pool for in-memory databases, which crashed under
+            # concurrent readers (the dashboard's threads)
+            engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args),
+                                      poolclass=sa.pool.QueuePool)
         else:
             engine = sa.create_engine(self.url, connect_args=connect_args)
 

@@ -1,0 +1,27 @@
+"""A live dashboard of the studies in a storage: ``tunesmith dashboard --storage URL``.
+
+    from tunesmith.dashboard import create_app, serve
+    serve("sqlite:///tunesmith.db", port=8080)          # blocks; Ctrl-C stops it
+    app = create_app(make_storage(url, read_only=True))  # or an ASGI app to serve yourself
+
+Pages: every study; one study (the report's plots, updating live while trials arrive);
+one trial; importance; a comparison of studies. Large studies are reduced on the server
+(a sampled or thinned plot, a paged table). Read-only unless ``allow_writes``.
+Needs ``pip install 'tunesmith[dashboard,plots]'``; see docs/dashboard.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .server import LOOPBACK, open_storage, serve
+
+
+def create_app(storage: Any, *, allow_writes: bool = False, poll_seconds: float = 2.0) -> Any:
+    """The dashboard of ``storage`` (a Storage) as a Starlette application."""
+    from .app import create_app as _create
+
+    return _create(storage, allow_writes=allow_writes, poll_seconds=poll_seconds)
+
+
+__all__ = ["LOOPBACK", "create_app", "open_storage", "serve"]

@@ -1,0 +1,276 @@
+"""The dashboard's Starlette application: pages, JSON endpoints, and the ``--allow-writes`` actions.
+
+Pages (HTML): ``/`` studies, ``/studies/{name}`` one study (plots update live),
+``/studies/{name}/trials/{number}``, ``/studies/{name}/importance``, ``/compare?study=a&study=b``.
+JSON: ``/api/studies``, ``/api/studies/{name}``, ``/api/studies/{name}/changes?since=V``,
+``/api/studies/{name}/plots/{kind}``, ``/api/studies/{name}/trials?offset=&limit=&state=&order=``,
+``/api/studies/{name}/trials/{number}``, ``/api/studies/{name}/trials/{number}/curve``,
+``/api/studies/{name}/importance?method=``, ``/api/compare?study=a&study=b``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import Route
+
+from ..exceptions import StudyNotFound
+from ..importance import METHODS
+from ..storage import Storage
+from ..trial import FrozenTrial
+from . import figures, pages
+from .aggregate import ORDERS, page
+from .cache import StudyCache, View
+from .writes import WRITE_ROUTES
+
+MAX_PAGE = 500  # rows one trials request returns at most
+
+
+class Dashboard:
+    """The state behind the routes: the storage's cache and the server's options."""
+
+    def __init__(self, storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0) -> None:
+        self.cache = StudyCache(storage)
+        self.allow_writes = allow_writes
+        self.poll_seconds = poll_seconds
+        self.token = secrets.token_urlsafe(16)  # the write forms carry it: no other site can post them
+
+    def view(self, name: str) -> View:
+        try:
+            return self.cache.view(name)
+        except StudyNotFound:
+            raise HTTPException(404, f"no study named {name!r} in {self.cache.storage.display_url}") from None
+
+    def trial(self, v: View, number: str) -> FrozenTrial:
+        t = v.trial(int(number)) if number.lstrip("-").isdigit() else None
+        if t is None:
+            last = f"0-{len(v.trials) - 1}" if v.trials else "none yet"
+            raise HTTPException(404, f"study {v.name!r} has no trial {number!r} (its trials: {last})")
+        return t
+
+
+def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0) -> Starlette:
+    """The dashboard of ``storage`` as an ASGI application (serve it with uvicorn)."""
+    d = Dashboard(storage, allow_writes=allow_writes, poll_seconds=poll_seconds)
+    routes = [Route(path, _bind(d, fn), methods=methods) for path, fn, methods in [*ROUTES, *WRITE_ROUTES]]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _error, ValueError: _bad_request})
+    app.state.dashboard = d
+    return app
+
+
+def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        if request.method == "POST":  # the forms post url-encoded fields (no multipart parser needed)
+            request.state.form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        return await run_in_threadpool(fn, d, request)  # storage reads block: off the event loop
+
+    return endpoint
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    body = json.dumps(_finite(data), default=str, separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _finite(x: Any) -> Any:
+    """NaN and infinities as null (JSON has neither)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def _error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if wants_json(request):
+        return json_response({"error": exc.detail}, exc.status_code)
+    title = {404: "Not found", 403: "Not allowed", 400: "Bad request"}.get(exc.status_code, "Error")
+    return HTMLResponse(pages.message_page(exc.status_code, title, str(exc.detail)), exc.status_code)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return await _error(request, HTTPException(400, str(exc)))
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+def studies(d: Dashboard, request: Request) -> Response:
+    views = [d.cache.view(r.name) for r in d.cache.records()]
+    return HTMLResponse(pages.studies_page(views, d.cache.storage.display_url))
+
+
+def study(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    total, rows, args = _trials_page(v, request)
+    html = pages.study_page(v, figures.STUDY_KINDS, pages.trials_table(v, total, rows, **args),
+                            pages.write_forms(v, d.token) if d.allow_writes else "")
+    return HTMLResponse(html.replace("data-version=", f"data-poll='{d.poll_seconds:g}' data-version=", 1))
+
+
+def trial(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    t = d.trial(v, request.path_params["number"])
+    return HTMLResponse(pages.trial_page(v, t, pages.write_forms(v, d.token, t) if d.allow_writes else ""))
+
+
+def importance(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    return HTMLResponse(pages.importance_page(v, _method(request)))
+
+
+def compare(d: Dashboard, request: Request) -> Response:
+    names = request.query_params.getlist("study")
+    for n in names:
+        d.view(n)
+    return HTMLResponse(pages.compare_page(names, [r.name for r in d.cache.records()]))
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+def api_studies(d: Dashboard, request: Request) -> Response:
+    return json_response({"studies": [d.cache.view(r.name).summary() for r in d.cache.records()]})
+
+
+def api_study(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    return json_response({**v.summary(), "space": v.record.space, "notes": v.record.config.get("notes", [])})
+
+
+def api_changes(d: Dashboard, request: Request) -> Response:
+    """Whether the study changed since version ``since``; if so, its new summary."""
+    v = d.view(request.path_params["name"])
+    since = request.query_params.get("since", "")
+    changed = since != str(v.version)
+    return json_response({"version": v.version, "changed": changed, **({"summary": v.summary()} if changed else {})})
+
+
+def api_plots(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    kind = request.path_params["kind"]
+    if kind not in figures.STUDY_KINDS:
+        raise HTTPException(404, f"no plot {kind!r}; the study's plots: {list(figures.STUDY_KINDS)}")
+    return json_response({"version": v.version, "plots": figures.plots_of(d.cache, v, kind)})
+
+
+def api_trials(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    total, rows, args = _trials_page(v, request)
+    return json_response({"version": v.version, "total": total, **args, "trials": [trial_dict(t) for t in rows]})
+
+
+def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dict[str, Any]]:
+    p = request.query_params
+    args: dict[str, Any] = {"offset": _int(p.get("offset", "0"), "offset"), "limit": min(_int(p.get("limit", "50"), "limit"), MAX_PAGE),
+            "order": p.get("order", "number"), "state": p.get("state") or None}
+    if args["order"] not in ORDERS:
+        raise ValueError(f"order must be one of {list(ORDERS)}, not {args['order']!r}")
+    total, rows = page(v, **args)
+    return total, rows, args
+
+
+def _int(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"{what} must be a whole number >= 0, not {text!r}")
+    return int(text)
+
+
+def api_trial(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    return json_response(trial_dict(d.trial(v, request.path_params["number"]), full=True))
+
+
+def api_curve(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    t = d.trial(v, request.path_params["number"])
+    return json_response({"version": v.version, "plots": [figures.trial_curve(d.cache.snapshot(v), t.number)]})
+
+
+def api_importance(d: Dashboard, request: Request) -> Response:
+    v = d.view(request.path_params["name"])
+    method = _method(request)
+    plot = v.cached(("importance", method), lambda: figures.importance_plot(d.cache.snapshot(v), method=method))
+    return json_response({"version": v.version, "plots": [plot]})
+
+
+def _method(request: Request) -> str:
+    method = request.query_params.get("method", "fanova")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, not {method!r}")
+    return method
+
+
+def api_compare(d: Dashboard, request: Request) -> Response:
+    names = request.query_params.getlist("study")
+    if not names:
+        raise ValueError("name the studies to compare: /api/compare?study=a&study=b")
+    snaps = [d.cache.snapshot(d.view(n)) for n in names]
+    return json_response({"version": 0, "plots": [figures.comparison_plot(snaps)]})
+
+
+def trial_dict(t: FrozenTrial, *, full: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"number": t.number, "state": t.state.value, "value": t.value, "params": dict(t.params),
+                           "worker": t.worker, "started": t.started, "completed": t.completed, "duration": t.duration}
+    if full:
+        out.update(error=t.error, heartbeat=t.heartbeat, attrs=dict(t.attrs), checkpoint=t.attrs.get("checkpoint"),
+                   intermediate={str(k): v for k, v in sorted(t.intermediate.items())})
+    return out
+
+
+def plotly_js(d: Dashboard, request: Request) -> Response:
+    """plotly.js from the installed plotly package (the same file the report embeds)."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+
+def dashboard_js(d: Dashboard, request: Request) -> Response:
+    text = resources.files(__package__).joinpath("dashboard.js").read_text(encoding="utf-8")
+    return Response(text, media_type="text/javascript")
+
+
+ROUTES: list[tuple[str, Callable[..., Response], list[str]]] = [
+    ("/", studies, ["GET"]),
+    ("/studies/{name}", study, ["GET"]),
+    ("/studies/{name}/trials/{number}", trial, ["GET"]),
+    ("/studies/{name}/importance", importance, ["GET"]),
+    ("/compare", compare, ["GET"]),
+    ("/api/studies", api_studies, ["GET"]),
+    ("/api/studies/{name}", api_study, ["GET"]),
+    ("/api/studies/{name}/changes", api_changes, ["GET"]),
+    ("/api/studies/{name}/plots/{kind}", api_plots, ["GET"]),
+    ("/api/studies/{name}/trials", api_trials, ["GET"]),
+    ("/api/studies/{name}/trials/{number}", api_trial, ["GET"]),
+    ("/api/studies/{name}/trials/{number}/curve", api_curve, ["GET"]),
+    ("/api/studies/{name}/importance", api_importance, ["GET"]),
+    ("/api/compare", api_compare, ["GET"]),
+    ("/static/plotly.min.js", plotly_js, ["GET"]),
+    ("/static/dashboard.js", dashboard_js, ["GET"]),
+]
+
+__all__ = ["Dashboard", "create_app", "json_response"]

@@ -1,0 +1,227 @@
+"""What the dashboard knows of each study: its trials, read incrementally from the storage.
+
+Finished trials never change, so each is read once; a refresh re-reads only the
+unfinished ones (one by one while they are few) and the trials numbered past the last
+one seen. Each trial comes from one SELECT, so a record is never half-written. Every
+change bumps the study's ``version``, which keys the caches of plots and pages.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..plots import Snapshot
+from ..pruners import make_pruner
+from ..space import Space
+from ..storage import Storage, StudyRecord
+from ..trial import FrozenTrial, TrialState
+
+#: the suffix of the companion study where ``study.evaluate_best`` records test scores
+TEST_SUFFIX = ":test"
+#: unfinished trials re-read one by one up to this many; beyond, all from the lowest of them
+LIVE_ONE_BY_ONE = 64
+#: a study is read again at most this often (seconds), however many pages poll it
+MIN_INTERVAL = 0.5
+
+
+@dataclass
+class _Entry:
+    record: StudyRecord
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    finished: dict[int, FrozenTrial] = field(default_factory=dict)
+    live: dict[int, FrozenTrial] = field(default_factory=dict)
+    next_number: int = 0
+    version: int = 0
+    read_at: float = 0.0
+    last_activity: float = 0.0
+    trials: tuple[FrozenTrial, ...] = ()
+    memo: dict[Any, Any] = field(default_factory=dict)  # (what, version) -> computed value
+
+
+@dataclass(frozen=True)
+class View:
+    """One study as read now: its record, trials by number, and the version of both."""
+
+    record: StudyRecord
+    trials: tuple[FrozenTrial, ...]
+    version: int
+    last_activity: float
+    memo: dict[Any, Any]
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def counts(self) -> dict[str, int]:
+        return self.cached("counts", lambda: dict(Counter(t.state.value for t in self.trials)))
+
+    def best(self) -> FrozenTrial | None:
+        def find() -> FrozenTrial | None:
+            sign = self.record.direction.sign()
+            done = [t for t in self.trials if t.state is TrialState.COMPLETE]
+            return min(done, key=lambda t: (sign * float(t.value), t.number)) if done else None  # type: ignore[arg-type]
+
+        return self.cached("best", find)
+
+    def trial(self, number: int) -> FrozenTrial | None:
+        t = self.trials[number] if 0 <= number < len(self.trials) else None
+        if t is not None and t.number == number:
+            return t
+        return next((t for t in self.trials if t.number == number), None)
+
+    def cached(self, what: Any, compute: Any) -> Any:
+        """``compute()``, once per version of the study."""
+        key = (what, self.version)
+        if key not in self.memo:
+            for old in [k for k in list(self.memo) if k[0] == what]:
+                self.memo.pop(old, None)
+            self.memo[key] = compute()
+        return self.memo[key]
+
+    def summary(self) -> dict[str, Any]:
+        best = self.best()
+        cfg = self.record.config
+        return {
+            "name": self.name, "direction": self.record.direction.value, "sampler": sampler_name(cfg),
+            "pruner": pruner_name(cfg), "trials": len(self.trials), "states": self.counts(),
+            "best": None if best is None else {"number": best.number, "value": best.value},
+            "last_activity": self.last_activity or None, "version": self.version,
+        }
+
+
+def sampler_name(config: Any) -> str:
+    s = config.get("sampler", "")
+    return str(s.get("name", "?") if isinstance(s, dict) else s)
+
+
+def pruner_name(config: Any) -> str:
+    p = config.get("pruner")
+    name = p.get("name") if isinstance(p, dict) else p
+    return "" if not name or str(name).lower() in ("nop", "none", "noppruner") else str(name)
+
+
+class StudyCache:
+    """The studies of one storage, each read incrementally (thread-safe)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        #: held around every use of the storage: the server's threads take turns (a read-only
+        #: SQLite storage is not safe to use from many threads at once)
+        self.io = threading.RLock()
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def records(self) -> list[StudyRecord]:
+        """The studies, without the companions where ``evaluate_best`` keeps test scores."""
+        with self.io:
+            return [r for r in self.storage.list_studies() if not r.name.endswith(TEST_SUFFIX)]
+
+    def view(self, name: str) -> View:
+        """The study as it is now (StudyNotFound if there is none)."""
+        with self.io:
+            record = self.storage.get_study(name)
+        entry = self._entry(record)
+        with entry.lock:
+            if not entry.read_at or time.monotonic() - entry.read_at >= MIN_INTERVAL:
+                with self.io:
+                    _refresh(self.storage, entry)
+            return View(entry.record, entry.trials, entry.version, entry.last_activity, entry.memo)
+
+    def forget(self, name: str) -> None:
+        """Drop what is known of ``name`` (it was deleted)."""
+        with self._lock:
+            self._entries.pop(name, None)
+
+    def stale(self, name: str) -> None:
+        """Read ``name`` again at its next view (this process just changed it)."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            entry.read_at = 0.0
+
+    def _entry(self, record: StudyRecord) -> _Entry:
+        with self._lock:
+            entry = self._entries.get(record.name)
+            same = entry is not None and (entry.record.study_id, entry.record.created) == (record.study_id, record.created)
+            if entry is None or not same:  # new, or deleted and made again under its name
+                entry = self._entries[record.name] = _Entry(record)
+            elif entry.record.config != record.config:
+                entry.record = record
+                entry.version += 1
+            return entry
+
+    def snapshot(self, view: View) -> Snapshot:
+        """What the plots read: the study's :class:`~tunesmith.plots.Snapshot`."""
+        def build() -> Snapshot:
+            cfg = view.record.config
+            try:
+                pruner = make_pruner(cfg.get("pruner"))
+            except (ValueError, TypeError):
+                pruner = None
+            return Snapshot(
+                name=view.name, direction=view.record.direction, space=Space.from_dict(view.record.space),
+                trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_name(cfg),
+                rungs=getattr(pruner, "rung_steps", None), tests=self._tests(view.name),
+            )
+
+        snap: Snapshot = view.cached("snapshot", build)
+        return snap
+
+    def _tests(self, name: str) -> dict[int, float]:
+        """Mean test score by search-trial number, as ``study.evaluate_best`` recorded them."""
+        with self.io:
+            try:
+                book = self.storage.get_study(name + TEST_SUFFIX)
+            except KeyError:
+                return {}
+            trials = self.storage.get_trials(book.study_id)
+        out: dict[int, float] = {}
+        for t in trials:
+            values = t.attrs.get("values") if t.state is TrialState.COMPLETE else None
+            if values and "trial" in t.attrs:
+                out[int(t.attrs["trial"])] = sum(float(v) for v in values) / len(values)
+        return out
+
+
+def _refresh(storage: Storage, e: _Entry) -> None:
+    sid = e.record.study_id
+    fresh: list[FrozenTrial | None]
+    if len(e.live) > LIVE_ONE_BY_ONE:
+        fresh = list(storage.get_trials(sid, min_number=min(e.live)))
+    else:
+        fresh = [_one(storage, sid, n) for n in sorted(e.live)]
+        fresh += storage.get_trials(sid, min_number=e.next_number)
+    e.read_at = time.monotonic()
+    changed = False
+    for t in fresh:
+        if t is None:
+            continue
+        old = e.finished.get(t.number) or e.live.get(t.number)
+        if old is None or _differs(old, t):
+            changed = True
+            e.last_activity = max(e.last_activity, t.completed or 0.0, t.started or 0.0, t.heartbeat or 0.0)
+        if t.state.is_finished:
+            e.finished[t.number] = t
+            e.live.pop(t.number, None)
+        else:
+            e.live[t.number] = t
+        e.next_number = max(e.next_number, t.number + 1)
+    if changed or not e.version:
+        e.version += 1
+        merged = {**e.finished, **e.live}
+        e.trials = tuple(merged[n] for n in sorted(merged))
+
+
+def _one(storage: Storage, sid: int, number: int) -> FrozenTrial | None:
+    try:
+        return storage.get_trial(sid, number)
+    except LookupError:
+        return None
+
+
+def _differs(a: FrozenTrial, b: FrozenTrial) -> bool:
+    """A change worth redrawing: not a heartbeat alone."""
+    return replace(a, heartbeat=None) != replace(b, heartbeat=None)

@@ -1,0 +1,115 @@
+// tunesmith dashboard: fills each <section class="kind" data-src=...> with the plots its JSON
+// endpoint returns, then (on a study page) polls the study's "changes since" endpoint and redraws
+// in place when the study changed. No page reload, no request beyond this server. Plots below
+// the first screen are fetched and drawn when scrolled near (body[data-ready]: the first screen is
+// drawn; body[data-all]: every plot is).
+(function () {
+  "use strict";
+  const FAST = ["history", "curves", "process"];  // redrawn at every change; the others every 10 s at most
+
+  function show(sec, i, p, version) {
+    const id = "plot-" + sec.dataset.kind + "-" + i;
+    let div = document.getElementById(id);
+    if (!div) {
+      div = document.createElement("div");
+      div.id = id;
+      sec.appendChild(div);
+    }
+    div.dataset.version = version;
+    if (p.message) {
+      if (div.classList.contains("plot")) { Plotly.purge(div); }
+      div.className = "note empty";
+      div.textContent = p.title + ": " + p.message;
+      return;
+    }
+    div.className = "plot";
+    const t0 = performance.now();
+    Plotly.react(div, p.figure.data, p.figure.layout, {responsive: true});
+    window.drawTimes = window.drawTimes || {};
+    window.drawTimes[id] = Math.round(performance.now() - t0);  // ms, for benchmarks
+    let note = document.getElementById(id + "-note");
+    if (p.note && !note) {
+      note = document.createElement("p");
+      note.id = id + "-note";
+      note.className = "note";
+      div.after(note);
+    }
+    if (note) { note.textContent = p.note || ""; }
+  }
+
+  async function load(sec) {
+    const r = await fetch(sec.dataset.src);
+    if (!r.ok) {
+      sec.textContent = "could not load " + sec.dataset.kind + ": " + (await r.text());
+      return;
+    }
+    const body = await r.json();
+    body.plots.forEach((p, i) => show(sec, i, p, body.version));
+    sec.dataset.version = body.version;
+    sec.style.minHeight = "0";
+  }
+
+  function near(sec) {
+    return sec.getBoundingClientRect().top < window.innerHeight + 300;
+  }
+
+  // draw the sections of the first screen now, the others as they come near the viewport
+  async function drawAll(sections) {
+    const first = sections.filter(near);
+    await Promise.all(first.map(load));
+    document.body.dataset.ready = "1";
+    let left = sections.length - first.length;
+    if (!left) { document.body.dataset.all = "1"; return; }
+    const seen = new IntersectionObserver((entries) => {
+      for (const en of entries) {
+        if (!en.isIntersecting) { continue; }
+        seen.unobserve(en.target);
+        load(en.target).then(() => { left -= 1; if (!left) { document.body.dataset.all = "1"; } });
+      }
+    }, {rootMargin: "300px"});
+    sections.filter((s) => !first.includes(s)).forEach((s) => seen.observe(s));
+  }
+
+  function summary(s) {
+    const states = Object.entries(s.states).map(([k, n]) => "<span class='state-" + k + "'>" + n + " " + k + "</span>");
+    document.getElementById("n-trials").textContent = s.trials;
+    document.getElementById("states").innerHTML = states.join(", ");
+    document.getElementById("best").textContent = s.best ? s.best.value.toPrecision(6) + " (#" + s.best.number + ")" : "";
+    if (s.last_activity) { document.getElementById("last").textContent = new Date(s.last_activity * 1000).toLocaleString(); }
+  }
+
+  async function main() {
+    const plots = document.getElementById("plots");
+    if (!plots) { return; }
+    const sections = Array.from(plots.querySelectorAll("section.kind"));
+    await drawAll(sections);
+    if (plots.dataset.static) { return; }
+    const name = plots.dataset.study;
+    const every = 1000 * parseFloat(plots.dataset.poll || "2");
+    const live = document.getElementById("live");
+    let version = plots.dataset.version;
+    let slowAt = Date.now();
+    async function poll() {
+      try {
+        const r = await fetch("/api/studies/" + encodeURIComponent(name) + "/changes?since=" + version);
+        if (r.status === 404) { live.textContent = "this study was deleted"; return; }
+        const c = await r.json();
+        if (c.changed) {
+          version = c.version;
+          summary(c.summary);
+          const slow = Date.now() - slowAt > 10000;
+          const drawn = sections.filter((s) => s.dataset.version !== undefined);
+          await Promise.all(drawn.filter((s) => slow || FAST.includes(s.dataset.kind)).map(load));
+          if (slow) { slowAt = Date.now(); }
+        }
+        live.textContent = "live: checked " + new Date().toLocaleTimeString();
+      } catch (err) {
+        live.textContent = "cannot reach the dashboard server; retrying";
+      }
+      setTimeout(poll, every);
+    }
+    setTimeout(poll, every);
+  }
+
+  document.addEventListener("DOMContentLoaded", main);
+})();

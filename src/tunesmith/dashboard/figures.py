@@ -1,0 +1,65 @@
+"""The dashboard's plots: the report's records (:mod:`tunesmith.plots`), reduced on the server
+(:mod:`.aggregate`) and rendered by the same plotly renderer, sent as plotly JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from ..plots import KINDS, Record, comparison, curves_data, importance_bars, records_of
+from ..plots.records import Snapshot
+from .aggregate import sample, thin
+from .cache import StudyCache, View
+
+#: the plots of the study page, in order (those of the report, importance on its own page)
+STUDY_KINDS = ("history", "curves", "process", "parallel", "slice", "contour", "overfitting")
+#: kinds computed on every trial (cheap); the others on :func:`~.aggregate.sample`
+WHOLE = ("history", "process", "overfitting")
+
+
+def figure(record: Record) -> dict[str, Any]:
+    """One record as the browser draws it: plotly's figure JSON, with its title and message."""
+    from plotly.io import to_json
+
+    from ..plots.plotly_render import to_plotly
+
+    fig = json.loads(to_json(to_plotly(thin(record)), validate=False))
+    return {"kind": record.kind, "title": record.title, "message": record.message, "figure": fig}
+
+
+def study_plots(snap: Snapshot, kind: str) -> list[dict[str, Any]]:
+    """The figures of one kind of :data:`STUDY_KINDS` for a study."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown plot kind {kind!r}; choose one of {list(KINDS)}")
+    source = snap if kind in WHOLE else sample(snap)
+    out = [figure(r) for r in records_of(source, kind)]
+    if source is not snap:
+        for f in out:
+            f["note"] = f"computed on {len(source.trials)} of {len(snap.trials)} trials (evenly spaced, and the best)"
+    return out
+
+
+def plots_of(cache: StudyCache, v: View, kind: str) -> list[dict[str, Any]]:
+    """:func:`study_plots` of the study ``v``, computed once per version."""
+    plots: list[dict[str, Any]] = v.cached(("plots", kind), lambda: study_plots(cache.snapshot(v), kind))
+    return plots
+
+
+def trial_curve(snap: Snapshot, number: int) -> dict[str, Any]:
+    """The intermediate values of one trial, as the study's learning-curves plot draws them."""
+    t = next(t for t in snap.trials if t.number == number)
+    chart = curves_data(replace(snap, trials=(t,)))
+    return figure(replace(chart, title=f"trial {number}: intermediate values"))
+
+
+def importance_plot(snap: Snapshot, *, method: str = "fanova") -> dict[str, Any]:
+    s = sample(snap)
+    out = figure(importance_bars(s, method=method))
+    if s is not snap:
+        out["note"] = f"computed on {len(s.trials)} of {len(snap.trials)} trials (evenly spaced, and the best)"
+    return out
+
+
+def comparison_plot(snaps: list[Snapshot]) -> dict[str, Any]:
+    return figure(comparison(snaps))

@@ -1,0 +1,189 @@
+"""The dashboard's HTML: small server-rendered pages; plots are filled in by ``dashboard.js``
+from the JSON endpoints (so a page opens at once and its plots update in place)."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from ..report import html_table
+from ..trial import FrozenTrial, TrialState
+from .aggregate import ORDERS
+from .cache import View
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:0;color:#222}main{margin:1em auto;max-width:1200px;padding:0 1em}
+header{background:#0b3d5c;color:#fff;padding:.6em 1.5em}header a{color:#fff;margin-right:1.5em;text-decoration:none}
+table{border-collapse:collapse;margin:.8em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f6f9}td.l,th.l{text-align:left}.note{color:#666;font-size:13px}.plot{min-height:420px;margin:1em 0}
+.state-complete{color:#0072B2}.state-failed{color:#D55E00}.state-running{color:#009E73}.state-pruned{color:#777}
+form.inline{display:inline}.danger{color:#fff;background:#b00;border:0;padding:4px 10px}pre{background:#f6f6f6;padding:.5em}
+.live{font-size:12px;color:#009E73}section.kind{min-height:460px}.pager a{margin-right:.8em}"""
+
+
+def e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def q(name: str) -> str:
+    """A study name as one URL path segment."""
+    return quote(name, safe="")
+
+
+def layout(title: str, body: str, *, scripts: bool = False) -> str:
+    js = "<script src='/static/plotly.min.js'></script><script src='/static/dashboard.js'></script>" if scripts else ""
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)} - tunesmith</title>"
+            f"<style>{STYLE}</style>{js}</head><body><header><b>tunesmith</b> &nbsp; <a href='/'>studies</a>"
+            f"<a href='/compare'>compare</a></header><main>{body}</main></body></html>")
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, raw: bool = False) -> str:
+    """An HTML table (the report's); cells are escaped unless ``raw`` (then they are HTML already)."""
+    return html_table(head, rows, left=left, raw=raw)
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def when(ts: float | None) -> str:
+    return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def states(counts: dict[str, int]) -> str:
+    return ", ".join(f"<span class='state-{s.value}'>{counts[s.value]} {s.value}</span>"
+                     for s in TrialState if counts.get(s.value))
+
+
+# -- the pages ---------------------------------------------------------------------------------
+
+
+def studies_page(views: list[View], storage: str) -> str:
+    rows = []
+    for v in views:
+        s = v.summary()
+        best = s["best"]
+        rows.append([f"<input type=checkbox name=study value='{e(v.name)}'>",
+                     f"<a href='/studies/{q(v.name)}'>{e(v.name)}</a>", e(s["direction"]), e(s["sampler"]),
+                     str(s["trials"]), states(s["states"]),
+                     "" if best is None else f"{best['value']:.6g} (#{best['number']})", e(when(s["last_activity"]))])
+    if not rows:
+        return layout("studies", f"<h1>Studies</h1><p class='note'>no studies in {e(storage)} yet</p>")
+    head = ["", "name", "direction", "sampler", "trials", "by state", "best value", "last activity"]
+    body = (f"<h1>Studies</h1><p class='note'>in {e(storage)}</p><form action='/compare' method='get'>"
+            f"{table(head, rows, left=4, raw=True)}<button>compare the checked studies</button></form>")
+    return layout("studies", body)
+
+
+def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str) -> str:
+    s = v.summary()
+    best = s["best"]
+    info = [["direction", e(s["direction"])], ["sampler", e(s["sampler"])], ["pruner", e(s["pruner"] or "none")],
+            ["trials", f"<span id='n-trials'>{s['trials']}</span> (<span id='states'>{states(s['states'])}</span>)"],
+            ["best", f"<span id='best'>{'' if best is None else fmt(best['value']) + ' (#' + str(best['number']) + ')'}</span>"],
+            ["last activity", f"<span id='last'>{e(when(s['last_activity']))}</span>"]]
+    notes = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in v.record.config.get("notes", []))
+    plots = "".join(f"<section class='kind' data-kind='{k}' data-src='/api/studies/{q(v.name)}/plots/{k}'></section>"
+                    for k in kinds)
+    body = (f"<h1>{e(v.name)}</h1><p><a href='/studies/{q(v.name)}/importance'>importance</a> &middot; "
+            f"<span class='live' id='live'>live</span></p>{table(['', ''], info, raw=True, left=1)}"
+            + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
+            + f"<div id='plots' data-study='{e(v.name)}' data-version='{v.version}'>{plots}</div>"
+            f"<h2>Trials</h2>{trials_html}{writes}")
+    return layout(v.name, body, scripts=True)
+
+
+def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, limit: int, order: str,
+                 state: str | None) -> str:
+    names = list(v.record.space)
+    head = ["#", "state", "value", *names, "seconds", "worker"]
+    cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
+              f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
+              *(e(fmt(t.params.get(n))) for n in names), fmt(t.duration), e(t.worker or "")] for t in rows]
+    return _pager(v, total, offset, limit, order, state) + table(head, cells, raw=True)
+
+
+def _pager(v: View, total: int, offset: int, limit: int, order: str, state: str | None) -> str:
+    def link(label: str, **kw: Any) -> str:
+        args = {"offset": offset, "limit": limit, "order": order, **({"state": state} if state else {}), **kw}
+        args = {k: a for k, a in args.items() if a is not None}
+        return f"<a href='/studies/{q(v.name)}?{e(urlencode(args))}'>{e(label)}</a>"
+
+    parts = [f"{total} trials{'' if not state else ' ' + e(state)}; showing {offset + 1 if total else 0}-"
+             f"{min(offset + limit, total)}"]
+    if offset > 0:
+        parts.append(link("previous", offset=max(0, offset - limit)))
+    if offset + limit < total:
+        parts.append(link("next", offset=offset + limit))
+    parts.append("order: " + " ".join(link(o, order=o, offset=0) for o in ORDERS))
+    parts.append("state: " + " ".join([link("all", state=None, offset=0)]
+                                      + [link(s.value, state=s.value, offset=0) for s in TrialState]))
+    return "<p class='pager'>" + " &middot; ".join(parts) + "</p>"
+
+
+def trial_page(v: View, t: FrozenTrial, writes: str) -> str:
+    rows = [["state", f"<span class='state-{t.state.value}'>{t.state.value}</span>"], ["value", fmt(t.value)],
+            ["worker", e(t.worker or "")], ["started", when(t.started)], ["completed", when(t.completed)],
+            ["seconds", fmt(t.duration)], ["last heartbeat", when(t.heartbeat)],
+            ["checkpoint", e(t.attrs.get("checkpoint") or "")]]
+    params = [[e(k), e(fmt(val))] for k, val in t.params.items()]
+    body = (f"<h1><a href='/studies/{q(v.name)}'>{e(v.name)}</a>: trial {t.number}</h1>"
+            + table(["", ""], rows, raw=True) + "<h2>Parameters</h2>" + table(["parameter", "value"], params, raw=True)
+            + (f"<h2>Error</h2><pre id='error'>{e(t.error)}</pre>" if t.error else "")
+            + f"<section class='kind' data-kind='curve' data-src='/api/studies/{q(v.name)}/trials/{t.number}/curve'>"
+            "</section><h2>Attributes</h2>"
+            + f"<pre>{e(json.dumps(dict(t.attrs), indent=1, default=str))}</pre>{writes}")
+    return layout(f"{v.name} trial {t.number}", f"<div id='plots' data-static='1'>{body}</div>", scripts=True)
+
+
+def importance_page(v: View, method: str) -> str:
+    other = "ped-anova" if method == "fanova" else "fanova"
+    body = (f"<h1><a href='/studies/{q(v.name)}'>{e(v.name)}</a>: importance ({e(method)})</h1>"
+            f"<p><a href='/studies/{q(v.name)}/importance?method={other}'>{other} instead</a></p>"
+            f"<div id='plots' data-static='1'><section class='kind' data-kind='importance' "
+            f"data-src='/api/studies/{q(v.name)}/importance?method={e(method)}'></section></div>")
+    return layout(f"{v.name} importance", body, scripts=True)
+
+
+def compare_page(names: list[str], all_names: list[str]) -> str:
+    boxes = "".join(f"<label><input type=checkbox name=study value='{e(n)}'{' checked' if n in names else ''}> "
+                    f"{e(n)}</label><br>" for n in all_names)
+    form = f"<form action='/compare' method='get'>{boxes}<button>compare</button></form>"
+    if not names:
+        return layout("compare", f"<h1>Compare studies</h1><p>check two studies or more:</p>{form}")
+    src = "/api/compare?" + urlencode([("study", n) for n in names])
+    plot = f"<div id='plots' data-static='1'><section class='kind' data-kind='compare' data-src='{e(src)}'></section></div>"
+    return layout("compare", f"<h1>Compare: {e(', '.join(names))}</h1>{plot}{form}", scripts=True)
+
+
+def message_page(status: int, title: str, text: str) -> str:
+    return layout(title, f"<h1>{e(title)}</h1><p id='message'>{e(text)}</p><p><a href='/'>all studies</a></p>")
+
+
+def confirm_page(action: str, what: str, fields: dict[str, str]) -> str:
+    hidden = "".join(f"<input type=hidden name='{e(k)}' value='{e(val)}'>" for k, val in fields.items())
+    body = (f"<h1>Confirm</h1><p id='message'>{e(what)}</p><form method='post' action='{e(action)}'>{hidden}"
+            "<input type=hidden name=confirm value=yes><button class=danger>yes, do it</button> "
+            "<a href='javascript:history.back()'>cancel</a></form>")
+    return layout("confirm", body)
+
+
+def write_forms(v: View, token: str, trial: FrozenTrial | None = None) -> str:
+    """The forms of ``--allow-writes`` (each asks for confirmation on the next page)."""
+    base = f"/studies/{q(v.name)}"
+    tok = f"<input type=hidden name=token value='{e(token)}'>"
+    if trial is not None:
+        if trial.state.is_finished:
+            return ""
+        return (f"<h2>Change</h2><form method=post action='{base}/trials/{trial.number}/fail'>{tok}"
+                "<input name=error placeholder='why' size=40> <button class=danger>mark failed</button></form>")
+    return (f"<h2>Change</h2><form method=post action='{base}/notes'>{tok}<input name=text size=60 "
+            "placeholder='a note on this study'> <button>add note</button></form>"
+            f"<form method=post action='{base}/enqueue'>{tok}<input name=params size=60 "
+            "placeholder='{\"x\": 0.5} (JSON)'> <button>enqueue configuration</button></form>"
+            f"<form method=post action='{base}/delete'>{tok}<button class=danger>delete study</button></form>")

@@ -1,0 +1,93 @@
+"""Opening the storage (with a clear message when it cannot be read) and serving the app."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..exceptions import StorageError, TunesmithError
+from ..storage import Storage, make_storage
+
+LOOPBACK = "127.0.0.1"
+
+
+def open_storage(url: str, *, allow_writes: bool = False) -> Storage:
+    """The storage at ``url``, checked readable now (its schema too): a StorageError that
+    names the URL and the cause otherwise. Read-only unless ``allow_writes``."""
+    if url in ("", "memory"):
+        raise ValueError("the dashboard reads a database: pass --storage sqlite:///file.db or a PostgreSQL URL")
+    _check_sqlite_file(url)
+    try:
+        storage = make_storage(url, read_only=not allow_writes)
+        storage.list_studies()  # connects and checks the schema version
+    except TunesmithError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a driver's own error: say which storage and why
+        from ..storage.base import mask_url
+
+        raise StorageError(f"cannot open storage {mask_url(url)!r}: {type(exc).__name__}: {exc}") from exc
+    return storage
+
+
+def _check_sqlite_file(url: str) -> None:
+    path = url if "://" not in url else (url.split(":///", 1)[1] if url.startswith("sqlite:///") else None)
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path.split("?")[0]).is_file():
+        raise StorageError(f"no SQLite database at {path!r}: check the path, or start a study there first "
+                           f"(tunesmith run STUDY.yaml --storage {url})")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, allow_writes: bool = False,
+          poll_seconds: float = 2.0, out: TextIO | None = None) -> None:
+    """Serve the dashboard of ``storage`` on ``host:port`` until interrupted."""
+    uvicorn = _require()
+    out = sys.stderr if out is None else out
+    from .app import create_app
+
+    st = storage if isinstance(storage, Storage) else open_storage(storage, allow_writes=allow_writes)
+    if not is_loopback(host):
+        print(f"warning: the dashboard listens on {host}, so other machines can reach it; it has no login"
+              + (" and --allow-writes lets them change and delete studies" if allow_writes else ""), file=out)
+    app = create_app(st, allow_writes=allow_writes, poll_seconds=poll_seconds)
+    threading.Thread(target=warm, args=(app,), daemon=True, name="tunesmith-dashboard-warm").start()
+    mode = "writes allowed" if allow_writes else "read-only"
+    print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
+          file=out, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def warm(app: Any) -> None:
+    """Read every study once (and its live plots), so the first page of a large one opens fast."""
+    from .figures import STUDY_KINDS, plots_of
+
+    cache = app.state.dashboard.cache
+    try:
+        for r in cache.records():
+            for kind in STUDY_KINDS:
+                plots_of(cache, cache.view(r.name), kind)
+    except Exception:  # noqa: BLE001 - warming is an optimization; the pages report real errors
+        return
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _require() -> Any:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise ImportError("the dashboard needs starlette and uvicorn: pip install 'tunesmith[dashboard]'") from None
+    return uvicorn

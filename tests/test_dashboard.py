@@ -1,0 +1,296 @@
+"""The dashboard's endpoints through Starlette's test client, on real SQLite studies: pages, JSON,
+the live "changes since" endpoint, server-side reduction of large studies, bad input, and the
+--allow-writes actions behind their confirmation."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("plotly")
+pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+from tunesmith.cli import main  # noqa: E402
+from tunesmith.dashboard import create_app, open_storage  # noqa: E402
+from tunesmith.dashboard.aggregate import MAX_POINTS, SAMPLE, sample, thin  # noqa: E402
+from tunesmith.exceptions import SchemaVersionError, StorageError  # noqa: E402
+from tunesmith.plots import history_data, snapshot  # noqa: E402
+from tunesmith.storage import SCHEMA_VERSION  # noqa: E402
+
+SPACE = {"x": ts.Float(0, 1), "lr": ts.Float(1e-4, 1e-1, log=True), "kind": ts.Categorical(["a", "b"])}
+
+
+def objective(trial: ts.Trial) -> float:
+    p = trial.params
+    if p["x"] > 0.9:
+        raise RuntimeError("diverged at x > 0.9")
+    for step in range(1, 6):
+        trial.report(p["x"] + 1 / step, step)
+    return (p["x"] - 0.3) ** 2 + (0.1 if p["kind"] == "b" else 0.0)
+
+
+@pytest.fixture()
+def url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    s = ts.Study(SPACE, storage=url, name="alpha", sampler="random", seed=0)
+    s.optimize(objective, n_trials=30, catch=(RuntimeError,))
+    running = s.ask()  # stays running: the one a worker holds now
+    running.report(0.7, 1)
+    s.enqueue({"x": 0.5, "lr": 0.01, "kind": "a"})
+    b = ts.Study(SPACE, storage=url, name="beta", sampler="random", seed=1, direction="minimize")
+    b.optimize(objective, n_trials=10, catch=(RuntimeError,))
+    return url
+
+
+def client(url: str, **kw: Any) -> TestClient:
+    return TestClient(create_app(open_storage(url, allow_writes=kw.get("allow_writes", False)), **kw))
+
+
+def test_the_studies_page_and_api_list_each_study_with_its_counts_and_best(url: str) -> None:
+    c = client(url)
+    page = c.get("/")
+    assert page.status_code == 200
+    for text in ("alpha", "beta", "random", "minimize", "failed", "running", "waiting"):
+        assert text in page.text, text
+    studies = {s["name"]: s for s in c.get("/api/studies").json()["studies"]}
+    alpha = ts.load_study("alpha", url)
+    assert studies["alpha"]["trials"] == len(alpha.trials)
+    assert studies["alpha"]["best"] == {"number": alpha.best_trial.number, "value": alpha.best_value}
+    assert studies["alpha"]["states"]["running"] == 1 and studies["alpha"]["states"]["waiting"] == 1
+    assert studies["alpha"]["last_activity"] > 0
+
+
+def test_the_study_page_and_every_plot_endpoint(url: str) -> None:
+    c = client(url)
+    page = c.get("/studies/alpha")
+    assert page.status_code == 200 and "data-src='/api/studies/alpha/plots/history'" in page.text
+    assert "<script src='/static/plotly.min.js'>" in page.text and "http" not in re.sub(r"<a [^>]*>", "", page.text)
+    for kind in ("history", "curves", "process", "parallel", "slice", "contour", "overfitting"):
+        body = c.get(f"/api/studies/alpha/plots/{kind}").json()
+        assert body["plots"], kind
+        assert all(p["kind"] == kind and "data" in p["figure"] for p in body["plots"]), kind
+    history = c.get("/api/studies/alpha/plots/history").json()["plots"][0]
+    xs = sorted(x for tr in history["figure"]["data"] if tr["mode"] == "markers" for x in tr["x"])
+    finished = [t.number for t in ts.load_study("alpha", url).trials if t.state.value in ("complete", "pruned")]
+    assert xs == finished
+    assert c.get("/api/studies/alpha/plots/nope").status_code == 404
+
+
+def test_the_changes_endpoint_says_when_trials_arrive(url: str) -> None:
+    c = client(url, poll_seconds=0.5)
+    first = c.get("/api/studies/alpha/changes?since=").json()
+    assert first["changed"] and first["summary"]["trials"] == 32
+    same = c.get(f"/api/studies/alpha/changes?since={first['version']}").json()
+    assert same == {"version": first["version"], "changed": False}
+    ts.load_study("alpha", url).add_trial({"x": 0.31, "lr": 0.01, "kind": "a"}, -1.0)
+    import time
+
+    time.sleep(0.6)  # past the minimum interval between two reads of a study
+    after = c.get(f"/api/studies/alpha/changes?since={first['version']}").json()
+    assert after["changed"] and after["summary"]["trials"] == 33 and after["summary"]["best"] == {"number": 32, "value": -1.0}
+
+
+def test_the_trial_page_and_api_show_everything_of_a_trial(url: str) -> None:
+    c = client(url)
+    alpha = ts.load_study("alpha", url)
+    failed = next(t for t in alpha.trials if t.state.value == "failed")
+    page = c.get(f"/studies/alpha/trials/{failed.number}")
+    assert page.status_code == 200 and "diverged at x &gt; 0.9" in page.text and "worker" in page.text
+    data = c.get(f"/api/studies/alpha/trials/{failed.number}").json()
+    assert data["state"] == "failed" and data["error"] == failed.error and data["params"] == dict(failed.params)
+    done = alpha.best_trial
+    data = c.get(f"/api/studies/alpha/trials/{done.number}").json()
+    assert data["intermediate"] == {str(k): v for k, v in done.intermediate.items()}
+    assert data["duration"] == pytest.approx(done.duration)
+    curve = c.get(f"/api/studies/alpha/trials/{done.number}/curve").json()["plots"][0]
+    line = curve["figure"]["data"][0]
+    assert line["x"] == sorted(done.intermediate) and line["y"] == [done.intermediate[k] for k in line["x"]]
+
+
+def test_the_trials_table_is_paged_filtered_and_sorted_on_the_server(url: str) -> None:
+    c = client(url)
+    alpha = ts.load_study("alpha", url)
+    body = c.get("/api/studies/alpha/trials?limit=5&offset=5").json()
+    assert body["total"] == len(alpha.trials) and [t["number"] for t in body["trials"]] == [5, 6, 7, 8, 9]
+    best = c.get("/api/studies/alpha/trials?order=best&limit=3").json()["trials"]
+    ranked = sorted(alpha.trials_in("complete"), key=lambda t: t.value)[:3]
+    assert [t["number"] for t in best] == [t.number for t in ranked]
+    failed = c.get("/api/studies/alpha/trials?state=failed").json()
+    assert failed["total"] == len(alpha.trials_in("failed")) and {t["state"] for t in failed["trials"]} == {"failed"}
+    page = c.get("/studies/alpha?limit=10&offset=10&order=-number")
+    assert page.status_code == 200 and "showing 11-20" in page.text
+    assert c.get("/api/studies/alpha/trials?order=sideways").status_code == 400
+    assert c.get("/api/studies/alpha/trials?limit=-3").status_code == 400
+
+
+def test_importance_and_comparison(url: str) -> None:
+    pytest.importorskip("sklearn")
+    c = client(url)
+    assert c.get("/studies/alpha/importance").status_code == 200
+    bars = c.get("/api/studies/alpha/importance").json()["plots"][0]
+    assert bars["kind"] == "importance" and set(bars["figure"]["data"][0]["y"]) >= {"x", "kind"}
+    assert c.get("/api/studies/alpha/importance?method=ped-anova").status_code == 200
+    assert c.get("/api/studies/alpha/importance?method=guess").status_code == 400
+    assert "alpha" in c.get("/compare?study=alpha&study=beta").text
+    fig = c.get("/api/compare?study=alpha&study=beta").json()["plots"][0]["figure"]
+    assert {tr["name"].split(" ")[0] for tr in fig["data"]} == {"alpha", "beta"}
+    assert c.get("/api/compare").status_code == 400
+    assert c.get("/compare?study=alpha&study=gamma").status_code == 404
+
+
+def test_unknown_names_get_a_404_page_or_json(url: str) -> None:
+    c = client(url)
+    page = c.get("/studies/gamma")
+    assert page.status_code == 404 and "no study named &#x27;gamma&#x27;" in page.text and "<h1>Not found" in page.text
+    assert c.get("/studies/alpha/trials/999").status_code == 404
+    assert c.get("/studies/alpha/trials/x").status_code == 404
+    assert c.get("/no/such/page").status_code == 404
+    assert c.get("/api/studies/gamma").json() == {"error": f"no study named 'gamma' in {url}"}
+    assert c.get("/api/studies/alpha/trials/999").status_code == 404
+
+
+def test_the_plotly_js_is_served_from_the_installed_package() -> None:
+    import plotly
+
+    c = TestClient(create_app(ts.MemoryStorage()))
+    js = c.get("/static/plotly.min.js")
+    assert js.status_code == 200 and js.content == (Path(plotly.__file__).parent / "package_data/plotly.min.js").read_bytes()
+    assert "Plotly.react" in c.get("/static/dashboard.js").text
+
+
+def test_a_large_study_is_reduced_on_the_server(tmp_path: Path) -> None:
+    n = 6_000
+    s = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'big.db'}", name="big", sampler="random", seed=0)
+    for i in range(n):
+        s.add_trial({"x": (i * 0.618) % 1, "lr": 0.01, "kind": "a"}, ((i * 0.618) % 1 - 0.3) ** 2 + 1 / (i + 1))
+    c = TestClient(create_app(s.storage))
+    history = c.get("/api/studies/big/plots/history").json()["plots"][0]["figure"]["data"]
+    markers = next(tr for tr in history if tr["mode"] == "markers")
+    assert len(markers["x"]) <= MAX_POINTS
+    best = next(tr for tr in history if tr["name"] == "best so far")
+    assert best["y"][-1] == pytest.approx(s.best_value)  # thinning keeps every step of the best line
+    assert min(markers["y"]) == pytest.approx(s.best_value)  # and each bucket's extremes
+    parallel = c.get("/api/studies/big/plots/parallel").json()["plots"][0]
+    assert "of 6000 trials" in parallel["note"] and len(parallel["figure"]["data"][0]["line"]["color"]) <= SAMPLE
+    rows = c.get("/api/studies/big/trials?limit=100000").json()["trials"]
+    assert len(rows) == 500  # a page, never the whole study
+
+
+def test_thinning_and_sampling_keep_what_matters() -> None:
+    s = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+    for i in range(9000):
+        s.add_trial({"x": (i * 0.37) % 1}, -5.0 if i == 4321 else float((i * 7919) % 1000))
+    chart = history_data(s)
+    small = thin(chart, 1000)
+    for full, cut in zip(chart.series, small.series, strict=True):
+        assert len(cut.x) <= 1000
+        assert min(cut.y) == min(full.y) and max(cut.y) == max(full.y)
+    few = sample(snapshot(s), 300)
+    assert len(few.trials) <= 300 and any(t.number == 4321 for t in few.trials)
+
+
+# -- bad input at start ----------------------------------------------------------------------
+
+
+def test_a_storage_that_cannot_be_opened_is_refused_at_start_with_a_clear_message(tmp_path: Path,
+                                                                                 capsys: Any) -> None:
+    with pytest.raises(StorageError, match="no SQLite database at .*missing.db"):
+        open_storage(f"sqlite:///{tmp_path / 'missing.db'}")
+    assert main(["dashboard", "--storage", f"sqlite:///{tmp_path / 'missing.db'}"]) == 2
+    assert "no SQLite database" in capsys.readouterr().err
+    (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError, match="junk.db"):
+        open_storage(f"sqlite:///{tmp_path / 'junk.db'}")
+    with pytest.raises(ValueError, match="reads a database"):
+        open_storage("memory")
+
+
+def test_a_database_of_a_newer_schema_is_refused_with_the_version(url: str) -> None:
+    path = url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE ts_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}, written by a newer"):
+        open_storage(url)
+
+
+def test_binding_beyond_loopback_warns(url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import uvicorn
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
+    assert main(["dashboard", "--storage", url, "--port", "8123"]) == 0
+    assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
+    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--allow-writes"]) == 0
+    err = capsys.readouterr().err
+    assert served["host"] == "0.0.0.0" and "warning: the dashboard listens on 0.0.0.0" in err and "delete" in err
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def _token(c: TestClient, path: str) -> str:
+    m = re.search(r"name=token value='([^']+)'", c.get(path).text)
+    assert m, "no write form on " + path
+    return m.group(1)
+
+
+def test_writes_are_refused_unless_allowed(url: str) -> None:
+    c = client(url)
+    assert "name=token" not in c.get("/studies/alpha").text
+    r = c.post("/studies/alpha/delete", data={"token": "x", "confirm": "yes"})
+    assert r.status_code == 403 and "--allow-writes" in r.text
+    assert "alpha" in [s.name for s in open_storage(url).list_studies()]
+
+
+def test_each_write_asks_for_confirmation_then_applies(url: str) -> None:
+    c = client(url, allow_writes=True)
+    token = _token(c, "/studies/alpha")
+    assert c.post("/studies/alpha/notes", data={"token": "forged", "text": "hi", "confirm": "yes"}).status_code == 403
+    ask = c.post("/studies/alpha/notes", data={"token": token, "text": "lr sweep looks flat"})
+    assert ask.status_code == 200 and "Confirm" in ask.text and "name=confirm value=yes" in ask.text
+    assert c.get("/api/studies/alpha").json()["notes"] == []  # nothing written yet
+    done = c.post("/studies/alpha/notes", data={"token": token, "text": "lr sweep looks flat", "confirm": "yes"},
+                  follow_redirects=False)
+    assert done.status_code == 303
+    assert c.get("/api/studies/alpha").json()["notes"][0]["text"] == "lr sweep looks flat"
+
+    number = c.post("/studies/alpha/enqueue", data={"token": token, "params": '{"x": 0.25, "lr": 0.001, "kind": "b"}',
+                                                    "confirm": "yes"}, follow_redirects=False)
+    queued = int(number.headers["location"].rsplit("/", 1)[1])
+    assert ts.load_study("alpha", url).trials[queued].params == {"x": 0.25, "lr": 0.001, "kind": "b"}
+    bad = c.post("/studies/alpha/enqueue", data={"token": token, "params": '{"x": 7}', "confirm": "yes"})
+    assert bad.status_code == 400 and "x" in bad.text
+
+    running = ts.load_study("alpha", url).trials_in("running")[0]
+    c.post(f"/studies/alpha/trials/{running.number}/fail", data={"token": token, "error": "stuck GPU"})
+    assert ts.load_study("alpha", url).trials[running.number].state.value == "running"  # not confirmed yet
+    c.post(f"/studies/alpha/trials/{running.number}/fail", data={"token": token, "error": "stuck GPU", "confirm": "yes"})
+    failed = ts.load_study("alpha", url).trials[running.number]
+    assert failed.state.value == "failed" and failed.error == "stuck GPU"
+    again = c.post(f"/studies/alpha/trials/{running.number}/fail", data={"token": token, "confirm": "yes"})
+    assert again.status_code == 400 and "already failed" in again.text
+
+    c.post("/studies/beta/delete", data={"token": token})
+    assert "beta" in [s.name for s in open_storage(url).list_studies()]
+    c.post("/studies/beta/delete", data={"token": token, "confirm": "yes"})
+    assert "beta" not in [s.name for s in open_storage(url).list_studies()]
+    assert c.get("/studies/beta").status_code == 404
+
+
+def test_the_dashboard_reads_a_postgresql_storage(pg_url: str) -> None:
+    s = ts.Study(SPACE, storage=pg_url, name="on-pg", sampler="random", seed=0)
+    s.optimize(objective, n_trials=12, catch=(RuntimeError,))
+    c = client(pg_url)
+    assert "on-pg" in c.get("/").text
+    summary = c.get("/api/studies/on-pg").json()
+    assert summary["trials"] == 12 and summary["best"]["value"] == s.best_value
+    history = c.get("/api/studies/on-pg/plots/history").json()["plots"][0]
+    assert history["message"] is None and history["figure"]["data"]

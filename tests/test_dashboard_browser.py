@@ -1,0 +1,189 @@
+"""The dashboard end to end: ``tunesmith dashboard`` served by uvicorn on 127.0.0.1 (a free port,
+in its own process, stopped by its pid) while a study adds trials, looked at in headless
+chromium; no request may leave for another address. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, browser_or_skip, only
+from pg import free_port
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+pytest.importorskip("plotly")
+
+import tunesmith as ts  # noqa: E402
+
+SPACE = {"x": ts.Float(0, 1), "lr": ts.Float(1e-4, 1e-1, log=True)}
+HISTORY_POINTS = ("(() => { const d = document.getElementById('plot-history-0');"
+                  " return d && d.data ? d.data.filter(t => t.mode === 'markers').reduce((n, t) => n + t.x.length, 0)"
+                  " : 0; })()")
+
+
+def objective(trial: ts.Trial) -> float:
+    for step in range(1, 4):
+        trial.report(trial.params["x"] + 1 / step, step)
+    time.sleep(0.15)
+    return (trial.params["x"] - 0.3) ** 2
+
+
+@pytest.fixture()
+def served(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """(the dashboard's base URL, the storage URL): a study with a few trials, the server up."""
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    ts.Study(SPACE, storage=url, name="live", sampler="random", seed=0).optimize(objective, n_trials=5)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "dashboard", "--storage", url, "--port", str(port),
+                             "--poll", "0.5"], env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base, proc)
+        yield base, url
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the dashboard exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(base + "/api/studies", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the dashboard did not answer within 60 s")
+
+
+@pytest.mark.slow
+def test_the_dashboard_shows_a_running_study_live_in_a_browser(served: tuple[str, str]) -> None:
+    sync_api = browser_or_skip()
+    base, url = served
+    done = threading.Event()
+    runner = threading.Thread(target=_run_until, args=(url, done))
+    outside: list[str] = []
+    errors: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 6000})  # every plot in view: all drawn
+            page.route("**/*", only((base + "/", "data:", "about:"), outside))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            _the_list_shows_the_study(page, base)
+            runner.start()
+            _the_history_gains_points(page, base)
+            _a_trial_page_shows_its_curve(page, base)
+            _a_wrong_name_gets_the_404_page(page, base)
+        finally:
+            done.set()
+            browser.close()
+            if runner.is_alive() or runner.ident:
+                runner.join()
+    assert not errors, errors
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+def _run_until(url: str, done: threading.Event) -> None:
+    """The study's worker: adds trials until the test is done (at most 500)."""
+    study = ts.load_study("live", url)
+    for _ in range(500):
+        if done.is_set():
+            return
+        study.optimize(objective, n_trials=1)
+
+
+def _whole_trials(base: str, statuses: list[int]) -> None:
+    """Read while trials are written: each complete trial whole (its value is its params')."""
+    for _ in range(10):
+        with urllib.request.urlopen(f"{base}/api/studies/live/trials?limit=500&order=-number", timeout=60) as r:
+            statuses.append(r.status)
+            for t in json.load(r)["trials"]:
+                if t["state"] == "complete":
+                    assert t["value"] == pytest.approx((t["params"]["x"] - 0.3) ** 2), t
+
+
+def _the_list_shows_the_study(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    link = page.locator("a", has_text="live")
+    assert link.count() == 1
+    row = page.locator("tr", has=link).inner_text()
+    assert "random" in row and "5 complete" in row
+    page.screenshot(path=str(ARTIFACTS / "dashboard-studies.png"), full_page=True)
+
+
+def _the_history_gains_points(page: Any, base: str) -> None:
+    page.goto(base + "/studies/live")
+    page.wait_for_selector("body[data-all='1']", timeout=90_000)
+    before = page.evaluate(HISTORY_POINTS)
+    assert before >= 5
+    page.wait_for_function(f"{HISTORY_POINTS} >= {before + 5}", timeout=90_000)  # no reload: polled and redrawn
+    assert int(page.inner_text("#n-trials")) >= before + 5
+    kinds = page.eval_on_selector_all(".plot", "ds => ds.map(d => d.id.split('-')[1])")
+    assert {"history", "curves", "process", "parallel", "slice"} <= set(kinds), kinds
+    page.screenshot(path=str(ARTIFACTS / "dashboard-study.png"), full_page=True)
+
+
+def _a_trial_page_shows_its_curve(page: Any, base: str) -> None:
+    page.goto(base + "/studies/live/trials/2")
+    page.wait_for_selector("body[data-ready='1']", timeout=90_000)
+    curve = page.evaluate("document.getElementById('plot-curve-0').data[0]")
+    assert curve["x"] == [1, 2, 3] and len(curve["y"]) == 3
+    assert "complete" in page.inner_text("table")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-trial.png"), full_page=True)
+
+
+def _a_wrong_name_gets_the_404_page(page: Any, base: str) -> None:
+    response = page.goto(base + "/studies/no-such-study")
+    assert response.status == 404
+    assert page.inner_text("h1") == "Not found" and "no-such-study" in page.inner_text("#message")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-404.png"))
+
+
+@pytest.mark.slow
+def test_the_server_survives_parallel_reads_while_a_worker_writes(served: tuple[str, str]) -> None:
+    """The server's threads read one storage at once while a worker adds trials: every answer
+    whole, the server alive (a read-only SQLite storage used from many threads at once crashed it)."""
+    base, url = served
+    done = threading.Event()
+    runner = threading.Thread(target=_run_until, args=(url, done))
+    runner.start()
+    statuses: list[int] = []
+
+    def read(kind: str) -> None:
+        for _ in range(10):
+            with urllib.request.urlopen(f"{base}/api/studies/live/plots/{kind}", timeout=60) as r:
+                statuses.append(r.status)
+            with urllib.request.urlopen(f"{base}/api/studies/live/changes?since=0", timeout=60) as r:
+                statuses.append(r.status)
+
+    kinds = ("history", "curves", "process", "parallel", "slice", "contour", "overfitting", "history")
+    readers = [threading.Thread(target=read, args=(k,)) for k in kinds * 2]
+    readers.append(threading.Thread(target=_whole_trials, args=(base, statuses)))
+    try:
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+    finally:
+        done.set()
+        runner.join()
+    assert statuses == [200] * 330
