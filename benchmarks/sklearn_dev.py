@@ -32,19 +32,21 @@ RACING = {"bayes": ("bayes", None), "bayes-folds": ("bayes", "folds"), "tpe": ("
           "tpe-folds": ("tpe", "folds"), "bayes-median": ("bayes", {"name": "median", "n_startup_trials": 4})}
 
 
-def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out: Path) -> None:
+def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out: Path,
+        variants_: list[str] | None = None, heldout: bool = False) -> None:
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
     from tunesmith.sklearn import TunedSearchCV
 
     B.quiet()
-    for cell in [c for c in B.cells() if c.name in names]:
+    for cell, size in _cells(names, heldout):
         x, y = cell.data()
         for seed in seeds:
-            xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.3, stratify=y, random_state=seed)
+            xtr, xte, ytr, yte = train_test_split(x, y, **size, stratify=y, random_state=seed)
             cv = StratifiedKFold(B.FOLDS, shuffle=True, random_state=seed)
             variants = {s: (s, None) for s in samplers} if mode == "selection" else RACING
+            variants = {k: v for k, v in variants.items() if variants_ is None or k in variants_}
             for name, (sampler, pruner) in variants.items():
                 s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
                                   random_state=seed, sampler=sampler, pruner=pruner, refit=mode == "racing")
@@ -65,11 +67,24 @@ def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out:
                 print(cell.name, seed, name, flush=True)
 
 
+def _cells(names: list[str], heldout: bool) -> list[tuple[Any, dict[str, Any]]]:
+    """(cell, split size): the registered cells (a 30% test split), or with
+    ``heldout`` those of bench_sklearn_heldout.py (a training set of the same size, the rest
+    of a larger data set as the test split)."""
+    if heldout:
+        import bench_sklearn_heldout as H
+
+        return [(h.cell, {"train_size": h.n_train}) for h in H.cells() if h.cell.name in names]
+    return [(c, {"test_size": 0.3}) for c in B.cells() if c.name in names]
+
+
 # -- analysis -------------------------------------------------------------------------------------
 
 
 def _unit(cell: str, raw: dict[str, Any]) -> list[tuple[str, Any]]:
-    space = {c.name: c.space for c in B.cells()}[cell]
+    import bench_sklearn_heldout as H
+
+    space = {c.name: c.space for c in [*B.cells(), *(h.cell for h in H.cells())]}[cell]
     out: list[tuple[str, Any]] = []
     for k, p in space.items():
         v = raw[k]
@@ -162,9 +177,11 @@ def _paired_print(by: dict[Any, dict[str, float]], pairs: list[tuple[str, str]],
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["selection", "racing"], default="selection")
-    ap.add_argument("--cells", nargs="+", default=[c.name for c in B.cells()])
+    ap.add_argument("--cells", nargs="+", default=None, help="default: all six")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10, 20)))
     ap.add_argument("--samplers", nargs="+", default=["bayes", "random", "tpe"])
+    ap.add_argument("--variants", nargs="+", default=None, help=f"racing mode: a subset of {sorted(RACING)}")
+    ap.add_argument("--heldout", action="store_true", help="the cells of bench_sklearn_heldout.py (large test sets)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--analyse", type=Path, default=None)
     args = ap.parse_args()
@@ -172,7 +189,10 @@ def main() -> int:
         analyse(args.analyse)
         return 0
     out = args.out or B.HERE / "results" / f"sklearn-dev-{args.mode}.jsonl"
-    run(args.mode, args.cells, args.seeds, args.samplers, out)
+    import bench_sklearn_heldout as H
+
+    names = args.cells or [h.cell.name if args.heldout else c.name for h, c in zip(H.cells(), B.cells(), strict=True)]
+    run(args.mode, names, args.seeds, args.samplers, out, args.variants, args.heldout)
     return 0
 
 
