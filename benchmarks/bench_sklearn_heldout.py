@@ -33,6 +33,9 @@ SEEDS = list(range(20, 30))
 TEST = 5000
 #: outside the rank: the same search as tunesmith with fold racing
 EXTRA = ["tunesmith-racing"]
+#: registered after the comparison started (benchmarks/sklearn.md): TunedSearchCV at the defaults of
+#: the commit that runs it, after the change of "auto"'s initial design (--methods tunesmith-init)
+VARIANTS = ["tunesmith-init"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +86,7 @@ def cells() -> list[Held]:
 
 
 def build(method: str, held: Held, seed: int, cv: Any) -> Any:
-    if method == "tunesmith":  # TunedSearchCV at its defaults
+    if method in ("tunesmith", "tunesmith-init"):  # TunedSearchCV at its defaults (of the commit that runs)
         from tunesmith.sklearn import TunedSearchCV
 
         return TunedSearchCV(held.cell.estimator(), B.scipy_space(held.cell.space), n_trials=B.N_TRIALS, cv=cv,
@@ -118,7 +121,24 @@ def report(rows: list[dict[str, Any]]) -> str:
     names = [h.cell.name for h in cells() if any(r["cell"] == h.cell.name for r in rows)]
     seeds = sorted({r["seed"] for r in rows})
     pairs = [(c, s) for c in names for s in seeds if all((c, s, m) in by for m in B.EQUAL)]
-    return "\n\n".join([_ranks(by, pairs), _paired(by, pairs), _per_cell(by, names, seeds), _spearman(by, pairs)])
+    out = [_ranks(by, pairs), _paired(by, pairs), _per_cell(by, names, seeds), _spearman(by, pairs)]
+    for v in VARIANTS:
+        vp = [(c, s) for c, s in pairs if (c, s, v) in by]
+        if vp:
+            out.append(_variant(by, vp, v))
+    return "\n\n".join(out)
+
+
+def _variant(by: dict[Any, Any], pairs: list[tuple[str, int]], variant: str) -> str:
+    """The variant in tunesmith's place among the six (the other five's rows as they are),
+    and its paired difference with tunesmith."""
+    swapped = {(c, s, m): by[(c, s, variant if m == "tunesmith" else m)] for c, s in pairs for m in B.EQUAL}
+    d = np.array([by[(c, s, variant)]["test_score"] - by[(c, s, "tunesmith")]["test_score"] for c, s in pairs])
+    per_cell = ", ".join(f"{c} {np.mean([x for (cc, _), x in zip(pairs, d, strict=True) if cc == c]):+.4f}"
+                         for c in dict.fromkeys(c for c, _ in pairs))
+    return (f"Variant `{variant}` in `tunesmith`'s place ({len(pairs)} pairs)\n\n" + _ranks(swapped, pairs)
+            + f"\n\n{variant} - tunesmith: {d.mean():+.4f} (standard error {d.std(ddof=1) / np.sqrt(len(d)):.4f}; "
+            f"better {(d > 0).sum()}, worse {(d < 0).sum()}, tied {(d == 0).sum()}); per cell: {per_cell}")
 
 
 def _ranks(by: dict[Any, Any], pairs: list[tuple[str, int]]) -> str:
