@@ -5,6 +5,8 @@ unpruned), and the test score of *every* configuration it tried (refitted on the
 split), so that rules choosing the best from noisy CV means can be compared on the same
 searches, and fold racing simulated (exactly for the random sampler: it ignores history).
 ``--mode racing``: real searches with and without fold racing / the median rule.
+``--mode sampler``: the test score of the configuration TunedSearchCV picks, by sampler
+setting (``--heldout``: on the large-test cells of bench_sklearn_heldout.py).
 ``--analyse FILE`` prints the comparisons. Results: benchmarks/results/sklearn-dev-*.jsonl;
 what they showed: benchmarks/LOG.md, "TunedSearchCV: why it ranks low, what was tried".
 
@@ -46,13 +48,16 @@ def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out:
             xtr, xte, ytr, yte = train_test_split(x, y, **size, stratify=y, random_state=seed)
             cv = StratifiedKFold(B.FOLDS, shuffle=True, random_state=seed)
             variants = {s: (s, None) for s in samplers} if mode == "selection" else RACING
+            variants = _samplers(seed) if mode == "sampler" else variants
             variants = {k: v for k, v in variants.items() if variants_ is None or k in variants_}
             for name, (sampler, pruner) in variants.items():
                 s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
-                                  random_state=seed, sampler=sampler, pruner=pruner, refit=mode == "racing")
+                                  random_state=seed, sampler=sampler, pruner=pruner, refit=mode != "selection")
                 s.fit(xtr, ytr)
                 row: dict[str, Any] = {"cell": cell.name, "seed": seed, "v": name}
-                if mode == "racing":
+                if mode == "sampler":
+                    row |= {"cv": float(s.best_score_), "test": float(s.score(xte, yte))}
+                elif mode == "racing":
                     row |= {"test": float(s.score(xte, yte)), "cv": float(s.best_score_),
                             "fits": int(sum(len(t.intermediate) for t in s.study_.trials))}
                 else:
@@ -65,6 +70,15 @@ def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out:
                 with out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(cell.name, seed, name, flush=True)
+
+
+def _samplers(seed: int) -> dict[str, tuple[Any, None]]:
+    """``--mode sampler``: "bayes" is what "auto" was before its initial design grew (5 points
+    here); "bayes-init8" is what it is now at 16 trials."""
+    from tunesmith.samplers import BayesSampler
+
+    return {"bayes": ("bayes", None), "tpe": ("tpe", None), "random": ("random", None),
+            "bayes-init8": (BayesSampler(seed=seed, n_init=8), None)}
 
 
 def _cells(names: list[str], heldout: bool) -> list[tuple[Any, dict[str, Any]]]:
@@ -130,6 +144,8 @@ def race(F: np.ndarray, margin: float = 0.0) -> tuple[list[int], list[bool]]:
 
 def analyse(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if rows and "fits" not in rows[0] and "folds" not in rows[0]:
+        return _analyse_sampler(rows)
     if rows and "folds" not in rows[0]:
         return _analyse_racing(rows)
     picked: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -151,6 +167,13 @@ def analyse(path: Path) -> None:
     for r in rows:
         by[(r["cell"], r["seed"])][r["v"]] = r["test"][int(np.argmax(np.array(r["folds"]).mean(1)))]
     _paired_print(by, [("tpe", "bayes"), ("random", "bayes")], None)
+
+
+def _analyse_sampler(rows: list[dict[str, Any]]) -> None:
+    by: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        by[(r["cell"], r["seed"])][r["v"]] = r["test"]
+    _paired_print(by, [("bayes-init8", "bayes"), ("tpe", "bayes"), ("random", "bayes")], None)
 
 
 def _analyse_racing(rows: list[dict[str, Any]]) -> None:
@@ -176,7 +199,7 @@ def _paired_print(by: dict[Any, dict[str, float]], pairs: list[tuple[str, str]],
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=["selection", "racing"], default="selection")
+    ap.add_argument("--mode", choices=["selection", "racing", "sampler"], default="selection")
     ap.add_argument("--cells", nargs="+", default=None, help="default: all six")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10, 20)))
     ap.add_argument("--samplers", nargs="+", default=["bayes", "random", "tpe"])
