@@ -282,19 +282,22 @@ def _rank_table(by: dict[Any, Any], names: list[str], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def _cell_table(by: dict[Any, Any], names: list[str], seeds: list[int]) -> str:
+def _cell_table(by: dict[Any, Any], names: list[str], seeds: list[int], methods: list[str] = METHODS,
+                complete: list[str] = METHODS) -> str:
+    """Per cell: the seeds where every ``complete`` method ran, and each method's test score
+    (mean), fits (median) and wall seconds (median)."""
     lines = ["Test score (mean over seeds), model fits (median) and wall seconds (median) per cell", "",
-             "| cell | seeds | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
+             "| cell | seeds | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for c in names:
         cells_ = []
-        for m in METHODS:
+        for m in methods:
             rs = [by[(c, s, m)] for s in seeds if (c, s, m) in by]
             if not rs:
                 cells_.append("-")
                 continue
             cells_.append(f"{np.mean([r['test_score'] for r in rs]):.4f} / {int(np.median([r['fits'] for r in rs]))}"
                           f" / {np.median([r['seconds'] for r in rs]):.1f}s")
-        n = sum(_complete(by, c, s, METHODS) for s in seeds)
+        n = sum(_complete(by, c, s, complete) for s in seeds)
         lines.append(f"| {c} | {n} | " + " | ".join(cells_) + " |")
     return "\n".join(lines)
 

@@ -121,7 +121,7 @@ def report(rows: list[dict[str, Any]]) -> str:
     names = [h.cell.name for h in cells() if any(r["cell"] == h.cell.name for r in rows)]
     seeds = sorted({r["seed"] for r in rows})
     pairs = [(c, s) for c in names for s in seeds if all((c, s, m) in by for m in B.EQUAL)]
-    out = [_ranks(by, pairs), _paired(by, pairs), _per_cell(by, names, seeds), _spearman(by, pairs)]
+    out = [_ranks(by, pairs), _paired(by, pairs), B._cell_table(by, names, seeds, [*B.EQUAL, *EXTRA], B.EQUAL), _spearman(by, pairs)]
     for v in VARIANTS:
         vp = [(c, s) for c, s in pairs if (c, s, v) in by]
         if vp:
@@ -163,21 +163,6 @@ def _paired(by: dict[Any, Any], pairs: list[tuple[str, int]]) -> str:
             continue
         lines.append(f"| {m} | {d.mean():+.4f} ({d.std(ddof=1) / np.sqrt(len(d)):.4f}) | "
                      f"{(d > 0).sum()} / {(d < 0).sum()} / {(d == 0).sum()} |")
-    return "\n".join(lines)
-
-
-def _per_cell(by: dict[Any, Any], names: list[str], seeds: list[int]) -> str:
-    methods = [*B.EQUAL, *EXTRA]
-    lines = ["Test score (mean over seeds), model fits (median) and wall seconds (median) per cell", "",
-             "| cell | seeds | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
-    for c in names:
-        out = []
-        for m in methods:
-            rs = [by[(c, s, m)] for s in seeds if (c, s, m) in by]
-            out.append(f"{np.mean([r['test_score'] for r in rs]):.4f} / {int(np.median([r['fits'] for r in rs]))} / "
-                       f"{np.median([r['seconds'] for r in rs]):.1f}s" if rs else "-")
-        n = sum(all((c, s, m) in by for m in B.EQUAL) for s in seeds)
-        lines.append(f"| {c} | {n} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
 
