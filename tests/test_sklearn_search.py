@@ -139,20 +139,6 @@ def test_fold_racing_stops_what_is_behind_the_best_and_saves_half_the_fits() -> 
     assert racing.cv_results_["state"][racing.best_index_] == "complete"
 
 
-def test_auto_at_a_small_budget_starts_with_half_the_budget_of_quasi_random_points() -> None:
-    space = {"C": loguniform(1e-4, 1e2), "penalty": ["l1", "l2"]}
-    est = LogisticRegression(solver="liblinear")
-    x, y = make_classification(150, 6, random_state=0)
-    search = TunedSearchCV(est, space, n_trials=12, cv=3, random_state=0).fit(x, y)
-    sampler = search.study_.sampler
-    assert sampler.name == "bayes" and sampler.describe()["n_init"] == 6  # the default design is 5 points
-    assert search.get_params()["sampler"] == "auto"
-    racing = TunedSearchCV(est, space, n_trials=2, cv=3, random_state=0, pruner="folds").fit(x, y)
-    assert racing.study_.sampler.name == "auto"  # with a pruner "auto" picks TPE, as for any study
-    explicit = TunedSearchCV(est, space, n_trials=2, cv=3, random_state=0, sampler="bayes").fit(x, y)
-    assert "n_init" not in explicit.study_.sampler.describe()
-
-
 def test_parallel_folds_give_the_same_results() -> None:
     kw = dict(n_trials=3, cv=3, random_state=0, sampler="random")
     one = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_jobs=1, **kw).fit(X, Y)  # type: ignore[arg-type]

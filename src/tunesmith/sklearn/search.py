@@ -23,7 +23,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
 from ..cv import CV_ATTR, cross_validate
-from ..pruners import NopPruner, make_pruner
+from ..pruners import NopPruner
 from ..storage import MemoryStorage
 from ..study import Study
 from ..trial import TrialState
@@ -31,10 +31,6 @@ from .results import cv_results
 from .space import SearchSpace, as_search_space
 
 logger = logging.getLogger("tunesmith")
-
-#: sampler="auto" at a budget of n trials: Bayesian optimization after min(n // 2, AUTO_INIT)
-#: quasi-random points (or the sampler's own initial design, where that is longer)
-AUTO_INIT = 10
 
 
 class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
@@ -51,10 +47,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         n_trials: configurations to evaluate; None: every configuration of a
             finite space (a grid), else pass a number.
         sampler: "auto" (default), "grid", "random", "sobol", "tpe", "bayes", or
-            a :class:`~tunesmith.samplers.Sampler`. "auto" searches a grid the
-            budget covers whole; otherwise, without a pruner, Gaussian-process
-            Bayesian optimization after half the budget (at most 10 trials) of
-            quasi-random points; with a pruner, TPE.
+            a :class:`~tunesmith.samplers.Sampler`.
         cv: folds: an int, a splitter or an iterable of (train, test) pairs
             (as in scikit-learn; stratified for classifiers).
         scoring: None (the estimator's ``score``), a name, a callable, or a
@@ -234,29 +227,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def _open_study(self, search: SearchSpace) -> Study:
         name = self.name or f"tunedsearchcv-{uuid.uuid4().hex[:8]}"
-        seed = _seed(self.random_state)
         return Study(
-            search.space, direction="maximize", sampler=self._sampler(search, seed), pruner=self.pruner,
-            seed=seed, storage=self.storage, name=name,
+            search.space, direction="maximize", sampler=self.sampler, pruner=self.pruner,
+            seed=_seed(self.random_state), storage=self.storage, name=name,
         )  # fmt: skip
-
-    def _sampler(self, search: SearchSpace, seed: int | None) -> Any:
-        """``sampler="auto"``, where it picks Bayesian optimization, with a longer initial
-        design: half the budget (at most 10) of quasi-random points before the Gaussian
-        process takes over, since at budgets of tens of trials a model fitted on 5 points
-        spends the rest on one region (benchmarks/sklearn.md)."""
-        if not (isinstance(self.sampler, str) and self.sampler == "auto"):
-            return self.sampler
-        from ..samplers import BayesSampler
-        from ..samplers.auto import pick
-
-        budget = self._budget(search)
-        stops = not isinstance(make_pruner(self.pruner), NopPruner)
-        picked, _ = pick(search.space, budget, seed or 0, early_stopping=stops)
-        if not isinstance(picked, BayesSampler):
-            return self.sampler
-        n_init = max(picked.n_init(search.space), min(budget // 2, AUTO_INIT))
-        return BayesSampler(seed=seed, n_init=n_init)
 
     # -- the fitted estimator --------------------------------------------------------------------
     @property
