@@ -179,7 +179,8 @@ def main() -> None:
     ap.add_argument("--task", choices=sorted(TASKS))
     ap.add_argument("--summarize", type=Path, default=None, help="print the tables of a results file and exit")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--methods", nargs="+", default=list(SETTINGS) + list(BLACKBOX))
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="default: every setting and peer (the -online settings on loan-mlp only: they were made for it)")
     ap.add_argument("--data-seed", type=int, default=0, help="the data and split (0 registered; others: development)")
     ap.add_argument("--budget", type=int, default=50, help="full training runs per black-box method")
     ap.add_argument("--gradient-runs", type=float, default=10.0, help="compute (in full runs) per gradient method")
@@ -190,6 +191,8 @@ def main() -> None:
     if args.task is None:
         ap.error("--task is required")
     torch.set_num_threads(1)
+    if args.methods is None:
+        args.methods = [m for m in SETTINGS if args.task == "loan-mlp" or not m.endswith("-online")] + list(BLACKBOX)
     results = []
     for seed in args.seeds:
         task = TASKS[args.task](seed, data_seed=args.data_seed)
@@ -212,6 +215,7 @@ def main() -> None:
                 args.out.write_text(json.dumps({"task": args.task, "args": vars(args) | {"out": str(args.out)},
                                                 "results": results}, indent=1))
     table(results, args.methods)
+    verdict(results, [m for m in args.methods if m in SETTINGS])
 
 
 def table(results: list[dict[str, Any]], methods: list[str], budgets: tuple[str, ...] = ("5", "10", "20", "50")) -> None:
@@ -241,6 +245,31 @@ def summarize(path: Path) -> None:
     d = json.loads(path.read_text())
     methods = list(dict.fromkeys(r["method"] for r in d["results"]))
     table(d["results"], methods)
+    verdict(d["results"], [m for m in methods if m in SETTINGS])
+
+
+def verdict(results: list[dict[str, Any]], gradient: list[str], at: str = "5", peers_at: str = "50") -> None:
+    """The registered comparison: each gradient method at ``at`` runs against the best peer
+    (lowest median validation loss) at ``peers_at``, per seed and on the medians."""
+    peers = {m: [r for r in results if r["method"] == m and r["at"][peers_at]] for m in BLACKBOX}
+    peers = {m: rs for m, rs in peers.items() if rs}
+    if not peers:
+        return
+    best = min(peers, key=lambda m: statistics.median(r["at"][peers_at][0] for r in peers[m]))
+    ref = {r["seed"]: r["at"][peers_at] for r in peers[best]}
+    med = [statistics.median(x[i] for x in ref.values()) for i in (0, 1)]
+    print(f"\nbest peer on the medians @{peers_at}: {best} {med[0]:.4f} / {med[1]:.4f}")
+    for m in gradient:
+        rs = sorted((r for r in results if r["method"] == m and r["at"][at]), key=lambda r: r["seed"])
+        for r in rs:
+            v, t = r["at"][at][:2]
+            rv, rt = ref[r["seed"]][:2]
+            print(f"  {m} seed {r['seed']}: {v:.4f} / {t:.4f} against {rv:.4f} / {rt:.4f}: "
+                  f"val {'pass' if v <= rv else 'fail'}, test {'pass' if t <= rt * 1.01 else 'fail'}")
+        if rs:
+            v, t = (statistics.median(r["at"][at][i] for r in rs) for i in (0, 1))
+            print(f"  {m} medians: {v:.4f} / {t:.4f}: val {'pass' if v <= med[0] else 'fail'}, "
+                  f"test {'pass' if t <= med[1] * 1.01 else 'fail'}")
 
 
 if __name__ == "__main__":
