@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from sklearn.datasets import load_digits
 
 import tunesmith as ts
 from tunesmith.train import ImplicitOptions, LoopOptions, tune
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hypergrad_cost import Cost as Counter  # noqa: E402
 
 D, C = 64, 10
 LOW, HIGH, START = 1e-6, 10.0, 1e-3
@@ -34,11 +38,6 @@ def split(seed: int = 0) -> tuple[Data, Data, Data]:
     xt = torch.tensor(x[perm] / 16.0, dtype=torch.float64)
     yt = torch.tensor(y[perm])
     return (xt[:500], yt[:500]), (xt[500:1000], yt[500:1000]), (xt[1000:], yt[1000:])
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.evals = 0
 
 
 def train_loss_fn(counter: Counter):
@@ -112,26 +111,31 @@ def run_blackbox(method: str, seed: int, data: tuple[Data, Data, Data], run_eval
 
 
 def run_hypergrad(seed: int, data: tuple[Data, Data, Data], run_evals: float, max_runs: float, *,
-                  hyper_lr: float = 0.1, cg_iters: int = CG_ITERS, method: str = "hypergrad") -> dict[str, Any]:
-    train, val, _ = data
-    counter = Counter()
-    curve: list[tuple[float, float, float]] = []
+                  hyper_lr: float = 0.1, cg_iters: int = CG_ITERS, method: str = "hypergrad",
+                  run_cpu: float = 1.0) -> dict[str, Any]:
+    """Each outer step is a point: the loop's own (warm-started L-BFGS) weights, their validation
+    and (not counted) test loss, at the compute spent so far (benchmarks/hypergrad_cost.py)."""
+    train, val, test = data
+    counter = Counter(len(val[1]) / len(train[1]))
+    curve: list[tuple[float, ...]] = []
     torch.manual_seed(seed)
 
-    def on_step(step: Any) -> None:
-        # a Hessian-vector product costs about 2 evaluations (1 counted in its call; CG may stop
-        # earlier, so this is an upper bound), and the validation gradient 1 more
-        counter.evals += cg_iters + 1
-        v, t = evaluate(step.hparams["l2"], data, Counter())  # a fresh full run scores it (not counted)
-        curve.append((counter.evals / run_evals, v, t))
+    def on_step(step: Any, params: dict[str, torch.Tensor]) -> None:
+        counter.implicit_step(cg_iters)  # CG may stop earlier: an upper bound
+        counter.pause()
+        with torch.no_grad():
+            t = float(val_loss(params, test))
+        curve.append((counter.evals / run_evals, step.val_loss, t, counter.cpu / run_cpu))
         if counter.evals / run_evals > max_runs:
             raise StopIteration
+        counter.start()
 
     opts = LoopOptions(outer_steps=1000, inner_steps=1, warm_start_steps=1,
                        inner_optimizer=lambda ps: lbfgs(ps, max_iter=20),
                        hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=hyper_lr),
                        implicit=ImplicitOptions(method="cg", iters=cg_iters))
     t0 = time.perf_counter()
+    counter.start()
     try:
         tune(train_loss_fn(counter), val_loss, zeros(), {"l2": torch.full((D,), START, dtype=torch.float64)},
              train, val, constraints={"l2": "positive"}, options=opts, callback=on_step)
@@ -140,13 +144,12 @@ def run_hypergrad(seed: int, data: tuple[Data, Data, Data], run_evals: float, ma
     return summarize(method, curve, time.perf_counter() - t0, max_runs)
 
 
-def summarize(method: str, curve: list[tuple[float, float, float]], seconds: float, budget: float) -> dict[str, Any]:
-    def best_within(runs: float) -> tuple[float, float] | None:
+def summarize(method: str, curve: list[tuple[float, ...]], seconds: float, budget: float) -> dict[str, Any]:
+    def best_within(runs: float) -> tuple[float, ...] | None:
         seen = [c for c in curve if c[0] <= runs + 1e-9]
         if not seen or runs > budget:
             return None
-        best = min(seen, key=lambda c: c[1])
-        return best[1], best[2]
+        return min(seen, key=lambda c: c[1])[1:]  # val, test[, CPU time in full runs]
 
     return {"method": method, "seconds": seconds, "curve": curve,
             "at": {str(r): best_within(r) for r in (1, 2, 5, 10, 20, 50)}}
@@ -165,22 +168,24 @@ def main() -> None:
     torch.set_num_threads(1)
     data = split(args.split_seed)
     probe = Counter()
+    full_run(torch.full((D,), 1e-3, dtype=torch.float64), data[0], Counter())  # warms up
+    probe.start()
     for lam in (1e-5, 1e-3, 1e-1):
         full_run(torch.full((D,), lam, dtype=torch.float64), data[0], probe)
-    run_evals = probe.evals / 3
-    print(f"one full training run: {run_evals:.0f} loss+gradient evaluations", flush=True)
+    run_evals, run_cpu = probe.evals / 3, probe.cpu / 3
+    print(f"one full training run: {run_evals:.0f} loss+gradient evaluations, {run_cpu:.3f} CPU s", flush=True)
     results = []
     variants = variant_names(args)
     for seed in args.seeds:
         for m in args.methods:
-            for r in runs(m, seed, data, run_evals, variants):
+            for r in runs(m, seed, data, run_evals, variants, run_cpu):
                 r["seed"] = seed
                 results.append(r)
                 print(seed, r["method"], {k: v and (round(v[0], 4), round(v[1], 4)) for k, v in r["at"].items()},
                       f"{r['seconds']:.0f}s", flush=True)
     table(results, [v for m in args.methods for v in (variants if m == "hypergrad" else {m: None})])
     if args.out:
-        args.out.write_text(json.dumps({"run_evals": run_evals, "results": results}, indent=1))
+        args.out.write_text(json.dumps({"run_evals": run_evals, "run_cpu": run_cpu, "results": results}, indent=1))
 
 
 def variant_names(args: argparse.Namespace) -> dict[str, tuple[float, int]]:
@@ -194,10 +199,10 @@ def variant_names(args: argparse.Namespace) -> dict[str, tuple[float, int]]:
 
 
 def runs(m: str, seed: int, data: tuple[Data, Data, Data], run_evals: float,
-         variants: dict[str, tuple[float, int]]) -> list[dict[str, Any]]:
+         variants: dict[str, tuple[float, int]], run_cpu: float) -> list[dict[str, Any]]:
     if m != "hypergrad":
         return [run_blackbox(m, seed, data, run_evals)]
-    return [run_hypergrad(seed, data, run_evals, 10.0, hyper_lr=lr, cg_iters=it, method=name)
+    return [run_hypergrad(seed, data, run_evals, 10.0, hyper_lr=lr, cg_iters=it, method=name, run_cpu=run_cpu)
             for name, (lr, it) in variants.items()]
 
 

@@ -9,6 +9,7 @@ full training runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -28,10 +29,9 @@ from tunesmith.train.hyperloop import flat_values  # noqa: E402
 from tunesmith.train.hyperstudy import values_of  # noqa: E402
 
 BLACKBOX = ("random", "bayes", "optuna-tpe", "optuna-gp")
-GRADIENT = ("implicit", "unrolled")
 HYPER_LR = 0.2  # Adam on the raw (log / logit) hyperparameters
 AT = (1, 2, 5, 10, 20, 50)
-Curve = list[tuple[float, float, float]]  # (compute in full runs, val, test) per scored point
+Curve = list[tuple[float, ...]]  # (compute in full runs, val, test[, CPU time in full runs]) per point
 
 
 def full_run(task: Task, h: dict[str, torch.Tensor], counter: Counter) -> dict[str, torch.Tensor]:
@@ -75,34 +75,89 @@ def run_blackbox(task: Task, method: str, seed: int, budget: int) -> Curve:
     return curve
 
 
-def run_gradient(task: Task, method: str, seed: int, max_runs: float) -> Curve:
-    """``tune`` from the default start; each outer step's hyperparameters are scored by a fresh
-    full run (not counted), the compute is the loop's own training-loss evaluations."""
-    counter = Counter()
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A gradient method's schedule: ``warm`` training steps, then ``inner`` steps per
+    hyperparameter step (Adam at ``hyper_lr`` on the raw hyperparameters, times
+    ``1 / (1 + k / decay)`` at outer step k when ``decay``), from every L2 weight ``l2`` and
+    label smoothing ``smoothing``. None: the task's own value."""
+
+    method: str
+    warm: int | None = None
+    inner: int | None = None
+    cg: int | None = None
+    unroll: int | None = None
+    hyper_lr: float = HYPER_LR
+    decay: float | None = None
+    l2: float | None = None
+    smoothing: float | None = None
+
+
+#: "implicit" and "unrolled": the registered settings (1 full run of warm-up, the task's
+#: inner steps); "-online": hyperparameter steps from early in the one training run
+SETTINGS = {
+    "implicit": Setting("implicit"),
+    "unrolled": Setting("unrolled"),
+    "implicit-online": Setting("implicit", warm=50, inner=10, cg=5),
+    "unrolled-online": Setting("unrolled", warm=50, inner=10, unroll=3),
+}
+
+
+def start_of(task: Task, s: Setting) -> dict[str, torch.Tensor]:
+    h = {k: v.clone() for k, v in task.hparams.items()}
+    for k in h:
+        if k == "label_smoothing" and s.smoothing is not None:
+            h[k].fill_(s.smoothing)
+        elif k != "label_smoothing" and s.l2 is not None:
+            h[k].fill_(s.l2)
+    return h
+
+
+def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: float) -> Curve:
+    """``tune`` with setting ``name``; every outer step is a point: the loop's own weights there,
+    their validation loss and (not counted) test loss, at the compute spent so far (evaluations
+    and CPU time, benchmarks/hypergrad_cost.py)."""
+    s = SETTINGS[name]
+    rows = [len(task.splits[i][1]) for i in (0, 1)]
+    cost = Counter(rows[1] / rows[0])
+    cg, unroll = s.cg or task.cg_iters, s.unroll or task.unroll
     curve: Curve = []
     torch.manual_seed(seed)
-    # a Hessian-vector product costs 2 evaluations (1 counted in its call), the validation
-    # gradient and mixed product 1 more; the K unrolled steps' backward pass about 2K
-    extra = task.cg_iters + 1 if method == "implicit" else 2 * task.unroll + 1
 
-    def on_step(step: Any) -> None:
-        counter.evals += extra
-        v, t = score(task, step.hparams)
-        curve.append((counter.evals / task.run_steps, v, t))
-        if counter.evals / task.run_steps > max_runs:
+    def on_step(step: Any, params: dict[str, torch.Tensor]) -> None:
+        cost.implicit_step(cg) if s.method == "implicit" else cost.unrolled_step(unroll)
+        cost.pause()
+        with torch.no_grad():
+            test = float(task.val_loss(params, task.splits[2]))
+        curve.append((cost.evals / task.run_steps, step.val_loss, test, cost.cpu / run_cpu))
+        if cost.evals / task.run_steps > max_runs:
             raise StopIteration
+        cost.start()
 
-    opts = LoopOptions(outer_steps=10_000, inner_steps=task.inner_steps, warm_start_steps=task.run_steps,
-                       method=method, unroll_steps=task.unroll,
+    opts = LoopOptions(outer_steps=10_000, inner_steps=s.inner or task.inner_steps,
+                       warm_start_steps=task.run_steps if s.warm is None else s.warm,
+                       method=s.method, unroll_steps=unroll,
                        inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=task.lr),
-                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=HYPER_LR),
-                       implicit=ImplicitOptions(method="cg", iters=task.cg_iters, damping=1e-3))
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=s.hyper_lr),
+                       hyper_schedule=None if s.decay is None else (lambda k: 1.0 / (1.0 + k / s.decay)),
+                       implicit=ImplicitOptions(method="cg", iters=cg, damping=1e-3))
+    cost.start()
     try:
-        tune(task.make_train_loss(counter), task.val_loss, task.params, task.hparams, task.splits[0],
+        tune(task.make_train_loss(cost), task.val_loss, task.params, start_of(task, s), task.splits[0],
              task.splits[1], constraints=task.constraints, options=opts, callback=on_step)
     except StopIteration:
         pass
     return curve
+
+
+def run_seconds(task: Task, n: int = 3) -> float:
+    """The median CPU time of one full training run (the unit of the CPU-time check)."""
+    times = []
+    for _ in range(n + 1):
+        t0 = time.process_time()
+        full_run(task, task.hparams, Counter())
+        times.append(time.process_time() - t0)
+    return statistics.median(times[1:])  # the first warms up
 
 
 def best_within(curve: Curve, runs: float, budget: float) -> tuple[float, float] | None:
@@ -113,12 +168,20 @@ def best_within(curve: Curve, runs: float, budget: float) -> tuple[float, float]
     return best[1], best[2]
 
 
+def cpu_within(curve: Curve, runs: float) -> float | None:
+    """The CPU time (in full runs) spent by the point that :func:`best_within` chooses."""
+    seen = [c for c in curve if c[0] <= runs + 1e-9]
+    return min(seen, key=lambda c: c[1])[3] if seen and len(seen[0]) > 3 else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", choices=sorted(TASKS))
     ap.add_argument("--summarize", type=Path, default=None, help="print the tables of a results file and exit")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--methods", nargs="+", default=list(GRADIENT + BLACKBOX))
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="default: every setting and peer (the -online settings on loan-mlp only: they were made for it)")
+    ap.add_argument("--data-seed", type=int, default=0, help="the data and split (0 registered; others: development)")
     ap.add_argument("--budget", type=int, default=50, help="full training runs per black-box method")
     ap.add_argument("--gradient-runs", type=float, default=10.0, help="compute (in full runs) per gradient method")
     ap.add_argument("--out", type=Path, default=None)
@@ -128,18 +191,23 @@ def main() -> None:
     if args.task is None:
         ap.error("--task is required")
     torch.set_num_threads(1)
+    if args.methods is None:
+        args.methods = [m for m in SETTINGS if args.task == "loan-mlp" or not m.endswith("-online")] + list(BLACKBOX)
     results = []
     for seed in args.seeds:
-        task = TASKS[args.task](seed)
-        print(f"{task.name} seed {seed}: {len(flat_values(task.hparams))} hyperparameters, {sum(v.numel() for v in task.params.values())} weights", flush=True)
+        task = TASKS[args.task](seed, data_seed=args.data_seed)
+        run_cpu = run_seconds(task)
+        print(f"{task.name} seed {seed}: {len(flat_values(task.hparams))} hyperparameters, "
+              f"{sum(v.numel() for v in task.params.values())} weights, one run {run_cpu:.3f} CPU s", flush=True)
         for m in args.methods:
             t0 = time.perf_counter()
-            if m in GRADIENT:
-                curve, budget = run_gradient(task, m, seed, args.gradient_runs), args.gradient_runs
+            if m in SETTINGS:
+                curve, budget = run_gradient(task, m, seed, args.gradient_runs, run_cpu), args.gradient_runs
             else:
                 curve, budget = run_blackbox(task, m, seed, args.budget), float(args.budget)
-            r = {"method": m, "seed": seed, "seconds": time.perf_counter() - t0, "curve": curve,
-                 "at": {str(a): best_within(curve, a, budget) for a in AT}}
+            r = {"method": m, "seed": seed, "seconds": time.perf_counter() - t0, "curve": curve, "run_cpu": run_cpu,
+                 "at": {str(a): best_within(curve, a, budget) for a in AT},
+                 "cpu_at": {str(a): cpu_within(curve, a) for a in AT}}
             results.append(r)
             print(seed, m, {k: v and (round(v[0], 4), round(v[1], 4)) for k, v in r["at"].items()},
                   f"{r['seconds']:.0f}s", flush=True)
@@ -147,13 +215,14 @@ def main() -> None:
                 args.out.write_text(json.dumps({"task": args.task, "args": vars(args) | {"out": str(args.out)},
                                                 "results": results}, indent=1))
     table(results, args.methods)
+    verdict(results, [m for m in args.methods if m in SETTINGS])
 
 
 def table(results: list[dict[str, Any]], methods: list[str], budgets: tuple[str, ...] = ("5", "10", "20", "50")) -> None:
     """Medians over seeds of the validation and test loss at each budget, and the test-minus-validation
     gap of the configuration chosen at the method's largest budget."""
-    print("| method | " + " | ".join(f"val @{b} | test @{b}" for b in budgets) + " | gap (test - val) |")
-    print("|---|" + "---|" * (2 * len(budgets) + 1))
+    print("| method | " + " | ".join(f"val @{b} | test @{b}" for b in budgets) + " | gap (test - val) | CPU runs @5 |")
+    print("|---|" + "---|" * (2 * len(budgets) + 2))
     for m in methods:
         rs = [r for r in results if r["method"] == m]
         cells = []
@@ -163,6 +232,8 @@ def table(results: list[dict[str, Any]], methods: list[str], budgets: tuple[str,
                 cells.append(f"{statistics.median(g[i] for g in got):.4f}" if got else "-")
         last = [next(r["at"][b] for b in reversed(AT_NAMES) if r["at"][b] is not None) for r in rs]
         cells.append(f"{statistics.median(t - v for v, t in last):+.4f}" if last else "-")
+        cpu = [r["cpu_at"]["5"] for r in rs if r.get("cpu_at", {}).get("5") is not None]
+        cells.append(f"{statistics.median(cpu):.2f}" if cpu else "-")
         print(f"| {m} | " + " | ".join(cells) + " |")
 
 
@@ -174,6 +245,31 @@ def summarize(path: Path) -> None:
     d = json.loads(path.read_text())
     methods = list(dict.fromkeys(r["method"] for r in d["results"]))
     table(d["results"], methods)
+    verdict(d["results"], [m for m in methods if m in SETTINGS])
+
+
+def verdict(results: list[dict[str, Any]], gradient: list[str], at: str = "5", peers_at: str = "50") -> None:
+    """The registered comparison: each gradient method at ``at`` runs against the best peer
+    (lowest median validation loss) at ``peers_at``, per seed and on the medians."""
+    peers = {m: [r for r in results if r["method"] == m and r["at"][peers_at]] for m in BLACKBOX}
+    peers = {m: rs for m, rs in peers.items() if rs}
+    if not peers:
+        return
+    best = min(peers, key=lambda m: statistics.median(r["at"][peers_at][0] for r in peers[m]))
+    ref = {r["seed"]: r["at"][peers_at] for r in peers[best]}
+    med = [statistics.median(x[i] for x in ref.values()) for i in (0, 1)]
+    print(f"\nbest peer on the medians @{peers_at}: {best} {med[0]:.4f} / {med[1]:.4f}")
+    for m in gradient:
+        rs = sorted((r for r in results if r["method"] == m and r["at"][at]), key=lambda r: r["seed"])
+        for r in rs:
+            v, t = r["at"][at][:2]
+            rv, rt = ref[r["seed"]][:2]
+            print(f"  {m} seed {r['seed']}: {v:.4f} / {t:.4f} against {rv:.4f} / {rt:.4f}: "
+                  f"val {'pass' if v <= rv else 'fail'}, test {'pass' if t <= rt * 1.01 else 'fail'}")
+        if rs:
+            v, t = (statistics.median(r["at"][at][i] for r in rs) for i in (0, 1))
+            print(f"  {m} medians: {v:.4f} / {t:.4f}: val {'pass' if v <= med[0] else 'fail'}, "
+                  f"test {'pass' if t <= med[1] * 1.01 else 'fail'}")
 
 
 if __name__ == "__main__":

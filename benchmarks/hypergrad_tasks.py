@@ -22,15 +22,11 @@ from torch import nn
 import tunesmith as ts
 from tunesmith.train.hyperlosses import smoothed_cross_entropy
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hypergrad_cost import Cost as Counter  # noqa: E402
+
 Tree = dict[str, torch.Tensor]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-class Counter:
-    """Training-loss evaluations (one forward and backward each) of one method."""
-
-    def __init__(self) -> None:
-        self.evals = 0
 
 
 @dataclasses.dataclass
@@ -107,14 +103,15 @@ def _hparams(matrices: list[str], dtype: torch.dtype, inputs: int | None = None)
 
 
 # -- task 2: the loan-default MLP -------------------------------------------------------------
-def loan_task(seed: int, *, rows: int = 4000, train_rows: int = 800, width: int = 64) -> Task:
+def loan_task(seed: int, *, data_seed: int = 0, rows: int = 4000, train_rows: int = 800, width: int = 64) -> Task:
     """A 3-hidden-layer tanh MLP on the example's synthetic loans: 800 train, the rest of the
     example's training split as validation, its test split as test. Hyperparameters: one L2
-    weight per input feature on the first layer, one per later layer, and label smoothing."""
+    weight per input feature on the first layer, one per later layer, and label smoothing.
+    ``data_seed``: the synthetic data and their split (0 registered; others for development)."""
     sys.path.insert(0, str(EXAMPLES))
     from loan_default import synthetic_credit, to_tensors
 
-    data = to_tensors(synthetic_credit(rows, seed=0), "default", seed=0)  # the data are fixed; seed: the init
+    data = to_tensors(synthetic_credit(rows, seed=data_seed), "default", seed=data_seed)  # seed: the init
     x, y = data["train"]
     xt, yt = data["test"]
     inputs = x.shape[1]
@@ -149,7 +146,7 @@ class Top(nn.Module):
         return self.head((hidden * m).sum(1) / m.sum(1).clamp(min=1.0))
 
 
-def minilm_task(seed: int, *, texts: int = 600, blocks: int = 1, train_n: int = 96, val_n: int = 128) -> Task:
+def minilm_task(seed: int, *, data_seed: int = 0, texts: int = 600, blocks: int = 1, train_n: int = 96, val_n: int = 128) -> Task:
     """The fine-tuning example's sentiment words; the last ``blocks`` MiniLM blocks and a new
     head are trained on the hidden states of the frozen blocks below (computed once).
     Hyperparameters: one L2 weight per weight matrix of each trained block (6 per block), one
@@ -160,7 +157,7 @@ def minilm_task(seed: int, *, texts: int = 600, blocks: int = 1, train_n: int = 
     from finetune_text import load_sentiment, model_path, tokenize
     from transformers import AutoModel
 
-    words, labels = load_sentiment(texts, seed=0)
+    words, labels = load_sentiment(texts, seed=data_seed)
     ids, mask, y = tokenize(words, labels, max_length=6)
     encoder = AutoModel.from_pretrained(model_path(), attn_implementation="eager").eval()
     keep = len(encoder.encoder.layer) - blocks

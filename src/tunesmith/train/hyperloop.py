@@ -75,9 +75,15 @@ class OuterStep:
 
 @dataclasses.dataclass(frozen=True)
 class TuneResult:
+    """The final hyperparameters and weights, every outer step, and the best of them: the
+    step with the lowest finite validation loss (``best``, an index into ``steps``; None if
+    none was finite) with the weights it was measured at (``best_params``)."""
+
     hparams: dict[str, torch.Tensor]
     params: dict[str, torch.Tensor]
     steps: list[OuterStep]
+    best: int | None = None
+    best_params: dict[str, torch.Tensor] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +106,7 @@ class LoopOptions:
     implicit: ImplicitOptions = dataclasses.field(default_factory=ImplicitOptions)
     method: str = "implicit"
     unroll_steps: int = 10
+    hyper_schedule: Callable[[int], float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("outer_steps", "inner_steps", "warm_start_steps", "unroll_steps"):
@@ -129,15 +136,18 @@ def tune(
     *,
     constraints: Mapping[str, Constraint] | None = None,
     options: LoopOptions | None = None,
-    callback: Callable[[OuterStep], None] | None = None,
+    callback: Callable[[OuterStep, Tree], None] | None = None,
 ) -> TuneResult:
     """Alternate training of ``params`` and hypergradient steps on ``hparams`` (implicit or
     unrolled, ``options.method``).
 
     ``train_batches``: one batch (full-batch training) or ``fn(step) -> batch``.
     ``constraints``: per hyperparameter name, "real" (default), "positive" or (low, high).
-    ``callback(OuterStep)`` after each hyperparameter step. Returns the final
-    hyperparameters, the trained weights and every outer step.
+    ``callback(OuterStep, params)`` after each outer step's validation, before its
+    hyperparameter step (``params``: the live weights; copy what you keep). Returns the
+    final hyperparameters, the trained weights, every outer step and the best one (lowest
+    validation loss) with its weights: with warm-continued weights the best step's weights
+    are a trained model whose cost is the loop's own, no retraining needed.
     """
     opts = options or LoopOptions()
     cons = {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
@@ -160,6 +170,8 @@ def tune(
     if opts.method == "unrolled":
         rules_of(inner, w)  # refuses an unsupported inner optimizer before any training
     steps: list[OuterStep] = []
+    best: tuple[int, Tree] | None = None
+    base_lrs = [float(g["lr"]) for g in hopt.param_groups]
     done = _train(train_loss, w, values, inner, batch_at, 0, opts.warm_start_steps)
     for k in range(opts.outer_steps):
         if opts.reset_inner:
@@ -167,11 +179,17 @@ def tune(
         hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_batch, done, opts)
         rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done)
         steps.append(rec)
+        if math.isfinite(vl) and (best is None or vl < steps[best[0]].val_loss):
+            best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
-            callback(rec)
+            callback(rec, {n: t.detach() for n, t in w.items()})
+        if opts.hyper_schedule is not None:
+            for g, lr in zip(hopt.param_groups, base_lrs, strict=True):
+                g["lr"] = lr * float(opts.hyper_schedule(k))
         _hyper_step(hopt, raw, hg)
     final = {k: v.detach().clone() for k, v in values().items()}
-    return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps)
+    return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
+                      best[0] if best else None, best[1] if best else None)
 
 
 def _phase(train_loss: TrainLoss, raw_loss: TrainLoss, val_loss: ValLoss, w: Tree, raw: Tree,

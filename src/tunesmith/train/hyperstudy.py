@@ -80,7 +80,7 @@ def hypertune(
     _check_study(study, hparams)
     opts = options or LoopOptions()
 
-    def record(step: OuterStep) -> None:
+    def record(step: OuterStep, _params: Tree) -> None:
         _record(study, step, opts)
 
     return tune(train_loss, val_loss, params, hparams, train_batches, val_batch, constraints=constraints,

@@ -1,0 +1,66 @@
+"""The outer loop's best step and hyperparameter schedule, and the Hessian-vector product."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tunesmith.train.hyperloop import LoopOptions, tune
+from tunesmith.train.hyperlosses import classifier_losses
+from tunesmith.train.implicit import hvp_fn
+
+
+def _problem(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(80, 6, generator=g, dtype=torch.float64)
+    y = (x[:, 0] + 0.8 * torch.randn(80, generator=g, dtype=torch.float64) > 0).long()
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+    return classifier_losses(model, l2="tensor", l2_init=1e-4, label_smoothing=0.05), (x[:40], y[:40]), (x[40:], y[40:])
+
+
+def _tune(problem, train, val, **options):
+    opts = LoopOptions(outer_steps=12, inner_steps=20, inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5), **options)
+    seen = []
+    result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=opts,
+                  callback=lambda step, params: seen.append(float(problem.val_loss(params, val))))
+    return result, seen
+
+
+def test_the_best_step_and_its_weights_are_kept() -> None:
+    problem, train, val = _problem()
+    result, seen = _tune(problem, train, val, hyper_schedule=lambda k: 0.0)  # fixed hyperparameters: it overfits
+    losses = [s.val_loss for s in result.steps]
+    assert seen == pytest.approx(losses)  # the callback sees the weights each loss was measured at
+    assert result.best == losses.index(min(losses))
+    assert result.best < len(losses) - 1  # not the last step: the loop must have kept a copy
+    assert result.best_params is not None
+    assert float(problem.val_loss(result.best_params, val)) == pytest.approx(min(losses))
+
+
+def test_the_hyper_schedule_scales_the_hyperparameter_steps() -> None:
+    problem, train, val = _problem()
+    frozen, _ = _tune(problem, train, val, hyper_schedule=lambda k: 0.0)
+    moved, _ = _tune(problem, train, val, hyper_schedule=lambda k: 1.0 / (1 + k))
+    for name, start in problem.hparams.items():
+        assert torch.allclose(frozen.hparams[name], start)
+        assert not torch.allclose(moved.hparams[name], start)
+
+
+def test_hessian_vector_products_equal_the_full_hessian() -> None:
+    problem, train, _ = _problem()
+    names = list(problem.params)
+    sizes = [problem.params[n].numel() for n in names]
+
+    def tree(v: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: t.reshape(problem.params[n].shape) for n, t in zip(names, v.split(sizes), strict=True)}
+
+    flat = torch.cat([problem.params[n].reshape(-1) for n in names])
+    hessian = torch.autograd.functional.hessian(lambda v: problem.train_loss(tree(v), problem.hparams, train), flat)
+    hvp = hvp_fn(problem.train_loss, problem.params, problem.hparams, train, damping=0.1)
+    for seed in (0, 1):  # the same linearization serves several products
+        x = torch.randn(flat.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        got = torch.cat([hvp(tree(x))[n].reshape(-1) for n in names])
+        assert torch.allclose(got, hessian @ x + 0.1 * x, atol=1e-10)
