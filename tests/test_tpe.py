@@ -104,3 +104,20 @@ def test_startup_points_skip_configurations_already_tried_in_a_discrete_space() 
     tiny = ts.Study({"k": ts.Categorical(["a", "b"]), "n": ts.Int(1, 3)}, pruner="asha", seed=0)
     asked = [tiny.ask() for _ in range(8)]  # "auto" + a pruner: TPE behind the wrapper
     assert len({tuple(sorted(t.params.items())) for t in asked[:6]}) == 6
+
+
+def test_behind_a_pruner_auto_says_what_tpe_does_with_stopped_trials() -> None:
+    # "auto" behind a pruner logs why it picked TPE; the reason must match the code: stopped
+    # trials do not count toward TPE's startup, so 20 stopped trials still get Sobol points
+    from tunesmith.samplers.auto import pick
+    from tunesmith.samplers.simple import sobol_point
+
+    space = ts.Space({f"x{i}": ts.Float(0, 1) for i in range(6)})
+    tpe, why = pick(space, 40, 0, early_stopping=True)
+    assert isinstance(tpe, ts.TPESampler) and tpe.startup(space) == 12
+    assert "Sobol points until 12 trials have completed (stopped ones do not count)" in why
+    rng = np.random.default_rng(0)
+    stopped = [FrozenTrial(i, TrialState.PRUNED, space.sample(rng), 0.5, intermediate={1: 0.5}) for i in range(20)]
+    assert tpe.suggest(space, stopped, Direction.MINIMIZE) == sobol_point(space, stopped, tpe.seed, rng)
+    done = [t.replace(state=TrialState.COMPLETE, value=float(i)) for i, t in enumerate(stopped[:12])]
+    assert tpe.suggest(space, done, Direction.MINIMIZE) != sobol_point(space, done, tpe.seed, rng)

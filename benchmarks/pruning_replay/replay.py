@@ -138,7 +138,10 @@ def run_tunesmith(task: Task, stream: Stream, seed: int, opts: dict[str, Any]) -
         return count.play(trial, curve, max(trial.start_step, 1), ts.TrialPruned)
 
     pruner = opts["pruner"](task) if callable(opts["pruner"]) else opts["pruner"]
-    study = ts.Study(ts_space(task), pruner=pruner, sampler=opts.get("sampler"), seed=seed)
+    sampler = opts.get("sampler")
+    if sampler in CANDIDATES:
+        sampler = _candidate_samplers()[sampler](seed)
+    study = ts.Study(ts_space(task), pruner=pruner, sampler=sampler, seed=seed)
     if opts.get("random"):
         for c in stream.configs:
             study.enqueue(task.configs[c])
@@ -216,7 +219,60 @@ def _methods() -> dict[str, dict[str, Any]]:
     return out
 
 
-SAMPLERS = {"random": None, "rnd": "random", "tpe": "tpe", "mf": "multifidelity", "sobol": "sobol", "auto": None}
+def _candidate_samplers() -> dict[str, Callable[[int], Any]]:
+    """Samplers tried behind a pruner in the third selection (pruning-replay.md), by row suffix."""
+    from tunesmith.samplers import MultiFidelitySampler
+    from tunesmith.samplers.tpe import TPESampler
+    from tunesmith.trial import TrialState
+
+    def startup(space: Any) -> int:  # TPE's: Sobol points until this many complete trials
+        return min(max(10, 2 * space.ndim), 25)
+
+    class MFStartup(MultiFidelitySampler):
+        """BOHB's rule with as many observations at the budget as TPE needs before it models;
+        ``at_rung``: a trial's value there is its report at the budget, not its best so far."""
+
+        def __init__(self, seed: int | None = None, *, at_rung: bool = False) -> None:
+            super().__init__("tpe", seed)
+            self.at_rung = at_rung
+
+        def suggest(self, space: Any, trials: Any, direction: Any) -> Any:
+            from tunesmith.samplers.fidelity import fidelity_history
+
+            hist = fidelity_history(trials, direction, min_points=startup(space))
+            if self.at_rung:
+                by = {t.number: t for t in trials}
+                moved = [h for h in hist if h.state is TrialState.COMPLETE and by[h.number].state is not TrialState.COMPLETE]
+                if moved:
+                    b = min(by[h.number].last_step or 0 for h in moved)  # the budget: every one reached it
+                    b = max(s for s in by[moved[0].number].intermediate if s <= b)
+                    hist = [h.replace(value=by[h.number].intermediate[max(s for s in by[h.number].intermediate if s <= b)])
+                            if h in moved else h for h in hist]
+            return self.base.suggest(space, hist, direction)
+
+    class DepthTPE(TPESampler):
+        """Optuna's way: every finished trial counts toward the startup; stopped trials rank
+        after complete ones, deeper first, then by value."""
+
+        def suggest(self, space: Any, trials: Any, direction: Any) -> Any:
+            fin = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+            if len(fin) < startup(space):
+                return super().suggest(space, trials, direction)
+            sign = direction.sign()
+            order = sorted(fin, key=lambda t: (t.state is not TrialState.COMPLETE, -(t.last_step or 0),
+                                               sign * (t.value if t.value is not None else float("inf"))))
+            rank = {t.number: float(i) for i, t in enumerate(order)}
+            view = [t.replace(state=TrialState.COMPLETE, value=sign * rank[t.number]) if t.number in rank
+                    else t for t in trials]
+            return super().suggest(space, view, direction)
+
+    return {"mfs": lambda seed: MFStartup(seed), "mfsl": lambda seed: MFStartup(seed, at_rung=True),
+            "depth": lambda seed: DepthTPE(seed)}
+
+
+SAMPLERS = {"random": None, "rnd": "random", "tpe": "tpe", "mf": "multifidelity", "sobol": "sobol", "auto": None,
+            "mfs": "mfs", "mfsl": "mfsl", "depth": "depth"}
+CANDIDATES = ("mfs", "mfsl", "depth")
 OPTIONS = {"eta": "reduction_factor", "min": "min_resource", "max": "max_resource", "b": "n_brackets"}
 
 

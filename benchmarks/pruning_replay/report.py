@@ -3,6 +3,7 @@
     python benchmarks/pruning_replay/report.py selection benchmarks/results/pruning-replay-selection.jsonl
     python benchmarks/pruning_replay/report.py comparison benchmarks/results/pruning-replay-comparison.jsonl
     python benchmarks/pruning_replay/report.py versus FILE... --methods A B C --vs C
+    python benchmarks/pruning_replay/report.py comparison FILE... --seeds 220-399
 """
 
 from __future__ import annotations
@@ -123,32 +124,52 @@ def selection(rows: Rows) -> None:
                   + ", ".join(f"{x} {fmt(diff(rows, a, b, x))}" for x in METRICS))  # fmt: skip
 
 
-def comparison(rows: Rows) -> None:
-    methods = sorted({m for (_, m, _) in rows})
-    print("\n".join(table(rows, methods)))
+def best_optuna(rows: Rows, methods: Sequence[str]) -> str:
+    """The registered rule: Optuna's row with the lowest mean regret (ties within 0.05 pp: fewer epochs)."""
     keys = pairs(rows, methods)
     mean = {m: {x: values(rows, m, keys, x).mean() for x in METRICS} for m in methods}
     theirs = [m for m in methods if m.startswith("optuna")]
     low = min(mean[m]["regret"] for m in theirs)
-    best = min((m for m in theirs if mean[m]["regret"] <= low + 0.05), key=lambda m: mean[m]["epochs"])
+    return min((m for m in theirs if mean[m]["regret"] <= low + 0.05), key=lambda m: mean[m]["epochs"])
+
+
+def targets(rows: Rows, methods: Sequence[str]) -> list[tuple[str, str, bool]]:
+    """T1-T5 (pruning-replay.md) on ``rows``: (target, measured, met)."""
+    keys = pairs(rows, methods)
+    mean = {m: {x: values(rows, m, keys, x).mean() for x in METRICS} for m in methods}
+    best = best_optuna(rows, methods)
+    asha, hb = "ts-asha", "ts-hyperband"
+    e, r, h = (diff(rows, asha, best, x) for x in METRICS)
+    low = min(mean, key=lambda m: mean[m]["regret"])
+    d = diff(rows, hb, low, "regret")
+    return [
+        ("T1", f"{mean[asha]['epochs']:.3f}", mean[asha]["epochs"] <= 1 / 3),
+        ("T2", f"vs {best}: {fmt(e)}", e[2] < 0),
+        ("T3", f"vs {best}: {fmt(r)}", r[1] <= 0),
+        ("T4", f"vs {best}: {fmt(h)}", h[2] >= 0),
+        ("T5", f"{mean[hb]['epochs']:.3f}; vs {low}: {fmt(d)}", mean[hb]["epochs"] <= 0.5 and d[1] <= 0),
+    ]
+
+
+def comparison(rows: Rows) -> None:
+    methods = sorted({m for (_, m, _) in rows})
+    print("\n".join(table(rows, methods)))
+    theirs = [m for m in methods if m.startswith("optuna")]
+    best = best_optuna(rows, methods)
     print(f"\nOptuna's best setup: {best}\n")
     print("| tunesmith row | vs | epochs | regret (pp) | reached |\n|---|---|---|---|---|")
     for ours in (m for m in methods if m.startswith("ts-")):
-        for other in sorted({best, *theirs}):
+        for other in theirs:
             cells = [fmt(diff(rows, ours, other, x)) for x in METRICS]
             print(f"| {ours} | {other} | " + " | ".join(cells) + " |")
-    asha, hb = "ts-asha", "ts-hyperband"
-    if asha in mean:
-        e, r, h = (diff(rows, asha, best, x) for x in METRICS)
-        print(f"\nT1 asha epochs {mean[asha]['epochs']:.3f} <= 1/3: {mean[asha]['epochs'] <= 1 / 3}")
-        print(f"T2 epochs vs {best}: {fmt(e)}: {e[2] < 0}")
-        print(f"T3 regret vs {best}: {fmt(r)}: {r[1] <= 0}")
-        print(f"T4 reached vs {best}: {fmt(h)}: {h[2] >= 0}")
-    if hb in mean:
-        pruned = min(mean, key=lambda m: mean[m]["regret"])
-        d = diff(rows, hb, pruned, "regret")
-        print(f"T5 hyperband epochs {mean[hb]['epochs']:.3f} <= 1/2: {mean[hb]['epochs'] <= 0.5}; "
-              f"lowest regret row {pruned}; hyperband - it: {fmt(d)}: {d[1] <= 0}")  # fmt: skip
+    if "ts-asha" not in methods or "ts-hyperband" not in methods:
+        return
+    tasks = sorted({t for (t, _, _) in rows})
+    subsets = [("pooled", rows)] + [(t, {k: v for k, v in rows.items() if k[0] == t}) for t in tasks]
+    print("\n| studies | " + " | ".join(f"T{i}" for i in range(1, 6)) + " |\n|---|" + "---|" * 5)
+    for name, sub in subsets:
+        cells = [f"{m}: {'**met**' if ok else '**not met**'}" for _, m, ok in targets(sub, methods)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def versus(rows: Rows, methods: Sequence[str], ref: str) -> None:
@@ -166,8 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("files", nargs="+")
     ap.add_argument("--methods", nargs="+", help="only these rows")
     ap.add_argument("--vs", help="versus: the reference row")
+    ap.add_argument("--seeds", help="only these study seeds, a range: 220-399")
     args = ap.parse_args(argv)
     rows = load(args.files)
+    if args.seeds:
+        lo, _, hi = args.seeds.partition("-")
+        rows = {k: r for k, r in rows.items() if int(lo) <= k[2] <= int(hi or lo)}
     if args.methods:
         rows = {k: r for k, r in rows.items() if k[1] in args.methods}
     if args.what == "versus":

@@ -83,9 +83,11 @@ def pick(
     if budget is not None and size <= budget:
         return GridSampler(seed=seed), f"the space has {int(size)} configurations and the budget is {budget}"
     if early_stopping:
-        return TPESampler(seed=seed), (
-            "the pruner stops trials early: TPE, which ranks stopped trials by their last report "
-            "(see docs/pruning.md)"
+        tpe = TPESampler(seed=seed)
+        return tpe, (
+            f"the pruner stops trials early: TPE, which draws Sobol points until {tpe.startup(space)} "
+            "trials have completed (stopped ones do not count), then models every finished trial, "
+            "a stopped one by its last report (see docs/pruning.md)"
         )
     if space.ndim > HIGH_DIM:
         return TPESampler(seed=seed), f"the space has {space.ndim} parameters (> {HIGH_DIM}); a GP would be slow and weak"

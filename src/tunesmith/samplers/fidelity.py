@@ -20,9 +20,10 @@ plain trial records:
 
 :class:`MultiFidelitySampler` wraps any sampler with that view, TPE by default
 (BOHB's model), e.g. ``Study(sampler=MultiFidelitySampler("bayes"), pruner="hyperband")``.
-With a pruner the ``"auto"`` sampler is plain TPE, which ranks stopped trials by their
-last report: on the pruning replay benchmark it needed fewer epochs than this wrapper
-at the same regret (benchmarks/pruning-replay.md).
+With a pruner the ``"auto"`` sampler is plain TPE: Sobol points until enough trials have
+completed (stopped ones do not count), then a model of every finished trial, a stopped one
+by its last report. On the pruning replay benchmark it reached the best validation error
+as often as this wrapper with fewer epochs (benchmarks/pruning-replay.md).
 """
 
 from __future__ import annotations

@@ -64,12 +64,16 @@ class TPESampler(Sampler):
         return {**super().describe(), "n_startup": self.n_startup, "n_candidates": self.n_candidates,
                 "multivariate": self.multivariate, "gamma": self.gamma}
 
+    def startup(self, space: Space) -> int:
+        """Complete trials needed before the model: Sobol points until then (early-stopped
+        trials do not count; after it, they are modelled with their last report)."""
+        return max(self.n_startup or min(max(10, 2 * space.ndim), 25), 2)
+
     def suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
         if space.ndim == 0:
             return Suggestion(space.decode([]))
         obs = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)]
-        startup = self.n_startup or min(max(10, 2 * space.ndim), 25)
-        if sum(t.state is TrialState.COMPLETE for t in obs) < max(startup, 2):
+        if sum(t.state is TrialState.COMPLETE for t in obs) < self.startup(space):
             return sobol_point(space, trials, self.seed, self.rng)
         U = space.encode_many([t.params for t in obs])
         loss = _losses(obs, direction)
