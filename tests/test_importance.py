@@ -17,6 +17,7 @@ from tunesmith.cli import main  # noqa: E402
 from tunesmith.importance import FanovaOptions, PedAnovaOptions, importance  # noqa: E402
 from tunesmith.importance.data import design  # noqa: E402
 from tunesmith.importance.fanova import fanova  # noqa: E402
+from tunesmith.importance.ped_anova import ped_anova  # noqa: E402
 from tunesmith.trial import FrozenTrial, TrialState  # noqa: E402
 
 # f = 3 (x - 1/2) + 2 (u - 1/2) + level(opt) + 4 (x - 1/2)(u - 1/2), u = lr on its log scale, "noise" unused.
@@ -80,6 +81,22 @@ def test_ped_anova_matches_the_closed_form_among_the_best_tenth() -> None:
         for name, div in truth.items():
             assert imp[name] == pytest.approx(div / total, abs=0.05), name
         assert imp.main[0].std > 0
+
+
+def test_ped_anova_gives_a_parameter_that_does_nothing_no_divergence_on_average() -> None:
+    # among 300 trials the best 30 carry sampling noise: the plug-in square of their density pairs each
+    # trial's kernel with itself and adds about (k - 1) / 30 = 0.1 to a 4-way categorical that does
+    # nothing (1 / (30 h sqrt(4 pi)) to a float); pairs of distinct trials add nothing on average, so
+    # (clipped at 0) most seeds give such a parameter exactly 0
+    space = ts.Space({"x": ts.Float(0, 1), "z": ts.Float(0, 1), "opt": ts.Categorical(["a", "b", "c", "d"])})
+    divergences = np.array([
+        ped_anova(design(random_trials(space, lambda p: p["x"], 300, seed), space),
+                  PedAnovaOptions(n_bootstrap=0), seed)[0]
+        for seed in range(20)
+    ])
+    x, z, opt = np.median(divergences, axis=0)
+    assert x == pytest.approx(1 / 0.1 - 1, rel=0.15)  # x uniform on [0, 0.1] among the best tenth
+    assert z < 0.01 and opt < 0.01, (z, opt)  # the plug-in square: 0.033 and 0.046
 
 
 def test_only_complete_trials_count_and_the_rest_are_counted() -> None:
