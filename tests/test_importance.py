@@ -99,6 +99,19 @@ def test_ped_anova_gives_a_parameter_that_does_nothing_no_divergence_on_average(
     assert z < 0.01 and opt < 0.01, (z, opt)  # the plug-in square: 0.033 and 0.046
 
 
+def test_ped_anova_counts_an_integer_with_few_levels_by_its_levels() -> None:
+    # f = layers + x / 10: the best 100 of 1,000 all have layers = 1, so if c trials have layers = 1 its
+    # divergence is 1000 / c - 1 (about 3). Smoothed as a continuous value, the good trials' single level
+    # was a spike far narrower than its level: ~10
+    space = ts.Space({"x": ts.Float(0, 1), "layers": ts.Int(1, 4), "size": ts.Float(0, 1, step=0.25)})
+    for seed in (0, 1, 2):
+        trials = random_trials(space, lambda p: p["layers"] + p["x"] / 10, 1000, seed)
+        c = sum(t.params["layers"] == 1 for t in trials)
+        _, layers, size = ped_anova(design(trials, space), PedAnovaOptions(n_bootstrap=0), seed)[0]
+        assert layers == pytest.approx(1000 / c - 1, rel=0.05)
+        assert size < 0.05  # 5 levels, unused (it was ~0.5)
+
+
 def test_only_complete_trials_count_and_the_rest_are_counted() -> None:
     trials = random_trials(SPACE, closed_form, 60, 0)
     extra = [

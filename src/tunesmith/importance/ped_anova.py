@@ -4,8 +4,9 @@ Of the trials in the region (the best ``region_quantile`` of them; 1.0: all), ta
 best ``target_quantile`` (the good ones). For each column ``d`` (see :mod:`.data`),
 ``p_good`` and ``p_region`` are the distributions of its values in the two sets,
 estimated on ``bins`` equal cells of [0, 1] with a Gaussian kernel (half of Scott's
-bandwidth, cut to [0, 1]; a categorical's choices are its cells, smoothed by
-``prior`` pseudo-trials). The score is the Pearson divergence
+bandwidth, cut to [0, 1]; a categorical's choices, or the levels of a parameter with a
+step when there are at most ``bins``, are its cells, smoothed by ``prior`` pseudo-trials).
+The score is the Pearson divergence
 
     PE_d = sum_cells p_good^2 / p_region - 1,
 
@@ -76,8 +77,9 @@ def ped_anova(design: Design, options: PedAnovaOptions, seed: int) -> tuple[np.n
 def _divergence(x: np.ndarray, n_good: int, column: Column, options: PedAnovaOptions,
                 w_good: np.ndarray, w_all: np.ndarray) -> np.ndarray:
     """Pearson divergence of each weighting's good set from its whole set, (weightings,)."""
-    if column.choices:
-        k = _one_hot(x, column.choices)
+    discrete = column.choices or (column.levels if column.levels <= options.bins else 0)
+    if discrete:
+        k = _one_hot(x, discrete)
         shares = w_good @ k
         p, q = _smooth(shares, options.prior, n_good), _smooth(w_all @ k, options.prior, len(x))
         scale = n_good / (n_good + options.prior)
