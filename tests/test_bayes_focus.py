@@ -42,6 +42,42 @@ def test_the_rule_focuses_only_with_many_parameters_enough_trials_and_not_on_exp
     assert rule.relevant(flat, 12, 100, 1) is None  # every parameter relevant: the whole space
 
 
+def test_once_the_search_has_stalled_every_other_turn_steps_the_rest_around_the_incumbent() -> None:
+    rule = FocusRule()
+    theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]
+    assert rule.patience(12) == 6 and rule.patience(20) == 10
+    assert rule.rest(theta, 12, 30, 4, stalled=False) is None  # still improving: turns as before
+    assert rule.rest(theta, 12, 30, 4, stalled=True).tolist() == [True, False, True] + [False] * 9
+    assert rule.rest(theta, 12, 30, 5, stalled=True) is None  # the other turns: focused as before
+    assert rule.rest(theta, 12, 23, 4, stalled=True) is None  # too few trials to tell what matters
+    lo, hi = rule.rest_box(np.full(12, 0.95), np.arange(12) >= 2)
+    assert lo.tolist() == [0.95, 0.95] + [pytest.approx(0.85)] * 10 and hi.tolist() == [0.95, 0.95] + [1.0] * 10
+
+
+def test_stalled_means_the_best_once_went_patience_trials_without_a_real_gain_after_focus_began() -> None:
+    rule = FocusRule()  # d = 12: focus from trial 24, patience 6, a real gain: 1e-3 of the IQR
+    steady = np.r_[np.linspace(10.0, 1.0, 24), 1.0 - 0.1 * np.arange(1, 30)]  # gains every trial
+    assert not rule.stalled(steady, 12)
+    tiny = np.r_[np.linspace(10.0, 1.0, 24), 1.0 - 1e-6 * np.arange(1, 8)]  # gains only in the last digits
+    assert rule.stalled(tiny, 12)
+    assert rule.stalled(np.r_[tiny, 0.0], 12)  # a gain afterwards (of a step on the rest) does not undo it
+    assert not rule.stalled(np.r_[np.full(10, 1.0), np.linspace(0.9, 0.1, 20)], 12)  # flat before focus only
+
+
+def test_the_sampler_steps_the_held_parameters_near_the_best_when_the_search_stalls() -> None:
+    trials = history(44)
+    k = min(range(len(trials)), key=lambda i: float(trials[i].value))  # type: ignore[arg-type]
+    order = [k] + [i for i in range(len(trials)) if i != k]  # the best first: 43 trials without improvement
+    trials = [FrozenTrial(n, TrialState.COMPLETE, trials[i].params, trials[i].value) for n, i in enumerate(order)]
+    best = trials[0]
+    params = ts.samplers.BayesSampler(seed=0).suggest(SPACE, trials, Direction.MINIMIZE).params  # trial 44: exploring
+    kept = [f"x{i:02d}" for i in EFFECTIVE]
+    assert all(params[n] == best.params[n] for n in kept)  # what matters stays where the best has it
+    rest = [f"x{i:02d}" for i in range(D) if i not in EFFECTIVE]
+    steps = np.array([params[n] - best.params[n] for n in rest])
+    assert np.abs(steps).max() <= 0.1 + 1e-9 and np.count_nonzero(steps) >= len(rest) - 1
+
+
 def test_the_focused_optimizer_moves_only_the_relevant_coordinates() -> None:
     trials = history(30)
     U = SPACE.encode_many([t.params for t in trials])

@@ -17,6 +17,7 @@ from tunesmith.cli import main  # noqa: E402
 from tunesmith.importance import FanovaOptions, PedAnovaOptions, importance  # noqa: E402
 from tunesmith.importance.data import design  # noqa: E402
 from tunesmith.importance.fanova import fanova  # noqa: E402
+from tunesmith.importance.ped_anova import ped_anova  # noqa: E402
 from tunesmith.trial import FrozenTrial, TrialState  # noqa: E402
 
 # f = 3 (x - 1/2) + 2 (u - 1/2) + level(opt) + 4 (x - 1/2)(u - 1/2), u = lr on its log scale, "noise" unused.
@@ -80,6 +81,35 @@ def test_ped_anova_matches_the_closed_form_among_the_best_tenth() -> None:
         for name, div in truth.items():
             assert imp[name] == pytest.approx(div / total, abs=0.05), name
         assert imp.main[0].std > 0
+
+
+def test_ped_anova_gives_a_parameter_that_does_nothing_no_divergence_on_average() -> None:
+    # among 300 trials the best 30 carry sampling noise: the plug-in square of their density pairs each
+    # trial's kernel with itself and adds about (k - 1) / 30 = 0.1 to a 4-way categorical that does
+    # nothing (1 / (30 h sqrt(4 pi)) to a float); pairs of distinct trials add nothing on average, so
+    # (clipped at 0) most seeds give such a parameter exactly 0
+    space = ts.Space({"x": ts.Float(0, 1), "z": ts.Float(0, 1), "opt": ts.Categorical(["a", "b", "c", "d"])})
+    divergences = np.array([
+        ped_anova(design(random_trials(space, lambda p: p["x"], 300, seed), space),
+                  PedAnovaOptions(n_bootstrap=0), seed)[0]
+        for seed in range(20)
+    ])
+    x, z, opt = np.median(divergences, axis=0)
+    assert x == pytest.approx(1 / 0.1 - 1, rel=0.15)  # x uniform on [0, 0.1] among the best tenth
+    assert z < 0.01 and opt < 0.01, (z, opt)  # the plug-in square: 0.033 and 0.046
+
+
+def test_ped_anova_counts_an_integer_with_few_levels_by_its_levels() -> None:
+    # f = layers + x / 10: the best 100 of 1,000 all have layers = 1, so if c trials have layers = 1 its
+    # divergence is 1000 / c - 1 (about 3). Smoothed as a continuous value, the good trials' single level
+    # was a spike far narrower than its level: ~10
+    space = ts.Space({"x": ts.Float(0, 1), "layers": ts.Int(1, 4), "size": ts.Float(0, 1, step=0.25)})
+    for seed in (0, 1, 2):
+        trials = random_trials(space, lambda p: p["layers"] + p["x"] / 10, 1000, seed)
+        c = sum(t.params["layers"] == 1 for t in trials)
+        _, layers, size = ped_anova(design(trials, space), PedAnovaOptions(n_bootstrap=0), seed)[0]
+        assert layers == pytest.approx(1000 / c - 1, rel=0.05)
+        assert size < 0.05  # 5 levels, unused (it was ~0.5)
 
 
 def test_only_complete_trials_count_and_the_rest_are_counted() -> None:

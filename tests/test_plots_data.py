@@ -257,3 +257,14 @@ def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, ca
     runs = plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, samplers=["random"], budget=4, seeds=[0, 1])
     assert [len(s.trials) for s in runs["random"]] == [4, 4]
     assert runs["random"][0].trials[0].params != runs["random"][1].trials[0].params  # seeds differ
+
+
+def test_compare_table_gives_the_median_of_an_even_number_of_runs() -> None:
+    from tunesmith.cli.insight import _compare_table
+
+    runs = plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, samplers=["random"], budget=3,
+                              seeds=[0, 1])
+    bests = sorted(s.best_value for s in runs["random"])
+    sampler, median, best, worst, n = (list(c._cells) for c in _compare_table(runs, "minimize").columns)
+    assert (best, worst, n) == ([f"{bests[0]:.6g}"], [f"{bests[1]:.6g}"], ["2"])
+    assert median == [f"{(bests[0] + bests[1]) / 2:.6g}"]  # it printed the worse run as the median

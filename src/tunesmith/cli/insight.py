@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 
 from rich.console import Console
@@ -149,7 +150,8 @@ def _compare_table(runs: dict, direction: str) -> Table:
     for name, studies in runs.items():
         bests = sorted((s.best_value for s in studies if s.trials_in("complete")), key=lambda v: sign * v)
         if bests:
-            table.add_row(name, f"{bests[len(bests) // 2]:.6g}", f"{bests[0]:.6g}", f"{bests[-1]:.6g}", str(len(bests)))
+            table.add_row(name, f"{statistics.median(bests):.6g}", f"{bests[0]:.6g}", f"{bests[-1]:.6g}",
+                          str(len(bests)))
     return table
 
 

@@ -32,12 +32,15 @@ ABSENT = object()  # a parameter missing from a trial (inactive)
 
 @dataclass(frozen=True)
 class Column:
-    """One parameter's column: its name, its choices (0 for numeric) and the share of
-    trials in which it was inactive (0 for an unconditional parameter; then drawn)."""
+    """One parameter's column: its name, its choices (0 for numeric), the share of
+    trials in which it was inactive (0 for an unconditional parameter; then drawn), and
+    for a numeric parameter with a step its number of levels (each at the centre of its
+    bin, as a categorical's choices; 0 for a continuous one or a log-scaled integer)."""
 
     name: str
     choices: int
     inactive: float
+    levels: int = 0
 
     def atoms(self) -> np.ndarray:
         """Positions of a categorical's choices on the unit scale."""
@@ -232,4 +235,5 @@ def _names(space: Space, params: Sequence[str] | None) -> tuple[str, ...]:
 def _column(space: Space, name: str, values: np.ndarray) -> Column:
     p = space[name]
     choices = int(p.n_values) if p.kind == "categorical" else 0
-    return Column(name, choices, float(np.mean(np.isnan(values))))
+    stepped = not choices and math.isfinite(p.n_values) and not getattr(p, "log", False)
+    return Column(name, choices, float(np.mean(np.isnan(values))), int(p.n_values) if stepped else 0)

@@ -12,6 +12,15 @@ suggestion in ``explore`` (every ``round(1 / explore)``-th) searches the whole
 space, so a parameter wrongly judged irrelevant is still searched and its lengthscale
 learned.
 
+Once the relevant parameters have converged (since focus began, the best went
+``patience = max(5, d // 2)`` trials without gaining more than ``tol`` of the losses'
+interquartile range), the held parameters may still have small effects that the model
+cannot resolve: from then on every ``rest_every``-th suggestion (the others focused as
+above, no more whole-space turns) is a step on *the rest*: the acquisition maximized over
+the held parameters in a box of side ``rest_side`` around the incumbent, the relevant
+ones at the incumbent's values. A deterministic objective keeps whatever such a step
+gains, which a model whose lengthscales call those parameters irrelevant would not find.
+
 Notation as in :mod:`.encoding`; ``theta = [log l (d), log s, log noise]``.
 """
 
@@ -35,6 +44,9 @@ class FocusRule:
     per_dim: float = 2.0
     ratio: float = 0.1
     explore: float = 0.25
+    rest_side: float = 0.2
+    tol: float = 1e-3
+    rest_every: int = 2
 
     def relevant(self, theta: np.ndarray, d: int, n_obs: int, index: int) -> np.ndarray | None:
         """(d,) bool mask of relevant parameters, or None to search the whole space
@@ -43,9 +55,49 @@ class FocusRule:
             return None
         if self.explore > 0 and index % max(1, round(1 / self.explore)) == 0:
             return None
+        return self._mask(theta, d)
+
+    def _mask(self, theta: np.ndarray, d: int) -> np.ndarray | None:
         x = np.exp(-2.0 * np.asarray(theta[:d], dtype=float))
         mask = x >= self.ratio * x.max()
         return None if mask.all() else mask
+
+    def rest(self, theta: np.ndarray, d: int, n_obs: int, index: int, stalled: bool) -> np.ndarray | None:
+        """Every ``rest_every``-th turn once the search has stalled (:meth:`stalled`): the
+        relevant mask, whose complement (the rest) takes a local step around the incumbent
+        (:meth:`rest_box`); None: a turn as :meth:`relevant` says."""
+        if d < self.min_dims or n_obs < self.per_dim * d or not stalled:
+            return None
+        if index % self.rest_every:
+            return None
+        return self._mask(theta, d)
+
+    def stalled(self, losses: np.ndarray, d: int) -> bool:
+        """Whether the best of ``losses`` (trial order) has, since focus began (``per_dim * d``
+        trials), gone ``patience(d)`` trials without improving by more than ``tol`` times the
+        losses' interquartile range: the relevant parameters have converged once, and from
+        then on the rest is worth stepping (a gain it brings does not undo that)."""
+        if len(losses) < 2:
+            return False
+        q1, q3 = np.percentile(losses, [25, 75])
+        best = np.minimum.accumulate(losses)
+        last, since = 0, np.zeros(len(best), dtype=int)
+        for i in range(1, len(best)):
+            if best[i] < best[last] - self.tol * (q3 - q1):
+                last = i
+            since[i] = i - last
+        return bool(np.any(since[int(self.per_dim * d):] >= self.patience(d)))
+
+    def patience(self, d: int) -> int:
+        return max(5, d // 2)
+
+    def rest_box(self, incumbent: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A box of side ``rest_side`` around the incumbent on the rest, the incumbent's
+        value elsewhere (unit coordinates; an inactive one spans its range)."""
+        c = np.where(np.isnan(incumbent), 0.5, incumbent)
+        half = np.where(rest | np.isnan(incumbent), self.rest_side / 2.0, 0.0)
+        half = np.where(np.isnan(incumbent), 0.5, half)
+        return np.clip(c - half, 0.0, 1.0), np.clip(c + half, 0.0, 1.0)
 
 
 class FocusedOptimizer(AcqOptimizer):
@@ -72,11 +124,20 @@ class FocusedOptimizer(AcqOptimizer):
 
 
 def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.random.Generator, *,
-                  theta: np.ndarray, n_obs: int, index: int, anchors: np.ndarray) -> AcqOptimizer:
-    """The optimizer of this suggestion: focused on the relevant parameters when
+                  theta: np.ndarray, n_obs: int, index: int, anchors: np.ndarray, losses: np.ndarray,
+                  region: tuple[np.ndarray, np.ndarray] | None) -> tuple[AcqOptimizer, tuple[np.ndarray, np.ndarray] | None]:
+    """The optimizer of this suggestion and the box it searches (``region``, the trust
+    region, unless a step on the rest replaces it): focused on the relevant parameters when
     ``options.focus`` and :meth:`FocusRule.relevant` say so (``anchors[0]``: the
-    incumbent; ``index``: the number of trials so far), else the whole space's."""
-    mask = FocusRule().relevant(theta, space.ndim, n_obs, index) if options.focus and len(anchors) else None
+    incumbent; ``index``: the number of trials so far; ``losses``: the complete trials'
+    losses in trial order), else the whole space's."""
+    if not options.focus or not len(anchors):
+        return AcqOptimizer(space, enc, options, rng), region
+    rule = FocusRule()
+    mask = rule.rest(theta, space.ndim, n_obs, index, rule.stalled(losses, space.ndim))
+    if mask is not None:
+        return FocusedOptimizer(space, enc, options, rng, ~mask, anchors[0]), rule.rest_box(anchors[0], ~mask)
+    mask = rule.relevant(theta, space.ndim, n_obs, index)
     if mask is None:
-        return AcqOptimizer(space, enc, options, rng)
-    return FocusedOptimizer(space, enc, options, rng, mask, anchors[0])
+        return AcqOptimizer(space, enc, options, rng), region
+    return FocusedOptimizer(space, enc, options, rng, mask, anchors[0]), region

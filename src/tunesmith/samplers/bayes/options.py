@@ -34,7 +34,9 @@ class BayesOptions:
         focus: with many parameters (12 or more) and enough trials (2 per
             parameter), maximize the acquisition over the parameters whose
             learned lengthscales say they matter, the others held at the best
-            trial's values, three suggestions in four (:mod:`.focus`).
+            trial's values, three suggestions in four; once that search has
+            stalled, every other suggestion steps the held parameters in a small
+            box around the best trial instead (:mod:`.focus`).
         local_search: when the best loss has not improved for a while, search
             a shrinking box around the incumbent, then the whole space again
             (trust-region refinement with restarts, see ``bayes/local.py``).

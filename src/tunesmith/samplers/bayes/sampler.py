@@ -136,8 +136,9 @@ class BayesSampler(Sampler):
         acq = Acquisition(gp, best, prior, weight)
         anchors = U_obs[np.argsort(loss[: len(done)], kind="stable")[:5]]
         region = self._trust_region(enc, losses, anchors[0], gp.theta[: space.ndim])
-        found = acq_optimizer(space, enc, self.options, self.rng, theta=theta, n_obs=len(obs), index=len(trials),
-                              anchors=anchors).maximize(acq, anchors, region)
+        optimizer, region = acq_optimizer(space, enc, self.options, self.rng, theta=theta, n_obs=len(obs),
+                                          index=len(trials), anchors=anchors, losses=losses, region=region)
+        found = optimizer.maximize(acq, anchors, region)
         near = self._pending_rows(space, trials)
         for u, key in zip(found.U, row_keys(found.U), strict=True):
             if key in taken or not np.isfinite(u[~np.isnan(u)]).all():
