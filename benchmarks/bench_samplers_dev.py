@@ -1,0 +1,187 @@
+"""Sampler variants on the broad benchmark's development subset (benchmarks/samplers-broad.md).
+
+The registered development subset: the ``bbob`` cells at d 5 and 10 of the rugged f15, f16,
+f21, f22, f23, f24 and the smooth f1, f2, f8, f10, f12, f14, budget 100, seeds 0-2. Each
+variant is ``BayesSampler`` (what ``auto`` picks on these cells) with some options, run
+through the public study API; rows go to ``results/samplers-broad-dev.jsonl``. The summary
+applies the registered keep-rule: a variant is kept when it lowers the mean regret at 100 %
+on the rugged functions and raises neither the smooth functions' mean regret nor the
+subset's average rank (ranked against the baseline ``default``):
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/bench_samplers_dev.py \\
+        --variants default local_search --seeds 0 1 2
+    python benchmarks/bench_samplers_dev.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+BUDGET = 100
+RESULTS = HERE / "results" / "samplers-broad-dev.jsonl"
+
+#: variant label -> BayesSampler options
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "local_search": {"local_search": True},
+    "ls_patience2": {"local_search": True},
+    "ls_alternate": {"local_search": True},
+}
+
+
+def _patched(label: str) -> Any:
+    """Experimental changes to the trust region's schedule, applied while ``label`` runs."""
+    import contextlib
+
+    from tunesmith.samplers.bayes import local
+
+    side = local.side
+
+    def patience2(s: int, d: int) -> float | None:
+        return side(s - max(5, d), d) if s >= max(5, d) else None
+
+    def alternate(s: int, d: int) -> float | None:
+        return side(s, d) if s % 2 == 0 else None
+
+    patch = {"ls_patience2": patience2, "ls_alternate": alternate}.get(label)
+
+    @contextlib.contextmanager
+    def ctx() -> Any:
+        if patch is not None:
+            local.side = patch  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            local.side = side  # type: ignore[assignment]
+
+    return ctx()
+
+
+def run_one(label: str, name: str, seed: int) -> dict[str, Any]:
+    from samplerbench import broad
+    from samplerbench.runner import tunesmith_fingerprint
+
+    import tunesmith as ts
+
+    loss = broad.objective(name)
+    values: list[float] = []
+
+    def objective(trial: Any) -> float:
+        v = float(loss(dict(trial.params)))
+        values.append(v)
+        return v
+
+    ts.set_verbosity(logging.WARNING)
+    t0 = time.perf_counter()
+    sampler = ts.samplers.BayesSampler(seed=seed, **VARIANTS[label])
+    study = ts.Study(broad.space(name), direction="minimize", sampler=sampler, seed=seed)
+    with _patched(label):
+        study.optimize(objective, n_trials=BUDGET, show_progress=False)
+    return {"label": label, "problem": name, "seed": seed, "values": values,
+            "wall_s": time.perf_counter() - t0, "code": tunesmith_fingerprint(), "finished": time.time()}
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def latest(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    out: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: r["finished"]):
+        out[(r["label"], r["problem"], r["seed"])] = r
+    return out
+
+
+def pair_stats(runs: dict[tuple[str, str, int], dict[str, Any]], label: str) -> dict[str, Any]:
+    """``label`` against ``default`` on the cells both completed: regrets per (who, family, t)
+    and ranks (of the two) per who."""
+    from samplerbench import broad
+    from samplerbench.report import regret
+
+    reg: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    ranks: dict[str, list[float]] = defaultdict(list)
+    for (lab, p, s), new in runs.items():
+        base = runs.get(("default", p, s))
+        if lab != label or base is None:
+            continue
+        fam = "rugged" if int(p[6:8]) in broad.DEV_RUGGED else "smooth"
+        for who, r in (("default", base), (label, new)):
+            for t in (25, 50, 100):
+                reg[(who, fam, t)].append(regret(r["values"], t, broad.reference(p)))
+        b, n = min(base["values"]), min(new["values"])
+        ranks["default"].append(1.5 if b == n else 1.0 + (b > n))
+        ranks[label].append(1.5 if b == n else 1.0 + (n > b))
+    keys = [(w, f, t) for w in ("default", label) for f in ("rugged", "smooth") for t in (25, 50, 100)]
+    return {"regret": {k: float(np.mean(reg[k])) if reg[k] else float("nan") for k in keys},
+            "rank": {k: float(np.mean(v)) for k, v in ranks.items()}, "cells": len(ranks["default"])}
+
+
+def keep(st: dict[str, Any], label: str) -> bool:
+    """The registered keep-rule (benchmarks/samplers-broad.md, development subset)."""
+    r, k = st["regret"], st["rank"]
+    return bool(r[(label, "rugged", 100)] < r[("default", "rugged", 100)]
+                and r[(label, "smooth", 100)] <= r[("default", "smooth", 100)] and k[label] <= k["default"])
+
+
+def summary(rows: list[dict[str, Any]], labels: list[str]) -> list[str]:
+    """Per variant against ``default``: regret at 25/50/100 % on the rugged and the smooth
+    cells, average rank of the pair, and the keep-rule's verdict."""
+    runs = latest(rows)
+    out = ["| variant | cells | rugged regret @25/50/100 | smooth regret @25/50/100 | rank (of 2) | kept |",
+           "|---|---|---|---|---|---|"]
+    for label in (x for x in labels if x != "default"):
+        st = pair_stats(runs, label)
+        if not st["cells"]:
+            continue
+        for who in ("default", label):
+            rg = " / ".join(f"{st['regret'][(who, 'rugged', t)]:.3f}" for t in (25, 50, 100))
+            sm = " / ".join(f"{st['regret'][(who, 'smooth', t)]:.4f}" for t in (25, 50, 100))
+            verdict = ("yes" if keep(st, label) else "no") if who == label else ""
+            out.append(f"| `{who}` | {st['cells']} | {rg} | {sm} | {st['rank'][who]:.2f} | {verdict} |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--match", default="", help="substring of the cell names to run")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args(argv)
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from samplerbench import broad
+
+    if not args.report_only:
+        done = set(latest(load(args.results)))  # by label: rename a variant whose code changed
+        for seed in args.seeds:
+            for name in (c for c in broad.dev_cells() if args.match in c):
+                for label in args.variants:
+                    if (label, name, seed) in done:
+                        continue
+                    r = run_one(label, name, seed)
+                    with args.results.open("a") as f:
+                        f.write(json.dumps(r) + "\n")
+                    print(f"{label:16s} {name} seed {seed} best {min(r['values']):.4g} ({r['wall_s']:.1f}s)",
+                          flush=True)
+    print("\n".join(summary(load(args.results), list(VARIANTS))))
+
+
+if __name__ == "__main__":
+    main()
