@@ -39,6 +39,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "local_search": {"local_search": True},
     "ls_patience2": {"local_search": True},
     "ls_alternate": {"local_search": True},
+    "plugin": {"plugin_incumbent": True},
 }
 
 
