@@ -35,11 +35,15 @@ RESULTS = HERE / "results" / "samplers-broad-dev.jsonl"
 
 #: variant label -> BayesSampler options
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "local_search": {"local_search": True},
-    "ls_patience2": {"local_search": True},
-    "ls_alternate": {"local_search": True},
+    "default": {"plugin_incumbent": False},  # the default before plug-in EI was kept
+    "local_search": {"local_search": True, "plugin_incumbent": False},
+    "ls_patience2": {"local_search": True, "plugin_incumbent": False},
+    "ls_alternate": {"local_search": True, "plugin_incumbent": False},
     "plugin": {"plugin_incumbent": True},
+    "ls_gated": {"local_search": True, "plugin_incumbent": False},
+    "ls_alt_gated": {"local_search": True, "plugin_incumbent": False},
+    "plugin_alt": {"local_search": True, "plugin_incumbent": True},
+    "plugin_alt_gated": {"local_search": True, "plugin_incumbent": True},
 }
 
 
@@ -57,16 +61,29 @@ def _patched(label: str) -> Any:
     def alternate(s: int, d: int) -> float | None:
         return side(s, d) if s % 2 == 0 else None
 
-    patch = {"ls_patience2": patience2, "ls_alternate": alternate}.get(label)
+    patch = {"ls_patience2": patience2, "ls_alternate": alternate, "ls_alt_gated": alternate,
+             "plugin_alt": alternate, "plugin_alt_gated": alternate}.get(label)
+    from tunesmith.samplers.bayes.sampler import BayesSampler
+
+    region = BayesSampler._trust_region
+
+    def gated(self: Any, enc: Any, losses: Any, incumbent: Any, log_ls: Any) -> Any:
+        """Local search only when the model explains part of the losses as noise (noise /
+        signal >= 1e-3): rugged landscapes; smooth ones are left alone."""
+        th, d = self._theta, len(log_ls)
+        return None if th is None or th[d + 1] - th[d] < np.log(1e-3) else region(self, enc, losses, incumbent, log_ls)
 
     @contextlib.contextmanager
     def ctx() -> Any:
         if patch is not None:
             local.side = patch  # type: ignore[assignment]
+        if label in ("ls_gated", "ls_alt_gated", "plugin_alt_gated"):
+            BayesSampler._trust_region = gated  # type: ignore[method-assign]
         try:
             yield
         finally:
             local.side = side  # type: ignore[assignment]
+            BayesSampler._trust_region = region  # type: ignore[method-assign]
 
     return ctx()
 
@@ -106,8 +123,8 @@ def latest(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, A
     return out
 
 
-def pair_stats(runs: dict[tuple[str, str, int], dict[str, Any]], label: str) -> dict[str, Any]:
-    """``label`` against ``default`` on the cells both completed: regrets per (who, family, t)
+def pair_stats(runs: dict[tuple[str, str, int], dict[str, Any]], label: str, base: str) -> dict[str, Any]:
+    """``label`` against ``base`` on the cells both completed: regrets per (who, family, t)
     and ranks (of the two) per who."""
     from samplerbench import broad
     from samplerbench.report import regret
@@ -115,42 +132,42 @@ def pair_stats(runs: dict[tuple[str, str, int], dict[str, Any]], label: str) -> 
     reg: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     ranks: dict[str, list[float]] = defaultdict(list)
     for (lab, p, s), new in runs.items():
-        base = runs.get(("default", p, s))
-        if lab != label or base is None:
+        old = runs.get((base, p, s))
+        if lab != label or old is None:
             continue
         fam = "rugged" if int(p[6:8]) in broad.DEV_RUGGED else "smooth"
-        for who, r in (("default", base), (label, new)):
+        for who, r in ((base, old), (label, new)):
             for t in (25, 50, 100):
                 reg[(who, fam, t)].append(regret(r["values"], t, broad.reference(p)))
-        b, n = min(base["values"]), min(new["values"])
-        ranks["default"].append(1.5 if b == n else 1.0 + (b > n))
+        b, n = min(old["values"]), min(new["values"])
+        ranks[base].append(1.5 if b == n else 1.0 + (b > n))
         ranks[label].append(1.5 if b == n else 1.0 + (n > b))
-    keys = [(w, f, t) for w in ("default", label) for f in ("rugged", "smooth") for t in (25, 50, 100)]
+    keys = [(w, f, t) for w in (base, label) for f in ("rugged", "smooth") for t in (25, 50, 100)]
     return {"regret": {k: float(np.mean(reg[k])) if reg[k] else float("nan") for k in keys},
-            "rank": {k: float(np.mean(v)) for k, v in ranks.items()}, "cells": len(ranks["default"])}
+            "rank": {k: float(np.mean(v)) for k, v in ranks.items()}, "cells": len(ranks[base])}
 
 
-def keep(st: dict[str, Any], label: str) -> bool:
+def keep(st: dict[str, Any], label: str, base: str) -> bool:
     """The registered keep-rule (benchmarks/samplers-broad.md, development subset)."""
     r, k = st["regret"], st["rank"]
-    return bool(r[(label, "rugged", 100)] < r[("default", "rugged", 100)]
-                and r[(label, "smooth", 100)] <= r[("default", "smooth", 100)] and k[label] <= k["default"])
+    return bool(r[(label, "rugged", 100)] < r[(base, "rugged", 100)]
+                and r[(label, "smooth", 100)] <= r[(base, "smooth", 100)] and k[label] <= k[base])
 
 
-def summary(rows: list[dict[str, Any]], labels: list[str]) -> list[str]:
-    """Per variant against ``default``: regret at 25/50/100 % on the rugged and the smooth
+def summary(rows: list[dict[str, Any]], labels: list[str], base: str = "default") -> list[str]:
+    """Per variant against ``base``: regret at 25/50/100 % on the rugged and the smooth
     cells, average rank of the pair, and the keep-rule's verdict."""
     runs = latest(rows)
     out = ["| variant | cells | rugged regret @25/50/100 | smooth regret @25/50/100 | rank (of 2) | kept |",
            "|---|---|---|---|---|---|"]
-    for label in (x for x in labels if x != "default"):
-        st = pair_stats(runs, label)
+    for label in (x for x in labels if x != base):
+        st = pair_stats(runs, label, base)
         if not st["cells"]:
             continue
-        for who in ("default", label):
+        for who in (base, label):
             rg = " / ".join(f"{st['regret'][(who, 'rugged', t)]:.3f}" for t in (25, 50, 100))
             sm = " / ".join(f"{st['regret'][(who, 'smooth', t)]:.4f}" for t in (25, 50, 100))
-            verdict = ("yes" if keep(st, label) else "no") if who == label else ""
+            verdict = ("yes" if keep(st, label, base) else "no") if who == label else ""
             out.append(f"| `{who}` | {st['cells']} | {rg} | {sm} | {st['rank'][who]:.2f} | {verdict} |")
     return out
 
@@ -162,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--match", default="", help="substring of the cell names to run")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--base", default="default", help="the variant the others are compared with")
     args = ap.parse_args(argv)
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
@@ -181,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
                         f.write(json.dumps(r) + "\n")
                     print(f"{label:16s} {name} seed {seed} best {min(r['values']):.4g} ({r['wall_s']:.1f}s)",
                           flush=True)
-    print("\n".join(summary(load(args.results), list(VARIANTS))))
+    print("\n".join(summary(load(args.results), list(VARIANTS), args.base)))
 
 
 if __name__ == "__main__":

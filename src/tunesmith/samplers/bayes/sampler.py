@@ -155,7 +155,7 @@ class BayesSampler(Sampler):
         if n_done == 0:
             return float(gp.y.min())
         if self.options.plugin_incumbent:
-            return float(gp.predict(gp.Z[:n_done], gp.A[:n_done])[0].min())
+            return float(gp.train_mean()[:n_done].min())
         return float(gp.y[:n_done].min())
 
     def _trust_region(self, enc: Encoding, losses: np.ndarray, incumbent: np.ndarray, log_ls: np.ndarray
