@@ -172,6 +172,39 @@ def summary(rows: list[dict[str, Any]], labels: list[str], base: str = "default"
     return out
 
 
+def heldout_cells() -> list[str]:
+    """The held-out check of a kept change (registered in benchmarks/samplers-broad.md): the 12
+    noisy cells and the BBOB cells at d 5 and 10 of the 12 functions outside the subset."""
+    from samplerbench import broad
+
+    others = tuple(f for f in broad.BBOB_ALL if f not in broad.DEV_RUGGED + broad.DEV_SMOOTH)
+    return broad.synthetic_names("noisy") + broad.bbob_cells(others, broad.DEV_DIMS)
+
+
+def heldout_summary(rows: list[dict[str, Any]], labels: list[str], base: str) -> list[str]:
+    """Per group (noisy, bbob) and variant against ``base``: mean regret at 50 and 100 % and the
+    average rank of the pair, on the cells both completed."""
+    from samplerbench import broad
+    from samplerbench.report import regret
+
+    runs = latest(rows)
+    out = ["| cells | variant | n | regret@50 | regret@100 | rank (of 2) |", "|---|---|---|---|---|---|"]
+    for label in (x for x in labels if x != base):
+        for group in ("noisy", "bbob"):
+            pairs = [(runs[(base, p, s)], r) for (lab, p, s), r in runs.items()
+                     if lab == label and p.startswith(group) and (base, p, s) in runs]
+            if not pairs:
+                continue
+            for i, who in enumerate((base, label)):
+                reg = {t: np.mean([regret(pr[i]["values"], t, broad.reference(pr[i]["problem"])) for pr in pairs])
+                       for t in (50, 100)}
+                best = [(min(pr[i]["values"]), min(pr[1 - i]["values"])) for pr in pairs]
+                ranks = [1.5 if mine == other else 1.0 + (mine > other) for mine, other in best]
+                out.append(f"| {group} | `{who}` | {len(pairs)} | {reg[50]:.3f} | {reg[100]:.3f} | "
+                           f"{np.mean(ranks):.2f} |")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
@@ -180,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--base", default="default", help="the variant the others are compared with")
+    ap.add_argument("--cells", choices=("dev", "heldout"), default="dev",
+                    help="the development subset, or the registered held-out check of a kept change")
     args = ap.parse_args(argv)
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
@@ -190,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.report_only:
         done = set(latest(load(args.results)))  # by label: rename a variant whose code changed
         for seed in args.seeds:
-            for name in (c for c in broad.dev_cells() if args.match in c):
+            for name in (c for c in (broad.dev_cells() if args.cells == "dev" else heldout_cells())
+                         if args.match in c):
                 for label in args.variants:
                     if (label, name, seed) in done:
                         continue
@@ -199,7 +235,13 @@ def main(argv: list[str] | None = None) -> None:
                         f.write(json.dumps(r) + "\n")
                     print(f"{label:16s} {name} seed {seed} best {min(r['values']):.4g} ({r['wall_s']:.1f}s)",
                           flush=True)
-    print("\n".join(summary(load(args.results), list(VARIANTS), args.base)))
+    rows = load(args.results)
+    dev = set(broad.dev_cells())
+    print("\n".join(summary([r for r in rows if r["problem"] in dev], list(VARIANTS), args.base)))
+    held = [r for r in rows if r["problem"] not in dev]
+    if held:
+        print("\nHeld-out check:\n")
+        print("\n".join(heldout_summary(held, list(VARIANTS), args.base)))
 
 
 if __name__ == "__main__":
