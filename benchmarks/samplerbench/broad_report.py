@@ -144,7 +144,7 @@ def markdown(records: Sequence[dict[str, Any]], header: Sequence[str]) -> str:
                     *verdict(rs, wide, refs)]
         held = [r for r in rs if r["problem"] not in dev]
         if fam in ("all", "synthetic") and len(held) < len(rs):
-            out += ["", "Held out (the cells outside the development subset), same optimizers:", "",
+            out += ["", "Held out (the cells outside the development subset), the optimizers of the table above:", "",
                     *table(held, wide, refs), "", "Verdict on those cells:", "", *verdict(held, wide, refs)]
         if fam != "all":
             out += ["", "<details><summary>cells run (seeds per optimizer)</summary>", "", *cells_table(rs), "",
