@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import tunesmith as ts
 from tunesmith.samplers.bayes import local
@@ -56,3 +57,19 @@ def test_default_model_sees_at_most_128_points() -> None:
     U = np.random.default_rng(0).random((300, 2))
     keep = s._training_subset(U, U.sum(axis=1))
     assert len(keep) == 128 == len(set(keep.tolist()))
+
+
+def test_plugin_incumbent_is_the_lowest_posterior_mean_not_a_lucky_draw() -> None:
+    from tunesmith.samplers.bayes.model import GP
+
+    rng = np.random.default_rng(0)
+    Z = rng.random((30, 1))
+    y = np.sin(3 * Z[:, 0]) + 0.3 * rng.standard_normal(30)
+    y[5] = y.min() - 2.0  # one lucky draw, far below its neighbours
+    gp = GP(Z, np.ones_like(Z, dtype=bool), y, np.array([np.log(0.3), 0.0, np.log(0.1)]), np.array([False]), False)
+    observed = ts.BayesSampler(seed=0, plugin_incumbent=False)._incumbent(gp, 30)
+    plugin = ts.BayesSampler(seed=0)._incumbent(gp, 30)  # the default (benchmarks/LOG.md, issue 22)
+    assert observed == y.min()
+    assert plugin == pytest.approx(gp.predict(Z, gp.A)[0].min()) and plugin > observed + 0.5
+    assert ts.BayesSampler(seed=0)._incumbent(gp, 3) == pytest.approx(
+        gp.predict(Z, gp.A)[0][:3].min())  # only the completed trials (the first rows) count

@@ -111,3 +111,23 @@ def test_new_peer_mappings_respect_conditions() -> None:
 def test_report_cuts_runs_at_budget_fractions() -> None:
     run = {"optimizer": "a", "problem": "bbob-f01-d02", "seed": 0, "budget": 8, "values": [9, 7, 8, 5, 6, 6, 4, 6]}
     assert [broad_report.at_fraction([run], f)[0]["values"] for f in (0.25, 0.5, 1.0)] == [[7], [5], [4]]
+
+
+def test_gp_subsample_is_the_registered_list() -> None:
+    page = (Path(__file__).resolve().parents[1] / "benchmarks" / "samplers-broad.md").read_text()
+    listed = page.split("every 2nd `mixint` cell")[1].split("```")[1].split()
+    assert broad.gp_subsample() == listed and len(listed) == 31
+    assert {n.split("-")[2] for n in listed if n.startswith("bbob")} == {"d02", "d05", "d10", "d20"}
+
+
+def test_report_keeps_widely_run_optimizers_and_holds_out_the_development_cells() -> None:
+    dev, other = broad.dev_cells()[0], "bbob-f03-d02-i1"
+    runs = [{"optimizer": o, "problem": p, "family": "bbob", "seed": 0, "budget": 2, "values": [v, v],
+             "finished": 0.0} for o, p, v in [("a", dev, 1.0), ("b", dev, 2.0), ("a", other, 3.0),
+                                              ("b", other, 1.0), ("slow", other, 2.0)]]
+    assert broad_report.widely_run(runs) == ["a", "b", "slow"]  # "slow" ran 1 of 2 cells: half counts
+    runs = runs + [{**runs[0], "problem": "bbob-f04-d02-i3"}, {**runs[1], "problem": "bbob-f04-d02-i3"}]
+    assert broad_report.widely_run(runs) == ["a", "b"]  # 1 of 3: left out
+    text = broad_report.markdown(runs, ["# t"])
+    held = text.split("Held out")[1].split("Verdict")[0]
+    assert "2 (problem, seed) cells" in held  # the two cells outside the development subset

@@ -53,6 +53,24 @@ PARALLEL_BBOB = ((1, 5), (8, 5), (10, 5), (15, 5), (17, 5), (21, 5), (22, 10), (
 PARALLEL_REAL = ("svm-digits", "hgb-breast-cancer")
 
 
+#: the development subset (sampler changes are judged here only; the rest is held out)
+DEV_RUGGED = (15, 16, 21, 22, 23, 24)
+DEV_SMOOTH = (1, 2, 8, 10, 12, 14)
+DEV_DIMS = (5, 10)
+#: the slow GP peers' subsample: every k-th cell of each synthetic sub-family, in registered order
+GP_SUBSAMPLE_STEP = {"bbob": 7, "noisy": 3, "int": 1, "mixint": 2, "cond": 1}
+
+
+def dev_cells() -> list[str]:
+    """The registered development subset: BBOB d 5 and 10, rugged and smooth functions."""
+    return bbob_cells(DEV_RUGGED + DEV_SMOOTH, DEV_DIMS)
+
+
+def gp_subsample() -> list[str]:
+    """The registered synthetic cells of the slow GP peers (``optuna-gp``, ``skopt-gp``)."""
+    return [n for fam, k in GP_SUBSAMPLE_STEP.items() for n in synthetic_names(fam)[::k]]
+
+
 def latin_instance(f: int, d: int) -> int:
     """The registered instance of BBOB function ``f`` at dimension ``d``."""
     return INSTANCES[(f + BROAD_DIMS.index(d)) % len(INSTANCES)]

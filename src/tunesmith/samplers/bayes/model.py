@@ -167,6 +167,10 @@ class GP:
         var = np.maximum(self.signal - np.einsum("ij,ij->j", v, v), 1e-12)
         return mu, var
 
+    def train_mean(self) -> np.ndarray:
+        """Posterior mean (n,) at the training points, in O(n): K_s alpha = y - noise alpha."""
+        return self.y - self.noise * self.alpha
+
     def predict_grad(
         self, Z: np.ndarray, A: np.ndarray, dims: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -40,6 +40,10 @@ class BayesOptions:
         local_search: when the best loss has not improved for a while, search
             a shrinking box around the incumbent, then the whole space again
             (trust-region refinement with restarts, see ``bayes/local.py``).
+        plugin_incumbent: expected improvement is measured from the lowest
+            posterior mean at the completed trials (plug-in EI) instead of
+            the lowest observed loss, so one lucky noisy draw (or a rugged
+            spike the model calls noise) does not set the bar.
         ls_penalty: strength a of the penalty a (x + 1/x) on each inverse
             squared lengthscale x (unit cube), which keeps the model from
             explaining few points by very short lengthscales; 0 turns it off.
@@ -59,6 +63,7 @@ class BayesOptions:
     branch_design: bool = True
     focus: bool = True
     local_search: bool = False
+    plugin_incumbent: bool = True
 
     def __post_init__(self) -> None:
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):

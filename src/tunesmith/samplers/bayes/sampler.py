@@ -130,7 +130,7 @@ class BayesSampler(Sampler):
         Z, A = enc.to_gp(U_tr)
         theta, y = self._hyperparameters(space, Z, A, loss[keep], enc, len(obs))
         gp = GP(Z, A, y, theta, enc.is_cat, enc.conditional)
-        best = float(y[: int(np.sum(keep < len(done)))].min()) if np.any(keep < len(done)) else float(y.min())
+        best = self._incumbent(gp, int(np.sum(keep < len(done))))
         gp = self._with_fantasies(space, enc, gp, trials)
         weight = self.options.prior_beta / max(len(obs), 1) if prior is not None else 0.0
         acq = Acquisition(gp, best, prior, weight)
@@ -149,6 +149,15 @@ class BayesSampler(Sampler):
                 u = self._branch_design(space, enc, u, rows, taken)
             return u
         return None
+
+    def _incumbent(self, gp: GP, n_done: int) -> float:
+        """EI's reference (warped) loss: the best of the first ``n_done`` training rows (the
+        completed trials), observed or, with ``plugin_incumbent``, the GP's posterior mean."""
+        if n_done == 0:
+            return float(gp.y.min())
+        if self.options.plugin_incumbent:
+            return float(gp.train_mean()[:n_done].min())
+        return float(gp.y[:n_done].min())
 
     def _trust_region(self, enc: Encoding, losses: np.ndarray, incumbent: np.ndarray, log_ls: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray] | None:
