@@ -207,8 +207,17 @@ def time_json(url: str, repeat: int, budget_s: float = 60.0) -> dict[str, Any]:
     return {"median_s": statistics.median(times), "requests": len(times), "bytes": size}
 
 
+def warm_browser(browser: Any) -> None:
+    """Open and close one blank page, so that no dashboard's first load pays for the browser's
+    own first page (its renderer and compositor starting)."""
+    ctx = browser.new_context()
+    ctx.new_page().set_content("<p>warm</p>")
+    ctx.close()
+
+
 def measure(browser: Any, name: str, cmd: list[str], probe: str, page_url: str, ready: str, arg: Any,
             endpoints: dict[str, str], loads: int, timeout_s: float) -> dict[str, Any]:
+    warm_browser(browser)
     proc, t0 = start(cmd, probe)
     try:
         first = load(browser, page_url, ready, arg, timeout_s)

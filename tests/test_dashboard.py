@@ -233,6 +233,36 @@ def test_binding_beyond_loopback_warns(url: str, monkeypatch: pytest.MonkeyPatch
     assert served["host"] == "0.0.0.0" and "warning: the dashboard listens on 0.0.0.0" in err and "delete" in err
 
 
+def test_the_server_reads_every_study_before_it_answers(url: str, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: Any) -> None:
+    """So that the first view of a large study is as fast as any later one."""
+    import uvicorn
+
+    from tunesmith.dashboard.figures import STUDY_KINDS
+
+    ready: dict[str, bool] = {}
+
+    def run(app: Any, **kw: Any) -> None:  # what the server knows when it starts answering
+        cache = app.state.dashboard.cache
+        for name in ("alpha", "beta"):
+            memo = cache.view(name).memo
+            ready[name] = all(any(k[0] == ("plots", kind) for k in memo) for kind in STUDY_KINDS)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    assert main(["dashboard", "--storage", url, "--port", "8123"]) == 0
+    assert ready == {"alpha": True, "beta": True}
+    assert "read 2 of 2 studies in" in capsys.readouterr().err
+
+
+def test_reading_at_start_stops_at_its_budget_and_says_what_is_left(url: str) -> None:
+    from tunesmith.dashboard.server import warm
+
+    app = create_app(open_storage(url))
+    records = app.state.dashboard.cache.records()
+    assert [r.name for r in warm(app, records, budget_s=0)] == ["alpha", "beta"]
+    assert warm(app, records) == []
+
+
 # -- writes ----------------------------------------------------------------------------------
 
 

@@ -102,3 +102,19 @@ def test_for_worker_seeds_workers_apart_and_reads_afresh(tmp_path: Path) -> None
     same = ts.Study(storage=url, name="w", sampler="random", seed=3).for_worker(1, session=2)
     again = ts.Study(storage=url, name="w", sampler="random", seed=3).for_worker(1, session=2)
     assert same.ask().params == again.ask().params  # same seed, session and index: same draw
+
+
+def test_a_taken_requeue_claim_without_its_copy_is_a_clear_storage_error(tmp_path: Path) -> None:
+    """A trials table changed by hand: the claim of trial 0's copy exists, the copy does not."""
+    from tunesmith.exceptions import StorageError
+    from tunesmith.storage import make_storage
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", sampler="random", seed=1)
+    a = study.ask()
+    storage = make_storage(url)
+    sid = storage.get_study("s").study_id
+    storage.create_trial(sid, params=a.params, state=TrialState.WAITING, claim="retry-of:0")  # no retry_of
+    with pytest.raises(StorageError, match="re-queue claim 'retry-of:0' is taken but no trial is its copy"):
+        lifecycle.fail_lost(storage, sid, [a.record], error="lost", now=0.0, requeue=True, dead=True)
+    assert storage.get_trial(sid, a.number).state is TrialState.RUNNING  # nothing was changed

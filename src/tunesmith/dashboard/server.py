@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..exceptions import StorageError, TunesmithError
-from ..storage import Storage, make_storage
+from ..storage import Storage, StudyRecord, make_storage
 
 LOOPBACK = "127.0.0.1"
+#: seconds the server spends reading studies before it starts answering (the rest are read in
+#: the background): the first view of those studies is then as fast as any later one
+WARM_BUDGET_S = 30.0
 
 
 def open_storage(url: str, *, allow_writes: bool = False) -> Storage:
@@ -60,24 +65,36 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
         print(f"warning: the dashboard listens on {host}, so other machines can reach it; it has no login"
               + (" and --allow-writes lets them change and delete studies" if allow_writes else ""), file=out)
     app = create_app(st, allow_writes=allow_writes, poll_seconds=poll_seconds)
-    threading.Thread(target=warm, args=(app,), daemon=True, name="tunesmith-dashboard-warm").start()
+    started = time.perf_counter()
+    records = app.state.dashboard.cache.records()
+    rest = warm(app, records, budget_s=WARM_BUDGET_S)
+    print(f"read {len(records) - len(rest)} of {len(records)} studies in {time.perf_counter() - started:.1f} s"
+          + (f"; the other {len(rest)} are read in the background" if rest else ""), file=out, flush=True)
+    if rest:
+        threading.Thread(target=warm, args=(app, rest), daemon=True, name="tunesmith-dashboard-warm").start()
     mode = "writes allowed" if allow_writes else "read-only"
     print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
           file=out, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def warm(app: Any) -> None:
-    """Read every study once (and its live plots), so the first page of a large one opens fast."""
+def warm(app: Any, records: list[StudyRecord], *, budget_s: float = math.inf) -> list[StudyRecord]:
+    """Read ``records``' studies once, with their plots, so that even the first view of a large
+    study opens fast; stop once ``budget_s`` seconds have passed. The studies not read yet."""
     from .figures import STUDY_KINDS, plots_of
 
     cache = app.state.dashboard.cache
-    try:
-        for r in cache.records():
+    deadline = time.monotonic() + budget_s
+    for i, r in enumerate(records):
+        if time.monotonic() >= deadline:
+            return records[i:]
+        try:
+            view = cache.view(r.name)
             for kind in STUDY_KINDS:
-                plots_of(cache, cache.view(r.name), kind)
-    except Exception:  # noqa: BLE001 - warming is an optimization; the pages report real errors
-        return
+                plots_of(cache, view, kind)
+        except Exception:  # noqa: BLE001 - warming is an optimization; the pages report real errors
+            continue
+    return []
 
 
 def _netloc(host: str, port: int) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ..exceptions import StorageError
 from ..storage import Storage
 from ..trial import FrozenTrial, SystemState, TrialState
 
@@ -193,7 +194,11 @@ def _requeued_copy(storage: Storage, study_id: int, rec: FrozenTrial) -> FrozenT
     )
     if copy is not None:
         return copy
-    return next(t for t in storage.get_trials(study_id, min_number=rec.number + 1) if t.system.retry_of == rec.number)
+    found = [t for t in storage.get_trials(study_id, min_number=rec.number + 1) if t.system.retry_of == rec.number]
+    if not found:
+        raise StorageError(f"trial {rec.number}'s re-queue claim {claim!r} is taken but no trial is its copy: "
+                           f"the trials table was changed by hand; restore it from a backup")
+    return found[0]
 
 
 def requeue_copy(storage: Storage, study_id: int, rec: FrozenTrial, *, oom: bool = False) -> FrozenTrial | None:
