@@ -46,10 +46,12 @@ def test_once_the_search_has_stalled_every_other_turn_steps_the_rest_around_the_
     rule = FocusRule()
     theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]
     assert rule.patience(12) == 6 and rule.patience(20) == 10
-    assert rule.rest(theta, 12, 30, 4, stalled=False) is None  # still improving: turns as before
-    assert rule.rest(theta, 12, 30, 4, stalled=True).tolist() == [True, False, True] + [False] * 9
-    assert rule.rest(theta, 12, 30, 5, stalled=True) is None  # the other turns: focused as before
-    assert rule.rest(theta, 12, 23, 4, stalled=True) is None  # too few trials to tell what matters
+    improving = np.r_[np.linspace(10.0, 1.0, 24), 1.0 - 0.1 * np.arange(1, 7)]
+    stalled = np.r_[np.linspace(10.0, 1.0, 24), np.ones(6)]
+    assert rule.rest(theta, 12, 30, 4, improving) is None  # still improving: turns as before
+    assert rule.rest(theta, 12, 30, 4, stalled).tolist() == [True, False, True] + [False] * 9
+    assert rule.rest(theta, 12, 30, 5, stalled) is None  # the other turns: focused as before
+    assert rule.rest(theta, 12, 23, 4, stalled) is None  # too few trials to tell what matters
     lo, hi = rule.rest_box(np.full(12, 0.95), np.arange(12) >= 2)
     assert lo.tolist() == [0.95, 0.95] + [pytest.approx(0.85)] * 10 and hi.tolist() == [0.95, 0.95] + [1.0] * 10
 

@@ -62,15 +62,13 @@ class FocusRule:
         mask = x >= self.ratio * x.max()
         return None if mask.all() else mask
 
-    def rest(self, theta: np.ndarray, d: int, n_obs: int, index: int, stalled: bool) -> np.ndarray | None:
-        """Every ``rest_every``-th turn once the search has stalled (:meth:`stalled`): the
-        relevant mask, whose complement (the rest) takes a local step around the incumbent
-        (:meth:`rest_box`); None: a turn as :meth:`relevant` says."""
-        if d < self.min_dims or n_obs < self.per_dim * d or not stalled:
+    def rest(self, theta: np.ndarray, d: int, n_obs: int, index: int, losses: np.ndarray) -> np.ndarray | None:
+        """Every ``rest_every``-th turn once the search has stalled (:meth:`stalled`, on
+        ``losses``): the relevant mask, whose complement (the rest) takes a local step around
+        the incumbent (:meth:`rest_box`); None: a turn as :meth:`relevant` says."""
+        if d < self.min_dims or n_obs < self.per_dim * d or index % self.rest_every:
             return None
-        if index % self.rest_every:
-            return None
-        return self._mask(theta, d)
+        return self._mask(theta, d) if self.stalled(losses, d) else None
 
     def stalled(self, losses: np.ndarray, d: int) -> bool:
         """Whether the best of ``losses`` (trial order) has, since focus began (``per_dim * d``
@@ -95,8 +93,7 @@ class FocusRule:
         """A box of side ``rest_side`` around the incumbent on the rest, the incumbent's
         value elsewhere (unit coordinates; an inactive one spans its range)."""
         c = np.where(np.isnan(incumbent), 0.5, incumbent)
-        half = np.where(rest | np.isnan(incumbent), self.rest_side / 2.0, 0.0)
-        half = np.where(np.isnan(incumbent), 0.5, half)
+        half = np.where(np.isnan(incumbent), 0.5, np.where(rest, self.rest_side / 2.0, 0.0))
         return np.clip(c - half, 0.0, 1.0), np.clip(c + half, 0.0, 1.0)
 
 
@@ -134,7 +131,7 @@ def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.ra
     if not options.focus or not len(anchors):
         return AcqOptimizer(space, enc, options, rng), region
     rule = FocusRule()
-    mask = rule.rest(theta, space.ndim, n_obs, index, rule.stalled(losses, space.ndim))
+    mask = rule.rest(theta, space.ndim, n_obs, index, losses)
     if mask is not None:
         return FocusedOptimizer(space, enc, options, rng, ~mask, anchors[0]), rule.rest_box(anchors[0], ~mask)
     mask = rule.relevant(theta, space.ndim, n_obs, index)
