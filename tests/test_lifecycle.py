@@ -118,3 +118,27 @@ def test_a_taken_requeue_claim_without_its_copy_is_a_clear_storage_error(tmp_pat
     with pytest.raises(StorageError, match="re-queue claim 'retry-of:0' is taken but no trial is its copy"):
         lifecycle.fail_lost(storage, sid, [a.record], error="lost", now=0.0, requeue=True, dead=True)
     assert storage.get_trial(sid, a.number).state is TrialState.RUNNING  # nothing was changed
+
+
+def test_a_stale_copy_of_a_pause_neither_resumes_nor_abandons_a_later_pause(tmp_path: Path) -> None:
+    """A worker's cached history still shows the first pause after another worker resumed
+    the trial, trained it to step 3 and paused it again: the state matches, the pause does not."""
+    from tunesmith.storage import make_storage
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", sampler="random", seed=1)
+    a = study.ask()
+    storage = make_storage(url)
+    sid = storage.get_study("s").study_id
+    stale = lifecycle.pause(a.record.replace(intermediate={0: 0.5, 1: 0.4}))
+    assert storage.update_trial(sid, stale, expect_state=TrialState.RUNNING)
+    first = lifecycle.claim_paused(storage, sid, stale, "w1", 1.0)
+    assert first is not None and first.system.resumed_step == 1
+    trained = first.replace(intermediate={**first.intermediate, 2: 0.3, 3: 0.2})
+    assert storage.update_trial(sid, lifecycle.pause(trained), expect_state=TrialState.RUNNING)
+    assert lifecycle.claim_paused(storage, sid, stale, "w2", 2.0) is None
+    assert not lifecycle.abandon_paused(storage, sid, stale, 2.0)
+    stored = storage.get_trial(sid, a.number)
+    assert stored.state is TrialState.PAUSED and stored.last_step == 3 and stored.system.n_resumes == 1
+    second = lifecycle.claim_paused(storage, sid, stored, "w2", 3.0)
+    assert second is not None and second.system.resumed_step == 3 and second.system.n_resumes == 2

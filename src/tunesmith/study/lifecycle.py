@@ -126,13 +126,30 @@ def claim_waiting(storage: Storage, study_id: int, worker: str, now: float) -> F
 
 def claim_paused(storage: Storage, study_id: int, rec: FrozenTrial, worker: str, now: float) -> FrozenTrial | None:
     """Resume paused ``rec`` for ``worker``; None if another worker resumed (or ended) it first."""
-    running = resume(rec, worker, now)
+    stored = _same_pause(storage, study_id, rec)
+    if stored is None:
+        return None
+    running = resume(stored, worker, now)
     return running if storage.update_trial(study_id, running, expect_state=TrialState.PAUSED) else None
 
 
 def abandon_paused(storage: Storage, study_id: int, rec: FrozenTrial, now: float) -> bool:
     """Prune paused ``rec`` for good; whether this call did (not another worker)."""
-    return storage.update_trial(study_id, abandon(rec, now), expect_state=TrialState.PAUSED)
+    stored = _same_pause(storage, study_id, rec)
+    return stored is not None and storage.update_trial(study_id, abandon(stored, now), expect_state=TrialState.PAUSED)
+
+
+def _same_pause(storage: Storage, study_id: int, rec: FrozenTrial) -> FrozenTrial | None:
+    """The stored record of paused ``rec`` if it is still the pause ``rec`` shows, else None.
+
+    ``rec`` may come from a worker's cached history: meanwhile another worker may have
+    resumed the trial, trained it further and paused it again. The state alone is then
+    ``paused`` as before, and writing ``rec``'s record would undo that training (its
+    reports, its resume count) and resume it from a step its checkpoint has left behind."""
+    stored = storage.get_trial(study_id, rec.number)
+    same = (stored.state is TrialState.PAUSED and stored.system.n_resumes == rec.system.n_resumes
+            and stored.last_step == rec.last_step)
+    return stored if same else None
 
 
 def fail_lost(
