@@ -155,7 +155,13 @@ def test_ray_sql_workers_pause_resume_and_finish_earned_promotions(
     from tunesmith.pruners import ASHA
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    pruner = ASHA(pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    # bootstrap_count=2: a trial alone at a rung pauses, so whichever actor gets
+    # there first, some trial pauses and later earns its promotion (with the
+    # default, x=0.6 could outrun x=0.5 through every rung and nothing pauses
+    # that is ever promotable).
+    pruner = ASHA(
+        pause=True, min_resource=1, reduction_factor=3, max_resource=9, bootstrap_count=2
+    )
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s", pruner=pruner)
     for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
         study.enqueue({"x": x})
