@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,13 @@ def test_cli_focus_creates_the_study_and_reports_what_it_carried(tmp_path: Path,
     assert stored.space.free == ("a", "b") and len(stored.trials) == 30
     assert main(["focus", "wide", "--keep", "q", "--storage", url]) == 2
     assert "keep names unknown parameter(s) ['q']" in capsys.readouterr().err
+
+
+def test_cli_focus_says_its_plan_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The library logs the plan to stderr; the CLI prints it: a user saw it on both."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    searched(url, n=10)
+    cmd = [sys.executable, "-m", "tunesmith", "focus", "wide", "--keep", "a", "--storage", url]
+    run = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout + run.stderr).count("focus on ['a'] of study 'wide'") == 1

@@ -27,7 +27,8 @@ def add_focus_args(p: argparse.ArgumentParser) -> None:
 def cmd_focus(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage, write=args.to_storage is None)
     new, plan = focus_study(study, keep=args.keep, threshold=args.threshold, name=args.new_name,
-                            storage=args.to_storage, carry=args.carry, method=args.method, seed=None)
+                            storage=args.to_storage, carry=args.carry, method=args.method, seed=None,
+                            log=False)
     print(plan.summary(study.name))
     print(f"created study {new.name!r} in {new.storage.display_url} ({len(plan.keep)} free parameters); "
           f"run it with `tunesmith run FILE --name {new.name}` (a study file without `space:` uses the stored "

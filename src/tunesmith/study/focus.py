@@ -212,8 +212,10 @@ def focus_study(
     carry: str,
     method: str,
     seed: int | None,
+    log: bool = True,
 ) -> tuple[Study, FocusPlan]:
-    """Create the focused study and carry the trials (:meth:`Study.focus`)."""
+    """Create the focused study and carry the trials (:meth:`Study.focus`); ``log=False`` leaves
+    the plan's summary to the caller (the CLI prints it)."""
     from .study import Study
 
     plan = plan_focus(study, keep=keep, threshold=threshold, carry=carry, method=method,
@@ -224,5 +226,6 @@ def focus_study(
     for t in plan.carried:
         new.add_trial(t.params, t.value, intermediate=t.intermediate, attrs=t.attrs, started=t.started,
                       completed=t.completed)
-    logger.info("%s", plan.summary(study.name))
+    if log:
+        logger.info("%s", plan.summary(study.name))
     return new, plan
