@@ -17,7 +17,7 @@ from tunesmith.cli import main  # noqa: E402
 from tunesmith.importance import FanovaOptions, PedAnovaOptions, importance  # noqa: E402
 from tunesmith.importance.data import design  # noqa: E402
 from tunesmith.importance.fanova import fanova  # noqa: E402
-from tunesmith.importance.ped_anova import ped_anova  # noqa: E402
+from tunesmith.importance.ped_anova import SUBCELLS, _kernels, ped_anova  # noqa: E402
 from tunesmith.trial import FrozenTrial, TrialState  # noqa: E402
 
 # f = 3 (x - 1/2) + 2 (u - 1/2) + level(opt) + 4 (x - 1/2)(u - 1/2), u = lr on its log scale, "noise" unused.
@@ -97,6 +97,16 @@ def test_ped_anova_gives_a_parameter_that_does_nothing_no_divergence_on_average(
     x, z, opt = np.median(divergences, axis=0)
     assert x == pytest.approx(1 / 0.1 - 1, rel=0.15)  # x uniform on [0, 0.1] among the best tenth
     assert z < 0.01 and opt < 0.01, (z, opt)  # the plug-in square: 0.033 and 0.046
+
+
+def test_ped_anova_density_of_evenly_spread_trials_is_flat_up_to_the_bounds() -> None:
+    # kernels cut at 0 and 1 and rescaled estimate a flat density at ln 2 = 0.69 of its value on the
+    # bound (a kernel there keeps its mass but only half of its neighbours reach it); reflected, flat
+    for bins, h in ((50, 0.05), (50, 0.01), (20, 0.2)):
+        n_fine = bins * SUBCELLS
+        density = np.full(n_fine, 1.0 / n_fine) @ _kernels(h, bins) * bins
+        assert density == pytest.approx(np.ones(bins), abs=1e-6), (bins, h)
+        assert _kernels(h, bins).sum(axis=1) == pytest.approx(np.ones(n_fine))
 
 
 def test_ped_anova_counts_an_integer_with_few_levels_by_its_levels() -> None:

@@ -3,9 +3,10 @@
 Of the trials in the region (the best ``region_quantile`` of them; 1.0: all), take the
 best ``target_quantile`` (the good ones). For each column ``d`` (see :mod:`.data`),
 ``p_good`` and ``p_region`` are the distributions of its values in the two sets,
-estimated on ``bins`` equal cells of [0, 1] with a Gaussian kernel (half of Scott's
-bandwidth, cut to [0, 1]; a categorical's choices, or the levels of a parameter with a
-step when there are at most ``bins``, are its cells, smoothed by ``prior`` pseudo-trials).
+estimated on ``bins`` equal cells of [0, 1] with a Gaussian kernel reflected at 0 and 1
+(half of Scott's bandwidth; a categorical's choices,
+or the levels of a parameter with a step when there are at most ``bins``, are its cells,
+smoothed by ``prior`` pseudo-trials).
 The score is the Pearson divergence
 
     PE_d = sum_cells p_good^2 / p_region - 1,
@@ -118,28 +119,36 @@ def _bandwidth(x: np.ndarray, bins: int) -> float:
     """Half of Scott's rule, at least half a cell: a divergence, an integral of the
     squared density, wants less smoothing than the density itself (smoothing flattens
     the edges of the good region, and the variance it would otherwise damp no longer
-    biases the estimate: see :func:`_pearson`)."""
+    biases the estimate: see :func:`_pearson`). The density of all trials gets the same
+    half: the good trials are among them, and a narrower kernel keeps the two estimates'
+    noise over the good region in step (a wider one raised the error)."""
     return 0.5 * max(1.06 * float(np.std(x)) * len(x) ** -0.2, 1.0 / bins)
 
 
 def _kernels(h: float, bins: int) -> np.ndarray:
-    """Each sub-cell's Gaussian kernel of bandwidth ``h`` over the cells, cut to [0, 1] and
-    summing to 1, (sub-cells, cells).
+    """Each sub-cell's Gaussian kernel of bandwidth ``h`` over the cells, reflected at 0 and 1
+    and summing to 1, (sub-cells, cells). Reflection estimates a density that is flat up to
+    an edge as flat there; kernels cut at the edge and rescaled estimate it at ``ln 2`` (0.69)
+    of its value on the edge, and good regions often lie at a bound.
 
-    A cell's centre minus a sub-cell's centre is ``(SUBCELLS i - k + (SUBCELLS - 1) / 2) / n_fine``:
-    the kernel matrix takes its values from one row of the ``2 n_fine`` possible offsets."""
-    lag, offsets = _lags(bins)
-    k = np.exp(-0.5 * (offsets / h) ** 2)[lag]
+    A cell's centre minus a sub-cell's centre is ``(SUBCELLS i - k + (SUBCELLS - 1) / 2) / n_fine``,
+    their sum ``(SUBCELLS i + k + (SUBCELLS + 1) / 2) / n_fine``: the kernel matrix takes its
+    values from two rows of ``2 n_fine`` offsets (the mirror images at 0 and 2 share the sums)."""
+    lag, offsets, total, sums = _lags(bins)
+    k = np.exp(-0.5 * (offsets / h) ** 2)[lag] + (np.exp(-0.5 * (sums / h) ** 2)
+                                                  + np.exp(-0.5 * ((sums - 2.0) / h) ** 2))[total]
     return k / k.sum(axis=1, keepdims=True)
 
 
 @cache
-def _lags(bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each (sub-cell, cell) pair's offset, and the offsets."""
+def _lags(bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Index of each (sub-cell, cell) pair's difference and the differences; the same for sums."""
     n_fine = bins * SUBCELLS
     lag = SUBCELLS * np.arange(bins)[None, :] - np.arange(n_fine)[:, None] + n_fine
     offsets = (np.arange(2 * n_fine) - n_fine + (SUBCELLS - 1) / 2) / n_fine
-    return lag, offsets
+    total = SUBCELLS * np.arange(bins)[None, :] + np.arange(n_fine)[:, None]
+    sums = (np.arange(2 * n_fine) + (SUBCELLS + 1) / 2) / n_fine
+    return lag, offsets, total, sums
 
 
 def _one_hot(x: np.ndarray, choices: int) -> np.ndarray:
