@@ -10,7 +10,7 @@ import tunesmith as ts
 from tunesmith.samplers.bayes import BayesOptions
 from tunesmith.samplers.bayes.acquisition import Acquisition
 from tunesmith.samplers.bayes.encoding import Encoding
-from tunesmith.samplers.bayes.focus import FocusedOptimizer, FocusRule
+from tunesmith.samplers.bayes.focus import FocusedOptimizer, FocusRule, acq_optimizer
 from tunesmith.samplers.bayes.model import GP
 from tunesmith.trial import Direction, FrozenTrial, TrialState
 
@@ -54,6 +54,24 @@ def test_once_the_search_has_stalled_every_other_turn_steps_the_rest_around_the_
     assert rule.rest(theta, 12, 23, 4, stalled) is None  # too few trials to tell what matters
     lo, hi = rule.rest_box(np.full(12, 0.95), np.arange(12) >= 2)
     assert lo.tolist() == [0.95, 0.95] + [pytest.approx(0.85)] * 10 and hi.tolist() == [0.95, 0.95] + [1.0] * 10
+
+
+def test_once_the_search_has_stalled_the_focused_turns_refine_around_the_incumbent() -> None:
+    # relevant: x00 (lengthscale 0.2) and x02 (0.3); the box has side 0.2 scaled by each one's lengthscale
+    # over their geometric mean (0.245), the held ones keep the incumbent's values in a focused turn
+    theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]
+    stalled = np.r_[np.linspace(10.0, 1.0, 24), np.ones(6)]
+    improving = np.r_[np.linspace(10.0, 1.0, 24), 1.0 - 0.1 * np.arange(1, 7)]
+    incumbent = np.full(12, 0.5)
+    kw = dict(theta=theta, n_obs=30, anchors=incumbent[None, :], region=None)
+    enc, rng = Encoding.of(SPACE), np.random.default_rng(0)
+    optimizer, region = acq_optimizer(SPACE, enc, BayesOptions(), rng, index=5, losses=stalled, **kw)
+    assert isinstance(optimizer, FocusedOptimizer) and region is not None
+    half = 0.1 * np.array([0.2, 0.3]) / np.sqrt(0.2 * 0.3)
+    assert region[0][[0, 2]] == pytest.approx(0.5 - half) and region[1][[0, 2]] == pytest.approx(0.5 + half)
+    assert acq_optimizer(SPACE, enc, BayesOptions(), rng, index=5, losses=improving, **kw)[1] is None
+    _, rest_box = acq_optimizer(SPACE, enc, BayesOptions(), rng, index=4, losses=stalled, **kw)
+    assert rest_box is not None and rest_box[0][0] == rest_box[1][0] == 0.5  # the other turns step the rest
 
 
 def test_stalled_means_the_best_once_went_patience_trials_without_a_real_gain_after_focus_began() -> None:

@@ -20,6 +20,9 @@ above, no more whole-space turns) is a step on *the rest*: the acquisition maxim
 the held parameters in a box of side ``rest_side`` around the incumbent, the relevant
 ones at the incumbent's values. A deterministic objective keeps whatever such a step
 gains, which a model whose lengthscales call those parameters irrelevant would not find.
+The focused turns, from then on, refine: they search a box of side ``refine_side`` around the
+incumbent on the relevant parameters (scaled by their lengthscales, as TuRBO's trust region in
+:mod:`.local`), so a narrow basin found is resolved instead of left for the whole subspace.
 
 Notation as in :mod:`.encoding`; ``theta = [log l (d), log s, log noise]``.
 """
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...space import Space
+from . import local
 from .encoding import Encoding, canonical
 from .optimizer import AcqOptimizer
 from .options import BayesOptions
@@ -47,6 +51,7 @@ class FocusRule:
     rest_side: float = 0.2
     tol: float = 1e-3
     rest_every: int = 2
+    refine_side: float = 0.2
 
     def relevant(self, theta: np.ndarray, d: int, n_obs: int, index: int) -> np.ndarray | None:
         """(d,) bool mask of relevant parameters, or None to search the whole space
@@ -96,6 +101,14 @@ class FocusRule:
         half = np.where(np.isnan(incumbent), 0.5, np.where(rest, self.rest_side / 2.0, 0.0))
         return np.clip(c - half, 0.0, 1.0), np.clip(c + half, 0.0, 1.0)
 
+    def refine_box(self, incumbent: np.ndarray, theta: np.ndarray, relevant: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """A box around the incumbent on the relevant numeric parameters, side ``refine_side``
+        scaled by each one's lengthscale over their geometric mean (as TuRBO's trust region,
+        :mod:`.local`); the held parameters keep the incumbent's values in a focused turn."""
+        return local.box(incumbent, np.exp(np.asarray(theta[: len(relevant)], dtype=float)), relevant,
+                         self.refine_side)
+
 
 class FocusedOptimizer(AcqOptimizer):
     """:class:`AcqOptimizer` over the relevant coordinates only: random candidates take
@@ -137,4 +150,6 @@ def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.ra
     mask = rule.relevant(theta, space.ndim, n_obs, index)
     if mask is None:
         return AcqOptimizer(space, enc, options, rng), region
+    if region is None and rule.stalled(losses, space.ndim):
+        region = rule.refine_box(anchors[0], theta, mask & enc.numeric)
     return FocusedOptimizer(space, enc, options, rng, mask, anchors[0]), region
