@@ -36,7 +36,8 @@ class BayesOptions:
             learned lengthscales say they matter, the others held at the best
             trial's values, three suggestions in four; once that search has
             stalled, every other suggestion steps the held parameters in a small
-            box around the best trial instead (:mod:`.focus`).
+            box around the best trial instead, and the focused ones search a
+            small box around it (:mod:`.focus`).
         local_search: when the best loss has not improved for a while, search
             a shrinking box around the incumbent, then the whole space again
             (trust-region refinement with restarts, see ``bayes/local.py``).
