@@ -256,7 +256,8 @@ ALL: list[Pruner] = [
     MedianPruner(n_startup_trials=0, warmup_steps=4),
     PercentilePruner(25.0, n_startup_trials=0, warmup_steps=4),
     SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, cohort_size=9),
-    ASHA(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, pause=True),
+    ASHA(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, pause=True, quota="rung"),
+    ASHA(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, pause=True, quota="first"),
     Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=4),
 ]
 

@@ -285,7 +285,9 @@ def parse_ts(name: str) -> dict[str, Any]:
     quota (qrung, qfirst), and
     last the sampler (random: the shared stream; rnd: random proposals, mapped to the nearest
     recorded configuration like every other sampler's; tpe; sobol; mf: MultiFidelitySampler("tpe");
-    auto or nothing: the default sampler)."""
+    auto or nothing: the default sampler). Settings not named take the pruner's defaults of the
+    checkout that runs: rows written before ``quota`` existed (results files up to the fourth
+    selection) had the per-rung quota, ``qrung`` now."""
     from tunesmith.pruners import make_pruner
 
     kind, *parts = name.removeprefix("ts-").split("-")

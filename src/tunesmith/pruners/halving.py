@@ -52,16 +52,17 @@ def full_budget(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int | None
 class ASHA(Pruner):
     """Asynchronous successive halving (Li et al., 2018).
 
-    When a trial reaches rung ``k`` it goes on only if its rung score is among
-    the best ``max(1, n0 // eta**(k+1))`` of the trials that reached that rung
-    so far (itself included; ``n0``: the trials that reached the first rung,
-    see ``quota``); otherwise it is stopped: pruned, or *paused* when
-    ``pause=True``. A paused trial is promoted later, when enough trials have
-    reached the rungs for it to rank within the quota; the study then resumes
-    it from its checkpoint (see ``docs/pruning.md``).
+    When a trial reaches a rung it goes on only if its rung score is among the
+    best ``max(1, n // eta)`` of the ``n`` trials that reached that rung so
+    far (itself included; see ``quota`` for the alternative); otherwise it is
+    stopped: pruned, or *paused* when ``pause=True``. A paused trial is
+    promoted later, when enough trials have reached its rung for it to rank
+    within the quota; the study then resumes it from its checkpoint (see
+    ``docs/pruning.md``).
 
     Args:
-        min_resource: step of the first rung (epochs every trial gets; default 1).
+        min_resource: step of the first rung (epochs every trial gets; default 2:
+            no trial is judged on its first report alone).
         reduction_factor: ``eta``; keep ``1/eta`` of the trials at each rung (default 2).
         max_resource: the full budget (last epoch); no rung at or beyond it.
             Default: learnt from the trials (:func:`full_budget`): the last
@@ -75,12 +76,12 @@ class ASHA(Pruner):
         curve: "last" (default: the value reported at the rung, the kind of value
             the objective returns and the study's best is chosen by), "best"
             or "ema": how a curve is scored.
-        quota: how many go on at rung ``k``: "first" (default: the best
-            ``max(1, n0 // eta**(k+1))``, ``n0`` the trials that reached the first
-            rung: synchronous halving's proportions) or "rung" (the best
+        quota: how many go on at rung ``k``: "rung" (default: the best
             ``max(1, n // eta)`` of the ``n`` trials that reached rung ``k``, as in
-            the ASHA paper; the trials that reach a later rung are already the better
-            ones, so this lets more than ``1/eta`` of them on).
+            the ASHA paper) or "first" (the best ``max(1, n0 // eta**(k+1))``, ``n0``
+            the trials that reached the first rung: synchronous halving's
+            proportions; the trials that reach a later rung are already the better
+            ones, so "rung" lets more than ``1/eta`` of them on, "first" stops more).
     """
 
     name = "asha"
@@ -89,7 +90,7 @@ class ASHA(Pruner):
     def __init__(
         self,
         *,
-        min_resource: int = 1,
+        min_resource: int = 2,
         reduction_factor: int = 2,
         max_resource: int | None = None,
         min_early_stopping_rate: int = 0,
@@ -97,7 +98,7 @@ class ASHA(Pruner):
         bootstrap_count: int = 0,
         pause: bool = False,
         curve: str = "last",
-        quota: str = "first",
+        quota: str = "rung",
     ) -> None:
         if quota not in QUOTAS:
             raise ValueError(f"quota must be one of {QUOTAS}, got {quota!r}")

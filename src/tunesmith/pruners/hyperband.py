@@ -25,8 +25,7 @@ class Hyperband(ASHA):
 
     Args:
         min_resource, reduction_factor, max_resource, warmup_steps,
-            bootstrap_count, pause, curve, quota: as for :class:`ASHA`, except
-            the defaults ``min_resource=2`` and ``quota="rung"``.
+            bootstrap_count, pause, curve, quota: as for :class:`ASHA`.
         n_brackets: number of brackets (default 2: bracket 0 stops from
             ``min_resource`` on, bracket 1 from ``min_resource * eta``; more
             brackets run more trials further, the last of ``s_max + 1`` runs
@@ -40,7 +39,7 @@ class Hyperband(ASHA):
             raise ValueError(
                 "Hyperband sets each bracket's min_early_stopping_rate itself; drop it"
             )
-        super().__init__(**{"min_resource": 2, "quota": "rung", **options})
+        super().__init__(**options)
         self.n_brackets = check_int("n_brackets", 2 if n_brackets is None else n_brackets, 1)
         self._schedule = bracket_schedule(self.n_brackets, self.reduction_factor)
 
