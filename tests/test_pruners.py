@@ -152,6 +152,25 @@ def test_asha_promotes_top_third_of_the_rung() -> None:
     assert asha.decide(tr(9, [2.0, 0.05, 9.0]), others, MIN) is Decision.CONTINUE
 
 
+def test_asha_quota_first_keeps_synchronous_proportions_at_later_rungs() -> None:
+    """Rung 2 (step 2) with eta 2: the 4 trials there are the survivors of the 7 at rung 1.
+    quota="rung" lets the best 4 // 2 = 2 of them on; quota="first" the best 7 // 2**2 = 1,
+    as synchronous halving would (pruning-replay.md, fourth selection)."""
+    stopped = [tr(n, [2.0, 1.0]) for n in range(3)]  # stopped at rung 1
+    survivors = [tr(3 + i, [2.0, 0.5, v]) for i, v in enumerate([0.1, 0.2, 0.3])]
+    trials = stopped + survivors
+    second = tr(9, [2.0, 0.5, 0.15])  # second best of the 4 at rung 2
+    opts: dict[str, Any] = {"min_resource": 1, "reduction_factor": 2, "max_resource": 27}
+    assert ASHA(**opts, quota="rung").decide(second, trials, MIN) is Decision.CONTINUE
+    assert ASHA(**opts, quota="first").decide(second, trials, MIN) is Decision.PRUNE
+    assert ASHA(**opts, quota="first").decide(tr(9, [2.0, 0.5, 0.05]), trials, MIN) is Decision.CONTINUE
+    # at the first rung both rules are the same: the best 7 // 2 = 3 of 7 go on
+    newcomer = tr(9, [2.0, 0.4])
+    for quota in ("rung", "first"):
+        assert ASHA(**opts, quota=quota).decide(newcomer, trials, MIN) is Decision.CONTINUE
+        assert ASHA(**opts, quota=quota).decide(tr(9, [2.0, 1.5]), trials, MIN) is Decision.PRUNE
+
+
 def test_asha_first_trials_go_on_and_bootstrap_count_holds_back() -> None:
     assert ASHA(min_resource=1, reduction_factor=3, curve="best", max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.CONTINUE
     assert ASHA(min_resource=1, reduction_factor=3, curve="best", bootstrap_count=3, max_resource=27).decide(tr(0, [2.0, 1.0]), [], MIN) is Decision.PRUNE
@@ -237,7 +256,8 @@ ALL: list[Pruner] = [
     MedianPruner(n_startup_trials=0, warmup_steps=4),
     PercentilePruner(25.0, n_startup_trials=0, warmup_steps=4),
     SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, cohort_size=9),
-    ASHA(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, pause=True),
+    ASHA(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, pause=True, quota="rung"),
+    ASHA(min_resource=1, reduction_factor=3, curve="best", warmup_steps=4, pause=True, quota="first"),
     Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=4),
 ]
 
@@ -279,6 +299,8 @@ def test_bad_settings_say_what_is_wrong() -> None:
         PercentilePruner(100.0)
     with pytest.raises(ValueError, match="curve must be one of"):
         MedianPruner(curve="smooth")
+    with pytest.raises(ValueError, match=r"quota must be one of \('rung', 'first'\), got 'all'"):
+        ASHA(quota="all")
     with pytest.raises(TypeError, match="pruner 'asha'"):
         make_pruner({"name": "asha", "eta": 3})
     with pytest.raises(ValueError, match="min_early_stopping_rate"):

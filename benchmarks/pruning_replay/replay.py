@@ -104,12 +104,14 @@ class Counter:
         self.epochs = 0
         self.chosen: dict[int, int] = {}  # trial number -> recorded configuration
         self.stopped_last: list[float] = []  # final values of trials stopped at the last epoch
+        self.trained: dict[int, int] = {}  # trial number -> epochs trained
 
     def play(self, trial: Any, curve: np.ndarray, start: int, stop: type[BaseException]) -> float:
         """Report ``curve`` from epoch ``start`` on, asking the pruner after each epoch."""
         for epoch in range(start, len(curve) + 1):
             trial.report(float(curve[epoch - 1]), epoch)
             self.epochs += 1
+            self.trained[trial.number] = epoch
             if trial.should_prune():
                 if epoch == len(curve):
                     self.stopped_last.append(float(curve[-1]))
@@ -279,10 +281,13 @@ OPTIONS = {"eta": "reduction_factor", "min": "min_resource", "max": "max_resourc
 def parse_ts(name: str) -> dict[str, Any]:
     """A tunesmith row from its name: ``ts-{asha|hyperband|sh}`` then ``-``-separated settings,
     e.g. ``ts-asha-eta3-min3-best-random``: ``eta``/``min``/``max``/``b`` + an integer
-    (reduction factor, min_resource, max_resource, n_brackets), a curve (best, last, ema), and
+    (reduction factor, min_resource, max_resource, n_brackets), a curve (best, last, ema), the
+    quota (qrung, qfirst), and
     last the sampler (random: the shared stream; rnd: random proposals, mapped to the nearest
     recorded configuration like every other sampler's; tpe; sobol; mf: MultiFidelitySampler("tpe");
-    auto or nothing: the default sampler)."""
+    auto or nothing: the default sampler). Settings not named take the pruner's defaults of the
+    checkout that runs: rows written before ``quota`` existed (results files up to the fourth
+    selection) had the per-rung quota, ``qrung`` now."""
     from tunesmith.pruners import make_pruner
 
     kind, *parts = name.removeprefix("ts-").split("-")
@@ -295,6 +300,8 @@ def parse_ts(name: str) -> dict[str, Any]:
             opts[OPTIONS[key]] = int(part[len(key):])
         elif part in ("best", "last", "ema"):
             opts["curve"] = part
+        elif part in ("qrung", "qfirst"):
+            opts["quota"] = part[1:]
         else:
             raise ValueError(f"unknown setting {part!r} in {name!r}")
     return _ts(make_pruner(opts), SAMPLERS[sampler], random=sampler == "random")
@@ -318,6 +325,21 @@ def run_one(task: Task, method: str, opts: dict[str, Any], seed: int) -> dict[st
     }  # fmt: skip
 
 
+METHODS_HELP = "names of METHODS (replay.py --list) or ts- rows parsed by parse_ts"
+
+
+def resolve(names: list[str]) -> dict[str, dict[str, Any]]:
+    """The methods named, the ``ts-`` rows parsed from their names; exits naming unknown ones."""
+    methods = _methods()
+    for m in names:
+        if m not in methods and m.startswith("ts-"):
+            methods[m] = parse_ts(m)
+    unknown = set(names) - set(methods)
+    if unknown:
+        sys.exit(f"unknown methods {sorted(unknown)}; replay.py --list prints them")
+    return methods
+
+
 def seed_range(text: str) -> list[int]:
     lo, _, hi = text.partition("-")
     return list(range(int(lo), int(hi or lo) + 1))
@@ -326,7 +348,7 @@ def seed_range(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--curves", default=CURVES)
-    ap.add_argument("--methods", nargs="+", default=[])
+    ap.add_argument("--methods", nargs="+", default=[], help=METHODS_HELP)
     ap.add_argument("--tasks", nargs="+")
     ap.add_argument("--seeds", default="0-99", help="a range, e.g. 0-99")
     ap.add_argument("--out", default="benchmarks/results/pruning-replay-rows.jsonl")
@@ -338,16 +360,10 @@ def main(argv: list[str] | None = None) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     ts.set_verbosity(logging.ERROR)
-    methods = _methods()
     if args.list:
-        print("\n".join(methods))
+        print("\n".join(_methods()))
         return
-    for m in args.methods:
-        if m not in methods and m.startswith("ts-"):
-            methods[m] = parse_ts(m)
-    unknown = set(args.methods) - set(methods)
-    if unknown:
-        sys.exit(f"unknown methods {sorted(unknown)}; --list prints them")
+    methods = resolve(args.methods)
     tasks = load_tasks(args.curves)
     done = set()
     if os.path.exists(args.out):

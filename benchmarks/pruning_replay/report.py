@@ -4,6 +4,7 @@
     python benchmarks/pruning_replay/report.py comparison benchmarks/results/pruning-replay-comparison.jsonl
     python benchmarks/pruning_replay/report.py versus FILE... --methods A B C --vs C
     python benchmarks/pruning_replay/report.py comparison FILE... --seeds 220-399
+    python benchmarks/pruning_replay/report.py schedule benchmarks/results/pruning-replay-selection-v4.jsonl
 """
 
 from __future__ import annotations
@@ -151,6 +152,36 @@ def targets(rows: Rows, methods: Sequence[str]) -> list[tuple[str, str, bool]]:
     ]
 
 
+def schedule(rows: Rows, candidates: Sequence[str]) -> None:
+    """The fourth selection's rule (pruning-replay.md): candidates within 0.30 of the epochs,
+    fewer epochs than Optuna's best setup B and both its SuccessiveHalving rows, regret equal
+    or better than B's, reached as often; the highest reached rate (ties within 0.01: fewer epochs)."""
+    theirs = sorted({m for (_, m, _) in rows if m.startswith("optuna")})
+    methods = [*candidates, *theirs]
+    rows = {k: r for k, r in rows.items() if (k[0], k[2]) in set(pairs(rows, methods))}
+    print("\n".join(table(rows, methods)))
+    best = best_optuna(rows, methods)
+    print(f"\nB = Optuna's best setup: {best}\n")
+    refs = [best] + [m for m in ("optuna-sh-random", "optuna-sh-tpe") if m != best]
+    print("| row | epochs | " + " | ".join(f"epochs vs {m}" for m in refs)
+          + f" | regret vs {best} | reached vs {best} | qualifies |\n|---|---|" + "---|" * (len(refs) + 3))  # fmt: skip
+    fit = []
+    for m in candidates:
+        epochs = values(rows, m, pairs(rows, [m]), "epochs").mean()
+        e = [diff(rows, m, ref, "epochs") for ref in refs]
+        r, h = diff(rows, m, best, "regret"), diff(rows, m, best, "reached")
+        ok = epochs <= 0.30 and all(x[2] < 0 for x in e) and r[1] <= 0 and h[2] >= 0
+        fit += [m] if ok else []
+        print(f"| {m} | {epochs:.3f} | " + " | ".join(map(fmt, e)) + f" | {fmt(r)} | {fmt(h)} | {'yes' if ok else 'no'} |")
+    if not fit:
+        print("\nNo candidate qualifies: the defaults stay.")
+        return
+    reach = {m: values(rows, m, pairs(rows, [m]), "reached").mean() for m in fit}
+    top = max(reach.values())
+    near = [m for m in fit if reach[m] >= top - 0.01]
+    print(f"\nChosen: {min(near, key=lambda m: values(rows, m, pairs(rows, [m]), 'epochs').mean())}")
+
+
 def comparison(rows: Rows) -> None:
     methods = sorted({m for (_, m, _) in rows})
     print("\n".join(table(rows, methods)))
@@ -183,7 +214,7 @@ def versus(rows: Rows, methods: Sequence[str], ref: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["selection", "comparison", "versus"])
+    ap.add_argument("what", choices=["selection", "comparison", "versus", "schedule"])
     ap.add_argument("files", nargs="+")
     ap.add_argument("--methods", nargs="+", help="only these rows")
     ap.add_argument("--vs", help="versus: the reference row")
@@ -197,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
         rows = {k: r for k, r in rows.items() if k[1] in args.methods}
     if args.what == "versus":
         versus(rows, args.methods or sorted({m for (_, m, _) in rows}), args.vs)
+        return
+    if args.what == "schedule":
+        schedule(rows, sorted({m for (_, m, _) in rows if m.startswith("ts-")}))
         return
     selection(rows) if args.what == "selection" else comparison(rows)
 

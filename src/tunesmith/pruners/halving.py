@@ -31,6 +31,8 @@ from .curves import (
     rung_score,
 )
 
+QUOTAS = ("rung", "first")
+
 
 def full_budget(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int | None:
     """The last step of a full run, learnt from the other trials (no ``max_resource``).
@@ -52,10 +54,11 @@ class ASHA(Pruner):
 
     When a trial reaches a rung it goes on only if its rung score is among the
     best ``max(1, n // eta)`` of the ``n`` trials that reached that rung so
-    far (itself included); otherwise it is stopped: pruned, or *paused* when
-    ``pause=True``. A paused trial is promoted later, when enough trials have
-    reached its rung for it to rank in the top ``1/eta``; the study then resumes
-    it from its checkpoint (see ``docs/pruning.md``).
+    far (itself included; see ``quota`` for the alternative); otherwise it is
+    stopped: pruned, or *paused* when ``pause=True``. A paused trial is
+    promoted later, when enough trials have reached its rung for it to rank
+    within the quota; the study then resumes it from its checkpoint (see
+    ``docs/pruning.md``).
 
     Args:
         min_resource: step of the first rung (epochs every trial gets; default 2:
@@ -73,6 +76,12 @@ class ASHA(Pruner):
         curve: "last" (default: the value reported at the rung, the kind of value
             the objective returns and the study's best is chosen by), "best"
             or "ema": how a curve is scored.
+        quota: how many go on at rung ``k``: "rung" (default: the best
+            ``max(1, n // eta)`` of the ``n`` trials that reached rung ``k``, as in
+            the ASHA paper) or "first" (the best ``max(1, n0 // eta**(k+1))``, ``n0``
+            the trials that reached the first rung: synchronous halving's
+            proportions; the trials that reach a later rung are already the better
+            ones, so "rung" lets more than ``1/eta`` of them on, "first" stops more).
     """
 
     name = "asha"
@@ -89,7 +98,11 @@ class ASHA(Pruner):
         bootstrap_count: int = 0,
         pause: bool = False,
         curve: str = "last",
+        quota: str = "rung",
     ) -> None:
+        if quota not in QUOTAS:
+            raise ValueError(f"quota must be one of {QUOTAS}, got {quota!r}")
+        self.quota_rule = quota
         self.min_resource = check_int("min_resource", min_resource, 1)
         self.reduction_factor = check_int("reduction_factor", reduction_factor, 2)
         if max_resource is not None:
@@ -149,8 +162,10 @@ class ASHA(Pruner):
         return comparable(trials, trial)
 
     def quota(self, n_at_rung: int, rung_index: int, trial: FrozenTrial) -> int:
-        """How many of the ``n_at_rung`` trials at the rung go on."""
-        return max(1, n_at_rung // self.reduction_factor)
+        """How many of the ``n_at_rung`` trials at the rung go on (``quota="rung"``;
+        with "first", ``n_at_rung`` counts the trials at the first rung)."""
+        shrink = rung_index + 1 if self.quota_rule == "first" else 1
+        return max(1, n_at_rung // self.reduction_factor**shrink)
 
     def budget(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int:
         """The full budget ``trial`` is judged under: ``max_resource``, else learnt
@@ -208,14 +223,15 @@ class ASHA(Pruner):
         step: int,
     ) -> bool:
         mine = rung_score(trial, step, direction, self.curve)
-        others = [
-            v
-            for t in self.peers(trial, trials)
-            if (v := rung_score(t, step, direction, self.curve)) is not None
-        ]
+        peers = self.peers(trial, trials)
+        others = [v for t in peers if (v := rung_score(t, step, direction, self.curve)) is not None]
         if mine is None or len(others) + 1 < self.bootstrap_count:
             return False
-        return rank_within(mine, others) < self.quota(len(others) + 1, index, trial)
+        n = len(others) + 1
+        if self.quota_rule == "first" and index > 0:
+            first = self.rung_steps(step, trial)[0]
+            n = 1 + sum(1 for t in peers if crossing(t.intermediate, first) is not None)
+        return rank_within(mine, others) < self.quota(n, index, trial)
 
     def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
         """Paused trials now in the top ``1/eta`` of the rung they paused at, best first."""
@@ -239,6 +255,7 @@ class ASHA(Pruner):
             "bootstrap_count": self.bootstrap_count,
             "pause": self.pause,
             "curve": self.curve,
+            "quota": self.quota_rule,
         }
 
 
