@@ -9,7 +9,8 @@ searches, and fold racing simulated (exactly for the random sampler: it ignores 
 setting (``--heldout``: on the large-test cells of bench_sklearn_heldout.py).
 ``--mode distinct``: the same, for the near-duplicate checks of the third round (``--heldout``):
 "auto" as it is, "auto" with proposals closer than 0.05 / 0.1 to a tried configuration replaced
-by the farthest of 256 random points (:class:`Distinct`), expected improvement from the observed
+by the farthest of 256 random points (:class:`Distinct`; "f-0.05": asked again first, with the
+near-copies as pending trials), expected improvement from the observed
 best ("obs"), and random search; each row also holds every trial's distance to its nearest
 earlier trial.
 ``--analyse FILE`` prints the comparisons. Results: benchmarks/results/sklearn-dev-*.jsonl;
@@ -96,6 +97,7 @@ def _distinct(seed: int) -> dict[str, tuple[Any, None]]:
 
     return {"auto": ("auto", None), "d-0.05": (Distinct(AutoSampler(seed=seed), 0.05, seed), None),
             "d-0.1": (Distinct(AutoSampler(seed=seed), 0.1, seed), None), "random": ("random", None),
+            "f-0.05": (Distinct(AutoSampler(seed=seed), 0.05, seed, reask=4), None),
             "obs": (BayesSampler(seed=seed, plugin_incumbent=False), None)}
 
 
@@ -111,16 +113,19 @@ def gaps(space: Any, U: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def _distinct_class() -> Any:
     from tunesmith.samplers import Sampler, Suggestion
+    from tunesmith.trial import FrozenTrial, TrialState
 
     class Distinct(Sampler):
-        """Wraps a sampler: a proposal closer than ``min_gap`` to a tried configuration is
-        replaced by the farthest of 256 random configurations."""
+        """Wraps a sampler: a proposal closer than ``min_gap`` to a tried configuration is asked
+        again up to ``reask`` times with the near-copies added as pending trials (the Gaussian
+        process's fantasies there lower the acquisition), then replaced by the farthest of 256
+        random configurations."""
 
         name = "distinct"
 
-        def __init__(self, inner: Sampler, min_gap: float, seed: int) -> None:
+        def __init__(self, inner: Sampler, min_gap: float, seed: int, reask: int = 0) -> None:
             super().__init__(seed)
-            self.inner, self.min_gap, self.skipped = inner, min_gap, 0
+            self.inner, self.min_gap, self.reask, self.skipped = inner, min_gap, reask, 0
 
         def reseed(self, *key: int) -> None:
             super().reseed(*key)
@@ -137,14 +142,22 @@ def _distinct_class() -> Any:
             if gaps(space, U, space.encode(s.params)).min() >= self.min_gap:
                 return s
             self.skipped += 1
+            near: list[FrozenTrial] = []
+            for _ in range(self.reask):
+                near.append(FrozenTrial(10_000 + len(trials) + len(near), TrialState.RUNNING, dict(s.params)))
+                s = self.inner.suggest(space, [*trials, *near], direction)
+                if s is None:
+                    break
+                if gaps(space, U, space.encode(s.params)).min() >= self.min_gap:
+                    return s
             C = space.encode_many([space.decode(c) for c in self.rng.random((256, space.ndim))])
             return Suggestion(space.decode(C[int(np.argmax([gaps(space, U, c).min() for c in C]))]), unique=True)
 
     return Distinct
 
 
-def Distinct(inner: Any, min_gap: float, seed: int) -> Any:  # noqa: N802 - a class built on first use
-    return _distinct_class()(inner, min_gap, seed)
+def Distinct(inner: Any, min_gap: float, seed: int, reask: int = 0) -> Any:  # noqa: N802 - built on first use
+    return _distinct_class()(inner, min_gap, seed, reask)
 
 
 def _cells(names: list[str], heldout: bool) -> list[tuple[Any, dict[str, Any]]]:
@@ -248,7 +261,7 @@ def _analyse_distinct(rows: list[dict[str, Any]]) -> None:
     by: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
     for r in rows:
         by[(r["cell"], r["seed"])][r["v"]] = r["test"]
-    pairs = [(v, "auto") for v in ("d-0.05", "d-0.1", "obs", "random")]
+    pairs = [(v, "auto") for v in ("d-0.05", "d-0.1", "f-0.05", "obs", "random")]
     _paired_print(by, pairs, None)
     for v, _ in pairs:
         cells = {c: [b[v] - b["auto"] for (cc, _), b in by.items() if cc == c and v in b and "auto" in b]
