@@ -7,6 +7,12 @@ searches, and fold racing simulated (exactly for the random sampler: it ignores 
 ``--mode racing``: real searches with and without fold racing / the median rule.
 ``--mode sampler``: the test score of the configuration TunedSearchCV picks, by sampler
 setting (``--heldout``: on the large-test cells of bench_sklearn_heldout.py).
+``--mode distinct``: the same, for the near-duplicate checks of the third round (``--heldout``):
+"auto" as it is, "auto" with proposals closer than 0.05 / 0.1 to a tried configuration replaced
+by the farthest of 256 random points (:class:`Distinct`; "f-0.05": asked again first, with the
+near-copies as pending trials), expected improvement from the observed
+best ("obs"), and random search; each row also holds every trial's distance to its nearest
+earlier trial.
 ``--analyse FILE`` prints the comparisons. Results: benchmarks/results/sklearn-dev-*.jsonl;
 what they showed: benchmarks/LOG.md, "TunedSearchCV: why it ranks low, what was tried".
 
@@ -49,14 +55,19 @@ def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out:
             cv = StratifiedKFold(B.FOLDS, shuffle=True, random_state=seed)
             variants = {s: (s, None) for s in samplers} if mode == "selection" else RACING
             variants = _samplers(seed) if mode == "sampler" else variants
+            variants = _distinct(seed) if mode == "distinct" else variants
             variants = {k: v for k, v in variants.items() if variants_ is None or k in variants_}
             for name, (sampler, pruner) in variants.items():
                 s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
                                   random_state=seed, sampler=sampler, pruner=pruner, refit=mode != "selection")
                 s.fit(xtr, ytr)
                 row: dict[str, Any] = {"cell": cell.name, "seed": seed, "v": name}
-                if mode == "sampler":
+                if mode in ("sampler", "distinct"):
                     row |= {"cv": float(s.best_score_), "test": float(s.score(xte, yte))}
+                if mode == "distinct":
+                    U = s.study_.space.encode_many([t.params for t in s.study_.trials])
+                    row |= {"near": [float(gaps(s.study_.space, U[:i], U[i]).min()) for i in range(1, len(U))],
+                            "skipped": getattr(sampler, "skipped", None)}
                 elif mode == "racing":
                     row |= {"test": float(s.score(xte, yte)), "cv": float(s.best_score_),
                             "fits": int(sum(len(t.intermediate) for t in s.study_.trials))}
@@ -79,6 +90,74 @@ def _samplers(seed: int) -> dict[str, tuple[Any, None]]:
 
     return {"bayes": ("bayes", None), "tpe": ("tpe", None), "random": ("random", None),
             "bayes-init8": (BayesSampler(seed=seed, n_init=8), None)}
+
+
+def _distinct(seed: int) -> dict[str, tuple[Any, None]]:
+    from tunesmith.samplers import AutoSampler, BayesSampler
+
+    return {"auto": ("auto", None), "d-0.05": (Distinct(AutoSampler(seed=seed), 0.05, seed), None),
+            "d-0.1": (Distinct(AutoSampler(seed=seed), 0.1, seed), None), "random": ("random", None),
+            "f-0.05": (Distinct(AutoSampler(seed=seed), 0.05, seed, reask=4), None),
+            "obs": (BayesSampler(seed=seed, plugin_incumbent=False), None)}
+
+
+def gaps(space: Any, U: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Chebyshev distance in the unit cube from ``u`` to each row of ``U``: a categorical that
+    differs counts 1, a parameter active in one and not the other counts 1."""
+    cat = np.array([space[n].kind == "categorical" for n in space.free])
+    D = np.abs(U - u)
+    D[:, cat] = (U[:, cat] != u[cat]).astype(float)
+    a, b = np.isnan(U), np.isnan(u)[None, :]
+    return np.where(a & b, 0.0, np.where(a ^ b, 1.0, D)).max(1)
+
+
+def _distinct_class() -> Any:
+    from tunesmith.samplers import Sampler, Suggestion
+    from tunesmith.trial import FrozenTrial, TrialState
+
+    class Distinct(Sampler):
+        """Wraps a sampler: a proposal closer than ``min_gap`` to a tried configuration is asked
+        again up to ``reask`` times with the near-copies added as pending trials (the Gaussian
+        process's fantasies there lower the acquisition), then replaced by the farthest of 256
+        random configurations."""
+
+        name = "distinct"
+
+        def __init__(self, inner: Sampler, min_gap: float, seed: int, reask: int = 0) -> None:
+            super().__init__(seed)
+            self.inner, self.min_gap, self.reask, self.skipped = inner, min_gap, reask, 0
+
+        def reseed(self, *key: int) -> None:
+            super().reseed(*key)
+            self.inner.reseed(*key)
+
+        def set_budget(self, n_trials: int | None) -> None:
+            self.inner.set_budget(n_trials)
+
+        def suggest(self, space: Any, trials: Any, direction: Any) -> Any:
+            s = self.inner.suggest(space, trials, direction)
+            if s is None or not trials:
+                return s
+            U = space.encode_many([t.params for t in trials])
+            if gaps(space, U, space.encode(s.params)).min() >= self.min_gap:
+                return s
+            self.skipped += 1
+            near: list[FrozenTrial] = []
+            for _ in range(self.reask):
+                near.append(FrozenTrial(10_000 + len(trials) + len(near), TrialState.RUNNING, dict(s.params)))
+                s = self.inner.suggest(space, [*trials, *near], direction)
+                if s is None:
+                    break
+                if gaps(space, U, space.encode(s.params)).min() >= self.min_gap:
+                    return s
+            C = space.encode_many([space.decode(c) for c in self.rng.random((256, space.ndim))])
+            return Suggestion(space.decode(C[int(np.argmax([gaps(space, U, c).min() for c in C]))]), unique=True)
+
+    return Distinct
+
+
+def Distinct(inner: Any, min_gap: float, seed: int, reask: int = 0) -> Any:  # noqa: N802 - built on first use
+    return _distinct_class()(inner, min_gap, seed, reask)
 
 
 def _cells(names: list[str], heldout: bool) -> list[tuple[Any, dict[str, Any]]]:
@@ -144,6 +223,8 @@ def race(F: np.ndarray, margin: float = 0.0) -> tuple[list[int], list[bool]]:
 
 def analyse(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if rows and "near" in rows[0]:
+        return _analyse_distinct(rows)
     if rows and "fits" not in rows[0] and "folds" not in rows[0]:
         return _analyse_sampler(rows)
     if rows and "folds" not in rows[0]:
@@ -176,6 +257,21 @@ def _analyse_sampler(rows: list[dict[str, Any]]) -> None:
     _paired_print(by, [("bayes-init8", "bayes"), ("tpe", "bayes"), ("random", "bayes")], None)
 
 
+def _analyse_distinct(rows: list[dict[str, Any]]) -> None:
+    by: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        by[(r["cell"], r["seed"])][r["v"]] = r["test"]
+    pairs = [(v, "auto") for v in ("d-0.05", "d-0.1", "f-0.05", "obs", "random")]
+    _paired_print(by, pairs, None)
+    for v, _ in pairs:
+        cells = {c: [b[v] - b["auto"] for (cc, _), b in by.items() if cc == c and v in b and "auto" in b]
+                 for c in dict.fromkeys(c for c, _ in by)}
+        print(f"  {v} per cell: " + ", ".join(f"{c} {np.mean(x):+.4f} ({len(x)})" for c, x in cells.items() if x))
+    for v in dict.fromkeys(r["v"] for r in rows):
+        near = [sum(n < 0.05 for n in r["near"]) for r in rows if r["v"] == v]
+        print(f"{v}: trials within 0.05 of an earlier one, per search of 16: {np.mean(near):.2f}")
+
+
 def _analyse_racing(rows: list[dict[str, Any]]) -> None:
     by: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
     nfits: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
@@ -199,7 +295,7 @@ def _paired_print(by: dict[Any, dict[str, float]], pairs: list[tuple[str, str]],
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=["selection", "racing", "sampler"], default="selection")
+    ap.add_argument("--mode", choices=["selection", "racing", "sampler", "distinct"], default="selection")
     ap.add_argument("--cells", nargs="+", default=None, help="default: all six")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10, 20)))
     ap.add_argument("--samplers", nargs="+", default=["bayes", "random", "tpe"])
