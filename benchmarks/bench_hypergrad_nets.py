@@ -198,6 +198,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=None,
                     help="default: every setting and peer (the -online settings on loan-mlp only: they were made for it)")
     ap.add_argument("--data-seed", type=int, default=0, help="the data and split (0 registered; others: development)")
+    ap.add_argument("--blocks", type=int, default=1, help="minilm: the trained transformer blocks (the example has 6)")
     ap.add_argument("--budget", type=int, default=50, help="full training runs per black-box method")
     ap.add_argument("--gradient-runs", type=float, default=10.0, help="compute (in full runs) per gradient method")
     ap.add_argument("--out", type=Path, default=None)
@@ -211,7 +212,8 @@ def main() -> None:
         args.methods = [m for m in SETTINGS if args.task == "loan-mlp" or not m.endswith("-online")] + list(BLACKBOX)
     results = []
     for seed in args.seeds:
-        task = TASKS[args.task](seed, data_seed=args.data_seed)
+        extra = {"blocks": args.blocks} if args.task == "minilm" else {}
+        task = TASKS[args.task](seed, data_seed=args.data_seed, **extra)
         run_cpu = run_seconds(task)
         print(f"{task.name} seed {seed}: {len(flat_values(task.hparams))} hyperparameters, "
               f"{sum(v.numel() for v in task.params.values())} weights, one run {run_cpu:.3f} CPU s", flush=True)
