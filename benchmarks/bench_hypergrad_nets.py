@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hypergrad_online as online  # noqa: E402
 from hypergrad_tasks import TASKS, Counter, Task  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
@@ -31,7 +32,7 @@ from tunesmith.train.hyperstudy import values_of  # noqa: E402
 BLACKBOX = ("random", "bayes", "optuna-tpe", "optuna-gp")
 HYPER_LR = 0.2  # Adam on the raw (log / logit) hyperparameters
 AT = (1, 2, 5, 10, 20, 50)
-Curve = list[tuple[float, ...]]  # (compute in full runs, val, test[, CPU time in full runs]) per point
+Curve = list[tuple[float, ...]]  # (compute in full runs, val, test[, CPU time in full runs, selection loss]) per point
 
 
 def full_run(task: Task, h: dict[str, torch.Tensor], counter: Counter) -> dict[str, torch.Tensor]:
@@ -80,7 +81,9 @@ class Setting:
     """A gradient method's schedule: ``warm`` training steps, then ``inner`` steps per
     hyperparameter step (Adam at ``hyper_lr`` on the raw hyperparameters, times
     ``1 / (1 + k / decay)`` at outer step k when ``decay``), from every L2 weight ``l2`` and
-    label smoothing ``smoothing``. None: the task's own value."""
+    label smoothing ``smoothing``. None: the task's own value. ``holdout``: the fraction of
+    the validation rows held out of the hypergradients to choose the step by.
+    ``fractions``: ``warm`` and ``inner`` from the task's run length (hypergrad_online.py)."""
 
     method: str
     warm: int | None = None
@@ -91,6 +94,8 @@ class Setting:
     decay: float | None = None
     l2: float | None = None
     smoothing: float | None = None
+    holdout: float = 0.0
+    fractions: bool = False
 
 
 #: "implicit" and "unrolled": the registered settings (1 full run of warm-up, the task's
@@ -100,6 +105,8 @@ SETTINGS = {
     "unrolled": Setting("unrolled"),
     "implicit-online": Setting("implicit", warm=50, inner=10, cg=5),
     "unrolled-online": Setting("unrolled", warm=50, inner=10, unroll=3),
+    "online": Setting("implicit", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
+                      fractions=True),
 }
 
 
@@ -118,24 +125,28 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
     their validation loss and (not counted) test loss, at the compute spent so far (evaluations
     and CPU time, benchmarks/hypergrad_cost.py)."""
     s = SETTINGS[name]
-    rows = [len(task.splits[i][1]) for i in (0, 1)]
+    val, held = online.split_holdout(task.splits[1], s.holdout) if s.holdout else (task.splits[1], None)
+    rows = [len(task.splits[0][1]), len(val[1]), len(held[1]) if held else 0]
     cost = Counter(rows[1] / rows[0])
     cg, unroll = s.cg or task.cg_iters, s.unroll or task.unroll
+    warm, inner = online.steps(task.run_steps) if s.fractions else (s.warm, s.inner)
     curve: Curve = []
     torch.manual_seed(seed)
 
     def on_step(step: Any, params: dict[str, torch.Tensor]) -> None:
         cost.implicit_step(cg) if s.method == "implicit" else cost.unrolled_step(unroll)
+        cost.forward(rows[2] / rows[0])
         cost.pause()
-        with torch.no_grad():
+        with torch.no_grad():  # reporting, not counted: the whole validation split's loss and the test loss
+            full = float(task.val_loss(params, task.splits[1])) if held else step.val_loss
             test = float(task.val_loss(params, task.splits[2]))
-        curve.append((cost.evals / task.run_steps, step.val_loss, test, cost.cpu / run_cpu))
+        curve.append((cost.evals / task.run_steps, full, test, cost.cpu / run_cpu, step.score))
         if cost.evals / task.run_steps > max_runs:
             raise StopIteration
         cost.start()
 
-    opts = LoopOptions(outer_steps=10_000, inner_steps=s.inner or task.inner_steps,
-                       warm_start_steps=task.run_steps if s.warm is None else s.warm,
+    opts = LoopOptions(outer_steps=10_000, inner_steps=inner or task.inner_steps,
+                       warm_start_steps=task.run_steps if warm is None else warm,
                        method=s.method, unroll_steps=unroll,
                        inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=task.lr),
                        hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=s.hyper_lr),
@@ -144,7 +155,7 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
     cost.start()
     try:
         tune(task.make_train_loss(cost), task.val_loss, task.params, start_of(task, s), task.splits[0],
-             task.splits[1], constraints=task.constraints, options=opts, callback=on_step)
+             val, constraints=task.constraints, options=opts, callback=on_step, select_batch=held)
     except StopIteration:
         pass
     return curve
@@ -160,18 +171,23 @@ def run_seconds(task: Task, n: int = 3) -> float:
     return statistics.median(times[1:])  # the first warms up
 
 
+def _chosen(c: tuple[float, ...]) -> float:
+    """What a method chooses its point by: the selection loss where it has one, else the validation loss."""
+    return c[4] if len(c) > 4 else c[1]
+
+
 def best_within(curve: Curve, runs: float, budget: float) -> tuple[float, float] | None:
     seen = [c for c in curve if c[0] <= runs + 1e-9]
     if not seen or runs > budget:
         return None
-    best = min(seen, key=lambda c: c[1])
+    best = min(seen, key=_chosen)
     return best[1], best[2]
 
 
 def cpu_within(curve: Curve, runs: float) -> float | None:
     """The CPU time (in full runs) spent by the point that :func:`best_within` chooses."""
     seen = [c for c in curve if c[0] <= runs + 1e-9]
-    return min(seen, key=lambda c: c[1])[3] if seen and len(seen[0]) > 3 else None
+    return min(seen, key=_chosen)[3] if seen and len(seen[0]) > 3 else None
 
 
 def main() -> None:
@@ -182,6 +198,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=None,
                     help="default: every setting and peer (the -online settings on loan-mlp only: they were made for it)")
     ap.add_argument("--data-seed", type=int, default=0, help="the data and split (0 registered; others: development)")
+    ap.add_argument("--blocks", type=int, default=1, help="minilm: the trained transformer blocks (the example has 6)")
     ap.add_argument("--budget", type=int, default=50, help="full training runs per black-box method")
     ap.add_argument("--gradient-runs", type=float, default=10.0, help="compute (in full runs) per gradient method")
     ap.add_argument("--out", type=Path, default=None)
@@ -195,7 +212,8 @@ def main() -> None:
         args.methods = [m for m in SETTINGS if args.task == "loan-mlp" or not m.endswith("-online")] + list(BLACKBOX)
     results = []
     for seed in args.seeds:
-        task = TASKS[args.task](seed, data_seed=args.data_seed)
+        extra = {"blocks": args.blocks} if args.task == "minilm" else {}
+        task = TASKS[args.task](seed, data_seed=args.data_seed, **extra)
         run_cpu = run_seconds(task)
         print(f"{task.name} seed {seed}: {len(flat_values(task.hparams))} hyperparameters, "
               f"{sum(v.numel() for v in task.params.values())} weights, one run {run_cpu:.3f} CPU s", flush=True)

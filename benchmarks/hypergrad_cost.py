@@ -9,6 +9,7 @@ forward passes, and a pass over ``r`` times the training rows costs ``r`` times 
     mixed product d/dlam (grad_w L_T . q) (its gradient call counted, its reverse)   2
     validation gradient (forward + backward over the validation rows)                r
     validation loss alone (forward)                                                  r / 3
+    held-out selection loss (forward over h times the training rows)                  h / 3
     backward pass through K unrolled optimizer steps (their K calls counted)         2 K
 
 with ``r`` = validation rows / training rows. One full training run is the evaluations of
@@ -39,6 +40,10 @@ class Cost:
     def unrolled_step(self, k: int) -> None:
         """The backward pass through ``k`` unrolled steps and the validation gradient at their end."""
         self.evals += 2 * k + self.r
+
+    def forward(self, ratio: float) -> None:
+        """A loss alone (forward) over ``ratio`` times the training rows: a held-out selection loss."""
+        self.evals += ratio / 3
 
     def start(self) -> None:
         self._since = time.process_time()

@@ -64,3 +64,35 @@ def test_hessian_vector_products_equal_the_full_hessian() -> None:
         x = torch.randn(flat.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         got = torch.cat([hvp(tree(x))[n].reshape(-1) for n in names])
         assert torch.allclose(got, hessian @ x + 0.1 * x, atol=1e-10)
+
+
+def _small_val_problem():
+    """Many hyperparameters (one L2 weight per first-layer weight) and 8 validation rows: the
+    hypergradient steps fit those 8 rows."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(208, 6, generator=g, dtype=torch.float64)
+    y = (x[:, 0] - x[:, 1] + 0.8 * torch.randn(208, generator=g, dtype=torch.float64) > 0).long()
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+    problem = classifier_losses(model, l2="tensor", l2_init=1e-4, label_smoothing=0.05)
+    return problem, (x[:40], y[:40]), (x[40:48], y[40:48]), (x[48:], y[48:])
+
+
+def test_a_held_out_batch_chooses_the_best_step() -> None:
+    problem, train, val, held = _small_val_problem()
+    opts = LoopOptions(outer_steps=10, inner_steps=10, inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5))
+    result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=opts, select_batch=held)
+    held_losses = [s.select_loss for s in result.steps]
+    assert all(isinstance(v, float) for v in held_losses)
+    assert [s.score for s in result.steps] == held_losses
+    assert result.best == held_losses.index(min(held_losses))  # type: ignore[type-var]
+    val_losses = [s.val_loss for s in result.steps]
+    assert result.best != val_losses.index(min(val_losses))  # the fitted rows would have chosen another step
+    assert result.best_params is not None
+    assert float(problem.val_loss(result.best_params, held)) == pytest.approx(min(held_losses))  # type: ignore[type-var]
+    plain = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                 constraints=problem.constraints, options=opts)
+    assert [s.val_loss for s in plain.steps] == pytest.approx(val_losses)  # holding out changes no step
+    assert all(s.select_loss is None for s in plain.steps) and plain.best == val_losses.index(min(val_losses))

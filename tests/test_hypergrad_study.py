@@ -62,3 +62,15 @@ def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     maxi = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="maximize")
     with pytest.raises(ValueError, match="direction='minimize'"):
         hypertune(maxi, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)
+
+
+def test_with_a_held_out_batch_the_trial_value_is_the_held_out_loss() -> None:
+    problem, train, val = _problem()
+    fit, held = (val[0][:40], val[1][:40]), (val[0][40:], val[1][40:])
+    study = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="minimize")
+    result = hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, fit,
+                       constraints=problem.constraints, options=OPTIONS, select_batch=held)
+    trials = study.trials
+    assert [t.value for t in trials] == pytest.approx([s.select_loss for s in result.steps])
+    assert [t.attrs["val_loss"] for t in trials] == pytest.approx([s.val_loss for s in result.steps])
+    assert study.best_trial.attrs["outer_step"] == result.best  # the study and the loop keep the same step

@@ -63,21 +63,27 @@ def from_raw(raw: torch.Tensor, c: Constraint) -> torch.Tensor:
 @dataclasses.dataclass(frozen=True)
 class OuterStep:
     """One hyperparameter step: the values it was taken at, the validation loss there,
-    the hypergradient's norm (in the raw, unconstrained coordinates) and the training
-    steps done so far."""
+    the hypergradient's norm (in the raw, unconstrained coordinates), the training
+    steps done so far and, with a held-out ``select_batch``, the loss on it."""
 
     step: int
     hparams: dict[str, torch.Tensor]
     val_loss: float
     hypergrad_norm: float
     train_steps: int
+    select_loss: float | None = None
+
+    @property
+    def score(self) -> float:
+        """What the best step is chosen by: the held-out loss if there is one, else the validation loss."""
+        return self.val_loss if self.select_loss is None else self.select_loss
 
 
 @dataclasses.dataclass(frozen=True)
 class TuneResult:
     """The final hyperparameters and weights, every outer step, and the best of them: the
-    step with the lowest finite validation loss (``best``, an index into ``steps``; None if
-    none was finite) with the weights it was measured at (``best_params``)."""
+    step with the lowest finite :attr:`OuterStep.score` (``best``, an index into ``steps``;
+    None if none was finite) with the weights it was measured at (``best_params``)."""
 
     hparams: dict[str, torch.Tensor]
     params: dict[str, torch.Tensor]
@@ -137,6 +143,7 @@ def tune(
     constraints: Mapping[str, Constraint] | None = None,
     options: LoopOptions | None = None,
     callback: Callable[[OuterStep, Tree], None] | None = None,
+    select_batch: Any = None,
 ) -> TuneResult:
     """Alternate training of ``params`` and hypergradient steps on ``hparams`` (implicit or
     unrolled, ``options.method``).
@@ -148,6 +155,11 @@ def tune(
     final hyperparameters, the trained weights, every outer step and the best one (lowest
     validation loss) with its weights: with warm-continued weights the best step's weights
     are a trained model whose cost is the loop's own, no retraining needed.
+
+    ``select_batch``: held-out validation data that the hypergradients never see (early
+    stopping of the outer loop). The best step is then the one with the lowest loss on it
+    (``OuterStep.select_loss``, one more forward pass per step): with many hyperparameters the
+    hypergradient steps fit ``val_batch`` itself, and its loss flatters the later steps.
     """
     opts = options or LoopOptions()
     cons = {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
@@ -177,9 +189,10 @@ def tune(
         if opts.reset_inner:
             inner = opts.inner_optimizer(list(w.values()))
         hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_batch, done, opts)
-        rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done)
+        rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done,
+                        _loss_on(val_loss, w, select_batch))
         steps.append(rec)
-        if math.isfinite(vl) and (best is None or vl < steps[best[0]].val_loss):
+        if math.isfinite(rec.score) and (best is None or rec.score < steps[best[0]].score):
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
             callback(rec, {n: t.detach() for n, t in w.items()})
@@ -213,6 +226,13 @@ def _phase(train_loss: TrainLoss, raw_loss: TrainLoss, val_loss: ValLoss, w: Tre
     with torch.no_grad():
         vl = float(val_loss({k: t.detach() for k, t in w.items()}, val_batch))
     return hg, vl, done
+
+
+def _loss_on(val_loss: ValLoss, w: Tree, batch: Any) -> float | None:
+    if batch is None:
+        return None
+    with torch.no_grad():
+        return float(val_loss({k: t.detach() for k, t in w.items()}, batch))
 
 
 def _dtype(params: Mapping[str, torch.Tensor]) -> torch.dtype:

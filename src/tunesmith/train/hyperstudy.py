@@ -8,7 +8,9 @@
 Each outer step becomes one finished trial (through the study's public ``add_trial``):
 its parameters are the hyperparameters it was taken at
 (a tensor hyperparameter ``name`` as ``name[i]``, flattened), its value the validation
-loss there, and ``attrs``: ``hypergrad_norm``, ``train_steps``, ``outer_step`` and
+loss there (with a held-out ``select_batch``: the loss on it, the one the best step is
+chosen by, and ``attrs["val_loss"]`` the loss on the validation data the hypergradients
+fit), and ``attrs``: ``hypergrad_norm``, ``train_steps``, ``outer_step`` and
 ``method`` ("cg" or "neumann" for implicit differentiation; "unrolled", then also
 ``unroll_steps``). ``tunesmith show``, plots, reports and importance then read it like any study.
 """
@@ -70,6 +72,7 @@ def hypertune(
     *,
     constraints: Mapping[str, Constraint] | None = None,
     options: LoopOptions | None = None,
+    select_batch: Any = None,
 ) -> TuneResult:
     """:func:`tunesmith.train.hyperloop.tune`, each outer step recorded as a trial of ``study``.
 
@@ -84,7 +87,7 @@ def hypertune(
         _record(study, step, opts)
 
     return tune(train_loss, val_loss, params, hparams, train_batches, val_batch, constraints=constraints,
-                options=opts, callback=record)
+                options=opts, callback=record, select_batch=select_batch)
 
 
 def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
@@ -106,13 +109,15 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
                              "outer_step": step.step, "method": opts.label}
     if opts.method == "unrolled":
         attrs["unroll_steps"] = opts.unroll_steps
+    if step.select_loss is not None:
+        attrs["val_loss"] = step.val_loss
     outside = {k: v for k, v in values.items() if clipped[k] != v}
     if outside:
         attrs["outside_space"] = outside
-    if math.isfinite(step.val_loss):
-        study.add_trial(clipped, step.val_loss, attrs=attrs)
+    if math.isfinite(step.score):
+        study.add_trial(clipped, step.score, attrs=attrs)
     else:
-        study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.val_loss}")
+        study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.score}")
 
 
 def values_of(trial_params: Mapping[str, float], like: Mapping[str, Any]) -> Tree:

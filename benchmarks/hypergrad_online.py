@@ -1,0 +1,42 @@
+"""The one gradient-tuning setting that both benchmark tasks run (benchmarks/hypergrad.md):
+hyperparameter steps from early in a single training run, on the task's own training run.
+
+Stated in fractions of the task's full training run, so that nothing in it is fitted to a task:
+``WARM`` of the run's training steps first, then a hyperparameter step after every ``INNER``
+of them (warm-continued weights); implicit hypergradients by CG (``CG_ITERS`` iterations,
+damping ``DAMPING``); Adam at ``HYPER_LR`` on the raw (log / logit) hyperparameters; the last
+``HOLDOUT`` of the validation rows held out of the hypergradients, and the step with the lowest
+loss on them kept (early stopping of the outer loop; ``tune(select_batch=...)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+WARM, INNER = 1 / 6, 1 / 30
+CG_ITERS, DAMPING, HYPER_LR = 5, 1e-3, 0.2
+HOLDOUT = 0.3
+
+
+def steps(run_steps: float) -> tuple[int, int]:
+    """(warm-up steps, training steps per hyperparameter step) for a run of ``run_steps``."""
+    return max(1, round(WARM * run_steps)), max(1, round(INNER * run_steps))
+
+
+def split_holdout(batch: Any, fraction: float = HOLDOUT) -> tuple[Any, Any]:
+    """(the first rows, the last ``fraction`` of them) of a batch of tensors (nested tuples)."""
+    n = _rows(batch)
+    cut = n - round(fraction * n)
+    if not 0 < cut < n:
+        raise ValueError(f"cannot hold out {fraction} of {n} validation rows")
+    return _take(batch, slice(0, cut)), _take(batch, slice(cut, n))
+
+
+def _rows(batch: Any) -> int:
+    return len(batch) if isinstance(batch, torch.Tensor) else _rows(batch[0])
+
+
+def _take(batch: Any, s: slice) -> Any:
+    return batch[s] if isinstance(batch, torch.Tensor) else tuple(_take(b, s) for b in batch)
