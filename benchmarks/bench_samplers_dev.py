@@ -47,6 +47,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shipped": {},  # the default of the sources run (plug-in EI, focus of issue 21)
     "plugin_noise_gated": {"plugin_incumbent": True},
     "plugin_xi": {"plugin_incumbent": True},
+    "plugin_alternate": {"plugin_incumbent": True},
+    "plugin_stall_observed": {"plugin_incumbent": True},
 }
 
 #: plug-in EI only while the fitted noise / signal stays below this (``plugin_noise_gated``)
@@ -87,7 +89,19 @@ def _patched(label: str) -> Any:
         """EI of an improvement by at least XI (standardized loss units) on the plug-in bar."""
         return incumbent(self, gp, n_done) - XI
 
-    bar = {"plugin_noise_gated": noise_gated, "plugin_xi": with_xi}.get(label)
+    def alternate_bar(self: Any, gp: Any, n_done: int) -> float:
+        """An ensemble of two bars in time: plug-in on odd trials, the observed best on even ones."""
+        return incumbent(self, gp, n_done) if n_done % 2 else float(gp.y[:n_done].min())
+
+    def stall_observed(self: Any, gp: Any, n_done: int) -> float:
+        """Plug-in EI until the observed best has not improved for max(5, d) trials, then the
+        observed best (the more exploring bar) until it improves. The first ``n_done`` rows are
+        the completed trials in order (all of them up to ``max_train``; budgets here are 100)."""
+        stalled = local.stalled(gp.y[:n_done]) >= max(5, gp.Z.shape[1])
+        return float(gp.y[:n_done].min()) if n_done and stalled else incumbent(self, gp, n_done)
+
+    bar = {"plugin_noise_gated": noise_gated, "plugin_xi": with_xi, "plugin_alternate": alternate_bar,
+           "plugin_stall_observed": stall_observed}.get(label)
 
     def gated(self: Any, enc: Any, losses: Any, incumbent: Any, log_ls: Any) -> Any:
         """Local search only when the model explains part of the losses as noise (noise /

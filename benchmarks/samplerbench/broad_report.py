@@ -129,10 +129,10 @@ def by_source(records: Sequence[dict[str, Any]], ours: str = "ts-auto") -> list[
     """The newest error-free run of ``ours`` per (cell, sources hash), renamed ``ours@hash``."""
     newest: dict[tuple[str, int, str], dict[str, Any]] = {}
     for r in records:
-        k = (r["problem"], int(r["seed"]), r["code"])
+        k = (r["problem"], int(r["seed"]), r.get("code", "?"))
         if r["optimizer"] == ours and not r.get("error") and (k not in newest or r["finished"] > newest[k]["finished"]):
             newest[k] = r
-    return [{**r, "optimizer": f"{ours}@{r['code']}"} for r in newest.values()]
+    return [{**r, "optimizer": f"{ours}@{code}"} for (_, _, code), r in newest.items()]
 
 
 def sources(records: Sequence[dict[str, Any]], runs: list[dict[str, Any]], ours: str = "ts-auto") -> list[str]:
@@ -141,7 +141,7 @@ def sources(records: Sequence[dict[str, Any]], runs: list[dict[str, Any]], ours:
     count: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in runs:
         if r["optimizer"] == ours:
-            count[r["code"]][family_of(r)] += 1
+            count[r.get("code", "?")][family_of(r)] += 1
     out = ["## Sources of the tunesmith rows", "", f"The `{ours}` rows of the tables below (the newest per cell), by sources hash:", ""]
     out += [f"- `{code}`: " + ", ".join(f"{fam} {n}" for fam, n in sorted(fams.items())) for code, fams in count.items()]
     mine = by_source(records, ours)
