@@ -146,3 +146,18 @@ def test_report_says_which_sources_the_tunesmith_rows_are_for_and_compares_them(
     pair = text.split("synthetic, the sources against each other")[1].split("## all")[0]
     assert pair.index("`ts-auto@ts-new`") < pair.index("`ts-auto@ts-old`")  # ranked: new found 1.0, old 2.0
     assert "1 (problem, seed) cells" in pair  # only the cell both sources ran
+
+
+def test_report_only_with_peers_reports_those_optimizers_only(tmp_path: Path) -> None:
+    import json
+
+    cell = {"problem": "bbob-f03-d02-i1", "family": "bbob", "pending": 1, "seed": 0, "budget": 2, "code": "c",
+            "finished": 0.0, "error": None}
+    rows = [{**cell, "optimizer": o, "values": [v, v]} for o, v in (("ts-auto", 1.0), ("random", 3.0), ("slow", 2.0))]
+    results, report = tmp_path / "r.jsonl", tmp_path / "r.md"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bench_samplers_broad.main(["--report-only", "--peers", "random", "--results", str(results), "--report", str(report)])
+    text = report.read_text()
+    assert "`ts-auto`" in text and "`random`" in text and "`slow`" not in text
+    bench_samplers_broad.main(["--report-only", "--results", str(results), "--report", str(report)])
+    assert "`slow`" in report.read_text()  # without --peers: every optimizer
