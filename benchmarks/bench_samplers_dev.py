@@ -44,7 +44,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ls_alt_gated": {"local_search": True, "plugin_incumbent": False},
     "plugin_alt": {"local_search": True, "plugin_incumbent": True},
     "plugin_alt_gated": {"local_search": True, "plugin_incumbent": True},
+    "shipped": {},  # the default of the sources run (plug-in EI, focus of issue 21)
+    "plugin_noise_gated": {"plugin_incumbent": True},
+    "plugin_xi": {"plugin_incumbent": True},
+    "plugin_alternate": {"plugin_incumbent": True},
+    "plugin_stall_observed": {"plugin_incumbent": True},
 }
+
+#: plug-in EI only while the fitted noise / signal stays below this (``plugin_noise_gated``)
+NOISE_GATE = 0.1
+#: EI's margin on the warped scale (``plugin_xi``; scikit-optimize's default xi)
+XI = 0.01
 
 
 def _patched(label: str) -> Any:
@@ -66,6 +76,32 @@ def _patched(label: str) -> Any:
     from tunesmith.samplers.bayes.sampler import BayesSampler
 
     region = BayesSampler._trust_region
+    incumbent = BayesSampler._incumbent
+
+    def noise_gated(self: Any, gp: Any, n_done: int) -> float:
+        """Plug-in EI while the model calls less than NOISE_GATE of the variance noise; the
+        observed best once it says the observations are noisy."""
+        if n_done and gp.noise >= NOISE_GATE * gp.signal:
+            return float(gp.y[:n_done].min())
+        return incumbent(self, gp, n_done)
+
+    def with_xi(self: Any, gp: Any, n_done: int) -> float:
+        """EI of an improvement by at least XI (standardized loss units) on the plug-in bar."""
+        return incumbent(self, gp, n_done) - XI
+
+    def alternate_bar(self: Any, gp: Any, n_done: int) -> float:
+        """An ensemble of two bars in time: plug-in on odd trials, the observed best on even ones."""
+        return incumbent(self, gp, n_done) if n_done % 2 else float(gp.y[:n_done].min())
+
+    def stall_observed(self: Any, gp: Any, n_done: int) -> float:
+        """Plug-in EI until the observed best has not improved for max(5, d) trials, then the
+        observed best (the more exploring bar) until it improves. The first ``n_done`` rows are
+        the completed trials in order (all of them up to ``max_train``; budgets here are 100)."""
+        stalled = local.stalled(gp.y[:n_done]) >= max(5, gp.Z.shape[1])
+        return float(gp.y[:n_done].min()) if n_done and stalled else incumbent(self, gp, n_done)
+
+    bar = {"plugin_noise_gated": noise_gated, "plugin_xi": with_xi, "plugin_alternate": alternate_bar,
+           "plugin_stall_observed": stall_observed}.get(label)
 
     def gated(self: Any, enc: Any, losses: Any, incumbent: Any, log_ls: Any) -> Any:
         """Local search only when the model explains part of the losses as noise (noise /
@@ -79,11 +115,14 @@ def _patched(label: str) -> Any:
             local.side = patch  # type: ignore[assignment]
         if label in ("ls_gated", "ls_alt_gated", "plugin_alt_gated"):
             BayesSampler._trust_region = gated  # type: ignore[method-assign]
+        if bar is not None:
+            BayesSampler._incumbent = bar  # type: ignore[method-assign]
         try:
             yield
         finally:
             local.side = side  # type: ignore[assignment]
             BayesSampler._trust_region = region  # type: ignore[method-assign]
+            BayesSampler._incumbent = incumbent  # type: ignore[method-assign]
 
     return ctx()
 

@@ -73,3 +73,19 @@ def test_plugin_incumbent_is_the_lowest_posterior_mean_not_a_lucky_draw() -> Non
     assert plugin == pytest.approx(gp.predict(Z, gp.A)[0].min()) and plugin > observed + 0.5
     assert ts.BayesSampler(seed=0)._incumbent(gp, 3) == pytest.approx(
         gp.predict(Z, gp.A)[0][:3].min())  # only the completed trials (the first rows) count
+
+
+def test_plugin_max_noise_falls_back_to_the_observed_best_when_the_model_calls_the_losses_noisy() -> None:
+    from tunesmith.samplers.bayes.model import GP
+
+    rng = np.random.default_rng(0)
+    Z = rng.random((30, 1))
+    y = np.sin(3 * Z[:, 0]) + 0.3 * rng.standard_normal(30)
+    theta = np.array([np.log(0.3), 0.0, np.log(0.1)])  # noise variance 0.1 x the signal's
+    gp = GP(Z, np.ones_like(Z, dtype=bool), y, theta, np.array([False]), False)
+    plugin = float(gp.train_mean().min())
+    assert ts.BayesSampler(seed=0, plugin_max_noise=0.5)._incumbent(gp, 30) == pytest.approx(plugin)
+    assert ts.BayesSampler(seed=0, plugin_max_noise=0.05)._incumbent(gp, 30) == y.min() < plugin
+    for bad in (0, -1.0, float("inf"), "0.1"):
+        with pytest.raises(ValueError, match="plugin_max_noise"):
+            ts.BayesSampler(plugin_max_noise=bad)

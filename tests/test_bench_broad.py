@@ -131,3 +131,33 @@ def test_report_keeps_widely_run_optimizers_and_holds_out_the_development_cells(
     text = broad_report.markdown(runs, ["# t"])
     held = text.split("Held out")[1].split("Verdict")[0]
     assert "2 (problem, seed) cells" in held  # the two cells outside the development subset
+
+
+def test_report_says_which_sources_the_tunesmith_rows_are_for_and_compares_them() -> None:
+    cell = {"problem": "bbob-f03-d02-i1", "family": "bbob", "seed": 0, "budget": 2}
+    runs = [{**cell, "optimizer": "ts-auto", "code": "ts-old", "values": [3.0, 2.0], "finished": 1.0},
+            {**cell, "optimizer": "ts-auto", "code": "ts-new", "values": [3.0, 1.0], "finished": 2.0},
+            {**cell, "optimizer": "random", "code": "optuna", "values": [4.0, 4.0], "finished": 0.0},
+            {**cell, "problem": "bbob-f04-d02-i3", "optimizer": "ts-auto", "code": "ts-old", "values": [5.0, 5.0],
+             "finished": 1.0}]
+    text = broad_report.markdown(runs, ["# t"])
+    listed = text.split("## Sources")[1].split("synthetic, the sources")[0]
+    assert "`ts-new`: synthetic 1" in listed and "`ts-old`: synthetic 1" in listed  # the newest row per cell
+    pair = text.split("synthetic, the sources against each other")[1].split("## all")[0]
+    assert pair.index("`ts-auto@ts-new`") < pair.index("`ts-auto@ts-old`")  # ranked: new found 1.0, old 2.0
+    assert "1 (problem, seed) cells" in pair  # only the cell both sources ran
+
+
+def test_report_only_with_peers_reports_those_optimizers_only(tmp_path: Path) -> None:
+    import json
+
+    cell = {"problem": "bbob-f03-d02-i1", "family": "bbob", "pending": 1, "seed": 0, "budget": 2, "code": "c",
+            "finished": 0.0, "error": None}
+    rows = [{**cell, "optimizer": o, "values": [v, v]} for o, v in (("ts-auto", 1.0), ("random", 3.0), ("slow", 2.0))]
+    results, report = tmp_path / "r.jsonl", tmp_path / "r.md"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bench_samplers_broad.main(["--report-only", "--peers", "random", "--results", str(results), "--report", str(report)])
+    text = report.read_text()
+    assert "`ts-auto`" in text and "`random`" in text and "`slow`" not in text
+    bench_samplers_broad.main(["--report-only", "--results", str(results), "--report", str(report)])
+    assert "`slow`" in report.read_text()  # without --peers: every optimizer

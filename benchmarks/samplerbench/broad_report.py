@@ -125,11 +125,42 @@ def cells_table(runs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def by_source(records: Sequence[dict[str, Any]], ours: str = "ts-auto") -> list[dict[str, Any]]:
+    """The newest error-free run of ``ours`` per (cell, sources hash), renamed ``ours@hash``."""
+    newest: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for r in records:
+        k = (r["problem"], int(r["seed"]), r.get("code", "?"))
+        if r["optimizer"] == ours and not r.get("error") and (k not in newest or r["finished"] > newest[k]["finished"]):
+            newest[k] = r
+    return [{**r, "optimizer": f"{ours}@{code}"} for (_, _, code), r in newest.items()]
+
+
+def sources(records: Sequence[dict[str, Any]], runs: list[dict[str, Any]], ours: str = "ts-auto") -> list[str]:
+    """Which sources (hash of tunesmith's ``src/``) the ``ours`` rows of the tables are for, per
+    family, and the sources against each other on the cells both ran."""
+    count: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in runs:
+        if r["optimizer"] == ours:
+            count[r.get("code", "?")][family_of(r)] += 1
+    out = ["## Sources of the tunesmith rows", "", f"The `{ours}` rows of the tables below (the newest per cell), by sources hash:", ""]
+    out += [f"- `{code}`: " + ", ".join(f"{fam} {n}" for fam, n in sorted(fams.items())) for code, fams in count.items()]
+    mine = by_source(records, ours)
+    names = sorted({r["optimizer"] for r in mine})
+    if len(names) > 1:
+        refs = references([*runs, *mine])
+        for fam in FAMILIES[1:]:
+            rs = [r for r in mine if family_of(r) == fam]
+            if len({r["optimizer"] for r in rs}) == len(names) and complete_cells(rs, names):
+                out += ["", f"{fam}, the sources against each other on the cells all of them ran:", "",
+                        *table(rs, names, refs)]
+    return out
+
+
 def markdown(records: Sequence[dict[str, Any]], header: Sequence[str]) -> str:
     runs = latest(records, None)
     refs = references(runs)
     dev = set(broad.dev_cells())
-    out = [*header]
+    out = [*header, "", *sources(records, runs)]
     for fam in FAMILIES:
         rs = [r for r in runs if fam == "all" or family_of(r) == fam]
         if not rs:

@@ -45,6 +45,11 @@ class BayesOptions:
             posterior mean at the completed trials (plug-in EI) instead of
             the lowest observed loss, so one lucky noisy draw (or a rugged
             spike the model calls noise) does not set the bar.
+        plugin_max_noise: with ``plugin_incumbent``, use the plug-in bar only
+            while the fitted noise variance is below this fraction of the
+            signal variance, and the lowest observed loss once the model
+            calls more of the losses noise (for very noisy objectives, where
+            the plug-in bar settles too early; e.g. 0.1). None: always.
         ls_penalty: strength a of the penalty a (x + 1/x) on each inverse
             squared lengthscale x (unit cube), which keeps the model from
             explaining few points by very short lengthscales; 0 turns it off.
@@ -65,6 +70,7 @@ class BayesOptions:
     focus: bool = True
     local_search: bool = False
     plugin_incumbent: bool = True
+    plugin_max_noise: float | None = None
 
     def __post_init__(self) -> None:
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):
@@ -81,6 +87,9 @@ class BayesOptions:
             raise ValueError(f"refit_every must be in [0, 1], got {self.refit_every!r}")
         if not (isinstance(self.ls_penalty, (int, float)) and 0 <= self.ls_penalty < float("inf")):
             raise ValueError(f"ls_penalty must be a finite number >= 0, got {self.ls_penalty!r}")
+        gate = self.plugin_max_noise
+        if gate is not None and not (isinstance(gate, (int, float)) and 0 < gate < float("inf")):
+            raise ValueError(f"plugin_max_noise must be a finite number > 0 or None, got {gate!r}")
         if self.prior_beta < 0:
             raise ValueError(f"prior_beta must be >= 0, got {self.prior_beta!r}")
 

@@ -152,10 +152,12 @@ class BayesSampler(Sampler):
 
     def _incumbent(self, gp: GP, n_done: int) -> float:
         """EI's reference (warped) loss: the best of the first ``n_done`` training rows (the
-        completed trials), observed or, with ``plugin_incumbent``, the GP's posterior mean."""
+        completed trials), observed or, with ``plugin_incumbent``, the GP's posterior mean
+        (unless ``plugin_max_noise`` says the model calls too much of the losses noise)."""
         if n_done == 0:
             return float(gp.y.min())
-        if self.options.plugin_incumbent:
+        gate = self.options.plugin_max_noise
+        if self.options.plugin_incumbent and (gate is None or gp.noise < gate * gp.signal):
             return float(gp.train_mean()[:n_done].min())
         return float(gp.y[:n_done].min())
 
