@@ -137,7 +137,8 @@ def by_source(records: Sequence[dict[str, Any]], ours: str = "ts-auto") -> list[
 
 def sources(records: Sequence[dict[str, Any]], runs: list[dict[str, Any]], ours: str = "ts-auto") -> list[str]:
     """Which sources (hash of tunesmith's ``src/``) the ``ours`` rows of the tables are for, per
-    family, and the sources against each other on the cells both ran."""
+    family, and, in each family, the sources that ran there against each other on the cells
+    all of them ran."""
     count: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in runs:
         if r["optimizer"] == ours:
@@ -150,9 +151,10 @@ def sources(records: Sequence[dict[str, Any]], runs: list[dict[str, Any]], ours:
         refs = references([*runs, *mine])
         for fam in FAMILIES[1:]:
             rs = [r for r in mine if family_of(r) == fam]
-            if len({r["optimizer"] for r in rs}) == len(names) and complete_cells(rs, names):
+            here = sorted({r["optimizer"] for r in rs})
+            if len(here) > 1 and complete_cells(rs, here):
                 out += ["", f"{fam}, the sources against each other on the cells all of them ran:", "",
-                        *table(rs, names, refs)]
+                        *table(rs, here, refs)]
     return out
 
 
