@@ -234,7 +234,7 @@ class ASHA(Pruner):
         return rank_within(mine, others) < self.quota(n, index, trial)
 
     def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
-        """Paused trials now in the top ``1/eta`` of the rung they paused at, best first."""
+        """Paused trials now within the quota of the rung they paused at, best first."""
         ranked: list[tuple[float, int]] = []
         for t in trials:
             if t.state is not TrialState.PAUSED:
