@@ -213,12 +213,28 @@ def _methods() -> dict[str, dict[str, Any]]:
             out[f"ts-asha-eta{eta}-{curve}-mf"] = _ts(ASHA(reduction_factor=eta, curve=curve), "multifidelity")
             given = ASHA(reduction_factor=eta, curve=curve, max_resource=27)
             out[f"ts-asha-eta{eta}-{curve}-max27-random"] = _ts(given, random=True)
+    out["ts-asha-eta4-min1-last-qrung-optstart-random"] = _ts(_optuna_start()(reduction_factor=4, min_resource=1), random=True)
     for eta in (2, 3, 4):
         for n in (2, 3, 4):
             for curve in ("best", "last"):
                 hb = Hyperband(reduction_factor=eta, n_brackets=n, curve=curve)
                 out[f"ts-hyperband-eta{eta}-b{n}-{curve}-random"] = _ts(hb, random=True)
     return out
+
+
+def _optuna_start() -> type:
+    """ASHA with Optuna SuccessiveHalving's start-up (fifth selection, (a)): the trials that
+    finished before the first complete one was known (``min_resource="auto"`` unknown) record
+    no rung value, so they never compete at a rung."""
+    from tunesmith.pruners import ASHA
+    from tunesmith.trial import TrialState
+
+    class OptunaStartASHA(ASHA):
+        def peers(self, trial: Any, trials: Any) -> Any:
+            done = [t.number for t in trials if t.state is TrialState.COMPLETE]
+            return [t for t in super().peers(trial, trials) if not done or t.number > min(done)]
+
+    return OptunaStartASHA
 
 
 def _candidate_samplers() -> dict[str, Callable[[int], Any]]:
