@@ -20,6 +20,9 @@ above, no more whole-space turns) is a step on *the rest*: the acquisition maxim
 the held parameters in a box of side ``rest_side`` around the incumbent, the relevant
 ones at the incumbent's values. A deterministic objective keeps whatever such a step
 gains, which a model whose lengthscales call those parameters irrelevant would not find.
+With ``rest_model`` (and the completed trials' rows given), the step is the minimizer of a
+separable quadratic model of the held parameters instead, in a trust region that halves
+after ``shrink_after`` failed steps (:mod:`.rest`).
 The focused turns, from then on, refine: they search a box of side ``refine_side`` around the
 incumbent on the relevant parameters (scaled by their lengthscales, as TuRBO's trust region in
 :mod:`.local`), so a narrow basin found is resolved instead of left for the whole subspace.
