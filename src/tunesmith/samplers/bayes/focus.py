@@ -20,6 +20,9 @@ above, no more whole-space turns) is a step on *the rest*: the acquisition maxim
 the held parameters in a box of side ``rest_side`` around the incumbent, the relevant
 ones at the incumbent's values. A deterministic objective keeps whatever such a step
 gains, which a model whose lengthscales call those parameters irrelevant would not find.
+With ``rest_model`` (and the completed trials' rows given), the step is the minimizer of a
+separable quadratic model of the held parameters instead, in a trust region that halves
+after ``shrink_after`` failed steps (:mod:`.rest`).
 The focused turns, from then on, refine: they search a box of side ``refine_side`` around the
 incumbent on the relevant parameters (scaled by their lengthscales, as TuRBO's trust region in
 :mod:`.local`), so a narrow basin found is resolved instead of left for the whole subspace.
@@ -34,9 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...space import Space
-from . import local
+from . import local, rest
+from .acquisition import Acquisition
 from .encoding import Encoding, canonical
-from .optimizer import AcqOptimizer
+from .optimizer import AcqOptimizer, Scored
 from .options import BayesOptions
 
 
@@ -52,6 +56,8 @@ class FocusRule:
     tol: float = 1e-3
     rest_every: int = 2
     refine_side: float = 0.2
+    rest_model: bool = True
+    shrink_after: int = 2
 
     def relevant(self, theta: np.ndarray, d: int, n_obs: int, index: int) -> np.ndarray | None:
         """(d,) bool mask of relevant parameters, or None to search the whole space
@@ -133,9 +139,30 @@ class FocusedOptimizer(AcqOptimizer):
         return canonical(self.space, np.where(self.relevant[None, :], U, base))
 
 
+class RestStepOptimizer(AcqOptimizer):
+    """A step on the rest by the separable quadratic model of :mod:`.rest` (``rows``: the
+    completed trials' unit rows, ``losses`` theirs, in trial order), the acquisition's choice
+    in the rest box after it (should the step be a configuration already tried)."""
+
+    def __init__(self, space: Space, enc: Encoding, options: BayesOptions, rng: np.random.Generator,
+                 relevant: np.ndarray, rule: FocusRule, rows: np.ndarray, losses: np.ndarray) -> None:
+        super().__init__(space, enc, options, rng)
+        self.relevant, self.rule, self.rows, self.losses = relevant, rule, rows, losses
+
+    def maximize(self, acq: Acquisition, anchors: np.ndarray,
+                 region: tuple[np.ndarray, np.ndarray] | None = None) -> Scored:
+        held = ~self.relevant & self.enc.numeric & ~np.isnan(anchors[0])
+        u = rest.step(self.rows, self.losses, self.relevant, held, self.rng, side=self.rule.rest_side,
+                      shrink_after=self.rule.shrink_after)
+        found = FocusedOptimizer(self.space, self.enc, self.opt, self.rng, ~self.relevant, anchors[0]
+                                 ).maximize(acq, anchors, region)
+        return Scored(np.vstack([canonical(self.space, u[None, :]), found.U]), np.r_[np.inf, found.value])
+
+
 def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.random.Generator, *,
                   theta: np.ndarray, n_obs: int, index: int, anchors: np.ndarray, losses: np.ndarray,
-                  region: tuple[np.ndarray, np.ndarray] | None) -> tuple[AcqOptimizer, tuple[np.ndarray, np.ndarray] | None]:
+                  region: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray | None = None
+                  ) -> tuple[AcqOptimizer, tuple[np.ndarray, np.ndarray] | None]:
     """The optimizer of this suggestion and the box it searches (``region``, the trust
     region, unless a step on the rest replaces it): focused on the relevant parameters when
     ``options.focus`` and :meth:`FocusRule.relevant` say so (``anchors[0]``: the
@@ -145,6 +172,8 @@ def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.ra
         return AcqOptimizer(space, enc, options, rng), region
     rule = FocusRule()
     mask = rule.rest(theta, space.ndim, n_obs, index, losses)
+    if mask is not None and rule.rest_model and rows is not None:
+        return RestStepOptimizer(space, enc, options, rng, mask, rule, rows, losses), rule.rest_box(anchors[0], ~mask)
     if mask is not None:
         return FocusedOptimizer(space, enc, options, rng, ~mask, anchors[0]), rule.rest_box(anchors[0], ~mask)
     mask = rule.relevant(theta, space.ndim, n_obs, index)

@@ -137,7 +137,8 @@ class BayesSampler(Sampler):
         anchors = U_obs[np.argsort(loss[: len(done)], kind="stable")[:5]]
         region = self._trust_region(enc, losses, anchors[0], gp.theta[: space.ndim])
         optimizer, region = acq_optimizer(space, enc, self.options, self.rng, theta=theta, n_obs=len(obs),
-                                          index=len(trials), anchors=anchors, losses=losses, region=region)
+                                          index=len(trials), anchors=anchors, losses=losses, region=region,
+                                          rows=U_obs[: len(done)])
         found = optimizer.maximize(acq, anchors, region)
         near = self._pending_rows(space, trials)
         for u, key in zip(found.U, row_keys(found.U), strict=True):

@@ -1,0 +1,96 @@
+"""The automatic focus's steps on the held parameters: a separable quadratic model fitted within
+groups of trials that share the relevant parameters' values, in a trust region that shrinks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+from tunesmith.samplers.bayes import BayesOptions, rest
+from tunesmith.samplers.bayes.encoding import Encoding
+from tunesmith.samplers.bayes.focus import (
+    FocusedOptimizer,
+    FocusRule,
+    RestStepOptimizer,
+    acq_optimizer,
+)
+
+H = 16  # held parameters; coordinate 0 is the relevant one
+
+
+def small_terms(seed: int) -> tuple[np.ndarray, float]:
+    return np.random.default_rng(seed).uniform(0.2, 0.8, H), 0.004
+
+
+def test_the_model_is_recovered_exactly_within_groups_whatever_the_relevant_part_adds() -> None:
+    rng = np.random.default_rng(0)
+    centre, w = rng.uniform(0.2, 0.8, 4), np.array([1.0, 2.0, 0.5, 3.0])
+    U = np.c_[rng.choice([0.1, 0.5, 0.9], size=40), rng.random((40, 4))]  # 3 groups on coordinate 0
+    y = 10.0 * np.sin(7 * U[:, 0]) + np.sum(w * (U[:, 1:] - centre) ** 2, axis=1)
+    key, model = np.arange(5) == 0, np.arange(5) > 0
+    a, b, n = rest.fit(U, y, key, model, np.zeros(4, dtype=bool))
+    u0 = U[int(np.argmin(y)), 1:]
+    assert n == 37 and b == pytest.approx(w, rel=1e-4) and a == pytest.approx(2 * w * (u0 - centre), abs=1e-4)
+    a, b, _ = rest.fit(U, y - np.sum((w - 1.0) * (U[:, 1:] - centre) ** 2, axis=1), key, model, np.ones(4, dtype=bool))
+    assert b == pytest.approx(np.ones(4), rel=1e-4)  # one curvature shared by all four
+
+
+def test_the_separable_minimizer_stays_in_the_box() -> None:
+    a, b = np.array([-1.0, 1.0, -1.0, 0.5]), np.array([1.0, 1.0, -1.0, 0.0])
+    t = rest.minimize_separable(a, b, np.full(4, -0.1), np.full(4, 0.1))
+    assert t.tolist() == [0.1, -0.1, 0.1, -0.1]
+    assert rest.minimize_separable(np.array([-0.1]), np.array([1.0]), np.array([-0.1]), np.array([0.1]))[0] == 0.05
+
+
+def test_the_trust_region_halves_after_failed_steps_and_resets_on_a_gain() -> None:
+    U = np.c_[np.full(6, 0.5), np.linspace(0.1, 0.6, 6)]
+    key = np.array([True, False])
+    assert rest.trust_side(U, np.array([1.0, 0.5, 0.6, 0.7, 0.8, 0.9]), key, 0.2, 2) == pytest.approx(0.05)
+    assert rest.trust_side(U, np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.5]), key, 0.2, 2) == pytest.approx(0.2)
+    U = np.c_[np.full(42, 0.5), np.linspace(0.0, 1.0, 42)]
+    assert rest.trust_side(U, np.r_[1.0, 0.5, np.ones(40)], key, 0.2, 1) == rest.MIN_SIDE  # 40 failures: the floor
+
+
+def test_a_relevant_parameter_that_steps_on_the_rest_moved_leaves_the_key() -> None:
+    # coordinate 1 was held (steps moved it) and then judged relevant: the steps stay one group
+    U = np.array([[0.5, 0.5, 0.3], [0.5, 0.6, 0.4], [0.5, 0.4, 0.2], [0.9, 0.1, 0.3]])
+    relevant = np.array([True, True, False])
+    assert rest.key_dims(U, relevant).tolist() == [True, False, False]
+    assert rest.key_dims(U[[0, 3]], relevant).tolist() == [True, True, False]
+
+
+def walk(seed: int, model: bool, steps: int = 25) -> float:
+    """Steps on the rest from a random start on a separable quadratic in 16 held parameters:
+    the model's, or (the behaviour before it) a uniform step in the same box, kept if better."""
+    rng, (centre, w) = np.random.default_rng(seed), small_terms(seed)
+    relevant = np.arange(H + 1) == 0
+    U, y = np.r_[0.5, rng.random(H)][None, :], []
+    y.append(w * np.sum((U[0, 1:] - centre) ** 2))
+    for _ in range(steps):
+        if model:
+            u = rest.step(U, np.array(y), relevant, ~relevant, rng, side=0.2, shrink_after=2)
+        else:
+            u = U[int(np.argmin(y))].copy()
+            u[1:] = np.clip(u[1:] + rng.uniform(-0.1, 0.1, H), 0.0, 1.0)
+        U, y = np.vstack([U, u]), y + [w * np.sum((u[1:] - centre) ** 2)]
+    return min(y)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_model_steps_converge_where_steps_in_the_box_do_not(seed: int) -> None:
+    start = walk(seed, True, steps=0)
+    assert walk(seed, True) < 0.05 * walk(seed, False) and walk(seed, False) < start
+
+
+def test_the_rest_turns_use_the_model_unless_the_rule_says_not() -> None:
+    space = ts.Space({f"x{i:02d}": ts.Float(0.0, 1.0) for i in range(12)})
+    theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]
+    stalled = np.r_[np.linspace(10.0, 1.0, 24), np.ones(6)]
+    rows = np.random.default_rng(0).random((30, 12))
+    kw = dict(theta=theta, n_obs=30, index=4, anchors=rows[-1:], losses=stalled, region=None)
+    enc, rng = Encoding.of(space), np.random.default_rng(0)
+    assert isinstance(acq_optimizer(space, enc, BayesOptions(), rng, rows=rows, **kw)[0], RestStepOptimizer)
+    off = FocusRule(rest_model=False)
+    assert off.rest_model is False and FocusRule().rest_model is True
+    assert isinstance(acq_optimizer(space, enc, BayesOptions(), rng, **kw)[0], FocusedOptimizer)  # no rows
