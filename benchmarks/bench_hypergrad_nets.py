@@ -59,6 +59,7 @@ def run_blackbox(task: Task, method: str, seed: int, budget: int) -> Curve:
     def objective(flat: dict[str, float]) -> float:
         v, t = score(task, values_of(flat, task.hparams))
         curve.append((float(len(curve) + 1), v, t))
+        print(f"  {method} trial {len(curve)}: {v:.4f} / {t:.4f}", file=sys.stderr, flush=True)  # survives a cut run
         return v if math.isfinite(v) else 1e6
 
     if method.startswith("optuna"):
