@@ -84,7 +84,8 @@ class Setting:
     ``1 / (1 + k / decay)`` at outer step k when ``decay``), from every L2 weight ``l2`` and
     label smoothing ``smoothing``. None: the task's own value. ``holdout``: the fraction of
     the validation rows held out of the hypergradients to choose the step by.
-    ``fractions``: ``warm`` and ``inner`` from the task's run length (hypergrad_online.py)."""
+    ``fractions``: ``warm`` and ``inner`` from the task's run length (hypergrad_online.py).
+    ``max_step``: ``LoopOptions.max_hyper_step``."""
 
     method: str
     warm: int | None = None
@@ -97,6 +98,7 @@ class Setting:
     smoothing: float | None = None
     holdout: float = 0.0
     fractions: bool = False
+    max_step: float | None = None
 
 
 #: "implicit" and "unrolled": the registered settings (1 full run of warm-up, the task's
@@ -107,7 +109,7 @@ SETTINGS = {
     "implicit-online": Setting("implicit", warm=50, inner=10, cg=5),
     "unrolled-online": Setting("unrolled", warm=50, inner=10, unroll=3),
     "online": Setting("implicit", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
-                      fractions=True),
+                      fractions=True, max_step=online.MAX_STEP),
 }
 
 
@@ -130,7 +132,8 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
     rows = [len(task.splits[0][1]), len(val[1]), len(held[1]) if held else 0]
     cost = Counter(rows[1] / rows[0])
     cg, unroll = s.cg or task.cg_iters, s.unroll or task.unroll
-    warm, inner = online.steps(task.run_steps) if s.fractions else (s.warm, s.inner)
+    warm, inner = online.steps(task.run_steps, cost.hyper_evals(cg, rows[2] / rows[0])) if s.fractions \
+        else (s.warm, s.inner)
     curve: Curve = []
     torch.manual_seed(seed)
 
@@ -152,6 +155,7 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
                        inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=task.lr),
                        hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=s.hyper_lr),
                        hyper_schedule=None if s.decay is None else (lambda k: 1.0 / (1.0 + k / s.decay)),
+                       max_hyper_step=s.max_step,
                        implicit=ImplicitOptions(method="cg", iters=cg, damping=1e-3))
     cost.start()
     try:
