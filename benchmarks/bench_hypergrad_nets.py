@@ -85,7 +85,9 @@ class Setting:
     label smoothing ``smoothing``. None: the task's own value. ``holdout``: the fraction of
     the validation rows held out of the hypergradients to choose the step by.
     ``fractions``: ``warm`` and ``inner`` from the task's run length (hypergrad_online.py).
-    ``max_step``: ``LoopOptions.max_hyper_step``."""
+    ``max_step``: ``LoopOptions.max_hyper_step``. ``penalty_share``: every L2 start scaled down
+    together (never up) until the penalty at the initial weights is at most this share of the
+    initial training loss."""
 
     method: str
     warm: int | None = None
@@ -99,6 +101,7 @@ class Setting:
     holdout: float = 0.0
     fractions: bool = False
     max_step: float | None = None
+    penalty_share: float | None = None
 
 
 #: "implicit" and "unrolled": the registered settings (1 full run of warm-up, the task's
@@ -110,6 +113,9 @@ SETTINGS = {
     "unrolled-online": Setting("unrolled", warm=50, inner=10, unroll=3),
     "online": Setting("implicit", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
                       fractions=True, max_step=online.MAX_STEP),
+    # not registered: "online" with its L2 starts capped (penalty <= 1/4 of the loss at the start)
+    "online-capped": Setting("implicit", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
+                             fractions=True, max_step=online.MAX_STEP, penalty_share=0.25),
 }
 
 
@@ -120,7 +126,20 @@ def start_of(task: Task, s: Setting) -> dict[str, torch.Tensor]:
             h[k].fill_(s.smoothing)
         elif k != "label_smoothing" and s.l2 is not None:
             h[k].fill_(s.l2)
-    return h
+    return h if s.penalty_share is None else _cap_penalty(task, h, s.penalty_share)
+
+
+def _cap_penalty(task: Task, h: dict[str, torch.Tensor], share: float) -> dict[str, torch.Tensor]:
+    """``h`` with every L2 weight scaled by one factor <= 1 so that the penalty at the initial
+    weights is at most ``share`` of the training loss there."""
+    loss = task.make_train_loss(Counter())
+    with torch.no_grad():
+        total = float(loss(task.params, h, task.splits[0]))
+        no_l2 = {k: (v if k == "label_smoothing" else torch.zeros_like(v)) for k, v in h.items()}
+        data = float(loss(task.params, no_l2, task.splits[0]))
+    factor = min(1.0, share * data / max(total - data, 1e-30))
+    print(f"  start: penalty {total - data:.4g}, loss {data:.4g}, L2 starts x {factor:.3g}", flush=True)
+    return {k: (v if k == "label_smoothing" else v * factor) for k, v in h.items()}
 
 
 def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: float) -> Curve:
@@ -214,7 +233,8 @@ def main() -> None:
         ap.error("--task is required")
     torch.set_num_threads(1)
     if args.methods is None:
-        args.methods = [m for m in SETTINGS if args.task == "loan-mlp" or not m.endswith("-online")] + list(BLACKBOX)
+        args.methods = [m for m in SETTINGS if m != "online-capped"
+                        and (args.task == "loan-mlp" or not m.endswith("-online"))] + list(BLACKBOX)
     results = []
     for seed in args.seeds:
         extra = {"blocks": args.blocks} if args.task == "minilm" else {}
