@@ -154,7 +154,7 @@ def run_online(data: tuple[Data, Data, Data], run_evals: float, max_runs: float,
     train, val, test = data
     fit, held = online.split_holdout(val)
     counter = Counter(len(fit[1]) / len(train[1]))
-    warm, inner = online.steps(run_evals)
+    warm, inner = online.steps(run_evals, counter.hyper_evals(online.CG_ITERS, len(held[1]) / len(train[1])))
     curve: list[tuple[float, ...]] = []
 
     def on_step(step: Any, params: dict[str, torch.Tensor]) -> None:
@@ -171,6 +171,7 @@ def run_online(data: tuple[Data, Data, Data], run_evals: float, max_runs: float,
     opts = LoopOptions(outer_steps=10_000, inner_steps=1, warm_start_steps=max(1, round(warm / inner)),
                        inner_optimizer=lambda ps: lbfgs(ps, max_iter=inner),
                        hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=online.HYPER_LR),
+                       max_hyper_step=online.MAX_STEP,
                        implicit=ImplicitOptions(method="cg", iters=online.CG_ITERS, damping=online.DAMPING))
     t0 = time.perf_counter()
     counter.start()

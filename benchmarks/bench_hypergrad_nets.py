@@ -59,6 +59,7 @@ def run_blackbox(task: Task, method: str, seed: int, budget: int) -> Curve:
     def objective(flat: dict[str, float]) -> float:
         v, t = score(task, values_of(flat, task.hparams))
         curve.append((float(len(curve) + 1), v, t))
+        print(f"  {method} trial {len(curve)}: {v:.4f} / {t:.4f}", file=sys.stderr, flush=True)  # survives a cut run
         return v if math.isfinite(v) else 1e6
 
     if method.startswith("optuna"):
@@ -83,7 +84,10 @@ class Setting:
     ``1 / (1 + k / decay)`` at outer step k when ``decay``), from every L2 weight ``l2`` and
     label smoothing ``smoothing``. None: the task's own value. ``holdout``: the fraction of
     the validation rows held out of the hypergradients to choose the step by.
-    ``fractions``: ``warm`` and ``inner`` from the task's run length (hypergrad_online.py)."""
+    ``fractions``: ``warm`` and ``inner`` from the task's run length (hypergrad_online.py).
+    ``max_step``: ``LoopOptions.max_hyper_step``. ``penalty_share``: every L2 start scaled down
+    together (never up) until the penalty at the initial weights is at most this share of the
+    initial training loss."""
 
     method: str
     warm: int | None = None
@@ -96,6 +100,8 @@ class Setting:
     smoothing: float | None = None
     holdout: float = 0.0
     fractions: bool = False
+    max_step: float | None = None
+    penalty_share: float | None = None
 
 
 #: "implicit" and "unrolled": the registered settings (1 full run of warm-up, the task's
@@ -106,7 +112,10 @@ SETTINGS = {
     "implicit-online": Setting("implicit", warm=50, inner=10, cg=5),
     "unrolled-online": Setting("unrolled", warm=50, inner=10, unroll=3),
     "online": Setting("implicit", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
-                      fractions=True),
+                      fractions=True, max_step=online.MAX_STEP),
+    # not registered: "online" with its L2 starts capped (penalty <= 1/4 of the loss at the start)
+    "online-capped": Setting("implicit", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
+                             fractions=True, max_step=online.MAX_STEP, penalty_share=0.25),
 }
 
 
@@ -117,7 +126,20 @@ def start_of(task: Task, s: Setting) -> dict[str, torch.Tensor]:
             h[k].fill_(s.smoothing)
         elif k != "label_smoothing" and s.l2 is not None:
             h[k].fill_(s.l2)
-    return h
+    return h if s.penalty_share is None else _cap_penalty(task, h, s.penalty_share)
+
+
+def _cap_penalty(task: Task, h: dict[str, torch.Tensor], share: float) -> dict[str, torch.Tensor]:
+    """``h`` with every L2 weight scaled by one factor <= 1 so that the penalty at the initial
+    weights is at most ``share`` of the training loss there."""
+    loss = task.make_train_loss(Counter())
+    with torch.no_grad():
+        total = float(loss(task.params, h, task.splits[0]))
+        no_l2 = {k: (v if k == "label_smoothing" else torch.zeros_like(v)) for k, v in h.items()}
+        data = float(loss(task.params, no_l2, task.splits[0]))
+    factor = min(1.0, share * data / max(total - data, 1e-30))
+    print(f"  start: penalty {total - data:.4g}, loss {data:.4g}, L2 starts x {factor:.3g}", flush=True)
+    return {k: (v if k == "label_smoothing" else v * factor) for k, v in h.items()}
 
 
 def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: float) -> Curve:
@@ -129,7 +151,8 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
     rows = [len(task.splits[0][1]), len(val[1]), len(held[1]) if held else 0]
     cost = Counter(rows[1] / rows[0])
     cg, unroll = s.cg or task.cg_iters, s.unroll or task.unroll
-    warm, inner = online.steps(task.run_steps) if s.fractions else (s.warm, s.inner)
+    warm, inner = online.steps(task.run_steps, cost.hyper_evals(cg, rows[2] / rows[0])) if s.fractions \
+        else (s.warm, s.inner)
     curve: Curve = []
     torch.manual_seed(seed)
 
@@ -151,6 +174,7 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
                        inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=task.lr),
                        hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=s.hyper_lr),
                        hyper_schedule=None if s.decay is None else (lambda k: 1.0 / (1.0 + k / s.decay)),
+                       max_hyper_step=s.max_step,
                        implicit=ImplicitOptions(method="cg", iters=cg, damping=1e-3))
     cost.start()
     try:
@@ -209,12 +233,13 @@ def main() -> None:
         ap.error("--task is required")
     torch.set_num_threads(1)
     if args.methods is None:
-        args.methods = [m for m in SETTINGS if args.task == "loan-mlp" or not m.endswith("-online")] + list(BLACKBOX)
+        args.methods = [m for m in SETTINGS if m != "online-capped"
+                        and (args.task == "loan-mlp" or not m.endswith("-online"))] + list(BLACKBOX)
     results = []
     for seed in args.seeds:
         extra = {"blocks": args.blocks} if args.task == "minilm" else {}
         task = TASKS[args.task](seed, data_seed=args.data_seed, **extra)
-        run_cpu = run_seconds(task)
+        run_cpu = run_seconds(task) if any(m in SETTINGS for m in args.methods) else float("nan")  # black-box only: no CPU check
         print(f"{task.name} seed {seed}: {len(flat_values(task.hparams))} hyperparameters, "
               f"{sum(v.numel() for v in task.params.values())} weights, one run {run_cpu:.3f} CPU s", flush=True)
         for m in args.methods:
@@ -263,7 +288,9 @@ def summarize(path: Path) -> None:
     d = json.loads(path.read_text())
     methods = list(dict.fromkeys(r["method"] for r in d["results"]))
     table(d["results"], methods)
-    verdict(d["results"], [m for m in methods if m in SETTINGS])
+    peers = [r for r in d["results"] if r["method"] in BLACKBOX]
+    largest = max((a for a in AT_NAMES if any(r["at"][a] for r in peers)), key=float, default="50")
+    verdict(d["results"], [m for m in methods if m in SETTINGS], peers_at=largest)
 
 
 def verdict(results: list[dict[str, Any]], gradient: list[str], at: str = "5", peers_at: str = "50") -> None:

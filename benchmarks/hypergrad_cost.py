@@ -35,7 +35,11 @@ class Cost:
 
     def implicit_step(self, cg_iters: int) -> None:
         """The implicit hypergradient (CG) and the validation loss recorded with it."""
-        self.evals += 2 * cg_iters + 2 + self.r + self.r / 3
+        self.evals += self.hyper_evals(cg_iters)
+
+    def hyper_evals(self, cg_iters: int, held_ratio: float = 0.0) -> float:
+        """What one implicit hyperparameter step adds (:meth:`implicit_step` and a held-out loss)."""
+        return 2 * cg_iters + 2 + self.r + self.r / 3 + held_ratio / 3
 
     def unrolled_step(self, k: int) -> None:
         """The backward pass through ``k`` unrolled steps and the validation gradient at their end."""

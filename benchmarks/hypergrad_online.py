@@ -7,10 +7,17 @@ of them (warm-continued weights); implicit hypergradients by CG (``CG_ITERS`` it
 damping ``DAMPING``); Adam at ``HYPER_LR`` on the raw (log / logit) hyperparameters; the last
 ``HOLDOUT`` of the validation rows held out of the hypergradients, and the step with the lowest
 loss on them kept (early stopping of the outer loop; ``tune(select_batch=...)``).
+
+Two general limits (2026-12-04, for runs where a hyperparameter step is expensive): the
+hyperparameter steps take at most ``SHARE`` of the compute (the training steps between two of
+them are raised until they do), and no raw hyperparameter moves by more than ``MAX_STEP`` in
+one step (``LoopOptions.max_hyper_step``: Adam's nominal step, so a spike in the
+hypergradient cannot shake the training).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -18,11 +25,21 @@ import torch
 WARM, INNER = 1 / 6, 1 / 30
 CG_ITERS, DAMPING, HYPER_LR = 5, 1e-3, 0.2
 HOLDOUT = 0.3
+SHARE = 0.75  # at most this share of the compute in hyperparameter steps
+MAX_STEP = HYPER_LR  # trust limit: no raw hyperparameter moves more than this in one step
 
 
-def steps(run_steps: float) -> tuple[int, int]:
-    """(warm-up steps, training steps per hyperparameter step) for a run of ``run_steps``."""
-    return max(1, round(WARM * run_steps)), max(1, round(INNER * run_steps))
+def steps(run_steps: float, hyper_evals: float = 0.0) -> tuple[int, int]:
+    """(warm-up steps, training steps per hyperparameter step) for a run of ``run_steps``
+    training steps and hyperparameter steps of ``hyper_evals`` evaluations each (at most
+    ``SHARE`` of the compute goes to them)."""
+    return max(1, round(WARM * run_steps)), inner_for_share(max(1, round(INNER * run_steps)), hyper_evals, SHARE)
+
+
+def inner_for_share(inner: int, hyper_evals: float, share: float) -> int:
+    """Training steps per hyperparameter step, at least ``inner``, so that hyperparameter steps
+    of ``hyper_evals`` evaluations each take at most ``share`` of the compute."""
+    return max(inner, math.ceil(hyper_evals * (1 - share) / share - 1e-9))
 
 
 def split_holdout(batch: Any, fraction: float = HOLDOUT) -> tuple[Any, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tunesmith.train.hyperloop import LoopOptions, tune
+from tunesmith.train.hyperloop import LoopOptions, to_raw, tune
 from tunesmith.train.hyperlosses import classifier_losses
 from tunesmith.train.implicit import hvp_fn
 
@@ -47,6 +47,25 @@ def test_the_hyper_schedule_scales_the_hyperparameter_steps() -> None:
     for name, start in problem.hparams.items():
         assert torch.allclose(frozen.hparams[name], start)
         assert not torch.allclose(moved.hparams[name], start)
+
+
+def _raw_moves(problem, result) -> list[float]:
+    """The largest move of any raw hyperparameter in each hyperparameter step (log / logit scale)."""
+    raw = [torch.cat([to_raw(v, problem.constraints[k]).reshape(-1) for k, v in s.hparams.items()])
+           for s in result.steps]
+    return [float((b - a).abs().max()) for a, b in zip(raw, raw[1:], strict=False)]
+
+
+def test_max_hyper_step_limits_each_hyperparameter_step() -> None:
+    problem, train, val = _problem()
+    free, _ = _tune(problem, train, val)  # Adam at 0.5: its first steps move the raw values by about 0.5
+    limited, _ = _tune(problem, train, val, max_hyper_step=0.1)
+    assert max(_raw_moves(problem, free)) > 0.3
+    moves = _raw_moves(problem, limited)
+    assert max(moves) <= 0.1 + 1e-9
+    assert min(moves) > 0.05  # limited, not frozen
+    with pytest.raises(ValueError, match="max_hyper_step"):
+        LoopOptions(max_hyper_step=0.0)
 
 
 def test_hessian_vector_products_equal_the_full_hessian() -> None:

@@ -101,7 +101,10 @@ class LoopOptions:
     hyperparameter step. method: "implicit" (implicit differentiation at the trained
     weights; ``implicit`` says how the inverse Hessian-vector product is solved) or
     "unrolled" (differentiate through the last ``unroll_steps`` of each ``inner_steps``
-    training steps; the inner optimizer must be SGD, Adam or AdamW)."""
+    training steps; the inner optimizer must be SGD, Adam or AdamW). max_hyper_step: a trust
+    limit, the most any raw (unconstrained: log / logit) hyperparameter may move in one
+    hyperparameter step (a 'positive' one by at most a factor ``exp(max_hyper_step)``), so that
+    one step cannot shake the training; None: no limit."""
 
     outer_steps: int = 20
     inner_steps: int = 50
@@ -113,6 +116,7 @@ class LoopOptions:
     method: str = "implicit"
     unroll_steps: int = 10
     hyper_schedule: Callable[[int], float] | None = None
+    max_hyper_step: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("outer_steps", "inner_steps", "warm_start_steps", "unroll_steps"):
@@ -120,6 +124,10 @@ class LoopOptions:
             low = 0 if name == "warm_start_steps" else 1
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
                 raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
+        if self.max_hyper_step is not None and not (isinstance(self.max_hyper_step, (int, float))
+                                                    and math.isfinite(self.max_hyper_step) and self.max_hyper_step > 0):
+            raise ValueError(f"LoopOptions.max_hyper_step must be a finite number > 0 or None, "
+                             f"got {self.max_hyper_step!r}")
         if self.method not in METHODS:
             raise ValueError(f"LoopOptions.method must be one of {list(METHODS)}, got {self.method!r}")
         if self.method == "unrolled" and self.unroll_steps > self.inner_steps:
@@ -199,7 +207,7 @@ def tune(
         if opts.hyper_schedule is not None:
             for g, lr in zip(hopt.param_groups, base_lrs, strict=True):
                 g["lr"] = lr * float(opts.hyper_schedule(k))
-        _hyper_step(hopt, raw, hg)
+        _hyper_step(hopt, raw, hg, opts.max_hyper_step)
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
@@ -259,11 +267,16 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
     return start + n
 
 
-def _hyper_step(opt: torch.optim.Optimizer, raw: Tree, hg: Tree) -> None:
+def _hyper_step(opt: torch.optim.Optimizer, raw: Tree, hg: Tree, limit: float | None = None) -> None:
+    before = {k: r.detach().clone() for k, r in raw.items()}
     opt.zero_grad()
     for k, r in raw.items():
         r.grad = hg[k].detach().to(r.dtype).reshape(r.shape).clone()
     opt.step()
+    if limit is not None:
+        with torch.no_grad():
+            for k, r in raw.items():
+                r.copy_(before[k] + (r - before[k]).clamp(-limit, limit))
 
 
 def flat_values(hparams: Mapping[str, torch.Tensor]) -> dict[str, float]:
