@@ -93,11 +93,14 @@ def _trace(cell: Any, seed: int, cv: Any, data: tuple[Any, ...], out: Path, name
 
     xtr, ytr, xte, yte = data
     for name in names:
+        np.random.seed(seed)  # liblinear (logreg, random_state=None) draws from NumPy's global generator
         if name == "skopt-bayes":
             s = B.build(name, cell, seed, cv)
         else:
+            sampler = {"gap-0.05": lambda: gap_sampler(seed), "init10-gap": lambda: gap_sampler(seed, n_init=10),
+                       "xi-0.01": lambda: xi_sampler(seed)}
             s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
-                              random_state=seed, sampler=name)
+                              random_state=seed, sampler=sampler[name]() if name in sampler else name)
         s.fit(xtr, ytr)
         r = s.cv_results_
         raw = [{k: (v if isinstance(v, (int, float, str)) else v.item()) for k, v in p.items()} for p in r["params"]]
@@ -106,6 +109,55 @@ def _trace(cell: Any, seed: int, cv: Any, data: tuple[Any, ...], out: Path, name
         with out.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(cell.name, seed, name, flush=True)
+
+
+class _GapKeys(set):  # type: ignore[type-arg]
+    """The sampler's set of tried configurations' keys, where a key also counts as taken when its
+    row lies within ``gap`` (Chebyshev, unit cube) of a tried one: the Bayesian sampler then skips
+    such candidates and proposes its best candidate outside every gap (``--mode trace``, gap-*)."""
+
+    def __init__(self, keys: Any, gap: float) -> None:
+        super().__init__(keys)
+        rows = [np.frombuffer(k, dtype=float) for k in self]
+        self.rows, self.gap = (np.array(rows) if rows else np.empty((0, 0))), gap
+
+    def __contains__(self, key: object) -> bool:
+        if set.__contains__(self, key):
+            return True
+        if not len(self.rows):
+            return False
+        u = np.frombuffer(key, dtype=float)  # type: ignore[arg-type]
+        return bool(np.min(np.max(np.abs(self.rows - u), axis=1)) < self.gap)
+
+
+def gap_sampler(seed: int, gap: float = 0.05, n_init: int | None = None) -> Any:
+    """"auto"'s Bayesian sampler proposing only configurations ``gap`` away from every tried one."""
+    from tunesmith.samplers import BayesSampler
+
+    class Gap(BayesSampler):
+        def _model_point(self, space: Any, trials: Any, done: Any, bad: Any, losses: Any, rows: Any,
+                         taken: Any, prior: Any) -> Any:
+            return super()._model_point(space, trials, done, bad, losses, rows, _GapKeys(taken, gap), prior)
+
+        def _design(self, space: Any, index: int, taken: Any, prior: Any) -> Any:
+            return super()._design(space, index, _GapKeys(taken, gap), prior)
+
+    return Gap(seed=seed, n_init=n_init)
+
+
+def xi_sampler(seed: int, xi: float = 0.01) -> Any:
+    """"auto"'s Bayesian sampler with skopt's EI margin: the incumbent lowered by ``xi`` score units."""
+    from tunesmith.samplers import BayesSampler
+
+    class Xi(BayesSampler):
+        def _model_point(self, space: Any, trials: Any, done: Any, bad: Any, losses: Any, *rest: Any) -> Any:
+            self.margin = xi / max(float(np.std(losses)), 1e-12)
+            return super()._model_point(space, trials, done, bad, losses, *rest)
+
+        def _incumbent(self, gp: Any, n_done: int) -> float:
+            return super()._incumbent(gp, n_done) - self.margin
+
+    return Xi(seed=seed)
 
 
 def _samplers(seed: int) -> dict[str, tuple[Any, None]]:
@@ -327,6 +379,11 @@ def _analyse_trace(rows: list[dict[str, Any]]) -> None:
         by[(r["cell"], r["seed"])][r["v"]] = r["test"]
     names = list(dict.fromkeys(r["v"] for r in rows))
     _paired_print(by, [(v, "auto") for v in names if v != "auto"], None)
+    for v in names:
+        if v != "auto":
+            d = {c: [b[v] - b["auto"] for (cc, _), b in by.items() if cc == c and v in b and "auto" in b]
+                 for c in dict.fromkeys(c for c, _ in by)}
+            print(f"  {v} - auto per cell: " + ", ".join(f"{c} {np.mean(x):+.4f}" for c, x in d.items() if x))
     for r in rows:
         if r["cell"].startswith("logreg"):
             pen = [p["logisticregression__penalty"] for p in r["raw"]]
