@@ -13,6 +13,8 @@ by the farthest of 256 random points (:class:`Distinct`; "f-0.05": asked again f
 near-copies as pending trials), expected improvement from the observed
 best ("obs"), and random search; each row also holds every trial's distance to its nearest
 earlier trial.
+``--mode trace``: every trial of TunedSearchCV and of skopt's BayesSearchCV in the order they ran
+(``--variants``: "auto", "skopt-bayes", and the fourth round's "gap-0.05", "init10-gap", "xi-0.01").
 ``--analyse FILE`` prints the comparisons. Results: benchmarks/results/sklearn-dev-*.jsonl;
 what they showed: benchmarks/LOG.md, "TunedSearchCV: why it ranks low, what was tried".
 
