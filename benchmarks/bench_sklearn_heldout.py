@@ -36,7 +36,9 @@ EXTRA = ["tunesmith-racing"]
 #: registered after the comparison started (benchmarks/sklearn.md): TunedSearchCV at the defaults of
 #: commit fa65dc0, where "auto" started its Gaussian process after 8 of 16 quasi-random points (the
 #: change was reverted after this row; the sampler below reproduces it: --methods tunesmith-init)
-VARIANTS = ["tunesmith-init"]
+VARIANTS = ["tunesmith-init", "tunesmith-nomargin"]
+#: tunesmith-nomargin: TunedSearchCV with sampler={"name": "auto"}, "auto" without the expected-improvement
+#: margin its default has had since commit 6ddad92: the control of the rerun (benchmarks/sklearn.md)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,11 +89,12 @@ def cells() -> list[Held]:
 
 
 def build(method: str, held: Held, seed: int, cv: Any) -> Any:
-    if method in ("tunesmith", "tunesmith-init"):  # TunedSearchCV at its defaults
+    if method in ("tunesmith", "tunesmith-init", "tunesmith-nomargin"):  # TunedSearchCV at its defaults
         from tunesmith.samplers import BayesSampler
         from tunesmith.sklearn import TunedSearchCV
 
-        sampler = BayesSampler(seed=seed, n_init=B.N_TRIALS // 2) if method == "tunesmith-init" else "auto"
+        sampler: Any = {"tunesmith-init": BayesSampler(seed=seed, n_init=B.N_TRIALS // 2),
+                        "tunesmith-nomargin": {"name": "auto"}}.get(method, "auto")
         return TunedSearchCV(held.cell.estimator(), B.scipy_space(held.cell.space), n_trials=B.N_TRIALS, cv=cv,
                              random_state=seed, sampler=sampler)
     return B.build(method, held.cell, seed, cv)

@@ -13,6 +13,8 @@ by the farthest of 256 random points (:class:`Distinct`; "f-0.05": asked again f
 near-copies as pending trials), expected improvement from the observed
 best ("obs"), and random search; each row also holds every trial's distance to its nearest
 earlier trial.
+``--mode trace``: every trial of TunedSearchCV and of skopt's BayesSearchCV in the order they ran
+(``--variants``: "auto", "skopt-bayes", and the fourth round's "gap-0.05", "init10-gap", "xi-0.01").
 ``--analyse FILE`` prints the comparisons. Results: benchmarks/results/sklearn-dev-*.jsonl;
 what they showed: benchmarks/LOG.md, "TunedSearchCV: why it ranks low, what was tried".
 
@@ -56,6 +58,9 @@ def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out:
             variants = {s: (s, None) for s in samplers} if mode == "selection" else RACING
             variants = _samplers(seed) if mode == "sampler" else variants
             variants = _distinct(seed) if mode == "distinct" else variants
+            if mode == "trace":
+                _trace(cell, seed, cv, (xtr, ytr, xte, yte), out, variants_ or ["auto", "skopt-bayes"])
+                continue
             variants = {k: v for k, v in variants.items() if variants_ is None or k in variants_}
             for name, (sampler, pruner) in variants.items():
                 s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
@@ -81,6 +86,80 @@ def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out:
                 with out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(cell.name, seed, name, flush=True)
+
+
+def _trace(cell: Any, seed: int, cv: Any, data: tuple[Any, ...], out: Path, names: list[str]) -> None:
+    """``--mode trace``: every trial of TunedSearchCV ("auto", or a sampler name) and of skopt's
+    BayesSearchCV in the order they ran: unit coordinates, mean CV score, and the choice's test score."""
+    from tunesmith.sklearn import TunedSearchCV
+
+    xtr, ytr, xte, yte = data
+    for name in names:
+        np.random.seed(seed)  # liblinear (logreg, random_state=None) draws from NumPy's global generator
+        if name == "skopt-bayes":
+            s = B.build(name, cell, seed, cv)
+        else:
+            sampler = {"gap-0.05": lambda: gap_sampler(seed), "init10-gap": lambda: gap_sampler(seed, n_init=10),
+                       "xi-0.01": lambda: xi_sampler(seed)}
+            s = TunedSearchCV(cell.estimator(), B.scipy_space(cell.space), n_trials=B.N_TRIALS, cv=cv,
+                              random_state=seed, sampler=sampler[name]() if name in sampler else name)
+        s.fit(xtr, ytr)
+        r = s.cv_results_
+        raw = [{k: (v if isinstance(v, (int, float, str)) else v.item()) for k, v in p.items()} for p in r["params"]]
+        row = {"cell": cell.name, "seed": seed, "v": name, "cv": float(s.best_score_), "test": float(s.score(xte, yte)),
+               "raw": raw, "values": [float(v) for v in r["mean_test_score"]]}
+        with out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(cell.name, seed, name, flush=True)
+
+
+class _GapKeys(set):  # type: ignore[type-arg]
+    """The sampler's set of tried configurations' keys, where a key also counts as taken when its
+    row lies within ``gap`` (Chebyshev, unit cube) of a tried one: the Bayesian sampler then skips
+    such candidates and proposes its best candidate outside every gap (``--mode trace``, gap-*)."""
+
+    def __init__(self, keys: Any, gap: float) -> None:
+        super().__init__(keys)
+        rows = [np.frombuffer(k, dtype=float) for k in self]
+        self.rows, self.gap = (np.array(rows) if rows else np.empty((0, 0))), gap
+
+    def __contains__(self, key: object) -> bool:
+        if set.__contains__(self, key):
+            return True
+        if not len(self.rows):
+            return False
+        u = np.frombuffer(key, dtype=float)  # type: ignore[arg-type]
+        return bool(np.min(np.max(np.abs(self.rows - u), axis=1)) < self.gap)
+
+
+def gap_sampler(seed: int, gap: float = 0.05, n_init: int | None = None) -> Any:
+    """"auto"'s Bayesian sampler proposing only configurations ``gap`` away from every tried one."""
+    from tunesmith.samplers import BayesSampler
+
+    class Gap(BayesSampler):
+        def _model_point(self, space: Any, trials: Any, done: Any, bad: Any, losses: Any, rows: Any,
+                         taken: Any, prior: Any) -> Any:
+            return super()._model_point(space, trials, done, bad, losses, rows, _GapKeys(taken, gap), prior)
+
+        def _design(self, space: Any, index: int, taken: Any, prior: Any) -> Any:
+            return super()._design(space, index, _GapKeys(taken, gap), prior)
+
+    return Gap(seed=seed, n_init=n_init)
+
+
+def xi_sampler(seed: int, xi: float = 0.01) -> Any:
+    """"auto"'s Bayesian sampler with skopt's EI margin: the incumbent lowered by ``xi`` score units."""
+    from tunesmith.samplers import BayesSampler
+
+    class Xi(BayesSampler):
+        def _model_point(self, space: Any, trials: Any, done: Any, bad: Any, losses: Any, *rest: Any) -> Any:
+            self.margin = xi / max(float(np.std(losses)), 1e-12)
+            return super()._model_point(space, trials, done, bad, losses, *rest)
+
+        def _incumbent(self, gp: Any, n_done: int) -> float:
+            return super()._incumbent(gp, n_done) - self.margin
+
+    return Xi(seed=seed)
 
 
 def _samplers(seed: int) -> dict[str, tuple[Any, None]]:
@@ -225,6 +304,8 @@ def analyse(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if rows and "near" in rows[0]:
         return _analyse_distinct(rows)
+    if rows and "values" in rows[0] and "raw" in rows[0]:
+        return _analyse_trace(rows)
     if rows and "fits" not in rows[0] and "folds" not in rows[0]:
         return _analyse_sampler(rows)
     if rows and "folds" not in rows[0]:
@@ -272,6 +353,47 @@ def _analyse_distinct(rows: list[dict[str, Any]]) -> None:
         print(f"{v}: trials within 0.05 of an earlier one, per search of 16: {np.mean(near):.2f}")
 
 
+def _trace_stats(row: dict[str, Any]) -> dict[str, float]:
+    """Per search: near-copies (Chebyshev < 0.05 in the unit cube, a different category counts 1),
+    coordinates at a bound (< 0.01 or > 0.99), the best CV after 5 / 10 / 16 trials."""
+    U = [_unit(row["cell"], r) for r in row["raw"]]
+
+    def gap(a: list[tuple[str, Any]], b: list[tuple[str, Any]]) -> float:
+        return max(abs(x[1] - y[1]) if x[0] == "n" else float(x[1] != y[1]) for x, y in zip(a, b, strict=True))
+
+    near = [min(gap(U[i], U[j]) for j in range(i)) for i in range(1, len(U))]
+    num = [x[1] for u in U for x in u if x[0] == "n"]
+    v = np.maximum.accumulate(np.array(row["values"]))
+    return {"near": sum(n < 0.05 for n in near), "near after 10": sum(n < 0.05 for n in near[9:]),
+            "at bound": float(np.mean([x < 0.01 or x > 0.99 for x in num])),
+            "cv@5": float(v[4]), "cv@10": float(v[9]), "cv@16": float(v[-1]), "test": row["test"]}
+
+
+def _analyse_trace(rows: list[dict[str, Any]]) -> None:
+    stats: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+    for r in rows:
+        for key in (r["cell"], "all"):
+            stats[(key, r["v"])].append(_trace_stats(r))
+    for (cell, v), xs in sorted(stats.items()):
+        print(f"{cell:24s} {v:12s} n={len(xs)} " + " ".join(f"{k} {np.mean([x[k] for x in xs]):.4f}" for k in xs[0]))
+    by: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        by[(r["cell"], r["seed"])][r["v"]] = r["test"]
+    names = list(dict.fromkeys(r["v"] for r in rows))
+    _paired_print(by, [(v, "auto") for v in names if v != "auto"], None)
+    for v in names:
+        if v != "auto":
+            d = {c: [b[v] - b["auto"] for (cc, _), b in by.items() if cc == c and v in b and "auto" in b]
+                 for c in dict.fromkeys(c for c, _ in by)}
+            print(f"  {v} - auto per cell: " + ", ".join(f"{c} {np.mean(x):+.4f}" for c, x in d.items() if x))
+    for r in rows:
+        if r["cell"].startswith("logreg"):
+            pen = [p["logisticregression__penalty"] for p in r["raw"]]
+            good = sum(p == "l1" and 0.01 <= q["logisticregression__C"] <= 1 for p, q in zip(pen, r["raw"], strict=True))
+            print(f"  logreg seed {r['seed']} {r['v']:12s} l1 trials {pen.count('l1')}, l1 with C in [0.01, 1] {good}, "
+                  f"cv {r['cv']:.4f} test {r['test']:.4f}")
+
+
 def _analyse_racing(rows: list[dict[str, Any]]) -> None:
     by: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
     nfits: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
@@ -295,7 +417,7 @@ def _paired_print(by: dict[Any, dict[str, float]], pairs: list[tuple[str, str]],
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=["selection", "racing", "sampler", "distinct"], default="selection")
+    ap.add_argument("--mode", choices=["selection", "racing", "sampler", "distinct", "trace"], default="selection")
     ap.add_argument("--cells", nargs="+", default=None, help="default: all six")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10, 20)))
     ap.add_argument("--samplers", nargs="+", default=["bayes", "random", "tpe"])

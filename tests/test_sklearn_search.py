@@ -189,3 +189,15 @@ def test_parallel_trials_with_a_pruner() -> None:
                            random_state=0, n_jobs=2, pruner="median").fit(X, Y)
     assert len(search.cv_results_["params"]) == 6 and len(search.study_.trials) == 6
     assert search.cv_results_["state"][search.best_index_] == "complete"
+
+
+def test_auto_measures_improvement_against_the_best_score_plus_a_margin() -> None:
+    space = {"C": loguniform(1e-2, 1e2), "gamma": loguniform(1e-3, 1e1)}
+    default = TunedSearchCV(SVC(), space, n_trials=7, cv=3, random_state=0).fit(X, Y)
+    chosen = default.study_.sampler.chosen  # type: ignore[attr-defined]
+    assert chosen.name == "bayes" and chosen.options.ei_margin == 0.01
+    assert default.study_.sampler.describe()["bayes"] == {"ei_margin": 0.01}
+    plain = TunedSearchCV(SVC(), space, n_trials=7, cv=3, random_state=0, sampler={"name": "auto"}).fit(X, Y)
+    assert plain.study_.sampler.chosen.options.ei_margin == 0.0  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="unknown BayesSampler option"):
+        ts.samplers.AutoSampler(bayes={"xi": 0.01})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..space import Space
@@ -25,14 +25,21 @@ class AutoSampler(Sampler):
     (Gaussian process) otherwise.
 
     The choice is made at the first suggestion, logged, and exposed as
-    :attr:`chosen`.
+    :attr:`chosen`. ``bayes``: options of :class:`~tunesmith.samplers.BayesSampler`
+    used where it is picked (e.g. ``{"ei_margin": 0.01}``).
     """
 
     name = "auto"
 
-    def __init__(self, seed: int | None = None, *, budget: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, *, budget: int | None = None,
+                 bayes: Mapping[str, Any] | None = None) -> None:
         super().__init__(seed)
         self.budget = budget
+        self.bayes = dict(bayes or {})
+        if self.bayes:
+            from .bayes import BayesOptions
+
+            BayesOptions.build(dict(self.bayes))  # a wrong option fails here, not at the first suggestion
         self.early_stopping = False
         self.chosen: Sampler | None = None
         qmc()  # import now, before any worker process forks
@@ -55,7 +62,7 @@ class AutoSampler(Sampler):
         self.early_stopping = bool(stops)
 
     def choose(self, space: Space, budget: int | None) -> Sampler:
-        picked, why = pick(space, budget, self.seed, early_stopping=self.early_stopping)
+        picked, why = pick(space, budget, self.seed, early_stopping=self.early_stopping, bayes=self.bayes)
         if getattr(self, "_key", None):
             picked.reseed(*self._key)
         logger.info("sampler 'auto' picked %r: %s", picked.name, why)
@@ -69,11 +76,12 @@ class AutoSampler(Sampler):
         return self.chosen.suggest(space, trials, direction)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed}
+        return {"name": self.name, "seed": self.seed, **({"bayes": dict(self.bayes)} if self.bayes else {})}
 
 
 def pick(
-    space: Space, budget: int | None, seed: int, *, early_stopping: bool = False
+    space: Space, budget: int | None, seed: int, *, early_stopping: bool = False,
+    bayes: Mapping[str, Any] | None = None,
 ) -> tuple[Sampler, str]:
     """The sampler "auto" uses for ``space`` and ``budget``, and why."""
     from .bayes import BayesSampler
@@ -93,7 +101,7 @@ def pick(
         return TPESampler(seed=seed), f"the space has {space.ndim} parameters (> {HIGH_DIM}); a GP would be slow and weak"
     if budget is not None and budget > LARGE_BUDGET:
         return TPESampler(seed=seed), f"the budget of {budget} trials is very large (> {LARGE_BUDGET})"
-    return BayesSampler(seed=seed), (
+    return BayesSampler(seed=seed, **(bayes or {})), (
         f"{space.ndim} parameter(s), budget {budget if budget is not None else 'open'}: "
         "Gaussian-process Bayesian optimization"
     )

@@ -51,6 +51,12 @@ class BayesOptions:
             signal variance, and the lowest observed loss once the model
             calls more of the losses noise (for very noisy objectives, where
             the plug-in bar settles too early; e.g. 0.1). None: always.
+        ei_margin: expected improvement is measured against the incumbent
+            improved by this margin, in the objective's units (scikit-optimize's
+            ``xi``), converted to the model's standardized scale by the standard
+            deviation of the observed values (exact without output warping). A
+            margin about the size of the differences between good configurations
+            keeps a short search from sampling beside its incumbent; 0: none.
         ls_penalty: strength a of the penalty a (x + 1/x) on each inverse
             squared lengthscale x (unit cube), which keeps the model from
             explaining few points by very short lengthscales; 0 turns it off.
@@ -72,6 +78,7 @@ class BayesOptions:
     local_search: bool = False
     plugin_incumbent: bool = True
     plugin_max_noise: float | None = None
+    ei_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):
@@ -91,6 +98,8 @@ class BayesOptions:
         gate = self.plugin_max_noise
         if gate is not None and not (isinstance(gate, (int, float)) and 0 < gate < float("inf")):
             raise ValueError(f"plugin_max_noise must be a finite number > 0 or None, got {gate!r}")
+        if not (isinstance(self.ei_margin, (int, float)) and 0 <= self.ei_margin < float("inf")):
+            raise ValueError(f"ei_margin must be a finite number >= 0 (in the objective's units), got {self.ei_margin!r}")
         if self.prior_beta < 0:
             raise ValueError(f"prior_beta must be >= 0, got {self.prior_beta!r}")
 

@@ -130,7 +130,7 @@ class BayesSampler(Sampler):
         Z, A = enc.to_gp(U_tr)
         theta, y = self._hyperparameters(space, Z, A, loss[keep], enc, len(obs))
         gp = GP(Z, A, y, theta, enc.is_cat, enc.conditional)
-        best = self._incumbent(gp, int(np.sum(keep < len(done))))
+        best = self._incumbent(gp, int(np.sum(keep < len(done)))) - self.options.ei_margin / float(np.std(losses))
         gp = self._with_fantasies(space, enc, gp, trials)
         weight = self.options.prior_beta / max(len(obs), 1) if prior is not None else 0.0
         acq = Acquisition(gp, best, prior, weight)
