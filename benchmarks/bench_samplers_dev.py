@@ -49,6 +49,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "plugin_xi": {"plugin_incumbent": True},
     "plugin_alternate": {"plugin_incumbent": True},
     "plugin_stall_observed": {"plugin_incumbent": True},
+    "center": {},  # design point 0 at the space's center, the design's length unchanged
+    "center_short": {},  # and a shorter design: min(max(5, d // 2 + 1), 10) points
+    "center_extra": {},  # the center, then min(max(5, d + 1), 20) Sobol points (kept: the default)
 }
 
 #: plug-in EI only while the fitted noise / signal stays below this (``plugin_noise_gated``)
@@ -109,8 +112,35 @@ def _patched(label: str) -> Any:
         th, d = self._theta, len(log_ls)
         return None if th is None or th[d + 1] - th[d] < np.log(1e-3) else region(self, enc, losses, incumbent, log_ls)
 
+    n_init = BayesSampler.n_init
+    from tunesmith.samplers.bayes import sampler as bayes_sampler
+
+    design = bayes_sampler.initial_point
+
+    def centered(space: Any, index: int, seed: int, prior: Any, rng: Any) -> Any:
+        """Design point 0 at the center of the space (prior coordinates at their modes)."""
+        if index:
+            return design(space, index, seed, prior, rng)
+        u = np.full((1, space.ndim), 0.5)
+        return (prior.mode(u) if prior is not None else u)[0]
+
+    def short_design(self: Any, space: Any) -> int:
+        return min(max(5, space.ndim // 2 + 1), 10)
+
+    def extra(self: Any, space: Any) -> int:
+        return 1 + min(max(5, space.ndim + 1), 20)  # the default since it was kept
+
+    def before(self: Any, space: Any) -> int:
+        return min(max(5, space.ndim + 1), 20)  # the default before
+
+    designs = {"center": before, "center_short": short_design, "center_extra": extra}
+
     @contextlib.contextmanager
     def ctx() -> Any:
+        if label.startswith("center"):
+            bayes_sampler.initial_point = centered
+        if label in designs:
+            BayesSampler.n_init = designs[label]  # type: ignore[method-assign]
         if patch is not None:
             local.side = patch  # type: ignore[assignment]
         if label in ("ls_gated", "ls_alt_gated", "plugin_alt_gated"):
@@ -123,6 +153,8 @@ def _patched(label: str) -> Any:
             local.side = side  # type: ignore[assignment]
             BayesSampler._trust_region = region  # type: ignore[method-assign]
             BayesSampler._incumbent = incumbent  # type: ignore[method-assign]
+            BayesSampler.n_init = n_init  # type: ignore[method-assign]
+            bayes_sampler.initial_point = design
 
     return ctx()
 

@@ -136,6 +136,22 @@ def test_good_prior_speeds_up_and_wrong_prior_costs_little() -> None:
     assert np.mean(final["wrong"]) < np.mean(final["plain"]) + 0.05, final
 
 
+def test_design_starts_at_the_center_then_spreads_by_seed() -> None:
+    # point 0 is the middle of every range (geometric middle of a log range, the middle
+    # choice), whatever the seed; with a prior, its prior coordinates sit at the mode
+    space = ts.Space({"x": ts.Float(-5, 5), "lr": ts.Float(1e-6, 1.0, log=True),
+                      "n": ts.Int(1, 9), "act": ts.Categorical(["relu", "tanh", "gelu"])})
+    firsts = [ts.BayesSampler(seed=s).suggest(space, [], Direction.MINIMIZE).params for s in range(3)]
+    assert all(f == firsts[0] for f in firsts), firsts
+    assert firsts[0]["x"] == pytest.approx(0.0) and firsts[0]["lr"] == pytest.approx(1e-3)
+    assert firsts[0]["n"] == 5 and firsts[0]["act"] == "tanh"
+    seconds = [t.trials[1].params for t in (run(space, lambda p: p["x"] ** 2, "bayes", 2, s) for s in range(3))]
+    assert len({repr(p) for p in seconds}) == 3, seconds  # the Sobol points after it follow the seed
+    first = ts.BayesSampler(seed=0).suggest(_prior_space(1e-2), [], Direction.MINIMIZE).params
+    assert first["lr"] == pytest.approx(1e-2) and first["act"] == "gelu"
+    assert first["beta2"] == pytest.approx((0.9 + 0.99999) / 2)
+
+
 def _pending(space: ts.Space, sampler: ts.Sampler, n_done: int, n_ask: int) -> list[dict]:
     """Ask n_ask times in a row, each earlier suggestion pending (running)."""
     rng = np.random.default_rng(0)

@@ -11,8 +11,9 @@ class BayesOptions:
     """Settings of :class:`~tunesmith.samplers.BayesSampler`.
 
     Attributes:
-        n_init: quasi-random (Sobol) trials before the model takes over;
-            None sizes it from the dimension: ``min(max(5, d + 1), 20)``.
+        n_init: trials of the initial design before the model takes over:
+            the center of the space, then quasi-random (Sobol) points;
+            None sizes it from the dimension: ``1 + min(max(5, d + 1), 20)``.
         warping: transform of losses before the GP: "auto" (at each refit,
             "power" or "none", whichever fitted model makes the losses
             likelier: maximized log posterior plus the transform's

@@ -2,7 +2,8 @@
 
 Per suggestion (notation in :mod:`.encoding`):
 
-1. fewer than ``n_init`` observations: the next point of the initial design;
+1. fewer than ``n_init`` observations: the next point of the initial design
+   (the center of the space, then quasi-random points);
 2. else: losses of completed trials (failed and pruned ones count as the worst
    loss seen, so the model learns to avoid regions that fail) are warped and
    a GP is fitted on at most ``max_train`` of them; hyperparameters (and, with
@@ -69,9 +70,10 @@ class BayesSampler(Sampler):
         return self._warping or None
 
     def n_init(self, space: Space) -> int:
+        """Trials of the initial design: the center, then min(max(5, d + 1), 20) Sobol points."""
         if self.options.n_init is not None:
             return self.options.n_init
-        return min(max(5, space.ndim + 1), 20)
+        return 1 + min(max(5, space.ndim + 1), 20)
 
     def suggest(self, space: Space, trials: Sequence[FrozenTrial], direction: Direction) -> Suggestion:
         with one_blas_thread():
