@@ -18,6 +18,7 @@ trial fewer; the trial is queued again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -47,6 +48,7 @@ logger = logging.getLogger("tunesmith")
 
 IN_FLIGHT = 2  # calls queued per actor: one running, one waiting
 MAX_REPLACEMENTS = 20
+INTERRUPT_GRACE = 5.0  # seconds Ctrl-C waits for the stopped actors' calls to end
 #: seconds without a node that has the resources of one trial before the cluster counts as lost
 LOST_AFTER = 60.0
 
@@ -216,8 +218,7 @@ class _Driver:
             self._finish_promoted()
         except KeyboardInterrupt:
             self.budget.stop()
-            for a in self.actors:  # still alive here (killed below): their trials are failed
-                self._lost(a, "interrupted (KeyboardInterrupt)", requeue=False, dead=False)
+            self._interrupt()
             logger.warning("interrupted: running trials marked failed; optimize stopped")
         except ClusterLost as exc:
             self.budget.stop()
@@ -228,6 +229,27 @@ class _Driver:
                 self.ray.kill(a.handle)
         self.calls.raise_error()
         return self.exhausted
+
+    def _interrupt(self) -> None:
+        """Ctrl-C: stop every actor, then fail the trials it was running.
+
+        The queued calls are cancelled and the actors killed first, and their trials
+        failed once their calls have ended (at most :data:`INTERRUPT_GRACE` seconds):
+        calls go to an actor directly, so one that outlives its node's raylet (or a
+        kill that cannot reach it) may otherwise start its queued call after the
+        sweep and leave that trial running."""
+        refs = [r for a in self.actors for r in a.calls]
+        for ref in refs:
+            with contextlib.suppress(Exception):  # already ended, or its actor is gone
+                self.ray.cancel(ref)
+        for a in self.actors:
+            with contextlib.suppress(Exception):
+                self.ray.kill(a.handle)
+        if refs:
+            with contextlib.suppress(Exception):
+                self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
+        for a in self.actors:
+            self._lost(a, "interrupted (KeyboardInterrupt)", requeue=False, dead=False)
 
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker
