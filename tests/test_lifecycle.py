@@ -8,7 +8,7 @@ import pytest
 
 import tunesmith as ts
 from tunesmith.study import lifecycle
-from tunesmith.trial import FrozenTrial, SystemState, TrialState
+from tunesmith.trial import Direction, FrozenTrial, SystemState, TrialState
 
 SPACE = {"x": ts.Float(0.0, 1.0)}
 
@@ -142,3 +142,55 @@ def test_a_stale_copy_of_a_pause_neither_resumes_nor_abandons_a_later_pause(tmp_
     assert stored.state is TrialState.PAUSED and stored.last_step == 3 and stored.system.n_resumes == 1
     second = lifecycle.claim_paused(storage, sid, stored, "w2", 3.0)
     assert second is not None and second.system.resumed_step == 3 and second.system.n_resumes == 2
+
+
+def test_a_pause_renewed_between_the_read_and_the_write_is_left_as_it_is(storage_url: str | None) -> None:
+    """Right after this worker read the pause it means to claim (or abandon), another worker
+    resumes the trial, trains it further and pauses it again. The read and the write are two
+    transactions, so the write itself must see that the pause is no longer the one read, and
+    leave the newer record (its reports, its resume count) as it is."""
+    from tunesmith.storage import MemoryStorage, SQLStorage, Storage, make_storage
+
+    def renew(st: Storage, sid: int, rec: FrozenTrial, step: int) -> None:  # the other worker
+        running = lifecycle.claim_paused(st, sid, rec, "other", float(step))
+        assert running is not None
+        trained = running.replace(intermediate={**running.intermediate, step: 0.1 / step})
+        assert st.update_trial(sid, lifecycle.pause(trained), expect_state=TrialState.RUNNING)
+
+    class Interleaved(MemoryStorage if storage_url is None else SQLStorage):  # type: ignore[misc]
+        armed = False
+        other: Storage
+
+        def get_trial(self, study_id: int, number: int) -> FrozenTrial:
+            rec = super().get_trial(study_id, number)
+            if self.armed:
+                self.armed = False
+                renew(self.other, study_id, rec, step=(rec.last_step or 0) + 1)
+            return rec
+
+    slow = Interleaved() if storage_url is None else Interleaved(storage_url)
+    slow.other = slow if storage_url is None else make_storage(storage_url)
+    sid = slow.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
+    first = slow.create_trial(sid, params={"x": 0.5}, state=TrialState.RUNNING)
+    paused = lifecycle.pause(first.replace(intermediate={0: 0.5, 1: 0.4}))
+    assert slow.update_trial(sid, paused, expect_state=TrialState.RUNNING)
+
+    slow.armed = True
+    assert lifecycle.claim_paused(slow, sid, paused, "me", 5.0) is None
+    stored = slow.get_trial(sid, first.number)
+    assert (stored.state, stored.last_step, stored.system.n_resumes) == (TrialState.PAUSED, 2, 1)
+
+    slow.armed = True
+    assert not lifecycle.abandon_paused(slow, sid, stored, 6.0)
+    stored = slow.get_trial(sid, first.number)
+    assert (stored.state, stored.last_step, stored.system.n_resumes) == (TrialState.PAUSED, 3, 2)
+
+
+def test_update_trial_expect_needs_expect_state() -> None:
+    from tunesmith.storage import MemoryStorage
+
+    st = MemoryStorage()
+    sid = st.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
+    rec = st.create_trial(sid, params={"x": 0.5}, state=TrialState.RUNNING)
+    with pytest.raises(ValueError, match=r"update_trial\(expect=...\) needs expect_state"):
+        st.update_trial(sid, rec, expect=lambda stored: True)

@@ -16,7 +16,7 @@ import os
 import re
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,12 @@ class StudyRecord:
 #: the longest study name every storage keeps (the SQL column's width)
 MAX_NAME_LENGTH = 512
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_expect(expect_state: TrialState | None, expect: object) -> None:
+    """``update_trial``'s ``expect`` narrows a compare-and-set: it needs ``expect_state``."""
+    if expect is not None and expect_state is None:
+        raise ValueError("update_trial(expect=...) needs expect_state: it narrows a compare-and-set")
 
 
 def check_study_name(name: object) -> str:
@@ -138,13 +144,21 @@ class Storage(ABC):
 
     @abstractmethod
     def update_trial(
-        self, study_id: int, trial: FrozenTrial, *, expect_state: TrialState | None = None
+        self,
+        study_id: int,
+        trial: FrozenTrial,
+        *,
+        expect_state: TrialState | None = None,
+        expect: Callable[[FrozenTrial], bool] | None = None,
     ) -> bool:
         """Rewrite a trial record whole (state, value, reports, attrs, system, ...).
 
         With ``expect_state``, a compare-and-set: the record is written only if
         the stored one is in that state; returns whether it was (two workers
-        claiming the same waiting or paused trial: exactly one wins). Without it,
+        claiming the same waiting or paused trial: exactly one wins). ``expect``
+        (only with ``expect_state``) narrows it: the stored record must also
+        satisfy this predicate, checked in the same transaction as the write
+        (a paused trial must still be the pause the caller saw). Without it,
         any unfinished record is overwritten (returns True), and a finished one
         raises TrialFinishedError. A write that finds its own record already
         stored (a retry whose first attempt had committed) returns True; no such

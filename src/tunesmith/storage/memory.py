@@ -7,12 +7,12 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import DuplicateStudyError, StudyNotFound, TrialFinishedError, TrialNotFound
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
-from .base import Storage, StudyRecord, check_study_name
+from .base import Storage, StudyRecord, check_expect, check_study_name
 
 
 class MemoryStorage(Storage):
@@ -103,14 +103,20 @@ class MemoryStorage(Storage):
             live.setdefault(new.state, set()).add(new.number)
 
     def update_trial(
-        self, study_id: int, trial: FrozenTrial, *, expect_state: TrialState | None = None
+        self,
+        study_id: int,
+        trial: FrozenTrial,
+        *,
+        expect_state: TrialState | None = None,
+        expect: Callable[[FrozenTrial], bool] | None = None,
     ) -> bool:
+        check_expect(expect_state, expect)
         with self._lock:
             trials = self._trials[study_id]
             if not 0 <= trial.number < len(trials):
                 raise TrialNotFound(f"study has no trial number {trial.number}")
             old = trials[trial.number]
-            if expect_state is not None and old.state is not expect_state:
+            if expect_state is not None and (old.state is not expect_state or (expect is not None and not expect(old))):
                 return False
             if old.state.is_finished:
                 if old == trial:  # the same write again

@@ -36,7 +36,7 @@ from ..exceptions import (
     TrialNotFound,
 )
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
-from .base import Storage, StudyRecord, check_study_name
+from .base import Storage, StudyRecord, check_expect, check_study_name
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
@@ -645,12 +645,19 @@ class SQLStorage(Storage):
             cur.execute("lock_study", {"sid": study_id})
 
     def update_trial(
-        self, study_id: int, trial: FrozenTrial, *, expect_state: TrialState | None = None
+        self,
+        study_id: int,
+        trial: FrozenTrial,
+        *,
+        expect_state: TrialState | None = None,
+        expect: Callable[[FrozenTrial], bool] | None = None,
     ) -> bool:
+        check_expect(expect_state, expect)
         values = _trial_values(trial)
         where = {"w_sid": study_id, "w_number": trial.number}
         if expect_state is not None:
-            return self._compare_and_set(study_id, trial.number, {**values, **where}, TrialState(expect_state))
+            args = {**values, **where}
+            return self._compare_and_set(study_id, trial.number, args, TrialState(expect_state), expect)
 
         def op(cur: Cursor) -> bool:
             if cur.execute("update_unfinished", {**values, **where}).rowcount != 0:
@@ -667,20 +674,43 @@ class SQLStorage(Storage):
 
         return self._tx(op, write=True)
 
-    def _compare_and_set(self, study_id: int, number: int, args: dict[str, Any], expect: TrialState) -> bool:
+    def _compare_and_set(
+        self,
+        study_id: int,
+        number: int,
+        args: dict[str, Any],
+        state: TrialState,
+        expect: Callable[[FrozenTrial], bool] | None = None,
+    ) -> bool:
         """A conditional UPDATE. Only a retry (the connection broke after a commit whose
-        answer was lost) may find its own record stored and count it as won."""
-        args = {**args, "w_state": expect.value}
+        answer was lost) may find its own record stored and count it as won. With
+        ``expect``, the stored record is read and judged in the write transaction,
+        the study locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already is), so no
+        other writer changes it between the judgement and the write."""
+        args = {**args, "w_state": state.value}
         tried = [False]
+        at = {"sid": study_id, "number": number}
+
+        def own(cur: Cursor) -> bool:
+            row = cur.first("get_stored", at)
+            if row is None:
+                raise TrialNotFound(f"study has no trial number {number}")
+            return all(a == args[k] for k, a in zip(_STORED_KEYS, row, strict=True))
 
         def op(cur: Cursor) -> bool:
             retry, tried[0] = tried[0], True
+            if expect is not None:
+                self._lock_hot(cur, study_id)
+                if retry and own(cur):
+                    return True
+                row = cur.first("one_trial", at)
+                if row is None:
+                    raise TrialNotFound(f"study has no trial number {number}")
+                if not expect(tuple_to_trial(row)):
+                    return False
             if cur.execute("update_if_state", args).rowcount != 0:
                 return True
-            row = cur.first("get_stored", {"sid": study_id, "number": number})
-            if row is None:
-                raise TrialNotFound(f"study has no trial number {number}")
-            return retry and all(a == args[k] for k, a in zip(_STORED_KEYS, row, strict=True))
+            return own(cur) and retry  # own() first: no such trial raises
 
         return self._tx(op, write=True)
 

@@ -19,7 +19,7 @@ policy. The study's bookkeeping lives in ``FrozenTrial.system``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..exceptions import StorageError
 from ..storage import Storage
@@ -130,13 +130,16 @@ def claim_paused(storage: Storage, study_id: int, rec: FrozenTrial, worker: str,
     if stored is None:
         return None
     running = resume(stored, worker, now)
-    return running if storage.update_trial(study_id, running, expect_state=TrialState.PAUSED) else None
+    same = _is_pause_of(stored)
+    return running if storage.update_trial(study_id, running, expect_state=TrialState.PAUSED, expect=same) else None
 
 
 def abandon_paused(storage: Storage, study_id: int, rec: FrozenTrial, now: float) -> bool:
     """Prune paused ``rec`` for good; whether this call did (not another worker)."""
     stored = _same_pause(storage, study_id, rec)
-    return stored is not None and storage.update_trial(study_id, abandon(stored, now), expect_state=TrialState.PAUSED)
+    return stored is not None and storage.update_trial(
+        study_id, abandon(stored, now), expect_state=TrialState.PAUSED, expect=_is_pause_of(stored)
+    )
 
 
 def _same_pause(storage: Storage, study_id: int, rec: FrozenTrial) -> FrozenTrial | None:
@@ -147,9 +150,18 @@ def _same_pause(storage: Storage, study_id: int, rec: FrozenTrial) -> FrozenTria
     ``paused`` as before, and writing ``rec``'s record would undo that training (its
     reports, its resume count) and resume it from a step its checkpoint has left behind."""
     stored = storage.get_trial(study_id, rec.number)
-    same = (stored.state is TrialState.PAUSED and stored.system.n_resumes == rec.system.n_resumes
-            and stored.last_step == rec.last_step)
-    return stored if same else None
+    return stored if _is_pause_of(rec)(stored) else None
+
+
+def _is_pause_of(rec: FrozenTrial) -> Callable[[FrozenTrial], bool]:
+    """Whether a stored record is still paused ``rec``'s pause. Checked again inside
+    the claiming write (``update_trial(expect=...)``): between the read above and the
+    write, another worker may resume, train and pause the trial again."""
+    def same(stored: FrozenTrial) -> bool:
+        return (stored.state is TrialState.PAUSED and stored.system.n_resumes == rec.system.n_resumes
+                and stored.last_step == rec.last_step)  # fmt: skip
+
+    return same
 
 
 def fail_lost(
