@@ -268,7 +268,7 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
 
 
 def _hyper_step(opt: torch.optim.Optimizer, raw: Tree, hg: Tree, limit: float | None = None) -> None:
-    before = {k: r.detach().clone() for k, r in raw.items()}
+    before = {k: r.detach().clone() for k, r in raw.items()} if limit is not None else {}
     opt.zero_grad()
     for k, r in raw.items():
         r.grad = hg[k].detach().to(r.dtype).reshape(r.shape).clone()

@@ -132,7 +132,7 @@ class BayesSampler(Sampler):
         Z, A = enc.to_gp(U_tr)
         theta, y = self._hyperparameters(space, Z, A, loss[keep], enc, len(obs))
         gp = GP(Z, A, y, theta, enc.is_cat, enc.conditional)
-        best = self._incumbent(gp, int(np.sum(keep < len(done)))) - self.options.ei_margin / float(np.std(losses))
+        best = self._incumbent(gp, int(np.sum(keep < len(done)))) - self._margin(losses)
         gp = self._with_fantasies(space, enc, gp, trials)
         weight = self.options.prior_beta / max(len(obs), 1) if prior is not None else 0.0
         acq = Acquisition(gp, best, prior, weight)
@@ -152,6 +152,11 @@ class BayesSampler(Sampler):
                 u = self._branch_design(space, enc, u, rows, taken)
             return u
         return None
+
+    def _margin(self, losses: np.ndarray) -> float:
+        """``ei_margin`` on the model's standardized scale (0 while the losses do not vary)."""
+        spread = float(np.std(losses))
+        return self.options.ei_margin / spread if self.options.ei_margin and spread > 0 else 0.0
 
     def _incumbent(self, gp: GP, n_done: int) -> float:
         """EI's reference (warped) loss: the best of the first ``n_done`` training rows (the
