@@ -45,7 +45,7 @@ def test_the_rule_focuses_only_with_many_parameters_enough_trials_and_not_on_exp
 def test_once_the_search_has_stalled_every_other_turn_steps_the_rest_around_the_incumbent() -> None:
     rule = FocusRule()
     theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]
-    assert rule.patience(12) == 6 and rule.patience(20) == 10
+    assert rule.patience(12) == 5 and rule.patience(20) == 5 and rule.patience(40) == 10
     improving = np.r_[np.linspace(10.0, 1.0, 24), 1.0 - 0.1 * np.arange(1, 7)]
     stalled = np.r_[np.linspace(10.0, 1.0, 24), np.ones(6)]
     assert rule.rest(theta, 12, 30, 4, improving) is None  # still improving: turns as before
@@ -75,7 +75,7 @@ def test_once_the_search_has_stalled_the_focused_turns_refine_around_the_incumbe
 
 
 def test_stalled_means_the_best_once_went_patience_trials_without_a_real_gain_after_focus_began() -> None:
-    rule = FocusRule()  # d = 12: focus from trial 24, patience 6, a real gain: 1e-3 of the IQR
+    rule = FocusRule()  # d = 12: focus from trial 24, patience 5, a real gain: 1e-3 of the IQR
     steady = np.r_[np.linspace(10.0, 1.0, 24), 1.0 - 0.1 * np.arange(1, 30)]  # gains every trial
     assert not rule.stalled(steady, 12)
     tiny = np.r_[np.linspace(10.0, 1.0, 24), 1.0 - 1e-6 * np.arange(1, 8)]  # gains only in the last digits
@@ -130,3 +130,27 @@ def test_focus_is_an_option_that_can_be_turned_off_and_is_recorded() -> None:
     assert ts.samplers.BayesSampler(focus=False).describe()["focus"] is False
     with pytest.raises(TypeError, match="unknown BayesSampler option"):
         ts.samplers.BayesSampler(focuss=False)  # type: ignore[arg-type]
+
+
+def test_once_stalled_a_turn_that_gained_is_followed_by_one_of_its_kind() -> None:
+    rule = FocusRule()
+    theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]  # relevant: x00 and x02
+    relevant = np.arange(12) % 12 == 0
+    relevant[2] = True
+    rng = np.random.default_rng(0)
+    rows = rng.random((31, 12))
+    losses = np.r_[np.linspace(10.0, 1.0, 24), np.ones(6), 0.5]  # stalled, then the last trial gained
+    rest_step = rows.copy()
+    rest_step[-1, relevant] = rows[5, relevant]  # the relevant values of an earlier trial: a step on the rest
+    focused = rows.copy()
+    focused[-1, ~relevant] = rows[5, ~relevant]  # the held values of an earlier trial: a focused turn
+    assert rule.gained(relevant, rest_step, losses) == "rest" and rule.gained(relevant, focused, losses) == "focus"
+    assert rule.rest(theta, 12, 31, 5, losses, rest_step).tolist() == relevant.tolist()  # odd turn, but it gained
+    assert rule.rest(theta, 12, 31, 4, losses, focused) is None  # even turn, but a focused one gained
+    flat = np.r_[losses[:-1], 1.0]  # no gain: the turns alternate as before
+    assert rule.gained(relevant, rest_step, flat) is None
+    assert rule.rest(theta, 12, 31, 5, flat, rest_step) is None
+    assert rule.rest(theta, 12, 31, 4, flat, focused).tolist() == relevant.tolist()
+    assert FocusRule(follow_gain=False).rest(theta, 12, 31, 5, losses, rest_step) is None
+    tiny = np.r_[losses[:-1], 1.0 - 1e-9]  # a gain below tol of the losses' interquartile range is none
+    assert rule.gained(relevant, rest_step, tiny) is None

@@ -58,6 +58,8 @@ class FocusRule:
     refine_side: float = 0.2
     rest_model: bool = True
     shrink_after: int = 2
+    follow_gain: bool = True
+    patience_frac: float = 0.25
 
     def relevant(self, theta: np.ndarray, d: int, n_obs: int, index: int) -> np.ndarray | None:
         """(d,) bool mask of relevant parameters, or None to search the whole space
@@ -73,13 +75,40 @@ class FocusRule:
         mask = x >= self.ratio * x.max()
         return None if mask.all() else mask
 
-    def rest(self, theta: np.ndarray, d: int, n_obs: int, index: int, losses: np.ndarray) -> np.ndarray | None:
+    def rest(self, theta: np.ndarray, d: int, n_obs: int, index: int, losses: np.ndarray,
+             rows: np.ndarray | None = None) -> np.ndarray | None:
         """Every ``rest_every``-th turn once the search has stalled (:meth:`stalled`, on
         ``losses``): the relevant mask, whose complement (the rest) takes a local step around
-        the incumbent (:meth:`rest_box`); None: a turn as :meth:`relevant` says."""
-        if d < self.min_dims or n_obs < self.per_dim * d or index % self.rest_every:
+        the incumbent (:meth:`rest_box`); None: a turn as :meth:`relevant` says. With
+        ``follow_gain`` and the completed trials' unit ``rows``, a turn after one that gained
+        is of the same kind instead (:meth:`gained`)."""
+        if d < self.min_dims or n_obs < self.per_dim * d or not self.stalled(losses, d):
             return None
-        return self._mask(theta, d) if self.stalled(losses, d) else None
+        mask = self._mask(theta, d)
+        kind = self.gained(mask, rows, losses) if mask is not None and rows is not None else None
+        if kind is not None:
+            return mask if kind == "rest" else None
+        return None if index % self.rest_every else mask
+
+    def gained(self, relevant: np.ndarray, rows: np.ndarray, losses: np.ndarray) -> str | None:
+        """"rest" if the last completed trial was a step on the rest (its values on the
+        ``relevant`` parameters are an earlier trial's) and set a new best by more than ``tol``
+        of the losses' interquartile range, "focus" if it was a focused turn (its held values
+        are an earlier trial's) that did; None otherwise (or without ``follow_gain``): a
+        turn that pays is followed by another of its kind, as a line search keeps a step
+        that gains."""
+        if not self.follow_gain or len(losses) < 3 or len(rows) != len(losses):
+            return None
+        q1, q3 = np.percentile(losses, [25, 75])
+        if not losses[-1] < losses[:-1].min() - self.tol * (q3 - q1):
+            return None
+        filled = np.where(np.isnan(rows), -1.0, rows)
+        last, earlier = filled[-1], filled[:-1]
+        if np.any(np.all(earlier[:, relevant] == last[relevant], axis=1)):
+            return "rest"
+        if np.any(np.all(earlier[:, ~relevant] == last[~relevant], axis=1)):
+            return "focus"
+        return None
 
     def stalled(self, losses: np.ndarray, d: int) -> bool:
         """Whether the best of ``losses`` (trial order) has, since focus began (``per_dim * d``
@@ -98,7 +127,7 @@ class FocusRule:
         return bool(np.any(since[int(self.per_dim * d):] >= self.patience(d)))
 
     def patience(self, d: int) -> int:
-        return max(5, d // 2)
+        return max(5, int(d * self.patience_frac))
 
     def rest_box(self, incumbent: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A box of side ``rest_side`` around the incumbent on the rest, the incumbent's
@@ -171,14 +200,16 @@ def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.ra
     if not options.focus or not len(anchors):
         return AcqOptimizer(space, enc, options, rng), region
     rule = FocusRule()
-    mask = rule.rest(theta, space.ndim, n_obs, index, losses)
+    mask = rule.rest(theta, space.ndim, n_obs, index, losses, rows)
     if mask is not None and rule.rest_model and rows is not None:
         return RestStepOptimizer(space, enc, options, rng, mask, rule, rows, losses), rule.rest_box(anchors[0], ~mask)
     if mask is not None:
         return FocusedOptimizer(space, enc, options, rng, ~mask, anchors[0]), rule.rest_box(anchors[0], ~mask)
-    mask = rule.relevant(theta, space.ndim, n_obs, index)
+    d = space.ndim
+    stalled = d >= rule.min_dims and n_obs >= rule.per_dim * d and rule.stalled(losses, d)
+    mask = rule._mask(theta, d) if stalled else rule.relevant(theta, d, n_obs, index)
     if mask is None:
         return AcqOptimizer(space, enc, options, rng), region
-    if region is None and rule.stalled(losses, space.ndim):
+    if region is None and stalled:
         region = rule.refine_box(anchors[0], theta, mask & enc.numeric)
     return FocusedOptimizer(space, enc, options, rng, mask, anchors[0]), region
