@@ -154,3 +154,19 @@ def test_once_stalled_a_turn_that_gained_is_followed_by_one_of_its_kind() -> Non
     assert FocusRule(follow_gain=False).rest(theta, 12, 31, 5, losses, rest_step) is None
     tiny = np.r_[losses[:-1], 1.0 - 1e-9]  # a gain below tol of the losses' interquartile range is none
     assert rule.gained(relevant, rest_step, tiny) is None
+
+
+def test_after_a_focused_turn_that_gained_the_sampler_refines_again_instead_of_stepping_the_rest() -> None:
+    theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]  # relevant: x00 and x02
+    rows = np.random.default_rng(1).random((31, 12))
+    rows[-1, 2:] = rows[5, 2:]
+    rows[-1, 1] = rows[5, 1]  # the last trial moved only x00 and x02: a focused turn
+    losses = np.r_[np.linspace(10.0, 1.0, 24), np.ones(6), 0.5]  # stalled, then it gained
+    enc, rng = Encoding.of(SPACE), np.random.default_rng(0)
+    kw = dict(theta=theta, n_obs=31, anchors=rows[-1][None, :], region=None, losses=losses)
+    optimizer, region = acq_optimizer(SPACE, enc, BayesOptions(), rng, index=4, rows=rows, **kw)
+    assert isinstance(optimizer, FocusedOptimizer) and region is not None  # a refining turn, on an even index
+    assert optimizer.relevant.tolist() == [True, False, True] + [False] * 9
+    optimizer, _ = acq_optimizer(SPACE, enc, BayesOptions(), rng, index=4, rows=rows,
+                                 **{**kw, "losses": np.r_[losses[:-1], 1.0]})
+    assert type(optimizer).__name__ == "RestStepOptimizer"  # no gain: the even turn steps the rest

@@ -13,10 +13,13 @@ space, so a parameter wrongly judged irrelevant is still searched and its length
 learned.
 
 Once the relevant parameters have converged (since focus began, the best went
-``patience = max(5, d // 2)`` trials without gaining more than ``tol`` of the losses'
-interquartile range), the held parameters may still have small effects that the model
-cannot resolve: from then on every ``rest_every``-th suggestion (the others focused as
-above, no more whole-space turns) is a step on *the rest*: the acquisition maximized over
+``patience = max(5, int(patience_frac * d))`` trials without gaining more than ``tol`` of
+the losses' interquartile range), the held parameters may still have small effects that the
+model cannot resolve: from then on every ``rest_every``-th suggestion (the others focused as
+above, no more whole-space turns) is a step on *the rest*; with ``follow_gain``, a suggestion
+after one that set a new best is of that one's kind instead (:meth:`FocusRule.gained`), so
+a run of gaining model steps on the rest, or of gaining focused turns, is not interrupted.
+A step on the rest is the acquisition maximized over
 the held parameters in a box of side ``rest_side`` around the incumbent, the relevant
 ones at the incumbent's values. A deterministic objective keeps whatever such a step
 gains, which a model whose lengthscales call those parameters irrelevant would not find.

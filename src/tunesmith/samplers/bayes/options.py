@@ -36,8 +36,8 @@ class BayesOptions:
             parameter), maximize the acquisition over the parameters whose
             learned lengthscales say they matter, the others held at the best
             trial's values, three suggestions in four; once that search has
-            stalled, every other suggestion steps the held parameters near the
-            best trial instead (to the minimum of a quadratic model of them, in a
+            stalled, every other suggestion (and the one after such a step that
+            gained) steps the held parameters near the best trial instead (to the minimum of a quadratic model of them, in a
             trust region that shrinks on failure; :mod:`.rest`), and the focused
             ones search a small box around it (:mod:`.focus`).
         local_search: when the best loss has not improved for a while, search
