@@ -135,8 +135,7 @@ def test_focus_is_an_option_that_can_be_turned_off_and_is_recorded() -> None:
 def test_once_stalled_a_turn_that_gained_is_followed_by_one_of_its_kind() -> None:
     rule = FocusRule()
     theta = np.r_[np.log([0.2, 3.0, 0.3, 3.0, 2.0] + [3.0] * 7), 0.0, -4.0]  # relevant: x00 and x02
-    relevant = np.arange(12) % 12 == 0
-    relevant[2] = True
+    relevant = np.isin(np.arange(12), (0, 2))
     rng = np.random.default_rng(0)
     rows = rng.random((31, 12))
     losses = np.r_[np.linspace(10.0, 1.0, 24), np.ones(6), 0.5]  # stalled, then the last trial gained
