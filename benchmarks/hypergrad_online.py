@@ -14,7 +14,7 @@ them are raised until they do), and no raw hyperparameter moves by more than ``M
 one step (``LoopOptions.max_hyper_step``: Adam's nominal step, so a spike in the
 hypergradient cannot shake the training).
 
-One rule chosen by cost (2026-12-04 17:05 UTC, for task 3): the hyperparameter step is the
+One rule chosen by cost (2026-12-04 17:04 UTC, for task 3): the hyperparameter step is the
 implicit one unless an implicit step costs more than ``GREEDY_ABOVE`` of a full run, i.e. unless
 the 3/4 compute limit would stretch the interval between hyperparameter steps to more than twice
 its nominal ``INNER`` (fewer than half of the scheduled steps); then it is the **greedy** step
