@@ -155,9 +155,8 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
     cg, unroll = s.cg or task.cg_iters, s.unroll or task.unroll
     method = s.method
     if method == "by-cost":  # the one setting's rule (hypergrad_online.py): implicit, or greedy (K = 1)
-        method = "unrolled" if online.method(task.run_steps, cost.hyper_evals(cg, rows[2] / rows[0])) == "greedy" \
-            else "implicit"
-        unroll = 1
+        greedy = online.method(task.run_steps, cost.hyper_evals(cg, rows[2] / rows[0])) == "greedy"
+        method, unroll = ("unrolled", 1) if greedy else ("implicit", unroll)
     hyper_evals = (cost.hyper_evals(cg, rows[2] / rows[0]) if method == "implicit"
                    else cost.unrolled_evals(unroll, rows[2] / rows[0]))
     warm, inner = online.steps(task.run_steps, hyper_evals) if s.fractions else (s.warm, s.inner)
