@@ -3,8 +3,8 @@
 Among the tunesmith rows behind the default sampler (names ending in ``-auto``) that ran on
 every study of the given files' seeds, the per-task choice of a row (an oracle: it knows the
 task and the results) with the highest pooled reached rate at pooled epochs below
-``ref``'s minus ``margin``. If even this stays below ``ref``'s reached rate, no rule that picks
-a schedule per study from its own curves can meet T2 and T4 together on these rows.
+``ref``'s minus ``margin``. If even this stays below ``ref``'s reached rate, a rule that picks
+one of these schedules per task, from the study's own curves, cannot meet T2 and T4 together.
 
     python benchmarks/pruning_replay/oracle_mix.py benchmarks/results/pruning-replay-selection-v3.jsonl \
         benchmarks/results/pruning-replay-selection-v4.jsonl benchmarks/results/pruning-replay-selection-v5.jsonl \
