@@ -178,7 +178,7 @@ def tune(
     if unknown:
         raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
-    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params)).detach().clone(), cons[k]).requires_grad_(True)
+    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k]).requires_grad_(True)
            for k, v in hparams.items()}
     batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: train_batches)
     val_at: Batches = val_batch if callable(val_batch) else (lambda _k: val_batch)
@@ -249,6 +249,10 @@ def _loss_on(val_loss: ValLoss, w: Tree, batch: Any) -> float | None:
 
 def _dtype(params: Mapping[str, torch.Tensor]) -> torch.dtype:
     return next(iter(params.values())).dtype
+
+
+def _device(params: Mapping[str, torch.Tensor]) -> torch.device:
+    return next(iter(params.values())).device
 
 
 def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torch.optim.Optimizer,
