@@ -87,7 +87,8 @@ class Setting:
     ``fractions``: ``warm`` and ``inner`` from the task's run length (hypergrad_online.py).
     ``max_step``: ``LoopOptions.max_hyper_step``. ``penalty_share``: every L2 start scaled down
     together (never up) until the penalty at the initial weights is at most this share of the
-    initial training loss."""
+    initial training loss. ``val_frac``: a random minibatch of this share of the fitted
+    validation rows per hyperparameter step (a stochastic hypergradient)."""
 
     method: str
     warm: int | None = None
@@ -102,6 +103,7 @@ class Setting:
     fractions: bool = False
     max_step: float | None = None
     penalty_share: float | None = None
+    val_frac: float | None = None
 
 
 #: "implicit" and "unrolled": the registered settings (1 full run of warm-up, the task's
@@ -111,7 +113,7 @@ SETTINGS = {
     "unrolled": Setting("unrolled"),
     "implicit-online": Setting("implicit", warm=50, inner=10, cg=5),
     "unrolled-online": Setting("unrolled", warm=50, inner=10, unroll=3),
-    "online": Setting("implicit", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
+    "online": Setting("by-cost", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
                       fractions=True, max_step=online.MAX_STEP),
     # not registered: "online" with its L2 starts capped (penalty <= 1/4 of the loss at the start)
     "online-capped": Setting("implicit", cg=online.CG_ITERS, hyper_lr=online.HYPER_LR, holdout=online.HOLDOUT,
@@ -149,15 +151,20 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
     s = SETTINGS[name]
     val, held = online.split_holdout(task.splits[1], s.holdout) if s.holdout else (task.splits[1], None)
     rows = [len(task.splits[0][1]), len(val[1]), len(held[1]) if held else 0]
-    cost = Counter(rows[1] / rows[0])
+    cost = Counter(rows[1] * (s.val_frac or 1.0) / rows[0])
     cg, unroll = s.cg or task.cg_iters, s.unroll or task.unroll
-    warm, inner = online.steps(task.run_steps, cost.hyper_evals(cg, rows[2] / rows[0])) if s.fractions \
-        else (s.warm, s.inner)
+    method = s.method
+    if method == "by-cost":  # the one setting's rule (hypergrad_online.py): implicit, or greedy (K = 1)
+        greedy = online.method(task.run_steps, cost.hyper_evals(cg, rows[2] / rows[0])) == "greedy"
+        method, unroll = ("unrolled", 1) if greedy else ("implicit", unroll)
+    hyper_evals = (cost.hyper_evals(cg, rows[2] / rows[0]) if method == "implicit"
+                   else cost.unrolled_evals(unroll, rows[2] / rows[0]))
+    warm, inner = online.steps(task.run_steps, hyper_evals) if s.fractions else (s.warm, s.inner)
     curve: Curve = []
     torch.manual_seed(seed)
 
     def on_step(step: Any, params: dict[str, torch.Tensor]) -> None:
-        cost.implicit_step(cg) if s.method == "implicit" else cost.unrolled_step(unroll)
+        cost.implicit_step(cg) if method == "implicit" else cost.unrolled_step(unroll)
         cost.forward(rows[2] / rows[0])
         cost.pause()
         with torch.no_grad():  # reporting, not counted: the whole validation split's loss and the test loss
@@ -170,12 +177,17 @@ def run_gradient(task: Task, name: str, seed: int, max_runs: float, run_cpu: flo
 
     opts = LoopOptions(outer_steps=10_000, inner_steps=inner or task.inner_steps,
                        warm_start_steps=task.run_steps if warm is None else warm,
-                       method=s.method, unroll_steps=unroll,
+                       method=method, unroll_steps=unroll,
                        inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=task.lr),
                        hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=s.hyper_lr),
                        hyper_schedule=None if s.decay is None else (lambda k: 1.0 / (1.0 + k / s.decay)),
                        max_hyper_step=s.max_step,
                        implicit=ImplicitOptions(method="cg", iters=cg, damping=1e-3))
+    if s.val_frac:
+        fitted, gen, size = val, torch.Generator().manual_seed(seed), max(1, round(s.val_frac * rows[1]))
+
+        def val(_k: int) -> Any:
+            return online.take(fitted, torch.randperm(rows[1], generator=gen)[:size])
     cost.start()
     try:
         tune(task.make_train_loss(cost), task.val_loss, task.params, start_of(task, s), task.splits[0],

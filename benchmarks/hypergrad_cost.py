@@ -41,6 +41,11 @@ class Cost:
         """What one implicit hyperparameter step adds (:meth:`implicit_step` and a held-out loss)."""
         return 2 * cg_iters + 2 + self.r + self.r / 3 + held_ratio / 3
 
+    def unrolled_evals(self, k: int, held_ratio: float = 0.0) -> float:
+        """What one unrolled hyperparameter step adds beyond its ``k`` training calls
+        (:meth:`unrolled_step` and a held-out loss)."""
+        return 2 * k + self.r + held_ratio / 3
+
     def unrolled_step(self, k: int) -> None:
         """The backward pass through ``k`` unrolled steps and the validation gradient at their end."""
         self.evals += 2 * k + self.r

@@ -115,3 +115,32 @@ def test_a_held_out_batch_chooses_the_best_step() -> None:
                  constraints=problem.constraints, options=opts)
     assert [s.val_loss for s in plain.steps] == pytest.approx(val_losses)  # holding out changes no step
     assert all(s.select_loss is None for s in plain.steps) and plain.best == val_losses.index(min(val_losses))
+
+
+@pytest.mark.parametrize("method", ["implicit", "unrolled"])
+def test_a_validation_minibatch_per_hyperparameter_step(method: str) -> None:
+    """``val_batch=fn(k)``: step k's hypergradient and validation loss use batch k; a function
+    that returns the whole batch every time is the plain loop."""
+    problem, train, val = _problem()
+    halves = [(val[0][i::2], val[1][i::2]) for i in range(2)]
+    asked: list[int] = []
+
+    def val_at(k: int):
+        asked.append(k)
+        return halves[k % 2]
+
+    opts = LoopOptions(outer_steps=6, inner_steps=5, method=method, unroll_steps=1,
+                       inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5))
+    seen: list[float] = []
+    result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val_at,
+                  constraints=problem.constraints, options=opts,
+                  callback=lambda step, params: seen.append(float(problem.val_loss(params, halves[step.step % 2]))))
+    assert asked == list(range(6))
+    assert [s.val_loss for s in result.steps] == pytest.approx(seen)
+    fixed = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                 constraints=problem.constraints, options=opts)
+    same = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, lambda _k: val,
+                constraints=problem.constraints, options=opts)
+    assert [s.val_loss for s in same.steps] == [s.val_loss for s in fixed.steps]
+    assert not torch.allclose(result.hparams["label_smoothing"], fixed.hparams["label_smoothing"])

@@ -99,6 +99,28 @@ def test_unrolled_hypergradient_matches_central_finite_differences(name: str) ->
         assert abs(-got - fd) > 1e-3 * abs(fd)  # a wrong sign would be caught
 
 
+@pytest.mark.parametrize("name", ["sgd-nesterov-wd", "adam", "adamw"])
+def test_the_greedy_one_step_hypergradient_matches_finite_differences(name: str) -> None:
+    """K = 1 (the greedy hypergradient of Luketina et al. / Baydin et al.): the derivative of the
+    validation loss after the one training step the loop takes next, Adam's normalization included."""
+    problem = _problem()
+    train, val = _data()
+    w, opt = _warm(problem, train, OPTIMIZERS[name])
+    hg, w_1, _, loss = unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train], val,
+                                              rules=rules_of(opt, w), state=state_of(opt, w))
+    opt.zero_grad()
+    problem.train_loss(w, problem.hparams, train).backward()
+    opt.step()  # the step training takes: the greedy objective is the validation loss after it
+    assert torch.allclose(w_1["0.weight"], w["0.weight"].detach(), rtol=1e-10, atol=1e-12)
+    assert loss == pytest.approx(float(problem.val_loss({k: v.detach() for k, v in w.items()}, val)), rel=1e-12)
+    w0, opt0 = _warm(problem, train, OPTIMIZERS[name])
+    for hname in problem.hparams:
+        fd = _fd(problem, w0, opt0, [train], val, hname, h=1e-6)
+        got = float(hg[hname])
+        assert abs(fd) > 1e-8, hname
+        assert abs(got - fd) <= 1e-3 * abs(fd), (hname, got, fd)
+
+
 def test_the_optimizer_state_is_part_of_the_unrolled_objective() -> None:
     """Started from Adam's state after warm-up, not from a fresh one: the gradients differ."""
     problem = _problem()

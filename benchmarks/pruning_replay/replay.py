@@ -298,7 +298,8 @@ def parse_ts(name: str) -> dict[str, Any]:
     """A tunesmith row from its name: ``ts-{asha|hyperband|sh}`` then ``-``-separated settings,
     e.g. ``ts-asha-eta3-min3-best-random``: ``eta``/``min``/``max``/``b`` + an integer
     (reduction factor, min_resource, max_resource, n_brackets), a curve (best, last, ema), the
-    quota (qrung, qfirst), and
+    quota (qrung, qfirst), ``pause`` (a stopped trial is paused and resumed where it stopped
+    when promoted; resumes do not count against the 40 trials, epochs count what was trained), and
     last the sampler (random: the shared stream; rnd: random proposals, mapped to the nearest
     recorded configuration like every other sampler's; tpe; sobol; mf: MultiFidelitySampler("tpe");
     auto or nothing: the default sampler). Settings not named take the pruner's defaults of the
@@ -318,6 +319,8 @@ def parse_ts(name: str) -> dict[str, Any]:
             opts["curve"] = part
         elif part in ("qrung", "qfirst"):
             opts["quota"] = part[1:]
+        elif part == "pause":
+            opts["pause"] = True
         else:
             raise ValueError(f"unknown setting {part!r} in {name!r}")
     return _ts(make_pruner(opts), SAMPLERS[sampler], random=sampler == "random")

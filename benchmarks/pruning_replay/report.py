@@ -4,6 +4,7 @@
     python benchmarks/pruning_replay/report.py comparison benchmarks/results/pruning-replay-comparison.jsonl
     python benchmarks/pruning_replay/report.py versus FILE... --methods A B C --vs C
     python benchmarks/pruning_replay/report.py comparison FILE... --seeds 220-399
+    python benchmarks/pruning_replay/report.py comparison FILE --asha CANDIDATE   # T1-T4 of a candidate
     python benchmarks/pruning_replay/report.py schedule benchmarks/results/pruning-replay-selection-v4.jsonl
 """
 
@@ -134,12 +135,13 @@ def best_optuna(rows: Rows, methods: Sequence[str]) -> str:
     return min((m for m in theirs if mean[m]["regret"] <= low + 0.05), key=lambda m: mean[m]["epochs"])
 
 
-def targets(rows: Rows, methods: Sequence[str]) -> list[tuple[str, str, bool]]:
-    """T1-T5 (pruning-replay.md) on ``rows``: (target, measured, met)."""
+def targets(rows: Rows, methods: Sequence[str], asha: str = "ts-asha") -> list[tuple[str, str, bool]]:
+    """T1-T5 (pruning-replay.md) on ``rows``: (target, measured, met); ``asha``: the row judged
+    as ``pruner="asha"`` (T1-T4), a candidate's in a verdict."""
     keys = pairs(rows, methods)
     mean = {m: {x: values(rows, m, keys, x).mean() for x in METRICS} for m in methods}
     best = best_optuna(rows, methods)
-    asha, hb = "ts-asha", "ts-hyperband"
+    hb = "ts-hyperband"
     e, r, h = (diff(rows, asha, best, x) for x in METRICS)
     low = min(mean, key=lambda m: mean[m]["regret"])
     d = diff(rows, hb, low, "regret")
@@ -182,7 +184,7 @@ def schedule(rows: Rows, candidates: Sequence[str]) -> None:
     print(f"\nChosen: {min(near, key=lambda m: values(rows, m, pairs(rows, [m]), 'epochs').mean())}")
 
 
-def comparison(rows: Rows) -> None:
+def comparison(rows: Rows, asha: str = "ts-asha") -> None:
     methods = sorted({m for (_, m, _) in rows})
     print("\n".join(table(rows, methods)))
     theirs = [m for m in methods if m.startswith("optuna")]
@@ -193,13 +195,13 @@ def comparison(rows: Rows) -> None:
         for other in theirs:
             cells = [fmt(diff(rows, ours, other, x)) for x in METRICS]
             print(f"| {ours} | {other} | " + " | ".join(cells) + " |")
-    if "ts-asha" not in methods or "ts-hyperband" not in methods:
+    if asha not in methods or "ts-hyperband" not in methods:
         return
     tasks = sorted({t for (t, _, _) in rows})
     subsets = [("pooled", rows)] + [(t, {k: v for k, v in rows.items() if k[0] == t}) for t in tasks]
     print("\n| studies | " + " | ".join(f"T{i}" for i in range(1, 6)) + " |\n|---|" + "---|" * 5)
     for name, sub in subsets:
-        cells = [f"{m}: {'**met**' if ok else '**not met**'}" for _, m, ok in targets(sub, methods)]
+        cells = [f"{m}: {'**met**' if ok else '**not met**'}" for _, m, ok in targets(sub, methods, asha)]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
@@ -219,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--methods", nargs="+", help="only these rows")
     ap.add_argument("--vs", help="versus: the reference row")
     ap.add_argument("--seeds", help="only these study seeds, a range: 220-399")
+    ap.add_argument("--asha", default="ts-asha", help="comparison: the row judged as pruner='asha' (T1-T4)")
     args = ap.parse_args(argv)
     rows = load(args.files)
     if args.seeds:
@@ -232,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "schedule":
         schedule(rows, sorted({m for (_, m, _) in rows if m.startswith("ts-")}))
         return
-    selection(rows) if args.what == "selection" else comparison(rows)
+    selection(rows) if args.what == "selection" else comparison(rows, args.asha)
 
 
 if __name__ == "__main__":

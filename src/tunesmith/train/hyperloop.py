@@ -146,7 +146,7 @@ def tune(
     params: Mapping[str, torch.Tensor],
     hparams: Mapping[str, Any],
     train_batches: Batches | Any,
-    val_batch: Any,
+    val_batch: Batches | Any,
     *,
     constraints: Mapping[str, Constraint] | None = None,
     options: LoopOptions | None = None,
@@ -157,6 +157,9 @@ def tune(
     unrolled, ``options.method``).
 
     ``train_batches``: one batch (full-batch training) or ``fn(step) -> batch``.
+    ``val_batch``: one batch, or ``fn(outer_step) -> batch`` (a validation minibatch per
+    hyperparameter step: a stochastic hypergradient; ``OuterStep.val_loss`` is then that
+    minibatch's loss, so choose the step by a fixed ``select_batch``).
     ``constraints``: per hyperparameter name, "real" (default), "positive" or (low, high).
     ``callback(OuterStep, params)`` after each outer step's validation, before its
     hyperparameter step (``params``: the live weights; copy what you keep). Returns the
@@ -175,9 +178,10 @@ def tune(
     if unknown:
         raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
-    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params)).detach().clone(), cons[k]).requires_grad_(True)
+    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k]).requires_grad_(True)
            for k, v in hparams.items()}
     batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: train_batches)
+    val_at: Batches = val_batch if callable(val_batch) else (lambda _k: val_batch)
 
     def values() -> Tree:
         return {k: from_raw(r, cons[k]) for k, r in raw.items()}
@@ -196,7 +200,7 @@ def tune(
     for k in range(opts.outer_steps):
         if opts.reset_inner:
             inner = opts.inner_optimizer(list(w.values()))
-        hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_batch, done, opts)
+        hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_at(k), done, opts)
         rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done,
                         _loss_on(val_loss, w, select_batch))
         steps.append(rec)
@@ -245,6 +249,10 @@ def _loss_on(val_loss: ValLoss, w: Tree, batch: Any) -> float | None:
 
 def _dtype(params: Mapping[str, torch.Tensor]) -> torch.dtype:
     return next(iter(params.values())).dtype
+
+
+def _device(params: Mapping[str, torch.Tensor]) -> torch.device:
+    return next(iter(params.values())).device
 
 
 def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torch.optim.Optimizer,

@@ -56,15 +56,15 @@ def classifier_losses(
     if label_smoothing is not None and not 0 < label_smoothing < SMOOTHING_MAX:
         raise ValueError(f"classifier_losses: label_smoothing must start in (0, {SMOOTHING_MAX}), got {label_smoothing!r}")
     params = {k: v.detach().clone() for k, v in model.named_parameters()}
-    dtype = next(iter(params.values())).dtype
+    dtype, device = next(iter(params.values())).dtype, next(iter(params.values())).device
     hparams: Tree = {}
     constraints: dict[str, Constraint] = {}
     for name, p in params.items():
         if l2 is not None and p.ndim >= 2:
-            hparams[f"l2.{name}"] = torch.full(() if l2 == "tensor" else p.shape, l2_init, dtype=dtype)
+            hparams[f"l2.{name}"] = torch.full(() if l2 == "tensor" else p.shape, l2_init, dtype=dtype, device=device)
             constraints[f"l2.{name}"] = "positive"
     if label_smoothing is not None:
-        hparams["label_smoothing"] = torch.tensor(label_smoothing, dtype=dtype)
+        hparams["label_smoothing"] = torch.tensor(label_smoothing, dtype=dtype, device=device)
         constraints["label_smoothing"] = (0.0, SMOOTHING_MAX)
     return Problem(_train_loss(model), _val_loss(model), params, hparams, constraints)
 

@@ -142,6 +142,14 @@ def largest_eigenvalue(hvp: Callable[[Tree], Tree], like: Tree, *, iters: int = 
     return lam
 
 
+def hparams_like(hparams: Mapping[str, Any], params: Mapping[str, torch.Tensor]) -> Tree:
+    """The hyperparameters as detached tensors on the weights' device (numbers in the weights'
+    dtype): CPU values next to CUDA weights would fail in every step."""
+    ref = next(iter(params.values()))
+    return {k: torch.as_tensor(t, dtype=None if isinstance(t, torch.Tensor) else ref.dtype, device=ref.device).detach()
+            for k, t in hparams.items()}
+
+
 def hypergradient(
     train_loss: TrainLoss,
     val_loss: ValLoss,
@@ -161,7 +169,7 @@ def hypergradient(
 
     opts = options or ImplicitOptions()
     w = {k: t.detach() for k, t in params.items()}
-    lam = {k: torch.as_tensor(t).detach() for k, t in hparams.items()}
+    lam = hparams_like(hparams, w)
     v = grad(val_loss)(w, val_batch)
     hvp = hvp_fn(train_loss, w, lam, train_batch, damping=opts.damping)
     q = _inverse_hvp(hvp, v, opts)

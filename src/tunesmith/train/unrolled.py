@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .implicit import TrainLoss, Tree, ValLoss
+from .implicit import TrainLoss, Tree, ValLoss, hparams_like
 
 KINDS = ("sgd", "adam", "adamw")
 SUPPORTED = "torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
@@ -187,7 +187,7 @@ def unrolled_hypergradient(
         raise ValueError("unrolled_hypergradient needs at least one training batch (K >= 1 steps)")
     w0 = {k: t.detach() for k, t in params.items()}
     s0 = {k: {n: t.detach() for n, t in (state or {}).get(k, {}).items()} for k in w0}
-    lam = {k: torch.as_tensor(t).detach() for k, t in hparams.items()}
+    lam = hparams_like(hparams, w0)
 
     def objective(h: Tree) -> tuple[torch.Tensor, tuple[Tree, State, torch.Tensor]]:
         w, st = unroll(train_loss, w0, h, train_batches, rules, s0)
