@@ -16,6 +16,8 @@ from test_hypergrad_study import _problem as _loop_problem  # noqa: E402
 import tunesmith as ts  # noqa: E402
 from tunesmith.train import LoopOptions, classifier_losses, hyper_space, hypertune, tune  # noqa: E402
 from tunesmith.train.unrolled import (  # noqa: E402
+    apply_rule,
+    load_state,
     rules_of,
     state_of,
     unroll,
@@ -131,6 +133,41 @@ def test_the_optimizer_state_is_part_of_the_unrolled_objective() -> None:
                                   state=state_of(opt, w), **kw)[0]
     fresh = unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train] * 3, val, **kw)[0]
     assert not torch.allclose(warm["label_smoothing"], fresh["label_smoothing"], rtol=1e-3)
+
+
+def test_adams_step_counter_is_float32_and_goes_back_where_torch_keeps_it() -> None:
+    """In bf16 weights' dtype the counter would stop at 256 (256 + 1 == 256 in bf16), and Adam's
+    bias correction with it; a fresh state written back must be what torch itself would hold."""
+    p = torch.ones(3, dtype=torch.bfloat16)
+    rule = rules_of(torch.optim.Adam([p], lr=0.01), {"p": p})["p"]
+    _, st = apply_rule(rule, p, torch.ones_like(p), {})
+    assert st["step"].dtype == torch.float32 and float(st["step"]) == 1
+    _, st = apply_rule(rule, p, torch.ones_like(p), {"step": torch.tensor(256.0)})
+    assert float(st["step"]) == 257
+    problem = _problem()
+    train, val = _data()
+    w = {k: v.clone().requires_grad_(True) for k, v in problem.params.items()}
+    opt = torch.optim.Adam(list(w.values()), lr=0.02)
+    _, w1, state, _ = unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train], val,
+                                             rules=rules_of(opt, w))
+    with torch.no_grad():
+        for k in w:
+            w[k].copy_(w1[k])
+    load_state(opt, w, state)
+    ref = {k: v.clone().requires_grad_(True) for k, v in problem.params.items()}
+    ref_opt = torch.optim.Adam(list(ref.values()), lr=0.02)
+    for weights, optimizer in ((w, opt), (ref, ref_opt)):  # one more torch step on both
+        if optimizer is ref_opt:  # the reference takes its first step with torch itself
+            optimizer.zero_grad()
+            problem.train_loss(weights, problem.hparams, train).backward()
+            optimizer.step()
+        optimizer.zero_grad()
+        problem.train_loss(weights, problem.hparams, train).backward()
+        optimizer.step()
+    for k in w:
+        a, b = opt.state[w[k]], ref_opt.state[ref[k]]
+        assert a["step"].dtype == b["step"].dtype and a["step"].device == b["step"].device and float(a["step"]) == 2
+        assert torch.allclose(w[k], ref[k], rtol=1e-10, atol=1e-12), k
 
 
 def _ridge():

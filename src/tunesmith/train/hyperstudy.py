@@ -121,13 +121,14 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
 
 
 def values_of(trial_params: Mapping[str, float], like: Mapping[str, Any]) -> Tree:
-    """The hyperparameter tensors of a recorded trial (the inverse of the flattening)."""
+    """The hyperparameter tensors of a recorded trial (the inverse of the flattening), with the
+    dtypes and devices of ``like``."""
     out: Tree = {}
     for name, value in like.items():
         t = torch.as_tensor(value)
         if t.ndim == 0:
-            out[name] = torch.tensor(trial_params[name], dtype=t.dtype)
+            out[name] = torch.tensor(trial_params[name], dtype=t.dtype, device=t.device)
         else:
             flat = [trial_params[f"{name}[{i}]"] for i in range(t.numel())]
-            out[name] = torch.tensor(flat, dtype=t.dtype).reshape(t.shape)
+            out[name] = torch.tensor(flat, dtype=t.dtype, device=t.device).reshape(t.shape)
     return out

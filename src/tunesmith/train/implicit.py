@@ -163,7 +163,7 @@ def hypergradient(
     """``dL_V / dlam`` at the trained weights ``params``, by implicit differentiation.
 
     ``params`` should be (close to) a minimum of ``train_loss(., hparams, train_batch)``.
-    Returns a dict with the keys and shapes of ``hparams``.
+    Returns a dict with the keys and shapes of ``hparams``, on the weights' device.
     """
     from torch.func import grad, vjp
 

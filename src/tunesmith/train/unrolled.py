@@ -98,10 +98,14 @@ def load_state(opt: torch.optim.Optimizer, params: Mapping[str, torch.Tensor], s
     """Write the unrolled steps' end state back into ``opt``, so training continues from it."""
     for name, p in params.items():
         st = opt.state[p]
+        group = next(g for g in opt.param_groups if any(q is p for q in g["params"]))
         for k, v in state[name].items():
             old = st.get(k)
-            if isinstance(old, torch.Tensor) and k == "step":
-                st[k] = v.detach().clone().to(old.dtype)
+            if k == "step" and isinstance(old, torch.Tensor):
+                st[k] = v.detach().clone().to(device=old.device, dtype=old.dtype)
+            elif k == "step":  # a fresh state: where torch keeps the counter (on the weights' device when fused)
+                on_device = group.get("fused") or group.get("capturable")
+                st[k] = v.detach().clone().to(device=p.device if on_device else "cpu", dtype=torch.float32)
             else:
                 st[k] = v.detach().clone()
 
@@ -131,15 +135,17 @@ def _sgd(rule: StepRule, p: torch.Tensor, g: torch.Tensor, st: Mapping[str, torc
 def _adam(rule: StepRule, p: torch.Tensor, g: torch.Tensor, st: Mapping[str, torch.Tensor]
           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     b1, b2 = rule.betas
-    step = st.get("step", torch.zeros((), dtype=p.dtype)).detach() + 1
+    # the counter in float32 (as torch keeps it): in a bf16 one, 256 + 1 == 256
+    step = st.get("step", torch.zeros((), dtype=torch.float32)).detach() + 1
     if rule.weight_decay and rule.kind == "adamw":
         p = p * (1 - rule.lr * rule.weight_decay)
     elif rule.weight_decay:
         g = g + rule.weight_decay * p
     m = b1 * st.get("exp_avg", torch.zeros_like(p)) + (1 - b1) * g
     v = b2 * st.get("exp_avg_sq", torch.zeros_like(p)) + (1 - b2) * g * g
-    bc1 = 1 - b1 ** step.to(p.dtype)
-    bc2 = 1 - b2 ** step.to(p.dtype)
+    wide = torch.promote_types(p.dtype, torch.float32)
+    bc1 = (1 - b1 ** step.to(wide)).to(p.dtype)
+    bc2 = (1 - b2 ** step.to(wide)).to(p.dtype)
     denom = _safe_sqrt(v) / torch.sqrt(bc2) + rule.eps
     return p - (rule.lr / bc1) * m / denom, {"step": step, "exp_avg": m, "exp_avg_sq": v}
 
@@ -178,7 +184,7 @@ def unrolled_hypergradient(
 
     ``rules``: each parameter's update rule (:func:`rules_of` reads them from a torch
     optimizer); ``state``: the optimizer state to start from (:func:`state_of`; None: fresh).
-    Returns the hypergradient (the keys and shapes of ``hparams``), the weights ``w_K``
+    Returns the hypergradient (the keys and shapes of ``hparams``, on the weights' device), the weights ``w_K``
     and state after the K steps (detached), and ``L_V(w_K)``.
     """
     from torch.func import grad
@@ -207,6 +213,6 @@ def unrolled_objective(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping
     with torch.no_grad():
         w0 = {k: t.detach() for k, t in params.items()}
         s0 = {k: dict((state or {}).get(k, {})) for k in w0}
-    w, _ = unroll(train_loss, w0, dict(hparams), train_batches, rules, s0)
+    w, _ = unroll(train_loss, w0, hparams_like(hparams, w0), train_batches, rules, s0)
     return float(val_loss(w, val_batch))
 
