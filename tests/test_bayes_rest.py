@@ -140,3 +140,11 @@ def test_a_rest_turn_goes_to_the_relevant_parameters_once_the_held_ones_sit_at_t
     V, z = np.vstack([U, best]), np.r_[y, 10.0 * np.sin(7 * best[0])]
     assert rule.settled(relevant, enc, V[-1], V, z)
     assert not FocusRule(pin=False).settled(relevant, enc, V[-1], V, z)
+
+
+def test_a_step_with_no_held_parameter_in_the_model_keeps_the_incumbent() -> None:
+    U, y, _, relevant = model_data(2, 40, 1.0)
+    none = np.zeros(H + 1, dtype=bool)  # e.g. every held parameter inactive at the incumbent
+    u = rest.step(U, y, relevant, none, np.random.default_rng(0), side=0.2, shrink_after=2, sure=0.01)
+    assert u.tolist() == U[int(np.argmin(y))].tolist()
+    assert rest.pinned(U, y, relevant, none, side=0.2, sure=0.01) is None

@@ -83,10 +83,10 @@ def centre_error(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.n
     curvature not positive at three standard errors."""
     Phi, y, g = within_groups(U, losses, key, model, shared)
     n, p = dof(g), Phi.shape[1]
-    if n < p + 2:
-        return None
     G = Phi.T @ Phi
-    inv = np.linalg.pinv(G + 1e-12 * max(float(np.trace(G)), 1e-300) * np.eye(p))
+    if n < p + 2 or not shared.any() or not np.isfinite(G).all() or float(np.trace(G)) <= 0.0:
+        return None
+    inv = np.linalg.pinv(G + 1e-12 * float(np.trace(G)) / p * np.eye(p))
     beta = inv @ Phi.T @ y
     s2 = float(np.sum((y - Phi @ beta) ** 2)) / (n - p)
     cov = s2 * inv
@@ -158,10 +158,15 @@ def step(U: np.ndarray, losses: np.ndarray, relevant: np.ndarray, held: np.ndarr
     else:
         t = minimize_separable(a[held[model]], b[held[model]], lo, hi)
         se = centre_error(U, losses, key, model, held[model]) if sure > 0 else None
-        if se is None or np.max(se[held[model]]) > sure:
+        if se is None or not sure_of(se[held[model]], sure):
             t = np.clip(t + (hi - lo) / 4.0 * rng.uniform(-1.0, 1.0, len(t)), lo, hi)  # varied, so b stays identifiable
     u[held] = u[held] + t
     return u
+
+
+def sure_of(se: np.ndarray, sure: float) -> bool:
+    """Whether there are centres and every one's standard error is at most ``sure``."""
+    return bool(se.size) and bool(np.all(np.isfinite(se))) and float(np.max(se)) <= sure
 
 
 def pinned(U: np.ndarray, losses: np.ndarray, relevant: np.ndarray, held: np.ndarray, *, side: float,
@@ -175,7 +180,7 @@ def pinned(U: np.ndarray, losses: np.ndarray, relevant: np.ndarray, held: np.nda
     if not held.any():
         return None
     se = centre_error(U, losses, key, model, held[model])
-    if se is None or np.max(se[held[model]]) > sure:
+    if se is None or not sure_of(se[held[model]], sure):
         return None
     a, b, _ = fit(U, losses, key, model, held[model])
     half = side / 2.0
