@@ -94,3 +94,57 @@ def test_the_rest_turns_use_the_model_unless_the_rule_says_not() -> None:
     off = FocusRule(rest_model=False)
     assert off.rest_model is False and FocusRule().rest_model is True
     assert isinstance(acq_optimizer(space, enc, BayesOptions(), rng, **kw)[0], FocusedOptimizer)  # no rows
+
+
+def model_data(seed: int, n: int, effect: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` steps on the rest from one point (coordinate 0 relevant, 3 groups on it), losses
+    with a separable quadratic of weight ``effect`` in the 16 held parameters."""
+    rng, (centre, w) = np.random.default_rng(seed), small_terms(seed)
+    U = np.c_[rng.choice([0.2, 0.5, 0.8], size=n), 0.5 + rng.uniform(-0.1, 0.1, (n, H))]
+    y = 10.0 * np.sin(7 * U[:, 0]) + effect * w * np.sum((U[:, 1:] - centre) ** 2, axis=1)
+    return U, y, centre, np.arange(H + 1) == 0
+
+
+def test_the_centres_are_trusted_only_once_the_fit_can_tell_them() -> None:
+    U, y, centre, relevant = model_data(0, 40, 1.0)
+    held = ~relevant
+    u = rest.pinned(U, y, relevant, held, side=1.0, sure=0.01)
+    assert u is not None and u[1:] == pytest.approx(centre, abs=1e-4) and u[0] == U[int(np.argmin(y)), 0]
+    assert rest.pinned(U[:18], y[:18], relevant, held, side=1.0, sure=0.01) is None  # 15 differences, 17 unknowns
+    U, y, _, _ = model_data(0, 40, 0.0)  # the held parameters do nothing: no curvature, no centre
+    assert rest.pinned(U, y, relevant, held, side=1.0, sure=0.01) is None
+
+
+def test_a_sure_model_steps_to_its_centre_without_the_jitter() -> None:
+    rng, (centre, w) = np.random.default_rng(3), small_terms(3)
+    relevant = np.arange(H + 1) == 0
+    U = np.r_[0.5, centre + rng.uniform(-0.05, 0.05, H)][None, :]
+    y = [w * float(np.sum((U[0, 1:] - centre) ** 2))]
+    ends = []
+    for sure in (0.0, 0.01):
+        V, z = U.copy(), list(y)
+        for _ in range(30):
+            u = rest.step(V, np.array(z), relevant, ~relevant, rng, side=0.2, shrink_after=2, sure=sure)
+            V, z = np.vstack([V, u]), z + [w * float(np.sum((u[1:] - centre) ** 2))]
+        ends.append(min(z))
+    assert ends[1] < 1e-10 < ends[0]  # the jittered steps stay a quarter box around the centre
+
+
+def test_a_rest_turn_goes_to_the_relevant_parameters_once_the_held_ones_sit_at_the_centres() -> None:
+    space = ts.Space({f"x{i:02d}": ts.Float(0.0, 1.0) for i in range(H + 1)})
+    enc = Encoding.of(space)
+    U, y, centre, relevant = model_data(1, 40, 1.0)
+    rule = FocusRule()
+    assert not rule.settled(relevant, enc, U[int(np.argmin(y))], U, y)
+    best = np.r_[U[int(np.argmin(y)), 0], centre]
+    V, z = np.vstack([U, best]), np.r_[y, 10.0 * np.sin(7 * best[0])]
+    assert rule.settled(relevant, enc, V[-1], V, z)
+    assert not FocusRule(pin=False).settled(relevant, enc, V[-1], V, z)
+
+
+def test_a_step_with_no_held_parameter_in_the_model_keeps_the_incumbent() -> None:
+    U, y, _, relevant = model_data(2, 40, 1.0)
+    none = np.zeros(H + 1, dtype=bool)  # e.g. every held parameter inactive at the incumbent
+    u = rest.step(U, y, relevant, none, np.random.default_rng(0), side=0.2, shrink_after=2, sure=0.01)
+    assert u.tolist() == U[int(np.argmin(y))].tolist()
+    assert rest.pinned(U, y, relevant, none, side=0.2, sure=0.01) is None

@@ -25,7 +25,12 @@ ones at the incumbent's values. A deterministic objective keeps whatever such a 
 gains, which a model whose lengthscales call those parameters irrelevant would not find.
 With ``rest_model`` (and the completed trials' rows given), the step is the minimizer of a
 separable quadratic model of the held parameters instead, in a trust region that halves
-after ``shrink_after`` failed steps (:mod:`.rest`).
+after ``shrink_after`` failed steps (:mod:`.rest`). Once that model's fit tells every held
+parameter's centre within ``sure`` (a standard error; :func:`.rest.centre_error`), with ``pin``
+the focused turns hold the held parameters at the model's minimum (in the ``rest_side`` box)
+instead of the incumbent's values, and a step on the rest whose incumbent already sits there is
+a focused turn instead (:meth:`FocusRule.settled`): the small effects are kept without spending
+turns on them.
 The focused turns, from then on, refine: they search a box of side ``refine_side`` around the
 incumbent on the relevant parameters (scaled by their lengthscales, as TuRBO's trust region in
 :mod:`.local`), so a narrow basin found is resolved instead of left for the whole subspace.
@@ -63,6 +68,8 @@ class FocusRule:
     shrink_after: int = 2
     follow_gain: bool = True
     patience_frac: float = 0.25
+    sure: float = 0.01
+    pin: bool = True
 
     def relevant(self, theta: np.ndarray, d: int, n_obs: int, index: int) -> np.ndarray | None:
         """(d,) bool mask of relevant parameters, or None to search the whole space
@@ -129,6 +136,16 @@ class FocusRule:
             since[i] = i - last
         return bool(np.any(since[int(self.per_dim * d):] >= self.patience(d)))
 
+    def settled(self, relevant: np.ndarray, enc: Encoding, incumbent: np.ndarray, rows: np.ndarray | None,
+                losses: np.ndarray) -> bool:
+        """Whether the incumbent's held parameters are within ``sure`` of the centres the rest
+        model is sure of (:func:`.rest.pinned`): a step on the rest has nothing left to find."""
+        if not (self.pin and self.sure > 0 and self.rest_model) or rows is None or len(rows) != len(losses):
+            return False
+        held = ~relevant & enc.numeric & ~np.isnan(incumbent)
+        centred = rest.pinned(rows, losses, relevant, held, side=self.rest_side, sure=self.sure)
+        return centred is not None and bool(np.max(np.abs(centred[held] - incumbent[held])) <= self.sure)
+
     def patience(self, d: int) -> int:
         return max(5, int(d * self.patience_frac))
 
@@ -185,7 +202,7 @@ class RestStepOptimizer(AcqOptimizer):
                  region: tuple[np.ndarray, np.ndarray] | None = None) -> Scored:
         held = ~self.relevant & self.enc.numeric & ~np.isnan(anchors[0])
         u = rest.step(self.rows, self.losses, self.relevant, held, self.rng, side=self.rule.rest_side,
-                      shrink_after=self.rule.shrink_after)
+                      shrink_after=self.rule.shrink_after, sure=self.rule.sure)
         found = FocusedOptimizer(self.space, self.enc, self.opt, self.rng, ~self.relevant, anchors[0]
                                  ).maximize(acq, anchors, region)
         return Scored(np.vstack([canonical(self.space, u[None, :]), found.U]), np.r_[np.inf, found.value])
@@ -204,6 +221,8 @@ def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.ra
         return AcqOptimizer(space, enc, options, rng), region
     rule = FocusRule()
     mask = rule.rest(theta, space.ndim, n_obs, index, losses, rows)
+    if mask is not None and rule.settled(mask, enc, anchors[0], rows, losses):
+        mask = None  # the held parameters sit at the model's centre: the turn goes to the relevant ones
     if mask is not None and rule.rest_model and rows is not None:
         return RestStepOptimizer(space, enc, options, rng, mask, rule, rows, losses), rule.rest_box(anchors[0], ~mask)
     if mask is not None:
@@ -215,4 +234,10 @@ def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.ra
         return AcqOptimizer(space, enc, options, rng), region
     if region is None and stalled:
         region = rule.refine_box(anchors[0], theta, mask & enc.numeric)
-    return FocusedOptimizer(space, enc, options, rng, mask, anchors[0]), region
+    incumbent = anchors[0]
+    if stalled and rule.pin and rule.rest_model and rule.sure > 0 and rows is not None and len(rows) == len(losses):
+        held = ~mask & enc.numeric & ~np.isnan(incumbent)
+        centred = rest.pinned(rows, losses, mask, held, side=rule.rest_side, sure=rule.sure)
+        if centred is not None:
+            incumbent = canonical(space, centred[None, :])[0]
+    return FocusedOptimizer(space, enc, options, rng, mask, incumbent), region

@@ -39,7 +39,8 @@ class BayesOptions:
             stalled, every other suggestion (and the one after such a step that
             gained) steps the held parameters near the best trial instead (to the minimum of a quadratic model of them, in a
             trust region that shrinks on failure; :mod:`.rest`), and the focused
-            ones search a small box around it (:mod:`.focus`).
+            ones search a small box around it (:mod:`.focus`); once that model is
+            sure of the held parameters' best values, the focused ones hold them there.
         local_search: when the best loss has not improved for a while, search
             a shrinking box around the incumbent, then the whole space again
             (trust-region refinement with restarts, see ``bayes/local.py``).

@@ -67,6 +67,47 @@ def fit(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.ndarray, s
     incumbent (each (m,)), fitted within the groups of equal values on ``key``, and the number
     of within-group differences behind them. The ``shared`` ones (a mask over ``model``) have
     one curvature in common, so ``m`` parameters take about ``m + 1`` steps to fit, not ``2m``."""
+    Phi, y, g = within_groups(U, losses, key, model, shared)
+    beta = ridge(Phi, y)
+    m = int(model.sum())
+    b = np.full(m, beta[-1])
+    b[~shared] = beta[m:-1]
+    return beta[:m], b, dof(g)
+
+
+def centre_error(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.ndarray, shared: np.ndarray
+                 ) -> np.ndarray | None:
+    """(m,) the standard errors of the fitted centres ``-a / 2b`` of the ``model`` coordinates
+    (the fit of :func:`fit`, by least squares within groups, delta method), or None while the
+    fit cannot tell them: fewer within-group differences than unknowns plus two, or a
+    curvature not positive at three standard errors."""
+    Phi, y, g = within_groups(U, losses, key, model, shared)
+    n, p = dof(g), Phi.shape[1]
+    G = Phi.T @ Phi
+    if n < p + 2 or not shared.any() or not np.isfinite(G).all() or float(np.trace(G)) <= 0.0:
+        return None
+    inv = np.linalg.pinv(G + 1e-12 * float(np.trace(G)) / p * np.eye(p))
+    beta = inv @ Phi.T @ y
+    s2 = float(np.sum((y - Phi @ beta) ** 2)) / (n - p)
+    cov = s2 * inv
+    m = int(model.sum())
+    bi = np.full(m, p - 1)
+    bi[~shared] = m + np.arange(int((~shared).sum()))
+    a, b = beta[:m], beta[bi]
+    var_b = cov[bi, bi]
+    if np.any(b <= 3.0 * np.sqrt(np.maximum(var_b, 0.0))):
+        return None
+    ia = np.arange(m)
+    # c = -a / (2b): dc/da = -1/(2b), dc/db = a/(2b^2)
+    var_c = (cov[ia, ia] / (4 * b**2) + a**2 * var_b / (4 * b**4) - 2 * a * cov[ia, bi] / (4 * b**3))
+    return np.sqrt(np.maximum(var_c, 0.0))
+
+
+def within_groups(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.ndarray, shared: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's features (the ``model`` coordinates around the incumbent, their squares, the
+    ``shared`` ones' summed) and the losses, both centred within the groups of equal values on
+    ``key``, and the groups."""
     t = np.nan_to_num(U[:, model] - U[int(np.argmin(losses)), model])
     Phi = np.hstack([t, t[:, ~shared] ** 2, np.sum(t[:, shared] ** 2, axis=1, keepdims=True)])
     y = np.asarray(losses, dtype=float).copy()
@@ -75,11 +116,7 @@ def fit(U: np.ndarray, losses: np.ndarray, key: np.ndarray, model: np.ndarray, s
         rows = g == k
         Phi[rows] -= Phi[rows].mean(axis=0)
         y[rows] -= y[rows].mean()
-    beta = ridge(Phi, y)
-    m = int(model.sum())
-    b = np.full(m, beta[-1])
-    b[~shared] = beta[m:-1]
-    return beta[:m], b, dof(g)
+    return Phi, y, g
 
 
 def ridge(Phi: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -106,7 +143,7 @@ def minimize_separable(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndar
 
 
 def step(U: np.ndarray, losses: np.ndarray, relevant: np.ndarray, held: np.ndarray, rng: np.random.Generator,
-         *, side: float, shrink_after: int) -> np.ndarray:
+         *, side: float, shrink_after: int, sure: float = 0.0) -> np.ndarray:
     """The next point (d,): the incumbent with its ``held`` coordinates stepped (unit rows ``U``
     of the completed trials and their ``losses``, in trial order; ``held``: numeric and active
     at the incumbent, not ``relevant``)."""
@@ -120,6 +157,33 @@ def step(U: np.ndarray, losses: np.ndarray, relevant: np.ndarray, held: np.ndarr
         t = lo + (hi - lo) * rng.random(int(held.sum()))
     else:
         t = minimize_separable(a[held[model]], b[held[model]], lo, hi)
-        t = np.clip(t + (hi - lo) / 4.0 * rng.uniform(-1.0, 1.0, len(t)), lo, hi)  # varied, so b stays identifiable
+        se = centre_error(U, losses, key, model, held[model]) if sure > 0 else None
+        if se is None or not sure_of(se[held[model]], sure):
+            t = np.clip(t + (hi - lo) / 4.0 * rng.uniform(-1.0, 1.0, len(t)), lo, hi)  # varied, so b stays identifiable
     u[held] = u[held] + t
+    return u
+
+
+def sure_of(se: np.ndarray, sure: float) -> bool:
+    """Whether there are centres and every one's standard error is at most ``sure``."""
+    return bool(se.size) and bool(np.all(np.isfinite(se))) and float(np.max(se)) <= sure
+
+
+def pinned(U: np.ndarray, losses: np.ndarray, relevant: np.ndarray, held: np.ndarray, *, side: float,
+           sure: float) -> np.ndarray | None:
+    """The incumbent with its ``held`` coordinates at the model's minimizer in the box of side
+    ``side`` around it, if every held centre's standard error (:func:`centre_error`) is at most
+    ``sure``; None otherwise (a focused turn then holds the incumbent's values)."""
+    u = U[int(np.argmin(losses))].copy()
+    key = key_dims(U, relevant)
+    model = ~key & (held | relevant) & ~np.isnan(u)
+    if not held.any():
+        return None
+    se = centre_error(U, losses, key, model, held[model])
+    if se is None or not sure_of(se[held[model]], sure):
+        return None
+    a, b, _ = fit(U, losses, key, model, held[model])
+    half = side / 2.0
+    lo, hi = np.maximum(-half, -u[held]), np.minimum(half, 1.0 - u[held])
+    u[held] = u[held] + minimize_separable(a[held[model]], b[held[model]], lo, hi)
     return u
