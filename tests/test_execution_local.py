@@ -186,11 +186,14 @@ def test_gpu_packing_assigns_devices_and_retries_oom_with_fewer_neighbours(tmp_p
 
 
 def _dies_once(trial: Any) -> float:
-    marker = Path(os.environ["DIE_MARKER"])
-    if not marker.exists():
-        marker.write_text(str(trial.number))
-        os.kill(os.getpid(), 9)  # a worker process killed mid-trial
-    return float(trial.params["x"])
+    try:  # created atomically: two workers that both looked before either wrote it once both died
+        fd = os.open(os.environ["DIE_MARKER"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return float(trial.params["x"])
+    os.write(fd, str(trial.number).encode())
+    os.close(fd)
+    os.kill(os.getpid(), 9)  # a worker process killed mid-trial
+    return 0.0
 
 
 def test_a_dead_worker_process_has_its_trial_failed_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
