@@ -186,11 +186,14 @@ def test_gpu_packing_assigns_devices_and_retries_oom_with_fewer_neighbours(tmp_p
 
 
 def _dies_once(trial: Any) -> float:
-    marker = Path(os.environ["DIE_MARKER"])
-    if not marker.exists():
-        marker.write_text(str(trial.number))
-        os.kill(os.getpid(), 9)  # a worker process killed mid-trial
-    return float(trial.params["x"])
+    try:  # created atomically: two workers that both looked before either wrote it once both died
+        fd = os.open(os.environ["DIE_MARKER"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return float(trial.params["x"])
+    os.write(fd, str(trial.number).encode())
+    os.close(fd)
+    os.kill(os.getpid(), 9)  # a worker process killed mid-trial
+    return 0.0
 
 
 def test_a_dead_worker_process_has_its_trial_failed_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,6 +222,77 @@ def test_a_dead_worker_process_s_requeued_trial_runs_within_the_same_budget(
     assert copy.state is TrialState.COMPLETE and copy.params == lost.params
     # the lost attempt did not use up a slot: ten trials completed, plus the failed one
     assert sum(t.state is TrialState.COMPLETE for t in trials.values()) == 10 and len(trials) == 11
+
+
+def _dies_after_its_neighbour(trial: Any) -> float:
+    """Worker 0's trial dies once worker 1's death is being handled; worker 1's at once."""
+    folder = Path(os.environ["DIE_DIR"])
+    if os.environ["CUDA_VISIBLE_DEVICES"] == "1":
+        os.kill(os.getpid(), 9)
+    (folder / "pid").write_text(str(os.getpid()))
+    end = time.monotonic() + 30
+    while not (folder / "go").exists() and time.monotonic() < end:
+        time.sleep(0.01)
+    os.kill(os.getpid(), 9)
+    return 0.0
+
+
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="needs os.waitid")
+def test_a_worker_that_dies_while_another_s_death_is_handled_is_handled_at_its_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # worker 1 dies first; the parent, handling that, runs the callback below, during
+    # which worker 0 (already looked at in this round, alive) dies: its death must be
+    # handled like any other (it was once left to the final sweep)
+    monkeypatch.setenv("DIE_DIR", str(tmp_path))
+    seen = []
+
+    def callback(study: Study, record: FrozenTrial) -> None:
+        if not seen:
+            seen.append(record.number)
+            (tmp_path / "go").touch()
+            os.waitid(os.P_PID, int((tmp_path / "pid").read_text()), os.WEXITED | os.WNOWAIT)
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'n.db'}", name="n", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_dies_after_its_neighbour, n_trials=2, gpus=["0", "1"], allow_missing_gpus=True,
+                       callbacks=[callback])  # fmt: skip
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * 2
+    assert all("worker process died (exit code -9)" in (t.error or "") for t in study.trials)
+    assert "found running at the end" not in caplog.text
+    assert "2 worker process(es) died" in caplog.text
+
+
+def test_a_trial_of_a_dead_worker_found_only_at_the_end_is_requeued_and_run_within_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a running trial of a dead worker that the parent's look at its exit missed (its
+    # creation committed later: planted here by the callback, which runs in the parent
+    # right after that look) is found by the final sweep and handled like one found at
+    # the exit: failed, re-queued, and its copy run by a fresh worker within the budget
+    monkeypatch.setenv("DIE_MARKER", str(tmp_path / "died"))
+    planted = []
+
+    def callback(study: Study, record: FrozenTrial) -> None:
+        if record.state is TrialState.FAILED and not planted:
+            late = study._storage.create_trial(study._study_id, params={"x": 0.5}, worker=record.worker)
+            assert late is not None
+            planted.append(late.number)
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'l.db'}", name="l",
+                  sampler="random", heartbeat_interval=5, requeue_failed=True)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_dies_once, n_trials=6, n_jobs=2, callbacks=[callback])
+    trials = {t.number: t for t in study.trials}
+    late = trials[planted[0]]
+    assert late.state is TrialState.FAILED and late.system.requeued_as is not None
+    copy = trials[late.system.requeued_as]
+    assert copy.state is TrialState.COMPLETE and copy.params == late.params
+    assert "found running at the end" in caplog.text
+    # neither lost attempt used up a slot; the planted trial took none of the budget, so its
+    # copy runs on the one its lost attempt gives back: seven completed, plus the two failed
+    assert sum(t.state is TrialState.COMPLETE for t in trials.values()) == 7 and len(trials) == 9
+    assert not [t for t in trials.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
 def _always_dies(trial: Any) -> float:

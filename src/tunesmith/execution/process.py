@@ -104,6 +104,7 @@ class _Worker:
     inbox: Any  # read end of the pipe the worker sends each ended record through (None: closed)
     timed_out: bool = False
     dead_at: float | None = None  # when the parent saw it exit
+    unit_back: bool = False  # its exit gave back a budget unit it held (no trial of it was found then)
 
 
 @dataclass
@@ -189,7 +190,10 @@ class _Pool:
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
-        # others finished still fails (and may re-queue and re-run) its trial
+        # others finished still fails (and may re-queue and re-run) its trial.
+        # The run ends once every started worker's exit was handled (its slot left
+        # pool.live), never on a second look at which are alive: a worker that died
+        # between the two looks (while another's exit was handled) would be missed
         polled = 0.0
         while True:
             self._receive(0.2)
@@ -198,15 +202,10 @@ class _Pool:
                 polled = time.monotonic()
                 self.job.poll()
             self._stop_overdue()
-            pending = False
             for w in list(self.workers.values()):
-                if not w.proc.is_alive() and w.slot.index in self.pool.live:
-                    if self._settled(w):
-                        self._exited(w)
-                    else:
-                        pending = True
-            if not pending and not any(w.proc.is_alive() for w in self.workers.values()):
-                self._sweep()
+                if w.slot.index in self.pool.live and not w.proc.is_alive() and self._settled(w):
+                    self._exited(w)
+            if not self.pool.live and not self._sweep():
                 return
 
     def _settled(self, w: _Worker) -> bool:
@@ -218,15 +217,28 @@ class _Pool:
         w.dead_at = w.dead_at or time.monotonic()
         return time.monotonic() - w.dead_at >= SETTLE
 
-    def _sweep(self) -> None:
-        """Last, fail any trial still running of a worker that died (one whose creation
-        committed after the parent looked), so that none is left running."""
-        for w in self.workers.values():
-            if w.proc.exitcode not in (0, 130, EXIT_OOM):
-                for t in _fail_dead(self.run_, w.proc.pid, f"worker process died (exit code {w.proc.exitcode})",
-                                    requeue=False):
-                    logger.warning("trial %d of a dead worker was found running at the end; failed", t.number)
-                    self.calls(t)
+    def _sweep(self) -> bool:
+        """Last (every exit handled), fail any trial still running of a worker that died:
+        one whose creation committed after the parent looked at its exit. It is handled
+        like one found then: re-queued if the study re-queues lost trials, the copy run
+        by a fresh worker within the same budget. Whether a worker started (then the
+        watch goes on), so that no trial is left running and none is lost."""
+        started = False
+        for w in list(self.workers.values()):
+            if w.proc.exitcode in (0, 130, EXIT_OOM):
+                continue
+            lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
+            if not lost:
+                continue
+            for t in lost:
+                logger.warning("trial %d of a dead worker was found running at the end; failed%s", t.number,
+                               "" if t.system.requeued_as is None else f", re-queued as {t.system.requeued_as}")
+            self.losses.failed += sum(t.state is TrialState.FAILED for t in lost)
+            self.losses.requeued += sum(t.system.requeued_as is not None for t in lost)
+            # the unit its exit gave back (no trial of it was found then) was this trial's
+            back, w.unit_back = w.unit_back, False
+            started |= self._lost(w, lost, unit=-1 if back else 0)
+        return started
 
     def _receive(self, wait: float) -> None:
         """Run the callbacks on the records the workers sent (waiting up to ``wait``)."""
@@ -271,25 +283,36 @@ class _Pool:
         if code == EXIT_OOM:  # retired after an out-of-memory trial: its device keeps one fewer
             self._restart(self.pool.exited(w.slot, oom=True), held=False)
             return
-        limit = self.ex.trial_timeout
-        error = (
-            f"trial_timeout: the trial ran longer than {limit:g} s; its worker process was stopped"
-            if w.timed_out else f"worker process died (exit code {code})"
-        )
-        lost = _fail_dead(self.run_, w.proc.pid, error, requeue=False if w.timed_out else None)
+        lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
             self.pool.exited(w.slot, oom=False)
             return
         self._count(w, code, lost)
+        w.unit_back = w.seat.holding and not lost
+        self._lost(w, lost, unit=1 if w.unit_back else 0)
+
+    def _error(self, w: _Worker) -> str:
+        """The error a dead worker's running trial is failed with."""
+        if w.timed_out:
+            return f"trial_timeout: the trial ran longer than {self.ex.trial_timeout:g} s; its worker process was stopped"
+        return f"worker process died (exit code {w.proc.exitcode})"
+
+    def _lost(self, w: _Worker, lost: list[FrozenTrial], *, unit: int) -> bool:
+        """After dead worker ``w``'s running trials were failed (``lost``): the callbacks,
+        the budget (``unit``: a unit it held to give back, 1, or to take back, -1), and a
+        fresh worker in its place; whether one started."""
         for t in lost:
             self.calls(t)
         # a re-queued copy runs under this call's budget, in a fresh worker: the lost
         # attempt is not counted; nor is a budget unit the worker took but never started
         retries = sum(t.system.requeued_as is not None for t in lost)
-        self.budget.give_back(retries + (1 if w.seat.holding and not lost else 0))
+        if retries + unit > 0:
+            self.budget.give_back(retries + unit)
+        elif retries + unit < 0:
+            self.budget.take(-(retries + unit))
         held = any(t.state is TrialState.PAUSED for t in lost)  # a resumed trial kept its promotion
         new = self.pool.exited(w.slot, oom=False, replace=self.losses.barren <= MAX_BARREN_DEATHS)
-        self._restart(new, held=held or retries > 0)
+        return self._restart(new, held=held or retries > 0)
 
     def _count(self, w: _Worker, code: int | None, lost: list[FrozenTrial]) -> None:
         ls = self.losses
@@ -307,17 +330,19 @@ class _Pool:
                 "(paused again if it had been resumed from a checkpoint)", w.proc.pid, code,
             )  # fmt: skip
 
-    def _restart(self, new: Slot | None, *, held: bool) -> None:
-        """Start ``new`` if trials are left, or (``held``) a lost trial's copy or promotion must run."""
+    def _restart(self, new: Slot | None, *, held: bool) -> bool:
+        """Start ``new`` if trials are left, or (``held``) a lost trial's copy or promotion
+        must run; whether it started."""
         if new is None:
-            return
+            return False
         budget = self.budget
         # held promotions, and re-queued copies after an exhausted search, still run
         if budget.may_start or (held and budget.may_drain):
             self.losses.replaced += 1
             self._start(new)
-        else:
-            self.pool.exited(new, oom=False)
+            return True
+        self.pool.exited(new, oom=False)
+        return False
 
 
 def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial]:
