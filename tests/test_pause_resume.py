@@ -499,6 +499,18 @@ def test_a_trial_paused_again_without_progress_is_pruned() -> None:
     assert all(t.system.n_resumes <= 1 for t in study.trials)
 
 
+def _first_to_claim(marker: Path, number: int) -> bool:
+    """Create ``marker`` atomically: True for the one caller that created it (two workers that
+    both looked before either wrote it would otherwise both go on)."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, str(number).encode())
+    os.close(fd)
+    return True
+
+
 def _dies_in_its_first_resumed_run(folder: str) -> Any:
     def objective(trial: ts.Trial) -> float:
         path = Path(folder) / f"ck{trial.number}.json"
@@ -508,9 +520,7 @@ def _dies_in_its_first_resumed_run(folder: str) -> Any:
             path.write_text(json.dumps({"w": w}))
             trial.set_attr("checkpoint", str(path))
             trial.report((w - 3) ** 2, step)
-            marker = Path(folder) / "killed"
-            if trial.is_resumed and not marker.exists():
-                marker.write_text(str(trial.number))
+            if trial.is_resumed and _first_to_claim(Path(folder) / "killed", trial.number):
                 os.kill(os.getpid(), signal.SIGKILL)
             if trial.should_prune():
                 raise ts.TrialPruned()
