@@ -68,13 +68,16 @@ def hypertune(
     params: Mapping[str, torch.Tensor],
     hparams: Mapping[str, Any],
     train_batches: Batches | Any,
-    val_batch: Any,
+    val_batch: Batches | Any,
     *,
     constraints: Mapping[str, Constraint] | None = None,
     options: LoopOptions | None = None,
     select_batch: Any = None,
 ) -> TuneResult:
     """:func:`tunesmith.train.hyperloop.tune`, each outer step recorded as a trial of ``study``.
+
+    The batches are taken as ``tune`` takes them: ``train_batches`` and ``val_batch`` are one
+    batch each, or functions of the step (a callable batch object: pass ``lambda _: batch``).
 
     ``study.space`` must hold every (flattened) hyperparameter name (see :func:`hyper_space`);
     values that leave its range are clipped in the record (the loop keeps the exact ones,
