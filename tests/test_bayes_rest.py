@@ -135,11 +135,15 @@ def test_a_rest_turn_goes_to_the_relevant_parameters_once_the_held_ones_sit_at_t
     enc = Encoding.of(space)
     U, y, centre, relevant = model_data(1, 40, 1.0)
     rule = FocusRule()
-    assert not rule.settled(relevant, enc, U[int(np.argmin(y))], U, y)
+
+    def settled(r: FocusRule, incumbent: np.ndarray, V: np.ndarray, z: np.ndarray) -> bool:
+        return r.settled(relevant, enc, incumbent, r.pinned(relevant, enc, incumbent, V, z))
+
+    assert not settled(rule, U[int(np.argmin(y))], U, y)
     best = np.r_[U[int(np.argmin(y)), 0], centre]
     V, z = np.vstack([U, best]), np.r_[y, 10.0 * np.sin(7 * best[0])]
-    assert rule.settled(relevant, enc, V[-1], V, z)
-    assert not FocusRule(pin=False).settled(relevant, enc, V[-1], V, z)
+    assert settled(rule, V[-1], V, z)
+    assert not settled(FocusRule(pin=False), V[-1], V, z)
 
 
 def test_a_step_with_no_held_parameter_in_the_model_keeps_the_incumbent() -> None:

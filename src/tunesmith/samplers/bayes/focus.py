@@ -92,7 +92,7 @@ class FocusRule:
         the incumbent (:meth:`rest_box`); None: a turn as :meth:`relevant` says. With
         ``follow_gain`` and the completed trials' unit ``rows``, a turn after one that gained
         is of the same kind instead (:meth:`gained`)."""
-        if d < self.min_dims or n_obs < self.per_dim * d or not self.stalled(losses, d):
+        if not self.after_stall(losses, d, n_obs):
             return None
         mask = self._mask(theta, d)
         kind = self.gained(mask, rows, losses) if mask is not None and rows is not None else None
@@ -136,14 +136,23 @@ class FocusRule:
             since[i] = i - last
         return bool(np.any(since[int(self.per_dim * d):] >= self.patience(d)))
 
-    def settled(self, relevant: np.ndarray, enc: Encoding, incumbent: np.ndarray, rows: np.ndarray | None,
-                losses: np.ndarray) -> bool:
-        """Whether the incumbent's held parameters are within ``sure`` of the centres the rest
-        model is sure of (:func:`.rest.pinned`): a step on the rest has nothing left to find."""
+    def after_stall(self, losses: np.ndarray, d: int, n_obs: int) -> bool:
+        """Whether focus has begun and the search has stalled since (:meth:`stalled`)."""
+        return d >= self.min_dims and n_obs >= self.per_dim * d and self.stalled(losses, d)
+
+    def pinned(self, relevant: np.ndarray, enc: Encoding, incumbent: np.ndarray, rows: np.ndarray | None,
+               losses: np.ndarray) -> np.ndarray | None:
+        """The incumbent with its held parameters at the centres the rest model is sure of
+        (:func:`.rest.pinned`); None without ``pin`` or while the model is not sure."""
         if not (self.pin and self.sure > 0 and self.rest_model) or rows is None or len(rows) != len(losses):
-            return False
+            return None
         held = ~relevant & enc.numeric & ~np.isnan(incumbent)
-        centred = rest.pinned(rows, losses, relevant, held, side=self.rest_side, sure=self.sure)
+        return rest.pinned(rows, losses, relevant, held, side=self.rest_side, sure=self.sure)
+
+    def settled(self, relevant: np.ndarray, enc: Encoding, incumbent: np.ndarray, centred: np.ndarray | None) -> bool:
+        """Whether the incumbent's held parameters are within ``sure`` of the ``centred`` ones
+        (:meth:`pinned`): a step on the rest has nothing left to find."""
+        held = ~relevant & enc.numeric & ~np.isnan(incumbent)
         return centred is not None and bool(np.max(np.abs(centred[held] - incumbent[held])) <= self.sure)
 
     def patience(self, d: int) -> int:
@@ -220,24 +229,22 @@ def acq_optimizer(space: Space, enc: Encoding, options: BayesOptions, rng: np.ra
     if not options.focus or not len(anchors):
         return AcqOptimizer(space, enc, options, rng), region
     rule = FocusRule()
-    mask = rule.rest(theta, space.ndim, n_obs, index, losses, rows)
-    if mask is not None and rule.settled(mask, enc, anchors[0], rows, losses):
+    d, incumbent = space.ndim, anchors[0]
+    stalled = rule.after_stall(losses, d, n_obs)
+    relevant = rule._mask(theta, d) if stalled else None  # after the stall, every turn's relevant mask
+    centred = rule.pinned(relevant, enc, incumbent, rows, losses) if relevant is not None else None
+    mask = rule.rest(theta, d, n_obs, index, losses, rows)
+    if mask is not None and rule.settled(mask, enc, incumbent, centred):
         mask = None  # the held parameters sit at the model's centre: the turn goes to the relevant ones
     if mask is not None and rule.rest_model and rows is not None:
-        return RestStepOptimizer(space, enc, options, rng, mask, rule, rows, losses), rule.rest_box(anchors[0], ~mask)
+        return RestStepOptimizer(space, enc, options, rng, mask, rule, rows, losses), rule.rest_box(incumbent, ~mask)
     if mask is not None:
-        return FocusedOptimizer(space, enc, options, rng, ~mask, anchors[0]), rule.rest_box(anchors[0], ~mask)
-    d = space.ndim
-    stalled = d >= rule.min_dims and n_obs >= rule.per_dim * d and rule.stalled(losses, d)
-    mask = rule._mask(theta, d) if stalled else rule.relevant(theta, d, n_obs, index)
+        return FocusedOptimizer(space, enc, options, rng, ~mask, incumbent), rule.rest_box(incumbent, ~mask)
+    mask = relevant if stalled else rule.relevant(theta, d, n_obs, index)
     if mask is None:
         return AcqOptimizer(space, enc, options, rng), region
     if region is None and stalled:
-        region = rule.refine_box(anchors[0], theta, mask & enc.numeric)
-    incumbent = anchors[0]
-    if stalled and rule.pin and rule.rest_model and rule.sure > 0 and rows is not None and len(rows) == len(losses):
-        held = ~mask & enc.numeric & ~np.isnan(incumbent)
-        centred = rest.pinned(rows, losses, mask, held, side=rule.rest_side, sure=rule.sure)
-        if centred is not None:
-            incumbent = canonical(space, centred[None, :])[0]
+        region = rule.refine_box(incumbent, theta, mask & enc.numeric)
+    if centred is not None:  # the focused turn holds the held parameters at the model's centres
+        incumbent = canonical(space, centred[None, :])[0]
     return FocusedOptimizer(space, enc, options, rng, mask, incumbent), region
