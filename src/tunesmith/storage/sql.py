@@ -42,6 +42,7 @@ from .sql_schema import (
     _HOT,
     meta_table,
     metadata,
+    rows_to_trials,
     studies_table,
     trials_table,
     tuple_to_trial,
@@ -733,7 +734,7 @@ class SQLStorage(Storage):
         kind = "trials_in_state" if state is not None else "trials_from" if exclude is None else "trials_except"
         stmt = kind + ("" if limit is None else "_head")
         rows = self._tx(lambda c: c.all(stmt, args), write=False)
-        return [tuple_to_trial(r) for r in rows]
+        return rows_to_trials(rows)
 
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         row = self._tx(lambda c: c.first("one_trial", {"sid": study_id, "number": number}), write=False)

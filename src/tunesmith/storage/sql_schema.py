@@ -8,12 +8,18 @@ PostgreSQL run the same statements, each in its own SQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from ..exceptions import StorageError
 from ..trial import FrozenTrial, SystemState, TrialState
+
+T = TypeVar("T")
+logger = logging.getLogger("tunesmith")
 
 metadata = sa.MetaData()
 
@@ -121,19 +127,137 @@ _HOT = _hot_statements()
 
 
 def tuple_to_trial(r: Sequence[Any]) -> FrozenTrial:
-    """A trial from a row of ``_TRIAL_COLS`` (a plain DBAPI tuple)."""
+    """A trial from a row of ``_TRIAL_COLS`` (a plain DBAPI tuple).
+
+    Whoever can write the database can put anything in a row. A row that does not
+    hold what tunesmith writes (JSON that does not parse or nests too deep, a field
+    of the wrong type, an unknown state, a complete trial without a finite value)
+    is read as a failed trial whose error names the row, the column and what is
+    wrong, so the study's other trials stay readable; nothing is written back.
+    """
+    try:
+        return _decode(r)
+    except _BadColumn as bad:
+        if not _numbered(r):
+            raise StorageError(f"unreadable row trial_id={r[0]!r} of table ts_trials: column number {bad.why}; "
+                               "it was changed outside tunesmith: restore it from a backup or delete the row") from None
+        message = (
+            f"unreadable record: column {bad.column} of trial {r[1]} (table ts_trials, trial_id={r[0]}) "
+            f"{bad.why}; it was changed outside tunesmith: restore it from a backup or delete the row"
+        )
+        logger.warning("%s", message)
+        return FrozenTrial(number=r[1], state=TrialState.FAILED, params={}, error=message, trial_id=r[0])
+
+
+def rows_to_trials(rows: Sequence[Sequence[Any]]) -> list[FrozenTrial]:
+    """:func:`tuple_to_trial` of each row; a row without an integer number (it has no
+    place in the study) is left out, with a warning that names it."""
+    out = []
+    for r in rows:
+        if _numbered(r):
+            out.append(tuple_to_trial(r))
+        else:
+            logger.warning("unreadable row trial_id=%r of table ts_trials left out: column number holds %s, "
+                           "not an integer; it was changed outside tunesmith", r[0], _short(r[1]))
+    return out
+
+
+def _numbered(r: Sequence[Any]) -> bool:
+    return isinstance(r[1], int) and not isinstance(r[1], bool)
+
+
+class _BadColumn(Exception):
+    def __init__(self, column: str, why: str) -> None:
+        super().__init__(column, why)
+        self.column, self.why = column, why
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
+
+
+def _column(column: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except _BadColumn:
+        raise
+    except RecursionError:
+        raise _BadColumn(column, "nests too deep") from None
+    except (ValueError, TypeError, OverflowError, AttributeError) as exc:
+        raise _BadColumn(column, f"is not what tunesmith writes ({_short(str(exc))[1:-1]})") from None
+
+
+def _json_object(column: str, text: Any) -> dict[str, Any]:
+    if not isinstance(text, str):
+        raise _BadColumn(column, f"holds {type(text).__name__} {_short(text)}, not JSON text")
+    value = _column(column, lambda: json.loads(text))
+    if not isinstance(value, dict):
+        raise _BadColumn(column, f"holds JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _number(column: str, v: Any, *, finite: bool = False) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _BadColumn(column, f"holds {type(v).__name__} {_short(v)}, not a number")
+    out = _column(column, lambda: float(v))
+    if finite and not math.isfinite(out):
+        raise _BadColumn(column, f"holds {out!r}, not a finite number")
+    return out
+
+
+def _text(column: str, v: Any) -> str | None:
+    if v is not None and not isinstance(v, str):
+        raise _BadColumn(column, f"holds {type(v).__name__} {_short(v)}, not text")
+    return v
+
+
+def _reported(v: Any) -> float:
+    out = _number("intermediate", v)
+    if out is None:
+        raise _BadColumn("intermediate", "holds null where a reported value belongs")
+    return out
+
+
+def _step(k: str) -> int:
+    step = int(k)
+    if not -(2**63) <= step < 2**63:
+        raise ValueError(f"step {_short(k)} is out of range")
+    return step
+
+
+def _decode(r: Sequence[Any]) -> FrozenTrial:
+    if not _numbered(r):
+        raise _BadColumn("number", f"holds {type(r[1]).__name__} {_short(r[1])}, not an integer")
+    if not isinstance(r[2], str) or r[2] not in _STATES:
+        raise _BadColumn("state", f"holds {_short(r[2])}, not one of {sorted(_STATES)}")
+    state = TrialState(r[2])
+    params = _json_object("params", r[3])
+    value = _number("value", r[4], finite=True)
+    if value is None and state is TrialState.COMPLETE:
+        raise _BadColumn("value", "is empty (or not finite) for a complete trial")
+    raw = _json_object("intermediate", r[5])
+    intermediate = _column("intermediate", lambda: {_step(k): _reported(v) for k, v in raw.items()})
+    attrs = _json_object("attrs", r[6])
+    system_data = _json_object("system", r[12])
+    system = _column("system", lambda: SystemState.from_dict(system_data))
     return FrozenTrial(
         number=r[1],
-        state=TrialState(r[2]),
-        params=json.loads(r[3]),
-        value=r[4],
-        intermediate={int(k): float(v) for k, v in json.loads(r[5]).items()},
-        attrs=json.loads(r[6]),
-        error=r[7],
-        worker=r[8],
-        started=r[9],
-        completed=r[10],
-        heartbeat=r[11],
+        state=state,
+        params=params,
+        value=value,
+        intermediate=intermediate,
+        attrs=attrs,
+        error=_text("error", r[7]),
+        worker=_text("worker", r[8]),
+        started=_number("started", r[9]),
+        completed=_number("completed", r[10]),
+        heartbeat=_number("heartbeat", r[11]),
         trial_id=r[0],
-        system=SystemState.from_dict(json.loads(r[12])),
+        system=system,
     )
+
+
+_STATES = frozenset(s.value for s in TrialState)

@@ -1,0 +1,94 @@
+"""Rows written by a hostile (or careless) user of a shared database: a trial row that does not
+hold what tunesmith writes is read as a failed trial whose error names the row and the column;
+the study's other trials stay readable, and nothing is written back over the row."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+import tunesmith as ts
+from tunesmith.cli import main
+
+SPACE = {"x": ts.Float(-5, 5), "k": ts.Categorical(["a", "b"])}
+
+#: what a user with write access to the tables can put in trial 1 (any SQL database)
+JSON_ATTACKS = {
+    "params": ("params", "{bad"),
+    "params-list": ("params", "[1, 2]"),
+    "params-deep": ("params", '{"x": ' + "[" * 100_000 + "}"),
+    "attrs-null": ("attrs", "null"),
+    "intermediate-text": ("intermediate", '{"0": "abc"}'),
+    "intermediate-step": ("intermediate", '{"x": 1.0}'),
+    "intermediate-huge-step": ("intermediate", '{"' + "9" * 3000 + '": 1.0}'),
+    "intermediate-list": ("intermediate", "[1, 2]"),
+    "system": ("system", '{"resumed_step": "x", "zzz": 1}'),
+    "state": ("state", "hacked"),
+}
+#: what only SQLite's loose column types let in
+SQLITE_ATTACKS = {
+    "value-text": ("value", "abc"),
+    "value-blob": ("value", b"\x00\xff"),
+    "value-infinite": ("value", float("inf")),
+    "started-text": ("started", "yesterday"),
+    "params-blob": ("params", b"{}"),
+}
+
+
+def _study(url: str) -> ts.Study:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="victim")
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=4)
+    return study
+
+
+def _row(url: str, column: str) -> object:
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        out = c.execute(sa.text(f"SELECT {column} FROM ts_trials WHERE number = 1")).scalar_one()
+    engine.dispose()
+    return out
+
+
+def _write(url: str, column: str, value: object) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as c:  # whoever can write the database
+        c.execute(sa.text(f"UPDATE ts_trials SET {column} = :v WHERE number = 1"), {"v": value})
+    engine.dispose()
+
+
+def _check(url: str, column: str, value: object, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _study(url)
+    best = min((t for t in before.trials if t.number != 1), key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+    _write(url, column, value)
+    study = ts.Study.load("victim", storage=url)
+    trials = study.trials
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    bad = trials[1]
+    assert bad.state is ts.TrialState.FAILED and bad.params == {}
+    assert f"column {column} of trial 1" in str(bad.error) and "changed outside tunesmith" in str(bad.error)
+    assert len(str(bad.error)) < 500  # a 100 MB value is not copied into the message
+    assert [t.state for t in trials if t.number != 1] == [ts.TrialState.COMPLETE] * 3
+    assert study.best_trial.number == best.number
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=1)  # the study goes on
+    assert len(study.trials) == 5 and study.trials[4].state is ts.TrialState.COMPLETE
+    assert main(["show", "victim", "--storage", url]) == 0
+    assert "victim" in capsys.readouterr().out
+    assert _row(url, column) == value  # nothing was written back over the row
+
+
+@pytest.mark.parametrize("attack", [*JSON_ATTACKS, *SQLITE_ATTACKS])
+def test_an_unreadable_trial_row_is_a_failed_trial_naming_the_row(
+    shared_storage_url: str, attack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if attack in SQLITE_ATTACKS and not shared_storage_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's column types refuse a value of the wrong type")
+    column, value = {**JSON_ATTACKS, **SQLITE_ATTACKS}[attack]
+    _check(shared_storage_url, column, value, capsys)
+
+
+def test_a_row_without_an_integer_number_is_left_out(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    _study(sqlite_url)
+    _write(sqlite_url, "number", "abc")
+    study = ts.Study.load("victim", storage=sqlite_url)
+    assert [t.number for t in study.trials] == [0, 2, 3]
+    assert "column number holds 'abc'" in caplog.text
