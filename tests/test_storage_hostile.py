@@ -92,3 +92,16 @@ def test_a_row_without_an_integer_number_is_left_out(sqlite_url: str, caplog: py
     study = ts.Study.load("victim", storage=sqlite_url)
     assert [t.number for t in study.trials] == [0, 2, 3]
     assert "column number holds 'abc'" in caplog.text
+
+
+@pytest.mark.parametrize("number", ["'abc'", str(2**63 - 1), "2.5"])
+def test_trial_numbers_changed_by_hand_stop_new_trials_with_a_clear_error(sqlite_url: str, number: str) -> None:
+    _study(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:
+        c.execute(sa.text(f"UPDATE ts_trials SET number = {number} WHERE number = 3"))
+    engine.dispose()
+    study = ts.Study.load("victim", storage=sqlite_url)
+    with pytest.raises(ts.StorageError, match="changed outside tunesmith"):
+        study.optimize(lambda t: t.params["x"] ** 2, n_trials=2)
+    assert len(study.trials) in (3, 4)  # those read before; nothing recorded was lost

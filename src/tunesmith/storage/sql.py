@@ -50,6 +50,9 @@ from .sql_schema import (
 
 SCHEMA_VERSION = 2
 
+#: trial numbers stay below this (far from the 64-bit limit of the INTEGER column)
+_MAX_NUMBER = 2**62
+
 T = TypeVar("T")
 
 # SQLite busy handling: the driver's own wait (seconds), then our retry steps.
@@ -618,17 +621,27 @@ class SQLStorage(Storage):
                 return done
             if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
                 return None
-            number = int(cur.first("next_number", {"sid": study_id})[0])
+            number = cur.first("next_number", {"sid": study_id})[0]
+            if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < _MAX_NUMBER:
+                raise StorageError(
+                    f"storage {self.display_url!r}: the next trial number of study id {study_id} would be "
+                    f"{number!r}: the trial numbers in table ts_trials were changed outside tunesmith; restore "
+                    "the table from a backup or delete the rows whose number is not a small integer"
+                )
             cur.execute("insert_returning" if returning else "insert", {**values, "number": number})
             trial_id = cur.fetchone()[0] if returning else cur.lastrowid
             return template.replace(number=number, trial_id=int(trial_id))
 
         try:
             return self._tx(op, write=True)
-        except IntegrityError:
+        except IntegrityError as exc:
             if claim is not None:
                 return None
-            raise
+            raise StorageError(
+                f"storage {self.display_url!r}: a new trial of study id {study_id} collides with a stored row "
+                f"({self._error(exc)}): the trial numbers in table ts_trials were changed outside tunesmith; "
+                "restore the table from a backup or delete the rows whose number is not a small integer"
+            ) from exc
 
     def _begin_write(self, cur: Cursor, study_id: int, token: str, tried: list[bool]) -> FrozenTrial | None:
         """Lock the study; on a retry, the record an earlier attempt of this very
