@@ -105,3 +105,37 @@ def test_trial_numbers_changed_by_hand_stop_new_trials_with_a_clear_error(sqlite
     with pytest.raises(ts.StorageError, match="changed outside tunesmith"):
         study.optimize(lambda t: t.params["x"] ** 2, n_trials=2)
     assert len(study.trials) in (3, 4)  # those read before; nothing recorded was lost
+
+
+STUDY_ATTACKS = {
+    "space": ("space", "not json", "column space"),
+    "space-list": ("space", "[1]", "column space"),
+    "space-type": ("space", '{"x": {"type": "evil"}}', "stored space is unreadable"),
+    "space-range": ("space", '{"x": {"type": "float", "low": 5, "high": -5}}', "stored space is unreadable"),
+    "config": ("config", "[", "column config"),
+    "direction": ("direction", "sideways", "column direction"),
+}
+
+
+@pytest.mark.parametrize("attack", list(STUDY_ATTACKS))
+def test_an_unreadable_study_row_hides_no_other_study_and_can_be_deleted(
+    shared_storage_url: str, attack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    column, value, message = STUDY_ATTACKS[attack]
+    url = shared_storage_url
+    _study(url)
+    ts.Study(SPACE, storage=url, name="other", sampler="random").optimize(lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text(f"UPDATE ts_studies SET {column} = :v WHERE name = 'victim'"), {"v": value})
+    engine.dispose()
+    listed = [r.name for r in ts.storage.make_storage(url).list_studies()]
+    assert listed == (["other"] if message.startswith("column") else ["victim", "other"])
+    assert main(["studies", "--storage", url]) == 0
+    assert "other" in capsys.readouterr().out
+    with pytest.raises(ts.StorageError, match=f"study 'victim'.*{message}.*changed outside tunesmith"):
+        ts.Study.load("victim", storage=url)
+    assert main(["show", "victim", "--storage", url]) != 0
+    assert message in capsys.readouterr().err
+    assert main(["delete", "victim", "--storage", url, "--yes"]) == 0
+    assert len(ts.Study.load("other", storage=url).trials) == 2

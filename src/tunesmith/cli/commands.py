@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import for_display
 from ..storage import Storage, make_storage
@@ -240,16 +241,23 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    study = _load(args.name, args.storage, write=True)
-    n = len(study.trials)
+    storage = make_storage(args.storage)
+    try:
+        n: Any = len(Study.load(args.name, storage).trials)
+    except StudyNotFound:
+        raise
+    except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
+        print(f"tunesmith delete: {exc}", file=sys.stderr)
+        n = "?"
+    name, url = args.name, storage.display_url
     if not args.yes:
         if not sys.stdin.isatty():
-            raise ValueError(f"deleting study {study.name!r} ({n} trials) cannot be undone: pass --yes to confirm")
-        if input(f"delete study {study.name!r} and its {n} trials from {study.storage.display_url}? [y/N] ").strip().lower() != "y":
+            raise ValueError(f"deleting study {name!r} ({n} trials) cannot be undone: pass --yes to confirm")
+        if input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ").strip().lower() != "y":
             print("nothing deleted")
             return 1
-    study.delete()
-    print(f"deleted study {study.name!r} ({n} trials) from {study.storage.display_url}")
+    storage.delete_study(name)
+    print(f"deleted study {name!r} ({n} trials) from {url}")
     return 0
 
 

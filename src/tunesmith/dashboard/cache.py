@@ -162,7 +162,7 @@ class StudyCache:
             except (ValueError, TypeError):
                 pruner = None
             return Snapshot(
-                name=view.name, direction=view.record.direction, space=Space.from_dict(view.record.space),
+                name=view.name, direction=view.record.direction, space=Space.stored(view.record.space, f"study {view.name!r}"),
                 trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_name(cfg),
                 rungs=getattr(pruner, "rung_steps", None), tests=self._tests(view.name),
             )

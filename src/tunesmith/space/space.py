@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..exceptions import StorageError
 from .params import Categorical, Fixed, Float, Param, param_from_dict
 
 Config = dict[str, Any]
@@ -304,6 +305,18 @@ class Space(Mapping[str, Param]):
             else:
                 params[name] = Fixed(spec)
         return cls(params)
+
+    @classmethod
+    def stored(cls, d: Mapping[str, Any], where: str) -> Space:
+        """:meth:`from_dict` of a space read back from storage: a space that this refuses
+        was changed outside tunesmith, a StorageError that names ``where`` (the study)."""
+        try:
+            return cls.from_dict(d)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            raise StorageError(
+                f"{where}: its stored space is unreadable ({exc}); it was changed outside tunesmith: "
+                "restore it from a backup or delete the study"
+            ) from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=False)

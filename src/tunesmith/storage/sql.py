@@ -13,6 +13,7 @@ waited on (busy timeout) and whole operations are retried on transient errors.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -44,11 +45,14 @@ from .sql_schema import (
     metadata,
     rows_to_trials,
     studies_table,
+    study_record,
     trials_table,
     tuple_to_trial,
 )
 
 SCHEMA_VERSION = 2
+
+logger = logging.getLogger("tunesmith")
 
 #: trial numbers stay below this (far from the 64-bit limit of the INTEGER column)
 _MAX_NUMBER = 2**62
@@ -541,11 +545,16 @@ class SQLStorage(Storage):
         except IntegrityError:
             raise DuplicateStudyError(f"a study named {name!r} already exists in {self.display_url}") from None
 
-    @staticmethod
-    def _study(r: Any) -> StudyRecord:
-        return StudyRecord(
-            r.study_id, r.name, Direction(r.direction), json.loads(r.space), json.loads(r.config), r.created
-        )
+    def _study(self, r: Any) -> StudyRecord:
+        """A study's record from its row; a row that does not hold what tunesmith writes
+        is a StorageError naming the study and the column (see :func:`tuple_to_trial`)."""
+        try:
+            return study_record(r)
+        except ValueError as exc:
+            raise StorageError(
+                f"storage {self.display_url!r}: study {r.name!r} (table ts_studies, study_id={r.study_id}) {exc}; "
+                "it was changed outside tunesmith: restore it from a backup or delete the study"
+            ) from None
 
     def get_study(self, name: str) -> StudyRecord:
         check_study_name(name)
@@ -566,10 +575,23 @@ class SQLStorage(Storage):
             lambda c: c.execute(sa.select(studies_table).order_by(studies_table.c.study_id)).all(),
             write=False,
         )
-        return [self._study(r) for r in rows]
+        out = []
+        for r in rows:  # one unreadable study hides none of the others
+            try:
+                out.append(self._study(r))
+            except StorageError as exc:
+                logger.warning("%s (left out of the list)", exc)
+        return out
 
     def delete_study(self, name: str) -> None:
-        sid = self.get_study(name).study_id
+        check_study_name(name)
+        found = self._run(
+            lambda c: c.execute(sa.select(studies_table.c.study_id).where(studies_table.c.name == name)).first(),
+            write=False,
+        ) if not self._absent else None
+        if found is None:
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url}")
+        sid = int(found.study_id)  # not get_study: a study whose row is unreadable can be deleted too
 
         def op(conn: Connection) -> None:
             conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == sid))

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from ..exceptions import StorageError
-from ..trial import FrozenTrial, SystemState, TrialState
+from ..trial import Direction, FrozenTrial, SystemState, TrialState
+from .base import StudyRecord
 
 T = TypeVar("T")
 logger = logging.getLogger("tunesmith")
@@ -149,6 +150,24 @@ def tuple_to_trial(r: Sequence[Any]) -> FrozenTrial:
         return FrozenTrial(number=r[1], state=TrialState.FAILED, params={}, error=message, trial_id=r[0])
 
 
+def study_record(r: Any) -> StudyRecord:
+    """A study's record from its row of ``ts_studies``; ValueError saying which column
+    does not hold what tunesmith writes."""
+    try:
+        return StudyRecord(
+            int(r.study_id), _text("name", r.name) or "", _direction(r.direction), _json_object("space", r.space),
+            _json_object("config", r.config), _number("created", r.created, finite=True) or 0.0,
+        )
+    except _BadColumn as bad:
+        raise ValueError(f"column {bad.column} {bad.why}") from None
+
+
+def _direction(v: Any) -> Direction:
+    if v not in _DIRECTIONS:
+        raise _BadColumn("direction", f"holds {_short(v)}, not one of {sorted(_DIRECTIONS)}")
+    return Direction(v)
+
+
 def rows_to_trials(rows: Sequence[Sequence[Any]]) -> list[FrozenTrial]:
     """:func:`tuple_to_trial` of each row; a row without an integer number (it has no
     place in the study) is left out, with a warning that names it."""
@@ -261,3 +280,4 @@ def _decode(r: Sequence[Any]) -> FrozenTrial:
 
 
 _STATES = frozenset(s.value for s in TrialState)
+_DIRECTIONS = frozenset(d.value for d in Direction)

@@ -73,7 +73,7 @@ class Study:
         record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat)
         self._study_id = record.study_id
         self.direction = record.direction
-        self.space = Space.from_dict(record.space)
+        self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
         self.sampler: Sampler = make_sampler(sampler if sampler is not None else cfg["sampler"], seed)
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
@@ -153,7 +153,7 @@ class Study:
     def _check_same(self, record: Any, space: Any, direction: Any) -> None:
         if space is not None:
             space = space if isinstance(space, Space) else Space(space)
-            if space.to_dict() != Space.from_dict(record.space).to_dict():
+            if space.to_dict() != Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}").to_dict():
                 raise ValueError(
                     f"study {self.name!r} exists with a different space; use another name, "
                     "or omit space= to resume it as it is"
