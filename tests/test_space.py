@@ -387,3 +387,11 @@ def test_validation_gaps_are_refused_with_the_fix() -> None:
     assert ts.Space({"a": ts.Fixed([1, 2, 3])})["a"].n_values == 1
     with pytest.raises(ValueError, match=r"line 3: the key 'a' is given twice \(first on line 1\)"):
         ts.Space.from_yaml("a: [1, 2]\nb: 3\na: [4]\n")
+
+
+def test_an_integer_too_large_for_a_float_is_a_value_error() -> None:
+    space = ts.Space({"n": ts.Int(1, 10)})
+    for big in (10**400, -(10**400), float("inf")):
+        with pytest.raises(ValueError, match="parameter 'n'"):
+            space.validate({"n": big})
+    assert not space.fits({"n": 10**400}) and space.fits({"n": 3})

@@ -4,6 +4,8 @@ the study's other trials stay readable, and nothing is written back over the row
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -139,3 +141,35 @@ def test_an_unreadable_study_row_hides_no_other_study_and_can_be_deleted(
     assert message in capsys.readouterr().err
     assert main(["delete", "victim", "--storage", url, "--yes"]) == 0
     assert len(ts.Study.load("other", storage=url).trials) == 2
+
+
+#: parameters that parse but do not fit the study's space (changed outside tunesmith)
+OUT_OF_SPACE = {
+    "choice": '{"x": 1.0, "k": "zzz"}',
+    "range": '{"x": 99.0, "k": "a"}',
+    "nan": '{"x": NaN, "k": "a"}',
+    "type": '{"x": "abc", "k": 3}',
+    "huge": '{"x": 1.0, "k": "a", "n": ' + "9" * 400 + "}",
+}
+
+
+@pytest.mark.parametrize("attack", list(OUT_OF_SPACE))
+def test_parameters_outside_the_space_are_left_out_of_the_parameter_plots(
+    sqlite_url: str, attack: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("plotly")
+    from tunesmith.plots import records_of
+    from tunesmith.report import write_report
+
+    space = {**SPACE, "n": ts.Int(1, 10)}
+    study = ts.Study(space, sampler="random", seed=0, storage=sqlite_url, name="victim")
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=6)
+    _write(sqlite_url, "params", OUT_OF_SPACE[attack])
+    study = ts.Study.load("victim", storage=sqlite_url)
+    assert len(study.trials) == 6 and study.trials[1].state is ts.TrialState.COMPLETE
+    (parallel,) = records_of(study, "parallel")
+    assert "of 5 complete trials" in parallel.title
+    for kind in ("slice", "contour", "importance"):
+        assert records_of(study, kind)
+    write_report(study, tmp_path / "r.html")
+    assert main(["report", "victim", "--storage", sqlite_url, "--output", str(tmp_path / "c.html")]) == 0

@@ -151,13 +151,13 @@ def _numbers(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Values as floats (NaN where absent), and which are not numbers."""
     try:  # the common case, all numbers: one conversion
         return np.array([math.nan if v is ABSENT else v for v in values], dtype=float), np.zeros(len(values), dtype=bool)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     x = np.full(len(values), np.nan)
     wrong = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
         if v is not ABSENT:
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**1023):
                 x[i] = float(v)
             else:
                 wrong[i] = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..space import Space
@@ -175,6 +176,12 @@ class Snapshot:
 
     def in_state(self, *states: TrialState) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state in states]
+
+    @cached_property
+    def fitting(self) -> list[FrozenTrial]:
+        """The complete trials whose parameters fit the space: what the plots over parameters
+        draw (a trial whose parameters were changed outside tunesmith is left out)."""
+        return [t for t in self.in_state(TrialState.COMPLETE) if self.space.fits(t.params)]
 
     def test_of(self, t: FrozenTrial | None) -> float | None:
         """The trial's test score: recorded by ``study.evaluate_best``, else a number the user

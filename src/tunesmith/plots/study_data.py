@@ -106,7 +106,7 @@ def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
     and inactive values are ticks (an inactive conditional parameter sits below its range)."""
     s = snapshot(study)
     names = _params(s, params)
-    done = s.in_state(TrialState.COMPLETE)
+    done = s.fitting
     title = f"{s.name}: parallel coordinates of {len(done)} complete trials"
     if not done:
         return Parallel("parallel", title, message=f"study {s.name!r} has no complete trial yet")
@@ -137,8 +137,7 @@ def slices(study: Any, *, params: Sequence[str] | None = None) -> list[Chart]:
     """For each parameter, the complete trials' values against it (where it is active),
     coloured by trial number."""
     s = snapshot(study)
-    done = s.in_state(TrialState.COMPLETE)
-    return [_slice(s, n, done) for n in _params(s, params)]
+    return [_slice(s, n, s.fitting) for n in _params(s, params)]
 
 
 def _slice(s: Snapshot, name: str, done: list[FrozenTrial]) -> Chart:
@@ -152,7 +151,7 @@ def _slice(s: Snapshot, name: str, done: list[FrozenTrial]) -> Chart:
                  colors=[float(t.number) for t in on], hover=[f"trial {t.number}" for t in on])
     best = s.best()
     extra = []
-    if best is not None and name in best.params:
+    if best is not None and name in best.params and s.space.fits(best.params):
         bx = str(best.params[name]) if p.kind == "categorical" else best.params[name]
         extra.append(Series(f"best (trial {best.number})", [bx], [best.value], mode="markers", marker="*",
                             color=BEST_COLOR, gid="best"))
@@ -177,7 +176,7 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     """The value over (x, y): linear interpolation between complete trials where both are
     active (nearest trial outside their hull), the trials as dots, the best as a star."""
     s = snapshot(study)
-    on = [t for t in s.in_state(TrialState.COMPLETE) if x in t.params and y in t.params]
+    on = [t for t in s.fitting if x in t.params and y in t.params]
     title = f"{s.name}: value over {x} and {y} ({len(on)} trials)"
     px, py = s.space[x], s.space[y]
     pts = np.array([[px.to_unit(t.params[x]), py.to_unit(t.params[y])] for t in on]).reshape(-1, 2)
@@ -194,7 +193,7 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
                color="#ffffff", gid="trials", hover=[f"trial {t.number}: {t.value:.4g}" for t in on]),
     ]
     best = s.best()
-    if best is not None and x in best.params and y in best.params:
+    if best is not None and x in best.params and y in best.params and s.space.fits(best.params):
         series.append(Series(f"best (trial {best.number})", [best.params[x]], [best.params[y]], mode="markers",
                              marker="*", color="#D55E00", gid="best"))
     return Chart("contour", title, x, y, tuple(series), log_x=bool(getattr(px, "log", False)),

@@ -423,7 +423,11 @@ class Int(_Numeric):
     def validate(self, value: Any, *, what: str = "value") -> int:
         if isinstance(value, bool) or not _is_number(value):
             raise self._err(f"{what} must be an integer, got {value!r}")
-        if float(value) != int(value):
+        try:
+            whole = float(value) == int(value)
+        except OverflowError:  # an integer of more than 300 digits (or an infinite float): in no range
+            raise self._err(f"{what} must be an integer in [{self.low}, {self.high}], got one too large") from None
+        if not whole:
             raise self._err(f"{what} must be an integer, got {value!r}")
         x = int(value)
         self._range_check(x, what)

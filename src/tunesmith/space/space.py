@@ -167,6 +167,14 @@ class Space(Mapping[str, Param]):
                 return False
         return True
 
+    def fits(self, config: Mapping[str, Any]) -> bool:
+        """Whether :meth:`validate` accepts ``config``."""
+        try:
+            self.validate(config)
+        except (ValueError, TypeError, OverflowError):
+            return False
+        return True
+
     def validate(self, config: Mapping[str, Any]) -> Config:
         """Return the canonical form of ``config`` or raise ValueError naming the problem.
 
