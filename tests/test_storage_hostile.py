@@ -173,3 +173,27 @@ def test_parameters_outside_the_space_are_left_out_of_the_parameter_plots(
         assert records_of(study, kind)
     write_report(study, tmp_path / "r.html")
     assert main(["report", "victim", "--storage", sqlite_url, "--output", str(tmp_path / "c.html")]) == 0
+
+
+class _Racing(ts.storage.SQLStorage):
+    """Another process creates the study between this one's look-up and its create (as when
+    two processes start at once): ``rival`` is that process's space."""
+
+    def __init__(self, url: str, rival: dict) -> None:
+        super().__init__(url)
+        self.rival = rival
+
+    def create_study(self, name, **kwargs):  # type: ignore[no-untyped-def]
+        ts.Study(self.rival, storage=ts.storage.SQLStorage(self.url), name=name, direction="maximize")
+        return super().create_study(name, **kwargs)
+
+
+def test_a_study_created_at_once_by_another_process_with_another_space_is_refused(sqlite_url: str) -> None:
+    with pytest.raises(ValueError, match="exists with a different space"):
+        ts.Study({"y": ts.Float(0, 1)}, storage=_Racing(sqlite_url, {"x": ts.Float(0, 1)}), name="same",
+                 direction="maximize")
+    with pytest.raises(ValueError, match="exists with direction maximize"):
+        ts.Study({"y": ts.Float(0, 1)}, storage=_Racing(sqlite_url + "2", {"y": ts.Float(0, 1)}), name="same")
+    study = ts.Study({"y": ts.Float(0, 1)}, storage=_Racing(sqlite_url + "3", {"y": ts.Float(0, 1)}), name="same",
+                     direction="maximize")  # the same study: joined
+    assert list(study.space) == ["y"]

@@ -147,8 +147,10 @@ class Study:
         }
         try:
             return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
-        except ValueError:  # another worker created it a moment ago
-            return self._storage.get_study(self.name)
+        except ValueError:  # another worker created it a moment ago: the same study, or refused
+            record = self._storage.get_study(self.name)
+            self._check_same(record, space, dirn)
+            return record
 
     def _check_same(self, record: Any, space: Any, direction: Any) -> None:
         if space is not None:
