@@ -4,6 +4,8 @@ the study's other trials stay readable, and nothing is written back over the row
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,29 @@ def test_a_study_created_at_once_by_another_process_with_another_space_is_refuse
     study = ts.Study({"y": ts.Float(0, 1)}, storage=_Racing(sqlite_url + "3", {"y": ts.Float(0, 1)}), name="same",
                      direction="maximize")  # the same study: joined
     assert list(study.space) == ["y"]
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_database_file_deleted_or_replaced_under_a_running_study_stops_it(tmp_path: Path, how: str) -> None:
+    db = tmp_path / "s.db"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{db}", name="victim")
+
+    def objective(trial: ts.Trial) -> float:
+        if trial.number == 2:  # what a user's clean-up script or a restore from a backup does
+            if how == "deleted":
+                db.unlink()
+            else:
+                shutil.copy(db, tmp_path / "copy.db")
+                os.replace(tmp_path / "copy.db", db)
+        return float(trial.params["x"])
+
+    with pytest.raises(ts.StorageError, match="deleted or replaced while this process had it open"):
+        study.optimize(objective, n_trials=5)  # before: 'finished', every result written to no file
+
+
+def test_a_disk_io_error_is_not_retried(sqlite_url: str) -> None:
+    """A database whose file was deleted under a worker (its -wal and -shm left beside the
+    new one) gives "disk I/O error": retried for the whole retry window (30 s) per worker."""
+    import sqlite3
+
+    assert ts.storage.SQLStorage(sqlite_url)._kind(sqlite3.OperationalError("disk I/O error")) == "fatal"

@@ -77,6 +77,8 @@ _SCHEMA_LOCK = 0x74756E65
 _HINTS = {
     "disk is full": "free space on the disk that holds the database, then run again",
     "no space left": "free space on the disk that holds the database, then run again",
+    "disk i/o error": "the file or its -wal/-shm files beside it could not be read or written (deleted or "
+                      "moved while in use, or a failing disk); check the folder",
     "malformed": "the file is damaged; restore it from a backup (sqlite3's .recover may save its rows)",
     "not a database": "the file is not a SQLite database (or is damaged); check the path",
     "readonly database": "the database or its folder is read-only; reading commands open it read-only, "
@@ -88,7 +90,7 @@ _HINTS = {
 
 #: messages of errors that no retry can fix, though they mention a connection
 _FATAL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied",
-          "disk is full", "no space left", "malformed", "not a database")
+          "disk is full", "no space left", "disk i/o error", "malformed", "not a database")
 
 
 def _hint(cause: str) -> str | None:
@@ -217,8 +219,12 @@ class SQLStorage(Storage):
         self._pid = -1
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
         self._absent = False  # read-only, and no file or no tables there: no studies
+        self._path: Path | None = None  # SQLite: the database file
+        self._file_id: tuple[int, int] | None = None  # SQLite: its (device, inode) once opened
         self._check_url()
         self._init_schema()
+        if self._path is not None and not self._absent:
+            self._file_id = self._identity()
 
     # -- connections ------------------------------------------------------------
     @property
@@ -239,7 +245,7 @@ class SQLStorage(Storage):
                 "or 'sqlite:///path/to/file.db'"
             )
         if parsed.get_backend_name() == "sqlite":
-            path = Path(str(parsed.database)).expanduser().resolve()
+            path = self._path = Path(str(parsed.database)).expanduser().resolve()
             if not path.parent.is_dir():
                 raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
             self._absent = self.read_only and not path.is_file()  # read as empty, never created
@@ -333,6 +339,21 @@ class SQLStorage(Storage):
         if write and self.read_only:
             raise StorageError(f"storage {self.display_url!r} was opened read-only (read_only=True); "
                                "open it without read_only to write")
+        if write and self._file_id is not None and self._identity() != self._file_id:
+            raise StorageError(
+                f"storage {self.display_url!r}: the database file was deleted or replaced while this process "
+                "had it open, so what it writes would go to no file; restore the file from a backup or start the "
+                "study again"
+            )
+
+    def _identity(self) -> tuple[int, int] | None:
+        """The SQLite file's (device, inode); None where there is no file."""
+        assert self._path is not None
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
 
     def _stmts(self) -> Statements:
         assert self._statements is not None  # set with the engine
