@@ -225,3 +225,20 @@ def test_a_disk_io_error_is_not_retried(sqlite_url: str) -> None:
     import sqlite3
 
     assert ts.storage.SQLStorage(sqlite_url)._kind(sqlite3.OperationalError("disk I/O error")) == "fatal"
+
+
+def test_names_and_values_from_the_database_cannot_drive_the_terminal(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _study(sqlite_url)
+    ts.Study({"k": ts.Categorical(["a"])}, storage=sqlite_url, name="other").optimize(lambda t: 1.0, n_trials=1)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:  # an escape sequence that sets the terminal's title, and one that colours
+        c.execute(sa.text("UPDATE ts_studies SET name = :n WHERE name = 'other'"), {"n": "x\x1b]0;pwned\x07"})
+        c.execute(sa.text("UPDATE ts_trials SET params = :p WHERE number = 0"), {"p": '{"x": 0.5, "k": "\\u001b[31m"}'})
+    engine.dispose()
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert main(["show", "victim", "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "x\\x1b]0;pwned\\x07" in out and "\\x1b[31m" in out

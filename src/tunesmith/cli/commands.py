@@ -7,6 +7,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,17 @@ def _ran_now(study: Study, ran: int) -> str:
 # -- studies / show / export --------------------------------------------------------------------
 
 
+#: C0 and C1 control characters (ESC starts a terminal's escape sequences, so does CSI, U+009B)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """Text read from a database as the terminal shows it: markup literal, control characters
+    as escapes (``\\x1b``), so a name or value written into a shared database cannot drive the
+    terminal (colours, a title, a hidden line) of whoever lists it."""
+    return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
+
+
 def cmd_studies(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
@@ -109,8 +121,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
         best = None if top is None else top.value
         sampler = rec.config.get("sampler", {})
         table.add_row(
-            escape(rec.name), rec.direction.value,
-            escape(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
+            shown(rec.name), rec.direction.value,
+            shown(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
             str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}",
         )
     Console().print(table)
@@ -162,13 +174,13 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     table.add_column("value", justify="right")
     names = [n for n in study.space if any(n in t.params for t in done)]
     for n in names:
-        table.add_column(escape(n))
+        table.add_column(shown(n))
     table.add_column("seconds", justify="right")
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective
     if trained:
         table.add_column("overfit at", justify="right")
     for t in done[:top]:
-        cells = [escape(_fmt(t.params[n])) if n in t.params else "" for n in names]
+        cells = [shown(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
         extra = [_overfit(t)] if trained else []
         table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs, *extra)
