@@ -242,3 +242,22 @@ def test_names_and_values_from_the_database_cannot_drive_the_terminal(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert "x\\x1b]0;pwned\\x07" in out and "\\x1b[31m" in out
+
+
+@pytest.mark.parametrize("attrs", [{"trial": "x"}, {"trial": 0, "values": "ab", "validation": 1.0, "seeds": [0]}, {}])
+def test_a_test_result_that_evaluate_best_did_not_write_is_left_out(
+    sqlite_url: str, attrs: dict, tmp_path: Path
+) -> None:
+    """Anyone can create the companion study ``NAME:test`` (or write its rows)."""
+    pytest.importorskip("plotly")
+    from tunesmith.dashboard.cache import StudyCache
+    from tunesmith.plots import snapshot
+    from tunesmith.report import write_report
+
+    study = _study(sqlite_url)
+    ts.Study(SPACE, storage=sqlite_url, name="victim:test").add_trial({"x": 0.5, "k": "a"}, 1.0, attrs=attrs)
+    assert main(["show", "victim", "--storage", sqlite_url]) == 0
+    assert snapshot(study).tests == {}
+    write_report(study, tmp_path / "r.html")
+    cache = StudyCache(ts.storage.make_storage(sqlite_url))
+    assert cache.snapshot(cache.view("victim")).tests == {}

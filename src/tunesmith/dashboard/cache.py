@@ -182,7 +182,10 @@ class StudyCache:
         for t in trials:
             values = t.attrs.get("values") if t.state is TrialState.COMPLETE else None
             if values and "trial" in t.attrs:
-                out[int(t.attrs["trial"])] = sum(float(v) for v in values) / len(values)
+                try:
+                    out[int(t.attrs["trial"])] = sum(float(v) for v in values) / len(values)
+                except (TypeError, ValueError, OverflowError):  # not what evaluate_best writes: left out
+                    continue
         return out
 
 

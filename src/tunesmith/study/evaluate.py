@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .study import Study
 
 SUFFIX = ":test"
+logger = logging.getLogger("tunesmith")
 TestFn = Callable[..., Any]
 
 
@@ -113,9 +115,13 @@ def test_results(study: Study) -> dict[int, TestResult]:
     out: dict[int, TestResult] = {}
     for t in book.trials_in(TrialState.COMPLETE):
         a = t.attrs
-        values = [float(v) for v in a["values"]]
-        out[int(a["trial"])] = _result_from(int(a["trial"]), t.params, float(a["validation"]), values,
-                                            list(a["seeds"]), study.direction)
+        try:
+            number, values = int(a["trial"]), [float(v) for v in a["values"]]
+            out[number] = _result_from(number, t.params, float(a["validation"]), values, list(a["seeds"]),
+                                       study.direction)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # not what evaluate_best writes
+            logger.warning("study %r, trial %d: not a test result that evaluate_best wrote (%s: %s); left out",
+                           book.name, t.number, type(exc).__name__, str(exc)[:80])
     return out
 
 
