@@ -4,6 +4,7 @@ the study's other trials stay readable, and nothing is written back over the row
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -261,3 +262,18 @@ def test_a_test_result_that_evaluate_best_did_not_write_is_left_out(
     write_report(study, tmp_path / "r.html")
     cache = StudyCache(ts.storage.make_storage(sqlite_url))
     assert cache.snapshot(cache.view("victim")).tests == {}
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "bayes"])
+@pytest.mark.parametrize("attack", ["choice", "type", "huge"])
+def test_the_sampler_leaves_out_a_trial_whose_parameters_do_not_fit(
+    sqlite_url: str, sampler: str, attack: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    space = {**SPACE, "n": ts.Int(1, 10)}
+    study = ts.Study(space, sampler=sampler, seed=0, storage=sqlite_url, name="victim")
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=10)
+    _write(sqlite_url, "params", OUT_OF_SPACE[attack])
+    study = ts.Study.load("victim", storage=sqlite_url)
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=3)  # before: the sampler raised, the study stopped
+    assert len(study.trials) == 13 and study.trials[1].params == json.loads(OUT_OF_SPACE[attack])
+    assert "trial 1: its parameters do not fit the space" in caplog.text

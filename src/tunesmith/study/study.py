@@ -88,6 +88,7 @@ class Study:
         self._lock = threading.RLock()
         self._finished: dict[int, FrozenTrial] = {}
         self._canonical_params: dict[int, Mapping[str, Any]] = {}  # live trials' params, checked
+        self._unfit: set[int] = set()  # trials whose params do not fit the space: not shown to the sampler
         self._cursor = 0
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
@@ -211,7 +212,11 @@ class Study:
     def _canonical(self, t: FrozenTrial) -> FrozenTrial:
         try:
             params = self.space.validate(t.params)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError) as exc:
+            if t.number not in self._unfit:
+                self._unfit.add(t.number)
+                logger.warning("study %r, trial %d: its parameters do not fit the space (%s), so the sampler "
+                               "leaves it out; was it changed in the database?", self.name, t.number, str(exc)[:200])
             return t
         return t if params == t.params else t.replace(params=params)
 
@@ -320,6 +325,8 @@ class Study:
                 return queued
             for _ in range(1000):
                 history = self._history() if self.sampler.uses_history else []
+                if self._unfit:
+                    history = [t for t in history if t.number not in self._unfit]
                 suggestion = self.sampler.suggest(self.space, history, self.direction)
                 if suggestion is None:
                     raise SearchExhausted(
