@@ -233,20 +233,6 @@ def _text(column: str, v: Any) -> str | None:
     return v
 
 
-def _reported(v: Any) -> float:
-    out = _number("intermediate", v)
-    if out is None:
-        raise _BadColumn("intermediate", "holds null where a reported value belongs")
-    return out
-
-
-def _step(k: str) -> int:
-    step = int(k)
-    if not -(2**63) <= step < 2**63:
-        raise ValueError(f"step {_short(k)} is out of range")
-    return step
-
-
 def _decode(r: Sequence[Any]) -> FrozenTrial:
     if not _numbered(r):
         raise _BadColumn("number", f"holds {type(r[1]).__name__} {_short(r[1])}, not an integer")
@@ -258,7 +244,9 @@ def _decode(r: Sequence[Any]) -> FrozenTrial:
     if value is None and state is TrialState.COMPLETE:
         raise _BadColumn("value", "is empty (or not finite) for a complete trial")
     raw = _json_object("intermediate", r[5])
-    intermediate = _column("intermediate", lambda: {_step(k): _reported(v) for k, v in raw.items()})
+    intermediate = _column("intermediate", lambda: {int(k): float(v) for k, v in raw.items()})
+    if intermediate and not (-(2**63) <= min(intermediate) and max(intermediate) < 2**63):
+        raise _BadColumn("intermediate", "holds a step out of the 64-bit range")
     attrs = _json_object("attrs", r[6])
     system_data = _json_object("system", r[12])
     system = _column("system", lambda: SystemState.from_dict(system_data))
