@@ -277,3 +277,23 @@ def test_the_sampler_leaves_out_a_trial_whose_parameters_do_not_fit(
     study.optimize(lambda t: t.params["x"] ** 2, n_trials=3)  # before: the sampler raised, the study stopped
     assert len(study.trials) == 13 and study.trials[1].params == json.loads(OUT_OF_SPACE[attack])
     assert "trial 1: its parameters do not fit the space" in caplog.text
+
+
+@pytest.mark.parametrize("when", ["during", "between"])
+def test_a_study_deleted_while_it_runs_stops_it_saying_so(shared_storage_url: str, when: str) -> None:
+    """``tunesmith delete victim`` from another terminal, while a trial runs or between two."""
+    url = shared_storage_url
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="victim")
+
+    def delete(number: int) -> None:
+        if number == 2:
+            ts.storage.make_storage(url).delete_study("victim")
+
+    def objective(trial: ts.Trial) -> float:
+        if when == "during":
+            delete(trial.number)
+        return float(trial.params["x"])
+
+    with pytest.raises(ts.StudyNotFound, match="deleted while this process ran it"):  # before: "study has no
+        study.optimize(objective, n_trials=5,  # trial number 2", or an IntegrityError (FOREIGN KEY)
+                       callbacks=[lambda s, t: delete(t.number)] if when == "between" else [])

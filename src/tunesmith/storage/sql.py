@@ -680,11 +680,25 @@ class SQLStorage(Storage):
         except IntegrityError as exc:
             if claim is not None:
                 return None
+            if not self._study_exists(study_id):  # the foreign key: deleted while this process used it
+                raise self._deleted(study_id) from None
             raise StorageError(
                 f"storage {self.display_url!r}: a new trial of study id {study_id} collides with a stored row "
                 f"({self._error(exc)}): the trial numbers in table ts_trials were changed outside tunesmith; "
                 "restore the table from a backup or delete the rows whose number is not a small integer"
             ) from exc
+
+    def _deleted(self, study_id: int) -> StudyNotFound:
+        return StudyNotFound(
+            f"the study (id {study_id}) is no longer in {self.display_url}: it was deleted while this process "
+            "ran it (tunesmith delete, Study.delete, or by hand)"
+        )
+
+    def _study_exists(self, study_id: int) -> bool:
+        table = studies_table
+        row = self._run(lambda c: c.execute(sa.select(table.c.study_id).where(table.c.study_id == study_id)).first(),
+                        write=False)
+        return row is not None
 
     def _begin_write(self, cur: Cursor, study_id: int, token: str, tried: list[bool]) -> FrozenTrial | None:
         """Lock the study; on a retry, the record an earlier attempt of this very
@@ -710,6 +724,20 @@ class SQLStorage(Storage):
         expect: Callable[[FrozenTrial], bool] | None = None,
     ) -> bool:
         check_expect(expect_state, expect)
+        try:
+            return self._update_trial(study_id, trial, expect_state, expect)
+        except TrialNotFound:
+            if not self._study_exists(study_id):
+                raise self._deleted(study_id) from None
+            raise
+
+    def _update_trial(
+        self,
+        study_id: int,
+        trial: FrozenTrial,
+        expect_state: TrialState | None,
+        expect: Callable[[FrozenTrial], bool] | None,
+    ) -> bool:
         values = _trial_values(trial)
         where = {"w_sid": study_id, "w_number": trial.number}
         if expect_state is not None:
