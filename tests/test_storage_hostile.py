@@ -297,3 +297,12 @@ def test_a_study_deleted_while_it_runs_stops_it_saying_so(shared_storage_url: st
     with pytest.raises(ts.StudyNotFound, match="deleted while this process ran it"):  # before: "study has no
         study.optimize(objective, n_trials=5,  # trial number 2", or an IntegrityError (FOREIGN KEY)
                        callbacks=[lambda s, t: delete(t.number)] if when == "between" else [])
+
+
+def test_a_huge_value_is_shown_cut_short(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _study(sqlite_url)
+    _write(sqlite_url, "params", json.dumps({"x": 0.1, "k": "a" * 10_000_000}))
+    assert main(["show", "victim", "--storage", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "characters" in out  # "aaa... (10,000,000 characters)", wrapped in its column
+    assert len(out) < 20_000  # before: the 10 MB value in the table

@@ -239,8 +239,13 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
 
 
+#: a table cell shows at most this many characters of a value (a value in the database may be 100 MB)
+MAX_CELL = 200
+
+
 def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    text = f"{v:.4g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= MAX_CELL else f"{text[:MAX_CELL // 2]}... ({len(text):,} characters)"
 
 
 # -- delete / copy / rename ----------------------------------------------------------------------
