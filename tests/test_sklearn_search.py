@@ -81,6 +81,31 @@ def test_cv_results_match_grid_search_cv() -> None:
     np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
 
 
+def test_param_columns_have_the_dtypes_of_scikit_learns_searches() -> None:
+    grid = [{"kernel": ["linear"], "C": [0.1, 1, 10]}, {"kernel": ["rbf"], "C": [1, 10], "gamma": [0.01, 0.1]},
+            {"kernel": ["poly"], "degree": [2, 3], "shrinking": [True, False]}]
+    ours = TunedSearchCV(SVC(), grid, cv=2).fit(X, Y).cv_results_
+    theirs = GridSearchCV(SVC(), grid, cv=2).fit(X, Y).cv_results_
+    for key in ("param_kernel", "param_C", "param_gamma", "param_degree", "param_shrinking"):
+        assert isinstance(ours[key], np.ma.MaskedArray) and ours[key].dtype == theirs[key].dtype, key
+    assert ours["param_C"].dtype == np.float64 and ours["param_kernel"].dtype == object
+    order = [ours["params"].index(p) for p in theirs["params"]]
+    np.testing.assert_array_equal(ours["param_gamma"].mask[order], theirs["param_gamma"].mask)
+    mlp = TunedSearchCV(Ridge(), {"alpha": [0.5, 1.0], "solver": ["auto"]}, cv=2).fit(X, Y).cv_results_
+    assert mlp["param_alpha"].dtype == np.float64 and mlp["param_solver"].dtype == object
+
+
+def test_a_misspelt_parameter_is_refused_before_any_fit() -> None:
+    with pytest.raises(ValueError, match=r"Invalid parameter 'CC'.*did you mean 'C'.*Valid parameters are"):
+        TunedSearchCV(SVC(), {"CC": [1, 2]}, cv=2).fit(X, Y)
+    pipe = Pipeline([("scale", StandardScaler()), ("svc", SVC())])
+    with pytest.raises(ValueError, match=r"Invalid parameter 'svc_C'.*did you mean 'svc__C'"):
+        TunedSearchCV(pipe, {"svc_C": loguniform(1e-2, 1)}, n_trials=2, cv=2).fit(X, Y)
+    # a parameter of an estimator the search itself sets is not the pipeline's own: accepted
+    swap = [{"svc": [LogisticRegression(max_iter=500)], "svc__C": [1.0]}, {"svc__gamma": [0.1]}]
+    assert TunedSearchCV(pipe, swap, cv=2).fit(X, Y).study_.trials[0].state.value == "complete"
+
+
 def test_multimetric_refit_by_name_or_callable() -> None:
     space = {"C": loguniform(1e-3, 1e2)}
     by_name = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=5, cv=3, random_state=0,

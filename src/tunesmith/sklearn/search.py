@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import logging
 import math
@@ -125,6 +126,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         """Run the search (resuming a stored study of the same name), then refit the best."""
         self._check_options()
         search = as_search_space(self.space)
+        _check_names(self.estimator, search)
         scorers, self.multimetric_ = _scorers(self.estimator, self.scoring)
         metric = self._refit_metric(scorers)
         X, y, groups = indexable(X, y, groups)
@@ -340,6 +342,25 @@ def _check_refit(search: TunedSearchCV, attr: str) -> None:
         raise AttributeError(f"{attr} is available only after refitting on the best parameters: pass refit=True")
     if "best_estimator_" not in search.__dict__ and attr in ("classes_", "score"):
         check_is_fitted(search, "best_estimator_")
+
+
+def _check_names(estimator: Any, search: SearchSpace) -> None:
+    """Every searched name is a parameter of ``estimator`` (or of an estimator the search sets):
+    a misspelt name is refused before the first fit, as scikit-learn's searches do."""
+    if not hasattr(estimator, "get_params"):
+        return  # not an estimator: the scorer check says so
+    valid = set(estimator.get_params(deep=True))
+    searched = set(search.names.values())
+    for name in sorted(searched - valid):
+        parts = name.split("__")
+        if any("__".join(parts[:i]) in searched for i in range(1, len(parts))):
+            continue  # a parameter of an estimator the search itself sets ({"clf": [SVC()], "clf__C": [...]})
+        close = difflib.get_close_matches(name, sorted(valid), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"Invalid parameter {name!r} in the search space for estimator {estimator!r}{hint}. "
+            f"Valid parameters are: {sorted(valid)}."
+        )
 
 
 def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
