@@ -195,3 +195,18 @@ def test_worker_subcommand_joins_a_study(tmp_path: Path) -> None:
     )
     assert main(["worker", str(tmp_path / "s.yaml"), "--n-trials", "3"]) == 0
     assert len(ts.load_study("w", db).trials) == 3
+
+
+@pytest.mark.parametrize("argv", [
+    ["show", "s", "--top", "0"], ["show", "s", "--top", "-3"], ["report", "s", "--top", "-3"],
+    ["importance", "s", "--pairs", "-1"], ["compare", "s.yaml", "--budget", "0", "-o", "c.png"],
+    ["compare", "s.yaml", "--seeds", "-2", "-o", "c.png"], ["run", "s.yaml", "--top", "x"],
+])
+def test_a_count_below_its_minimum_is_refused_by_name(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # a negative count would slice from the end: --top -3 showed all but the last 3 trials
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    flag = next(a for a in argv if a.startswith("--"))
+    assert f"argument {flag}:" in err and ("must be at least" in err or "expected an integer" in err)

@@ -27,6 +27,22 @@ from .studyfile import DEFAULT_STORAGE, EXECUTORS
 # -- arguments ------------------------------------------------------------------------------
 
 
+def at_least(minimum: int) -> Any:
+    """An argparse type: an integer >= ``minimum`` (a negative count would slice from the end)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def add_storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default: {DEFAULT_STORAGE})")
 
@@ -41,7 +57,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, help="seconds after which no trial starts")
     p.add_argument("--n-jobs", type=int, help="parallel workers (-1: one per core)")
     p.add_argument("--seed", type=int, help="seed of the sampler")
-    p.add_argument("--top", type=int, default=5, help="best trials to print at the end (default 5)")
+    p.add_argument("--top", type=at_least(1), default=5, help="best trials to print at the end (default 5)")
     p.add_argument("--executor", choices=EXECUTORS,
                    help="where trials run (default: processes for SQL storage with --n-jobs > 1)")
     p.add_argument("--address", help="Ray cluster address HOST:PORT (with --executor ray)")
@@ -53,7 +69,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 def add_show_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     add_storage_arg(p)
-    p.add_argument("--top", type=int, default=10, help="how many of the best trials (default 10)")
+    p.add_argument("--top", type=at_least(1), default=10, help="how many of the best trials (default 10)")
 
 
 def add_export_args(p: argparse.ArgumentParser) -> None:

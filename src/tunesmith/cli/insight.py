@@ -13,6 +13,7 @@ from rich.table import Table
 from ..importance import METHODS, Importances
 from ..storage import make_storage
 from ..study import Study
+from .commands import at_least
 from .studyfile import DEFAULT_STORAGE
 
 
@@ -34,7 +35,7 @@ def add_importance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default="fanova",
                    help="fanova: shares of the variance (default); ped-anova: what sets the good trials apart")
     p.add_argument("--seed", type=int, default=0, help="seed of the forest / the bootstrap (default 0)")
-    p.add_argument("--pairs", type=int, default=5, help="how many pairs to list (fanova; default 5)")
+    p.add_argument("--pairs", type=at_least(0), default=5, help="how many pairs to list (fanova; default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -118,8 +119,8 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_file", metavar="STUDY.yaml", help="the study file: its objective, space and direction")
     p.add_argument("--samplers", default="grid,random,bayes",
                    help="comma-separated samplers to run (default grid,random,bayes; also sobol, tpe, auto)")
-    p.add_argument("--budget", type=int, default=30, help="trials per run (default 30)")
-    p.add_argument("--seeds", type=int, default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
+    p.add_argument("--budget", type=at_least(1), default=30, help="trials per run (default 30)")
+    p.add_argument("--seeds", type=at_least(1), default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
     p.add_argument("--output", "-o", required=True, help="chart to write: .html, .png, .svg or .pdf")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis")
 
@@ -161,7 +162,7 @@ def _compare_table(runs: dict, direction: str) -> Table:
 def add_report_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
     p.add_argument("--output", "-o", default="report.html", help="HTML file to write (default report.html)")
-    p.add_argument("--top", type=int, default=10, help="best trials in the table (default 10)")
+    p.add_argument("--top", type=at_least(1), default=10, help="best trials in the table (default 10)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
