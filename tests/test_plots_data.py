@@ -105,6 +105,27 @@ def test_parallel_coordinates_mark_inactive_and_categorical_values() -> None:
     assert plots.parallel(snap([("failed", None)])).empty
 
 
+def test_a_conditional_numeric_axis_keeps_its_range_labels_beside_inactive() -> None:
+    # ticks replace the renderers' own labels: with only "inactive" the range went unlabelled
+    p = plots.parallel(snap(MIXED * 3))
+    gamma, x = p.axes[2], p.axes[3]
+    active = [v for v in gamma.values if v != min(gamma.values)]
+    labels = dict(gamma.ticks)
+    assert labels[min(gamma.values)] == "inactive"
+    assert labels[min(active)] == f"{10 ** min(active):.3g}" and labels[max(active)] == f"{10 ** max(active):.3g}"
+    assert x.ticks == ()  # always active: the renderers label it
+    dims = to_plotly(p).data[0].dimensions
+    assert list(dims[2].ticktext) == ["inactive", labels[min(active)], labels[max(active)]]
+
+
+def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:
+    s = snap(MIXED * 3)
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\]"):
+        plots.contour(s, "C", "gama")
+    with pytest.raises(ValueError, match=r"numeric parameters; \['kernel'\] categorical"):
+        plots.contour(s, "kernel", "C")
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

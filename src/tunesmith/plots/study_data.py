@@ -130,7 +130,11 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     lo, hi = (min(known), max(known)) if known else (0.0, 1.0)
     below = lo - 0.1 * ((hi - lo) or 1.0)
     pos = [below if v is None else v for v in vals]
-    return Axis(name, pos, [(below, "inactive")] if None in vals else (), log=log)
+    if None not in vals:
+        return Axis(name, pos, (), log=log)  # the renderers label the range themselves
+    # ticks replace the renderers' own labels: the range's ends are labelled with "inactive"
+    ends = [(v, f"{10**v if log else v:.3g}") for v in dict.fromkeys((lo, hi))] if known else []
+    return Axis(name, pos, [(below, "inactive"), *ends], log=log)
 
 
 def slices(study: Any, *, params: Sequence[str] | None = None) -> list[Chart]:
@@ -177,6 +181,10 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     """The value over (x, y): linear interpolation between complete trials where both are
     active (nearest trial outside their hull), the trials as dots, the best as a star."""
     s = snapshot(study)
+    _params(s, [x, y])
+    categorical = [n for n in (x, y) if s.space[n].kind == "categorical"]
+    if categorical:
+        raise ValueError(f"a contour needs numeric parameters; {categorical} categorical (see the slice plot)")
     on = [t for t in s.in_state(TrialState.COMPLETE) if x in t.params and y in t.params]
     title = f"{s.name}: value over {x} and {y} ({len(on)} trials)"
     px, py = s.space[x], s.space[y]
