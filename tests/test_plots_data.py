@@ -167,6 +167,24 @@ def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> 
     assert plots.overfitting(FrozenTrial(0, TrialState.FAILED, {}, error="x")).empty
 
 
+def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -> None:
+    # monitor="accuracy": the reports are accuracies; the trainer's curves hold the losses
+    acc = FrozenTrial(1, TrialState.COMPLETE, {"x": 0.1}, value=0.9, intermediate={1: 0.8, 2: 0.9, 3: 0.88},
+                      attrs={"curves": {"train_loss": [0.5, 0.3, 0.2], "val_loss": [0.6, 0.4, 0.45]}, "best_step": 2})
+    chart = plots.overfitting(acc)
+    assert list(chart.find("val").y) == [0.6, 0.4, 0.45] and chart.y_label == "loss"
+    assert chart.find("best").y == [0.4]
+    # k-fold: the reports are running means over folds, not a curve by epoch
+    folds = FrozenTrial(2, TrialState.COMPLETE, {"x": 0.1}, value=0.95, intermediate={1: 0.92, 2: 0.945, 3: 0.957},
+                        attrs={"cv": {"folds": 3, "key": "score", "scores": {"score": [0.92, 0.97, 0.98]}}})
+    empty = plots.overfitting(folds)
+    assert empty.empty and "cross-validation folds" in (empty.message or "")
+    # any other objective's reports: drawn as what they are, never called a loss
+    plain = plots.overfitting(FrozenTrial(3, TrialState.PRUNED, {"x": 0.1}, value=0.7, intermediate={0: 0.6, 1: 0.7}))
+    assert plain.y_label == "reported value" and plain.x_label == "step" and "validation loss" not in plain.title
+    assert plain.find("val").label == "reported value" and plain.find("early-stop").label == "pruned (step 1)"
+
+
 def test_overfitting_graph_from_a_real_training_run(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from _train_util import mlp, split
