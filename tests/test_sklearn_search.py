@@ -189,6 +189,10 @@ def test_failures_follow_scikit_learns_rules() -> None:
     with pytest.warns(Warning, match="fits failed"):
         search = TunedSearchCV(LogisticRegression(), space, cv=2).fit(X, Y)
     assert search.best_params_ == {"C": 1.0}
+    failed = [t for t in search.study_.trials if t.state is ts.TrialState.FAILED]
+    # the failed trial's error (and the log line) names the fit's error, not "objective returned nan"
+    assert len(failed) == 1 and "the fit of fold 1 failed (error_score=nan)" in (failed[0].error or "")
+    assert "parameter of LogisticRegression" in (failed[0].error or "")
     with pytest.raises(ValueError, match="All the 1 configurations failed"):
         TunedSearchCV(LogisticRegression(), {"C": [-1.0]}, cv=2).fit(X, Y)
     with pytest.raises(ValueError, match="pass n_trials"):

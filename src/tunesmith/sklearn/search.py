@@ -38,6 +38,10 @@ SCORE_MARGIN = 0.01
 logger = logging.getLogger("tunesmith")
 
 
+class FitFailedError(RuntimeError):
+    """A configuration whose fit failed on a fold (its score: a non-finite ``error_score``)."""
+
+
 class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
     """Search an estimator's hyperparameters with cross-validation; a drop-in for
     ``GridSearchCV``, ``RandomizedSearchCV``, skopt's ``BayesSearchCV`` and
@@ -140,7 +144,13 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
 
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
-            return cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
+            value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
+            scores = dict(trial.attrs.get(CV_ATTR) or {}).get("scores", {})
+            errors = [e for e in scores.get("error") or [] if e]
+            if errors and not math.isfinite(value):  # the trial's error (and log line) names the failed fit
+                ran = len(scores.get(f"test_{metric}") or [])
+                raise FitFailedError(f"the fit of fold {ran} failed (error_score={self.error_score!r}): {errors[-1]}")
+            return value
 
         with _quiet(self.verbose):
             self._optimize(study, search, objective)
