@@ -14,7 +14,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris, make_classification  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
-from sklearn.model_selection import GridSearchCV, KFold, cross_validate  # noqa: E402
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_validate  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
@@ -182,6 +182,22 @@ def test_a_stored_search_resumes_by_name_and_survives_pickling(tmp_path: Path) -
     restored = pickle.loads(pickle.dumps(again))
     assert len(restored.study_.trials) == 5
     np.testing.assert_array_equal(restored.predict(X), again.predict(X))
+
+
+def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=3, cv=3, random_state=0, storage=url,
+                           name="svc", error_score="raise")
+    # nested cross-validation with a fixed name: each outer fold would reuse the first fold's search
+    # (its scores from a training set that holds this fold's test samples)
+    with pytest.raises(ValueError, match="'svc' .* was searched on other data or folds.*leave name=None"):
+        cross_validate(search, X, Y, cv=3, error_score="raise")
+    with pytest.raises(ValueError, match="searched on other data or folds"):
+        clone(search).set_params(cv=KFold(3, shuffle=True, random_state=1)).fit(X, Y)
+    first = [dict(t.params) for t in ts.load_study("svc", url).trials]
+    train, _ = next(StratifiedKFold(3).split(X, Y))  # the outer fold that ran
+    resumed = clone(search).set_params(n_trials=4).fit(X[train], Y[train])  # the same data and folds
+    assert len(first) == 3 and resumed.cv_results_["params"][:3] == first
 
 
 def test_failures_follow_scikit_learns_rules() -> None:

@@ -35,6 +35,9 @@ from .space import SearchSpace, as_search_space
 #: Gaussian process from sampling beside its incumbent (benchmarks/LOG.md, TunedSearchCV, fourth round)
 SCORE_MARGIN = 0.01
 
+#: the trial attribute holding the fingerprint of the data and folds of a stored search
+DATA_ATTR = "search_data"
+
 logger = logging.getLogger("tunesmith")
 
 
@@ -76,7 +79,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         timeout: seconds after which no new trial starts.
         storage, name: a persistent study (``"sqlite:///search.db"``); fitting
             again with the same name resumes it: trials already finished count
-            toward ``n_trials``. Resume with the same data and cv.
+            toward ``n_trials``. Resume with the same data and cv (a study
+            searched on other data or folds is refused; under ``cross_validate`` leave
+            ``name=None``).
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
@@ -138,12 +143,15 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         folds = list(cv.split(X, y, groups))
         self.n_splits_ = len(folds)
         study = self._open_study(search)
+        data = _same_data(study, X, y, folds)
         fold = functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score
         )
 
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
+            if data is not None:
+                trial.set_attr(DATA_ATTR, data)
             value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
             scores = dict(trial.attrs.get(CV_ATTR) or {}).get("scores", {})
             errors = [e for e in scores.get("error") or [] if e]
@@ -352,6 +360,25 @@ def _check_refit(search: TunedSearchCV, attr: str) -> None:
         raise AttributeError(f"{attr} is available only after refitting on the best parameters: pass refit=True")
     if "best_estimator_" not in search.__dict__ and attr in ("classes_", "score"):
         check_is_fitted(search, "best_estimator_")
+
+
+def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> str | None:
+    """The fingerprint of the data and folds a stored study is searched on (None in memory).
+    Resuming a study searched on other data is refused: its scores would not be this data's
+    (a fixed ``name`` under ``cross_validate`` reused the first outer fold's search in every fold)."""
+    if isinstance(study.storage, MemoryStorage):
+        return None
+    from joblib import hash as joblib_hash
+
+    data = str(joblib_hash((X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])))
+    seen = {t.attrs.get(DATA_ATTR) for t in study.trials if t.state.is_finished} - {None}
+    if seen and seen != {data}:
+        raise ValueError(
+            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds; a search "
+            "resumes only with the same X, y and cv. For a new search give another name (under cross_validate "
+            "or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
+        )
+    return data
 
 
 def _check_names(estimator: Any, search: SearchSpace) -> None:
