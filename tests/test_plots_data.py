@@ -77,6 +77,17 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     assert len({s.color for s in two.series}) == 2
 
 
+def test_comparison_of_studies_with_different_directions_is_refused_unless_told() -> None:
+    down = ts.Study({"x": ts.Float(0, 1)}, name="down", sampler="random", seed=0)
+    up = ts.Study({"x": ts.Float(0, 1)}, name="up", sampler="random", seed=0, direction="maximize")
+    for s in (down, up):
+        s.optimize(lambda t: t.params["x"], n_trials=5)
+    with pytest.raises(ValueError, match=r"do not share a direction \(down minimize, up maximize\); pass direction="):
+        plots.comparison([down, up])
+    told = plots.comparison([down, up], direction="maximize")
+    assert told.find("median-up").y[-1] == up.best_value
+
+
 def test_history_overlays_in_one_axes_get_distinct_colours_and_names() -> None:
     s1 = ts.Study({"x": ts.Float(0, 1)}, name="first", sampler="random", seed=0)
     s2 = ts.Study({"x": ts.Float(0, 1)}, name="second", sampler="random", seed=1)
