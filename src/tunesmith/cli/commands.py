@@ -7,6 +7,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,16 @@ from .launch import optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS
 
 # -- arguments ------------------------------------------------------------------------------
+
+
+def wide_console() -> Console:
+    """Rich's console; when the output is not a terminal (a pipe, a file, a CI log) rich would
+    fold tables to 80 columns, cutting every value of a study with a dozen parameters to
+    "0.…": there, tables take the width they need (COLUMNS still decides when set)."""
+    out = Console()
+    if out.is_terminal or "COLUMNS" in os.environ:
+        return out
+    return Console(width=1000)
 
 
 def at_least(minimum: int) -> Any:
@@ -87,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     before = len(study.trials)
     study.optimize(objective, **optimize_options(sf, args.progress))
     trials = study.trials
-    console = Console()
+    console = wide_console()
     ran = len(trials) - before
     console.print(f"study [bold]{escape(study.name)}[/] in {escape(study.storage.display_url)}: "
                   f"{_ran_now(study, ran)}, {len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
@@ -128,7 +139,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
             escape(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
             str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}",
         )
-    Console().print(table)
+    wide_console().print(table)
     return 0
 
 
@@ -142,7 +153,7 @@ def _load(name: str, url: str, *, write: bool = False) -> Study:
 def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = study.trials
-    console = Console()
+    console = wide_console()
     console.print(f"study [bold]{escape(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
                   f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):

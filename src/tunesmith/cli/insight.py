@@ -7,13 +7,12 @@ import json
 import statistics
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
 from ..importance import METHODS, Importances
 from ..storage import make_storage
 from ..study import Study
-from .commands import at_least
+from .commands import at_least, wide_console
 from .studyfile import DEFAULT_STORAGE
 
 
@@ -45,7 +44,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(imp.to_dict(), indent=2))
         return 0
-    Console().print(importance_table(study.name, imp, args.pairs))
+    wide_console().print(importance_table(study.name, imp, args.pairs))
     return 0
 
 
@@ -139,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                         seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
     chart = comparison(runs, direction=direction, log_y=args.log_y,
                        title=f"{sf.name}: best so far, {args.budget} trials, {args.seeds} seeds")
-    Console().print(_compare_table(runs, direction))
+    wide_console().print(_compare_table(runs, direction))
     return write_records([chart], args.output, f"the comparison of {', '.join(samplers)}")
 
 
