@@ -234,7 +234,7 @@ def test_adam_in_action_runs_torch_adams_update_and_the_smallest_lr_crawls() -> 
 def test_process_diagram_counts_the_studys_own_flow() -> None:
     d = plots.process(snap(MIXED, pruner="ASHA"))
     assert d.node("trials").detail.startswith("7 run") and "3 complete" not in d.node("trials").detail
-    assert "4 complete, 1 failed, 2 pruned" in d.node("trials").detail
+    assert d.node("trials").detail.splitlines()[1:] == ["4 complete", "1 failed", "2 pruned"]  # fits the box
     assert d.node("pruner").detail == "ASHA\nstopped 2" and d.node("sampler").detail == "random"
     assert d.node("best").detail == "#3: 3" and d.node("test").detail == "not recorded"
     assert ("trials", "pruner", "reports") in d.edges

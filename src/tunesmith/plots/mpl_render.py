@@ -157,7 +157,7 @@ def _diagram(ax: Any, d: Diagram) -> None:
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "#555555"})
         right = x0 >= d.node(a).x
         dx, dy = (0, 0.04) if y0 == y1 else ((0.04 if right else -0.04), 0)
-        ax.text((x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, label, fontsize=7, color="#555555",
+        ax.text((x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, label, fontsize=6, color="#555555",
                 ha="center" if y0 == y1 else ("left" if right else "right"), va="bottom" if y0 == y1 else "center")
     xs = [n.x for n in d.nodes] or [0.0]
     ys = [n.y for n in d.nodes] or [0.0]

@@ -236,8 +236,8 @@ def process(study: Any) -> Diagram:
     nodes = [
         Node("space", "search space", f"{s.space.ndim} parameters" + (f"\n{cond} conditional" if cond else ""), 0, 0),
         Node("sampler", "sampler", s.sampler or "?", STEP, 0),
-        Node("trials", "trials", f"{len(s.trials)} run\n" + ", ".join(f"{c} {st.value}" for st, c in n.items()),
-             2 * STEP, 0),
+        Node("trials", "trials", f"{len(s.trials)} run\n" + "\n".join(f"{c} {st.value}" for st, c in n.items()),
+             2 * STEP, 0),  # a state a line: "204 complete, 1632 pruned, 164 failed" ran over the box's sides
         Node("best", "best trial", "none yet" if best is None else f"#{best.number}: {best.value:.4g}", 3 * STEP, 0),
         Node("test", "test", _test_detail(s, best), 4 * STEP, 0),
     ]
