@@ -53,6 +53,9 @@ def test_dict_space_becomes_the_matching_parameters() -> None:
         as_search_space({"x": norm(0, 1)})
     with pytest.raises(TypeError, match=r"for a constant write 'C': \[1.0\]"):
         as_search_space({"C": 1.0})
+    assert as_search_space({"n": randint(2, 3)}).space["n"] == ts.Fixed(2)  # always 2, as scipy draws it
+    with pytest.raises(TypeError, match=r"'C': \{.*\} is a set, which has no order; write a list: \[0.1, 1.0\]"):
+        as_search_space({"C": {1.0, 0.1}})
 
 
 def test_list_of_dicts_is_a_conditional_space_and_objects_round_trip() -> None:
