@@ -287,6 +287,13 @@ def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(
     assert "nothing to draw" in err and "reported intermediate values" in err and not out.exists()
     assert main(["plot", "cli", "--storage", stored, "--kind", "overfitting", "--trial", "99", "-o", str(out)]) == 2
     assert "has no trial 99" in capsys.readouterr().err
+    # an option the kind does not use is named, not ignored
+    assert main(["plot", "cli", "--storage", stored, "--kind", "history", "--trial", "3", "-o", str(out)]) == 2
+    assert "--trial applies to --kind overfitting, not history" in capsys.readouterr().err
+    assert main(["plot", "cli", "--storage", stored, "--kind", "importance", "--params", "C", "-o", str(out)]) == 2
+    assert "--params applies to --kind parallel, slice, contour, not importance" in capsys.readouterr().err
+    assert main(["plot", "cli", "--storage", stored, "--kind", "slice", "--log-y", "-o", str(out)]) == 2
+    assert not out.exists()
 
 
 def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -76,9 +76,16 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis (curves, history)")
 
 
+#: the kinds each of plot's options applies to (given with another kind, it would be ignored)
+OPTION_KINDS = {"params": ("parallel", "slice", "contour"), "trial": ("overfitting",), "log_y": ("curves", "history")}
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .. import plots
 
+    for option, kinds in OPTION_KINDS.items():
+        if getattr(args, option) not in (None, False) and args.kind not in kinds:
+            raise ValueError(f"--{option.replace('_', '-')} applies to --kind {', '.join(kinds)}, not {args.kind}")
     study = load(args.name, args.storage)
     params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
     records = plots.records_of(study, args.kind, log_y=args.log_y, params=params, trial=args.trial)
