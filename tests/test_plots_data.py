@@ -19,6 +19,7 @@ import tunesmith as ts  # noqa: E402
 from tunesmith import plots  # noqa: E402
 from tunesmith.cli import build_parser, main  # noqa: E402
 from tunesmith.importance import Effect, Importances  # noqa: E402
+from tunesmith.plots.mpl_render import to_matplotlib  # noqa: E402
 from tunesmith.plots.plotly_render import to_plotly  # noqa: E402
 from tunesmith.trial import Direction, FrozenTrial, TrialState  # noqa: E402
 
@@ -127,6 +128,26 @@ def test_a_conditional_numeric_axis_keeps_its_range_labels_beside_inactive() -> 
     assert x.ticks == ()  # always active: the renderers label it
     dims = to_plotly(p).data[0].dimensions
     assert list(dims[2].ticktext) == ["inactive", labels[min(active)], labels[max(active)]]
+
+
+def test_whole_number_axes_get_whole_number_ticks() -> None:
+    # trials, epochs and an Int parameter were ticked 2.25, 2.5, 2.75 by matplotlib
+    study = ts.Study({"degree": ts.Int(2, 4), "x": ts.Float(0, 1)}, sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        for step in (1, 2, 3):
+            t.report(t.params["x"] / step, step)
+        return t.params["x"] + t.params["degree"]
+
+    study.optimize(objective, n_trials=4)
+    charts = [plots.history_data(study), plots.curves_data(study), *plots.slices(study)]
+    assert [c.int_x for c in charts] == [True, True, True, False]
+    for chart in charts[:3]:
+        fig, ax = plt.subplots()
+        to_matplotlib(chart, ax)
+        fig.canvas.draw()
+        assert all(float(t).is_integer() for t in ax.get_xticks()), chart.kind
+        plt.close(fig)
 
 
 def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:

@@ -43,7 +43,8 @@ def comparison(
     head = title or "best so far: " + ", ".join(groups)
     if not series:
         return nothing("compare", head, "no run has a complete trial yet")
-    return Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series), log_y=log_y)
+    return Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series), log_y=log_y,
+                 int_x=True)
 
 
 def _groups(runs: Mapping[str, Sequence[Any]] | Sequence[Any]) -> dict[str, list[Any]]:

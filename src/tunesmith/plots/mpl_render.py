@@ -64,6 +64,11 @@ def _chart(ax: Any, c: Chart) -> None:
         ax.set_xscale("log")
     if c.log_y:
         ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis, whole, log in ((ax.xaxis, c.int_x, c.log_x), (ax.yaxis, c.int_y, c.log_y)):
+        if whole and not log:
+            axis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 2.5" or "degree 3.25"
     if any(s.label for s in c.series):
         ax.legend(loc="best", fontsize="small")
 

@@ -45,7 +45,7 @@ def history(study: Any, *, log_y: bool = False) -> Chart:
     xs, ys = best_so_far(done, s.sign)
     if xs:
         series.append(Series("best so far", xs, ys, mode="steps", color=BEST_COLOR, gid="best-so-far"))
-    return Chart("history", title, "trial", f"value ({s.direction.value})", tuple(series), log_y=log_y)
+    return Chart("history", title, "trial", f"value ({s.direction.value})", tuple(series), log_y=log_y, int_x=True)
 
 
 def best_so_far(trials: Sequence[FrozenTrial], sign: float) -> tuple[list[int], list[float]]:
@@ -88,7 +88,7 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     rungs = list(s.rungs(max(max(t.intermediate) for t in trials))) if s.rungs else []
     if rungs:
         series.append(Series("rungs", rungs, mode="vline", color="#555555", width=0.8, dash=":", gid="rungs"))
-    return Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y)
+    return Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y, int_x=True)
 
 
 def _curve_ends(trials: list[FrozenTrial]) -> list[Series]:
@@ -161,7 +161,7 @@ def _slice(s: Snapshot, name: str, done: list[FrozenTrial]) -> Chart:
         extra.append(Series(f"best (trial {best.number})", [bx], [best.value], mode="markers", marker="*",
                             color=BEST_COLOR, gid="best"))
     return Chart("slice", title, name, f"value ({s.direction.value})", (pts, *extra),
-                 log_x=bool(getattr(p, "log", False)), color_label="trial")
+                 log_x=bool(getattr(p, "log", False)), color_label="trial", int_x=p.kind == "int")
 
 
 def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int = 3) -> list[Chart]:
@@ -206,7 +206,8 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
         series.append(Series(f"best (trial {best.number})", [best.params[x]], [best.params[y]], mode="markers",
                              marker="*", color="#D55E00", gid="best"))
     return Chart("contour", title, x, y, tuple(series), log_x=bool(getattr(px, "log", False)),
-                 log_y=bool(getattr(py, "log", False)), color_label=f"value ({s.direction.value})")
+                 log_y=bool(getattr(py, "log", False)), color_label=f"value ({s.direction.value})",
+                 int_x=px.kind == "int", int_y=py.kind == "int")
 
 
 def _at(p: Any, u: float) -> float:

@@ -37,8 +37,9 @@ def overfitting(source: Any, *, log_y: bool = False) -> Chart:
         return nothing("overfitting", title, f"{name} has no validation values (no reports)")
     if not curves["losses"]:  # not a tunesmith.train trial: its reports may be any metric
         return Chart("overfitting", f"{name}: reported values (no training loss recorded)", "step",
-                     "reported value", tuple(_overfit_series(curves, "reported value", "step")), log_y=log_y)
-    return Chart("overfitting", title, "epoch", "loss", tuple(_overfit_series(curves)), log_y=log_y)
+                     "reported value", tuple(_overfit_series(curves, "reported value", "step")), log_y=log_y,
+                     int_x=True)
+    return Chart("overfitting", title, "epoch", "loss", tuple(_overfit_series(curves)), log_y=log_y, int_x=True)
 
 
 def _from_trial(t: FrozenTrial) -> dict[str, Any]:
