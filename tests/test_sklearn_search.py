@@ -119,6 +119,9 @@ def test_multimetric_refit_by_name_or_callable() -> None:
     pick_last = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=5, cv=3, random_state=0,
                               scoring=["accuracy", "f1_macro"], refit=lambda res: len(res["params"]) - 1).fit(X, Y)
     assert pick_last.best_index_ == 4 and not hasattr(pick_last, "best_score_")
+    for bad, error in ((-1, IndexError), (5, IndexError), (1.5, TypeError), ("a", TypeError)):
+        with pytest.raises(error, match="best_index_ .* refit returned"):
+            TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, refit=lambda res, b=bad: b).fit(X, Y)
     with pytest.raises(ValueError, match="refit must name the one to optimize"):
         TunedSearchCV(LogisticRegression(), space, n_trials=2, scoring=["accuracy", "f1_macro"]).fit(X, Y)
 

@@ -185,7 +185,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.cv_results_ = cv_results(trials, search, metrics, self.n_splits_, train_score=self.return_train_score)
         metric = self._refit_metric({m: None for m in metrics})
         if callable(self.refit):
-            self.best_index_ = int(self.refit(self.cv_results_))
+            self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
             self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{metric}"]))
             self.best_score_ = float(self.cv_results_[f"mean_test_{metric}"][self.best_index_])
@@ -360,6 +360,19 @@ def _check_refit(search: TunedSearchCV, attr: str) -> None:
         raise AttributeError(f"{attr} is available only after refitting on the best parameters: pass refit=True")
     if "best_estimator_" not in search.__dict__ and attr in ("classes_", "score"):
         check_is_fitted(search, "best_estimator_")
+
+
+def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
+    """The row a refit callable chose: an integer of ``range(len(params))`` (TypeError,
+    IndexError otherwise, as scikit-learn; -1 or 1.5 were taken as the last row or row 1)."""
+    index = refit(results)
+    n = len(results["params"])
+    if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+        raise TypeError(f"best_index_ returned is not an integer: refit returned {index!r}; return the index of "
+                        f"a row of cv_results_ (0 to {n - 1})")
+    if not 0 <= index < n:
+        raise IndexError(f"best_index_ index out of range: refit returned {index}; cv_results_ has rows 0 to {n - 1}")
+    return int(index)
 
 
 def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> str | None:
