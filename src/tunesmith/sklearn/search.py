@@ -370,9 +370,10 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
     if not isinstance(index, numbers.Integral) or isinstance(index, bool):
         raise TypeError(f"best_index_ returned is not an integer: refit returned {index!r}; return the index of "
                         f"a row of cv_results_ (0 to {n - 1})")
-    if not 0 <= index < n:
-        raise IndexError(f"best_index_ index out of range: refit returned {index}; cv_results_ has rows 0 to {n - 1}")
-    return int(index)
+    row = int(index)
+    if not 0 <= row < n:
+        raise IndexError(f"best_index_ index out of range: refit returned {row}; cv_results_ has rows 0 to {n - 1}")
+    return row
 
 
 def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> str | None:
