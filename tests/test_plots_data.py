@@ -181,7 +181,7 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
     imp = Importances("fanova", (Effect(("a",), 0.6, 0.05), Effect(("b",), 0.3, 0.02)),
                       (Effect(("a", "b"), 0.1, 0.01),), 50)
     bars = plots.importance_bars(imp).find("bars")
-    assert list(bars.y) == ["a x b", "b", "a"] and list(bars.x) == [0.1, 0.3, 0.6]
+    assert list(bars.y) == ["a × b", "b", "a"] and list(bars.x) == [0.1, 0.3, 0.6]
     assert list(bars.error) == [0.01, 0.02, 0.05]
     few = plots.importance_bars(snap([("complete", 1.0)]))
     assert few.empty and "at least 2 complete trials" in (few.message or "")
