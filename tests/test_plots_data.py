@@ -128,6 +128,7 @@ def test_a_conditional_numeric_axis_keeps_its_range_labels_beside_inactive() -> 
     assert x.ticks == ()  # always active: the renderers label it
     dims = to_plotly(p).data[0].dimensions
     assert list(dims[2].ticktext) == ["inactive", labels[min(active)], labels[max(active)]]
+    assert dims[2].label == "gamma (log scale)" and dims[1].label == "log10 C"  # ticks name values, not log10
 
 
 def test_whole_number_axes_get_whole_number_ticks() -> None:
