@@ -195,3 +195,31 @@ def test_worker_subcommand_joins_a_study(tmp_path: Path) -> None:
     )
     assert main(["worker", str(tmp_path / "s.yaml"), "--n-trials", "3"]) == 0
     assert len(ts.load_study("w", db).trials) == 3
+
+
+@pytest.mark.parametrize("argv", [
+    ["show", "s", "--top", "0"], ["show", "s", "--top", "-3"], ["report", "s", "--top", "-3"],
+    ["importance", "s", "--pairs", "-1"], ["compare", "s.yaml", "--budget", "0", "-o", "c.png"],
+    ["compare", "s.yaml", "--seeds", "-2", "-o", "c.png"], ["run", "s.yaml", "--top", "x"],
+])
+def test_a_count_below_its_minimum_is_refused_by_name(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # a negative count would slice from the end: --top -3 showed all but the last 3 trials
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    flag = next(a for a in argv if a.startswith("--"))
+    assert f"argument {flag}:" in err and ("must be at least" in err or "expected an integer" in err)
+
+
+def test_show_prints_whole_values_when_not_to_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # rich folds tables to 80 columns off a terminal: a dozen parameters were all cut to "0.…"
+    monkeypatch.delenv("COLUMNS", raising=False)
+    url = f"sqlite:///{tmp_path / 'wide.db'}"
+    study = ts.Study({f"learning_rate_{i}": ts.Float(0, 1) for i in range(12)}, storage=url, name="wide")
+    study.add_trial({f"learning_rate_{i}": 0.123456 for i in range(12)}, 0.5)
+    assert main(["show", "wide", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and "learning_rate_11" in out and out.count("0.1235") == 12
+    assert main(["importance", "wide", "--storage", url]) == 2  # one trial: says so, the same console

@@ -48,6 +48,23 @@ def test_split_takes_a_scikit_learn_splitter() -> None:
     assert [v.tolist() for _, v in folds] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
 
 
+def test_splits_refuse_data_where_they_take_a_count_or_labels() -> None:
+    x = np.zeros((30, 4))
+    with pytest.raises(TypeError, match=r"kfold\(n, ...\) takes the number of samples.*shape \(30, 4\).*len\(x\)"):
+        cv.kfold(x, k=3)
+    with pytest.raises(TypeError, match=r"time_series\(len\(x\), ...\)"):
+        cv.time_series(x, k=3)
+    with pytest.raises(ValueError, match=r"one label per sample \(1-d\); got an array of shape \(30, 4\)"):
+        cv.stratified(x, k=3)
+    with pytest.raises(ValueError, match="grouped.*groups as one label per sample"):
+        cv.grouped(x, k=3)
+    assert [len(v) for _, v in cv.stratified(np.arange(30)[:, None] % 2, k=3)] == [10, 10, 10]  # a column vector
+    from sklearn.model_selection import KFold
+
+    with pytest.raises(TypeError, match=r"not the class KFold: write KFold\(...\)"):
+        cv.split(KFold, x)
+
+
 def test_cross_validate_reports_each_fold_and_records_the_spread() -> None:
     study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0)
     scores = [0.5, 0.7, 0.6]

@@ -66,3 +66,24 @@ def test_show_prints_validation_next_to_test(tmp_path: Path, capsys: pytest.Capt
     assert main(["show", "s", "--storage", url]) == 0
     out = capsys.readouterr().out
     assert "held-out test" in out and "+0.25" in out and "winner by test" in out
+
+
+def test_test_results_follow_their_study_through_rename_copy_and_delete(tmp_path: Path) -> None:
+    from tunesmith.study.evaluate import test_results
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    s = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="ev", sampler="random", seed=0)
+    s.optimize(lambda t: t.params["x"], n_trials=6)
+    s.evaluate_best(lambda t: t.params["x"] + 0.1, k=2)
+    s.rename("ev2")  # the companion 'ev:test' was left behind: show lost the test table
+    assert len(test_results(ts.load_study("ev2", url))) == 2
+    copy = s.copy("ev3")
+    assert len(test_results(copy)) == 2 and len(test_results(ts.load_study("ev2", url))) == 2
+    s.delete()  # an orphan 'ev2:test' would be shown by a new study named 'ev2'
+    fresh = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="ev2", sampler="random", seed=0)
+    assert test_results(fresh) == {}
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="old:test")  # results left by an older version
+    with pytest.raises(ValueError, match=r"'old:test' \(the test results of a study named 'old'\) already exists"):
+        copy.rename("old")
+    names = {r.name for r in copy.storage.list_studies()}
+    assert names == {"ev2", "ev3", "ev3:test", "old:test"}

@@ -99,7 +99,8 @@ def test_bad_requests_say_what_to_pass() -> None:
         (dict(threshold=0.99), r"no parameter has importance >= 0.99 \(the largest: "),
         (dict(threshold=1.5), r"threshold is a fraction of the importance in \[0, 1\)"),
         (dict(keep=["C"], carry="some"), r"carry must be one of \['all', 'exact', 'none'\]"),
-        (dict(keep=["C"], name="svm"), "a study named 'svm' already exists"),
+        (dict(keep=["C"], name="svm"), r"a study named 'svm' already exists in .*: focus into another name "
+                                       r"\(name=..., on the command line --to NEW\), or continue that study"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -125,6 +126,9 @@ def test_cli_focus_creates_the_study_and_reports_what_it_carried(tmp_path: Path,
     assert stored.space.free == ("a", "b") and len(stored.trials) == 30
     assert main(["focus", "wide", "--keep", "q", "--storage", url]) == 2
     assert "keep names unknown parameter(s) ['q']" in capsys.readouterr().err
+    assert main(["focus", "wide", "--keep", "a", "--to", "ab", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "'ab' already exists" in err and "--to NEW" in err and "load_if_exists" not in err
 
 
 def test_cli_focus_says_its_plan_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:

@@ -205,7 +205,7 @@ def test_study_importance_and_the_command(tmp_path: Path, capsys: pytest.Capture
     doc = json.loads(capsys.readouterr().out)
     assert doc["method"] == "ped-anova" and {m["param"] for m in doc["main"]} == set(SPACE.free)
     assert main(["importance", "imp", "--storage", url]) == 0
-    assert "x x lr" in capsys.readouterr().out
+    assert "x × lr" in capsys.readouterr().out
     assert main(["importance", "nope", "--storage", url]) == 2
 
 

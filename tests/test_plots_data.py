@@ -19,6 +19,7 @@ import tunesmith as ts  # noqa: E402
 from tunesmith import plots  # noqa: E402
 from tunesmith.cli import build_parser, main  # noqa: E402
 from tunesmith.importance import Effect, Importances  # noqa: E402
+from tunesmith.plots.mpl_render import to_matplotlib  # noqa: E402
 from tunesmith.plots.plotly_render import to_plotly  # noqa: E402
 from tunesmith.trial import Direction, FrozenTrial, TrialState  # noqa: E402
 
@@ -77,6 +78,17 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     assert len({s.color for s in two.series}) == 2
 
 
+def test_comparison_of_studies_with_different_directions_is_refused_unless_told() -> None:
+    down = ts.Study({"x": ts.Float(0, 1)}, name="down", sampler="random", seed=0)
+    up = ts.Study({"x": ts.Float(0, 1)}, name="up", sampler="random", seed=0, direction="maximize")
+    for s in (down, up):
+        s.optimize(lambda t: t.params["x"], n_trials=5)
+    with pytest.raises(ValueError, match=r"do not share a direction \(down minimize, up maximize\); pass direction="):
+        plots.comparison([down, up])
+    told = plots.comparison([down, up], direction="maximize")
+    assert told.find("median-up").y[-1] == up.best_value
+
+
 def test_history_overlays_in_one_axes_get_distinct_colours_and_names() -> None:
     s1 = ts.Study({"x": ts.Float(0, 1)}, name="first", sampler="random", seed=0)
     s2 = ts.Study({"x": ts.Float(0, 1)}, name="second", sampler="random", seed=1)
@@ -105,6 +117,48 @@ def test_parallel_coordinates_mark_inactive_and_categorical_values() -> None:
     assert plots.parallel(snap([("failed", None)])).empty
 
 
+def test_a_conditional_numeric_axis_keeps_its_range_labels_beside_inactive() -> None:
+    # ticks replace the renderers' own labels: with only "inactive" the range went unlabelled
+    p = plots.parallel(snap(MIXED * 3))
+    gamma, x = p.axes[2], p.axes[3]
+    active = [v for v in gamma.values if v != min(gamma.values)]
+    labels = dict(gamma.ticks)
+    assert labels[min(gamma.values)] == "inactive"
+    assert labels[min(active)] == f"{10 ** min(active):.3g}" and labels[max(active)] == f"{10 ** max(active):.3g}"
+    assert x.ticks == ()  # always active: the renderers label it
+    dims = to_plotly(p).data[0].dimensions
+    assert list(dims[2].ticktext) == ["inactive", labels[min(active)], labels[max(active)]]
+    assert dims[2].label == "gamma (log scale)" and dims[1].label == "log10 C"  # ticks name values, not log10
+
+
+def test_whole_number_axes_get_whole_number_ticks() -> None:
+    # trials, epochs and an Int parameter were ticked 2.25, 2.5, 2.75 by matplotlib
+    study = ts.Study({"degree": ts.Int(2, 4), "x": ts.Float(0, 1)}, sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        for step in (1, 2, 3):
+            t.report(t.params["x"] / step, step)
+        return t.params["x"] + t.params["degree"]
+
+    study.optimize(objective, n_trials=4)
+    charts = [plots.history_data(study), plots.curves_data(study), *plots.slices(study)]
+    assert [c.int_x for c in charts] == [True, True, True, False]
+    for chart in charts[:3]:
+        fig, ax = plt.subplots()
+        to_matplotlib(chart, ax)
+        fig.canvas.draw()
+        assert all(float(t).is_integer() for t in ax.get_xticks()), chart.kind
+        plt.close(fig)
+
+
+def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:
+    s = snap(MIXED * 3)
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\]"):
+        plots.contour(s, "C", "gama")
+    with pytest.raises(ValueError, match=r"numeric parameters; \['kernel'\] categorical"):
+        plots.contour(s, "kernel", "C")
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)
@@ -128,7 +182,7 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
     imp = Importances("fanova", (Effect(("a",), 0.6, 0.05), Effect(("b",), 0.3, 0.02)),
                       (Effect(("a", "b"), 0.1, 0.01),), 50)
     bars = plots.importance_bars(imp).find("bars")
-    assert list(bars.y) == ["a x b", "b", "a"] and list(bars.x) == [0.1, 0.3, 0.6]
+    assert list(bars.y) == ["a × b", "b", "a"] and list(bars.x) == [0.1, 0.3, 0.6]
     assert list(bars.error) == [0.01, 0.02, 0.05]
     few = plots.importance_bars(snap([("complete", 1.0)]))
     assert few.empty and "at least 2 complete trials" in (few.message or "")
@@ -144,6 +198,24 @@ def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> 
     assert list(chart.find("early-stop").x) == [5] and "early stopping (epoch 5)" == chart.find("early-stop").label
     assert list(chart.find("best").x) == [3] and list(chart.find("overfitting").x) == [4, 5]
     assert plots.overfitting(FrozenTrial(0, TrialState.FAILED, {}, error="x")).empty
+
+
+def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -> None:
+    # monitor="accuracy": the reports are accuracies; the trainer's curves hold the losses
+    acc = FrozenTrial(1, TrialState.COMPLETE, {"x": 0.1}, value=0.9, intermediate={1: 0.8, 2: 0.9, 3: 0.88},
+                      attrs={"curves": {"train_loss": [0.5, 0.3, 0.2], "val_loss": [0.6, 0.4, 0.45]}, "best_step": 2})
+    chart = plots.overfitting(acc)
+    assert list(chart.find("val").y) == [0.6, 0.4, 0.45] and chart.y_label == "loss"
+    assert chart.find("best").y == [0.4]
+    # k-fold: the reports are running means over folds, not a curve by epoch
+    folds = FrozenTrial(2, TrialState.COMPLETE, {"x": 0.1}, value=0.95, intermediate={1: 0.92, 2: 0.945, 3: 0.957},
+                        attrs={"cv": {"folds": 3, "key": "score", "scores": {"score": [0.92, 0.97, 0.98]}}})
+    empty = plots.overfitting(folds)
+    assert empty.empty and "cross-validation folds" in (empty.message or "")
+    # any other objective's reports: drawn as what they are, never called a loss
+    plain = plots.overfitting(FrozenTrial(3, TrialState.PRUNED, {"x": 0.1}, value=0.7, intermediate={0: 0.6, 1: 0.7}))
+    assert plain.y_label == "reported value" and plain.x_label == "step" and "validation loss" not in plain.title
+    assert plain.find("val").label == "reported value" and plain.find("early-stop").label == "pruned (step 1)"
 
 
 def test_overfitting_graph_from_a_real_training_run(tmp_path: Path) -> None:
@@ -184,7 +256,7 @@ def test_adam_in_action_runs_torch_adams_update_and_the_smallest_lr_crawls() -> 
 def test_process_diagram_counts_the_studys_own_flow() -> None:
     d = plots.process(snap(MIXED, pruner="ASHA"))
     assert d.node("trials").detail.startswith("7 run") and "3 complete" not in d.node("trials").detail
-    assert "4 complete, 1 failed, 2 pruned" in d.node("trials").detail
+    assert d.node("trials").detail.splitlines()[1:] == ["4 complete", "1 failed", "2 pruned"]  # fits the box
     assert d.node("pruner").detail == "ASHA\nstopped 2" and d.node("sampler").detail == "random"
     assert d.node("best").detail == "#3: 3" and d.node("test").detail == "not recorded"
     assert ("trials", "pruner", "reports") in d.edges
@@ -237,6 +309,13 @@ def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(
     assert "nothing to draw" in err and "reported intermediate values" in err and not out.exists()
     assert main(["plot", "cli", "--storage", stored, "--kind", "overfitting", "--trial", "99", "-o", str(out)]) == 2
     assert "has no trial 99" in capsys.readouterr().err
+    # an option the kind does not use is named, not ignored
+    assert main(["plot", "cli", "--storage", stored, "--kind", "history", "--trial", "3", "-o", str(out)]) == 2
+    assert "--trial applies to --kind overfitting, not history" in capsys.readouterr().err
+    assert main(["plot", "cli", "--storage", stored, "--kind", "importance", "--params", "C", "-o", str(out)]) == 2
+    assert "--params applies to --kind parallel, slice, contour, not importance" in capsys.readouterr().err
+    assert main(["plot", "cli", "--storage", stored, "--kind", "slice", "--log-y", "-o", str(out)]) == 2
+    assert not out.exists()
 
 
 def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -65,7 +65,8 @@ def test_the_report_and_the_process_diagram_show_what_evaluate_best_recorded(tmp
     s.evaluate_best(lambda t: (t.params["x"] - 0.3) ** 2 + 0.01, k=3)
     best = s.best_trial
     page = build_report(ts.load_study("evaluated", s.storage))
-    assert f"<td>{best.value:.6g}</td><td>{best.value + 0.01:.6g}</td>" in page
+    assert f"<td>{best.value:.6g}</td><td>{best.value + 0.01:.6g}</td><td>+0.01</td>" in page  # minimize: test - validation
+    assert "<th>gap</th>" in page and "overstated the test value" in page
     from tunesmith import plots
 
     test_box = next(n for n in plots.process(s).nodes if n.key == "test")

@@ -14,7 +14,7 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris, make_classification  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
-from sklearn.model_selection import GridSearchCV, KFold, cross_validate  # noqa: E402
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_validate  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
@@ -53,6 +53,9 @@ def test_dict_space_becomes_the_matching_parameters() -> None:
         as_search_space({"x": norm(0, 1)})
     with pytest.raises(TypeError, match=r"for a constant write 'C': \[1.0\]"):
         as_search_space({"C": 1.0})
+    assert as_search_space({"n": randint(2, 3)}).space["n"] == ts.Fixed(2)  # always 2, as scipy draws it
+    with pytest.raises(TypeError, match=r"'C': \{.*\} is a set, which has no order; write a list: \[0.1, 1.0\]"):
+        as_search_space({"C": {1.0, 0.1}})
 
 
 def test_list_of_dicts_is_a_conditional_space_and_objects_round_trip() -> None:
@@ -81,6 +84,31 @@ def test_cv_results_match_grid_search_cv() -> None:
     np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
 
 
+def test_param_columns_have_the_dtypes_of_scikit_learns_searches() -> None:
+    grid = [{"kernel": ["linear"], "C": [0.1, 1, 10]}, {"kernel": ["rbf"], "C": [1, 10], "gamma": [0.01, 0.1]},
+            {"kernel": ["poly"], "degree": [2, 3], "shrinking": [True, False]}]
+    ours = TunedSearchCV(SVC(), grid, cv=2).fit(X, Y).cv_results_
+    theirs = GridSearchCV(SVC(), grid, cv=2).fit(X, Y).cv_results_
+    for key in ("param_kernel", "param_C", "param_gamma", "param_degree", "param_shrinking"):
+        assert isinstance(ours[key], np.ma.MaskedArray) and ours[key].dtype == theirs[key].dtype, key
+    assert ours["param_C"].dtype == np.float64 and ours["param_kernel"].dtype == object
+    order = [ours["params"].index(p) for p in theirs["params"]]
+    np.testing.assert_array_equal(ours["param_gamma"].mask[order], theirs["param_gamma"].mask)
+    mlp = TunedSearchCV(Ridge(), {"alpha": [0.5, 1.0], "solver": ["auto"]}, cv=2).fit(X, Y).cv_results_
+    assert mlp["param_alpha"].dtype == np.float64 and mlp["param_solver"].dtype == object
+
+
+def test_a_misspelt_parameter_is_refused_before_any_fit() -> None:
+    with pytest.raises(ValueError, match=r"Invalid parameter 'CC'.*did you mean 'C'.*Valid parameters are"):
+        TunedSearchCV(SVC(), {"CC": [1, 2]}, cv=2).fit(X, Y)
+    pipe = Pipeline([("scale", StandardScaler()), ("svc", SVC())])
+    with pytest.raises(ValueError, match=r"Invalid parameter 'svc_C'.*did you mean 'svc__C'"):
+        TunedSearchCV(pipe, {"svc_C": loguniform(1e-2, 1)}, n_trials=2, cv=2).fit(X, Y)
+    # a parameter of an estimator the search itself sets is not the pipeline's own: accepted
+    swap = [{"svc": [LogisticRegression(max_iter=500)], "svc__C": [1.0]}, {"svc__gamma": [0.1]}]
+    assert TunedSearchCV(pipe, swap, cv=2).fit(X, Y).study_.trials[0].state.value == "complete"
+
+
 def test_multimetric_refit_by_name_or_callable() -> None:
     space = {"C": loguniform(1e-3, 1e2)}
     by_name = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=5, cv=3, random_state=0,
@@ -91,6 +119,9 @@ def test_multimetric_refit_by_name_or_callable() -> None:
     pick_last = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=5, cv=3, random_state=0,
                               scoring=["accuracy", "f1_macro"], refit=lambda res: len(res["params"]) - 1).fit(X, Y)
     assert pick_last.best_index_ == 4 and not hasattr(pick_last, "best_score_")
+    for bad, error in ((-1, IndexError), (5, IndexError), (1.5, TypeError), ("a", TypeError)):
+        with pytest.raises(error, match="best_index_ .* refit returned"):
+            TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, refit=lambda res, b=bad: b).fit(X, Y)
     with pytest.raises(ValueError, match="refit must name the one to optimize"):
         TunedSearchCV(LogisticRegression(), space, n_trials=2, scoring=["accuracy", "f1_macro"]).fit(X, Y)
 
@@ -159,11 +190,31 @@ def test_a_stored_search_resumes_by_name_and_survives_pickling(tmp_path: Path) -
     np.testing.assert_array_equal(restored.predict(X), again.predict(X))
 
 
+def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=3, cv=3, random_state=0, storage=url,
+                           name="svc", error_score="raise")
+    # nested cross-validation with a fixed name: each outer fold would reuse the first fold's search
+    # (its scores from a training set that holds this fold's test samples)
+    with pytest.raises(ValueError, match="'svc' .* was searched on other data or folds.*leave name=None"):
+        cross_validate(search, X, Y, cv=3, error_score="raise")
+    with pytest.raises(ValueError, match="searched on other data or folds"):
+        clone(search).set_params(cv=KFold(3, shuffle=True, random_state=1)).fit(X, Y)
+    first = [dict(t.params) for t in ts.load_study("svc", url).trials]
+    train, _ = next(StratifiedKFold(3).split(X, Y))  # the outer fold that ran
+    resumed = clone(search).set_params(n_trials=4).fit(X[train], Y[train])  # the same data and folds
+    assert len(first) == 3 and resumed.cv_results_["params"][:3] == first
+
+
 def test_failures_follow_scikit_learns_rules() -> None:
     space = {"C": [-1.0, 1.0]}  # C must be positive: half the configurations fail
     with pytest.warns(Warning, match="fits failed"):
         search = TunedSearchCV(LogisticRegression(), space, cv=2).fit(X, Y)
     assert search.best_params_ == {"C": 1.0}
+    failed = [t for t in search.study_.trials if t.state is ts.TrialState.FAILED]
+    # the failed trial's error (and the log line) names the fit's error, not "objective returned nan"
+    assert len(failed) == 1 and "the fit of fold 1 failed (error_score=nan)" in (failed[0].error or "")
+    assert "parameter of LogisticRegression" in (failed[0].error or "")
     with pytest.raises(ValueError, match="All the 1 configurations failed"):
         TunedSearchCV(LogisticRegression(), {"C": [-1.0]}, cv=2).fit(X, Y)
     with pytest.raises(ValueError, match="pass n_trials"):

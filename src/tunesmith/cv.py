@@ -41,6 +41,7 @@ CV_ATTR = "cv"
 
 def kfold(n: int, k: int = 5, *, shuffle: bool = True, seed: int | None = 0) -> list[Fold]:
     """``k`` folds of ``range(n)``: each sample is validated once (shuffled first unless told not to)."""
+    _check_n(n, "kfold")
     _check_k(k, n, "samples")
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     return _from_parts(np.array_split(order, k), n)
@@ -48,7 +49,7 @@ def kfold(n: int, k: int = 5, *, shuffle: bool = True, seed: int | None = 0) -> 
 
 def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = True, seed: int | None = 0) -> list[Fold]:
     """``k`` folds that keep each class's share of ``y`` (labels) in every fold."""
-    labels = np.asarray(y)
+    labels = _labels(y, "y", "stratified")
     _check_k(k, len(labels), "samples")
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in range(k)]
@@ -65,7 +66,7 @@ def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = Tru
 def grouped(groups: Sequence[Any] | np.ndarray, k: int = 5) -> list[Fold]:
     """``k`` folds in which no group (patient, user, site) is on both sides; groups are
     dealt largest first to the fold with the fewest samples, so folds have similar sizes."""
-    g = np.asarray(groups)
+    g = _labels(groups, "groups", "grouped")
     names = _unique(g)
     _check_k(k, len(names), "groups")
     sizes = {name: int(np.sum(g == name)) for name in names}
@@ -81,6 +82,7 @@ def grouped(groups: Sequence[Any] | np.ndarray, k: int = 5) -> list[Fold]:
 def time_series(n: int, k: int = 5, *, gap: int = 0) -> list[Fold]:
     """``k`` forward-chaining folds: train on everything before a block, validate on the
     block (``gap`` samples between them are left out); never trains on the future."""
+    _check_n(n, "time_series")
     _check_k(k + 1, n, "samples (time series folds need k + 1 blocks)")
     if gap < 0:
         raise ValueError(f"gap must be >= 0, got {gap}")
@@ -96,6 +98,9 @@ def time_series(n: int, k: int = 5, *, gap: int = 0) -> list[Fold]:
 
 def split(splitter: Any, x: Any, y: Any = None, groups: Any = None) -> list[Fold]:
     """The folds of a scikit-learn splitter (``KFold(5)``, ``StratifiedKFold``, ...)."""
+    if isinstance(splitter, type):
+        raise TypeError(f"split() takes a splitter object, not the class {splitter.__name__}: "
+                        f"write {splitter.__name__}(...), e.g. {splitter.__name__}(5)")
     if not hasattr(splitter, "split"):
         raise TypeError(f"split() takes a splitter with .split(x, y, groups), got {splitter!r}")
     return [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(x, y, groups)]
@@ -106,6 +111,23 @@ def _unique(values: np.ndarray) -> list[Any]:
     for v in values.tolist():
         seen.setdefault(v, None)
     return sorted(seen, key=str)
+
+
+def _check_n(n: Any, fn: str) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        shape = f" of shape {np.shape(n)}" if hasattr(n, "__len__") else ""
+        raise TypeError(f"{fn}(n, ...) takes the number of samples, an integer; got {type(n).__name__}{shape}: "
+                        f"write {fn}(len(x), ...)")
+
+
+def _labels(values: Any, name: str, fn: str) -> np.ndarray:
+    """One label per sample (a 1-d array); anything else is refused by name."""
+    arr = np.asarray(values)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.ravel()  # a column vector, as scikit-learn accepts it
+    if arr.ndim != 1:
+        raise ValueError(f"{fn}() takes {name} as one label per sample (1-d); got an array of shape {arr.shape}")
+    return arr
 
 
 def _check_k(k: int, n: int, what: str) -> None:

@@ -7,6 +7,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -29,6 +30,32 @@ from .studyfile import DEFAULT_STORAGE, EXECUTORS
 # -- arguments ------------------------------------------------------------------------------
 
 
+def wide_console() -> Console:
+    """Rich's console; when the output is not a terminal (a pipe, a file, a CI log) rich would
+    fold tables to 80 columns, cutting every value of a study with a dozen parameters to
+    "0.…": there, tables take the width they need (COLUMNS still decides when set)."""
+    out = Console()
+    if out.is_terminal or "COLUMNS" in os.environ:
+        return out
+    return Console(width=1000)
+
+
+def at_least(minimum: int) -> Any:
+    """An argparse type: an integer >= ``minimum`` (a negative count would slice from the end)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def add_storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default: {DEFAULT_STORAGE})")
 
@@ -43,7 +70,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, help="seconds after which no trial starts")
     p.add_argument("--n-jobs", type=int, help="parallel workers (-1: one per core)")
     p.add_argument("--seed", type=int, help="seed of the sampler")
-    p.add_argument("--top", type=int, default=5, help="best trials to print at the end (default 5)")
+    p.add_argument("--top", type=at_least(1), default=5, help="best trials to print at the end (default 5)")
     p.add_argument("--executor", choices=EXECUTORS,
                    help="where trials run (default: processes for SQL storage with --n-jobs > 1)")
     p.add_argument("--address", help="Ray cluster address HOST:PORT (with --executor ray)")
@@ -55,7 +82,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 def add_show_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     add_storage_arg(p)
-    p.add_argument("--top", type=int, default=10, help="how many of the best trials (default 10)")
+    p.add_argument("--top", type=at_least(1), default=10, help="how many of the best trials (default 10)")
 
 
 def add_export_args(p: argparse.ArgumentParser) -> None:
@@ -73,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     before = len(study.trials)
     study.optimize(objective, **optimize_options(sf, args.progress))
     trials = study.trials
-    console = Console()
+    console = wide_console()
     ran = len(trials) - before
     console.print(f"study [bold]{escape(study.name)}[/] in {escape(study.storage.display_url)}: "
                   f"{_ran_now(study, ran)}, {len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
@@ -125,7 +152,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
             shown(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
             str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}",
         )
-    Console().print(table)
+    wide_console().print(table)
     return 0
 
 
@@ -139,7 +166,7 @@ def _load(name: str, url: str, *, write: bool = False) -> Study:
 def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = study.trials
-    console = Console()
+    console = wide_console()
     console.print(f"study [bold]{escape(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
                   f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):

@@ -7,12 +7,12 @@ import json
 import statistics
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
 from ..importance import METHODS, Importances
 from ..storage import make_storage
 from ..study import Study
+from .commands import at_least, wide_console
 from .studyfile import DEFAULT_STORAGE
 
 
@@ -34,7 +34,7 @@ def add_importance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default="fanova",
                    help="fanova: shares of the variance (default); ped-anova: what sets the good trials apart")
     p.add_argument("--seed", type=int, default=0, help="seed of the forest / the bootstrap (default 0)")
-    p.add_argument("--pairs", type=int, default=5, help="how many pairs to list (fanova; default 5)")
+    p.add_argument("--pairs", type=at_least(0), default=5, help="how many pairs to list (fanova; default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -44,7 +44,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(imp.to_dict(), indent=2))
         return 0
-    Console().print(importance_table(study.name, imp, args.pairs))
+    wide_console().print(importance_table(study.name, imp, args.pairs))
     return 0
 
 
@@ -76,9 +76,16 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis (curves, history)")
 
 
+#: the kinds each of plot's options applies to (given with another kind, it would be ignored)
+OPTION_KINDS = {"params": ("parallel", "slice", "contour"), "trial": ("overfitting",), "log_y": ("curves", "history")}
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .. import plots
 
+    for option, kinds in OPTION_KINDS.items():
+        if getattr(args, option) not in (None, False) and args.kind not in kinds:
+            raise ValueError(f"--{option.replace('_', '-')} applies to --kind {', '.join(kinds)}, not {args.kind}")
     study = load(args.name, args.storage)
     params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
     records = plots.records_of(study, args.kind, log_y=args.log_y, params=params, trial=args.trial)
@@ -118,8 +125,8 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_file", metavar="STUDY.yaml", help="the study file: its objective, space and direction")
     p.add_argument("--samplers", default="grid,random,bayes",
                    help="comma-separated samplers to run (default grid,random,bayes; also sobol, tpe, auto)")
-    p.add_argument("--budget", type=int, default=30, help="trials per run (default 30)")
-    p.add_argument("--seeds", type=int, default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
+    p.add_argument("--budget", type=at_least(1), default=30, help="trials per run (default 30)")
+    p.add_argument("--seeds", type=at_least(1), default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
     p.add_argument("--output", "-o", required=True, help="chart to write: .html, .png, .svg or .pdf")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis")
 
@@ -138,7 +145,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                         seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
     chart = comparison(runs, direction=direction, log_y=args.log_y,
                        title=f"{sf.name}: best so far, {args.budget} trials, {args.seeds} seeds")
-    Console().print(_compare_table(runs, direction))
+    wide_console().print(_compare_table(runs, direction))
     return write_records([chart], args.output, f"the comparison of {', '.join(samplers)}")
 
 
@@ -161,7 +168,7 @@ def _compare_table(runs: dict, direction: str) -> Table:
 def add_report_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
     p.add_argument("--output", "-o", default="report.html", help="HTML file to write (default report.html)")
-    p.add_argument("--top", type=int, default=10, help="best trials in the table (default 10)")
+    p.add_argument("--top", type=at_least(1), default=10, help="best trials in the table (default 10)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -49,7 +49,8 @@ class Effect:
 
     @property
     def label(self) -> str:
-        return " x ".join(self.names)
+        """"a × b" for a pair: " x " read as a parameter when one is named x ("x x y")."""
+        return " × ".join(self.names)
 
 
 @dataclass(frozen=True)

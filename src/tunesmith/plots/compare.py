@@ -43,7 +43,8 @@ def comparison(
     head = title or "best so far: " + ", ".join(groups)
     if not series:
         return nothing("compare", head, "no run has a complete trial yet")
-    return Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series), log_y=log_y)
+    return Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series), log_y=log_y,
+                 int_x=True)
 
 
 def _groups(runs: Mapping[str, Sequence[Any]] | Sequence[Any]) -> dict[str, list[Any]]:
@@ -62,11 +63,15 @@ def _groups(runs: Mapping[str, Sequence[Any]] | Sequence[Any]) -> dict[str, list
 
 
 def _direction(groups: dict[str, list[Any]]) -> Direction:
-    for group in groups.values():
-        for r in group:
-            if not isinstance(r, (list, tuple, np.ndarray)):
-                return snapshot(r).direction
-    return Direction.MINIMIZE
+    """The studies' common direction (minimize for plain lists); studies that disagree are
+    refused: the best so far of one would be taken the other way."""
+    seen = {snapshot(r).name: snapshot(r).direction for group in groups.values() for r in group
+            if not isinstance(r, (list, tuple, np.ndarray))}
+    if len(set(seen.values())) > 1:
+        which = ", ".join(f"{name} {d.value}" for name, d in seen.items())
+        raise ValueError(f"the studies to compare do not share a direction ({which}); pass direction= "
+                         "to draw them all one way")
+    return next(iter(seen.values()), Direction.MINIMIZE)
 
 
 def _best_curve(run: Any, sign: float) -> np.ndarray:

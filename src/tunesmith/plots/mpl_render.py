@@ -64,6 +64,11 @@ def _chart(ax: Any, c: Chart) -> None:
         ax.set_xscale("log")
     if c.log_y:
         ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis, whole, log in ((ax.xaxis, c.int_x, c.log_x), (ax.yaxis, c.int_y, c.log_y)):
+        if whole and not log:
+            axis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 2.5" or "degree 3.25"
     if any(s.label for s in c.series):
         ax.legend(loc="best", fontsize="small")
 
@@ -157,7 +162,7 @@ def _diagram(ax: Any, d: Diagram) -> None:
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "#555555"})
         right = x0 >= d.node(a).x
         dx, dy = (0, 0.04) if y0 == y1 else ((0.04 if right else -0.04), 0)
-        ax.text((x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, label, fontsize=7, color="#555555",
+        ax.text((x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, label, fontsize=6, color="#555555",
                 ha="center" if y0 == y1 else ("left" if right else "right"), va="bottom" if y0 == y1 else "center")
     xs = [n.x for n in d.nodes] or [0.0]
     ys = [n.y for n in d.nodes] or [0.0]

@@ -120,6 +120,8 @@ def _parallel(go: Any, p: Parallel) -> Any:
         d: dict[str, Any] = {"label": f"log10 {a.name}" if a.log else a.name, "values": list(a.values)}
         if a.ticks:
             d.update(tickvals=[t for t, _ in a.ticks], ticktext=[label for _, label in a.ticks])
+            if a.log:  # the ticks name values, not their log10
+                d["label"] = f"{a.name} (log scale)"
         dims.append(d)
     line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
             "colorbar": {"title": p.color_label}}

@@ -75,6 +75,8 @@ class Chart:
     log_y: bool = False
     message: str | None = None
     color_label: str | None = None  # the colour scale's title, when markers carry ``colors``
+    int_x: bool = False  # whole numbers only on the x axis (trials, steps, epochs, an Int parameter)
+    int_y: bool = False
 
     @property
     def empty(self) -> bool:

@@ -29,23 +29,38 @@ def overfitting(source: Any, *, log_y: bool = False) -> Chart:
     else:
         raise TypeError(f"overfitting() takes a trial or a train History, got {type(source).__name__}")
     title = f"{name}: training and validation loss"
+    if isinstance(source, FrozenTrial) and not curves["losses"] and isinstance(source.attrs.get("cv"), Mapping):
+        return nothing("overfitting", title, f"{name} reported the running mean of its cross-validation folds, "
+                                             "not a loss by epoch (one fold's training curve is not kept)")
     val = curves["val"]
     if not val:
         return nothing("overfitting", title, f"{name} has no validation values (no reports)")
-    return Chart("overfitting", title, "epoch", "loss", tuple(_overfit_series(curves)), log_y=log_y)
+    if not curves["losses"]:  # not a tunesmith.train trial: its reports may be any metric
+        return Chart("overfitting", f"{name}: reported values (no training loss recorded)", "step",
+                     "reported value", tuple(_overfit_series(curves, "reported value", "step")), log_y=log_y,
+                     int_x=True)
+    return Chart("overfitting", title, "epoch", "loss", tuple(_overfit_series(curves)), log_y=log_y, int_x=True)
 
 
 def _from_trial(t: FrozenTrial) -> dict[str, Any]:
+    """The validation curve is the trainer's validation loss (``attrs["curves"]``): a trial
+    that monitors a metric such as accuracy reports that metric instead. Without the trainer's
+    curves, the reports, as they are."""
     steps = sorted(t.intermediate)
-    val = [(k, t.intermediate[k]) for k in steps]
     curves = t.attrs.get("curves") or {}
+    val_loss = curves.get("val_loss") or []
+    if val_loss:
+        val = [(k, float(v)) for k, v in enumerate(val_loss, start=1) if v is not None]
+    else:
+        val = [(k, t.intermediate[k]) for k in steps]
     train = [float("nan") if v is None else float(v) for v in curves.get("train_loss") or []]
     best = t.attrs.get("best_step")
     if best is None and val and t.attrs.get("best_checkpoint"):
         best = min(val, key=lambda kv: kv[1])[0]
     stop = steps[-1] if steps and (t.attrs.get("stopped_early") or t.state is TrialState.PRUNED) else None
     return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
-            "overfit": _overfit_steps(t.attrs.get("overfit_at"), steps), "pruned": t.state is TrialState.PRUNED}
+            "overfit": _overfit_steps(t.attrs.get("overfit_at"), steps), "pruned": t.state is TrialState.PRUNED,
+            "losses": bool(curves)}
 
 
 def _overfit_steps(at: Any, steps: Sequence[int]) -> list[int]:
@@ -61,26 +76,26 @@ def _from_history(h: Any) -> dict[str, Any]:
             "best": None if h.best_index is None else h.best_index + 1,
             "stop": len(h.records) if h.stopped_early else None,
             "overfit": _overfit_steps(None if h.overfit_at is None else h.overfit_at + 1,
-                                      [r.index + 1 for r in h.records]), "pruned": False}
+                                      [r.index + 1 for r in h.records]), "pruned": False, "losses": True}
 
 
-def _overfit_series(c: dict[str, Any]) -> list[Series]:
+def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit: str = "epoch") -> list[Series]:
     val = dict(c["val"])
     out = []
     if c["train"]:
         out.append(Series("training loss", [k for k, _ in c["train"]], [v for _, v in c["train"]],
                           color=group_color(0), gid="train"))
-    out.append(Series("validation loss", list(val), list(val.values()), color=group_color(1), gid="val"))
+    out.append(Series(val_label, list(val), list(val.values()), color=group_color(1), gid="val"))
     over = [k for k in c["overfit"] if k in val]
     if over:
-        out.append(Series(f"overfitting signal ({len(over)} epochs)", over, [val[k] for k in over],
+        out.append(Series(f"overfitting signal ({len(over)} {unit}s)", over, [val[k] for k in over],
                           mode="markers", marker="v", color=group_color(4), gid="overfitting"))
     if c["stop"] is not None:
         what = "pruned" if c["pruned"] else "early stopping"
-        out.append(Series(f"{what} (epoch {c['stop']})", [c["stop"]], mode="vline", color="#555555",
+        out.append(Series(f"{what} ({unit} {c['stop']})", [c["stop"]], mode="vline", color="#555555",
                           dash="--", gid="early-stop"))
     if c["best"] in val:
-        out.append(Series(f"restored best checkpoint (epoch {c['best']})", [c["best"]], [val[c["best"]]],
+        out.append(Series(f"restored best checkpoint ({unit} {c['best']})", [c["best"]], [val[c["best"]]],
                           mode="markers", marker="*", color=BEST_COLOR, gid="best"))
     return out
 

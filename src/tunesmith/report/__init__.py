@@ -21,7 +21,7 @@ from typing import Any
 
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
-from ..trial import FrozenTrial, ranked
+from ..trial import Direction, FrozenTrial, ranked
 
 #: the plots a report tries, in order
 SECTIONS = ("history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting")
@@ -92,15 +92,19 @@ def _best(s: Snapshot, top: int) -> str:
         return "<h2>Best trials</h2><p class='note'>no complete trial yet</p>"
     names = [n for n in s.space if any(n in t.params for t in done)]
     tests = any(s.test_of(t) is not None for t in done)
-    head = ["#", "validation value", *(["test value"] if tests else []), *names, "seconds"]
-    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests) for t in done[:top]]
-    return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + html_table(head, rows, left=0)
+    head = ["#", "validation value", *(["test value", "gap"] if tests else []), *names, "seconds"]
+    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction) for t in done[:top]]
+    note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
+            "search was optimistic)</p>" if tests else "")
+    return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + html_table(head, rows, left=0) + note
 
 
-def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool) -> list[str]:
+def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool, direction: Direction) -> list[str]:
     cells = [str(t.number), f"{t.value:.6g}"]
     if tests:
-        cells.append("" if test is None else f"{test:.6g}")
+        gap = None if test is None or t.value is None else (
+            t.value - test if direction is Direction.MAXIMIZE else test - t.value)
+        cells += ["" if test is None else f"{test:.6g}", "" if gap is None else f"{gap:+.3g}"]
     cells += [_fmt(t.params[n]) if n in t.params else "" for n in names]
     cells.append("" if t.duration is None else f"{t.duration:.3g}")
     return cells

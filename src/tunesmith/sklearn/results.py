@@ -78,15 +78,27 @@ def rank(means: np.ndarray, states: Sequence[TrialState]) -> np.ndarray:
 
 
 def _param_columns(params: Sequence[Mapping[str, Any]]) -> dict[str, np.ma.MaskedArray]:
-    """``param_<name>``: a masked object array, masked where a parameter is inactive."""
+    """``param_<name>``: a masked array, masked where a parameter is inactive, of the dtype
+    scikit-learn's searches give it: the values' own (float64, int64, bool) when NumPy infers
+    a one-dimensional non-string array from them, else object."""
     names: list[str] = []
     for p in params:
         names.extend(n for n in p if n not in names)
     out = {}
     for name in names:
-        col = np.ma.MaskedArray(np.empty(len(params), dtype=object), mask=True)
-        for i, p in enumerate(params):
-            if name in p:
-                col[i] = p[name]
+        present = [(i, p[name]) for i, p in enumerate(params) if name in p]
+        col = np.ma.MaskedArray(np.empty(len(params), dtype=_dtype([v for _, v in present])), mask=True)
+        for i, value in present:
+            col[i] = value
         out[f"param_{name}"] = col
     return out
+
+
+def _dtype(values: list[Any]) -> np.dtype:
+    """scikit-learn's rule (``_yield_masked_array_for_each_param``): strings, ragged
+    sequences and sequences of sequences stay objects."""
+    try:
+        arr = np.array(values)
+    except ValueError:
+        return np.dtype(object)
+    return arr.dtype if arr.dtype.kind != "U" and arr.ndim == 1 else np.dtype(object)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import logging
 import math
@@ -34,7 +35,14 @@ from .space import SearchSpace, as_search_space
 #: Gaussian process from sampling beside its incumbent (benchmarks/LOG.md, TunedSearchCV, fourth round)
 SCORE_MARGIN = 0.01
 
+#: the trial attribute holding the fingerprint of the data and folds of a stored search
+DATA_ATTR = "search_data"
+
 logger = logging.getLogger("tunesmith")
+
+
+class FitFailedError(RuntimeError):
+    """A configuration whose fit failed on a fold (its score: a non-finite ``error_score``)."""
 
 
 class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
@@ -71,7 +79,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         timeout: seconds after which no new trial starts.
         storage, name: a persistent study (``"sqlite:///search.db"``); fitting
             again with the same name resumes it: trials already finished count
-            toward ``n_trials``. Resume with the same data and cv.
+            toward ``n_trials``. Resume with the same data and cv (a study
+            searched on other data or folds is refused; under ``cross_validate`` leave
+            ``name=None``).
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
@@ -125,6 +135,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         """Run the search (resuming a stored study of the same name), then refit the best."""
         self._check_options()
         search = as_search_space(self.space)
+        _check_names(self.estimator, search)
         scorers, self.multimetric_ = _scorers(self.estimator, self.scoring)
         metric = self._refit_metric(scorers)
         X, y, groups = indexable(X, y, groups)
@@ -132,13 +143,22 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         folds = list(cv.split(X, y, groups))
         self.n_splits_ = len(folds)
         study = self._open_study(search)
+        data = _same_data(study, X, y, folds)
         fold = functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score
         )
 
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
-            return cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
+            if data is not None:
+                trial.set_attr(DATA_ATTR, data)
+            value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
+            scores = dict(trial.attrs.get(CV_ATTR) or {}).get("scores", {})
+            errors = [e for e in scores.get("error") or [] if e]
+            if errors and not math.isfinite(value):  # the trial's error (and log line) names the failed fit
+                ran = len(scores.get(f"test_{metric}") or [])
+                raise FitFailedError(f"the fit of fold {ran} failed (error_score={self.error_score!r}): {errors[-1]}")
+            return value
 
         with _quiet(self.verbose):
             self._optimize(study, search, objective)
@@ -165,7 +185,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.cv_results_ = cv_results(trials, search, metrics, self.n_splits_, train_score=self.return_train_score)
         metric = self._refit_metric({m: None for m in metrics})
         if callable(self.refit):
-            self.best_index_ = int(self.refit(self.cv_results_))
+            self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
             self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{metric}"]))
             self.best_score_ = float(self.cv_results_[f"mean_test_{metric}"][self.best_index_])
@@ -340,6 +360,58 @@ def _check_refit(search: TunedSearchCV, attr: str) -> None:
         raise AttributeError(f"{attr} is available only after refitting on the best parameters: pass refit=True")
     if "best_estimator_" not in search.__dict__ and attr in ("classes_", "score"):
         check_is_fitted(search, "best_estimator_")
+
+
+def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
+    """The row a refit callable chose: an integer of ``range(len(params))`` (TypeError,
+    IndexError otherwise, as scikit-learn; -1 or 1.5 were taken as the last row or row 1)."""
+    index = refit(results)
+    n = len(results["params"])
+    if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+        raise TypeError(f"best_index_ returned is not an integer: refit returned {index!r}; return the index of "
+                        f"a row of cv_results_ (0 to {n - 1})")
+    row = int(index)
+    if not 0 <= row < n:
+        raise IndexError(f"best_index_ index out of range: refit returned {row}; cv_results_ has rows 0 to {n - 1}")
+    return row
+
+
+def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> str | None:
+    """The fingerprint of the data and folds a stored study is searched on (None in memory).
+    Resuming a study searched on other data is refused: its scores would not be this data's
+    (a fixed ``name`` under ``cross_validate`` reused the first outer fold's search in every fold)."""
+    if isinstance(study.storage, MemoryStorage):
+        return None
+    from joblib import hash as joblib_hash
+
+    data = str(joblib_hash((X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])))
+    seen = {t.attrs.get(DATA_ATTR) for t in study.trials if t.state.is_finished} - {None}
+    if seen and seen != {data}:
+        raise ValueError(
+            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds; a search "
+            "resumes only with the same X, y and cv. For a new search give another name (under cross_validate "
+            "or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
+        )
+    return data
+
+
+def _check_names(estimator: Any, search: SearchSpace) -> None:
+    """Every searched name is a parameter of ``estimator`` (or of an estimator the search sets):
+    a misspelt name is refused before the first fit, as scikit-learn's searches do."""
+    if not hasattr(estimator, "get_params"):
+        return  # not an estimator: the scorer check says so
+    valid = set(estimator.get_params(deep=True))
+    searched = set(search.names.values())
+    for name in sorted(searched - valid):
+        parts = name.split("__")
+        if any("__".join(parts[:i]) in searched for i in range(1, len(parts))):
+            continue  # a parameter of an estimator the search itself sets ({"clf": [SVC()], "clf__C": [...]})
+        close = difflib.get_close_matches(name, sorted(valid), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"Invalid parameter {name!r} in the search space for estimator {estimator!r}{hint}. "
+            f"Valid parameters are: {sorted(valid)}."
+        )
 
 
 def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:

@@ -91,6 +91,8 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
         return value, None
     if hasattr(value, "rvs") and hasattr(value, "dist"):
         return _from_distribution(name, value), None
+    if isinstance(value, (set, frozenset)):
+        raise TypeError(f"parameter {name!r}: {value!r} is a set, which has no order; write a list: {sorted(value, key=str)!r}")
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) and not hasattr(value, "__array__"):
         raise TypeError(
             f"parameter {name!r}: {value!r} is neither a list of values nor a scipy.stats distribution; "
@@ -113,7 +115,7 @@ def _from_distribution(name: str, dist: Any) -> Param:
     if kind == "uniform":
         return Float(low, high)
     if kind == "randint":
-        return Int(int(low), int(high))
+        return Int(int(low), int(high)) if high > low else Fixed(int(low))  # randint(a, a + 1) is always a
     raise ValueError(
         f"parameter {name!r}: scipy.stats.{kind} has no tunesmith equivalent; use loguniform(a, b), "
         "uniform(loc, scale), randint(a, b), a list of values, or a ts.Float/ts.Int with a prior"

@@ -216,13 +216,25 @@ def focus_study(
 ) -> tuple[Study, FocusPlan]:
     """Create the focused study and carry the trials (:meth:`Study.focus`); ``log=False`` leaves
     the plan's summary to the caller (the CLI prints it)."""
+    from ..exceptions import DuplicateStudyError, StudyNotFound
+    from ..storage import make_storage
     from .study import Study
 
+    new_name = name or f"{study.name}-focus"
+    target = study.storage if storage is None else make_storage(storage) if isinstance(storage, str) else storage
+    try:
+        target.get_study(new_name)
+    except StudyNotFound:
+        pass
+    else:  # checked first: a focus is not resumed, and Study's own hint (load_if_exists=True) is not focus's
+        raise DuplicateStudyError(
+            f"a study named {new_name!r} already exists in {target.display_url}: focus into another name "
+            f"(name=..., on the command line --to NEW), or continue that study: Study.load({new_name!r}, storage)"
+        )
     plan = plan_focus(study, keep=keep, threshold=threshold, carry=carry, method=method,
                       seed=0 if seed is None else seed)
     new = Study(plan.space, direction=study.direction, sampler=study.sampler.describe(),
-                pruner=study.pruner.describe(), seed=seed, name=name or f"{study.name}-focus",
-                storage=study.storage if storage is None else storage, load_if_exists=False)
+                pruner=study.pruner.describe(), seed=seed, name=new_name, storage=target, load_if_exists=False)
     for t in plan.carried:
         new.add_trial(t.params, t.value, intermediate=t.intermediate, attrs=t.attrs, started=t.started,
                       completed=t.completed)

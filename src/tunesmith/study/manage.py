@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import StudyNotFound
 from ..storage import Storage, make_storage
 from ..trial import FrozenTrial, TrialState
 from .trial import _as_float, _as_step
@@ -106,13 +107,64 @@ def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> Froze
 
 
 def copy_study(study: Study, name: str | None, storage: str | Storage | None) -> Study:
-    """A copy of ``study`` (its settings and every trial, same numbers) as ``name`` in ``storage``."""
+    """A copy of ``study`` (its settings and every trial, same numbers) as ``name`` in ``storage``;
+    its test results (the companion ``"<name>:test"`` of ``evaluate_best``) are copied with it."""
+    from .evaluate import SUFFIX
     from .study import Study
 
     dest = study.storage if storage is None else make_storage(storage)
     name = study.name if name is None else name
     if dest is study.storage and name == study.name:
         raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
+    book = exists(study.storage, study.name + SUFFIX)
+    _check_book_free(dest, name)
+    _copy(study, name, dest)
+    if book:
+        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest)
+    return Study(storage=dest, name=name)
+
+
+def rename_study(study: Study, new_name: str) -> None:
+    """Rename ``study`` and the companion holding its test results, if any."""
+    from .evaluate import SUFFIX
+
+    book = exists(study.storage, study.name + SUFFIX)
+    _check_book_free(study.storage, new_name)
+    study.storage.rename_study(study.name, new_name)
+    if book:
+        study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
+
+
+def delete_study(study: Study) -> None:
+    """Delete ``study`` and the companion holding its test results, if any: a study created
+    later under the same name must not show the deleted one's test results."""
+    from .evaluate import SUFFIX
+
+    study.storage.delete_study(study.name)
+    if exists(study.storage, study.name + SUFFIX):
+        study.storage.delete_study(study.name + SUFFIX)
+
+
+def exists(storage: Storage, name: str) -> bool:
+    try:
+        storage.get_study(name)
+    except StudyNotFound:
+        return False
+    return True
+
+
+def _check_book_free(storage: Storage, name: str) -> None:
+    from ..exceptions import DuplicateStudyError
+    from .evaluate import SUFFIX
+
+    if exists(storage, name + SUFFIX):
+        raise DuplicateStudyError(
+            f"a study named {name + SUFFIX!r} (the test results of a study named {name!r}) already exists in "
+            f"{storage.display_url}: the study would show them as its own; choose another name or delete it"
+        )
+
+
+def _copy(study: Study, name: str, dest: Storage) -> None:
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction, space=source.space, config=source.config)
     for t in study.trials:
@@ -120,7 +172,6 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None) ->
             t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
                           completed=time.time(), heartbeat=None)  # fmt: skip
         insert_record(dest, rec.study_id, t)
-    return Study(storage=dest, name=name)
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:

@@ -673,9 +673,9 @@ class Study:
         return insert_record(self._storage, self._study_id, rec)
 
     def copy(self, name: str | None = None, *, storage: str | Storage | None = None) -> Study:
-        """Copy this study (settings and every trial, same numbers) as ``name``, in
-        ``storage`` (default: this one; then the name must differ). A running
-        trial is copied as failed. Returns the copy, opened."""
+        """Copy this study (settings, every trial with the same numbers, and its test
+        results) as ``name``, in ``storage`` (default: this one; then the name must differ).
+        A running trial is copied as failed. Returns the copy, opened."""
         from .manage import copy_study
 
         return copy_study(self, name, storage)
@@ -695,14 +695,19 @@ class Study:
                            method=method, seed=seed)[0]
 
     def rename(self, new_name: str) -> None:
-        """Rename the study in its storage (ValueError if the name is taken).
-        Other processes that have it open must open it again by its new name."""
-        self._storage.rename_study(self.name, new_name)
+        """Rename the study in its storage (ValueError if the name is taken), with its test
+        results (:meth:`evaluate_best`). Other processes that have it open must open it again
+        by its new name."""
+        from .manage import rename_study
+
+        rename_study(self, new_name)
         self.name = new_name
 
     def delete(self) -> None:
-        """Delete the study and all its trials from the storage (for good)."""
-        self._storage.delete_study(self.name)
+        """Delete the study, all its trials and its test results from the storage (for good)."""
+        from .manage import delete_study
+
+        delete_study(self)
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
