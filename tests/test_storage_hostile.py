@@ -4,6 +4,7 @@ the study's other trials stay readable, and nothing is written back over the row
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -142,6 +143,16 @@ def test_an_unreadable_study_row_hides_no_other_study_and_can_be_deleted(
         ts.Study.load("victim", storage=url)
     assert main(["show", "victim", "--storage", url]) != 0
     assert message in capsys.readouterr().err
+    if importlib.util.find_spec("httpx") and message.startswith("column"):  # the dashboard says what is wrong
+        from starlette.testclient import TestClient
+
+        from tunesmith.dashboard import create_app, open_storage
+
+        client = TestClient(create_app(open_storage(url)), raise_server_exceptions=False)
+        assert [s["name"] for s in client.get("/api/studies").json()["studies"]] == ["other"]
+        page = client.get("/api/studies/victim")
+        assert page.status_code == 500 and "changed outside tunesmith" in page.json()["error"]
+        assert "changed outside tunesmith" in client.get("/studies/victim").text
     assert main(["delete", "victim", "--storage", url, "--yes"]) == 0
     assert len(ts.Study.load("other", storage=url).trials) == 2
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
-from ..exceptions import StudyNotFound
+from ..exceptions import StorageError, StudyNotFound
 from ..importance import METHODS
 from ..storage import Storage
 from ..trial import FrozenTrial
@@ -64,7 +64,8 @@ def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: fl
     """The dashboard of ``storage`` as an ASGI application (serve it with uvicorn)."""
     d = Dashboard(storage, allow_writes=allow_writes, poll_seconds=poll_seconds)
     routes = [Route(path, _bind(d, fn), methods=methods) for path, fn, methods in [*ROUTES, *WRITE_ROUTES]]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _error, ValueError: _bad_request})
+    handlers = {HTTPException: _error, ValueError: _bad_request, StorageError: _storage_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.dashboard = d
     return app
 
@@ -113,6 +114,11 @@ async def _error(request: Request, exc: Exception) -> Response:
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     return await _error(request, HTTPException(400, str(exc)))
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    """What the storage said (a study whose record cannot be read, a database gone), not a bare 500."""
+    return await _error(request, HTTPException(500, str(exc)))
 
 
 # -- pages ------------------------------------------------------------------------------------
