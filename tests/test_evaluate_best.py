@@ -87,3 +87,11 @@ def test_test_results_follow_their_study_through_rename_copy_and_delete(tmp_path
         copy.rename("old")
     names = {r.name for r in copy.storage.list_studies()}
     assert names == {"ev2", "ev3", "ev3:test", "old:test"}
+
+
+def test_tunesmith_delete_removes_the_test_results_too(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    study = _study(url)
+    study.evaluate_best(lambda t: t.params["x"], k=2)
+    assert main(["delete", "s", "--storage", url, "--yes"]) == 0
+    assert [r.name for r in ts.storage.make_storage(url).list_studies()] == []

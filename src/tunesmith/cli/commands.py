@@ -286,8 +286,10 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage)
+    study: Study | None = None
     try:
-        n: Any = len(Study.load(args.name, storage).trials)
+        study = Study.load(args.name, storage)
+        n: Any = len(study.trials)
     except StudyNotFound:
         raise
     except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
@@ -300,7 +302,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
         if input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ").strip().lower() != "y":
             print("nothing deleted")
             return 1
-    storage.delete_study(name)
+    if study is not None:
+        study.delete()  # with its test results
+    else:
+        storage.delete_study(name)
     print(f"deleted study {name!r} ({n} trials) from {url}")
     return 0
 
