@@ -317,6 +317,14 @@ def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="no rung lies"):
         Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=10)
     assert Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=9).rung_steps(27) == [9]
+    # more brackets than the rungs below max_resource allow: the extra ones would have no rung at all
+    # (before: accepted, with the bracket proportions computed as if they had)
+    with pytest.raises(ValueError, match=r"n_brackets \(5\) must be at most 4 .* the rungs below max_resource are \[1, 3, 9\]"):
+        Hyperband(min_resource=1, reduction_factor=3, n_brackets=5, max_resource=27)
+    with pytest.raises(ValueError, match=r"n_brackets \(10\) must be at most 5"):
+        make_pruner({"name": "hyperband", "n_brackets": 10, "max_resource": 27})
+    assert Hyperband(min_resource=2, n_brackets=5, max_resource=27).n_brackets == 5  # rungs 2, 4, 8, 16; the 5th runs in full
+    assert Hyperband(n_brackets=10).n_brackets == 10  # max_resource learnt: nothing to check against yet
     with pytest.raises(ValueError, match=r"pruner=ASHA is the class; pass an instance: ASHA\(\)"):
         make_pruner(ASHA)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a subclass of tunesmith.pruners.Pruner"):
