@@ -158,6 +158,18 @@ def test_bad_constraints_and_starts_are_refused() -> None:
         ImplicitOptions(method="newton")
 
 
+def test_implicit_options_are_validated() -> None:
+    """Before, tol=inf (CG stopped before its first step: a hypergradient of exactly 0), alpha=inf
+    and iters=True were accepted."""
+    for bad, message in [(dict(tol=math.inf), "tol must be a finite number >= 0"),
+                         (dict(damping=math.nan), "damping must be a finite number >= 0"),
+                         (dict(alpha=math.inf), "alpha must be a finite number > 0"),
+                         (dict(iters=True), "iters must be an integer >= 1")]:
+        with pytest.raises(ValueError, match=message):
+            ImplicitOptions(**bad)
+    ImplicitOptions(tol=0, damping=0, alpha=0.5, iters=1)
+
+
 def test_loop_options_are_validated() -> None:
     with pytest.raises(ValueError, match="outer_steps must be an integer >= 1"):
         LoopOptions(outer_steps=0)

@@ -23,6 +23,7 @@ approximation whose error shrinks with the remaining training gradient.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -54,12 +55,18 @@ class ImplicitOptions:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"ImplicitOptions.method must be one of {list(METHODS)}, got {self.method!r}")
-        if not (isinstance(self.iters, int) and self.iters >= 1):
+        if not (isinstance(self.iters, int) and not isinstance(self.iters, bool) and self.iters >= 1):
             raise ValueError(f"ImplicitOptions.iters must be an integer >= 1, got {self.iters!r}")
-        if self.alpha is not None and not self.alpha > 0:
-            raise ValueError(f"ImplicitOptions.alpha must be > 0 (or None to estimate it), got {self.alpha!r}")
-        if not (self.damping >= 0 and self.tol >= 0):
-            raise ValueError("ImplicitOptions.damping and tol must be >= 0")
+        if self.alpha is not None and not (_finite_number(self.alpha) and self.alpha > 0):
+            raise ValueError(f"ImplicitOptions.alpha must be a finite number > 0 (or None to estimate it), got {self.alpha!r}")
+        for name in ("damping", "tol"):  # tol=inf would stop CG before its first step: a hypergradient of 0
+            v = getattr(self, name)
+            if not (_finite_number(v) and v >= 0):
+                raise ValueError(f"ImplicitOptions.{name} must be a finite number >= 0, got {v!r}")
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # -- dicts of tensors as vectors ------------------------------------------------------------
