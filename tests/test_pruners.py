@@ -354,6 +354,31 @@ def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.Log
     assert "is 25 trials short" in caplog.text and "use ASHA" in caplog.text
 
 
+@pytest.mark.parametrize("pruner", [ASHA(min_resource=30), Hyperband(min_resource=27), SuccessiveHalving(min_resource=32),
+                                    MedianPruner(warmup_steps=30), ASHA(warmup_steps=28)])
+def test_a_pruner_that_can_never_stop_a_trial_says_so_once(pruner: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Without max_resource the settings cannot be checked at construction (given, they are
+    refused); before, trials of 27 steps under ASHA(min_resource=30) all ran in full, silently."""
+    def objective(trial: Any) -> float:
+        for step in range(1, 28):
+            trial.report(trial.params["x"] + 1 / step, step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"]
+
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=8)
+    assert all(t.state is TrialState.COMPLETE for t in study.trials)
+    assert caplog.text.count("completed at step 27") == 1 and "Logged once per study" in caplog.text
+    assert "Lower" in caplog.text and "warmup_steps" in caplog.text
+
+
+def test_no_idle_warning_when_the_pruner_can_stop_trials(caplog: pytest.LogCaptureFixture) -> None:
+    for pruner in (ASHA(), Hyperband(), MedianPruner(), ASHA(min_resource=16)):
+        assert pruner.idle_warning(tr(0, [0.1] * 28, "complete")) is None  # steps 0-27
+
+
 def test_the_cohort_warning_counts_queued_trials_once(caplog: pytest.LogCaptureFixture) -> None:
     study = ts.Study({"x": ts.Float(0, 1)}, pruner=SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=9), sampler="random")
     for x in (0.1, 0.2, 0.3):

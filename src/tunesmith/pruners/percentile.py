@@ -65,6 +65,15 @@ class PercentilePruner(Pruner):
             or (step - self.warmup_steps) % self.interval != 0
         )
 
+    def idle_warning(self, trial: FrozenTrial) -> str | None:
+        last = trial.last_step
+        if last is None or last >= self.warmup_steps:
+            return None
+        return (
+            f"{self!r}: trial {trial.number} completed at step {last}, before warmup_steps "
+            f"({self.warmup_steps}), so trials of {last} steps are never stopped. Lower warmup_steps"
+        )
+
     def decide(
         self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Decision:

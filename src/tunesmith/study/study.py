@@ -95,6 +95,7 @@ class Study:
             beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
+        self._warned_idle = False
         self._stop_requested = False
         if sampler is not None:
             record_sampler(self, cfg)  # an override on an existing study is recorded
@@ -381,7 +382,17 @@ class Study:
             trial._record = final
         if final.state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", final.number, final.error)
+        elif final.state is TrialState.COMPLETE and not self._warned_idle:
+            self._warn_idle(final)
         return final
+
+    def _warn_idle(self, final: FrozenTrial) -> None:
+        """Once per study: a pruner whose settings can never stop a trial as long as ``final``
+        (with ``max_resource`` given such settings are refused; learnt, only now is it known)."""
+        warning = self.pruner.idle_warning(final)
+        if warning:
+            self._warned_idle = True
+            logger.warning("%s. (Logged once per study.)", warning)
 
     def _warn_about_budget(self, n_trials: Any) -> None:
         """Log the pruner's :meth:`~tunesmith.pruners.Pruner.budget_warning` for the trial
