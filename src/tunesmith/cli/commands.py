@@ -180,13 +180,23 @@ def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
     return table
 
 
+#: parameter columns of the best-trials table: with more than MAX, the first SHOWN, the rest
+#: left to ``tunesmith export``
+MAX_PARAM_COLUMNS = 16
+SHOWN_PARAM_COLUMNS = 6
+
+
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
     done = ranked(trials, study.direction)
     table = Table(title=f"best {min(top, len(done))} of {len(done)} complete trials ({study.direction.value})")
     table.add_column("#", justify="right")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
     names = [n for n in study.space if any(n in t.params for t in done)]
+    if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
+        table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
+                         f"tunesmith export {escape(study.name)} writes them all")
+        names = names[:SHOWN_PARAM_COLUMNS]
     for n in names:
         table.add_column(escape(n))
     table.add_column("seconds", justify="right")
