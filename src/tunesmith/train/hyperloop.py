@@ -201,8 +201,8 @@ def tune(
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
     raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)
            .requires_grad_(True) for k, v in hparams.items()}
-    batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: train_batches)
-    val_at: Batches = val_batch if callable(val_batch) else (lambda _k: val_batch)
+    batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: _one_batch("train_batches", train_batches))
+    val_at: Batches = val_batch if callable(val_batch) else (lambda _k: _one_batch("val_batch", val_batch))
 
     def values() -> Tree:
         return {k: from_raw(r, cons[k]) for k, r in raw.items()}
@@ -247,6 +247,18 @@ def tune(
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
+
+
+def _one_batch(name: str, batch: Any) -> Any:
+    """``batch`` itself, unless it is a DataLoader or an iterator: those hold many batches, and the
+    loss would fail on them with an unpacking error that does not say why."""
+    if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
+        raise TypeError(
+            f"tune takes {name} as one batch or a function step -> batch, got a {type(batch).__name__}; "
+            "for minibatches from a DataLoader pass e.g. it = (b for _ in itertools.count() for b in loader) "
+            "and lambda _step: next(it)"
+        )
+    return batch
 
 
 def _first_kept(at: Batches) -> tuple[Batches, Any]:
