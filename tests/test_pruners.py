@@ -419,6 +419,15 @@ def test_a_pruner_that_can_never_stop_a_trial_says_so_once(pruner: Any, caplog: 
 def test_no_idle_warning_when_the_pruner_can_stop_trials(caplog: pytest.LogCaptureFixture) -> None:
     for pruner in (ASHA(), Hyperband(), MedianPruner(), ASHA(min_resource=16)):
         assert pruner.idle_warning(tr(0, [0.1] * 28, "complete")) is None  # steps 0-27
+    # a short complete trial (stopped early by its own patience) next to full ones: no false alarm
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=ASHA(min_resource=4), sampler="random", seed=0)
+    for n_steps in (27, 3, 27):
+        trial = study.ask()
+        for step in range(1, n_steps + 1):
+            trial.report(1.0 / step, step)
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            study.tell(trial, 0.5)
+    assert "never stopped" not in caplog.text
 
 
 def test_the_cohort_warning_counts_queued_trials_once(caplog: pytest.LogCaptureFixture) -> None:

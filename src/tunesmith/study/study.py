@@ -389,7 +389,13 @@ class Study:
     def _warn_idle(self, final: FrozenTrial) -> None:
         """Once per study: a pruner whose settings can never stop a trial as long as ``final``
         (with ``max_resource`` given such settings are refused; learnt, only now is it known)."""
-        warning = self.pruner.idle_warning(final)
+        if self.pruner.idle_warning(final) is None:
+            return
+        # judged by the longest complete trial: a short one (stopped early by its own patience,
+        # an epochs parameter) says nothing about the full runs
+        done = [t for t in self._history() if t.state is TrialState.COMPLETE and t.last_step is not None]
+        longest = max(done, key=lambda t: (t.last_step or 0, -t.number), default=final)
+        warning = self.pruner.idle_warning(longest)
         if warning:
             self._warned_idle = True
             logger.warning("%s. (Logged once per study.)", warning)
