@@ -252,3 +252,38 @@ def test_auto_measures_improvement_against_the_best_score_plus_a_margin() -> Non
     assert plain.study_.sampler.chosen.options.ei_margin == 0.0  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="unknown BayesSampler option"):
         ts.samplers.AutoSampler(bayes={"xi": 0.01})
+
+
+@pytest.mark.parametrize("sampler", ["random", "sobol", "tpe", "bayes", "auto"])
+def test_a_finite_space_smaller_than_n_trials_is_searched_once_per_configuration(sampler: str) -> None:
+    """As RandomizedSearchCV caps n_iter at the grid's size: a warning naming both sizes, then
+    each of the 6 configurations once (random draws repeated configurations)."""
+    space = {"C": [0.1, 1.0, 10.0], "fit_intercept": [True, False]}
+    search = TunedSearchCV(LogisticRegression(max_iter=300), space, n_trials=10, sampler=sampler, cv=2,
+                           random_state=0)
+    with pytest.warns(UserWarning, match="has 6 configurations, fewer than n_trials=10: running 6 trials"):
+        search.fit(X, Y)
+    seen = [tuple(sorted(p.items())) for p in search.cv_results_["params"]]
+    assert len(seen) == 6 and len(set(seen)) == 6
+
+
+def _raises(estimator: object, X: object, y: object) -> float:
+    raise RuntimeError("scorer broke")
+
+
+def test_a_scorer_that_fails_everywhere_gives_nan_rows_as_grid_search_does() -> None:
+    """GridSearchCV (error_score=nan) records NaN scores and warns when the scorer, not the
+    fit, raises; the search failed with 'failed to fit'. The warning names the fold and the error."""
+    space = {"C": [0.1, 1.0]}
+    grid = GridSearchCV(LogisticRegression(), space, scoring=_raises, cv=2)
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        grid.fit(X, Y)
+    search = TunedSearchCV(LogisticRegression(), space, scoring=_raises, cv=2, sampler="grid")
+    with pytest.warns(UserWarning, match="Scoring failed on fold 1 of trial 0.*scorer 'score' raised RuntimeError: scorer broke"):
+        search.fit(X, Y)
+    for key in ("mean_test_score", "split0_test_score"):
+        assert np.isnan(search.cv_results_[key]).all() and np.isnan(grid.cv_results_[key]).all()
+    assert search.best_index_ == grid.best_index_ == 0 and np.isnan(search.best_score_)
+    assert search.best_estimator_.C == search.best_params_["C"] == search.cv_results_["params"][0]["C"]
+    with pytest.raises(RuntimeError, match="scorer broke"):
+        TunedSearchCV(LogisticRegression(), space, scoring=_raises, cv=2, error_score="raise").fit(X, Y)
