@@ -21,6 +21,7 @@ from .records import (
     Parallel,
     Series,
     Snapshot,
+    box_for,
     nothing,
     snapshot,
 )
@@ -207,7 +208,7 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
                              marker="*", color="#D55E00", gid="best"))
     return Chart("contour", title, x, y, tuple(series), log_x=bool(getattr(px, "log", False)),
                  log_y=bool(getattr(py, "log", False)), color_label=f"value ({s.direction.value})",
-                 int_x=px.kind == "int", int_y=py.kind == "int")
+                 int_x=px.kind == "int", int_y=py.kind == "int", reverse_scale=s.sign > 0)  # best: yellow, as parallel
 
 
 def _at(p: Any, u: float) -> float:
@@ -245,11 +246,13 @@ def process(study: Any) -> Diagram:
     edges = [("space", "sampler", "defines"), ("sampler", "trials", f"{len(s.trials)} configurations"),
              ("trials", "sampler", f"{n[TrialState.COMPLETE]} results"),
              ("trials", "best", f"{s.direction.value}"), ("best", "test", "evaluate once")]
+    box = box_for([nd.detail for nd in nodes])  # every state a line: 6 states ran out of a fixed box
     if s.pruner:
         nodes.append(Node("pruner", "pruner", f"{s.pruner}\nstopped {n[TrialState.PRUNED]}"
-                          + (f", paused {n[TrialState.PAUSED]}" if n[TrialState.PAUSED] else ""), 2 * STEP, -1.2))
+                          + (f", paused {n[TrialState.PAUSED]}" if n[TrialState.PAUSED] else ""), 2 * STEP,
+                          -(2 * box[1] + 0.56)))
         edges += [("trials", "pruner", "reports"), ("pruner", "trials", "continue / stop")]
-    return Diagram("process", title, tuple(nodes), tuple(edges))
+    return Diagram("process", title, tuple(nodes), tuple(edges), box=box)
 
 
 STEP = 1.4  # distance between the diagram's boxes
