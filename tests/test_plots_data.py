@@ -389,3 +389,22 @@ def test_process_diagram_boxes_hold_their_text_with_every_trial_state(snapshot) 
     frame = ax.get_window_extent(r)
     assert all(frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes.values())
     plt.close(fig)
+
+
+def test_parameter_values_are_labelled_with_sensible_digits_and_stored_with_every_bit() -> None:
+    """A log range's centre, 10 ** 0 computed as 1.0000000000000009, was a tick label of parallel
+    coordinates and slices and a number of the report's space table: shown as 1, kept as it is."""
+    from tunesmith.report import _space
+    from tunesmith.space import value_labels
+
+    centre = ts.Float(0.01, 100, log=True).from_unit(0.5)
+    assert centre != 1.0 and value_labels([0.1, centre]) == ["0.1", "1"]
+    assert value_labels([0.1, 0.1000000001, "rbf", (0.30000000000000004, 2)]) == [
+        "0.1", "0.1000000001", "rbf", "(0.3, 2)"]  # more digits only where 6 would print two alike
+    space = ts.Space({"k": ts.Categorical([0.1, centre]), "x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"k": [0.1, centre][i % 2], "x": i / 10}, value=float(i))
+                   for i in range(6))
+    s = plots.Snapshot("s", Direction.MINIMIZE, space, trials)
+    assert [label for _, label in plots.parallel(s).axes[0].ticks] == ["0.1", "1"]
+    assert set(plots.slices(s)[0].find("trials").x) == {"0.1", "1"} and plots.slices(s)[0].find("best").x == ["0.1"]
+    assert "1.0000000000000009" not in _space(s) and trials[1].params["k"] == centre

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..space import value_labels
 from ..trial import FrozenTrial, TrialState
 from .records import (
     BEST_COLOR,
@@ -120,7 +121,7 @@ def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
 def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     p = s.space[name]
     if p.kind == "categorical":
-        labels = [str(c) for c in p.choices]  # type: ignore[attr-defined]
+        labels = value_labels(list(p.choices))  # type: ignore[attr-defined]  # 1.0000000000000009 as 1
         pos = [float(p.index(t.params[name])) if name in t.params else -1.0 for t in trials]  # type: ignore[attr-defined]
         ticks = [(float(i), c) for i, c in enumerate(labels)]
         return Axis(name, pos, ticks + ([(-1.0, "inactive")] if -1.0 in pos else []))
@@ -152,13 +153,14 @@ def _slice(s: Snapshot, name: str, done: list[FrozenTrial]) -> Chart:
     if not on:
         return nothing("slice", title, f"no complete trial of {s.name!r} has {name!r} active")
     p = s.space[name]
-    xs = [str(t.params[name]) if p.kind == "categorical" else t.params[name] for t in on]
+    shown = dict(zip(map(repr, p.choices), value_labels(list(p.choices)), strict=True)) if p.kind == "categorical" else {}  # type: ignore[attr-defined]
+    xs = [shown.get(repr(t.params[name]), str(t.params[name])) if shown else t.params[name] for t in on]
     pts = Series(None, xs, [t.value for t in on], mode="markers", marker="o", gid="trials",
                  colors=[float(t.number) for t in on], hover=[f"trial {t.number}" for t in on])
     best = s.best()
     extra = []
     if best is not None and name in best.params:
-        bx = str(best.params[name]) if p.kind == "categorical" else best.params[name]
+        bx = shown.get(repr(best.params[name]), str(best.params[name])) if shown else best.params[name]
         extra.append(Series(f"best (trial {best.number})", [bx], [best.value], mode="markers", marker="*",
                             color=BEST_COLOR, gid="best"))
     return Chart("slice", title, name, f"value ({s.direction.value})", (pts, *extra),

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
+from ..space import for_display
 from ..trial import Direction, FrozenTrial, ranked
 
 #: the plots a report tries, in order
@@ -82,7 +83,8 @@ def _space(s: Snapshot) -> str:
         d = p.to_dict()
         kind = d.pop("type", p.kind)
         when = d.pop("when", None)
-        rows.append([name, kind, json.dumps(d, default=str), "" if not when else json.dumps(when, default=str)])
+        rows.append([name, kind, json.dumps(for_display(d, 6), default=str),  # 0.01..100's centre: 1, not 1.0000000000000009
+                     "" if not when else json.dumps(for_display(when, 6), default=str)])
     return "<h2>Search space</h2>" + html_table(["parameter", "type", "definition", "active when"], rows, left=4)
 
 

@@ -329,11 +329,33 @@ def for_display(config: Mapping[str, Any], digits: int = 10) -> dict[str, Any]:
     return {k: _rounded(v, digits) for k, v in config.items()}
 
 
+def value_labels(values: Sequence[Any], digits: int = 6) -> list[str]:
+    """Labels of parameter values for plots and tables: floats with ``digits`` significant
+    digits (``1.0000000000000009``, a log range's centre, shows as ``1``), more where fewer
+    would print two distinct values alike; anything else as ``str``. Display only."""
+    distinct = len({repr(v) for v in values})
+    for d in range(digits, 18):
+        labels = [_label(v, d) for v in values]
+        if len(set(labels)) >= distinct:
+            return labels
+    return [str(v) for v in values]
+
+
+def _label(v: Any, digits: int) -> str:
+    if isinstance(v, (float, np.floating)) and math.isfinite(v):
+        return f"{float(v):.{digits}g}"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_label(x, digits) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return str(v)
+
+
 def _rounded(v: Any, digits: int) -> Any:
     if isinstance(v, (float, np.floating)) and math.isfinite(v):
         return float(f"{float(v):.{digits}g}")
-    if isinstance(v, tuple):
-        return tuple(_rounded(x, digits) for x in v)
+    if isinstance(v, (tuple, list)):
+        return type(v)(_rounded(x, digits) for x in v)
+    if isinstance(v, Mapping):
+        return {k: _rounded(x, digits) for k, x in v.items()}
     return v
 
 
