@@ -287,3 +287,29 @@ def test_a_scorer_that_fails_everywhere_gives_nan_rows_as_grid_search_does() -> 
     assert search.best_estimator_.C == search.best_params_["C"] == search.cv_results_["params"][0]["C"]
     with pytest.raises(RuntimeError, match="scorer broke"):
         TunedSearchCV(LogisticRegression(), space, scoring=_raises, cv=2, error_score="raise").fit(X, Y)
+
+
+def test_a_list_of_dicts_shows_the_estimators_names_not_the_stored_keys(tmp_path: Path, capsys) -> None:
+    """A list of dicts stores dict i's C as "i:C": tables, importance and plots showed "0:C" and
+    "1:C". Shown now as the estimator's name, with the dict where two share it; stored as before."""
+    from tunesmith import plots
+    from tunesmith.cli import main
+    from tunesmith.space import display_names
+
+    space = [{"kernel": ["rbf"], "C": loguniform(1e-2, 1e2), "gamma": loguniform(1e-3, 1e1)},
+             {"kernel": ["linear"], "C": loguniform(1e-2, 1e2)}]
+    stored = as_search_space(space).space
+    assert display_names(stored) == {"branch": "branch", "0:kernel": "kernel [branch 0]", "0:C": "C [branch 0]",
+                                     "0:gamma": "gamma", "1:kernel": "kernel [branch 1]", "1:C": "C [branch 1]"}
+    assert display_names(ts.Space({"0:C": ts.Float(0, 1), "C": ts.Float(0, 1)})) == {"0:C": "0:C", "C": "C"}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(SVC(), space, n_trials=16, cv=2, sampler="random", random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    assert set(search.study_.space) == set(stored)  # what is stored is unchanged
+    study = search.study_
+    assert [a.name for a in plots.parallel(study).axes][:3] == ["branch", "C [branch 0]", "gamma"]
+    assert [c.x_label for c in plots.slices(study)] == ["branch", "C [branch 0]", "gamma", "C [branch 1]"]
+    assert "C [branch 1]" in plots.importance_bars(study).find("bars").y
+    assert main(["show", "svc", "--storage", url]) == 0 and main(["importance", "svc", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "C [branch 0]" in out and "C [branch 1]" in out and "0:C" not in out

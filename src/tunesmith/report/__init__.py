@@ -21,7 +21,7 @@ from typing import Any
 
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
-from ..space import for_display
+from ..space import display_names, for_display
 from ..trial import Direction, FrozenTrial, ranked
 
 #: the plots a report tries, in order
@@ -94,7 +94,8 @@ def _best(s: Snapshot, top: int) -> str:
         return "<h2>Best trials</h2><p class='note'>no complete trial yet</p>"
     names = [n for n in s.space if any(n in t.params for t in done)]
     tests = any(s.test_of(t) is not None for t in done)
-    head = ["#", "validation value", *(["test value", "gap"] if tests else []), *names, "seconds"]
+    shown = display_names(s.space)
+    head = ["#", "validation value", *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds"]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction) for t in done[:top]]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")

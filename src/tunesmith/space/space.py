@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -327,6 +328,29 @@ def for_display(config: Mapping[str, Any], digits: int = 10) -> dict[str, Any]:
     """``config`` with floats rounded to ``digits`` significant digits, for printing
     only (``0.30000000000000004`` shows as ``0.3``); what is stored keeps every bit."""
     return {k: _rounded(v, digits) for k, v in config.items()}
+
+
+def display_names(space: Mapping[str, Any]) -> dict[str, str]:
+    """The names tables and plots show for a space's parameters. A list of dicts searched
+    by ``TunedSearchCV`` stores parameter ``C`` of dict ``i`` as ``"i:C"``, active when the
+    hidden ``branch`` parameter (which dict: 0 for the first) is ``i``; it is shown as ``C``
+    when no other dict has a ``C``, else as ``C [branch i]``. Every other name, and any that
+    would print like another, is shown as it is stored (what is stored never changes)."""
+    branch = space.get("branch")
+    out = {key: key for key in space}
+    if branch is None or getattr(branch, "kind", "") != "categorical":
+        return out
+    found: dict[str, tuple[int, str]] = {}
+    for key, p in space.items():
+        head, sep, name = key.partition(":")
+        when = dict(getattr(p, "when", None) or {})
+        if sep and head.isdigit() and name and set(when) == {"branch"} and list(when["branch"]) == [int(head)]:
+            found[key] = (int(head), name)
+    shared = Counter(name for _, name in found.values())
+    for key, (i, name) in found.items():
+        out[key] = name if shared[name] == 1 else f"{name} [branch {i}]"
+    counts = Counter(out.values())
+    return {key: shown if counts[shown] == 1 else key for key, shown in out.items()}
 
 
 def value_labels(values: Sequence[Any], digits: int = 6) -> list[str]:
