@@ -313,3 +313,27 @@ def test_a_list_of_dicts_shows_the_estimators_names_not_the_stored_keys(tmp_path
     assert main(["show", "svc", "--storage", url]) == 0 and main(["importance", "svc", "--storage", url]) == 0
     out = capsys.readouterr().out
     assert "C [branch 0]" in out and "C [branch 1]" in out and "0:C" not in out
+
+
+def _fails_on_class_2(estimator: object, X: object, y: np.ndarray) -> float:
+    if y[0] == 2 and estimator.C < 0.5:  # type: ignore[attr-defined]
+        raise RuntimeError("scorer broke")
+    return float(estimator.score(X, y))  # type: ignore[attr-defined]
+
+
+def test_a_row_whose_last_fold_failed_has_a_nan_mean_as_in_grid_search() -> None:
+    """The mean of a failed configuration was over the folds before the failure (0.0 here, ranked
+    last but a number); GridSearchCV's is NaN: a NaN error_score enters the mean."""
+    space, cv = {"C": [0.1, 1.0]}, KFold(3)  # iris unshuffled: the third fold is all class 2
+    grid = GridSearchCV(LogisticRegression(max_iter=500), space, scoring=_fails_on_class_2, cv=cv)
+    search = TunedSearchCV(LogisticRegression(max_iter=500), space, scoring=_fails_on_class_2, cv=cv,
+                           sampler="grid")
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        grid.fit(X, Y)
+    with pytest.warns(UserWarning, match="Scoring failed on fold 3"):
+        search.fit(X, Y)
+    order = [p["C"] for p in search.cv_results_["params"]]
+    ours = {c: search.cv_results_["mean_test_score"][i] for i, c in enumerate(order)}
+    theirs = dict(zip((0.1, 1.0), grid.cv_results_["mean_test_score"], strict=True))
+    assert np.isnan(ours[0.1]) and np.isnan(theirs[0.1]) and ours[1.0] == pytest.approx(theirs[1.0])
+    assert search.best_params_ == grid.best_params_ == {"C": 1.0}

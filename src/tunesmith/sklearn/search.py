@@ -483,6 +483,7 @@ def _fit_and_score(
             if train_score:
                 out[f"train_{name}"] = error_score
         out["error"] = f"{type(exc).__name__}: {exc}"
+        out[SCORE_ERROR] = None
         return out
     out = {"fit_time": time.perf_counter() - start}
     start = time.perf_counter()
@@ -493,8 +494,7 @@ def _fit_and_score(
     if train_score:
         for name, scorer in scorers.items():
             out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed)
-    if failed:
-        out[SCORE_ERROR] = "; ".join(failed)
+    out[SCORE_ERROR] = "; ".join(failed) or None  # every fold has the key: position k is fold k + 1
     return out
 
 
