@@ -373,7 +373,8 @@ def _every_state() -> plots.Snapshot:
 @pytest.mark.parametrize("snapshot", [_every_state, lambda: snap(MIXED, pruner="ASHA")])
 def test_process_diagram_boxes_hold_their_text_with_every_trial_state(snapshot) -> None:
     """With 6 trial states the trials box's 7 detail lines ran out of its box (matplotlib):
-    every box grows with its text, and the image keeps every box and text inside it."""
+    every box grows with its text, and the image keeps every box and text inside it; the
+    plotly figure grows so that the box holds its lines at 11 px."""
     d = plots.process(snapshot())
     ax = to_matplotlib(d)
     fig = ax.figure
@@ -389,6 +390,9 @@ def test_process_diagram_boxes_hold_their_text_with_every_trial_state(snapshot) 
     frame = ax.get_window_extent(r)
     assert all(frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes.values())
     plt.close(fig)
+    layout = to_plotly(d).layout  # HTML: the figure grows so that a text line keeps about 15 px
+    low, high = layout.yaxis.range
+    assert (layout.height - 160) / (high - low) * 2 * d.box[1] >= 15 * (1 + len(d.node("trials").detail.splitlines()))
 
 
 def test_parameter_values_are_labelled_with_sensible_digits_and_stored_with_every_bit() -> None:
