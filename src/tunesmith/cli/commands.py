@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..samplers.simple import GridSampler, grid_remaining
-from ..space import for_display
+from ..space import display_names, for_display
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
 from ..study.evaluate import TestResult, test_results
@@ -197,8 +197,9 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
                          f"tunesmith export {escape(study.name)} writes them all")
         names = names[:SHOWN_PARAM_COLUMNS]
+    shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:
-        table.add_column(escape(n))
+        table.add_column(escape(shown[n]))
     table.add_column("seconds", justify="right")
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective
     if trained:
