@@ -223,3 +223,20 @@ def test_show_prints_whole_values_when_not_to_a_terminal(tmp_path: Path, capsys:
     out = capsys.readouterr().out
     assert "…" not in out and "learning_rate_11" in out and out.count("0.1235") == 12
     assert main(["importance", "wide", "--storage", url]) == 2  # one trial: says so, the same console
+
+
+def test_show_with_thousands_of_parameters_keeps_the_value_readable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A hypertune study with a hyperparameter per weight: before, `tunesmith show` drew 2,000+
+    columns into 80 characters, every cell (the value included) squeezed to nothing."""
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    space = ts.Space({f"l2.w[{i}]": ts.Float(1e-4, 1.0, log=True) for i in range(300)})
+    study = ts.Study(space, storage=db, name="wide", sampler="random", seed=0)
+    study.optimize(lambda t: sum(t.params.values()) / 300 + 0.123456, n_trials=3)
+    assert run_cli("show", "wide", "--storage", db) == 0
+    out = capsys.readouterr().out
+    assert f"{study.best_value:.6g}" in out
+    assert "the first 6 of 300 parameters; tunesmith export wide writes them all" in " ".join(out.split())
+    narrow = ts.Study(ts.Space({f"p{i}": ts.Float(0, 1) for i in range(16)}), storage=db, name="narrow", sampler="random")
+    narrow.optimize(lambda t: 1.0, n_trials=1)
+    assert run_cli("show", "narrow", "--storage", db) == 0
+    assert "parameters; tunesmith export" not in capsys.readouterr().out  # 16 or fewer: every column, as before

@@ -139,3 +139,12 @@ def test_cli_focus_says_its_plan_once(tmp_path: Path, subprocess_env: dict[str, 
     run = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert (run.stdout + run.stderr).count("focus on ['a'] of study 'wide'") == 1
+
+
+def test_the_focus_summary_shows_fixed_values_rounded_and_keeps_them_exact() -> None:
+    """A best trial at a log range's centre printed 'C=1.0000000000000009'."""
+    from tunesmith.study.focus import FocusPlan
+
+    centre = ts.Float(0.01, 100, log=True).from_unit(0.5)
+    plan = FocusPlan(ts.Space({"x": ts.Float(0, 1)}), ("x",), {"C": centre}, (), (), 0)
+    assert "fixed C=1.0;" in plan.summary("s") and plan.fixed["C"] == centre != 1.0

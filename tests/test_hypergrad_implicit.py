@@ -144,8 +144,11 @@ def test_reparametrizations_round_trip(c) -> None:
 
 
 def test_bad_constraints_and_starts_are_refused() -> None:
-    with pytest.raises(ValueError, match="'positive' hyperparameter must start > 0"):
+    with pytest.raises(ValueError, match="constrained 'positive' and must start > 0"):
         to_raw(torch.tensor(0.0), "positive")
+    with pytest.raises(ValueError, match="hyperparameter 'l2' is constrained 'positive' and must start > 0, got -1.0"):
+        tune(lambda p, h, b: p["w"].sum(), lambda p, b: p["w"].sum(), {"w": torch.zeros(1)},
+             {"l2": torch.tensor(-1.0)}, None, None, constraints={"l2": "positive"})
     with pytest.raises(ValueError, match="strictly inside"):
         to_raw(torch.tensor(0.5), (0.0, 0.5))
     with pytest.raises(ValueError, match="must be 'real', 'positive' or"):
@@ -155,7 +158,102 @@ def test_bad_constraints_and_starts_are_refused() -> None:
         ImplicitOptions(method="newton")
 
 
+def test_implicit_options_are_validated() -> None:
+    """Before, tol=inf (CG stopped before its first step: a hypergradient of exactly 0), alpha=inf
+    and iters=True were accepted."""
+    for bad, message in [(dict(tol=math.inf), "tol must be a finite number >= 0"),
+                         (dict(damping=math.nan), "damping must be a finite number >= 0"),
+                         (dict(alpha=math.inf), "alpha must be a finite number > 0"),
+                         (dict(iters=True), "iters must be an integer >= 1")]:
+        with pytest.raises(ValueError, match=message):
+            ImplicitOptions(**bad)
+    ImplicitOptions(tol=0, damping=0, alpha=0.5, iters=1)
+
+
 def test_loop_options_are_validated() -> None:
     with pytest.raises(ValueError, match="outer_steps must be an integer >= 1"):
         LoopOptions(outer_steps=0)
     LoopOptions(warm_start_steps=0)
+
+
+def _small_problem():
+    train, val = _data()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    fc = torch.nn.functional
+
+    def out(p, x):
+        return torch.func.functional_call(model, p, (x,))
+
+    def train_loss(p, h, b):
+        return fc.cross_entropy(out(p, b[0]), b[1]) + h["l2"] * p["2.weight"].pow(2).sum()
+
+    def val_loss(p, b):
+        return fc.cross_entropy(out(p, b[0]), b[1])
+
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    return out, train_loss, val_loss, params, train, val
+
+
+def _each_entry_point(train_loss, val_loss, params, hparams, train, val) -> list:
+    """The hypergradient's three entry points on one problem: each must refuse it."""
+    from tunesmith.train.unrolled import rules_of, unrolled_hypergradient
+
+    w = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    rules = rules_of(torch.optim.SGD(list(w.values()), lr=0.1), w)
+    calls = [lambda m=m: hypergradient(train_loss, val_loss, params, hparams, train, val,
+                                       options=ImplicitOptions(method=m, iters=5)) for m in ("cg", "neumann")]
+    calls.append(lambda: unrolled_hypergradient(train_loss, val_loss, params, hparams, [train], val, rules=rules))
+    calls += [lambda m=m: tune(train_loss, val_loss, params, hparams, train, val,
+                               options=LoopOptions(method=m, outer_steps=2, inner_steps=2, unroll_steps=1))
+              for m in ("implicit", "unrolled")]
+    return calls
+
+
+def test_problems_without_a_meaningful_hypergradient_are_refused() -> None:
+    """A hyperparameter the training loss does not use, a non-differentiable or non-finite loss:
+    before, the hypergradient was silently 0 (or nan, then a training-loss error that blamed the
+    inner optimizer's rate); each entry point now refuses the problem saying what is wrong."""
+    out, train_loss, val_loss, params, train, val = _small_problem()
+    fc = torch.nn.functional
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    cases = [
+        (train_loss, val_loss, {**l2, "unused": torch.tensor(1.0)}, r"does not use the hyperparameter\(s\) \['unused'\]"),
+        (lambda p, h, b: fc.cross_entropy(out(p, b[0]), b[1]), val_loss, l2, r"does not use the hyperparameter"),
+        (lambda p, h, b: train_loss(p, h, b).detach(), val_loss, l2, "depends neither on the weights"),
+        (train_loss, lambda p, b: (out(p, b[0]).argmax(1) != b[1]).double().mean(), l2, "not differentiable in the weights"),
+        (train_loss, lambda p, b: val_loss(p, b) * float("nan"), l2, r"val_loss\(params, batch\) is nan"),
+        (lambda p, h, b: train_loss(p, h, b) + float("inf"), val_loss, l2, r"train_loss\(params, hparams, batch\) is inf"),
+        (train_loss, val_loss, {"l2": torch.tensor(float("nan"))}, r"hyperparameter\(s\) \['l2'\] are not finite"),
+        (train_loss, lambda p, b: fc.cross_entropy(out(p, b[0]), b[1], reduction="none"), l2, "must return a scalar"),
+    ]
+    for tl, vl, hp, message in cases:
+        for call in _each_entry_point(tl, vl, params, hp, train, val):
+            with pytest.raises(ValueError, match=message):
+                call()
+
+
+def test_an_integer_hyperparameter_is_taken_as_a_float_as_tune_takes_it() -> None:
+    """``torch.tensor(1)`` failed in ``hypergradient`` with torch's "only Tensors of floating point
+    dtype can require gradients" (``tune`` and a Python ``1`` already meant 1.0)."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    as_int = hypergradient(train_loss, val_loss, params, {"l2": torch.tensor(1)}, train, val)
+    as_float = hypergradient(train_loss, val_loss, params, {"l2": 1.0}, train, val)
+    assert as_int["l2"].dtype == torch.float64
+    assert torch.equal(as_int["l2"], as_float["l2"])
+
+
+def test_a_hypergradient_that_turns_nan_mid_loop_is_named() -> None:
+    """A validation loss that becomes nan after some outer steps: the loop stops there with an
+    error about the hypergradient, instead of a nan hyperparameter step and then an error that
+    blamed the training loss and the inner optimizer's learning rate."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    calls = []
+
+    def flaky_val(p, b):
+        calls.append(1)
+        return val_loss(p, b) * (float("nan") if len(calls) > 3 else 1.0)
+
+    with pytest.raises(FloatingPointError, match="hypergradient at outer step 1 is not finite"):
+        tune(train_loss, flaky_val, params, {"l2": torch.tensor(1e-2, dtype=torch.float64)}, train, val,
+             constraints={"l2": "positive"}, options=LoopOptions(outer_steps=4, inner_steps=2))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -144,3 +146,19 @@ def test_a_validation_minibatch_per_hyperparameter_step(method: str) -> None:
                 constraints=problem.constraints, options=opts)
     assert [s.val_loss for s in same.steps] == [s.val_loss for s in fixed.steps]
     assert not torch.allclose(result.hparams["label_smoothing"], fixed.hparams["label_smoothing"])
+
+
+def test_a_data_loader_or_an_iterator_is_refused_with_the_fix() -> None:
+    """Before: taken as one batch, and the loss failed with 'too many values to unpack'."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    problem, train, val = _problem()
+    loader = DataLoader(TensorDataset(*train), batch_size=8)
+    for given, where in [((loader, val), "train_batches"), ((train, iter([val])), "val_batch")]:
+        with pytest.raises(TypeError, match=f"tune takes {where} as one batch or a function step -> batch"):
+            tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, *given,
+                 constraints=problem.constraints, options=LoopOptions(outer_steps=1, inner_steps=1))
+    it = (b for _ in itertools.count() for b in loader)  # the fix the message gives
+    result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, lambda _s: tuple(next(it)),
+                  val, constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=3))
+    assert len(result.steps) == 2

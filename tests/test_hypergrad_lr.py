@@ -117,6 +117,13 @@ def test_bad_settings_are_refused_with_the_fix() -> None:
         TrainConfig(lr_adapt="baydin", hyper_lr=1e-3)
     with pytest.raises(ValueError, match="hyper_lr must be a number > 0"):
         TrainConfig(lr_adapt="hypergradient", hyper_lr=-1.0)
+    # the multiplicative rule's hyper_lr is a relative change per step: at 1 or more the rate could
+    # reach 0 or go negative (before: accepted, and the rate sat at its floor after one disagreeing step)
+    for bad in (1.0, 5.0):
+        with pytest.raises(ValueError, match="needs hyper_lr < 1"):
+            TrainConfig(lr_adapt="hypergradient-mult", hyper_lr=bad)
+    TrainConfig(lr_adapt="hypergradient-mult", hyper_lr=0.99)
+    TrainConfig(lr_adapt="hypergradient", hyper_lr=5.0)  # additive: its scale depends on the model
 
 
 def test_a_trial_records_the_adapted_rate_per_validation(tmp_path: Path) -> None:

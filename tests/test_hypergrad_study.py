@@ -74,3 +74,18 @@ def test_with_a_held_out_batch_the_trial_value_is_the_held_out_loss() -> None:
     assert [t.value for t in trials] == pytest.approx([s.select_loss for s in result.steps])
     assert [t.attrs["val_loss"] for t in trials] == pytest.approx([s.val_loss for s in result.steps])
     assert study.best_trial.attrs["outer_step"] == result.best  # the study and the loop keep the same step
+
+
+def test_hyper_space_refuses_a_start_that_tune_would_refuse() -> None:
+    """A start outside its constraint: before, a 'positive' 0 gave "low (0.0) must be smaller than
+    high (0.0)", a negative one "low (-0.0001) must be smaller than high (-10000.0)", and 0.7 for a
+    (0, 0.5) hyperparameter was accepted, to be refused only later by tune."""
+    with pytest.raises(ValueError, match=r"hyperparameter 'l2' is constrained 'positive' and must start > 0, got 0.0"):
+        hyper_space({"l2": 0.0}, {"l2": "positive"})
+    with pytest.raises(ValueError, match=r"'l2' is constrained 'positive' and must start > 0, got -1.0"):
+        hyper_space({"l2": -1.0}, {"l2": "positive"})
+    with pytest.raises(ValueError, match=r"'s' is constrained to \(0.0, 0.5\) and must start strictly inside it, got 0.7"):
+        hyper_space({"s": 0.7}, {"s": (0.0, 0.5)})
+    with pytest.raises(ValueError, match="'s' must start at finite values"):
+        hyper_space({"s": float("nan")})
+    assert set(hyper_space({"l2": [1e-3, 1e-2]}, {"l2": "positive"})) == {"l2[0]", "l2[1]"}

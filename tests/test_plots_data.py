@@ -347,3 +347,68 @@ def test_compare_table_gives_the_median_of_an_even_number_of_runs() -> None:
     sampler, median, best, worst, n = (list(c._cells) for c in _compare_table(runs, "minimize").columns)
     assert (best, worst, n) == ([f"{bests[0]:.6g}"], [f"{bests[1]:.6g}"], ["2"])
     assert median == [f"{(bests[0] + bests[1]) / 2:.6g}"]  # it printed the worse run as the median
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_better_is_the_same_colour_end_in_contour_and_parallel_coordinates(direction: str) -> None:
+    """A contour of a minimized value drew the best trials dark (viridis's low end) where parallel
+    coordinates drew them yellow: both reverse the scale for minimize, in both renderers."""
+    s = snap(MIXED * 3, direction)
+    flip = direction == "minimize"
+    chart, par = plots.contour(s, "C", "x"), plots.parallel(s)
+    assert chart.reverse_scale is flip and par.reverse_scale is flip
+    surface = next(t for t in to_plotly(chart).data if t.type == "contour")
+    assert surface.reversescale is flip and to_plotly(par).data[0].line.reversescale is flip
+    ax = to_matplotlib(chart)
+    assert ax.collections[0].get_cmap().name == ("viridis_r" if flip else "viridis")
+    plt.close(ax.figure)
+
+
+def _every_state() -> plots.Snapshot:
+    states = ["complete", "pruned", "failed", "running", "waiting", "paused"] * 3
+    return snap([(st, 1.0 + i if st in ("complete", "pruned") else None) for i, st in enumerate(states)],
+                pruner="ASHA")
+
+
+@pytest.mark.parametrize("snapshot", [_every_state, lambda: snap(MIXED, pruner="ASHA")])
+def test_process_diagram_boxes_hold_their_text_with_every_trial_state(snapshot) -> None:
+    """With 6 trial states the trials box's 7 detail lines ran out of its box (matplotlib):
+    every box grows with its text, and the image keeps every box and text inside it; the
+    plotly figure grows so that the box holds its lines at 11 px."""
+    d = plots.process(snapshot())
+    ax = to_matplotlib(d)
+    fig = ax.figure
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = {p.get_gid(): p.get_window_extent(r) for p in ax.patches}
+    for n in d.nodes:
+        box = boxes[f"node-{n.key}"]
+        inside = [t.get_window_extent(r) for t in ax.texts if t.get_text() in (n.label, n.detail)
+                  and abs(t.get_position()[0] - n.x) < 1e-9]
+        assert inside and all(box.y0 <= e.y0 and e.y1 <= box.y1 and box.x0 <= e.x0 and e.x1 <= box.x1
+                              for e in inside), n.key
+    frame = ax.get_window_extent(r)
+    assert all(frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes.values())
+    plt.close(fig)
+    layout = to_plotly(d).layout  # HTML: the figure grows so that a text line keeps about 15 px
+    low, high = layout.yaxis.range
+    assert (layout.height - 160) / (high - low) * 2 * d.box[1] >= 15 * (1 + len(d.node("trials").detail.splitlines()))
+
+
+def test_parameter_values_are_labelled_with_sensible_digits_and_stored_with_every_bit() -> None:
+    """A log range's centre, 10 ** 0 computed as 1.0000000000000009, was a tick label of parallel
+    coordinates and slices and a number of the report's space table: shown as 1, kept as it is."""
+    from tunesmith.report import _space
+    from tunesmith.space import value_labels
+
+    centre = ts.Float(0.01, 100, log=True).from_unit(0.5)
+    assert centre != 1.0 and value_labels([0.1, centre]) == ["0.1", "1"]
+    assert value_labels([0.1, 0.1000000001, "rbf", (0.30000000000000004, 2)]) == [
+        "0.1", "0.1000000001", "rbf", "(0.3, 2)"]  # more digits only where 6 would print two alike
+    space = ts.Space({"k": ts.Categorical([0.1, centre]), "x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"k": [0.1, centre][i % 2], "x": i / 10}, value=float(i))
+                   for i in range(6))
+    s = plots.Snapshot("s", Direction.MINIMIZE, space, trials)
+    assert [label for _, label in plots.parallel(s).axes[0].ticks] == ["0.1", "1"]
+    assert set(plots.slices(s)[0].find("trials").x) == {"0.1", "1"} and plots.slices(s)[0].find("best").x == ["0.1"]
+    assert "1.0000000000000009" not in _space(s) and trials[1].params["k"] == centre

@@ -71,7 +71,10 @@ def test_median_respects_startup_warmup_and_interval() -> None:
     assert (
         MedianPruner(n_startup_trials=5, warmup_steps=4).decide(bad, FIVE, MIN) is Decision.CONTINUE
     )
-    assert MedianPruner(n_startup_trials=5, warmup_steps=3).decide(bad, FIVE, MIN) is Decision.PRUNE
+    longer = [t.replace(intermediate={**t.intermediate, 4: t.intermediate[3]}) for t in FIVE]
+    assert MedianPruner(n_startup_trials=5, warmup_steps=3).decide(bad, longer, MIN) is Decision.PRUNE
+    # step 3 is the last step of every complete trial (a full run): never stopped there
+    assert MedianPruner(n_startup_trials=5, warmup_steps=3).decide(bad, FIVE, MIN) is Decision.CONTINUE
     # interval 2 after warm-up 0: steps 0, 2, 4 are checked, step 3 is not
     assert MedianPruner(n_startup_trials=5, interval=2).decide(bad, FIVE, MIN) is Decision.CONTINUE
     at2 = tr(9, [5.0, 5.0, 5.0])
@@ -317,6 +320,14 @@ def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="no rung lies"):
         Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=10)
     assert Hyperband(min_resource=1, reduction_factor=3, curve="best", n_brackets=4, max_resource=27, warmup_steps=9).rung_steps(27) == [9]
+    # more brackets than the rungs below max_resource allow: the extra ones would have no rung at all
+    # (before: accepted, with the bracket proportions computed as if they had)
+    with pytest.raises(ValueError, match=r"n_brackets \(5\) must be at most 4 .* the rungs below max_resource are \[1, 3, 9\]"):
+        Hyperband(min_resource=1, reduction_factor=3, n_brackets=5, max_resource=27)
+    with pytest.raises(ValueError, match=r"n_brackets \(10\) must be at most 5"):
+        make_pruner({"name": "hyperband", "n_brackets": 10, "max_resource": 27})
+    assert Hyperband(min_resource=2, n_brackets=5, max_resource=27).n_brackets == 5  # rungs 2, 4, 8, 16; the 5th runs in full
+    assert Hyperband(n_brackets=10).n_brackets == 10  # max_resource learnt: nothing to check against yet
     with pytest.raises(ValueError, match=r"pruner=ASHA is the class; pass an instance: ASHA\(\)"):
         make_pruner(ASHA)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a subclass of tunesmith.pruners.Pruner"):
@@ -344,6 +355,79 @@ def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.Log
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(lambda t: t.params["x"], n_trials=2)
     assert "is 25 trials short" in caplog.text and "use ASHA" in caplog.text
+
+
+def test_the_median_pruner_never_stops_a_trial_at_its_last_step() -> None:
+    """Issue 26's rule, for the median and percentile pruners: a trial that trained in full is
+    never pruned. Before, with interval=10 (checks at 7, 17, 27), the steady trial (0.3 at every
+    step) was pruned at step 27 because the others' best-so-far had dipped to 0.01 at step 21, and
+    the study named a 0.5 trial best; with the defaults the same happened to a trial whose last
+    step was checked when the fifth trial finished (parallel workers)."""
+    dip = [0.5] * 20 + [0.01] + [0.5] * 6
+    for pruner in (MedianPruner(interval=10, warmup_steps=7), PercentilePruner(50.0, interval=10, warmup_steps=7)):
+        study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+        for curve in [dip] * 5 + [[0.3] * 27]:
+            trial = study.ask()
+            for step, v in enumerate(curve, 1):
+                trial.report(v, step)
+                assert not trial.should_prune()
+            study.tell(trial, curve[-1])
+        assert study.best_value == 0.3
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner="median", sampler="random", seed=0)
+    trials = [study.ask() for _ in range(6)]
+    for step in range(1, 27):
+        for i, trial in enumerate(trials):
+            trial.report(dip[step - 1] if i < 5 else 0.3, step)
+            assert not trial.should_prune()
+    for trial in trials[:5]:
+        trial.report(0.5, 27)
+        study.tell(trial, 0.5)
+    trials[5].report(0.3, 27)
+    assert not trials[5].should_prune()
+    # a step that other trials went past is still judged: the same trial at step 21, where the others' best is 0.01
+    late = ts.Study({"x": ts.Float(0, 1)}, pruner="median", sampler="random", seed=0)
+    for _ in range(5):
+        t = late.ask()
+        for step, v in enumerate(dip, 1):
+            t.report(v, step)
+        late.tell(t, dip[-1])
+    t = late.ask()
+    pruned_at = next(step for step in range(1, 28) if (t.report(0.3, step), t.should_prune())[1])
+    assert pruned_at == 21
+
+
+@pytest.mark.parametrize("pruner", [ASHA(min_resource=30), Hyperband(min_resource=27), SuccessiveHalving(min_resource=32),
+                                    MedianPruner(warmup_steps=30), ASHA(warmup_steps=28)])
+def test_a_pruner_that_can_never_stop_a_trial_says_so_once(pruner: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Without max_resource the settings cannot be checked at construction (given, they are
+    refused); before, trials of 27 steps under ASHA(min_resource=30) all ran in full, silently."""
+    def objective(trial: Any) -> float:
+        for step in range(1, 28):
+            trial.report(trial.params["x"] + 1 / step, step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"]
+
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=8)
+    assert all(t.state is TrialState.COMPLETE for t in study.trials)
+    assert caplog.text.count("completed at step 27") == 1 and "Logged once per study" in caplog.text
+    assert "Lower" in caplog.text and "warmup_steps" in caplog.text
+
+
+def test_no_idle_warning_when_the_pruner_can_stop_trials(caplog: pytest.LogCaptureFixture) -> None:
+    for pruner in (ASHA(), Hyperband(), MedianPruner(), ASHA(min_resource=16)):
+        assert pruner.idle_warning(tr(0, [0.1] * 28, "complete")) is None  # steps 0-27
+    # a short complete trial (stopped early by its own patience) next to full ones: no false alarm
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=ASHA(min_resource=4), sampler="random", seed=0)
+    for n_steps in (27, 3, 27):
+        trial = study.ask()
+        for step in range(1, n_steps + 1):
+            trial.report(1.0 / step, step)
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            study.tell(trial, 0.5)
+    assert "never stopped" not in caplog.text
 
 
 def test_the_cohort_warning_counts_queued_trials_once(caplog: pytest.LogCaptureFixture) -> None:

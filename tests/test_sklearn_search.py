@@ -252,3 +252,88 @@ def test_auto_measures_improvement_against_the_best_score_plus_a_margin() -> Non
     assert plain.study_.sampler.chosen.options.ei_margin == 0.0  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="unknown BayesSampler option"):
         ts.samplers.AutoSampler(bayes={"xi": 0.01})
+
+
+@pytest.mark.parametrize("sampler", ["random", "sobol", "tpe", "bayes", "auto"])
+def test_a_finite_space_smaller_than_n_trials_is_searched_once_per_configuration(sampler: str) -> None:
+    """As RandomizedSearchCV caps n_iter at the grid's size: a warning naming both sizes, then
+    each of the 6 configurations once (random draws repeated configurations)."""
+    space = {"C": [0.1, 1.0, 10.0], "fit_intercept": [True, False]}
+    search = TunedSearchCV(LogisticRegression(max_iter=300), space, n_trials=10, sampler=sampler, cv=2,
+                           random_state=0)
+    with pytest.warns(UserWarning, match="has 6 configurations, fewer than n_trials=10: running 6 trials"):
+        search.fit(X, Y)
+    seen = [tuple(sorted(p.items())) for p in search.cv_results_["params"]]
+    assert len(seen) == 6 and len(set(seen)) == 6
+
+
+def _raises(estimator: object, X: object, y: object) -> float:
+    raise RuntimeError("scorer broke")
+
+
+def test_a_scorer_that_fails_everywhere_gives_nan_rows_as_grid_search_does() -> None:
+    """GridSearchCV (error_score=nan) records NaN scores and warns when the scorer, not the
+    fit, raises; the search failed with 'failed to fit'. The warning names the fold and the error."""
+    space = {"C": [0.1, 1.0]}
+    grid = GridSearchCV(LogisticRegression(), space, scoring=_raises, cv=2)
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        grid.fit(X, Y)
+    search = TunedSearchCV(LogisticRegression(), space, scoring=_raises, cv=2, sampler="grid")
+    with pytest.warns(UserWarning, match="Scoring failed on fold 1 of trial 0.*scorer 'score' raised RuntimeError: scorer broke"):
+        search.fit(X, Y)
+    for key in ("mean_test_score", "split0_test_score"):
+        assert np.isnan(search.cv_results_[key]).all() and np.isnan(grid.cv_results_[key]).all()
+    assert search.best_index_ == grid.best_index_ == 0 and np.isnan(search.best_score_)
+    assert search.best_estimator_.C == search.best_params_["C"] == search.cv_results_["params"][0]["C"]
+    with pytest.raises(RuntimeError, match="scorer broke"):
+        TunedSearchCV(LogisticRegression(), space, scoring=_raises, cv=2, error_score="raise").fit(X, Y)
+
+
+def test_a_list_of_dicts_shows_the_estimators_names_not_the_stored_keys(tmp_path: Path, capsys) -> None:
+    """A list of dicts stores dict i's C as "i:C": tables, importance and plots showed "0:C" and
+    "1:C". Shown now as the estimator's name, with the dict where two share it; stored as before."""
+    from tunesmith import plots
+    from tunesmith.cli import main
+    from tunesmith.space import display_names
+
+    space = [{"kernel": ["rbf"], "C": loguniform(1e-2, 1e2), "gamma": loguniform(1e-3, 1e1)},
+             {"kernel": ["linear"], "C": loguniform(1e-2, 1e2)}]
+    stored = as_search_space(space).space
+    assert display_names(stored) == {"branch": "branch", "0:kernel": "kernel [branch 0]", "0:C": "C [branch 0]",
+                                     "0:gamma": "gamma", "1:kernel": "kernel [branch 1]", "1:C": "C [branch 1]"}
+    assert display_names(ts.Space({"0:C": ts.Float(0, 1), "C": ts.Float(0, 1)})) == {"0:C": "0:C", "C": "C"}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(SVC(), space, n_trials=16, cv=2, sampler="random", random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    assert set(search.study_.space) == set(stored)  # what is stored is unchanged
+    study = search.study_
+    assert [a.name for a in plots.parallel(study).axes][:3] == ["branch", "C [branch 0]", "gamma"]
+    assert [c.x_label for c in plots.slices(study)] == ["branch", "C [branch 0]", "gamma", "C [branch 1]"]
+    assert "C [branch 1]" in plots.importance_bars(study).find("bars").y
+    assert main(["show", "svc", "--storage", url]) == 0 and main(["importance", "svc", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "C [branch 0]" in out and "C [branch 1]" in out and "0:C" not in out
+
+
+def _fails_on_class_2(estimator: object, X: object, y: np.ndarray) -> float:
+    if y[0] == 2 and estimator.C < 0.5:  # type: ignore[attr-defined]
+        raise RuntimeError("scorer broke")
+    return float(estimator.score(X, y))  # type: ignore[attr-defined]
+
+
+def test_a_row_whose_last_fold_failed_has_a_nan_mean_as_in_grid_search() -> None:
+    """The mean of a failed configuration was over the folds before the failure (0.0 here, ranked
+    last but a number); GridSearchCV's is NaN: a NaN error_score enters the mean."""
+    space, cv = {"C": [0.1, 1.0]}, KFold(3)  # iris unshuffled: the third fold is all class 2
+    grid = GridSearchCV(LogisticRegression(max_iter=500), space, scoring=_fails_on_class_2, cv=cv)
+    search = TunedSearchCV(LogisticRegression(max_iter=500), space, scoring=_fails_on_class_2, cv=cv,
+                           sampler="grid")
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        grid.fit(X, Y)
+    with pytest.warns(UserWarning, match="Scoring failed on fold 3"):
+        search.fit(X, Y)
+    order = [p["C"] for p in search.cv_results_["params"]]
+    ours = {c: search.cv_results_["mean_test_score"][i] for i, c in enumerate(order)}
+    theirs = dict(zip((0.1, 1.0), grid.cv_results_["mean_test_score"], strict=True))
+    assert np.isnan(ours[0.1]) and np.isnan(theirs[0.1]) and ours[1.0] == pytest.approx(theirs[1.0])
+    assert search.best_params_ == grid.best_params_ == {"C": 1.0}

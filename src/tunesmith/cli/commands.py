@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
-from ..space import for_display
+from ..space import display_names, for_display
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
 from ..study.evaluate import TestResult, test_results
@@ -125,7 +125,7 @@ def _ran_now(study: Study, ran: int) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def shown(text: str) -> str:
+def literal(text: str) -> str:
     """Text read from a database as the terminal shows it: markup literal, control characters
     as escapes (``\\x1b``), so a name or value written into a shared database cannot drive the
     terminal (colours, a title, a hidden line) of whoever lists it."""
@@ -148,8 +148,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
         best = None if top is None else top.value
         sampler = rec.config.get("sampler", {})
         table.add_row(
-            shown(rec.name), rec.direction.value,
-            shown(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
+            literal(rec.name), rec.direction.value,
+            literal(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
             str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}",
         )
     wide_console().print(table)
@@ -193,21 +193,32 @@ def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
     return table
 
 
+#: parameter columns of the best-trials table: with more than MAX, the first SHOWN, the rest
+#: left to ``tunesmith export``
+MAX_PARAM_COLUMNS = 16
+SHOWN_PARAM_COLUMNS = 6
+
+
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
     done = ranked(trials, study.direction)
     table = Table(title=f"best {min(top, len(done))} of {len(done)} complete trials ({study.direction.value})")
     table.add_column("#", justify="right")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
     names = [n for n in study.space if any(n in t.params for t in done)]
+    if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
+        table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
+                         f"tunesmith export {escape(study.name)} writes them all")
+        names = names[:SHOWN_PARAM_COLUMNS]
+    shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:
-        table.add_column(shown(n))
+        table.add_column(literal(shown[n]))
     table.add_column("seconds", justify="right")
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective
     if trained:
         table.add_column("overfit at", justify="right")
     for t in done[:top]:
-        cells = [shown(_fmt(t.params[n])) if n in t.params else "" for n in names]
+        cells = [literal(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
         extra = [_overfit(t)] if trained else []
         table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs, *extra)

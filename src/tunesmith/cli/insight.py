@@ -6,10 +6,13 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Mapping, Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..importance import METHODS, Importances
+from ..space import display_names
 from ..storage import make_storage
 from ..study import Study
 from .commands import at_least, wide_console
@@ -44,18 +47,19 @@ def cmd_importance(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(imp.to_dict(), indent=2))
         return 0
-    wide_console().print(importance_table(study.name, imp, args.pairs))
+    wide_console().print(importance_table(study.name, imp, args.pairs, display_names(study.space)))
     return 0
 
 
-def importance_table(name: str, imp: Importances, pairs: int) -> Table:
+def importance_table(name: str, imp: Importances, pairs: int, shown: Mapping[str, str] | None = None) -> Table:
+    """``shown``: the names to print (:func:`tunesmith.space.display_names`)."""
     left = ", ".join(f"{n} {s}" for s, n in imp.left_out.items())
     table = Table(title=f"{name}: importance ({imp.method}, {imp.n_trials} complete trials"
                         f"{'; left out: ' + left if left else ''})")
     for col in ("parameter", "fraction", "± band", ""):
         table.add_column(col, justify="left" if col in ("parameter", "") else "right")
     for e in [*imp.main, *imp.interactions[:pairs]]:
-        table.add_row(e.label, f"{e.fraction:.3f}", f"{e.std:.3f}", "█" * round(40 * max(e.fraction, 0.0)))
+        table.add_row(escape(_label(e.names, shown)), f"{e.fraction:.3f}", f"{e.std:.3f}", "█" * round(40 * max(e.fraction, 0.0)))
     return table
 
 
@@ -178,3 +182,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write_report(study, args.output, top=args.top)
     print(f"wrote the report of {study.name!r} ({len(study.trials)} trials) to {path}", file=sys.stderr)
     return 0
+
+
+def _label(names: Sequence[str], shown: Mapping[str, str] | None) -> str:
+    return " × ".join((shown or {}).get(n, n) for n in names)

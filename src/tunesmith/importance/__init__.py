@@ -116,14 +116,17 @@ def _fanova(d: Design, options: object, seed: int) -> Importances:
     trees = fanova(d, options, seed)
     D = len(d.columns)
     if not trees:  # every tree constant: the objective did not vary
+        cols = np.arange(min(D, options.max_pair_params))
         main = np.zeros((1, D))
-        pairs = np.zeros((1, D, D))
+        pairs = np.zeros((1, cols.size, cols.size))
     else:
+        cols = trees[0].pair_columns  # every column, or the largest main effects (max_pair_params)
         main = np.array([t.main for t in trees])
         pairs = np.array([t.pairs for t in trees])
     effects = [Effect((n,), float(main[:, j].mean()), float(main[:, j].std())) for j, n in enumerate(d.names)]
-    inter = [Effect((d.names[a], d.names[b]), float(pairs[:, a, b].mean()), float(pairs[:, a, b].std()))
-             for a in range(D) for b in range(a + 1, D)] if options.pairs else []
+    P = cols.size
+    inter = [Effect((d.names[cols[a]], d.names[cols[b]]), float(pairs[:, a, b].mean()), float(pairs[:, a, b].std()))
+             for a in range(P) for b in range(a + 1, P)] if options.pairs else []
     return Importances("fanova", _sorted(effects), _sorted(inter), len(d.y), d.left_out)
 
 

@@ -44,8 +44,11 @@ class FanovaOptions:
     max_depth: int | None = None
     max_features: float = 1.0
     pairs: bool = True
+    max_pair_params: int = 64
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.max_pair_params, int) and self.max_pair_params >= 2):
+            raise ValueError(f"max_pair_params must be an integer >= 2, got {self.max_pair_params!r}")
         if self.n_trees < 2:
             raise ValueError(f"n_trees must be >= 2 (the band is a spread over trees), got {self.n_trees}")
         if self.min_samples_leaf < 1:
@@ -56,21 +59,30 @@ class FanovaOptions:
 
 @dataclass(frozen=True)
 class TreeEffects:
-    """One tree's variance fractions: ``main`` (D,), ``pairs`` (D, D), upper triangle."""
+    """One tree's variance fractions: ``main`` (D,); ``pairs`` (P, P), upper triangle, over
+    the columns ``pair_columns`` (P,): every column, or with more than
+    ``FanovaOptions.max_pair_params`` columns the forest's largest main effects."""
 
     main: np.ndarray
     pairs: np.ndarray
+    pair_columns: np.ndarray
 
 
 def fanova(design: Design, options: FanovaOptions, seed: int) -> list[TreeEffects]:
-    """Per-tree fractions of the forest fitted to ``design`` (constant trees left out)."""
+    """Per-tree fractions of the forest fitted to ``design`` (constant trees left out).
+
+    Pairs are D * (D - 1) / 2 and each costs a pass over a tree's grid, so with more than
+    ``max_pair_params`` columns (a hyperparameter per weight, say) only the pairs among the
+    ``max_pair_params`` columns with the largest mean main effect are computed."""
     forest = _fit(design, options, seed)
-    out = []
-    for est in forest.estimators_:
-        effects = tree_effects(est.tree_, design.columns, pairs=options.pairs)
-        if effects is not None:
-            out.append(effects)
-    return out
+    D = len(design.columns)
+    parts = [p for est in forest.estimators_ if (p := _tree_parts(est.tree_, design.columns)) is not None]
+    cols = np.arange(D)
+    if D > options.max_pair_params:
+        mean = np.mean([p.main for p in parts], axis=0) if parts else np.zeros(D)
+        cols = np.sort(np.argsort(-mean, kind="stable")[: options.max_pair_params])
+    return [TreeEffects(p.main, _pairs(p, cols) if options.pairs else np.zeros((cols.size, cols.size)), cols)
+            for p in parts]
 
 
 def _fit(design: Design, options: FanovaOptions, seed: int) -> Any:
@@ -105,8 +117,22 @@ def leaf_boxes(tree: Any, n_columns: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return lo[leaves], hi[leaves], tree.value[leaves, 0, 0]
 
 
-def tree_effects(tree: Any, columns: tuple[Column, ...], *, pairs: bool) -> TreeEffects | None:
-    """One tree's main-effect and pair fractions; None for a constant tree."""
+@dataclass(frozen=True)
+class _TreeParts:
+    """What a tree's pairs are computed from: leaf extents ``m`` (L, D), values ``v``, the
+    mean ``f0`` and variance ``total``, each column's cuts and marginal, the main effects."""
+
+    m: np.ndarray
+    v: np.ndarray
+    f0: float
+    total: float
+    cuts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    marg: list[np.ndarray]
+    main: np.ndarray
+
+
+def _tree_parts(tree: Any, columns: tuple[Column, ...]) -> _TreeParts | None:
+    """One tree's main effects and what its pairs need; None for a constant tree."""
     lo, hi, v = leaf_boxes(tree, len(columns))
     m = np.stack([c.measure(lo[:, j], hi[:, j]) for j, c in enumerate(columns)], axis=1)
     vol = m.prod(axis=1)
@@ -115,7 +141,7 @@ def tree_effects(tree: Any, columns: tuple[Column, ...], *, pairs: bool) -> Tree
     if total <= 1e-12 * max(1.0, f0 * f0):
         return None
     D = len(columns)
-    main, pair = np.zeros(D), np.zeros((D, D))
+    main = np.zeros(D)
     cuts = [_intervals(lo[:, d], hi[:, d], c) for d, c in enumerate(columns)]
     marg = []
     for d in range(D):
@@ -123,11 +149,26 @@ def tree_effects(tree: Any, columns: tuple[Column, ...], *, pairs: bool) -> Tree
         a = _ranges(start, end, v * _without(m, (d,)), w.size)
         main[d] = w @ (a - f0) ** 2 / total
         marg.append(a)
-    if pairs:
-        for d in range(D):
-            for e in range(d + 1, D):
-                pair[d, e] = _pair(v * _without(m, (d, e)), cuts[d], cuts[e], marg[d], marg[e], f0) / total
-    return TreeEffects(main, pair)
+    return _TreeParts(m, v, f0, total, cuts, marg, main)
+
+
+def _pairs(p: _TreeParts, cols: np.ndarray) -> np.ndarray:
+    """The pair fractions among ``cols`` (P, P), upper triangle."""
+    pair = np.zeros((cols.size, cols.size))
+    for i, d in enumerate(cols):
+        for j in range(i + 1, cols.size):
+            e = cols[j]
+            pair[i, j] = _pair(p.v * _without(p.m, (d, e)), p.cuts[d], p.cuts[e], p.marg[d], p.marg[e], p.f0) / p.total
+    return pair
+
+
+def tree_effects(tree: Any, columns: tuple[Column, ...], *, pairs: bool) -> TreeEffects | None:
+    """One tree's main-effect and pair fractions (every pair); None for a constant tree."""
+    p = _tree_parts(tree, columns)
+    if p is None:
+        return None
+    cols = np.arange(len(columns))
+    return TreeEffects(p.main, _pairs(p, cols) if pairs else np.zeros((cols.size, cols.size)), cols)
 
 
 def _intervals(lo: np.ndarray, hi: np.ndarray, column: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

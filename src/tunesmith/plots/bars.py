@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..importance import Importances
+from ..space import display_names
 from .records import Chart, Series, group_color, nothing, snapshot
 
 
@@ -12,18 +13,19 @@ def importance_bars(source: Any, *, method: str = "fanova", pairs: int = 3, seed
     """Horizontal bars of the main effects (largest on top) and the ``pairs`` largest
     interactions, each with its band (one standard deviation). ``source``: an
     :class:`~tunesmith.importance.Importances`, or a Study (computed here with ``method``)."""
+    shown: dict[str, str] = {}
     if isinstance(source, Importances):
         imp, name = source, ""
     else:
         s = snapshot(source)
-        name = f"{s.name}: "
+        name, shown = f"{s.name}: ", display_names(s.space)
         try:
             imp = source.importance(method, seed=seed) if hasattr(source, "importance") else _compute(s, method, seed)
         except (ValueError, ImportError) as exc:
             return nothing("importance", f"{name}importance", str(exc))
     effects = [*imp.main, *imp.interactions[:pairs]]
     title = f"{name}importance ({imp.method}, {imp.n_trials} complete trials)"
-    labels = [e.label for e in reversed(effects)]
+    labels = [" × ".join(shown.get(n, n) for n in e.names) for e in reversed(effects)]
     series = Series(None, [e.fraction for e in reversed(effects)], labels, mode="bars", color=group_color(0),
                     error=[e.std for e in reversed(effects)], gid="bars")
     return Chart("importance", title, "fraction" if imp.method == "fanova" else "share of the divergence", "",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import BOX, Chart, Diagram, Parallel, Record, Series
+from .records import LINE, Chart, Diagram, Parallel, Record, Series
 
 
 def _plt() -> Any:
@@ -89,7 +89,8 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
     elif s.mode == "bars":
         ax.barh(list(s.y), list(s.x), xerr=list(s.error or ()), color=s.color, capsize=3, gid=s.gid)
     elif s.mode == "contour":
-        cs = ax.contourf(list(s.x), list(s.y), np.array(s.z), levels=25, cmap=_cmap(s.color))
+        cs = ax.contourf(list(s.x), list(s.y), np.array(s.z), levels=25,
+                         cmap=_cmap(s.color) + ("_r" if c.reverse_scale else ""))
         ax.figure.colorbar(cs, ax=ax, label=c.color_label or "")
     elif s.mode == "vline":
         for i, x in enumerate(s.x):
@@ -152,11 +153,15 @@ def _unit(values: Sequence[float]) -> np.ndarray:
 def _diagram(ax: Any, d: Diagram) -> None:
     from matplotlib.patches import FancyBboxPatch
 
+    w, h = d.box
     for n in d.nodes:
-        ax.add_patch(FancyBboxPatch((n.x - BOX[0], n.y - BOX[1]), 2 * BOX[0], 2 * BOX[1], boxstyle="round,pad=0.02",
+        ax.add_patch(FancyBboxPatch((n.x - w, n.y - h), 2 * w, 2 * h, boxstyle="round,pad=0.02",
                                     fc="#E8F1F8", ec="#0072B2", gid=f"node-{n.key}"))
-        ax.text(n.x, n.y + 0.12, n.label, ha="center", va="center", fontsize=9, weight="bold")
-        ax.text(n.x, n.y - 0.08, n.detail, ha="center", va="center", fontsize=7)
+        lines = 1 + len(n.detail.splitlines())  # the label's line on top, the detail's lines below it
+        top = n.y + 0.5 * LINE * lines
+        ax.text(n.x, top - 0.5 * LINE, n.label, ha="center", va="center", fontsize=9, weight="bold")
+        ax.text(n.x, top - LINE - 0.5 * LINE * (lines - 1), n.detail, ha="center", va="center", fontsize=7,
+                linespacing=1.2)
     for a, b, label in d.edges:
         x0, y0, x1, y1 = d.arrow(a, b)
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "#555555"})
@@ -166,7 +171,7 @@ def _diagram(ax: Any, d: Diagram) -> None:
                 ha="center" if y0 == y1 else ("left" if right else "right"), va="bottom" if y0 == y1 else "center")
     xs = [n.x for n in d.nodes] or [0.0]
     ys = [n.y for n in d.nodes] or [0.0]
-    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
-    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    ax.set_xlim(min(xs) - w - 0.1, max(xs) + w + 0.1)
+    ax.set_ylim(min(ys) - h - 0.28, max(ys) + h + 0.28)
     ax.set_aspect("equal")
     ax.set_axis_off()

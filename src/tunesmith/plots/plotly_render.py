@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .records import BOX, Chart, Diagram, Parallel, Record, Series
+from .records import LINE, Chart, Diagram, Parallel, Record, Series
 
 SYMBOLS = {"o": "circle", "x": "x", "*": "star", "v": "triangle-down", None: "circle"}
 DASHES = {":": "dot", "--": "dash", None: "solid"}
@@ -84,7 +84,7 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
                        error_x={"type": "data", "array": list(s.error or ())}, showlegend=False)]
     if s.mode == "contour":
         return [go.Contour(x=list(s.x), y=list(s.y), z=[list(r) for r in (s.z or [])], colorscale=s.color,
-                           colorbar={"title": c.color_label or ""}, ncontours=25)]
+                           reversescale=c.reverse_scale, colorbar={"title": c.color_label or ""}, ncontours=25)]
     return []  # vline: drawn as shapes
 
 
@@ -130,8 +130,9 @@ def _parallel(go: Any, p: Parallel) -> Any:
 
 def _diagram(go: Any, d: Diagram) -> Any:
     fig = go.Figure()
+    w, h = d.box
     for n in d.nodes:
-        fig.add_shape(type="rect", x0=n.x - BOX[0], x1=n.x + BOX[0], y0=n.y - BOX[1], y1=n.y + BOX[1],
+        fig.add_shape(type="rect", x0=n.x - w, x1=n.x + w, y0=n.y - h, y1=n.y + h,
                       line={"color": "#0072B2"}, fillcolor="#E8F1F8")
         fig.add_annotation(x=n.x, y=n.y, text=f"<b>{n.label}</b><br>{n.detail.replace(chr(10), '<br>')}", showarrow=False,
                            font={"size": 11})
@@ -141,8 +142,11 @@ def _diagram(go: Any, d: Diagram) -> Any:
                            arrowhead=2, text="", arrowcolor="#555555")
         fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=label, showarrow=False, yshift=10 if y0 == y1 else 0,
                            xshift=0 if y0 == y1 else (45 if x0 >= d.node(a).x else -45), font={"size": 9, "color": "#555555"})
-    fig.update_xaxes(visible=False, range=[-0.6, max((n.x for n in d.nodes), default=1) + 0.6])
-    fig.update_yaxes(visible=False, range=[min((n.y for n in d.nodes), default=0) - 0.6, 0.6])
+    low, high = min((n.y for n in d.nodes), default=0) - h - 0.28, h + 0.28
+    fig.update_xaxes(visible=False, range=[-w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1])
+    fig.update_yaxes(visible=False, range=[low, high])
+    # a box's text needs about LINE of the y range per line at 11 px: the figure grows with the boxes
+    fig.update_layout(height=max(450, int(160 + (high - low) * 15 / LINE)))
     return fig
 
 

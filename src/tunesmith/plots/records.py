@@ -77,6 +77,7 @@ class Chart:
     color_label: str | None = None  # the colour scale's title, when markers carry ``colors``
     int_x: bool = False  # whole numbers only on the x axis (trials, steps, epochs, an Int parameter)
     int_y: bool = False
+    reverse_scale: bool = False  # a value colour scale (contour) reversed: small values drawn as best (minimize)
 
     @property
     def empty(self) -> bool:
@@ -104,7 +105,7 @@ class Parallel:
     axes: tuple[Axis, ...] = ()
     color: Sequence[float] = ()  # each line's objective value
     color_label: str = "value"
-    reverse_scale: bool = False  # True: small values drawn as best (minimize)
+    reverse_scale: bool = False  # True: small values drawn as best (minimize); best is the scale's yellow end
     message: str | None = None
 
     @property
@@ -128,6 +129,7 @@ class Diagram:
     nodes: tuple[Node, ...] = ()
     edges: tuple[tuple[str, str, str], ...] = ()  # (from, to, label)
     message: str | None = None
+    box: tuple[float, float] = (0.5, 0.32)  # half-width and half-height of every box (grows with its text)
 
     @property
     def empty(self) -> bool:
@@ -144,14 +146,22 @@ class Diagram:
         if na.y == nb.y:
             d = 1.0 if nb.x > na.x else -1.0
             off = (0.1 * d) if both else 0.0
-            return na.x + d * BOX[0], na.y + off, nb.x - d * BOX[0], nb.y + off
+            return na.x + d * self.box[0], na.y + off, nb.x - d * self.box[0], nb.y + off
         d = 1.0 if nb.y > na.y else -1.0
         off = (0.12 * d) if both else 0.0
-        return na.x + off, na.y + d * BOX[1], nb.x + off, nb.y - d * BOX[1]
+        return na.x + off, na.y + d * self.box[1], nb.x + off, nb.y - d * self.box[1]
 
 
-#: half-width and half-height of a diagram's boxes, in its coordinates
+#: half-width and half-height of a diagram's smallest boxes, in its coordinates
 BOX = (0.5, 0.32)
+#: the height of a line of a box's text, in the diagram's coordinates (both renderers scale to it)
+LINE = 0.085
+
+
+def box_for(texts: Sequence[str]) -> tuple[float, float]:
+    """Half-width and half-height of boxes that hold a bold label line and ``texts``' lines."""
+    lines = 1 + max((len(t.splitlines()) for t in texts), default=1)
+    return BOX[0], max(BOX[1], 0.5 * LINE * lines + 0.08)
 
 
 Record = Chart | Parallel | Diagram

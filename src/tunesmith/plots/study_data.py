@@ -4,12 +4,14 @@ a record (see :mod:`.records`); none draws."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ..space import display_names, value_labels
 from ..trial import FrozenTrial, TrialState
 from .records import (
     BEST_COLOR,
@@ -21,6 +23,7 @@ from .records import (
     Parallel,
     Series,
     Snapshot,
+    box_for,
     nothing,
     snapshot,
 )
@@ -110,7 +113,8 @@ def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
     title = f"{s.name}: parallel coordinates of {len(done)} complete trials"
     if not done:
         return Parallel("parallel", title, message=f"study {s.name!r} has no complete trial yet")
-    axes = [_axis(s, n, done) for n in names]
+    shown = display_names(s.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
+    axes = [dataclasses.replace(_axis(s, n, done), name=shown[n]) for n in names]
     values = [float(t.value) for t in done]  # type: ignore[arg-type]
     axes.append(Axis(f"value ({s.direction.value})", values))
     return Parallel("parallel", title, tuple(axes), values, reverse_scale=s.sign > 0)
@@ -119,7 +123,7 @@ def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
 def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     p = s.space[name]
     if p.kind == "categorical":
-        labels = [str(c) for c in p.choices]  # type: ignore[attr-defined]
+        labels = value_labels(list(p.choices))  # type: ignore[attr-defined]  # 1.0000000000000009 as 1
         pos = [float(p.index(t.params[name])) if name in t.params else -1.0 for t in trials]  # type: ignore[attr-defined]
         ticks = [(float(i), c) for i, c in enumerate(labels)]
         return Axis(name, pos, ticks + ([(-1.0, "inactive")] if -1.0 in pos else []))
@@ -146,20 +150,22 @@ def slices(study: Any, *, params: Sequence[str] | None = None) -> list[Chart]:
 
 def _slice(s: Snapshot, name: str, done: list[FrozenTrial]) -> Chart:
     on = [t for t in done if name in t.params]
-    title = f"{s.name}: value against {name} ({len(on)} complete trials)"
+    label = display_names(s.space)[name]
+    title = f"{s.name}: value against {label} ({len(on)} complete trials)"
     if not on:
         return nothing("slice", title, f"no complete trial of {s.name!r} has {name!r} active")
     p = s.space[name]
-    xs = [str(t.params[name]) if p.kind == "categorical" else t.params[name] for t in on]
+    shown = dict(zip(map(repr, p.choices), value_labels(list(p.choices)), strict=True)) if p.kind == "categorical" else {}  # type: ignore[attr-defined]
+    xs = [shown.get(repr(t.params[name]), str(t.params[name])) if shown else t.params[name] for t in on]
     pts = Series(None, xs, [t.value for t in on], mode="markers", marker="o", gid="trials",
                  colors=[float(t.number) for t in on], hover=[f"trial {t.number}" for t in on])
     best = s.best()
     extra = []
     if best is not None and name in best.params and s.space.fits(best.params):
-        bx = str(best.params[name]) if p.kind == "categorical" else best.params[name]
+        bx = shown.get(repr(best.params[name]), str(best.params[name])) if shown else best.params[name]
         extra.append(Series(f"best (trial {best.number})", [bx], [best.value], mode="markers", marker="*",
                             color=BEST_COLOR, gid="best"))
-    return Chart("slice", title, name, f"value ({s.direction.value})", (pts, *extra),
+    return Chart("slice", title, label, f"value ({s.direction.value})", (pts, *extra),
                  log_x=bool(getattr(p, "log", False)), color_label="trial", int_x=p.kind == "int")
 
 
@@ -185,7 +191,8 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     if categorical:
         raise ValueError(f"a contour needs numeric parameters; {categorical} categorical (see the slice plot)")
     on = [t for t in s.fitting if x in t.params and y in t.params]
-    title = f"{s.name}: value over {x} and {y} ({len(on)} trials)"
+    shown = display_names(s.space)
+    title = f"{s.name}: value over {shown[x]} and {shown[y]} ({len(on)} trials)"
     px, py = s.space[x], s.space[y]
     pts = np.array([[px.to_unit(t.params[x]), py.to_unit(t.params[y])] for t in on]).reshape(-1, 2)
     if len(np.unique(pts, axis=0)) < 3 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
@@ -204,9 +211,9 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     if best is not None and x in best.params and y in best.params and s.space.fits(best.params):
         series.append(Series(f"best (trial {best.number})", [best.params[x]], [best.params[y]], mode="markers",
                              marker="*", color="#D55E00", gid="best"))
-    return Chart("contour", title, x, y, tuple(series), log_x=bool(getattr(px, "log", False)),
+    return Chart("contour", title, shown[x], shown[y], tuple(series), log_x=bool(getattr(px, "log", False)),
                  log_y=bool(getattr(py, "log", False)), color_label=f"value ({s.direction.value})",
-                 int_x=px.kind == "int", int_y=py.kind == "int")
+                 int_x=px.kind == "int", int_y=py.kind == "int", reverse_scale=s.sign > 0)  # best: yellow, as parallel
 
 
 def _at(p: Any, u: float) -> float:
@@ -244,11 +251,13 @@ def process(study: Any) -> Diagram:
     edges = [("space", "sampler", "defines"), ("sampler", "trials", f"{len(s.trials)} configurations"),
              ("trials", "sampler", f"{n[TrialState.COMPLETE]} results"),
              ("trials", "best", f"{s.direction.value}"), ("best", "test", "evaluate once")]
+    box = box_for([nd.detail for nd in nodes])  # every state a line: 6 states ran out of a fixed box
     if s.pruner:
         nodes.append(Node("pruner", "pruner", f"{s.pruner}\nstopped {n[TrialState.PRUNED]}"
-                          + (f", paused {n[TrialState.PAUSED]}" if n[TrialState.PAUSED] else ""), 2 * STEP, -1.2))
+                          + (f", paused {n[TrialState.PAUSED]}" if n[TrialState.PAUSED] else ""), 2 * STEP,
+                          -(2 * box[1] + 0.56)))
         edges += [("trials", "pruner", "reports"), ("pruner", "trials", "continue / stop")]
-    return Diagram("process", title, tuple(nodes), tuple(edges))
+    return Diagram("process", title, tuple(nodes), tuple(edges), box=box)
 
 
 STEP = 1.4  # distance between the diagram's boxes

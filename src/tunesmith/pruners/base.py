@@ -85,6 +85,12 @@ class Pruner(ABC):
         ``optimize``). Default: None."""
         return None
 
+    def idle_warning(self, trial: FrozenTrial) -> str | None:
+        """Why this pruner could never stop a trial as long as ``trial``, a complete one, if
+        so: settings that put every decision past the end of a full run (logged once per
+        study, when a trial completes). Default: None."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Name and settings, enough to rebuild the pruner (stored with a study)."""
         return {"name": self.name}

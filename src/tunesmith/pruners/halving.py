@@ -195,6 +195,20 @@ class ASHA(Pruner):
             and not (last is not None and already_resumed(trial, last))
         )
 
+    def idle_warning(self, trial: FrozenTrial) -> str | None:
+        """With ``max_resource`` learnt (given, such settings are refused): ``trial`` completed
+        before the first rung, so trials of its length are never stopped."""
+        last = trial.last_step
+        if self.max_resource is not None or last is None or self.rung_steps(last, budget=last):
+            return None
+        first = self.min_resource * self.reduction_factor**self._first_rate(None)
+        return (
+            f"{self!r}: trial {trial.number} completed at step {last}, and no rung lies at or after "
+            f"warmup_steps ({self.warmup_steps}) and before it (the first rung is at step {first}), so "
+            f"trials of {last} steps are never stopped. Lower min_resource or warmup_steps, or give "
+            "max_resource, the last step of a full run"
+        )
+
     # -- decisions ---------------------------------------------------------------
     def needs_trials(self, trial: FrozenTrial) -> bool:
         """Only at a rung (a full budget, given or learnt, can only remove rungs)."""

@@ -41,6 +41,16 @@ class Hyperband(ASHA):
             )
         super().__init__(**options)
         self.n_brackets = check_int("n_brackets", 2 if n_brackets is None else n_brackets, 1)
+        if self.max_resource is not None:
+            rungs = _rungs_below(self.min_resource, self.reduction_factor, self.max_resource)
+            if self.n_brackets > len(rungs) + 1:
+                raise ValueError(
+                    f"n_brackets ({self.n_brackets}) must be at most {len(rungs) + 1} with min_resource "
+                    f"({self.min_resource}), reduction_factor ({self.reduction_factor}) and max_resource "
+                    f"({self.max_resource}): bracket b's first rung is min_resource * reduction_factor ** b, and "
+                    f"the rungs below max_resource are {rungs}, so bracket {len(rungs)} already runs every trial in "
+                    "full and later ones would too. Lower n_brackets, or raise max_resource"
+                )
         self._schedule = bracket_schedule(self.n_brackets, self.reduction_factor)
 
     def bracket(self, number: int) -> int:
@@ -58,6 +68,14 @@ class Hyperband(ASHA):
         out = {**super().describe(), "n_brackets": self.n_brackets}
         del out["min_early_stopping_rate"]
         return out
+
+
+def _rungs_below(min_resource: int, eta: int, max_resource: int) -> list[int]:
+    out, step = [], min_resource
+    while step < max_resource:
+        out.append(step)
+        step *= eta
+    return out
 
 
 def bracket_schedule(n_brackets: int, eta: int) -> list[int]:

@@ -65,11 +65,24 @@ class PercentilePruner(Pruner):
             or (step - self.warmup_steps) % self.interval != 0
         )
 
+    def idle_warning(self, trial: FrozenTrial) -> str | None:
+        last = trial.last_step
+        if last is None or last >= self.warmup_steps:
+            return None
+        return (
+            f"{self!r}: trial {trial.number} completed at step {last}, before warmup_steps "
+            f"({self.warmup_steps}), so trials of {last} steps are never stopped. Lower warmup_steps"
+        )
+
     def decide(
         self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Decision:
         step = trial.last_step
         if step is None or not self.needs_trials(trial):
+            return Decision.CONTINUE
+        if not any((t.last_step or 0) > step for t in comparable(trials, trial)):
+            # no other trial went past this step: it may be the last of a full run, and a trial
+            # that trained in full is never stopped (the best is chosen among them, as with ASHA)
             return Decision.CONTINUE
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         if finished < self.n_startup_trials:

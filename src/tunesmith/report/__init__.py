@@ -21,6 +21,7 @@ from typing import Any
 
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
+from ..space import display_names, for_display
 from ..trial import Direction, FrozenTrial, ranked
 
 #: the plots a report tries, in order
@@ -82,7 +83,8 @@ def _space(s: Snapshot) -> str:
         d = p.to_dict()
         kind = d.pop("type", p.kind)
         when = d.pop("when", None)
-        rows.append([name, kind, json.dumps(d, default=str), "" if not when else json.dumps(when, default=str)])
+        rows.append([name, kind, json.dumps(for_display(d, 6), default=str),  # 0.01..100's centre: 1, not 1.0000000000000009
+                     "" if not when else json.dumps(for_display(when, 6), default=str)])
     return "<h2>Search space</h2>" + html_table(["parameter", "type", "definition", "active when"], rows, left=4)
 
 
@@ -92,7 +94,8 @@ def _best(s: Snapshot, top: int) -> str:
         return "<h2>Best trials</h2><p class='note'>no complete trial yet</p>"
     names = [n for n in s.space if any(n in t.params for t in done)]
     tests = any(s.test_of(t) is not None for t in done)
-    head = ["#", "validation value", *(["test value", "gap"] if tests else []), *names, "seconds"]
+    shown = display_names(s.space)
+    head = ["#", "validation value", *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds"]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction) for t in done[:top]]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")

@@ -3,7 +3,9 @@
 Every finished trial is a row. A pruned trial ran only its first folds: the
 folds it did not run are NaN, its mean is over the folds it ran, and it ranks
 after every complete trial (failed ones rank last), so ``rank_test_* == 1`` is
-always a configuration that ran every fold.
+always a configuration that ran every fold. A failed trial (a fold whose fit or
+scorer failed scored a NaN ``error_score``) has a NaN mean and std, as in scikit-learn,
+even where its earlier folds scored.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def cv_results(
             for k in range(n_splits):
                 out[f"split{k}_{split}_{m}"] = table[:, k]
             _mean_std(out, f"{split}_{m}", table)
+            failed = np.array([t.state is TrialState.FAILED for t in trials], dtype=bool)
+            for stat in ("mean", "std"):  # a fold scored a NaN error_score: NaN, as scikit-learn averages it
+                out[f"{stat}_{split}_{m}"][failed] = np.nan
             if split == "test":
                 out[f"rank_test_{m}"] = rank(out[f"mean_test_{m}"], [t.state for t in trials])
     out["state"] = np.array([t.state.value for t in trials], dtype=object)

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, indexable
 
 from ..cv import CV_ATTR, cross_validate
 from ..pruners import NopPruner
+from ..samplers.simple import GridSampler
 from ..storage import MemoryStorage
 from ..study import Study
 from ..trial import TrialState
@@ -41,8 +42,17 @@ DATA_ATTR = "search_data"
 logger = logging.getLogger("tunesmith")
 
 
+#: the fold record's key naming a scorer that raised (the fit succeeded)
+SCORE_ERROR = "score_error"
+
+
 class FitFailedError(RuntimeError):
     """A configuration whose fit failed on a fold (its score: a non-finite ``error_score``)."""
+
+
+class ScoringFailedError(RuntimeError):
+    """A configuration whose fit succeeded but whose scorer raised on a fold (its score: a
+    non-finite ``error_score``): a row of NaN scores, as scikit-learn records it, not a failed fit."""
 
 
 class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
@@ -142,7 +152,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         folds = list(cv.split(X, y, groups))
         self.n_splits_ = len(folds)
-        study = self._open_study(search)
+        budget = self._budget(search)
+        study = self._open_study(search, budget)
         data = _same_data(study, X, y, folds)
         fold = functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score
@@ -158,18 +169,23 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             if errors and not math.isfinite(value):  # the trial's error (and log line) names the failed fit
                 ran = len(scores.get(f"test_{metric}") or [])
                 raise FitFailedError(f"the fit of fold {ran} failed (error_score={self.error_score!r}): {errors[-1]}")
+            _warn_scoring(trial.number, scores, self.error_score)
+            if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):
+                ran = len(scores.get(f"test_{metric}") or [])  # scored error_score: failed, but not a failed fit
+                raise ScoringFailedError(f"scoring failed on fold {ran} (error_score={self.error_score!r}): "
+                                         f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
             return value
 
         with _quiet(self.verbose):
-            self._optimize(study, search, objective)
+            self._optimize(study, budget, objective)
         self.study_ = study
         self._finish(study, search, list(scorers), X, y, fit_params)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         return self
 
-    def _optimize(self, study: Study, search: SearchSpace, objective: Callable[[Any], float]) -> None:
+    def _optimize(self, study: Study, budget: int, objective: Callable[[Any], float]) -> None:
         done = sum(t.state.is_finished for t in study.trials)
-        todo = max(0, self._budget(search) - done)
+        todo = max(0, budget - done)
         if todo == 0:
             return
         trial_jobs = 1 if isinstance(study.pruner, NopPruner) else _jobs(self.n_jobs)
@@ -184,6 +200,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         _check_failures(trials)
         self.cv_results_ = cv_results(trials, search, metrics, self.n_splits_, train_score=self.return_train_score)
         metric = self._refit_metric({m: None for m in metrics})
+        for m in metrics:
+            means = self.cv_results_[f"mean_test_{m}"]
+            if not np.isfinite(means).all():  # scikit-learn's warning (failed fits, failed scorers)
+                warnings.warn(f"One or more of the test scores are non-finite: {means}", UserWarning, stacklevel=3)
         if callable(self.refit):
             self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
@@ -242,9 +262,18 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         return next(iter(scorers))  # refit False or callable: the search optimizes the first scorer
 
     def _budget(self, search: SearchSpace) -> int:
-        if self.n_trials is not None:
-            return int(self.n_trials)
+        """``n_trials``, capped at the number of configurations of a finite space (with a
+        warning naming both, as ``RandomizedSearchCV`` caps ``n_iter``); None: the whole grid."""
         size = search.space.cardinality
+        if self.n_trials is not None:
+            if size < self.n_trials:
+                warnings.warn(
+                    f"The search space has {int(size)} configurations, fewer than n_trials={self.n_trials}: "
+                    f"running {int(size)} trials, each configuration once",
+                    UserWarning, stacklevel=3,
+                )  # fmt: skip
+                return int(size)
+            return int(self.n_trials)
         if math.isinf(size) or size > 100_000:
             raise ValueError(
                 "n_trials=None searches the whole grid, but this space is continuous or huge: "
@@ -252,10 +281,13 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
         return int(size)
 
-    def _open_study(self, search: SearchSpace) -> Study:
+    def _open_study(self, search: SearchSpace, budget: int) -> Study:
         name = self.name or f"tunedsearchcv-{uuid.uuid4().hex[:8]}"
+        sampler = _sampler(self.sampler)
+        if budget >= search.space.cardinality and not isinstance(sampler, GridSampler):
+            sampler = "grid"  # the budget covers the space: each configuration once, whatever the sampler
         return Study(
-            search.space, direction="maximize", sampler=_sampler(self.sampler), pruner=self.pruner,
+            search.space, direction="maximize", sampler=sampler, pruner=self.pruner,
             seed=_seed(self.random_state), storage=self.storage, name=name,
         )  # fmt: skip
 
@@ -451,16 +483,42 @@ def _fit_and_score(
             if train_score:
                 out[f"train_{name}"] = error_score
         out["error"] = f"{type(exc).__name__}: {exc}"
+        out[SCORE_ERROR] = None
         return out
     out = {"fit_time": time.perf_counter() - start}
     start = time.perf_counter()
+    failed: list[str] = []
     for name, scorer in scorers.items():
-        out[f"test_{name}"] = float(scorer(est, x_te, y_te))
+        out[f"test_{name}"] = _score(scorer, est, x_te, y_te, error_score, name, failed)
     out["score_time"] = time.perf_counter() - start
     if train_score:
         for name, scorer in scorers.items():
-            out[f"train_{name}"] = float(scorer(est, x_tr, y_tr))
+            out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed)
+    out[SCORE_ERROR] = "; ".join(failed) or None  # every fold has the key: position k is fold k + 1
     return out
+
+
+def _score(scorer: Any, est: Any, X: Any, y: Any, error_score: Any, name: str, failed: list[str]) -> float:
+    """A scorer's value; when it raises (scikit-learn's ``_score``): ``error_score``, and the
+    error noted in ``failed`` (``error_score="raise"``: raised)."""
+    try:
+        return float(scorer(est, X, y))
+    except Exception as exc:
+        if error_score == "raise":
+            raise
+        failed.append(f"scorer {name!r} raised {type(exc).__name__}: {exc}")
+        return float(error_score)
+
+
+def _warn_scoring(number: int, scores: Mapping[str, Any], error_score: Any) -> None:
+    """scikit-learn's "Scoring failed" warning, naming the trial, the fold and the scorer's error."""
+    for k, error in enumerate(scores.get(SCORE_ERROR) or [], start=1):
+        if error:
+            warnings.warn(
+                f"Scoring failed on fold {k} of trial {number}: the score is set to error_score={error_score!r}. "
+                f"Details: {error}",
+                UserWarning, stacklevel=2,
+            )  # fmt: skip
 
 
 def _split(est: Any, X: Any, y: Any, rows: np.ndarray, train: np.ndarray) -> tuple[Any, Any]:
@@ -483,8 +541,9 @@ def _check_failures(trials: list[Any]) -> None:
     """scikit-learn's rule: every fit failed -> ValueError; some -> FitFailedWarning."""
     errors = [e for t in trials for e in (dict(t.attrs.get(CV_ATTR) or {}).get("scores", {}).get("error") or []) if e]
     errors += [t.error for t in trials if t.state is TrialState.FAILED and t.error and not t.attrs.get(CV_ATTR)]
+    scored = [t for t in trials if any(dict(t.attrs.get(CV_ATTR) or {}).get("scores", {}).get(SCORE_ERROR) or [])]
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
-    if not complete:
+    if not complete and not scored:  # a scorer that raised is no failed fit: NaN rows, as scikit-learn
         detail = "; ".join(sorted(set(errors))[:5]) or "no trial completed"
         raise ValueError(f"All the {len(trials)} configurations failed to fit. Errors: {detail}")
     if errors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -350,11 +351,56 @@ def for_display(config: Mapping[str, Any], digits: int = 10) -> dict[str, Any]:
     return {k: _rounded(v, digits) for k, v in config.items()}
 
 
+def display_names(space: Mapping[str, Any]) -> dict[str, str]:
+    """The names tables and plots show for a space's parameters. A list of dicts searched
+    by ``TunedSearchCV`` stores parameter ``C`` of dict ``i`` as ``"i:C"``, active when the
+    hidden ``branch`` parameter (which dict: 0 for the first) is ``i``; it is shown as ``C``
+    when no other dict has a ``C``, else as ``C [branch i]``. Every other name, and any that
+    would print like another, is shown as it is stored (what is stored never changes)."""
+    branch = space.get("branch")
+    out = {key: key for key in space}
+    if branch is None or getattr(branch, "kind", "") != "categorical":
+        return out
+    found: dict[str, tuple[int, str]] = {}
+    for key, p in space.items():
+        head, sep, name = key.partition(":")
+        when = dict(getattr(p, "when", None) or {})
+        if sep and head.isdigit() and name and set(when) == {"branch"} and list(when["branch"]) == [int(head)]:
+            found[key] = (int(head), name)
+    shared = Counter(name for _, name in found.values())
+    for key, (i, name) in found.items():
+        out[key] = name if shared[name] == 1 else f"{name} [branch {i}]"
+    counts = Counter(out.values())
+    return {key: shown if counts[shown] == 1 else key for key, shown in out.items()}
+
+
+def value_labels(values: Sequence[Any], digits: int = 6) -> list[str]:
+    """Labels of parameter values for plots and tables: floats with ``digits`` significant
+    digits (``1.0000000000000009``, a log range's centre, shows as ``1``), more where fewer
+    would print two distinct values alike; anything else as ``str``. Display only."""
+    distinct = len({repr(v) for v in values})
+    for d in range(digits, 18):
+        labels = [_label(v, d) for v in values]
+        if len(set(labels)) >= distinct:
+            return labels
+    return [str(v) for v in values]
+
+
+def _label(v: Any, digits: int) -> str:
+    if isinstance(v, (float, np.floating)) and math.isfinite(v):
+        return f"{float(v):.{digits}g}"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_label(x, digits) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return str(v)
+
+
 def _rounded(v: Any, digits: int) -> Any:
     if isinstance(v, (float, np.floating)) and math.isfinite(v):
         return float(f"{float(v):.{digits}g}")
-    if isinstance(v, tuple):
-        return tuple(_rounded(x, digits) for x in v)
+    if isinstance(v, (tuple, list)):
+        return type(v)(_rounded(x, digits) for x in v)
+    if isinstance(v, Mapping):
+        return {k: _rounded(x, digits) for k, x in v.items()}
     return v
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..importance import Importances
-from ..space import Space
+from ..space import Space, for_display
 from ..space.narrow import dropped
 from ..storage import Storage
 from ..trial import FrozenTrial, TrialState
@@ -60,7 +60,7 @@ class FocusPlan:
     importance: Mapping[str, float] = field(default_factory=dict)
 
     def summary(self, source: str) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.fixed.items())
+        shown = ", ".join(f"{k}={v!r}" for k, v in for_display(self.fixed).items())  # stored: every bit
         gone = f"; dropped (never active now): {list(self.dropped)}" if self.dropped else ""
         return (f"focus on {list(self.keep)} of study {source!r}: fixed {shown or 'nothing'}{gone}; "
                 f"carried {len(self.carried)} trials ({self.skipped} complete trials not carried)")

@@ -96,6 +96,7 @@ class Study:
             beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
+        self._warned_idle = False
         self._stop_requested = False
         if sampler is not None:
             record_sampler(self, cfg)  # an override on an existing study is recorded
@@ -390,7 +391,23 @@ class Study:
             trial._record = final
         if final.state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", final.number, final.error)
+        elif final.state is TrialState.COMPLETE and not self._warned_idle:
+            self._warn_idle(final)
         return final
+
+    def _warn_idle(self, final: FrozenTrial) -> None:
+        """Once per study: a pruner whose settings can never stop a trial as long as ``final``
+        (with ``max_resource`` given such settings are refused; learnt, only now is it known)."""
+        if self.pruner.idle_warning(final) is None:
+            return
+        # judged by the longest complete trial: a short one (stopped early by its own patience,
+        # an epochs parameter) says nothing about the full runs
+        done = [t for t in self._history() if t.state is TrialState.COMPLETE and t.last_step is not None]
+        longest = max(done, key=lambda t: (t.last_step or 0, -t.number), default=final)
+        warning = self.pruner.idle_warning(longest)
+        if warning:
+            self._warned_idle = True
+            logger.warning("%s. (Logged once per study.)", warning)
 
     def _warn_about_budget(self, n_trials: Any) -> None:
         """Log the pruner's :meth:`~tunesmith.pruners.Pruner.budget_warning` for the trial

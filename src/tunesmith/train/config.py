@@ -38,7 +38,7 @@ class TrainConfig:
             descent (Baydin et al. 2018; see ``hypergrad.py``) with step size
             ``hyper_lr`` (required then): ``lr += hyper_lr * grad . u_prev``;
             "hypergradient-mult": the scale-free multiplicative rule,
-            ``lr *= 1 + hyper_lr * cos(grad, u_prev)`` (hyper_lr ~ 0.01-0.05 for
+            ``lr *= 1 + hyper_lr * cos(grad, u_prev)`` (hyper_lr < 1, ~ 0.01-0.05 for
             any model). Warm-up and the schedule multiply the adapted base
             rate as they multiply a fixed one.
     Schedule (a pure function of the optimizer step, see ``schedule.lr_at``):
@@ -175,6 +175,13 @@ class TrainConfig:
             )
         if self.hyper_lr is not None:
             _positive("hyper_lr", self.hyper_lr)
+        if self.lr_adapt == "hypergradient-mult" and self.hyper_lr is not None and self.hyper_lr >= 1.0:
+            raise ValueError(
+                f"TrainConfig(lr_adapt='hypergradient-mult') needs hyper_lr < 1, got {self.hyper_lr!r}: it is the "
+                "largest relative change of the rate per step, lr *= 1 + hyper_lr * cos(grad, previous step), so at "
+                "1 or more one step against the previous direction sets the rate to 0 or below; try 0.02-0.1 "
+                "(or the additive lr_adapt='hypergradient', whose hyper_lr has the units of lr^2 / loss)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,7 +17,15 @@ from typing import Any
 
 import torch
 
-from .implicit import ImplicitOptions, TrainLoss, Tree, ValLoss, hypergradient, tree_norm
+from .implicit import (
+    ImplicitOptions,
+    TrainLoss,
+    Tree,
+    ValLoss,
+    check_losses,
+    hypergradient,
+    tree_norm,
+)
 from .unrolled import load_state, rules_of, state_of, unrolled_hypergradient
 
 Constraint = str | tuple[float, float]
@@ -34,20 +42,27 @@ def check_constraint(name: str, c: Any) -> Constraint:
                      f"low < high, got {c!r}")
 
 
-def to_raw(value: torch.Tensor, c: Constraint) -> torch.Tensor:
-    """The unconstrained tensor whose transform is ``value``."""
+def to_raw(value: torch.Tensor, c: Constraint, name: str = "") -> torch.Tensor:
+    """The unconstrained tensor whose transform is ``value`` (``name``: for the errors)."""
+    which = f"hyperparameter {name!r}" if name else "a hyperparameter"
     if c == "real":
         return value.clone()
     if c == "positive":
         if bool((value <= 0).any()):
-            raise ValueError("a 'positive' hyperparameter must start > 0")
+            raise ValueError(f"{which} is constrained 'positive' and must start > 0, got {_shown(value)}")
         return value.log()
     assert isinstance(c, tuple)
     low, high = c
     u = (value - low) / (high - low)
     if bool(((u <= 0) | (u >= 1)).any()):
-        raise ValueError(f"a hyperparameter constrained to ({low}, {high}) must start strictly inside it")
+        raise ValueError(f"{which} is constrained to ({low}, {high}) and must start strictly inside it, "
+                         f"got {_shown(value)}")
     return torch.logit(u)
+
+
+def _shown(value: torch.Tensor) -> str:
+    flat = value.detach().reshape(-1)
+    return repr(float(flat[0])) if flat.numel() == 1 else f"values from {float(flat.min())} to {float(flat.max())}"
 
 
 def from_raw(raw: torch.Tensor, c: Constraint) -> torch.Tensor:
@@ -152,6 +167,7 @@ def tune(
     options: LoopOptions | None = None,
     callback: Callable[[OuterStep, Tree], None] | None = None,
     select_batch: Any = None,
+    check: bool = True,
 ) -> TuneResult:
     """Alternate training of ``params`` and hypergradient steps on ``hparams`` (implicit or
     unrolled, ``options.method``).
@@ -171,6 +187,11 @@ def tune(
     stopping of the outer loop). The best step is then the one with the lowest loss on it
     (``OuterStep.select_loss``, one more forward pass per step): with many hyperparameters the
     hypergradient steps fit ``val_batch`` itself, and its loss flatters the later steps.
+
+    ``check``: before any training, run each loss once (step 0's batches, reused by the loop)
+    and refuse a problem whose hypergradient would be 0 or nan at every step
+    (:func:`~.implicit.check_losses`). False skips it (one training-loss evaluation fewer, for
+    benchmarks that count evaluations).
     """
     opts = options or LoopOptions()
     cons = {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
@@ -178,10 +199,10 @@ def tune(
     if unknown:
         raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
-    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k]).requires_grad_(True)
-           for k, v in hparams.items()}
-    batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: train_batches)
-    val_at: Batches = val_batch if callable(val_batch) else (lambda _k: val_batch)
+    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)
+           .requires_grad_(True) for k, v in hparams.items()}
+    batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: _one_batch("train_batches", train_batches))
+    val_at: Batches = val_batch if callable(val_batch) else (lambda _k: _one_batch("val_batch", val_batch))
 
     def values() -> Tree:
         return {k: from_raw(r, cons[k]) for k, r in raw.items()}
@@ -189,6 +210,12 @@ def tune(
     def raw_loss(p: Tree, r: Tree, b: Any) -> torch.Tensor:
         return train_loss(p, {k: from_raw(r[k], cons[k]) for k in r}, b)
 
+    # a hyperparameter the training loss ignores, a non-differentiable or non-finite loss: refused
+    # here, with a message, instead of a hypergradient that is 0 (or nan) at every step
+    if check:  # it reads step 0's batches: the loop reuses them, so a batch function is still called once a step
+        batch_at, first_train = _first_kept(batch_at)
+        val_at, first_val = _first_kept(val_at)
+        check_losses(raw_loss, val_loss, w, {k: r.detach() for k, r in raw.items()}, first_train, first_val)
     hopt = opts.hyper_optimizer(list(raw.values()))
     inner = opts.inner_optimizer(list(w.values()))
     if opts.method == "unrolled":
@@ -204,6 +231,11 @@ def tune(
         rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done,
                         _loss_on(val_loss, w, select_batch))
         steps.append(rec)
+        if not math.isfinite(rec.hypergrad_norm):
+            raise FloatingPointError(
+                f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); a hyperparameter "
+                "step would make the hyperparameters nan. Lower the hyperparameter optimizer's rate or set "
+                "LoopOptions.max_hyper_step, add ImplicitOptions.damping, or constrain the hyperparameters")
         if math.isfinite(rec.score) and (best is None or rec.score < steps[best[0]].score):
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
@@ -217,6 +249,24 @@ def tune(
                       best[0] if best else None, best[1] if best else None)
 
 
+def _one_batch(name: str, batch: Any) -> Any:
+    """``batch`` itself, unless it is a DataLoader or an iterator: those hold many batches, and the
+    loss would fail on them with an unpacking error that does not say why."""
+    if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
+        raise TypeError(
+            f"tune takes {name} as one batch or a function step -> batch, got a {type(batch).__name__}; "
+            "for minibatches from a DataLoader pass e.g. it = (b for _ in itertools.count() for b in loader) "
+            "and lambda _step: next(it)"
+        )
+    return batch
+
+
+def _first_kept(at: Batches) -> tuple[Batches, Any]:
+    """``at(0)`` now, and a function that returns it for step 0 instead of calling ``at`` again."""
+    first = at(0)
+    return (lambda s: first if s == 0 else at(s)), first
+
+
 def _phase(train_loss: TrainLoss, raw_loss: TrainLoss, val_loss: ValLoss, w: Tree, raw: Tree,
            values: Callable[[], Tree], inner: torch.optim.Optimizer, batch_at: Batches, val_batch: Any, done: int,
            opts: LoopOptions) -> tuple[Tree, float, int]:
@@ -227,14 +277,14 @@ def _phase(train_loss: TrainLoss, raw_loss: TrainLoss, val_loss: ValLoss, w: Tre
         done = _train(train_loss, w, values, inner, batch_at, done, opts.inner_steps - opts.unroll_steps)
         batches = [batch_at(done + i) for i in range(opts.unroll_steps)]
         hg, w_k, state, vl = unrolled_hypergradient(raw_loss, val_loss, w, r, batches, val_batch,
-                                                     rules=rules_of(inner, w), state=state_of(inner, w))
+                                                     rules=rules_of(inner, w), state=state_of(inner, w), check=False)
         with torch.no_grad():
             for k, t in w.items():
                 t.copy_(w_k[k])
         load_state(inner, w, state)
         return hg, vl, done + opts.unroll_steps
     done = _train(train_loss, w, values, inner, batch_at, done, opts.inner_steps)
-    hg = hypergradient(raw_loss, val_loss, w, r, batch_at(done), val_batch, options=opts.implicit)
+    hg = hypergradient(raw_loss, val_loss, w, r, batch_at(done), val_batch, options=opts.implicit, check=False)
     with torch.no_grad():
         vl = float(val_loss({k: t.detach() for k, t in w.items()}, val_batch))
     return hg, vl, done

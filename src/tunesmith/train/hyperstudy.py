@@ -32,6 +32,7 @@ from .hyperloop import (
     TuneResult,
     check_constraint,
     flat_values,
+    to_raw,
     tune,
 )
 from .implicit import TrainLoss, Tree, ValLoss
@@ -47,6 +48,10 @@ def hyper_space(hparams: Mapping[str, Any], constraints: Mapping[str, Constraint
     params: dict[str, Float] = {}
     for name, value in hparams.items():
         c = check_constraint(name, (constraints or {}).get(name, "real"))
+        start = torch.as_tensor(value, dtype=torch.float64)
+        if not bool(torch.isfinite(start).all()):
+            raise ValueError(f"hyperparameter {name!r} must start at finite values, got {value!r}")
+        to_raw(start, c, name)  # refuses a start outside its constraint, as tune does
         for flat, v in flat_values({name: torch.as_tensor(value)}).items():
             params[flat] = _float(v, c, span)
     return Space(params)

@@ -23,6 +23,7 @@ approximation whose error shrinks with the remaining training gradient.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -54,12 +55,18 @@ class ImplicitOptions:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"ImplicitOptions.method must be one of {list(METHODS)}, got {self.method!r}")
-        if not (isinstance(self.iters, int) and self.iters >= 1):
+        if not (isinstance(self.iters, int) and not isinstance(self.iters, bool) and self.iters >= 1):
             raise ValueError(f"ImplicitOptions.iters must be an integer >= 1, got {self.iters!r}")
-        if self.alpha is not None and not self.alpha > 0:
-            raise ValueError(f"ImplicitOptions.alpha must be > 0 (or None to estimate it), got {self.alpha!r}")
-        if not (self.damping >= 0 and self.tol >= 0):
-            raise ValueError("ImplicitOptions.damping and tol must be >= 0")
+        if self.alpha is not None and not (_finite_number(self.alpha) and self.alpha > 0):
+            raise ValueError(f"ImplicitOptions.alpha must be a finite number > 0 (or None to estimate it), got {self.alpha!r}")
+        for name in ("damping", "tol"):  # tol=inf would stop CG before its first step: a hypergradient of 0
+            v = getattr(self, name)
+            if not (_finite_number(v) and v >= 0):
+                raise ValueError(f"ImplicitOptions.{name} must be a finite number >= 0, got {v!r}")
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # -- dicts of tensors as vectors ------------------------------------------------------------
@@ -143,11 +150,61 @@ def largest_eigenvalue(hvp: Callable[[Tree], Tree], like: Tree, *, iters: int = 
 
 
 def hparams_like(hparams: Mapping[str, Any], params: Mapping[str, torch.Tensor]) -> Tree:
-    """The hyperparameters as detached tensors on the weights' device (numbers in the weights'
-    dtype): CPU values next to CUDA weights would fail in every step."""
+    """The hyperparameters as detached tensors on the weights' device (numbers and integer
+    tensors in the weights' dtype, as ``tune`` takes them: only floating-point tensors can
+    have a gradient): CPU values next to CUDA weights would fail in every step."""
     ref = next(iter(params.values()))
-    return {k: torch.as_tensor(t, dtype=None if isinstance(t, torch.Tensor) else ref.dtype, device=ref.device).detach()
+    return {k: torch.as_tensor(t, dtype=t.dtype if _floating(t) else ref.dtype, device=ref.device).detach()
             for k, t in hparams.items()}
+
+
+def _floating(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
+
+
+def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, torch.Tensor],
+                 hparams: Mapping[str, Any], train_batch: Any, val_batch: Any) -> None:
+    """Refuse, with a message that says what is wrong, a problem whose hypergradient would be
+    meaningless: a hyperparameter that is not finite, a loss that is not a finite scalar, a
+    training loss that does not depend on the weights or on some hyperparameter through
+    differentiable torch operations (its hypergradient would be 0 forever), a validation loss
+    that is not differentiable in the weights (accuracy, argmax: the same). One forward and
+    backward pass of each loss (torch autograd, which can tell a disconnected input from a
+    zero gradient)."""
+    w = {k: t.detach().requires_grad_(t.is_floating_point()) for k, t in params.items()}
+    lam = {k: t.clone().requires_grad_(True) for k, t in hparams_like(hparams, w).items()}
+    bad = [k for k, t in lam.items() if not bool(torch.isfinite(t.detach()).all())]
+    if bad:
+        raise ValueError(f"hyperparameter(s) {bad} are not finite (nan or inf); start them at finite values")
+    lt = _scalar("train_loss(params, hparams, batch)", train_loss(w, lam, train_batch))
+    if not lt.requires_grad:
+        raise ValueError("train_loss(params, hparams, batch) depends neither on the weights nor on the "
+                         "hyperparameters through differentiable torch operations (a .detach(), .item(), NumPy "
+                         "or a comparison in it?): there is no hypergradient to take")
+    grads = torch.autograd.grad(lt, [*w.values(), *lam.values()], allow_unused=True)
+    if all(g is None for g in grads[:len(w)]):
+        raise ValueError("train_loss(params, hparams, batch) does not depend on the weights it is given "
+                         "(call the model with them: torch.func.functional_call(model, params, (x,)))")
+    unused = [k for k, g in zip(lam, grads[len(w):], strict=True) if g is None]
+    if unused:
+        raise ValueError(f"train_loss(params, hparams, batch) does not use the hyperparameter(s) {unused} "
+                         "(or not through differentiable torch operations): their hypergradient would be 0 and "
+                         "they would never move. Use them in the training loss, or leave them out of hparams")
+    lv = _scalar("val_loss(params, batch)", val_loss(w, val_batch))
+    if not lv.requires_grad:
+        raise ValueError("val_loss(params, batch) is not differentiable in the weights (accuracy, argmax, a "
+                         "comparison, .item()?): every hypergradient would be 0. Tune a differentiable loss such "
+                         "as cross-entropy (docs/hypergradients.md, 'When it helps, and when it does not')")
+
+
+def _scalar(what: str, value: Any) -> torch.Tensor:
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+        raise ValueError(f"{what} must return a scalar tensor, got {type(value).__name__}"
+                         + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else ""))
+    if not bool(torch.isfinite(value.detach()).all()):
+        raise ValueError(f"{what} is {float(value.detach())} at the given weights and hyperparameters; the hypergradient "
+                         "needs finite losses (a diverged model, a log of 0, a nan in the data?)")
+    return value.reshape(())
 
 
 def hypergradient(
@@ -159,15 +216,21 @@ def hypergradient(
     val_batch: Any,
     *,
     options: ImplicitOptions | None = None,
+    check: bool = True,
 ) -> Tree:
     """``dL_V / dlam`` at the trained weights ``params``, by implicit differentiation.
 
     ``params`` should be (close to) a minimum of ``train_loss(., hparams, train_batch)``.
     Returns a dict with the keys and shapes of ``hparams``, on the weights' device.
+    ``check``: first refuse a problem whose hypergradient would be meaningless
+    (:func:`check_losses`: a hyperparameter the training loss does not use, a
+    non-differentiable or non-finite loss); ``tune`` checks once and then passes False.
     """
     from torch.func import grad, vjp
 
     opts = options or ImplicitOptions()
+    if check:
+        check_losses(train_loss, val_loss, params, hparams, train_batch, val_batch)
     w = {k: t.detach() for k, t in params.items()}
     lam = hparams_like(hparams, w)
     v = grad(val_loss)(w, val_batch)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .implicit import TrainLoss, Tree, ValLoss, hparams_like
+from .implicit import TrainLoss, Tree, ValLoss, check_losses, hparams_like
 
 KINDS = ("sgd", "adam", "adamw")
 SUPPORTED = "torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
@@ -179,18 +179,23 @@ def unrolled_hypergradient(
     *,
     rules: Mapping[str, StepRule],
     state: State | None = None,
+    check: bool = True,
 ) -> tuple[Tree, Tree, State, float]:
     """``d L_V(w_K) / d lam`` through the ``K = len(train_batches)`` steps started at ``params``.
 
     ``rules``: each parameter's update rule (:func:`rules_of` reads them from a torch
     optimizer); ``state``: the optimizer state to start from (:func:`state_of`; None: fresh).
     Returns the hypergradient (the keys and shapes of ``hparams``, on the weights' device), the weights ``w_K``
-    and state after the K steps (detached), and ``L_V(w_K)``.
+    and state after the K steps (detached), and ``L_V(w_K)``. ``check``: first refuse a
+    problem whose hypergradient would be meaningless (:func:`~.implicit.check_losses`);
+    ``tune`` checks once and then passes False.
     """
     from torch.func import grad
 
     if len(train_batches) < 1:
         raise ValueError("unrolled_hypergradient needs at least one training batch (K >= 1 steps)")
+    if check:
+        check_losses(train_loss, val_loss, params, hparams, train_batches[0], val_batch)
     w0 = {k: t.detach() for k, t in params.items()}
     s0 = {k: {n: t.detach() for n, t in (state or {}).get(k, {}).items()} for k in w0}
     lam = hparams_like(hparams, w0)
