@@ -57,6 +57,7 @@ class PruningCallback(_Callback):
         if checkpoint_dir is None and trial is not None:
             checkpoint_dir = Path(tempfile.gettempdir()) / "tunesmith-lightning" / str(trial.study.name)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self._reported: int | None = None  # the last step reported (step="epoch": the epoch)
 
     @property
     def resume_from(self) -> str | None:
@@ -79,6 +80,13 @@ class PruningCallback(_Callback):
         if trainer.sanity_checking:
             return
         step = trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step
+        if self.step == "epoch" and self._reported == step:
+            raise ValueError(
+                f"PruningCallback: a second validation in epoch {step} (val_check_interval="
+                f"{trainer.val_check_interval!r}); with step='epoch' each epoch is one step, so pass "
+                "step='global_step' to report every validation, or validate once per epoch"
+            )
+        self._reported = step
         decision = self._decide(trainer, step) if trainer.is_global_zero else Decision.CONTINUE
         decision = Decision(trainer.strategy.broadcast(decision.value, src=0))
         if decision is Decision.CONTINUE:
