@@ -156,6 +156,11 @@ def test_several_validations_per_epoch(tmp_path: Path) -> None:
     cb = PruningCallback(trial, step="global_step")
     trainer(cb, tmp_path, callbacks=[cb], val_check_interval=0.5).fit(Regression(0.1), train, val)
     assert sorted(trial.intermediate) == list(range(3, 6 * EPOCHS + 1, 3))
+    # validating after every batch with gradient accumulation over 2 batches
+    cb = PruningCallback(ts.Study(SPACE).ask(), step="global_step")
+    with pytest.raises(ValueError, match=r"second validation at optimizer step 1.*once per optimizer step"):
+        trainer(cb, tmp_path, callbacks=[cb], val_check_interval=1, accumulate_grad_batches=2).fit(
+            Regression(0.1), train, val)
 
 
 def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,11 +80,17 @@ class PruningCallback(_Callback):
         if trainer.sanity_checking:
             return
         step = trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step
-        if self.step == "epoch" and self._reported == step:
+        if self._reported == step and self.step == "epoch":
             raise ValueError(
                 f"PruningCallback: a second validation in epoch {step} (val_check_interval="
                 f"{trainer.val_check_interval!r}); with step='epoch' each epoch is one step, so pass "
                 "step='global_step' to report every validation, or validate once per epoch"
+            )
+        if self._reported == step:
+            raise ValueError(
+                f"PruningCallback: a second validation at optimizer step {step} (accumulate_grad_batches="
+                f"{trainer.accumulate_grad_batches}); validate at most once per optimizer step "
+                "(val_check_interval a multiple of accumulate_grad_batches)"
             )
         self._reported = step
         decision = self._decide(trainer, step) if trainer.is_global_zero else Decision.CONTINUE
