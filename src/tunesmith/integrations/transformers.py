@@ -95,6 +95,10 @@ class PruningCallback(_TrainerCallback):
         self.trial, self.metric = trial, metric
         self.last: float | None = None
         self._pausing: int | None = None
+        # several eval datasets (a dict): one evaluation per set, metrics "eval_<name>_*"; the
+        # global steps whose evaluations were all of other sets, and the metrics they gave
+        self._found: set[int] = set()
+        self._others: dict[int, set[str]] = {}
 
     def resume_from(self, args: Any) -> str | None:
         """The checkpoint folder a resumed trial continues from, else None; it must lie in
@@ -111,7 +115,12 @@ class PruningCallback(_TrainerCallback):
             return
         metrics = metrics or {}
         if self.metric not in metrics:
+            if self._of_another_set(metrics):
+                self._others.setdefault(state.global_step, set()).update(metrics)
+                self._check_found(before=state.global_step)
+                return
             raise ValueError(f"PruningCallback: evaluation gave no {self.metric!r}; it gave {sorted(metrics)}")
+        self._found.add(state.global_step)
         value = float(metrics[self.metric])
         step = round(state.epoch) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
         if not math.isfinite(value):
@@ -124,6 +133,23 @@ class PruningCallback(_TrainerCallback):
             control.should_save = True  # the Trainer saves now, then calls on_save
         elif decision is not Decision.CONTINUE:
             raise TrialPruned(f"pruned at step {step}")
+
+    def _of_another_set(self, metrics: Mapping[str, float]) -> bool:
+        """Whether ``metrics`` are of another eval set than ``self.metric``'s (``eval_b_*``, when
+        ``eval_dataset`` is a dict of sets): each set's evaluation gives its own ``*_runtime``."""
+        prefixes = [k[: -len("runtime")] for k in metrics if k.endswith("_runtime")]
+        return bool(prefixes) and not any(self.metric.startswith(p) for p in prefixes)
+
+    def _check_found(self, *, before: float) -> None:
+        """A ValueError when the evaluations of a step before ``before`` never gave the metric."""
+        missed = [step for step in self._others if step < before and step not in self._found]
+        if missed:
+            seen = sorted(set().union(*(self._others[s] for s in missed)))
+            raise ValueError(f"PruningCallback: no evaluation gave {self.metric!r}; they gave {seen}")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self._check_found(before=math.inf)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._pausing is None or not state.is_world_process_zero:
