@@ -29,6 +29,7 @@ from transformers import (  # noqa: E402
 
 from tunesmith.integrations.transformers import (  # noqa: E402
     PruningCallback,
+    default_direction,
     objective,
     search,
     trainer_space,
@@ -121,6 +122,12 @@ def test_space_and_arguments(tmp_path: Path) -> None:
         trainer_space(lr_scheduler_type=["warmup_then_magic"])
     with pytest.raises(ValueError, match="'eval_\\*' name"):
         PruningCallback(trial, metric="accuracy")
+    # lower-is-better metrics other than losses were maximized by default
+    for metric in ("eval_loss", "eval_nll_loss", "eval_wer", "eval_cer", "eval_perplexity", "eval_rmse", "eval_test_mae"):
+        assert default_direction(metric) == "minimize", metric
+        assert search(lambda a, p: None, base=base_args(tmp_path), n_trials=0, metric=metric).direction.value == "minimize"
+    for metric in ("eval_accuracy", "eval_f1", "eval_bleu", "eval_matthews_correlation", "eval_rouge1"):
+        assert default_direction(metric) == "maximize", metric
 
 
 def test_several_eval_datasets(tmp_path: Path) -> None:

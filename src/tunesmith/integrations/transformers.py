@@ -159,6 +159,20 @@ class PruningCallback(_TrainerCallback):
         raise TrialPaused(f"paused at step {self._pausing}")
 
 
+# metrics that are better lower, as whole words of the name (eval_wer, eval_val_rmse); "loss"
+# anywhere in the name (eval_nll_loss, eval_myloss)
+LOWER_IS_BETTER = ("error", "err", "wer", "cer", "ter", "perplexity", "ppl", "nll", "mse", "mae",
+                   "rmse", "rmsle", "mape", "smape", "distance")  # fmt: skip
+
+
+def default_direction(metric: str) -> str:
+    """"minimize" for a metric that is better lower: its name contains "loss", or one of its
+    ``_``-separated words is in :data:`LOWER_IS_BETTER` (word or character error rate,
+    perplexity, squared or absolute error...); else "maximize" (accuracy, f1, bleu...)."""
+    words = metric.lower().replace("-", "_").split("_")
+    return "minimize" if "loss" in metric.lower() or any(w in LOWER_IS_BETTER for w in words) else "maximize"
+
+
 def objective(
     build_trainer: Callable[[Any, dict[str, Any]], Any], *, base: Any, metric: str = "eval_loss",
 ) -> Callable[[Any], float]:  # fmt: skip
@@ -201,7 +215,8 @@ def search(
         base: the ``TrainingArguments`` the trial's parameters override.
         space: default :func:`trainer_space`.
         metric: what is reported and optimized (an ``eval_*`` name).
-        direction: default "minimize" when ``metric`` contains "loss", else "maximize".
+        direction: default :func:`default_direction` (``eval_loss``, ``eval_wer``: minimize;
+            ``eval_accuracy``: maximize).
         study: an existing :class:`tunesmith.Study` to continue (then ``space``, ``direction``
             and ``study_options`` are its own).
         study_options: passed to :class:`tunesmith.Study` (``pruner``, ``sampler``, ``seed``,
@@ -210,7 +225,7 @@ def search(
     from ..study import Study
 
     if study is None:
-        direction = direction or ("minimize" if "loss" in metric else "maximize")
+        direction = direction or default_direction(metric)
         study = Study(space if space is not None else trainer_space(), direction=direction, **study_options)
     study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials)
     return study
