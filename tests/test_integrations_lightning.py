@@ -163,6 +163,18 @@ def test_several_validations_per_epoch(tmp_path: Path) -> None:
             Regression(0.1), train, val)
 
 
+def test_the_default_checkpoint_folder_stays_in_the_temp_folder() -> None:
+    """The default folder is named after the study; a name such as "../x" or "/etc" used to lead
+    outside <temp>/tunesmith-lightning (a paused trial's checkpoint written there)."""
+    import tempfile
+
+    base = (Path(tempfile.gettempdir()) / "tunesmith-lightning").resolve()
+    for name in ("../../escape", "/etc", "a/b", "..", "it's odd é"):
+        folder = PruningCallback(ts.Study(SPACE, name=name).ask()).checkpoint_dir
+        assert folder is not None and folder.resolve().parent == base, (name, folder)
+    assert PruningCallback(ts.Study(SPACE, name="my-study_1.0").ask()).checkpoint_dir == base / "my-study_1.0"
+
+
 def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "lightning.pytorch", None)
     monkeypatch.delitem(sys.modules, "tunesmith.integrations.lightning")
