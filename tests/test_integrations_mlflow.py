@@ -135,6 +135,9 @@ def test_odd_parameter_and_study_names(tmp_path: Path, monkeypatch: pytest.Monke
 def test_bad_metric_name_and_missing_library(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="metric_name must be a non-empty string"):
         MLflowCallback(tracking_uri="sqlite:///:memory:", metric_name="intermediate")
+    # MLflow refused it only when the first trial was logged, which stopped the study
+    with pytest.raises(ValueError, match=r"refuses the metric name 'val acc \(%\)'.*'val acc ___'"):
+        MLflowCallback(tracking_uri="sqlite:///:memory:", metric_name="val acc (%)")
     monkeypatch.setitem(sys.modules, "mlflow", None)
     monkeypatch.delitem(sys.modules, "tunesmith.integrations.mlflow")
     with pytest.raises(ImportError, match=r"pip install 'tunesmith\[mlflow\]'"):

@@ -48,6 +48,11 @@ class MLflowCallback:
     ) -> None:  # fmt: skip
         if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
             raise ValueError(f"MLflowCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
+        if _param_keys([metric_name])[metric_name] != metric_name:
+            raise ValueError(
+                f"MLflowCallback: MLflow refuses the metric name {metric_name!r}: use letters, digits and "
+                f"_ - . : / space (e.g. {_param_keys([metric_name])[metric_name]!r})"
+            )
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.experiment, self.metric_name = experiment, metric_name
         self._ids: dict[str, tuple[str, str]] = {}  # study name -> (experiment id, parent run id)
