@@ -132,8 +132,8 @@ def test_space_and_arguments(tmp_path: Path) -> None:
 
 def test_several_eval_datasets(tmp_path: Path) -> None:
     """With eval_dataset a dict of sets the Trainer evaluates each set on its own (metrics
-    eval_<name>_*); the callback reports its set's metric and passes over the others', and a
-    metric of no set is an error once the step's evaluations are done."""
+    eval_<name>_*; here "a" and "a_b"); the callback reports its set's metric and passes over
+    the others', and a metric of no set is an error once the step's evaluations are done."""
     from transformers import BertConfig, BertForSequenceClassification
 
     g = torch.Generator().manual_seed(0)
@@ -144,11 +144,11 @@ def test_several_eval_datasets(tmp_path: Path) -> None:
     def build_trainer(args: Any, params: dict[str, Any]) -> Any:
         torch.manual_seed(0)
         return Trainer(model=BertForSequenceClassification(config), args=args, train_dataset=rows[:32],
-                       eval_dataset={"a": rows[32:40], "b": rows[40:]})  # fmt: skip
+                       eval_dataset={"a": rows[32:40], "a_b": rows[40:]})  # fmt: skip
 
     space = ts.Space({"learning_rate": ts.Fixed(1e-3), "num_train_epochs": ts.Fixed(2),
                       "per_device_train_batch_size": ts.Fixed(16)})  # fmt: skip
-    for metric in ("eval_a_loss", "eval_b_loss"):
+    for metric in ("eval_a_loss", "eval_a_b_loss"):  # "a" is a prefix of "a_b"
         study = search(build_trainer, base=base_args(tmp_path), n_trials=1, space=space, metric=metric)
         trial = study.trials[0]
         assert trial.state is ts.TrialState.COMPLETE and sorted(trial.intermediate) == [1, 2], trial.error
@@ -157,7 +157,8 @@ def test_several_eval_datasets(tmp_path: Path) -> None:
                                            metric="eval_a_loss").trials[0].value  # fmt: skip
     study = search(build_trainer, base=base_args(tmp_path), n_trials=1, space=space, metric="eval_c_loss")
     error = study.trials[0].error or ""
-    assert "no evaluation gave 'eval_c_loss'" in error and "eval_b_loss" in error and "eval_a_loss" in error
+    assert "no evaluation gave 'eval_c_loss'" in error
+    assert "eval_a_b_loss" in error and "eval_a_loss" in error
 
 
 def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

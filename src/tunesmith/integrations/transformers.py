@@ -135,10 +135,11 @@ class PruningCallback(_TrainerCallback):
             raise TrialPruned(f"pruned at step {step}")
 
     def _of_another_set(self, metrics: Mapping[str, float]) -> bool:
-        """Whether ``metrics`` are of another eval set than ``self.metric``'s (``eval_b_*``, when
-        ``eval_dataset`` is a dict of sets): each set's evaluation gives its own ``*_runtime``."""
-        prefixes = [k[: -len("runtime")] for k in metrics if k.endswith("_runtime")]
-        return bool(prefixes) and not any(self.metric.startswith(p) for p in prefixes)
+        """Whether ``metrics`` are of one of several named eval sets (``eval_dataset`` a dict:
+        ``eval_<name>_runtime``...), which may not be ``self.metric``'s set: whether any set gave
+        the metric is checked once the step's evaluations are done (names may share a prefix:
+        sets "a" and "a_b")."""
+        return any(k.endswith("_runtime") and k != "eval_runtime" for k in metrics)
 
     def _check_found(self, *, before: float) -> None:
         """A ValueError when the evaluations of a step before ``before`` never gave the metric."""
