@@ -154,6 +154,25 @@ def test_lightgbm_errors_name_the_fix(data: tuple[Any, ...]) -> None:
         lgb.train(params, dtrain, 2, valid_sets=[dvalid], callbacks=[LightGBMPruningCallback(trial, data="nope")])
 
 
+def test_a_second_training_in_one_trial_names_the_cv_functions(data: tuple[Any, ...]) -> None:
+    """Folds trained one after another with one trial's callback report round 1 again; the error
+    was 'steps must increase' and now points to xgb.cv / lgb.cv."""
+    X_tr, X_va, y_tr, y_va = data
+    trial = _study(xgboost_space(), "minimize").ask()
+    params = {"objective": "binary:logistic", "eval_metric": "logloss", "nthread": 1}
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    xgb.train(params, dtrain, 3, evals=[(dvalid, "v")], callbacks=[XGBoostPruningCallback(trial)])
+    with pytest.raises(ValueError, match=r"round 3 and now round 1 again.*xgb\.cv / lgb\.cv"):
+        xgb.train(params, dtrain, 3, evals=[(dvalid, "v")], callbacks=[XGBoostPruningCallback(trial)])
+    trial = _study(lightgbm_space(), "minimize").ask()
+    lparams = {"objective": "binary", "metric": "binary_logloss", "verbose": -1, "num_threads": 1}
+    ltrain = lgb.Dataset(X_tr, label=y_tr)
+    lvalid = lgb.Dataset(X_va, label=y_va, reference=ltrain)
+    lgb.train(lparams, ltrain, 3, valid_sets=[lvalid], callbacks=[LightGBMPruningCallback(trial)])
+    with pytest.raises(ValueError, match=r"round 3 and now round 1 again"):
+        lgb.train(lparams, ltrain, 3, valid_sets=[lvalid], callbacks=[LightGBMPruningCallback(trial)])
+
+
 def test_space_params_are_accepted_by_both_apis(data: tuple[Any, ...]) -> None:
     """The preset spaces' names work in the native APIs and the wrappers alike."""
     X_tr, _, y_tr, _ = data

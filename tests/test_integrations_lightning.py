@@ -144,6 +144,37 @@ def test_errors_name_the_fix(tmp_path: Path) -> None:
         trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(0.1), train, val)
 
 
+def test_several_validations_per_epoch(tmp_path: Path) -> None:
+    """val_check_interval < 1 with step="epoch" would report one epoch twice: an error that names
+    step="global_step", which reports each validation at its optimizer step."""
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, max_resource=EPOCHS))
+    train, val = loaders()  # 6 batches per epoch: a validation after batches 3 and 6
+    cb = PruningCallback(study.ask())
+    with pytest.raises(ValueError, match=r"second validation in epoch 1.*step='global_step'"):
+        trainer(cb, tmp_path, callbacks=[cb], val_check_interval=0.5).fit(Regression(0.1), train, val)
+    trial = study.ask()
+    cb = PruningCallback(trial, step="global_step")
+    trainer(cb, tmp_path, callbacks=[cb], val_check_interval=0.5).fit(Regression(0.1), train, val)
+    assert sorted(trial.intermediate) == list(range(3, 6 * EPOCHS + 1, 3))
+    # validating after every batch with gradient accumulation over 2 batches
+    cb = PruningCallback(ts.Study(SPACE).ask(), step="global_step")
+    with pytest.raises(ValueError, match=r"second validation at optimizer step 1.*once per optimizer step"):
+        trainer(cb, tmp_path, callbacks=[cb], val_check_interval=1, accumulate_grad_batches=2).fit(
+            Regression(0.1), train, val)
+
+
+def test_the_default_checkpoint_folder_stays_in_the_temp_folder() -> None:
+    """The default folder is named after the study; a name such as "../x" or "/etc" used to lead
+    outside <temp>/tunesmith-lightning (a paused trial's checkpoint written there)."""
+    import tempfile
+
+    base = (Path(tempfile.gettempdir()) / "tunesmith-lightning").resolve()
+    for name in ("../../escape", "/etc", "a/b", "..", "it's odd é"):
+        folder = PruningCallback(ts.Study(SPACE, name=name).ask()).checkpoint_dir
+        assert folder is not None and folder.resolve().parent == base, (name, folder)
+    assert PruningCallback(ts.Study(SPACE, name="my-study_1.0").ask()).checkpoint_dir == base / "my-study_1.0"
+
+
 def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "lightning.pytorch", None)
     monkeypatch.delitem(sys.modules, "tunesmith.integrations.lightning")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import tunesmith as ts
 from tunesmith.pruners import ASHA
 
 pytest.importorskip("mlflow")
-from tunesmith.integrations.mlflow import MLflowCallback, trial_runs  # noqa: E402
+from tunesmith.integrations.mlflow import MLflowCallback, experiment_by_name, trial_runs  # noqa: E402
 
 SPACE = ts.Space({"x": ts.Float(0.0, 10.0), "kind": ts.Categorical(["a", "b"])})
 
@@ -104,9 +105,39 @@ def test_a_paused_then_resumed_trial_keeps_one_run(tmp_path: Path, monkeypatch: 
         assert sorted(m.step for m in history) == sorted(t.intermediate)  # each step once
 
 
+def test_odd_parameter_and_study_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parameter name MLflow refuses is logged with its odd characters as "_" (the study's names
+    in a tag); a study name with a quote or a backslash, which an MLflow filter cannot hold, is
+    still found again: logging the study twice adds no run."""
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    space = ts.Space({"layers (n)": ts.Int(1, 3), "lr/head": ts.Float(1e-3, 1.0, log=True)})
+    name = 'back\\slash "quoted" é'
+    study = ts.Study(space, name=name, seed=0)
+    study.optimize(lambda t: t.params["lr/head"], n_trials=3, callbacks=[cb], show_progress=False)
+    cb.log_study(study)
+    MLflowCallback(tracking_uri=cb.client.tracking_uri).log_study(study)  # a new session
+    experiment = experiment_by_name(cb.client, name)
+    runs = cb.client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1 + len(study.trials)  # the study's parent run and one per trial
+    logged = trial_runs(cb.client, experiment.experiment_id, name)
+    for run, trial in zip(logged, study.trials, strict=True):
+        assert run.data.params == {"layers _n_": str(trial.params["layers (n)"]),
+                                   "lr/head": repr(trial.params["lr/head"])}  # fmt: skip
+        assert json.loads(run.data.tags["tunesmith.param_names"]) == {"layers _n_": "layers (n)"}
+    # the file store cannot name an experiment with a quote: an error that gives the way out
+    quoted = ts.Study(space, name="it's")
+    with pytest.raises(ValueError, match=r"MLflowCallback\(experiment=\.\.\.\).*sqlite"):
+        quoted.optimize(lambda t: 1.0, n_trials=1, callbacks=[cb], show_progress=False)
+    MLflowCallback(tracking_uri=cb.client.tracking_uri, experiment="its").log_study(quoted)
+    assert len(trial_runs(cb.client, experiment_by_name(cb.client, "its").experiment_id, "it's")) == 1
+
+
 def test_bad_metric_name_and_missing_library(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="metric_name must be a non-empty string"):
         MLflowCallback(tracking_uri="sqlite:///:memory:", metric_name="intermediate")
+    # MLflow refused it only when the first trial was logged, which stopped the study
+    with pytest.raises(ValueError, match=r"refuses the metric name 'val acc \(%\)'.*'val acc ___'"):
+        MLflowCallback(tracking_uri="sqlite:///:memory:", metric_name="val acc (%)")
     monkeypatch.setitem(sys.modules, "mlflow", None)
     monkeypatch.delitem(sys.modules, "tunesmith.integrations.mlflow")
     with pytest.raises(ImportError, match=r"pip install 'tunesmith\[mlflow\]'"):

@@ -69,6 +69,20 @@ def test_hparams_sessions_and_curves(tmp_path: Path) -> None:
     assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
 
 
+def test_a_categorical_of_ints_and_floats_is_a_numeric_domain(tmp_path: Path) -> None:
+    """Categorical([0.1, 1, 10]) mixes int and float: it had no domain (shown as text), though its
+    sessions' values are numbers; a mix of numbers and strings still has none."""
+    space = ts.Space({"scale": ts.Categorical([0.1, 1, 10]), "act": ts.Categorical([None, "relu"])})
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: 1.0, n_trials=2, show_progress=False)
+    write_hparams(study, tmp_path / "tb")
+    scale, act = _plugin(tmp_path / "tb").experiment.hparam_infos[:2]
+    assert [v.number_value for v in scale.domain_discrete.values] == [0.1, 1.0, 10.0]
+    assert not act.HasField("domain_discrete")
+    start = _plugin(tmp_path / "tb" / "trial-0").session_start_info
+    assert start.hparams["scale"].number_value == study.trials[0].params["scale"]
+
+
 def test_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="metric_name must be a non-empty string"):
         TensorBoardCallback(tmp_path, metric_name="")

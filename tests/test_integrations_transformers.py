@@ -29,6 +29,7 @@ from transformers import (  # noqa: E402
 
 from tunesmith.integrations.transformers import (  # noqa: E402
     PruningCallback,
+    default_direction,
     objective,
     search,
     trainer_space,
@@ -121,6 +122,43 @@ def test_space_and_arguments(tmp_path: Path) -> None:
         trainer_space(lr_scheduler_type=["warmup_then_magic"])
     with pytest.raises(ValueError, match="'eval_\\*' name"):
         PruningCallback(trial, metric="accuracy")
+    # lower-is-better metrics other than losses were maximized by default
+    for metric in ("eval_loss", "eval_nll_loss", "eval_wer", "eval_cer", "eval_perplexity", "eval_rmse", "eval_test_mae"):
+        assert default_direction(metric) == "minimize", metric
+        assert search(lambda a, p: None, base=base_args(tmp_path), n_trials=0, metric=metric).direction.value == "minimize"
+    for metric in ("eval_accuracy", "eval_f1", "eval_bleu", "eval_matthews_correlation", "eval_rouge1"):
+        assert default_direction(metric) == "maximize", metric
+
+
+def test_several_eval_datasets(tmp_path: Path) -> None:
+    """With eval_dataset a dict of sets the Trainer evaluates each set on its own (metrics
+    eval_<name>_*; here "a" and "a_b"); the callback reports its set's metric and passes over
+    the others', and a metric of no set is an error once the step's evaluations are done."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    g = torch.Generator().manual_seed(0)
+    rows = [{"input_ids": torch.randint(5, 50, (6,), generator=g), "labels": torch.tensor(i % 2)} for i in range(48)]
+    config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, num_labels=2)  # fmt: skip
+
+    def build_trainer(args: Any, params: dict[str, Any]) -> Any:
+        torch.manual_seed(0)
+        return Trainer(model=BertForSequenceClassification(config), args=args, train_dataset=rows[:32],
+                       eval_dataset={"a": rows[32:40], "a_b": rows[40:]})  # fmt: skip
+
+    space = ts.Space({"learning_rate": ts.Fixed(1e-3), "num_train_epochs": ts.Fixed(2),
+                      "per_device_train_batch_size": ts.Fixed(16)})  # fmt: skip
+    for metric in ("eval_a_loss", "eval_a_b_loss"):  # "a" is a prefix of "a_b"
+        study = search(build_trainer, base=base_args(tmp_path), n_trials=1, space=space, metric=metric)
+        trial = study.trials[0]
+        assert trial.state is ts.TrialState.COMPLETE and sorted(trial.intermediate) == [1, 2], trial.error
+        assert trial.value == trial.intermediate[2]
+    assert study.trials[0].value != search(build_trainer, base=base_args(tmp_path), n_trials=1, space=space,
+                                           metric="eval_a_loss").trials[0].value  # fmt: skip
+    study = search(build_trainer, base=base_args(tmp_path), n_trials=1, space=space, metric="eval_c_loss")
+    error = study.trials[0].error or ""
+    assert "no evaluation gave 'eval_c_loss'" in error
+    assert "eval_a_b_loss" in error and "eval_a_loss" in error
 
 
 def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,6 +111,16 @@ def test_records_throughput_and_metrics() -> None:
         ({"schedule": "linear"}, "schedule"),
         ({"batch_size": 0}, "batch_size"),
         ({"clip_norm": -1.0}, "clip_norm"),
+        ({"lr": -1e-3}, r"TrainConfig\.lr must be a number > 0"),
+        ({"beta1": 1.0}, r"TrainConfig\.beta1 must be in \[0, 1\)"),
+        # flags given as strings were truthy: amsgrad="no" turned AMSGrad on
+        ({"amsgrad": "no"}, r"TrainConfig\.amsgrad must be True or False"),
+        ({"nesterov": 1}, r"TrainConfig\.nesterov must be True or False"),
+        ({"restore_best": "false"}, r"TrainConfig\.restore_best must be True or False"),
+        ({"seed": "a"}, r"TrainConfig\.seed must be an integer"),
+        ({"seed": 1.5}, r"TrainConfig\.seed must be an integer"),
+        # torch's own error named no field
+        ({"optimizer": "sgd", "momentum": 0.0, "nesterov": True}, r"TrainConfig\.nesterov needs momentum > 0"),
     ],
 )
 def test_bad_config_is_a_clear_error(kwargs, match) -> None:

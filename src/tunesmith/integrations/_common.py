@@ -24,6 +24,14 @@ def require(module: str, *, extra: str, what: str) -> ModuleType:
 def report_and_decide(trial: Any, value: float, step: int) -> None:
     """Report ``value`` at ``step``, ask the pruner once, and raise :class:`TrialPruned` when it
     stops the trial (for callbacks that cannot pause: see :func:`refuse_pausing`)."""
+    reported = trial.intermediate
+    if reported and step <= max(reported):
+        raise ValueError(
+            f"trial {trial.number} reported boosting round {max(reported)} and now round {step} again: "
+            "one trial's callback follows one training. To cross-validate, use xgb.cv / lgb.cv with "
+            "the callback (it reports the folds' mean), or train the folds without it and report "
+            "their mean yourself"
+        )
     trial.report(value, step)
     if trial.decision() is not Decision.CONTINUE:  # asked once: another worker may report meanwhile
         raise TrialPruned(f"trial {trial.number} pruned at step {step}")

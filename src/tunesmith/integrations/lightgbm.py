@@ -2,7 +2,7 @@
 
     cb = LightGBMPruningCallback(trial)                # the last validation set's first metric
     lgb.train(params, dtrain, 300, valid_sets=[dvalid], callbacks=[cb])
-    LGBMClassifier(n_estimators=300).fit(X, y, eval_set=[(Xv, yv)], callbacks=[cb])
+    LGBMClassifier(n_estimators=300).fit(X, y, eval_X=(Xv,), eval_y=(yv,), callbacks=[cb])
 
 Round ``i`` (counted from 1) is reported as ``trial.report(value, i)``, so a
 pruner's ``max_resource`` is the number of rounds. Needs ``tunesmith[lightgbm]``.
@@ -82,7 +82,7 @@ class LightGBMPruningCallback:
         if not sets:
             raise ValueError(
                 "LightGBMPruningCallback: training has no validation data to report; pass "
-                "valid_sets=[dvalid] to lgb.train, or eval_set=[(X_valid, y_valid)] to fit()"
+                "valid_sets=[dvalid] to lgb.train, or eval_X=(X_valid,), eval_y=(y_valid,) to fit()"
             )
         data = self.data if self.data is not None else sets[-1]
         mine = [r for r in results if r[0] == data]

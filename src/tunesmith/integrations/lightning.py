@@ -18,7 +18,9 @@ decision is broadcast so every rank stops at the same validation. Needs
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,8 @@ class PruningCallback(_Callback):
         step: "epoch" (default: epoch ``e`` is step ``e``, counted from 1) or "global_step"
             (the optimizer step; use it when validating several times per epoch).
         checkpoint_dir: where a paused trial's checkpoint goes (``<dir>/trial-<n>.ckpt``);
-            default: ``<temp folder>/tunesmith-lightning/<study name>``. Every worker that may
+            default: ``<temp folder>/tunesmith-lightning/<study name>`` (a name that is not a
+            plain folder name, such as ``../x``, made one, with a hash). Every worker that may
             resume the trial must see this folder.
     """
 
@@ -55,8 +58,9 @@ class PruningCallback(_Callback):
             raise ValueError(f"PruningCallback: step must be one of {STEPS}, got {step!r}")
         self.trial, self.monitor, self.step = trial, monitor, step
         if checkpoint_dir is None and trial is not None:
-            checkpoint_dir = Path(tempfile.gettempdir()) / "tunesmith-lightning" / str(trial.study.name)
+            checkpoint_dir = Path(tempfile.gettempdir()) / "tunesmith-lightning" / _folder_name(str(trial.study.name))
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self._reported: int | None = None  # the last step reported (step="epoch": the epoch)
 
     @property
     def resume_from(self) -> str | None:
@@ -79,6 +83,19 @@ class PruningCallback(_Callback):
         if trainer.sanity_checking:
             return
         step = trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step
+        if self._reported == step and self.step == "epoch":
+            raise ValueError(
+                f"PruningCallback: a second validation in epoch {step} (val_check_interval="
+                f"{trainer.val_check_interval!r}); with step='epoch' each epoch is one step, so pass "
+                "step='global_step' to report every validation, or validate once per epoch"
+            )
+        if self._reported == step:
+            raise ValueError(
+                f"PruningCallback: a second validation at optimizer step {step} (accumulate_grad_batches="
+                f"{trainer.accumulate_grad_batches}); validate at most once per optimizer step "
+                "(val_check_interval a multiple of accumulate_grad_batches)"
+            )
+        self._reported = step
         decision = self._decide(trainer, step) if trainer.is_global_zero else Decision.CONTINUE
         decision = Decision(trainer.strategy.broadcast(decision.value, src=0))
         if decision is Decision.CONTINUE:
@@ -114,3 +131,13 @@ class PruningCallback(_Callback):
         number = self.trial.number if self.trial is not None else "rank"
         folder = self.checkpoint_dir or Path(trainer.default_root_dir)
         return folder / f"trial-{number}.ckpt"
+
+
+def _folder_name(study: str) -> str:
+    """The study's name as one folder name: itself when it is one already (letters, digits,
+    ``_ . -``), else those characters kept and a hash of the name added, so that no name
+    (``../x``, ``/etc``, ``a/b``) leads outside the folder it is put in."""
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", study) and study.strip(".") and not study.startswith("-"):
+        return study
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._-")[:64] or "study"
+    return f"{safe}-{hashlib.sha256(study.encode()).hexdigest()[:8]}"

@@ -15,6 +15,8 @@ its one run. Needs ``tunesmith[mlflow]``.
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 import time
 from typing import Any
 
@@ -46,6 +48,11 @@ class MLflowCallback:
     ) -> None:  # fmt: skip
         if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
             raise ValueError(f"MLflowCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
+        if _param_keys([metric_name])[metric_name] != metric_name:
+            raise ValueError(
+                f"MLflowCallback: MLflow refuses the metric name {metric_name!r}: use letters, digits and "
+                f"_ - . : / space (e.g. {_param_keys([metric_name])[metric_name]!r})"
+            )
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.experiment, self.metric_name = experiment, metric_name
         self._ids: dict[str, tuple[str, str]] = {}  # study name -> (experiment id, parent run id)
@@ -70,8 +77,8 @@ class MLflowCallback:
     def _parent(self, study: Any) -> tuple[str, str]:
         if study.name not in self._ids:
             name = self.experiment or study.name
-            found = self.client.get_experiment_by_name(name)
-            experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+            found = experiment_by_name(self.client, name)
+            experiment_id = found.experiment_id if found else self._create_experiment(name)
             run = self._find(experiment_id, study.name, None, parent=True)
             if run is None:
                 run = self.client.create_run(experiment_id, run_name=study.name, tags={
@@ -81,10 +88,23 @@ class MLflowCallback:
             self._ids[study.name] = (experiment_id, run.info.run_id)
         return self._ids[study.name]
 
+    def _create_experiment(self, name: str) -> str:
+        try:
+            experiment_id: str = self.client.create_experiment(name)
+        except mlflow.exceptions.MlflowException as exc:
+            if "'" not in name:
+                raise
+            raise ValueError(
+                f"MLflowCallback: MLflow could not create an experiment named {name!r} at "
+                f"{self.client.tracking_uri} (its file store cannot hold a quote in a name); pass "
+                "MLflowCallback(experiment=...) with a name without quotes, or use a SQLite store "
+                "(tracking_uri='sqlite:///mlflow.db')"
+            ) from exc
+        return experiment_id
+
     def _find(self, experiment_id: str, study: str, number: int | None, *, parent: bool) -> Any:
-        where = f"tags.`{STUDY_TAG}` = '{_quote(study)}'"
-        where += " AND tags.`tunesmith.parent` = 'true'" if parent else f" AND tags.`{TRIAL_TAG}` = '{number}'"
-        runs = self.client.search_runs([experiment_id], filter_string=where, max_results=1)
+        which = "tags.`tunesmith.parent` = 'true'" if parent else f"tags.`{TRIAL_TAG}` = '{number}'"
+        runs = _search(self.client, experiment_id, study, which, limit=1)
         return runs[0] if runs else None
 
     def _create(self, experiment_id: str, parent: str, study: Any, trial: FrozenTrial) -> None:
@@ -92,7 +112,11 @@ class MLflowCallback:
         run = self.client.create_run(
             experiment_id, start_time=_ms(trial.started or time.time()), tags=tags, run_name=f"trial-{trial.number}",
         )  # fmt: skip
-        params = [Param(k, _text(v)) for k, v in trial.params.items()]
+        keys = _param_keys(list(trial.params))
+        params = [Param(keys[k], _text(v)) for k, v in trial.params.items()]
+        renamed = {keys[k]: k for k in trial.params if keys[k] != k}
+        if renamed:  # the names MLflow refuses, as logged -> as in the study
+            self.client.set_tag(run.info.run_id, "tunesmith.param_names", json.dumps(renamed)[:5000])
         for i in range(0, len(params), 100):  # MLflow's limit of params per log_batch
             self.client.log_batch(run.info.run_id, params=params[i : i + 100])
         self._log(run.info.run_id, trial, logged_steps=set())
@@ -123,12 +147,51 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
+def _param_keys(names: list[str]) -> dict[str, str]:
+    """Each parameter's name as MLflow accepts it: characters other than letters, digits and
+    ``_ - . : / space`` become ``_`` (``"layers (n)"`` -> ``"layers _n_"``), and so do the
+    slashes of a name that is not a clean relative path (``"a//b"``, ``"../x"``); made unique."""
+    keys: dict[str, str] = {}
+    taken = set(names)
+    for name in names:
+        key = re.sub(r"[^\w\-. :/]", "_", name)[:250]
+        norm = posixpath.normpath(key)
+        if norm != key or norm == "." or norm.startswith(("..", "/")):  # MLflow refuses these too
+            key = key.replace("/", "_").replace("..", "__") if key not in (".", "") else "_"
+        if key != name:
+            base, i = key, 2
+            while key in taken:
+                key, i = f"{base}_{i}", i + 1
+            taken.add(key)
+        keys[name] = key
+    return keys
+
+
+def _search(client: Any, experiment_id: str, study: str, where: str, *, limit: int) -> list[Any]:
+    """The runs of ``study`` matching ``where``. MLflow's filter strings cannot hold a quote or
+    a backslash (an escaped one matches nothing), so such a study name is compared here."""
+    exact = "'" not in study and "\\" not in study
+    clause = f"tags.`{STUDY_TAG}` = '{study}'" if exact else ""
+    where = " AND ".join(w for w in (clause, where) if w)
+    runs = client.search_runs([experiment_id], filter_string=where, max_results=limit if exact else 50_000)
+    return [r for r in runs if r.data.tags.get(STUDY_TAG) == study][:limit]
+
+
+def experiment_by_name(client: Any, name: str) -> Any:
+    """``client.get_experiment_by_name(name)``, also for a name with a quote or a backslash
+    (which MLflow's file store puts unescaped into a filter string, and fails)."""
+    if "'" not in name and "\\" not in name:
+        return client.get_experiment_by_name(name)
+    token = None
+    while True:
+        page = client.search_experiments(view_type=mlflow.entities.ViewType.ALL, max_results=1000, page_token=token)
+        found = next((e for e in page if e.name == name), None)
+        if found is not None or not page.token:
+            return found
+        token = page.token
 
 
 def trial_runs(client: Any, experiment_id: str, study: str) -> list[Any]:
     """The runs of ``study``'s trials in an experiment, by trial number."""
-    where = f"tags.`{STUDY_TAG}` = '{_quote(study)}'"
-    runs = client.search_runs([experiment_id], filter_string=where, max_results=50_000)
+    runs = _search(client, experiment_id, study, "", limit=50_000)
     return sorted((r for r in runs if TRIAL_TAG in r.data.tags), key=lambda r: int(r.data.tags[TRIAL_TAG]))

@@ -79,6 +79,9 @@ def _hparam(name: str, param: Param) -> Any:
         choices = list(param.choices) if isinstance(param, Categorical) else [param.value]
         if all(isinstance(c, (int, float, str, bool)) for c in choices) and len({type(c) for c in choices}) == 1:
             return hp.HParam(name, hp.Discrete(choices))
+        numbers = [float(c) for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if len(numbers) == len(choices):
+            return hp.HParam(name, hp.Discrete(numbers))  # 1 and 0.5: numbers
     return hp.HParam(name)  # mixed or other values: shown as text
 
 

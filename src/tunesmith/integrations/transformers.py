@@ -95,6 +95,10 @@ class PruningCallback(_TrainerCallback):
         self.trial, self.metric = trial, metric
         self.last: float | None = None
         self._pausing: int | None = None
+        # several eval datasets (a dict): one evaluation per set, metrics "eval_<name>_*"; the
+        # global steps whose evaluations were all of other sets, and the metrics they gave
+        self._found: set[int] = set()
+        self._others: dict[int, set[str]] = {}
 
     def resume_from(self, args: Any) -> str | None:
         """The checkpoint folder a resumed trial continues from, else None; it must lie in
@@ -111,7 +115,12 @@ class PruningCallback(_TrainerCallback):
             return
         metrics = metrics or {}
         if self.metric not in metrics:
+            if self._of_another_set(metrics):
+                self._others.setdefault(state.global_step, set()).update(metrics)
+                self._check_found(before=state.global_step)
+                return
             raise ValueError(f"PruningCallback: evaluation gave no {self.metric!r}; it gave {sorted(metrics)}")
+        self._found.add(state.global_step)
         value = float(metrics[self.metric])
         step = round(state.epoch) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
         if not math.isfinite(value):
@@ -125,12 +134,44 @@ class PruningCallback(_TrainerCallback):
         elif decision is not Decision.CONTINUE:
             raise TrialPruned(f"pruned at step {step}")
 
+    def _of_another_set(self, metrics: Mapping[str, float]) -> bool:
+        """Whether ``metrics`` are of one of several named eval sets (``eval_dataset`` a dict:
+        ``eval_<name>_runtime``...), which may not be ``self.metric``'s set: whether any set gave
+        the metric is checked once the step's evaluations are done (names may share a prefix:
+        sets "a" and "a_b")."""
+        return any(k.endswith("_runtime") and k != "eval_runtime" for k in metrics)
+
+    def _check_found(self, *, before: float) -> None:
+        """A ValueError when the evaluations of a step before ``before`` never gave the metric."""
+        missed = [step for step in self._others if step < before and step not in self._found]
+        if missed:
+            seen = sorted(set().union(*(self._others[s] for s in missed)))
+            raise ValueError(f"PruningCallback: no evaluation gave {self.metric!r}; they gave {seen}")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self._check_found(before=math.inf)
+
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._pausing is None or not state.is_world_process_zero:
             return
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.trial.set_attr("checkpoint", str(folder))
         raise TrialPaused(f"paused at step {self._pausing}")
+
+
+# metrics that are better lower, as whole words of the name (eval_wer, eval_val_rmse); "loss"
+# anywhere in the name (eval_nll_loss, eval_myloss)
+LOWER_IS_BETTER = ("error", "err", "wer", "cer", "ter", "perplexity", "ppl", "nll", "mse", "mae",
+                   "rmse", "rmsle", "mape", "smape", "distance")  # fmt: skip
+
+
+def default_direction(metric: str) -> str:
+    """"minimize" for a metric that is better lower: its name contains "loss", or one of its
+    ``_``-separated words is in :data:`LOWER_IS_BETTER` (word or character error rate,
+    perplexity, squared or absolute error...); else "maximize" (accuracy, f1, bleu...)."""
+    words = metric.lower().replace("-", "_").split("_")
+    return "minimize" if "loss" in metric.lower() or any(w in LOWER_IS_BETTER for w in words) else "maximize"
 
 
 def objective(
@@ -175,7 +216,8 @@ def search(
         base: the ``TrainingArguments`` the trial's parameters override.
         space: default :func:`trainer_space`.
         metric: what is reported and optimized (an ``eval_*`` name).
-        direction: default "minimize" when ``metric`` contains "loss", else "maximize".
+        direction: default :func:`default_direction` (``eval_loss``, ``eval_wer``: minimize;
+            ``eval_accuracy``: maximize).
         study: an existing :class:`tunesmith.Study` to continue (then ``space``, ``direction``
             and ``study_options`` are its own).
         study_options: passed to :class:`tunesmith.Study` (``pruner``, ``sampler``, ``seed``,
@@ -184,7 +226,7 @@ def search(
     from ..study import Study
 
     if study is None:
-        direction = direction or ("minimize" if "loss" in metric else "maximize")
+        direction = direction or default_direction(metric)
         study = Study(space if space is not None else trainer_space(), direction=direction, **study_options)
     study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials)
     return study

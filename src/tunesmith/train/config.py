@@ -145,8 +145,13 @@ class TrainConfig:
             _int_at_least(name, getattr(self, name), 1)
         _int_at_least("warmup_steps", self.warmup_steps, 0)
         _int_at_least("num_workers", self.num_workers, 0)
-        for name in ("shuffle", "persistent_workers", "drop_last", "pin_memory"):
+        for name in ("amsgrad", "nesterov", "restore_best", "shuffle", "persistent_workers", "drop_last", "pin_memory"):
             _flag(name, getattr(self, name), optional=name in ("drop_last", "pin_memory"))
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("TrainConfig.nesterov needs momentum > 0 (Nesterov's method is a kind of "
+                             "momentum); set momentum (e.g. 0.9) or nesterov=False")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"TrainConfig.seed must be an integer, got {self.seed!r}")
         if self.persistent_workers and self.num_workers == 0:
             raise ValueError("TrainConfig.persistent_workers needs num_workers > 0")
         if self.decay_steps is not None and self.decay_epochs is not None:
