@@ -166,3 +166,19 @@ def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delitem(sys.modules, "tunesmith.integrations.transformers")
     with pytest.raises(ImportError, match=r"pip install 'tunesmith\[transformers\]'"):
         importlib.import_module("tunesmith.integrations.transformers")
+
+
+def test_a_metric_against_the_studys_direction_is_warned_once(tmp_path: Path) -> None:
+    import warnings
+
+    for metric, direction, warned in [("eval_loss", "maximize", True), ("eval_accuracy", "minimize", True),
+                                      ("eval_accuracy", "maximize", False), ("eval_custom", "minimize", False)]:
+        study = ts.Study(SMALL, direction=direction, name=f"dir-{metric}-{direction}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):  # one callback per trial: warned once per study and metric
+                PruningCallback(study.ask(), metric)
+        ours = [str(w.message) for w in caught if "looks better when" in str(w.message)]
+        assert len(ours) == (1 if warned else 0), (metric, direction, ours)
+        if warned:
+            assert repr(metric) in ours[0] and f"direction {direction!r}" in ours[0]

@@ -21,7 +21,10 @@ from typing import Any
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Space
-from ._common import require
+from ._common import HIGHER_IS_BETTER, LOWER_IS_BETTER, guess_direction, require, warn_direction
+
+__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "PruningCallback", "default_direction", "objective", "search",
+           "trainer_space", "training_args"]
 
 transformers = require("transformers", extra="transformers", what="tunesmith.integrations.transformers")
 _TrainerCallback: Any = transformers.TrainerCallback
@@ -80,7 +83,9 @@ class PruningCallback(_TrainerCallback):
     Args:
         trial: the running :class:`tunesmith.Trial`.
         metric: an ``eval_*`` metric of ``trainer.evaluate()`` (``eval_loss``, or one your
-            ``compute_metrics`` returns, prefixed ``eval_``).
+            ``compute_metrics`` returns, prefixed ``eval_``). When its name says the other
+            direction than the study's (``eval_loss`` maximized, ``eval_accuracy`` minimized)
+            a UserWarning says so, once per study and metric.
 
     On a pause the Trainer saves a checkpoint right after the evaluation (``control.should_save``);
     its folder becomes ``trial.attrs["checkpoint"]`` and :class:`tunesmith.TrialPaused` is raised.
@@ -93,6 +98,7 @@ class PruningCallback(_TrainerCallback):
         if not isinstance(metric, str) or not metric.startswith("eval_"):
             raise ValueError(f"PruningCallback: metric must be an 'eval_*' name (as trainer.evaluate() returns it), got {metric!r}")
         self.trial, self.metric = trial, metric
+        warn_direction(trial, metric, what="transformers PruningCallback")
         self.last: float | None = None
         self._pausing: int | None = None
         # several eval datasets (a dict): one evaluation per set, metrics "eval_<name>_*"; the
@@ -160,18 +166,12 @@ class PruningCallback(_TrainerCallback):
         raise TrialPaused(f"paused at step {self._pausing}")
 
 
-# metrics that are better lower, as whole words of the name (eval_wer, eval_val_rmse); "loss"
-# anywhere in the name (eval_nll_loss, eval_myloss)
-LOWER_IS_BETTER = ("error", "err", "wer", "cer", "ter", "perplexity", "ppl", "nll", "mse", "mae",
-                   "rmse", "rmsle", "mape", "smape", "distance")  # fmt: skip
-
-
 def default_direction(metric: str) -> str:
     """"minimize" for a metric that is better lower: its name contains "loss", or one of its
     ``_``-separated words is in :data:`LOWER_IS_BETTER` (word or character error rate,
-    perplexity, squared or absolute error...); else "maximize" (accuracy, f1, bleu...)."""
-    words = metric.lower().replace("-", "_").split("_")
-    return "minimize" if "loss" in metric.lower() or any(w in LOWER_IS_BETTER for w in words) else "maximize"
+    perplexity, squared or absolute error...); else "maximize" (accuracy, f1, bleu, and a name
+    that says nothing: see :func:`tunesmith.integrations._common.guess_direction`)."""
+    return guess_direction(metric) or "maximize"
 
 
 def objective(
