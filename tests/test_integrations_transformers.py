@@ -182,3 +182,21 @@ def test_a_metric_against_the_studys_direction_is_warned_once(tmp_path: Path) ->
         assert len(ours) == (1 if warned else 0), (metric, direction, ours)
         if warned:
             assert repr(metric) in ours[0] and f"direction {direction!r}" in ours[0]
+
+
+def test_search_passes_optimize_options(tmp_path: Path, dataset: Any) -> None:
+    """callbacks, timeout (n_trials=None: trials until it passes) and the rest reach optimize."""
+    seen: list[int] = []
+
+    def stop_after_one(study: ts.Study, record: ts.FrozenTrial) -> None:
+        seen.append(record.number)
+        study.stop()
+
+    one = ts.Space({"learning_rate": ts.Float(1e-5, 1e-4, log=True), "num_train_epochs": ts.Fixed(1),
+                    "per_device_train_batch_size": ts.Fixed(8)})  # fmt: skip
+    study = search(build(dataset), base=base_args(tmp_path), n_trials=None, timeout=600.0, space=one,
+                   callbacks=[stop_after_one], show_progress=False, optimize_options={"executor": "inline"},
+                   sampler="random", seed=0)  # fmt: skip
+    assert seen == [0] and len(study.trials) == 1 and study.trials[0].state is ts.TrialState.COMPLETE
+    with pytest.raises(ValueError, match="timeout must be a positive"):
+        search(build(dataset), base=base_args(tmp_path), n_trials=1, space=one, timeout=-1.0)

@@ -201,11 +201,17 @@ def search(
     build_trainer: Callable[[Any, dict[str, Any]], Any],
     *,
     base: Any,
-    n_trials: int,
+    n_trials: int | None,
     space: Space | Mapping[str, Any] | None = None,
     metric: str = "eval_loss",
     direction: str | None = None,
     study: Any = None,
+    timeout: float | None = None,
+    n_jobs: int = 1,
+    callbacks: Sequence[Callable[[Any, Any], None]] = (),
+    catch: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    show_progress: bool | None = None,
+    optimize_options: Mapping[str, Any] | None = None,
     **study_options: Any,
 ) -> Any:
     """Run a study over a ``Trainer``; returns the :class:`tunesmith.Study`.
@@ -220,6 +226,14 @@ def search(
             ``eval_accuracy``: maximize).
         study: an existing :class:`tunesmith.Study` to continue (then ``space``, ``direction``
             and ``study_options`` are its own).
+        n_trials, timeout, n_jobs, callbacks, catch, show_progress: passed to
+            :meth:`tunesmith.Study.optimize` (``n_trials=None`` with a ``timeout``: trials until
+            it passes; ``callbacks``: ``callback(study, record)`` after each trial, e.g.
+            :class:`~tunesmith.integrations.mlflow.MLflowCallback` or one that calls
+            ``study.stop()``; ``n_jobs > 1``: several Trainers at once, threads sharing this
+            process's devices, or processes with a SQL ``storage``).
+        optimize_options: the rest of ``optimize``'s options (``executor``, ``gpus``,
+            ``trial_timeout``...: docs/distributed.md).
         study_options: passed to :class:`tunesmith.Study` (``pruner``, ``sampler``, ``seed``,
             ``storage``, ``name``...).
     """
@@ -228,5 +242,7 @@ def search(
     if study is None:
         direction = direction or default_direction(metric)
         study = Study(space if space is not None else trainer_space(), direction=direction, **study_options)
-    study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials)
+    study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials, timeout=timeout,
+                   n_jobs=n_jobs, catch=catch, callbacks=callbacks, show_progress=show_progress,
+                   **dict(optimize_options or {}))
     return study
