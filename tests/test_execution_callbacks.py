@@ -96,3 +96,31 @@ def test_study_stop_in_a_callback_ends_optimize_cleanly(kind: str, tmp_path: Pat
     before = len(study.trials)
     optimize(study, kind, 2, [])  # the next call is not stopped
     assert len(study.trials) == before + 2
+
+
+class Ends:
+    """A callback with on_optimize_end: records each trial, then how the call ended."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.trials: list[int] = []
+        self.ends: list[tuple[int, str | None]] = []
+        self.fail_at = fail_at
+
+    def __call__(self, s: Study, r: FrozenTrial) -> None:
+        self.trials.append(r.number)
+        if len(self.trials) == self.fail_at:
+            raise ValueError("callback says no")
+
+    def on_optimize_end(self, s: Study, error: BaseException | None) -> None:
+        self.ends.append((threading.get_ident(), None if error is None else str(error)))
+
+
+@pytest.mark.parametrize("kind", list(EXECUTORS))
+def test_on_optimize_end_is_called_once_after_the_last_trial(kind: str, tmp_path: Path) -> None:
+    study = make_study(kind, tmp_path)
+    ok, failing = Ends(), Ends(fail_at=2)
+    optimize(study, kind, 4, [ok])
+    assert len(ok.trials) == 4 and ok.ends == [(threading.get_ident(), None)]
+    with pytest.raises(ValueError, match="callback says no"):
+        optimize(study, kind, 10, [failing])
+    assert failing.ends == [(threading.get_ident(), "callback says no")]

@@ -227,3 +227,39 @@ def test_ddp_two_processes_report_from_rank_zero_only(tmp_path: Path) -> None:
     # the children's reports are in the storage: tell by number keeps them
     final = study.tell(trial.number, state="pruned")
     assert final.state is ts.TrialState.PRUNED and final.intermediate == reported
+
+
+class Accuracy(Regression):
+    """Logs a higher-is-better "val_acc" and a custom "val_gain" next to val_loss."""
+
+    def validation_step(self, batch: Any, _: int) -> None:
+        super().validation_step(batch, _)
+        x, y = batch
+        err = (self.net(x) - y).abs()
+        self.log("val_acc", (err < 0.5).float().mean())
+        self.log("val_gain", -err.mean())
+
+
+@pytest.mark.parametrize(("monitor", "direction", "warned"), [
+    ("val_loss", "maximize", True), ("val_acc", "minimize", True),
+    ("val_loss", "minimize", False), ("val_acc", "maximize", False), ("val_gain", "minimize", False),
+])  # fmt: skip
+def test_a_metric_against_the_studys_direction_is_warned_once(
+    tmp_path: Path, monitor: str, direction: str, warned: bool
+) -> None:
+    study = ts.Study(SPACE, direction=direction, sampler="random", seed=0, name=f"dir-{monitor}-{direction}")
+
+    def objective(trial: ts.Trial) -> float:
+        cb = PruningCallback(trial, monitor=monitor, checkpoint_dir=tmp_path)
+        t = trainer(cb, tmp_path, callbacks=[cb], limit_train_batches=2)
+        t.fit(Accuracy(trial.params["lr"]), *loaders())
+        return float(t.callback_metrics[monitor])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=2, show_progress=False, catch=())
+    ours = [str(w.message) for w in caught if "looks better when" in str(w.message)]
+    assert len(ours) == (1 if warned else 0), ours
+    if warned:
+        want = "minimize" if direction == "maximize" else "maximize"
+        assert repr(monitor) in ours[0] and f"direction {direction!r}" in ours[0] and f"direction={want!r}" in ours[0]

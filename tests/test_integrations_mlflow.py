@@ -142,3 +142,47 @@ def test_bad_metric_name_and_missing_library(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delitem(sys.modules, "tunesmith.integrations.mlflow")
     with pytest.raises(ImportError, match=r"pip install 'tunesmith\[mlflow\]'"):
         importlib.import_module("tunesmith.integrations.mlflow")
+
+
+def test_the_parent_run_ends_with_optimize_and_is_reopened_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tracking, storage = _file_store(tmp_path, monkeypatch), f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, storage=storage, name="ends", sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=tracking)
+
+    def parents() -> list[Any]:
+        experiment = cb.client.get_experiment_by_name("ends")
+        return [r for r in cb.client.search_runs([experiment.experiment_id])
+                if r.data.tags.get("tunesmith.parent") == "true"]
+
+    seen: list[str] = []
+
+    def watch(study: ts.Study, trial: ts.FrozenTrial) -> None:  # after cb: the parent run's status
+        seen.append(cb.client.get_run(cb._ids["ends"][1]).info.status)
+
+    study.optimize(objective, n_trials=2, callbacks=[cb, watch], show_progress=False)
+    (parent,) = parents()
+    assert seen == ["RUNNING", "RUNNING"] and parent.info.status == "FINISHED"
+    assert parent.info.end_time is not None
+
+    # resumed in another session: the same parent run, RUNNING while trials log, then FINISHED
+    seen.clear()
+    cb = MLflowCallback(tracking_uri=tracking)
+    again = ts.Study(storage=storage, name="ends")
+    study.enqueue({"x": 1.0, "kind": "a"})
+    again.optimize(objective, n_trials=1, callbacks=[cb, watch], show_progress=False)
+    assert seen == ["RUNNING"]
+    (after,) = parents()
+    assert after.info.run_id == parent.info.run_id and after.info.status == "FINISHED"
+    assert len(trial_runs(cb.client, after.info.experiment_id, "ends")) == 3
+
+    # optimize raises (a callback error, or catch=()): the parent run ends FAILED
+    again.enqueue({"x": 2.0, "kind": "a"})
+    again.enqueue({"x": 9.5, "kind": "a"})
+    with pytest.raises(ValueError, match="x too large"):
+        again.optimize(objective, n_trials=3, callbacks=[cb], catch=(), show_progress=False)
+    (failed,) = parents()
+    assert failed.info.run_id == parent.info.run_id and failed.info.status == "FAILED"
+
+    # a backfill with log_study outside optimize leaves it ended (FINISHED)
+    cb.log_study(again)
+    assert parents()[0].info.status == "FINISHED"

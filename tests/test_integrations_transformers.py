@@ -166,3 +166,37 @@ def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delitem(sys.modules, "tunesmith.integrations.transformers")
     with pytest.raises(ImportError, match=r"pip install 'tunesmith\[transformers\]'"):
         importlib.import_module("tunesmith.integrations.transformers")
+
+
+def test_a_metric_against_the_studys_direction_is_warned_once(tmp_path: Path) -> None:
+    import warnings
+
+    for metric, direction, warned in [("eval_loss", "maximize", True), ("eval_accuracy", "minimize", True),
+                                      ("eval_accuracy", "maximize", False), ("eval_custom", "minimize", False)]:
+        study = ts.Study(SMALL, direction=direction, name=f"dir-{metric}-{direction}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):  # one callback per trial: warned once per study and metric
+                PruningCallback(study.ask(), metric)
+        ours = [str(w.message) for w in caught if "looks better when" in str(w.message)]
+        assert len(ours) == (1 if warned else 0), (metric, direction, ours)
+        if warned:
+            assert repr(metric) in ours[0] and f"direction {direction!r}" in ours[0]
+
+
+def test_search_passes_optimize_options(tmp_path: Path, dataset: Any) -> None:
+    """callbacks, timeout (n_trials=None: trials until it passes) and the rest reach optimize."""
+    seen: list[int] = []
+
+    def stop_after_one(study: ts.Study, record: ts.FrozenTrial) -> None:
+        seen.append(record.number)
+        study.stop()
+
+    one = ts.Space({"learning_rate": ts.Float(1e-5, 1e-4, log=True), "num_train_epochs": ts.Fixed(1),
+                    "per_device_train_batch_size": ts.Fixed(8)})  # fmt: skip
+    study = search(build(dataset), base=base_args(tmp_path), n_trials=None, timeout=600.0, space=one,
+                   callbacks=[stop_after_one], show_progress=False, optimize_options={"executor": "inline"},
+                   sampler="random", seed=0)  # fmt: skip
+    assert seen == [0] and len(study.trials) == 1 and study.trials[0].state is ts.TrialState.COMPLETE
+    with pytest.raises(ValueError, match="timeout must be a positive"):
+        search(build(dataset), base=base_args(tmp_path), n_trials=1, space=one, timeout=-1.0)

@@ -308,3 +308,17 @@ def test_in_ray_memory_mode_each_study_keeps_its_checkpoint_folder(tmp_path: Pat
         out = EvalWorker(StudySpec.of(study), obj, (), 0).evaluate(study.ask().record)
         folders.add(Path(out.attrs["best_checkpoint"]).parent)
     assert folders == {checkpoint.study_folder(tmp_path, n) / "trial-0" for n in ("A", "B")}
+
+
+def test_min_lr_and_lr_both_searched_are_checked_per_trial(tmp_path: Path) -> None:
+    # midpoints 1e-2 (min_lr) > 1e-3 (lr): no error at set-up, since some trials are valid
+    space = {"lr": ts.Float(1e-4, 1e-2, log=True), "min_lr": ts.Float(1e-3, 1e-1, log=True)}
+    base = TrainConfig(epochs=1, batch_size=16, schedule="cosine")
+    obj = objective(lambda p: mlp(), DATA, space, base=base, checkpoint_root=tmp_path)
+    study = ts.Study(space, sampler="random", seed=0)
+    study.enqueue({"lr": 1e-3, "min_lr": 2e-3})
+    with pytest.raises(ValueError, match=r"min_lr \(0\.002\) > TrainConfig\.lr \(0\.001\)"):
+        study.optimize(obj, n_trials=1, catch=())
+    study.enqueue({"lr": 5e-3, "min_lr": 1e-3})
+    study.optimize(obj, n_trials=1, catch=())
+    assert study.trials[-1].state.name == "COMPLETE"

@@ -55,10 +55,35 @@ def run_optimize(
                         enabled=show_progress)
     start = len(study.trials_in(*TrialState)) if show_progress else 0
     job = Job(study, objective, n_trials, timeout, catch, callbacks, progress.advance, lambda: progress.poll(start))
-    with progress:
-        exhausted = runner.run(job)
+    error: BaseException | None = None
+    try:
+        with progress:
+            exhausted = runner.run(job)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        _end_callbacks(study, callbacks, error)
     if exhausted:
         logger.info("%s; optimize stopped", exhausted)
+
+
+def _end_callbacks(study: Study, callbacks: tuple[Callable[..., Any], ...], error: BaseException | None) -> None:
+    """Call ``cb.on_optimize_end(study, error)`` on each callback that has it, once the run is
+    over (``error``: what optimize raises, else None), e.g. to close a run the callback opened.
+    All are called; the first exception is raised after them, unless optimize already raises."""
+    first: Exception | None = None
+    for cb in callbacks:
+        end = getattr(cb, "on_optimize_end", None)
+        if not callable(end):
+            continue
+        try:
+            end(study, error)
+        except Exception as exc:  # noqa: BLE001 - the others are still called
+            logger.warning("%s.on_optimize_end raised %s: %s", type(cb).__name__, type(exc).__name__, exc)
+            first = first or exc
+    if first is not None and error is None:
+        raise first
 
 
 def _check_gpus(executor: Any, options: Mapping[str, Any]) -> dict[str, Any]:

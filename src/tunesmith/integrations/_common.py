@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import re
+import threading
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -57,3 +60,61 @@ def check_direction(trial: Any, metric: str, *, maximize: bool, what: str) -> No
             f"but the study's direction is {have!r}; create the study with direction={want!r} "
             "or monitor another metric"
         )
+
+
+# metrics that are better lower, as whole words of the name (eval_wer, val/rmse); "loss" anywhere
+# in the name (eval_nll_loss, val_myloss)
+LOWER_IS_BETTER = ("error", "err", "wer", "cer", "ter", "perplexity", "ppl", "nll", "mse", "mae",
+                   "rmse", "rmsle", "mape", "smape", "distance")  # fmt: skip
+# metrics that are better higher, as whole words of the name (val_acc, eval_accuracy, val/f1)
+HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "auc", "auroc", "aucpr", "ap", "map", "ndcg", "precision",
+                    "recall", "bleu", "rouge", "rouge1", "rouge2", "rougel", "r2", "iou", "miou", "dice",
+                    "mcc", "matthews", "correlation", "top1", "top5")  # fmt: skip
+
+
+def _words(metric: str) -> list[str]:
+    return [w for w in re.split(r"[_\-/.\s]+", metric.lower()) if w]
+
+
+def guess_direction(metric: str) -> str | None:
+    """"minimize" for a metric whose name says it is better lower (it contains "loss", or a word
+    of :data:`LOWER_IS_BETTER`), "maximize" for one whose name says higher (a word of
+    :data:`HIGHER_IS_BETTER`: acc, accuracy, f1, auc...), else None (a custom metric)."""
+    words = _words(metric)
+    if "loss" in metric.lower() or any(w in LOWER_IS_BETTER for w in words):
+        return "minimize"
+    if any(w in HIGHER_IS_BETTER for w in words):
+        return "maximize"
+    return None
+
+
+_warned: set[tuple[str, str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_direction(trial: Any, metric: str, *, what: str) -> None:
+    """Warn once per study and metric when the metric's name says the other direction than the
+    study's (:func:`guess_direction`; a name that says nothing is not warned about). A warning,
+    not an error as with XGBoost's and LightGBM's known metrics: a custom metric may be named
+    ``val_loss_gain`` and be better higher."""
+    guess = guess_direction(metric)
+    study = getattr(trial, "study", None)
+    have = getattr(study, "direction", None)
+    have = str(getattr(have, "value", have))
+    if guess is None or have not in ("minimize", "maximize") or have == guess:
+        return
+    key = (str(getattr(study, "name", id(study))), metric, have)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    warnings.warn(
+        f"{what}: the metric {metric!r} looks better when {'lower' if guess == 'minimize' else 'higher'} "
+        f"(from its name), but study {getattr(study, 'name', '?')!r} has direction {have!r}, so the search "
+        f"would look for the worst trials; create the study with direction={guess!r} (or monitor another "
+        f"metric). If {metric!r} is a custom metric that is better when "
+        f"{'higher' if have == 'maximize' else 'lower'}, ignore this warning "
+        "(warnings.filterwarnings('ignore', message='.*looks better when'))",
+        UserWarning,
+        stacklevel=3,
+    )

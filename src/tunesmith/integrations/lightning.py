@@ -27,7 +27,7 @@ from typing import Any
 
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
-from ._common import require
+from ._common import require, warn_direction
 
 L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning")
 _Callback: Any = L.Callback
@@ -41,6 +41,8 @@ class PruningCallback(_Callback):
         trial: the running :class:`tunesmith.Trial` (on ranks other than 0 under DDP it may
             be None: they never touch it).
         monitor: a metric the LightningModule logs in validation (``self.log("val_loss", ...)``).
+            When its name says the other direction than the study's (``val_loss`` maximized,
+            ``val_acc`` minimized) a UserWarning says so, once per study and metric.
         step: "epoch" (default: epoch ``e`` is step ``e``, counted from 1) or "global_step"
             (the optimizer step; use it when validating several times per epoch).
         checkpoint_dir: where a paused trial's checkpoint goes (``<dir>/trial-<n>.ckpt``);
@@ -57,6 +59,8 @@ class PruningCallback(_Callback):
         if step not in STEPS:
             raise ValueError(f"PruningCallback: step must be one of {STEPS}, got {step!r}")
         self.trial, self.monitor, self.step = trial, monitor, step
+        if trial is not None:
+            warn_direction(trial, monitor, what="lightning PruningCallback")
         if checkpoint_dir is None and trial is not None:
             checkpoint_dir = Path(tempfile.gettempdir()) / "tunesmith-lightning" / _folder_name(str(trial.study.name))
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)

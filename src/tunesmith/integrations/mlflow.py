@@ -9,7 +9,10 @@ A trial's run holds its parameters, its value (metric ``value`` by default), its
 for failed) and its reports as the history of the metric ``intermediate`` (step = the report's
 step). Runs are found again by the tags ``tunesmith.study`` and ``tunesmith.trial``: a trial
 logged twice (paused, then resumed and completed; or a study reopened and logged again) updates
-its one run. Needs ``tunesmith[mlflow]``.
+its one run. The parent run is RUNNING while ``optimize`` runs and ends with it (FINISHED, or
+FAILED when optimize raises, KILLED when it is interrupted by a KeyboardInterrupt it does not
+catch); a later ``optimize`` (a resumed study) reopens the same parent run. Needs
+``tunesmith[mlflow]``.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class MLflowCallback:
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.experiment, self.metric_name = experiment, metric_name
         self._ids: dict[str, tuple[str, str]] = {}  # study name -> (experiment id, parent run id)
+        self._open: set[str] = set()  # studies whose parent run this callback set RUNNING
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
         """Log ``trial`` (a finished or paused trial of ``study``) to its run."""
@@ -69,9 +73,22 @@ class MLflowCallback:
             self._update(run, trial)
 
     def log_study(self, study: Any) -> None:
-        """Log every finished or paused trial of ``study``; trials already logged are only updated."""
+        """Log every finished or paused trial of ``study``; trials already logged are only updated.
+        The parent run ends FINISHED again, unless an ``optimize`` logging to it is under way."""
+        running = study.name in self._open
         for trial in study.trials:
             self(study, trial)
+        if not running:
+            self.on_optimize_end(study, None)
+
+    def on_optimize_end(self, study: Any, error: BaseException | None) -> None:
+        """End the study's parent run (``Study.optimize`` calls it once the call is over):
+        FINISHED, FAILED when optimize raises an exception, KILLED for an interruption."""
+        if study.name not in self._open and (error is None or study.name not in self._ids):
+            return  # nothing logged in this call (nor before, when it failed): parent run untouched
+        self._open.discard(study.name)
+        status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"
+        self.client.set_terminated(self._ids[study.name][1], status=status)
 
     # -- runs ---------------------------------------------------------------------------
     def _parent(self, study: Any) -> tuple[str, str]:
@@ -86,6 +103,11 @@ class MLflowCallback:
                     "tunesmith.direction": str(getattr(study.direction, "value", study.direction)),
                 })  # fmt: skip
             self._ids[study.name] = (experiment_id, run.info.run_id)
+        if study.name not in self._open:  # ended by an earlier optimize: reopened, not duplicated
+            run_id = self._ids[study.name][1]
+            if self.client.get_run(run_id).info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+            self._open.add(study.name)
         return self._ids[study.name]
 
     def _create_experiment(self, name: str) -> str:

@@ -21,7 +21,10 @@ from typing import Any
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Space
-from ._common import require
+from ._common import HIGHER_IS_BETTER, LOWER_IS_BETTER, guess_direction, require, warn_direction
+
+__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "PruningCallback", "default_direction", "objective", "search",
+           "trainer_space", "training_args"]
 
 transformers = require("transformers", extra="transformers", what="tunesmith.integrations.transformers")
 _TrainerCallback: Any = transformers.TrainerCallback
@@ -80,7 +83,9 @@ class PruningCallback(_TrainerCallback):
     Args:
         trial: the running :class:`tunesmith.Trial`.
         metric: an ``eval_*`` metric of ``trainer.evaluate()`` (``eval_loss``, or one your
-            ``compute_metrics`` returns, prefixed ``eval_``).
+            ``compute_metrics`` returns, prefixed ``eval_``). When its name says the other
+            direction than the study's (``eval_loss`` maximized, ``eval_accuracy`` minimized)
+            a UserWarning says so, once per study and metric.
 
     On a pause the Trainer saves a checkpoint right after the evaluation (``control.should_save``);
     its folder becomes ``trial.attrs["checkpoint"]`` and :class:`tunesmith.TrialPaused` is raised.
@@ -93,6 +98,7 @@ class PruningCallback(_TrainerCallback):
         if not isinstance(metric, str) or not metric.startswith("eval_"):
             raise ValueError(f"PruningCallback: metric must be an 'eval_*' name (as trainer.evaluate() returns it), got {metric!r}")
         self.trial, self.metric = trial, metric
+        warn_direction(trial, metric, what="transformers PruningCallback")
         self.last: float | None = None
         self._pausing: int | None = None
         # several eval datasets (a dict): one evaluation per set, metrics "eval_<name>_*"; the
@@ -160,18 +166,12 @@ class PruningCallback(_TrainerCallback):
         raise TrialPaused(f"paused at step {self._pausing}")
 
 
-# metrics that are better lower, as whole words of the name (eval_wer, eval_val_rmse); "loss"
-# anywhere in the name (eval_nll_loss, eval_myloss)
-LOWER_IS_BETTER = ("error", "err", "wer", "cer", "ter", "perplexity", "ppl", "nll", "mse", "mae",
-                   "rmse", "rmsle", "mape", "smape", "distance")  # fmt: skip
-
-
 def default_direction(metric: str) -> str:
     """"minimize" for a metric that is better lower: its name contains "loss", or one of its
     ``_``-separated words is in :data:`LOWER_IS_BETTER` (word or character error rate,
-    perplexity, squared or absolute error...); else "maximize" (accuracy, f1, bleu...)."""
-    words = metric.lower().replace("-", "_").split("_")
-    return "minimize" if "loss" in metric.lower() or any(w in LOWER_IS_BETTER for w in words) else "maximize"
+    perplexity, squared or absolute error...); else "maximize" (accuracy, f1, bleu, and a name
+    that says nothing: see :func:`tunesmith.integrations._common.guess_direction`)."""
+    return guess_direction(metric) or "maximize"
 
 
 def objective(
@@ -201,11 +201,17 @@ def search(
     build_trainer: Callable[[Any, dict[str, Any]], Any],
     *,
     base: Any,
-    n_trials: int,
+    n_trials: int | None,
     space: Space | Mapping[str, Any] | None = None,
     metric: str = "eval_loss",
     direction: str | None = None,
     study: Any = None,
+    timeout: float | None = None,
+    n_jobs: int = 1,
+    callbacks: Sequence[Callable[[Any, Any], None]] = (),
+    catch: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    show_progress: bool | None = None,
+    optimize_options: Mapping[str, Any] | None = None,
     **study_options: Any,
 ) -> Any:
     """Run a study over a ``Trainer``; returns the :class:`tunesmith.Study`.
@@ -220,6 +226,14 @@ def search(
             ``eval_accuracy``: maximize).
         study: an existing :class:`tunesmith.Study` to continue (then ``space``, ``direction``
             and ``study_options`` are its own).
+        n_trials, timeout, n_jobs, callbacks, catch, show_progress: passed to
+            :meth:`tunesmith.Study.optimize` (``n_trials=None`` with a ``timeout``: trials until
+            it passes; ``callbacks``: ``callback(study, record)`` after each trial, e.g.
+            :class:`~tunesmith.integrations.mlflow.MLflowCallback` or one that calls
+            ``study.stop()``; ``n_jobs > 1``: several Trainers at once, threads sharing this
+            process's devices, or processes with a SQL ``storage``).
+        optimize_options: the rest of ``optimize``'s options (``executor``, ``gpus``,
+            ``trial_timeout``...: docs/distributed.md).
         study_options: passed to :class:`tunesmith.Study` (``pruner``, ``sampler``, ``seed``,
             ``storage``, ``name``...).
     """
@@ -228,5 +242,7 @@ def search(
     if study is None:
         direction = direction or default_direction(metric)
         study = Study(space if space is not None else trainer_space(), direction=direction, **study_options)
-    study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials)
+    study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials, timeout=timeout,
+                   n_jobs=n_jobs, catch=catch, callbacks=callbacks, show_progress=show_progress,
+                   **dict(optimize_options or {}))
     return study

@@ -519,7 +519,11 @@ class Study:
                 each worker ended its trials (a trial failed because its worker
                 died included). An exception in a callback stops the run: no
                 new trial starts, running ones end, then optimize raises it.
-                ``study.stop()`` in a callback ends the call cleanly.
+                ``study.stop()`` in a callback ends the call cleanly. A callback
+                with a method ``on_optimize_end(study, error)`` has it called once
+                the call is over (``error``: the exception optimize raises, else
+                None), e.g. :class:`~tunesmith.integrations.mlflow.MLflowCallback`
+                ends the study's parent run there.
             show_progress: a progress bar (default: when stderr is a terminal).
             executor: "thread", "process" or "ray" (or an
                 :class:`~tunesmith.execution.Executor`) to override the default.

@@ -279,10 +279,16 @@ def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
 
 def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
     sp = space if isinstance(space, Space) else Space(dict(space))
+    both_lrs = "lr" in sp and "min_lr" in sp
     for name in sp:
         if name in TrainConfig.field_names():
+            params = {name: sp[name].from_unit(0.5)}
+            if both_lrs and name in ("lr", "min_lr"):
+                # min_lr <= lr binds two searched values: checked per trial, with the trial's values
+                params = ({"lr": params["lr"], "min_lr": 0.0} if name == "lr"
+                          else {"min_lr": params["min_lr"], "lr": max(base.lr, params["min_lr"])})
             try:
-                base.with_params({name: sp[name].from_unit(0.5)})
+                base.with_params(params)
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"space parameter {name!r} gives an invalid TrainConfig: {exc}") from None
 

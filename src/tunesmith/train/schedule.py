@@ -45,7 +45,7 @@ def lr_factor(
         return float(cfg.gamma ** (t / d))
     if cfg.schedule == "cosine":
         big_t = max(total_steps - w, 1)
-        m = min(cfg.min_lr / cfg.lr, 1.0)
+        m = cfg.min_lr / cfg.lr  # <= 1: TrainConfig refuses min_lr > lr
         return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(t, big_t) / big_t))
     return float(cfg.plateau_factor**reductions)
 
