@@ -45,8 +45,8 @@ class TrainConfig:
         warmup_steps or warmup_fraction (of all steps): linear warm-up from 0.
         schedule: "constant", "step" (``gamma ** floor(t / decay_steps)``),
             "exponential" (``gamma ** (t / decay_steps)``), "cosine" (to
-            ``min_lr``, at most ``lr``: a larger one is refused with any
-            schedule but "constant") or "plateau" (times ``plateau_factor`` after
+            ``min_lr``, at most ``lr``: a larger one is refused; the other
+            schedules do not use ``min_lr``) or "plateau" (times ``plateau_factor`` after
             ``plateau_patience`` evaluations without improvement).
         decay_steps or decay_epochs: optimizer steps, or epochs, per decay for
             step/exponential (neither: one epoch).
@@ -134,10 +134,10 @@ class TrainConfig:
         _positive("eps", self.eps)
         for name in ("momentum", "weight_decay", "l1", "l2", "min_delta", "min_lr", "warmup_fraction"):
             _at_least(name, getattr(self, name), 0.0)
-        if self.schedule != "constant" and _num(self.min_lr) and self.min_lr > self.lr:
+        if self.schedule == "cosine" and _num(self.min_lr) and self.min_lr > self.lr:
             raise ValueError(
                 f"TrainConfig.min_lr ({self.min_lr!r}) > TrainConfig.lr ({self.lr!r}) with schedule={self.schedule!r}: "
-                "min_lr is the rate a decaying schedule ends at, so it must not exceed the peak lr (it was once "
+                "min_lr is the rate the cosine schedule ends at, so it must not exceed the peak lr (it was once "
                 "clamped to lr, a constant schedule); lower min_lr or raise lr (when both are searched, give "
                 "min_lr a range below lr's, or search a ratio and set min_lr = ratio * lr in the objective)"
             )
