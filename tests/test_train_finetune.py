@@ -76,11 +76,15 @@ def test_backbone_lr_zero_keeps_backbone_still_and_head_lr_applies() -> None:
 
 def test_backbone_lr_without_a_head_is_refused() -> None:
     """Before, backbone_lr without a head was silently ignored: every parameter trained at lr."""
+    train, val = split(96)
     cfg = TrainConfig(lr=0.05, backbone_lr=0.0, epochs=1)
     with pytest.raises(ValueError, match=r"backbone_lr \(0.0\) is the rate of the parameters outside the head, but no head"):
-        Trainer(Net(), cfg)
-    Trainer(Net(), cfg, head="head")
-    Trainer(Net(), TrainConfig(lr=0.05, epochs=1))
+        Trainer(Net(), cfg).fit(train, val)
+    Trainer(Net(), cfg, head="head").fit(train, val)
+    Trainer(Net(), TrainConfig(lr=0.05, epochs=1)).fit(train, val)
+    # a trainer that only evaluates may hold the training config (as the fine-tuning examples do)
+    loss, _ = Trainer(Net(), cfg).evaluate(val)
+    assert loss > 0
 
 
 def test_replace_head_and_trainable_count() -> None:

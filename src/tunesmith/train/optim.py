@@ -27,12 +27,6 @@ def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -
     """Parameter groups with ``base_lr`` and ``weight_decay`` set per group."""
     buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     names = {n for n, _ in model.named_parameters()}
-    if cfg.backbone_lr is not None and not head:
-        raise ValueError(
-            f"TrainConfig.backbone_lr ({cfg.backbone_lr!r}) is the rate of the parameters outside the head, but no "
-            "head is named, so every parameter trains at lr and backbone_lr would be ignored. Name the head: "
-            "Trainer(model, cfg, head=['classifier']) (objective(..., head=...) in a study), or drop backbone_lr"
-        )
     for h in head:
         if not any(_in_head(n, [h]) for n in names):
             raise ValueError(f"head {h!r} names no parameter of the model; parameters start with e.g. {sorted(names)[:3]}")
@@ -55,6 +49,17 @@ def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -
 def penalized(model: nn.Module) -> list[nn.Parameter]:
     """The parameters the L1/L2 penalties cover: weight matrices only."""
     return [p for p in model.parameters() if p.ndim >= 2]
+
+
+def check_head(cfg: TrainConfig, head: Sequence[str]) -> None:
+    """Refuse to train with ``backbone_lr`` and no head: every parameter would train at ``lr``
+    and ``backbone_lr`` be ignored. (A trainer that only evaluates may hold such a config.)"""
+    if cfg.backbone_lr is not None and not head:
+        raise ValueError(
+            f"TrainConfig.backbone_lr ({cfg.backbone_lr!r}) is the rate of the parameters outside the head, but no "
+            "head is named, so every parameter trains at lr and backbone_lr would be ignored. Name the head: "
+            "Trainer(model, cfg, head=['classifier']) (objective(..., head=...) in a study), or drop backbone_lr"
+        )
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -> torch.optim.Optimizer:

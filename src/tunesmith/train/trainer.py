@@ -42,7 +42,7 @@ from .finetune import keep_frozen_in_eval
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, load_model_state, model_state
-from .optim import l1_l2_penalty, make_optimizer, penalized
+from .optim import check_head, l1_l2_penalty, make_optimizer, penalized
 from .schedule import Plateau, lr_factor
 
 Callback = Callable[["Trainer", EvalRecord], None]
@@ -110,6 +110,7 @@ class Trainer:
         (:class:`~tunesmith.train.checkpoint.CheckpointError`).
         """
         cfg = self.config
+        check_head(cfg, self.head)
         loader = self.train_loader(train)
         if val is not None:
             check_data(val, "val")
