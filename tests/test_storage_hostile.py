@@ -97,7 +97,9 @@ def test_a_row_without_an_integer_number_is_left_out(sqlite_url: str, caplog: py
     _write(sqlite_url, "number", "abc")
     study = ts.Study.load("victim", storage=sqlite_url)
     assert [t.number for t in study.trials] == [0, 2, 3]
-    assert "column number holds 'abc'" in caplog.text
+    for _ in range(5):  # it comes back with each incremental read (text sorts after every integer)
+        assert [t.number for t in study.trials] == [0, 2, 3]
+    assert caplog.text.count("column number holds 'abc'") == 1  # said once, not at every read
 
 
 @pytest.mark.parametrize("number", ["'abc'", str(2**63 - 1), "2.5"])
@@ -153,7 +155,11 @@ def test_an_unreadable_study_row_hides_no_other_study_and_can_be_deleted(
         page = client.get("/api/studies/victim")
         assert page.status_code == 500 and "changed outside tunesmith" in page.json()["error"]
         assert "changed outside tunesmith" in client.get("/studies/victim").text
+    from tunesmith.study.evaluate import SUFFIX
+
+    ts.Study(SPACE, storage=url, name="victim" + SUFFIX)  # where evaluate_best's test results live
     assert main(["delete", "victim", "--storage", url, "--yes"]) == 0
+    assert [r.name for r in ts.storage.make_storage(url).list_studies()] == ["other"]  # its test results went too
     assert len(ts.Study.load("other", storage=url).trials) == 2
 
 

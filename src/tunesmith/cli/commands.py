@@ -23,6 +23,7 @@ from ..space import display_names, for_display
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
 from ..study.evaluate import TestResult, test_results
+from ..study.manage import delete_study
 from ..trial import FrozenTrial, TrialState, best_of, ranked
 from .launch import optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS
@@ -102,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     trials = study.trials
     console = wide_console()
     ran = len(trials) - before
-    console.print(f"study [bold]{escape(study.name)}[/] in {escape(study.storage.display_url)}: "
+    console.print(f"study [bold]{literal(study.name)}[/] in {escape(study.storage.display_url)}: "
                   f"{_ran_now(study, ran)}, {len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
     if any(t.state is TrialState.COMPLETE for t in trials):
         console.print(best_table(study, trials, args.top))
@@ -167,7 +168,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = study.trials
     console = wide_console()
-    console.print(f"study [bold]{escape(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
+    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
                   f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
@@ -208,7 +209,7 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     names = [n for n in study.space if any(n in t.params for t in done)]
     if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
-                         f"tunesmith export {escape(study.name)} writes them all")
+                         f"tunesmith export {literal(study.name)} writes them all")
         names = names[:SHOWN_PARAM_COLUMNS]
     shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:
@@ -297,10 +298,8 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage)
-    study: Study | None = None
     try:
-        study = Study.load(args.name, storage)
-        n: Any = len(study.trials)
+        n: Any = len(Study.load(args.name, storage).trials)
     except StudyNotFound:
         raise
     except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
@@ -313,10 +312,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         if input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ").strip().lower() != "y":
             print("nothing deleted")
             return 1
-    if study is not None:
-        study.delete()  # with its test results
-    else:
-        storage.delete_study(name)
+    delete_study(storage, name)  # with its test results; by name, as the study may not open
     print(f"deleted study {name!r} ({n} trials) from {url}")
     return 0
 

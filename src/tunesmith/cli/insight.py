@@ -8,14 +8,13 @@ import statistics
 import sys
 from collections.abc import Mapping, Sequence
 
-from rich.markup import escape
 from rich.table import Table
 
 from ..importance import METHODS, Importances
 from ..space import display_names
 from ..storage import make_storage
 from ..study import Study
-from .commands import at_least, wide_console
+from .commands import at_least, literal, wide_console
 from .studyfile import DEFAULT_STORAGE
 
 
@@ -54,12 +53,12 @@ def cmd_importance(args: argparse.Namespace) -> int:
 def importance_table(name: str, imp: Importances, pairs: int, shown: Mapping[str, str] | None = None) -> Table:
     """``shown``: the names to print (:func:`tunesmith.space.display_names`)."""
     left = ", ".join(f"{n} {s}" for s, n in imp.left_out.items())
-    table = Table(title=f"{name}: importance ({imp.method}, {imp.n_trials} complete trials"
+    table = Table(title=f"{literal(name)}: importance ({imp.method}, {imp.n_trials} complete trials"
                         f"{'; left out: ' + left if left else ''})")
     for col in ("parameter", "fraction", "± band", ""):
         table.add_column(col, justify="left" if col in ("parameter", "") else "right")
     for e in [*imp.main, *imp.interactions[:pairs]]:
-        table.add_row(escape(_label(e.names, shown)), f"{e.fraction:.3f}", f"{e.std:.3f}", "█" * round(40 * max(e.fraction, 0.0)))
+        table.add_row(literal(_label(e.names, shown)), f"{e.fraction:.3f}", f"{e.std:.3f}", "█" * round(40 * max(e.fraction, 0.0)))
     return table
 
 

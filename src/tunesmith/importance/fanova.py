@@ -162,15 +162,6 @@ def _pairs(p: _TreeParts, cols: np.ndarray) -> np.ndarray:
     return pair
 
 
-def tree_effects(tree: Any, columns: tuple[Column, ...], *, pairs: bool) -> TreeEffects | None:
-    """One tree's main-effect and pair fractions (every pair); None for a constant tree."""
-    p = _tree_parts(tree, columns)
-    if p is None:
-        return None
-    cols = np.arange(len(columns))
-    return TreeEffects(p.main, _pairs(p, cols) if pairs else np.zeros((cols.size, cols.size)), cols)
-
-
 def _intervals(lo: np.ndarray, hi: np.ndarray, column: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The column cut at every leaf boundary into intervals ``(p_k, p_k+1]``: each leaf
     covers the intervals ``start <= k < end`` (two (L,) index arrays); their measures (K,)."""

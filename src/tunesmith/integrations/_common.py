@@ -28,7 +28,7 @@ def report_and_decide(trial: Any, value: float, step: int) -> None:
     """Report ``value`` at ``step``, ask the pruner once, and raise :class:`TrialPruned` when it
     stops the trial (for callbacks that cannot pause: see :func:`refuse_pausing`)."""
     reported = trial.intermediate
-    if reported and step <= max(reported):
+    if step in reported:  # a second training starts again at round 1 (a dict lookup: called every round)
         raise ValueError(
             f"trial {trial.number} reported boosting round {max(reported)} and now round {step} again: "
             "one trial's callback follows one training. To cross-validate, use xgb.cv / lgb.cv with "
@@ -88,7 +88,7 @@ def guess_direction(metric: str) -> str | None:
     return None
 
 
-_warned: set[tuple[str, str, str]] = set()
+_warned: set[tuple[int, str, str]] = set()
 _warned_lock = threading.Lock()
 
 
@@ -103,7 +103,7 @@ def warn_direction(trial: Any, metric: str, *, what: str) -> None:
     have = str(getattr(have, "value", have))
     if guess is None or have not in ("minimize", "maximize") or have == guess:
         return
-    key = (str(getattr(study, "name", id(study))), metric, have)
+    key = (id(study), metric, have)  # this study object: another of the same name is warned too
     with _warned_lock:
         if key in _warned:
             return

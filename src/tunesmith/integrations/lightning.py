@@ -18,7 +18,6 @@ decision is broadcast so every rank stops at the same validation. Needs
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import tempfile
@@ -62,7 +61,7 @@ class PruningCallback(_Callback):
         if trial is not None:
             warn_direction(trial, monitor, what="lightning PruningCallback")
         if checkpoint_dir is None and trial is not None:
-            checkpoint_dir = Path(tempfile.gettempdir()) / "tunesmith-lightning" / _folder_name(str(trial.study.name))
+            checkpoint_dir = _study_folder(Path(tempfile.gettempdir()) / "tunesmith-lightning", str(trial.study.name))
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self._reported: int | None = None  # the last step reported (step="epoch": the epoch)
 
@@ -137,11 +136,12 @@ class PruningCallback(_Callback):
         return folder / f"trial-{number}.ckpt"
 
 
-def _folder_name(study: str) -> str:
-    """The study's name as one folder name: itself when it is one already (letters, digits,
-    ``_ . -``), else those characters kept and a hash of the name added, so that no name
-    (``../x``, ``/etc``, ``a/b``) leads outside the folder it is put in."""
+def _study_folder(root: Path, study: str) -> Path:
+    """The study's folder under ``root``: its name when that is one folder name already
+    (letters, digits, ``_ . -``: where earlier versions put it, so paused trials resume),
+    else :func:`~tunesmith.train.checkpoint.study_folder` (no name leads outside ``root``)."""
     if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", study) and study.strip(".") and not study.startswith("-"):
-        return study
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._-")[:64] or "study"
-    return f"{safe}-{hashlib.sha256(study.encode()).hexdigest()[:8]}"
+        return root / study
+    from ..train.checkpoint import study_folder
+
+    return study_folder(root, study)

@@ -145,25 +145,28 @@ def slices(study: Any, *, params: Sequence[str] | None = None) -> list[Chart]:
     """For each parameter, the complete trials' values against it (where it is active),
     coloured by trial number."""
     s = snapshot(study)
-    return [_slice(s, n, s.fitting) for n in _params(s, params)]
+    shown = display_names(s.space)
+    return [_slice(s, n, s.fitting, shown[n]) for n in _params(s, params)]
 
 
-def _slice(s: Snapshot, name: str, done: list[FrozenTrial]) -> Chart:
+def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart:
     on = [t for t in done if name in t.params]
-    label = display_names(s.space)[name]
     title = f"{s.name}: value against {label} ({len(on)} complete trials)"
     if not on:
         return nothing("slice", title, f"no complete trial of {s.name!r} has {name!r} active")
     p = s.space[name]
-    shown = dict(zip(map(repr, p.choices), value_labels(list(p.choices)), strict=True)) if p.kind == "categorical" else {}  # type: ignore[attr-defined]
-    xs = [shown.get(repr(t.params[name]), str(t.params[name])) if shown else t.params[name] for t in on]
+    labels = value_labels(list(p.choices)) if p.kind == "categorical" else None  # type: ignore[attr-defined]
+
+    def x(v: Any) -> Any:  # a choice's label (by its index: 1, 1.0 and True are distinct choices)
+        return v if labels is None else labels[p.index(v)]  # type: ignore[attr-defined]
+
+    xs = [x(t.params[name]) for t in on]
     pts = Series(None, xs, [t.value for t in on], mode="markers", marker="o", gid="trials",
                  colors=[float(t.number) for t in on], hover=[f"trial {t.number}" for t in on])
     best = s.best()
     extra = []
     if best is not None and name in best.params and s.space.fits(best.params):
-        bx = shown.get(repr(best.params[name]), str(best.params[name])) if shown else best.params[name]
-        extra.append(Series(f"best (trial {best.number})", [bx], [best.value], mode="markers", marker="*",
+        extra.append(Series(f"best (trial {best.number})", [x(best.params[name])], [best.value], mode="markers", marker="*",
                             color=BEST_COLOR, gid="best"))
     return Chart("slice", title, label, f"value ({s.direction.value})", (pts, *extra),
                  log_x=bool(getattr(p, "log", False)), color_label="trial", int_x=p.kind == "int")

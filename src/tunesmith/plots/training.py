@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cv import CV_ATTR
 from ..trial import FrozenTrial, TrialState
 from .records import BEST_COLOR, Chart, Series, group_color, nothing
 
@@ -29,7 +30,7 @@ def overfitting(source: Any, *, log_y: bool = False) -> Chart:
     else:
         raise TypeError(f"overfitting() takes a trial or a train History, got {type(source).__name__}")
     title = f"{name}: training and validation loss"
-    if isinstance(source, FrozenTrial) and not curves["losses"] and isinstance(source.attrs.get("cv"), Mapping):
+    if isinstance(source, FrozenTrial) and not curves["losses"] and isinstance(source.attrs.get(CV_ATTR), Mapping):
         return nothing("overfitting", title, f"{name} reported the running mean of its cross-validation folds, "
                                              "not a loss by epoch (one fold's training curve is not kept)")
     val = curves["val"]

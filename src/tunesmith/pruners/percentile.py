@@ -80,16 +80,17 @@ class PercentilePruner(Pruner):
         step = trial.last_step
         if step is None or not self.needs_trials(trial):
             return Decision.CONTINUE
-        if not any((t.last_step or 0) > step for t in comparable(trials, trial)):
-            # no other trial went past this step: it may be the last of a full run, and a trial
-            # that trained in full is never stopped (the best is chosen among them, as with ASHA)
-            return Decision.CONTINUE
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         if finished < self.n_startup_trials:
             return Decision.CONTINUE
+        peers = comparable(trials, trial)
+        if not any((t.last_step or 0) > step for t in peers):
+            # no other trial went past this step: it may be the last of a full run, and a trial
+            # that trained in full is never stopped (the best is chosen among them, as with ASHA)
+            return Decision.CONTINUE
         others = [
             v
-            for t in comparable(trials, trial)
+            for t in peers
             if (t.last_step or 0) >= step
             and (v := score(t.intermediate, step, direction, self.curve)) is not None
         ]

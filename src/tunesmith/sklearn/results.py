@@ -54,11 +54,17 @@ def cv_results(
     return out
 
 
+def fold_scores(t: Any) -> Mapping[str, Any]:
+    """A trial's per-fold scores by name (``test_score``, ``error``...) as cross_validate
+    recorded them; empty when it recorded none."""
+    return dict(t.attrs.get(CV_ATTR) or {}).get("scores", {})
+
+
 def _table(trials: Sequence[FrozenTrial], name: str, n_splits: int) -> np.ndarray:
     """Values by (trial, fold); folds a trial did not run are NaN."""
     table = np.full((len(trials), n_splits), np.nan)
     for i, t in enumerate(trials):
-        values = dict(t.attrs.get(CV_ATTR) or {}).get("scores", {}).get(name, [])
+        values = fold_scores(t).get(name, [])
         for k, v in enumerate(values[:n_splits]):
             if isinstance(v, (int, float)):
                 table[i, k] = v

@@ -29,7 +29,7 @@ from ..samplers.simple import GridSampler
 from ..storage import MemoryStorage
 from ..study import Study
 from ..trial import TrialState
-from .results import cv_results
+from .results import cv_results, fold_scores
 from .space import SearchSpace, as_search_space
 
 #: "auto"'s expected-improvement margin in score units (skopt's ``xi``): at 16 trials it kept the
@@ -164,14 +164,13 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             if data is not None:
                 trial.set_attr(DATA_ATTR, data)
             value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
-            scores = dict(trial.attrs.get(CV_ATTR) or {}).get("scores", {})
+            scores = fold_scores(trial)
             errors = [e for e in scores.get("error") or [] if e]
+            ran = len(scores.get(f"test_{metric}") or [])  # the fold that failed, if one did
             if errors and not math.isfinite(value):  # the trial's error (and log line) names the failed fit
-                ran = len(scores.get(f"test_{metric}") or [])
                 raise FitFailedError(f"the fit of fold {ran} failed (error_score={self.error_score!r}): {errors[-1]}")
             _warn_scoring(trial.number, scores, self.error_score)
-            if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):
-                ran = len(scores.get(f"test_{metric}") or [])  # scored error_score: failed, but not a failed fit
+            if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):  # scored error_score: not a failed fit
                 raise ScoringFailedError(f"scoring failed on fold {ran} (error_score={self.error_score!r}): "
                                          f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
             return value
@@ -539,9 +538,9 @@ def _n(X: Any) -> int:
 
 def _check_failures(trials: list[Any]) -> None:
     """scikit-learn's rule: every fit failed -> ValueError; some -> FitFailedWarning."""
-    errors = [e for t in trials for e in (dict(t.attrs.get(CV_ATTR) or {}).get("scores", {}).get("error") or []) if e]
+    errors = [e for t in trials for e in (fold_scores(t).get("error") or []) if e]
     errors += [t.error for t in trials if t.state is TrialState.FAILED and t.error and not t.attrs.get(CV_ATTR)]
-    scored = [t for t in trials if any(dict(t.attrs.get(CV_ATTR) or {}).get("scores", {}).get(SCORE_ERROR) or [])]
+    scored = [t for t in trials if any(fold_scores(t).get(SCORE_ERROR) or [])]
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     if not complete and not scored:  # a scorer that raised is no failed fit: NaN rows, as scikit-learn
         detail = "; ".join(sorted(set(errors))[:5]) or "no trial completed"

@@ -217,6 +217,7 @@ class SQLStorage(Storage):
         self._engine: Engine | None = None
         self._statements: Statements | None = None
         self._pid = -1
+        self._warned: set[str] = set()  # unreadable rows already logged (see rows_to_trials)
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
         self._absent = False  # read-only, and no file or no tables there: no studies
         self._path: Path | None = None  # SQLite: the database file
@@ -707,7 +708,7 @@ class SQLStorage(Storage):
         if tried[0]:
             done = cur.first("by_token", {"token": token})
             if done is not None:
-                return tuple_to_trial(done)
+                return tuple_to_trial(done, self._warned)
         tried[0] = True
         return None
 
@@ -791,7 +792,7 @@ class SQLStorage(Storage):
                 row = cur.first("one_trial", at)
                 if row is None:
                     raise TrialNotFound(f"study has no trial number {number}")
-                if not expect(tuple_to_trial(row)):
+                if not expect(tuple_to_trial(row, self._warned)):
                     return False
             if cur.execute("update_if_state", args).rowcount != 0:
                 return True
@@ -818,13 +819,13 @@ class SQLStorage(Storage):
         kind = "trials_in_state" if state is not None else "trials_from" if exclude is None else "trials_except"
         stmt = kind + ("" if limit is None else "_head")
         rows = self._tx(lambda c: c.all(stmt, args), write=False)
-        return rows_to_trials(rows)
+        return rows_to_trials(rows, self._warned)
 
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         row = self._tx(lambda c: c.first("one_trial", {"sid": study_id, "number": number}), write=False)
         if row is None:
             raise TrialNotFound(f"study has no trial number {number}")
-        return tuple_to_trial(row)
+        return tuple_to_trial(row, self._warned)
 
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         if not numbers:

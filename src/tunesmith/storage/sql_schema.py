@@ -127,7 +127,7 @@ def _hot_statements() -> dict[str, Any]:
 _HOT = _hot_statements()
 
 
-def tuple_to_trial(r: Sequence[Any]) -> FrozenTrial:
+def tuple_to_trial(r: Sequence[Any], warned: set[str] | None = None) -> FrozenTrial:
     """A trial from a row of ``_TRIAL_COLS`` (a plain DBAPI tuple).
 
     Whoever can write the database can put anything in a row. A row that does not
@@ -146,7 +146,7 @@ def tuple_to_trial(r: Sequence[Any]) -> FrozenTrial:
             f"unreadable record: column {bad.column} of trial {r[1]} (table ts_trials, trial_id={r[0]}) "
             f"{bad.why}; it was changed outside tunesmith: restore it from a backup or delete the row"
         )
-        logger.warning("%s", message)
+        _warn_once(message, warned)
         return FrozenTrial(number=r[1], state=TrialState.FAILED, params={}, error=message, trial_id=r[0])
 
 
@@ -168,17 +168,27 @@ def _direction(v: Any) -> Direction:
     return Direction(v)
 
 
-def rows_to_trials(rows: Sequence[Sequence[Any]]) -> list[FrozenTrial]:
+def rows_to_trials(rows: Sequence[Sequence[Any]], warned: set[str] | None = None) -> list[FrozenTrial]:
     """:func:`tuple_to_trial` of each row; a row without an integer number (it has no
     place in the study) is left out, with a warning that names it."""
     out = []
     for r in rows:
         if _numbered(r):
-            out.append(tuple_to_trial(r))
+            out.append(tuple_to_trial(r, warned))
         else:
-            logger.warning("unreadable row trial_id=%r of table ts_trials left out: column number holds %s, "
-                           "not an integer; it was changed outside tunesmith", r[0], _short(r[1]))
+            _warn_once(f"unreadable row trial_id={r[0]!r} of table ts_trials left out: column number holds "
+                       f"{_short(r[1])}, not an integer; it was changed outside tunesmith", warned)
     return out
+
+
+def _warn_once(message: str, warned: set[str] | None) -> None:
+    """Log ``message`` unless it is in ``warned`` (a storage's messages so far): a bad row
+    comes back with every read (a text number sorts after every integer, so each
+    incremental read returns it again), its warning once."""
+    if warned is None or message not in warned:
+        if warned is not None:
+            warned.add(message)
+        logger.warning("%s", message)
 
 
 def _numbered(r: Sequence[Any]) -> bool:

@@ -216,17 +216,14 @@ def focus_study(
 ) -> tuple[Study, FocusPlan]:
     """Create the focused study and carry the trials (:meth:`Study.focus`); ``log=False`` leaves
     the plan's summary to the caller (the CLI prints it)."""
-    from ..exceptions import DuplicateStudyError, StudyNotFound
+    from ..exceptions import DuplicateStudyError
     from ..storage import make_storage
+    from .manage import exists
     from .study import Study
 
     new_name = name or f"{study.name}-focus"
-    target = study.storage if storage is None else make_storage(storage) if isinstance(storage, str) else storage
-    try:
-        target.get_study(new_name)
-    except StudyNotFound:
-        pass
-    else:  # checked first: a focus is not resumed, and Study's own hint (load_if_exists=True) is not focus's
+    target = study.storage if storage is None else make_storage(storage)
+    if exists(target, new_name):  # checked first: a focus is not resumed, and Study's hint (load_if_exists) is not focus's
         raise DuplicateStudyError(
             f"a study named {new_name!r} already exists in {target.display_url}: focus into another name "
             f"(name=..., on the command line --to NEW), or continue that study: Study.load({new_name!r}, storage)"

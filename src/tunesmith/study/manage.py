@@ -135,14 +135,15 @@ def rename_study(study: Study, new_name: str) -> None:
         study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
 
 
-def delete_study(study: Study) -> None:
-    """Delete ``study`` and the companion holding its test results, if any: a study created
-    later under the same name must not show the deleted one's test results."""
+def delete_study(storage: Storage, name: str) -> None:
+    """Delete study ``name`` and the companion holding its test results, if any: a study
+    created later under the same name must not show the deleted one's test results. (By
+    name: a study changed outside tunesmith so that it cannot be opened is deleted too.)"""
     from .evaluate import SUFFIX
 
-    study.storage.delete_study(study.name)
-    if exists(study.storage, study.name + SUFFIX):
-        study.storage.delete_study(study.name + SUFFIX)
+    storage.delete_study(name)
+    if exists(storage, name + SUFFIX):
+        storage.delete_study(name + SUFFIX)
 
 
 def exists(storage: Storage, name: str) -> bool:

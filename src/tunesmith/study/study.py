@@ -405,8 +405,8 @@ class Study:
         done = [t for t in self._history() if t.state is TrialState.COMPLETE and t.last_step is not None]
         longest = max(done, key=lambda t: (t.last_step or 0, -t.number), default=final)
         warning = self.pruner.idle_warning(longest)
+        self._warned_idle = True  # either way: trials only get longer, so a "no" from the longest stays a no
         if warning:
-            self._warned_idle = True
             logger.warning("%s. (Logged once per study.)", warning)
 
     def _warn_about_budget(self, n_trials: Any) -> None:
@@ -728,7 +728,7 @@ class Study:
         """Delete the study, all its trials and its test results from the storage (for good)."""
         from .manage import delete_study
 
-        delete_study(self)
+        delete_study(self.storage, self.name)
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
