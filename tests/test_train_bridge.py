@@ -322,3 +322,38 @@ def test_min_lr_and_lr_both_searched_are_checked_per_trial(tmp_path: Path) -> No
     study.enqueue({"lr": 5e-3, "min_lr": 1e-3})
     study.optimize(obj, n_trials=1, catch=())
     assert study.trials[-1].state.name == "COMPLETE"
+
+
+ADAPT = {"lr_adapt": ts.Categorical([None, "hypergradient"]), "hyper_lr": ts.Float(1e-4, 1e-2, log=True)}
+
+
+def test_a_rule_binding_two_searched_fields_is_checked_per_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # hyper_lr alone on the base (lr_adapt None) breaks a rule, yet lr_adapt="hypergradient" trials are valid
+    base = TrainConfig(epochs=1, batch_size=16)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        obj = objective(lambda p: mlp(), DATA, ADAPT, base=base, checkpoint_root=tmp_path)
+    assert "sampled configurations of the space give an invalid TrainConfig" in caplog.text and "when=" in caplog.text
+    study = ts.Study(ADAPT, sampler="random", seed=0)
+    study.enqueue({"lr_adapt": None, "hyper_lr": 1e-3})
+    with pytest.raises(ValueError, match=r"(?s)hyper_lr is set but lr_adapt is None.*lr_adapt=None, hyper_lr=0\.001.*when="):
+        study.optimize(obj, n_trials=1, catch=())
+    study.enqueue({"lr_adapt": "hypergradient", "hyper_lr": 1e-3})
+    study.optimize(obj, n_trials=1, catch=())
+    assert study.trials[-1].state.name == "COMPLETE"
+
+
+def test_the_conditional_space_draws_no_invalid_pair(caplog: pytest.LogCaptureFixture) -> None:
+    space = {**ADAPT, "hyper_lr": ts.Float(1e-4, 1e-2, log=True, when={"lr_adapt": ["hypergradient"]})}
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        objective(build, DATA, space)
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize("space, match", [
+    ({"lr": ts.Float(-1.0, 1.0)}, "space parameter 'lr'.*lr must be a number > 0"),  # midpoint invalid on its own
+    ({"warmup_steps": ts.Int(1, 10), "warmup_fraction": ts.Float(0.1, 0.2)},  # every pair breaks the rule
+     "no sampled configuration .* warmup_steps or warmup_fraction, not both"),
+])
+def test_a_space_no_trial_can_satisfy_is_refused_at_set_up(space, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        objective(build, DATA, space)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -184,7 +185,11 @@ def objective(
         build_model: ``build_model(params) -> nn.Module`` (params: the trial's).
         data: ``(train, val)`` or ``callable(params) -> (train, val)``.
         space: if given, checked now: its parameters must be TrainConfig
-            fields or be used by ``build_model`` (they are passed to it).
+            fields or be used by ``build_model`` (they are passed to it). Refused
+            here only when no trial could be valid; rules binding two searched
+            fields (nesterov needs momentum, lr_adapt needs hyper_lr, min_lr <= lr)
+            are checked per trial: an invalid pair fails that trial, naming the pair
+            and the conditional space that avoids it (a warning at set-up says so).
         base: the configuration the trial's parameters override.
         monitor: what is reported and returned: "val_loss" (default) or a metric
             name (then make the study's direction fit, e.g. maximize accuracy).
@@ -225,7 +230,7 @@ def objective(
     def run(trial: Any) -> float:
         set_threads(threads)
         params = dict(trial.params)
-        cfg = base.with_params(params)
+        cfg = trial_config(base, params)
         # one folder per trial (under checkpoint_root, else base's checkpoint_dir, else the
         # per-user default): trials sharing one would resume from each other's "last" checkpoints
         root = checkpoint_root if checkpoint_root is not None else cfg.checkpoint_dir or ckpt.default_root()
@@ -277,20 +282,72 @@ def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
 
 
+_PROBES = 256  # joint samples of the space that the set-up check tries
+
+
 def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
+    """Refuse at set-up only what no trial can satisfy.
+
+    A parameter whose midpoint breaks a rule of its own (``lr=0``, ``beta1=1``) is
+    refused; one whose rule binds another searched field (nesterov needs momentum,
+    lr_adapt needs hyper_lr, min_lr <= lr) is checked per trial, with the trial's
+    values (:func:`trial_config`), unless no sample of the space is valid. A space whose
+    samples are partly invalid is accepted with a warning naming an invalid pair.
+    """
     sp = space if isinstance(space, Space) else Space(dict(space))
-    both_lrs = "lr" in sp and "min_lr" in sp
-    for name in sp:
-        if name in TrainConfig.field_names():
-            params = {name: sp[name].from_unit(0.5)}
-            if both_lrs and name in ("lr", "min_lr"):
-                # min_lr <= lr binds two searched values: checked per trial, with the trial's values
-                params = ({"lr": params["lr"], "min_lr": 0.0} if name == "lr"
-                          else {"min_lr": params["min_lr"], "lr": max(base.lr, params["min_lr"])})
-            try:
-                base.with_params(params)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"space parameter {name!r} gives an invalid TrainConfig: {exc}") from None
+    fields = [n for n in sp if n in TrainConfig.field_names()]
+    if not fields:
+        return
+    rng = np.random.default_rng(0)
+    configs = [sp.decode(x) for x in [np.full(sp.ndim, 0.5), *rng.random((_PROBES, sp.ndim))]]
+    for name in fields:
+        mid = {name: sp[name].from_unit(0.5)}
+        error = _config_error(base, mid)
+        others = [q for q in fields if q != name]
+        if error is not None and all(_config_error(base, {**mid, q: c[q]}) == error
+                                     for c in configs for q in others if q in c):
+            raise ValueError(f"space parameter {name!r} gives an invalid TrainConfig: {error}")
+    errors = [e for e in (_config_error(base, c) for c in configs) if e is not None]
+    if len(errors) == len(configs):
+        raise ValueError(f"no sampled configuration of the space gives a valid TrainConfig: {errors[0]}")
+    if errors:
+        bad = next(c for c in configs if _config_error(base, c) is not None)
+        logger.warning("%d of %d sampled configurations of the space give an invalid TrainConfig (%s); such "
+                       "trials will fail. %s", len(errors), len(configs), errors[0], _combination_advice(base, bad))
+
+
+def _config_error(base: TrainConfig, params: Mapping[str, Any]) -> str | None:
+    try:
+        base.with_params(params)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+def trial_config(base: TrainConfig, params: Mapping[str, Any]) -> TrainConfig:
+    """``base.with_params(params)``; an invalid combination of searched values fails the
+    trial with the rule's message and how to write the space so that no trial draws it."""
+    try:
+        return base.with_params(params)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"this trial's values give an invalid TrainConfig: {exc}. "
+                         f"{_combination_advice(base, params)}") from None
+
+
+def _combination_advice(base: TrainConfig, params: Mapping[str, Any]) -> str:
+    """How to write the space so that no trial draws ``params``: the searched fields that
+    the broken rule names (each rule's message names every field it binds)."""
+    searched = {k: v for k, v in params.items() if k in TrainConfig.field_names()}
+    error = _config_error(base, searched) or ""
+    named = [k for k in searched if re.search(rf"\b{k}\b", error)]
+    values = ", ".join(f"{k}={searched[k]!r}" for k in named)
+    if len(named) >= 2:
+        return (f"The searched {values} break it together: write the space so that no trial draws such a "
+                f"combination, e.g. search {named[-1]!r} only where {named[0]!r} allows it, with "
+                f"when={{{named[0]!r}: [the values that allow it]}} (docs/guide.md, Conditions), or narrow the ranges.")
+    if named:
+        return f"The searched {values} breaks it: narrow its range, or set the field it depends on in base=."
+    return "Narrow the searched ranges or make some of them conditional (when=...)."
 
 
 def _fold_objective(
@@ -305,7 +362,7 @@ def _fold_objective(
     def run(trial: Any) -> float:
         set_threads(threads)
         params = dict(trial.params)
-        cfg = base.with_params(params)
+        cfg = trial_config(base, params)
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")
         splits = cv.kfold(n, folds, seed=cfg.seed) if isinstance(folds, int) else list(folds)
