@@ -7,6 +7,8 @@ import pytest
 
 import tunesmith as ts
 from tunesmith import cv
+from tunesmith.pruners import Decision
+from tunesmith.trial import Direction
 
 
 def _covers(folds: list[cv.Fold], n: int) -> None:
@@ -135,9 +137,6 @@ def _fold_trial(number: int, means: list[float], state: ts.TrialState) -> ts.Fro
 
 
 def test_fold_racing_stops_what_is_behind_the_best_on_the_same_folds() -> None:
-    from tunesmith.pruners import Decision
-    from tunesmith.trial import Direction
-
     racing = ts.pruners.make_pruner("folds")
     best = _fold_trial(0, [0.9, 0.8, 0.85], ts.TrialState.COMPLETE)  # the best by mean over every fold
     other = _fold_trial(1, [0.95, 0.9, 0.7], ts.TrialState.COMPLETE)  # ahead on fold 1, worse in the end
@@ -152,6 +151,28 @@ def test_fold_racing_stops_what_is_behind_the_best_on_the_same_folds() -> None:
         is Decision.CONTINUE  # only two trials finished every fold
     with pytest.raises(ValueError, match="margin must be a number >= 0"):
         ts.cv.FoldPruner(margin=-0.1)
+
+
+def test_fold_racing_never_stops_a_configuration_at_its_last_fold() -> None:
+    # an objective that asks the pruner after every fold, the last one too (a loop of its own,
+    # not cross_validate): the third configuration is behind the best only at fold 3 of 3
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="grid", pruner="folds")
+    runs = {0.5: [0.9, 0.8, 0.85], 0.6: [0.9, 0.8, 0.84]}
+    for x in runs:
+        study.enqueue({"x": x})
+
+    def objective(trial: ts.Trial) -> float:
+        for k, mean in enumerate(runs[trial.params["x"]], start=1):
+            trial.report(mean, k)
+            if trial.should_prune():
+                raise ts.TrialPruned(f"fold {k}")
+        return mean
+
+    study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 2 and study.trials[1].value == 0.84
+    best = _fold_trial(0, [0.9, 0.8, 0.85], ts.TrialState.COMPLETE)
+    last = _fold_trial(1, [0.9, 0.8, 0.84], ts.TrialState.RUNNING)
+    assert ts.cv.FoldPruner().decide(last, [best, last], Direction.MAXIMIZE) is Decision.CONTINUE
 
 
 def test_fold_racing_in_a_study_runs_one_fold_of_a_configuration_behind_the_best() -> None:

@@ -274,6 +274,9 @@ class FoldPruner(Pruner):
         margin: how far behind (in score units, e.g. 0.01 accuracy) a configuration
             may be on its first folds and still go on. 0: only ties go on.
         n_startup_trials: never stop before this many trials completed every fold.
+
+    A configuration at the last fold (no finished one went further) is never stopped:
+    it has run every fold, and its mean is what the best is chosen by.
     """
 
     name = "folds"
@@ -296,6 +299,10 @@ class FoldPruner(Pruner):
             and math.isfinite(t.value) and math.isfinite(t.intermediate.get(step, math.nan))
         ]  # fmt: skip
         if len(done) < self.n_startup_trials:
+            return Decision.CONTINUE
+        if not any((t.last_step or 0) > step for t in done):
+            # the last fold: a configuration that has run every fold is never stopped (its
+            # mean is complete; the best is chosen among such means), as with ASHA
             return Decision.CONTINUE
         best = min(done, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
         mine, theirs = sign * trial.intermediate[step], sign * best.intermediate[step]
