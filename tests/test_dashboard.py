@@ -324,3 +324,14 @@ def test_the_dashboard_reads_a_postgresql_storage(pg_url: str) -> None:
     assert summary["trials"] == 12 and summary["best"]["value"] == s.best_value
     history = c.get("/api/studies/on-pg/plots/history").json()["plots"][0]
     assert history["message"] is None and history["figure"]["data"]
+
+
+def test_the_dashboard_reads_the_test_results_that_the_report_reads(url: str) -> None:
+    from tunesmith.dashboard.cache import StudyCache
+    from tunesmith.study.evaluate import test_results
+
+    study = ts.load_study("beta", url)
+    study.evaluate_best(lambda t, seed: t.params["x"] + seed, k=2, seeds=[0, 1])
+    cache = StudyCache(ts.storage.make_storage(url))
+    expected = {n: r.mean for n, r in test_results(study).items()}
+    assert len(expected) == 2 and cache.snapshot(cache.view("beta")).tests == expected == snapshot(study).tests

@@ -18,10 +18,11 @@ from ..plots import Snapshot
 from ..pruners import make_pruner
 from ..space import Space
 from ..storage import Storage, StudyRecord
+from ..study.evaluate import SUFFIX, results_from
 from ..trial import FrozenTrial, TrialState
 
 #: the suffix of the companion study where ``study.evaluate_best`` records test scores
-TEST_SUFFIX = ":test"
+TEST_SUFFIX = SUFFIX
 #: unfinished trials re-read one by one up to this many; beyond, all from the lowest of them
 LIVE_ONE_BY_ONE = 64
 #: a study is read again at most this often (seconds), however many pages poll it
@@ -164,29 +165,22 @@ class StudyCache:
             return Snapshot(
                 name=view.name, direction=view.record.direction, space=Space.stored(view.record.space, f"study {view.name!r}"),
                 trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_name(cfg),
-                rungs=getattr(pruner, "rung_steps", None), tests=self._tests(view.name),
+                rungs=getattr(pruner, "rung_steps", None), tests=self._tests(view.record),
             )
 
         snap: Snapshot = view.cached("snapshot", build)
         return snap
 
-    def _tests(self, name: str) -> dict[int, float]:
+    def _tests(self, record: StudyRecord) -> dict[int, float]:
         """Mean test score by search-trial number, as ``study.evaluate_best`` recorded them."""
         with self.io:
             try:
-                book = self.storage.get_study(name + TEST_SUFFIX)
+                book = self.storage.get_study(record.name + TEST_SUFFIX)
             except KeyError:
                 return {}
             trials = self.storage.get_trials(book.study_id)
-        out: dict[int, float] = {}
-        for t in trials:
-            values = t.attrs.get("values") if t.state is TrialState.COMPLETE else None
-            if values and "trial" in t.attrs:
-                try:
-                    out[int(t.attrs["trial"])] = sum(float(v) for v in values) / len(values)
-                except (TypeError, ValueError, OverflowError):  # not what evaluate_best writes: left out
-                    continue
-        return out
+        found = results_from(trials, record.direction, where=book.name, quiet=True)
+        return {number: r.mean for number, r in found.items()}
 
 
 def _refresh(storage: Storage, e: _Entry) -> None:

@@ -21,7 +21,7 @@ import dataclasses
 import inspect
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -112,16 +112,28 @@ def test_results(study: Study) -> dict[int, TestResult]:
         book = Study.load(study.name + SUFFIX, study.storage)
     except StudyNotFound:
         return {}
+    return results_from(book.trials_in(TrialState.COMPLETE), study.direction, where=book.name)
+
+
+def results_from(
+    trials: Iterable[FrozenTrial], direction: Direction, *, where: str, quiet: bool = False
+) -> dict[int, TestResult]:
+    """The test results held by ``trials``, the trials of the companion study ``where``,
+    by search-trial number (the latest evaluation of each). Anyone can write that study:
+    a trial that is not complete or not what :func:`evaluate_best` writes is left out
+    (and logged unless ``quiet``: the dashboard reads it again at every refresh)."""
     out: dict[int, TestResult] = {}
-    for t in book.trials_in(TrialState.COMPLETE):
+    for t in trials:
+        if t.state is not TrialState.COMPLETE:
+            continue
         a = t.attrs
         try:
             number, values = int(a["trial"]), [float(v) for v in a["values"]]
-            out[number] = _result_from(number, t.params, float(a["validation"]), values, list(a["seeds"]),
-                                       study.direction)
+            out[number] = _result_from(number, t.params, float(a["validation"]), values, list(a["seeds"]), direction)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:  # not what evaluate_best writes
-            logger.warning("study %r, trial %d: not a test result that evaluate_best wrote (%s: %s); left out",
-                           book.name, t.number, type(exc).__name__, str(exc)[:80])
+            if not quiet:
+                logger.warning("study %r, trial %d: not a test result that evaluate_best wrote (%s: %s); left out",
+                               where, t.number, type(exc).__name__, str(exc)[:80])
     return out
 
 
