@@ -39,6 +39,14 @@ class TestStorageConformance:
         assert [r.name for r in storage.list_studies()] == ["b"]
         with pytest.raises(ts.StudyNotFound, match="no study named 'a'"):
             storage.get_study("a")
+        with pytest.raises(ts.StudyNotFound, match="no study named 'a'"):
+            storage.delete_study("a")
+
+    def test_a_deleted_study_takes_its_trials_along(self, storage: ts.Storage) -> None:
+        sid = new_study(storage, "a")
+        storage.create_trial(sid, params={"x": 0.5})
+        storage.delete_study("a")
+        assert storage.get_trials(new_study(storage, "a")) == [] and storage.get_trials(sid) == []
 
     def test_duplicate_study_name(self, storage: ts.Storage) -> None:
         new_study(storage, "a")

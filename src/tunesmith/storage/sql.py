@@ -607,19 +607,20 @@ class SQLStorage(Storage):
 
     def delete_study(self, name: str) -> None:
         check_study_name(name)
-        found = self._run(
-            lambda c: c.execute(sa.select(studies_table.c.study_id).where(studies_table.c.name == name)).first(),
-            write=False,
-        ) if not self._absent else None
-        if found is None:
-            raise StudyNotFound(f"no study named {name!r} in {self.display_url}")
-        sid = int(found.study_id)  # not get_study: a study whose row is unreadable can be deleted too
+        if self._absent:
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url} (it holds no studies)")
 
-        def op(conn: Connection) -> None:
+        def op(conn: Connection) -> bool:
+            # the id, not get_study: a study whose row is unreadable can be deleted too
+            sid = conn.execute(sa.select(studies_table.c.study_id).where(studies_table.c.name == name)).scalar()
+            if sid is None:
+                return False
             conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == sid))
             conn.execute(sa.delete(studies_table).where(studies_table.c.study_id == sid))
+            return True
 
-        self._run(op, write=True)
+        if not self._run(op, write=True):  # looked up and deleted in one transaction
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url}")
 
     # -- trials ---------------------------------------------------------------------------
     def _lock_study(self, conn: Connection, study_id: int) -> None:
