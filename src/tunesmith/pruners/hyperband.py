@@ -41,16 +41,18 @@ class Hyperband(ASHA):
             )
         super().__init__(**options)
         self.n_brackets = check_int("n_brackets", 2 if n_brackets is None else n_brackets, 1)
-        if self.max_resource is not None:
+        # bracket b's first rung is min_resource * eta**b; the last bracket may run every trial in full
+        last_stopping = self.n_brackets - 2  # the last bracket whose first rung must lie below max_resource
+        if (self.max_resource is not None and last_stopping >= 0
+                and self.min_resource * self.reduction_factor**last_stopping >= self.max_resource):
             rungs = _rungs_below(self.min_resource, self.reduction_factor, self.max_resource)
-            if self.n_brackets > len(rungs) + 1:
-                raise ValueError(
-                    f"n_brackets ({self.n_brackets}) must be at most {len(rungs) + 1} with min_resource "
-                    f"({self.min_resource}), reduction_factor ({self.reduction_factor}) and max_resource "
-                    f"({self.max_resource}): bracket b's first rung is min_resource * reduction_factor ** b, and "
-                    f"the rungs below max_resource are {rungs}, so bracket {len(rungs)} already runs every trial in "
-                    "full and later ones would too. Lower n_brackets, or raise max_resource"
-                )
+            raise ValueError(
+                f"n_brackets ({self.n_brackets}) must be at most {len(rungs) + 1} with min_resource "
+                f"({self.min_resource}), reduction_factor ({self.reduction_factor}) and max_resource "
+                f"({self.max_resource}): bracket b's first rung is min_resource * reduction_factor ** b, and "
+                f"the rungs below max_resource are {rungs}, so bracket {len(rungs)} already runs every trial in "
+                "full and later ones would too. Lower n_brackets, or raise max_resource"
+            )
         self._schedule = bracket_schedule(self.n_brackets, self.reduction_factor)
 
     def bracket(self, number: int) -> int:
