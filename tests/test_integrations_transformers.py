@@ -200,3 +200,15 @@ def test_search_passes_optimize_options(tmp_path: Path, dataset: Any) -> None:
     assert seen == [0] and len(study.trials) == 1 and study.trials[0].state is ts.TrialState.COMPLETE
     with pytest.raises(ValueError, match="timeout must be a positive"):
         search(build(dataset), base=base_args(tmp_path), n_trials=1, space=one, timeout=-1.0)
+
+
+def test_search_takes_each_option_one_way(tmp_path: Path) -> None:
+    # before: optimize_options={"timeout": ...} failed inside optimize ("got multiple values"), and a
+    # pruner given with study= was silently dropped
+    study = ts.Study({"learning_rate": ts.Float(1e-5, 1e-4, log=True)}, direction="minimize")
+    with pytest.raises(TypeError, match=r"takes \['timeout'\] by name: write search\(\.\.\., timeout=\.\.\.\)"):
+        search(lambda a, p: None, base=base_args(tmp_path), n_trials=0, optimize_options={"timeout": 5.0})
+    with pytest.raises(TypeError, match=r"\['direction', 'pruner'\] cannot be given with it"):
+        search(lambda a, p: None, base=base_args(tmp_path), n_trials=0, study=study, direction="maximize",
+               pruner="median")
+    assert search(lambda a, p: None, base=base_args(tmp_path), n_trials=0, study=study) is study

@@ -233,12 +233,14 @@ def search(
             ``study.stop()``; ``n_jobs > 1``: several Trainers at once, threads sharing this
             process's devices, or processes with a SQL ``storage``).
         optimize_options: the rest of ``optimize``'s options (``executor``, ``gpus``,
-            ``trial_timeout``...: docs/distributed.md).
+            ``trial_timeout``...: docs/distributed.md); an option that ``search`` takes by
+            name (``timeout``, ``n_jobs``...) is refused here: give it by name.
         study_options: passed to :class:`tunesmith.Study` (``pruner``, ``sampler``, ``seed``,
-            ``storage``, ``name``...).
+            ``storage``, ``name``...); refused with ``study=``, as are ``space`` and ``direction``.
     """
     from ..study import Study
 
+    _check_options(study, space, direction, study_options, optimize_options)
     if study is None:
         direction = direction or default_direction(metric)
         study = Study(space if space is not None else trainer_space(), direction=direction, **study_options)
@@ -246,3 +248,23 @@ def search(
                    n_jobs=n_jobs, catch=catch, callbacks=callbacks, show_progress=show_progress,
                    **dict(optimize_options or {}))
     return study
+
+
+#: study.optimize's options that search() takes by name (the one way to give them)
+_BY_NAME = ("n_trials", "timeout", "n_jobs", "callbacks", "catch", "show_progress")
+
+
+def _check_options(study: Any, space: Any, direction: Any, study_options: Mapping[str, Any],
+                   optimize_options: Mapping[str, Any] | None) -> None:
+    """Each option one way: search()'s own keywords, optimize_options for the rest of
+    optimize's, and a new study's settings only when no ``study`` is given."""
+    twice = [k for k in _BY_NAME if k in (optimize_options or {})]
+    if twice:
+        raise TypeError(f"search() takes {twice} by name: write search(..., {twice[0]}=...), not "
+                        f"optimize_options={{{twice[0]!r}: ...}} (optimize_options is for the other options of "
+                        "Study.optimize: executor, gpus, trial_timeout...)")
+    given = [*(["space"] if space is not None else []), *(["direction"] if direction is not None else []),
+             *study_options]
+    if study is not None and given:
+        raise TypeError(f"search(study=...) continues that study with its own space, direction and settings, so "
+                        f"{given} cannot be given with it: drop them, or leave out study= to make a new study")
