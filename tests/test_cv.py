@@ -18,6 +18,22 @@ def _covers(folds: list[cv.Fold], n: int) -> None:
         assert not set(train.tolist()) & set(v.tolist())
 
 
+@pytest.mark.parametrize("n", [-1, 0, 1])
+def test_too_few_samples_name_the_valid_range(n: int) -> None:
+    # before: kfold(-1) said "takes an integer; got int", kfold(1) "use fewer folds" (there are none)
+    with pytest.raises(ValueError, match=rf"kfold\(n, ...\) takes the number of samples, at least 2 .* got {n}$"):
+        cv.kfold(n)
+    with pytest.raises(ValueError, match=r"cannot make 5 folds from 3 samples; k can be 2 to 3$"):
+        cv.kfold(3)
+    with pytest.raises(ValueError, match=r"cannot make folds from 1 groups: at least 2 are needed \(k from 2 to n\)"):
+        cv.grouped([0])
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1 .* got 0; k can be 1 to 4 with 5 samples"):
+        cv.time_series(5, 0)  # before: "k must be an integer >= 2, got 1" (its k + 1)
+    with pytest.raises(ValueError, match=r"cannot make 5 folds from 3 samples \(time series folds need k \+ 1 blocks\); "
+                                         r"k can be 1 to 2"):
+        cv.time_series(3)
+
+
 def test_kfold_and_stratified_cover_every_sample_once() -> None:
     _covers(cv.kfold(23, 4, seed=1), 23)
     y = np.array([0] * 30 + [1] * 10 + [2] * 5)
@@ -39,7 +55,7 @@ def test_grouped_keeps_groups_apart_and_time_series_never_trains_on_the_future()
         assert train.max() + 2 < v.min()
     with pytest.raises(ValueError, match="cannot make 7 folds from 6 groups"):
         cv.grouped(groups, 7)
-    with pytest.raises(ValueError, match="k must be an integer >= 2"):
+    with pytest.raises(ValueError, match="k must be an integer >= 2 .* got 1; k can be 2 to 10 with 10 samples"):
         cv.kfold(10, 1)
 
 

@@ -83,7 +83,7 @@ def time_series(n: int, k: int = 5, *, gap: int = 0) -> list[Fold]:
     """``k`` forward-chaining folds: train on everything before a block, validate on the
     block (``gap`` samples between them are left out); never trains on the future."""
     _check_n(n, "time_series")
-    _check_k(k + 1, n, "samples (time series folds need k + 1 blocks)")
+    _check_k(k, n, "samples", low=1, blocks=1)
     if gap < 0:
         raise ValueError(f"gap must be >= 0, got {gap}")
     bounds = np.array_split(np.arange(n), k + 1)
@@ -114,10 +114,12 @@ def _unique(values: np.ndarray) -> list[Any]:
 
 
 def _check_n(n: Any, fn: str) -> None:
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
         shape = f" of shape {np.shape(n)}" if hasattr(n, "__len__") else ""
         raise TypeError(f"{fn}(n, ...) takes the number of samples, an integer; got {type(n).__name__}{shape}: "
                         f"write {fn}(len(x), ...)")
+    if n < 2:
+        raise ValueError(f"{fn}(n, ...) takes the number of samples, at least 2 (no fewer make two parts); got {n}")
 
 
 def _labels(values: Any, name: str, fn: str) -> np.ndarray:
@@ -130,11 +132,19 @@ def _labels(values: Any, name: str, fn: str) -> np.ndarray:
     return arr
 
 
-def _check_k(k: int, n: int, what: str) -> None:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
-        raise ValueError(f"k must be an integer >= 2 (the number of folds), got {k!r}")
-    if k > n:
-        raise ValueError(f"cannot make {k} folds from {n} {what}; use fewer folds")
+def _check_k(k: int, n: int, what: str, *, low: int = 2, blocks: int = 0) -> None:
+    """``k`` folds of ``n`` samples (or groups), each fold taking one part and ``blocks`` more
+    parts besides (a time series' first training block): k from ``low`` to ``n - blocks``."""
+    high = n - blocks
+    span = f"k from {low} to n{f' - {blocks}' if blocks else ''}"
+    if high < low:
+        raise ValueError(f"cannot make folds from {n} {what}: at least {low + blocks} are needed ({span})")
+    valid = f"k can be {low} to {high}" if high > low else f"k can only be {low}"
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < low:
+        raise ValueError(f"k must be an integer >= {low} (the number of folds), got {k!r}; {valid} with {n} {what}")
+    if k > high:
+        why = f" (time series folds need k + {blocks} blocks)" if blocks else ""
+        raise ValueError(f"cannot make {k} folds from {n} {what}{why}; {valid}")
 
 
 def _from_parts(parts: list[np.ndarray], n: int) -> list[Fold]:
