@@ -241,8 +241,28 @@ def test_a_disk_io_error_is_not_retried(sqlite_url: str) -> None:
     """A database whose file was deleted under a worker (its -wal and -shm left beside the
     new one) gives "disk I/O error": retried for the whole retry window (30 s) per worker."""
     import sqlite3
+    import time
 
-    assert ts.storage.SQLStorage(sqlite_url)._kind(sqlite3.OperationalError("disk I/O error")) == "fatal"
+    import sqlalchemy as sa
+
+    class Cursor(sqlite3.Cursor):
+        def execute(self, *args: object, **kw: object) -> sqlite3.Cursor:
+            raise sqlite3.OperationalError("disk I/O error")  # what the driver raises on such a file
+
+    class Connection(sqlite3.Connection):
+        def cursor(self, factory: object = None) -> sqlite3.Cursor:  # type: ignore[override]
+            return super().cursor(Cursor)
+
+    storage = ts.storage.SQLStorage(sqlite_url, retry_window=5.0)
+    sid = storage.create_study("victim", direction=ts.trial.Direction.MINIMIZE, space={}, config={}).study_id
+    sa.event.listen(storage.engine, "do_connect",
+                    lambda dialect, record, cargs, cparams: sqlite3.connect(*cargs, **{**cparams, "factory": Connection}))
+    storage.engine.dispose()  # connections from now on are the failing ones
+    for read in (lambda: storage.get_study("victim"), lambda: storage.get_trials(sid)):
+        start = time.monotonic()
+        with pytest.raises(ts.StorageError, match="disk I/O error"):
+            read()
+        assert time.monotonic() - start < 2.5  # not retried for the 5 s window
 
 
 def test_names_and_values_from_the_database_cannot_drive_the_terminal(
