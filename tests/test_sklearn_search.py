@@ -204,6 +204,19 @@ def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
     train, _ = next(StratifiedKFold(3).split(X, Y))  # the outer fold that ran
     resumed = clone(search).set_params(n_trials=4).fit(X[train], Y[train])  # the same data and folds
     assert len(first) == 3 and resumed.cv_results_["params"][:3] == first
+    # the fingerprint is written once per fit (before: once per trial), on the fit's first trial
+    marked = [t.number for t in ts.load_study("svc", url).trials if "search_data" in t.attrs]
+    assert marked == [0, 3]
+
+
+def test_a_search_left_running_is_not_resumed_on_other_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=1, cv=3, random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    # another fit on other data, killed in its first trial: running, its fingerprint written
+    ts.load_study("svc", url).ask().set_attr("search_data", "the fingerprint of other data")
+    with pytest.raises(ValueError, match="searched on other data or folds"):
+        clone(search).set_params(n_trials=3).fit(X, Y)
 
 
 def test_failures_follow_scikit_learns_rules() -> None:

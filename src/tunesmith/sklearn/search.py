@@ -36,7 +36,8 @@ from .space import SearchSpace, as_search_space
 #: Gaussian process from sampling beside its incumbent (benchmarks/LOG.md, TunedSearchCV, fourth round)
 SCORE_MARGIN = 0.01
 
-#: the trial attribute holding the fingerprint of the data and folds of a stored search
+#: the trial attribute holding the fingerprint of the data and folds of a stored search (written
+#: once per fit, on the first trial the fit starts)
 DATA_ATTR = "search_data"
 
 logger = logging.getLogger("tunesmith")
@@ -159,10 +160,14 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score
         )
 
+        unsaid = [data] if data is not None else []  # the fingerprint goes to this fit's first trial
+
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
-            if data is not None:
-                trial.set_attr(DATA_ATTR, data)
+            try:
+                trial.set_attr(DATA_ATTR, unsaid.pop())  # pop: atomic, so one trial even in threads
+            except IndexError:
+                pass
             value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
             scores = fold_scores(trial)
             errors = [e for e in scores.get("error") or [] if e]
@@ -416,7 +421,8 @@ def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> st
     from joblib import hash as joblib_hash
 
     data = str(joblib_hash((X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])))
-    seen = {t.attrs.get(DATA_ATTR) for t in study.trials if t.state.is_finished} - {None}
+    # any state: a fit writes it once, on its first trial, which may have been left running
+    seen = {t.attrs.get(DATA_ATTR) for t in study.trials} - {None}
     if seen and seen != {data}:
         raise ValueError(
             f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds; a search "
