@@ -341,10 +341,15 @@ def _combination_advice(base: TrainConfig, params: Mapping[str, Any]) -> str:
     error = _config_error(base, searched) or ""
     named = [k for k in searched if re.search(rf"\b{k}\b", error)]
     values = ", ".join(f"{k}={searched[k]!r}" for k in named)
-    if len(named) >= 2:
+    choices = [k for k in named if searched[k] is None or isinstance(searched[k], (str, bool))]
+    if len(named) >= 2 and choices:  # a choice can be a condition's parent
+        parent = choices[0]
+        child = next(k for k in named if k != parent)
         return (f"The searched {values} break it together: write the space so that no trial draws such a "
-                f"combination, e.g. search {named[-1]!r} only where {named[0]!r} allows it, with "
-                f"when={{{named[0]!r}: [the values that allow it]}} (docs/guide.md, Conditions), or narrow the ranges.")
+                f"combination, e.g. search {child!r} only where {parent!r} allows it, with "
+                f"when={{{parent!r}: [the values that allow it]}} (docs/guide.md, Conditions), or narrow the ranges.")
+    if len(named) >= 2:
+        return f"The searched {values} break it together: narrow their ranges so that no trial draws such a pair."
     if named:
         return f"The searched {values} breaks it: narrow its range, or set the field it depends on in base=."
     return "Narrow the searched ranges or make some of them conditional (when=...)."
