@@ -233,8 +233,55 @@ def test_a_database_file_deleted_or_replaced_under_a_running_study_stops_it(tmp_
                 os.replace(tmp_path / "copy.db", db)
         return float(trial.params["x"])
 
-    with pytest.raises(ts.StorageError, match="deleted or replaced while this process had it open"):
+    with pytest.raises(ts.StorageError, match="(deleted|replaced) while this process had it open"):
         study.optimize(objective, n_trials=5)  # before: 'finished', every result written to no file
+
+
+def _replace_file(db: Path, by: Path) -> None:
+    """What a restore from a backup does: a consistent copy (SQLite's backup API) moved
+    over the database's name."""
+    import sqlite3
+
+    copy = db.with_suffix(".tmp")
+    with sqlite3.connect(by) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    os.replace(copy, db)
+
+
+def test_a_reader_follows_a_database_file_restored_from_a_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that only reads (a dashboard, ``tunesmith show``) saw a mix of the old
+    and the new file through its pooled connections (the old study with no trials)."""
+    monkeypatch.setattr(ts.storage.sql, "FILE_CHECK", 0.0)
+    db, backup = tmp_path / "s.db", tmp_path / "backup.db"
+    ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{backup}", name="kept").optimize(
+        lambda t: float(t.params["x"]), n_trials=3)
+    writer = ts.storage.SQLStorage(f"sqlite:///{db}")
+    ts.Study(SPACE, sampler="random", seed=0, storage=writer, name="lost").optimize(
+        lambda t: float(t.params["x"]), n_trials=2)
+    writer.close()
+    reader = ts.storage.SQLStorage(f"sqlite:///{db}")
+    assert [s.name for s in reader.list_studies()] == ["lost"]
+    _replace_file(db, backup)
+    assert [s.name for s in reader.list_studies()] == ["kept"]
+    kept = reader.get_study("kept")
+    assert len(reader.get_trials(kept.study_id)) == 3
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_reads_of_a_writer_after_its_database_file_went_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             how: str) -> None:
+    monkeypatch.setattr(ts.storage.sql, "FILE_CHECK", 0.0)
+    db = tmp_path / "s.db"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{db}", name="victim")
+    study.optimize(lambda t: float(t.params["x"]), n_trials=2)
+    if how == "deleted":
+        db.unlink()
+    else:
+        other = tmp_path / "other.db"
+        ts.Study(SPACE, storage=f"sqlite:///{other}", name="other")
+        _replace_file(db, other)
+    with pytest.raises(ts.StorageError, match=f"{how} while this process had it open, so what it reads would be stale"):
+        study.trials  # noqa: B018 - the read is the test
 
 
 def test_a_disk_io_error_is_not_retried(sqlite_url: str) -> None:

@@ -61,6 +61,10 @@ T = TypeVar("T")
 
 # SQLite busy handling: the driver's own wait (seconds), then our retry steps.
 _SQLITE_DRIVER_WAIT = 0.0
+
+#: seconds between two checks, on reads, that the SQLite file is still the one opened (writes check each time)
+FILE_CHECK = 0.5
+
 _BUSY_STEP = 0.0002
 _BUSY_STEP_MAX = 0.005
 
@@ -222,6 +226,8 @@ class SQLStorage(Storage):
         self._absent = False  # read-only, and no file or no tables there: no studies
         self._path: Path | None = None  # SQLite: the database file
         self._file_id: tuple[int, int] | None = None  # SQLite: its (device, inode) once opened
+        self._file_checked = 0.0  # monotonic time of the last check of _file_id on a read
+        self._wrote = False  # whether this storage wrote to the file (then a replaced file is an error)
         self._check_url()
         self._init_schema()
         if self._path is not None and not self._absent:
@@ -340,12 +346,35 @@ class SQLStorage(Storage):
         if write and self.read_only:
             raise StorageError(f"storage {self.display_url!r} was opened read-only (read_only=True); "
                                "open it without read_only to write")
-        if write and self._file_id is not None and self._identity() != self._file_id:
-            raise StorageError(
-                f"storage {self.display_url!r}: the database file was deleted or replaced while this process "
-                "had it open, so what it writes would go to no file; restore the file from a backup or start the "
-                "study again"
-            )
+        if self._file_id is not None:
+            self._check_file(write)
+
+    def _check_file(self, write: bool) -> None:
+        """Whether the SQLite file is still the one opened: at every write, and at a
+        read at most every FILE_CHECK seconds (a stat each). A file deleted or
+        replaced under a process that wrote to it is an error (its trials in
+        flight belong to the old file); a process that only read (a dashboard,
+        ``tunesmith show``) reopens a replaced file, as after a restore from a backup."""
+        if not write:
+            now = time.monotonic()
+            if now - self._file_checked < FILE_CHECK:
+                return
+            self._file_checked = now
+        current = self._identity()
+        if current == self._file_id:
+            self._wrote = self._wrote or write
+            return
+        if current is not None and not write and not self._wrote:
+            logger.warning("storage %r: the database file was replaced; reading the new one", self.display_url)
+            self.engine.dispose()
+            self._file_id = current
+            return
+        raise StorageError(
+            f"storage {self.display_url!r}: the database file was "
+            f"{'deleted' if current is None else 'replaced'} while this process had it open, so "
+            f"{'what it writes would go to no file' if write else 'what it reads would be stale'}; "
+            "restore the file from a backup or start the study again"
+        )
 
     def _identity(self) -> tuple[int, int] | None:
         """The SQLite file's (device, inode); None where there is no file."""
