@@ -39,7 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_sklearn as B  # noqa: E402
 
 RACING = {"bayes": ("bayes", None), "bayes-folds": ("bayes", "folds"), "tpe": ("tpe", None),
-          "tpe-folds": ("tpe", "folds"), "bayes-median": ("bayes", {"name": "median", "n_startup_trials": 4})}
+          "tpe-folds": ("tpe", "folds"), "bayes-median": ("bayes", {"name": "median", "n_startup_trials": 4}),
+          # the sixth round (LOG.md, "fold racing with a tolerance that follows the folds' spread")
+          "auto": ("auto", None),  # what the registered `tunesmith` row runs
+          "bayes-folds-s0.5": ("bayes", {"name": "folds", "spread": 0.5}),
+          "bayes-folds-s1": ("bayes", {"name": "folds", "spread": 1.0})}
 
 
 def run(mode: str, names: list[str], seeds: list[int], samplers: list[str], out: Path,
@@ -402,6 +406,28 @@ def _analyse_racing(rows: list[dict[str, Any]]) -> None:
         nfits[(r["cell"], r["seed"])][r["v"]] = r["fits"]
     _paired_print(by, [("bayes-folds", "bayes"), ("tpe-folds", "tpe"), ("bayes-median", "bayes"), ("tpe", "bayes")],
                   nfits)
+    racers = sorted({v for r in by.values() for v in r if "-folds" in v})
+    for base in ("auto", "bayes"):
+        for v in racers:
+            _target3(by, nfits, v, base)
+
+
+def _target3(by: dict[Any, dict[str, float]], nfits: Any, v: str, base: str) -> None:
+    """Target 3's rule per cell (fits summed over seeds at most half of ``base``'s, mean test
+    score difference >= -0.005), on the (cell, seed) pairs where both ran."""
+    ks = [k for k, r in by.items() if v in r and base in r]
+    if not ks:
+        return
+    met = []
+    for cell in sorted({c for c, _ in ks}):
+        cs = [k for k in ks if k[0] == cell]
+        d = float(np.mean([by[k][v] - by[k][base] for k in cs]))
+        ratio = sum(nfits[k][v] for k in cs) / sum(nfits[k][base] for k in cs)
+        ok = ratio <= 0.5 and d >= -0.005
+        met.append(ok)
+        print(f"  {v} vs {base} {cell:24s} n={len(cs)} test {d:+.4f} fits {ratio:.2f} {'met' if ok else '-'}")
+    total = sum(nfits[k][v] for k in ks) / sum(nfits[k][base] for k in ks)
+    print(f"{v} vs {base}: target 3 met in {sum(met)} of {len(met)} cells, fits {total:.2f}")
 
 
 def _paired_print(by: dict[Any, dict[str, float]], pairs: list[tuple[str, str]], nfits: Any) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -283,6 +284,10 @@ class FoldPruner(Pruner):
     Args:
         margin: how far behind (in score units, e.g. 0.01 accuracy) a configuration
             may be on its first folds and still go on. 0: only ties go on.
+        spread: how many standard errors of the best's fold scores (their standard
+            deviation over its folds, divided by the square root of k) a configuration
+            may be behind after k folds, on top of ``margin``: a tolerance that follows
+            how much the folds disagree. 0: none.
         n_startup_trials: never stop before this many trials completed every fold.
 
     A configuration at the last fold (no finished one went further) is never stopped:
@@ -292,10 +297,12 @@ class FoldPruner(Pruner):
     name = "folds"
     reads = REPORTED_STATES  # it compares with complete trials: a queue adds nothing to read
 
-    def __init__(self, *, margin: float = 0.0, n_startup_trials: int = 1) -> None:
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:
-            raise ValueError(f"margin must be a number >= 0 (score units), got {margin!r}")
+    def __init__(self, *, margin: float = 0.0, spread: float = 0.0, n_startup_trials: int = 1) -> None:
+        for name, x, unit in (("margin", margin, "score units"), ("spread", spread, "standard errors")):
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+                raise ValueError(f"{name} must be a number >= 0 ({unit}), got {x!r}")
         self.margin = float(margin)
+        self.spread = float(spread)
         self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, 1)
 
     def decide(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> Decision:
@@ -316,10 +323,23 @@ class FoldPruner(Pruner):
             return Decision.CONTINUE
         best = min(done, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
         mine, theirs = sign * trial.intermediate[step], sign * best.intermediate[step]
-        return Decision.PRUNE if mine > theirs + self.margin else Decision.CONTINUE
+        tolerance = self.margin + (self.spread * _fold_sd(best) / math.sqrt(step) if self.spread else 0.0)
+        return Decision.PRUNE if mine > theirs + tolerance else Decision.CONTINUE
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "margin": self.margin, "n_startup_trials": self.n_startup_trials}
+        return {"name": self.name, "margin": self.margin, "spread": self.spread,
+                "n_startup_trials": self.n_startup_trials}
+
+
+def _fold_sd(trial: FrozenTrial) -> float:
+    """The standard deviation of a finished trial's fold scores, recovered from its
+    running means (step k reports the mean over folds 1..k); 0 with fewer than 2 folds."""
+    steps = sorted(trial.intermediate)
+    if len(steps) < 2 or steps != list(range(1, len(steps) + 1)):
+        return 0.0
+    means = [trial.intermediate[k] for k in steps]
+    folds = [means[0]] + [k * means[k - 1] - (k - 1) * means[k - 2] for k in steps[1:]]
+    return statistics.stdev(folds) if all(math.isfinite(f) for f in folds) else 0.0
 
 
 register("folds", FoldPruner)
