@@ -169,6 +169,23 @@ def test_fold_racing_stops_what_is_behind_the_best_on_the_same_folds() -> None:
         ts.cv.FoldPruner(margin=-0.1)
 
 
+def test_fold_racing_spread_follows_how_much_the_best_folds_disagree() -> None:
+    # the best's fold scores 0.9, 0.7, 0.95 (running means 0.9, 0.8, 0.85): sd 0.1323
+    best = _fold_trial(0, [0.9, 0.8, 0.85], ts.TrialState.COMPLETE)
+    wide = ts.cv.FoldPruner(spread=1.0)
+    up = ts.TrialState.RUNNING
+    for means, decision in (([0.77], Decision.CONTINUE), ([0.76], Decision.PRUNE),  # 0.1323 after one fold
+                            ([0.9, 0.71], Decision.CONTINUE), ([0.9, 0.70], Decision.PRUNE)):  # 0.0935 after two
+        me = _fold_trial(2, means, up)
+        assert wide.decide(me, [best, me], Direction.MAXIMIZE) is decision, means
+    agreeing = _fold_trial(0, [0.9, 0.9, 0.9], ts.TrialState.COMPLETE)  # folds agree: no tolerance
+    me = _fold_trial(2, [0.899], up)
+    assert wide.decide(me, [agreeing, me], Direction.MAXIMIZE) is Decision.PRUNE
+    assert wide.describe()["spread"] == 1.0
+    with pytest.raises(ValueError, match="spread must be a number >= 0"):
+        ts.cv.FoldPruner(spread=-1)
+
+
 def test_fold_racing_never_stops_a_configuration_at_its_last_fold() -> None:
     # an objective that asks the pruner after every fold, the last one too (a loop of its own,
     # not cross_validate): the third configuration is behind the best only at fold 3 of 3
