@@ -15,6 +15,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("plotly")
 pytest.importorskip("httpx")
 
+from pg import free_port  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
@@ -226,11 +227,26 @@ def test_binding_beyond_loopback_warns(url: str, monkeypatch: pytest.MonkeyPatch
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
-    assert main(["dashboard", "--storage", url, "--port", "8123"]) == 0
+    assert main(["dashboard", "--storage", url, "--port", str(free_port())]) == 0
     assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
-    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--allow-writes"]) == 0
+    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--port", str(free_port()), "--allow-writes"]) == 0
     err = capsys.readouterr().err
     assert served["host"] == "0.0.0.0" and "warning: the dashboard listens on 0.0.0.0" in err and "delete" in err
+
+
+def test_a_port_in_use_is_refused_before_reading_with_a_clear_message(url: str, capsys: Any) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["dashboard", "--storage", url, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err, err
+    assert "read 2 of 2" not in err and "Ctrl-C" not in err  # refused before reading, never claims to serve
+    assert main(["dashboard", "--storage", url, "--host", "192.0.2.1", "--port", str(port)]) == 2  # not ours
+    assert f"cannot listen on 192.0.2.1:{port}" in capsys.readouterr().err
 
 
 def test_the_server_reads_every_study_before_it_answers(url: str, monkeypatch: pytest.MonkeyPatch,
@@ -249,7 +265,7 @@ def test_the_server_reads_every_study_before_it_answers(url: str, monkeypatch: p
             ready[name] = all(any(k[0] == ("plots", kind) for k in memo) for kind in STUDY_KINDS)
 
     monkeypatch.setattr(uvicorn, "run", run)
-    assert main(["dashboard", "--storage", url, "--port", "8123"]) == 0
+    assert main(["dashboard", "--storage", url, "--port", str(free_port())]) == 0
     assert ready == {"alpha": True, "beta": True}
     assert "read 2 of 2 studies in" in capsys.readouterr().err
 
@@ -324,3 +340,31 @@ def test_the_dashboard_reads_a_postgresql_storage(pg_url: str) -> None:
     assert summary["trials"] == 12 and summary["best"]["value"] == s.best_value
     history = c.get("/api/studies/on-pg/plots/history").json()["plots"][0]
     assert history["message"] is None and history["figure"]["data"]
+
+
+ODD_NAMES = ["<script>alert(1)</script>", "a/b?c#d&e", "my study ü ☃", "x'\"y", "50%2F off"]
+
+
+def test_studies_with_odd_names_are_reachable_from_their_links_and_escaped_everywhere(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    for name in ODD_NAMES:
+        ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=4,
+                                                                                 catch=(RuntimeError,))
+    c = client(url, allow_writes=True)
+    index = c.get("/").text
+    links = re.findall(r"<a href='(/studies/[^']*)'>", index)
+    assert len(links) == len(ODD_NAMES)
+    for link in links:  # a name with "/" (sent as %2F) must not split the path
+        page = c.get(link)
+        assert page.status_code == 200, (link, page.text[-300:])
+        for src in re.findall(r"data-src='([^']*)'", page.text):
+            assert c.get(src.replace("&amp;", "&")).status_code == 200, src
+        for path in ("/trials/0", "/importance"):
+            assert c.get(link + path).status_code == 200, link + path
+        api = link.replace("/studies/", "/api/studies/", 1)
+        name = c.get(api).json()["name"]
+        assert name in ODD_NAMES
+        for path in ("/trials/0", "/trials/0/curve", "/changes?since=0", "/trials?limit=5"):
+            assert c.get(api + path).status_code == 200, api + path
+        assert "<script>alert" not in page.text and "<script>alert" not in c.get(link + "/trials/0").text
+    assert "<script>alert" not in index
