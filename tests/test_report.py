@@ -108,3 +108,10 @@ def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.Cap
     url = f"sqlite:///{tmp_path / 'none.db'}"
     assert main(["report", "nope", "--storage", url, "-o", str(tmp_path / "r.html")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_the_report_of_a_study_with_no_trial_says_so(tmp_path: Path) -> None:
+    s = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'n.db'}", name="nothing-yet")
+    page = build_report(s)
+    assert "<td class=l>0</td>" in page and "0 ()" not in page
+    assert "no complete trial yet" in page and "no plot has anything to draw yet" in page

@@ -70,7 +70,8 @@ def _plots(s: Snapshot, sections: Sequence[str]) -> tuple[list[Record], list[tup
 def _settings(s: Snapshot) -> str:
     counts = Counter(t.state.value for t in s.trials)
     rows = [("direction", s.direction.value), ("sampler", s.sampler or "?"), ("pruner", s.pruner or "none"),
-            ("trials", f"{len(s.trials)} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")]
+            ("trials", f"{len(s.trials)}" + (" (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"
+                                             if counts else ""))]
     best = s.best()
     if best is not None:
         rows.append(("best", f"trial {best.number}: {best.value:.6g}"))
