@@ -75,6 +75,16 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         ("gpus: [0.5]", "gpus must be a device count, ids like '0,1', or a list of ids"),
         ("storage: ''", "storage must be a database URL"),
         ("space: [x, y]", "space must be a mapping of parameter name -> definition"),
+        ("space: {lr: {typ: float, low: 0, high: 1}}",  # was taken as a fixed dict: every trial failed
+         "space: parameter 'lr': unknown key 'typ' (did you mean 'type'?); a definition needs a 'type'"),
+        ("space: {lr: {low: 0, high: 1}}", "space: parameter 'lr': a definition needs a 'type'"),
+        ("space: {lr: {type: float, low: 0, high: 1, logg: true}}",
+         "space: parameter 'lr': unknown key 'logg' in a float parameter (did you mean 'log'?)"),
+        ("space: {n: {type: integer, low: 0, high: 1}}",
+         "space: parameter 'n': unknown parameter type 'integer' (did you mean 'int'?)"),
+        ("space: {k: {type: categorical, choice: [a, b]}}", "unknown key 'choice' in a categorical parameter "
+         "(did you mean 'choices'?)"),
+        ("direction: minimise", "got 'minimise' (did you mean 'minimize'?)"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:
@@ -82,6 +92,20 @@ def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> No
     with pytest.raises(StudyFileError, match="^" + re.escape(str(path))) as err:
         StudyFile.load(path)
     assert fragment in str(err.value)
+
+
+def test_a_misspelt_sampler_or_pruner_names_the_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "obj.py").write_text(OBJ)
+    for line, fragment in [("sampler: tpee", "unknown sampler 'tpee' (did you mean 'tpe'?)"),
+                           ("pruner: mediam", "unknown pruner 'mediam' (did you mean 'median'?)")]:
+        path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}{line}\n")
+        assert main(["run", str(path), "--n-trials", "1"]) == 2
+        assert fragment in capsys.readouterr().err
+
+
+def test_a_mapping_is_still_a_fixed_value_when_it_is_not_a_definition() -> None:
+    space = ts.Space.from_dict({"opts": {"momentum": 0.9}, "f": {"type": "fixed", "value": {"low": 1}}})
+    assert space["opts"].value == {"momentum": 0.9} and space["f"].value == {"low": 1}
 
 
 def test_missing_space_for_a_new_study_creates_no_database(tmp_path: Path,

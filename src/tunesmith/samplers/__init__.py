@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..space.params import did_you_mean
 from .auto import AutoSampler
 from .base import Sampler, Suggestion
 from .fidelity import MultiFidelitySampler, fidelity_history
@@ -70,7 +71,7 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
         seed = seed if seed is not None else stored  # an explicit seed wins over a stored one
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
-            f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
+            f"unknown sampler {spec!r}{did_you_mean(spec, sorted(_BUILTIN))}; use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
             "stored with a custom sampler reopens once its class is registered in this process: "
             "tunesmith.samplers.register(name, cls))"
         )
