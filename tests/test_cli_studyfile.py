@@ -232,3 +232,23 @@ def test_a_json_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     path = write(tmp_path, json.dumps(doc), name="j.json")
     assert main(["worker", str(path)]) == 0
     assert "study 'j': 3 finished trials" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line", [
+    "space: {x: !!python/object/apply:os.system ['touch {marker}']}",
+    "sampler: {name: tpe, seed: !!python/object/apply:os.system ['touch {marker}']}",
+    "sampler: {name: 'os:system'}",
+    "pruner: {name: 'subprocess.run'}",
+])
+def test_a_study_file_runs_no_code_but_its_named_objective(tmp_path: Path, line: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """README (Security): YAML's safe loader builds no Python object; samplers and pruners come
+    from tunesmith's registry by name; only the ``objective:`` module is imported."""
+    marker = tmp_path / "ran"
+    (tmp_path / "obj.py").write_text(OBJ)
+    text = f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE if 'space' not in line else ''}"
+    path = write(tmp_path, text + line.replace("{marker}", str(marker)) + "\n")
+    for cmd in ("run", "worker"):
+        assert main([cmd, str(path), "--n-trials", "1"]) == 2
+        assert "error" in capsys.readouterr().err
+    assert not marker.exists()
