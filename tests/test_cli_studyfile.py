@@ -252,3 +252,38 @@ def test_a_study_file_runs_no_code_but_its_named_objective(tmp_path: Path, line:
         assert main([cmd, str(path), "--n-trials", "1"]) == 2
         assert "error" in capsys.readouterr().err
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("cmd, jobs", [("worker", "1"), ("run", "2")])
+def test_ctrl_c_fails_the_running_trials_and_exits_130(tmp_path: Path, subprocess_env: dict[str, str],
+                                                      cmd: str, jobs: str) -> None:
+    """As documented (Ctrl-C: the running trial failed, "interrupted", not re-queued), and the command
+    says so in its exit status: a script's ``tunesmith worker a.yaml && ...`` stops there."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(60)\n    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: slow.py:f\nstorage: {url}\n{SPACE}requeue_failed: true\nheartbeat_interval: 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", cmd, str(path), "--n-trials", "4", "--n-jobs", jobs],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until every worker's trial runs
+        if (tmp_path / "db.db").exists() and sum(t.state.value == "running" for t in _trials(url)) == int(jobs):
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 130, out
+    trials = _trials(url)
+    assert len(trials) == int(jobs) and all(t.state.value == "failed" and "interrupted" in (t.error or "")
+                                            for t in trials), [(t.state, t.error) for t in trials]
+
+
+def _trials(url: str) -> list[ts.FrozenTrial]:
+    try:
+        return ts.load_study("s", url).trials
+    except ts.StudyNotFound:
+        return []

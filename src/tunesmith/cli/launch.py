@@ -8,6 +8,7 @@ creates or resumes the study it describes, and :func:`optimize_options` gives
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -102,6 +103,34 @@ def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any
         if sf.allow_missing_gpus:
             opts["allow_missing_gpus"] = True
     return opts
+
+
+#: the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells expect
+INTERRUPTED = 130
+
+
+def optimize_interruptibly(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> bool:
+    """``study.optimize(objective, **options)``; True if Ctrl-C (SIGINT) stopped it. optimize marks the
+    running trials failed and returns normally, so the command could not tell, and a script's
+    ``tunesmith worker a.yaml && tunesmith report ...`` went on after a Ctrl-C (exit status 0)."""
+    interrupted: list[bool] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted.append(True)
+        signal.default_int_handler(signum, frame)  # optimize's own handling, as before
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread (a command run from a thread): no handler of ours
+        previous = None
+    try:
+        study.optimize(objective, **options)
+    except KeyboardInterrupt:  # landed outside optimize's own handling
+        interrupted.append(True)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return bool(interrupted)
 
 
 def prepare(
