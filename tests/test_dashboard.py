@@ -368,3 +368,19 @@ def test_studies_with_odd_names_are_reachable_from_their_links_and_escaped_every
             assert c.get(api + path).status_code == 200, api + path
         assert "<script>alert" not in page.text and "<script>alert" not in c.get(link + "/trials/0").text
     assert "<script>alert" not in index
+
+
+def test_studies_of_both_directions_compare_one_way_chosen_on_the_page(url: str, tmp_path: Path) -> None:
+    ts.Study(SPACE, storage=url, name="up", sampler="random", seed=2, direction="maximize").optimize(
+        objective, n_trials=6, catch=(RuntimeError,))
+    c = client(url)
+    page = c.get("/compare?study=alpha&study=up")
+    assert page.status_code == 200 and "do not share a direction" in page.text
+    src = re.search(r"data-src='([^']*)'", page.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    assert "direction=minimize" in src
+    fig = c.get(src).json()["plots"][0]["figure"]  # drawn, not a 400 the page showed as raw JSON
+    assert "minimize" in fig["layout"]["yaxis"]["title"]["text"]
+    assert "direction=maximize" in page.text.replace("&amp;", "&")
+    assert "maximize" in c.get("/api/compare?study=alpha&study=up&direction=maximize").text
+    assert c.get("/api/compare?study=alpha&study=up&direction=up").status_code == 400
+    assert "do not share a direction" not in c.get("/compare?study=alpha&study=beta").text

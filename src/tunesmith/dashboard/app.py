@@ -171,9 +171,16 @@ def importance(d: Dashboard, request: Request) -> Response:
 
 def compare(d: Dashboard, request: Request) -> Response:
     names = request.query_params.getlist("study")
-    for n in names:
-        d.view(n)
-    return HTMLResponse(pages.compare_page(names, [r.name for r in d.cache.records()]))
+    directions = [d.view(n).record.direction.value for n in names]
+    return HTMLResponse(pages.compare_page(names, [r.name for r in d.cache.records()], directions,
+                                           _direction(request)))
+
+
+def _direction(request: Request) -> str | None:
+    direction = request.query_params.get("direction") or None
+    if direction not in (None, "minimize", "maximize"):
+        raise ValueError(f"direction must be minimize or maximize, not {direction!r}")
+    return direction
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -256,7 +263,7 @@ def api_compare(d: Dashboard, request: Request) -> Response:
     if not names:
         raise ValueError("name the studies to compare: /api/compare?study=a&study=b")
     snaps = [d.cache.snapshot(d.view(n)) for n in names]
-    return json_response({"version": 0, "plots": [figures.comparison_plot(snaps)]})
+    return json_response({"version": 0, "plots": [figures.comparison_plot(snaps, _direction(request))]})
 
 
 def trial_dict(t: FrozenTrial, *, full: bool = False) -> dict[str, Any]:

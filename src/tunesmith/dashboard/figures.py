@@ -61,5 +61,5 @@ def importance_plot(snap: Snapshot, *, method: str = "fanova") -> dict[str, Any]
     return out
 
 
-def comparison_plot(snaps: list[Snapshot]) -> dict[str, Any]:
-    return figure(comparison(snaps))
+def comparison_plot(snaps: list[Snapshot], direction: str | None = None) -> dict[str, Any]:
+    return figure(comparison(snaps, direction=direction))
