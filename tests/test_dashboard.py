@@ -342,7 +342,7 @@ def test_the_dashboard_reads_a_postgresql_storage(pg_url: str) -> None:
     assert history["message"] is None and history["figure"]["data"]
 
 
-ODD_NAMES = ["<script>alert(1)</script>", "a/b?c#d&e", "my study ü ☃", "x'\"y", "50%2F off"]
+ODD_NAMES = ["<script>alert(1)</script>", "a/b?c#d&e", "my study ü ☃", "x'\"y", "50%2F off", "q?x#y"]
 
 
 def test_studies_with_odd_names_are_reachable_from_their_links_and_escaped_everywhere(tmp_path: Path) -> None:
@@ -367,6 +367,12 @@ def test_studies_with_odd_names_are_reachable_from_their_links_and_escaped_every
         for path in ("/trials/0", "/trials/0/curve", "/changes?since=0", "/trials?limit=5"):
             assert c.get(api + path).status_code == 200, api + path
         assert "<script>alert" not in page.text and "<script>alert" not in c.get(link + "/trials/0").text
+        token = _token(c, link)  # a write: its confirmation page posts back to the same study
+        ask = c.post(link + "/notes", data={"token": token, "text": "<b>seen</b>"})
+        action = re.search(r"action='([^']*)'", ask.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+        assert action == link + "/notes", (action, link)
+        assert c.post(action, data={"token": token, "text": "<b>seen</b>", "confirm": "yes"}).status_code == 200
+        assert c.get(api).json()["notes"][0]["text"] == "<b>seen</b>" and "&lt;b&gt;seen" in c.get(link).text
     assert "<script>alert" not in index
 
 
