@@ -234,6 +234,15 @@ def test_binding_beyond_loopback_warns(url: str, monkeypatch: pytest.MonkeyPatch
     assert served["host"] == "0.0.0.0" and "warning: the dashboard listens on 0.0.0.0" in err and "delete" in err
 
 
+def test_a_missing_package_is_named_at_start(url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "plotly", None)  # as if not installed: it served pages whose plots all failed
+    assert main(["dashboard", "--storage", url, "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "the dashboard needs plotly: pip install 'tunesmith[dashboard]'" in err and "read " not in err, err
+
+
 def test_a_port_in_use_is_refused_before_reading_with_a_clear_message(url: str, capsys: Any) -> None:
     import socket
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import ipaddress
 import math
 import socket
@@ -123,9 +124,14 @@ def _netloc(host: str, port: int) -> str:
 
 
 def _require() -> Any:
-    try:
-        import starlette  # noqa: F401
-        import uvicorn
-    except ImportError:
-        raise ImportError("the dashboard needs starlette and uvicorn: pip install 'tunesmith[dashboard]'") from None
-    return uvicorn
+    """uvicorn, once the dashboard's packages are there (without plotly it served pages whose
+    every plot failed)."""
+    missing = []
+    for name in ("starlette", "uvicorn", "plotly"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ImportError(f"the dashboard needs {' and '.join(missing)}: pip install 'tunesmith[dashboard]'")
+    return importlib.import_module("uvicorn")
