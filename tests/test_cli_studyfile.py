@@ -254,11 +254,13 @@ def test_a_study_file_runs_no_code_but_its_named_objective(tmp_path: Path, line:
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("cmd, jobs", [("worker", "1"), ("run", "2")])
-def test_ctrl_c_fails_the_running_trials_and_exits_130(tmp_path: Path, subprocess_env: dict[str, str],
-                                                      cmd: str, jobs: str) -> None:
+@pytest.mark.parametrize("cmd, jobs, sig", [("worker", "1", "SIGINT"), ("run", "2", "SIGINT"), ("worker", "1", "SIGTERM"),
+                                          ("worker", "2", "SIGTERM")])
+def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signal(
+        tmp_path: Path, subprocess_env: dict[str, str], cmd: str, jobs: str, sig: str) -> None:
     """As documented (Ctrl-C: the running trial failed, "interrupted", not re-queued), and the command
-    says so in its exit status: a script's ``tunesmith worker a.yaml && ...`` stops there."""
+    says so in its exit status: a script's ``tunesmith worker a.yaml && ...`` stops there. SIGTERM
+    (``kill``, a scheduler) the same way: it left the trial running until a heartbeat check."""
     import signal
     import subprocess
     import time
@@ -274,9 +276,13 @@ def test_ctrl_c_fails_the_running_trials_and_exits_130(tmp_path: Path, subproces
         if (tmp_path / "db.db").exists() and sum(t.state.value == "running" for t in _trials(url)) == int(jobs):
             break
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
+    signum = getattr(signal, sig)
+    if sig == "SIGINT":
+        os.killpg(proc.pid, signum)  # a terminal's Ctrl-C: the whole foreground group
+    else:
+        os.kill(proc.pid, signum)  # `kill PID`: the command's process only
     out = proc.communicate(timeout=60)[0].decode()
-    assert proc.returncode == 130, out
+    assert proc.returncode == 128 + signum, out
     trials = _trials(url)
     assert len(trials) == int(jobs) and all(t.state.value == "failed" and "interrupted" in (t.error or "")
                                             for t in trials), [(t.state, t.error) for t in trials]

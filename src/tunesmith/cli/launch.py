@@ -8,6 +8,7 @@ creates or resumes the study it describes, and :func:`optimize_options` gives
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -105,32 +106,41 @@ def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any
     return opts
 
 
-#: the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells expect
-INTERRUPTED = 130
+def optimize_interruptibly(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
+    """``study.optimize(objective, **options)``; the command's exit status: 0, or 128 + the signal
+    that stopped it. Ctrl-C (SIGINT) and SIGTERM (``kill``, systemd, a batch scheduler) both stop it
+    as Ctrl-C does: the running trials are failed ("interrupted"), nothing half-written. optimize
+    returns normally then, so without this a script's ``tunesmith worker a.yaml && ...`` went on
+    after a Ctrl-C (status 0), and a SIGTERM left the trial ``running`` until a heartbeat check."""
+    stopped_by: list[int] = []
+    owner = os.getpid()
 
+    def on_signal(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:  # a forked worker process of n_jobs: the signal does what it did before
+            before = previous.get(signum, signal.SIG_DFL)
+            if callable(before):
+                before(signum, frame)
+                return
+            signal.signal(signum, before if before is not None else signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stopped_by.append(signum)
+        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt: optimize's own handling
 
-def optimize_interruptibly(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> bool:
-    """``study.optimize(objective, **options)``; True if Ctrl-C (SIGINT) stopped it. optimize marks the
-    running trials failed and returns normally, so the command could not tell, and a script's
-    ``tunesmith worker a.yaml && tunesmith report ...`` went on after a Ctrl-C (exit status 0)."""
-    interrupted: list[bool] = []
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupted.append(True)
-        signal.default_int_handler(signum, frame)  # optimize's own handling, as before
-
-    try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread (a command run from a thread): no handler of ours
-        previous = None
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not the main thread (a command run from a thread): no handler of ours
+            break
     try:
         study.optimize(objective, **options)
     except KeyboardInterrupt:  # landed outside optimize's own handling
-        interrupted.append(True)
+        stopped_by.append(signal.SIGINT)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    return bool(interrupted)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 + stopped_by[0] if stopped_by else 0
 
 
 def prepare(
