@@ -35,7 +35,7 @@ def q(name: str) -> str:
 
 def layout(title: str, body: str, *, scripts: bool = False) -> str:
     js = "<script src='/static/plotly.min.js'></script><script src='/static/dashboard.js'></script>" if scripts else ""
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)} - tunesmith</title>"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>{e(title)} - tunesmith</title>"
             f"<style>{STYLE}</style>{js}</head><body><header><b>tunesmith</b> &nbsp; <a href='/'>studies</a>"
             f"<a href='/compare'>compare</a></header><main>{body}</main></body></html>")
 
