@@ -168,3 +168,18 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
         assert "RETURNED" in out and "interrupted" in out, out[-3000:]
     states = Counter(t.state.value for t in Study.load("lost", url).trials)
     assert states["running"] == 0 and states["complete"] >= 3, states
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path) -> None:
+    """Ray itself retried such an address for minutes (`tunesmith run --executor ray --address
+    127.0.0.1:1` still hung after 2 minutes), printing only its connection warnings."""
+    pytest.importorskip("ray")
+    from pg import free_port
+
+    port = free_port()  # closed again: nothing listens there
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'r.db'}", name="r")
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=rf"cannot reach the Ray cluster at '127.0.0.1:{port}'"):
+        study.optimize(lambda t: t.params["x"], n_trials=1, executor="ray", ray_address=f"127.0.0.1:{port}")
+    assert time.monotonic() - start < 10
+    assert study.trials == []
