@@ -272,6 +272,13 @@ class SQLStorage(Storage):
                     f"storage {self.display_url!r} needs a database driver ({exc.name}); for PostgreSQL "
                     "install the extra: pip install 'tunesmith[postgres]'"
                 ) from None
+            except sa.exc.NoSuchModuleError:  # an unknown scheme: it ended in a traceback
+                scheme = self.url.split("://", 1)[0]
+                hint = " (SQLAlchemy has no 'postgres' alias)" if scheme == "postgres" else ""
+                raise StorageError(
+                    f"storage {self.display_url!r}: unknown database kind {scheme!r}{hint}; use "
+                    "sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/db"
+                ) from None
         # SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries, long
         # next to our sub-millisecond transactions: it only gets a short wait here,
         # and _retry waits on a busy database in short randomized steps instead.
