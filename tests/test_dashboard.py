@@ -153,6 +153,9 @@ def test_unknown_names_get_a_404_page_or_json(url: str) -> None:
     assert page.status_code == 404 and "no study named &#x27;gamma&#x27;" in page.text and "<h1>Not found" in page.text
     assert c.get("/studies/alpha/trials/999").status_code == 404
     assert c.get("/studies/alpha/trials/x").status_code == 404
+    bad = c.get("/api/studies/alpha/trials?state=complet")
+    assert bad.status_code == 400 and "state must be one of" in bad.json()["error"]
+    assert c.get("/studies/alpha?state=complet").status_code == 400
     assert c.get("/no/such/page").status_code == 404
     assert c.get("/api/studies/gamma").json() == {"error": f"no study named 'gamma' in {url}"}
     assert c.get("/api/studies/alpha/trials/999").status_code == 404

@@ -29,13 +29,14 @@ from starlette.routing import Route
 from ..exceptions import StorageError, StudyNotFound
 from ..importance import METHODS
 from ..storage import Storage
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, TrialState
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
 from .writes import WRITE_ROUTES
 
 MAX_PAGE = 500  # rows one trials request returns at most
+STATES = tuple(s.value for s in TrialState)
 SLASH = "\uffff"  # stands for a "/" inside one path segment (sent as %2F) while the router splits the path
 
 
@@ -223,6 +224,8 @@ def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dic
             "order": p.get("order", "number"), "state": p.get("state") or None}
     if args["order"] not in ORDERS:
         raise ValueError(f"order must be one of {list(ORDERS)}, not {args['order']!r}")
+    if args["state"] is not None and args["state"] not in STATES:  # a typo listed nothing, with no word why
+        raise ValueError(f"state must be one of {list(STATES)}, not {args['state']!r}")
     total, rows = page(v, **args)
     return total, rows, args
 
