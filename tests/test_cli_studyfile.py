@@ -293,3 +293,22 @@ def _trials(url: str) -> list[ts.FrozenTrial]:
         return ts.load_study("s", url).trials
     except ts.StudyNotFound:
         return []
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A script's background job (``tunesmith worker a.yaml &``) starts with SIGINT ignored: a
+    Ctrl-C meant for the script must not stop it (the handler of Ctrl-C is installed only otherwise)."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(1.5)\n    return 1.0\n")
+    path = write(tmp_path, f"objective: slow.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "2"],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(2.5)
+    os.kill(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, out
+    assert [t.state.value for t in _trials(f"sqlite:///{tmp_path / 'db.db'}")] == ["complete", "complete"]

@@ -129,6 +129,8 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
 
     previous: dict[int, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is signal.SIG_IGN:  # e.g. SIGINT of a `cmd &` job of a script: stays ignored
+            continue
         try:
             previous[sig] = signal.signal(sig, on_signal)
         except ValueError:  # not the main thread (a command run from a thread): no handler of ours
