@@ -97,7 +97,12 @@ def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> No
 def test_a_misspelt_sampler_or_pruner_names_the_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "obj.py").write_text(OBJ)
     for line, fragment in [("sampler: tpee", "unknown sampler 'tpee' (did you mean 'tpe'?)"),
-                           ("pruner: mediam", "unknown pruner 'mediam' (did you mean 'median'?)")]:
+                           ("pruner: mediam", "unknown pruner 'mediam' (did you mean 'median'?)"),
+                           ("sampler: {name: tpe, n_startp: 5}",  # was the constructor's TypeError
+                            "sampler 'tpe': unknown option 'n_startp' (did you mean 'n_startup'?)"),
+                           ("pruner: {name: asha, reduction_factr: 2}",
+                            "pruner 'asha': unknown option 'reduction_factr' (did you mean 'reduction_factor'?)"),
+                           ("sampler: {nme: tpe}", "a sampler description needs a 'name'")]:  # was a KeyError traceback
         path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}{line}\n")
         assert main(["run", str(path), "--n-trials", "1"]) == 2
         assert fragment in capsys.readouterr().err

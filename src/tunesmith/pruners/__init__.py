@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..space.params import did_you_mean
+from ..space.params import check_options, did_you_mean
 from .base import REPORTED_STATES, Decision, NopPruner, Pruner
 from .halving import ASHA, SuccessiveHalving
 from .hyperband import Hyperband
@@ -61,6 +61,7 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
         raise ValueError(
             f"unknown pruner {spec!r}{did_you_mean(spec, sorted(_BUILTIN))}; use one of {sorted(_BUILTIN)} or a Pruner instance"
         )
+    check_options(f"pruner {spec!r}", _BUILTIN[spec.lower()].__init__, options)
     try:
         return _BUILTIN[spec.lower()](**options)
     except TypeError as exc:

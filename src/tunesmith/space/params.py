@@ -635,6 +635,18 @@ def did_you_mean(word: Any, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def check_options(what: str, fn: Any, given: Mapping[str, Any]) -> None:
+    """A TypeError, as the call would raise, but naming the closest keyword ``fn`` takes
+    (``n_startp`` -> ``n_startup``) for the first key of ``given`` it does not take."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in given:
+        if key not in allowed:
+            raise TypeError(f"{what}: unknown option {key!r}{did_you_mean(key, allowed)}; its options are {allowed}")
+
+
 def _check_definition_keys(kind: Any, d: Mapping[str, Any]) -> None:
     """A key a parameter of ``kind`` does not take (``logg: true``): a ValueError naming it
     and the closest valid key, rather than the constructor's unexpected-keyword TypeError."""
