@@ -148,7 +148,12 @@ def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str
     assert "no studies in" in capsys.readouterr().out
     assert not (project / "e.db").exists()  # reading commands create nothing
     assert run_cli("show", "ghost", "--storage", db) == 2
-    assert "no study named 'ghost'" in capsys.readouterr().err
+    assert f"no study named 'ghost' in {db} (there is no database file at '{project / 'e.db'}')" in capsys.readouterr().err
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="svm-digits-grid")
+    assert run_cli("report", "svm-digits", "--storage", db, "-o", str(project / "r.html")) == 2
+    assert "no study named 'svm-digits' in" in (err := capsys.readouterr().err) and "(did you mean 'svm-digits-grid'?)" in err
+    assert run_cli("show", "ghost", "--storage", db) == 2
+    assert "no study named 'ghost'" in (err := capsys.readouterr().err) and "did you mean" not in err
     assert run_cli("export", "ghost", "--storage", db, "--format", "json") == 2
     with pytest.raises(SystemExit):
         run_cli("export", "ghost", "--format", "xml")

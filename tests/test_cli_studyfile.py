@@ -75,6 +75,16 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         ("gpus: [0.5]", "gpus must be a device count, ids like '0,1', or a list of ids"),
         ("storage: ''", "storage must be a database URL"),
         ("space: [x, y]", "space must be a mapping of parameter name -> definition"),
+        ("space: {lr: {typ: float, low: 0, high: 1}}",  # was taken as a fixed dict: every trial failed
+         "space: parameter 'lr': unknown key 'typ' (did you mean 'type'?); a definition needs a 'type'"),
+        ("space: {lr: {low: 0, high: 1}}", "space: parameter 'lr': a definition needs a 'type'"),
+        ("space: {lr: {type: float, low: 0, high: 1, logg: true}}",
+         "space: parameter 'lr': unknown key 'logg' in a float parameter (did you mean 'log'?)"),
+        ("space: {n: {type: integer, low: 0, high: 1}}",
+         "space: parameter 'n': unknown parameter type 'integer' (did you mean 'int'?)"),
+        ("space: {k: {type: categorical, choice: [a, b]}}", "unknown key 'choice' in a categorical parameter "
+         "(did you mean 'choices'?)"),
+        ("direction: minimise", "got 'minimise' (did you mean 'minimize'?)"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:
@@ -82,6 +92,25 @@ def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> No
     with pytest.raises(StudyFileError, match="^" + re.escape(str(path))) as err:
         StudyFile.load(path)
     assert fragment in str(err.value)
+
+
+def test_a_misspelt_sampler_or_pruner_names_the_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "obj.py").write_text(OBJ)
+    for line, fragment in [("sampler: tpee", "unknown sampler 'tpee' (did you mean 'tpe'?)"),
+                           ("pruner: mediam", "unknown pruner 'mediam' (did you mean 'median'?)"),
+                           ("sampler: {name: tpe, n_startp: 5}",  # was the constructor's TypeError
+                            "sampler 'tpe': unknown option 'n_startp' (did you mean 'n_startup'?)"),
+                           ("pruner: {name: asha, reduction_factr: 2}",
+                            "pruner 'asha': unknown option 'reduction_factr' (did you mean 'reduction_factor'?)"),
+                           ("sampler: {nme: tpe}", "a sampler description needs a 'name'")]:  # was a KeyError traceback
+        path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}{line}\n")
+        assert main(["run", str(path), "--n-trials", "1"]) == 2
+        assert fragment in capsys.readouterr().err
+
+
+def test_a_mapping_is_still_a_fixed_value_when_it_is_not_a_definition() -> None:
+    space = ts.Space.from_dict({"opts": {"momentum": 0.9}, "f": {"type": "fixed", "value": {"low": 1}}})
+    assert space["opts"].value == {"momentum": 0.9} and space["f"].value == {"low": 1}
 
 
 def test_missing_space_for_a_new_study_creates_no_database(tmp_path: Path,
@@ -208,3 +237,83 @@ def test_a_json_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     path = write(tmp_path, json.dumps(doc), name="j.json")
     assert main(["worker", str(path)]) == 0
     assert "study 'j': 3 finished trials" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line", [
+    "space: {x: !!python/object/apply:os.system ['touch {marker}']}",
+    "sampler: {name: tpe, seed: !!python/object/apply:os.system ['touch {marker}']}",
+    "sampler: {name: 'os:system'}",
+    "pruner: {name: 'subprocess.run'}",
+])
+def test_a_study_file_runs_no_code_but_its_named_objective(tmp_path: Path, line: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """README (Security): YAML's safe loader builds no Python object; samplers and pruners come
+    from tunesmith's registry by name; only the ``objective:`` module is imported."""
+    marker = tmp_path / "ran"
+    (tmp_path / "obj.py").write_text(OBJ)
+    text = f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE if 'space' not in line else ''}"
+    path = write(tmp_path, text + line.replace("{marker}", str(marker)) + "\n")
+    for cmd in ("run", "worker"):
+        assert main([cmd, str(path), "--n-trials", "1"]) == 2
+        assert "error" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("cmd, jobs, sig", [("worker", "1", "SIGINT"), ("run", "2", "SIGINT"), ("worker", "1", "SIGTERM"),
+                                          ("worker", "2", "SIGTERM")])
+def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signal(
+        tmp_path: Path, subprocess_env: dict[str, str], cmd: str, jobs: str, sig: str) -> None:
+    """As documented (Ctrl-C: the running trial failed, "interrupted", not re-queued), and the command
+    says so in its exit status: a script's ``tunesmith worker a.yaml && ...`` stops there. SIGTERM
+    (``kill``, a scheduler) the same way: it left the trial running until a heartbeat check."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(60)\n    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: slow.py:f\nstorage: {url}\n{SPACE}requeue_failed: true\nheartbeat_interval: 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", cmd, str(path), "--n-trials", "4", "--n-jobs", jobs],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until every worker's trial runs
+        if (tmp_path / "db.db").exists() and sum(t.state.value == "running" for t in _trials(url)) == int(jobs):
+            break
+        time.sleep(0.2)
+    signum = getattr(signal, sig)
+    if sig == "SIGINT":
+        os.killpg(proc.pid, signum)  # a terminal's Ctrl-C: the whole foreground group
+    else:
+        os.kill(proc.pid, signum)  # `kill PID`: the command's process only
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 128 + signum, out
+    trials = _trials(url)
+    assert len(trials) == int(jobs) and all(t.state.value == "failed" and "interrupted" in (t.error or "")
+                                            for t in trials), [(t.state, t.error) for t in trials]
+
+
+def _trials(url: str) -> list[ts.FrozenTrial]:
+    try:
+        return ts.load_study("s", url).trials
+    except ts.StudyNotFound:
+        return []
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A script's background job (``tunesmith worker a.yaml &``) starts with SIGINT ignored: a
+    Ctrl-C meant for the script must not stop it (the handler of Ctrl-C is installed only otherwise)."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(1.5)\n    return 1.0\n")
+    path = write(tmp_path, f"objective: slow.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "2"],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(2.5)
+    os.kill(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, out
+    assert [t.state.value for t in _trials(f"sqlite:///{tmp_path / 'db.db'}")] == ["complete", "complete"]

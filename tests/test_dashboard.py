@@ -15,6 +15,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("plotly")
 pytest.importorskip("httpx")
 
+from pg import free_port  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
@@ -152,6 +153,9 @@ def test_unknown_names_get_a_404_page_or_json(url: str) -> None:
     assert page.status_code == 404 and "no study named &#x27;gamma&#x27;" in page.text and "<h1>Not found" in page.text
     assert c.get("/studies/alpha/trials/999").status_code == 404
     assert c.get("/studies/alpha/trials/x").status_code == 404
+    bad = c.get("/api/studies/alpha/trials?state=complet")
+    assert bad.status_code == 400 and "state must be one of" in bad.json()["error"]
+    assert c.get("/studies/alpha?state=complet").status_code == 400
     assert c.get("/no/such/page").status_code == 404
     assert c.get("/api/studies/gamma").json() == {"error": f"no study named 'gamma' in {url}"}
     assert c.get("/api/studies/alpha/trials/999").status_code == 404
@@ -226,11 +230,35 @@ def test_binding_beyond_loopback_warns(url: str, monkeypatch: pytest.MonkeyPatch
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
-    assert main(["dashboard", "--storage", url, "--port", "8123"]) == 0
+    assert main(["dashboard", "--storage", url, "--port", str(free_port())]) == 0
     assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
-    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--allow-writes"]) == 0
+    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--port", str(free_port()), "--allow-writes"]) == 0
     err = capsys.readouterr().err
     assert served["host"] == "0.0.0.0" and "warning: the dashboard listens on 0.0.0.0" in err and "delete" in err
+
+
+def test_a_missing_package_is_named_at_start(url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "plotly", None)  # as if not installed: it served pages whose plots all failed
+    assert main(["dashboard", "--storage", url, "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "the dashboard needs plotly: pip install 'tunesmith[dashboard]'" in err and "read " not in err, err
+
+
+def test_a_port_in_use_is_refused_before_reading_with_a_clear_message(url: str, capsys: Any) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["dashboard", "--storage", url, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err, err
+    assert "read 2 of 2" not in err and "Ctrl-C" not in err  # refused before reading, never claims to serve
+    assert main(["dashboard", "--storage", url, "--host", "192.0.2.1", "--port", str(port)]) == 2  # not ours
+    assert f"cannot listen on 192.0.2.1:{port}" in capsys.readouterr().err
 
 
 def test_the_server_reads_every_study_before_it_answers(url: str, monkeypatch: pytest.MonkeyPatch,
@@ -249,7 +277,7 @@ def test_the_server_reads_every_study_before_it_answers(url: str, monkeypatch: p
             ready[name] = all(any(k[0] == ("plots", kind) for k in memo) for kind in STUDY_KINDS)
 
     monkeypatch.setattr(uvicorn, "run", run)
-    assert main(["dashboard", "--storage", url, "--port", "8123"]) == 0
+    assert main(["dashboard", "--storage", url, "--port", str(free_port())]) == 0
     assert ready == {"alpha": True, "beta": True}
     assert "read 2 of 2 studies in" in capsys.readouterr().err
 
@@ -335,3 +363,53 @@ def test_the_dashboard_reads_the_test_results_that_the_report_reads(url: str) ->
     cache = StudyCache(ts.storage.make_storage(url))
     expected = {n: r.mean for n, r in test_results(study).items()}
     assert len(expected) == 2 and cache.snapshot(cache.view("beta")).tests == expected == snapshot(study).tests
+
+
+ODD_NAMES = ["<script>alert(1)</script>", "a/b?c#d&e", "my study ü ☃", "x'\"y", "50%2F off", "q?x#y"]
+
+
+def test_studies_with_odd_names_are_reachable_from_their_links_and_escaped_everywhere(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    for name in ODD_NAMES:
+        ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=4,
+                                                                                 catch=(RuntimeError,))
+    c = client(url, allow_writes=True)
+    index = c.get("/").text
+    links = re.findall(r"<a href='(/studies/[^']*)'>", index)
+    assert len(links) == len(ODD_NAMES)
+    for link in links:  # a name with "/" (sent as %2F) must not split the path
+        page = c.get(link)
+        assert page.status_code == 200, (link, page.text[-300:])
+        for src in re.findall(r"data-src='([^']*)'", page.text):
+            assert c.get(src.replace("&amp;", "&")).status_code == 200, src
+        for path in ("/trials/0", "/importance"):
+            assert c.get(link + path).status_code == 200, link + path
+        api = link.replace("/studies/", "/api/studies/", 1)
+        name = c.get(api).json()["name"]
+        assert name in ODD_NAMES
+        for path in ("/trials/0", "/trials/0/curve", "/changes?since=0", "/trials?limit=5"):
+            assert c.get(api + path).status_code == 200, api + path
+        assert "<script>alert" not in page.text and "<script>alert" not in c.get(link + "/trials/0").text
+        token = _token(c, link)  # a write: its confirmation page posts back to the same study
+        ask = c.post(link + "/notes", data={"token": token, "text": "<b>seen</b>"})
+        action = re.search(r"action='([^']*)'", ask.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+        assert action == link + "/notes", (action, link)
+        assert c.post(action, data={"token": token, "text": "<b>seen</b>", "confirm": "yes"}).status_code == 200
+        assert c.get(api).json()["notes"][0]["text"] == "<b>seen</b>" and "&lt;b&gt;seen" in c.get(link).text
+    assert "<script>alert" not in index
+
+
+def test_studies_of_both_directions_compare_one_way_chosen_on_the_page(url: str, tmp_path: Path) -> None:
+    ts.Study(SPACE, storage=url, name="up", sampler="random", seed=2, direction="maximize").optimize(
+        objective, n_trials=6, catch=(RuntimeError,))
+    c = client(url)
+    page = c.get("/compare?study=alpha&study=up")
+    assert page.status_code == 200 and "do not share a direction" in page.text
+    src = re.search(r"data-src='([^']*)'", page.text).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    assert "direction=minimize" in src
+    fig = c.get(src).json()["plots"][0]["figure"]  # drawn, not a 400 the page showed as raw JSON
+    assert "minimize" in fig["layout"]["yaxis"]["title"]["text"]
+    assert "direction=maximize" in page.text.replace("&amp;", "&")
+    assert "maximize" in c.get("/api/compare?study=alpha&study=up&direction=maximize").text
+    assert c.get("/api/compare?study=alpha&study=up&direction=up").status_code == 400
+    assert "do not share a direction" not in c.get("/compare?study=alpha&study=beta").text

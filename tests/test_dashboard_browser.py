@@ -187,3 +187,43 @@ def test_the_server_survives_parallel_reads_while_a_worker_writes(served: tuple[
         done.set()
         runner.join()
     assert statuses == [200] * 330
+
+
+@pytest.mark.slow
+def test_a_renamed_study_says_so_and_studies_of_both_directions_compare(served: tuple[str, str]) -> None:
+    """A study renamed while its page is open: the page says it is gone (deleted or renamed) and
+    links the list; a comparison of a minimized and a maximized study is drawn, not a raw error."""
+    sync_api = browser_or_skip()
+    base, url = served
+    ts.Study(SPACE, storage=url, name="up", sampler="random", seed=1, direction="maximize").optimize(
+        objective, n_trials=3)
+    outside: list[str] = []
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 3000})
+            page.route("**/*", only((base + "/", "data:", "about:"), outside))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            plain = browser.new_page()  # no route: with one, chromium does not ask for /favicon.ico
+            console: list[str] = []  # e.g. the 404 of /favicon.ico that every page asked for
+            plain.on("console", lambda m: console.append(f"{plain.url}: {m.text}") if m.type == "error" else None)
+            for path in ("/", "/studies/live", "/studies/live/trials/0"):
+                plain.goto(base + path)
+                plain.wait_for_timeout(500)
+            plain.close()
+            page.goto(base + "/compare?study=live&study=up")
+            page.wait_for_selector("body[data-all='1']", timeout=90_000)
+            assert page.evaluate("document.getElementById('plot-compare-0').data.length") >= 2
+            assert "do not share a direction" in page.inner_text("#directions")
+            page.goto(base + "/studies/up")
+            page.wait_for_selector("body[data-all='1']", timeout=90_000)
+            assert not console, console  # before the rename (its 404 is logged as a failed request)
+            ts.load_study("up", url).rename("up-renamed")
+            page.wait_for_function("document.getElementById('live').textContent.includes('renamed')",
+                                   timeout=30_000)
+            assert page.locator("#live a").get_attribute("href") == "/"
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not outside, f"requests left 127.0.0.1: {outside}"

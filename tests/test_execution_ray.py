@@ -168,3 +168,23 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
         assert "RETURNED" in out and "interrupted" in out, out[-3000:]
     states = Counter(t.state.value for t in Study.load("lost", url).trials)
     assert states["running"] == 0 and states["complete"] >= 3, states
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Ray itself retried such an address for minutes (`tunesmith run --executor ray --address
+    127.0.0.1:1` still hung after 2 minutes), printing only its connection warnings. In its own
+    process: a Ray already initialized here (another test's) is used as is, address or not."""
+    pytest.importorskip("ray")
+    from pg import free_port
+
+    port = free_port()  # closed again: nothing listens there
+    (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text(f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'r.db'}\n"
+                                     "space: {x: {type: float, low: 0, high: 1}}\n")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(tmp_path / "s.yaml"), "--n-trials", "1",
+                           "--executor", "ray", "--address", f"127.0.0.1:{port}", "--no-progress"],
+                          env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in done.stderr
+    assert time.monotonic() - start < 30

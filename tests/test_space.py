@@ -333,7 +333,7 @@ def test_yaml_shorthand() -> None:
         ts.Space.from_yaml("k: {type: categorical}")
     with pytest.raises(ValueError, match="unknown parameter type 'flaot'"):
         ts.Space.from_yaml("x: {type: flaot, low: 0, high: 1}")
-    with pytest.raises(ValueError, match="bad parameter definition"):
+    with pytest.raises(ValueError, match=r"parameter .x.: unknown key .lo. in a float parameter \(did you mean .low.\?\)"):
         ts.Space.from_yaml("x: {type: float, lo: 0, high: 1}")
     with pytest.raises(ValueError, match="mapping of parameter name"):
         ts.Space.from_yaml("- a\n- b\n")

@@ -332,3 +332,15 @@ def test_a_read_only_sqlite_storage_serves_many_threads_at_once(sqlite_url: str)
     for t in threads:
         t.join()
     assert counts == [30] * 160
+
+
+def test_an_unknown_url_scheme_is_a_storage_error_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    """postgres:// (Heroku's spelling, no SQLAlchemy alias) ended in a traceback that showed no fix."""
+    from tunesmith.cli import main
+
+    with pytest.raises(ts.StorageError, match=r"unknown database kind 'postgres' \(SQLAlchemy has no 'postgres' "
+                                              r"alias\); use sqlite:///path/to/file.db or postgresql\+psycopg://"):
+        ts.Study({"x": ts.Float(0, 1)}, storage="postgres://tuner:secret@127.0.0.1:1/x", name="s")
+    assert main(["studies", "--storage", "postgres://tuner:secret@127.0.0.1:1/x"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown database kind 'postgres'" in err and "secret" not in err

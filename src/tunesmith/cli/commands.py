@@ -25,7 +25,7 @@ from ..study import Study, trial_rows
 from ..study.evaluate import TestResult, test_results
 from ..study.manage import delete_study
 from ..trial import FrozenTrial, TrialState, best_of, ranked
-from .launch import optimize_options, prepare
+from .launch import optimize_interruptibly, optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS
 
 # -- arguments ------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args)
     before = len(study.trials)
-    study.optimize(objective, **optimize_options(sf, args.progress))
+    status = optimize_interruptibly(study, objective, optimize_options(sf, args.progress))
     trials = study.trials
     console = wide_console()
     ran = len(trials) - before
@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"best configuration: {json.dumps(for_display(study.best_params))}  "
                       f"value: {study.best_value:.6g}",
                       soft_wrap=True, markup=False)
-    return 0
+    return status
 
 
 def _ran_now(study: Study, ran: int) -> str:

@@ -8,6 +8,8 @@ creates or resumes the study it describes, and :func:`optimize_options` gives
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -102,6 +104,45 @@ def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any
         if sf.allow_missing_gpus:
             opts["allow_missing_gpus"] = True
     return opts
+
+
+def optimize_interruptibly(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
+    """``study.optimize(objective, **options)``; the command's exit status: 0, or 128 + the signal
+    that stopped it. Ctrl-C (SIGINT) and SIGTERM (``kill``, systemd, a batch scheduler) both stop it
+    as Ctrl-C does: the running trials are failed ("interrupted"), nothing half-written. optimize
+    returns normally then, so without this a script's ``tunesmith worker a.yaml && ...`` went on
+    after a Ctrl-C (status 0), and a SIGTERM left the trial ``running`` until a heartbeat check."""
+    stopped_by: list[int] = []
+    owner = os.getpid()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:  # a forked worker process of n_jobs: the signal does what it did before
+            before = previous.get(signum, signal.SIG_DFL)
+            if callable(before):
+                before(signum, frame)
+                return
+            signal.signal(signum, before if before is not None else signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stopped_by.append(signum)
+        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt: optimize's own handling
+
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is signal.SIG_IGN:  # e.g. SIGINT of a `cmd &` job of a script: stays ignored
+            continue
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not the main thread (a command run from a thread): no handler of ours
+            break
+    try:
+        study.optimize(objective, **options)
+    except KeyboardInterrupt:  # landed outside optimize's own handling
+        stopped_by.append(signal.SIGINT)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 + stopped_by[0] if stopped_by else 0
 
 
 def prepare(

@@ -46,6 +46,7 @@ import yaml
 
 from ..execution.optimize import MAX_JOBS
 from ..space import Space
+from ..space.params import did_you_mean
 from ..space.space import load_yaml
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
@@ -146,7 +147,8 @@ class StudyFile:
             except (ValueError, TypeError) as exc:
                 raise StudyFileError(f"{source}: space: {exc}") from None
         for key, problem in _value_problems(self):
-            raise StudyFileError(f"{source}: {key} {problem}, got {getattr(self, key)!r}")
+            hint = did_you_mean(str(self.direction).lower(), ["minimize", "maximize"]) if key == "direction" else ""
+            raise StudyFileError(f"{source}: {key} {problem}, got {getattr(self, key)!r}{hint}")
 
     def build_space(self) -> Space | None:
         return None if self.space is None else Space.from_dict(self.space)

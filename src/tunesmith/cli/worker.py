@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from .launch import optimize_options, prepare
+from .launch import optimize_interruptibly, optimize_options, prepare
 from .studyfile import EXECUTORS, StudyFile, StudyFileError
 
 
@@ -50,7 +50,7 @@ def check_shared_storage(sf: StudyFile) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Open (or create) the study the file names and run its trials here."""
     sf, study, objective = prepare(args, check=check_shared_storage)
-    study.optimize(objective, **optimize_options(sf, show_progress=False))
+    status = optimize_interruptibly(study, objective, optimize_options(sf, show_progress=False))
     done = [t for t in study.trials if t.state.is_finished]
     print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}", flush=True)
-    return 0
+    return status

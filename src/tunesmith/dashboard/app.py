@@ -17,10 +17,11 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
@@ -28,13 +29,15 @@ from starlette.routing import Route
 from ..exceptions import StorageError, StudyNotFound
 from ..importance import METHODS
 from ..storage import Storage
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, TrialState
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
 from .writes import WRITE_ROUTES
 
 MAX_PAGE = 500  # rows one trials request returns at most
+STATES = tuple(s.value for s in TrialState)
+SLASH = "\uffff"  # stands for a "/" inside one path segment (sent as %2F) while the router splits the path
 
 
 class Dashboard:
@@ -65,15 +68,34 @@ def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: fl
     d = Dashboard(storage, allow_writes=allow_writes, poll_seconds=poll_seconds)
     routes = [Route(path, _bind(d, fn), methods=methods) for path, fn, methods in [*ROUTES, *WRITE_ROUTES]]
     handlers = {HTTPException: _error, ValueError: _bad_request, StorageError: _storage_error}
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(_SlashesInNames)])
     app.state.dashboard = d
     return app
+
+
+class _SlashesInNames:
+    """A study name may hold "/" (``a/b``, linked as ``/studies/a%2Fb``), but the server decodes
+    ``%2F`` before routing, so the name would be split into two path segments and the page not
+    found. This rewrites the path from the raw one, each segment decoded once, with such a slash as
+    ``SLASH``, which the endpoint turns back into "/"."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        raw = scope.get("raw_path") or b""
+        if scope["type"] == "http" and b"%" in raw:
+            segments = raw.split(b"?", 1)[0].decode("utf-8", "replace").split("/")
+            scope = {**scope, "path": "/".join(unquote(s).replace("/", SLASH) for s in segments)}
+        await self.app(scope, receive, send)
 
 
 def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
+        if SLASH in request.path_params.get("name", ""):
+            request.path_params["name"] = request.path_params["name"].replace(SLASH, "/")
         if request.method == "POST":  # the forms post url-encoded fields (no multipart parser needed)
             request.state.form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         return await run_in_threadpool(fn, d, request)  # storage reads block: off the event loop
@@ -150,9 +172,16 @@ def importance(d: Dashboard, request: Request) -> Response:
 
 def compare(d: Dashboard, request: Request) -> Response:
     names = request.query_params.getlist("study")
-    for n in names:
-        d.view(n)
-    return HTMLResponse(pages.compare_page(names, [r.name for r in d.cache.records()]))
+    directions = [d.view(n).record.direction.value for n in names]
+    return HTMLResponse(pages.compare_page(names, [r.name for r in d.cache.records()], directions,
+                                           _direction(request)))
+
+
+def _direction(request: Request) -> str | None:
+    direction = request.query_params.get("direction") or None
+    if direction not in (None, "minimize", "maximize"):
+        raise ValueError(f"direction must be minimize or maximize, not {direction!r}")
+    return direction
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -195,6 +224,8 @@ def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dic
             "order": p.get("order", "number"), "state": p.get("state") or None}
     if args["order"] not in ORDERS:
         raise ValueError(f"order must be one of {list(ORDERS)}, not {args['order']!r}")
+    if args["state"] is not None and args["state"] not in STATES:  # a typo listed nothing, with no word why
+        raise ValueError(f"state must be one of {list(STATES)}, not {args['state']!r}")
     total, rows = page(v, **args)
     return total, rows, args
 
@@ -235,7 +266,7 @@ def api_compare(d: Dashboard, request: Request) -> Response:
     if not names:
         raise ValueError("name the studies to compare: /api/compare?study=a&study=b")
     snaps = [d.cache.snapshot(d.view(n)) for n in names]
-    return json_response({"version": 0, "plots": [figures.comparison_plot(snaps)]})
+    return json_response({"version": 0, "plots": [figures.comparison_plot(snaps, _direction(request))]})
 
 
 def trial_dict(t: FrozenTrial, *, full: bool = False) -> dict[str, Any]:

@@ -40,7 +40,10 @@
   async function load(sec) {
     const r = await fetch(sec.dataset.src);
     if (!r.ok) {
-      sec.textContent = "could not load " + sec.dataset.kind + ": " + (await r.text());
+      const text = await r.text();
+      let why = text;
+      try { why = JSON.parse(text).error || text; } catch (err) { /* not JSON: the text as it is */ }
+      sec.textContent = "could not load " + sec.dataset.kind + ": " + why;
       return;
     }
     const body = await r.json();
@@ -92,7 +95,10 @@
     async function poll() {
       try {
         const r = await fetch("/api/studies/" + encodeURIComponent(name) + "/changes?since=" + version);
-        if (r.status === 404) { live.textContent = "this study was deleted"; return; }
+        if (r.status === 404) {  // gone for good: polling stops
+          live.innerHTML = "this study is no longer in the storage (deleted or renamed): <a href='/'>all studies</a>";
+          return;
+        }
         const c = await r.json();
         if (c.changed) {
           version = c.version;

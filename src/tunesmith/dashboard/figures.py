@@ -9,13 +9,11 @@ from typing import Any
 
 from ..plots import KINDS, Record, comparison, curves_data, importance_bars, records_of
 from ..plots.records import Snapshot
-from .aggregate import sample, thin
+from ..plots.reduce import WHOLE, sample, sampled_note, thin
 from .cache import StudyCache, View
 
 #: the plots of the study page, in order (those of the report, importance on its own page)
 STUDY_KINDS = ("history", "curves", "process", "parallel", "slice", "contour", "overfitting")
-#: kinds computed on every trial (cheap); the others on :func:`~.aggregate.sample`
-WHOLE = ("history", "process", "overfitting")
 
 
 def figure(record: Record) -> dict[str, Any]:
@@ -34,9 +32,9 @@ def study_plots(snap: Snapshot, kind: str) -> list[dict[str, Any]]:
         raise ValueError(f"unknown plot kind {kind!r}; choose one of {list(KINDS)}")
     source = snap if kind in WHOLE else sample(snap)
     out = [figure(r) for r in records_of(source, kind)]
-    if source is not snap:
+    if note := sampled_note(source, snap):
         for f in out:
-            f["note"] = f"computed on {len(source.trials)} of {len(snap.trials)} trials (evenly spaced, and the best)"
+            f["note"] = note
     return out
 
 
@@ -56,10 +54,10 @@ def trial_curve(snap: Snapshot, number: int) -> dict[str, Any]:
 def importance_plot(snap: Snapshot, *, method: str = "fanova") -> dict[str, Any]:
     s = sample(snap)
     out = figure(importance_bars(s, method=method))
-    if s is not snap:
-        out["note"] = f"computed on {len(s.trials)} of {len(snap.trials)} trials (evenly spaced, and the best)"
+    if note := sampled_note(s, snap):
+        out["note"] = note
     return out
 
 
-def comparison_plot(snaps: list[Snapshot]) -> dict[str, Any]:
-    return figure(comparison(snaps))
+def comparison_plot(snaps: list[Snapshot], direction: str | None = None) -> dict[str, Any]:
+    return figure(comparison(snaps, direction=direction))

@@ -35,7 +35,7 @@ def q(name: str) -> str:
 
 def layout(title: str, body: str, *, scripts: bool = False) -> str:
     js = "<script src='/static/plotly.min.js'></script><script src='/static/dashboard.js'></script>" if scripts else ""
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)} - tunesmith</title>"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>{e(title)} - tunesmith</title>"
             f"<style>{STYLE}</style>{js}</head><body><header><b>tunesmith</b> &nbsp; <a href='/'>studies</a>"
             f"<a href='/compare'>compare</a></header><main>{body}</main></body></html>")
 
@@ -150,15 +150,28 @@ def importance_page(v: View, method: str) -> str:
     return layout(f"{v.name} importance", body, scripts=True)
 
 
-def compare_page(names: list[str], all_names: list[str]) -> str:
+def compare_page(names: list[str], all_names: list[str], directions: list[str], direction: str | None) -> str:
+    """``directions``: each named study's; studies that disagree are drawn one way, ``direction``,
+    chosen with the links the page shows (minimize by default)."""
     boxes = "".join(f"<label><input type=checkbox name=study value='{e(n)}'{' checked' if n in names else ''}> "
                     f"{e(n)}</label><br>" for n in all_names)
     form = f"<form action='/compare' method='get'>{boxes}<button>compare</button></form>"
     if not names:
         return layout("compare", f"<h1>Compare studies</h1><p>check two studies or more:</p>{form}")
-    src = "/api/compare?" + urlencode([("study", n) for n in names])
+    mixed = len(set(directions)) > 1
+    if mixed and direction is None:
+        direction = "minimize"
+    query = [("study", n) for n in names] + ([("direction", direction)] if direction else [])
+    note = ""
+    if mixed:
+        which = ", ".join(f"{n} ({d})" for n, d in zip(names, directions, strict=True))
+        links = " or ".join(f"<a href='/compare?{e(urlencode([*query[:len(names)], ('direction', d)]))}'>{d}</a>"
+                            for d in ("minimize", "maximize") if d != direction)
+        note = (f"<p class='note' id='directions'>The studies do not share a direction ({e(which)}): "
+                f"best so far is drawn as {e(direction)}; draw it as {links}.</p>")
+    src = "/api/compare?" + urlencode(query)
     plot = f"<div id='plots' data-static='1'><section class='kind' data-kind='compare' data-src='{e(src)}'></section></div>"
-    return layout("compare", f"<h1>Compare: {e(', '.join(names))}</h1>{plot}{form}", scripts=True)
+    return layout("compare", f"<h1>Compare: {e(', '.join(names))}</h1>{note}{plot}{form}", scripts=True)
 
 
 def message_page(status: int, title: str, text: str) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import importlib
 import ipaddress
 import math
+import socket
 import sys
 import threading
 import time
@@ -64,6 +67,7 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     if not is_loopback(host):
         print(f"warning: the dashboard listens on {host}, so other machines can reach it; it has no login"
               + (" and --allow-writes lets them change and delete studies" if allow_writes else ""), file=out)
+    check_port(host, port)  # before reading the studies, which can take a while
     app = create_app(st, allow_writes=allow_writes, poll_seconds=poll_seconds)
     started = time.perf_counter()
     records = app.state.dashboard.cache.records()
@@ -76,6 +80,24 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
           file=out, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def check_port(host: str, port: int) -> None:
+    """An OSError naming the address and what to do when ``host:port`` cannot be listened on
+    (taken by another program, or an address this machine does not have)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise OSError(f"cannot listen on {_netloc(host, port)}: {exc} (check --host)") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server sets it
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            hint = ("another program (another dashboard?) listens there: pass --port N"
+                    if exc.errno == errno.EADDRINUSE else "check --host and --port")
+            raise OSError(f"cannot listen on {_netloc(host, port)}: {exc.strerror}; {hint}") from None
 
 
 def warm(app: Any, records: list[StudyRecord], *, budget_s: float = math.inf) -> list[StudyRecord]:
@@ -102,9 +124,14 @@ def _netloc(host: str, port: int) -> str:
 
 
 def _require() -> Any:
-    try:
-        import starlette  # noqa: F401
-        import uvicorn
-    except ImportError:
-        raise ImportError("the dashboard needs starlette and uvicorn: pip install 'tunesmith[dashboard]'") from None
-    return uvicorn
+    """uvicorn, once the dashboard's packages are there (without plotly it served pages whose
+    every plot failed)."""
+    missing = []
+    for name in ("starlette", "uvicorn", "plotly"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ImportError(f"the dashboard needs {' and '.join(missing)}: pip install 'tunesmith[dashboard]'")
+    return importlib.import_module("uvicorn")

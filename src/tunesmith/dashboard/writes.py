@@ -44,7 +44,9 @@ def _confirmed(request: Request, fields: dict[str, str], what: str) -> Response 
     if fields.get("confirm") == "yes":
         return None
     keep = {k: v for k, v in fields.items() if k != "confirm"}
-    return HTMLResponse(pages.confirm_page(request.url.path, what, keep))
+    raw = request.scope.get("raw_path")  # as sent, still percent-encoded: a name with '?', '#' or '/' stays whole
+    action = raw.split(b"?", 1)[0].decode("ascii", "replace") if raw else pages.q(request.url.path).replace("%2F", "/")
+    return HTMLResponse(pages.confirm_page(action, what, keep))
 
 
 def _study(d: Dashboard, name: str) -> Study:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -164,6 +165,8 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **self.ray_init}
+        if self.address:
+            check_reachable(self.address)
         host = (self.address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
         if host.startswith("127."):  # a cluster on loopback: keep this driver on it too
             kwargs.setdefault("_node_ip_address", host)
@@ -186,6 +189,23 @@ class RayExecutor(Executor):
         finally:
             if started:
                 ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A ConnectionError naming ``address`` and what to do when nothing listens there: Ray itself
+    retried a wrong address for minutes, printing only its own connection warnings."""
+    hostport = address.split("://")[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # a form Ray understands and this does not check
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConnectionError(
+            f"cannot reach the Ray cluster at {address!r}: {why}. Check the address (HOST:PORT of the head "
+            f"node, `ray start --head` prints it) or start a cluster there; without an address tunesmith "
+            "starts a private one on this machine") from None
 
 
 class _Driver:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..space.params import check_options, did_you_mean
 from .base import REPORTED_STATES, Decision, NopPruner, Pruner
 from .halving import ASHA, SuccessiveHalving
 from .hyperband import Hyperband
@@ -58,8 +59,9 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
         )
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
-            f"unknown pruner {spec!r}; use one of {sorted(_BUILTIN)} or a Pruner instance"
+            f"unknown pruner {spec!r}{did_you_mean(spec, sorted(_BUILTIN))}; use one of {sorted(_BUILTIN)} or a Pruner instance"
         )
+    check_options(f"pruner {spec!r}", _BUILTIN[spec.lower()].__init__, options)
     try:
         return _BUILTIN[spec.lower()](**options)
     except TypeError as exc:

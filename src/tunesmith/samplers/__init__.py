@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..space.params import check_options, did_you_mean
 from .auto import AutoSampler
 from .base import Sampler, Suggestion
 from .fidelity import MultiFidelitySampler, fidelity_history
@@ -65,17 +66,21 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
     options: dict[str, Any] = {}
     if isinstance(spec, dict):
         options = dict(spec)
+        if "name" not in options:
+            raise ValueError(f"a sampler description needs a 'name' (one of {sorted(_BUILTIN)}), got {spec!r}; "
+                             "e.g. {'name': 'tpe', 'n_startup': 10}")
         spec = options.pop("name")
         stored = options.pop("seed", None)
         seed = seed if seed is not None else stored  # an explicit seed wins over a stored one
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
-            f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
+            f"unknown sampler {spec!r}{did_you_mean(spec, sorted(_BUILTIN))}; use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
             "stored with a custom sampler reopens once its class is registered in this process: "
             "tunesmith.samplers.register(name, cls))"
         )
     cls = _resolve(spec)
     assert cls is not None  # checked just above
+    check_options(f"sampler {spec!r}", cls.__init__, options)
     return cls(seed=seed, **options)
 
 

@@ -11,6 +11,8 @@ equal-width bin of [0, 1], so a uniform ``u`` gives every value the same chance
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 import sys
 from abc import ABC, abstractmethod
@@ -601,6 +603,7 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
         prior = Prior(mode=prior.get("mode"), width=prior.get("width", 0.15), weight=prior.get("weight"))
     if prior is not None:
         d["prior"] = prior
+    _check_definition_keys(kind, d)
     try:
         if kind == "float":
             return Float(**_yaml_numbers(d))
@@ -617,5 +620,42 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
     except KeyError as exc:
         raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {kind} needs {exc.args[0]!r}") from None
     raise ValueError(
-        f"unknown parameter type {kind!r}; use one of float, int, categorical, fixed"
+        f"unknown parameter type {kind!r}{did_you_mean(kind, list(PARAM_TYPES))}; use one of float, int, categorical, fixed"
     )
+
+
+PARAM_TYPES: dict[str, type[Param]] = {"float": Float, "int": Int, "categorical": Categorical, "fixed": Fixed}
+#: keys only a parameter's definition has: a mapping with one of them but no ``type`` is a slip
+DEFINITION_KEYS = frozenset({"low", "high", "log", "step", "grid", "choices"})
+
+
+def did_you_mean(word: Any, options: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the option closest to ``word``, or ``""``."""
+    close = difflib.get_close_matches(str(word), options, n=1) if isinstance(word, str) else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_options(what: str, fn: Any, given: Mapping[str, Any]) -> None:
+    """A TypeError, as the call would raise, but naming the closest keyword ``fn`` takes
+    (``n_startp`` -> ``n_startup``) for the first key of ``given`` it does not take."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in given:
+        if key not in allowed:
+            raise TypeError(f"{what}: unknown option {key!r}{did_you_mean(key, allowed)}; its options are {allowed}")
+
+
+def _check_definition_keys(kind: Any, d: Mapping[str, Any]) -> None:
+    """A key a parameter of ``kind`` does not take (``logg: true``): a ValueError naming it
+    and the closest valid key, rather than the constructor's unexpected-keyword TypeError."""
+    cls = PARAM_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        return
+    allowed = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    allowed = [*(["value"] if cls is Fixed else []), *(n for n in allowed if n != "value")]
+    for key in d:
+        if key not in allowed:
+            raise ValueError(f"unknown key {key!r} in a {kind} parameter{did_you_mean(key, allowed)}; "
+                             f"its keys are {['type', *allowed]}")

@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 from ..exceptions import StorageError
-from .params import Categorical, Fixed, Float, Param, param_from_dict
+from .params import DEFINITION_KEYS, Categorical, Fixed, Float, Param, did_you_mean, param_from_dict
 
 Config = dict[str, Any]
 
@@ -308,7 +308,14 @@ class Space(Mapping[str, Param]):
         params: dict[str, Any] = {}
         for name, spec in d.items():
             if isinstance(spec, Mapping) and "type" in spec:
-                params[name] = param_from_dict(spec)
+                try:
+                    params[name] = param_from_dict(spec)
+                except ValueError as exc:
+                    raise ValueError(f"parameter {name!r}: {exc}") from None
+            elif isinstance(spec, Mapping) and (DEFINITION_KEYS & set(spec) or any(did_you_mean(k, ["type"]) for k in spec)):
+                slip = next((f"unknown key {k!r}{did_you_mean(k, ['type'])}; " for k in spec if did_you_mean(k, ["type"])), "")
+                raise ValueError(f"parameter {name!r}: {slip}a definition needs a 'type' (float, int, categorical "
+                                 "or fixed); a mapping as a fixed value is {type: fixed, value: ...}")
             elif isinstance(spec, list):
                 params[name] = Categorical([tuple(c) if isinstance(c, list) else c for c in spec])
             else:

@@ -12,6 +12,7 @@ waited on (busy timeout) and whole operations are retried on transient errors.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -276,6 +277,13 @@ class SQLStorage(Storage):
                 raise ImportError(
                     f"storage {self.display_url!r} needs a database driver ({exc.name}); for PostgreSQL "
                     "install the extra: pip install 'tunesmith[postgres]'"
+                ) from None
+            except sa.exc.NoSuchModuleError:  # an unknown scheme: it ended in a traceback
+                scheme = self.url.split("://", 1)[0]
+                hint = " (SQLAlchemy has no 'postgres' alias)" if scheme == "postgres" else ""
+                raise StorageError(
+                    f"storage {self.display_url!r}: unknown database kind {scheme!r}{hint}; use "
+                    "sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/db"
                 ) from None
         # SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries, long
         # next to our sub-millisecond transactions: it only gets a short wait here,
@@ -610,14 +618,22 @@ class SQLStorage(Storage):
     def get_study(self, name: str) -> StudyRecord:
         check_study_name(name)
         if self._absent:
-            raise StudyNotFound(f"no study named {name!r} in {self.display_url} (it holds no studies)")
+            where = ("there is no database file at " + repr(str(self._path))
+                     if self._path is not None and not self._path.is_file() else "it holds no studies")
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url} ({where})")
         row = self._run(
             lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).first(),
             write=False,
         )
         if row is None:
-            raise StudyNotFound(f"no study named {name!r} in {self.display_url}")
+            raise StudyNotFound(f"no study named {name!r} in {self.display_url}{self._closest(name)}")
         return self._study(row)
+
+    def _closest(self, name: str) -> str:
+        """`` (did you mean 'x'?)`` for the stored study name closest to ``name``, or ``""``."""
+        names = self._run(lambda c: c.execute(sa.select(studies_table.c.name)).scalars().all(), write=False)
+        close = difflib.get_close_matches(name, [str(n) for n in names], n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     def list_studies(self) -> list[StudyRecord]:
         if self._absent:
