@@ -24,6 +24,7 @@ from tunesmith.dashboard import create_app, open_storage  # noqa: E402
 from tunesmith.dashboard.aggregate import MAX_POINTS, SAMPLE, sample, thin  # noqa: E402
 from tunesmith.exceptions import SchemaVersionError, StorageError  # noqa: E402
 from tunesmith.plots import history_data, snapshot  # noqa: E402
+from tunesmith.plots.reduce import sampled_note  # noqa: E402
 from tunesmith.storage import SCHEMA_VERSION  # noqa: E402
 
 SPACE = {"x": ts.Float(0, 1), "lr": ts.Float(1e-4, 1e-1, log=True), "kind": ts.Categorical(["a", "b"])}
@@ -199,6 +200,21 @@ def test_thinning_and_sampling_keep_what_matters() -> None:
         assert min(cut.y) == min(full.y) and max(cut.y) == max(full.y)
     few = sample(snapshot(s), 300)
     assert len(few.trials) <= 300 and any(t.number == 4321 for t in few.trials)
+
+
+def test_sampling_keeps_exactly_the_limit_whether_or_not_the_best_falls_on_the_grid() -> None:
+    """With the best among the evenly spaced trials (here trial 0), 999 of 1,000 were kept."""
+    for best_at in (0, 777, 2999):
+        s = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+        for i in range(3000):
+            s.add_trial({"x": i / 3000}, -1.0 if i == best_at else float(i % 97))
+        for limit in (SAMPLE, 300, 2):
+            few = sample(snapshot(s), limit)
+            numbers = [t.number for t in few.trials]
+            assert len(numbers) == limit == len(set(numbers)) and best_at in numbers
+            assert numbers == sorted(numbers)
+        assert sampled_note(sample(snapshot(s)), snapshot(s)) == \
+            f"computed on {SAMPLE} of 3000 trials (evenly spaced, and the best)"
 
 
 # -- bad input at start ----------------------------------------------------------------------

@@ -26,13 +26,17 @@ MAX_POINTS = 2000
 
 
 def sample(s: Snapshot, limit: int = SAMPLE) -> Snapshot:
-    """``s`` with at most ``limit`` trials: evenly spaced by number, plus the best."""
+    """``s`` with exactly ``limit`` trials when it has more: the best, and the others evenly spaced
+    by number (the first and last among them always kept)."""
     if len(s.trials) <= limit:
         return s
-    idx = set(np.linspace(0, len(s.trials) - 1, limit - 1).round().astype(int).tolist())
-    picked = [s.trials[i] for i in sorted(idx)]
     best = s.best()
-    if best is not None and best not in picked:
+    others = [t for t in s.trials if t.number != best.number] if best is not None else list(s.trials)
+    n = limit - 1 if best is not None else limit
+    # len(others) >= n, so the rounded positions are n distinct indices
+    idx = np.linspace(0, len(others) - 1, n).round().astype(int) if n > 1 else np.zeros(n, dtype=int)
+    picked = [others[i] for i in idx.tolist()]
+    if best is not None:
         picked = sorted([*picked, best], key=lambda t: t.number)
     return replace(s, trials=tuple(picked))
 
