@@ -152,13 +152,40 @@ def test_run_takes_heartbeat_and_executor_keys(tmp_path: Path, capsys: pytest.Ca
         executor: thread
         heartbeat_interval: 2
         requeue_failed: true
-        resources_per_trial: {{cpu: 1}}   # Ray-only: ignored by other executors
+        resources_per_trial: {{cpu: 1}}   # Ray-only: ignored by other executors, with a warning
     """)
     assert main(["run", str(path), "--no-progress"]) == 0
-    assert "6 trials run now" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "6 trials run now" in out
+    assert err.count("warning:") == 1
+    assert "ignored with executor 'thread': resources_per_trial (only the Ray executor takes it)" in err
     study = ts.load_study("s", db)
     assert study.heartbeat_config == HeartbeatConfig(2.0, 10.0, True)
     assert all(t.worker.endswith(f":{os.getpid()}") for t in study.trials)  # threads here, not processes
+
+
+def test_options_the_executor_does_not_take_are_named_in_one_warning(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "obj.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    path = write(tmp_path, f"""
+        objective: obj.py:f
+        storage: {db}
+        {SPACE}
+        n_trials: 2
+        ray_address: 10.0.0.5:6379
+        resources_per_trial: {{cpu: 2}}
+    """)
+    assert main(["worker", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "ignored with the default executor" in err
+    assert "ray_address (only the Ray executor takes it), resources_per_trial (only the Ray" in err
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: {db}\n{SPACE}n_trials: 1\nexecutor: thread\ngpus: [0]\n")
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert "ignored with executor 'thread': gpus (only the process executor takes it)" in capsys.readouterr().err
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: {db}\n{SPACE}n_trials: 1\nexecutor: thread\n")
+    assert main(["run", str(path), "--no-progress"]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_run_with_an_executor_keeps_the_other_flags(tmp_path: Path) -> None:

@@ -87,22 +87,33 @@ def _no_space(sf: StudyFile, url: str) -> StudyFileError:
 
 
 def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any]:
-    """Keyword arguments of ``Study.optimize`` from the settings (Ray-only ones only on Ray)."""
+    """Keyword arguments of ``Study.optimize`` from the settings (Ray-only ones only on Ray, ``gpus``
+    only on processes); settings the executor does not take are left out with one warning naming them."""
     opts: dict[str, Any] = {
         "n_trials": sf.n_trials, "timeout": sf.timeout, "n_jobs": sf.n_jobs,
         "show_progress": show_progress, "executor": sf.executor,
     }
+    ignored: list[str] = []
     if sf.executor == "ray":
         if sf.ray_address:
             opts["ray_address"] = sf.ray_address
         if sf.resources_per_trial:
             opts["resources_per_trial"] = dict(sf.resources_per_trial)
+    else:
+        ignored += [k for k in ("ray_address", "resources_per_trial") if getattr(sf, k)]
     if sf.trials_per_gpu is not None:
         opts["trials_per_gpu"] = sf.trials_per_gpu
     if sf.gpus is not None and sf.executor in (None, "process"):
         opts["gpus"] = sf.gpus
         if sf.allow_missing_gpus:
             opts["allow_missing_gpus"] = True
+    elif sf.gpus is not None:
+        ignored.append("gpus")
+    if ignored:
+        only = {"gpus": "the process executor"}
+        why = ", ".join(f"{k} (only {only.get(k, 'the Ray executor')} takes it)" for k in ignored)
+        executor = f"executor {sf.executor!r}" if sf.executor else "the default executor (inline, thread or process)"
+        print(f"warning: {sf.source}: ignored with {executor}: {why}", file=sys.stderr)
     return opts
 
 
