@@ -95,3 +95,25 @@ def test_tunesmith_delete_removes_the_test_results_too(tmp_path: Path) -> None:
     study.evaluate_best(lambda t: t.params["x"], k=2)
     assert main(["delete", "s", "--storage", url, "--yes"]) == 0
     assert [r.name for r in ts.storage.make_storage(url).list_studies()] == []
+
+
+def test_studies_lists_test_results_in_their_study_s_row_and_all_lists_the_companion(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'s:test' was listed as a study of its own by ``tunesmith studies``."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    study = _study(url)
+    study.evaluate_best(lambda t: t.params["x"], k=2)
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="lone:test")  # no study 'lone': listed as a study
+    assert main(["studies", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "s:test" not in out and "lone:test" in out and "--all lists them too" in out
+    row = next(line for line in out.splitlines() if "│ s " in line)
+    assert row.rstrip(" │").endswith(" 2")  # the test results column: 2 trials evaluated on test
+    assert main(["studies", "--storage", url, "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "s:test" in out and "--all" not in out
+    assert main(["copy", "s", "t", "--storage", url]) == 0
+    assert main(["rename", "t", "u", "--storage", url]) == 0
+    assert main(["studies", "--storage", url, "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "u:test" in out and "t:test" not in out

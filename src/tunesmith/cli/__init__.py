@@ -31,7 +31,7 @@ class Subcommand:
 
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("run", "run a study described in a YAML file", commands.add_run_args, commands.cmd_run),
-    Subcommand("studies", "list the studies in a storage", commands.add_storage_arg, commands.cmd_studies),
+    Subcommand("studies", "list the studies in a storage", commands.add_studies_args, commands.cmd_studies),
     Subcommand("show", "print a study's best trials as a table", commands.add_show_args, commands.cmd_show),
     Subcommand("export", "write a study's trials as CSV or JSON", commands.add_export_args, commands.cmd_export),
     Subcommand("plot", "draw a study's plots to an HTML or image file (--kind: curves, history, parallel, "

@@ -22,7 +22,8 @@ from ..samplers.simple import GridSampler, grid_remaining
 from ..space import display_names, for_display
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
-from ..study.evaluate import TestResult, test_results
+from ..study.evaluate import SUFFIX as TEST_SUFFIX
+from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import delete_study
 from ..trial import FrozenTrial, TrialState, best_of, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
@@ -133,27 +134,45 @@ def literal(text: str) -> str:
     return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
 
 
+def add_studies_args(p: argparse.ArgumentParser) -> None:
+    add_storage_arg(p)
+    p.add_argument("--all", action="store_true",
+                   help=f"also list the companion studies NAME{TEST_SUFFIX} where evaluate_best keeps test "
+                        "results (by default counted in their study's row)")
+
+
 def cmd_studies(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
     if not records:
         print(f"no studies in {storage.display_url}")
         return 0
+    names = {rec.name for rec in records}
+    companions = {rec.name: rec for rec in records
+                  if rec.name.endswith(TEST_SUFFIX) and rec.name.removesuffix(TEST_SUFFIX) in names}
+    shown = records if args.all else [rec for rec in records if rec.name not in companions]
     table = Table(title=f"studies in {escape(storage.display_url)}")
-    for col in ("name", "direction", "sampler", "trials", "complete", "best value"):
-        table.add_column(col, justify="right" if col in ("trials", "complete", "best value") else "left")
-    for rec in records:
+    numeric = ("trials", "complete", "best value", "test results")
+    for col in ("name", "direction", "sampler", *numeric):
+        table.add_column(col, justify="right" if col in numeric else "left")
+    for rec in shown:
         trials = storage.get_trials(rec.study_id)
         done = [t for t in trials if t.state is TrialState.COMPLETE]
         top = best_of(done, rec.direction)
         best = None if top is None else top.value
         sampler = rec.config.get("sampler", {})
+        book = companions.get(rec.name + TEST_SUFFIX)
+        tested = "-" if book is None else str(len(results_from(storage.get_trials(book.study_id), rec.direction,
+                                                               where=book.name, quiet=True)))
         table.add_row(
             literal(rec.name), rec.direction.value,
             literal(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
-            str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}",
+            str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}", tested,
         )
     wide_console().print(table)
+    if companions and not args.all:
+        print(f"test results of evaluate_best ({len(companions)} companion study(ies) NAME{TEST_SUFFIX}) are "
+              "counted in their study's row; --all lists them too")
     return 0
 
 
