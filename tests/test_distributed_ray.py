@@ -49,6 +49,20 @@ def test_ray_in_memory_driver_asks_and_tells(ray_local: Any) -> None:
     assert len({t.attrs["pid"] for t in study.trials}) == 2  # two actors fit the two CPUs
 
 
+def test_another_address_than_the_initialized_ray_s_is_refused_naming_both(ray_local: Any) -> None:
+    """With Ray already initialized, a different ray_address was silently ignored."""
+    import ray
+
+    running = ray.get_runtime_context().gcs_address
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    with pytest.raises(ValueError, match=rf"ray_address='127.0.0.1:1', .*connected to '{running}'"):
+        study.optimize(objective, n_trials=2, executor="ray", ray_address="127.0.0.1:1")
+    assert len(study.trials) == 0 and ray.is_initialized()
+    study.optimize(objective, n_trials=2, executor="ray", ray_address=running)  # the same cluster: used
+    study.optimize(objective, n_trials=2, executor="ray")  # None: the running instance, as documented
+    _check(study, 4)
+
+
 def test_ray_sql_workers_open_the_study_by_url(ray_local: Any, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s")

@@ -163,6 +163,8 @@ class RayExecutor(Executor):
     def _connect(self, ray: Any) -> bool:
         """Initialize Ray if needed; True when this call started it (and must stop it)."""
         if ray.is_initialized():
+            if self.address is not None:
+                check_same_cluster(self.address, ray.get_runtime_context().gcs_address)
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **self.ray_init}
         if self.address:
@@ -189,6 +191,26 @@ class RayExecutor(Executor):
         finally:
             if started:
                 ray.shutdown()
+
+
+def check_same_cluster(asked: str, running: str) -> None:
+    """A ValueError naming both addresses when Ray, already initialized in this process, is connected
+    to another cluster than ``ray_address`` asks for (the running instance was used silently)."""
+    def split(address: str) -> tuple[str, str]:
+        host, _, port = address.split("://")[-1].rpartition(":")
+        try:
+            host = socket.gethostbyname(host.strip("[]"))
+        except OSError:
+            pass
+        return host, port
+
+    (a_host, a_port), (r_host, r_port) = split(asked), split(running)
+    client = asked.startswith("ray://")  # the Ray client's port is not the cluster's GCS port
+    if a_host != r_host or (not client and a_port != r_port):
+        raise ValueError(
+            f"ray_address={asked!r}, but Ray is already initialized in this process and connected to "
+            f"{running!r}: call ray.shutdown() first to use {asked!r}, or pass ray_address=None to run "
+            f"on the instance already connected")
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
