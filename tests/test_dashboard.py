@@ -98,6 +98,13 @@ def test_the_changes_endpoint_says_when_trials_arrive(url: str) -> None:
     time.sleep(0.6)  # past the minimum interval between two reads of a study
     after = c.get(f"/api/studies/alpha/changes?since={first['version']}").json()
     assert after["changed"] and after["summary"]["trials"] == 33 and after["summary"]["best"] == {"number": 32, "value": -1.0}
+    # the page's lines and its trials table as the page renders them (one time format, newest first here)
+    paged = c.get(f"/api/studies/alpha/changes?since={first['version']}&order=-number&limit=5").json()["html"]
+    page = c.get("/studies/alpha?order=-number&limit=5").text
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", paged["last"]) and f"<span id='last'>{paged['last']}<" in page
+    assert f"<span id='best'>{paged['best']}<" in page and paged["best"] == "-1 (#32)"
+    assert f"<div id='trials'>{paged['trials']}</div>" in page and ">32</a>" in paged["trials"]
+    assert paged["trials"].count("<tr>") - 1 == 5  # the page's 5 rows (a head row and 5)
 
 
 def test_the_trial_page_and_api_show_everything_of_a_trial(url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,9 +86,7 @@ def test_the_dashboard_shows_a_running_study_live_in_a_browser(served: tuple[str
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 6000})  # every plot in view: all drawn
-            page.route("**/*", only((base + "/", "data:", "about:"), outside))
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = _watched(browser, base, outside, errors, height=6000)  # every plot in view: all drawn
             _the_list_shows_the_study(page, base)
             runner.start()
             _the_history_gains_points(page, base)
@@ -100,6 +99,15 @@ def test_the_dashboard_shows_a_running_study_live_in_a_browser(served: tuple[str
                 runner.join()
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+def _watched(browser: Any, base: str, outside: list[str], errors: list[str], *, height: int) -> Any:
+    """A page whose requests beyond ``base`` are refused and listed in ``outside``, its script
+    errors in ``errors``."""
+    page = browser.new_page(viewport={"width": 1200, "height": height})
+    page.route("**/*", only((base + "/", "data:", "about:"), outside))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page
 
 
 def _run_until(url: str, done: threading.Event) -> None:
@@ -202,9 +210,7 @@ def test_a_renamed_study_says_so_and_studies_of_both_directions_compare(served: 
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 3000})
-            page.route("**/*", only((base + "/", "data:", "about:"), outside))
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = _watched(browser, base, outside, errors, height=3000)
             plain = browser.new_page()  # no route: with one, chromium does not ask for /favicon.ico
             console: list[str] = []  # e.g. the 404 of /favicon.ico that every page asked for
             plain.on("console", lambda m: console.append(f"{plain.url}: {m.text}") if m.type == "error" else None)
@@ -223,6 +229,43 @@ def test_a_renamed_study_says_so_and_studies_of_both_directions_compare(served: 
             page.wait_for_function("document.getElementById('live').textContent.includes('renamed')",
                                    timeout=30_000)
             assert page.locator("#live a").get_attribute("href") == "/"
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+@pytest.mark.slow
+def test_the_trials_table_and_last_activity_update_live_in_one_format(served: tuple[str, str]) -> None:
+    """The history plot updated live but the trials table did not, and "last activity" changed
+    format (toLocaleString) at the first update: both now come from the server as on first load."""
+    sync_api = browser_or_skip()
+    base, url = served
+    stamp = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
+    errors: list[str] = []
+    outside: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = _watched(browser, base, outside, errors, height=3000)
+            page.goto(base + "/studies/live?order=-number&limit=3")
+            page.wait_for_selector("body[data-ready='1']", timeout=90_000)
+            first = page.inner_text("#last")
+            assert re.match(stamp, first.strip()), first
+            study = ts.load_study("live", url)
+            running = study.ask()  # a new trial appears in the table, running
+            page.wait_for_selector(f"#trials a[href='/studies/live/trials/{running.number}']", timeout=30_000)
+            row = page.locator("#trials tr", has=page.locator(f"a[href='/studies/live/trials/{running.number}']"))
+            assert "running" in row.inner_text()
+            study.tell(running, 0.0)  # ... and changes to complete, still on top (newest first)
+            page.wait_for_function(
+                "[...document.querySelectorAll('#trials tr')].some(r => r.innerText.includes('complete')"
+                f" && r.querySelector(\"a[href='/studies/live/trials/{running.number}']\"))", timeout=30_000)
+            assert page.locator("#trials tr").count() == 4  # the page's 3 rows kept (and the head)
+            assert "showing 1-3" in page.inner_text("#trials .pager") and "6 trials" in page.inner_text("#trials")
+            last = page.inner_text("#last")
+            assert re.match(stamp, last.strip()), last  # the first load's format after a live update
+            assert page.inner_text("#best") == f"0 (#{running.number})"
         finally:
             browser.close()
     assert not errors, errors

@@ -197,11 +197,18 @@ def api_study(d: Dashboard, request: Request) -> Response:
 
 
 def api_changes(d: Dashboard, request: Request) -> Response:
-    """Whether the study changed since version ``since``; if so, its new summary."""
+    """Whether the study changed since version ``since``; if so, its new summary, and ``html``: the
+    study page's summary lines and its trials table (the page of ``offset``, ``limit``, ``order``,
+    ``state``, as the page's own query) rendered as the page renders them."""
     v = d.view(request.path_params["name"])
     since = request.query_params.get("since", "")
     changed = since != str(v.version)
-    return json_response({"version": v.version, "changed": changed, **({"summary": v.summary()} if changed else {})})
+    if not changed:
+        return json_response({"version": v.version, "changed": False})
+    summary = v.summary()
+    total, rows, args = _trials_page(v, request)
+    html = {**pages.shown(summary), "trials": pages.trials_table(v, total, rows, **args)}
+    return json_response({"version": v.version, "changed": True, "summary": summary, "html": html})
 
 
 def api_plots(d: Dashboard, request: Request) -> Response:

@@ -1,8 +1,8 @@
 // tunesmith dashboard: fills each <section class="kind" data-src=...> with the plots its JSON
 // endpoint returns, then (on a study page) polls the study's "changes since" endpoint and redraws
-// in place when the study changed. No page reload, no request beyond this server. Plots below
-// the first screen are fetched and drawn when scrolled near (body[data-ready]: the first screen is
-// drawn; body[data-all]: every plot is).
+// in place when the study changed: plots, summary lines, trials table. No page reload, no request
+// beyond this server. Plots below the first screen are fetched and drawn when scrolled near
+// (body[data-ready]: the first screen is drawn; body[data-all]: every plot is).
 (function () {
   "use strict";
   const FAST = ["history", "curves", "process"];  // redrawn at every change; the others every 10 s at most
@@ -73,12 +73,12 @@
     sections.filter((s) => !first.includes(s)).forEach((s) => seen.observe(s));
   }
 
-  function summary(s) {
-    const states = Object.entries(s.states).map(([k, n]) => "<span class='state-" + k + "'>" + n + " " + k + "</span>");
-    document.getElementById("n-trials").textContent = s.trials;
-    document.getElementById("states").innerHTML = states.join(", ");
-    document.getElementById("best").textContent = s.best ? s.best.value.toPrecision(6) + " (#" + s.best.number + ")" : "";
-    if (s.last_activity) { document.getElementById("last").textContent = new Date(s.last_activity * 1000).toLocaleString(); }
+  // the summary lines and the trials table, rendered by the server as on the page's first load
+  function update(html) {
+    for (const [id, text] of Object.entries(html)) {
+      const el = document.getElementById(id);
+      if (el) { el.innerHTML = text; }
+    }
   }
 
   async function main() {
@@ -94,7 +94,9 @@
     let slowAt = Date.now();
     async function poll() {
       try {
-        const r = await fetch("/api/studies/" + encodeURIComponent(name) + "/changes?since=" + version);
+        const query = new URLSearchParams(window.location.search);  // the table's page, order, state
+        query.set("since", version);
+        const r = await fetch("/api/studies/" + encodeURIComponent(name) + "/changes?" + query.toString());
         if (r.status === 404) {  // gone for good: polling stops
           live.innerHTML = "this study is no longer in the storage (deleted or renamed): <a href='/'>all studies</a>";
           return;
@@ -102,7 +104,7 @@
         const c = await r.json();
         if (c.changed) {
           version = c.version;
-          summary(c.summary);
+          update(c.html);
           const slow = Date.now() - slowAt > 10000;
           const drawn = sections.filter((s) => s.dataset.version !== undefined);
           await Promise.all(drawn.filter((s) => slow || FAST.includes(s.dataset.kind)).map(load));

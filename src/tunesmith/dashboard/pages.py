@@ -80,13 +80,22 @@ def studies_page(views: list[View], storage: str) -> str:
     return layout("studies", body)
 
 
+def shown(s: dict[str, Any]) -> dict[str, str]:
+    """A study summary's lines as the study page shows them (HTML), on the first render and at each
+    live update alike: one format for the times and values."""
+    best = s["best"]
+    return {"n-trials": str(s["trials"]), "states": states(s["states"]),
+            "best": "" if best is None else e(fmt(best["value"])) + f" (#{best['number']})",
+            "last": e(when(s["last_activity"]))}
+
+
 def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str) -> str:
     s = v.summary()
-    best = s["best"]
+    h = shown(s)
     info = [["direction", e(s["direction"])], ["sampler", e(s["sampler"])], ["pruner", e(s["pruner"] or "none")],
-            ["trials", f"<span id='n-trials'>{s['trials']}</span> (<span id='states'>{states(s['states'])}</span>)"],
-            ["best", f"<span id='best'>{'' if best is None else fmt(best['value']) + ' (#' + str(best['number']) + ')'}</span>"],
-            ["last activity", f"<span id='last'>{e(when(s['last_activity']))}</span>"]]
+            ["trials", f"<span id='n-trials'>{h['n-trials']}</span> (<span id='states'>{h['states']}</span>)"],
+            ["best", f"<span id='best'>{h['best']}</span>"],
+            ["last activity", f"<span id='last'>{h['last']}</span>"]]
     notes = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in v.record.config.get("notes", []))
     plots = "".join(f"<section class='kind' data-kind='{k}' data-src='/api/studies/{q(v.name)}/plots/{k}'></section>"
                     for k in kinds)
@@ -94,7 +103,7 @@ def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str) -> 
             f"<span class='live' id='live'>live</span></p>{table(['', ''], info, raw=True, left=1)}"
             + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
             + f"<div id='plots' data-study='{e(v.name)}' data-version='{v.version}'>{plots}</div>"
-            f"<h2>Trials</h2>{trials_html}{writes}")
+            f"<h2>Trials</h2><div id='trials'>{trials_html}</div>{writes}")
     return layout(v.name, body, scripts=True)
 
 
