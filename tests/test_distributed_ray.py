@@ -63,6 +63,13 @@ def test_another_address_than_the_initialized_ray_s_is_refused_naming_both(ray_l
     _check(study, 4)
 
 
+def test_ray_init_options_ignored_by_an_initialized_ray_are_named(ray_local: Any,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(objective, n_trials=1, executor="ray", ray_init={"num_cpus": 8})
+    assert "ray_init ['num_cpus'] ignored: Ray is already initialized in this process" in caplog.text
+
+
 def test_ray_sql_workers_open_the_study_by_url(ray_local: Any, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s")

@@ -165,6 +165,9 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             if self.address is not None:
                 check_same_cluster(self.address, ray.get_runtime_context().gcs_address)
+            if self.ray_init:
+                logger.warning("ray_init %s ignored: Ray is already initialized in this process (ray.init was "
+                               "called before); call ray.shutdown() first for these to apply", sorted(self.ray_init))
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **self.ray_init}
         if self.address:
