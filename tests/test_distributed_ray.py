@@ -303,8 +303,12 @@ def _queues_trials_that_fail_in_the_drain(url: str, trial: Any) -> float:
     import time
 
     if trial.params["x"] == 1 and not trial.attrs:
-        time.sleep(1.0)  # meanwhile the other actor finds the grid exhausted
         other = Study(storage=url, name="s")
+        deadline = time.monotonic() + 60  # the other actor finishes its grid point (a loaded machine: slowly) ...
+        while time.monotonic() < deadline and not any(
+                t.params == {"x": 0} and t.state.value == "complete" for t in other.trials):
+            time.sleep(0.05)
+        time.sleep(1.0)  # ... and meanwhile finds the grid exhausted at its next ask
         for role in ("filler", "lost", "dies", "queued"):  # the filler goes to this actor's next call
             other.enqueue({"x": 0}, attrs={role: True})
         time.sleep(1.0)
