@@ -189,3 +189,40 @@ def test_a_worker_killed_holding_the_budget_lock_does_not_block_the_others() -> 
     assert budget.take(2) == 2  # before: blocked for good
     budget.give_back(1)
     assert budget.left == 4
+
+
+def _kill_at(point: str, counter: str, nth: int) -> Any:
+    """A KILL_POINT hook: the worker process that passes ``point`` the ``nth`` time (all
+    workers together, counted in file ``counter``) SIGKILLs itself there."""
+
+    def hook(name: str) -> None:
+        if name != point:
+            return
+        with open(counter, "ab") as f:
+            f.write(b"x")
+            f.flush()
+            passed = f.tell()
+        if passed == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+@pytest.mark.parametrize("point", ["took", "asked", "seated"])
+@pytest.mark.parametrize("requeue", [False, True], ids=["fail", "requeue"])
+def test_a_worker_killed_at_each_point_of_taking_a_unit_leaves_exactly_n_trials(
+    tmp_path: Path, point: str, requeue: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGKILL (the worker's own) at each point between the writes that take a
+    unit of the budget and turn it into a trial: exactly ``n_trials`` results."""
+    from tunesmith.execution import loop
+
+    counter = tmp_path / "passed"
+    monkeypatch.setattr(loop, "KILL_POINT", _kill_at(point, str(counter), 3))
+    beat: dict[str, Any] = {"heartbeat_interval": 5, "requeue_failed": True} if requeue else {}
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'p.db'}", name="p", sampler="random", **beat)
+    study.optimize(_sleepy, n_trials=8, n_jobs=2)
+    assert counter.stat().st_size >= 3  # the kill happened
+    count = states(study)
+    assert count["running"] == count["waiting"] == 0, count
+    assert results(study) == 8, count

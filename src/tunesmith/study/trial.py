@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import operator
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -88,7 +87,7 @@ class Trial:
                 "steps must increase (report each step once)"
             )
         inter = {**self._record.intermediate, step: v}
-        self._write(self._record.replace(intermediate=inter, heartbeat=time.time()))
+        self._write(self._record.replace(intermediate=inter, heartbeat=self.study._storage.clock()))
 
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now.
