@@ -101,7 +101,10 @@ class Budget:
 
     def _left(self) -> int:
         """Units left (under the lock; below 0 after the parent took back a unit it had given)."""
-        return self.n_trials - self._base.value - sum(s.net for s in self.seats)
+        spent = self._base.value
+        for s in self.seats:
+            spent += s.net
+        return self.n_trials - spent
 
     def take(self, n: int = 1, *, exhausted_ok: bool = False) -> int:
         """Reserve up to ``n`` trials; how many were granted (0: spent or stopped;

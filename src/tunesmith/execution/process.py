@@ -238,8 +238,7 @@ class _Pool:
             self.losses.requeued += sum(t.system.requeued_as is not None for t in lost)
             # the unit its exit gave back (no trial of it was found then) was this trial's
             back, w.unit_back = w.unit_back, False
-            new = any(not t.is_resumed and t.state is not TrialState.PAUSED for t in lost)
-            started |= self._lost(w, lost, unit=-1 if back and new else 0)
+            started |= self._lost(w, lost, unit=-1 if back and _new_trial(lost) else 0)
         return started
 
     def _receive(self, wait: float) -> None:
@@ -289,7 +288,7 @@ class _Pool:
         lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
         # is in the storage: a new trial of this worker that was still running
-        w.unit_back = self._settle(w, kept=any(not t.is_resumed and t.state is not TrialState.PAUSED for t in lost))
+        w.unit_back = self._settle(w, kept=_new_trial(lost))
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
             self.pool.exited(w.slot, oom=False)
             return
@@ -355,6 +354,12 @@ class _Pool:
             return True
         self.pool.exited(new, oom=False)
         return False
+
+
+def _new_trial(lost: list[FrozenTrial]) -> bool:
+    """Whether a dead worker's failed trials include a new one (not a resumed trial, which
+    goes back to paused): the trial a budget unit it held became."""
+    return any(not t.is_resumed and t.state is not TrialState.PAUSED for t in lost)
 
 
 def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial]:
