@@ -232,3 +232,23 @@ def test_a_worker_killed_at_each_point_of_taking_a_unit_leaves_exactly_n_trials(
     count = states(study)
     assert count["running"] == count["waiting"] == 0, count
     assert results(study) == 8, count
+
+
+def _judged_lost_then_killed(trial: Any) -> float:
+    from tunesmith.storage import worker_id
+
+    if trial.number == 1:  # another worker judges this one lost (heartbeat) and re-queues it; then it dies
+        trial.study.fail_worker(worker_id(), "worker lost: no heartbeat (test)", requeue=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(trial.params["x"])
+
+
+def test_a_worker_killed_after_its_trial_was_requeued_elsewhere_leaves_n_trials(tmp_path: Path) -> None:
+    """The worker never got to give back the unit of its re-queued trial (its copy runs under
+    the same budget): the parent finds the re-queue in the storage and gives it back."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'r.db'}", name="r", sampler="random",
+                  heartbeat_interval=5, requeue_failed=True)
+    study.optimize(_judged_lost_then_killed, n_trials=6, n_jobs=2)
+    first = study.trials[1]
+    assert first.state is TrialState.FAILED and study.trials[first.system.requeued_as].state is TrialState.COMPLETE
+    assert results(study) == 6 and states(study) == Counter({"complete": 6, "failed": 1})

@@ -52,12 +52,12 @@ class Budget:
       once the worker is dead, looks in the storage: a new trial of that worker still
       running is the unit's trial (kept), otherwise the unit goes back. Looking twice
       (the sweep finds a trial committed late) takes it again: idempotent.
-    * a trial failed and re-queued elsewhere while it ran: ``refunded += 1``.
+    * a trial failed and re-queued elsewhere while it ran: ``refunded += 1``. Killed
+      before (while its objective still ran, say), the parent finds more of its trials
+      re-queued by others in the storage than the seat refunded, and refunds the rest.
 
     The parent then folds the dead seat into ``base`` (under the lock) and reuses it
-    for the worker that replaces it. Remaining window: a worker killed after its trial
-    was re-queued by another worker's heartbeat check and before ``refunded += 1``
-    (both in the same few instructions) leaves one result under ``n_trials``.
+    for the worker that replaces it.
     """
 
     def __init__(self, n_trials: int | None, timeout: float | None, ctx: Any = None, seats: int = 0) -> None:
@@ -157,14 +157,17 @@ class Budget:
         with self._locked():
             self._base.value += n
 
-    def settle(self, seat: Seat, *, kept: bool) -> bool:
+    def settle(self, seat: Seat, *, kept: bool, requeued: int = 0) -> bool:
         """The parent, once ``seat``'s worker is dead: fold what it spent into ``base`` and
         clear the seat for a new worker. A unit it held is spent if ``kept`` (its trial
-        was found in the storage), else given back. Whether a held unit was given back."""
+        was found in the storage), else given back; of its trials that others failed and
+        re-queued (``requeued``, found in the storage) those it did not refund itself are
+        refunded. Whether a held unit was given back."""
         with self._locked():
             held = seat.held
             back = held > 0 and not kept
-            self._base.value += seat.net - (held if back else 0)
+            missing = max(0, requeued - seat.refunded)
+            self._base.value += seat.net - (held if back else 0) - missing
             seat.clear()
             return back
 
@@ -225,6 +228,10 @@ class Seat:
     def held(self) -> int:
         """Units taken that are neither a trial yet nor given back."""
         return int(self._taken.value - self._placed.value - self._unused.value)
+
+    @property
+    def refunded(self) -> int:
+        return int(self._refunded.value)
 
     @property
     def net(self) -> int:

@@ -105,6 +105,7 @@ class _Worker:
     timed_out: bool = False
     dead_at: float | None = None  # when the parent saw it exit
     unit_back: bool = False  # its exit gave back a budget unit it held (no trial of it was found then)
+    born: float = 0.0  # when it started, by the storage's clock
 
 
 @dataclass
@@ -174,7 +175,7 @@ class _Pool:
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         p.start()
         outbox.close()  # the worker holds the only write end: its death reads as end of file
-        self.workers[slot.index] = _Worker(slot, p, seat, inbox)
+        self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
 
     def _interrupt(self) -> None:
         self.budget.stop()
@@ -282,23 +283,40 @@ class _Pool:
         self._drain(w)  # what it ended before it exited comes first
         code = w.proc.exitcode
         if code == EXIT_OOM:  # retired after an out-of-memory trial: its device keeps one fewer
-            self._settle(w, kept=False)
+            self._settle(w, kept=False, requeued=self._requeued_elsewhere(w, []))
             self._restart(self.pool.exited(w.slot, oom=True), held=False)
             return
         lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
         # is in the storage: a new trial of this worker that was still running
-        w.unit_back = self._settle(w, kept=_new_trial(lost))
+        w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
             self.pool.exited(w.slot, oom=False)
             return
         self._count(w, code, lost)
         self._lost(w, lost, unit=0)
 
-    def _settle(self, w: _Worker, *, kept: bool) -> bool:
+    def _requeued_elsewhere(self, w: _Worker, lost: list[FrozenTrial]) -> int:
+        """How many trials dead ``w`` ran were failed and re-queued by others (a heartbeat
+        check) while it ran them: it refunds each itself once its objective returns, unless
+        it died first. Not those this parent failed (``lost``), nor any of an earlier worker
+        with the same process id (ended before ``w`` started)."""
+        me, mine = _me(w.proc.pid), {t.number for t in lost}
+        try:
+            trials = self.run_.study.trials
+        except StorageError as exc:
+            logger.warning("could not read the dead worker's trials: %s", exc)
+            return 0
+        return sum(
+            t.worker == me and t.system.requeued_as is not None and t.number not in mine
+            and (t.completed or 0.0) >= w.born
+            for t in trials
+        )
+
+    def _settle(self, w: _Worker, *, kept: bool, requeued: int = 0) -> bool:
         """Fold dead ``w``'s seat into the budget (see Budget.settle) and free it for a
         new worker; whether a unit it held was given back."""
-        back = self.budget.settle(w.seat, kept=kept)
+        back = self.budget.settle(w.seat, kept=kept, requeued=requeued)
         self.free.append(w.seat)
         return back
 
