@@ -107,3 +107,27 @@ def test_forking_while_a_heartbeat_writes_never_hangs_the_child(tmp_path: Path) 
         codes.append(p.exitcode)
     study.tell(trial, 0.0)
     assert codes == [0] * 100
+
+
+@pytest.mark.parametrize("skewed", ["worker", "reaper"])
+@pytest.mark.parametrize("skew", [-120.0, 120.0], ids=["behind", "ahead"])
+def test_heartbeats_on_postgresql_use_the_servers_clock(pg_url: str, skewed: str, skew: float) -> None:
+    """Two workers on one PostgreSQL study whose machines' clocks are 2 minutes apart
+    (one storage's local clock skewed, the server untouched): a beating trial is never
+    failed as lost, a silent one is failed once its grace has passed."""
+    worker = Study(SPACE, storage=pg_url, name="c", sampler="random", heartbeat_interval=0.2, grace_period=1.0)
+    reaper = Study.load("c", pg_url)
+    real = time.time
+    (worker if skewed == "worker" else reaper)._storage.local_clock = lambda: real() + skew
+    live = worker.ask()  # beats in the background
+    dead = worker.ask()
+    worker._heartbeat.finished(dead.number)  # its worker stops beating: as if killed
+    time.sleep(2.0)
+    reaper._heartbeat.reap(force=True)
+    states = {t.number: t.state for t in reaper.trials}
+    assert states[live.number] is TrialState.RUNNING
+    assert states[dead.number] is TrialState.FAILED
+    worker.tell(live, 1.0)
+    # stamps are the server's too: a trial's start and end read right wherever it ran
+    done = reaper.trials[live.number]
+    assert done.started is not None and done.completed is not None and 1.5 < done.completed - done.started < 10

@@ -650,3 +650,29 @@ def test_the_drain_goes_on_past_a_waiting_trial_failed_elsewhere(tmp_path: Path)
     budget.stop(exhausted=True)  # as after an exhausted grid
     finish_promoted(Run(study, objective, budget, catch=()))
     assert [t.state.value for t in study.trials] == ["failed", "complete"]
+
+
+def test_a_worker_killed_as_it_resumes_a_trial_leaves_n_trials_new_ones(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process SIGKILLs itself right after it claimed a promoted trial, before its
+    budget unit went back (a resume is no new trial): still exactly n_trials new trials,
+    the resumed one paused again and run later."""
+    from tunesmith.execution import loop
+
+    counter = tmp_path / "passed"
+
+    def hook(name: str) -> None:
+        if name == "resumed":
+            with open(counter, "ab") as f:
+                f.write(b"x")
+                f.flush()
+                if f.tell() == 1:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(loop, "KILL_POINT", hook)
+    study = ts.Study(SPACE, sampler="random", seed=3, storage=f"sqlite:///{tmp_path / 'p.db'}", name="p",
+                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=30, n_jobs=2)
+    assert counter.stat().st_size >= 1  # the kill happened
+    assert len(study.trials) == 30
+    assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in study.trials)

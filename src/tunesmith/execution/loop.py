@@ -29,22 +29,55 @@ EXHAUSTED = "the search is exhausted: every configuration has been tried"
 # stopped because the search is exhausted (promotions earned and waiting trials still run)
 _GOING, _STOPPED, _EXHAUSTED = 0, 1, 2
 
+#: tests only: called in a worker process with the name of each point between two
+#: writes where a SIGKILL must leave the counts exact ("took", "asked", "resumed", "seated", "promoted", "waiting")
+KILL_POINT: Callable[[str], None] | None = None
+
 
 class Budget:
-    """Trials left and deadline, shared by threads (ctx=None) or forked processes."""
+    """Trials left and deadline, shared by threads (ctx=None) or forked processes.
 
-    def __init__(self, n_trials: int | None, timeout: float | None, ctx: Any = None) -> None:
+    What is spent is never one shared "left" but a sum: ``left = n_trials - base -
+    sum(seat.net)``, computed under the lock by whoever reads it. ``base`` is written
+    by the parent only (threads, Ray: by everyone, under the lock; no thread is
+    killed). Each worker process writes only its own :class:`Seat`, and each change
+    there is one store of one counter, so a SIGKILL at any instruction leaves either
+    the old or the new count, never half of a change:
+
+    * ``take``: ``seat.taken += 1`` under the lock is the whole step (killed before:
+      nothing taken; after: a unit held, which the parent settles).
+    * the unit becomes a trial: ``placed += 1`` after ``ask`` returned, or goes back
+      unused: ``unused += 1`` (a resume, an exhausted search, nothing waiting). Killed
+      between the storage write and this store, the unit is still held; the parent,
+      once the worker is dead, looks in the storage: a new trial of that worker still
+      running is the unit's trial (kept), otherwise the unit goes back. Looking twice
+      (the sweep finds a trial committed late) takes it again: idempotent.
+    * a trial failed and re-queued elsewhere while it ran: ``refunded += 1``. Killed
+      before (while its objective still ran, say), the parent finds more of its trials
+      re-queued by others in the storage than the seat refunded, and refunds the rest.
+
+    The parent then folds the dead seat into ``base`` (under the lock) and reuses it
+    for the worker that replaces it.
+    """
+
+    def __init__(self, n_trials: int | None, timeout: float | None, ctx: Any = None, seats: int = 0) -> None:
         self.limited = n_trials is not None
-        left = n_trials if n_trials is not None else 0
+        self.n_trials = n_trials if n_trials is not None else 0
         if ctx is None:
-            self._left: Any = _Box(left)
+            self._base: Any = _Box(0)
             self._stop: Any = _Box(_GOING)
             self._lock: Any = threading.Lock()
         else:
-            self._left = ctx.Value("q", left, lock=False)
+            self._base = ctx.Value("q", 0, lock=False)
             self._stop = ctx.Value("b", _GOING, lock=False)
             self._lock = ctx.Lock()
+        self.seats = [Seat(ctx) for _ in range(seats)]  # created before any fork: all workers share them
+        self.seat: Seat | None = None  # in a worker process: its own (see :meth:`bind`)
         self.deadline = None if timeout is None else time.monotonic() + timeout
+
+    def bind(self, seat: Seat) -> None:
+        """In a forked worker: count what it takes and gives back in ``seat`` alone."""
+        self.seat = seat
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -66,28 +99,77 @@ class Budget:
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
-    def take(self, n: int = 1, *, exhausted_ok: bool = False, seat: Seat | None = None) -> int:
+    def _left(self) -> int:
+        """Units left (under the lock; below 0 after the parent took back a unit it had given)."""
+        spent = self._base.value
+        for s in self.seats:
+            spent += s.net
+        return self.n_trials - spent
+
+    def take(self, n: int = 1, *, exhausted_ok: bool = False) -> int:
         """Reserve up to ``n`` trials; how many were granted (0: spent or stopped;
         with ``exhausted_ok``, a search that ran out still grants them: waiting
-        trials need no new configuration). A forked worker's ``seat`` records the
-        unit in the same locked step, next to the count, so that a worker killed
-        right after taking it never loses it (its parent gives it back)."""
+        trials need no new configuration). In a worker process the grant is one
+        store in its seat (see the class's docstring)."""
         if self.expired:
             return 0
         with self._locked():
             if self._stop.value != _GOING and not (exhausted_ok and self._stop.value == _EXHAUSTED):
                 return 0
-            got = min(n, max(0, self._left.value)) if self.limited else n
-            if got and seat is not None:
-                seat.took()
-            if self.limited:
-                self._left.value -= got
+            got = min(n, max(0, self._left())) if self.limited else n
+            if got:
+                if self.seat is not None:
+                    self.seat._taken.value += got  # the commit point
+                    if KILL_POINT is not None:
+                        KILL_POINT("took")
+                else:
+                    self._base.value += got
             return int(got)
 
+    def placed(self) -> None:
+        """The unit this worker took became a (new) trial in the storage."""
+        if self.seat is not None:
+            self.seat._placed.value += 1
+
     def give_back(self, n: int = 1) -> None:
-        if self.limited and n > 0:
+        """``n`` units taken but not turned into new trials."""
+        if n <= 0:
+            return
+        if self.seat is not None:
+            self.seat._unused.value += n  # its own counter: one store, no lock needed
+        else:
             with self._locked():
-                self._left.value += n
+                self._base.value -= n
+
+    def refund(self, n: int = 1) -> None:
+        """``n`` units whose trials do not count (failed and re-queued elsewhere: the copy runs)."""
+        if n <= 0:
+            return
+        if self.seat is not None:
+            self.seat._refunded.value += n
+        else:
+            with self._locked():
+                self._base.value -= n
+
+    def charge(self, n: int) -> None:
+        """The parent counts ``n`` units spent even if none is left (a unit it gave back
+        whose trial turned up later)."""
+        with self._locked():
+            self._base.value += n
+
+    def settle(self, seat: Seat, *, kept: bool, requeued: int = 0) -> bool:
+        """The parent, once ``seat``'s worker is dead: fold what it spent into ``base`` and
+        clear the seat for a new worker. A unit it held is spent if ``kept`` (its trial
+        was found in the storage), else given back; of its trials that others failed and
+        re-queued (``requeued``, found in the storage) those it did not refund itself are
+        refunded. Whether a held unit was given back."""
+        with self._locked():
+            held = seat.held
+            back = held > 0 and not kept
+            missing = max(0, requeued - seat.refunded)
+            self._base.value += seat.net - (held if back else 0) - missing
+            seat.clear()
+            return back
 
     def stop(self, *, exhausted: bool = False) -> None:
         """No new trial starts; ``exhausted``: because the search has none left
@@ -106,7 +188,10 @@ class Budget:
 
     @property
     def left(self) -> int | None:
-        return int(self._left.value) if self.limited else None
+        if not self.limited:
+            return None
+        with self._locked():
+            return max(0, int(self._left()))
 
     @property
     def may_start(self) -> bool:
@@ -126,32 +211,44 @@ class _Box:
 
 
 class Seat:
-    """What one forked worker shares with its parent: whether it holds a budget
-    unit that is not yet a trial in the storage (lost with the worker unless the
-    parent gives it back), and since when its current trial runs (0: none)."""
+    """What one forked worker shares with its parent: monotone counters of the budget
+    units it took, turned into trials, gave back unused, and had refunded (each
+    written by that worker alone, one store per change; see :class:`Budget`), and
+    since when its current trial runs (0: none)."""
 
     def __init__(self, ctx: Any) -> None:
-        self._holding = ctx.Value("b", 0, lock=False)
-        self._since = ctx.Value("d", 0.0, lock=False)
+        box = (lambda code, v: _Box(v)) if ctx is None else (lambda code, v: ctx.Value(code, v, lock=False))
+        self._taken = box("q", 0)
+        self._placed = box("q", 0)
+        self._unused = box("q", 0)
+        self._refunded = box("q", 0)
+        self._since = box("d", 0.0)
 
     @property
-    def holding(self) -> bool:
-        return bool(self._holding.value)
+    def held(self) -> int:
+        """Units taken that are neither a trial yet nor given back."""
+        return int(self._taken.value - self._placed.value - self._unused.value)
+
+    @property
+    def refunded(self) -> int:
+        return int(self._refunded.value)
+
+    @property
+    def net(self) -> int:
+        """Units this seat has spent (held ones included)."""
+        return int(self._taken.value - self._unused.value - self._refunded.value)
 
     @property
     def since(self) -> float:
         return float(self._since.value)
 
-    def took(self) -> None:
-        self._holding.value = 1
-
-    def seated(self, running: bool) -> None:
-        """The unit became a trial (``running``), or went back to the budget."""
+    def started(self, running: bool) -> None:
+        """A trial runs (``running``) or none."""
         self._since.value = time.time() if running else 0.0
-        self._holding.value = 0
 
-    def done(self) -> None:
-        self._since.value = 0.0
+    def clear(self) -> None:
+        for v in (self._taken, self._placed, self._unused, self._refunded, self._since):
+            v.value = 0
 
 
 @dataclass
@@ -170,16 +267,16 @@ class Run:
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
     seat: Seat | None = None  # a forked worker's state, shared with its parent
 
-    def seated(self, running: bool) -> None:
+    def started(self, running: bool) -> None:
         if self.seat is not None:
-            self.seat.seated(running)
+            self.seat.started(running)
 
 
 def worker_loop(run: Run) -> None:
     """Ask, evaluate, tell until the budget ends, the search is exhausted, or
     ``after_trial`` retires this worker; then resume the paused trials that
     have earned a promotion (see :func:`finish_promoted`)."""
-    while run.budget.take(seat=run.seat):
+    while run.budget.take():
         record = run_one(run)
         if record is None:
             if run.exhausted is not None:
@@ -205,7 +302,7 @@ def finish_promoted(run: Run) -> None:
             continue  # a trial failed elsewhere meanwhile is over; look again
         # an exhausted search still runs waiting trials (re-queued copies of lost ones,
         # queued ones), each under the budget like any new trial
-        if not (run.budget.exhausted and run.budget.take(exhausted_ok=True, seat=run.seat)):
+        if not (run.budget.exhausted and run.budget.take(exhausted_ok=True)):
             return
         if run_one(run, only="waiting") is None and run.lost == lost:
             run.budget.give_back()  # none was waiting
@@ -213,20 +310,34 @@ def finish_promoted(run: Run) -> None:
 
 
 def _ask(run: Run, only: str | None) -> Trial | None:
-    """The next trial to run (see :func:`run_one`); the seat records that it started."""
+    """The next trial to run (see :func:`run_one`), its budget unit settled: placed
+    (a new trial, a waiting one) or given back (a resume continues a trial: n_trials
+    counts new ones; an exhausted search). ``only="promoted"`` takes no unit."""
+    budget = run.budget
     if only is not None:
         picked = run.study.ask_promoted() if only == "promoted" else run.study.ask_waiting()
-        run.seated(picked is not None)
+        if KILL_POINT is not None and picked is not None:
+            KILL_POINT(only)
+        if picked is not None and only == "waiting":
+            budget.placed()
+        run.started(picked is not None)
         return picked
     try:
         trial = run.study.ask()
     except SearchExhausted as exc:
-        run.seated(False)
-        run.budget.give_back()
-        run.budget.stop(exhausted=True)
+        budget.give_back()
+        budget.stop(exhausted=True)
         run.exhausted = str(exc)
         return None
-    run.seated(True)
+    if KILL_POINT is not None:
+        KILL_POINT("resumed" if trial.is_resumed else "asked")
+    if trial.is_resumed:
+        budget.give_back()
+    else:
+        budget.placed()
+    if KILL_POINT is not None:
+        KILL_POINT("seated")
+    run.started(True)
     return trial
 
 
@@ -238,18 +349,15 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
     if trial is None:
         return None
     resumed = trial.is_resumed
-    if resumed and only is None:
-        run.budget.give_back()  # a promotion continues a trial; n_trials counts new ones
     try:
         record = run.study.run_trial(run.objective, trial, run.catch)
     except TrialFinishedError:  # failed meanwhile (interrupted, or its heartbeat was judged lost)
         run.lost += 1
         if run.study.trials[trial.number].system.requeued_as is not None:
-            run.budget.give_back()  # its copy runs under this call's budget: the lost attempt is not counted
+            run.budget.refund()  # its copy runs under this call's budget: the lost attempt is not counted
         return None
     finally:
-        if run.seat is not None:
-            run.seat.done()
+        run.started(False)
     if run.ended is not None:
         run.ended(record)
     if run.on_trial is not None and not resumed:

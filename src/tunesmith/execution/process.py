@@ -105,6 +105,7 @@ class _Worker:
     timed_out: bool = False
     dead_at: float | None = None  # when the parent saw it exit
     unit_back: bool = False  # its exit gave back a budget unit it held (no trial of it was found then)
+    born: float = 0.0  # when it started, by the storage's clock
 
 
 @dataclass
@@ -137,7 +138,8 @@ class _Pool:
         self.ex = ex
         self.job = job
         self.ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        self.budget = Budget(job.n_trials, job.timeout, self.ctx)
+        self.budget = Budget(job.n_trials, job.timeout, self.ctx, seats=len(ex.slots))
+        self.free = list(self.budget.seats)  # seats of no live worker (at most one worker per slot lives)
         self.run_ = Run(job.study, job.objective, self.budget, job.catch)
         self.calls = Callbacks(job.study, job.callbacks, self.budget)
         self.pool = SlotPool(ex.slots)
@@ -167,13 +169,13 @@ class _Pool:
         return EXHAUSTED if self.budget.exhausted else None
 
     def _start(self, slot: Slot) -> None:
-        seat = Seat(self.ctx)
+        seat = self.free.pop()
         inbox, outbox = self.ctx.Pipe(duplex=True)
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks))
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         p.start()
         outbox.close()  # the worker holds the only write end: its death reads as end of file
-        self.workers[slot.index] = _Worker(slot, p, seat, inbox)
+        self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
 
     def _interrupt(self) -> None:
         self.budget.stop()
@@ -237,7 +239,7 @@ class _Pool:
             self.losses.requeued += sum(t.system.requeued_as is not None for t in lost)
             # the unit its exit gave back (no trial of it was found then) was this trial's
             back, w.unit_back = w.unit_back, False
-            started |= self._lost(w, lost, unit=-1 if back else 0)
+            started |= self._lost(w, lost, unit=-1 if back and _new_trial(lost) else 0)
         return started
 
     def _receive(self, wait: float) -> None:
@@ -281,15 +283,42 @@ class _Pool:
         self._drain(w)  # what it ended before it exited comes first
         code = w.proc.exitcode
         if code == EXIT_OOM:  # retired after an out-of-memory trial: its device keeps one fewer
+            self._settle(w, kept=False, requeued=self._requeued_elsewhere(w, []))
             self._restart(self.pool.exited(w.slot, oom=True), held=False)
             return
         lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
+        # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
+        # is in the storage: a new trial of this worker that was still running
+        w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
             self.pool.exited(w.slot, oom=False)
             return
         self._count(w, code, lost)
-        w.unit_back = w.seat.holding and not lost
-        self._lost(w, lost, unit=1 if w.unit_back else 0)
+        self._lost(w, lost, unit=0)
+
+    def _requeued_elsewhere(self, w: _Worker, lost: list[FrozenTrial]) -> int:
+        """How many trials dead ``w`` ran were failed and re-queued by others (a heartbeat
+        check) while it ran them: it refunds each itself once its objective returns, unless
+        it died first. Not those this parent failed (``lost``), nor any of an earlier worker
+        with the same process id (ended before ``w`` started)."""
+        me, mine = _me(w.proc.pid), {t.number for t in lost}
+        try:
+            trials = self.run_.study.trials
+        except StorageError as exc:
+            logger.warning("could not read the dead worker's trials: %s", exc)
+            return 0
+        return sum(
+            t.worker == me and t.system.requeued_as is not None and t.number not in mine
+            and (t.completed or 0.0) >= w.born
+            for t in trials
+        )
+
+    def _settle(self, w: _Worker, *, kept: bool, requeued: int = 0) -> bool:
+        """Fold dead ``w``'s seat into the budget (see Budget.settle) and free it for a
+        new worker; whether a unit it held was given back."""
+        back = self.budget.settle(w.seat, kept=kept, requeued=requeued)
+        self.free.append(w.seat)
+        return back
 
     def _error(self, w: _Worker) -> str:
         """The error a dead worker's running trial is failed with."""
@@ -299,17 +328,17 @@ class _Pool:
 
     def _lost(self, w: _Worker, lost: list[FrozenTrial], *, unit: int) -> bool:
         """After dead worker ``w``'s running trials were failed (``lost``): the callbacks,
-        the budget (``unit``: a unit it held to give back, 1, or to take back, -1), and a
-        fresh worker in its place; whether one started."""
+        the budget (``unit``: -1, a unit given back at its exit, whose trial turned up
+        since, is spent again), and a fresh worker in its place; whether one started."""
         for t in lost:
             self.calls(t)
         # a re-queued copy runs under this call's budget, in a fresh worker: the lost
         # attempt is not counted; nor is a budget unit the worker took but never started
         retries = sum(t.system.requeued_as is not None for t in lost)
-        if retries + unit > 0:
-            self.budget.give_back(retries + unit)
-        elif retries + unit < 0:
-            self.budget.take(-(retries + unit))
+        if retries:
+            self.budget.refund(retries)
+        if unit < 0:
+            self.budget.charge(-unit)
         held = any(t.state is TrialState.PAUSED for t in lost)  # a resumed trial kept its promotion
         new = self.pool.exited(w.slot, oom=False, replace=self.losses.barren <= MAX_BARREN_DEATHS)
         return self._restart(new, held=held or retries > 0)
@@ -343,6 +372,12 @@ class _Pool:
             return True
         self.pool.exited(new, oom=False)
         return False
+
+
+def _new_trial(lost: list[FrozenTrial]) -> bool:
+    """Whether a dead worker's failed trials include a new one (not a resumed trial, which
+    goes back to paused): the trial a budget unit it held became."""
+    return any(not t.is_resumed and t.state is not TrialState.PAUSED for t in lost)
 
 
 def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial]:
@@ -389,6 +424,7 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
     code = 0
     try:
         run.seat = seat
+        run.budget.bind(seat)
         run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
         apply_env(slot.env(threads))
         run.study.for_worker(slot.index + 1)

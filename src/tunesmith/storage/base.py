@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,9 +97,20 @@ class Storage(ABC):
     """Base class of storages. Implementations must be safe to share between
     threads; SQL ones also between processes and machines."""
 
+    #: this process's clock, seconds since the epoch (a test may skew it on one instance)
+    local_clock: Callable[[], float] = staticmethod(time.time)
+
     #: the location, as given (a SQL URL keeps its password: use it to connect,
     #: never to display; see :attr:`display_url`)
     url: str = "memory"
+
+    def clock(self) -> float:
+        """Now, by the clock that heartbeats are written with and judged by (and trial
+        start and end times taken). Here this process's; a database server's own where
+        workers on several machines share it (see :meth:`SQLStorage.clock`): one
+        machine's clock running minutes apart from another's must neither fail a live
+        trial as lost nor keep a dead one running."""
+        return self.local_clock()
 
     @property
     def display_url(self) -> str:

@@ -78,7 +78,7 @@ class MemoryStorage(Storage):
                     return None
                 self._claims[study_id].add(claim)
             trials = self._trials[study_id]
-            now = time.time() if now is None else now
+            now = self.clock() if now is None else now
             running = state is TrialState.RUNNING
             t = FrozenTrial(
                 number=len(trials),

@@ -60,6 +60,14 @@ _MAX_NUMBER = 2**62
 
 T = TypeVar("T")
 
+#: seconds between two measures of a database server's clock against this process's (see SQLStorage.clock)
+CLOCK_CHECK = 5.0
+#: the server's clock, seconds since the epoch, by dialect (SQLite has no server)
+_SERVER_NOW = {
+    "postgresql": "SELECT extract(epoch FROM clock_timestamp())",
+    "mysql": "SELECT UNIX_TIMESTAMP(NOW(6))",
+}
+
 # SQLite busy handling: the driver's own wait (seconds), then our retry steps.
 _SQLITE_DRIVER_WAIT = 0.0
 
@@ -229,10 +237,27 @@ class SQLStorage(Storage):
         self._file_id: tuple[int, int] | None = None  # SQLite: its (device, inode) once opened
         self._file_checked = 0.0  # monotonic time of the last check of _file_id on a read
         self._wrote = False  # whether this storage wrote to the file (then a replaced file is an error)
+        self._offset: tuple[float, float] | None = None  # (server clock - local clock, when measured)
         self._check_url()
         self._init_schema()
         if self._path is not None and not self._absent:
             self._file_id = self._identity()
+
+    def clock(self) -> float:
+        """Now by the database server's clock on PostgreSQL and MySQL (workers on several
+        machines compare heartbeats with it): this process's clock plus the server's lead
+        over it, measured with one query at most every CLOCK_CHECK seconds. SQLite (and
+        any other database) has no server: this process's clock, so the machines that
+        share a SQLite file must keep their clocks in step (NTP)."""
+        query = _SERVER_NOW.get(self.engine.dialect.name) if not self.is_sqlite else None
+        if query is None:
+            return self.local_clock()
+        if self._offset is None or time.monotonic() - self._offset[1] >= CLOCK_CHECK:
+            before = self.local_clock()
+            server = float(self._run(lambda c: c.execute(sa.text(query)).scalar_one(), write=False))
+            after = self.local_clock()
+            self._offset = (server - (before + after) / 2, time.monotonic())
+        return self.local_clock() + self._offset[0]
 
     # -- connections ------------------------------------------------------------
     @property
@@ -689,7 +714,7 @@ class SQLStorage(Storage):
         system: SystemState | None = None,
     ) -> FrozenTrial | None:
         token = uuid.uuid4().hex
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         running = state is TrialState.RUNNING
         template = FrozenTrial(
             number=0,

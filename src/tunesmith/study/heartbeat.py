@@ -132,7 +132,7 @@ class Heartbeat:
                     return
             try:
                 with _WRITING:
-                    self.storage.heartbeat(self.study_id, numbers, time.time())
+                    self.storage.heartbeat(self.study_id, numbers, self.storage.clock())
             except Exception as exc:  # noqa: BLE001 - keep beating; the next beat may pass
                 logger.warning("heartbeat not recorded (%s); retrying in %g s", exc, self.config.interval)
 
@@ -142,7 +142,7 @@ class Heartbeat:
         if cfg.interval is None or cfg.grace is None:
             return []
         self._mine()
-        now = time.time()
+        now = self.storage.clock()  # the clock the beats were written with (the server's on PostgreSQL)
         if not force and now - self._last_reap < cfg.interval:
             return []
         self._last_reap = now

@@ -21,7 +21,6 @@ The study does the writing:
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from ..trial import FrozenTrial, TrialState
@@ -38,7 +37,8 @@ def resume_next(study: Study, worker: str) -> FrozenTrial | None:
     history = study._history()
     if not any(t.state is TrialState.PAUSED for t in history):
         return None
-    st, sid, now = study._storage, study._study_id, time.time()
+    st, sid = study._storage, study._study_id
+    now = st.clock()
     by_number = {t.number: t for t in history}
     held = lifecycle.held_promotions(history)
     for number in set(study.pruner.abandoned(history, study.direction)) - set(held):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -299,7 +298,7 @@ class Study:
         return self._ask_only(self._pop_waiting)
 
     def _pop_waiting(self, me: str) -> FrozenTrial | None:
-        return lifecycle.claim_waiting(self._storage, self._study_id, me, time.time())
+        return lifecycle.claim_waiting(self._storage, self._study_id, me, self._storage.clock())
 
     def _ask_only(self, pick: Callable[[str], FrozenTrial | None]) -> Trial | None:
         """The trial ``pick(worker)`` claims, started (heartbeat), or None."""
@@ -468,7 +467,7 @@ class Study:
     def _finish(
         self, rec: FrozenTrial, value: Any, state: TrialState | None, error: str | None
     ) -> FrozenTrial:
-        now = time.time()
+        now = self._storage.clock()
         if state is None or state is TrialState.COMPLETE:
             v = _as_float(value)
             if v is None:
@@ -604,7 +603,7 @@ class Study:
         running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
         return lifecycle.fail_lost(
             self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
-            now=time.time(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
+            now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
         )  # fmt: skip
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
@@ -613,7 +612,7 @@ class Study:
         rec = self._storage.get_trial(self._study_id, number)
         if rec.state is not TrialState.RUNNING:
             return None
-        lost = lifecycle.fail_lost(self._storage, self._study_id, [rec], error=error, now=time.time(),
+        lost = lifecycle.fail_lost(self._storage, self._study_id, [rec], error=error, now=self._storage.clock(),
                                    requeue=requeue, dead=False)  # fmt: skip
         return lost[0] if lost else None
 

@@ -88,7 +88,7 @@ class Trial:
                 "steps must increase (report each step once)"
             )
         inter = {**self._record.intermediate, step: v}
-        self._write(self._record.replace(intermediate=inter, heartbeat=time.time()))
+        self._write(self._record.replace(intermediate=inter, heartbeat=self._now()))
 
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now.
@@ -143,6 +143,9 @@ class Trial:
         self.study._storage.update_trial(self.study._study_id, record)
         self._record = record
 
+    def _now(self) -> float:
+        return self.study._storage.clock()  # heartbeats go by the storage's clock
+
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self.params})"
 
@@ -168,6 +171,9 @@ class DetachedTrial(Trial):
 
     def _write(self, record: FrozenTrial) -> None:
         self._record = record
+
+    def _now(self) -> float:
+        return time.time()  # the driver writes the reports, never this heartbeat
 
 
 def _as_step(step: Any, number: int) -> int:
