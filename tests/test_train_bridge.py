@@ -357,3 +357,22 @@ def test_the_conditional_space_draws_no_invalid_pair(caplog: pytest.LogCaptureFi
 def test_a_space_no_trial_can_satisfy_is_refused_at_set_up(space, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         objective(build, DATA, space)
+
+
+def test_a_parameter_spelt_like_a_field_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``learning_rate`` is not ``lr``: the trainer ignores it, so every trial trains alike.
+    Said once per name, at set-up when the space is given, else at the first trial; a
+    parameter that only build_model reads (``hidden``) is not warned about."""
+    space = ts.Space({"learning_rate": ts.Float(1e-3, 1e-1, log=True), "weight_decays": ts.Float(1e-5, 1e-2, log=True),
+                      "hidden": ts.Int(4, 8)})
+    for given in (space, None):
+        caplog.clear()
+        study = ts.Study(space, sampler="random", seed=0)
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            study.optimize(objective(build, DATA, given, base=TrainConfig(epochs=1, batch_size=16),
+                                     checkpoint_root=tmp_path), n_trials=2)
+        said = [r.getMessage() for r in caplog.records if "not a TrainConfig field" in r.getMessage()]
+        assert len(said) == 2, said
+        assert "'learning_rate'" in said[0] and "did you mean 'lr'" in said[0]
+        assert "'weight_decays'" in said[1] and "did you mean 'weight_decay'" in said[1]
+        assert not any("'hidden'" in m for m in said)

@@ -20,6 +20,7 @@ the trial's own folder (``retention.py``).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import multiprocessing
@@ -221,15 +222,18 @@ def objective(
     base = base or TrainConfig()
     if space is not None:
         _check_space(space, base)
+    warned: set[str] = set() if space is None else set(_warn_lookalikes(space, set()))
     if keep not in retention.KEEP:
         raise ValueError(f"keep must be one of {list(retention.KEEP)}, got {keep!r}")
     if folds is not None:
         return _fold_objective(build_model, data, folds, base=base, loss=loss, metrics=metrics, monitor=monitor,
-                               head=head, root=checkpoint_root, keep=keep, threads=threads, callbacks=callbacks)
+                               head=head, root=checkpoint_root, keep=keep, threads=threads, callbacks=callbacks,
+                               warned=warned)
 
     def run(trial: Any) -> float:
         set_threads(threads)
         params = dict(trial.params)
+        _warn_lookalikes(params, warned)
         cfg = trial_config(base, params)
         # one folder per trial (under checkpoint_root, else base's checkpoint_dir, else the
         # per-user default): trials sharing one would resume from each other's "last" checkpoints
@@ -280,6 +284,49 @@ def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
     trial.set_attr("curves", history.curves())
     trial.set_attr("stopped_early", history.stopped_early)
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
+
+
+# names users give TrainConfig fields; a space parameter spelt so reaches only build_model
+_ALIASES = {
+    "learning_rate": "lr", "lr_rate": "lr", "learningrate": "lr", "base_lr": "lr", "max_lr": "lr",
+    "beta_1": "beta1", "beta_2": "beta2", "b1": "beta1", "b2": "beta2", "epsilon": "eps", "adam_eps": "eps",
+    "wd": "weight_decay", "l2_reg": "l2", "l1_reg": "l1",
+    "optim": "optimizer", "opt": "optimizer", "scheduler": "schedule", "lr_schedule": "schedule",
+    "lr_scheduler": "schedule", "warmup": "warmup_fraction", "warmup_ratio": "warmup_fraction",
+    "bs": "batch_size", "batchsize": "batch_size", "n_epochs": "epochs", "num_epochs": "epochs",
+    "max_epochs": "epochs", "clip": "clip_norm", "grad_clip": "clip_norm", "max_grad_norm": "clip_norm",
+    "gradient_clip_val": "clip_norm", "early_stopping_patience": "patience",
+}
+
+
+def lookalike(name: str) -> str | None:
+    """The TrainConfig field that ``name`` (not a field) most likely means, or None."""
+    fields = TrainConfig.field_names()
+    if name in fields:
+        return None
+    key = name.lower().replace("-", "_")
+    if key in fields:
+        return key
+    if key in _ALIASES:
+        return _ALIASES[key]
+    close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _warn_lookalikes(names: Any, warned: set[str]) -> list[str]:
+    """Warn once per name about parameters spelt like a TrainConfig field but not one: the
+    trainer ignores them (they only reach ``build_model``), so every trial would train alike."""
+    found = []
+    for name in names:
+        field = lookalike(name) if name not in warned else None
+        if field is not None:
+            found.append(name)
+            warned.add(name)
+            logger.warning(
+                "search parameter %r is not a TrainConfig field, so the trainer ignores it (it only reaches "
+                "build_model(params)); did you mean %r? Rename it, or ignore this if build_model uses it",
+                name, field)
+    return found
 
 
 _PROBES = 256  # joint samples of the space that the set-up check tries
@@ -359,7 +406,7 @@ def _fold_objective(
     build_model: Callable[[dict[str, Any]], nn.Module], data: DataSpec, folds: int | Sequence[tuple[Any, Any]], *,
     base: TrainConfig, loss: str | LossFn, metrics: Any, monitor: str, head: Any, root: str | Path | None,
     keep: str, threads: int | None,
-    callbacks: Sequence[Any],
+    callbacks: Sequence[Any], warned: set[str],
 ) -> Callable[[Any], float]:  # fmt: skip
     """k-fold training: a fresh model per fold, one report per fold (``objective(..., folds=)``)."""
     from .. import cv
@@ -367,6 +414,7 @@ def _fold_objective(
     def run(trial: Any) -> float:
         set_threads(threads)
         params = dict(trial.params)
+        _warn_lookalikes(params, warned)
         cfg = trial_config(base, params)
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")
