@@ -311,3 +311,31 @@ def test_numpy_and_tensor_like_values_are_accepted() -> None:
     study.tell(study.ask(), np.array(0.5))
     assert [t.value for t in study.trials] == [0.25, 0.5]
     assert all(isinstance(t.value, float) and math.isfinite(t.value) for t in study.trials)
+
+
+def test_a_missing_parameter_says_why() -> None:
+    """``trial.params[name]`` for a misspelt name suggests the parameter; for an inactive
+    conditional one (under a parent that is itself conditional) it names the condition.
+    Before, a bare ``KeyError: 'lrr'`` left the user to guess. The dict stays a dict."""
+    import pickle
+
+    space = ts.Space({"lr": ts.Float(1e-5, 1e-1, log=True), "opt": ts.Categorical(["sgd", "adam"]),
+                      "nest": ts.Categorical([True, False], when={"opt": "sgd"}),
+                      "damp": ts.Float(0.0, 0.5, when={"nest": True})})
+    study = ts.Study(space, sampler="random", seed=0)
+    study.enqueue({"lr": 1e-3, "opt": "adam"})
+    study.enqueue({"lr": 1e-3, "opt": "sgd", "nest": False})
+    adam, sgd = study.ask(), study.ask()
+    with pytest.raises(KeyError, match="'lrr' is not a parameter.*did you mean 'lr'"):
+        adam.params["lrr"]
+    with pytest.raises(KeyError, match=r"'nest' is inactive in this trial: it needs opt in \['sgd'\], here opt='adam'"):
+        adam["nest"]
+    with pytest.raises(KeyError, match=r"'damp' is inactive.*needs nest in \[True\], here nest \(inactive itself\)"):
+        adam.params["damp"]
+    with pytest.raises(KeyError, match=r"'damp' is inactive.*here nest=False"):
+        sgd.params["damp"]
+    assert adam.params == {"lr": 1e-3, "opt": "adam"} and adam.params.get("nest") is None
+    assert type(pickle.loads(pickle.dumps(adam.params))) is dict
+    study.tell(adam, 1.0)
+    study.optimize(lambda t: t.params["lrr"], n_trials=1)
+    assert "did you mean 'lr'" in (study.trials[-1].error or "")

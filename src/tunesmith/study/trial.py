@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
 import time
@@ -35,7 +36,7 @@ class Trial:
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self._record.params)
+        return Params(self._record.params, self.study.space)
 
     @property
     def record(self) -> FrozenTrial:
@@ -55,7 +56,7 @@ class Trial:
         return self._record.intermediate
 
     def __getitem__(self, name: str) -> Any:
-        return self._record.params[name]
+        return self.params[name]
 
     def report(self, value: float, step: int | None = None) -> None:
         """Record an intermediate value (a validation score after an epoch).
@@ -197,6 +198,42 @@ def _as_float_or_nan(value: Any) -> float | None:
         return math.inf if value > 0 else -math.inf
     except (TypeError, ValueError):
         return None
+
+
+class Params(dict[str, Any]):
+    """A trial's configuration: a plain dict whose missing key says why it is missing.
+
+    ``trial.params["lrr"]`` raises a ``KeyError`` that names the space's parameters
+    (and the likely one); ``trial.params["gamma"]`` for a conditional parameter that
+    is inactive in this trial says which condition does not hold.
+    """
+
+    __slots__ = ("_space",)
+
+    def __init__(self, params: Mapping[str, Any], space: Any) -> None:
+        super().__init__(params)
+        self._space = space
+
+    def __reduce__(self) -> Any:  # pickles (and copies) as a plain dict
+        return (dict, (dict(self),))
+
+    def __missing__(self, name: Any) -> Any:
+        raise KeyError(missing_reason(name, self, self._space))
+
+
+def missing_reason(name: Any, params: Mapping[str, Any], space: Any) -> str:
+    """Why ``name`` is not in a trial's ``params``: not a parameter of ``space``, or inactive."""
+    names = list(space) if space is not None else list(params)
+    if name not in names:
+        close = difflib.get_close_matches(str(name), [str(n) for n in names], n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        shown = ", ".join(map(repr, names[:12])) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+        return f"{name!r} is not a parameter of the study's space (its parameters: {shown}){hint}"
+    unmet = [f"{parent}={params[parent]!r}" if parent in params else f"{parent} (inactive itself)"
+             for parent, values in space[name].when.items() if parent not in params or params[parent] not in values]
+    need = " and ".join(f"{parent} in {list(values)!r}" for parent, values in space[name].when.items())
+    return (f"{name!r} is inactive in this trial: it needs {need}, here {', '.join(unmet)}. Inactive "
+            f"parameters are absent from trial.params: use trial.params.get({name!r}) or check the condition")
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
