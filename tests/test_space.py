@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -395,3 +396,24 @@ def test_an_integer_too_large_for_a_float_is_a_value_error() -> None:
         with pytest.raises(ValueError, match="parameter 'n'"):
             space.validate({"n": big})
     assert not space.fits({"n": 10**400}) and space.fits({"n": 3})
+
+
+def test_a_tuple_stays_a_tuple_through_json_yaml_and_sqlite(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``Fixed((3, 4))`` came back from JSON as ``[3, 4]``: a reopened SQLite study
+    handed the objective a list, and its own trials read back "did not fit the space"
+    (a warning, and the sampler left them out). The repr shows the values as they are."""
+    space = ts.Space({"a": ts.Categorical([None, (1, 2), "x"]), "f": ts.Fixed((3, 4)), "l": ts.Fixed([5, 6]),
+                      "g": ts.Float(0.0, 1.0, when={"a": [(1, 2)]})})
+    assert ts.Space.from_json(space.to_json()) == space == ts.Space.from_yaml(space.to_yaml())
+    assert repr(space["f"]) == "Fixed(value=(3, 4))" and "choices=[None, (1, 2), 'x']" in repr(space["a"])
+    assert "when={'a': [(1, 2)]}" in repr(space["g"])
+    assert space["f"].validate([3, 4]) == (3, 4)  # the same constant, as JSON writes it
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    seen = []
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        for _ in range(2):
+            study = ts.Study(space, sampler="random", seed=0, storage=url, name="tuples")
+            study.optimize(lambda t: seen.append((t.params["f"], t.params["l"])) or 1.0, n_trials=2)
+    assert seen == [((3, 4), [5, 6])] * 4
+    assert [t.params["f"] for t in study.trials] == [(3, 4)] * 4
+    assert "do not fit the space" not in caplog.text

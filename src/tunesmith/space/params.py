@@ -155,7 +155,12 @@ class Param(ABC):
     def _fields(self) -> dict[str, Any]: ...
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "type")
+        # the values themselves where the plain form differs (a tuple choice is a list in JSON)
+        own = {k: getattr(self, k) for k in ("choices", "value") if hasattr(self, k)}
+        if "choices" in own:
+            own["choices"] = list(own["choices"])
+        own["when"] = {parent: list(values) for parent, values in self.when.items()}
+        args = ", ".join(f"{k}={own.get(k, v)!r}" for k, v in self.to_dict().items() if k not in ("type", "tuple"))
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
@@ -554,7 +559,9 @@ class Fixed(Param):
                 raise self._err(f"fixed value {self.value!r} is not hashable") from None
 
     def validate(self, value: Any, *, what: str = "value") -> Any:
-        if value != self.value:
+        # a list for a tuple (JSON has no tuples) and the other way round: the same constant
+        same = _plain(value) == _plain(self.value) if isinstance(value, (list, tuple)) else value == self.value
+        if not same:
             raise self._err(f"{what} {value!r} differs from the fixed value {self.value!r}")
         return self.value
 
@@ -572,7 +579,8 @@ class Fixed(Param):
         return 1.0
 
     def _fields(self) -> dict[str, Any]:
-        return {"value": self.value}
+        # JSON and YAML read a tuple back as a list: say it was one, so it comes back as one
+        return {"value": _plain(self.value), "tuple": True} if isinstance(self.value, tuple) else {"value": self.value}
 
 
 def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
@@ -611,7 +619,8 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
             return Categorical(choices, **d)
         if kind == "fixed":
             d.pop("prior", None)
-            return Fixed(d.pop("value"), **d)
+            value = d.pop("value")
+            return Fixed(tuple(value) if d.pop("tuple", False) and isinstance(value, list) else value, **d)
     except TypeError as exc:
         raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {exc}") from None
     except KeyError as exc:
