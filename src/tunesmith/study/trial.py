@@ -36,7 +36,7 @@ class Trial:
 
     @property
     def params(self) -> dict[str, Any]:
-        return Params(self._record.params, self.study.space)
+        return Params(self._record.params, getattr(self.study, "space", None))  # a Ray stand-in has none
 
     @property
     def record(self) -> FrozenTrial:
