@@ -376,3 +376,27 @@ def test_a_parameter_spelt_like_a_field_is_warned_about(tmp_path: Path, caplog: 
         assert "'learning_rate'" in said[0] and "did you mean 'lr'" in said[0]
         assert "'weight_decays'" in said[1] and "did you mean 'weight_decay'" in said[1]
         assert not any("'hidden'" in m for m in said)
+
+
+def test_a_monitor_the_study_optimizes_the_wrong_way_fails_its_trials(tmp_path: Path) -> None:
+    """A study that minimizes accuracy (the default direction) picked the worst model as
+    its best, silently; each trial now fails before it trains, saying which direction."""
+    space = ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)})
+    for direction, monitor in (("minimize", "accuracy"), ("maximize", "val_loss")):
+        study = ts.Study(space, direction=direction, sampler="random", seed=0)
+        study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=1, batch_size=16), metrics=["accuracy"],
+                                 monitor=monitor, checkpoint_root=tmp_path), n_trials=1)
+        t = study.trials[0]
+        assert t.state is ts.TrialState.FAILED and t.intermediate == {}
+        assert f"monitor {monitor!r}" in (t.error or "") and "direction=" in (t.error or "")
+    study = ts.Study(space, direction="maximize", sampler="random", seed=0)
+    study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=1, batch_size=16), metrics=["accuracy"],
+                             monitor="accuracy", checkpoint_root=tmp_path), n_trials=1)
+    assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
+
+
+def test_a_monitor_nothing_computes_is_refused_at_set_up() -> None:
+    with pytest.raises(ValueError, match="monitor 'acc' is not computed.*did you mean 'accuracy'"):
+        objective(build, DATA, base=BASE, metrics=["accuracy"], monitor="acc")
+    with pytest.raises(ValueError, match=r"monitor 'accuracy' is not computed.*metrics= \(here \[\]\)"):
+        objective(build, DATA, base=BASE, monitor="accuracy")

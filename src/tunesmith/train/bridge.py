@@ -145,6 +145,33 @@ class _Reporter:
         raise exceptions.TrialPruned(f"pruned at step {step}")
 
 
+# what a monitored value's name says about its direction: the study must agree
+_LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "perplexity")
+_HIGHER_IS_BETTER = ("accuracy", "acc", "f1", "auc", "roc_auc", "precision", "recall", "r2")
+
+
+def _check_monitor(monitor: str, metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> None:
+    """Refuse at set-up a monitor that no validation computes (it failed after the first epoch)."""
+    have = ["val_loss", "train_loss", *([] if metrics is None else [metrics] if isinstance(metrics, str) else metrics)]
+    if monitor not in have:
+        close = difflib.get_close_matches(monitor, have, n=1, cutoff=0.5)
+        raise ValueError(f"monitor {monitor!r} is not computed: it is 'val_loss', 'train_loss' or a name in "
+                         f"metrics= (here {have[2:]}){f'; did you mean {close[0]!r}?' if close else ''}")
+
+
+def _check_direction(trial: Any, monitor: str) -> None:
+    """Fail a trial (before it trains) whose study optimizes its monitor the wrong way: a
+    study that minimizes accuracy, or maximizes a loss, picks the worst model as its best."""
+    direction = getattr(getattr(trial, "study", None), "direction", None)
+    direction = getattr(direction, "value", direction)
+    words = set(monitor.lower().replace("-", "_").split("_"))
+    wants = ("minimize" if words & set(_LOWER_IS_BETTER) else
+             "maximize" if monitor.lower() in _HIGHER_IS_BETTER or words & set(_HIGHER_IS_BETTER) else None)
+    if wants is not None and direction in ("minimize", "maximize") and direction != wants:
+        raise ValueError(f"the study {direction}s, but monitor {monitor!r} is better {'lower' if wants == 'minimize' else 'higher'}: "
+                         f"its best trial would be the worst model. Create the study with direction={wants!r}")
+
+
 def monitored(record: EvalRecord, monitor: str) -> float:
     if monitor == "val_loss":
         return record.train_loss if record.val_loss is None else record.val_loss
@@ -220,6 +247,7 @@ def objective(
     stops there).
     """
     base = base or TrainConfig()
+    _check_monitor(monitor, metrics)
     if space is not None:
         _check_space(space, base)
     warned: set[str] = set() if space is None else set(_warn_lookalikes(space, set()))
@@ -231,6 +259,7 @@ def objective(
                                warned=warned)
 
     def run(trial: Any) -> float:
+        _check_direction(trial, monitor)
         set_threads(threads)
         params = dict(trial.params)
         _warn_lookalikes(params, warned)
@@ -412,6 +441,7 @@ def _fold_objective(
     from .. import cv
 
     def run(trial: Any) -> float:
+        _check_direction(trial, monitor)
         set_threads(threads)
         params = dict(trial.params)
         _warn_lookalikes(params, warned)
