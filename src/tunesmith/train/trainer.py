@@ -215,6 +215,11 @@ class Trainer:
             loss = self.loss_fn(out, y)
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
+        if not total.requires_grad:  # torch: "element 0 of tensors does not require grad"
+            raise ValueError(
+                "no parameter of the model requires a gradient: everything is frozen, so there is nothing to train. "
+                "Thaw what should learn (tunesmith.train.unfreeze(model.head), unfreeze_last(blocks, k)) or "
+                "check the model's forward (a loss computed under torch.no_grad() or from detached outputs)")
         (total if group == 1 else total / group).backward()
         return loss.detach()
 
