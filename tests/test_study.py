@@ -339,3 +339,12 @@ def test_a_missing_parameter_says_why() -> None:
     study.tell(adam, 1.0)
     study.optimize(lambda t: t.params["lrr"], n_trials=1)
     assert "did you mean 'lr'" in (study.trials[-1].error or "")
+
+
+def test_a_direction_list_or_short_name_says_what_to_do() -> None:
+    """``direction=["minimize", "maximize"]`` (several objectives) and ``"max"`` were
+    refused without saying that one objective is supported, or what was meant."""
+    with pytest.raises(ValueError, match="tunesmith optimizes one objective"):
+        ts.Study({"x": ts.Float(0.0, 1.0)}, direction=["minimize", "maximize"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="did you mean 'maximize'"):
+        ts.Study({"x": ts.Float(0.0, 1.0)}, direction="max")
