@@ -417,3 +417,21 @@ def test_a_tuple_stays_a_tuple_through_json_yaml_and_sqlite(tmp_path: Path, capl
     assert seen == [((3, 4), [5, 6])] * 4
     assert [t.params["f"] for t in study.trials] == [(3, 4)] * 4
     assert "do not fit the space" not in caplog.text
+
+
+@pytest.mark.parametrize("sampler", ["grid", "random", "sobol", "tpe", "bayes"])
+def test_stepped_floats_are_the_values_written(sampler: str) -> None:
+    """``Float(0.1, 0.7, step=0.2)`` gave 0.30000000000000004 and 0.7000000000000001,
+    a value above ``high``, in ``best_params`` and in the objective; now the lattice's
+    values as one writes them, under every sampler and in validate and grids."""
+    space = ts.Space({"d": ts.Float(0.0, 0.5, step=0.1), "e": ts.Float(0.1, 0.7, step=0.2),
+                      "f": ts.Float(1e-7, 1.1e-6, step=1e-7)})
+    study = ts.Study(space, sampler=sampler, seed=0)
+    study.optimize(lambda t: t.params["d"] + t.params["e"], n_trials=40)
+    allowed = {"d": {0.0, 0.1, 0.2, 0.3, 0.4, 0.5}, "e": {0.1, 0.3, 0.5, 0.7},
+               "f": {round(k * 1e-7, 7) for k in range(1, 12)}}
+    for name, values in allowed.items():
+        seen = {t.params[name] for t in study.trials}
+        assert seen <= values, (name, seen - values)
+    assert space.validate({"d": 0.30000000000000004, "e": 0.7, "f": 3e-7}) == {"d": 0.3, "e": 0.7, "f": 3e-7}
+    assert space["e"].grid() == [0.1, 0.3, 0.5, 0.7]

@@ -11,6 +11,7 @@ equal-width bin of [0, 1], so a uniform ``u`` gives every value the same chance
 
 from __future__ import annotations
 
+import decimal
 import math
 import sys
 from abc import ABC, abstractmethod
@@ -175,6 +176,12 @@ def _plain(x: Any) -> Any:
     return list(x) if isinstance(x, tuple) else x
 
 
+def _decimals(x: Any) -> int:
+    """Decimal places of ``x`` as Python writes it (0.1: 1, 2.5e-07: 8, 3: 0)."""
+    exponent = decimal.Decimal(repr(float(x))).as_tuple().exponent
+    return max(-exponent, 0) if isinstance(exponent, int) else 99
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
@@ -256,7 +263,20 @@ class _Numeric(Param):
             return min(max(x, self.low), self.high)
         assert self.step is not None
         k = min(max(round((x - self.low) / self.step), 0), levels - 1)
-        return self.low + k * self.step
+        return self._on_step(k)
+
+    def _on_step(self, k: int) -> Any:
+        """The k-th value of the step lattice, as written: ``low + k * step`` rounded to the
+        decimals of ``low`` and ``step`` (0.3, not 0.30000000000000004), ``high`` at the top."""
+        assert self.step is not None and self._levels is not None
+        if k >= self._levels - 1:
+            return self.high
+        x = self.low + k * self.step
+        if isinstance(x, float):
+            places = max(_decimals(self.low), _decimals(self.step))
+            if places <= 15:
+                x = round(x, places)
+        return x
 
     def to_unit(self, value: Any) -> float:
         x = float(value)
@@ -274,7 +294,7 @@ class _Numeric(Param):
         if levels is not None:
             assert self.step is not None
             k = min(int(u * levels), levels - 1)
-            return self._cast(self.low + k * self.step)
+            return self._cast(self._on_step(k))
         lo, hi = self._scaled_bounds()
         return self._cast(self._snap(self._unscale(lo + u * (hi - lo))))
 
