@@ -12,6 +12,7 @@ backward divided over the accumulation group, clip, step.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import time
@@ -117,6 +118,11 @@ class Trainer:
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
         self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
+        if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
+            logging.getLogger("tunesmith").warning(
+                "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
+                "never reaches lr (%g) and the schedule never starts; lower warmup_steps or use warmup_fraction",
+                cfg.warmup_steps, self.total_steps, cfg.lr)
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
