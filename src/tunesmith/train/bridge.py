@@ -39,7 +39,7 @@ from ..pruners import Decision
 from ..space import Categorical, Float, Int, Prior, Space
 from . import checkpoint as ckpt
 from . import retention
-from .config import SCHEDULES, TrainConfig
+from .config import SCHEDULES, TrainConfig, lookalike
 from .data import LossFn, MetricFn, check_data
 from .history import EvalRecord
 from .trainer import Trainer
@@ -313,33 +313,6 @@ def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
     trial.set_attr("curves", history.curves())
     trial.set_attr("stopped_early", history.stopped_early)
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
-
-
-# names users give TrainConfig fields; a space parameter spelt so reaches only build_model
-_ALIASES = {
-    "learning_rate": "lr", "lr_rate": "lr", "learningrate": "lr", "base_lr": "lr", "max_lr": "lr",
-    "beta_1": "beta1", "beta_2": "beta2", "b1": "beta1", "b2": "beta2", "epsilon": "eps", "adam_eps": "eps",
-    "wd": "weight_decay", "l2_reg": "l2", "l1_reg": "l1",
-    "optim": "optimizer", "opt": "optimizer", "scheduler": "schedule", "lr_schedule": "schedule",
-    "lr_scheduler": "schedule", "warmup": "warmup_fraction", "warmup_ratio": "warmup_fraction",
-    "bs": "batch_size", "batchsize": "batch_size", "n_epochs": "epochs", "num_epochs": "epochs",
-    "max_epochs": "epochs", "clip": "clip_norm", "grad_clip": "clip_norm", "max_grad_norm": "clip_norm",
-    "gradient_clip_val": "clip_norm", "early_stopping_patience": "patience",
-}
-
-
-def lookalike(name: str) -> str | None:
-    """The TrainConfig field that ``name`` (not a field) most likely means, or None."""
-    fields = TrainConfig.field_names()
-    if name in fields:
-        return None
-    key = name.lower().replace("-", "_")
-    if key in fields:
-        return key
-    if key in _ALIASES:
-        return _ALIASES[key]
-    close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.85)
-    return close[0] if close else None
 
 
 def _warn_lookalikes(names: Any, warned: set[str]) -> list[str]:
