@@ -32,6 +32,7 @@ from .data import (
     LossFn,
     MetricFn,
     check_data,
+    check_dtypes,
     pick_device,
     resolve_drop_last,
     resolve_loss,
@@ -113,8 +114,10 @@ class Trainer:
         cfg = self.config
         check_head(cfg, self.head)
         loader = self.train_loader(train)
+        check_dtypes(train, self.model, "train")
         if val is not None:
             check_data(val, "val")
+            check_dtypes(val, self.model, "val")
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
         self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
