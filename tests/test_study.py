@@ -338,7 +338,19 @@ def test_a_missing_parameter_says_why() -> None:
     assert type(pickle.loads(pickle.dumps(adam.params))) is dict
     study.tell(adam, 1.0)
     study.optimize(lambda t: t.params["lrr"], n_trials=1)
-    assert "did you mean 'lr'" in (study.trials[-1].error or "")
+    error = study.trials[-1].error or ""
+    assert "did you mean 'lr'" in error and error.endswith(f"test_study.py:{_line() - 2}")  # the caller's line
+    study.optimize(lambda t: t["lrr"], n_trials=1)
+    assert (study.trials[-1].error or "").endswith(f"test_study.py:{_line() - 1}")
+
+
+def _line() -> int:
+    """The line number of the caller."""
+    import inspect
+
+    frame = inspect.currentframe()
+    assert frame is not None and frame.f_back is not None
+    return frame.f_back.f_lineno
 
 
 def test_a_direction_list_or_short_name_says_what_to_do() -> None:
