@@ -400,3 +400,16 @@ def test_a_monitor_nothing_computes_is_refused_at_set_up() -> None:
         objective(build, DATA, base=BASE, metrics=["accuracy"], monitor="acc")
     with pytest.raises(ValueError, match=r"monitor 'accuracy' is not computed.*metrics= \(here \[\]\)"):
         objective(build, DATA, base=BASE, monitor="accuracy")
+
+
+def test_a_decay_epochs_range_beyond_the_run_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """adam_space()'s decay_epochs (1..10) with 3-epoch trials: most step-decay trials
+    never decayed, silently."""
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        objective(build, DATA, adam_space(), base=TrainConfig(epochs=3))
+    assert "'decay_epochs' reaches 10 but each trial trains 3 epoch(s)" in caplog.text
+    assert "adam_space(decay_epochs=(1, 2))" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        objective(build, DATA, adam_space(decay_epochs=(1, 2)), base=TrainConfig(epochs=3))
+    assert "decay_epochs" not in caplog.text

@@ -344,6 +344,12 @@ def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
     samples are partly invalid is accepted with a warning naming an invalid pair.
     """
     sp = space if isinstance(space, Space) else Space(dict(space))
+    decay = sp["decay_epochs"] if "decay_epochs" in sp else None
+    if isinstance(decay, Int) and base.epochs is not None and decay.high >= base.epochs:
+        logger.warning(
+            "space parameter 'decay_epochs' reaches %d but each trial trains %d epoch(s): a step schedule with "
+            "decay_epochs >= %d never decays, so those trials are constant-rate runs; narrow it to fit, e.g. "
+            "adam_space(decay_epochs=(1, %d))", decay.high, base.epochs, base.epochs, max(1, base.epochs - 1))
     fields = [n for n in sp if n in TrainConfig.field_names()]
     if not fields:
         return
