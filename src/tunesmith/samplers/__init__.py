@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,11 @@ _BUILTIN: dict[str, type[Sampler] | str] = {
     "tpe": "TPESampler",
     "multifidelity": MultiFidelitySampler,
 }
+
+
+#: other names for the built-in strategies (a study records the sampler's own name)
+ALIASES = {"quasi-random": "sobol", "quasi_random": "sobol", "quasirandom": "sobol", "qmc": "sobol",
+           "gp": "bayes", "bayesian": "bayes", "exhaustive": "grid"}
 
 
 def __getattr__(name: str) -> Any:
@@ -68,9 +74,13 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
         spec = options.pop("name")
         stored = options.pop("seed", None)
         seed = seed if seed is not None else stored  # an explicit seed wins over a stored one
+    if isinstance(spec, str) and spec.lower() not in _BUILTIN and spec.lower() in ALIASES:
+        spec = ALIASES[spec.lower()]  # the README's words for the strategies; stored under the name
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
+        close = difflib.get_close_matches(spec.lower(), [*_BUILTIN, *ALIASES], n=1) if isinstance(spec, str) else []
         raise ValueError(
-            f"unknown sampler {spec!r}; use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
+            f"unknown sampler {spec!r}{f' (did you mean {close[0]!r}?)' if close else ''}; use one of "
+            f"{sorted(_BUILTIN)} or a Sampler instance (a study "
             "stored with a custom sampler reopens once its class is registered in this process: "
             "tunesmith.samplers.register(name, cls))"
         )
