@@ -435,3 +435,18 @@ def test_stepped_floats_are_the_values_written(sampler: str) -> None:
         assert seen <= values, (name, seen - values)
     assert space.validate({"d": 0.30000000000000004, "e": 0.7, "f": 3e-7}) == {"d": 0.3, "e": 0.7, "f": 3e-7}
     assert space["e"].grid() == [0.1, 0.3, 0.5, 0.7]
+
+
+def test_an_objective_that_changes_a_fixed_list_changes_no_other_trial() -> None:
+    """``Fixed([64, 32])`` handed every trial the space's own list: an objective that
+    appended to it changed the constant, every later trial's value and the records."""
+    study = ts.Study({"x": ts.Float(0.0, 1.0), "sizes": ts.Fixed([64, 32])}, sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        sizes = trial.params["sizes"]
+        sizes.append(10)
+        return float(len(sizes))
+
+    study.optimize(objective, n_trials=3)
+    assert [t.value for t in study.trials] == [3.0, 3.0, 3.0]
+    assert study.space["sizes"].value == [64, 32] and all(t.params["sizes"] == [64, 32] for t in study.trials)

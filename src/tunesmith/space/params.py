@@ -11,6 +11,7 @@ equal-width bin of [0, 1], so a uniform ``u`` gives every value the same chance
 
 from __future__ import annotations
 
+import copy
 import decimal
 import math
 import sys
@@ -583,16 +584,21 @@ class Fixed(Param):
         same = _plain(value) == _plain(self.value) if isinstance(value, (list, tuple)) else value == self.value
         if not same:
             raise self._err(f"{what} {value!r} differs from the fixed value {self.value!r}")
-        return self.value
+        return self._copy()
+
+    def _copy(self) -> Any:
+        """The value, a fresh copy when it is mutable: an objective that appends to its
+        list must not change the space's constant (and every other trial's)."""
+        return copy.deepcopy(self.value) if isinstance(self.value, (list, dict)) else self.value
 
     def to_unit(self, value: Any) -> float:
         return 0.5
 
     def from_unit(self, u: float) -> Any:
-        return self.value
+        return self._copy()
 
     def grid(self, points: int | Sequence[Any] | None = None) -> list[Any]:
-        return [self.value]
+        return [self._copy()]
 
     @property
     def n_values(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import operator
@@ -211,7 +212,8 @@ class Params(dict[str, Any]):
     __slots__ = ("_space",)
 
     def __init__(self, params: Mapping[str, Any], space: Any) -> None:
-        super().__init__(params)
+        # mutable values (a Fixed list) are copied: the stored record must not change
+        super().__init__({k: copy.deepcopy(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})
         self._space = space
 
     def __reduce__(self) -> Any:  # pickles (and copies) as a plain dict
