@@ -360,3 +360,14 @@ def test_a_direction_list_or_short_name_says_what_to_do() -> None:
         ts.Study({"x": ts.Float(0.0, 1.0)}, direction=["minimize", "maximize"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="did you mean 'maximize'"):
         ts.Study({"x": ts.Float(0.0, 1.0)}, direction="max")
+
+
+def test_a_sampler_repeating_a_finished_finite_space_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """Sobol, TPE and bayes go on after every configuration of a finite space was tried,
+    re-evaluating them; nothing said so (grid stops). Said once; not for continuous spaces."""
+    space = ts.Space({"k": ts.Categorical(["a", "b"]), "n": ts.Int(1, 2)})
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        ts.Study(space, sampler="sobol", seed=0).optimize(lambda t: t.params["n"], n_trials=12)
+        ts.Study({"x": ts.Float(0.0, 1.0)}, sampler="sobol", seed=0).optimize(lambda t: t.params["x"], n_trials=12)
+    said = [r.getMessage() for r in caplog.records if "configurations of its finite space" in r.getMessage()]
+    assert len(said) == 1 and "every one of the 4 configurations" in said[0] and "sampler 'sobol'" in said[0]
