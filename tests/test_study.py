@@ -336,6 +336,10 @@ def test_a_missing_parameter_says_why() -> None:
         sgd.params["damp"]
     assert adam.params == {"lr": 1e-3, "opt": "adam"} and adam.params.get("nest") is None
     assert type(pickle.loads(pickle.dumps(adam.params))) is dict
+    import yaml
+
+    assert yaml.safe_load(yaml.safe_dump(adam.params)) == {"lr": 1e-3, "opt": "adam"}  # a plain mapping
+    assert "python/" not in yaml.dump(adam.params)
     study.tell(adam, 1.0)
     study.optimize(lambda t: t.params["lrr"], n_trials=1)
     error = study.trials[-1].error or ""

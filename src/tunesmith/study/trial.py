@@ -6,6 +6,7 @@ import copy
 import difflib
 import math
 import operator
+import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -215,12 +216,29 @@ class Params(dict[str, Any]):
         # mutable values (a Fixed list) are copied: the stored record must not change
         super().__init__({k: copy.deepcopy(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})
         self._space = space
+        _yaml_as_dict()
 
     def __reduce__(self) -> Any:  # pickles (and copies) as a plain dict
         return (dict, (dict(self),))
 
     def __missing__(self, name: Any) -> Any:
         raise KeyError(missing_reason(name, self, self._space))
+
+
+_YAML_DONE = [False]
+
+
+def _yaml_as_dict() -> None:
+    """yaml.safe_dump(trial.params) writes a plain mapping (SafeDumper refuses dict
+    subclasses). Done once yaml is imported (by the user or tunesmith), never importing it."""
+    yaml = sys.modules.get("yaml")
+    if yaml is None or _YAML_DONE[0]:
+        return
+    _YAML_DONE[0] = True
+    for name in ("SafeDumper", "Dumper", "CSafeDumper", "CDumper"):
+        dumper = getattr(yaml, name, None)
+        if dumper is not None:
+            yaml.add_representer(Params, lambda d, p: d.represent_dict(dict(p)), Dumper=dumper)
 
 
 def missing_reason(name: Any, params: Mapping[str, Any], space: Any) -> str:
