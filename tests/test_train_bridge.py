@@ -393,6 +393,11 @@ def test_a_monitor_the_study_optimizes_the_wrong_way_fails_its_trials(tmp_path: 
     study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=1, batch_size=16), metrics=["accuracy"],
                              monitor="accuracy", checkpoint_root=tmp_path), n_trials=1)
     assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
+    neg = {"neg_log_loss": lambda out, y: -float(torch.nn.functional.cross_entropy(out, y))}
+    study = ts.Study(space, direction="maximize", sampler="random", seed=0)  # a negated loss: not judged
+    study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=1, batch_size=16), metrics=neg,
+                             monitor="neg_log_loss", checkpoint_root=tmp_path), n_trials=1)
+    assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
 
 
 def test_a_monitor_nothing_computes_is_refused_at_set_up() -> None:

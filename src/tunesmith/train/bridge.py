@@ -165,6 +165,8 @@ def _check_direction(trial: Any, monitor: str) -> None:
     direction = getattr(getattr(trial, "study", None), "direction", None)
     direction = getattr(direction, "value", direction)
     words = set(monitor.lower().replace("-", "_").split("_"))
+    if words & {"neg", "negative", "minus", "inv", "inverse"}:  # scikit-learn's neg_log_loss: not judged
+        return
     wants = ("minimize" if words & set(_LOWER_IS_BETTER) else
              "maximize" if monitor.lower() in _HIGHER_IS_BETTER or words & set(_HIGHER_IS_BETTER) else None)
     if wants is not None and direction in ("minimize", "maximize") and direction != wants:
