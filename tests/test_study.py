@@ -375,3 +375,12 @@ def test_a_sampler_repeating_a_finished_finite_space_says_so(caplog: pytest.LogC
         ts.Study({"x": ts.Float(0.0, 1.0)}, sampler="sobol", seed=0).optimize(lambda t: t.params["x"], n_trials=12)
     said = [r.getMessage() for r in caplog.records if "configurations of its finite space" in r.getMessage()]
     assert len(said) == 1 and "every one of the 4 configurations" in said[0] and "sampler 'sobol'" in said[0]
+
+
+def test_a_bad_value_told_by_hand_is_said_as_told() -> None:
+    """study.tell(trial, nan) stored "objective returned nan" though no objective ran."""
+    study = ts.Study({"x": ts.Float(0.0, 1.0)}, sampler="random", seed=0)
+    study.tell(study.ask(), float("nan"))
+    study.optimize(lambda t: None, n_trials=1)
+    assert [t.error for t in study.trials] == ["tell() got nan (float); tell it a finite number",
+                                               "objective returned None (NoneType); return a finite number"]

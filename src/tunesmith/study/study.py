@@ -494,7 +494,7 @@ class Study:
         if state is None or state is TrialState.COMPLETE:
             v = _as_float(value)
             if v is None:
-                return lifecycle.finish(rec, None, TrialState.FAILED, error or _bad_value_reason(value), now)
+                return lifecycle.finish(rec, None, TrialState.FAILED, error or _bad_value_reason(value, "tell() got"), now)
             return lifecycle.finish(rec, v, TrialState.COMPLETE, None, now)
         if state is TrialState.PRUNED:
             return lifecycle.finish(rec, _as_float(value), state, None, now)
@@ -613,6 +613,8 @@ class Study:
         except BaseException as exc:
             self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             raise
+        if _as_float(value) is None:  # the reason names the objective (tell() alone names itself)
+            return self.tell(trial, state=TrialState.FAILED, error=_bad_value_reason(value))
         return self.tell(trial, value)
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
@@ -756,13 +758,14 @@ class Study:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
 
 
-def _bad_value_reason(value: Any) -> str:
+def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
+    give = "return" if source.startswith("objective") else "tell it"
     if isinstance(value, (list, tuple)):
         return (
-            f"objective returned a {type(value).__name__} {value!r}; tunesmith optimizes a single "
-            "value: return one float"
+            f"{source} a {type(value).__name__} {value!r}; tunesmith optimizes a single "
+            f"value: {give} one float"
         )
-    return f"objective returned {short_repr(value)} ({type(value).__name__}); return a finite number"
+    return f"{source} {short_repr(value)} ({type(value).__name__}); {give} a finite number"
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
