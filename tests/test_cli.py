@@ -245,3 +245,15 @@ def test_show_with_thousands_of_parameters_keeps_the_value_readable(tmp_path: Pa
     narrow.optimize(lambda t: 1.0, n_trials=1)
     assert run_cli("show", "narrow", "--storage", db) == 0
     assert "parameters; tunesmith export" not in capsys.readouterr().out  # 16 or fewer: every column, as before
+
+
+def test_export_csv_tells_a_none_value_from_an_inactive_parameter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A categorical choice None and an inactive parameter were both an empty cell."""
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    space = ts.Space({"k": ts.Categorical([None, "rbf", (1, 2), True]), "g": ts.Float(0.1, 1.0, when={"k": "rbf"})})
+    study = ts.Study(space, sampler="random", seed=0, storage=db, name="nones")
+    for config in ({"k": None}, {"k": "rbf", "g": 0.5}, {"k": (1, 2)}, {"k": True}):
+        study.add_trial(config, 1.0)
+    assert run_cli("export", "nones", "--storage", db, "--format", "csv") == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["params_k"], r["params_g"]) for r in rows] == [("None", ""), ("rbf", "0.5"), ("(1, 2)", ""), ("True", "")]

@@ -308,3 +308,22 @@ def test_a_trial_that_kills_every_worker_is_retried_once_then_given_up(tmp_path:
     assert first.state is TrialState.FAILED and first.system.requeued_as == retry.number
     assert retry.state is TrialState.FAILED and retry.system.retry_of == first.number
     assert not [t for t in study.trials if t.state is TrialState.RUNNING]
+
+
+def test_threads_raise_what_catch_lets_through() -> None:
+    """``catch=()`` with threads raises the objective's error as inline does, after
+    the other threads end their trials; before, the threads died with a traceback
+    on stderr and ``optimize`` returned as if all went well."""
+    study = Study({"x": Float(0.0, 1.0)}, sampler="random", seed=0)
+
+    def objective(trial: Any) -> float:
+        if trial.number == 3:
+            raise ZeroDivisionError("trial 3")
+        time.sleep(0.01)
+        return trial.params["x"]
+
+    with pytest.raises(ZeroDivisionError, match="trial 3"):
+        study.optimize(objective, n_trials=50, n_jobs=2, catch=(KeyError,))
+    states = [t.state for t in study.trials]
+    assert states[3] is TrialState.FAILED
+    assert len(states) < 50 and TrialState.RUNNING not in states

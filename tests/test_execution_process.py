@@ -252,3 +252,40 @@ def test_a_worker_killed_after_its_trial_was_requeued_elsewhere_leaves_n_trials(
     first = study.trials[1]
     assert first.state is TrialState.FAILED and study.trials[first.system.requeued_as].state is TrialState.COMPLETE
     assert results(study) == 6 and states(study) == Counter({"complete": 6, "failed": 1})
+
+
+class Unpicklable(Exception):
+    def __init__(self, lock: Any) -> None:
+        super().__init__("holds a lock")
+        self.lock = lock
+
+
+def _raise_at_3(trial: Any) -> float:
+    if trial.number == 3:
+        raise ZeroDivisionError("trial 3")
+    time.sleep(0.02)
+    return float(trial.params["x"])
+
+
+def _raise_unpicklable(trial: Any) -> float:
+    import threading
+
+    raise Unpicklable(threading.Lock())
+
+
+def test_processes_raise_what_catch_lets_through(tmp_path: Path) -> None:
+    """``catch=()`` with worker processes raises the objective's error as inline does,
+    after the other workers end their trials, and starts no replacement worker; before,
+    the worker 'died', optimize went on and returned. An exception that does not pickle
+    comes back as a RuntimeError naming it."""
+    url = f"sqlite:///{tmp_path / 'raise.db'}"
+    study = Study({"x": Float(0.0, 1.0)}, sampler="random", seed=0, storage=url, name="raise")
+    with pytest.raises(ZeroDivisionError, match="trial 3") as info:
+        study.optimize(_raise_at_3, n_trials=40, n_jobs=2, catch=(KeyError,))
+    assert "raised in a worker process" in "".join(getattr(info.value, "__notes__", ["raised in a worker process"]))
+    states = [t.state for t in study.trials]
+    assert states[3] is TrialState.FAILED and TrialState.RUNNING not in states and len(states) < 40
+    other = Study({"x": Float(0.0, 1.0)}, sampler="random", seed=0, storage=url, name="unpicklable")
+    with pytest.raises(RuntimeError, match="Unpicklable: holds a lock"):
+        other.optimize(_raise_unpicklable, n_trials=4, n_jobs=2, catch=())
+    assert {t.state for t in other.trials} == {TrialState.FAILED}

@@ -202,3 +202,15 @@ def test_auto_picks_tpe_when_a_pruner_stops_trials() -> None:
     small.set_budget(10)
     small.suggest(ts.Space({"k": ts.Categorical(["a", "b"]), "n": ts.Int(1, 3)}), [], MIN)
     assert isinstance(small.chosen, ts.GridSampler)
+
+
+def test_the_readme_names_of_strategies_work_and_a_misspelling_is_suggested() -> None:
+    """README lists "quasi-random (Sobol)" and "Gaussian process"; sampler="quasi-random"
+    was "unknown sampler". Aliases build the sampler, which records its own name."""
+    import tunesmith as ts
+
+    for alias, name in (("quasi-random", "sobol"), ("QMC", "sobol"), ("gp", "bayes"), ("exhaustive", "grid")):
+        study = ts.Study({"x": ts.Float(0.0, 1.0)}, sampler=alias, seed=0)
+        assert study.sampler.describe()["name"] == name
+    with pytest.raises(ValueError, match=r"unknown sampler 'bayse' \(did you mean 'bayes'\?\)"):
+        ts.Study({"x": ts.Float(0.0, 1.0)}, sampler="bayse")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -395,3 +396,57 @@ def test_an_integer_too_large_for_a_float_is_a_value_error() -> None:
         with pytest.raises(ValueError, match="parameter 'n'"):
             space.validate({"n": big})
     assert not space.fits({"n": 10**400}) and space.fits({"n": 3})
+
+
+def test_a_tuple_stays_a_tuple_through_json_yaml_and_sqlite(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``Fixed((3, 4))`` came back from JSON as ``[3, 4]``: a reopened SQLite study
+    handed the objective a list, and its own trials read back "did not fit the space"
+    (a warning, and the sampler left them out). The repr shows the values as they are."""
+    space = ts.Space({"a": ts.Categorical([None, (1, 2), "x"]), "f": ts.Fixed((3, 4)), "l": ts.Fixed([5, 6]),
+                      "g": ts.Float(0.0, 1.0, when={"a": [(1, 2)]})})
+    assert ts.Space.from_json(space.to_json()) == space == ts.Space.from_yaml(space.to_yaml())
+    assert repr(space["f"]) == "Fixed(value=(3, 4))" and "choices=[None, (1, 2), 'x']" in repr(space["a"])
+    assert "when={'a': [(1, 2)]}" in repr(space["g"])
+    assert space["f"].validate([3, 4]) == (3, 4)  # the same constant, as JSON writes it
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    seen = []
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        for _ in range(2):
+            study = ts.Study(space, sampler="random", seed=0, storage=url, name="tuples")
+            study.optimize(lambda t: seen.append((t.params["f"], t.params["l"])) or 1.0, n_trials=2)
+    assert seen == [((3, 4), [5, 6])] * 4
+    assert [t.params["f"] for t in study.trials] == [(3, 4)] * 4
+    assert "do not fit the space" not in caplog.text
+
+
+@pytest.mark.parametrize("sampler", ["grid", "random", "sobol", "tpe", "bayes"])
+def test_stepped_floats_are_the_values_written(sampler: str) -> None:
+    """``Float(0.1, 0.7, step=0.2)`` gave 0.30000000000000004 and 0.7000000000000001,
+    a value above ``high``, in ``best_params`` and in the objective; now the lattice's
+    values as one writes them, under every sampler and in validate and grids."""
+    space = ts.Space({"d": ts.Float(0.0, 0.5, step=0.1), "e": ts.Float(0.1, 0.7, step=0.2),
+                      "f": ts.Float(1e-7, 1.1e-6, step=1e-7)})
+    study = ts.Study(space, sampler=sampler, seed=0)
+    study.optimize(lambda t: t.params["d"] + t.params["e"], n_trials=40)
+    allowed = {"d": {0.0, 0.1, 0.2, 0.3, 0.4, 0.5}, "e": {0.1, 0.3, 0.5, 0.7},
+               "f": {round(k * 1e-7, 7) for k in range(1, 12)}}
+    for name, values in allowed.items():
+        seen = {t.params[name] for t in study.trials}
+        assert seen <= values, (name, seen - values)
+    assert space.validate({"d": 0.30000000000000004, "e": 0.7, "f": 3e-7}) == {"d": 0.3, "e": 0.7, "f": 3e-7}
+    assert space["e"].grid() == [0.1, 0.3, 0.5, 0.7]
+
+
+def test_an_objective_that_changes_a_fixed_list_changes_no_other_trial() -> None:
+    """``Fixed([64, 32])`` handed every trial the space's own list: an objective that
+    appended to it changed the constant, every later trial's value and the records."""
+    study = ts.Study({"x": ts.Float(0.0, 1.0), "sizes": ts.Fixed([64, 32])}, sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        sizes = trial.params["sizes"]
+        sizes.append(10)
+        return float(len(sizes))
+
+    study.optimize(objective, n_trials=3)
+    assert [t.value for t in study.trials] == [3.0, 3.0, 3.0]
+    assert study.space["sizes"].value == [64, 32] and all(t.params["sizes"] == [64, 32] for t in study.trials)

@@ -311,3 +311,76 @@ def test_numpy_and_tensor_like_values_are_accepted() -> None:
     study.tell(study.ask(), np.array(0.5))
     assert [t.value for t in study.trials] == [0.25, 0.5]
     assert all(isinstance(t.value, float) and math.isfinite(t.value) for t in study.trials)
+
+
+def test_a_missing_parameter_says_why() -> None:
+    """``trial.params[name]`` for a misspelt name suggests the parameter; for an inactive
+    conditional one (under a parent that is itself conditional) it names the condition.
+    Before, a bare ``KeyError: 'lrr'`` left the user to guess. The dict stays a dict."""
+    import pickle
+
+    space = ts.Space({"lr": ts.Float(1e-5, 1e-1, log=True), "opt": ts.Categorical(["sgd", "adam"]),
+                      "nest": ts.Categorical([True, False], when={"opt": "sgd"}),
+                      "damp": ts.Float(0.0, 0.5, when={"nest": True})})
+    study = ts.Study(space, sampler="random", seed=0)
+    study.enqueue({"lr": 1e-3, "opt": "adam"})
+    study.enqueue({"lr": 1e-3, "opt": "sgd", "nest": False})
+    adam, sgd = study.ask(), study.ask()
+    with pytest.raises(KeyError, match="'lrr' is not a parameter.*did you mean 'lr'"):
+        adam.params["lrr"]
+    with pytest.raises(KeyError, match=r"'nest' is inactive in this trial: it needs opt in \['sgd'\], here opt='adam'"):
+        adam["nest"]
+    with pytest.raises(KeyError, match=r"'damp' is inactive.*needs nest in \[True\], here nest \(inactive itself\)"):
+        adam.params["damp"]
+    with pytest.raises(KeyError, match=r"'damp' is inactive.*here nest=False"):
+        sgd.params["damp"]
+    assert adam.params == {"lr": 1e-3, "opt": "adam"} and adam.params.get("nest") is None
+    assert type(pickle.loads(pickle.dumps(adam.params))) is dict
+    import yaml
+
+    assert yaml.safe_load(yaml.safe_dump(adam.params)) == {"lr": 1e-3, "opt": "adam"}  # a plain mapping
+    assert "python/" not in yaml.dump(adam.params)
+    study.tell(adam, 1.0)
+    study.optimize(lambda t: t.params["lrr"], n_trials=1)
+    error = study.trials[-1].error or ""
+    assert "did you mean 'lr'" in error and error.endswith(f"test_study.py:{_line() - 2}")  # the caller's line
+    study.optimize(lambda t: t["lrr"], n_trials=1)
+    assert (study.trials[-1].error or "").endswith(f"test_study.py:{_line() - 1}")
+
+
+def _line() -> int:
+    """The line number of the caller."""
+    import inspect
+
+    frame = inspect.currentframe()
+    assert frame is not None and frame.f_back is not None
+    return frame.f_back.f_lineno
+
+
+def test_a_direction_list_or_short_name_says_what_to_do() -> None:
+    """``direction=["minimize", "maximize"]`` (several objectives) and ``"max"`` were
+    refused without saying that one objective is supported, or what was meant."""
+    with pytest.raises(ValueError, match="tunesmith optimizes one objective"):
+        ts.Study({"x": ts.Float(0.0, 1.0)}, direction=["minimize", "maximize"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="did you mean 'maximize'"):
+        ts.Study({"x": ts.Float(0.0, 1.0)}, direction="max")
+
+
+def test_a_sampler_repeating_a_finished_finite_space_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """Sobol, TPE and bayes go on after every configuration of a finite space was tried,
+    re-evaluating them; nothing said so (grid stops). Said once; not for continuous spaces."""
+    space = ts.Space({"k": ts.Categorical(["a", "b"]), "n": ts.Int(1, 2)})
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        ts.Study(space, sampler="sobol", seed=0).optimize(lambda t: t.params["n"], n_trials=12)
+        ts.Study({"x": ts.Float(0.0, 1.0)}, sampler="sobol", seed=0).optimize(lambda t: t.params["x"], n_trials=12)
+    said = [r.getMessage() for r in caplog.records if "configurations of its finite space" in r.getMessage()]
+    assert len(said) == 1 and "every one of the 4 configurations" in said[0] and "sampler 'sobol'" in said[0]
+
+
+def test_a_bad_value_told_by_hand_is_said_as_told() -> None:
+    """study.tell(trial, nan) stored "objective returned nan" though no objective ran."""
+    study = ts.Study({"x": ts.Float(0.0, 1.0)}, sampler="random", seed=0)
+    study.tell(study.ask(), float("nan"))
+    study.optimize(lambda t: None, n_trials=1)
+    assert [t.error for t in study.trials] == ["tell() got nan (float); tell it a finite number",
+                                               "objective returned None (NoneType); return a finite number"]

@@ -357,3 +357,64 @@ def test_the_conditional_space_draws_no_invalid_pair(caplog: pytest.LogCaptureFi
 def test_a_space_no_trial_can_satisfy_is_refused_at_set_up(space, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         objective(build, DATA, space)
+
+
+def test_a_parameter_spelt_like_a_field_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``learning_rate`` is not ``lr``: the trainer ignores it, so every trial trains alike.
+    Said once per name, at set-up when the space is given, else at the first trial; a
+    parameter that only build_model reads (``hidden``) is not warned about."""
+    space = ts.Space({"learning_rate": ts.Float(1e-3, 1e-1, log=True), "weight_decays": ts.Float(1e-5, 1e-2, log=True),
+                      "hidden": ts.Int(4, 8)})
+    for given in (space, None):
+        caplog.clear()
+        study = ts.Study(space, sampler="random", seed=0)
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            study.optimize(objective(build, DATA, given, base=TrainConfig(epochs=1, batch_size=16),
+                                     checkpoint_root=tmp_path), n_trials=2)
+        said = [r.getMessage() for r in caplog.records if "not a TrainConfig field" in r.getMessage()]
+        assert len(said) == 2, said
+        assert "'learning_rate'" in said[0] and "did you mean 'lr'" in said[0]
+        assert "'weight_decays'" in said[1] and "did you mean 'weight_decay'" in said[1]
+        assert not any("'hidden'" in m for m in said)
+
+
+def test_a_monitor_the_study_optimizes_the_wrong_way_fails_its_trials(tmp_path: Path) -> None:
+    """A study that minimizes accuracy (the default direction) picked the worst model as
+    its best, silently; each trial now fails before it trains, saying which direction."""
+    space = ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)})
+    for direction, monitor in (("minimize", "accuracy"), ("maximize", "val_loss")):
+        study = ts.Study(space, direction=direction, sampler="random", seed=0)
+        study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=1, batch_size=16), metrics=["accuracy"],
+                                 monitor=monitor, checkpoint_root=tmp_path), n_trials=1)
+        t = study.trials[0]
+        assert t.state is ts.TrialState.FAILED and t.intermediate == {}
+        assert f"monitor {monitor!r}" in (t.error or "") and "direction=" in (t.error or "")
+    study = ts.Study(space, direction="maximize", sampler="random", seed=0)
+    study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=1, batch_size=16), metrics=["accuracy"],
+                             monitor="accuracy", checkpoint_root=tmp_path), n_trials=1)
+    assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
+    neg = {"neg_log_loss": lambda out, y: -float(torch.nn.functional.cross_entropy(out, y))}
+    study = ts.Study(space, direction="maximize", sampler="random", seed=0)  # a negated loss: not judged
+    study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=1, batch_size=16), metrics=neg,
+                             monitor="neg_log_loss", checkpoint_root=tmp_path), n_trials=1)
+    assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
+
+
+def test_a_monitor_nothing_computes_is_refused_at_set_up() -> None:
+    with pytest.raises(ValueError, match="monitor 'acc' is not computed.*did you mean 'accuracy'"):
+        objective(build, DATA, base=BASE, metrics=["accuracy"], monitor="acc")
+    with pytest.raises(ValueError, match=r"monitor 'accuracy' is not computed.*metrics= \(here \[\]\)"):
+        objective(build, DATA, base=BASE, monitor="accuracy")
+
+
+def test_a_decay_epochs_range_beyond_the_run_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """adam_space()'s decay_epochs (1..10) with 3-epoch trials: most step-decay trials
+    never decayed, silently."""
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        objective(build, DATA, adam_space(), base=TrainConfig(epochs=3))
+    assert "'decay_epochs' reaches 10 but each trial trains 3 epoch(s)" in caplog.text
+    assert "adam_space(decay_epochs=(1, 2))" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        objective(build, DATA, adam_space(decay_epochs=(1, 2)), base=TrainConfig(epochs=3))
+    assert "decay_epochs" not in caplog.text

@@ -113,3 +113,17 @@ def test_blocks_unfrozen_inside_a_frozen_backbone_train_in_train_mode() -> None:
     model.train()
     keep_frozen_in_eval(model)
     assert [model.backbone[i][1].training for i in range(3)] == [False, False, True]
+
+
+def test_a_model_with_nothing_to_train_is_said_plainly() -> None:
+    """Everything frozen: torch's "element 0 of tensors does not require grad" became an
+    error that says the model is frozen and how to thaw a part; thawing the head trains."""
+    train, val = split(96)
+    model = Net()
+    freeze(model)
+    with pytest.raises(ValueError, match="everything is frozen.*unfreeze"):
+        Trainer(model, CFG).fit(train, val)
+    from tunesmith.train import unfreeze
+
+    unfreeze(model.head)
+    assert len(Trainer(model, CFG).fit(train, val).records) == 2

@@ -112,3 +112,25 @@ def test_a_dataset_resumes_exactly_with_workers(tmp_path: Path) -> None:
     Trainer(resumed, cfg.with_params({"checkpoint_dir": str(tmp_path / "a")})).fit(Pairs(x, y), resume_from=last)
     for k, v in snapshot(whole).items():
         torch.testing.assert_close(snapshot(resumed)[k], v)
+
+
+def test_data_in_the_wrong_form_says_how_to_convert() -> None:
+    """NumPy arrays, float64 tensors, a bare tensor or a DataLoader met torch's messages
+    ("mat1 and mat2 must have the same dtype") or "got tuple of 2 items"."""
+    import numpy as np
+    import torch
+
+    x, y = blobs(64)
+    model = mlp()
+    cases = [
+        ((x.numpy(), y.numpy()), ValueError, r"\(numpy.ndarray, numpy.ndarray\); convert arrays with torch.as_tensor"),
+        ((x.double(), y), ValueError, r"input 0 is torch.float64 but the model's weights are torch.float32"),
+        (x, TypeError, r"got Tensor; pass the inputs with their targets"),
+        (torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8), TypeError, r"loader.dataset"),
+    ]
+    for data, error, message in cases:
+        with pytest.raises(error, match=message):
+            Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit(data, None)
+    with pytest.raises(ValueError, match="val: input 0 is torch.float64"):
+        Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((x, y), (x.double(), y))
+    assert np.isfinite(Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((x, y), None).records[-1].train_loss)

@@ -114,3 +114,12 @@ def test_gradient_accumulation_equals_one_big_batch() -> None:
     # same samples per step (the shuffles differ but every epoch is one step over all 48)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-6)
+
+
+def test_an_unknown_field_names_the_one_meant() -> None:
+    """``TrainConfig(learning_rate=...)`` said only "unexpected keyword argument"."""
+    with pytest.raises(TypeError, match=r"no field 'learning_rate' \(did you mean 'lr'\?\).*weight_decay"):
+        TrainConfig(learning_rate=1e-3)
+    with pytest.raises(TypeError, match=r"no field 'betas1' \(did you mean 'beta1'\?\), 'zz';"):
+        TrainConfig(betas1=0.9, zz=1)
+    assert TrainConfig(lr=0.1).with_params({"lr": 0.2, "hidden": 3}).lr == 0.2  # other keys: build_model's

@@ -88,3 +88,17 @@ def test_min_lr_above_lr_is_refused_naming_both() -> None:
     TrainConfig(lr=1e-3, min_lr=1e-3, schedule="cosine")  # equal: allowed
     for schedule in ("constant", "step", "exponential", "plateau"):  # min_lr unused there: a study that
         TrainConfig(lr=1e-3, min_lr=1e-2, schedule=schedule)  # searches the schedule keeps those trials
+
+
+def test_a_warmup_longer_than_the_run_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """warmup_steps=50 in a 10-step run: the rate never reached lr and no schedule ran,
+    silently."""
+    train, val = split(96)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), TrainConfig(epochs=2, batch_size=16, warmup_steps=50)).fit(train, val)
+    assert history.records[-1].lr < 1e-3
+    assert "warmup_steps (50) is not below the run's 10 optimizer steps" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(mlp(), TrainConfig(epochs=2, batch_size=16, warmup_steps=6)).fit(train, val)
+    assert "warmup_steps" not in caplog.text

@@ -56,8 +56,22 @@ def test_early_stopping_stops_at_the_right_epoch_and_restores_best() -> None:
 def test_min_delta_requires_a_real_improvement() -> None:
     curve = [1.0, 0.8, 0.7, 0.68, 0.66, 0.3]
     history, _, _ = run_curve(curve, patience=2, min_delta=0.05)
-    # 0.68 and 0.66 do not beat 0.7 by more than 0.05 -> stop after index 4
-    assert len(history.records) == 5 and history.best_index == 2
+    # 0.68 and 0.66 do not beat 0.7 by more than 0.05 -> stop after index 4; yet 0.66 is the
+    # best loss seen, so it is the best record (restored, returned), not 0.7 as it once was
+    assert len(history.records) == 5 and history.stopped_early
+    assert history.best_index == 4 and history.best_loss == pytest.approx(0.66)
+    assert [r.improved for r in history.records] == [True, True, True, True, True]
+
+
+def test_min_delta_counts_from_the_last_real_improvement_and_restores_the_lowest_loss() -> None:
+    """Creeping down by less than min_delta each time stops the run (patience), but the
+    weights restored and the best reported are those of the lowest loss, not of the last
+    validation that beat the previous one by min_delta."""
+    curve = [1.0, 0.9, 0.88, 0.86, 0.83, 0.5]
+    history, model, snaps = run_curve(curve, patience=2, min_delta=0.05)
+    assert len(history.records) == 4 and history.best_index == 3  # 0.88, 0.86: within 0.05 of 0.9
+    final = snapshot(model)
+    assert all(torch.equal(final[k], snaps.states[3][k]) for k in final)
 
 
 def test_without_patience_runs_all_epochs_and_restore_best_can_be_off() -> None:

@@ -6,6 +6,8 @@ names the parameter and the fix; the classes below cover the rest.
 
 from __future__ import annotations
 
+import os
+
 
 class TunesmithError(Exception):
     """Base class of tunesmith's own errors."""
@@ -60,10 +62,16 @@ class SearchExhausted(TunesmithError):  # noqa: N818
     """The sampler has no configuration left to suggest (a finished grid)."""
 
 
+_TRIAL_PY = os.path.join("tunesmith", "study", "trial.py")
+
+
 def describe_exception(exc: BaseException) -> str:
     """``Type: message at file:line`` (where it was raised): what a failed trial stores as its error."""
     import traceback
 
     tb = traceback.extract_tb(exc.__traceback__)
+    # trial.params["lrr"] raises in Params.__missing__ (via Trial.__getitem__): point at the caller's line
+    while len(tb) > 1 and tb[-1].name in ("__missing__", "__getitem__") and tb[-1].filename.endswith(_TRIAL_PY):
+        tb.pop()
     where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"

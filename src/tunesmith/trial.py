@@ -43,8 +43,13 @@ class Direction(str, enum.Enum):
         try:
             return cls(str(value).lower())
         except ValueError:
+            several = isinstance(value, (list, tuple))
+            short = {"min": "minimize", "max": "maximize"}.get(str(value).lower()[:3]) if isinstance(value, str) else None
             raise ValueError(
                 f"direction must be 'minimize' or 'maximize', got {value!r}"
+                + ("; tunesmith optimizes one objective: combine yours into one value (a weighted sum), "
+                   "or report the others with trial.set_attr" if several else "")
+                + (f"; did you mean {short!r}?" if short else "")
             ) from None
 
     def sign(self) -> float:

@@ -265,13 +265,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def export_csv(study: Study) -> str:
-    rows = trial_rows(study.trials, study.space)
+    trials = study.trials
+    rows = trial_rows(trials, study.space)
     buf = io.StringIO()
     columns = list(rows[0]) if rows else ["number", "state", "value"]
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    for row, t in zip(rows, trials, strict=True):
+        # an empty cell is an inactive parameter (or no value); a None the trial took is written "None"
+        writer.writerow({k: "None" if v is None and k.startswith("params_") and k[7:] in t.params else
+                         "" if v is None else v for k, v in row.items()})
     return buf.getvalue()
 
 

@@ -57,7 +57,10 @@ class ThreadExecutor(Executor):
         inbox: queue.SimpleQueue[tuple[FrozenTrial, threading.Event]] = queue.SimpleQueue()
         if job.callbacks:  # a worker goes on once its record was called back (as inline)
             run.ended = functools.partial(_hand_over, inbox)
-        threads = [threading.Thread(target=worker_loop, args=(run,), daemon=True) for _ in range(self.n_jobs)]
+        raised: list[BaseException] = []  # what an objective raised that ``catch`` does not cover
+        threads = [
+            threading.Thread(target=_worker, args=(run, raised), daemon=True) for _ in range(self.n_jobs)
+        ]
         for t in threads:
             t.start()
         try:
@@ -71,7 +74,20 @@ class ThreadExecutor(Executor):
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
             _deliver(inbox, calls, 0.0)
         calls.raise_error()
+        if raised:
+            raise raised[0]
         return run.exhausted
+
+
+def _worker(run: Run, raised: list[BaseException]) -> None:
+    """A thread's loop. An exception out of the objective that ``catch`` lets through
+    (its trial is already recorded failed) stops the run as it does inline: no new
+    trial starts, the other threads end their trials, and ``optimize`` raises it."""
+    try:
+        worker_loop(run)
+    except Exception as exc:  # noqa: BLE001 - handed to the calling thread
+        raised.append(exc)
+        run.budget.stop()
 
 
 def _hand_over(inbox: queue.SimpleQueue[tuple[FrozenTrial, threading.Event]], record: FrozenTrial) -> None:

@@ -20,9 +20,11 @@ import math
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
+import pickle
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +147,7 @@ class _Pool:
         self.pool = SlotPool(ex.slots)
         self.workers: dict[int, _Worker] = {}
         self.losses = Losses()
+        self.raised: BaseException | None = None  # the objective's error catch let through (the first)
 
     def run(self) -> str | None:
         for slot in self.ex.slots:
@@ -161,6 +164,8 @@ class _Pool:
         if summary:
             logger.warning(summary)
         self.calls.raise_error()
+        if self.raised is not None:
+            raise self.raised
         if self.losses.barren > MAX_BARREN_DEATHS:
             raise RuntimeError(
                 f"{self.losses.barren} worker processes in a row died before running a trial; "
@@ -260,6 +265,9 @@ class _Pool:
                 w.inbox.close()
                 w.inbox = None
                 return
+            if isinstance(record, _Raised):
+                self.raised = self.raised or record.error
+                continue
             self.calls(record)
             if self.job.callbacks:
                 _reply(w.inbox)
@@ -420,6 +428,29 @@ def _hand_over(outbox: Any, record: FrozenTrial) -> None:
     outbox.recv()
 
 
+@dataclass
+class _Raised:
+    """An exception the objective raised that ``catch`` lets through, sent to the parent."""
+
+    error: BaseException
+
+
+def _send_raised(outbox: Any, exc: Exception) -> None:
+    """``exc`` to the parent (as a RuntimeError naming it when it does not pickle), its
+    traceback in the worker as a note."""
+    note = "raised in a worker process:\n" + "".join(traceback.format_exception(exc)).rstrip()
+    try:
+        error: Exception = pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - an exception that does not pickle
+        error = RuntimeError(f"{type(exc).__name__}: {exc}")
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    try:
+        outbox.send(_Raised(error))
+    except (OSError, ValueError):
+        logging.getLogger("tunesmith").error("%s", note)
+
+
 def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool) -> None:
     code = 0
     try:
@@ -436,6 +467,13 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
     except KeyboardInterrupt:
         _interrupted(run)
         code = 130
+    except Exception as exc:
+        if isinstance(exc, run.catch):  # not the objective's (catch covers those): a crash
+            logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)
+            code = 1
+        else:  # the objective's, which catch lets through: its trial is recorded; stop the run, parent raises it
+            run.budget.stop()
+            _send_raised(outbox, exc)
     except BaseException:  # noqa: BLE001 - report and exit with failure
         logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)
         code = 1

@@ -30,6 +30,11 @@ _BUILTIN: dict[str, type[Sampler] | str] = {
 }
 
 
+#: other names for the built-in strategies (a study records the sampler's own name)
+ALIASES = {"quasi-random": "sobol", "quasi_random": "sobol", "quasirandom": "sobol", "qmc": "sobol",
+           "gp": "bayes", "bayesian": "bayes", "exhaustive": "grid"}
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
@@ -72,9 +77,12 @@ def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) 
         spec = options.pop("name")
         stored = options.pop("seed", None)
         seed = seed if seed is not None else stored  # an explicit seed wins over a stored one
+    if isinstance(spec, str) and spec.lower() not in _BUILTIN and spec.lower() in ALIASES:
+        spec = ALIASES[spec.lower()]  # the README's words for the strategies; stored under the name
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
-            f"unknown sampler {spec!r}{did_you_mean(spec, sorted(_BUILTIN))}; use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
+            f"unknown sampler {spec!r}{did_you_mean(spec.lower() if isinstance(spec, str) else spec, [*_BUILTIN, *ALIASES])}; "
+            f"use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
             "stored with a custom sampler reopens once its class is registered in this process: "
             "tunesmith.samplers.register(name, cls))"
         )

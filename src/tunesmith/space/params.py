@@ -11,6 +11,8 @@ equal-width bin of [0, 1], so a uniform ``u`` gives every value the same chance
 
 from __future__ import annotations
 
+import copy
+import decimal
 import difflib
 import inspect
 import math
@@ -157,7 +159,12 @@ class Param(ABC):
     def _fields(self) -> dict[str, Any]: ...
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "type")
+        # the values themselves where the plain form differs (a tuple choice is a list in JSON)
+        own = {k: getattr(self, k) for k in ("choices", "value") if hasattr(self, k)}
+        if "choices" in own:
+            own["choices"] = list(own["choices"])
+        own["when"] = {parent: list(values) for parent, values in self.when.items()}
+        args = ", ".join(f"{k}={own.get(k, v)!r}" for k, v in self.to_dict().items() if k not in ("type", "tuple"))
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
@@ -170,6 +177,12 @@ class Param(ABC):
 def _plain(x: Any) -> Any:
     """A value as JSON writes it (tuples become lists)."""
     return list(x) if isinstance(x, tuple) else x
+
+
+def _decimals(x: Any) -> int:
+    """Decimal places of ``x`` as Python writes it (0.1: 1, 2.5e-07: 8, 3: 0)."""
+    exponent = decimal.Decimal(repr(float(x))).as_tuple().exponent
+    return max(-exponent, 0) if isinstance(exponent, int) else 99
 
 
 def _is_number(x: Any) -> bool:
@@ -253,7 +266,20 @@ class _Numeric(Param):
             return min(max(x, self.low), self.high)
         assert self.step is not None
         k = min(max(round((x - self.low) / self.step), 0), levels - 1)
-        return self.low + k * self.step
+        return self._on_step(k)
+
+    def _on_step(self, k: int) -> Any:
+        """The k-th value of the step lattice, as written: ``low + k * step`` rounded to the
+        decimals of ``low`` and ``step`` (0.3, not 0.30000000000000004), ``high`` at the top."""
+        assert self.step is not None and self._levels is not None
+        if k >= self._levels - 1:
+            return self.high
+        x = self.low + k * self.step
+        if isinstance(x, float):
+            places = max(_decimals(self.low), _decimals(self.step))
+            if places <= 15:
+                x = round(x, places)
+        return x
 
     def to_unit(self, value: Any) -> float:
         x = float(value)
@@ -271,7 +297,7 @@ class _Numeric(Param):
         if levels is not None:
             assert self.step is not None
             k = min(int(u * levels), levels - 1)
-            return self._cast(self.low + k * self.step)
+            return self._cast(self._on_step(k))
         lo, hi = self._scaled_bounds()
         return self._cast(self._snap(self._unscale(lo + u * (hi - lo))))
 
@@ -556,25 +582,33 @@ class Fixed(Param):
                 raise self._err(f"fixed value {self.value!r} is not hashable") from None
 
     def validate(self, value: Any, *, what: str = "value") -> Any:
-        if value != self.value:
+        # a list for a tuple (JSON has no tuples) and the other way round: the same constant
+        same = _plain(value) == _plain(self.value) if isinstance(value, (list, tuple)) else value == self.value
+        if not same:
             raise self._err(f"{what} {value!r} differs from the fixed value {self.value!r}")
-        return self.value
+        return self._copy()
+
+    def _copy(self) -> Any:
+        """The value, a fresh copy when it is mutable: an objective that appends to its
+        list must not change the space's constant (and every other trial's)."""
+        return copy.deepcopy(self.value) if isinstance(self.value, (list, dict)) else self.value
 
     def to_unit(self, value: Any) -> float:
         return 0.5
 
     def from_unit(self, u: float) -> Any:
-        return self.value
+        return self._copy()
 
     def grid(self, points: int | Sequence[Any] | None = None) -> list[Any]:
-        return [self.value]
+        return [self._copy()]
 
     @property
     def n_values(self) -> float:
         return 1.0
 
     def _fields(self) -> dict[str, Any]:
-        return {"value": self.value}
+        # JSON and YAML read a tuple back as a list: say it was one, so it comes back as one
+        return {"value": _plain(self.value), "tuple": True} if isinstance(self.value, tuple) else {"value": self.value}
 
 
 def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
@@ -614,7 +648,8 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
             return Categorical(choices, **d)
         if kind == "fixed":
             d.pop("prior", None)
-            return Fixed(d.pop("value"), **d)
+            value = d.pop("value")
+            return Fixed(tuple(value) if d.pop("tuple", False) and isinstance(value, list) else value, **d)
     except TypeError as exc:
         raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {exc}") from None
     except KeyError as exc:

@@ -96,6 +96,8 @@ class Study:
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
         self._warned_idle = False
+        self._warned_repeat = False  # every configuration of a finite space tried; the sampler repeats them
+        self._size: float | None = None  # the space's number of configurations, once asked
         self._stop_requested = False
         if sampler is not None:
             record_sampler(self, cfg)  # an override on an existing study is recorded
@@ -338,8 +340,28 @@ class Study:
                 rec = self._storage.create_trial(self._study_id, params=params, claim=claim, worker=me)
                 if rec is not None:  # its params are canonical already (validated just above)
                     self._heartbeat.started(rec.number)
+                    if claim is None and not self._warned_repeat:
+                        self._warn_repeat(rec.number)
                     return Trial(self, rec)
         raise RuntimeError("could not claim a configuration after 1000 attempts")
+
+    def _warn_repeat(self, number: int) -> None:
+        """Say once when every configuration of a finite space has been tried and the
+        sampler (random, Sobol, TPE, bayes: not grid, which stops) goes on repeating them."""
+        size = self._size = self.space.cardinality if self._size is None else self._size  # once per study
+        if size > 100_000:  # continuous, or too many to be tried: never said
+            self._warned_repeat = True
+            return
+        if number < size or (number != size and number & (number - 1)):  # looked at size, then at powers of 2
+            return
+        seen = {self.space.key(t.params) for t in self._history() if t.state is not TrialState.WAITING}
+        if len(seen) < size:
+            return
+        self._warned_repeat = True
+        logger.warning(
+            "study %r: every one of the %d configurations of its finite space has been tried; sampler %r "
+            "now repeats them (worth it only for a noisy objective). sampler='grid' stops when all are done",
+            self.name, int(size), self.sampler.name)
 
     def tell(
         self,
@@ -471,7 +493,7 @@ class Study:
         if state is None or state is TrialState.COMPLETE:
             v = _as_float(value)
             if v is None:
-                return lifecycle.finish(rec, None, TrialState.FAILED, error or _bad_value_reason(value), now)
+                return lifecycle.finish(rec, None, TrialState.FAILED, error or _bad_value_reason(value, "tell() got"), now)
             return lifecycle.finish(rec, v, TrialState.COMPLETE, None, now)
         if state is TrialState.PRUNED:
             return lifecycle.finish(rec, _as_float(value), state, None, now)
@@ -590,6 +612,8 @@ class Study:
         except BaseException as exc:
             self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             raise
+        if _as_float(value) is None:  # the reason names the objective (tell() alone names itself)
+            return self.tell(trial, state=TrialState.FAILED, error=_bad_value_reason(value))
         return self.tell(trial, value)
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
@@ -733,13 +757,14 @@ class Study:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
 
 
-def _bad_value_reason(value: Any) -> str:
+def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
+    give = "return" if source.startswith("objective") else "tell it"
     if isinstance(value, (list, tuple)):
         return (
-            f"objective returned a {type(value).__name__} {value!r}; tunesmith optimizes a single "
-            "value: return one float"
+            f"{source} a {type(value).__name__} {value!r}; tunesmith optimizes a single "
+            f"value: {give} one float"
         )
-    return f"objective returned {short_repr(value)} ({type(value).__name__}); return a finite number"
+    return f"{source} {short_repr(value)} ({type(value).__name__}); {give} a finite number"
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import difflib
 import math
 import operator
+import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -35,7 +38,7 @@ class Trial:
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self._record.params)
+        return Params(self._record.params, getattr(self.study, "space", None))  # a Ray stand-in has none
 
     @property
     def record(self) -> FrozenTrial:
@@ -55,7 +58,7 @@ class Trial:
         return self._record.intermediate
 
     def __getitem__(self, name: str) -> Any:
-        return self._record.params[name]
+        return self.params[name]
 
     def report(self, value: float, step: int | None = None) -> None:
         """Record an intermediate value (a validation score after an epoch).
@@ -203,6 +206,60 @@ def _as_float_or_nan(value: Any) -> float | None:
         return math.inf if value > 0 else -math.inf
     except (TypeError, ValueError):
         return None
+
+
+class Params(dict[str, Any]):
+    """A trial's configuration: a plain dict whose missing key says why it is missing.
+
+    ``trial.params["lrr"]`` raises a ``KeyError`` that names the space's parameters
+    (and the likely one); ``trial.params["gamma"]`` for a conditional parameter that
+    is inactive in this trial says which condition does not hold.
+    """
+
+    __slots__ = ("_space",)
+
+    def __init__(self, params: Mapping[str, Any], space: Any) -> None:
+        # mutable values (a Fixed list) are copied: the stored record must not change
+        super().__init__({k: copy.deepcopy(v) if isinstance(v, (list, dict)) else v for k, v in params.items()})
+        self._space = space
+        _yaml_as_dict()
+
+    def __reduce__(self) -> Any:  # pickles (and copies) as a plain dict
+        return (dict, (dict(self),))
+
+    def __missing__(self, name: Any) -> Any:
+        raise KeyError(missing_reason(name, self, self._space))
+
+
+_YAML_DONE = [False]
+
+
+def _yaml_as_dict() -> None:
+    """yaml.safe_dump(trial.params) writes a plain mapping (SafeDumper refuses dict
+    subclasses). Done once yaml is imported (by the user or tunesmith), never importing it."""
+    yaml = sys.modules.get("yaml")
+    if yaml is None or _YAML_DONE[0]:
+        return
+    _YAML_DONE[0] = True
+    for name in ("SafeDumper", "Dumper", "CSafeDumper", "CDumper"):
+        dumper = getattr(yaml, name, None)
+        if dumper is not None:
+            yaml.add_representer(Params, lambda d, p: d.represent_dict(dict(p)), Dumper=dumper)
+
+
+def missing_reason(name: Any, params: Mapping[str, Any], space: Any) -> str:
+    """Why ``name`` is not in a trial's ``params``: not a parameter of ``space``, or inactive."""
+    names = list(space) if space is not None else list(params)
+    if name not in names:
+        close = difflib.get_close_matches(str(name), [str(n) for n in names], n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        shown = ", ".join(map(repr, names[:12])) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+        return f"{name!r} is not a parameter of the study's space (its parameters: {shown}){hint}"
+    unmet = [f"{parent}={params[parent]!r}" if parent in params else f"{parent} (inactive itself)"
+             for parent, values in space[name].when.items() if parent not in params or params[parent] not in values]
+    need = " and ".join(f"{parent} in {list(values)!r}" for parent, values in space[name].when.items())
+    return (f"{name!r} is inactive in this trial: it needs {need}, here {', '.join(unmet)}. Inactive "
+            f"parameters are absent from trial.params: use trial.params.get({name!r}) or check the condition")
 
 
 def short_repr(value: Any, limit: int = 60) -> str:

@@ -20,6 +20,7 @@ the trial's own folder (``retention.py``).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import multiprocessing
@@ -38,7 +39,7 @@ from ..pruners import Decision
 from ..space import Categorical, Float, Int, Prior, Space
 from . import checkpoint as ckpt
 from . import retention
-from .config import SCHEDULES, TrainConfig
+from .config import SCHEDULES, TrainConfig, lookalike
 from .data import LossFn, MetricFn, check_data
 from .history import EvalRecord
 from .trainer import Trainer
@@ -144,6 +145,35 @@ class _Reporter:
         raise exceptions.TrialPruned(f"pruned at step {step}")
 
 
+# what a monitored value's name says about its direction: the study must agree
+_LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "perplexity")
+_HIGHER_IS_BETTER = ("accuracy", "acc", "f1", "auc", "roc_auc", "precision", "recall", "r2")
+
+
+def _check_monitor(monitor: str, metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> None:
+    """Refuse at set-up a monitor that no validation computes (it failed after the first epoch)."""
+    have = ["val_loss", "train_loss", *([] if metrics is None else [metrics] if isinstance(metrics, str) else metrics)]
+    if monitor not in have:
+        close = difflib.get_close_matches(monitor, have, n=1, cutoff=0.5)
+        raise ValueError(f"monitor {monitor!r} is not computed: it is 'val_loss', 'train_loss' or a name in "
+                         f"metrics= (here {have[2:]}){f'; did you mean {close[0]!r}?' if close else ''}")
+
+
+def _check_direction(trial: Any, monitor: str) -> None:
+    """Fail a trial (before it trains) whose study optimizes its monitor the wrong way: a
+    study that minimizes accuracy, or maximizes a loss, picks the worst model as its best."""
+    direction = getattr(getattr(trial, "study", None), "direction", None)
+    direction = getattr(direction, "value", direction)
+    words = set(monitor.lower().replace("-", "_").split("_"))
+    if words & {"neg", "negative", "minus", "inv", "inverse"}:  # scikit-learn's neg_log_loss: not judged
+        return
+    wants = ("minimize" if words & set(_LOWER_IS_BETTER) else
+             "maximize" if monitor.lower() in _HIGHER_IS_BETTER or words & set(_HIGHER_IS_BETTER) else None)
+    if wants is not None and direction in ("minimize", "maximize") and direction != wants:
+        raise ValueError(f"the study {direction}s, but monitor {monitor!r} is better {'lower' if wants == 'minimize' else 'higher'}: "
+                         f"its best trial would be the worst model. Create the study with direction={wants!r}")
+
+
 def monitored(record: EvalRecord, monitor: str) -> float:
     if monitor == "val_loss":
         return record.train_loss if record.val_loss is None else record.val_loss
@@ -219,17 +249,22 @@ def objective(
     stops there).
     """
     base = base or TrainConfig()
+    _check_monitor(monitor, metrics)
     if space is not None:
         _check_space(space, base)
+    warned: set[str] = set() if space is None else set(_warn_lookalikes(space, set()))
     if keep not in retention.KEEP:
         raise ValueError(f"keep must be one of {list(retention.KEEP)}, got {keep!r}")
     if folds is not None:
         return _fold_objective(build_model, data, folds, base=base, loss=loss, metrics=metrics, monitor=monitor,
-                               head=head, root=checkpoint_root, keep=keep, threads=threads, callbacks=callbacks)
+                               head=head, root=checkpoint_root, keep=keep, threads=threads, callbacks=callbacks,
+                               warned=warned)
 
     def run(trial: Any) -> float:
+        _check_direction(trial, monitor)
         set_threads(threads)
         params = dict(trial.params)
+        _warn_lookalikes(params, warned)
         cfg = trial_config(base, params)
         # one folder per trial (under checkpoint_root, else base's checkpoint_dir, else the
         # per-user default): trials sharing one would resume from each other's "last" checkpoints
@@ -282,6 +317,22 @@ def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
 
 
+def _warn_lookalikes(names: Any, warned: set[str]) -> list[str]:
+    """Warn once per name about parameters spelt like a TrainConfig field but not one: the
+    trainer ignores them (they only reach ``build_model``), so every trial would train alike."""
+    found = []
+    for name in names:
+        field = lookalike(name) if name not in warned else None
+        if field is not None:
+            found.append(name)
+            warned.add(name)
+            logger.warning(
+                "search parameter %r is not a TrainConfig field, so the trainer ignores it (it only reaches "
+                "build_model(params)); did you mean %r? Rename it, or ignore this if build_model uses it",
+                name, field)
+    return found
+
+
 _PROBES = 256  # joint samples of the space that the set-up check tries
 
 
@@ -295,6 +346,12 @@ def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
     samples are partly invalid is accepted with a warning naming an invalid pair.
     """
     sp = space if isinstance(space, Space) else Space(dict(space))
+    decay = sp["decay_epochs"] if "decay_epochs" in sp else None
+    if isinstance(decay, Int) and base.epochs is not None and decay.high >= base.epochs:
+        logger.warning(
+            "space parameter 'decay_epochs' reaches %d but each trial trains %d epoch(s): a step schedule with "
+            "decay_epochs >= %d never decays, so those trials are constant-rate runs; narrow it to fit, e.g. "
+            "adam_space(decay_epochs=(1, %d))", decay.high, base.epochs, base.epochs, max(1, base.epochs - 1))
     fields = [n for n in sp if n in TrainConfig.field_names()]
     if not fields:
         return
@@ -359,14 +416,16 @@ def _fold_objective(
     build_model: Callable[[dict[str, Any]], nn.Module], data: DataSpec, folds: int | Sequence[tuple[Any, Any]], *,
     base: TrainConfig, loss: str | LossFn, metrics: Any, monitor: str, head: Any, root: str | Path | None,
     keep: str, threads: int | None,
-    callbacks: Sequence[Any],
+    callbacks: Sequence[Any], warned: set[str],
 ) -> Callable[[Any], float]:  # fmt: skip
     """k-fold training: a fresh model per fold, one report per fold (``objective(..., folds=)``)."""
     from .. import cv
 
     def run(trial: Any) -> float:
+        _check_direction(trial, monitor)
         set_threads(threads)
         params = dict(trial.params)
+        _warn_lookalikes(params, warned)
         cfg = trial_config(base, params)
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")

@@ -7,6 +7,8 @@ Every field is a plain value, so a trial's parameters map onto it by name:
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -207,6 +209,51 @@ class TrainConfig:
     @staticmethod
     def field_names() -> frozenset[str]:
         return frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+# names users give TrainConfig fields; a space parameter spelt so reaches only build_model
+_ALIASES = {
+    "learning_rate": "lr", "lr_rate": "lr", "learningrate": "lr", "base_lr": "lr", "max_lr": "lr",
+    "beta_1": "beta1", "beta_2": "beta2", "b1": "beta1", "b2": "beta2", "epsilon": "eps", "adam_eps": "eps",
+    "wd": "weight_decay", "l2_reg": "l2", "l1_reg": "l1",
+    "optim": "optimizer", "opt": "optimizer", "scheduler": "schedule", "lr_schedule": "schedule",
+    "lr_scheduler": "schedule", "warmup": "warmup_fraction", "warmup_ratio": "warmup_fraction",
+    "bs": "batch_size", "batchsize": "batch_size", "n_epochs": "epochs", "num_epochs": "epochs",
+    "max_epochs": "epochs", "clip": "clip_norm", "grad_clip": "clip_norm", "max_grad_norm": "clip_norm",
+    "gradient_clip_val": "clip_norm", "early_stopping_patience": "patience",
+}
+
+
+def lookalike(name: str) -> str | None:
+    """The TrainConfig field that ``name`` (not a field) most likely means, or None."""
+    fields = TrainConfig.field_names()
+    if name in fields:
+        return None
+    key = name.lower().replace("-", "_")
+    if key in fields:
+        return key
+    if key in _ALIASES:
+        return _ALIASES[key]
+    close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _refuse_unknown_fields(init: Any) -> Any:
+    """``TrainConfig(learning_rate=...)`` names the field meant, not only the unknown keyword."""
+
+    @functools.wraps(init)
+    def checked(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
+        unknown = [k for k in kwargs if k not in TrainConfig.field_names()]
+        if unknown:
+            hints = [f"{k!r} (did you mean {lookalike(k)!r}?)" if lookalike(k) else repr(k) for k in unknown]
+            raise TypeError(f"TrainConfig has no field {', '.join(hints)}; its fields: "
+                            f"{', '.join(sorted(TrainConfig.field_names()))}")
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+TrainConfig.__init__ = _refuse_unknown_fields(TrainConfig.__init__)  # type: ignore[method-assign]
 
 
 def _num(v: Any) -> bool:

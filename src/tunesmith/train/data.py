@@ -29,7 +29,11 @@ def check_data(data: Any, what: str) -> int:
     """Number of samples in ``data``; ValueError naming the problem otherwise."""
     if isinstance(data, (tuple, list)):
         if len(data) < 2 or not all(isinstance(t, torch.Tensor) for t in data):
-            raise ValueError(f"{what}: pass a tuple of tensors (x, ..., y) or a torch Dataset, got {type(data).__name__} of {len(data)} items")
+            kinds = ", ".join(f"{type(t).__module__.split('.')[0]}.{type(t).__name__}" for t in data)
+            hint = ("; convert arrays with torch.as_tensor(x, dtype=torch.float32) for inputs and "
+                    "torch.as_tensor(y) for class labels (int64)" if any(hasattr(t, "__array__") for t in data) else "")
+            raise ValueError(f"{what}: pass a tuple of tensors (x, ..., y) or a torch Dataset, got {type(data).__name__} "
+                             f"of {len(data)} items ({kinds}){hint}")
         n = len(data[0])
         if any(len(t) != n for t in data):
             raise ValueError(f"{what}: tensors differ in length {[len(t) for t in data]}; they must share the first dimension")
@@ -41,7 +45,25 @@ def check_data(data: Any, what: str) -> int:
         if n == 0:
             raise ValueError(f"{what}: no samples")
         return n
-    raise TypeError(f"{what}: expected a tuple of tensors or a torch Dataset, got {type(data).__name__}")
+    hint = ""
+    if isinstance(data, torch.Tensor):
+        hint = "; pass the inputs with their targets: (x, y)"
+    elif isinstance(data, torch.utils.data.DataLoader):
+        hint = "; pass its dataset (loader.dataset): the trainer batches it with TrainConfig.batch_size"
+    raise TypeError(f"{what}: expected a tuple of tensors or a torch Dataset, got {type(data).__name__}{hint}")
+
+
+def check_dtypes(data: Any, model: torch.nn.Module, what: str) -> None:
+    """Refuse float64 inputs (NumPy's default) to a model with other weights: torch says only
+    "mat1 and mat2 must have the same dtype". Other dtypes pass (a model may cast them
+    itself); a tuple's targets are the loss's business."""
+    if not isinstance(data, (tuple, list)):
+        return
+    weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    for i, t in enumerate(data[:-1]):
+        if weights not in (None, torch.float64) and isinstance(t, torch.Tensor) and t.dtype == torch.float64:
+            raise ValueError(f"{what}: input {i} is {t.dtype} but the model's weights are {weights}; convert it "
+                             f"(x.to({weights}); NumPy's float64 arrays: torch.as_tensor(x, dtype={weights}))")
 
 
 def batch_count(n: int, batch_size: int, *, drop_last: bool = False) -> int:

@@ -12,6 +12,7 @@ backward divided over the accumulation group, clip, step.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import time
@@ -31,6 +32,7 @@ from .data import (
     LossFn,
     MetricFn,
     check_data,
+    check_dtypes,
     pick_device,
     resolve_drop_last,
     resolve_loss,
@@ -95,6 +97,7 @@ class Trainer:
         self._offset = 0  # batches of the current epoch already consumed
         self._acc = [0.0, 0, 0]  # train loss sum, batches, samples since the last evaluation
         self._bad = 0  # evaluations without improvement
+        self._ref = math.inf  # the loss of the last improvement by more than min_delta
         self._best_state: dict[str, torch.Tensor] | None = None
         self.steps_per_epoch = 0
         self.total_steps = 0
@@ -112,11 +115,18 @@ class Trainer:
         cfg = self.config
         check_head(cfg, self.head)
         loader = self.train_loader(train)
+        check_dtypes(train, self.model, "train")
         if val is not None:
             check_data(val, "val")
+            check_dtypes(val, self.model, "val")
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
         self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
+        if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
+            logging.getLogger("tunesmith").warning(
+                "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
+                "never reaches lr (%g) and the schedule never starts; lower warmup_steps or use warmup_fraction",
+                cfg.warmup_steps, self.total_steps, cfg.lr)
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
@@ -215,6 +225,11 @@ class Trainer:
             loss = self.loss_fn(out, y)
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
+        if not total.requires_grad:  # torch: "element 0 of tensors does not require grad"
+            raise ValueError(
+                "no parameter of the model requires a gradient: everything is frozen, so there is nothing to train. "
+                "Thaw what should learn (tunesmith.train.unfreeze(model.head), unfreeze_last(blocks, k)) or "
+                "check the model's forward (a loss computed under torch.no_grad() or from detached outputs)")
         (total if group == 1 else total / group).backward()
         return loss.detach()
 
@@ -262,7 +277,10 @@ class Trainer:
         val_loss, metrics = self.evaluate(val) if val is not None else (None, {})
         score = train_loss if val_loss is None else val_loss
         h = self.history
-        improved = score < h.best_loss - cfg.min_delta
+        improved = score < h.best_loss  # the best so far: restored, checkpointed as best, returned
+        # patience counts validations without a real improvement: min_delta below the loss of the
+        # last one that was (a run creeping down by less than min_delta each time still stops)
+        progressed = score < self._ref - cfg.min_delta
         record = EvalRecord(
             index=len(h.records), epoch=self.epoch, step=self.step, train_loss=train_loss,
             val_loss=val_loss, metrics=metrics, lr=self.lr_now(), samples_per_s=samples / max(seconds, 1e-12),
@@ -271,9 +289,11 @@ class Trainer:
         )
         h.records.append(record)
         if improved:
-            h.best_loss, h.best_index, self._bad = score, record.index, 0
+            h.best_loss, h.best_index = score, record.index
             if cfg.restore_best:
                 self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        if progressed:
+            self._ref, self._bad = score, 0
         else:
             self._bad += 1
         if cfg.schedule == "plateau":
@@ -347,6 +367,7 @@ class Trainer:
             "offset": self._offset,
             "acc": list(self._acc),
             "bad": self._bad,
+            "ref": self._ref,
             "history": self.history.to_dict(),
             "rng": ckpt.rng_state(),
             "config": self.config.to_dict(),
@@ -370,6 +391,7 @@ class Trainer:
         self.step, self.epoch, self._offset = state["step"], state["epoch"], state["offset"]
         self._acc, self._bad = list(state["acc"]), state["bad"]
         self.history = History.from_dict(state["history"])
+        self._ref = state.get("ref", self.history.best_loss)  # older checkpoints: the same
         self._best_state = None
         ckpt.set_rng_state(state["rng"])
 
