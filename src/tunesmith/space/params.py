@@ -689,7 +689,7 @@ def _check_definition_keys(kind: Any, d: Mapping[str, Any]) -> None:
     if cls is None:
         return
     allowed = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
-    allowed = [*(["value"] if cls is Fixed else []), *(n for n in allowed if n != "value")]
+    allowed = [*(["value", "tuple"] if cls is Fixed else []), *(n for n in allowed if n != "value")]  # tuple: see to_dict
     for key in d:
         if key not in allowed:
             raise ValueError(f"unknown key {key!r} in a {kind} parameter{did_you_mean(key, allowed)}; "
