@@ -80,6 +80,8 @@ def test_backbone_lr_without_a_head_is_refused() -> None:
     cfg = TrainConfig(lr=0.05, backbone_lr=0.0, epochs=1)
     with pytest.raises(ValueError, match=r"backbone_lr \(0.0\) is the rate of the parameters outside the head, but no head"):
         Trainer(Net(), cfg).fit(train, val)
+    with pytest.raises(ValueError, match=r"head=\['head'\]\) \('head': the model's last part with parameters\)"):
+        Trainer(Net(), cfg).fit(train, val)  # the model's own head named, not a 'classifier' it does not have
     Trainer(Net(), cfg, head="head").fit(train, val)
     Trainer(Net(), TrainConfig(lr=0.05, epochs=1)).fit(train, val)
     # a trainer that only evaluates may hold the training config (as the fine-tuning examples do)

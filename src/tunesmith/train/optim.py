@@ -51,15 +51,24 @@ def penalized(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.ndim >= 2]
 
 
-def check_head(cfg: TrainConfig, head: Sequence[str]) -> None:
+def check_head(cfg: TrainConfig, head: Sequence[str], model: nn.Module | None = None) -> None:
     """Refuse to train with ``backbone_lr`` and no head: every parameter would train at ``lr``
     and ``backbone_lr`` be ignored. (A trainer that only evaluates may hold such a config.)"""
     if cfg.backbone_lr is not None and not head:
+        guess = _last_child(model) if model is not None else None
+        which = f" ({guess!r}: the model's last part with parameters)" if guess else ""
         raise ValueError(
             f"TrainConfig.backbone_lr ({cfg.backbone_lr!r}) is the rate of the parameters outside the head, but no "
             "head is named, so every parameter trains at lr and backbone_lr would be ignored. Name the head: "
-            "Trainer(model, cfg, head=['classifier']) (objective(..., head=...) in a study), or drop backbone_lr"
+            f"Trainer(model, cfg, head=[{guess or 'classifier'!r}]){which} (objective(..., head=...) in a study), "
+            "or drop backbone_lr"
         )
+
+
+def _last_child(model: nn.Module) -> str | None:
+    """The name of the model's last direct part that has parameters (its head, most often)."""
+    named = [name for name, child in model.named_children() if any(True for _ in child.parameters())]
+    return named[-1] if named else None
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -> torch.optim.Optimizer:

@@ -113,7 +113,7 @@ class Trainer:
         (:class:`~tunesmith.train.checkpoint.CheckpointError`).
         """
         cfg = self.config
-        check_head(cfg, self.head)
+        check_head(cfg, self.head, self.model)
         loader = self.train_loader(train)
         check_dtypes(train, self.model, "train")
         if val is not None:
