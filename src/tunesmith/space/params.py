@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import decimal
 import difflib
+import functools
 import inspect
 import math
 import sys
@@ -275,11 +276,14 @@ class _Numeric(Param):
         if k >= self._levels - 1:
             return self.high
         x = self.low + k * self.step
-        if isinstance(x, float):
-            places = max(_decimals(self.low), _decimals(self.step))
-            if places <= 15:
-                x = round(x, places)
+        if isinstance(x, float) and self._step_places <= 15:
+            x = round(x, self._step_places)
         return x
+
+    @functools.cached_property
+    def _step_places(self) -> int:
+        """Decimals of ``low`` and ``step`` as written (once per parameter, not per value)."""
+        return max(_decimals(self.low), _decimals(self.step))
 
     def to_unit(self, value: Any) -> float:
         x = float(value)

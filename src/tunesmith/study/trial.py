@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import operator
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..pruners import Decision
+from ..space.params import did_you_mean
 from ..trial import FrozenTrial, SystemState, TrialState
 
 if TYPE_CHECKING:
@@ -251,10 +251,9 @@ def missing_reason(name: Any, params: Mapping[str, Any], space: Any) -> str:
     """Why ``name`` is not in a trial's ``params``: not a parameter of ``space``, or inactive."""
     names = list(space) if space is not None else list(params)
     if name not in names:
-        close = difflib.get_close_matches(str(name), [str(n) for n in names], n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(str(name), [str(n) for n in names])
         shown = ", ".join(map(repr, names[:12])) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
-        return f"{name!r} is not a parameter of the study's space (its parameters: {shown}){hint}"
+        return f"{name!r} is not a parameter of the study's space{hint} (its parameters: {shown})"
     unmet = [f"{parent}={params[parent]!r}" if parent in params else f"{parent} (inactive itself)"
              for parent, values in space[name].when.items() if parent not in params or params[parent] not in values]
     need = " and ".join(f"{parent} in {list(values)!r}" for parent, values in space[name].when.items())
