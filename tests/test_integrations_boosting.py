@@ -190,3 +190,16 @@ def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch, module
     monkeypatch.delitem(sys.modules, f"tunesmith.integrations.{module}", raising=False)
     with pytest.raises(ImportError, match=rf"pip install 'tunesmith\[{extra}\]'"):
         importlib.import_module(f"tunesmith.integrations.{module}")
+
+
+def test_a_study_or_a_record_instead_of_the_trial_is_refused() -> None:
+    """Passing the study (or a finished trial's record) was an AttributeError about 'study';
+    now a TypeError that says to pass the running trial."""
+    study = _study(xgboost_space(), "minimize")
+    study.ask()
+    study.tell(0, 1.0)
+    for make in (XGBoostPruningCallback, LightGBMPruningCallback):
+        with pytest.raises(TypeError, match=r"needs the running trial.*got Study; pass study\.ask\(\)"):
+            make(study)
+        with pytest.raises(TypeError, match="needs the running trial.*got FrozenTrial"):
+            make(study.trials[0])

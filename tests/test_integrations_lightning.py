@@ -263,3 +263,9 @@ def test_a_metric_against_the_studys_direction_is_warned_once(
     if warned:
         want = "minimize" if direction == "maximize" else "maximize"
         assert repr(monitor) in ours[0] and f"direction {direction!r}" in ours[0] and f"direction={want!r}" in ours[0]
+
+
+def test_a_study_instead_of_the_trial_is_refused() -> None:
+    study = ts.Study(SPACE)
+    with pytest.raises(TypeError, match=r"lightning PruningCallback needs the running trial.*got Study"):
+        PruningCallback(study)

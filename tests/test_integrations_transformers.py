@@ -212,3 +212,9 @@ def test_search_takes_each_option_one_way(tmp_path: Path) -> None:
         search(lambda a, p: None, base=base_args(tmp_path), n_trials=0, study=study, direction="maximize",
                pruner="median")
     assert search(lambda a, p: None, base=base_args(tmp_path), n_trials=0, study=study) is study
+
+
+def test_a_study_instead_of_the_trial_is_refused() -> None:
+    """A Study was taken without a word, and training failed at the first evaluation."""
+    with pytest.raises(TypeError, match=r"transformers PruningCallback needs the running trial.*got Study"):
+        PruningCallback(ts.Study(trainer_space()))

@@ -24,6 +24,18 @@ def require(module: str, *, extra: str, what: str) -> ModuleType:
         ) from exc
 
 
+def check_trial(trial: Any, what: str) -> None:
+    """A TypeError unless ``trial`` is a running trial (what the objective receives): a Study, a
+    finished trial's record or a trial number fails here rather than at the first report."""
+    if all(hasattr(trial, name) for name in ("report", "decision", "study")):
+        return
+    hint = "study.ask()" if hasattr(trial, "ask") else "the trial your objective is called with"
+    raise TypeError(
+        f"{what} needs the running trial (the argument of your objective: def objective(trial): ...), "
+        f"got {type(trial).__name__}; pass {hint}"
+    )
+
+
 def report_and_decide(trial: Any, value: float, step: int) -> None:
     """Report ``value`` at ``step``, ask the pruner once, and raise :class:`TrialPruned` when it
     stops the trial (for callbacks that cannot pause: see :func:`refuse_pausing`)."""
@@ -41,7 +53,9 @@ def report_and_decide(trial: Any, value: float, step: int) -> None:
 
 
 def refuse_pausing(trial: Any, what: str) -> None:
-    """A ValueError when the study's pruner pauses: ``what`` cannot resume a paused run."""
+    """A ValueError when the study's pruner pauses: ``what`` cannot resume a paused run (and
+    :func:`check_trial`'s TypeError when ``trial`` is not a running trial)."""
+    check_trial(trial, what)
     if getattr(trial.study.pruner, "pause", False):
         raise ValueError(
             f"{what} cannot resume a paused trial, but study {trial.study.name!r} has a pruner "

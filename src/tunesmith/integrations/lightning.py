@@ -26,7 +26,7 @@ from typing import Any
 
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
-from ._common import require, warn_direction
+from ._common import check_trial, require, warn_direction
 
 L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning")
 _Callback: Any = L.Callback
@@ -59,6 +59,7 @@ class PruningCallback(_Callback):
             raise ValueError(f"PruningCallback: step must be one of {STEPS}, got {step!r}")
         self.trial, self.monitor, self.step = trial, monitor, step
         if trial is not None:
+            check_trial(trial, "lightning PruningCallback")
             warn_direction(trial, monitor, what="lightning PruningCallback")
         if checkpoint_dir is None and trial is not None:
             checkpoint_dir = _study_folder(Path(tempfile.gettempdir()) / "tunesmith-lightning", str(trial.study.name))

@@ -21,7 +21,14 @@ from typing import Any
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Space
-from ._common import HIGHER_IS_BETTER, LOWER_IS_BETTER, guess_direction, require, warn_direction
+from ._common import (
+    HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
+    check_trial,
+    guess_direction,
+    require,
+    warn_direction,
+)
 
 __all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "PruningCallback", "default_direction", "objective", "search",
            "trainer_space", "training_args"]
@@ -97,6 +104,7 @@ class PruningCallback(_TrainerCallback):
         super().__init__()
         if not isinstance(metric, str) or not metric.startswith("eval_"):
             raise ValueError(f"PruningCallback: metric must be an 'eval_*' name (as trainer.evaluate() returns it), got {metric!r}")
+        check_trial(trial, "transformers PruningCallback")
         self.trial, self.metric = trial, metric
         warn_direction(trial, metric, what="transformers PruningCallback")
         self.last: float | None = None
