@@ -203,3 +203,35 @@ def test_a_study_or_a_record_instead_of_the_trial_is_refused() -> None:
             make(study)
         with pytest.raises(TypeError, match="needs the running trial.*got FrozenTrial"):
             make(study.trials[0])
+
+
+def test_a_custom_xgboost_metric_follows_the_studys_direction(data: tuple[Any, ...]) -> None:
+    """A custom metric (a callable eval_metric, custom_metric=) was taken as better lower: a
+    study that maximizes roc_auc_score or an accuracy failed with 'better when lower'."""
+    from sklearn.metrics import roc_auc_score
+
+    X_tr, X_va, y_tr, y_va = data
+    study = _study(xgboost_space(), "maximize")
+    trial = study.ask()
+    model = xgb.XGBClassifier(n_estimators=3, n_jobs=1, eval_metric=roc_auc_score,
+                              callbacks=[XGBoostPruningCallback(trial)])
+    model.fit(X_tr, y_tr, eval_set=[(X_va, y_va)], verbose=False)
+    assert sorted(trial.intermediate) == [1, 2, 3]
+    assert trial.intermediate[3] == pytest.approx(model.evals_result()["validation_0"]["roc_auc_score"][-1])
+
+    def accuracy(predt: Any, d: Any) -> tuple[str, float]:
+        return "acc", float(((predt > 0.5) == d.get_label()).mean())
+
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    params = {"objective": "binary:logistic", "disable_default_eval_metric": 1, "nthread": 1}
+    trial = study.ask()
+    xgb.train(params, dtrain, 2, evals=[(dvalid, "v")], custom_metric=accuracy,
+              callbacks=[XGBoostPruningCallback(trial)], verbose_eval=False)
+    assert sorted(trial.intermediate) == [1, 2]
+    with pytest.raises(ValueError, match="'acc' is better when lower"):  # said so: checked
+        xgb.train(params, dtrain, 2, evals=[(dvalid, "v")], custom_metric=accuracy,
+                  callbacks=[XGBoostPruningCallback(study.ask(), maximize=False)], verbose_eval=False)
+    # built-in metrics are still checked, with a threshold too
+    with pytest.raises(ValueError, match="'error@0.3' is better when lower"):
+        xgb.train({**params, "eval_metric": "error@0.3", "disable_default_eval_metric": 0}, dtrain, 2,
+                  evals=[(dvalid, "v")], callbacks=[XGBoostPruningCallback(study.ask())], verbose_eval=False)

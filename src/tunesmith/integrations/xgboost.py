@@ -14,14 +14,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..space import Float, Int, Space
-from ._common import check_direction, refuse_pausing, report_and_decide, require
+from ._common import check_direction, refuse_pausing, report_and_decide, require, warn_direction
 
 xgb = require("xgboost", extra="xgboost", what="tunesmith.integrations.xgboost")
 
 _TrainingCallback: Any = xgb.callback.TrainingCallback
 
-# as xgboost's own EarlyStopping decides which metrics are better when higher
-_MAXIMIZED = ("auc", "aucpr", "pre", "map", "ndcg")
+# the built-in metrics that are better when higher (xgboost's own EarlyStopping's list, and the
+# accuracy of interval regression, which it minimizes)
+_MAXIMIZED = ("auc", "aucpr", "pre", "map", "ndcg", "interval-regression-accuracy")
+# xgboost's built-in metrics (a name may end in "@..."); any other is a custom metric
+# (custom_metric=, or a callable eval_metric in the scikit-learn wrappers)
+_BUILTIN = ("rmse", "rmsle", "mae", "mape", "mphe", "logloss", "error", "merror", "mlogloss", "auc",
+            "aucpr", "pre", "ndcg", "map", "poisson-nloglik", "gamma-nloglik", "cox-nloglik",
+            "gamma-deviance", "tweedie-nloglik", "aft-nloglik", "interval-regression-accuracy")  # fmt: skip
 
 
 def xgboost_space(
@@ -60,8 +66,11 @@ class XGBoostPruningCallback(_TrainingCallback):
         data: the eval set's name (``"validation_0"`` for the first ``eval_set`` of the
             scikit-learn wrapper); default: the last one, as xgboost's early stopping does.
         metric: the metric's name (``"logloss"``, ``"auc"``...); default: the set's last.
-        maximize: whether the metric is better higher (default: as xgboost decides for
-            early stopping: auc, aucpr, map, ndcg, pre); checked against the study's direction.
+        maximize: whether the metric is better higher (default for a built-in metric: as
+            xgboost decides for early stopping: auc, aucpr, map, ndcg, pre); checked against the
+            study's direction. A custom metric (``custom_metric=``, a callable ``eval_metric``)
+            is checked only when this is given (a name that says the other direction than the
+            study's, such as ``my_loss`` maximized, is warned about).
 
     Raises :class:`tunesmith.TrialPruned` out of training when the pruner stops the trial
     (the study records it pruned). Pruners that pause are refused: a boosting run restarts.
@@ -80,15 +89,24 @@ class XGBoostPruningCallback(_TrainingCallback):
     def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
         metric, history = self._pick(evals_log)
         if not self._checked:
-            maximize = self.maximize
-            if maximize is None:
-                maximize = metric != "mape" and metric.startswith(_MAXIMIZED)
-            check_direction(self.trial, metric, maximize=maximize, what="XGBoostPruningCallback")
+            self._check_direction(metric)
             self._checked = True
         last = history[-1]
         value = last[0] if isinstance(last, Sequence) else last  # xgb.cv: (mean, std)
         report_and_decide(self.trial, float(value), epoch + 1)
         return False
+
+    def _check_direction(self, metric: str) -> None:
+        """A built-in metric's direction (or the one given as ``maximize``) must be the study's; a
+        custom metric's is not known: only a name that says the other direction is warned about."""
+        what = "XGBoostPruningCallback"
+        maximize, name = self.maximize, metric.split("@")[0]
+        if maximize is None and name not in _BUILTIN:
+            warn_direction(self.trial, metric, what=f"{what} (pass maximize= to say the custom metric's direction)")
+            return
+        if maximize is None:
+            maximize = name in _MAXIMIZED
+        check_direction(self.trial, metric, maximize=maximize, what=what)
 
     def _pick(self, evals_log: Mapping[str, Any]) -> tuple[str, Any]:
         if not evals_log:
