@@ -269,3 +269,23 @@ def test_a_study_instead_of_the_trial_is_refused() -> None:
     study = ts.Study(SPACE)
     with pytest.raises(TypeError, match=r"lightning PruningCallback needs the running trial.*got Study"):
         PruningCallback(study)
+
+
+class SometimesLogged(Regression):
+    """Logs val_loss in the validations of epochs 1, 4, 5 and 6 only."""
+
+    def validation_step(self, batch: Any, _: int) -> None:
+        if self.current_epoch not in (1, 2):
+            super().validation_step(batch, _)
+        self.log("val_other", 0.0)
+
+
+def test_a_validation_that_does_not_log_the_metric_is_passed_over(tmp_path: Path) -> None:
+    """Lightning keeps a metric's last value when a validation does not log it again; that
+    earlier value was reported as the epoch's (steps 2 and 3 repeated step 1's value)."""
+    trial = ts.Study(SPACE).ask()
+    cb = PruningCallback(trial)
+    train, val = loaders()
+    with pytest.warns(UserWarning, match=r"'val_loss' was not logged in the validation of epoch 2"):
+        trainer(cb, tmp_path, callbacks=[cb]).fit(SometimesLogged(0.05), train, val)
+    assert sorted(trial.intermediate) == [1, 4, 5, 6]

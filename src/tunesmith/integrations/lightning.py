@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ class PruningCallback(_Callback):
             checkpoint_dir = _study_folder(Path(tempfile.gettempdir()) / "tunesmith-lightning", str(trial.study.name))
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self._reported: int | None = None  # the last step reported (step="epoch": the epoch)
+        self._before: Any = None  # the monitored metric's value before this validation
+        self._stale_warned = False
 
     @property
     def resume_from(self) -> str | None:
@@ -82,6 +85,9 @@ class PruningCallback(_Callback):
                 f"{folder}; give the resumed trial the checkpoint_dir it was paused with"
             )
         return str(path)
+
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        self._before = trainer.callback_metrics.get(self.monitor)  # kept by Lightning when not logged again
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
@@ -116,19 +122,34 @@ class PruningCallback(_Callback):
         if self.trial is None:
             raise ValueError("PruningCallback: rank 0 needs the trial; pass it (trial=None only on other ranks)")
         value = self._value(trainer)
+        if value is None:
+            return Decision.CONTINUE  # not logged in this validation: nothing to report
         if not math.isfinite(value):
             return Decision.PRUNE  # diverged: it cannot recover
         self.trial.report(value, step)
         decision: Decision = self.trial.decision()
         return decision
 
-    def _value(self, trainer: Any) -> float:
+    def _value(self, trainer: Any) -> float | None:
+        """The monitored metric as this validation logged it; None (warned once) when it was not
+        logged in this validation, whose metrics still hold an earlier value."""
         metrics = trainer.callback_metrics
         if self.monitor not in metrics:
             raise ValueError(
                 f"PruningCallback: the metric {self.monitor!r} was not logged in validation; logged: "
                 f"{sorted(metrics)} (log it in validation_step: self.log({self.monitor!r}, value))"
             )
+        if metrics[self.monitor] is self._before:
+            if not self._stale_warned:
+                self._stale_warned = True
+                warnings.warn(
+                    f"PruningCallback: {self.monitor!r} was not logged in the validation of epoch "
+                    f"{trainer.current_epoch + 1} (its value is an earlier one), so nothing is reported "
+                    f"for it; such validations are passed over (log it in validation_step: "
+                    f"self.log({self.monitor!r}, value), every validation)",
+                    UserWarning, stacklevel=2,
+                )  # fmt: skip
+            return None
         return float(metrics[self.monitor])
 
     def _checkpoint_path(self, trainer: Any) -> Path:
