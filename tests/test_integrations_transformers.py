@@ -218,3 +218,32 @@ def test_a_study_instead_of_the_trial_is_refused() -> None:
     """A Study was taken without a word, and training failed at the first evaluation."""
     with pytest.raises(TypeError, match=r"transformers PruningCallback needs the running trial.*got Study"):
         PruningCallback(ts.Study(trainer_space()))
+
+
+def tiny_trainer(args: Any, trial: Any, metric: str = "eval_loss") -> tuple[Any, PruningCallback]:
+    """A one-layer BERT from a config (no download) on 48 random rows, with the callback added."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    g = torch.Generator().manual_seed(0)
+    rows = [{"input_ids": torch.randint(5, 50, (6,), generator=g), "labels": torch.tensor(i % 2)} for i in range(48)]
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=2))
+    trainer = Trainer(model=model, args=args, train_dataset=rows[:32], eval_dataset=rows[32:])
+    cb = PruningCallback(trial, metric)
+    trainer.add_callback(cb)
+    return trainer, cb
+
+
+def test_a_trainer_that_never_evaluates_is_warned_about(tmp_path: Path) -> None:
+    """With eval_strategy='no' the callback never reported and the trial was never pruned,
+    without a word; a metric without its 'eval_' prefix is refused with the name to use."""
+    trial = ts.Study(SMALL).ask()
+    args = TrainingArguments(output_dir=str(tmp_path / "o"), eval_strategy="no", save_strategy="no",
+                             report_to="none", use_cpu=True, disable_tqdm=True, num_train_epochs=1)
+    trainer, _ = tiny_trainer(args, trial)
+    with pytest.warns(UserWarning, match="eval_strategy is 'no'.*eval_strategy='epoch'"):
+        trainer.train()
+    assert trial.intermediate == {}
+    with pytest.raises(ValueError, match="did you mean 'eval_accuracy'"):
+        PruningCallback(trial, "accuracy")

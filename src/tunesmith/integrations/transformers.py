@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,8 @@ class PruningCallback(_TrainerCallback):
     def __init__(self, trial: Any, metric: str = "eval_loss") -> None:
         super().__init__()
         if not isinstance(metric, str) or not metric.startswith("eval_"):
-            raise ValueError(f"PruningCallback: metric must be an 'eval_*' name (as trainer.evaluate() returns it), got {metric!r}")
+            hint = f" (did you mean 'eval_{metric}'?)" if isinstance(metric, str) else ""
+            raise ValueError(f"PruningCallback: metric must be an 'eval_*' name (as trainer.evaluate() returns it), got {metric!r}{hint}")
         check_trial(trial, "transformers PruningCallback")
         self.trial, self.metric = trial, metric
         warn_direction(trial, metric, what="transformers PruningCallback")
@@ -123,6 +125,15 @@ class PruningCallback(_TrainerCallback):
         if Path(args.output_dir).resolve() not in Path(path).resolve().parents:
             raise ValueError(f"trial {self.trial.number}: its checkpoint {path} is not in output_dir {args.output_dir}")
         return str(path)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "no":
+            warnings.warn(
+                "PruningCallback: the Trainer's eval_strategy is 'no', so it never evaluates during "
+                f"training: {self.metric!r} is not reported and the trial cannot be pruned; pass "
+                "TrainingArguments(eval_strategy='epoch') (or 'steps' with eval_steps=...)",
+                UserWarning, stacklevel=2,
+            )  # fmt: skip
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
