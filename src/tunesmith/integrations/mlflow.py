@@ -65,19 +65,20 @@ class MLflowCallback:
         """Log ``trial`` (a finished or paused trial of ``study``) to its run."""
         if trial.state not in _STATUS:
             return  # running or waiting: logged when it ends
-        experiment_id, parent = self._parent(study)
-        run = self._find(experiment_id, study.name, trial.number, parent=False)
-        if run is None:
-            self._create(experiment_id, parent, study, trial)
-        else:
-            self._update(run, trial)
+        experiment_id, _ = self._parent(study)
+        self._log_trial(study, trial, self._find(experiment_id, study.name, trial.number, parent=False))
 
     def log_study(self, study: Any) -> None:
-        """Log every finished or paused trial of ``study``; trials already logged are only updated.
-        The parent run ends FINISHED again, unless an ``optimize`` logging to it is under way."""
+        """Log every finished or paused trial of ``study``; trials already logged are only updated
+        (a finished trial logged with its state is left as it is). The parent run ends FINISHED
+        again, unless an ``optimize`` logging to it is under way."""
         running = study.name in self._open
-        for trial in study.trials:
-            self(study, trial)
+        trials = [t for t in study.trials if t.state in _STATUS]
+        if trials:
+            experiment_id, _ = self._parent(study)
+            runs = {int(r.data.tags[TRIAL_TAG]): r for r in trial_runs(self.client, experiment_id, study.name)}
+            for trial in trials:  # the runs read once, not searched for trial by trial
+                self._log_trial(study, trial, runs.get(trial.number))
         if not running:
             self.on_optimize_end(study, None)
 
@@ -129,6 +130,13 @@ class MLflowCallback:
         runs = _search(self.client, experiment_id, study, which, limit=1)
         return runs[0] if runs else None
 
+    def _log_trial(self, study: Any, trial: FrozenTrial, run: Any) -> None:
+        """Create ``trial``'s run, or bring ``run`` (its run, as read) up to date."""
+        if run is None:
+            self._create(*self._ids[study.name], study, trial)
+        elif not (trial.state.is_finished and run.data.tags.get(STATE_TAG) == trial.state.value):
+            self._update(run, trial)  # a finished trial logged in its final state has nothing new
+
     def _create(self, experiment_id: str, parent: str, study: Any, trial: FrozenTrial) -> None:
         tags = {"mlflow.parentRunId": parent, STUDY_TAG: study.name, TRIAL_TAG: str(trial.number)}
         run = self.client.create_run(
@@ -145,13 +153,14 @@ class MLflowCallback:
 
     def _update(self, run: Any, trial: FrozenTrial) -> None:
         history = self.client.get_metric_history(run.info.run_id, "intermediate")
-        self._log(run.info.run_id, trial, logged_steps={m.step for m in history})
+        self._log(run.info.run_id, trial, logged_steps={m.step for m in history},
+                  logged_value=run.data.metrics.get(self.metric_name))  # fmt: skip
 
-    def _log(self, run_id: str, trial: FrozenTrial, *, logged_steps: set[int]) -> None:
+    def _log(self, run_id: str, trial: FrozenTrial, *, logged_steps: set[int], logged_value: float | None = None) -> None:
         at = _ms(trial.completed or trial.heartbeat or trial.started or time.time())
         metrics = [Metric("intermediate", v, at, s) for s, v in sorted(trial.intermediate.items())
                    if s not in logged_steps]  # fmt: skip
-        if trial.value is not None:
+        if trial.value is not None and trial.value != logged_value:  # not logged twice
             metrics.append(Metric(self.metric_name, trial.value, at, 0))
         tags = [RunTag(STATE_TAG, trial.state.value)]
         if trial.error:
