@@ -350,3 +350,23 @@ def test_a_row_whose_last_fold_failed_has_a_nan_mean_as_in_grid_search() -> None
     theirs = dict(zip((0.1, 1.0), grid.cv_results_["mean_test_score"], strict=True))
     assert np.isnan(ours[0.1]) and np.isnan(theirs[0.1]) and ours[1.0] == pytest.approx(theirs[1.0])
     assert search.best_params_ == grid.best_params_ == {"C": 1.0}
+
+
+def test_stateful_fit_callbacks_are_not_shared_by_parallel_trials() -> None:
+    """lgb.early_stopping(...) given to fit() holds its best round: trials in parallel threads
+    (n_jobs=2 with a pruner) shared the one object, stopped each other's fits (a model of one
+    round scores the majority class, 0.627 here) and scored otherwise than n_jobs=1."""
+    lgb = pytest.importorskip("lightgbm")
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X_tr, X_va, y_tr, y_va = train_test_split(X, y, random_state=0)
+    space = {"learning_rate": ts.Float(0.01, 0.3, log=True), "num_leaves": ts.Int(4, 64, log=True)}
+    scores = []
+    for n_jobs in (1, 2):
+        search = TunedSearchCV(lgb.LGBMClassifier(n_estimators=300, verbose=-1, n_jobs=1), space, n_trials=8,
+                               cv=3, n_jobs=n_jobs, random_state=0, pruner="median")
+        search.fit(X_tr, y_tr, eval_X=(X_va,), eval_y=(y_va,), callbacks=[lgb.early_stopping(5, verbose=False)])
+        scores.append(search.cv_results_["mean_test_score"])
+    np.testing.assert_allclose(scores[1], scores[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import functools
 import logging
@@ -476,6 +477,8 @@ def _fit_and_score(
     x_tr, y_tr = _split(est, X, y, train, train)
     x_te, y_te = _split(est, X, y, test, train)
     fold_params = {k: _safe_indexing(v, train) if _per_sample(v, X) else v for k, v in fit_params.items()}
+    if "callbacks" in fold_params:  # stateful (lgb.early_stopping): one copy per fit, as threads share them
+        fold_params["callbacks"] = copy.deepcopy(fold_params["callbacks"])
     start = time.perf_counter()
     try:
         est.fit(x_tr, y_tr, **fold_params)
