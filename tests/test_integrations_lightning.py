@@ -93,7 +93,7 @@ def test_a_bad_trial_is_pruned_and_the_study_completes(tmp_path: Path) -> None:
     assert all(t.state.value in ("complete", "pruned") for t in study.trials)
 
 
-def test_a_paused_trial_resumes_from_lightnings_checkpoint(tmp_path: Path) -> None:
+def test_a_paused_trial_resumes_from_lightnings_checkpoint(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     study = ts.Study(SPACE, sampler="random", seed=0,
                      pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=EPOCHS, pause=True))
     for lr in (0.1, 0.02, 0.05, 0.01, 0.2):
@@ -110,6 +110,9 @@ def test_a_paused_trial_resumes_from_lightnings_checkpoint(tmp_path: Path) -> No
         assert sorted(t.intermediate) == list(range(1, max(t.intermediate) + 1))  # each step once
         assert set(starts[n][1:]) <= set(t.intermediate)
     assert any(t.state.value == "paused" for t in study.trials)
+    # the pause saved a full checkpoint without Lightning's "`weights_only` was not set" note,
+    # which read as if fit(..., weights_only=True) had been ignored
+    assert "weights_only" not in caplog.text
 
 
 class PauseAndPromote(Pruner):

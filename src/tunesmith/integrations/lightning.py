@@ -112,7 +112,7 @@ class PruningCallback(_Callback):
             return
         if decision is Decision.PAUSE:
             path = self._checkpoint_path(trainer)
-            trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes
+            trainer.save_checkpoint(path, weights_only=False)  # all the state; every rank calls it, rank 0 writes
             if trainer.is_global_zero:
                 self.trial.set_attr("checkpoint", str(path))
             raise TrialPaused(f"paused at step {step}")
