@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -235,3 +236,19 @@ def test_a_custom_xgboost_metric_follows_the_studys_direction(data: tuple[Any, .
     with pytest.raises(ValueError, match="'error@0.3' is better when lower"):
         xgb.train({**params, "eval_metric": "error@0.3", "disable_default_eval_metric": 0}, dtrain, 2,
                   evals=[(dvalid, "v")], callbacks=[XGBoostPruningCallback(study.ask())], verbose_eval=False)
+
+
+def test_an_installed_package_that_fails_to_import_is_not_called_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package whose own import fails (a dependency missing, a broken build: lightgbm without
+    libgomp) was reported as 'not installed: pip install ...', hiding the real error."""
+    from tunesmith.integrations._common import require
+
+    (tmp_path / "ts_broken_pkg").mkdir()
+    (tmp_path / "ts_broken_pkg" / "__init__.py").write_text("import ts_absent_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError, match=r"installed but failed to import: ModuleNotFoundError: .*'ts_absent_dependency'"):
+        require("ts_broken_pkg", extra="xgboost", what="test")
+    with pytest.raises(ImportError, match=r"'ts_absent_pkg' package, which is not installed: pip install 'tunesmith\[x\]'"):
+        require("ts_absent_pkg", extra="x", what="test")

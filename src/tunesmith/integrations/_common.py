@@ -14,13 +14,21 @@ from ..pruners import Decision
 
 
 def require(module: str, *, extra: str, what: str) -> ModuleType:
-    """``import module``, or an ImportError that names the extra to install."""
+    """``import module``, or an ImportError that names the extra to install (or, when the package
+    is there but its own import fails, one that says so and gives that error)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        missing = getattr(exc, "name", None)
+        if isinstance(exc, ModuleNotFoundError) and (missing == module or module.startswith(f"{missing}.")):
+            raise ImportError(
+                f"{what} needs the '{module}' package, which is not installed: "
+                f"pip install 'tunesmith[{extra}]'"
+            ) from exc
         raise ImportError(
-            f"{what} needs the '{module}' package, which is not installed: "
-            f"pip install 'tunesmith[{extra}]'"
+            f"{what} needs the '{module}' package, which is installed but failed to import: "
+            f"{type(exc).__name__}: {exc} (fix that installation, e.g. pip install --force-reinstall "
+            f"'tunesmith[{extra}]', or install what the error names)"
         ) from exc
 
 
