@@ -292,3 +292,19 @@ def test_a_validation_that_does_not_log_the_metric_is_passed_over(tmp_path: Path
     with pytest.warns(UserWarning, match=r"'val_loss' was not logged in the validation of epoch 2"):
         trainer(cb, tmp_path, callbacks=[cb]).fit(SometimesLogged(0.05), train, val)
     assert sorted(trial.intermediate) == [1, 4, 5, 6]
+
+
+@pytest.mark.parametrize(("extra", "package", "floor", "why"), [
+    ("lightning", "lightning", (2, 6), "Trainer.fit(..., weights_only=True), as the docs write it"),
+    ("transformers", "transformers", (4, 41), "TrainingArguments.eval_strategy, which the callback reads"),
+])  # fmt: skip
+def test_the_extras_floors_have_what_the_integrations_use(extra: str, package: str, floor: tuple[int, ...], why: str) -> None:
+    """The lightning extra allowed Lightning 2.1, whose fit() has no weights_only (2.6 added it),
+    and the transformers extra 4.40, whose TrainingArguments has no eval_strategy (4.41)."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    spec = next(r for r in pyproject["project"]["optional-dependencies"][extra] if r.startswith(f"{package}>="))
+    have = tuple(int(p) for p in re.findall(r"\d+", spec.split(">=")[1]))
+    assert have >= floor, f"{spec}: needs {'.'.join(map(str, floor))} for {why}"
