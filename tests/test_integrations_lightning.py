@@ -308,3 +308,10 @@ def test_the_extras_floors_have_what_the_integrations_use(extra: str, package: s
     spec = next(r for r in pyproject["project"]["optional-dependencies"][extra] if r.startswith(f"{package}>="))
     have = tuple(int(p) for p in re.findall(r"\d+", spec.split(">=")[1]))
     assert have >= floor, f"{spec}: needs {'.'.join(map(str, floor))} for {why}"
+
+
+def test_a_misspelt_metric_gets_the_closest_logged_name(tmp_path: Path) -> None:
+    cb = PruningCallback(ts.Study(SPACE).ask(), monitor="val_los")
+    train, val = loaders()
+    with pytest.raises(ValueError, match=r"'val_los' was not logged in validation \(did you mean 'val_loss'\?\)"):
+        trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(0.1), train, val)

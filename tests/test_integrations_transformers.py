@@ -247,3 +247,9 @@ def test_a_trainer_that_never_evaluates_is_warned_about(tmp_path: Path) -> None:
     assert trial.intermediate == {}
     with pytest.raises(ValueError, match="did you mean 'eval_accuracy'"):
         PruningCallback(trial, "accuracy")
+
+
+def test_a_misspelt_metric_gets_the_closest_evaluated_name(tmp_path: Path) -> None:
+    trainer, _ = tiny_trainer(base_args(tmp_path, num_train_epochs=1), ts.Study(SMALL).ask(), "eval_los")
+    with pytest.raises(ValueError, match=r"gave no 'eval_los' \(did you mean 'eval_loss'\?\)"):
+        trainer.train()

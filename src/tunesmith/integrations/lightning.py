@@ -27,6 +27,7 @@ from typing import Any
 
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
+from ..space.params import did_you_mean
 from ._common import check_trial, require, warn_direction
 
 L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning")
@@ -136,8 +137,9 @@ class PruningCallback(_Callback):
         metrics = trainer.callback_metrics
         if self.monitor not in metrics:
             raise ValueError(
-                f"PruningCallback: the metric {self.monitor!r} was not logged in validation; logged: "
-                f"{sorted(metrics)} (log it in validation_step: self.log({self.monitor!r}, value))"
+                f"PruningCallback: the metric {self.monitor!r} was not logged in validation"
+                f"{did_you_mean(self.monitor, list(metrics))}; logged: {sorted(metrics)} (log it in "
+                f"validation_step: self.log({self.monitor!r}, value))"
             )
         if metrics[self.monitor] is self._before:
             if not self._stale_warned:

@@ -22,6 +22,7 @@ from typing import Any
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Space
+from ..space.params import did_you_mean
 from ._common import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
@@ -144,7 +145,8 @@ class PruningCallback(_TrainerCallback):
                 self._others.setdefault(state.global_step, set()).update(metrics)
                 self._check_found(before=state.global_step)
                 return
-            raise ValueError(f"PruningCallback: evaluation gave no {self.metric!r}; it gave {sorted(metrics)}")
+            raise ValueError(f"PruningCallback: evaluation gave no {self.metric!r}{did_you_mean(self.metric, list(metrics))}; "
+                             f"it gave {sorted(metrics)}")  # fmt: skip
         self._found.add(state.global_step)
         value = float(metrics[self.metric])
         step = round(state.epoch) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
