@@ -220,8 +220,8 @@ def test_a_study_instead_of_the_trial_is_refused() -> None:
         PruningCallback(ts.Study(trainer_space()))
 
 
-def tiny_trainer(args: Any, trial: Any, metric: str = "eval_loss") -> tuple[Any, PruningCallback]:
-    """A one-layer BERT from a config (no download) on 48 random rows, with the callback added."""
+def tiny_build(args: Any, params: dict[str, Any]) -> Any:
+    """A Trainer of a one-layer BERT from a config (no download) on 48 random rows."""
     from transformers import BertConfig, BertForSequenceClassification
 
     g = torch.Generator().manual_seed(0)
@@ -229,7 +229,12 @@ def tiny_trainer(args: Any, trial: Any, metric: str = "eval_loss") -> tuple[Any,
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
                                                      num_attention_heads=2, intermediate_size=32, num_labels=2))
-    trainer = Trainer(model=model, args=args, train_dataset=rows[:32], eval_dataset=rows[32:])
+    return Trainer(model=model, args=args, train_dataset=rows[:32], eval_dataset=rows[32:])
+
+
+def tiny_trainer(args: Any, trial: Any, metric: str = "eval_loss") -> tuple[Any, PruningCallback]:
+    """:func:`tiny_build`'s Trainer with the callback added."""
+    trainer = tiny_build(args, {})
     cb = PruningCallback(trial, metric)
     trainer.add_callback(cb)
     return trainer, cb
@@ -253,3 +258,12 @@ def test_a_misspelt_metric_gets_the_closest_evaluated_name(tmp_path: Path) -> No
     trainer, _ = tiny_trainer(base_args(tmp_path, num_train_epochs=1), ts.Study(SMALL).ask(), "eval_los")
     with pytest.raises(ValueError, match=r"gave no 'eval_los' \(did you mean 'eval_loss'\?\)"):
         trainer.train()
+
+
+def test_a_metric_no_evaluation_gives_stops_the_search(tmp_path: Path) -> None:
+    """Every trial of a search with a misspelt metric trained to its first evaluation and failed
+    alike (n_trials times an epoch); the first failure now stops the study."""
+    space = ts.Space({"learning_rate": ts.Float(1e-4, 1e-2, log=True), "num_train_epochs": ts.Fixed(1)})
+    study = search(tiny_build, base=base_args(tmp_path), n_trials=3, space=space, metric="eval_los", show_progress=False)
+    assert [t.state for t in study.trials] == [ts.TrialState.FAILED]
+    assert "did you mean 'eval_loss'" in (study.trials[0].error or "")

@@ -32,7 +32,7 @@ from ._common import (
     warn_direction,
 )
 
-__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "PruningCallback", "default_direction", "objective", "search",
+__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "MetricNotEvaluated", "PruningCallback", "default_direction", "objective", "search",
            "trainer_space", "training_args"]
 
 transformers = require("transformers", extra="transformers", what="tunesmith.integrations.transformers")
@@ -84,6 +84,12 @@ def training_args(trial: Any, base: Any) -> Any:
         params["warmup_steps"] = params.pop("warmup_ratio")  # in warmup_steps is the ratio
     params = {k: v for k, v in params.items() if k in fields}
     return dataclasses.replace(base, **params, output_dir=str(Path(base.output_dir) / f"trial-{trial.number}"))
+
+
+class MetricNotEvaluated(ValueError):
+    """The callback's metric is not among those the Trainer's evaluations gave: a setting that
+    every trial shares, so :func:`objective` stops the study at the first (no trial after it
+    would fare otherwise)."""
 
 
 class PruningCallback(_TrainerCallback):
@@ -145,7 +151,7 @@ class PruningCallback(_TrainerCallback):
                 self._others.setdefault(state.global_step, set()).update(metrics)
                 self._check_found(before=state.global_step)
                 return
-            raise ValueError(f"PruningCallback: evaluation gave no {self.metric!r}{did_you_mean(self.metric, list(metrics))}; "
+            raise MetricNotEvaluated(f"PruningCallback: evaluation gave no {self.metric!r}{did_you_mean(self.metric, list(metrics))}; "
                              f"it gave {sorted(metrics)}")  # fmt: skip
         self._found.add(state.global_step)
         value = float(metrics[self.metric])
@@ -173,7 +179,7 @@ class PruningCallback(_TrainerCallback):
         missed = [step for step in self._others if step < before and step not in self._found]
         if missed:
             seen = sorted(set().union(*(self._others[s] for s in missed)))
-            raise ValueError(f"PruningCallback: no evaluation gave {self.metric!r}; they gave {seen}")
+            raise MetricNotEvaluated(f"PruningCallback: no evaluation gave {self.metric!r}; they gave {seen}")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
@@ -201,7 +207,9 @@ def objective(
     """An objective for :meth:`Study.optimize`: ``build_trainer(args, params)`` makes the trial's
     ``Trainer`` from its ``TrainingArguments`` (see :func:`training_args`); the callback is added,
     ``train()`` runs (resuming a paused trial), and the last evaluation's ``metric`` is returned
-    (``trainer.evaluate()`` is called when training evaluated nothing)."""
+    (``trainer.evaluate()`` is called when training evaluated nothing). A ``metric`` that the
+    evaluations do not give (:class:`MetricNotEvaluated`) fails the trial and stops the study
+    (``study.stop()``): every later trial would train to its first evaluation and fail alike."""
     if not dataclasses.is_dataclass(base):
         raise TypeError(f"objective: base must be a transformers.TrainingArguments, got {type(base).__name__}")
 
@@ -210,9 +218,13 @@ def objective(
         trainer = build_trainer(args, dict(trial.params))
         cb = PruningCallback(trial, metric)
         trainer.add_callback(cb)
-        trainer.train(resume_from_checkpoint=cb.resume_from(args))
-        if cb.last is None:
-            cb.last = float(trainer.evaluate()[metric])
+        try:
+            trainer.train(resume_from_checkpoint=cb.resume_from(args))
+            if cb.last is None:
+                cb.last = float(trainer.evaluate()[metric])
+        except MetricNotEvaluated:
+            trial.study.stop()  # every trial would train until its first evaluation and fail alike
+            raise
         return cb.last
 
     return run
