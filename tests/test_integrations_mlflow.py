@@ -211,3 +211,22 @@ def test_log_study_again_logs_nothing_twice_and_reads_the_runs_once(
     for run, t in zip(runs, study.trials, strict=True):
         values = cb.client.get_metric_history(run.info.run_id, "value")
         assert [m.value for m in values] == ([t.value] if t.value is not None else []), t.number
+
+
+def test_a_trials_attributes_are_tags_of_its_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """trial.set_attr(...) (a best iteration, a note) reached neither the run nor MLflow's UI."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+
+    def with_attrs(trial: ts.Trial) -> float:
+        trial.set_attr("best_iteration", 12)
+        trial.set_attr("note (why)", "early stop")
+        for i in range(120):  # more than MLflow takes in one call
+            trial.set_attr(f"fold_{i}", i)
+        return trial.params["x"]
+
+    study.optimize(with_attrs, n_trials=1, callbacks=[cb], show_progress=False)
+    [run] = trial_runs(cb.client, cb.client.get_experiment_by_name(study.name).experiment_id, study.name)
+    assert run.data.tags["attr.best_iteration"] == "12"
+    assert run.data.tags["attr.note _why_"] == "early stop"
+    assert run.data.tags["attr.fold_119"] == "119"

@@ -4,7 +4,8 @@
     study.optimize(objective, n_trials=50, callbacks=[cb])
     cb.log_study(study)        # log every finished trial not logged yet (idempotent)
 
-A trial's run holds its parameters, its value (metric ``value`` by default), its state (tag
+A trial's run holds its parameters, its value (metric ``value`` by default), its attributes
+(``trial.set_attr(name, value)``) as tags ``attr.<name>``, its state (tag
 ``tunesmith.state``; MLflow status FINISHED for complete, KILLED for pruned or paused, FAILED
 for failed) and its reports as the history of the metric ``intermediate`` (step = the report's
 step). Runs are found again by the tags ``tunesmith.study`` and ``tunesmith.trial``: a trial
@@ -21,6 +22,7 @@ import json
 import posixpath
 import re
 import time
+from itertools import zip_longest
 from typing import Any
 
 from ..trial import FrozenTrial, TrialState
@@ -163,10 +165,15 @@ class MLflowCallback:
         if trial.value is not None and trial.value != logged_value:  # not logged twice
             metrics.append(Metric(self.metric_name, trial.value, at, 0))
         tags = [RunTag(STATE_TAG, trial.state.value)]
+        keys = _param_keys(list(trial.attrs))
+        tags += [RunTag(f"attr.{keys[k]}", _text(v)[:5000]) for k, v in trial.attrs.items()]  # trial.set_attr(...)
         if trial.error:
             tags.append(RunTag("tunesmith.error", trial.error[:5000]))
-        for i in range(0, max(len(metrics), 1), _BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i : i + _BATCH], tags=tags if i == 0 else [])
+        metric_batches = [metrics[i : i + _BATCH] for i in range(0, len(metrics), _BATCH)]
+        tag_batches = [tags[i : i + 100] for i in range(0, len(tags), 100)]
+        empty: list[Any] = []
+        for metric_batch, tag_batch in zip_longest(metric_batches, tag_batches, fillvalue=empty):  # MLflow's limits per log_batch: 1000 metrics, 100 tags
+            self.client.log_batch(run_id, metrics=metric_batch, tags=tag_batch)
         self.client.set_terminated(run_id, status=_STATUS[trial.state], end_time=at)
 
 
@@ -175,7 +182,7 @@ def _ms(seconds: float) -> int:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _param_keys(names: list[str]) -> dict[str, str]:
