@@ -252,3 +252,21 @@ def test_an_installed_package_that_fails_to_import_is_not_called_missing(
         require("ts_broken_pkg", extra="xgboost", what="test")
     with pytest.raises(ImportError, match=r"'ts_absent_pkg' package, which is not installed: pip install 'tunesmith\[x\]'"):
         require("ts_absent_pkg", extra="x", what="test")
+
+
+def test_a_diverged_run_is_pruned_not_failed() -> None:
+    """A metric that became inf or nan failed the trial ('report() takes a finite number ...
+    raise ts.TrialPruned'), where the Lightning and Transformers callbacks prune it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X[:, 0] * 1e30  # rmse overflows at once
+    study = _study(xgboost_space(), "minimize")
+
+    def objective(trial: ts.Trial) -> float:
+        d = xgb.DMatrix(X, label=y)
+        xgb.train({"learning_rate": 1e10, "eval_metric": "rmse", "nthread": 1}, d, 5, evals=[(d, "v")],
+                  callbacks=[XGBoostPruningCallback(trial)], verbose_eval=False)
+        return 0.0
+
+    study.optimize(objective, n_trials=1, show_progress=False)
+    assert study.trials[0].state is ts.TrialState.PRUNED, study.trials[0].error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import re
 import threading
 import warnings
@@ -46,7 +47,8 @@ def check_trial(trial: Any, what: str) -> None:
 
 def report_and_decide(trial: Any, value: float, step: int) -> None:
     """Report ``value`` at ``step``, ask the pruner once, and raise :class:`TrialPruned` when it
-    stops the trial (for callbacks that cannot pause: see :func:`refuse_pausing`)."""
+    stops the trial (for callbacks that cannot pause: see :func:`refuse_pausing`), or at once
+    when ``value`` is not finite (the run diverged)."""
     reported = trial.intermediate
     if step in reported:  # a second training starts again at round 1 (a dict lookup: called every round)
         raise ValueError(
@@ -55,6 +57,8 @@ def report_and_decide(trial: Any, value: float, step: int) -> None:
             "the callback (it reports the folds' mean), or train the folds without it and report "
             "their mean yourself"
         )
+    if not math.isfinite(value):  # diverged: it cannot recover (as the Lightning callback decides)
+        raise TrialPruned(f"trial {trial.number}: the metric is {value} at boosting round {step}: diverged")
     trial.report(value, step)
     if trial.decision() is not Decision.CONTINUE:  # asked once: another worker may report meanwhile
         raise TrialPruned(f"trial {trial.number} pruned at step {step}")
