@@ -315,3 +315,16 @@ def test_a_misspelt_metric_gets_the_closest_logged_name(tmp_path: Path) -> None:
     train, val = loaders()
     with pytest.raises(ValueError, match=r"'val_los' was not logged in validation \(did you mean 'val_loss'\?\)"):
         trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(0.1), train, val)
+
+
+def test_trainer_validate_after_fit_reports_nothing(tmp_path: Path) -> None:
+    """trainer.validate() after fit (for the final metrics) was reported as one epoch more
+    (step max_epochs + 1), past the pruner's max_resource."""
+    trial = ts.Study(SPACE).ask()
+    cb = PruningCallback(trial)
+    train, val = loaders()
+    t = trainer(cb, tmp_path, callbacks=[cb])
+    model = Regression(0.05)
+    t.fit(model, train, val)
+    t.validate(model, val, verbose=False)
+    assert sorted(trial.intermediate) == list(range(1, EPOCHS + 1))

@@ -91,8 +91,8 @@ class PruningCallback(_Callback):
         self._before = trainer.callback_metrics.get(self.monitor)  # kept by Lightning when not logged again
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking:
-            return
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return  # trainer.validate() after fit is not a step of the training
         step = trainer.current_epoch + 1 if self.step == "epoch" else trainer.global_step
         if self._reported == step and self.step == "epoch":
             raise ValueError(
