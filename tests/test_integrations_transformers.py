@@ -267,3 +267,17 @@ def test_a_metric_no_evaluation_gives_stops_the_search(tmp_path: Path) -> None:
     study = search(tiny_build, base=base_args(tmp_path), n_trials=3, space=space, metric="eval_los", show_progress=False)
     assert [t.state for t in study.trials] == [ts.TrialState.FAILED]
     assert "did you mean 'eval_loss'" in (study.trials[0].error or "")
+
+
+@pytest.mark.parametrize("strategy", ["epoch", "steps"])
+def test_trainer_evaluate_after_train_reports_nothing(tmp_path: Path, strategy: str) -> None:
+    """trainer.evaluate() after train() (for the final metrics) reported the last step again and
+    failed with 'steps must increase'."""
+    args = TrainingArguments(output_dir=str(tmp_path / "o"), eval_strategy=strategy, eval_steps=2, save_strategy="no",
+                             report_to="none", use_cpu=True, disable_tqdm=True, num_train_epochs=2)  # fmt: skip
+    trial = ts.Study(SMALL).ask()
+    trainer, _ = tiny_trainer(args, trial)
+    trainer.train()
+    reported = dict(trial.intermediate)
+    assert reported and trainer.evaluate()["eval_loss"] == pytest.approx(reported[max(reported)])
+    assert trial.intermediate == reported

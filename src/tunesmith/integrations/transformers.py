@@ -122,6 +122,7 @@ class PruningCallback(_TrainerCallback):
         # global steps whose evaluations were all of other sets, and the metrics they gave
         self._found: set[int] = set()
         self._others: dict[int, set[str]] = {}
+        self._training = False  # between on_train_begin and on_train_end: evaluations are reported
 
     def resume_from(self, args: Any) -> str | None:
         """The checkpoint folder a resumed trial continues from, else None; it must lie in
@@ -134,6 +135,7 @@ class PruningCallback(_TrainerCallback):
         return str(path)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._training = True
         if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "no":
             warnings.warn(
                 "PruningCallback: the Trainer's eval_strategy is 'no', so it never evaluates during "
@@ -154,6 +156,8 @@ class PruningCallback(_TrainerCallback):
             raise MetricNotEvaluated(f"PruningCallback: evaluation gave no {self.metric!r}{did_you_mean(self.metric, list(metrics))}; "
                              f"it gave {sorted(metrics)}")  # fmt: skip
         self._found.add(state.global_step)
+        if not self._training:
+            return  # trainer.evaluate() before or after train(): not a step of the training
         value = float(metrics[self.metric])
         step = round(state.epoch) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
         if not math.isfinite(value):
@@ -182,6 +186,7 @@ class PruningCallback(_TrainerCallback):
             raise MetricNotEvaluated(f"PruningCallback: no evaluation gave {self.metric!r}; they gave {seen}")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._training = False
         if state.is_world_process_zero:
             self._check_found(before=math.inf)
 
