@@ -281,3 +281,14 @@ def test_trainer_evaluate_after_train_reports_nothing(tmp_path: Path, strategy: 
     reported = dict(trial.intermediate)
     assert reported and trainer.evaluate()["eval_loss"] == pytest.approx(reported[max(reported)])
     assert trial.intermediate == reported
+
+
+def test_a_last_partial_epoch_is_a_step_of_its_own(tmp_path: Path) -> None:
+    """num_train_epochs=2.5 evaluates at epochs 1, 2 and 2.5; round(2.5) == 2 reported step 2
+    twice and failed the trial ('steps must increase')."""
+    args = TrainingArguments(output_dir=str(tmp_path / "o"), eval_strategy="epoch", save_strategy="no",
+                             report_to="none", use_cpu=True, disable_tqdm=True, num_train_epochs=2.5)  # fmt: skip
+    trial = ts.Study(SMALL).ask()
+    trainer, _ = tiny_trainer(args, trial)
+    trainer.train()
+    assert sorted(trial.intermediate) == [1, 2, 3]

@@ -159,7 +159,8 @@ class PruningCallback(_TrainerCallback):
         if not self._training:
             return  # trainer.evaluate() before or after train(): not a step of the training
         value = float(metrics[self.metric])
-        step = round(state.epoch) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
+        # epoch e (counted from 1) is step e; a last, partial epoch (num_train_epochs=2.5) is step 3
+        step = math.ceil(round(state.epoch, 6)) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
         if not math.isfinite(value):
             raise TrialPruned(f"{self.metric} is {value} at step {step}: diverged")
         self.last = value
