@@ -62,13 +62,17 @@ class MLflowCallback:
         self.experiment, self.metric_name = experiment, metric_name
         self._ids: dict[str, tuple[str, str]] = {}  # study name -> (experiment id, parent run id)
         self._open: set[str] = set()  # studies whose parent run this callback set RUNNING
+        self._runs: dict[str, dict[int, str]] = {}  # study name -> trial number -> its run's id
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
         """Log ``trial`` (a finished or paused trial of ``study``) to its run."""
         if trial.state not in _STATUS:
             return  # running or waiting: logged when it ends
         experiment_id, _ = self._parent(study)
-        self._log_trial(study, trial, self._find(experiment_id, study.name, trial.number, parent=False))
+        if study.name not in self._runs:  # the runs logged before (another session): read once
+            self._read_runs(study, experiment_id)
+        run_id = self._runs[study.name].get(trial.number)
+        self._log_trial(study, trial, None if run_id is None else self.client.get_run(run_id))
 
     def log_study(self, study: Any) -> None:
         """Log every finished or paused trial of ``study``; trials already logged are only updated
@@ -78,7 +82,7 @@ class MLflowCallback:
         trials = [t for t in study.trials if t.state in _STATUS]
         if trials:
             experiment_id, _ = self._parent(study)
-            runs = {int(r.data.tags[TRIAL_TAG]): r for r in trial_runs(self.client, experiment_id, study.name)}
+            runs = self._read_runs(study, experiment_id)
             for trial in trials:  # the runs read once, not searched for trial by trial
                 self._log_trial(study, trial, runs.get(trial.number))
         if not running:
@@ -99,7 +103,7 @@ class MLflowCallback:
             name = self.experiment or study.name
             found = experiment_by_name(self.client, name)
             experiment_id = found.experiment_id if found else self._create_experiment(name)
-            run = self._find(experiment_id, study.name, None, parent=True)
+            run = self._find_parent(experiment_id, study.name)
             if run is None:
                 run = self.client.create_run(experiment_id, run_name=study.name, tags={
                     STUDY_TAG: study.name, "tunesmith.parent": "true",
@@ -127,10 +131,16 @@ class MLflowCallback:
             ) from exc
         return experiment_id
 
-    def _find(self, experiment_id: str, study: str, number: int | None, *, parent: bool) -> Any:
-        which = "tags.`tunesmith.parent` = 'true'" if parent else f"tags.`{TRIAL_TAG}` = '{number}'"
-        runs = _search(self.client, experiment_id, study, which, limit=1)
+    def _find_parent(self, experiment_id: str, study: str) -> Any:
+        runs = _search(self.client, experiment_id, study, "tags.`tunesmith.parent` = 'true'", limit=1)
         return runs[0] if runs else None
+
+    def _read_runs(self, study: Any, experiment_id: str) -> dict[int, Any]:
+        """The study's trial runs in MLflow, by trial number; their ids are kept, so that the next
+        trials are looked up without a search (which reads every run of a file store)."""
+        runs = {int(r.data.tags[TRIAL_TAG]): r for r in trial_runs(self.client, experiment_id, study.name)}
+        self._runs[study.name] = {number: run.info.run_id for number, run in runs.items()}
+        return runs
 
     def _log_trial(self, study: Any, trial: FrozenTrial, run: Any) -> None:
         """Create ``trial``'s run, or bring ``run`` (its run, as read) up to date."""
@@ -144,6 +154,7 @@ class MLflowCallback:
         run = self.client.create_run(
             experiment_id, start_time=_ms(trial.started or time.time()), tags=tags, run_name=f"trial-{trial.number}",
         )  # fmt: skip
+        self._runs.setdefault(study.name, {})[trial.number] = run.info.run_id
         keys = _param_keys(list(trial.params))
         params = [Param(keys[k], _text(v)) for k, v in trial.params.items()]
         renamed = {keys[k]: k for k in trial.params if keys[k] != k}
