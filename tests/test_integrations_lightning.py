@@ -127,15 +127,21 @@ class PauseAndPromote(Pruner):
         return [t.number for t in trials if t.state is ts.TrialState.PAUSED]
 
 
-def test_errors_name_the_fix(tmp_path: Path) -> None:
-    study = ts.Study(SPACE, pruner=PauseAndPromote())
-    # a resumed trial whose stored checkpoint lies outside the callback's folder is refused
+def _paused_and_resumed(study: ts.Study, checkpoint: Path) -> ts.Trial:
+    """A trial that reported step 1, paused with ``checkpoint`` as its attribute, and resumed."""
     first = study.ask()
     first.report(1.0, 1)
-    first.set_attr("checkpoint", str(tmp_path / "x.ckpt"))
+    first.set_attr("checkpoint", str(checkpoint))
     study.tell(first, state="paused")
     resumed = study.ask()
     assert resumed.is_resumed
+    return resumed
+
+
+def test_errors_name_the_fix(tmp_path: Path) -> None:
+    study = ts.Study(SPACE, pruner=PauseAndPromote())
+    # a resumed trial whose stored checkpoint lies outside the callback's folder is refused
+    resumed = _paused_and_resumed(study, tmp_path / "x.ckpt")
     with pytest.raises(ValueError, match="is not in the callback's folder"):
         _ = PruningCallback(resumed, checkpoint_dir=tmp_path / "ckpt").resume_from
     assert PruningCallback(resumed, checkpoint_dir=tmp_path).resume_from == str(tmp_path / "x.ckpt")
@@ -328,3 +334,15 @@ def test_trainer_validate_after_fit_reports_nothing(tmp_path: Path) -> None:
     t.fit(model, train, val)
     t.validate(model, val, verbose=False)
     assert sorted(trial.intermediate) == list(range(1, EPOCHS + 1))
+
+
+def test_a_resumed_trial_fit_without_its_checkpoint_is_refused_before_training(tmp_path: Path) -> None:
+    """A resumed trial whose fit() was not given ckpt_path=cb.resume_from trained an epoch from
+    scratch, then failed with report()'s generic 'start the loop at trial.start_step'."""
+    resumed = _paused_and_resumed(ts.Study(SPACE, pruner=PauseAndPromote()), tmp_path / "trial-0.ckpt")
+    cb = PruningCallback(resumed, checkpoint_dir=tmp_path)
+    model = Regression(0.1)
+    train, val = loaders()
+    with pytest.raises(ValueError, match=r"trial 0 was paused and is resumed.*ckpt_path=cb\.resume_from"):
+        trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val)
+    assert model.epochs_started == []

@@ -87,6 +87,14 @@ class PruningCallback(_Callback):
             )
         return str(path)
 
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.trial is not None and self.trial.resume_from is not None and trainer.ckpt_path is None:
+            raise ValueError(
+                f"PruningCallback: trial {self.trial.number} was paused and is resumed, but trainer.fit "
+                "starts from scratch; pass its checkpoint: trainer.fit(model, ..., ckpt_path=cb.resume_from, "
+                "weights_only=True)"
+            )
+
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         self._before = trainer.callback_metrics.get(self.monitor)  # kept by Lightning when not logged again
 
