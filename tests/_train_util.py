@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+import tunesmith as ts
+from tunesmith.pruners import Decision, Pruner
 
 
 def blobs(n: int = 256, d: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,3 +46,28 @@ class Net(nn.Module):
 
 def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+
+class PauseAndPromote(Pruner):
+    """A pruner that never stops a trial itself and promotes every paused trial at once."""
+
+    pauses = True
+
+    def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+        return Decision.CONTINUE
+
+    def promotable(self, trials, direction) -> list[int]:  # type: ignore[no-untyped-def]
+        return [t.number for t in trials if t.state is ts.TrialState.PAUSED]
+
+
+def paused_and_resumed(study: ts.Study, checkpoint: Path) -> ts.Trial:
+    """A trial of ``study`` (pruner: :class:`PauseAndPromote`) that reported step 1, paused with
+    ``checkpoint`` as its attribute, and was resumed."""
+    first = study.ask()
+    first.report(1.0, 1)
+    first.set_attr("checkpoint", str(checkpoint))
+    study.tell(first, state="paused")
+    resumed = study.ask()
+    assert resumed.is_resumed
+    return resumed

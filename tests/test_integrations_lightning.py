@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 import tunesmith as ts
-from tunesmith.pruners import ASHA, Decision, Pruner
+from tunesmith.pruners import ASHA
 
 torch = pytest.importorskip("torch")
 L = pytest.importorskip("lightning.pytorch")
+from _train_util import PauseAndPromote, paused_and_resumed  # noqa: E402
+
 from tunesmith.integrations.lightning import PruningCallback  # noqa: E402
 
 EPOCHS = 6
@@ -115,33 +117,10 @@ def test_a_paused_trial_resumes_from_lightnings_checkpoint(tmp_path: Path, caplo
     assert "weights_only" not in caplog.text
 
 
-class PauseAndPromote(Pruner):
-    """Never stops a trial itself; every paused trial is promotable at once."""
-
-    pauses = True
-
-    def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
-        return Decision.CONTINUE
-
-    def promotable(self, trials, direction) -> list[int]:  # type: ignore[no-untyped-def]
-        return [t.number for t in trials if t.state is ts.TrialState.PAUSED]
-
-
-def _paused_and_resumed(study: ts.Study, checkpoint: Path) -> ts.Trial:
-    """A trial that reported step 1, paused with ``checkpoint`` as its attribute, and resumed."""
-    first = study.ask()
-    first.report(1.0, 1)
-    first.set_attr("checkpoint", str(checkpoint))
-    study.tell(first, state="paused")
-    resumed = study.ask()
-    assert resumed.is_resumed
-    return resumed
-
-
 def test_errors_name_the_fix(tmp_path: Path) -> None:
     study = ts.Study(SPACE, pruner=PauseAndPromote())
     # a resumed trial whose stored checkpoint lies outside the callback's folder is refused
-    resumed = _paused_and_resumed(study, tmp_path / "x.ckpt")
+    resumed = paused_and_resumed(study, tmp_path / "x.ckpt")
     with pytest.raises(ValueError, match="is not in the callback's folder"):
         _ = PruningCallback(resumed, checkpoint_dir=tmp_path / "ckpt").resume_from
     assert PruningCallback(resumed, checkpoint_dir=tmp_path).resume_from == str(tmp_path / "x.ckpt")
@@ -339,7 +318,7 @@ def test_trainer_validate_after_fit_reports_nothing(tmp_path: Path) -> None:
 def test_a_resumed_trial_fit_without_its_checkpoint_is_refused_before_training(tmp_path: Path) -> None:
     """A resumed trial whose fit() was not given ckpt_path=cb.resume_from trained an epoch from
     scratch, then failed with report()'s generic 'start the loop at trial.start_step'."""
-    resumed = _paused_and_resumed(ts.Study(SPACE, pruner=PauseAndPromote()), tmp_path / "trial-0.ckpt")
+    resumed = paused_and_resumed(ts.Study(SPACE, pruner=PauseAndPromote()), tmp_path / "trial-0.ckpt")
     cb = PruningCallback(resumed, checkpoint_dir=tmp_path)
     model = Regression(0.1)
     train, val = loaders()

@@ -292,3 +292,15 @@ def test_a_last_partial_epoch_is_a_step_of_its_own(tmp_path: Path) -> None:
     trainer, _ = tiny_trainer(args, trial)
     trainer.train()
     assert sorted(trial.intermediate) == [1, 2, 3]
+
+
+def test_a_resumed_trial_trained_without_its_checkpoint_is_refused(tmp_path: Path) -> None:
+    """A resumed trial whose train() was not given its checkpoint trained from scratch to its
+    first evaluation, then failed with report()'s generic 'start the loop at trial.start_step'."""
+    from _train_util import PauseAndPromote, paused_and_resumed
+
+    study = ts.Study(SMALL, pruner=PauseAndPromote())
+    resumed = paused_and_resumed(study, tmp_path / "o" / "trial-0" / "checkpoint-4")
+    trainer, cb = tiny_trainer(base_args(tmp_path, num_train_epochs=1), resumed)
+    with pytest.raises(ValueError, match=r"trial 0 was paused and is resumed.*resume_from_checkpoint=cb\.resume_from\(args\)"):
+        trainer.train()

@@ -136,6 +136,11 @@ class PruningCallback(_TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = True
+        if self.trial.resume_from is not None and state.global_step == 0:
+            raise ValueError(
+                f"PruningCallback: trial {self.trial.number} was paused and is resumed, but train() starts "
+                "from scratch; pass its checkpoint: trainer.train(resume_from_checkpoint=cb.resume_from(args))"
+            )
         if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "no":
             warnings.warn(
                 "PruningCallback: the Trainer's eval_strategy is 'no', so it never evaluates during "
