@@ -325,3 +325,14 @@ def test_a_resumed_trial_fit_without_its_checkpoint_is_refused_before_training(t
     with pytest.raises(ValueError, match=r"trial 0 was paused and is resumed.*ckpt_path=cb\.resume_from"):
         trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val)
     assert model.epochs_started == []
+
+
+def test_a_fit_without_validation_is_warned_about(tmp_path: Path) -> None:
+    """A fit without validation data never reported the trial, which could not be pruned,
+    without a word."""
+    trial = ts.Study(SPACE).ask()
+    cb = PruningCallback(trial)
+    train, _ = loaders()
+    with pytest.warns(UserWarning, match="no validation ran in this fit.*val_dataloaders="):
+        trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(0.1), train)
+    assert trial.intermediate == {}

@@ -95,6 +95,16 @@ class PruningCallback(_Callback):
                 "weights_only=True)"
             )
 
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._reported is None and self.trial is not None:
+            warnings.warn(
+                f"PruningCallback: no validation ran in this fit, so {self.monitor!r} was never reported "
+                f"and trial {self.trial.number} could not be pruned; give trainer.fit validation data "
+                "(val_dataloaders= or a datamodule's val_dataloader) and the module a validation_step, "
+                "with limit_val_batches above 0",
+                UserWarning, stacklevel=2,
+            )  # fmt: skip
+
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         self._before = trainer.callback_metrics.get(self.monitor)  # kept by Lightning when not logged again
 
