@@ -304,3 +304,23 @@ def test_a_resumed_trial_trained_without_its_checkpoint_is_refused(tmp_path: Pat
     trainer, cb = tiny_trainer(base_args(tmp_path, num_train_epochs=1), resumed)
     with pytest.raises(ValueError, match=r"trial 0 was paused and is resumed.*resume_from_checkpoint=cb\.resume_from\(args\)"):
         trainer.train()
+
+
+def test_a_metric_that_goes_missing_later_fails_only_its_trial(tmp_path: Path) -> None:
+    """A metric that compute_metrics gives in the first evaluation and not in the second fails
+    that trial; it does not stop the search, as a metric never given does."""
+    def sometimes(p: Any) -> dict[str, float]:
+        sometimes.calls += 1  # type: ignore[attr-defined]
+        return {"score": 1.0} if sometimes.calls % 2 else {}  # type: ignore[attr-defined]
+
+    sometimes.calls = 0  # type: ignore[attr-defined]
+
+    def build(args: Any, params: dict[str, Any]) -> Any:
+        trainer = tiny_build(args, params)
+        trainer.compute_metrics = sometimes
+        return trainer
+
+    space = ts.Space({"learning_rate": ts.Float(1e-4, 1e-2, log=True), "num_train_epochs": ts.Fixed(2)})
+    study = search(build, base=base_args(tmp_path), n_trials=2, space=space, metric="eval_score", show_progress=False)
+    assert [t.state for t in study.trials] == [ts.TrialState.FAILED] * 2
+    assert [sorted(t.intermediate) for t in study.trials] == [[1], [1]]

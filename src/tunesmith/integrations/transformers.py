@@ -219,8 +219,9 @@ def objective(
     ``Trainer`` from its ``TrainingArguments`` (see :func:`training_args`); the callback is added,
     ``train()`` runs (resuming a paused trial), and the last evaluation's ``metric`` is returned
     (``trainer.evaluate()`` is called when training evaluated nothing). A ``metric`` that the
-    evaluations do not give (:class:`MetricNotEvaluated`) fails the trial and stops the study
-    (``study.stop()``): every later trial would train to its first evaluation and fail alike."""
+    evaluations do not give (:class:`MetricNotEvaluated`) fails the trial, and stops the study
+    (``study.stop()``) when no evaluation of the trial gave it: every later trial would train to
+    its first evaluation and fail alike."""
     if not dataclasses.is_dataclass(base):
         raise TypeError(f"objective: base must be a transformers.TrainingArguments, got {type(base).__name__}")
 
@@ -234,7 +235,8 @@ def objective(
             if cb.last is None:
                 cb.last = float(trainer.evaluate()[metric])
         except MetricNotEvaluated:
-            trial.study.stop()  # every trial would train until its first evaluation and fail alike
+            if not trial.intermediate:  # never given: every trial would train to it and fail alike
+                trial.study.stop()
             raise
         return cb.last
 
