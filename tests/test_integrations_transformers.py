@@ -324,3 +324,5 @@ def test_a_metric_that_goes_missing_later_fails_only_its_trial(tmp_path: Path) -
     study = search(build, base=base_args(tmp_path), n_trials=2, space=space, metric="eval_score", show_progress=False)
     assert [t.state for t in study.trials] == [ts.TrialState.FAILED] * 2
     assert [sorted(t.intermediate) for t in study.trials] == [[1], [1]]
+    # no suggestion that merely shares the "eval_" prefix (it was "did you mean 'eval_runtime'?")
+    assert "did you mean" not in (study.trials[0].error or "")

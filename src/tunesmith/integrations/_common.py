@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import math
 import re
@@ -43,6 +44,24 @@ def check_trial(trial: Any, what: str) -> None:
         f"{what} needs the running trial (the argument of your objective: def objective(trial): ...), "
         f"got {type(trial).__name__}; pass {hint}"
     )
+
+
+_SET_PREFIX = re.compile(r"^(eval|val|valid|validation|test|train)[_/\-]")
+
+
+def did_you_mean_metric(metric: str, names: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the name closest to ``metric``, judged on what follows a
+    prefix such as ``eval_`` or ``val_`` (``eval_score`` is not close to ``eval_runtime``); a
+    name with ``metric``'s own prefix first; or ``""``."""
+    def rest(name: str) -> str:
+        return _SET_PREFIX.sub("", name)
+
+    close = difflib.get_close_matches(rest(metric), [rest(n) for n in names], n=1)
+    if not close:
+        return ""
+    prefix = metric[: len(metric) - len(rest(metric))]
+    found = sorted((n for n in names if rest(n) == close[0]), key=lambda n: not n.startswith(prefix))
+    return f" (did you mean {found[0]!r}?)"
 
 
 def report_and_decide(trial: Any, value: float, step: int) -> None:

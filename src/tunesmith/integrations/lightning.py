@@ -27,8 +27,7 @@ from typing import Any
 
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
-from ..space.params import did_you_mean
-from ._common import check_trial, require, warn_direction
+from ._common import check_trial, did_you_mean_metric, require, warn_direction
 
 L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning")
 _Callback: Any = L.Callback
@@ -156,7 +155,7 @@ class PruningCallback(_Callback):
         if self.monitor not in metrics:
             raise ValueError(
                 f"PruningCallback: the metric {self.monitor!r} was not logged in validation"
-                f"{did_you_mean(self.monitor, list(metrics))}; logged: {sorted(metrics)} (log it in "
+                f"{did_you_mean_metric(self.monitor, list(metrics))}; logged: {sorted(metrics)} (log it in "
                 f"validation_step: self.log({self.monitor!r}, value))"
             )
         if metrics[self.monitor] is self._before:

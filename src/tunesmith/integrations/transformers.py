@@ -22,11 +22,11 @@ from typing import Any
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Space
-from ..space.params import did_you_mean
 from ._common import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
     check_trial,
+    did_you_mean_metric,
     guess_direction,
     require,
     warn_direction,
@@ -158,7 +158,7 @@ class PruningCallback(_TrainerCallback):
                 self._others.setdefault(state.global_step, set()).update(metrics)
                 self._check_found(before=state.global_step)
                 return
-            raise MetricNotEvaluated(f"PruningCallback: evaluation gave no {self.metric!r}{did_you_mean(self.metric, list(metrics))}; "
+            raise MetricNotEvaluated(f"PruningCallback: evaluation gave no {self.metric!r}{did_you_mean_metric(self.metric, list(metrics))}; "
                              f"it gave {sorted(metrics)}")  # fmt: skip
         self._found.add(state.global_step)
         if not self._training:
