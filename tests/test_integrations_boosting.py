@@ -270,3 +270,26 @@ def test_a_diverged_run_is_pruned_not_failed() -> None:
 
     study.optimize(objective, n_trials=1, show_progress=False)
     assert study.trials[0].state is ts.TrialState.PRUNED, study.trials[0].error
+
+
+def test_an_xgboost_estimator_holding_the_callback_can_be_cloned_and_pickled(data: tuple[Any, ...]) -> None:
+    """clone() of an XGBClassifier(callbacks=[cb]) (cross_val_score, GridSearchCV) and pickling
+    the fitted model both failed with "cannot pickle '_thread.RLock' object": the callback
+    copied its trial, study and storage. A clone shares the callback; a pickle drops the trial."""
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    X_tr, X_va, y_tr, y_va = data
+    trial = _study(xgboost_space(), "maximize").ask()
+    model = xgb.XGBClassifier(n_estimators=3, n_jobs=1, eval_metric="auc", callbacks=[XGBoostPruningCallback(trial)])
+    fitted = clone(model).fit(X_tr, y_tr, eval_set=[(X_va, y_va)], verbose=False)
+    assert sorted(trial.intermediate) == [1, 2, 3]
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(again.predict_proba(X_va), fitted.predict_proba(X_va))
+    with pytest.raises(ValueError, match="came from a pickle, without its trial"):
+        again.fit(X_tr, y_tr, eval_set=[(X_va, y_va)], verbose=False)
+    with pytest.raises(ValueError, match=r"now round 1 again.*xgb\.cv"):  # folds: one training each
+        cross_val_score(model, X_tr, y_tr, cv=2, error_score="raise",
+                        params={"eval_set": [(X_va, y_va)], "verbose": False})

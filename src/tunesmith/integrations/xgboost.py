@@ -86,7 +86,21 @@ class XGBoostPruningCallback(_TrainingCallback):
         self.trial, self.data, self.metric, self.maximize = trial, data, metric, maximize
         self._checked = False
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> XGBoostPruningCallback:
+        """Itself: a handle on the running trial, which ``sklearn.base.clone`` of an estimator that
+        holds it (``cross_val_score``, ``GridSearchCV``) cannot copy."""
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Without the trial, so that a fitted ``XGBClassifier`` that holds it can be pickled."""
+        return {**self.__dict__, "trial": None}
+
     def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
+        if self.trial is None:
+            raise ValueError(
+                "XGBoostPruningCallback: this callback came from a pickle, without its trial; make "
+                "a new one for the running trial: XGBoostPruningCallback(trial)"
+            )
         metric, history = self._pick(evals_log)
         if not self._checked:
             self._check_direction(metric)
