@@ -336,3 +336,9 @@ def test_a_fit_without_validation_is_warned_about(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="no validation ran in this fit.*val_dataloaders="):
         trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(0.1), train)
     assert trial.intermediate == {}
+
+
+def test_a_checkpoint_dir_under_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """checkpoint_dir="~/ckpt" put paused trials' checkpoints in a folder named "~"."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert PruningCallback(ts.Study(SPACE).ask(), checkpoint_dir="~/ckpt").checkpoint_dir == tmp_path / "ckpt"

@@ -90,3 +90,13 @@ def test_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delitem(sys.modules, "tunesmith.integrations.tensorboard")
     with pytest.raises(ImportError, match=r"pip install 'tunesmith\[tensorboard\]'"):
         importlib.import_module("tunesmith.integrations.tensorboard")
+
+
+def test_a_log_dir_under_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorBoardCallback("~/tb") wrote to a folder named "~" in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=1, show_progress=False)
+    assert write_hparams(study, "~/tb") == tmp_path / "home" / "tb"
+    assert (tmp_path / "home" / "tb" / "trial-0").is_dir() and not (tmp_path / "~").exists()

@@ -64,7 +64,7 @@ class PruningCallback(_Callback):
             warn_direction(trial, monitor, what="lightning PruningCallback")
         if checkpoint_dir is None and trial is not None:
             checkpoint_dir = _study_folder(Path(tempfile.gettempdir()) / "tunesmith-lightning", str(trial.study.name))
-        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir).expanduser()
         self._reported: int | None = None  # the last step reported (step="epoch": the epoch)
         self._before: Any = None  # the monitored metric's value before this validation
         self._stale_warned = False

@@ -39,7 +39,7 @@ class TensorBoardCallback:
     def __init__(self, log_dir: str | Path, *, metric_name: str = "value") -> None:
         if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
             raise ValueError(f"TensorBoardCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
-        self.log_dir, self.metric_name = Path(log_dir), metric_name
+        self.log_dir, self.metric_name = Path(log_dir).expanduser(), metric_name  # "~/runs/x" as a shell reads it
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
         """Write ``trial`` once it is finished (complete, pruned or failed); paused trials wait."""
