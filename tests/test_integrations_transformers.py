@@ -326,3 +326,23 @@ def test_a_metric_that_goes_missing_later_fails_only_its_trial(tmp_path: Path) -
     assert [sorted(t.intermediate) for t in study.trials] == [[1], [1]]
     # no suggestion that merely shares the "eval_" prefix (it was "did you mean 'eval_runtime'?")
     assert "did you mean" not in (study.trials[0].error or "")
+
+
+def test_a_build_trainer_that_ignores_the_trials_args_is_refused(tmp_path: Path) -> None:
+    """build_trainer(args, params) that made its Trainer from other TrainingArguments trained
+    every trial with the same settings, silently; one that edits other fields still runs."""
+    space = ts.Space({"learning_rate": ts.Float(1e-4, 1e-2, log=True), "num_train_epochs": ts.Fixed(1)})
+
+    def ignoring(args: Any, params: dict[str, Any]) -> Any:
+        return tiny_build(base_args(tmp_path), params)
+
+    study = search(ignoring, base=base_args(tmp_path), n_trials=1, space=space, show_progress=False)
+    assert "build_trainer made a Trainer with" in (study.trials[0].error or ""), study.trials[0].error
+
+    def editing(args: Any, params: dict[str, Any]) -> Any:
+        import dataclasses
+
+        return tiny_build(dataclasses.replace(args, max_grad_norm=0.5), params)
+
+    study = search(editing, base=base_args(tmp_path), n_trials=1, space=space, show_progress=False)
+    assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error

@@ -228,6 +228,7 @@ def objective(
     def run(trial: Any) -> float:
         args = training_args(trial, base)
         trainer = build_trainer(args, dict(trial.params))
+        _check_trial_args(trainer, args, base)
         cb = PruningCallback(trial, metric)
         trainer.add_callback(cb)
         try:
@@ -241,6 +242,23 @@ def objective(
         return cb.last
 
     return run
+
+
+def _check_trial_args(trainer: Any, args: Any, base: Any) -> None:
+    """A TypeError when the Trainer that ``build_trainer`` made does not hold the trial's
+    TrainingArguments (the fields the trial set): every trial would train alike, silently."""
+    given = getattr(trainer, "args", None)
+    if given is args:
+        return
+    changed = [f.name for f in dataclasses.fields(args) if getattr(args, f.name) != getattr(base, f.name)]
+    wrong = [k for k in changed if getattr(given, k, None) != getattr(args, k)]
+    if wrong:
+        raise TypeError(
+            f"build_trainer made a Trainer with {wrong[0]}={getattr(given, wrong[0], None)!r}, not the trial's "
+            f"{getattr(args, wrong[0])!r}: give the Trainer the TrainingArguments build_trainer receives "
+            "(def build_trainer(args, params): return Trainer(model=..., args=args, ...)), or every trial "
+            "trains with the same settings"
+        )
 
 
 def search(
