@@ -293,3 +293,12 @@ def test_an_xgboost_estimator_holding_the_callback_can_be_cloned_and_pickled(dat
     with pytest.raises(ValueError, match=r"now round 1 again.*xgb\.cv"):  # folds: one training each
         cross_val_score(model, X_tr, y_tr, cv=2, error_score="raise",
                         params={"eval_set": [(X_va, y_va)], "verbose": False})
+
+
+def test_a_preset_keyword_takes_a_plain_number_and_names_a_bad_one() -> None:
+    """xgboost_space(max_depth=6) failed with "argument after * must be an iterable", and
+    num_leaves=(4,) with "Int.__init__() missing ... 'high'", naming neither keyword."""
+    assert xgboost_space(max_depth=6)["max_depth"] == ts.Fixed(6)
+    assert lightgbm_space(learning_rate=0.1).sample(np.random.default_rng(0))["learning_rate"] == 0.1
+    with pytest.raises(ValueError, match=r"lightgbm_space: num_leaves must be a \(low, high\) range or a plain number"):
+        lightgbm_space(num_leaves=(4,))  # type: ignore[arg-type]

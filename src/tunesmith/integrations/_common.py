@@ -13,6 +13,7 @@ from typing import Any
 
 from ..exceptions import TrialPruned
 from ..pruners import Decision
+from ..space import Fixed, Float, Int
 
 
 def require(module: str, *, extra: str, what: str) -> ModuleType:
@@ -32,6 +33,16 @@ def require(module: str, *, extra: str, what: str) -> ModuleType:
             f"{type(exc).__name__}: {exc} (fix that installation, e.g. pip install --force-reinstall "
             f"'tunesmith[{extra}]', or install what the error names)"
         ) from exc
+
+
+def span(what: str, name: str, value: Any, kind: type[Float] | type[Int], **options: Any) -> Float | Int | Fixed:
+    """A preset space's parameter from its keyword: a ``(low, high)`` range, or a plain number
+    that fixes it (``xgboost_space(max_depth=6)``); anything else is a ValueError naming it."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Fixed(value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"{what}: {name} must be a (low, high) range or a plain number that fixes it, got {value!r}")
+    return kind(*value, **options)
 
 
 def check_trial(trial: Any, what: str) -> None:

@@ -13,38 +13,38 @@ from __future__ import annotations
 from typing import Any
 
 from ..space import Fixed, Float, Int, Space
-from ._common import check_direction, refuse_pausing, report_and_decide, require
+from ._common import check_direction, refuse_pausing, report_and_decide, require, span
 
 lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgbm")
 
 
 def lightgbm_space(
     *,
-    learning_rate: tuple[float, float] = (1e-3, 0.3),
-    num_leaves: tuple[int, int] = (4, 256),
-    min_child_weight: tuple[float, float] = (1e-3, 20.0),
-    subsample: tuple[float, float] = (0.5, 1.0),
-    colsample_bytree: tuple[float, float] = (0.5, 1.0),
-    reg_alpha: tuple[float, float] = (1e-8, 10.0),
-    reg_lambda: tuple[float, float] = (1e-8, 10.0),
+    learning_rate: tuple[float, float] | float = (1e-3, 0.3),
+    num_leaves: tuple[int, int] | int = (4, 256),
+    min_child_weight: tuple[float, float] | float = (1e-3, 20.0),
+    subsample: tuple[float, float] | float = (0.5, 1.0),
+    colsample_bytree: tuple[float, float] | float = (0.5, 1.0),
+    reg_alpha: tuple[float, float] | float = (1e-8, 10.0),
+    reg_lambda: tuple[float, float] | float = (1e-8, 10.0),
 ) -> Space:
     """A search space for LightGBM from common practice.
 
     Names are the scikit-learn wrapper's, which ``lgb.train`` accepts too (as
     aliases): pass ``trial.params`` to either. ``subsample_freq`` is fixed at 1 so
     that ``subsample`` (bagging) takes effect. Learning rate, leaves, min child
-    weight and the L1/L2 terms are log-uniform. Change one range with its keyword,
-    or edit the result: ``ts.Space({**lightgbm_space(), ...})``.
+    weight and the L1/L2 terms are log-uniform. Change one range with its keyword
+    (a plain number fixes it: ``num_leaves=31``), or edit the result: ``ts.Space({**lightgbm_space(), ...})``.
     """
     return Space({
-        "learning_rate": Float(*learning_rate, log=True),
-        "num_leaves": Int(*num_leaves, log=True),
-        "min_child_weight": Float(*min_child_weight, log=True),
-        "subsample": Float(*subsample),
+        "learning_rate": span("lightgbm_space", "learning_rate", learning_rate, Float, log=True),
+        "num_leaves": span("lightgbm_space", "num_leaves", num_leaves, Int, log=True),
+        "min_child_weight": span("lightgbm_space", "min_child_weight", min_child_weight, Float, log=True),
+        "subsample": span("lightgbm_space", "subsample", subsample, Float),
         "subsample_freq": Fixed(1),
-        "colsample_bytree": Float(*colsample_bytree),
-        "reg_alpha": Float(*reg_alpha, log=True),
-        "reg_lambda": Float(*reg_lambda, log=True),
+        "colsample_bytree": span("lightgbm_space", "colsample_bytree", colsample_bytree, Float),
+        "reg_alpha": span("lightgbm_space", "reg_alpha", reg_alpha, Float, log=True),
+        "reg_lambda": span("lightgbm_space", "reg_lambda", reg_lambda, Float, log=True),
     })  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from ._common import (
     did_you_mean_metric,
     guess_direction,
     require,
+    span,
     warn_direction,
 )
 
@@ -42,35 +43,36 @@ SCHEDULERS = ("linear", "cosine", "constant_with_warmup", "polynomial")
 
 def trainer_space(
     *,
-    learning_rate: tuple[float, float] = (1e-6, 1e-3),
-    warmup_ratio: tuple[float, float] = (0.0, 0.2),
-    weight_decay: tuple[float, float] = (1e-6, 0.1),
-    adam_beta1: tuple[float, float] = (0.8, 0.95),
-    adam_beta2: tuple[float, float] = (0.95, 0.9999),
-    adam_epsilon: tuple[float, float] = (1e-10, 1e-6),
+    learning_rate: tuple[float, float] | float = (1e-6, 1e-3),
+    warmup_ratio: tuple[float, float] | float = (0.0, 0.2),
+    weight_decay: tuple[float, float] | float = (1e-6, 0.1),
+    adam_beta1: tuple[float, float] | float = (0.8, 0.95),
+    adam_beta2: tuple[float, float] | float = (0.95, 0.9999),
+    adam_epsilon: tuple[float, float] | float = (1e-10, 1e-6),
     lr_scheduler_type: Sequence[str] = ("linear", "cosine", "constant_with_warmup"),
     per_device_train_batch_size: Sequence[int] = (8, 16, 32),
-    num_train_epochs: tuple[int, int] = (1, 5),
+    num_train_epochs: tuple[int, int] | int = (1, 5),
 ) -> Space:
     """A search space over ``TrainingArguments`` fields from common fine-tuning practice.
 
     Learning rate, weight decay and epsilon are log-uniform; the schedulers and batch sizes are
-    categorical. Change a range with its keyword, or edit the result:
+    categorical. Change a range with its keyword (a plain number fixes it: ``num_train_epochs=3``),
+    or edit the result:
     ``ts.Space({**trainer_space(), "max_grad_norm": ts.Float(0.1, 2.0)})``.
     """
     bad = [s for s in lr_scheduler_type if s not in SCHEDULERS]
     if bad or not lr_scheduler_type:
         raise ValueError(f"trainer_space: lr_scheduler_type must be a non-empty subset of {list(SCHEDULERS)}, got {list(lr_scheduler_type)}")
     return Space({
-        "learning_rate": Float(*learning_rate, log=True),
-        "warmup_ratio": Float(*warmup_ratio),
-        "weight_decay": Float(*weight_decay, log=True),
-        "adam_beta1": Float(*adam_beta1),
-        "adam_beta2": Float(*adam_beta2),
-        "adam_epsilon": Float(*adam_epsilon, log=True),
+        "learning_rate": span("trainer_space", "learning_rate", learning_rate, Float, log=True),
+        "warmup_ratio": span("trainer_space", "warmup_ratio", warmup_ratio, Float),
+        "weight_decay": span("trainer_space", "weight_decay", weight_decay, Float, log=True),
+        "adam_beta1": span("trainer_space", "adam_beta1", adam_beta1, Float),
+        "adam_beta2": span("trainer_space", "adam_beta2", adam_beta2, Float),
+        "adam_epsilon": span("trainer_space", "adam_epsilon", adam_epsilon, Float, log=True),
         "lr_scheduler_type": Categorical(list(lr_scheduler_type)),
         "per_device_train_batch_size": Categorical(list(per_device_train_batch_size)),
-        "num_train_epochs": Int(*num_train_epochs),
+        "num_train_epochs": span("trainer_space", "num_train_epochs", num_train_epochs, Int),
     })  # fmt: skip
 
 

@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..space import Float, Int, Space
-from ._common import check_direction, refuse_pausing, report_and_decide, require, warn_direction
+from ._common import (
+    check_direction,
+    refuse_pausing,
+    report_and_decide,
+    require,
+    span,
+    warn_direction,
+)
 
 xgb = require("xgboost", extra="xgboost", what="tunesmith.integrations.xgboost")
 
@@ -32,29 +39,29 @@ _BUILTIN = ("rmse", "rmsle", "mae", "mape", "mphe", "logloss", "error", "merror"
 
 def xgboost_space(
     *,
-    learning_rate: tuple[float, float] = (1e-3, 0.3),
-    max_depth: tuple[int, int] = (2, 10),
-    min_child_weight: tuple[float, float] = (1e-2, 20.0),
-    subsample: tuple[float, float] = (0.5, 1.0),
-    colsample_bytree: tuple[float, float] = (0.5, 1.0),
-    reg_alpha: tuple[float, float] = (1e-8, 10.0),
-    reg_lambda: tuple[float, float] = (1e-8, 10.0),
+    learning_rate: tuple[float, float] | float = (1e-3, 0.3),
+    max_depth: tuple[int, int] | int = (2, 10),
+    min_child_weight: tuple[float, float] | float = (1e-2, 20.0),
+    subsample: tuple[float, float] | float = (0.5, 1.0),
+    colsample_bytree: tuple[float, float] | float = (0.5, 1.0),
+    reg_alpha: tuple[float, float] | float = (1e-8, 10.0),
+    reg_lambda: tuple[float, float] | float = (1e-8, 10.0),
 ) -> Space:
     """A search space for gradient-boosted trees from common practice.
 
     Names are the scikit-learn wrapper's, which ``xgb.train`` accepts too (as
     aliases of eta, alpha, lambda): pass ``trial.params`` to either. Learning
     rate, min child weight and the L1/L2 terms are log-uniform. Change one range
-    with its keyword, or edit the result: ``ts.Space({**xgboost_space(), ...})``.
+    with its keyword (a plain number fixes it: ``max_depth=6``), or edit the result: ``ts.Space({**xgboost_space(), ...})``.
     """
     return Space({
-        "learning_rate": Float(*learning_rate, log=True),
-        "max_depth": Int(*max_depth),
-        "min_child_weight": Float(*min_child_weight, log=True),
-        "subsample": Float(*subsample),
-        "colsample_bytree": Float(*colsample_bytree),
-        "reg_alpha": Float(*reg_alpha, log=True),
-        "reg_lambda": Float(*reg_lambda, log=True),
+        "learning_rate": span("xgboost_space", "learning_rate", learning_rate, Float, log=True),
+        "max_depth": span("xgboost_space", "max_depth", max_depth, Int),
+        "min_child_weight": span("xgboost_space", "min_child_weight", min_child_weight, Float, log=True),
+        "subsample": span("xgboost_space", "subsample", subsample, Float),
+        "colsample_bytree": span("xgboost_space", "colsample_bytree", colsample_bytree, Float),
+        "reg_alpha": span("xgboost_space", "reg_alpha", reg_alpha, Float, log=True),
+        "reg_lambda": span("xgboost_space", "reg_lambda", reg_lambda, Float, log=True),
     })  # fmt: skip
 
 
