@@ -302,3 +302,23 @@ def test_a_preset_keyword_takes_a_plain_number_and_names_a_bad_one() -> None:
     assert lightgbm_space(learning_rate=0.1).sample(np.random.default_rng(0))["learning_rate"] == 0.1
     with pytest.raises(ValueError, match=r"lightgbm_space: num_leaves must be a \(low, high\) range or a plain number"):
         lightgbm_space(num_leaves=(4,))  # type: ignore[arg-type]
+
+
+def test_lightgbm_reporting_the_training_metric_is_warned_about(data: tuple[Any, ...]) -> None:
+    """With the training data as the only evaluation (valid_sets=[dtrain], under any name) the
+    trial was pruned on its training metric without a word (LightGBM's own early stopping
+    warns and turns itself off)."""
+    X_tr, X_va, y_tr, y_va = data
+    params = {"objective": "binary", "metric": "binary_logloss", "verbose": -1, "num_threads": 1}
+    for names in (None, ["train"]):
+        trial = _study(lightgbm_space(), "minimize").ask()
+        dtrain = lgb.Dataset(X_tr, label=y_tr)
+        with pytest.warns(UserWarning, match="only evaluation is on the training data"):
+            lgb.train(params, dtrain, 2, valid_sets=[dtrain], valid_names=names,
+                      callbacks=[LightGBMPruningCallback(trial)])
+        assert sorted(trial.intermediate) == [1, 2]
+    trial = _study(lightgbm_space(), "minimize").ask()  # a validation set after the training one
+    dtrain = lgb.Dataset(X_tr, label=y_tr)
+    booster = lgb.train(params, dtrain, 2, valid_sets=[dtrain, lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                        valid_names=["train", "valid"], callbacks=[LightGBMPruningCallback(trial)])
+    assert trial.intermediate[2] == pytest.approx(booster.best_score["valid"]["binary_logloss"])

@@ -10,6 +10,7 @@ pruner's ``max_resource`` is the number of rounds. Needs ``tunesmith[lightgbm]``
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ..space import Fixed, Float, Int, Space
@@ -71,14 +72,23 @@ class LightGBMPruningCallback:
         self._checked = False
 
     def __call__(self, env: Any) -> None:
-        name, value, higher_better = self._pick(env.evaluation_result_list or [])
+        train = getattr(env.model, "_train_data_name", "training")  # as lgb.early_stopping tells it
+        name, value, higher_better = self._pick(env.evaluation_result_list or [], train)
         if not self._checked:
             check_direction(self.trial, name, maximize=higher_better, what="LightGBMPruningCallback")
             self._checked = True
         report_and_decide(self.trial, float(value), env.iteration - env.begin_iteration + 1)
 
-    def _pick(self, results: list[tuple[Any, ...]]) -> tuple[str, float, bool]:
-        sets = [r[0] for r in results if r[0] != "training"] or [r[0] for r in results]
+    def _pick(self, results: list[tuple[Any, ...]], train: str) -> tuple[str, float, bool]:
+        sets = [r[0] for r in results if r[0] not in ("training", train)]
+        if not sets and results and not self._checked and self.data is None:
+            warnings.warn(
+                "LightGBMPruningCallback: the only evaluation is on the training data, so the trial is "
+                "reported and pruned on its training metric; pass validation data (valid_sets=[dvalid] "
+                "to lgb.train, eval_X=(X_valid,), eval_y=(y_valid,) to fit())",
+                UserWarning, stacklevel=3,
+            )  # fmt: skip
+        sets = sets or [r[0] for r in results]
         if not sets:
             raise ValueError(
                 "LightGBMPruningCallback: training has no validation data to report; pass "
