@@ -346,3 +346,18 @@ def test_a_build_trainer_that_ignores_the_trials_args_is_refused(tmp_path: Path)
 
     study = search(editing, base=base_args(tmp_path), n_trials=1, space=space, show_progress=False)
     assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
+
+
+def test_steps_across_searched_batch_sizes_are_warned_about(tmp_path: Path) -> None:
+    """With eval_strategy='steps' and the batch size searched, a trial of batch 32 was compared
+    with one of batch 8 at the same optimizer step (four times the data), without a word."""
+    steps = TrainingArguments(output_dir=str(tmp_path / "o"), eval_strategy="steps", eval_steps=2,
+                              save_strategy="no", report_to="none", use_cpu=True)  # fmt: skip
+    with pytest.warns(UserWarning, match="searches per_device_train_batch_size"):
+        search(tiny_build, base=steps, n_trials=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        search(tiny_build, base=steps, n_trials=0, space=trainer_space(per_device_train_batch_size=[16]))
+        search(tiny_build, base=base_args(tmp_path), n_trials=0)

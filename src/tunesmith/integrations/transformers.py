@@ -21,7 +21,7 @@ from typing import Any
 
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
-from ..space import Categorical, Float, Int, Space
+from ..space import Categorical, Fixed, Float, Int, Space
 from ._common import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
@@ -310,10 +310,25 @@ def search(
     if study is None:
         direction = direction or default_direction(metric)
         study = Study(space if space is not None else trainer_space(), direction=direction, **study_options)
+    _warn_steps_across_batch_sizes(study.space, base)
     study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials, timeout=timeout,
                    n_jobs=n_jobs, catch=catch, callbacks=callbacks, show_progress=show_progress,
                    **dict(optimize_options or {}))
     return study
+
+
+def _warn_steps_across_batch_sizes(space: Space, base: Any) -> None:
+    """Warn when evaluations are per optimizer step (``eval_strategy="steps"``) while the space
+    searches the batch size: a step then covers other amounts of data in different trials."""
+    size = space["per_device_train_batch_size"] if "per_device_train_batch_size" in space else None
+    searched = size is not None and not isinstance(size, Fixed) and len(getattr(size, "choices", (0, 1))) > 1
+    if searched and str(getattr(base.eval_strategy, "value", base.eval_strategy)) == "steps":
+        warnings.warn(
+            "search: eval_strategy='steps' reports each evaluation at its optimizer step, and the space searches "
+            "per_device_train_batch_size, so trials are compared after different amounts of data; pass "
+            "TrainingArguments(eval_strategy='epoch'), or fix the batch size (trainer_space(per_device_train_batch_size=[16]))",
+            UserWarning, stacklevel=3,
+        )  # fmt: skip
 
 
 #: study.optimize's options that search() takes by name (the one way to give them)
