@@ -370,3 +370,18 @@ def test_stateful_fit_callbacks_are_not_shared_by_parallel_trials() -> None:
         search.fit(X_tr, y_tr, eval_X=(X_va,), eval_y=(y_va,), callbacks=[lgb.early_stopping(5, verbose=False)])
         scores.append(search.cv_results_["mean_test_score"])
     np.testing.assert_allclose(scores[1], scores[0])
+
+    class Locked:  # a callback that cannot be copied is passed as it is, as before
+        def __init__(self) -> None:
+            import threading
+
+            self.lock, self.calls = threading.Lock(), 0
+
+        def __call__(self, env: object) -> None:
+            with self.lock:
+                self.calls += 1
+
+    locked = Locked()
+    TunedSearchCV(lgb.LGBMClassifier(n_estimators=3, verbose=-1, n_jobs=1), space, n_trials=2, cv=2,
+                  random_state=0).fit(X_tr, y_tr, callbacks=[locked])
+    assert locked.calls == 3 * (2 * 2 + 1)  # 3 rounds in each of 2 folds of 2 trials, and the refit

@@ -478,7 +478,8 @@ def _fit_and_score(
     x_te, y_te = _split(est, X, y, test, train)
     fold_params = {k: _safe_indexing(v, train) if _per_sample(v, X) else v for k, v in fit_params.items()}
     if "callbacks" in fold_params:  # stateful (lgb.early_stopping): one copy per fit, as threads share them
-        fold_params["callbacks"] = copy.deepcopy(fold_params["callbacks"])
+        with contextlib.suppress(TypeError, copy.Error):  # one that cannot be copied (holds a lock) is shared
+            fold_params["callbacks"] = copy.deepcopy(fold_params["callbacks"])
     start = time.perf_counter()
     try:
         est.fit(x_tr, y_tr, **fold_params)
