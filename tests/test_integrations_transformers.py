@@ -361,3 +361,17 @@ def test_steps_across_searched_batch_sizes_are_warned_about(tmp_path: Path) -> N
         warnings.simplefilter("error")
         search(tiny_build, base=steps, n_trials=0, space=trainer_space(per_device_train_batch_size=[16]))
         search(tiny_build, base=base_args(tmp_path), n_trials=0)
+
+
+def test_a_parameter_nearly_named_as_a_field_is_warned_about(tmp_path: Path) -> None:
+    """A space with "learning_rat" (or "num_epochs") searched nothing the Trainer used: the
+    value went to build_trainer's params and was dropped, silently."""
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"'learning_rat' is not a TrainingArguments field \(did you mean 'learning_rate'\?\)"):
+        search(tiny_build, base=base_args(tmp_path), n_trials=0, space={"learning_rat": ts.Float(1e-4, 1e-2, log=True)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a model's own settings, and the preset space, are not warned about
+        search(tiny_build, base=base_args(tmp_path), n_trials=0,
+               space={**trainer_space(per_device_train_batch_size=[16]), "dropout": ts.Float(0.0, 0.3),
+                      "lora_r": ts.Int(4, 64), "classifier_dropout": ts.Float(0.0, 0.3)})

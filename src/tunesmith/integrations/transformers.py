@@ -13,6 +13,7 @@ fields of the same name. With ``eval_strategy="epoch"`` evaluation after epoch `
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -311,10 +312,26 @@ def search(
         direction = direction or default_direction(metric)
         study = Study(space if space is not None else trainer_space(), direction=direction, **study_options)
     _warn_steps_across_batch_sizes(study.space, base)
+    _warn_near_fields(study.space, base)
     study.optimize(objective(build_trainer, base=base, metric=metric), n_trials=n_trials, timeout=timeout,
                    n_jobs=n_jobs, catch=catch, callbacks=callbacks, show_progress=show_progress,
                    **dict(optimize_options or {}))
     return study
+
+
+def _warn_near_fields(space: Space, base: Any) -> None:
+    """Warn about a parameter whose name is not a TrainingArguments field but nearly one
+    (``learning_rat``, ``num_epochs``): it reaches ``build_trainer`` as ``params`` only, so unless
+    build_trainer uses it, the trials differ in nothing (a model's own ``dropout`` is not near one)."""
+    fields = [f.name for f in dataclasses.fields(base)]
+    for name in space:
+        close = difflib.get_close_matches(name, fields, n=1, cutoff=0.75) if name not in fields else []
+        if close and not (name == "warmup_ratio" and "warmup_steps" in fields):
+            warnings.warn(
+                f"search: parameter {name!r} is not a TrainingArguments field (did you mean {close[0]!r}?); "
+                f"it reaches build_trainer only as params[{name!r}]",
+                UserWarning, stacklevel=3,
+            )  # fmt: skip
 
 
 def _warn_steps_across_batch_sizes(space: Space, base: Any) -> None:
