@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import inspect
 import logging
 import math
 import numbers
@@ -157,7 +158,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         study = self._open_study(search, budget)
         data = _same_data(study, X, y, folds)
         fold = functools.partial(
-            _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score
+            _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score,
+            _weighted(scorers, fit_params, X),
         )
 
         unsaid = [data] if data is not None else []  # the fingerprint goes to this fit's first trial
@@ -469,9 +471,11 @@ def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
 
 def _fit_and_score(
     estimator: Any, X: Any, y: Any, scorers: Mapping[str, Any], fit_params: Mapping[str, Any],
-    train_score: bool, error_score: Any, params: Mapping[str, Any], train: np.ndarray, test: np.ndarray,
+    train_score: bool, error_score: Any, weighted: frozenset[str], params: Mapping[str, Any], train: np.ndarray,
+    test: np.ndarray,
 ) -> dict[str, Any]:  # fmt: skip
-    """One fold: fit a clone with ``params`` on ``train``, score ``test`` (and ``train``)."""
+    """One fold: fit a clone with ``params`` on ``train``, score ``test`` (and ``train``); the
+    scorers named in ``weighted`` get the fold's ``sample_weight``, as scikit-learn's searches do."""
     est = clone(estimator).set_params(**clone(dict(params), safe=False))
     x_tr, y_tr = _split(est, X, y, train, train)
     x_te, y_te = _split(est, X, y, test, train)
@@ -493,26 +497,56 @@ def _fit_and_score(
     out = {"fit_time": time.perf_counter() - start}
     start = time.perf_counter()
     failed: list[str] = []
+    weights = fit_params.get("sample_weight") if weighted else None
     for name, scorer in scorers.items():
-        out[f"test_{name}"] = _score(scorer, est, x_te, y_te, error_score, name, failed)
+        kw = {"sample_weight": _safe_indexing(weights, test)} if name in weighted else {}
+        out[f"test_{name}"] = _score(scorer, est, x_te, y_te, error_score, name, failed, kw)
     out["score_time"] = time.perf_counter() - start
     if train_score:
         for name, scorer in scorers.items():
-            out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed)
+            kw = {"sample_weight": fold_params["sample_weight"]} if name in weighted else {}
+            out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed, kw)
     out[SCORE_ERROR] = "; ".join(failed) or None  # every fold has the key: position k is fold k + 1
     return out
 
 
-def _score(scorer: Any, est: Any, X: Any, y: Any, error_score: Any, name: str, failed: list[str]) -> float:
+def _score(
+    scorer: Any, est: Any, X: Any, y: Any, error_score: Any, name: str, failed: list[str], kw: Mapping[str, Any]
+) -> float:  # fmt: skip
     """A scorer's value; when it raises (scikit-learn's ``_score``): ``error_score``, and the
     error noted in ``failed`` (``error_score="raise"``: raised)."""
     try:
-        return float(scorer(est, X, y))
+        return float(scorer(est, X, y, **kw))
     except Exception as exc:
         if error_score == "raise":
             raise
         failed.append(f"scorer {name!r} raised {type(exc).__name__}: {exc}")
         return float(error_score)
+
+
+def _weighted(scorers: Mapping[str, Any], fit_params: Mapping[str, Any], X: Any) -> frozenset[str]:
+    """The scorers that score with ``sample_weight`` (a per-sample one was passed to fit and
+    they take it), as scikit-learn's searches weight their scores; the others are warned about."""
+    weights = fit_params.get("sample_weight")
+    if weights is None or not _per_sample(weights, X):
+        return frozenset()
+    takes = {name: _takes_weight(s) for name, s in scorers.items()}
+    for name in (n for n, ok in takes.items() if not ok):
+        warnings.warn(
+            f"The scorer {name!r} ({scorers[name]!r}) does not take sample_weight: its scores are unweighted, "
+            "while the fits are weighted", UserWarning, stacklevel=3,
+        )  # fmt: skip
+    return frozenset(n for n, ok in takes.items() if ok)
+
+
+def _takes_weight(scorer: Any) -> bool:
+    accept = getattr(scorer, "_accept_sample_weight", None)
+    if callable(accept):
+        return bool(accept())
+    try:
+        return "sample_weight" in inspect.signature(scorer).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _warn_scoring(number: int, scores: Mapping[str, Any], error_score: Any) -> None:

@@ -1,0 +1,45 @@
+"""TunedSearchCV as a user migrating from scikit-learn's, skopt's and Optuna's searches meets it:
+the same arguments give the same numbers, and what differs is said clearly."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.datasets import load_iris  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+
+from tunesmith.sklearn import TunedSearchCV  # noqa: E402
+
+X, Y = load_iris(return_X_y=True)
+WEIGHTS = np.where(Y == 0, 5.0, 1.0)
+
+
+def _by_param(results: dict, name: str, key: str) -> list[float]:
+    order = np.argsort(np.asarray(results[f"param_{name}"], dtype=float))
+    return list(np.asarray(results[key])[order])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sample_weight_weights_the_scores_as_grid_search_does() -> None:
+    grid = {"C": [0.01, 1.0]}
+    ours = TunedSearchCV(LogisticRegression(), grid, cv=3, return_train_score=True).fit(X, Y, sample_weight=WEIGHTS)
+    theirs = GridSearchCV(LogisticRegression(), grid, cv=3, return_train_score=True).fit(X, Y, sample_weight=WEIGHTS)
+    for key in ("mean_test_score", "split0_test_score", "mean_train_score"):
+        np.testing.assert_allclose(_by_param(ours.cv_results_, "C", key), _by_param(theirs.cv_results_, "C", key))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_scorer_without_sample_weight_is_warned_about() -> None:
+    def plain(est, X, y):  # noqa: N803
+        return est.score(X, y)
+
+    with pytest.warns(UserWarning, match="does not take sample_weight: its scores are unweighted"):
+        TunedSearchCV(LogisticRegression(), {"C": [1.0]}, cv=3, scoring=plain).fit(X, Y, sample_weight=WEIGHTS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        TunedSearchCV(LogisticRegression(max_iter=1000), {"C": [1.0]}, cv=3).fit(X, Y)  # no weights: no warning
