@@ -43,3 +43,12 @@ def test_a_scorer_without_sample_weight_is_warned_about() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         TunedSearchCV(LogisticRegression(max_iter=1000), {"C": [1.0]}, cv=3).fit(X, Y)  # no weights: no warning
+
+
+def test_a_scoring_callable_returning_a_dict_is_refused_with_the_way_to_write_it() -> None:
+    def both(est, X, y):  # noqa: N803 - scikit-learn's multimetric callable
+        return {"acc": est.score(X, y), "one": 1.0}
+
+    search = TunedSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, cv=3, scoring=both, refit="acc")
+    with pytest.raises(TypeError, match=r"returned a dict \['acc', 'one'\].*scoring=\{'name': scorer, \.\.\.\}"):
+        search.fit(X, Y)

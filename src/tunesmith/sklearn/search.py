@@ -197,7 +197,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         trial_jobs = 1 if isinstance(study.pruner, NopPruner) else _jobs(self.n_jobs)
         study.optimize(
             objective, n_trials=todo, timeout=self.timeout, n_jobs=trial_jobs,
-            catch=() if self.error_score == "raise" else (Exception,),
+            catch=() if self.error_score == "raise" else (FitFailedError, ScoringFailedError),
             show_progress=self.verbose > 0, executor="thread" if trial_jobs > 1 else None,
         )  # fmt: skip
 
@@ -516,12 +516,18 @@ def _score(
     """A scorer's value; when it raises (scikit-learn's ``_score``): ``error_score``, and the
     error noted in ``failed`` (``error_score="raise"``: raised)."""
     try:
-        return float(scorer(est, X, y, **kw))
+        value = scorer(est, X, y, **kw)
     except Exception as exc:
         if error_score == "raise":
             raise
         failed.append(f"scorer {name!r} raised {type(exc).__name__}: {exc}")
         return float(error_score)
+    if isinstance(value, Mapping):  # scikit-learn's multimetric callable: a setting to change, not a failed fold
+        raise TypeError(
+            f"the scorer {name!r} returned a dict {sorted(value)}: a scoring callable returns one number here; "
+            f"for several metrics pass scoring={{'name': scorer, ...}} (or a list of scorer names) and refit='name'"
+        )
+    return float(value)
 
 
 def _weighted(scorers: Mapping[str, Any], fit_params: Mapping[str, Any], X: Any) -> frozenset[str]:
