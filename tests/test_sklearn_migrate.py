@@ -52,3 +52,22 @@ def test_a_scoring_callable_returning_a_dict_is_refused_with_the_way_to_write_it
     search = TunedSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, cv=3, scoring=both, refit="acc")
     with pytest.raises(TypeError, match=r"returned a dict \['acc', 'one'\].*scoring=\{'name': scorer, \.\.\.\}"):
         search.fit(X, Y)
+
+
+def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
+    import tunesmith as ts
+    from tunesmith.sklearn import as_search_space
+
+    want = {"C": ts.Float(1e-3, 1e3, log=True), "n": ts.Int(1, 10), "k": ts.Categorical(["rbf", "poly"])}
+    od = pytest.importorskip("optuna.distributions")
+    optuna_space = {"C": od.FloatDistribution(1e-3, 1e3, log=True), "n": od.IntDistribution(1, 10),
+                    "k": od.CategoricalDistribution(["rbf", "poly"])}
+    assert dict(as_search_space(optuna_space).space.items()) == want
+    assert as_search_space({"x": od.FloatDistribution(0, 1, step=0.25)}).space["x"] == ts.Float(0, 1, step=0.25)
+    skopt_space = pytest.importorskip("skopt.space")
+    dims = {"C": skopt_space.Real(1e-3, 1e3, prior="log-uniform"), "n": skopt_space.Integer(1, 10),
+            "k": skopt_space.Categorical(["rbf", "poly"])}
+    assert dict(as_search_space(dims).space.items()) == want
+    shorthand = {"C": (1e-3, 1e3, "log-uniform"), "n": (1, 10, "uniform"), "k": ["rbf", "poly"]}
+    assert dict(as_search_space(shorthand).space.items()) == want
+    assert as_search_space({"C": (0.1, 1.0)}).space["C"] == ts.Categorical([0.1, 1.0])  # scikit-learn's reading

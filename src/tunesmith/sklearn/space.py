@@ -5,6 +5,9 @@
 * ``scipy.stats.loguniform(a, b)`` is ``Float(a, b, log=True)``,
   ``uniform(loc, scale)`` is ``Float(loc, loc + scale)``, ``randint(a, b)`` is
   ``Int(a, b - 1)`` (scipy's upper bound is exclusive);
+* Optuna's ``FloatDistribution``, ``IntDistribution`` and ``CategoricalDistribution``
+  (``OptunaSearchCV``) and skopt's ``Real``, ``Integer``, ``Categorical`` and
+  ``(low, high, "log-uniform")`` (``BayesSearchCV``) are the matching tunesmith parameters;
 * a tunesmith parameter (``ts.Float(...)``) is used as it is;
 * a list of such dicts is a conditional space: a hidden parameter ``branch``
   picks one dict and only that dict's parameters are active.
@@ -91,11 +94,14 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
         return value, None
     if hasattr(value, "rvs") and hasattr(value, "dist"):
         return _from_distribution(name, value), None
+    peer = _from_peer(name, value)
+    if peer is not None:
+        return peer
     if isinstance(value, (set, frozenset)):
         raise TypeError(f"parameter {name!r}: {value!r} is a set, which has no order; write a list: {sorted(value, key=str)!r}")
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) and not hasattr(value, "__array__"):
         raise TypeError(
-            f"parameter {name!r}: {value!r} is neither a list of values nor a scipy.stats distribution; "
+            f"parameter {name!r}: {value!r} is neither a list of values nor a scipy.stats, Optuna or skopt distribution; "
             f"for a constant write {name!r}: [{value!r}]"
         )
     choices = list(value)
@@ -105,6 +111,26 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
         plain = [_freeze(c) for c in choices]
         return (Fixed(plain[0]) if len(plain) == 1 else Categorical(plain)), None
     return Categorical(list(range(len(choices)))) if len(choices) > 1 else Fixed(0), tuple(choices)
+
+
+def _from_peer(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None] | None:
+    """Optuna's distributions (``OptunaSearchCV``), skopt's dimensions and its
+    ``(low, high, "log-uniform")`` shorthand (``BayesSearchCV``); None for anything else."""
+    module, kind = type(value).__module__ or "", type(value).__name__
+    if module.startswith("optuna.distributions") and kind in ("FloatDistribution", "IntDistribution"):
+        step = {} if value.step is None or kind == "IntDistribution" and value.step == 1 else {"step": value.step}
+        return (Float if kind == "FloatDistribution" else Int)(value.low, value.high, log=value.log, **step), None
+    if module.startswith("skopt.space") and kind in ("Real", "Integer"):
+        return (Float if kind == "Real" else Int)(value.low, value.high, log=value.prior == "log-uniform"), None
+    if module.startswith("optuna.distributions") and kind == "CategoricalDistribution":
+        return to_param(name, list(value.choices))
+    if module.startswith("skopt.space") and kind == "Categorical":
+        return to_param(name, list(value.categories))
+    if isinstance(value, tuple) and len(value) in (3, 4) and value[2] in ("uniform", "log-uniform"):
+        low, high = value[:2]
+        integral = all(isinstance(b, int) and not isinstance(b, bool) for b in (low, high))
+        return (Int if integral else Float)(low, high, log=value[2] == "log-uniform"), None
+    return None
 
 
 def _from_distribution(name: str, dist: Any) -> Param:
