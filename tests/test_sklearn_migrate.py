@@ -71,3 +71,22 @@ def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
     shorthand = {"C": (1e-3, 1e3, "log-uniform"), "n": (1, 10, "uniform"), "k": ["rbf", "poly"]}
     assert dict(as_search_space(shorthand).space.items()) == want
     assert as_search_space({"C": (0.1, 1.0)}).space["C"] == ts.Categorical([0.1, 1.0])  # scikit-learn's reading
+
+
+@pytest.mark.parametrize(("arg", "advice"), [
+    ("n_iter", "write n_trials="), ("param_distributions", "pass the space as the second argument"),
+    ("param_grid", "pass the space"), ("search_spaces", "pass the space"), ("pre_dispatch", "leave it out"),
+    ("factor", "pass pruner='folds'"), ("fit_params", r"pass them to fit: search.fit\(X, y, \*\*fit_params\)"),
+])  # fmt: skip
+def test_a_peers_argument_is_refused_with_what_to_write_instead(arg: str, advice: str) -> None:
+    with pytest.raises(TypeError, match=rf"TunedSearchCV takes no {arg}= \(an argument of other searches\): {advice}"):
+        TunedSearchCV(LogisticRegression(), **{arg: 30})
+
+
+def test_a_misspelt_argument_names_the_closest_one_and_clone_still_works() -> None:
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'n_trial'; did you mean n_trials=\?"):
+        TunedSearchCV(LogisticRegression(), {"C": [1.0]}, n_trial=3)
+    from sklearn.base import clone
+
+    search = TunedSearchCV(LogisticRegression(), {"C": [1.0]}, n_trials=1)
+    assert clone(search).get_params()["n_trials"] == 1

@@ -57,7 +57,43 @@ class ScoringFailedError(RuntimeError):
     non-finite ``error_score``): a row of NaN scores, as scikit-learn records it, not a failed fit."""
 
 
-class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
+_SPACE = "pass the space as the second argument (space=): a dict, a list of dicts or a ts.Space"
+_RACING = "pass pruner='folds': fold racing stops a configuration behind the best one after its first folds"
+#: the arguments of GridSearchCV, RandomizedSearchCV, HalvingRandomSearchCV, skopt's BayesSearchCV and
+#: Optuna's OptunaSearchCV that TunedSearchCV spells otherwise (or needs not), and what to write instead
+PEER_ARGS = {
+    "param_grid": _SPACE, "param_distributions": _SPACE, "search_spaces": _SPACE,
+    "n_iter": "write n_trials=<the number of configurations to evaluate>",
+    "pre_dispatch": "leave it out: configurations are dispatched one at a time",
+    "n_points": "leave it out: with a pruner, n_jobs runs configurations in parallel",
+    "optimizer_kwargs": "pass sampler= ('auto', 'bayes', 'tpe', 'random', ... or a dict of settings)",
+    "fit_params": "pass them to fit: search.fit(X, y, **fit_params)",
+    "enable_pruning": _RACING, "factor": _RACING, "resource": _RACING, "min_resources": _RACING,
+    "max_resources": _RACING, "aggressive_elimination": _RACING,
+    "study": "pass storage= and name= (fitting again resumes that study)",
+    "max_iter": "leave it out, or search it as a parameter of the estimator",
+    "subsample": "leave it out: every fold uses all of its training rows",
+    "callbacks": "leave it out, or use search.study_ after fit",
+}
+
+
+class _PeerArgs:
+    """A base that refuses a peer's argument (``n_iter``, ``param_distributions``, ...) by saying
+    what to write instead, and a misspelt one with the closest name, before ``__init__`` sees them
+    (a base, not the class itself, so that ``inspect.signature`` still reads ``__init__``)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        for name in kwargs.keys() - valid:
+            if name in PEER_ARGS:
+                raise TypeError(f"{cls.__name__} takes no {name}= (an argument of other searches): {PEER_ARGS[name]}")
+            close = difflib.get_close_matches(name, sorted(valid), n=1)
+            hint = f"; did you mean {close[0]}=?" if close else ""
+            raise TypeError(f"{cls.__name__} got an unexpected keyword argument {name!r}{hint}")
+        return super().__new__(cls)
+
+
+class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
     """Search an estimator's hyperparameters with cross-validation; a drop-in for
     ``GridSearchCV``, ``RandomizedSearchCV``, skopt's ``BayesSearchCV`` and
     Optuna's ``OptunaSearchCV``.
