@@ -90,3 +90,22 @@ def test_a_misspelt_argument_names_the_closest_one_and_clone_still_works() -> No
 
     search = TunedSearchCV(LogisticRegression(), {"C": [1.0]}, n_trials=1)
     assert clone(search).get_params()["n_trials"] == 1
+
+
+def test_a_stored_search_is_not_resumed_with_another_estimator_scoring_or_space(tmp_path) -> None:
+    from sklearn.base import clone
+    from sklearn.svm import SVC
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0]}, cv=3, storage=url, name="svc").fit(X, Y)
+    with pytest.raises(ValueError, match=r"searched with another estimator or scoring \(estimator: SVC -> Logistic"):
+        clone(search).set_params(estimator=LogisticRegression()).fit(X, Y)
+    with pytest.raises(ValueError, match=r"\(scoring: None -> f1_macro\)"):
+        clone(search).set_params(scoring="f1_macro").fit(X, Y)
+    with pytest.raises(ValueError, match=r"\(kernel: rbf -> linear\)"):
+        clone(search).set_params(estimator=SVC(kernel="linear")).fit(X, Y)
+    with pytest.raises(ValueError, match=r"searched over another space \(C: .* -> .*100.*\); .* give another name"):
+        clone(search).set_params(space={"C": [0.1, 1.0, 100.0]}).fit(X, Y)
+    # what the search sets, and how fast a fit runs, may change: the same search resumes
+    resumed = clone(search).set_params(estimator=SVC(C=5.0, verbose=False)).fit(X, Y)
+    assert len(resumed.cv_results_["params"]) == 2

@@ -44,6 +44,13 @@ DATA_ATTR = "search_data"
 logger = logging.getLogger("tunesmith")
 
 
+#: the trial attribute describing the estimator (its parameters that are not searched) and the
+#: scoring of a stored search, written with :data:`DATA_ATTR`
+SETUP_ATTR = "search_setup"
+
+#: estimator parameters that change how fast, not what, a fit computes: a resume may change them
+_HOW_FAST = ("n_jobs", "verbose", "memory", "copy", "copy_X", "warm_start")
+
 #: the fold record's key naming a scorer that raised (the fit succeeded)
 SCORE_ERROR = "score_error"
 
@@ -127,9 +134,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
         timeout: seconds after which no new trial starts.
         storage, name: a persistent study (``"sqlite:///search.db"``); fitting
             again with the same name resumes it: trials already finished count
-            toward ``n_trials``. Resume with the same data and cv (a study
-            searched on other data or folds is refused; under ``cross_validate`` leave
-            ``name=None``).
+            toward ``n_trials``. Resume with the same data, cv, estimator, scoring and
+            space (another is refused, naming what changed; under ``cross_validate``
+            leave ``name=None``).
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
@@ -193,17 +200,20 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
         budget = self._budget(search)
         study = self._open_study(search, budget)
         data = _same_data(study, X, y, folds)
+        setup = _same_setup(study, self.estimator, search, self.scoring)
         fold = functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score,
             _weighted(scorers, fit_params, X),
         )
 
-        unsaid = [data] if data is not None else []  # the fingerprint goes to this fit's first trial
+        unsaid = [(data, setup)] if data is not None else []  # the fingerprints go to this fit's first trial
 
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
             try:
-                trial.set_attr(DATA_ATTR, unsaid.pop())  # pop: atomic, so one trial even in threads
+                data_print, setup_print = unsaid.pop()  # pop: atomic, so one trial even in threads
+                trial.set_attr(DATA_ATTR, data_print)
+                trial.set_attr(SETUP_ATTR, setup_print)
             except IndexError:
                 pass
             value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
@@ -328,10 +338,20 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
         sampler = _sampler(self.sampler)
         if budget >= search.space.cardinality and not isinstance(sampler, GridSampler):
             sampler = "grid"  # the budget covers the space: each configuration once, whatever the sampler
-        return Study(
-            search.space, direction="maximize", sampler=sampler, pruner=self.pruner,
-            seed=_seed(self.random_state), storage=self.storage, name=name,
-        )  # fmt: skip
+        try:
+            return Study(
+                search.space, direction="maximize", sampler=sampler, pruner=self.pruner,
+                seed=_seed(self.random_state), storage=self.storage, name=name,
+            )  # fmt: skip
+        except ValueError as exc:  # Study's advice (omit space=) does not apply: a search always passes one
+            stored = Study.load(name, self.storage)
+            if stored.space.to_dict() == search.space.to_dict():
+                raise
+            raise ValueError(
+                f"study {name!r} in {stored.storage.display_url} was searched over another space "
+                f"({_space_change(stored.space, search.space)}); a search resumes only with the same space. "
+                "For a new search give another name"
+            ) from exc
 
     # -- the fitted estimator --------------------------------------------------------------------
     @property
@@ -468,6 +488,62 @@ def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> st
             "or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
         )
     return data
+
+
+def _space_change(old: Any, new: Any) -> str:
+    """The parameters that differ between two spaces, as 'name: before -> after'."""
+    a, b = old.to_dict(), new.to_dict()
+    return "; ".join(f"{k}: {a.get(k, '-')} -> {b.get(k, '-')}" for k in sorted(a.keys() | b.keys())
+                     if a.get(k) != b.get(k))
+
+
+def _same_setup(study: Study, estimator: Any, search: SearchSpace, scoring: Any) -> dict[str, Any] | None:
+    """The estimator and scoring a stored study is searched with (None in memory). Resuming a study
+    searched with another estimator, other fixed parameters or another scoring is refused, naming
+    what differs: its scores would not be this search's (and the best would be refitted here)."""
+    if isinstance(study.storage, MemoryStorage):
+        return None
+    setup = {"estimator": type(estimator).__qualname__, "scoring": _describe(scoring),
+             "params": _fixed_params(estimator, set(search.names.values()))}
+    for seen in (t.attrs.get(SETUP_ATTR) for t in study.trials):
+        if isinstance(seen, Mapping) and seen != setup:
+            changed = [f"{k}: {seen.get(k)} -> {setup[k]}" for k in ("estimator", "scoring") if seen.get(k) != setup[k]]
+            old, new = dict(seen.get("params") or {}), setup["params"]
+            changed += [f"{k}: {old.get(k, '-')} -> {new.get(k, '-')}" for k in sorted(old.keys() | new.keys())
+                        if old.get(k) != new.get(k)]
+            raise ValueError(
+                f"study {study.name!r} in {study.storage.display_url} was searched with another estimator or "
+                f"scoring ({'; '.join(changed[:5])}); a search resumes only with the same estimator, fixed "
+                "parameters and scoring. For a new search give another name"
+            )
+    return setup
+
+
+def _fixed_params(estimator: Any, searched: set[str]) -> dict[str, str]:
+    """The estimator's parameters that the search does not set, as text (an estimator by its class)."""
+    if not hasattr(estimator, "get_params"):
+        return {}
+    out = {}
+    for name, value in estimator.get_params(deep=True).items():
+        parts = name.split("__")
+        if parts[-1] in _HOW_FAST or any("__".join(parts[:i]) in searched for i in range(1, len(parts) + 1)):
+            continue
+        out[name] = str(_describe(value))
+    return out
+
+
+def _describe(value: Any) -> Any:
+    """A plain, stable description: plain values as themselves, lists and dicts item by item,
+    functions and scorers by name, other objects by their class (never a repr with an address)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _describe(v) for k, v in value.items()}
+    func = getattr(value, "_score_func", value)  # a scorer made by make_scorer: its metric
+    name = getattr(func, "__qualname__", None)
+    return f"{getattr(func, '__module__', '')}.{name}" if isinstance(name, str) else type(value).__qualname__
 
 
 def _check_names(estimator: Any, search: SearchSpace) -> None:
