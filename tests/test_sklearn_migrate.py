@@ -109,3 +109,25 @@ def test_a_stored_search_is_not_resumed_with_another_estimator_scoring_or_space(
     # what the search sets, and how fast a fit runs, may change: the same search resumes
     resumed = clone(search).set_params(estimator=SVC(C=5.0, verbose=False)).fit(X, Y)
     assert len(resumed.cv_results_["params"]) == 2
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_evaluate_best_refits_with_fit_params_and_seeds_and_names_the_estimators_parameters() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    train, test = np.arange(0, 150, 2), np.arange(1, 150, 2)
+    search = TunedSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=3).fit(X[train], Y[train])
+    weighted = search.evaluate_best(X[train], Y[train], X[test], Y[test], k=1, sample_weight=WEIGHTS[train])
+    by_hand = LogisticRegression(**weighted.winner.params).fit(X[train], Y[train], sample_weight=WEIGHTS[train])
+    assert weighted.winner.mean == pytest.approx(by_hand.score(X[test], Y[test]))
+    forest = TunedSearchCV(RandomForestClassifier(n_estimators=3), {"max_depth": [2, 4]}, cv=3).fit(X[train], Y[train])
+    seeded = forest.evaluate_best(X[train], Y[train], X[test], Y[test], k=1, seeds=[0, 1, 2, 3])
+    assert seeded.winner.seeds == (0, 1, 2, 3) and len(set(seeded.winner.values)) > 1
+    with pytest.raises(ValueError, match="has no random_state the search does not set"):
+        search.set_params(estimator=KNeighborsClassifier()).evaluate_best(X, Y, X, Y, seeds=[0])
+    branches = TunedSearchCV(SVC(), [{"kernel": ["rbf"], "C": [1.0]}, {"kernel": ["linear"], "C": [0.1]}]).fit(X, Y)
+    evaluation = branches.evaluate_best(X[train], Y[train], X[test], Y[test], k=2)
+    assert sorted(r.params["kernel"] for r in evaluation.results) == ["linear", "rbf"]  # not 'branch', '0:C'
+    assert "branch" not in str(evaluation) and "kernel=rbf, C=1" in str(evaluation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import functools
 import inspect
@@ -270,19 +271,29 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
 
-    def evaluate_best(self, X: Any, y: Any, X_test: Any, y_test: Any, *, k: int = 5) -> Any:
-        """Refit the ``k`` best configurations on ``X, y`` and score them on a test split
-        the search never saw (:meth:`tunesmith.Study.evaluate_best`): validation next to
-        test, the gap, the winner by test. ``best_params_`` stays what the search found."""
+    def evaluate_best(
+        self, X: Any, y: Any, X_test: Any, y_test: Any, *, k: int = 5, seeds: Any = None, **fit_params: Any
+    ) -> Any:
+        """Refit the ``k`` best configurations on ``X, y`` (with ``fit_params``, such as the
+        ``sample_weight`` the search was fitted with) and score them on a test split the search
+        never saw (:meth:`tunesmith.Study.evaluate_best`): validation next to test, the gap, the
+        winner by test, each with the estimator's parameter names. ``seeds=[0, 1, 2]`` refits each
+        once per seed (set as every ``random_state`` the search does not set): mean and spread.
+        ``best_params_`` stays what the search found."""
         check_is_fitted(self, "cv_results_")
         search = as_search_space(self.space)
         scorer = self._scorer()
+        seeded = _random_states(self.estimator, search) if seeds is not None else []
 
-        def test_score(trial: Any) -> float:
-            est = clone(self.estimator).set_params(**clone(search.decode(trial.params), safe=False))
-            return float(scorer(est.fit(X, y), X_test, y_test))
+        def test_score(trial: Any, seed: Any = None) -> float:
+            params = clone(search.decode(trial.params), safe=False) | {name: seed for name in seeded}
+            est = clone(self.estimator).set_params(**params)
+            return float(scorer(est.fit(X, y, **fit_params), X_test, y_test))
 
-        return self.study_.evaluate_best(test_score, k=k)
+        result = self.study_.evaluate_best(test_score if seeds is not None else lambda t: test_score(t), k=k,
+                                           seeds=seeds)
+        named = (dataclasses.replace(r, params=search.decode(r.params)) for r in result.results)
+        return dataclasses.replace(result, results=tuple(named))
 
     # -- options ---------------------------------------------------------------------------------
     def _check_options(self) -> None:
@@ -488,6 +499,16 @@ def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> st
             "or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
         )
     return data
+
+
+def _random_states(estimator: Any, search: SearchSpace) -> list[str]:
+    """The ``random_state`` parameters of ``estimator`` (and of its steps) the search does not set."""
+    searched = set(search.names.values())
+    names = [n for n in estimator.get_params(deep=True) if n.split("__")[-1] == "random_state" and n not in searched]
+    if not names:
+        raise ValueError(f"seeds= refits with each seed as the estimator's random_state, but {estimator!r} has no "
+                         "random_state the search does not set; leave seeds out for a deterministic estimator")
+    return names
 
 
 def _space_change(old: Any, new: Any) -> str:
