@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -184,7 +185,9 @@ def cross_validate(
     """
     fold_list = list(folds)
     if not fold_list:
-        raise ValueError("cross_validate needs at least one (train_idx, val_idx) fold")
+        used_up = (": a generator such as KFold(5).split(x) made once outside the objective is used up by the "
+                   "first trial; pass list(...) of it, or cv.split(splitter, x, y)") if iter(folds) is folds else ""
+        raise ValueError(f"cross_validate needs at least one (train_idx, val_idx) fold; folds is empty{used_up}")
     table, done = _resumed(trial)
     todo = fold_list[done:]
     if n_jobs != 1 and not _has_pruner(trial):
@@ -211,7 +214,12 @@ def _parallel(score: FoldScore, folds: list[Fold], n_jobs: int) -> list[Any]:
         from joblib import Parallel, delayed
     except ImportError:
         raise ImportError("parallel folds (n_jobs > 1) need joblib: pip install 'tunesmith[sklearn]'") from None
-    return list(Parallel(n_jobs=n_jobs)(delayed(score)(a, b) for a, b in folds))
+    try:
+        return list(Parallel(n_jobs=n_jobs)(delayed(score)(a, b) for a, b in folds))
+    except pickle.PicklingError:  # a closure over the trial (its study's locks): processes cannot take it
+        logger.info("the fold function cannot be pickled for worker processes; its %d folds run in %d threads",
+                    len(folds), n_jobs)
+        return list(Parallel(n_jobs=n_jobs, backend="threading")(delayed(score)(a, b) for a, b in folds))
 
 
 def _run(

@@ -1,0 +1,43 @@
+"""ts.cv as a user writes it: the documented objective with parallel folds, folds made once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+from tunesmith import cv
+
+X = np.linspace(0.0, 1.0, 24)
+
+
+def _study() -> ts.Study:
+    return ts.Study(ts.Space({"a": ts.Float(0.0, 1.0)}), direction="maximize", sampler="random", seed=0)
+
+
+def test_parallel_folds_take_a_score_that_uses_the_trial_as_the_guide_writes_it() -> None:
+    folds = cv.kfold(len(X), k=3)
+
+    def objective(trial: ts.Trial, n_jobs: int) -> float:
+        def score(train_idx: np.ndarray, val_idx: np.ndarray) -> float:  # holds the trial: not picklable
+            return float(trial.params["a"] * X[val_idx].mean())
+
+        return cv.cross_validate(trial, score, folds, n_jobs=n_jobs)
+
+    serial, parallel = _study(), _study()
+    serial.optimize(lambda t: objective(t, 1), n_trials=2)
+    parallel.optimize(lambda t: objective(t, 2), n_trials=2)
+    assert [t.state.value for t in parallel.trials] == ["complete", "complete"]
+    assert [t.value for t in parallel.trials] == pytest.approx([t.value for t in serial.trials])
+
+
+def test_folds_from_a_generator_made_once_say_why_the_second_trial_has_none() -> None:
+    KFold = pytest.importorskip("sklearn.model_selection").KFold  # noqa: N806
+
+    folds = KFold(3).split(X)  # made once: the first trial uses it up
+    study = _study()
+    study.optimize(lambda t: cv.cross_validate(t, lambda a, b: 1.0, folds), n_trials=2)
+    first, second = study.trials
+    assert first.state.value == "complete" and second.state.value == "failed"
+    assert "folds is empty: a generator such as KFold(5).split(x)" in (second.error or "")
+    assert "pass list(...) of it, or cv.split(splitter, x, y)" in (second.error or "")
