@@ -117,3 +117,15 @@ def test_studies_lists_test_results_in_their_study_s_row_and_all_lists_the_compa
     assert main(["studies", "--storage", url, "--all"]) == 0
     out = capsys.readouterr().out
     assert "u:test" in out and "t:test" not in out
+
+
+def test_numpy_counts_and_seeds_work_as_python_ones(tmp_path: Path) -> None:
+    import numpy as np
+
+    study = _study(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ev = study.evaluate_best(lambda t, seed: t.params["x"] - 0.01 * seed, k=np.int64(2), seeds=np.arange(3))
+    assert len(ev.results) == 2 and ev.results[0].seeds == (0, 1, 2)
+    assert all(type(s) is int for s in ev.results[0].seeds)  # stored as JSON integers
+    assert evaluate.test_results(study)[ev.results[0].trial].seeds == (0, 1, 2)
+    with pytest.raises(ValueError, match="seeds must be a non-empty list of integers"):
+        study.evaluate_best(lambda t, seed: 0.0, seeds=np.array([0.5]))

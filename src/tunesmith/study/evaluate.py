@@ -21,6 +21,7 @@ import dataclasses
 import inspect
 import logging
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -89,10 +90,11 @@ def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] 
     checkpoint); with ``seeds``, ``fn(trial, seed)`` is called once per seed (for
     noisy objectives: retrain with new seeds) and the mean and spread are kept.
     """
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer (how many of the best trials to evaluate), got {k!r}")
+    seeds = _seeds(seeds)
     _check_fn(fn, seeds)
-    top = ranked(study)[:k]
+    top = ranked(study)[: int(k)]
     if not top:
         raise ValueError(f"study {study.name!r} has no complete trial to evaluate")
     book = _companion(study)
@@ -142,11 +144,19 @@ def ranked(study: Study) -> list[FrozenTrial]:
     return ranked_trials(study.trials, study.direction)
 
 
+def _seeds(seeds: Any) -> list[int] | None:
+    """``seeds`` as a list of Python integers (a NumPy array or a range works too)."""
+    if seeds is None:
+        return None
+    values = list(seeds) if isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes)) else []
+    if not values or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in values):
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    return [int(s) for s in values]
+
+
 def _check_fn(fn: TestFn, seeds: Sequence[int] | None) -> None:
     if not callable(fn):
         raise TypeError(f"evaluate_best takes fn(trial) -> test score, got {fn!r}")
-    if seeds is not None and (not seeds or not all(isinstance(s, int) for s in seeds)):
-        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
     try:
         sig = inspect.signature(fn)
         sig.bind(None, 0) if seeds is not None else sig.bind(None)
