@@ -131,3 +131,15 @@ def test_evaluate_best_refits_with_fit_params_and_seeds_and_names_the_estimators
     evaluation = branches.evaluate_best(X[train], Y[train], X[test], Y[test], k=2)
     assert sorted(r.params["kernel"] for r in evaluation.results) == ["linear", "rbf"]  # not 'branch', '0:C'
     assert "branch" not in str(evaluation) and "kernel=rbf, C=1" in str(evaluation)
+
+
+def test_a_shifted_loguniform_is_refused_and_a_scaled_one_kept() -> None:
+    from scipy.stats import loguniform
+
+    import tunesmith as ts
+    from tunesmith.sklearn import as_search_space
+
+    assert as_search_space({"C": loguniform(1, 10, scale=10)}).space["C"] == ts.Float(10.0, 100.0, log=True)
+    for shifted in (loguniform(1, 10, loc=-0.5), loguniform(1, 10, -0.5)):
+        with pytest.raises(ValueError, match=r"'C': loguniform\(a, b, loc=...\) .* not log-uniform on \[0.5, 9.5\]"):
+            as_search_space({"C": shifted})

@@ -137,6 +137,11 @@ def _from_distribution(name: str, dist: Any) -> Param:
     kind = dist.dist.name
     low, high = (float(b) for b in dist.support())
     if kind in ("loguniform", "reciprocal"):
+        if float(dist.kwds.get("loc", dist.args[2] if len(dist.args) > 2 else 0.0)) != 0.0:
+            raise ValueError(
+                f"parameter {name!r}: loguniform(a, b, loc=...) shifts a log-uniform distribution, which is then "
+                f"not log-uniform on [{low:g}, {high:g}]; write loguniform(low, high) (scale= is fine)"
+            )
         return Float(low, high, log=True)
     if kind == "uniform":
         return Float(low, high)
