@@ -450,3 +450,11 @@ def test_an_objective_that_changes_a_fixed_list_changes_no_other_trial() -> None
     study.optimize(objective, n_trials=3)
     assert [t.value for t in study.trials] == [3.0, 3.0, 3.0]
     assert study.space["sizes"].value == [64, 32] and all(t.params["sizes"] == [64, 32] for t in study.trials)
+
+
+def test_a_log_scale_bound_is_the_bound_written_not_exp_of_its_log() -> None:
+    # math.exp(math.log(1e3)) == 999.9999999999989: a search at its bound showed C=999.9999999999989
+    for low, high in ((1e-2, 1e3), (1e-5, 1e-1), (3e-4, 7.0)):
+        p = ts.Float(low, high, log=True)
+        assert (p.from_unit(0.0), p.from_unit(1.0)) == (low, high)
+    assert ts.Float(1e-2, 1e3, log=True).from_unit(0.5) == pytest.approx(math.sqrt(1e-2 * 1e3))

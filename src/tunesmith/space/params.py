@@ -303,7 +303,9 @@ class _Numeric(Param):
             k = min(int(u * levels), levels - 1)
             return self._cast(self._on_step(k))
         lo, hi = self._scaled_bounds()
-        return self._cast(self._snap(self._unscale(lo + u * (hi - lo))))
+        bound = {0.0: self.low, 1.0: self.high}.get(u)  # exp(log(high)) may miss high
+        x = float(bound) if bound is not None else self._unscale(lo + u * (hi - lo))
+        return self._cast(self._snap(x))
 
     def _scaled_bounds(self) -> tuple[float, float]:
         return self._scale(self.low), self._scale(self.high)
