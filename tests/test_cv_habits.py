@@ -41,3 +41,12 @@ def test_folds_from_a_generator_made_once_say_why_the_second_trial_has_none() ->
     assert first.state.value == "complete" and second.state.value == "failed"
     assert "folds is empty: a generator such as KFold(5).split(x)" in (second.error or "")
     assert "pass list(...) of it, or cv.split(splitter, x, y)" in (second.error or "")
+
+
+def test_a_splitter_or_a_number_of_folds_is_refused_with_the_split_to_write() -> None:
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    study = _study()
+    for folds, write in ((model_selection.StratifiedKFold(5), r"cv.split\(StratifiedKFold\(.*\), x, y\)"),
+                         (5, r"cv.kfold\(len\(x\), 5\) or cv.stratified\(y, 5\)")):
+        with pytest.raises(TypeError, match=rf"takes folds as \(train_idx, val_idx\) pairs, got .*: write {write}"):
+            study.optimize(lambda t, f=folds: cv.cross_validate(t, lambda a, b: 1.0, f), n_trials=1, catch=())

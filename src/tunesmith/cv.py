@@ -183,6 +183,9 @@ def cross_validate(
     is raised. ``trial.attrs["cv"]`` holds ``{"folds": k, "scores": {name: [...]},
     "mean": m, "std": s}`` (std over folds, ``ddof=0`` like scikit-learn).
     """
+    if hasattr(folds, "split") or isinstance(folds, (int, np.integer)):
+        write = f"cv.split({folds!r}, x, y)" if hasattr(folds, "split") else f"cv.kfold(len(x), {folds}) or cv.stratified(y, {folds})"
+        raise TypeError(f"cross_validate takes folds as (train_idx, val_idx) pairs, got {folds!r}: write {write}")
     fold_list = list(folds)
     if not fold_list:
         used_up = (": a generator such as KFold(5).split(x) made once outside the objective is used up by the "
