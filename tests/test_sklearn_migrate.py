@@ -143,3 +143,12 @@ def test_a_shifted_loguniform_is_refused_and_a_scaled_one_kept() -> None:
     for shifted in (loguniform(1, 10, loc=-0.5), loguniform(1, 10, -0.5)):
         with pytest.raises(ValueError, match=r"'C': loguniform\(a, b, loc=...\) .* not log-uniform on \[0.5, 9.5\]"):
             as_search_space({"C": shifted})
+
+
+@pytest.mark.parametrize("storage", [None, "sqlite"])
+def test_an_unknown_sampler_or_pruner_is_named_not_a_missing_study(storage: str | None, tmp_path) -> None:
+    url = None if storage is None else f"sqlite:///{tmp_path / 'search.db'}"
+    for option in ({"sampler": "optuna"}, {"pruner": "hyperband2"}):
+        search = TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, storage=url, name="s", **option)
+        with pytest.raises(ValueError, match=str(next(iter(option.values())))):
+            search.fit(X, Y)

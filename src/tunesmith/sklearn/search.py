@@ -26,7 +26,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
 from ..cv import CV_ATTR, cross_validate
+from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
+from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
 from ..storage import MemoryStorage
 from ..study import Study
@@ -347,6 +349,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
     def _open_study(self, search: SearchSpace, budget: int) -> Study:
         name = self.name or f"tunedsearchcv-{uuid.uuid4().hex[:8]}"
         sampler = _sampler(self.sampler)
+        make_sampler(sampler)  # an unknown name is refused even where the grid replaces it
         if budget >= search.space.cardinality and not isinstance(sampler, GridSampler):
             sampler = "grid"  # the budget covers the space: each configuration once, whatever the sampler
         try:
@@ -355,7 +358,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
                 seed=_seed(self.random_state), storage=self.storage, name=name,
             )  # fmt: skip
         except ValueError as exc:  # Study's advice (omit space=) does not apply: a search always passes one
-            stored = Study.load(name, self.storage)
+            try:
+                stored = Study.load(name, self.storage)
+            except StudyNotFound:
+                raise exc from None  # not a stored study's space: a sampler or pruner refused, ...
             if stored.space.to_dict() == search.space.to_dict():
                 raise
             raise ValueError(
