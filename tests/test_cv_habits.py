@@ -50,3 +50,13 @@ def test_a_splitter_or_a_number_of_folds_is_refused_with_the_split_to_write() ->
                          (5, r"cv.kfold\(len\(x\), 5\) or cv.stratified\(y, 5\)")):
         with pytest.raises(TypeError, match=rf"takes folds as \(train_idx, val_idx\) pairs, got .*: write {write}"):
             study.optimize(lambda t, f=folds: cv.cross_validate(t, lambda a, b: 1.0, f), n_trials=1, catch=())
+
+
+def test_missing_labels_are_refused_and_rare_classes_warned_about() -> None:
+    with pytest.raises(ValueError, match=r"stratified\(\) got y with 2 NaN value\(s\) \(at positions \[1, 3\]\)"):
+        cv.stratified(np.array([0.0, np.nan, 1.0, np.nan, 0.0, 1.0]), k=2)
+    with pytest.raises(ValueError, match=r"grouped\(\) got groups with 1 NaN"):
+        cv.grouped(np.array([1.0, 2.0, np.nan, 3.0]), k=2)
+    with pytest.warns(UserWarning, match=r"1 class\(es\) have fewer members than k=5 folds \(1: 2\)"):
+        folds = cv.stratified(np.array([0] * 10 + [1] * 2), k=5)
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(12))

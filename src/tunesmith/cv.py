@@ -21,6 +21,7 @@ import logging
 import math
 import pickle
 import statistics
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -53,6 +54,11 @@ def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = Tru
     """``k`` folds that keep each class's share of ``y`` (labels) in every fold."""
     labels = _labels(y, "y", "stratified")
     _check_k(k, len(labels), "samples")
+    rare = {c: n for c in _unique(labels) if (n := int(np.sum(labels == c))) < k}
+    if rare:  # as scikit-learn's StratifiedKFold warns: some validation folds miss these classes
+        warnings.warn(f"stratified(): {len(rare)} class(es) have fewer members than k={k} folds ("
+                      + ", ".join(f"{c!r}: {n}" for c, n in list(rare.items())[:5])
+                      + "): some validation folds hold none of them", UserWarning, stacklevel=2)
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in range(k)]
     offset = 0
@@ -131,6 +137,10 @@ def _labels(values: Any, name: str, fn: str) -> np.ndarray:
         arr = arr.ravel()  # a column vector, as scikit-learn accepts it
     if arr.ndim != 1:
         raise ValueError(f"{fn}() takes {name} as one label per sample (1-d); got an array of shape {arr.shape}")
+    missing = np.flatnonzero(np.isnan(arr)) if arr.dtype.kind == "f" else np.array([], dtype=int)
+    if len(missing):  # NaN equals nothing, itself included: those samples would never be validated
+        raise ValueError(f"{fn}() got {name} with {len(missing)} NaN value(s) (at positions "
+                         f"{missing[:5].tolist()}); give every sample a label, or leave those samples out")
     return arr
 
 
