@@ -152,3 +152,19 @@ def test_an_unknown_sampler_or_pruner_is_named_not_a_missing_study(storage: str 
         search = TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, storage=url, name="s", **option)
         with pytest.raises(ValueError, match=str(next(iter(option.values())))):
             search.fit(X, Y)
+
+
+def test_a_shuffling_splitter_without_random_state_is_named_when_a_resume_is_refused(tmp_path) -> None:
+    from sklearn.model_selection import StratifiedKFold
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    model = LogisticRegression(max_iter=1000)
+    TunedSearchCV(model, {"C": [0.1, 1.0]}, n_trials=1, cv=StratifiedKFold(3, shuffle=True), storage=url,
+                  name="s").fit(X, Y)
+    again = TunedSearchCV(model, {"C": [0.1, 1.0]}, cv=StratifiedKFold(3, shuffle=True), storage=url, name="s")
+    with pytest.raises(ValueError, match=r"other data or folds \(StratifiedKFold\(shuffle=True\) without random_st"
+                                         r"ate draws other folds at every fit: pass random_state=0"):
+        again.fit(X, Y)
+    seeded = {"cv": StratifiedKFold(3, shuffle=True, random_state=0), "storage": url, "name": "t"}
+    TunedSearchCV(model, {"C": [0.1, 1.0]}, n_trials=1, **seeded).fit(X, Y)
+    assert len(TunedSearchCV(model, {"C": [0.1, 1.0]}, **seeded).fit(X, Y).cv_results_["params"]) == 2  # resumed

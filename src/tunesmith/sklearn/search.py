@@ -202,7 +202,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         study = self._open_study(search, budget)
-        data = _same_data(study, X, y, folds)
+        data = _same_data(study, X, y, folds, cv)
         setup = _same_setup(study, self.estimator, search, self.scoring)
         fold = functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score,
@@ -487,7 +487,7 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
     return row
 
 
-def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> str | None:
+def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None) -> str | None:
     """The fingerprint of the data and folds a stored study is searched on (None in memory).
     Resuming a study searched on other data is refused: its scores would not be this data's
     (a fixed ``name`` under ``cross_validate`` reused the first outer fold's search in every fold)."""
@@ -499,10 +499,13 @@ def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> st
     # any state: a fit writes it once, on its first trial, which may have been left running
     seen = {t.attrs.get(DATA_ATTR) for t in study.trials} - {None}
     if seen and seen != {data}:
+        random = getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None
+        why = (f" ({type(cv).__name__}(shuffle=True) without random_state draws other folds at every fit: pass "
+               "random_state=0 to the splitter to resume)") if random else ""
         raise ValueError(
-            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds; a search "
-            "resumes only with the same X, y and cv. For a new search give another name (under cross_validate "
-            "or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
+            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds{why}; a "
+            "search resumes only with the same X, y and cv. For a new search give another name (under "
+            "cross_validate or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
         )
     return data
 
