@@ -74,11 +74,13 @@ class Evaluation:
         return min(self.results, key=lambda r: sign * r.mean)
 
     def __str__(self) -> str:
-        lines = [f"{'trial':>5}  {'validation':>10}  {'test':>16}  {'gap':>8}  params"]
-        for r in self.results:
+        gaps = [f"{r.gap:+.3g}" for r in self.results]
+        wide = max(8, *map(len, gaps))  # -0.000774 is 9 wide: the params column stays in line
+        lines = [f"{'trial':>5}  {'validation':>10}  {'test':>16}  {'gap':>{wide}}  params"]
+        for r, gap in zip(self.results, gaps, strict=True):
             test = f"{r.mean:.4g}" + (f" ± {r.std:.2g}" if len(r.values) > 1 else "")
             mark = "  <- winner by test" if r is self.winner else ""
-            lines.append(f"{r.trial:>5}  {r.validation:>10.4g}  {test:>16}  {r.gap:>+8.3g}  {_short(r.params)}{mark}")
+            lines.append(f"{r.trial:>5}  {r.validation:>10.4g}  {test:>16}  {gap:>{wide}}  {_short(r.params)}{mark}")
         return "\n".join(lines)
 
 
