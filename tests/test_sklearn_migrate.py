@@ -168,3 +168,17 @@ def test_a_shuffling_splitter_without_random_state_is_named_when_a_resume_is_ref
     seeded = {"cv": StratifiedKFold(3, shuffle=True, random_state=0), "storage": url, "name": "t"}
     TunedSearchCV(model, {"C": [0.1, 1.0]}, n_trials=1, **seeded).fit(X, Y)
     assert len(TunedSearchCV(model, {"C": [0.1, 1.0]}, **seeded).fit(X, Y).cv_results_["params"]) == 2  # resumed
+
+
+def test_a_configuration_whose_parameters_cannot_be_set_fails_alone() -> None:
+    from sklearn.decomposition import PCA
+    from sklearn.exceptions import FitFailedWarning
+    from sklearn.pipeline import Pipeline
+
+    pipe = Pipeline([("r", PCA()), ("c", LogisticRegression(max_iter=1000))])
+    space = {"r": ["passthrough", PCA()], "r__n_components": [1, 2]}  # 'passthrough' has no n_components
+    with pytest.warns(FitFailedWarning, match="has no attribute 'set_params'"):
+        search = TunedSearchCV(pipe, space, cv=3).fit(X, Y)
+    rows = zip([str(p["r"]) for p in search.cv_results_["params"]], search.cv_results_["state"], strict=True)
+    states = dict(rows)
+    assert states == {"passthrough": "failed", "PCA()": "complete"} and search.best_params_["r__n_components"] == 2

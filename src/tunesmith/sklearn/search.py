@@ -618,12 +618,12 @@ def _fit_and_score(
 ) -> dict[str, Any]:  # fmt: skip
     """One fold: fit a clone with ``params`` on ``train``, score ``test`` (and ``train``); the
     scorers named in ``weighted`` get the fold's ``sample_weight``, as scikit-learn's searches do."""
-    est = clone(estimator).set_params(**clone(dict(params), safe=False))
-    x_tr, y_tr = _split(est, X, y, train, train)
-    x_te, y_te = _split(est, X, y, test, train)
     fold_params = {k: _safe_indexing(v, train) if _per_sample(v, X) else v for k, v in fit_params.items()}
     start = time.perf_counter()
-    try:
+    try:  # setting the parameters can fail too: a step's parameter where the step is "passthrough"
+        est = clone(estimator).set_params(**clone(dict(params), safe=False))
+        x_tr, y_tr = _split(est, X, y, train, train)
+        x_te, y_te = _split(est, X, y, test, train)
         est.fit(x_tr, y_tr, **fold_params)
     except Exception as exc:
         if error_score == "raise":
