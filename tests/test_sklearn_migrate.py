@@ -182,3 +182,13 @@ def test_a_configuration_whose_parameters_cannot_be_set_fails_alone() -> None:
     rows = zip([str(p["r"]) for p in search.cv_results_["params"]], search.cv_results_["state"], strict=True)
     states = dict(rows)
     assert states == {"passthrough": "failed", "PCA()": "complete"} and search.best_params_["r__n_components"] == 2
+
+
+def test_negative_n_jobs_count_as_in_joblib() -> None:
+    import os
+
+    from tunesmith.sklearn.search import _jobs
+
+    cpus = os.cpu_count() or 1
+    assert [_jobs(None), _jobs(1), _jobs(3), _jobs(-1)] == [1, 1, 3, cpus]
+    assert _jobs(-2) == max(1, cpus - 1) and _jobs(-cpus - 5) == 1  # all but one; never fewer than one

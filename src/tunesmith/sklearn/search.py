@@ -74,6 +74,7 @@ _RACING = "pass pruner='folds': fold racing stops a configuration behind the bes
 PEER_ARGS = {
     "param_grid": _SPACE, "param_distributions": _SPACE, "search_spaces": _SPACE,
     "n_iter": "write n_trials=<the number of configurations to evaluate>",
+    "n_candidates": "write n_trials=<the number of configurations to evaluate>",
     "pre_dispatch": "leave it out: configurations are dispatched one at a time",
     "n_points": "leave it out: with a pruner, n_jobs runs configurations in parallel",
     "optimizer_kwargs": "pass sampler= ('auto', 'bayes', 'tpe', 'random', ... or a dict of settings)",
@@ -130,6 +131,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
             metric name, by a callable ``refit(cv_results_) -> index``, or not.
         n_jobs: without a pruner, folds run in parallel (joblib); with a
             pruner, trials run in parallel threads (folds stay in order).
+            Negative as in joblib: -1 every CPU, -2 all but one.
         pruner: fold k is reported as step k (mean of the first k folds), so a
             configuration worse after its first folds stops: "folds" (fold racing,
             :class:`tunesmith.cv.FoldPruner`: behind the best one on the same
@@ -757,11 +759,12 @@ def _seed(random_state: Any) -> int | None:
 
 
 def _jobs(n_jobs: int | None) -> int:
+    """Workers for ``n_jobs`` as joblib counts them: None 1, -1 every CPU, -2 all but one, ..."""
     import os
 
     if n_jobs is None:
         return 1
-    return (os.cpu_count() or 1) if n_jobs < 0 else int(n_jobs)
+    return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs)) if n_jobs < 0 else int(n_jobs)
 
 
 @contextlib.contextmanager
