@@ -458,3 +458,10 @@ def test_a_log_scale_bound_is_the_bound_written_not_exp_of_its_log() -> None:
         p = ts.Float(low, high, log=True)
         assert (p.from_unit(0.0), p.from_unit(1.0)) == (low, high)
     assert ts.Float(1e-2, 1e3, log=True).from_unit(0.5) == pytest.approx(math.sqrt(1e-2 * 1e3))
+
+
+@pytest.mark.parametrize(("choices", "pair"), [([2, 2.0, 3], r"2 and 2.0"), (["x", True, 1], r"True and 1")])
+def test_choices_equal_across_types_are_refused_not_lost(choices: list, pair: str) -> None:
+    # before: the grid sampler looped ("could not claim a configuration") and random draws lost 2.0
+    with pytest.raises(ValueError, match=rf"choices {pair} are equal in Python .* cannot tell them apart"):
+        ts.Space({"a": ts.Categorical(choices)})

@@ -514,8 +514,14 @@ class Categorical(Param):
                 hash(c)
             except TypeError:
                 raise self._err(f"choice {c!r} is not hashable; use a tuple instead of a list") from None
-            if any(c == s and type(c) is type(s) for s in seen):
+            twin = next((s for s in seen if c == s), None)
+            if twin is not None and type(c) is type(twin):
                 raise self._err(f"choice {c!r} is listed twice")
+            if twin is not None:  # 2 and 2.0, True and 1: one stored value, so a grid loops and a draw loses one
+                raise self._err(
+                    f"choices {twin!r} and {c!r} are equal in Python ({twin!r} == {c!r}), so a stored "
+                    "configuration cannot tell them apart; keep one, or list strings and convert in the objective"
+                )
             if c != c:  # NaN: never equal to itself, so never matched, stored or compared
                 raise self._err(
                     f"choice {c!r} is not equal to itself, so it cannot be matched or stored; "
