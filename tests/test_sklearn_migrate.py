@@ -192,3 +192,18 @@ def test_negative_n_jobs_count_as_in_joblib() -> None:
     cpus = os.cpu_count() or 1
     assert [_jobs(None), _jobs(1), _jobs(3), _jobs(-1)] == [1, 1, 3, cpus]
     assert _jobs(-2) == max(1, cpus - 1) and _jobs(-cpus - 5) == 1  # all but one; never fewer than one
+
+
+def test_values_equal_across_types_stay_apart_as_in_grid_search() -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    grid = {"max_features": [1, 1.0, "sqrt"], "min_samples_split": [2, 2.0]}  # 1 feature or all; 2.0 fails
+    ours = TunedSearchCV(DecisionTreeClassifier(random_state=0), grid, cv=3).fit(X, Y)
+    theirs = GridSearchCV(DecisionTreeClassifier(random_state=0), grid, cv=3).fit(X, Y)
+
+    def by_params(search: object) -> dict:
+        results = search.cv_results_  # type: ignore[attr-defined]
+        keys = [tuple((k, type(v).__name__, v) for k, v in p.items()) for p in results["params"]]
+        return dict(zip(keys, results["mean_test_score"], strict=True))
+
+    assert len(ours.cv_results_["params"]) == 6 and by_params(ours) == pytest.approx(by_params(theirs), nan_ok=True)

@@ -1,7 +1,9 @@
 """The search spaces scikit-learn users write, as a :class:`~tunesmith.Space`.
 
 * a list is a categorical (one value: a fixed parameter); values that are not
-  plain JSON (estimators, functions) are searched by their position in the list;
+  plain JSON (estimators, functions), and lists with values equal across types
+  (``max_features=[1, 1.0]``: one feature or all of them), are searched by their
+  position in the list;
 * ``scipy.stats.loguniform(a, b)`` is ``Float(a, b, log=True)``,
   ``uniform(loc, scale)`` is ``Float(loc, loc + scale)``, ``randint(a, b)`` is
   ``Int(a, b - 1)`` (scipy's upper bound is exclusive);
@@ -107,8 +109,9 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
     choices = list(value)
     if not choices:
         raise ValueError(f"parameter {name!r}: the list of values is empty")
-    if all(_plain(c) for c in choices):
-        plain = [_freeze(c) for c in choices]
+    plain = [_freeze(c) for c in choices] if all(_plain(c) for c in choices) else []
+    twins = len(set(plain)) < len({(type(v), v) for v in plain})  # 1 and 1.0: different to scikit-learn
+    if plain and not twins:
         return (Fixed(plain[0]) if len(plain) == 1 else Categorical(plain)), None
     return Categorical(list(range(len(choices)))) if len(choices) > 1 else Fixed(0), tuple(choices)
 
