@@ -60,3 +60,11 @@ def test_missing_labels_are_refused_and_rare_classes_warned_about() -> None:
     with pytest.warns(UserWarning, match=r"1 class\(es\) have fewer members than k=5 folds \(1: 2\)"):
         folds = cv.stratified(np.array([0] * 10 + [1] * 2), k=5)
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(12))
+
+
+@pytest.mark.parametrize("returned", [None, "high", np.array([0.9, 0.8])])
+def test_a_fold_function_that_returns_no_number_is_named(returned: object) -> None:
+    study = _study()
+    study.optimize(lambda t: cv.cross_validate(t, lambda a, b: returned, cv.kfold(len(X), 3)), n_trials=1)
+    error = study.trials[0].error or ""
+    assert "the fold function returned" in error and "as 'score'; return a number" in error, error

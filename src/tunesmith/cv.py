@@ -258,10 +258,19 @@ def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:
                 f"the fold function returned {sorted(result)}: pass key= naming the value to report"
             )
         for n, v in result.items():
-            table.setdefault(n, []).append(v if isinstance(v, str) or v is None else float(v))
+            table.setdefault(n, []).append(v if isinstance(v, str) or v is None else _number(v, n))
         return key
-    table.setdefault("score", []).append(float(result))
+    table.setdefault("score", []).append(_number(result, "score"))
     return "score"
+
+
+def _number(value: Any, name: str) -> float:
+    """A fold's value as a float, or an error naming what the fold function returned."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"the fold function returned {value!r} as {name!r}; return a number (or a dict of "
+                        "named numbers, with key= naming the one to report)") from None
 
 
 def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict[str, Any]:
