@@ -76,7 +76,7 @@ def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
 @pytest.mark.parametrize(("arg", "advice"), [
     ("n_iter", "write n_trials="), ("param_distributions", "pass the space as the second argument"),
     ("param_grid", "pass the space"), ("search_spaces", "pass the space"), ("pre_dispatch", "leave it out"),
-    ("factor", "pass pruner='folds'"), ("fit_params", r"pass them to fit: search.fit\(X, y, \*\*fit_params\)"),
+    ("factor", "pass pruner='folds'"), ("catch", "pass error_score="), ("n_candidates", "write n_trials="), ("fit_params", r"pass them to fit: search.fit\(X, y, \*\*fit_params\)"),
 ])  # fmt: skip
 def test_a_peers_argument_is_refused_with_what_to_write_instead(arg: str, advice: str) -> None:
     with pytest.raises(TypeError, match=rf"TunedSearchCV takes no {arg}= \(an argument of other searches\): {advice}"):

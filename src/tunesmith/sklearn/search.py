@@ -85,6 +85,8 @@ PEER_ARGS = {
     "max_iter": "leave it out, or search it as a parameter of the estimator",
     "subsample": "leave it out: every fold uses all of its training rows",
     "callbacks": "leave it out, or use search.study_ after fit",
+    "catch": "pass error_score= (a number: a fold whose fit raises scores it; 'raise': the error stops fit)",
+    "iid": "leave it out: scikit-learn removed it; the mean over folds is unweighted",
 }
 
 
