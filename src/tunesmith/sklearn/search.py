@@ -33,6 +33,7 @@ from ..samplers.simple import GridSampler
 from ..storage import MemoryStorage
 from ..study import Study
 from ..trial import TrialState
+from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
 from .results import cv_results, fold_scores
 from .space import SearchSpace, as_search_space
 
@@ -47,13 +48,6 @@ DATA_ATTR = "search_data"
 logger = logging.getLogger("tunesmith")
 
 
-#: the trial attribute describing the estimator (its parameters that are not searched) and the
-#: scoring of a stored search, written with :data:`DATA_ATTR`
-SETUP_ATTR = "search_setup"
-
-#: estimator parameters that change how fast, not what, a fit computes: a resume may change them
-_HOW_FAST = ("n_jobs", "verbose", "memory", "copy", "copy_X", "warm_start")
-
 #: the fold record's key naming a scorer that raised (the fit succeeded)
 SCORE_ERROR = "score_error"
 
@@ -67,46 +61,7 @@ class ScoringFailedError(RuntimeError):
     non-finite ``error_score``): a row of NaN scores, as scikit-learn records it, not a failed fit."""
 
 
-_SPACE = "pass the space as the second argument (space=): a dict, a list of dicts or a ts.Space"
-_RACING = "pass pruner='folds': fold racing stops a configuration behind the best one after its first folds"
-#: the arguments of GridSearchCV, RandomizedSearchCV, HalvingRandomSearchCV, skopt's BayesSearchCV and
-#: Optuna's OptunaSearchCV that TunedSearchCV spells otherwise (or needs not), and what to write instead
-PEER_ARGS = {
-    "param_grid": _SPACE, "param_distributions": _SPACE, "search_spaces": _SPACE,
-    "n_iter": "write n_trials=<the number of configurations to evaluate>",
-    "n_candidates": "write n_trials=<the number of configurations to evaluate>",
-    "pre_dispatch": "leave it out: configurations are dispatched one at a time",
-    "n_points": "leave it out: with a pruner, n_jobs runs configurations in parallel",
-    "optimizer_kwargs": "pass sampler= ('auto', 'bayes', 'tpe', 'random', ... or a dict of settings)",
-    "fit_params": "pass them to fit: search.fit(X, y, **fit_params)",
-    "enable_pruning": _RACING, "factor": _RACING, "resource": _RACING, "min_resources": _RACING,
-    "max_resources": _RACING, "aggressive_elimination": _RACING,
-    "study": "pass storage= and name= (fitting again resumes that study)",
-    "max_iter": "leave it out, or search it as a parameter of the estimator",
-    "subsample": "leave it out: every fold uses all of its training rows",
-    "callbacks": "leave it out, or use search.study_ after fit",
-    "catch": "pass error_score= (a number: a fold whose fit raises scores it; 'raise': the error stops fit)",
-    "iid": "leave it out: scikit-learn removed it; the mean over folds is unweighted",
-}
-
-
-class _PeerArgs:
-    """A base that refuses a peer's argument (``n_iter``, ``param_distributions``, ...) by saying
-    what to write instead, and a misspelt one with the closest name, before ``__init__`` sees them
-    (a base, not the class itself, so that ``inspect.signature`` still reads ``__init__``)."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        for name in kwargs.keys() - valid:
-            if name in PEER_ARGS:
-                raise TypeError(f"{cls.__name__} takes no {name}= (an argument of other searches): {PEER_ARGS[name]}")
-            close = difflib.get_close_matches(name, sorted(valid), n=1)
-            hint = f"; did you mean {close[0]}=?" if close else ""
-            raise TypeError(f"{cls.__name__} got an unexpected keyword argument {name!r}{hint}")
-        return super().__new__(cls)
-
-
-class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
+class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
     """Search an estimator's hyperparameters with cross-validation; a drop-in for
     ``GridSearchCV``, ``RandomizedSearchCV``, skopt's ``BayesSearchCV`` and
     Optuna's ``OptunaSearchCV``.
@@ -207,7 +162,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
         budget = self._budget(search)
         study = self._open_study(search, budget)
         data = _same_data(study, X, y, folds, cv)
-        setup = _same_setup(study, self.estimator, search, self.scoring)
+        setup = same_setup(study, self.estimator, search, self.scoring)
         fold = functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score,
             _weighted(scorers, fit_params, X),
@@ -370,7 +325,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, _PeerArgs):
                 raise
             raise ValueError(
                 f"study {name!r} in {stored.storage.display_url} was searched over another space "
-                f"({_space_change(stored.space, search.space)}); a search resumes only with the same space. "
+                f"({space_change(stored.space, search.space)}); a search resumes only with the same space. "
                 "For a new search give another name"
             ) from exc
 
@@ -522,62 +477,6 @@ def _random_states(estimator: Any, search: SearchSpace) -> list[str]:
         raise ValueError(f"seeds= refits with each seed as the estimator's random_state, but {estimator!r} has no "
                          "random_state the search does not set; leave seeds out for a deterministic estimator")
     return names
-
-
-def _space_change(old: Any, new: Any) -> str:
-    """The parameters that differ between two spaces, as 'name: before -> after'."""
-    a, b = old.to_dict(), new.to_dict()
-    return "; ".join(f"{k}: {a.get(k, '-')} -> {b.get(k, '-')}" for k in sorted(a.keys() | b.keys())
-                     if a.get(k) != b.get(k))
-
-
-def _same_setup(study: Study, estimator: Any, search: SearchSpace, scoring: Any) -> dict[str, Any] | None:
-    """The estimator and scoring a stored study is searched with (None in memory). Resuming a study
-    searched with another estimator, other fixed parameters or another scoring is refused, naming
-    what differs: its scores would not be this search's (and the best would be refitted here)."""
-    if isinstance(study.storage, MemoryStorage):
-        return None
-    setup = {"estimator": type(estimator).__qualname__, "scoring": _describe(scoring),
-             "params": _fixed_params(estimator, set(search.names.values()))}
-    for seen in (t.attrs.get(SETUP_ATTR) for t in study.trials):
-        if isinstance(seen, Mapping) and seen != setup:
-            changed = [f"{k}: {seen.get(k)} -> {setup[k]}" for k in ("estimator", "scoring") if seen.get(k) != setup[k]]
-            old, new = dict(seen.get("params") or {}), setup["params"]
-            changed += [f"{k}: {old.get(k, '-')} -> {new.get(k, '-')}" for k in sorted(old.keys() | new.keys())
-                        if old.get(k) != new.get(k)]
-            raise ValueError(
-                f"study {study.name!r} in {study.storage.display_url} was searched with another estimator or "
-                f"scoring ({'; '.join(changed[:5])}); a search resumes only with the same estimator, fixed "
-                "parameters and scoring. For a new search give another name"
-            )
-    return setup
-
-
-def _fixed_params(estimator: Any, searched: set[str]) -> dict[str, str]:
-    """The estimator's parameters that the search does not set, as text (an estimator by its class)."""
-    if not hasattr(estimator, "get_params"):
-        return {}
-    out = {}
-    for name, value in estimator.get_params(deep=True).items():
-        parts = name.split("__")
-        if parts[-1] in _HOW_FAST or any("__".join(parts[:i]) in searched for i in range(1, len(parts) + 1)):
-            continue
-        out[name] = str(_describe(value))
-    return out
-
-
-def _describe(value: Any) -> Any:
-    """A plain, stable description: plain values as themselves, lists and dicts item by item,
-    functions and scorers by name, other objects by their class (never a repr with an address)."""
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value if not isinstance(value, float) or math.isfinite(value) else repr(value)
-    if isinstance(value, (list, tuple)):
-        return [_describe(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _describe(v) for k, v in value.items()}
-    func = getattr(value, "_score_func", value)  # a scorer made by make_scorer: its metric
-    name = getattr(func, "__qualname__", None)
-    return f"{getattr(func, '__module__', '')}.{name}" if isinstance(name, str) else type(value).__qualname__
 
 
 def _check_names(estimator: Any, search: SearchSpace) -> None:
