@@ -207,3 +207,11 @@ def test_values_equal_across_types_stay_apart_as_in_grid_search() -> None:
         return dict(zip(keys, results["mean_test_score"], strict=True))
 
     assert len(ours.cv_results_["params"]) == 6 and by_params(ours) == pytest.approx(by_params(theirs), nan_ok=True)
+
+
+@pytest.mark.parametrize("grid", [{"C": [0.1, 1.0, 10.0]}, {"C": [10.0, 1.0, 0.1]}, [{"C": [10.0]}, {"C": [1.0]}]])
+def test_a_tie_picks_what_grid_search_picks_whatever_order_the_grid_ran_in(grid: object) -> None:
+    model = LogisticRegression(max_iter=2000)  # C=1 and C=10 tie on iris (0.9733)
+    theirs = GridSearchCV(model, grid).fit(X, Y)
+    ours = [TunedSearchCV(model, grid, random_state=seed).fit(X, Y) for seed in range(4)]
+    assert all(s.best_params_ == theirs.best_params_ and s.best_score_ == theirs.best_score_ for s in ours)

@@ -221,7 +221,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         if callable(self.refit):
             self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
-            self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{metric}"]))
+            self.best_index_ = _first_best(self.cv_results_[f"rank_test_{metric}"], self.cv_results_["params"],
+                                           self.space)
             self.best_score_ = float(self.cv_results_[f"mean_test_{metric}"][self.best_index_])
         self.best_params_ = self.cv_results_["params"][self.best_index_]
         if self.refit:
@@ -430,6 +431,24 @@ def _check_refit(search: TunedSearchCV, attr: str) -> None:
         raise AttributeError(f"{attr} is available only after refitting on the best parameters: pass refit=True")
     if "best_estimator_" not in search.__dict__ and attr in ("classes_", "score"):
         check_is_fitted(search, "best_estimator_")
+
+
+def _first_best(ranks: np.ndarray, params: list[dict[str, Any]], space: Any) -> int:
+    """The row ranked first; among ties, the first in GridSearchCV's order of the grid (its
+    ``ParameterGrid``), so that a grid run in a random order picks what GridSearchCV picks."""
+    from sklearn.model_selection import ParameterGrid
+
+    tied = [int(i) for i in np.flatnonzero(ranks == ranks.min())]
+    try:
+        grid = ParameterGrid(space) if len(tied) > 1 else []
+        order = {_config_key(p): i for i, p in enumerate(grid)} if len(grid) <= 100_000 else {}
+    except TypeError:  # distributions, a ts.Space: no grid order, the first trial
+        order = {}
+    return min(tied, key=lambda i: (order.get(_config_key(params[i]), len(order)), i))
+
+
+def _config_key(params: Mapping[str, Any]) -> str:
+    return repr(sorted((k, repr(v)) for k, v in params.items()))
 
 
 def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
