@@ -442,7 +442,7 @@ def _first_best(ranks: np.ndarray, params: list[dict[str, Any]], space: Any) -> 
     try:
         grid = ParameterGrid(space) if len(tied) > 1 else []
         order = {_config_key(p): i for i, p in enumerate(grid)} if len(grid) <= 100_000 else {}
-    except TypeError:  # distributions, a ts.Space: no grid order, the first trial
+    except (TypeError, ValueError):  # distributions, a ts.Space: no grid order, the first trial
         order = {}
     return min(tied, key=lambda i: (order.get(_config_key(params[i]), len(order)), i))
 
