@@ -215,3 +215,15 @@ def test_a_tie_picks_what_grid_search_picks_whatever_order_the_grid_ran_in(grid:
     theirs = GridSearchCV(model, grid).fit(X, Y)
     ours = [TunedSearchCV(model, grid, random_state=seed).fit(X, Y) for seed in range(4)]
     assert all(s.best_params_ == theirs.best_params_ and s.best_score_ == theirs.best_score_ for s in ours)
+
+
+def test_a_splitter_class_or_a_metric_function_in_a_scoring_dict_is_refused() -> None:
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import KFold
+
+    model = LogisticRegression(max_iter=1000)
+    with pytest.raises(TypeError, match=r"cv=KFold is the class; pass an instance, e.g. cv=KFold\(5\)"):
+        TunedSearchCV(model, {"C": [0.1, 1.0]}, cv=KFold).fit(X, Y)
+    scoring = {"acc": accuracy_score, "f1": "f1_macro"}  # GridSearchCV refuses this too
+    with pytest.raises(ValueError, match="looks like it is a metric function rather than a scorer"):
+        TunedSearchCV(model, {"C": [0.1, 1.0]}, scoring=scoring, refit="acc").fit(X, Y)

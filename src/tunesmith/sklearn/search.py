@@ -156,6 +156,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         scorers, self.multimetric_ = _scorers(self.estimator, self.scoring)
         metric = self._refit_metric(scorers)
         X, y, groups = indexable(X, y, groups)
+        if isinstance(self.cv, type):
+            raise TypeError(f"cv={self.cv.__name__} is the class; pass an instance, e.g. cv={self.cv.__name__}(5), "
+                            "or a number of folds")
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         folds = list(cv.split(X, y, groups))
         self.n_splits_ = len(folds)
@@ -524,7 +527,8 @@ def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
     if isinstance(scoring, Mapping):
         if not scoring:
             raise ValueError("scoring={} names no scorer")
-        return {str(k): get_scorer(v) if isinstance(v, str) else v for k, v in scoring.items()}, True
+        # check_scoring refuses a metric function (accuracy_score) where a scorer belongs, as GridSearchCV does
+        return {str(k): check_scoring(estimator, scoring=v) for k, v in scoring.items()}, True
     if isinstance(scoring, (list, tuple, set)):
         names = list(scoring)
         if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
