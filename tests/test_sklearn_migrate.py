@@ -227,3 +227,16 @@ def test_a_splitter_class_or_a_metric_function_in_a_scoring_dict_is_refused() ->
     scoring = {"acc": accuracy_score, "f1": "f1_macro"}  # GridSearchCV refuses this too
     with pytest.raises(ValueError, match="looks like it is a metric function rather than a scorer"):
         TunedSearchCV(model, {"C": [0.1, 1.0]}, scoring=scoring, refit="acc").fit(X, Y)
+
+
+def test_a_grid_sampler_over_a_distribution_says_its_grid_is_smaller_than_n_trials() -> None:
+    from scipy.stats import loguniform
+
+    import tunesmith as ts
+
+    model = LogisticRegression(max_iter=2000)
+    with pytest.warns(UserWarning, match=r"grid of sampler='grid' .* has 5 configurations, fewer than n_trials=10"):
+        search = TunedSearchCV(model, {"C": loguniform(1e-3, 1e3)}, n_trials=10, sampler="grid").fit(X, Y)
+    assert len(search.cv_results_["params"]) == 5
+    with pytest.warns(UserWarning, match="has 3 configurations, fewer than n_trials=4"):
+        TunedSearchCV(model, {"C": ts.Float(1e-3, 1e3, log=True, grid=3)}, n_trials=4, sampler="grid").fit(X, Y)

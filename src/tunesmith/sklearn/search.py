@@ -293,10 +293,17 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         """``n_trials``, capped at the number of configurations of a finite space (with a
         warning naming both, as ``RandomizedSearchCV`` caps ``n_iter``); None: the whole grid."""
         size = search.space.cardinality
+        points = _grid_points(self.sampler)
+        if points is not None and math.isinf(size) and self.n_trials is not None:  # sampler="grid", floats
+            size = len(search.space.grid(points))
+            what = ("The grid of sampler='grid' (5 points on a continuous parameter unless ts.Float(..., grid=n) "
+                    "or a list says otherwise)")
+        else:
+            what = "The search space"
         if self.n_trials is not None:
             if size < self.n_trials:
                 warnings.warn(
-                    f"The search space has {int(size)} configurations, fewer than n_trials={self.n_trials}: "
+                    f"{what} has {int(size)} configurations, fewer than n_trials={self.n_trials}: "
                     f"running {int(size)} trials, each configuration once",
                     UserWarning, stacklevel=3,
                 )  # fmt: skip
@@ -672,6 +679,17 @@ def _sampler(spec: Any) -> Any:
     if isinstance(spec, str) and spec.lower() == "auto":
         return {"name": "auto", "bayes": {"ei_margin": SCORE_MARGIN}}
     return spec
+
+
+def _grid_points(spec: Any) -> Mapping[str, Any] | None:
+    """The points of a grid sampler given as ``sampler`` ({} for its defaults); None for another sampler."""
+    if isinstance(spec, GridSampler):
+        return spec.points
+    if isinstance(spec, str):
+        return {} if spec.lower() == "grid" else None
+    if isinstance(spec, Mapping) and spec.get("name") == "grid":
+        return dict(spec.get("points") or {})
+    return None
 
 
 def _seed(random_state: Any) -> int | None:
