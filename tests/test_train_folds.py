@@ -70,3 +70,11 @@ def test_folds_may_be_a_generator_made_once_or_a_scikit_learn_splitter(tmp_path:
         study.optimize(obj, n_trials=2)  # the generator's folds serve the second trial too
         assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 2, [t.error for t in study.trials]
         assert all(len(t.attrs["cv"]["scores"]["score"]) == 3 for t in study.trials)
+
+
+def test_folds_made_for_other_data_are_named_before_training(tmp_path: Path) -> None:
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0)
+    obj = objective(lambda p: mlp(), POOL, base=TrainConfig(epochs=1), checkpoint_root=tmp_path,
+                    folds=ts.cv.kfold(len(POOL[0]) + 10, 3))
+    study.optimize(obj, n_trials=1)
+    assert f"but data has {len(POOL[0])} samples: the folds were made for other data" in (study.trials[0].error or "")

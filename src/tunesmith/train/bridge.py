@@ -439,6 +439,7 @@ def _fold_objective(
         else:  # a scikit-learn splitter sees the labels: the last tensor of a tuple
             labels = pool[-1].cpu().numpy() if isinstance(pool, (tuple, list)) and len(pool) > 1 else None
             splits = cv.split(folds, np.zeros((n, 1)), labels) if pairs is None else pairs
+        _check_fold_indices(splits, n)
         parent = root if root is not None else cfg.checkpoint_dir or ckpt.default_root()
         folder = retention.trial_folder(ckpt.secure_dir(parent), trial)
 
@@ -455,6 +456,15 @@ def _fold_objective(
         return cv.cross_validate(trial, fold, splits)
 
     return run
+
+
+def _check_fold_indices(splits: Sequence[tuple[Any, Any]], n: int) -> None:
+    """Every fold's indices lie in ``range(n)``: folds made for other data are named before training."""
+    for k, (train_idx, val_idx) in enumerate(splits, start=1):
+        top = max((int(np.max(i)) for i in (train_idx, val_idx) if len(i)), default=-1)
+        if top >= n:
+            raise ValueError(f"fold {k} holds sample index {top}, but data has {n} samples: the folds were made "
+                             f"for other data (folds=ts.cv.kfold({n}, k) or a number of folds fits this data)")
 
 
 def subset(data: Any, idx: Any) -> Any:
