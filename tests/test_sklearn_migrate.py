@@ -49,9 +49,11 @@ def test_a_scoring_callable_returning_a_dict_is_refused_with_the_way_to_write_it
     def both(est, X, y):  # noqa: N803 - scikit-learn's multimetric callable
         return {"acc": est.score(X, y), "one": 1.0}
 
-    search = TunedSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, cv=3, scoring=both, refit="acc")
+    search = TunedSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, cv=3, scoring=both)
     with pytest.raises(TypeError, match=r"returned a dict \['acc', 'one'\].*scoring=\{'name': scorer, \.\.\.\}"):
         search.fit(X, Y)
+    with pytest.raises(ValueError, match=r"pass scoring=\{'acc': scorer, \.\.\.\} \(a scoring callable that returns a dict"):
+        search.set_params(refit="acc").fit(X, Y)  # scikit-learn's way: refit names one of the dict's metrics
 
 
 def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
@@ -240,3 +242,14 @@ def test_a_grid_sampler_over_a_distribution_says_its_grid_is_smaller_than_n_tria
     assert len(search.cv_results_["params"]) == 5
     with pytest.warns(UserWarning, match="has 3 configurations, fewer than n_trials=4"):
         TunedSearchCV(model, {"C": ts.Float(1e-3, 1e3, log=True, grid=3)}, n_trials=4, sampler="grid").fit(X, Y)
+
+
+def test_a_misspelt_scorer_names_the_closest_and_refit_naming_an_unscored_metric_is_refused() -> None:
+    model = LogisticRegression(max_iter=1000)
+    for scoring in ("acuracy", ["acuracy", "f1_macro"], {"a": "acuracy"}):
+        with pytest.raises(ValueError, match=r"'acuracy' is not a scikit-learn scorer name; did you mean 'accuracy'\?"):
+            TunedSearchCV(model, {"C": [1.0]}, scoring=scoring, refit="a" if isinstance(scoring, dict) else True).fit(X, Y)
+    with pytest.raises(ValueError, match=r"refit='f1_macro' names a scorer, but the search scores with one, scoring=None"):
+        TunedSearchCV(model, {"C": [1.0]}, refit="f1_macro").fit(X, Y)
+    same = TunedSearchCV(model, {"C": [1.0]}, scoring="f1_macro", refit="f1_macro").fit(X, Y)
+    assert same.best_score_ == same.cv_results_["mean_test_score"][0]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning, NotFittedError
-from sklearn.metrics import check_scoring, get_scorer
+from sklearn.metrics import check_scoring, get_scorer, get_scorer_names
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.metaestimators import available_if
@@ -277,6 +277,12 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     def _refit_metric(self, scorers: Mapping[str, Any]) -> str:
         if not self.multimetric_:
+            if isinstance(self.refit, str) and self.refit != self.scoring:  # refit="f1" with scoring=None
+                several = (f"pass scoring={{'{self.refit}': scorer, ...}} (a scoring callable that returns a dict of "
+                           "metrics is not supported)") if callable(self.scoring) else (
+                           f"pass scoring={self.refit!r} to optimize it (or a list of scorers with refit naming one)")
+                raise ValueError(f"refit={self.refit!r} names a scorer, but the search scores with one, "
+                                 f"scoring={self.scoring!r}: {several}, or refit=True")
             return "score"
         if isinstance(self.refit, str):
             if self.refit not in scorers:
@@ -528,7 +534,13 @@ def _check_names(estimator: Any, search: SearchSpace) -> None:
 
 
 def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
-    """Name -> scorer, and whether there are several (multimetric)."""
+    """Name -> scorer, and whether there are several (multimetric); a misspelt scorer name is
+    refused with the closest one (scikit-learn lists all fifty)."""
+    for name in [scoring] if isinstance(scoring, str) else [v for v in _values(scoring) if isinstance(v, str)]:
+        if name not in get_scorer_names():
+            close = difflib.get_close_matches(name, get_scorer_names(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; sklearn.metrics.get_scorer_names() lists them"
+            raise ValueError(f"scoring: {name!r} is not a scikit-learn scorer name{hint}")
     if scoring is None or isinstance(scoring, str) or callable(scoring):
         return {"score": check_scoring(estimator, scoring=scoring)}, False
     if isinstance(scoring, Mapping):
@@ -542,6 +554,13 @@ def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
             raise ValueError(f"scoring as a list must hold distinct scorer names, got {scoring!r}")
         return {n: get_scorer(n) for n in names}, True
     raise ValueError(f"scoring must be None, a name, a callable, a list or a dict, got {scoring!r}")
+
+
+def _values(scoring: Any) -> list[Any]:
+    """The scorers a list or dict ``scoring`` names (nothing for a single one)."""
+    if isinstance(scoring, Mapping):
+        return list(scoring.values())
+    return list(scoring) if isinstance(scoring, (list, tuple, set)) else []
 
 
 def _fit_and_score(
