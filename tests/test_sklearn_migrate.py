@@ -72,7 +72,11 @@ def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
     assert dict(as_search_space(dims).space.items()) == want
     shorthand = {"C": (1e-3, 1e3, "log-uniform"), "n": (1, 10, "uniform"), "k": ["rbf", "poly"]}
     assert dict(as_search_space(shorthand).space.items()) == want
-    assert as_search_space({"C": (0.1, 1.0)}).space["C"] == ts.Categorical([0.1, 1.0])  # scikit-learn's reading
+    with pytest.warns(UserWarning, match=r"'C': the tuple \(0.1, 1.0\) is two choices, as in GridSearchCV \(skopt"):
+        assert as_search_space({"C": (0.1, 1.0)}).space["C"] == ts.Categorical([0.1, 1.0])  # scikit-learn's reading
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        as_search_space({"C": [0.1, 1.0], "ngram_range": [(1, 1), (1, 2)]})  # lists: no warning
 
 
 @pytest.mark.parametrize(("arg", "advice"), [

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -107,6 +108,13 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
             f"for a constant write {name!r}: [{value!r}]"
         )
     choices = list(value)
+    numbers = len(choices) == 2 and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+    if isinstance(value, tuple) and numbers:  # skopt's BayesSearchCV reads (low, high) as a range
+        warnings.warn(
+            f"parameter {name!r}: the tuple {value!r} is two choices, as in GridSearchCV (skopt reads it as a "
+            f"range); for a range write loguniform{value!r} or ts.Float{value!r}, for two choices a list",
+            UserWarning, stacklevel=4,
+        )  # fmt: skip
     if not choices:
         raise ValueError(f"parameter {name!r}: the list of values is empty")
     plain = [_freeze(c) for c in choices] if all(_plain(c) for c in choices) else []
