@@ -223,11 +223,13 @@ def test_a_tie_picks_what_grid_search_picks_whatever_order_the_grid_ran_in(grid:
     assert all(s.best_params_ == theirs.best_params_ and s.best_score_ == theirs.best_score_ for s in ours)
 
 
-def test_a_splitter_class_or_a_metric_function_in_a_scoring_dict_is_refused() -> None:
+def test_an_estimator_or_splitter_class_or_a_metric_function_in_a_scoring_dict_is_refused() -> None:
     from sklearn.metrics import accuracy_score
     from sklearn.model_selection import KFold
 
     model = LogisticRegression(max_iter=1000)
+    with pytest.raises(TypeError, match=r"estimator=LogisticRegression is the class; pass an instance: Logistic"):
+        TunedSearchCV(LogisticRegression, {"C": [0.1, 1.0]}).fit(X, Y)
     with pytest.raises(TypeError, match=r"cv=KFold is the class; pass an instance, e.g. cv=KFold\(5\)"):
         TunedSearchCV(model, {"C": [0.1, 1.0]}, cv=KFold).fit(X, Y)
     scoring = {"acc": accuracy_score, "f1": "f1_macro"}  # GridSearchCV refuses this too

@@ -262,6 +262,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     # -- options ---------------------------------------------------------------------------------
     def _check_options(self) -> None:
+        if isinstance(self.estimator, type):
+            name = self.estimator.__name__
+            raise TypeError(f"estimator={name} is the class; pass an instance: {name}() (with its fixed settings)")
         if self.n_trials is not None and (
             not isinstance(self.n_trials, numbers.Integral) or isinstance(self.n_trials, bool) or self.n_trials < 1
         ):
