@@ -215,9 +215,13 @@ def test_values_equal_across_types_stay_apart_as_in_grid_search() -> None:
     assert len(ours.cv_results_["params"]) == 6 and by_params(ours) == pytest.approx(by_params(theirs), nan_ok=True)
 
 
-@pytest.mark.parametrize("grid", [{"C": [0.1, 1.0, 10.0]}, {"C": [10.0, 1.0, 0.1]}, [{"C": [10.0]}, {"C": [1.0]}]])
+@pytest.mark.parametrize("grid", [{"C": [0.1, 1.0, 10.0]}, {"C": [10.0, 1.0, 0.1]}, [{"C": [10.0]}, {"C": [1.0]}],
+                                  {"n_neighbors": np.arange(1, 12)}])
 def test_a_tie_picks_what_grid_search_picks_whatever_order_the_grid_ran_in(grid: object) -> None:
-    model = LogisticRegression(max_iter=2000)  # C=1 and C=10 tie on iris (0.9733)
+    from sklearn.neighbors import KNeighborsClassifier
+
+    # C=1 and C=10 tie on iris (0.9733); so do n_neighbors 6, 7, 10 and 11 (0.98), given as NumPy integers
+    model = KNeighborsClassifier() if "n_neighbors" in grid else LogisticRegression(max_iter=2000)
     theirs = GridSearchCV(model, grid).fit(X, Y)
     ours = [TunedSearchCV(model, grid, random_state=seed).fit(X, Y) for seed in range(4)]
     assert all(s.best_params_ == theirs.best_params_ and s.best_score_ == theirs.best_score_ for s in ours)

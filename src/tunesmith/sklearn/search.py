@@ -467,7 +467,8 @@ def _first_best(ranks: np.ndarray, params: list[dict[str, Any]], space: Any) -> 
 
 
 def _config_key(params: Mapping[str, Any]) -> str:
-    return repr(sorted((k, repr(v)) for k, v in params.items()))
+    """A configuration's identity; NumPy scalars (np.logspace's) as the Python values the space holds."""
+    return repr(sorted((k, repr(v.item() if isinstance(v, np.generic) else v)) for k, v in params.items()))
 
 
 def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
