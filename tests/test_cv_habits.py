@@ -68,3 +68,12 @@ def test_a_fold_function_that_returns_no_number_is_named(returned: object) -> No
     study.optimize(lambda t: cv.cross_validate(t, lambda a, b: returned, cv.kfold(len(X), 3)), n_trials=1)
     error = study.trials[0].error or ""
     assert "the fold function returned" in error and "as 'score'; return a number" in error, error
+
+
+def test_parallel_folds_under_a_pruner_say_once_that_they_run_in_order(caplog: pytest.LogCaptureFixture) -> None:
+    study = ts.Study(ts.Space({"a": ts.Float(0.0, 1.0)}), direction="maximize", sampler="random", seed=0,
+                     pruner="folds", name="racing-in-order")
+    with caplog.at_level("INFO", logger="tunesmith"):
+        study.optimize(lambda t: cv.cross_validate(t, lambda a, b: 1.0, cv.kfold(len(X), 3), n_jobs=2), n_trials=3)
+    said = [r.getMessage() for r in caplog.records if "runs its folds in order" in r.getMessage()]
+    assert len(said) == 1 and "study.optimize(..., n_jobs=2)" in said[0]

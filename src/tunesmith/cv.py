@@ -17,6 +17,7 @@ The split functions need only NumPy; any scikit-learn splitter (``KFold(5)``,
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import pickle
@@ -205,7 +206,17 @@ def cross_validate(
     todo = fold_list[done:]
     if n_jobs != 1 and not _has_pruner(trial):
         return _run(trial, iter(_parallel(score, todo, n_jobs)), len(fold_list), key, table, done)
+    if n_jobs != 1:
+        _say_folds_in_order(getattr(trial.study, "name", ""), n_jobs)
     return _run(trial, (score(a, b) for a, b in todo), len(fold_list), key, table, done)
+
+
+@functools.lru_cache(maxsize=64)
+def _say_folds_in_order(study: str, n_jobs: int) -> None:
+    """Once per study: with a pruner, ``n_jobs`` does not parallelize the folds."""
+    logger.info("study %r: cross_validate(n_jobs=%d) runs its folds in order, since the study's pruner may stop a "
+                "configuration after any fold; run trials in parallel instead: study.optimize(..., n_jobs=%d)",
+                study, n_jobs, n_jobs)
 
 
 def _resumed(trial: Any) -> tuple[dict[str, list[Any]], int]:

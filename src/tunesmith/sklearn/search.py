@@ -181,7 +181,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                 trial.set_attr(SETUP_ATTR, setup_print)
             except IndexError:
                 pass
-            value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
+            fold_jobs = _jobs(self.n_jobs) if isinstance(study.pruner, NopPruner) else 1  # else: trials in parallel
+            value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=fold_jobs)
             scores = fold_scores(trial)
             errors = [e for e in scores.get("error") or [] if e]
             ran = len(scores.get(f"test_{metric}") or [])  # the fold that failed, if one did
