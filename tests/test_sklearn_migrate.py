@@ -263,3 +263,17 @@ def test_a_misspelt_scorer_names_the_closest_and_refit_naming_an_unscored_metric
         TunedSearchCV(model, {"C": [1.0]}, refit="f1_macro").fit(X, Y)
     same = TunedSearchCV(model, {"C": [1.0]}, scoring="f1_macro", refit="f1_macro").fit(X, Y)
     assert same.best_score_ == same.cv_results_["mean_test_score"][0]
+
+
+def test_a_ts_categorical_of_estimators_is_searched_as_the_list_of_them() -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import SVC
+
+    import tunesmith as ts
+
+    pipe = Pipeline([("c", SVC())])
+    choices = [SVC(), LogisticRegression(max_iter=1000)]
+    search = TunedSearchCV(pipe, {"c": ts.Categorical(choices)}, cv=3).fit(X, Y)
+    assert sorted(type(p["c"]).__name__ for p in search.cv_results_["params"]) == ["LogisticRegression", "SVC"]
+    with pytest.raises(TypeError, match=r"'c': a ts.Categorical holds plain values .* write a list"):
+        TunedSearchCV(pipe, {"c": ts.Categorical(choices, prior=choices[0])}).fit(X, Y)

@@ -93,6 +93,11 @@ def _branches(specs: list[Mapping[str, Any]]) -> SearchSpace:
 def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
     """One parameter from a list, a scipy.stats distribution or a tunesmith parameter;
     the second item lists the objects a positional categorical stands for."""
+    if isinstance(value, Categorical) and not all(_plain(c) for c in value.choices):
+        if value.when or value.prior is not None:  # positions would drop them
+            raise TypeError(f"parameter {name!r}: a ts.Categorical holds plain values (stored as JSON); for "
+                            f"estimators or other objects write a list: {name!r}: {list(value.choices)!r}")
+        return to_param(name, list(value.choices))  # objects: searched by position, as a list of them is
     if isinstance(value, Param):
         return value, None
     if hasattr(value, "rvs") and hasattr(value, "dist"):
