@@ -77,6 +77,8 @@ def test_optuna_and_skopt_spaces_become_the_matching_parameters() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         as_search_space({"C": [0.1, 1.0], "ngram_range": [(1, 1), (1, 2)]})  # lists: no warning
+    words = as_search_space({"weights": ("distance", "x", "uniform")}).space["weights"]
+    assert words == ts.Categorical(["distance", "x", "uniform"])  # not skopt's (low, high, prior)
 
 
 @pytest.mark.parametrize(("arg", "advice"), [

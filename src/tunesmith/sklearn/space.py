@@ -113,7 +113,7 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
             f"for a constant write {name!r}: [{value!r}]"
         )
     choices = list(value)
-    numbers = len(choices) == 2 and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+    numbers = len(choices) == 2 and all(_is_number(c) for c in choices)
     if isinstance(value, tuple) and numbers:  # skopt's BayesSearchCV reads (low, high) as a range
         warnings.warn(
             f"parameter {name!r}: the tuple {value!r} is two choices, as in GridSearchCV (skopt reads it as a "
@@ -142,11 +142,16 @@ def _from_peer(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None] | 
         return to_param(name, list(value.choices))
     if module.startswith("skopt.space") and kind == "Categorical":
         return to_param(name, list(value.categories))
-    if isinstance(value, tuple) and len(value) in (3, 4) and value[2] in ("uniform", "log-uniform"):
+    bounds = isinstance(value, tuple) and len(value) in (3, 4) and all(_is_number(b) for b in value[:2])
+    if bounds and value[2] in ("uniform", "log-uniform"):  # ("a", "b", "uniform") stays three choices
         low, high = value[:2]
         integral = all(isinstance(b, int) and not isinstance(b, bool) for b in (low, high))
         return (Int if integral else Float)(low, high, log=value[2] == "log-uniform"), None
     return None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _from_distribution(name: str, dist: Any) -> Param:
