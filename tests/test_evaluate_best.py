@@ -117,3 +117,25 @@ def test_studies_lists_test_results_in_their_study_s_row_and_all_lists_the_compa
     assert main(["studies", "--storage", url, "--all"]) == 0
     out = capsys.readouterr().out
     assert "u:test" in out and "t:test" not in out
+
+
+def test_numpy_counts_and_seeds_work_as_python_ones(tmp_path: Path) -> None:
+    import numpy as np
+
+    study = _study(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ev = study.evaluate_best(lambda t, seed: t.params["x"] - 0.01 * seed, k=np.int64(2), seeds=np.arange(3))
+    assert len(ev.results) == 2 and ev.results[0].seeds == (0, 1, 2)
+    assert all(type(s) is int for s in ev.results[0].seeds)  # stored as JSON integers
+    assert evaluate.test_results(study)[ev.results[0].trial].seeds == (0, 1, 2)
+    with pytest.raises(ValueError, match="seeds must be a non-empty list of integers"):
+        study.evaluate_best(lambda t, seed: 0.0, seeds=np.array([0.5]))
+
+
+def test_the_printed_table_keeps_its_columns_in_line_for_any_gap() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=4)
+    top = evaluate.ranked(study)
+    shift = {top[0].number: 0.000774, top[1].number: -0.02, top[2].number: 7.7e-05}  # gaps 9, 5 and 9 wide
+    text = str(study.evaluate_best(lambda t: t.value + shift[t.number], k=3))
+    starts = {line.index("x=") for line in text.splitlines()[1:]}
+    assert len(starts) == 1 and text.splitlines()[0].index("params") in starts

@@ -296,8 +296,9 @@ def test_a_scorer_that_fails_everywhere_gives_nan_rows_as_grid_search_does() -> 
         search.fit(X, Y)
     for key in ("mean_test_score", "split0_test_score"):
         assert np.isnan(search.cv_results_[key]).all() and np.isnan(grid.cv_results_[key]).all()
-    assert search.best_index_ == grid.best_index_ == 0 and np.isnan(search.best_score_)
-    assert search.best_estimator_.C == search.best_params_["C"] == search.cv_results_["params"][0]["C"]
+    # every row ties (NaN): the first of the grid, as GridSearchCV (its row 0; ours in trial order)
+    assert search.best_params_ == grid.best_params_ == {"C": 0.1} and np.isnan(search.best_score_)
+    assert search.best_estimator_.C == search.cv_results_["params"][search.best_index_]["C"] == 0.1
     with pytest.raises(RuntimeError, match="scorer broke"):
         TunedSearchCV(LogisticRegression(), space, scoring=_raises, cv=2, error_score="raise").fit(X, Y)
 

@@ -450,3 +450,18 @@ def test_an_objective_that_changes_a_fixed_list_changes_no_other_trial() -> None
     study.optimize(objective, n_trials=3)
     assert [t.value for t in study.trials] == [3.0, 3.0, 3.0]
     assert study.space["sizes"].value == [64, 32] and all(t.params["sizes"] == [64, 32] for t in study.trials)
+
+
+def test_a_log_scale_bound_is_the_bound_written_not_exp_of_its_log() -> None:
+    # math.exp(math.log(1e3)) == 999.9999999999989: a search at its bound showed C=999.9999999999989
+    for low, high in ((1e-2, 1e3), (1e-5, 1e-1), (3e-4, 7.0)):
+        p = ts.Float(low, high, log=True)
+        assert (p.from_unit(0.0), p.from_unit(1.0)) == (low, high)
+    assert ts.Float(1e-2, 1e3, log=True).from_unit(0.5) == pytest.approx(math.sqrt(1e-2 * 1e3))
+
+
+@pytest.mark.parametrize(("choices", "pair"), [([2, 2.0, 3], r"2 and 2.0"), (["x", True, 1], r"True and 1")])
+def test_choices_equal_across_types_are_refused_not_lost(choices: list, pair: str) -> None:
+    # before: the grid sampler looped ("could not claim a configuration") and random draws lost 2.0
+    with pytest.raises(ValueError, match=rf"choices {pair} are equal in Python .* cannot tell them apart"):
+        ts.Space({"a": ts.Categorical(choices)})

@@ -56,3 +56,25 @@ def test_fold_training_honours_the_pruner(tmp_path: Path) -> None:
     assert stopped.state is ts.TrialState.PRUNED and list(stopped.intermediate) == [1]
     assert len(stopped.attrs["cv"]["scores"]["score"]) == 1
     assert not (tmp_path / study.name / "trial-1" / "fold-1").exists()  # the second fold never trained
+
+
+def test_folds_may_be_a_generator_made_once_or_a_scikit_learn_splitter(tmp_path: Path) -> None:
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    import numpy as np
+
+    labels = POOL[-1].numpy()
+    for folds in (model_selection.KFold(3).split(np.arange(len(labels))), model_selection.StratifiedKFold(3)):
+        study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, direction="maximize", sampler="random", seed=0)
+        obj = objective(lambda p: mlp(), POOL, base=TrainConfig(epochs=1, batch_size=16), checkpoint_root=tmp_path,
+                        folds=folds, metrics=["accuracy"], monitor="accuracy")
+        study.optimize(obj, n_trials=2)  # the generator's folds serve the second trial too
+        assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 2, [t.error for t in study.trials]
+        assert all(len(t.attrs["cv"]["scores"]["score"]) == 3 for t in study.trials)
+
+
+def test_folds_made_for_other_data_are_named_before_training(tmp_path: Path) -> None:
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0)
+    obj = objective(lambda p: mlp(), POOL, base=TrainConfig(epochs=1), checkpoint_root=tmp_path,
+                    folds=ts.cv.kfold(len(POOL[0]) + 10, 3))
+    study.optimize(obj, n_trials=1)
+    assert f"but data has {len(POOL[0])} samples: the folds were made for other data" in (study.trials[0].error or "")

@@ -174,3 +174,19 @@ def test_show_prints_where_trials_began_to_overfit(tmp_path, capsys) -> None:
     assert main(["show", "o", "--storage", url]) == 0
     out = capsys.readouterr().out
     assert "overfit at" in out and "(gap " in out
+
+
+def test_the_overfitting_settings_are_checked_and_a_trainer_takes_them_from_its_history() -> None:
+    from tunesmith.train.history import History
+
+    for kwargs, match in (({"overfit_patience": 0}, "overfit_patience .* integer >= 1"),
+                          ({"overfit_patience": 2.5}, "overfit_patience"),
+                          ({"gap_smoothing": 0}, r"gap_smoothing .* in \(0, 1\]"),
+                          ({"gap_smoothing": 1.5}, "gap_smoothing")):
+        with pytest.raises(ValueError, match=match):
+            History(**kwargs)
+    train, val = split(64)
+    curve = [1.0, 0.8, 0.7, 0.72, 0.76, 0.8, 0.85]  # three rises: the default patience fires
+    trainer = Trainer(mlp(), TrainConfig(epochs=len(curve), batch_size=16, lr=0.01), loss=scripted(curve))
+    trainer.history = History(overfit_patience=6)
+    assert trainer.fit(train, val).overfit_at is None  # six rises needed, four seen

@@ -17,9 +17,12 @@ The split functions need only NumPy; any scikit-learn splitter (``KFold(5)``,
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import pickle
 import statistics
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -52,6 +55,11 @@ def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = Tru
     """``k`` folds that keep each class's share of ``y`` (labels) in every fold."""
     labels = _labels(y, "y", "stratified")
     _check_k(k, len(labels), "samples")
+    rare = {c: n for c in _unique(labels) if (n := int(np.sum(labels == c))) < k}
+    if rare:  # as scikit-learn's StratifiedKFold warns: some validation folds miss these classes
+        warnings.warn(f"stratified(): {len(rare)} class(es) have fewer members than k={k} folds ("
+                      + ", ".join(f"{c!r}: {n}" for c, n in list(rare.items())[:5])
+                      + "): some validation folds hold none of them", UserWarning, stacklevel=2)
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in range(k)]
     offset = 0
@@ -130,6 +138,10 @@ def _labels(values: Any, name: str, fn: str) -> np.ndarray:
         arr = arr.ravel()  # a column vector, as scikit-learn accepts it
     if arr.ndim != 1:
         raise ValueError(f"{fn}() takes {name} as one label per sample (1-d); got an array of shape {arr.shape}")
+    missing = np.flatnonzero(np.isnan(arr)) if arr.dtype.kind == "f" else np.array([], dtype=int)
+    if len(missing):  # NaN equals nothing, itself included: those samples would never be validated
+        raise ValueError(f"{fn}() got {name} with {len(missing)} NaN value(s) (at positions "
+                         f"{missing[:5].tolist()}); give every sample a label, or leave those samples out")
     return arr
 
 
@@ -182,14 +194,29 @@ def cross_validate(
     is raised. ``trial.attrs["cv"]`` holds ``{"folds": k, "scores": {name: [...]},
     "mean": m, "std": s}`` (std over folds, ``ddof=0`` like scikit-learn).
     """
+    if hasattr(folds, "split") or isinstance(folds, (int, np.integer)):
+        write = f"cv.split({folds!r}, x, y)" if hasattr(folds, "split") else f"cv.kfold(len(x), {folds}) or cv.stratified(y, {folds})"
+        raise TypeError(f"cross_validate takes folds as (train_idx, val_idx) pairs, got {folds!r}: write {write}")
     fold_list = list(folds)
     if not fold_list:
-        raise ValueError("cross_validate needs at least one (train_idx, val_idx) fold")
+        used_up = (": a generator such as KFold(5).split(x) made once outside the objective is used up by the "
+                   "first trial; pass list(...) of it, or cv.split(splitter, x, y)") if iter(folds) is folds else ""
+        raise ValueError(f"cross_validate needs at least one (train_idx, val_idx) fold; folds is empty{used_up}")
     table, done = _resumed(trial)
     todo = fold_list[done:]
     if n_jobs != 1 and not _has_pruner(trial):
         return _run(trial, iter(_parallel(score, todo, n_jobs)), len(fold_list), key, table, done)
+    if n_jobs != 1:
+        _say_folds_in_order(getattr(trial.study, "name", ""), n_jobs)
     return _run(trial, (score(a, b) for a, b in todo), len(fold_list), key, table, done)
+
+
+@functools.lru_cache(maxsize=64)
+def _say_folds_in_order(study: str, n_jobs: int) -> None:
+    """Once per study: with a pruner, ``n_jobs`` does not parallelize the folds."""
+    logger.info("study %r: cross_validate(n_jobs=%d) runs its folds in order, since the study's pruner may stop a "
+                "configuration after any fold; run trials in parallel instead: study.optimize(..., n_jobs=%d)",
+                study, n_jobs, n_jobs)
 
 
 def _resumed(trial: Any) -> tuple[dict[str, list[Any]], int]:
@@ -211,7 +238,12 @@ def _parallel(score: FoldScore, folds: list[Fold], n_jobs: int) -> list[Any]:
         from joblib import Parallel, delayed
     except ImportError:
         raise ImportError("parallel folds (n_jobs > 1) need joblib: pip install 'tunesmith[sklearn]'") from None
-    return list(Parallel(n_jobs=n_jobs)(delayed(score)(a, b) for a, b in folds))
+    try:
+        return list(Parallel(n_jobs=n_jobs)(delayed(score)(a, b) for a, b in folds))
+    except pickle.PicklingError:  # a closure over the trial (its study's locks): processes cannot take it
+        logger.info("the fold function cannot be pickled for worker processes; its %d folds run in %d threads",
+                    len(folds), n_jobs)
+        return list(Parallel(n_jobs=n_jobs, backend="threading")(delayed(score)(a, b) for a, b in folds))
 
 
 def _run(
@@ -237,10 +269,19 @@ def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:
                 f"the fold function returned {sorted(result)}: pass key= naming the value to report"
             )
         for n, v in result.items():
-            table.setdefault(n, []).append(v if isinstance(v, str) or v is None else float(v))
+            table.setdefault(n, []).append(v if isinstance(v, str) or v is None else _number(v, n))
         return key
-    table.setdefault("score", []).append(float(result))
+    table.setdefault("score", []).append(_number(result, "score"))
     return "score"
+
+
+def _number(value: Any, name: str) -> float:
+    """A fold's value as a float, or an error naming what the fold function returned."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"the fold function returned {value!r} as {name!r}; return a number (or a dict of "
+                        "named numbers, with key= naming the one to report)") from None
 
 
 def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict[str, Any]:

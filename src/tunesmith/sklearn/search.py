@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import difflib
 import functools
+import inspect
 import logging
 import math
 import numbers
@@ -18,18 +20,21 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning, NotFittedError
-from sklearn.metrics import check_scoring, get_scorer
+from sklearn.metrics import check_scoring, get_scorer, get_scorer_names
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
 from ..cv import CV_ATTR, cross_validate
+from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
+from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
 from ..storage import MemoryStorage
 from ..study import Study
 from ..trial import TrialState
+from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
 from .results import cv_results, fold_scores
 from .space import SearchSpace, as_search_space
 
@@ -57,7 +62,7 @@ class ScoringFailedError(RuntimeError):
     non-finite ``error_score``): a row of NaN scores, as scikit-learn records it, not a failed fit."""
 
 
-class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
+class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
     """Search an estimator's hyperparameters with cross-validation; a drop-in for
     ``GridSearchCV``, ``RandomizedSearchCV``, skopt's ``BayesSearchCV`` and
     Optuna's ``OptunaSearchCV``.
@@ -84,6 +89,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             metric name, by a callable ``refit(cv_results_) -> index``, or not.
         n_jobs: without a pruner, folds run in parallel (joblib); with a
             pruner, trials run in parallel threads (folds stay in order).
+            Negative as in joblib: -1 every CPU, -2 all but one.
         pruner: fold k is reported as step k (mean of the first k folds), so a
             configuration worse after its first folds stops: "folds" (fold racing,
             :class:`tunesmith.cv.FoldPruner`: behind the best one on the same
@@ -91,9 +97,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         timeout: seconds after which no new trial starts.
         storage, name: a persistent study (``"sqlite:///search.db"``); fitting
             again with the same name resumes it: trials already finished count
-            toward ``n_trials``. Resume with the same data and cv (a study
-            searched on other data or folds is refused; under ``cross_validate`` leave
-            ``name=None``).
+            toward ``n_trials``. Resume with the same data, cv, estimator, scoring and
+            space (another is refused, naming what changed; under ``cross_validate``
+            leave ``name=None``).
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
@@ -151,25 +157,33 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         scorers, self.multimetric_ = _scorers(self.estimator, self.scoring)
         metric = self._refit_metric(scorers)
         X, y, groups = indexable(X, y, groups)
+        if isinstance(self.cv, type):
+            raise TypeError(f"cv={self.cv.__name__} is the class; pass an instance, e.g. cv={self.cv.__name__}(5), "
+                            "or a number of folds")
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         folds = list(cv.split(X, y, groups))
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         study = self._open_study(search, budget)
-        data = _same_data(study, X, y, folds)
+        data = _same_data(study, X, y, folds, cv)
+        setup = same_setup(study, self.estimator, search, self.scoring)
         fold = functools.partial(
-            _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score
+            _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score,
+            _weighted(scorers, fit_params, X),
         )
 
-        unsaid = [data] if data is not None else []  # the fingerprint goes to this fit's first trial
+        unsaid = [(data, setup)] if data is not None else []  # the fingerprints go to this fit's first trial
 
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
             try:
-                trial.set_attr(DATA_ATTR, unsaid.pop())  # pop: atomic, so one trial even in threads
+                data_print, setup_print = unsaid.pop()  # pop: atomic, so one trial even in threads
+                trial.set_attr(DATA_ATTR, data_print)
+                trial.set_attr(SETUP_ATTR, setup_print)
             except IndexError:
                 pass
-            value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=_jobs(self.n_jobs))
+            fold_jobs = _jobs(self.n_jobs) if isinstance(study.pruner, NopPruner) else 1  # else: trials in parallel
+            value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=fold_jobs)
             scores = fold_scores(trial)
             errors = [e for e in scores.get("error") or [] if e]
             ran = len(scores.get(f"test_{metric}") or [])  # the fold that failed, if one did
@@ -196,7 +210,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         trial_jobs = 1 if isinstance(study.pruner, NopPruner) else _jobs(self.n_jobs)
         study.optimize(
             objective, n_trials=todo, timeout=self.timeout, n_jobs=trial_jobs,
-            catch=() if self.error_score == "raise" else (Exception,),
+            catch=() if self.error_score == "raise" else (FitFailedError, ScoringFailedError),
             show_progress=self.verbose > 0, executor="thread" if trial_jobs > 1 else None,
         )  # fmt: skip
 
@@ -212,7 +226,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         if callable(self.refit):
             self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
-            self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{metric}"]))
+            self.best_index_ = _first_best(self.cv_results_[f"rank_test_{metric}"], self.cv_results_["params"],
+                                           self.space)
             self.best_score_ = float(self.cv_results_[f"mean_test_{metric}"][self.best_index_])
         self.best_params_ = self.cv_results_["params"][self.best_index_]
         if self.refit:
@@ -223,22 +238,35 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
 
-    def evaluate_best(self, X: Any, y: Any, X_test: Any, y_test: Any, *, k: int = 5) -> Any:
-        """Refit the ``k`` best configurations on ``X, y`` and score them on a test split
-        the search never saw (:meth:`tunesmith.Study.evaluate_best`): validation next to
-        test, the gap, the winner by test. ``best_params_`` stays what the search found."""
+    def evaluate_best(
+        self, X: Any, y: Any, X_test: Any, y_test: Any, *, k: int = 5, seeds: Any = None, **fit_params: Any
+    ) -> Any:
+        """Refit the ``k`` best configurations on ``X, y`` (with ``fit_params``, such as the
+        ``sample_weight`` the search was fitted with) and score them on a test split the search
+        never saw (:meth:`tunesmith.Study.evaluate_best`): validation next to test, the gap, the
+        winner by test, each with the estimator's parameter names. ``seeds=[0, 1, 2]`` refits each
+        once per seed (set as every ``random_state`` the search does not set): mean and spread.
+        ``best_params_`` stays what the search found."""
         check_is_fitted(self, "cv_results_")
         search = as_search_space(self.space)
         scorer = self._scorer()
+        seeded = _random_states(self.estimator, search) if seeds is not None else []
 
-        def test_score(trial: Any) -> float:
-            est = clone(self.estimator).set_params(**clone(search.decode(trial.params), safe=False))
-            return float(scorer(est.fit(X, y), X_test, y_test))
+        def test_score(trial: Any, seed: Any = None) -> float:
+            params = clone(search.decode(trial.params), safe=False) | {name: seed for name in seeded}
+            est = clone(self.estimator).set_params(**params)
+            return float(scorer(est.fit(X, y, **fit_params), X_test, y_test))
 
-        return self.study_.evaluate_best(test_score, k=k)
+        result = self.study_.evaluate_best(test_score if seeds is not None else lambda t: test_score(t), k=k,
+                                           seeds=seeds)
+        named = (dataclasses.replace(r, params=search.decode(r.params)) for r in result.results)
+        return dataclasses.replace(result, results=tuple(named))
 
     # -- options ---------------------------------------------------------------------------------
     def _check_options(self) -> None:
+        if isinstance(self.estimator, type):
+            name = self.estimator.__name__
+            raise TypeError(f"estimator={name} is the class; pass an instance: {name}() (with its fixed settings)")
         if self.n_trials is not None and (
             not isinstance(self.n_trials, numbers.Integral) or isinstance(self.n_trials, bool) or self.n_trials < 1
         ):
@@ -254,6 +282,12 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def _refit_metric(self, scorers: Mapping[str, Any]) -> str:
         if not self.multimetric_:
+            if isinstance(self.refit, str) and self.refit != self.scoring:  # refit="f1" with scoring=None
+                several = (f"pass scoring={{'{self.refit}': scorer, ...}} (a scoring callable that returns a dict of "
+                           "metrics is not supported)") if callable(self.scoring) else (
+                           f"pass scoring={self.refit!r} to optimize it (or a list of scorers with refit naming one)")
+                raise ValueError(f"refit={self.refit!r} names a scorer, but the search scores with one, "
+                                 f"scoring={self.scoring!r}: {several}, or refit=True")
             return "score"
         if isinstance(self.refit, str):
             if self.refit not in scorers:
@@ -270,10 +304,17 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
         """``n_trials``, capped at the number of configurations of a finite space (with a
         warning naming both, as ``RandomizedSearchCV`` caps ``n_iter``); None: the whole grid."""
         size = search.space.cardinality
+        points = _grid_points(self.sampler)
+        if points is not None and math.isinf(size) and self.n_trials is not None:  # sampler="grid", floats
+            size = len(search.space.grid(points))
+            what = ("The grid of sampler='grid' (5 points on a continuous parameter unless ts.Float(..., grid=n) "
+                    "or a list says otherwise)")
+        else:
+            what = "The search space"
         if self.n_trials is not None:
             if size < self.n_trials:
                 warnings.warn(
-                    f"The search space has {int(size)} configurations, fewer than n_trials={self.n_trials}: "
+                    f"{what} has {int(size)} configurations, fewer than n_trials={self.n_trials}: "
                     f"running {int(size)} trials, each configuration once",
                     UserWarning, stacklevel=3,
                 )  # fmt: skip
@@ -289,12 +330,26 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator):
     def _open_study(self, search: SearchSpace, budget: int) -> Study:
         name = self.name or f"tunedsearchcv-{uuid.uuid4().hex[:8]}"
         sampler = _sampler(self.sampler)
+        make_sampler(sampler)  # an unknown name is refused even where the grid replaces it
         if budget >= search.space.cardinality and not isinstance(sampler, GridSampler):
             sampler = "grid"  # the budget covers the space: each configuration once, whatever the sampler
-        return Study(
-            search.space, direction="maximize", sampler=sampler, pruner=self.pruner,
-            seed=_seed(self.random_state), storage=self.storage, name=name,
-        )  # fmt: skip
+        try:
+            return Study(
+                search.space, direction="maximize", sampler=sampler, pruner=self.pruner,
+                seed=_seed(self.random_state), storage=self.storage, name=name,
+            )  # fmt: skip
+        except ValueError as exc:  # Study's advice (omit space=) does not apply: a search always passes one
+            try:
+                stored = Study.load(name, self.storage)
+            except StudyNotFound:
+                raise exc from None  # not a stored study's space: a sampler or pruner refused, ...
+            if stored.space.to_dict() == search.space.to_dict():
+                raise
+            raise ValueError(
+                f"study {name!r} in {stored.storage.display_url} was searched over another space "
+                f"({space_change(stored.space, search.space)}); a search resumes only with the same space. "
+                "For a new search give another name"
+            ) from exc
 
     # -- the fitted estimator --------------------------------------------------------------------
     @property
@@ -399,6 +454,25 @@ def _check_refit(search: TunedSearchCV, attr: str) -> None:
         check_is_fitted(search, "best_estimator_")
 
 
+def _first_best(ranks: np.ndarray, params: list[dict[str, Any]], space: Any) -> int:
+    """The row ranked first; among ties, the first in GridSearchCV's order of the grid (its
+    ``ParameterGrid``), so that a grid run in a random order picks what GridSearchCV picks."""
+    from sklearn.model_selection import ParameterGrid
+
+    tied = [int(i) for i in np.flatnonzero(ranks == ranks.min())]
+    try:
+        grid = ParameterGrid(space) if len(tied) > 1 else []
+        order = {_config_key(p): i for i, p in enumerate(grid)} if len(grid) <= 100_000 else {}
+    except (TypeError, ValueError):  # distributions, a ts.Space: no grid order, the first trial
+        order = {}
+    return min(tied, key=lambda i: (order.get(_config_key(params[i]), len(order)), i))
+
+
+def _config_key(params: Mapping[str, Any]) -> str:
+    """A configuration's identity; NumPy scalars (np.logspace's) as the Python values the space holds."""
+    return repr(sorted((k, repr(v.item() if isinstance(v, np.generic) else v)) for k, v in params.items()))
+
+
 def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
     """The row a refit callable chose: an integer of ``range(len(params))`` (TypeError,
     IndexError otherwise, as scikit-learn; -1 or 1.5 were taken as the last row or row 1)."""
@@ -413,7 +487,7 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
     return row
 
 
-def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> str | None:
+def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None) -> str | None:
     """The fingerprint of the data and folds a stored study is searched on (None in memory).
     Resuming a study searched on other data is refused: its scores would not be this data's
     (a fixed ``name`` under ``cross_validate`` reused the first outer fold's search in every fold)."""
@@ -425,12 +499,25 @@ def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]]) -> st
     # any state: a fit writes it once, on its first trial, which may have been left running
     seen = {t.attrs.get(DATA_ATTR) for t in study.trials} - {None}
     if seen and seen != {data}:
+        random = getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None
+        why = (f" ({type(cv).__name__}(shuffle=True) without random_state draws other folds at every fit: pass "
+               "random_state=0 to the splitter to resume)") if random else ""
         raise ValueError(
-            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds; a search "
-            "resumes only with the same X, y and cv. For a new search give another name (under cross_validate "
-            "or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
+            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds{why}; a "
+            "search resumes only with the same X, y and cv. For a new search give another name (under "
+            "cross_validate or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
         )
     return data
+
+
+def _random_states(estimator: Any, search: SearchSpace) -> list[str]:
+    """The ``random_state`` parameters of ``estimator`` (and of its steps) the search does not set."""
+    searched = set(search.names.values())
+    names = [n for n in estimator.get_params(deep=True) if n.split("__")[-1] == "random_state" and n not in searched]
+    if not names:
+        raise ValueError(f"seeds= refits with each seed as the estimator's random_state, but {estimator!r} has no "
+                         "random_state the search does not set; leave seeds out for a deterministic estimator")
+    return names
 
 
 def _check_names(estimator: Any, search: SearchSpace) -> None:
@@ -453,13 +540,20 @@ def _check_names(estimator: Any, search: SearchSpace) -> None:
 
 
 def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
-    """Name -> scorer, and whether there are several (multimetric)."""
+    """Name -> scorer, and whether there are several (multimetric); a misspelt scorer name is
+    refused with the closest one (scikit-learn lists all fifty)."""
+    for name in [scoring] if isinstance(scoring, str) else [v for v in _values(scoring) if isinstance(v, str)]:
+        if name not in get_scorer_names():
+            close = difflib.get_close_matches(name, get_scorer_names(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; sklearn.metrics.get_scorer_names() lists them"
+            raise ValueError(f"scoring: {name!r} is not a scikit-learn scorer name{hint}")
     if scoring is None or isinstance(scoring, str) or callable(scoring):
         return {"score": check_scoring(estimator, scoring=scoring)}, False
     if isinstance(scoring, Mapping):
         if not scoring:
             raise ValueError("scoring={} names no scorer")
-        return {str(k): get_scorer(v) if isinstance(v, str) else v for k, v in scoring.items()}, True
+        # check_scoring refuses a metric function (accuracy_score) where a scorer belongs, as GridSearchCV does
+        return {str(k): check_scoring(estimator, scoring=v) for k, v in scoring.items()}, True
     if isinstance(scoring, (list, tuple, set)):
         names = list(scoring)
         if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
@@ -468,20 +562,29 @@ def _scorers(estimator: Any, scoring: Any) -> tuple[dict[str, Any], bool]:
     raise ValueError(f"scoring must be None, a name, a callable, a list or a dict, got {scoring!r}")
 
 
+def _values(scoring: Any) -> list[Any]:
+    """The scorers a list or dict ``scoring`` names (nothing for a single one)."""
+    if isinstance(scoring, Mapping):
+        return list(scoring.values())
+    return list(scoring) if isinstance(scoring, (list, tuple, set)) else []
+
+
 def _fit_and_score(
     estimator: Any, X: Any, y: Any, scorers: Mapping[str, Any], fit_params: Mapping[str, Any],
-    train_score: bool, error_score: Any, params: Mapping[str, Any], train: np.ndarray, test: np.ndarray,
+    train_score: bool, error_score: Any, weighted: frozenset[str], params: Mapping[str, Any], train: np.ndarray,
+    test: np.ndarray,
 ) -> dict[str, Any]:  # fmt: skip
-    """One fold: fit a clone with ``params`` on ``train``, score ``test`` (and ``train``)."""
-    est = clone(estimator).set_params(**clone(dict(params), safe=False))
-    x_tr, y_tr = _split(est, X, y, train, train)
-    x_te, y_te = _split(est, X, y, test, train)
+    """One fold: fit a clone with ``params`` on ``train``, score ``test`` (and ``train``); the
+    scorers named in ``weighted`` get the fold's ``sample_weight``, as scikit-learn's searches do."""
     fold_params = {k: _safe_indexing(v, train) if _per_sample(v, X) else v for k, v in fit_params.items()}
     if "callbacks" in fold_params:  # stateful (lgb.early_stopping): one copy per fit, as threads share them
         with contextlib.suppress(TypeError, copy.Error):  # one that cannot be copied (holds a lock) is shared
             fold_params["callbacks"] = copy.deepcopy(fold_params["callbacks"])
     start = time.perf_counter()
-    try:
+    try:  # setting the parameters can fail too: a step's parameter where the step is "passthrough"
+        est = clone(estimator).set_params(**clone(dict(params), safe=False))
+        x_tr, y_tr = _split(est, X, y, train, train)
+        x_te, y_te = _split(est, X, y, test, train)
         est.fit(x_tr, y_tr, **fold_params)
     except Exception as exc:
         if error_score == "raise":
@@ -497,26 +600,62 @@ def _fit_and_score(
     out = {"fit_time": time.perf_counter() - start}
     start = time.perf_counter()
     failed: list[str] = []
+    weights = fit_params.get("sample_weight") if weighted else None
     for name, scorer in scorers.items():
-        out[f"test_{name}"] = _score(scorer, est, x_te, y_te, error_score, name, failed)
+        kw = {"sample_weight": _safe_indexing(weights, test)} if name in weighted else {}
+        out[f"test_{name}"] = _score(scorer, est, x_te, y_te, error_score, name, failed, kw)
     out["score_time"] = time.perf_counter() - start
     if train_score:
         for name, scorer in scorers.items():
-            out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed)
+            kw = {"sample_weight": fold_params["sample_weight"]} if name in weighted else {}
+            out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed, kw)
     out[SCORE_ERROR] = "; ".join(failed) or None  # every fold has the key: position k is fold k + 1
     return out
 
 
-def _score(scorer: Any, est: Any, X: Any, y: Any, error_score: Any, name: str, failed: list[str]) -> float:
+def _score(
+    scorer: Any, est: Any, X: Any, y: Any, error_score: Any, name: str, failed: list[str], kw: Mapping[str, Any]
+) -> float:  # fmt: skip
     """A scorer's value; when it raises (scikit-learn's ``_score``): ``error_score``, and the
     error noted in ``failed`` (``error_score="raise"``: raised)."""
     try:
-        return float(scorer(est, X, y))
+        value = scorer(est, X, y, **kw)
     except Exception as exc:
         if error_score == "raise":
             raise
         failed.append(f"scorer {name!r} raised {type(exc).__name__}: {exc}")
         return float(error_score)
+    if isinstance(value, Mapping):  # scikit-learn's multimetric callable: a setting to change, not a failed fold
+        raise TypeError(
+            f"the scorer {name!r} returned a dict {sorted(value)}: a scoring callable returns one number here; "
+            f"for several metrics pass scoring={{'name': scorer, ...}} (or a list of scorer names) and refit='name'"
+        )
+    return float(value)
+
+
+def _weighted(scorers: Mapping[str, Any], fit_params: Mapping[str, Any], X: Any) -> frozenset[str]:
+    """The scorers that score with ``sample_weight`` (a per-sample one was passed to fit and
+    they take it), as scikit-learn's searches weight their scores; the others are warned about."""
+    weights = fit_params.get("sample_weight")
+    if weights is None or not _per_sample(weights, X):
+        return frozenset()
+    takes = {name: _takes_weight(s) for name, s in scorers.items()}
+    for name in (n for n, ok in takes.items() if not ok):
+        warnings.warn(
+            f"The scorer {name!r} ({scorers[name]!r}) does not take sample_weight: its scores are unweighted, "
+            "while the fits are weighted", UserWarning, stacklevel=3,
+        )  # fmt: skip
+    return frozenset(n for n, ok in takes.items() if ok)
+
+
+def _takes_weight(scorer: Any) -> bool:
+    accept = getattr(scorer, "_accept_sample_weight", None)
+    if callable(accept):
+        return bool(accept())
+    try:
+        return "sample_weight" in inspect.signature(scorer).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _warn_scoring(number: int, scores: Mapping[str, Any], error_score: Any) -> None:
@@ -570,6 +709,17 @@ def _sampler(spec: Any) -> Any:
     return spec
 
 
+def _grid_points(spec: Any) -> Mapping[str, Any] | None:
+    """The points of a grid sampler given as ``sampler`` ({} for its defaults); None for another sampler."""
+    if isinstance(spec, GridSampler):
+        return spec.points
+    if isinstance(spec, str):
+        return {} if spec.lower() == "grid" else None
+    if isinstance(spec, Mapping) and spec.get("name") == "grid":
+        return dict(spec.get("points") or {})
+    return None
+
+
 def _seed(random_state: Any) -> int | None:
     if random_state is None or isinstance(random_state, numbers.Integral):
         return None if random_state is None else int(random_state)
@@ -579,11 +729,12 @@ def _seed(random_state: Any) -> int | None:
 
 
 def _jobs(n_jobs: int | None) -> int:
+    """Workers for ``n_jobs`` as joblib counts them: None 1, -1 every CPU, -2 all but one, ..."""
     import os
 
     if n_jobs is None:
         return 1
-    return (os.cpu_count() or 1) if n_jobs < 0 else int(n_jobs)
+    return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs)) if n_jobs < 0 else int(n_jobs)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,15 @@
 """The search spaces scikit-learn users write, as a :class:`~tunesmith.Space`.
 
 * a list is a categorical (one value: a fixed parameter); values that are not
-  plain JSON (estimators, functions) are searched by their position in the list;
+  plain JSON (estimators, functions), and lists with values equal across types
+  (``max_features=[1, 1.0]``: one feature or all of them), are searched by their
+  position in the list;
 * ``scipy.stats.loguniform(a, b)`` is ``Float(a, b, log=True)``,
   ``uniform(loc, scale)`` is ``Float(loc, loc + scale)``, ``randint(a, b)`` is
   ``Int(a, b - 1)`` (scipy's upper bound is exclusive);
+* Optuna's ``FloatDistribution``, ``IntDistribution`` and ``CategoricalDistribution``
+  (``OptunaSearchCV``) and skopt's ``Real``, ``Integer``, ``Categorical`` and
+  ``(low, high, "log-uniform")`` (``BayesSearchCV``) are the matching tunesmith parameters;
 * a tunesmith parameter (``ts.Float(...)``) is used as it is;
 * a list of such dicts is a conditional space: a hidden parameter ``branch``
   picks one dict and only that dict's parameters are active.
@@ -13,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -87,30 +93,76 @@ def _branches(specs: list[Mapping[str, Any]]) -> SearchSpace:
 def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
     """One parameter from a list, a scipy.stats distribution or a tunesmith parameter;
     the second item lists the objects a positional categorical stands for."""
+    if isinstance(value, Categorical) and not all(_plain(c) for c in value.choices):
+        if value.when or value.prior is not None:  # positions would drop them
+            raise TypeError(f"parameter {name!r}: a ts.Categorical holds plain values (stored as JSON); for "
+                            f"estimators or other objects write a list: {name!r}: {list(value.choices)!r}")
+        return to_param(name, list(value.choices))  # objects: searched by position, as a list of them is
     if isinstance(value, Param):
         return value, None
     if hasattr(value, "rvs") and hasattr(value, "dist"):
         return _from_distribution(name, value), None
+    peer = _from_peer(name, value)
+    if peer is not None:
+        return peer
     if isinstance(value, (set, frozenset)):
         raise TypeError(f"parameter {name!r}: {value!r} is a set, which has no order; write a list: {sorted(value, key=str)!r}")
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) and not hasattr(value, "__array__"):
         raise TypeError(
-            f"parameter {name!r}: {value!r} is neither a list of values nor a scipy.stats distribution; "
+            f"parameter {name!r}: {value!r} is neither a list of values nor a scipy.stats, Optuna or skopt distribution; "
             f"for a constant write {name!r}: [{value!r}]"
         )
     choices = list(value)
+    numbers = len(choices) == 2 and all(_is_number(c) for c in choices)
+    if isinstance(value, tuple) and numbers:  # skopt's BayesSearchCV reads (low, high) as a range
+        warnings.warn(
+            f"parameter {name!r}: the tuple {value!r} is two choices, as in GridSearchCV (skopt reads it as a "
+            f"range); for a range write loguniform{value!r} or ts.Float{value!r}, for two choices a list",
+            UserWarning, stacklevel=4,
+        )  # fmt: skip
     if not choices:
         raise ValueError(f"parameter {name!r}: the list of values is empty")
-    if all(_plain(c) for c in choices):
-        plain = [_freeze(c) for c in choices]
+    plain = [_freeze(c) for c in choices] if all(_plain(c) for c in choices) else []
+    twins = len(set(plain)) < len({(type(v), v) for v in plain})  # 1 and 1.0: different to scikit-learn
+    if plain and not twins:
         return (Fixed(plain[0]) if len(plain) == 1 else Categorical(plain)), None
     return Categorical(list(range(len(choices)))) if len(choices) > 1 else Fixed(0), tuple(choices)
+
+
+def _from_peer(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None] | None:
+    """Optuna's distributions (``OptunaSearchCV``), skopt's dimensions and its
+    ``(low, high, "log-uniform")`` shorthand (``BayesSearchCV``); None for anything else."""
+    module, kind = type(value).__module__ or "", type(value).__name__
+    if module.startswith("optuna.distributions") and kind in ("FloatDistribution", "IntDistribution"):
+        step = {} if value.step is None or kind == "IntDistribution" and value.step == 1 else {"step": value.step}
+        return (Float if kind == "FloatDistribution" else Int)(value.low, value.high, log=value.log, **step), None
+    if module.startswith("skopt.space") and kind in ("Real", "Integer"):
+        return (Float if kind == "Real" else Int)(value.low, value.high, log=value.prior == "log-uniform"), None
+    if module.startswith("optuna.distributions") and kind == "CategoricalDistribution":
+        return to_param(name, list(value.choices))
+    if module.startswith("skopt.space") and kind == "Categorical":
+        return to_param(name, list(value.categories))
+    bounds = isinstance(value, tuple) and len(value) in (3, 4) and all(_is_number(b) for b in value[:2])
+    if bounds and value[2] in ("uniform", "log-uniform"):  # ("a", "b", "uniform") stays three choices
+        low, high = value[:2]
+        integral = all(isinstance(b, int) and not isinstance(b, bool) for b in (low, high))
+        return (Int if integral else Float)(low, high, log=value[2] == "log-uniform"), None
+    return None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _from_distribution(name: str, dist: Any) -> Param:
     kind = dist.dist.name
     low, high = (float(b) for b in dist.support())
     if kind in ("loguniform", "reciprocal"):
+        if float(dist.kwds.get("loc", dist.args[2] if len(dist.args) > 2 else 0.0)) != 0.0:
+            raise ValueError(
+                f"parameter {name!r}: loguniform(a, b, loc=...) shifts a log-uniform distribution, which is then "
+                f"not log-uniform on [{low:g}, {high:g}]; write loguniform(low, high) (scale= is fine)"
+            )
         return Float(low, high, log=True)
     if kind == "uniform":
         return Float(low, high)

@@ -303,7 +303,9 @@ class _Numeric(Param):
             k = min(int(u * levels), levels - 1)
             return self._cast(self._on_step(k))
         lo, hi = self._scaled_bounds()
-        return self._cast(self._snap(self._unscale(lo + u * (hi - lo))))
+        bound = {0.0: self.low, 1.0: self.high}.get(u)  # exp(log(high)) may miss high
+        x = float(bound) if bound is not None else self._unscale(lo + u * (hi - lo))
+        return self._cast(self._snap(x))
 
     def _scaled_bounds(self) -> tuple[float, float]:
         return self._scale(self.low), self._scale(self.high)
@@ -512,8 +514,14 @@ class Categorical(Param):
                 hash(c)
             except TypeError:
                 raise self._err(f"choice {c!r} is not hashable; use a tuple instead of a list") from None
-            if any(c == s and type(c) is type(s) for s in seen):
+            twin = next((s for s in seen if c == s), None)
+            if twin is not None and type(c) is type(twin):
                 raise self._err(f"choice {c!r} is listed twice")
+            if twin is not None:  # 2 and 2.0, True and 1: one stored value, so a grid loops and a draw loses one
+                raise self._err(
+                    f"choices {twin!r} and {c!r} are equal in Python ({twin!r} == {c!r}), so a stored "
+                    "configuration cannot tell them apart; keep one, or list strings and convert in the objective"
+                )
             if c != c:  # NaN: never equal to itself, so never matched, stored or compared
                 raise self._err(
                     f"choice {c!r} is not equal to itself, so it cannot be matched or stored; "

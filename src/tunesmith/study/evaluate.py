@@ -21,6 +21,7 @@ import dataclasses
 import inspect
 import logging
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -73,11 +74,13 @@ class Evaluation:
         return min(self.results, key=lambda r: sign * r.mean)
 
     def __str__(self) -> str:
-        lines = [f"{'trial':>5}  {'validation':>10}  {'test':>16}  {'gap':>8}  params"]
-        for r in self.results:
+        gaps = [f"{r.gap:+.3g}" for r in self.results]
+        wide = max(8, *map(len, gaps))  # -0.000774 is 9 wide: the params column stays in line
+        lines = [f"{'trial':>5}  {'validation':>10}  {'test':>16}  {'gap':>{wide}}  params"]
+        for r, gap in zip(self.results, gaps, strict=True):
             test = f"{r.mean:.4g}" + (f" ± {r.std:.2g}" if len(r.values) > 1 else "")
             mark = "  <- winner by test" if r is self.winner else ""
-            lines.append(f"{r.trial:>5}  {r.validation:>10.4g}  {test:>16}  {r.gap:>+8.3g}  {_short(r.params)}{mark}")
+            lines.append(f"{r.trial:>5}  {r.validation:>10.4g}  {test:>16}  {gap:>{wide}}  {_short(r.params)}{mark}")
         return "\n".join(lines)
 
 
@@ -89,10 +92,11 @@ def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] 
     checkpoint); with ``seeds``, ``fn(trial, seed)`` is called once per seed (for
     noisy objectives: retrain with new seeds) and the mean and spread are kept.
     """
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer (how many of the best trials to evaluate), got {k!r}")
+    seeds = _seeds(seeds)
     _check_fn(fn, seeds)
-    top = ranked(study)[:k]
+    top = ranked(study)[: int(k)]
     if not top:
         raise ValueError(f"study {study.name!r} has no complete trial to evaluate")
     book = _companion(study)
@@ -142,11 +146,19 @@ def ranked(study: Study) -> list[FrozenTrial]:
     return ranked_trials(study.trials, study.direction)
 
 
+def _seeds(seeds: Any) -> list[int] | None:
+    """``seeds`` as a list of Python integers (a NumPy array or a range works too)."""
+    if seeds is None:
+        return None
+    values = list(seeds) if isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes)) else []
+    if not values or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in values):
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    return [int(s) for s in values]
+
+
 def _check_fn(fn: TestFn, seeds: Sequence[int] | None) -> None:
     if not callable(fn):
         raise TypeError(f"evaluate_best takes fn(trial) -> test score, got {fn!r}")
-    if seeds is not None and (not seeds or not all(isinstance(s, int) for s in seeds)):
-        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
     try:
         sig = inspect.signature(fn)
         sig.bind(None, 0) if seeds is not None else sig.bind(None)

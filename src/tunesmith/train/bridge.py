@@ -234,8 +234,10 @@ def objective(
         threads: torch threads per trial (default: 1 inside parallel workers).
         folds: k-fold training instead of one train/validation split: ``data``
             is then one data set (or ``callable(params) -> data``) and ``folds``
-            a number of folds (shuffled with ``base.seed``) or ``(train_idx,
-            val_idx)`` pairs (:mod:`tunesmith.cv`). Each fold trains a fresh
+            a number of folds (shuffled with ``base.seed``), ``(train_idx,
+            val_idx)`` pairs (:mod:`tunesmith.cv`; taken once, so a generator works),
+            or a scikit-learn splitter (``StratifiedKFold(5)``: it gets the last
+            tensor of a tuple as the labels). Each fold trains a fresh
             model; fold k is reported as step k (the mean of the first k folds'
             values, :func:`tunesmith.cv.cross_validate`), so the pruner stops a
             configuration between folds; the value is the mean over folds and
@@ -421,6 +423,9 @@ def _fold_objective(
     """k-fold training: a fresh model per fold, one report per fold (``objective(..., folds=)``)."""
     from .. import cv
 
+    # pairs are taken once (a generator such as KFold(5).split(x) would be used up by the first trial)
+    pairs = None if isinstance(folds, int) or hasattr(folds, "split") else list(folds)
+
     def run(trial: Any) -> float:
         _check_direction(trial, monitor)
         set_threads(threads)
@@ -429,7 +434,12 @@ def _fold_objective(
         cfg = trial_config(base, params)
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")
-        splits = cv.kfold(n, folds, seed=cfg.seed) if isinstance(folds, int) else list(folds)
+        if isinstance(folds, int):
+            splits = cv.kfold(n, folds, seed=cfg.seed)
+        else:  # a scikit-learn splitter sees the labels: the last tensor of a tuple
+            labels = pool[-1].cpu().numpy() if isinstance(pool, (tuple, list)) and len(pool) > 1 else None
+            splits = cv.split(folds, np.zeros((n, 1)), labels) if pairs is None else pairs
+        _check_fold_indices(splits, n)
         parent = root if root is not None else cfg.checkpoint_dir or ckpt.default_root()
         folder = retention.trial_folder(ckpt.secure_dir(parent), trial)
 
@@ -446,6 +456,15 @@ def _fold_objective(
         return cv.cross_validate(trial, fold, splits)
 
     return run
+
+
+def _check_fold_indices(splits: Sequence[tuple[Any, Any]], n: int) -> None:
+    """Every fold's indices lie in ``range(n)``: folds made for other data are named before training."""
+    for k, (train_idx, val_idx) in enumerate(splits, start=1):
+        top = max((int(np.max(i)) for i in (train_idx, val_idx) if len(i)), default=-1)
+        if top >= n:
+            raise ValueError(f"fold {k} holds sample index {top}, but data has {n} samples: the folds were made "
+                             f"for other data (folds=ts.cv.kfold({n}, k) or a number of folds fits this data)")
 
 
 def subset(data: Any, idx: Any) -> Any:

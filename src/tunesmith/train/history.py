@@ -61,6 +61,14 @@ class History:
     gap_smoothing: float = GAP_SMOOTHING
     overfit_patience: int = OVERFIT_PATIENCE
 
+    def __post_init__(self) -> None:
+        w, p = self.gap_smoothing, self.overfit_patience
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
+            raise ValueError(f"gap_smoothing is the newest gap's weight, in (0, 1] (default {GAP_SMOOTHING}); got {w!r}")
+        if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+            raise ValueError(f"overfit_patience is a number of validations, an integer >= 1 (default "
+                             f"{OVERFIT_PATIENCE}); got {p!r}")
+
     @property
     def best(self) -> EvalRecord | None:
         return None if self.best_index is None else self.records[self.best_index]

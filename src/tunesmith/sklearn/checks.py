@@ -1,0 +1,115 @@
+"""What a search refuses before it runs: the arguments of other searches, spelt otherwise here,
+and resuming a stored study with another estimator, scoring or space."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..storage import MemoryStorage
+from ..study import Study
+from .space import SearchSpace
+
+#: the trial attribute describing the estimator (its parameters that are not searched) and the
+#: scoring of a stored search, written with the data fingerprint (search.DATA_ATTR)
+SETUP_ATTR = "search_setup"
+
+#: estimator parameters that change how fast, not what, a fit computes: a resume may change them
+HOW_FAST = ("n_jobs", "verbose", "memory", "copy", "copy_X", "warm_start")
+
+_SPACE = "pass the space as the second argument (space=): a dict, a list of dicts or a ts.Space"
+_RACING = "pass pruner='folds': fold racing stops a configuration behind the best one after its first folds"
+#: the arguments of GridSearchCV, RandomizedSearchCV, HalvingRandomSearchCV, skopt's BayesSearchCV and
+#: Optuna's OptunaSearchCV that TunedSearchCV spells otherwise (or needs not), and what to write instead
+PEER_ARGS = {
+    "param_grid": _SPACE, "param_distributions": _SPACE, "search_spaces": _SPACE,
+    "n_iter": "write n_trials=<the number of configurations to evaluate>",
+    "n_candidates": "write n_trials=<the number of configurations to evaluate>",
+    "pre_dispatch": "leave it out: configurations are dispatched one at a time",
+    "n_points": "leave it out: with a pruner, n_jobs runs configurations in parallel",
+    "optimizer_kwargs": "pass sampler= ('auto', 'bayes', 'tpe', 'random', ... or a dict of settings)",
+    "fit_params": "pass them to fit: search.fit(X, y, **fit_params)",
+    "enable_pruning": _RACING, "factor": _RACING, "resource": _RACING, "min_resources": _RACING,
+    "max_resources": _RACING, "aggressive_elimination": _RACING,
+    "study": "pass storage= and name= (fitting again resumes that study)",
+    "max_iter": "leave it out, or search it as a parameter of the estimator",
+    "subsample": "leave it out: every fold uses all of its training rows",
+    "callbacks": "leave it out, or use search.study_ after fit",
+    "catch": "pass error_score= (a number: a fold whose fit raises scores it; 'raise': the error stops fit)",
+    "iid": "leave it out: scikit-learn removed it; the mean over folds is unweighted",
+}
+
+
+class PeerArgs:
+    """A base that refuses a peer's argument (``n_iter``, ``param_distributions``, ...) by saying
+    what to write instead, and a misspelt one with the closest name, before ``__init__`` sees them
+    (a base, not the class itself, so that ``inspect.signature`` still reads ``__init__``)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        for name in kwargs.keys() - valid:
+            if name in PEER_ARGS:
+                raise TypeError(f"{cls.__name__} takes no {name}= (an argument of other searches): {PEER_ARGS[name]}")
+            close = difflib.get_close_matches(name, sorted(valid), n=1)
+            hint = f"; did you mean {close[0]}=?" if close else ""
+            raise TypeError(f"{cls.__name__} got an unexpected keyword argument {name!r}{hint}")
+        return super().__new__(cls)
+
+
+def space_change(old: Any, new: Any) -> str:
+    """The parameters that differ between two spaces, as 'name: before -> after'."""
+    a, b = old.to_dict(), new.to_dict()
+    return "; ".join(f"{k}: {a.get(k, '-')} -> {b.get(k, '-')}" for k in sorted(a.keys() | b.keys())
+                     if a.get(k) != b.get(k))
+
+
+def same_setup(study: Study, estimator: Any, search: SearchSpace, scoring: Any) -> dict[str, Any] | None:
+    """The estimator and scoring a stored study is searched with (None in memory). Resuming a study
+    searched with another estimator, other fixed parameters or another scoring is refused, naming
+    what differs: its scores would not be this search's (and the best would be refitted here)."""
+    if isinstance(study.storage, MemoryStorage):
+        return None
+    setup = {"estimator": type(estimator).__qualname__, "scoring": describe(scoring),
+             "params": fixed_params(estimator, set(search.names.values()))}
+    for seen in (t.attrs.get(SETUP_ATTR) for t in study.trials):
+        if isinstance(seen, Mapping) and seen != setup:
+            changed = [f"{k}: {seen.get(k)} -> {setup[k]}" for k in ("estimator", "scoring") if seen.get(k) != setup[k]]
+            old, new = dict(seen.get("params") or {}), setup["params"]
+            changed += [f"{k}: {old.get(k, '-')} -> {new.get(k, '-')}" for k in sorted(old.keys() | new.keys())
+                        if old.get(k) != new.get(k)]
+            raise ValueError(
+                f"study {study.name!r} in {study.storage.display_url} was searched with another estimator or "
+                f"scoring ({'; '.join(changed[:5])}); a search resumes only with the same estimator, fixed "
+                "parameters and scoring. For a new search give another name"
+            )
+    return setup
+
+
+def fixed_params(estimator: Any, searched: set[str]) -> dict[str, str]:
+    """The estimator's parameters that the search does not set, as text (an estimator by its class)."""
+    if not hasattr(estimator, "get_params"):
+        return {}
+    out = {}
+    for name, value in estimator.get_params(deep=True).items():
+        parts = name.split("__")
+        if parts[-1] in HOW_FAST or any("__".join(parts[:i]) in searched for i in range(1, len(parts) + 1)):
+            continue
+        out[name] = str(describe(value))
+    return out
+
+
+def describe(value: Any) -> Any:
+    """A plain, stable description: plain values as themselves, lists and dicts item by item,
+    functions and scorers by name, other objects by their class (never a repr with an address)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [describe(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): describe(v) for k, v in value.items()}
+    func = getattr(value, "_score_func", value)  # a scorer made by make_scorer: its metric
+    name = getattr(func, "__qualname__", None)
+    return f"{getattr(func, '__module__', '')}.{name}" if isinstance(name, str) else type(value).__qualname__
