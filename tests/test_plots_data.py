@@ -159,6 +159,20 @@ def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:
         plots.contour(s, "kernel", "C")
 
 
+def test_a_parameter_named_twice_or_as_a_string_is_refused_or_drawn_once(stored: str, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    s = snap(MIXED * 3)
+    with pytest.raises(ValueError, match="two different parameters, got 'C' twice"):
+        plots.contour(s, "C", "C")
+    assert [(c.x_label, c.y_label) for c in plots.contours(s, params=["C", "x", "C"])] == [("C", "x")]
+    assert [c.x_label for c in plots.slices(s, params=["x", "x"])] == ["x"]
+    with pytest.raises(TypeError, match=r"write params=\['gamma'\]"):
+        plots.parallel(s, params="gamma")  # type: ignore[arg-type]
+    out = tmp_path / "c.png"  # the command said so instead of a Qhull traceback
+    assert main(["plot", "cli", "--storage", stored, "--kind", "contour", "--params", "C,C", "-o", str(out)]) == 1
+    assert "needs two numeric parameters" in capsys.readouterr().err and not out.exists()
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

@@ -190,6 +190,8 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     active (nearest trial outside their hull), the trials as dots, the best as a star."""
     s = snapshot(study)
     _params(s, [x, y])
+    if x == y:
+        raise ValueError(f"a contour needs two different parameters, got {x!r} twice (see the slice plot for one)")
     categorical = [n for n in (x, y) if s.space[n].kind == "categorical"]
     if categorical:
         raise ValueError(f"a contour needs numeric parameters; {categorical} categorical (see the slice plot)")
@@ -270,8 +272,12 @@ def _test_detail(s: Snapshot, best: FrozenTrial | None) -> str:
 
 
 def _params(s: Snapshot, params: Sequence[str] | None) -> list[str]:
+    """The parameters to draw: every free one, or those named (each once, in the order given)."""
     if params is None:
         return list(s.space.free)
+    if isinstance(params, str):
+        raise TypeError(f"params is a list of parameter names, got the string {params!r}; write params=[{params!r}]")
+    params = list(dict.fromkeys(params))
     unknown = [p for p in params if p not in s.space.free]
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; {s.name!r} searches {list(s.space.free)}")
