@@ -144,6 +144,19 @@ def test_only_complete_trials_count_and_the_rest_are_counted() -> None:
         importance(trials, SPACE, options=PedAnovaOptions())
 
 
+def test_params_named_twice_empty_or_as_a_string_and_a_misspelt_lookup_say_what_to_write() -> None:
+    trials = random_trials(SPACE, closed_form, 60, 0)
+    once = importance(trials, SPACE, params=["x", "lr"], seed=0)
+    twice = importance(trials, SPACE, params=["x", "lr", "x"], seed=0)
+    assert twice.fractions == once.fractions  # one column for x, not two sharing its effect
+    with pytest.raises(ValueError, match=r"params names no parameter; name at least one of \['x'"):
+        importance(trials, SPACE, params=[])
+    with pytest.raises(TypeError, match=r"write params=\['lr'\]"):
+        importance(trials, SPACE, params="lr")
+    with pytest.raises(KeyError, match=r"'l' was not measured \(did you mean 'lr'\?\)"):
+        once["l"]
+
+
 def test_the_design_encodes_as_the_space_does() -> None:
     space = ts.Space({
         "f": ts.Float(0.5, 8.0), "flog": ts.Float(1e-4, 1.0, log=True), "fstep": ts.Float(0.0, 1.0, step=0.25),
