@@ -173,6 +173,19 @@ def test_a_parameter_named_twice_or_as_a_string_is_refused_or_drawn_once(stored:
     assert "needs two numeric parameters" in capsys.readouterr().err and not out.exists()
 
 
+def test_a_categorical_slice_keeps_the_choices_in_the_space_s_order_in_both_renderers() -> None:
+    space = ts.Space({"batch": ts.Categorical([64, 16, 32, 8]), "x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"batch": b, "x": 0.5}, value=float(i))
+                   for i, b in enumerate([32, 16, 32, 64]))  # drawn in another order; 8 never
+    chart = plots.slices(plots.Snapshot("s", Direction.MINIMIZE, space, trials), params=["batch"])[0]
+    assert chart.x_categories == ("64", "16", "32", "8")
+    ax = to_matplotlib(chart)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["64", "16", "32", "8"]
+    plt.close(ax.figure)
+    axis = to_plotly(chart).layout.xaxis  # a category axis: "16" is a label, not the number 16
+    assert axis.type == "category" and list(axis.categoryarray) == ["64", "16", "32", "8"]
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

@@ -56,6 +56,8 @@ def save(records: Sequence[Record], path: str, *, dpi: int = 120) -> None:
 
 
 def _chart(ax: Any, c: Chart) -> None:
+    if c.x_categories:  # the choices in the space's order, not in the order the trials drew them
+        ax.xaxis.update_units(np.array(c.x_categories))
     for s in c.series:
         _draw(ax, s, c)
     ax.set_xlabel(c.x_label)

@@ -50,6 +50,8 @@ def _chart(go: Any, c: Chart) -> Any:
     if any(s.colors is not None or s.mode == "contour" for s in c.series):  # a colour bar on the right
         fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
     fig.update_xaxes(title=c.x_label, type="log" if c.log_x else None)
+    if c.x_categories:  # the choices in the space's order, and "16" a label, not the number 16
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(c.x_categories))
     fig.update_yaxes(title=c.y_label, type="log" if c.log_y else None)
     return fig
 

@@ -78,6 +78,7 @@ class Chart:
     int_x: bool = False  # whole numbers only on the x axis (trials, steps, epochs, an Int parameter)
     int_y: bool = False
     reverse_scale: bool = False  # a value colour scale (contour) reversed: small values drawn as best (minimize)
+    x_categories: tuple[str, ...] = ()  # a categorical x axis's labels in their order (a parameter's choices)
 
     @property
     def empty(self) -> bool:

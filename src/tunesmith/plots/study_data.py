@@ -169,7 +169,8 @@ def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart
         extra.append(Series(f"best (trial {best.number})", [x(best.params[name])], [best.value], mode="markers", marker="*",
                             color=BEST_COLOR, gid="best"))
     return Chart("slice", title, label, f"value ({s.direction.value})", (pts, *extra),
-                 log_x=bool(getattr(p, "log", False)), color_label="trial", int_x=p.kind == "int")
+                 log_x=bool(getattr(p, "log", False)), color_label="trial", int_x=p.kind == "int",
+                 x_categories=tuple(labels or ()))
 
 
 def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int = 3) -> list[Chart]:
