@@ -19,7 +19,7 @@ import tunesmith as ts  # noqa: E402
 from tunesmith import plots  # noqa: E402
 from tunesmith.cli import build_parser, main  # noqa: E402
 from tunesmith.importance import Effect, Importances  # noqa: E402
-from tunesmith.plots.mpl_render import to_matplotlib  # noqa: E402
+from tunesmith.plots.mpl_render import short_labels, to_matplotlib  # noqa: E402
 from tunesmith.plots.plotly_render import to_plotly  # noqa: E402
 from tunesmith.trial import Direction, FrozenTrial, TrialState  # noqa: E402
 
@@ -213,6 +213,21 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
     assert list(bars.error) == [0.01, 0.02, 0.05]
     few = plots.importance_bars(snap([("complete", 1.0)]))
     assert few.empty and "at least 2 complete trials" in (few.message or "")
+
+
+def test_long_parameter_names_are_cut_in_the_middle_on_image_axes_and_never_made_alike() -> None:
+    long = "encoder_layer_attention_dropout_probability_of_the_second_block" * 2
+    imp = Importances("fanova", (Effect((long,), 0.6, 0.05), Effect(("lr",), 0.3, 0.02)),
+                      (Effect((long, "lr"), 0.1, 0.01),), 50)
+    ax = to_matplotlib(plots.importance_bars(imp))
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["encoder_layer_a…the_second_block × lr", "lr", "encoder_layer_a…the_second_block"]
+    ax.figure.tight_layout()  # as plots.save does; each label then starts inside the figure (a whole name ran off it)
+    ax.figure.canvas.draw()
+    assert all(t.get_window_extent().x0 >= 0 for t in ax.get_yticklabels())
+    plt.close(ax.figure)
+    alike = ["a" * 20 + "X" + "b" * 20, "a" * 20 + "Y" + "b" * 20]  # cut, both would read "aaaaaaaaa…bbbbbbbbbb"
+    assert short_labels(alike, width=20) == alike
 
 
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
