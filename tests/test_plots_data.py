@@ -380,6 +380,20 @@ def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, ca
     assert runs["random"][0].trials[0].params != runs["random"][1].trials[0].params  # seeds differ
 
 
+def test_compare_refuses_an_output_it_cannot_write_before_running_any_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = tmp_path / "ran"
+    (tmp_path / "obj.py").write_text(f"def objective(trial):\n    open({str(ran)!r}, 'a').write('x')\n    return 1.0\n")
+    (tmp_path / "study.yaml").write_text("objective: obj.py:objective\nspace:\n  x: {type: float, low: 0, high: 1}\n")
+    for out, why in ((tmp_path / "compare.jpgg", "write plots to .html, .png, .pdf or .svg, not 'compare.jpgg'"),
+                     (tmp_path / "no" / "compare.png", "the folder")):
+        argv = ["compare", str(tmp_path / "study.yaml"), "--samplers", "random", "--budget", "3", "-o", str(out)]
+        assert main(argv) == 2
+        assert why in capsys.readouterr().err
+    assert not ran.exists()  # refused before the first trial, not after every run
+
+
 def test_compare_table_gives_the_median_of_an_even_number_of_runs() -> None:
     from tunesmith.cli.insight import _compare_table
 
