@@ -111,6 +111,18 @@ def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.Cap
     assert "nope" in capsys.readouterr().err
 
 
+def test_the_report_is_written_only_to_an_html_file_in_a_folder_that_exists(
+    study: ts.Study, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    out = tmp_path / "report.png"  # was an HTML page under an image's name
+    assert main(["report", "report-demo", "--storage", url, "-o", str(out)]) == 2
+    assert "to a .html file; an image of one plot: tunesmith plot, not 'report.png'" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["report", "report-demo", "--storage", url, "-o", str(tmp_path / "no" / "r.html")]) == 2
+    assert f"the folder {str(tmp_path / 'no')!r} does not exist" in capsys.readouterr().err
+
+
 def test_the_report_of_a_study_with_no_trial_says_so(tmp_path: Path) -> None:
     s = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'n.db'}", name="nothing-yet")
     page = build_report(s)

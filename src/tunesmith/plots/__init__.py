@@ -97,12 +97,12 @@ IMAGES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def check_output(path: str | Path, suffixes: Sequence[str] = HTML + IMAGES,
-                 kinds: str = ".html, .png, .pdf or .svg") -> Path:
+                 what: str = "plots to .html, .png, .pdf or .svg") -> Path:
     """``path`` as a Path, or a ValueError when plots cannot be written there (a file type
     not in ``suffixes``, a folder that does not exist): checked before any work is done."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
-        raise ValueError(f"write plots to {kinds}, not {path.name!r}")
+        raise ValueError(f"write {what}, not {path.name!r}")
     if not path.parent.is_dir():
         raise ValueError(f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")
     return path

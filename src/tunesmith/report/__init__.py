@@ -51,7 +51,9 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
 
 
 def write_report(study: Any, path: str | Path, **options: Any) -> Path:
-    path = Path(path)
+    from ..plots import HTML, check_output
+
+    path = check_output(path, HTML, "the report (one HTML page) to a .html file; an image of one plot: tunesmith plot")
     path.write_text(build_report(study, **options), encoding="utf-8")
     return path
 
