@@ -196,9 +196,17 @@ def test_a_conditional_parameter_counts_where_it_is_active_and_its_parent_for_th
     assert np.all((d.X >= 0) & (d.X <= 1))  # inactive entries drawn from the parameter's own range
 
 
-def test_a_constant_objective_has_no_important_parameter() -> None:
+def test_a_constant_objective_has_no_important_parameter_and_says_why() -> None:
+    from tunesmith.plots import importance_bars
+
     imp = importance(random_trials(SPACE, lambda p: 1.0, 30, 0), SPACE)
     assert all(e.fraction == 0.0 for e in imp.main)
+    assert imp.note == "the value was 1 in all 30 complete trials: no parameter can explain a difference"
+    bars = importance_bars(imp)  # not six bars of length 0 that read as "nothing matters"
+    assert bars.empty and bars.message == imp.note
+    assert importance(random_trials(SPACE, lambda p: -2.5, 30, 0, sign=-1.0), SPACE, method="ped-anova",
+                      direction="maximize").note.startswith("the value was 2.5 in all 30")
+    assert importance(random_trials(SPACE, closed_form, 30, 0), SPACE).note == ""
 
 
 def test_options_are_checked_where_they_enter() -> None:

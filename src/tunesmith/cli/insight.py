@@ -57,6 +57,8 @@ def importance_table(name: str, imp: Importances, pairs: int, shown: Mapping[str
                         f"{'; left out: ' + left if left else ''})")
     for col in ("parameter", "fraction", "± band", ""):
         table.add_column(col, justify="left" if col in ("parameter", "") else "right")
+    if imp.note:
+        table.caption = literal(imp.note)
     for e in [*imp.main, *imp.interactions[:pairs]]:
         table.add_row(literal(_label(e.names, shown)), f"{e.fraction:.3f}", f"{e.std:.3f}", "█" * round(40 * max(e.fraction, 0.0)))
     return table

@@ -25,7 +25,7 @@ that switching it off makes (see :mod:`.data`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class Importances:
     interactions: tuple[Effect, ...] = ()
     n_trials: int = 0
     left_out: Mapping[str, int] = field(default_factory=dict)
+    note: str = ""  # why every fraction is 0, when the trials say nothing ("" otherwise)
 
     @property
     def fractions(self) -> dict[str, float]:
@@ -77,7 +78,7 @@ class Importances:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "method": self.method, "n_trials": self.n_trials, "left_out": dict(self.left_out),
+            "method": self.method, "n_trials": self.n_trials, "left_out": dict(self.left_out), "note": self.note,
             "main": [{"param": e.names[0], "fraction": e.fraction, "std": e.std} for e in self.main],
             "interactions": [{"params": list(e.names), "fraction": e.fraction, "std": e.std}
                              for e in self.interactions],
@@ -104,8 +105,17 @@ def importance(
     d = design(trials, space, direction=direction, params=params, min_trials=2 if method == "fanova" else 10,
                seed=seed)
     if method == "fanova":
-        return _fanova(d, _options(options, FanovaOptions), seed)
-    return _ped_anova(d, _options(options, PedAnovaOptions), seed)
+        imp = _fanova(d, _options(options, FanovaOptions), seed)
+    else:
+        imp = _ped_anova(d, _options(options, PedAnovaOptions), seed)
+    if np.ptp(d.y) == 0:  # all zeros, and here is why (rather than "nothing matters")
+        return replace(imp, note=f"the value was {_value(d.y[0], direction)} in all {len(d.y)} complete trials: "
+                                 "no parameter can explain a difference")
+    return imp
+
+
+def _value(y: float, direction: Direction | str) -> str:
+    return f"{Direction.parse(direction).sign() * y:.6g}"
 
 
 def _options(given: object, kind: type) -> object:
