@@ -186,6 +186,13 @@ def test_a_categorical_slice_keeps_the_choices_in_the_space_s_order_in_both_rend
     assert axis.type == "category" and list(axis.categoryarray) == ["64", "16", "32", "8"]
 
 
+def test_a_study_without_a_complete_trial_gets_one_reason_per_plot_with_its_counts() -> None:
+    s = snap([("failed", None), ("pruned", 2.0), ("failed", None)])
+    charts = plots.slices(s)  # was one "no complete trial has 'x' active" per parameter
+    assert len(charts) == 1 and charts[0].message == "study 's' has no complete trial yet (1 pruned, 2 failed)"
+    assert plots.parallel(s).message == charts[0].message
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

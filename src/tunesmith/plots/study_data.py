@@ -112,7 +112,7 @@ def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
     done = s.fitting
     title = f"{s.name}: parallel coordinates of {len(done)} complete trials"
     if not done:
-        return Parallel("parallel", title, message=f"study {s.name!r} has no complete trial yet")
+        return Parallel("parallel", title, message=_no_complete(s))
     shown = display_names(s.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     axes = [dataclasses.replace(_axis(s, n, done), name=shown[n]) for n in names]
     values = [float(t.value) for t in done]  # type: ignore[arg-type]
@@ -146,7 +146,10 @@ def slices(study: Any, *, params: Sequence[str] | None = None) -> list[Chart]:
     coloured by trial number."""
     s = snapshot(study)
     shown = display_names(s.space)
-    return [_slice(s, n, s.fitting, shown[n]) for n in _params(s, params)]
+    names = _params(s, params)
+    if not s.fitting:  # one reason, not "no complete trial has 'x' active" for each parameter
+        return [nothing("slice", f"{s.name}: value against each parameter", _no_complete(s))]
+    return [_slice(s, n, s.fitting, shown[n]) for n in names]
 
 
 def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart:
@@ -283,6 +286,15 @@ def _params(s: Snapshot, params: Sequence[str] | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; {s.name!r} searches {list(s.space.free)}")
     return list(params)
+
+
+def _no_complete(s: Snapshot) -> str:
+    """Why a plot over parameters has nothing to draw: no complete trial (fitting the space)."""
+    done = len(s.in_state(TrialState.COMPLETE))
+    if done:
+        return f"none of the {done} complete trials of {s.name!r} fits its space (their parameters were changed)"
+    counts = ", ".join(f"{n} {state.value}" for state in TrialState if (n := len(s.in_state(state))))
+    return f"study {s.name!r} has no complete trial yet" + (f" ({counts})" if counts else "")
 
 
 def _failed(s: Snapshot) -> str:
