@@ -347,6 +347,7 @@ def test_plot_command_draws_every_kind_to_html_and_png(stored: str, tmp_path: Pa
     help_text = build_parser()._subparsers._group_actions[0].choices["plot"].format_help()  # type: ignore[union-attr]
     for kind in plots.KINDS:
         assert kind in help_text
+    assert "contour the first 3 numeric ones" in " ".join(help_text.split())  # not "default all"
 
 
 def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(

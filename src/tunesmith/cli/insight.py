@@ -76,7 +76,8 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
                    help=f"what to draw (default curves). {kinds}")
     p.add_argument("--output", "-o", required=True,
                    help="file to write: .html (interactive, opens offline) or .png, .svg, .pdf")
-    p.add_argument("--params", help="comma-separated parameters (parallel, slice, contour; default all)")
+    p.add_argument("--params", help="comma-separated parameters (parallel, slice, contour; default all, "
+                                    "for contour the first 3 numeric ones)")
     p.add_argument("--trial", type=int, help="the trial's number (overfitting; default the best)")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis (curves, history)")
 
