@@ -230,6 +230,23 @@ def test_study_importance_and_the_command(tmp_path: Path, capsys: pytest.Capture
     assert main(["importance", "nope", "--storage", url]) == 2
 
 
+def test_the_command_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path,
+                                                                       subprocess_env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study(SPACE, storage=url, name="imp", sampler="random", seed=0).optimize(
+        lambda t: closed_form(t.params), n_trials=12)
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", "importance", "imp", "--storage", url, "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # as `| head -0`: every write the command makes meets a closed pipe
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141
+    assert err == ""  # was "tunesmith importance: error: [Errno 32] Broken pipe"
+
+
 def test_the_importance_package_is_pure() -> None:
     root = Path(ts.__file__).parent / "importance"
     for path in root.glob("*.py"):
