@@ -155,6 +155,9 @@ def test_params_named_twice_empty_or_as_a_string_and_a_misspelt_lookup_say_what_
         importance(trials, SPACE, params="lr")
     with pytest.raises(KeyError, match=r"'l' was not measured \(did you mean 'lr'\?\)"):
         once["l"]
+    assert importance(trials, SPACE, method="PED_ANOVA", seed=0).method == "ped-anova"
+    with pytest.raises(ValueError, match=r"unknown importance method 'fanva' \(did you mean 'fanova'\?\)"):
+        importance(trials, SPACE, method="fanva")
 
 
 def test_the_design_encodes_as_the_space_does() -> None:

@@ -100,8 +100,11 @@ def importance(
     ``options``: :class:`FanovaOptions` or :class:`PedAnovaOptions` (defaults when None).
     Raises ValueError with fewer than 2 complete trials (ped-anova: 10).
     """
+    if isinstance(method, str) and method.lower().replace("_", "-") in METHODS:
+        method = method.lower().replace("_", "-")  # "ped_anova", "PED-ANOVA": the same method
     if method not in METHODS:
-        raise ValueError(f"unknown importance method {method!r}; choose one of {list(METHODS)}")
+        raise ValueError(f"unknown importance method {method!r}{did_you_mean(method, list(METHODS))}; "
+                         f"choose one of {list(METHODS)}")
     d = design(trials, space, direction=direction, params=params, min_trials=2 if method == "fanova" else 10,
                seed=seed)
     if method == "fanova":
