@@ -58,6 +58,18 @@ def test_history_best_so_far_follows_the_direction_and_skips_failed_and_pruned(d
     assert empty.empty and "no finished trial" in (empty.message or "")
 
 
+def test_a_log_value_axis_refuses_values_it_would_hide(stored: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    s = snap([("complete", 5.0), ("complete", -2.0), ("complete", 0.0), ("complete", 3.0)], direction="maximize")
+    with pytest.raises(ValueError, match=r"cannot show values <= 0: 2 of the .* values of 's' are \(the smallest -2\)"):
+        plots.history_data(s, log_y=True)  # matplotlib dropped them from the picture without a word
+    assert plots.history_data(snap([("complete", 5.0), ("complete", 3.0)]), log_y=True).log_y
+    with pytest.raises(ValueError, match="cannot show values <= 0"):
+        plots.comparison({"a": [[1.0, -1.0]]}, log_y=True)
+    out = tmp_path / "h.png"  # the stored study's values: (log10 C)^2 + x, 0 when C = 1 and x = 0 only
+    assert main(["plot", "cli", "--storage", stored, "--kind", "history", "--log-y", "-o", str(out)]) == 0
+
+
 def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> None:
     chart = plots.comparison({"a": [[3, 2, 5, 1], [4, 4, 1, 0]], "b": [[None, 7, 6, 8]]})
     a, band = chart.find("median-a"), chart.find("band-a")

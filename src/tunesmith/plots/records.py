@@ -232,5 +232,16 @@ def _pruner_name(pruner: Any) -> str:
     return type(pruner).__name__
 
 
+def on_log_y(chart: Chart, what: str) -> Chart:
+    """The chart, or a ValueError when its logarithmic value axis would silently drop values <= 0."""
+    if chart.log_y:
+        ys = [float(y) for s in chart.series if s.mode in ("lines", "markers", "steps") for y in s.y if y is not None]
+        bad = [y for y in ys if y <= 0]
+        if bad:
+            raise ValueError(f"a logarithmic value axis (--log-y, log_y=True) cannot show values <= 0: {len(bad)} of "
+                             f"the {len(ys)} values of {what} are (the smallest {min(bad):.6g}); draw it without it")
+    return chart
+
+
 def nothing(kind: str, title: str, why: str) -> Chart:
     return Chart(kind, title, message=why)

@@ -25,6 +25,7 @@ from .records import (
     Snapshot,
     box_for,
     nothing,
+    on_log_y,
     snapshot,
 )
 
@@ -48,7 +49,8 @@ def history(study: Any, *, log_y: bool = False) -> Chart:
     xs, ys = best_so_far(done, s.sign)
     if xs:
         series.append(Series("best so far", xs, ys, mode="steps", color=BEST_COLOR, gid="best-so-far"))
-    return Chart("history", title, "trial", f"value ({s.direction.value})", tuple(series), log_y=log_y, int_x=True)
+    return on_log_y(Chart("history", title, "trial", f"value ({s.direction.value})", tuple(series), log_y=log_y,
+                          int_x=True), repr(s.name))
 
 
 def best_so_far(trials: Sequence[FrozenTrial], sign: float) -> tuple[list[int], list[float]]:
@@ -91,7 +93,8 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     rungs = list(s.rungs(max(max(t.intermediate) for t in trials))) if s.rungs else []
     if rungs:
         series.append(Series("rungs", rungs, mode="vline", color="#555555", width=0.8, dash=":", gid="rungs"))
-    return Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y, int_x=True)
+    return on_log_y(Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y, int_x=True),
+                    f"the reports of {s.name!r}")
 
 
 def _curve_ends(trials: list[FrozenTrial]) -> list[Series]:
