@@ -140,7 +140,10 @@ def test_a_conditional_numeric_axis_keeps_its_range_labels_beside_inactive() -> 
     assert x.ticks == ()  # always active: the renderers label it
     dims = to_plotly(p).data[0].dimensions
     assert list(dims[2].ticktext) == ["inactive", labels[min(active)], labels[max(active)]]
-    assert dims[2].label == "gamma (log scale)" and dims[1].label == "log10 C"  # ticks name values, not log10
+    assert dims[2].label == "gamma (log scale)" and dims[1].label == "C (log scale)"  # ticks name values, not log10
+    # an always-active log axis too: C's decades labelled 0.01, 0.1, ..., not -2, -1, ... beside gamma's values
+    decades = [k for k in range(-3, 4) if min(p.axes[1].values) <= k <= max(p.axes[1].values)]
+    assert list(dims[1].tickvals) == decades and list(dims[1].ticktext) == [f"{10 ** k:.3g}" for k in decades]
 
 
 def test_whole_number_axes_get_whole_number_ticks() -> None:
