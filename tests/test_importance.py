@@ -99,6 +99,17 @@ def test_ped_anova_gives_a_parameter_that_does_nothing_no_divergence_on_average(
     assert z < 0.01 and opt < 0.01, (z, opt)  # the plug-in square: 0.033 and 0.046
 
 
+def test_ped_anova_gives_a_choice_that_never_changes_nothing_at_any_size() -> None:
+    # the prior's pseudo-trials do not pair with each other: scaling all of p^2 for the pairs of distinct
+    # good trials gave a one-choice parameter (1 - a^2) / (n_good - 1), 0.053 at 60 trials (a share of 0.03)
+    space = ts.Space({"x": ts.Float(0, 1), "one": ts.Categorical(["a"]), "b": ts.Categorical([True, False])})
+    for seed in range(5):
+        trials = random_trials(space, lambda p: p["x"] + (p["b"] is True), 60, seed)
+        x, one, b = ped_anova(design(trials, space), PedAnovaOptions(), seed)[0]
+        assert one == pytest.approx(0.0, abs=1e-12) and b > 0.5 and x > 0.5, (x, one, b)
+        assert importance(trials, space, method="ped-anova", seed=seed)["one"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_ped_anova_density_of_evenly_spread_trials_is_flat_up_to_the_bounds() -> None:
     # kernels cut at 0 and 1 and rescaled estimate a flat density at ln 2 = 0.69 of its value on the
     # bound (a kernel there keeps its mass but only half of its neighbours reach it); reflected, flat
