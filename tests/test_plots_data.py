@@ -208,6 +208,24 @@ def test_a_study_without_a_complete_trial_gets_one_reason_per_plot_with_its_coun
     assert plots.parallel(s).message == charts[0].message
 
 
+def test_a_study_of_many_parameters_draws_the_first_slices_and_contours_and_names_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = ts.Space({f"w{i}": ts.Float(0, 1) for i in range(30)})
+    url = f"sqlite:///{tmp_path / 'wide.db'}"
+    study = ts.Study(space, storage=url, name="wide", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["w0"], n_trials=8)
+    charts = plots.slices(study)  # was 30 panels (a 1,000-parameter study's report drew 1,000)
+    assert [c.x_label for c in charts[:-1]] == [f"w{i}" for i in range(24)]
+    assert charts[-1].empty and "slices of the first 24 of 30 parameters" in (charts[-1].message or "")
+    assert len(plots.slices(study, params=[f"w{i}" for i in range(30)])) == 30  # named: every one
+    cs = plots.contours(study)
+    assert len(cs) == 4 and cs[-1].empty and "first 3 of 30 numeric parameters" in (cs[-1].message or "")
+    out = tmp_path / "s.png"
+    assert main(["plot", "wide", "--storage", url, "--kind", "slice", "-o", str(out)]) == 0
+    assert "not drawn: wide: value against the other parameters: slices of the first 24" in capsys.readouterr().err
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

@@ -76,8 +76,8 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
                    help=f"what to draw (default curves). {kinds}")
     p.add_argument("--output", "-o", required=True,
                    help="file to write: .html (interactive, opens offline) or .png, .svg, .pdf")
-    p.add_argument("--params", help="comma-separated parameters (parallel, slice, contour; default all, "
-                                    "for contour the first 3 numeric ones)")
+    p.add_argument("--params", help="comma-separated parameters to draw (default: parallel all, slice the first 24, "
+                                    "contour the first 3 numeric ones)")
     p.add_argument("--trial", type=int, help="the trial's number (overfitting; default the best)")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis (curves, history)")
 
@@ -111,6 +111,9 @@ def write_records(records: list, output: str, what: str) -> int:
     _mpl_to_file(output)
     plots.save(drawn, output)
     print(f"wrote {what} ({_describe(drawn)}) to {output}", file=sys.stderr)
+    for r in records:
+        if r.empty:
+            print(f"not drawn: {r.title}: {r.message}", file=sys.stderr)
     return 0
 
 

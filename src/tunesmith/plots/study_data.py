@@ -144,15 +144,22 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     return Axis(name, pos, [(below, "inactive"), *ends], log=log)
 
 
-def slices(study: Any, *, params: Sequence[str] | None = None) -> list[Chart]:
-    """For each parameter, the complete trials' values against it (where it is active),
-    coloured by trial number."""
+def slices(study: Any, *, params: Sequence[str] | None = None, max_params: int = 24) -> list[Chart]:
+    """For each parameter (default: the first ``max_params`` free ones), the complete trials'
+    values against it (where it is active), coloured by trial number. Parameters left out
+    are named by a last, empty chart (a study of 1,000 parameters drew 1,000 panels)."""
     s = snapshot(study)
     shown = display_names(s.space)
     names = _params(s, params)
     if not s.fitting:  # one reason, not "no complete trial has 'x' active" for each parameter
         return [nothing("slice", f"{s.name}: value against each parameter", _no_complete(s))]
-    return [_slice(s, n, s.fitting, shown[n]) for n in names]
+    drawn = names if params is not None else names[:max_params]
+    charts = [_slice(s, n, s.fitting, shown[n]) for n in drawn]
+    if len(drawn) < len(names):
+        charts.append(nothing("slice", f"{s.name}: value against the other parameters",
+                              f"slices of the first {max_params} of {len(names)} parameters; name others with "
+                              f"--params (params=[...]), e.g. {','.join(names[max_params:max_params + 2])}"))
+    return charts
 
 
 def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart:
@@ -183,13 +190,17 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
     """A contour of the value over each pair of numeric parameters (default: the first
     ``max_params`` numeric ones), interpolated between the complete trials."""
     s = snapshot(study)
-    names = [n for n in _params(s, params) if s.space[n].kind != "categorical"]
-    if params is None:
-        names = names[:max_params]
+    numeric = [n for n in _params(s, params) if s.space[n].kind != "categorical"]
+    names = numeric if params is not None else numeric[:max_params]
     if len(names) < 2:
         return [nothing("contour", f"{s.name}: contour", "a contour needs two numeric parameters; "
                         f"{s.name!r} has {names or 'none'} (see the slice plot for the others)")]
-    return [contour(s, x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    charts = [contour(s, x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    if len(names) < len(numeric):
+        charts.append(nothing("contour", f"{s.name}: contours of the other parameters",
+                              f"contours of the first {max_params} of {len(numeric)} numeric parameters; name others "
+                              f"with --params (params=[...]), e.g. {','.join(numeric[max_params:max_params + 2])}"))
+    return charts
 
 
 def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
