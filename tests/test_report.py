@@ -16,7 +16,7 @@ pytest.importorskip("sklearn")
 import tunesmith as ts  # noqa: E402
 from tunesmith.cli import main  # noqa: E402
 from tunesmith.pruners import ASHA  # noqa: E402
-from tunesmith.report import build_report  # noqa: E402
+from tunesmith.report import build_report, write_report  # noqa: E402
 
 SPACE = {
     "kernel": ts.Categorical(["linear", "rbf"]),
@@ -103,6 +103,24 @@ def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_p
     assert all(rendered and svgs > 0 for _, rendered, svgs in divs), divs
     kinds = {d[0].split("-")[1] for d in divs}
     assert {"history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting"} <= kinds
+
+
+def test_the_report_of_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path) -> None:
+    sync_api = browser_or_skip()
+    space = ts.Space({f"weight_decay_of_layer_{i}": ts.Float(0, 1) for i in range(300)})
+    study = ts.Study(space, sampler="random", seed=0, name="wide")
+    study.optimize(lambda t: t.params["weight_decay_of_layer_0"], n_trials=12)
+    out = write_report(study, tmp_path / "wide.html")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("**/*", only(("file:", "data:", "about:"), []))
+            page.goto(out.as_uri(), wait_until="load")
+            width = page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            browser.close()
+    assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
 
 
 def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
