@@ -241,6 +241,10 @@ def test_study_importance_and_the_command(tmp_path: Path, capsys: pytest.Capture
     assert doc["method"] == "ped-anova" and {m["param"] for m in doc["main"]} == set(SPACE.free)
     assert main(["importance", "imp", "--storage", url]) == 0
     assert "x × lr" in capsys.readouterr().out
+    assert main(["importance", "imp", "--storage", url, "--params", "x, opt", "--json"]) == 0  # as study.importance(params=)
+    assert {m["param"] for m in json.loads(capsys.readouterr().out)["main"]} == {"x", "opt"}
+    assert main(["importance", "imp", "--storage", url, "--params", "x,lx"]) == 2
+    assert "params ['lx'] are not free parameters" in capsys.readouterr().err
     assert main(["importance", "nope", "--storage", url]) == 2
 
 

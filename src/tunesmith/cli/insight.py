@@ -37,12 +37,13 @@ def add_importance_args(p: argparse.ArgumentParser) -> None:
                    help="fanova: shares of the variance (default); ped-anova: what sets the good trials apart")
     p.add_argument("--seed", type=int, default=0, help="seed of the forest / the bootstrap (default 0)")
     p.add_argument("--pairs", type=at_least(0), default=5, help="how many pairs to list (fanova; default 5)")
+    p.add_argument("--params", help="comma-separated parameters to measure (default: every searched one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
     study = load(args.name, args.storage)
-    imp = study.importance(args.method, seed=args.seed)
+    imp = study.importance(args.method, seed=args.seed, params=_names(args.params))
     if args.json:
         print(json.dumps(imp.to_dict(), indent=2))
         return 0
@@ -94,8 +95,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             raise ValueError(f"--{option.replace('_', '-')} applies to --kind {', '.join(kinds)}, not {args.kind}")
     plots.check_output(args.output)
     study = load(args.name, args.storage)
-    params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
-    records = plots.records_of(study, args.kind, log_y=args.log_y, params=params, trial=args.trial)
+    records = plots.records_of(study, args.kind, log_y=args.log_y, params=_names(args.params), trial=args.trial)
     return write_records(records, args.output, f"the {args.kind} of {study.name!r}")
 
 
@@ -189,6 +189,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write_report(study, args.output, top=args.top)
     print(f"wrote the report of {study.name!r} ({len(study.trials)} trials) to {path}", file=sys.stderr)
     return 0
+
+
+def _names(text: str | None) -> list[str] | None:
+    """``--params a,b``: the names; None when not given."""
+    return [p.strip() for p in text.split(",") if p.strip()] if text else None
 
 
 def _label(names: Sequence[str], shown: Mapping[str, str] | None) -> str:
