@@ -243,6 +243,11 @@ def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_a
     assert only_cat[0].empty and "two numeric parameters" in (only_cat[0].message or "")
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['nope'\]"):
         plots.slices(s, params=["nope"])
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\] \(did you mean 'gamma'\?\)"):
+        plots.slices(s, params=["gama"])
+    fixed = plots.Snapshot("s", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1), "epochs": 20}), ())
+    with pytest.raises(ValueError, match=r"\['epochs'\] fixed, not searched"):  # was "unknown parameter(s)"
+        plots.slices(fixed, params=["epochs"])
 
 
 def test_importance_bars_show_each_effect_with_its_band() -> None:

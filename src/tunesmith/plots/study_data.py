@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..space import display_names, value_labels
+from ..space.params import did_you_mean
 from ..trial import FrozenTrial, TrialState
 from .records import (
     BEST_COLOR,
@@ -296,9 +297,13 @@ def _params(s: Snapshot, params: Sequence[str] | None) -> list[str]:
     if isinstance(params, str):
         raise TypeError(f"params is a list of parameter names, got the string {params!r}; write params=[{params!r}]")
     params = list(dict.fromkeys(params))
+    fixed = [p for p in params if p in s.space and p not in s.space.free]
+    if fixed:  # in the space, but one value: nothing to draw against
+        raise ValueError(f"{fixed} fixed, not searched: nothing varies to draw; {s.name!r} searches {list(s.space.free)}")
     unknown = [p for p in params if p not in s.space.free]
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; {s.name!r} searches {list(s.space.free)}")
+        raise ValueError(f"unknown parameter(s) {unknown}{did_you_mean(unknown[0], list(s.space.free))}; "
+                         f"{s.name!r} searches {list(s.space.free)}")
     return list(params)
 
 
