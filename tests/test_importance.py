@@ -223,6 +223,17 @@ def test_a_constant_objective_has_no_important_parameter_and_says_why() -> None:
     assert importance(random_trials(SPACE, closed_form, 30, 0), SPACE).note == ""
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-300, -1e-250])
+def test_fanova_fractions_do_not_depend_on_the_values_scale(scale: float) -> None:
+    # near 1e200 the variance overflowed, near 1e-300 it fell below the constant-tree test: all 0
+    trials = random_trials(SPACE, closed_form, 200, 0)
+    scaled = [FrozenTrial(t.number, t.state, t.params, value=scale * float(t.value)) for t in trials]  # type: ignore[arg-type]
+    base, other = importance(trials, SPACE, seed=0), importance(scaled, SPACE, seed=0)
+    assert other.note == ""
+    for name, fraction in base.fractions.items():
+        assert other[name] == pytest.approx(fraction, abs=0.01), (name, other.fractions)
+
+
 def test_options_are_checked_where_they_enter() -> None:
     with pytest.raises(ValueError, match="n_trees must be >= 2"):
         FanovaOptions(n_trees=1)

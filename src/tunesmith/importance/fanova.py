@@ -94,7 +94,19 @@ def _fit(design: Design, options: FanovaOptions, seed: int) -> Any:
         n_estimators=options.n_trees, min_samples_leaf=options.min_samples_leaf, max_depth=options.max_depth,
         max_features=options.max_features, random_state=seed, n_jobs=1,
     )
-    return forest.fit(design.X, design.y)
+    return forest.fit(design.X, _standardized(design.y))
+
+
+def _standardized(y: np.ndarray) -> np.ndarray:
+    """``y`` centred and scaled to a standard deviation of 1 (fractions of variance do not
+    change): values near 1e200 overflowed the variance, and near 1e-300 fell below the
+    test for a constant tree; either way every fraction came out 0."""
+    span = float(np.max(np.abs(y))) if y.size else 0.0
+    if span == 0.0 or not np.isfinite(span):
+        return y
+    z = y / span
+    sd = float(z.std())
+    return (z - z.mean()) / sd if sd > 0 else z - z.mean()
 
 
 def leaf_boxes(tree: Any, n_columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
