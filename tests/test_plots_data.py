@@ -403,6 +403,8 @@ def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(
     assert main(["plot", "cli", "--storage", stored, "--kind", "importance", "--params", "C", "-o", str(out)]) == 2
     assert "--params applies to --kind parallel, slice, contour, not importance" in capsys.readouterr().err
     assert main(["plot", "cli", "--storage", stored, "--kind", "slice", "--log-y", "-o", str(out)]) == 2
+    assert main(["plot", "cli", "--storage", stored, "--kind", "slice", "--method", "ped-anova", "-o", str(out)]) == 2
+    assert "--method applies to --kind importance, not slice" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -424,6 +426,14 @@ def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, ca
     runs = plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, samplers=["random"], budget=4, seeds=[0, 1])
     assert [len(s.trials) for s in runs["random"]] == [4, 4]
     assert runs["random"][0].trials[0].params != runs["random"][1].trials[0].params  # seeds differ
+
+
+def test_the_importance_plot_draws_either_method(stored: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    out = tmp_path / "i.png"  # the command drew fANOVA only, though importance_bars and the dashboard take both
+    assert main(["plot", "cli", "--storage", stored, "--kind", "importance", "--method", "ped-anova", "-o", str(out)]) == 0
+    assert "importance (ped-anova, 20 complete trials)" in capsys.readouterr().err and out.exists()
+    assert plots.records_of(ts.load_study("cli", stored), "importance")[0].title.startswith("cli: importance (fanova")
 
 
 def test_compare_refuses_an_output_it_cannot_write_before_running_any_trial(

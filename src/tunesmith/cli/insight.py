@@ -81,10 +81,12 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
                                     "contour the first 3 numeric ones)")
     p.add_argument("--trial", type=int, help="the trial's number (overfitting; default the best)")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis (curves, history)")
+    p.add_argument("--method", choices=METHODS, help="importance: fanova (default) or ped-anova")
 
 
 #: the kinds each of plot's options applies to (given with another kind, it would be ignored)
-OPTION_KINDS = {"params": ("parallel", "slice", "contour"), "trial": ("overfitting",), "log_y": ("curves", "history")}
+OPTION_KINDS = {"params": ("parallel", "slice", "contour"), "trial": ("overfitting",), "log_y": ("curves", "history"),
+                "method": ("importance",)}
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -95,7 +97,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
             raise ValueError(f"--{option.replace('_', '-')} applies to --kind {', '.join(kinds)}, not {args.kind}")
     plots.check_output(args.output)
     study = load(args.name, args.storage)
-    records = plots.records_of(study, args.kind, log_y=args.log_y, params=_names(args.params), trial=args.trial)
+    records = plots.records_of(study, args.kind, log_y=args.log_y, params=_names(args.params), trial=args.trial,
+                               method=args.method)
     return write_records(records, args.output, f"the {args.kind} of {study.name!r}")
 
 
