@@ -226,6 +226,16 @@ def test_a_study_of_many_parameters_draws_the_first_slices_and_contours_and_name
     assert "not drawn: wide: value against the other parameters: slices of the first 24" in capsys.readouterr().err
 
 
+def test_choices_that_print_alike_get_labels_apart_on_a_slice_and_a_parallel_axis() -> None:
+    space = ts.Space({"v": ts.Categorical([1, "1", None, "None"]), "x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"v": c, "x": 0.5}, value=float(i))
+                   for i, c in enumerate([1, "1", None, "None"]))
+    snap_ = plots.Snapshot("s", Direction.MINIMIZE, space, trials)
+    chart = plots.slices(snap_, params=["v"])[0]  # 1 and "1" were both "1": drawn at one place
+    assert chart.x_categories == ("1", "'1'", "None", "'None'") and list(chart.find("trials").x) == list(chart.x_categories)
+    assert [label for _, label in plots.parallel(snap_).axes[0].ticks] == ["1", "'1'", "None", "'None'"]
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)
