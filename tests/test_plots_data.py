@@ -146,6 +146,27 @@ def test_a_conditional_numeric_axis_keeps_its_range_labels_beside_inactive() -> 
     assert list(dims[1].tickvals) == decades and list(dims[1].ticktext) == [f"{10 ** k:.3g}" for k in decades]
 
 
+def test_trials_that_reported_once_are_drawn_as_points_on_whole_steps() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        t.report(t.params["x"], 0)
+        if t.number % 2:
+            t.report(t.params["x"] / 2, 1)  # these draw lines
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=6)
+    chart = plots.curves_data(study)  # a line of one point drew nothing: the plot looked empty
+    once = chart.find("complete-single")
+    assert once.mode == "markers" and sorted(once.y) == sorted(t.params["x"] for t in study.trials if t.number % 2 == 0)
+    only_once = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+    only_once.optimize(lambda t: (t.report(t.params["x"], 0), t.params["x"])[1], n_trials=3)
+    ax = to_matplotlib(plots.curves_data(only_once))
+    ax.figure.canvas.draw()
+    assert all(float(x).is_integer() for x in ax.get_xticks())  # not -0.045, -0.03, ... around step 0
+    plt.close(ax.figure)
+
+
 def test_whole_number_axes_get_whole_number_ticks() -> None:
     # trials, epochs and an Int parameter were ticked 2.25, 2.5, 2.75 by matplotlib
     study = ts.Study({"degree": ts.Int(2, 4), "x": ts.Float(0, 1)}, sampler="random", seed=0)

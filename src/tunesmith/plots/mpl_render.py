@@ -85,7 +85,7 @@ def _chart(ax: Any, c: Chart) -> None:
 
     for axis, whole, log in ((ax.xaxis, c.int_x, c.log_x), (ax.yaxis, c.int_y, c.log_y)):
         if whole and not log:
-            axis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 2.5" or "degree 3.25"
+            axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 2.5", "degree 3.25"
     if any(s.label for s in c.series):
         ax.legend(loc="best", fontsize="small")
 

@@ -90,6 +90,14 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
         series.append(Series(label, steps, [t.intermediate[k] for k in steps], color=STATE_COLORS[t.state],
                              width=2.5 if thick else 1.0, opacity=0.6 if t.state is TrialState.PRUNED else 1.0,
                              gid=f"trial-{t.number}", hover=[f"trial {t.number}"] * len(steps)))
+    ended = (TrialState.PRUNED, TrialState.PAUSED)  # their last report gets a marker already
+    for state in TrialState:  # a line of one report draws nothing: those trials' reports as points
+        once = [t for t in trials if t.state is state and state not in ended and len(t.intermediate) == 1]
+        if once:
+            series.append(Series(None, [next(iter(t.intermediate)) for t in once],
+                                 [next(iter(t.intermediate.values())) for t in once], mode="markers", marker="o",
+                                 color=STATE_COLORS[state], gid=f"{state.value}-single",
+                                 hover=[f"trial {t.number}" for t in once]))
     series.extend(_curve_ends(trials))
     rungs = list(s.rungs(max(max(t.intermediate) for t in trials))) if s.rungs else []
     if rungs:
