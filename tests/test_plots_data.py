@@ -161,6 +161,8 @@ def test_trials_that_reported_once_are_drawn_as_points_on_whole_steps() -> None:
     assert once.mode == "markers" and sorted(once.y) == sorted(t.params["x"] for t in study.trials if t.number % 2 == 0)
     only_once = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
     only_once.optimize(lambda t: (t.report(t.params["x"], 0), t.params["x"])[1], n_trials=3)
+    graph = plots.records_of(only_once, "overfitting")[0]  # the best trial's one report: a point, not an empty plot
+    assert graph.find("val").mode == "markers" and len(graph.find("val").x) == 1
     ax = to_matplotlib(plots.curves_data(only_once))
     ax.figure.canvas.draw()
     assert all(float(x).is_integer() for x in ax.get_xticks())  # not -0.045, -0.03, ... around step 0

@@ -3,7 +3,7 @@ History), and Adam in action on a two-dimensional loss surface."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -83,10 +83,13 @@ def _from_history(h: Any) -> dict[str, Any]:
 def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit: str = "epoch") -> list[Series]:
     val = dict(c["val"])
     out = []
+    def mode(points: Sized) -> str:  # a line of one point draws nothing
+        return "lines" if len(points) > 1 else "markers"
+
     if c["train"]:
         out.append(Series("training loss", [k for k, _ in c["train"]], [v for _, v in c["train"]],
-                          color=group_color(0), gid="train"))
-    out.append(Series(val_label, list(val), list(val.values()), color=group_color(1), gid="val"))
+                          color=group_color(0), gid="train", mode=mode(c["train"])))
+    out.append(Series(val_label, list(val), list(val.values()), color=group_color(1), gid="val", mode=mode(val)))
     over = [k for k in c["overfit"] if k in val]
     if over:
         out.append(Series(f"overfitting signal ({len(over)} {unit}s)", over, [val[k] for k in over],
