@@ -155,6 +155,18 @@ def test_only_complete_trials_count_and_the_rest_are_counted() -> None:
         importance(trials, SPACE, options=PedAnovaOptions())
 
 
+def test_params_reports_the_named_parameters_shares_of_the_whole_not_of_a_model_of_them_alone() -> None:
+    trials = random_trials(SPACE, closed_form, 300, 0)
+    whole = importance(trials, SPACE, seed=0)
+    alone = importance(trials, SPACE, params=["noise"], seed=0)  # was 1.0: a forest of noise alone fits noise
+    assert alone.fractions == {"noise": whole["noise"]} and alone["noise"] < 0.02
+    pair = importance(trials, SPACE, params=["x", "lr"], seed=0)
+    assert pair.fractions == {"x": whole["x"], "lr": whole["lr"]}
+    assert [e.names for e in pair.interactions] == [("x", "lr")]
+    good = importance(trials, SPACE, method="ped-anova", params=["noise", "opt"], seed=0)
+    assert good["noise"] < 0.05 < good["opt"]  # shares of all four, not of these two
+
+
 def test_params_named_twice_empty_or_as_a_string_and_a_misspelt_lookup_say_what_to_write() -> None:
     trials = random_trials(SPACE, closed_form, 60, 0)
     once = importance(trials, SPACE, params=["x", "lr"], seed=0)

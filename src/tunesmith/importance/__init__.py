@@ -32,7 +32,7 @@ import numpy as np
 from ..space import Space
 from ..space.params import did_you_mean
 from ..trial import Direction, FrozenTrial
-from .data import Design, design
+from .data import Design, design, param_names
 from .fanova import FanovaOptions, fanova
 from .ped_anova import PedAnovaOptions, ped_anova
 
@@ -95,7 +95,9 @@ def importance(
     seed: int = 0,
     options: FanovaOptions | PedAnovaOptions | None = None,
 ) -> Importances:
-    """Importances of ``params`` (default: every free parameter) from ``trials``.
+    """Importances of ``params`` (default: every free parameter) from ``trials``: measured
+    with every free parameter in the model, then those of ``params`` reported (a model of
+    one parameter alone gives it all the variance it can fit, 1.0 for one that does nothing).
 
     ``options``: :class:`FanovaOptions` or :class:`PedAnovaOptions` (defaults when None).
     Raises ValueError with fewer than 2 complete trials (ped-anova: 10).
@@ -105,12 +107,15 @@ def importance(
     if method not in METHODS:
         raise ValueError(f"unknown importance method {method!r}{did_you_mean(method, list(METHODS))}; "
                          f"choose one of {list(METHODS)}")
-    d = design(trials, space, direction=direction, params=params, min_trials=2 if method == "fanova" else 10,
-               seed=seed)
+    wanted = None if params is None else set(param_names(space, params))
+    d = design(trials, space, direction=direction, min_trials=2 if method == "fanova" else 10, seed=seed)
     if method == "fanova":
         imp = _fanova(d, _options(options, FanovaOptions), seed)
     else:
         imp = _ped_anova(d, _options(options, PedAnovaOptions), seed)
+    if wanted is not None:
+        imp = replace(imp, main=tuple(e for e in imp.main if e.names[0] in wanted),
+                      interactions=tuple(e for e in imp.interactions if wanted.issuperset(e.names)))
     if np.ptp(d.y) == 0:  # all zeros, and here is why (rather than "nothing matters")
         return replace(imp, note=f"the value was {_value(d.y[0], direction)} in all {len(d.y)} complete trials: "
                                  "no parameter can explain a difference")

@@ -90,7 +90,7 @@ def design(
     Trials whose parameters do not fit ``space`` (another space's trials) are left
     out too; ``left_out`` counts each reason.
     """
-    names = _names(space, params)
+    names = param_names(space, params)
     sign = Direction.parse(direction).sign()
     left_out: Counter[str] = Counter()
     done: list[FrozenTrial] = []
@@ -219,7 +219,8 @@ def _encode_choices_slowly(p: Param, values: list[Any], present: np.ndarray) -> 
     return x, wrong
 
 
-def _names(space: Space, params: Sequence[str] | None) -> tuple[str, ...]:
+def param_names(space: Space, params: Sequence[str] | None) -> tuple[str, ...]:
+    """The free parameters named by ``params`` (each once), or every one; a clear error otherwise."""
     if params is None:
         names = tuple(space.free)
         if not names:
