@@ -259,6 +259,17 @@ def test_choices_that_print_alike_get_labels_apart_on_a_slice_and_a_parallel_axi
     assert [label for _, label in plots.parallel(snap_).axes[0].ticks] == ["1", "'1'", "None", "'None'"]
 
 
+def test_a_contour_of_trials_on_a_line_is_drawn_and_the_report_written() -> None:
+    from tunesmith.report import build_report
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, name="diagonal")
+    for i, v in enumerate([0.0, 0.5, 1.0, 0.25]):  # y set equal to x: a Qhull error ended the report
+        study.add_trial({"x": v, "y": v}, float(i))
+    surface = plots.contour(study, "x", "y").find("surface")
+    assert np.isfinite(np.array(surface.z)).all() and surface.z[0][0] == 0.0 and surface.z[-1][-1] == 2.0
+    assert "plot-contour" in build_report(study)
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

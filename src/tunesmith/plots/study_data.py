@@ -255,11 +255,15 @@ def _at(p: Any, u: float) -> float:
 
 def _interpolate(pts: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     from scipy.interpolate import griddata
+    from scipy.spatial import QhullError
 
     u = np.linspace(0, 1, n)
     gx, gy = np.meshgrid(u, u)
-    lin = griddata(pts, values, (gx, gy), method="linear")
     near = griddata(pts, values, (gx, gy), method="nearest")
+    try:
+        lin = griddata(pts, values, (gx, gy), method="linear")
+    except QhullError:  # the trials lie on a line (x set from y, say): no triangle to interpolate in
+        return near
     return np.where(np.isnan(lin), near, lin)
 
 
