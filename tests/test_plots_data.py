@@ -331,6 +331,24 @@ def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> 
     assert plots.overfitting(FrozenTrial(0, TrialState.FAILED, {}, error="x")).empty
 
 
+def test_an_objective_s_own_curves_attrs_are_not_read_as_the_trainer_s() -> None:
+    from tunesmith.report import build_report
+
+    study = ts.Study({"x": ts.Float(0, 1)}, name="own-attrs", sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        t.report(t.params["x"], 1)
+        t.report(t.params["x"] / 2, 2)
+        t.set_attr("curves", [0.9, 0.5, 0.3])  # the user's own, not tunesmith.train's {"val_loss": [...]}
+        t.set_attr("overfit_at", "epoch 2")
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=3)
+    graph = plots.records_of(study, "overfitting")[0]  # was AttributeError: 'list' object has no attribute 'get'
+    assert graph.title.endswith("reported values (no training loss recorded)") and len(graph.find("val").x) == 2
+    assert "plot-overfitting" in build_report(study)  # the whole report failed with it
+
+
 def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -> None:
     # monitor="accuracy": the reports are accuracies; the trainer's curves hold the losses
     acc = FrozenTrial(1, TrialState.COMPLETE, {"x": 0.1}, value=0.9, intermediate={1: 0.8, 2: 0.9, 3: 0.88},
