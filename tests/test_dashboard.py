@@ -138,6 +138,8 @@ def test_the_trials_table_is_paged_filtered_and_sorted_on_the_server(url: str) -
     assert page.status_code == 200 and "showing 11-20" in page.text
     assert c.get("/api/studies/alpha/trials?order=sideways").status_code == 400
     assert c.get("/api/studies/alpha/trials?limit=-3").status_code == 400
+    empty = c.get("/studies/alpha?limit=0")  # was a page "showing 1-0" with a "next" link
+    assert empty.status_code == 400 and "limit must be a whole number &gt;= 1, not &#x27;0&#x27;" in empty.text
 
 
 def test_importance_and_comparison(url: str) -> None:
@@ -148,6 +150,7 @@ def test_importance_and_comparison(url: str) -> None:
     assert bars["kind"] == "importance" and set(bars["figure"]["data"][0]["y"]) >= {"x", "kind"}
     assert c.get("/api/studies/alpha/importance?method=ped-anova").status_code == 200
     assert c.get("/api/studies/alpha/importance?method=guess").status_code == 400
+    assert c.get("/api/studies/alpha/importance?method=ped_anova").status_code == 200  # as study.importance
     assert "alpha" in c.get("/compare?study=alpha&study=beta").text
     fig = c.get("/api/compare?study=alpha&study=beta").json()["plots"][0]["figure"]
     assert {tr["name"].split(" ")[0] for tr in fig["data"]} == {"alpha", "beta"}

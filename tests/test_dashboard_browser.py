@@ -270,3 +270,29 @@ def test_the_trials_table_and_last_activity_update_live_in_one_format(served: tu
             browser.close()
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+def test_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'wide.db'}"
+    space = {f"weight_decay_of_layer_{i}": ts.Float(0, 1) for i in range(200)}
+    ts.Study(space, storage=url, name="wide", sampler="random", seed=0).optimize(
+        lambda t: t.params["weight_decay_of_layer_0"], n_trials=6)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "dashboard", "--storage", url, "--port", str(port)],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_up(f"http://127.0.0.1:{port}", proc)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                page.route("**/*", only((f"http://127.0.0.1:{port}/",), []))
+                page.goto(f"http://127.0.0.1:{port}/studies/wide", wait_until="load")
+                width = page.evaluate("document.documentElement.scrollWidth")
+            finally:
+                browser.close()
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert width <= 1300, width  # the trials table's 200 columns scroll in their box (the page was 18,000 px wide)

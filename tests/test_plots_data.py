@@ -19,7 +19,7 @@ import tunesmith as ts  # noqa: E402
 from tunesmith import plots  # noqa: E402
 from tunesmith.cli import build_parser, main  # noqa: E402
 from tunesmith.importance import Effect, Importances  # noqa: E402
-from tunesmith.plots.mpl_render import to_matplotlib  # noqa: E402
+from tunesmith.plots.mpl_render import short_labels, to_matplotlib  # noqa: E402
 from tunesmith.plots.plotly_render import to_plotly  # noqa: E402
 from tunesmith.trial import Direction, FrozenTrial, TrialState  # noqa: E402
 
@@ -56,6 +56,18 @@ def test_history_best_so_far_follows_the_direction_and_skips_failed_and_pruned(d
     assert "(1 failed)" in chart.title and chart.y_label == f"value ({direction})"
     empty = plots.history_data(snap([("failed", None), ("running", None)]))
     assert empty.empty and "no finished trial" in (empty.message or "")
+
+
+def test_a_log_value_axis_refuses_values_it_would_hide(stored: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    s = snap([("complete", 5.0), ("complete", -2.0), ("complete", 0.0), ("complete", 3.0)], direction="maximize")
+    with pytest.raises(ValueError, match=r"cannot show values <= 0: 2 of the .* values of 's' are \(the smallest -2\)"):
+        plots.history_data(s, log_y=True)  # matplotlib dropped them from the picture without a word
+    assert plots.history_data(snap([("complete", 5.0), ("complete", 3.0)]), log_y=True).log_y
+    with pytest.raises(ValueError, match="cannot show values <= 0"):
+        plots.comparison({"a": [[1.0, -1.0]]}, log_y=True)
+    out = tmp_path / "h.png"  # the stored study's values: (log10 C)^2 + x, 0 when C = 1 and x = 0 only
+    assert main(["plot", "cli", "--storage", stored, "--kind", "history", "--log-y", "-o", str(out)]) == 0
 
 
 def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> None:
@@ -128,7 +140,33 @@ def test_a_conditional_numeric_axis_keeps_its_range_labels_beside_inactive() -> 
     assert x.ticks == ()  # always active: the renderers label it
     dims = to_plotly(p).data[0].dimensions
     assert list(dims[2].ticktext) == ["inactive", labels[min(active)], labels[max(active)]]
-    assert dims[2].label == "gamma (log scale)" and dims[1].label == "log10 C"  # ticks name values, not log10
+    assert dims[2].label == "gamma (log scale)" and dims[1].label == "C (log scale)"  # ticks name values, not log10
+    # an always-active log axis too: C's decades labelled 0.01, 0.1, ..., not -2, -1, ... beside gamma's values
+    decades = [k for k in range(-3, 4) if min(p.axes[1].values) <= k <= max(p.axes[1].values)]
+    assert list(dims[1].tickvals) == decades and list(dims[1].ticktext) == [f"{10 ** k:.3g}" for k in decades]
+
+
+def test_trials_that_reported_once_are_drawn_as_points_on_whole_steps() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        t.report(t.params["x"], 0)
+        if t.number % 2:
+            t.report(t.params["x"] / 2, 1)  # these draw lines
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=6)
+    chart = plots.curves_data(study)  # a line of one point drew nothing: the plot looked empty
+    once = chart.find("complete-single")
+    assert once.mode == "markers" and sorted(once.y) == sorted(t.params["x"] for t in study.trials if t.number % 2 == 0)
+    only_once = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+    only_once.optimize(lambda t: (t.report(t.params["x"], 0), t.params["x"])[1], n_trials=3)
+    graph = plots.records_of(only_once, "overfitting")[0]  # the best trial's one report: a point, not an empty plot
+    assert graph.find("val").mode == "markers" and len(graph.find("val").x) == 1
+    ax = to_matplotlib(plots.curves_data(only_once))
+    ax.figure.canvas.draw()
+    assert all(float(x).is_integer() for x in ax.get_xticks())  # not -0.045, -0.03, ... around step 0
+    plt.close(ax.figure)
 
 
 def test_whole_number_axes_get_whole_number_ticks() -> None:
@@ -159,6 +197,79 @@ def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:
         plots.contour(s, "kernel", "C")
 
 
+def test_a_parameter_named_twice_or_as_a_string_is_refused_or_drawn_once(stored: str, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    s = snap(MIXED * 3)
+    with pytest.raises(ValueError, match="two different parameters, got 'C' twice"):
+        plots.contour(s, "C", "C")
+    assert [(c.x_label, c.y_label) for c in plots.contours(s, params=["C", "x", "C"])] == [("C", "x")]
+    assert [c.x_label for c in plots.slices(s, params=["x", "x"])] == ["x"]
+    with pytest.raises(TypeError, match=r"write params=\['gamma'\]"):
+        plots.parallel(s, params="gamma")  # type: ignore[arg-type]
+    out = tmp_path / "c.png"  # the command said so instead of a Qhull traceback
+    assert main(["plot", "cli", "--storage", stored, "--kind", "contour", "--params", "C,C", "-o", str(out)]) == 1
+    assert "needs two numeric parameters" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_categorical_slice_keeps_the_choices_in_the_space_s_order_in_both_renderers() -> None:
+    space = ts.Space({"batch": ts.Categorical([64, 16, 32, 8]), "x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"batch": b, "x": 0.5}, value=float(i))
+                   for i, b in enumerate([32, 16, 32, 64]))  # drawn in another order; 8 never
+    chart = plots.slices(plots.Snapshot("s", Direction.MINIMIZE, space, trials), params=["batch"])[0]
+    assert chart.x_categories == ("64", "16", "32", "8")
+    ax = to_matplotlib(chart)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["64", "16", "32", "8"]
+    plt.close(ax.figure)
+    axis = to_plotly(chart).layout.xaxis  # a category axis: "16" is a label, not the number 16
+    assert axis.type == "category" and list(axis.categoryarray) == ["64", "16", "32", "8"]
+
+
+def test_a_study_without_a_complete_trial_gets_one_reason_per_plot_with_its_counts() -> None:
+    s = snap([("failed", None), ("pruned", 2.0), ("failed", None)])
+    charts = plots.slices(s)  # was one "no complete trial has 'x' active" per parameter
+    assert len(charts) == 1 and charts[0].message == "study 's' has no complete trial yet (1 pruned, 2 failed)"
+    assert plots.parallel(s).message == charts[0].message
+
+
+def test_a_study_of_many_parameters_draws_the_first_slices_and_contours_and_names_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = ts.Space({f"w{i}": ts.Float(0, 1) for i in range(30)})
+    url = f"sqlite:///{tmp_path / 'wide.db'}"
+    study = ts.Study(space, storage=url, name="wide", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["w0"], n_trials=8)
+    charts = plots.slices(study)  # was 30 panels (a 1,000-parameter study's report drew 1,000)
+    assert [c.x_label for c in charts[:-1]] == [f"w{i}" for i in range(24)]
+    assert charts[-1].empty and "slices of the first 24 of 30 parameters" in (charts[-1].message or "")
+    assert len(plots.slices(study, params=[f"w{i}" for i in range(30)])) == 30  # named: every one
+    cs = plots.contours(study)
+    assert len(cs) == 4 and cs[-1].empty and "first 3 of 30 numeric parameters" in (cs[-1].message or "")
+    out = tmp_path / "s.png"
+    assert main(["plot", "wide", "--storage", url, "--kind", "slice", "-o", str(out)]) == 0
+    assert "not drawn: wide: value against the other parameters: slices of the first 24" in capsys.readouterr().err
+
+
+def test_choices_that_print_alike_get_labels_apart_on_a_slice_and_a_parallel_axis() -> None:
+    space = ts.Space({"v": ts.Categorical([1, "1", None, "None"]), "x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"v": c, "x": 0.5}, value=float(i))
+                   for i, c in enumerate([1, "1", None, "None"]))
+    snap_ = plots.Snapshot("s", Direction.MINIMIZE, space, trials)
+    chart = plots.slices(snap_, params=["v"])[0]  # 1 and "1" were both "1": drawn at one place
+    assert chart.x_categories == ("1", "'1'", "None", "'None'") and list(chart.find("trials").x) == list(chart.x_categories)
+    assert [label for _, label in plots.parallel(snap_).axes[0].ticks] == ["1", "'1'", "None", "'None'"]
+
+
+def test_a_contour_of_trials_on_a_line_is_drawn_and_the_report_written() -> None:
+    from tunesmith.report import build_report
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, name="diagonal")
+    for i, v in enumerate([0.0, 0.5, 1.0, 0.25]):  # y set equal to x: a Qhull error ended the report
+        study.add_trial({"x": v, "y": v}, float(i))
+    surface = plots.contour(study, "x", "y").find("surface")
+    assert np.isfinite(np.array(surface.z)).all() and surface.z[0][0] == 0.0 and surface.z[-1][-1] == 2.0
+    assert "plot-contour" in build_report(study)
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)
@@ -176,6 +287,11 @@ def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_a
     assert only_cat[0].empty and "two numeric parameters" in (only_cat[0].message or "")
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['nope'\]"):
         plots.slices(s, params=["nope"])
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\] \(did you mean 'gamma'\?\)"):
+        plots.slices(s, params=["gama"])
+    fixed = plots.Snapshot("s", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1), "epochs": 20}), ())
+    with pytest.raises(ValueError, match=r"\['epochs'\] fixed, not searched"):  # was "unknown parameter(s)"
+        plots.slices(fixed, params=["epochs"])
 
 
 def test_importance_bars_show_each_effect_with_its_band() -> None:
@@ -188,6 +304,21 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
     assert few.empty and "at least 2 complete trials" in (few.message or "")
 
 
+def test_long_parameter_names_are_cut_in_the_middle_on_image_axes_and_never_made_alike() -> None:
+    long = "encoder_layer_attention_dropout_probability_of_the_second_block" * 2
+    imp = Importances("fanova", (Effect((long,), 0.6, 0.05), Effect(("lr",), 0.3, 0.02)),
+                      (Effect((long, "lr"), 0.1, 0.01),), 50)
+    ax = to_matplotlib(plots.importance_bars(imp))
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["encoder_layer_a…the_second_block × lr", "lr", "encoder_layer_a…the_second_block"]
+    ax.figure.tight_layout()  # as plots.save does; each label then starts inside the figure (a whole name ran off it)
+    ax.figure.canvas.draw()
+    assert all(t.get_window_extent().x0 >= 0 for t in ax.get_yticklabels())
+    plt.close(ax.figure)
+    alike = ["a" * 20 + "X" + "b" * 20, "a" * 20 + "Y" + "b" * 20]  # cut, both would read "aaaaaaaaa…bbbbbbbbbb"
+    assert short_labels(alike, width=20) == alike
+
+
 def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> None:
     t = FrozenTrial(3, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
                     attrs={"curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, None]}, "best_step": 3,
@@ -198,6 +329,24 @@ def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> 
     assert list(chart.find("early-stop").x) == [5] and "early stopping (epoch 5)" == chart.find("early-stop").label
     assert list(chart.find("best").x) == [3] and list(chart.find("overfitting").x) == [4, 5]
     assert plots.overfitting(FrozenTrial(0, TrialState.FAILED, {}, error="x")).empty
+
+
+def test_an_objective_s_own_curves_attrs_are_not_read_as_the_trainer_s() -> None:
+    from tunesmith.report import build_report
+
+    study = ts.Study({"x": ts.Float(0, 1)}, name="own-attrs", sampler="random", seed=0)
+
+    def objective(t: ts.Trial) -> float:
+        t.report(t.params["x"], 1)
+        t.report(t.params["x"] / 2, 2)
+        t.set_attr("curves", [0.9, 0.5, 0.3])  # the user's own, not tunesmith.train's {"val_loss": [...]}
+        t.set_attr("overfit_at", "epoch 2")
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=3)
+    graph = plots.records_of(study, "overfitting")[0]  # was AttributeError: 'list' object has no attribute 'get'
+    assert graph.title.endswith("reported values (no training loss recorded)") and len(graph.find("val").x) == 2
+    assert "plot-overfitting" in build_report(study)  # the whole report failed with it
 
 
 def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -> None:
@@ -298,6 +447,7 @@ def test_plot_command_draws_every_kind_to_html_and_png(stored: str, tmp_path: Pa
     help_text = build_parser()._subparsers._group_actions[0].choices["plot"].format_help()  # type: ignore[union-attr]
     for kind in plots.KINDS:
         assert kind in help_text
+    assert "contour the first 3 numeric ones" in " ".join(help_text.split())  # not "default all"
 
 
 def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(
@@ -315,6 +465,8 @@ def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(
     assert main(["plot", "cli", "--storage", stored, "--kind", "importance", "--params", "C", "-o", str(out)]) == 2
     assert "--params applies to --kind parallel, slice, contour, not importance" in capsys.readouterr().err
     assert main(["plot", "cli", "--storage", stored, "--kind", "slice", "--log-y", "-o", str(out)]) == 2
+    assert main(["plot", "cli", "--storage", stored, "--kind", "slice", "--method", "ped-anova", "-o", str(out)]) == 2
+    assert "--method applies to --kind importance, not slice" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -336,6 +488,28 @@ def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, ca
     runs = plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, samplers=["random"], budget=4, seeds=[0, 1])
     assert [len(s.trials) for s in runs["random"]] == [4, 4]
     assert runs["random"][0].trials[0].params != runs["random"][1].trials[0].params  # seeds differ
+
+
+def test_the_importance_plot_draws_either_method(stored: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    out = tmp_path / "i.png"  # the command drew fANOVA only, though importance_bars and the dashboard take both
+    assert main(["plot", "cli", "--storage", stored, "--kind", "importance", "--method", "ped-anova", "-o", str(out)]) == 0
+    assert "importance (ped-anova, 20 complete trials)" in capsys.readouterr().err and out.exists()
+    assert plots.records_of(ts.load_study("cli", stored), "importance")[0].title.startswith("cli: importance (fanova")
+
+
+def test_compare_refuses_an_output_it_cannot_write_before_running_any_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = tmp_path / "ran"
+    (tmp_path / "obj.py").write_text(f"def objective(trial):\n    open({str(ran)!r}, 'a').write('x')\n    return 1.0\n")
+    (tmp_path / "study.yaml").write_text("objective: obj.py:objective\nspace:\n  x: {type: float, low: 0, high: 1}\n")
+    for out, why in ((tmp_path / "compare.jpgg", "write plots to .html, .png, .pdf or .svg, not 'compare.jpgg'"),
+                     (tmp_path / "no" / "compare.png", "the folder")):
+        argv = ["compare", str(tmp_path / "study.yaml"), "--samplers", "random", "--budget", "3", "-o", str(out)]
+        assert main(argv) == 2
+        assert why in capsys.readouterr().err
+    assert not ran.exists()  # refused before the first trial, not after every run
 
 
 def test_compare_table_gives_the_median_of_an_even_number_of_runs() -> None:

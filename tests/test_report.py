@@ -16,7 +16,7 @@ pytest.importorskip("sklearn")
 import tunesmith as ts  # noqa: E402
 from tunesmith.cli import main  # noqa: E402
 from tunesmith.pruners import ASHA  # noqa: E402
-from tunesmith.report import build_report  # noqa: E402
+from tunesmith.report import build_report, write_report  # noqa: E402
 
 SPACE = {
     "kernel": ts.Categorical(["linear", "rbf"]),
@@ -105,10 +105,40 @@ def test_the_report_renders_offline_in_a_headless_browser(study: ts.Study, tmp_p
     assert {"history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting"} <= kinds
 
 
+def test_the_report_of_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path) -> None:
+    sync_api = browser_or_skip()
+    space = ts.Space({f"weight_decay_of_layer_{i}": ts.Float(0, 1) for i in range(300)})
+    study = ts.Study(space, sampler="random", seed=0, name="wide")
+    study.optimize(lambda t: t.params["weight_decay_of_layer_0"], n_trials=12)
+    out = write_report(study, tmp_path / "wide.html")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("**/*", only(("file:", "data:", "about:"), []))
+            page.goto(out.as_uri(), wait_until="load")
+            width = page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            browser.close()
+    assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
+
+
 def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'none.db'}"
     assert main(["report", "nope", "--storage", url, "-o", str(tmp_path / "r.html")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_the_report_is_written_only_to_an_html_file_in_a_folder_that_exists(
+    study: ts.Study, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    out = tmp_path / "report.png"  # was an HTML page under an image's name
+    assert main(["report", "report-demo", "--storage", url, "-o", str(out)]) == 2
+    assert "to a .html file; an image of one plot: tunesmith plot, not 'report.png'" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["report", "report-demo", "--storage", url, "-o", str(tmp_path / "no" / "r.html")]) == 2
+    assert f"the folder {str(tmp_path / 'no')!r} does not exist" in capsys.readouterr().err
 
 
 def test_the_report_of_a_study_with_no_trial_says_so(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ add the argument and its entry in ``launch._FLAGS``; to pass a new key on to
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
+    except BrokenPipeError:  # the reader went away (`tunesmith importance NAME | head -3`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141  # as a command stopped by SIGPIPE
     except (StudyFileError, TunesmithError, ValueError, TypeError, ImportError, OSError) as exc:
         print(f"tunesmith {args.command}: error: {exc}", file=sys.stderr)
         return 2

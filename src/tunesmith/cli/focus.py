@@ -12,7 +12,8 @@ from .commands import _load, add_storage_arg
 def add_focus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--keep", nargs="+", metavar="PARAM", help="the parameters to keep searching")
+    which.add_argument("--keep", nargs="+", metavar="PARAM",
+                       help="the parameters to keep searching (lr wd, or lr,wd as plot's --params)")
     which.add_argument("--threshold", type=float,
                        help="keep the parameters whose importance (main effect plus pairs) is at least this")
     p.add_argument("--to", dest="new_name", help="the new study's name (default: NAME-focus)")
@@ -26,7 +27,8 @@ def add_focus_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_focus(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage, write=args.to_storage is None)
-    new, plan = focus_study(study, keep=args.keep, threshold=args.threshold, name=args.new_name,
+    keep = [n.strip() for k in args.keep for n in k.split(",") if n.strip()] if args.keep else args.keep
+    new, plan = focus_study(study, keep=keep, threshold=args.threshold, name=args.new_name,
                             storage=args.to_storage, carry=args.carry, method=args.method, seed=None,
                             log=False)
     print(plan.summary(study.name))

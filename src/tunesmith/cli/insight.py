@@ -37,12 +37,13 @@ def add_importance_args(p: argparse.ArgumentParser) -> None:
                    help="fanova: shares of the variance (default); ped-anova: what sets the good trials apart")
     p.add_argument("--seed", type=int, default=0, help="seed of the forest / the bootstrap (default 0)")
     p.add_argument("--pairs", type=at_least(0), default=5, help="how many pairs to list (fanova; default 5)")
+    p.add_argument("--params", help="comma-separated parameters to measure (default: every searched one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
     study = load(args.name, args.storage)
-    imp = study.importance(args.method, seed=args.seed)
+    imp = study.importance(args.method, seed=args.seed, params=_names(args.params))
     if args.json:
         print(json.dumps(imp.to_dict(), indent=2))
         return 0
@@ -57,6 +58,8 @@ def importance_table(name: str, imp: Importances, pairs: int, shown: Mapping[str
                         f"{'; left out: ' + left if left else ''})")
     for col in ("parameter", "fraction", "± band", ""):
         table.add_column(col, justify="left" if col in ("parameter", "") else "right")
+    if imp.note:
+        table.caption = literal(imp.note)
     for e in [*imp.main, *imp.interactions[:pairs]]:
         table.add_row(literal(_label(e.names, shown)), f"{e.fraction:.3f}", f"{e.std:.3f}", "█" * round(40 * max(e.fraction, 0.0)))
     return table
@@ -74,13 +77,16 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
                    help=f"what to draw (default curves). {kinds}")
     p.add_argument("--output", "-o", required=True,
                    help="file to write: .html (interactive, opens offline) or .png, .svg, .pdf")
-    p.add_argument("--params", help="comma-separated parameters (parallel, slice, contour; default all)")
+    p.add_argument("--params", help="comma-separated parameters to draw (default: parallel all, slice the first 24, "
+                                    "contour the first 3 numeric ones)")
     p.add_argument("--trial", type=int, help="the trial's number (overfitting; default the best)")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis (curves, history)")
+    p.add_argument("--method", choices=METHODS, help="importance: fanova (default) or ped-anova")
 
 
 #: the kinds each of plot's options applies to (given with another kind, it would be ignored)
-OPTION_KINDS = {"params": ("parallel", "slice", "contour"), "trial": ("overfitting",), "log_y": ("curves", "history")}
+OPTION_KINDS = {"params": ("parallel", "slice", "contour"), "trial": ("overfitting",), "log_y": ("curves", "history"),
+                "method": ("importance",)}
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -89,9 +95,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for option, kinds in OPTION_KINDS.items():
         if getattr(args, option) not in (None, False) and args.kind not in kinds:
             raise ValueError(f"--{option.replace('_', '-')} applies to --kind {', '.join(kinds)}, not {args.kind}")
+    plots.check_output(args.output)
     study = load(args.name, args.storage)
-    params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
-    records = plots.records_of(study, args.kind, log_y=args.log_y, params=params, trial=args.trial)
+    records = plots.records_of(study, args.kind, log_y=args.log_y, params=_names(args.params), trial=args.trial,
+                               method=args.method)
     return write_records(records, args.output, f"the {args.kind} of {study.name!r}")
 
 
@@ -107,6 +114,9 @@ def write_records(records: list, output: str, what: str) -> int:
     _mpl_to_file(output)
     plots.save(drawn, output)
     print(f"wrote {what} ({_describe(drawn)}) to {output}", file=sys.stderr)
+    for r in records:
+        if r.empty:
+            print(f"not drawn: {r.title}: {r.message}", file=sys.stderr)
     return 0
 
 
@@ -135,9 +145,10 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..plots import comparison, run_samplers
+    from ..plots import check_output, comparison, run_samplers
     from .studyfile import StudyFile
 
+    check_output(args.output)  # before the runs, not after them
     sf = StudyFile.load(args.study_file)
     space = sf.build_space()
     if space is None:
@@ -181,6 +192,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write_report(study, args.output, top=args.top)
     print(f"wrote the report of {study.name!r} ({len(study.trials)} trials) to {path}", file=sys.stderr)
     return 0
+
+
+def _names(text: str | None) -> list[str] | None:
+    """``--params a,b``: the names; None when not given."""
+    return [p.strip() for p in text.split(",") if p.strip()] if text else None
 
 
 def _label(names: Sequence[str], shown: Mapping[str, str] | None) -> str:

@@ -227,7 +227,8 @@ def api_trials(d: Dashboard, request: Request) -> Response:
 
 def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dict[str, Any]]:
     p = request.query_params
-    args: dict[str, Any] = {"offset": _int(p.get("offset", "0"), "offset"), "limit": min(_int(p.get("limit", "50"), "limit"), MAX_PAGE),
+    args: dict[str, Any] = {"offset": _int(p.get("offset", "0"), "offset"),
+                            "limit": min(_int(p.get("limit", "50"), "limit", least=1), MAX_PAGE),
             "order": p.get("order", "number"), "state": p.get("state") or None}
     if args["order"] not in ORDERS:
         raise ValueError(f"order must be one of {list(ORDERS)}, not {args['order']!r}")
@@ -237,9 +238,9 @@ def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dic
     return total, rows, args
 
 
-def _int(text: str, what: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"{what} must be a whole number >= 0, not {text!r}")
+def _int(text: str, what: str, *, least: int = 0) -> int:
+    if not text.isdigit() or int(text) < least:  # limit=0 showed "trials 1-0" and a "next" link
+        raise ValueError(f"{what} must be a whole number >= {least}, not {text!r}")
     return int(text)
 
 
@@ -263,6 +264,7 @@ def api_importance(d: Dashboard, request: Request) -> Response:
 
 def _method(request: Request) -> str:
     method = request.query_params.get("method", "fanova")
+    method = {m.replace("-", "_"): m for m in METHODS}.get(method.lower().replace("-", "_"), method)  # as importance()
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, not {method!r}")
     return method

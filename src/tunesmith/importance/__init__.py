@@ -25,13 +25,14 @@ that switching it off makes (see :mod:`.data`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..space import Space
+from ..space.params import did_you_mean
 from ..trial import Direction, FrozenTrial
-from .data import Design, design
+from .data import Design, design, param_names
 from .fanova import FanovaOptions, fanova
 from .ped_anova import PedAnovaOptions, ped_anova
 
@@ -62,17 +63,22 @@ class Importances:
     interactions: tuple[Effect, ...] = ()
     n_trials: int = 0
     left_out: Mapping[str, int] = field(default_factory=dict)
+    note: str = ""  # why every fraction is 0, when the trials say nothing ("" otherwise)
 
     @property
     def fractions(self) -> dict[str, float]:
         return {e.names[0]: e.fraction for e in self.main}
 
     def __getitem__(self, name: str) -> float:
-        return self.fractions[name]
+        fractions = self.fractions
+        if name not in fractions:
+            raise KeyError(f"{name!r} was not measured{did_you_mean(name, list(fractions))}; "
+                           f"the parameters measured are {list(fractions)}")
+        return fractions[name]
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "method": self.method, "n_trials": self.n_trials, "left_out": dict(self.left_out),
+            "method": self.method, "n_trials": self.n_trials, "left_out": dict(self.left_out), "note": self.note,
             "main": [{"param": e.names[0], "fraction": e.fraction, "std": e.std} for e in self.main],
             "interactions": [{"params": list(e.names), "fraction": e.fraction, "std": e.std}
                              for e in self.interactions],
@@ -89,18 +95,35 @@ def importance(
     seed: int = 0,
     options: FanovaOptions | PedAnovaOptions | None = None,
 ) -> Importances:
-    """Importances of ``params`` (default: every free parameter) from ``trials``.
+    """Importances of ``params`` (default: every free parameter) from ``trials``: measured
+    with every free parameter in the model, then those of ``params`` reported (a model of
+    one parameter alone gives it all the variance it can fit, 1.0 for one that does nothing).
 
     ``options``: :class:`FanovaOptions` or :class:`PedAnovaOptions` (defaults when None).
     Raises ValueError with fewer than 2 complete trials (ped-anova: 10).
     """
+    if isinstance(method, str) and method.lower().replace("_", "-") in METHODS:
+        method = method.lower().replace("_", "-")  # "ped_anova", "PED-ANOVA": the same method
     if method not in METHODS:
-        raise ValueError(f"unknown importance method {method!r}; choose one of {list(METHODS)}")
-    d = design(trials, space, direction=direction, params=params, min_trials=2 if method == "fanova" else 10,
-               seed=seed)
+        raise ValueError(f"unknown importance method {method!r}{did_you_mean(method, list(METHODS))}; "
+                         f"choose one of {list(METHODS)}")
+    wanted = None if params is None else set(param_names(space, params))
+    d = design(trials, space, direction=direction, min_trials=2 if method == "fanova" else 10, seed=seed)
     if method == "fanova":
-        return _fanova(d, _options(options, FanovaOptions), seed)
-    return _ped_anova(d, _options(options, PedAnovaOptions), seed)
+        imp = _fanova(d, _options(options, FanovaOptions), seed)
+    else:
+        imp = _ped_anova(d, _options(options, PedAnovaOptions), seed)
+    if wanted is not None:
+        imp = replace(imp, main=tuple(e for e in imp.main if e.names[0] in wanted),
+                      interactions=tuple(e for e in imp.interactions if wanted.issuperset(e.names)))
+    if np.ptp(d.y) == 0:  # all zeros, and here is why (rather than "nothing matters")
+        return replace(imp, note=f"the value was {_value(d.y[0], direction)} in all {len(d.y)} complete trials: "
+                                 "no parameter can explain a difference")
+    return imp
+
+
+def _value(y: float, direction: Direction | str) -> str:
+    return f"{Direction.parse(direction).sign() * y:.6g}"
 
 
 def _options(given: object, kind: type) -> object:

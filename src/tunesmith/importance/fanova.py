@@ -94,7 +94,19 @@ def _fit(design: Design, options: FanovaOptions, seed: int) -> Any:
         n_estimators=options.n_trees, min_samples_leaf=options.min_samples_leaf, max_depth=options.max_depth,
         max_features=options.max_features, random_state=seed, n_jobs=1,
     )
-    return forest.fit(design.X, design.y)
+    return forest.fit(design.X, _standardized(design.y))
+
+
+def _standardized(y: np.ndarray) -> np.ndarray:
+    """``y`` centred and scaled to a standard deviation of 1 (fractions of variance do not
+    change): values near 1e200 overflowed the variance, and near 1e-300 fell below the
+    test for a constant tree; either way every fraction came out 0."""
+    span = float(np.max(np.abs(y))) if y.size else 0.0
+    if span == 0.0 or not np.isfinite(span):
+        return y
+    z = y / span
+    sd = float(z.std())
+    return (z - z.mean()) / sd if sd > 0 else z - z.mean()
 
 
 def leaf_boxes(tree: Any, n_columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,10 +131,13 @@ def leaf_boxes(tree: Any, n_columns: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 @dataclass(frozen=True)
 class _TreeParts:
-    """What a tree's pairs are computed from: leaf extents ``m`` (L, D), values ``v``, the
+    """What a tree's pairs are computed from: leaf extents ``m`` (L, S) over the ``S``
+    columns the tree splits on (``pos`` (D,): each column's index among them, -1 for one it
+    never splits on: its extent is 1 in every leaf, its effects 0), values ``v``, the
     mean ``f0`` and variance ``total``, each column's cuts and marginal, the main effects."""
 
     m: np.ndarray
+    pos: np.ndarray
     v: np.ndarray
     f0: float
     total: float
@@ -141,24 +156,35 @@ def _tree_parts(tree: Any, columns: tuple[Column, ...]) -> _TreeParts | None:
     if total <= 1e-12 * max(1.0, f0 * f0):
         return None
     D = len(columns)
+    split = np.unique(tree.feature[tree.feature >= 0])  # a tree of n trials splits on at most n - 1 columns
+    pos = np.full(D, -1)
+    pos[split] = np.arange(split.size)
+    m = m[:, split]  # the other columns' extents are 1: products over them change nothing
+    whole = (np.zeros(v.size, dtype=np.intp), np.ones(v.size, dtype=np.intp), np.ones(1))
     main = np.zeros(D)
-    cuts = [_intervals(lo[:, d], hi[:, d], c) for d, c in enumerate(columns)]
+    cuts = [_intervals(lo[:, d], hi[:, d], c) if pos[d] >= 0 else whole for d, c in enumerate(columns)]
     marg = []
     for d in range(D):
+        if pos[d] < 0:  # never split on: its marginal is the mean, its effect 0
+            marg.append(np.array([f0]))
+            continue
         start, end, w = cuts[d]
-        a = _ranges(start, end, v * _without(m, (d,)), w.size)
+        a = _ranges(start, end, v * _without(m, (pos[d],)), w.size)
         main[d] = w @ (a - f0) ** 2 / total
         marg.append(a)
-    return _TreeParts(m, v, f0, total, cuts, marg, main)
+    return _TreeParts(m, pos, v, f0, total, cuts, marg, main)
 
 
 def _pairs(p: _TreeParts, cols: np.ndarray) -> np.ndarray:
-    """The pair fractions among ``cols`` (P, P), upper triangle."""
+    """The pair fractions among ``cols`` (P, P), upper triangle (0 where the tree never
+    splits on one of the two)."""
     pair = np.zeros((cols.size, cols.size))
     for i, d in enumerate(cols):
         for j in range(i + 1, cols.size):
             e = cols[j]
-            pair[i, j] = _pair(p.v * _without(p.m, (d, e)), p.cuts[d], p.cuts[e], p.marg[d], p.marg[e], p.f0) / p.total
+            if p.pos[d] >= 0 and p.pos[e] >= 0:
+                weight = p.v * _without(p.m, (p.pos[d], p.pos[e]))
+                pair[i, j] = _pair(weight, p.cuts[d], p.cuts[e], p.marg[d], p.marg[e], p.f0) / p.total
     return pair
 
 

@@ -80,11 +80,7 @@ def _divergence(x: np.ndarray, n_good: int, column: Column, options: PedAnovaOpt
     """Pearson divergence of each weighting's good set from its whole set, (weightings,)."""
     discrete = column.choices or (column.levels if column.levels <= options.bins else 0)
     if discrete:
-        k = _one_hot(x, discrete)
-        shares = w_good @ k
-        p, q = _smooth(shares, options.prior, n_good), _smooth(w_all @ k, options.prior, len(x))
-        scale = n_good / (n_good + options.prior)
-        self_terms = scale**2 * shares  # each good trial's kernel (one-hot) squared, weighted
+        return _discrete_divergence(_one_hot(x, discrete), n_good, options.prior, w_good, w_all)
     else:
         hist_good, hist_all = _fine_histograms(x, options.bins, w_good, w_all)
         kernel_good = _kernels(_bandwidth(x[:n_good], options.bins), options.bins)
@@ -92,6 +88,21 @@ def _divergence(x: np.ndarray, n_good: int, column: Column, options: PedAnovaOpt
         q = hist_all @ _kernels(_bandwidth(x, options.bins), options.bins)
         self_terms = hist_good @ kernel_good**2
     return _pearson(p, np.maximum(q, 1e-12), self_terms, n_good)
+
+
+def _discrete_divergence(k: np.ndarray, n_good: int, prior: float, w_good: np.ndarray,
+                         w_all: np.ndarray) -> np.ndarray:
+    """:func:`_pearson` over the cells ``k`` (one-hot, (n, cells)) with the good shares ``s``
+    smoothed by ``prior``: ``p = a s + b`` (``a = n_good / (n_good + prior)``, ``b = (1 - a) / cells``).
+    Only ``s^2`` in ``p^2 = a^2 s^2 + 2 a b s + b^2`` pairs trials: it alone gets the pairs of
+    distinct trials (scaling all of ``p^2`` gave a parameter with one choice, or any that does
+    nothing, ``(1 - a^2) / (n_good - 1)``: 0.05 at 60 trials)."""
+    shares = w_good @ k
+    q = np.maximum(_smooth(w_all @ k, prior, k.shape[0]), 1e-12)
+    a = n_good / (n_good + prior)
+    b = (1.0 - a) / k.shape[1]
+    pairs = (shares * shares - shares / n_good) * n_good / (n_good - 1)
+    return np.maximum(0.0, np.sum((a * a * pairs + 2 * a * b * shares + b * b) / q, axis=1) - 1.0)
 
 
 def _pearson(p: np.ndarray, q: np.ndarray, self_terms: np.ndarray, n_good: int) -> np.ndarray:

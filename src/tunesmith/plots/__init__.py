@@ -60,7 +60,8 @@ KINDS: dict[str, tuple[str, Callable[..., list[Record]]]] = {
     "parallel": ("parallel coordinates of the complete trials", lambda s, params=None, **_: [parallel(s, params=params)]),
     "slice": ("value against each parameter", lambda s, params=None, **_: list(slices(s, params=params))),
     "contour": ("value over pairs of numeric parameters", lambda s, params=None, **_: list(contours(s, params=params))),
-    "importance": ("fANOVA importance bars with bands", lambda s, **_: [importance_bars(s)]),
+    "importance": ("importance bars with bands (--method fanova or ped-anova)",
+                   lambda s, method=None, **_: [importance_bars(s, method=method or "fanova")]),
     "overfitting": ("training/validation loss of a trial (--trial; default the best)",
                     lambda s, trial=None, **_: _overfitting_of(s, trial)),
     "process": ("the study's flow with its counts", lambda s, **_: [process(s)]),
@@ -78,19 +79,33 @@ def save(records: Record | Sequence[Record], path: str | Path) -> Path:
     """Write records to ``path``: ``.html`` (plotly, plotly.js embedded: opens offline) or
     an image (``.png``, ``.pdf``, ``.svg``: matplotlib, one panel per record)."""
     items = [records] if isinstance(records, (Chart, Parallel, Diagram)) else list(records)
-    path = Path(path)
+    path = check_output(path)
     if not items:
         raise ValueError("nothing to save: no records")
-    if path.suffix.lower() in (".html", ".htm"):
+    if path.suffix.lower() in HTML:
         from .plotly_render import to_html
 
         path.write_text(to_html(items), encoding="utf-8")
-    elif path.suffix.lower() in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+    else:
         from .mpl_render import save as save_image
 
         save_image(items, str(path))
-    else:
-        raise ValueError(f"write plots to .html, .png, .pdf or .svg, not {path.name!r}")
+    return path
+
+
+HTML = (".html", ".htm")
+IMAGES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_output(path: str | Path, suffixes: Sequence[str] = HTML + IMAGES,
+                 what: str = "plots to .html, .png, .pdf or .svg") -> Path:
+    """``path`` as a Path, or a ValueError when plots cannot be written there (a file type
+    not in ``suffixes``, a folder that does not exist): checked before any work is done."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"write {what}, not {path.name!r}")
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")
     return path
 
 
@@ -123,7 +138,7 @@ def history(study: Any, ax: Any = None, *, log_y: bool = False) -> Any:
 
 __all__ = [
     "KINDS", "PALETTE", "STATE_COLORS", "Axis", "Chart", "Diagram", "Node", "Parallel", "Record", "Series",
-    "Snapshot", "adam_in_action", "adam_path", "comparison", "contour", "contours", "curves_data", "history",
+    "Snapshot", "adam_in_action", "adam_path", "check_output", "comparison", "contour", "contours", "curves_data", "history",
     "history_data", "importance_bars", "learning_curves", "overfitting", "parallel", "process", "records_of",
     "rosenbrock", "run_samplers", "save", "slices", "snapshot",
 ]

@@ -25,6 +25,8 @@ def importance_bars(source: Any, *, method: str = "fanova", pairs: int = 3, seed
             return nothing("importance", f"{name}importance", str(exc))
     effects = [*imp.main, *imp.interactions[:pairs]]
     title = f"{name}importance ({imp.method}, {imp.n_trials} complete trials)"
+    if imp.note:  # bars all of length 0 would read as "nothing matters"
+        return nothing("importance", title, imp.note)
     labels = [" × ".join(shown.get(n, n) for n in e.names) for e in reversed(effects)]
     series = Series(None, [e.fraction for e in reversed(effects)], labels, mode="bars", color=group_color(0),
                     error=[e.std for e in reversed(effects)], gid="bars")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..trial import Direction, TrialState
-from .records import Chart, Series, Snapshot, group_color, nothing, snapshot
+from .records import Chart, Series, Snapshot, group_color, nothing, on_log_y, snapshot
 
 
 def comparison(
@@ -43,8 +43,8 @@ def comparison(
     head = title or "best so far: " + ", ".join(groups)
     if not series:
         return nothing("compare", head, "no run has a complete trial yet")
-    return Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series), log_y=log_y,
-                 int_x=True)
+    return on_log_y(Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series),
+                          log_y=log_y, int_x=True), "the best so far")
 
 
 def _groups(runs: Mapping[str, Sequence[Any]] | Sequence[Any]) -> dict[str, list[Any]]:

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .records import LINE, Chart, Diagram, Parallel, Record, Series
+
+#: the longest parameter name drawn whole on an axis (longer: its middle becomes "…"), and a title's line width
+NAME_WIDTH = 32
+TITLE_WIDTH = 60
+
+
+def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
+    """Labels whose parameter names (a pair's "a × b": each name) fit ``width`` characters,
+    their middle cut out; the labels unchanged where cutting would make two of them alike."""
+    def cut(name: str) -> str:
+        return name if len(name) <= width else name[: (width - 1) // 2] + "…" + name[-(width // 2):]
+
+    short = [" × ".join(cut(part) for part in label.split(" × ")) for label in labels]
+    return short if len(set(short)) == len(set(labels)) else list(labels)
 
 
 def _plt() -> Any:
@@ -37,7 +52,7 @@ def to_matplotlib(record: Record, ax: Any = None) -> Any:
         _diagram(ax, record)
     else:
         _chart(ax, record)
-    ax.set_title(record.title, fontsize="medium")
+    ax.set_title("\n".join(textwrap.wrap(record.title, TITLE_WIDTH)), fontsize="medium")
     if record.empty:
         ax.text(0.5, 0.5, record.message, ha="center", va="center", transform=ax.transAxes, wrap=True)
     return ax
@@ -56,10 +71,12 @@ def save(records: Sequence[Record], path: str, *, dpi: int = 120) -> None:
 
 
 def _chart(ax: Any, c: Chart) -> None:
+    if c.x_categories:  # the choices in the space's order, not in the order the trials drew them
+        ax.xaxis.update_units(np.array(c.x_categories))
     for s in c.series:
         _draw(ax, s, c)
-    ax.set_xlabel(c.x_label)
-    ax.set_ylabel(c.y_label)
+    ax.set_xlabel(short_labels([c.x_label])[0])
+    ax.set_ylabel(short_labels([c.y_label])[0])
     if c.log_x:
         ax.set_xscale("log")
     if c.log_y:
@@ -68,7 +85,7 @@ def _chart(ax: Any, c: Chart) -> None:
 
     for axis, whole, log in ((ax.xaxis, c.int_x, c.log_x), (ax.yaxis, c.int_y, c.log_y)):
         if whole and not log:
-            axis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 2.5" or "degree 3.25"
+            axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no "epoch 2.5", "degree 3.25"
     if any(s.label for s in c.series):
         ax.legend(loc="best", fontsize="small")
 
@@ -87,7 +104,8 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
         ax.fill_between(list(s.x), list(s.low or ()), list(s.high or ()), color=s.color, alpha=s.opacity, lw=0,
                         step="post", gid=s.gid)
     elif s.mode == "bars":
-        ax.barh(list(s.y), list(s.x), xerr=list(s.error or ()), color=s.color, capsize=3, gid=s.gid)
+        ax.barh(range(len(s.y)), list(s.x), xerr=list(s.error or ()), color=s.color, capsize=3, gid=s.gid)
+        ax.set_yticks(range(len(s.y)), short_labels([str(y) for y in s.y]))
     elif s.mode == "contour":
         cs = ax.contourf(list(s.x), list(s.y), np.array(s.z), levels=25,
                          cmap=_cmap(s.color) + ("_r" if c.reverse_scale else ""))
@@ -137,7 +155,7 @@ def _parallel(ax: Any, p: Parallel) -> None:
         ticks = a.ticks or [(lo, f"{10**lo if a.log else lo:.3g}"), (hi, f"{10**hi if a.log else hi:.3g}")]
         for t, label in ticks:
             ax.text(j + 0.03, (t - lo) / ((hi - lo) or 1.0), label, fontsize=7, va="center")
-    ax.set_xticks(range(n), [a.name for a in p.axes], rotation=20, fontsize=8)
+    ax.set_xticks(range(n), short_labels([a.name for a in p.axes]), rotation=20, fontsize=8)
     ax.set_yticks([])
     ax.set_xlim(-0.1, n - 0.6)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)

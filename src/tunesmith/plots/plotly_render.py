@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,6 +51,8 @@ def _chart(go: Any, c: Chart) -> Any:
     if any(s.colors is not None or s.mode == "contour" for s in c.series):  # a colour bar on the right
         fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
     fig.update_xaxes(title=c.x_label, type="log" if c.log_x else None)
+    if c.x_categories:  # the choices in the space's order, and "16" a label, not the number 16
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(c.x_categories))
     fig.update_yaxes(title=c.y_label, type="log" if c.log_y else None)
     return fig
 
@@ -117,15 +120,23 @@ def _rgba(color: str, alpha: float) -> str:
 def _parallel(go: Any, p: Parallel) -> Any:
     dims = []
     for a in p.axes:
-        d: dict[str, Any] = {"label": f"log10 {a.name}" if a.log else a.name, "values": list(a.values)}
-        if a.ticks:
-            d.update(tickvals=[t for t, _ in a.ticks], ticktext=[label for _, label in a.ticks])
-            if a.log:  # the ticks name values, not their log10
-                d["label"] = f"{a.name} (log scale)"
+        d: dict[str, Any] = {"label": f"{a.name} (log scale)" if a.log else a.name, "values": list(a.values)}
+        ticks = a.ticks or (_decades(a.values) if a.log else ())
+        if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2)
+            d.update(tickvals=[t for t, _ in ticks], ticktext=[label for _, label in ticks])
         dims.append(d)
     line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
             "colorbar": {"title": p.color_label}}
     return go.Figure(go.Parcoords(line=line, dimensions=dims) if p.axes else None)
+
+
+def _decades(positions: Sequence[float]) -> list[tuple[float, str]]:
+    """Ticks of a log axis whose positions are log10 values: each power of ten in the range
+    (the range's ends when it holds fewer than two), labelled with the value."""
+    lo, hi = min(positions), max(positions)
+    inside = [float(k) for k in range(math.ceil(lo), math.floor(hi) + 1)]
+    at = inside if len(inside) >= 2 else list(dict.fromkeys((lo, hi)))
+    return [(t, f"{10 ** t:.3g}") for t in at]
 
 
 def _diagram(go: Any, d: Diagram) -> Any:

@@ -78,6 +78,7 @@ class Chart:
     int_x: bool = False  # whole numbers only on the x axis (trials, steps, epochs, an Int parameter)
     int_y: bool = False
     reverse_scale: bool = False  # a value colour scale (contour) reversed: small values drawn as best (minimize)
+    x_categories: tuple[str, ...] = ()  # a categorical x axis's labels in their order (a parameter's choices)
 
     @property
     def empty(self) -> bool:
@@ -229,6 +230,17 @@ def _pruner_name(pruner: Any) -> str:
     if pruner is None or type(pruner).__name__ == "NopPruner":
         return ""
     return type(pruner).__name__
+
+
+def on_log_y(chart: Chart, what: str) -> Chart:
+    """The chart, or a ValueError when its logarithmic value axis would silently drop values <= 0."""
+    if chart.log_y:
+        ys = [float(y) for s in chart.series if s.mode in ("lines", "markers", "steps") for y in s.y if y is not None]
+        bad = [y for y in ys if y <= 0]
+        if bad:
+            raise ValueError(f"a logarithmic value axis (--log-y, log_y=True) cannot show values <= 0: {len(bad)} of "
+                             f"the {len(ys)} values of {what} are (the smallest {min(bad):.6g}); draw it without it")
+    return chart
 
 
 def nothing(kind: str, title: str, why: str) -> Chart:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..space import display_names, value_labels
+from ..space.params import did_you_mean
 from ..trial import FrozenTrial, TrialState
 from .records import (
     BEST_COLOR,
@@ -25,6 +26,7 @@ from .records import (
     Snapshot,
     box_for,
     nothing,
+    on_log_y,
     snapshot,
 )
 
@@ -48,7 +50,8 @@ def history(study: Any, *, log_y: bool = False) -> Chart:
     xs, ys = best_so_far(done, s.sign)
     if xs:
         series.append(Series("best so far", xs, ys, mode="steps", color=BEST_COLOR, gid="best-so-far"))
-    return Chart("history", title, "trial", f"value ({s.direction.value})", tuple(series), log_y=log_y, int_x=True)
+    return on_log_y(Chart("history", title, "trial", f"value ({s.direction.value})", tuple(series), log_y=log_y,
+                          int_x=True), repr(s.name))
 
 
 def best_so_far(trials: Sequence[FrozenTrial], sign: float) -> tuple[list[int], list[float]]:
@@ -87,11 +90,20 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
         series.append(Series(label, steps, [t.intermediate[k] for k in steps], color=STATE_COLORS[t.state],
                              width=2.5 if thick else 1.0, opacity=0.6 if t.state is TrialState.PRUNED else 1.0,
                              gid=f"trial-{t.number}", hover=[f"trial {t.number}"] * len(steps)))
+    ended = (TrialState.PRUNED, TrialState.PAUSED)  # their last report gets a marker already
+    for state in TrialState:  # a line of one report draws nothing: those trials' reports as points
+        once = [t for t in trials if t.state is state and state not in ended and len(t.intermediate) == 1]
+        if once:
+            series.append(Series(None, [next(iter(t.intermediate)) for t in once],
+                                 [next(iter(t.intermediate.values())) for t in once], mode="markers", marker="o",
+                                 color=STATE_COLORS[state], gid=f"{state.value}-single",
+                                 hover=[f"trial {t.number}" for t in once]))
     series.extend(_curve_ends(trials))
     rungs = list(s.rungs(max(max(t.intermediate) for t in trials))) if s.rungs else []
     if rungs:
         series.append(Series("rungs", rungs, mode="vline", color="#555555", width=0.8, dash=":", gid="rungs"))
-    return Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y, int_x=True)
+    return on_log_y(Chart("curves", title, "step", "reported value", tuple(series), log_y=log_y, int_x=True),
+                    f"the reports of {s.name!r}")
 
 
 def _curve_ends(trials: list[FrozenTrial]) -> list[Series]:
@@ -112,7 +124,7 @@ def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
     done = s.fitting
     title = f"{s.name}: parallel coordinates of {len(done)} complete trials"
     if not done:
-        return Parallel("parallel", title, message=f"study {s.name!r} has no complete trial yet")
+        return Parallel("parallel", title, message=_no_complete(s))
     shown = display_names(s.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     axes = [dataclasses.replace(_axis(s, n, done), name=shown[n]) for n in names]
     values = [float(t.value) for t in done]  # type: ignore[arg-type]
@@ -141,12 +153,22 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     return Axis(name, pos, [(below, "inactive"), *ends], log=log)
 
 
-def slices(study: Any, *, params: Sequence[str] | None = None) -> list[Chart]:
-    """For each parameter, the complete trials' values against it (where it is active),
-    coloured by trial number."""
+def slices(study: Any, *, params: Sequence[str] | None = None, max_params: int = 24) -> list[Chart]:
+    """For each parameter (default: the first ``max_params`` free ones), the complete trials'
+    values against it (where it is active), coloured by trial number. Parameters left out
+    are named by a last, empty chart (a study of 1,000 parameters drew 1,000 panels)."""
     s = snapshot(study)
     shown = display_names(s.space)
-    return [_slice(s, n, s.fitting, shown[n]) for n in _params(s, params)]
+    names = _params(s, params)
+    if not s.fitting:  # one reason, not "no complete trial has 'x' active" for each parameter
+        return [nothing("slice", f"{s.name}: value against each parameter", _no_complete(s))]
+    drawn = names if params is not None else names[:max_params]
+    charts = [_slice(s, n, s.fitting, shown[n]) for n in drawn]
+    if len(drawn) < len(names):
+        charts.append(nothing("slice", f"{s.name}: value against the other parameters",
+                              f"slices of the first {max_params} of {len(names)} parameters; name others with "
+                              f"--params (params=[...]), e.g. {','.join(names[max_params:max_params + 2])}"))
+    return charts
 
 
 def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart:
@@ -169,20 +191,25 @@ def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart
         extra.append(Series(f"best (trial {best.number})", [x(best.params[name])], [best.value], mode="markers", marker="*",
                             color=BEST_COLOR, gid="best"))
     return Chart("slice", title, label, f"value ({s.direction.value})", (pts, *extra),
-                 log_x=bool(getattr(p, "log", False)), color_label="trial", int_x=p.kind == "int")
+                 log_x=bool(getattr(p, "log", False)), color_label="trial", int_x=p.kind == "int",
+                 x_categories=tuple(labels or ()))
 
 
 def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int = 3) -> list[Chart]:
     """A contour of the value over each pair of numeric parameters (default: the first
     ``max_params`` numeric ones), interpolated between the complete trials."""
     s = snapshot(study)
-    names = [n for n in _params(s, params) if s.space[n].kind != "categorical"]
-    if params is None:
-        names = names[:max_params]
+    numeric = [n for n in _params(s, params) if s.space[n].kind != "categorical"]
+    names = numeric if params is not None else numeric[:max_params]
     if len(names) < 2:
         return [nothing("contour", f"{s.name}: contour", "a contour needs two numeric parameters; "
                         f"{s.name!r} has {names or 'none'} (see the slice plot for the others)")]
-    return [contour(s, x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    charts = [contour(s, x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    if len(names) < len(numeric):
+        charts.append(nothing("contour", f"{s.name}: contours of the other parameters",
+                              f"contours of the first {max_params} of {len(numeric)} numeric parameters; name others "
+                              f"with --params (params=[...]), e.g. {','.join(numeric[max_params:max_params + 2])}"))
+    return charts
 
 
 def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
@@ -190,6 +217,8 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     active (nearest trial outside their hull), the trials as dots, the best as a star."""
     s = snapshot(study)
     _params(s, [x, y])
+    if x == y:
+        raise ValueError(f"a contour needs two different parameters, got {x!r} twice (see the slice plot for one)")
     categorical = [n for n in (x, y) if s.space[n].kind == "categorical"]
     if categorical:
         raise ValueError(f"a contour needs numeric parameters; {categorical} categorical (see the slice plot)")
@@ -226,11 +255,15 @@ def _at(p: Any, u: float) -> float:
 
 def _interpolate(pts: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     from scipy.interpolate import griddata
+    from scipy.spatial import QhullError
 
     u = np.linspace(0, 1, n)
     gx, gy = np.meshgrid(u, u)
-    lin = griddata(pts, values, (gx, gy), method="linear")
     near = griddata(pts, values, (gx, gy), method="nearest")
+    try:
+        lin = griddata(pts, values, (gx, gy), method="linear")
+    except QhullError:  # the trials lie on a line (x set from y, say): no triangle to interpolate in
+        return near
     return np.where(np.isnan(lin), near, lin)
 
 
@@ -270,12 +303,29 @@ def _test_detail(s: Snapshot, best: FrozenTrial | None) -> str:
 
 
 def _params(s: Snapshot, params: Sequence[str] | None) -> list[str]:
+    """The parameters to draw: every free one, or those named (each once, in the order given)."""
     if params is None:
         return list(s.space.free)
+    if isinstance(params, str):
+        raise TypeError(f"params is a list of parameter names, got the string {params!r}; write params=[{params!r}]")
+    params = list(dict.fromkeys(params))
+    fixed = [p for p in params if p in s.space and p not in s.space.free]
+    if fixed:  # in the space, but one value: nothing to draw against
+        raise ValueError(f"{fixed} fixed, not searched: nothing varies to draw; {s.name!r} searches {list(s.space.free)}")
     unknown = [p for p in params if p not in s.space.free]
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; {s.name!r} searches {list(s.space.free)}")
+        raise ValueError(f"unknown parameter(s) {unknown}{did_you_mean(unknown[0], list(s.space.free))}; "
+                         f"{s.name!r} searches {list(s.space.free)}")
     return list(params)
+
+
+def _no_complete(s: Snapshot) -> str:
+    """Why a plot over parameters has nothing to draw: no complete trial (fitting the space)."""
+    done = len(s.in_state(TrialState.COMPLETE))
+    if done:
+        return f"none of the {done} complete trials of {s.name!r} fits its space (their parameters were changed)"
+    counts = ", ".join(f"{n} {state.value}" for state in TrialState if (n := len(s.in_state(state))))
+    return f"study {s.name!r} has no complete trial yet" + (f" ({counts})" if counts else "")
 
 
 def _failed(s: Snapshot) -> str:

@@ -3,7 +3,7 @@ History), and Adam in action on a two-dimensional loss surface."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -48,20 +48,31 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
     that monitors a metric such as accuracy reports that metric instead. Without the trainer's
     curves, the reports, as they are."""
     steps = sorted(t.intermediate)
-    curves = t.attrs.get("curves") or {}
-    val_loss = curves.get("val_loss") or []
+    curves = t.attrs.get("curves")
+    curves = curves if isinstance(curves, Mapping) else {}  # the trainer's; an objective's own "curves" is not
+    val_loss = _losses(curves.get("val_loss"))
     if val_loss:
         val = [(k, float(v)) for k, v in enumerate(val_loss, start=1) if v is not None]
     else:
         val = [(k, t.intermediate[k]) for k in steps]
-    train = [float("nan") if v is None else float(v) for v in curves.get("train_loss") or []]
-    best = t.attrs.get("best_step")
+    train = [float("nan") if v is None else float(v) for v in _losses(curves.get("train_loss"))]
+    best = t.attrs.get("best_step") if _number(t.attrs.get("best_step")) else None
     if best is None and val and t.attrs.get("best_checkpoint"):
         best = min(val, key=lambda kv: kv[1])[0]
     stop = steps[-1] if steps and (t.attrs.get("stopped_early") or t.state is TrialState.PRUNED) else None
+    at = t.attrs.get("overfit_at")
     return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
-            "overfit": _overfit_steps(t.attrs.get("overfit_at"), steps), "pruned": t.state is TrialState.PRUNED,
-            "losses": bool(curves)}
+            "overfit": _overfit_steps(at if _number(at) else None, steps), "pruned": t.state is TrialState.PRUNED,
+            "losses": bool(val_loss or train)}
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _losses(v: Any) -> list[Any]:
+    """A list of losses (numbers, None for a validation skipped) as the trainer stores them; [] otherwise."""
+    return v if isinstance(v, list) and all(x is None or _number(x) for x in v) else []
 
 
 def _overfit_steps(at: Any, steps: Sequence[int]) -> list[int]:
@@ -83,10 +94,13 @@ def _from_history(h: Any) -> dict[str, Any]:
 def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit: str = "epoch") -> list[Series]:
     val = dict(c["val"])
     out = []
+    def mode(points: Sized) -> str:  # a line of one point draws nothing
+        return "lines" if len(points) > 1 else "markers"
+
     if c["train"]:
         out.append(Series("training loss", [k for k, _ in c["train"]], [v for _, v in c["train"]],
-                          color=group_color(0), gid="train"))
-    out.append(Series(val_label, list(val), list(val.values()), color=group_color(1), gid="val"))
+                          color=group_color(0), gid="train", mode=mode(c["train"])))
+    out.append(Series(val_label, list(val), list(val.values()), color=group_color(1), gid="val", mode=mode(val)))
     over = [k for k in c["overfit"] if k in val]
     if over:
         out.append(Series(f"overfitting signal ({len(over)} {unit}s)", over, [val[k] for k in over],

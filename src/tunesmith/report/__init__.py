@@ -30,7 +30,8 @@ SECTIONS = ("history", "curves", "process", "importance", "parallel", "slice", "
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f3f6f9}td.l,th.l{text-align:left}.plot{margin:1.5em 0}.note{color:#666;font-size:13px}"""
+th{background:#f3f6f9}td.l,th.l{text-align:left}.plot{margin:1.5em 0}.note{color:#666;font-size:13px}
+.wide{overflow-x:auto}"""
 
 
 def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTIONS) -> str:
@@ -51,7 +52,9 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
 
 
 def write_report(study: Any, path: str | Path, **options: Any) -> Path:
-    path = Path(path)
+    from ..plots import HTML, check_output
+
+    path = check_output(path, HTML, "the report (one HTML page) to a .html file; an image of one plot: tunesmith plot")
     path.write_text(build_report(study, **options), encoding="utf-8")
     return path
 
@@ -115,7 +118,8 @@ def _best(s: Snapshot, top: int) -> str:
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction) for t in done[:top]]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")
-    return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + html_table(head, rows, left=0) + note
+    table = f"<div class='wide'>{html_table(head, rows, left=0)}</div>"  # a column per parameter: it scrolls, not the page
+    return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + table + note
 
 
 def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool, direction: Direction) -> list[str]:

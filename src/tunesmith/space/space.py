@@ -390,7 +390,9 @@ def value_labels(values: Sequence[Any], digits: int = 6) -> list[str]:
         labels = [_label(v, d) for v in values]
         if len(set(labels)) >= distinct:
             return labels
-    return [str(v) for v in values]
+    labels = [str(v) for v in values]  # alike at every precision: 1 and "1", None and "None"
+    seen = Counter(labels)
+    return [repr(v) if seen[label] > 1 else label for v, label in zip(values, labels, strict=True)]
 
 
 def _label(v: Any, digits: int) -> str:
