@@ -5,6 +5,7 @@ and :func:`tunesmith.train.hyperloop.tune` take."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -50,12 +51,23 @@ def classifier_losses(
     weight: ``l2.<name>`` has the matrix's shape) or None. label_smoothing: its start
     value (a hyperparameter ``label_smoothing`` in (0, 0.5)), or None (no smoothing).
     The validation loss is the plain cross-entropy. Batches are ``(x, y)``.
+
+    Only the trainable weights (``requires_grad``) are in ``params`` and get an L2 weight: a
+    frozen layer stays as the model holds it. The training loss runs the model in training
+    mode and the validation loss in evaluation mode (no dropout); batch norm normalizes each
+    batch with its own statistics in both, and its running statistics stay as they are.
     """
     if l2 not in L2_KINDS:
         raise ValueError(f"classifier_losses: l2 must be one of {list(L2_KINDS)}, got {l2!r}")
     if label_smoothing is not None and not 0 < label_smoothing < SMOOTHING_MAX:
         raise ValueError(f"classifier_losses: label_smoothing must start in (0, {SMOOTHING_MAX}), got {label_smoothing!r}")
-    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    if l2 is not None and not (isinstance(l2_init, (int, float)) and 0 < l2_init < math.inf):
+        raise ValueError(f"classifier_losses: l2_init must be a finite number > 0 (the L2 weights are positive and "
+                         f"tuned on a log scale), got {l2_init!r}")
+    params = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+    if not params:
+        raise ValueError("classifier_losses: the model has no trainable parameters (all are frozen); unfreeze "
+                         "the layers to tune, e.g. tunesmith.train.unfreeze(model)")
     dtype, device = next(iter(params.values())).dtype, next(iter(params.values())).device
     hparams: Tree = {}
     constraints: dict[str, Constraint] = {}
@@ -69,12 +81,30 @@ def classifier_losses(
     return Problem(_train_loss(model), _val_loss(model), params, hparams, constraints)
 
 
-def _train_loss(model: nn.Module) -> TrainLoss:
+def _call(model: nn.Module, p: Tree, x: torch.Tensor, *, train: bool) -> torch.Tensor:
+    """``model(x)`` with the weights ``p``, in training mode or in evaluation mode but for
+    batch norm (the batch's statistics: the running ones are not tracked while tuning). The
+    buffers are copies, so batch norm's update of its running statistics neither changes the
+    model nor fails inside ``torch.func``'s transforms (an in-place change of a captured tensor)."""
     from torch.func import functional_call
 
+    modes = {m: m.training for m in model.modules()}
+    model.train(train)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train(True)
+    try:
+        buffers = {k: b.clone() for k, b in model.named_buffers()}
+        return functional_call(model, {**buffers, **p}, (x,))
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _train_loss(model: nn.Module) -> TrainLoss:
     def loss(p: Tree, h: Tree, batch: Any) -> torch.Tensor:
         x, y = batch
-        out = functional_call(model, p, (x,))
+        out = _call(model, p, x, train=True)
         eps = h.get("label_smoothing", 0.0)
         penalty = sum((torch.sum(v * p[k[3:]] ** 2) for k, v in h.items() if k.startswith("l2.")),
                       torch.zeros((), dtype=out.dtype))
@@ -84,10 +114,8 @@ def _train_loss(model: nn.Module) -> TrainLoss:
 
 
 def _val_loss(model: nn.Module) -> ValLoss:
-    from torch.func import functional_call
-
     def loss(p: Tree, batch: Any) -> torch.Tensor:
         x, y = batch
-        return nn.functional.cross_entropy(functional_call(model, p, (x,)), y)
+        return nn.functional.cross_entropy(_call(model, p, x, train=False), y)
 
     return loss
