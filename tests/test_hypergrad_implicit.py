@@ -195,11 +195,12 @@ def _small_problem():
     return out, train_loss, val_loss, params, train, val
 
 
-def _each_entry_point(train_loss, val_loss, params, hparams, train, val) -> list:
-    """The hypergradient's three entry points on one problem: each must refuse it."""
+def _each_entry_point(train_loss, val_loss, params, hparams, train, val, like=None) -> list:
+    """The hypergradient's three entry points on one problem: each must refuse it (``like``:
+    the weights the unrolled optimizer's rules are built for, when ``params`` cannot be)."""
     from tunesmith.train.unrolled import rules_of, unrolled_hypergradient
 
-    w = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    w = {k: v.clone().requires_grad_(True) for k, v in (params if like is None else like).items()}
     rules = rules_of(torch.optim.SGD(list(w.values()), lr=0.1), w)
     calls = [lambda m=m: hypergradient(train_loss, val_loss, params, hparams, train, val,
                                        options=ImplicitOptions(method=m, iters=5)) for m in ("cg", "neumann")]
@@ -257,3 +258,30 @@ def test_a_hypergradient_that_turns_nan_mid_loop_is_named() -> None:
     with pytest.raises(FloatingPointError, match="hypergradient at outer step 1 is not finite"):
         tune(train_loss, flaky_val, params, {"l2": torch.tensor(1e-2, dtype=torch.float64)}, train, val,
              constraints={"l2": "positive"}, options=LoopOptions(outer_steps=4, inner_steps=2))
+
+
+def test_an_empty_batch_is_named_not_blamed_on_a_diverged_model() -> None:
+    """Before: 'val_loss(params, batch) is nan ... (a diverged model, a log of 0, a nan in the data?)'."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    empty = tuple(t[:0] for t in val)
+    for given, what in [((train, empty), "validation"), ((empty, val), "training")]:
+        for call in _each_entry_point(train_loss, val_loss, params, l2, *given):
+            with pytest.raises(ValueError, match=f"the {what} batch is empty"):
+                call()
+
+
+def test_weights_and_hyperparameters_that_are_not_dicts_of_tensors_are_refused() -> None:
+    """Before: a model given as params failed with "'Linear' object has no attribute 'items'",
+    empty params with a bare StopIteration, empty hparams with torch's "optimizer got an empty
+    parameter list" (tune) or returned {} (hypergradient)."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    cases = [(torch.nn.Linear(4, 3), l2, TypeError, "params must be a dict name -> tensor"),
+             ({}, l2, ValueError, "params is empty"),
+             ({k: v.long() for k, v in params.items()}, l2, TypeError, "are not floating-point tensors"),
+             (params, {}, ValueError, "hparams must be a non-empty dict")]
+    for p, hp, error, message in cases:
+        for call in _each_entry_point(train_loss, val_loss, p, hp, train, val, like=params):
+            with pytest.raises(error, match=message):
+                call()
