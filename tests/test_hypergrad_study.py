@@ -89,3 +89,10 @@ def test_hyper_space_refuses_a_start_that_tune_would_refuse() -> None:
     with pytest.raises(ValueError, match="'s' must start at finite values"):
         hyper_space({"s": float("nan")})
     assert set(hyper_space({"l2": [1e-3, 1e-2]}, {"l2": "positive"})) == {"l2[0]", "l2[1]"}
+
+
+def test_hyper_space_refuses_a_constraint_for_a_name_it_does_not_have() -> None:
+    """Before: a misspelt name's constraint was ignored, and the L2 weight it meant got a
+    'real' range of -9999..10001 instead of a log-uniform positive one (tune refused it)."""
+    with pytest.raises(ValueError, match=r"constraints name unknown hyperparameters \['l2.fc'\]; have \['l2.fc.weight'\]"):
+        hyper_space({"l2.fc.weight": 1e-3}, {"l2.fc": "positive"})

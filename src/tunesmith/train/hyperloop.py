@@ -42,6 +42,15 @@ def check_constraint(name: str, c: Any) -> Constraint:
                      f"low < high, got {c!r}")
 
 
+def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any] | None) -> dict[str, Constraint]:
+    """Each hyperparameter's checked constraint ("real" where none is given); a constraint
+    for a name that is not a hyperparameter (a typo) is refused, not ignored."""
+    unknown = set(constraints or {}) - set(hparams)
+    if unknown:
+        raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
+    return {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
+
+
 def to_raw(value: torch.Tensor, c: Constraint, name: str = "") -> torch.Tensor:
     """The unconstrained tensor whose transform is ``value`` (``name``: for the errors)."""
     which = f"hyperparameter {name!r}" if name else "a hyperparameter"
@@ -194,10 +203,7 @@ def tune(
     benchmarks that count evaluations).
     """
     opts = options or LoopOptions()
-    cons = {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
-    unknown = set(constraints or {}) - set(hparams)
-    if unknown:
-        raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
+    cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
     raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)
            .requires_grad_(True) for k, v in hparams.items()}

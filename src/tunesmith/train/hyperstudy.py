@@ -30,7 +30,7 @@ from .hyperloop import (
     LoopOptions,
     OuterStep,
     TuneResult,
-    check_constraint,
+    check_constraints,
     flat_values,
     to_raw,
     tune,
@@ -46,8 +46,9 @@ def hyper_space(hparams: Mapping[str, Any], constraints: Mapping[str, Constraint
     """The study space of ``hparams``: "positive" ones log-uniform over ``[v / span, v * span]``,
     (low, high) ones uniform over it, "real" ones over ``v +- span * max(|v|, 1)``."""
     params: dict[str, Float] = {}
+    cons = check_constraints(hparams, constraints)
     for name, value in hparams.items():
-        c = check_constraint(name, (constraints or {}).get(name, "real"))
+        c = cons[name]
         start = torch.as_tensor(value, dtype=torch.float64)
         if not bool(torch.isfinite(start).all()):
             raise ValueError(f"hyperparameter {name!r} must start at finite values, got {value!r}")
