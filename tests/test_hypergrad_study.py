@@ -11,8 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import tunesmith as ts  # noqa: E402
-from tunesmith.train import LoopOptions, classifier_losses, hyper_space, hypertune  # noqa: E402
-from tunesmith.train.hyperstudy import values_of  # noqa: E402
+from tunesmith.train import LoopOptions, classifier_losses, hyper_space, hypertune, values_of  # noqa: E402
 
 SRC = Path(__file__).parent.parent / "src"
 
