@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..space import Space
-from ..space.params import did_you_mean
 from ..trial import Direction, FrozenTrial
 from .data import Design, design
 from .fanova import FanovaOptions, fanova
@@ -69,11 +68,7 @@ class Importances:
         return {e.names[0]: e.fraction for e in self.main}
 
     def __getitem__(self, name: str) -> float:
-        fractions = self.fractions
-        if name not in fractions:
-            raise KeyError(f"{name!r} was not measured{did_you_mean(name, list(fractions))}; "
-                           f"the parameters measured are {list(fractions)}")
-        return fractions[name]
+        return self.fractions[name]
 
     def to_dict(self) -> dict[str, object]:
         return {

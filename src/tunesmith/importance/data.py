@@ -222,17 +222,13 @@ def _encode_choices_slowly(p: Param, values: list[Any], present: np.ndarray) -> 
 def _names(space: Space, params: Sequence[str] | None) -> tuple[str, ...]:
     if params is None:
         names = tuple(space.free)
-        if not names:
-            raise ValueError("importance needs at least one free (searched) parameter; the space has none")
-        return names
-    if isinstance(params, str):
-        raise TypeError(f"params is a list of parameter names, got the string {params!r}; write params=[{params!r}]")
-    names = tuple(dict.fromkeys(params))  # a name given twice is one column, not two that share its effect
-    unknown = [p for p in names if p not in space.free]
-    if unknown:
-        raise ValueError(f"params {unknown} are not free parameters of the space; choose from {list(space.free)}")
+    else:
+        unknown = [p for p in params if p not in space.free]
+        if unknown:
+            raise ValueError(f"params {unknown} are not free parameters of the space; choose from {list(space.free)}")
+        names = tuple(params)
     if not names:
-        raise ValueError(f"params names no parameter; name at least one of {list(space.free)} (or None for all)")
+        raise ValueError("importance needs at least one free (searched) parameter; the space has none")
     return names
 
 
