@@ -23,6 +23,7 @@ from .implicit import (
     Tree,
     ValLoss,
     check_losses,
+    check_trees,
     hypergradient,
     tree_norm,
 )
@@ -203,6 +204,7 @@ def tune(
     benchmarks that count evaluations).
     """
     opts = options or LoopOptions()
+    check_trees(params, hparams)
     cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
     raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)

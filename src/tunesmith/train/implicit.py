@@ -162,6 +162,28 @@ def _floating(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
 
 
+def check_trees(params: Any, hparams: Any) -> None:
+    """Refuse weights or hyperparameters that are not a non-empty dict of tensors (a model
+    given as ``params``, an empty dict), with the expression that builds the right one."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict name -> tensor of the weights, got {type(params).__name__}; from a "
+                        "model: {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}")
+    if not params:
+        raise ValueError("params is empty: there are no weights to train (pass the model's trainable parameters)")
+    bad = [k for k, v in params.items() if not (isinstance(v, torch.Tensor) and v.is_floating_point())]
+    if bad:
+        raise TypeError(f"params {bad[:5]} are not floating-point tensors; only those can be trained")
+    if not isinstance(hparams, Mapping) or not hparams:
+        raise ValueError(f"hparams must be a non-empty dict name -> value of the hyperparameters to tune, got "
+                         f"{hparams!r}; with nothing to tune, train with tunesmith.train.Trainer")
+
+
+def _rows(batch: Any) -> list[int]:
+    """The first dimensions of the tensors in a batch (a tensor, a tuple/list or a dict of them)."""
+    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
+    return [t.shape[0] for t in items if isinstance(t, torch.Tensor) and t.ndim > 0]
+
+
 def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, torch.Tensor],
                  hparams: Mapping[str, Any], train_batch: Any, val_batch: Any) -> None:
     """Refuse, with a message that says what is wrong, a problem whose hypergradient would be
@@ -173,6 +195,9 @@ def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, 
     zero gradient)."""
     w = {k: t.detach().requires_grad_(t.is_floating_point()) for k, t in params.items()}
     lam = {k: t.clone().requires_grad_(True) for k, t in hparams_like(hparams, w).items()}
+    for what, batch in (("the training batch", train_batch), ("the validation batch", val_batch)):
+        if 0 in _rows(batch):
+            raise ValueError(f"{what} is empty (a tensor in it has 0 rows): its loss would be nan; pass data with rows")
     bad = [k for k, t in lam.items() if not bool(torch.isfinite(t.detach()).all())]
     if bad:
         raise ValueError(f"hyperparameter(s) {bad} are not finite (nan or inf); start them at finite values")
@@ -229,6 +254,7 @@ def hypergradient(
     from torch.func import grad, vjp
 
     opts = options or ImplicitOptions()
+    check_trees(params, hparams)
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batch, val_batch)
     w = {k: t.detach() for k, t in params.items()}

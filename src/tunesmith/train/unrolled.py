@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .implicit import TrainLoss, Tree, ValLoss, check_losses, hparams_like
+from .implicit import TrainLoss, Tree, ValLoss, check_losses, check_trees, hparams_like
 
 KINDS = ("sgd", "adam", "adamw")
 SUPPORTED = "torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
@@ -194,6 +194,7 @@ def unrolled_hypergradient(
 
     if len(train_batches) < 1:
         raise ValueError("unrolled_hypergradient needs at least one training batch (K >= 1 steps)")
+    check_trees(params, hparams)
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batches[0], val_batch)
     w0 = {k: t.detach() for k, t in params.items()}
