@@ -54,14 +54,15 @@ def check_data(data: Any, what: str) -> int:
 
 
 def check_dtypes(data: Any, model: torch.nn.Module, what: str) -> None:
-    """Refuse float64 inputs (NumPy's default) to a model with other weights: torch says only
-    "mat1 and mat2 must have the same dtype". Other dtypes pass (a model may cast them
-    itself); a tuple's targets are the loss's business."""
+    """Refuse float64 inputs (NumPy's default) to a model with other weights, and float32
+    inputs to a float64 model: torch says only "mat1 and mat2 must have the same dtype".
+    Other dtypes pass (a model may cast them itself); a tuple's targets are the loss's business."""
     if not isinstance(data, (tuple, list)):
         return
     weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     for i, t in enumerate(data[:-1]):
-        if weights not in (None, torch.float64) and isinstance(t, torch.Tensor) and t.dtype == torch.float64:
+        if isinstance(t, torch.Tensor) and ((weights not in (None, torch.float64) and t.dtype == torch.float64)
+                                            or (weights == torch.float64 and t.dtype == torch.float32)):
             raise ValueError(f"{what}: input {i} is {t.dtype} but the model's weights are {weights}; convert it "
                              f"(x.to({weights}); NumPy's float64 arrays: torch.as_tensor(x, dtype={weights}))")
 
