@@ -401,8 +401,10 @@ class Trainer:
 
 
 #: settings a resumed run must share with the checkpoint (the optimizer's state and the
-#: step and batch accounting depend on them)
-SAME_RUN = ("optimizer", "batch_size", "accumulate", "lr_adapt")
+#: step and batch accounting depend on them; the optimizer's groups hold the rates, betas, eps,
+#: decay and momentum, and loading its state restores them, so another value would be ignored)
+SAME_RUN = ("optimizer", "batch_size", "accumulate", "lr_adapt", "lr", "backbone_lr", "beta1", "beta2", "eps",
+            "weight_decay", "amsgrad", "momentum", "nesterov")
 
 
 def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> None:
