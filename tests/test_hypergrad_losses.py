@@ -74,3 +74,18 @@ def test_an_l2_start_that_is_not_positive_is_refused_where_it_is_given(l2_init: 
     with pytest.raises(ValueError, match="classifier_losses: l2_init must be a finite number > 0"):
         classifier_losses(nn.Linear(3, 2), l2_init=l2_init)
     classifier_losses(nn.Linear(3, 2), l2=None, l2_init=l2_init)  # no L2 weights: nothing to start
+
+
+def test_batches_of_the_wrong_dtype_or_shape_say_what_to_convert() -> None:
+    """Before: torch's "mat1 and mat2 must have the same dtype", "gather(): Expected dtype
+    int32/int64 for index" or "0D or 1D target tensor expected, multi-target not supported"."""
+    problem = classifier_losses(nn.Linear(6, 2), label_smoothing=0.1)
+    (x, y), val = _data()
+    cases = [((x.double(), y), r"the inputs are torch.float64 but the weights are torch.float32"),
+             ((x, y.float()), r"class indices, an integer tensor of shape \(n,\), got torch.float32 of shape \(40,\)"),
+             ((x, y[:, None]), r"got torch.int64 of shape \(40, 1\); convert them \(y.long\(\).reshape\(-1\)\)")]
+    for train, message in cases:
+        with pytest.raises(ValueError, match=message):
+            _tune(problem, train, val)
+        with pytest.raises(ValueError, match=message):
+            _tune(problem, val, train)
