@@ -174,3 +174,15 @@ def test_show_prints_where_trials_began_to_overfit(tmp_path, capsys) -> None:
     assert main(["show", "o", "--storage", url]) == 0
     out = capsys.readouterr().out
     assert "overfit at" in out and "(gap " in out
+
+
+def test_a_run_whose_training_loss_turns_nan_stops_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: every remaining epoch trained on NaN weights, silently (history.best None)."""
+    x, y = split(64)[0]
+    x = x.clone()
+    x[3, 1] = float("nan")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), TrainConfig(epochs=5, batch_size=16, device="cpu")).fit((x, y))
+    assert len(history.records) == 1 and history.stopped_early
+    assert "the training loss is nan at step" in caplog.text and "training stops here" in caplog.text
+    assert len(Trainer(mlp(), TrainConfig(epochs=5, batch_size=16, device="cpu")).fit(split(64)[0]).records) == 5

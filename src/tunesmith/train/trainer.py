@@ -300,6 +300,11 @@ class Trainer:
             self.plateau.update(score)
         if cfg.patience is not None and self._bad >= cfg.patience:
             h.stopped_early = True
+        if not math.isfinite(train_loss):  # NaN/inf weights: no later step can recover them
+            h.stopped_early = True
+            logging.getLogger("tunesmith").warning(
+                "the training loss is %s at step %d: the run diverged (a learning rate too high?) or the training "
+                "data hold a NaN or inf; training stops here", train_loss, self.step)
         self._checkpoint(improved)
         for cb in self.callbacks:
             if hasattr(cb, "on_eval"):
