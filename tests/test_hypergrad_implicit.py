@@ -176,6 +176,29 @@ def test_loop_options_are_validated() -> None:
     LoopOptions(warm_start_steps=0)
 
 
+def test_loop_options_of_the_wrong_kind_are_refused_with_the_fix() -> None:
+    """Before: an optimizer instance failed inside tune with "'Adam' object is not callable", "cg"
+    as method named no fix, a dict or ImplicitOptions as options gave an AttributeError, and a
+    negative or nan hyper_schedule factor stepped uphill or made the hyperparameters nan (then an
+    error that blamed the inner optimizer's learning rate)."""
+    instance = torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    with pytest.raises(TypeError, match="LoopOptions.inner_optimizer must be a factory, params list -> optimizer"):
+        LoopOptions(inner_optimizer=instance)
+    with pytest.raises(TypeError, match="LoopOptions.hyper_optimizer must be a factory"):
+        LoopOptions(hyper_optimizer=None)
+    with pytest.raises(ValueError, match=r"implicit=ImplicitOptions\(method='cg'\)"):
+        LoopOptions(method="cg")
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    for wrong, message in [({"outer_steps": 1}, "got dict"), (ImplicitOptions(), r"got ImplicitOptions \(pass it as LoopOptions\(implicit=...\)\)")]:
+        with pytest.raises(TypeError, match=f"tune's options must be a LoopOptions, {message}"):
+            tune(train_loss, val_loss, params, l2, train, val, options=wrong)
+    for factor in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"hyper_schedule\(0\) is (-1.0|nan); it must be a finite factor >= 0"):
+            tune(train_loss, val_loss, params, l2, train, val, constraints={"l2": "positive"},
+                 options=LoopOptions(outer_steps=2, inner_steps=2, hyper_schedule=lambda k, f=factor: f))
+
+
 def _small_problem():
     train, val = _data()
     torch.manual_seed(0)

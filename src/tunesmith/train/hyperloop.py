@@ -154,7 +154,15 @@ class LoopOptions:
             raise ValueError(f"LoopOptions.max_hyper_step must be a finite number > 0 or None, "
                              f"got {self.max_hyper_step!r}")
         if self.method not in METHODS:
-            raise ValueError(f"LoopOptions.method must be one of {list(METHODS)}, got {self.method!r}")
+            hint = (f"; {self.method!r} is how the implicit method solves: LoopOptions(method='implicit', "
+                    f"implicit=ImplicitOptions(method={self.method!r}))" if self.method in ("cg", "neumann") else "")
+            raise ValueError(f"LoopOptions.method must be one of {list(METHODS)}, got {self.method!r}{hint}")
+        for name in ("inner_optimizer", "hyper_optimizer"):
+            v = getattr(self, name)
+            if isinstance(v, torch.optim.Optimizer) or not callable(v):
+                raise TypeError(f"LoopOptions.{name} must be a factory, params list -> optimizer (e.g. lambda ps: "
+                                f"torch.optim.Adam(ps, lr=1e-2)), got {type(v).__name__}: tune builds the optimizer "
+                                "for its own copies of the tensors")
         if self.method == "unrolled" and self.unroll_steps > self.inner_steps:
             raise ValueError(f"LoopOptions.unroll_steps ({self.unroll_steps}) must be <= inner_steps "
                              f"({self.inner_steps}): the unrolled steps are the last of each inner phase")
@@ -204,6 +212,9 @@ def tune(
     benchmarks that count evaluations).
     """
     opts = options or LoopOptions()
+    if not isinstance(opts, LoopOptions):
+        hint = " (pass it as LoopOptions(implicit=...))" if isinstance(opts, ImplicitOptions) else ""
+        raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
     cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
@@ -249,8 +260,12 @@ def tune(
         if callback is not None:
             callback(rec, {n: t.detach() for n, t in w.items()})
         if opts.hyper_schedule is not None:
+            factor = float(opts.hyper_schedule(k))
+            if not (math.isfinite(factor) and factor >= 0):
+                raise ValueError(f"LoopOptions.hyper_schedule({k}) is {factor}; it must be a finite factor >= 0 of the "
+                                 "hyperparameter optimizer's rate (a negative one would step uphill)")
             for g, lr in zip(hopt.param_groups, base_lrs, strict=True):
-                g["lr"] = lr * float(opts.hyper_schedule(k))
+                g["lr"] = lr * factor
         _hyper_step(hopt, raw, hg, opts.max_hyper_step)
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
