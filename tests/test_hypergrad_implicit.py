@@ -308,3 +308,24 @@ def test_weights_and_hyperparameters_that_are_not_dicts_of_tensors_are_refused()
         for call in _each_entry_point(train_loss, val_loss, p, hp, train, val, like=params):
             with pytest.raises(error, match=message):
                 call()
+
+
+def test_a_loss_that_updates_batch_norm_statistics_gets_the_fix() -> None:
+    """Before: torch.func's "attempted to call in-place operation (aten::add_.Tensor) that would
+    mutate a captured Tensor", which names neither batch norm nor what to do."""
+    train, val = _data()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 3)).double()
+    fc = torch.nn.functional
+
+    def train_loss(p, h, b):
+        out = torch.func.functional_call(model, p, (b[0],))
+        return fc.cross_entropy(out, b[1]) + h["l2"] * p["2.weight"].pow(2).sum()
+
+    def val_loss(p, b):
+        return fc.cross_entropy(torch.func.functional_call(model, p, (b[0],)), b[1])
+
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    for call in _each_entry_point(train_loss, val_loss, params, {"l2": torch.tensor(1e-2)}, train, val):
+        with pytest.raises(RuntimeError, match=r"batch norm updating its running statistics .* copies of its buffers"):
+            call()

@@ -22,9 +22,10 @@ approximation whose error shrinks with the remaining training gradient.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -259,12 +260,28 @@ def hypergradient(
         check_losses(train_loss, val_loss, params, hparams, train_batch, val_batch)
     w = {k: t.detach() for k, t in params.items()}
     lam = hparams_like(hparams, w)
-    v = grad(val_loss)(w, val_batch)
-    hvp = hvp_fn(train_loss, w, lam, train_batch, damping=opts.damping)
-    q = _inverse_hvp(hvp, v, opts)
-    pull = vjp(lambda h: grad(train_loss)(w, h, train_batch), lam)[1]
-    mixed = pull(q)[0]
+    with explain_in_place():
+        v = grad(val_loss)(w, val_batch)
+        hvp = hvp_fn(train_loss, w, lam, train_batch, damping=opts.damping)
+        q = _inverse_hvp(hvp, v, opts)
+        pull = vjp(lambda h: grad(train_loss)(w, h, train_batch), lam)[1]
+        mixed = pull(q)[0]
     return {k: -t for k, t in mixed.items()}
+
+
+@contextlib.contextmanager
+def explain_in_place() -> Iterator[None]:
+    """torch.func's refusal of an in-place change of a captured tensor, with its usual cause and the fix."""
+    try:
+        yield
+    except RuntimeError as e:
+        if "mutate a captured Tensor" not in str(e):
+            raise
+        raise RuntimeError(
+            "a loss changed in place a tensor it did not create, which torch.func cannot differentiate; the usual "
+            "cause is batch norm updating its running statistics in training mode. Call the model with copies of "
+            "its buffers, torch.func.functional_call(model, {**{k: b.clone() for k, b in model.named_buffers()}, "
+            "**params}, (x,)), as classifier_losses does") from e
 
 
 def _inverse_hvp(hvp: Callable[[Tree], Tree], v: Tree, opts: ImplicitOptions) -> Tree:

@@ -23,7 +23,15 @@ from typing import Any
 
 import torch
 
-from .implicit import TrainLoss, Tree, ValLoss, check_losses, check_trees, hparams_like
+from .implicit import (
+    TrainLoss,
+    Tree,
+    ValLoss,
+    check_losses,
+    check_trees,
+    explain_in_place,
+    hparams_like,
+)
 
 KINDS = ("sgd", "adam", "adamw")
 SUPPORTED = "torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
@@ -206,7 +214,8 @@ def unrolled_hypergradient(
         loss = val_loss(w, val_batch)
         return loss, (w, st, loss)
 
-    hg, (w, st, loss) = grad(objective, has_aux=True)(lam)
+    with explain_in_place():
+        hg, (w, st, loss) = grad(objective, has_aux=True)(lam)
     return (hg, {k: t.detach() for k, t in w.items()},
             {k: {n: t.detach() for n, t in v.items()} for k, v in st.items()}, float(loss))
 
