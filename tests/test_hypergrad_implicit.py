@@ -329,3 +329,18 @@ def test_a_loss_that_updates_batch_norm_statistics_gets_the_fix() -> None:
     for call in _each_entry_point(train_loss, val_loss, params, {"l2": torch.tensor(1e-2)}, train, val):
         with pytest.raises(RuntimeError, match=r"batch norm updating its running statistics .* copies of its buffers"):
             call()
+
+
+def test_an_interval_given_as_a_list_is_taken_and_an_infinite_one_refused() -> None:
+    """Before: [0, 0.5] (how JSON and YAML write an interval) was refused, and (0, inf) accepted,
+    to give inf or nan values (low + inf * sigmoid)."""
+    from tunesmith.train.hyperloop import check_constraint
+
+    assert check_constraint("s", [0, 0.5]) == (0.0, 0.5)
+    for bad in [(0.0, math.inf), [math.nan, 1.0], (True, 2.0), [0.0, 0.5, 1.0]]:
+        with pytest.raises(ValueError, match=r"'s' must be 'real', 'positive' or \(low, high\) with finite low < high"):
+            check_constraint("s", bad)
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    result = tune(train_loss, val_loss, params, {"l2": 0.01}, train, val, constraints={"l2": [0.0, 0.1]},
+                  options=LoopOptions(outer_steps=2, inner_steps=2))
+    assert 0 < float(result.hparams["l2"]) < 0.1

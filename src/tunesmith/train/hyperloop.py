@@ -37,10 +37,15 @@ METHODS = ("implicit", "unrolled")
 def check_constraint(name: str, c: Any) -> Constraint:
     if c in ("real", "positive"):
         return str(c)
-    if isinstance(c, tuple) and len(c) == 2 and all(isinstance(x, (int, float)) for x in c) and c[0] < c[1]:
+    # a list as well as a tuple: JSON and YAML files have no tuples
+    if (isinstance(c, (tuple, list)) and len(c) == 2 and all(_finite(x) for x in c) and c[0] < c[1]):
         return (float(c[0]), float(c[1]))
     raise ValueError(f"constraint of hyperparameter {name!r} must be 'real', 'positive' or (low, high) with "
-                     f"low < high, got {c!r}")
+                     f"finite low < high, got {c!r}")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any] | None) -> dict[str, Constraint]:
