@@ -186,3 +186,22 @@ def test_a_run_whose_training_loss_turns_nan_stops_and_says_so(caplog: pytest.Lo
     assert len(history.records) == 1 and history.stopped_early
     assert "the training loss is nan at step" in caplog.text and "training stops here" in caplog.text
     assert len(Trainer(mlp(), TrainConfig(epochs=5, batch_size=16, device="cpu")).fit(split(64)[0]).records) == 5
+
+
+def test_mse_matches_an_n_by_1_output_to_n_targets() -> None:
+    """Before: F.mse_loss broadcast (n, 1) outputs against (n,) targets to n x n differences,
+    a wrong loss with only torch's UserWarning; integer targets failed with a dtype error."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(40, generator=g)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=8, device="cpu"), loss="mse")
+    with torch.no_grad():
+        expected = float(((model(x).squeeze(1) - y) ** 2).mean())
+    assert trainer.evaluate((x, y))[0] == pytest.approx(expected, rel=1e-5)
+    assert trainer.evaluate((x, y.round().long()))[0] > 0
+    with pytest.raises(ValueError, match=r"loss 'mse': the model's output has shape \(40, 1\) and the targets \(20,\)"):
+        trainer.loss_fn(model(x), y[:20])

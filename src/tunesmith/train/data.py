@@ -197,9 +197,21 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
     return float((pred == target.reshape(pred.shape).long()).float().mean())
 
 
+def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of one output per target: an ``(n, 1)`` output against ``(n,)``
+    targets is matched value for value, where ``F.mse_loss`` would broadcast it to ``n x n``
+    differences (with only a warning); integer targets are taken as floats."""
+    if output.shape != target.shape:
+        if output.numel() != target.numel():
+            raise ValueError(f"loss 'mse': the model's output has shape {tuple(output.shape)} and the targets "
+                             f"{tuple(target.shape)}; it needs one output value per target value")
+        output = output.reshape(target.shape)
+    return F.mse_loss(output, target.to(output.dtype))
+
+
 LOSSES: dict[str, LossFn] = {
     "cross_entropy": F.cross_entropy,
-    "mse": F.mse_loss,
+    "mse": mse,
     "bce": lambda out, y: F.binary_cross_entropy_with_logits(out.reshape(-1), y.reshape(-1).float()),
 }
 METRICS: dict[str, MetricFn] = {"accuracy": accuracy}
