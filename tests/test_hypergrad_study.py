@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,9 @@ def test_each_outer_step_is_a_trial_that_show_and_importance_read(tmp_path: Path
     assert [t.state.value for t in trials] == ["complete"] * 6
     assert [t.value for t in trials] == pytest.approx([s.val_loss for s in result.steps])
     assert all(t.attrs["hypergrad_norm"] > 0 and t.attrs["method"] == "cg" for t in trials)
+    # each trial's time is its outer step's (before: none, so show's "seconds" column stayed empty)
+    assert all(t.duration is not None and t.duration > 0 for t in trials)
+    assert all(a.completed == b.started for a, b in itertools.pairwise(trials))
     first = values_of(trials[0].params, problem.hparams)
     assert all(torch.allclose(first[k], problem.hparams[k]) for k in first)
     assert trials[-1].value < trials[0].value  # the validation loss went down

@@ -18,6 +18,7 @@ fit), and ``attrs``: ``hypergrad_norm``, ``train_steps``, ``outer_step`` and
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,9 +92,12 @@ def hypertune(
     """
     _check_study(study, hparams)
     opts = options or LoopOptions()
+    since = [time.time()]  # each trial's time: from the previous step's record (the first: from the start)
 
     def record(step: OuterStep, _params: Tree) -> None:
-        _record(study, step, opts)
+        now = time.time()
+        _record(study, step, opts, since[0], now)
+        since[0] = now
 
     return tune(train_loss, val_loss, params, hparams, train_batches, val_batch, constraints=constraints,
                 options=opts, callback=record, select_batch=select_batch)
@@ -110,7 +114,7 @@ def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
                          "tunesmith.train.hyper_space(hparams, constraints)")
 
 
-def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
+def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, completed: float) -> None:
     values = flat_values(step.hparams)
     space: Space = study.space
     clipped = {k: min(max(v, space[k].low), space[k].high) for k, v in values.items()}  # type: ignore[attr-defined]
@@ -123,10 +127,11 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
     outside = {k: v for k, v in values.items() if clipped[k] != v}
     if outside:
         attrs["outside_space"] = outside
+    when = {"started": started, "completed": completed}
     if math.isfinite(step.score):
-        study.add_trial(clipped, step.score, attrs=attrs)
+        study.add_trial(clipped, step.score, attrs=attrs, **when)
     else:
-        study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.score}")
+        study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.score}", **when)
 
 
 def values_of(trial_params: Mapping[str, float], like: Mapping[str, Any]) -> Tree:
