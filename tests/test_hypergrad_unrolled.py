@@ -250,3 +250,13 @@ def test_bad_unroll_settings_and_optimizers_are_refused() -> None:
         w = {k: v.clone() for k, v in problem.params.items()}
         unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [], val,
                                rules=rules_of(torch.optim.SGD(list(w.values()), lr=0.1), w))
+
+
+def test_rules_of_copies_of_the_weights_says_they_are_matched_by_identity() -> None:
+    """Before: "parameter '0.weight' is not among the inner optimizer's parameters", for the very
+    weights the optimizer was built on, only detached."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"'0.weight' is not among .* matched by identity: pass the very tensors"):
+        rules_of(opt, {k: v.detach() for k, v in model.named_parameters()})
+    assert set(rules_of(opt, dict(model.named_parameters()))) == {"0.weight", "0.bias"}

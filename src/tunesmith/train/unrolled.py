@@ -63,7 +63,9 @@ def rules_of(opt: torch.optim.Optimizer, params: Mapping[str, torch.Tensor]) -> 
     rules: dict[str, StepRule] = {}
     for name, p in params.items():
         if id(p) not in by_id:
-            raise ValueError(f"parameter {name!r} is not among the inner optimizer's parameters")
+            raise ValueError(f"parameter {name!r} is not among the inner optimizer's parameters; they are matched by "
+                             "identity: pass the very tensors the optimizer was built on (not .detach() or .clone() "
+                             "copies of them)")
         rules[name] = _rule(kind, by_id[id(p)])
     return rules
 
