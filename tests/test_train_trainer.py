@@ -205,3 +205,12 @@ def test_mse_matches_an_n_by_1_output_to_n_targets() -> None:
     assert trainer.evaluate((x, y.round().long()))[0] > 0
     with pytest.raises(ValueError, match=r"loss 'mse': the model's output has shape \(40, 1\) and the targets \(20,\)"):
         trainer.loss_fn(model(x), y[:20])
+
+
+def test_a_second_fit_on_the_same_trainer_says_it_would_not_train() -> None:
+    """Before: the second fit returned the first run's history without a step, silently."""
+    trainer = Trainer(mlp(), TrainConfig(epochs=2, batch_size=16, device="cpu"))
+    history = trainer.fit(*split(64))
+    with pytest.raises(RuntimeError, match=r"already trained \(\d+ steps, 2 validations\); fit again would return"):
+        trainer.fit(*split(64))
+    assert len(history.records) == 2

@@ -113,6 +113,11 @@ class Trainer:
         (:class:`~tunesmith.train.checkpoint.CheckpointError`).
         """
         cfg = self.config
+        if self.step and resume_from is None:  # its run is done: the loop below would not take a step
+            raise RuntimeError(
+                f"this Trainer has already trained ({self.step} steps, {len(self.history.records)} validations); "
+                "fit again would return the same history without training. Build a new Trainer for a new run; "
+                "to train longer, resume from its checkpoint with more epochs (cfg.with_params({'epochs': ...}))")
         check_head(cfg, self.head, self.model)
         loader = self.train_loader(train)
         check_dtypes(train, self.model, "train")
