@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,18 @@ def test_hyper_space_refuses_a_constraint_for_a_name_it_does_not_have() -> None:
     'real' range of -9999..10001 instead of a log-uniform positive one (tune refused it)."""
     with pytest.raises(ValueError, match=r"constraints name unknown hyperparameters \['l2.fc'\]; have \['l2.fc.weight'\]"):
         hyper_space({"l2.fc.weight": 1e-3}, {"l2.fc": "positive"})
+
+
+def test_hyper_space_refuses_a_span_that_is_not_above_1() -> None:
+    """Before: span=0 raised ZeroDivisionError, span <= 1 an error about a parameter's low and high."""
+    for span in (0, 1, 0.5, -10, math.inf, math.nan):
+        with pytest.raises(ValueError, match="hyper_space: span must be a finite number > 1"):
+            hyper_space({"a": 1e-3}, {"a": "positive"}, span=span)
+    assert hyper_space({"a": 1e-3}, {"a": "positive"}, span=10)["a"].high == pytest.approx(1e-2)
+
+
+def test_values_of_names_the_hyperparameters_a_trial_lacks() -> None:
+    """Before: a bare KeyError 'b[0]'."""
+    with pytest.raises(ValueError, match=r"values_of: the trial's parameters lack \['b\[0\]', 'b\[1\]'\]"):
+        values_of({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": torch.zeros(2)})
+    assert values_of({"a": 1.0, "b[0]": 2.0, "b[1]": 3.0}, {"a": 1.0, "b": torch.zeros(2)})["b"].tolist() == [2.0, 3.0]

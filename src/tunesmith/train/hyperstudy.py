@@ -46,6 +46,9 @@ def hyper_space(hparams: Mapping[str, Any], constraints: Mapping[str, Constraint
                 span: float = SPAN) -> Space:
     """The study space of ``hparams``: "positive" ones log-uniform over ``[v / span, v * span]``,
     (low, high) ones uniform over it, "real" ones over ``v +- span * max(|v|, 1)``."""
+    if not (isinstance(span, (int, float)) and not isinstance(span, bool) and 1 < span < math.inf):
+        raise ValueError(f"hyper_space: span must be a finite number > 1 (the factor the range reaches around each "
+                         f"start), got {span!r}")
     params: dict[str, Float] = {}
     cons = check_constraints(hparams, constraints)
     for name, value in hparams.items():
@@ -137,6 +140,11 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, comp
 def values_of(trial_params: Mapping[str, float], like: Mapping[str, Any]) -> Tree:
     """The hyperparameter tensors of a recorded trial (the inverse of the flattening), with the
     dtypes and devices of ``like``."""
+    missing = [k for k in flat_values({n: torch.as_tensor(v) for n, v in like.items()}) if k not in trial_params]
+    if missing:
+        raise ValueError(f"values_of: the trial's parameters lack {missing[:5]}{' and more' if len(missing) > 5 else ''}"
+                         f" of the hyperparameters given as like (has {sorted(trial_params)[:5]}); pass the hparams the "
+                         "study was tuned with")
     out: Tree = {}
     for name, value in like.items():
         t = torch.as_tensor(value)
