@@ -162,3 +162,12 @@ def test_a_data_loader_or_an_iterator_is_refused_with_the_fix() -> None:
     result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, lambda _s: tuple(next(it)),
                   val, constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=3))
     assert len(result.steps) == 2
+
+
+def test_an_empty_held_out_batch_is_refused() -> None:
+    """Before: its loss was nan at every step, so the loop ran to the end and returned best=None."""
+    problem, train, val, held = _small_val_problem()
+    with pytest.raises(ValueError, match="select_batch is empty"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=2),
+             select_batch=tuple(t[:0] for t in held))

@@ -23,6 +23,7 @@ from .implicit import (
     Tree,
     ValLoss,
     check_losses,
+    check_not_empty,
     check_trees,
     hypergradient,
     tree_norm,
@@ -221,6 +222,7 @@ def tune(
         hint = " (pass it as LoopOptions(implicit=...))" if isinstance(opts, ImplicitOptions) else ""
         raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
+    check_not_empty("select_batch", select_batch)
     cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
     raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)

@@ -179,6 +179,12 @@ def check_trees(params: Any, hparams: Any) -> None:
                          f"{hparams!r}; with nothing to tune, train with tunesmith.train.Trainer")
 
 
+def check_not_empty(what: str, batch: Any) -> None:
+    """Refuse a batch with a tensor of 0 rows: its mean loss would be nan, blamed on the model."""
+    if 0 in _rows(batch):
+        raise ValueError(f"{what} is empty (a tensor in it has 0 rows): its loss would be nan; pass data with rows")
+
+
 def _rows(batch: Any) -> list[int]:
     """The first dimensions of the tensors in a batch (a tensor, a tuple/list or a dict of them)."""
     items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
@@ -197,8 +203,7 @@ def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, 
     w = {k: t.detach().requires_grad_(t.is_floating_point()) for k, t in params.items()}
     lam = {k: t.clone().requires_grad_(True) for k, t in hparams_like(hparams, w).items()}
     for what, batch in (("the training batch", train_batch), ("the validation batch", val_batch)):
-        if 0 in _rows(batch):
-            raise ValueError(f"{what} is empty (a tensor in it has 0 rows): its loss would be nan; pass data with rows")
+        check_not_empty(what, batch)
     bad = [k for k, t in lam.items() if not bool(torch.isfinite(t.detach()).all())]
     if bad:
         raise ValueError(f"hyperparameter(s) {bad} are not finite (nan or inf); start them at finite values")
