@@ -89,3 +89,14 @@ def test_batches_of_the_wrong_dtype_or_shape_say_what_to_convert() -> None:
             _tune(problem, train, val)
         with pytest.raises(ValueError, match=message):
             _tune(problem, val, train)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_class_labels_of_any_integer_dtype_are_taken(dtype: torch.dtype) -> None:
+    """Before: int32 labels failed with "expected target dtype to be Long or Byte", uint8 and int16
+    with "gather(): Expected dtype int32/int64 for index"."""
+    problem = classifier_losses(nn.Linear(6, 2), label_smoothing=0.1)
+    train, val = _data()
+    as_long = _tune(problem, train, val)
+    other = _tune(problem, (train[0], train[1].to(dtype)), (val[0], val[1].to(dtype)))
+    assert [s.val_loss for s in other.steps] == [s.val_loss for s in as_long.steps]

@@ -214,3 +214,14 @@ def test_a_second_fit_on_the_same_trainer_says_it_would_not_train() -> None:
     with pytest.raises(RuntimeError, match=r"already trained \(\d+ steps, 2 validations\); fit again would return"):
         trainer.fit(*split(64))
     assert len(history.records) == 2
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int16", "uint8"])
+def test_class_labels_of_any_integer_dtype_train_as_int64_ones(dtype: str) -> None:
+    """Before: int32 and int16 labels failed with torch's "expected target dtype to be Long or Byte"."""
+    import torch
+
+    (x, y), val = split(64)
+    runs = [Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), metrics=["accuracy"])
+            .fit((x, labels), (val[0], val[1].to(labels.dtype))) for labels in (y, y.to(getattr(torch, dtype)))]
+    assert runs[0].records[-1].val_loss == runs[1].records[-1].val_loss

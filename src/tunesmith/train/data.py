@@ -197,6 +197,15 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
     return float((pred == target.reshape(pred.shape).long()).float().mean())
 
 
+def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy``, with class indices of any integer dtype (torch takes only int64 and
+    uint8: int32 labels, NumPy's default on some systems, failed); float targets are class
+    probabilities, as torch takes them."""
+    if not target.is_floating_point() and target.dtype not in (torch.long, torch.uint8):
+        target = target.long()
+    return F.cross_entropy(output, target)
+
+
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error of one output per target: an ``(n, 1)`` output against ``(n,)``
     targets is matched value for value, where ``F.mse_loss`` would broadcast it to ``n x n``
@@ -210,7 +219,7 @@ def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES: dict[str, LossFn] = {
-    "cross_entropy": F.cross_entropy,
+    "cross_entropy": cross_entropy,
     "mse": mse,
     "bce": lambda out, y: F.binary_cross_entropy_with_logits(out.reshape(-1), y.reshape(-1).float()),
 }

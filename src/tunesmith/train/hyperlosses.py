@@ -122,7 +122,7 @@ def _train_loss(model: nn.Module) -> TrainLoss:
         eps = h.get("label_smoothing", 0.0)
         penalty = sum((torch.sum(v * p[k[3:]] ** 2) for k, v in h.items() if k.startswith("l2.")),
                       torch.zeros((), dtype=out.dtype))
-        return smoothed_cross_entropy(out, y, eps) + penalty
+        return smoothed_cross_entropy(out, y.long(), eps) + penalty
 
     return loss
 
@@ -131,6 +131,6 @@ def _val_loss(model: nn.Module) -> ValLoss:
     def loss(p: Tree, batch: Any) -> torch.Tensor:
         x, y = batch
         _check_batch(x, y, p)
-        return nn.functional.cross_entropy(_call(model, p, x, train=False), y)
+        return nn.functional.cross_entropy(_call(model, p, x, train=False), y.long())
 
     return loss
