@@ -78,17 +78,20 @@ def test_an_l2_start_that_is_not_positive_is_refused_where_it_is_given(l2_init: 
 
 def test_batches_of_the_wrong_dtype_or_shape_say_what_to_convert() -> None:
     """Before: torch's "mat1 and mat2 must have the same dtype", "gather(): Expected dtype
-    int32/int64 for index" or "0D or 1D target tensor expected, multi-target not supported"."""
+    int32/int64 for index" or "0D or 1D target tensor expected, multi-target not supported"
+    (a column of labels, (n, 1), is now taken as (n,))."""
     problem = classifier_losses(nn.Linear(6, 2), label_smoothing=0.1)
     (x, y), val = _data()
     cases = [((x.double(), y), r"the inputs are torch.float64 but the weights are torch.float32"),
              ((x, y.float()), r"class indices, an integer tensor of shape \(n,\), got torch.float32 of shape \(40,\)"),
-             ((x, y[:, None]), r"got torch.int64 of shape \(40, 1\); convert them \(y.long\(\).reshape\(-1\)\)")]
+             ((x, y[:, None, None]), r"got torch.int64 of shape \(40, 1, 1\); convert them \(y.long\(\).reshape\(-1\)\)")]
     for train, message in cases:
         with pytest.raises(ValueError, match=message):
             _tune(problem, train, val)
         with pytest.raises(ValueError, match=message):
             _tune(problem, val, train)
+    column = _tune(problem, (x, y[:, None]), (val[0], val[1][:, None]))
+    assert [s.val_loss for s in column.steps] == [s.val_loss for s in _tune(problem, (x, y), val).steps]
 
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])

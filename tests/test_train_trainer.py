@@ -225,3 +225,12 @@ def test_class_labels_of_any_integer_dtype_train_as_int64_ones(dtype: str) -> No
     runs = [Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), metrics=["accuracy"])
             .fit((x, labels), (val[0], val[1].to(labels.dtype))) for labels in (y, y.to(getattr(torch, dtype)))]
     assert runs[0].records[-1].val_loss == runs[1].records[-1].val_loss
+
+
+def test_a_column_of_class_labels_trains_as_a_vector() -> None:
+    """Before: (n, 1) integer labels failed with torch's "0D or 1D target tensor expected,
+    multi-target not supported"."""
+    (x, y), (xv, yv) = split(64)
+    runs = [Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu")).fit((x, labels), (xv, held))
+            for labels, held in ((y, yv), (y[:, None], yv[:, None]))]
+    assert runs[0].records[-1].val_loss == runs[1].records[-1].val_loss

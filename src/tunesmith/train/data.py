@@ -199,10 +199,14 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
 
 def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``F.cross_entropy``, with class indices of any integer dtype (torch takes only int64 and
-    uint8: int32 labels, NumPy's default on some systems, failed); float targets are class
-    probabilities, as torch takes them."""
-    if not target.is_floating_point() and target.dtype not in (torch.long, torch.uint8):
-        target = target.long()
+    uint8: int32 labels, NumPy's default on some systems, failed) and as a column ``(n, 1)``
+    against ``(n, classes)`` outputs (torch: "multi-target not supported"); float targets are
+    class probabilities, as torch takes them."""
+    if not target.is_floating_point():
+        if output.ndim == 2 and target.ndim == 2 and target.shape[1] == 1:
+            target = target.reshape(-1)
+        if target.dtype not in (torch.long, torch.uint8):
+            target = target.long()
     return F.cross_entropy(output, target)
 
 

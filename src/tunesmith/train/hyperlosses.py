@@ -101,28 +101,31 @@ def _call(model: nn.Module, p: Tree, x: torch.Tensor, *, train: bool) -> torch.T
             m.training = mode
 
 
-def _check_batch(x: Any, y: Any, p: Tree) -> None:
-    """Refuse the batches torch would meet with "mat1 and mat2 must have the same dtype" or
-    "gather(): Expected dtype int32/int64 for index", saying what to convert."""
+def _labels(x: Any, y: Any, p: Tree) -> torch.Tensor:
+    """The class indices of a batch as int64 of shape (n,) (a column (n, 1) is taken too);
+    refused, saying what to convert, what torch would meet with "mat1 and mat2 must have the
+    same dtype" or "gather(): Expected dtype int32/int64 for index"."""
     weights = next(iter(p.values())).dtype
     if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != weights:
         raise ValueError(f"classifier_losses: the inputs are {x.dtype} but the weights are {weights}; convert them "
                          f"(x.to({weights}))")
-    if not (isinstance(y, torch.Tensor) and not y.is_floating_point() and y.ndim == 1):
+    if not (isinstance(y, torch.Tensor) and not y.is_floating_point()
+            and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1))):
         got = f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"classifier_losses: the targets must be class indices, an integer tensor of shape (n,), "
                          f"got {got}; convert them (y.long().reshape(-1))")
+    return y.reshape(-1).long()
 
 
 def _train_loss(model: nn.Module) -> TrainLoss:
     def loss(p: Tree, h: Tree, batch: Any) -> torch.Tensor:
         x, y = batch
-        _check_batch(x, y, p)
+        labels = _labels(x, y, p)
         out = _call(model, p, x, train=True)
         eps = h.get("label_smoothing", 0.0)
         penalty = sum((torch.sum(v * p[k[3:]] ** 2) for k, v in h.items() if k.startswith("l2.")),
                       torch.zeros((), dtype=out.dtype))
-        return smoothed_cross_entropy(out, y.long(), eps) + penalty
+        return smoothed_cross_entropy(out, labels, eps) + penalty
 
     return loss
 
@@ -130,7 +133,7 @@ def _train_loss(model: nn.Module) -> TrainLoss:
 def _val_loss(model: nn.Module) -> ValLoss:
     def loss(p: Tree, batch: Any) -> torch.Tensor:
         x, y = batch
-        _check_batch(x, y, p)
-        return nn.functional.cross_entropy(_call(model, p, x, train=False), y.long())
+        labels = _labels(x, y, p)
+        return nn.functional.cross_entropy(_call(model, p, x, train=False), labels)
 
     return loss
