@@ -171,3 +171,13 @@ def test_an_empty_held_out_batch_is_refused() -> None:
         tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
              constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=2),
              select_batch=tuple(t[:0] for t in held))
+
+
+def test_lbfgs_as_the_hyperparameter_optimizer_is_refused_before_training() -> None:
+    """Before: the first hyperparameter step failed, after the warm start, inside torch's LBFGS
+    ("step() missing 1 required positional argument: 'closure'")."""
+    problem, train, val = _problem()
+    with pytest.raises(ValueError, match="LoopOptions.hyper_optimizer: LBFGS re-evaluates its objective"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints,
+             options=LoopOptions(outer_steps=1, inner_steps=1, hyper_optimizer=lambda ps: torch.optim.LBFGS(ps)))

@@ -243,6 +243,10 @@ def tune(
         val_at, first_val = _first_kept(val_at)
         check_losses(raw_loss, val_loss, w, {k: r.detach() for k, r in raw.items()}, first_train, first_val)
     hopt = opts.hyper_optimizer(list(raw.values()))
+    if isinstance(hopt, torch.optim.LBFGS):
+        raise ValueError("LoopOptions.hyper_optimizer: LBFGS re-evaluates its objective through a closure, and a "
+                         "hyperparameter step has only the one hypergradient; use a first-order optimizer "
+                         "(lambda ps: torch.optim.Adam(ps, lr=0.05))")
     inner = opts.inner_optimizer(list(w.values()))
     if opts.method == "unrolled":
         rules_of(inner, w)  # refuses an unsupported inner optimizer before any training
