@@ -152,7 +152,7 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             for batch in self._loader(data, shuffle=False, drop_last=False).epoch(0):
                 *inputs, y = to_device(batch, self.device)
-                out = self.model(*inputs)
+                out = self._call(inputs)
                 total += float(self.loss_fn(out, y)) * len(y)
                 count += len(y)
                 if self.metrics:
@@ -226,7 +226,7 @@ class Trainer:
     def _forward_backward(self, batch: tuple[torch.Tensor, ...], group: int) -> torch.Tensor:
         *inputs, y = to_device(batch, self.device)
         with self._autocast():
-            out = self.model(*inputs)
+            out = self._call(inputs)
             loss = self.loss_fn(out, y)
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
@@ -237,6 +237,18 @@ class Trainer:
                 "check the model's forward (a loss computed under torch.no_grad() or from detached outputs)")
         (total if group == 1 else total / group).backward()
         return loss.detach()
+
+    def _call(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """``model(*inputs)``; torch's dtype mismatch on integer inputs (pixels or features read as
+        int64) says which input to convert."""
+        try:
+            return self.model(*inputs)
+        except RuntimeError as e:
+            ints = [i for i, t in enumerate(inputs) if not (t.is_floating_point() or t.is_complex())]
+            if not ints or "dtype" not in str(e):
+                raise
+            raise ValueError(f"the model failed on input {ints[0]}, which is {inputs[ints[0]].dtype} ({e}); if it "
+                             "holds numbers rather than indices, convert it: x.float()") from e
 
     def _optimizer_step(self) -> None:
         cfg = self.config
