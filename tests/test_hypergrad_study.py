@@ -63,6 +63,12 @@ def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     wrong = ts.Study(ts.Space({"l2": ts.Float(1e-6, 1.0, log=True)}), direction="minimize")
     with pytest.raises(ValueError, match="lacks the hyperparameters .*hyper_space"):
         hypertune(wrong, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)
+    # before: refused only at the first record, after the warm start and an inner phase of training
+    space = hyper_space(problem.hparams, problem.constraints)
+    wider = ts.Study(ts.Space({**{k: space[k] for k in space}, "width": ts.Categorical([16, 32])}), direction="minimize")
+    with pytest.raises(ValueError, match=r"parameters that hypertune does not tune, \['width'\]"):
+        hypertune(wider, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=OPTIONS)
     maxi = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="maximize")
     with pytest.raises(ValueError, match="direction='minimize'"):
         hypertune(maxi, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)

@@ -115,6 +115,11 @@ def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
         raise ValueError(f"study {study.name!r}: its space lacks the hyperparameters {missing[:5]}"
                          f"{' and more' if len(missing) > 5 else ''}; build it with "
                          "tunesmith.train.hyper_space(hparams, constraints)")
+    extra = sorted(set(study.space) - wanted)
+    if extra:
+        raise ValueError(f"study {study.name!r}: its space has parameters that hypertune does not tune, {extra[:5]}"
+                         f"{' and more' if len(extra) > 5 else ''}, so no step could be recorded in it; give hypertune "
+                         "a study of its own, built by tunesmith.train.hyper_space(hparams, constraints)")
 
 
 def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, completed: float) -> None:
