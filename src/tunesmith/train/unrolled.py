@@ -202,6 +202,11 @@ def unrolled_hypergradient(
     """
     from torch.func import grad
 
+    one_batch = isinstance(train_batches, tuple) and all(isinstance(t, torch.Tensor) for t in train_batches)
+    if one_batch or not isinstance(train_batches, Sequence):
+        raise ValueError(f"unrolled_hypergradient takes train_batches as a list of the K batches of the unrolled "
+                         f"steps, got {'one (x, y) batch' if one_batch else type(train_batches).__name__}; "
+                         "one batch K times: [batch] * K")
     if len(train_batches) < 1:
         raise ValueError("unrolled_hypergradient needs at least one training batch (K >= 1 steps)")
     check_trees(params, hparams)
