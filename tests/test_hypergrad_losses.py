@@ -103,3 +103,12 @@ def test_class_labels_of_any_integer_dtype_are_taken(dtype: torch.dtype) -> None
     as_long = _tune(problem, train, val)
     other = _tune(problem, (train[0], train[1].to(dtype)), (val[0], val[1].to(dtype)))
     assert [s.val_loss for s in other.steps] == [s.val_loss for s in as_long.steps]
+
+
+@pytest.mark.parametrize("head", [nn.Linear(6, 1), nn.Sequential(nn.Linear(6, 1), nn.Flatten(0))])
+def test_a_single_logit_binary_model_is_refused_with_the_fix(head: nn.Module) -> None:
+    """Before: torch's "index 1 is out of bounds for dimension 1 with size 1" or "Index tensor must
+    have the same number of dimensions as input tensor" (with one logit the cross-entropy is 0)."""
+    train, val = _data()
+    with pytest.raises(ValueError, match=r"one logit per class, \(n, classes >= 2\), got shape \(40,( 1)?\); a binary"):
+        _tune(classifier_losses(head), train, val)

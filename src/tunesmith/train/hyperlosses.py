@@ -95,10 +95,14 @@ def _call(model: nn.Module, p: Tree, x: torch.Tensor, *, train: bool) -> torch.T
             m.train(True)
     try:
         buffers = {k: b.clone() for k, b in model.named_buffers()}
-        return functional_call(model, {**buffers, **p}, (x,))
+        out = functional_call(model, {**buffers, **p}, (x,))
     finally:
         for m, mode in modes.items():
             m.training = mode
+    if out.ndim != 2 or out.shape[1] < 2:
+        raise ValueError(f"classifier_losses needs the model's output to be one logit per class, (n, classes >= 2), "
+                         f"got shape {tuple(out.shape)}; a binary classifier needs 2 outputs (nn.Linear(d, 2))")
+    return out
 
 
 def _labels(x: Any, y: Any, p: Tree) -> torch.Tensor:
