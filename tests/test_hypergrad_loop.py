@@ -181,3 +181,15 @@ def test_lbfgs_as_the_hyperparameter_optimizer_is_refused_before_training() -> N
         tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
              constraints=problem.constraints,
              options=LoopOptions(outer_steps=1, inner_steps=1, hyper_optimizer=lambda ps: torch.optim.LBFGS(ps)))
+
+
+def test_a_nan_in_a_later_batch_is_named_not_blamed_on_the_learning_rate() -> None:
+    """Before: "lower the inner optimizer's learning rate or constrain the hyperparameters", for
+    a batch whose inputs held a NaN (the check at the start sees only step 0's batch)."""
+    problem, train, val = _problem()
+    dirty = (train[0].clone(), train[1])
+    dirty[0][2, 1] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"at step 3; that step's batch holds NaN or inf values \(in \['item 0'\]\)"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams,
+             lambda s: dirty if s == 3 else train, val, constraints=problem.constraints,
+             options=LoopOptions(outer_steps=2, inner_steps=4))

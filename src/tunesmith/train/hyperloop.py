@@ -354,9 +354,19 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
 
         loss = opt.step(closure)
         if loss is not None and not math.isfinite(float(loss)):
-            raise FloatingPointError(f"the training loss became {float(loss)} at step {s}; lower the inner "
-                                     "optimizer's learning rate or constrain the hyperparameters")
+            bad = _nonfinite_inputs(batch)
+            raise FloatingPointError(
+                f"the training loss became {float(loss)} at step {s}; "
+                + (f"that step's batch holds NaN or inf values (in {bad}): clean the data" if bad else
+                   "lower the inner optimizer's learning rate or constrain the hyperparameters"))
     return start + n
+
+
+def _nonfinite_inputs(batch: Any) -> list[str]:
+    """Which tensors of a batch (a tensor, or a tuple/list/dict of them) hold NaN or inf."""
+    items = batch.items() if isinstance(batch, Mapping) else enumerate(batch if isinstance(batch, (tuple, list)) else [batch])
+    return [f"item {k}" if isinstance(k, int) else repr(k) for k, t in items
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
 def _hyper_step(opt: torch.optim.Optimizer, raw: Tree, hg: Tree, limit: float | None = None) -> None:
