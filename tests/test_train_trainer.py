@@ -234,3 +234,14 @@ def test_a_column_of_class_labels_trains_as_a_vector() -> None:
     runs = [Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu")).fit((x, labels), (xv, held))
             for labels, held in ((y, yv), (y[:, None], yv[:, None]))]
     assert runs[0].records[-1].val_loss == runs[1].records[-1].val_loss
+
+
+def test_a_nan_validation_loss_with_a_finite_training_loss_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: every validation was nan, none could be the best (history.best None), silently."""
+    (x, y), (xv, yv) = split(64)
+    xv = xv.clone()
+    xv[0, 0] = float("nan")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), TrainConfig(epochs=3, batch_size=16, device="cpu")).fit((x, y), (xv, yv))
+    assert len(history.records) == 3 and history.best is None
+    assert caplog.text.count("the validation loss is nan at step") == 1 and "validation data hold a NaN" in caplog.text

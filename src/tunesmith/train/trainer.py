@@ -102,6 +102,7 @@ class Trainer:
         self.steps_per_epoch = 0
         self.total_steps = 0
         self._frozen_hash = FrozenFingerprint()
+        self._warned_val = False
 
     # -- public --------------------------------------------------------------------------
     def fit(self, train: Data, val: Data | None = None, *, resume_from: str | Path | None = None) -> History:
@@ -317,6 +318,12 @@ class Trainer:
             self.plateau.update(score)
         if cfg.patience is not None and self._bad >= cfg.patience:
             h.stopped_early = True
+        if val_loss is not None and not math.isfinite(val_loss) and math.isfinite(train_loss) and not self._warned_val:
+            self._warned_val = True  # training goes on, but no validation can be the best: say so once
+            logging.getLogger("tunesmith").warning(
+                "the validation loss is %s at step %d while the training loss is finite: the validation data hold "
+                "a NaN or inf (or the model fails in evaluation mode); no such validation counts as the best",
+                val_loss, self.step)
         if not math.isfinite(train_loss):  # NaN/inf weights: no later step can recover them
             h.stopped_early = True
             logging.getLogger("tunesmith").warning(
