@@ -174,6 +174,8 @@ def test_loop_options_are_validated() -> None:
     with pytest.raises(ValueError, match="outer_steps must be an integer >= 1"):
         LoopOptions(outer_steps=0)
     LoopOptions(warm_start_steps=0)
+    with pytest.raises(ValueError, match="max_hyper_step must be a finite number > 0 or None, got True"):
+        LoopOptions(max_hyper_step=True)  # before: taken as 1
 
 
 def test_loop_options_of_the_wrong_kind_are_refused_with_the_fix() -> None:

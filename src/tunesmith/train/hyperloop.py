@@ -155,8 +155,7 @@ class LoopOptions:
             low = 0 if name == "warm_start_steps" else 1
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
                 raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
-        if self.max_hyper_step is not None and not (isinstance(self.max_hyper_step, (int, float))
-                                                    and math.isfinite(self.max_hyper_step) and self.max_hyper_step > 0):
+        if self.max_hyper_step is not None and not (_finite(self.max_hyper_step) and self.max_hyper_step > 0):
             raise ValueError(f"LoopOptions.max_hyper_step must be a finite number > 0 or None, "
                              f"got {self.max_hyper_step!r}")
         if self.method not in METHODS:
