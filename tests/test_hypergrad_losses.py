@@ -68,7 +68,7 @@ def test_frozen_layers_are_neither_trained_nor_penalized() -> None:
         classifier_losses(model)
 
 
-@pytest.mark.parametrize("l2_init", [0.0, -1e-3, float("nan")])
+@pytest.mark.parametrize("l2_init", [0.0, -1e-3, float("nan"), float("inf"), True])
 def test_an_l2_start_that_is_not_positive_is_refused_where_it_is_given(l2_init: float) -> None:
     """Before: accepted, and tune failed later naming the first layer's hyperparameter."""
     with pytest.raises(ValueError, match="classifier_losses: l2_init must be a finite number > 0"):

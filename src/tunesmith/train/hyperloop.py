@@ -25,6 +25,7 @@ from .implicit import (
     check_losses,
     check_not_empty,
     check_trees,
+    finite_number,
     hypergradient,
     tree_norm,
 )
@@ -39,14 +40,11 @@ def check_constraint(name: str, c: Any) -> Constraint:
     if c in ("real", "positive"):
         return str(c)
     # a list as well as a tuple: JSON and YAML files have no tuples
-    if (isinstance(c, (tuple, list)) and len(c) == 2 and all(_finite(x) for x in c) and c[0] < c[1]):
+    if (isinstance(c, (tuple, list)) and len(c) == 2 and all(finite_number(x) for x in c) and c[0] < c[1]):
         return (float(c[0]), float(c[1]))
     raise ValueError(f"constraint of hyperparameter {name!r} must be 'real', 'positive' or (low, high) with "
                      f"finite low < high, got {c!r}")
 
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any] | None) -> dict[str, Constraint]:
@@ -155,7 +153,7 @@ class LoopOptions:
             low = 0 if name == "warm_start_steps" else 1
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
                 raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
-        if self.max_hyper_step is not None and not (_finite(self.max_hyper_step) and self.max_hyper_step > 0):
+        if self.max_hyper_step is not None and not (finite_number(self.max_hyper_step) and self.max_hyper_step > 0):
             raise ValueError(f"LoopOptions.max_hyper_step must be a finite number > 0 or None, "
                              f"got {self.max_hyper_step!r}")
         if self.method not in METHODS:

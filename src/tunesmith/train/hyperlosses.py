@@ -5,14 +5,13 @@ and :func:`tunesmith.train.hyperloop.tune` take."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
 from .hyperloop import Constraint
-from .implicit import TrainLoss, Tree, ValLoss
+from .implicit import TrainLoss, Tree, ValLoss, finite_number
 
 L2_KINDS = (None, "tensor", "weight")
 #: label smoothing is kept inside (0, SMOOTHING_MAX) by a logit reparametrization
@@ -61,7 +60,7 @@ def classifier_losses(
         raise ValueError(f"classifier_losses: l2 must be one of {list(L2_KINDS)}, got {l2!r}")
     if label_smoothing is not None and not 0 < label_smoothing < SMOOTHING_MAX:
         raise ValueError(f"classifier_losses: label_smoothing must start in (0, {SMOOTHING_MAX}), got {label_smoothing!r}")
-    if l2 is not None and not (isinstance(l2_init, (int, float)) and 0 < l2_init < math.inf):
+    if l2 is not None and not (finite_number(l2_init) and l2_init > 0):
         raise ValueError(f"classifier_losses: l2_init must be a finite number > 0 (the L2 weights are positive and "
                          f"tuned on a log scale), got {l2_init!r}")
     params = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}

@@ -58,15 +58,15 @@ class ImplicitOptions:
             raise ValueError(f"ImplicitOptions.method must be one of {list(METHODS)}, got {self.method!r}")
         if not (isinstance(self.iters, int) and not isinstance(self.iters, bool) and self.iters >= 1):
             raise ValueError(f"ImplicitOptions.iters must be an integer >= 1, got {self.iters!r}")
-        if self.alpha is not None and not (_finite_number(self.alpha) and self.alpha > 0):
+        if self.alpha is not None and not (finite_number(self.alpha) and self.alpha > 0):
             raise ValueError(f"ImplicitOptions.alpha must be a finite number > 0 (or None to estimate it), got {self.alpha!r}")
         for name in ("damping", "tol"):  # tol=inf would stop CG before its first step: a hypergradient of 0
             v = getattr(self, name)
-            if not (_finite_number(v) and v >= 0):
+            if not (finite_number(v) and v >= 0):
                 raise ValueError(f"ImplicitOptions.{name} must be a finite number >= 0, got {v!r}")
 
 
-def _finite_number(v: Any) -> bool:
+def finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
