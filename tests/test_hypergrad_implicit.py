@@ -195,6 +195,8 @@ def test_loop_options_of_the_wrong_kind_are_refused_with_the_fix() -> None:
     for wrong, message in [({"outer_steps": 1}, "got dict"), (ImplicitOptions(), r"got ImplicitOptions \(pass it as LoopOptions\(implicit=...\)\)")]:
         with pytest.raises(TypeError, match=f"tune's options must be a LoopOptions, {message}"):
             tune(train_loss, val_loss, params, l2, train, val, options=wrong)
+    with pytest.raises(TypeError, match=r"hypergradient's options must be an ImplicitOptions, got LoopOptions \(a "):
+        hypergradient(train_loss, val_loss, params, l2, train, val, options=LoopOptions())  # was AttributeError 'alpha'
     for factor in (-1.0, float("nan")):
         with pytest.raises(ValueError, match=r"hyper_schedule\(0\) is (-1.0|nan); it must be a finite factor >= 0"):
             tune(train_loss, val_loss, params, l2, train, val, constraints={"l2": "positive"},

@@ -260,6 +260,9 @@ def hypergradient(
     from torch.func import grad, vjp
 
     opts = options or ImplicitOptions()
+    if not isinstance(opts, ImplicitOptions):
+        hint = " (a LoopOptions is tune's: pass its .implicit here)" if hasattr(opts, "implicit") else ""
+        raise TypeError(f"hypergradient's options must be an ImplicitOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batch, val_batch)
