@@ -135,6 +135,9 @@ def test_records_throughput_and_metrics() -> None:
         ({"seed": 1.5}, r"TrainConfig\.seed must be an integer"),
         # torch's own error named no field
         ({"optimizer": "sgd", "momentum": 0.0, "nesterov": True}, r"TrainConfig\.nesterov needs momentum > 0"),
+        # accepted before: SGD's steps then grow without end
+        ({"momentum": 1.5}, r"TrainConfig\.momentum must be in \[0, 1\), got 1.5"),
+        ({"momentum": 1.0}, r"TrainConfig\.momentum must be in \[0, 1\)"),
     ],
 )
 def test_bad_config_is_a_clear_error(kwargs, match) -> None:
