@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -99,12 +100,20 @@ def _small_val_problem():
     return problem, (x[:40], y[:40]), (x[40:48], y[40:48]), (x[48:], y[48:])
 
 
+HELD_OUT = LoopOptions(outer_steps=10, inner_steps=10, inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5))
+
+
+def _tune_held_out(opts: LoopOptions = HELD_OUT):
+    problem, train, val, held = _small_val_problem()
+    return tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                constraints=problem.constraints, options=opts, select_batch=held)
+
+
 def test_a_held_out_batch_chooses_the_best_step() -> None:
     problem, train, val, held = _small_val_problem()
-    opts = LoopOptions(outer_steps=10, inner_steps=10, inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05),
-                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5))
-    result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
-                  constraints=problem.constraints, options=opts, select_batch=held)
+    opts = HELD_OUT
+    result = _tune_held_out()
     held_losses = [s.select_loss for s in result.steps]
     assert all(isinstance(v, float) for v in held_losses)
     assert [s.score for s in result.steps] == held_losses
@@ -193,3 +202,17 @@ def test_a_nan_in_a_later_batch_is_named_not_blamed_on_the_learning_rate() -> No
         tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams,
              lambda s: dirty if s == 3 else train, val, constraints=problem.constraints,
              options=LoopOptions(outer_steps=2, inner_steps=4))
+
+
+def test_patience_stops_the_outer_loop_after_steps_without_a_new_best() -> None:
+    """Before: no way to stop: the loop ran every outer step after the held-out loss turned up."""
+    full = _tune_held_out()
+    scores = [s.score for s in full.steps]
+    patience = 2
+    stop = next(k for k in range(len(scores))
+                if k - min(range(k + 1), key=lambda i: (scores[i], i)) >= patience)  # first step `patience` past the best
+    early = _tune_held_out(dataclasses.replace(HELD_OUT, patience=patience))
+    assert stop < len(scores) - 1 and [s.score for s in early.steps] == scores[:stop + 1]
+    assert early.best == full.best and early.best == stop - patience
+    with pytest.raises(ValueError, match="LoopOptions.patience must be an integer >= 1 or None, got 0"):
+        LoopOptions(patience=0)

@@ -133,7 +133,9 @@ class LoopOptions:
     training steps; the inner optimizer must be SGD, Adam or AdamW). max_hyper_step: a trust
     limit, the most any raw (unconstrained: log / logit) hyperparameter may move in one
     hyperparameter step (a 'positive' one by at most a factor ``exp(max_hyper_step)``), so that
-    one step cannot shake the training; None: no limit."""
+    one step cannot shake the training; None: no limit. patience: stop after this many outer
+    steps in a row without a new best score (the held-out loss with a ``select_batch``, else
+    the validation loss); None: run all ``outer_steps``."""
 
     outer_steps: int = 20
     inner_steps: int = 50
@@ -146,6 +148,7 @@ class LoopOptions:
     unroll_steps: int = 10
     hyper_schedule: Callable[[int], float] | None = None
     max_hyper_step: float | None = None
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("outer_steps", "inner_steps", "warm_start_steps", "unroll_steps"):
@@ -153,6 +156,9 @@ class LoopOptions:
             low = 0 if name == "warm_start_steps" else 1
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
                 raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
+        if self.patience is not None and not (isinstance(self.patience, int) and not isinstance(self.patience, bool)
+                                              and self.patience >= 1):
+            raise ValueError(f"LoopOptions.patience must be an integer >= 1 or None, got {self.patience!r}")
         if self.max_hyper_step is not None and not (finite_number(self.max_hyper_step) and self.max_hyper_step > 0):
             raise ValueError(f"LoopOptions.max_hyper_step must be a finite number > 0 or None, "
                              f"got {self.max_hyper_step!r}")
@@ -267,6 +273,8 @@ def tune(
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
             callback(rec, {n: t.detach() for n, t in w.items()})
+        if opts.patience is not None and k - (best[0] if best else -1) >= opts.patience:
+            break  # early stopping of the outer loop: no new best for `patience` steps
         if opts.hyper_schedule is not None:
             factor = float(opts.hyper_schedule(k))
             if not (math.isfinite(factor) and factor >= 0):
