@@ -216,3 +216,11 @@ def test_patience_stops_the_outer_loop_after_steps_without_a_new_best() -> None:
     assert early.best == full.best and early.best == stop - patience
     with pytest.raises(ValueError, match="LoopOptions.patience must be an integer >= 1 or None, got 0"):
         LoopOptions(patience=0)
+
+
+def test_a_function_as_select_batch_is_refused_before_training() -> None:
+    """Before: after the first inner phase, "cannot unpack non-iterable function object"."""
+    problem, train, val, held = _small_val_problem()
+    with pytest.raises(TypeError, match="select_batch as one fixed batch .* got a function"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints, options=HELD_OUT, select_batch=lambda _k: held)

@@ -225,6 +225,9 @@ def tune(
         hint = " (pass it as LoopOptions(implicit=...))" if isinstance(opts, ImplicitOptions) else ""
         raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
+    if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):
+        raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
+                        f"a {type(select_batch).__name__}; a function of the step is for val_batch only")
     check_not_empty("select_batch", select_batch)
     cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
