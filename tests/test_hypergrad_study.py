@@ -121,3 +121,19 @@ def test_values_of_names_the_hyperparameters_a_trial_lacks() -> None:
     with pytest.raises(ValueError, match=r"values_of: the trial's parameters lack \['b\[0\]', 'b\[1\]'\]"):
         values_of({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": torch.zeros(2)})
     assert values_of({"a": 1.0, "b[0]": 2.0, "b[1]": 3.0}, {"a": 1.0, "b": torch.zeros(2)})["b"].tolist() == [2.0, 3.0]
+
+
+def test_values_of_a_trial_gives_the_exact_values_that_left_the_space() -> None:
+    """Before: only the clipped record could be turned back into tensors; the exact values sat in
+    attrs["outside_space"] for the user to merge by hand."""
+    problem, train, val = _problem()
+    narrow = hyper_space(problem.hparams, problem.constraints, span=1.01)
+    study = ts.Study(narrow, direction="minimize")
+    result = hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                       constraints=problem.constraints, options=OPTIONS)
+    last = study.trials[-1]
+    assert last.attrs.get("outside_space")  # the steps left the narrow range
+    exact = values_of(last, problem.hparams)
+    assert all(torch.allclose(exact[k], result.steps[-1].hparams[k]) for k in exact)
+    clipped = values_of(last.params, problem.hparams)
+    assert not all(torch.allclose(clipped[k], result.steps[-1].hparams[k]) for k in clipped)

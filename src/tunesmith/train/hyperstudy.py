@@ -142,9 +142,13 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, comp
         study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.score}", **when)
 
 
-def values_of(trial_params: Mapping[str, float], like: Mapping[str, Any]) -> Tree:
+def values_of(trial_params: Any, like: Mapping[str, Any]) -> Tree:
     """The hyperparameter tensors of a recorded trial (the inverse of the flattening), with the
-    dtypes and devices of ``like``."""
+    dtypes and devices of ``like``. ``trial_params``: a trial's ``params``, or the trial itself,
+    whose values that left the study's range are then the exact ones (``attrs["outside_space"]``)
+    rather than the clipped record."""
+    if hasattr(trial_params, "params") and hasattr(trial_params, "attrs"):
+        trial_params = {**trial_params.params, **(trial_params.attrs.get("outside_space") or {})}
     missing = [k for k in flat_values({n: torch.as_tensor(v) for n, v in like.items()}) if k not in trial_params]
     if missing:
         raise ValueError(f"values_of: the trial's parameters lack {missing[:5]}{' and more' if len(missing) > 5 else ''}"
