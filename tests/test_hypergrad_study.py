@@ -137,3 +137,17 @@ def test_values_of_a_trial_gives_the_exact_values_that_left_the_space() -> None:
     assert all(torch.allclose(exact[k], result.steps[-1].hparams[k]) for k in exact)
     clipped = values_of(last.params, problem.hparams)
     assert not all(torch.allclose(clipped[k], result.steps[-1].hparams[k]) for k in clipped)
+
+
+def test_float32_hyperparameters_are_recorded_as_their_short_decimals() -> None:
+    """Before: 1e-3 in float32 was recorded (and exported, and bounded in hyper_space) as its
+    float64 expansion 0.0009999999310821295; values_of still gives back the same float32."""
+    start = {"l2": torch.tensor(1e-3), "w": torch.tensor([0.1, 3e-5])}
+    space = hyper_space(start, {"l2": "positive"})
+    assert (space["l2"].low, space["l2"].high) == (1e-7, 10.0)
+    from tunesmith.train.hyperloop import flat_values
+
+    assert flat_values(start) == {"l2": 1e-3, "w[0]": 0.1, "w[1]": 3e-5}
+    back = values_of(flat_values(start), start)
+    assert all(torch.equal(back[k], start[k]) for k in start)
+    assert flat_values({"l2": torch.tensor(1e-3, dtype=torch.float64)}) == {"l2": 1e-3}

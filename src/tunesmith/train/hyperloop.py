@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .implicit import (
@@ -391,14 +392,18 @@ def _hyper_step(opt: torch.optim.Optimizer, raw: Tree, hg: Tree, limit: float | 
 
 def flat_values(hparams: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """Scalars by name: a scalar hyperparameter as itself, a tensor one as ``name[i]``
-    (flattened index), so that each is one parameter of a study."""
+    (flattened index), so that each is one parameter of a study. Values of a single- or
+    half-precision tensor are the shortest decimals that give back the same float32
+    (1e-3, not its float64 expansion 0.0009999999310821295)."""
     out: dict[str, float] = {}
     for k, v in hparams.items():
-        t = torch.as_tensor(v).detach().reshape(-1)
-        if t.numel() == 1 and torch.as_tensor(v).ndim == 0:
-            out[k] = float(t[0])
+        t = torch.as_tensor(v).detach()
+        short = t.dtype in (torch.float32, torch.float16, torch.bfloat16)
+        xs = [float(str(np.float32(x))) if short else float(x) for x in t.reshape(-1).tolist()]
+        if t.ndim == 0:
+            out[k] = xs[0]
         else:
-            out.update({f"{k}[{i}]": float(x) for i, x in enumerate(t.tolist())})
+            out.update({f"{k}[{i}]": x for i, x in enumerate(xs)})
     return out
 
 
