@@ -84,20 +84,21 @@ def _call(model: nn.Module, p: Tree, x: torch.Tensor, *, train: bool) -> torch.T
     """``model(x)`` with the weights ``p``, in training mode or in evaluation mode but for
     batch norm (the batch's statistics: the running ones are not tracked while tuning). The
     buffers are copies, so batch norm's update of its running statistics neither changes the
-    model nor fails inside ``torch.func``'s transforms (an in-place change of a captured tensor)."""
+    model nor fails inside ``torch.func``'s transforms (an in-place change of a captured tensor).
+    Each module's mode is set and restored as one attribute (this runs at every step)."""
     from torch.func import functional_call
 
-    modes = {m: m.training for m in model.modules()}
-    model.train(train)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.train(True)
+    mods = list(model.modules())
+    want = [train or isinstance(m, nn.modules.batchnorm._BatchNorm) for m in mods]
+    was = [m.training for m in mods]
     try:
+        for m, w in zip(mods, want, strict=True):
+            m.training = w
         buffers = {k: b.clone() for k, b in model.named_buffers()}
-        out = functional_call(model, {**buffers, **p}, (x,))
+        out = functional_call(model, {**buffers, **p} if buffers else p, (x,))
     finally:
-        for m, mode in modes.items():
-            m.training = mode
+        for m, w in zip(mods, was, strict=True):
+            m.training = w
     if out.ndim != 2 or out.shape[1] < 2:
         raise ValueError(f"classifier_losses needs the model's output to be one logit per class, (n, classes >= 2), "
                          f"got shape {tuple(out.shape)}; a binary classifier needs 2 outputs (nn.Linear(d, 2))")
