@@ -224,3 +224,14 @@ def test_a_function_as_select_batch_is_refused_before_training() -> None:
     with pytest.raises(TypeError, match="select_batch as one fixed batch .* got a function"):
         tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
              constraints=problem.constraints, options=HELD_OUT, select_batch=lambda _k: held)
+
+
+def test_a_batch_function_that_runs_out_says_to_cycle_the_loader() -> None:
+    """Before: a bare StopIteration from tune when iter(loader) ended after one pass."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    problem, train, val = _problem()
+    it = iter(DataLoader(TensorDataset(*train), batch_size=20))  # 2 batches, then StopIteration
+    with pytest.raises(ValueError, match=r"train_batches\(2\) ran out of batches \(StopIteration\).*itertools.count"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, lambda _s: tuple(next(it)), val,
+             constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=3))

@@ -234,8 +234,10 @@ def tune(
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
     raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)
            .requires_grad_(True) for k, v in hparams.items()}
-    batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: _one_batch("train_batches", train_batches))
-    val_at: Batches = val_batch if callable(val_batch) else (lambda _k: _one_batch("val_batch", val_batch))
+    batch_at: Batches = (_endless("train_batches", train_batches) if callable(train_batches)
+                         else (lambda _s: _one_batch("train_batches", train_batches)))
+    val_at: Batches = (_endless("val_batch", val_batch) if callable(val_batch)
+                       else (lambda _k: _one_batch("val_batch", val_batch)))
 
     def values() -> Tree:
         return {k: from_raw(r, cons[k]) for k, r in raw.items()}
@@ -302,6 +304,18 @@ def _one_batch(name: str, batch: Any) -> Any:
             "and lambda _step: next(it)"
         )
     return batch
+
+
+def _endless(name: str, at: Batches) -> Batches:
+    """``at``, with its StopIteration (an iterator over a DataLoader ends after one pass) said."""
+    def call(step: int) -> Any:
+        try:
+            return at(step)
+        except StopIteration as e:
+            raise ValueError(f"{name}({step}) ran out of batches (StopIteration): an iterator over a DataLoader "
+                             "ends after one pass; cycle it: it = (b for _ in itertools.count() for b in loader)") from e
+
+    return call
 
 
 def _first_kept(at: Batches) -> tuple[Batches, Any]:
