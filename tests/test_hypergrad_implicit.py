@@ -348,3 +348,14 @@ def test_an_interval_given_as_a_list_is_taken_and_an_infinite_one_refused() -> N
     result = tune(train_loss, val_loss, params, {"l2": 0.01}, train, val, constraints={"l2": [0.0, 0.1]},
                   options=LoopOptions(outer_steps=2, inner_steps=2))
     assert 0 < float(result.hparams["l2"]) < 0.1
+
+
+def test_a_data_loader_given_to_hypergradient_is_refused_with_the_fix() -> None:
+    """Before: the loss met the DataLoader itself ("too many values to unpack")."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    loader = DataLoader(TensorDataset(*train), batch_size=8)
+    for given, name in [((loader, val), "train_batch"), ((train, iter([val])), "val_batch")]:
+        with pytest.raises(TypeError, match=f"hypergradient takes {name} as one batch, got a .*itertools.count"):
+            hypergradient(train_loss, val_loss, params, {"l2": 1e-2}, *given)

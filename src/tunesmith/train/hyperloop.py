@@ -25,6 +25,7 @@ from .implicit import (
     ValLoss,
     check_losses,
     check_not_empty,
+    check_one_batch,
     check_trees,
     finite_number,
     hypergradient,
@@ -295,14 +296,8 @@ def tune(
 
 
 def _one_batch(name: str, batch: Any) -> Any:
-    """``batch`` itself, unless it is a DataLoader or an iterator: those hold many batches, and the
-    loss would fail on them with an unpacking error that does not say why."""
-    if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
-        raise TypeError(
-            f"tune takes {name} as one batch or a function step -> batch, got a {type(batch).__name__}; "
-            "for minibatches from a DataLoader pass e.g. it = (b for _ in itertools.count() for b in loader) "
-            "and lambda _step: next(it)"
-        )
+    """``batch`` itself, unless it is a DataLoader or an iterator (:func:`~.implicit.check_one_batch`)."""
+    check_one_batch(f"tune takes {name} as one batch or a function step -> batch", batch)
     return batch
 
 

@@ -185,6 +185,14 @@ def check_not_empty(what: str, batch: Any) -> None:
         raise ValueError(f"{what} is empty (a tensor in it has 0 rows): its loss would be nan; pass data with rows")
 
 
+def check_one_batch(what: str, batch: Any) -> None:
+    """Refuse a DataLoader or an iterator where one batch is wanted: those hold many batches, and
+    the loss would fail on them with an unpacking error that does not say why."""
+    if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
+        raise TypeError(f"{what}, got a {type(batch).__name__}; for minibatches from a DataLoader pass e.g. "
+                        "it = (b for _ in itertools.count() for b in loader) and lambda _step: next(it)")
+
+
 def _rows(batch: Any) -> list[int]:
     """The first dimensions of the tensors in a batch (a tensor, a tuple/list or a dict of them)."""
     items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
@@ -260,6 +268,8 @@ def hypergradient(
     from torch.func import grad, vjp
 
     opts = options or ImplicitOptions()
+    for name, batch in (("train_batch", train_batch), ("val_batch", val_batch)):
+        check_one_batch(f"hypergradient takes {name} as one batch", batch)
     if not isinstance(opts, ImplicitOptions):
         hint = " (a LoopOptions is tune's: pass its .implicit here)" if hasattr(opts, "implicit") else ""
         raise TypeError(f"hypergradient's options must be an ImplicitOptions, got {type(opts).__name__}{hint}")
