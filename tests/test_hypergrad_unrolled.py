@@ -271,6 +271,9 @@ def test_train_batches_that_are_not_a_list_of_batches_are_refused() -> None:
     for wrong, what in [(train, r"one \(x, y\) batch"), ((b for b in [train]), "generator")]:
         with pytest.raises(ValueError, match=f"train_batches as a list of the K batches .*got {what}; one batch K"):
             unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, wrong, val, rules=rules)
+    with pytest.raises(TypeError, match="unrolled_hypergradient takes val_batch as one batch, got a list_iterator"):
+        unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train], iter([val]),
+                               rules=rules)
     hg, *_ = unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, (train, train), val,
                                     rules=rules)
     assert set(hg) == set(problem.hparams)

@@ -28,6 +28,7 @@ from .implicit import (
     Tree,
     ValLoss,
     check_losses,
+    check_one_batch,
     check_trees,
     explain_in_place,
     hparams_like,
@@ -209,6 +210,7 @@ def unrolled_hypergradient(
                          "one batch K times: [batch] * K")
     if len(train_batches) < 1:
         raise ValueError("unrolled_hypergradient needs at least one training batch (K >= 1 steps)")
+    check_one_batch("unrolled_hypergradient takes val_batch as one batch", val_batch)
     check_trees(params, hparams)
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batches[0], val_batch)
