@@ -176,3 +176,16 @@ def test_the_default_folder_is_per_user_and_per_study(tmp_path: Path, monkeypatc
     for d in (tmp_path / "cache" / "tunesmith", tmp_path / "cache" / "tunesmith" / "checkpoints", expected):
         assert d.stat().st_mode & 0o777 == 0o700
     assert files(expected) == {"trial-0", "trial-1"}
+
+
+def test_resuming_from_a_folder_or_a_file_that_is_no_checkpoint_says_so(tmp_path: Path) -> None:
+    """Before: a folder "does not exist"; any file that is not a torch archive (a script, a text
+    file) "holds Python objects other than tensors ... unpickling them could run code"."""
+    folder = tmp_path / "ck"
+    Trainer(mlp(), CFG.with_params({"checkpoint_dir": str(folder)})).fit(*DATA)
+    with pytest.raises(IsADirectoryError, match=r"is a folder; pass a checkpoint file in it, .*checkpoint.latest\(folder\)"):
+        Trainer(mlp(), CFG).fit(*DATA, resume_from=folder)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError, match="not a complete torch.save archive"):
+        Trainer(mlp(), CFG).fit(*DATA, resume_from=text)

@@ -174,6 +174,33 @@ def test_loop_options_are_validated() -> None:
     with pytest.raises(ValueError, match="outer_steps must be an integer >= 1"):
         LoopOptions(outer_steps=0)
     LoopOptions(warm_start_steps=0)
+    with pytest.raises(ValueError, match="max_hyper_step must be a finite number > 0 or None, got True"):
+        LoopOptions(max_hyper_step=True)  # before: taken as 1
+
+
+def test_loop_options_of_the_wrong_kind_are_refused_with_the_fix() -> None:
+    """Before: an optimizer instance failed inside tune with "'Adam' object is not callable", "cg"
+    as method named no fix, a dict or ImplicitOptions as options gave an AttributeError, and a
+    negative or nan hyper_schedule factor stepped uphill or made the hyperparameters nan (then an
+    error that blamed the inner optimizer's learning rate)."""
+    instance = torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    with pytest.raises(TypeError, match="LoopOptions.inner_optimizer must be a factory, params list -> optimizer"):
+        LoopOptions(inner_optimizer=instance)
+    with pytest.raises(TypeError, match="LoopOptions.hyper_optimizer must be a factory"):
+        LoopOptions(hyper_optimizer=None)
+    with pytest.raises(ValueError, match=r"implicit=ImplicitOptions\(method='cg'\)"):
+        LoopOptions(method="cg")
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    for wrong, message in [({"outer_steps": 1}, "got dict"), (ImplicitOptions(), r"got ImplicitOptions \(pass it as LoopOptions\(implicit=...\)\)")]:
+        with pytest.raises(TypeError, match=f"tune's options must be a LoopOptions, {message}"):
+            tune(train_loss, val_loss, params, l2, train, val, options=wrong)
+    with pytest.raises(TypeError, match=r"hypergradient's options must be an ImplicitOptions, got LoopOptions \(a "):
+        hypergradient(train_loss, val_loss, params, l2, train, val, options=LoopOptions())  # was AttributeError 'alpha'
+    for factor in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"hyper_schedule\(0\) is (-1.0|nan); it must be a finite factor >= 0"):
+            tune(train_loss, val_loss, params, l2, train, val, constraints={"l2": "positive"},
+                 options=LoopOptions(outer_steps=2, inner_steps=2, hyper_schedule=lambda k, f=factor: f))
 
 
 def _small_problem():
@@ -195,11 +222,12 @@ def _small_problem():
     return out, train_loss, val_loss, params, train, val
 
 
-def _each_entry_point(train_loss, val_loss, params, hparams, train, val) -> list:
-    """The hypergradient's three entry points on one problem: each must refuse it."""
+def _each_entry_point(train_loss, val_loss, params, hparams, train, val, like=None) -> list:
+    """The hypergradient's three entry points on one problem: each must refuse it (``like``:
+    the weights the unrolled optimizer's rules are built for, when ``params`` cannot be)."""
     from tunesmith.train.unrolled import rules_of, unrolled_hypergradient
 
-    w = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    w = {k: v.clone().requires_grad_(True) for k, v in (params if like is None else like).items()}
     rules = rules_of(torch.optim.SGD(list(w.values()), lr=0.1), w)
     calls = [lambda m=m: hypergradient(train_loss, val_loss, params, hparams, train, val,
                                        options=ImplicitOptions(method=m, iters=5)) for m in ("cg", "neumann")]
@@ -257,3 +285,77 @@ def test_a_hypergradient_that_turns_nan_mid_loop_is_named() -> None:
     with pytest.raises(FloatingPointError, match="hypergradient at outer step 1 is not finite"):
         tune(train_loss, flaky_val, params, {"l2": torch.tensor(1e-2, dtype=torch.float64)}, train, val,
              constraints={"l2": "positive"}, options=LoopOptions(outer_steps=4, inner_steps=2))
+
+
+def test_an_empty_batch_is_named_not_blamed_on_a_diverged_model() -> None:
+    """Before: 'val_loss(params, batch) is nan ... (a diverged model, a log of 0, a nan in the data?)'."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    empty = tuple(t[:0] for t in val)
+    for given, what in [((train, empty), "validation"), ((empty, val), "training")]:
+        for call in _each_entry_point(train_loss, val_loss, params, l2, *given):
+            with pytest.raises(ValueError, match=f"the {what} batch is empty"):
+                call()
+
+
+def test_weights_and_hyperparameters_that_are_not_dicts_of_tensors_are_refused() -> None:
+    """Before: a model given as params failed with "'Linear' object has no attribute 'items'",
+    empty params with a bare StopIteration, empty hparams with torch's "optimizer got an empty
+    parameter list" (tune) or returned {} (hypergradient)."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    cases = [(torch.nn.Linear(4, 3), l2, TypeError, "params must be a dict name -> tensor"),
+             ({}, l2, ValueError, "params is empty"),
+             ({k: v.long() for k, v in params.items()}, l2, TypeError, "are not floating-point tensors"),
+             (params, {}, ValueError, "hparams must be a non-empty dict")]
+    for p, hp, error, message in cases:
+        for call in _each_entry_point(train_loss, val_loss, p, hp, train, val, like=params):
+            with pytest.raises(error, match=message):
+                call()
+
+
+def test_a_loss_that_updates_batch_norm_statistics_gets_the_fix() -> None:
+    """Before: torch.func's "attempted to call in-place operation (aten::add_.Tensor) that would
+    mutate a captured Tensor", which names neither batch norm nor what to do."""
+    train, val = _data()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 3)).double()
+    fc = torch.nn.functional
+
+    def train_loss(p, h, b):
+        out = torch.func.functional_call(model, p, (b[0],))
+        return fc.cross_entropy(out, b[1]) + h["l2"] * p["2.weight"].pow(2).sum()
+
+    def val_loss(p, b):
+        return fc.cross_entropy(torch.func.functional_call(model, p, (b[0],)), b[1])
+
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    for call in _each_entry_point(train_loss, val_loss, params, {"l2": torch.tensor(1e-2)}, train, val):
+        with pytest.raises(RuntimeError, match=r"batch norm updating its running statistics .* copies of its buffers"):
+            call()
+
+
+def test_an_interval_given_as_a_list_is_taken_and_an_infinite_one_refused() -> None:
+    """Before: [0, 0.5] (how JSON and YAML write an interval) was refused, and (0, inf) accepted,
+    to give inf or nan values (low + inf * sigmoid)."""
+    from tunesmith.train.hyperloop import check_constraint
+
+    assert check_constraint("s", [0, 0.5]) == (0.0, 0.5)
+    for bad in [(0.0, math.inf), [math.nan, 1.0], (True, 2.0), [0.0, 0.5, 1.0]]:
+        with pytest.raises(ValueError, match=r"'s' must be 'real', 'positive' or \(low, high\) with finite low < high"):
+            check_constraint("s", bad)
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    result = tune(train_loss, val_loss, params, {"l2": 0.01}, train, val, constraints={"l2": [0.0, 0.1]},
+                  options=LoopOptions(outer_steps=2, inner_steps=2))
+    assert 0 < float(result.hparams["l2"]) < 0.1
+
+
+def test_a_data_loader_given_to_hypergradient_is_refused_with_the_fix() -> None:
+    """Before: the loss met the DataLoader itself ("too many values to unpack")."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    loader = DataLoader(TensorDataset(*train), batch_size=8)
+    for given, name in [((loader, val), "train_batch"), ((train, iter([val])), "val_batch")]:
+        with pytest.raises(TypeError, match=f"hypergradient takes {name} as one batch, got a .*itertools.count"):
+            hypergradient(train_loss, val_loss, params, {"l2": 1e-2}, *given)

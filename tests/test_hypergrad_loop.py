@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -99,12 +100,20 @@ def _small_val_problem():
     return problem, (x[:40], y[:40]), (x[40:48], y[40:48]), (x[48:], y[48:])
 
 
+HELD_OUT = LoopOptions(outer_steps=10, inner_steps=10, inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5))
+
+
+def _tune_held_out(opts: LoopOptions = HELD_OUT):
+    problem, train, val, held = _small_val_problem()
+    return tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                constraints=problem.constraints, options=opts, select_batch=held)
+
+
 def test_a_held_out_batch_chooses_the_best_step() -> None:
     problem, train, val, held = _small_val_problem()
-    opts = LoopOptions(outer_steps=10, inner_steps=10, inner_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.05),
-                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5))
-    result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
-                  constraints=problem.constraints, options=opts, select_batch=held)
+    opts = HELD_OUT
+    result = _tune_held_out()
     held_losses = [s.select_loss for s in result.steps]
     assert all(isinstance(v, float) for v in held_losses)
     assert [s.score for s in result.steps] == held_losses
@@ -162,3 +171,67 @@ def test_a_data_loader_or_an_iterator_is_refused_with_the_fix() -> None:
     result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, lambda _s: tuple(next(it)),
                   val, constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=3))
     assert len(result.steps) == 2
+
+
+def test_an_empty_held_out_batch_is_refused() -> None:
+    """Before: its loss was nan at every step, so the loop ran to the end and returned best=None."""
+    problem, train, val, held = _small_val_problem()
+    with pytest.raises(ValueError, match="select_batch is empty"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=2),
+             select_batch=tuple(t[:0] for t in held))
+
+
+def test_lbfgs_as_the_hyperparameter_optimizer_is_refused_before_training() -> None:
+    """Before: the first hyperparameter step failed, after the warm start, inside torch's LBFGS
+    ("step() missing 1 required positional argument: 'closure'")."""
+    problem, train, val = _problem()
+    with pytest.raises(ValueError, match="LoopOptions.hyper_optimizer: LBFGS re-evaluates its objective"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints,
+             options=LoopOptions(outer_steps=1, inner_steps=1, hyper_optimizer=lambda ps: torch.optim.LBFGS(ps)))
+
+
+def test_a_nan_in_a_later_batch_is_named_not_blamed_on_the_learning_rate() -> None:
+    """Before: "lower the inner optimizer's learning rate or constrain the hyperparameters", for
+    a batch whose inputs held a NaN (the check at the start sees only step 0's batch)."""
+    problem, train, val = _problem()
+    dirty = (train[0].clone(), train[1])
+    dirty[0][2, 1] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"at step 3; that step's batch holds NaN or inf values \(in \['item 0'\]\)"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams,
+             lambda s: dirty if s == 3 else train, val, constraints=problem.constraints,
+             options=LoopOptions(outer_steps=2, inner_steps=4))
+
+
+def test_patience_stops_the_outer_loop_after_steps_without_a_new_best() -> None:
+    """Before: no way to stop: the loop ran every outer step after the held-out loss turned up."""
+    full = _tune_held_out()
+    scores = [s.score for s in full.steps]
+    patience = 2
+    stop = next(k for k in range(len(scores))
+                if k - min(range(k + 1), key=lambda i: (scores[i], i)) >= patience)  # first step `patience` past the best
+    early = _tune_held_out(dataclasses.replace(HELD_OUT, patience=patience))
+    assert stop < len(scores) - 1 and [s.score for s in early.steps] == scores[:stop + 1]
+    assert early.best == full.best and early.best == stop - patience
+    with pytest.raises(ValueError, match="LoopOptions.patience must be an integer >= 1 or None, got 0"):
+        LoopOptions(patience=0)
+
+
+def test_a_function_as_select_batch_is_refused_before_training() -> None:
+    """Before: after the first inner phase, "cannot unpack non-iterable function object"."""
+    problem, train, val, held = _small_val_problem()
+    with pytest.raises(TypeError, match="select_batch as one fixed batch .* got a function"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints, options=HELD_OUT, select_batch=lambda _k: held)
+
+
+def test_a_batch_function_that_runs_out_says_to_cycle_the_loader() -> None:
+    """Before: a bare StopIteration from tune when iter(loader) ended after one pass."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    problem, train, val = _problem()
+    it = iter(DataLoader(TensorDataset(*train), batch_size=20))  # 2 batches, then StopIteration
+    with pytest.raises(ValueError, match=r"train_batches\(2\) ran out of batches \(StopIteration\).*itertools.count"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, lambda _s: tuple(next(it)), val,
+             constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=3))

@@ -134,3 +134,16 @@ def test_a_trial_records_the_adapted_rate_per_validation(tmp_path: Path) -> None
                    n_trials=1)
     adapted = study.trials[0].attrs["adapted_lr"]
     assert set(adapted) == {"all/decay", "all/no_decay"} and len(adapted["all/decay"]) == 3
+
+
+def test_a_plain_torch_optimizer_is_refused_saying_what_base_lr_is() -> None:
+    """Before: KeyError 'base_lr' from HypergradientLR's constructor (it is exported, so a loop of
+    one's own would try it with torch.optim.Adam)."""
+    import torch
+
+    opt = torch.optim.Adam(mlp().parameters(), lr=1e-3)
+    with pytest.raises(ValueError, match=r"lack; in a loop of your own set g\['base_lr'\] = g\['lr'\]"):
+        HypergradientLR(opt, hyper_lr=1e-4)
+    for g in opt.param_groups:
+        g["base_lr"] = g["lr"]
+    assert HypergradientLR(opt, hyper_lr=1e-4).initial == [1e-3]

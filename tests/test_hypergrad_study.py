@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import tunesmith as ts  # noqa: E402
-from tunesmith.train import LoopOptions, classifier_losses, hyper_space, hypertune  # noqa: E402
-from tunesmith.train.hyperstudy import values_of  # noqa: E402
+from tunesmith.train import LoopOptions, classifier_losses, hyper_space, hypertune, values_of  # noqa: E402
 
 SRC = Path(__file__).parent.parent / "src"
 
@@ -45,6 +46,9 @@ def test_each_outer_step_is_a_trial_that_show_and_importance_read(tmp_path: Path
     assert [t.state.value for t in trials] == ["complete"] * 6
     assert [t.value for t in trials] == pytest.approx([s.val_loss for s in result.steps])
     assert all(t.attrs["hypergrad_norm"] > 0 and t.attrs["method"] == "cg" for t in trials)
+    # each trial's time is its outer step's (before: none, so show's "seconds" column stayed empty)
+    assert all(t.duration is not None and t.duration > 0 for t in trials)
+    assert all(a.completed == b.started for a, b in itertools.pairwise(trials))
     first = values_of(trials[0].params, problem.hparams)
     assert all(torch.allclose(first[k], problem.hparams[k]) for k in first)
     assert trials[-1].value < trials[0].value  # the validation loss went down
@@ -59,6 +63,12 @@ def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     wrong = ts.Study(ts.Space({"l2": ts.Float(1e-6, 1.0, log=True)}), direction="minimize")
     with pytest.raises(ValueError, match="lacks the hyperparameters .*hyper_space"):
         hypertune(wrong, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)
+    # before: refused only at the first record, after the warm start and an inner phase of training
+    space = hyper_space(problem.hparams, problem.constraints)
+    wider = ts.Study(ts.Space({**{k: space[k] for k in space}, "width": ts.Categorical([16, 32])}), direction="minimize")
+    with pytest.raises(ValueError, match=r"parameters that hypertune does not tune, \['width'\]"):
+        hypertune(wider, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=OPTIONS)
     maxi = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="maximize")
     with pytest.raises(ValueError, match="direction='minimize'"):
         hypertune(maxi, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)
@@ -89,3 +99,55 @@ def test_hyper_space_refuses_a_start_that_tune_would_refuse() -> None:
     with pytest.raises(ValueError, match="'s' must start at finite values"):
         hyper_space({"s": float("nan")})
     assert set(hyper_space({"l2": [1e-3, 1e-2]}, {"l2": "positive"})) == {"l2[0]", "l2[1]"}
+
+
+def test_hyper_space_refuses_a_constraint_for_a_name_it_does_not_have() -> None:
+    """Before: a misspelt name's constraint was ignored, and the L2 weight it meant got a
+    'real' range of -9999..10001 instead of a log-uniform positive one (tune refused it)."""
+    with pytest.raises(ValueError, match=r"constraints name unknown hyperparameters \['l2.fc'\]; have \['l2.fc.weight'\]"):
+        hyper_space({"l2.fc.weight": 1e-3}, {"l2.fc": "positive"})
+
+
+def test_hyper_space_refuses_a_span_that_is_not_above_1() -> None:
+    """Before: span=0 raised ZeroDivisionError, span <= 1 an error about a parameter's low and high."""
+    for span in (0, 1, 0.5, -10, math.inf, math.nan):
+        with pytest.raises(ValueError, match="hyper_space: span must be a finite number > 1"):
+            hyper_space({"a": 1e-3}, {"a": "positive"}, span=span)
+    assert hyper_space({"a": 1e-3}, {"a": "positive"}, span=10)["a"].high == pytest.approx(1e-2)
+
+
+def test_values_of_names_the_hyperparameters_a_trial_lacks() -> None:
+    """Before: a bare KeyError 'b[0]'."""
+    with pytest.raises(ValueError, match=r"values_of: the trial's parameters lack \['b\[0\]', 'b\[1\]'\]"):
+        values_of({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": torch.zeros(2)})
+    assert values_of({"a": 1.0, "b[0]": 2.0, "b[1]": 3.0}, {"a": 1.0, "b": torch.zeros(2)})["b"].tolist() == [2.0, 3.0]
+
+
+def test_values_of_a_trial_gives_the_exact_values_that_left_the_space() -> None:
+    """Before: only the clipped record could be turned back into tensors; the exact values sat in
+    attrs["outside_space"] for the user to merge by hand."""
+    problem, train, val = _problem()
+    narrow = hyper_space(problem.hparams, problem.constraints, span=1.01)
+    study = ts.Study(narrow, direction="minimize")
+    result = hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                       constraints=problem.constraints, options=OPTIONS)
+    last = study.trials[-1]
+    assert last.attrs.get("outside_space")  # the steps left the narrow range
+    exact = values_of(last, problem.hparams)
+    assert all(torch.allclose(exact[k], result.steps[-1].hparams[k]) for k in exact)
+    clipped = values_of(last.params, problem.hparams)
+    assert not all(torch.allclose(clipped[k], result.steps[-1].hparams[k]) for k in clipped)
+
+
+def test_float32_hyperparameters_are_recorded_as_their_short_decimals() -> None:
+    """Before: 1e-3 in float32 was recorded (and exported, and bounded in hyper_space) as its
+    float64 expansion 0.0009999999310821295; values_of still gives back the same float32."""
+    start = {"l2": torch.tensor(1e-3), "w": torch.tensor([0.1, 3e-5])}
+    space = hyper_space(start, {"l2": "positive"})
+    assert (space["l2"].low, space["l2"].high) == (1e-7, 10.0)
+    from tunesmith.train.hyperloop import flat_values
+
+    assert flat_values(start) == {"l2": 1e-3, "w[0]": 0.1, "w[1]": 3e-5}
+    back = values_of(flat_values(start), start)
+    assert all(torch.equal(back[k], start[k]) for k in start)
+    assert flat_values({"l2": torch.tensor(1e-3, dtype=torch.float64)}) == {"l2": 1e-3}

@@ -250,3 +250,30 @@ def test_bad_unroll_settings_and_optimizers_are_refused() -> None:
         w = {k: v.clone() for k, v in problem.params.items()}
         unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [], val,
                                rules=rules_of(torch.optim.SGD(list(w.values()), lr=0.1), w))
+
+
+def test_rules_of_copies_of_the_weights_says_they_are_matched_by_identity() -> None:
+    """Before: "parameter '0.weight' is not among the inner optimizer's parameters", for the very
+    weights the optimizer was built on, only detached."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"'0.weight' is not among .* matched by identity: pass the very tensors"):
+        rules_of(opt, {k: v.detach() for k, v in model.named_parameters()})
+    assert set(rules_of(opt, dict(model.named_parameters()))) == {"0.weight", "0.bias"}
+
+
+def test_train_batches_that_are_not_a_list_of_batches_are_refused() -> None:
+    """Before: one (x, y) batch was taken as two batches, x and y ("too many values to unpack"),
+    a generator failed with "object of type 'generator' has no len()"."""
+    problem, train, val = _loop_problem()
+    w = {k: v.clone().requires_grad_(True) for k, v in problem.params.items()}
+    rules = rules_of(torch.optim.SGD(list(w.values()), lr=0.1), w)
+    for wrong, what in [(train, r"one \(x, y\) batch"), ((b for b in [train]), "generator")]:
+        with pytest.raises(ValueError, match=f"train_batches as a list of the K batches .*got {what}; one batch K"):
+            unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, wrong, val, rules=rules)
+    with pytest.raises(TypeError, match="unrolled_hypergradient takes val_batch as one batch, got a list_iterator"):
+        unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train], iter([val]),
+                               rules=rules)
+    hg, *_ = unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, (train, train), val,
+                                    rules=rules)
+    assert set(hg) == set(problem.hparams)

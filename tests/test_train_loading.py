@@ -134,3 +134,24 @@ def test_data_in_the_wrong_form_says_how_to_convert() -> None:
     with pytest.raises(ValueError, match="val: input 0 is torch.float64"):
         Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((x, y), (x.double(), y))
     assert np.isfinite(Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((x, y), None).records[-1].train_loss)
+
+
+def test_float32_inputs_to_a_float64_model_say_how_to_convert() -> None:
+    """Before: torch's "mat1 and mat2 must have the same dtype, but got Float and Double"."""
+    x, y = blobs(64)
+    model = mlp().double()
+    with pytest.raises(ValueError, match=r"train: input 0 is torch.float32 but the model's weights are torch.float64; "
+                                         r"convert it \(x.to\(torch.float64\)"):
+        Trainer(model, TrainConfig(epochs=1, batch_size=16, device="cpu")).fit((x, y), None)
+    history = Trainer(model, TrainConfig(epochs=1, batch_size=16, device="cpu")).fit((x.double(), y), (x.double(), y))
+    assert history.records[-1].val_loss > 0
+
+
+def test_integer_inputs_to_a_float_model_say_how_to_convert() -> None:
+    """Before: torch's "mat1 and mat2 must have the same dtype, but got Long and Float", which
+    does not say which tensor or what to do."""
+    x, y = blobs(64)
+    with pytest.raises(ValueError, match=r"failed on input 0, which is torch.int64 .*convert it: x.float\(\)"):
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu")).fit(((x * 10).long(), y), None)
+    with pytest.raises(ValueError, match="failed on input 0, which is torch.int64"):
+        Trainer(mlp(), TrainConfig(device="cpu")).evaluate(((x * 10).long(), y))

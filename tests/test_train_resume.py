@@ -90,3 +90,16 @@ def test_resume_after_kill_equals_uninterrupted_run(case: str, tmp_path: Path) -
 def test_resume_from_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Trainer(mlp()).fit(*split(32), resume_from=tmp_path / "nope.pt")
+
+
+def test_resume_with_another_learning_rate_is_refused(tmp_path: Path) -> None:
+    """Before: the optimizer's restored groups kept the checkpoint's rate (and betas, eps,
+    decay, momentum), so the new lr was silently ignored for the rest of the run."""
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-3, checkpoint_dir=str(tmp_path), keep_last=5, device="cpu")
+    Trainer(mlp(), cfg).fit(*split(64))
+    first = sorted(tmp_path.glob("last-*.pt"))[0]
+    for change in ({"lr": 1e-2}, {"weight_decay": 0.1}, {"beta1": 0.5}):
+        with pytest.raises(checkpoint.CheckpointError, match=f"{next(iter(change))}=.* there, .* here"):
+            Trainer(mlp(), cfg.with_params(change)).fit(*split(64), resume_from=first)
+    history = Trainer(mlp(), cfg.with_params({"epochs": 4})).fit(*split(64), resume_from=first)
+    assert len(history.records) == 4 and history.records[-1].lr == pytest.approx(1e-3)  # more epochs: resumed

@@ -135,6 +135,9 @@ def test_records_throughput_and_metrics() -> None:
         ({"seed": 1.5}, r"TrainConfig\.seed must be an integer"),
         # torch's own error named no field
         ({"optimizer": "sgd", "momentum": 0.0, "nesterov": True}, r"TrainConfig\.nesterov needs momentum > 0"),
+        # accepted before: SGD's steps then grow without end
+        ({"momentum": 1.5}, r"TrainConfig\.momentum must be in \[0, 1\), got 1.5"),
+        ({"momentum": 1.0}, r"TrainConfig\.momentum must be in \[0, 1\)"),
     ],
 )
 def test_bad_config_is_a_clear_error(kwargs, match) -> None:
@@ -190,3 +193,74 @@ def test_the_overfitting_settings_are_checked_and_a_trainer_takes_them_from_its_
     trainer = Trainer(mlp(), TrainConfig(epochs=len(curve), batch_size=16, lr=0.01), loss=scripted(curve))
     trainer.history = History(overfit_patience=6)
     assert trainer.fit(train, val).overfit_at is None  # six rises needed, four seen
+
+
+def test_a_run_whose_training_loss_turns_nan_stops_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: every remaining epoch trained on NaN weights, silently (history.best None)."""
+    x, y = split(64)[0]
+    x = x.clone()
+    x[3, 1] = float("nan")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), TrainConfig(epochs=5, batch_size=16, device="cpu")).fit((x, y))
+    assert len(history.records) == 1 and history.stopped_early
+    assert "the training loss is nan at step" in caplog.text and "training stops here" in caplog.text
+    assert len(Trainer(mlp(), TrainConfig(epochs=5, batch_size=16, device="cpu")).fit(split(64)[0]).records) == 5
+
+
+def test_mse_matches_an_n_by_1_output_to_n_targets() -> None:
+    """Before: F.mse_loss broadcast (n, 1) outputs against (n,) targets to n x n differences,
+    a wrong loss with only torch's UserWarning; integer targets failed with a dtype error."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(40, generator=g)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=8, device="cpu"), loss="mse")
+    with torch.no_grad():
+        expected = float(((model(x).squeeze(1) - y) ** 2).mean())
+    assert trainer.evaluate((x, y))[0] == pytest.approx(expected, rel=1e-5)
+    assert trainer.evaluate((x, y.round().long()))[0] > 0
+    with pytest.raises(ValueError, match=r"loss 'mse': the model's output has shape \(40, 1\) and the targets \(20,\)"):
+        trainer.loss_fn(model(x), y[:20])
+
+
+def test_a_second_fit_on_the_same_trainer_says_it_would_not_train() -> None:
+    """Before: the second fit returned the first run's history without a step, silently."""
+    trainer = Trainer(mlp(), TrainConfig(epochs=2, batch_size=16, device="cpu"))
+    history = trainer.fit(*split(64))
+    with pytest.raises(RuntimeError, match=r"already trained \(\d+ steps, 2 validations\); fit again would return"):
+        trainer.fit(*split(64))
+    assert len(history.records) == 2
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int16", "uint8"])
+def test_class_labels_of_any_integer_dtype_train_as_int64_ones(dtype: str) -> None:
+    """Before: int32 and int16 labels failed with torch's "expected target dtype to be Long or Byte"."""
+    import torch
+
+    (x, y), val = split(64)
+    runs = [Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), metrics=["accuracy"])
+            .fit((x, labels), (val[0], val[1].to(labels.dtype))) for labels in (y, y.to(getattr(torch, dtype)))]
+    assert runs[0].records[-1].val_loss == runs[1].records[-1].val_loss
+
+
+def test_a_column_of_class_labels_trains_as_a_vector() -> None:
+    """Before: (n, 1) integer labels failed with torch's "0D or 1D target tensor expected,
+    multi-target not supported"."""
+    (x, y), (xv, yv) = split(64)
+    runs = [Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu")).fit((x, labels), (xv, held))
+            for labels, held in ((y, yv), (y[:, None], yv[:, None]))]
+    assert runs[0].records[-1].val_loss == runs[1].records[-1].val_loss
+
+
+def test_a_nan_validation_loss_with_a_finite_training_loss_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: every validation was nan, none could be the best (history.best None), silently."""
+    (x, y), (xv, yv) = split(64)
+    xv = xv.clone()
+    xv[0, 0] = float("nan")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        history = Trainer(mlp(), TrainConfig(epochs=3, batch_size=16, device="cpu")).fit((x, y), (xv, yv))
+    assert len(history.records) == 3 and history.best is None
+    assert caplog.text.count("the validation loss is nan at step") == 1 and "validation data hold a NaN" in caplog.text

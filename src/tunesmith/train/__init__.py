@@ -36,7 +36,7 @@ from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .hyperloop import LoopOptions, OuterStep, TuneResult, tune
 from .hyperlosses import Problem, classifier_losses, smoothed_cross_entropy
-from .hyperstudy import hyper_space, hypertune
+from .hyperstudy import hyper_space, hypertune, values_of
 from .implicit import ImplicitOptions, hypergradient
 from .model_state import load_weights
 from .schedule import Plateau, lr_at, lr_factor
@@ -75,4 +75,5 @@ __all__ = [
     "unfreeze",
     "unfreeze_last",
     "unrolled_hypergradient",
+    "values_of",
 ]

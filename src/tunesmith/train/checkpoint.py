@@ -178,8 +178,15 @@ def _tmp_name(path: Path) -> Path:
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain values only."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {str(path)!r} is a folder; pass a checkpoint file in it, e.g. its newest "
+                                "complete one: tunesmith.train.checkpoint.latest(folder)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if not is_complete(path) and not _raw_pickle(path):  # torch would say it "holds Python objects"
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: it is not a complete torch.save archive "
+                              "(truncated or corrupt, a copy cut short, a full disk, or not a checkpoint at all). "
+                              "checkpoint.latest(folder) skips such files; delete it, or resume from an older one")
     try:
         state: Any = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises several types; all mean "cannot read"
@@ -187,6 +194,12 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise CheckpointError(f"{str(path)!r} is not a tunesmith checkpoint (no model/step)")
     return state
+
+
+def _raw_pickle(path: Path) -> bool:
+    """Whether ``path`` starts as a pickle of protocol 2 or later (torch's legacy format) does."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"
 
 
 def _unreadable(path: Path, exc: Exception) -> str:

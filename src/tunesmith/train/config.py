@@ -129,12 +129,12 @@ class TrainConfig:
         self._check_lr_adapt()
         if self.backbone_lr is not None:
             _at_least("backbone_lr", self.backbone_lr, 0.0)
-        for name in ("beta1", "beta2"):
+        for name in ("beta1", "beta2", "momentum"):  # a decay of 1 or more never forgets: the steps grow without end
             v = getattr(self, name)
             if not (_num(v) and 0.0 <= v < 1.0):
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {v!r}")
         _positive("eps", self.eps)
-        for name in ("momentum", "weight_decay", "l1", "l2", "min_delta", "min_lr", "warmup_fraction"):
+        for name in ("weight_decay", "l1", "l2", "min_delta", "min_lr", "warmup_fraction"):
             _at_least(name, getattr(self, name), 0.0)
         if self.schedule == "cosine" and _num(self.min_lr) and self.min_lr > self.lr:
             raise ValueError(

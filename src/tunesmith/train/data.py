@@ -54,14 +54,15 @@ def check_data(data: Any, what: str) -> int:
 
 
 def check_dtypes(data: Any, model: torch.nn.Module, what: str) -> None:
-    """Refuse float64 inputs (NumPy's default) to a model with other weights: torch says only
-    "mat1 and mat2 must have the same dtype". Other dtypes pass (a model may cast them
-    itself); a tuple's targets are the loss's business."""
+    """Refuse float64 inputs (NumPy's default) to a model with other weights, and float32
+    inputs to a float64 model: torch says only "mat1 and mat2 must have the same dtype".
+    Other dtypes pass (a model may cast them itself); a tuple's targets are the loss's business."""
     if not isinstance(data, (tuple, list)):
         return
     weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     for i, t in enumerate(data[:-1]):
-        if weights not in (None, torch.float64) and isinstance(t, torch.Tensor) and t.dtype == torch.float64:
+        if isinstance(t, torch.Tensor) and ((weights not in (None, torch.float64) and t.dtype == torch.float64)
+                                            or (weights == torch.float64 and t.dtype == torch.float32)):
             raise ValueError(f"{what}: input {i} is {t.dtype} but the model's weights are {weights}; convert it "
                              f"(x.to({weights}); NumPy's float64 arrays: torch.as_tensor(x, dtype={weights}))")
 
@@ -196,9 +197,34 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
     return float((pred == target.reshape(pred.shape).long()).float().mean())
 
 
+def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy``, with class indices of any integer dtype (torch takes only int64 and
+    uint8: int32 labels, NumPy's default on some systems, failed) and as a column ``(n, 1)``
+    against ``(n, classes)`` outputs (torch: "multi-target not supported"); float targets are
+    class probabilities, as torch takes them."""
+    if not target.is_floating_point():
+        if output.ndim == 2 and target.ndim == 2 and target.shape[1] == 1:
+            target = target.reshape(-1)
+        if target.dtype not in (torch.long, torch.uint8):
+            target = target.long()
+    return F.cross_entropy(output, target)
+
+
+def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of one output per target: an ``(n, 1)`` output against ``(n,)``
+    targets is matched value for value, where ``F.mse_loss`` would broadcast it to ``n x n``
+    differences (with only a warning); integer targets are taken as floats."""
+    if output.shape != target.shape:
+        if output.numel() != target.numel():
+            raise ValueError(f"loss 'mse': the model's output has shape {tuple(output.shape)} and the targets "
+                             f"{tuple(target.shape)}; it needs one output value per target value")
+        output = output.reshape(target.shape)
+    return F.mse_loss(output, target.to(output.dtype))
+
+
 LOSSES: dict[str, LossFn] = {
-    "cross_entropy": F.cross_entropy,
-    "mse": F.mse_loss,
+    "cross_entropy": cross_entropy,
+    "mse": mse,
     "bce": lambda out, y: F.binary_cross_entropy_with_logits(out.reshape(-1), y.reshape(-1).float()),
 }
 METRICS: dict[str, MetricFn] = {"accuracy": accuracy}

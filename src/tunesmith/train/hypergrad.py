@@ -53,6 +53,11 @@ class HypergradientLR:
         self.hyper_lr = float(hyper_lr)
         self.rule = rule
         groups = optimizer.param_groups
+        if any("base_lr" not in g for g in groups):
+            raise ValueError("HypergradientLR adapts each parameter group's 'base_lr' (the rate before the schedule's "
+                             "factor), which this optimizer's groups lack; in a loop of your own set g['base_lr'] = "
+                             "g['lr'] and, before each step, g['lr'] = g['base_lr'] * factor; or let the trainer do "
+                             "it: TrainConfig(lr_adapt='hypergradient', hyper_lr=...)")
         self.initial = [float(g["base_lr"]) for g in groups]
         self.directions: list[list[torch.Tensor | None]] = [[None] * len(g["params"]) for g in groups]
         self.last_h = [0.0] * len(groups)

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .implicit import (
@@ -23,6 +24,10 @@ from .implicit import (
     Tree,
     ValLoss,
     check_losses,
+    check_not_empty,
+    check_one_batch,
+    check_trees,
+    finite_number,
     hypergradient,
     tree_norm,
 )
@@ -36,10 +41,21 @@ METHODS = ("implicit", "unrolled")
 def check_constraint(name: str, c: Any) -> Constraint:
     if c in ("real", "positive"):
         return str(c)
-    if isinstance(c, tuple) and len(c) == 2 and all(isinstance(x, (int, float)) for x in c) and c[0] < c[1]:
+    # a list as well as a tuple: JSON and YAML files have no tuples
+    if (isinstance(c, (tuple, list)) and len(c) == 2 and all(finite_number(x) for x in c) and c[0] < c[1]):
         return (float(c[0]), float(c[1]))
     raise ValueError(f"constraint of hyperparameter {name!r} must be 'real', 'positive' or (low, high) with "
-                     f"low < high, got {c!r}")
+                     f"finite low < high, got {c!r}")
+
+
+
+def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any] | None) -> dict[str, Constraint]:
+    """Each hyperparameter's checked constraint ("real" where none is given); a constraint
+    for a name that is not a hyperparameter (a typo) is refused, not ignored."""
+    unknown = set(constraints or {}) - set(hparams)
+    if unknown:
+        raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
+    return {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
 
 
 def to_raw(value: torch.Tensor, c: Constraint, name: str = "") -> torch.Tensor:
@@ -119,7 +135,9 @@ class LoopOptions:
     training steps; the inner optimizer must be SGD, Adam or AdamW). max_hyper_step: a trust
     limit, the most any raw (unconstrained: log / logit) hyperparameter may move in one
     hyperparameter step (a 'positive' one by at most a factor ``exp(max_hyper_step)``), so that
-    one step cannot shake the training; None: no limit."""
+    one step cannot shake the training; None: no limit. patience: stop after this many outer
+    steps in a row without a new best score (the held-out loss with a ``select_batch``, else
+    the validation loss); None: run all ``outer_steps``."""
 
     outer_steps: int = 20
     inner_steps: int = 50
@@ -132,6 +150,7 @@ class LoopOptions:
     unroll_steps: int = 10
     hyper_schedule: Callable[[int], float] | None = None
     max_hyper_step: float | None = None
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("outer_steps", "inner_steps", "warm_start_steps", "unroll_steps"):
@@ -139,12 +158,22 @@ class LoopOptions:
             low = 0 if name == "warm_start_steps" else 1
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
                 raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
-        if self.max_hyper_step is not None and not (isinstance(self.max_hyper_step, (int, float))
-                                                    and math.isfinite(self.max_hyper_step) and self.max_hyper_step > 0):
+        if self.patience is not None and not (isinstance(self.patience, int) and not isinstance(self.patience, bool)
+                                              and self.patience >= 1):
+            raise ValueError(f"LoopOptions.patience must be an integer >= 1 or None, got {self.patience!r}")
+        if self.max_hyper_step is not None and not (finite_number(self.max_hyper_step) and self.max_hyper_step > 0):
             raise ValueError(f"LoopOptions.max_hyper_step must be a finite number > 0 or None, "
                              f"got {self.max_hyper_step!r}")
         if self.method not in METHODS:
-            raise ValueError(f"LoopOptions.method must be one of {list(METHODS)}, got {self.method!r}")
+            hint = (f"; {self.method!r} is how the implicit method solves: LoopOptions(method='implicit', "
+                    f"implicit=ImplicitOptions(method={self.method!r}))" if self.method in ("cg", "neumann") else "")
+            raise ValueError(f"LoopOptions.method must be one of {list(METHODS)}, got {self.method!r}{hint}")
+        for name in ("inner_optimizer", "hyper_optimizer"):
+            v = getattr(self, name)
+            if isinstance(v, torch.optim.Optimizer) or not callable(v):
+                raise TypeError(f"LoopOptions.{name} must be a factory, params list -> optimizer (e.g. lambda ps: "
+                                f"torch.optim.Adam(ps, lr=1e-2)), got {type(v).__name__}: tune builds the optimizer "
+                                "for its own copies of the tensors")
         if self.method == "unrolled" and self.unroll_steps > self.inner_steps:
             raise ValueError(f"LoopOptions.unroll_steps ({self.unroll_steps}) must be <= inner_steps "
                              f"({self.inner_steps}): the unrolled steps are the last of each inner phase")
@@ -194,15 +223,22 @@ def tune(
     benchmarks that count evaluations).
     """
     opts = options or LoopOptions()
-    cons = {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
-    unknown = set(constraints or {}) - set(hparams)
-    if unknown:
-        raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
+    if not isinstance(opts, LoopOptions):
+        hint = " (pass it as LoopOptions(implicit=...))" if isinstance(opts, ImplicitOptions) else ""
+        raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
+    check_trees(params, hparams)
+    if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):
+        raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
+                        f"a {type(select_batch).__name__}; a function of the step is for val_batch only")
+    check_not_empty("select_batch", select_batch)
+    cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
     raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)
            .requires_grad_(True) for k, v in hparams.items()}
-    batch_at: Batches = train_batches if callable(train_batches) else (lambda _s: _one_batch("train_batches", train_batches))
-    val_at: Batches = val_batch if callable(val_batch) else (lambda _k: _one_batch("val_batch", val_batch))
+    batch_at: Batches = (_endless("train_batches", train_batches) if callable(train_batches)
+                         else (lambda _s: _one_batch("train_batches", train_batches)))
+    val_at: Batches = (_endless("val_batch", val_batch) if callable(val_batch)
+                       else (lambda _k: _one_batch("val_batch", val_batch)))
 
     def values() -> Tree:
         return {k: from_raw(r, cons[k]) for k, r in raw.items()}
@@ -217,6 +253,10 @@ def tune(
         val_at, first_val = _first_kept(val_at)
         check_losses(raw_loss, val_loss, w, {k: r.detach() for k, r in raw.items()}, first_train, first_val)
     hopt = opts.hyper_optimizer(list(raw.values()))
+    if isinstance(hopt, torch.optim.LBFGS):
+        raise ValueError("LoopOptions.hyper_optimizer: LBFGS re-evaluates its objective through a closure, and a "
+                         "hyperparameter step has only the one hypergradient; use a first-order optimizer "
+                         "(lambda ps: torch.optim.Adam(ps, lr=0.05))")
     inner = opts.inner_optimizer(list(w.values()))
     if opts.method == "unrolled":
         rules_of(inner, w)  # refuses an unsupported inner optimizer before any training
@@ -240,9 +280,15 @@ def tune(
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
             callback(rec, {n: t.detach() for n, t in w.items()})
+        if opts.patience is not None and k - (best[0] if best else -1) >= opts.patience:
+            break  # early stopping of the outer loop: no new best for `patience` steps
         if opts.hyper_schedule is not None:
+            factor = float(opts.hyper_schedule(k))
+            if not (math.isfinite(factor) and factor >= 0):
+                raise ValueError(f"LoopOptions.hyper_schedule({k}) is {factor}; it must be a finite factor >= 0 of the "
+                                 "hyperparameter optimizer's rate (a negative one would step uphill)")
             for g, lr in zip(hopt.param_groups, base_lrs, strict=True):
-                g["lr"] = lr * float(opts.hyper_schedule(k))
+                g["lr"] = lr * factor
         _hyper_step(hopt, raw, hg, opts.max_hyper_step)
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
@@ -250,15 +296,21 @@ def tune(
 
 
 def _one_batch(name: str, batch: Any) -> Any:
-    """``batch`` itself, unless it is a DataLoader or an iterator: those hold many batches, and the
-    loss would fail on them with an unpacking error that does not say why."""
-    if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
-        raise TypeError(
-            f"tune takes {name} as one batch or a function step -> batch, got a {type(batch).__name__}; "
-            "for minibatches from a DataLoader pass e.g. it = (b for _ in itertools.count() for b in loader) "
-            "and lambda _step: next(it)"
-        )
+    """``batch`` itself, unless it is a DataLoader or an iterator (:func:`~.implicit.check_one_batch`)."""
+    check_one_batch(f"tune takes {name} as one batch or a function step -> batch", batch)
     return batch
+
+
+def _endless(name: str, at: Batches) -> Batches:
+    """``at``, with its StopIteration (an iterator over a DataLoader ends after one pass) said."""
+    def call(step: int) -> Any:
+        try:
+            return at(step)
+        except StopIteration as e:
+            raise ValueError(f"{name}({step}) ran out of batches (StopIteration): an iterator over a DataLoader "
+                             "ends after one pass; cycle it: it = (b for _ in itertools.count() for b in loader)") from e
+
+    return call
 
 
 def _first_kept(at: Batches) -> tuple[Batches, Any]:
@@ -320,9 +372,19 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
 
         loss = opt.step(closure)
         if loss is not None and not math.isfinite(float(loss)):
-            raise FloatingPointError(f"the training loss became {float(loss)} at step {s}; lower the inner "
-                                     "optimizer's learning rate or constrain the hyperparameters")
+            bad = _nonfinite_inputs(batch)
+            raise FloatingPointError(
+                f"the training loss became {float(loss)} at step {s}; "
+                + (f"that step's batch holds NaN or inf values (in {bad}): clean the data" if bad else
+                   "lower the inner optimizer's learning rate or constrain the hyperparameters"))
     return start + n
+
+
+def _nonfinite_inputs(batch: Any) -> list[str]:
+    """Which tensors of a batch (a tensor, or a tuple/list/dict of them) hold NaN or inf."""
+    items = batch.items() if isinstance(batch, Mapping) else enumerate(batch if isinstance(batch, (tuple, list)) else [batch])
+    return [f"item {k}" if isinstance(k, int) else repr(k) for k, t in items
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
 def _hyper_step(opt: torch.optim.Optimizer, raw: Tree, hg: Tree, limit: float | None = None) -> None:
@@ -339,14 +401,18 @@ def _hyper_step(opt: torch.optim.Optimizer, raw: Tree, hg: Tree, limit: float | 
 
 def flat_values(hparams: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """Scalars by name: a scalar hyperparameter as itself, a tensor one as ``name[i]``
-    (flattened index), so that each is one parameter of a study."""
+    (flattened index), so that each is one parameter of a study. Values of a single- or
+    half-precision tensor are the shortest decimals that give back the same float32
+    (1e-3, not its float64 expansion 0.0009999999310821295)."""
     out: dict[str, float] = {}
     for k, v in hparams.items():
-        t = torch.as_tensor(v).detach().reshape(-1)
-        if t.numel() == 1 and torch.as_tensor(v).ndim == 0:
-            out[k] = float(t[0])
+        t = torch.as_tensor(v).detach()
+        short = t.dtype in (torch.float32, torch.float16, torch.bfloat16)
+        xs = [float(str(np.float32(x))) if short else float(x) for x in t.reshape(-1).tolist()]
+        if t.ndim == 0:
+            out[k] = xs[0]
         else:
-            out.update({f"{k}[{i}]": float(x) for i, x in enumerate(t.tolist())})
+            out.update({f"{k}[{i}]": x for i, x in enumerate(xs)})
     return out
 
 

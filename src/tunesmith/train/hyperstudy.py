@@ -18,6 +18,7 @@ fit), and ``attrs``: ``hypergrad_norm``, ``train_steps``, ``outer_step`` and
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +31,7 @@ from .hyperloop import (
     LoopOptions,
     OuterStep,
     TuneResult,
-    check_constraint,
+    check_constraints,
     flat_values,
     to_raw,
     tune,
@@ -45,9 +46,13 @@ def hyper_space(hparams: Mapping[str, Any], constraints: Mapping[str, Constraint
                 span: float = SPAN) -> Space:
     """The study space of ``hparams``: "positive" ones log-uniform over ``[v / span, v * span]``,
     (low, high) ones uniform over it, "real" ones over ``v +- span * max(|v|, 1)``."""
+    if not (isinstance(span, (int, float)) and not isinstance(span, bool) and 1 < span < math.inf):
+        raise ValueError(f"hyper_space: span must be a finite number > 1 (the factor the range reaches around each "
+                         f"start), got {span!r}")
     params: dict[str, Float] = {}
+    cons = check_constraints(hparams, constraints)
     for name, value in hparams.items():
-        c = check_constraint(name, (constraints or {}).get(name, "real"))
+        c = cons[name]
         start = torch.as_tensor(value, dtype=torch.float64)
         if not bool(torch.isfinite(start).all()):
             raise ValueError(f"hyperparameter {name!r} must start at finite values, got {value!r}")
@@ -90,9 +95,12 @@ def hypertune(
     """
     _check_study(study, hparams)
     opts = options or LoopOptions()
+    since = [time.time()]  # each trial's time: from the previous step's record (the first: from the start)
 
     def record(step: OuterStep, _params: Tree) -> None:
-        _record(study, step, opts)
+        now = time.time()
+        _record(study, step, opts, since[0], now)
+        since[0] = now
 
     return tune(train_loss, val_loss, params, hparams, train_batches, val_batch, constraints=constraints,
                 options=opts, callback=record, select_batch=select_batch)
@@ -107,9 +115,14 @@ def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
         raise ValueError(f"study {study.name!r}: its space lacks the hyperparameters {missing[:5]}"
                          f"{' and more' if len(missing) > 5 else ''}; build it with "
                          "tunesmith.train.hyper_space(hparams, constraints)")
+    extra = sorted(set(study.space) - wanted)
+    if extra:
+        raise ValueError(f"study {study.name!r}: its space has parameters that hypertune does not tune, {extra[:5]}"
+                         f"{' and more' if len(extra) > 5 else ''}, so no step could be recorded in it; give hypertune "
+                         "a study of its own, built by tunesmith.train.hyper_space(hparams, constraints)")
 
 
-def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
+def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, completed: float) -> None:
     values = flat_values(step.hparams)
     space: Space = study.space
     clipped = {k: min(max(v, space[k].low), space[k].high) for k, v in values.items()}  # type: ignore[attr-defined]
@@ -122,15 +135,25 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions) -> None:
     outside = {k: v for k, v in values.items() if clipped[k] != v}
     if outside:
         attrs["outside_space"] = outside
+    when = {"started": started, "completed": completed}
     if math.isfinite(step.score):
-        study.add_trial(clipped, step.score, attrs=attrs)
+        study.add_trial(clipped, step.score, attrs=attrs, **when)
     else:
-        study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.score}")
+        study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.score}", **when)
 
 
-def values_of(trial_params: Mapping[str, float], like: Mapping[str, Any]) -> Tree:
+def values_of(trial_params: Any, like: Mapping[str, Any]) -> Tree:
     """The hyperparameter tensors of a recorded trial (the inverse of the flattening), with the
-    dtypes and devices of ``like``."""
+    dtypes and devices of ``like``. ``trial_params``: a trial's ``params``, or the trial itself,
+    whose values that left the study's range are then the exact ones (``attrs["outside_space"]``)
+    rather than the clipped record."""
+    if hasattr(trial_params, "params") and hasattr(trial_params, "attrs"):
+        trial_params = {**trial_params.params, **(trial_params.attrs.get("outside_space") or {})}
+    missing = [k for k in flat_values({n: torch.as_tensor(v) for n, v in like.items()}) if k not in trial_params]
+    if missing:
+        raise ValueError(f"values_of: the trial's parameters lack {missing[:5]}{' and more' if len(missing) > 5 else ''}"
+                         f" of the hyperparameters given as like (has {sorted(trial_params)[:5]}); pass the hparams the "
+                         "study was tuned with")
     out: Tree = {}
     for name, value in like.items():
         t = torch.as_tensor(value)

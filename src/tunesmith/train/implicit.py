@@ -22,9 +22,10 @@ approximation whose error shrinks with the remaining training gradient.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -57,15 +58,15 @@ class ImplicitOptions:
             raise ValueError(f"ImplicitOptions.method must be one of {list(METHODS)}, got {self.method!r}")
         if not (isinstance(self.iters, int) and not isinstance(self.iters, bool) and self.iters >= 1):
             raise ValueError(f"ImplicitOptions.iters must be an integer >= 1, got {self.iters!r}")
-        if self.alpha is not None and not (_finite_number(self.alpha) and self.alpha > 0):
+        if self.alpha is not None and not (finite_number(self.alpha) and self.alpha > 0):
             raise ValueError(f"ImplicitOptions.alpha must be a finite number > 0 (or None to estimate it), got {self.alpha!r}")
         for name in ("damping", "tol"):  # tol=inf would stop CG before its first step: a hypergradient of 0
             v = getattr(self, name)
-            if not (_finite_number(v) and v >= 0):
+            if not (finite_number(v) and v >= 0):
                 raise ValueError(f"ImplicitOptions.{name} must be a finite number >= 0, got {v!r}")
 
 
-def _finite_number(v: Any) -> bool:
+def finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -162,6 +163,42 @@ def _floating(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
 
 
+def check_trees(params: Any, hparams: Any) -> None:
+    """Refuse weights or hyperparameters that are not a non-empty dict of tensors (a model
+    given as ``params``, an empty dict), with the expression that builds the right one."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict name -> tensor of the weights, got {type(params).__name__}; from a "
+                        "model: {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}")
+    if not params:
+        raise ValueError("params is empty: there are no weights to train (pass the model's trainable parameters)")
+    bad = [k for k, v in params.items() if not (isinstance(v, torch.Tensor) and v.is_floating_point())]
+    if bad:
+        raise TypeError(f"params {bad[:5]} are not floating-point tensors; only those can be trained")
+    if not isinstance(hparams, Mapping) or not hparams:
+        raise ValueError(f"hparams must be a non-empty dict name -> value of the hyperparameters to tune, got "
+                         f"{hparams!r}; with nothing to tune, train with tunesmith.train.Trainer")
+
+
+def check_not_empty(what: str, batch: Any) -> None:
+    """Refuse a batch with a tensor of 0 rows: its mean loss would be nan, blamed on the model."""
+    if 0 in _rows(batch):
+        raise ValueError(f"{what} is empty (a tensor in it has 0 rows): its loss would be nan; pass data with rows")
+
+
+def check_one_batch(what: str, batch: Any) -> None:
+    """Refuse a DataLoader or an iterator where one batch is wanted: those hold many batches, and
+    the loss would fail on them with an unpacking error that does not say why."""
+    if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
+        raise TypeError(f"{what}, got a {type(batch).__name__}; for minibatches from a DataLoader pass e.g. "
+                        "it = (b for _ in itertools.count() for b in loader) and lambda _step: next(it)")
+
+
+def _rows(batch: Any) -> list[int]:
+    """The first dimensions of the tensors in a batch (a tensor, a tuple/list or a dict of them)."""
+    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
+    return [t.shape[0] for t in items if isinstance(t, torch.Tensor) and t.ndim > 0]
+
+
 def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, torch.Tensor],
                  hparams: Mapping[str, Any], train_batch: Any, val_batch: Any) -> None:
     """Refuse, with a message that says what is wrong, a problem whose hypergradient would be
@@ -173,6 +210,8 @@ def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, 
     zero gradient)."""
     w = {k: t.detach().requires_grad_(t.is_floating_point()) for k, t in params.items()}
     lam = {k: t.clone().requires_grad_(True) for k, t in hparams_like(hparams, w).items()}
+    for what, batch in (("the training batch", train_batch), ("the validation batch", val_batch)):
+        check_not_empty(what, batch)
     bad = [k for k, t in lam.items() if not bool(torch.isfinite(t.detach()).all())]
     if bad:
         raise ValueError(f"hyperparameter(s) {bad} are not finite (nan or inf); start them at finite values")
@@ -229,16 +268,38 @@ def hypergradient(
     from torch.func import grad, vjp
 
     opts = options or ImplicitOptions()
+    for name, batch in (("train_batch", train_batch), ("val_batch", val_batch)):
+        check_one_batch(f"hypergradient takes {name} as one batch", batch)
+    if not isinstance(opts, ImplicitOptions):
+        hint = " (a LoopOptions is tune's: pass its .implicit here)" if hasattr(opts, "implicit") else ""
+        raise TypeError(f"hypergradient's options must be an ImplicitOptions, got {type(opts).__name__}{hint}")
+    check_trees(params, hparams)
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batch, val_batch)
     w = {k: t.detach() for k, t in params.items()}
     lam = hparams_like(hparams, w)
-    v = grad(val_loss)(w, val_batch)
-    hvp = hvp_fn(train_loss, w, lam, train_batch, damping=opts.damping)
-    q = _inverse_hvp(hvp, v, opts)
-    pull = vjp(lambda h: grad(train_loss)(w, h, train_batch), lam)[1]
-    mixed = pull(q)[0]
+    with explain_in_place():
+        v = grad(val_loss)(w, val_batch)
+        hvp = hvp_fn(train_loss, w, lam, train_batch, damping=opts.damping)
+        q = _inverse_hvp(hvp, v, opts)
+        pull = vjp(lambda h: grad(train_loss)(w, h, train_batch), lam)[1]
+        mixed = pull(q)[0]
     return {k: -t for k, t in mixed.items()}
+
+
+@contextlib.contextmanager
+def explain_in_place() -> Iterator[None]:
+    """torch.func's refusal of an in-place change of a captured tensor, with its usual cause and the fix."""
+    try:
+        yield
+    except RuntimeError as e:
+        if "mutate a captured Tensor" not in str(e):
+            raise
+        raise RuntimeError(
+            "a loss changed in place a tensor it did not create, which torch.func cannot differentiate; the usual "
+            "cause is batch norm updating its running statistics in training mode. Call the model with copies of "
+            "its buffers, torch.func.functional_call(model, {**{k: b.clone() for k, b in model.named_buffers()}, "
+            "**params}, (x,)), as classifier_losses does") from e
 
 
 def _inverse_hvp(hvp: Callable[[Tree], Tree], v: Tree, opts: ImplicitOptions) -> Tree:

@@ -102,6 +102,7 @@ class Trainer:
         self.steps_per_epoch = 0
         self.total_steps = 0
         self._frozen_hash = FrozenFingerprint()
+        self._warned_val = False
 
     # -- public --------------------------------------------------------------------------
     def fit(self, train: Data, val: Data | None = None, *, resume_from: str | Path | None = None) -> History:
@@ -113,6 +114,11 @@ class Trainer:
         (:class:`~tunesmith.train.checkpoint.CheckpointError`).
         """
         cfg = self.config
+        if self.step and resume_from is None:  # its run is done: the loop below would not take a step
+            raise RuntimeError(
+                f"this Trainer has already trained ({self.step} steps, {len(self.history.records)} validations); "
+                "fit again would return the same history without training. Build a new Trainer for a new run; "
+                "to train longer, resume from its checkpoint with more epochs (cfg.with_params({'epochs': ...}))")
         check_head(cfg, self.head, self.model)
         loader = self.train_loader(train)
         check_dtypes(train, self.model, "train")
@@ -147,7 +153,7 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             for batch in self._loader(data, shuffle=False, drop_last=False).epoch(0):
                 *inputs, y = to_device(batch, self.device)
-                out = self.model(*inputs)
+                out = self._call(inputs)
                 total += float(self.loss_fn(out, y)) * len(y)
                 count += len(y)
                 if self.metrics:
@@ -221,7 +227,7 @@ class Trainer:
     def _forward_backward(self, batch: tuple[torch.Tensor, ...], group: int) -> torch.Tensor:
         *inputs, y = to_device(batch, self.device)
         with self._autocast():
-            out = self.model(*inputs)
+            out = self._call(inputs)
             loss = self.loss_fn(out, y)
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
@@ -232,6 +238,18 @@ class Trainer:
                 "check the model's forward (a loss computed under torch.no_grad() or from detached outputs)")
         (total if group == 1 else total / group).backward()
         return loss.detach()
+
+    def _call(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """``model(*inputs)``; torch's dtype mismatch on integer inputs (pixels or features read as
+        int64) says which input to convert."""
+        try:
+            return self.model(*inputs)
+        except RuntimeError as e:
+            ints = [i for i, t in enumerate(inputs) if not (t.is_floating_point() or t.is_complex())]
+            if not ints or "dtype" not in str(e):
+                raise
+            raise ValueError(f"the model failed on input {ints[0]}, which is {inputs[ints[0]].dtype} ({e}); if it "
+                             "holds numbers rather than indices, convert it: x.float()") from e
 
     def _optimizer_step(self) -> None:
         cfg = self.config
@@ -300,6 +318,17 @@ class Trainer:
             self.plateau.update(score)
         if cfg.patience is not None and self._bad >= cfg.patience:
             h.stopped_early = True
+        if val_loss is not None and not math.isfinite(val_loss) and math.isfinite(train_loss) and not self._warned_val:
+            self._warned_val = True  # training goes on, but no validation can be the best: say so once
+            logging.getLogger("tunesmith").warning(
+                "the validation loss is %s at step %d while the training loss is finite: the validation data hold "
+                "a NaN or inf (or the model fails in evaluation mode); no such validation counts as the best",
+                val_loss, self.step)
+        if not math.isfinite(train_loss):  # NaN/inf weights: no later step can recover them
+            h.stopped_early = True
+            logging.getLogger("tunesmith").warning(
+                "the training loss is %s at step %d: the run diverged (a learning rate too high?) or the training "
+                "data hold a NaN or inf; training stops here", train_loss, self.step)
         self._checkpoint(improved)
         for cb in self.callbacks:
             if hasattr(cb, "on_eval"):
@@ -401,8 +430,10 @@ class Trainer:
 
 
 #: settings a resumed run must share with the checkpoint (the optimizer's state and the
-#: step and batch accounting depend on them)
-SAME_RUN = ("optimizer", "batch_size", "accumulate", "lr_adapt")
+#: step and batch accounting depend on them; the optimizer's groups hold the rates, betas, eps,
+#: decay and momentum, and loading its state restores them, so another value would be ignored)
+SAME_RUN = ("optimizer", "batch_size", "accumulate", "lr_adapt", "lr", "backbone_lr", "beta1", "beta2", "eps",
+            "weight_decay", "amsgrad", "momentum", "nesterov")
 
 
 def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> None:

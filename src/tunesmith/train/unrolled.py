@@ -23,7 +23,16 @@ from typing import Any
 
 import torch
 
-from .implicit import TrainLoss, Tree, ValLoss, check_losses, hparams_like
+from .implicit import (
+    TrainLoss,
+    Tree,
+    ValLoss,
+    check_losses,
+    check_one_batch,
+    check_trees,
+    explain_in_place,
+    hparams_like,
+)
 
 KINDS = ("sgd", "adam", "adamw")
 SUPPORTED = "torch.optim.SGD, torch.optim.Adam or torch.optim.AdamW"
@@ -55,7 +64,9 @@ def rules_of(opt: torch.optim.Optimizer, params: Mapping[str, torch.Tensor]) -> 
     rules: dict[str, StepRule] = {}
     for name, p in params.items():
         if id(p) not in by_id:
-            raise ValueError(f"parameter {name!r} is not among the inner optimizer's parameters")
+            raise ValueError(f"parameter {name!r} is not among the inner optimizer's parameters; they are matched by "
+                             "identity: pass the very tensors the optimizer was built on (not .detach() or .clone() "
+                             "copies of them)")
         rules[name] = _rule(kind, by_id[id(p)])
     return rules
 
@@ -192,8 +203,15 @@ def unrolled_hypergradient(
     """
     from torch.func import grad
 
+    one_batch = isinstance(train_batches, tuple) and all(isinstance(t, torch.Tensor) for t in train_batches)
+    if one_batch or not isinstance(train_batches, Sequence):
+        raise ValueError(f"unrolled_hypergradient takes train_batches as a list of the K batches of the unrolled "
+                         f"steps, got {'one (x, y) batch' if one_batch else type(train_batches).__name__}; "
+                         "one batch K times: [batch] * K")
     if len(train_batches) < 1:
         raise ValueError("unrolled_hypergradient needs at least one training batch (K >= 1 steps)")
+    check_one_batch("unrolled_hypergradient takes val_batch as one batch", val_batch)
+    check_trees(params, hparams)
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batches[0], val_batch)
     w0 = {k: t.detach() for k, t in params.items()}
@@ -205,7 +223,8 @@ def unrolled_hypergradient(
         loss = val_loss(w, val_batch)
         return loss, (w, st, loss)
 
-    hg, (w, st, loss) = grad(objective, has_aux=True)(lam)
+    with explain_in_place():
+        hg, (w, st, loss) = grad(objective, has_aux=True)(lam)
     return (hg, {k: t.detach() for k, t in w.items()},
             {k: {n: t.detach() for n, t in v.items()} for k, v in st.items()}, float(loss))
 

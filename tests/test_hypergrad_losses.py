@@ -1,0 +1,114 @@
+"""classifier_losses on the models people tune: batch norm, dropout, frozen layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tunesmith.train import LoopOptions, classifier_losses, tune
+
+
+def _data(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(60, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    return (x[:40], y[:40]), (x[40:], y[40:])
+
+
+def _tune(problem, train, val, **options):
+    opts = LoopOptions(outer_steps=2, inner_steps=4, **options)
+    return tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                constraints=problem.constraints, options=opts)
+
+
+@pytest.mark.parametrize("method", ["implicit", "unrolled"])
+def test_a_batch_norm_model_is_tuned_and_left_as_it_was(method: str) -> None:
+    """Before: torch.func refused batch norm's in-place update of its running statistics
+    ("attempted to call in-place operation ... that would mutate a captured Tensor")."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    before = {k: b.clone() for k, b in model.named_buffers()}
+    train, val = _data()
+    result = _tune(classifier_losses(model, label_smoothing=0.1), train, val, method=method, unroll_steps=2)
+    assert len(result.steps) == 2 and all(torch.isfinite(v).all() for v in result.hparams.values())
+    assert all(torch.equal(b, before[k]) for k, b in model.named_buffers())
+    assert model.training
+
+
+def test_the_validation_loss_has_no_dropout() -> None:
+    """Before: the validation loss ran with the model's dropout active, so it (and every
+    hypergradient) was a random draw: two calls at the same weights differed."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
+    problem = classifier_losses(model)
+    _, val = _data()
+    assert float(problem.val_loss(problem.params, val)) == float(problem.val_loss(problem.params, val))
+    model.eval()
+    with torch.no_grad():
+        plain = float(nn.functional.cross_entropy(model(val[0]), val[1]))
+    assert float(problem.val_loss(problem.params, val)) == plain
+    assert not model.training  # the mode the model was in is restored
+
+
+def test_frozen_layers_are_neither_trained_nor_penalized() -> None:
+    """Before: every parameter went into ``params``, so tune trained the frozen layer and
+    gave it an L2 weight of its own."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2))
+    model[0].requires_grad_(False)
+    problem = classifier_losses(model)
+    assert sorted(problem.params) == ["2.bias", "2.weight"] and sorted(problem.hparams) == ["l2.2.weight"]
+    train, val = _data()
+    frozen = model[0].weight.clone()
+    result = _tune(problem, train, val)
+    assert sorted(result.params) == ["2.bias", "2.weight"] and torch.equal(model[0].weight, frozen)
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        classifier_losses(model)
+
+
+@pytest.mark.parametrize("l2_init", [0.0, -1e-3, float("nan"), float("inf"), True])
+def test_an_l2_start_that_is_not_positive_is_refused_where_it_is_given(l2_init: float) -> None:
+    """Before: accepted, and tune failed later naming the first layer's hyperparameter."""
+    with pytest.raises(ValueError, match="classifier_losses: l2_init must be a finite number > 0"):
+        classifier_losses(nn.Linear(3, 2), l2_init=l2_init)
+    classifier_losses(nn.Linear(3, 2), l2=None, l2_init=l2_init)  # no L2 weights: nothing to start
+
+
+def test_batches_of_the_wrong_dtype_or_shape_say_what_to_convert() -> None:
+    """Before: torch's "mat1 and mat2 must have the same dtype", "gather(): Expected dtype
+    int32/int64 for index" or "0D or 1D target tensor expected, multi-target not supported"
+    (a column of labels, (n, 1), is now taken as (n,))."""
+    problem = classifier_losses(nn.Linear(6, 2), label_smoothing=0.1)
+    (x, y), val = _data()
+    cases = [((x.double(), y), r"the inputs are torch.float64 but the weights are torch.float32"),
+             ((x, y.float()), r"class indices, an integer tensor of shape \(n,\), got torch.float32 of shape \(40,\)"),
+             ((x, y[:, None, None]), r"got torch.int64 of shape \(40, 1, 1\); convert them \(y.long\(\).reshape\(-1\)\)")]
+    for train, message in cases:
+        with pytest.raises(ValueError, match=message):
+            _tune(problem, train, val)
+        with pytest.raises(ValueError, match=message):
+            _tune(problem, val, train)
+    column = _tune(problem, (x, y[:, None]), (val[0], val[1][:, None]))
+    assert [s.val_loss for s in column.steps] == [s.val_loss for s in _tune(problem, (x, y), val).steps]
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_class_labels_of_any_integer_dtype_are_taken(dtype: torch.dtype) -> None:
+    """Before: int32 labels failed with "expected target dtype to be Long or Byte", uint8 and int16
+    with "gather(): Expected dtype int32/int64 for index"."""
+    problem = classifier_losses(nn.Linear(6, 2), label_smoothing=0.1)
+    train, val = _data()
+    as_long = _tune(problem, train, val)
+    other = _tune(problem, (train[0], train[1].to(dtype)), (val[0], val[1].to(dtype)))
+    assert [s.val_loss for s in other.steps] == [s.val_loss for s in as_long.steps]
+
+
+@pytest.mark.parametrize("head", [nn.Linear(6, 1), nn.Sequential(nn.Linear(6, 1), nn.Flatten(0))])
+def test_a_single_logit_binary_model_is_refused_with_the_fix(head: nn.Module) -> None:
+    """Before: torch's "index 1 is out of bounds for dimension 1 with size 1" or "Index tensor must
+    have the same number of dimensions as input tensor" (with one logit the cross-entropy is 0)."""
+    train, val = _data()
+    with pytest.raises(ValueError, match=r"one logit per class, \(n, classes >= 2\), got shape \(40,( 1)?\); a binary"):
+        _tune(classifier_losses(head), train, val)
