@@ -37,8 +37,30 @@ def test_settings_are_stored_and_used_by_later_workers(tmp_path: Path) -> None:
     Study(SPACE, storage=url, name="h", heartbeat_interval=2, requeue_failed=True)
     later = Study.load("h", url)
     assert later.heartbeat_config == HeartbeatConfig(2.0, 10.0, True)
-    own = Study.load("h", url, heartbeat_interval=1, grace_period=3)
-    assert own.heartbeat_config == HeartbeatConfig(1.0, 3.0, False)
+    own = Study.load("h", url, heartbeat_interval=1, grace_period=30)
+    assert own.heartbeat_config == HeartbeatConfig(1.0, 30.0, False)
+
+
+def test_a_worker_with_a_shorter_grace_never_fails_another_workers_live_trial(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Worker A opened the study with the stored settings (beats every 3 s, grace 15 s); worker B
+    passed its own (0.5 s, grace 1 s). B judged A's live trial lost between two of A's beats and
+    failed it (A's result was then thrown away); now B waits as long as the study's grace."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    a = Study(SPACE, storage=url, name="h", sampler="random", heartbeat_interval=3, grace_period=15)
+    live = a.ask()  # beats every 3 s
+    b = Study.load("h", url, heartbeat_interval=0.5, grace_period=1)
+    assert "stored with heartbeat_interval=3, grace_period=15" in caplog.text
+    assert b.heartbeat_config == HeartbeatConfig(0.5, 15.0, False)
+    time.sleep(1.5)
+    b._heartbeat.reap(force=True)
+    assert b.trials[live.number].state is TrialState.RUNNING
+    a.tell(live, 1.0)
+    assert b.trials[live.number].state is TrialState.COMPLETE
+    # and a worker that beats less often than the study's grace beats as often as the study asks
+    slow = Study.load("h", url, heartbeat_interval=20, grace_period=100)
+    assert slow.heartbeat_config == HeartbeatConfig(3.0, 100.0, False)
 
 
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])

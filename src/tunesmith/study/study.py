@@ -16,7 +16,7 @@ from ..space import Space
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of
 from . import lifecycle
-from .heartbeat import Heartbeat, HeartbeatConfig
+from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
 from .manage import record_sampler
 from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
@@ -91,8 +91,9 @@ class Study:
         self._cursor = 0
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
-        if heartbeat_interval is None and "heartbeat" in cfg:
-            beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
+        if "heartbeat" in cfg:
+            stored_beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
+            beat = stored_beat if heartbeat_interval is None else reconcile(beat, stored_beat, self.name)
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
         self._warned_idle = False
