@@ -94,6 +94,20 @@ def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> No
     assert fragment in str(err.value)
 
 
+def test_a_negative_n_trials_is_refused_before_the_study_is_created(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # before: the study was created in the database, then optimize refused the count, unnamed
+    (tmp_path / "obj.py").write_text(OBJ)
+    db = tmp_path / "db.db"
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{db}\n{SPACE}n_trials: -2\n")
+    assert main(["worker", str(path)]) == 2
+    assert f"{path}: n_trials must be an integer >= 0, got -2" in capsys.readouterr().err
+    write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{db}\n{SPACE}")
+    assert main(["run", str(path), "--n-trials", "-3"]) == 2
+    assert "command line: n_trials must be an integer >= 0, got -3" in capsys.readouterr().err
+    assert not db.exists()
+
+
 def test_a_misspelt_sampler_or_pruner_names_the_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "obj.py").write_text(OBJ)
     for line, fragment in [("sampler: tpee", "unknown sampler 'tpee' (did you mean 'tpe'?)"),
