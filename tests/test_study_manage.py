@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,19 @@ def test_rename_and_delete(storage_url: str | None) -> None:
     with pytest.raises(ts.StudyNotFound):
         ts.load_study("new", study.storage)
     assert [r.name for r in study.storage.list_studies()] == ["taken"]
+
+
+def test_rename_and_copy_refuse_a_bad_new_name_naming_it(storage_url: str | None) -> None:
+    # before: rename("") renamed the study to an empty name, and "a\nb" was refused as 'a\nb:test'
+    study = ts.Study(SPACE, storage=storage_url, name="old")
+    for bad, fragment in [("", "must not be empty"), ("  ", "must not be empty"),
+                          ("a\nb", r"study name 'a\nb' contains the control character")]:
+        for act in (study.rename, study.copy):
+            with pytest.raises(ValueError, match=re.escape(fragment)):
+                act(bad)
+    with pytest.raises(ValueError, match="must not be empty"):
+        study.storage.rename_study("old", "")
+    assert [r.name for r in study.storage.list_studies()] == ["old"]
 
 
 def test_a_sampler_override_on_an_existing_study_is_recorded(sqlite_url: str) -> None:

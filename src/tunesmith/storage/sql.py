@@ -918,6 +918,7 @@ class SQLStorage(Storage):
 
     # -- study management ------------------------------------------------------------------
     def rename_study(self, name: str, new_name: str) -> None:
+        check_study_name(new_name)
         sid = self.get_study(name).study_id
         table = studies_table
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StudyNotFound
 from ..storage import Storage, make_storage
+from ..storage.base import check_study_name
 from ..trial import FrozenTrial, TrialState
 from .trial import _as_float, _as_step
 
@@ -113,7 +114,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None) ->
     from .study import Study
 
     dest = study.storage if storage is None else make_storage(storage)
-    name = study.name if name is None else name
+    name = study.name if name is None else check_study_name(name)
     if dest is study.storage and name == study.name:
         raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
     book = exists(study.storage, study.name + SUFFIX)
@@ -128,6 +129,7 @@ def rename_study(study: Study, new_name: str) -> None:
     """Rename ``study`` and the companion holding its test results, if any."""
     from .evaluate import SUFFIX
 
+    check_study_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(study.storage, new_name)
     study.storage.rename_study(study.name, new_name)
