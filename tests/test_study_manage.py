@@ -152,6 +152,8 @@ def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["studies", "--storage", url]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.strip(" │|").startswith("s "))
     assert "grid" in row and "random" not in row
+    assert main(["copy", "s", "--storage", url]) == 2  # before: "... or to another storage (storage=...)"
+    assert "copy study 's' to a NEW_NAME, or into another database with --to-storage URL" in capsys.readouterr().err
     assert main(["copy", "s", "t", "--storage", url]) == 0
     assert main(["copy", "s", "--storage", url, "--to-storage", other]) == 0
     assert "copied study 's' (3 trials) to 's' in" in capsys.readouterr().out

@@ -347,6 +347,8 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    if args.to_storage is None and args.new_name in (None, args.name):
+        raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
     study = _load(args.name, args.storage, write=args.to_storage is None)
     copy = study.copy(args.new_name, storage=args.to_storage)
     print(f"copied study {study.name!r} ({len(copy.trials)} trials) to {copy.name!r} in {copy.storage.display_url}")
