@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -159,10 +160,13 @@ class Study:
     def _check_same(self, record: Any, space: Any, direction: Any) -> None:
         if space is not None:
             space = space if isinstance(space, Space) else Space(space)
-            if space.to_dict() != Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}").to_dict():
+            given = space.to_dict()
+            stored = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}").to_dict()
+            if given != stored:
                 raise ValueError(
-                    f"study {self.name!r} exists with a different space; use another name, "
-                    "or omit space= to resume it as it is"
+                    f"study {self.name!r} exists with a different space ({_space_change(stored, given)}); use "
+                    "another name, or leave the space out (space= in Python, space: in a study file) to "
+                    "resume it as it is"
                 )
         if direction is not None and Direction.parse(direction) is not record.direction:
             raise ValueError(
@@ -756,6 +760,13 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _space_change(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """Which parameters differ between a stored space and a given one, each with both definitions."""
+    parts = [f"{n}: stored {json.dumps(stored.get(n))}, given {json.dumps(given.get(n))}"
+             for n in dict.fromkeys([*stored, *given]) if stored.get(n) != given.get(n)]
+    return "; ".join(parts) if parts else "the same parameters in another order"
 
 
 def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
