@@ -12,6 +12,7 @@ import pickle
 import re
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -106,6 +107,28 @@ def test_a_negative_n_trials_is_refused_before_the_study_is_created(tmp_path: Pa
     assert main(["run", str(path), "--n-trials", "-3"]) == 2
     assert "command line: n_trials must be an integer >= 0, got -3" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_retry_window_in_a_study_file_sets_how_long_a_worker_rides_out_an_outage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: no way from the command line; a worker always retried for the default 30 s
+    import socket
+
+    pytest.importorskip("psycopg")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    (tmp_path / "obj.py").write_text(OBJ)
+    url = f"postgresql+psycopg://u:p@127.0.0.1:{port}/db"
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: {url}\nretry_window: 0.5\n{SPACE}")
+    start = time.monotonic()
+    assert main(["worker", str(path), "--n-trials", "1"]) == 2
+    assert time.monotonic() - start < 15
+    assert "still failing after retry_window=0.5 s" in capsys.readouterr().err
+    bad = write(tmp_path, f"objective: obj.py:f\n{SPACE}retry_window: -1\n")
+    with pytest.raises(StudyFileError, match="retry_window must be a positive, finite number of seconds"):
+        StudyFile.load(bad)
 
 
 def test_a_misspelt_sampler_or_pruner_names_the_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

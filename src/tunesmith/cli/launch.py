@@ -60,7 +60,7 @@ def _open_storage(sf: StudyFile) -> Storage:
         db = _sqlite_file(url)
         if db is not None and not db.exists():  # no empty database made just to find no study in it
             raise _no_space(sf, url)
-    storage = make_storage(url)
+    storage = make_storage(url, retry_window=sf.retry_window)
     if sf.space is None:
         try:
             storage.get_study(sf.name)
