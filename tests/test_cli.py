@@ -217,6 +217,28 @@ def test_a_count_below_its_minimum_is_refused_by_name(argv: list[str], capsys: p
     assert f"argument {flag}:" in err and ("must be at least" in err or "expected an integer" in err)
 
 
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["compare", "s.yaml", "-o", "chart.txt"], "'chart.txt': write to a file ending in .html, .htm, .png"),
+    (["compare", "s.yaml", "-o", "no-such-folder/c.png"], "folder 'no-such-folder' does not exist; create it first"),
+    (["plot", "s", "-o", "chart"], "'chart': write to a file ending in .html"),
+    (["report", "s", "-o", "no-such-folder/r.html"], "folder 'no-such-folder' does not exist"),
+    (["export", "s", "-o", "."], "'.' is a folder; name a file in it"),
+])
+def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(
+    project: Path, argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: compare ran every sampler and seed (the objective, budget x seeds x samplers times),
+    # then failed on the suffix or the folder; plot, report and export after reading the study
+    (project / "s.yaml").write_text("objective: obj.py:objective\nspace: {x: [1, 2]}\n")
+    (project / "obj.py").write_text("def objective(trial):\n    raise SystemExit('the objective ran')\n")
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --output/-o:" in err and fragment in err, err
+
+
 def test_show_prints_whole_values_when_not_to_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # rich folds tables to 80 columns off a terminal: a dozen parameters were all cut to "0.…"

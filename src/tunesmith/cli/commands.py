@@ -58,6 +58,29 @@ def at_least(minimum: int) -> Any:
     return parse
 
 
+#: the files plot and compare write (plots.save), the report's
+PLOT_FILES = (".html", ".htm", ".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def output_file(suffixes: tuple[str, ...] = ()) -> Any:
+    """An argparse type: a file path to write, checked before any work (a ``compare`` that ran
+    for an hour then failed on a missing folder or a wrong suffix, losing every run)."""
+
+    def parse(text: str) -> str:
+        path = Path(text)
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text!r}: write to a file ending in {', '.join(suffixes)}")
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} is a folder; name a file in it")
+        folder = path.parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r}: folder {str(folder)!r} does not exist; create it first")
+        return text
+
+    parse.__name__ = "output file"
+    return parse
+
+
 def add_storage_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default: {DEFAULT_STORAGE})")
 
@@ -91,7 +114,7 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     add_storage_arg(p)
     p.add_argument("--format", choices=["csv", "json"], default="csv")
-    p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.add_argument("--output", "-o", type=output_file(), help="file to write (default: standard output)")
 
 
 # -- run --------------------------------------------------------------------------------------

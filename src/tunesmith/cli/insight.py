@@ -14,7 +14,7 @@ from ..importance import METHODS, Importances
 from ..space import display_names
 from ..storage import make_storage
 from ..study import Study
-from .commands import at_least, literal, wide_console
+from .commands import PLOT_FILES, at_least, literal, output_file, wide_console
 from .studyfile import DEFAULT_STORAGE
 
 
@@ -72,7 +72,7 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
     kinds = "; ".join(f"{k}: {help_}" for k, (help_, _) in KINDS.items())
     p.add_argument("--kind", choices=list(KINDS), default="curves", metavar="KIND",
                    help=f"what to draw (default curves). {kinds}")
-    p.add_argument("--output", "-o", required=True,
+    p.add_argument("--output", "-o", required=True, type=output_file(PLOT_FILES),
                    help="file to write: .html (interactive, opens offline) or .png, .svg, .pdf")
     p.add_argument("--params", help="comma-separated parameters (parallel, slice, contour; default all)")
     p.add_argument("--trial", type=int, help="the trial's number (overfitting; default the best)")
@@ -130,7 +130,8 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated samplers to run (default grid,random,bayes; also sobol, tpe, auto)")
     p.add_argument("--budget", type=at_least(1), default=30, help="trials per run (default 30)")
     p.add_argument("--seeds", type=at_least(1), default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
-    p.add_argument("--output", "-o", required=True, help="chart to write: .html, .png, .svg or .pdf")
+    p.add_argument("--output", "-o", required=True, type=output_file(PLOT_FILES),
+                   help="chart to write: .html, .png, .svg or .pdf")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis")
 
 
@@ -170,7 +171,8 @@ def _compare_table(runs: dict, direction: str) -> Table:
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
-    p.add_argument("--output", "-o", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--output", "-o", default="report.html", type=output_file(),
+                   help="HTML file to write (default report.html)")
     p.add_argument("--top", type=at_least(1), default=10, help="best trials in the table (default 10)")
 
 
