@@ -73,6 +73,7 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         ("executor: gpu", "executor must be one of ['inline', 'thread', 'process', 'ray'], got 'gpu'"),
         ("resources_per_trial: {cpu: lots}", "resources_per_trial must map resource names to numbers"),
         ("trials_per_gpu: 0", "trials_per_gpu must be an integer >= 1, got 0"),
+        ("seed: -1", "seed must be an integer >= 0, got -1"),  # was the sampler's error, naming no file
         ("gpus: [0.5]", "gpus must be a device count, ids like '0,1', or a list of ids"),
         ("storage: ''", "storage must be a database URL"),
         ("space: [x, y]", "space must be a mapping of parameter name -> definition"),

@@ -195,8 +195,7 @@ def _is_seconds(v: Any) -> bool:
 
 
 _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
-    (("seed",), _is_int, "must be an integer"),
-    (("n_trials",), lambda v: _is_int(v) and v >= 0, "must be an integer >= 0"),
+    (("n_trials", "seed"), lambda v: _is_int(v) and v >= 0, "must be an integer >= 0"),
     (("n_jobs",), lambda v: _is_int(v) and (v == -1 or 1 <= v <= MAX_JOBS),
      f"must be an integer from 1 to {MAX_JOBS}, or -1 for one worker per core"),
     (("timeout", "heartbeat_interval", "grace_period", "retry_window"), _is_seconds, "must be a positive, finite number of seconds"),
