@@ -452,3 +452,30 @@ def test_reading_an_empty_database_creates_nothing(tmp_path: Path, pg_url: str,
         assert rc == 0 and "no studies in" in out
         assert sa.inspect(sa.create_engine(url)).get_table_names() == []  # no table was made
     assert empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize(("query", "cause"), [
+    ("?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+    ("?connect_timeout=x", "connect_timeout"),
+    ("?sslmod=require", 'invalid connection option "sslmod"'),
+])
+def test_a_bad_connection_option_is_refused_at_once_not_retried(query: str, cause: str) -> None:
+    """A URL's bad option fails the same on every try: it was retried for the whole
+    retry_window (30 s by default) before the error came."""
+    pytest.importorskip("psycopg")
+    from pg import free_port
+
+    from tunesmith.exceptions import StorageError
+    from tunesmith.storage import SQLStorage
+
+    t0 = time.monotonic()
+    with pytest.raises(StorageError, match="cannot open storage") as err:
+        SQLStorage(f"postgresql+psycopg://u:pw@127.0.0.1:{free_port()}/db{query}", retry_window=20.0)
+    assert time.monotonic() - t0 < 10.0 and cause in str(err.value) and "retry_window" not in str(err.value)
+
+
+def test_a_port_that_is_not_a_number_is_named_with_the_storage() -> None:
+    from tunesmith.storage import SQLStorage
+
+    with pytest.raises(ValueError, match=r"storage 'postgresql\+psycopg://u:\*\*\*@h:abc/db': its port must be a number"):
+        SQLStorage("postgresql+psycopg://u:pw@h:abc/db")  # before: "invalid literal for int() with base 10: 'abc'"

@@ -103,7 +103,9 @@ _HINTS = {
 
 #: messages of errors that no retry can fix, though they mention a connection
 _FATAL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied",
-          "disk is full", "no space left", "disk i/o error", "malformed", "not a database")
+          "disk is full", "no space left", "disk i/o error", "malformed", "not a database",
+          # a URL's bad connection option (?sslmode=bogus, ?connect_timeout=x): the same on every try
+          "invalid connection option", "invalid sslmode value", "invalid integer value", "bad value for")
 
 
 def _hint(cause: str) -> str | None:
@@ -272,6 +274,8 @@ class SQLStorage(Storage):
                 f"storage {self.display_url!r} is not a database URL; use e.g. 'sqlite:///tunesmith.db' "
                 "or 'postgresql+psycopg://user:password@host/dbname'"
             ) from None
+        except ValueError as exc:  # a port that is not a number: int()'s message named no storage
+            raise ValueError(f"storage {self.display_url!r}: its port must be a number ({exc})") from None
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise ValueError(
                 "an in-memory SQLite database cannot be shared; use storage=None for memory "
