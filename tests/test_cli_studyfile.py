@@ -96,6 +96,15 @@ def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> No
     assert fragment in str(err.value)
 
 
+def test_a_worker_takes_its_storage_from_the_command_line(tmp_path: Path) -> None:
+    # so that a password comes from the environment, not a shared file; before: "unrecognized arguments"
+    (tmp_path / "obj.py").write_text(OBJ)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    path = write(tmp_path, f"name: w\nobjective: obj.py:f\n{SPACE}")
+    assert main(["worker", str(path), "--storage", url, "--n-trials", "2"]) == 0
+    assert len(ts.load_study("w", url).trials) == 2
+
+
 def test_a_negative_n_trials_is_refused_before_the_study_is_created(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     # before: the study was created in the database, then optimize refused the count, unnamed
