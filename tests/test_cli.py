@@ -279,3 +279,17 @@ def test_export_csv_tells_a_none_value_from_an_inactive_parameter(tmp_path: Path
     assert run_cli("export", "nones", "--storage", db, "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["params_k"], r["params_g"]) for r in rows] == [("None", ""), ("rbf", "0.5"), ("(1, 2)", ""), ("True", "")]
+
+
+def test_export_json_is_strict_json_with_a_nan_attribute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: attrs {"loss": NaN} were written as NaN, which jq and JSON.parse refuse
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="n", sampler="random")
+    study.add_trial({"x": 0.5}, 0.5, attrs={"loss": float("nan"), "curve": [1.0, float("inf")]})
+    assert main(["export", "n", "--storage", url, "--format", "json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    doc = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert doc["trials"][0]["attrs"] == {"loss": None, "curve": [1.0, None]}

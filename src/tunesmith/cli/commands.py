@@ -25,7 +25,7 @@ from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import delete_study
-from ..trial import FrozenTrial, TrialState, best_of, ranked
+from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS
 
@@ -307,7 +307,7 @@ def export_json(study: Study) -> str:
                   "sampler": study.sampler.describe()},
         "trials": [_trial_dict(t) for t in study.trials],
     }
-    return json.dumps(doc, indent=2, default=repr) + "\n"
+    return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
 
 
 def _trial_dict(t: FrozenTrial) -> dict[str, Any]:
