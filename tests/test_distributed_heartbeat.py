@@ -153,3 +153,25 @@ def test_heartbeats_on_postgresql_use_the_servers_clock(pg_url: str, skewed: str
     # stamps are the server's too: a trial's start and end read right wherever it ran
     done = reaper.trials[live.number]
     assert done.started is not None and done.completed is not None and 1.5 < done.completed - done.started < 10
+
+
+def test_a_lost_copy_is_failed_not_copied_again(tmp_path: Path) -> None:
+    """Parameters that kill every worker that runs them (a crash in native code, the OOM killer):
+    with requeue_failed each lost copy got a copy of its own, so a fleet of restarted workers
+    lost one worker and one grace period per copy, forever. Now a copy is re-queued no more."""
+    study = Study(SPACE, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random",
+                  heartbeat_interval=0.05, grace_period=0.2, requeue_failed=True)
+    first = study.ask()
+    study._heartbeat.finished(first.number)  # its worker dies
+    time.sleep(0.4)
+    study._heartbeat.reap(force=True)
+    copy = study.trials[first.number].system.requeued_as
+    assert copy is not None
+    again = study.ask()  # the copy runs first, and kills its worker too
+    assert again.number == copy
+    study._heartbeat.finished(again.number)
+    time.sleep(0.4)
+    study._heartbeat.reap(force=True)
+    lost = study.trials[copy]
+    assert lost.state is TrialState.FAILED and lost.system.requeued_as is None
+    assert [t.state for t in study.trials] == [TrialState.FAILED, TrialState.FAILED]

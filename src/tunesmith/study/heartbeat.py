@@ -176,7 +176,7 @@ class Heartbeat:
         if not stale:
             return []
         lost = fail_lost(self.storage, self.study_id, stale, error=LOST.format(grace=cfg.grace), now=now,
-                         requeue=cfg.requeue, dead=False)  # fmt: skip
+                         requeue=cfg.requeue, dead=False, once=True)  # fmt: skip
         for t in lost:
             again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
             logger.warning("trial %d: worker %s lost%s", t.number, t.worker, again)
