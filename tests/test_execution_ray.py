@@ -205,3 +205,19 @@ def test_an_actor_opens_the_storage_with_the_drivers_retry_window(tmp_path: Path
     assert (opened.retry_window, opened.busy_timeout) == (120.0, 7.0)
     assert worker.run_one().record is not None  # and it runs trials of that study
     assert len(study.trials) == 1
+
+
+def test_in_memory_a_lost_actors_copy_is_failed_not_copied_again() -> None:
+    """fail_or_unqueue (what the driver does for a lost actor, in-memory mode) re-queued a copy
+    of a copy each time its actor died, forever; now the first copy is the last."""
+    from tunesmith.execution.ray_worker import fail_or_unqueue
+
+    study = Study({"x": Float(0, 1)}, sampler="random", heartbeat_interval=5, requeue_failed=True)
+    first = study.ask()
+    lost = fail_or_unqueue(study, first.number, "ray worker lost", requeue=True, started=True)
+    assert lost is not None and lost.system.requeued_as is not None
+    copy = study.ask()
+    assert copy.number == lost.system.requeued_as
+    again = fail_or_unqueue(study, copy.number, "ray worker lost", requeue=True, started=True)
+    assert again is not None and again.state is TrialState.FAILED and again.system.requeued_as is None
+    assert len(study.trials) == 2

@@ -155,7 +155,8 @@ def fail_or_unqueue(study: Study, number: int, error: str, *, requeue: bool, sta
     if not started:
         study.unstart(number)
         return None
-    return study.fail_trial(number, error, requeue=requeue)
+    again = requeue and study.trials[number].system.retry_of is None  # a lost copy is not copied again
+    return study.fail_trial(number, error, requeue=again)
 
 
 def retry_if_oom(study: Study, record: FrozenTrial) -> bool:
