@@ -171,3 +171,21 @@ def test_add_trial_attrs_cannot_touch_the_study_s_bookkeeping() -> None:
     rec = study.add_trial({"x": 0.5, "k": "a"}, 1.0, attrs={"resumed_step": 3, "checkpoint": "/tmp/x"})
     assert rec.attrs == {"resumed_step": 3, "checkpoint": "/tmp/x"}
     assert not rec.is_resumed and rec.system == ts.trial.SystemState()
+
+
+def test_cli_delete_answered_with_end_of_input_deletes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from tunesmith.cli import main
+
+    class Terminal(io.StringIO):  # a terminal where the user pressed Ctrl-D at the prompt
+        def isatty(self) -> bool:
+            return True
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study(SPACE, storage=url, name="s")
+    monkeypatch.setattr("sys.stdin", Terminal(""))
+    assert main(["delete", "s", "--storage", url]) == 1  # before: an EOFError traceback
+    assert "nothing deleted" in capsys.readouterr().out
+    assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["s"]

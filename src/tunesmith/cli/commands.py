@@ -354,7 +354,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise ValueError(f"deleting study {name!r} ({n} trials) cannot be undone: pass --yes to confirm")
-        if input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ").strip().lower() != "y":
+        try:
+            answer = input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ")
+        except EOFError:  # Ctrl-D: a no (it was a traceback)
+            answer = ""
+            print()
+        if answer.strip().lower() != "y":
             print("nothing deleted")
             return 1
     delete_study(storage, name)  # with its test results; by name, as the study may not open
