@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import StorageError
+from ..exceptions import StorageError, WorkersLost
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
@@ -167,7 +167,7 @@ class _Pool:
         if self.raised is not None:
             raise self.raised
         if self.losses.barren > MAX_BARREN_DEATHS:
-            raise RuntimeError(
+            raise WorkersLost(
                 f"{self.losses.barren} worker processes in a row died before running a trial; "
                 f"stopped replacing them ({'; '.join(self.losses.notes[-1:])}). See the log above"
             )
