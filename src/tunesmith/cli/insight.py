@@ -90,7 +90,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if getattr(args, option) not in (None, False) and args.kind not in kinds:
             raise ValueError(f"--{option.replace('_', '-')} applies to --kind {', '.join(kinds)}, not {args.kind}")
     study = load(args.name, args.storage)
-    params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
+    params = _names(args.params) if args.params else None
     records = plots.records_of(study, args.kind, log_y=args.log_y, params=params, trial=args.trial)
     return write_records(records, args.output, f"the {args.kind} of {study.name!r}")
 
@@ -143,7 +143,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     space = sf.build_space()
     if space is None:
         raise ValueError(f"{args.study_file}: compare needs the study file's space: to run the samplers on it")
-    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    samplers = _names(args.samplers)
     direction = sf.direction or "minimize"
     runs = run_samplers(sf.load_objective(), space, samplers=samplers, budget=args.budget,
                         seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
@@ -183,6 +183,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write_report(study, args.output, top=args.top)
     print(f"wrote the report of {study.name!r} ({len(study.trials)} trials) to {path}", file=sys.stderr)
     return 0
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list, each name once (``x,x`` drew the same plot twice, ran a sampler twice)."""
+    return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
 
 def _label(names: Sequence[str], shown: Mapping[str, str] | None) -> str:
