@@ -68,6 +68,9 @@ def _cli(*argv: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
     ("postgresql+psycopg://u@h/t?password=s3cret&x=1", "postgresql+psycopg://u@h/t?password=***&x=1"),
     ("sqlite:////tmp/x@y:z.db", "sqlite:////tmp/x@y:z.db"),  # nothing to hide: exactly as given
     ("weird://u:s3cret@host", "weird://u:***@host"),
+    # an '@' in the password not percent-encoded: the rest of it was shown as host and database
+    ("postgresql+psycopg://u:p@ss/w:rd@db:5432/t", "postgresql+psycopg://***@db:5432/t"),
+    ("sqlite:////tmp/x@y@z.db", "sqlite:////tmp/x@y@z.db"),
 ])
 def test_mask_url(url: str, shown: str) -> None:
     from tunesmith.storage.base import mask_url
@@ -479,3 +482,11 @@ def test_a_port_that_is_not_a_number_is_named_with_the_storage() -> None:
 
     with pytest.raises(ValueError, match=r"storage 'postgresql\+psycopg://u:\*\*\*@h:abc/db': its port must be a number"):
         SQLStorage("postgresql+psycopg://u:pw@h:abc/db")  # before: "invalid literal for int() with base 10: 'abc'"
+
+
+def test_a_password_with_an_unencoded_at_sign_is_refused_without_showing_it() -> None:
+    from tunesmith.storage import SQLStorage
+
+    with pytest.raises(ValueError, match="holds an '@' that is not percent-encoded") as err:
+        SQLStorage("postgresql+psycopg://u:p@ss/w:rd@127.0.0.1:5432/t")  # before: "failed to resolve host 'ss'"
+    assert "ss/w" not in str(err.value) and "'postgresql+psycopg://***@127.0.0.1:5432/t'" in str(err.value)

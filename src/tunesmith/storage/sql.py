@@ -38,7 +38,7 @@ from ..exceptions import (
     TrialNotFound,
 )
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
-from .base import Storage, StudyRecord, check_expect, check_study_name
+from .base import Storage, StudyRecord, check_expect, check_study_name, unencoded_at
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
@@ -267,6 +267,12 @@ class SQLStorage(Storage):
         return self.url.startswith("sqlite")
 
     def _check_url(self) -> None:
+        if unencoded_at(self.url) is not None:
+            raise ValueError(
+                f"storage {self.display_url!r}: its user name or password holds an '@' that is not "
+                "percent-encoded, so the host cannot be told apart; write '@' as %40 ('/' as %2F, ':' as %3A, "
+                "'%' as %25), e.g. urllib.parse.quote(password, safe='')"
+            )
         try:
             parsed = sa.engine.make_url(self.url)
         except sa.exc.ArgumentError:
