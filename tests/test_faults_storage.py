@@ -490,3 +490,14 @@ def test_a_password_with_an_unencoded_at_sign_is_refused_without_showing_it() ->
     with pytest.raises(ValueError, match="holds an '@' that is not percent-encoded") as err:
         SQLStorage("postgresql+psycopg://u:p@ss/w:rd@127.0.0.1:5432/t")  # before: "failed to resolve host 'ss'"
     assert "ss/w" not in str(err.value) and "'postgresql+psycopg://***@127.0.0.1:5432/t'" in str(err.value)
+
+
+def test_a_sqlite_path_under_the_home_folder_opens_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: the folder check expanded "~" but SQLite did not: "unable to open database file"
+    import tunesmith as ts
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    study = ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///~/home.db", name="h", sampler="random")
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert (tmp_path / "home.db").is_file() and len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 2
+    assert study.storage.display_url == "sqlite:///~/home.db"  # shown as given

@@ -334,8 +334,10 @@ class SQLStorage(Storage):
             # concurrent readers (the dashboard's threads)
             engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args),
                                       poolclass=sa.pool.QueuePool)
-        else:
-            engine = sa.create_engine(self.url, connect_args=connect_args)
+        else:  # the path checked in _check_url: "~" expanded (SQLite itself looked for a folder named "~")
+            assert self._path is not None
+            url = sa.engine.make_url(self.url).set(database=str(self._path))
+            engine = sa.create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
