@@ -105,6 +105,17 @@ def test_a_worker_takes_its_storage_from_the_command_line(tmp_path: Path) -> Non
     assert len(ts.load_study("w", url).trials) == 2
 
 
+def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: "missing key(s) ['space']: there is no study": the file check did not expand "~"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "obj.py").write_text(OBJ)
+    ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'home.db'}", name="h")
+    path = write(tmp_path, "name: h\nobjective: obj.py:f\nstorage: sqlite:///~/home.db\n")
+    assert main(["worker", str(path), "--n-trials", "1"]) == 0
+    assert len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 1
+
+
 def test_a_negative_n_trials_is_refused_before_the_study_is_created(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     # before: the study was created in the database, then optimize refused the count, unnamed

@@ -76,7 +76,7 @@ def _sqlite_file(url: str) -> Path | None:
         db = url
     else:
         return None
-    return Path(db) if db and db != ":memory:" else None
+    return Path(db).expanduser() if db and db != ":memory:" else None
 
 
 def _no_space(sf: StudyFile, url: str) -> StudyFileError:
