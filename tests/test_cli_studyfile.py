@@ -87,6 +87,9 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         ("space: {k: {type: categorical, choice: [a, b]}}", "unknown key 'choice' in a categorical parameter "
          "(did you mean 'choices'?)"),
         ("direction: minimise", "got 'minimise' (did you mean 'minimize'?)"),
+        # before: refused by the study after its database file was created, naming no file
+        ("requeue_failed: true", "grace_period and requeue_failed need heartbeats"),
+        ("heartbeat_interval: 5\ngrace_period: 5", "grace_period (5) must be longer than heartbeat_interval (5)"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:

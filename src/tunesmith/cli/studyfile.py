@@ -49,6 +49,7 @@ from ..execution.optimize import MAX_JOBS
 from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
+from ..study.heartbeat import HeartbeatConfig
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")
@@ -151,6 +152,10 @@ class StudyFile:
         for key, problem in _value_problems(self):
             hint = did_you_mean(str(self.direction).lower(), ["minimize", "maximize"]) if key == "direction" else ""
             raise StudyFileError(f"{source}: {key} {problem}, got {getattr(self, key)!r}{hint}")
+        try:  # before the storage is opened (a database file was created, then the study refused)
+            HeartbeatConfig.build(self.heartbeat_interval, self.grace_period, self.requeue_failed)
+        except (ValueError, TypeError) as exc:
+            raise StudyFileError(f"{source}: {exc}") from None
 
     def build_space(self) -> Space | None:
         return None if self.space is None else Space.from_dict(self.space)
