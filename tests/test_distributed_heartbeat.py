@@ -175,3 +175,23 @@ def test_a_lost_copy_is_failed_not_copied_again(tmp_path: Path) -> None:
     lost = study.trials[copy]
     assert lost.state is TrialState.FAILED and lost.system.requeued_as is None
     assert [t.state for t in study.trials] == [TrialState.FAILED, TrialState.FAILED]
+
+
+def test_a_worker_whose_trial_was_judged_lost_says_its_result_is_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker paused past the grace period (SIGSTOP, a swapping machine) comes back: its trial
+    was failed and re-queued by another worker, and its result was dropped without a word."""
+    from tunesmith.storage import worker_id
+
+    study = Study(SPACE, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random",
+                  heartbeat_interval=5, requeue_failed=True)
+
+    def judged_lost_once(trial: Any) -> float:
+        if trial.number == 0:  # what another worker's heartbeat check does meanwhile
+            trial.study.fail_worker(worker_id(), "worker lost: no heartbeat for 25 s (test)", requeue=True)
+        return float(trial.params["x"])
+
+    study.optimize(judged_lost_once, n_trials=2)
+    assert ("trial 0 ended elsewhere while it ran here (worker lost: no heartbeat for 25 s (test); re-queued as "
+            "trial 1): this run's result is not recorded") in caplog.text
