@@ -293,3 +293,16 @@ def test_export_json_is_strict_json_with_a_nan_attribute(tmp_path: Path, capsys:
 
     doc = json.loads(capsys.readouterr().out, parse_constant=refuse)
     assert doc["trials"][0]["attrs"] == {"loss": None, "curve": [1.0, None]}
+
+
+def test_a_study_file_given_for_a_study_name_says_what_to_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: only "no study named 'mlp.yaml' in sqlite:///tunesmith.db"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlp.yaml").write_text("name: mlp\nobjective: obj.py:f\nstorage: postgresql+psycopg://u:s3cret@db/t\n")
+    for cmd in (["show", "mlp.yaml"], ["report", "mlp.yaml"], ["plot", "mlp.yaml", "-o", "p.png"]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "'mlp.yaml' is a study file: pass its study's name and storage, 'mlp' --storage " \
+               "postgresql+psycopg://u:***@db/t" in err, err
+        assert "s3cret" not in err

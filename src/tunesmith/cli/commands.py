@@ -21,6 +21,7 @@ from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import display_names, for_display
 from ..storage import Storage, make_storage
+from ..storage.base import mask_url
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
@@ -203,7 +204,23 @@ def _load(name: str, url: str, *, write: bool = False) -> Study:
     """The study; opened read-only unless the command writes (reading commands work on
     read-only media)."""
     storage: Storage = make_storage(url, read_only=not write)
-    return Study.load(name, storage)
+    try:
+        return Study.load(name, storage)
+    except StudyNotFound as exc:
+        raise StudyNotFound(f"{exc}{_study_file_hint(name)}") from None
+
+
+def _study_file_hint(name: str) -> str:
+    """What to pass instead when ``name`` is a study file (``tunesmith show mlp.yaml``)."""
+    from .studyfile import StudyFile
+
+    if not name.lower().endswith((".yaml", ".yml", ".json")) or not Path(name).is_file():
+        return ""
+    try:
+        sf = StudyFile.load(name)
+    except (ValueError, OSError):
+        return f"; {name!r} is a file: pass the study's name, and its storage with --storage"
+    return f"; {name!r} is a study file: pass its study's name and storage, {sf.name!r} --storage {mask_url(sf.storage_url)}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -12,15 +12,14 @@ from rich.table import Table
 
 from ..importance import METHODS, Importances
 from ..space import display_names
-from ..storage import make_storage
 from ..study import Study
-from .commands import PLOT_FILES, at_least, literal, output_file, wide_console
+from .commands import PLOT_FILES, _load, at_least, literal, output_file, wide_console
 from .studyfile import DEFAULT_STORAGE
 
 
 def load(name: str, url: str) -> Study:
     """The study, opened read-only (these commands only read it)."""
-    return Study.load(name, make_storage(url, read_only=True))
+    return _load(name, url)
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:
