@@ -301,7 +301,8 @@ def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subproc
     assert '(x: stored {"type": "float", "low": 0, "high": 1}' in str(err.value)
     assert 'given {"type": "float", "low": 0, "high": 2}' in str(err.value)
     assert "space: in a study file" in str(err.value)
-    with pytest.raises(ValueError, match="exists with direction maximize, not minimize"):
+    with pytest.raises(ValueError, match="exists with direction maximize, not minimize; use another name, or leave "
+                                         "the direction out"):
         ts.Study(storage=sqlite_url, name="persist", direction="minimize")
     with pytest.raises(ValueError, match="already exists"):
         ts.Study(storage=sqlite_url, name="persist", load_if_exists=False)

@@ -170,7 +170,8 @@ class Study:
                 )
         if direction is not None and Direction.parse(direction) is not record.direction:
             raise ValueError(
-                f"study {self.name!r} exists with direction {record.direction}, not {direction}"
+                f"study {self.name!r} exists with direction {record.direction}, not {direction}; use another "
+                "name, or leave the direction out (direction= in Python, direction: in a study file) to resume it"
             )
 
     @classmethod
