@@ -501,3 +501,19 @@ def test_a_sqlite_path_under_the_home_folder_opens_there(tmp_path: Path, monkeyp
     study.optimize(lambda t: t.params["x"], n_trials=2)
     assert (tmp_path / "home.db").is_file() and len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 2
     assert study.storage.display_url == "sqlite:///~/home.db"  # shown as given
+
+
+def test_a_copy_that_fails_midway_leaves_no_partial_study_unannounced(
+    small_fs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: the destination kept a study of that name with the trials copied so far, as if whole
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'src.db'}", name="src", sampler="random")
+    for i in range(400):
+        study.add_trial({"x": i / 400}, i / 400, attrs={"blob": "x" * 4000})  # 1.6 MB: more than the disk
+    with pytest.raises(StorageError, match="disk is full"):
+        study.copy(storage=f"sqlite:///{small_fs / 'dst.db'}")
+    left = [r.name for r in ts.SQLStorage(f"sqlite:///{small_fs / 'dst.db'}", read_only=True).list_studies()]
+    assert left == [] or "a partial copy 'src' is left in" in caplog.text  # deleted, or named (a full disk)

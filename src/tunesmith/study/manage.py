@@ -170,11 +170,18 @@ def _check_book_free(storage: Storage, name: str) -> None:
 def _copy(study: Study, name: str, dest: Storage) -> None:
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction, space=source.space, config=source.config)
-    for t in study.trials:
-        if t.state is TrialState.RUNNING:  # nobody will finish it in the copy
-            t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
-                          completed=time.time(), heartbeat=None)  # fmt: skip
-        insert_record(dest, rec.study_id, t)
+    try:
+        for t in study.trials:
+            if t.state is TrialState.RUNNING:  # nobody will finish it in the copy
+                t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
+                              completed=time.time(), heartbeat=None)  # fmt: skip
+            insert_record(dest, rec.study_id, t)
+    except BaseException:  # a full disk, Ctrl-C: a partial copy would pass for the whole study
+        try:
+            dest.delete_study(name)
+        except Exception as again:  # noqa: BLE001 - say what is left, raise the first error
+            logger.warning("a partial copy %r is left in %s (%s): delete it", name, dest.display_url, again)
+        raise
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
