@@ -119,6 +119,15 @@ def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Pa
     assert len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 1
 
 
+def test_a_missing_gpu_names_the_study_file_key_that_allows_it(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # before: only "pass allow_missing_gpus=True", the Python argument
+    (tmp_path / "obj.py").write_text(OBJ)
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'g.db'}\n{SPACE}gpus: [97]\n")
+    assert main(["run", str(path), "--n-trials", "1"]) == 2
+    assert "(in a study file, allow_missing_gpus: true)" in capsys.readouterr().err
+
+
 def test_a_negative_n_trials_is_refused_before_the_study_is_created(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     # before: the study was created in the database, then optimize refused the count, unnamed
