@@ -217,6 +217,28 @@ def test_a_count_below_its_minimum_is_refused_by_name(argv: list[str], capsys: p
     assert f"argument {flag}:" in err and ("must be at least" in err or "expected an integer" in err)
 
 
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["compare", "s.yaml", "-o", "chart.txt"], "'chart.txt': write to a file ending in .html, .htm, .png"),
+    (["compare", "s.yaml", "-o", "no-such-folder/c.png"], "folder 'no-such-folder' does not exist; create it first"),
+    (["plot", "s", "-o", "chart"], "'chart': write to a file ending in .html"),
+    (["report", "s", "-o", "no-such-folder/r.html"], "folder 'no-such-folder' does not exist"),
+    (["export", "s", "-o", "."], "'.' is a folder; name a file in it"),
+])
+def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(
+    project: Path, argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: compare ran every sampler and seed (the objective, budget x seeds x samplers times),
+    # then failed on the suffix or the folder; plot, report and export after reading the study
+    (project / "s.yaml").write_text("objective: obj.py:objective\nspace: {x: [1, 2]}\n")
+    (project / "obj.py").write_text("def objective(trial):\n    raise SystemExit('the objective ran')\n")
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --output/-o:" in err and fragment in err, err
+
+
 def test_show_prints_whole_values_when_not_to_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # rich folds tables to 80 columns off a terminal: a dozen parameters were all cut to "0.…"
@@ -257,3 +279,30 @@ def test_export_csv_tells_a_none_value_from_an_inactive_parameter(tmp_path: Path
     assert run_cli("export", "nones", "--storage", db, "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["params_k"], r["params_g"]) for r in rows] == [("None", ""), ("rbf", "0.5"), ("(1, 2)", ""), ("True", "")]
+
+
+def test_export_json_is_strict_json_with_a_nan_attribute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: attrs {"loss": NaN} were written as NaN, which jq and JSON.parse refuse
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="n", sampler="random")
+    study.add_trial({"x": 0.5}, 0.5, attrs={"loss": float("nan"), "curve": [1.0, float("inf")]})
+    assert main(["export", "n", "--storage", url, "--format", "json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    doc = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert doc["trials"][0]["attrs"] == {"loss": None, "curve": [1.0, None]}
+
+
+def test_a_study_file_given_for_a_study_name_says_what_to_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: only "no study named 'mlp.yaml' in sqlite:///tunesmith.db"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlp.yaml").write_text("name: mlp\nobjective: obj.py:f\nstorage: postgresql+psycopg://u:s3cret@db/t\n")
+    for cmd in (["show", "mlp.yaml"], ["report", "mlp.yaml"], ["plot", "mlp.yaml", "-o", "p.png"]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "'mlp.yaml' is a study file: pass its study's name and storage, 'mlp' --storage " \
+               "postgresql+psycopg://u:***@db/t" in err, err
+        assert "s3cret" not in err

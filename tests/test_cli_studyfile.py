@@ -12,6 +12,7 @@ import pickle
 import re
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,6 +73,7 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         ("executor: gpu", "executor must be one of ['inline', 'thread', 'process', 'ray'], got 'gpu'"),
         ("resources_per_trial: {cpu: lots}", "resources_per_trial must map resource names to numbers"),
         ("trials_per_gpu: 0", "trials_per_gpu must be an integer >= 1, got 0"),
+        ("seed: -1", "seed must be an integer >= 0, got -1"),  # was the sampler's error, naming no file
         ("gpus: [0.5]", "gpus must be a device count, ids like '0,1', or a list of ids"),
         ("storage: ''", "storage must be a database URL"),
         ("space: [x, y]", "space must be a mapping of parameter name -> definition"),
@@ -85,6 +87,9 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         ("space: {k: {type: categorical, choice: [a, b]}}", "unknown key 'choice' in a categorical parameter "
          "(did you mean 'choices'?)"),
         ("direction: minimise", "got 'minimise' (did you mean 'minimize'?)"),
+        # before: refused by the study after its database file was created, naming no file
+        ("requeue_failed: true", "grace_period and requeue_failed need heartbeats"),
+        ("heartbeat_interval: 5\ngrace_period: 5", "grace_period (5) must be longer than heartbeat_interval (5)"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:
@@ -92,6 +97,71 @@ def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> No
     with pytest.raises(StudyFileError, match="^" + re.escape(str(path))) as err:
         StudyFile.load(path)
     assert fragment in str(err.value)
+
+
+def test_a_worker_takes_its_storage_from_the_command_line(tmp_path: Path) -> None:
+    # so that a password comes from the environment, not a shared file; before: "unrecognized arguments"
+    (tmp_path / "obj.py").write_text(OBJ)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    path = write(tmp_path, f"name: w\nobjective: obj.py:f\n{SPACE}")
+    assert main(["worker", str(path), "--storage", url, "--n-trials", "2"]) == 0
+    assert len(ts.load_study("w", url).trials) == 2
+
+
+def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: "missing key(s) ['space']: there is no study": the file check did not expand "~"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "obj.py").write_text(OBJ)
+    ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'home.db'}", name="h")
+    path = write(tmp_path, "name: h\nobjective: obj.py:f\nstorage: sqlite:///~/home.db\n")
+    assert main(["worker", str(path), "--n-trials", "1"]) == 0
+    assert len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 1
+
+
+def test_a_missing_gpu_names_the_study_file_key_that_allows_it(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # before: only "pass allow_missing_gpus=True", the Python argument
+    (tmp_path / "obj.py").write_text(OBJ)
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'g.db'}\n{SPACE}gpus: [97]\n")
+    assert main(["run", str(path), "--n-trials", "1"]) == 2
+    assert "(in a study file, allow_missing_gpus: true)" in capsys.readouterr().err
+
+
+def test_a_negative_n_trials_is_refused_before_the_study_is_created(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # before: the study was created in the database, then optimize refused the count, unnamed
+    (tmp_path / "obj.py").write_text(OBJ)
+    db = tmp_path / "db.db"
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{db}\n{SPACE}n_trials: -2\n")
+    assert main(["worker", str(path)]) == 2
+    assert f"{path}: n_trials must be an integer >= 0, got -2" in capsys.readouterr().err
+    write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{db}\n{SPACE}")
+    assert main(["run", str(path), "--n-trials", "-3"]) == 2
+    assert "command line: n_trials must be an integer >= 0, got -3" in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_retry_window_in_a_study_file_sets_how_long_a_worker_rides_out_an_outage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: no way from the command line; a worker always retried for the default 30 s
+    import socket
+
+    pytest.importorskip("psycopg")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    (tmp_path / "obj.py").write_text(OBJ)
+    url = f"postgresql+psycopg://u:p@127.0.0.1:{port}/db"
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: {url}\nretry_window: 0.5\n{SPACE}")
+    start = time.monotonic()
+    assert main(["worker", str(path), "--n-trials", "1"]) == 2
+    assert time.monotonic() - start < 15
+    assert "still failing after retry_window=0.5 s" in capsys.readouterr().err
+    bad = write(tmp_path, f"objective: obj.py:f\n{SPACE}retry_window: -1\n")
+    with pytest.raises(StudyFileError, match="retry_window must be a positive, finite number of seconds"):
+        StudyFile.load(bad)
 
 
 def test_a_misspelt_sampler_or_pruner_names_the_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

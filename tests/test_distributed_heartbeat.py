@@ -37,8 +37,30 @@ def test_settings_are_stored_and_used_by_later_workers(tmp_path: Path) -> None:
     Study(SPACE, storage=url, name="h", heartbeat_interval=2, requeue_failed=True)
     later = Study.load("h", url)
     assert later.heartbeat_config == HeartbeatConfig(2.0, 10.0, True)
-    own = Study.load("h", url, heartbeat_interval=1, grace_period=3)
-    assert own.heartbeat_config == HeartbeatConfig(1.0, 3.0, False)
+    own = Study.load("h", url, heartbeat_interval=1, grace_period=30)
+    assert own.heartbeat_config == HeartbeatConfig(1.0, 30.0, False)
+
+
+def test_a_worker_with_a_shorter_grace_never_fails_another_workers_live_trial(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Worker A opened the study with the stored settings (beats every 3 s, grace 15 s); worker B
+    passed its own (0.5 s, grace 1 s). B judged A's live trial lost between two of A's beats and
+    failed it (A's result was then thrown away); now B waits as long as the study's grace."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    a = Study(SPACE, storage=url, name="h", sampler="random", heartbeat_interval=3, grace_period=15)
+    live = a.ask()  # beats every 3 s
+    b = Study.load("h", url, heartbeat_interval=0.5, grace_period=1)
+    assert "stored with heartbeat_interval=3, grace_period=15" in caplog.text
+    assert b.heartbeat_config == HeartbeatConfig(0.5, 15.0, False)
+    time.sleep(1.5)
+    b._heartbeat.reap(force=True)
+    assert b.trials[live.number].state is TrialState.RUNNING
+    a.tell(live, 1.0)
+    assert b.trials[live.number].state is TrialState.COMPLETE
+    # and a worker that beats less often than the study's grace beats as often as the study asks
+    slow = Study.load("h", url, heartbeat_interval=20, grace_period=100)
+    assert slow.heartbeat_config == HeartbeatConfig(3.0, 100.0, False)
 
 
 @pytest.mark.parametrize("storage", ["memory", "sqlite"])
@@ -131,3 +153,45 @@ def test_heartbeats_on_postgresql_use_the_servers_clock(pg_url: str, skewed: str
     # stamps are the server's too: a trial's start and end read right wherever it ran
     done = reaper.trials[live.number]
     assert done.started is not None and done.completed is not None and 1.5 < done.completed - done.started < 10
+
+
+def test_a_lost_copy_is_failed_not_copied_again(tmp_path: Path) -> None:
+    """Parameters that kill every worker that runs them (a crash in native code, the OOM killer):
+    with requeue_failed each lost copy got a copy of its own, so a fleet of restarted workers
+    lost one worker and one grace period per copy, forever. Now a copy is re-queued no more."""
+    study = Study(SPACE, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random",
+                  heartbeat_interval=0.05, grace_period=0.2, requeue_failed=True)
+    first = study.ask()
+    study._heartbeat.finished(first.number)  # its worker dies
+    time.sleep(0.4)
+    study._heartbeat.reap(force=True)
+    copy = study.trials[first.number].system.requeued_as
+    assert copy is not None
+    again = study.ask()  # the copy runs first, and kills its worker too
+    assert again.number == copy
+    study._heartbeat.finished(again.number)
+    time.sleep(0.4)
+    study._heartbeat.reap(force=True)
+    lost = study.trials[copy]
+    assert lost.state is TrialState.FAILED and lost.system.requeued_as is None
+    assert [t.state for t in study.trials] == [TrialState.FAILED, TrialState.FAILED]
+
+
+def test_a_worker_whose_trial_was_judged_lost_says_its_result_is_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker paused past the grace period (SIGSTOP, a swapping machine) comes back: its trial
+    was failed and re-queued by another worker, and its result was dropped without a word."""
+    from tunesmith.storage import worker_id
+
+    study = Study(SPACE, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random",
+                  heartbeat_interval=5, requeue_failed=True)
+
+    def judged_lost_once(trial: Any) -> float:
+        if trial.number == 0:  # what another worker's heartbeat check does meanwhile
+            trial.study.fail_worker(worker_id(), "worker lost: no heartbeat for 25 s (test)", requeue=True)
+        return float(trial.params["x"])
+
+    study.optimize(judged_lost_once, n_trials=2)
+    assert ("trial 0 ended elsewhere while it ran here (worker lost: no heartbeat for 25 s (test); re-queued as "
+            "trial 1): this run's result is not recorded") in caplog.text

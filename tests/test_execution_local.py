@@ -92,6 +92,9 @@ def test_make_executor_defaults_and_errors(tmp_path: Path) -> None:
     assert isinstance(make_executor(None, 1, sql, {"gpus": [0]}), ProcessExecutor)
     with pytest.raises(ValueError, match="share"):
         make_executor("process", 2, mem, {})
+    with pytest.raises(ValueError, match="executor='inline' runs one trial at a time .* n_jobs=3 would be ignored"):
+        make_executor("inline", 3, sql, {})  # before: an inline executor, n_jobs silently dropped
+    assert make_executor("inline", 1, sql, {}).name == "inline"
     with pytest.raises(ValueError, match="executor must be"):
         make_executor("dask", 2, mem, {})
     with pytest.raises(TypeError, match="does not take"):

@@ -17,7 +17,7 @@ from kill_storm import Storm
 
 from tunesmith import Float, Study, TrialState
 from tunesmith.execution import ProcessExecutor
-from tunesmith.samplers import Sampler
+from tunesmith.samplers import RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
 from tunesmith.trial import Direction, FrozenTrial
@@ -289,3 +289,25 @@ def test_processes_raise_what_catch_lets_through(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="Unpicklable: holds a lock"):
         other.optimize(_raise_unpicklable, n_trials=4, n_jobs=2, catch=())
     assert {t.state for t in other.trials} == {TrialState.FAILED}
+
+
+class _DiesInWorkers(RandomSampler):
+    """Kills the worker process that asks it (a sampler or setup that crashes every worker)."""
+
+    parent = os.getpid()
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != _DiesInWorkers.parent:
+            os._exit(7)
+        return super().suggest(*args, **kwargs)
+
+
+def test_workers_that_die_before_any_trial_stop_the_call_with_workers_lost(tmp_path: Path) -> None:
+    # before: a bare RuntimeError, which the command line printed as a traceback
+    import tunesmith as ts
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'd.db'}", name="d", sampler=_DiesInWorkers())
+    with pytest.raises(ts.WorkersLost, match="in a row died before running a trial") as err:
+        study.optimize(_sleepy, n_trials=4, n_jobs=2)
+    assert isinstance(err.value, RuntimeError) and isinstance(err.value, ts.TunesmithError)
+    assert study.trials == []

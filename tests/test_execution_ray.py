@@ -188,3 +188,36 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, 
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in done.stderr
     assert time.monotonic() - start < 30
+
+
+def test_an_actor_opens_the_storage_with_the_drivers_retry_window(tmp_path: Path) -> None:
+    """StudyWorker (the class a Ray actor runs) opened the study by URL alone, so a storage made
+    with retry_window=120 gave its actors the default 30 s: an outage the driver rode out
+    stopped them."""
+    from tunesmith import SQLStorage
+    from tunesmith.execution.ray_worker import StudySpec, StudyWorker
+
+    storage = SQLStorage(f"sqlite:///{tmp_path / 'w.db'}", retry_window=120.0, busy_timeout=7.0)
+    study = Study({"x": Float(0, 1)}, storage=storage, name="w", sampler="random")
+    worker = StudyWorker(StudySpec.of(study), lambda t: t.params["x"], (), 0)
+    opened = worker.run.study.storage
+    assert isinstance(opened, SQLStorage) and opened is not storage
+    assert (opened.retry_window, opened.busy_timeout) == (120.0, 7.0)
+    assert worker.run_one().record is not None  # and it runs trials of that study
+    assert len(study.trials) == 1
+
+
+def test_in_memory_a_lost_actors_copy_is_failed_not_copied_again() -> None:
+    """fail_or_unqueue (what the driver does for a lost actor, in-memory mode) re-queued a copy
+    of a copy each time its actor died, forever; now the first copy is the last."""
+    from tunesmith.execution.ray_worker import fail_or_unqueue
+
+    study = Study({"x": Float(0, 1)}, sampler="random", heartbeat_interval=5, requeue_failed=True)
+    first = study.ask()
+    lost = fail_or_unqueue(study, first.number, "ray worker lost", requeue=True, started=True)
+    assert lost is not None and lost.system.requeued_as is not None
+    copy = study.ask()
+    assert copy.number == lost.system.requeued_as
+    again = fail_or_unqueue(study, copy.number, "ray worker lost", requeue=True, started=True)
+    assert again is not None and again.state is TrialState.FAILED and again.system.requeued_as is None
+    assert len(study.trials) == 2

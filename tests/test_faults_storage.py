@@ -68,6 +68,9 @@ def _cli(*argv: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
     ("postgresql+psycopg://u@h/t?password=s3cret&x=1", "postgresql+psycopg://u@h/t?password=***&x=1"),
     ("sqlite:////tmp/x@y:z.db", "sqlite:////tmp/x@y:z.db"),  # nothing to hide: exactly as given
     ("weird://u:s3cret@host", "weird://u:***@host"),
+    # an '@' in the password not percent-encoded: the rest of it was shown as host and database
+    ("postgresql+psycopg://u:p@ss/w:rd@db:5432/t", "postgresql+psycopg://***@db:5432/t"),
+    ("sqlite:////tmp/x@y@z.db", "sqlite:////tmp/x@y@z.db"),
 ])
 def test_mask_url(url: str, shown: str) -> None:
     from tunesmith.storage.base import mask_url
@@ -452,3 +455,65 @@ def test_reading_an_empty_database_creates_nothing(tmp_path: Path, pg_url: str,
         assert rc == 0 and "no studies in" in out
         assert sa.inspect(sa.create_engine(url)).get_table_names() == []  # no table was made
     assert empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize(("query", "cause"), [
+    ("?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+    ("?connect_timeout=x", "connect_timeout"),
+    ("?sslmod=require", 'invalid connection option "sslmod"'),
+])
+def test_a_bad_connection_option_is_refused_at_once_not_retried(query: str, cause: str) -> None:
+    """A URL's bad option fails the same on every try: it was retried for the whole
+    retry_window (30 s by default) before the error came."""
+    pytest.importorskip("psycopg")
+    from pg import free_port
+
+    from tunesmith.exceptions import StorageError
+    from tunesmith.storage import SQLStorage
+
+    t0 = time.monotonic()
+    with pytest.raises(StorageError, match="cannot open storage") as err:
+        SQLStorage(f"postgresql+psycopg://u:pw@127.0.0.1:{free_port()}/db{query}", retry_window=20.0)
+    assert time.monotonic() - t0 < 10.0 and cause in str(err.value) and "retry_window" not in str(err.value)
+
+
+def test_a_port_that_is_not_a_number_is_named_with_the_storage() -> None:
+    from tunesmith.storage import SQLStorage
+
+    with pytest.raises(ValueError, match=r"storage 'postgresql\+psycopg://u:\*\*\*@h:abc/db': its port must be a number"):
+        SQLStorage("postgresql+psycopg://u:pw@h:abc/db")  # before: "invalid literal for int() with base 10: 'abc'"
+
+
+def test_a_password_with_an_unencoded_at_sign_is_refused_without_showing_it() -> None:
+    from tunesmith.storage import SQLStorage
+
+    with pytest.raises(ValueError, match="holds an '@' that is not percent-encoded") as err:
+        SQLStorage("postgresql+psycopg://u:p@ss/w:rd@127.0.0.1:5432/t")  # before: "failed to resolve host 'ss'"
+    assert "ss/w" not in str(err.value) and "'postgresql+psycopg://***@127.0.0.1:5432/t'" in str(err.value)
+
+
+def test_a_sqlite_path_under_the_home_folder_opens_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: the folder check expanded "~" but SQLite did not: "unable to open database file"
+    import tunesmith as ts
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    study = ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///~/home.db", name="h", sampler="random")
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert (tmp_path / "home.db").is_file() and len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 2
+    assert study.storage.display_url == "sqlite:///~/home.db"  # shown as given
+
+
+def test_a_copy_that_fails_midway_leaves_no_partial_study_unannounced(
+    small_fs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: the destination kept a study of that name with the trials copied so far, as if whole
+    import tunesmith as ts
+    from tunesmith.exceptions import StorageError
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'src.db'}", name="src", sampler="random")
+    for i in range(400):
+        study.add_trial({"x": i / 400}, i / 400, attrs={"blob": "x" * 4000})  # 1.6 MB: more than the disk
+    with pytest.raises(StorageError, match="disk is full"):
+        study.copy(storage=f"sqlite:///{small_fs / 'dst.db'}")
+    left = [r.name for r in ts.SQLStorage(f"sqlite:///{small_fs / 'dst.db'}", read_only=True).list_studies()]
+    assert left == [] or "a partial copy 'src' is left in" in caplog.text  # deleted, or named (a full disk)

@@ -468,6 +468,10 @@ def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(
     assert main(["plot", "cli", "--storage", stored, "--kind", "slice", "--method", "ped-anova", "-o", str(out)]) == 2
     assert "--method applies to --kind importance, not slice" in capsys.readouterr().err
     assert not out.exists()
+    capsys.readouterr()
+    # a name given twice draws once (before: "--params C,C" drew C's slice twice)
+    assert main(["plot", "cli", "--storage", stored, "--kind", "slice", "--params", "C, C", "-o", str(out)]) == 0
+    assert capsys.readouterr().err.count("value against C") == 1
 
 
 def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,9 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -390,3 +393,33 @@ def test_a_huge_value_is_shown_cut_short(sqlite_url: str, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "characters" in out  # "aaa... (10,000,000 characters)", wrapped in its column
     assert len(out) < 20_000  # before: the 10 MB value in the table
+
+
+
+def test_a_worker_process_stopped_by_its_storage_stops_the_run_with_that_error(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """A storage error in a worker process of n_jobs (here the database file deleted) was logged
+    as 'worker N crashed' with three chained tracebacks, and the parent started replacement after
+    replacement (10), each failing again or opening a new empty file at the path; optimize ended
+    with 'worker processes in a row died'. Now the run stops and optimize raises the error."""
+    db = tmp_path / "s.db"
+    script = textwrap.dedent(f"""
+        import pathlib, tunesmith as ts
+        db = pathlib.Path({str(db)!r})
+        study = ts.Study({{"x": ts.Float(0, 1)}}, sampler="random", seed=0, storage=f"sqlite:///{{db}}", name="v")
+        def objective(trial):
+            if db.exists():
+                db.unlink()
+            return trial.params["x"]
+        try:
+            study.optimize(objective, n_trials=20, n_jobs=2)
+        except ts.StorageError as exc:
+            print("raised:", exc)
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env,
+                         timeout=120)
+    assert "raised: storage 'sqlite:///" in res.stdout and "deleted while this process had it open" in res.stdout, (
+        res.stdout + res.stderr)
+    assert "crashed" not in res.stderr and "replacement worker" not in res.stderr, res.stderr
+    assert not db.exists()  # no new, empty database made at the path by a replacement

@@ -295,9 +295,14 @@ def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subproc
     assert study.best_value >= best
     with pytest.raises(ts.StudyNotFound, match="no study named 'nope'"):
         ts.load_study("nope", sqlite_url)
-    with pytest.raises(ValueError, match="exists with a different space"):
+    with pytest.raises(ValueError, match="exists with a different space") as err:
         ts.Study({"x": ts.Float(0, 2)}, storage=sqlite_url, name="persist")
-    with pytest.raises(ValueError, match="exists with direction maximize, not minimize"):
+    # which parameter differs, and how to resume from a study file too (it said only "omit space=")
+    assert '(x: stored {"type": "float", "low": 0, "high": 1}' in str(err.value)
+    assert 'given {"type": "float", "low": 0, "high": 2}' in str(err.value)
+    assert "space: in a study file" in str(err.value)
+    with pytest.raises(ValueError, match="exists with direction maximize, not minimize; use another name, or leave "
+                                         "the direction out"):
         ts.Study(storage=sqlite_url, name="persist", direction="minimize")
     with pytest.raises(ValueError, match="already exists"):
         ts.Study(storage=sqlite_url, name="persist", load_if_exists=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,19 @@ def test_rename_and_delete(storage_url: str | None) -> None:
     assert [r.name for r in study.storage.list_studies()] == ["taken"]
 
 
+def test_rename_and_copy_refuse_a_bad_new_name_naming_it(storage_url: str | None) -> None:
+    # before: rename("") renamed the study to an empty name, and "a\nb" was refused as 'a\nb:test'
+    study = ts.Study(SPACE, storage=storage_url, name="old")
+    for bad, fragment in [("", "must not be empty"), ("  ", "must not be empty"),
+                          ("a\nb", r"study name 'a\nb' contains the control character")]:
+        for act in (study.rename, study.copy):
+            with pytest.raises(ValueError, match=re.escape(fragment)):
+                act(bad)
+    with pytest.raises(ValueError, match="must not be empty"):
+        study.storage.rename_study("old", "")
+    assert [r.name for r in study.storage.list_studies()] == ["old"]
+
+
 def test_a_sampler_override_on_an_existing_study_is_recorded(sqlite_url: str) -> None:
     ts.Study(SPACE, sampler="random", storage=sqlite_url, name="s")
     assert ts.load_study("s", sqlite_url).storage.get_study("s").config["sampler"]["name"] == "random"
@@ -138,6 +152,8 @@ def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["studies", "--storage", url]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.strip(" │|").startswith("s "))
     assert "grid" in row and "random" not in row
+    assert main(["copy", "s", "--storage", url]) == 2  # before: "... or to another storage (storage=...)"
+    assert "copy study 's' to a NEW_NAME, or into another database with --to-storage URL" in capsys.readouterr().err
     assert main(["copy", "s", "t", "--storage", url]) == 0
     assert main(["copy", "s", "--storage", url, "--to-storage", other]) == 0
     assert "copied study 's' (3 trials) to 's' in" in capsys.readouterr().out
@@ -155,3 +171,21 @@ def test_add_trial_attrs_cannot_touch_the_study_s_bookkeeping() -> None:
     rec = study.add_trial({"x": 0.5, "k": "a"}, 1.0, attrs={"resumed_step": 3, "checkpoint": "/tmp/x"})
     assert rec.attrs == {"resumed_step": 3, "checkpoint": "/tmp/x"}
     assert not rec.is_resumed and rec.system == ts.trial.SystemState()
+
+
+def test_cli_delete_answered_with_end_of_input_deletes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from tunesmith.cli import main
+
+    class Terminal(io.StringIO):  # a terminal where the user pressed Ctrl-D at the prompt
+        def isatty(self) -> bool:
+            return True
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study(SPACE, storage=url, name="s")
+    monkeypatch.setattr("sys.stdin", Terminal(""))
+    assert main(["delete", "s", "--storage", url]) == 1  # before: an EOFError traceback
+    assert "nothing deleted" in capsys.readouterr().out
+    assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["s"]

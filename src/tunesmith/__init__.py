@@ -29,6 +29,7 @@ from .exceptions import (
     TrialPaused,
     TrialPruned,
     TunesmithError,
+    WorkersLost,
 )
 from .pruners import Decision, Pruner
 from .samplers import GridSampler, RandomSampler, Sampler, SobolSampler
@@ -110,6 +111,7 @@ __all__ = [
     "TrialPruned",
     "TrialState",
     "TunesmithError",
+    "WorkersLost",
     "cv",
     "load_study",
     "set_verbosity",

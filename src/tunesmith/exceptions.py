@@ -58,6 +58,12 @@ class TrialFinishedError(TunesmithError):
     """A finished trial was written to again; finished trials never change."""
 
 
+class WorkersLost(TunesmithError, RuntimeError):  # noqa: N818
+    """``optimize`` gave up: its worker processes or Ray actors keep dying before they run a
+    trial, cannot start, or their cluster is gone; the message says which and what to do
+    (a ``RuntimeError`` too; the command line prints it as one line)."""
+
+
 class SearchExhausted(TunesmithError):  # noqa: N818
     """The sampler has no configuration left to suggest (a finished grid)."""
 

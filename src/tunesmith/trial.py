@@ -199,3 +199,15 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[Fr
     sign = Direction.parse(direction).sign()
     done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
+
+
+def json_finite(x: Any) -> Any:
+    """``x`` (dicts, lists and plain values) with NaN and infinities as null: JSON has neither, and
+    Python's ``json`` writes a ``NaN`` that strict readers (jq, a browser's JSON.parse) refuse."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {str(k): json_finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_finite(v) for v in x]
+    return x

@@ -21,11 +21,12 @@ from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import display_names, for_display
 from ..storage import Storage, make_storage
+from ..storage.base import mask_url
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import delete_study
-from ..trial import FrozenTrial, TrialState, best_of, ranked
+from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS
 
@@ -55,6 +56,29 @@ def at_least(minimum: int) -> Any:
         return value
 
     parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+#: the files plot and compare write (plots.save), the report's
+PLOT_FILES = (".html", ".htm", ".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def output_file(suffixes: tuple[str, ...] = ()) -> Any:
+    """An argparse type: a file path to write, checked before any work (a ``compare`` that ran
+    for an hour then failed on a missing folder or a wrong suffix, losing every run)."""
+
+    def parse(text: str) -> str:
+        path = Path(text)
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text!r}: write to a file ending in {', '.join(suffixes)}")
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} is a folder; name a file in it")
+        folder = path.parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r}: folder {str(folder)!r} does not exist; create it first")
+        return text
+
+    parse.__name__ = "output file"
     return parse
 
 
@@ -91,7 +115,7 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     add_storage_arg(p)
     p.add_argument("--format", choices=["csv", "json"], default="csv")
-    p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.add_argument("--output", "-o", type=output_file(), help="file to write (default: standard output)")
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -180,7 +204,23 @@ def _load(name: str, url: str, *, write: bool = False) -> Study:
     """The study; opened read-only unless the command writes (reading commands work on
     read-only media)."""
     storage: Storage = make_storage(url, read_only=not write)
-    return Study.load(name, storage)
+    try:
+        return Study.load(name, storage)
+    except StudyNotFound as exc:
+        raise StudyNotFound(f"{exc}{_study_file_hint(name)}") from None
+
+
+def _study_file_hint(name: str) -> str:
+    """What to pass instead when ``name`` is a study file (``tunesmith show mlp.yaml``)."""
+    from .studyfile import StudyFile
+
+    if not name.lower().endswith((".yaml", ".yml", ".json")) or not Path(name).is_file():
+        return ""
+    try:
+        sf = StudyFile.load(name)
+    except (ValueError, OSError):
+        return f"; {name!r} is a file: pass the study's name, and its storage with --storage"
+    return f"; {name!r} is a study file: pass its study's name and storage, {sf.name!r} --storage {mask_url(sf.storage_url)}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -284,7 +324,7 @@ def export_json(study: Study) -> str:
                   "sampler": study.sampler.describe()},
         "trials": [_trial_dict(t) for t in study.trials],
     }
-    return json.dumps(doc, indent=2, default=repr) + "\n"
+    return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
 
 
 def _trial_dict(t: FrozenTrial) -> dict[str, Any]:
@@ -331,7 +371,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise ValueError(f"deleting study {name!r} ({n} trials) cannot be undone: pass --yes to confirm")
-        if input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ").strip().lower() != "y":
+        try:
+            answer = input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ")
+        except EOFError:  # Ctrl-D: a no (it was a traceback)
+            answer = ""
+            print()
+        if answer.strip().lower() != "y":
             print("nothing deleted")
             return 1
     delete_study(storage, name)  # with its test results; by name, as the study may not open
@@ -347,6 +392,8 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    if args.to_storage is None and args.new_name in (None, args.name):
+        raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
     study = _load(args.name, args.storage, write=args.to_storage is None)
     copy = study.copy(args.new_name, storage=args.to_storage)
     print(f"copied study {study.name!r} ({len(copy.trials)} trials) to {copy.name!r} in {copy.storage.display_url}")

@@ -12,15 +12,14 @@ from rich.table import Table
 
 from ..importance import METHODS, Importances
 from ..space import display_names
-from ..storage import make_storage
 from ..study import Study
-from .commands import at_least, literal, wide_console
+from .commands import PLOT_FILES, _load, at_least, literal, output_file, wide_console
 from .studyfile import DEFAULT_STORAGE
 
 
 def load(name: str, url: str) -> Study:
     """The study, opened read-only (these commands only read it)."""
-    return Study.load(name, make_storage(url, read_only=True))
+    return _load(name, url)
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:
@@ -75,7 +74,7 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
     kinds = "; ".join(f"{k}: {help_}" for k, (help_, _) in KINDS.items())
     p.add_argument("--kind", choices=list(KINDS), default="curves", metavar="KIND",
                    help=f"what to draw (default curves). {kinds}")
-    p.add_argument("--output", "-o", required=True,
+    p.add_argument("--output", "-o", required=True, type=output_file(PLOT_FILES),
                    help="file to write: .html (interactive, opens offline) or .png, .svg, .pdf")
     p.add_argument("--params", help="comma-separated parameters to draw (default: parallel all, slice the first 24, "
                                     "contour the first 3 numeric ones)")
@@ -140,7 +139,8 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated samplers to run (default grid,random,bayes; also sobol, tpe, auto)")
     p.add_argument("--budget", type=at_least(1), default=30, help="trials per run (default 30)")
     p.add_argument("--seeds", type=at_least(1), default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
-    p.add_argument("--output", "-o", required=True, help="chart to write: .html, .png, .svg or .pdf")
+    p.add_argument("--output", "-o", required=True, type=output_file(PLOT_FILES),
+                   help="chart to write: .html, .png, .svg or .pdf")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis")
 
 
@@ -153,7 +153,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     space = sf.build_space()
     if space is None:
         raise ValueError(f"{args.study_file}: compare needs the study file's space: to run the samplers on it")
-    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    samplers = _names(args.samplers)
+    if not samplers:
+        raise ValueError("--samplers names no sampler: give them comma-separated, e.g. --samplers grid,random,bayes")
     direction = sf.direction or "minimize"
     runs = run_samplers(sf.load_objective(), space, samplers=samplers, budget=args.budget,
                         seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
@@ -181,7 +183,8 @@ def _compare_table(runs: dict, direction: str) -> Table:
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
-    p.add_argument("--output", "-o", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--output", "-o", default="report.html", type=output_file(),
+                   help="HTML file to write (default report.html)")
     p.add_argument("--top", type=at_least(1), default=10, help="best trials in the table (default 10)")
 
 
@@ -195,8 +198,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _names(text: str | None) -> list[str] | None:
-    """``--params a,b``: the names; None when not given."""
-    return [p.strip() for p in text.split(",") if p.strip()] if text else None
+    """``--params a,b``: the names, each once (``x,x`` drew the same plot twice, ran a sampler twice);
+    None when not given."""
+    return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip())) if text else None
 
 
 def _label(names: Sequence[str], shown: Mapping[str, str] | None) -> str:

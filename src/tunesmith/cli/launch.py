@@ -60,7 +60,7 @@ def _open_storage(sf: StudyFile) -> Storage:
         db = _sqlite_file(url)
         if db is not None and not db.exists():  # no empty database made just to find no study in it
             raise _no_space(sf, url)
-    storage = make_storage(url)
+    storage = make_storage(url, retry_window=sf.retry_window)
     if sf.space is None:
         try:
             storage.get_study(sf.name)
@@ -76,7 +76,7 @@ def _sqlite_file(url: str) -> Path | None:
         db = url
     else:
         return None
-    return Path(db) if db and db != ":memory:" else None
+    return Path(db).expanduser() if db and db != ":memory:" else None
 
 
 def _no_space(sf: StudyFile, url: str) -> StudyFileError:

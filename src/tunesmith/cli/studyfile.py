@@ -11,6 +11,7 @@ One parser for every command (``run``, ``worker``). Example ``study.yaml``::
     n_trials: 100
     n_jobs: 2
     storage: sqlite:///tunesmith.db             # default; a worker must name its database
+    retry_window: 120                           # seconds of retries through a database outage (default 30)
     space:                                      # needed to create the study, not to resume it
       kernel: [linear, poly, rbf]
       C: {type: float, low: 0.1, high: 100, log: true, grid: [0.1, 1, 10, 100]}
@@ -48,6 +49,7 @@ from ..execution.optimize import MAX_JOBS
 from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
+from ..study.heartbeat import HeartbeatConfig
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")
@@ -79,6 +81,7 @@ class StudyFile:
     timeout: float | None = None
     n_jobs: int = 1
     storage: str | None = None
+    retry_window: float | None = None
     heartbeat_interval: float | None = None
     grace_period: float | None = None
     requeue_failed: bool = False
@@ -149,6 +152,10 @@ class StudyFile:
         for key, problem in _value_problems(self):
             hint = did_you_mean(str(self.direction).lower(), ["minimize", "maximize"]) if key == "direction" else ""
             raise StudyFileError(f"{source}: {key} {problem}, got {getattr(self, key)!r}{hint}")
+        try:  # before the storage is opened (a database file was created, then the study refused)
+            HeartbeatConfig.build(self.heartbeat_interval, self.grace_period, self.requeue_failed)
+        except (ValueError, TypeError) as exc:
+            raise StudyFileError(f"{source}: {exc}") from None
 
     def build_space(self) -> Space | None:
         return None if self.space is None else Space.from_dict(self.space)
@@ -193,10 +200,10 @@ def _is_seconds(v: Any) -> bool:
 
 
 _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
-    (("n_trials", "seed"), _is_int, "must be an integer"),
+    (("n_trials", "seed"), lambda v: _is_int(v) and v >= 0, "must be an integer >= 0"),
     (("n_jobs",), lambda v: _is_int(v) and (v == -1 or 1 <= v <= MAX_JOBS),
      f"must be an integer from 1 to {MAX_JOBS}, or -1 for one worker per core"),
-    (("timeout", "heartbeat_interval", "grace_period"), _is_seconds, "must be a positive, finite number of seconds"),
+    (("timeout", "heartbeat_interval", "grace_period", "retry_window"), _is_seconds, "must be a positive, finite number of seconds"),
     (("direction",), lambda v: str(v).lower() in ("minimize", "maximize"), "must be 'minimize' or 'maximize'"),
     (("storage",), lambda v: isinstance(v, str) and bool(v),
      "must be a database URL such as sqlite:///tunesmith.db or postgresql+psycopg://user:password@host/db"),

@@ -26,6 +26,9 @@ from .studyfile import EXECUTORS, StudyFile, StudyFileError
 
 def add_worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_file", metavar="STUDY.yaml", help="the study file (YAML): name, storage, objective, ...")
+    p.add_argument("--storage", default=None,
+                   help="database URL (overrides the file's storage:, e.g. from an environment variable, "
+                        "so that a password need not be written in a shared file)")
     p.add_argument("--n-trials", type=int, default=None, help="trials to run (default: the file's n_trials)")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which no trial starts")
     p.add_argument("--n-jobs", type=int, default=None, help="parallel workers on this machine")
@@ -38,7 +41,8 @@ def check_shared_storage(sf: StudyFile) -> None:
     if sf.storage is None:
         raise StudyFileError(
             f"{sf.source}: missing key(s) ['storage']; workers share a study through a database: set storage: "
-            "to its URL, e.g. postgresql+psycopg://user:password@host/db or sqlite:////shared/folder/study.db"
+            "to its URL (or pass --storage URL), e.g. postgresql+psycopg://user:password@host/db or "
+            "sqlite:////shared/folder/study.db"
         )
     if sf.storage.strip().lower() == "memory":
         raise StudyFileError(

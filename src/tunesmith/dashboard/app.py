@@ -11,7 +11,6 @@ JSON: ``/api/studies``, ``/api/studies/{name}``, ``/api/studies/{name}/changes?s
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from collections.abc import Callable
 from importlib import resources
@@ -29,7 +28,7 @@ from starlette.routing import Route
 from ..exceptions import StorageError, StudyNotFound
 from ..importance import METHODS
 from ..storage import Storage
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, json_finite
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
@@ -107,19 +106,8 @@ def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:
 
 
 def json_response(data: Any, status: int = 200) -> Response:
-    body = json.dumps(_finite(data), default=str, separators=(",", ":"))
+    body = json.dumps(json_finite(data), default=str, separators=(",", ":"))
     return Response(body, status_code=status, media_type="application/json")
-
-
-def _finite(x: Any) -> Any:
-    """NaN and infinities as null (JSON has neither)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
 
 
 def wants_json(request: Request) -> bool:

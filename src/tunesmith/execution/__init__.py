@@ -49,6 +49,11 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
         raise ValueError(f"executor must be one of {sorted(_OPTIONS)} or an Executor, got {spec!r}")
     if "trial_timeout" in options and kind in ("inline", "thread"):
         raise ValueError(NO_TIMEOUT.format(kind=kind))
+    if kind == "inline" and n > 1:  # it ran one trial at a time, n_jobs silently ignored
+        raise ValueError(
+            f"executor='inline' runs one trial at a time in this process, so n_jobs={n_jobs} would be ignored; "
+            "use executor='thread' or 'process' (or leave executor out) for parallel workers, or n_jobs=1"
+        )
     unknown = set(options) - _OPTIONS[kind]
     if unknown:
         allowed = ", ".join(sorted(_OPTIONS[kind])) or "none"

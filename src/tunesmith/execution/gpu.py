@@ -185,5 +185,5 @@ def check_gpus_present(gpus: Sequence[str], *, allow_missing: bool = False) -> N
         raise ValueError(
             f"gpus={list(gpus)}: this machine has no GPU {missing} ({have}, per nvidia-smi), so the trials "
             "would run on the CPU; name devices it has, leave gpus out to run on the CPU, or pass "
-            "allow_missing_gpus=True to run anyway"
+            "allow_missing_gpus=True (in a study file, allow_missing_gpus: true) to run anyway"
         )

@@ -353,7 +353,11 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         record = run.study.run_trial(run.objective, trial, run.catch)
     except TrialFinishedError:  # failed meanwhile (interrupted, or its heartbeat was judged lost)
         run.lost += 1
-        if run.study.trials[trial.number].system.requeued_as is not None:
+        stored = run.study.trials[trial.number]
+        again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
+        logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
+                       trial.number, stored.error or stored.state.value, again)  # it was dropped silently
+        if stored.system.requeued_as is not None:
             run.budget.refund()  # its copy runs under this call's budget: the lost attempt is not counted
         return None
     finally:

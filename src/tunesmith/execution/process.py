@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import StorageError
+from ..exceptions import StorageError, WorkersLost
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
@@ -167,7 +167,7 @@ class _Pool:
         if self.raised is not None:
             raise self.raised
         if self.losses.barren > MAX_BARREN_DEATHS:
-            raise RuntimeError(
+            raise WorkersLost(
                 f"{self.losses.barren} worker processes in a row died before running a trial; "
                 f"stopped replacing them ({'; '.join(self.losses.notes[-1:])}). See the log above"
             )
@@ -468,7 +468,10 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         _interrupted(run)
         code = 130
     except Exception as exc:
-        if isinstance(exc, run.catch):  # not the objective's (catch covers those): a crash
+        if isinstance(exc, StorageError):  # the storage failed past its retries: stop the run, the parent
+            run.budget.stop()               # raises it (replacements died of it too, or wrote a new file)
+            _send_raised(outbox, exc)
+        elif isinstance(exc, run.catch):  # not the objective's (catch covers those): a crash
             logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)
             code = 1
         else:  # the objective's, which catch lets through: its trial is recorded; stop the run, parent raises it

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import SearchExhausted
+from ..exceptions import SearchExhausted, WorkersLost
 from ..storage import MemoryStorage
 from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
@@ -54,7 +54,7 @@ INTERRUPT_GRACE = 5.0  # seconds Ctrl-C waits for the stopped actors' calls to e
 LOST_AFTER = 60.0
 
 
-class ClusterLost(RuntimeError):
+class ClusterLost(WorkersLost):
     """The Ray cluster can no longer run a trial: no node has had the resources for one
     for ``lost_after`` seconds (its nodes died, or it cannot be reached)."""
 
@@ -387,7 +387,7 @@ class _Driver:
             out: Outcome = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as exc:
             if getattr(exc, "actor_init_failed", False):
-                raise RuntimeError(
+                raise WorkersLost(
                     "a tunesmith worker could not start in Ray; the objective and its module must be "
                     f"importable on every node (or defined in the driver script): {exc}"
                 ) from None
@@ -493,7 +493,7 @@ class _Driver:
         self.actors.remove(actor)
         self.replacements += lost
         if self.replacements > MAX_REPLACEMENTS:
-            raise RuntimeError(f"{self.replacements} Ray workers were lost; giving up (see the failed trials' errors)")
+            raise WorkersLost(f"{self.replacements} Ray workers were lost; giving up (see the failed trials' errors)")
         if not self.budget.expired and (not self.budget.stopped or self.budget.exhausted):
             self._spawn()  # after an exhausted search, to run held promotions and re-queued copies
 

@@ -31,10 +31,25 @@ class StudySpec:
     sampler: Any
     pruner: Any
     session: int
+    storage_options: dict[str, float] = field(default_factory=dict)  # a SQLStorage's waits, kept in actors
 
     @classmethod
     def of(cls, study: Study) -> StudySpec:
-        return cls(study.storage.url, study.name, study.sampler, study.pruner, study.session)
+        from ..storage import SQLStorage
+
+        st = study.storage
+        opts = {"retry_window": st.retry_window, "busy_timeout": st.busy_timeout} if isinstance(st, SQLStorage) else {}
+        return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts)
+
+    def open_storage(self) -> Any:
+        """The storage by URL, with the driver's ``retry_window`` and ``busy_timeout`` (actors used
+        the defaults, so a longer window the driver was given did not cover its workers)."""
+        from ..storage import SQLStorage
+
+        if not self.storage_options:
+            return self.url
+        opts = self.storage_options
+        return SQLStorage(self.url, retry_window=opts["retry_window"], busy_timeout=opts["busy_timeout"])
 
 
 @dataclass
@@ -69,7 +84,7 @@ class StudyWorker:
         from ..study import Study
 
         _setup(index)
-        study = Study(storage=spec.url, name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
+        study = Study(storage=spec.open_storage(), name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
         study.for_worker(10_000 + index, session=spec.session)
         self.run = Run(study, objective, Budget(None, None), catch)
         self.me = worker_id()
@@ -140,7 +155,8 @@ def fail_or_unqueue(study: Study, number: int, error: str, *, requeue: bool, sta
     if not started:
         study.unstart(number)
         return None
-    return study.fail_trial(number, error, requeue=requeue)
+    again = requeue and study.trials[number].system.retry_of is None  # a lost copy is not copied again
+    return study.fail_trial(number, error, requeue=again)
 
 
 def retry_if_oom(study: Study, record: FrozenTrial) -> bool:

@@ -7,26 +7,30 @@ from .memory import MemoryStorage
 from .sql import SCHEMA_VERSION, SQLStorage
 
 
-def make_storage(spec: str | Storage | None, *, read_only: bool = False) -> Storage:
+def make_storage(spec: str | Storage | None, *, read_only: bool = False, retry_window: float | None = None) -> Storage:
     """A storage from ``None``/"memory" (in memory), a database URL, a path
     ending in ``.db`` (SQLite), or an instance (returned as is).
 
-    ``read_only`` opens a SQL database for reading only (see :class:`SQLStorage`).
+    ``read_only`` opens a SQL database for reading only, ``retry_window`` sets how long it
+    rides out an outage (see :class:`SQLStorage`; a storage in memory or an instance takes neither).
     """
+    if retry_window is not None and not (isinstance(spec, str) and spec != "memory"):
+        raise ValueError(f"retry_window is a setting of a storage opened by database URL, not of {spec!r}")
     if spec is None or spec == "memory":
         return MemoryStorage()
     if isinstance(spec, Storage):
         return spec
+    opts = {} if retry_window is None else {"retry_window": retry_window}
     if not isinstance(spec, str):
         raise TypeError(f"storage must be a URL string or a Storage, got {type(spec).__name__}")
     if "://" not in spec:
         if spec.endswith((".db", ".sqlite", ".sqlite3")):
-            return SQLStorage(f"sqlite:///{spec}", read_only=read_only)
+            return SQLStorage(f"sqlite:///{spec}", read_only=read_only, **opts)
         raise ValueError(
             f"storage {spec!r} is not a database URL; use 'sqlite:///{spec}' for a SQLite file "
             "or 'postgresql+psycopg://user:password@host/dbname'"
         )
-    return SQLStorage(spec, read_only=read_only)
+    return SQLStorage(spec, read_only=read_only, **opts)
 
 
 __all__ = [

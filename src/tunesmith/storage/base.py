@@ -73,10 +73,23 @@ def check_study_name(name: object) -> str:
     return name
 
 
+def unencoded_at(url: str) -> str | None:
+    """``url`` masked up to its last ``@`` when its credentials hold an ``@`` that is not
+    percent-encoded (``user:p@ss@host``), else None. Parsed as given, the rest of such a
+    password became the host and the database name, and was printed in every message."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or rest.startswith("/") or rest.split("?", 1)[0].count("@") < 2:
+        return None
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password (and any ``password=`` query value) shown as ``***``."""
     import sqlalchemy as sa
 
+    ambiguous = unencoded_at(url)
+    if ambiguous is not None:
+        return ambiguous
     try:
         parsed = sa.engine.make_url(url)
     except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: mask by pattern

@@ -163,6 +163,7 @@ class MemoryStorage(Storage):
 
     # -- study management ------------------------------------------------------------------
     def rename_study(self, name: str, new_name: str) -> None:
+        check_study_name(new_name)
         with self._lock:
             rec = self.get_study(name)
             if new_name in self._studies:

@@ -38,7 +38,7 @@ from ..exceptions import (
     TrialNotFound,
 )
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
-from .base import Storage, StudyRecord, check_expect, check_study_name
+from .base import Storage, StudyRecord, check_expect, check_study_name, unencoded_at
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
@@ -103,7 +103,9 @@ _HINTS = {
 
 #: messages of errors that no retry can fix, though they mention a connection
 _FATAL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied",
-          "disk is full", "no space left", "disk i/o error", "malformed", "not a database")
+          "disk is full", "no space left", "disk i/o error", "malformed", "not a database",
+          # a URL's bad connection option (?sslmode=bogus, ?connect_timeout=x): the same on every try
+          "invalid connection option", "invalid sslmode value", "invalid integer value", "bad value for")
 
 
 def _hint(cause: str) -> str | None:
@@ -265,6 +267,12 @@ class SQLStorage(Storage):
         return self.url.startswith("sqlite")
 
     def _check_url(self) -> None:
+        if unencoded_at(self.url) is not None:
+            raise ValueError(
+                f"storage {self.display_url!r}: its user name or password holds an '@' that is not "
+                "percent-encoded, so the host cannot be told apart; write '@' as %40 ('/' as %2F, ':' as %3A, "
+                "'%' as %25), e.g. urllib.parse.quote(password, safe='')"
+            )
         try:
             parsed = sa.engine.make_url(self.url)
         except sa.exc.ArgumentError:
@@ -272,6 +280,8 @@ class SQLStorage(Storage):
                 f"storage {self.display_url!r} is not a database URL; use e.g. 'sqlite:///tunesmith.db' "
                 "or 'postgresql+psycopg://user:password@host/dbname'"
             ) from None
+        except ValueError as exc:  # a port that is not a number: int()'s message named no storage
+            raise ValueError(f"storage {self.display_url!r}: its port must be a number ({exc})") from None
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise ValueError(
                 "an in-memory SQLite database cannot be shared; use storage=None for memory "
@@ -324,8 +334,10 @@ class SQLStorage(Storage):
             # concurrent readers (the dashboard's threads)
             engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args),
                                       poolclass=sa.pool.QueuePool)
-        else:
-            engine = sa.create_engine(self.url, connect_args=connect_args)
+        else:  # the path checked in _check_url: "~" expanded (SQLite itself looked for a folder named "~")
+            assert self._path is not None
+            url = sa.engine.make_url(self.url).set(database=str(self._path))
+            engine = sa.create_engine(url, connect_args=connect_args)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
@@ -918,6 +930,7 @@ class SQLStorage(Storage):
 
     # -- study management ------------------------------------------------------------------
     def rename_study(self, name: str, new_name: str) -> None:
+        check_study_name(new_name)
         sid = self.get_study(name).study_id
         table = studies_table
 

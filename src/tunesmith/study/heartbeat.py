@@ -62,6 +62,29 @@ class HeartbeatConfig:
         return cls.build(d.get("interval"), d.get("grace"), bool(d.get("requeue", False)))
 
 
+def reconcile(mine: HeartbeatConfig, stored: HeartbeatConfig, study: str) -> HeartbeatConfig:
+    """The settings a process uses on an existing study when it passed its own: beating as often
+    and waiting as long as either asks. Workers that judged lost with a grace shorter than another
+    worker's interval failed that worker's live trials (and threw away their results)."""
+    if stored.interval is None or stored.grace is None or mine.interval is None or mine.grace is None:
+        if stored.interval is None and mine.interval is not None:
+            logger.warning(
+                "study %r was created without heartbeats: its workers that were opened without "
+                "heartbeat_interval do not beat, and this process fails their running trials after %g s",
+                study, mine.grace,
+            )  # fmt: skip
+        return mine
+    used = HeartbeatConfig(min(mine.interval, stored.interval), max(mine.grace, stored.grace), mine.requeue)
+    if (used.interval, used.grace) != (mine.interval, mine.grace):
+        logger.warning(
+            "study %r is stored with heartbeat_interval=%g, grace_period=%g; this process asked for %g and %g, "
+            "so it beats every %g s and judges a trial lost after %g s (a shorter grace than another worker's "
+            "interval would fail that worker's live trials). Leave both out to use the stored ones",
+            study, stored.interval, stored.grace, mine.interval, mine.grace, used.interval, used.grace,
+        )  # fmt: skip
+    return used
+
+
 def _positive(name: str, v: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
         raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
@@ -153,7 +176,7 @@ class Heartbeat:
         if not stale:
             return []
         lost = fail_lost(self.storage, self.study_id, stale, error=LOST.format(grace=cfg.grace), now=now,
-                         requeue=cfg.requeue, dead=False)  # fmt: skip
+                         requeue=cfg.requeue, dead=False, once=True)  # fmt: skip
         for t in lost:
             again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
             logger.warning("trial %d: worker %s lost%s", t.number, t.worker, again)

@@ -173,6 +173,7 @@ def fail_lost(
     now: float,
     requeue: bool,
     dead: bool,
+    once: bool = False,
 ) -> list[FrozenTrial]:
     """End the running trials of lost workers; the records this call changed.
 
@@ -184,14 +185,18 @@ def fail_lost(
     worker judged lost by its heartbeat may write again, which a failed trial
     refuses. Two workers calling this at once never fail or re-queue the same
     trial twice: the copy is created under a claim unique to the trial, and the
-    failed record is written with a compare-and-set on ``running``.
+    failed record is written with a compare-and-set on ``running``. With ``once``,
+    a trial that is itself a copy is not re-queued again: parameters that kill
+    every worker that runs them (a crash in native code, the kernel's OOM killer)
+    would otherwise be copied and lose a worker forever.
     """
     out = []
     for rec in lost:
         if dead and holds_promotion(rec):
             new = hold(rec, error)
         else:
-            copy = _requeued_copy(storage, study_id, rec) if requeue else None
+            again = requeue and not (once and rec.system.retry_of is not None)
+            copy = _requeued_copy(storage, study_id, rec) if again else None
             new = lose(rec, error, now, None if copy is None else copy.number)
         if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING):
             out.append(new)

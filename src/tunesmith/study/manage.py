@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StudyNotFound
 from ..storage import Storage, make_storage
+from ..storage.base import check_study_name
 from ..trial import FrozenTrial, TrialState
 from .trial import _as_float, _as_step
 
@@ -113,7 +114,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None) ->
     from .study import Study
 
     dest = study.storage if storage is None else make_storage(storage)
-    name = study.name if name is None else name
+    name = study.name if name is None else check_study_name(name)
     if dest is study.storage and name == study.name:
         raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
     book = exists(study.storage, study.name + SUFFIX)
@@ -128,6 +129,7 @@ def rename_study(study: Study, new_name: str) -> None:
     """Rename ``study`` and the companion holding its test results, if any."""
     from .evaluate import SUFFIX
 
+    check_study_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(study.storage, new_name)
     study.storage.rename_study(study.name, new_name)
@@ -168,11 +170,18 @@ def _check_book_free(storage: Storage, name: str) -> None:
 def _copy(study: Study, name: str, dest: Storage) -> None:
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction, space=source.space, config=source.config)
-    for t in study.trials:
-        if t.state is TrialState.RUNNING:  # nobody will finish it in the copy
-            t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
-                          completed=time.time(), heartbeat=None)  # fmt: skip
-        insert_record(dest, rec.study_id, t)
+    try:
+        for t in study.trials:
+            if t.state is TrialState.RUNNING:  # nobody will finish it in the copy
+                t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
+                              completed=time.time(), heartbeat=None)  # fmt: skip
+            insert_record(dest, rec.study_id, t)
+    except BaseException:  # a full disk, Ctrl-C: a partial copy would pass for the whole study
+        try:
+            dest.delete_study(name)
+        except Exception as again:  # noqa: BLE001 - say what is left, raise the first error
+            logger.warning("a partial copy %r is left in %s (%s): delete it", name, dest.display_url, again)
+        raise
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:

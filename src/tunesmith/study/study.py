@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -16,7 +17,7 @@ from ..space import Space
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of
 from . import lifecycle
-from .heartbeat import Heartbeat, HeartbeatConfig
+from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
 from .manage import record_sampler
 from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
@@ -91,8 +92,9 @@ class Study:
         self._cursor = 0
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
-        if heartbeat_interval is None and "heartbeat" in cfg:
-            beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
+        if "heartbeat" in cfg:
+            stored_beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
+            beat = stored_beat if heartbeat_interval is None else reconcile(beat, stored_beat, self.name)
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
         self._warned_idle = False
@@ -158,14 +160,18 @@ class Study:
     def _check_same(self, record: Any, space: Any, direction: Any) -> None:
         if space is not None:
             space = space if isinstance(space, Space) else Space(space)
-            if space.to_dict() != Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}").to_dict():
+            given = space.to_dict()
+            stored = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}").to_dict()
+            if given != stored:
                 raise ValueError(
-                    f"study {self.name!r} exists with a different space; use another name, "
-                    "or omit space= to resume it as it is"
+                    f"study {self.name!r} exists with a different space ({_space_change(stored, given)}); use "
+                    "another name, or leave the space out (space= in Python, space: in a study file) to "
+                    "resume it as it is"
                 )
         if direction is not None and Direction.parse(direction) is not record.direction:
             raise ValueError(
-                f"study {self.name!r} exists with direction {record.direction}, not {direction}"
+                f"study {self.name!r} exists with direction {record.direction}, not {direction}; use another "
+                "name, or leave the direction out (direction= in Python, direction: in a study file) to resume it"
             )
 
     @classmethod
@@ -621,13 +627,15 @@ class Study:
         self, worker: str, error: str, *, requeue: bool | None = None, dead: bool = False
     ) -> list[FrozenTrial]:
         """Fail the running trials of ``worker`` (``host:pid``); re-queued as well
-        if ``requeue`` (default: as the study's requeue_failed). With ``dead``
+        if ``requeue`` (default: as the study's requeue_failed, a trial that is a copy
+        already excepted). With ``dead``
         (its process is seen to have exited), a trial resumed from a checkpoint
         goes back to paused, keeping its promotion (:func:`lifecycle.fail_lost`)."""
         running = self._storage.get_trials(self._study_id, state=TrialState.RUNNING)
         return lifecycle.fail_lost(
             self._storage, self._study_id, [t for t in running if t.worker == worker], error=error,
             now=self._storage.clock(), requeue=self._heartbeat.config.requeue if requeue is None else requeue, dead=dead,
+            once=requeue is None,
         )  # fmt: skip
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
@@ -755,6 +763,13 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _space_change(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """Which parameters differ between a stored space and a given one, each with both definitions."""
+    parts = [f"{n}: stored {json.dumps(stored.get(n))}, given {json.dumps(given.get(n))}"
+             for n in dict.fromkeys([*stored, *given]) if stored.get(n) != given.get(n)]
+    return "; ".join(parts) if parts else "the same parameters in another order"
 
 
 def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
