@@ -508,10 +508,12 @@ def test_compare_refuses_an_output_it_cannot_write_before_running_any_trial(
     ran = tmp_path / "ran"
     (tmp_path / "obj.py").write_text(f"def objective(trial):\n    open({str(ran)!r}, 'a').write('x')\n    return 1.0\n")
     (tmp_path / "study.yaml").write_text("objective: obj.py:objective\nspace:\n  x: {type: float, low: 0, high: 1}\n")
-    for out, why in ((tmp_path / "compare.jpgg", "write plots to .html, .png, .pdf or .svg, not 'compare.jpgg'"),
-                     (tmp_path / "no" / "compare.png", "the folder")):
+    for out, why in ((tmp_path / "compare.jpgg", "compare.jpgg': write to a file ending in .html"),
+                     (tmp_path / "no" / "compare.png", "does not exist; create it first")):
         argv = ["compare", str(tmp_path / "study.yaml"), "--samplers", "random", "--budget", "3", "-o", str(out)]
-        assert main(argv) == 2
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
         assert why in capsys.readouterr().err
     assert not ran.exists()  # refused before the first trial, not after every run
 

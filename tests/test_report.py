@@ -137,8 +137,10 @@ def test_the_report_is_written_only_to_an_html_file_in_a_folder_that_exists(
     assert main(["report", "report-demo", "--storage", url, "-o", str(out)]) == 2
     assert "to a .html file; an image of one plot: tunesmith plot, not 'report.png'" in capsys.readouterr().err
     assert not out.exists()
-    assert main(["report", "report-demo", "--storage", url, "-o", str(tmp_path / "no" / "r.html")]) == 2
-    assert f"the folder {str(tmp_path / 'no')!r} does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # the command line's check, before the study is read
+        main(["report", "report-demo", "--storage", url, "-o", str(tmp_path / "no" / "r.html")])
+    assert exit_.value.code == 2
+    assert f"folder {str(tmp_path / 'no')!r} does not exist" in capsys.readouterr().err
 
 
 def test_the_report_of_a_study_with_no_trial_says_so(tmp_path: Path) -> None:

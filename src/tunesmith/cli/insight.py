@@ -94,7 +94,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for option, kinds in OPTION_KINDS.items():
         if getattr(args, option) not in (None, False) and args.kind not in kinds:
             raise ValueError(f"--{option.replace('_', '-')} applies to --kind {', '.join(kinds)}, not {args.kind}")
-    plots.check_output(args.output)
     study = load(args.name, args.storage)
     records = plots.records_of(study, args.kind, log_y=args.log_y, params=_names(args.params), trial=args.trial,
                                method=args.method)
@@ -145,10 +144,9 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..plots import check_output, comparison, run_samplers
+    from ..plots import comparison, run_samplers
     from .studyfile import StudyFile
 
-    check_output(args.output)  # before the runs, not after them
     sf = StudyFile.load(args.study_file)
     space = sf.build_space()
     if space is None:
