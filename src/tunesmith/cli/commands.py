@@ -20,6 +20,7 @@ from rich.table import Table
 from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import display_names, for_display
+from ..space.params import plural
 from ..storage import Storage, make_storage
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
@@ -117,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _ran_now(study: Study, ran: int) -> str:
     if ran == 0 and isinstance(study.sampler, GridSampler) and not grid_remaining(study.sampler, study.space, study.trials):
         return "nothing searched now (the grid is exhausted: every configuration has been tried)"
-    return f"{ran} trials run now"
+    return f"{plural(ran, 'trial')} run now"
 
 
 # -- studies / show / export --------------------------------------------------------------------
@@ -188,7 +189,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     trials = study.trials
     console = wide_console()
     console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
-                  f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
+                  f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
         return 0
@@ -258,7 +259,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     text = export_csv(study) if args.format == "csv" else export_json(study)
     if args.output:
         Path(args.output).write_text(text)
-        print(f"wrote {len(study.trials)} trials of {study.name!r} to {args.output}", file=sys.stderr)
+        print(f"wrote {plural(len(study.trials), 'trial')} of {study.name!r} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
@@ -321,21 +322,21 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 def cmd_delete(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage)
     try:
-        n: Any = len(Study.load(args.name, storage).trials)
+        n = plural(len(Study.load(args.name, storage).trials), "trial")
     except StudyNotFound:
         raise
     except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
         print(f"tunesmith delete: {exc}", file=sys.stderr)
-        n = "?"
+        n = "? trials"
     name, url = args.name, storage.display_url
     if not args.yes:
         if not sys.stdin.isatty():
-            raise ValueError(f"deleting study {name!r} ({n} trials) cannot be undone: pass --yes to confirm")
-        if input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ").strip().lower() != "y":
+            raise ValueError(f"deleting study {name!r} ({n}) cannot be undone: pass --yes to confirm")
+        if input(f"delete study {name!r} and its {n} from {url}? [y/N] ").strip().lower() != "y":
             print("nothing deleted")
             return 1
     delete_study(storage, name)  # with its test results; by name, as the study may not open
-    print(f"deleted study {name!r} ({n} trials) from {url}")
+    print(f"deleted study {name!r} ({n}) from {url}")
     return 0
 
 
@@ -349,7 +350,7 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
 def cmd_copy(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage, write=args.to_storage is None)
     copy = study.copy(args.new_name, storage=args.to_storage)
-    print(f"copied study {study.name!r} ({len(copy.trials)} trials) to {copy.name!r} in {copy.storage.display_url}")
+    print(f"copied study {study.name!r} ({plural(len(copy.trials), 'trial')}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
 
 

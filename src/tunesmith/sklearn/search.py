@@ -31,6 +31,7 @@ from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
+from ..space.params import plural
 from ..storage import MemoryStorage
 from ..study import Study
 from ..trial import TrialState
@@ -314,8 +315,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         if self.n_trials is not None:
             if size < self.n_trials:
                 warnings.warn(
-                    f"{what} has {int(size)} configurations, fewer than n_trials={self.n_trials}: "
-                    f"running {int(size)} trials, each configuration once",
+                    f"{what} has {plural(int(size), 'configuration')}, fewer than n_trials={self.n_trials}: "
+                    f"running {plural(int(size), 'trial')}, each configuration once",
                     UserWarning, stacklevel=3,
                 )  # fmt: skip
                 return int(size)
