@@ -107,7 +107,7 @@ def test_a_study_of_one_trial_is_said_in_the_singular(project: Path, capsys: pyt
     out = " ".join(capsys.readouterr().out.split())
     assert "1 trial run now" in out and "1 trial (1 complete)" in out, out
     assert "(1 trial) to 'one'" in out and "deleted study 'one' (1 trial)" in out, out
-    assert "1 trials" not in out
+    assert "1 trials" not in out and "1 complete trials" not in out
     assert history(ts.load_study("quad", db)).title == "quad: 1 finished of 1 trial"
     from tunesmith.space.params import plural
 

@@ -223,7 +223,7 @@ SHOWN_PARAM_COLUMNS = 6
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
     done = ranked(trials, study.direction)
-    table = Table(title=f"best {min(top, len(done))} of {len(done)} complete trials ({study.direction.value})")
+    table = Table(title=f"best {min(top, len(done))} of {plural(len(done), 'complete trial')} ({study.direction.value})")
     table.add_column("#", justify="right")
     table.add_column("value", justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
     names = [n for n in study.space if any(n in t.params for t in done)]
