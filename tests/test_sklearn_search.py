@@ -297,7 +297,7 @@ def test_a_failed_fit_is_said_once_at_verbose_0() -> None:
         for verbose in (0, 1):
             with pytest.warns(Warning, match="fits failed"):
                 TunedSearchCV(LogisticRegression(), {"C": [-1.0, 1.0]}, cv=2, verbose=verbose).fit(X, Y)
-            failed = [line for line in lines if line.startswith("trial 0 failed: FitFailedError")]
+            failed = [line for line in lines if "failed: FitFailedError" in line]  # "trial n failed: ..."
             assert len(failed) == verbose, lines
     finally:
         logging.getLogger("tunesmith").removeHandler(handler)
