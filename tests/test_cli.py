@@ -95,6 +95,25 @@ def test_run_then_studies_show_export(project: Path, capsys: pytest.CaptureFixtu
     assert doc["trials"][best.number]["params"] == best.params
 
 
+def test_a_study_of_one_trial_is_said_in_the_singular(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """"1 trial run now", "1 trial (1 complete)", "(1 trial)": no "1 trials" in what a user reads."""
+    from tunesmith.plots.study_data import history
+
+    db = f"sqlite:///{project / 't.db'}"
+    assert run_cli("run", str(project / "study.yaml"), "--n-trials", "1", "--no-progress") == 0
+    assert run_cli("show", "quad", "--storage", db) == 0
+    assert run_cli("copy", "quad", "one", "--storage", db) == 0
+    assert run_cli("delete", "one", "--storage", db, "--yes") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 trial run now" in out and "1 trial (1 complete)" in out, out
+    assert "(1 trial) to 'one'" in out and "deleted study 'one' (1 trial)" in out, out
+    assert "1 trials" not in out and "1 complete trials" not in out
+    assert history(ts.load_study("quad", db)).title == "quad: 1 finished of 1 trial"
+    from tunesmith.space.params import plural
+
+    assert (plural(0, "trial"), plural(2, "study", "studies")) == ("0 trials", "2 studies")
+
+
 def test_module_objective_and_grid_sampler(project: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     (project / "grid.yaml").write_text(textwrap.dedent(f"""

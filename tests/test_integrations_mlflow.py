@@ -132,6 +132,25 @@ def test_odd_parameter_and_study_names(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(trial_runs(cb.client, experiment_by_name(cb.client, "its").experiment_id, "it's")) == 1
 
 
+def test_the_names_of_many_renamed_parameters_stay_valid_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 renamed parameters (and one name of 6,000 characters) overflow one tag's 5,000
+    characters: the mapping is split over tunesmith.param_names, .2, .3..., each valid JSON."""
+    names = [f"layer ({i}) width" for i in range(300)] + ["(" * 6000]
+    space = ts.Space({name: ts.Int(1, 3) for name in names})
+    study = ts.Study(space, name="wide", seed=0)
+    study.optimize(lambda t: 1.0, n_trials=1, show_progress=False)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    cb.log_study(study)
+    run = trial_runs(cb.client, experiment_by_name(cb.client, "wide").experiment_id, "wide")[0]
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith("tunesmith.param_names")}
+    assert len(tags) > 1 and all(len(v) <= 5000 for v in tags.values())
+    mapping = {k: v for tag in tags.values() for k, v in json.loads(tag).items()}
+    assert sorted(mapping) == sorted(run.data.params)
+    assert set(names[:300]) <= set(mapping.values())
+    (cut,) = set(mapping.values()) - set(names[:300])  # the long name, cut to fit in a tag
+    assert len(cut) > 100 and names[300].startswith(cut)
+
+
 def test_bad_metric_name_and_missing_library(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="metric_name must be a non-empty string"):
         MLflowCallback(tracking_uri="sqlite:///:memory:", metric_name="intermediate")

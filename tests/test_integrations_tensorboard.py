@@ -100,3 +100,42 @@ def test_a_log_dir_under_the_home_folder(tmp_path: Path, monkeypatch: pytest.Mon
     study.optimize(objective, n_trials=1, show_progress=False)
     assert write_hparams(study, "~/tb") == tmp_path / "home" / "tb"
     assert (tmp_path / "home" / "tb" / "trial-0").is_dir() and not (tmp_path / "~").exists()
+
+
+def test_a_trial_left_paused_is_written_and_replaced_once_it_finishes(tmp_path: Path) -> None:
+    """A trial still paused when optimize ends is the run trial-<n>-paused (state paused, its reports
+    so far; rewritten after a later optimize); once it finishes, trial-<n> replaces it."""
+
+    def resumable(trial: ts.Trial) -> float:
+        for step in range(max(trial.start_step, 1), 10):
+            trial.report(trial.params["x"] / step, step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"] / 9
+
+    study = ts.Study(SPACE, sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=9, pause=True))  # fmt: skip
+    cb, tb = TensorBoardCallback(tmp_path / "tb"), tmp_path / "tb"
+
+    def run(xs: tuple[float, ...]) -> None:
+        for x in xs:
+            study.enqueue({"x": x, "layers": 1, "act": "relu"})
+        study.optimize(resumable, n_trials=len(xs), callbacks=[cb], show_progress=False)
+
+    def curve(folder: Path) -> list[int]:
+        acc = EventAccumulator(str(folder))
+        acc.Reload()
+        return [e.step for e in acc.Scalars("intermediate")]
+
+    run((3.0, 4.0))
+    assert study.trials[1].state is ts.TrialState.PAUSED and not (tb / "trial-1").exists()
+    assert _plugin(tb / "trial-1-paused").session_start_info.hparams["trial_state"].string_value == "paused"
+    assert curve(tb / "trial-1-paused") == [1]
+    run((9.0, 9.5, 9.8))  # trial 1 resumed, paused again
+    assert study.trials[1].state is ts.TrialState.PAUSED and curve(tb / "trial-1-paused") == [1, 2]
+    run((9.9,) * 8)  # every trial finishes
+    assert all(t.state is ts.TrialState.COMPLETE for t in study.trials)
+    assert _plugin(tb / "trial-1").session_start_info.hparams["trial_state"].string_value == "complete"
+    assert curve(tb / "trial-1") == list(range(1, 10)) and not list(tb.glob("*-paused"))
+    config = _plugin(tb).experiment.hparam_infos[-1]
+    assert sorted(v.string_value for v in config.domain_discrete.values) == ["complete", "failed", "paused", "pruned"]

@@ -284,6 +284,25 @@ def _raises(estimator: object, X: object, y: object) -> float:
     raise RuntimeError("scorer broke")
 
 
+def test_a_failed_fit_is_said_once_at_verbose_0() -> None:
+    """At verbose=0 a failed fit is said by scikit-learn's FitFailedWarning alone, as
+    GridSearchCV says it, not also by a "trial N failed" line per trial; verbose=1 keeps the lines."""
+    import logging
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("tunesmith").addHandler(handler)
+    try:
+        for verbose in (0, 1):
+            with pytest.warns(Warning, match="fits failed"):
+                TunedSearchCV(LogisticRegression(), {"C": [-1.0, 1.0]}, cv=2, verbose=verbose).fit(X, Y)
+            failed = [line for line in lines if "failed: FitFailedError" in line]  # "trial n failed: ..."
+            assert len(failed) == verbose, lines
+    finally:
+        logging.getLogger("tunesmith").removeHandler(handler)
+
+
 def test_a_scorer_that_fails_everywhere_gives_nan_rows_as_grid_search_does() -> None:
     """GridSearchCV (error_score=nan) records NaN scores and warns when the scorer, not the
     fit, raises; the search failed with 'failed to fit'. The warning names the fold and the error."""

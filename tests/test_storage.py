@@ -242,6 +242,20 @@ def test_make_storage_specs(tmp_path: Path) -> None:
 # -- SQLite specifics --------------------------------------------------------------------------------------
 
 
+def test_a_relative_sqlite_path_is_shown_as_the_absolute_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'sqlite:///results.db' (a path relative to where the process started) is shown by the
+    file's absolute path in messages and reprs, so a user knows which file is meant."""
+    monkeypatch.chdir(tmp_path)
+    absolute = f"sqlite:///{tmp_path.resolve() / 'results.db'}"
+    storage = make_storage("sqlite:///results.db")
+    assert storage.url == "sqlite:///results.db" and storage.display_url == absolute  # kept as given, to connect
+    assert repr(storage) == f"SQLStorage({absolute!r})"
+    with pytest.raises(ts.StudyNotFound, match=f"in {absolute}"):
+        ts.load_study("nope", "sqlite:///results.db")
+    given = f"sqlite:///{tmp_path / 'other.db'}"
+    assert make_storage(given).display_url == given  # an absolute path: as given
+
+
 def test_newer_schema_version_is_refused(sqlite_url: str) -> None:
     make_storage(sqlite_url).close()
     path = sqlite_url.removeprefix("sqlite:///")

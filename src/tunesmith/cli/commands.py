@@ -20,6 +20,7 @@ from rich.table import Table
 from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import display_names, for_display
+from ..space.params import plural
 from ..storage import Storage, make_storage
 from ..storage.base import mask_url
 from ..study import Study, trial_rows
@@ -141,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _ran_now(study: Study, ran: int) -> str:
     if ran == 0 and isinstance(study.sampler, GridSampler) and not grid_remaining(study.sampler, study.space, study.trials):
         return "nothing searched now (the grid is exhausted: every configuration has been tried)"
-    return f"{ran} trials run now"
+    return f"{plural(ran, 'trial')} run now"
 
 
 # -- studies / show / export --------------------------------------------------------------------
@@ -228,7 +229,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     trials = study.trials
     console = wide_console()
     console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
-                  f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
+                  f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
         return 0
@@ -262,7 +263,7 @@ SHOWN_PARAM_COLUMNS = 6
 def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     """The ``top`` complete trials, best first, a column per parameter."""
     done = ranked(trials, study.direction)
-    table = Table(title=f"best {min(top, len(done))} of {len(done)} complete trials ({study.direction.value})")
+    table = Table(title=f"best {min(top, len(done))} of {plural(len(done), 'complete trial')} ({study.direction.value})")
     table.add_column("#", justify="right")
     table.add_column("value", justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
     names = [n for n in study.space if any(n in t.params for t in done)]
@@ -298,7 +299,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     text = export_csv(study) if args.format == "csv" else export_json(study)
     if args.output:
         Path(args.output).write_text(text)
-        print(f"wrote {len(study.trials)} trials of {study.name!r} to {args.output}", file=sys.stderr)
+        print(f"wrote {plural(len(study.trials), 'trial')} of {study.name!r} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
@@ -361,18 +362,18 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 def cmd_delete(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage)
     try:
-        n: Any = len(Study.load(args.name, storage).trials)
+        n = plural(len(Study.load(args.name, storage).trials), "trial")
     except StudyNotFound:
         raise
     except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
         print(f"tunesmith delete: {exc}", file=sys.stderr)
-        n = "?"
+        n = "? trials"
     name, url = args.name, storage.display_url
     if not args.yes:
         if not sys.stdin.isatty():
-            raise ValueError(f"deleting study {name!r} ({n} trials) cannot be undone: pass --yes to confirm")
+            raise ValueError(f"deleting study {name!r} ({n}) cannot be undone: pass --yes to confirm")
         try:
-            answer = input(f"delete study {name!r} and its {n} trials from {url}? [y/N] ")
+            answer = input(f"delete study {name!r} and its {n} from {url}? [y/N] ")
         except EOFError:  # Ctrl-D: a no (it was a traceback)
             answer = ""
             print()
@@ -380,7 +381,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             print("nothing deleted")
             return 1
     delete_study(storage, name)  # with its test results; by name, as the study may not open
-    print(f"deleted study {name!r} ({n} trials) from {url}")
+    print(f"deleted study {name!r} ({n}) from {url}")
     return 0
 
 
@@ -396,7 +397,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
     study = _load(args.name, args.storage, write=args.to_storage is None)
     copy = study.copy(args.new_name, storage=args.to_storage)
-    print(f"copied study {study.name!r} ({len(copy.trials)} trials) to {copy.name!r} in {copy.storage.display_url}")
+    print(f"copied study {study.name!r} ({plural(len(copy.trials), 'trial')}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..importance import METHODS, Importances
 from ..space import display_names
+from ..space.params import plural
 from ..study import Study
 from .commands import PLOT_FILES, _load, at_least, literal, output_file, wide_console
 from .studyfile import DEFAULT_STORAGE
@@ -158,7 +159,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     runs = run_samplers(sf.load_objective(), space, samplers=samplers, budget=args.budget,
                         seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
     chart = comparison(runs, direction=direction, log_y=args.log_y,
-                       title=f"{sf.name}: best so far, {args.budget} trials, {args.seeds} seeds")
+                       title=f"{sf.name}: best so far, {plural(args.budget, 'trial')}, {plural(args.seeds, 'seed')}")
     wide_console().print(_compare_table(runs, direction))
     return write_records([chart], args.output, f"the comparison of {', '.join(samplers)}")
 
@@ -191,7 +192,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     study = load(args.name, args.storage)
     path = write_report(study, args.output, top=args.top)
-    print(f"wrote the report of {study.name!r} ({len(study.trials)} trials) to {path}", file=sys.stderr)
+    print(f"wrote the report of {study.name!r} ({plural(len(study.trials), 'trial')}) to {path}", file=sys.stderr)
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..report import html_table
+from ..space.params import plural
 from ..trial import FrozenTrial, TrialState
 from .aggregate import ORDERS
 from .cache import View
@@ -123,7 +124,7 @@ def _pager(v: View, total: int, offset: int, limit: int, order: str, state: str 
         args = {k: a for k, a in args.items() if a is not None}
         return f"<a href='/studies/{q(v.name)}?{e(urlencode(args))}'>{e(label)}</a>"
 
-    parts = [f"{total} trials{'' if not state else ' ' + e(state)}; showing {offset + 1 if total else 0}-"
+    parts = [f"{plural(total, 'trial')}{'' if not state else ' ' + e(state)}; showing {offset + 1 if total else 0}-"
              f"{min(offset + limit, total)}"]
     if offset > 0:
         parts.append(link("previous", offset=max(0, offset - limit)))

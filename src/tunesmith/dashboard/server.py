@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..exceptions import StorageError, TunesmithError
+from ..space.params import plural
 from ..storage import Storage, StudyRecord, make_storage
 
 LOOPBACK = "127.0.0.1"
@@ -72,7 +73,7 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     started = time.perf_counter()
     records = app.state.dashboard.cache.records()
     rest = warm(app, records, budget_s=WARM_BUDGET_S)
-    print(f"read {len(records) - len(rest)} of {len(records)} studies in {time.perf_counter() - started:.1f} s"
+    print(f"read {len(records) - len(rest)} of {plural(len(records), 'study', 'studies')} in {time.perf_counter() - started:.1f} s"
           + (f"; the other {len(rest)} are read in the background" if rest else ""), file=out, flush=True)
     if rest:
         threading.Thread(target=warm, args=(app, rest), daemon=True, name="tunesmith-dashboard-warm").start()

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..exceptions import TrialFinishedError
+from ..space.params import plural
 from ..study import Study
 from . import pages
 
@@ -123,7 +124,7 @@ def delete_study(d: Dashboard, request: Request) -> Response:
     name = request.path_params["name"]
     fields = _form(d, request)
     v = d.view(name)
-    ask = _confirmed(request, fields, f"delete study {name!r} and its {len(v.trials)} trials? This cannot be undone.")
+    ask = _confirmed(request, fields, f"delete study {name!r} and its {plural(len(v.trials), 'trial')}? This cannot be undone.")
     if ask:
         return ask
     study = _study(d, name)

@@ -32,6 +32,7 @@ mlflow = require("mlflow", extra="mlflow", what="tunesmith.integrations.mlflow")
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 
 STUDY_TAG, TRIAL_TAG, STATE_TAG = "tunesmith.study", "tunesmith.trial", "tunesmith.state"
+NAMES_TAG = "tunesmith.param_names"  # then tunesmith.param_names.2, .3...: the mapping in parts
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
            TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
@@ -158,10 +159,9 @@ class MLflowCallback:
         keys = _param_keys(list(trial.params))
         params = [Param(keys[k], _text(v)) for k, v in trial.params.items()]
         renamed = {keys[k]: k for k in trial.params if keys[k] != k}
-        if renamed:  # the names MLflow refuses, as logged -> as in the study
-            self.client.set_tag(run.info.run_id, "tunesmith.param_names", json.dumps(renamed)[:5000])
-        for i in range(0, len(params), 100):  # MLflow's limit of params per log_batch
-            self.client.log_batch(run.info.run_id, params=params[i : i + 100])
+        name_tags = _name_tags(renamed)  # the names MLflow refuses, as logged -> as in the study
+        for i in range(0, max(len(params), len(name_tags)), 100):  # MLflow's limit per log_batch
+            self.client.log_batch(run.info.run_id, params=params[i : i + 100], tags=name_tags[i : i + 100])
         self._log(run.info.run_id, trial, logged_steps=set())
 
     def _update(self, run: Any, trial: FrozenTrial) -> None:
@@ -194,6 +194,21 @@ def _ms(seconds: float) -> int:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _name_tags(renamed: dict[str, str], limit: int = 5000) -> list[Any]:
+    """``renamed`` (logged name -> the study's) as tags ``tunesmith.param_names``,
+    ``tunesmith.param_names.2``...: each a JSON object of at most ``limit`` characters (MLflow's
+    limit for a tag), which together hold every name; a study's name too long for one tag is cut."""
+    parts: list[dict[str, str]] = []
+    for key, name in renamed.items():
+        entry = {key: name}
+        while len(json.dumps(entry)) > limit:  # a name of thousands of characters: cut to fit
+            entry[key] = entry[key][: len(entry[key]) - (len(json.dumps(entry)) - limit) // 6 - 1]
+        if not parts or len(json.dumps({**parts[-1], **entry})) > limit:
+            parts.append({})
+        parts[-1].update(entry)
+    return [RunTag(NAMES_TAG + (f".{i}" if i > 1 else ""), json.dumps(part)) for i, part in enumerate(parts, 1)]
 
 
 def _param_keys(names: list[str]) -> dict[str, str]:

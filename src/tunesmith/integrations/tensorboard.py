@@ -5,18 +5,20 @@
 
 Then ``tensorboard --logdir runs/my-study``: the HParams tab lists one session per finished
 trial (its parameters and ``trial_state``, its value as the metric ``value``), the Scalars tab the
-reports as ``intermediate``. Written with tensorboard's own writer; TensorFlow is not needed.
+reports as ``intermediate``. A trial still paused when ``optimize`` ends is written as the run
+``trial-<n>-paused`` (state ``paused``), replaced by ``trial-<n>`` once it finishes. Written with tensorboard's own writer; TensorFlow is not needed.
 Needs ``tunesmith[tensorboard]``.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from ..space import Categorical, Fixed, Float, Int, Param, Space
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, TrialState
 from ._common import require
 
 require("tensorboard", extra="tensorboard", what="tunesmith.integrations.tensorboard")
@@ -42,7 +44,8 @@ class TensorBoardCallback:
         self.log_dir, self.metric_name = Path(log_dir).expanduser(), metric_name  # "~/runs/x" as a shell reads it
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
-        """Write ``trial`` once it is finished (complete, pruned or failed); paused trials wait."""
+        """Write ``trial`` once it is finished (complete, pruned or failed); a paused trial is
+        written when ``optimize`` ends (:meth:`on_optimize_end`), as it may be resumed before."""
         if not trial.state.is_finished:
             return
         folder = self.log_dir / f"trial-{trial.number}"
@@ -50,6 +53,18 @@ class TensorBoardCallback:
             return  # written before (a study reopened, or write_hparams called again)
         self._write_config(study.space)
         _write(folder, _events(trial, study.space, self.metric_name))
+        shutil.rmtree(self.log_dir / f"trial-{trial.number}-paused", ignore_errors=True)  # replaced
+
+    def on_optimize_end(self, study: Any, error: BaseException | None) -> None:
+        """Write each trial left paused as the run ``trial-<n>-paused`` (again, with its new
+        reports, after a later ``optimize``): TensorBoard reads a run's state from its first
+        event, so the run of a paused trial is replaced, not updated, when the trial finishes."""
+        for trial in study.trials:
+            if trial.state is TrialState.PAUSED and not (self.log_dir / f"trial-{trial.number}").exists():
+                folder = self.log_dir / f"trial-{trial.number}-paused"
+                shutil.rmtree(folder, ignore_errors=True)
+                self._write_config(study.space)
+                _write(folder, _events(trial, study.space, self.metric_name))
 
     def _write_config(self, space: Space) -> None:
         if any(self.log_dir.glob("events.out.tfevents.*")):
@@ -57,16 +72,18 @@ class TensorBoardCallback:
         metrics = [hp.Metric(self.metric_name), hp.Metric("intermediate")]
         hparams = [_hparam(name, space[name]) for name in space]
         if STATE not in space:
-            hparams.append(hp.HParam(STATE, hp.Discrete(["complete", "pruned", "failed"])))
+            hparams.append(hp.HParam(STATE, hp.Discrete(["complete", "pruned", "failed", "paused"])))
         config = hp.hparams_config_pb(hparams, metrics)
         _write(self.log_dir, [event_pb2.Event(wall_time=time.time(), summary=config)])
 
 
 def write_hparams(study: Any, log_dir: str | Path, *, metric_name: str = "value") -> Path:
-    """Write every finished trial of ``study`` not written yet under ``log_dir``; returns it."""
+    """Write every finished trial of ``study`` not written yet under ``log_dir``, and each paused
+    one as ``trial-<n>-paused``; returns ``log_dir``."""
     cb = TensorBoardCallback(log_dir, metric_name=metric_name)
     for trial in study.trials:
         cb(study, trial)
+    cb.on_optimize_end(study, None)
     return cb.log_dir
 
 

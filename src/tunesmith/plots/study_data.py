@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..space import display_names, value_labels
-from ..space.params import did_you_mean
+from ..space.params import did_you_mean, plural
 from ..trial import FrozenTrial, TrialState
 from .records import (
     BEST_COLOR,
@@ -38,7 +38,7 @@ def history(study: Any, *, log_y: bool = False) -> Chart:
     best complete value so far as a step line."""
     s = snapshot(study)
     done = [t for t in s.trials if t.state in FINISHED_WITH_VALUE and t.value is not None]
-    title = f"{s.name}: {len(done)} finished of {len(s.trials)} trials{_failed(s)}"
+    title = f"{s.name}: {len(done)} finished of {plural(len(s.trials), 'trial')}{_failed(s)}"
     if not done:
         return nothing("history", title, f"study {s.name!r} has no finished trial with a value yet")
     series = [
@@ -74,7 +74,7 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     pruner's rungs are dotted vertical lines."""
     s = snapshot(study)
     trials = [t for t in s.trials if t.intermediate]
-    title = f"{s.name}: learning curves of {len(trials)} trials"
+    title = f"{s.name}: learning curves of {plural(len(trials), 'trial')}"
     if not trials:
         return nothing("curves", title, f"no trial of {s.name!r} reported intermediate values "
                                         "(call trial.report(value, step) in the objective)")
@@ -173,7 +173,7 @@ def slices(study: Any, *, params: Sequence[str] | None = None, max_params: int =
 
 def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart:
     on = [t for t in done if name in t.params]
-    title = f"{s.name}: value against {label} ({len(on)} complete trials)"
+    title = f"{s.name}: value against {label} ({plural(len(on), 'complete trial')})"
     if not on:
         return nothing("slice", title, f"no complete trial of {s.name!r} has {name!r} active")
     p = s.space[name]
@@ -224,7 +224,7 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
         raise ValueError(f"a contour needs numeric parameters; {categorical} categorical (see the slice plot)")
     on = [t for t in s.fitting if x in t.params and y in t.params]
     shown = display_names(s.space)
-    title = f"{s.name}: value over {shown[x]} and {shown[y]} ({len(on)} trials)"
+    title = f"{s.name}: value over {shown[x]} and {shown[y]} ({plural(len(on), 'trial')})"
     px, py = s.space[x], s.space[y]
     pts = np.array([[px.to_unit(t.params[x]), py.to_unit(t.params[y])] for t in on]).reshape(-1, 2)
     if len(np.unique(pts, axis=0)) < 3 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
@@ -277,15 +277,15 @@ def process(study: Any) -> Diagram:
     cond = sum(bool(s.space[p].when) for p in s.space.free)
     best = s.best()
     nodes = [
-        Node("space", "search space", f"{s.space.ndim} parameters" + (f"\n{cond} conditional" if cond else ""), 0, 0),
+        Node("space", "search space", plural(s.space.ndim, "parameter") + (f"\n{cond} conditional" if cond else ""), 0, 0),
         Node("sampler", "sampler", s.sampler or "?", STEP, 0),
         Node("trials", "trials", f"{len(s.trials)} run\n" + "\n".join(f"{c} {st.value}" for st, c in n.items()),
              2 * STEP, 0),  # a state a line: "204 complete, 1632 pruned, 164 failed" ran over the box's sides
         Node("best", "best trial", "none yet" if best is None else f"#{best.number}: {best.value:.4g}", 3 * STEP, 0),
         Node("test", "test", _test_detail(s, best), 4 * STEP, 0),
     ]
-    edges = [("space", "sampler", "defines"), ("sampler", "trials", f"{len(s.trials)} configurations"),
-             ("trials", "sampler", f"{n[TrialState.COMPLETE]} results"),
+    edges = [("space", "sampler", "defines"), ("sampler", "trials", plural(len(s.trials), "configuration")),
+             ("trials", "sampler", plural(n[TrialState.COMPLETE], "result")),
              ("trials", "best", f"{s.direction.value}"), ("best", "test", "evaluate once")]
     box = box_for([nd.detail for nd in nodes])  # every state a line: 6 states ran out of a fixed box
     if s.pruner:
@@ -323,7 +323,7 @@ def _no_complete(s: Snapshot) -> str:
     """Why a plot over parameters has nothing to draw: no complete trial (fitting the space)."""
     done = len(s.in_state(TrialState.COMPLETE))
     if done:
-        return f"none of the {done} complete trials of {s.name!r} fits its space (their parameters were changed)"
+        return f"none of the {plural(done, 'complete trial')} of {s.name!r} fits its space (their parameters were changed)"
     counts = ", ".join(f"{n} {state.value}" for state in TrialState if (n := len(s.in_state(state))))
     return f"study {s.name!r} has no complete trial yet" + (f" ({counts})" if counts else "")
 

@@ -23,6 +23,7 @@ from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..plots.reduce import MAX_POINTS, WHOLE, sample, sampled_note, thin
 from ..space import display_names, for_display
+from ..space.params import plural
 from ..trial import Direction, FrozenTrial, ranked
 
 #: the plots a report tries, in order
@@ -119,7 +120,7 @@ def _best(s: Snapshot, top: int) -> str:
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")
     table = f"<div class='wide'>{html_table(head, rows, left=0)}</div>"  # a column per parameter: it scrolls, not the page
-    return f"<h2>Best {len(rows)} of {len(done)} complete trials</h2>" + table + note
+    return f"<h2>Best {len(rows)} of {plural(len(done), 'complete trial')}</h2>" + table + note
 
 
 def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool, direction: Direction) -> list[str]:

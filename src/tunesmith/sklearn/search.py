@@ -31,6 +31,7 @@ from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
+from ..space.params import plural
 from ..storage import MemoryStorage
 from ..study import Study
 from ..trial import TrialState
@@ -314,8 +315,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         if self.n_trials is not None:
             if size < self.n_trials:
                 warnings.warn(
-                    f"{what} has {int(size)} configurations, fewer than n_trials={self.n_trials}: "
-                    f"running {int(size)} trials, each configuration once",
+                    f"{what} has {plural(int(size), 'configuration')}, fewer than n_trials={self.n_trials}: "
+                    f"running {plural(int(size), 'trial')}, each configuration once",
                     UserWarning, stacklevel=3,
                 )  # fmt: skip
                 return int(size)
@@ -739,13 +740,23 @@ def _jobs(n_jobs: int | None) -> int:
 
 @contextlib.contextmanager
 def _quiet(verbose: int) -> Iterator[None]:
-    """tunesmith's info lines only with verbose > 0 (warnings always)."""
+    """tunesmith's info lines only with verbose > 0 (warnings always, but for the line of a trial
+    whose fit or scorer failed: the search's FitFailedWarning or "Scoring failed" warning says it)."""
     if verbose > 0:
         yield
         return
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))
+    logger.addFilter(_said_by_a_warning)
     try:
         yield
     finally:
+        logger.removeFilter(_said_by_a_warning)
         logger.setLevel(level)
+
+
+def _said_by_a_warning(record: logging.LogRecord) -> bool:
+    """False for the "trial N failed" line of a fit or a scorer that failed (a warning says it)."""
+    error = record.args[-1] if isinstance(record.args, tuple) and record.args else None
+    return not (record.msg == "trial %d failed: %s" and isinstance(error, str)
+                and error.startswith((f"{FitFailedError.__name__}:", f"{ScoringFailedError.__name__}:")))  # fmt: skip

@@ -682,6 +682,11 @@ def did_you_mean(word: Any, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 trial"``, ``"3 trials"`` (``nouns``: a plural other than noun + "s")."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def check_options(what: str, fn: Any, given: Mapping[str, Any]) -> None:
     """A TypeError, as the call would raise, but naming the closest keyword ``fn`` takes
     (``n_startp`` -> ``n_startup``) for the first key of ``given`` it does not take."""

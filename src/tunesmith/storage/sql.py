@@ -236,6 +236,7 @@ class SQLStorage(Storage):
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
         self._absent = False  # read-only, and no file or no tables there: no studies
         self._path: Path | None = None  # SQLite: the database file
+        self._shown: str | None = None  # SQLite given by a relative path: the URL with the absolute one
         self._file_id: tuple[int, int] | None = None  # SQLite: its (device, inode) once opened
         self._file_checked = 0.0  # monotonic time of the last check of _file_id on a read
         self._wrote = False  # whether this storage wrote to the file (then a replaced file is an error)
@@ -244,6 +245,12 @@ class SQLStorage(Storage):
         self._init_schema()
         if self._path is not None and not self._absent:
             self._file_id = self._identity()
+
+    @property
+    def display_url(self) -> str:
+        """:attr:`url` with any password hidden, and a SQLite file given by a relative path
+        (``sqlite:///x.db``) by its absolute one: messages say which file is meant."""
+        return self._shown or super().display_url
 
     def clock(self) -> float:
         """Now by the database server's clock on PostgreSQL and MySQL (workers on several
@@ -289,6 +296,8 @@ class SQLStorage(Storage):
             )
         if parsed.get_backend_name() == "sqlite":
             path = self._path = Path(str(parsed.database)).expanduser().resolve()
+            if not Path(str(parsed.database)).is_absolute():  # "sqlite:///x.db", "~/x.db": which file
+                self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
             if not path.parent.is_dir():
                 raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
             self._absent = self.read_only and not path.is_file()  # read as empty, never created

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..importance import Importances
 from ..space import Space, for_display
 from ..space.narrow import dropped
+from ..space.params import plural
 from ..storage import Storage
 from ..trial import FrozenTrial, TrialState
 
@@ -63,7 +64,7 @@ class FocusPlan:
         shown = ", ".join(f"{k}={v!r}" for k, v in for_display(self.fixed).items())  # stored: every bit
         gone = f"; dropped (never active now): {list(self.dropped)}" if self.dropped else ""
         return (f"focus on {list(self.keep)} of study {source!r}: fixed {shown or 'nothing'}{gone}; "
-                f"carried {len(self.carried)} trials ({self.skipped} complete trials not carried)")
+                f"carried {plural(len(self.carried), 'trial')} ({plural(self.skipped, 'complete trial')} not carried)")
 
 
 def plan_focus(
