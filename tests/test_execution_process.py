@@ -192,9 +192,37 @@ def test_a_worker_killed_holding_the_budget_lock_does_not_block_the_others() -> 
     p.start()
     p.join()
     assert p.exitcode == -signal.SIGKILL
-    assert budget.take(2) == 2  # before: blocked for good
+    start = time.monotonic()
+    assert budget.take(2) == 2  # before: blocked for good; then for LOCK_TIMEOUT (5 s)
+    assert time.monotonic() - start < 1.0
     budget.give_back(1)
     assert budget.left == 4
+
+
+def _hold_the_budget_lock_slowly(budget: Any, holding: Any) -> None:
+    with budget._locked():
+        holding.set()
+        time.sleep(1.0)  # a living holder the machine runs slowly
+
+
+@pytest.mark.timeout(60)
+def test_a_slow_living_holder_of_the_budget_lock_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody takes over the lock of a holder that still runs (two in the locked
+    instructions could grant the last unit twice), however long it holds it."""
+    from tunesmith.execution import loop
+
+    monkeypatch.setattr(loop, "LOCK_TIMEOUT", 0.2)
+    ctx = mp.get_context("fork")
+    budget = loop.Budget(5, None, ctx)
+    holding = ctx.Event()
+    p = ctx.Process(target=_hold_the_budget_lock_slowly, args=(budget, holding))
+    p.start()
+    assert holding.wait(30)
+    start = time.monotonic()
+    assert budget.take(1) == 1
+    waited = time.monotonic() - start
+    p.join()
+    assert waited > 0.5, waited  # before: taken over after LOCK_TIMEOUT (0.2 s)
 
 
 def _kill_at(point: str, counter: str, nth: int) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +18,16 @@ from ..trial import FrozenTrial
 if TYPE_CHECKING:
     from ..study import Study, Trial
 
+try:
+    import fcntl
+except ImportError:  # no POSIX record locks (Windows): a semaphore, taken over after LOCK_TIMEOUT
+    fcntl = None  # type: ignore[assignment]
+
 
 logger = logging.getLogger("tunesmith")
 
-#: seconds after which the budget's lock counts as held by a dead worker
+#: seconds after which the budget's lock counts as held by a dead worker (only where the
+#: lock is a semaphore: without POSIX record locks, or with processes that are not forked)
 LOCK_TIMEOUT = 5.0
 
 #: what an executor returns when the search ran out of configurations
@@ -70,7 +78,7 @@ class Budget:
         else:
             self._base = ctx.Value("q", 0, lock=False)
             self._stop = ctx.Value("b", _GOING, lock=False)
-            self._lock = ctx.Lock()
+            self._lock = _RecordLock() if fcntl is not None and ctx.get_start_method() == "fork" else ctx.Lock()
         self.seats = [Seat(ctx) for _ in range(seats)]  # created before any fork: all workers share them
         self.seat: Seat | None = None  # in a worker process: its own (see :meth:`bind`)
         self.deadline = None if timeout is None else time.monotonic() + timeout
@@ -81,9 +89,10 @@ class Budget:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """The budget's lock. A worker process killed while it held it (a few
-        instructions) would block every other for good: after LOCK_TIMEOUT seconds
-        its lock is taken over (and released after)."""
+        """The budget's lock. A worker process killed while it holds it (a few
+        instructions) must not block the others: a record lock is freed by the kernel
+        as the holder dies; a semaphore (no record locks) is taken over after
+        LOCK_TIMEOUT seconds (and released after)."""
         got = self._lock.acquire(timeout=LOCK_TIMEOUT)
         if not got:
             logger.warning("the trial budget's lock was held for %g s (its worker died); taken over", LOCK_TIMEOUT)
@@ -208,6 +217,35 @@ class Budget:
 @dataclass
 class _Box:
     value: int = 0
+
+
+class _RecordLock:
+    """A lock between forked processes that the kernel frees the moment its holder dies
+    (a POSIX record lock on an unnamed temporary file), so a worker killed inside the
+    budget's few locked instructions stalls nobody and no one takes over a lock that a
+    slow, living holder still has. Record locks belong to a process: a thread lock,
+    made anew in each forked process, keeps one process's threads apart too."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()
+        self._pid = os.getpid()
+        self._threads = threading.Lock()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait until it is free (a dead holder's is: no ``timeout`` is needed); True."""
+        if self._pid != os.getpid():  # in a forked process: its own thread lock
+            self._pid, self._threads = os.getpid(), threading.Lock()
+        self._threads.acquire()
+        try:
+            fcntl.lockf(self._file.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        fcntl.lockf(self._file.fileno(), fcntl.LOCK_UN)
+        self._threads.release()
 
 
 class Seat:
