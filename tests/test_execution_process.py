@@ -262,6 +262,43 @@ def test_a_worker_killed_at_each_point_of_taking_a_unit_leaves_exactly_n_trials(
     assert results(study) == 8, count
 
 
+def _kill_first(point: str, counter: str, kills: int) -> Any:
+    """A KILL_POINT hook: the worker processes SIGKILL themselves the first ``kills`` times
+    any of them passes ``point`` (counted in file ``counter``)."""
+
+    def hook(name: str) -> None:
+        if name != point:
+            return
+        with open(counter, "ab") as f:
+            f.write(b"x")
+            f.flush()
+            passed = f.tell()
+        if passed <= kills:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_with_nothing_in_flight_is_replaced_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill storm hits starting workers most: one killed before it took a unit has no
+    trial to look for, so its replacement starts at once (before: SETTLE, 0.5 s, each:
+    a storm faster than that left the slots idle and the run without progress)."""
+    from tunesmith.execution import loop, process
+
+    counter = tmp_path / "passed"
+    monkeypatch.setattr(loop, "KILL_POINT", _kill_first("idle", str(counter), 8))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'i.db'}", name="i", sampler="random")
+    start = time.monotonic()
+    study.optimize(_sleepy, n_trials=3, executor=ProcessExecutor(1))
+    took = time.monotonic() - start
+    assert counter.stat().st_size > 8  # the 8 kills happened, then the workers ran
+    assert results(study) == 3 and states(study) == Counter({"complete": 3})
+    assert took < 8 * process.SETTLE / 2, took  # before: over 8 * SETTLE
+
+
 def _judged_lost_then_killed(trial: Any) -> float:
     from tunesmith.storage import worker_id
 

@@ -38,7 +38,8 @@ EXHAUSTED = "the search is exhausted: every configuration has been tried"
 _GOING, _STOPPED, _EXHAUSTED = 0, 1, 2
 
 #: tests only: called in a worker process with the name of each point between two
-#: writes where a SIGKILL must leave the counts exact ("took", "asked", "resumed", "seated", "promoted", "waiting")
+#: writes where a SIGKILL must leave the counts exact ("took", "asked", "resumed", "seated", "promoted", "waiting"),
+#: and where a worker has nothing in flight ("idle": before it takes a unit for its next trial)
 KILL_POINT: Callable[[str], None] | None = None
 
 
@@ -252,7 +253,8 @@ class Seat:
     """What one forked worker shares with its parent: monotone counters of the budget
     units it took, turned into trials, gave back unused, and had refunded (each
     written by that worker alone, one store per change; see :class:`Budget`), and
-    since when its current trial runs (0: none)."""
+    since when it asks for or runs a trial (0: neither; set before the trial is
+    written, cleared after its end is: see :attr:`quiet`)."""
 
     def __init__(self, ctx: Any) -> None:
         box = (lambda code, v: _Box(v)) if ctx is None else (lambda code, v: ctx.Value(code, v, lock=False))
@@ -279,6 +281,12 @@ class Seat:
     @property
     def since(self) -> float:
         return float(self._since.value)
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing in flight: no unit held, no trial being asked for or run. A worker
+        that died quiet left nothing in the storage to look for (read once it is dead)."""
+        return self.held == 0 and self._since.value == 0.0
 
     def started(self, running: bool) -> None:
         """A trial runs (``running``) or none."""
@@ -314,7 +322,11 @@ def worker_loop(run: Run) -> None:
     """Ask, evaluate, tell until the budget ends, the search is exhausted, or
     ``after_trial`` retires this worker; then resume the paused trials that
     have earned a promotion (see :func:`finish_promoted`)."""
-    while run.budget.take():
+    while True:
+        if KILL_POINT is not None:
+            KILL_POINT("idle")
+        if not run.budget.take():
+            break
         record = run_one(run)
         if record is None:
             if run.exhausted is not None:
@@ -350,8 +362,10 @@ def finish_promoted(run: Run) -> None:
 def _ask(run: Run, only: str | None) -> Trial | None:
     """The next trial to run (see :func:`run_one`), its budget unit settled: placed
     (a new trial, a waiting one) or given back (a resume continues a trial: n_trials
-    counts new ones; an exhausted search). ``only="promoted"`` takes no unit."""
+    counts new ones; an exhausted search). ``only="promoted"`` takes no unit. The
+    worker counts as running a trial from before the storage is asked (see Seat.quiet)."""
     budget = run.budget
+    run.started(True)
     if only is not None:
         picked = run.study.ask_promoted() if only == "promoted" else run.study.ask_waiting()
         if KILL_POINT is not None and picked is not None:
@@ -366,6 +380,7 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         budget.give_back()
         budget.stop(exhausted=True)
         run.exhausted = str(exc)
+        run.started(False)
         return None
     if KILL_POINT is not None:
         KILL_POINT("resumed" if trial.is_resumed else "asked")
@@ -375,7 +390,6 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         budget.placed()
     if KILL_POINT is not None:
         KILL_POINT("seated")
-    run.started(True)
     return trial
 
 

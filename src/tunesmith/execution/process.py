@@ -48,7 +48,8 @@ from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
 
-#: seconds between a worker's death and the parent's look for its trial (see _Pool._settled)
+#: seconds between the death of a worker with a trial in flight and the parent's look for
+#: that trial (see _Pool._settled); a worker that died with nothing in flight is replaced at once
 SETTLE = 0.5
 #: workers in a row that exited with an error before running a trial (one that cannot
 #: start): then no more replacements
@@ -203,7 +204,7 @@ class _Pool:
         # between the two looks (while another's exit was handled) would be missed
         polled = 0.0
         while True:
-            self._receive(0.2)
+            self._receive(self._patience())
             self.calls.check_stop()
             if self.job.poll is not None and time.monotonic() - polled >= 0.2:
                 polled = time.monotonic()
@@ -215,11 +216,20 @@ class _Pool:
             if not self.pool.live and not self._sweep():
                 return
 
+    def _patience(self) -> float:
+        """How long to wait for the workers' records: 0.2 s, less when a dead worker's
+        SETTLE ends sooner (its replacement starts then)."""
+        now = time.monotonic()
+        due = [w.dead_at + SETTLE - now for w in self.workers.values()
+               if w.dead_at is not None and w.slot.index in self.pool.live]
+        return max(0.0, min([0.2, *due]))
+
     def _settled(self, w: _Worker) -> bool:
-        """Whether a worker that exited can be handled: at once after a clean exit; SETTLE
-        seconds after a kill or crash, so that a database server has finished (or rolled
-        back) the transaction the worker died in before the parent looks for its trial."""
-        if w.proc.exitcode in (0, 130, EXIT_OOM):
+        """Whether a worker that exited can be handled: at once after a clean exit or a death
+        with nothing in flight (Seat.quiet: a kill storm hits starting workers most); SETTLE
+        seconds after a kill or crash amid a trial, so that a database server has finished
+        (or rolled back) the transaction the worker died in before the parent looks for it."""
+        if w.proc.exitcode in (0, 130, EXIT_OOM) or w.seat.quiet:
             return True
         w.dead_at = w.dead_at or time.monotonic()
         return time.monotonic() - w.dead_at >= SETTLE
