@@ -299,6 +299,33 @@ def test_a_worker_killed_with_nothing_in_flight_is_replaced_at_once(
     assert took < 8 * process.SETTLE / 2, took  # before: over 8 * SETTLE
 
 
+def _dies_amid_its_first_trials(trial: Any) -> float:
+    counter = Path(os.environ["TS_TEST_COUNTER"])
+    with open(counter, "ab") as f:
+        f.write(b"x")
+        f.flush()
+        if f.tell() <= 8:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return float(trial.params["x"])
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_amid_a_trial_is_replaced_before_its_trial_is_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look for a killed worker's trial waits SETTLE; its replacement does not (before:
+    each of 8 deaths in a row left the only slot idle for SETTLE)."""
+    from tunesmith.execution import process
+
+    monkeypatch.setenv("TS_TEST_COUNTER", str(tmp_path / "passed"))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'm.db'}", name="m", sampler="random")
+    start = time.monotonic()
+    study.optimize(_dies_amid_its_first_trials, n_trials=11, executor=ProcessExecutor(1))
+    took = time.monotonic() - start
+    assert states(study) == Counter({"complete": 3, "failed": 8}) and len(study.trials) == 11
+    assert took < 8 * process.SETTLE / 2, took  # before: over 8 * SETTLE
+
+
 def _judged_lost_then_killed(trial: Any) -> float:
     from tunesmith.storage import worker_id
 

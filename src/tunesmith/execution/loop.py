@@ -167,19 +167,24 @@ class Budget:
         with self._locked():
             self._base.value += n
 
-    def settle(self, seat: Seat, *, kept: bool, requeued: int = 0) -> bool:
-        """The parent, once ``seat``'s worker is dead: fold what it spent into ``base`` and
-        clear the seat for a new worker. A unit it held is spent if ``kept`` (its trial
-        was found in the storage), else given back; of its trials that others failed and
-        re-queued (``requeued``, found in the storage) those it did not refund itself are
-        refunded. Whether a held unit was given back."""
+    def vacate(self, seat: Seat) -> tuple[int, int]:
+        """The parent, once ``seat``'s worker is dead: fold what it spent into ``base``, the
+        units it held counted as spent until :meth:`settle` says, and clear the seat for a
+        new worker. The units it held and those it refunded."""
         with self._locked():
-            held = seat.held
-            back = held > 0 and not kept
-            missing = max(0, requeued - seat.refunded)
-            self._base.value += seat.net - (held if back else 0) - missing
+            held, refunded = seat.held, seat.refunded
+            self._base.value += seat.net
             seat.clear()
-            return back
+            return held, refunded
+
+    def settle(self, held: int, refunded: int, *, kept: bool, requeued: int = 0) -> bool:
+        """After :meth:`vacate` gave ``held`` and ``refunded``: a unit the dead worker held
+        is spent if ``kept`` (its trial was found in the storage), else given back; of its
+        trials that others failed and re-queued (``requeued``, found in the storage) those
+        it did not refund itself are refunded. Whether a held unit was given back."""
+        back = held > 0 and not kept
+        self.charge(-(held if back else 0) - max(0, requeued - refunded))
+        return back
 
     def stop(self, *, exhausted: bool = False) -> None:
         """No new trial starts; ``exhausted``: because the search has none left
