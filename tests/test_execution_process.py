@@ -299,24 +299,6 @@ def test_a_worker_killed_with_nothing_in_flight_is_replaced_at_once(
     assert took < 8 * process.SETTLE * 0.75, took  # before: over 8 * SETTLE
 
 
-@pytest.mark.timeout(120)
-def test_a_line_of_workers_that_die_as_they_start_backs_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Workers that die before they end a trial, each time, are replaced at once at first,
-    then after a growing wait (up to SETTLE): the parent does not spend the run forking
-    (before the wait: a worker every few tens of milliseconds until the timeout)."""
-    from tunesmith.execution import loop, process
-
-    counter = tmp_path / "passed"
-    monkeypatch.setattr(loop, "KILL_POINT", _kill_first("idle", str(counter), 10**9))
-    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'b.db'}", name="b", sampler="random")
-    study.optimize(_sleepy, n_trials=3, timeout=6, executor=ProcessExecutor(1))
-    started = counter.stat().st_size
-    assert 20 < started < 45, started  # before: 75 on a busy machine
-    assert study.trials == []
-    waits = [process.backoff(k) for k in range(started)]
-    assert waits[:process.BACKOFF_AFTER] == [0.0] * process.BACKOFF_AFTER and max(waits) == process.SETTLE
-
-
 def _dies_amid_its_first_trials(trial: Any) -> float:
     counter = Path(os.environ["TS_TEST_COUNTER"])
     with open(counter, "ab") as f:

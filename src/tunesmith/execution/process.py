@@ -57,18 +57,6 @@ SETTLE = 0.5
 #: workers in a row that exited with an error before running a trial (one that cannot
 #: start): then no more replacements
 MAX_BARREN_DEATHS = 10
-#: deaths in a row in one line of replacements without a trial ended, after which each
-#: new worker there waits before it starts (see backoff): a line that dies as it starts
-#: (killed each time, or by a signal of its own) must not keep the parent forking. Far
-#: above what a kill storm the workers keep up with gives (a worker that sleeps is a
-#: target like any other: a storm would keep the line asleep)
-BACKOFF_AFTER = 20
-
-
-def backoff(streak: int) -> float:
-    """Seconds a new worker waits before it starts, after ``streak`` deaths in a row in
-    its line without a trial ended: none at first, then 25 ms doubling up to SETTLE."""
-    return 0.0 if streak < BACKOFF_AFTER else min(SETTLE, 0.025 * 2.0 ** min(streak - BACKOFF_AFTER, 16))
 
 
 def check_trial_timeout(trial_timeout: Any) -> float | None:
@@ -128,9 +116,6 @@ class _Worker:
     vacated: tuple[int, int] | None = None  # its seat folded into the budget: (units held, refunded)
     heir: _Worker | None = None  # the worker started in its place
     owed: bool = False  # a worker it replaced left work it may have missed (a re-queued copy, a promotion)
-    ended: int = 0  # trials whose end it sent
-    streak: int = 0  # deaths in a row in its line of replacements, before it, without a trial ended
-    wake: float = 0.0  # when its backoff ends (time.monotonic)
 
 
 @dataclass
@@ -196,19 +181,14 @@ class _Pool:
             )
         return EXHAUSTED if self.budget.exhausted else None
 
-    def _start(self, slot: Slot, *, after: _Worker | None = None) -> _Worker:
-        """A worker on ``slot``; ``after``: in that dead worker's place (it waits per backoff)."""
-        streak = 0 if after is None or after.ended else after.streak + _woke(after)
+    def _start(self, slot: Slot) -> _Worker:
         seat = self.free.pop()
         inbox, outbox = self.ctx.Pipe(duplex=True)
-        args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), backoff(streak))
+        args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks))
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         p.start()
         outbox.close()  # the worker holds the only write end: its death reads as end of file
-        w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock(),
-                                               streak=streak, wake=time.monotonic() + backoff(streak))
-        if after is not None:
-            after.heir = w
+        w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
         return w
 
     def _interrupt(self) -> None:
@@ -274,11 +254,10 @@ class _Pool:
         if w.vacated is not None:
             return
         self._vacate(w)
-        self._drain(w)  # the trials it ended (see backoff)
         code = w.proc.exitcode
         if code is not None and code < 0 and self.budget.may_start and self.losses.barren <= MAX_BARREN_DEATHS:
             self.losses.replaced += 1
-            self._start(self.pool.successor(w.slot), after=w)
+            w.heir = self._start(self.pool.successor(w.slot))
 
     def _vacate(self, w: _Worker) -> None:
         w.vacated = self.budget.vacate(w.seat)
@@ -328,7 +307,6 @@ class _Pool:
             if isinstance(record, _Raised):
                 self.raised = self.raised or record.error
                 continue
-            w.ended += 1
             self.calls(record)
             if self.job.callbacks:
                 _reply(w.inbox)
@@ -452,15 +430,10 @@ class _Pool:
         # held promotions, and re-queued copies after an exhausted search, still run
         if budget.may_start or (held and budget.may_drain):
             self.losses.replaced += 1
-            self._start(new, after=after)
+            after.heir = self._start(new)
             return True
         self.pool.exited(new, oom=False)
         return False
-
-
-def _woke(w: _Worker) -> int:
-    """1 if dead ``w`` died after its backoff ended (a death in its sleep adds none)."""
-    return int(w.dead_at is None or w.dead_at >= w.wake)
 
 
 def _new_trial(lost: list[FrozenTrial]) -> bool:
@@ -532,10 +505,9 @@ def _send_raised(outbox: Any, exc: Exception) -> None:
         logging.getLogger("tunesmith").error("%s", note)
 
 
-def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool, delay: float) -> None:
+def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool) -> None:
     code = 0
     try:
-        time.sleep(delay)  # backoff: its line keeps dying before it ends a trial
         run.seat = seat
         run.budget.bind(seat)
         run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
