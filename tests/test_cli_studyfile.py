@@ -194,6 +194,69 @@ def test_missing_space_for_a_new_study_creates_no_database(tmp_path: Path,
     assert not (tmp_path / "new.db").exists()
 
 
+# -- a relative SQLite path is beside the study file ---------------------------------------------
+
+
+def test_a_relative_sqlite_path_in_a_study_file_is_the_same_database_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two users start the shared file from different folders: one database, beside the
+    file (before: one in each current folder)."""
+    shared, alice, bob = tmp_path / "shared", tmp_path / "alice", tmp_path / "bob"
+    for folder in (shared / "dbs", alice, bob):
+        folder.mkdir(parents=True)
+    (shared / "obj.py").write_text(OBJ)
+    path = write(shared, f"objective: obj.py:f\nstorage: sqlite:///dbs/s.db\n{SPACE}n_trials: 2\nsampler: random\n")
+    for user in (alice, bob):
+        monkeypatch.chdir(user)
+        assert main(["run", str(path), "--no-progress"]) == 0
+    assert f"in sqlite:///{shared / 'dbs' / 's.db'}: 2 trials run now, 4 in all" in capsys.readouterr().out
+    assert not list(alice.iterdir()) and not list(bob.iterdir())
+    monkeypatch.chdir(bob)  # a path given on the command line is the current folder's, as any
+    assert main(["run", str(path), "--no-progress", "--storage", "sqlite:///mine.db"]) == 0
+    assert len(ts.load_study("s", f"sqlite:///{bob / 'mine.db'}").trials) == 2
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("sqlite:///s.db", "sqlite:///{base}/s.db"),
+    ("sqlite:///../up/s.db?timeout=30", "sqlite:///{parent}/up/s.db?timeout=30"),
+    ("sqlite+pysqlite:///s.db", "sqlite+pysqlite:///{base}/s.db"),
+    ("s.sqlite", "{base}/s.sqlite"),
+    ("sqlite:////abs/s.db", "sqlite:////abs/s.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("sqlite://", "sqlite://"),
+    ("memory", "memory"),
+    ("postgresql+psycopg://u:p@127.0.0.1/db", "postgresql+psycopg://u:p@127.0.0.1/db"),
+])
+def test_only_a_relative_sqlite_file_in_a_study_file_is_anchored(tmp_path: Path, written: str, expected: str) -> None:
+    base = tmp_path / "files"
+    base.mkdir()
+    sf = StudyFile.load(write(base, f"objective: obj.py:f\nstorage: {written!r}\n"))
+    assert sf.storage == expected.format(base=base, parent=tmp_path)
+    assert sf.storage_written == written
+
+
+def test_a_database_left_in_the_current_folder_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database an earlier run made in the current folder (where the path meant that folder)
+    is neither opened nor lost: the warning says where it is and how to keep using it."""
+    shared, here = tmp_path / "shared", tmp_path / "here"
+    shared.mkdir()
+    here.mkdir()
+    (shared / "obj.py").write_text(OBJ)
+    Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{here / 'old.db'}", name="s")
+    path = write(shared, f"objective: obj.py:f\nstorage: sqlite:///old.db\n{SPACE}n_trials: 1\n")
+    monkeypatch.chdir(here)
+    assert main(["run", str(path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert (f"storage 'sqlite:///old.db' is relative to the study file's folder, so it is {shared / 'old.db'}, "
+            f"which does not exist yet; {here / 'old.db'} in the current folder does") in err
+    assert f"storage: sqlite:///{here / 'old.db'}" in err
+    assert main(["run", str(path), "--no-progress"]) == 0  # the one beside the file exists now: no warning
+    assert "relative to the study file's folder" not in capsys.readouterr().err
+
+
 # -- accepted by one former parser only, now by both commands ------------------------------------
 
 
@@ -414,3 +477,18 @@ def test_an_ignored_sigint_stays_ignored(tmp_path: Path, subprocess_env: dict[st
     out = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode == 0, out
     assert [t.state.value for t in _trials(f"sqlite:///{tmp_path / 'db.db'}")] == ["complete", "complete"]
+
+
+def test_a_home_folder_path_in_a_study_file_elsewhere_is_not_anchored_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a relative SQLite path is relative to the study file's folder, but "~/a.db" is the home folder's
+    monkeypatch.setenv("HOME", str(tmp_path))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "obj.py").write_text(OBJ)
+    ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'home.db'}", name="h")
+    path = write(project, "name: h\nobjective: obj.py:f\nstorage: sqlite:///~/home.db\n")
+    assert main(["worker", str(path), "--n-trials", "1"]) == 0
+    assert len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 1
+    assert not (project / "~").exists()

@@ -192,9 +192,37 @@ def test_a_worker_killed_holding_the_budget_lock_does_not_block_the_others() -> 
     p.start()
     p.join()
     assert p.exitcode == -signal.SIGKILL
-    assert budget.take(2) == 2  # before: blocked for good
+    start = time.monotonic()
+    assert budget.take(2) == 2  # before: blocked for good; then for LOCK_TIMEOUT (5 s)
+    assert time.monotonic() - start < 1.0
     budget.give_back(1)
     assert budget.left == 4
+
+
+def _hold_the_budget_lock_slowly(budget: Any, holding: Any) -> None:
+    with budget._locked():
+        holding.set()
+        time.sleep(1.0)  # a living holder the machine runs slowly
+
+
+@pytest.mark.timeout(60)
+def test_a_slow_living_holder_of_the_budget_lock_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody takes over the lock of a holder that still runs (two in the locked
+    instructions could grant the last unit twice), however long it holds it."""
+    from tunesmith.execution import loop
+
+    monkeypatch.setattr(loop, "LOCK_TIMEOUT", 0.2)
+    ctx = mp.get_context("fork")
+    budget = loop.Budget(5, None, ctx)
+    holding = ctx.Event()
+    p = ctx.Process(target=_hold_the_budget_lock_slowly, args=(budget, holding))
+    p.start()
+    assert holding.wait(30)
+    start = time.monotonic()
+    assert budget.take(1) == 1
+    waited = time.monotonic() - start
+    p.join()
+    assert waited > 0.5, waited  # before: taken over after LOCK_TIMEOUT (0.2 s)
 
 
 def _kill_at(point: str, counter: str, nth: int) -> Any:
@@ -232,6 +260,70 @@ def test_a_worker_killed_at_each_point_of_taking_a_unit_leaves_exactly_n_trials(
     count = states(study)
     assert count["running"] == count["waiting"] == 0, count
     assert results(study) == 8, count
+
+
+def _kill_first(point: str, counter: str, kills: int) -> Any:
+    """A KILL_POINT hook: the worker processes SIGKILL themselves the first ``kills`` times
+    any of them passes ``point`` (counted in file ``counter``)."""
+
+    def hook(name: str) -> None:
+        if name != point:
+            return
+        with open(counter, "ab") as f:
+            f.write(b"x")
+            f.flush()
+            passed = f.tell()
+        if passed <= kills:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_with_nothing_in_flight_is_replaced_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill storm hits starting workers most: one killed before it took a unit has no
+    trial to look for, so its replacement starts at once (before: SETTLE, 0.5 s, each:
+    a storm faster than that left the slots idle and the run without progress)."""
+    from tunesmith.execution import loop, process
+
+    counter = tmp_path / "passed"
+    monkeypatch.setattr(loop, "KILL_POINT", _kill_first("idle", str(counter), 8))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'i.db'}", name="i", sampler="random")
+    start = time.monotonic()
+    study.optimize(_sleepy, n_trials=3, executor=ProcessExecutor(1))
+    took = time.monotonic() - start
+    assert counter.stat().st_size > 8  # the 8 kills happened, then the workers ran
+    assert results(study) == 3 and states(study) == Counter({"complete": 3})
+    assert took < 8 * process.SETTLE * 0.75, took  # before: over 8 * SETTLE
+
+
+def _dies_amid_its_first_trials(trial: Any) -> float:
+    counter = Path(os.environ["TS_TEST_COUNTER"])
+    with open(counter, "ab") as f:
+        f.write(b"x")
+        f.flush()
+        if f.tell() <= 8:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return float(trial.params["x"])
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_amid_a_trial_is_replaced_before_its_trial_is_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look for a killed worker's trial waits SETTLE; its replacement does not (before:
+    each of 8 deaths in a row left the only slot idle for SETTLE)."""
+    from tunesmith.execution import process
+
+    monkeypatch.setenv("TS_TEST_COUNTER", str(tmp_path / "passed"))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'm.db'}", name="m", sampler="random")
+    start = time.monotonic()
+    study.optimize(_dies_amid_its_first_trials, n_trials=11, executor=ProcessExecutor(1))
+    took = time.monotonic() - start
+    assert states(study) == Counter({"complete": 3, "failed": 8}) and len(study.trials) == 11
+    assert took < 8 * process.SETTLE * 0.75, took  # before: over 8 * SETTLE
 
 
 def _judged_lost_then_killed(trial: Any) -> float:

@@ -109,7 +109,7 @@ def test_kill_storm_leaves_exact_counts(backend: str, requeue: bool, tmp_path: P
     grid = {"name": "grid", "points": {"x": list(range(nx)), "y": list(range(25))}}
     beat: dict[str, Any] = {"heartbeat_interval": 5.0, "requeue_failed": True} if requeue else {}
     study = Study(Space({"x": Int(0, nx - 1), "y": Int(0, 24)}), storage=url, name="s", sampler=grid, seed=2, **beat)
-    with Storm(seed=3) as storm:
+    with Storm(seed=3, low=0.05, high=0.3) as storm:  # killed workers are replaced at once: runs are short
         study.optimize(_sleepy, n_trials=nx * 25, n_jobs=4)
     states = check_study(study, results=nx * 25, grid=nx * 25)
     print(f"{storm.kills} kills, {states}")  # the figures docs/distributed.md states

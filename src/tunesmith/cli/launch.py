@@ -18,7 +18,7 @@ from typing import Any
 from ..exceptions import StudyNotFound
 from ..storage import Storage, make_storage
 from ..study import Study
-from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError
+from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 
 # StudyFile field <- argparse destination; a command without the flag leaves the file's value
 _FLAGS = {
@@ -35,9 +35,29 @@ def settings_from_args(args: argparse.Namespace) -> StudyFile:
         raise StudyFileError(
             "--address is the Ray cluster's address: pass --executor ray with it (or set executor: ray in the file)"
         )
+    if getattr(args, "storage", None) is None:
+        _note_database_elsewhere(sf)
     sf = sf.override(**{key: getattr(args, dest, None) for key, dest in _FLAGS.items()})
     sf.check("command line")
     return sf
+
+
+def _note_database_elsewhere(sf: StudyFile) -> None:
+    """A relative SQLite path in a study file is beside the file: warn when that database
+    does not exist but the same path in the current folder does (one made by running the
+    file from here, when the path meant the current folder): it is left as it is."""
+    written, storage = sf.storage_written, sf.storage
+    if written is None or storage is None or storage == written:
+        return
+    beside, here = _sqlite_file(storage), _sqlite_file(written)
+    if beside is None or here is None or beside.exists() or not here.is_file() or here.resolve() == beside:
+        return
+    print(
+        f"warning: {sf.source}: storage {written!r} is relative to the study file's folder, so it is {beside}, "
+        f"which does not exist yet; {here.resolve()} in the current folder does: to open that one, write "
+        f"storage: sqlite:///{here.resolve()} in the file (or pass --storage sqlite:///{here.resolve()})",
+        file=sys.stderr,
+    )
 
 
 def open_study(sf: StudyFile) -> Study:
@@ -70,13 +90,8 @@ def _open_storage(sf: StudyFile) -> Storage:
 
 
 def _sqlite_file(url: str) -> Path | None:
-    if url.startswith("sqlite:///"):
-        db = url[len("sqlite:///"):].split("?", 1)[0]
-    elif "://" not in url and url.endswith((".db", ".sqlite", ".sqlite3")):
-        db = url
-    else:
-        return None
-    return Path(db).expanduser() if db and db != ":memory:" else None
+    parts = sqlite_path(url)
+    return None if parts is None else Path(parts[1]).expanduser()
 
 
 def _no_space(sf: StudyFile, url: str) -> StudyFileError:

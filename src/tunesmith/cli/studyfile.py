@@ -10,7 +10,7 @@ One parser for every command (``run``, ``worker``). Example ``study.yaml``::
     seed: 0
     n_trials: 100
     n_jobs: 2
-    storage: sqlite:///tunesmith.db             # default; a worker must name its database
+    storage: sqlite:///tunesmith.db             # default (current folder); a worker must name its database
     retry_window: 120                           # seconds of retries through a database outage (default 30)
     space:                                      # needed to create the study, not to resume it
       kernel: [linear, poly, rbf]
@@ -27,6 +27,9 @@ One parser for every command (``run``, ``worker``). Example ``study.yaml``::
     allow_missing_gpus: false                   # true: run even where those devices are missing
 
 A script path is relative to the study file's folder (then to the current one).
+So is a relative SQLite path in ``storage`` (``sqlite:///studies/mlp.db``, ``mlp.db``):
+whoever runs the file, from whatever folder, opens the same database. Absolute paths,
+server URLs and ``--storage`` (relative to the current folder) are used as they are.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import importlib
 import importlib.machinery
 import importlib.util
 import math
+import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -54,7 +59,9 @@ from ..study.heartbeat import HeartbeatConfig
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")
 SPACE_EXAMPLE = "space: {lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}}"
-_NOT_KEYS = {"base_dir", "source"}
+_NOT_KEYS = {"base_dir", "source", "storage_written"}
+_SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", re.DOTALL)
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 class StudyFileError(ValueError):
@@ -93,6 +100,7 @@ class StudyFile:
     allow_missing_gpus: bool = False
     base_dir: Path = field(default=Path("."), compare=False)
     source: str = field(default="study file", compare=False)
+    storage_written: str | None = field(default=None, compare=False)  # ``storage`` before anchor_sqlite
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -123,6 +131,9 @@ class StudyFile:
                 "objective: train.py:objective (a script beside the study file) or mypkg.train:objective"
             )
         settings = {"name": default_name, **{k: v for k, v in data.items() if v is not None}}
+        if isinstance(settings.get("storage"), str):  # a relative SQLite path: beside the study file
+            settings["storage_written"] = settings["storage"]
+            settings["storage"] = anchor_sqlite(settings["storage"], base_dir)
         sf = cls(base_dir=base_dir, source=source, **settings)
         sf.check(source)
         return sf
@@ -166,6 +177,31 @@ class StudyFile:
 
     def load_objective(self) -> Callable[..., Any]:
         return load_objective(self.objective, self.base_dir)
+
+
+def sqlite_path(url: str) -> tuple[str, str, str] | None:
+    """(scheme, file path, query) of a SQLite database file given as a URL
+    (``sqlite:///a.db?timeout=9``) or a bare path ending in ``.db``; None for any
+    other URL, an in-memory database and a ``file:`` URI."""
+    m = _SQLITE_URL.fullmatch(url)
+    if m:
+        scheme, path, query = m.group(1), m.group(2), m.group(3) or ""
+    elif "://" not in url and url.endswith(SQLITE_SUFFIXES):
+        scheme, path, query = "", url, ""
+    else:
+        return None
+    return None if path in ("", ":memory:") or path.startswith("file:") else (scheme, path, query)
+
+
+def anchor_sqlite(url: str, folder: Path) -> str:
+    """``url`` with a relative SQLite file path made relative to ``folder`` (a study
+    file's): everyone who runs the file opens the same database. Any other URL, and
+    an absolute path or one under the home folder (``~/a.db``), as it is."""
+    parts = sqlite_path(url)
+    if parts is None or Path(parts[1]).expanduser().is_absolute():
+        return url
+    scheme, path, query = parts
+    return f"{scheme}{os.path.normpath(folder / path)}{query}"
 
 
 def _check_keys(data: Mapping[Any, Any], source: str, known: list[str]) -> None:

@@ -99,12 +99,15 @@ class SlotPool:
         retry runs alone)."""
         self.live.pop(slot.index, None)
         if replace and not oom:
-            share = slot.share
-        elif oom and slot.device is not None and self.on_device(slot.device) == 0:
-            share = 1.0
-        else:
-            return None
-        new = Slot(self._next, slot.device, share)
+            return self.successor(slot)
+        if oom and slot.device is not None and self.on_device(slot.device) == 0:
+            return self.successor(slot, share=1.0)
+        return None
+
+    def successor(self, slot: Slot, *, share: float | None = None) -> Slot:
+        """A new live slot on ``slot``'s device (its share unless ``share``); ``slot`` stays
+        live until :meth:`exited` forgets it (a worker may replace a dead one at once)."""
+        new = Slot(self._next, slot.device, slot.share if share is None else share)
         self._next += 1
         self.live[new.index] = new
         return new

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +18,16 @@ from ..trial import FrozenTrial
 if TYPE_CHECKING:
     from ..study import Study, Trial
 
+try:
+    import fcntl
+except ImportError:  # no POSIX record locks (Windows): a semaphore, taken over after LOCK_TIMEOUT
+    fcntl = None  # type: ignore[assignment]
+
 
 logger = logging.getLogger("tunesmith")
 
-#: seconds after which the budget's lock counts as held by a dead worker
+#: seconds after which the budget's lock counts as held by a dead worker (only where the
+#: lock is a semaphore: without POSIX record locks, or with processes that are not forked)
 LOCK_TIMEOUT = 5.0
 
 #: what an executor returns when the search ran out of configurations
@@ -30,7 +38,8 @@ EXHAUSTED = "the search is exhausted: every configuration has been tried"
 _GOING, _STOPPED, _EXHAUSTED = 0, 1, 2
 
 #: tests only: called in a worker process with the name of each point between two
-#: writes where a SIGKILL must leave the counts exact ("took", "asked", "resumed", "seated", "promoted", "waiting")
+#: writes where a SIGKILL must leave the counts exact ("took", "asked", "resumed", "seated", "promoted", "waiting"),
+#: and where a worker has nothing in flight ("idle": before it takes a unit for its next trial)
 KILL_POINT: Callable[[str], None] | None = None
 
 
@@ -70,7 +79,7 @@ class Budget:
         else:
             self._base = ctx.Value("q", 0, lock=False)
             self._stop = ctx.Value("b", _GOING, lock=False)
-            self._lock = ctx.Lock()
+            self._lock = _RecordLock() if fcntl is not None and ctx.get_start_method() == "fork" else ctx.Lock()
         self.seats = [Seat(ctx) for _ in range(seats)]  # created before any fork: all workers share them
         self.seat: Seat | None = None  # in a worker process: its own (see :meth:`bind`)
         self.deadline = None if timeout is None else time.monotonic() + timeout
@@ -81,9 +90,10 @@ class Budget:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """The budget's lock. A worker process killed while it held it (a few
-        instructions) would block every other for good: after LOCK_TIMEOUT seconds
-        its lock is taken over (and released after)."""
+        """The budget's lock. A worker process killed while it holds it (a few
+        instructions) must not block the others: a record lock is freed by the kernel
+        as the holder dies; a semaphore (no record locks) is taken over after
+        LOCK_TIMEOUT seconds (and released after)."""
         got = self._lock.acquire(timeout=LOCK_TIMEOUT)
         if not got:
             logger.warning("the trial budget's lock was held for %g s (its worker died); taken over", LOCK_TIMEOUT)
@@ -157,19 +167,24 @@ class Budget:
         with self._locked():
             self._base.value += n
 
-    def settle(self, seat: Seat, *, kept: bool, requeued: int = 0) -> bool:
-        """The parent, once ``seat``'s worker is dead: fold what it spent into ``base`` and
-        clear the seat for a new worker. A unit it held is spent if ``kept`` (its trial
-        was found in the storage), else given back; of its trials that others failed and
-        re-queued (``requeued``, found in the storage) those it did not refund itself are
-        refunded. Whether a held unit was given back."""
+    def vacate(self, seat: Seat) -> tuple[int, int]:
+        """The parent, once ``seat``'s worker is dead: fold what it spent into ``base``, the
+        units it held counted as spent until :meth:`settle` says, and clear the seat for a
+        new worker. The units it held and those it refunded."""
         with self._locked():
-            held = seat.held
-            back = held > 0 and not kept
-            missing = max(0, requeued - seat.refunded)
-            self._base.value += seat.net - (held if back else 0) - missing
+            held, refunded = seat.held, seat.refunded
+            self._base.value += seat.net
             seat.clear()
-            return back
+            return held, refunded
+
+    def settle(self, held: int, refunded: int, *, kept: bool, requeued: int = 0) -> bool:
+        """After :meth:`vacate` gave ``held`` and ``refunded``: a unit the dead worker held
+        is spent if ``kept`` (its trial was found in the storage), else given back; of its
+        trials that others failed and re-queued (``requeued``, found in the storage) those
+        it did not refund itself are refunded. Whether a held unit was given back."""
+        back = held > 0 and not kept
+        self.charge(-(held if back else 0) - max(0, requeued - refunded))
+        return back
 
     def stop(self, *, exhausted: bool = False) -> None:
         """No new trial starts; ``exhausted``: because the search has none left
@@ -210,11 +225,41 @@ class _Box:
     value: int = 0
 
 
+class _RecordLock:
+    """A lock between forked processes that the kernel frees the moment its holder dies
+    (a POSIX record lock on an unnamed temporary file), so a worker killed inside the
+    budget's few locked instructions stalls nobody and no one takes over a lock that a
+    slow, living holder still has. Record locks belong to a process: a thread lock,
+    made anew in each forked process, keeps one process's threads apart too."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()
+        self._pid = os.getpid()
+        self._threads = threading.Lock()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait until it is free (a dead holder's is: no ``timeout`` is needed); True."""
+        if self._pid != os.getpid():  # in a forked process: its own thread lock
+            self._pid, self._threads = os.getpid(), threading.Lock()
+        self._threads.acquire()
+        try:
+            fcntl.lockf(self._file.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        fcntl.lockf(self._file.fileno(), fcntl.LOCK_UN)
+        self._threads.release()
+
+
 class Seat:
     """What one forked worker shares with its parent: monotone counters of the budget
     units it took, turned into trials, gave back unused, and had refunded (each
     written by that worker alone, one store per change; see :class:`Budget`), and
-    since when its current trial runs (0: none)."""
+    since when it asks for or runs a trial (0: neither; set before the trial is
+    written, cleared after its end is: see :attr:`quiet`)."""
 
     def __init__(self, ctx: Any) -> None:
         box = (lambda code, v: _Box(v)) if ctx is None else (lambda code, v: ctx.Value(code, v, lock=False))
@@ -241,6 +286,12 @@ class Seat:
     @property
     def since(self) -> float:
         return float(self._since.value)
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing in flight: no unit held, no trial being asked for or run. A worker
+        that died quiet left nothing in the storage to look for (read once it is dead)."""
+        return self.held == 0 and self._since.value == 0.0
 
     def started(self, running: bool) -> None:
         """A trial runs (``running``) or none."""
@@ -276,7 +327,11 @@ def worker_loop(run: Run) -> None:
     """Ask, evaluate, tell until the budget ends, the search is exhausted, or
     ``after_trial`` retires this worker; then resume the paused trials that
     have earned a promotion (see :func:`finish_promoted`)."""
-    while run.budget.take():
+    while True:
+        if KILL_POINT is not None:
+            KILL_POINT("idle")
+        if not run.budget.take():
+            break
         record = run_one(run)
         if record is None:
             if run.exhausted is not None:
@@ -312,8 +367,10 @@ def finish_promoted(run: Run) -> None:
 def _ask(run: Run, only: str | None) -> Trial | None:
     """The next trial to run (see :func:`run_one`), its budget unit settled: placed
     (a new trial, a waiting one) or given back (a resume continues a trial: n_trials
-    counts new ones; an exhausted search). ``only="promoted"`` takes no unit."""
+    counts new ones; an exhausted search). ``only="promoted"`` takes no unit. The
+    worker counts as running a trial from before the storage is asked (see Seat.quiet)."""
     budget = run.budget
+    run.started(True)
     if only is not None:
         picked = run.study.ask_promoted() if only == "promoted" else run.study.ask_waiting()
         if KILL_POINT is not None and picked is not None:
@@ -328,6 +385,7 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         budget.give_back()
         budget.stop(exhausted=True)
         run.exhausted = str(exc)
+        run.started(False)
         return None
     if KILL_POINT is not None:
         KILL_POINT("resumed" if trial.is_resumed else "asked")
@@ -337,7 +395,6 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         budget.placed()
     if KILL_POINT is not None:
         KILL_POINT("seated")
-    run.started(True)
     return trial
 
 

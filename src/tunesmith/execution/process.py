@@ -6,10 +6,13 @@ objectives really run in parallel (no GIL between them). Each process owns a
 and, when GPUs are given, one device in ``CUDA_VISIBLE_DEVICES``.
 
 The parent watches its workers. One that dies (killed, crashed, or stopped by
-``trial_timeout``) has its running trial failed at once (re-queued if the study
+``trial_timeout``) has its running trial failed (re-queued if the study
 re-queues lost trials; once per trial), a budget unit it held but never turned
 into a trial is given back, and a new worker takes its place while trials are
-left: ``n_trials`` trials end, whatever dies on the way.
+left: ``n_trials`` trials end, whatever dies on the way. A killed worker is
+replaced at once; the look for its trial waits SETTLE, and what that look
+finds (a re-queued copy, a promotion, a unit given back) is left to the
+replacement, or to a worker started for it once the replacement is gone.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
 
-#: seconds between a worker's death and the parent's look for its trial (see _Pool._settled)
+#: seconds between the death of a worker with a trial in flight and the parent's look for
+#: that trial (see _Pool._settled); a worker that died with nothing in flight is replaced at once
 SETTLE = 0.5
 #: workers in a row that exited with an error before running a trial (one that cannot
 #: start): then no more replacements
@@ -108,6 +112,10 @@ class _Worker:
     dead_at: float | None = None  # when the parent saw it exit
     unit_back: bool = False  # its exit gave back a budget unit it held (no trial of it was found then)
     born: float = 0.0  # when it started, by the storage's clock
+    quiet: bool = False  # it died with nothing in flight (Seat.quiet, read as the parent saw it dead)
+    vacated: tuple[int, int] | None = None  # its seat folded into the budget: (units held, refunded)
+    heir: _Worker | None = None  # the worker started in its place
+    owed: bool = False  # a worker it replaced left work it may have missed (a re-queued copy, a promotion)
 
 
 @dataclass
@@ -173,14 +181,15 @@ class _Pool:
             )
         return EXHAUSTED if self.budget.exhausted else None
 
-    def _start(self, slot: Slot) -> None:
+    def _start(self, slot: Slot) -> _Worker:
         seat = self.free.pop()
         inbox, outbox = self.ctx.Pipe(duplex=True)
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks))
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         p.start()
         outbox.close()  # the worker holds the only write end: its death reads as end of file
-        self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
+        w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
+        return w
 
     def _interrupt(self) -> None:
         self.budget.stop()
@@ -203,26 +212,56 @@ class _Pool:
         # between the two looks (while another's exit was handled) would be missed
         polled = 0.0
         while True:
-            self._receive(0.2)
+            self._receive(self._patience())
             self.calls.check_stop()
             if self.job.poll is not None and time.monotonic() - polled >= 0.2:
                 polled = time.monotonic()
                 self.job.poll()
             self._stop_overdue()
             for w in list(self.workers.values()):
-                if w.slot.index in self.pool.live and not w.proc.is_alive() and self._settled(w):
-                    self._exited(w)
+                if w.slot.index in self.pool.live and not w.proc.is_alive():
+                    if self._settled(w):
+                        self._exited(w)
+                    else:
+                        self._replace_early(w)
             if not self.pool.live and not self._sweep():
                 return
 
+    def _patience(self) -> float:
+        """How long to wait for the workers' records: 0.2 s, less when a dead worker's
+        SETTLE ends sooner (its replacement starts then)."""
+        now = time.monotonic()
+        due = [w.dead_at + SETTLE - now for w in self.workers.values()
+               if w.dead_at is not None and w.slot.index in self.pool.live]
+        return max(0.0, min([0.2, *due]))
+
     def _settled(self, w: _Worker) -> bool:
-        """Whether a worker that exited can be handled: at once after a clean exit; SETTLE
-        seconds after a kill or crash, so that a database server has finished (or rolled
-        back) the transaction the worker died in before the parent looks for its trial."""
+        """Whether a worker that exited can be handled: at once after a clean exit or a death
+        with nothing in flight (Seat.quiet: a kill storm hits starting workers most); SETTLE
+        seconds after a kill or crash amid a trial, so that a database server has finished
+        (or rolled back) the transaction the worker died in before the parent looks for it."""
         if w.proc.exitcode in (0, 130, EXIT_OOM):
             return True
-        w.dead_at = w.dead_at or time.monotonic()
-        return time.monotonic() - w.dead_at >= SETTLE
+        if w.dead_at is None:
+            w.dead_at, w.quiet = time.monotonic(), w.seat.quiet
+        return w.quiet or time.monotonic() - w.dead_at >= SETTLE
+
+    def _replace_early(self, w: _Worker) -> None:
+        """A worker killed amid a trial: its seat is folded into the budget (a unit it held
+        counts as spent until the look) and a new worker starts now while units are left;
+        the look for its trial waits SETTLE. A crashed one waits for that look (which
+        counts workers that cannot start)."""
+        if w.vacated is not None:
+            return
+        self._vacate(w)
+        code = w.proc.exitcode
+        if code is not None and code < 0 and self.budget.may_start and self.losses.barren <= MAX_BARREN_DEATHS:
+            self.losses.replaced += 1
+            w.heir = self._start(self.pool.successor(w.slot))
+
+    def _vacate(self, w: _Worker) -> None:
+        w.vacated = self.budget.vacate(w.seat)
+        self.free.append(w.seat)
 
     def _sweep(self) -> bool:
         """Last (every exit handled), fail any trial still running of a worker that died:
@@ -292,14 +331,15 @@ class _Pool:
         code = w.proc.exitcode
         if code == EXIT_OOM:  # retired after an out-of-memory trial: its device keeps one fewer
             self._settle(w, kept=False, requeued=self._requeued_elsewhere(w, []))
-            self._restart(self.pool.exited(w.slot, oom=True), held=False)
+            self._restart(self.pool.exited(w.slot, oom=True), held=w.owed, after=w)
             return
         lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
         # is in the storage: a new trial of this worker that was still running
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
-            self.pool.exited(w.slot, oom=False)
+            # (what a worker it replaced left may have come after it last looked: one more looks)
+            self._restart(self.pool.exited(w.slot, oom=False, replace=w.owed), held=True, after=w)
             return
         self._count(w, code, lost)
         self._lost(w, lost, unit=0)
@@ -322,11 +362,13 @@ class _Pool:
         )
 
     def _settle(self, w: _Worker, *, kept: bool, requeued: int = 0) -> bool:
-        """Fold dead ``w``'s seat into the budget (see Budget.settle) and free it for a
-        new worker; whether a unit it held was given back."""
-        back = self.budget.settle(w.seat, kept=kept, requeued=requeued)
-        self.free.append(w.seat)
-        return back
+        """Fold dead ``w``'s seat into the budget, freed for a new worker (unless done at its
+        death), and settle what the look found (see Budget.settle); whether a unit it held
+        was given back."""
+        if w.vacated is None:
+            self._vacate(w)
+        assert w.vacated is not None
+        return self.budget.settle(*w.vacated, kept=kept, requeued=requeued)
 
     def _error(self, w: _Worker) -> str:
         """The error a dead worker's running trial is failed with."""
@@ -347,9 +389,21 @@ class _Pool:
             self.budget.refund(retries)
         if unit < 0:
             self.budget.charge(-unit)
-        held = any(t.state is TrialState.PAUSED for t in lost)  # a resumed trial kept its promotion
+        held = any(t.state is TrialState.PAUSED for t in lost) or retries > 0 or w.owed  # a resumed
+        heir = self._heir(w)  # trial kept its promotion; a copy must run
+        if heir is not None:  # the worker in its place runs what it left, or has one more look when it ends
+            heir.owed |= held or w.unit_back
+            self.pool.exited(w.slot, oom=False)
+            return False
         new = self.pool.exited(w.slot, oom=False, replace=self.losses.barren <= MAX_BARREN_DEATHS)
-        return self._restart(new, held=held or retries > 0)
+        return self._restart(new, held=held, after=w)
+
+    def _heir(self, w: _Worker) -> _Worker | None:
+        """The worker in ``w``'s place (or down a line of replacements) not handled yet."""
+        heir = w.heir
+        while heir is not None and heir.slot.index not in self.pool.live:
+            heir = heir.heir
+        return heir
 
     def _count(self, w: _Worker, code: int | None, lost: list[FrozenTrial]) -> None:
         ls = self.losses
@@ -367,16 +421,16 @@ class _Pool:
                 "(paused again if it had been resumed from a checkpoint)", w.proc.pid, code,
             )  # fmt: skip
 
-    def _restart(self, new: Slot | None, *, held: bool) -> bool:
-        """Start ``new`` if trials are left, or (``held``) a lost trial's copy or promotion
-        must run; whether it started."""
+    def _restart(self, new: Slot | None, *, held: bool, after: _Worker) -> bool:
+        """Start ``new`` in ``after``'s place if trials are left, or (``held``) a lost
+        trial's copy or promotion must run; whether it started."""
         if new is None:
             return False
         budget = self.budget
         # held promotions, and re-queued copies after an exhausted search, still run
         if budget.may_start or (held and budget.may_drain):
             self.losses.replaced += 1
-            self._start(new)
+            after.heir = self._start(new)
             return True
         self.pool.exited(new, oom=False)
         return False
