@@ -500,7 +500,7 @@ def test_a_sqlite_path_under_the_home_folder_opens_there(tmp_path: Path, monkeyp
     study = ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///~/home.db", name="h", sampler="random")
     study.optimize(lambda t: t.params["x"], n_trials=2)
     assert (tmp_path / "home.db").is_file() and len(ts.load_study("h", f"sqlite:///{tmp_path / 'home.db'}").trials) == 2
-    assert study.storage.display_url == "sqlite:///~/home.db"  # shown as given
+    assert study.storage.display_url == f"sqlite:///{tmp_path / 'home.db'}"  # shown as the file it opens
 
 
 def test_a_copy_that_fails_midway_leaves_no_partial_study_unannounced(
