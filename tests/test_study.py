@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,6 +140,18 @@ def test_report_and_attrs() -> None:
     t.set_attr("ckpt", "/tmp/x")
     assert not t.should_prune()
     assert study.tell(t, 1.0).attrs == {"ckpt": "/tmp/x"}
+
+
+def test_a_step_beyond_64_bits_is_refused_and_the_trial_stays_readable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'steps.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="steps")
+    t = study.ask()
+    t.report(1.0, step=0)
+    with pytest.raises(ValueError, match=r"step 9223372036854775808 is too large; steps must be below 2\*\*63"):
+        t.report(0.5, step=2**63)
+    t.report(0.5, step=2**63 - 1)  # the largest step a SQL storage keeps
+    assert ts.Study.load("steps", url).trials[0].intermediate == {0: 1.0, 2**63 - 1: 0.5}
+    assert study.ask().number == 1
 
 
 def test_enqueue_runs_known_configurations_first(storage_url: str | None) -> None:

@@ -180,13 +180,16 @@ class DetachedTrial(Trial):
 
 
 def _as_step(step: Any, number: int) -> int:
-    """``step`` as a Python int >= 0 (NumPy integers accepted), else a ValueError."""
+    """``step`` as a Python int in [0, 2**63) (NumPy integers accepted), else a ValueError."""
     try:
         out = operator.index(step)
     except TypeError:
         out = -1
     if isinstance(step, bool) or out < 0:
         raise ValueError(f"trial {number}: step must be an integer >= 0, got {step!r}")
+    if out >= 2**63:  # a SQL storage keeps 64-bit steps: the trial would become unreadable
+        raise ValueError(f"trial {number}: step {short_repr(step)} is too large; steps must be below 2**63, "
+                         "the 64-bit integers a SQL storage keeps")
     return int(out)
 
 
