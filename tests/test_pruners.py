@@ -337,6 +337,19 @@ def test_bad_settings_say_what_is_wrong() -> None:
     assert ASHA.name == "asha"
 
 
+@pytest.mark.parametrize(("build", "name", "own"), [
+    (SuccessiveHalving, "sh", "cohort_size"), (Hyperband, "hyperband", "n_brackets")])
+def test_a_misspelt_option_of_sh_or_hyperband_names_the_pruner_and_the_option_meant(
+    build: Any, name: str, own: str
+) -> None:
+    # before: "ASHA.__init__() got an unexpected keyword argument", naming neither the pruner nor the option
+    with pytest.raises(TypeError, match=rf"{build.__name__}: unknown option 'min_resorce' \(did you mean 'min_resource'\?\); "
+                       rf"its options are \[.*'reduction_factor'.*'{own}'\]"):
+        build(min_resorce=3)
+    with pytest.raises(TypeError, match=rf"pruner '{name}': {build.__name__}: unknown option 'reduction_factr'"):
+        make_pruner({"name": name, "reduction_factr": 3})
+
+
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
     pruner = ASHA(min_resource=1, curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))

@@ -16,9 +16,11 @@ always chosen among every trial that finished its training.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
+from ..space.params import did_you_mean
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import REPORTED_STATES, Decision, Pruner
 from .curves import (
@@ -47,6 +49,17 @@ def full_budget(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int | None
     if not steps:
         steps = [t.last_step for t in comparable(trials, trial) if t.last_step is not None]
     return max(steps) if steps else None
+
+
+def check_options(what: str, options: dict[str, Any], own: Sequence[str], drop: Sequence[str] = ()) -> None:
+    """A TypeError naming the closest option for a keyword that neither ASHA (less ``drop``)
+    nor a subclass's ``own`` settings take: the subclass passes ``**options`` on to ASHA,
+    whose own error would name ASHA and none of the subclass's settings."""
+    allowed = [n for n in inspect.signature(ASHA.__init__).parameters if n not in ("self", *drop)]
+    allowed += own
+    for key in options:
+        if key not in allowed:
+            raise TypeError(f"{what}: unknown option {key!r}{did_you_mean(key, allowed)}; its options are {allowed}")
 
 
 class ASHA(Pruner):
@@ -290,6 +303,7 @@ class SuccessiveHalving(ASHA):
     name = "sh"
 
     def __init__(self, *, cohort_size: int | None = None, **options: Any) -> None:
+        check_options("SuccessiveHalving", options, ["cohort_size"])
         super().__init__(**options)
         if cohort_size is None:
             n_rungs = len(self.rung_steps(self.max_resource or 0)) if self.max_resource else 3

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..trial import FrozenTrial
 from .curves import check_int, comparable
-from .halving import ASHA
+from .halving import ASHA, check_options
 
 
 class Hyperband(ASHA):
@@ -39,6 +39,7 @@ class Hyperband(ASHA):
             raise ValueError(
                 "Hyperband sets each bracket's min_early_stopping_rate itself; drop it"
             )
+        check_options("Hyperband", options, ["n_brackets"], drop=["min_early_stopping_rate"])
         super().__init__(**options)
         self.n_brackets = check_int("n_brackets", 2 if n_brackets is None else n_brackets, 1)
         # bracket b's first rung is min_resource * eta**b; the last bracket may run every trial in full
