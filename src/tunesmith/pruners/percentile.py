@@ -19,8 +19,8 @@ class PercentilePruner(Pruner):
     ``s``, see :mod:`tunesmith.pruners.curves`) is compared with the scores
     at ``s`` of every other trial that reported up to ``s`` (running, paused
     and finished ones alike; failed ones excluded). ``percentile=25`` keeps the
-    best quarter: a trial is stopped when three quarters of the others were
-    better by that step.
+    best quarter: a trial is stopped when its score is worse than the 25th
+    percentile of the others' (a quarter of them or more were better by that step).
 
     Args:
         percentile: the share of trials to keep, in (0, 100).
