@@ -291,6 +291,15 @@ def test_make_pruner_by_name(name: str) -> None:
     assert make_pruner(name).name == name
 
 
+@pytest.mark.parametrize(("cls", "name"), [
+    ("MedianPruner", "median"), ("successivehalving", "sh"), ("NopPruner", "none"), ("Hyperband", "hyperband"),
+    ("FoldPruner", "folds")])
+def test_make_pruner_by_its_class_s_name(cls: str, name: str) -> None:
+    # before: "unknown pruner 'MedianPruner'", for the name the docs' table gives as its class
+    assert make_pruner(cls).name == name
+    assert make_pruner({"name": cls, "n_startup_trials": 2} if name == "median" else cls).name == name
+
+
 def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="unknown pruner 'halving'"):
         make_pruner("halving")

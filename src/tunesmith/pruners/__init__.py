@@ -57,6 +57,8 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
             f"pruner={spec.__name__} is the class; pass an instance: {spec.__name__}() "
             "(with its settings), or its name"
         )
+    if isinstance(spec, str) and spec.lower() not in _BUILTIN:  # a class's name: "MedianPruner"
+        spec = next((n for n, c in _BUILTIN.items() if c.__name__.lower() == spec.lower()), spec)
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
             f"unknown pruner {spec!r}{did_you_mean(spec, sorted(_BUILTIN))}; use one of {sorted(_BUILTIN)} or a Pruner instance"
