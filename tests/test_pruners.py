@@ -359,6 +359,17 @@ def test_a_misspelt_option_of_sh_or_hyperband_names_the_pruner_and_the_option_me
         make_pruner({"name": name, "reduction_factr": 3})
 
 
+def test_a_budget_at_the_default_first_rung_says_which_min_resource_fits() -> None:
+    # before: "max_resource (2) must be larger than min_resource (2)", a setting the user never gave
+    with pytest.raises(ValueError, match=r"larger than min_resource \(2\), the step of the first rung; pass min_resource=1"):
+        ASHA(max_resource=2)
+    with pytest.raises(ValueError, match=r"pass min_resource=2 or less"):
+        Hyperband(min_resource=4, max_resource=3)
+    with pytest.raises(ValueError, match="a run of one step cannot be stopped early: use pruner='none'"):
+        SuccessiveHalving(min_resource=1, max_resource=1)
+    assert ASHA(min_resource=1, max_resource=2).rung_steps(2) == [1]
+
+
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
     pruner = ASHA(min_resource=1, curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))

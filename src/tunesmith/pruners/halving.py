@@ -122,7 +122,10 @@ class ASHA(Pruner):
             max_resource = check_int("max_resource", max_resource, 1)
             if max_resource <= min_resource:
                 raise ValueError(
-                    f"max_resource ({max_resource}) must be larger than min_resource ({min_resource})"
+                    f"max_resource ({max_resource}) must be larger than min_resource ({min_resource}), the "
+                    "step of the first rung; "
+                    + (f"pass min_resource={max_resource - 1} or less" if max_resource > 1 else
+                       "a run of one step cannot be stopped early: use pruner='none'")
                 )
         self.max_resource = max_resource
         self.min_early_stopping_rate = check_int(
