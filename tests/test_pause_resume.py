@@ -138,6 +138,27 @@ def test_a_pause_without_a_checkpoint_is_warned_once(caplog: pytest.LogCaptureFi
     assert "trial.resume_from is None" in caplog.text
 
 
+def test_the_handle_of_a_paused_trial_writes_nothing_more(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'stale.db'}"
+    study = ts.Study(SPACE, storage=url, name="stale",
+                     pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    first, second = study.ask(), study.ask()
+    first.report(0.1, 1)
+    second.report(0.9, 1)
+    second.set_attr("checkpoint", "ck-1")
+    assert second.decision() is Decision.PAUSE
+    study.tell(second, state="paused")
+    # before: written, moving the paused trial off its rung (never promotable again), or over the
+    # run of a worker that resumed it meanwhile
+    with pytest.raises(ts.exceptions.TrialFinishedError, match="trial 1 is paused: this handle ended with the pause"):
+        second.report(0.05, 2)
+    with pytest.raises(ts.exceptions.TrialFinishedError, match="study.ask\\(\\) \\(or optimize\\) resumes it"):
+        second.set_attr("checkpoint", "ck-2")
+    stored = ts.Study.load("stale", url).trials[1]
+    assert stored.state is TrialState.PAUSED and stored.intermediate == {1: 0.9}
+    assert stored.attrs == {"checkpoint": "ck-1"}
+
+
 def test_tell_names_the_states_it_takes() -> None:
     study = ts.Study(SPACE)
     trial = study.ask()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from ..exceptions import TrialFinishedError
 from ..pruners import Decision
 from ..space.params import did_you_mean
 from ..trial import FrozenTrial, SystemState, TrialState
@@ -143,6 +144,13 @@ class Trial:
         self._write(self._record.replace(attrs={**self._record.attrs, key: value}))
 
     def _write(self, record: FrozenTrial) -> None:
+        if self._record.state is TrialState.PAUSED:
+            # a stale handle: its reports would move the trial off the rung it waits at (never
+            # promoted), or overwrite the run of a worker that resumed it meanwhile
+            raise TrialFinishedError(
+                f"trial {self.number} is paused: this handle ended with the pause and writes nothing more. "
+                "When the pruner promotes the trial, study.ask() (or optimize) resumes it with a new handle"
+            )
         self.study._storage.update_trial(self.study._study_id, record)
         self._record = record
 
