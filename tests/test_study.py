@@ -142,6 +142,16 @@ def test_report_and_attrs() -> None:
     assert study.tell(t, 1.0).attrs == {"ckpt": "/tmp/x"}
 
 
+def test_report_without_a_step_counts_from_1_as_the_pruners_rungs_do() -> None:
+    # before: the first report without a step was step 0, so epoch 1 was step 0 and ASHA's
+    # first rung (min_resource=2) judged trials after their third epoch, not their second
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner="asha")
+    t = study.ask()
+    for value in (0.9, 0.8, 0.7):
+        t.report(value)
+    assert t.record.intermediate == {1: 0.9, 2: 0.8, 3: 0.7}
+
+
 def test_a_step_beyond_64_bits_is_refused_and_the_trial_stays_readable(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'steps.db'}"
     study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="steps")

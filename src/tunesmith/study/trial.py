@@ -64,8 +64,10 @@ class Trial:
     def report(self, value: float, step: int | None = None) -> None:
         """Record an intermediate value (a validation score after an epoch).
 
-        ``step`` defaults to one past the last reported step. Values are
-        stored with the trial, survive restarts, and drive pruning.
+        ``step`` defaults to one past the last reported step (1 for the first report:
+        steps count from 1, as the trainer and the integrations count epochs and rounds,
+        and as the pruners' rungs assume). Values are stored with the trial, survive
+        restarts, and drive pruning.
         """
         v = _as_float(value)
         if v is None:
@@ -76,7 +78,7 @@ class Trial:
             ))
         last = self._record.last_step
         if step is None:
-            step = 0 if last is None else last + 1
+            step = 1 if last is None else last + 1
         step = _as_step(step, self.number)
         if last is not None and step <= last:
             paused_at = self._record.system.resumed_step
