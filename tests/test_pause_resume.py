@@ -193,7 +193,7 @@ def test_ask_resumes_with_trial_attributes() -> None:
     assert again.start_step == 2 and again.resume_from == "ck.pt"
     assert dict(again.intermediate) == {0: 0.5, 1: 0.5}
     again.report(0.4, 2)
-    with pytest.raises(ValueError, match="step 2 was reported after step 2; steps must increase"):
+    with pytest.raises(ValueError, match="step 2 was reported already; steps must increase"):
         again.report(0.4, 2)  # a repeat after the resume point is a plain repeat, not a restart
     assert again.state is TrialState.RUNNING
     assert not again.should_prune()  # not stopped again at the rung it was promoted from

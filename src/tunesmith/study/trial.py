@@ -90,8 +90,9 @@ class Trial:
                     "'Pause and resume'), or use a pruner without pause=True"
                 )
             raise ValueError(
-                f"trial {self.number}: step {step} was reported after step {last}; "
-                "steps must increase (report each step once)"
+                f"trial {self.number}: step {step} "
+                + ("was reported already" if step == last else f"was reported after step {last}")
+                + "; steps must increase (report each step once)"
             )
         inter = {**self._record.intermediate, step: v}
         self._write(self._record.replace(intermediate=inter, heartbeat=self._now()))
