@@ -300,6 +300,14 @@ def test_make_pruner_by_its_class_s_name(cls: str, name: str) -> None:
     assert make_pruner({"name": cls, "n_startup_trials": 2} if name == "median" else cls).name == name
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_pruner_true_or_false_says_what_to_pass(flag: bool) -> None:
+    # before: "unknown pruner True; use one of [...]", not saying how to turn pruning on or off
+    with pytest.raises(ValueError, match=rf"pruner={flag} is not a pruner: pass a name .*\"asha\" for the defaults.*"
+                                         r"or leave pruner out \(or pass 'none'\) for no pruning"):
+        ts.Study({"x": ts.Float(0, 1)}, pruner=flag)  # type: ignore[arg-type]
+
+
 def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="unknown pruner 'halving'"):
         make_pruner("halving")

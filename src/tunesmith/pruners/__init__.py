@@ -57,6 +57,11 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
             f"pruner={spec.__name__} is the class; pass an instance: {spec.__name__}() "
             "(with its settings), or its name"
         )
+    if isinstance(spec, bool):
+        raise ValueError(
+            f"pruner={spec} is not a pruner: pass a name ({sorted(_BUILTIN)}; \"asha\" for the defaults), "
+            "a Pruner instance, or leave pruner out (or pass 'none') for no pruning"
+        )
     if isinstance(spec, str) and spec.lower() not in _BUILTIN:  # a class's name: "MedianPruner"
         spec = next((n for n, c in _BUILTIN.items() if c.__name__.lower() == spec.lower()), spec)
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
