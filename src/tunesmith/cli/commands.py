@@ -187,7 +187,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = study.trials
     console = wide_console()
-    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
+    pruner = "" if study.pruner.name == "none" else \
+        f", pruner {escape(study.pruner.name)}{' (pause=True)' if study.pruner.pauses else ''}"
+    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}{pruner}): "
                   f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
@@ -281,7 +283,7 @@ def export_csv(study: Study) -> str:
 def export_json(study: Study) -> str:
     doc = {
         "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
-                  "sampler": study.sampler.describe()},
+                  "sampler": study.sampler.describe(), "pruner": study.pruner.describe()},
         "trials": [_trial_dict(t) for t in study.trials],
     }
     return json.dumps(doc, indent=2, default=repr) + "\n"
