@@ -376,7 +376,7 @@ def test_torch_trial_resumes_at_its_step_with_identical_weights(tmp_path: Path) 
 )
 @pytest.mark.parametrize("how", ["TrialPaused", "tell"])
 def test_a_trial_is_paused_only_where_it_can_be_resumed(
-    pruner: Any, steps: list[int], state: str, how: str
+    pruner: Any, steps: list[int], state: str, how: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     study = ts.Study(SPACE, pruner=pruner, seed=0)
 
@@ -386,14 +386,21 @@ def test_a_trial_is_paused_only_where_it_can_be_resumed(
         raise ts.TrialPaused()
 
     trial = study.ask()
-    if how == "tell":
-        for step in steps:
-            trial.report(1.0, step)
-        record = study.tell(trial, state="paused")
-    else:
-        record = study.run_trial(objective, trial)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        if how == "tell":
+            for step in steps:
+                trial.report(1.0, step)
+            record = study.tell(trial, state="paused")
+        else:
+            record = study.run_trial(objective, trial)
     assert record.state.value == state
     assert study.trials[0].state.value == state
+    # a pause turned into pruning says so and why (before: silently)
+    said = "trial 0 was asked to pause, but " in caplog.text and "recorded as pruned" in caplog.text
+    assert said == (state == "pruned")
+    if state == "pruned":
+        why = "does not pause (e.g. ASHA(pause=True) does)" if not study.pruner.pauses else "not at a rung"
+        assert why in caplog.text
 
 
 def _constant_curve(trial: ts.Trial) -> float:

@@ -397,6 +397,11 @@ class Study:
                 self._warn_no_checkpoint(final)
             else:  # nothing would ever resume it: stopped for good
                 final = self._finish(record, None, TrialState.PRUNED, None)
+                logger.warning(
+                    "trial %d was asked to pause, but %s, so nothing would ever resume it: recorded as pruned",
+                    record.number, f"pruner {self.pruner.name!r} does not pause (e.g. ASHA(pause=True) does)"
+                    if not self.pruner.pauses else "it is not at a rung the pruner promotes from, or reported "
+                    "nothing since it was last resumed")
         else:
             final = self._finish(record, value, None if state is None else TrialState(state), error)
         # stop beating before the write: once paused, another worker may resume the
