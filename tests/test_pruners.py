@@ -378,6 +378,15 @@ def test_a_budget_at_the_default_first_rung_says_which_min_resource_fits() -> No
     assert ASHA(min_resource=1, max_resource=2).rung_steps(2) == [1]
 
 
+def test_hyperband_refuses_more_brackets_than_its_schedule_can_hold() -> None:
+    # before: Hyperband(n_brackets=30) built a schedule of about 2**29 entries (minutes, gigabytes)
+    with pytest.raises(ValueError, match=r"n_brackets \(14\) must be at most 13 with reduction_factor \(3\)"):
+        make_pruner({"name": "hyperband", "n_brackets": 14, "reduction_factor": 3})
+    with pytest.raises(ValueError, match=r"n_brackets \(30\) must be at most 21 with reduction_factor \(2\).*2\*\*29 trials"):
+        Hyperband(n_brackets=30)
+    assert Hyperband(n_brackets=8).bracket(0) in range(8)
+
+
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
     pruner = ASHA(min_resource=1, curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))

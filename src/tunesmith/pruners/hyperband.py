@@ -54,6 +54,15 @@ class Hyperband(ASHA):
                 f"the rungs below max_resource are {rungs}, so bracket {len(rungs)} already runs every trial in "
                 "full and later ones would too. Lower n_brackets, or raise max_resource"
             )
+        if self.reduction_factor ** (self.n_brackets - 1) > MAX_PERIOD:
+            most = 1 + math.floor(math.log(MAX_PERIOD, self.reduction_factor) + 1e-9)
+            raise ValueError(
+                f"n_brackets ({self.n_brackets}) must be at most {most} with reduction_factor "
+                f"({self.reduction_factor}): in Hyperband's proportions bracket 0 gets reduction_factor ** "
+                f"(n_brackets - 1) = {self.reduction_factor}**{self.n_brackets - 1} trials for each trial of the "
+                "last bracket, more than any study runs (its schedule alone would fill the memory). Use fewer "
+                "brackets: at most the number of rungs below the full budget, plus one"
+            )
         self._schedule = bracket_schedule(self.n_brackets, self.reduction_factor)
 
     def bracket(self, number: int) -> int:
@@ -71,6 +80,10 @@ class Hyperband(ASHA):
         out = {**super().describe(), "n_brackets": self.n_brackets}
         del out["min_early_stopping_rate"]
         return out
+
+
+#: the most trials of bracket 0 per trial of the last bracket (the schedule's period grows as this)
+MAX_PERIOD = 2**20
 
 
 def _rungs_below(min_resource: int, eta: int, max_resource: int) -> list[int]:
