@@ -65,6 +65,21 @@ def test_best_trial_needs_a_complete_trial() -> None:
         _ = study.best_value
 
 
+def test_no_best_trial_says_the_pruner_stopped_every_trial() -> None:
+    # before: "has no complete trial yet", for a study whose every trial was paused or pruned
+    study = ts.Study(SPACE, name="stopped", pruner=ts.pruners.ASHA(min_resource=1, max_resource=9, pause=True))
+    first, second, third = study.ask(), study.ask(), study.ask()
+    for t, v in ((first, 0.1), (second, 0.9), (third, 0.8)):
+        t.report(v, 1)
+    study.tell(first, state="pruned")
+    second.set_attr("checkpoint", "ck")
+    study.tell(second, state="paused")
+    study.tell(third, state="failed")
+    with pytest.raises(ValueError, match=r"'stopped' has no complete trial yet \(1 paused, 1 pruned, 1 failed\); a paused "
+                                         r"trial completes only once its pruner promotes it and optimize resumes it"):
+        _ = study.best_trial
+
+
 @pytest.mark.parametrize(
     "returned, reason",
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -229,9 +230,16 @@ class Study:
     @property
     def best_trial(self) -> FrozenTrial:
         """The complete trial with the best value (the earliest among ties)."""
-        best = best_of(self._history(), self.direction)
+        trials = self._history()
+        best = best_of(trials, self.direction)
         if best is None:
-            raise ValueError(f"study {self.name!r} has no complete trial yet")
+            counts = Counter(t.state for t in trials)
+            said = ", ".join(f"{counts[state]} {state.value}" for state in TrialState if counts[state])
+            raise ValueError(
+                f"study {self.name!r} has no complete trial yet" + (f" ({said})" if said else "")
+                + ("; a paused trial completes only once its pruner promotes it and optimize resumes it: "
+                   "run more trials" if counts[TrialState.PAUSED] else "")
+            )
         return best
 
     @property
