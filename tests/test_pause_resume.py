@@ -159,6 +159,22 @@ def test_the_handle_of_a_paused_trial_writes_nothing_more(tmp_path: Path) -> Non
     assert stored.attrs == {"checkpoint": "ck-1"}
 
 
+def test_a_paused_trial_cannot_be_told_complete() -> None:
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    first, second = study.ask(), study.ask()
+    first.report(0.1, 1)
+    second.report(0.9, 1)
+    second.set_attr("checkpoint", "ck-1")
+    study.tell(second, state="paused")
+    # before: completed with that value, a partial run that could become the best trial
+    for told in (second, 1):
+        with pytest.raises(ValueError, match=r"trial 1 is paused: stopped before the end of its run, it cannot "
+                                             r"complete with a value.*study.tell\(1, state='pruned'\)"):
+            study.tell(told, 0.01)
+    assert study.trials[1].state is TrialState.PAUSED
+    assert study.tell(1, state="pruned").state is TrialState.PRUNED  # ending it for good still works
+
+
 def test_tell_names_the_states_it_takes() -> None:
     study = ts.Study(SPACE)
     trial = study.ask()

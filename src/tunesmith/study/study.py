@@ -399,6 +399,13 @@ class Study:
             raise TrialFinishedError(
                 f"trial {record.number} is already {record.state}; finished trials never change"
             )
+        if record.state is TrialState.PAUSED and (state is None or TrialState(state) is TrialState.COMPLETE):
+            raise ValueError(
+                f"trial {record.number} is paused: stopped before the end of its run, it cannot complete "
+                "with a value (it could become the best trial on a partial run). It completes when its "
+                "pruner promotes it and study.ask() (or optimize) resumes it; end it for good with "
+                f"study.tell({record.number}, state='pruned')"
+            )
         if state is not None and TrialState(state) is TrialState.PAUSED:
             if self.pruner.can_resume(record):
                 final = lifecycle.pause(record)
