@@ -401,6 +401,9 @@ def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.Log
     sh = SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=27)  # cohorts of 27
     assert sh.budget_warning(54) is None and SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", max_resource=27).budget_warning(20) is None
     assert "the last cohort (trials 0-19) is 7 trials short" in (sh.budget_warning(20) or "")
+    # before: "the last cohort (trials 53-53) is 26 trials short" and "(trials 27-52) is 1 trials short"
+    assert "the last cohort (trial 54) is 26 trials short" in (sh.budget_warning(55) or "")
+    assert "the last cohort (trials 27-52) is 1 trial short, so" in (sh.budget_warning(53) or "")
     study = ts.Study({"x": ts.Float(0, 1)}, pruner=sh, sampler="random")
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(lambda t: t.params["x"], n_trials=2)

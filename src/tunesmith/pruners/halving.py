@@ -318,9 +318,10 @@ class SuccessiveHalving(ASHA):
         if not self.pause or not short:
             return None
         first = n_total - n_total % self.cohort_size
+        who = f"trial {first}" if first == n_total - 1 else f"trials {first}-{n_total - 1}"
         return (
             f"SuccessiveHalving(pause=True, cohort_size={self.cohort_size}): with {n_total} trials "
-            f"in all, the last cohort (trials {first}-{n_total - 1}) is {short} trials short, so it "
+            f"in all, the last cohort ({who}) is {short} trial{'s' if short > 1 else ''} short, so it "
             "cannot settle until more trials join it: its trials inside the quota stay paused. Run a multiple of "
             f"{self.cohort_size} trials, set cohort_size, or use ASHA"
         )
