@@ -387,6 +387,17 @@ def test_hyperband_refuses_more_brackets_than_its_schedule_can_hold() -> None:
     assert Hyperband(n_brackets=8).bracket(0) in range(8)
 
 
+@pytest.mark.parametrize("name", ["asha", "Median", "folds"])
+def test_a_custom_pruner_cannot_take_a_built_in_name(name: str) -> None:
+    class Mine(NopPruner):
+        pass
+
+    # before: accepted, and every study stored with that pruner reopened with this class instead
+    with pytest.raises(ValueError, match=rf"register: '{name.lower()}' is the name of tunesmith's \w+; studies stored"):
+        register(name, Mine)
+    assert make_pruner(name).name == name.lower() and type(make_pruner(name)) is not Mine
+
+
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
     pruner = ASHA(min_resource=1, curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))

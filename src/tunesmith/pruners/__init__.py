@@ -33,6 +33,12 @@ def register(name: str, cls: type[Pruner]) -> None:
             f"register: {cls.__name__} is registered as {known!r} already; register a subclass "
             "to give it a second name"
         )
+    current = _BUILTIN.get(name.lower())
+    if current is not None and current is not cls and current.__module__.startswith("tunesmith."):
+        raise ValueError(
+            f"register: {name.lower()!r} is the name of tunesmith's {current.__name__}; studies stored with it "
+            "would reopen with your class and decide differently. Register it under another name"
+        )
     cls.name = name.lower()
     _BUILTIN[name.lower()] = cls
 
