@@ -65,6 +65,15 @@ def test_best_trial_needs_a_complete_trial() -> None:
         _ = study.best_value
 
 
+def test_trials_in_takes_a_state_in_any_case_and_names_the_states() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.tell(study.ask(), state="pruned")
+    assert [t.number for t in study.trials_in("PRUNED")] == [0] == [t.number for t in study.trials_in("Pruned")]
+    # before: "'prune' is not a valid TrialState"
+    with pytest.raises(ValueError, match=r"unknown trial state 'prune' \(did you mean 'pruned'\?\); the states are \['waiting'"):
+        study.trials_in("prune")
+
+
 def test_no_best_trial_says_the_pruner_stopped_every_trial() -> None:
     # before: "has no complete trial yet", for a study whose every trial was paused or pruned
     study = ts.Study(SPACE, name="stopped", pruner=ts.pruners.ASHA(min_resource=1, max_resource=9, pause=True))

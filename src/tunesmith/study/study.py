@@ -14,6 +14,7 @@ from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, make_sampler
 from ..space import Space
+from ..space.params import did_you_mean
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of
 from . import lifecycle
@@ -224,7 +225,7 @@ class Study:
         return t if params == t.params else t.replace(params=params)
 
     def trials_in(self, *states: TrialState | str) -> list[FrozenTrial]:
-        wanted = {TrialState(s) for s in states}
+        wanted = {_as_state(s) for s in states}
         return [t for t in self._history() if t.state in wanted]
 
     @property
@@ -775,6 +776,16 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _as_state(state: TrialState | str) -> TrialState:
+    """A state from its name, in any case; an unknown one names the states."""
+    try:
+        return TrialState(state.lower() if isinstance(state, str) else state)
+    except ValueError:
+        names = [s.value for s in TrialState]
+        raise ValueError(f"unknown trial state {state!r}{did_you_mean(str(state).lower(), names)}; "
+                         f"the states are {names}") from None
 
 
 def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
