@@ -72,6 +72,8 @@ def test_trials_in_takes_a_state_in_any_case_and_names_the_states() -> None:
     # before: "'prune' is not a valid TrialState"
     with pytest.raises(ValueError, match=r"unknown trial state 'prune' \(did you mean 'pruned'\?\); the states are \['waiting'"):
         study.trials_in("prune")
+    # tell() too: before, "tell() finishes a trial as 'complete', 'pruned' or 'failed' ..., not Pruned"
+    assert study.tell(study.ask(), state="Pruned").state is TrialState.PRUNED
 
 
 def test_no_best_trial_says_the_pruner_stopped_every_trial() -> None:

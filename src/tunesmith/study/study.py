@@ -390,6 +390,8 @@ class Study:
         at a rung) is recorded as pruned instead.
         """
         record = self._record_of(trial)
+        if isinstance(state, str) and state.lower() in _STATE_NAMES:  # "Pruned", "PAUSED"
+            state = TrialState(state.lower())
         ends = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.PAUSED}
         if state is not None and state not in ends:
             raise ValueError(
@@ -776,6 +778,9 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+_STATE_NAMES = frozenset(s.value for s in TrialState)
 
 
 def _as_state(state: TrialState | str) -> TrialState:
