@@ -400,6 +400,11 @@ def test_a_custom_pruner_cannot_take_a_built_in_name(name: str) -> None:
 
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
+    # the percentile as a NumPy number (before: refused as "not a number"), never a bool (before: True was 1.0)
+    assert PercentilePruner(np.int64(25)).percentile == 25.0 == PercentilePruner(np.float32(25)).percentile
+    assert type(PercentilePruner(np.float32(25)).percentile) is float
+    with pytest.raises(ValueError, match="percentile must be a number in \\(0, 100\\), got True"):
+        PercentilePruner(True)
     pruner = ASHA(min_resource=1, curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))
     assert pruner.rung_steps(8) == [1, 2, 4]
     assert type(pruner.reduction_factor) is int and type(pruner.max_resource) is int
