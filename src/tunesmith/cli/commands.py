@@ -187,18 +187,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = study.trials
     console = wide_console()
-    pruner = "" if study.pruner.name == "none" else \
-        f", pruner {escape(study.pruner.name)}{' (pause=True)' if study.pruner.pauses else ''}"
-    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}{pruner}): "
+    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
                   f"{len(trials)} trials ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
+        _show_pruner(console, study, trials)
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
     if tests:
         console.print(test_table(study, tests))
+    _show_pruner(console, study, trials)
     return 0
+
+
+def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
+    """The pruner that stopped the study's pruned and paused trials, and what becomes of the paused."""
+    if study.pruner.name == "none":
+        return
+    paused = sum(t.state is TrialState.PAUSED for t in trials)
+    console.print(f"pruner {escape(study.pruner.name)}{' (pause=True)' if study.pruner.pauses else ''}"
+                  + (f"; {paused} paused: a later optimize resumes those it promotes" if paused else ""))
 
 
 def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
