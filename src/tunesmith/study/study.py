@@ -780,6 +780,16 @@ class Study:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
 
 
+def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
+    give = "return" if source.startswith("objective") else "tell it"
+    if isinstance(value, (list, tuple)):
+        return (
+            f"{source} a {type(value).__name__} {value!r}; tunesmith optimizes a single "
+            f"value: {give} one float"
+        )
+    return f"{source} {short_repr(value)} ({type(value).__name__}); {give} a finite number"
+
+
 _STATE_NAMES = frozenset(s.value for s in TrialState)
 
 
@@ -791,16 +801,6 @@ def _as_state(state: TrialState | str) -> TrialState:
         names = [s.value for s in TrialState]
         raise ValueError(f"unknown trial state {state!r}{did_you_mean(str(state).lower(), names)}; "
                          f"the states are {names}") from None
-
-
-def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
-    give = "return" if source.startswith("objective") else "tell it"
-    if isinstance(value, (list, tuple)):
-        return (
-            f"{source} a {type(value).__name__} {value!r}; tunesmith optimizes a single "
-            f"value: {give} one float"
-        )
-    return f"{source} {short_repr(value)} ({type(value).__name__}); {give} a finite number"
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
