@@ -138,16 +138,22 @@ def test_a_pause_without_a_checkpoint_is_warned_once(caplog: pytest.LogCaptureFi
     assert "trial.resume_from is None" in caplog.text
 
 
-def test_the_handle_of_a_paused_trial_writes_nothing_more(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'stale.db'}"
-    study = ts.Study(SPACE, storage=url, name="stale",
-                     pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+def _second_paused(study: ts.Study) -> ts.Trial:
+    """Trial 1 paused at rung 1 (ASHA, eta 3) behind trial 0, with a checkpoint; its handle."""
     first, second = study.ask(), study.ask()
     first.report(0.1, 1)
     second.report(0.9, 1)
     second.set_attr("checkpoint", "ck-1")
     assert second.decision() is Decision.PAUSE
     study.tell(second, state="paused")
+    return second
+
+
+def test_the_handle_of_a_paused_trial_writes_nothing_more(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'stale.db'}"
+    study = ts.Study(SPACE, storage=url, name="stale",
+                     pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    second = _second_paused(study)
     # before: written, moving the paused trial off its rung (never promotable again), or over the
     # run of a worker that resumed it meanwhile
     with pytest.raises(ts.exceptions.TrialFinishedError, match="trial 1 is paused: this handle ended with the pause"):
@@ -161,11 +167,7 @@ def test_the_handle_of_a_paused_trial_writes_nothing_more(tmp_path: Path) -> Non
 
 def test_a_paused_trial_cannot_be_told_complete() -> None:
     study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
-    first, second = study.ask(), study.ask()
-    first.report(0.1, 1)
-    second.report(0.9, 1)
-    second.set_attr("checkpoint", "ck-1")
-    study.tell(second, state="paused")
+    second = _second_paused(study)
     # before: completed with that value, a partial run that could become the best trial
     for told in (second, 1):
         with pytest.raises(ValueError, match=r"trial 1 is paused: stopped before the end of its run, it cannot "
@@ -173,6 +175,30 @@ def test_a_paused_trial_cannot_be_told_complete() -> None:
             study.tell(told, 0.01)
     assert study.trials[1].state is TrialState.PAUSED
     assert study.tell(1, state="pruned").state is TrialState.PRUNED  # ending it for good still works
+
+
+def test_a_stale_record_of_a_paused_trial_does_not_undo_newer_training() -> None:
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    second = _second_paused(study)
+    stale = study.trials[1]
+    with pytest.raises(ValueError, match="trial 1 is paused already"):
+        study.tell(second, state="paused")  # before: written again, over whatever was stored
+    for v in (1.5, 1.6, 1.7, 1.8):  # enough worse trials at rung 1 to promote trial 1
+        o = study.ask()
+        assert not o.is_resumed
+        o.report(v, 1)
+        study.tell(o, state="pruned")
+    again = study.ask()
+    assert again.number == 1 and again.is_resumed
+    again.report(0.4, 2)
+    again.report(0.3, 3)
+    study.tell(again, state="paused")  # another worker's run: paused at rung 3
+    # before: pruned from the stale record, its reports at steps 2 and 3 lost
+    with pytest.raises(ts.exceptions.TrialFinishedError, match="trial 1 was resumed and paused again by another worker"):
+        study.tell(second, state="pruned")
+    assert study.trials[1].state is TrialState.PAUSED and dict(study.trials[1].intermediate) == {1: 0.9, 2: 0.4, 3: 0.3}
+    # a record (or a number) is looked up again: the stored trial is ended, its reports kept
+    assert study.tell(stale, state="pruned").intermediate == {1: 0.9, 2: 0.4, 3: 0.3}
 
 
 def test_tell_names_the_states_it_takes() -> None:

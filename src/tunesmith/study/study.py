@@ -409,6 +409,8 @@ class Study:
                 "pruner promotes it and study.ask() (or optimize) resumes it; end it for good with "
                 f"study.tell({record.number}, state='pruned')"
             )
+        if record.state is TrialState.PAUSED and state is not None and TrialState(state) is TrialState.PAUSED:
+            raise ValueError(f"trial {record.number} is paused already")
         if state is not None and TrialState(state) is TrialState.PAUSED:
             if self.pruner.can_resume(record):
                 final = lifecycle.pause(record)
@@ -425,11 +427,16 @@ class Study:
         # stop beating before the write: once paused, another worker may resume the
         # trial and start its own heartbeat for it, which this must not cancel
         self._heartbeat.finished(final.number)
-        if not self._storage.update_trial(self._study_id, final, expect_state=record.state):
+        # a paused record (a stale handle's, an old list's) must still be the stored pause: another
+        # worker may have resumed, trained and paused the trial again, and this write would undo that
+        same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED else None
+        if not self._storage.update_trial(self._study_id, final, expect_state=record.state, expect=same):
             now = self._storage.get_trial(self._study_id, record.number).state
             raise TrialFinishedError(
                 f"trial {record.number} is already {now}; finished trials never change" if now.is_finished
                 else f"trial {record.number} is no longer {record.state} but {now}: another worker changed it"
+                if now is not record.state else f"trial {record.number} was resumed and paused again by another "
+                "worker since this record of it was read: read it again (study.trials) before ending it"
             )
         if isinstance(trial, Trial):
             trial._record = final
