@@ -118,7 +118,8 @@ class Trial:
 
     @property
     def start_step(self) -> int:
-        """The first step to run: 0 for a new trial, one past the last report for a resumed one."""
+        """The first step to run: 0 for a new trial, one past the last report for a resumed one.
+        Steps count from 1 (as the pruners' rungs assume): loop from ``max(trial.start_step, 1)``."""
         last = self._record.last_step
         return 0 if not self.is_resumed or last is None else last + 1
 
