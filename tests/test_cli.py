@@ -189,6 +189,31 @@ def test_failing_objective_still_reports(project: Path, capsys: pytest.CaptureFi
     assert "no complete trial yet" in capsys.readouterr().out
 
 
+def test_show_and_export_name_the_pruner_of_a_study_with_paused_trials(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: show named the sampler only, and the JSON export left the pruner out of the study's settings
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    pruner = ts.pruners.ASHA(min_resource=1, reduction_factor=3, max_resource=9, pause=True)
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="paused", sampler="random", seed=0, pruner=pruner)
+
+    def objective(trial: ts.Trial) -> float:
+        for step in range(max(trial.start_step, 1), 10):
+            trial.set_attr("checkpoint", f"ck-{trial.number}")
+            trial.report(trial.params["x"] + 1.0 / step, step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"] + 1.0 / 9
+
+    study.optimize(objective, n_trials=6)
+    assert study.trials_in("paused")
+    assert run_cli("show", "paused", "--storage", db) == 0
+    out = capsys.readouterr().out
+    assert "pruner asha (pause=True); " in out and "paused: a later optimize resumes those it promotes" in out
+    assert run_cli("export", "paused", "--storage", db, "--format", "json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["study"]["pruner"] == pruner.describe()
+    assert ts.pruners.make_pruner(doc["study"]["pruner"]).describe() == pruner.describe()
+
+
 def test_subcommand_table_is_extensible() -> None:
     names = [c.name for c in SUBCOMMANDS]
     assert names[:5] == ["run", "studies", "show", "export", "plot"] and {"worker", "importance"} <= set(names)

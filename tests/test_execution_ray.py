@@ -170,6 +170,22 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     assert states["running"] == 0 and states["complete"] >= 3, states
 
 
+def _asks_the_pruner(trial: Any) -> float:
+    trial.report(float(trial.params["x"]), 1)
+    assert not trial.should_prune()
+    return float(trial.params["x"])
+
+
+def test_ray_in_memory_warns_that_its_pruner_stops_nothing(ray_local: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # before: silent; trials ran in full, as if the pruner had found nothing to stop
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, pruner="asha")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_asks_the_pruner, n_trials=2, n_jobs=1, executor="ray")
+    assert "its pruner 'asha' stops no trial under Ray with an in-memory study" in caplog.text
+    assert "storage='sqlite:///study.db'" in caplog.text
+    assert [t.intermediate for t in study.trials] == [{1: t.value} for t in study.trials]
+
+
 def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """Ray itself retried such an address for minutes (`tunesmith run --executor ray --address
     127.0.0.1:1` still hung after 2 minutes), printing only its connection warnings. In its own

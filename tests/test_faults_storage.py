@@ -347,7 +347,7 @@ def test_objective_returning_10_to_the_400_fails_its_trial(tmp_path: Path, n_job
     with pytest.raises(ValueError, match=r"report\(\) takes a finite number, got 1000.*\(401 characters\)"):
         trial.report(10**400)
     trial.report(-(10**300))  # a big integer that fits a float is a number like any other
-    assert trial.intermediate == {0: -1e300}
+    assert trial.intermediate == {1: -1e300}  # a report without a step is step 1 (steps count from 1)
 
 
 def test_rich_markup_in_names_is_shown_literally(tmp_path: Path, capsys: pytest.CaptureFixture[str],

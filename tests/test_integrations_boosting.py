@@ -106,6 +106,23 @@ def test_xgboost_errors_name_the_fix(data: tuple[Any, ...]) -> None:
         XGBoostPruningCallback(pausing.ask())
 
 
+class _CustomPausing(ts.Pruner):
+    """A pruner of one's own that pauses (Pruner.pauses), with no 'pause' setting as ASHA has."""
+
+    pauses = True
+
+    def decide(self, trial: Any, trials: Any, direction: Any) -> ts.pruners.Decision:
+        return ts.pruners.Decision.PAUSE
+
+
+@pytest.mark.parametrize("callback", [XGBoostPruningCallback, LightGBMPruningCallback])
+def test_a_custom_pausing_pruner_is_refused_as_asha_pause_is(callback: Any) -> None:
+    # before: accepted; the trial was paused, resumed, and its callback failed on round 1 again
+    study = ts.Study(xgboost_space(), pruner=_CustomPausing())
+    with pytest.raises(ValueError, match="cannot resume a paused trial, but study .* has a pruner that pauses"):
+        callback(study.ask())
+
+
 def test_lightgbm_native_prunes_a_bad_trial(data: tuple[Any, ...]) -> None:
     X_tr, X_va, y_tr, y_va = data
     study = _study(lightgbm_space(), "minimize")

@@ -138,6 +138,69 @@ def test_a_pause_without_a_checkpoint_is_warned_once(caplog: pytest.LogCaptureFi
     assert "trial.resume_from is None" in caplog.text
 
 
+def _second_paused(study: ts.Study) -> ts.Trial:
+    """Trial 1 paused at rung 1 (ASHA, eta 3) behind trial 0, with a checkpoint; its handle."""
+    first, second = study.ask(), study.ask()
+    first.report(0.1, 1)
+    second.report(0.9, 1)
+    second.set_attr("checkpoint", "ck-1")
+    assert second.decision() is Decision.PAUSE
+    study.tell(second, state="paused")
+    return second
+
+
+def test_the_handle_of_a_paused_trial_writes_nothing_more(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'stale.db'}"
+    study = ts.Study(SPACE, storage=url, name="stale",
+                     pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    second = _second_paused(study)
+    # before: written, moving the paused trial off its rung (never promotable again), or over the
+    # run of a worker that resumed it meanwhile
+    with pytest.raises(ts.exceptions.TrialFinishedError, match="trial 1 is paused: this handle ended with the pause"):
+        second.report(0.05, 2)
+    with pytest.raises(ts.exceptions.TrialFinishedError, match="study.ask\\(\\) \\(or optimize\\) resumes it"):
+        second.set_attr("checkpoint", "ck-2")
+    stored = ts.Study.load("stale", url).trials[1]
+    assert stored.state is TrialState.PAUSED and stored.intermediate == {1: 0.9}
+    assert stored.attrs == {"checkpoint": "ck-1"}
+
+
+def test_a_paused_trial_cannot_be_told_complete() -> None:
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    second = _second_paused(study)
+    # before: completed with that value, a partial run that could become the best trial
+    for told in (second, 1):
+        with pytest.raises(ValueError, match=r"trial 1 is paused: stopped before the end of its run, it cannot "
+                                             r"complete with a value.*study.tell\(1, state='pruned'\)"):
+            study.tell(told, 0.01)
+    assert study.trials[1].state is TrialState.PAUSED
+    assert study.tell(1, state="pruned").state is TrialState.PRUNED  # ending it for good still works
+
+
+def test_a_stale_record_of_a_paused_trial_does_not_undo_newer_training() -> None:
+    study = ts.Study(SPACE, pruner=ASHA(min_resource=1, reduction_factor=3, pause=True, max_resource=N_STEPS))
+    second = _second_paused(study)
+    stale = study.trials[1]
+    with pytest.raises(ValueError, match="trial 1 is paused already"):
+        study.tell(second, state="paused")  # before: written again, over whatever was stored
+    for v in (1.5, 1.6, 1.7, 1.8):  # enough worse trials at rung 1 to promote trial 1
+        o = study.ask()
+        assert not o.is_resumed
+        o.report(v, 1)
+        study.tell(o, state="pruned")
+    again = study.ask()
+    assert again.number == 1 and again.is_resumed
+    again.report(0.4, 2)
+    again.report(0.3, 3)
+    study.tell(again, state="paused")  # another worker's run: paused at rung 3
+    # before: pruned from the stale record, its reports at steps 2 and 3 lost
+    with pytest.raises(ts.exceptions.TrialFinishedError, match="trial 1 was resumed and paused again by another worker"):
+        study.tell(second, state="pruned")
+    assert study.trials[1].state is TrialState.PAUSED and dict(study.trials[1].intermediate) == {1: 0.9, 2: 0.4, 3: 0.3}
+    # a record (or a number) is looked up again: the stored trial is ended, its reports kept
+    assert study.tell(stale, state="pruned").intermediate == {1: 0.9, 2: 0.4, 3: 0.3}
+
+
 def test_tell_names_the_states_it_takes() -> None:
     study = ts.Study(SPACE)
     trial = study.ask()
@@ -172,7 +235,7 @@ def test_ask_resumes_with_trial_attributes() -> None:
     assert again.start_step == 2 and again.resume_from == "ck.pt"
     assert dict(again.intermediate) == {0: 0.5, 1: 0.5}
     again.report(0.4, 2)
-    with pytest.raises(ValueError, match="step 2 was reported after step 2; steps must increase"):
+    with pytest.raises(ValueError, match="step 2 was reported already; steps must increase"):
         again.report(0.4, 2)  # a repeat after the resume point is a plain repeat, not a restart
     assert again.state is TrialState.RUNNING
     assert not again.should_prune()  # not stopped again at the rung it was promoted from
@@ -355,7 +418,7 @@ def test_torch_trial_resumes_at_its_step_with_identical_weights(tmp_path: Path) 
 )
 @pytest.mark.parametrize("how", ["TrialPaused", "tell"])
 def test_a_trial_is_paused_only_where_it_can_be_resumed(
-    pruner: Any, steps: list[int], state: str, how: str
+    pruner: Any, steps: list[int], state: str, how: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     study = ts.Study(SPACE, pruner=pruner, seed=0)
 
@@ -365,14 +428,21 @@ def test_a_trial_is_paused_only_where_it_can_be_resumed(
         raise ts.TrialPaused()
 
     trial = study.ask()
-    if how == "tell":
-        for step in steps:
-            trial.report(1.0, step)
-        record = study.tell(trial, state="paused")
-    else:
-        record = study.run_trial(objective, trial)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        if how == "tell":
+            for step in steps:
+                trial.report(1.0, step)
+            record = study.tell(trial, state="paused")
+        else:
+            record = study.run_trial(objective, trial)
     assert record.state.value == state
     assert study.trials[0].state.value == state
+    # a pause turned into pruning says so and why (before: silently)
+    said = "trial 0 was asked to pause, but " in caplog.text and "recorded as pruned" in caplog.text
+    assert said == (state == "pruned")
+    if state == "pruned":
+        why = "does not pause (e.g. ASHA(pause=True) does)" if not study.pruner.pauses else "not at a rung"
+        assert why in caplog.text
 
 
 def _constant_curve(trial: ts.Trial) -> float:

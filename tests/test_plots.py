@@ -61,6 +61,25 @@ def test_learning_curves_draw_every_reported_step_by_state(study: ts.Study) -> N
     plt.close(ax.figure)
 
 
+def test_the_last_step_of_a_learnt_budget_is_not_drawn_as_a_rung() -> None:
+    # ASHA without max_resource learns the full run (8 steps) from the trials: its rungs are
+    # 2 and 4, and a trial that reaches step 8 trained in full. Before: a rung was drawn at 8
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, pruner="asha")
+
+    def eight_steps(trial: ts.Trial) -> float:
+        for step in range(1, 9):
+            trial.report(trial.params["x"] + 1.0 / step, step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"] + 1.0 / 8
+
+    study.optimize(eight_steps, n_trials=6)
+    ax = plots.learning_curves(study)
+    rungs = sorted({line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"})
+    assert rungs == [2, 4]
+    plt.close(ax.figure)
+
+
 def test_history_steps_down_with_the_best_complete_value(study: ts.Study) -> None:
     ax = plots.history(study)
     best = next(line for line in ax.get_lines() if line.get_gid() == "best-so-far")

@@ -291,6 +291,23 @@ def test_make_pruner_by_name(name: str) -> None:
     assert make_pruner(name).name == name
 
 
+@pytest.mark.parametrize(("cls", "name"), [
+    ("MedianPruner", "median"), ("successivehalving", "sh"), ("NopPruner", "none"), ("Hyperband", "hyperband"),
+    ("FoldPruner", "folds")])
+def test_make_pruner_by_its_class_s_name(cls: str, name: str) -> None:
+    # before: "unknown pruner 'MedianPruner'", for the name the docs' table gives as its class
+    assert make_pruner(cls).name == name
+    assert make_pruner({"name": cls, "n_startup_trials": 2} if name == "median" else cls).name == name
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_pruner_true_or_false_says_what_to_pass(flag: bool) -> None:
+    # before: "unknown pruner True; use one of [...]", not saying how to turn pruning on or off
+    with pytest.raises(ValueError, match=rf"pruner={flag} is not a pruner: pass a name .*\"asha\" for the defaults.*"
+                                         r"or leave pruner out \(or pass 'none'\) for no pruning"):
+        ts.Study({"x": ts.Float(0, 1)}, pruner=flag)  # type: ignore[arg-type]
+
+
 def test_bad_settings_say_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="unknown pruner 'halving'"):
         make_pruner("halving")
@@ -337,8 +354,57 @@ def test_bad_settings_say_what_is_wrong() -> None:
     assert ASHA.name == "asha"
 
 
+@pytest.mark.parametrize(("build", "name", "own"), [
+    (SuccessiveHalving, "sh", "cohort_size"), (Hyperband, "hyperband", "n_brackets")])
+def test_a_misspelt_option_of_sh_or_hyperband_names_the_pruner_and_the_option_meant(
+    build: Any, name: str, own: str
+) -> None:
+    # before: "ASHA.__init__() got an unexpected keyword argument", naming neither the pruner nor the option
+    with pytest.raises(TypeError, match=rf"{build.__name__}: unknown option 'min_resorce' \(did you mean 'min_resource'\?\); "
+                       rf"its options are \[.*'reduction_factor'.*'{own}'\]"):
+        build(min_resorce=3)
+    with pytest.raises(TypeError, match=rf"pruner '{name}': {build.__name__}: unknown option 'reduction_factr'"):
+        make_pruner({"name": name, "reduction_factr": 3})
+
+
+def test_a_budget_at_the_default_first_rung_says_which_min_resource_fits() -> None:
+    # before: "max_resource (2) must be larger than min_resource (2)", a setting the user never gave
+    with pytest.raises(ValueError, match=r"larger than min_resource \(2\), the step of the first rung; pass min_resource=1"):
+        ASHA(max_resource=2)
+    with pytest.raises(ValueError, match=r"pass min_resource=2 or less"):
+        Hyperband(min_resource=4, max_resource=3)
+    with pytest.raises(ValueError, match="a run of one step cannot be stopped early: use pruner='none'"):
+        SuccessiveHalving(min_resource=1, max_resource=1)
+    assert ASHA(min_resource=1, max_resource=2).rung_steps(2) == [1]
+
+
+def test_hyperband_refuses_more_brackets_than_its_schedule_can_hold() -> None:
+    # before: Hyperband(n_brackets=30) built a schedule of about 2**29 entries (minutes, gigabytes)
+    with pytest.raises(ValueError, match=r"n_brackets \(14\) must be at most 13 with reduction_factor \(3\)"):
+        make_pruner({"name": "hyperband", "n_brackets": 14, "reduction_factor": 3})
+    with pytest.raises(ValueError, match=r"n_brackets \(30\) must be at most 21 with reduction_factor \(2\).*2\*\*29 trials"):
+        Hyperband(n_brackets=30)
+    assert Hyperband(n_brackets=8).bracket(0) in range(8)
+
+
+@pytest.mark.parametrize("name", ["asha", "Median", "folds"])
+def test_a_custom_pruner_cannot_take_a_built_in_name(name: str) -> None:
+    class Mine(NopPruner):
+        pass
+
+    # before: accepted, and every study stored with that pruner reopened with this class instead
+    with pytest.raises(ValueError, match=rf"register: '{name.lower()}' is the name of tunesmith's \w+; studies stored"):
+        register(name, Mine)
+    assert make_pruner(name).name == name.lower() and type(make_pruner(name)) is not Mine
+
+
 def test_numpy_integers_are_settings_too() -> None:
     np = pytest.importorskip("numpy")
+    # the percentile as a NumPy number (before: refused as "not a number"), never a bool (before: True was 1.0)
+    assert PercentilePruner(np.int64(25)).percentile == 25.0 == PercentilePruner(np.float32(25)).percentile
+    assert type(PercentilePruner(np.float32(25)).percentile) is float
+    with pytest.raises(ValueError, match="percentile must be a number in \\(0, 100\\), got True"):
+        PercentilePruner(True)
     pruner = ASHA(min_resource=1, curve="best", reduction_factor=np.int64(2), max_resource=np.int32(8))
     assert pruner.rung_steps(8) == [1, 2, 4]
     assert type(pruner.reduction_factor) is int and type(pruner.max_resource) is int
@@ -351,6 +417,9 @@ def test_sh_with_pause_warns_when_the_last_cohort_cannot_fill(caplog: pytest.Log
     sh = SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=27)  # cohorts of 27
     assert sh.budget_warning(54) is None and SuccessiveHalving(min_resource=1, reduction_factor=3, curve="best", max_resource=27).budget_warning(20) is None
     assert "the last cohort (trials 0-19) is 7 trials short" in (sh.budget_warning(20) or "")
+    # before: "the last cohort (trials 53-53) is 26 trials short" and "(trials 27-52) is 1 trials short"
+    assert "the last cohort (trial 54) is 26 trials short" in (sh.budget_warning(55) or "")
+    assert "the last cohort (trials 27-52) is 1 trial short, so" in (sh.budget_warning(53) or "")
     study = ts.Study({"x": ts.Float(0, 1)}, pruner=sh, sampler="random")
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(lambda t: t.params["x"], n_trials=2)

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,32 @@ def test_best_trial_needs_a_complete_trial() -> None:
     study.tell(study.ask(), state="failed")
     with pytest.raises(ValueError, match="no complete trial"):
         _ = study.best_value
+
+
+def test_trials_in_takes_a_state_in_any_case_and_names_the_states() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.tell(study.ask(), state="pruned")
+    assert [t.number for t in study.trials_in("PRUNED")] == [0] == [t.number for t in study.trials_in("Pruned")]
+    # before: "'prune' is not a valid TrialState"
+    with pytest.raises(ValueError, match=r"unknown trial state 'prune' \(did you mean 'pruned'\?\); the states are \['waiting'"):
+        study.trials_in("prune")
+    # tell() too: before, "tell() finishes a trial as 'complete', 'pruned' or 'failed' ..., not Pruned"
+    assert study.tell(study.ask(), state="Pruned").state is TrialState.PRUNED
+
+
+def test_no_best_trial_says_the_pruner_stopped_every_trial() -> None:
+    # before: "has no complete trial yet", for a study whose every trial was paused or pruned
+    study = ts.Study(SPACE, name="stopped", pruner=ts.pruners.ASHA(min_resource=1, max_resource=9, pause=True))
+    first, second, third = study.ask(), study.ask(), study.ask()
+    for t, v in ((first, 0.1), (second, 0.9), (third, 0.8)):
+        t.report(v, 1)
+    study.tell(first, state="pruned")
+    second.set_attr("checkpoint", "ck")
+    study.tell(second, state="paused")
+    study.tell(third, state="failed")
+    with pytest.raises(ValueError, match=r"'stopped' has no complete trial yet \(1 paused, 1 pruned, 1 failed\); a paused "
+                                         r"trial completes only once its pruner promotes it and optimize resumes it"):
+        _ = study.best_trial
 
 
 @pytest.mark.parametrize(
@@ -132,13 +159,38 @@ def test_report_and_attrs() -> None:
         t.report(1.0, step=2.5)
     t.report(0.5, step=np.int64(3))  # NumPy integers are integers
     assert t.record.intermediate == {3: 0.5} and type(t.record.last_step) is int
-    for again in (3, 1):  # a repeated or earlier step would overwrite history silently
-        with pytest.raises(ValueError, match=f"step {again} was reported after step 3"):
-            t.report(0.9, step=again)
+    # a repeated or earlier step would overwrite history silently (a repeated one said "step 3
+    # was reported after step 3")
+    with pytest.raises(ValueError, match="trial 0: step 3 was reported already; steps must increase"):
+        t.report(0.9, step=3)
+    with pytest.raises(ValueError, match="step 1 was reported after step 3"):
+        t.report(0.9, step=1)
     assert t.record.intermediate == {3: 0.5}
     t.set_attr("ckpt", "/tmp/x")
     assert not t.should_prune()
     assert study.tell(t, 1.0).attrs == {"ckpt": "/tmp/x"}
+
+
+def test_report_without_a_step_counts_from_1_as_the_pruners_rungs_do() -> None:
+    # before: the first report without a step was step 0, so epoch 1 was step 0 and ASHA's
+    # first rung (min_resource=2) judged trials after their third epoch, not their second
+    study = ts.Study(SPACE, sampler="random", seed=0, pruner="asha")
+    t = study.ask()
+    for value in (0.9, 0.8, 0.7):
+        t.report(value)
+    assert t.record.intermediate == {1: 0.9, 2: 0.8, 3: 0.7}
+
+
+def test_a_step_beyond_64_bits_is_refused_and_the_trial_stays_readable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'steps.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="steps")
+    t = study.ask()
+    t.report(1.0, step=0)
+    with pytest.raises(ValueError, match=r"step 9223372036854775808 is too large; steps must be below 2\*\*63"):
+        t.report(0.5, step=2**63)
+    t.report(0.5, step=2**63 - 1)  # the largest step a SQL storage keeps
+    assert ts.Study.load("steps", url).trials[0].intermediate == {0: 1.0, 2**63 - 1: 0.5}
+    assert study.ask().number == 1
 
 
 def test_enqueue_runs_known_configurations_first(storage_url: str | None) -> None:

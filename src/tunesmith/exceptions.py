@@ -55,7 +55,8 @@ class TrialNotFound(TunesmithError, KeyError):  # noqa: N818 - like StudyNotFoun
 
 
 class TrialFinishedError(TunesmithError):
-    """A finished trial was written to again; finished trials never change."""
+    """A finished trial was written to again (finished trials never change), or a paused one
+    through the handle that paused it."""
 
 
 class WorkersLost(TunesmithError, RuntimeError):  # noqa: N818

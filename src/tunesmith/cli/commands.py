@@ -232,12 +232,23 @@ def cmd_show(args: argparse.Namespace) -> int:
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
+        _show_pruner(console, study, trials)
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
     if tests:
         console.print(test_table(study, tests))
+    _show_pruner(console, study, trials)
     return 0
+
+
+def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
+    """The pruner that stopped the study's pruned and paused trials, and what becomes of the paused."""
+    if study.pruner.name == "none":
+        return
+    paused = sum(t.state is TrialState.PAUSED for t in trials)
+    console.print(f"pruner {escape(study.pruner.name)}{' (pause=True)' if study.pruner.pauses else ''}"
+                  + (f"; {paused} paused: a later optimize resumes those it promotes" if paused else ""))
 
 
 def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
@@ -322,7 +333,7 @@ def export_csv(study: Study) -> str:
 def export_json(study: Study) -> str:
     doc = {
         "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
-                  "sampler": study.sampler.describe()},
+                  "sampler": study.sampler.describe(), "pruner": study.pruner.describe()},
         "trials": [_trial_dict(t) for t in study.trials],
     }
     return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"

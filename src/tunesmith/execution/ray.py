@@ -253,6 +253,11 @@ class _Driver:
         self.first = 0 if self.memory else len(self.study.trials)  # trials before this call
 
     def run(self) -> str | None:
+        if self.memory and self.study.pruner.name != "none":
+            logger.warning(
+                "study %r: its pruner %r stops no trial under Ray with an in-memory study (the actors only "
+                "evaluate: should_prune() is always False there). Use a SQL storage, storage='sqlite:///study.db', "
+                "for pruning, or leave the pruner out", self.study.name, self.study.pruner.name)
         n = self.ex.n_workers or fit_workers(self.ray.cluster_resources(), self.ex.resources)
         if self.job.n_trials is not None:
             n = max(1, min(n, self.job.n_trials))

@@ -98,7 +98,7 @@ def refuse_pausing(trial: Any, what: str) -> None:
     """A ValueError when the study's pruner pauses: ``what`` cannot resume a paused run (and
     :func:`check_trial`'s TypeError when ``trial`` is not a running trial)."""
     check_trial(trial, what)
-    if getattr(trial.study.pruner, "pause", False):
+    if getattr(trial.study.pruner, "pauses", False):  # the interface's flag: a custom pruner has no 'pause'
         raise ValueError(
             f"{what} cannot resume a paused trial, but study {trial.study.name!r} has a pruner "
             f"that pauses ({trial.study.pruner.describe()}); use it without pause=True "

@@ -221,9 +221,20 @@ def snapshot(study: Any) -> Snapshot:
     return Snapshot(
         name=study.name, direction=study.direction, space=study.space, trials=tuple(study.trials),
         sampler=str(getattr(sampler, "name", "")), pruner=_pruner_name(pruner),
-        rungs=getattr(pruner, "rung_steps", None),
+        rungs=_rungs(pruner),
         tests={n: r.mean for n, r in test_results(study).items()},
     )
+
+
+def _rungs(pruner: Any) -> Callable[[int], Sequence[int]] | None:
+    """The pruner's rungs up to the last step drawn. Without ``max_resource`` the pruner learns
+    the full budget from the trials, and the last step reported is not a rung (a trial that
+    reaches it trained in full): the step the curves end at is not drawn as one."""
+    from ..pruners import ASHA
+
+    if not isinstance(pruner, ASHA):
+        return getattr(pruner, "rung_steps", None)
+    return lambda upto: pruner.rung_steps(upto, budget=upto)
 
 
 def _pruner_name(pruner: Any) -> str:

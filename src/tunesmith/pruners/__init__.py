@@ -33,6 +33,12 @@ def register(name: str, cls: type[Pruner]) -> None:
             f"register: {cls.__name__} is registered as {known!r} already; register a subclass "
             "to give it a second name"
         )
+    current = _BUILTIN.get(name.lower())
+    if current is not None and current is not cls and current.__module__.startswith("tunesmith."):
+        raise ValueError(
+            f"register: {name.lower()!r} is the name of tunesmith's {current.__name__}; studies stored with it "
+            "would reopen with your class and decide differently. Register it under another name"
+        )
     cls.name = name.lower()
     _BUILTIN[name.lower()] = cls
 
@@ -57,6 +63,13 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
             f"pruner={spec.__name__} is the class; pass an instance: {spec.__name__}() "
             "(with its settings), or its name"
         )
+    if isinstance(spec, bool):
+        raise ValueError(
+            f"pruner={spec} is not a pruner: pass a name ({sorted(_BUILTIN)}; \"asha\" for the defaults), "
+            "a Pruner instance, or leave pruner out (or pass 'none') for no pruning"
+        )
+    if isinstance(spec, str) and spec.lower() not in _BUILTIN:  # a class's name: "MedianPruner"
+        spec = next((n for n, c in _BUILTIN.items() if c.__name__.lower() == spec.lower()), spec)
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
             f"unknown pruner {spec!r}{did_you_mean(spec, sorted(_BUILTIN))}; use one of {sorted(_BUILTIN)} or a Pruner instance"

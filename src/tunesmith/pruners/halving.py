@@ -16,9 +16,11 @@ always chosen among every trial that finished its training.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
+from ..space.params import did_you_mean
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import REPORTED_STATES, Decision, Pruner
 from .curves import (
@@ -47,6 +49,17 @@ def full_budget(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int | None
     if not steps:
         steps = [t.last_step for t in comparable(trials, trial) if t.last_step is not None]
     return max(steps) if steps else None
+
+
+def check_options(what: str, options: dict[str, Any], own: Sequence[str], drop: Sequence[str] = ()) -> None:
+    """A TypeError naming the closest option for a keyword that neither ASHA (less ``drop``)
+    nor a subclass's ``own`` settings take: the subclass passes ``**options`` on to ASHA,
+    whose own error would name ASHA and none of the subclass's settings."""
+    allowed = [n for n in inspect.signature(ASHA.__init__).parameters if n not in ("self", *drop)]
+    allowed += own
+    for key in options:
+        if key not in allowed:
+            raise TypeError(f"{what}: unknown option {key!r}{did_you_mean(key, allowed)}; its options are {allowed}")
 
 
 class ASHA(Pruner):
@@ -109,7 +122,10 @@ class ASHA(Pruner):
             max_resource = check_int("max_resource", max_resource, 1)
             if max_resource <= min_resource:
                 raise ValueError(
-                    f"max_resource ({max_resource}) must be larger than min_resource ({min_resource})"
+                    f"max_resource ({max_resource}) must be larger than min_resource ({min_resource}), the "
+                    "step of the first rung; "
+                    + (f"pass min_resource={max_resource - 1} or less" if max_resource > 1 else
+                       "a run of one step cannot be stopped early: use pruner='none'")
                 )
         self.max_resource = max_resource
         self.min_early_stopping_rate = check_int(
@@ -290,6 +306,7 @@ class SuccessiveHalving(ASHA):
     name = "sh"
 
     def __init__(self, *, cohort_size: int | None = None, **options: Any) -> None:
+        check_options("SuccessiveHalving", options, ["cohort_size"])
         super().__init__(**options)
         if cohort_size is None:
             n_rungs = len(self.rung_steps(self.max_resource or 0)) if self.max_resource else 3
@@ -301,9 +318,10 @@ class SuccessiveHalving(ASHA):
         if not self.pause or not short:
             return None
         first = n_total - n_total % self.cohort_size
+        who = f"trial {first}" if first == n_total - 1 else f"trials {first}-{n_total - 1}"
         return (
             f"SuccessiveHalving(pause=True, cohort_size={self.cohort_size}): with {n_total} trials "
-            f"in all, the last cohort (trials {first}-{n_total - 1}) is {short} trials short, so it "
+            f"in all, the last cohort ({who}) is {short} trial{'s' if short > 1 else ''} short, so it "
             "cannot settle until more trials join it: its trials inside the quota stay paused. Run a multiple of "
             f"{self.cohort_size} trials, set cohort_size, or use ASHA"
         )

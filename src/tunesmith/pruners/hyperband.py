@@ -17,7 +17,7 @@ from typing import Any
 
 from ..trial import FrozenTrial
 from .curves import check_int, comparable
-from .halving import ASHA
+from .halving import ASHA, check_options
 
 
 class Hyperband(ASHA):
@@ -39,6 +39,7 @@ class Hyperband(ASHA):
             raise ValueError(
                 "Hyperband sets each bracket's min_early_stopping_rate itself; drop it"
             )
+        check_options("Hyperband", options, ["n_brackets"], drop=["min_early_stopping_rate"])
         super().__init__(**options)
         self.n_brackets = check_int("n_brackets", 2 if n_brackets is None else n_brackets, 1)
         # bracket b's first rung is min_resource * eta**b; the last bracket may run every trial in full
@@ -52,6 +53,15 @@ class Hyperband(ASHA):
                 f"({self.max_resource}): bracket b's first rung is min_resource * reduction_factor ** b, and "
                 f"the rungs below max_resource are {rungs}, so bracket {len(rungs)} already runs every trial in "
                 "full and later ones would too. Lower n_brackets, or raise max_resource"
+            )
+        if self.reduction_factor ** (self.n_brackets - 1) > MAX_PERIOD:
+            most = 1 + math.floor(math.log(MAX_PERIOD, self.reduction_factor) + 1e-9)
+            raise ValueError(
+                f"n_brackets ({self.n_brackets}) must be at most {most} with reduction_factor "
+                f"({self.reduction_factor}): in Hyperband's proportions bracket 0 gets reduction_factor ** "
+                f"(n_brackets - 1) = {self.reduction_factor}**{self.n_brackets - 1} trials for each trial of the "
+                "last bracket, more than any study runs (its schedule alone would fill the memory). Use fewer "
+                "brackets: at most the number of rungs below the full budget, plus one"
             )
         self._schedule = bracket_schedule(self.n_brackets, self.reduction_factor)
 
@@ -70,6 +80,10 @@ class Hyperband(ASHA):
         out = {**super().describe(), "n_brackets": self.n_brackets}
         del out["min_early_stopping_rate"]
         return out
+
+
+#: the most trials of bracket 0 per trial of the last bracket (the schedule's period grows as this)
+MAX_PERIOD = 2**20
 
 
 def _rungs_below(min_resource: int, eta: int, max_resource: int) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,8 +20,8 @@ class PercentilePruner(Pruner):
     ``s``, see :mod:`tunesmith.pruners.curves`) is compared with the scores
     at ``s`` of every other trial that reported up to ``s`` (running, paused
     and finished ones alike; failed ones excluded). ``percentile=25`` keeps the
-    best quarter: a trial is stopped when three quarters of the others were
-    better by that step.
+    best quarter: a trial is stopped when its score is worse than the 25th
+    percentile of the others' (a quarter of them or more were better by that step).
 
     Args:
         percentile: the share of trials to keep, in (0, 100).
@@ -46,9 +47,11 @@ class PercentilePruner(Pruner):
         min_trials_at_step: int = 1,
         curve: str = "best",
     ) -> None:
-        if not isinstance(percentile, (int, float)) or not 0.0 < float(percentile) < 100.0:
+        real = isinstance(percentile, numbers.Real) and not isinstance(percentile, bool)  # NumPy numbers too
+        value = float(percentile) if real else float("nan")
+        if not 0.0 < value < 100.0:
             raise ValueError(f"percentile must be a number in (0, 100), got {percentile!r}")
-        self.percentile = float(percentile)
+        self.percentile = value
         self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, 0)
         self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
         self.interval = check_int("interval", interval, 1)

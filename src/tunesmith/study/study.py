@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, make_sampler
 from ..space import Space
+from ..space.params import did_you_mean
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of
 from . import lifecycle
@@ -229,15 +231,22 @@ class Study:
         return t if params == t.params else t.replace(params=params)
 
     def trials_in(self, *states: TrialState | str) -> list[FrozenTrial]:
-        wanted = {TrialState(s) for s in states}
+        wanted = {_as_state(s) for s in states}
         return [t for t in self._history() if t.state in wanted]
 
     @property
     def best_trial(self) -> FrozenTrial:
         """The complete trial with the best value (the earliest among ties)."""
-        best = best_of(self._history(), self.direction)
+        trials = self._history()
+        best = best_of(trials, self.direction)
         if best is None:
-            raise ValueError(f"study {self.name!r} has no complete trial yet")
+            counts = Counter(t.state for t in trials)
+            said = ", ".join(f"{counts[state]} {state.value}" for state in TrialState if counts[state])
+            raise ValueError(
+                f"study {self.name!r} has no complete trial yet" + (f" ({said})" if said else "")
+                + ("; a paused trial completes only once its pruner promotes it and optimize resumes it: "
+                   "run more trials" if counts[TrialState.PAUSED] else "")
+            )
         return best
 
     @property
@@ -387,6 +396,8 @@ class Study:
         at a rung) is recorded as pruned instead.
         """
         record = self._record_of(trial)
+        if isinstance(state, str) and state.lower() in _STATE_NAMES:  # "Pruned", "PAUSED"
+            state = TrialState(state.lower())
         ends = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.PAUSED}
         if state is not None and state not in ends:
             raise ValueError(
@@ -397,22 +408,41 @@ class Study:
             raise TrialFinishedError(
                 f"trial {record.number} is already {record.state}; finished trials never change"
             )
+        if record.state is TrialState.PAUSED and (state is None or TrialState(state) is TrialState.COMPLETE):
+            raise ValueError(
+                f"trial {record.number} is paused: stopped before the end of its run, it cannot complete "
+                "with a value (it could become the best trial on a partial run). It completes when its "
+                "pruner promotes it and study.ask() (or optimize) resumes it; end it for good with "
+                f"study.tell({record.number}, state='pruned')"
+            )
+        if record.state is TrialState.PAUSED and state is not None and TrialState(state) is TrialState.PAUSED:
+            raise ValueError(f"trial {record.number} is paused already")
         if state is not None and TrialState(state) is TrialState.PAUSED:
             if self.pruner.can_resume(record):
                 final = lifecycle.pause(record)
                 self._warn_no_checkpoint(final)
             else:  # nothing would ever resume it: stopped for good
                 final = self._finish(record, None, TrialState.PRUNED, None)
+                logger.warning(
+                    "trial %d was asked to pause, but %s, so nothing would ever resume it: recorded as pruned",
+                    record.number, f"pruner {self.pruner.name!r} does not pause (e.g. ASHA(pause=True) does)"
+                    if not self.pruner.pauses else "it is not at a rung the pruner promotes from, or reported "
+                    "nothing since it was last resumed")
         else:
             final = self._finish(record, value, None if state is None else TrialState(state), error)
         # stop beating before the write: once paused, another worker may resume the
         # trial and start its own heartbeat for it, which this must not cancel
         self._heartbeat.finished(final.number)
-        if not self._storage.update_trial(self._study_id, final, expect_state=record.state):
+        # a paused record (a stale handle's, an old list's) must still be the stored pause: another
+        # worker may have resumed, trained and paused the trial again, and this write would undo that
+        same = lifecycle._is_pause_of(record) if record.state is TrialState.PAUSED else None
+        if not self._storage.update_trial(self._study_id, final, expect_state=record.state, expect=same):
             now = self._storage.get_trial(self._study_id, record.number).state
             raise TrialFinishedError(
                 f"trial {record.number} is already {now}; finished trials never change" if now.is_finished
                 else f"trial {record.number} is no longer {record.state} but {now}: another worker changed it"
+                if now is not record.state else f"trial {record.number} was resumed and paused again by another "
+                "worker since this record of it was read: read it again (study.trials) before ending it"
             )
         if isinstance(trial, Trial):
             trial._record = final
@@ -780,6 +810,19 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
             f"value: {give} one float"
         )
     return f"{source} {short_repr(value)} ({type(value).__name__}); {give} a finite number"
+
+
+_STATE_NAMES = frozenset(s.value for s in TrialState)
+
+
+def _as_state(state: TrialState | str) -> TrialState:
+    """A state from its name, in any case; an unknown one names the states."""
+    try:
+        return TrialState(state.lower() if isinstance(state, str) else state)
+    except ValueError:
+        names = [s.value for s in TrialState]
+        raise ValueError(f"unknown trial state {state!r}{did_you_mean(str(state).lower(), names)}; "
+                         f"the states are {names}") from None
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from ..exceptions import TrialFinishedError
 from ..pruners import Decision
 from ..space.params import did_you_mean
 from ..trial import FrozenTrial, SystemState, TrialState
@@ -63,8 +64,10 @@ class Trial:
     def report(self, value: float, step: int | None = None) -> None:
         """Record an intermediate value (a validation score after an epoch).
 
-        ``step`` defaults to one past the last reported step. Values are
-        stored with the trial, survive restarts, and drive pruning.
+        ``step`` defaults to one past the last reported step (1 for the first report:
+        steps count from 1, as the trainer and the integrations count epochs and rounds,
+        and as the pruners' rungs assume). Values are stored with the trial, survive
+        restarts, and drive pruning.
         """
         v = _as_float(value)
         if v is None:
@@ -75,7 +78,7 @@ class Trial:
             ))
         last = self._record.last_step
         if step is None:
-            step = 0 if last is None else last + 1
+            step = 1 if last is None else last + 1
         step = _as_step(step, self.number)
         if last is not None and step <= last:
             paused_at = self._record.system.resumed_step
@@ -87,8 +90,9 @@ class Trial:
                     "'Pause and resume'), or use a pruner without pause=True"
                 )
             raise ValueError(
-                f"trial {self.number}: step {step} was reported after step {last}; "
-                "steps must increase (report each step once)"
+                f"trial {self.number}: step {step} "
+                + ("was reported already" if step == last else f"was reported after step {last}")
+                + "; steps must increase (report each step once)"
             )
         inter = {**self._record.intermediate, step: v}
         self._write(self._record.replace(intermediate=inter, heartbeat=self._now()))
@@ -114,7 +118,8 @@ class Trial:
 
     @property
     def start_step(self) -> int:
-        """The first step to run: 0 for a new trial, one past the last report for a resumed one."""
+        """The first step to run: 0 for a new trial, one past the last report for a resumed one.
+        Steps count from 1 (as the pruners' rungs assume): loop from ``max(trial.start_step, 1)``."""
         last = self._record.last_step
         return 0 if not self.is_resumed or last is None else last + 1
 
@@ -143,6 +148,13 @@ class Trial:
         self._write(self._record.replace(attrs={**self._record.attrs, key: value}))
 
     def _write(self, record: FrozenTrial) -> None:
+        if self._record.state is TrialState.PAUSED:
+            # a stale handle: its reports would move the trial off the rung it waits at (never
+            # promoted), or overwrite the run of a worker that resumed it meanwhile
+            raise TrialFinishedError(
+                f"trial {self.number} is paused: this handle ended with the pause and writes nothing more. "
+                "When the pruner promotes the trial, study.ask() (or optimize) resumes it with a new handle"
+            )
         self.study._storage.update_trial(self.study._study_id, record)
         self._record = record
 
@@ -180,13 +192,16 @@ class DetachedTrial(Trial):
 
 
 def _as_step(step: Any, number: int) -> int:
-    """``step`` as a Python int >= 0 (NumPy integers accepted), else a ValueError."""
+    """``step`` as a Python int in [0, 2**63) (NumPy integers accepted), else a ValueError."""
     try:
         out = operator.index(step)
     except TypeError:
         out = -1
     if isinstance(step, bool) or out < 0:
         raise ValueError(f"trial {number}: step must be an integer >= 0, got {step!r}")
+    if out >= 2**63:  # a SQL storage keeps 64-bit steps: the trial would become unreadable
+        raise ValueError(f"trial {number}: step {short_repr(step)} is too large; steps must be below 2**63, "
+                         "the 64-bit integers a SQL storage keeps")
     return int(out)
 
 
