@@ -465,3 +465,12 @@ def test_choices_equal_across_types_are_refused_not_lost(choices: list, pair: st
     # before: the grid sampler looped ("could not claim a configuration") and random draws lost 2.0
     with pytest.raises(ValueError, match=rf"choices {pair} are equal in Python .* cannot tell them apart"):
         ts.Space({"a": ts.Categorical(choices)})
+
+
+def test_a_stepped_float_is_a_float_at_its_integer_bounds() -> None:
+    # Float(0, 1, step=0.25) gave the int 1 (its high as written) for 1.0, and the random sampler showed ints
+    space = ts.Space({"s": ts.Float(0, 1, step=0.25), "x": ts.Float(0, 2, step=1.0)})
+    assert all(type(v) is float for v in space.validate({"s": 1, "x": 2}).values())
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: t.params["s"], n_trials=20)
+    assert {type(v) for t in study.trials for v in t.params.values()} == {float}

@@ -400,7 +400,7 @@ class Float(_Numeric):
             k = (x - self.low) / self.step
             if abs(k - round(k)) > 1e-6:
                 raise self._err(f"{what} {x} is not on the step {self.step} from {self.low}")
-            return self._snap(x)
+            return float(self._snap(x))
         return min(max(x, float(self.low)), float(self.high))
 
     def _cast(self, x: float) -> float:
