@@ -384,3 +384,38 @@ def test_a_bad_value_told_by_hand_is_said_as_told() -> None:
     study.optimize(lambda t: None, n_trials=1)
     assert [t.error for t in study.trials] == ["tell() got nan (float); tell it a finite number",
                                                "objective returned None (NoneType); return a finite number"]
+
+
+def test_catch_as_a_list_fails_the_trial_instead_of_leaving_it_running() -> None:
+    # catch=[ZeroDivisionError] made `except` raise TypeError: the trials stayed 'running' for good
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: 1 / 0, n_trials=2, catch=[ZeroDivisionError])
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * 2
+    with pytest.raises(TypeError, match=r"catch= takes exception classes .*got ZeroDivisionError\(\)"):
+        study.optimize(quadratic, n_trials=1, catch=ZeroDivisionError())  # type: ignore[arg-type]
+    assert len(study.trials) == 2
+
+
+def test_one_callback_needs_no_list_and_a_bad_one_is_refused_before_a_trial() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    seen: list[int] = []
+    study.optimize(quadratic, n_trials=2, callbacks=lambda s, r: seen.append(r.number))
+    assert seen == [0, 1]
+    with pytest.raises(TypeError, match=r"callbacks= takes functions callback\(study, record\), got 1"):
+        study.optimize(quadratic, n_trials=1, callbacks=[1])  # type: ignore[list-item]
+    assert len(study.trials) == 2
+
+
+def test_an_empty_study_name_is_refused_not_replaced_by_a_random_one(tmp_path: os.PathLike) -> None:
+    with pytest.raises(ValueError, match="name must not be empty"):
+        ts.Study(SPACE, storage=f"sqlite:///{tmp_path}/e.db", name="")
+
+
+def test_a_sampler_class_is_built_with_the_seed() -> None:
+    from tunesmith.samplers import TPESampler
+
+    runs = [ts.Study(SPACE, sampler=cls, seed=3) for cls in (ts.RandomSampler, ts.RandomSampler, TPESampler)]
+    for study in runs:
+        study.optimize(quadratic, n_trials=4)
+    assert isinstance(runs[2].sampler, TPESampler)
+    assert [t.params for t in runs[0].trials] == [t.params for t in runs[1].trials]

@@ -56,7 +56,7 @@ class Study:
         space: Space | Mapping[str, Any] | None = None,
         *,
         direction: str | Direction | None = None,
-        sampler: str | Sampler | dict[str, Any] | None = None,
+        sampler: str | Sampler | type[Sampler] | dict[str, Any] | None = None,
         pruner: str | Pruner | dict[str, Any] | None = None,
         seed: int | None = None,
         storage: str | Storage | None = None,
@@ -67,7 +67,7 @@ class Study:
         requeue_failed: bool = False,
     ) -> None:
         self._storage = make_storage(storage)
-        self.name = name or f"study-{uuid.uuid4().hex[:8]}"
+        self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
         record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat)
         self._study_id = record.study_id
@@ -517,8 +517,8 @@ class Study:
         timeout: float | None = None,
         n_jobs: int = 1,
         *,
-        catch: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
-        callbacks: Sequence[Callable[[Study, FrozenTrial], None]] = (),
+        catch: type[BaseException] | Sequence[type[BaseException]] = (Exception,),
+        callbacks: Callable[[Study, FrozenTrial], None] | Sequence[Callable[[Study, FrozenTrial], None]] = (),
         show_progress: bool | None = None,
         executor: Any = None,
         **executor_options: Any,
@@ -569,8 +569,8 @@ class Study:
             n_trials=n_trials,
             timeout=timeout,
             n_jobs=n_jobs,
-            catch=catch if isinstance(catch, tuple) else (catch,),
-            callbacks=tuple(callbacks),
+            catch=_as_catch(catch),
+            callbacks=_as_callbacks(callbacks),
             show_progress=show_progress,
             executor=executor,
             options=executor_options,
@@ -755,6 +755,25 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _as_catch(catch: Any) -> tuple[type[BaseException], ...]:
+    """``catch`` as a tuple of exception classes: one class, a tuple or a list; anything else is
+    refused before a trial starts (else the first exception would leave trials running)."""
+    classes = tuple(catch) if isinstance(catch, (tuple, list)) else (catch,)
+    for c in classes:
+        if not (isinstance(c, type) and issubclass(c, BaseException)):
+            raise TypeError(f"catch= takes exception classes (catch=(ValueError, RuntimeError)), got {c!r}")
+    return classes
+
+
+def _as_callbacks(callbacks: Any) -> tuple[Callable[[Study, FrozenTrial], None], ...]:
+    """``callbacks`` as a tuple: one callable or a sequence of them, checked before a trial starts."""
+    cbs = (callbacks,) if callable(callbacks) else tuple(callbacks)
+    for cb in cbs:
+        if not callable(cb):
+            raise TypeError(f"callbacks= takes functions callback(study, record), got {cb!r}")
+    return cbs
 
 
 def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
