@@ -419,3 +419,26 @@ def test_a_sampler_class_is_built_with_the_seed() -> None:
         study.optimize(quadratic, n_trials=4)
     assert isinstance(runs[2].sampler, TPESampler)
     assert [t.params for t in runs[0].trials] == [t.params for t in runs[1].trials]
+
+
+def test_attrs_read_the_same_after_a_reload_and_non_json_values_are_refused(storage_url: str | None) -> None:
+    # before: SQL storage wrote a Path as "PosixPath('/tmp/ck')" (a checkpoint path nothing could open),
+    # any object as its repr, a NumPy array raised "can only convert an array of size 1", memory kept all as given
+    import pathlib
+
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="attrs")
+    trial = study.ask()
+    trial.set_attr("checkpoint", pathlib.Path("/tmp/ck"))
+    trial.set_attr("curve", np.array([0.5, 0.25]))
+    trial.set_attr("folds", {0: np.float32(0.5), 1: (1, 2)})
+    for bad in (object(), b"raw"):
+        with pytest.raises(ValueError, match=r"trial 0: set_attr: attribute 'note' is of type .* not stored as JSON"):
+            trial.set_attr("note", bad)
+    with pytest.raises(TypeError, match=r"names .* are strings, got 1"):
+        trial.set_attr(1, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"enqueue: attribute 'a' is of type object"):
+        study.enqueue({"x": 0.0, "k": "a"}, attrs={"a": object()})
+    done = study.tell(trial, 1.0)
+    want = {"checkpoint": "/tmp/ck", "curve": [0.5, 0.25], "folds": {"0": 0.5, "1": [1, 2]}}
+    assert done.attrs == want
+    assert ts.load_study("attrs", study.storage).trials[0].attrs == want

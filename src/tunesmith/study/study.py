@@ -14,7 +14,7 @@ from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, make_sampler
 from ..space import Space
 from ..storage import Storage, make_storage, worker_id
-from ..trial import Direction, FrozenTrial, TrialState, best_of
+from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig
 from .manage import record_sampler
@@ -281,6 +281,7 @@ class Study:
         with the queued trial (JSON-serializable).
         """
         canon = self.space.validate(params)
+        attrs = json_attrs(attrs, "enqueue") if attrs is not None else None
         if skip_if_exists and any(t.params == canon for t in self._history()):
             return None
         rec = self._storage.create_trial(self._study_id, params=canon, state=TrialState.WAITING, attrs=attrs)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..pruners import Decision
 from ..space.params import did_you_mean
-from ..trial import FrozenTrial, SystemState, TrialState
+from ..trial import FrozenTrial, SystemState, TrialState, json_attrs
 
 if TYPE_CHECKING:
     from .study import Study
@@ -140,7 +140,8 @@ class Trial:
 
         These are the user's own: the study's bookkeeping (resumes, re-queues) is in
         ``record.system``, which no attribute can change."""
-        self._write(self._record.replace(attrs={**self._record.attrs, key: value}))
+        plain = json_attrs({key: value}, f"trial {self.number}: set_attr")
+        self._write(self._record.replace(attrs={**self._record.attrs, **plain}))
 
     def _write(self, record: FrozenTrial) -> None:
         self.study._storage.update_trial(self.study._study_id, record)
