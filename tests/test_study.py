@@ -442,3 +442,21 @@ def test_attrs_read_the_same_after_a_reload_and_non_json_values_are_refused(stor
     want = {"checkpoint": "/tmp/ck", "curve": [0.5, 0.25], "folds": {"0": 0.5, "1": [1, 2]}}
     assert done.attrs == want
     assert ts.load_study("attrs", study.storage).trials[0].attrs == want
+
+
+def test_optunas_suggest_calls_say_to_declare_the_parameter_in_the_space() -> None:
+    # before: AttributeError: 'Trial' object has no attribute 'suggest_float', with nothing on what to do
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    trial = study.ask()
+    with pytest.raises(AttributeError, match=r"no suggest_float\(\): .* in the Space .* trial.params\['name'\]"):
+        trial.suggest_float("lr", 1e-5, 1e-1, log=True)  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        trial.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_parameter_name_in_the_wrong_case_gets_the_likely_one() -> None:
+    trial = ts.Study(SPACE, sampler="random", seed=0).ask()
+    with pytest.raises(KeyError, match=r"'X' is not a parameter .*did you mean 'x'"):
+        trial.params["X"]
+    with pytest.raises(ValueError, match=r"did you mean 'tpe'"):
+        ts.Study(SPACE, sampler="TPEE")

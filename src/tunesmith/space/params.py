@@ -678,8 +678,11 @@ DEFINITION_KEYS = frozenset({"low", "high", "log", "step", "grid", "choices"})
 
 def did_you_mean(word: Any, options: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the option closest to ``word``, or ``""``."""
-    close = difflib.get_close_matches(str(word), options, n=1) if isinstance(word, str) else []
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    if not isinstance(word, str):
+        return ""
+    lowered = {o.lower(): o for o in reversed(options)}  # case aside: 'X' is likely 'x'
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def check_options(what: str, fn: Any, given: Mapping[str, Any]) -> None:

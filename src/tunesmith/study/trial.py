@@ -60,6 +60,15 @@ class Trial:
     def __getitem__(self, name: str) -> Any:
         return self.params[name]
 
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("suggest_"):  # Optuna's define-by-run calls
+            raise AttributeError(
+                f"Trial has no {name}(): tunesmith declares parameters up front. Put the parameter "
+                "in the Space (ts.Float(low, high, log=True), ts.Int, ts.Categorical; when= for one "
+                "that depends on another) and read trial.params['name'] (docs/guide.md, section 1)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def report(self, value: float, step: int | None = None) -> None:
         """Record an intermediate value (a validation score after an epoch).
 
