@@ -474,3 +474,21 @@ def test_a_stepped_float_is_a_float_at_its_integer_bounds() -> None:
     study = ts.Study(space, sampler="random", seed=0)
     study.optimize(lambda t: t.params["s"], n_trials=20)
     assert {type(v) for t in study.trials for v in t.params.values()} == {float}
+
+
+def test_a_partial_configuration_names_every_missing_parameter_not_an_inactive_child() -> None:
+    # before: only the first missing one was named, and a child given without its parent was called
+    # "inactive here ... must be left out" although the parent was what was missing
+    space = ts.Space({
+        "opt": ts.Categorical(["sgd", "adam"]),
+        "momentum": ts.Float(0.0, 0.9, when={"opt": "sgd"}),
+        "lr": ts.Float(1e-4, 1.0, log=True),
+        "layers": ts.Int(1, 4),
+    })
+    with pytest.raises(ValueError, match=r"parameters 'opt', 'layers' are missing from the configuration: give a value for every active"):
+        space.validate({"momentum": 0.5, "lr": 0.01})
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['layer'\] \(did you mean 'layers'\?\)"):
+        space.validate({"layer": 2})
+    study = ts.Study(space, sampler="random", seed=0)
+    with pytest.raises(ValueError, match=r"'momentum', 'layers' are missing"):
+        study.enqueue({"opt": "sgd", "lr": 0.01})

@@ -186,12 +186,17 @@ class Space(Mapping[str, Param]):
             raise TypeError(f"a configuration is a dict, got {type(config).__name__}")
         unknown = sorted(set(config) - set(self._params))
         if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown}; the space has {list(self._params)}")
+            hint = did_you_mean(unknown[0], list(self._params))
+            raise ValueError(f"unknown parameter(s) {unknown}{hint}; the space has {list(self._params)}")
         out: Config = {}
+        missing: list[str] = []
+        undecided: set[str] = set()
         for name in self._order:
             p = self._params[name]
             if not self.is_active(name, out):
-                if name in config and not isinstance(p, Fixed):
+                if any(parent in undecided for parent in p.when):
+                    undecided.add(name)  # its parent is missing: whether it is active is unknown
+                elif name in config and not isinstance(p, Fixed):
                     raise ValueError(
                         f"parameter {name!r} is inactive here (it needs {dict(p.when)}) "
                         "and must be left out"
@@ -201,8 +206,15 @@ class Space(Mapping[str, Param]):
                 if isinstance(p, Fixed):
                     out[name] = p.value
                     continue
-                raise ValueError(f"parameter {name!r} is missing from the configuration")
+                missing.append(name)
+                undecided.add(name)
+                continue
             out[name] = p.validate(config[name])
+        if missing:
+            which = (f"parameter {missing[0]!r} is" if len(missing) == 1
+                     else f"parameters {', '.join(map(repr, missing))} are")
+            raise ValueError(f"{which} missing from the configuration: give a value for every active "
+                             "parameter (inactive and fixed ones may be left out)")
         return {n: out[n] for n in self._params if n in out}
 
     def sample(self, rng: np.random.Generator) -> Config:
