@@ -460,3 +460,24 @@ def test_a_parameter_name_in_the_wrong_case_gets_the_likely_one() -> None:
         trial.params["X"]
     with pytest.raises(ValueError, match=r"did you mean 'tpe'"):
         ts.Study(SPACE, sampler="TPEE")
+
+
+def test_trials_in_takes_state_names_in_any_case_and_says_which_exist() -> None:
+    # before: trials_in("completed") raised "'completed' is not a valid TrialState"
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(quadratic, n_trials=np.int64(2))  # before: a NumPy integer was refused as n_trials
+    assert len(study.trials_in("COMPLETE")) == 2
+    with pytest.raises(ValueError, match=r"unknown trial state 'completed' \(did you mean 'complete'\?\); the states"):
+        study.trials_in("completed")
+
+
+def test_a_sqlite_url_with_too_few_slashes_or_a_path_object(tmp_path: os.PathLike) -> None:
+    # before: "sqlite:/tmp/x.db" was read as a file path and failed with "folder .../sqlite:/tmp does not exist";
+    # a pathlib.Path was refused as not a URL string
+    import pathlib
+
+    with pytest.raises(ValueError, match=r"not a SQLite URL: write 'sqlite:///relative/path.db' or 'sqlite:////abs"):
+        ts.Study(SPACE, storage="sqlite:/tmp/x.db")
+    path = pathlib.Path(tmp_path) / "p.db"
+    ts.Study(SPACE, storage=path, name="p", sampler="random", seed=0).optimize(quadratic, n_trials=1)
+    assert len(ts.load_study("p", path).trials) == 1

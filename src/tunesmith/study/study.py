@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import numbers
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -13,6 +15,7 @@ from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, make_sampler
 from ..space import Space
+from ..space.params import did_you_mean
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
@@ -59,7 +62,7 @@ class Study:
         sampler: str | Sampler | type[Sampler] | dict[str, Any] | None = None,
         pruner: str | Pruner | dict[str, Any] | None = None,
         seed: int | None = None,
-        storage: str | Storage | None = None,
+        storage: str | os.PathLike[str] | Storage | None = None,
         name: str | None = None,
         load_if_exists: bool = True,
         heartbeat_interval: float | None = None,
@@ -169,7 +172,7 @@ class Study:
             )
 
     @classmethod
-    def load(cls, name: str, storage: str | Storage, **kwargs: Any) -> Study:
+    def load(cls, name: str, storage: str | os.PathLike[str] | Storage, **kwargs: Any) -> Study:
         """Open an existing study (raises StudyNotFound if there is none)."""
         st = make_storage(storage)
         st.get_study(name)
@@ -223,7 +226,7 @@ class Study:
         return t if params == t.params else t.replace(params=params)
 
     def trials_in(self, *states: TrialState | str) -> list[FrozenTrial]:
-        wanted = {TrialState(s) for s in states}
+        wanted = {_as_state(s) for s in states}
         return [t for t in self._history() if t.state in wanted]
 
     @property
@@ -562,6 +565,8 @@ class Study:
         """
         from .runner import runner
 
+        if isinstance(n_trials, numbers.Integral) and not isinstance(n_trials, bool):
+            n_trials = int(n_trials)  # a NumPy integer
         self._warn_about_budget(n_trials)
         self._stop_requested = False  # a stop() before this call does not end it
         runner()(
@@ -756,6 +761,16 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _as_state(state: TrialState | str) -> TrialState:
+    """A trial state from its name in any case, or a ValueError listing the states."""
+    try:
+        return TrialState(state.lower() if isinstance(state, str) else state)
+    except ValueError:
+        names = [s.value for s in TrialState]
+        raise ValueError(f"unknown trial state {state!r}{did_you_mean(str(state).lower(), names)}; "
+                         f"the states are {names}") from None
 
 
 def _as_catch(catch: Any) -> tuple[type[BaseException], ...]:
