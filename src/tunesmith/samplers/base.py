@@ -31,6 +31,29 @@ class Suggestion:
     unique: bool = False
 
 
+class EncodedTrials:
+    """``space.encode_many`` of trials' params, cached per trial number: a sampler that reads
+    the whole history encodes each trial once, not on every ask."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[Any, np.ndarray]] = {}
+        self._key = ""
+
+    def rows(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
+        """(len(trials), space.ndim) unit rows, NaN where a parameter is inactive."""
+        key = space.to_json()
+        if key != self._key:
+            self._rows, self._key = {}, key
+        out = np.empty((len(trials), space.ndim))
+        for i, t in enumerate(trials):
+            hit = self._rows.get(t.number)
+            if hit is None or hit[0] != t.params:
+                hit = (t.params, space.encode(t.params))
+                self._rows[t.number] = hit
+            out[i] = hit[1]
+        return out
+
+
 class Sampler(ABC):
     """Base class of samplers; subclass it to plug in a search strategy.
 
