@@ -481,3 +481,23 @@ def test_a_sqlite_url_with_too_few_slashes_or_a_path_object(tmp_path: os.PathLik
     path = pathlib.Path(tmp_path) / "p.db"
     ts.Study(SPACE, storage=path, name="p", sampler="random", seed=0).optimize(quadratic, n_trials=1)
     assert len(ts.load_study("p", path).trials) == 1
+
+
+def test_to_dataframe_and_csv_export_carry_the_trials_attrs(tmp_path: os.PathLike) -> None:
+    # before: what an objective stored with set_attr (a test score, a fold's score) was in neither
+    from tunesmith.cli.commands import export_csv
+
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{tmp_path}/a.db", name="attrs")
+
+    def objective(trial: ts.Trial) -> float:
+        trial.set_attr("test_score", 0.5 + trial.number)
+        if trial.number == 1:
+            trial.set_attr("note", "slow")
+        return quadratic(trial)
+
+    study.optimize(objective, n_trials=3)
+    df = study.to_dataframe()
+    assert list(df["attrs_test_score"]) == [0.5, 1.5, 2.5]
+    assert list(df["attrs_note"].fillna("-")) == ["-", "slow", "-"]
+    lines = export_csv(study).splitlines()
+    assert "attrs_test_score,attrs_note" in lines[0] and ",1.5,slow," in lines[2]

@@ -817,12 +817,17 @@ def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
 
 
 def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, Any]]:
-    """Flat rows for tables and exports: number, state, value, a column per parameter, times."""
+    """Flat rows for tables and exports: number, state, value, a column per parameter, one per
+    attribute any trial set (``attrs_<key>``), times."""
+    trials = list(trials)
+    attr_keys = list(dict.fromkeys(k for t in trials for k in t.attrs))
     rows = []
     for t in trials:
         row: dict[str, Any] = {"number": t.number, "state": t.state.value, "value": t.value}
         for name in space:
             row[f"params_{name}"] = t.params.get(name)
+        for key in attr_keys:
+            row[f"attrs_{key}"] = t.attrs.get(key)
         row["duration"] = t.duration
         row["error"] = t.error
         row["worker"] = t.worker
