@@ -501,3 +501,17 @@ def test_to_dataframe_and_csv_export_carry_the_trials_attrs(tmp_path: os.PathLik
     assert list(df["attrs_note"].fillna("-")) == ["-", "slow", "-"]
     lines = export_csv(study).splitlines()
     assert "attrs_test_score,attrs_note" in lines[0] and ",1.5,slow," in lines[2]
+
+
+def test_numpy_choices_upper_case_states_and_an_exhausted_grid_with_trials_running() -> None:
+    # before: enqueue({"k": np.str_("b")}) said np.str_('b') "is not one of the choices ['a', 'b']";
+    # tell(state="FAILED") was refused; an exhausted grid said every point "has been tried" while all ran
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    number = study.enqueue({"x": np.float32(0.25), "k": np.str_("b")})
+    assert study.ask().params == {"x": 0.25, "k": "b"} and type(study.trials[number].params["k"]) is str
+    assert study.tell(number, state="FAILED").state is TrialState.FAILED
+    grid = ts.Study({"k": ts.Categorical(["a", "b"])}, sampler="grid")
+    running = [grid.ask(), grid.ask()]
+    with pytest.raises(ts.SearchExhausted, match=r"tried or is running \(2 trials\)"):
+        grid.ask()
+    assert all(t.state is TrialState.RUNNING for t in running)

@@ -541,6 +541,8 @@ class Categorical(Param):
             super()._check_prior(prior)
 
     def index(self, value: Any) -> int:
+        if isinstance(value, np.generic):  # np.str_("b") from a DataFrame row is the choice "b"
+            value = value.item()
         for i, c in enumerate(self.choices):
             if c == value and (type(c) is type(value) or (_is_number(c) and _is_number(value))):
                 return i

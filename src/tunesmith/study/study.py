@@ -337,7 +337,7 @@ class Study:
                 if suggestion is None:
                     raise SearchExhausted(
                         f"{self.sampler.name} search of study {self.name!r} is exhausted: "
-                        f"every configuration has been tried ({len(history)} trials)"
+                        f"every configuration has been tried or is running ({len(history)} trials)"
                     )
                 params = self.space.validate(suggestion.params)
                 claim = self.space.key(params) if suggestion.unique else None
@@ -385,6 +385,8 @@ class Study:
         at a rung) is recorded as pruned instead.
         """
         record = self._record_of(trial)
+        if isinstance(state, str):
+            state = state.lower()  # "FAILED" as "failed", as trials_in and direction take it
         ends = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.PAUSED}
         if state is not None and state not in ends:
             raise ValueError(
