@@ -492,3 +492,10 @@ def test_a_partial_configuration_names_every_missing_parameter_not_an_inactive_c
     study = ts.Study(space, sampler="random", seed=0)
     with pytest.raises(ValueError, match=r"'momentum', 'layers' are missing"):
         study.enqueue({"opt": "sgd", "lr": 0.01})
+
+
+def test_grid_points_of_a_float_read_as_written() -> None:
+    # before: Float(0.0, 0.99)'s 5 grid points included 0.7424999999999999 (a trial showed it as momentum)
+    assert ts.Float(0.0, 0.99).grid() == [0.0, 0.2475, 0.495, 0.7425, 0.99]
+    assert ts.Float(0.1, 0.7).grid(4) == [0.1, 0.3, 0.5, 0.7]
+    assert ts.Float(1e-3, 1e3, log=True).grid(7) == [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]

@@ -344,7 +344,8 @@ class _Numeric(Param):
             xs = np.geomspace(float(self.low), float(self.high), n)
         else:
             xs = np.linspace(float(self.low), float(self.high), n)
-        raw = [self._cast(self._snap(float(x))) for x in xs]
+        # 12 significant digits: 0.7425 for a quarter of 0.99, not 0.7424999999999999
+        raw = [self._cast(self._snap(float(f"{x:.12g}"))) for x in xs]
         out: list[Any] = []
         for v in raw:  # stepped/int lattices can merge neighbours
             if v not in out:
