@@ -499,3 +499,11 @@ def test_grid_points_of_a_float_read_as_written() -> None:
     assert ts.Float(0.0, 0.99).grid() == [0.0, 0.2475, 0.495, 0.7425, 0.99]
     assert ts.Float(0.1, 0.7).grid(4) == [0.1, 0.3, 0.5, 0.7]
     assert ts.Float(1e-3, 1e3, log=True).grid(7) == [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
+
+
+def test_a_yaml_style_definition_in_python_is_refused_not_fixed() -> None:
+    # before: Study({"lr": {"type": "float", "low": 1e-5, "high": 1.0}}) made lr a constant dict, silently
+    with pytest.raises(ValueError, match=r"parameter 'lr': .* is a definition as YAML writes it.*Space.from_dict"):
+        ts.Study({"lr": {"type": "float", "low": 1e-5, "high": 1.0}})
+    assert isinstance(ts.Space.from_dict({"lr": {"type": "float", "low": 1e-5, "high": 1.0}})["lr"], ts.Float)
+    assert ts.Space({"opt": ts.Fixed({"type": "float"}), "o2": {"type": "adam"}})["opt"].value == {"type": "float"}

@@ -13,7 +13,16 @@ import numpy as np
 import yaml
 
 from ..exceptions import StorageError
-from .params import DEFINITION_KEYS, Categorical, Fixed, Float, Param, did_you_mean, param_from_dict
+from .params import (
+    DEFINITION_KEYS,
+    PARAM_TYPES,
+    Categorical,
+    Fixed,
+    Float,
+    Param,
+    did_you_mean,
+    param_from_dict,
+)
 
 Config = dict[str, Any]
 
@@ -67,6 +76,12 @@ class Space(Mapping[str, Param]):
                     f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
                     f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
                     "constant list"
+                )
+            if isinstance(p, Mapping) and p.get("type") in PARAM_TYPES:
+                raise ValueError(
+                    f"parameter {name!r}: {dict(p)!r} is a definition as YAML writes it, which in Python "
+                    "would be a fixed dict; write ts.Float(low, high), ts.Int, ts.Categorical([...]), "
+                    "read the whole space with ts.Space.from_dict({...}), or Fixed({...}) for a constant dict"
                 )
             if not isinstance(p, Param):
                 p = Fixed(p)
