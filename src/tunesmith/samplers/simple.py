@@ -10,7 +10,7 @@ import numpy as np
 
 from ..space import Config, Space
 from ..trial import Direction, FrozenTrial
-from .base import Sampler, Suggestion
+from .base import PerTrial, Sampler, Suggestion
 
 
 class RandomSampler(Sampler):
@@ -87,6 +87,7 @@ class GridSampler(Sampler):
         super().__init__(seed)
         self.points = dict(points or {})
         self._cache: tuple[str, list[Config], list[str]] | None = None
+        self._keys = PerTrial(_key)  # each trial's key once, not the whole history's on every ask
 
     def grid(self, space: Space) -> list[Config]:
         return self._grid(space)[0]
@@ -102,7 +103,7 @@ class GridSampler(Sampler):
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion | None:
         configs, keys = self._grid(space)
-        taken = {_key(t.params) for t in trials}
+        taken = set(self._keys.of(trials))
         left = [i for i, k in enumerate(keys) if k not in taken]
         if not left:
             return None
