@@ -507,3 +507,11 @@ def test_a_yaml_style_definition_in_python_is_refused_not_fixed() -> None:
         ts.Study({"lr": {"type": "float", "low": 1e-5, "high": 1.0}})
     assert isinstance(ts.Space.from_dict({"lr": {"type": "float", "low": 1e-5, "high": 1.0}})["lr"], ts.Float)
     assert ts.Space({"opt": ts.Fixed({"type": "float"}), "o2": {"type": "adam"}})["opt"].value == {"type": "float"}
+
+
+def test_a_grid_too_large_to_list_is_refused_before_it_fills_the_memory() -> None:
+    # before: sampler="grid" on 20 floats (5 points each, 9.5e13 configurations) listed them until MemoryError
+    study = ts.Study({f"p{i}": ts.Float(0.0, 1.0) for i in range(20)}, sampler="grid")
+    with pytest.raises(ValueError, match=r"more than 1,000,000 configurations \(points per parameter: p0: 5, .*"
+                                         r"\.\.\. \(20 parameters\)\); give fewer points .*sampler='random'"):
+        study.ask()

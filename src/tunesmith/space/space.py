@@ -27,6 +27,10 @@ from .params import (
 Config = dict[str, Any]
 
 
+#: the most configurations a grid may list (each is a dict held in memory)
+MAX_GRID = 1_000_000
+
+
 @dataclass(frozen=True)
 class Dim:
     """One coordinate of the encoded vector.
@@ -306,6 +310,14 @@ class Space(Mapping[str, Param]):
                     nxt.extend({**c, name: v} for v in values[name])
                 else:
                     nxt.append(c)
+            if len(nxt) > MAX_GRID:  # refused before it fills the memory
+                sizes = ", ".join(f"{n}: {len(values[n])}" for n in self.free[:8]) + (
+                    f", ... ({len(self.free)} parameters)" if len(self.free) > 8 else "")
+                raise ValueError(
+                    f"the grid has more than {MAX_GRID:,} configurations (points per parameter: {sizes}); "
+                    "give fewer points (grid=3 on a parameter, or GridSampler({'name': [...]})) or search "
+                    "this space with sampler='random', 'sobol' or 'auto'"
+                )
             configs = nxt
         return [{n: c[n] for n in self._params if n in c} for c in configs]
 
