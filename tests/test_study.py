@@ -515,3 +515,23 @@ def test_numpy_choices_upper_case_states_and_an_exhausted_grid_with_trials_runni
     with pytest.raises(ts.SearchExhausted, match=r"tried or is running \(2 trials\)"):
         grid.ask()
     assert all(t.state is TrialState.RUNNING for t in running)
+
+
+def test_a_study_of_an_unregistered_sampler_still_opens_and_asking_says_what_to_do(tmp_path: os.PathLike) -> None:
+    # before: load_study, tunesmith show/export/report of such a study failed with "unknown sampler 'custom'"
+    from tunesmith.cli import main as cli_main
+    from tunesmith.samplers import Sampler, Suggestion
+
+    class Center(Sampler):
+        def suggest(self, space, trials, direction):  # type: ignore[no-untyped-def]
+            return Suggestion(space.decode([0.5] * space.ndim))
+
+    url = f"sqlite:///{tmp_path}/c.db"
+    ts.Study(SPACE, sampler=Center(seed=0), storage=url, name="c").optimize(quadratic, n_trials=2)
+    study = ts.load_study("c", url)
+    assert len(study.trials_in("complete")) == 2 and study.sampler.describe()["name"] == "custom"
+    with pytest.raises(ValueError, match=r"cannot rebuild .*register.*ts.Study\(name='c', storage=..., sampler='auto'\)"):
+        study.ask()
+    assert cli_main(["show", "c", "--storage", url]) == 0
+    ts.Study(name="c", storage=url, sampler="random").optimize(quadratic, n_trials=1)
+    assert len(ts.load_study("c", url).trials) == 3

@@ -77,7 +77,8 @@ class Study:
         self.direction = record.direction
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
-        self.sampler: Sampler = make_sampler(sampler if sampler is not None else cfg["sampler"], seed)
+        self.sampler: Sampler = make_sampler(sampler, seed) if sampler is not None else _stored_sampler(
+            self.name, cfg["sampler"], seed)
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
         stored = cfg.get("pruner")
         if pruner is not None and stored is not None and stored != self.pruner.describe():
@@ -763,6 +764,31 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+class _UnknownSampler(Sampler):
+    """Stands in for a stored sampler this process cannot rebuild (a custom class not registered
+    here): the study and its trials read as usual, and ``ask`` says what to do."""
+
+    def __init__(self, stored: Any, reason: str) -> None:
+        super().__init__(0)
+        self.stored, self.reason = stored, reason
+        self.name = str(stored.get("name") if isinstance(stored, Mapping) else stored)
+
+    def suggest(self, space: Space, trials: Any, direction: Direction) -> None:
+        raise ValueError(self.reason)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.stored) if isinstance(self.stored, Mapping) else {"name": self.name}
+
+
+def _stored_sampler(study: str, stored: Any, seed: int | None) -> Sampler:
+    try:
+        return make_sampler(stored, seed)
+    except ValueError as exc:
+        return _UnknownSampler(stored, (
+            f"study {study!r} was created with a sampler this process cannot rebuild ({exc}); or open it "
+            f"with another to search on: ts.Study(name={study!r}, storage=..., sampler='auto')"))
 
 
 def _as_state(state: TrialState | str) -> TrialState:
