@@ -515,3 +515,11 @@ def test_a_grid_too_large_to_list_is_refused_before_it_fills_the_memory() -> Non
     with pytest.raises(ValueError, match=r"more than 1,000,000 configurations \(points per parameter: p0: 5, .*"
                                          r"\.\.\. \(20 parameters\)\); give fewer points .*sampler='random'"):
         study.ask()
+
+
+def test_a_log_scale_value_at_a_round_point_reads_as_written() -> None:
+    # before: the Bayesian design's first point, at the prior mode 1e-3, was lr=0.0010000000000000002
+    p = ts.Float(1e-5, 1e-1, log=True)
+    assert p.from_unit(p.to_unit(1e-3)) == 1e-3 and p.from_unit(0.5) == 1e-3
+    study = ts.Study({"lr": ts.Float(1e-5, 1e-1, log=True, prior=1e-3)}, sampler="bayes", seed=0)
+    assert study.ask().params["lr"] == 1e-3

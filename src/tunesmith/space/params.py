@@ -314,7 +314,8 @@ class _Numeric(Param):
         return math.log(x) if self.log else x
 
     def _unscale(self, y: float) -> float:
-        return math.exp(y) if self.log else y
+        # 15 significant digits: exp(log(1e-3)) is 0.0010000000000000002, a prior mode written 1e-3
+        return float(f"{math.exp(y):.15g}") if self.log else y
 
     @abstractmethod
     def _cast(self, x: float) -> Any: ...
