@@ -465,7 +465,8 @@ def test_a_parameter_name_in_the_wrong_case_gets_the_likely_one() -> None:
 def test_trials_in_takes_state_names_in_any_case_and_says_which_exist() -> None:
     # before: trials_in("completed") raised "'completed' is not a valid TrialState"
     study = ts.Study(SPACE, sampler="random", seed=0)
-    study.optimize(quadratic, n_trials=np.int64(2))  # before: a NumPy integer was refused as n_trials
+    study.optimize(quadratic, n_trials=np.int64(1), timeout=np.float32(60.0), n_jobs=np.int64(1))  # were refused
+    study.optimize(quadratic, n_trials=1)
     assert len(study.trials_in("COMPLETE")) == 2
     with pytest.raises(ValueError, match=r"unknown trial state 'completed' \(did you mean 'complete'\?\); the states"):
         study.trials_in("completed")

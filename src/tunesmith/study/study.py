@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError, describe_exception
 from ..importance import Importances, importance
@@ -568,8 +569,7 @@ class Study:
         """
         from .runner import runner
 
-        if isinstance(n_trials, numbers.Integral) and not isinstance(n_trials, bool):
-            n_trials = int(n_trials)  # a NumPy integer
+        n_trials, timeout, n_jobs = _py(n_trials), _py(timeout), _py(n_jobs)
         self._warn_about_budget(n_trials)
         self._stop_requested = False  # a stop() before this call does not end it
         runner()(
@@ -789,6 +789,11 @@ def _stored_sampler(study: str, stored: Any, seed: int | None) -> Sampler:
         return _UnknownSampler(stored, (
             f"study {study!r} was created with a sampler this process cannot rebuild ({exc}); or open it "
             f"with another to search on: ts.Study(name={study!r}, storage=..., sampler='auto')"))
+
+
+def _py(x: Any) -> Any:
+    """A NumPy number as Python's (an n_trials, timeout or n_jobs computed with NumPy)."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def _as_state(state: TrialState | str) -> TrialState:
