@@ -147,6 +147,6 @@ def test_the_focus_summary_shows_fixed_values_rounded_and_keeps_them_exact() -> 
     """A best trial at a log range's centre printed 'C=1.0000000000000009'."""
     from tunesmith.study.focus import FocusPlan
 
-    centre = ts.Float(0.01, 100, log=True).from_unit(0.5)
+    centre = 1.0000000000000009  # a value recorded with roundoff (log-scale decoding before it read as written)
     plan = FocusPlan(ts.Space({"x": ts.Float(0, 1)}), ("x",), {"C": centre}, (), (), 0)
     assert "fixed C=1.0;" in plan.summary("s") and plan.fixed["C"] == centre != 1.0

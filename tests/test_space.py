@@ -465,3 +465,61 @@ def test_choices_equal_across_types_are_refused_not_lost(choices: list, pair: st
     # before: the grid sampler looped ("could not claim a configuration") and random draws lost 2.0
     with pytest.raises(ValueError, match=rf"choices {pair} are equal in Python .* cannot tell them apart"):
         ts.Space({"a": ts.Categorical(choices)})
+
+
+def test_a_stepped_float_is_a_float_at_its_integer_bounds() -> None:
+    # Float(0, 1, step=0.25) gave the int 1 (its high as written) for 1.0, and the random sampler showed ints
+    space = ts.Space({"s": ts.Float(0, 1, step=0.25), "x": ts.Float(0, 2, step=1.0)})
+    assert all(type(v) is float for v in space.validate({"s": 1, "x": 2}).values())
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: t.params["s"], n_trials=20)
+    assert {type(v) for t in study.trials for v in t.params.values()} == {float}
+
+
+def test_a_partial_configuration_names_every_missing_parameter_not_an_inactive_child() -> None:
+    # before: only the first missing one was named, and a child given without its parent was called
+    # "inactive here ... must be left out" although the parent was what was missing
+    space = ts.Space({
+        "opt": ts.Categorical(["sgd", "adam"]),
+        "momentum": ts.Float(0.0, 0.9, when={"opt": "sgd"}),
+        "lr": ts.Float(1e-4, 1.0, log=True),
+        "layers": ts.Int(1, 4),
+    })
+    with pytest.raises(ValueError, match=r"parameters 'opt', 'layers' are missing from the configuration: give a value for every active"):
+        space.validate({"momentum": 0.5, "lr": 0.01})
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['layer'\] \(did you mean 'layers'\?\)"):
+        space.validate({"layer": 2})
+    study = ts.Study(space, sampler="random", seed=0)
+    with pytest.raises(ValueError, match=r"'momentum', 'layers' are missing"):
+        study.enqueue({"opt": "sgd", "lr": 0.01})
+
+
+def test_grid_points_of_a_float_read_as_written() -> None:
+    # before: Float(0.0, 0.99)'s 5 grid points included 0.7424999999999999 (a trial showed it as momentum)
+    assert ts.Float(0.0, 0.99).grid() == [0.0, 0.2475, 0.495, 0.7425, 0.99]
+    assert ts.Float(0.1, 0.7).grid(4) == [0.1, 0.3, 0.5, 0.7]
+    assert ts.Float(1e-3, 1e3, log=True).grid(7) == [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
+
+
+def test_a_yaml_style_definition_in_python_is_refused_not_fixed() -> None:
+    # before: Study({"lr": {"type": "float", "low": 1e-5, "high": 1.0}}) made lr a constant dict, silently
+    with pytest.raises(ValueError, match=r"parameter 'lr': .* is a definition as YAML writes it.*Space.from_dict"):
+        ts.Study({"lr": {"type": "float", "low": 1e-5, "high": 1.0}})
+    assert isinstance(ts.Space.from_dict({"lr": {"type": "float", "low": 1e-5, "high": 1.0}})["lr"], ts.Float)
+    assert ts.Space({"opt": ts.Fixed({"type": "float"}), "o2": {"type": "adam"}})["opt"].value == {"type": "float"}
+
+
+def test_a_grid_too_large_to_list_is_refused_before_it_fills_the_memory() -> None:
+    # before: sampler="grid" on 20 floats (5 points each, 9.5e13 configurations) listed them until MemoryError
+    study = ts.Study({f"p{i}": ts.Float(0.0, 1.0) for i in range(20)}, sampler="grid")
+    with pytest.raises(ValueError, match=r"more than 1,000,000 configurations \(points per parameter: p0: 5, .*"
+                                         r"\.\.\. \(20 parameters\)\); give fewer points .*sampler='random'"):
+        study.ask()
+
+
+def test_a_log_scale_value_at_a_round_point_reads_as_written() -> None:
+    # before: the Bayesian design's first point, at the prior mode 1e-3, was lr=0.0010000000000000002
+    p = ts.Float(1e-5, 1e-1, log=True)
+    assert p.from_unit(p.to_unit(1e-3)) == 1e-3 and p.from_unit(0.5) == 1e-3
+    study = ts.Study({"lr": ts.Float(1e-5, 1e-1, log=True, prior=1e-3)}, sampler="bayes", seed=0)
+    assert study.ask().params["lr"] == 1e-3

@@ -441,3 +441,155 @@ def test_a_bad_value_told_by_hand_is_said_as_told() -> None:
     study.optimize(lambda t: None, n_trials=1)
     assert [t.error for t in study.trials] == ["tell() got nan (float); tell it a finite number",
                                                "objective returned None (NoneType); return a finite number"]
+
+
+def test_catch_as_a_list_fails_the_trial_instead_of_leaving_it_running() -> None:
+    # catch=[ZeroDivisionError] made `except` raise TypeError: the trials stayed 'running' for good
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: 1 / 0, n_trials=2, catch=[ZeroDivisionError])
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * 2
+    with pytest.raises(TypeError, match=r"catch= takes exception classes .*got ZeroDivisionError\(\)"):
+        study.optimize(quadratic, n_trials=1, catch=ZeroDivisionError())  # type: ignore[arg-type]
+    assert len(study.trials) == 2
+
+
+def test_one_callback_needs_no_list_and_a_bad_one_is_refused_before_a_trial() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    seen: list[int] = []
+    study.optimize(quadratic, n_trials=2, callbacks=lambda s, r: seen.append(r.number))
+    assert seen == [0, 1]
+    with pytest.raises(TypeError, match=r"callbacks= takes functions callback\(study, record\), got 1"):
+        study.optimize(quadratic, n_trials=1, callbacks=[1])  # type: ignore[list-item]
+    assert len(study.trials) == 2
+
+
+def test_an_empty_study_name_is_refused_not_replaced_by_a_random_one(tmp_path: os.PathLike) -> None:
+    with pytest.raises(ValueError, match="name must not be empty"):
+        ts.Study(SPACE, storage=f"sqlite:///{tmp_path}/e.db", name="")
+
+
+def test_a_sampler_class_is_built_with_the_seed() -> None:
+    from tunesmith.samplers import TPESampler
+
+    runs = [ts.Study(SPACE, sampler=cls, seed=3) for cls in (ts.RandomSampler, ts.RandomSampler, TPESampler)]
+    for study in runs:
+        study.optimize(quadratic, n_trials=4)
+    assert isinstance(runs[2].sampler, TPESampler)
+    assert [t.params for t in runs[0].trials] == [t.params for t in runs[1].trials]
+
+
+def test_attrs_read_the_same_after_a_reload_and_non_json_values_are_refused(storage_url: str | None) -> None:
+    # before: SQL storage wrote a Path as "PosixPath('/tmp/ck')" (a checkpoint path nothing could open),
+    # any object as its repr, a NumPy array raised "can only convert an array of size 1", memory kept all as given
+    import pathlib
+
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="attrs")
+    trial = study.ask()
+    trial.set_attr("checkpoint", pathlib.Path("/tmp/ck"))
+    trial.set_attr("curve", np.array([0.5, 0.25]))
+    trial.set_attr("folds", {0: np.float32(0.5), 1: (1, 2)})
+    for bad in (object(), b"raw"):
+        with pytest.raises(ValueError, match=r"trial 0: set_attr: attribute 'note' is of type .* not stored as JSON"):
+            trial.set_attr("note", bad)
+    with pytest.raises(TypeError, match=r"names .* are strings, got 1"):
+        trial.set_attr(1, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"enqueue: attribute 'a' is of type object"):
+        study.enqueue({"x": 0.0, "k": "a"}, attrs={"a": object()})
+    done = study.tell(trial, 1.0)
+    want = {"checkpoint": "/tmp/ck", "curve": [0.5, 0.25], "folds": {"0": 0.5, "1": [1, 2]}}
+    assert done.attrs == want
+    assert ts.load_study("attrs", study.storage).trials[0].attrs == want
+
+
+def test_optunas_suggest_calls_say_to_declare_the_parameter_in_the_space() -> None:
+    # before: AttributeError: 'Trial' object has no attribute 'suggest_float', with nothing on what to do
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    trial = study.ask()
+    with pytest.raises(AttributeError, match=r"no suggest_float\(\): .* in the Space .* trial.params\['name'\]"):
+        trial.suggest_float("lr", 1e-5, 1e-1, log=True)  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        trial.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_parameter_name_in_the_wrong_case_gets_the_likely_one() -> None:
+    trial = ts.Study(SPACE, sampler="random", seed=0).ask()
+    with pytest.raises(KeyError, match=r"'X' is not a parameter .*did you mean 'x'"):
+        trial.params["X"]
+    with pytest.raises(ValueError, match=r"did you mean 'tpe'"):
+        ts.Study(SPACE, sampler="TPEE")
+
+
+def test_trials_in_takes_state_names_in_any_case_and_says_which_exist() -> None:
+    # before: trials_in("completed") raised "'completed' is not a valid TrialState"
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(quadratic, n_trials=np.int64(1), timeout=np.float32(60.0), n_jobs=np.int64(1))  # were refused
+    study.optimize(quadratic, n_trials=1)
+    assert len(study.trials_in("COMPLETE")) == 2
+    with pytest.raises(ValueError, match=r"unknown trial state 'completed' \(did you mean 'complete'\?\); the states"):
+        study.trials_in("completed")
+
+
+def test_a_sqlite_url_with_too_few_slashes_or_a_path_object(tmp_path: os.PathLike) -> None:
+    # before: "sqlite:/tmp/x.db" was read as a file path and failed with "folder .../sqlite:/tmp does not exist";
+    # a pathlib.Path was refused as not a URL string
+    import pathlib
+
+    with pytest.raises(ValueError, match=r"not a SQLite URL: write 'sqlite:///relative/path.db' or 'sqlite:////abs"):
+        ts.Study(SPACE, storage="sqlite:/tmp/x.db")
+    path = pathlib.Path(tmp_path) / "p.db"
+    ts.Study(SPACE, storage=path, name="p", sampler="random", seed=0).optimize(quadratic, n_trials=1)
+    assert len(ts.load_study("p", path).trials) == 1
+
+
+def test_to_dataframe_and_csv_export_carry_the_trials_attrs(tmp_path: os.PathLike) -> None:
+    # before: what an objective stored with set_attr (a test score, a fold's score) was in neither
+    from tunesmith.cli.commands import export_csv
+
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{tmp_path}/a.db", name="attrs")
+
+    def objective(trial: ts.Trial) -> float:
+        trial.set_attr("test_score", 0.5 + trial.number)
+        if trial.number == 1:
+            trial.set_attr("note", "slow")
+        return quadratic(trial)
+
+    study.optimize(objective, n_trials=3)
+    df = study.to_dataframe()
+    assert list(df["attrs_test_score"]) == [0.5, 1.5, 2.5]
+    assert list(df["attrs_note"].fillna("-")) == ["-", "slow", "-"]
+    lines = export_csv(study).splitlines()
+    assert "attrs_test_score,attrs_note" in lines[0] and ",1.5,slow," in lines[2]
+
+
+def test_numpy_choices_upper_case_states_and_an_exhausted_grid_with_trials_running() -> None:
+    # before: enqueue({"k": np.str_("b")}) said np.str_('b') "is not one of the choices ['a', 'b']";
+    # tell(state="FAILED") was refused; an exhausted grid said every point "has been tried" while all ran
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    number = study.enqueue({"x": np.float32(0.25), "k": np.str_("b")})
+    assert study.ask().params == {"x": 0.25, "k": "b"} and type(study.trials[number].params["k"]) is str
+    assert study.tell(number, state="FAILED").state is TrialState.FAILED
+    grid = ts.Study({"k": ts.Categorical(["a", "b"])}, sampler="grid")
+    running = [grid.ask(), grid.ask()]
+    with pytest.raises(ts.SearchExhausted, match=r"tried or is running \(2 trials\)"):
+        grid.ask()
+    assert all(t.state is TrialState.RUNNING for t in running)
+
+
+def test_a_study_of_an_unregistered_sampler_still_opens_and_asking_says_what_to_do(tmp_path: os.PathLike) -> None:
+    # before: load_study, tunesmith show/export/report of such a study failed with "unknown sampler 'custom'"
+    from tunesmith.cli import main as cli_main
+    from tunesmith.samplers import Sampler, Suggestion
+
+    class Center(Sampler):
+        def suggest(self, space, trials, direction):  # type: ignore[no-untyped-def]
+            return Suggestion(space.decode([0.5] * space.ndim))
+
+    url = f"sqlite:///{tmp_path}/c.db"
+    ts.Study(SPACE, sampler=Center(seed=0), storage=url, name="c").optimize(quadratic, n_trials=2)
+    study = ts.load_study("c", url)
+    assert len(study.trials_in("complete")) == 2 and study.sampler.describe()["name"] == "custom"
+    with pytest.raises(ValueError, match=r"cannot rebuild .*register.*ts.Study\(name='c', storage=..., sampler='auto'\)"):
+        study.ask()
+    assert cli_main(["show", "c", "--storage", url]) == 0
+    ts.Study(name="c", storage=url, sampler="random").optimize(quadratic, n_trials=1)
+    assert len(ts.load_study("c", url).trials) == 3

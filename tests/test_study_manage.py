@@ -61,7 +61,7 @@ def test_add_trial_records_known_results_that_samplers_and_pruners_see(storage_u
     ({"params": OK, "value": 1.0, "state": "running"}, "use study.enqueue"),
     ({"params": OK, "value": 1.0, "intermediate": {0: float("inf")}}, "intermediate value at step 0"),
     ({"params": OK, "value": 1.0, "intermediate": {-1: 1.0}}, "step must be an integer >= 0"),
-    ({"params": OK, "value": 1.0, "attrs": {"f": object()}}, "JSON-serializable"),
+    ({"params": OK, "value": 1.0, "attrs": {"f": object()}}, "not stored as JSON"),
 ])
 def test_add_trial_refuses_what_does_not_fit(kwargs: dict, fragment: str) -> None:
     study = ts.Study(SPACE)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from . import cv
@@ -72,7 +73,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
 
 
-def load_study(name: str, storage: str | Storage) -> Study:
+def load_study(name: str, storage: str | os.PathLike[str] | Storage) -> Study:
     """Open an existing study by name (raises StudyNotFound if absent)."""
     return Study.load(name, storage)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -211,3 +212,33 @@ def json_finite(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [json_finite(v) for v in x]
     return x
+
+
+def json_attrs(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
+    """The user's attributes as the JSON every storage keeps, so a record reads the same before
+    and after a reload: NumPy values and tensors as numbers and lists, tuples and sets as lists,
+    paths as text, integer keys as text; names must be strings, and any other value is refused with ``where`` named."""
+    out: dict[str, Any] = {}
+    for key, value in (attrs or {}).items():
+        if not isinstance(key, str):
+            raise TypeError(f"{where}: attribute names and their dicts' keys are strings, got {key!r}")
+        out[key] = _json_value(value, f"{where}: attribute {key!r}")
+    return out
+
+
+def _json_value(v: Any, where: str) -> Any:
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return v
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    if callable(getattr(v, "tolist", None)):  # NumPy scalars and arrays, tensors
+        return _json_value(v.tolist(), where)
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [_json_value(x, where) for x in v]
+    if isinstance(v, Mapping):  # integer keys become text, as JSON writes them
+        return json_attrs({str(k) if isinstance(k, int) and not isinstance(k, bool) else k: x for k, x in v.items()},
+                          where)
+    raise ValueError(
+        f"{where} is of type {type(v).__name__}, which is not stored as JSON; store numbers, text, lists "
+        f"or dicts of them (str(value), or the fields you need)"
+    )

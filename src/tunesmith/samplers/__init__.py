@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from ..space.params import check_options, did_you_mean
@@ -63,11 +64,13 @@ def _resolve(name: str) -> type[Sampler] | None:
     return __getattr__(cls) if isinstance(cls, str) else cls
 
 
-def make_sampler(spec: str | Sampler | dict[str, Any], seed: int | None = None) -> Sampler:
+def make_sampler(spec: str | Sampler | type[Sampler] | dict[str, Any], seed: int | None = None) -> Sampler:
     """A sampler from a name ("random", "sobol", "grid", ...), a description
-    (as stored with a study) or an instance (returned as is)."""
+    (as stored with a study) or an instance (returned as is) or a Sampler class (built with ``seed``)."""
     if isinstance(spec, Sampler):
         return spec
+    if isinstance(spec, type) and issubclass(spec, Sampler):  # the class itself: built with the seed
+        return spec(seed=seed) if "seed" in inspect.signature(spec.__init__).parameters else spec()
     options: dict[str, Any] = {}
     if isinstance(spec, dict):
         options = dict(spec)

@@ -9,7 +9,7 @@ plain lists of :class:`~tunesmith.trial.FrozenTrial`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,41 @@ class Suggestion:
 
     params: Config
     unique: bool = False
+
+
+class PerTrial:
+    """``fn(trial.params)`` cached per trial number, recomputed only when a trial's params
+    differ from those it was computed for: a sampler that reads the whole history pays for
+    each trial once, not on every ask."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+        self._hits: dict[int, tuple[Any, Any]] = {}
+
+    def of(self, trials: Sequence[FrozenTrial]) -> list[Any]:
+        out = []
+        for t in trials:
+            hit = self._hits.get(t.number)
+            if hit is None or hit[0] != t.params:
+                hit = (t.params, self.fn(t.params))
+                self._hits[t.number] = hit
+            out.append(hit[1])
+        return out
+
+
+class EncodedTrials:
+    """``space.encode_many`` of trials' params, cached per trial number (:class:`PerTrial`)."""
+
+    def __init__(self) -> None:
+        self._cache: PerTrial | None = None
+        self._key = ""
+
+    def rows(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
+        """(len(trials), space.ndim) unit rows, NaN where a parameter is inactive."""
+        key = space.to_json()
+        if self._cache is None or key != self._key:
+            self._cache, self._key = PerTrial(space.encode), key
+        return np.array(self._cache.of(trials), dtype=float).reshape(len(trials), space.ndim)
 
 
 class Sampler(ABC):

@@ -314,7 +314,8 @@ class _Numeric(Param):
         return math.log(x) if self.log else x
 
     def _unscale(self, y: float) -> float:
-        return math.exp(y) if self.log else y
+        # 15 significant digits: exp(log(1e-3)) is 0.0010000000000000002, a prior mode written 1e-3
+        return float(f"{math.exp(y):.15g}") if self.log else y
 
     @abstractmethod
     def _cast(self, x: float) -> Any: ...
@@ -344,7 +345,8 @@ class _Numeric(Param):
             xs = np.geomspace(float(self.low), float(self.high), n)
         else:
             xs = np.linspace(float(self.low), float(self.high), n)
-        raw = [self._cast(self._snap(float(x))) for x in xs]
+        # 12 significant digits: 0.7425 for a quarter of 0.99, not 0.7424999999999999
+        raw = [self._cast(self._snap(float(f"{x:.12g}"))) for x in xs]
         out: list[Any] = []
         for v in raw:  # stepped/int lattices can merge neighbours
             if v not in out:
@@ -400,7 +402,7 @@ class Float(_Numeric):
             k = (x - self.low) / self.step
             if abs(k - round(k)) > 1e-6:
                 raise self._err(f"{what} {x} is not on the step {self.step} from {self.low}")
-            return self._snap(x)
+            return float(self._snap(x))
         return min(max(x, float(self.low)), float(self.high))
 
     def _cast(self, x: float) -> float:
@@ -541,6 +543,8 @@ class Categorical(Param):
             super()._check_prior(prior)
 
     def index(self, value: Any) -> int:
+        if isinstance(value, np.generic):  # np.str_("b") from a DataFrame row is the choice "b"
+            value = value.item()
         for i, c in enumerate(self.choices):
             if c == value and (type(c) is type(value) or (_is_number(c) and _is_number(value))):
                 return i
@@ -678,8 +682,11 @@ DEFINITION_KEYS = frozenset({"low", "high", "log", "step", "grid", "choices"})
 
 def did_you_mean(word: Any, options: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the option closest to ``word``, or ``""``."""
-    close = difflib.get_close_matches(str(word), options, n=1) if isinstance(word, str) else []
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    if not isinstance(word, str):
+        return ""
+    lowered = {o.lower(): o for o in reversed(options)}  # case aside: 'X' is likely 'x'
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

@@ -13,9 +13,22 @@ import numpy as np
 import yaml
 
 from ..exceptions import StorageError
-from .params import DEFINITION_KEYS, Categorical, Fixed, Float, Param, did_you_mean, param_from_dict
+from .params import (
+    DEFINITION_KEYS,
+    PARAM_TYPES,
+    Categorical,
+    Fixed,
+    Float,
+    Param,
+    did_you_mean,
+    param_from_dict,
+)
 
 Config = dict[str, Any]
+
+
+#: the most configurations a grid may list (each is a dict held in memory)
+MAX_GRID = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,12 @@ class Space(Mapping[str, Param]):
                     f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
                     f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
                     "constant list"
+                )
+            if isinstance(p, Mapping) and p.get("type") in PARAM_TYPES:
+                raise ValueError(
+                    f"parameter {name!r}: {dict(p)!r} is a definition as YAML writes it, which in Python "
+                    "would be a fixed dict; write ts.Float(low, high), ts.Int, ts.Categorical([...]), "
+                    "read the whole space with ts.Space.from_dict({...}), or Fixed({...}) for a constant dict"
                 )
             if not isinstance(p, Param):
                 p = Fixed(p)
@@ -186,12 +205,17 @@ class Space(Mapping[str, Param]):
             raise TypeError(f"a configuration is a dict, got {type(config).__name__}")
         unknown = sorted(set(config) - set(self._params))
         if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown}; the space has {list(self._params)}")
+            hint = did_you_mean(unknown[0], list(self._params))
+            raise ValueError(f"unknown parameter(s) {unknown}{hint}; the space has {list(self._params)}")
         out: Config = {}
+        missing: list[str] = []
+        undecided: set[str] = set()
         for name in self._order:
             p = self._params[name]
             if not self.is_active(name, out):
-                if name in config and not isinstance(p, Fixed):
+                if any(parent in undecided for parent in p.when):
+                    undecided.add(name)  # its parent is missing: whether it is active is unknown
+                elif name in config and not isinstance(p, Fixed):
                     raise ValueError(
                         f"parameter {name!r} is inactive here (it needs {dict(p.when)}) "
                         "and must be left out"
@@ -201,8 +225,15 @@ class Space(Mapping[str, Param]):
                 if isinstance(p, Fixed):
                     out[name] = p.value
                     continue
-                raise ValueError(f"parameter {name!r} is missing from the configuration")
+                missing.append(name)
+                undecided.add(name)
+                continue
             out[name] = p.validate(config[name])
+        if missing:
+            which = (f"parameter {missing[0]!r} is" if len(missing) == 1
+                     else f"parameters {', '.join(map(repr, missing))} are")
+            raise ValueError(f"{which} missing from the configuration: give a value for every active "
+                             "parameter (inactive and fixed ones may be left out)")
         return {n: out[n] for n in self._params if n in out}
 
     def sample(self, rng: np.random.Generator) -> Config:
@@ -279,6 +310,14 @@ class Space(Mapping[str, Param]):
                     nxt.extend({**c, name: v} for v in values[name])
                 else:
                     nxt.append(c)
+            if len(nxt) > MAX_GRID:  # refused before it fills the memory
+                sizes = ", ".join(f"{n}: {len(values[n])}" for n in self.free[:8]) + (
+                    f", ... ({len(self.free)} parameters)" if len(self.free) > 8 else "")
+                raise ValueError(
+                    f"the grid has more than {MAX_GRID:,} configurations (points per parameter: {sizes}); "
+                    "give fewer points (grid=3 on a parameter, or GridSampler({'name': [...]})) or search "
+                    "this space with sampler='random', 'sobol' or 'auto'"
+                )
             configs = nxt
         return [{n: c[n] for n in self._params if n in c} for c in configs]
 

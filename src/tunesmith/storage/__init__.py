@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from .base import Storage, StudyRecord, worker_id
 from .memory import MemoryStorage
 from .sql import SCHEMA_VERSION, SQLStorage
 
 
-def make_storage(spec: str | Storage | None, *, read_only: bool = False, retry_window: float | None = None) -> Storage:
+def make_storage(spec: str | os.PathLike[str] | Storage | None, *, read_only: bool = False,
+                 retry_window: float | None = None) -> Storage:
     """A storage from ``None``/"memory" (in memory), a database URL, a path
     ending in ``.db`` (SQLite), or an instance (returned as is).
 
@@ -21,9 +24,16 @@ def make_storage(spec: str | Storage | None, *, read_only: bool = False, retry_w
     if isinstance(spec, Storage):
         return spec
     opts = {} if retry_window is None else {"retry_window": retry_window}
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)  # a pathlib.Path to a SQLite file
     if not isinstance(spec, str):
         raise TypeError(f"storage must be a URL string or a Storage, got {type(spec).__name__}")
     if "://" not in spec:
+        if spec.lower().startswith("sqlite:"):
+            raise ValueError(
+                f"storage {spec!r} is not a SQLite URL: write 'sqlite:///relative/path.db' or "
+                "'sqlite:////absolute/path.db' (three slashes, then the path)"
+            )
         if spec.endswith((".db", ".sqlite", ".sqlite3")):
             return SQLStorage(f"sqlite:///{spec}", read_only=read_only, **opts)
         raise ValueError(

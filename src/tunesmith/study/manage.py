@@ -3,7 +3,6 @@ renames, deletes, and the record of the sampler in use."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import StudyNotFound
 from ..storage import Storage, make_storage
 from ..storage.base import check_study_name
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, json_attrs
 from .trial import _as_float, _as_step
 
 if TYPE_CHECKING:
@@ -88,12 +87,7 @@ def _steps(intermediate: Mapping[int, Any] | None) -> dict[int, float]:
 
 
 def _json_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
-    out = dict(attrs or {})
-    try:
-        json.dumps(out)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"add_trial: attrs must be JSON-serializable ({exc})") from None
-    return out
+    return json_attrs(attrs, "add_trial")
 
 
 def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> FrozenTrial:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError, describe_exception
 from ..importance import Importances, importance
@@ -17,7 +20,7 @@ from ..samplers import Sampler, make_sampler
 from ..space import Space
 from ..space.params import did_you_mean
 from ..storage import Storage, make_storage, worker_id
-from ..trial import Direction, FrozenTrial, TrialState, best_of
+from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
 from .manage import record_sampler
@@ -59,10 +62,10 @@ class Study:
         space: Space | Mapping[str, Any] | None = None,
         *,
         direction: str | Direction | None = None,
-        sampler: str | Sampler | dict[str, Any] | None = None,
+        sampler: str | Sampler | type[Sampler] | dict[str, Any] | None = None,
         pruner: str | Pruner | dict[str, Any] | None = None,
         seed: int | None = None,
-        storage: str | Storage | None = None,
+        storage: str | os.PathLike[str] | Storage | None = None,
         name: str | None = None,
         load_if_exists: bool = True,
         heartbeat_interval: float | None = None,
@@ -70,14 +73,15 @@ class Study:
         requeue_failed: bool = False,
     ) -> None:
         self._storage = make_storage(storage)
-        self.name = name or f"study-{uuid.uuid4().hex[:8]}"
+        self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
         record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat)
         self._study_id = record.study_id
         self.direction = record.direction
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
-        self.sampler: Sampler = make_sampler(sampler if sampler is not None else cfg["sampler"], seed)
+        self.sampler: Sampler = make_sampler(sampler, seed) if sampler is not None else _stored_sampler(
+            self.name, cfg["sampler"], seed)
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
         stored = cfg.get("pruner")
         if pruner is not None and stored is not None and stored != self.pruner.describe():
@@ -177,7 +181,7 @@ class Study:
             )
 
     @classmethod
-    def load(cls, name: str, storage: str | Storage, **kwargs: Any) -> Study:
+    def load(cls, name: str, storage: str | os.PathLike[str] | Storage, **kwargs: Any) -> Study:
         """Open an existing study (raises StudyNotFound if there is none)."""
         st = make_storage(storage)
         st.get_study(name)
@@ -296,6 +300,7 @@ class Study:
         with the queued trial (JSON-serializable).
         """
         canon = self.space.validate(params)
+        attrs = json_attrs(attrs, "enqueue") if attrs is not None else None
         if skip_if_exists and any(t.params == canon for t in self._history()):
             return None
         rec = self._storage.create_trial(self._study_id, params=canon, state=TrialState.WAITING, attrs=attrs)
@@ -348,7 +353,7 @@ class Study:
                 if suggestion is None:
                     raise SearchExhausted(
                         f"{self.sampler.name} search of study {self.name!r} is exhausted: "
-                        f"every configuration has been tried ({len(history)} trials)"
+                        f"every configuration has been tried or is running ({len(history)} trials)"
                     )
                 params = self.space.validate(suggestion.params)
                 claim = self.space.key(params) if suggestion.unique else None
@@ -553,8 +558,8 @@ class Study:
         timeout: float | None = None,
         n_jobs: int = 1,
         *,
-        catch: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
-        callbacks: Sequence[Callable[[Study, FrozenTrial], None]] = (),
+        catch: type[BaseException] | Sequence[type[BaseException]] = (Exception,),
+        callbacks: Callable[[Study, FrozenTrial], None] | Sequence[Callable[[Study, FrozenTrial], None]] = (),
         show_progress: bool | None = None,
         executor: Any = None,
         **executor_options: Any,
@@ -597,6 +602,7 @@ class Study:
         """
         from .runner import runner
 
+        n_trials, timeout, n_jobs = _py(n_trials), _py(timeout), _py(n_jobs)
         self._warn_about_budget(n_trials)
         self._stop_requested = False  # a stop() before this call does not end it
         runner()(
@@ -605,8 +611,8 @@ class Study:
             n_trials=n_trials,
             timeout=timeout,
             n_jobs=n_jobs,
-            catch=catch if isinstance(catch, tuple) else (catch,),
-            callbacks=tuple(callbacks),
+            catch=_as_catch(catch),
+            callbacks=_as_callbacks(callbacks),
             show_progress=show_progress,
             executor=executor,
             options=executor_options,
@@ -802,6 +808,65 @@ def _space_change(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
     return "; ".join(parts) if parts else "the same parameters in another order"
 
 
+class _UnknownSampler(Sampler):
+    """Stands in for a stored sampler this process cannot rebuild (a custom class not registered
+    here): the study and its trials read as usual, and ``ask`` says what to do."""
+
+    def __init__(self, stored: Any, reason: str) -> None:
+        super().__init__(0)
+        self.stored, self.reason = stored, reason
+        self.name = str(stored.get("name") if isinstance(stored, Mapping) else stored)
+
+    def suggest(self, space: Space, trials: Any, direction: Direction) -> None:
+        raise ValueError(self.reason)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.stored) if isinstance(self.stored, Mapping) else {"name": self.name}
+
+
+def _stored_sampler(study: str, stored: Any, seed: int | None) -> Sampler:
+    try:
+        return make_sampler(stored, seed)
+    except ValueError as exc:
+        return _UnknownSampler(stored, (
+            f"study {study!r} was created with a sampler this process cannot rebuild ({exc}); or open it "
+            f"with another to search on: ts.Study(name={study!r}, storage=..., sampler='auto')"))
+
+
+def _py(x: Any) -> Any:
+    """A NumPy number as Python's (an n_trials, timeout or n_jobs computed with NumPy)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _as_state(state: TrialState | str) -> TrialState:
+    """A trial state from its name in any case, or a ValueError listing the states."""
+    try:
+        return TrialState(state.lower() if isinstance(state, str) else state)
+    except ValueError:
+        names = [s.value for s in TrialState]
+        raise ValueError(f"unknown trial state {state!r}{did_you_mean(str(state).lower(), names)}; "
+                         f"the states are {names}") from None
+
+
+def _as_catch(catch: Any) -> tuple[type[BaseException], ...]:
+    """``catch`` as a tuple of exception classes: one class, a tuple or a list; anything else is
+    refused before a trial starts (else the first exception would leave trials running)."""
+    classes = tuple(catch) if isinstance(catch, (tuple, list)) else (catch,)
+    for c in classes:
+        if not (isinstance(c, type) and issubclass(c, BaseException)):
+            raise TypeError(f"catch= takes exception classes (catch=(ValueError, RuntimeError)), got {c!r}")
+    return classes
+
+
+def _as_callbacks(callbacks: Any) -> tuple[Callable[[Study, FrozenTrial], None], ...]:
+    """``callbacks`` as a tuple: one callable or a sequence of them, checked before a trial starts."""
+    cbs = (callbacks,) if callable(callbacks) else tuple(callbacks)
+    for cb in cbs:
+        if not callable(cb):
+            raise TypeError(f"callbacks= takes functions callback(study, record), got {cb!r}")
+    return cbs
+
+
 def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
     give = "return" if source.startswith("objective") else "tell it"
     if isinstance(value, (list, tuple)):
@@ -813,16 +878,6 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
 
 
 _STATE_NAMES = frozenset(s.value for s in TrialState)
-
-
-def _as_state(state: TrialState | str) -> TrialState:
-    """A state from its name, in any case; an unknown one names the states."""
-    try:
-        return TrialState(state.lower() if isinstance(state, str) else state)
-    except ValueError:
-        names = [s.value for s in TrialState]
-        raise ValueError(f"unknown trial state {state!r}{did_you_mean(str(state).lower(), names)}; "
-                         f"the states are {names}") from None
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
@@ -840,12 +895,17 @@ def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
 
 
 def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, Any]]:
-    """Flat rows for tables and exports: number, state, value, a column per parameter, times."""
+    """Flat rows for tables and exports: number, state, value, a column per parameter, one per
+    attribute any trial set (``attrs_<key>``), times."""
+    trials = list(trials)
+    attr_keys = list(dict.fromkeys(k for t in trials for k in t.attrs))
     rows = []
     for t in trials:
         row: dict[str, Any] = {"number": t.number, "state": t.state.value, "value": t.value}
         for name in space:
             row[f"params_{name}"] = t.params.get(name)
+        for key in attr_keys:
+            row[f"attrs_{key}"] = t.attrs.get(key)
         row["duration"] = t.duration
         row["error"] = t.error
         row["worker"] = t.worker

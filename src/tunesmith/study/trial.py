@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..exceptions import TrialFinishedError
 from ..pruners import Decision
 from ..space.params import did_you_mean
-from ..trial import FrozenTrial, SystemState, TrialState
+from ..trial import FrozenTrial, SystemState, TrialState, json_attrs
 
 if TYPE_CHECKING:
     from .study import Study
@@ -60,6 +60,15 @@ class Trial:
 
     def __getitem__(self, name: str) -> Any:
         return self.params[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("suggest_"):  # Optuna's define-by-run calls
+            raise AttributeError(
+                f"Trial has no {name}(): tunesmith declares parameters up front. Put the parameter "
+                "in the Space (ts.Float(low, high, log=True), ts.Int, ts.Categorical; when= for one "
+                "that depends on another) and read trial.params['name'] (docs/guide.md, section 1)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def report(self, value: float, step: int | None = None) -> None:
         """Record an intermediate value (a validation score after an epoch).
@@ -145,7 +154,8 @@ class Trial:
 
         These are the user's own: the study's bookkeeping (resumes, re-queues) is in
         ``record.system``, which no attribute can change."""
-        self._write(self._record.replace(attrs={**self._record.attrs, key: value}))
+        plain = json_attrs({key: value}, f"trial {self.number}: set_attr")
+        self._write(self._record.replace(attrs={**self._record.attrs, **plain}))
 
     def _write(self, record: FrozenTrial) -> None:
         if self._record.state is TrialState.PAUSED:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ...space import Space
 from ...trial import Direction, FrozenTrial, TrialState
-from ..base import Sampler, Suggestion
+from ..base import EncodedTrials, Sampler, Suggestion
 from . import local
 from .acquisition import Acquisition, PriorDensity
 from .design import initial_point
@@ -55,8 +55,7 @@ class BayesSampler(Sampler):
         self._fit_spread = 0.0
         self._fit_key = ""
         self._warping = ""
-        self._rows: dict[int, tuple[Any, np.ndarray]] = {}
-        self._rows_key = ""
+        self._encoded = EncodedTrials()
 
     def describe(self) -> dict[str, Any]:
         defaults = BayesOptions()
@@ -97,17 +96,7 @@ class BayesSampler(Sampler):
 
     def _encode(self, space: Space, trials: Sequence[FrozenTrial]) -> np.ndarray:
         """``space.encode_many`` of the trials' params, cached per trial number."""
-        key = space.to_json()
-        if key != self._rows_key:
-            self._rows, self._rows_key = {}, key
-        out = np.empty((len(trials), space.ndim))
-        for i, t in enumerate(trials):
-            hit = self._rows.get(t.number)
-            if hit is None or hit[0] != t.params:
-                hit = (t.params, space.encode(t.params))
-                self._rows[t.number] = hit
-            out[i] = hit[1]
-        return out
+        return self._encoded.rows(space, trials)
 
     # -- initial design ----------------------------------------------------
     def _design(self, space: Space, index: int, taken: set[bytes], prior: PriorDensity | None) -> Suggestion:
