@@ -390,3 +390,22 @@ def test_a_huge_value_is_shown_cut_short(sqlite_url: str, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "characters" in out  # "aaa... (10,000,000 characters)", wrapped in its column
     assert len(out) < 20_000  # before: the 10 MB value in the table
+
+
+def test_a_text_that_is_not_utf8_spoils_only_its_own_row(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another program can write any bytes into SQLite's TEXT columns; before, one such row ended
+    every read of the file ("Could not decode to UTF-8"), the study list's too."""
+    _study(sqlite_url)
+    ts.Study(SPACE, storage=sqlite_url, name="other", sampler="random").optimize(lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE ts_trials SET params = CAST(X'7b2278223aff7d' AS TEXT) WHERE number = 1"))
+        c.execute(sa.text("UPDATE ts_trials SET worker = CAST(X'77ff' AS TEXT) WHERE number = 2"))
+        c.execute(sa.text("UPDATE ts_studies SET name = CAST(X'6fff' AS TEXT) WHERE name = 'other'"))
+    engine.dispose()
+    trials = ts.Study.load("victim", storage=sqlite_url).trials
+    assert trials[1].state is ts.TrialState.FAILED and "column params of trial 1" in str(trials[1].error)
+    assert trials[2].worker == "w\ufffd" and trials[2].state is ts.TrialState.COMPLETE
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert "victim" in capsys.readouterr().out
+    assert main(["show", "victim", "--storage", sqlite_url]) == 0
