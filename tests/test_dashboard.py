@@ -255,9 +255,10 @@ def test_binding_beyond_loopback_warns(url: str, monkeypatch: pytest.MonkeyPatch
     import uvicorn
 
     served: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
     assert main(["dashboard", "--storage", url, "--port", str(free_port())]) == 0
     assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
+    assert TestClient(served["app"], base_url="http://rebound.example").get("/").status_code == 421  # DNS rebinding
     assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--port", str(free_port()), "--allow-writes"]) == 0
     err = capsys.readouterr().err
     assert served["host"] == "0.0.0.0" and "warning: the dashboard listens on 0.0.0.0" in err and "delete" in err
@@ -439,3 +440,45 @@ def test_studies_of_both_directions_compare_one_way_chosen_on_the_page(url: str,
     assert "maximize" in c.get("/api/compare?study=alpha&study=up&direction=maximize").text
     assert c.get("/api/compare?study=alpha&study=up&direction=up").status_code == 400
     assert "do not share a direction" not in c.get("/compare?study=alpha&study=beta").text
+
+
+def test_a_loopback_dashboard_answers_only_requests_addressed_to_loopback(url: str) -> None:
+    """A page of another site that points its own name at 127.0.0.1 (DNS rebinding) read every
+    study, and the write forms' token, through the visitor's browser."""
+    app = create_app(open_storage(url, allow_writes=True), allow_writes=True, host="127.0.0.1")
+    for base in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://LOCALHOST"):
+        assert TestClient(app, base_url=base).get("/api/studies").status_code == 200, base
+    evil = TestClient(app, base_url="http://rebound.example:8080")
+    for r in (evil.get("/studies/alpha"), evil.get("/api/studies"),
+              evil.post("/studies/alpha/delete", data={"token": "x", "confirm": "yes"})):
+        assert r.status_code == 421 and "rebound.example" in r.text and "token" not in r.text
+    assert "alpha" in [s.name for s in open_storage(url).list_studies()]
+    outside = TestClient(create_app(open_storage(url), host="0.0.0.0"), base_url="http://box.example:8080")
+    assert outside.get("/api/studies").status_code == 200  # listening beyond loopback: any name reaches it
+
+
+def test_a_posted_body_is_read_only_where_writes_are_allowed_and_only_so_far(url: str) -> None:
+    """Before, any POST body was read whole into memory, a read-only dashboard's too."""
+    import asyncio
+
+    from tunesmith.dashboard.app import MAX_FORM
+
+    def post(app: Any) -> tuple[int, int]:  # the status, and the bytes the server read of an endless body
+        read, sent = [0], []
+
+        async def receive() -> dict[str, Any]:
+            read[0] += 65536
+            return {"type": "http.request", "body": b"x" * 65536, "more_body": read[0] < 100 * MAX_FORM}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/studies/alpha/notes", "raw_path": b"/studies/alpha/notes",
+                 "query_string": b"", "headers": [(b"host", b"127.0.0.1")], "http_version": "1.1", "scheme": "http",
+                 "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": "", "asgi": {"version": "3.0"}}
+        asyncio.run(app(scope, receive, send))
+        return sent[0]["status"], read[0]
+
+    assert post(create_app(open_storage(url), host="127.0.0.1")) == (403, 0)  # refused before a byte was read
+    status, read = post(create_app(open_storage(url, allow_writes=True), allow_writes=True))
+    assert status == 413 and read <= MAX_FORM + 65536

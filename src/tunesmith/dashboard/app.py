@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..exceptions import StorageError, StudyNotFound
@@ -33,9 +33,11 @@ from ..trial import FrozenTrial, TrialState
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
+from .server import is_loopback
 from .writes import WRITE_ROUTES
 
 MAX_PAGE = 500  # rows one trials request returns at most
+MAX_FORM = 1 << 20  # bytes a posted form may have (a note, a configuration): a larger body is refused unread
 STATES = tuple(s.value for s in TrialState)
 SLASH = "\uffff"  # stands for a "/" inside one path segment (sent as %2F) while the router splits the path
 
@@ -63,12 +65,17 @@ class Dashboard:
         return t
 
 
-def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0) -> Starlette:
-    """The dashboard of ``storage`` as an ASGI application (serve it with uvicorn)."""
+def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0,
+               host: str | None = None) -> Starlette:
+    """The dashboard of ``storage`` as an ASGI application (serve it with uvicorn). ``host``: the
+    address it listens on; on a loopback one, it answers only requests addressed to a loopback name."""
     d = Dashboard(storage, allow_writes=allow_writes, poll_seconds=poll_seconds)
     routes = [Route(path, _bind(d, fn), methods=methods) for path, fn, methods in [*ROUTES, *WRITE_ROUTES]]
     handlers = {HTTPException: _error, ValueError: _bad_request, StorageError: _storage_error}
-    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(_SlashesInNames)])
+    middleware = [Middleware(_SlashesInNames)]
+    if host is not None and is_loopback(host):
+        middleware.insert(0, Middleware(_LoopbackNamesOnly))
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.dashboard = d
     return app
 
@@ -90,6 +97,26 @@ class _SlashesInNames:
         await self.app(scope, receive, send)
 
 
+class _LoopbackNamesOnly:
+    """A dashboard that listens on loopback answers only requests addressed to ``localhost``,
+    ``127.0.0.1`` or ``[::1]``: a page of another site that points its own name at 127.0.0.1
+    (DNS rebinding) could otherwise read every study, and the write forms' token with them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            sent = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+            name = sent.rsplit(":", 1)[0] if not sent.endswith("]") else sent
+            if not is_loopback(name.strip("[]")):
+                text = (f"this dashboard answers only requests addressed to localhost or 127.0.0.1, not {sent!r}; "
+                        "to reach it from other machines, start it with --host 0.0.0.0")
+                await PlainTextResponse(text, 421)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
@@ -97,10 +124,23 @@ def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:
         if SLASH in request.path_params.get("name", ""):
             request.path_params["name"] = request.path_params["name"].replace(SLASH, "/")
         if request.method == "POST":  # the forms post url-encoded fields (no multipart parser needed)
-            request.state.form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+            request.state.form = dict(parse_qsl((await _form_body(d, request)).decode("utf-8", "replace")))
         return await run_in_threadpool(fn, d, request)  # storage reads block: off the event loop
 
     return endpoint
+
+
+async def _form_body(d: Dashboard, request: Request) -> bytes:
+    """A posted form's bytes, read only where writes are allowed and only up to :data:`MAX_FORM`
+    (before, any body was read whole into memory, a read-only dashboard's too)."""
+    if not d.allow_writes:
+        raise HTTPException(403, "this dashboard is read-only: start it with --allow-writes to change studies")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise HTTPException(413, f"a form of more than {MAX_FORM:,} bytes is refused")
+    return body
 
 
 # -- responses --------------------------------------------------------------------------------
