@@ -122,6 +122,8 @@ STUDY_ATTACKS = {
     "space-range": ("space", '{"x": {"type": "float", "low": 5, "high": -5}}', "stored space is unreadable"),
     "config": ("config", "[", "column config"),
     "direction": ("direction", "sideways", "column direction"),
+    "config-sampler": ("config", '{"sampler": {"name": "tpe", "n_startup": "x"}}', "stored sampler cannot be rebuilt"),
+    "config-heartbeat": ("config", '{"sampler": {"name": "random"}, "heartbeat": "x"}', "stored heartbeat cannot be"),
 }
 
 

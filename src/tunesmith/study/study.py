@@ -6,9 +6,15 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError, describe_exception
+from ..exceptions import (
+    SearchExhausted,
+    StorageError,
+    StudyNotFound,
+    TrialFinishedError,
+    describe_exception,
+)
 from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, make_sampler
@@ -22,6 +28,7 @@ from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
 
 logger = logging.getLogger("tunesmith")
+T = TypeVar("T")
 
 Objective = Callable[[Trial], Any]
 
@@ -74,7 +81,9 @@ class Study:
         self.direction = record.direction
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
-        self.sampler: Sampler = make_sampler(sampler if sampler is not None else cfg["sampler"], seed)
+        where = f"study {self.name!r} in {self._storage.display_url}"
+        self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
+                                 else _from_config(where, "sampler", lambda: make_sampler(cfg["sampler"], seed)))
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
         stored = cfg.get("pruner")
         if pruner is not None and stored is not None and stored != self.pruner.describe():
@@ -92,7 +101,7 @@ class Study:
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
         if heartbeat_interval is None and "heartbeat" in cfg:
-            beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
+            beat = _from_config(where, "heartbeat", lambda: HeartbeatConfig.from_dict(cfg["heartbeat"]))
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
         self._warned_idle = False
@@ -767,12 +776,23 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
     return f"{source} {short_repr(value)} ({type(value).__name__}); {give} a finite number"
 
 
+def _from_config(where: str, what: str, build: Callable[[], T]) -> T:
+    """``build()`` of a setting read from the study's config column: a StorageError naming the
+    study and the setting when the stored one cannot be rebuilt (before: a bare TypeError or
+    AttributeError, a traceback from ``tunesmith show``)."""
+    try:
+        return build()
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise StorageError(f"{where}: column config: its stored {what} cannot be rebuilt ({exc}); if it was "
+                           "changed outside tunesmith, restore it from a backup or delete the study") from None
+
+
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
     """The pruner a stored study was created with; a pruner this process does not
     know (a custom class not registered here) gives none, with a warning."""
     try:
         return make_pruner(cfg.get("pruner"))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         logger.warning(
             "study %r: its stored pruner cannot be rebuilt here (%s); opened without a pruner. "
             "Register the class (tunesmith.pruners.register) or pass pruner=... to keep pruning",
