@@ -4,6 +4,7 @@ the live "changes since" endpoint, server-side reduction of large studies, bad i
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -482,3 +483,27 @@ def test_a_posted_body_is_read_only_where_writes_are_allowed_and_only_so_far(url
     assert post(create_app(open_storage(url), host="127.0.0.1")) == (403, 0)  # refused before a byte was read
     status, read = post(create_app(open_storage(url, allow_writes=True), allow_writes=True))
     assert status == 413 and read <= MAX_FORM + 65536
+
+
+@pytest.mark.parametrize("trial_sql, config", [
+    ("started = 1e300, completed = 1e300", None),  # before: every page that shows a time, the list of studies too: 500
+    ("heartbeat = -1e300, state = 'running', completed = NULL, value = NULL", None),
+    (None, {"sampler": {"name": "random"}, "notes": "x"}),  # before: the study page, 500
+    (None, {"sampler": {"name": "random"}, "notes": [1, {"time": "x", "text": 5}, {"time": 1e300, "text": "far"}]}),
+])
+def test_times_and_notes_changed_outside_tunesmith_leave_every_page_readable(
+        url: str, trial_sql: str | None, config: dict[str, Any] | None) -> None:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        if trial_sql:
+            db.execute(f"UPDATE ts_trials SET {trial_sql} WHERE number = 1")
+        if config:
+            db.execute("UPDATE ts_studies SET config = ? WHERE name = 'alpha'", (json.dumps(config),))
+    c = TestClient(create_app(open_storage(url, allow_writes=True), allow_writes=True), raise_server_exceptions=False)
+    for path in ("/", "/studies/alpha", "/studies/alpha/trials/1", "/api/studies/alpha", "/api/studies"):
+        assert c.get(path).status_code == 200, path
+    if config:
+        token = _token(c, "/studies/alpha")
+        c.post("/studies/alpha/notes", data={"token": token, "text": "new", "confirm": "yes"})
+        kept = [n.get("text") for n in c.get("/api/studies/alpha").json()["notes"]]
+        assert kept[-1] == "new" and len(kept) == (2 if config["notes"] == "x" else 4)  # the old ones kept
+        assert "far" in c.get("/studies/alpha").text or config["notes"] == "x"

@@ -233,7 +233,7 @@ def api_studies(d: Dashboard, request: Request) -> Response:
 
 def api_study(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
-    return json_response({**v.summary(), "space": v.record.space, "notes": v.record.config.get("notes", [])})
+    return json_response({**v.summary(), "space": v.record.space, "notes": pages.notes(v.record.config)})
 
 
 def api_changes(d: Dashboard, request: Request) -> Response:

@@ -52,7 +52,17 @@ def fmt(v: Any) -> str:
 
 
 def when(ts: float | None) -> str:
-    return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    try:
+        return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    except (TypeError, ValueError, OverflowError, OSError):  # a time changed outside tunesmith: '1e300', 'x'
+        return f"? ({ts!r:.40})"
+
+
+def notes(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """A study's notes (``config["notes"]``); one changed outside tunesmith into something else
+    than a list of ``{time, text}`` is shown as its text, not a failed page."""
+    stored = config.get("notes") or []
+    return [n if isinstance(n, dict) else {"text": n} for n in (stored if isinstance(stored, list) else [stored])]
 
 
 def states(counts: dict[str, int]) -> str:
@@ -96,12 +106,12 @@ def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str) -> 
             ["trials", f"<span id='n-trials'>{h['n-trials']}</span> (<span id='states'>{h['states']}</span>)"],
             ["best", f"<span id='best'>{h['best']}</span>"],
             ["last activity", f"<span id='last'>{h['last']}</span>"]]
-    notes = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in v.record.config.get("notes", []))
+    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in notes(v.record.config))
     plots = "".join(f"<section class='kind' data-kind='{k}' data-src='/api/studies/{q(v.name)}/plots/{k}'></section>"
                     for k in kinds)
     body = (f"<h1>{e(v.name)}</h1><p><a href='/studies/{q(v.name)}/importance'>importance</a> &middot; "
             f"<span class='live' id='live'>live</span></p>{table(['', ''], info, raw=True, left=1)}"
-            + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
+            + (f"<h2>Notes</h2><ul>{listed}</ul>" if listed else "")
             + f"<div id='plots' data-study='{e(v.name)}' data-version='{v.version}'>{plots}</div>"
             f"<h2>Trials</h2><div id='trials'>{trials_html}</div>{writes}")
     return layout(v.name, body, scripts=True)

@@ -65,7 +65,7 @@ def add_note(d: Dashboard, request: Request) -> Response:
         return ask
     with d.cache.io:
         rec = d.cache.storage.get_study(name)
-        notes = [*rec.config.get("notes", []), {"time": time.time(), "text": text}]
+        notes = [*pages.notes(rec.config), {"time": time.time(), "text": text}]  # the old kept, whatever they are
         d.cache.storage.set_study_config(rec.study_id, {**rec.config, "notes": notes})
     d.cache.stale(name)
     return RedirectResponse(f"/studies/{pages.q(name)}", 303)
