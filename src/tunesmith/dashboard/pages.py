@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -58,7 +58,7 @@ def when(ts: float | None) -> str:
         return f"? ({ts!r:.40})"
 
 
-def notes(config: dict[str, Any]) -> list[dict[str, Any]]:
+def notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A study's notes (``config["notes"]``); one changed outside tunesmith into something else
     than a list of ``{time, text}`` is shown as its text, not a failed page."""
     stored = config.get("notes") or []
