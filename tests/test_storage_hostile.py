@@ -411,3 +411,20 @@ def test_a_text_that_is_not_utf8_spoils_only_its_own_row(sqlite_url: str, capsys
     assert main(["studies", "--storage", sqlite_url]) == 0
     assert "victim" in capsys.readouterr().out
     assert main(["show", "victim", "--storage", sqlite_url]) == 0
+
+
+@pytest.mark.parametrize("column, value", [("params", r'{"x": 0.5, "k": "\ud800"}'), ("attrs", r'{"\udfff": "a\ud800"}')])
+def test_half_a_surrogate_pair_in_json_is_read_as_a_replacement_character(
+        shared_storage_url: str, column: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON may escape half a UTF-16 pair ("\\ud800"), which no file or terminal takes: before,
+    ``show``, ``export`` and the report ended in "surrogates not allowed"."""
+    pytest.importorskip("plotly")
+    url = shared_storage_url
+    _study(url)
+    _write(url, column, value)
+    trial = ts.Study.load("victim", storage=url).trials[1]
+    assert "\ufffd" in json.dumps({**trial.params, **trial.attrs}, ensure_ascii=False)
+    for cmd in (["show", "victim"], ["export", "victim", "-o", str(tmp_path / "t.csv")],
+                ["report", "victim", "-o", str(tmp_path / "r.html")]):
+        assert main([*cmd, "--storage", url]) == 0, capsys.readouterr().err
+    assert _row(url, column) == value  # nothing was written back over the row
