@@ -311,6 +311,13 @@ def test_a_study_file_that_expands_or_nests_without_end_is_refused(tmp_path: Pat
     assert not (tmp_path / "db.db").exists()
 
 
+def test_a_study_file_that_is_not_utf8_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"objective: obj.py:f\nname: '\xff'\n" + SPACE.encode())
+    assert main(["run", str(path), "--n-trials", "1"]) == 2
+    assert f"{path}: not UTF-8 text (byte 0xff at offset 27); save it as UTF-8" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("cmd, jobs, sig", [("worker", "1", "SIGINT"), ("run", "2", "SIGINT"), ("worker", "1", "SIGTERM"),
                                           ("worker", "2", "SIGTERM")])
 def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signal(
