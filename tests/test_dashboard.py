@@ -507,3 +507,16 @@ def test_times_and_notes_changed_outside_tunesmith_leave_every_page_readable(
         kept = [n.get("text") for n in c.get("/api/studies/alpha").json()["notes"]]
         assert kept[-1] == "new" and len(kept) == (2 if config["notes"] == "x" else 4)  # the old ones kept
         assert "far" in c.get("/studies/alpha").text or config["notes"] == "x"
+
+
+def test_numbers_of_thousands_of_digits_and_a_deeply_nested_configuration_are_plain_errors(url: str) -> None:
+    """Before: int()'s "Exceeds the limit (4300 digits) ... sys.set_int_max_str_digits()" for a
+    trial number or an offset, and a 500 for an enqueued '[[[[...'."""
+    c = TestClient(create_app(open_storage(url, allow_writes=True), allow_writes=True), raise_server_exceptions=False)
+    r = c.get("/studies/alpha/trials/" + "1" * 5000)
+    assert r.status_code == 404 and "has no trial" in r.text
+    r = c.get("/api/studies/alpha/trials?offset=" + "1" * 5000)
+    assert r.status_code == 400 and "offset must be a whole number" in r.json()["error"]
+    token = _token(c, "/studies/alpha")
+    r = c.post("/studies/alpha/enqueue", data={"token": token, "params": "[" * 100_000, "confirm": "yes"})
+    assert r.status_code == 400 and "nests too deep" in r.text

@@ -58,7 +58,8 @@ class Dashboard:
             raise HTTPException(404, f"no study named {name!r} in {self.cache.storage.display_url}") from None
 
     def trial(self, v: View, number: str) -> FrozenTrial:
-        t = v.trial(int(number)) if number.lstrip("-").isdigit() else None
+        digits = number.lstrip("-")
+        t = v.trial(int(number)) if digits.isdigit() and len(digits) <= 18 else None  # not int()'s 4,300-digit error
         if t is None:
             last = f"0-{len(v.trials) - 1}" if v.trials else "none yet"
             raise HTTPException(404, f"study {v.name!r} has no trial {number!r} (its trials: {last})")
@@ -279,7 +280,7 @@ def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dic
 
 
 def _int(text: str, what: str, *, least: int = 0) -> int:
-    if not text.isdigit() or int(text) < least:  # limit=0 showed "trials 1-0" and a "next" link
+    if not text.isdigit() or len(text) > 18 or int(text) < least:  # limit=0 showed "trials 1-0" and a "next" link
         raise ValueError(f"{what} must be a whole number >= {least}, not {text!r}")
     return int(text)
 

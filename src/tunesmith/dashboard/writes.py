@@ -110,6 +110,8 @@ def enqueue(d: Dashboard, request: Request) -> Response:
 def _params(text: str) -> dict[str, Any]:
     try:
         params = json.loads(text)
+    except RecursionError:  # '[[[[...' : before, a 500
+        raise ValueError("the configuration nests too deep: it must be a JSON object such as {\"x\": 0.5}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"the configuration must be a JSON object such as {{\"x\": 0.5}}: {exc}") from None
     if not isinstance(params, dict):
