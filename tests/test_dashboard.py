@@ -520,3 +520,14 @@ def test_numbers_of_thousands_of_digits_and_a_deeply_nested_configuration_are_pl
     token = _token(c, "/studies/alpha")
     r = c.post("/studies/alpha/enqueue", data={"token": token, "params": "[" * 100_000, "confirm": "yes"})
     assert r.status_code == 400 and "nests too deep" in r.text
+
+
+def test_no_other_site_may_frame_a_page(url: str) -> None:
+    """Framed in a page of another site, the write forms could be clicked through unseen
+    ("delete study", then "yes, do it"): clickjacking."""
+    c = client(url, allow_writes=True)
+    for r in (c.get("/"), c.get("/studies/alpha"), c.get("/api/studies"), c.get("/studies/gamma"),
+              c.post("/studies/alpha/delete", data={"token": _token(c, "/studies/alpha")})):
+        assert r.headers["x-frame-options"] == "DENY", r.url
+        policy = r.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy

@@ -73,7 +73,7 @@ def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: fl
     d = Dashboard(storage, allow_writes=allow_writes, poll_seconds=poll_seconds)
     routes = [Route(path, _bind(d, fn), methods=methods) for path, fn, methods in [*ROUTES, *WRITE_ROUTES]]
     handlers = {HTTPException: _error, ValueError: _bad_request, StorageError: _storage_error}
-    middleware = [Middleware(_SlashesInNames)]
+    middleware = [Middleware(_Headers), Middleware(_SlashesInNames)]
     if host is not None and is_loopback(host):
         middleware.insert(0, Middleware(_LoopbackNamesOnly))
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
@@ -96,6 +96,25 @@ class _SlashesInNames:
             segments = raw.split(b"?", 1)[0].decode("utf-8", "replace").split("/")
             scope = {**scope, "path": "/".join(unquote(s).replace("/", SLASH) for s in segments)}
         await self.app(scope, receive, send)
+
+
+#: on every response: no other site may frame a page (a click on "delete study", then on "yes, do
+#: it", inside a page of another site dressed as something else), nor read a JSON answer as a script
+HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+           (b"content-security-policy", b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")]
+
+
+class _Headers:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
 class _LoopbackNamesOnly:
