@@ -68,6 +68,8 @@ def _cli(*argv: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
     ("postgresql+psycopg://u@h/t?password=s3cret&x=1", "postgresql+psycopg://u@h/t?password=***&x=1"),
     ("sqlite:////tmp/x@y:z.db", "sqlite:////tmp/x@y:z.db"),  # nothing to hide: exactly as given
     ("weird://u:s3cret@host", "weird://u:***@host"),
+    ("postgresql+psycopg://u:p@ss@h/t", "postgresql+psycopg://u:***@h/t"),  # an @ not written %40: "u:***@ss@h"
+    ("postgresql+psycopg://u:p@s/s@h/t?password=x", "postgresql+psycopg://u:***@h/t?password=***"),
 ])
 def test_mask_url(url: str, shown: str) -> None:
     from tunesmith.storage.base import mask_url

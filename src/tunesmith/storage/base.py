@@ -83,6 +83,10 @@ def mask_url(url: str) -> str:
         return re.sub(r"password=[^&]*", "password=***", re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url))
     if parsed.password is None and "password" not in parsed.query:
         return url  # nothing to hide: shown exactly as given
+    head, sep, query = url.partition("?")
+    masked = re.sub(r"(://[^/:@]*:).*@", r"\1***@", head)  # u:p@ss@h: SQLAlchemy's password ends at the
+    if parsed.password is not None and head.count("@") > 1 and masked != head:  # first @; hide to the last
+        return mask_url(masked + sep + query)
     if "password" in parsed.query:
         parsed = parsed.update_query_dict({"password": "***"})
     return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")
