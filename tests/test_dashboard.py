@@ -531,3 +531,10 @@ def test_no_other_site_may_frame_a_page(url: str) -> None:
         assert r.headers["x-frame-options"] == "DENY", r.url
         policy = r.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
+
+
+@pytest.mark.parametrize("poll", ["nan", "inf", "0"])
+def test_a_poll_interval_that_is_not_a_positive_number_is_refused(url: str, poll: str, capsys: Any) -> None:
+    """--poll nan was taken: the page's timer then fired at once, polling the server without pause."""
+    assert main(["dashboard", "--storage", url, "--port", str(free_port()), "--poll", poll]) == 2
+    assert "--poll must be a positive number of seconds" in capsys.readouterr().err
