@@ -538,3 +538,14 @@ def test_a_poll_interval_that_is_not_a_positive_number_is_refused(url: str, poll
     """--poll nan was taken: the page's timer then fired at once, polling the server without pause."""
     assert main(["dashboard", "--storage", url, "--port", str(free_port()), "--poll", poll]) == 2
     assert "--poll must be a positive number of seconds" in capsys.readouterr().err
+
+
+def test_a_huge_value_or_worker_name_is_cut_short_in_the_trials_table(url: str) -> None:
+    """A 10 MB text written into one row made the study page (and each live update) 10 MB."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE ts_trials SET worker = ?, params = ? WHERE number = 1",
+                   ("w" * 10_000_000, json.dumps({"x": 0.5, "lr": 0.01, "kind": "k" * 10_000_000})))
+    c = client(url)
+    page = c.get("/studies/alpha")
+    assert page.status_code == 200 and len(page.content) < 100_000 and "(10,000,000 characters)" in page.text
+    assert len(c.get("/api/studies/alpha/changes?since=x").content) < 100_000

@@ -45,10 +45,15 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, 
     return html_table(head, rows, left=left, raw=raw)
 
 
+#: a table cell shows at most this many characters of a value (a value in the database may be 100 MB)
+MAX_CELL = 200
+
+
 def fmt(v: Any) -> str:
     if v is None:
         return ""
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    text = f"{v:.6g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= MAX_CELL else f"{text[:MAX_CELL // 2]}... ({len(text):,} characters)"
 
 
 def when(ts: float | None) -> str:
@@ -123,7 +128,7 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
     head = ["#", "state", "value", *names, "seconds", "worker"]
     cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
-              *(e(fmt(t.params.get(n))) for n in names), fmt(t.duration), e(t.worker or "")] for t in rows]
+              *(e(fmt(t.params.get(n))) for n in names), fmt(t.duration), e(fmt(t.worker))] for t in rows]
     return _pager(v, total, offset, limit, order, state) + table(head, cells, raw=True)
 
 
