@@ -101,3 +101,16 @@ def test_names_and_choices_with_dollar_signs_are_drawn_as_written(tmp_path: Path
     out = tmp_path / f"{kind}.png"
     assert main(["plot", "s" + odd, "--storage", url, "--kind", kind, "-o", str(out)]) == 0
     assert out.stat().st_size > 0
+
+
+def test_a_study_whose_name_starts_with_an_underscore_keeps_its_legend_entry() -> None:
+    """Matplotlib leaves labels starting with "_" out of a legend: a study named _base vanished from
+    the histories drawn into one axes."""
+    axes = None
+    for name in ("_base", "tuned"):
+        study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name=name)
+        study.optimize(lambda t: t.params["x"], n_trials=4)
+        axes = plots.history(study, axes)
+    labels = [text.lstrip("\u200b") for text in axes.get_legend_handles_labels()[1]]
+    assert any(label.startswith("_base") for label in labels), labels
+    plt.close(axes.figure)

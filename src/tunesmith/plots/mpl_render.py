@@ -25,6 +25,12 @@ def plain(text: str | None) -> str | None:
     return None if text is None else text.replace("$", "\\$")
 
 
+def _legend(label: str | None) -> str | None:
+    """A series' legend label: :func:`plain`, and one starting with ``_`` (a study named ``_base``)
+    after a zero-width space, since matplotlib leaves such labels out of the legend."""
+    return None if label is None else ("\u200b" if label.startswith("_") else "") + plain(label)
+
+
 def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
     """Labels whose parameter names (a pair's "a × b": each name) fit ``width`` characters,
     their middle cut out; the labels unchanged where cutting would make two of them alike."""
@@ -105,7 +111,7 @@ def _chart(ax: Any, c: Chart) -> None:
 
 
 def _draw(ax: Any, s: Series, c: Chart) -> None:
-    style = {"color": s.color, "lw": s.width, "alpha": s.opacity, "label": plain(s.label), "gid": s.gid}
+    style = {"color": s.color, "lw": s.width, "alpha": s.opacity, "label": _legend(s.label), "gid": s.gid}
     if s.dash:
         style["ls"] = s.dash
     if s.mode == "lines":
@@ -126,7 +132,7 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
         ax.figure.colorbar(cs, ax=ax, label=plain(c.color_label or ""))
     elif s.mode == "vline":
         for i, x in enumerate(s.x):
-            ax.axvline(x, color=s.color, ls=s.dash or "-", lw=s.width, label=plain(s.label) if i == 0 else None,
+            ax.axvline(x, color=s.color, ls=s.dash or "-", lw=s.width, label=_legend(s.label) if i == 0 else None,
                        zorder=1)
 
 
@@ -134,11 +140,11 @@ def _markers(ax: Any, s: Series, c: Chart) -> None:
     size = 120 if s.marker == "*" else 16
     if s.colors is not None:
         sc = ax.scatter(list(s.x), list(s.y), c=list(s.colors), cmap="viridis", s=size, marker=s.marker or "o",
-                        edgecolors="#333333", linewidths=0.3, label=plain(s.label), gid=s.gid, zorder=3)
+                        edgecolors="#333333", linewidths=0.3, label=_legend(s.label), gid=s.gid, zorder=3)
         ax.figure.colorbar(sc, ax=ax, label=plain(c.color_label or ""))
     else:
         ax.plot(list(s.x), list(s.y), s.marker or "o", color=s.color, ms=11 if s.marker == "*" else 4,
-                mec="#333333" if s.color == "#ffffff" else s.color, mew=0.5, label=plain(s.label), gid=s.gid,
+                mec="#333333" if s.color == "#ffffff" else s.color, mew=0.5, label=_legend(s.label), gid=s.gid,
                 alpha=s.opacity, zorder=3)
 
 
