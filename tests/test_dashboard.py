@@ -4,6 +4,7 @@ the live "changes since" endpoint, server-side reduction of large studies, bad i
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -255,9 +256,10 @@ def test_binding_beyond_loopback_warns(url: str, monkeypatch: pytest.MonkeyPatch
     import uvicorn
 
     served: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
     assert main(["dashboard", "--storage", url, "--port", str(free_port())]) == 0
     assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
+    assert TestClient(served["app"], base_url="http://rebound.example").get("/").status_code == 421  # DNS rebinding
     assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--port", str(free_port()), "--allow-writes"]) == 0
     err = capsys.readouterr().err
     assert served["host"] == "0.0.0.0" and "warning: the dashboard listens on 0.0.0.0" in err and "delete" in err
@@ -439,3 +441,111 @@ def test_studies_of_both_directions_compare_one_way_chosen_on_the_page(url: str,
     assert "maximize" in c.get("/api/compare?study=alpha&study=up&direction=maximize").text
     assert c.get("/api/compare?study=alpha&study=up&direction=up").status_code == 400
     assert "do not share a direction" not in c.get("/compare?study=alpha&study=beta").text
+
+
+def test_a_loopback_dashboard_answers_only_requests_addressed_to_loopback(url: str) -> None:
+    """A page of another site that points its own name at 127.0.0.1 (DNS rebinding) read every
+    study, and the write forms' token, through the visitor's browser."""
+    app = create_app(open_storage(url, allow_writes=True), allow_writes=True, host="127.0.0.1")
+    for base in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://LOCALHOST"):
+        assert TestClient(app, base_url=base).get("/api/studies").status_code == 200, base
+    evil = TestClient(app, base_url="http://rebound.example:8080")
+    for r in (evil.get("/studies/alpha"), evil.get("/api/studies"),
+              evil.post("/studies/alpha/delete", data={"token": "x", "confirm": "yes"})):
+        assert r.status_code == 421 and "rebound.example" in r.text and "token" not in r.text
+    assert "alpha" in [s.name for s in open_storage(url).list_studies()]
+    outside = TestClient(create_app(open_storage(url), host="0.0.0.0"), base_url="http://box.example:8080")
+    assert outside.get("/api/studies").status_code == 200  # listening beyond loopback: any name reaches it
+
+
+def test_a_posted_body_is_read_only_where_writes_are_allowed_and_only_so_far(url: str) -> None:
+    """Before, any POST body was read whole into memory, a read-only dashboard's too."""
+    import asyncio
+
+    from tunesmith.dashboard.app import MAX_FORM
+
+    def post(app: Any) -> tuple[int, int]:  # the status, and the bytes the server read of an endless body
+        read, sent = [0], []
+
+        async def receive() -> dict[str, Any]:
+            read[0] += 65536
+            return {"type": "http.request", "body": b"x" * 65536, "more_body": read[0] < 100 * MAX_FORM}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/studies/alpha/notes", "raw_path": b"/studies/alpha/notes",
+                 "query_string": b"", "headers": [(b"host", b"127.0.0.1")], "http_version": "1.1", "scheme": "http",
+                 "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": "", "asgi": {"version": "3.0"}}
+        asyncio.run(app(scope, receive, send))
+        return sent[0]["status"], read[0]
+
+    assert post(create_app(open_storage(url), host="127.0.0.1")) == (403, 0)  # refused before a byte was read
+    status, read = post(create_app(open_storage(url, allow_writes=True), allow_writes=True))
+    assert status == 413 and read <= MAX_FORM + 65536
+
+
+@pytest.mark.parametrize("trial_sql, config", [
+    ("started = 1e300, completed = 1e300", None),  # before: every page that shows a time, the list of studies too: 500
+    ("heartbeat = -1e300, state = 'running', completed = NULL, value = NULL", None),
+    (None, {"sampler": {"name": "random"}, "notes": "x"}),  # before: the study page, 500
+    (None, {"sampler": {"name": "random"}, "notes": [1, {"time": "x", "text": 5}, {"time": 1e300, "text": "far"}]}),
+])
+def test_times_and_notes_changed_outside_tunesmith_leave_every_page_readable(
+        url: str, trial_sql: str | None, config: dict[str, Any] | None) -> None:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        if trial_sql:
+            db.execute(f"UPDATE ts_trials SET {trial_sql} WHERE number = 1")
+        if config:
+            db.execute("UPDATE ts_studies SET config = ? WHERE name = 'alpha'", (json.dumps(config),))
+    c = TestClient(create_app(open_storage(url, allow_writes=True), allow_writes=True), raise_server_exceptions=False)
+    for path in ("/", "/studies/alpha", "/studies/alpha/trials/1", "/api/studies/alpha", "/api/studies"):
+        assert c.get(path).status_code == 200, path
+    if config:
+        token = _token(c, "/studies/alpha")
+        c.post("/studies/alpha/notes", data={"token": token, "text": "new", "confirm": "yes"})
+        kept = [n.get("text") for n in c.get("/api/studies/alpha").json()["notes"]]
+        assert kept[-1] == "new" and len(kept) == (2 if config["notes"] == "x" else 4)  # the old ones kept
+        assert "far" in c.get("/studies/alpha").text or config["notes"] == "x"
+
+
+def test_numbers_of_thousands_of_digits_and_a_deeply_nested_configuration_are_plain_errors(url: str) -> None:
+    """Before: int()'s "Exceeds the limit (4300 digits) ... sys.set_int_max_str_digits()" for a
+    trial number or an offset, and a 500 for an enqueued '[[[[...'."""
+    c = TestClient(create_app(open_storage(url, allow_writes=True), allow_writes=True), raise_server_exceptions=False)
+    r = c.get("/studies/alpha/trials/" + "1" * 5000)
+    assert r.status_code == 404 and "has no trial" in r.text
+    r = c.get("/api/studies/alpha/trials?offset=" + "1" * 5000)
+    assert r.status_code == 400 and "offset must be a whole number" in r.json()["error"]
+    token = _token(c, "/studies/alpha")
+    r = c.post("/studies/alpha/enqueue", data={"token": token, "params": "[" * 100_000, "confirm": "yes"})
+    assert r.status_code == 400 and "nests too deep" in r.text
+
+
+def test_no_other_site_may_frame_a_page(url: str) -> None:
+    """Framed in a page of another site, the write forms could be clicked through unseen
+    ("delete study", then "yes, do it"): clickjacking."""
+    c = client(url, allow_writes=True)
+    for r in (c.get("/"), c.get("/studies/alpha"), c.get("/api/studies"), c.get("/studies/gamma"),
+              c.post("/studies/alpha/delete", data={"token": _token(c, "/studies/alpha")})):
+        assert r.headers["x-frame-options"] == "DENY", r.url
+        policy = r.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
+
+
+@pytest.mark.parametrize("poll", ["nan", "inf", "0"])
+def test_a_poll_interval_that_is_not_a_positive_number_is_refused(url: str, poll: str, capsys: Any) -> None:
+    """--poll nan was taken: the page's timer then fired at once, polling the server without pause."""
+    assert main(["dashboard", "--storage", url, "--port", str(free_port()), "--poll", poll]) == 2
+    assert "--poll must be a positive number of seconds" in capsys.readouterr().err
+
+
+def test_a_huge_value_or_worker_name_is_cut_short_in_the_trials_table(url: str) -> None:
+    """A 10 MB text written into one row made the study page (and each live update) 10 MB."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE ts_trials SET worker = ?, params = ? WHERE number = 1",
+                   ("w" * 10_000_000, json.dumps({"x": 0.5, "lr": 0.01, "kind": "k" * 10_000_000})))
+    c = client(url)
+    page = c.get("/studies/alpha")
+    assert page.status_code == 200 and len(page.content) < 100_000 and "(10,000,000 characters)" in page.text
+    assert len(c.get("/api/studies/alpha/changes?since=x").content) < 100_000

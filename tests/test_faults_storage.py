@@ -71,6 +71,9 @@ def _cli(*argv: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
     # an '@' in the password not percent-encoded: the rest of it was shown as host and database
     ("postgresql+psycopg://u:p@ss/w:rd@db:5432/t", "postgresql+psycopg://***@db:5432/t"),
     ("sqlite:////tmp/x@y@z.db", "sqlite:////tmp/x@y@z.db"),
+
+    ("postgresql+psycopg://u:p@ss@h/t", "postgresql+psycopg://***@h/t"),  # an @ not written %40: "u:***@ss@h"
+    ("postgresql+psycopg://u:p@s/s@h/t?password=x", "postgresql+psycopg://***@h/t?password=***"),
 ])
 def test_mask_url(url: str, shown: str) -> None:
     from tunesmith.storage.base import mask_url

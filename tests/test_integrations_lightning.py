@@ -342,3 +342,23 @@ def test_a_checkpoint_dir_under_the_home_folder(tmp_path: Path, monkeypatch: pyt
     """checkpoint_dir="~/ckpt" put paused trials' checkpoints in a folder named "~"."""
     monkeypatch.setenv("HOME", str(tmp_path))
     assert PruningCallback(ts.Study(SPACE).ask(), checkpoint_dir="~/ckpt").checkpoint_dir == tmp_path / "ckpt"
+
+
+def test_a_paused_trial_s_checkpoint_folder_is_private_and_checked_on_resume(tmp_path: Path) -> None:
+    """Lightning created the default <temp>/tunesmith-lightning/<study> readable by everyone, and a
+    folder others could write (where they could plant a checkpoint) was resumed from as it was."""
+    import os
+
+    from tunesmith.train.checkpoint import CheckpointError
+
+    study = ts.Study(SPACE, sampler="random", seed=0,
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=EPOCHS, pause=True))
+    for lr in (0.1, 0.02, 0.05):
+        study.enqueue({"lr": lr})
+    study.optimize(objective_for(tmp_path, {}), n_trials=3, show_progress=False)
+    assert any(t.state.value == "paused" for t in study.trials)
+    assert os.stat(tmp_path / "ckpt").st_mode & 0o777 == 0o700
+    os.chmod(tmp_path / "ckpt", 0o777)  # now anyone could replace a paused trial's checkpoint
+    resumed = paused_and_resumed(ts.Study(SPACE, pruner=PauseAndPromote()), tmp_path / "ckpt" / "trial-0.ckpt")
+    with pytest.raises(CheckpointError, match="writable by group and others.*chmod go-w"):
+        PruningCallback(resumed, checkpoint_dir=tmp_path / "ckpt").resume_from  # noqa: B018 - the property checks

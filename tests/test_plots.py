@@ -100,3 +100,36 @@ def test_plot_command_writes_an_image_and_names_a_missing_study(
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", "nope", "--storage", url, "-o", str(tmp_path / "x.png")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["curves", "history", "parallel", "slice", "importance", "process"])
+def test_names_and_choices_with_dollar_signs_are_drawn_as_written(tmp_path: Path, kind: str) -> None:
+    """Matplotlib reads text between two $ as math: a study, parameter or choice name such as
+    '$\\undefined{x}$' (anyone who writes the database chooses them) ended the plot with a parse error."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    odd = r"$\undefinedcmd{x}^{$"
+    study = ts.Study({"p" + odd: ts.Float(0, 1), "c": ts.Categorical(["a" + odd, "b"])}, sampler="random", seed=0,
+                     storage=url, name="s" + odd)
+
+    def objective(trial: ts.Trial) -> float:
+        for step in range(3):
+            trial.report(float(step), step)
+        return float(trial.params["p" + odd])
+
+    study.optimize(objective, n_trials=12)
+    out = tmp_path / f"{kind}.png"
+    assert main(["plot", "s" + odd, "--storage", url, "--kind", kind, "-o", str(out)]) == 0
+    assert out.stat().st_size > 0
+
+
+def test_a_study_whose_name_starts_with_an_underscore_keeps_its_legend_entry() -> None:
+    """Matplotlib leaves labels starting with "_" out of a legend: a study named _base vanished from
+    the histories drawn into one axes."""
+    axes = None
+    for name in ("_base", "tuned"):
+        study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name=name)
+        study.optimize(lambda t: t.params["x"], n_trials=4)
+        axes = plots.history(study, axes)
+    labels = [text.lstrip("\u200b") for text in axes.get_legend_handles_labels()[1]]
+    assert any(label.startswith("_base") for label in labels), labels
+    plt.close(axes.figure)

@@ -166,3 +166,35 @@ def test_a_large_study_s_report_is_reduced_as_the_dashboard_s() -> None:
     m = re.search(rf"id='reduced'>[^<]*computed on (\d+) of {SAMPLE + 1500} trials", page)
     assert m and int(m.group(1)) == SAMPLE, page[page.find("<h2>Plots"):][:400]
     assert f"at most {MAX_POINTS:,} points a series" in page and len(page) < 8_000_000
+
+
+def test_names_that_look_like_html_are_shown_as_text_in_the_plots(tmp_path: Path) -> None:
+    """Plotly reads a little HTML in texts: a choice or parameter named <a href=...> drew a link
+    (to anywhere) in the report's plots, and <b> bold text."""
+    sync_api = browser_or_skip()
+    link = "<a href='https://198.51.100.1/'>sign in</a>"
+    study = ts.Study({"p<b>x</b>": ts.Float(0, 1), "c": ts.Categorical([link, "b"])}, sampler="random", seed=0,
+                     name="s" + link)
+
+    def objective(trial: ts.Trial) -> float:
+        trial.report(1.0, 1)
+        return float(trial.params["p<b>x</b>"])
+
+    study.optimize(objective, n_trials=12)
+    out = write_report(study, tmp_path / "r.html")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", only(("file:", "data:", "about:"), []))
+            page.goto(out.as_uri(), wait_until="load")
+            page.wait_for_function("document.querySelectorAll('.plotly-graph-div svg.main-svg').length > 8",
+                                   timeout=30_000)
+            links = page.eval_on_selector_all("svg a", "as => as.map(a => a.getAttribute('href') || a.getAttribute('xlink:href'))")
+            bold = page.eval_on_selector_all("svg tspan", "ts => ts.filter(t => /bold/.test(t.getAttribute('style')"
+                                                          " || '') && t.textContent === 'x').length")
+            shown = page.eval_on_selector_all("svg text", "ts => ts.map(t => t.textContent).join(' ')")
+        finally:
+            browser.close()
+    assert not [h for h in links if h and "198.51.100.1" in h], links
+    assert bold == 0 and "sign in</a>" in shown and "p<b>x</b>" in shown

@@ -125,6 +125,8 @@ STUDY_ATTACKS = {
     "space-range": ("space", '{"x": {"type": "float", "low": 5, "high": -5}}', "stored space is unreadable"),
     "config": ("config", "[", "column config"),
     "direction": ("direction", "sideways", "column direction"),
+    "config-sampler": ("config", '{"sampler": {"name": "tpe", "n_startup": "x"}}', "stored sampler cannot be rebuilt"),
+    "config-heartbeat": ("config", '{"sampler": {"name": "random"}, "heartbeat": "x"}', "stored heartbeat cannot be"),
 }
 
 
@@ -423,3 +425,38 @@ def test_a_worker_process_stopped_by_its_storage_stops_the_run_with_that_error(
         res.stdout + res.stderr)
     assert "crashed" not in res.stderr and "replacement worker" not in res.stderr, res.stderr
     assert not db.exists()  # no new, empty database made at the path by a replacement
+
+def test_a_text_that_is_not_utf8_spoils_only_its_own_row(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another program can write any bytes into SQLite's TEXT columns; before, one such row ended
+    every read of the file ("Could not decode to UTF-8"), the study list's too."""
+    _study(sqlite_url)
+    ts.Study(SPACE, storage=sqlite_url, name="other", sampler="random").optimize(lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE ts_trials SET params = CAST(X'7b2278223aff7d' AS TEXT) WHERE number = 1"))
+        c.execute(sa.text("UPDATE ts_trials SET worker = CAST(X'77ff' AS TEXT) WHERE number = 2"))
+        c.execute(sa.text("UPDATE ts_studies SET name = CAST(X'6fff' AS TEXT) WHERE name = 'other'"))
+    engine.dispose()
+    trials = ts.Study.load("victim", storage=sqlite_url).trials
+    assert trials[1].state is ts.TrialState.FAILED and "column params of trial 1" in str(trials[1].error)
+    assert trials[2].worker == "w\ufffd" and trials[2].state is ts.TrialState.COMPLETE
+    assert main(["studies", "--storage", sqlite_url]) == 0
+    assert "victim" in capsys.readouterr().out
+    assert main(["show", "victim", "--storage", sqlite_url]) == 0
+
+
+@pytest.mark.parametrize("column, value", [("params", r'{"x": 0.5, "k": "\ud800"}'), ("attrs", r'{"\udfff": "a\ud800"}')])
+def test_half_a_surrogate_pair_in_json_is_read_as_a_replacement_character(
+        shared_storage_url: str, column: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON may escape half a UTF-16 pair ("\\ud800"), which no file or terminal takes: before,
+    ``show``, ``export`` and the report ended in "surrogates not allowed"."""
+    pytest.importorskip("plotly")
+    url = shared_storage_url
+    _study(url)
+    _write(url, column, value)
+    trial = ts.Study.load("victim", storage=url).trials[1]
+    assert "\ufffd" in json.dumps({**trial.params, **trial.attrs}, ensure_ascii=False)
+    for cmd in (["show", "victim"], ["export", "victim", "-o", str(tmp_path / "t.csv")],
+                ["report", "victim", "-o", str(tmp_path / "r.html")]):
+        assert main([*cmd, "--storage", url]) == 0, capsys.readouterr().err
+    assert _row(url, column) == value  # nothing was written back over the row

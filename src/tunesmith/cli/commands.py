@@ -309,7 +309,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     text = export_csv(study) if args.format == "csv" else export_json(study)
     if args.output:
-        Path(args.output).write_text(text)
+        Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {plural(len(study.trials), 'trial')} of {study.name!r} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -326,8 +326,15 @@ def export_csv(study: Study) -> str:
     for row, t in zip(rows, trials, strict=True):
         # an empty cell is an inactive parameter (or no value); a None the trial took is written "None"
         writer.writerow({k: "None" if v is None and k.startswith("params_") and k[7:] in t.params else
-                         "" if v is None else v for k, v in row.items()})
+                         "" if v is None else _inert(v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def _inert(v: Any) -> Any:
+    """A text a spreadsheet would read as a formula (``=HYPERLINK(...)``, ``@SUM(...)``, ``+``, ``-``)
+    with a ``'`` before it, so that opening the file runs nothing (a value, an error or a worker
+    name can come from whoever writes the database)."""
+    return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
 
 
 def export_json(study: Study) -> str:

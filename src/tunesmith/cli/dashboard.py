@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from .studyfile import DEFAULT_STORAGE
 
@@ -23,7 +24,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, not {args.port}")
-    if args.poll <= 0:
+    if not 0 < args.poll < math.inf:  # nan or inf: the page's timer fired at once, polling without pause
         raise ValueError(f"--poll must be a positive number of seconds, not {args.poll}")
     serve(args.storage, host=args.host, port=args.port, allow_writes=args.allow_writes, poll_seconds=args.poll)
     return 0

@@ -113,9 +113,12 @@ class StudyFile:
         if not path.is_file():
             raise StudyFileError(f"study file {str(path)!r} does not exist")
         try:
-            data = load_yaml(path.read_text())
+            data = load_yaml(path.read_text(encoding="utf-8"))  # YAML's own encoding, whatever the locale
         except yaml.YAMLError as exc:
             raise StudyFileError(f"{path}: not valid YAML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise StudyFileError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                                 f"{exc.start}); save it as UTF-8") from None
         return cls.from_dict(data, source=str(path), base_dir=path.resolve().parent, default_name=path.stem)
 
     @classmethod

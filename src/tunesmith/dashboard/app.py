@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..exceptions import StorageError, StudyNotFound
@@ -32,9 +32,11 @@ from ..trial import FrozenTrial, TrialState, json_finite
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
+from .server import is_loopback
 from .writes import WRITE_ROUTES
 
 MAX_PAGE = 500  # rows one trials request returns at most
+MAX_FORM = 1 << 20  # bytes a posted form may have (a note, a configuration): a larger body is refused unread
 STATES = tuple(s.value for s in TrialState)
 SLASH = "\uffff"  # stands for a "/" inside one path segment (sent as %2F) while the router splits the path
 
@@ -55,19 +57,25 @@ class Dashboard:
             raise HTTPException(404, f"no study named {name!r} in {self.cache.storage.display_url}") from None
 
     def trial(self, v: View, number: str) -> FrozenTrial:
-        t = v.trial(int(number)) if number.lstrip("-").isdigit() else None
+        digits = number.lstrip("-")
+        t = v.trial(int(number)) if digits.isdigit() and len(digits) <= 18 else None  # not int()'s 4,300-digit error
         if t is None:
             last = f"0-{len(v.trials) - 1}" if v.trials else "none yet"
             raise HTTPException(404, f"study {v.name!r} has no trial {number!r} (its trials: {last})")
         return t
 
 
-def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0) -> Starlette:
-    """The dashboard of ``storage`` as an ASGI application (serve it with uvicorn)."""
+def create_app(storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0,
+               host: str | None = None) -> Starlette:
+    """The dashboard of ``storage`` as an ASGI application (serve it with uvicorn). ``host``: the
+    address it listens on; on a loopback one, it answers only requests addressed to a loopback name."""
     d = Dashboard(storage, allow_writes=allow_writes, poll_seconds=poll_seconds)
     routes = [Route(path, _bind(d, fn), methods=methods) for path, fn, methods in [*ROUTES, *WRITE_ROUTES]]
     handlers = {HTTPException: _error, ValueError: _bad_request, StorageError: _storage_error}
-    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(_SlashesInNames)])
+    middleware = [Middleware(_Headers), Middleware(_SlashesInNames)]
+    if host is not None and is_loopback(host):
+        middleware.insert(0, Middleware(_LoopbackNamesOnly))
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.dashboard = d
     return app
 
@@ -89,6 +97,45 @@ class _SlashesInNames:
         await self.app(scope, receive, send)
 
 
+#: on every response: no other site may frame a page (a click on "delete study", then on "yes, do
+#: it", inside a page of another site dressed as something else), nor read a JSON answer as a script
+HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+           (b"content-security-policy", b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")]
+
+
+class _Headers:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+class _LoopbackNamesOnly:
+    """A dashboard that listens on loopback answers only requests addressed to ``localhost``,
+    ``127.0.0.1`` or ``[::1]``: a page of another site that points its own name at 127.0.0.1
+    (DNS rebinding) could otherwise read every study, and the write forms' token with them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            sent = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+            name = sent.rsplit(":", 1)[0] if not sent.endswith("]") else sent
+            if not is_loopback(name.strip("[]")):
+                text = (f"this dashboard answers only requests addressed to localhost or 127.0.0.1, not {sent!r}; "
+                        "to reach it from other machines, start it with --host 0.0.0.0")
+                await PlainTextResponse(text, 421)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
@@ -96,10 +143,23 @@ def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:
         if SLASH in request.path_params.get("name", ""):
             request.path_params["name"] = request.path_params["name"].replace(SLASH, "/")
         if request.method == "POST":  # the forms post url-encoded fields (no multipart parser needed)
-            request.state.form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+            request.state.form = dict(parse_qsl((await _form_body(d, request)).decode("utf-8", "replace")))
         return await run_in_threadpool(fn, d, request)  # storage reads block: off the event loop
 
     return endpoint
+
+
+async def _form_body(d: Dashboard, request: Request) -> bytes:
+    """A posted form's bytes, read only where writes are allowed and only up to :data:`MAX_FORM`
+    (before, any body was read whole into memory, a read-only dashboard's too)."""
+    if not d.allow_writes:
+        raise HTTPException(403, "this dashboard is read-only: start it with --allow-writes to change studies")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise HTTPException(413, f"a form of more than {MAX_FORM:,} bytes is refused")
+    return body
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -181,7 +241,7 @@ def api_studies(d: Dashboard, request: Request) -> Response:
 
 def api_study(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
-    return json_response({**v.summary(), "space": v.record.space, "notes": v.record.config.get("notes", [])})
+    return json_response({**v.summary(), "space": v.record.space, "notes": pages.notes(v.record.config)})
 
 
 def api_changes(d: Dashboard, request: Request) -> Response:
@@ -227,7 +287,7 @@ def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dic
 
 
 def _int(text: str, what: str, *, least: int = 0) -> int:
-    if not text.isdigit() or int(text) < least:  # limit=0 showed "trials 1-0" and a "next" link
+    if not text.isdigit() or len(text) > 18 or int(text) < least:  # limit=0 showed "trials 1-0" and a "next" link
         raise ValueError(f"{what} must be a whole number >= {least}, not {text!r}")
     return int(text)
 

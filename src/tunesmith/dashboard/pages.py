@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -46,14 +46,29 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, 
     return html_table(head, rows, left=left, raw=raw)
 
 
+#: a table cell shows at most this many characters of a value (a value in the database may be 100 MB)
+MAX_CELL = 200
+
+
 def fmt(v: Any) -> str:
     if v is None:
         return ""
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    text = f"{v:.6g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= MAX_CELL else f"{text[:MAX_CELL // 2]}... ({len(text):,} characters)"
 
 
 def when(ts: float | None) -> str:
-    return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    try:
+        return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    except (TypeError, ValueError, OverflowError, OSError):  # a time changed outside tunesmith: '1e300', 'x'
+        return f"? ({ts!r:.40})"
+
+
+def notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A study's notes (``config["notes"]``); one changed outside tunesmith into something else
+    than a list of ``{time, text}`` is shown as its text, not a failed page."""
+    stored = config.get("notes") or []
+    return [n if isinstance(n, dict) else {"text": n} for n in (stored if isinstance(stored, list) else [stored])]
 
 
 def states(counts: dict[str, int]) -> str:
@@ -97,12 +112,12 @@ def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str) -> 
             ["trials", f"<span id='n-trials'>{h['n-trials']}</span> (<span id='states'>{h['states']}</span>)"],
             ["best", f"<span id='best'>{h['best']}</span>"],
             ["last activity", f"<span id='last'>{h['last']}</span>"]]
-    notes = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in v.record.config.get("notes", []))
+    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in notes(v.record.config))
     plots = "".join(f"<section class='kind' data-kind='{k}' data-src='/api/studies/{q(v.name)}/plots/{k}'></section>"
                     for k in kinds)
     body = (f"<h1>{e(v.name)}</h1><p><a href='/studies/{q(v.name)}/importance'>importance</a> &middot; "
             f"<span class='live' id='live'>live</span></p>{table(['', ''], info, raw=True, left=1)}"
-            + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
+            + (f"<h2>Notes</h2><ul>{listed}</ul>" if listed else "")
             + f"<div id='plots' data-study='{e(v.name)}' data-version='{v.version}'>{plots}</div>"
             f"<h2>Trials</h2><div id='trials'>{trials_html}</div>{writes}")
     return layout(v.name, body, scripts=True)
@@ -114,7 +129,7 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
     head = ["#", "state", "value", *names, "seconds", "worker"]
     cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
-              *(e(fmt(t.params.get(n))) for n in names), fmt(t.duration), e(t.worker or "")] for t in rows]
+              *(e(fmt(t.params.get(n))) for n in names), fmt(t.duration), e(fmt(t.worker))] for t in rows]
     return _pager(v, total, offset, limit, order, state) + table(head, cells, raw=True)
 
 

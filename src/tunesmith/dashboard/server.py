@@ -69,7 +69,7 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
         print(f"warning: the dashboard listens on {host}, so other machines can reach it; it has no login"
               + (" and --allow-writes lets them change and delete studies" if allow_writes else ""), file=out)
     check_port(host, port)  # before reading the studies, which can take a while
-    app = create_app(st, allow_writes=allow_writes, poll_seconds=poll_seconds)
+    app = create_app(st, allow_writes=allow_writes, poll_seconds=poll_seconds, host=host)
     started = time.perf_counter()
     records = app.state.dashboard.cache.records()
     rest = warm(app, records, budget_s=WARM_BUDGET_S)

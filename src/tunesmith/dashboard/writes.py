@@ -30,9 +30,7 @@ MAX_NOTE = 2000  # characters
 
 
 def _form(d: Dashboard, request: Request) -> dict[str, str]:
-    """The posted fields, once writes are allowed and the token matches."""
-    if not d.allow_writes:
-        raise HTTPException(403, "this dashboard is read-only: start it with --allow-writes to change studies")
+    """The posted fields (read only where writes are allowed), once the token matches."""
     fields = {k: str(v) for k, v in request.state.form.items()}
     if not secrets.compare_digest(fields.get("token", ""), d.token):
         raise HTTPException(403, "this form did not come from this dashboard (its token is missing or stale): "
@@ -68,7 +66,7 @@ def add_note(d: Dashboard, request: Request) -> Response:
         return ask
     with d.cache.io:
         rec = d.cache.storage.get_study(name)
-        notes = [*rec.config.get("notes", []), {"time": time.time(), "text": text}]
+        notes = [*pages.notes(rec.config), {"time": time.time(), "text": text}]  # the old kept, whatever they are
         d.cache.storage.set_study_config(rec.study_id, {**rec.config, "notes": notes})
     d.cache.stale(name)
     return RedirectResponse(f"/studies/{pages.q(name)}", 303)
@@ -113,6 +111,8 @@ def enqueue(d: Dashboard, request: Request) -> Response:
 def _params(text: str) -> dict[str, Any]:
     try:
         params = json.loads(text)
+    except RecursionError:  # '[[[[...' : before, a 500
+        raise ValueError("the configuration nests too deep: it must be a JSON object such as {\"x\": 0.5}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"the configuration must be a JSON object such as {{\"x\": 0.5}}: {exc}") from None
     if not isinstance(params, dict):

@@ -84,6 +84,9 @@ class PruningCallback(_Callback):
                 f"trial {self.trial.number}: its checkpoint {path} is not in the callback's folder "
                 f"{folder}; give the resumed trial the checkpoint_dir it was paused with"
             )
+        from ..train.checkpoint import check_dir
+
+        check_dir(folder)  # a folder another user owns or can write: its checkpoint may be planted
         return str(path)
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -129,7 +132,10 @@ class PruningCallback(_Callback):
         if decision is Decision.CONTINUE:
             return
         if decision is Decision.PAUSE:
+            from ..train.checkpoint import secure_dir
+
             path = self._checkpoint_path(trainer)
+            secure_dir(path.parent)  # 0700; before, Lightning made <temp>/tunesmith-lightning/<study> readable by all
             trainer.save_checkpoint(path, weights_only=False)  # all the state; every rank calls it, rank 0 writes
             if trainer.is_global_zero:
                 self.trial.set_attr("checkpoint", str(path))

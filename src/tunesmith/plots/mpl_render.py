@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -13,6 +13,22 @@ from .records import LINE, Chart, Diagram, Parallel, Record, Series
 #: the longest parameter name drawn whole on an axis (longer: its middle becomes "…"), and a title's line width
 NAME_WIDTH = 32
 TITLE_WIDTH = 60
+
+
+@overload
+def plain(text: str) -> str: ...
+@overload
+def plain(text: None) -> None: ...
+def plain(text: str | None) -> str | None:
+    """``text`` drawn as it is: each ``$`` escaped, so that a name or a choice holding two of them
+    (``$\\foo$``) is not read as math (a formula matplotlib cannot parse ended the plot)."""
+    return None if text is None else text.replace("$", "\\$")
+
+
+def _legend(label: str | None) -> str | None:
+    """A series' legend label: :func:`plain`, and one starting with ``_`` (a study named ``_base``)
+    after a zero-width space, since matplotlib leaves such labels out of the legend."""
+    return None if label is None else ("\u200b" if label.startswith("_") else "") + plain(label)
 
 
 def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
@@ -52,9 +68,9 @@ def to_matplotlib(record: Record, ax: Any = None) -> Any:
         _diagram(ax, record)
     else:
         _chart(ax, record)
-    ax.set_title("\n".join(textwrap.wrap(record.title, TITLE_WIDTH)), fontsize="medium")
+    ax.set_title(plain("\n".join(textwrap.wrap(record.title, TITLE_WIDTH))), fontsize="medium")
     if record.empty:
-        ax.text(0.5, 0.5, record.message, ha="center", va="center", transform=ax.transAxes, wrap=True)
+        ax.text(0.5, 0.5, plain(record.message), ha="center", va="center", transform=ax.transAxes, wrap=True)
     return ax
 
 
@@ -73,10 +89,14 @@ def save(records: Sequence[Record], path: str, *, dpi: int = 120) -> None:
 def _chart(ax: Any, c: Chart) -> None:
     if c.x_categories:  # the choices in the space's order, not in the order the trials drew them
         ax.xaxis.update_units(np.array(c.x_categories))
+        from matplotlib.ticker import FuncFormatter
+
+        names = ax.xaxis.get_major_formatter()
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: plain(names(x, pos))))
     for s in c.series:
         _draw(ax, s, c)
-    ax.set_xlabel(short_labels([c.x_label])[0])
-    ax.set_ylabel(short_labels([c.y_label])[0])
+    ax.set_xlabel(plain(short_labels([c.x_label])[0]))
+    ax.set_ylabel(plain(short_labels([c.y_label])[0]))
     if c.log_x:
         ax.set_xscale("log")
     if c.log_y:
@@ -91,7 +111,7 @@ def _chart(ax: Any, c: Chart) -> None:
 
 
 def _draw(ax: Any, s: Series, c: Chart) -> None:
-    style = {"color": s.color, "lw": s.width, "alpha": s.opacity, "label": s.label, "gid": s.gid}
+    style = {"color": s.color, "lw": s.width, "alpha": s.opacity, "label": _legend(s.label), "gid": s.gid}
     if s.dash:
         style["ls"] = s.dash
     if s.mode == "lines":
@@ -105,25 +125,26 @@ def _draw(ax: Any, s: Series, c: Chart) -> None:
                         step="post", gid=s.gid)
     elif s.mode == "bars":
         ax.barh(range(len(s.y)), list(s.x), xerr=list(s.error or ()), color=s.color, capsize=3, gid=s.gid)
-        ax.set_yticks(range(len(s.y)), short_labels([str(y) for y in s.y]))
+        ax.set_yticks(range(len(s.y)), [plain(y) for y in short_labels([str(y) for y in s.y])])
     elif s.mode == "contour":
         cs = ax.contourf(list(s.x), list(s.y), np.array(s.z), levels=25,
                          cmap=_cmap(s.color) + ("_r" if c.reverse_scale else ""))
-        ax.figure.colorbar(cs, ax=ax, label=c.color_label or "")
+        ax.figure.colorbar(cs, ax=ax, label=plain(c.color_label or ""))
     elif s.mode == "vline":
         for i, x in enumerate(s.x):
-            ax.axvline(x, color=s.color, ls=s.dash or "-", lw=s.width, label=s.label if i == 0 else None, zorder=1)
+            ax.axvline(x, color=s.color, ls=s.dash or "-", lw=s.width, label=_legend(s.label) if i == 0 else None,
+                       zorder=1)
 
 
 def _markers(ax: Any, s: Series, c: Chart) -> None:
     size = 120 if s.marker == "*" else 16
     if s.colors is not None:
         sc = ax.scatter(list(s.x), list(s.y), c=list(s.colors), cmap="viridis", s=size, marker=s.marker or "o",
-                        edgecolors="#333333", linewidths=0.3, label=s.label, gid=s.gid, zorder=3)
-        ax.figure.colorbar(sc, ax=ax, label=c.color_label or "")
+                        edgecolors="#333333", linewidths=0.3, label=_legend(s.label), gid=s.gid, zorder=3)
+        ax.figure.colorbar(sc, ax=ax, label=plain(c.color_label or ""))
     else:
         ax.plot(list(s.x), list(s.y), s.marker or "o", color=s.color, ms=11 if s.marker == "*" else 4,
-                mec="#333333" if s.color == "#ffffff" else s.color, mew=0.5, label=s.label, gid=s.gid,
+                mec="#333333" if s.color == "#ffffff" else s.color, mew=0.5, label=_legend(s.label), gid=s.gid,
                 alpha=s.opacity, zorder=3)
 
 
@@ -154,12 +175,12 @@ def _parallel(ax: Any, p: Parallel) -> None:
         lo, hi = min(a.values), max(a.values)
         ticks = a.ticks or [(lo, f"{10**lo if a.log else lo:.3g}"), (hi, f"{10**hi if a.log else hi:.3g}")]
         for t, label in ticks:
-            ax.text(j + 0.03, (t - lo) / ((hi - lo) or 1.0), label, fontsize=7, va="center")
-    ax.set_xticks(range(n), short_labels([a.name for a in p.axes]), rotation=20, fontsize=8)
+            ax.text(j + 0.03, (t - lo) / ((hi - lo) or 1.0), plain(label), fontsize=7, va="center")
+    ax.set_xticks(range(n), [plain(a) for a in short_labels([a.name for a in p.axes])], rotation=20, fontsize=8)
     ax.set_yticks([])
     ax.set_xlim(-0.1, n - 0.6)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    ax.figure.colorbar(sm, ax=ax, label=p.color_label)
+    ax.figure.colorbar(sm, ax=ax, label=plain(p.color_label))
 
 
 def _unit(values: Sequence[float]) -> np.ndarray:
@@ -177,15 +198,15 @@ def _diagram(ax: Any, d: Diagram) -> None:
                                     fc="#E8F1F8", ec="#0072B2", gid=f"node-{n.key}"))
         lines = 1 + len(n.detail.splitlines())  # the label's line on top, the detail's lines below it
         top = n.y + 0.5 * LINE * lines
-        ax.text(n.x, top - 0.5 * LINE, n.label, ha="center", va="center", fontsize=9, weight="bold")
-        ax.text(n.x, top - LINE - 0.5 * LINE * (lines - 1), n.detail, ha="center", va="center", fontsize=7,
+        ax.text(n.x, top - 0.5 * LINE, plain(n.label), ha="center", va="center", fontsize=9, weight="bold")
+        ax.text(n.x, top - LINE - 0.5 * LINE * (lines - 1), plain(n.detail), ha="center", va="center", fontsize=7,
                 linespacing=1.2)
     for a, b, label in d.edges:
         x0, y0, x1, y1 = d.arrow(a, b)
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "#555555"})
         right = x0 >= d.node(a).x
         dx, dy = (0, 0.04) if y0 == y1 else ((0.04 if right else -0.04), 0)
-        ax.text((x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, label, fontsize=6, color="#555555",
+        ax.text((x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy, plain(label), fontsize=6, color="#555555",
                 ha="center" if y0 == y1 else ("left" if right else "right"), va="bottom" if y0 == y1 else "center")
     xs = [n.x for n in d.nodes] or [0.0]
     ys = [n.y for n in d.nodes] or [0.0]

@@ -30,9 +30,9 @@ def to_plotly(record: Record) -> Any:
     else:
         fig = _chart(go, record)
     top = 110 if isinstance(record, Parallel) else 60
-    fig.update_layout(title=record.title, template="plotly_white", margin={"l": 60, "r": 30, "t": top, "b": 50})
+    fig.update_layout(title=_escape(record.title), template="plotly_white", margin={"l": 60, "r": 30, "t": top, "b": 50})
     if record.empty:
-        fig.add_annotation(text=record.message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.add_annotation(text=_escape(record.message or ""), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
 
 
@@ -50,18 +50,18 @@ def _chart(go: Any, c: Chart) -> Any:
                 fig.add_vline(x=x, line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid")})
     if any(s.colors is not None or s.mode == "contour" for s in c.series):  # a colour bar on the right
         fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
-    fig.update_xaxes(title=c.x_label, type="log" if c.log_x else None)
+    fig.update_xaxes(title=_escape(c.x_label), type="log" if c.log_x else None)
     if c.x_categories:  # the choices in the space's order, and "16" a label, not the number 16
-        fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(c.x_categories))
-    fig.update_yaxes(title=c.y_label, type="log" if c.log_y else None)
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=_hs(c.x_categories))
+    fig.update_yaxes(title=_escape(c.y_label), type="log" if c.log_y else None)
     return fig
 
 
 def _scatter(go: Any, s: Series, c: Chart) -> Any:
-    return go.Scatter(x=list(s.x), y=list(s.y), mode="lines", name=s.label or "", showlegend=s.label is not None,
+    return go.Scatter(x=_hs(s.x), y=list(s.y), mode="lines", name=_escape(s.label or ""), showlegend=s.label is not None,
                       line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid"),
                             "shape": "hv" if s.mode == "steps" else "linear"},
-                      opacity=s.opacity, hovertext=list(s.hover) if s.hover else None, legendgroup=s.color)
+                      opacity=s.opacity, hovertext=_hs(s.hover) if s.hover else None, legendgroup=s.color)
 
 
 def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
@@ -71,11 +71,11 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
         marker: dict[str, Any] = {"symbol": SYMBOLS.get(s.marker, "circle"), "size": 11 if s.marker == "*" else 6}
         if s.colors is not None:
             marker.update(color=list(s.colors), colorscale="Viridis", showscale=True,
-                          colorbar={"title": c.color_label or ""})
+                          colorbar={"title": _escape(c.color_label or "")})
         else:
             marker.update(color=s.color, line={"width": 0.5, "color": "#333333"})
-        return [go.Scatter(x=list(s.x), y=list(s.y), mode="markers", name=s.label or "", marker=marker,
-                           showlegend=s.label is not None, hovertext=list(s.hover) if s.hover else None)]
+        return [go.Scatter(x=_hs(s.x), y=list(s.y), mode="markers", name=_escape(s.label or ""), marker=marker,
+                           showlegend=s.label is not None, hovertext=_hs(s.hover) if s.hover else None)]
     if s.mode == "band":
         fill = _rgba(s.color, s.opacity)
         return [go.Scatter(x=list(s.x), y=list(s.high or ()), mode="lines", line={"width": 0}, showlegend=False,
@@ -83,12 +83,17 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
                 go.Scatter(x=list(s.x), y=list(s.low or ()), mode="lines", line={"width": 0}, fill="tonexty",
                            fillcolor=fill, showlegend=False, hoverinfo="skip")]
     if s.mode == "bars":
-        return [go.Bar(x=list(s.x), y=list(s.y), orientation="h", marker={"color": s.color},
+        return [go.Bar(x=list(s.x), y=_hs(s.y), orientation="h", marker={"color": s.color},
                        error_x={"type": "data", "array": list(s.error or ())}, showlegend=False)]
     if s.mode == "contour":
         return [go.Contour(x=list(s.x), y=list(s.y), z=[list(r) for r in (s.z or [])], colorscale=s.color,
-                           reversescale=c.reverse_scale, colorbar={"title": c.color_label or ""}, ncontours=25)]
+                           reversescale=c.reverse_scale, colorbar={"title": _escape(c.color_label or "")}, ncontours=25)]
     return []  # vline: drawn as shapes
+
+
+def _hs(values: Sequence[Any]) -> list[Any]:
+    """:func:`_h` of each text in ``values`` (numbers as they are)."""
+    return [_escape(v) if isinstance(v, str) else v for v in values]
 
 
 def _merged(lines: Sequence[Series]) -> list[Series]:
@@ -120,13 +125,13 @@ def _rgba(color: str, alpha: float) -> str:
 def _parallel(go: Any, p: Parallel) -> Any:
     dims = []
     for a in p.axes:
-        d: dict[str, Any] = {"label": f"{a.name} (log scale)" if a.log else a.name, "values": list(a.values)}
+        d: dict[str, Any] = {"label": _escape(f"{a.name} (log scale)" if a.log else a.name), "values": list(a.values)}
         ticks = a.ticks or (_decades(a.values) if a.log else ())
         if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2)
-            d.update(tickvals=[t for t, _ in ticks], ticktext=[label for _, label in ticks])
+            d.update(tickvals=[t for t, _ in ticks], ticktext=[_escape(label) for _, label in ticks])
         dims.append(d)
     line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
-            "colorbar": {"title": p.color_label}}
+            "colorbar": {"title": _escape(p.color_label)}}
     return go.Figure(go.Parcoords(line=line, dimensions=dims) if p.axes else None)
 
 
@@ -145,13 +150,13 @@ def _diagram(go: Any, d: Diagram) -> Any:
     for n in d.nodes:
         fig.add_shape(type="rect", x0=n.x - w, x1=n.x + w, y0=n.y - h, y1=n.y + h,
                       line={"color": "#0072B2"}, fillcolor="#E8F1F8")
-        fig.add_annotation(x=n.x, y=n.y, text=f"<b>{n.label}</b><br>{n.detail.replace(chr(10), '<br>')}", showarrow=False,
+        fig.add_annotation(x=n.x, y=n.y, text=f"<b>{_escape(n.label)}</b><br>{_escape(n.detail).replace(chr(10), '<br>')}", showarrow=False,
                            font={"size": 11})
     for a, b, label in d.edges:
         x0, y0, x1, y1 = d.arrow(a, b)
         fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
                            arrowhead=2, text="", arrowcolor="#555555")
-        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=label, showarrow=False, yshift=10 if y0 == y1 else 0,
+        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=_escape(label), showarrow=False, yshift=10 if y0 == y1 else 0,
                            xshift=0 if y0 == y1 else (45 if x0 >= d.node(a).x else -45), font={"size": 9, "color": "#555555"})
     low, high = min((n.y for n in d.nodes), default=0) - h - 0.28, h + 0.28
     fig.update_xaxes(visible=False, range=[-w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1])

@@ -64,6 +64,11 @@ def _resolve(name: str) -> type[Sampler] | None:
     return __getattr__(cls) if isinstance(cls, str) else cls
 
 
+def is_known(name: Any) -> bool:
+    """Whether ``name`` names a sampler this process can build (built in, registered or an alias)."""
+    return isinstance(name, str) and (name.lower() in _BUILTIN or name.lower() in ALIASES)
+
+
 def make_sampler(spec: str | Sampler | type[Sampler] | dict[str, Any], seed: int | None = None) -> Sampler:
     """A sampler from a name ("random", "sobol", "grid", ...), a description
     (as stored with a study) or an instance (returned as is) or a Sampler class (built with ``seed``)."""
@@ -107,6 +112,7 @@ __all__ = [
     "Suggestion",
     "TPESampler",
     "fidelity_history",
+    "is_known",
     "make_sampler",
     "register",
 ]

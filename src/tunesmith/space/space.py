@@ -477,9 +477,35 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: the most values a YAML text may expand to, and its deepest nesting (a file is settings, not data)
+MAX_YAML_VALUES = 1_000_000
+MAX_YAML_DEPTH = 100
+
+
 def load_yaml(text: str) -> Any:
-    """``yaml.safe_load(text)``, refusing duplicate keys."""
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    """``yaml.safe_load(text)``, refusing duplicate keys, and a text that nests deeper than
+    :data:`MAX_YAML_DEPTH` or expands to more than :data:`MAX_YAML_VALUES` values (aliases ``*a``
+    repeating anchors ``&a`` nine times over, nine levels deep, held 387 million: it filled the memory)."""
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError(f"it nests deeper than {MAX_YAML_DEPTH} levels") from None
+    _check_yaml_size(data)
+    return data
+
+
+def _check_yaml_size(data: Any) -> None:
+    stack, n = [(data, 0)], 0
+    while stack:
+        x, depth = stack.pop()
+        n += 1
+        if n > MAX_YAML_VALUES:
+            raise yaml.YAMLError(f"it holds more than {MAX_YAML_VALUES:,} values once its aliases (*name) are "
+                                 "expanded; write the settings without repeating anchored (&name) parts")
+        if depth > MAX_YAML_DEPTH:
+            raise yaml.YAMLError(f"it nests deeper than {MAX_YAML_DEPTH} levels")
+        items = [*x.keys(), *x.values()] if isinstance(x, dict) else x if isinstance(x, list) else ()
+        stack.extend((v, depth + 1) for v in items)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -88,14 +88,18 @@ def mask_url(url: str) -> str:
     import sqlalchemy as sa
 
     ambiguous = unencoded_at(url)
-    if ambiguous is not None:
-        return ambiguous
+    if ambiguous is not None:  # with a password= query value hidden too
+        return re.sub(r"password=[^&]*", "password=***", ambiguous)
     try:
         parsed = sa.engine.make_url(url)
     except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: mask by pattern
         return re.sub(r"password=[^&]*", "password=***", re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url))
     if parsed.password is None and "password" not in parsed.query:
         return url  # nothing to hide: shown exactly as given
+    head, sep, query = url.partition("?")
+    masked = re.sub(r"(://[^/:@]*:).*@", r"\1***@", head)  # u:p@ss@h: SQLAlchemy's password ends at the
+    if parsed.password is not None and head.count("@") > 1 and masked != head:  # first @; hide to the last
+        return mask_url(masked + sep + query)
     if "password" in parsed.query:
         parsed = parsed.update_query_dict({"password": "***"})
     return parsed.render_as_string(hide_password=True).replace("password=%2A%2A%2A", "password=***")

@@ -13,6 +13,7 @@ waited on (busy timeout) and whole operations are retried on transient errors.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import logging
 import math
@@ -194,6 +195,10 @@ class _Backoff:
         return None
 
 
+#: SQLite's texts as str, a byte that is not UTF-8 as U+FFFD (C-level: no cost per row)
+_LENIENT_TEXT = functools.partial(str, encoding="utf-8", errors="replace")
+
+
 class SQLStorage(Storage):
     """Storage in a SQL database, by SQLAlchemy URL.
 
@@ -351,6 +356,9 @@ class SQLStorage(Storage):
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            # a text that is not UTF-8 (written by another program) ended every read of the file,
+            # the study list's too; decoded with U+FFFD, its row is read as the others are
+            dbapi_conn.text_factory = _LENIENT_TEXT
             cur = dbapi_conn.cursor()
             if not self.read_only:
                 cur.execute("PRAGMA journal_mode=WAL")

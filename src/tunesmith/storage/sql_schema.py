@@ -223,7 +223,21 @@ def _json_object(column: str, text: Any) -> dict[str, Any]:
     value = _column(column, lambda: json.loads(text))
     if not isinstance(value, dict):
         raise _BadColumn(column, f"holds JSON {type(value).__name__}, not an object")
+    if "\\ud" in text or "\\uD" in text:  # maybe half a surrogate pair ("\ud800"): no file or terminal takes it
+        value = _whole_characters(value)
     return value
+
+
+def _whole_characters(x: Any) -> Any:
+    """``x`` with each lone surrogate in its texts as U+FFFD (before: ``show``, ``export`` and the
+    report ended in "surrogates not allowed", and the dashboard's study page in a 400)."""
+    if isinstance(x, str):
+        return x.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(x, dict):
+        return {_whole_characters(k): _whole_characters(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_whole_characters(v) for v in x]
+    return x
 
 
 def _number(column: str, v: Any, *, finite: bool = False) -> float | None:

@@ -9,14 +9,20 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ..exceptions import SearchExhausted, StudyNotFound, TrialFinishedError, describe_exception
+from ..exceptions import (
+    SearchExhausted,
+    StorageError,
+    StudyNotFound,
+    TrialFinishedError,
+    describe_exception,
+)
 from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
-from ..samplers import Sampler, make_sampler
+from ..samplers import Sampler, is_known, make_sampler
 from ..space import Space
 from ..space.params import did_you_mean
 from ..storage import Storage, make_storage, worker_id
@@ -28,6 +34,7 @@ from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
 
 logger = logging.getLogger("tunesmith")
+T = TypeVar("T")
 
 Objective = Callable[[Trial], Any]
 
@@ -80,8 +87,9 @@ class Study:
         self.direction = record.direction
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
-        self.sampler: Sampler = make_sampler(sampler, seed) if sampler is not None else _stored_sampler(
-            self.name, cfg["sampler"], seed)
+        where = f"study {self.name!r} in {self._storage.display_url}"
+        self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
+                                 else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed)))
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
         stored = cfg.get("pruner")
         if pruner is not None and stored is not None and stored != self.pruner.describe():
@@ -99,7 +107,7 @@ class Study:
         self._session = len(self._storage.get_trials(self._study_id))
         self.sampler.reseed(self._session, 0)
         if "heartbeat" in cfg:
-            stored_beat = HeartbeatConfig.from_dict(cfg["heartbeat"])
+            stored_beat = _from_config(where, "heartbeat", lambda: HeartbeatConfig.from_dict(cfg["heartbeat"]))
             beat = stored_beat if heartbeat_interval is None else reconcile(beat, stored_beat, self.name)
         self._heartbeat = Heartbeat(self._storage, self._study_id, beat)
         self._warned_no_checkpoint = False
@@ -825,6 +833,11 @@ class _UnknownSampler(Sampler):
 
 
 def _stored_sampler(study: str, stored: Any, seed: int | None) -> Sampler:
+    """The stored sampler; one whose class is not registered here opens the study for reading
+    (a known one whose stored options are spoiled raises, as the caller reports it as storage)."""
+    name = stored.get("name") if isinstance(stored, Mapping) else stored
+    if is_known(name):
+        return make_sampler(stored, seed)
     try:
         return make_sampler(stored, seed)
     except ValueError as exc:
@@ -880,12 +893,23 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
 _STATE_NAMES = frozenset(s.value for s in TrialState)
 
 
+def _from_config(where: str, what: str, build: Callable[[], T]) -> T:
+    """``build()`` of a setting read from the study's config column: a StorageError naming the
+    study and the setting when the stored one cannot be rebuilt (before: a bare TypeError or
+    AttributeError, a traceback from ``tunesmith show``)."""
+    try:
+        return build()
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise StorageError(f"{where}: column config: its stored {what} cannot be rebuilt ({exc}); if it was "
+                           "changed outside tunesmith, restore it from a backup or delete the study") from None
+
+
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
     """The pruner a stored study was created with; a pruner this process does not
     know (a custom class not registered here) gives none, with a warning."""
     try:
         return make_pruner(cfg.get("pruner"))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         logger.warning(
             "study %r: its stored pruner cannot be rebuilt here (%s); opened without a pruner. "
             "Register the class (tunesmith.pruners.register) or pass pruner=... to keep pruning",

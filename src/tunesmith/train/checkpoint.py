@@ -132,8 +132,12 @@ def inside(path: str | Path, folder: str | Path) -> bool:
 
 def default_root() -> Path:
     """Where :func:`tunesmith.train.objective` checkpoints by default: a per-user cache folder,
-    ``$XDG_CACHE_HOME/tunesmith/checkpoints`` (else ``~/.cache/tunesmith/checkpoints``)."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    ``$XDG_CACHE_HOME/tunesmith/checkpoints`` (else ``~/.cache/tunesmith/checkpoints``). A relative
+    ``XDG_CACHE_HOME`` is ignored, as the XDG specification says: it put checkpoints under whatever
+    folder the process started in, stored as paths relative to it."""
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(cache):
+        cache = os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "tunesmith" / "checkpoints"
 
 
