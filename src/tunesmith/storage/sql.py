@@ -348,6 +348,12 @@ class SQLStorage(Storage):
             # concurrent readers (the dashboard's threads)
             engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args),
                                       poolclass=sa.pool.QueuePool)
+        elif self._file_id is not None:  # the file was opened: a new connection (a forked worker's)
+            import sqlite3  # never makes a new, empty database where it was deleted (mode=rw)
+
+            uri = self._path.expanduser().resolve().as_uri() + "?mode=rw" if self._path is not None else ""
+            engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args),
+                                      poolclass=sa.pool.QueuePool)
         else:  # the path checked in _check_url: "~" expanded (SQLite itself looked for a folder named "~")
             assert self._path is not None
             url = sa.engine.make_url(self.url).set(database=str(self._path))
