@@ -4,6 +4,7 @@ chromium; no request may leave for another address. Screenshots go to test-artif
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -272,27 +273,57 @@ def test_the_trials_table_and_last_activity_update_live_in_one_format(served: tu
     assert not outside, f"requests left 127.0.0.1: {outside}"
 
 
+@contextlib.contextmanager
+def _dashboard(url: str, env: dict[str, str], *args: str) -> Iterator[str]:
+    """``tunesmith dashboard`` of ``url`` (with ``args``) in its own process; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "dashboard", "--storage", url, "--port", str(port),
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_up(f"http://127.0.0.1:{port}", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
 def test_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'wide.db'}"
     space = {f"weight_decay_of_layer_{i}": ts.Float(0, 1) for i in range(200)}
     ts.Study(space, storage=url, name="wide", sampler="random", seed=0).optimize(
         lambda t: t.params["weight_decay_of_layer_0"], n_trials=6)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "dashboard", "--storage", url, "--port", str(port)],
-                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        _wait_up(f"http://127.0.0.1:{port}", proc)
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1300, "height": 900})
-                page.route("**/*", only((f"http://127.0.0.1:{port}/",), []))
-                page.goto(f"http://127.0.0.1:{port}/studies/wide", wait_until="load")
-                width = page.evaluate("document.documentElement.scrollWidth")
-            finally:
-                browser.close()
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+    with _dashboard(url, subprocess_env) as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.route("**/*", only((base + "/",), []))
+            page.goto(f"{base}/studies/wide", wait_until="load")
+            width = page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            browser.close()
     assert width <= 1300, width  # the trials table's 200 columns scroll in their box (the page was 18,000 px wide)
+
+
+def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """On a phone (a mobile viewport 380 px wide) no page is wider than the screen: the pages
+    declare their viewport (without it a phone lays them out 980 px wide and shrinks them), wide
+    tables scroll in their own box and the forms of --allow-writes shrink to fit."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'phone.db'}"
+    for name in ("a study with a rather long name", "b"):
+        ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=3)
+    widths = {}
+    with _dashboard(url, subprocess_env, "--allow-writes") as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
+                                       has_touch=True).new_page()
+            page.route("**/*", only((base + "/",), []))
+            for path in ("/", "/studies/b", "/studies/b/trials/0", "/compare?study=b"):
+                page.goto(base + path, wait_until="load")
+                widths[path] = page.evaluate("document.documentElement.scrollWidth")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"))
+        finally:
+            browser.close()
+    assert all(w <= 380 for w in widths.values()), widths

@@ -21,6 +21,7 @@ header{background:#0b3d5c;color:#fff;padding:.6em 1.5em}header a{color:#fff;marg
 table{border-collapse:collapse;margin:.8em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f6f9}td.l,th.l{text-align:left}.note{color:#666;font-size:13px}.plot{min-height:420px;margin:1em 0}
 .state-complete{color:#0072B2}.state-failed{color:#D55E00}.state-running{color:#009E73}.state-pruned{color:#777}
+table{display:block;overflow-x:auto;max-width:100%}input{max-width:100%;box-sizing:border-box}
 form.inline{display:inline}.danger{color:#fff;background:#b00;border:0;padding:4px 10px}pre{background:#f6f6f6;padding:.5em}
 .live{font-size:12px;color:#009E73}section.kind{min-height:460px}.pager a{margin-right:.8em}#trials{overflow-x:auto}"""
 
@@ -36,7 +37,7 @@ def q(name: str) -> str:
 
 def layout(title: str, body: str, *, scripts: bool = False) -> str:
     js = "<script src='/static/plotly.min.js'></script><script src='/static/dashboard.js'></script>" if scripts else ""
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>{e(title)} - tunesmith</title>"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'><link rel='icon' href='data:,'><title>{e(title)} - tunesmith</title>"
             f"<style>{STYLE}</style>{js}</head><body><header><b>tunesmith</b> &nbsp; <a href='/'>studies</a>"
             f"<a href='/compare'>compare</a></header><main>{body}</main></body></html>")
 
