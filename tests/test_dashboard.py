@@ -143,6 +143,20 @@ def test_the_trials_table_is_paged_filtered_and_sorted_on_the_server(url: str) -
     assert empty.status_code == 400 and "limit must be a whole number &gt;= 1, not &#x27;0&#x27;" in empty.text
 
 
+
+def test_a_page_past_the_last_trial_says_so_and_links_the_last_page(url: str) -> None:
+    """A filtered page that trials left while it was open (2 running trials of a page 2 finish, and the
+    live update re-renders it), or an offset typed past the end: the pager said "showing 51-1" with a
+    "previous" link to another empty page."""
+    c = client(url)
+    total = len(ts.load_study("alpha", url).trials)
+    page = c.get(f"/studies/alpha?limit=10&offset={total + 95}").text
+    assert f"showing none: the last page starts at {(total - 1) // 10 * 10 + 1}" in page, page
+    assert f"?offset={(total - 1) // 10 * 10}&amp;limit=10&amp;order=number'>previous</a>" in page
+    running = c.get("/api/studies/alpha/changes?since=0&state=running&offset=50&limit=50").json()["html"]["trials"]
+    assert "1 trial running; showing none: the last page starts at 1" in running
+    assert "offset=0&amp;limit=50&amp;order=number&amp;state=running'>previous</a>" in running
+
 def test_importance_and_comparison(url: str) -> None:
     pytest.importorskip("sklearn")
     c = client(url)

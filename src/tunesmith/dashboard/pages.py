@@ -140,10 +140,12 @@ def _pager(v: View, total: int, offset: int, limit: int, order: str, state: str 
         args = {k: a for k, a in args.items() if a is not None}
         return f"<a href='/studies/{q(v.name)}?{e(urlencode(args))}'>{e(label)}</a>"
 
-    parts = [f"{plural(total, 'trial')}{'' if not state else ' ' + e(state)}; showing {offset + 1 if total else 0}-"
-             f"{min(offset + limit, total)}"]
+    last = (total - 1) // limit * limit if total else 0  # where the last page starts
+    shown = (f"{offset + 1 if total else 0}-{min(offset + limit, total)}" if offset < max(total, 1)
+             else f"none: the last page starts at {last + 1}")  # trials left a filtered page, or a typed offset
+    parts = [f"{plural(total, 'trial')}{'' if not state else ' ' + e(state)}; showing {shown}"]
     if offset > 0:
-        parts.append(link("previous", offset=max(0, offset - limit)))
+        parts.append(link("previous", offset=max(0, min(offset - limit, last))))
     if offset + limit < total:
         parts.append(link("next", offset=offset + limit))
     parts.append("order: " + " ".join(link(o, order=o, offset=0) for o in ORDERS))
