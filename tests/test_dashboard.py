@@ -173,6 +173,16 @@ def test_importance_and_comparison(url: str) -> None:
     assert c.get("/compare?study=alpha&study=gamma").status_code == 404
 
 
+def test_a_study_named_twice_in_a_comparison_is_drawn_once(url: str) -> None:
+    """/compare?study=alpha&study=alpha (a link edited by hand, a study checked on the list and kept in
+    the address): the chart said "two studies named 'alpha': pass {label: [study, ...]} to label them",
+    advice for Python, in place of the plot."""
+    c = client(url)
+    fig = c.get("/api/compare?study=alpha&study=beta&study=alpha").json()["plots"][0]["figure"]
+    assert sorted(tr["name"].split(" ")[0] for tr in fig["data"]) == ["alpha", "beta"]
+    assert "<h1>Compare: alpha, beta</h1>" in c.get("/compare?study=alpha&study=beta&study=alpha").text
+
+
 def test_unknown_names_get_a_404_page_or_json(url: str) -> None:
     c = client(url)
     page = c.get("/studies/gamma")

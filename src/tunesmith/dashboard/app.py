@@ -218,8 +218,13 @@ def importance(d: Dashboard, request: Request) -> Response:
     return HTMLResponse(pages.importance_page(v, _method(request)))
 
 
+def _compared(request: Request) -> list[str]:
+    """The studies a comparison names, each once (a name repeated in the address is drawn once)."""
+    return list(dict.fromkeys(request.query_params.getlist("study")))
+
+
 def compare(d: Dashboard, request: Request) -> Response:
-    names = request.query_params.getlist("study")
+    names = _compared(request)
     directions = [d.view(n).record.direction.value for n in names]
     return HTMLResponse(pages.compare_page(names, [r.name for r in d.cache.records()], directions,
                                            _direction(request)))
@@ -319,7 +324,7 @@ def _method(request: Request) -> str:
 
 
 def api_compare(d: Dashboard, request: Request) -> Response:
-    names = request.query_params.getlist("study")
+    names = _compared(request)
     if not names:
         raise ValueError("name the studies to compare: /api/compare?study=a&study=b")
     snaps = [d.cache.snapshot(d.view(n)) for n in names]
