@@ -157,6 +157,17 @@ def test_a_page_past_the_last_trial_says_so_and_links_the_last_page(url: str) ->
     assert "1 trial running; showing none: the last page starts at 1" in running
     assert "offset=0&amp;limit=50&amp;order=number&amp;state=running'>previous</a>" in running
 
+
+def test_a_study_deleted_and_made_again_under_its_name_is_a_change(url: str) -> None:
+    """An open page of 'beta' while a script deletes beta and makes a new, empty beta (a notebook run
+    again): the new study's first version was the old one's, so the page kept showing the old trials."""
+    c = client(url)
+    version = c.get("/api/studies/beta").json()["version"]
+    ts.load_study("beta", url).delete()
+    ts.Study(SPACE, storage=url, name="beta", sampler="random", seed=1)
+    changes = c.get(f"/api/studies/beta/changes?since={version}").json()
+    assert changes["changed"] and changes["summary"]["trials"] == 0, changes
+
 def test_importance_and_comparison(url: str) -> None:
     pytest.importorskip("sklearn")
     c = client(url)

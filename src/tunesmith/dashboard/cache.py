@@ -148,7 +148,8 @@ class StudyCache:
             entry = self._entries.get(record.name)
             same = entry is not None and (entry.record.study_id, entry.record.created) == (record.study_id, record.created)
             if entry is None or not same:  # new, or deleted and made again under its name
-                entry = self._entries[record.name] = _Entry(record)
+                # a study made again continues the old one's versions: a page open on the old one sees a change
+                entry = self._entries[record.name] = _Entry(record, version=entry.version + 1 if entry else 0)
             elif entry.record.config != record.config:
                 entry.record = record
                 entry.version += 1
