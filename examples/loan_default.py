@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _summary import at_least  # examples/_summary.py
 from torch import nn
 
 import tunesmith as ts
@@ -239,10 +240,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoints", default="runs/loan_default", help="folder for the trials' checkpoints (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the split and the search (default: %(default)s)")
     p.add_argument("--json", help="write the results to this JSON file (default: none)")
-    args = p.parse_args(argv)
-    for option, low in (("rows", 20), ("trials", 1), ("epochs", 1), ("folds", 2), ("top", 1), ("test_seeds", 1), ("threads", 1)):
-        if getattr(args, option) < low:
-            p.error(f"--{option.replace('_', '-')} must be at least {low}, got {getattr(args, option)}")
+    args = at_least(p, p.parse_args(argv), {"rows": 20, "trials": 1, "epochs": 1, "folds": 2, "top": 1, "test_seeds": 1,
+                                             "threads": 1})
     if args.csv and not Path(args.csv).is_file():
         p.error(f"--csv {args.csv}: no such file (give the path of a CSV file of loans)")
     return args
