@@ -242,6 +242,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", help="write the results to this JSON file (default: none)")
     args = at_least(p, p.parse_args(argv), {"rows": 20, "trials": 1, "epochs": 1, "folds": 2, "top": 1, "test_seeds": 1,
                                              "threads": 1})
+    if args.label != "default" and not args.csv:
+        p.error(f"--label {args.label} names a column of your --csv FILE; without --csv the synthetic data's label is 'default'")
     if args.csv and not Path(args.csv).is_file():
         p.error(f"--csv {args.csv}: no such file (give the path of a CSV file of loans)")
     return args

@@ -67,6 +67,7 @@ def test_the_summary_says_what_the_search_changed_without_float_noise() -> None:
     ("loan_default", ["--folds", "1"], "--folds must be at least 2, got 1"),
     ("loan_default", ["--test-seeds", "0"], "--test-seeds must be at least 1, got 0"),
     ("loan_default", ["--csv", "no-such-loans.csv"], "--csv no-such-loans.csv: no such file"),
+    ("loan_default", ["--label", "defaulted"], "--label defaulted names a column of your --csv FILE"),
     ("finetune_digits", ["--trials", "0"], "--trials must be at least 1, got 0"),
     ("finetune_digits", ["--labels", "0"], "--labels must be at least 1, got 0"),
     ("finetune_text", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
