@@ -1,7 +1,9 @@
-"""The closing summary the fine-tuning examples print: baselines, validation, test, what the search changed."""
+"""The closing summary the fine-tuning examples print: baselines, validation, test, what the search changed;
+and the check of their numeric options."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,3 +38,13 @@ def table(rows: Sequence[tuple[str, str]]) -> str:
 
 def score(accuracy: float, loss: float | None = None) -> str:
     return f"accuracy {accuracy:.3f}" + ("" if loss is None else f", loss {loss:.3f}")
+
+
+def at_least(p: argparse.ArgumentParser, args: argparse.Namespace, minimums: Mapping[str, int]) -> argparse.Namespace:
+    """A usage error naming the option whose value is below its minimum (``--trials 0``), before
+    anything runs; ``None`` (an option left unset) passes."""
+    for dest, low in minimums.items():
+        value = getattr(args, dest)
+        if value is not None and value < low:
+            p.error(f"--{dest.replace('_', '-')} must be at least {low}, got {value}")
+    return args

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _summary import changes, score, table
+from _summary import at_least, changes, score, table
 from torch import nn
 
 import tunesmith as ts
@@ -209,7 +209,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    return parser().parse_args(argv)
+    p = parser()
+    return at_least(p, p.parse_args(argv), {"labels": 1, "val_labels": 1, "test_images": 1, "size": 8, "trials": 1, "epochs": 1,
+                                               "patience": 1, "batch_size": 1, "threads": 1})
 
 
 def summary(out: dict[str, Any]) -> str:

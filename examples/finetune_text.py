@@ -46,7 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
-from _summary import changes, score, table  # noqa: E402  (examples/_summary.py)
+from _summary import at_least, changes, score, table  # noqa: E402  (examples/_summary.py)
 from torch import nn  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
@@ -230,7 +230,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    return parser().parse_args(argv)
+    p = parser()
+    return at_least(p, p.parse_args(argv), {"texts": 10, "trials": 1, "epochs": 1, "batch_size": 1, "train_blocks": 0, "threads": 1})
 
 
 def summary(out: dict[str, Any]) -> str:

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _summary import at_least  # examples/_summary.py
 from torch import nn
 
 import tunesmith as ts
@@ -176,6 +177,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return tested[trial.number, seed]["loss"]
 
     done = study.trials_in(ts.TrialState.COMPLETE)
+    if not done:
+        raise SystemExit(f"no configuration completed; trial 0 failed with: {study.trials[0].error}")
     seeds = [args.seed + 1 + i for i in range(args.test_seeds)]
     evaluation = study.evaluate_best(test_loss, k=min(args.top, len(done)), seeds=seeds)
     best = study.best_trial
@@ -237,7 +240,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoints", default="runs/loan_default", help="folder for the trials' checkpoints (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the split and the search (default: %(default)s)")
     p.add_argument("--json", help="write the results to this JSON file (default: none)")
-    return p.parse_args(argv)
+    args = at_least(p, p.parse_args(argv), {"rows": 20, "trials": 1, "epochs": 1, "folds": 2, "top": 1, "test_seeds": 1,
+                                             "threads": 1})
+    if args.label != "default" and not args.csv:
+        p.error(f"--label {args.label} names a column of your --csv FILE; without --csv the synthetic data's label is 'default'")
+    if args.csv and not Path(args.csv).is_file():
+        p.error(f"--csv {args.csv}: no such file (give the path of a CSV file of loans)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

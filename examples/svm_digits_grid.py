@@ -162,7 +162,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--n-jobs", type=int, default=2, help="parallel worker processes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test split and the folds (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a small grid: C in {1, 10}, gamma in {0.01, 0.1}")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for option, low in (("samples", 2), ("folds", 2), ("top", 1)):
+        if getattr(args, option) < low:
+            p.error(f"--{option} must be at least {low}, got {getattr(args, option)}")
+    if args.n_jobs < 1 and args.n_jobs != -1:
+        p.error(f"--n-jobs must be at least 1 (or -1: all cores), got {args.n_jobs}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

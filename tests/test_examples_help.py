@@ -57,3 +57,26 @@ def test_the_summary_says_what_the_search_changed_without_float_noise() -> None:
     found = {"lr": 0.0010000000000000002, "schedule": "cosine", "weight_decay": 3.0000000000000004e-05, "layers": 3}
     assert changes(found, TrainConfig()) == ["lr = 0.001", "schedule constant -> cosine", "weight_decay 0 -> 3e-05",
                                              "layers = 3"]
+
+
+@pytest.mark.parametrize(("module", "argv", "message"), [
+    ("svm_digits_grid", ["--folds", "1"], "--folds must be at least 2, got 1"),
+    ("svm_digits_grid", ["--top", "0"], "--top must be at least 1, got 0"),
+    ("svm_digits_grid", ["--n-jobs", "0"], "--n-jobs must be at least 1 (or -1: all cores), got 0"),
+    ("loan_default", ["--trials", "0"], "--trials must be at least 1, got 0"),
+    ("loan_default", ["--folds", "1"], "--folds must be at least 2, got 1"),
+    ("loan_default", ["--test-seeds", "0"], "--test-seeds must be at least 1, got 0"),
+    ("loan_default", ["--csv", "no-such-loans.csv"], "--csv no-such-loans.csv: no such file"),
+    ("loan_default", ["--label", "defaulted"], "--label defaulted names a column of your --csv FILE"),
+    ("finetune_digits", ["--trials", "0"], "--trials must be at least 1, got 0"),
+    ("finetune_digits", ["--labels", "0"], "--labels must be at least 1, got 0"),
+    ("finetune_text", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+])
+def test_a_wrong_option_is_a_usage_error_naming_it(module: str, argv: list[str], message: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Before the search starts, not as a traceback from deep inside it (--folds 1 used to fail every
+    trial and then report that evaluate_best's k must be positive)."""
+    with pytest.raises(SystemExit) as exit_:
+        __import__(module).parse(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert __import__(module).parse([])
