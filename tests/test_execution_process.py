@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -403,3 +404,17 @@ def test_workers_that_die_before_any_trial_stop_the_call_with_workers_lost(tmp_p
         study.optimize(_sleepy, n_trials=4, n_jobs=2)
     assert isinstance(err.value, RuntimeError) and isinstance(err.value, ts.TunesmithError)
     assert study.trials == []
+
+
+def test_a_worker_that_died_with_no_trial_running_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warnings_seen: list[str]
+) -> None:
+    """Before, every death logged 'its running trial is failed', also one before any trial."""
+    from tunesmith.execution import loop
+
+    monkeypatch.setattr(loop, "KILL_POINT", _kill_first("idle", str(tmp_path / "passed"), 2))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'n.db'}", name="n", sampler="random")
+    study.optimize(_sleepy, n_trials=2, executor=ProcessExecutor(1))
+    assert results(study) == 2
+    deaths = [w for w in warnings_seen if re.match(r"worker process \d+ died \(exit code -9\)", w)]
+    assert len(deaths) == 2 and all(w.endswith("; no running trial of it was found") for w in deaths), deaths

@@ -416,10 +416,7 @@ class _Pool:
         ls.barren = ls.barren + 1 if not lost and code is not None and code > 0 else 0
         ls.notes.append(f"exit code {code}")
         if not w.timed_out:
-            logger.warning(
-                "worker process %d died (exit code %s); its running trial is failed "
-                "(paused again if it had been resumed from a checkpoint)", w.proc.pid, code,
-            )  # fmt: skip
+            logger.warning("worker process %d died (exit code %s); %s", w.proc.pid, code, _fates(lost))
 
     def _restart(self, new: Slot | None, *, held: bool, after: _Worker) -> bool:
         """Start ``new`` in ``after``'s place if trials are left, or (``held``) a lost
@@ -434,6 +431,21 @@ class _Pool:
             return True
         self.pool.exited(new, oom=False)
         return False
+
+
+def _fates(lost: list[FrozenTrial]) -> str:
+    """What became of a dead worker's running trials, for the log."""
+    if not lost:
+        return "no running trial of it was found"
+    fates = []
+    for t in lost:
+        if t.state is TrialState.PAUSED:
+            fates.append(f"trial {t.number} paused again (it had been resumed from a checkpoint)")
+        elif t.system.requeued_as is not None:
+            fates.append(f"trial {t.number} failed, re-queued as {t.system.requeued_as}")
+        else:
+            fates.append(f"trial {t.number} failed")
+    return "; ".join(fates)
 
 
 def _new_trial(lost: list[FrozenTrial]) -> bool:
