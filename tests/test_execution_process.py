@@ -226,9 +226,9 @@ def test_a_slow_living_holder_of_the_budget_lock_keeps_it(monkeypatch: pytest.Mo
     assert waited > 0.5, waited  # before: taken over after LOCK_TIMEOUT (0.2 s)
 
 
-def _kill_at(point: str, counter: str, nth: int) -> Any:
-    """A KILL_POINT hook: the worker process that passes ``point`` the ``nth`` time (all
-    workers together, counted in file ``counter``) SIGKILLs itself there."""
+def _kill_when(point: str, counter: str, kill: Any) -> Any:
+    """A KILL_POINT hook: a worker process passing ``point`` SIGKILLs itself there when
+    ``kill(passed)`` holds, ``passed`` counting the passes of all workers together (in file ``counter``)."""
 
     def hook(name: str) -> None:
         if name != point:
@@ -237,10 +237,15 @@ def _kill_at(point: str, counter: str, nth: int) -> Any:
             f.write(b"x")
             f.flush()
             passed = f.tell()
-        if passed == nth:
+        if kill(passed):
             os.kill(os.getpid(), signal.SIGKILL)
 
     return hook
+
+
+def _kill_at(point: str, counter: str, nth: int) -> Any:
+    """The worker process that passes ``point`` the ``nth`` time SIGKILLs itself there."""
+    return _kill_when(point, counter, lambda passed: passed == nth)
 
 
 @pytest.mark.parametrize("point", ["took", "asked", "seated"])
@@ -264,20 +269,8 @@ def test_a_worker_killed_at_each_point_of_taking_a_unit_leaves_exactly_n_trials(
 
 
 def _kill_first(point: str, counter: str, kills: int) -> Any:
-    """A KILL_POINT hook: the worker processes SIGKILL themselves the first ``kills`` times
-    any of them passes ``point`` (counted in file ``counter``)."""
-
-    def hook(name: str) -> None:
-        if name != point:
-            return
-        with open(counter, "ab") as f:
-            f.write(b"x")
-            f.flush()
-            passed = f.tell()
-        if passed <= kills:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
+    """The worker processes SIGKILL themselves the first ``kills`` times any of them passes ``point``."""
+    return _kill_when(point, counter, lambda passed: passed <= kills)
 
 
 @pytest.mark.timeout(120)
