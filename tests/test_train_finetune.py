@@ -129,3 +129,15 @@ def test_a_model_with_nothing_to_train_is_said_plainly() -> None:
 
     unfreeze(model.head)
     assert len(Trainer(model, CFG).fit(train, val).records) == 2
+
+
+def test_gradients_left_before_fit_do_not_move_frozen_weights() -> None:
+    """Before: a backward run before fit (a look at the gradients, an earlier stage) left .grad on
+    weights frozen afterwards, and the first optimizer step applied it to them."""
+    train, val = split(96)
+    model = Net()
+    torch.nn.functional.cross_entropy(model(train[0]), train[1]).backward()
+    freeze(model.backbone)
+    before = snapshot(model)
+    Trainer(model, CFG, head="head").fit(train, val)
+    assert not changed(before, snapshot(model), "backbone")

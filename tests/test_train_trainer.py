@@ -264,3 +264,39 @@ def test_a_nan_validation_loss_with_a_finite_training_loss_is_said_once(caplog: 
         history = Trainer(mlp(), TrainConfig(epochs=3, batch_size=16, device="cpu")).fit((x, y), (xv, yv))
     assert len(history.records) == 3 and history.best is None
     assert caplog.text.count("the validation loss is nan at step") == 1 and "validation data hold a NaN" in caplog.text
+
+
+def test_a_model_without_parameters_is_said_plainly() -> None:
+    """Before: torch's "optimizer got an empty parameter list" (layers in a plain list are not registered)."""
+
+    class Listed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = [torch.nn.Linear(8, 2)]  # a Python list: torch does not see the layer
+
+        def forward(self, x):
+            return self.layers[0](x)
+
+    with pytest.raises(ValueError, match=r"\(Listed\) has no parameters.*nn.ModuleList"):
+        Trainer(Listed(), TrainConfig(device="cpu"))
+
+
+def test_evaluate_leaves_each_module_in_the_mode_it_found() -> None:
+    """Before: evaluate() put the whole model in train mode afterwards, so predictions made after
+    ``model.eval(); trainer.evaluate(test)`` ran with dropout on and batch norm updating."""
+    from _train_util import Net
+
+    from tunesmith.train import freeze
+
+    train, val = split(64)
+    model = Net()
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=16, device="cpu"))
+    trainer.fit(train, val)
+    model.eval()
+    trainer.evaluate(val)
+    assert not any(m.training for m in model.modules())
+    freeze(model.backbone[0])  # during fit a frozen block stays in eval mode beside training ones
+    model.train()
+    model.backbone[0].training = False
+    trainer.evaluate(val)
+    assert [m.training for m in model.backbone] == [False, True, True] and model.head.training

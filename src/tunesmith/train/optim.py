@@ -27,6 +27,10 @@ def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -
     """Parameter groups with ``base_lr`` and ``weight_decay`` set per group."""
     buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     names = {n for n, _ in model.named_parameters()}
+    if not names:  # torch: "optimizer got an empty parameter list"
+        raise ValueError(f"the model ({type(model).__name__}) has no parameters, so there is nothing to train; "
+                         "pass the model that holds the layers to train (a module whose layers are attributes or "
+                         "in an nn.ModuleList, not in a plain Python list, which torch does not register)")
     for h in head:
         if not any(_in_head(n, [h]) for n in names):
             raise ValueError(f"head {h!r} names no parameter of the model; parameters start with e.g. {sorted(names)[:3]}")

@@ -140,6 +140,8 @@ class Trainer:
             self.load_state(ckpt.load(resume_from), where=str(resume_from))  # on CPU: RNG states stay CPU tensors
         else:
             _seed_all(cfg.seed)
+        # gradients left by a backward before fit would move frozen weights (and add to the first step's)
+        self.optimizer.zero_grad(set_to_none=True)
         while not self._done():
             self._run_epoch(loader, val)
         if cfg.restore_best:
@@ -147,7 +149,9 @@ class Trainer:
         return self.history
 
     def evaluate(self, data: Data) -> tuple[float, dict[str, float]]:
-        """Mean loss and metrics of the model on ``data`` (no gradients, eval mode)."""
+        """Mean loss and metrics of the model on ``data`` (no gradients, eval mode; each module's
+        mode is then set back as it was)."""
+        modes = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
         outs, ys, total, count = [], [], 0.0, 0
         with torch.no_grad(), self._autocast():
@@ -159,7 +163,8 @@ class Trainer:
                 if self.metrics:
                     outs.append(out.float().cpu())
                     ys.append(y.cpu())
-        self._train_mode()
+        for m, training in modes:
+            m.training = training
         if not self.metrics:
             return total / count, {}
         out_all, y_all = torch.cat(outs), torch.cat(ys)
