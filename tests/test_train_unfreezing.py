@@ -36,3 +36,33 @@ def test_the_documented_combination_trains_the_thawed_blocks_from_the_first_epoc
     after = snapshot(net)
     changed = [any(not torch.equal(before[k], after[k]) for k in before if k.startswith(f"backbone.{b}.")) for b in range(4)]
     assert changed == [False, False, True, True]
+
+
+def test_a_resumed_run_restores_a_best_checkpoint_written_before_blocks_were_thawed(tmp_path) -> None:
+    """Before: the resumed run ended in a CheckpointError ("frozen tensors ... differ"): best.pt leaves
+    out the blocks frozen at the best validation, and gradual unfreezing had trained them since."""
+    from tunesmith.train import checkpoint as ckpt
+
+    train, val = split(96)
+
+    def loss(out, y):  # real in training; validation losses 0.5, 0.4 (the best), then worse
+        if torch.is_grad_enabled():
+            return torch.nn.functional.cross_entropy(out, y)
+        loss.calls += 1
+        return torch.tensor([0.5, 0.4][loss.calls - 1] if loss.calls <= 2 else 0.4 + loss.calls / 10)
+
+    def run(epochs: int, resume: bool) -> tuple[Net, list[dict]]:
+        loss.calls = 0
+        net = thawed_net()
+        snaps: list[dict] = []
+        cfg = CFG.with_params({"epochs": epochs, "batch_size": 96, "checkpoint_dir": str(tmp_path / str(resume))})
+        Trainer(net, cfg, loss=loss, head="head", callbacks=[
+            GradualUnfreezing(net.backbone, every=1, start=2), lambda t, r: snaps.append(snapshot(t.model))
+        ]).fit(train, val, resume_from=ckpt.latest(tmp_path / "False") if resume else None)
+        return net, snaps
+
+    _, snaps = run(4, resume=False)
+    net, _ = run(5, resume=True)  # the lowest block was thawed at epoch 2, after the best
+    best = snapshot(net)
+    assert all(torch.equal(snaps[1][k], best[k]) for k in best)
+    assert not torch.equal(snaps[1]["backbone.0.0.weight"], snaps[3]["backbone.0.0.weight"])

@@ -80,15 +80,22 @@ def load_model_state(model: nn.Module, saved: Mapping[str, torch.Tensor], meta: 
         model.load_state_dict(saved)
         return
     check_architecture(model, meta["shapes"], where)
-    full = model.state_dict()
-    frozen = {k: full[k] for k in full if k not in saved}
+    model.load_state_dict(complete_state(model.state_dict(), saved, meta, where))
+
+
+def complete_state(
+    built: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any], where: str
+) -> dict[str, torch.Tensor]:
+    """``saved`` with the part it leaves out (frozen when it was written) taken from ``built``,
+    the model's state as built, after checking that part's fingerprint."""
+    frozen = {k: built[k] for k in built if k not in saved}
     if fingerprint(frozen) != meta["frozen"]:
         raise CheckpointError(
             f"{where} stores only the trained part of the model; the {len(frozen)} frozen tensors "
             f"(e.g. {sorted(frozen)[:3]}) of this model differ from those it was trained with. Build the "
             "model with the same pre-trained weights and freeze the same blocks to resume it"
         )
-    model.load_state_dict(dict(saved), strict=False)
+    return {**built, **saved}
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:

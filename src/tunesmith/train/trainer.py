@@ -43,7 +43,7 @@ from .data import (
 from .finetune import keep_frozen_in_eval
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
-from .model_state import FrozenFingerprint, load_model_state, model_state
+from .model_state import FrozenFingerprint, complete_state, load_model_state, model_state
 from .optim import check_head, l1_l2_penalty, make_optimizer, penalized
 from .schedule import Plateau, lr_factor
 
@@ -99,6 +99,7 @@ class Trainer:
         self._bad = 0  # evaluations without improvement
         self._ref = math.inf  # the loss of the last improvement by more than min_delta
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._built: dict[str, torch.Tensor] | None = None  # a resumed model's state before loading
         self.steps_per_epoch = 0
         self.total_steps = 0
         self._frozen_hash = FrozenFingerprint()
@@ -137,6 +138,8 @@ class Trainer:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
         if resume_from is not None:
+            # the model as built: what a best.pt written before the resumed checkpoint leaves out
+            self._built = _cpu_state(self.model) if cfg.restore_best else None
             self.load_state(ckpt.load(resume_from), where=str(resume_from))  # on CPU: RNG states stay CPU tensors
         else:
             _seed_all(cfg.seed)
@@ -314,7 +317,7 @@ class Trainer:
         if improved:
             h.best_loss, h.best_index = score, record.index
             if cfg.restore_best:
-                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                self._best_state = _cpu_state(self.model)
         if progressed:
             self._ref, self._bad = score, 0
         else:
@@ -378,12 +381,20 @@ class Trainer:
         return path
 
     def _restore_best(self) -> None:
-        h = self.history
-        if self._best_state is not None:
-            self.model.load_state_dict(self._best_state)
-        elif h.best_checkpoint and Path(h.best_checkpoint).is_file():
-            best = ckpt.load(h.best_checkpoint)
-            load_model_state(self.model, best["model"], best.get("model_meta"), repr(h.best_checkpoint))
+        best = self._best_state if self._best_state is not None else self._saved_best()
+        if best is not None:
+            self.model.load_state_dict(best)
+
+    def _saved_best(self) -> dict[str, torch.Tensor] | None:
+        """The best weights of a resumed run, from its ``best.pt``: the part that file leaves out (frozen
+        when it was written) is taken from the model as built, since gradual unfreezing may have
+        trained that part after the best validation."""
+        path = self.history.best_checkpoint
+        if self._built is None or not (path and Path(path).is_file()):
+            return None
+        best = ckpt.load(path)
+        meta = best.get("model_meta")
+        return dict(best["model"]) if meta is None else complete_state(self._built, best["model"], meta, repr(path))
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -463,6 +474,10 @@ def _hyper(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> HypergradientL
         return None
     rule = "multiplicative" if cfg.lr_adapt == "hypergradient-mult" else "additive"
     return HypergradientLR(optimizer, hyper_lr=cfg.hyper_lr, rule=rule)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _seed_all(seed: int) -> None:
