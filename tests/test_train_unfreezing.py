@@ -66,3 +66,31 @@ def test_a_resumed_run_restores_a_best_checkpoint_written_before_blocks_were_tha
     best = snapshot(net)
     assert all(torch.equal(snaps[1][k], best[k]) for k in best)
     assert not torch.equal(snaps[1]["backbone.0.0.weight"], snaps[3]["backbone.0.0.weight"])
+
+
+def test_gradual_unfreezing_in_a_study_thaws_each_trials_own_model(tmp_path) -> None:
+    """Before: the blocks of a model built outside the objective were thawed while each trial trained
+    its own model, whose backbone stayed frozen, silently; a function of the model was not taken."""
+    import tunesmith as ts
+
+    built: list[Net] = []
+
+    def build(params) -> Net:
+        built.append(thawed_net())
+        return built[-1]
+
+    def run(callback: GradualUnfreezing) -> ts.Study:
+        study = ts.Study({"lr": ts.Float(0.01, 0.02)}, direction="minimize", sampler="random", seed=0)
+        study.optimize(ts.train.objective(build, split(96), base=CFG.with_params({"epochs": 3}), head="head",
+                                          checkpoint_root=tmp_path, callbacks=[callback]), n_trials=1)
+        return study
+
+    outside = thawed_net()
+    study = run(GradualUnfreezing(outside.backbone, start=2))
+    assert study.trials[0].state.value == "failed"
+    assert "blocks are not part of the model being trained" in (study.trials[0].error or "")
+    before = snapshot(thawed_net())
+    run(GradualUnfreezing(lambda model: model.backbone, start=2))
+    assert all(not torch.equal(before[f"backbone.{b}.0.weight"], built[-1].backbone[b][0].weight) for b in range(4))
+    with pytest.raises(ValueError, match="integers every >= 1 and start >= 0, got 1.5, 0"):
+        GradualUnfreezing(outside.backbone, every=1.5)

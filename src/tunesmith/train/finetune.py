@@ -14,7 +14,7 @@ training, so batch-norm running statistics and dropout in them do not change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
@@ -94,20 +94,40 @@ class GradualUnfreezing:
     already, a schedule that would freeze blocks that are trainable now
     (``start`` below the blocks thawed) is refused, since it would undo the
     thawing; on a model with nothing frozen it freezes the blocks itself.
+    ``blocks`` may be a function of the model (``lambda model: model.encoder.layer``),
+    which a study's ``objective(..., callbacks=[...])`` needs: each trial builds a new model.
     """
 
-    def __init__(self, blocks: Sequence[nn.Module], *, every: int = 1, start: int = 0) -> None:
-        if every < 1 or start < 0:
-            raise ValueError(f"GradualUnfreezing needs every >= 1 and start >= 0, got {every}, {start}")
-        self.blocks, self.every, self.start = list(blocks), every, start
+    def __init__(
+        self, blocks: Sequence[nn.Module] | Callable[[nn.Module], Sequence[nn.Module]], *, every: int = 1, start: int = 0
+    ) -> None:
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (every, start)) or every < 1 or start < 0:
+            raise ValueError(f"GradualUnfreezing needs integers every >= 1 and start >= 0, got {every!r}, {start!r}")
+        self.every, self.start = every, start
+        # a function of the model serves a study, where each trial trains a model of its own
+        self.of_model = blocks if callable(blocks) and not isinstance(blocks, nn.Module) else None
+        self.blocks: list[nn.Module] = [] if self.of_model is not None else list(blocks)  # type: ignore[arg-type]
 
-    def unfrozen_at(self, epoch: int) -> int:
-        return min(len(self.blocks), self.start + epoch // self.every)
+    def unfrozen_at(self, epoch: int, n: int | None = None) -> int:
+        """How many of the last blocks are trainable at ``epoch`` (of ``n`` blocks; default: the list given)."""
+        return min(len(self.blocks) if n is None else n, self.start + epoch // self.every)
+
+    def blocks_of(self, model: nn.Module) -> list[nn.Module]:
+        """The blocks to thaw in ``model``; refused when they are not part of it."""
+        blocks = list(self.of_model(model)) if self.of_model is not None else self.blocks
+        inside = {id(m) for m in model.modules()}
+        if not all(id(b) in inside for b in blocks):
+            raise ValueError(
+                "GradualUnfreezing's blocks are not part of the model being trained, so thawing them would train "
+                "nothing of it (in a study each trial builds its own model); pass a function of the model "
+                "instead, e.g. GradualUnfreezing(lambda model: model.encoder.layer, start=2)")
+        return blocks
 
     def on_epoch_start(self, trainer: Any, epoch: int) -> None:
-        k = self.unfrozen_at(epoch)
-        thawed = [i for i, b in enumerate(self.blocks) if any(p.requires_grad for p in b.parameters())]
-        n = len(self.blocks)
+        blocks = self.blocks_of(trainer.model)
+        k = self.unfrozen_at(epoch, len(blocks))
+        thawed = [i for i, b in enumerate(blocks) if any(p.requires_grad for p in b.parameters())]
+        n = len(blocks)
         # all blocks trainable: nothing was frozen yet, the schedule does the freezing
         if len(thawed) < n and any(i < n - k for i in thawed):
             raise ValueError(
@@ -117,4 +137,4 @@ class GradualUnfreezing:
                 f"(e.g. unfreeze_last(blocks, {len(thawed)})). Pass start={len(thawed)} to thaw further from "
                 "there, or leave out either unfreeze_last or GradualUnfreezing"
             )
-        unfreeze_last(self.blocks, k)
+        unfreeze_last(blocks, k)
