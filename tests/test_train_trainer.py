@@ -300,3 +300,14 @@ def test_evaluate_leaves_each_module_in_the_mode_it_found() -> None:
     model.backbone[0].training = False
     trainer.evaluate(val)
     assert [m.training for m in model.backbone] == [False, True, True] and model.head.training
+
+
+def test_a_dataset_of_float64_inputs_is_named_with_the_conversion() -> None:
+    """Before: torch's "mat1 and mat2 must have the same dtype, but got Double and Float" (tuples of
+    tensors were checked before training, a Dataset's items were not)."""
+    from torch.utils.data import TensorDataset
+
+    (x, y), val = split(64)
+    with pytest.raises(ValueError, match=r"input 0, which is torch.float64 while its weights are torch.float32.*"
+                                         r"torch.as_tensor\(x, dtype=torch.float32\) from __getitem__"):
+        Trainer(mlp(), TrainConfig(epochs=1, device="cpu")).fit(TensorDataset(x.double(), y), val)

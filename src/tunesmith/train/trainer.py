@@ -253,11 +253,20 @@ class Trainer:
         try:
             return self.model(*inputs)
         except RuntimeError as e:
-            ints = [i for i, t in enumerate(inputs) if not (t.is_floating_point() or t.is_complex())]
-            if not ints or "dtype" not in str(e):
+            if "dtype" not in str(e):
                 raise
-            raise ValueError(f"the model failed on input {ints[0]}, which is {inputs[ints[0]].dtype} ({e}); if it "
-                             "holds numbers rather than indices, convert it: x.float()") from e
+            ints = [i for i, t in enumerate(inputs) if not (t.is_floating_point() or t.is_complex())]
+            if ints:
+                raise ValueError(f"the model failed on input {ints[0]}, which is {inputs[ints[0]].dtype} ({e}); if it "
+                                 "holds numbers rather than indices, convert it: x.float()") from e
+            weights = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
+            other = [i for i, t in enumerate(inputs) if t.is_floating_point() and t.dtype != weights]
+            if weights is None or not other:
+                raise
+            # a Dataset's items are not checked before training (check_dtypes reads tuples of tensors)
+            raise ValueError(f"the model failed on input {other[0]}, which is {inputs[other[0]].dtype} while its weights "
+                             f"are {weights} ({e}); convert it: x.to({weights}) (a Dataset: return "
+                             f"torch.as_tensor(x, dtype={weights}) from __getitem__)") from e
 
     def _optimizer_step(self) -> None:
         cfg = self.config
