@@ -102,3 +102,13 @@ def test_a_warmup_longer_than_the_run_is_warned_about(caplog: pytest.LogCaptureF
     with caplog.at_level("WARNING", logger="tunesmith"):
         Trainer(mlp(), TrainConfig(epochs=2, batch_size=16, warmup_steps=6)).fit(train, val)
     assert "warmup_steps" not in caplog.text
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step", "exponential", "cosine", "plateau"])
+def test_each_records_lr_is_the_rate_of_the_next_step(schedule: str) -> None:
+    """Before: under "plateau" a record showed the rate before the reduction its own validation
+    caused (lr where the next step ran at lr / 2)."""
+    cfg = TrainConfig(lr=1e-9, schedule=schedule, plateau_patience=1, min_delta=1.0, warmup_steps=2, epochs=5, batch_size=16)
+    seen, trainer = applied_lrs(cfg)
+    records = [r for r in trainer.history.records if r.step < len(seen)]
+    assert len(records) == 4 and [r.lr for r in records] == pytest.approx([seen[r.step] for r in records], rel=1e-12)

@@ -316,6 +316,8 @@ class Trainer:
         # patience counts validations without a real improvement: min_delta below the loss of the
         # last one that was (a run creeping down by less than min_delta each time still stops)
         progressed = score < self._ref - cfg.min_delta
+        if cfg.schedule == "plateau":  # before the record: its lr is that of the next step
+            self.plateau.update(score)
         record = EvalRecord(
             index=len(h.records), epoch=self.epoch, step=self.step, train_loss=train_loss,
             val_loss=val_loss, metrics=metrics, lr=self.lr_now(), samples_per_s=samples / max(seconds, 1e-12),
@@ -331,8 +333,6 @@ class Trainer:
             self._ref, self._bad = score, 0
         else:
             self._bad += 1
-        if cfg.schedule == "plateau":
-            self.plateau.update(score)
         if cfg.patience is not None and self._bad >= cfg.patience:
             h.stopped_early = True
         if val_loss is not None and not math.isfinite(val_loss) and math.isfinite(train_loss) and not self._warned_val:
