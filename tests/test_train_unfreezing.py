@@ -94,3 +94,13 @@ def test_gradual_unfreezing_in_a_study_thaws_each_trials_own_model(tmp_path) -> 
     assert all(not torch.equal(before[f"backbone.{b}.0.weight"], built[-1].backbone[b][0].weight) for b in range(4))
     with pytest.raises(ValueError, match="integers every >= 1 and start >= 0, got 1.5, 0"):
         GradualUnfreezing(outside.backbone, every=1.5)
+
+
+def test_a_module_that_is_not_a_sequence_of_blocks_is_named_with_the_sequences_inside_it() -> None:
+    """Before: torch's "object of type 'Net' has no len()" and "'Linear' object is not iterable"."""
+    net = Net()
+    with pytest.raises(TypeError, match=r"blocks must be a sequence of modules .* got one Net; pass the sequence of "
+                                        r"its blocks such as 'backbone' inside it"):
+        unfreeze_last(net, 1)
+    with pytest.raises(TypeError, match="got one Linear; pass the sequence of its blocks, e.g."):
+        GradualUnfreezing(net.head)

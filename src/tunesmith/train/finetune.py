@@ -58,9 +58,26 @@ def unfreeze_last(blocks: Sequence[nn.Module], k: int) -> None:
     """Unfreeze the last ``k`` of ``blocks`` (e.g. a transformer's layers); freeze the others."""
     if not isinstance(k, int) or k < 0:
         raise ValueError(f"k must be an integer >= 0, got {k!r}")
+    blocks = as_blocks(blocks)
     n = len(blocks)
     for i, block in enumerate(blocks):
         (unfreeze if i >= n - k else freeze)(block)
+
+
+def as_blocks(blocks: Any) -> list[nn.Module]:
+    """``blocks`` as a list of modules; a module that is not a sequence of blocks (a whole model, one
+    layer) is refused naming the sequences inside it (torch: "object of type ... has no len()")."""
+    if isinstance(blocks, nn.Module) and not isinstance(blocks, (nn.Sequential, nn.ModuleList)):
+        inside = [name for name, m in blocks.named_modules() if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m)]
+        outer = [n for n in inside if not any(n.startswith(o + ".") for o in inside)]  # not blocks of blocks
+        hint = f" such as {', '.join(repr(n) for n in outer[:3])} inside it" if outer else ""
+        raise TypeError(f"blocks must be a sequence of modules (an nn.ModuleList or nn.Sequential, a list), ordered "
+                        f"from the input up, got one {type(blocks).__name__}; pass the sequence of its blocks{hint}, "
+                        "e.g. model.encoder.layer")
+    out = list(blocks)
+    if not all(isinstance(b, nn.Module) for b in out):
+        raise TypeError(f"blocks must be modules, got {sorted({type(b).__name__ for b in out})}")
+    return out
 
 
 def keep_frozen_in_eval(model: nn.Module) -> None:
@@ -106,7 +123,7 @@ class GradualUnfreezing:
         self.every, self.start = every, start
         # a function of the model serves a study, where each trial trains a model of its own
         self.of_model = blocks if callable(blocks) and not isinstance(blocks, nn.Module) else None
-        self.blocks: list[nn.Module] = [] if self.of_model is not None else list(blocks)  # type: ignore[arg-type]
+        self.blocks: list[nn.Module] = [] if self.of_model is not None else as_blocks(blocks)
 
     def unfrozen_at(self, epoch: int, n: int | None = None) -> int:
         """How many of the last blocks are trainable at ``epoch`` (of ``n`` blocks; default: the list given)."""
@@ -114,7 +131,7 @@ class GradualUnfreezing:
 
     def blocks_of(self, model: nn.Module) -> list[nn.Module]:
         """The blocks to thaw in ``model``; refused when they are not part of it."""
-        blocks = list(self.of_model(model)) if self.of_model is not None else self.blocks
+        blocks = as_blocks(self.of_model(model)) if self.of_model is not None else self.blocks
         inside = {id(m) for m in model.modules()}
         if not all(id(b) in inside for b in blocks):
             raise ValueError(
