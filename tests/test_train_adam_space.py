@@ -61,3 +61,9 @@ def test_a_searched_step_decay_reaches_the_trainer() -> None:
     history = trainer.fit(*split(64))
     # lr after epoch k (the next step's rate): 0.01 * 0.3 ** (k // 2)
     assert [r.lr for r in history.records] == pytest.approx([0.01 * 0.3 ** (k // 2) for k in range(1, 6)])
+
+
+def test_one_schedule_given_as_a_string_is_that_schedule() -> None:
+    """Before: "cosine" was read letter by letter and refused: "got ['c', 'o', 's', 'i', 'n', 'e']"."""
+    space = adam_space(schedules="cosine")
+    assert list(space["schedule"].choices) == ["cosine"]

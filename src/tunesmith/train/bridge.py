@@ -75,6 +75,7 @@ def adam_space(
     holds), e.g. ``adam_space(beta1=None, beta2=None, eps=None)`` searches the
     learning and decay rates only.
     """
+    schedules = [schedules] if isinstance(schedules, str) else list(schedules)  # "cosine": one schedule
     bad = [s for s in schedules if s not in SCHEDULES]
     if bad or not schedules:
         raise ValueError(f"adam_space: schedules must be a non-empty subset of {list(SCHEDULES)}, got {list(schedules)}")
