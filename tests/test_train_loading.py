@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_util import Net, blobs, mlp, snapshot  # noqa: E402
+from _train_util import Net, blobs, mlp, snapshot, split  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
@@ -155,3 +155,23 @@ def test_integer_inputs_to_a_float_model_say_how_to_convert() -> None:
         Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu")).fit(((x * 10).long(), y), None)
     with pytest.raises(ValueError, match="failed on input 0, which is torch.int64"):
         Trainer(mlp(), TrainConfig(device="cpu")).evaluate(((x * 10).long(), y))
+
+
+@pytest.mark.parametrize(("item", "match"), [
+    (lambda x, y: {"x": x, "labels": y}, r"train: the Dataset's items must be tuples .* dicts \(keys \['x', 'labels'\]\)"),
+    (lambda x, y: x, r"train: the Dataset's items must be tuples .* items are Tensor; return a tuple"),
+])
+def test_a_dataset_of_dicts_or_bare_tensors_is_refused_before_training(item, match) -> None:
+    """Before: a dict item reached the model as its keys ("linear(): argument 'input' must be Tensor,
+    not str"), a bare tensor as its rows ("forward() takes 2 positional arguments but 32 were given")."""
+    (x, y), val = split(64)
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(y)
+
+        def __getitem__(self, i):
+            return item(x[i], y[i])
+
+    with pytest.raises(ValueError, match=match):
+        Trainer(mlp(), TrainConfig(epochs=1, device="cpu")).fit(Items(), val)

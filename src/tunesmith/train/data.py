@@ -53,6 +53,23 @@ def check_data(data: Any, what: str) -> int:
     raise TypeError(f"{what}: expected a tuple of tensors or a torch Dataset, got {type(data).__name__}{hint}")
 
 
+def check_items(data: Any, what: str) -> None:
+    """A Dataset's items must be tuples ``(x1, ..., xk, y)``: a dict (Hugging Face style) or a bare
+    tensor reached the model as its keys or its rows, and failed there with an unrelated error."""
+    if isinstance(data, (tuple, list)):
+        return
+    item = data[0]
+    if isinstance(item, (tuple, list)) and len(item) >= 2:
+        return
+    if isinstance(item, Mapping):
+        fix = (f"its items are dicts (keys {list(item)[:4]}); return a tuple (inputs..., target) from __getitem__, "
+               "e.g. (item['input_ids'], item['attention_mask'], item['labels']), in the order the model takes them")
+    else:
+        fix = (f"its items are {type(item).__name__}{' of 1' if isinstance(item, (tuple, list)) else ''}; return a "
+               "tuple (inputs..., target) from __getitem__: the model is called on all but the last element")
+    raise ValueError(f"{what}: the Dataset's items must be tuples (x, ..., y), but {fix}")
+
+
 def check_dtypes(data: Any, model: torch.nn.Module, what: str) -> None:
     """Refuse float64 inputs (NumPy's default) to a model with other weights, and float32
     inputs to a float64 model: torch says only "mat1 and mat2 must have the same dtype".

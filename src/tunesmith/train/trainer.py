@@ -33,6 +33,7 @@ from .data import (
     MetricFn,
     check_data,
     check_dtypes,
+    check_items,
     pick_device,
     resolve_drop_last,
     resolve_loss,
@@ -122,9 +123,11 @@ class Trainer:
                 "to train longer, resume from its checkpoint with more epochs (cfg.with_params({'epochs': ...}))")
         check_head(cfg, self.head, self.model)
         loader = self.train_loader(train)
+        check_items(train, "train")
         check_dtypes(train, self.model, "train")
         if val is not None:
             check_data(val, "val")
+            check_items(val, "val")
             check_dtypes(val, self.model, "val")
         self.steps_per_epoch = math.ceil(loader.batches / cfg.accumulate)
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
