@@ -141,3 +141,15 @@ def test_gradients_left_before_fit_do_not_move_frozen_weights() -> None:
     before = snapshot(model)
     Trainer(model, CFG, head="head").fit(train, val)
     assert not changed(before, snapshot(model), "backbone")
+
+
+def test_a_study_that_searches_backbone_lr_without_a_head_is_refused_at_set_up(tmp_path) -> None:
+    """Before: objective() took it, and every trial then failed before training with check_head's error."""
+    import tunesmith as ts
+
+    space = {"backbone_lr": ts.Float(1e-5, 1e-3, log=True)}
+    with pytest.raises(ValueError, match="objective.* names no head, so every trial would fail.*head="):
+        ts.train.objective(lambda p: Net(), split(96), space, checkpoint_root=tmp_path)
+    with pytest.raises(ValueError, match="names no head"):
+        ts.train.objective(lambda p: Net(), split(96), base=CFG.with_params({"backbone_lr": 1e-4}))
+    assert callable(ts.train.objective(lambda p: Net(), split(96), space, head="head", checkpoint_root=tmp_path))

@@ -253,6 +253,10 @@ def objective(
     """
     base = base or TrainConfig()
     _check_monitor(monitor, metrics)
+    if not head and (base.backbone_lr is not None or (space is not None and "backbone_lr" in space)):
+        raise ValueError("backbone_lr (in base= or the space) is the rate of the parameters outside the head, but "
+                         "objective(...) names no head, so every trial would fail before training; pass head= (the "
+                         "name of the model's head, e.g. head='classifier'), or drop backbone_lr")
     if space is not None:
         _check_space(space, base)
     warned: set[str] = set() if space is None else set(_warn_lookalikes(space, set()))
