@@ -311,3 +311,21 @@ def test_a_dataset_of_float64_inputs_is_named_with_the_conversion() -> None:
     with pytest.raises(ValueError, match=r"input 0, which is torch.float64 while its weights are torch.float32.*"
                                          r"torch.as_tensor\(x, dtype=torch.float32\) from __getitem__"):
         Trainer(mlp(), TrainConfig(epochs=1, device="cpu")).fit(TensorDataset(x.double(), y), val)
+
+
+def test_a_hugging_face_output_and_a_per_sample_loss_are_named_with_the_fix() -> None:
+    """Before: a transformers model's SequenceClassifierOutput met "'SequenceClassifierOutput' object has no
+    attribute 'ndim'"; a loss with reduction='none' met "grad can be implicitly created only for scalar outputs"."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=16, num_labels=2)
+    torch.manual_seed(0)
+    bert = transformers.BertForSequenceClassification(config)
+    ids, labels = torch.randint(0, 50, (32, 6)), torch.randint(0, 2, (32,))
+    with pytest.raises(ValueError, match=r"returned a SequenceClassifierOutput \(it holds 'logits': return model\(...\).logits\)"):
+        Trainer(bert, TrainConfig(epochs=1, device="cpu")).fit((ids, labels))
+    per_sample = lambda out, y: torch.nn.functional.cross_entropy(out, y, reduction="none")  # noqa: E731
+    with pytest.raises(ValueError, match=r"the loss function returned shape \(16,\), not one number.*\.mean\(\)"):
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), loss=per_sample).fit(*split(64))
+    with pytest.raises(ValueError, match=r"returned shape \(16,\)"):
+        Trainer(mlp(), TrainConfig(epochs=1, device="cpu"), loss=per_sample).evaluate(split(64)[1])

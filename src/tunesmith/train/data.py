@@ -214,11 +214,24 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
     return float((pred == target.reshape(pred.shape).long()).float().mean())
 
 
+def _tensor(output: Any, loss: str) -> torch.Tensor:
+    """The model's output as the built-in losses take it: a tensor. A Hugging Face model's output
+    (``SequenceClassifierOutput``), a dict or a tuple is refused saying what to return instead."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = " (it holds 'logits': return model(...).logits)" if "logits" in getattr(output, "keys", lambda: ())() else ""
+    raise ValueError(f"loss {loss!r} takes the model's output as one tensor, but the model returned a "
+                     f"{type(output).__name__}{logits}; wrap the model so that forward returns the logits, e.g. "
+                     "class Logits(nn.Module): def forward(self, *x): return self.inner(*x).logits, or pass "
+                     "loss=fn(output, target) that reads it")
+
+
 def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``F.cross_entropy``, with class indices of any integer dtype (torch takes only int64 and
     uint8: int32 labels, NumPy's default on some systems, failed) and as a column ``(n, 1)``
     against ``(n, classes)`` outputs (torch: "multi-target not supported"); float targets are
     class probabilities, as torch takes them."""
+    output = _tensor(output, "cross_entropy")
     if not target.is_floating_point():
         if output.ndim == 2 and target.ndim == 2 and target.shape[1] == 1:
             target = target.reshape(-1)
@@ -231,6 +244,7 @@ def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error of one output per target: an ``(n, 1)`` output against ``(n,)``
     targets is matched value for value, where ``F.mse_loss`` would broadcast it to ``n x n``
     differences (with only a warning); integer targets are taken as floats."""
+    output = _tensor(output, "mse")
     if output.shape != target.shape:
         if output.numel() != target.numel():
             raise ValueError(f"loss 'mse': the model's output has shape {tuple(output.shape)} and the targets "
@@ -242,7 +256,7 @@ def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, LossFn] = {
     "cross_entropy": cross_entropy,
     "mse": mse,
-    "bce": lambda out, y: F.binary_cross_entropy_with_logits(out.reshape(-1), y.reshape(-1).float()),
+    "bce": lambda out, y: F.binary_cross_entropy_with_logits(_tensor(out, "bce").reshape(-1), y.reshape(-1).float()),
 }
 METRICS: dict[str, MetricFn] = {"accuracy": accuracy}
 

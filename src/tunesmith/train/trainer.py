@@ -164,7 +164,7 @@ class Trainer:
             for batch in self._loader(data, shuffle=False, drop_last=False).epoch(0):
                 *inputs, y = to_device(batch, self.device)
                 out = self._call(inputs)
-                total += float(self.loss_fn(out, y)) * len(y)
+                total += float(self._loss(out, y)) * len(y)
                 count += len(y)
                 if self.metrics:
                     outs.append(out.float().cpu())
@@ -239,7 +239,7 @@ class Trainer:
         *inputs, y = to_device(batch, self.device)
         with self._autocast():
             out = self._call(inputs)
-            loss = self.loss_fn(out, y)
+            loss = self._loss(out, y)
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
         if not total.requires_grad:  # torch: "element 0 of tensors does not require grad"
@@ -249,6 +249,16 @@ class Trainer:
                 "check the model's forward (a loss computed under torch.no_grad() or from detached outputs)")
         (total if group == 1 else total / group).backward()
         return loss.detach()
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of a batch: one number (a per-sample vector met torch's "grad can be implicitly
+        created only for scalar outputs" in training, "only one element tensors" in evaluation)."""
+        loss = self.loss_fn(out, y)
+        if not (isinstance(loss, torch.Tensor) and loss.ndim == 0):
+            shape = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else f"a {type(loss).__name__}"
+            raise ValueError(f"the loss function returned {shape}, not one number: reduce it to a scalar tensor "
+                             "(a mean over the batch: reduction='mean', or .mean())")
+        return loss
 
     def _call(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         """``model(*inputs)``; torch's dtype mismatch on integer inputs (pixels or features read as
