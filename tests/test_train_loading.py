@@ -175,3 +175,20 @@ def test_a_dataset_of_dicts_or_bare_tensors_is_refused_before_training(item, mat
 
     with pytest.raises(ValueError, match=match):
         Trainer(mlp(), TrainConfig(epochs=1, device="cpu")).fit(Items(), val)
+
+
+def test_batch_norm_frozen_by_freeze_trains_on_a_last_batch_of_one() -> None:
+    """Before: a backbone frozen with freeze() keeps its batch norm in eval mode, which takes one sample,
+    yet drop_last=False was refused and auto dropped a sample each epoch; with GradualUnfreezing, which
+    thaws that batch norm later, the one-sample batch is still dropped."""
+    from tunesmith.train import GradualUnfreezing, freeze
+
+    x, y = blobs(33, 8)  # batch 32 leaves 1
+    net = Net()
+    freeze(net.backbone)
+    kept = Trainer(net, TrainConfig(epochs=1, batch_size=32, drop_last=False, device="cpu"), head="head")
+    kept.fit((x, y))
+    assert kept.steps_per_epoch == 2
+    assert Trainer(net, TrainConfig(epochs=1, batch_size=32, device="cpu")).train_loader((x, y)).batches == 2
+    thawing = Trainer(net, TrainConfig(epochs=1, batch_size=32, device="cpu"), callbacks=[GradualUnfreezing(net.backbone)])
+    assert thawing.train_loader((x, y)).batches == 1

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from .finetune import is_frozen_module
+
 Data = Union[tuple[torch.Tensor, ...], Dataset]  # noqa: UP007 - runtime alias
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
@@ -106,19 +108,25 @@ def index_batches(
     return batches
 
 
-def has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+def has_batch_norm(model: nn.Module, *, frozen: bool = True) -> bool:
+    """Whether ``model`` has batch norm (``frozen=False``: batch norm that trains, not in a block
+    frozen by ``freeze``, which stays in eval mode and takes a batch of one)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (frozen or not is_frozen_module(m))
+               for m in model.modules())
 
 
-def resolve_drop_last(drop_last: bool | None, *, n: int, batch_size: int, model: nn.Module) -> bool:
+def resolve_drop_last(
+    drop_last: bool | None, *, n: int, batch_size: int, model: nn.Module, thaws: bool = False
+) -> bool:
     """Whether the last training batch is dropped (``drop_last=None``: "auto").
 
     Auto drops it only when it holds a single sample and the model has batch
-    norm, which cannot train on one sample (torch raises "Expected more than 1
-    value per channel"); every other batch is kept. ValueError when no batch
-    would be left, or when ``drop_last=False`` keeps a batch that must fail.
+    norm that trains (not frozen, or ``thaws``: frozen blocks may be thawed, as
+    by GradualUnfreezing), which cannot train on one sample (torch raises "Expected
+    more than 1 value per channel"); every other batch is kept. ValueError when no
+    batch would be left, or when ``drop_last=False`` keeps a batch that must fail.
     """
-    bn = has_batch_norm(model)
+    bn = has_batch_norm(model, frozen=thaws)
     single = bn and n % batch_size == 1
     if single and n == 1:
         raise ValueError("train has 1 sample, which the model's batch norm cannot train on; give it more samples")

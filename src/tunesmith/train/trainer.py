@@ -41,7 +41,7 @@ from .data import (
     to_device,
     use_bf16,
 )
-from .finetune import keep_frozen_in_eval
+from .finetune import GradualUnfreezing, keep_frozen_in_eval
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, complete_state, load_model_state, model_state
@@ -179,7 +179,9 @@ class Trainer:
     def train_loader(self, train: Data) -> Loader:
         """The :class:`Loader` that ``fit`` reads ``train`` with (drop_last resolved for this model)."""
         n = check_data(train, "train")
-        drop = resolve_drop_last(self.config.drop_last, n=n, batch_size=self.config.batch_size, model=self.model)
+        thaws = any(isinstance(cb, GradualUnfreezing) for cb in self.callbacks)  # frozen batch norm may train later
+        drop = resolve_drop_last(self.config.drop_last, n=n, batch_size=self.config.batch_size, model=self.model,
+                                 thaws=thaws)
         return self._loader(train, shuffle=self.config.shuffle, drop_last=drop, persistent=self.config.persistent_workers)
 
     def _loader(self, data: Data, *, shuffle: bool, drop_last: bool, persistent: bool = False) -> Loader:
