@@ -418,3 +418,12 @@ def test_a_decay_epochs_range_beyond_the_run_is_warned_about(caplog: pytest.LogC
     with caplog.at_level("WARNING", logger="tunesmith"):
         objective(build, DATA, adam_space(decay_epochs=(1, 2)), base=TrainConfig(epochs=3))
     assert "decay_epochs" not in caplog.text
+
+
+def test_a_searched_range_whose_bound_is_invalid_is_warned_about_at_set_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: beta2=(0.9, 1.0) passed set-up in silence (random probes never land on a bound), and a
+    trial proposed at 1.0 failed."""
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        objective(lambda p: mlp(), DATA, adam_space(beta2=(0.9, 1.0), decay_epochs=(1, 3)), checkpoint_root=tmp_path)
+    assert "give an invalid TrainConfig (TrainConfig.beta2 must be in [0, 1), got 1.0)" in caplog.text
+    assert "beta2=1.0 breaks it: narrow its range" in caplog.text

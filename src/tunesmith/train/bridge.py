@@ -363,7 +363,9 @@ def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
     if not fields:
         return
     rng = np.random.default_rng(0)
-    configs = [sp.decode(x) for x in [np.full(sp.ndim, 0.5), *rng.random((_PROBES, sp.ndim))]]
+    # the center, each parameter at its bounds (a sampler may propose them: beta2=(0.9, 1.0) reaches 1), random points
+    bounds = [np.where(np.arange(sp.ndim) == i, end, 0.5) for i in range(sp.ndim) for end in (0.0, 1.0)]
+    configs = [sp.decode(x) for x in [np.full(sp.ndim, 0.5), *bounds, *rng.random((_PROBES, sp.ndim))]]
     for name in fields:
         mid = {name: sp[name].from_unit(0.5)}
         error = _config_error(base, mid)
