@@ -153,3 +153,15 @@ def test_a_study_that_searches_backbone_lr_without_a_head_is_refused_at_set_up(t
     with pytest.raises(ValueError, match="names no head"):
         ts.train.objective(lambda p: Net(), split(96), base=CFG.with_params({"backbone_lr": 1e-4}))
     assert callable(ts.train.objective(lambda p: Net(), split(96), space, head="head", checkpoint_root=tmp_path))
+
+
+def test_the_head_may_be_given_as_its_module() -> None:
+    """Before: head=model.head was read as a list of names ("'Linear' object is not iterable"), a
+    Sequential head failed inside torch ("add operator supports only objects of Sequential class")."""
+    model = Net()
+    by_module = Trainer(model, CFG.with_params({"backbone_lr": 1e-4}), head=model.head)
+    by_name = Trainer(model, CFG.with_params({"backbone_lr": 1e-4}), head="head")
+    assert [g["role"] for g in by_module.optimizer.param_groups] == [g["role"] for g in by_name.optimizer.param_groups]
+    assert Trainer(model, CFG, head=model.backbone).head == ["backbone"]
+    with pytest.raises(ValueError, match=r"head must name the model's head.*got a Linear that is not part of the model"):
+        Trainer(model, CFG, head=nn.Linear(2, 2))

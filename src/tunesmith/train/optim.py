@@ -23,6 +23,25 @@ def _in_head(name: str, head: Sequence[str]) -> bool:
     return any(name == h or name.startswith(h + ".") for h in head)
 
 
+def head_names(model: nn.Module, head: Any) -> list[str]:
+    """``head`` as parameter-name prefixes: a name, a list of names, or the head module itself
+    (``head=model.classifier``; it was taken as a list of names and failed inside torch)."""
+    items = [head] if isinstance(head, (str, nn.Module)) else list(head)
+    names = {id(m): name for name, m in model.named_modules()}
+    out = []
+    for h in items:
+        if isinstance(h, str):
+            out.append(h)
+        elif isinstance(h, nn.Module) and names.get(id(h)):
+            out.append(names[id(h)])
+        else:
+            what = ("the model itself" if h is model else f"a {type(h).__name__}" +
+                    (" that is not part of the model" if isinstance(h, nn.Module) else ""))
+            raise ValueError(f"head must name the model's head, by name (head='classifier') or as its module "
+                             f"(head=model.classifier); got {what}")
+    return out
+
+
 def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Parameter groups with ``base_lr`` and ``weight_decay`` set per group."""
     buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}

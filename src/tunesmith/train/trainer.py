@@ -45,7 +45,7 @@ from .finetune import GradualUnfreezing, keep_frozen_in_eval
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, complete_state, load_model_state, model_state
-from .optim import check_head, l1_l2_penalty, make_optimizer, penalized
+from .optim import check_head, head_names, l1_l2_penalty, make_optimizer, penalized
 from .schedule import Plateau, lr_factor
 
 Callback = Callable[["Trainer", EvalRecord], None]
@@ -60,8 +60,8 @@ class Trainer:
         loss: "cross_entropy" (default), "mse", "bce" or ``callable(output, target)``.
         metrics: names ("accuracy") or a mapping name -> ``fn(outputs, targets) -> float``,
             computed on the whole validation set.
-        head: names (prefixes) of the head's parameters, e.g. ``["classifier"]``;
-            they train at ``lr``, the rest at ``backbone_lr``.
+        head: names (prefixes) of the head's parameters, e.g. ``["classifier"]``, or the
+            head module (``model.classifier``); they train at ``lr``, the rest at ``backbone_lr``.
         callbacks: ``fn(trainer, record)`` after each validation (and checkpoint),
             or objects with ``on_epoch_start(trainer, epoch)`` and/or ``on_eval``.
     """
@@ -73,7 +73,7 @@ class Trainer:
         *,
         loss: str | LossFn = "cross_entropy",
         metrics: Mapping[str, MetricFn] | Sequence[str] | None = None,
-        head: str | Sequence[str] = (),
+        head: str | nn.Module | Sequence[str | nn.Module] = (),
         callbacks: Sequence[Any] = (),
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -86,7 +86,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.loss_fn = resolve_loss(loss)
         self.metrics = resolve_metrics(metrics)
-        self.head = [head] if isinstance(head, str) else list(head)
+        self.head = head_names(self.model, head)
         self.callbacks = list(callbacks)
         self.optimizer = make_optimizer(self.model, self.config, self.head)
         self._penalized = penalized(self.model)
