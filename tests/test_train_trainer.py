@@ -329,3 +329,9 @@ def test_a_hugging_face_output_and_a_per_sample_loss_are_named_with_the_fix() ->
         Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), loss=per_sample).fit(*split(64))
     with pytest.raises(ValueError, match=r"returned shape \(16,\)"):
         Trainer(mlp(), TrainConfig(epochs=1, device="cpu"), loss=per_sample).evaluate(split(64)[1])
+
+
+def test_one_metric_given_as_a_string_is_that_metric() -> None:
+    """Before: metrics="accuracy" was read letter by letter: "unknown metric 'a'"."""
+    history = Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), metrics="accuracy").fit(*split(64))
+    assert list(history.records[-1].metrics) == ["accuracy"]

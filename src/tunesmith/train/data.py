@@ -282,6 +282,8 @@ def resolve_metrics(metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> d
         return {}
     if isinstance(metrics, Mapping):
         return dict(metrics)
+    if isinstance(metrics, str):  # metrics="accuracy": one name, not its letters
+        metrics = [metrics]
     out = {}
     for name in metrics:
         if name not in METRICS:
