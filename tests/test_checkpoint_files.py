@@ -189,3 +189,12 @@ def test_resuming_from_a_folder_or_a_file_that_is_no_checkpoint_says_so(tmp_path
     text.write_text("not a checkpoint\n")
     with pytest.raises(CheckpointError, match="not a complete torch.save archive"):
         Trainer(mlp(), CFG).fit(*DATA, resume_from=text)
+
+
+def test_a_checkpoint_dir_under_home_written_with_a_tilde_goes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: checkpoint_dir="~/runs/exp1" made a folder named "~" in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    history = Trainer(mlp(), CFG.with_params({"checkpoint_dir": "~/runs/exp1"})).fit(*DATA)
+    assert Path(history.best_checkpoint).is_file() and not (tmp_path / "~").exists()
+    assert Path(history.best_checkpoint).parent == tmp_path / "home" / "runs" / "exp1"

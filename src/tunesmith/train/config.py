@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import functools
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,6 +122,9 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.checkpoint_dir, str) and self.checkpoint_dir.startswith("~"):
+            # "~/runs" made a folder named "~" in the working directory (pathlib does not expand it)
+            object.__setattr__(self, "checkpoint_dir", os.path.expanduser(self.checkpoint_dir))
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
