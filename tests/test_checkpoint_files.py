@@ -198,3 +198,13 @@ def test_a_checkpoint_dir_under_home_written_with_a_tilde_goes_there(tmp_path: P
     history = Trainer(mlp(), CFG.with_params({"checkpoint_dir": "~/runs/exp1"})).fit(*DATA)
     assert Path(history.best_checkpoint).is_file() and not (tmp_path / "~").exists()
     assert Path(history.best_checkpoint).parent == tmp_path / "home" / "runs" / "exp1"
+
+
+def test_latest_and_load_expand_a_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: latest("~/runs/exp1") looked for a folder named "~", found none and returned None, so
+    fit(resume_from=latest(...)) trained from the start in silence; load("~/...") said "does not exist"."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    Trainer(mlp(), CFG.with_params({"checkpoint_dir": str(tmp_path / "runs")})).fit(*DATA)
+    found = checkpoint.latest("~/runs")
+    assert found is not None and found.parent == tmp_path / "runs"
+    assert checkpoint.load(f"~/runs/{found.name}")["step"] == checkpoint.load(found)["step"]

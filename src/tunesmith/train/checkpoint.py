@@ -181,7 +181,7 @@ def _tmp_name(path: Path) -> Path:
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain values only."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         raise IsADirectoryError(f"checkpoint {str(path)!r} is a folder; pass a checkpoint file in it, e.g. its newest "
                                 "complete one: tunesmith.train.checkpoint.latest(folder)")
@@ -246,8 +246,8 @@ def best_path(directory: str | Path) -> Path:
 
 
 def list_last(directory: str | Path) -> list[Path]:
-    """The rotated "last" checkpoints of ``directory``, oldest first."""
-    d = Path(directory)
+    """The rotated "last" checkpoints of ``directory`` (``~`` expanded), oldest first."""
+    d = Path(directory).expanduser()  # "~/runs" read as a folder named "~": no checkpoint, a silent fresh start
     if not d.is_dir():
         return []
     return sorted(p for p in d.iterdir() if _LAST.match(p.name))
