@@ -427,3 +427,14 @@ def test_a_searched_range_whose_bound_is_invalid_is_warned_about_at_set_up(tmp_p
         objective(lambda p: mlp(), DATA, adam_space(beta2=(0.9, 1.0), decay_epochs=(1, 3)), checkpoint_root=tmp_path)
     assert "give an invalid TrainConfig (TrainConfig.beta2 must be in [0, 1), got 1.0)" in caplog.text
     assert "beta2=1.0 breaks it: narrow its range" in caplog.text
+
+
+def test_a_checkpoint_root_with_a_tilde_is_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: checkpoint_root="~/ck" put every trial's checkpoints in a folder named "~" in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-2)}, sampler="random", seed=0)
+    study.optimize(objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=1, batch_size=16), checkpoint_root="~/ck"),
+                   n_trials=1)
+    best = Path(study.trials[0].attrs["best_checkpoint"])
+    assert best.is_file() and (tmp_path / "home" / "ck") in best.parents and not (tmp_path / "~").exists()

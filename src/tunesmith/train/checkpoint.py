@@ -73,8 +73,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 # -- folders ------------------------------------------------------------------------------------
 def secure_dir(path: str | Path) -> Path:
-    """Create ``path`` (and missing parents) with mode 0700, then :func:`check_dir` it."""
-    p = Path(path)
+    """Create ``path`` (``~`` expanded, and missing parents) with mode 0700, then :func:`check_dir` it."""
+    p = Path(path).expanduser()
     missing = []
     q = p
     while not os.path.lexists(q) and q != q.parent:
