@@ -335,3 +335,15 @@ def test_one_metric_given_as_a_string_is_that_metric() -> None:
     """Before: metrics="accuracy" was read letter by letter: "unknown metric 'a'"."""
     history = Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), metrics="accuracy").fit(*split(64))
     assert list(history.records[-1].metrics) == ["accuracy"]
+
+
+def test_mse_under_bf16_keeps_the_targets_precision() -> None:
+    """Before: the targets were cast to the bf16 output's dtype, 100.3 rounded to 100.5, so the loss of an
+    output of exactly 100 was 0.25 instead of 0.09 (bf16 autocast is the default on CUDA)."""
+    model = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.fill_(100.0)  # exact in bf16
+    x, y = torch.ones(4, 1), torch.full((4,), 100.3)
+    loss, _ = Trainer(model, TrainConfig(precision="bf16", device="cpu"), loss="mse").evaluate((x, y))
+    assert loss == pytest.approx(0.09, rel=1e-3)

@@ -251,14 +251,16 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error of one output per target: an ``(n, 1)`` output against ``(n,)``
     targets is matched value for value, where ``F.mse_loss`` would broadcast it to ``n x n``
-    differences (with only a warning); integer targets are taken as floats."""
+    differences (with only a warning); integer targets are taken as floats, and targets are never rounded
+    to a bf16 output's precision."""
     output = _tensor(output, "mse")
     if output.shape != target.shape:
         if output.numel() != target.numel():
             raise ValueError(f"loss 'mse': the model's output has shape {tuple(output.shape)} and the targets "
                              f"{tuple(target.shape)}; it needs one output value per target value")
         output = output.reshape(target.shape)
-    return F.mse_loss(output, target.to(output.dtype))
+    # at least float32: a bf16 output (autocast) would round the targets to 8 bits (100.3 -> 100.5)
+    return F.mse_loss(output, target.to(torch.promote_types(output.dtype, torch.float32)))
 
 
 LOSSES: dict[str, LossFn] = {
