@@ -347,3 +347,12 @@ def test_mse_under_bf16_keeps_the_targets_precision() -> None:
     x, y = torch.ones(4, 1), torch.full((4,), 100.3)
     loss, _ = Trainer(model, TrainConfig(precision="bf16", device="cpu"), loss="mse").evaluate((x, y))
     assert loss == pytest.approx(0.09, rel=1e-3)
+
+
+def test_class_labels_read_as_floats_or_out_of_range_are_named_with_the_fix() -> None:
+    """Before: torch's "expected target dtype to be Long or Byte, but got Float" and "Target 2 is out of bounds"."""
+    (x, y), val = split(64)
+    with pytest.raises(ValueError, match=r"targets are torch.float32 of shape \(48,\) and the output \(48, 2\).*\.long\(\)"):
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=64, device="cpu")).fit((x, y.float()))
+    with pytest.raises(ValueError, match=r"a class label lies outside 0 \.\. 1 .*outputs 2 classes; number the labels from 0"):
+        Trainer(mlp(), TrainConfig(epochs=1, device="cpu")).fit((x, y + 1))

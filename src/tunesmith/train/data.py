@@ -238,14 +238,27 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``F.cross_entropy``, with class indices of any integer dtype (torch takes only int64 and
     uint8: int32 labels, NumPy's default on some systems, failed) and as a column ``(n, 1)``
     against ``(n, classes)`` outputs (torch: "multi-target not supported"); float targets are
-    class probabilities, as torch takes them."""
+    class probabilities of the output's shape, as torch takes them; float targets of another shape
+    are refused saying to convert class labels (``y.long()``), and labels outside ``0 .. classes - 1``
+    are named with the model's number of classes (torch: "Target 2 is out of bounds")."""
     output = _tensor(output, "cross_entropy")
+    if target.is_floating_point() and target.shape != output.shape:
+        raise ValueError(f"loss 'cross_entropy': the targets are {target.dtype} of shape {tuple(target.shape)} and the "
+                         f"output {tuple(output.shape)}: float targets are class probabilities of the output's shape; "
+                         "if they are class labels (read as floats, as pandas and NumPy often give them), convert "
+                         "them: torch.as_tensor(y).long()")
     if not target.is_floating_point():
         if output.ndim == 2 and target.ndim == 2 and target.shape[1] == 1:
             target = target.reshape(-1)
         if target.dtype not in (torch.long, torch.uint8):
             target = target.long()
-    return F.cross_entropy(output, target)
+    try:
+        return F.cross_entropy(output, target)
+    except IndexError as e:  # on CPU; CUDA stops on a device-side assert
+        classes = output.shape[1] if output.ndim > 1 else 1
+        raise ValueError(f"loss 'cross_entropy': a class label lies outside 0 .. {classes - 1} ({e}): the model "
+                         f"outputs {classes} classes; number the labels from 0 (e.g. y - y.min() for labels from 1), "
+                         "or give the model's last layer one output per class") from e
 
 
 def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
