@@ -73,7 +73,9 @@ class TrainConfig:
         this many "last" checkpoints plus one "best" stay on disk).
     Device: device "auto" (CUDA when present) / "cpu" / "cuda"; precision
         "auto" (bf16 autocast on CUDA, fp32 on CPU) / "fp32" / "bf16".
-    seed: seeds the model's random state, the batch order and dropout.
+    seed: seeds the batch order and dropout (the random states are set when ``fit`` starts,
+        after the model was built: its initialization is the caller's; ``objective`` seeds
+        torch with it before ``build_model``).
     """
 
     optimizer: str = "adam"
