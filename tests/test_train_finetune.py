@@ -165,3 +165,16 @@ def test_the_head_may_be_given_as_its_module() -> None:
     assert Trainer(model, CFG, head=model.backbone).head == ["backbone"]
     with pytest.raises(ValueError, match=r"head must name the model's head.*got a Linear that is not part of the model"):
         Trainer(model, CFG, head=nn.Linear(2, 2))
+
+
+def test_freeze_takes_a_list_of_modules_and_names_a_parameter() -> None:
+    """Before: freeze([a, b]) and freeze(model.head.weight) failed with "object has no attribute 'parameters'"."""
+    from tunesmith.train import unfreeze
+
+    model = Net()
+    freeze([model.backbone[0], model.backbone[1]])
+    assert trainable(model) == sum(p.numel() for m in (model.backbone[2], model.head) for p in m.parameters())
+    unfreeze((model.backbone[0],))
+    assert all(p.requires_grad for p in model.backbone[0].parameters())
+    with pytest.raises(TypeError, match=r"freeze takes a module or a list of modules .* got Parameter \(for one weight"):
+        freeze(model.head.weight)

@@ -35,8 +35,33 @@ def replace_head(model: nn.Module, name: str, head: nn.Module) -> nn.Module:
     return old
 
 
-def freeze(module: nn.Module) -> nn.Module:
-    """Stop training ``module``: no gradients, eval mode while the trainer runs."""
+def _modules(module: Any, what: str) -> list[nn.Module]:
+    """``module`` or a list/tuple of modules, as a list; anything else refused saying what to pass
+    (a parameter or a list met "object has no attribute 'parameters'")."""
+    items = list(module) if isinstance(module, (list, tuple)) else [module]
+    bad = [type(m).__name__ for m in items if not isinstance(m, nn.Module)]
+    if bad:
+        hint = " (for one weight: w.requires_grad_(False))" if "Parameter" in bad or "Tensor" in bad else ""
+        raise TypeError(f"{what} takes a module or a list of modules (e.g. model.encoder, model.encoder.layer[:4]), "
+                        f"got {', '.join(sorted(set(bad)))}{hint}")
+    return items
+
+
+def freeze(module: nn.Module | Sequence[nn.Module]) -> Any:
+    """Stop training ``module`` (or each module of a list): no gradients, eval mode while the trainer runs."""
+    for m in _modules(module, "freeze"):
+        _freeze(m)
+    return module
+
+
+def unfreeze(module: nn.Module | Sequence[nn.Module]) -> Any:
+    """Train ``module`` (or each module of a list) again: gradients, train mode."""
+    for m in _modules(module, "unfreeze"):
+        _unfreeze(m)
+    return module
+
+
+def _freeze(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         p.requires_grad_(False)
     for m in module.modules():
@@ -45,7 +70,7 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-def unfreeze(module: nn.Module) -> nn.Module:
+def _unfreeze(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         p.requires_grad_(True)
     for m in module.modules():
@@ -61,7 +86,7 @@ def unfreeze_last(blocks: Sequence[nn.Module], k: int) -> None:
     blocks = as_blocks(blocks)
     n = len(blocks)
     for i, block in enumerate(blocks):
-        (unfreeze if i >= n - k else freeze)(block)
+        (_unfreeze if i >= n - k else _freeze)(block)
 
 
 def as_blocks(blocks: Any) -> list[nn.Module]:
