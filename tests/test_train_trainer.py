@@ -138,6 +138,9 @@ def test_records_throughput_and_metrics() -> None:
         # accepted before: SGD's steps then grow without end
         ({"momentum": 1.5}, r"TrainConfig\.momentum must be in \[0, 1\), got 1.5"),
         ({"momentum": 1.0}, r"TrainConfig\.momentum must be in \[0, 1\)"),
+        # said only "must be an integer >= 1" / "a number > 0": now the way to what 0 was meant for
+        ({"patience": 0}, r"TrainConfig\.patience must be an integer >= 1 .*got 0; patience=None turns early stopping off"),
+        ({"lr": 0.0}, r"TrainConfig\.lr must be a number > 0, got 0; to keep part of the model still, freeze it"),
     ],
 )
 def test_bad_config_is_a_clear_error(kwargs, match) -> None:

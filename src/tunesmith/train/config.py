@@ -131,6 +131,10 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
+        if self.lr == 0:  # the usual reasons for 0 have their own settings
+            raise ValueError("TrainConfig.lr must be a number > 0, got 0; to keep part of the model still, freeze it "
+                             "(tunesmith.train.freeze) or give it backbone_lr=0 with a head; to evaluate only, "
+                             "use Trainer(...).evaluate(data)")
         _positive("lr", self.lr)
         self._check_lr_adapt()
         if self.backbone_lr is not None:
@@ -175,8 +179,10 @@ class TrainConfig:
         for name in ("epochs", "max_steps", "decay_steps", "decay_epochs", "eval_every"):
             if getattr(self, name) is not None:
                 _int_at_least(name, getattr(self, name), 1)
-        if self.patience is not None:
-            _int_at_least("patience", self.patience, 1)
+        if self.patience is not None and not (isinstance(self.patience, int) and not isinstance(self.patience, bool)
+                                              and self.patience >= 1):
+            raise ValueError(f"TrainConfig.patience must be an integer >= 1 (validations without improvement before "
+                             f"stopping), got {self.patience!r}; patience=None turns early stopping off")
         if self.epochs is None and self.max_steps is None:
             raise ValueError("TrainConfig: set epochs or max_steps (or both)")
         for name in ("clip_norm", "clip_value"):
