@@ -178,3 +178,13 @@ def test_freeze_takes_a_list_of_modules_and_names_a_parameter() -> None:
     assert all(p.requires_grad for p in model.backbone[0].parameters())
     with pytest.raises(TypeError, match=r"freeze takes a module or a list of modules .* got Parameter \(for one weight"):
         freeze(model.head.weight)
+
+
+def test_a_head_replaced_after_the_trainer_was_built_is_said_not_to_train() -> None:
+    """Before: the new head's weights were not the optimizer's, and fit left them as initialized, silently."""
+    model = Net()
+    trainer = Trainer(model, CFG, head="head")
+    replace_head(model, "head", nn.Linear(16, 2))
+    with pytest.raises(ValueError, match=r"parameters its optimizer does not hold \(head.weight, head.bias\).*"
+                                         r"Build the Trainer after changing the model"):
+        trainer.fit(*split(96))

@@ -122,6 +122,7 @@ class Trainer:
                 "fit again would return the same history without training. Build a new Trainer for a new run; "
                 "to train longer, resume from its checkpoint with more epochs (cfg.with_params({'epochs': ...}))")
         check_head(cfg, self.head, self.model)
+        self._check_optimizer_holds_model()
         loader = self.train_loader(train)
         check_items(train, "train")
         check_dtypes(train, self.model, "train")
@@ -153,6 +154,17 @@ class Trainer:
         if cfg.restore_best:
             self._restore_best()
         return self.history
+
+    def _check_optimizer_holds_model(self) -> None:
+        """Every parameter of the model is the optimizer's: a head replaced (or a layer added) after the
+        Trainer was built would never train, in silence."""
+        held = {id(p) for g in self.optimizer.param_groups for p in g["params"]}
+        new = [name for name, p in self.model.named_parameters() if id(p) not in held]
+        if new:
+            raise ValueError(
+                f"the model has parameters its optimizer does not hold ({', '.join(new[:3])}"
+                f"{f' and {len(new) - 3} more' if len(new) > 3 else ''}): they were added after the Trainer was built "
+                "(replace_head or a new layer), so they would never train. Build the Trainer after changing the model")
 
     def evaluate(self, data: Data) -> tuple[float, dict[str, float]]:
         """Mean loss and metrics of the model on ``data`` (no gradients, eval mode; each module's
