@@ -438,3 +438,14 @@ def test_a_checkpoint_root_with_a_tilde_is_under_home(tmp_path: Path, monkeypatc
                    n_trials=1)
     best = Path(study.trials[0].attrs["best_checkpoint"])
     assert best.is_file() and (tmp_path / "home" / "ck") in best.parents and not (tmp_path / "~").exists()
+
+
+def test_a_model_built_once_and_returned_to_every_trial_is_refused(tmp_path: Path) -> None:
+    """Before: the second trial trained on from the first trial's weights (its first validation loss was
+    already the first trial's last), and the study compared runs of unequal length, silently."""
+    shared = mlp()
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-2)}, sampler="random", seed=0)
+    study.optimize(objective(lambda p: shared, DATA, base=TrainConfig(epochs=1, batch_size=16), checkpoint_root=tmp_path),
+                   n_trials=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAILED"]
+    assert "build_model returned a model it had returned before" in (study.trials[1].error or "")

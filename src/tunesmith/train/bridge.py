@@ -26,6 +26,7 @@ import math
 import multiprocessing
 import re
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,24 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+class _Fresh:
+    """Refuses a model that ``build_model`` returned before: one model shared by the trials (built once,
+    returned each time) carried each trial's training into the next, in silence."""
+
+    def __init__(self, build_model: Callable[[dict[str, Any]], nn.Module]) -> None:
+        self.build_model, self.seen = build_model, weakref.WeakSet[nn.Module]()
+
+    def __call__(self, params: dict[str, Any]) -> nn.Module:
+        model = self.build_model(params)
+        if model in self.seen:
+            raise ValueError("build_model returned a model it had returned before, so this trial would start from "
+                             "the weights an earlier trial trained; build a new model in each call (load the "
+                             "pre-trained weights inside build_model, or return copy.deepcopy(pretrained))")
+        if isinstance(model, nn.Module):
+            self.seen.add(model)
+        return model
+
+
 def objective(
     build_model: Callable[[dict[str, Any]], nn.Module],
     data: DataSpec,
@@ -252,6 +271,7 @@ def objective(
     stops there).
     """
     base = base or TrainConfig()
+    build_model = _Fresh(build_model)
     _check_monitor(monitor, metrics)
     if not head and (base.backbone_lr is not None or (space is not None and "backbone_lr" in space)):
         raise ValueError("backbone_lr (in base= or the space) is the rate of the parameters outside the head, but "
