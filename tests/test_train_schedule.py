@@ -112,3 +112,14 @@ def test_each_records_lr_is_the_rate_of_the_next_step(schedule: str) -> None:
     seen, trainer = applied_lrs(cfg)
     records = [r for r in trainer.history.records if r.step < len(seen)]
     assert len(records) == 4 and [r.lr for r in records] == pytest.approx([seen[r.step] for r in records], rel=1e-12)
+
+
+def test_a_step_schedule_that_never_decays_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: decay_epochs=5 in a 3-epoch run trained at a constant rate under the name "step", silently."""
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        seen, _ = applied_lrs(TrainConfig(lr=LR, schedule="step", decay_epochs=5, epochs=3, batch_size=8))
+    assert set(seen) == {LR} and "decays every 30 optimizer steps" in caplog.text and "has 18 after warm-up" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        seen, _ = applied_lrs(TrainConfig(lr=LR, schedule="step", decay_epochs=2, epochs=3, batch_size=8))
+    assert len(set(seen)) == 2 and "never decays" not in caplog.text

@@ -46,7 +46,7 @@ from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, complete_state, load_model_state, model_state
 from .optim import check_head, head_names, l1_l2_penalty, make_optimizer, penalized
-from .schedule import Plateau, lr_factor
+from .schedule import Plateau, lr_factor, warmup_steps
 
 Callback = Callable[["Trainer", EvalRecord], None]
 
@@ -138,6 +138,7 @@ class Trainer:
                 "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
                 "never reaches lr (%g) and the schedule never starts; lower warmup_steps or use warmup_fraction",
                 cfg.warmup_steps, self.total_steps, cfg.lr)
+        self._warn_schedule_never_decays()
         if cfg.checkpoint_dir is not None:
             ckpt.secure_dir(cfg.checkpoint_dir)
             ckpt.clean_stale(cfg.checkpoint_dir)  # temporary files of writers killed while saving
@@ -154,6 +155,19 @@ class Trainer:
         if cfg.restore_best:
             self._restore_best()
         return self.history
+
+    def _warn_schedule_never_decays(self) -> None:
+        """A step schedule whose first decay falls after the run's last step trains at a constant rate."""
+        cfg = self.config
+        if cfg.schedule != "step":
+            return
+        d = cfg.decay_steps or (cfg.decay_epochs or 1) * max(self.steps_per_epoch, 1)
+        after_warmup = self.total_steps - warmup_steps(cfg, self.total_steps)
+        if 0 < after_warmup <= d:  # (no step after warm-up: the warm-up warning says so)
+            logging.getLogger("tunesmith").warning(
+                "schedule='step' decays every %d optimizer steps (decay_steps or decay_epochs), but the run has %d "
+                "after warm-up: the rate never decays and the run trains at a constant lr; lower decay_epochs "
+                "(or decay_steps), or train longer", d, max(after_warmup, 0))
 
     def _check_optimizer_holds_model(self) -> None:
         """Every parameter of the model is the optimizer's: a head replaced (or a layer added) after the
