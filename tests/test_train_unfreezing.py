@@ -104,3 +104,18 @@ def test_a_module_that_is_not_a_sequence_of_blocks_is_named_with_the_sequences_i
         unfreeze_last(net, 1)
     with pytest.raises(TypeError, match="got one Linear; pass the sequence of its blocks, e.g."):
         GradualUnfreezing(net.head)
+
+
+def test_one_callback_given_alone_and_a_metric_given_by_name_in_a_mapping_are_taken(tmp_path) -> None:
+    """Before: callbacks=GradualUnfreezing(...) failed with "object is not iterable" (in Trainer and in
+    objective), and metrics={"acc": "accuracy"} with "'str' object is not callable" after the first epoch."""
+    import tunesmith as ts
+
+    net = thawed_net()
+    history = Trainer(net, CFG, head="head", metrics={"acc": "accuracy"},
+                      callbacks=GradualUnfreezing(net.backbone, start=2)).fit(*split(96))
+    assert all(p.requires_grad for p in net.backbone[1].parameters()) and "acc" in history.records[-1].metrics
+    study = ts.Study({"lr": ts.Float(0.01, 0.02)}, direction="minimize", sampler="random", seed=0)
+    study.optimize(ts.train.objective(lambda p: thawed_net(), split(96), base=CFG, head="head", checkpoint_root=tmp_path,
+                                      callbacks=GradualUnfreezing(lambda m: m.backbone, start=2)), n_trials=1)
+    assert study.trials[0].state.name == "COMPLETE"

@@ -43,7 +43,7 @@ from . import retention
 from .config import SCHEDULES, TrainConfig, lookalike
 from .data import LossFn, MetricFn, check_data
 from .history import EvalRecord
-from .trainer import Trainer
+from .trainer import Trainer, as_callbacks
 
 DataSpec = Any  # (train, val) or callable(params) -> (train, val)
 logger = logging.getLogger(__name__)
@@ -272,6 +272,7 @@ def objective(
     """
     base = base or TrainConfig()
     build_model = _Fresh(build_model)
+    callbacks = as_callbacks(callbacks)
     _check_monitor(monitor, metrics)
     if not head and (base.backbone_lr is not None or (space is not None and "backbone_lr" in space)):
         raise ValueError("backbone_lr (in base= or the space) is the rate of the parameters outside the head, but "

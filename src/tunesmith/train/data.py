@@ -295,8 +295,8 @@ def resolve_loss(loss: str | LossFn) -> LossFn:
 def resolve_metrics(metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> dict[str, MetricFn]:
     if metrics is None:
         return {}
-    if isinstance(metrics, Mapping):
-        return dict(metrics)
+    if isinstance(metrics, Mapping):  # a value may be a built-in metric's name: {"acc": "accuracy"}
+        return {k: resolve_metrics([v])[v] if isinstance(v, str) else v for k, v in metrics.items()}
     if isinstance(metrics, str):  # metrics="accuracy": one name, not its letters
         metrics = [metrics]
     out = {}

@@ -87,7 +87,7 @@ class Trainer:
         self.loss_fn = resolve_loss(loss)
         self.metrics = resolve_metrics(metrics)
         self.head = head_names(self.model, head)
-        self.callbacks = list(callbacks)
+        self.callbacks = as_callbacks(callbacks)
         self.optimizer = make_optimizer(self.model, self.config, self.head)
         self._penalized = penalized(self.model)
         self.hyper = _hyper(self.optimizer, self.config)
@@ -524,6 +524,13 @@ def _hyper(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> HypergradientL
         return None
     rule = "multiplicative" if cfg.lr_adapt == "hypergradient-mult" else "additive"
     return HypergradientLR(optimizer, hyper_lr=cfg.hyper_lr, rule=rule)
+
+
+def as_callbacks(callbacks: Any) -> list[Any]:
+    """``callbacks`` as a list: one callback given alone (``callbacks=GradualUnfreezing(...)``) was
+    "object is not iterable"."""
+    one = callable(callbacks) or hasattr(callbacks, "on_epoch_start") or hasattr(callbacks, "on_eval")
+    return [callbacks] if one else list(callbacks)
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
