@@ -167,7 +167,7 @@ class Trainer:
             logging.getLogger("tunesmith").warning(
                 "schedule='step' decays every %d optimizer steps (decay_steps or decay_epochs), but the run has %d "
                 "after warm-up: the rate never decays and the run trains at a constant lr; lower decay_epochs "
-                "(or decay_steps), or train longer", d, max(after_warmup, 0))
+                "(or decay_steps), or train longer", d, after_warmup)
 
     def _check_optimizer_holds_model(self) -> None:
         """Every parameter of the model is the optimizer's: a head replaced (or a layer added) after the
