@@ -62,12 +62,27 @@ def test_add_trial_records_known_results_that_samplers_and_pruners_see(storage_u
     ({"params": OK, "value": 1.0, "intermediate": {0: float("inf")}}, "intermediate value at step 0"),
     ({"params": OK, "value": 1.0, "intermediate": {-1: 1.0}}, "step must be an integer >= 0"),
     ({"params": OK, "value": 1.0, "attrs": {"f": object()}}, "not stored as JSON"),
+    ({"params": OK, "value": 1.0, "intermediate": {"a": 1.0}}, "^add_trial: intermediate step must be an integer"),
+    ({"params": OK, "value": 1.0, "started": "yesterday"}, "started must be a time in seconds since the epoch"),
+    ({"params": OK, "value": 1.0, "completed": float("nan")}, "completed must be a time in seconds"),
+    ({"params": OK, "value": 1.0, "started": 200.0, "completed": 100.0}, "started .200.0. is after completed"),
 ])
 def test_add_trial_refuses_what_does_not_fit(kwargs: dict, fragment: str) -> None:
     study = ts.Study(SPACE)
     with pytest.raises(ValueError, match=fragment):
         study.add_trial(**kwargs)
     assert study.trials == []
+
+
+def test_add_trial_times_are_seconds_or_datetimes_and_survive_a_reload(sqlite_url: str) -> None:
+    from datetime import datetime, timezone
+
+    study = ts.Study(SPACE, storage=sqlite_url, name="s")
+    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+    study.add_trial(OK, 1.0, started=t0, completed=t0.timestamp() + 60)
+    (back,) = ts.load_study("s", sqlite_url).trials
+    assert back.state is TrialState.COMPLETE and back.error is None
+    assert (back.started, back.completed) == (t0.timestamp(), t0.timestamp() + 60)
 
 
 def _strip(t: ts.FrozenTrial) -> tuple:

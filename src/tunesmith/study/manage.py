@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StudyNotFound
@@ -50,12 +51,28 @@ def known_result(
     if st is TrialState.PRUNED and v is None and steps:
         v = steps[max(steps)]  # as tell(): a pruned trial's value is its last report
     extra = _json_attrs(attrs)
-    now = time.time()
+    began, ended = _when(started, "started"), _when(completed, "completed")
+    ended = time.time() if ended is None else ended
+    if began is not None and began > ended:
+        raise ValueError(f"add_trial: started ({started!r}) is after completed ({completed!r}); "
+                         "a trial ends after it starts")
     return FrozenTrial(
         number=0, state=st, params=canon, value=v, intermediate=steps, attrs=extra,
         error=(error or "added as failed by add_trial()") if st is TrialState.FAILED else error,
-        started=started, completed=now if completed is None else float(completed),
+        started=began, completed=ended,
     )  # fmt: skip
+
+
+def _when(t: Any, name: str) -> float | None:
+    """A time given to add_trial as seconds since the epoch (``time.time()``); a ``datetime`` is
+    converted (a naive one is local time)."""
+    if t is None:
+        return None
+    f = t.timestamp() if isinstance(t, datetime) else _as_float(t)
+    if f is None:
+        raise ValueError(f"add_trial: {name} must be a time in seconds since the epoch (time.time()) or a "
+                         f"datetime, got {t!r}")
+    return f
 
 
 def _addable_state(state: TrialState | str) -> TrialState:
@@ -82,7 +99,10 @@ def _steps(intermediate: Mapping[int, Any] | None) -> dict[int, float]:
         f = _as_float(val)
         if f is None:
             raise ValueError(f"add_trial: intermediate value at step {step!r} must be a finite number, got {val!r}")
-        out[_as_step(step, -1)] = f
+        try:
+            out[_as_step(step, -1)] = f
+        except ValueError as exc:  # it names no trial: the record has no number yet
+            raise ValueError(f"add_trial: intermediate {str(exc).removeprefix('trial -1: ')}") from None
     return dict(sorted(out.items()))
 
 
