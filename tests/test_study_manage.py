@@ -146,6 +146,22 @@ def test_rename_and_copy_refuse_a_bad_new_name_naming_it(storage_url: str | None
     assert [r.name for r in study.storage.list_studies()] == ["old"]
 
 
+def test_a_name_ending_in_colon_test_is_kept_for_test_results(sqlite_url: str) -> None:
+    # before: a study of the user's named "exp:test" was taken for exp's test results: listed in
+    # exp's row, its trials "not a test result", and deleted with exp
+    exp = ts.Study(SPACE, sampler="random", seed=0, storage=sqlite_url, name="exp")
+    exp.optimize(lambda t: t.params["x"], n_trials=3)
+    for act in (lambda: ts.Study(SPACE, storage=sqlite_url, name="exp:test"),
+                lambda: exp.copy("run:test"), lambda: exp.rename("exp:test")):
+        with pytest.raises(ValueError, match="ends with ':test', which tunesmith keeps for the test results"):
+            act()
+    assert [r.name for r in exp.storage.list_studies()] == ["exp"]
+    exp.evaluate_best(lambda t: t.params["x"], k=1)  # evaluate_best still makes its companion
+    assert ts.load_study("exp:test", sqlite_url).trials[0].attrs["trial"] == exp.best_trial.number
+    exp.rename("exp2")
+    assert sorted(r.name for r in exp.storage.list_studies()) == ["exp2", "exp2:test"]
+
+
 def test_a_sampler_override_on_an_existing_study_is_recorded(sqlite_url: str) -> None:
     ts.Study(SPACE, sampler="random", storage=sqlite_url, name="s")
     assert ts.load_study("s", sqlite_url).storage.get_study("s").config["sampler"]["name"] == "random"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from .study import Study
 
 logger = logging.getLogger("tunesmith")
+
+#: set while evaluate_best creates a study's companion, the one place a name may end in ":test"
+_MAKING_COMPANION: ContextVar[bool] = ContextVar("tunesmith_making_companion", default=False)
 
 #: states a known result may have (``enqueue`` queues a configuration to run instead)
 ADDABLE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
@@ -128,7 +133,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None) ->
     from .study import Study
 
     dest = study.storage if storage is None else make_storage(storage)
-    name = study.name if name is None else check_study_name(name)
+    name = study.name if name is None else check_new_name(name)
     if dest is study.storage and name == study.name:
         raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
     book = exists(study.storage, study.name + SUFFIX)
@@ -139,11 +144,36 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None) ->
     return Study(storage=dest, name=name)
 
 
+def check_new_name(name: str) -> str:
+    """``name`` for a new study (or a copy, a rename): a valid name that does not end in ``":test"``,
+    the companion in which evaluate_best keeps another study's test results."""
+    from .evaluate import SUFFIX
+
+    check_study_name(name)
+    if name.endswith(SUFFIX) and not _MAKING_COMPANION.get():
+        raise ValueError(
+            f"study name {name!r} ends with {SUFFIX!r}, which tunesmith keeps for the test results of study "
+            f"{name.removesuffix(SUFFIX)!r} (evaluate_best): such a study is listed, copied and deleted with "
+            "that one; choose another name"
+        )
+    return name
+
+
+@contextmanager
+def making_companion() -> Iterator[None]:
+    """Within it, :func:`check_new_name` accepts a ``":test"`` name (evaluate_best's companion)."""
+    token = _MAKING_COMPANION.set(True)
+    try:
+        yield
+    finally:
+        _MAKING_COMPANION.reset(token)
+
+
 def rename_study(study: Study, new_name: str) -> None:
     """Rename ``study`` and the companion holding its test results, if any."""
     from .evaluate import SUFFIX
 
-    check_study_name(new_name)  # before its companion's name is checked (and named in the error)
+    check_new_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(study.storage, new_name)
     study.storage.rename_study(study.name, new_name)

@@ -29,7 +29,7 @@ from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
-from .manage import record_sampler
+from .manage import check_new_name, record_sampler
 from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
 
@@ -156,6 +156,7 @@ class Study:
             raise ValueError(
                 f"no study named {self.name!r} in {self._storage.display_url}: pass a space to create it"
             )
+        check_new_name(self.name)
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
         samp = make_sampler(sampler if sampler is not None else "auto", seed)
