@@ -185,6 +185,8 @@ def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFi
     assert "grid" in row and "random" not in row
     assert main(["copy", "s", "--storage", url]) == 2  # before: "... or to another storage (storage=...)"
     assert "copy study 's' to a NEW_NAME, or into another database with --to-storage URL" in capsys.readouterr().err
+    assert main(["copy", "nope", "--storage", url]) == 2  # before: "copy study 'nope' to a NEW_NAME"
+    assert "no study named 'nope'" in capsys.readouterr().err
     assert main(["copy", "s", "t", "--storage", url]) == 0
     assert main(["copy", "s", "--storage", url, "--to-storage", other]) == 0
     assert "copied study 's' (3 trials) to 's' in" in capsys.readouterr().out

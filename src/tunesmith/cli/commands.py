@@ -411,9 +411,9 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage, write=args.to_storage is None)  # first: a wrong NAME is said so
     if args.to_storage is None and args.new_name in (None, args.name):
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
-    study = _load(args.name, args.storage, write=args.to_storage is None)
     copy = study.copy(args.new_name, storage=args.to_storage)
     print(f"copied study {study.name!r} ({plural(len(copy.trials), 'trial')}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
