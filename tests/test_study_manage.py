@@ -222,3 +222,35 @@ def test_cli_delete_answered_with_end_of_input_deletes_nothing(tmp_path: Path, c
     assert main(["delete", "s", "--storage", url]) == 1  # before: an EOFError traceback
     assert "nothing deleted" in capsys.readouterr().out
     assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["s"]
+
+
+def test_a_copy_into_a_new_space_takes_the_trials_that_fit_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s")
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    study.evaluate_best(lambda t: t.params["x"], k=1)
+    wider = {"x": ts.Float(0.0, 2.0), "k": ts.Categorical(["a", "b", "c"])}
+    with pytest.raises(ValueError, match=r"copy it: Study.load\('s', storage\).copy\(NEW_NAME, space=...\)"):
+        ts.Study(wider, storage=url, name="s")  # the refusal names the way out
+    wide = study.copy("wide", space=wider)
+    assert wide.space.to_dict() == ts.Space(wider).to_dict() and len(wide.trials) == 6
+    assert [t.params for t in wide.trials] == [t.params for t in study.trials]
+    assert len(ts.load_study("wide:test", url).trials) == 1  # same numbers: the test results come along
+    wide.optimize(lambda t: t.params["x"], n_trials=2)
+    narrower = {"x": ts.Float(0.0, 0.5), "k": ts.Categorical(["a", "b"])}
+    kept = sum(t.params["x"] <= 0.5 for t in study.trials)
+    assert 0 < kept < 6
+    path = tmp_path / "narrow.yaml"
+    path.write_text("objective: m:f\nspace:\n  x: {type: float, low: 0.0, high: 0.5}\n  k: [a, b]\n")
+    assert main(["copy", "s", "narrow", "--storage", url, "--space", str(path)]) == 0
+    narrow = ts.load_study("narrow", url)
+    assert narrow.space.to_dict() == ts.Space(narrower).to_dict() and len(narrow.trials) == kept
+    assert f"{6 - kept} of 6 trials left out" in caplog.text and "test results (evaluate_best) are not copied" in caplog.text
+    assert "narrow:test" not in [r.name for r in narrow.storage.list_studies()]
+    path.write_text("objective: m:f\n")
+    assert main(["copy", "s", "none", "--storage", url, "--space", str(path)]) == 2
+    assert "has no space: to give the copy" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
-from ..space import display_names, for_display
+from ..space import Space, display_names, for_display
 from ..space.params import plural
 from ..storage import Storage, make_storage
 from ..storage.base import mask_url
@@ -29,7 +29,7 @@ from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import delete_study
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
-from .studyfile import DEFAULT_STORAGE, EXECUTORS
+from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile
 
 # -- arguments ------------------------------------------------------------------------------
 
@@ -408,15 +408,27 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("new_name", nargs="?", help="the copy's name (default: the same, with --to-storage)")
     add_storage_arg(p)
     p.add_argument("--to-storage", help="database URL to copy into (default: the same storage)")
+    p.add_argument("--space", metavar="STUDY.yaml",
+                   help="give the copy the space of this study file (only the trials that fit it are copied)")
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage, write=args.to_storage is None)  # first: a wrong NAME is said so
     if args.to_storage is None and args.new_name in (None, args.name):
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
-    copy = study.copy(args.new_name, storage=args.to_storage)
+    copy = study.copy(args.new_name, storage=args.to_storage, space=_space_of(args.space))
     print(f"copied study {study.name!r} ({plural(len(copy.trials), 'trial')}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
+
+
+def _space_of(path: str | None) -> Space | None:
+    """The space of the study file at ``path`` (None without one)."""
+    if path is None:
+        return None
+    space = StudyFile.load(path).build_space()
+    if space is None:
+        raise ValueError(f"{path} has no space: to give the copy; add one ({SPACE_EXAMPLE})")
+    return space
 
 
 def add_rename_args(p: argparse.ArgumentParser) -> None:

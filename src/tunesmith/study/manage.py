@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StudyNotFound
+from ..space import Space
 from ..storage import Storage, make_storage
 from ..storage.base import check_study_name
 from ..trial import FrozenTrial, TrialState, json_attrs
@@ -126,9 +127,11 @@ def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> Froze
     return full
 
 
-def copy_study(study: Study, name: str | None, storage: str | Storage | None) -> Study:
+def copy_study(study: Study, name: str | None, storage: str | Storage | None,
+               space: Space | Mapping[str, Any] | None = None) -> Study:
     """A copy of ``study`` (its settings and every trial, same numbers) as ``name`` in ``storage``;
-    its test results (the companion ``"<name>:test"`` of ``evaluate_best``) are copied with it."""
+    its test results (the companion ``"<name>:test"`` of ``evaluate_best``) are copied with it.
+    With ``space``, the copy has that space and the trials that are configurations of it."""
     from .evaluate import SUFFIX
     from .study import Study
 
@@ -136,12 +139,27 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None) ->
     name = study.name if name is None else check_new_name(name)
     if dest is study.storage and name == study.name:
         raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
+    new_space = None if space is None else space if isinstance(space, Space) else Space(space)
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(dest, name)
-    _copy(study, name, dest)
-    if book:
-        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest)
+    left = _copy(study, name, dest, new_space)
+    if new_space is not None:
+        _say_left_out(study.name, name, len(study.trials), left, book)
+    if book and not left:  # their trial numbers are the copy's
+        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space)
     return Study(storage=dest, name=name)
+
+
+def _say_left_out(source: str, name: str, n: int, left: Mapping[int, str], book: bool) -> None:
+    if not left:
+        logger.info("copied study %r into %r with the new space: all %d trials fit it", source, name, n)
+        return
+    first = next(iter(left.items()))
+    logger.warning(
+        "copied study %r into %r with the new space: %d of %d trials left out, their parameters are not a "
+        "configuration of it (trial %d: %s)%s", source, name, len(left), n, *first,
+        "; the copied trials are numbered anew, so its test results (evaluate_best) are not copied" if book else "",
+    )  # fmt: skip
 
 
 def check_new_name(name: str) -> str:
@@ -211,11 +229,21 @@ def _check_book_free(storage: Storage, name: str) -> None:
         )
 
 
-def _copy(study: Study, name: str, dest: Storage) -> None:
+def _copy(study: Study, name: str, dest: Storage, space: Space | None = None) -> dict[int, str]:
+    """Copy ``study``'s settings and trials as ``name`` into ``dest``; with ``space``, the trials
+    that fit it (returns why each other one was left out, by number)."""
     source = study.storage.get_study(study.name)
-    rec = dest.create_study(name, direction=source.direction, space=source.space, config=source.config)
+    rec = dest.create_study(name, direction=source.direction,
+                            space=source.space if space is None else space.to_dict(), config=source.config)
+    left: dict[int, str] = {}
     try:
         for t in study.trials:
+            if space is not None:
+                try:
+                    t = t.replace(params=space.validate(t.params))
+                except (ValueError, TypeError) as exc:
+                    left[t.number] = str(exc)
+                    continue
             if t.state is TrialState.RUNNING:  # nobody will finish it in the copy
                 t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
                               completed=time.time(), heartbeat=None)  # fmt: skip
@@ -226,6 +254,7 @@ def _copy(study: Study, name: str, dest: Storage) -> None:
         except Exception as again:  # noqa: BLE001 - say what is left, raise the first error
             logger.warning("a partial copy %r is left in %s (%s): delete it", name, dest.display_url, again)
         raise
+    return left
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:

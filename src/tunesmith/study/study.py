@@ -181,7 +181,9 @@ class Study:
                 raise ValueError(
                     f"study {self.name!r} exists with a different space ({_space_change(stored, given)}); use "
                     "another name, or leave the space out (space= in Python, space: in a study file) to "
-                    "resume it as it is"
+                    "resume it as it is; to go on in the new space with the trials that fit it, copy it: "
+                    f"Study.load({self.name!r}, storage).copy(NEW_NAME, space=...) in Python, "
+                    "tunesmith copy NAME NEW_NAME --space STUDY.yaml"
                 )
         if direction is not None and Direction.parse(direction) is not record.direction:
             raise ValueError(
@@ -769,13 +771,16 @@ class Study:
                            error=error, started=started, completed=completed)  # fmt: skip
         return insert_record(self._storage, self._study_id, rec)
 
-    def copy(self, name: str | None = None, *, storage: str | Storage | None = None) -> Study:
+    def copy(self, name: str | None = None, *, storage: str | Storage | None = None,
+             space: Space | Mapping[str, Any] | None = None) -> Study:
         """Copy this study (settings, every trial with the same numbers, and its test
         results) as ``name``, in ``storage`` (default: this one; then the name must differ).
-        A running trial is copied as failed. Returns the copy, opened."""
+        A running trial is copied as failed. ``space``: the copy's space instead (a wider
+        range, a new choice); only the trials that are configurations of it are copied (a
+        warning says how many are left out). Returns the copy, opened."""
         from .manage import copy_study
 
-        return copy_study(self, name, storage)
+        return copy_study(self, name, storage, space)
 
     def focus(self, keep: Sequence[str] | None = None, *, threshold: float | None = None, name: str | None = None,
               storage: str | Storage | None = None, carry: str = "all", method: str = "fanova",
