@@ -45,7 +45,7 @@ def test_add_trial_records_known_results_that_samplers_and_pruners_see(storage_u
     assert study.trials[0] == done and done.attrs == {"source": "paper"} and done.completed is not None
     pruned = study.add_trial({"x": 2}, state="pruned", intermediate={0: 0.9, 1: 0.8})
     assert pruned.value == 0.8 and study.trials[1].intermediate == {0: 0.9, 1: 0.8}
-    failed = study.add_trial({"x": 0}, state="failed", error="diverged")
+    failed = study.add_trial({"x": 0}, state="FAILED", error="diverged")  # any case, as tell(state=...)
     assert failed.error == "diverged" and failed.value is None
     study.optimize(lambda t: float(t.params["x"]), n_trials=5)
     assert len(study.trials) == 3  # the grid had nothing left: the known results count

@@ -83,7 +83,7 @@ def _when(t: Any, name: str) -> float | None:
 
 def _addable_state(state: TrialState | str) -> TrialState:
     try:
-        st = TrialState(state)
+        st = TrialState(state.lower() if isinstance(state, str) else state)  # any case, as tell's
     except ValueError:
         st = None
     if st not in ADDABLE:
