@@ -254,3 +254,27 @@ def test_a_copy_into_a_new_space_takes_the_trials_that_fit_it(
     path.write_text("objective: m:f\n")
     assert main(["copy", "s", "none", "--storage", url, "--space", str(path)]) == 2
     assert "has no space: to give the copy" in capsys.readouterr().err
+
+
+def test_cli_studies_filters_by_pattern_and_sorts(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunesmith.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    for name, n in [("mlp-b", 1), ("svm", 3), ("mlp-a", 2)]:
+        ts.Study(SPACE, sampler="random", storage=url, name=name).optimize(lambda t: t.params["x"], n_trials=n)
+
+    def listed(*args: str) -> list[str]:
+        assert main(["studies", *args, "--storage", url]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        return [line.strip(" │").split()[0] for line in lines if line.startswith("│")]
+
+    assert listed() == ["mlp-b", "svm", "mlp-a"]  # created first, first
+    assert listed("mlp-*", "--sort", "name") == ["mlp-a", "mlp-b"]
+    assert listed("--sort", "trials") == ["svm", "mlp-a", "mlp-b"]
+    assert listed("--sort", "last") == ["mlp-a", "svm", "mlp-b"]
+    assert main(["studies", "MLP*", "--storage", url]) == 0
+    assert "no study matches 'MLP*'" in capsys.readouterr().out
+    assert main(["studies", "--storage", url]) == 0
+    assert re.search(r"│ mlp-b .* \d{4}-\d\d-\d\d \d\d:\d\d │", capsys.readouterr().out)  # the last trial's time

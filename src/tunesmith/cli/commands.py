@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import io
 import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
 from ..storage import Storage, make_storage
-from ..storage.base import mask_url
+from ..storage.base import StudyRecord, mask_url
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
@@ -159,8 +161,21 @@ def literal(text: str) -> str:
     return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
 
 
+#: ``tunesmith studies --sort``: how each key orders the rows (by record, trials, last trial time)
+STUDY_ORDER = {
+    "created": lambda rec, trials, last: rec.study_id,
+    "name": lambda rec, trials, last: rec.name,
+    "trials": lambda rec, trials, last: -len(trials),
+    "last": lambda rec, trials, last: -last,
+}
+
+
 def add_studies_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="list only the studies whose name matches this pattern ('mlp-*', '*2026*'; quote it)")
     add_storage_arg(p)
+    p.add_argument("--sort", choices=list(STUDY_ORDER), default="created",
+                   help="row order: created (default), name, trials (most first), last (latest trial first)")
     p.add_argument("--all", action="store_true",
                    help=f"also list the companion studies NAME{TEST_SUFFIX} where evaluate_best keeps test "
                         "results (by default counted in their study's row)")
@@ -175,30 +190,50 @@ def cmd_studies(args: argparse.Namespace) -> int:
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records
                   if rec.name.endswith(TEST_SUFFIX) and rec.name.removesuffix(TEST_SUFFIX) in names}
-    shown = records if args.all else [rec for rec in records if rec.name not in companions]
+    shown = [rec for rec in records if (args.all or rec.name not in companions)
+             and fnmatch.fnmatchcase(rec.name, args.pattern)]
+    if not shown:
+        print(f"no study matches {args.pattern!r} in {storage.display_url} ({plural(len(records), 'study', 'studies')}"
+              f"; the pattern is case-sensitive, * matches any text)")
+        return 0
     table = Table(title=f"studies in {escape(storage.display_url)}")
-    numeric = ("trials", "complete", "best value", "test results")
+    numeric = ("trials", "complete", "best value", "last trial", "test results")
     for col in ("name", "direction", "sampler", *numeric):
         table.add_column(col, justify="right" if col in numeric else "left")
+    rows = []
     for rec in shown:
         trials = storage.get_trials(rec.study_id)
-        done = [t for t in trials if t.state is TrialState.COMPLETE]
-        top = best_of(done, rec.direction)
-        best = None if top is None else top.value
-        sampler = rec.config.get("sampler", {})
-        book = companions.get(rec.name + TEST_SUFFIX)
-        tested = "-" if book is None else str(len(results_from(storage.get_trials(book.study_id), rec.direction,
-                                                               where=book.name, quiet=True)))
-        table.add_row(
-            literal(rec.name), rec.direction.value,
-            literal(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
-            str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}", tested,
-        )
+        rows.append((rec, trials, max((t.completed or t.started or 0.0 for t in trials), default=0.0)))
+    rows.sort(key=lambda row: STUDY_ORDER[args.sort](*row))
+    for rec, trials, last in rows:
+        table.add_row(*_study_row(storage, rec, trials, last, companions.get(rec.name + TEST_SUFFIX)))
     wide_console().print(table)
     if companions and not args.all:
         print(f"test results of evaluate_best ({len(companions)} companion study(ies) NAME{TEST_SUFFIX}) are "
               "counted in their study's row; --all lists them too")
     return 0
+
+
+def _study_row(storage: Storage, rec: StudyRecord, trials: list[FrozenTrial], last: float,
+               book: StudyRecord | None) -> list[str]:
+    """A study's row of ``tunesmith studies`` (``book``: its test results' companion study)."""
+    done = [t for t in trials if t.state is TrialState.COMPLETE]
+    top = best_of(done, rec.direction)
+    sampler = rec.config.get("sampler", {})
+    tested = "-" if book is None else str(len(results_from(storage.get_trials(book.study_id), rec.direction,
+                                                           where=book.name, quiet=True)))
+    return [
+        literal(rec.name), rec.direction.value,
+        literal(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
+        str(len(trials)), str(len(done)), "-" if top is None else f"{top.value:.6g}", _local_time(last), tested,
+    ]
+
+
+def _local_time(t: float) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds (a row written by hand)
+        return "-"
 
 
 def _load(name: str, url: str, *, write: bool = False) -> Study:
