@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -278,3 +279,36 @@ def test_cli_studies_filters_by_pattern_and_sorts(tmp_path: Path, capsys: pytest
     assert "no study matches 'MLP*'" in capsys.readouterr().out
     assert main(["studies", "--storage", url]) == 0
     assert re.search(r"│ mlp-b .* \d{4}-\d\d-\d\d \d\d:\d\d │", capsys.readouterr().out)  # the last trial's time
+
+
+def test_cli_import_reads_back_what_export_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tunesmith.cli import main
+
+    url, other = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s ü", pruner="median")
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    study.add_trial({"x": 0.5, "k": "b"}, state="pruned", intermediate={0: 0.9, 3: 0.8}, attrs={"note": "n"})
+    study.add_trial({"x": 0.25, "k": "a"}, state="failed", error="diverged")
+    study.ask()  # running: imported as failed
+    study.enqueue({"x": 0.75, "k": "b"})  # waiting: queued again
+    path = tmp_path / "s.json"
+    assert main(["export", "s ü", "--storage", url, "--format", "json", "-o", str(path)]) == 0
+    assert main(["import", str(path), "--storage", other]) == 0
+    assert "imported study 's ü' (7 trials)" in capsys.readouterr().out
+    back = ts.load_study("s ü", other)
+    assert back.space.to_dict() == study.space.to_dict() and back.pruner.describe() == study.pruner.describe()
+    assert [_strip(t) for t in back.trials[:5]] == [_strip(t) for t in study.trials[:5]]
+    assert back.trials[5].state is TrialState.FAILED and back.trials[5].error == "running when the study was exported"
+    assert back.trials[6].state is TrialState.WAITING and back.trials[6].params == study.trials[6].params
+    assert [t.started for t in back.trials[:3]] == [t.started for t in study.trials[:3]]
+    assert main(["import", str(path), "--storage", other]) == 2
+    assert "already exists" in capsys.readouterr().err
+    doc = json.loads(path.read_text())
+    doc["trials"][1]["params"]["x"] = 7.0
+    path.write_text(json.dumps(doc))
+    assert main(["import", str(path), "again", "--storage", other]) == 2
+    assert "trial 1: parameter 'x': value 7.0 is outside" in capsys.readouterr().err
+    assert [r.name for r in ts.SQLStorage(other).list_studies()] == ["s ü"]  # nothing half-imported is left
+    path.write_text("{not json")
+    assert main(["import", str(path), "--storage", other]) == 2
+    assert "cannot read" in capsys.readouterr().err

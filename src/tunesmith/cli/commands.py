@@ -28,7 +28,7 @@ from ..storage.base import StudyRecord, mask_url
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
-from ..study.manage import delete_study
+from ..study.manage import delete_study, import_study
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile
@@ -464,6 +464,22 @@ def _space_of(path: str | None) -> Space | None:
     if space is None:
         raise ValueError(f"{path} has no space: to give the copy; add one ({SPACE_EXAMPLE})")
     return space
+
+
+def add_import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a study written by tunesmith export --format json")
+    p.add_argument("new_name", nargs="?", help="the study's name (default: the name in the file)")
+    add_storage_arg(p)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
+    study = import_study(doc, args.storage, args.new_name)
+    print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}) into {study.storage.display_url}")
+    return 0
 
 
 def add_rename_args(p: argparse.ArgumentParser) -> None:

@@ -257,6 +257,57 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None) ->
     return left
 
 
+def import_study(doc: Any, storage: str | Storage | None, name: str | None = None) -> Study:
+    """A new study from what ``tunesmith export --format json`` wrote (``doc``, parsed): its
+    settings and trials, each checked as add_trial checks a known result; a trial that was
+    waiting is queued again, one that was running is failed, one that was paused is pruned."""
+    from .study import Study
+
+    head = doc.get("study") if isinstance(doc, Mapping) else None
+    trials = doc.get("trials") if isinstance(doc, Mapping) else None
+    if not isinstance(head, Mapping) or not isinstance(trials, list):
+        raise ValueError("not a study exported by tunesmith export --format json: it needs 'study' and 'trials'")
+    name = check_new_name(name if name is not None else str(head.get("name")))
+    dest = make_storage(storage)
+    if exists(dest, name):
+        from ..exceptions import DuplicateStudyError
+
+        raise DuplicateStudyError(f"a study named {name!r} already exists in {dest.display_url}: import under "
+                                  "another name (name=..., on the command line NEW_NAME)")
+    space = head.get("space")
+    study = Study(Space.from_dict(space) if isinstance(space, Mapping) else space, direction=head.get("direction"), sampler=head.get("sampler"),
+                  pruner=head.get("pruner"), storage=dest, name=name, load_if_exists=False)
+    try:
+        for i, t in enumerate(trials):
+            _import_trial(study, t, f"trial {t.get('number', i) if isinstance(t, Mapping) else i}")
+    except BaseException:  # a partial import would pass for the whole study
+        study.delete()
+        raise
+    return study
+
+
+def _import_trial(study: Study, t: Any, where: str) -> None:
+    if not isinstance(t, Mapping):
+        raise ValueError(f"{where}: expected a trial's record, got {type(t).__name__}")
+    try:
+        state = TrialState(t.get("state"))
+        if state is TrialState.WAITING:
+            study.enqueue(t.get("params") or {}, attrs=t.get("attrs"))
+            return
+        steps = t.get("intermediate") or {}
+        if not isinstance(steps, Mapping):
+            raise ValueError(f"intermediate must be a dict {{step: value}}, got {type(steps).__name__}")
+        steps = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in steps.items()}
+        as_state = {TrialState.RUNNING: TrialState.FAILED, TrialState.PAUSED: TrialState.PRUNED}.get(state, state)
+        error = t.get("error") or ("running when the study was exported" if state is TrialState.RUNNING else None)
+        rec = known_result(study, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
+                           state=as_state, intermediate=steps, attrs=t.get("attrs"), error=error,
+                           started=t.get("started"), completed=t.get("completed"))  # fmt: skip
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    insert_record(study.storage, study._study_id, rec)
+
+
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
     """Store the sampler this process uses when it is not the study's stored one
     (``tunesmith studies`` shows the sampler in use)."""
