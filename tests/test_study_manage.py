@@ -192,9 +192,14 @@ def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["copy", "s", "--storage", url, "--to-storage", other]) == 0
     assert "copied study 's' (3 trials) to 's' in" in capsys.readouterr().out
     assert main(["rename", "t", "u", "--storage", url]) == 0
+    study.ask()  # a worker's trial: the copy fails it, the delete stops the worker
+    assert main(["copy", "s", "v", "--storage", url]) == 0
+    assert "(4 trials, 1 of them running, copied as failed" in capsys.readouterr().out
+    assert main(["delete", "v", "--storage", url, "--yes"]) == 0
     assert main(["delete", "s", "--storage", url]) == 2  # not a terminal: --yes is needed
     assert "pass --yes to confirm" in capsys.readouterr().err
     assert main(["delete", "s", "--storage", url, "--yes"]) == 0
+    assert "(4 trials, 1 of them running: the workers running them stop" in capsys.readouterr().out
     assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["u"]
     assert len(ts.load_study("u", url).trials) == 3 and len(ts.load_study("s", other).trials) == 3
 

@@ -415,7 +415,8 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 def cmd_delete(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage)
     try:
-        n = plural(len(Study.load(args.name, storage).trials), "trial")
+        trials = Study.load(args.name, storage).trials
+        n = _counted(len(trials), trials, "running: the workers running them stop with an error")
     except StudyNotFound:
         raise
     except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
@@ -438,6 +439,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counted(n: int, trials: list[FrozenTrial], running: str) -> str:
+    """``"N trials"``, and how many of ``trials`` are running, with ``running`` said of them."""
+    busy = sum(t.state is TrialState.RUNNING for t in trials)
+    return plural(n, "trial") + (f", {busy} of them {running}" if busy else "")
+
+
 def add_copy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     p.add_argument("new_name", nargs="?", help="the copy's name (default: the same, with --to-storage)")
@@ -452,7 +459,8 @@ def cmd_copy(args: argparse.Namespace) -> int:
     if args.to_storage is None and args.new_name in (None, args.name):
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
     copy = study.copy(args.new_name, storage=args.to_storage, space=_space_of(args.space))
-    print(f"copied study {study.name!r} ({plural(len(copy.trials), 'trial')}) to {copy.name!r} in {copy.storage.display_url}")
+    n = _counted(len(copy.trials), study.trials, "running, copied as failed (no worker runs them in the copy)")
+    print(f"copied study {study.name!r} ({n}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
 
 
