@@ -142,6 +142,10 @@ def test_rename_and_copy_refuse_a_bad_new_name_naming_it(storage_url: str | None
         for act in (study.rename, study.copy):
             with pytest.raises(ValueError, match=re.escape(fragment)):
                 act(bad)
+    for act in (study.rename, study.copy, lambda n: ts.Study(SPACE, storage=study.storage, name=n)):
+        with pytest.raises(ValueError, match=r"study name ' old' begins or ends with white space.*write 'old'"):
+            act(" old")  # before: a second study listed as 'old'
+    study.rename("old")  # its own name: nothing to do (before: "a study named 'old' already exists")
     with pytest.raises(ValueError, match="must not be empty"):
         study.storage.rename_study("old", "")
     assert [r.name for r in study.storage.list_studies()] == ["old"]

@@ -163,11 +163,15 @@ def _say_left_out(source: str, name: str, n: int, left: Mapping[int, str], book:
 
 
 def check_new_name(name: str) -> str:
-    """``name`` for a new study (or a copy, a rename): a valid name that does not end in ``":test"``,
-    the companion in which evaluate_best keeps another study's test results."""
+    """``name`` for a new study (or a copy, a rename): a valid name without white space at either
+    end, and not ending in ``":test"`` (the companion in which evaluate_best keeps another study's
+    test results)."""
     from .evaluate import SUFFIX
 
     check_study_name(name)
+    if name != name.strip():
+        raise ValueError(f"study name {name!r} begins or ends with white space, which lists and tables do not "
+                         f"show (it would pass for {name.strip()!r}); write {name.strip()!r}")
     if name.endswith(SUFFIX) and not _MAKING_COMPANION.get():
         raise ValueError(
             f"study name {name!r} ends with {SUFFIX!r}, which tunesmith keeps for the test results of study "
@@ -191,6 +195,8 @@ def rename_study(study: Study, new_name: str) -> None:
     """Rename ``study`` and the companion holding its test results, if any."""
     from .evaluate import SUFFIX
 
+    if new_name == study.name:  # nothing to do (not "a study named ... already exists": it is this one)
+        return
     check_new_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(study.storage, new_name)
