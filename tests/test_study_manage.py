@@ -321,3 +321,25 @@ def test_cli_import_reads_back_what_export_wrote(tmp_path: Path, capsys: pytest.
     path.write_text("{not json")
     assert main(["import", str(path), "--storage", other]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_notes_are_kept_with_the_study_shown_copied_and_exported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tunesmith.cli import main
+
+    url, other = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s")
+    study.add_note("  widened x after week 1 ")
+    assert main(["note", "s", "stopped: GPU quota", "--storage", url]) == 0
+    assert [n["text"] for n in study.notes] == ["widened x after week 1", "stopped: GPU quota"]
+    assert study.notes[0]["time"] <= study.notes[1]["time"]
+    for bad in ("", "   ", "x" * 2001):
+        with pytest.raises(ValueError, match="a note is a text of 1 to 2000 characters"):
+            study.add_note(bad)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert main(["show", "s", "--storage", url]) == 0
+    assert re.search(r"note \d{4}-\d\d-\d\d \d\d:\d\d: widened x after week 1", capsys.readouterr().out)
+    assert [n["text"] for n in study.copy("t").notes] == ["widened x after week 1", "stopped: GPU quota"]
+    path = tmp_path / "s.json"
+    assert main(["export", "s", "--storage", url, "--format", "json", "-o", str(path)]) == 0
+    assert main(["import", str(path), "--storage", other]) == 0
+    assert ts.load_study("s", other).notes == study.notes

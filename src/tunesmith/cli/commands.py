@@ -29,6 +29,7 @@ from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import delete_study, import_study
+from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
 from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile
@@ -265,6 +266,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     console = wide_console()
     console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
+    for note in study.notes:
+        console.print(f"note {_local_time(_as_float(note.get('time')) or 0.0)}: {literal(str(note.get('text')))}",
+                      soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
         _show_pruner(console, study, trials)
@@ -375,7 +379,7 @@ def _inert(v: Any) -> Any:
 def export_json(study: Study) -> str:
     doc = {
         "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
-                  "sampler": study.sampler.describe(), "pruner": study.pruner.describe()},
+                  "sampler": study.sampler.describe(), "pruner": study.pruner.describe(), "notes": study.notes},
         "trials": [_trial_dict(t) for t in study.trials],
     }
     return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
@@ -490,10 +494,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_rename_args(p: argparse.ArgumentParser) -> None:
+def _add_name_and(p: argparse.ArgumentParser, second: str, help: str) -> None:
     p.add_argument("name", help="the study's name")
-    p.add_argument("new_name", help="its new name")
+    p.add_argument(second, help=help)
     add_storage_arg(p)
+
+
+def add_note_args(p: argparse.ArgumentParser) -> None:
+    _add_name_and(p, "text", "the note (quote it): what changed, why a run was stopped")
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage, write=True)
+    study.add_note(args.text)
+    print(f"study {study.name!r} has {plural(len(study.notes), 'note')}; tunesmith show lists them")
+    return 0
+
+
+def add_rename_args(p: argparse.ArgumentParser) -> None:
+    _add_name_and(p, "new_name", "its new name")
 
 
 def cmd_rename(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from ..space import Space
 from ..storage import Storage, make_storage
 from ..storage.base import check_study_name
 from ..trial import FrozenTrial, TrialState, json_attrs
-from .trial import _as_float, _as_step
+from .trial import _as_float, _as_step, short_repr
 
 if TYPE_CHECKING:
     from .study import Study
@@ -284,6 +284,10 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     study = Study(Space.from_dict(space) if isinstance(space, Mapping) else space, direction=head.get("direction"), sampler=head.get("sampler"),
                   pruner=head.get("pruner"), storage=dest, name=name, load_if_exists=False)
     try:
+        for note in study_notes(head):
+            text = note.get("text")
+            if isinstance(text, str) and text.strip():
+                add_note(dest, name, text, _as_float(note.get("time")))
         for i, t in enumerate(trials):
             _import_trial(study, t, f"trial {t.get('number', i) if isinstance(t, Mapping) else i}")
     except BaseException:  # a partial import would pass for the whole study
@@ -312,6 +316,26 @@ def _import_trial(study: Study, t: Any, where: str) -> None:
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{where}: {exc}") from None
     insert_record(study.storage, study._study_id, rec)
+
+
+#: the longest note a study keeps (characters)
+MAX_NOTE = 2000
+
+
+def study_notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A study's notes (``config["notes"]``: ``{"time", "text"}`` each, oldest first); one changed
+    outside tunesmith into something else than such a list is read as its text."""
+    stored = config.get("notes") or []
+    return [n if isinstance(n, dict) else {"text": n} for n in (stored if isinstance(stored, list) else [stored])]
+
+
+def add_note(storage: Storage, name: str, text: str, when: float | None = None) -> None:
+    """Add a note to study ``name`` (the notes others added meanwhile are kept)."""
+    if not isinstance(text, str) or not text.strip() or len(text.strip()) > MAX_NOTE:
+        raise ValueError(f"a note is a text of 1 to {MAX_NOTE} characters, got {short_repr(text)}")
+    rec = storage.get_study(name)
+    note = {"time": time.time() if when is None else when, "text": text.strip()}
+    storage.set_study_config(rec.study_id, {**rec.config, "notes": [*study_notes(rec.config), note]})
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:

@@ -796,6 +796,20 @@ class Study:
         return focus_study(self, keep=keep, threshold=threshold, name=name, storage=storage, carry=carry,
                            method=method, seed=seed)[0]
 
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        """The study's notes, oldest first: ``{"time": seconds since the epoch, "text": ...}`` each."""
+        from .manage import study_notes
+
+        return study_notes(self._storage.get_study(self.name).config)
+
+    def add_note(self, text: str) -> None:
+        """Keep a note with the study (what changed, why a run was stopped): listed by
+        ``tunesmith show`` and the dashboard, carried by copies and exports."""
+        from .manage import add_note
+
+        add_note(self._storage, self.name, text)
+
     def rename(self, new_name: str) -> None:
         """Rename the study in its storage (ValueError if the name is taken), with its test
         results (:meth:`evaluate_best`). Other processes that have it open must open it again
