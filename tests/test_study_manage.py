@@ -343,3 +343,21 @@ def test_notes_are_kept_with_the_study_shown_copied_and_exported(tmp_path: Path,
     assert main(["export", "s", "--storage", url, "--format", "json", "-o", str(path)]) == 0
     assert main(["import", str(path), "--storage", other]) == 0
     assert ts.load_study("s", other).notes == study.notes
+
+
+def test_rename_and_copy_warn_that_paused_trials_cannot_resume_under_the_new_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tunesmith.pruners import ASHA
+
+    study = ts.Study(SPACE, sampler="random", seed=0, name="p", pruner=ASHA(min_resource=1, pause=True, max_resource=9))
+    trial = study.ask()
+    trial.set_attr("checkpoint", str(tmp_path / "p-0123abcd" / "trial-0" / "last-1.pt"))
+    trial.report(0.5, 1)
+    study.tell(trial, state="paused")
+    assert study.trials[0].state is TrialState.PAUSED
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.copy("q")
+        study.rename("r")
+    assert "study 'p', copied as 'q': its paused trial(s) [0] keep their checkpoints in the folder named" in caplog.text
+    assert "study 'p', renamed 'r': its paused trial(s) [0]" in caplog.text

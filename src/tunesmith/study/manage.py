@@ -143,6 +143,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(dest, name)
     left = _copy(study, name, dest, new_space)
+    _warn_paused(study.trials, study.name, f"copied as {name!r}")
     if new_space is not None:
         _say_left_out(study.name, name, len(study.trials), left, book)
     if book and not left:  # their trial numbers are the copy's
@@ -201,8 +202,21 @@ def rename_study(study: Study, new_name: str) -> None:
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(study.storage, new_name)
     study.storage.rename_study(study.name, new_name)
+    _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
     if book:
         study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
+
+
+def _warn_paused(trials: list[FrozenTrial], name: str, done: str) -> None:
+    """Paused trials with a checkpoint find it only in the checkpoint folder named after ``name``."""
+    paused = [t.number for t in trials if t.state is TrialState.PAUSED and t.attrs.get("checkpoint")]
+    if paused:
+        logger.warning(
+            "study %r, %s: its paused trial(s) %s keep their checkpoints in the folder named after %r, and a "
+            "trial resumes only from its own study's folder: promoted there, they fail ('refusing to resume'). "
+            "Let them finish under the old name first, or end them with study.tell(n, state='pruned')",
+            name, done, paused, name,
+        )  # fmt: skip
 
 
 def delete_study(storage: Storage, name: str) -> None:
