@@ -361,3 +361,20 @@ def test_rename_and_copy_warn_that_paused_trials_cannot_resume_under_the_new_nam
         study.rename("r")
     assert "study 'p', copied as 'q': its paused trial(s) [0] keep their checkpoints in the folder named" in caplog.text
     assert "study 'p', renamed 'r': its paused trial(s) [0]" in caplog.text
+
+
+def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "ckpt" / "s-0123abcd"
+    (folder / "trial-0").mkdir(parents=True)
+    (folder / "trial-0" / "best.pt").write_bytes(b"x")
+    study = ts.Study(SPACE, sampler="random", seed=0, name="s")
+
+    def objective(t: ts.Trial) -> float:
+        t.set_attr("checkpoint", str(folder / f"trial-{t.number}" / "best.pt"))
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=2)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.delete()
+    assert f"deleted study 's'; its trials' checkpoint files are not deleted: they are in {folder}" in caplog.text
+    assert (folder / "trial-0" / "best.pt").exists()  # named, never touched

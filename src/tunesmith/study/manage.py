@@ -4,6 +4,7 @@ renames, deletes, and the record of the sampler in use."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import StudyNotFound
+from ..exceptions import StorageError, StudyNotFound
 from ..space import Space
 from ..storage import Storage, make_storage
 from ..storage.base import check_study_name
@@ -225,9 +226,26 @@ def delete_study(storage: Storage, name: str) -> None:
     name: a study changed outside tunesmith so that it cannot be opened is deleted too.)"""
     from .evaluate import SUFFIX
 
+    folders = _checkpoint_folders(storage, name)
     storage.delete_study(name)
     if exists(storage, name + SUFFIX):
         storage.delete_study(name + SUFFIX)
+    if folders:
+        logger.warning("deleted study %r; its trials' checkpoint files are not deleted: they are in %s",
+                       name, ", ".join(folders))
+
+
+def _checkpoint_folders(storage: Storage, name: str) -> list[str]:
+    """The study folders (``<root>/<study>-<hash>``) holding the checkpoints its trials name
+    that are still there (a path read from storage is only looked at, never opened)."""
+    try:
+        trials = storage.get_trials(storage.get_study(name).study_id)
+    except StorageError:  # a study that cannot be opened is deleted all the same
+        return []
+    paths = [t.attrs.get("checkpoint") for t in trials]
+    trial_dirs = {os.path.dirname(p) for p in paths if isinstance(p, str) and os.path.isabs(p)}
+    return sorted({os.path.dirname(d) for d in trial_dirs if os.path.basename(d).startswith("trial-")
+                   and os.path.isdir(d)})
 
 
 def exists(storage: Storage, name: str) -> bool:
