@@ -67,6 +67,7 @@ def test_add_trial_records_known_results_that_samplers_and_pruners_see(storage_u
     ({"params": OK, "value": 1.0, "started": "yesterday"}, "started must be a time in seconds since the epoch"),
     ({"params": OK, "value": 1.0, "completed": float("nan")}, "completed must be a time in seconds"),
     ({"params": OK, "value": 1.0, "started": 200.0, "completed": 100.0}, "started .200.0. is after completed"),
+    ({"params": OK, "value": 1.0, "completed": 1.7e12}, "is in the future; give seconds since the epoch"),
 ])
 def test_add_trial_refuses_what_does_not_fit(kwargs: dict, fragment: str) -> None:
     study = ts.Study(SPACE)

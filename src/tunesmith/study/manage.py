@@ -79,6 +79,9 @@ def _when(t: Any, name: str) -> float | None:
     if f is None:
         raise ValueError(f"add_trial: {name} must be a time in seconds since the epoch (time.time()) or a "
                          f"datetime, got {t!r}")
+    if f > time.time() + 86400:  # a known result ran in the past: milliseconds, most likely
+        raise ValueError(f"add_trial: {name}={t!r} is in the future; give seconds since the epoch "
+                         "(time.time()), not milliseconds")
     return f
 
 
