@@ -140,10 +140,11 @@ class Study:
         load_if_exists: bool,
         beat: HeartbeatConfig,
     ) -> Any:
+        missing = ""
         try:
             record = self._storage.get_study(self.name)
-        except StudyNotFound:
-            record = None
+        except StudyNotFound as exc:
+            record, missing = None, str(exc)  # with the storage's "did you mean" when a name is close
         if record is not None:
             if not load_if_exists:
                 raise ValueError(
@@ -153,9 +154,7 @@ class Study:
             self._check_same(record, space, direction)
             return record
         if space is None:
-            raise ValueError(
-                f"no study named {self.name!r} in {self._storage.display_url}: pass a space to create it"
-            )
+            raise ValueError(f"{missing}: pass a space to create it")
         check_new_name(self.name)
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
