@@ -265,6 +265,15 @@ def test_a_copy_into_a_new_space_takes_the_trials_that_fit_it(
     path.write_text("objective: m:f\n")
     assert main(["copy", "s", "none", "--storage", url, "--space", str(path)]) == 2
     assert "has no space: to give the copy" in capsys.readouterr().err
+    # a parameter the new space adds: the old trials ran with one value of it, which --fill gives
+    path.write_text("objective: m:f\nspace:\n  x: {type: float, low: 0.0, high: 1.0}\n  k: [a, b]\n"
+                    "  wd: {type: float, low: 0.0, high: 0.1}\n")
+    assert main(["copy", "s", "wd", "--storage", url, "--space", str(path), "--fill", "wd=0.0"]) == 0
+    assert [t.params for t in ts.load_study("wd", url).trials[:6]] == [{**t.params, "wd": 0.0} for t in study.trials]
+    assert main(["copy", "s", "wd2", "--storage", url, "--space", str(path), "--fill", "wd"]) == 2
+    assert "--fill takes NAME=VALUE (wd=0.0), got 'wd'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="fill= gives values for parameters a new space adds: pass that space="):
+        study.copy("wd3", fill={"wd": 0.0})
 
 
 def test_cli_studies_filters_by_pattern_and_sorts(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -23,6 +24,7 @@ from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
+from ..space.space import load_yaml
 from ..storage import Storage, make_storage
 from ..storage.base import StudyRecord, mask_url
 from ..study import Study, trial_rows
@@ -456,13 +458,16 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to-storage", help="database URL to copy into (default: the same storage)")
     p.add_argument("--space", metavar="STUDY.yaml",
                    help="give the copy the space of this study file (only the trials that fit it are copied)")
+    p.add_argument("--fill", metavar="NAME=VALUE", action="append", default=[],
+                   help="with --space: the value the trials ran with of a parameter the space adds (wd=0.0); "
+                        "repeat it for several")
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage, write=args.to_storage is None)  # first: a wrong NAME is said so
     if args.to_storage is None and args.new_name in (None, args.name):
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
-    copy = study.copy(args.new_name, storage=args.to_storage, space=_space_of(args.space))
+    copy = study.copy(args.new_name, storage=args.to_storage, space=_space_of(args.space), fill=_fill(args.fill))
     n = _counted(len(copy.trials), study.trials, "running, copied as failed (no worker runs them in the copy)")
     print(f"copied study {study.name!r} ({n}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
@@ -509,6 +514,20 @@ def cmd_note(args: argparse.Namespace) -> int:
     study.add_note(args.text)
     print(f"study {study.name!r} has {plural(len(study.notes), 'note')}; tunesmith show lists them")
     return 0
+
+
+def _fill(pairs: list[str]) -> dict[str, Any]:
+    """``--fill NAME=VALUE`` as a dict, each value read as YAML reads it (0.0, adam, true)."""
+    out = {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--fill takes NAME=VALUE (wd=0.0), got {pair!r}")
+        try:
+            out[key.strip()] = load_yaml(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--fill {pair!r}: the value is not read as YAML ({exc})") from None
+    return out
 
 
 def add_rename_args(p: argparse.ArgumentParser) -> None:

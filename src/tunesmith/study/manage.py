@@ -132,10 +132,11 @@ def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> Froze
 
 
 def copy_study(study: Study, name: str | None, storage: str | Storage | None,
-               space: Space | Mapping[str, Any] | None = None) -> Study:
+               space: Space | Mapping[str, Any] | None = None, fill: Mapping[str, Any] | None = None) -> Study:
     """A copy of ``study`` (its settings and every trial, same numbers) as ``name`` in ``storage``;
     its test results (the companion ``"<name>:test"`` of ``evaluate_best``) are copied with it.
-    With ``space``, the copy has that space and the trials that are configurations of it."""
+    With ``space``, the copy has that space and the trials that are configurations of it, each
+    given the values of ``fill`` for the parameters it lacks (one the space added)."""
     from .evaluate import SUFFIX
     from .study import Study
 
@@ -144,14 +145,16 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     if dest is study.storage and name == study.name:
         raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
     new_space = None if space is None else space if isinstance(space, Space) else Space(space)
+    if fill and new_space is None:
+        raise ValueError("fill= gives values for parameters a new space adds: pass that space= too")
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(dest, name)
-    left = _copy(study, name, dest, new_space)
+    left = _copy(study, name, dest, new_space, fill)
     _warn_paused(study.trials, study.name, f"copied as {name!r}")
     if new_space is not None:
         _say_left_out(study.name, name, len(study.trials), left, book)
     if book and not left:  # their trial numbers are the copy's
-        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space)
+        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space, fill)
     return Study(storage=dest, name=name)
 
 
@@ -270,9 +273,11 @@ def _check_book_free(storage: Storage, name: str) -> None:
         )
 
 
-def _copy(study: Study, name: str, dest: Storage, space: Space | None = None) -> dict[int, str]:
+def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
+          fill: Mapping[str, Any] | None = None) -> dict[int, str]:
     """Copy ``study``'s settings and trials as ``name`` into ``dest``; with ``space``, the trials
-    that fit it (returns why each other one was left out, by number)."""
+    that fit it, ``fill`` giving the parameters they lack (returns why each other one was left
+    out, by number)."""
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction,
                             space=source.space if space is None else space.to_dict(), config=source.config)
@@ -281,7 +286,7 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None) ->
         for t in study.trials:
             if space is not None:
                 try:
-                    t = t.replace(params=space.validate(t.params))
+                    t = t.replace(params=space.validate({**(fill or {}), **t.params}))
                 except (ValueError, TypeError) as exc:
                     left[t.number] = str(exc)
                     continue

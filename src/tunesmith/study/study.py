@@ -771,15 +771,16 @@ class Study:
         return insert_record(self._storage, self._study_id, rec)
 
     def copy(self, name: str | None = None, *, storage: str | Storage | None = None,
-             space: Space | Mapping[str, Any] | None = None) -> Study:
+             space: Space | Mapping[str, Any] | None = None, fill: Mapping[str, Any] | None = None) -> Study:
         """Copy this study (settings, every trial with the same numbers, and its test
         results) as ``name``, in ``storage`` (default: this one; then the name must differ).
         A running trial is copied as failed. ``space``: the copy's space instead (a wider
         range, a new choice); only the trials that are configurations of it are copied (a
-        warning says how many are left out). Returns the copy, opened."""
+        warning says how many are left out), ``fill`` giving the values they ran with of
+        parameters the space adds (``{"wd": 0.0}``). Returns the copy, opened."""
         from .manage import copy_study
 
-        return copy_study(self, name, storage, space)
+        return copy_study(self, name, storage, space, fill)
 
     def focus(self, keep: Sequence[str] | None = None, *, threshold: float | None = None, name: str | None = None,
               storage: str | Storage | None = None, carry: str = "all", method: str = "fanova",
