@@ -388,3 +388,17 @@ def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: p
         study.delete()
     assert f"deleted study 's'; its trials' checkpoint files are not deleted: they are in {folder}" in caplog.text
     assert (folder / "trial-0" / "best.pt").exists()  # named, never touched
+
+
+def test_a_handle_on_a_deleted_study_writes_nowhere(storage_url: str | None) -> None:
+    # before, in memory: trials told, added and queued after the delete went on silently into a
+    # study no one could open again (a SQL storage raised)
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="d")
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    ts.load_study("d", study.storage).delete()
+    again = ts.Study(SPACE, sampler="random", seed=0, storage=study.storage, name="d")  # the name is free
+    for act in (lambda: study.optimize(lambda t: t.params["x"], n_trials=1), lambda: study.add_trial(OK, 1.0),
+                lambda: study.enqueue(OK)):
+        with pytest.raises(ts.StudyNotFound, match="deleted while this process ran it"):
+            act()
+    assert again.trials == [] and ts.load_study("d", study.storage).trials == []
