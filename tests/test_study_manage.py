@@ -282,7 +282,7 @@ def test_cli_studies_filters_by_pattern_and_sorts(tmp_path: Path, capsys: pytest
 
     monkeypatch.setenv("COLUMNS", "200")
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    for name, n in [("mlp-b", 1), ("svm", 3), ("mlp-a", 2)]:
+    for name, n in [("mlp-b", 1), ("svm", 3), ("mlp-a", 2), ("run[1]", 1)]:
         ts.Study(SPACE, sampler="random", storage=url, name=name).optimize(lambda t: t.params["x"], n_trials=n)
 
     def listed(*args: str) -> list[str]:
@@ -290,10 +290,11 @@ def test_cli_studies_filters_by_pattern_and_sorts(tmp_path: Path, capsys: pytest
         lines = capsys.readouterr().out.splitlines()
         return [line.strip(" │").split()[0] for line in lines if line.startswith("│")]
 
-    assert listed() == ["mlp-b", "svm", "mlp-a"]  # created first, first
+    assert listed() == ["mlp-b", "svm", "mlp-a", "run[1]"]  # created first, first
     assert listed("mlp-*", "--sort", "name") == ["mlp-a", "mlp-b"]
-    assert listed("--sort", "trials") == ["svm", "mlp-a", "mlp-b"]
-    assert listed("--sort", "last") == ["mlp-a", "svm", "mlp-b"]
+    assert listed("--sort", "trials") == ["svm", "mlp-a", "mlp-b", "run[1]"]
+    assert listed("--sort", "last") == ["run[1]", "mlp-a", "svm", "mlp-b"]
+    assert listed("run[1]") == ["run[1]"]  # a name is itself, though [1] is a pattern's class
     assert main(["studies", "MLP*", "--storage", url]) == 0
     assert "no study matches 'MLP*'" in capsys.readouterr().out
     assert main(["studies", "--storage", url]) == 0

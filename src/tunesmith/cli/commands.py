@@ -194,7 +194,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     companions = {rec.name: rec for rec in records
                   if rec.name.endswith(TEST_SUFFIX) and rec.name.removesuffix(TEST_SUFFIX) in names}
     shown = [rec for rec in records if (args.all or rec.name not in companions)
-             and fnmatch.fnmatchcase(rec.name, args.pattern)]
+             and (rec.name == args.pattern or fnmatch.fnmatchcase(rec.name, args.pattern))]
     if not shown:
         print(f"no study matches {args.pattern!r} in {storage.display_url} ({plural(len(records), 'study', 'studies')}"
               f"; the pattern is case-sensitive, * matches any text)")
