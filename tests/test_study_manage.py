@@ -403,3 +403,21 @@ def test_a_handle_on_a_deleted_study_writes_nowhere(storage_url: str | None) -> 
         with pytest.raises(ts.StudyNotFound, match="deleted while this process ran it"):
             act()
     assert again.trials == [] and ts.load_study("d", study.storage).trials == []
+
+
+def test_a_handle_opened_before_a_rename_acts_on_the_study_under_its_new_name(storage_url: str | None) -> None:
+    # before: its evaluate_best wrote the test results under the old name (shown by no study),
+    # and its copy, notes and delete answered "no study named 'h'"
+    a = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="h")
+    b = ts.load_study("h", a.storage)
+    a.optimize(lambda t: t.params["x"], n_trials=3)
+    a.rename("h2")
+    b.evaluate_best(lambda t: t.params["x"], k=1)
+    assert b.name == "h2" and sorted(r.name for r in a.storage.list_studies()) == ["h2", "h2:test"]
+    b.add_note("after the rename")
+    assert [n["text"] for n in a.notes] == ["after the rename"]
+    assert len(b.copy("h3").trials) == 3
+    b.delete()
+    assert sorted(r.name for r in a.storage.list_studies()) == ["h3", "h3:test"]
+    with pytest.raises(ts.StudyNotFound, match="no longer in .*: it was deleted while this process had it open"):
+        a.add_note("gone")

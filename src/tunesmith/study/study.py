@@ -282,6 +282,7 @@ class Study:
         """
         from .evaluate import evaluate_best
 
+        self._current_name()  # its test results go beside the study's name now
         return evaluate_best(self, fn, k=k, seeds=seeds)
 
     def to_dataframe(self) -> Any:
@@ -780,6 +781,7 @@ class Study:
         parameters the space adds (``{"wd": 0.0}``). Returns the copy, opened."""
         from .manage import copy_study
 
+        self._current_name()
         return copy_study(self, name, storage, space, fill)
 
     def focus(self, keep: Sequence[str] | None = None, *, threshold: float | None = None, name: str | None = None,
@@ -793,6 +795,7 @@ class Study:
         ``tunesmith.study.focus.plan_focus`` shows the plan without writing."""
         from .focus import focus_study
 
+        self._current_name()
         return focus_study(self, keep=keep, threshold=threshold, name=name, storage=storage, carry=carry,
                            method=method, seed=seed)[0]
 
@@ -801,21 +804,22 @@ class Study:
         """The study's notes, oldest first: ``{"time": seconds since the epoch, "text": ...}`` each."""
         from .manage import study_notes
 
-        return study_notes(self._storage.get_study(self.name).config)
+        return study_notes(self._storage.get_study(self._current_name()).config)
 
     def add_note(self, text: str) -> None:
         """Keep a note with the study (what changed, why a run was stopped): listed by
         ``tunesmith show`` and the dashboard, carried by copies and exports."""
         from .manage import add_note
 
-        add_note(self._storage, self.name, text)
+        add_note(self._storage, self._current_name(), text)
 
     def rename(self, new_name: str) -> None:
         """Rename the study in its storage (ValueError if the name is taken), with its test
-        results (:meth:`evaluate_best`). Other processes that have it open must open it again
-        by its new name."""
+        results (:meth:`evaluate_best`). Other processes that have it open go on: their
+        trials, copies, notes, test results and deletes find it under its new name."""
         from .manage import rename_study
 
+        self._current_name()
         rename_study(self, new_name)
         self.name = new_name
 
@@ -823,7 +827,20 @@ class Study:
         """Delete the study, all its trials and its test results from the storage (for good)."""
         from .manage import delete_study
 
-        delete_study(self.storage, self.name)
+        delete_study(self.storage, self._current_name())
+
+    def _current_name(self) -> str:
+        """The study's name in its storage now, looked up by its id: another process (or handle)
+        may have renamed it, and the verbs that go by name (copy, delete, notes, test results)
+        must not act on a study created since under the old name, or on none."""
+        for rec in self._storage.list_studies():
+            if rec.study_id == self._study_id:
+                if rec.name != self.name:
+                    logger.info("study %r was renamed %r (by another process or handle)", self.name, rec.name)
+                    self.name = rec.name
+                return self.name
+        raise StudyNotFound(f"study {self.name!r} is no longer in {self._storage.display_url}: it was deleted "
+                            "while this process had it open")
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
