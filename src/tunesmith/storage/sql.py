@@ -656,6 +656,9 @@ class SQLStorage(Storage):
         conn.execute(
             sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
         )
+        logger.warning("upgraded %s from schema version %d to %d: a tunesmith that reads only version %d "
+                       "(on another machine, say) cannot open it now; upgrade it there too",
+                       self.display_url, found, SCHEMA_VERSION, found)
 
     # -- studies ------------------------------------------------------------------------
     def create_study(
