@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -421,3 +422,22 @@ def test_a_handle_opened_before_a_rename_acts_on_the_study_under_its_new_name(st
     assert sorted(r.name for r in a.storage.list_studies()) == ["h3", "h3:test"]
     with pytest.raises(ts.StudyNotFound, match="no longer in .*: it was deleted while this process had it open"):
         a.add_note("gone")
+
+
+def test_a_result_added_with_an_old_start_is_not_taken_for_a_lost_worker_s_trial(sqlite_url: str) -> None:
+    # before: the row was created running with its heartbeat at `started` (an hour ago), so a worker
+    # reaping lost trials in between failed it (and the add raised TrialFinishedError)
+    class Interleaved(ts.SQLStorage):
+        def update_trial(self, study_id: int, trial: ts.FrozenTrial, **kw: object) -> bool:
+            hook, self.hook = getattr(self, "hook", None), None
+            if hook:
+                hook()  # another worker asks between the add's two writes
+            return super().update_trial(study_id, trial, **kw)  # type: ignore[arg-type]
+
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=Interleaved(sqlite_url), name="s",
+                     heartbeat_interval=1.0, grace_period=2.0)
+    other = ts.load_study("s", sqlite_url)
+    study.storage.hook = lambda: other.tell(other.ask(), 0.5)  # type: ignore[attr-defined]
+    added = study.add_trial(OK, 1.0, started=time.time() - 3600)
+    assert added.state is TrialState.COMPLETE
+    assert [(t.state, t.value) for t in other.trials] == [(TrialState.COMPLETE, 1.0), (TrialState.COMPLETE, 0.5)]

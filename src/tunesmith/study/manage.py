@@ -124,7 +124,7 @@ def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> Froze
     """Store ``record`` whole as the study's next trial (its own number and storage key).
     Created running, then rewritten as it is: no other worker can take it meanwhile."""
     rec = storage.create_trial(study_id, params=record.params, state=TrialState.RUNNING, worker=record.worker,
-                               now=record.started, attrs=record.attrs)
+                               attrs=record.attrs)  # a fresh heartbeat: not a lost worker's trial meanwhile
     assert rec is not None
     full = record.replace(number=rec.number, trial_id=rec.trial_id)
     storage.update_trial(study_id, full)
