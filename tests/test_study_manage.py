@@ -404,6 +404,9 @@ def test_a_handle_on_a_deleted_study_writes_nowhere(storage_url: str | None) -> 
         with pytest.raises(ts.StudyNotFound, match="deleted while this process ran it"):
             act()
     assert again.trials == [] and ts.load_study("d", study.storage).trials == []
+    with pytest.raises(ts.StudyNotFound, match="deleted while this process had it open"):
+        study.delete()  # before: deleted the new study of that name
+    assert [r.name for r in study.storage.list_studies()] == ["d"]
 
 
 def test_a_handle_opened_before_a_rename_acts_on_the_study_under_its_new_name(storage_url: str | None) -> None:
