@@ -253,6 +253,9 @@ def test_a_copy_into_a_new_space_takes_the_trials_that_fit_it(
     assert [t.params for t in wide.trials] == [t.params for t in study.trials]
     assert len(ts.load_study("wide:test", url).trials) == 1  # same numbers: the test results come along
     wide.optimize(lambda t: t.params["x"], n_trials=2)
+    with pytest.raises(ValueError, match=r"the old trials lack \['wd'\]: give the values they ran with, "
+                                         r"fill=\{'wd': VALUE\} \(--fill wd=VALUE\)"):
+        ts.Study({**SPACE, "wd": ts.Float(0.0, 0.1)}, storage=url, name="s")
     narrower = {"x": ts.Float(0.0, 0.5), "k": ts.Categorical(["a", "b"])}
     kept = sum(t.params["x"] <= 0.5 for t in study.trials)
     assert 0 < kept < 6

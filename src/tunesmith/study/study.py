@@ -182,7 +182,7 @@ class Study:
                     "another name, or leave the space out (space= in Python, space: in a study file) to "
                     "resume it as it is; to go on in the new space with the trials that fit it, copy it: "
                     f"Study.load({self.name!r}, storage).copy(NEW_NAME, space=...) in Python, "
-                    "tunesmith copy NAME NEW_NAME --space STUDY.yaml"
+                    f"tunesmith copy NAME NEW_NAME --space STUDY.yaml{_fill_hint(stored, given)}"
                 )
         if direction is not None and Direction.parse(direction) is not record.direction:
             raise ValueError(
@@ -844,6 +844,14 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _fill_hint(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """How a copy gives the old trials the parameters a new space adds (none: "")."""
+    added = [n for n in given if n not in stored]
+    example = ", ".join(f"{n!r}: VALUE" for n in added)
+    return (f"; the old trials lack {added}: give the values they ran with, fill={{{example}}} "
+            f"(--fill {added[0]}=VALUE)") if added else ""
 
 
 def _space_change(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
