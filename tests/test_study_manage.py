@@ -333,9 +333,10 @@ def test_cli_import_reads_back_what_export_wrote(tmp_path: Path, capsys: pytest.
     assert main(["import", str(path), "again", "--storage", other]) == 2
     assert "trial 1: parameter 'x': value 7.0 is outside" in capsys.readouterr().err
     assert [r.name for r in ts.SQLStorage(other).list_studies()] == ["s ü"]  # nothing half-imported is left
-    path.write_text("{not json")
-    assert main(["import", str(path), "--storage", other]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    for text in ("{not json", "[" * 100_000):  # the second: a RecursionError's traceback before
+        path.write_text(text)
+        assert main(["import", str(path), "--storage", other]) == 2
+        assert "cannot read" in capsys.readouterr().err
 
 
 def test_notes_are_kept_with_the_study_shown_copied_and_exported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

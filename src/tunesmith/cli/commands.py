@@ -492,7 +492,7 @@ def add_import_args(p: argparse.ArgumentParser) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     try:
         doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested deep
         raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
     study = import_study(doc, args.storage, args.new_name)
     print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}) into {study.storage.display_url}")
