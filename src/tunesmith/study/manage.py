@@ -320,9 +320,9 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
 
         raise DuplicateStudyError(f"a study named {name!r} already exists in {dest.display_url}: import under "
                                   "another name (name=..., on the command line NEW_NAME)")
-    space = head.get("space")
-    study = Study(Space.from_dict(space) if isinstance(space, Mapping) else space, direction=head.get("direction"), sampler=head.get("sampler"),
-                  pruner=head.get("pruner"), storage=dest, name=name, load_if_exists=False)
+    space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
+    study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
+                  storage=dest, name=name, load_if_exists=False)
     try:
         for note in study_notes(head):
             text = note.get("text")
@@ -370,7 +370,7 @@ def study_notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def add_note(storage: Storage, name: str, text: str, when: float | None = None) -> None:
-    """Add a note to study ``name`` (the notes others added meanwhile are kept)."""
+    """Add a note to study ``name``, after the notes it holds."""
     if not isinstance(text, str) or not text.strip() or len(text.strip()) > MAX_NOTE:
         raise ValueError(f"a note is a text of 1 to {MAX_NOTE} characters, got {short_repr(text)}")
     rec = storage.get_study(name)
