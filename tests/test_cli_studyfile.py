@@ -106,6 +106,11 @@ def test_a_worker_takes_its_storage_from_the_command_line(tmp_path: Path) -> Non
     path = write(tmp_path, f"name: w\nobjective: obj.py:f\n{SPACE}")
     assert main(["worker", str(path), "--storage", url, "--n-trials", "2"]) == 0
     assert len(ts.load_study("w", url).trials) == 2
+    # a second study of the same file (`tunesmith run FILE --name w2`) takes workers too; before:
+    # "unrecognized arguments: --name", and only an edited copy of the file could join it
+    assert main(["run", str(path), "--storage", url, "--name", "w2", "--n-trials", "1", "--no-progress"]) == 0
+    assert main(["worker", str(path), "--storage", url, "--name", "w2", "--n-trials", "2"]) == 0
+    assert len(ts.load_study("w2", url).trials) == 3 and len(ts.load_study("w", url).trials) == 2
 
 
 def test_a_study_under_the_home_folder_is_resumed_without_its_space(tmp_path: Path,

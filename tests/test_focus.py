@@ -59,6 +59,23 @@ def test_keep_with_exact_carry_takes_the_trials_that_share_the_fixed_values() ->
     assert plan_focus(wide, keep=["x"], carry="exact").skipped == 30 - same
 
 
+def test_carried_trials_keep_their_attributes_through_a_chain_of_focuses() -> None:
+    space = {"x": ts.Float(0.0, 1.0), "y": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b"])}
+
+    def objective(t: ts.Trial) -> float:
+        t.set_attr("note", f"run {t.number}")
+        return (t.params["x"] - 0.5) ** 2 + 0.01 * t.params["y"]
+
+    wide = ts.Study(space, sampler="random", seed=0, name="w")
+    wide.optimize(objective, n_trials=10)
+    once = wide.focus(["x", "y"])
+    twice = once.focus(["x"])
+    for t in twice.trials:
+        source = once.trials[t.attrs["focus_source"]["number"]]
+        assert t.attrs["note"] == source.attrs["note"] == f"run {source.attrs['focus_source']['number']}"
+    assert len(twice.trials) == 10
+
+
 def svm_study() -> ts.Study:
     space = {
         "kernel": ts.Categorical(["linear", "poly", "rbf"]),

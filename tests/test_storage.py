@@ -8,6 +8,7 @@ SQLite-only behaviour (schema versions, several processes) follows the class.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -196,7 +197,7 @@ def test_study_survives_reopening(shared_storage_url: str) -> None:
     again.close()
 
 
-def test_a_version_1_database_is_upgraded_in_place(shared_storage_url: str) -> None:
+def test_a_version_1_database_is_upgraded_in_place(shared_storage_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """Schema 1 kept the study's bookkeeping in attrs: opening it moves those keys to ``system``."""
     import sqlalchemy as sa
 
@@ -210,9 +211,18 @@ def test_a_version_1_database_is_upgraded_in_place(shared_storage_url: str) -> N
         c.execute(sa.text("UPDATE ts_meta SET value = '1' WHERE key = 'schema_version'"))
         c.execute(sa.text("UPDATE ts_trials SET attrs = :a WHERE number = 1"), {"a": json.dumps(legacy)})
     engine.dispose()
-    with pytest.raises(ts.SchemaVersionError, match="schema version 1.*without read_only"):
+    with pytest.raises(ts.SchemaVersionError, match="schema version 1.*opened read-only") as refused:
         make_storage(shared_storage_url, read_only=True).list_studies()
-    again = ts.load_study("old", shared_storage_url)
+    if shared_storage_url.startswith("sqlite"):  # the command it names upgrades it (a server's names no password)
+        command = str(refused.value).split("after): ")[1]
+        assert command.startswith("python -c ")
+        done = subprocess.run([sys.executable, "-c", command.split('"')[1]], check=True, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+        assert "from schema version 1 to 2: a tunesmith that reads only version 1" in done.stderr
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        again = ts.load_study("old", shared_storage_url)
+    if not shared_storage_url.startswith("sqlite"):  # (SQLite's was upgraded by the command above)
+        assert "from schema version 1 to 2: a tunesmith that reads only version 1" in caplog.text
     first, second = again.trials
     assert first.attrs == {} and first.system == SystemState()
     assert second.attrs == {"checkpoint": "c.pt"} and second.state is TrialState.COMPLETE

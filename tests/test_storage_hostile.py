@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 import tunesmith as ts
 from tunesmith.cli import main
+from tunesmith.study.manage import making_companion
 
 SPACE = {"x": ts.Float(-5, 5), "k": ts.Categorical(["a", "b"])}
 
@@ -162,7 +163,8 @@ def test_an_unreadable_study_row_hides_no_other_study_and_can_be_deleted(
         assert "changed outside tunesmith" in client.get("/studies/victim").text
     from tunesmith.study.evaluate import SUFFIX
 
-    ts.Study(SPACE, storage=url, name="victim" + SUFFIX)  # where evaluate_best's test results live
+    with making_companion():  # where evaluate_best's test results live
+        ts.Study(SPACE, storage=url, name="victim" + SUFFIX)
     assert main(["delete", "victim", "--storage", url, "--yes"]) == 0
     assert [r.name for r in ts.storage.make_storage(url).list_studies()] == ["other"]  # its test results went too
     assert len(ts.Study.load("other", storage=url).trials) == 2
@@ -345,7 +347,8 @@ def test_a_test_result_that_evaluate_best_did_not_write_is_left_out(
     from tunesmith.report import write_report
 
     study = _study(sqlite_url)
-    ts.Study(SPACE, storage=sqlite_url, name="victim:test").add_trial({"x": 0.5, "k": "a"}, 1.0, attrs=attrs)
+    with making_companion():  # as a writer of the database can
+        ts.Study(SPACE, storage=sqlite_url, name="victim:test").add_trial({"x": 0.5, "k": "a"}, 1.0, attrs=attrs)
     assert main(["show", "victim", "--storage", sqlite_url]) == 0
     assert snapshot(study).tests == {}
     write_report(study, tmp_path / "r.html")

@@ -360,6 +360,8 @@ def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subproc
         ts.Study(storage=sqlite_url, name="persist", load_if_exists=False)
     with pytest.raises(ValueError, match="pass a space to create it"):
         ts.Study(storage=sqlite_url, name="other")
+    with pytest.raises(ValueError, match=r"no study named 'persit' .*\(did you mean 'persist'\?\): pass a space"):
+        ts.Study(storage=sqlite_url, name="persit")  # a typo when resuming: before, only "pass a space"
 
 
 def test_numpy_and_tensor_like_values_are_accepted() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,7 @@ def test_add_trial_records_known_results_that_samplers_and_pruners_see(storage_u
     assert study.trials[0] == done and done.attrs == {"source": "paper"} and done.completed is not None
     pruned = study.add_trial({"x": 2}, state="pruned", intermediate={0: 0.9, 1: 0.8})
     assert pruned.value == 0.8 and study.trials[1].intermediate == {0: 0.9, 1: 0.8}
-    failed = study.add_trial({"x": 0}, state="failed", error="diverged")
+    failed = study.add_trial({"x": 0}, state="FAILED", error="diverged")  # any case, as tell(state=...)
     assert failed.error == "diverged" and failed.value is None
     study.optimize(lambda t: float(t.params["x"]), n_trials=5)
     assert len(study.trials) == 3  # the grid had nothing left: the known results count
@@ -62,12 +64,28 @@ def test_add_trial_records_known_results_that_samplers_and_pruners_see(storage_u
     ({"params": OK, "value": 1.0, "intermediate": {0: float("inf")}}, "intermediate value at step 0"),
     ({"params": OK, "value": 1.0, "intermediate": {-1: 1.0}}, "step must be an integer >= 0"),
     ({"params": OK, "value": 1.0, "attrs": {"f": object()}}, "not stored as JSON"),
+    ({"params": OK, "value": 1.0, "intermediate": {"a": 1.0}}, "^add_trial: intermediate step must be an integer"),
+    ({"params": OK, "value": 1.0, "started": "yesterday"}, "started must be a time in seconds since the epoch"),
+    ({"params": OK, "value": 1.0, "completed": float("nan")}, "completed must be a time in seconds"),
+    ({"params": OK, "value": 1.0, "started": 200.0, "completed": 100.0}, "started .200.0. is after completed"),
+    ({"params": OK, "value": 1.0, "completed": 1.7e12}, "is in the future; give seconds since the epoch"),
 ])
 def test_add_trial_refuses_what_does_not_fit(kwargs: dict, fragment: str) -> None:
     study = ts.Study(SPACE)
     with pytest.raises(ValueError, match=fragment):
         study.add_trial(**kwargs)
     assert study.trials == []
+
+
+def test_add_trial_times_are_seconds_or_datetimes_and_survive_a_reload(sqlite_url: str) -> None:
+    from datetime import datetime, timezone
+
+    study = ts.Study(SPACE, storage=sqlite_url, name="s")
+    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+    study.add_trial(OK, 1.0, started=t0, completed=t0.timestamp() + 60)
+    (back,) = ts.load_study("s", sqlite_url).trials
+    assert back.state is TrialState.COMPLETE and back.error is None
+    assert (back.started, back.completed) == (t0.timestamp(), t0.timestamp() + 60)
 
 
 def _strip(t: ts.FrozenTrial) -> tuple:
@@ -126,9 +144,29 @@ def test_rename_and_copy_refuse_a_bad_new_name_naming_it(storage_url: str | None
         for act in (study.rename, study.copy):
             with pytest.raises(ValueError, match=re.escape(fragment)):
                 act(bad)
+    for act in (study.rename, study.copy, lambda n: ts.Study(SPACE, storage=study.storage, name=n)):
+        with pytest.raises(ValueError, match=r"study name ' old' begins or ends with white space.*write 'old'"):
+            act(" old")  # before: a second study listed as 'old'
+    study.rename("old")  # its own name: nothing to do (before: "a study named 'old' already exists")
     with pytest.raises(ValueError, match="must not be empty"):
         study.storage.rename_study("old", "")
     assert [r.name for r in study.storage.list_studies()] == ["old"]
+
+
+def test_a_name_ending_in_colon_test_is_kept_for_test_results(sqlite_url: str) -> None:
+    # before: a study of the user's named "exp:test" was taken for exp's test results: listed in
+    # exp's row, its trials "not a test result", and deleted with exp
+    exp = ts.Study(SPACE, sampler="random", seed=0, storage=sqlite_url, name="exp")
+    exp.optimize(lambda t: t.params["x"], n_trials=3)
+    for act in (lambda: ts.Study(SPACE, storage=sqlite_url, name="exp:test"),
+                lambda: exp.copy("run:test"), lambda: exp.rename("exp:test")):
+        with pytest.raises(ValueError, match="ends with ':test', which tunesmith keeps for the test results"):
+            act()
+    assert [r.name for r in exp.storage.list_studies()] == ["exp"]
+    exp.evaluate_best(lambda t: t.params["x"], k=1)  # evaluate_best still makes its companion
+    assert ts.load_study("exp:test", sqlite_url).trials[0].attrs["trial"] == exp.best_trial.number
+    exp.rename("exp2")
+    assert sorted(r.name for r in exp.storage.list_studies()) == ["exp2", "exp2:test"]
 
 
 def test_a_sampler_override_on_an_existing_study_is_recorded(sqlite_url: str) -> None:
@@ -154,13 +192,20 @@ def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFi
     assert "grid" in row and "random" not in row
     assert main(["copy", "s", "--storage", url]) == 2  # before: "... or to another storage (storage=...)"
     assert "copy study 's' to a NEW_NAME, or into another database with --to-storage URL" in capsys.readouterr().err
+    assert main(["copy", "nope", "--storage", url]) == 2  # before: "copy study 'nope' to a NEW_NAME"
+    assert "no study named 'nope'" in capsys.readouterr().err
     assert main(["copy", "s", "t", "--storage", url]) == 0
     assert main(["copy", "s", "--storage", url, "--to-storage", other]) == 0
     assert "copied study 's' (3 trials) to 's' in" in capsys.readouterr().out
     assert main(["rename", "t", "u", "--storage", url]) == 0
+    study.ask()  # a worker's trial: the copy fails it, the delete stops the worker
+    assert main(["copy", "s", "v", "--storage", url]) == 0
+    assert "(4 trials, 1 of them running, copied as failed" in capsys.readouterr().out
+    assert main(["delete", "v", "--storage", url, "--yes"]) == 0
     assert main(["delete", "s", "--storage", url]) == 2  # not a terminal: --yes is needed
     assert "pass --yes to confirm" in capsys.readouterr().err
     assert main(["delete", "s", "--storage", url, "--yes"]) == 0
+    assert "(4 trials, 1 of them running: the workers running them stop" in capsys.readouterr().out
     assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["u"]
     assert len(ts.load_study("u", url).trials) == 3 and len(ts.load_study("s", other).trials) == 3
 
@@ -189,3 +234,217 @@ def test_cli_delete_answered_with_end_of_input_deletes_nothing(tmp_path: Path, c
     assert main(["delete", "s", "--storage", url]) == 1  # before: an EOFError traceback
     assert "nothing deleted" in capsys.readouterr().out
     assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["s"]
+
+
+def test_a_copy_into_a_new_space_takes_the_trials_that_fit_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s")
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    study.evaluate_best(lambda t: t.params["x"], k=1)
+    wider = {"x": ts.Float(0.0, 2.0), "k": ts.Categorical(["a", "b", "c"])}
+    with pytest.raises(ValueError, match=r"copy it: Study.load\('s', storage\).copy\(NEW_NAME, space=...\)"):
+        ts.Study(wider, storage=url, name="s")  # the refusal names the way out
+    wide = study.copy("wide", space=wider)
+    assert wide.space.to_dict() == ts.Space(wider).to_dict() and len(wide.trials) == 6
+    assert [t.params for t in wide.trials] == [t.params for t in study.trials]
+    assert len(ts.load_study("wide:test", url).trials) == 1  # same numbers: the test results come along
+    wide.optimize(lambda t: t.params["x"], n_trials=2)
+    with pytest.raises(ValueError, match=r"the old trials lack \['wd'\]: give the values they ran with, "
+                                         r"fill=\{'wd': VALUE\} \(--fill wd=VALUE\)"):
+        ts.Study({**SPACE, "wd": ts.Float(0.0, 0.1)}, storage=url, name="s")
+    narrower = {"x": ts.Float(0.0, 0.5), "k": ts.Categorical(["a", "b"])}
+    kept = sum(t.params["x"] <= 0.5 for t in study.trials)
+    assert 0 < kept < 6
+    path = tmp_path / "narrow.yaml"
+    path.write_text("objective: m:f\nspace:\n  x: {type: float, low: 0.0, high: 0.5}\n  k: [a, b]\n")
+    assert main(["copy", "s", "narrow", "--storage", url, "--space", str(path)]) == 0
+    narrow = ts.load_study("narrow", url)
+    assert narrow.space.to_dict() == ts.Space(narrower).to_dict() and len(narrow.trials) == kept
+    assert f"{6 - kept} of 6 trials left out" in caplog.text and "test results (evaluate_best) are not copied" in caplog.text
+    assert "narrow:test" not in [r.name for r in narrow.storage.list_studies()]
+    path.write_text("objective: m:f\n")
+    assert main(["copy", "s", "none", "--storage", url, "--space", str(path)]) == 2
+    assert "has no space: to give the copy" in capsys.readouterr().err
+    # a parameter the new space adds: the old trials ran with one value of it, which --fill gives
+    path.write_text("objective: m:f\nspace:\n  x: {type: float, low: 0.0, high: 1.0}\n  k: [a, b]\n"
+                    "  wd: {type: float, low: 0.0, high: 0.1}\n")
+    assert main(["copy", "s", "wd", "--storage", url, "--space", str(path), "--fill", "wd=0.0"]) == 0
+    assert [t.params for t in ts.load_study("wd", url).trials[:6]] == [{**t.params, "wd": 0.0} for t in study.trials]
+    assert main(["copy", "s", "wd2", "--storage", url, "--space", str(path), "--fill", "wd"]) == 2
+    assert "--fill takes NAME=VALUE (wd=0.0), got 'wd'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="fill= gives values for parameters a new space adds: pass that space="):
+        study.copy("wd3", fill={"wd": 0.0})
+
+
+def test_cli_studies_filters_by_pattern_and_sorts(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunesmith.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    for name, n in [("mlp-b", 1), ("svm", 3), ("mlp-a", 2), ("run[1]", 1)]:
+        ts.Study(SPACE, sampler="random", storage=url, name=name).optimize(lambda t: t.params["x"], n_trials=n)
+
+    def listed(*args: str) -> list[str]:
+        assert main(["studies", *args, "--storage", url]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        return [line.strip(" │").split()[0] for line in lines if line.startswith("│")]
+
+    assert listed() == ["mlp-b", "svm", "mlp-a", "run[1]"]  # created first, first
+    assert listed("mlp-*", "--sort", "name") == ["mlp-a", "mlp-b"]
+    assert listed("--sort", "trials") == ["svm", "mlp-a", "mlp-b", "run[1]"]
+    assert listed("--sort", "last") == ["run[1]", "mlp-a", "svm", "mlp-b"]
+    assert listed("run[1]") == ["run[1]"]  # a name is itself, though [1] is a pattern's class
+    assert main(["studies", "MLP*", "--storage", url]) == 0
+    assert "no study matches 'MLP*'" in capsys.readouterr().out
+    assert main(["studies", "--storage", url]) == 0
+    assert re.search(r"│ mlp-b .* \d{4}-\d\d-\d\d \d\d:\d\d │", capsys.readouterr().out)  # the last trial's time
+
+
+def test_cli_import_reads_back_what_export_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tunesmith.cli import main
+
+    url, other = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s ü", pruner="median")
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    study.add_trial({"x": 0.5, "k": "b"}, state="pruned", intermediate={0: 0.9, 3: 0.8}, attrs={"note": "n"})
+    study.add_trial({"x": 0.25, "k": "a"}, state="failed", error="diverged")
+    study.ask()  # running: imported as failed
+    study.enqueue({"x": 0.75, "k": "b"})  # waiting: queued again
+    path = tmp_path / "s.json"
+    assert main(["export", "s ü", "--storage", url, "--format", "json", "-o", str(path)]) == 0
+    assert main(["import", str(path), "--storage", other]) == 0
+    assert "imported study 's ü' (7 trials)" in capsys.readouterr().out
+    back = ts.load_study("s ü", other)
+    assert back.space.to_dict() == study.space.to_dict() and back.pruner.describe() == study.pruner.describe()
+    assert [_strip(t) for t in back.trials[:5]] == [_strip(t) for t in study.trials[:5]]
+    assert back.trials[5].state is TrialState.FAILED and back.trials[5].error == "running when the study was exported"
+    assert back.trials[6].state is TrialState.WAITING and back.trials[6].params == study.trials[6].params
+    assert [t.started for t in back.trials[:3]] == [t.started for t in study.trials[:3]]
+    assert main(["import", str(path), "--storage", other]) == 2
+    assert "already exists" in capsys.readouterr().err
+    doc = json.loads(path.read_text())
+    doc["trials"][1]["params"]["x"] = 7.0
+    path.write_text(json.dumps(doc))
+    assert main(["import", str(path), "again", "--storage", other]) == 2
+    assert "trial 1: parameter 'x': value 7.0 is outside" in capsys.readouterr().err
+    assert [r.name for r in ts.SQLStorage(other).list_studies()] == ["s ü"]  # nothing half-imported is left
+    for text in ("{not json", "[" * 100_000):  # the second: a RecursionError's traceback before
+        path.write_text(text)
+        assert main(["import", str(path), "--storage", other]) == 2
+        assert "cannot read" in capsys.readouterr().err
+
+
+def test_notes_are_kept_with_the_study_shown_copied_and_exported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tunesmith.cli import main
+
+    url, other = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s")
+    study.add_note("  widened x after week 1 ")
+    assert main(["note", "s", "stopped: GPU quota", "--storage", url]) == 0
+    assert [n["text"] for n in study.notes] == ["widened x after week 1", "stopped: GPU quota"]
+    assert study.notes[0]["time"] <= study.notes[1]["time"]
+    for bad in ("", "   ", "x" * 2001):
+        with pytest.raises(ValueError, match="a note is a text of 1 to 2000 characters"):
+            study.add_note(bad)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert main(["show", "s", "--storage", url]) == 0
+    assert re.search(r"note \d{4}-\d\d-\d\d \d\d:\d\d: widened x after week 1", capsys.readouterr().out)
+    assert [n["text"] for n in study.copy("t").notes] == ["widened x after week 1", "stopped: GPU quota"]
+    path = tmp_path / "s.json"
+    assert main(["export", "s", "--storage", url, "--format", "json", "-o", str(path)]) == 0
+    assert main(["import", str(path), "--storage", other]) == 0
+    assert ts.load_study("s", other).notes == study.notes
+
+
+def test_rename_and_copy_warn_that_paused_trials_cannot_resume_under_the_new_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tunesmith.pruners import ASHA
+
+    study = ts.Study(SPACE, sampler="random", seed=0, name="p", pruner=ASHA(min_resource=1, pause=True, max_resource=9))
+    trial = study.ask()
+    trial.set_attr("checkpoint", str(tmp_path / "p-0123abcd" / "trial-0" / "last-1.pt"))
+    trial.report(0.5, 1)
+    study.tell(trial, state="paused")
+    assert study.trials[0].state is TrialState.PAUSED
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.copy("q")
+        study.rename("r")
+    assert "study 'p', copied as 'q': its paused trial(s) [0] keep their checkpoints in the folder named" in caplog.text
+    assert "study 'p', renamed 'r': its paused trial(s) [0]" in caplog.text
+
+
+def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "ckpt" / "s-0123abcd"
+    (folder / "trial-0").mkdir(parents=True)
+    (folder / "trial-0" / "best.pt").write_bytes(b"x")
+    study = ts.Study(SPACE, sampler="random", seed=0, name="s")
+
+    def objective(t: ts.Trial) -> float:
+        t.set_attr("checkpoint", str(folder / f"trial-{t.number}" / "best.pt"))
+        return t.params["x"]
+
+    study.optimize(objective, n_trials=2)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.delete()
+    assert f"deleted study 's'; its trials' checkpoint files are not deleted: they are in {folder}" in caplog.text
+    assert (folder / "trial-0" / "best.pt").exists()  # named, never touched
+
+
+def test_a_handle_on_a_deleted_study_writes_nowhere(storage_url: str | None) -> None:
+    # before, in memory: trials told, added and queued after the delete went on silently into a
+    # study no one could open again (a SQL storage raised)
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="d")
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    ts.load_study("d", study.storage).delete()
+    again = ts.Study(SPACE, sampler="random", seed=0, storage=study.storage, name="d")  # the name is free
+    for act in (lambda: study.optimize(lambda t: t.params["x"], n_trials=1), lambda: study.add_trial(OK, 1.0),
+                lambda: study.enqueue(OK)):
+        with pytest.raises(ts.StudyNotFound, match="deleted while this process ran it"):
+            act()
+    assert again.trials == [] and ts.load_study("d", study.storage).trials == []
+    with pytest.raises(ts.StudyNotFound, match="deleted while this process had it open"):
+        study.delete()  # before: deleted the new study of that name
+    assert [r.name for r in study.storage.list_studies()] == ["d"]
+
+
+def test_a_handle_opened_before_a_rename_acts_on_the_study_under_its_new_name(storage_url: str | None) -> None:
+    # before: its evaluate_best wrote the test results under the old name (shown by no study),
+    # and its copy, notes and delete answered "no study named 'h'"
+    a = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="h")
+    b = ts.load_study("h", a.storage)
+    a.optimize(lambda t: t.params["x"], n_trials=3)
+    a.rename("h2")
+    b.evaluate_best(lambda t: t.params["x"], k=1)
+    assert b.name == "h2" and sorted(r.name for r in a.storage.list_studies()) == ["h2", "h2:test"]
+    b.add_note("after the rename")
+    assert [n["text"] for n in a.notes] == ["after the rename"]
+    assert len(b.copy("h3").trials) == 3
+    b.delete()
+    assert sorted(r.name for r in a.storage.list_studies()) == ["h3", "h3:test"]
+    with pytest.raises(ts.StudyNotFound, match="no longer in .*: it was deleted while this process had it open"):
+        a.add_note("gone")
+
+
+def test_a_result_added_with_an_old_start_is_not_taken_for_a_lost_worker_s_trial(sqlite_url: str) -> None:
+    # before: the row was created running with its heartbeat at `started` (an hour ago), so a worker
+    # reaping lost trials in between failed it (and the add raised TrialFinishedError)
+    class Interleaved(ts.SQLStorage):
+        def update_trial(self, study_id: int, trial: ts.FrozenTrial, **kw: object) -> bool:
+            hook, self.hook = getattr(self, "hook", None), None
+            if hook:
+                hook()  # another worker asks between the add's two writes
+            return super().update_trial(study_id, trial, **kw)  # type: ignore[arg-type]
+
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=Interleaved(sqlite_url), name="s",
+                     heartbeat_interval=1.0, grace_period=2.0)
+    other = ts.load_study("s", sqlite_url)
+    study.storage.hook = lambda: other.tell(other.ask(), 0.5)  # type: ignore[attr-defined]
+    added = study.add_trial(OK, 1.0, started=time.time() - 3600)
+    assert added.state is TrialState.COMPLETE
+    assert [(t.state, t.value) for t in other.trials] == [(TrialState.COMPLETE, 1.0), (TrialState.COMPLETE, 0.5)]

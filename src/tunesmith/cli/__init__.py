@@ -51,6 +51,10 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("delete", "delete a study and its trials", commands.add_delete_args, commands.cmd_delete),
     Subcommand("copy", "copy a study (to another name or storage)", commands.add_copy_args, commands.cmd_copy),
     Subcommand("rename", "rename a study", commands.add_rename_args, commands.cmd_rename),
+    Subcommand("note", "add a note to a study (tunesmith show lists them)", commands.add_note_args,
+               commands.cmd_note),
+    Subcommand("import", "create a study from a file that tunesmith export --format json wrote",
+               commands.add_import_args, commands.cmd_import),
 ]
 
 

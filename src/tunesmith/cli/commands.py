@@ -5,31 +5,36 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import io
 import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
 from ..samplers.simple import GridSampler, grid_remaining
-from ..space import display_names, for_display
+from ..space import Space, display_names, for_display
 from ..space.params import plural
+from ..space.space import load_yaml
 from ..storage import Storage, make_storage
-from ..storage.base import mask_url
+from ..storage.base import StudyRecord, mask_url
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
-from ..study.manage import delete_study
+from ..study.manage import delete_study, import_study
+from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
-from .studyfile import DEFAULT_STORAGE, EXECUTORS
+from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile
 
 # -- arguments ------------------------------------------------------------------------------
 
@@ -159,8 +164,21 @@ def literal(text: str) -> str:
     return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
 
 
+#: ``tunesmith studies --sort``: how each key orders the rows (by record, trials, last trial time)
+STUDY_ORDER = {
+    "created": lambda rec, trials, last: rec.study_id,
+    "name": lambda rec, trials, last: rec.name,
+    "trials": lambda rec, trials, last: -len(trials),
+    "last": lambda rec, trials, last: -last,
+}
+
+
 def add_studies_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="list only the studies whose name matches this pattern ('mlp-*', '*2026*'; quote it)")
     add_storage_arg(p)
+    p.add_argument("--sort", choices=list(STUDY_ORDER), default="created",
+                   help="row order: created (default), name, trials (most first), last (latest trial first)")
     p.add_argument("--all", action="store_true",
                    help=f"also list the companion studies NAME{TEST_SUFFIX} where evaluate_best keeps test "
                         "results (by default counted in their study's row)")
@@ -175,30 +193,50 @@ def cmd_studies(args: argparse.Namespace) -> int:
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records
                   if rec.name.endswith(TEST_SUFFIX) and rec.name.removesuffix(TEST_SUFFIX) in names}
-    shown = records if args.all else [rec for rec in records if rec.name not in companions]
+    shown = [rec for rec in records if (args.all or rec.name not in companions)
+             and (rec.name == args.pattern or fnmatch.fnmatchcase(rec.name, args.pattern))]
+    if not shown:
+        print(f"no study matches {args.pattern!r} in {storage.display_url} ({plural(len(records), 'study', 'studies')}"
+              f"; the pattern is case-sensitive, * matches any text)")
+        return 0
     table = Table(title=f"studies in {escape(storage.display_url)}")
-    numeric = ("trials", "complete", "best value", "test results")
+    numeric = ("trials", "complete", "best value", "last trial", "test results")
     for col in ("name", "direction", "sampler", *numeric):
         table.add_column(col, justify="right" if col in numeric else "left")
+    rows = []
     for rec in shown:
         trials = storage.get_trials(rec.study_id)
-        done = [t for t in trials if t.state is TrialState.COMPLETE]
-        top = best_of(done, rec.direction)
-        best = None if top is None else top.value
-        sampler = rec.config.get("sampler", {})
-        book = companions.get(rec.name + TEST_SUFFIX)
-        tested = "-" if book is None else str(len(results_from(storage.get_trials(book.study_id), rec.direction,
-                                                               where=book.name, quiet=True)))
-        table.add_row(
-            literal(rec.name), rec.direction.value,
-            literal(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
-            str(len(trials)), str(len(done)), "-" if best is None else f"{best:.6g}", tested,
-        )
+        rows.append((rec, trials, max((t.completed or t.started or 0.0 for t in trials), default=0.0)))
+    rows.sort(key=lambda row: STUDY_ORDER[args.sort](*row))
+    for rec, trials, last in rows:
+        table.add_row(*_study_row(storage, rec, trials, last, companions.get(rec.name + TEST_SUFFIX)))
     wide_console().print(table)
     if companions and not args.all:
         print(f"test results of evaluate_best ({len(companions)} companion study(ies) NAME{TEST_SUFFIX}) are "
               "counted in their study's row; --all lists them too")
     return 0
+
+
+def _study_row(storage: Storage, rec: StudyRecord, trials: list[FrozenTrial], last: float,
+               book: StudyRecord | None) -> list[str]:
+    """A study's row of ``tunesmith studies`` (``book``: its test results' companion study)."""
+    done = [t for t in trials if t.state is TrialState.COMPLETE]
+    top = best_of(done, rec.direction)
+    sampler = rec.config.get("sampler", {})
+    tested = "-" if book is None else str(len(results_from(storage.get_trials(book.study_id), rec.direction,
+                                                           where=book.name, quiet=True)))
+    return [
+        literal(rec.name), rec.direction.value,
+        literal(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
+        str(len(trials)), str(len(done)), "-" if top is None else f"{top.value:.6g}", _local_time(last), tested,
+    ]
+
+
+def _local_time(t: float) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds (a row written by hand)
+        return "-"
 
 
 def _load(name: str, url: str, *, write: bool = False) -> Study:
@@ -230,6 +268,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     console = wide_console()
     console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
+    for note in study.notes:
+        console.print(f"note {_local_time(_as_float(note.get('time')) or 0.0)}: {literal(str(note.get('text')))}",
+                      soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
         _show_pruner(console, study, trials)
@@ -340,7 +381,7 @@ def _inert(v: Any) -> Any:
 def export_json(study: Study) -> str:
     doc = {
         "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
-                  "sampler": study.sampler.describe(), "pruner": study.pruner.describe()},
+                  "sampler": study.sampler.describe(), "pruner": study.pruner.describe(), "notes": study.notes},
         "trials": [_trial_dict(t) for t in study.trials],
     }
     return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
@@ -380,7 +421,8 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 def cmd_delete(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage)
     try:
-        n = plural(len(Study.load(args.name, storage).trials), "trial")
+        trials = Study.load(args.name, storage).trials
+        n = _counted(len(trials), trials, "running: the workers running them stop with an error")
     except StudyNotFound:
         raise
     except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
@@ -403,26 +445,93 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counted(n: int, trials: list[FrozenTrial], running: str) -> str:
+    """``"N trials"``, and how many of ``trials`` are running, with ``running`` said of them."""
+    busy = sum(t.state is TrialState.RUNNING for t in trials)
+    return plural(n, "trial") + (f", {busy} of them {running}" if busy else "")
+
+
 def add_copy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     p.add_argument("new_name", nargs="?", help="the copy's name (default: the same, with --to-storage)")
     add_storage_arg(p)
     p.add_argument("--to-storage", help="database URL to copy into (default: the same storage)")
+    p.add_argument("--space", metavar="STUDY.yaml",
+                   help="give the copy the space of this study file (only the trials that fit it are copied)")
+    p.add_argument("--fill", metavar="NAME=VALUE", action="append", default=[],
+                   help="with --space: the value the trials ran with of a parameter the space adds (wd=0.0); "
+                        "repeat it for several")
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage, write=args.to_storage is None)  # first: a wrong NAME is said so
     if args.to_storage is None and args.new_name in (None, args.name):
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
-    study = _load(args.name, args.storage, write=args.to_storage is None)
-    copy = study.copy(args.new_name, storage=args.to_storage)
-    print(f"copied study {study.name!r} ({plural(len(copy.trials), 'trial')}) to {copy.name!r} in {copy.storage.display_url}")
+    copy = study.copy(args.new_name, storage=args.to_storage, space=_space_of(args.space), fill=_fill(args.fill))
+    n = _counted(len(copy.trials), study.trials, "running, copied as failed (no worker runs them in the copy)")
+    print(f"copied study {study.name!r} ({n}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
 
 
-def add_rename_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="the study's name")
-    p.add_argument("new_name", help="its new name")
+def _space_of(path: str | None) -> Space | None:
+    """The space of the study file at ``path`` (None without one)."""
+    if path is None:
+        return None
+    space = StudyFile.load(path).build_space()
+    if space is None:
+        raise ValueError(f"{path} has no space: to give the copy; add one ({SPACE_EXAMPLE})")
+    return space
+
+
+def add_import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a study written by tunesmith export --format json")
+    p.add_argument("new_name", nargs="?", help="the study's name (default: the name in the file)")
     add_storage_arg(p)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested deep
+        raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
+    study = import_study(doc, args.storage, args.new_name)
+    print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}) into {study.storage.display_url}")
+    return 0
+
+
+def _add_name_and(p: argparse.ArgumentParser, second: str, help: str) -> None:
+    p.add_argument("name", help="the study's name")
+    p.add_argument(second, help=help)
+    add_storage_arg(p)
+
+
+def add_note_args(p: argparse.ArgumentParser) -> None:
+    _add_name_and(p, "text", "the note (quote it): what changed, why a run was stopped")
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    study = _load(args.name, args.storage, write=True)
+    study.add_note(args.text)
+    print(f"study {study.name!r} has {plural(len(study.notes), 'note')}; tunesmith show lists them")
+    return 0
+
+
+def _fill(pairs: list[str]) -> dict[str, Any]:
+    """``--fill NAME=VALUE`` as a dict, each value read as YAML reads it (0.0, adam, true)."""
+    out = {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--fill takes NAME=VALUE (wd=0.0), got {pair!r}")
+        try:
+            out[key.strip()] = load_yaml(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--fill {pair!r}: the value is not read as YAML ({exc})") from None
+    return out
+
+
+def add_rename_args(p: argparse.ArgumentParser) -> None:
+    _add_name_and(p, "new_name", "its new name")
 
 
 def cmd_rename(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ from .studyfile import EXECUTORS, StudyFile, StudyFileError
 
 def add_worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_file", metavar="STUDY.yaml", help="the study file (YAML): name, storage, objective, ...")
+    p.add_argument("--name", default=None,
+                   help="the study to join (default: the file's name; as run --name, for a second study of one file)")
     p.add_argument("--storage", default=None,
                    help="database URL (overrides the file's storage:, e.g. from an environment variable, "
                         "so that a password need not be written in a shared file)")

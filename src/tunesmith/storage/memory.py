@@ -27,6 +27,7 @@ class MemoryStorage(Storage):
         # queue (or the paused or running trials) never scans the finished ones
         self._live: dict[int, dict[TrialState, set[int]]] = {}
         self._ids = itertools.count()  # trial_id: unique over all studies of this storage
+        self._study_ids = itertools.count()  # never reused: a deleted study's handles find nothing
 
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
@@ -35,7 +36,7 @@ class MemoryStorage(Storage):
         with self._lock:
             if name in self._studies:
                 raise DuplicateStudyError(f"a study named {name!r} already exists in {self.url}")
-            rec = StudyRecord(len(self._trials), name, direction, dict(space), dict(config), time.time())
+            rec = StudyRecord(next(self._study_ids), name, direction, dict(space), dict(config), time.time())
             self._studies[name] = rec
             self._trials[rec.study_id] = []
             self._claims[rec.study_id] = set()
@@ -57,8 +58,8 @@ class MemoryStorage(Storage):
         with self._lock:
             rec = self.get_study(name)
             del self._studies[name]
-            self._trials[rec.study_id] = []
-            self._live[rec.study_id] = {}
+            for table in (self._trials, self._claims, self._live):
+                del table[rec.study_id]  # a handle still open on it writes nowhere: _trials_of raises
 
     def create_trial(
         self,
@@ -73,11 +74,11 @@ class MemoryStorage(Storage):
         system: SystemState | None = None,
     ) -> FrozenTrial | None:
         with self._lock:
+            trials = self._trials_of(study_id)
             if claim is not None:
                 if claim in self._claims[study_id]:
                     return None
                 self._claims[study_id].add(claim)
-            trials = self._trials[study_id]
             now = self.clock() if now is None else now
             running = state is TrialState.RUNNING
             t = FrozenTrial(
@@ -94,6 +95,13 @@ class MemoryStorage(Storage):
             trials.append(t)
             self._index(study_id, None, t)
             return t
+
+    def _trials_of(self, study_id: int) -> list[FrozenTrial]:
+        try:
+            return self._trials[study_id]
+        except KeyError:
+            raise StudyNotFound(f"the study (id {study_id}) is no longer in {self.url}: it was deleted while this "
+                                "process ran it (Study.delete)") from None
 
     def _index(self, study_id: int, old: FrozenTrial | None, new: FrozenTrial) -> None:
         live = self._live[study_id]
@@ -112,7 +120,7 @@ class MemoryStorage(Storage):
     ) -> bool:
         check_expect(expect_state, expect)
         with self._lock:
-            trials = self._trials[study_id]
+            trials = self._trials_of(study_id)
             if not 0 <= trial.number < len(trials):
                 raise TrialNotFound(f"study has no trial number {trial.number}")
             old = trials[trial.number]
@@ -138,6 +146,8 @@ class MemoryStorage(Storage):
         exclude: TrialState | None = None,
     ) -> list[FrozenTrial]:
         with self._lock:
+            if study_id not in self._trials:  # deleted: nothing, as a SQL storage reads
+                return []
             trials = self._trials[study_id]
             if state is None:
                 out = trials[min_number:] if exclude is None else [t for t in trials[min_number:] if t.state is not exclude]
@@ -156,7 +166,7 @@ class MemoryStorage(Storage):
 
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         with self._lock:
-            trials = self._trials[study_id]
+            trials = self._trials.get(study_id, [])  # deleted: nothing to beat for, as in SQL
             for n in numbers:
                 if trials[n].state is TrialState.RUNNING:
                     trials[n] = trials[n].replace(heartbeat=now)

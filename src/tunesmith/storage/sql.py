@@ -165,6 +165,27 @@ def _trial_values(t: FrozenTrial) -> dict[str, Any]:
     }
 
 
+#: ts_meta's key for the largest study id a delete freed: never given to a new study, so that a
+#: process still holding the deleted study writes nowhere rather than into a new one
+_DELETED_ID = "deleted_study_id"
+
+
+def _deleted_id(conn: Connection) -> int:
+    text = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == _DELETED_ID)).scalar()
+    return int(text) if text is not None and str(text).isdigit() and len(str(text)) <= 15 else 0  # as written
+
+
+def _next_study_id(conn: Connection) -> int:
+    top = conn.execute(sa.select(sa.func.max(studies_table.c.study_id))).scalar()
+    return max(int(top or 0), _deleted_id(conn)) + 1
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    where = meta_table.c.key == key
+    if conn.execute(sa.update(meta_table).where(where).values(value=value)).rowcount == 0:
+        conn.execute(sa.insert(meta_table).values(key=key, value=value))
+
+
 class _Backoff:
     """Waits between attempts of one operation. A busy (locked) SQLite database is
     waited on in short randomized steps for up to ``busy_timeout`` seconds; other
@@ -616,7 +637,9 @@ class SQLStorage(Storage):
         if self.read_only:
             raise SchemaVersionError(
                 f"storage {self.display_url!r} has schema version {found}; this tunesmith uses version "
-                f"{SCHEMA_VERSION}. Open it once without read_only (any study command) to upgrade it"
+                f"{SCHEMA_VERSION}, and opened read-only (read_only=True; tunesmith studies, show, export) "
+                "it cannot upgrade it. Upgrade it in place once (older tunesmith versions cannot read it "
+                f"after): python -c \"import tunesmith as ts; ts.SQLStorage('{self.display_url}')\""
             )
         conn.execute(sa.text("ALTER TABLE ts_trials ADD COLUMN system TEXT NOT NULL DEFAULT '{}'"))
         conn.execute(sa.text("DROP INDEX ts_trials_state"))
@@ -633,6 +656,9 @@ class SQLStorage(Storage):
         conn.execute(
             sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
         )
+        logger.warning("upgraded %s from schema version %d to %d: a tunesmith that reads only version %d "
+                       "(on another machine, say) cannot open it now; upgrade it there too",
+                       self.display_url, found, SCHEMA_VERSION, found)
 
     # -- studies ------------------------------------------------------------------------
     def create_study(
@@ -647,15 +673,11 @@ class SQLStorage(Storage):
             if exists:
                 raise DuplicateStudyError(f"a study named {name!r} already exists in {self.display_url}")
             now = time.time()
-            res = conn.execute(
-                sa.insert(studies_table).values(
-                    name=name,
-                    direction=direction.value,
-                    space=_dumps(dict(space)),
-                    config=_dumps(dict(config)),
-                    created=now,
-                )
-            )
+            row = {"name": name, "direction": direction.value, "space": _dumps(dict(space)),
+                   "config": _dumps(dict(config)), "created": now}
+            if conn.dialect.name == "sqlite":  # SQLite reuses the largest id once deleted (PostgreSQL never)
+                row["study_id"] = _next_study_id(conn)
+            res = conn.execute(sa.insert(studies_table).values(**row))
             (sid,) = res.inserted_primary_key  # type: ignore[misc]
             return StudyRecord(int(sid), name, direction, dict(space), dict(config), now)
 
@@ -722,6 +744,8 @@ class SQLStorage(Storage):
                 return False
             conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == sid))
             conn.execute(sa.delete(studies_table).where(studies_table.c.study_id == sid))
+            if conn.dialect.name == "sqlite":
+                _set_meta(conn, _DELETED_ID, str(max(int(sid), _deleted_id(conn))))
             return True
 
         if not self._run(op, write=True):  # looked up and deleted in one transaction

@@ -195,10 +195,12 @@ def _result_from(
 
 
 def _companion(study: Study) -> Study:
+    from .manage import making_companion
     from .study import Study
 
-    return Study(study.space, direction=study.direction, sampler="random", storage=study.storage,
-                 name=study.name + SUFFIX)
+    with making_companion():
+        return Study(study.space, direction=study.direction, sampler="random", storage=study.storage,
+                     name=study.name + SUFFIX)
 
 
 def _record(book: Study, r: TestResult) -> None:

@@ -14,8 +14,8 @@ trials are carried into the new one, so its sampler starts from what is known:
   best trial itself at least): every carried value is a value of the new space.
 - ``carry="none"``: a fresh study in the narrowed space.
 
-Each carried trial records where it came from in ``attrs["focus_source"]``
-(``{"study": name, "number": n, "exact": bool}``).
+Each carried trial keeps its attributes and records where it came from in
+``attrs["focus_source"]`` (``{"study": name, "number": n, "exact": bool}``).
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def _carried(space: Space, fixed: Mapping[str, Any], trials: Sequence[FrozenTria
         params = _projected(space, t.params)
         if params is None or (carry == "exact" and not exact):
             continue
-        attrs = {"focus_source": {"study": source, "number": t.number, "exact": exact}}
+        attrs = {**t.attrs, "focus_source": {"study": source, "number": t.number, "exact": exact}}
         out.append(t.replace(params=params, attrs=attrs))
     return tuple(out)
 

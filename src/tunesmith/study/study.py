@@ -29,7 +29,7 @@ from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
-from .manage import record_sampler
+from .manage import check_new_name, record_sampler
 from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
 
@@ -140,10 +140,11 @@ class Study:
         load_if_exists: bool,
         beat: HeartbeatConfig,
     ) -> Any:
+        missing = ""
         try:
             record = self._storage.get_study(self.name)
-        except StudyNotFound:
-            record = None
+        except StudyNotFound as exc:
+            record, missing = None, str(exc)  # with the storage's "did you mean" when a name is close
         if record is not None:
             if not load_if_exists:
                 raise ValueError(
@@ -153,9 +154,8 @@ class Study:
             self._check_same(record, space, direction)
             return record
         if space is None:
-            raise ValueError(
-                f"no study named {self.name!r} in {self._storage.display_url}: pass a space to create it"
-            )
+            raise ValueError(f"{missing}: pass a space to create it")
+        check_new_name(self.name)
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
         samp = make_sampler(sampler if sampler is not None else "auto", seed)
@@ -180,7 +180,9 @@ class Study:
                 raise ValueError(
                     f"study {self.name!r} exists with a different space ({_space_change(stored, given)}); use "
                     "another name, or leave the space out (space= in Python, space: in a study file) to "
-                    "resume it as it is"
+                    "resume it as it is; to go on in the new space with the trials that fit it, copy it: "
+                    f"Study.load({self.name!r}, storage).copy(NEW_NAME, space=...) in Python, "
+                    f"tunesmith copy NAME NEW_NAME --space STUDY.yaml{_fill_hint(stored, given)}"
                 )
         if direction is not None and Direction.parse(direction) is not record.direction:
             raise ValueError(
@@ -280,6 +282,7 @@ class Study:
         """
         from .evaluate import evaluate_best
 
+        self._current_name()  # its test results go beside the study's name now
         return evaluate_best(self, fn, k=k, seeds=seeds)
 
     def to_dataframe(self) -> Any:
@@ -768,13 +771,18 @@ class Study:
                            error=error, started=started, completed=completed)  # fmt: skip
         return insert_record(self._storage, self._study_id, rec)
 
-    def copy(self, name: str | None = None, *, storage: str | Storage | None = None) -> Study:
+    def copy(self, name: str | None = None, *, storage: str | Storage | None = None,
+             space: Space | Mapping[str, Any] | None = None, fill: Mapping[str, Any] | None = None) -> Study:
         """Copy this study (settings, every trial with the same numbers, and its test
         results) as ``name``, in ``storage`` (default: this one; then the name must differ).
-        A running trial is copied as failed. Returns the copy, opened."""
+        A running trial is copied as failed. ``space``: the copy's space instead (a wider
+        range, a new choice); only the trials that are configurations of it are copied (a
+        warning says how many are left out), ``fill`` giving the values they ran with of
+        parameters the space adds (``{"wd": 0.0}``). Returns the copy, opened."""
         from .manage import copy_study
 
-        return copy_study(self, name, storage)
+        self._current_name()
+        return copy_study(self, name, storage, space, fill)
 
     def focus(self, keep: Sequence[str] | None = None, *, threshold: float | None = None, name: str | None = None,
               storage: str | Storage | None = None, carry: str = "all", method: str = "fanova",
@@ -787,15 +795,31 @@ class Study:
         ``tunesmith.study.focus.plan_focus`` shows the plan without writing."""
         from .focus import focus_study
 
+        self._current_name()
         return focus_study(self, keep=keep, threshold=threshold, name=name, storage=storage, carry=carry,
                            method=method, seed=seed)[0]
 
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        """The study's notes, oldest first: ``{"time": seconds since the epoch, "text": ...}`` each."""
+        from .manage import study_notes
+
+        return study_notes(self._storage.get_study(self._current_name()).config)
+
+    def add_note(self, text: str) -> None:
+        """Keep a note with the study (what changed, why a run was stopped): listed by
+        ``tunesmith show`` and the dashboard, carried by copies and exports."""
+        from .manage import add_note
+
+        add_note(self._storage, self._current_name(), text)
+
     def rename(self, new_name: str) -> None:
         """Rename the study in its storage (ValueError if the name is taken), with its test
-        results (:meth:`evaluate_best`). Other processes that have it open must open it again
-        by its new name."""
+        results (:meth:`evaluate_best`). Other processes that have it open go on: their
+        trials, copies, notes, test results and deletes find it under its new name."""
         from .manage import rename_study
 
+        self._current_name()
         rename_study(self, new_name)
         self.name = new_name
 
@@ -803,10 +827,31 @@ class Study:
         """Delete the study, all its trials and its test results from the storage (for good)."""
         from .manage import delete_study
 
-        delete_study(self.storage, self.name)
+        delete_study(self.storage, self._current_name())
+
+    def _current_name(self) -> str:
+        """The study's name in its storage now, looked up by its id: another process (or handle)
+        may have renamed it, and the verbs that go by name (copy, delete, notes, test results)
+        must not act on a study created since under the old name, or on none."""
+        for rec in self._storage.list_studies():
+            if rec.study_id == self._study_id:
+                if rec.name != self.name:
+                    logger.info("study %r was renamed %r (by another process or handle)", self.name, rec.name)
+                    self.name = rec.name
+                return self.name
+        raise StudyNotFound(f"study {self.name!r} is no longer in {self._storage.display_url}: it was deleted "
+                            "while this process had it open")
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _fill_hint(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """How a copy gives the old trials the parameters a new space adds (none: "")."""
+    added = [n for n in given if n not in stored]
+    example = ", ".join(f"{n!r}: VALUE" for n in added)
+    return (f"; the old trials lack {added}: give the values they ran with, fill={{{example}}} "
+            f"(--fill {added[0]}=VALUE)") if added else ""
 
 
 def _space_change(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
