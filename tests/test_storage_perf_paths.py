@@ -121,6 +121,23 @@ def test_study_ask_returns_canonical_params(storage: Storage) -> None:
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
 
 
+def test_opening_a_study_counts_its_trials_without_reading_them(storage: Storage) -> None:
+    """Opening read (and decoded) every trial only to count them: 160 ms at 5,000 trials
+    on SQLite, paid again by the first read of the trials."""
+    study = ts.Study(SPACE, sampler="random", seed=1, storage=storage, name="big")
+    for i in range(5):
+        study.add_trial({"x": float(i), "act": "relu"}, float(i))
+    study.ask()  # a running trial is counted too
+    assert storage.count_trials(study._study_id) == 6
+    assert storage.count_trials(_study(storage, "empty")) == 0
+    reads: list[int] = []
+    real = storage.get_trials
+    storage.get_trials = lambda *a, **k: reads.append(1) or real(*a, **k)  # type: ignore[method-assign]
+    again = ts.Study.load("big", storage)
+    assert reads == [] and again.session == 6  # the sampler's stream still starts past the trials there
+    assert len(again.trials) == 6 and len(reads) == 1
+
+
 # -- retries --------------------------------------------------------------------------
 def _lose_connection_after_commit(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
     """The next ``times`` transactions commit, then the client sees a lost connection."""
@@ -229,7 +246,8 @@ def test_hot_path_on_postgresql(tmp_path: Path) -> None:
     except (PostgresUnavailable, ImportError, OSError) as exc:
         pytest.skip(f"no PostgreSQL server could be started: {exc}")
     try:
-        for check in (test_numbers_claims_and_finished_trials, test_claim_waiting_takes_oldest_and_sees_requeued_trials):
+        for check in (test_numbers_claims_and_finished_trials, test_claim_waiting_takes_oldest_and_sees_requeued_trials,
+                      test_opening_a_study_counts_its_trials_without_reading_them):
             st = SQLStorage(server.create_database(check.__name__[5:20]))
             check(st)
             st.close()

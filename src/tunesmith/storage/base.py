@@ -209,6 +209,11 @@ class Storage(ABC):
         e.g. a pruner's decision skips the queue), by number; the first ``limit``
         of them if given (the head of the queue)."""
 
+    def count_trials(self, study_id: int) -> int:
+        """How many trials the study has, in any state (a storage may count them without
+        reading them: opening a study of thousands of trials needs only their number)."""
+        return len(self.get_trials(study_id))
+
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         for t in self.get_trials(study_id, min_number=number):
             if t.number == number:

@@ -927,6 +927,9 @@ class SQLStorage(Storage):
         rows = self._tx(lambda c: c.all(stmt, args), write=False)
         return rows_to_trials(rows, self._warned)
 
+    def count_trials(self, study_id: int) -> int:
+        return int(self._tx(lambda c: c.first("count_trials", {"sid": study_id}), write=False)[0])
+
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         row = self._tx(lambda c: c.first("one_trial", {"sid": study_id, "number": number}), write=False)
         if row is None:
