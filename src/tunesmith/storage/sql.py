@@ -762,7 +762,6 @@ class SQLStorage(Storage):
             system=system or NO_SYSTEM,
         )
         values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(template)}
-        returning = not self.is_sqlite  # SQLite: cursor.lastrowid works on every version
         tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
@@ -771,29 +770,60 @@ class SQLStorage(Storage):
                 return done
             if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
                 return None
-            number = cur.first("next_number", {"sid": study_id})[0]
-            if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < _MAX_NUMBER:
-                raise StorageError(
-                    f"storage {self.display_url!r}: the next trial number of study id {study_id} would be "
-                    f"{number!r}: the trial numbers in table ts_trials were changed outside tunesmith; restore "
-                    "the table from a backup or delete the rows whose number is not a small integer"
-                )
-            cur.execute("insert_returning" if returning else "insert", {**values, "number": number})
-            trial_id = cur.fetchone()[0] if returning else cur.lastrowid
-            return template.replace(number=number, trial_id=int(trial_id))
+            number = self._next_number(cur, study_id)
+            return template.replace(number=number, trial_id=self._insert(cur, {**values, "number": number}))
 
         try:
             return self._tx(op, write=True)
         except IntegrityError as exc:
             if claim is not None:
                 return None
-            if not self._study_exists(study_id):  # the foreign key: deleted while this process used it
-                raise self._deleted(study_id) from None
+            raise self._collision(study_id, exc) from exc
+
+    def insert_trials(self, study_id: int, records: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+        """All in one transaction: a copy of thousands of trials commits once, not twice a trial."""
+        if not records:
+            return []
+        tokens = [uuid.uuid4().hex for _ in records]
+        values = [{"sid": study_id, "claim": None, "token": tok, **_trial_values(r)} for r, tok in zip(records, tokens, strict=True)]
+        tried = [False]
+
+        def op(cur: Cursor) -> list[FrozenTrial]:
+            if self._begin_write(cur, study_id, tokens[0], tried) is not None:  # an earlier attempt committed them all
+                return [tuple_to_trial(cur.first("by_token", {"token": tok}), self._warned) for tok in tokens]
+            first = self._next_number(cur, study_id)
+            return [r.replace(number=first + i, trial_id=self._insert(cur, {**v, "number": first + i}))
+                    for i, (r, v) in enumerate(zip(records, values, strict=True))]
+
+        try:
+            return self._tx(op, write=True)
+        except IntegrityError as exc:
+            raise self._collision(study_id, exc) from exc
+
+    def _next_number(self, cur: Cursor, study_id: int) -> int:
+        number = cur.first("next_number", {"sid": study_id})[0]
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < _MAX_NUMBER:
             raise StorageError(
-                f"storage {self.display_url!r}: a new trial of study id {study_id} collides with a stored row "
-                f"({self._error(exc)}): the trial numbers in table ts_trials were changed outside tunesmith; "
-                "restore the table from a backup or delete the rows whose number is not a small integer"
-            ) from exc
+                f"storage {self.display_url!r}: the next trial number of study id {study_id} would be "
+                f"{number!r}: the trial numbers in table ts_trials were changed outside tunesmith; restore "
+                "the table from a backup or delete the rows whose number is not a small integer"
+            )
+        return number
+
+    def _insert(self, cur: Cursor, values: dict[str, Any]) -> int:
+        """Insert one trial row; its trial_id."""
+        returning = not self.is_sqlite  # SQLite: cursor.lastrowid works on every version
+        cur.execute("insert_returning" if returning else "insert", values)
+        return int(cur.fetchone()[0] if returning else cur.lastrowid)
+
+    def _collision(self, study_id: int, exc: IntegrityError) -> Exception:
+        if not self._study_exists(study_id):  # the foreign key: deleted while this process used it
+            return self._deleted(study_id)
+        return StorageError(
+            f"storage {self.display_url!r}: a new trial of study id {study_id} collides with a stored row "
+            f"({self._error(exc)}): the trial numbers in table ts_trials were changed outside tunesmith; "
+            "restore the table from a backup or delete the rows whose number is not a small integer"
+        )
 
     def _deleted(self, study_id: int) -> StudyNotFound:
         return StudyNotFound(

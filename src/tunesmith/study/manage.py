@@ -91,14 +91,8 @@ def _json_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> FrozenTrial:
-    """Store ``record`` whole as the study's next trial (its own number and storage key).
-    Created running, then rewritten as it is: no other worker can take it meanwhile."""
-    rec = storage.create_trial(study_id, params=record.params, state=TrialState.RUNNING, worker=record.worker,
-                               now=record.started, attrs=record.attrs)
-    assert rec is not None
-    full = record.replace(number=rec.number, trial_id=rec.trial_id)
-    storage.update_trial(study_id, full)
-    return full
+    """Store ``record`` whole as the study's next trial (its own number and storage key)."""
+    return storage.insert_trials(study_id, [record])[0]
 
 
 def copy_study(study: Study, name: str | None, storage: str | Storage | None) -> Study:
@@ -164,12 +158,10 @@ def _check_book_free(storage: Storage, name: str) -> None:
 def _copy(study: Study, name: str, dest: Storage) -> None:
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction, space=source.space, config=source.config)
-    try:
-        for t in study.trials:
-            if t.state is TrialState.RUNNING:  # nobody will finish it in the copy
-                t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
-                              completed=time.time(), heartbeat=None)  # fmt: skip
-            insert_record(dest, rec.study_id, t)
+    failed = {"state": TrialState.FAILED, "error": "running when the study was copied", "heartbeat": None}
+    try:  # a running trial: nobody will finish it in the copy
+        dest.insert_trials(rec.study_id, [t.replace(**failed, completed=time.time()) if t.state is TrialState.RUNNING
+                                          else t for t in study.trials])
     except BaseException:  # a full disk, Ctrl-C: a partial copy would pass for the whole study
         try:
             dest.delete_study(name)
