@@ -138,6 +138,34 @@ def test_opening_a_study_counts_its_trials_without_reading_them(storage: Storage
     assert len(again.trials) == 6 and len(reads) == 1
 
 
+def test_each_report_encodes_only_the_new_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial is rewritten whole at each report: encoding all its reports again cost 5.6 ms a
+    report at 5,000 reports on SQLite. The stored text is still a whole encoding's, exactly."""
+    st = SQLStorage(f"sqlite:///{tmp_path / 'db.db'}")
+    study = ts.Study(SPACE, sampler="random", seed=1, storage=st, name="s")
+    encoded: list[int] = []
+    real = sql_module._dumps
+    monkeypatch.setattr(sql_module, "_dumps", lambda x: encoded.append(len(x)) or real(x))
+    trial = study.ask()
+    n = 400
+    for step in range(1, n + 1):
+        trial.report(0.0 if step % 7 else -0.0 if step % 2 else 1 / step, step)
+    assert sum(encoded) < 6 * n  # params, attrs and the new step each time; not n * n / 2 reports
+    with st.engine.connect() as c:
+        text = c.execute(sa.select(trials_table.c.intermediate)).scalar_one()
+    assert text == real({str(k): v for k, v in trial._record.intermediate.items()})
+    stored = st.get_trial(study._study_id, trial.number).intermediate
+    assert stored == trial._record.intermediate and str(stored[7]) == "-0.0" and stored[14] == 1 / 14
+    # a rewrite that changes a stored step (another writer's record) is encoded whole again
+    changed = {**trial._record.intermediate, 3: -0.0, n + 1: 2.0}
+    st.update_trial(study._study_id, trial._record.replace(intermediate=changed))
+    assert st.get_trial(study._study_id, trial.number).intermediate == changed
+    assert str(st.get_trial(study._study_id, trial.number).intermediate[3]) == "-0.0"
+    study.tell(trial._record.number, 1.0)
+    assert st._reports._last == {}  # dropped once the trial finished
+    assert st.get_trial(study._study_id, trial.number).intermediate == changed
+
+
 # -- retries --------------------------------------------------------------------------
 def _lose_connection_after_commit(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
     """The next ``times`` transactions commit, then the client sees a lost connection."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import json
 import logging
 import math
@@ -149,12 +150,13 @@ _STORED_KEYS = (
 )
 
 
-def _trial_values(t: FrozenTrial) -> dict[str, Any]:
+def _trial_values(t: FrozenTrial, reports: str | None = None) -> dict[str, Any]:
+    """The columns of ``t``; ``reports``: its intermediate values encoded already (see :class:`_Reports`)."""
     return {
         "state": t.state.value,
         "params": _dumps(dict(t.params)),
         "value": _finite_or_none(t.value),
-        "intermediate": _dumps({str(k): v for k, v in t.intermediate.items()}),
+        "intermediate": _encode_reports(t.intermediate) if reports is None else reports,
         "attrs": _dumps(dict(t.attrs)),
         "system": "{}" if t.system is NO_SYSTEM else _dumps(t.system.to_dict()),
         "error": t.error,
@@ -163,6 +165,49 @@ def _trial_values(t: FrozenTrial) -> dict[str, Any]:
         "completed": t.completed,
         "heartbeat": t.heartbeat,
     }
+
+
+def _encode_reports(intermediate: Mapping[int, float]) -> str:
+    return _dumps({str(k): v for k, v in intermediate.items()})
+
+
+class _Reports:
+    """The intermediate values of the trials this process writes, encoded incrementally.
+
+    A trial is rewritten whole at each report, so encoding all its reports again made
+    each report cost time in proportion to the reports before it (5.6 ms a report at
+    5,000 reports on SQLite). When a trial's reports are the ones last encoded for it
+    plus steps after them (what ``Trial.report`` writes), only the new steps are
+    encoded and appended. The text is the same as a whole encoding's; a trial's entry
+    is dropped when it finishes, and short reports are never kept."""
+
+    SHORT = 32
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, int], tuple[dict[int, float], str]] = {}
+
+    def encode(self, study_id: int, t: FrozenTrial) -> str:
+        key, new = (study_id, t.number), t.intermediate
+        if t.state.is_finished or len(new) < self.SHORT:
+            self._last.pop(key, None)
+            return _encode_reports(new)
+        hit = self._last.get(key)
+        if hit is not None and len(hit[0]) < len(new) and _starts_with(new, hit[0]):
+            old, text = hit
+            more = _encode_reports(dict(itertools.islice(new.items(), len(old), None)))
+            text = text[:-1] + "," + more[1:]
+        else:
+            text = _encode_reports(new)
+        self._last[key] = (dict(new), text)
+        return text
+
+
+def _starts_with(new: Mapping[int, float], old: dict[int, float]) -> bool:
+    """Whether ``new`` holds ``old``'s items first, in order, with the same values (0.0 and
+    -0.0 told apart: they are encoded differently)."""
+    head = dict(itertools.islice(new.items(), len(old)))
+    return head == old and (0.0 not in head.values() or all(
+        math.copysign(1.0, a) == math.copysign(1.0, b) for a, b in zip(head.values(), old.values(), strict=True)))
 
 
 class _Backoff:
@@ -238,6 +283,7 @@ class SQLStorage(Storage):
         self._statements: Statements | None = None
         self._pid = -1
         self._warned: set[str] = set()  # unreadable rows already logged (see rows_to_trials)
+        self._reports = _Reports()  # running trials' intermediate values, encoded as last written
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
         self._absent = False  # read-only, and no file or no tables there: no studies
         self._path: Path | None = None  # SQLite: the database file
@@ -875,7 +921,7 @@ class SQLStorage(Storage):
         expect_state: TrialState | None,
         expect: Callable[[FrozenTrial], bool] | None,
     ) -> bool:
-        values = _trial_values(trial)
+        values = _trial_values(trial, self._reports.encode(study_id, trial))
         where = {"w_sid": study_id, "w_number": trial.number}
         if expect_state is not None:
             args = {**values, **where}
