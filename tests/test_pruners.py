@@ -122,6 +122,33 @@ def test_percentile_scores_each_finished_peer_once_and_decides_as_by_definition(
     assert len(computed) == 3 * len(done) + len(decisions)
 
 
+@pytest.mark.parametrize("curve", ["best", "last", "ema"])
+def test_asha_scores_each_finished_peer_once_and_as_rung_score_does(curve: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from tunesmith.pruners import curves, halving
+
+    rng = random.Random(3)
+
+    def gappy(n: int) -> dict[int, float]:  # steps with gaps: the rung is crossed past it
+        return {s: rng.uniform(0, 1) for s in sorted(rng.sample(range(1, 40), n))}
+
+    done = [tr(i, [0.0], rng.choice(["complete", "pruned"])).replace(intermediate=gappy(rng.randint(1, 12)))
+            for i in range(80)]
+    p = ASHA(min_resource=1, reduction_factor=3, curve=curve)
+    scored = []
+    monkeypatch.setattr(halving, "rung_score", lambda *a: scored.append(1) or curves.rung_score(*a))
+    decisions = [p.decide(tr(100 + k, [rng.uniform(0, 1) for _ in range(rng.choice([2, 4, 10]))]), done, MIN)
+                 for k in range(30)]
+    assert len(scored) <= len(decisions)  # the trial's own score only, not every peer's at every decision
+    assert Decision.PRUNE in decisions and Decision.CONTINUE in decisions
+    runs = curves.Runs()
+    for t in done:
+        for step in range(0, 42):
+            for d in (MIN, MAX):
+                assert runs.rung_score(t, step, d, curve) == curves.rung_score(t, step, d, curve)
+
+
 def test_median_respects_startup_warmup_and_interval() -> None:
     bad = tr(9, [5.0, 5.0, 5.0, 5.0])
     assert MedianPruner(n_startup_trials=6).decide(bad, FIVE, MIN) is Decision.CONTINUE

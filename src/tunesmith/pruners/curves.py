@@ -14,6 +14,7 @@ without forgetting a real degradation.
 
 from __future__ import annotations
 
+import bisect
 import numbers
 from collections.abc import Mapping, Sequence
 
@@ -67,6 +68,12 @@ class Runs:
             if trial.state.is_finished:
                 self._runs[key] = hit
         return hit[1], hit[2]
+
+    def rung_score(self, trial: FrozenTrial, rung_step: int, direction: Direction, how: str) -> float | None:
+        """:func:`rung_score`: the score at the first step reported at or past the rung."""
+        steps, run = self.of(trial, direction, how)
+        i = bisect.bisect_left(steps, rung_step)
+        return run[i] if i < len(steps) else None
 
 
 def _running(curve: Mapping[int, float], steps: list[int], sign: float, how: str) -> list[float]:
