@@ -151,6 +151,9 @@ def test_each_report_encodes_only_the_new_steps(tmp_path: Path, monkeypatch: pyt
     for step in range(1, n + 1):
         trial.report(0.0 if step % 7 else -0.0 if step % 2 else 1 / step, step)
     assert sum(encoded) < 6 * n  # params, attrs and the new step each time; not n * n / 2 reports
+    encoded.clear()
+    trial.set_attr("checkpoint", "/ckpt")  # the same reports: not encoded again
+    assert sum(encoded) < 10
     with st.engine.connect() as c:
         text = c.execute(sa.select(trials_table.c.intermediate)).scalar_one()
     assert text == real({str(k): v for k, v in trial._record.intermediate.items()})

@@ -178,7 +178,7 @@ class _Reports:
     each report cost time in proportion to the reports before it (5.6 ms a report at
     5,000 reports on SQLite). When a trial's reports are the ones last encoded for it
     plus steps after them (what ``Trial.report`` writes), only the new steps are
-    encoded and appended. The text is the same as a whole encoding's; a trial's entry
+    encoded and appended; the same reports again (``Trial.set_attr``), none. The text is the same as a whole encoding's; a trial's entry
     is dropped when it finishes, and short reports are never kept."""
 
     SHORT = 32
@@ -192,8 +192,10 @@ class _Reports:
             self._last.pop(key, None)
             return _encode_reports(new)
         hit = self._last.get(key)
-        if hit is not None and len(hit[0]) < len(new) and _starts_with(new, hit[0]):
+        if hit is not None and len(hit[0]) <= len(new) and _starts_with(new, hit[0]):
             old, text = hit
+            if len(old) == len(new):  # the same reports (set_attr, a pause): the same text
+                return text
             more = _encode_reports(dict(itertools.islice(new.items(), len(old), None)))
             text = text[:-1] + "," + more[1:]
         else:
