@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -85,8 +86,8 @@ class PercentilePruner(Pruner):
         step = trial.last_step
         if step is None or not self.needs_trials(trial):
             return Decision.CONTINUE
-        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        if finished < self.n_startup_trials:
+        done = (t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+        if sum(1 for _ in itertools.islice(done, self.n_startup_trials)) < self.n_startup_trials:  # counted to it
             return Decision.CONTINUE
         runs = [self._runs.of(t, direction, self.curve) for t in comparable(trials, trial)]  # each has reports
         if not any(steps[-1] > step for steps, _ in runs):
