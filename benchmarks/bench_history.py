@@ -10,7 +10,8 @@ one path on it, ``--repeats`` times, printing the median and the runs:
   (memory and SQLite; the first ask, which reads the history, timed apart);
 * ``reports``: ``trial.report`` per second on SQLite, N reports in one trial;
 * ``prune``: ``trial.report`` + ``trial.should_prune`` with the median and ASHA pruners
-  after N finished trials.
+  after N finished trials;
+* ``grid``: a trial of grid search on a 10,000-point grid after N trials.
 
 Run from the repository root::
 
@@ -145,8 +146,23 @@ def bench_prune(folder: str, n: int, args: argparse.Namespace) -> None:
               f"  runs {[round(r, 2) for r in runs]}", flush=True)
 
 
+def bench_grid(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.samplers.simple import GridSampler
+
+    space = ts.Space({"a": ts.Categorical(list(range(100))), "b": ts.Categorical(list(range(100)))})  # 10,000
+    for where in ("memory", "sqlite"):
+        base = ts.Study(space, sampler="random", seed=1, name="g",
+                        storage=None if where == "memory" else f"sqlite:///{folder}/grid{n}.db")
+        for i in range(n):
+            base.add_trial({"a": i // 100, "b": i % 100}, 1.0)
+        study = ts.Study(storage=base.storage, name="g", sampler=GridSampler(seed=1))
+        study.optimize(lambda t: 1.0, n_trials=1)  # the first ask reads the history
+        _median(f"grid N={n} {where}: a trial of a 10,000-point grid",
+                lambda study=study: study.optimize(lambda t: 1.0, n_trials=20), args.repeats, unit=1e3 / 20)
+
+
 BENCHES = {"open": bench_open, "copy": bench_copy, "focus": bench_focus, "ask": bench_ask,
-           "reports": bench_reports, "prune": bench_prune}
+           "reports": bench_reports, "prune": bench_prune, "grid": bench_grid}
 
 
 def main() -> None:
