@@ -164,9 +164,14 @@ def test_each_report_encodes_only_the_new_steps(tmp_path: Path, monkeypatch: pyt
     st.update_trial(study._study_id, trial._record.replace(intermediate=changed))
     assert st.get_trial(study._study_id, trial.number).intermediate == changed
     assert str(st.get_trial(study._study_id, trial.number).intermediate[3]) == "-0.0"
+    reordered = dict(sorted(changed.items(), key=lambda kv: kv[0] != 2))  # step 2 first, then the rest
+    st.update_trial(study._study_id, trial._record.replace(intermediate={**reordered, n + 2: 3.0}))
+    with st.engine.connect() as c:
+        text = c.execute(sa.select(trials_table.c.intermediate)).scalar_one()
+    assert text.startswith('{"2":') and text == real({str(k): v for k, v in {**reordered, n + 2: 3.0}.items()})
     study.tell(trial._record.number, 1.0)
     assert st._reports._last == {}  # dropped once the trial finished
-    assert st.get_trial(study._study_id, trial.number).intermediate == changed
+    assert st.get_trial(study._study_id, trial.number).intermediate == {**changed, n + 2: 3.0}
 
 
 # -- retries --------------------------------------------------------------------------

@@ -207,9 +207,9 @@ class _Reports:
 def _starts_with(new: Mapping[int, float], old: dict[int, float]) -> bool:
     """Whether ``new`` holds ``old``'s items first, in order, with the same values (0.0 and
     -0.0 told apart: they are encoded differently)."""
-    head = dict(itertools.islice(new.items(), len(old)))
-    return head == old and (0.0 not in head.values() or all(
-        math.copysign(1.0, a) == math.copysign(1.0, b) for a, b in zip(head.values(), old.values(), strict=True)))
+    head = list(itertools.islice(new.items(), len(old)))
+    return head == list(old.items()) and (0.0 not in old.values() or all(
+        math.copysign(1.0, a[1]) == math.copysign(1.0, b) for a, b in zip(head, old.values(), strict=True)))
 
 
 class _Backoff:
