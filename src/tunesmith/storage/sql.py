@@ -178,8 +178,9 @@ class _Reports:
     each report cost time in proportion to the reports before it (5.6 ms a report at
     5,000 reports on SQLite). When a trial's reports are the ones last encoded for it
     plus steps after them (what ``Trial.report`` writes), only the new steps are
-    encoded and appended; the same reports again (``Trial.set_attr``), none. The text is the same as a whole encoding's; a trial's entry
-    is dropped when it finishes, and short reports are never kept."""
+    encoded and appended; the same reports again (``Trial.set_attr``), none. The text
+    is the same as a whole encoding's; a trial's entry is dropped when it finishes,
+    and short reports are never kept."""
 
     SHORT = 32
 
