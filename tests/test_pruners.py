@@ -65,6 +65,90 @@ def test_median_prunes_worse_than_median_and_keeps_better() -> None:
     assert p.decide(tr(9, [1.0, 0.9, 0.70]), FIVE, MIN) is Decision.CONTINUE  # ties go on
 
 
+def _percentile_by_definition(p: PercentilePruner, me: FrozenTrial, trials: Sequence[FrozenTrial],
+                               direction: Direction) -> Decision:
+    """The percentile rule spelt out with curves.score on every peer (what decide computed before)."""
+    import numpy as np
+
+    from tunesmith.pruners.curves import score
+
+    step = max(me.intermediate)
+    peers = [t for t in trials if t.number != me.number and t.intermediate and t.state is not TrialState.FAILED]
+    if not any(max(t.intermediate) > step for t in peers):
+        return Decision.CONTINUE
+    others = [v for t in peers if max(t.intermediate) >= step
+              and (v := score(t.intermediate, step, direction, p.curve)) is not None]
+    mine = score(me.intermediate, step, direction, p.curve)
+    return Decision.PRUNE if others and mine is not None and mine > float(np.percentile(others, p.percentile)) \
+        else Decision.CONTINUE
+
+
+@pytest.mark.parametrize("curve", ["best", "last", "ema"])
+def test_percentile_scores_each_finished_peer_once_and_decides_as_by_definition(
+        curve: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each decision sorted and scanned every peer's reports: 11.9 ms a decision at 2,000
+    trials of 50 reports. A finished peer's running scores are now computed once."""
+    import random
+
+    from tunesmith.pruners import curves, percentile
+
+    rng = random.Random(7)
+    done = [tr(i, [rng.uniform(0, 1) for _ in range(rng.randint(1, 30))], "complete") for i in range(60)]
+    failed = tr(60, [0.0] * 30, "failed")
+    p = PercentilePruner(40.0, n_startup_trials=0, curve=curve)
+    computed = []
+    real = getattr(curves, "_running", None)
+    monkeypatch.setattr(curves, "_running", lambda *a: computed.append(1) or real(*a), raising=False)
+    scored = []
+    monkeypatch.setattr(percentile, "score", lambda *a: scored.append(1) or curves.score(*a))
+    decisions = []
+    for number in range(61, 71):
+        me = tr(number, [])
+        running = [tr(99, [rng.uniform(0, 1) for _ in range(rng.randint(1, 10))])]  # changes at every decision
+        for step in range(25):
+            me = me.replace(intermediate={**me.intermediate, step: rng.uniform(0, 1)})
+            for direction in (MIN, MAX):
+                trials = [*done, failed, *running, me]
+                got = p.decide(me, trials, direction)
+                assert got == _percentile_by_definition(p, me, trials, direction), (number, step, direction)
+                decisions.append(got)
+    assert Decision.PRUNE in decisions and Decision.CONTINUE in decisions
+    assert len(scored) == len(decisions)  # the trial's own score only
+    assert len(computed) == 2 * len(done) + len(decisions)  # each finished peer once per direction; the running one each time
+    again = [t.replace() for t in done]  # records read again: computed again
+    p.decide(me, [*again, me], MIN)
+    assert len(computed) == 3 * len(done) + len(decisions)
+    p.decide(me, [*again, me], MIN)
+    assert len(computed) == 3 * len(done) + len(decisions)
+
+
+@pytest.mark.parametrize("curve", ["best", "last", "ema"])
+def test_asha_scores_each_finished_peer_once_and_as_rung_score_does(curve: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from tunesmith.pruners import curves, halving
+
+    rng = random.Random(3)
+
+    def gappy(n: int) -> dict[int, float]:  # steps with gaps: the rung is crossed past it
+        return {s: rng.uniform(0, 1) for s in sorted(rng.sample(range(1, 40), n))}
+
+    done = [tr(i, [0.0], rng.choice(["complete", "pruned"])).replace(intermediate=gappy(rng.randint(1, 12)))
+            for i in range(80)]
+    p = ASHA(min_resource=1, reduction_factor=3, curve=curve)
+    scored = []
+    monkeypatch.setattr(halving, "rung_score", lambda *a: scored.append(1) or curves.rung_score(*a))
+    decisions = [p.decide(tr(100 + k, [rng.uniform(0, 1) for _ in range(rng.choice([2, 4, 10]))]), done, MIN)
+                 for k in range(30)]
+    assert len(scored) <= len(decisions)  # the trial's own score only, not every peer's at every decision
+    assert Decision.PRUNE in decisions and Decision.CONTINUE in decisions
+    runs = curves.Runs()
+    for t in done:
+        for step in range(0, 42):
+            for d in (MIN, MAX):
+                assert runs.rung_score(t, step, d, curve) == curves.rung_score(t, step, d, curve)
+
+
 def test_median_respects_startup_warmup_and_interval() -> None:
     bad = tr(9, [5.0, 5.0, 5.0, 5.0])
     assert MedianPruner(n_startup_trials=6).decide(bad, FIVE, MIN) is Decision.CONTINUE

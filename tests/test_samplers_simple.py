@@ -158,6 +158,40 @@ def test_grid_order_is_seeded(svm_space: ts.Space) -> None:
     assert draw(ts.GridSampler(pts, seed=1), svm_space, 10) != draw(ts.GridSampler(pts, seed=2), svm_space, 10)
 
 
+def test_grid_picks_as_a_scan_of_the_grid_would_without_scanning_it_at_each_ask(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each ask listed every point left (O(G) an ask, O(G^2) a whole grid: 6.5 ms an ask on a
+    10,000-point grid). The points taken are now kept sorted and the pick found in them: the
+    same points, in the same order, for the same seed."""
+    from tunesmith.samplers import simple
+
+    space = ts.Space({"a": ts.Categorical(list(range(30))), "b": ts.Categorical(list(range(20)))})
+    sampler, reference = ts.GridSampler(seed=5), ts.GridSampler(seed=5)
+    keys = [simple._key(c) for c in sampler.grid(space)]
+    rng = np.random.default_rng(0)
+    trials: list[FrozenTrial] = []
+    for c in rng.permutation(len(keys))[:150]:  # tried elsewhere first: enqueued, added, another worker
+        trials.append(FrozenTrial(number=len(trials), state=TrialState.COMPLETE, params=sampler.grid(space)[c],
+                                  value=1.0))
+    scanned = []
+    real_enumerate = enumerate
+    monkeypatch.setattr(simple, "enumerate", lambda xs: scanned.append(len(xs)) or real_enumerate(xs), raising=False)
+    while True:
+        got = sampler.suggest(space, trials, MIN)
+        taken = {simple._key(t.params) for t in trials}
+        left = [i for i, k in real_enumerate(keys) if k not in taken]  # what each ask computed before
+        if not left:
+            assert got is None
+            break
+        i = left[0] if len(left) == 1 else left[int(reference.rng.integers(len(left)))]
+        assert got is not None and got.params == sampler.grid(space)[i]
+        trials.append(FrozenTrial(number=len(trials), state=TrialState.RUNNING, params=got.params))
+        if len(trials) % 97 == 0:  # a point the sampler did not pick, tried meanwhile
+            extra = next(c for c in sampler.grid(space) if simple._key(c) not in taken | {simple._key(got.params)})
+            trials.append(FrozenTrial(number=len(trials), state=TrialState.WAITING, params=extra))
+    assert len(trials) == len(keys) and sum(scanned) <= len(keys)  # the grid indexed once, never scanned again
+
+
 def test_grid_default_points_and_description() -> None:
     space = ts.Space({"lr": ts.Float(1e-4, 1.0, log=True), "n": ts.Int(1, 3)})
     g = ts.GridSampler(seed=0)

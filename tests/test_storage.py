@@ -49,6 +49,22 @@ class TestStorageConformance:
         storage.delete_study("a")
         assert storage.get_trials(new_study(storage, "a")) == [] and storage.get_trials(sid) == []
 
+    def test_count_and_insert_trials_agree_with_get_trials(self, storage: ts.Storage) -> None:
+        a, b = new_study(storage, "a"), new_study(storage, "b")
+        storage.create_trial(a, params={"x": 0.1}, worker="w")
+        records = [FrozenTrial(number=0, state=state, params={"x": i / 10}, value=value, intermediate={1: 0.5},
+                               attrs={"k": i}, error=error, started=1.0, completed=2.0)
+                   for i, (state, value, error) in enumerate([(TrialState.COMPLETE, 1.0, None),
+                                                              (TrialState.FAILED, None, "boom"),
+                                                              (TrialState.WAITING, None, None)])]
+        got = storage.insert_trials(a, records)
+        assert [t.number for t in got] == [1, 2, 3] and got == storage.get_trials(a, min_number=1)
+        assert [t.replace(trial_id=-1) for t in got] == [r.replace(number=i + 1) for i, r in enumerate(records)]
+        assert storage.insert_trials(b, []) == []
+        assert (storage.count_trials(a), storage.count_trials(b)) == (4, 0)
+        with pytest.raises(ts.TrialFinishedError):
+            storage.update_trial(a, got[0].replace(value=2.0))
+
     def test_duplicate_study_name(self, storage: ts.Storage) -> None:
         new_study(storage, "a")
         with pytest.raises(ValueError, match="'a' already exists"):

@@ -121,6 +121,59 @@ def test_study_ask_returns_canonical_params(storage: Storage) -> None:
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
 
 
+def test_opening_a_study_counts_its_trials_without_reading_them(storage: Storage) -> None:
+    """Opening read (and decoded) every trial only to count them: 160 ms at 5,000 trials
+    on SQLite, paid again by the first read of the trials."""
+    study = ts.Study(SPACE, sampler="random", seed=1, storage=storage, name="big")
+    for i in range(5):
+        study.add_trial({"x": float(i), "act": "relu"}, float(i))
+    study.ask()  # a running trial is counted too
+    assert storage.count_trials(study._study_id) == 6
+    assert storage.count_trials(_study(storage, "empty")) == 0
+    reads: list[int] = []
+    real = storage.get_trials
+    storage.get_trials = lambda *a, **k: reads.append(1) or real(*a, **k)  # type: ignore[method-assign]
+    again = ts.Study.load("big", storage)
+    assert reads == [] and again.session == 6  # the sampler's stream still starts past the trials there
+    assert len(again.trials) == 6 and len(reads) == 1
+
+
+def test_each_report_encodes_only_the_new_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial is rewritten whole at each report: encoding all its reports again cost 5.6 ms a
+    report at 5,000 reports on SQLite. The stored text is still a whole encoding's, exactly."""
+    st = SQLStorage(f"sqlite:///{tmp_path / 'db.db'}")
+    study = ts.Study(SPACE, sampler="random", seed=1, storage=st, name="s")
+    encoded: list[int] = []
+    real = sql_module._dumps
+    monkeypatch.setattr(sql_module, "_dumps", lambda x: encoded.append(len(x)) or real(x))
+    trial = study.ask()
+    n = 400
+    for step in range(1, n + 1):
+        trial.report(0.0 if step % 7 else -0.0 if step % 2 else 1 / step, step)
+    assert sum(encoded) < 6 * n  # params, attrs and the new step each time; not n * n / 2 reports
+    encoded.clear()
+    trial.set_attr("checkpoint", "/ckpt")  # the same reports: not encoded again
+    assert sum(encoded) < 10
+    with st.engine.connect() as c:
+        text = c.execute(sa.select(trials_table.c.intermediate)).scalar_one()
+    assert text == real({str(k): v for k, v in trial._record.intermediate.items()})
+    stored = st.get_trial(study._study_id, trial.number).intermediate
+    assert stored == trial._record.intermediate and str(stored[7]) == "-0.0" and stored[14] == 1 / 14
+    # a rewrite that changes a stored step (another writer's record) is encoded whole again
+    changed = {**trial._record.intermediate, 3: -0.0, n + 1: 2.0}
+    st.update_trial(study._study_id, trial._record.replace(intermediate=changed))
+    assert st.get_trial(study._study_id, trial.number).intermediate == changed
+    assert str(st.get_trial(study._study_id, trial.number).intermediate[3]) == "-0.0"
+    reordered = dict(sorted(changed.items(), key=lambda kv: kv[0] != 2))  # step 2 first, then the rest
+    st.update_trial(study._study_id, trial._record.replace(intermediate={**reordered, n + 2: 3.0}))
+    with st.engine.connect() as c:
+        text = c.execute(sa.select(trials_table.c.intermediate)).scalar_one()
+    assert text.startswith('{"2":') and text == real({str(k): v for k, v in {**reordered, n + 2: 3.0}.items()})
+    study.tell(trial._record.number, 1.0)
+    assert st._reports._last == {}  # dropped once the trial finished
+    assert st.get_trial(study._study_id, trial.number).intermediate == {**changed, n + 2: 3.0}
+
+
 # -- retries --------------------------------------------------------------------------
 def _lose_connection_after_commit(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
     """The next ``times`` transactions commit, then the client sees a lost connection."""
@@ -146,6 +199,56 @@ def test_retried_create_after_commit_writes_no_duplicate(tmp_path: Path, monkeyp
     _lose_connection_after_commit(monkeypatch, 1)
     st.update_trial(sid, rec.replace(state=TrialState.COMPLETE, value=1.0, completed=1.0))  # no error
     assert [(t.number, t.state) for t in st.get_trials(sid)] == [(0, TrialState.COMPLETE)]
+
+
+def test_retried_insert_of_many_trials_after_commit_writes_no_duplicate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    st = SQLStorage(f"sqlite:///{tmp_path / 'db.db'}")
+    sid = _study(st)
+    st.create_trial(sid, params={"x": 0})
+    done = [ts.FrozenTrial(number=0, state=TrialState.COMPLETE, params={"x": i}, value=float(i), intermediate={1: 2.0},
+                           attrs={"a": i}, started=1.0, completed=2.0) for i in range(1, 4)]
+    left = _lose_connection_after_commit(monkeypatch, 1)
+    got = st.insert_trials(sid, done)
+    assert left == [0] and [t.number for t in got] == [1, 2, 3]
+    assert [t.replace(trial_id=-1) for t in st.get_trials(sid, min_number=1)] == [
+        t.replace(number=i + 1) for i, t in enumerate(done)]
+    assert got == st.get_trials(sid, min_number=1)
+
+
+def _count_transactions(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The ``begin`` of each transaction the SQL storage's hot path runs from now on."""
+    real, seen = prepared.run_transaction, []
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs.get("begin"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sql_module, "run_transaction", counting)
+    return seen
+
+
+def test_copy_and_focus_write_all_trials_in_one_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy (and a focus) committed twice a trial: 2 s for 5,000 trials on SQLite, now 0.4 s."""
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=1, storage=url, name="s")
+    for i in range(30):
+        t = study.ask()
+        t.report(float(i), 1)
+        t.set_attr("k", i)
+        study.tell(t, float(i))
+    study.ask()  # running: copied as failed
+    writes = _count_transactions(monkeypatch)
+    copy = study.copy("c")
+    assert writes.count("BEGIN IMMEDIATE") == 1
+    strip = lambda t: (t.number, t.state, t.params, t.value, t.intermediate, t.attrs, t.started)  # noqa: E731
+    assert [strip(t) for t in copy.trials[:30]] == [strip(t) for t in study.trials[:30]]
+    last = copy.trials[30]
+    assert (last.state, last.error) == (TrialState.FAILED, "running when the study was copied")
+    writes.clear()
+    focused = study.focus(["x"], name="f")
+    assert writes.count("BEGIN IMMEDIATE") == 1 and len(focused.trials) == 30
+    assert focused.best_trial.value == 0.0 and focused.trials[0].intermediate == {1: 0.0}
 
 
 def test_busy_database_is_waited_on_then_given_up(tmp_path: Path) -> None:
@@ -229,7 +332,8 @@ def test_hot_path_on_postgresql(tmp_path: Path) -> None:
     except (PostgresUnavailable, ImportError, OSError) as exc:
         pytest.skip(f"no PostgreSQL server could be started: {exc}")
     try:
-        for check in (test_numbers_claims_and_finished_trials, test_claim_waiting_takes_oldest_and_sees_requeued_trials):
+        for check in (test_numbers_claims_and_finished_trials, test_claim_waiting_takes_oldest_and_sees_requeued_trials,
+                      test_opening_a_study_counts_its_trials_without_reading_them):
             st = SQLStorage(server.create_database(check.__name__[5:20]))
             check(st)
             st.close()

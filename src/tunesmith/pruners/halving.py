@@ -24,6 +24,7 @@ from ..space.params import did_you_mean
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import REPORTED_STATES, Decision, Pruner
 from .curves import (
+    Runs,
     already_resumed,
     check_curve,
     check_int,
@@ -152,6 +153,7 @@ class ASHA(Pruner):
         self.pause = pause
         self.pauses = pause
         self.curve = check_curve(curve)
+        self._runs = Runs()  # finished peers' running scores, computed once
 
     # -- rungs ------------------------------------------------------------------
     def rung_steps(
@@ -254,7 +256,7 @@ class ASHA(Pruner):
     ) -> bool:
         mine = rung_score(trial, step, direction, self.curve)
         peers = self.peers(trial, trials)
-        others = [v for t in peers if (v := rung_score(t, step, direction, self.curve)) is not None]
+        others = [v for t in peers if (v := self._runs.rung_score(t, step, direction, self.curve)) is not None]
         if mine is None or len(others) + 1 < self.bootstrap_count:
             return False
         n = len(others) + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +12,7 @@ import numpy as np
 
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import REPORTED_STATES, Decision, Pruner
-from .curves import already_resumed, check_curve, check_int, comparable, score
+from .curves import Runs, already_resumed, check_curve, check_int, comparable, score
 
 
 class PercentilePruner(Pruner):
@@ -57,6 +59,7 @@ class PercentilePruner(Pruner):
         self.interval = check_int("interval", interval, 1)
         self.min_trials_at_step = check_int("min_trials_at_step", min_trials_at_step, 1)
         self.curve = check_curve(curve)
+        self._runs = Runs()  # finished peers' running scores, computed once
 
     def needs_trials(self, trial: FrozenTrial) -> bool:
         """Only at the steps it checks (after the warm-up, every ``interval``)."""
@@ -83,20 +86,15 @@ class PercentilePruner(Pruner):
         step = trial.last_step
         if step is None or not self.needs_trials(trial):
             return Decision.CONTINUE
-        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        if finished < self.n_startup_trials:
+        done = (t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+        if sum(1 for _ in itertools.islice(done, self.n_startup_trials)) < self.n_startup_trials:  # counted to it
             return Decision.CONTINUE
-        peers = comparable(trials, trial)
-        if not any((t.last_step or 0) > step for t in peers):
+        runs = [self._runs.of(t, direction, self.curve) for t in comparable(trials, trial)]  # each has reports
+        if not any(steps[-1] > step for steps, _ in runs):
             # no other trial went past this step: it may be the last of a full run, and a trial
             # that trained in full is never stopped (the best is chosen among them, as with ASHA)
             return Decision.CONTINUE
-        others = [
-            v
-            for t in peers
-            if (t.last_step or 0) >= step
-            and (v := score(t.intermediate, step, direction, self.curve)) is not None
-        ]
+        others = [run[i - 1] for steps, run in runs if steps[-1] >= step and (i := bisect.bisect_right(steps, step))]
         if len(others) < self.min_trials_at_step:
             return Decision.CONTINUE
         mine = score(trial.intermediate, step, direction, self.curve)

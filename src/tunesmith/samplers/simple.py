@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -88,6 +89,8 @@ class GridSampler(Sampler):
         self.points = dict(points or {})
         self._cache: tuple[str, list[Config], list[str]] | None = None
         self._keys = PerTrial(_key)  # each trial's key once, not the whole history's on every ask
+        self._taken: tuple[list[str], set[str], list[int]] = ([], set(), [])  # grid keys, tried keys, their indices
+        self._index_of: tuple[list[str], dict[str, int]] = ([], {})  # grid keys, the index of each
 
     def grid(self, space: Space) -> list[Config]:
         return self._grid(space)[0]
@@ -103,15 +106,49 @@ class GridSampler(Sampler):
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion | None:
         configs, keys = self._grid(space)
-        taken = set(self._keys.of(trials))
-        left = [i for i, k in enumerate(keys) if k not in taken]
-        if not left:
+        taken = self._taken_indices(keys, set(self._keys.of(trials)))
+        n_left = len(keys) - len(taken)
+        if n_left == 0:
             return None
-        i = left[0] if len(left) == 1 else left[int(self.rng.integers(len(left)))]
-        return Suggestion(dict(configs[i]), unique=True)
+        return Suggestion(dict(configs[_nth_left(taken, 0 if n_left == 1 else int(self.rng.integers(n_left)))]),
+                          unique=True)
+
+    def _taken_indices(self, keys: list[str], tried: set[str]) -> list[int]:
+        """The sorted grid indices of the ``tried`` keys, kept from the last ask and updated
+        (not found by a scan of the whole grid at every ask: O(G) an ask, O(G^2) a grid)."""
+        grid, seen, taken = self._taken
+        if grid is not keys or not seen <= tried:  # another grid, or a trial gone: start again
+            grid, seen, taken = keys, set(), []
+        new = tried - seen
+        if new:
+            index = self._index(keys)
+            for k in new:
+                if k in index:
+                    bisect.insort(taken, index[k])
+            seen = seen | new
+        self._taken = (grid, seen, taken)
+        return taken
+
+    def _index(self, keys: list[str]) -> dict[str, int]:
+        if self._index_of[0] is not keys:
+            self._index_of = (keys, {k: i for i, k in enumerate(keys)})
+        return self._index_of[1]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "points": self.points}
+
+
+def _nth_left(taken: list[int], r: int) -> int:
+    """The ``r``-th (from 0) grid index not in ``taken`` (sorted): the ``r``-th of the points
+    left, as a scan of the grid would list them."""
+    lo, hi = 0, len(taken)  # how many taken indices come before the answer: r + that many
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if taken[mid] - mid <= r:  # taken[mid] has taken[mid] - mid untaken indices below it
+            lo = mid + 1
+        else:
+            hi = mid
+    return r + lo
 
 
 def qmc() -> Any:

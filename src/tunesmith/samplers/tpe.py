@@ -19,6 +19,7 @@ interactions); ``False`` treats coordinates independently (Bergstra et al.).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -74,7 +75,8 @@ class TPESampler(Sampler):
         if space.ndim == 0:
             return Suggestion(space.decode([]))
         obs = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)]
-        if sum(t.state is TrialState.COMPLETE for t in obs) < self.startup(space):
+        need = self.startup(space)
+        if sum(1 for _ in itertools.islice((t for t in obs if t.state is TrialState.COMPLETE), need)) < need:
             return sobol_point(space, trials, self.seed, self.rng)
         U = self._encoded.rows(space, obs)  # each trial encoded once: 90% of an ask at 1,500 trials
         loss = _losses(obs, direction)
@@ -91,7 +93,8 @@ class TPESampler(Sampler):
 
 def _losses(obs: Sequence[FrozenTrial], direction: Direction) -> np.ndarray:
     """Losses; failed trials (and pruned ones without a value) rank last."""
-    vals = [direction.sign() * t.value if t.state is not TrialState.FAILED and t.value is not None
+    sign = direction.sign()
+    vals = [sign * t.value if t.state is not TrialState.FAILED and t.value is not None
             and math.isfinite(t.value) else math.inf for t in obs]
     return np.array(vals)
 

@@ -171,6 +171,21 @@ class Storage(ABC):
         worker took, a lost trial another worker re-queued).
         """
 
+    def insert_trials(self, study_id: int, records: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+        """Store ``records`` whole (any state, a copied study's or known results) as the study's
+        next trials, in order; returns them with their numbers and storage keys. Each is
+        created running, then rewritten as it is: no worker can take it meanwhile. SQL
+        storages write them all in one transaction."""
+        out = []
+        for record in records:
+            rec = self.create_trial(study_id, params=record.params, state=TrialState.RUNNING, worker=record.worker,
+                                    now=record.started, attrs=record.attrs)
+            assert rec is not None
+            full = record.replace(number=rec.number, trial_id=rec.trial_id)
+            self.update_trial(study_id, full)
+            out.append(full)
+        return out
+
     @abstractmethod
     def update_trial(
         self,
@@ -208,6 +223,11 @@ class Storage(ABC):
         given: the queue, the paused or the running trials; none in ``exclude``,
         e.g. a pruner's decision skips the queue), by number; the first ``limit``
         of them if given (the head of the queue)."""
+
+    def count_trials(self, study_id: int) -> int:
+        """How many trials the study has, in any state (a storage may count them without
+        reading them: opening a study of thousands of trials needs only their number)."""
+        return len(self.get_trials(study_id))
 
     def get_trial(self, study_id: int, number: int) -> FrozenTrial:
         for t in self.get_trials(study_id, min_number=number):

@@ -164,6 +164,10 @@ class MemoryStorage(Storage):
                 return [trials[n] for n in numbers]
             return list(out if limit is None else out[:limit])
 
+    def count_trials(self, study_id: int) -> int:
+        with self._lock:
+            return len(self._trials[study_id])
+
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         with self._lock:
             trials = self._trials.get(study_id, [])  # deleted: nothing to beat for, as in SQL

@@ -98,6 +98,7 @@ def _hot_statements() -> dict[str, Any]:
         .with_for_update(),
         "by_token": sa.select(*_TRIAL_COLS).where(_tc.token == _b("token")),
         "claimed": sa.select(_tc.number).where(of_study, _tc.claim == _b("claim")).limit(1),
+        "count_trials": sa.select(sa.func.count()).select_from(trials_table).where(of_study),
         "next_number": sa.select(sa.func.coalesce(sa.func.max(_tc.number) + 1, 0)).where(of_study),
         "insert": insert,
         "insert_returning": insert.returning(_tc.trial_id),

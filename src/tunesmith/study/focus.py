@@ -219,7 +219,7 @@ def focus_study(
     the plan's summary to the caller (the CLI prints it)."""
     from ..exceptions import DuplicateStudyError
     from ..storage import make_storage
-    from .manage import exists
+    from .manage import exists, known_result
     from .study import Study
 
     new_name = name or f"{study.name}-focus"
@@ -233,9 +233,9 @@ def focus_study(
                       seed=0 if seed is None else seed)
     new = Study(plan.space, direction=study.direction, sampler=study.sampler.describe(),
                 pruner=study.pruner.describe(), seed=seed, name=new_name, storage=target, load_if_exists=False)
-    for t in plan.carried:
-        new.add_trial(t.params, t.value, intermediate=t.intermediate, attrs=t.attrs, started=t.started,
-                      completed=t.completed)
+    new.storage.insert_trials(new._study_id, [  # in one transaction, not two a trial
+        known_result(new, t.params, t.value, state=TrialState.COMPLETE, intermediate=t.intermediate, attrs=t.attrs,
+                     error=None, started=t.started, completed=t.completed) for t in plan.carried])
     if log:
         logger.info("%s", plan.summary(study.name))
     return new, plan

@@ -121,14 +121,8 @@ def _json_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> FrozenTrial:
-    """Store ``record`` whole as the study's next trial (its own number and storage key).
-    Created running, then rewritten as it is: no other worker can take it meanwhile."""
-    rec = storage.create_trial(study_id, params=record.params, state=TrialState.RUNNING, worker=record.worker,
-                               attrs=record.attrs)  # a fresh heartbeat: not a lost worker's trial meanwhile
-    assert rec is not None
-    full = record.replace(number=rec.number, trial_id=rec.trial_id)
-    storage.update_trial(study_id, full)
-    return full
+    """Store ``record`` whole as the study's next trial (its own number and storage key)."""
+    return storage.insert_trials(study_id, [record])[0]
 
 
 def copy_study(study: Study, name: str | None, storage: str | Storage | None,
@@ -282,7 +276,9 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     rec = dest.create_study(name, direction=source.direction,
                             space=source.space if space is None else space.to_dict(), config=source.config)
     left: dict[int, str] = {}
+    failed = {"state": TrialState.FAILED, "error": "running when the study was copied", "heartbeat": None}
     try:
+        kept = []
         for t in study.trials:
             if space is not None:
                 try:
@@ -290,10 +286,9 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
                 except (ValueError, TypeError) as exc:
                     left[t.number] = str(exc)
                     continue
-            if t.state is TrialState.RUNNING:  # nobody will finish it in the copy
-                t = t.replace(state=TrialState.FAILED, error="running when the study was copied",
-                              completed=time.time(), heartbeat=None)  # fmt: skip
-            insert_record(dest, rec.study_id, t)
+            # a running trial: nobody will finish it in the copy
+            kept.append(t.replace(**failed, completed=time.time()) if t.state is TrialState.RUNNING else t)
+        dest.insert_trials(rec.study_id, kept)
     except BaseException:  # a full disk, Ctrl-C: a partial copy would pass for the whole study
         try:
             dest.delete_study(name)

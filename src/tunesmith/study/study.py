@@ -104,7 +104,7 @@ class Study:
         self._canonical_params: dict[int, Mapping[str, Any]] = {}  # live trials' params, checked
         self._unfit: set[int] = set()  # trials whose params do not fit the space: not shown to the sampler
         self._cursor = 0
-        self._session = len(self._storage.get_trials(self._study_id))
+        self._session = self._storage.count_trials(self._study_id)  # counted, not read: opening stays quick
         self.sampler.reseed(self._session, 0)
         if "heartbeat" in cfg:
             stored_beat = _from_config(where, "heartbeat", lambda: HeartbeatConfig.from_dict(cfg["heartbeat"]))

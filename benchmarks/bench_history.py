@@ -1,0 +1,183 @@
+"""What the paths a user calls cost as a study's history grows (public API, one process).
+
+Each measurement builds its own study (random search on a 4-parameter space, every
+trial with ``--reports`` intermediate reports, written in one transaction) and times
+one path on it, ``--repeats`` times, printing the median and the runs:
+
+* ``open``: ``Study.load`` of an N-trial SQLite study, then ``study.trials``;
+* ``copy`` / ``focus``: ``study.copy`` and ``study.focus(["x", "n"])`` of it (same file);
+* ``ask``: the per-trial cost of ``study.optimize`` with each sampler after N trials
+  (memory and SQLite; the first ask, which reads the history, timed apart);
+* ``reports``: ``trial.report`` per second on SQLite, N reports in one trial;
+* ``prune``: ``trial.report`` + ``trial.should_prune`` with the median and ASHA pruners
+  after N finished trials;
+* ``grid``: a trial of grid search on a 10,000-point grid after N trials.
+
+Run from the repository root::
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py open copy focus --sizes 100,1000,5000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py reports --sizes 100,1000,5000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py prune --sizes 2000 --reports 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+logging.disable(logging.WARNING)
+
+import numpy as np  # noqa: E402
+
+import tunesmith as ts  # noqa: E402
+
+SPACE = {"x": ts.Float(-5.0, 5.0), "lr": ts.Float(1e-5, 1e-1, log=True), "n": ts.Int(1, 64),
+         "act": ts.Categorical(["relu", "tanh", "gelu"])}
+
+
+def _value(params: dict[str, Any]) -> float:
+    return float(params["x"] ** 2 + params["n"] / 64)
+
+
+def _filled(url: str | None, n: int, reports: int, **kwargs: Any) -> ts.Study:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="h", **kwargs)
+    rng = np.random.default_rng(0)
+    records = []
+    for _ in range(n):
+        params = study.space.sample(rng)
+        v = _value(params)
+        records.append(ts.FrozenTrial(number=0, state=ts.TrialState.COMPLETE, params=params, value=v, started=1.0,
+                                      completed=2.0, intermediate={s: v + 1.0 / s for s in range(1, reports + 1)}))
+    if hasattr(study.storage, "insert_trials"):
+        study.storage.insert_trials(study._study_id, records)
+    else:  # tunesmith before the perf pass (to measure it)
+        for r in records:
+            study.add_trial(r.params, r.value, intermediate=r.intermediate, started=1.0, completed=2.0)
+    return study
+
+
+def _median(label: str, fn: Callable[[], Any], repeats: int, unit: float = 1e3, what: str = "ms") -> None:
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        runs.append((time.perf_counter() - t0) * unit)
+    print(f"{label:52s} median {statistics.median(runs):9.2f} {what}  runs {[round(r, 2) for r in runs]}", flush=True)
+
+
+def bench_open(folder: str, n: int, args: argparse.Namespace) -> None:
+    url = f"sqlite:///{folder}/open{n}.db"
+    _filled(url, n, args.reports)
+    _median(f"open N={n}: Study.load", lambda: ts.Study.load("h", url), args.repeats)
+    _median(f"open N={n}: Study.load + trials", lambda: ts.Study.load("h", url).trials, args.repeats)
+
+
+def bench_copy(folder: str, n: int, args: argparse.Namespace) -> None:
+    study = _filled(f"sqlite:///{folder}/copy{n}.db", n, args.reports)
+    _ = study.trials  # read once, as a user's session would have
+    names = iter(range(10**6))
+    _median(f"copy N={n}: study.copy (same SQLite file)", lambda: study.copy(f"c{next(names)}"), args.repeats)
+
+
+def bench_focus(folder: str, n: int, args: argparse.Namespace) -> None:
+    study = _filled(f"sqlite:///{folder}/focus{n}.db", n, args.reports)
+    _ = study.trials  # read once, as a user's session would have
+    names = iter(range(10**6))
+    _median(f"focus N={n}: study.focus(['x', 'n'])", lambda: study.focus(["x", "n"], name=f"f{next(names)}"),
+            args.repeats)
+
+
+def bench_ask(folder: str, n: int, args: argparse.Namespace) -> None:
+    for sampler in ("random", "tpe", "auto"):
+        for where in ("memory", "sqlite"):
+            url = None if where == "memory" else f"sqlite:///{folder}/ask{sampler}{n}.db"
+            base = _filled(url, n, 0)
+            study = ts.Study(storage=base.storage, name="h", sampler=sampler, seed=1)
+            t0 = time.perf_counter()
+            study.optimize(lambda t: _value(t.params), n_trials=1)
+            first = (time.perf_counter() - t0) * 1e3
+            k = args.ask_trials
+            t0 = time.perf_counter()
+            study.optimize(lambda t: _value(t.params), n_trials=k)
+            each = (time.perf_counter() - t0) * 1e3 / k
+            print(f"ask N={n} {sampler:6s} {where:6s}: first {first:8.2f} ms, then {each:8.2f} ms a trial", flush=True)
+
+
+def bench_reports(folder: str, n: int, args: argparse.Namespace) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{folder}/rep{n}.db", name="h")
+
+    def one_trial() -> None:
+        trial = study.ask()
+        for step in range(1, n + 1):
+            trial.report(1.0 / step, step)
+        study.tell(trial, 1.0)
+
+    _median(f"reports N={n}: trial.report, one SQLite trial", one_trial, args.repeats, unit=1e3 / n,
+            what="ms a report")
+
+
+def bench_prune(folder: str, n: int, args: argparse.Namespace) -> None:
+    for pruner in ("median", "asha"):
+        study = _filled(f"sqlite:///{folder}/prune{pruner}{n}.db", n, args.reports, pruner=pruner)
+        _ = study.trials  # read once, as a user's session would have
+
+        def objective(trial: Any) -> float:
+            for step in range(1, args.reports + 1):
+                trial.report(-1.0 - step, step)  # better than every trial built: never stopped, every step decided
+                if trial.should_prune():
+                    raise ts.TrialPruned()
+            return -1.0 - args.reports
+
+        runs = []
+        for _ in range(args.repeats):
+            before = len(study.trials)
+            t0 = time.perf_counter()
+            study.optimize(objective, n_trials=10)
+            steps = sum(len(t.intermediate) for t in study.trials[before:])
+            runs.append((time.perf_counter() - t0) * 1e3 / steps)
+        print(f"{f'prune N={n} {pruner}: report + should_prune':52s} median {statistics.median(runs):9.2f} ms a step"
+              f"  runs {[round(r, 2) for r in runs]}", flush=True)
+
+
+def bench_grid(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.samplers.simple import GridSampler
+
+    space = ts.Space({"a": ts.Categorical(list(range(100))), "b": ts.Categorical(list(range(100)))})  # 10,000
+    for where in ("memory", "sqlite"):
+        base = ts.Study(space, sampler="random", seed=1, name="g",
+                        storage=None if where == "memory" else f"sqlite:///{folder}/grid{n}.db")
+        for i in range(n):
+            base.add_trial({"a": i // 100, "b": i % 100}, 1.0)
+        study = ts.Study(storage=base.storage, name="g", sampler=GridSampler(seed=1))
+        study.optimize(lambda t: 1.0, n_trials=1)  # the first ask reads the history
+        _median(f"grid N={n} {where}: a trial of a 10,000-point grid",
+                lambda study=study: study.optimize(lambda t: 1.0, n_trials=20), args.repeats, unit=1e3 / 20)
+
+
+BENCHES = {"open": bench_open, "copy": bench_copy, "focus": bench_focus, "ask": bench_ask,
+           "reports": bench_reports, "prune": bench_prune, "grid": bench_grid}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("which", nargs="+", choices=sorted(BENCHES))
+    parser.add_argument("--sizes", default="100,1000,5000", help="history sizes N, comma-separated")
+    parser.add_argument("--reports", type=int, default=10, help="intermediate reports of each trial built")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ask-trials", type=int, default=20, help="trials timed after the first ask")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        for which in args.which:
+            for n in map(int, args.sizes.split(",")):
+                BENCHES[which](folder, n, args)
+
+
+if __name__ == "__main__":
+    main()
