@@ -305,6 +305,20 @@ def test_evaluate_leaves_each_module_in_the_mode_it_found() -> None:
     assert [m.training for m in model.backbone] == [False, True, True] and model.head.training
 
 
+def test_evaluate_sets_the_modes_back_after_an_error() -> None:
+    """Before: an error inside evaluate() (a wrong shape, a loss that raises) left the whole model in
+    eval mode, so a caller that caught it trained on without dropout and with batch norm frozen."""
+    from _train_util import Net
+
+    train, val = split(64)
+    model = Net()
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=16, device="cpu"))
+    model.train()
+    with pytest.raises(RuntimeError):
+        trainer.evaluate((val[0][:, :2], val[1]))  # too few features: the first layer raises
+    assert all(m.training for m in model.modules())
+
+
 def test_a_dataset_of_float64_inputs_is_named_with_the_conversion() -> None:
     """Before: torch's "mat1 and mat2 must have the same dtype, but got Double and Float" (tuples of
     tensors were checked before training, a Dataset's items were not)."""

@@ -134,9 +134,12 @@ class Trainer:
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
         self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
         if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
+            # the warm-up's step s runs at (s + 1) / warmup_steps of lr: lr itself only at its last step
+            reached = "reaches lr (%g) only at the last step" if cfg.warmup_steps == self.total_steps else \
+                "never reaches lr (%g)"
             logging.getLogger("tunesmith").warning(
                 "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
-                "never reaches lr (%g) and the schedule never starts; lower warmup_steps or use warmup_fraction",
+                + reached + " and the schedule never starts; lower warmup_steps or use warmup_fraction",
                 cfg.warmup_steps, self.total_steps, cfg.lr)
         self._warn_schedule_never_decays()
         if cfg.checkpoint_dir is not None:
@@ -186,17 +189,19 @@ class Trainer:
         modes = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
         outs, ys, total, count = [], [], 0.0, 0
-        with torch.no_grad(), self._autocast():
-            for batch in self._loader(data, shuffle=False, drop_last=False).epoch(0):
-                *inputs, y = to_device(batch, self.device)
-                out = self._call(inputs)
-                total += float(self._loss(out, y)) * len(y)
-                count += len(y)
-                if self.metrics:
-                    outs.append(out.float().cpu())
-                    ys.append(y.cpu())
-        for m, training in modes:
-            m.training = training
+        try:
+            with torch.no_grad(), self._autocast():
+                for batch in self._loader(data, shuffle=False, drop_last=False).epoch(0):
+                    *inputs, y = to_device(batch, self.device)
+                    out = self._call(inputs)
+                    total += float(self._loss(out, y)) * len(y)
+                    count += len(y)
+                    if self.metrics:
+                        outs.append(out.float().cpu())
+                        ys.append(y.cpu())
+        finally:  # also after an error: a caller that catches it goes on with the modes it had
+            for m, training in modes:
+                m.training = training
         if not self.metrics:
             return total / count, {}
         out_all, y_all = torch.cat(outs), torch.cat(ys)
