@@ -373,3 +373,18 @@ def test_class_labels_read_as_floats_or_out_of_range_are_named_with_the_fix() ->
         Trainer(mlp(), TrainConfig(epochs=1, batch_size=64, device="cpu")).fit((x, y.float()))
     with pytest.raises(ValueError, match=r"a class label lies outside 0 \.\. 1 .*outputs 2 classes; number the labels from 0"):
         Trainer(mlp(), TrainConfig(epochs=1, device="cpu")).fit((x, y + 1))
+
+
+def test_train_loss_is_the_mean_over_samples_with_a_short_last_batch() -> None:
+    """Before: train_loss averaged batch means alike, so a last batch of 8 samples weighed as much
+    as a full one of 16 (4.0 here, where the mean over the epoch's 40 samples is 2.8)."""
+
+    def by_batch_size(out, y):  # 1 for a full batch, 10 for the short last one; real in validation
+        if not torch.is_grad_enabled():
+            return torch.nn.functional.cross_entropy(out, y)
+        return out.sum() * 0 + (1.0 if len(y) == 16 else 10.0)
+
+    x, y = split(64)[0]
+    history = Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), loss=by_batch_size).fit(
+        (x[:40], y[:40]), None)
+    assert history.records[-1].train_loss == pytest.approx(2.8)

@@ -96,7 +96,7 @@ class Trainer:
         self.step = 0  # optimizer steps done
         self.epoch = 0  # epochs finished
         self._offset = 0  # batches of the current epoch already consumed
-        self._acc = [0.0, 0, 0]  # train loss sum, batches, samples since the last evaluation
+        self._acc = [0.0, 0, 0]  # train loss sum (by sample), samples in it, samples since the last evaluation
         self._bad = 0  # evaluations without improvement
         self._ref = math.inf  # the loss of the last improvement by more than min_delta
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -245,8 +245,9 @@ class Trainer:
             b = start + i
             group_start = b - b % cfg.accumulate
             group = min(cfg.accumulate, n_batches - group_start)
-            loss_sum += self._forward_backward(batch, group)
-            since += 1
+            n = len(batch[-1])  # a short last batch weighs by its samples, as in evaluate()
+            loss_sum += self._forward_backward(batch, group) * n
+            since += n
             self._acc[2] += len(batch[0])
             if b + 1 - group_start < group:
                 continue
@@ -352,9 +353,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        loss_sum, batches, samples = self._acc
+        loss_sum, counted, samples = self._acc
         self._acc = [0.0, 0, 0]
-        train_loss = loss_sum / max(batches, 1)
+        train_loss = loss_sum / max(counted, 1)
         val_loss, metrics = self.evaluate(val) if val is not None else (None, {})
         score = train_loss if val_loss is None else val_loss
         h = self.history
