@@ -388,3 +388,22 @@ def test_train_loss_is_the_mean_over_samples_with_a_short_last_batch() -> None:
     history = Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), loss=by_batch_size).fit(
         (x[:40], y[:40]), None)
     assert history.records[-1].train_loss == pytest.approx(2.8)
+
+
+def test_a_cuda_device_index_is_taken_and_named_when_absent() -> None:
+    """Before: device="cuda:1" (or a torch.device) was refused as not one of auto/cpu/cuda, so a run
+    could not pick the second GPU but through CUDA_VISIBLE_DEVICES."""
+    assert TrainConfig(device="cuda:1").device == "cuda:1"
+    assert TrainConfig(device=torch.device("cuda", 1)).device == "cuda:1"
+    assert TrainConfig(device=torch.device("cpu")).device == "cpu"
+    for bad in ("gpu", "cuda:", "cuda:-1", "cuda:x", 1):
+        with pytest.raises(ValueError, match=r"TrainConfig.device must be one of .*'cuda:N'"):
+            TrainConfig(device=bad)
+    if torch.cuda.is_available():  # an index past the visible devices is named with those there are
+        n = torch.cuda.device_count()
+        with pytest.raises(ValueError, match=rf"'cuda:{n}' but {n} CUDA device.*use an index below {n}"):
+            Trainer(mlp(), TrainConfig(device=f"cuda:{n}"))
+        assert Trainer(mlp(), TrainConfig(device=f"cuda:{n - 1}")).device == torch.device("cuda", n - 1)
+    else:
+        with pytest.raises(ValueError, match=r"device='cuda:1' but no CUDA device is available"):
+            Trainer(mlp(), TrainConfig(device="cuda:1"))

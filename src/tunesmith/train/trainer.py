@@ -81,7 +81,7 @@ class Trainer:
         self.config = config or TrainConfig()
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-        self.device = pick_device(self.config.device)
+        self.device = pick_device(str(self.config.device))  # TrainConfig keeps a torch.device as its name
         self.bf16 = use_bf16(self.config.precision, self.device)
         self.model = model.to(self.device)
         self.loss_fn = resolve_loss(loss)
