@@ -162,7 +162,8 @@ def test_an_unreadable_study_row_hides_no_other_study_and_can_be_deleted(
         assert "changed outside tunesmith" in client.get("/studies/victim").text
     from tunesmith.study.evaluate import SUFFIX
 
-    ts.Study(SPACE, storage=url, name="victim" + SUFFIX)  # where evaluate_best's test results live
+    ts.storage.make_storage(url).create_study(  # where evaluate_best's test results live
+        "victim" + SUFFIX, direction=ts.Direction.MINIMIZE, space=ts.Space(SPACE).to_dict(), config={})
     assert main(["delete", "victim", "--storage", url, "--yes"]) == 0
     assert [r.name for r in ts.storage.make_storage(url).list_studies()] == ["other"]  # its test results went too
     assert len(ts.Study.load("other", storage=url).trials) == 2
@@ -345,7 +346,10 @@ def test_a_test_result_that_evaluate_best_did_not_write_is_left_out(
     from tunesmith.report import write_report
 
     study = _study(sqlite_url)
-    ts.Study(SPACE, storage=sqlite_url, name="victim:test").add_trial({"x": 0.5, "k": "a"}, 1.0, attrs=attrs)
+    # a new study is refused such a name; the storage itself (or a script writing rows) is not
+    ts.storage.make_storage(sqlite_url).create_study(
+        "victim:test", direction=ts.Direction.MINIMIZE, space=ts.Space(SPACE).to_dict(), config={})
+    ts.Study.load("victim:test", sqlite_url, sampler="random").add_trial({"x": 0.5, "k": "a"}, 1.0, attrs=attrs)
     assert main(["show", "victim", "--storage", sqlite_url]) == 0
     assert snapshot(study).tests == {}
     write_report(study, tmp_path / "r.html")

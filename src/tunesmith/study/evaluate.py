@@ -35,6 +35,22 @@ if TYPE_CHECKING:
     from .study import Study
 
 SUFFIX = ":test"
+
+
+def check_new_name(name: str) -> str:
+    """``name`` if a new study (or a copy, a new name) may take it, else a ValueError saying why.
+
+    Studies that already hold such a name stay readable: only new names are checked."""
+    if name in (".", ".."):
+        raise ValueError(f"a study cannot be named {name!r}: a browser reads it in the dashboard's address "
+                         "/studies/NAME as the folder itself, so the study could not be opened there; choose "
+                         "another name")
+    if name.endswith(SUFFIX):
+        raise ValueError(
+            f"study names ending in {SUFFIX!r} hold the test results evaluate_best records for the study without "
+            f"it ({name[: -len(SUFFIX)]!r}), and would be shown as those; choose another name, e.g. "
+            f"{name[: -len(SUFFIX)] + '-test'!r}")
+    return name
 logger = logging.getLogger("tunesmith")
 TestFn = Callable[..., Any]
 
@@ -197,8 +213,11 @@ def _result_from(
 def _companion(study: Study) -> Study:
     from .study import Study
 
-    return Study(study.space, direction=study.direction, sampler="random", storage=study.storage,
-                 name=study.name + SUFFIX)
+    class Book(Study):
+        _book = True  # may take the name reserved for it
+
+    return Book(study.space, direction=study.direction, sampler="random", storage=study.storage,
+                name=study.name + SUFFIX)
 
 
 def _record(book: Study, r: TestResult) -> None:

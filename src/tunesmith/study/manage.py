@@ -104,11 +104,11 @@ def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> Froze
 def copy_study(study: Study, name: str | None, storage: str | Storage | None) -> Study:
     """A copy of ``study`` (its settings and every trial, same numbers) as ``name`` in ``storage``;
     its test results (the companion ``"<name>:test"`` of ``evaluate_best``) are copied with it."""
-    from .evaluate import SUFFIX
+    from .evaluate import SUFFIX, check_new_name
     from .study import Study
 
     dest = study.storage if storage is None else make_storage(storage)
-    name = study.name if name is None else check_study_name(name)
+    name = study.name if name is None else check_new_name(check_study_name(name))
     if dest is study.storage and name == study.name:
         raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
     book = exists(study.storage, study.name + SUFFIX)
@@ -121,9 +121,9 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None) ->
 
 def rename_study(study: Study, new_name: str) -> None:
     """Rename ``study`` and the companion holding its test results, if any."""
-    from .evaluate import SUFFIX
+    from .evaluate import SUFFIX, check_new_name
 
-    check_study_name(new_name)  # before its companion's name is checked (and named in the error)
+    check_new_name(check_study_name(new_name))  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(study.storage, new_name)
     study.storage.rename_study(study.name, new_name)

@@ -64,6 +64,8 @@ class Study:
         requeue_failed: also queue a copy of each lost trial, same parameters.
     """
 
+    _book = False  # evaluate_best's companion study: its name ends in ":test", refused to other new studies
+
     def __init__(
         self,
         space: Space | Mapping[str, Any] | None = None,
@@ -156,6 +158,10 @@ class Study:
             raise ValueError(
                 f"no study named {self.name!r} in {self._storage.display_url}: pass a space to create it"
             )
+        if not self._book:
+            from .evaluate import check_new_name
+
+            check_new_name(self.name)
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
         samp = make_sampler(sampler if sampler is not None else "auto", seed)
