@@ -142,3 +142,30 @@ def test_the_printed_table_keeps_its_columns_in_line_for_any_gap() -> None:
     text = str(study.evaluate_best(lambda t: t.value + shift[t.number], k=3))
     starts = {line.index("x=") for line in text.splitlines()[1:]}
     assert len(starts) == 1 and text.splitlines()[0].index("params") in starts
+
+
+@pytest.mark.parametrize("name", ["model:test", ".", ".."])
+def test_a_new_study_is_refused_a_name_it_could_not_be_told_apart_by(name: str, tmp_path) -> None:
+    """Before: a study named "model:test" was taken for the test results of a study "model" (left out
+    of the studies list, its trials read as test results), and one named "." or ".." could not be
+    opened from the dashboard (a browser reads /studies/.. as the folder itself)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with pytest.raises(ValueError, match="choose another name"):
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name=name)
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="model")
+    study.add_trial({"x": 0.5}, 1.0)
+    for move in (lambda: study.rename(name), lambda: study.copy(name)):
+        with pytest.raises(ValueError, match="choose another name"):
+            move()
+    assert [s.name for s in ts.storage.make_storage(url).list_studies()] == ["model"]
+    # one that exists already (made before this rule, or by the storage) stays readable
+    assert _stored(url, name).trials == []
+    ev = study.evaluate_best(lambda t: t.params["x"], k=1)  # evaluate_best's own companion is still made
+    assert ev.results[0].mean == 0.5
+
+
+def _stored(url: str, name: str) -> ts.Study:
+    """A study made in the storage itself (as an older version or a script could), under any name."""
+    ts.storage.make_storage(url).create_study(name, direction=ts.Direction.MINIMIZE,
+                                              space=ts.Space({"x": ts.Float(0, 1)}).to_dict(), config={})
+    return ts.Study.load(name, url, sampler="random")

@@ -158,7 +158,9 @@ def test_the_default_checkpoint_folder_stays_in_the_temp_folder() -> None:
 
     base = (Path(tempfile.gettempdir()) / "tunesmith-lightning").resolve()
     for name in ("../../escape", "/etc", "a/b", "..", "it's odd é"):
-        folder = PruningCallback(ts.Study(SPACE, name=name).ask()).checkpoint_dir
+        storage = ts.storage.make_storage(None)  # ".." is refused to a new study, not to one made before
+        storage.create_study(name, direction=ts.Direction.MINIMIZE, space=SPACE.to_dict(), config={})
+        folder = PruningCallback(ts.Study.load(name, storage, sampler="random").ask()).checkpoint_dir
         assert folder is not None and folder.resolve().parent == base, (name, folder)
     assert PruningCallback(ts.Study(SPACE, name="my-study_1.0").ask()).checkpoint_dir == base / "my-study_1.0"
 
@@ -362,3 +364,29 @@ def test_a_paused_trial_s_checkpoint_folder_is_private_and_checked_on_resume(tmp
     resumed = paused_and_resumed(ts.Study(SPACE, pruner=PauseAndPromote()), tmp_path / "ckpt" / "trial-0.ckpt")
     with pytest.raises(CheckpointError, match="writable by group and others.*chmod go-w"):
         PruningCallback(resumed, checkpoint_dir=tmp_path / "ckpt").resume_from  # noqa: B018 - the property checks
+
+
+class LoggedFromEpoch2(Regression):
+    def validation_step(self, batch: Any, _: int) -> None:
+        if self.current_epoch >= 1:
+            super().validation_step(batch, _)
+        else:
+            self.log("val_other", 0.0)
+
+
+def test_a_metric_logged_from_the_second_epoch_on_is_reported_from_there(tmp_path: Path) -> None:
+    """Before: a metric absent from the first validation (logged from epoch 2 on, or after a sanity
+    check that logs other metrics) failed the fit at once; Lightning's own ModelCheckpoint waits for
+    it. Now warned about, reported from where it appears; a metric that never appears fails the fit
+    at its end, with the closest logged name."""
+    trial = ts.Study(SPACE).ask()
+    cb = PruningCallback(trial)
+    train, val = loaders()
+    with pytest.warns(UserWarning, match=r"'val_loss' was not logged in validation.*nothing is reported until it is"):
+        trainer(cb, tmp_path, callbacks=[cb]).fit(LoggedFromEpoch2(0.05), train, val)
+    assert sorted(trial.intermediate) == [2, 3, 4, 5, 6]
+    cb = PruningCallback(ts.Study(SPACE).ask(), monitor="val_los")
+    model = Regression(0.05)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"did you mean 'val_loss'.*in no validation"):
+        trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val)
+    assert model.epochs_started == list(range(EPOCHS))  # (the whole fit ran: it could appear late)

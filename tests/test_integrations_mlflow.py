@@ -268,3 +268,30 @@ def test_logging_a_trial_does_not_search_the_runs(tmp_path: Path, monkeypatch: p
     study.optimize(objective, n_trials=12, callbacks=[cb], show_progress=False)
     assert len(searches) <= 2, searches  # the parent run, then the study's runs
     _check_runs(cb, study)
+
+
+def test_a_value_longer_than_a_tag_is_kept_whole_as_an_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: attributes and errors were cut at 5,000 characters (MLflow 3 takes 8,000), the rest
+    lost without a word. Now the tag holds the start and says where the whole value is."""
+    from mlflow.utils.validation import (
+        MAX_TAG_VAL_LENGTH as _TAG_LIMIT,  # the installed MLflow's limit
+    )
+
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    cb = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch))
+    log, error = "step loss\n" * 2_000, "x" * (_TAG_LIMIT + 1)
+
+    def noisy(trial: ts.Trial) -> float:
+        trial.set_attr("log", log)
+        trial.set_attr("short", "ok")
+        raise ValueError(error)
+
+    study.optimize(noisy, n_trials=1, callbacks=[cb], catch=(ValueError,), show_progress=False)
+    [run] = trial_runs(cb.client, cb.client.get_experiment_by_name(study.name).experiment_id, study.name)
+    tags = run.data.tags
+    assert tags["attr.short"] == "ok"
+    for key, whole in (("attr.log", log), ("tunesmith.error", study.trials[0].error)):
+        assert len(tags[key]) <= _TAG_LIMIT and whole.startswith(tags[key].split("... (")[0])
+        assert tags[key].endswith(f"({len(whole):,} characters; the whole value: tunesmith/{key}.txt)")
+        path = cb.client.download_artifacts(run.info.run_id, f"tunesmith/{key}.txt", str(tmp_path))
+        assert Path(path).read_text() == whole

@@ -58,6 +58,23 @@ def test_history_best_so_far_follows_the_direction_and_skips_failed_and_pruned(d
     assert empty.empty and "no finished trial" in (empty.message or "")
 
 
+def test_history_shows_paused_trials_at_their_last_report_marked_paused() -> None:
+    """Before: paused trials (which hold their last report as value) were left out of the history,
+    so a study of mostly paused trials showed few points ("2 finished of 5 trials")."""
+    chart = plots.history_data(snap([("complete", 5.0), ("paused", 4.0), ("paused", 2.0), ("pruned", 9.0),
+                                     ("complete", 3.0)]))
+    paused = chart.find("paused")
+    assert list(paused.x) == [1, 2] and list(paused.y) == [4.0, 2.0] and paused.marker == "v"
+    assert paused.label == "paused (last report) (2)"
+    assert list(chart.find("best-so-far").y) == [5.0, 5.0, 5.0, 5.0, 3.0]  # never the best: not finished
+    assert chart.title.startswith("s: 3 finished, 2 paused of 5 trials")
+    only = plots.history_data(snap([("paused", 4.0), ("running", None)]))
+    assert not only.empty and [x.gid for x in only.series] == ["paused"]
+    for render in (to_plotly, to_matplotlib):
+        render(chart)
+    plt.close("all")
+
+
 def test_a_log_value_axis_refuses_values_it_would_hide(stored: str, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     s = snap([("complete", 5.0), ("complete", -2.0), ("complete", 0.0), ("complete", 3.0)], direction="maximize")

@@ -198,3 +198,20 @@ def test_names_that_look_like_html_are_shown_as_text_in_the_plots(tmp_path: Path
             browser.close()
     assert not [h for h in links if h and "198.51.100.1" in h], links
     assert bold == 0 and "sign in</a>" in shown and "p<b>x</b>" in shown
+
+
+def test_a_huge_choice_is_cut_in_the_report_s_tables_and_plots_as_in_show() -> None:
+    """Before: a 1 MB choice was written whole into the report's space and best-trials tables and
+    into its slice and parallel plots (the dashboard's tables and ``show`` print 200 characters and
+    the length): a report of some MB. Two long choices that start alike still read apart, in order."""
+    from tunesmith.plots import slices
+
+    big, twin = "a" * 999_999 + "y", "a" * 999_999 + "z"
+    study = ts.Study({"x": ts.Float(0, 1), "c": ts.Categorical([big, "b", twin])}, sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] + (t.params["c"] == "b"), n_trials=12)
+    html = build_report(study)
+    assert "a" * 1000 not in html  # (the page holds plotly.js, 4.8 MB)
+    assert "a" * 100 + "... (choice 1, 1,000,000 characters)" in html
+    chart = next(c for c in slices(study) if c.x_label == "c")
+    assert list(chart.x_categories) == [
+        "a" * 100 + "... (choice 1, 1,000,000 characters)", "b", "a" * 100 + "... (choice 3, 1,000,000 characters)"]

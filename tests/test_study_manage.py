@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -433,13 +434,18 @@ def test_a_handle_opened_before_a_rename_acts_on_the_study_under_its_new_name(st
 
 def test_a_result_added_with_an_old_start_is_not_taken_for_a_lost_worker_s_trial(sqlite_url: str) -> None:
     # before: the row was created running with its heartbeat at `started` (an hour ago), so a worker
-    # reaping lost trials in between failed it (and the add raised TrialFinishedError)
+    # reaping lost trials between the add's two writes failed it (and the add raised
+    # TrialFinishedError); now the add is one write, and the trial it wrote is no lost worker's
     class Interleaved(ts.SQLStorage):
         def update_trial(self, study_id: int, trial: ts.FrozenTrial, **kw: object) -> bool:
+            raise AssertionError("add_trial writes its trial once, whole")
+
+        def insert_trials(self, study_id: int, records: Sequence[ts.FrozenTrial]) -> list[ts.FrozenTrial]:
+            done = super().insert_trials(study_id, records)
             hook, self.hook = getattr(self, "hook", None), None
             if hook:
-                hook()  # another worker asks between the add's two writes
-            return super().update_trial(study_id, trial, **kw)  # type: ignore[arg-type]
+                hook()  # another worker asks (and looks for lost trials) right after
+            return done
 
     study = ts.Study(SPACE, sampler="random", seed=0, storage=Interleaved(sqlite_url), name="s",
                      heartbeat_interval=1.0, grace_period=2.0)

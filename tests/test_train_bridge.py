@@ -378,6 +378,26 @@ def test_a_parameter_spelt_like_a_field_is_warned_about(tmp_path: Path, caplog: 
         assert not any("'hidden'" in m for m in said)
 
 
+def test_searched_settings_the_trial_s_optimizer_lacks_are_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: nesterov and amsgrad searched beside the optimizer were silently ignored by the
+    optimizers without them (Adam has no nesterov, SGD no amsgrad): trials differing only in them
+    trained alike. Now said once per optimizer, with the conditional space that avoids it."""
+    space = ts.Space({"optimizer": ts.Categorical(["adam", "sgd"]), "nesterov": ts.Categorical([False, True]),
+                      "amsgrad": ts.Categorical([False, True]), "momentum": ts.Float(0.5, 0.9)})
+    study = ts.Study(space, sampler="random", seed=0)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=1, batch_size=16),
+                                 checkpoint_root=tmp_path), n_trials=8)
+    assert {t.params["optimizer"] for t in study.trials} == {"adam", "sgd"}
+    said = [r.getMessage() for r in caplog.records if "no effect under optimizer" in r.getMessage()]
+    assert len(said) == 2, said
+    adam = next(m for m in said if "optimizer='adam'" in m)
+    sgd = next(m for m in said if "optimizer='sgd'" in m)
+    assert "'nesterov', 'momentum' have no effect" in adam and "nesterov: sgd only" in adam
+    assert "when={'optimizer': ['sgd']}" in adam
+    assert "'amsgrad' has no effect" in sgd and "when={'optimizer': ['adam', 'adamw']}" in sgd
+
+
 def test_a_monitor_the_study_optimizes_the_wrong_way_fails_its_trials(tmp_path: Path) -> None:
     """A study that minimizes accuracy (the default direction) picked the worst model as
     its best, silently; each trial now fails before it trains, saying which direction."""

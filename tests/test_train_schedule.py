@@ -98,10 +98,25 @@ def test_a_warmup_longer_than_the_run_is_warned_about(caplog: pytest.LogCaptureF
         history = Trainer(mlp(), TrainConfig(epochs=2, batch_size=16, warmup_steps=50)).fit(train, val)
     assert history.records[-1].lr < 1e-3
     assert "warmup_steps (50) is not below the run's 10 optimizer steps" in caplog.text
+    assert "never reaches lr" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="tunesmith"):
         Trainer(mlp(), TrainConfig(epochs=2, batch_size=16, warmup_steps=6)).fit(train, val)
     assert "warmup_steps" not in caplog.text
+
+
+def test_a_warmup_as_long_as_the_run_says_lr_is_reached_at_the_last_step(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: warmup_steps equal to the run's steps was warned about as "never reaches lr", while the
+    warm-up's last step runs at lr itself."""
+    seen: list[float] = []
+    train, val = split(96)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        trainer = Trainer(mlp(), TrainConfig(epochs=2, batch_size=16, lr=LR, warmup_steps=10))
+        trainer.optimizer.register_step_pre_hook(lambda opt, a, k: seen.append(opt.param_groups[0]["lr"]))
+        trainer.fit(train, val)
+    assert len(seen) == 10 and seen[-1] == pytest.approx(LR)
+    assert "warmup_steps (10) is not below the run's 10 optimizer steps" in caplog.text
+    assert "reaches lr (0.01) only at the last step" in caplog.text and "never reaches" not in caplog.text
 
 
 @pytest.mark.parametrize("schedule", ["constant", "step", "exponential", "cosine", "plateau"])

@@ -305,6 +305,20 @@ def test_evaluate_leaves_each_module_in_the_mode_it_found() -> None:
     assert [m.training for m in model.backbone] == [False, True, True] and model.head.training
 
 
+def test_evaluate_sets_the_modes_back_after_an_error() -> None:
+    """Before: an error inside evaluate() (a wrong shape, a loss that raises) left the whole model in
+    eval mode, so a caller that caught it trained on without dropout and with batch norm frozen."""
+    from _train_util import Net
+
+    train, val = split(64)
+    model = Net()
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=16, device="cpu"))
+    model.train()
+    with pytest.raises(RuntimeError):
+        trainer.evaluate((val[0][:, :2], val[1]))  # too few features: the first layer raises
+    assert all(m.training for m in model.modules())
+
+
 def test_a_dataset_of_float64_inputs_is_named_with_the_conversion() -> None:
     """Before: torch's "mat1 and mat2 must have the same dtype, but got Double and Float" (tuples of
     tensors were checked before training, a Dataset's items were not)."""
@@ -359,3 +373,37 @@ def test_class_labels_read_as_floats_or_out_of_range_are_named_with_the_fix() ->
         Trainer(mlp(), TrainConfig(epochs=1, batch_size=64, device="cpu")).fit((x, y.float()))
     with pytest.raises(ValueError, match=r"a class label lies outside 0 \.\. 1 .*outputs 2 classes; number the labels from 0"):
         Trainer(mlp(), TrainConfig(epochs=1, device="cpu")).fit((x, y + 1))
+
+
+def test_train_loss_is_the_mean_over_samples_with_a_short_last_batch() -> None:
+    """Before: train_loss averaged batch means alike, so a last batch of 8 samples weighed as much
+    as a full one of 16 (4.0 here, where the mean over the epoch's 40 samples is 2.8)."""
+
+    def by_batch_size(out, y):  # 1 for a full batch, 10 for the short last one; real in validation
+        if not torch.is_grad_enabled():
+            return torch.nn.functional.cross_entropy(out, y)
+        return out.sum() * 0 + (1.0 if len(y) == 16 else 10.0)
+
+    x, y = split(64)[0]
+    history = Trainer(mlp(), TrainConfig(epochs=1, batch_size=16, device="cpu"), loss=by_batch_size).fit(
+        (x[:40], y[:40]), None)
+    assert history.records[-1].train_loss == pytest.approx(2.8)
+
+
+def test_a_cuda_device_index_is_taken_and_named_when_absent() -> None:
+    """Before: device="cuda:1" (or a torch.device) was refused as not one of auto/cpu/cuda, so a run
+    could not pick the second GPU but through CUDA_VISIBLE_DEVICES."""
+    assert TrainConfig(device="cuda:1").device == "cuda:1"
+    assert TrainConfig(device=torch.device("cuda", 1)).device == "cuda:1"
+    assert TrainConfig(device=torch.device("cpu")).device == "cpu"
+    for bad in ("gpu", "cuda:", "cuda:-1", "cuda:x", 1):
+        with pytest.raises(ValueError, match=r"TrainConfig.device must be one of .*'cuda:N'"):
+            TrainConfig(device=bad)
+    if torch.cuda.is_available():  # an index past the visible devices is named with those there are
+        n = torch.cuda.device_count()
+        with pytest.raises(ValueError, match=rf"'cuda:{n}' but {n} CUDA device.*use an index below {n}"):
+            Trainer(mlp(), TrainConfig(device=f"cuda:{n}"))
+        assert Trainer(mlp(), TrainConfig(device=f"cuda:{n - 1}")).device == torch.device("cuda", n - 1)
+    else:
+        with pytest.raises(ValueError, match=r"device='cuda:1' but no CUDA device is available"):
+            Trainer(mlp(), TrainConfig(device="cuda:1"))

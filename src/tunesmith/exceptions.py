@@ -69,6 +69,21 @@ class SearchExhausted(TunesmithError):  # noqa: N818
     """The sampler has no configuration left to suggest (a finished grid)."""
 
 
+class Terminated(KeyboardInterrupt):  # noqa: N818 - an interruption, as KeyboardInterrupt
+    """A stop asked by a signal other than Ctrl-C (``SIGTERM``: ``kill``, systemd, a batch scheduler),
+    which the command line turns into this: handled as Ctrl-C, recorded as what it was."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def interrupted(exc: BaseException | None = None) -> str:
+    """The error of a trial an interruption stopped: ``interrupted (SIGTERM)`` for :class:`Terminated`,
+    else ``interrupted (KeyboardInterrupt)`` (Ctrl-C)."""
+    return f"interrupted ({exc.name})" if isinstance(exc, Terminated) else "interrupted (KeyboardInterrupt)"
+
+
 _TRIAL_PY = os.path.join("tunesmith", "study", "trial.py")
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import StudyNotFound
+from ..exceptions import StudyNotFound, Terminated
 from ..storage import Storage, make_storage
 from ..study import Study
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
@@ -151,6 +151,8 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
             os.kill(os.getpid(), signum)
             return
         stopped_by.append(signum)
+        if signum != signal.SIGINT:  # optimize's own handling of KeyboardInterrupt, recorded as a SIGTERM
+            raise Terminated(signal.Signals(signum).name)
         signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt: optimize's own handling
 
     previous: dict[int, Any] = {}

@@ -13,7 +13,7 @@ import queue
 import socket
 import threading
 
-from ..exceptions import StorageError
+from ..exceptions import StorageError, interrupted
 from ..trial import FrozenTrial
 from .base import Executor, Job
 from .callbacks import Callbacks
@@ -36,8 +36,8 @@ class InlineExecutor(Executor):
         run, calls = _run_of(job, Budget(job.n_trials, job.timeout))
         try:
             worker_loop(run)
-        except KeyboardInterrupt:
-            _interrupted(run)  # in case it landed outside the objective
+        except KeyboardInterrupt as exc:
+            _interrupted(run, exc)  # in case it landed outside the objective
             logger.warning("interrupted: stopped after the running trial was marked failed")
         calls.raise_error()
         return run.exhausted
@@ -66,9 +66,9 @@ class ThreadExecutor(Executor):
         try:
             while any(t.is_alive() for t in threads):
                 _deliver(inbox, calls, 0.1)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             run.budget.stop()
-            job.study.fail_worker(_me(), "interrupted (KeyboardInterrupt)", requeue=False)
+            job.study.fail_worker(_me(), interrupted(exc), requeue=False)
             logger.warning("interrupted: running trials marked failed; optimize stopped")
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
@@ -120,8 +120,8 @@ def _me(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
-def _interrupted(run: Run) -> None:
+def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> None:
     try:
-        run.study.fail_worker(_me(), "interrupted (KeyboardInterrupt)", requeue=False)
+        run.study.fail_worker(_me(), interrupted(exc), requeue=False)
     except StorageError as exc:
         logger.warning("could not mark the interrupted trial failed: %s", exc)

@@ -68,6 +68,8 @@ class PruningCallback(_Callback):
         self._reported: int | None = None  # the last step reported (step="epoch": the epoch)
         self._before: Any = None  # the monitored metric's value before this validation
         self._stale_warned = False
+        self._missing: str | None = None  # why the metric was never found (warned once); None once it was
+        self._found = False  # the metric was in a validation's metrics
 
     @property
     def resume_from(self) -> str | None:
@@ -98,6 +100,8 @@ class PruningCallback(_Callback):
             )
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._missing is not None and not self._found:  # after every validation: misspelt, or never logged
+            raise ValueError(f"{self._missing}; it was in no validation of this fit")
         if self._reported is None and self.trial is not None:
             warnings.warn(
                 f"PruningCallback: no validation ran in this fit, so {self.monitor!r} was never reported "
@@ -156,14 +160,19 @@ class PruningCallback(_Callback):
 
     def _value(self, trainer: Any) -> float | None:
         """The monitored metric as this validation logged it; None (warned once) when it was not
-        logged in this validation, whose metrics still hold an earlier value."""
+        logged in this validation, whose metrics still hold an earlier value, or when it was not logged
+        yet (a metric logged from the second epoch on; warned once, and the fit fails at its end if it never is)."""
         metrics = trainer.callback_metrics
-        if self.monitor not in metrics:
-            raise ValueError(
-                f"PruningCallback: the metric {self.monitor!r} was not logged in validation"
-                f"{did_you_mean_metric(self.monitor, list(metrics))}; logged: {sorted(metrics)} (log it in "
-                f"validation_step: self.log({self.monitor!r}, value))"
-            )
+        if self.monitor not in metrics:  # not yet (a metric logged from epoch 2 on), or misspelt
+            if self._missing is None:
+                self._missing = (
+                    f"PruningCallback: the metric {self.monitor!r} was not logged in validation"
+                    f"{did_you_mean_metric(self.monitor, list(metrics))}; logged: {sorted(metrics)} (log it in "
+                    f"validation_step: self.log({self.monitor!r}, value))")
+                warnings.warn(f"{self._missing}; nothing is reported until it is, and the fit fails at its end "
+                              "if it never is", UserWarning, stacklevel=2)
+            return None
+        self._found = True
         if metrics[self.monitor] is self._before:
             if not self._stale_warned:
                 self._stale_warned = True

@@ -19,6 +19,7 @@ catch); a later ``optimize`` (a resumed study) reopens the same parent run. Need
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 import re
 import time
@@ -36,6 +37,10 @@ NAMES_TAG = "tunesmith.param_names"  # then tunesmith.param_names.2, .3...: the 
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
            TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
+try:  # the installed MLflow's limit of a tag's value (5,000 characters before 2.?, 8,000 in 3.x)
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as _TAG_LIMIT
+except ImportError:  # pragma: no cover - an MLflow that moved it
+    _TAG_LIMIT = 5000
 
 
 class MLflowCallback:
@@ -177,15 +182,32 @@ class MLflowCallback:
             metrics.append(Metric(self.metric_name, trial.value, at, 0))
         tags = [RunTag(STATE_TAG, trial.state.value)]
         keys = _param_keys(list(trial.attrs))
-        tags += [RunTag(f"attr.{keys[k]}", _text(v)[:5000]) for k, v in trial.attrs.items()]  # trial.set_attr(...)
+        tags += [self._tag(run_id, f"attr.{keys[k]}", _text(v)) for k, v in trial.attrs.items()]  # trial.set_attr(...)
         if trial.error:
-            tags.append(RunTag("tunesmith.error", trial.error[:5000]))
+            tags.append(self._tag(run_id, "tunesmith.error", trial.error))
         metric_batches = [metrics[i : i + _BATCH] for i in range(0, len(metrics), _BATCH)]
         tag_batches = [tags[i : i + 100] for i in range(0, len(tags), 100)]
         empty: list[Any] = []
         for metric_batch, tag_batch in zip_longest(metric_batches, tag_batches, fillvalue=empty):  # MLflow's limits per log_batch: 1000 metrics, 100 tags
             self.client.log_batch(run_id, metrics=metric_batch, tags=tag_batch)
         self.client.set_terminated(run_id, status=_STATUS[trial.state], end_time=at)
+
+
+    def _tag(self, run_id: str, key: str, text: str) -> Any:
+        """The tag ``key``; a value longer than MLflow's limit is kept whole as the run's artifact
+        ``tunesmith/<key>.txt`` and the tag holds its start, its length and where the rest is."""
+        if len(text) <= _TAG_LIMIT:
+            return RunTag(key, text)
+        where = f"tunesmith/{key}.txt"
+        try:
+            self.client.log_text(run_id, text, where)
+        except Exception as exc:  # noqa: BLE001 - an artifact store that cannot be written: say what is lost
+            where = "nowhere: storing it failed"
+            logging.getLogger("tunesmith").warning(
+                "MLflow: tag %r of run %s holds %d characters, more than MLflow's %d; it is cut and could not be "
+                "kept whole as an artifact (%s: %s)", key, run_id, len(text), _TAG_LIMIT, type(exc).__name__, exc)
+        tail = f"... ({len(text):,} characters; the whole value: {where})"
+        return RunTag(key, text[: _TAG_LIMIT - len(tail)] + tail)
 
 
 def _ms(seconds: float) -> int:

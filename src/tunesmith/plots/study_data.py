@@ -31,21 +31,25 @@ from .records import (
 )
 
 FINISHED_WITH_VALUE = (TrialState.COMPLETE, TrialState.PRUNED)
+#: each state with a value the history draws, and its marker (paused: the last report, until resumed)
+_HISTORY_MARKERS = {TrialState.COMPLETE: "o", TrialState.PRUNED: "x", TrialState.PAUSED: "v"}
 
 
 def history(study: Any, *, log_y: bool = False) -> Chart:
-    """Each finished trial's value by trial number (pruned: their last report), and the
-    best complete value so far as a step line."""
+    """Each finished trial's value by trial number (pruned: their last report), each paused
+    trial's last report (marked paused), and the best complete value so far as a step line."""
     s = snapshot(study)
-    done = [t for t in s.trials if t.state in FINISHED_WITH_VALUE and t.value is not None]
-    title = f"{s.name}: {len(done)} finished of {plural(len(s.trials), 'trial')}{_failed(s)}"
+    done = [t for t in s.trials if t.state in _HISTORY_MARKERS and t.value is not None]
+    paused = sum(t.state is TrialState.PAUSED for t in done)
+    title = (f"{s.name}: {len(done) - paused} finished{f', {paused} paused' if paused else ''} of "
+             f"{plural(len(s.trials), 'trial')}{_failed(s)}")
     if not done:
-        return nothing("history", title, f"study {s.name!r} has no finished trial with a value yet")
+        return nothing("history", title, f"study {s.name!r} has no finished trial (nor a paused one) with a value yet")
     series = [
-        Series(f"{state.value} ({len(some)})", [t.number for t in some], [t.value for t in some], mode="markers",
-               color=STATE_COLORS[state], marker="o" if state is TrialState.COMPLETE else "x", gid=state.value,
-               hover=[f"trial {t.number}" for t in some])
-        for state in FINISHED_WITH_VALUE if (some := [t for t in done if t.state is state])
+        Series(f"{state.value}{' (last report)' if state is TrialState.PAUSED else ''} ({len(some)})",
+               [t.number for t in some], [t.value for t in some], mode="markers", color=STATE_COLORS[state],
+               marker=marker, gid=state.value, hover=[f"trial {t.number}" for t in some])
+        for state, marker in _HISTORY_MARKERS.items() if (some := [t for t in done if t.state is state])
     ]
     xs, ys = best_so_far(done, s.sign)
     if xs:

@@ -24,6 +24,7 @@ from ..plots import records_of as _records_of
 from ..plots.reduce import MAX_POINTS, WHOLE, sample, sampled_note, thin
 from ..space import display_names, for_display
 from ..space.params import plural
+from ..space.space import shortened
 from ..trial import Direction, FrozenTrial, ranked
 
 #: the plots a report tries, in order
@@ -103,8 +104,8 @@ def _space(s: Snapshot) -> str:
         d = p.to_dict()
         kind = d.pop("type", p.kind)
         when = d.pop("when", None)
-        rows.append([name, kind, json.dumps(for_display(d, 6), default=str),  # 0.01..100's centre: 1, not 1.0000000000000009
-                     "" if not when else json.dumps(for_display(when, 6), default=str)])
+        rows.append([name, kind, json.dumps(_short(for_display(d, 6)), default=str),  # 0.01..100's centre: 1, not 1.0000000000000009
+                     "" if not when else json.dumps(_short(for_display(when, 6)), default=str)])
     return "<h2>Search space</h2>" + html_table(["parameter", "type", "definition", "active when"], rows, left=4)
 
 
@@ -146,7 +147,18 @@ def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int,
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return f"{v:.4g}" if isinstance(v, float) else shortened(str(v))
+
+
+def _short(v: Any) -> Any:
+    """``v`` with each text in it :func:`shortened` (a 10 MB choice in a space's definition)."""
+    if isinstance(v, str):
+        return shortened(v)
+    if isinstance(v, (list, tuple)):
+        return [_short(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _short(x) for k, x in v.items()}
+    return v
 
 
 def _e(text: str) -> str:

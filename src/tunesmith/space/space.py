@@ -428,10 +428,28 @@ def value_labels(values: Sequence[Any], digits: int = 6) -> list[str]:
     for d in range(digits, 18):
         labels = [_label(v, d) for v in values]
         if len(set(labels)) >= distinct:
-            return labels
+            return _shortened(labels)
     labels = [str(v) for v in values]  # alike at every precision: 1 and "1", None and "None"
     seen = Counter(labels)
-    return [repr(v) if seen[label] > 1 else label for v, label in zip(values, labels, strict=True)]
+    return _shortened([repr(v) if seen[label] > 1 else label for v, label in zip(values, labels, strict=True)])
+
+
+#: a label or table cell shows at most this many characters of a value (a choice may be 10 MB)
+MAX_LABEL = 200
+
+
+def shortened(text: str) -> str:
+    """``text``, or its start and its length when longer than :data:`MAX_LABEL` (as the dashboard's
+    tables and ``tunesmith show`` print a value)."""
+    return text if len(text) <= MAX_LABEL else f"{text[:MAX_LABEL // 2]}... ({len(text):,} characters)"
+
+
+def _shortened(labels: list[str]) -> list[str]:
+    """Each label :func:`shortened`, in order; two long ones that would read alike also say which choice they are."""
+    short = [shortened(label) for label in labels]
+    seen = Counter(short)
+    return [s if seen[s] == 1 or s == label else f"{label[:MAX_LABEL // 2]}... (choice {i + 1}, {len(label):,} characters)"
+            for i, (s, label) in enumerate(zip(short, labels, strict=True))]
 
 
 def _label(v: Any, digits: int) -> str:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from .study import Study
 
 SUFFIX = ":test"
+
+
 logger = logging.getLogger("tunesmith")
 TestFn = Callable[..., Any]
 

@@ -171,6 +171,10 @@ def check_new_name(name: str) -> str:
     from .evaluate import SUFFIX
 
     check_study_name(name)
+    if name in (".", ".."):
+        raise ValueError(f"a study cannot be named {name!r}: a browser reads it in the dashboard's address "
+                         "/studies/NAME as the folder itself, so the study could not be opened there; choose "
+                         "another name")
     if name != name.strip():
         raise ValueError(f"study name {name!r} begins or ends with white space, which lists and tables do not "
                          f"show (it would pass for {name.strip()!r}); write {name.strip()!r}")

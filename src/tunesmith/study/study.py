@@ -64,6 +64,7 @@ class Study:
         requeue_failed: also queue a copy of each lost trial, same parameters.
     """
 
+
     def __init__(
         self,
         space: Space | Mapping[str, Any] | None = None,
@@ -657,8 +658,8 @@ class Study:
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
             return self.tell(trial, state=TrialState.PAUSED if asked else TrialState.PRUNED)
-        except KeyboardInterrupt:
-            self._mark_interrupted(trial)
+        except KeyboardInterrupt as exc:
+            self._mark_interrupted(trial, exc)
             raise
         except catch as exc:
             return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
@@ -741,9 +742,11 @@ class Study:
     def heartbeat_config(self) -> HeartbeatConfig:
         return self._heartbeat.config
 
-    def _mark_interrupted(self, trial: Trial) -> None:
+    def _mark_interrupted(self, trial: Trial, exc: KeyboardInterrupt | None = None) -> None:
+        from ..exceptions import interrupted
+
         try:
-            self.tell(trial, state=TrialState.FAILED, error="interrupted (KeyboardInterrupt)")
+            self.tell(trial, state=TrialState.FAILED, error=interrupted(exc))
         except TrialFinishedError:
             pass
 

@@ -294,6 +294,7 @@ def objective(
         params = dict(trial.params)
         _warn_lookalikes(params, warned)
         cfg = trial_config(base, params)
+        _warn_no_effect(cfg, params, warned)
         # one folder per trial (under checkpoint_root, else base's checkpoint_dir, else the
         # per-user default): trials sharing one would resume from each other's "last" checkpoints
         root = checkpoint_root if checkpoint_root is not None else cfg.checkpoint_dir or ckpt.default_root()
@@ -359,6 +360,26 @@ def _warn_lookalikes(names: Any, warned: set[str]) -> list[str]:
                 "build_model(params)); did you mean %r? Rename it, or ignore this if build_model uses it",
                 name, field)
     return found
+
+
+#: TrainConfig fields that only some optimizers use (the others take no such option)
+_ONLY_UNDER = {"momentum": ("sgd",), "nesterov": ("sgd",), "amsgrad": ("adam", "adamw"), "beta1": ("adam", "adamw"),
+               "beta2": ("adam", "adamw"), "eps": ("adam", "adamw")}
+
+
+def _warn_no_effect(cfg: TrainConfig, params: Mapping[str, Any], warned: set[str]) -> None:
+    """Warn once per optimizer about searched fields it has no option for (nesterov under Adam): the
+    trials that differ only in them train alike, and an importance analysis would find them useless."""
+    idle = [n for n in params if n in _ONLY_UNDER and cfg.optimizer not in _ONLY_UNDER[n]
+            and f"{n}@{cfg.optimizer}" not in warned]
+    if not idle:
+        return
+    warned.update(f"{n}@{cfg.optimizer}" for n in idle)
+    logger.warning(
+        "searched %s ha%s no effect under optimizer=%r (%s), so this trial ignores %s; make %s conditional on "
+        "the optimizer, e.g. when={'optimizer': %r}", ", ".join(map(repr, idle)), "ve" if len(idle) > 1 else "s",
+        cfg.optimizer, "; ".join(f"{n}: {'/'.join(_ONLY_UNDER[n])} only" for n in idle),
+        "them" if len(idle) > 1 else "it", "them" if len(idle) > 1 else "it", list(_ONLY_UNDER[idle[0]]))
 
 
 _PROBES = 256  # joint samples of the space that the set-up check tries
@@ -460,6 +481,7 @@ def _fold_objective(
         params = dict(trial.params)
         _warn_lookalikes(params, warned)
         cfg = trial_config(base, params)
+        _warn_no_effect(cfg, params, warned)
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")
         if isinstance(folds, int):

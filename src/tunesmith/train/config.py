@@ -11,8 +11,12 @@ import difflib
 import functools
 import math
 import os
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "plateau")
@@ -71,7 +75,8 @@ class TrainConfig:
     Checkpoints: checkpoint_dir (None: none written), checkpoint_every
         (evaluations between "last" checkpoints), keep_last (rotation: at most
         this many "last" checkpoints plus one "best" stay on disk).
-    Device: device "auto" (CUDA when present) / "cpu" / "cuda"; precision
+    Device: device "auto" (CUDA when present) / "cpu" / "cuda" / "cuda:N" (the
+        CUDA device of index N) or a ``torch.device`` (kept as its name); precision
         "auto" (bf16 autocast on CUDA, fp32 on CPU) / "fp32" / "bf16".
     seed: seeds the batch order and dropout (the random states are set when ``fit`` starts,
         after the model was built: its initialization is the caller's; ``objective`` seeds
@@ -119,7 +124,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
     keep_last: int = 1
-    device: str = "auto"
+    device: str | torch.device = "auto"
     precision: str = "auto"
     seed: int = 0
 
@@ -129,7 +134,7 @@ class TrainConfig:
             object.__setattr__(self, "checkpoint_dir", os.path.expanduser(self.checkpoint_dir))
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
-        _choice("device", self.device, DEVICES)
+        self._check_device()
         _choice("precision", self.precision, PRECISIONS)
         if self.lr == 0:  # the usual reasons for 0 have their own settings
             raise ValueError("TrainConfig.lr must be a number > 0, got 0; to keep part of the model still, freeze it "
@@ -188,6 +193,9 @@ class TrainConfig:
         for name in ("clip_norm", "clip_value"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
+
+    def _check_device(self) -> None:
+        object.__setattr__(self, "device", _device_name(self.device))  # stays a plain string (checkpoints, JSON)
 
     def _check_lr_adapt(self) -> None:
         _choice("lr_adapt", self.lr_adapt, LR_ADAPT)
@@ -270,6 +278,15 @@ TrainConfig.__init__ = _refuse_unknown_fields(TrainConfig.__init__)  # type: ign
 
 def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _device_name(value: Any) -> str:
+    """A device's name ("cuda:1" for torch.device("cuda", 1)); ValueError naming the accepted forms."""
+    name = str(value) if type(value).__name__ == "device" else value  # a torch.device, without importing torch
+    if name in DEVICES or (isinstance(name, str) and re.fullmatch(r"cuda:[0-9]+", name)):
+        return str(name)
+    raise ValueError(f"TrainConfig.device must be one of {list(DEVICES)} or 'cuda:N' (the CUDA device of index N, "
+                     f"e.g. 'cuda:1'), got {value!r}")
 
 
 def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:

@@ -308,11 +308,18 @@ def resolve_metrics(metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> d
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("TrainConfig.device='cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"TrainConfig.device={name!r} but no CUDA device is available; use 'auto' or 'cpu'")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(
+            f"TrainConfig.device={name!r} but {n} CUDA device{'s are' if n > 1 else ' is'} visible "
+            f"({', '.join(f'cuda:{i}' for i in range(n))}); use an index below {n}, or check CUDA_VISIBLE_DEVICES "
+            "(it renumbers the visible devices from 0)")
+    return device
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:

@@ -12,9 +12,9 @@ class EvalRecord:
     """One validation point.
 
     index: 0, 1, 2, ... (the epoch when validating each epoch). epoch: epochs
-    finished. step: optimizer steps done. train_loss: mean training loss since
-    the previous record. val_loss / metrics: on the validation data (None / {}
-    without one). lr: the learning rate of the next step. samples_per_s:
+    finished. step: optimizer steps done. train_loss: mean training loss over the
+    samples since the previous record (a short last batch weighs by its samples).
+    val_loss / metrics: on the validation data (None / {} without one). lr: the learning rate of the next step. samples_per_s:
     training throughput since the previous record (validation excluded).
     improved: best validation loss so far. overfitting: the overfitting signal
     holds here (see :meth:`History.overfits`). lrs: with ``lr_adapt``, each

@@ -81,7 +81,7 @@ class Trainer:
         self.config = config or TrainConfig()
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-        self.device = pick_device(self.config.device)
+        self.device = pick_device(str(self.config.device))  # TrainConfig keeps a torch.device as its name
         self.bf16 = use_bf16(self.config.precision, self.device)
         self.model = model.to(self.device)
         self.loss_fn = resolve_loss(loss)
@@ -96,7 +96,7 @@ class Trainer:
         self.step = 0  # optimizer steps done
         self.epoch = 0  # epochs finished
         self._offset = 0  # batches of the current epoch already consumed
-        self._acc = [0.0, 0, 0]  # train loss sum, batches, samples since the last evaluation
+        self._acc = [0.0, 0, 0]  # train loss sum (by sample), samples in it, samples since the last evaluation
         self._bad = 0  # evaluations without improvement
         self._ref = math.inf  # the loss of the last improvement by more than min_delta
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -134,9 +134,12 @@ class Trainer:
         by_epochs = cfg.epochs * self.steps_per_epoch if cfg.epochs else math.inf
         self.total_steps = int(min(by_epochs, cfg.max_steps or math.inf))
         if cfg.warmup_steps and cfg.warmup_steps >= self.total_steps:
+            # the warm-up's step s runs at (s + 1) / warmup_steps of lr: lr itself only at its last step
+            reached = "reaches lr (%g) only at the last step" if cfg.warmup_steps == self.total_steps else \
+                "never reaches lr (%g)"
             logging.getLogger("tunesmith").warning(
                 "TrainConfig.warmup_steps (%d) is not below the run's %d optimizer steps: the learning rate "
-                "never reaches lr (%g) and the schedule never starts; lower warmup_steps or use warmup_fraction",
+                + reached + " and the schedule never starts; lower warmup_steps or use warmup_fraction",
                 cfg.warmup_steps, self.total_steps, cfg.lr)
         self._warn_schedule_never_decays()
         if cfg.checkpoint_dir is not None:
@@ -186,17 +189,19 @@ class Trainer:
         modes = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
         outs, ys, total, count = [], [], 0.0, 0
-        with torch.no_grad(), self._autocast():
-            for batch in self._loader(data, shuffle=False, drop_last=False).epoch(0):
-                *inputs, y = to_device(batch, self.device)
-                out = self._call(inputs)
-                total += float(self._loss(out, y)) * len(y)
-                count += len(y)
-                if self.metrics:
-                    outs.append(out.float().cpu())
-                    ys.append(y.cpu())
-        for m, training in modes:
-            m.training = training
+        try:
+            with torch.no_grad(), self._autocast():
+                for batch in self._loader(data, shuffle=False, drop_last=False).epoch(0):
+                    *inputs, y = to_device(batch, self.device)
+                    out = self._call(inputs)
+                    total += float(self._loss(out, y)) * len(y)
+                    count += len(y)
+                    if self.metrics:
+                        outs.append(out.float().cpu())
+                        ys.append(y.cpu())
+        finally:  # also after an error: a caller that catches it goes on with the modes it had
+            for m, training in modes:
+                m.training = training
         if not self.metrics:
             return total / count, {}
         out_all, y_all = torch.cat(outs), torch.cat(ys)
@@ -240,8 +245,9 @@ class Trainer:
             b = start + i
             group_start = b - b % cfg.accumulate
             group = min(cfg.accumulate, n_batches - group_start)
-            loss_sum += self._forward_backward(batch, group)
-            since += 1
+            n = len(batch[-1])  # a short last batch weighs by its samples, as in evaluate()
+            loss_sum += self._forward_backward(batch, group) * n
+            since += n
             self._acc[2] += len(batch[0])
             if b + 1 - group_start < group:
                 continue
@@ -347,9 +353,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        loss_sum, batches, samples = self._acc
+        loss_sum, counted, samples = self._acc
         self._acc = [0.0, 0, 0]
-        train_loss = loss_sum / max(batches, 1)
+        train_loss = loss_sum / max(counted, 1)
         val_loss, metrics = self.evaluate(val) if val is not None else (None, {})
         score = train_loss if val_loss is None else val_loss
         h = self.history
