@@ -1,0 +1,94 @@
+"""The Python blocks of docs/*.md run as written, so the user guide stays true.
+
+A page's blocks run in order in one namespace, as a reader pastes them into one session,
+in a fresh folder. Two HTML comments, invisible on the rendered page, mark what a reader
+does not paste:
+
+- ``<!-- not run: REASON -->`` on the line before a block: a fragment or a signature, or a
+  block that needs what a test cannot have (a database server on another machine, a Ray
+  cluster, a GPU, a download); REASON says which.
+- ``<!-- run first:`` ... ``-->``: code run where it stands, standing for what the page
+  assumes the reader has (their model, their data), kept small so the page runs in seconds.
+
+An objective that fails with a programming error (a name the page never defined) fails the
+test, though the study itself goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+# pages whose blocks all need what a test cannot have, with the reason
+NOT_RUN_PAGES = {"dashboard.md": "a live dashboard server"}
+
+_FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
+_NOT_RUN = re.compile(r"^\s*<!-- not run: .+-->\s*$")
+_RUN_FIRST = "<!-- run first:"
+_BAD_TRIAL = re.compile(r"trial \d+ failed: (NameError|AttributeError|ImportError|ModuleNotFoundError|SyntaxError)")
+
+
+@dataclass
+class Block:
+    line: int  # 1-based line of the block's first code line
+    code: str
+    run: bool
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The page's Python blocks and ``run first`` comments, in order."""
+    lines = text.splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() == _RUN_FIRST:
+            end = lines.index("-->", i)
+            blocks.append(Block(i + 2, "\n".join(lines[i + 1:end]), True))
+            i = end + 1
+            continue
+        m = _FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, tag = len(m.group(1)), m.group(2)
+        end = i + 1
+        while not lines[end].strip().startswith("```"):
+            end += 1
+        if tag == "python":
+            skipped = i > 0 and bool(_NOT_RUN.match(lines[i - 1]))
+            blocks.append(Block(i + 2, "\n".join(line[indent:] for line in lines[i + 1:end]), not skipped))
+        i = end + 1
+    return blocks
+
+
+PAGES = sorted(p.name for p in DOCS.glob("*.md"))
+
+
+def test_every_page_is_checked() -> None:
+    assert PAGES and all(python_blocks((DOCS / p).read_text()) for p in PAGES if p not in NOT_RUN_PAGES)
+
+
+def test_a_block_can_be_left_out_and_set_up() -> None:
+    page = ("```python\nx = 1\n```\n<!-- not run: a fragment -->\n```python\nrun(x)\n```\n"
+            "<!-- run first:\ny = 2\n-->\n  ```python\n  print(y)\n  ```\n```bash\nls\n```\n")
+    assert [(b.line, b.code, b.run) for b in python_blocks(page)] == [
+        (2, "x = 1", True), (6, "run(x)", False), (9, "y = 2", True), (12, "print(y)", True)]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p not in NOT_RUN_PAGES])
+def test_page_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    for block in python_blocks((DOCS / page).read_text()):
+        if block.run:
+            exec(compile(block.code, f"docs/{page}, block at line {block.line}", "exec"), namespace)
+    out, err = capfd.readouterr()
+    bad = _BAD_TRIAL.search(err)
+    assert bad is None, f"docs/{page}: an objective failed: {err[bad.start():bad.start() + 300]}"
