@@ -25,9 +25,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
-# pages whose blocks all need what a test cannot have, with the reason
-NOT_RUN_PAGES = {"dashboard.md": "a live dashboard server"}
-
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 _NOT_RUN = re.compile(r"^\s*<!-- not run: .+-->\s*$")
 _RUN_FIRST = "<!-- run first:"
@@ -71,7 +68,7 @@ PAGES = sorted(p.name for p in DOCS.glob("*.md"))
 
 
 def test_every_page_is_checked() -> None:
-    assert PAGES and all(python_blocks((DOCS / p).read_text()) for p in PAGES if p not in NOT_RUN_PAGES)
+    assert PAGES and all(python_blocks((DOCS / p).read_text()) for p in PAGES)
 
 
 def test_a_block_can_be_left_out_and_set_up() -> None:
@@ -81,7 +78,7 @@ def test_a_block_can_be_left_out_and_set_up() -> None:
         (2, "x = 1", True), (6, "run(x)", False), (9, "y = 2", True), (12, "print(y)", True)]
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if p not in NOT_RUN_PAGES])
+@pytest.mark.parametrize("page", PAGES)
 def test_page_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
@@ -92,3 +89,12 @@ def test_page_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     out, err = capfd.readouterr()
     bad = _BAD_TRIAL.search(err)
     assert bad is None, f"docs/{page}: an objective failed: {err[bad.start():bad.start() + 300]}"
+
+
+def test_every_public_name_has_a_docstring_and_a_place_in_the_docs() -> None:
+    import tunesmith as ts
+
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *DOCS.glob("*.md")])
+    undocumented = [name for name in ts.__all__ if not getattr(ts, name).__doc__]
+    unmentioned = [name for name in ts.__all__ if not re.search(rf"\b{name}\b", text)]
+    assert undocumented == [] and unmentioned == []
