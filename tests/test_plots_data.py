@@ -592,3 +592,19 @@ def test_parameter_values_are_labelled_with_sensible_digits_and_stored_with_ever
     assert [label for _, label in plots.parallel(s).axes[0].ticks] == ["0.1", "1"]
     assert set(plots.slices(s)[0].find("trials").x) == {"0.1", "1"} and plots.slices(s)[0].find("best").x == ["0.1"]
     assert "1.0000000000000009" not in _space(s) and trials[1].params["k"] == centre
+
+
+def test_a_plot_or_report_into_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    # before: the command line refused a folder, but plots.save and write_report computed
+    # everything, then failed with IsADirectoryError
+    from tunesmith.report import write_report
+
+    study = ts.Study(ts.Space({"x": ts.Float(0, 1)}), sampler="random", seed=0)
+    study.optimize(lambda trial: trial.params["x"], n_trials=3)
+    folder = tmp_path / "plots.html"
+    folder.mkdir()
+    for write in (lambda: plots.save(plots.history_data(study), folder), lambda: write_report(study, folder)):
+        with pytest.raises(ValueError, match=r"plots.html' is a folder; name a file in it"):
+            write()
+    with pytest.raises(ValueError, match=r"'c.txt': write to a file ending in .html, .htm, .png, .pdf, .svg"):
+        plots.save(plots.history_data(study), "c.txt")

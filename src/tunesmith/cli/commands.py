@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
+from ..plots import HTML, IMAGES, check_output
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import display_names, for_display
 from ..space.params import plural
@@ -60,8 +61,8 @@ def at_least(minimum: int) -> Any:
     return parse
 
 
-#: the files plot and compare write (plots.save), the report's
-PLOT_FILES = (".html", ".htm", ".png", ".pdf", ".svg", ".jpg", ".jpeg")
+#: the files plot and compare write (plots.save)
+PLOT_FILES = HTML + IMAGES
 
 
 def output_file(suffixes: tuple[str, ...] = ()) -> Any:
@@ -69,14 +70,10 @@ def output_file(suffixes: tuple[str, ...] = ()) -> Any:
     for an hour then failed on a missing folder or a wrong suffix, losing every run)."""
 
     def parse(text: str) -> str:
-        path = Path(text)
-        if suffixes and path.suffix.lower() not in suffixes:
-            raise argparse.ArgumentTypeError(f"{text!r}: write to a file ending in {', '.join(suffixes)}")
-        if path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text!r} is a folder; name a file in it")
-        folder = path.parent
-        if not folder.is_dir():
-            raise argparse.ArgumentTypeError(f"{text!r}: folder {str(folder)!r} does not exist; create it first")
+        try:
+            check_output(text, suffixes)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
         return text
 
     parse.__name__ = "output file"
