@@ -105,3 +105,27 @@ def test_every_public_name_has_a_docstring_and_a_place_in_the_docs() -> None:
     undocumented = [name for name in ts.__all__ if not getattr(ts, name).__doc__]
     unmentioned = [name for name in ts.__all__ if not re.search(rf"\b{name}\b", text)]
     assert undocumented == [] and unmentioned == []
+
+
+def test_every_dotted_name_the_docs_give_exists() -> None:
+    """``ts.space.space.MAX_GRID``, ``tunesmith.train.checkpoint.latest``: each resolves."""
+    import importlib
+
+    def resolves(dotted: str) -> bool:
+        obj: object = importlib.import_module("tunesmith")
+        path = "tunesmith"
+        for part in dotted.split(".")[1:]:
+            path += f".{part}"
+            try:
+                obj = getattr(obj, part) if hasattr(obj, part) else importlib.import_module(path)
+            except ImportError:
+                return False
+        return True
+
+    # MLflow tags and a file name read like dotted names
+    not_names = {"tunesmith.db", "tunesmith.error", "tunesmith.param_names", "tunesmith.state"}
+    missing = sorted({f"{page}: {m.group(1)}"
+                      for page in [*PAGES, *SLOW_PAGES]
+                      for m in re.finditer(r"`[^`]*?\b((?:ts|tunesmith)(?:\.[A-Za-z_]\w*)+)", page_path(page).read_text())
+                      if m.group(1) not in not_names and not resolves(m.group(1))})
+    assert missing == []
