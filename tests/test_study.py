@@ -460,6 +460,9 @@ def test_one_callback_needs_no_list_and_a_bad_one_is_refused_before_a_trial() ->
     assert seen == [0, 1]
     with pytest.raises(TypeError, match=r"callbacks= takes functions callback\(study, record\), got 1"):
         study.optimize(quadratic, n_trials=1, callbacks=[1])  # type: ignore[list-item]
+    for bad in (1, "cb"):  # before: "'int' object is not iterable", and a string's letters were judged one by one
+        with pytest.raises(TypeError, match=r"callbacks= takes a function callback\(study, record\) or a list of them, got"):
+            study.optimize(quadratic, n_trials=1, callbacks=bad)  # type: ignore[arg-type]
     assert len(study.trials) == 2
 
 

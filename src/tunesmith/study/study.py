@@ -873,6 +873,8 @@ def _as_catch(catch: Any) -> tuple[type[BaseException], ...]:
 
 def _as_callbacks(callbacks: Any) -> tuple[Callable[[Study, FrozenTrial], None], ...]:
     """``callbacks`` as a tuple: one callable or a sequence of them, checked before a trial starts."""
+    if not callable(callbacks) and (isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable)):
+        raise TypeError(f"callbacks= takes a function callback(study, record) or a list of them, got {callbacks!r}")
     cbs = (callbacks,) if callable(callbacks) else tuple(callbacks)
     for cb in cbs:
         if not callable(cb):
