@@ -356,7 +356,7 @@ def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subproc
     with pytest.raises(ValueError, match="exists with direction maximize, not minimize; use another name, or leave "
                                          "the direction out"):
         ts.Study(storage=sqlite_url, name="persist", direction="minimize")
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ts.DuplicateStudyError, match="already exists"):  # a plain ValueError before
         ts.Study(storage=sqlite_url, name="persist", load_if_exists=False)
     with pytest.raises(ValueError, match="pass a space to create it"):
         ts.Study(storage=sqlite_url, name="other")

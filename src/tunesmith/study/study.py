@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..exceptions import (
+    DuplicateStudyError,
     SearchExhausted,
     StorageError,
     StudyNotFound,
@@ -146,7 +147,7 @@ class Study:
             record = None
         if record is not None:
             if not load_if_exists:
-                raise ValueError(
+                raise DuplicateStudyError(
                     f"a study named {self.name!r} already exists in {self._storage.display_url}; "
                     "pass load_if_exists=True to resume it or choose another name"
                 )
