@@ -490,6 +490,9 @@ def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, ca
     text = capsys.readouterr().out
     assert "grid" in text and "random" in text and "sobol" in text
     runs = plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, samplers=["random"], budget=4, seeds=[0, 1])
+    for bad in ({"seeds": 2}, {"samplers": "random"}):  # before: "'int' object is not iterable", sampler 'r'
+        with pytest.raises(TypeError, match=r"run_samplers takes lists: samplers=\['random', 'bayes'\] and seeds=\[0, 1, 2\]"):
+            plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, **{"samplers": ["random"], "seeds": [0], **bad})
     assert [len(s.trials) for s in runs["random"]] == [4, 4]
     assert runs["random"][0].trials[0].params != runs["random"][1].trials[0].params  # seeds differ
 
