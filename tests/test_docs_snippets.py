@@ -129,3 +129,27 @@ def test_every_dotted_name_the_docs_give_exists() -> None:
                       for m in re.finditer(r"`[^`]*?\b((?:ts|tunesmith)(?:\.[A-Za-z_]\w*)+)", page_path(page).read_text())
                       if m.group(1) not in not_names and not resolves(m.group(1))})
     assert missing == []
+
+
+def test_the_guides_command_synopsis_names_every_subcommand_and_option() -> None:
+    """docs/guide.md, section 7, against the parser that ``--help`` prints: a line per command
+    (indented lines continue it) naming each of its options, long or short."""
+    import argparse
+
+    from tunesmith.cli import build_parser
+
+    guide = (DOCS / "guide.md").read_text()
+    block = guide[guide.index("## 7. Command line"):guide.index("## 8.")].split("```")[1]
+    entries: dict[str, str] = {}
+    for line in block.splitlines():
+        if line.startswith("tunesmith "):
+            name = line.split()[1]
+            entries[name] = line
+        elif line.startswith(" ") and entries:
+            entries[name] += line
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.option_strings}" for name, parser in sub.choices.items()
+               for action in parser._actions if action.option_strings and action.dest != "help"
+               if not any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", entries.get(name, ""))
+                          for o in action.option_strings)]
+    assert sorted(entries) == sorted(sub.choices) and missing == []
