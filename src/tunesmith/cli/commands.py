@@ -112,7 +112,8 @@ def add_show_args(p: argparse.ArgumentParser) -> None:
 def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     add_storage_arg(p)
-    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--format", choices=["csv", "json"], default="csv",
+                   help="csv: a row per trial (default); json: the study's space and full trial records")
     p.add_argument("--output", "-o", type=output_file(), help="file to write (default: standard output)")
 
 
