@@ -10,8 +10,8 @@ does not paste:
 - ``<!-- run first:`` ... ``-->``: code run where it stands, standing for what the page
   assumes the reader has (their model, their data), kept small so the page runs in seconds.
 
-An objective that fails with a programming error (a name the page never defined) fails the
-test, though the study itself goes on.
+An objective that fails with a programming error (a name the page never defined, a parameter
+the space does not have) fails the test, though the study itself goes on.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ DOCS = ROOT / "docs"
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 _NOT_RUN = re.compile(r"^\s*<!-- not run: .+-->\s*$")
 _RUN_FIRST = "<!-- run first:"
-_BAD_TRIAL = re.compile(r"trial \d+ failed: (NameError|AttributeError|ImportError|ModuleNotFoundError|SyntaxError)")
+_BAD_TRIAL = re.compile(r"trial \d+ failed: (NameError|AttributeError|ImportError|ModuleNotFoundError|SyntaxError|KeyError|TypeError)")
 
 
 @dataclass
