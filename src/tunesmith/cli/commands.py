@@ -65,13 +65,14 @@ def at_least(minimum: int) -> Any:
 PLOT_FILES = HTML + IMAGES
 
 
-def output_file(suffixes: tuple[str, ...] = ()) -> Any:
+def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
     """An argparse type: a file path to write, checked before any work (a ``compare`` that ran
-    for an hour then failed on a missing folder or a wrong suffix, losing every run)."""
+    for an hour then failed on a missing folder or a wrong suffix, losing every run); ``what``
+    as for :func:`tunesmith.plots.check_output`."""
 
     def parse(text: str) -> str:
         try:
-            check_output(text, suffixes)
+            check_output(text, suffixes, what)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
         return text
