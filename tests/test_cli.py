@@ -266,6 +266,7 @@ def test_a_count_below_its_minimum_is_refused_by_name(argv: list[str], capsys: p
     (["compare", "s.yaml", "-o", "no-such-folder/c.png"], "folder 'no-such-folder' does not exist; create it first"),
     (["plot", "s", "-o", "chart"], "'chart': write to a file ending in .html"),
     (["report", "s", "-o", "no-such-folder/r.html"], "folder 'no-such-folder' does not exist"),
+    (["report", "s", "-o", "r.png"], "to a .html file; an image of one plot: tunesmith plot, not 'r.png'"),
     (["export", "s", "-o", "."], "'.' is a folder; name a file in it"),
 ])
 def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(

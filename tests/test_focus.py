@@ -148,6 +148,9 @@ def test_cli_focus_creates_the_study_and_reports_what_it_carried(tmp_path: Path,
     assert "'ab' already exists" in err and "--to NEW" in err and "load_if_exists" not in err
     assert main(["focus", "wide", "--keep", "a,b", "--to", "ab2", "--storage", url]) == 0  # as plot's --params a,b
     assert ts.Study.load("ab2", url).space.free == ("a", "b")
+    capsys.readouterr()
+    assert main(["focus", "wide", "--keep", "a", "--to", "a1", "--storage", url]) == 0
+    assert "(1 free parameter);" in capsys.readouterr().out  # was "(1 free parameters)"
 
 
 def test_cli_focus_says_its_plan_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:

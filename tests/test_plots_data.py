@@ -78,7 +78,7 @@ def test_history_shows_paused_trials_at_their_last_report_marked_paused() -> Non
 def test_a_log_value_axis_refuses_values_it_would_hide(stored: str, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     s = snap([("complete", 5.0), ("complete", -2.0), ("complete", 0.0), ("complete", 3.0)], direction="maximize")
-    with pytest.raises(ValueError, match=r"cannot show values <= 0: 2 of the .* values of 's' are \(the smallest -2\)"):
+    with pytest.raises(ValueError, match=r"cannot show values <= 0: 2 of the 4 values of 's' are \(the smallest -2\)"):
         plots.history_data(s, log_y=True)  # matplotlib dropped them from the picture without a word
     assert plots.history_data(snap([("complete", 5.0), ("complete", 3.0)]), log_y=True).log_y
     with pytest.raises(ValueError, match="cannot show values <= 0"):
@@ -507,6 +507,9 @@ def test_compare_runs_each_sampler_over_seeds_on_a_study_file(tmp_path: Path, ca
     text = capsys.readouterr().out
     assert "grid" in text and "random" in text and "sobol" in text
     runs = plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, samplers=["random"], budget=4, seeds=[0, 1])
+    for bad in ({"seeds": 2}, {"samplers": "random"}):  # before: "'int' object is not iterable", sampler 'r'
+        with pytest.raises(TypeError, match=r"run_samplers takes lists: samplers=\['random', 'bayes'\] and seeds=\[0, 1, 2\]"):
+            plots.run_samplers(lambda t: t.params["x"], {"x": ts.Float(0, 1)}, **{"samplers": ["random"], "seeds": [0], **bad})
     assert [len(s.trials) for s in runs["random"]] == [4, 4]
     assert runs["random"][0].trials[0].params != runs["random"][1].trials[0].params  # seeds differ
 
@@ -609,3 +612,19 @@ def test_parameter_values_are_labelled_with_sensible_digits_and_stored_with_ever
     assert [label for _, label in plots.parallel(s).axes[0].ticks] == ["0.1", "1"]
     assert set(plots.slices(s)[0].find("trials").x) == {"0.1", "1"} and plots.slices(s)[0].find("best").x == ["0.1"]
     assert "1.0000000000000009" not in _space(s) and trials[1].params["k"] == centre
+
+
+def test_a_plot_or_report_into_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    # before: the command line refused a folder, but plots.save and write_report computed
+    # everything, then failed with IsADirectoryError
+    from tunesmith.report import write_report
+
+    study = ts.Study(ts.Space({"x": ts.Float(0, 1)}), sampler="random", seed=0)
+    study.optimize(lambda trial: trial.params["x"], n_trials=3)
+    folder = tmp_path / "plots.html"
+    folder.mkdir()
+    for write in (lambda: plots.save(plots.history_data(study), folder), lambda: write_report(study, folder)):
+        with pytest.raises(ValueError, match=r"plots.html' is a folder; name a file in it"):
+            write()
+    with pytest.raises(ValueError, match=r"'c.txt': write to a file ending in .html, .htm, .png, .pdf, .svg"):
+        plots.save(plots.history_data(study), "c.txt")

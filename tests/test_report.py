@@ -134,7 +134,9 @@ def test_the_report_is_written_only_to_an_html_file_in_a_folder_that_exists(
 ) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     out = tmp_path / "report.png"  # was an HTML page under an image's name
-    assert main(["report", "report-demo", "--storage", url, "-o", str(out)]) == 2
+    with pytest.raises(SystemExit) as exit_:  # the command line's check, before the study is read (was: after)
+        main(["report", "report-demo", "--storage", url, "-o", str(out)])
+    assert exit_.value.code == 2
     assert "to a .html file; an image of one plot: tunesmith plot, not 'report.png'" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(SystemExit) as exit_:  # the command line's check, before the study is read

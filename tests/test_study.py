@@ -356,7 +356,7 @@ def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subproc
     with pytest.raises(ValueError, match="exists with direction maximize, not minimize; use another name, or leave "
                                          "the direction out"):
         ts.Study(storage=sqlite_url, name="persist", direction="minimize")
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ts.DuplicateStudyError, match="already exists"):  # a plain ValueError before
         ts.Study(storage=sqlite_url, name="persist", load_if_exists=False)
     with pytest.raises(ValueError, match="pass a space to create it"):
         ts.Study(storage=sqlite_url, name="other")
@@ -462,6 +462,9 @@ def test_one_callback_needs_no_list_and_a_bad_one_is_refused_before_a_trial() ->
     assert seen == [0, 1]
     with pytest.raises(TypeError, match=r"callbacks= takes functions callback\(study, record\), got 1"):
         study.optimize(quadratic, n_trials=1, callbacks=[1])  # type: ignore[list-item]
+    for bad in (1, "cb"):  # before: "'int' object is not iterable", and a string's letters were judged one by one
+        with pytest.raises(TypeError, match=r"callbacks= takes a function callback\(study, record\) or a list of them, got"):
+            study.optimize(quadratic, n_trials=1, callbacks=bad)  # type: ignore[arg-type]
     assert len(study.trials) == 2
 
 

@@ -36,6 +36,8 @@ _FINISHED = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED
 
 
 class Direction(str, enum.Enum):
+    """Which way a study optimizes its objective's value."""
+
     MINIMIZE = "minimize"
     MAXIMIZE = "maximize"
 

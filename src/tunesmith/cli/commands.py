@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
+from ..plots import HTML, IMAGES, check_output
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
@@ -65,23 +66,20 @@ def at_least(minimum: int) -> Any:
     return parse
 
 
-#: the files plot and compare write (plots.save), the report's
-PLOT_FILES = (".html", ".htm", ".png", ".pdf", ".svg", ".jpg", ".jpeg")
+#: the files plot and compare write (plots.save)
+PLOT_FILES = HTML + IMAGES
 
 
-def output_file(suffixes: tuple[str, ...] = ()) -> Any:
+def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
     """An argparse type: a file path to write, checked before any work (a ``compare`` that ran
-    for an hour then failed on a missing folder or a wrong suffix, losing every run)."""
+    for an hour then failed on a missing folder or a wrong suffix, losing every run); ``what``
+    as for :func:`tunesmith.plots.check_output`."""
 
     def parse(text: str) -> str:
-        path = Path(text)
-        if suffixes and path.suffix.lower() not in suffixes:
-            raise argparse.ArgumentTypeError(f"{text!r}: write to a file ending in {', '.join(suffixes)}")
-        if path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text!r} is a folder; name a file in it")
-        folder = path.parent
-        if not folder.is_dir():
-            raise argparse.ArgumentTypeError(f"{text!r}: folder {str(folder)!r} does not exist; create it first")
+        try:
+            check_output(text, suffixes, what)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
         return text
 
     parse.__name__ = "output file"
@@ -120,7 +118,8 @@ def add_show_args(p: argparse.ArgumentParser) -> None:
 def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     add_storage_arg(p)
-    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--format", choices=["csv", "json"], default="csv",
+                   help="csv: a row per trial (default); json: the study's space and full trial records")
     p.add_argument("--output", "-o", type=output_file(), help="file to write (default: standard output)")
 
 

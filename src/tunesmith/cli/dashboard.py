@@ -16,7 +16,7 @@ def add_dashboard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-writes", action="store_true",
                    help="allow adding notes, failing trials, enqueuing configurations and deleting studies "
                         "(each asks for confirmation)")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between a study page's checks for changes")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between a study page's checks for changes (default 2)")
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

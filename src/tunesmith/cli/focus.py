@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..importance import METHODS
+from ..space.params import plural
 from ..study.focus import CARRY, focus_study
 from .commands import _load, add_storage_arg
 
@@ -32,7 +33,7 @@ def cmd_focus(args: argparse.Namespace) -> int:
                             storage=args.to_storage, carry=args.carry, method=args.method, seed=None,
                             log=False)
     print(plan.summary(study.name))
-    print(f"created study {new.name!r} in {new.storage.display_url} ({len(plan.keep)} free parameters); "
+    print(f"created study {new.name!r} in {new.storage.display_url} ({plural(len(plan.keep), 'free parameter')}); "
           f"run it with `tunesmith run FILE --name {new.name}` (a study file without `space:` uses the stored "
           f"one) or Study.load({new.name!r}, storage).optimize(objective, ...)")
     return 0

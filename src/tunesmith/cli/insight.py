@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from rich.table import Table
 
 from ..importance import METHODS, Importances
+from ..plots import HTML
+from ..report import REPORT_FILE
 from ..space import display_names
 from ..space.params import plural
 from ..study import Study
@@ -182,7 +184,7 @@ def _compare_table(runs: dict, direction: str) -> Table:
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
-    p.add_argument("--output", "-o", default="report.html", type=output_file(),
+    p.add_argument("--output", "-o", default="report.html", type=output_file(HTML, REPORT_FILE),
                    help="HTML file to write (default report.html)")
     p.add_argument("--top", type=at_least(1), default=10, help="best trials in the table (default 10)")
 

@@ -97,15 +97,19 @@ HTML = (".html", ".htm")
 IMAGES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
-def check_output(path: str | Path, suffixes: Sequence[str] = HTML + IMAGES,
-                 what: str = "plots to .html, .png, .pdf or .svg") -> Path:
-    """``path`` as a Path, or a ValueError when plots cannot be written there (a file type
-    not in ``suffixes``, a folder that does not exist): checked before any work is done."""
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise ValueError(f"write {what}, not {path.name!r}")
+def check_output(path: str | Path, suffixes: Sequence[str] = HTML + IMAGES, what: str | None = None) -> Path:
+    """``path`` as a Path, or a ValueError when no file can be written there: a file type not in
+    ``suffixes`` (empty: any), a folder, or a folder that does not exist; checked before any work is
+    done (the command line's ``--output`` too). ``what`` words the file type's refusal
+    (``"write {what}, not NAME"``)."""
+    shown, path = str(path), Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"write {what}, not {path.name!r}" if what
+                         else f"{shown!r}: write to a file ending in {', '.join(suffixes)}")
+    if path.is_dir():
+        raise ValueError(f"{shown!r} is a folder; name a file in it")
     if not path.parent.is_dir():
-        raise ValueError(f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+        raise ValueError(f"{shown!r}: folder {str(path.parent)!r} does not exist; create it first")
     return path
 
 

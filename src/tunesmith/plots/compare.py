@@ -121,6 +121,9 @@ def run_samplers(
     and return ``{sampler: [study per seed]}`` for :func:`comparison`."""
     from ..study import Study
 
+    if isinstance(samplers, str) or isinstance(seeds, (str, int)):  # a name's letters, or "3 seeds"?
+        raise TypeError(f"run_samplers takes lists: samplers=['random', 'bayes'] and seeds=[0, 1, 2] (the command "
+                        f"line's --seeds 3), got samplers={samplers!r}, seeds={seeds!r}")
     if budget < 1 or not seeds or not samplers:
         raise ValueError("compare needs budget >= 1, at least one seed and at least one sampler")
     out: dict[str, list[Any]] = {}

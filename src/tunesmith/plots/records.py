@@ -246,7 +246,9 @@ def _pruner_name(pruner: Any) -> str:
 def on_log_y(chart: Chart, what: str) -> Chart:
     """The chart, or a ValueError when its logarithmic value axis would silently drop values <= 0."""
     if chart.log_y:
-        ys = [float(y) for s in chart.series if s.mode in ("lines", "markers", "steps") for y in s.y if y is not None]
+        ys = [float(y) for s in chart.series if s.mode in ("lines", "markers", "steps")
+              and not str(s.gid or "").startswith("best-so-far")  # a copy of values counted already
+              for y in s.y if y is not None]
         bad = [y for y in ys if y <= 0]
         if bad:
             raise ValueError(f"a logarithmic value axis (--log-y, log_y=True) cannot show values <= 0: {len(bad)} of "

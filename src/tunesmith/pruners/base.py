@@ -22,6 +22,8 @@ REPORTED_STATES: frozenset[TrialState] = frozenset(TrialState) - {TrialState.WAI
 
 
 class Decision(str, enum.Enum):
+    """A pruner's answer for a running trial: go on, stop it for good, or pause it to resume later."""
+
     CONTINUE = "continue"
     PRUNE = "prune"
     PAUSE = "pause"

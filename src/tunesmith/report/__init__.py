@@ -53,10 +53,14 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
             f"<style>{_STYLE}</style></head><body>{body}</body></html>")
 
 
+#: what a report is written to, as check_output says when the file is not one
+REPORT_FILE = "the report (one HTML page) to a .html file; an image of one plot: tunesmith plot"
+
+
 def write_report(study: Any, path: str | Path, **options: Any) -> Path:
     from ..plots import HTML, check_output
 
-    path = check_output(path, HTML, "the report (one HTML page) to a .html file; an image of one plot: tunesmith plot")
+    path = check_output(path, HTML, REPORT_FILE)
     path.write_text(build_report(study, **options), encoding="utf-8")
     return path
 

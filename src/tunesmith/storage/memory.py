@@ -16,6 +16,8 @@ from .base import Storage, StudyRecord, check_expect, check_study_name
 
 
 class MemoryStorage(Storage):
+    """Studies in this process's memory (``storage=None``): shared by threads, gone when the process ends."""
+
     url = "memory"
 
     def __init__(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..exceptions import (
+    DuplicateStudyError,
     SearchExhausted,
     StorageError,
     StudyNotFound,
@@ -148,7 +149,7 @@ class Study:
             record, missing = None, str(exc)  # with the storage's "did you mean" when a name is close
         if record is not None:
             if not load_if_exists:
-                raise ValueError(
+                raise DuplicateStudyError(
                     f"a study named {self.name!r} already exists in {self._storage.display_url}; "
                     "pass load_if_exists=True to resume it or choose another name"
                 )
@@ -921,6 +922,8 @@ def _as_catch(catch: Any) -> tuple[type[BaseException], ...]:
 
 def _as_callbacks(callbacks: Any) -> tuple[Callable[[Study, FrozenTrial], None], ...]:
     """``callbacks`` as a tuple: one callable or a sequence of them, checked before a trial starts."""
+    if not callable(callbacks) and (isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable)):
+        raise TypeError(f"callbacks= takes a function callback(study, record) or a list of them, got {callbacks!r}")
     cbs = (callbacks,) if callable(callbacks) else tuple(callbacks)
     for cb in cbs:
         if not callable(cb):

@@ -1,0 +1,155 @@
+"""The Python blocks of docs/*.md run as written, so the user guide stays true.
+
+A page's blocks (README.md's too) run in order in one namespace, as a reader pastes them into
+one script, in a fresh folder. Two HTML comments, invisible on the rendered page, mark what a reader
+does not paste:
+
+- ``<!-- not run: REASON -->`` on the line before a block: a fragment or a signature, or a
+  block that needs what a test cannot have (a database server on another machine, a Ray
+  cluster, a GPU, a download); REASON says which.
+- ``<!-- run first:`` ... ``-->``: code run where it stands, standing for what the page
+  assumes the reader has (their model, their data), kept small so the page runs in seconds.
+
+An objective that fails with a programming error (a name the page never defined, a parameter
+the space does not have) fails the test, though the study itself goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+_FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
+_NOT_RUN = re.compile(r"^\s*<!-- not run: .+-->\s*$")
+_RUN_FIRST = "<!-- run first:"
+_BAD_TRIAL = re.compile(r"trial \d+ failed: (NameError|AttributeError|ImportError|ModuleNotFoundError|SyntaxError|KeyError|TypeError)")
+
+
+@dataclass
+class Block:
+    line: int  # 1-based line of the block's first code line
+    code: str
+    run: bool
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The page's Python blocks and ``run first`` comments, in order."""
+    lines = text.splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() == _RUN_FIRST:
+            end = lines.index("-->", i)
+            blocks.append(Block(i + 2, "\n".join(lines[i + 1:end]), True))
+            i = end + 1
+            continue
+        m = _FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, tag = len(m.group(1)), m.group(2)
+        end = i + 1
+        while not lines[end].strip().startswith("```"):
+            end += 1
+        if tag == "python":
+            skipped = i > 0 and bool(_NOT_RUN.match(lines[i - 1]))
+            blocks.append(Block(i + 2, "\n".join(line[indent:] for line in lines[i + 1:end]), not skipped))
+        i = end + 1
+    return blocks
+
+
+PAGES = sorted(p.name for p in DOCS.glob("*.md"))
+# the README's quickstart searches an SVM on digits with cross-validation: tens of seconds
+SLOW_PAGES = {"README.md"}
+
+
+def test_every_page_is_checked() -> None:
+    assert PAGES and all(python_blocks((DOCS / p).read_text()) for p in PAGES)
+
+
+def test_a_block_can_be_left_out_and_set_up() -> None:
+    page = ("```python\nx = 1\n```\n<!-- not run: a fragment -->\n```python\nrun(x)\n```\n"
+            "<!-- run first:\ny = 2\n-->\n  ```python\n  print(y)\n  ```\n```bash\nls\n```\n")
+    assert [(b.line, b.code, b.run) for b in python_blocks(page)] == [
+        (2, "x = 1", True), (6, "run(x)", False), (9, "y = 2", True), (12, "print(y)", True)]
+
+
+def page_path(page: str) -> Path:
+    return ROOT / page if page in SLOW_PAGES else DOCS / page
+
+
+@pytest.mark.parametrize("page", [*PAGES, *(pytest.param(p, marks=pytest.mark.slow) for p in sorted(SLOW_PAGES))])
+def test_page_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   capfd: pytest.CaptureFixture[str]) -> None:
+    path = page_path(page)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    for block in python_blocks(path.read_text()):
+        if block.run:
+            exec(compile(block.code, f"{path.relative_to(ROOT)}, block at line {block.line}", "exec"), namespace)
+    out, err = capfd.readouterr()
+    bad = _BAD_TRIAL.search(err)
+    assert bad is None, f"{path.relative_to(ROOT)}: an objective failed: {err[bad.start():bad.start() + 300]}"
+
+
+def test_every_public_name_has_a_docstring_and_a_place_in_the_docs() -> None:
+    import tunesmith as ts
+
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *DOCS.glob("*.md")])
+    undocumented = [name for name in ts.__all__ if not getattr(ts, name).__doc__]
+    unmentioned = [name for name in ts.__all__ if not re.search(rf"\b{name}\b", text)]
+    assert undocumented == [] and unmentioned == []
+
+
+def test_every_dotted_name_the_docs_give_exists() -> None:
+    """``ts.space.space.MAX_GRID``, ``tunesmith.train.checkpoint.latest``: each resolves."""
+    import importlib
+
+    def resolves(dotted: str) -> bool:
+        obj: object = importlib.import_module("tunesmith")
+        path = "tunesmith"
+        for part in dotted.split(".")[1:]:
+            path += f".{part}"
+            try:
+                obj = getattr(obj, part) if hasattr(obj, part) else importlib.import_module(path)
+            except ImportError:
+                return False
+        return True
+
+    # MLflow tags and a file name read like dotted names
+    not_names = {"tunesmith.db", "tunesmith.error", "tunesmith.param_names", "tunesmith.state"}
+    missing = sorted({f"{page}: {m.group(1)}"
+                      for page in [*PAGES, *SLOW_PAGES]
+                      for m in re.finditer(r"\b((?:ts|tunesmith)(?:\.[A-Za-z_]\w*)+)", page_path(page).read_text())
+                      if m.group(1) not in not_names and not resolves(m.group(1))})
+    assert missing == []
+
+
+def test_the_guides_command_synopsis_names_every_subcommand_and_option() -> None:
+    """docs/guide.md, section 7, against the parser that ``--help`` prints: a line per command
+    (indented lines continue it) naming each of its options, long or short."""
+    import argparse
+
+    from tunesmith.cli import build_parser
+
+    guide = (DOCS / "guide.md").read_text()
+    block = guide[guide.index("## 7. Command line"):guide.index("## 8.")].split("```")[1]
+    entries: dict[str, str] = {}
+    for line in block.splitlines():
+        if line.startswith("tunesmith "):
+            name = line.split()[1]
+            entries[name] = line
+        elif line.startswith(" ") and entries:
+            entries[name] += line
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.option_strings}" for name, parser in sub.choices.items()
+               for action in parser._actions if action.option_strings and action.dest != "help"
+               if not any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", entries.get(name, ""))
+                          for o in action.option_strings)]
+    assert sorted(entries) == sorted(sub.choices) and missing == []
