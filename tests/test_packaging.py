@@ -71,3 +71,18 @@ def test_an_image_plot_without_matplotlib_names_the_extra(study_file: Path) -> N
     out = cli({"matplotlib"}, "plot", "q", "--kind", "history", "-o", "h.png", cwd=folder)
     assert out.returncode == 2
     assert "image plots need matplotlib: pip install 'tunesmith[plots]'" in out.stderr, out.stderr
+
+
+def test_an_old_scikit_learn_is_named_with_the_version_tunesmith_sklearn_needs() -> None:
+    """The importance extra allows scikit-learn 1.3; TunedSearchCV needs 1.6 (get_tags) and
+    failed with "cannot import name 'get_tags' from 'sklearn.utils'"."""
+    out = run_without(set(), """
+        import types
+        sys.modules["sklearn"] = types.ModuleType("sklearn")
+        sys.modules["sklearn"].__version__ = "1.5.2"
+        try:
+            import tunesmith.sklearn
+        except ImportError as e:
+            print(e)
+    """)
+    assert "needs scikit-learn >= 1.6, this is 1.5.2: pip install -U 'tunesmith[sklearn]'" in out.stdout, out.stderr
