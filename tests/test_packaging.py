@@ -86,3 +86,54 @@ def test_an_old_scikit_learn_is_named_with_the_version_tunesmith_sklearn_needs()
             print(e)
     """)
     assert "needs scikit-learn >= 1.6, this is 1.5.2: pip install -U 'tunesmith[sklearn]'" in out.stdout, out.stderr
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The wheel and sdist built (offline, by setuptools' own backend) from a copy of the tree."""
+    pytest.importorskip("setuptools", minversion="77")  # the version pyproject's build-system asks for
+    import shutil
+
+    tree = tmp_path_factory.mktemp("tree")
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.db", ".hypothesis")
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "constraints.txt"):
+        shutil.copy(ROOT / name, tree / name)
+    for name in ("src", "tests", "examples", "docs"):
+        shutil.copytree(ROOT / name, tree / name, ignore=skip)
+    code = "from setuptools import build_meta as b; b.build_sdist('dist'); b.build_wheel('dist')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return next((tree / "dist").glob("*.whl")), next((tree / "dist").glob("*.tar.gz"))
+
+
+def test_the_wheel_ships_the_package_its_data_and_license_and_nothing_else(built: tuple[Path, Path]) -> None:
+    """The wheel had no license text (pyproject named Apache-2.0, no LICENSE existed) and no
+    classifiers; the package's data files (the dashboard's script, py.typed) must stay in it."""
+    import zipfile
+
+    names = set(zipfile.ZipFile(built[0]).namelist())
+    data = {f"tunesmith/{p.relative_to(SRC / 'tunesmith').as_posix()}" for p in (SRC / "tunesmith").rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc")}
+    assert data >= {"tunesmith/py.typed", "tunesmith/dashboard/dashboard.js"}
+    assert data <= names
+    assert {n.split("/")[0] for n in names} == {"tunesmith", "tunesmith-0.1.0.dist-info"}
+    assert "tunesmith-0.1.0.dist-info/licenses/LICENSE" in names
+    meta = zipfile.ZipFile(built[0]).read("tunesmith-0.1.0.dist-info/METADATA").decode()
+    for line in ("License-Expression: Apache-2.0", "License-File: LICENSE", "Requires-Python: >=3.10",
+                 "Classifier: Typing :: Typed", "Classifier: Programming Language :: Python :: 3.10"):
+        assert line in meta.splitlines(), line
+    entry = zipfile.ZipFile(built[0]).read("tunesmith-0.1.0.dist-info/entry_points.txt").decode()
+    assert "tunesmith = tunesmith.cli:main" in entry
+
+
+def test_the_sdist_holds_a_test_suite_that_can_run(built: tuple[Path, Path]) -> None:
+    """The sdist shipped tests/test_*.py without conftest.py, the helpers they import (pg.py,
+    workers.py, ...) or the examples they run: not one test module could be collected."""
+    import tarfile
+
+    top = "tunesmith-0.1.0/"
+    names = {n.removeprefix(top) for n in tarfile.open(built[1]).getnames()}
+    assert {"LICENSE", "constraints.txt", "tests/conftest.py", "examples/svm_digits_grid.py"} <= names
+    wanted = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_bench_")}
+    assert wanted <= names, sorted(wanted - names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".db")]
