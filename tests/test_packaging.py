@@ -85,7 +85,7 @@ def test_an_old_scikit_learn_is_named_with_the_version_tunesmith_sklearn_needs()
         except ImportError as e:
             print(e)
     """)
-    assert "needs scikit-learn >= 1.6, this is 1.5.2: pip install -U 'tunesmith[sklearn]'" in out.stdout, out.stderr
+    assert "needs sklearn >= 1.6, this is 1.5.2: pip install -U 'tunesmith[sklearn]'" in out.stdout, out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +137,24 @@ def test_the_sdist_holds_a_test_suite_that_can_run(built: tuple[Path, Path]) -> 
     wanted = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_bench_")}
     assert wanted <= names, sorted(wanted - names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".db")]
+
+
+def test_an_old_plotly_is_named_with_the_version_the_plots_need(tmp_path: Path) -> None:
+    """The plots and dashboard extras allowed plotly 5.0; an HTML plot or report failed with
+    "to_html() got an unexpected keyword argument 'div_id'" (5.5 added it)."""
+    out = run_without(set(), """
+        import plotly
+        plotly.__version__ = "5.4.0"
+        import tunesmith as ts
+        from tunesmith import plots
+        s = ts.Study(ts.Space({"x": ts.Float(0, 1)}), sampler="random", seed=0)
+        s.optimize(lambda t: t.params["x"], n_trials=3)
+        try:
+            plots.save(plots.records_of(s, "history"), "h.html")
+        except ImportError as e:
+            print(e)
+    """, cwd=tmp_path)
+    assert "an interactive plot needs plotly >= 5.5, this is 5.4.0: pip install -U 'tunesmith[plots]'" in out.stdout, out.stderr
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "plotly>=5.5" in extras["plots"] and "plotly>=5.5" in extras["dashboard"]

@@ -35,6 +35,16 @@ def require(module: str, *, extra: str, what: str) -> ModuleType:
         ) from exc
 
 
+def check_floor(module: ModuleType, floor: tuple[int, ...], *, extra: str, what: str) -> ModuleType:
+    """``module`` if its ``__version__`` is at least ``floor``, else an ImportError naming the
+    version needed and the upgrade (an older one failed later, deep inside, on a missing name)."""
+    have = tuple(int(n) for n in re.findall(r"\d+", getattr(module, "__version__", ""))[: len(floor)])
+    if have and have < floor:
+        raise ImportError(f"{what} needs {module.__name__} >= {'.'.join(map(str, floor))}, "
+                          f"this is {module.__version__}: pip install -U 'tunesmith[{extra}]'")
+    return module
+
+
 def span(what: str, name: str, value: Any, kind: type[Float] | type[Int], **options: Any) -> Float | Int | Fixed:
     """A preset space's parameter from its keyword: a ``(low, high)`` range, or a plain number
     that fixes it (``xgboost_space(max_depth=6)``); anything else is a ValueError naming it."""

@@ -5,7 +5,7 @@ Needs scikit-learn: ``pip install 'tunesmith[sklearn]'``.
 
 from __future__ import annotations
 
-import re
+from ..integrations._common import check_floor
 
 try:
     import sklearn
@@ -14,11 +14,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 # sklearn.utils.get_tags: an older scikit-learn (the importance extra allows 1.3) failed with
 # "cannot import name 'get_tags'"
-if tuple(int(n) for n in re.findall(r"\d+", sklearn.__version__)[:2]) < (1, 6):
-    raise ImportError(f"tunesmith.sklearn needs scikit-learn >= 1.6, this is {sklearn.__version__}: "
-                      "pip install -U 'tunesmith[sklearn]'")
+check_floor(sklearn, (1, 6), extra="sklearn", what="tunesmith.sklearn")
 
-from .search import TunedSearchCV
-from .space import SearchSpace, as_search_space
+from .search import TunedSearchCV  # noqa: E402 - after the check above
+from .space import SearchSpace, as_search_space  # noqa: E402
 
 __all__ = ["SearchSpace", "TunedSearchCV", "as_search_space"]
