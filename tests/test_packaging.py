@@ -158,3 +158,23 @@ def test_an_old_plotly_is_named_with_the_version_the_plots_need(tmp_path: Path) 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "plotly>=5.5" in extras["plots"] and "plotly>=5.5" in extras["dashboard"]
+
+
+HEAVY = ("torch", "sklearn", "pandas", "plotly", "matplotlib", "ray", "starlette", "uvicorn", "psycopg", "mlflow",
+         "lightning", "transformers", "xgboost", "lightgbm", "tensorboard", "sqlalchemy", "scipy")
+
+
+def test_the_command_line_help_and_a_study_in_memory_import_no_heavy_library(tmp_path: Path) -> None:
+    """``tunesmith --help`` and ``import tunesmith`` imported SQLAlchemy (a third of the import
+    time) though neither opens a database; the optional libraries stay unimported too."""
+    out = run_without(set(), f"""
+        import contextlib, io
+        from tunesmith.cli import main
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            main(["--help"])
+        import tunesmith as ts
+        s = ts.Study(ts.Space({{"x": ts.Float(0, 1)}}), sampler="random", seed=0)
+        s.optimize(lambda t: t.params["x"], n_trials=3)
+        print([m for m in {HEAVY!r} if m in sys.modules])
+    """, cwd=tmp_path)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

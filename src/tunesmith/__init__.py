@@ -35,12 +35,13 @@ from .exceptions import (
 from .pruners import Decision, Pruner
 from .samplers import GridSampler, RandomSampler, Sampler, SobolSampler
 from .space import Categorical, Fixed, Float, Int, Prior, Space
-from .storage import MemoryStorage, SQLStorage, Storage
+from .storage import MemoryStorage, Storage
 from .study import Study, Trial
 from .trial import Direction, FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from .samplers import BayesOptions, BayesSampler, TPESampler
+    from .storage import SQLStorage
 
 __version__ = "0.1.0"
 
@@ -64,12 +65,14 @@ _default_logging()
 
 
 def __getattr__(name: str) -> object:
-    """``ts.train`` (it needs the optional torch) and the model-based
-    samplers (they need scipy) are imported on first use."""
+    """``ts.train`` (it needs the optional torch), the model-based samplers (they need
+    scipy) and ``SQLStorage`` (SQLAlchemy) are imported on first use."""
     if name == "train":
         return importlib.import_module(".train", __name__)
     if name in ("BayesOptions", "BayesSampler", "TPESampler"):
         return getattr(importlib.import_module(".samplers", __name__), name)
+    if name == "SQLStorage":
+        return importlib.import_module(".storage.sql", __name__).SQLStorage
     raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
 
 
