@@ -119,6 +119,7 @@ def test_the_wheel_ships_the_package_its_data_and_license_and_nothing_else(built
     assert {n.split("/")[0] for n in names} == {"tunesmith", "tunesmith-0.1.0.dist-info"}
     assert "tunesmith-0.1.0.dist-info/licenses/LICENSE" in names
     meta = zipfile.ZipFile(built[0]).read("tunesmith-0.1.0.dist-info/METADATA").decode()
+    assert f"Version: {tunesmith.__version__}" in meta.splitlines()  # was written twice, in pyproject and __init__
     for line in ("License-Expression: Apache-2.0", "License-File: LICENSE", "Requires-Python: >=3.10",
                  "Classifier: Typing :: Typed", "Classifier: Programming Language :: Python :: 3.10"):
         assert line in meta.splitlines(), line

@@ -7,7 +7,7 @@
 Pages: every study; one study (the report's plots, updating live while trials arrive);
 one trial; importance; a comparison of studies. Large studies are reduced on the server
 (a sampled or thinned plot, a paged table). Read-only unless ``allow_writes``.
-Needs ``pip install 'tunesmith[dashboard,plots]'``; see docs/dashboard.md.
+Needs ``pip install 'tunesmith[dashboard]'`` (starlette, uvicorn, plotly); see docs/dashboard.md.
 """
 
 from __future__ import annotations
