@@ -179,3 +179,21 @@ def test_the_command_line_help_and_a_study_in_memory_import_no_heavy_library(tmp
         print([m for m in {HEAVY!r} if m in sys.modules])
     """, cwd=tmp_path)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("blocked", ["starlette", "plotly", "uvicorn"])
+def test_create_app_without_the_dashboard_extra_names_it(blocked: str) -> None:
+    """serve() named the extra; create_app() (to serve the app yourself) failed with a bare
+    "No module named 'starlette'", and without plotly made an app whose every plot failed."""
+    out = run_without({blocked}, """
+        from tunesmith import MemoryStorage
+        from tunesmith.dashboard import create_app
+        try:
+            print(type(create_app(MemoryStorage())).__name__)
+        except ImportError as e:
+            print(e)
+    """)
+    if blocked == "uvicorn":  # the app is served by whatever ASGI server one likes
+        assert out.stdout.strip() == "Starlette", out.stdout + out.stderr
+        return
+    assert f"the dashboard needs {blocked}: pip install 'tunesmith[dashboard]'" in out.stdout, out.stdout + out.stderr
