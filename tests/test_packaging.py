@@ -197,3 +197,17 @@ def test_create_app_without_the_dashboard_extra_names_it(blocked: str) -> None:
         assert out.stdout.strip() == "Starlette", out.stdout + out.stderr
         return
     assert f"the dashboard needs {blocked}: pip install 'tunesmith[dashboard]'" in out.stdout, out.stdout + out.stderr
+
+
+def test_type_checkers_see_what_tunesmith_imports_on_first_use(tmp_path: Path) -> None:
+    """``ts.train`` is imported on first use (module __getattr__); to mypy it was an ``object``,
+    so ``ts.train.objective(...)``, as docs/train.md writes it, was an attr-defined error."""
+    pytest.importorskip("mypy")
+    user = tmp_path / "user.py"
+    user.write_text("import tunesmith as ts\n\nspace = ts.train.adam_space()\nstorage = ts.SQLStorage('sqlite:///a.db')\n"
+                    "reveal_type(storage)\n")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent",
+                          "--ignore-missing-imports", "--no-site-packages", "--cache-dir", str(tmp_path / "cache"), str(user)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "MYPYPATH": str(SRC)})
+    assert 'Revealed type is "tunesmith.storage.sql.SQLStorage"' in out.stdout, out.stdout
+    assert "error" not in out.stdout, out.stdout

@@ -39,7 +39,8 @@ from .storage import MemoryStorage, Storage
 from .study import Study, Trial
 from .trial import Direction, FrozenTrial, TrialState
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what __getattr__ imports on first use, as type checkers should see it
+    from . import train as train  # ts.train.objective was an "object" without attributes to mypy
     from .samplers import BayesOptions, BayesSampler, TPESampler
     from .storage import SQLStorage
 
