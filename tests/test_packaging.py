@@ -211,3 +211,16 @@ def test_type_checkers_see_what_tunesmith_imports_on_first_use(tmp_path: Path) -
                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "MYPYPATH": str(SRC)})
     assert 'Revealed type is "tunesmith.storage.sql.SQLStorage"' in out.stdout, out.stdout
     assert "error" not in out.stdout, out.stdout
+
+
+def test_the_names_imported_on_first_use_are_listed() -> None:
+    """dir(tunesmith) left out BayesSampler, TPESampler, BayesOptions and SQLStorage (imported on
+    first use), so tab completion and help(tunesmith) did not show them; train (torch) stays out."""
+    import tunesmith.storage
+
+    assert {"BayesSampler", "TPESampler", "BayesOptions", "SQLStorage", "Study"} <= set(dir(tunesmith))
+    assert "train" not in dir(tunesmith)
+    assert {"SQLStorage", "SCHEMA_VERSION", "make_storage"} <= set(dir(tunesmith.storage))
+    out = run_without({"torch"}, "import pydoc, tunesmith\ndoc = pydoc.render_doc(tunesmith)\n"
+                                 "print('SQLStorage(url' in doc, 'BayesSampler(seed' in doc)")
+    assert out.stdout.strip() == "True True", out.stderr

@@ -77,6 +77,12 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """With the names imported on first use (tab completion, ``help(tunesmith)``); not ``train``,
+    which needs torch."""
+    return sorted({*globals(), *__all__})
+
+
 def load_study(name: str, storage: str | os.PathLike[str] | Storage) -> Study:
     """Open an existing study by name (raises StudyNotFound if absent)."""
     return Study.load(name, storage)

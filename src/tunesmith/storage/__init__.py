@@ -22,6 +22,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def make_storage(spec: str | os.PathLike[str] | Storage | None, *, read_only: bool = False,
                  retry_window: float | None = None) -> Storage:
     """A storage from ``None``/"memory" (in memory), a database URL, a path
