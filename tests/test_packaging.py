@@ -224,3 +224,28 @@ def test_the_names_imported_on_first_use_are_listed() -> None:
     out = run_without({"torch"}, "import pydoc, tunesmith\ndoc = pydoc.render_doc(tunesmith)\n"
                                  "print('SQLStorage(url' in doc, 'BayesSampler(seed' in doc)")
     assert out.stdout.strip() == "True True", out.stderr
+
+
+@pytest.mark.parametrize(("module", "integration", "old", "floor"), [
+    ("lightning.pytorch", "lightning", "2.5.0", "2.6"),
+    ("transformers", "transformers", "4.40.2", "4.41"),
+])  # fmt: skip
+def test_an_integration_with_a_library_older_than_its_extra_names_the_version(
+        module: str, integration: str, old: str, floor: str) -> None:
+    """An installed Lightning 2.5 or transformers 4.40 (older than the extras' floors) failed later
+    on a missing name (fit's weights_only, TrainingArguments.eval_strategy); now on import."""
+    out = run_without(set(), f"""
+        import types
+        parts = {module!r}.split(".")
+        for i in range(len(parts)):
+            fake = types.ModuleType(".".join(parts[:i + 1]))
+            fake.__version__ = {old!r}
+            fake.__path__ = []
+            sys.modules[fake.__name__] = fake
+        try:
+            import tunesmith.integrations.{integration}
+        except ImportError as e:
+            print(e)
+    """)
+    want = f"tunesmith.integrations.{integration} needs {module} >= {floor}, this is {old}: pip install -U 'tunesmith[{integration}]'"
+    assert want in out.stdout, out.stdout + out.stderr

@@ -16,11 +16,12 @@ from ..pruners import Decision
 from ..space import Fixed, Float, Int
 
 
-def require(module: str, *, extra: str, what: str) -> ModuleType:
+def require(module: str, *, extra: str, what: str, floor: tuple[int, ...] = ()) -> ModuleType:
     """``import module``, or an ImportError that names the extra to install (or, when the package
-    is there but its own import fails, one that says so and gives that error)."""
+    is there but its own import fails, one that says so and gives that error; or, when it is older
+    than ``floor``, the version needed)."""
     try:
-        return importlib.import_module(module)
+        found = importlib.import_module(module)
     except ImportError as exc:
         missing = getattr(exc, "name", None)
         if isinstance(exc, ModuleNotFoundError) and (missing == module or module.startswith(f"{missing}.")):
@@ -33,6 +34,7 @@ def require(module: str, *, extra: str, what: str) -> ModuleType:
             f"{type(exc).__name__}: {exc} (fix that installation, e.g. pip install --force-reinstall "
             f"'tunesmith[{extra}]', or install what the error names)"
         ) from exc
+    return check_floor(found, floor, extra=extra, what=what)
 
 
 def check_floor(module: ModuleType, floor: tuple[int, ...], *, extra: str, what: str) -> ModuleType:
