@@ -249,3 +249,24 @@ def test_an_integration_with_a_library_older_than_its_extra_names_the_version(
     """)
     want = f"tunesmith.integrations.{integration} needs {module} >= {floor}, this is {old}: pip install -U 'tunesmith[{integration}]'"
     assert want in out.stdout, out.stdout + out.stderr
+
+
+def test_an_integration_library_that_breaks_on_import_is_named_not_raised_raw(tmp_path: Path) -> None:
+    """TensorBoard 2.14-2.17 fail to import under NumPy 2 with an AttributeError (np.string_),
+    which came out raw; the extra's floor allowed them. Now the error says the library is
+    installed but broken, and the floor is 2.18."""
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "tensorboard" / "__init__.py").write_text(
+        "raise AttributeError('`np.string_` was removed in the NumPy 2.0 release')\n")
+    out = run_without(set(), f"""
+        sys.path.insert(0, {str(tmp_path)!r})
+        try:
+            import tunesmith.integrations.tensorboard
+        except ImportError as e:
+            print(e)
+    """)
+    assert ("tunesmith.integrations.tensorboard needs the 'tensorboard' package, which is installed but failed "
+            "to import: AttributeError: `np.string_` was removed") in out.stdout, out.stdout + out.stderr
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["tensorboard"] == ["tensorboard>=2.18"]

@@ -29,12 +29,18 @@ def require(module: str, *, extra: str, what: str, floor: tuple[int, ...] = ()) 
                 f"{what} needs the '{module}' package, which is not installed: "
                 f"pip install 'tunesmith[{extra}]'"
             ) from exc
-        raise ImportError(
-            f"{what} needs the '{module}' package, which is installed but failed to import: "
-            f"{type(exc).__name__}: {exc} (fix that installation, e.g. pip install --force-reinstall "
-            f"'tunesmith[{extra}]', or install what the error names)"
-        ) from exc
+        raise _broken(module, exc, extra=extra, what=what) from exc
+    except Exception as exc:  # noqa: BLE001 - e.g. TensorBoard 2.17 under NumPy 2: AttributeError np.string_
+        raise _broken(module, exc, extra=extra, what=what) from exc
     return check_floor(found, floor, extra=extra, what=what)
+
+
+def _broken(module: str, exc: Exception, *, extra: str, what: str) -> ImportError:
+    return ImportError(
+        f"{what} needs the '{module}' package, which is installed but failed to import: "
+        f"{type(exc).__name__}: {exc} (fix that installation, e.g. pip install -U --force-reinstall "
+        f"'tunesmith[{extra}]', or install what the error names)"
+    )
 
 
 def check_floor(module: ModuleType, floor: tuple[int, ...], *, extra: str, what: str) -> ModuleType:
