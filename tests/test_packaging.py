@@ -270,3 +270,15 @@ def test_an_integration_library_that_breaks_on_import_is_named_not_raised_raw(tm
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras["tensorboard"] == ["tensorboard>=2.18"]
+
+
+def test_importance_without_scikit_learn_names_the_extra_and_the_method_that_needs_none(study_file: Path) -> None:
+    """A plain install's `tunesmith importance NAME` said only to install scikit-learn, though
+    the PED-ANOVA method runs without it."""
+    folder = study_file.parent
+    study_file.write_text(study_file.read_text().replace("n_trials: 4", "n_trials: 12"))
+    assert cli(set(), "run", str(study_file), cwd=folder).returncode == 0
+    out = cli({"sklearn"}, "importance", "q", cwd=folder)
+    assert out.returncode == 2
+    assert "pip install 'tunesmith[importance]' (the ped-anova method needs no extra)" in out.stderr, out.stderr
+    assert cli({"sklearn"}, "importance", "q", "--method", "ped-anova", cwd=folder).returncode == 0
