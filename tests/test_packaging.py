@@ -282,3 +282,13 @@ def test_importance_without_scikit_learn_names_the_extra_and_the_method_that_nee
     assert out.returncode == 2
     assert "pip install 'tunesmith[importance]' (the ped-anova method needs no extra)" in out.stderr, out.stderr
     assert cli({"sklearn"}, "importance", "q", "--method", "ped-anova", cwd=folder).returncode == 0
+
+
+def test_the_example_study_file_without_scikit_learn_stops_before_any_trial(tmp_path: Path) -> None:
+    """`tunesmith run examples/svm_digits.yaml` in a plain install failed all 36 trials, each on
+    "No module named 'sklearn'"; now loading the objective names the extra."""
+    out = cli({"sklearn"}, "run", str(ROOT / "examples" / "svm_digits.yaml"), "--storage",
+              f"sqlite:///{tmp_path / 'a.db'}", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "this example needs scikit-learn: pip install 'tunesmith[sklearn]'" in out.stderr
+    assert "trial" not in out.stderr
