@@ -31,6 +31,11 @@ import numpy as np
 
 import tunesmith as ts
 
+try:  # the models and the data; imported where used, checked here: a study file run without it
+    import sklearn  # noqa: F401  (tunesmith run) failed all 36 trials on "No module named 'sklearn'"
+except ModuleNotFoundError:
+    raise ImportError("this example needs scikit-learn: pip install 'tunesmith[sklearn]'") from None
+
 # C as in the article; gamma log-spaced around 1/n_features for pixels scaled to [0, 1]
 C_GRID = [0.1, 1, 10, 100]
 GAMMA_GRID = [0.001, 0.01, 0.1, 1]

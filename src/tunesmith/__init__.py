@@ -35,12 +35,14 @@ from .exceptions import (
 from .pruners import Decision, Pruner
 from .samplers import GridSampler, RandomSampler, Sampler, SobolSampler
 from .space import Categorical, Fixed, Float, Int, Prior, Space
-from .storage import MemoryStorage, SQLStorage, Storage
+from .storage import MemoryStorage, Storage
 from .study import Study, Trial
 from .trial import Direction, FrozenTrial, TrialState
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what __getattr__ imports on first use, as type checkers should see it
+    from . import train as train  # ts.train.objective was an "object" without attributes to mypy
     from .samplers import BayesOptions, BayesSampler, TPESampler
+    from .storage import SQLStorage
 
 __version__ = "0.1.0"
 
@@ -64,13 +66,21 @@ _default_logging()
 
 
 def __getattr__(name: str) -> object:
-    """``ts.train`` (it needs the optional torch) and the model-based
-    samplers (they need scipy) are imported on first use."""
+    """``ts.train`` (it needs the optional torch), the model-based samplers (they need
+    scipy) and ``SQLStorage`` (SQLAlchemy) are imported on first use."""
     if name == "train":
         return importlib.import_module(".train", __name__)
     if name in ("BayesOptions", "BayesSampler", "TPESampler"):
         return getattr(importlib.import_module(".samplers", __name__), name)
+    if name == "SQLStorage":
+        return importlib.import_module(".storage.sql", __name__).SQLStorage
     raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """With the names imported on first use (tab completion, ``help(tunesmith)``); not ``train``,
+    which needs torch."""
+    return sorted({*globals(), *__all__})
 
 
 def load_study(name: str, storage: str | os.PathLike[str] | Storage) -> Study:

@@ -126,10 +126,17 @@ def _describe(records: list) -> str:
 
 
 def _mpl_to_file(output: str) -> None:
-    if not output.lower().endswith((".html", ".htm")):
-        import matplotlib
+    """Import what draws ``output`` (plotly for a page, matplotlib for an image), before any
+    work: ``compare`` ran every sampler, then failed on a missing library with a bare
+    "No module named 'matplotlib'"; now the error names the extra to install."""
+    if output.lower().endswith((".html", ".htm")):
+        from ..plots.plotly_render import _go
 
-        matplotlib.use("Agg")  # a file, never a window
+        _go()
+    else:
+        from ..plots.mpl_render import _matplotlib
+
+        _matplotlib().use("Agg")  # a file, never a window
 
 
 # -- compare ------------------------------------------------------------------------------------
@@ -150,6 +157,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..plots import comparison, run_samplers
     from .studyfile import StudyFile
 
+    _mpl_to_file(args.output)
     sf = StudyFile.load(args.study_file)
     space = sf.build_space()
     if space is None:

@@ -7,7 +7,7 @@
 Pages: every study; one study (the report's plots, updating live while trials arrive);
 one trial; importance; a comparison of studies. Large studies are reduced on the server
 (a sampled or thinned plot, a paged table). Read-only unless ``allow_writes``.
-Needs ``pip install 'tunesmith[dashboard,plots]'``; see docs/dashboard.md.
+Needs ``pip install 'tunesmith[dashboard]'`` (starlette, uvicorn, plotly); see docs/dashboard.md.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from .server import LOOPBACK, open_storage, serve
 def create_app(storage: Any, *, allow_writes: bool = False, poll_seconds: float = 2.0, host: str | None = None) -> Any:
     """The dashboard of ``storage`` (a Storage) as a Starlette application; ``host``: the address
     it listens on (on a loopback one it answers only requests addressed to a loopback name)."""
+    from .server import _require
+
+    _require(("starlette", "plotly"))  # not a bare "No module named 'starlette'"
     from .app import create_app as _create
 
     return _create(storage, allow_writes=allow_writes, poll_seconds=poll_seconds, host=host)

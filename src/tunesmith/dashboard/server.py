@@ -124,15 +124,15 @@ def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _require() -> Any:
+def _require(names: tuple[str, ...] = ("starlette", "uvicorn", "plotly")) -> Any:
     """uvicorn, once the dashboard's packages are there (without plotly it served pages whose
-    every plot failed)."""
+    every plot failed); ``create_app`` needs all but uvicorn."""
     missing = []
-    for name in ("starlette", "uvicorn", "plotly"):
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
     if missing:
         raise ImportError(f"the dashboard needs {' and '.join(missing)}: pip install 'tunesmith[dashboard]'")
-    return importlib.import_module("uvicorn")
+    return importlib.import_module("uvicorn") if "uvicorn" in names else None

@@ -89,7 +89,8 @@ def _fit(design: Design, options: FanovaOptions, seed: int) -> Any:
     try:
         from sklearn.ensemble import RandomForestRegressor
     except ImportError:
-        raise ImportError("fANOVA importance needs scikit-learn: pip install 'tunesmith[importance]'") from None
+        raise ImportError("fANOVA importance needs scikit-learn: pip install 'tunesmith[importance]' "
+                          "(the ped-anova method needs no extra)") from None
     forest = RandomForestRegressor(
         n_estimators=options.n_trees, min_samples_leaf=options.min_samples_leaf, max_depth=options.max_depth,
         max_features=options.max_features, random_state=seed, n_jobs=1,

@@ -16,11 +16,12 @@ from ..pruners import Decision
 from ..space import Fixed, Float, Int
 
 
-def require(module: str, *, extra: str, what: str) -> ModuleType:
+def require(module: str, *, extra: str, what: str, floor: tuple[int, ...] = ()) -> ModuleType:
     """``import module``, or an ImportError that names the extra to install (or, when the package
-    is there but its own import fails, one that says so and gives that error)."""
+    is there but its own import fails, one that says so and gives that error; or, when it is older
+    than ``floor``, the version needed)."""
     try:
-        return importlib.import_module(module)
+        found = importlib.import_module(module)
     except ImportError as exc:
         missing = getattr(exc, "name", None)
         if isinstance(exc, ModuleNotFoundError) and (missing == module or module.startswith(f"{missing}.")):
@@ -28,11 +29,28 @@ def require(module: str, *, extra: str, what: str) -> ModuleType:
                 f"{what} needs the '{module}' package, which is not installed: "
                 f"pip install 'tunesmith[{extra}]'"
             ) from exc
-        raise ImportError(
-            f"{what} needs the '{module}' package, which is installed but failed to import: "
-            f"{type(exc).__name__}: {exc} (fix that installation, e.g. pip install --force-reinstall "
-            f"'tunesmith[{extra}]', or install what the error names)"
-        ) from exc
+        raise _broken(module, exc, extra=extra, what=what) from exc
+    except Exception as exc:  # noqa: BLE001 - e.g. TensorBoard 2.17 under NumPy 2: AttributeError np.string_
+        raise _broken(module, exc, extra=extra, what=what) from exc
+    return check_floor(found, floor, extra=extra, what=what)
+
+
+def _broken(module: str, exc: Exception, *, extra: str, what: str) -> ImportError:
+    return ImportError(
+        f"{what} needs the '{module}' package, which is installed but failed to import: "
+        f"{type(exc).__name__}: {exc} (fix that installation, e.g. pip install -U --force-reinstall "
+        f"'tunesmith[{extra}]', or install what the error names)"
+    )
+
+
+def check_floor(module: ModuleType, floor: tuple[int, ...], *, extra: str, what: str) -> ModuleType:
+    """``module`` if its ``__version__`` is at least ``floor``, else an ImportError naming the
+    version needed and the upgrade (an older one failed later, deep inside, on a missing name)."""
+    have = tuple(int(n) for n in re.findall(r"\d+", getattr(module, "__version__", ""))[: len(floor)])
+    if have and have < floor:
+        raise ImportError(f"{what} needs {module.__name__} >= {'.'.join(map(str, floor))}, "
+                          f"this is {module.__version__}: pip install -U 'tunesmith[{extra}]'")
+    return module
 
 
 def span(what: str, name: str, value: Any, kind: type[Float] | type[Int], **options: Any) -> Float | Int | Fixed:

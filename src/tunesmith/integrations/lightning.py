@@ -29,7 +29,8 @@ from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
 from ._common import check_trial, did_you_mean_metric, require, warn_direction
 
-L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning")
+L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning",
+            floor=(2, 6))  # Trainer.fit(..., weights_only=True), as docs/integrations.md writes it
 _Callback: Any = L.Callback
 STEPS = ("epoch", "global_step")
 

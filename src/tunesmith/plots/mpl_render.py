@@ -41,11 +41,18 @@ def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
     return short if len(set(short)) == len(set(labels)) else list(labels)
 
 
-def _plt() -> Any:
+def _matplotlib() -> Any:
     try:
-        import matplotlib.pyplot as plt
+        import matplotlib
     except ImportError:
         raise ImportError("image plots need matplotlib: pip install 'tunesmith[plots]'") from None
+    return matplotlib
+
+
+def _plt() -> Any:
+    _matplotlib()
+    import matplotlib.pyplot as plt
+
     return plt
 
 

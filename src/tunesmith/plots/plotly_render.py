@@ -15,9 +15,13 @@ MERGE_ABOVE = 50  # more line series than this are drawn as one trace per style
 
 def _go() -> Any:
     try:
+        import plotly
         import plotly.graph_objects as go
     except ImportError:
         raise ImportError("interactive plots need plotly: pip install 'tunesmith[plots]'") from None
+    from ..integrations._common import check_floor
+
+    check_floor(plotly, (5, 5), extra="plots", what="an interactive plot")  # to_html(div_id=...)
     return go
 
 

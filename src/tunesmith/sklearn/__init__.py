@@ -5,12 +5,18 @@ Needs scikit-learn: ``pip install 'tunesmith[sklearn]'``.
 
 from __future__ import annotations
 
+from ..integrations._common import check_floor
+
 try:
-    import sklearn  # noqa: F401
+    import sklearn
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("tunesmith.sklearn needs scikit-learn: pip install 'tunesmith[sklearn]'") from None
 
-from .search import TunedSearchCV
-from .space import SearchSpace, as_search_space
+# sklearn.utils.get_tags: an older scikit-learn (the importance extra allows 1.3) failed with
+# "cannot import name 'get_tags'"
+check_floor(sklearn, (1, 6), extra="sklearn", what="tunesmith.sklearn")
+
+from .search import TunedSearchCV  # noqa: E402 - after the check above
+from .space import SearchSpace, as_search_space  # noqa: E402
 
 __all__ = ["SearchSpace", "TunedSearchCV", "as_search_space"]

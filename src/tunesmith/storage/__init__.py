@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from .base import Storage, StudyRecord, worker_id
 from .memory import MemoryStorage
-from .sql import SCHEMA_VERSION, SQLStorage
+
+if TYPE_CHECKING:
+    from .sql import SCHEMA_VERSION, SQLStorage
+
+
+def __getattr__(name: str) -> Any:
+    """``SQLStorage`` and ``SCHEMA_VERSION`` import SQLAlchemy, on first use: ``import tunesmith``,
+    a study in memory and ``tunesmith --help`` do without it."""
+    if name in ("SCHEMA_VERSION", "SQLStorage"):
+        from . import sql
+
+        return getattr(sql, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def make_storage(spec: str | os.PathLike[str] | Storage | None, *, read_only: bool = False,
@@ -23,6 +40,8 @@ def make_storage(spec: str | os.PathLike[str] | Storage | None, *, read_only: bo
         return MemoryStorage()
     if isinstance(spec, Storage):
         return spec
+    from .sql import SQLStorage
+
     opts = {} if retry_window is None else {"retry_window": retry_window}
     if isinstance(spec, os.PathLike):
         spec = os.fspath(spec)  # a pathlib.Path to a SQLite file

@@ -85,6 +85,8 @@ def unencoded_at(url: str) -> str | None:
 
 def mask_url(url: str) -> str:
     """``url`` with its password (and any ``password=`` query value) shown as ``***``."""
+    if "@" not in url and "password" not in url:
+        return url  # no credentials (memory, a SQLite file): SQLAlchemy not imported for it
     import sqlalchemy as sa
 
     ambiguous = unencoded_at(url)
