@@ -179,5 +179,6 @@ class Heartbeat:
                          requeue=cfg.requeue, dead=False, once=True)  # fmt: skip
         for t in lost:
             again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
-            logger.warning("trial %d: worker %s lost%s", t.number, t.worker, again)
+            # %r: a name read from the database, its terminal escapes shown, never sent to the terminal
+            logger.warning("trial %d: worker %r lost%s", t.number, t.worker, again)
         return lost

@@ -1,0 +1,63 @@
+"""What another user of a shared database, folder or machine can hand tunesmith: rows with
+terminal escapes, files that are not databases, hostile environment values, forged dashboard
+forms. Each is refused with a clear message or shown harmlessly; nothing is run or lost."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.cli import main
+
+SPACE = {"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"])}
+ESCAPES = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\n[tunesmith] trial 9 complete"  # a clipboard write, a cleared screen, a fake line
+
+
+def _sqlite_study(tmp_path: Path, **kw: Any) -> tuple[str, ts.Study]:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0, **kw)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    return url, study
+
+
+def _plain(messages: list[str]) -> None:
+    for m in messages:
+        assert "\x1b" not in m and "\x07" not in m and "\n" not in m, m
+
+
+# -- the terminal ------------------------------------------------------------------------------
+
+
+def test_a_worker_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
+    """A running trial's worker name is read from the database and logged when the trial is
+    judged lost: escapes in it reached the terminal as they were (clearing it, writing the
+    clipboard, printing a line that looks like tunesmith's)."""
+    url, study = _sqlite_study(tmp_path, heartbeat_interval=0.05, grace_period=0.1)
+    running = study.ask()
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_trials SET worker = ?, heartbeat = 0 WHERE number = ?", (ESCAPES, running.number))
+    other = ts.Study(SPACE, storage=url, name="s", heartbeat_interval=0.05, grace_period=0.1)
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        other.optimize(lambda t: t.params["x"], n_trials=1)
+    lost = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
+    assert lost and "\\x1b]52" in lost[0]
+    _plain(lost)
+
+
+def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.sampler', json(?))",
+                   (json.dumps({"name": ESCAPES}),))
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        ts.Study(SPACE, storage=url, name="s", sampler="tpe")
+    recorded = [r.getMessage() for r in caplog.records if "recorded" in r.getMessage()]
+    assert recorded and "\\x1b]52" in recorded[0]
+    _plain(recorded)
