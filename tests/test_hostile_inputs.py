@@ -61,3 +61,24 @@ def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path:
     recorded = [r.getMessage() for r in caplog.records if "recorded" in r.getMessage()]
     assert recorded and "\\x1b]52" in recorded[0]
     _plain(recorded)
+
+
+# -- files that are not databases ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["directory", "FIFO", "device"])
+def test_a_database_path_that_is_no_regular_file_is_refused_by_name(tmp_path: Path, kind: str, capsys: Any) -> None:
+    """A path swapped for a directory, a FIFO or a link to /dev/zero was read as an empty storage
+    by the reading commands ("no studies") and failed with "disk i/o error" when written."""
+    path = tmp_path / "shared.db"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    url = f"sqlite:///{path}"
+    assert main(["studies", "--storage", url]) != 0
+    assert f"is a {kind}, not a SQLite database file" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=f"is a {kind}, not a SQLite database file"):
+        ts.Study(SPACE, storage=url, name="s")

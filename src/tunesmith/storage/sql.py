@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -112,6 +113,20 @@ _FATAL = ("does not exist", "authentication failed", "no pg_hba.conf entry", "pe
 def _hint(cause: str) -> str | None:
     text = cause.lower()
     return next((h for key, h in _HINTS.items() if key in text), None)
+
+
+def _check_regular(path: Path, url: str) -> None:
+    """A ValueError where ``path`` is there but is no regular file: a FIFO hung or failed with
+    "disk i/o error", a directory or device was read as an empty storage ("no studies")."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # absent (made at the first write) or unreadable (SQLite says so)
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise ValueError(f"storage {url!r}: {path} is {kind}, not a SQLite database file; "
+                         "pass the path of a database file (or of one to create)")
 
 
 def _seconds(name: str, value: float) -> float:
@@ -305,6 +320,7 @@ class SQLStorage(Storage):
                 self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
             if not path.parent.is_dir():
                 raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
+            _check_regular(path, self.url)
             self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
