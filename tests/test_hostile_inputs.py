@@ -82,3 +82,23 @@ def test_a_database_path_that_is_no_regular_file_is_refused_by_name(tmp_path: Pa
     assert f"is a {kind}, not a SQLite database file" in capsys.readouterr().err
     with pytest.raises(ValueError, match=f"is a {kind}, not a SQLite database file"):
         ts.Study(SPACE, storage=url, name="s")
+
+
+# -- the dashboard's write forms -----------------------------------------------------------------
+
+
+def test_a_forged_token_that_is_not_ascii_is_a_403_not_a_500(tmp_path: Path) -> None:
+    """compare_digest refuses a str that is not ASCII with a TypeError: a forged form with
+    token=é was a 500 (the server's error page) rather than the refusal."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    url, _ = _sqlite_study(tmp_path)
+    c = TestClient(create_app(open_storage(url, allow_writes=True), allow_writes=True), raise_server_exceptions=False)
+    for token in ("é", "令牌", "x" * 10_000):
+        r = c.post("/studies/s/delete", data={"token": token, "confirm": "yes"})
+        assert r.status_code == 403 and "token" in r.text, (token, r.status_code)
+    assert [s.name for s in open_storage(url).list_studies()] == ["s"]
