@@ -102,3 +102,23 @@ def test_a_forged_token_that_is_not_ascii_is_a_403_not_a_500(tmp_path: Path) -> 
         r = c.post("/studies/s/delete", data={"token": token, "confirm": "yes"})
         assert r.status_code == 403 and "token" in r.text, (token, r.status_code)
     assert [s.name for s in open_storage(url).list_studies()] == ["s"]
+
+
+# -- the environment -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["4,2", "", "auto", "0", "9" * 40])
+def test_a_worker_starts_whatever_omp_num_threads_holds(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray worker passes the environment's OMP_NUM_THREADS to torch: a list (valid for
+    OpenMP), an empty or a non-numeric value ended every worker at its start."""
+    torch = pytest.importorskip("torch")
+    from tunesmith.execution.ray_worker import _setup
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    try:
+        _setup(0)
+        assert torch.get_num_threads() == (4 if value == "4,2" else before)
+    finally:
+        torch.set_num_threads(before)
