@@ -122,3 +122,55 @@ def test_a_worker_starts_whatever_omp_num_threads_holds(value: str, monkeypatch:
         assert torch.get_num_threads() == (4 if value == "4,2" else before)
     finally:
         torch.set_num_threads(before)
+
+
+# -- output files ----------------------------------------------------------------------------------
+
+
+def _outputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    return [(["report", "s"], "out.html"), (["plot", "s", "--kind", "history"], "out.png"),
+            (["export", "s", "--format", "csv"], "out.csv")]
+
+
+def test_an_output_hard_linked_to_another_file_is_replaced_not_written_through(tmp_path: Path) -> None:
+    """Someone who can write the output folder links ``out.html`` to a file of the user's (a
+    hard link needs no write access to the folder the file is in): the report overwrote it."""
+    pytest.importorskip("plotly")
+    pytest.importorskip("matplotlib")
+    url, _ = _sqlite_study(tmp_path)
+    victim = tmp_path / "victim.txt"
+    for args, name in _outputs(tmp_path):
+        victim.write_text("precious")
+        out = tmp_path / name
+        out.unlink(missing_ok=True)
+        os.link(victim, out)
+        assert main([*args, "--storage", url, "-o", str(out)]) == 0
+        assert victim.read_text() == "precious", name
+        assert out.stat().st_size > 100 and out.stat().st_ino != victim.stat().st_ino
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
+def test_an_output_that_is_a_link_of_another_user_is_refused(tmp_path: Path, capsys: Any) -> None:
+    pytest.importorskip("plotly")
+    pytest.importorskip("matplotlib")
+    url, _ = _sqlite_study(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for args, name in _outputs(tmp_path):
+        out = tmp_path / name
+        out.symlink_to(victim)
+        os.lchown(out, 65534, 65534)
+        assert main([*args, "--storage", url, "-o", str(out)]) != 0
+        assert "link owned by another user" in capsys.readouterr().err
+        assert victim.read_text() == "precious", name
+
+
+def test_an_output_of_the_users_own_link_or_a_device_is_written_as_before(tmp_path: Path) -> None:
+    pytest.importorskip("plotly")
+    url, _ = _sqlite_study(tmp_path)
+    real = tmp_path / "real.html"
+    (tmp_path / "mine.html").symlink_to(real)
+    assert main(["report", "s", "--storage", url, "-o", str(tmp_path / "mine.html")]) == 0
+    assert (tmp_path / "mine.html").is_symlink() and "<html>" in real.read_text()
+    assert main(["export", "s", "--storage", url, "-o", os.devnull]) == 0
