@@ -174,3 +174,24 @@ def test_an_output_of_the_users_own_link_or_a_device_is_written_as_before(tmp_pa
     assert main(["report", "s", "--storage", url, "-o", str(tmp_path / "mine.html")]) == 0
     assert (tmp_path / "mine.html").is_symlink() and "<html>" in real.read_text()
     assert main(["export", "s", "--storage", url, "-o", os.devnull]) == 0
+
+
+# -- sizes read from storage -----------------------------------------------------------------------
+
+
+def test_a_space_of_many_choices_is_read_in_linear_time(tmp_path: Path, capsys: Any) -> None:
+    """Each choice was compared with every earlier one: a stored space of 50,000 choices took
+    each worker, ``show`` and the report about a minute to read (100,000: minutes)."""
+    import time
+
+    url, _ = _sqlite_study(tmp_path)
+    space = {"x": {"type": "float", "low": 0, "high": 1},
+             "k": {"type": "categorical", "choices": ["a", "b", *(f"c{i}" for i in range(50_000))]}}
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET space = ?", (json.dumps(space),))
+    started = time.perf_counter()
+    assert main(["show", "s", "--storage", url]) == 0
+    assert time.perf_counter() - started < 10
+    assert "best 3 of 3" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="listed twice"):  # the duplicate check still holds, None included
+        ts.Space({"k": ts.Categorical([None, "a", None])})
