@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,29 @@ def test_a_space_of_many_choices_is_read_in_linear_time(tmp_path: Path, capsys: 
     assert "best 3 of 3" in capsys.readouterr().out
     with pytest.raises(ValueError, match="listed twice"):  # the duplicate check still holds, None included
         ts.Space({"k": ts.Categorical([None, "a", None])})
+
+
+# -- study files from a shared folder --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("objective", ["colorsys:rgb_to_hls", "train.py:f"])
+def test_a_file_planted_beside_a_study_file_replaces_no_installed_module(
+        objective: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study file's folder went first on sys.path: a ``colorsys.py`` planted there replaced
+    the installed module the file names, and a ``wave.py`` any module imported later."""
+    import importlib
+
+    from tunesmith.cli.studyfile import load_objective
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("colorsys", "wave", "train"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    ran = tmp_path / "ran"
+    for name in ("colorsys", "wave"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(ran)!r}, 'a').write('{name}')\n")
+    (tmp_path / "train.py").write_text("def f(trial):\n    return 0.0\n")
+    fn = load_objective(objective, tmp_path)
+    assert callable(fn) and importlib.import_module("wave").__file__ != str(tmp_path / "wave.py")
+    assert not ran.exists(), ran.read_text()
+    for name in ("colorsys", "wave", "train"):
+        sys.modules.pop(name, None)
