@@ -222,3 +222,30 @@ def test_a_file_planted_beside_a_study_file_replaces_no_installed_module(
     assert not ran.exists(), ran.read_text()
     for name in ("colorsys", "wave", "train"):
         sys.modules.pop(name, None)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+def test_an_error_holding_a_nul_is_recorded_on_postgresql(pg_url: str) -> None:
+    """PostgreSQL's text cannot hold NUL: an objective whose error message held one (a byte
+    of a data file) ended optimize with a StorageError and left its trial running."""
+    study = ts.Study(SPACE, storage=pg_url, name="nul", sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        trial.set_attr("row", "a\x00b")  # JSON escapes it: fine before too
+        raise RuntimeError("cannot parse record '\x00\x01'")
+
+    study.optimize(objective, n_trials=2, catch=(RuntimeError,))
+    trials = ts.load_study("nul", pg_url).trials
+    assert [t.state.value for t in trials] == ["failed", "failed"]
+    assert trials[0].error is not None and "cannot parse record '\ufffd\x01'" in trials[0].error
+    assert trials[0].attrs["row"] == "a\x00b"
+
+
+@pytest.mark.parametrize("name", ["select", "a'b\"c", "x; DROP TABLE ts_trials;--", "back\\slash", "%s %(x)s"])
+def test_study_names_that_are_sql_are_only_names_on_postgresql(pg_url: str, name: str) -> None:
+    study = ts.Study(SPACE, storage=pg_url, name=name, sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert [s.name for s in ts.load_study(name, pg_url).storage.list_studies()] == [name]
+    assert len(ts.load_study(name, pg_url).trials) == 2

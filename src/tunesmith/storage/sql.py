@@ -172,7 +172,9 @@ def _trial_values(t: FrozenTrial) -> dict[str, Any]:
         "intermediate": _dumps({str(k): v for k, v in t.intermediate.items()}),
         "attrs": _dumps(dict(t.attrs)),
         "system": "{}" if t.system is NO_SYSTEM else _dumps(t.system.to_dict()),
-        "error": t.error,
+        # PostgreSQL's text refuses NUL: an objective's error holding one (bytes of a data file)
+        # ended optimize with a StorageError and left its trial running; JSON columns escape it
+        "error": t.error.replace("\x00", "\ufffd") if t.error else t.error,
         "worker": t.worker,
         "started": t.started,
         "completed": t.completed,
