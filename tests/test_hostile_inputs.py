@@ -263,3 +263,39 @@ def test_a_trial_of_a_million_reports_draws_a_plot_file_of_bounded_size(tmp_path
     assert main(["plot", "s", "--kind", "curves", "--storage", url, "-o", str(out)]) == 0
     assert out.stat().st_size < 8_000_000  # plotly.js embedded (4.6 MB) and 2,000 points; before: 15.6 MB
     assert "drawn with 2,000" in capsys.readouterr().err
+
+
+# -- checkpoint folders ----------------------------------------------------------------------------
+
+
+def test_a_checkpoint_folder_in_a_folder_others_can_write_is_refused(tmp_path: Path) -> None:
+    """Its folder is 0700, but whoever can write the folder above can rename it and put a link
+    to another folder in its place (``<temp>/tunesmith-lightning`` made first by someone else)."""
+    pytest.importorskip("torch")
+    from tunesmith.train import checkpoint
+
+    shared = tmp_path / "tunesmith-lightning"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(checkpoint.CheckpointError, match="group or others can write.*chmod go-w"):
+        checkpoint.secure_dir(shared / "study")
+    os.chmod(shared, 0o1777)  # sticky, as /tmp: no one renames another's entry
+    assert checkpoint.secure_dir(shared / "study").is_dir()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give a folder away")
+def test_a_checkpoint_folder_swapped_for_a_link_by_another_user_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from tunesmith.train import checkpoint
+
+    theirs = tmp_path / "tunesmith-lightning"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(checkpoint.CheckpointError, match="belongs to uid 65534"):
+        checkpoint.secure_dir(theirs / "study")
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    (tmp_path / "study").symlink_to(mine)
+    os.lchown(tmp_path / "study", 65534, 65534)
+    with pytest.raises(checkpoint.CheckpointError, match="a link of uid 65534"):
+        checkpoint.secure_dir(tmp_path / "study")
