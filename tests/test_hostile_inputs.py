@@ -299,3 +299,22 @@ def test_a_checkpoint_folder_swapped_for_a_link_by_another_user_is_refused(tmp_p
     os.lchown(tmp_path / "study", 65534, 65534)
     with pytest.raises(checkpoint.CheckpointError, match="a link of uid 65534"):
         checkpoint.secure_dir(tmp_path / "study")
+
+
+def test_a_study_named_with_terminal_escapes_by_another_program_can_be_shown_and_deleted(
+        tmp_path: Path, capsys: Any) -> None:
+    """Names are checked when a study is made; one written under a name with control characters
+    by another program could then be neither shown nor deleted ("contains the control character")."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET name = ?", (ESCAPES,))
+    assert main(["show", ESCAPES, "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b]52" in out
+    assert main(["delete", ESCAPES, "--storage", url, "--yes"]) == 0
+    assert "\x1b" not in capsys.readouterr().out
+    from tunesmith.storage import make_storage
+
+    assert make_storage(url).list_studies() == []
+    with pytest.raises(ValueError, match="control character"):  # making one is refused as before
+        ts.Study(SPACE, storage=url, name=ESCAPES)

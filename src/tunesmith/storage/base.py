@@ -48,15 +48,20 @@ def check_expect(expect_state: TrialState | None, expect: object) -> None:
         raise ValueError("update_trial(expect=...) needs expect_state: it narrows a compare-and-set")
 
 
-def check_study_name(name: object) -> str:
+def check_study_name(name: object, *, lookup: bool = False) -> str:
     """``name`` if it is a valid study name, else a ValueError that says why.
 
     The same rule on every storage: a non-empty string of at most
     :data:`MAX_NAME_LENGTH` characters without control characters (NUL, line
-    breaks, tabs, ...), checked before anything reaches a database.
+    breaks, tabs, ...), checked before anything reaches a database. With
+    ``lookup`` (reading or deleting a study that is there), any string without
+    NUL: a study written by another program under a name with control
+    characters could otherwise be neither shown nor deleted.
     """
     if not isinstance(name, str):
         raise TypeError(f"a study name must be a string, got {type(name).__name__}")
+    if lookup and "\x00" not in name:
+        return name
     if not name.strip():
         raise ValueError("a study name must not be empty or blank")
     if len(name) > MAX_NAME_LENGTH:

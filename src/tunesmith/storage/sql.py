@@ -694,7 +694,7 @@ class SQLStorage(Storage):
             ) from None
 
     def get_study(self, name: str) -> StudyRecord:
-        check_study_name(name)
+        check_study_name(name, lookup=True)
         if self._absent:
             where = ("there is no database file at " + repr(str(self._path))
                      if self._path is not None and not self._path.is_file() else "it holds no studies")
@@ -729,7 +729,7 @@ class SQLStorage(Storage):
         return out
 
     def delete_study(self, name: str) -> None:
-        check_study_name(name)
+        check_study_name(name, lookup=True)
         if self._absent:
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} (it holds no studies)")
 
