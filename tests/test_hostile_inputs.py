@@ -318,3 +318,17 @@ def test_a_study_named_with_terminal_escapes_by_another_program_can_be_shown_and
     assert make_storage(url).list_studies() == []
     with pytest.raises(ValueError, match="control character"):  # making one is refused as before
         ts.Study(SPACE, storage=url, name=ESCAPES)
+
+
+@pytest.mark.parametrize("home", ["rel/home", "."])
+def test_a_relative_home_does_not_put_checkpoints_under_the_starting_folder(
+        home: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    import pwd
+
+    from tunesmith.train import checkpoint
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", home)
+    root = checkpoint.default_root()
+    assert root.is_absolute() and root == Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache/tunesmith/checkpoints"

@@ -157,8 +157,20 @@ def default_root() -> Path:
     folder the process started in, stored as paths relative to it."""
     cache = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(cache):
-        cache = os.path.join(os.path.expanduser("~"), ".cache")
+        cache = os.path.join(_home(), ".cache")
     return Path(cache) / "tunesmith" / "checkpoints"
+
+
+def _home() -> str:
+    """The user's home: ``$HOME`` when it is an absolute path, else the user's entry in the
+    password database (a relative ``HOME`` put checkpoints under the starting folder, as a
+    relative XDG_CACHE_HOME did)."""
+    home = os.path.expanduser("~")
+    if os.path.isabs(home) or not hasattr(os, "getuid"):
+        return home
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_dir
 
 
 def study_folder(root: str | Path, study: str) -> Path:
