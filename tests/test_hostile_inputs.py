@@ -332,3 +332,28 @@ def test_a_relative_home_does_not_put_checkpoints_under_the_starting_folder(
     monkeypatch.setenv("HOME", home)
     root = checkpoint.default_root()
     assert root.is_absolute() and root == Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache/tunesmith/checkpoints"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to make a file of another user")
+@pytest.mark.parametrize("suffix", ["-wal", "-journal"])
+def test_a_journal_planted_beside_the_database_by_a_user_who_cannot_write_it_is_refused(
+        tmp_path: Path, suffix: str, capsys: Any) -> None:
+    """In a folder where anyone may create files (/tmp), a ``db-wal`` made by another user is
+    read by SQLite as part of the database and copied into it: its maker changed results they
+    could not write."""
+    url, study = _sqlite_study(tmp_path)
+    study.storage.close()  # its WAL folded into the file and removed
+    db = tmp_path / "shared.db"
+    os.chmod(db, 0o644)
+    planted = tmp_path / f"shared.db{suffix}"
+    planted.write_bytes(b"")
+    os.chown(planted, 65534, 65534)
+    with pytest.raises(ValueError, match=f"shared.db{suffix} belongs to uid 65534, who may not write the database"):
+        ts.load_study("s", url)
+    assert main(["studies", "--storage", url]) != 0 and "uid 65534" in capsys.readouterr().err
+    from tunesmith.storage.sql import _check_beside
+
+    os.chmod(db, 0o666)  # a database its users share: their journals are theirs
+    _check_beside(db, url)
+    planted.unlink()
+    assert len(ts.load_study("s", url).trials) == 3

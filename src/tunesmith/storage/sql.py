@@ -129,6 +129,36 @@ def _check_regular(path: Path, url: str) -> None:
                          "pass the path of a database file (or of one to create)")
 
 
+def _check_beside(path: Path, url: str) -> None:
+    """A ValueError for a journal, WAL or WAL index beside the database file that someone who may
+    not write the database made: SQLite reads the WAL as part of the database and copies it into
+    the file, so whoever can create ``db-wal`` (any user, in a folder such as /tmp) changed what
+    every reader saw and what writers kept. Links there SQLite refuses itself (unhelpfully)."""
+    if not hasattr(os, "getuid"):
+        return
+    try:
+        db = path.stat()
+    except OSError:
+        db = None
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        try:
+            st = side.lstat()
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            why = "is a link" if stat.S_ISLNK(st.st_mode) else "is not a regular file"
+        elif st.st_uid in (0, os.getuid()) or db is None or st.st_uid == db.st_uid:
+            continue
+        elif db.st_mode & 0o002 or (db.st_mode & 0o020 and st.st_gid == db.st_gid):
+            continue  # its owner may write the database itself: a user of a shared database
+        else:
+            why = f"belongs to uid {st.st_uid}, who may not write the database"
+        raise ValueError(f"storage {url!r}: {side} {why}, so it could change what is read from the database "
+                         "and written into it; remove it (when no process has the database open) or move the "
+                         "database to a folder only its users can write")
+
+
 def _seconds(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
@@ -323,6 +353,7 @@ class SQLStorage(Storage):
             if not path.parent.is_dir():
                 raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
             _check_regular(path, self.url)
+            _check_beside(path, self.url)
             self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
