@@ -357,3 +357,15 @@ def test_a_journal_planted_beside_the_database_by_a_user_who_cannot_write_it_is_
     _check_beside(db, url)
     planted.unlink()
     assert len(ts.load_study("s", url).trials) == 3
+
+
+def test_a_study_file_of_megabytes_is_refused_before_it_is_parsed(tmp_path: Path, capsys: Any) -> None:
+    """YAML parsing is slow: a 15 MB list in a study file took 100 s and 1.6 GB to refuse."""
+    import time
+
+    path = tmp_path / "study.yaml"
+    path.write_text("objective: x.py:f\nspace:\n  x: [" + ",".join(map(str, range(250_000))) + "]\n")
+    started = time.perf_counter()
+    assert main(["run", str(path), "--storage", f"sqlite:///{tmp_path / 'x.db'}"]) != 0
+    assert time.perf_counter() - started < 5
+    assert "more than 1,048,576 bytes; a study file holds settings" in capsys.readouterr().err
