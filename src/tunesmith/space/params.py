@@ -544,6 +544,13 @@ class Categorical(Param):
     def index(self, value: Any) -> int:
         if isinstance(value, np.generic):  # np.str_("b") from a DataFrame row is the choice "b"
             value = value.item()
+        try:  # by hash first: a scan cost each ask 0.3-1.2 s on a stored space of 100,000 choices
+            i = self._positions().get(value)
+        except TypeError:  # a list (a JSON tuple) or choices not checked yet
+            i = None
+        found = None if i is None else self.choices[i]
+        if i is not None and (type(found) is type(value) or (_is_number(value) and _is_number(found))):
+            return i
         for i, c in enumerate(self.choices):
             if c == value and (type(c) is type(value) or (_is_number(c) and _is_number(value))):
                 return i
@@ -551,6 +558,12 @@ class Categorical(Param):
         if isinstance(value, list):
             return self.index(tuple(value))
         raise self._err(f"{value!r} is not one of the choices {list(self.choices)}")
+
+    def _positions(self) -> dict[Any, int]:
+        if self.__dict__.get("_by_value", (None,))[0] is not self.choices:
+            self.__dict__["_by_value"] = (self.choices, {c: i for i, c in reversed(list(enumerate(self.choices)))})
+        positions: dict[Any, int] = self.__dict__["_by_value"][1]
+        return positions
 
     def validate(self, value: Any, *, what: str = "value") -> Any:
         try:
