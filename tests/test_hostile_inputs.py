@@ -387,3 +387,25 @@ def test_a_choice_of_a_space_of_many_is_found_by_hash(tmp_path: Path) -> None:
     assert k.index(None) == 100_003 and k.index(np.str_("c5")) == 5
     with pytest.raises(ValueError, match="not one of the choices"):
         k.index(True)  # equal to 1, but a bool is no number choice
+
+
+def test_an_output_in_a_folder_the_user_may_not_add_files_to_is_written_in_place(tmp_path: Path) -> None:
+    """A new file beside the output cannot be made there: the file itself is written, as before,
+    unless another name shares it (a hard link: refused)."""
+    import shutil
+    import subprocess
+
+    url, _ = _sqlite_study(tmp_path)
+    folder = tmp_path / "fixed"
+    folder.mkdir()
+    out = folder / "out.csv"
+    out.write_text("")
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+        pytest.skip("no chattr +i here to forbid new files in a folder")
+    try:
+        assert main(["export", "s", "--storage", url, "-o", str(out)]) == 0
+        assert out.read_text().startswith("number,")
+        os.link(out, tmp_path / "other")
+        assert main(["export", "s", "--storage", url, "-o", str(out)]) != 0
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)

@@ -131,7 +131,14 @@ def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> Path:
             write(out)
         return path
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except PermissionError:  # a folder the user may not add files to: its file itself, if only one name has it
+        if st is None or st.st_nlink > 1:
+            raise
+        with open(path, "wb") as out:
+            write(out)
+        return path
     try:
         with os.fdopen(fd, "wb") as f:  # written through the descriptor: the name may be swapped meanwhile
             write(f)
