@@ -409,3 +409,16 @@ def test_an_output_in_a_folder_the_user_may_not_add_files_to_is_written_in_place
         assert main(["export", "s", "--storage", url, "-o", str(out)]) != 0
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_stored_heartbeat_interval_of_a_nanosecond_is_refused_not_a_loop_of_writes(tmp_path: Path) -> None:
+    """A worker opening a study without its own heartbeat settings beats as stored: an interval
+    of 1e-9 written into the database made each worker's heartbeat thread write without pause."""
+    url, study = _sqlite_study(tmp_path, heartbeat_interval=0.5)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.heartbeat.interval', 1e-9, "
+                   "'$.heartbeat.grace', 1e-8)")
+    with pytest.raises(ts.StorageError, match="heartbeat_interval must be at least 0.001 s"):
+        ts.Study(storage=url, name="s")
+    with pytest.raises(ValueError, match="at least 0.001 s"):
+        ts.Study(SPACE, name="mine", heartbeat_interval=1e-9)
