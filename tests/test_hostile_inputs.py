@@ -278,9 +278,11 @@ def test_a_checkpoint_folder_in_a_folder_others_can_write_is_refused(tmp_path: P
     shared = tmp_path / "tunesmith-lightning"
     shared.mkdir()
     os.chmod(shared, 0o777)
-    with pytest.raises(checkpoint.CheckpointError, match="group or others can write.*chmod go-w"):
+    with pytest.raises(checkpoint.CheckpointError, match="others can write.*chmod o-w"):
         checkpoint.secure_dir(shared / "study")
     os.chmod(shared, 0o1777)  # sticky, as /tmp: no one renames another's entry
+    assert checkpoint.secure_dir(shared / "study").is_dir()
+    os.chmod(shared, 0o775)  # a private group's folder (umask 002)
     assert checkpoint.secure_dir(shared / "study").is_dir()
 
 

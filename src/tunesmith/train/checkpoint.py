@@ -124,20 +124,21 @@ def check_dir(path: str | Path) -> None:
 
 def _check_parent(p: Path) -> None:
     """Refuse a folder that another user can swap: a link of theirs, or an entry of a folder they
-    own or can write without the sticky bit (``<temp>/tunesmith-lightning`` made first by someone
+    own or that all may write without the sticky bit (``<temp>/tunesmith-lightning`` made first by someone
     else: its owner could replace a study's folder by a link to any folder of the user's)."""
     link = os.lstat(p)
     parent = p.absolute().parent
     st = os.stat(parent)
     mine = (0, os.getuid())
-    if link.st_uid not in mine or st.st_uid not in mine or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+    # group-writable parents pass: with a private group per user (umask 002) every folder is one
+    if link.st_uid not in mine or st.st_uid not in mine or (st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX):
         whose = (f"a link of uid {link.st_uid}" if link.st_uid not in mine
                  else f"in {str(parent)!r}, which " + (f"belongs to uid {st.st_uid}" if st.st_uid not in mine
-                                                      else f"group or others can write (mode {stat.S_IMODE(st.st_mode):04o})"))
+                                                      else f"others can write (mode {stat.S_IMODE(st.st_mode):04o})"))
         raise CheckpointError(
             f"checkpoint folder {str(p)!r} is {whose}: another user could swap it for a folder of their "
             "choosing. Use a folder of your own (checkpoint_root=... / checkpoint_dir=...)"
-            + (f", or chmod go-w {str(parent)!r}" if st.st_uid in mine and link.st_uid in mine else "")
+            + (f", or chmod o-w {str(parent)!r}" if st.st_uid in mine and link.st_uid in mine else "")
         )
 
 
