@@ -321,13 +321,18 @@ def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
 ])
 def test_hostile_study_names_are_refused_before_the_database(any_url: str | None, name: str, message: str) -> None:
     import tunesmith as ts
+    from tunesmith.exceptions import StudyNotFound
     from tunesmith.storage import make_storage
 
     st = make_storage(any_url)
     with pytest.raises(ValueError, match=message):
         ts.Study({"x": ts.Float(0, 1)}, storage=st, name=name)
-    with pytest.raises(ValueError, match=message):
-        st.get_study(name)
+    if "\n" in name:  # a lookup passes control characters but NUL (a study stored so by another program)
+        with pytest.raises(StudyNotFound):
+            st.get_study(name)
+    else:
+        with pytest.raises(ValueError, match=message):
+            st.get_study(name)
     assert st.list_studies() == []
     ok = ts.Study({"x": ts.Float(0, 1)}, storage=st, name="é" * 512)  # the longest accepted, any letters
     assert ts.Study.load("é" * 512, st).name == ok.name

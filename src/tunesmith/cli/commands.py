@@ -349,7 +349,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     text = export_csv(study) if args.format == "csv" else export_json(study)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        from ..plots import replace_file
+
+        replace_file(Path(args.output), lambda f: f.write(text.encode("utf-8")))
         print(f"wrote {plural(len(study.trials), 'trial')} of {study.name!r} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

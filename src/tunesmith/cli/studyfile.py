@@ -60,6 +60,8 @@ DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")
 SPACE_EXAMPLE = "space: {lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}}"
 _NOT_KEYS = {"base_dir", "source", "storage_written"}
+#: bytes a study file may have: settings, not data (a 15 MB list took 100 s and 1.6 GB to refuse)
+MAX_STUDY_FILE = 1 << 20
 _SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", re.DOTALL)
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
@@ -112,8 +114,13 @@ class StudyFile:
         path = Path(path)
         if not path.is_file():
             raise StudyFileError(f"study file {str(path)!r} does not exist")
+        with path.open("rb") as f:
+            raw = f.read(MAX_STUDY_FILE + 1)  # at most: the file may grow after it was checked
+        if len(raw) > MAX_STUDY_FILE:
+            raise StudyFileError(f"{path}: more than {MAX_STUDY_FILE:,} bytes; a study file holds settings (a "
+                                 "space of that size is better made in Python with ts.Space)")
         try:
-            data = load_yaml(path.read_text(encoding="utf-8"))  # YAML's own encoding, whatever the locale
+            data = load_yaml(raw.decode("utf-8"))  # YAML's own encoding, whatever the locale
         except yaml.YAMLError as exc:
             raise StudyFileError(f"{path}: not valid YAML: {exc}") from None
         except UnicodeDecodeError as exc:
@@ -275,7 +282,8 @@ def load_objective(spec: str, base_dir: Path = Path(".")) -> Callable[..., Any]:
 
     A script path (ends in ``.py`` or has a slash) is looked up in ``base_dir``
     (the study file's folder), then in the current folder; a module is
-    imported with both folders on ``sys.path``.
+    imported with both folders on ``sys.path``, after the installed packages
+    (a file there adds a module, never replaces an installed one).
     """
     target, _, func = spec.rpartition(":")
     if not target or not func:
@@ -306,8 +314,7 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     module.__dict__["__tunesmith_file__"] = str(found)  # marks it for shipping by value to Ray
     sys.modules[name] = module  # so its functions pickle by reference (spawned processes)
-    if str(found.parent) not in sys.path:
-        sys.path.insert(0, str(found.parent))  # the script may import its neighbours
+    _importable(found.parent)  # the script may import its neighbours
     try:
         loader.exec_module(module)
     except Exception as exc:
@@ -323,10 +330,17 @@ def _module_name(path: Path) -> str:
     return f"tunesmith_objective_{path.stem}"
 
 
-def _import_module(target: str, base_dir: Path) -> ModuleType:
-    for folder in (str(base_dir), str(Path.cwd())):
+def _importable(*folders: Path) -> None:
+    """Let modules be imported from ``folders``, after the installed ones: first on the path, a
+    file planted beside a shared study file (``mypkg.py``, ``scipy.py``) replaced the installed
+    module the file names, or one that tunesmith imports later, and ran on every machine."""
+    for folder in map(str, folders):
         if folder not in sys.path:
-            sys.path.insert(0, folder)
+            sys.path.append(folder)
+
+
+def _import_module(target: str, base_dir: Path) -> ModuleType:
+    _importable(base_dir, Path.cwd())
     try:
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:

@@ -32,7 +32,8 @@ MAX_NOTE = 2000  # characters
 def _form(d: Dashboard, request: Request) -> dict[str, str]:
     """The posted fields (read only where writes are allowed), once the token matches."""
     fields = {k: str(v) for k, v in request.state.form.items()}
-    if not secrets.compare_digest(fields.get("token", ""), d.token):
+    sent = fields.get("token", "").encode("utf-8", "replace")  # as bytes: a str not ASCII raised (a 500)
+    if not secrets.compare_digest(sent, d.token.encode()):
         raise HTTPException(403, "this form did not come from this dashboard (its token is missing or stale): "
                                  "reload the page and try again")
     return fields

@@ -143,8 +143,17 @@ def apply_env(env: Mapping[str, str]) -> None:
     os.environ.update(env)
     import sys
 
-    if "OMP_NUM_THREADS" in env and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(env["OMP_NUM_THREADS"]))
+    threads = _threads(env.get("OMP_NUM_THREADS", ""))
+    if threads is not None and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _threads(value: str) -> int | None:
+    """The thread count of an ``OMP_NUM_THREADS`` value: its first number (OpenMP also takes a
+    list per nesting level, ``4,2``); None for one that is not a positive number (``""``,
+    ``auto``, ``0``), which ended every worker at its start with int()'s ValueError."""
+    first = value.split(",", 1)[0].strip()
+    return int(first) if first.isdigit() and 0 < int(first) < 1 << 16 else None
 
 
 # -- which devices exist ------------------------------------------------------------------------

@@ -13,9 +13,12 @@ the kinds ``tunesmith plot --kind`` draws. Needs ``pip install 'tunesmith[plots]
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .bars import importance_bars
 from .compare import comparison, run_samplers
@@ -85,11 +88,12 @@ def save(records: Record | Sequence[Record], path: str | Path) -> Path:
     if path.suffix.lower() in HTML:
         from .plotly_render import to_html
 
-        path.write_text(to_html(items), encoding="utf-8")
+        text = to_html(items)
+        replace_file(path, lambda f: f.write(text.encode("utf-8")))
     else:
         from .mpl_render import save as save_image
 
-        save_image(items, str(path))
+        replace_file(path, lambda f: save_image(items, f, format=path.suffix[1:].lower()))
     return path
 
 
@@ -110,6 +114,42 @@ def check_output(path: str | Path, suffixes: Sequence[str] = HTML + IMAGES, what
         raise ValueError(f"{shown!r} is a folder; name a file in it")
     if not path.parent.is_dir():
         raise ValueError(f"{shown!r}: folder {str(path.parent)!r} does not exist; create it first")
+    return path
+
+
+def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write ``path`` by ``write`` into a new file beside it, then rename that over ``path``: a
+    hard link planted at ``path`` is replaced, never written through to the file it shares, and
+    a write cut short leaves the file that was there whole. A symbolic link is followed only
+    when it is the user's own (or root's, as /dev/stdout): one planted by another user chooses
+    which file would be overwritten. A FIFO or device (/dev/null) is written as it is."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, os.getuid()):
+        raise ValueError(f"not writing {str(path)!r}: it is a link owned by another user (uid {st.st_uid}), "
+                         "which chooses the file it overwrites; remove it or write elsewhere")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(os.path.realpath(path), "wb") as out:  # the link resolved once, then opened
+            write(out)
+        return path
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except PermissionError:  # a folder the user may not add files to: its file itself, if only one name has it
+        if st is None or st.st_nlink > 1:
+            raise
+        with open(path, "wb") as out:
+            write(out)
+        return path
+    try:
+        with os.fdopen(fd, "wb") as f:  # written through the descriptor: the name may be swapped meanwhile
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -142,7 +182,7 @@ def history(study: Any, ax: Any = None, *, log_y: bool = False) -> Any:
 
 __all__ = [
     "KINDS", "PALETTE", "STATE_COLORS", "Axis", "Chart", "Diagram", "Node", "Parallel", "Record", "Series",
-    "Snapshot", "adam_in_action", "adam_path", "check_output", "comparison", "contour", "contours", "curves_data", "history",
+    "Snapshot", "adam_in_action", "adam_path", "check_output", "replace_file", "comparison", "contour", "contours", "curves_data", "history",
     "history_data", "importance_bars", "learning_curves", "overfitting", "parallel", "process", "records_of",
     "rosenbrock", "run_samplers", "save", "slices", "snapshot",
 ]

@@ -81,15 +81,15 @@ def to_matplotlib(record: Record, ax: Any = None) -> Any:
     return ax
 
 
-def save(records: Sequence[Record], path: str, *, dpi: int = 120) -> None:
-    """All records into one image file, one panel each."""
+def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | None = None) -> None:
+    """All records into one image file (a path or a binary file of ``format``), one panel each."""
     axes = new_axes(len(records), size=(11, 4.5) if len(records) == 1 and records[0].kind in ("parallel", "process")
                     else (7, 4.5))
     for r, ax in zip(records, axes, strict=True):
         to_matplotlib(r, ax)
     fig = axes[0].figure
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, format=format)
     _plt().close(fig)
 
 

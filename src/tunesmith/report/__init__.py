@@ -58,11 +58,11 @@ REPORT_FILE = "the report (one HTML page) to a .html file; an image of one plot:
 
 
 def write_report(study: Any, path: str | Path, **options: Any) -> Path:
-    from ..plots import HTML, check_output
+    from ..plots import HTML, check_output, replace_file
 
     path = check_output(path, HTML, REPORT_FILE)
-    path.write_text(build_report(study, **options), encoding="utf-8")
-    return path
+    text = build_report(study, **options)
+    return replace_file(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _plots(s: Snapshot, sections: Sequence[str]) -> tuple[list[Record], list[tuple[str, str]]]:

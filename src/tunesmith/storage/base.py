@@ -48,12 +48,15 @@ def check_expect(expect_state: TrialState | None, expect: object) -> None:
         raise ValueError("update_trial(expect=...) needs expect_state: it narrows a compare-and-set")
 
 
-def check_study_name(name: object) -> str:
+def check_study_name(name: object, *, lookup: bool = False) -> str:
     """``name`` if it is a valid study name, else a ValueError that says why.
 
     The same rule on every storage: a non-empty string of at most
     :data:`MAX_NAME_LENGTH` characters without control characters (NUL, line
-    breaks, tabs, ...), checked before anything reaches a database.
+    breaks, tabs, ...), checked before anything reaches a database. With
+    ``lookup`` (reading or deleting a study that is there), control characters
+    other than NUL pass: a study written by another program under such a name
+    could otherwise be neither shown nor deleted.
     """
     if not isinstance(name, str):
         raise TypeError(f"a study name must be a string, got {type(name).__name__}")
@@ -65,10 +68,10 @@ def check_study_name(name: object) -> str:
             f"use at most {MAX_NAME_LENGTH} characters"
         )
     bad = _CONTROL.search(name)
-    if bad:
+    if bad and not (lookup and "\x00" not in name):
         raise ValueError(
-            f"study name {name[:80]!r} contains the control character {bad.group()!r}; "
-            "use printable characters only"
+            f"study name {name[:80]!r} contains the control character "
+            f"{chr(0) if lookup else bad.group()!r}; use printable characters only"
         )
     return name
 

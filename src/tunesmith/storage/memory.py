@@ -46,7 +46,7 @@ class MemoryStorage(Storage):
             return rec
 
     def get_study(self, name: str) -> StudyRecord:
-        check_study_name(name)
+        check_study_name(name, lookup=True)
         with self._lock:
             if name not in self._studies:
                 raise StudyNotFound(f"no study named {name!r} in {self.url}")

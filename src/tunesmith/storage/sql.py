@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import random
+import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -115,6 +116,50 @@ def _hint(cause: str) -> str | None:
     return next((h for key, h in _HINTS.items() if key in text), None)
 
 
+def _check_regular(path: Path, url: str) -> None:
+    """A ValueError where ``path`` is there but is no regular file: a FIFO hung or failed with
+    "disk i/o error", a directory or device was read as an empty storage ("no studies")."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # absent (made at the first write) or unreadable (SQLite says so)
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise ValueError(f"storage {url!r}: {path} is {kind}, not a SQLite database file; "
+                         "pass the path of a database file (or of one to create)")
+
+
+def _check_beside(path: Path, url: str) -> None:
+    """A ValueError for a journal, WAL or WAL index beside the database file that someone who may
+    not write the database made: SQLite reads the WAL as part of the database and copies it into
+    the file, so whoever can create ``db-wal`` (any user, in a folder such as /tmp) changed what
+    every reader saw and what writers kept. Links there SQLite refuses itself (unhelpfully)."""
+    if not hasattr(os, "getuid"):
+        return
+    try:
+        db = path.stat()
+    except OSError:
+        db = None
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        try:
+            st = side.lstat()
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            why = "is a link" if stat.S_ISLNK(st.st_mode) else "is not a regular file"
+        elif st.st_uid in (0, os.getuid()) or db is None or st.st_uid == db.st_uid:
+            continue
+        elif db.st_mode & 0o002 or (db.st_mode & 0o020 and st.st_gid == db.st_gid):
+            continue  # its owner may write the database itself: a user of a shared database
+        else:
+            why = f"belongs to uid {st.st_uid}, who may not write the database"
+        raise ValueError(f"storage {url!r}: {side} {why}, so it could change what is read from the database "
+                         "and written into it; remove it (when no process has the database open) or move the "
+                         "database to a folder only its users can write")
+
+
 def _seconds(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
@@ -159,7 +204,9 @@ def _trial_values(t: FrozenTrial, reports: str | None = None) -> dict[str, Any]:
         "intermediate": _encode_reports(t.intermediate) if reports is None else reports,
         "attrs": _dumps(dict(t.attrs)),
         "system": "{}" if t.system is NO_SYSTEM else _dumps(t.system.to_dict()),
-        "error": t.error,
+        # PostgreSQL's text refuses NUL: an objective's error holding one (bytes of a data file)
+        # ended optimize with a StorageError and left its trial running; JSON columns escape it
+        "error": t.error.replace("\x00", "\ufffd") if t.error else t.error,
         "worker": t.worker,
         "started": t.started,
         "completed": t.completed,
@@ -375,6 +422,8 @@ class SQLStorage(Storage):
                 self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
             if not path.parent.is_dir():
                 raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
+            _check_regular(path, self.url)
+            _check_beside(path, self.url)
             self._absent = self.read_only and not path.is_file()  # read as empty, never created
 
     @property
@@ -747,7 +796,7 @@ class SQLStorage(Storage):
             ) from None
 
     def get_study(self, name: str) -> StudyRecord:
-        check_study_name(name)
+        check_study_name(name, lookup=True)
         if self._absent:
             where = ("there is no database file at " + repr(str(self._path))
                      if self._path is not None and not self._path.is_file() else "it holds no studies")
@@ -782,7 +831,7 @@ class SQLStorage(Storage):
         return out
 
     def delete_study(self, name: str) -> None:
-        check_study_name(name)
+        check_study_name(name, lookup=True)
         if self._absent:
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} (it holds no studies)")
 

@@ -24,6 +24,10 @@ from .lifecycle import fail_lost
 logger = logging.getLogger("tunesmith")
 
 
+#: seconds between heartbeats at the least: each is a write to the storage
+MIN_INTERVAL = 0.001
+
+
 @dataclass(frozen=True)
 class HeartbeatConfig:
     """``interval`` and ``grace`` in seconds; ``interval=None`` turns heartbeats off."""
@@ -42,6 +46,8 @@ class HeartbeatConfig:
                 )
             return cls()
         _positive("heartbeat_interval", interval)
+        if float(interval) < MIN_INTERVAL:  # 1e-9 (a typo, or a value written into the database): a loop of writes
+            raise ValueError(f"heartbeat_interval must be at least {MIN_INTERVAL:g} s, got {interval!r}")
         grace = 5.0 * float(interval) if grace is None else grace
         _positive("grace_period", grace)
         if float(grace) <= float(interval):
@@ -179,5 +185,6 @@ class Heartbeat:
                          requeue=cfg.requeue, dead=False, once=True)  # fmt: skip
         for t in lost:
             again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
-            logger.warning("trial %d: worker %s lost%s", t.number, t.worker, again)
+            # %r: a name read from the database, its terminal escapes shown, never sent to the terminal
+            logger.warning("trial %d: worker %r lost%s", t.number, t.worker, again)
         return lost

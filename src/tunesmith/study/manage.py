@@ -389,7 +389,7 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
         return
     was = _name(stored.get("sampler"))
     if was != now.get("name"):  # a new seed or setting of the same sampler is recorded silently
-        logger.info("study %r: sampler %s recorded (was %s)", study.name, now.get("name"), was)
+        logger.info("study %r: sampler %s recorded (was %r)", study.name, now.get("name"), was)
 
 
 def _name(sampler: Any) -> Any:

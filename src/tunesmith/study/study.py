@@ -168,8 +168,11 @@ class Study:
         }
         try:
             return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
-        except ValueError:  # another worker created it a moment ago: the same study, or refused
-            record = self._storage.get_study(self.name)
+        except ValueError as exc:  # another worker created it a moment ago: the same study, or refused
+            try:
+                record = self._storage.get_study(self.name)
+            except StudyNotFound:
+                raise exc from None  # refused (its name): no study found by it either
             self._check_same(record, space, dirn)
             return record
 

@@ -119,6 +119,27 @@ def check_dir(path: str | Path) -> None:
             f"anyone who can write there can plant a checkpoint. Fix it with: chmod go-w {str(p)!r} "
             "(tunesmith creates its folders with mode 0700)"
         )
+    _check_parent(p)
+
+
+def _check_parent(p: Path) -> None:
+    """Refuse a folder that another user can swap: a link of theirs, or an entry of a folder they
+    own or that all may write without the sticky bit (``<temp>/tunesmith-lightning`` made first by someone
+    else: its owner could replace a study's folder by a link to any folder of the user's)."""
+    link = os.lstat(p)
+    parent = p.absolute().parent
+    st = os.stat(parent)
+    mine = (0, os.getuid())
+    # group-writable parents pass: with a private group per user (umask 002) every folder is one
+    if link.st_uid not in mine or st.st_uid not in mine or (st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX):
+        whose = (f"a link of uid {link.st_uid}" if link.st_uid not in mine
+                 else f"in {str(parent)!r}, which " + (f"belongs to uid {st.st_uid}" if st.st_uid not in mine
+                                                      else f"others can write (mode {stat.S_IMODE(st.st_mode):04o})"))
+        raise CheckpointError(
+            f"checkpoint folder {str(p)!r} is {whose}: another user could swap it for a folder of their "
+            "choosing. Use a folder of your own (checkpoint_root=... / checkpoint_dir=...)"
+            + (f", or chmod o-w {str(parent)!r}" if st.st_uid in mine and link.st_uid in mine else "")
+        )
 
 
 def inside(path: str | Path, folder: str | Path) -> bool:
@@ -137,8 +158,20 @@ def default_root() -> Path:
     folder the process started in, stored as paths relative to it."""
     cache = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(cache):
-        cache = os.path.join(os.path.expanduser("~"), ".cache")
+        cache = os.path.join(_home(), ".cache")
     return Path(cache) / "tunesmith" / "checkpoints"
+
+
+def _home() -> str:
+    """The user's home: ``$HOME`` when it is an absolute path, else the user's entry in the
+    password database (a relative ``HOME`` put checkpoints under the starting folder, as a
+    relative XDG_CACHE_HOME did)."""
+    home = os.path.expanduser("~")
+    if os.path.isabs(home) or not hasattr(os, "getuid"):
+        return home
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_dir
 
 
 def study_folder(root: str | Path, study: str) -> Path:

@@ -1,0 +1,426 @@
+"""What another user of a shared database, folder or machine can hand tunesmith: rows with
+terminal escapes, files that are not databases, hostile environment values, forged dashboard
+forms. Each is refused with a clear message or shown harmlessly; nothing is run or lost."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+from tunesmith.cli import main
+
+SPACE = {"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"])}
+ESCAPES = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\n[tunesmith] trial 9 complete"  # a clipboard write, a cleared screen, a fake line
+
+
+def _sqlite_study(tmp_path: Path, **kw: Any) -> tuple[str, ts.Study]:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0, **kw)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    return url, study
+
+
+def _plain(messages: list[str]) -> None:
+    for m in messages:
+        assert "\x1b" not in m and "\x07" not in m and "\n" not in m, m
+
+
+# -- the terminal ------------------------------------------------------------------------------
+
+
+def test_a_worker_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
+    """A running trial's worker name is read from the database and logged when the trial is
+    judged lost: escapes in it reached the terminal as they were (clearing it, writing the
+    clipboard, printing a line that looks like tunesmith's)."""
+    url, study = _sqlite_study(tmp_path, heartbeat_interval=0.05, grace_period=0.1)
+    running = study.ask()
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_trials SET worker = ?, heartbeat = 0 WHERE number = ?", (ESCAPES, running.number))
+    other = ts.Study(SPACE, storage=url, name="s", heartbeat_interval=0.05, grace_period=0.1)
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        other.optimize(lambda t: t.params["x"], n_trials=1)
+    lost = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
+    assert lost and "\\x1b]52" in lost[0]
+    _plain(lost)
+
+
+def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.sampler', json(?))",
+                   (json.dumps({"name": ESCAPES}),))
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        ts.Study(SPACE, storage=url, name="s", sampler="tpe")
+    recorded = [r.getMessage() for r in caplog.records if "recorded" in r.getMessage()]
+    assert recorded and "\\x1b]52" in recorded[0]
+    _plain(recorded)
+
+
+# -- files that are not databases ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["directory", "FIFO", "device"])
+def test_a_database_path_that_is_no_regular_file_is_refused_by_name(tmp_path: Path, kind: str, capsys: Any) -> None:
+    """A path swapped for a directory, a FIFO or a link to /dev/zero was read as an empty storage
+    by the reading commands ("no studies") and failed with "disk i/o error" when written."""
+    path = tmp_path / "shared.db"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    url = f"sqlite:///{path}"
+    assert main(["studies", "--storage", url]) != 0
+    assert f"is a {kind}, not a SQLite database file" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=f"is a {kind}, not a SQLite database file"):
+        ts.Study(SPACE, storage=url, name="s")
+
+
+# -- the dashboard's write forms -----------------------------------------------------------------
+
+
+def test_a_forged_token_that_is_not_ascii_is_a_403_not_a_500(tmp_path: Path) -> None:
+    """compare_digest refuses a str that is not ASCII with a TypeError: a forged form with
+    token=é was a 500 (the server's error page) rather than the refusal."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    url, _ = _sqlite_study(tmp_path)
+    c = TestClient(create_app(open_storage(url, allow_writes=True), allow_writes=True), raise_server_exceptions=False)
+    for token in ("é", "令牌", "x" * 10_000):
+        r = c.post("/studies/s/delete", data={"token": token, "confirm": "yes"})
+        assert r.status_code == 403 and "token" in r.text, (token, r.status_code)
+    assert [s.name for s in open_storage(url).list_studies()] == ["s"]
+
+
+# -- the environment -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["4,2", "", "auto", "0", "9" * 40])
+def test_a_worker_starts_whatever_omp_num_threads_holds(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray worker passes the environment's OMP_NUM_THREADS to torch: a list (valid for
+    OpenMP), an empty or a non-numeric value ended every worker at its start."""
+    torch = pytest.importorskip("torch")
+    from tunesmith.execution.ray_worker import _setup
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    try:
+        _setup(0)
+        assert torch.get_num_threads() == (4 if value == "4,2" else before)
+    finally:
+        torch.set_num_threads(before)
+
+
+# -- output files ----------------------------------------------------------------------------------
+
+
+def _outputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    return [(["report", "s"], "out.html"), (["plot", "s", "--kind", "history"], "out.png"),
+            (["export", "s", "--format", "csv"], "out.csv")]
+
+
+def test_an_output_hard_linked_to_another_file_is_replaced_not_written_through(tmp_path: Path) -> None:
+    """Someone who can write the output folder links ``out.html`` to a file of the user's (a
+    hard link needs no write access to the folder the file is in): the report overwrote it."""
+    pytest.importorskip("plotly")
+    pytest.importorskip("matplotlib")
+    url, _ = _sqlite_study(tmp_path)
+    victim = tmp_path / "victim.txt"
+    for args, name in _outputs(tmp_path):
+        victim.write_text("precious")
+        out = tmp_path / name
+        out.unlink(missing_ok=True)
+        os.link(victim, out)
+        assert main([*args, "--storage", url, "-o", str(out)]) == 0
+        assert victim.read_text() == "precious", name
+        assert out.stat().st_size > 100 and out.stat().st_ino != victim.stat().st_ino
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
+def test_an_output_that_is_a_link_of_another_user_is_refused(tmp_path: Path, capsys: Any) -> None:
+    pytest.importorskip("plotly")
+    pytest.importorskip("matplotlib")
+    url, _ = _sqlite_study(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for args, name in _outputs(tmp_path):
+        out = tmp_path / name
+        out.symlink_to(victim)
+        os.lchown(out, 65534, 65534)
+        assert main([*args, "--storage", url, "-o", str(out)]) != 0
+        assert "link owned by another user" in capsys.readouterr().err
+        assert victim.read_text() == "precious", name
+
+
+def test_an_output_of_the_users_own_link_or_a_device_is_written_as_before(tmp_path: Path) -> None:
+    pytest.importorskip("plotly")
+    url, _ = _sqlite_study(tmp_path)
+    real = tmp_path / "real.html"
+    (tmp_path / "mine.html").symlink_to(real)
+    assert main(["report", "s", "--storage", url, "-o", str(tmp_path / "mine.html")]) == 0
+    assert (tmp_path / "mine.html").is_symlink() and "<html>" in real.read_text()
+    assert main(["export", "s", "--storage", url, "-o", os.devnull]) == 0
+
+
+# -- sizes read from storage -----------------------------------------------------------------------
+
+
+def test_a_space_of_many_choices_is_read_in_linear_time(tmp_path: Path, capsys: Any) -> None:
+    """Each choice was compared with every earlier one: a stored space of 50,000 choices took
+    each worker, ``show`` and the report about a minute to read (100,000: minutes)."""
+    import time
+
+    url, _ = _sqlite_study(tmp_path)
+    space = {"x": {"type": "float", "low": 0, "high": 1},
+             "k": {"type": "categorical", "choices": ["a", "b", *(f"c{i}" for i in range(50_000))]}}
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET space = ?", (json.dumps(space),))
+    started = time.perf_counter()
+    assert main(["show", "s", "--storage", url]) == 0
+    assert time.perf_counter() - started < 10
+    assert "best 3 of 3" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="listed twice"):  # the duplicate check still holds, None included
+        ts.Space({"k": ts.Categorical([None, "a", None])})
+
+
+# -- study files from a shared folder --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("objective", ["colorsys:rgb_to_hls", "train.py:f"])
+def test_a_file_planted_beside_a_study_file_replaces_no_installed_module(
+        objective: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study file's folder went first on sys.path: a ``colorsys.py`` planted there replaced
+    the installed module the file names, and a ``wave.py`` any module imported later."""
+    import importlib
+
+    from tunesmith.cli.studyfile import load_objective
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("colorsys", "wave", "train"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    ran = tmp_path / "ran"
+    for name in ("colorsys", "wave"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(ran)!r}, 'a').write('{name}')\n")
+    (tmp_path / "train.py").write_text("def f(trial):\n    return 0.0\n")
+    fn = load_objective(objective, tmp_path)
+    assert callable(fn) and importlib.import_module("wave").__file__ != str(tmp_path / "wave.py")
+    assert not ran.exists(), ran.read_text()
+    for name in ("colorsys", "wave", "train"):
+        sys.modules.pop(name, None)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+def test_an_error_holding_a_nul_is_recorded_on_postgresql(pg_url: str) -> None:
+    """PostgreSQL's text cannot hold NUL: an objective whose error message held one (a byte
+    of a data file) ended optimize with a StorageError and left its trial running."""
+    study = ts.Study(SPACE, storage=pg_url, name="nul", sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        trial.set_attr("row", "a\x00b")  # JSON escapes it: fine before too
+        raise RuntimeError("cannot parse record '\x00\x01'")
+
+    study.optimize(objective, n_trials=2, catch=(RuntimeError,))
+    trials = ts.load_study("nul", pg_url).trials
+    assert [t.state.value for t in trials] == ["failed", "failed"]
+    assert trials[0].error is not None and "cannot parse record '\ufffd\x01'" in trials[0].error
+    assert trials[0].attrs["row"] == "a\x00b"
+
+
+@pytest.mark.parametrize("name", ["select", "a'b\"c", "x; DROP TABLE ts_trials;--", "back\\slash", "%s %(x)s"])
+def test_study_names_that_are_sql_are_only_names_on_postgresql(pg_url: str, name: str) -> None:
+    study = ts.Study(SPACE, storage=pg_url, name=name, sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    assert [s.name for s in ts.load_study(name, pg_url).storage.list_studies()] == [name]
+    assert len(ts.load_study(name, pg_url).trials) == 2
+
+
+def test_a_trial_of_a_million_reports_draws_a_plot_file_of_bounded_size(tmp_path: Path, capsys: Any) -> None:
+    """``tunesmith plot`` drew every report: a trial row of 2 million reports (60 MB) made a
+    78 MB HTML file in 32 s; the report and the dashboard already thinned each series."""
+    pytest.importorskip("plotly")
+    url, _ = _sqlite_study(tmp_path)
+    reports = json.dumps({str(i): (i % 97) / 97 for i in range(300_000)})
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_trials SET intermediate = ? WHERE number = 1", (reports,))
+    out = tmp_path / "curves.html"
+    assert main(["plot", "s", "--kind", "curves", "--storage", url, "-o", str(out)]) == 0
+    assert out.stat().st_size < 8_000_000  # plotly.js embedded (4.6 MB) and 2,000 points; before: 15.6 MB
+    assert "drawn with 2,000" in capsys.readouterr().err
+
+
+# -- checkpoint folders ----------------------------------------------------------------------------
+
+
+def test_a_checkpoint_folder_in_a_folder_others_can_write_is_refused(tmp_path: Path) -> None:
+    """Its folder is 0700, but whoever can write the folder above can rename it and put a link
+    to another folder in its place (``<temp>/tunesmith-lightning`` made first by someone else)."""
+    pytest.importorskip("torch")
+    from tunesmith.train import checkpoint
+
+    shared = tmp_path / "tunesmith-lightning"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(checkpoint.CheckpointError, match="others can write.*chmod o-w"):
+        checkpoint.secure_dir(shared / "study")
+    os.chmod(shared, 0o1777)  # sticky, as /tmp: no one renames another's entry
+    assert checkpoint.secure_dir(shared / "study").is_dir()
+    os.chmod(shared, 0o775)  # a private group's folder (umask 002)
+    assert checkpoint.secure_dir(shared / "study").is_dir()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give a folder away")
+def test_a_checkpoint_folder_swapped_for_a_link_by_another_user_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from tunesmith.train import checkpoint
+
+    theirs = tmp_path / "tunesmith-lightning"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(checkpoint.CheckpointError, match="belongs to uid 65534"):
+        checkpoint.secure_dir(theirs / "study")
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    (tmp_path / "study").symlink_to(mine)
+    os.lchown(tmp_path / "study", 65534, 65534)
+    with pytest.raises(checkpoint.CheckpointError, match="a link of uid 65534"):
+        checkpoint.secure_dir(tmp_path / "study")
+
+
+def test_a_study_named_with_terminal_escapes_by_another_program_can_be_shown_and_deleted(
+        tmp_path: Path, capsys: Any) -> None:
+    """Names are checked when a study is made; one written under a name with control characters
+    by another program could then be neither shown nor deleted ("contains the control character")."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET name = ?", (ESCAPES,))
+    assert main(["show", ESCAPES, "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b]52" in out
+    assert main(["delete", ESCAPES, "--storage", url, "--yes"]) == 0
+    assert "\x1b" not in capsys.readouterr().out
+    from tunesmith.storage import make_storage
+
+    assert make_storage(url).list_studies() == []
+    with pytest.raises(ValueError, match="control character"):  # making one is refused as before
+        ts.Study(SPACE, storage=url, name=ESCAPES)
+
+
+@pytest.mark.parametrize("home", ["rel/home", "."])
+def test_a_relative_home_does_not_put_checkpoints_under_the_starting_folder(
+        home: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    import pwd
+
+    from tunesmith.train import checkpoint
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", home)
+    root = checkpoint.default_root()
+    assert root.is_absolute() and root == Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache/tunesmith/checkpoints"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to make a file of another user")
+@pytest.mark.parametrize("suffix", ["-wal", "-journal"])
+def test_a_journal_planted_beside_the_database_by_a_user_who_cannot_write_it_is_refused(
+        tmp_path: Path, suffix: str, capsys: Any) -> None:
+    """In a folder where anyone may create files (/tmp), a ``db-wal`` made by another user is
+    read by SQLite as part of the database and copied into it: its maker changed results they
+    could not write."""
+    url, study = _sqlite_study(tmp_path)
+    study.storage.close()  # its WAL folded into the file and removed
+    db = tmp_path / "shared.db"
+    os.chmod(db, 0o644)
+    planted = tmp_path / f"shared.db{suffix}"
+    planted.write_bytes(b"")
+    os.chown(planted, 65534, 65534)
+    with pytest.raises(ValueError, match=f"shared.db{suffix} belongs to uid 65534, who may not write the database"):
+        ts.load_study("s", url)
+    assert main(["studies", "--storage", url]) != 0 and "uid 65534" in capsys.readouterr().err
+    from tunesmith.storage.sql import _check_beside
+
+    os.chmod(db, 0o666)  # a database its users share: their journals are theirs
+    _check_beside(db, url)
+    planted.unlink()
+    assert len(ts.load_study("s", url).trials) == 3
+
+
+def test_a_study_file_of_megabytes_is_refused_before_it_is_parsed(tmp_path: Path, capsys: Any) -> None:
+    """YAML parsing is slow: a 15 MB list in a study file took 100 s and 1.6 GB to refuse."""
+    import time
+
+    path = tmp_path / "study.yaml"
+    path.write_text("objective: x.py:f\nspace:\n  x: [" + ",".join(map(str, range(250_000))) + "]\n")
+    started = time.perf_counter()
+    assert main(["run", str(path), "--storage", f"sqlite:///{tmp_path / 'x.db'}"]) != 0
+    assert time.perf_counter() - started < 5
+    assert "more than 1,048,576 bytes; a study file holds settings" in capsys.readouterr().err
+
+
+def test_a_choice_of_a_space_of_many_is_found_by_hash(tmp_path: Path) -> None:
+    """Each ask maps every trial's choices to positions: a scan of 100,000 choices cost each ask
+    0.3-1.2 s on a stored space of that size."""
+    import time
+
+    space = ts.Space({"k": ts.Categorical([f"c{i}" for i in range(100_000)] + [1, 2.5, (1, 2), None])})
+    k = space["k"]
+    started = time.perf_counter()
+    for _ in range(2_000):
+        assert k.index("c99999") == 99_999
+    assert time.perf_counter() - started < 2  # before: about 8 s
+    assert k.index(1.0) == 100_000 and k.index(2.5) == 100_001 and k.index([1, 2]) == 100_002
+    assert k.index(None) == 100_003 and k.index(np.str_("c5")) == 5
+    with pytest.raises(ValueError, match="not one of the choices"):
+        k.index(True)  # equal to 1, but a bool is no number choice
+
+
+def test_an_output_in_a_folder_the_user_may_not_add_files_to_is_written_in_place(tmp_path: Path) -> None:
+    """A new file beside the output cannot be made there: the file itself is written, as before,
+    unless another name shares it (a hard link: refused)."""
+    import shutil
+    import subprocess
+
+    url, _ = _sqlite_study(tmp_path)
+    folder = tmp_path / "fixed"
+    folder.mkdir()
+    out = folder / "out.csv"
+    out.write_text("")
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+        pytest.skip("no chattr +i here to forbid new files in a folder")
+    try:
+        assert main(["export", "s", "--storage", url, "-o", str(out)]) == 0
+        assert out.read_text().startswith("number,")
+        os.link(out, tmp_path / "other")
+        assert main(["export", "s", "--storage", url, "-o", str(out)]) != 0
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_stored_heartbeat_interval_of_a_nanosecond_is_refused_not_a_loop_of_writes(tmp_path: Path) -> None:
+    """A worker opening a study without its own heartbeat settings beats as stored: an interval
+    of 1e-9 written into the database made each worker's heartbeat thread write without pause."""
+    url, study = _sqlite_study(tmp_path, heartbeat_interval=0.5)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.heartbeat.interval', 1e-9, "
+                   "'$.heartbeat.grace', 1e-8)")
+    with pytest.raises(ts.StorageError, match="heartbeat_interval must be at least 0.001 s"):
+        ts.Study(storage=url, name="s")
+    with pytest.raises(ValueError, match="at least 0.001 s"):
+        ts.Study(SPACE, name="mine", heartbeat_interval=1e-9)
