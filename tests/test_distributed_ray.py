@@ -120,11 +120,34 @@ def test_ray_options_are_checked() -> None:
     assert check_resources(None, 4) == {"gpu": 0.25, "cpu": 1.0}
     assert fit_workers({"CPU": 8.0, "GPU": 1.0}, {"cpu": 1.0, "gpu": 0.25}) == 4
     assert fit_workers({"CPU": 3.0}, {"cpu": 1.0}) == 3
-    with pytest.raises(ValueError, match="cannot fit"):
+    with pytest.raises(ValueError, match="no node of the Ray cluster can run one trial"):
         fit_workers({"CPU": 2.0}, {"cpu": 1.0, "gpu": 1.0})
     study = Study({"x": Float(0, 1)})
     with pytest.raises(TypeError, match="does not take"):
         study.optimize(objective, n_trials=1, executor="ray", gpus=[0])
+
+
+def test_resources_fit_on_one_node_and_take_ray_s_own_names() -> None:
+    """A trial needing 3 CPUs on nodes of 2 and 1 was started and waited forever (the cluster's
+    total was compared); Ray's names (CPU, num_gpus) failed inside Ray or were taken as custom."""
+    assert fit_workers([{"CPU": 2.0}, {"CPU": 1.0}], {"cpu": 1.0}) == 3
+    assert fit_workers([{"CPU": 2.0, "GPU": 1.0}, {"CPU": 4.0}], {"cpu": 1.0, "gpu": 0.5}) == 2
+    with pytest.raises(ValueError, match=r"CPU 3 per trial, the largest node has 2"):
+        fit_workers([{"CPU": 2.0}, {"CPU": 1.0}], {"cpu": 3.0})
+    with pytest.raises(ValueError, match=r"foo 1 per trial, the largest node has 0.*ray start --resources"):
+        fit_workers([{"CPU": 2.0}], {"cpu": 1.0, "foo": 1.0})
+    assert check_resources({"CPU": 2, "num_gpus": 0.5}, None) == {"cpu": 2.0, "gpu": 0.5}
+    with pytest.raises(ValueError, match="'cpu' twice"):
+        check_resources({"cpu": 1, "num_cpus": 2}, None)
+
+
+@pytest.mark.timeout(60)
+def test_more_ray_workers_than_the_cluster_fits_are_capped(ray_local: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """n_jobs=4 actors of 1 CPU on 2 CPUs: two never started, their trials stayed running and optimize hung."""
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(objective, n_trials=8, n_jobs=4, executor="ray", resources_per_trial={"cpu": 1})
+    _check(study, 8)
+    assert "n_jobs=4, but the Ray cluster's nodes fit 2 trial(s)" in caplog.text
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

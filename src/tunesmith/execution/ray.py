@@ -23,7 +23,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +69,20 @@ def import_ray() -> Any:
     return ray
 
 
+#: how Ray (``num_cpus``, ``num_gpus``) and its placement groups (``CPU``, ``GPU``) name what tunesmith calls cpu and gpu
+ALIASES = {"CPU": "cpu", "num_cpus": "cpu", "GPU": "gpu", "num_gpus": "gpu"}
+
+
 def check_resources(resources: Mapping[str, Any] | None, trials_per_gpu: int | None) -> dict[str, float]:
     """Per-trial resources as Ray options: ``{"cpu": 1, "gpu": 0.25, "custom": 1}``."""
-    res = dict(resources or {})
-    for k, v in res.items():
+    res: dict[str, Any] = {}
+    for k, v in (resources or {}).items():
         if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
             raise ValueError(f"resources_per_trial[{k!r}] must be a number >= 0, got {v!r}")
+        name = ALIASES.get(k, k)
+        if name in res:
+            raise ValueError(f"resources_per_trial names {name!r} twice ({k!r} is another name for it): give it once")
+        res[name] = v
     if trials_per_gpu is not None:
         if isinstance(trials_per_gpu, bool) or not isinstance(trials_per_gpu, int) or trials_per_gpu < 1:
             raise ValueError(f"trials_per_gpu must be an integer >= 1, got {trials_per_gpu!r}")
@@ -88,16 +96,27 @@ def check_resources(resources: Mapping[str, Any] | None, trials_per_gpu: int | N
     return {k: float(v) for k, v in res.items()}
 
 
-def fit_workers(total: Mapping[str, float], need: Mapping[str, float]) -> int:
-    """How many trials of ``need`` the cluster's ``total`` holds at once."""
-    names = {"cpu": "CPU", "gpu": "GPU"}
-    counts = []
-    for k, v in need.items():
-        if v > 0:
-            counts.append(int(total.get(names.get(k, k), 0.0) / v + 1e-9))
-    n = min(counts) if counts else 1
+def _ray_name(key: str) -> str:
+    return {"cpu": "CPU", "gpu": "GPU"}.get(key, key)
+
+
+def fit_workers(nodes: Mapping[str, float] | Sequence[Mapping[str, float]], need: Mapping[str, float]) -> int:
+    """How many trials of ``need`` the cluster's nodes (each node's resources; one mapping:
+    a single node) hold at once: an actor runs on one node, so a trial needing 3 CPUs
+    never starts on two nodes of 2."""
+    nodes = [nodes] if isinstance(nodes, Mapping) else list(nodes)
+    needed = {_ray_name(k): v for k, v in need.items() if v > 0}
+    if not needed:
+        return 1
+    n = sum(min(int(node.get(k, 0.0) / v + 1e-9) for k, v in needed.items()) for node in nodes)
     if n < 1:
-        raise ValueError(f"the Ray cluster ({dict(total)}) cannot fit one trial needing {dict(need)}")
+        most = {k: max((x.get(k, 0.0) for x in nodes), default=0.0) for k in needed}
+        short = [f"{k} {v:g} per trial, the largest node has {most[k]:g}" for k, v in needed.items()
+                 if v > most[k] + 1e-9] or [f"{k} {v:g} per trial" for k, v in needed.items()]
+        raise ValueError(
+            f"no node of the Ray cluster can run one trial needing {dict(need)} ({'; '.join(short)}): "
+            "lower resources_per_trial, or add a node that has them (custom resources: "
+            "ray start --resources='{\"NAME\": 1}')")
     return n
 
 
@@ -258,7 +277,12 @@ class _Driver:
                 "study %r: its pruner %r stops no trial under Ray with an in-memory study (the actors only "
                 "evaluate: should_prune() is always False there). Use a SQL storage, storage='sqlite:///study.db', "
                 "for pruning, or leave the pruner out", self.study.name, self.study.pruner.name)
-        n = self.ex.n_workers or fit_workers(self.ray.cluster_resources(), self.ex.resources)
+        fit = fit_workers(self._nodes(), self.ex.resources)
+        n = self.ex.n_workers or fit
+        if n > fit:  # the actors beyond would wait for resources forever, holding their trials
+            logger.warning("n_jobs=%d, but the Ray cluster's nodes fit %d trial(s) of %s at once: starting %d",
+                           n, fit, self.ex.resources, fit)
+            n = fit
         if self.job.n_trials is not None:
             n = max(1, min(n, self.job.n_trials))
         for _ in range(n):
@@ -279,6 +303,10 @@ class _Driver:
                 self.ray.kill(a.handle)
         self.calls.raise_error()
         return self.exhausted
+
+    def _nodes(self) -> list[dict[str, float]]:
+        """The resources of each live node of the cluster."""
+        return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
 
     def _interrupt(self) -> None:
         """Ctrl-C: stop every actor, then fail the trials it was running.
@@ -446,7 +474,7 @@ class _Driver:
             return
         self.checked = now
         try:
-            total: Any = self.ray.cluster_resources()
+            total: Any = self._nodes()
             fit_workers(total, self.ex.resources)
             self.starved_since = None
             return
@@ -458,7 +486,7 @@ class _Driver:
         if now - self.starved_since > self.ex.lost_after:
             raise ClusterLost(
                 f"the Ray cluster is lost: for {self.ex.lost_after:g} s no node had the resources of one "
-                f"trial ({self.ex.resources}; cluster resources: {total})",
+                f"trial ({self.ex.resources}; resources of its live nodes: {total})",
                 "Restart the cluster (or its nodes) and call optimize again: the study resumes "
                 "where it stopped",
             )
