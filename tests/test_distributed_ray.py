@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tunesmith import Float, Study, TrialPruned, TrialState
+from tunesmith import Float, Study, TrialPruned, TrialState, WorkersLost
 from tunesmith.execution.ray import RayExecutor, check_resources, fit_workers
 
 pytestmark = pytest.mark.slow
@@ -148,6 +148,20 @@ def test_more_ray_workers_than_the_cluster_fits_are_capped(ray_local: Any, caplo
     study.optimize(objective, n_trials=8, n_jobs=4, executor="ray", resources_per_trial={"cpu": 1})
     _check(study, 8)
     assert "n_jobs=4, but the Ray cluster's nodes fit 2 trial(s)" in caplog.text
+
+
+def test_an_objective_ray_workers_cannot_import_leaves_no_trial_running(ray_local: Any, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its trials, asked for actors that never started, stayed running for good; the error
+    was Ray's whole traceback, with no way to ship the module."""
+    (tmp_path / "only_here.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import only_here  # type: ignore[import-not-found]
+
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    with pytest.raises(WorkersLost, match=r"could not start in Ray: .*No module named 'only_here'\. .*py_modules"):
+        study.optimize(only_here.objective, n_trials=4, executor="ray")
+    assert {t.state for t in study.trials} == {TrialState.WAITING}
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -420,10 +420,13 @@ class _Driver:
             out: Outcome = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as exc:
             if getattr(exc, "actor_init_failed", False):
+                self._unstart_all()
+                cause = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
                 raise WorkersLost(
-                    "a tunesmith worker could not start in Ray; the objective and its module must be "
-                    f"importable on every node (or defined in the driver script): {exc}"
-                ) from None
+                    f"a tunesmith worker could not start in Ray: {cause}. The objective and its module must be "
+                    "importable on every node: install it there, ship it with ray_init={'runtime_env': "
+                    "{'py_modules': [mymodule]}} (where this process starts Ray), or define the objective in the "
+                    "driver script") from None
             self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             return
         del actor.calls[ref]
@@ -448,6 +451,14 @@ class _Driver:
             self._retire(actor)
             return
         self._submit(actor)
+
+    def _unstart_all(self) -> None:
+        """In-memory mode: put the trials asked for every actor back in the queue (none ran)."""
+        for actor in self.actors:
+            for numbers in actor.calls.values():
+                for n in numbers:
+                    self.study.unstart(n)
+            actor.calls.clear()
 
     def _lost(
         self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True
