@@ -47,6 +47,8 @@ def test_ray_in_memory_driver_asks_and_tells(ray_local: Any) -> None:
     study.optimize(objective, n_trials=30, executor="ray", resources_per_trial={"cpu": 1})
     _check(study, 30)
     assert len({t.attrs["pid"] for t in study.trials}) == 2  # two actors fit the two CPUs
+    # the worker that ran each trial, not the driver that asked it
+    assert all(t.worker and t.worker.endswith(f":{t.attrs['pid']}") for t in study.trials)
 
 
 def test_another_address_than_the_initialized_ray_s_is_refused_naming_both(ray_local: Any) -> None:

@@ -137,12 +137,11 @@ class EvalWorker:
 
 
 def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
-    """Driver side of the in-memory mode: write reports and attributes, then tell."""
+    """Driver side of the in-memory mode: write reports, attributes and the actor's
+    ``host:pid`` as the trial's worker (the driver asked it), then tell."""
     assert out.sent is not None
-    rec = out.sent
-    if out.intermediate != dict(rec.intermediate) or out.attrs != dict(rec.attrs):
-        rec = rec.replace(intermediate=out.intermediate, attrs=out.attrs)
-        study.record_progress(rec)
+    rec = out.sent.replace(intermediate=out.intermediate, attrs=out.attrs, worker=out.worker)
+    study.record_progress(rec)
     final = study.tell(rec, out.value, state=out.state, error=out.error)
     if out.uncaught:
         raise RuntimeError(f"trial {rec.number} raised an exception the study does not catch: {out.error}")
