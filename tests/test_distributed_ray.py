@@ -46,7 +46,8 @@ def test_ray_in_memory_driver_asks_and_tells(ray_local: Any) -> None:
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
     study.optimize(objective, n_trials=30, executor="ray", resources_per_trial={"cpu": 1})
     _check(study, 30)
-    assert len({t.attrs["pid"] for t in study.trials}) == 2  # two actors fit the two CPUs
+    # two actors fit the two CPUs; one that starts late may find the trials done (an actor gets trials once up)
+    assert 1 <= len({t.attrs["pid"] for t in study.trials}) <= 2
     # the worker that ran each trial, not the driver that asked it
     assert all(t.worker and t.worker.endswith(f":{t.attrs['pid']}") for t in study.trials)
 
@@ -78,7 +79,7 @@ def test_ray_sql_workers_open_the_study_by_url(ray_local: Any, tmp_path: Path) -
     study.optimize(objective, n_trials=30, n_jobs=2, executor="ray")
     _check(study, 30)
     workers = {t.worker for t in study.trials}
-    assert len(workers) == 2 and all(not w.endswith(f":{os.getpid()}") for w in workers)
+    assert 1 <= len(workers) <= 2 and all(not w.endswith(f":{os.getpid()}") for w in workers)
 
 
 def _dies_once(marker: str) -> Any:
@@ -164,6 +165,31 @@ def test_an_objective_ray_workers_cannot_import_leaves_no_trial_running(ray_loca
     with pytest.raises(WorkersLost, match=r"could not start in Ray: .*No module named 'only_here'\. .*py_modules"):
         study.optimize(only_here.objective, n_trials=4, executor="ray")
     assert {t.state for t in study.trials} == {TrialState.WAITING}
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_an_actor_that_cannot_start_holds_no_trial(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """One of the two CPUs is held by other work: the second actor waited for it with its
+    trials queued (in memory: asked, running), and optimize never returned. So did the
+    replacement of an actor whose node was lost, while the other nodes were busy."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    class Other:
+        def ready(self) -> bool:
+            return True
+
+    other = Other.remote()  # type: ignore[attr-defined]
+    ray.get(other.ready.remote())
+    try:
+        url = None if storage == "memory" else f"sqlite:///{tmp_path / 'b.db'}"
+        study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="b")
+        study.optimize(objective, n_trials=6, executor="ray", resources_per_trial={"cpu": 1})
+        _check(study, 6)
+        assert len({t.attrs["pid"] for t in study.trials}) == 1
+    finally:
+        ray.kill(other)
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -126,7 +126,8 @@ class _Actor:
     who: Any = None  # ref to the actor's host:pid (answered first, kept if it dies)
     worker: str = ""
     calls: dict[Any, list[int]] = field(default_factory=dict)  # ref -> trial numbers (memory mode)
-    since: float | None = None  # when its current call started (None: not known yet)
+    since: float | None = None  # when its current call started (None: not up yet)
+    up: bool = False  # it has started (got its resources): only then does it get trials
     done: set[int] = field(default_factory=set)  # SQL mode: the trials whose outcome came back
 
 
@@ -335,14 +336,37 @@ class _Driver:
         spec = StudySpec.of(self.study)
         handle = remote.remote(spec, self.job.objective, self.job.catch, self.index)
         self.index += 1
-        actor = _Actor(handle, handle.whoami.remote())
-        self.actors.append(actor)
-        for _ in range(IN_FLIGHT):
-            self._submit(actor)
+        self.actors.append(_Actor(handle, handle.whoami.remote()))  # its calls come once it is up
 
-    def _submit(self, actor: _Actor) -> None:
+    def _start_up(self) -> None:
+        """Give calls to the actors that have started, up to IN_FLIGHT each. An actor waiting
+        for resources (its node lost, the cluster full) holds no trial meanwhile, so it
+        never keeps optimize waiting for trials that cannot run."""
+        waiting = {a.who: a for a in self.actors if not a.up}
+        if waiting:
+            ready, _ = self.ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
+            for ref in ready:
+                waiting[ref].up, waiting[ref].since = True, time.monotonic()
+        for actor in self.actors:
+            while actor.up and len(actor.calls) < IN_FLIGHT and self._submit(actor):
+                pass
+
+    def _wait_up(self) -> None:
+        """Wait up to a second for an actor to start (watching for a lost cluster)."""
+        if not self.ray.wait([a.who for a in self.actors if not a.up], num_returns=1, timeout=1.0)[0]:
+            self._watch_cluster()
+        self._start_up()
+
+    def _may_take(self) -> bool:
+        if self.budget.take():
+            self.budget.give_back()
+            return True
+        return False
+
+    def _submit(self, actor: _Actor) -> bool:
+        """Queue one more trial on ``actor``; whether the budget allowed it."""
         if not self.budget.take():
-            return
+            return False
         if self.memory:
             try:
                 trial = self.study.ask()
@@ -350,25 +374,29 @@ class _Driver:
                 self.budget.give_back()
                 self.budget.stop(exhausted=True)
                 self.exhausted = str(exc)
-                return
+                return False
             actor.calls[actor.handle.evaluate.remote(trial.record)] = [trial.number]
         else:
             actor.calls[actor.handle.run_one.remote()] = []
+        return True
 
     def _loop(self) -> None:
         while True:
             self._stop_overdue()
             self.calls.check_stop()
+            self._start_up()
             refs = [r for a in self.actors for r in a.calls]
-            if not refs:
+            starting = [a.who for a in self.actors if not a.up]
+            if not refs and not (starting and self._may_take()):
                 return
-            ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
+            ready, _ = self.ray.wait(refs + starting, num_returns=1, timeout=1.0)
             if self.job.poll is not None and not ready:
                 self.job.poll()
             if not ready:
                 self._watch_cluster()
             for ref in ready:
-                self._collect(ref)
+                if ref not in starting:
+                    self._collect(ref)
 
     def _finish_promoted(self) -> None:
         """SQL mode, once no new trial may start: run the promotions the last trials
@@ -378,13 +406,17 @@ class _Driver:
             return
         while self.actors and self.budget.may_drain:
             self._loop()  # first what replaced actors took on
+            up = [a for a in self.actors if a.up]
+            if not up:  # only replacements that wait for resources: wait for one
+                self._wait_up()
+                continue
             # None: the actor died running it (its trial failed, or held; a new actor started)
             outs: list[Outcome | None] = []
             if self.study.pruner.pauses:
-                calls = [(a, a.handle.run_only.remote("promoted")) for a in list(self.actors)]
+                calls = [(a, a.handle.run_only.remote("promoted")) for a in up]
                 outs = [out for a, ref in calls if (out := self._run_only(a, ref)) is None or out.record or out.lost]
-            if not outs and self.actors and self.budget.exhausted and self.budget.take(exhausted_ok=True):
-                actor = self.actors[0]
+            if not outs and up and self.budget.exhausted and self.budget.take(exhausted_ok=True):
+                actor = up[0]
                 waiting = self._run_only(actor, actor.handle.run_only.remote("waiting"))
                 if waiting is not None and not (waiting.record or waiting.lost):
                     self.budget.give_back()  # none was waiting
@@ -470,6 +502,8 @@ class _Driver:
             again = self.study.heartbeat_config.requeue if requeue is None else requeue
             ended = [fail_or_unqueue(self.study, n, error, requeue=again, started=i == 0) for i, n in enumerate(numbers)]
             return [t for t in ended if t is not None]
+        if not actor.up:
+            return []  # never started: ran nothing
         if not actor.worker:
             try:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
@@ -509,10 +543,7 @@ class _Driver:
             return
         now = time.monotonic()
         for actor in list(self.actors):
-            if actor.since is None:  # its first call starts once the actor is up
-                up, _ = self.ray.wait([actor.who], num_returns=1, timeout=0)
-                actor.since = now if up else None
-            elif actor.calls and now - actor.since > limit:
+            if actor.since is not None and actor.calls and now - actor.since > limit:
                 error = f"trial_timeout: the trial ran longer than {limit:g} s; its Ray worker was stopped"
                 self._replace(actor, error, requeue=False, dead=False, lost=False)
 
