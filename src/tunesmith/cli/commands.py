@@ -232,14 +232,32 @@ def cmd_show(args: argparse.Namespace) -> int:
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
+        _show_failed(console, trials)
         _show_pruner(console, study, trials)
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
     if tests:
         console.print(test_table(study, tests))
+    _show_failed(console, trials)
     _show_pruner(console, study, trials)
     return 0
+
+
+#: failed trials ``tunesmith show`` lists with their worker and error (the latest)
+FAILED_SHOWN = 5
+
+
+def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
+    """Why the latest trials failed and where they ran (a lost Ray worker, a timeout, the objective's error)."""
+    failed = [t for t in trials if t.state is TrialState.FAILED]
+    if not failed:
+        return
+    more = f" (the last {FAILED_SHOWN} of {len(failed)}; tunesmith export lists all)" if len(failed) > FAILED_SHOWN else ""
+    console.print(f"failed trials{more}:", soft_wrap=True)
+    for t in failed[-FAILED_SHOWN:]:
+        error = (t.error or "no error recorded").splitlines()[0][:300]
+        console.print(f"  #{t.number} on {escape(t.worker or 'no worker')}: {escape(error)}", soft_wrap=True, highlight=False)
 
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
