@@ -44,6 +44,25 @@ def test_ray_trial_timeout_fails_the_trial_and_replaces_the_actor(ray_local: Any
     assert Counter(t.state.value for t in study.trials) == Counter({"complete": 5, "failed": 1})
 
 
+def _slow(trial: Any) -> float:
+    trial.set_attr("began", time.time())
+    time.sleep(2.5)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_starts_no_trial_after_the_timeout(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """A call queued in an actor before optimize's timeout started its trial after it (a whole
+    trial late: with trials of an hour, optimize overran its timeout by an hour)."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 't.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="t")
+    start = time.time()
+    study.optimize(_slow, n_trials=10, executor="ray", resources_per_trial={"cpu": 2}, timeout=2.0)
+    began = [t.attrs["began"] - start for t in study.trials if "began" in t.attrs]
+    assert all(b < 2.0 for b in began), began
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.WAITING}
+
+
 def _objective(trial: Any) -> float:
     time.sleep(0.02)
     return float(trial.params["x"])

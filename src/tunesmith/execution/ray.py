@@ -375,10 +375,15 @@ class _Driver:
                 self.budget.stop(exhausted=True)
                 self.exhausted = str(exc)
                 return False
-            actor.calls[actor.handle.evaluate.remote(trial.record)] = [trial.number]
+            actor.calls[actor.handle.evaluate.remote(trial.record, self._deadline())] = [trial.number]
         else:
-            actor.calls[actor.handle.run_one.remote()] = []
+            actor.calls[actor.handle.run_one.remote(self._deadline())] = []
         return True
+
+    def _deadline(self) -> float | None:
+        """optimize's timeout as wall-clock time, for the actors (a call waits in an actor's queue)."""
+        end = self.budget.deadline
+        return None if end is None else time.time() + (end - time.monotonic())
 
     def _loop(self) -> None:
         while True:
@@ -464,6 +469,11 @@ class _Driver:
         del actor.calls[ref]
         actor.worker = out.worker
         actor.since = time.monotonic()  # its next call starts now
+        if out.late:  # past optimize's timeout: it ran nothing
+            if out.sent is not None:
+                self.study.unstart(out.sent.number)
+            self.budget.give_back()
+            return
         record = apply_outcome(self.study, out) if self.memory else out.record
         if record is not None:
             actor.done.add(record.number)

@@ -6,6 +6,7 @@ Nothing here imports Ray, so these pieces are testable without it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ class Outcome:
     record: FrozenTrial | None = None  # SQL mode: the finished record
     exhausted: str | None = None
     lost: bool = False  # SQL mode: the trial was failed elsewhere while it ran
+    late: bool = False  # the call came after optimize's timeout: no trial was run
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -68,6 +70,12 @@ class Outcome:
     uncaught: bool = False
     intermediate: dict[int, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def past(deadline: float | None) -> bool:
+    """Whether wall-clock ``deadline`` has passed (a call queued before optimize's timeout
+    may reach the actor after it: it must not start a trial then)."""
+    return deadline is not None and time.time() >= deadline
 
 
 def _setup(index: int) -> None:
@@ -92,7 +100,10 @@ class StudyWorker:
     def whoami(self) -> str:
         return self.me
 
-    def run_one(self) -> Outcome:
+    def run_one(self, deadline: float | None = None) -> Outcome:
+        """One whole trial; none once the wall-clock ``deadline`` (optimize's timeout) has passed."""
+        if past(deadline):
+            return Outcome(self.me, late=True)
         record = run_one(self.run)
         exhausted, self.run.exhausted = self.run.exhausted, None
         return Outcome(self.me, record=record, exhausted=exhausted)
@@ -119,9 +130,12 @@ class EvalWorker:
     def whoami(self) -> str:
         return self.me
 
-    def evaluate(self, record: FrozenTrial) -> Outcome:
+    def evaluate(self, record: FrozenTrial, deadline: float | None = None) -> Outcome:
+        """Evaluate the trial the driver asked, unless the wall-clock ``deadline`` has passed."""
         from ..study.trial import DetachedTrial
 
+        if past(deadline):
+            return Outcome(self.me, sent=record, late=True)
         trial = DetachedTrial(self.name, record)
         out = Outcome(self.me, sent=record)
         try:
