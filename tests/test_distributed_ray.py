@@ -140,6 +140,10 @@ def test_resources_fit_on_one_node_and_take_ray_s_own_names() -> None:
     with pytest.raises(ValueError, match=r"foo 1 per trial, the largest node has 0.*ray start --resources"):
         fit_workers([{"CPU": 2.0}], {"cpu": 1.0, "foo": 1.0})
     assert check_resources({"CPU": 2, "num_gpus": 0.5}, None) == {"cpu": 2.0, "gpu": 0.5}
+    assert RayExecutor(resources_per_trial={"memory": 1e9})._options() == {
+        "num_cpus": 1.0, "num_gpus": 0.0, "max_restarts": 0, "memory": 1e9}
+    with pytest.raises(ValueError, match="object_store_memory.*cannot be reserved"):
+        check_resources({"object_store_memory": 1e9}, None)
     with pytest.raises(ValueError, match="'cpu' twice"):
         check_resources({"cpu": 1, "num_cpus": 2}, None)
 
@@ -148,7 +152,8 @@ def test_resources_fit_on_one_node_and_take_ray_s_own_names() -> None:
 def test_more_ray_workers_than_the_cluster_fits_are_capped(ray_local: Any, caplog: pytest.LogCaptureFixture) -> None:
     """n_jobs=4 actors of 1 CPU on 2 CPUs: two never started, their trials stayed running and optimize hung."""
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
-    study.optimize(objective, n_trials=8, n_jobs=4, executor="ray", resources_per_trial={"cpu": 1})
+    # memory: bytes of the node's memory, a Ray option that Ray refused among the resources
+    study.optimize(objective, n_trials=8, n_jobs=4, executor="ray", resources_per_trial={"cpu": 1, "memory": 1e8})
     _check(study, 8)
     assert "n_jobs=4, but the Ray cluster's nodes fit 2 trial(s)" in caplog.text
 

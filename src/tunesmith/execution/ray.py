@@ -80,6 +80,9 @@ def check_resources(resources: Mapping[str, Any] | None, trials_per_gpu: int | N
         if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
             raise ValueError(f"resources_per_trial[{k!r}] must be a number >= 0, got {v!r}")
         name = ALIASES.get(k, k)
+        if name == "object_store_memory":
+            raise ValueError("resources_per_trial['object_store_memory'] cannot be reserved per trial in Ray; "
+                             "leave it out ('memory' reserves bytes of a node's memory)")
         if name in res:
             raise ValueError(f"resources_per_trial names {name!r} twice ({k!r} is another name for it): give it once")
         res[name] = v
@@ -201,6 +204,8 @@ class RayExecutor(Executor):
     def _options(self) -> dict[str, Any]:
         res = dict(self.resources)
         opts: dict[str, Any] = {"num_cpus": res.pop("cpu"), "num_gpus": res.pop("gpu", 0.0), "max_restarts": 0}
+        if "memory" in res:  # bytes of the node's memory: Ray takes it as an option, not a resource
+            opts["memory"] = res.pop("memory")
         if res:
             opts["resources"] = res
         return opts
