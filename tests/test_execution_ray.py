@@ -63,6 +63,28 @@ def test_ray_starts_no_trial_after_the_timeout(ray_local: Any, tmp_path: Path, s
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.WAITING}
 
 
+def _raises_on_three(trial: Any) -> float:
+    time.sleep(0.2)
+    if trial.number == 3:
+        raise KeyError("not caught")
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_raises_the_uncaught_exception_after_the_running_trials_end(
+    ray_local: Any, tmp_path: Path, storage: str
+) -> None:
+    """Ray raised RayTaskError (SQL) or a RuntimeError (memory), not the objective's exception as
+    the other executors do, and left the other actors' trials running for good."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'u.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="u")
+    with pytest.raises(KeyError, match="not caught") as info:
+        study.optimize(_raises_on_three, n_trials=20, n_jobs=2, executor="ray", catch=(ValueError,))
+    assert type(info.value) is KeyError
+    states = Counter(t.state.value for t in study.trials)
+    assert states["failed"] == 1 and states["complete"] >= 3 and set(states) == {"complete", "failed"}, states
+
+
 def _objective(trial: Any) -> float:
     time.sleep(0.02)
     return float(trial.params["x"])

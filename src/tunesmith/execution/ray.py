@@ -271,6 +271,7 @@ class _Driver:
         self.calls = Callbacks(job.study, job.callbacks, self.budget)
         self.actors: list[_Actor] = []
         self.exhausted: str | None = None
+        self.error: BaseException | None = None  # an exception the study does not catch, raised at the end
         self.replacements = 0
         self.index = 0
         self.checked = 0.0  # when the cluster's resources were last looked at
@@ -308,6 +309,8 @@ class _Driver:
             for a in self.actors:
                 self.ray.kill(a.handle)
         self.calls.raise_error()
+        if self.error is not None:
+            raise self.error
         return self.exhausted
 
     def _nodes(self) -> list[dict[str, float]]:
@@ -471,6 +474,11 @@ class _Driver:
                     "driver script") from None
             self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             return
+        except self.ray.exceptions.RayTaskError as exc:  # SQL mode: the trial is failed; raised at the end
+            del actor.calls[ref]
+            raised = getattr(exc, "cause", None)
+            self._uncaught(raised if isinstance(raised, BaseException) else exc)
+            return
         del actor.calls[ref]
         actor.worker = out.worker
         actor.since = time.monotonic()  # its next call starts now
@@ -480,6 +488,10 @@ class _Driver:
             self.budget.give_back()
             return
         record = apply_outcome(self.study, out) if self.memory else out.record
+        if out.uncaught:
+            assert record is not None
+            self._uncaught(out.raised or RuntimeError(
+                f"trial {record.number} raised an exception the study does not catch: {out.error}"))
         if record is not None:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:
@@ -498,6 +510,13 @@ class _Driver:
             self._retire(actor)
             return
         self._submit(actor)
+
+    def _uncaught(self, exc: BaseException) -> None:
+        """The objective raised what the study does not catch: no new trial starts, the
+        running ones end, then optimize raises it (as under the other executors)."""
+        if self.error is None:
+            self.error = exc
+        self.budget.stop()
 
     def _unstart_all(self) -> None:
         """In-memory mode: put the trials asked for every actor back in the queue (none ran)."""

@@ -6,6 +6,7 @@ Nothing here imports Ray, so these pieces are testable without it.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Outcome:
     state: str | None = None
     error: str | None = None
     uncaught: bool = False
+    raised: BaseException | None = None  # the uncaught exception itself, when it pickles
     intermediate: dict[int, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
 
@@ -145,6 +147,8 @@ class EvalWorker:
         except BaseException as exc:  # noqa: BLE001 - reported to the driver, which decides
             out.state, out.error = TrialState.FAILED.value, describe_exception(exc)
             out.uncaught = not isinstance(exc, self.catch)
+            if out.uncaught and _pickles(exc):
+                out.raised = exc
         final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
         return out
@@ -156,10 +160,15 @@ def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
     assert out.sent is not None
     rec = out.sent.replace(intermediate=out.intermediate, attrs=out.attrs, worker=out.worker)
     study.record_progress(rec)
-    final = study.tell(rec, out.value, state=out.state, error=out.error)
-    if out.uncaught:
-        raise RuntimeError(f"trial {rec.number} raised an exception the study does not catch: {out.error}")
-    return final
+    return study.tell(rec, out.value, state=out.state, error=out.error)
+
+
+def _pickles(exc: BaseException) -> bool:
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - sent as its text instead
+        return False
+    return True
 
 
 def fail_or_unqueue(study: Study, number: int, error: str, *, requeue: bool, started: bool) -> FrozenTrial | None:
