@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,31 @@ def test_an_actor_that_cannot_start_holds_no_trial(ray_local: Any, tmp_path: Pat
         assert len({t.attrs["pid"] for t in study.trials}) == 1
     finally:
         ray.kill(other)
+
+
+def _one_runs_the_others_die(trial: Any) -> float:
+    if trial.number == 0:
+        time.sleep(30)  # still running when optimize gives up on the lost workers
+    else:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_giving_up_on_lost_ray_workers_leaves_no_trial_running(
+    ray_local: Any, tmp_path: Path, storage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_REPLACEMENTS lost workers optimize raised WorkersLost and killed the other actors,
+    whose trials stayed running for good."""
+    monkeypatch.setattr("tunesmith.execution.ray.MAX_REPLACEMENTS", 2)
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'g.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="g")
+    with pytest.raises(WorkersLost, match="3 Ray workers were lost"):
+        study.optimize(_one_runs_the_others_die, n_trials=20, n_jobs=2, executor="ray")
+    running = study.trials[0]
+    assert running.state is TrialState.FAILED and running.error.startswith("stopped: 3 Ray workers were lost")
+    assert TrialState.RUNNING not in {t.state for t in study.trials}
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

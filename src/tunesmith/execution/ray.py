@@ -305,6 +305,10 @@ class _Driver:
             self.budget.stop()
             failed = sum(len(self._lost(a, f"ray cluster lost: {exc.args[0]}")) for a in self.actors)
             raise ClusterLost(f"{exc.args[0]}; {failed} running trial(s) failed. {exc.args[1]}") from None
+        except WorkersLost as exc:  # the other actors' trials would stay running for good
+            self.budget.stop()
+            self._interrupt(f"stopped: {str(exc).splitlines()[0][:200]}")
+            raise
         finally:
             for a in self.actors:
                 self.ray.kill(a.handle)
@@ -317,8 +321,9 @@ class _Driver:
         """The resources of each live node of the cluster."""
         return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
 
-    def _interrupt(self) -> None:
-        """Ctrl-C: stop every actor, then fail the trials it was running.
+    def _interrupt(self, error: str = "interrupted (KeyboardInterrupt)") -> None:
+        """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
+        it was running with ``error``.
 
         The queued calls are cancelled and the actors killed first, and their trials
         failed once their calls have ended (at most :data:`INTERRUPT_GRACE` seconds):
@@ -336,7 +341,7 @@ class _Driver:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
         for a in self.actors:
-            self._lost(a, "interrupted (KeyboardInterrupt)", requeue=False, dead=False)
+            self._lost(a, error, requeue=False, dead=False)
 
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker
