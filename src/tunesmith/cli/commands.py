@@ -95,6 +95,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--direction", choices=["minimize", "maximize"])
     p.add_argument("--n-trials", type=int, help="trials to run now")
     p.add_argument("--timeout", type=float, help="seconds after which no trial starts")
+    p.add_argument("--trial-timeout", type=float, help="seconds a trial may run before it is stopped and failed")
     p.add_argument("--n-jobs", type=int, help="parallel workers (-1: one per core)")
     p.add_argument("--seed", type=int, help="seed of the sampler")
     p.add_argument("--top", type=at_least(1), default=5, help="best trials to print at the end (default 5)")
