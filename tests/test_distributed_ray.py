@@ -223,6 +223,19 @@ def test_giving_up_on_lost_ray_workers_leaves_no_trial_running(
     assert TrialState.RUNNING not in {t.state for t in study.trials}
 
 
+def _half_a_second(trial: Any) -> float:
+    time.sleep(0.5)
+    return float(trial.params["x"])
+
+
+def test_ray_in_memory_a_trial_s_duration_leaves_out_its_wait_in_the_queue(ray_local: Any) -> None:
+    """A trial's start was when the driver asked it: the one queued behind another in its
+    actor read twice its duration (show's seconds, the plots)."""
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(_half_a_second, n_trials=4, executor="ray", resources_per_trial={"cpu": 2})
+    assert all(0.5 <= t.duration < 0.8 for t in study.trials), [t.duration for t in study.trials]
+
+
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from tunesmith.execution.ray import import_ray
 

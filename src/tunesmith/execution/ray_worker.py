@@ -70,6 +70,7 @@ class Outcome:
     error: str | None = None
     uncaught: bool = False
     raised: BaseException | None = None  # the uncaught exception itself, when it pickles
+    began: float | None = None  # when the objective began (the call may have waited in the actor's queue)
     intermediate: dict[int, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
 
@@ -139,7 +140,7 @@ class EvalWorker:
         if past(deadline):
             return Outcome(self.me, sent=record, late=True)
         trial = DetachedTrial(self.name, record)
-        out = Outcome(self.me, sent=record)
+        out = Outcome(self.me, sent=record, began=time.time())
         try:
             out.value = self.objective(trial)
         except TrialPruned:
@@ -155,10 +156,11 @@ class EvalWorker:
 
 
 def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
-    """Driver side of the in-memory mode: write reports, attributes and the actor's
-    ``host:pid`` as the trial's worker (the driver asked it), then tell."""
+    """Driver side of the in-memory mode: write reports, attributes, the actor's ``host:pid``
+    as the trial's worker and when the objective began (the driver asked it, earlier), then tell."""
     assert out.sent is not None
-    rec = out.sent.replace(intermediate=out.intermediate, attrs=out.attrs, worker=out.worker)
+    rec = out.sent.replace(intermediate=out.intermediate, attrs=out.attrs, worker=out.worker,
+                           started=out.began or out.sent.started)
     study.record_progress(rec)
     return study.tell(rec, out.value, state=out.state, error=out.error)
 
