@@ -227,10 +227,13 @@ def test_ray_in_memory_warns_that_its_pruner_stops_nothing(ray_local: Any, caplo
     assert [t.intermediate for t in study.trials] == [{1: t.value} for t in study.trials]
 
 
-def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("given", ["flag", "RAY_ADDRESS"])
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, subprocess_env: dict[str, str],
+                                                                given: str) -> None:
     """Ray itself retried such an address for minutes (`tunesmith run --executor ray --address
     127.0.0.1:1` still hung after 2 minutes), printing only its connection warnings. In its own
-    process: a Ray already initialized here (another test's) is used as is, address or not."""
+    process: a Ray already initialized here (another test's) is used as is, address or not.
+    RAY_ADDRESS (which `ray job submit` sets) was ignored: a private instance started instead."""
     pytest.importorskip("ray")
     from pg import free_port
 
@@ -239,9 +242,11 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, 
     (tmp_path / "s.yaml").write_text(f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'r.db'}\n"
                                      "space: {x: {type: float, low: 0, high: 1}}\n")
     start = time.monotonic()
+    flag = ["--address", f"127.0.0.1:{port}"] if given == "flag" else []
+    env = subprocess_env if given == "flag" else {**subprocess_env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
     done = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(tmp_path / "s.yaml"), "--n-trials", "1",
-                           "--executor", "ray", "--address", f"127.0.0.1:{port}", "--no-progress"],
-                          env=subprocess_env, capture_output=True, text=True, timeout=120)
+                           "--executor", "ray", *flag, "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in done.stderr
     assert time.monotonic() - start < 30

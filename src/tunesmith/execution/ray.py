@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -139,8 +140,9 @@ class RayExecutor(Executor):
 
     Args:
         address: an existing cluster's address (``"10.0.0.5:6379"``,
-            ``"ray://..."``); None starts a private local instance (never
-            joins another one by chance) unless Ray is already initialized.
+            ``"ray://..."``); None: the cluster ``RAY_ADDRESS`` names, else a
+            private local instance (never joins another one by chance), unless
+            Ray is already initialized.
         n_workers: concurrent trials; None: as many as the cluster's
             resources fit (capped by the number of trials).
         resources_per_trial: ``{"cpu": 1, "gpu": 0.25, ...}``.
@@ -193,12 +195,13 @@ class RayExecutor(Executor):
                                "called before); call ray.shutdown() first for these to apply", sorted(self.ray_init))
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **self.ray_init}
-        if self.address:
-            check_reachable(self.address)
-        host = (self.address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
+        address = self.address or env_address()
+        if address:
+            check_reachable(address)
+        host = (address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
         if host.startswith("127."):  # a cluster on loopback: keep this driver on it too
             kwargs.setdefault("_node_ip_address", host)
-        ray.init(address=self.address or "local", **kwargs)
+        ray.init(address=address or "local", **kwargs)
         return True
 
     def _options(self) -> dict[str, Any]:
@@ -239,6 +242,18 @@ def check_same_cluster(asked: str, running: str) -> None:
             f"ray_address={asked!r}, but Ray is already initialized in this process and connected to "
             f"{running!r}: call ray.shutdown() first to use {asked!r}, or pass ray_address=None to run "
             f"on the instance already connected")
+
+
+def env_address() -> str | None:
+    """The cluster RAY_ADDRESS names (``ray job submit`` sets it for the script it runs), or None."""
+    address = os.environ.get("RAY_ADDRESS") or None
+    if address in ("auto", "local"):
+        raise ValueError(
+            f"RAY_ADDRESS={address!r}: tunesmith needs the cluster's HOST:PORT there (or pass ray_address=); "
+            "unset RAY_ADDRESS to start a private instance")
+    if address:
+        logger.info("Ray cluster from RAY_ADDRESS: %s", address)
+    return address
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
