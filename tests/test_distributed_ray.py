@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,10 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'tunesmith\[ray\]'"):
+        import_ray()
+    # an older Ray than the extra asks for failed later, deep inside Ray (no such Ray installs here)
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(__version__="2.5.1"))
+    with pytest.raises(ImportError, match=r"needs Ray >= 2.9, found Ray 2.5.1: pip install -U 'tunesmith\[ray\]'"):
         import_ray()
 
 

@@ -60,6 +60,10 @@ class ClusterLost(WorkersLost):
     for ``lost_after`` seconds (its nodes died, or it cannot be reached)."""
 
 
+#: the oldest Ray the executor is tested with (the ``ray`` extra asks for it)
+MIN_RAY = (2, 9)
+
+
 def import_ray() -> Any:
     try:
         import ray
@@ -67,6 +71,12 @@ def import_ray() -> Any:
         raise ImportError(
             "executor='ray' needs Ray: pip install 'tunesmith[ray]'"
         ) from None
+    version = getattr(ray, "__version__", "0")
+    found = tuple(int(p) if p.isdigit() else 0 for p in version.split(".")[:2])
+    if found < MIN_RAY:
+        raise ImportError(
+            f"executor='ray' needs Ray >= {'.'.join(map(str, MIN_RAY))}, found Ray {version}: "
+            "pip install -U 'tunesmith[ray]' (every node of the cluster needs the same Ray)")
     return ray
 
 
