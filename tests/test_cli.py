@@ -284,6 +284,24 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(
     assert "argument --output/-o:" in err and fragment in err, err
 
 
+def test_show_says_why_trials_failed_and_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """show counted failed trials (a lost Ray worker, a timeout) but never said why, nor on which worker."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="f", sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        if trial.number % 2:
+            raise ValueError(f"[bold]bad batch {trial.number}[/]\nsecond line")
+        return trial.params["x"]
+
+    study.optimize(objective, n_trials=14)
+    assert main(["show", "f", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "failed trials (the last 5 of 7; tunesmith export lists all):" in out
+    worker = study.trials[13].worker
+    assert f"#13 on {worker}: ValueError: [bold]bad batch 13[/]" in out and "#3 " not in out and "second line" not in out
+
+
 def test_show_prints_whole_values_when_not_to_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # rich folds tables to 80 columns off a terminal: a dozen parameters were all cut to "0.…"

@@ -326,6 +326,23 @@ def test_options_the_executor_does_not_take_are_named_in_one_warning(tmp_path: P
     assert "warning" not in capsys.readouterr().err
 
 
+HANGS = "import time\ndef f(trial):\n    if trial.number == 1:\n        time.sleep(60)\n    return trial.params['x']\n"
+
+
+def test_trial_timeout_from_the_study_file_and_the_command_line(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """optimize's trial_timeout had no study-file key nor flag: a hung trial held a CLI worker for good."""
+    (tmp_path / "obj.py").write_text(HANGS)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: {db}\n{SPACE}n_trials: 4\nn_jobs: 2\ntrial_timeout: 1.5\n")
+    assert main(["run", str(path), "--no-progress"]) == 0
+    hung = ts.load_study("s", db).trials[1]
+    assert hung.state is ts.TrialState.FAILED and hung.error.startswith("trial_timeout: the trial ran longer than 1.5 s")
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: {db}\n{SPACE}n_trials: 1\nexecutor: thread\n")
+    assert main(["worker", str(path), "--trial-timeout", "5"]) == 2
+    assert "trial_timeout needs an executor that can stop a running objective" in capsys.readouterr().err
+
+
 def test_run_with_an_executor_keeps_the_other_flags(tmp_path: Path) -> None:
     """``run --executor`` used to go to the worker's code, which dropped --name, --sampler, --seed."""
     (tmp_path / "obj.py").write_text(OBJ)

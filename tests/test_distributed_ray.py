@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tunesmith import Float, Study, TrialPruned, TrialState
+from tunesmith import Float, Study, TrialPruned, TrialState, WorkersLost
 from tunesmith.execution.ray import RayExecutor, check_resources, fit_workers
 
 pytestmark = pytest.mark.slow
@@ -46,7 +48,10 @@ def test_ray_in_memory_driver_asks_and_tells(ray_local: Any) -> None:
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
     study.optimize(objective, n_trials=30, executor="ray", resources_per_trial={"cpu": 1})
     _check(study, 30)
-    assert len({t.attrs["pid"] for t in study.trials}) == 2  # two actors fit the two CPUs
+    # two actors fit the two CPUs; one that starts late may find the trials done (an actor gets trials once up)
+    assert 1 <= len({t.attrs["pid"] for t in study.trials}) <= 2
+    # the worker that ran each trial, not the driver that asked it
+    assert all(t.worker and t.worker.endswith(f":{t.attrs['pid']}") for t in study.trials)
 
 
 def test_another_address_than_the_initialized_ray_s_is_refused_naming_both(ray_local: Any) -> None:
@@ -76,7 +81,7 @@ def test_ray_sql_workers_open_the_study_by_url(ray_local: Any, tmp_path: Path) -
     study.optimize(objective, n_trials=30, n_jobs=2, executor="ray")
     _check(study, 30)
     workers = {t.worker for t in study.trials}
-    assert len(workers) == 2 and all(not w.endswith(f":{os.getpid()}") for w in workers)
+    assert 1 <= len(workers) <= 2 and all(not w.endswith(f":{os.getpid()}") for w in workers)
 
 
 def _dies_once(marker: str) -> Any:
@@ -120,11 +125,116 @@ def test_ray_options_are_checked() -> None:
     assert check_resources(None, 4) == {"gpu": 0.25, "cpu": 1.0}
     assert fit_workers({"CPU": 8.0, "GPU": 1.0}, {"cpu": 1.0, "gpu": 0.25}) == 4
     assert fit_workers({"CPU": 3.0}, {"cpu": 1.0}) == 3
-    with pytest.raises(ValueError, match="cannot fit"):
+    with pytest.raises(ValueError, match="no node of the Ray cluster can run one trial"):
         fit_workers({"CPU": 2.0}, {"cpu": 1.0, "gpu": 1.0})
     study = Study({"x": Float(0, 1)})
     with pytest.raises(TypeError, match="does not take"):
         study.optimize(objective, n_trials=1, executor="ray", gpus=[0])
+
+
+def test_resources_fit_on_one_node_and_take_ray_s_own_names() -> None:
+    """A trial needing 3 CPUs on nodes of 2 and 1 was started and waited forever (the cluster's
+    total was compared); Ray's names (CPU, num_gpus) failed inside Ray or were taken as custom."""
+    assert fit_workers([{"CPU": 2.0}, {"CPU": 1.0}], {"cpu": 1.0}) == 3
+    assert fit_workers([{"CPU": 2.0, "GPU": 1.0}, {"CPU": 4.0}], {"cpu": 1.0, "gpu": 0.5}) == 2
+    with pytest.raises(ValueError, match=r"CPU 3 per trial, the largest node has 2"):
+        fit_workers([{"CPU": 2.0}, {"CPU": 1.0}], {"cpu": 3.0})
+    with pytest.raises(ValueError, match=r"foo 1 per trial, the largest node has 0.*ray start --resources"):
+        fit_workers([{"CPU": 2.0}], {"cpu": 1.0, "foo": 1.0})
+    assert check_resources({"CPU": 2, "num_gpus": 0.5}, None) == {"cpu": 2.0, "gpu": 0.5}
+    assert RayExecutor(resources_per_trial={"memory": 1e9})._options() == {
+        "num_cpus": 1.0, "num_gpus": 0.0, "max_restarts": 0, "memory": 1e9}
+    with pytest.raises(ValueError, match="object_store_memory.*cannot be reserved"):
+        check_resources({"object_store_memory": 1e9}, None)
+    with pytest.raises(ValueError, match="'cpu' twice"):
+        check_resources({"cpu": 1, "num_cpus": 2}, None)
+
+
+@pytest.mark.timeout(60)
+def test_more_ray_workers_than_the_cluster_fits_are_capped(ray_local: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """n_jobs=4 actors of 1 CPU on 2 CPUs: two never started, their trials stayed running and optimize hung."""
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    # memory: bytes of the node's memory, a Ray option that Ray refused among the resources
+    study.optimize(objective, n_trials=8, n_jobs=4, executor="ray", resources_per_trial={"cpu": 1, "memory": 1e8})
+    _check(study, 8)
+    assert "n_jobs=4, but the Ray cluster's nodes fit 2 trial(s)" in caplog.text
+
+
+def test_an_objective_ray_workers_cannot_import_leaves_no_trial_running(ray_local: Any, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its trials, asked for actors that never started, stayed running for good; the error
+    was Ray's whole traceback, with no way to ship the module."""
+    (tmp_path / "only_here.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import only_here  # type: ignore[import-not-found]
+
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    with pytest.raises(WorkersLost, match=r"could not start in Ray: .*No module named 'only_here'\. .*py_modules"):
+        study.optimize(only_here.objective, n_trials=4, executor="ray")
+    assert {t.state for t in study.trials} == {TrialState.WAITING}
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_an_actor_that_cannot_start_holds_no_trial(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """One of the two CPUs is held by other work: the second actor waited for it with its
+    trials queued (in memory: asked, running), and optimize never returned. So did the
+    replacement of an actor whose node was lost, while the other nodes were busy."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    class Other:
+        def ready(self) -> bool:
+            return True
+
+    other = Other.remote()  # type: ignore[attr-defined]
+    ray.get(other.ready.remote())
+    try:
+        url = None if storage == "memory" else f"sqlite:///{tmp_path / 'b.db'}"
+        study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="b")
+        study.optimize(objective, n_trials=6, executor="ray", resources_per_trial={"cpu": 1})
+        _check(study, 6)
+        assert len({t.attrs["pid"] for t in study.trials}) == 1
+    finally:
+        ray.kill(other)
+
+
+def _one_runs_the_others_die(trial: Any) -> float:
+    if trial.number == 0:
+        time.sleep(30)  # still running when optimize gives up on the lost workers
+    else:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_giving_up_on_lost_ray_workers_leaves_no_trial_running(
+    ray_local: Any, tmp_path: Path, storage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_REPLACEMENTS lost workers optimize raised WorkersLost and killed the other actors,
+    whose trials stayed running for good."""
+    monkeypatch.setattr("tunesmith.execution.ray.MAX_REPLACEMENTS", 2)
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'g.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="g")
+    with pytest.raises(WorkersLost, match="3 Ray workers were lost"):
+        study.optimize(_one_runs_the_others_die, n_trials=20, n_jobs=2, executor="ray")
+    running = study.trials[0]
+    assert running.state is TrialState.FAILED and running.error.startswith("stopped: 3 Ray workers were lost")
+    assert TrialState.RUNNING not in {t.state for t in study.trials}
+
+
+def _half_a_second(trial: Any) -> float:
+    time.sleep(0.5)
+    return float(trial.params["x"])
+
+
+def test_ray_in_memory_a_trial_s_duration_leaves_out_its_wait_in_the_queue(ray_local: Any) -> None:
+    """A trial's start was when the driver asked it: the one queued behind another in its
+    actor read twice its duration (show's seconds, the plots)."""
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(_half_a_second, n_trials=4, executor="ray", resources_per_trial={"cpu": 2})
+    assert all(0.5 <= t.duration < 0.8 for t in study.trials), [t.duration for t in study.trials]
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,6 +242,10 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'tunesmith\[ray\]'"):
+        import_ray()
+    # an older Ray than the extra asks for failed later, deep inside Ray (no such Ray installs here)
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(__version__="2.5.1"))
+    with pytest.raises(ImportError, match=r"needs Ray >= 2.9, found Ray 2.5.1: pip install -U 'tunesmith\[ray\]'"):
         import_ray()
 
 

@@ -101,6 +101,17 @@ def test_make_executor_defaults_and_errors(tmp_path: Path) -> None:
         make_executor("thread", 2, mem, {"gpus": [0]})
 
 
+def test_ray_tune_s_argument_names_are_answered_with_tunesmith_s() -> None:
+    """A Ray Tune user's max_concurrent_trials/num_samples/metric got only "does not take";
+    n_jobs=-1 under Ray started one actor per core of the driver, not what the cluster fits."""
+    mem = MemoryStorage()
+    with pytest.raises(TypeError, match=r"max_concurrent_trials: write n_jobs=.*num_samples: write n_trials="):
+        make_executor("ray", 1, mem, {"num_samples": 10, "max_concurrent_trials": 4})
+    with pytest.raises(TypeError, match=r"mode: write ts.Study\(\.\.\., direction="):
+        make_executor("thread", 2, mem, {"mode": "min"})
+    assert make_executor("ray", -1, mem, {}).n_workers is None  # type: ignore[attr-defined]
+
+
 def _busy(trial: Any) -> float:
     t0 = time.time()
     s = 0

@@ -44,6 +44,47 @@ def test_ray_trial_timeout_fails_the_trial_and_replaces_the_actor(ray_local: Any
     assert Counter(t.state.value for t in study.trials) == Counter({"complete": 5, "failed": 1})
 
 
+def _slow(trial: Any) -> float:
+    trial.set_attr("began", time.time())
+    time.sleep(2.5)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_starts_no_trial_after_the_timeout(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """A call queued in an actor before optimize's timeout started its trial after it (a whole
+    trial late: with trials of an hour, optimize overran its timeout by an hour)."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 't.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="t")
+    start = time.time()
+    study.optimize(_slow, n_trials=10, executor="ray", resources_per_trial={"cpu": 2}, timeout=2.0)
+    began = [t.attrs["began"] - start for t in study.trials if "began" in t.attrs]
+    assert all(b < 2.0 for b in began), began
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.WAITING}
+
+
+def _raises_on_three(trial: Any) -> float:
+    time.sleep(0.2)
+    if trial.number == 3:
+        raise KeyError("not caught")
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_raises_the_uncaught_exception_after_the_running_trials_end(
+    ray_local: Any, tmp_path: Path, storage: str
+) -> None:
+    """Ray raised RayTaskError (SQL) or a RuntimeError (memory), not the objective's exception as
+    the other executors do, and left the other actors' trials running for good."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'u.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="u")
+    with pytest.raises(KeyError, match="not caught") as info:
+        study.optimize(_raises_on_three, n_trials=20, n_jobs=2, executor="ray", catch=(ValueError,))
+    assert type(info.value) is KeyError
+    states = Counter(t.state.value for t in study.trials)
+    assert states["failed"] == 1 and states["complete"] >= 3 and set(states) == {"complete", "failed"}, states
+
+
 def _objective(trial: Any) -> float:
     time.sleep(0.02)
     return float(trial.params["x"])
@@ -186,10 +227,13 @@ def test_ray_in_memory_warns_that_its_pruner_stops_nothing(ray_local: Any, caplo
     assert [t.intermediate for t in study.trials] == [{1: t.value} for t in study.trials]
 
 
-def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("given", ["flag", "RAY_ADDRESS"])
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, subprocess_env: dict[str, str],
+                                                                given: str) -> None:
     """Ray itself retried such an address for minutes (`tunesmith run --executor ray --address
     127.0.0.1:1` still hung after 2 minutes), printing only its connection warnings. In its own
-    process: a Ray already initialized here (another test's) is used as is, address or not."""
+    process: a Ray already initialized here (another test's) is used as is, address or not.
+    RAY_ADDRESS (which `ray job submit` sets) was ignored: a private instance started instead."""
     pytest.importorskip("ray")
     from pg import free_port
 
@@ -198,9 +242,11 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, 
     (tmp_path / "s.yaml").write_text(f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'r.db'}\n"
                                      "space: {x: {type: float, low: 0, high: 1}}\n")
     start = time.monotonic()
+    flag = ["--address", f"127.0.0.1:{port}"] if given == "flag" else []
+    env = subprocess_env if given == "flag" else {**subprocess_env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
     done = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(tmp_path / "s.yaml"), "--n-trials", "1",
-                           "--executor", "ray", "--address", f"127.0.0.1:{port}", "--no-progress"],
-                          env=subprocess_env, capture_output=True, text=True, timeout=120)
+                           "--executor", "ray", *flag, "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in done.stderr
     assert time.monotonic() - start < 30

@@ -98,6 +98,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--direction", choices=["minimize", "maximize"])
     p.add_argument("--n-trials", type=int, help="trials to run now")
     p.add_argument("--timeout", type=float, help="seconds after which no trial starts")
+    p.add_argument("--trial-timeout", type=float, help="seconds a trial may run before it is stopped and failed")
     p.add_argument("--n-jobs", type=int, help="parallel workers (-1: one per core)")
     p.add_argument("--seed", type=int, help="seed of the sampler")
     p.add_argument("--top", type=at_least(1), default=5, help="best trials to print at the end (default 5)")
@@ -272,14 +273,32 @@ def cmd_show(args: argparse.Namespace) -> int:
                       soft_wrap=True)
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
+        _show_failed(console, trials)
         _show_pruner(console, study, trials)
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
     if tests:
         console.print(test_table(study, tests))
+    _show_failed(console, trials)
     _show_pruner(console, study, trials)
     return 0
+
+
+#: failed trials ``tunesmith show`` lists with their worker and error (the latest)
+FAILED_SHOWN = 5
+
+
+def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
+    """Why the latest trials failed and where they ran (a lost Ray worker, a timeout, the objective's error)."""
+    failed = [t for t in trials if t.state is TrialState.FAILED]
+    if not failed:
+        return
+    more = f" (the last {FAILED_SHOWN} of {len(failed)}; tunesmith export lists all)" if len(failed) > FAILED_SHOWN else ""
+    console.print(f"failed trials{more}:", soft_wrap=True)
+    for t in failed[-FAILED_SHOWN:]:
+        error = (t.error or "no error recorded").splitlines()[0][:300]
+        console.print(f"  #{t.number} on {escape(t.worker or 'no worker')}: {escape(error)}", soft_wrap=True, highlight=False)
 
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:

@@ -24,7 +24,7 @@ from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 _FLAGS = {
     "name": "name", "storage": "storage", "sampler": "sampler", "direction": "direction",
     "n_trials": "n_trials", "timeout": "timeout", "n_jobs": "n_jobs", "seed": "seed",
-    "executor": "executor", "ray_address": "address",
+    "executor": "executor", "ray_address": "address", "trial_timeout": "trial_timeout",
 }
 
 
@@ -118,6 +118,8 @@ def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any
         ignored += [k for k in ("ray_address", "resources_per_trial") if getattr(sf, k)]
     if sf.trials_per_gpu is not None:
         opts["trials_per_gpu"] = sf.trials_per_gpu
+    if sf.trial_timeout is not None:  # the inline and thread executors refuse it, saying why
+        opts["trial_timeout"] = sf.trial_timeout
     if sf.gpus is not None and sf.executor in (None, "process"):
         opts["gpus"] = sf.gpus
         if sf.allow_missing_gpus:

@@ -19,6 +19,7 @@ One parser for every command (``run``, ``worker``). Example ``study.yaml``::
     heartbeat_interval: 10
     grace_period: 60
     requeue_failed: true
+    trial_timeout: 600                          # seconds a trial may run (process or ray executor)
     executor: ray                               # inline, thread, process or ray
     ray_address: 10.0.0.5:6379
     resources_per_trial: {cpu: 2, gpu: 0.25}
@@ -88,6 +89,7 @@ class StudyFile:
     seed: int | None = None
     n_trials: int | None = None
     timeout: float | None = None
+    trial_timeout: float | None = None
     n_jobs: int = 1
     storage: str | None = None
     retry_window: float | None = None
@@ -249,7 +251,7 @@ _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
     (("n_trials", "seed"), lambda v: _is_int(v) and v >= 0, "must be an integer >= 0"),
     (("n_jobs",), lambda v: _is_int(v) and (v == -1 or 1 <= v <= MAX_JOBS),
      f"must be an integer from 1 to {MAX_JOBS}, or -1 for one worker per core"),
-    (("timeout", "heartbeat_interval", "grace_period", "retry_window"), _is_seconds, "must be a positive, finite number of seconds"),
+    (("timeout", "trial_timeout", "heartbeat_interval", "grace_period", "retry_window"), _is_seconds, "must be a positive, finite number of seconds"),
     (("direction",), lambda v: str(v).lower() in ("minimize", "maximize"), "must be 'minimize' or 'maximize'"),
     (("storage",), lambda v: isinstance(v, str) and bool(v),
      "must be a database URL such as sqlite:///tunesmith.db or postgresql+psycopg://user:password@host/db"),

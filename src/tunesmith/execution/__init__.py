@@ -26,6 +26,19 @@ _OPTIONS = {
     "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init", "trial_timeout"},
 }
 
+#: Ray Tune's names (tune.run, tune.TuneConfig, tune.with_resources) and what to write here instead
+RAY_TUNE_NAMES = {
+    "num_samples": "write n_trials=",
+    "max_concurrent_trials": "write n_jobs= (with executor='ray': actors at once)",
+    "time_budget_s": "write timeout=",
+    "metric": "the objective returns the value itself; no metric name",
+    "mode": "write ts.Study(..., direction='minimize' or 'maximize')",
+    "search_alg": "write ts.Study(..., sampler=...)",
+    "scheduler": "write ts.Study(..., pruner=...)",
+    "resources": "write resources_per_trial= (with executor='ray')",
+    "address": "write ray_address=",
+}
+
 NO_TIMEOUT = (
     "trial_timeout needs an executor that can stop a running objective: executor='process' "
     "(with a SQL storage such as storage='sqlite:///study.db') or executor='ray'. The {kind} "
@@ -57,11 +70,14 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
     unknown = set(options) - _OPTIONS[kind]
     if unknown:
         allowed = ", ".join(sorted(_OPTIONS[kind])) or "none"
-        raise TypeError(f"optimize() got options {sorted(unknown)} that executor {kind!r} does not take (it takes: {allowed})")
+        hints = "".join(f"; {k}: {RAY_TUNE_NAMES[k]}" for k in sorted(unknown) if k in RAY_TUNE_NAMES)
+        raise TypeError(
+            f"optimize() got options {sorted(unknown)} that executor {kind!r} does not take (it takes: {allowed}){hints}")
     if kind == "ray":
         from .ray import RayExecutor
 
-        return RayExecutor(n_workers=None if n_jobs == 1 else n, **_ray_options(options))
+        # n_jobs=-1: as many as the cluster fits, not one per core of this (driver) machine
+        return RayExecutor(n_workers=None if n_jobs in (1, -1) else n, **_ray_options(options))
     if kind == "process":
         if isinstance(storage, MemoryStorage):
             raise ValueError(

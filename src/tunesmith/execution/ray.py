@@ -21,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,10 @@ class ClusterLost(WorkersLost):
     for ``lost_after`` seconds (its nodes died, or it cannot be reached)."""
 
 
+#: the oldest Ray the executor is tested with (the ``ray`` extra asks for it)
+MIN_RAY = (2, 9)
+
+
 def import_ray() -> Any:
     try:
         import ray
@@ -66,15 +71,32 @@ def import_ray() -> Any:
         raise ImportError(
             "executor='ray' needs Ray: pip install 'tunesmith[ray]'"
         ) from None
+    version = getattr(ray, "__version__", "0")
+    found = tuple(int(p) if p.isdigit() else 0 for p in version.split(".")[:2])
+    if found < MIN_RAY:
+        raise ImportError(
+            f"executor='ray' needs Ray >= {'.'.join(map(str, MIN_RAY))}, found Ray {version}: "
+            "pip install -U 'tunesmith[ray]' (every node of the cluster needs the same Ray)")
     return ray
+
+
+#: how Ray (``num_cpus``, ``num_gpus``) and its placement groups (``CPU``, ``GPU``) name what tunesmith calls cpu and gpu
+ALIASES = {"CPU": "cpu", "num_cpus": "cpu", "GPU": "gpu", "num_gpus": "gpu"}
 
 
 def check_resources(resources: Mapping[str, Any] | None, trials_per_gpu: int | None) -> dict[str, float]:
     """Per-trial resources as Ray options: ``{"cpu": 1, "gpu": 0.25, "custom": 1}``."""
-    res = dict(resources or {})
-    for k, v in res.items():
+    res: dict[str, Any] = {}
+    for k, v in (resources or {}).items():
         if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
             raise ValueError(f"resources_per_trial[{k!r}] must be a number >= 0, got {v!r}")
+        name = ALIASES.get(k, k)
+        if name == "object_store_memory":
+            raise ValueError("resources_per_trial['object_store_memory'] cannot be reserved per trial in Ray; "
+                             "leave it out ('memory' reserves bytes of a node's memory)")
+        if name in res:
+            raise ValueError(f"resources_per_trial names {name!r} twice ({k!r} is another name for it): give it once")
+        res[name] = v
     if trials_per_gpu is not None:
         if isinstance(trials_per_gpu, bool) or not isinstance(trials_per_gpu, int) or trials_per_gpu < 1:
             raise ValueError(f"trials_per_gpu must be an integer >= 1, got {trials_per_gpu!r}")
@@ -88,16 +110,27 @@ def check_resources(resources: Mapping[str, Any] | None, trials_per_gpu: int | N
     return {k: float(v) for k, v in res.items()}
 
 
-def fit_workers(total: Mapping[str, float], need: Mapping[str, float]) -> int:
-    """How many trials of ``need`` the cluster's ``total`` holds at once."""
-    names = {"cpu": "CPU", "gpu": "GPU"}
-    counts = []
-    for k, v in need.items():
-        if v > 0:
-            counts.append(int(total.get(names.get(k, k), 0.0) / v + 1e-9))
-    n = min(counts) if counts else 1
+def _ray_name(key: str) -> str:
+    return {"cpu": "CPU", "gpu": "GPU"}.get(key, key)
+
+
+def fit_workers(nodes: Mapping[str, float] | Sequence[Mapping[str, float]], need: Mapping[str, float]) -> int:
+    """How many trials of ``need`` the cluster's nodes (each node's resources; one mapping:
+    a single node) hold at once: an actor runs on one node, so a trial needing 3 CPUs
+    never starts on two nodes of 2."""
+    nodes = [nodes] if isinstance(nodes, Mapping) else list(nodes)
+    needed = {_ray_name(k): v for k, v in need.items() if v > 0}
+    if not needed:
+        return 1
+    n = sum(min(int(node.get(k, 0.0) / v + 1e-9) for k, v in needed.items()) for node in nodes)
     if n < 1:
-        raise ValueError(f"the Ray cluster ({dict(total)}) cannot fit one trial needing {dict(need)}")
+        most = {k: max((x.get(k, 0.0) for x in nodes), default=0.0) for k in needed}
+        short = [f"{k} {v:g} per trial, the largest node has {most[k]:g}" for k, v in needed.items()
+                 if v > most[k] + 1e-9] or [f"{k} {v:g} per trial" for k, v in needed.items()]
+        raise ValueError(
+            f"no node of the Ray cluster can run one trial needing {dict(need)} ({'; '.join(short)}): "
+            "lower resources_per_trial, or add a node that has them (custom resources: "
+            "ray start --resources='{\"NAME\": 1}')")
     return n
 
 
@@ -107,7 +140,8 @@ class _Actor:
     who: Any = None  # ref to the actor's host:pid (answered first, kept if it dies)
     worker: str = ""
     calls: dict[Any, list[int]] = field(default_factory=dict)  # ref -> trial numbers (memory mode)
-    since: float | None = None  # when its current call started (None: not known yet)
+    since: float | None = None  # when its current call started (None: not up yet)
+    up: bool = False  # it has started (got its resources): only then does it get trials
     done: set[int] = field(default_factory=set)  # SQL mode: the trials whose outcome came back
 
 
@@ -116,8 +150,9 @@ class RayExecutor(Executor):
 
     Args:
         address: an existing cluster's address (``"10.0.0.5:6379"``,
-            ``"ray://..."``); None starts a private local instance (never
-            joins another one by chance) unless Ray is already initialized.
+            ``"ray://..."``); None: the cluster ``RAY_ADDRESS`` names, else a
+            private local instance (never joins another one by chance), unless
+            Ray is already initialized.
         n_workers: concurrent trials; None: as many as the cluster's
             resources fit (capped by the number of trials).
         resources_per_trial: ``{"cpu": 1, "gpu": 0.25, ...}``.
@@ -170,17 +205,20 @@ class RayExecutor(Executor):
                                "called before); call ray.shutdown() first for these to apply", sorted(self.ray_init))
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, **self.ray_init}
-        if self.address:
-            check_reachable(self.address)
-        host = (self.address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
+        address = self.address or env_address()
+        if address:
+            check_reachable(address)
+        host = (address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
         if host.startswith("127."):  # a cluster on loopback: keep this driver on it too
             kwargs.setdefault("_node_ip_address", host)
-        ray.init(address=self.address or "local", **kwargs)
+        ray.init(address=address or "local", **kwargs)
         return True
 
     def _options(self) -> dict[str, Any]:
         res = dict(self.resources)
         opts: dict[str, Any] = {"num_cpus": res.pop("cpu"), "num_gpus": res.pop("gpu", 0.0), "max_restarts": 0}
+        if "memory" in res:  # bytes of the node's memory: Ray takes it as an option, not a resource
+            opts["memory"] = res.pop("memory")
         if res:
             opts["resources"] = res
         return opts
@@ -216,6 +254,18 @@ def check_same_cluster(asked: str, running: str) -> None:
             f"on the instance already connected")
 
 
+def env_address() -> str | None:
+    """The cluster RAY_ADDRESS names (``ray job submit`` sets it for the script it runs), or None."""
+    address = os.environ.get("RAY_ADDRESS") or None
+    if address in ("auto", "local"):
+        raise ValueError(
+            f"RAY_ADDRESS={address!r}: tunesmith needs the cluster's HOST:PORT there (or pass ray_address=); "
+            "unset RAY_ADDRESS to start a private instance")
+    if address:
+        logger.info("Ray cluster from RAY_ADDRESS: %s", address)
+    return address
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """A ConnectionError naming ``address`` and what to do when nothing listens there: Ray itself
     retried a wrong address for minutes, printing only its own connection warnings."""
@@ -246,6 +296,7 @@ class _Driver:
         self.calls = Callbacks(job.study, job.callbacks, self.budget)
         self.actors: list[_Actor] = []
         self.exhausted: str | None = None
+        self.error: BaseException | None = None  # an exception the study does not catch, raised at the end
         self.replacements = 0
         self.index = 0
         self.checked = 0.0  # when the cluster's resources were last looked at
@@ -258,7 +309,12 @@ class _Driver:
                 "study %r: its pruner %r stops no trial under Ray with an in-memory study (the actors only "
                 "evaluate: should_prune() is always False there). Use a SQL storage, storage='sqlite:///study.db', "
                 "for pruning, or leave the pruner out", self.study.name, self.study.pruner.name)
-        n = self.ex.n_workers or fit_workers(self.ray.cluster_resources(), self.ex.resources)
+        fit = fit_workers(self._nodes(), self.ex.resources)
+        n = self.ex.n_workers or fit
+        if n > fit:  # the actors beyond would wait for resources forever, holding their trials
+            logger.warning("n_jobs=%d, but the Ray cluster's nodes fit %d trial(s) of %s at once: starting %d",
+                           n, fit, self.ex.resources, fit)
+            n = fit
         if self.job.n_trials is not None:
             n = max(1, min(n, self.job.n_trials))
         for _ in range(n):
@@ -274,14 +330,25 @@ class _Driver:
             self.budget.stop()
             failed = sum(len(self._lost(a, f"ray cluster lost: {exc.args[0]}")) for a in self.actors)
             raise ClusterLost(f"{exc.args[0]}; {failed} running trial(s) failed. {exc.args[1]}") from None
+        except WorkersLost as exc:  # the other actors' trials would stay running for good
+            self.budget.stop()
+            self._interrupt(f"stopped: {str(exc).splitlines()[0][:200]}")
+            raise
         finally:
             for a in self.actors:
                 self.ray.kill(a.handle)
         self.calls.raise_error()
+        if self.error is not None:
+            raise self.error
         return self.exhausted
 
-    def _interrupt(self) -> None:
-        """Ctrl-C: stop every actor, then fail the trials it was running.
+    def _nodes(self) -> list[dict[str, float]]:
+        """The resources of each live node of the cluster."""
+        return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
+
+    def _interrupt(self, error: str = "interrupted (KeyboardInterrupt)") -> None:
+        """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
+        it was running with ``error``.
 
         The queued calls are cancelled and the actors killed first, and their trials
         failed once their calls have ended (at most :data:`INTERRUPT_GRACE` seconds):
@@ -299,7 +366,7 @@ class _Driver:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
         for a in self.actors:
-            self._lost(a, "interrupted (KeyboardInterrupt)", requeue=False, dead=False)
+            self._lost(a, error, requeue=False, dead=False)
 
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker
@@ -307,14 +374,37 @@ class _Driver:
         spec = StudySpec.of(self.study)
         handle = remote.remote(spec, self.job.objective, self.job.catch, self.index)
         self.index += 1
-        actor = _Actor(handle, handle.whoami.remote())
-        self.actors.append(actor)
-        for _ in range(IN_FLIGHT):
-            self._submit(actor)
+        self.actors.append(_Actor(handle, handle.whoami.remote()))  # its calls come once it is up
 
-    def _submit(self, actor: _Actor) -> None:
+    def _start_up(self) -> None:
+        """Give calls to the actors that have started, up to IN_FLIGHT each. An actor waiting
+        for resources (its node lost, the cluster full) holds no trial meanwhile, so it
+        never keeps optimize waiting for trials that cannot run."""
+        waiting = {a.who: a for a in self.actors if not a.up}
+        if waiting:
+            ready, _ = self.ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
+            for ref in ready:
+                waiting[ref].up, waiting[ref].since = True, time.monotonic()
+        for actor in self.actors:
+            while actor.up and len(actor.calls) < IN_FLIGHT and self._submit(actor):
+                pass
+
+    def _wait_up(self) -> None:
+        """Wait up to a second for an actor to start (watching for a lost cluster)."""
+        if not self.ray.wait([a.who for a in self.actors if not a.up], num_returns=1, timeout=1.0)[0]:
+            self._watch_cluster()
+        self._start_up()
+
+    def _may_take(self) -> bool:
+        if self.budget.take():
+            self.budget.give_back()
+            return True
+        return False
+
+    def _submit(self, actor: _Actor) -> bool:
+        """Queue one more trial on ``actor``; whether the budget allowed it."""
         if not self.budget.take():
-            return
+            return False
         if self.memory:
             try:
                 trial = self.study.ask()
@@ -322,25 +412,34 @@ class _Driver:
                 self.budget.give_back()
                 self.budget.stop(exhausted=True)
                 self.exhausted = str(exc)
-                return
-            actor.calls[actor.handle.evaluate.remote(trial.record)] = [trial.number]
+                return False
+            actor.calls[actor.handle.evaluate.remote(trial.record, self._deadline())] = [trial.number]
         else:
-            actor.calls[actor.handle.run_one.remote()] = []
+            actor.calls[actor.handle.run_one.remote(self._deadline())] = []
+        return True
+
+    def _deadline(self) -> float | None:
+        """optimize's timeout as wall-clock time, for the actors (a call waits in an actor's queue)."""
+        end = self.budget.deadline
+        return None if end is None else time.time() + (end - time.monotonic())
 
     def _loop(self) -> None:
         while True:
             self._stop_overdue()
             self.calls.check_stop()
+            self._start_up()
             refs = [r for a in self.actors for r in a.calls]
-            if not refs:
+            starting = [a.who for a in self.actors if not a.up]
+            if not refs and not (starting and self._may_take()):
                 return
-            ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
+            ready, _ = self.ray.wait(refs + starting, num_returns=1, timeout=1.0)
             if self.job.poll is not None and not ready:
                 self.job.poll()
             if not ready:
                 self._watch_cluster()
             for ref in ready:
-                self._collect(ref)
+                if ref not in starting:
+                    self._collect(ref)
 
     def _finish_promoted(self) -> None:
         """SQL mode, once no new trial may start: run the promotions the last trials
@@ -350,13 +449,17 @@ class _Driver:
             return
         while self.actors and self.budget.may_drain:
             self._loop()  # first what replaced actors took on
+            up = [a for a in self.actors if a.up]
+            if not up:  # only replacements that wait for resources: wait for one
+                self._wait_up()
+                continue
             # None: the actor died running it (its trial failed, or held; a new actor started)
             outs: list[Outcome | None] = []
             if self.study.pruner.pauses:
-                calls = [(a, a.handle.run_only.remote("promoted")) for a in list(self.actors)]
+                calls = [(a, a.handle.run_only.remote("promoted")) for a in up]
                 outs = [out for a, ref in calls if (out := self._run_only(a, ref)) is None or out.record or out.lost]
-            if not outs and self.actors and self.budget.exhausted and self.budget.take(exhausted_ok=True):
-                actor = self.actors[0]
+            if not outs and up and self.budget.exhausted and self.budget.take(exhausted_ok=True):
+                actor = up[0]
                 waiting = self._run_only(actor, actor.handle.run_only.remote("waiting"))
                 if waiting is not None and not (waiting.record or waiting.lost):
                     self.budget.give_back()  # none was waiting
@@ -392,16 +495,33 @@ class _Driver:
             out: Outcome = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as exc:
             if getattr(exc, "actor_init_failed", False):
+                self._unstart_all()
+                cause = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
                 raise WorkersLost(
-                    "a tunesmith worker could not start in Ray; the objective and its module must be "
-                    f"importable on every node (or defined in the driver script): {exc}"
-                ) from None
+                    f"a tunesmith worker could not start in Ray: {cause}. The objective and its module must be "
+                    "importable on every node: install it there, ship it with ray_init={'runtime_env': "
+                    "{'py_modules': [mymodule]}} (where this process starts Ray), or define the objective in the "
+                    "driver script") from None
             self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            return
+        except self.ray.exceptions.RayTaskError as exc:  # SQL mode: the trial is failed; raised at the end
+            del actor.calls[ref]
+            raised = getattr(exc, "cause", None)
+            self._uncaught(raised if isinstance(raised, BaseException) else exc)
             return
         del actor.calls[ref]
         actor.worker = out.worker
         actor.since = time.monotonic()  # its next call starts now
+        if out.late:  # past optimize's timeout: it ran nothing
+            if out.sent is not None:
+                self.study.unstart(out.sent.number)
+            self.budget.give_back()
+            return
         record = apply_outcome(self.study, out) if self.memory else out.record
+        if out.uncaught:
+            assert record is not None
+            self._uncaught(out.raised or RuntimeError(
+                f"trial {record.number} raised an exception the study does not catch: {out.error}"))
         if record is not None:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:
@@ -421,6 +541,21 @@ class _Driver:
             return
         self._submit(actor)
 
+    def _uncaught(self, exc: BaseException) -> None:
+        """The objective raised what the study does not catch: no new trial starts, the
+        running ones end, then optimize raises it (as under the other executors)."""
+        if self.error is None:
+            self.error = exc
+        self.budget.stop()
+
+    def _unstart_all(self) -> None:
+        """In-memory mode: put the trials asked for every actor back in the queue (none ran)."""
+        for actor in self.actors:
+            for numbers in actor.calls.values():
+                for n in numbers:
+                    self.study.unstart(n)
+            actor.calls.clear()
+
     def _lost(
         self, actor: _Actor, error: str, *, requeue: bool | None = None, dead: bool = True
     ) -> list[FrozenTrial]:
@@ -431,6 +566,8 @@ class _Driver:
             again = self.study.heartbeat_config.requeue if requeue is None else requeue
             ended = [fail_or_unqueue(self.study, n, error, requeue=again, started=i == 0) for i, n in enumerate(numbers)]
             return [t for t in ended if t is not None]
+        if not actor.up:
+            return []  # never started: ran nothing
         if not actor.worker:
             try:
                 actor.worker = self.ray.get(actor.who, timeout=5.0)
@@ -446,7 +583,7 @@ class _Driver:
             return
         self.checked = now
         try:
-            total: Any = self.ray.cluster_resources()
+            total: Any = self._nodes()
             fit_workers(total, self.ex.resources)
             self.starved_since = None
             return
@@ -458,7 +595,7 @@ class _Driver:
         if now - self.starved_since > self.ex.lost_after:
             raise ClusterLost(
                 f"the Ray cluster is lost: for {self.ex.lost_after:g} s no node had the resources of one "
-                f"trial ({self.ex.resources}; cluster resources: {total})",
+                f"trial ({self.ex.resources}; resources of its live nodes: {total})",
                 "Restart the cluster (or its nodes) and call optimize again: the study resumes "
                 "where it stopped",
             )
@@ -470,10 +607,7 @@ class _Driver:
             return
         now = time.monotonic()
         for actor in list(self.actors):
-            if actor.since is None:  # its first call starts once the actor is up
-                up, _ = self.ray.wait([actor.who], num_returns=1, timeout=0)
-                actor.since = now if up else None
-            elif actor.calls and now - actor.since > limit:
+            if actor.since is not None and actor.calls and now - actor.since > limit:
                 error = f"trial_timeout: the trial ran longer than {limit:g} s; its Ray worker was stopped"
                 self._replace(actor, error, requeue=False, dead=False, lost=False)
 

@@ -6,6 +6,8 @@ Nothing here imports Ray, so these pieces are testable without it.
 from __future__ import annotations
 
 import logging
+import pickle
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,14 +62,23 @@ class Outcome:
     record: FrozenTrial | None = None  # SQL mode: the finished record
     exhausted: str | None = None
     lost: bool = False  # SQL mode: the trial was failed elsewhere while it ran
+    late: bool = False  # the call came after optimize's timeout: no trial was run
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
     state: str | None = None
     error: str | None = None
     uncaught: bool = False
+    raised: BaseException | None = None  # the uncaught exception itself, when it pickles
+    began: float | None = None  # when the objective began (the call may have waited in the actor's queue)
     intermediate: dict[int, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def past(deadline: float | None) -> bool:
+    """Whether wall-clock ``deadline`` has passed (a call queued before optimize's timeout
+    may reach the actor after it: it must not start a trial then)."""
+    return deadline is not None and time.time() >= deadline
 
 
 def _setup(index: int) -> None:
@@ -92,7 +103,10 @@ class StudyWorker:
     def whoami(self) -> str:
         return self.me
 
-    def run_one(self) -> Outcome:
+    def run_one(self, deadline: float | None = None) -> Outcome:
+        """One whole trial; none once the wall-clock ``deadline`` (optimize's timeout) has passed."""
+        if past(deadline):
+            return Outcome(self.me, late=True)
         record = run_one(self.run)
         exhausted, self.run.exhausted = self.run.exhausted, None
         return Outcome(self.me, record=record, exhausted=exhausted)
@@ -119,11 +133,14 @@ class EvalWorker:
     def whoami(self) -> str:
         return self.me
 
-    def evaluate(self, record: FrozenTrial) -> Outcome:
+    def evaluate(self, record: FrozenTrial, deadline: float | None = None) -> Outcome:
+        """Evaluate the trial the driver asked, unless the wall-clock ``deadline`` has passed."""
         from ..study.trial import DetachedTrial
 
+        if past(deadline):
+            return Outcome(self.me, sent=record, late=True)
         trial = DetachedTrial(self.name, record)
-        out = Outcome(self.me, sent=record)
+        out = Outcome(self.me, sent=record, began=time.time())
         try:
             out.value = self.objective(trial)
         except TrialPruned:
@@ -131,22 +148,29 @@ class EvalWorker:
         except BaseException as exc:  # noqa: BLE001 - reported to the driver, which decides
             out.state, out.error = TrialState.FAILED.value, describe_exception(exc)
             out.uncaught = not isinstance(exc, self.catch)
+            if out.uncaught and _pickles(exc):
+                out.raised = exc
         final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
         return out
 
 
 def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
-    """Driver side of the in-memory mode: write reports and attributes, then tell."""
+    """Driver side of the in-memory mode: write reports, attributes, the actor's ``host:pid``
+    as the trial's worker and when the objective began (the driver asked it, earlier), then tell."""
     assert out.sent is not None
-    rec = out.sent
-    if out.intermediate != dict(rec.intermediate) or out.attrs != dict(rec.attrs):
-        rec = rec.replace(intermediate=out.intermediate, attrs=out.attrs)
-        study.record_progress(rec)
-    final = study.tell(rec, out.value, state=out.state, error=out.error)
-    if out.uncaught:
-        raise RuntimeError(f"trial {rec.number} raised an exception the study does not catch: {out.error}")
-    return final
+    rec = out.sent.replace(intermediate=out.intermediate, attrs=out.attrs, worker=out.worker,
+                           started=out.began or out.sent.started)
+    study.record_progress(rec)
+    return study.tell(rec, out.value, state=out.state, error=out.error)
+
+
+def _pickles(exc: BaseException) -> bool:
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - sent as its text instead
+        return False
+    return True
 
 
 def fail_or_unqueue(study: Study, number: int, error: str, *, requeue: bool, started: bool) -> FrozenTrial | None:

@@ -717,13 +717,12 @@ class Study:
         return None if copy is None else copy.number
 
     def record_progress(self, record: FrozenTrial) -> None:
-        """Write the reports and attributes of running ``record`` (made elsewhere, e.g. in
-        a worker without storage access); its state and bookkeeping are the study's."""
+        """Write the reports, attributes, worker and start time of running ``record`` (made
+        elsewhere, e.g. in a worker without storage access); its state and bookkeeping are the study's."""
         stored = self._check_owner(self.name, record)
-        self._storage.update_trial(
-            self._study_id, stored.replace(intermediate=dict(record.intermediate), attrs=dict(record.attrs)),
-            expect_state=stored.state,
-        )
+        progress = stored.replace(intermediate=dict(record.intermediate), attrs=dict(record.attrs),
+                                  worker=record.worker or stored.worker, started=record.started or stored.started)
+        self._storage.update_trial(self._study_id, progress, expect_state=stored.state)
 
     @property
     def session(self) -> int:
