@@ -48,6 +48,9 @@ class TestStorageConformance:
         storage.create_trial(sid, params={"x": 0.5})
         storage.delete_study("a")
         assert storage.get_trials(new_study(storage, "a")) == [] and storage.get_trials(sid) == []
+        assert storage.count_trials(sid) == 0  # as get_trials reads it: nothing (memory raised KeyError)
+        with pytest.raises(ts.StudyNotFound, match="no longer in"):
+            storage.insert_trials(sid, [FrozenTrial(number=0, state=TrialState.COMPLETE, params={"x": 0.5}, value=1.0)])
 
     def test_count_and_insert_trials_agree_with_get_trials(self, storage: ts.Storage) -> None:
         a, b = new_study(storage, "a"), new_study(storage, "b")

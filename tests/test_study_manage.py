@@ -454,3 +454,26 @@ def test_a_result_added_with_an_old_start_is_not_taken_for_a_lost_worker_s_trial
     added = study.add_trial(OK, 1.0, started=time.time() - 3600)
     assert added.state is TrialState.COMPLETE
     assert [(t.state, t.value) for t in other.trials] == [(TrialState.COMPLETE, 1.0), (TrialState.COMPLETE, 0.5)]
+
+
+def test_a_storage_without_its_own_insert_trials_adds_an_old_result_with_a_fresh_heartbeat() -> None:
+    # Storage.insert_trials (memory, custom storages) creates the row running, then rewrites it:
+    # it was created with its heartbeat at `started` (an hour ago), so a worker reaping lost trials
+    # between the two writes failed it and the add raised TrialFinishedError
+    class Interleaved(ts.MemoryStorage):
+        hook = None
+
+        def update_trial(self, study_id: int, trial: ts.FrozenTrial, **kw: object) -> bool:
+            hook, self.hook = self.hook, None
+            if hook:
+                hook()  # another worker asks between the add's two writes
+            return super().update_trial(study_id, trial, **kw)  # type: ignore[arg-type]
+
+    storage = Interleaved()
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage, name="s", heartbeat_interval=1.0,
+                     grace_period=2.0)
+    other = ts.load_study("s", storage)
+    storage.hook = lambda: other.tell(other.ask(), 0.5)  # type: ignore[assignment]
+    added = study.add_trial(OK, 1.0, started=time.time() - 3600)
+    assert added.state is TrialState.COMPLETE and added.started is not None and added.started < time.time() - 3000
+    assert [(t.state, t.value) for t in other.trials] == [(TrialState.COMPLETE, 1.0), (TrialState.COMPLETE, 0.5)]

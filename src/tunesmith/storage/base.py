@@ -184,7 +184,7 @@ class Storage(ABC):
         out = []
         for record in records:
             rec = self.create_trial(study_id, params=record.params, state=TrialState.RUNNING, worker=record.worker,
-                                    now=record.started, attrs=record.attrs)
+                                    attrs=record.attrs)  # a fresh heartbeat: no lost worker's trial meanwhile
             assert rec is not None
             full = record.replace(number=rec.number, trial_id=rec.trial_id)
             self.update_trial(study_id, full)

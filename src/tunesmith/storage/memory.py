@@ -168,7 +168,7 @@ class MemoryStorage(Storage):
 
     def count_trials(self, study_id: int) -> int:
         with self._lock:
-            return len(self._trials[study_id])
+            return len(self._trials.get(study_id, ()))  # deleted: none, as get_trials and SQL read it
 
     def heartbeat(self, study_id: int, numbers: Sequence[int], now: float) -> None:
         with self._lock:
