@@ -477,3 +477,20 @@ def test_a_storage_without_its_own_insert_trials_adds_an_old_result_with_a_fresh
     added = study.add_trial(OK, 1.0, started=time.time() - 3600)
     assert added.state is TrialState.COMPLETE and added.started is not None and added.started < time.time() - 3000
     assert [(t.state, t.value) for t in other.trials] == [(TrialState.COMPLETE, 1.0), (TrialState.COMPLETE, 0.5)]
+
+
+def test_a_copy_s_fill_is_checked_first_and_given_only_where_its_parameter_is_active() -> None:
+    # before: a misspelt or out-of-range fill left every trial out (a warning) and took the name with an
+    # empty copy; a conditional parameter's fill left out every trial of the other branch ("inactive here")
+    study = ts.Study(SPACE, sampler="random", seed=0, name="f")
+    for x, k in [(0.1, "a"), (0.2, "b"), (0.3, "a")]:
+        study.add_trial({"x": x, "k": k}, x)
+    new = {**SPACE, "wd": ts.Float(0.0, 0.1), "m": ts.Float(0.0, 1.0, when={"k": "b"})}
+    with pytest.raises(ValueError, match=r"fill= names 'wdd', not a parameter of the new space \(did you mean 'wd'"):
+        study.copy("f2", space=new, fill={"wdd": 0.0, "m": 0.5})
+    with pytest.raises(ValueError, match=r"fill=\{'wd': 5.0\}: parameter 'wd': .*outside"):
+        study.copy("f2", space=new, fill={"wd": 5.0, "m": 0.5})
+    assert [r.name for r in study.storage.list_studies()] == ["f"]  # the name is still free
+    copy = study.copy("f2", space=new, fill={"wd": 0.0, "m": 0.5})
+    assert [t.params for t in copy.trials] == [{"x": 0.1, "k": "a", "wd": 0.0}, {"x": 0.2, "k": "b", "wd": 0.0, "m": 0.5},
+                                               {"x": 0.3, "k": "a", "wd": 0.0}]

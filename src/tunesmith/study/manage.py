@@ -141,6 +141,8 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     new_space = None if space is None else space if isinstance(space, Space) else Space(space)
     if fill and new_space is None:
         raise ValueError("fill= gives values for parameters a new space adds: pass that space= too")
+    if fill and new_space is not None:
+        _check_fill(new_space, fill)
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(dest, name)
     left = _copy(study, name, dest, new_space, fill)
@@ -286,7 +288,7 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
         for t in study.trials:
             if space is not None:
                 try:
-                    t = t.replace(params=space.validate({**(fill or {}), **t.params}))
+                    t = t.replace(params=space.validate(_filled(space, t.params, fill or {})))
                 except (ValueError, TypeError) as exc:
                     left[t.number] = str(exc)
                     continue
@@ -300,6 +302,28 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
             logger.warning("a partial copy %r is left in %s (%s): delete it", name, dest.display_url, again)
         raise
     return left
+
+
+def _check_fill(space: Space, fill: Mapping[str, Any]) -> None:
+    """A ValueError for a ``fill`` name that is no parameter of ``space`` or a value it refuses:
+    checked before the copy is made (each trial was left out, and the copy took the name empty)."""
+    from ..space.params import did_you_mean
+
+    for n, v in fill.items():
+        if n not in space:
+            raise ValueError(f"fill= names {n!r}, not a parameter of the new space{did_you_mean(n, list(space))}; "
+                             f"it has {list(space)}")
+        try:
+            space[n].validate(v)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"fill={{{n!r}: {v!r}}}: {exc}") from None
+
+
+def _filled(space: Space, params: Mapping[str, Any], fill: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the values of ``fill`` for the parameters it lacks that are active in it
+    (one that needs another branch is left out: validate refuses an inactive value)."""
+    context = {**fill, **params}
+    return {**params, **{n: v for n, v in fill.items() if n not in params and space.is_active(n, context)}}
 
 
 def import_study(doc: Any, storage: str | Storage | None, name: str | None = None) -> Study:
