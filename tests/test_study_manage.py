@@ -494,3 +494,18 @@ def test_a_copy_s_fill_is_checked_first_and_given_only_where_its_parameter_is_ac
     copy = study.copy("f2", space=new, fill={"wd": 0.0, "m": 0.5})
     assert [t.params for t in copy.trials] == [{"x": 0.1, "k": "a", "wd": 0.0}, {"x": 0.2, "k": "b", "wd": 0.0, "m": 0.5},
                                                {"x": 0.3, "k": "a", "wd": 0.0}]
+
+
+def test_import_refuses_a_file_whose_study_lacks_its_name_space_or_direction() -> None:
+    # before: no name imported the study as 'None', no direction as a minimizing one (the best trial
+    # turned upside down), no space said "no study named ...: pass a space to create it"
+    from tunesmith.study.manage import import_study
+
+    head = {"name": "a", "direction": "maximize", "space": ts.Space(SPACE).to_dict()}
+    for key, said in [("name", "names no study: give it a name"), ("direction", "has no direction"),
+                      ("space", "has no space")]:
+        doc = {"study": {k: v for k, v in head.items() if k != key}, "trials": []}
+        with pytest.raises(ValueError, match=f"the exported study {said}"):
+            import_study(doc, None)
+    assert import_study({"study": {k: v for k, v in head.items() if k != "name"}, "trials": []}, None,
+                        "b").direction.value == "maximize"

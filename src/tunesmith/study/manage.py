@@ -336,7 +336,12 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     trials = doc.get("trials") if isinstance(doc, Mapping) else None
     if not isinstance(head, Mapping) or not isinstance(trials, list):
         raise ValueError("not a study exported by tunesmith export --format json: it needs 'study' and 'trials'")
-    name = check_new_name(name if name is not None else str(head.get("name")))
+    if name is None and not isinstance(head.get("name"), str):
+        raise ValueError("the exported study names no study: give it a name (name=..., on the command line NEW_NAME)")
+    for key, example in (("direction", "'minimize' or 'maximize'"), ("space", "{x: {type: float, ...}}")):
+        if head.get(key) is None:  # Study would take the default direction, or ask for a space
+            raise ValueError(f"the exported study has no {key} (its 'study' entry needs '{key}': {example})")
+    name = check_new_name(name if name is not None else head["name"])
     dest = make_storage(storage)
     if exists(dest, name):
         from ..exceptions import DuplicateStudyError
