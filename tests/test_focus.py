@@ -170,3 +170,17 @@ def test_the_focus_summary_shows_fixed_values_rounded_and_keeps_them_exact() -> 
     centre = 1.0000000000000009  # a value recorded with roundoff (log-scale decoding before it read as written)
     plan = FocusPlan(ts.Space({"x": ts.Float(0, 1)}), ("x",), {"C": centre}, (), (), 0)
     assert "fixed C=1.0;" in plan.summary("s") and plan.fixed["C"] == centre != 1.0
+
+
+def test_a_focus_cut_short_while_carrying_its_trials_leaves_no_study_behind() -> None:
+    # before: the focused study, created before its trials were written, stayed empty after a Ctrl-C
+    # (or a full disk) and the same focus again was refused: "a study named 'wide-focus' already exists"
+    class CutShort(ts.MemoryStorage):
+        def insert_trials(self, study_id: int, records: object) -> list[ts.FrozenTrial]:
+            raise KeyboardInterrupt
+
+    wide, target = searched(n=20), CutShort()
+    with pytest.raises(KeyboardInterrupt):
+        wide.focus(["a", "b"], storage=target)
+    assert target.list_studies() == []
+    assert len(wide.focus(["a", "b"], storage=ts.MemoryStorage()).trials) == 20

@@ -219,7 +219,7 @@ def focus_study(
     the plan's summary to the caller (the CLI prints it)."""
     from ..exceptions import DuplicateStudyError
     from ..storage import make_storage
-    from .manage import exists, known_result
+    from .manage import drop_partial, exists, known_result
     from .study import Study
 
     new_name = name or f"{study.name}-focus"
@@ -233,9 +233,13 @@ def focus_study(
                       seed=0 if seed is None else seed)
     new = Study(plan.space, direction=study.direction, sampler=study.sampler.describe(),
                 pruner=study.pruner.describe(), seed=seed, name=new_name, storage=target, load_if_exists=False)
-    new.storage.insert_trials(new._study_id, [  # in one transaction, not two a trial
-        known_result(new, t.params, t.value, state=TrialState.COMPLETE, intermediate=t.intermediate, attrs=t.attrs,
-                     error=None, started=t.started, completed=t.completed) for t in plan.carried])
+    try:
+        new.storage.insert_trials(new._study_id, [  # in one transaction, not two a trial
+            known_result(new, t.params, t.value, state=TrialState.COMPLETE, intermediate=t.intermediate,
+                         attrs=t.attrs, error=None, started=t.started, completed=t.completed) for t in plan.carried])
+    except BaseException:  # Ctrl-C, a full disk: an empty focus would take the name a second try needs
+        drop_partial(target, new_name, "focus")
+        raise
     if log:
         logger.info("%s", plan.summary(study.name))
     return new, plan

@@ -296,12 +296,18 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
             kept.append(t.replace(**failed, completed=time.time()) if t.state is TrialState.RUNNING else t)
         dest.insert_trials(rec.study_id, kept)
     except BaseException:  # a full disk, Ctrl-C: a partial copy would pass for the whole study
-        try:
-            dest.delete_study(name)
-        except Exception as again:  # noqa: BLE001 - say what is left, raise the first error
-            logger.warning("a partial copy %r is left in %s (%s): delete it", name, dest.display_url, again)
+        drop_partial(dest, name, "copy")
         raise
     return left
+
+
+def drop_partial(storage: Storage, name: str, what: str) -> None:
+    """Delete study ``name``, which a copy, import or focus (``what``) left cut short: it would
+    pass for the whole study, and take the name a second try needs; a warning if it cannot."""
+    try:
+        storage.delete_study(name)
+    except Exception as again:  # noqa: BLE001 - say what is left; the caller raises the first error
+        logger.warning("a partial %s %r is left in %s (%s): delete it", what, name, storage.display_url, again)
 
 
 def _check_fill(space: Space, fill: Mapping[str, Any]) -> None:
@@ -359,7 +365,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
         for i, t in enumerate(trials):
             _import_trial(study, t, f"trial {t.get('number', i) if isinstance(t, Mapping) else i}")
     except BaseException:  # a partial import would pass for the whole study
-        study.delete()
+        drop_partial(dest, name, "import")
         raise
     return study
 
