@@ -28,6 +28,7 @@ from starlette.routing import Route
 from ..exceptions import StorageError, StudyNotFound
 from ..importance import METHODS
 from ..storage import Storage
+from ..study.manage import study_notes
 from ..trial import FrozenTrial, TrialState, json_finite
 from . import figures, pages
 from .aggregate import ORDERS, page
@@ -246,7 +247,7 @@ def api_studies(d: Dashboard, request: Request) -> Response:
 
 def api_study(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
-    return json_response({**v.summary(), "space": v.record.space, "notes": pages.notes(v.record.config)})
+    return json_response({**v.summary(), "space": v.record.space, "notes": study_notes(v.record.config)})
 
 
 def api_changes(d: Dashboard, request: Request) -> Response:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..report import html_table
 from ..space.params import plural
+from ..study.manage import study_notes
 from ..trial import FrozenTrial, TrialState
 from .aggregate import ORDERS
 from .cache import View
@@ -65,13 +66,6 @@ def when(ts: float | None) -> str:
         return f"? ({ts!r:.40})"
 
 
-def notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A study's notes (``config["notes"]``); one changed outside tunesmith into something else
-    than a list of ``{time, text}`` is shown as its text, not a failed page."""
-    stored = config.get("notes") or []
-    return [n if isinstance(n, dict) else {"text": n} for n in (stored if isinstance(stored, list) else [stored])]
-
-
 def states(counts: dict[str, int]) -> str:
     return ", ".join(f"<span class='state-{s.value}'>{counts[s.value]} {s.value}</span>"
                      for s in TrialState if counts.get(s.value))
@@ -113,7 +107,7 @@ def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str) -> 
             ["trials", f"<span id='n-trials'>{h['n-trials']}</span> (<span id='states'>{h['states']}</span>)"],
             ["best", f"<span id='best'>{h['best']}</span>"],
             ["last activity", f"<span id='last'>{h['last']}</span>"]]
-    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in notes(v.record.config))
+    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in study_notes(v.record.config))
     plots = "".join(f"<section class='kind' data-kind='{k}' data-src='/api/studies/{q(v.name)}/plots/{k}'></section>"
                     for k in kinds)
     body = (f"<h1>{e(v.name)}</h1><p><a href='/studies/{q(v.name)}/importance'>importance</a> &middot; "

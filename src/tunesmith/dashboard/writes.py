@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +19,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..exceptions import TrialFinishedError
 from ..space.params import plural
-from ..study import Study
+from ..study import Study, manage
+from ..study.manage import MAX_NOTE, note_text
 from . import pages
 
 if TYPE_CHECKING:
     from .app import Dashboard
 
-MAX_NOTE = 2000  # characters
 
 
 def _form(d: Dashboard, request: Request) -> dict[str, str]:
@@ -58,17 +57,13 @@ def _study(d: Dashboard, name: str) -> Study:
 def add_note(d: Dashboard, request: Request) -> Response:
     name = request.path_params["name"]
     fields = _form(d, request)
-    text = fields.get("text", "").strip()
-    if not text or len(text) > MAX_NOTE:
-        raise ValueError(f"a note needs 1 to {MAX_NOTE} characters, got {len(text)}")
+    text = note_text(fields.get("text", ""))
     d.view(name)
     ask = _confirmed(request, fields, f"add the note {text!r} to study {name!r}?")
     if ask:
         return ask
     with d.cache.io:
-        rec = d.cache.storage.get_study(name)
-        notes = [*pages.notes(rec.config), {"time": time.time(), "text": text}]  # the old kept, whatever they are
-        d.cache.storage.set_study_config(rec.study_id, {**rec.config, "notes": notes})
+        manage.add_note(d.cache.storage, name, text)  # after the notes it holds, whatever they are
     d.cache.stale(name)
     return RedirectResponse(f"/studies/{pages.q(name)}", 303)
 

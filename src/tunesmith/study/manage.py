@@ -403,12 +403,18 @@ def study_notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [n if isinstance(n, dict) else {"text": n} for n in (stored if isinstance(stored, list) else [stored])]
 
 
-def add_note(storage: Storage, name: str, text: str, when: float | None = None) -> None:
-    """Add a note to study ``name``, after the notes it holds."""
+def note_text(text: Any) -> str:
+    """``text`` stripped, or a ValueError when it is no note (1 to :data:`MAX_NOTE` characters)."""
     if not isinstance(text, str) or not text.strip() or len(text.strip()) > MAX_NOTE:
         raise ValueError(f"a note is a text of 1 to {MAX_NOTE} characters, got {short_repr(text)}")
+    return text.strip()
+
+
+def add_note(storage: Storage, name: str, text: str, when: float | None = None) -> None:
+    """Add a note to study ``name``, after the notes it holds."""
+    text = note_text(text)
     rec = storage.get_study(name)
-    note = {"time": time.time() if when is None else when, "text": text.strip()}
+    note = {"time": time.time() if when is None else when, "text": text}
     storage.set_study_config(rec.study_id, {**rec.config, "notes": [*study_notes(rec.config), note]})
 
 
