@@ -152,6 +152,20 @@ def test_an_output_hard_linked_to_another_file_is_replaced_not_written_through(t
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
 
 
+def test_an_output_written_again_keeps_its_permissions(tmp_path: Path) -> None:
+    """A report or export the user made private (chmod 600) stays private when written again: the
+    new file that replaces it took the umask's mode (readable by all)."""
+    pytest.importorskip("plotly")
+    pytest.importorskip("matplotlib")
+    url, _ = _sqlite_study(tmp_path)
+    for args, name in _outputs(tmp_path):
+        out = tmp_path / name
+        out.write_text("old")
+        out.chmod(0o600)
+        assert main([*args, "--storage", url, "-o", str(out)]) == 0
+        assert out.stat().st_size > 100 and oct(out.stat().st_mode & 0o777) == oct(0o600), name
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
 def test_an_output_that_is_a_link_of_another_user_is_refused(tmp_path: Path, capsys: Any) -> None:
     pytest.importorskip("plotly")

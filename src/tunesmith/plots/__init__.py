@@ -122,7 +122,8 @@ def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     hard link planted at ``path`` is replaced, never written through to the file it shares, and
     a write cut short leaves the file that was there whole. A symbolic link is followed only
     when it is the user's own (or root's, as /dev/stdout): one planted by another user chooses
-    which file would be overwritten. A FIFO or device (/dev/null) is written as it is."""
+    which file would be overwritten. A FIFO or device (/dev/null) is written as it is. The new
+    file keeps the permissions of the one it replaces."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -145,6 +146,8 @@ def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         return path
     try:
         with os.fdopen(fd, "wb") as f:  # written through the descriptor: the name may be swapped meanwhile
+            if st is not None and hasattr(os, "fchmod"):  # the mode the user gave the file (chmod 600)
+                os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
             write(f)
         os.replace(tmp, path)
     except BaseException:
