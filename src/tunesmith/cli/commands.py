@@ -25,7 +25,7 @@ from ..plots import HTML, IMAGES, check_output
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
-from ..space.space import load_yaml
+from ..space.space import load_yaml, shortened
 from ..storage import Storage, make_storage
 from ..storage.base import StudyRecord, mask_url
 from ..study import Study, trial_rows
@@ -420,13 +420,8 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
 
 
-#: a table cell shows at most this many characters of a value (a value in the database may be 100 MB)
-MAX_CELL = 200
-
-
 def _fmt(v: Any) -> str:
-    text = f"{v:.4g}" if isinstance(v, float) else str(v)
-    return text if len(text) <= MAX_CELL else f"{text[:MAX_CELL // 2]}... ({len(text):,} characters)"
+    return shortened(f"{v:.4g}" if isinstance(v, float) else str(v))  # a value in the database may be 100 MB
 
 
 # -- delete / copy / rename ----------------------------------------------------------------------

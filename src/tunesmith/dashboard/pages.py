@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 from ..report import html_table
 from ..space.params import plural
+from ..space.space import shortened
 from ..study.manage import study_notes
 from ..trial import FrozenTrial, TrialState
 from .aggregate import ORDERS
@@ -48,15 +49,10 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, 
     return html_table(head, rows, left=left, raw=raw)
 
 
-#: a table cell shows at most this many characters of a value (a value in the database may be 100 MB)
-MAX_CELL = 200
-
-
 def fmt(v: Any) -> str:
     if v is None:
         return ""
-    text = f"{v:.6g}" if isinstance(v, float) else str(v)
-    return text if len(text) <= MAX_CELL else f"{text[:MAX_CELL // 2]}... ({len(text):,} characters)"
+    return shortened(f"{v:.6g}" if isinstance(v, float) else str(v))  # a value in the database may be 100 MB
 
 
 def when(ts: float | None) -> str:
