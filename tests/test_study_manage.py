@@ -277,6 +277,8 @@ def test_a_copy_into_a_new_space_takes_the_trials_that_fit_it(
     assert [t.params for t in ts.load_study("wd", url).trials[:6]] == [{**t.params, "wd": 0.0} for t in study.trials]
     assert main(["copy", "s", "wd2", "--storage", url, "--space", str(path), "--fill", "wd"]) == 2
     assert "--fill takes NAME=VALUE (wd=0.0), got 'wd'" in capsys.readouterr().err
+    assert main(["copy", "s", "wd2", "--storage", url, "--fill", "wd=0.0"]) == 2  # it said "pass that space= too"
+    assert "--fill gives the values of parameters a new space adds: pass --space STUDY.yaml too" in capsys.readouterr().err
     with pytest.raises(ValueError, match="fill= gives values for parameters a new space adds: pass that space="):
         study.copy("wd3", fill={"wd": 0.0})
 

@@ -482,6 +482,8 @@ def cmd_copy(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage, write=args.to_storage is None)  # first: a wrong NAME is said so
     if args.to_storage is None and args.new_name in (None, args.name):
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
+    if args.fill and args.space is None:
+        raise ValueError("--fill gives the values of parameters a new space adds: pass --space STUDY.yaml too")
     copy = study.copy(args.new_name, storage=args.to_storage, space=_space_of(args.space), fill=_fill(args.fill))
     n = _counted(len(copy.trials), study.trials, "running, copied as failed (no worker runs them in the copy)")
     print(f"copied study {study.name!r} ({n}) to {copy.name!r} in {copy.storage.display_url}")
