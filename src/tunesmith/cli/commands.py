@@ -196,8 +196,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
     shown = [rec for rec in records if (args.all or rec.name not in companions)
              and (rec.name == args.pattern or fnmatch.fnmatchcase(rec.name, args.pattern))]
     if not shown:
+        tests = [n for n in companions if n == args.pattern or fnmatch.fnmatchcase(n, args.pattern)]
         print(f"no study matches {args.pattern!r} in {storage.display_url} ({plural(len(records), 'study', 'studies')}"
-              f"; the pattern is case-sensitive, * matches any text)")
+              + (f"; it matches {plural(len(tests), 'companion study', 'companion studies')} of test results, listed with --all)"
+                 if tests else "; the pattern is case-sensitive, * matches any text)"))
         return 0
     table = Table(title=f"studies in {escape(storage.display_url)}")
     numeric = ("trials", "complete", "best value", "last trial", "test results")
