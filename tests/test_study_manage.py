@@ -515,3 +515,19 @@ def test_import_refuses_a_file_whose_study_lacks_its_name_space_or_direction() -
             import_study(doc, None)
     assert import_study({"study": {k: v for k, v in head.items() if k != "name"}, "trials": []}, None,
                         "b").direction.value == "maximize"
+
+
+def test_a_study_named_before_the_white_space_rule_still_gets_its_test_results() -> None:
+    # a name with white space at one end, stored before new names refused it, stays readable; its
+    # evaluate_best refused the companion ' x:test' as a new name with white space
+    from tunesmith.trial import Direction
+
+    storage = ts.MemoryStorage()
+    storage.create_study(" x", direction=Direction.MINIMIZE, space=ts.Space(SPACE).to_dict(),
+                         config={"sampler": {"name": "random"}, "pruner": {"name": "none"}})
+    study = ts.Study.load(" x", storage)
+    study.add_trial(OK, 1.0)
+    (result,) = study.evaluate_best(lambda t: 2.0, k=1)
+    assert result.mean == 2.0 and [r.name for r in storage.list_studies()] == [" x", " x:test"]
+    with pytest.raises(ValueError, match="begins or ends with white space"):
+        study.copy(" y")  # a new name still may not

@@ -173,6 +173,8 @@ def check_new_name(name: str) -> str:
     from .evaluate import SUFFIX
 
     check_study_name(name)
+    if _MAKING_COMPANION.get():  # "<study>:test": the study's own name, which may predate these rules
+        return name
     if name in (".", ".."):
         raise ValueError(f"a study cannot be named {name!r}: a browser reads it in the dashboard's address "
                          "/studies/NAME as the folder itself, so the study could not be opened there; choose "
@@ -180,7 +182,7 @@ def check_new_name(name: str) -> str:
     if name != name.strip():
         raise ValueError(f"study name {name!r} begins or ends with white space, which lists and tables do not "
                          f"show (it would pass for {name.strip()!r}); write {name.strip()!r}")
-    if name.endswith(SUFFIX) and not _MAKING_COMPANION.get():
+    if name.endswith(SUFFIX):
         raise ValueError(
             f"study name {name!r} ends with {SUFFIX!r}, which tunesmith keeps for the test results of study "
             f"{name.removesuffix(SUFFIX)!r} (evaluate_best): such a study is listed, copied and deleted with "
@@ -191,7 +193,8 @@ def check_new_name(name: str) -> str:
 
 @contextmanager
 def making_companion() -> Iterator[None]:
-    """Within it, :func:`check_new_name` accepts a ``":test"`` name (evaluate_best's companion)."""
+    """Within it, :func:`check_new_name` accepts evaluate_best's companion ``"<study>:test"`` with
+    only the rule of every stored name: the study's own name may predate the rules of new names."""
     token = _MAKING_COMPANION.set(True)
     try:
         yield
