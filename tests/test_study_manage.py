@@ -527,7 +527,7 @@ def test_a_study_named_before_the_white_space_rule_still_gets_its_test_results()
                          config={"sampler": {"name": "random"}, "pruner": {"name": "none"}})
     study = ts.Study.load(" x", storage)
     study.add_trial(OK, 1.0)
-    (result,) = study.evaluate_best(lambda t: 2.0, k=1)
+    (result,) = study.evaluate_best(lambda t: 2.0, k=1).results
     assert result.mean == 2.0 and [r.name for r in storage.list_studies()] == [" x", " x:test"]
     with pytest.raises(ValueError, match="begins or ends with white space"):
         study.copy(" y")  # a new name still may not
