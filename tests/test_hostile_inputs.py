@@ -53,6 +53,18 @@ def test_a_worker_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, c
     _plain(lost)
 
 
+def test_show_prints_a_failed_trial_s_worker_and_error_escaped(tmp_path: Path, capsys: Any) -> None:
+    """``tunesmith show`` lists the last failed trials with their worker and error, both read from
+    the database (an objective's message may hold anything): their escapes reached the terminal."""
+    url, study = _sqlite_study(tmp_path)
+    study.add_trial({"x": 0.5, "k": "a"}, state="failed", error=ESCAPES.replace("\n", " "))
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_trials SET worker = ? WHERE number = 3", (ESCAPES.replace("\n", " "),))
+    assert main(["show", "s", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "failed trials" in out and "\\x1b]52" in out and "\x1b" not in out and "\x07" not in out
+
+
 def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
     url, _ = _sqlite_study(tmp_path)
     with sqlite3.connect(tmp_path / "shared.db") as db:

@@ -300,7 +300,9 @@ def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
     console.print(f"failed trials{more}:", soft_wrap=True)
     for t in failed[-FAILED_SHOWN:]:
         error = (t.error or "no error recorded").splitlines()[0][:300]
-        console.print(f"  #{t.number} on {escape(t.worker or 'no worker')}: {escape(error)}", soft_wrap=True, highlight=False)
+        # literal: both read from the database (an objective's message may hold terminal escapes)
+        console.print(f"  #{t.number} on {literal(t.worker or 'no worker')}: {literal(error)}", soft_wrap=True,
+                      highlight=False)
 
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
