@@ -292,3 +292,19 @@ def test_the_example_study_file_without_scikit_learn_stops_before_any_trial(tmp_
     assert out.returncode == 2, out.stderr[-2000:]
     assert "this example needs scikit-learn: pip install 'tunesmith[sklearn]'" in out.stderr
     assert "trial" not in out.stderr
+
+
+def test_hasattr_train_is_false_without_torch_and_the_import_names_the_extra() -> None:
+    """``hasattr(tunesmith, "train")`` raised the ImportError (module ``__getattr__`` must raise
+    AttributeError for a name it cannot give)."""
+    out = run_without({"torch"}, """
+        import tunesmith
+        print(hasattr(tunesmith, "train"))
+        try:
+            import tunesmith.train
+        except ImportError as e:
+            print(e)
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "False"
+    assert "pip install 'tunesmith[train]'" in out.stdout
