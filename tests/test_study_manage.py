@@ -454,3 +454,13 @@ def test_a_result_added_with_an_old_start_is_not_taken_for_a_lost_worker_s_trial
     added = study.add_trial(OK, 1.0, started=time.time() - 3600)
     assert added.state is TrialState.COMPLETE
     assert [(t.state, t.value) for t in other.trials] == [(TrialState.COMPLETE, 1.0), (TrialState.COMPLETE, 0.5)]
+
+
+def test_add_trial_off_a_parameter_s_step_names_the_nearest_allowed_value() -> None:
+    """A result measured at 0.3 with step 0.25 was refused without saying which value fits."""
+    study = ts.Study({"x": ts.Float(0, 1, step=0.25), "n": ts.Int(1, 10, step=3)})
+    with pytest.raises(ValueError, match=r"'x'.* 0\.3 is not on the step 0\.25 .*nearest allowed value is 0\.25"):
+        study.add_trial({"x": 0.3, "n": 4}, 1.0)
+    with pytest.raises(ValueError, match=r"'n'.* 5 is not on the step 3 from 1; the nearest allowed value is 4"):
+        study.add_trial({"x": 0.25, "n": 5}, 1.0)
+    assert study.trials == []
