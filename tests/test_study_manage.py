@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 import tunesmith as ts
+from tunesmith.storage import make_storage
+from tunesmith.study.manage import add_note
 from tunesmith.trial import TrialState
 
 SPACE = {"x": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b"])}
@@ -464,3 +466,35 @@ def test_add_trial_off_a_parameter_s_step_names_the_nearest_allowed_value() -> N
     with pytest.raises(ValueError, match=r"'n'.* 5 is not on the step 3 from 1; the nearest allowed value is 4"):
         study.add_trial({"x": 0.25, "n": 5}, 1.0)
     assert study.trials == []
+
+
+def test_set_study_config_with_expect_writes_only_over_what_was_read(storage: ts.Storage) -> None:
+    ts.Study(SPACE, storage=storage, name="c")
+    read = storage.get_study("c")
+    assert storage.set_study_config(read.study_id, {**read.config, "notes": ["a"]}, expect=read.config) is True
+    assert storage.set_study_config(read.study_id, {**read.config, "notes": ["b"]}, expect=read.config) is False
+    assert storage.get_study("c").config["notes"] == ["a"]  # the stale write changed nothing
+
+
+def test_notes_added_at_the_same_moment_are_all_kept(shared_storage_url: str) -> None:
+    """Each writer rewrote the settings it had read: of two notes added at once, one was lost."""
+    import threading
+
+    ts.Study(SPACE, storage=shared_storage_url, name="n")
+    writers, each = 4, 10
+    start = threading.Barrier(writers)
+
+    def write(w: int) -> None:
+        storage = make_storage(shared_storage_url)
+        start.wait()
+        for i in range(each):
+            add_note(storage, "n", f"{w}-{i}")
+        storage.close()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    texts = [n["text"] for n in ts.load_study("n", shared_storage_url).notes]
+    assert sorted(texts) == sorted(f"{w}-{i}" for w in range(writers) for i in range(each))

@@ -6,12 +6,13 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..report import html_table
 from ..space.params import plural
+from ..study.manage import study_notes as notes  # one changed outside tunesmith: shown as its text
 from ..trial import FrozenTrial, TrialState
 from .aggregate import ORDERS
 from .cache import View
@@ -63,13 +64,6 @@ def when(ts: float | None) -> str:
         return "" if not ts else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
     except (TypeError, ValueError, OverflowError, OSError):  # a time changed outside tunesmith: '1e300', 'x'
         return f"? ({ts!r:.40})"
-
-
-def notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A study's notes (``config["notes"]``); one changed outside tunesmith into something else
-    than a list of ``{time, text}`` is shown as its text, not a failed page."""
-    stored = config.get("notes") or []
-    return [n if isinstance(n, dict) else {"text": n} for n in (stored if isinstance(stored, list) else [stored])]
 
 
 def states(counts: dict[str, int]) -> str:

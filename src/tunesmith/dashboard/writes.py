@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +20,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ..exceptions import TrialFinishedError
 from ..space.params import plural
 from ..study import Study
+from ..study.manage import MAX_NOTE
+from ..study.manage import add_note as note_study
 from . import pages
 
 if TYPE_CHECKING:
     from .app import Dashboard
-
-MAX_NOTE = 2000  # characters
 
 
 def _form(d: Dashboard, request: Request) -> dict[str, str]:
@@ -66,9 +65,7 @@ def add_note(d: Dashboard, request: Request) -> Response:
     if ask:
         return ask
     with d.cache.io:
-        rec = d.cache.storage.get_study(name)
-        notes = [*pages.notes(rec.config), {"time": time.time(), "text": text}]  # the old kept, whatever they are
-        d.cache.storage.set_study_config(rec.study_id, {**rec.config, "notes": notes})
+        note_study(d.cache.storage, name, text)  # as tunesmith note: the old kept, whatever they are
     d.cache.stale(name)
     return RedirectResponse(f"/studies/{pages.q(name)}", 303)
 

@@ -255,6 +255,10 @@ class Storage(ABC):
         """Rename a study; ValueError if ``new_name`` is taken, StudyNotFound if ``name`` is absent."""
         raise NotImplementedError(f"{type(self).__name__} cannot rename studies; implement rename_study()")
 
-    def set_study_config(self, study_id: int, config: Mapping[str, Any]) -> None:
-        """Replace a study's settings (the sampler in use, its pruner, heartbeats)."""
+    def set_study_config(
+        self, study_id: int, config: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Replace a study's settings (the sampler in use, its pruner, heartbeats, notes). With
+        ``expect``, only while the stored settings still equal it (compare-and-set): False, and
+        nothing written, when another writer changed them since they were read."""
         raise NotImplementedError(f"{type(self).__name__} cannot change settings; implement set_study_config()")

@@ -3,6 +3,7 @@ renames, deletes, and the record of the sampler in use."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -359,6 +360,8 @@ def _import_trial(study: Study, t: Any, where: str) -> None:
 
 #: the longest note a study keeps (characters)
 MAX_NOTE = 2000
+#: how often add_note reads and writes again when another writer changed the settings in between
+NOTE_TRIES = 50
 
 
 def study_notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -369,12 +372,19 @@ def study_notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def add_note(storage: Storage, name: str, text: str, when: float | None = None) -> None:
-    """Add a note to study ``name``, after the notes it holds."""
+    """Add a note to study ``name``, after the notes it holds; written compare-and-set, so a note
+    added by another process at the same moment is kept too."""
     if not isinstance(text, str) or not text.strip() or len(text.strip()) > MAX_NOTE:
         raise ValueError(f"a note is a text of 1 to {MAX_NOTE} characters, got {short_repr(text)}")
-    rec = storage.get_study(name)
     note = {"time": time.time() if when is None else when, "text": text.strip()}
-    storage.set_study_config(rec.study_id, {**rec.config, "notes": [*study_notes(rec.config), note]})
+    cas = "expect" in inspect.signature(storage.set_study_config).parameters  # a custom storage may lack it
+    for _ in range(NOTE_TRIES):
+        rec = storage.get_study(name)
+        config = {**rec.config, "notes": [*study_notes(rec.config), note]}
+        if storage.set_study_config(rec.study_id, config, **({"expect": rec.config} if cas else {})) is not False:
+            return
+    raise StorageError(f"study {name!r}: its settings changed {NOTE_TRIES} times while the note was added; "
+                       "add it again")
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
