@@ -498,3 +498,60 @@ def test_notes_added_at_the_same_moment_are_all_kept(shared_storage_url: str) ->
         th.join()
     texts = [n["text"] for n in ts.load_study("n", shared_storage_url).notes]
     assert sorted(texts) == sorted(f"{w}-{i}" for w in range(writers) for i in range(each))
+
+
+def _exported_with_test_results(tmp_path: Path) -> tuple[ts.Study, Path]:
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0, storage=url, name="e")
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    study.evaluate_best(lambda t, seed: 1.0 - t.params["x"] + 0.01 * seed, k=3, seeds=[0, 1])
+    path = tmp_path / "e.json"
+    assert main(["export", "e", "--storage", url, "--format", "json", "-o", str(path)]) == 0
+    return study, path
+
+
+def test_export_and_import_carry_the_test_results_and_old_files_still_import(tmp_path: Path) -> None:
+    """export --format json left out evaluate_best's test results, so import could not bring them back."""
+    from tunesmith.cli import main
+    from tunesmith.study.evaluate import test_results
+
+    study, path = _exported_with_test_results(tmp_path)
+    other = f"sqlite:///{tmp_path / 'b.db'}"
+    assert main(["import", str(path), "--storage", other]) == 0
+    assert test_results(ts.load_study("e", other)) == test_results(study) != {}
+    doc = json.loads(path.read_text())
+    del doc["test_results"]  # a file written before export held them
+    path.write_text(json.dumps(doc))
+    assert main(["import", str(path), "old", "--storage", other]) == 0
+    assert test_results(ts.load_study("old", other)) == {} and len(ts.load_study("old", other).trials) == 6
+
+
+def test_import_names_a_trial_that_does_not_fit_and_skips_it_only_when_asked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A trial that did not fit its own space refused the whole file with no way to import the rest."""
+    from tunesmith.cli import main
+    from tunesmith.study.evaluate import test_results
+
+    study, path = _exported_with_test_results(tmp_path)
+    tested = sorted(test_results(study))
+    doc = json.loads(path.read_text())
+    bad = tested[0]
+    doc["trials"][bad]["params"]["x"] = 7.0
+    path.write_text(json.dumps(doc))
+    other = f"sqlite:///{tmp_path / 'b.db'}"
+    assert main(["import", str(path), "--storage", other]) == 2
+    err = capsys.readouterr().err
+    assert f"trial {bad}: parameter 'x': value 7.0 is outside" in err and "tunesmith import --skip-invalid" in err
+    assert ts.SQLStorage(other).list_studies() == []
+    assert main(["import", str(path), "--storage", other, "--skip-invalid"]) == 0
+    err = caplog.text
+    assert f"trial {bad}: parameter 'x': value 7.0 is outside [0, 1]; left out" in err, err
+    assert f"the test result of trial {bad} is left out" in err
+    back = ts.load_study("e", other)
+    assert len(back.trials) == 5
+    kept = {n - (n > bad): r for n, r in test_results(study).items() if n != bad}  # numbered anew after it
+    assert {n: (r.params, r.mean) for n, r in test_results(back).items()} == {
+        n: (r.params, r.mean) for n, r in kept.items()}
+    assert all(back.trials[n].params == r.params for n, r in test_results(back).items())

@@ -403,8 +403,14 @@ def export_json(study: Study) -> str:
         "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
                   "sampler": study.sampler.describe(), "pruner": study.pruner.describe(), "notes": study.notes},
         "trials": [_trial_dict(t) for t in study.trials],
+        "test_results": [_test_dict(r) for r in test_results(study).values()],  # evaluate_best's
     }
     return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
+
+
+def _test_dict(r: TestResult) -> dict[str, Any]:
+    return {"trial": r.trial, "params": dict(r.params), "validation": r.validation, "values": list(r.values),
+            "seeds": list(r.seeds)}
 
 
 def _trial_dict(t: FrozenTrial) -> dict[str, Any]:
@@ -506,6 +512,8 @@ def _space_of(path: str | None) -> Space | None:
 def add_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="a study written by tunesmith export --format json")
     p.add_argument("new_name", nargs="?", help="the study's name (default: the name in the file)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="leave out (and list) the trials that do not fit the file's space, instead of refusing the file")
     add_storage_arg(p)
 
 
@@ -514,7 +522,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested deep
         raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
-    study = import_study(doc, args.storage, args.new_name)
+    study = import_study(doc, args.storage, args.new_name, skip_invalid=args.skip_invalid)
     print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}) into {study.storage.display_url}")
     return 0
 
