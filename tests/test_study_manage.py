@@ -13,7 +13,7 @@ import pytest
 import tunesmith as ts
 from tunesmith.storage import make_storage
 from tunesmith.study.manage import add_note
-from tunesmith.trial import TrialState
+from tunesmith.trial import Direction, TrialState
 
 SPACE = {"x": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b"])}
 OK = {"x": 0.5, "k": "a"}
@@ -526,6 +526,8 @@ def test_export_and_import_carry_the_test_results_and_old_files_still_import(tmp
     path.write_text(json.dumps(doc))
     assert main(["import", str(path), "old", "--storage", other]) == 0
     assert test_results(ts.load_study("old", other)) == {} and len(ts.load_study("old", other).trials) == 6
+    ts.SQLStorage(other).create_study("n:test", direction=Direction.MAXIMIZE, space={}, config={})
+    assert main(["import", str(path), "n", "--storage", other]) == 2  # it would show another's test results
 
 
 def test_import_names_a_trial_that_does_not_fit_and_skips_it_only_when_asked(
