@@ -557,3 +557,43 @@ def test_import_names_a_trial_that_does_not_fit_and_skips_it_only_when_asked(
     assert {n: (r.params, r.mean) for n, r in test_results(back).items()} == {
         n: (r.params, r.mean) for n, r in kept.items()}
     assert all(back.trials[n].params == r.params for n, r in test_results(back).items())
+
+
+def test_studies_lists_a_study_without_decoding_its_trials_reports(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`tunesmith studies` decoded every trial whole: a row of reports of tens of MB cost seconds and
+    hundreds of MB. It reads the number, state, value and times only; a row whose state or value was
+    changed outside tunesmith is still counted as the failed trial `show` reads it as."""
+    import tracemalloc
+
+    import sqlalchemy as sa
+
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="big")
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    reports = json.dumps({str(i): 0.5 for i in range(1_000_000)})  # 16 MB of text, a dict of a million when read
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE ts_trials SET intermediate = :r WHERE number = 0"), {"r": reports})
+        c.execute(sa.text("UPDATE ts_trials SET state = 'bogus' WHERE number = 2"))
+    engine.dispose()
+    tracemalloc.start()
+    try:
+        assert main(["studies", "--storage", url]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8e6, peak
+    row = next(line for line in capsys.readouterr().out.splitlines() if "big" in line and "random" in line)
+    assert re.search(r"│\s+3 │\s+2 │", row), row  # 3 trials, 2 complete: the changed state reads as failed
+
+
+def test_trial_heads_are_the_trials_numbers_states_values_and_times(storage: ts.Storage) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage, name="h")
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    study.add_trial({"x": 0.5, "k": "a"}, state="pruned", intermediate={0: 0.9})
+    heads = storage.get_trial_heads(study._study_id)
+    assert [(h.number, h.state, h.value, h.started, h.completed) for h in heads] == [
+        (t.number, t.state, t.value, t.started, t.completed) for t in study.trials]

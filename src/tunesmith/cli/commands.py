@@ -205,7 +205,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right" if col in numeric else "left")
     rows = []
     for rec in shown:
-        trials = storage.get_trials(rec.study_id)
+        trials = storage.get_trial_heads(rec.study_id)  # not each trial's reports: a row may hold 60 MB
         rows.append((rec, trials, max((t.completed or t.started or 0.0 for t in trials), default=0.0)))
     rows.sort(key=lambda row: STUDY_ORDER[args.sort](*row))
     for rec, trials, last in rows:

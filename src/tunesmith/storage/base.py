@@ -229,6 +229,13 @@ class Storage(ABC):
         e.g. a pruner's decision skips the queue), by number; the first ``limit``
         of them if given (the head of the queue)."""
 
+    def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
+        """Every trial's number, state, value and times, by number, the rest (parameters, reports,
+        attrs) left empty where a storage can skip reading it: what a list of studies shows, without
+        decoding what each trial holds. A row changed outside tunesmith in a column not read here
+        shows as the failed trial it is read as by :meth:`get_trials`."""
+        return self.get_trials(study_id)
+
     def count_trials(self, study_id: int) -> int:
         """How many trials the study has, in any state (a storage may count them without
         reading them: opening a study of thousands of trials needs only their number)."""

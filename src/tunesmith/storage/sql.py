@@ -1079,6 +1079,10 @@ class SQLStorage(Storage):
         rows = self._tx(lambda c: c.all(stmt, args), write=False)
         return rows_to_trials(rows, self._warned)
 
+    def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
+        rows = self._tx(lambda c: c.all("trial_heads", {"sid": study_id}), write=False)
+        return rows_to_trials(rows, self._warned, head=True)
+
     def count_trials(self, study_id: int) -> int:
         return int(self._tx(lambda c: c.first("count_trials", {"sid": study_id}), write=False)[0])
 
