@@ -597,3 +597,20 @@ def test_trial_heads_are_the_trials_numbers_states_values_and_times(storage: ts.
     heads = storage.get_trial_heads(study._study_id)
     assert [(h.number, h.state, h.value, h.started, h.completed) for h in heads] == [
         (t.number, t.state, t.value, t.started, t.completed) for t in study.trials]
+
+
+def test_a_stored_study_without_a_sampler_says_how_to_open_it_with_one(sqlite_url: str) -> None:
+    """A study whose stored settings lack the sampler (written by hand) was refused with
+    "cannot be rebuilt ('sampler')" and no word of sampler=, which opens it."""
+    import sqlalchemy as sa
+
+    ts.Study(SPACE, sampler="tpe", storage=sqlite_url, name="bare").optimize(lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE ts_studies SET config = '{}' WHERE name = 'bare'"))
+    engine.dispose()
+    with pytest.raises(ts.StorageError, match=r"stored sampler cannot be rebuilt .*sampler='random'\), on the "
+                                              r"command line --sampler random"):
+        ts.Study(name="bare", storage=sqlite_url)
+    ts.Study(name="bare", storage=sqlite_url, sampler="random")
+    assert ts.load_study("bare", sqlite_url).sampler.describe()["name"] == "random"  # recorded
