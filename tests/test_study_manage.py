@@ -477,12 +477,13 @@ def test_set_study_config_with_expect_writes_only_over_what_was_read(storage: ts
 
 
 def test_notes_added_at_the_same_moment_are_all_kept(shared_storage_url: str) -> None:
-    """Each writer rewrote the settings it had read: of two notes added at once, one was lost."""
+    """Each writer rewrote the settings it had read: of two notes added at once, or a note and a
+    sampler recorded by a process opening the study with another one, one was lost."""
     import threading
 
     ts.Study(SPACE, storage=shared_storage_url, name="n")
     writers, each = 4, 10
-    start = threading.Barrier(writers)
+    start = threading.Barrier(writers + 2)
 
     def write(w: int) -> None:
         storage = make_storage(shared_storage_url)
@@ -491,7 +492,15 @@ def test_notes_added_at_the_same_moment_are_all_kept(shared_storage_url: str) ->
             add_note(storage, "n", f"{w}-{i}")
         storage.close()
 
+    def reopen(w: int) -> None:
+        storage = make_storage(shared_storage_url)
+        start.wait()
+        for i in range(each):
+            ts.Study(name="n", storage=storage, sampler="tpe" if i % 2 else "random", seed=w)
+        storage.close()
+
     threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    threads += [threading.Thread(target=reopen, args=(w,)) for w in range(2)]
     for th in threads:
         th.start()
     for th in threads:

@@ -7,7 +7,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -406,8 +406,8 @@ def _import_trial(study: Study, t: Any, where: str) -> int | None:
 
 #: the longest note a study keeps (characters)
 MAX_NOTE = 2000
-#: how often add_note reads and writes again when another writer changed the settings in between
-NOTE_TRIES = 50
+#: how often a study's settings are read and written again when another writer changed them in between
+CONFIG_TRIES = 50
 
 
 def study_notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -423,14 +423,20 @@ def add_note(storage: Storage, name: str, text: str, when: float | None = None) 
     if not isinstance(text, str) or not text.strip() or len(text.strip()) > MAX_NOTE:
         raise ValueError(f"a note is a text of 1 to {MAX_NOTE} characters, got {short_repr(text)}")
     note = {"time": time.time() if when is None else when, "text": text.strip()}
+    _update_config(storage, name, lambda config: {**config, "notes": [*study_notes(config), note]})
+
+
+def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Write ``change`` of study ``name``'s settings compare-and-set, reading them again when
+    another writer changed them in between (a note, a sampler recorded by another process)."""
     cas = "expect" in inspect.signature(storage.set_study_config).parameters  # a custom storage may lack it
-    for _ in range(NOTE_TRIES):
+    for _ in range(CONFIG_TRIES):
         rec = storage.get_study(name)
-        config = {**rec.config, "notes": [*study_notes(rec.config), note]}
+        config = change(dict(rec.config))
         if storage.set_study_config(rec.study_id, config, **({"expect": rec.config} if cas else {})) is not False:
             return
-    raise StorageError(f"study {name!r}: its settings changed {NOTE_TRIES} times while the note was added; "
-                       "add it again")
+    raise StorageError(f"study {name!r}: its settings changed {CONFIG_TRIES} times while being written; "
+                       "try again")
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
@@ -440,7 +446,7 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
     if stored.get("sampler") == now:
         return
     try:
-        study.storage.set_study_config(study._study_id, {**stored, "sampler": now})
+        _update_config(study.storage, study.name, lambda config: {**config, "sampler": now})
     except NotImplementedError:
         return
     was = _name(stored.get("sampler"))
