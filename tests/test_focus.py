@@ -170,3 +170,14 @@ def test_the_focus_summary_shows_fixed_values_rounded_and_keeps_them_exact() -> 
     centre = 1.0000000000000009  # a value recorded with roundoff (log-scale decoding before it read as written)
     plan = FocusPlan(ts.Space({"x": ts.Float(0, 1)}), ("x",), {"C": centre}, (), (), 0)
     assert "fixed C=1.0;" in plan.summary("s") and plan.fixed["C"] == centre != 1.0
+
+
+def test_a_focus_that_keeps_every_parameter_says_the_space_is_the_same(caplog: pytest.LogCaptureFixture) -> None:
+    """threshold=0 (or every parameter named) made a copy of the study without a word."""
+    wide = ts.Study({"x": ts.Float(0.0, 1.0), "y": ts.Float(0.0, 1.0)}, sampler="random", seed=0)
+    wide.optimize(lambda t: t.params["x"], n_trials=10)
+    plan_focus(wide, keep=["x", "y"])
+    assert "keeps every parameter (all named): the new study searches the same space" in caplog.text
+    caplog.clear()
+    plan_focus(wide, keep=["x"])
+    assert "keeps every parameter" not in caplog.text
