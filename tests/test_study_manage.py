@@ -557,6 +557,7 @@ def test_import_names_a_trial_that_does_not_fit_and_skips_it_only_when_asked(
     assert f"trial {bad}: parameter 'x': value 7.0 is outside" in err and "tunesmith import --skip-invalid" in err
     assert ts.SQLStorage(other).list_studies() == []
     assert main(["import", str(path), "--storage", other, "--skip-invalid"]) == 0
+    assert "imported study 'e' (5 trials; 1 left out, each named above)" in capsys.readouterr().out
     err = caplog.text
     assert f"trial {bad}: parameter 'x': value 7.0 is outside [0, 1]; left out" in err, err
     assert f"the test result of trial {bad} is left out" in err

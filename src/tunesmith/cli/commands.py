@@ -523,7 +523,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested deep
         raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
     study = import_study(doc, args.storage, args.new_name, skip_invalid=args.skip_invalid)
-    print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}) into {study.storage.display_url}")
+    left = len(doc["trials"]) - len(study.trials)
+    print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}"
+          f"{f'; {left} left out, each named above' if left else ''}) into {study.storage.display_url}")
     return 0
 
 
