@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.train import TrainConfig
+if TYPE_CHECKING:  # imported by the examples before they know torch is there
+    from tunesmith.train import TrainConfig
+
+
+def missing(exc: ModuleNotFoundError, extra: str) -> ImportError:
+    """What an example raises when a library it needs is not installed: which one, and the extra
+    to install (not a bare "No module named 'torch'")."""
+    return ImportError(f"this example needs {exc.name}: pip install 'tunesmith[{extra}]'")
 
 
 def show(value: Any) -> str:

@@ -28,10 +28,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+from _summary import missing  # examples/_summary.py
 
-from tunesmith.train import TrainConfig, Trainer
+try:
+    import torch
+    from torch import nn
+
+    from tunesmith.train import TrainConfig, Trainer
+except ModuleNotFoundError as exc:
+    raise missing(exc, "train") from None
 
 START = (-1.5, 2.0)
 DEFAULT = {"lr": 0.05, "beta1": 0.9, "beta2": 0.999}

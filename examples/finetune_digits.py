@@ -45,13 +45,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from _summary import at_least, changes, score, table
-from torch import nn
+from _summary import at_least, changes, missing, score, table
 
 import tunesmith as ts
-from tunesmith.train import TrainConfig, Trainer, adam_space, freeze, objective, unfreeze
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from tunesmith.train import TrainConfig, Trainer, adam_space, freeze, objective, unfreeze
+except ModuleNotFoundError as exc:
+    raise missing(exc, "finetune") from None
 
 Split = tuple[torch.Tensor, torch.Tensor]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -45,12 +45,17 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import torch  # noqa: E402
-from _summary import at_least, changes, score, table  # noqa: E402  (examples/_summary.py)
-from torch import nn  # noqa: E402
+from _summary import at_least, changes, missing, score, table  # noqa: E402  (examples/_summary.py)
 
 import tunesmith as ts  # noqa: E402
-from tunesmith.train import TrainConfig, Trainer, adam_space, freeze, objective, unfreeze_last  # noqa: E402
+
+try:
+    import torch
+    from torch import nn
+
+    from tunesmith.train import TrainConfig, Trainer, adam_space, freeze, objective, unfreeze_last
+except ModuleNotFoundError as exc:
+    raise missing(exc, "finetune") from None
 
 WORD = re.compile(r"^[a-z][a-z' -]*[a-z]$")
 

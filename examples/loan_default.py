@@ -50,13 +50,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import torch
-from _summary import at_least  # examples/_summary.py
-from torch import nn
+from _summary import at_least, missing  # examples/_summary.py
 
 import tunesmith as ts
-from tunesmith.train import TrainConfig, Trainer, objective
+
+try:
+    import pandas as pd
+    import torch
+    from torch import nn
+
+    from tunesmith.train import TrainConfig, Trainer, objective
+except ModuleNotFoundError as exc:
+    raise missing(exc, "sklearn,train") from None
 
 
 def synthetic_credit(rows: int = 5000, seed: int = 0) -> pd.DataFrame:

@@ -384,3 +384,16 @@ def test_export_csv_writes_no_cell_a_spreadsheet_would_run(tmp_path: Path, capsy
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [r["params_k"] for r in rows[:3]] == ["'" + formula, "'@SUM(1)", "plain"]
     assert rows[3]["error"] == "'+cmd|' /C calc'!A0" and [r["value"] for r in rows[:3]] == ["-1.0"] * 3  # numbers stay
+
+
+def test_importance_pairs_under_ped_anova_is_refused_not_ignored(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--pairs counts fANOVA's pairs; under --method ped-anova it was ignored without a word."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=url, name="p", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] + 0.1 * t.params["y"], n_trials=30)
+    assert main(["importance", "p", "--storage", url, "--method", "ped-anova", "--pairs", "3"]) == 2
+    assert "ped-anova measures each parameter alone: leave --pairs out" in capsys.readouterr().err
+    assert main(["importance", "p", "--storage", url, "--method", "ped-anova"]) == 0
+    assert main(["importance", "p", "--storage", url, "--pairs", "0"]) == 0
+    assert "x × y" not in capsys.readouterr().out

@@ -180,7 +180,10 @@ def test_a_misspelt_sampler_or_pruner_names_the_closest(tmp_path: Path, capsys: 
                            ("sampler: {nme: tpe}", "a sampler description needs a 'name'")]:  # was a KeyError traceback
         path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}{line}\n")
         assert main(["run", str(path), "--n-trials", "1"]) == 2
-        assert fragment in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert fragment in err and f"{path}: {line.partition(':')[0]}: " in err, err  # the file was not named
+    assert main(["run", str(path), "--n-trials", "1", "--sampler", "rnadom"]) == 2
+    assert "--sampler: unknown sampler 'rnadom' (did you mean 'random'?)" in capsys.readouterr().err
 
 
 def test_a_mapping_is_still_a_fixed_value_when_it_is_not_a_definition() -> None:

@@ -169,3 +169,15 @@ def _stored(url: str, name: str) -> ts.Study:
     ts.storage.make_storage(url).create_study(name, direction=ts.Direction.MINIMIZE,
                                               space=ts.Space({"x": ts.Float(0, 1)}).to_dict(), config={})
     return ts.Study.load(name, url, sampler="random")
+
+
+def test_the_objective_s_own_reading_of_a_trial_works_in_the_test_function() -> None:
+    """evaluate_best hands fn a FrozenTrial, which had no ``trial["x"]`` as the running Trial has,
+    so a test function sharing the objective's code failed with "not subscriptable"."""
+    def score(trial: ts.Trial | ts.FrozenTrial) -> float:
+        return float(trial["x"])
+
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0)
+    study.optimize(score, n_trials=4)
+    ev = study.evaluate_best(score, k=2)
+    assert [r.mean for r in ev.results] == [r.validation for r in ev.results]

@@ -438,7 +438,7 @@ def test_gpus_this_machine_lacks_are_refused_unless_allowed(tmp_path: Path) -> N
     if not missing:
         pytest.skip("this machine has GPUs 0 and 1")
     study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'gpu.db'}", sampler="random", seed=0)
-    with pytest.raises(ValueError, match=rf"gpus=\['0', '1'\]: this machine has no GPU \[{', '.join(map(repr, missing))}\]"
+    with pytest.raises(ValueError, match=rf"gpus=\[0, 1\]: this machine has no GPU \[{', '.join(missing)}\]"
                                          ".*allow_missing_gpus=True"):
         study.optimize(lambda t: t.params["x"], n_trials=2, gpus=[0, 1])
     assert study.trials == []  # refused before anything started

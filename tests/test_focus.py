@@ -184,3 +184,14 @@ def test_a_focus_cut_short_while_carrying_its_trials_leaves_no_study_behind() ->
         wide.focus(["a", "b"], storage=target)
     assert target.list_studies() == []
     assert len(wide.focus(["a", "b"], storage=ts.MemoryStorage()).trials) == 20
+
+
+def test_a_focus_that_keeps_every_parameter_says_the_space_is_the_same(caplog: pytest.LogCaptureFixture) -> None:
+    """threshold=0 (or every parameter named) made a copy of the study without a word."""
+    wide = ts.Study({"x": ts.Float(0.0, 1.0), "y": ts.Float(0.0, 1.0)}, sampler="random", seed=0)
+    wide.optimize(lambda t: t.params["x"], n_trials=10)
+    plan_focus(wide, keep=["x", "y"])
+    assert "keeps every parameter (all named): the new study searches the same space" in caplog.text
+    caplog.clear()
+    plan_focus(wide, keep=["x"])
+    assert "keeps every parameter" not in caplog.text

@@ -293,3 +293,38 @@ def test_the_example_study_file_without_scikit_learn_stops_before_any_trial(tmp_
     assert out.returncode == 2, out.stderr[-2000:]
     assert "this example needs scikit-learn: pip install 'tunesmith[sklearn]'" in out.stderr
     assert "trial" not in out.stderr
+
+
+def test_hasattr_train_is_false_without_torch_and_the_import_names_the_extra() -> None:
+    """``hasattr(tunesmith, "train")`` raised the ImportError (module ``__getattr__`` must raise
+    AttributeError for a name it cannot give)."""
+    out = run_without({"torch"}, """
+        import tunesmith
+        print(hasattr(tunesmith, "train"))
+        try:
+            import tunesmith.train
+        except ImportError as e:
+            print(e)
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "False"
+    assert "pip install 'tunesmith[train]'" in out.stdout
+
+
+@pytest.mark.parametrize(("example", "blocked", "message"), [
+    ("loan_default", "pandas", "this example needs pandas: pip install 'tunesmith[sklearn,train]'"),
+    ("loan_default", "torch", "this example needs torch: pip install 'tunesmith[sklearn,train]'"),
+    ("adam_in_action", "torch", "this example needs torch: pip install 'tunesmith[train]'"),
+    ("finetune_digits", "torch", "this example needs torch: pip install 'tunesmith[finetune]'"),
+    ("finetune_text", "torch", "this example needs torch: pip install 'tunesmith[finetune]'"),
+])
+def test_a_pytorch_example_without_its_library_names_the_extra(example: str, blocked: str, message: str) -> None:
+    """The PyTorch examples stopped on a bare "No module named 'torch'" (or 'pandas')."""
+    script = ROOT / "examples" / f"{example}.py"
+    out = run_without({blocked}, f"""
+        import runpy
+        sys.path.insert(0, {str(script.parent)!r})
+        sys.argv = [{str(script)!r}, "--help"]
+        runpy.run_path({str(script)!r}, run_name="__main__")
+    """)
+    assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]

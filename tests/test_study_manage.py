@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 import tunesmith as ts
-from tunesmith.trial import TrialState
+from tunesmith.storage import make_storage
+from tunesmith.study.manage import add_note
+from tunesmith.trial import Direction, TrialState
 
 SPACE = {"x": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b"])}
 OK = {"x": 0.5, "k": "a"}
@@ -531,3 +533,171 @@ def test_a_study_named_before_the_white_space_rule_still_gets_its_test_results()
     assert result.mean == 2.0 and [r.name for r in storage.list_studies()] == [" x", " x:test"]
     with pytest.raises(ValueError, match="begins or ends with white space"):
         study.copy(" y")  # a new name still may not
+
+
+def test_add_trial_off_a_parameter_s_step_names_the_nearest_allowed_value() -> None:
+    """A result measured at 0.3 with step 0.25 was refused without saying which value fits."""
+    study = ts.Study({"x": ts.Float(0, 1, step=0.25), "n": ts.Int(1, 10, step=3)})
+    with pytest.raises(ValueError, match=r"'x'.* 0\.3 is not on the step 0\.25 .*nearest allowed value is 0\.25"):
+        study.add_trial({"x": 0.3, "n": 4}, 1.0)
+    with pytest.raises(ValueError, match=r"'n'.* 5 is not on the step 3 from 1; the nearest allowed value is 4"):
+        study.add_trial({"x": 0.25, "n": 5}, 1.0)
+    assert study.trials == []
+
+
+def test_set_study_config_with_expect_writes_only_over_what_was_read(storage: ts.Storage) -> None:
+    ts.Study(SPACE, storage=storage, name="c")
+    read = storage.get_study("c")
+    assert storage.set_study_config(read.study_id, {**read.config, "notes": ["a"]}, expect=read.config) is True
+    assert storage.set_study_config(read.study_id, {**read.config, "notes": ["b"]}, expect=read.config) is False
+    assert storage.get_study("c").config["notes"] == ["a"]  # the stale write changed nothing
+
+
+def test_notes_added_at_the_same_moment_are_all_kept(shared_storage_url: str) -> None:
+    """Each writer rewrote the settings it had read: of two notes added at once, or a note and a
+    sampler recorded by a process opening the study with another one, one was lost."""
+    import threading
+
+    ts.Study(SPACE, storage=shared_storage_url, name="n")
+    writers, each = 4, 10
+    start = threading.Barrier(writers + 2)
+
+    def write(w: int) -> None:
+        storage = make_storage(shared_storage_url)
+        start.wait()
+        for i in range(each):
+            add_note(storage, "n", f"{w}-{i}")
+        storage.close()
+
+    def reopen(w: int) -> None:
+        storage = make_storage(shared_storage_url)
+        start.wait()
+        for i in range(each):
+            ts.Study(name="n", storage=storage, sampler="tpe" if i % 2 else "random", seed=w)
+        storage.close()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    threads += [threading.Thread(target=reopen, args=(w,)) for w in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    texts = [n["text"] for n in ts.load_study("n", shared_storage_url).notes]
+    assert sorted(texts) == sorted(f"{w}-{i}" for w in range(writers) for i in range(each))
+
+
+def _exported_with_test_results(tmp_path: Path) -> tuple[ts.Study, Path]:
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0, storage=url, name="e")
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    study.evaluate_best(lambda t, seed: 1.0 - t.params["x"] + 0.01 * seed, k=3, seeds=[0, 1])
+    path = tmp_path / "e.json"
+    assert main(["export", "e", "--storage", url, "--format", "json", "-o", str(path)]) == 0
+    return study, path
+
+
+def test_export_and_import_carry_the_test_results_and_old_files_still_import(tmp_path: Path) -> None:
+    """export --format json left out evaluate_best's test results, so import could not bring them back."""
+    from tunesmith.cli import main
+    from tunesmith.study.evaluate import test_results
+
+    study, path = _exported_with_test_results(tmp_path)
+    other = f"sqlite:///{tmp_path / 'b.db'}"
+    assert main(["import", str(path), "--storage", other]) == 0
+    assert test_results(ts.load_study("e", other)) == test_results(study) != {}
+    doc = json.loads(path.read_text())
+    del doc["test_results"]  # a file written before export held them
+    path.write_text(json.dumps(doc))
+    assert main(["import", str(path), "old", "--storage", other]) == 0
+    assert test_results(ts.load_study("old", other)) == {} and len(ts.load_study("old", other).trials) == 6
+    ts.SQLStorage(other).create_study("n:test", direction=Direction.MAXIMIZE, space={}, config={})
+    assert main(["import", str(path), "n", "--storage", other]) == 2  # it would show another's test results
+
+
+def test_import_names_a_trial_that_does_not_fit_and_skips_it_only_when_asked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A trial that did not fit its own space refused the whole file with no way to import the rest."""
+    from tunesmith.cli import main
+    from tunesmith.study.evaluate import test_results
+
+    study, path = _exported_with_test_results(tmp_path)
+    tested = sorted(test_results(study))
+    doc = json.loads(path.read_text())
+    bad = tested[0]
+    doc["trials"][bad]["params"]["x"] = 7.0
+    path.write_text(json.dumps(doc))
+    other = f"sqlite:///{tmp_path / 'b.db'}"
+    assert main(["import", str(path), "--storage", other]) == 2
+    err = capsys.readouterr().err
+    assert f"trial {bad}: parameter 'x': value 7.0 is outside" in err and "tunesmith import --skip-invalid" in err
+    assert ts.SQLStorage(other).list_studies() == []
+    assert main(["import", str(path), "--storage", other, "--skip-invalid"]) == 0
+    assert "imported study 'e' (5 trials; 1 left out, each named above)" in capsys.readouterr().out
+    err = caplog.text
+    assert f"trial {bad}: parameter 'x': value 7.0 is outside [0, 1]; left out" in err, err
+    assert f"the test result of trial {bad} is left out" in err
+    back = ts.load_study("e", other)
+    assert len(back.trials) == 5
+    kept = {n - (n > bad): r for n, r in test_results(study).items() if n != bad}  # numbered anew after it
+    assert {n: (r.params, r.mean) for n, r in test_results(back).items()} == {
+        n: (r.params, r.mean) for n, r in kept.items()}
+    assert all(back.trials[n].params == r.params for n, r in test_results(back).items())
+
+
+def test_studies_lists_a_study_without_decoding_its_trials_reports(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`tunesmith studies` decoded every trial whole: a row of reports of tens of MB cost seconds and
+    hundreds of MB. It reads the number, state, value and times only; a row whose state or value was
+    changed outside tunesmith is still counted as the failed trial `show` reads it as."""
+    import tracemalloc
+
+    import sqlalchemy as sa
+
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="big")
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    reports = json.dumps({str(i): 0.5 for i in range(1_000_000)})  # 16 MB of text, a dict of a million when read
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE ts_trials SET intermediate = :r WHERE number = 0"), {"r": reports})
+        c.execute(sa.text("UPDATE ts_trials SET state = 'bogus' WHERE number = 2"))
+    engine.dispose()
+    tracemalloc.start()
+    try:
+        assert main(["studies", "--storage", url]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8e6, peak
+    row = next(line for line in capsys.readouterr().out.splitlines() if "big" in line and "random" in line)
+    assert re.search(r"│\s+3 │\s+2 │", row), row  # 3 trials, 2 complete: the changed state reads as failed
+
+
+def test_trial_heads_are_the_trials_numbers_states_values_and_times(storage: ts.Storage) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage, name="h")
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    study.add_trial({"x": 0.5, "k": "a"}, state="pruned", intermediate={0: 0.9})
+    heads = storage.get_trial_heads(study._study_id)
+    assert [(h.number, h.state, h.value, h.started, h.completed) for h in heads] == [
+        (t.number, t.state, t.value, t.started, t.completed) for t in study.trials]
+
+
+def test_a_stored_study_without_a_sampler_says_how_to_open_it_with_one(sqlite_url: str) -> None:
+    """A study whose stored settings lack the sampler (written by hand) was refused with
+    "cannot be rebuilt ('sampler')" and no word of sampler=, which opens it."""
+    import sqlalchemy as sa
+
+    ts.Study(SPACE, sampler="tpe", storage=sqlite_url, name="bare").optimize(lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE ts_studies SET config = '{}' WHERE name = 'bare'"))
+    engine.dispose()
+    with pytest.raises(ts.StorageError, match=r"stored sampler cannot be rebuilt .*sampler='random'\), on the "
+                                              r"command line --sampler random"):
+        ts.Study(name="bare", storage=sqlite_url)
+    ts.Study(name="bare", storage=sqlite_url, sampler="random")
+    assert ts.load_study("bare", sqlite_url).sampler.describe()["name"] == "random"  # recorded

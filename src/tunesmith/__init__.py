@@ -69,7 +69,10 @@ def __getattr__(name: str) -> object:
     """``ts.train`` (it needs the optional torch), the model-based samplers (they need
     scipy) and ``SQLStorage`` (SQLAlchemy) are imported on first use."""
     if name == "train":
-        return importlib.import_module(".train", __name__)
+        try:
+            return importlib.import_module(".train", __name__)
+        except ImportError as exc:  # hasattr(tunesmith, "train") is False without torch, not an error
+            raise AttributeError(f"module 'tunesmith' has no attribute 'train': {exc}") from exc
     if name in ("BayesOptions", "BayesSampler", "TPESampler"):
         return getattr(importlib.import_module(".samplers", __name__), name)
     if name == "SQLStorage":

@@ -179,6 +179,11 @@ class FrozenTrial:
         """Whether the trial runs again after a pause (promoted by its pruner)."""
         return self.system.resumed_step is not None
 
+    def __getitem__(self, name: str) -> Any:
+        """``trial["x"]``, as a running Trial reads it (one function serves the objective and
+        ``evaluate_best``)."""
+        return self.params[name]
+
     def replace(self, **changes: Any) -> FrozenTrial:
         """A copy with some fields changed (records themselves never change)."""
         return dataclasses.replace(self, **changes)

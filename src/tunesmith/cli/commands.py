@@ -207,7 +207,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right" if col in numeric else "left")
     rows = []
     for rec in shown:
-        trials = storage.get_trials(rec.study_id)
+        trials = storage.get_trial_heads(rec.study_id)  # not each trial's reports: a row may hold 60 MB
         rows.append((rec, trials, max((t.completed or t.started or 0.0 for t in trials), default=0.0)))
     rows.sort(key=lambda row: STUDY_ORDER[args.sort](*row))
     for rec, trials, last in rows:
@@ -407,8 +407,14 @@ def export_json(study: Study) -> str:
         "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
                   "sampler": study.sampler.describe(), "pruner": study.pruner.describe(), "notes": study.notes},
         "trials": [_trial_dict(t) for t in study.trials],
+        "test_results": [_test_dict(r) for r in test_results(study).values()],  # evaluate_best's
     }
     return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
+
+
+def _test_dict(r: TestResult) -> dict[str, Any]:
+    return {"trial": r.trial, "params": dict(r.params), "validation": r.validation, "values": list(r.values),
+            "seeds": list(r.seeds)}
 
 
 def _trial_dict(t: FrozenTrial) -> dict[str, Any]:
@@ -507,6 +513,8 @@ def _space_of(path: str | None) -> Space | None:
 def add_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="a study written by tunesmith export --format json")
     p.add_argument("new_name", nargs="?", help="the study's name (default: the name in the file)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="leave out (and list) the trials that do not fit the file's space, instead of refusing the file")
     add_storage_arg(p)
 
 
@@ -515,8 +523,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested deep
         raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
-    study = import_study(doc, args.storage, args.new_name)
-    print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}) into {study.storage.display_url}")
+    study = import_study(doc, args.storage, args.new_name, skip_invalid=args.skip_invalid)
+    left = len(doc["trials"]) - len(study.trials)
+    print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}"
+          f"{f'; {left} left out, each named above' if left else ''}) into {study.storage.display_url}")
     return 0
 
 

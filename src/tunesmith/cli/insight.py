@@ -38,18 +38,22 @@ def add_importance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default="fanova",
                    help="fanova: shares of the variance (default); ped-anova: what sets the good trials apart")
     p.add_argument("--seed", type=int, default=0, help="seed of the forest / the bootstrap (default 0)")
-    p.add_argument("--pairs", type=at_least(0), default=5, help="how many pairs to list (fanova; default 5)")
+    p.add_argument("--pairs", type=at_least(0), help="how many pairs to list (fanova; default 5)")
     p.add_argument("--params", help="comma-separated parameters to measure (default: every searched one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
+    if args.pairs is not None and args.method == "ped-anova":
+        raise ValueError("--pairs lists fANOVA's pairs of parameters; ped-anova measures each parameter "
+                         "alone: leave --pairs out, or use --method fanova")
     study = load(args.name, args.storage)
     imp = study.importance(args.method, seed=args.seed, params=_names(args.params))
     if args.json:
         print(json.dumps(imp.to_dict(), indent=2))
         return 0
-    wide_console().print(importance_table(study.name, imp, args.pairs, display_names(study.space)))
+    pairs = 5 if args.pairs is None else args.pairs
+    wide_console().print(importance_table(study.name, imp, pairs, display_names(study.space)))
     return 0
 
 

@@ -183,12 +183,29 @@ def prepare(
     if check is not None:
         check(sf)
     objective = sf.load_objective()
+    _check_algorithms(sf, args)
     if sf.executor == "ray":
         ship_by_value(objective)
     study = open_study(sf)
     if sf.n_trials is None and sf.timeout is None:
         print("note: no n_trials or timeout: running until the search is exhausted or Ctrl-C", file=sys.stderr)
     return sf, study, objective
+
+
+def _check_algorithms(sf: StudyFile, args: argparse.Namespace) -> None:
+    """Refuse a sampler or pruner that cannot be built, naming where it was written; after the
+    objective's module is imported (it may register a sampler of its own)."""
+    from ..pruners import make_pruner
+    from ..samplers import make_sampler
+
+    for key, make in (("sampler", make_sampler), ("pruner", make_pruner)):
+        spec = getattr(sf, key)
+        if spec is not None:
+            where = f"--{key}" if getattr(args, key, None) is not None else f"{sf.source}: {key}"
+            try:
+                make(_plain(spec))
+            except (ValueError, TypeError) as exc:
+                raise StudyFileError(f"{where}: {exc}") from None
 
 
 def ship_by_value(objective: Callable[..., Any]) -> None:

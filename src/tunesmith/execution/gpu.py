@@ -185,6 +185,11 @@ def _dev_entries() -> list[str]:
         return []
 
 
+def _listed(ids: Sequence[str]) -> str:
+    """Device ids as a study file writes them: ``[0, 1]``, not ``['0', '1']``."""
+    return "[" + ", ".join(ids) + "]"
+
+
 def check_gpus_present(gpus: Sequence[str], *, allow_missing: bool = False) -> None:
     """Refuse device ids this machine does not have, unless ``allow_missing``: the
     trials would silently run on the CPU (``CUDA_VISIBLE_DEVICES`` naming no device)."""
@@ -193,9 +198,9 @@ def check_gpus_present(gpus: Sequence[str], *, allow_missing: bool = False) -> N
     present = present_gpus()
     missing = [g for g in gpus if g not in present]
     if missing:
-        have = f"it has {sorted(present, key=lambda x: (len(x), x))}" if present else "it has no NVIDIA GPU"
+        have = f"it has {_listed(sorted(present, key=lambda x: (len(x), x)))}" if present else "it has no NVIDIA GPU"
         raise ValueError(
-            f"gpus={list(gpus)}: this machine has no GPU {missing} ({have}, per nvidia-smi), so the trials "
+            f"gpus={_listed(gpus)}: this machine has no GPU {_listed(missing)} ({have}, per nvidia-smi), so the trials "
             "would run on the CPU; name devices it has, leave gpus out to run on the CPU, or pass "
             "allow_missing_gpus=True (in a study file, allow_missing_gpus: true) to run anyway"
         )

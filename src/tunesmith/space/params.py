@@ -261,6 +261,10 @@ class _Numeric(Param):
         if not (self.low - _EPS * max(1.0, abs(self.low)) <= x <= self.high + _EPS * max(1.0, abs(self.high))):
             raise self._err(f"{what} {x!r} is outside [{self.low}, {self.high}]")
 
+    def _off_step(self, x: float, what: str) -> ValueError:
+        return self._err(f"{what} {x} is not on the step {self.step} from {self.low}; "
+                         f"the nearest allowed value is {self._snap(x)!r}")
+
     def _snap(self, x: float) -> float:
         levels = self._levels
         if levels is None:
@@ -401,7 +405,7 @@ class Float(_Numeric):
         if self.step is not None:
             k = (x - self.low) / self.step
             if abs(k - round(k)) > 1e-6:
-                raise self._err(f"{what} {x} is not on the step {self.step} from {self.low}")
+                raise self._off_step(x, what)
             return float(self._snap(x))
         return min(max(x, float(self.low)), float(self.high))
 
@@ -469,7 +473,7 @@ class Int(_Numeric):
         self._range_check(x, what)
         assert self.step is not None
         if (x - self.low) % self.step:
-            raise self._err(f"{what} {x} is not on the step {self.step} from {self.low}")
+            raise self._off_step(x, what)
         return x
 
     def _cast(self, x: float) -> int:

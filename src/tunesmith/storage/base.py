@@ -229,6 +229,13 @@ class Storage(ABC):
         e.g. a pruner's decision skips the queue), by number; the first ``limit``
         of them if given (the head of the queue)."""
 
+    def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
+        """Every trial's number, state, value and times, by number, the rest (parameters, reports,
+        attrs) left empty where a storage can skip reading it: what a list of studies shows, without
+        decoding what each trial holds. A row changed outside tunesmith in a column not read here
+        shows as the failed trial it is read as by :meth:`get_trials`."""
+        return self.get_trials(study_id)
+
     def count_trials(self, study_id: int) -> int:
         """How many trials the study has, in any state (a storage may count them without
         reading them: opening a study of thousands of trials needs only their number)."""
@@ -255,6 +262,10 @@ class Storage(ABC):
         """Rename a study; ValueError if ``new_name`` is taken, StudyNotFound if ``name`` is absent."""
         raise NotImplementedError(f"{type(self).__name__} cannot rename studies; implement rename_study()")
 
-    def set_study_config(self, study_id: int, config: Mapping[str, Any]) -> None:
-        """Replace a study's settings (the sampler in use, its pruner, heartbeats)."""
+    def set_study_config(
+        self, study_id: int, config: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Replace a study's settings (the sampler in use, its pruner, heartbeats, notes). With
+        ``expect``, only while the stored settings still equal it (compare-and-set): False, and
+        nothing written, when another writer changed them since they were read."""
         raise NotImplementedError(f"{type(self).__name__} cannot change settings; implement set_study_config()")

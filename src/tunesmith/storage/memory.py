@@ -187,9 +187,14 @@ class MemoryStorage(Storage):
             del self._studies[name]
             self._studies[new_name] = dataclasses.replace(rec, name=new_name)
 
-    def set_study_config(self, study_id: int, config: Mapping[str, Any]) -> None:
+    def set_study_config(
+        self, study_id: int, config: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
         with self._lock:
             for name, rec in self._studies.items():
                 if rec.study_id == study_id:
+                    if expect is not None and rec.config != dict(expect):
+                        return False
                     self._studies[name] = dataclasses.replace(rec, config=dict(config))
+        return True
 

@@ -1079,6 +1079,10 @@ class SQLStorage(Storage):
         rows = self._tx(lambda c: c.all(stmt, args), write=False)
         return rows_to_trials(rows, self._warned)
 
+    def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
+        rows = self._tx(lambda c: c.all("trial_heads", {"sid": study_id}), write=False)
+        return rows_to_trials(rows, self._warned, head=True)
+
     def count_trials(self, study_id: int) -> int:
         return int(self._tx(lambda c: c.first("count_trials", {"sid": study_id}), write=False)[0])
 
@@ -1122,6 +1126,18 @@ class SQLStorage(Storage):
         except IntegrityError:
             raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}") from None
 
-    def set_study_config(self, study_id: int, config: Mapping[str, Any]) -> None:
+    def set_study_config(
+        self, study_id: int, config: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
         stmt = sa.update(studies_table).where(studies_table.c.study_id == study_id).values(config=_dumps(dict(config)))
-        self._run(lambda conn: conn.execute(stmt), write=True)
+
+        def write(conn: Connection) -> bool:
+            if expect is not None:  # SQLite's write began IMMEDIATE; PostgreSQL locks the row
+                row = conn.execute(sa.select(studies_table).where(studies_table.c.study_id == study_id)
+                                   .with_for_update()).first()
+                if row is None or self._study(row).config != dict(expect):
+                    return False
+            conn.execute(stmt)
+            return True
+
+        return self._run(write, write=True)

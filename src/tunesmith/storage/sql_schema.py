@@ -79,6 +79,11 @@ _TRIAL_COLS = (
     _tc.trial_id, _tc.number, _tc.state, _tc.params, _tc.value, _tc.intermediate,
     _tc.attrs, _tc.error, _tc.worker, _tc.started, _tc.completed, _tc.heartbeat, _tc.system,
 )
+#: _TRIAL_COLS without what a list of studies does not show (parameters, reports, attrs, texts)
+_HEAD_COLS = (
+    _tc.trial_id, _tc.number, _tc.state, sa.null(), _tc.value, sa.null(),
+    sa.null(), sa.null(), sa.null(), _tc.started, _tc.completed, sa.null(), sa.null(),
+)
 _RECORD_KEYS = (
     "state", "params", "value", "intermediate", "attrs", "system", "error", "worker", "started", "completed",
     "heartbeat",
@@ -114,6 +119,7 @@ def _hot_statements() -> dict[str, Any]:
         "trials_from": sa.select(*_TRIAL_COLS)
         .where(of_study, _tc.number >= _b("min_number"))
         .order_by(_tc.number),
+        "trial_heads": sa.select(*_HEAD_COLS).where(of_study).order_by(_tc.number),
     }
     out["trials_except"] = (
         sa.select(*_TRIAL_COLS)
@@ -128,7 +134,7 @@ def _hot_statements() -> dict[str, Any]:
 _HOT = _hot_statements()
 
 
-def tuple_to_trial(r: Sequence[Any], warned: set[str] | None = None) -> FrozenTrial:
+def tuple_to_trial(r: Sequence[Any], warned: set[str] | None = None, *, head: bool = False) -> FrozenTrial:
     """A trial from a row of ``_TRIAL_COLS`` (a plain DBAPI tuple).
 
     Whoever can write the database can put anything in a row. A row that does not
@@ -136,9 +142,10 @@ def tuple_to_trial(r: Sequence[Any], warned: set[str] | None = None) -> FrozenTr
     of the wrong type, an unknown state, a complete trial without a finite value)
     is read as a failed trial whose error names the row, the column and what is
     wrong, so the study's other trials stay readable; nothing is written back.
+    ``head``: a row of ``_HEAD_COLS``, its number, state, value and times only.
     """
     try:
-        return _decode(r)
+        return _decode(r, head)
     except _BadColumn as bad:
         if not _numbered(r):
             raise StorageError(f"unreadable row trial_id={r[0]!r} of table ts_trials: column number {bad.why}; "
@@ -169,13 +176,14 @@ def _direction(v: Any) -> Direction:
     return Direction(v)
 
 
-def rows_to_trials(rows: Sequence[Sequence[Any]], warned: set[str] | None = None) -> list[FrozenTrial]:
+def rows_to_trials(rows: Sequence[Sequence[Any]], warned: set[str] | None = None, *,
+                   head: bool = False) -> list[FrozenTrial]:
     """:func:`tuple_to_trial` of each row; a row without an integer number (it has no
     place in the study) is left out, with a warning that names it."""
     out = []
     for r in rows:
         if _numbered(r):
-            out.append(tuple_to_trial(r, warned))
+            out.append(tuple_to_trial(r, warned, head=head))
         else:
             _warn_once(f"unreadable row trial_id={r[0]!r} of table ts_trials left out: column number holds "
                        f"{_short(r[1])}, not an integer; it was changed outside tunesmith", warned)
@@ -258,16 +266,19 @@ def _text(column: str, v: Any) -> str | None:
     return v
 
 
-def _decode(r: Sequence[Any]) -> FrozenTrial:
+def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
     if not _numbered(r):
         raise _BadColumn("number", f"holds {type(r[1]).__name__} {_short(r[1])}, not an integer")
     if not isinstance(r[2], str) or r[2] not in _STATES:
         raise _BadColumn("state", f"holds {_short(r[2])}, not one of {sorted(_STATES)}")
     state = TrialState(r[2])
-    params = _json_object("params", r[3])
     value = _number("value", r[4], finite=True)
     if value is None and state is TrialState.COMPLETE:
         raise _BadColumn("value", "is empty (or not finite) for a complete trial")
+    if head:
+        return FrozenTrial(number=r[1], state=state, params={}, value=value, started=_number("started", r[9]),
+                           completed=_number("completed", r[10]), trial_id=r[0])
+    params = _json_object("params", r[3])
     raw = _json_object("intermediate", r[5])
     intermediate = _column("intermediate", lambda: {int(k): float(v) for k, v in raw.items()})
     if intermediate and not (-(2**63) <= min(intermediate) and max(intermediate) < 2**63):

@@ -95,6 +95,10 @@ def plan_focus(
     if lost and keep is not None:
         raise ValueError(f"cannot keep {list(lost)}: at the best trial's values of the fixed parameters they are "
                          f"never active ({_needs(study.space, lost)}); keep their parents too")
+    if not fixed:
+        logger.warning("focus of study %r keeps every parameter (%s): the new study searches the same space; "
+                       "raise the threshold or keep fewer to narrow it (study.copy() copies a study)",
+                       study.name, f"threshold={threshold:g}" if keep is None else "all named")
     carried = _carried(space, fixed, [best, *sorted(complete[1:], key=lambda t: t.number)], carry, study.name)
     return FocusPlan(space, kept, fixed, tuple(dropped(study.space, space)), carried,
                      len(complete) - len(carried), scores)

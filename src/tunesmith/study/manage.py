@@ -3,10 +3,11 @@ renames, deletes, and the record of the sampler in use."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -335,10 +336,13 @@ def _filled(space: Space, params: Mapping[str, Any], fill: Mapping[str, Any]) ->
     return {**params, **{n: v for n, v in fill.items() if n not in params and space.is_active(n, context)}}
 
 
-def import_study(doc: Any, storage: str | Storage | None, name: str | None = None) -> Study:
+def import_study(doc: Any, storage: str | Storage | None, name: str | None = None, *,
+                 skip_invalid: bool = False) -> Study:
     """A new study from what ``tunesmith export --format json`` wrote (``doc``, parsed): its
-    settings and trials, each checked as add_trial checks a known result; a trial that was
-    waiting is queued again, one that was running is failed, one that was paused is pruned."""
+    settings, trials and test results (evaluate_best), each trial checked as add_trial checks a
+    known result; a trial that was waiting is queued again, one that was running is failed, one
+    that was paused is pruned. A trial that does not fit refuses the whole file, naming it, unless
+    ``skip_invalid``: then it is left out (and its test result), each logged with why."""
     from .study import Study
 
     head = doc.get("study") if isinstance(doc, Mapping) else None
@@ -357,6 +361,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
 
         raise DuplicateStudyError(f"a study named {name!r} already exists in {dest.display_url}: import under "
                                   "another name (name=..., on the command line NEW_NAME)")
+    _check_book_free(dest, name)
     space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
                   storage=dest, name=name, load_if_exists=False)
@@ -365,22 +370,64 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
             text = note.get("text")
             if isinstance(text, str) and text.strip():
                 add_note(dest, name, text, _as_float(note.get("time")))
-        for i, t in enumerate(trials):
-            _import_trial(study, t, f"trial {t.get('number', i) if isinstance(t, Mapping) else i}")
+        numbers = _import_trials(study, trials, skip_invalid)
+        _import_test_results(study, doc.get("test_results"), numbers)
     except BaseException:  # a partial import would pass for the whole study
         drop_partial(dest, name, "import")
         raise
     return study
 
 
-def _import_trial(study: Study, t: Any, where: str) -> None:
+def _import_trials(study: Study, trials: list[Any], skip_invalid: bool) -> dict[int, int]:
+    """Import ``trials``; the new number of each imported trial by its number in the file."""
+    numbers: dict[int, int] = {}
+    for i, t in enumerate(trials):
+        old = t.get("number", i) if isinstance(t, Mapping) else i
+        try:
+            new = _import_trial(study, t, f"trial {old}")
+            if new is not None and isinstance(old, int) and not isinstance(old, bool):
+                numbers[old] = new
+        except ValueError as exc:
+            if not skip_invalid:
+                raise ValueError(f"{exc}; to import the other trials without it: tunesmith import --skip-invalid "
+                                 "(import_study(..., skip_invalid=True))") from None
+            logger.warning("import: %s; left out", exc)
+    return numbers
+
+
+def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int]) -> None:
+    """The test results of the file (``test_results``, as export writes them; absent in files
+    written before it did) into the study's companion, each pointing at its trial's new number."""
+    from .evaluate import _companion, _record, _result_from
+
+    if results is None:
+        return
+    if not isinstance(results, list):
+        raise ValueError(f"test_results must be a list of test results, got {type(results).__name__}")
+    book = None
+    for r in results:
+        try:
+            old = r["trial"]
+            if old not in numbers:
+                logger.warning("import: the test result of trial %s is left out: that trial was not imported", old)
+                continue
+            result = _result_from(numbers[old], r["params"], float(r["validation"]),
+                                  [float(v) for v in r["values"]], list(r["seeds"]), study.direction)
+            book = book or _companion(study)
+            _record(book, result)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"test_results: the result of trial {short_repr(r)}: {type(exc).__name__}: {exc}; "
+                             "it is not what tunesmith export wrote") from None
+
+
+def _import_trial(study: Study, t: Any, where: str) -> int | None:
+    """Import one trial record; its number in the study."""
     if not isinstance(t, Mapping):
         raise ValueError(f"{where}: expected a trial's record, got {type(t).__name__}")
     try:
         state = TrialState(t.get("state"))
         if state is TrialState.WAITING:
-            study.enqueue(t.get("params") or {}, attrs=t.get("attrs"))
-            return
+            return study.enqueue(t.get("params") or {}, attrs=t.get("attrs"))
         steps = t.get("intermediate") or {}
         if not isinstance(steps, Mapping):
             raise ValueError(f"intermediate must be a dict {{step: value}}, got {type(steps).__name__}")
@@ -392,11 +439,13 @@ def _import_trial(study: Study, t: Any, where: str) -> None:
                            started=t.get("started"), completed=t.get("completed"))  # fmt: skip
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{where}: {exc}") from None
-    insert_record(study.storage, study._study_id, rec)
+    return insert_record(study.storage, study._study_id, rec).number
 
 
 #: the longest note a study keeps (characters)
 MAX_NOTE = 2000
+#: how often a study's settings are read and written again when another writer changed them in between
+CONFIG_TRIES = 50
 
 
 def study_notes(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -414,11 +463,23 @@ def note_text(text: Any) -> str:
 
 
 def add_note(storage: Storage, name: str, text: str, when: float | None = None) -> None:
-    """Add a note to study ``name``, after the notes it holds."""
-    text = note_text(text)
-    rec = storage.get_study(name)
-    note = {"time": time.time() if when is None else when, "text": text}
-    storage.set_study_config(rec.study_id, {**rec.config, "notes": [*study_notes(rec.config), note]})
+    """Add a note to study ``name``, after the notes it holds; written compare-and-set, so a note
+    added by another process at the same moment is kept too."""
+    note = {"time": time.time() if when is None else when, "text": note_text(text)}
+    _update_config(storage, name, lambda config: {**config, "notes": [*study_notes(config), note]})
+
+
+def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Write ``change`` of study ``name``'s settings compare-and-set, reading them again when
+    another writer changed them in between (a note, a sampler recorded by another process)."""
+    cas = "expect" in inspect.signature(storage.set_study_config).parameters  # a custom storage may lack it
+    for _ in range(CONFIG_TRIES):
+        rec = storage.get_study(name)
+        config = change(dict(rec.config))
+        if storage.set_study_config(rec.study_id, config, **({"expect": rec.config} if cas else {})) is not False:
+            return
+    raise StorageError(f"study {name!r}: its settings changed {CONFIG_TRIES} times while being written; "
+                       "try again")
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
@@ -428,7 +489,7 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
     if stored.get("sampler") == now:
         return
     try:
-        study.storage.set_study_config(study._study_id, {**stored, "sampler": now})
+        _update_config(study.storage, study.name, lambda config: {**config, "sampler": now})
     except NotImplementedError:
         return
     was = _name(stored.get("sampler"))

@@ -91,7 +91,8 @@ class Study:
         cfg = dict(record.config)
         where = f"study {self.name!r} in {self._storage.display_url}"
         self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
-                                 else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed)))
+                                 else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed),
+                                                   fix=_NAME_A_SAMPLER))
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
         stored = cfg.get("pruner")
         if pruner is not None and stored is not None and stored != self.pruner.describe():
@@ -946,7 +947,11 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
 _STATE_NAMES = frozenset(s.value for s in TrialState)
 
 
-def _from_config(where: str, what: str, build: Callable[[], T]) -> T:
+_NAME_A_SAMPLER = ("; or open it with a sampler named, which is then recorded: Study(name=..., storage=..., "
+                   "sampler='random'), on the command line --sampler random")
+
+
+def _from_config(where: str, what: str, build: Callable[[], T], *, fix: str = "") -> T:
     """``build()`` of a setting read from the study's config column: a StorageError naming the
     study and the setting when the stored one cannot be rebuilt (before: a bare TypeError or
     AttributeError, a traceback from ``tunesmith show``)."""
@@ -954,7 +959,7 @@ def _from_config(where: str, what: str, build: Callable[[], T]) -> T:
         return build()
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise StorageError(f"{where}: column config: its stored {what} cannot be rebuilt ({exc}); if it was "
-                           "changed outside tunesmith, restore it from a backup or delete the study") from None
+                           f"changed outside tunesmith, restore it from a backup or delete the study{fix}") from None
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
