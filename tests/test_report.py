@@ -49,8 +49,9 @@ def study(tmp_path: Path) -> ts.Study:
 
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:
     page = build_report(study)
-    for text in ("<h1>report-demo</h1>", "random", "ASHA", "validation value", "test value", "active when"):
+    for text in ("<h1>report-demo</h1>", "random", "validation value", "test value", "active when"):
         assert text in page, text
+    assert "<td class=l>pruner</td><td class=l>asha</td>" in page  # the name `tunesmith show` and the dashboard print
     best = study.best_trial
     assert f"<td>{best.value:.6g}</td><td>{best.attrs['test_value']:.6g}</td>" in page
     assert page.count('class="plotly-graph-div"') >= 8

@@ -238,9 +238,11 @@ def _rungs(pruner: Any) -> Callable[[int], Sequence[int]] | None:
 
 
 def _pruner_name(pruner: Any) -> str:
+    """The registered name (``folds``, ``asha``), as ``tunesmith show`` and the dashboard print it."""
     if pruner is None or type(pruner).__name__ == "NopPruner":
         return ""
-    return type(pruner).__name__
+    name = str(getattr(pruner, "name", "") or "")
+    return type(pruner).__name__ if name in ("", "custom") else name
 
 
 def on_log_y(chart: Chart, what: str) -> Chart:
