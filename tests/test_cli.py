@@ -344,6 +344,17 @@ def test_export_csv_tells_a_none_value_from_an_inactive_parameter(tmp_path: Path
     assert [(r["params_k"], r["params_g"]) for r in rows] == [("None", ""), ("rbf", "0.5"), ("(1, 2)", ""), ("True", "")]
 
 
+def test_export_csv_writes_list_and_dict_attributes_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: Python's repr ({'folds': 5, 'err': None}), which json.loads refuses
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="a", sampler="random")
+    cv = {"folds": 5, "scores": [0.9, float("nan")], "err": None, "ok": True}
+    study.add_trial({"x": 0.5}, 0.5, attrs={"cv": cv, "tag": "plain"})
+    assert run_cli("export", "a", "--storage", db, "--format", "csv") == 0
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert json.loads(row["attrs_cv"]) == {**cv, "scores": [0.9, None]} and row["attrs_tag"] == "plain"
+
+
 def test_export_json_is_strict_json_with_a_nan_attribute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # before: attrs {"loss": NaN} were written as NaN, which jq and JSON.parse refuse
     url = f"sqlite:///{tmp_path / 'n.db'}"

@@ -387,8 +387,16 @@ def export_csv(study: Study) -> str:
     for row, t in zip(rows, trials, strict=True):
         # an empty cell is an inactive parameter (or no value); a None the trial took is written "None"
         writer.writerow({k: "None" if v is None and k.startswith("params_") and k[7:] in t.params else
-                         "" if v is None else _inert(v) for k, v in row.items()})
+                         "" if v is None else _inert(_attr_cell(k, v)) for k, v in row.items()})
     return buf.getvalue()
+
+
+def _attr_cell(column: str, v: Any) -> Any:
+    """An attribute that is a list or a dict (fold scores, curves) as strict JSON, which
+    ``json.loads`` reads back; Python's repr (single quotes, None, nan) is not JSON."""
+    if column.startswith("attrs_") and isinstance(v, (list, tuple, dict)):
+        return json.dumps(json_finite(v), default=repr, allow_nan=False)
+    return v
 
 
 def _inert(v: Any) -> Any:
