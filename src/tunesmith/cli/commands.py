@@ -22,6 +22,7 @@ from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
 from ..plots import HTML, IMAGES, check_output
+from ..report import overfit_cell
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
@@ -351,17 +352,9 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     for t in done[:top]:
         cells = [literal(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
-        extra = [_overfit(t)] if trained else []
+        extra = [overfit_cell(t)] if trained else []
         table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs, *extra)
     return table
-
-
-def _overfit(t: FrozenTrial) -> str:
-    """Where the smoothed train/validation gap began its sustained rise, and the gap at the end."""
-    at = t.attrs.get("overfit_at")
-    gaps = [g for g in dict(t.attrs.get("curves") or {}).get("gap", []) if g is not None]
-    end = f" (gap {gaps[-1]:.3g})" if gaps else ""
-    return ("-" if at is None or isinstance(at, list) else f"step {at}") + end
 
 
 def cmd_export(args: argparse.Namespace) -> int:
