@@ -18,6 +18,17 @@ def _study(url: str | None = None, name: str = "s") -> ts.Study:
     return study
 
 
+def test_fewer_complete_trials_than_k_are_evaluated_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # before: 2 rows for k=3 and no word why (fold racing leaves few complete trials)
+    study = ts.Study({"x": ts.Float(0, 1)}, name="few")
+    study.add_trial({"x": 0.2}, 0.2)
+    study.add_trial({"x": 0.4}, 0.4)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        result = study.evaluate_best(lambda t: t.params["x"], k=3)
+    assert len(result.results) == 2
+    assert "study 'few' has 2 complete trial(s), fewer than k=3; evaluating those" in caplog.text
+
+
 def test_the_winner_is_named_by_test_and_best_trial_stays(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     study = _study(url)
