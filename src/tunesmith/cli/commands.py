@@ -276,6 +276,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print("no complete trial yet")
         _show_failed(console, trials)
         _show_pruner(console, study, trials)
+        _show_running(console, study, trials)
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
@@ -283,7 +284,20 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(test_table(study, tests))
     _show_failed(console, trials)
     _show_pruner(console, study, trials)
+    _show_running(console, study, trials)
     return 0
+
+
+def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
+    """Without heartbeats, a trial whose whole run was killed (the optimize process itself, or
+    its machine) stays running forever: say how to have such trials failed."""
+    running = [t.number for t in trials if t.state is TrialState.RUNNING]
+    if running and study.heartbeat_config.interval is None:
+        console.print(f"{plural(len(running), 'running trial')} (#{', #'.join(map(str, running[:5]))}"
+                      f"{', ...' if len(running) > 5 else ''}): this study has no heartbeats, so a trial whose "
+                      "process was killed with its optimize call stays running; to fail those, open the study "
+                      "with heartbeat_interval=S (and grace_period=G): the next trial asked fails running trials "
+                      "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
 
 
 #: failed trials ``tunesmith show`` lists with their worker and error (the latest)
