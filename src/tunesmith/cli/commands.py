@@ -418,6 +418,9 @@ def export_json(study: Study) -> str:
         "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
                   "sampler": study.sampler.describe(), "pruner": study.pruner.describe(), "notes": study.notes},
         "trials": [_trial_dict(t) for t in study.trials],
+        # evaluate_best's results (kept in the companion study "<name>:test"), which import restores
+        "tests": [{"trial": r.trial, "params": dict(r.params), "validation": r.validation, "values": list(r.values),
+                   "seeds": list(r.seeds)} for r in test_results(study).values()],
     }
     return json.dumps(json_finite(doc), indent=2, default=repr, allow_nan=False) + "\n"
 

@@ -329,10 +329,28 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
                 add_note(dest, name, text, _as_float(note.get("time")))
         for i, t in enumerate(trials):
             _import_trial(study, t, f"trial {t.get('number', i) if isinstance(t, Mapping) else i}")
+        _import_tests(study, doc.get("tests") or [])
     except BaseException:  # a partial import would pass for the whole study
         study.delete()
         raise
     return study
+
+
+def _import_tests(study: Study, tests: Any) -> None:
+    """evaluate_best's results as export wrote them, recorded again in the new study's companion
+    (the trials were imported in order, so the numbers they name are the same)."""
+    from .evaluate import _companion, _record, _result_from
+
+    if not isinstance(tests, list):
+        raise ValueError(f"'tests' must be a list of evaluate_best's results, got {type(tests).__name__}")
+    book = _companion(study) if tests else None
+    for i, r in enumerate(tests):
+        try:
+            result = _result_from(int(r["trial"]), dict(r["params"]), float(r["validation"]),
+                                  [float(v) for v in r["values"]], list(r["seeds"]), study.direction)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"test result {i}: not what tunesmith export wrote ({type(exc).__name__}: {exc})") from None
+        _record(book, result)  # type: ignore[arg-type]
 
 
 def _import_trial(study: Study, t: Any, where: str) -> None:
