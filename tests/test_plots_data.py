@@ -366,6 +366,9 @@ def test_an_objective_s_own_curves_attrs_are_not_read_as_the_trainer_s() -> None
     graph = plots.records_of(study, "overfitting")[0]  # was AttributeError: 'list' object has no attribute 'get'
     assert graph.title.endswith("reported values (no training loss recorded)") and len(graph.find("val").x) == 2
     assert "plot-overfitting" in build_report(study)  # the whole report failed with it
+    from tunesmith.cli.commands import best_table
+
+    assert best_table(study, study.trials, 3).row_count == 3  # show's "overfit at" column read them as a dict
 
 
 def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -> None:

@@ -145,10 +145,11 @@ def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool,
 def overfit_cell(t: FrozenTrial) -> str:
     """Where the smoothed train/validation gap began its sustained rise, and the gap at the end
     (the "overfit at" column of ``tunesmith show`` and of the report)."""
-    at = t.attrs.get("overfit_at")
-    gaps = [g for g in dict(t.attrs.get("curves") or {}).get("gap", []) if g is not None]
+    at, curves = t.attrs.get("overfit_at"), t.attrs.get("curves")  # an objective's own attrs may hold anything
+    gap = curves.get("gap") if isinstance(curves, dict) else None
+    gaps = [g for g in gap if isinstance(g, (int, float)) and not isinstance(g, bool)] if isinstance(gap, list) else []
     end = f" (gap {gaps[-1]:.3g})" if gaps else ""
-    return ("-" if at is None or isinstance(at, list) else f"step {at}") + end
+    return ("step " + str(at) if isinstance(at, int) and not isinstance(at, bool) else "-") + end
 
 
 def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int, raw: bool = False) -> str:
