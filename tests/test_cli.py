@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -342,6 +343,35 @@ def test_export_csv_tells_a_none_value_from_an_inactive_parameter(tmp_path: Path
     assert run_cli("export", "nones", "--storage", db, "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["params_k"], r["params_g"]) for r in rows] == [("None", ""), ("rbf", "0.5"), ("(1, 2)", ""), ("True", "")]
+
+
+def test_export_csv_writes_list_and_dict_attributes_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: Python's repr ({'folds': 5, 'err': None}), which json.loads refuses
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="a", sampler="random")
+    cv = {"folds": 5, "scores": [0.9, float("nan")], "err": None, "ok": True}
+    study.add_trial({"x": 0.5}, 0.5, attrs={"cv": cv, "tag": "plain"})
+    assert run_cli("export", "a", "--storage", db, "--format", "csv") == 0
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert json.loads(row["attrs_cv"]) == {**cv, "scores": [0.9, None]} and row["attrs_tag"] == "plain"
+
+
+def test_show_says_how_to_fail_running_trials_of_a_study_without_heartbeats(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a killed optimize process leaves its trials running forever; show only counted them
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="r", sampler="random", seed=0)
+    study.add_trial({"x": 0.5}, 0.5)
+    study.ask()  # left running, as by a killed process
+    assert run_cli("show", "r", "--storage", db) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 running trial (#1): this study has no heartbeats" in out and "heartbeat_interval=S" in out
+    beating = ts.Study(storage=db, name="r", heartbeat_interval=0.01, grace_period=0.05)  # what it advises
+    time.sleep(0.1)
+    beating.tell(beating.ask(), 0.1)
+    assert beating.trials[1].state is ts.TrialState.FAILED
+    assert run_cli("show", "r", "--storage", db) == 0
+    assert "no heartbeats" not in capsys.readouterr().out
 
 
 def test_export_json_is_strict_json_with_a_nan_attribute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -179,7 +179,7 @@ def test_importance_and_comparison(url: str) -> None:
     assert c.get("/api/studies/alpha/importance?method=ped_anova").status_code == 200  # as study.importance
     assert "alpha" in c.get("/compare?study=alpha&study=beta").text
     fig = c.get("/api/compare?study=alpha&study=beta").json()["plots"][0]["figure"]
-    assert {tr["name"].split(" ")[0] for tr in fig["data"]} == {"alpha", "beta"}
+    assert {tr["name"].split(" ")[0] for tr in fig["data"] if tr["name"]} == {"alpha", "beta"}  # and unnamed end marks
     assert c.get("/api/compare").status_code == 400
     assert c.get("/compare?study=alpha&study=gamma").status_code == 404
 
@@ -190,7 +190,7 @@ def test_a_study_named_twice_in_a_comparison_is_drawn_once(url: str) -> None:
     advice for Python, in place of the plot."""
     c = client(url)
     fig = c.get("/api/compare?study=alpha&study=beta&study=alpha").json()["plots"][0]["figure"]
-    assert sorted(tr["name"].split(" ")[0] for tr in fig["data"]) == ["alpha", "beta"]
+    assert sorted(tr["name"].split(" ")[0] for tr in fig["data"] if tr["name"]) == ["alpha", "beta"]
     assert "<h1>Compare: alpha, beta</h1>" in c.get("/compare?study=alpha&study=beta&study=alpha").text
 
 
@@ -426,6 +426,32 @@ def test_the_dashboard_reads_the_test_results_that_the_report_reads(url: str) ->
     cache = StudyCache(ts.storage.make_storage(url))
     expected = {n: r.mean for n, r in test_results(study).items()}
     assert len(expected) == 2 and cache.snapshot(cache.view("beta")).tests == expected == snapshot(study).tests
+
+
+def test_the_dashboard_draws_the_rungs_that_the_report_draws(tmp_path: Path) -> None:
+    # ASHA without max_resource: the last step reported is the full budget, never a rung
+    from tunesmith.dashboard.cache import StudyCache
+    from tunesmith.plots import curves_data
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    study = ts.Study(ts.Space({"x": ts.Float(0, 1)}), name="asha", storage=db, sampler="random", seed=0,
+                     pruner="asha")
+
+    def curve(trial: ts.Trial) -> float:
+        for step in range(1, 9):
+            trial.report(trial.params["x"] / step, step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"] / 8
+
+    study.optimize(curve, n_trials=8)
+    cache = StudyCache(ts.storage.make_storage(db))
+
+    def rungs(chart: Any) -> list[Any]:
+        return [list(s.x) for s in chart.series if s.mode == "vline"]
+
+    assert rungs(curves_data(study)) == [[2, 4]]
+    assert rungs(curves_data(cache.snapshot(cache.view("asha")))) == [[2, 4]]
 
 
 ODD_NAMES = ["<script>alert(1)</script>", "a/b?c#d&e", "my study ü ☃", "x'\"y", "50%2F off", "q?x#y"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,13 +10,41 @@ import pytest
 import tunesmith as ts
 from tunesmith.cli import main
 from tunesmith.study import evaluate
-from tunesmith.study.manage import making_companion
+from tunesmith.study.manage import import_study, making_companion
 
 
 def _study(url: str | None = None, name: str = "s") -> ts.Study:
     study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0, storage=url, name=name)
     study.optimize(lambda t: t.params["x"], n_trials=12)
     return study
+
+
+def test_fewer_complete_trials_than_k_are_evaluated_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # before: 2 rows for k=3 and no word why (fold racing leaves few complete trials)
+    study = ts.Study({"x": ts.Float(0, 1)}, name="few")
+    study.add_trial({"x": 0.2}, 0.2)
+    study.add_trial({"x": 0.4}, 0.4)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        result = study.evaluate_best(lambda t: t.params["x"], k=3)
+    assert len(result.results) == 2
+    assert "study 'few' has 2 complete trial(s), fewer than k=3; evaluating those" in caplog.text
+
+
+def test_export_and_import_carry_the_test_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before: `tunesmith import` of what `export --format json` wrote lost every evaluate_best result
+    src, dst = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    study = _study(src)
+    study.evaluate_best(lambda t, seed: t.params["x"] - 0.01 * seed, k=2, seeds=[0, 1])
+    out = tmp_path / "s.json"
+    assert main(["export", "s", "--storage", src, "--format", "json", "-o", str(out)]) == 0
+    assert main(["import", str(out), "--storage", dst]) == 0
+    before, after = evaluate.test_results(study), evaluate.test_results(ts.load_study("s", dst))
+    assert len(after) == 2 and after == before
+    doc = json.loads(out.read_text())
+    doc["test_results"][0]["values"] = 5  # not what export writes: refused, and nothing half-imported stays
+    with pytest.raises(ValueError, match="test_results: the result of trial .*; it is not what tunesmith export wrote"):
+        import_study(doc, dst, name="t")
+    assert [s.name for s in ts.storage.make_storage(dst).list_studies()] == ["s", "s:test"]
 
 
 def test_the_winner_is_named_by_test_and_best_trial_stays(tmp_path: Path) -> None:

@@ -95,6 +95,8 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     b = chart.find("median-b")
     assert list(b.x) == [2, 3, 4] and list(b.y) == [7, 6, 6]
     assert a.color != b.color and a.label == "a (median of 2 runs)" and b.label == "b (1 run)"
+    final = chart.find("final-a")  # the step line ends in a drop at the last trial: its value is marked
+    assert (list(final.x), list(final.y), final.mode, final.color) == ([4], [0.5], "markers", a.color)
     up = plots.comparison({"a": [[3, 2, 5, 1]]}, direction="maximize")
     assert list(up.find("median-a").y) == [3, 3, 5, 5]
     # several studies: each its own colour and legend entry
@@ -103,7 +105,7 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     for s in (s1, s2):
         s.optimize(lambda t: t.params["x"], n_trials=5)
     two = plots.comparison([s1, s2])
-    assert {s.label for s in two.series} == {"one (1 run)", "two (1 run)"}
+    assert {s.label for s in two.series} - {None} == {"one (1 run)", "two (1 run)"}
     assert len({s.color for s in two.series}) == 2
 
 
@@ -364,6 +366,9 @@ def test_an_objective_s_own_curves_attrs_are_not_read_as_the_trainer_s() -> None
     graph = plots.records_of(study, "overfitting")[0]  # was AttributeError: 'list' object has no attribute 'get'
     assert graph.title.endswith("reported values (no training loss recorded)") and len(graph.find("val").x) == 2
     assert "plot-overfitting" in build_report(study)  # the whole report failed with it
+    from tunesmith.cli.commands import best_table
+
+    assert best_table(study, study.trials, 3).row_count == 3  # show's "overfit at" column read them as a dict
 
 
 def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -> None:

@@ -47,10 +47,21 @@ def study(tmp_path: Path) -> ts.Study:
     return s
 
 
+def test_the_report_has_the_overfit_column_that_show_has() -> None:
+    # trials of ts.train.objective: `tunesmith show` printed where overfitting began, the report did not
+    study = ts.Study({"x": ts.Float(0, 1)}, name="trained")
+    study.add_trial({"x": 0.5}, 0.3, attrs={"overfit_at": 4, "curves": {"gap": [0.1, 0.25]}})
+    study.add_trial({"x": 0.7}, 0.4, attrs={"overfit_at": None, "curves": {"gap": [0.05]}})
+    page = build_report(study)
+    assert "<th>overfit at</th>" in page
+    assert "<td>step 4 (gap 0.25)</td>" in page and "<td>- (gap 0.05)</td>" in page
+
+
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:
     page = build_report(study)
-    for text in ("<h1>report-demo</h1>", "random", "ASHA", "validation value", "test value", "active when"):
+    for text in ("<h1>report-demo</h1>", "random", "validation value", "test value", "active when"):
         assert text in page, text
+    assert "<td class=l>pruner</td><td class=l>asha</td>" in page  # the name `tunesmith show` and the dashboard print
     best = study.best_trial
     assert f"<td>{best.value:.6g}</td><td>{best.attrs['test_value']:.6g}</td>" in page
     assert page.count('class="plotly-graph-div"') >= 8

@@ -170,6 +170,17 @@ def test_fold_racing_stops_what_is_behind_the_best_and_saves_half_the_fits() -> 
     assert racing.cv_results_["state"][racing.best_index_] == "complete"
 
 
+def test_fold_racing_keeps_auto_on_bayesian_optimization() -> None:
+    # with fold racing most trials stop after a fold or two; TPE (what "auto" picks for
+    # pruners that cut training short) counts only complete trials, so it stayed quasi-random
+    x, y = make_classification(200, 6, random_state=0)
+    search = TunedSearchCV(LogisticRegression(max_iter=200), {"C": loguniform(1e-4, 1.0)}, n_trials=3, cv=3,
+                           random_state=0, pruner="folds").fit(x, y)
+    assert search.study_.sampler.chosen.name == "bayes"  # type: ignore[attr-defined]
+    assert ts.Study(ts.Space({"x": ts.Float(0, 1)}), pruner="asha").sampler.choose(
+        ts.Space({"x": ts.Float(0, 1)}), 10).name == "tpe"  # type: ignore[attr-defined]
+
+
 def test_parallel_folds_give_the_same_results() -> None:
     kw = dict(n_trials=3, cv=3, random_state=0, sampler="random")
     one = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_jobs=1, **kw).fit(X, Y)  # type: ignore[arg-type]

@@ -52,6 +52,20 @@ def test_objective_reports_each_epoch_and_stores_checkpoint(tmp_path: Path) -> N
         assert len(t.attrs["curves"]["train_loss"]) == len(t.attrs["curves"]["val_loss"]) == len(t.intermediate)
 
 
+@pytest.mark.parametrize("answer", [Decision.PRUNE, Decision.PAUSE])
+def test_a_stopped_trial_keeps_its_loss_curves_for_the_overfitting_graph(tmp_path: Path, answer: Decision) -> None:
+    # before: only a complete trial stored attrs["curves"]; a pruned or paused one was drawn as
+    # "reported values (no training loss recorded)"
+    from tunesmith import plots
+
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, pruner=StopAt(2, answer))
+    study.optimize(objective(build, DATA, study.space, base=BASE, checkpoint_root=tmp_path), n_trials=1)
+    t = study.trials[0]
+    assert t.state.value == ("pruned" if answer is Decision.PRUNE else "paused") and sorted(t.intermediate) == [1, 2]
+    assert len(t.attrs["curves"]["train_loss"]) == len(t.attrs["curves"]["val_loss"]) == 2 and "overfit_at" in t.attrs
+    assert plots.overfitting(t).y_label == "loss"
+
+
 def test_tuned_adam_config_reaches_the_optimizer(tmp_path: Path) -> None:
     tuned = {"lr": 0.0123, "beta1": 0.81, "beta2": 0.951, "eps": 3e-7, "weight_decay": 0.02,
              "warmup_fraction": 0.0, "schedule": "constant"}

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
 from ..plots import HTML, IMAGES, check_output
+from ..report import overfit_cell
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
@@ -277,6 +278,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print("no complete trial yet")
         _show_failed(console, trials)
         _show_pruner(console, study, trials)
+        _show_running(console, study, trials)
         return 0
     console.print(best_table(study, trials, args.top))
     tests = test_results(study)
@@ -284,7 +286,20 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(test_table(study, tests))
     _show_failed(console, trials)
     _show_pruner(console, study, trials)
+    _show_running(console, study, trials)
     return 0
+
+
+def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
+    """Without heartbeats, a trial whose whole run was killed (the optimize process itself, or
+    its machine) stays running forever: say how to have such trials failed."""
+    running = [t.number for t in trials if t.state is TrialState.RUNNING]
+    if running and study.heartbeat_config.interval is None:
+        console.print(f"{plural(len(running), 'running trial')} (#{', #'.join(map(str, running[:5]))}"
+                      f"{', ...' if len(running) > 5 else ''}): this study has no heartbeats, so a trial whose "
+                      "process was killed with its optimize call stays running; to fail those, open the study "
+                      "with heartbeat_interval=S (and grace_period=G): the next trial asked fails running trials "
+                      "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
 
 
 #: failed trials ``tunesmith show`` lists with their worker and error (the latest)
@@ -355,17 +370,9 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     for t in done[:top]:
         cells = [literal(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
-        extra = [_overfit(t)] if trained else []
+        extra = [overfit_cell(t)] if trained else []
         table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs, *extra)
     return table
-
-
-def _overfit(t: FrozenTrial) -> str:
-    """Where the smoothed train/validation gap began its sustained rise, and the gap at the end."""
-    at = t.attrs.get("overfit_at")
-    gaps = [g for g in dict(t.attrs.get("curves") or {}).get("gap", []) if g is not None]
-    end = f" (gap {gaps[-1]:.3g})" if gaps else ""
-    return ("-" if at is None or isinstance(at, list) else f"step {at}") + end
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -391,8 +398,16 @@ def export_csv(study: Study) -> str:
     for row, t in zip(rows, trials, strict=True):
         # an empty cell is an inactive parameter (or no value); a None the trial took is written "None"
         writer.writerow({k: "None" if v is None and k.startswith("params_") and k[7:] in t.params else
-                         "" if v is None else _inert(v) for k, v in row.items()})
+                         "" if v is None else _inert(_attr_cell(k, v)) for k, v in row.items()})
     return buf.getvalue()
+
+
+def _attr_cell(column: str, v: Any) -> Any:
+    """An attribute that is a list or a dict (fold scores, curves) as strict JSON, which
+    ``json.loads`` reads back; Python's repr (single quotes, None, nan) is not JSON."""
+    if column.startswith("attrs_") and isinstance(v, (list, tuple, dict)):
+        return json.dumps(json_finite(v), default=repr, allow_nan=False)
+    return v
 
 
 def _inert(v: Any) -> Any:

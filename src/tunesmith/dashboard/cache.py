@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..plots import Snapshot
+from ..plots.records import pruner_rungs
 from ..pruners import make_pruner
 from ..space import Space
 from ..storage import Storage, StudyRecord
@@ -166,7 +167,7 @@ class StudyCache:
             return Snapshot(
                 name=view.name, direction=view.record.direction, space=Space.stored(view.record.space, f"study {view.name!r}"),
                 trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_name(cfg),
-                rungs=getattr(pruner, "rung_steps", None), tests=self._tests(view.record),
+                rungs=pruner_rungs(pruner), tests=self._tests(view.record),
             )
 
         snap: Snapshot = view.cached("snapshot", build)

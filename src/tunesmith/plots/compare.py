@@ -104,6 +104,10 @@ def _group_series(label: str, curves: list[np.ndarray], color: str, band: tuple[
     seeds = f"median of {len(curves)} runs" if len(curves) > 1 else "1 run"
     out.append(Series(f"{label} ({seeds})", x, med.tolist(), mode="steps", color=color, width=2.0,
                       gid=f"median-{label}"))
+    # a step line holds each value until the next trial, so the last trial's value (the
+    # result compared) would only show as a vertical drop at the right edge: mark it
+    out.append(Series(None, x[-1:], med[-1:].tolist(), mode="markers", color=color, gid=f"final-{label}",
+                      hover=[f"{label}: {med[-1]:.6g} after {x[-1]} trials ({seeds})"]))
     return out
 
 

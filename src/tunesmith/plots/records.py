@@ -221,12 +221,12 @@ def snapshot(study: Any) -> Snapshot:
     return Snapshot(
         name=study.name, direction=study.direction, space=study.space, trials=tuple(study.trials),
         sampler=str(getattr(sampler, "name", "")), pruner=_pruner_name(pruner),
-        rungs=_rungs(pruner),
+        rungs=pruner_rungs(pruner),
         tests={n: r.mean for n, r in test_results(study).items()},
     )
 
 
-def _rungs(pruner: Any) -> Callable[[int], Sequence[int]] | None:
+def pruner_rungs(pruner: Any) -> Callable[[int], Sequence[int]] | None:
     """The pruner's rungs up to the last step drawn. Without ``max_resource`` the pruner learns
     the full budget from the trials, and the last step reported is not a rung (a trial that
     reaches it trained in full): the step the curves end at is not drawn as one."""
@@ -238,9 +238,11 @@ def _rungs(pruner: Any) -> Callable[[int], Sequence[int]] | None:
 
 
 def _pruner_name(pruner: Any) -> str:
+    """The registered name (``folds``, ``asha``), as ``tunesmith show`` and the dashboard print it."""
     if pruner is None or type(pruner).__name__ == "NopPruner":
         return ""
-    return type(pruner).__name__
+    name = str(getattr(pruner, "name", "") or "")
+    return type(pruner).__name__ if name in ("", "custom") else name
 
 
 def on_log_y(chart: Chart, what: str) -> Chart:

@@ -44,6 +44,11 @@ class Pruner(ABC):
     #: trials (:data:`REPORTED_STATES`), so a queue does not add to their cost;
     #: a custom pruner that never looks at queued trials can do the same.
     reads: frozenset[TrialState] = frozenset(TrialState)
+    #: whether sampler "auto" switches to TPE under this pruner: the trials it stops
+    #: are short runs (fewer epochs), which TPE models by their last report. A pruner
+    #: whose stopped trials are no such runs (fold racing) sets False, and "auto"
+    #: picks as it does without a pruner.
+    auto_tpe: bool = True
 
     @abstractmethod
     def decide(

@@ -120,8 +120,11 @@ def _best(s: Snapshot, top: int) -> str:
     names = [n for n in s.space if any(n in t.params for t in done)]
     tests = any(s.test_of(t) is not None for t in done)
     shown = display_names(s.space)
-    head = ["#", "validation value", *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds"]
-    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction) for t in done[:top]]
+    trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective, as in `show`
+    head = ["#", "validation value", *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds",
+            *(["overfit at"] if trained else [])]
+    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction) + ([overfit_cell(t)] if trained else [])
+            for t in done[:top]]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")
     table = f"<div class='wide'>{html_table(head, rows, left=0)}</div>"  # a column per parameter: it scrolls, not the page
@@ -137,6 +140,16 @@ def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool,
     cells += [_fmt(t.params[n]) if n in t.params else "" for n in names]
     cells.append("" if t.duration is None else f"{t.duration:.3g}")
     return cells
+
+
+def overfit_cell(t: FrozenTrial) -> str:
+    """Where the smoothed train/validation gap began its sustained rise, and the gap at the end
+    (the "overfit at" column of ``tunesmith show`` and of the report)."""
+    at, curves = t.attrs.get("overfit_at"), t.attrs.get("curves")  # an objective's own attrs may hold anything
+    gap = curves.get("gap") if isinstance(curves, dict) else None
+    gaps = [g for g in gap if isinstance(g, (int, float)) and not isinstance(g, bool)] if isinstance(gap, list) else []
+    end = f" (gap {gaps[-1]:.3g})" if gaps else ""
+    return ("step " + str(at) if isinstance(at, int) and not isinstance(at, bool) else "-") + end
 
 
 def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int, raw: bool = False) -> str:

@@ -101,6 +101,9 @@ def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] 
     top = ranked(study)[: int(k)]
     if not top:
         raise ValueError(f"study {study.name!r} has no complete trial to evaluate")
+    if len(top) < k:  # e.g. fold racing, which stops most configurations before their last fold
+        logger.warning("evaluate_best: study %r has %d complete trial(s), fewer than k=%d; evaluating those",
+                       study.name, len(top), k)
     book = _companion(study)
     results = []
     for t in top:

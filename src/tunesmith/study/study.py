@@ -130,7 +130,7 @@ class Study:
         """Setting it also tells the sampler whether trials stop early ("auto" picks its
         strategy from that at its first suggestion, and keeps it)."""
         self._pruner = pruner
-        self.sampler.set_early_stopping(not isinstance(pruner, NopPruner))
+        self.sampler.set_early_stopping(not isinstance(pruner, NopPruner) and getattr(pruner, "auto_tpe", True))
 
     # -- opening ----------------------------------------------------------------
     def _open(

@@ -139,6 +139,7 @@ class _Reporter:
         decision = self.trial.decision()  # asked once: another worker may report meanwhile
         if decision is Decision.CONTINUE:
             return
+        _store_curves(self.trial, trainer.history)  # the overfitting graph of a stopped trial
         if decision is Decision.PAUSE:
             here = trainer.checkpoint_now()  # checkpoint_every may have skipped this validation
             if here is not None:
@@ -339,11 +340,16 @@ def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:
         trial.set_attr("checkpoint", None)  # retired: nothing resumes a finished trial
     trial.set_attr("best_checkpoint", history.best_checkpoint if kept_best else None)
     trial.set_attr("best_step", None if history.best_index is None else history.best_index + 1)
-    at = history.overfit_at
-    trial.set_attr("overfit_at", None if at is None else at + 1)  # as a reported step
-    trial.set_attr("curves", history.curves())
+    _store_curves(trial, history)
     trial.set_attr("stopped_early", history.stopped_early)
     trial.set_attr("samples_per_s", sorted(speeds)[len(speeds) // 2] if speeds else None)
+
+
+def _store_curves(trial: Any, history: Any) -> None:
+    """Both loss curves, the smoothed gap and where overfitting began, as reported steps."""
+    at = history.overfit_at
+    trial.set_attr("overfit_at", None if at is None else at + 1)
+    trial.set_attr("curves", history.curves())
 
 
 def _warn_lookalikes(names: Any, warned: set[str]) -> list[str]:
