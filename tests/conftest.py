@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,13 @@ from tunesmith.storage import make_storage
 # before any test module imports Ray: Ray imported without RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 # starts its local instance on the machine's network address, whatever _node_ip_address says
 set_ray_env()
+
+# A test run started as a background job of a script (`bash .ci/run &`, `nohup ... &`) inherits SIGINT
+# ignored, and so would every child the tests start: the Ctrl-C tests' children then never see their
+# SIGINT. Ctrl-C is what those tests are about, so the run takes it back (children start with it at
+# default). The test of an inherited ignored SIGINT ignores it in its own child on purpose.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
