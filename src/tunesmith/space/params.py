@@ -294,7 +294,8 @@ class _Numeric(Param):
         levels = self._levels
         if levels is not None:
             assert self.step is not None
-            k = round((x - self.low) / self.step)
+            # an int's offset from low is exact in ints: float(value) - low rounds it beyond 2**53
+            k = round(((int(value) - self.low) if self.kind == "int" else x - self.low) / self.step)
             return (k + 0.5) / levels
         lo, hi = self._scaled_bounds()
         return float(np.clip((self._scale(x) - lo) / (hi - lo), 0.0, 1.0))
@@ -463,8 +464,8 @@ class Int(_Numeric):
     def validate(self, value: Any, *, what: str = "value") -> int:
         if isinstance(value, bool) or not _is_number(value):
             raise self._err(f"{what} must be an integer, got {value!r}")
-        try:
-            whole = float(value) == int(value)
+        try:  # an int is whole as it is: float() would round one beyond 2**53 (2**53 + 1 != 2.0**53)
+            whole = isinstance(value, (int, np.integer)) or float(value) == int(value)
         except OverflowError:  # an integer of more than 300 digits (or an infinite float): in no range
             raise self._err(f"{what} must be an integer in [{self.low}, {self.high}], got one too large") from None
         if not whole:
