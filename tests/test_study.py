@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,8 @@ def test_no_best_trial_says_the_pruner_stopped_every_trial() -> None:
         (None, "returned None"),
         ("0.5", "returned '0.5' (str)"),
         ([0.1, 0.2], "single value"),
+        (True, "returned True (bool)"),
+        (np.bool_(True), "returned np.True_ (bool)"),  # was taken as 1.0, where Python's True fails
     ],
 )
 def test_bad_values_fail_the_trial_and_the_study_goes_on(returned: object, reason: str) -> None:
@@ -370,6 +373,21 @@ def test_numpy_and_tensor_like_values_are_accepted() -> None:
     study.tell(study.ask(), np.array(0.5))
     assert [t.value for t in study.trials] == [0.25, 0.5]
     assert all(isinstance(t.value, float) and math.isfinite(t.value) for t in study.trials)
+
+
+def test_a_loss_tensor_with_a_graph_is_taken_without_a_warning() -> None:
+    """``return loss`` (a tensor that requires grad) is its value; float() of it made torch
+    warn 'Converting a tensor with requires_grad=True to a scalar' from tunesmith's frame.
+    A boolean tensor is no score, as a Python bool is not."""
+    torch = pytest.importorskip("torch")
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    w = torch.tensor(0.5, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        study.tell(study.ask(), w * 3)
+    study.tell(study.ask(), torch.tensor(0.4) > 0.3)
+    assert [t.value for t in study.trials] == [1.5, None]
+    assert "(Tensor); tell it a finite number" in (study.trials[1].error or "")
 
 
 def test_a_missing_parameter_says_why() -> None:
