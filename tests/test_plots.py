@@ -133,3 +133,17 @@ def test_a_study_whose_name_starts_with_an_underscore_keeps_its_legend_entry() -
     labels = [text.lstrip("\u200b") for text in axes.get_legend_handles_labels()[1]]
     assert any(label.startswith("_base") for label in labels), labels
     plt.close(axes.figure)
+
+
+@pytest.mark.parametrize("kind", ["history", "contour", "parallel"])
+def test_values_near_the_largest_float_are_refused_by_matplotlib_with_the_fix(tmp_path: Path, kind: str) -> None:
+    """Values near 1.8e308 (a constant 1e308, or +-1.5e308) overflowed matplotlib's axis arithmetic:
+    'arange: cannot compute length' from its ticker. Now the image says why and names HTML, which draws."""
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(lambda t: 1.7e308 * (2 * t.params["x"] - 1), n_trials=8)
+    records = plots.records_of(study, kind)
+    figures = len(plt.get_fignums())
+    with pytest.raises(ValueError, match=r"matplotlib cannot draw values as large as 1\.\d+e\+308.*\.html"):
+        plots.save(records, tmp_path / "p.png")
+    assert len(plt.get_fignums()) == figures  # the failed figure is closed
+    assert plots.save(records, tmp_path / "p.html").stat().st_size > 0

@@ -85,12 +85,38 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
     """All records into one image file (a path or a binary file of ``format``), one panel each."""
     axes = new_axes(len(records), size=(11, 4.5) if len(records) == 1 and records[0].kind in ("parallel", "process")
                     else (7, 4.5))
-    for r, ax in zip(records, axes, strict=True):
-        to_matplotlib(r, ax)
     fig = axes[0].figure
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi, format=format)
-    _plt().close(fig)
+    try:
+        for r, ax in zip(records, axes, strict=True):
+            to_matplotlib(r, ax)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi, format=format)
+    except ValueError as e:  # matplotlib's own "arange: cannot compute length", "Axis limits cannot be NaN or Inf"
+        huge = _largest(records)
+        if huge < HUGE:
+            raise
+        raise ValueError(f"matplotlib cannot draw values as large as {huge:.4g}: its axis arithmetic overflows "
+                         "past the largest float. Write the plot as HTML (a path ending in .html), which plotly "
+                         "draws, or draw a transformed value") from e
+    finally:
+        _plt().close(fig)
+
+
+#: magnitudes from which matplotlib's axis limits, ticks and colour bars can overflow (1e308 fails, 1e300 draws)
+HUGE = 1e300
+
+
+def _largest(records: Sequence[Record]) -> float:
+    """The largest finite magnitude among the numbers that ``records`` draw (0.0 if none)."""
+    seqs: list[Any] = []
+    for r in records:
+        if isinstance(r, Parallel):
+            seqs += [r.color, *(a.values for a in r.axes)]
+        elif isinstance(r, Chart):
+            seqs += [v for s in r.series for v in (s.x, s.y, s.low, s.high, s.colors, *(s.z or ()))]
+    nums = [abs(float(v)) for seq in seqs for v in seq or ()
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)]
+    return max((v for v in nums if np.isfinite(v)), default=0.0)
 
 
 def _chart(ax: Any, c: Chart) -> None:
