@@ -543,3 +543,17 @@ def test_ints_beyond_float_precision_are_exact(tmp_path: Path) -> None:
     assert [t.state.value for t in again.trials] == ["complete"] * 6
     assert again.trials[0].params["n"] == low + 1 and again.trials[0].value == 1.0
     assert all(isinstance(t.params["n"], int) and low <= t.params["n"] <= low + 10 for t in again.trials)
+
+
+@pytest.mark.parametrize("sampler", ["random", "sobol", "tpe", "bayes"])
+def test_a_float_step_of_many_levels_takes_its_own_values(sampler: str) -> None:
+    """Float(0, 1, step=1e-12) has 1e12 levels: k = x / step carries a rounding error of ~1e-4,
+    which the fixed 1e-6 tolerance refused ('0.506160712801 is not on the step 1e-12 ...; the
+    nearest allowed value is 0.506160712801'), so every sampler but grid failed its first trial."""
+    p = ts.Float(0, 1, step=1e-12)
+    assert p.validate(0.506160712801) == 0.506160712801
+    with pytest.raises(ValueError, match="not on the step 1e-12 from 0; the nearest allowed value is 0.5$"):
+        p.validate(0.5 + 3e-13)
+    study = ts.Study({"x": p}, sampler=sampler, seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3, catch=())
+    assert all(t.value is not None for t in study.trials)

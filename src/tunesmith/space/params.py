@@ -405,7 +405,8 @@ class Float(_Numeric):
         self._range_check(x, what)
         if self.step is not None:
             k = (x - self.low) / self.step
-            if abs(k - round(k)) > 1e-6:
+            # the rounding error of k grows with it: a step of 1e-12 on [0, 1] has 1e12 levels
+            if abs(k - round(k)) > max(1e-6, 4 * sys.float_info.epsilon * (abs(x) + abs(self.low)) / self.step):
                 raise self._off_step(x, what)
             return float(self._snap(x))
         return min(max(x, float(self.low)), float(self.high))
