@@ -557,3 +557,17 @@ def test_a_float_step_of_many_levels_takes_its_own_values(sampler: str) -> None:
     study = ts.Study({"x": p}, sampler=sampler, seed=0)
     study.optimize(lambda t: t.params["x"], n_trials=3, catch=())
     assert all(t.value is not None for t in study.trials)
+
+
+@pytest.mark.parametrize("param, fit", [
+    (lambda: ts.Int(0, 10**12 + 1, step=2), "adjust high to 1000000000000 or"),
+    (lambda: ts.Int(0, 2**60, step=7), f"adjust high to {2**60 - 1} or"),
+    (lambda: ts.Float(0, 1e12 + 0.5, step=1.0), "adjust high to 1e+12 or"),
+])
+def test_a_step_that_does_not_divide_a_wide_range_is_refused(param, fit: str) -> None:
+    """The divisibility test forgave 1e-9 of the level count: past ~1e9 levels a whole step, so
+    Int(0, 10**12 + 1, step=2) was taken and its high, off the step, failed the grid's last point
+    ('not on the step 2 from 0; the nearest allowed value is 1000000000001')."""
+    with pytest.raises(ValueError, match=f"does not divide the range .*; {re.escape(fit)}"):
+        ts.Space({"n": param()})
+    assert ts.Float(0, 1000000.1, step=0.1).validate(1000000.1) == 1000000.1  # decimal noise still forgiven

@@ -241,12 +241,16 @@ class _Numeric(Param):
                 raise self._err(f"step must be a positive number, got {self.step!r}")
             if self.log and self.kind == "float":
                 raise self._err("step and log=True cannot be combined; choose one")
-            n = (self.high - self.low) / self.step
-            if abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
-                raise self._err(
-                    f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
-                    f"adjust high to {self.low + math.floor(n) * self.step:g} or change the step"
-                )
+            span = self.high - self.low
+            if self.kind == "int":  # exact: a float forgives a step in a range past 2**53
+                off, fit = span % self.step != 0, str(self.low + span // self.step * self.step)
+            else:  # past ~1e9 levels a relative 1e-9 forgave whole steps, leaving high itself off the step
+                n = span / self.step
+                off = abs(n - round(n)) > min(1e-9 * max(1.0, abs(n)), self._step_tolerance(self.high))
+                fit = f"{self.low + math.floor(n) * self.step:g}"
+            if off:
+                raise self._err(f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
+                                f"adjust high to {fit} or change the step")
         if self.grid_spec is not None:
             self.grid(self.grid_spec)
 
@@ -256,6 +260,12 @@ class _Numeric(Param):
         if self.step is None:
             return None
         return int(round((self.high - self.low) / self.step)) + 1
+
+    def _step_tolerance(self, x: float) -> float:
+        """How far ``(x - low) / step`` may fall from a whole number and ``x`` still be on the step:
+        its rounding error grows with it (a step of 1e-12 on [0, 1] has 1e12 levels)."""
+        assert self.step is not None
+        return max(1e-6, 4 * sys.float_info.epsilon * (abs(float(x)) + abs(float(self.low))) / float(self.step))
 
     def _range_check(self, x: float, what: str) -> None:
         if not (self.low - _EPS * max(1.0, abs(self.low)) <= x <= self.high + _EPS * max(1.0, abs(self.high))):
@@ -405,8 +415,7 @@ class Float(_Numeric):
         self._range_check(x, what)
         if self.step is not None:
             k = (x - self.low) / self.step
-            # the rounding error of k grows with it: a step of 1e-12 on [0, 1] has 1e12 levels
-            if abs(k - round(k)) > max(1e-6, 4 * sys.float_info.epsilon * (abs(x) + abs(self.low)) / self.step):
+            if abs(k - round(k)) > self._step_tolerance(x):
                 raise self._off_step(x, what)
             return float(self._snap(x))
         return min(max(x, float(self.low)), float(self.high))
