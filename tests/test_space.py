@@ -571,3 +571,13 @@ def test_a_step_that_does_not_divide_a_wide_range_is_refused(param, fit: str) ->
     with pytest.raises(ValueError, match=f"does not divide the range .*; {re.escape(fit)}"):
         ts.Space({"n": param()})
     assert ts.Float(0, 1000000.1, step=0.1).validate(1000000.1) == 1000000.1  # decimal noise still forgiven
+
+
+def test_numpy_float32_bounds_and_steps_are_taken_as_written() -> None:
+    """np.float32(0.1) is 0.10000000149011612 as a float: Float(np.float32(0.1), np.float32(0.7),
+    step=0.2) was refused ('adjust high to 0.5'), and a float32 step drew 0.20000000298023224."""
+    p = ts.Space({"p": ts.Float(np.float32(0.1), np.float32(0.7), step=0.2)})["p"]
+    assert (p.low, p.high, p.grid()) == (0.1, 0.7, [0.1, 0.3, 0.5, 0.7])
+    space = ts.Space({"q": ts.Float(0, 1, step=np.float32(0.1))})
+    assert space["q"].grid() == [0.0, 0.2, 0.5, 0.8, 1.0] and type(space["q"].step) is float
+    assert space.to_json() == '{"q": {"type": "float", "low": 0, "high": 1, "step": 0.1}}'

@@ -408,6 +408,13 @@ class Float(_Numeric):
     ) -> None:
         super().__init__(low, high, log=log, step=step, grid=grid, when=when, prior=prior)
 
+    def _check(self) -> None:
+        # NumPy's float32 0.1 is 0.10000000149011612 as a float: take each bound as written (its shortest repr)
+        self.low, self.high = (float(str(v)) if isinstance(v, np.floating) else v for v in (self.low, self.high))
+        if isinstance(self.step, np.floating):
+            self.step = float(str(self.step))
+        super()._check()
+
     def validate(self, value: Any, *, what: str = "value") -> float:
         if not _is_number(value) or not math.isfinite(float(value)):
             raise self._err(f"{what} must be a finite number, got {value!r}")
