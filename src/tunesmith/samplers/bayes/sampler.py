@@ -104,7 +104,7 @@ class BayesSampler(Sampler):
     def _design(self, space: Space, index: int, taken: set[bytes], prior: PriorDensity | None) -> Suggestion:
         for i in range(index, index + 64):
             u = canonical(space, initial_point(space, i, self.seed, prior, self.rng)[None, :])
-            if row_keys(u)[0] not in taken:
+            if self._held(space, u[0]) not in taken:
                 return Suggestion(space.decode(u[0]), unique=True)
         return Suggestion(space.sample(self.rng), unique=False)
 
@@ -134,8 +134,8 @@ class BayesSampler(Sampler):
                                           rows=U_obs[: len(done)])
         found = optimizer.maximize(acq, anchors, region)
         near = self._pending_rows(space, trials)
-        for u, key in zip(found.U, row_keys(found.U), strict=True):
-            if key in taken or not np.isfinite(u[~np.isnan(u)]).all():
+        for u in found.U:
+            if not np.isfinite(u[~np.isnan(u)]).all() or self._held(space, u) in taken:
                 continue
             if len(near) and np.min(np.nanmax(np.abs(near - u), axis=1)) < 1e-3:
                 continue  # a pending trial is already there
@@ -143,6 +143,12 @@ class BayesSampler(Sampler):
                 u = self._branch_design(space, enc, u, rows, taken)
             return u
         return None
+
+    @staticmethod
+    def _held(space: Space, u: np.ndarray) -> bytes:
+        """The key of the configuration ``u`` decodes to: two points of a range that holds few
+        floats (``Float(1.0, 1.0000000000000002)``) decode alike, and the study could not claim it."""
+        return row_keys(space.encode(space.decode(u))[None, :])[0]
 
     def _margin(self, losses: np.ndarray) -> float:
         """``ei_margin`` on the model's standardized scale (0 while the losses do not vary)."""
