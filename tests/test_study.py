@@ -385,9 +385,10 @@ def test_a_loss_tensor_with_a_graph_is_taken_without_a_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         study.tell(study.ask(), w * 3)
+        study.tell(study.ask(), torch.nn.Parameter(torch.tensor(0.25)))
     study.tell(study.ask(), torch.tensor(0.4) > 0.3)
-    assert [t.value for t in study.trials] == [1.5, None]
-    assert "(Tensor); tell it a finite number" in (study.trials[1].error or "")
+    assert [t.value for t in study.trials] == [1.5, 0.25, None]
+    assert "(Tensor); tell it a finite number" in (study.trials[2].error or "")
 
 
 def test_a_missing_parameter_says_why() -> None:
