@@ -147,3 +147,12 @@ def test_values_near_the_largest_float_are_refused_by_matplotlib_with_the_fix(tm
         plots.save(records, tmp_path / "p.png")
     assert len(plt.get_fignums()) == figures  # the failed figure is closed
     assert plots.save(records, tmp_path / "p.html").stat().st_size > 0
+
+
+def test_a_parameter_range_near_the_largest_float_is_refused_by_matplotlib_with_the_fix(tmp_path: Path) -> None:
+    """A slice over Float(-8e307, 8e307) ended in matplotlib's ticker: 'OverflowError: cannot convert
+    float infinity to integer'."""
+    study = ts.Study({"x": ts.Float(-8e307, 8e307)}, sampler="random", seed=0)
+    study.optimize(lambda t: 1.0 if t.params["x"] > 0 else 2.0, n_trials=6)
+    with pytest.raises(ValueError, match=r"matplotlib cannot draw values as large as \d\.\d+e\+307.*\.html"):
+        plots.save(plots.records_of(study, "slice"), tmp_path / "p.png")

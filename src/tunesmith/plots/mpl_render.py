@@ -91,7 +91,7 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
             to_matplotlib(r, ax)
         fig.tight_layout()
         fig.savefig(path, dpi=dpi, format=format)
-    except ValueError as e:  # matplotlib's own "arange: cannot compute length", "Axis limits cannot be NaN or Inf"
+    except (ValueError, OverflowError) as e:  # matplotlib's "arange: cannot compute length", "cannot convert float infinity"
         huge = _largest(records)
         if huge < HUGE:
             raise
