@@ -150,9 +150,15 @@ def test_values_near_the_largest_float_are_refused_by_matplotlib_with_the_fix(tm
 
 
 def test_a_parameter_range_near_the_largest_float_is_refused_by_matplotlib_with_the_fix(tmp_path: Path) -> None:
-    """A slice over Float(-8e307, 8e307) ended in matplotlib's ticker: 'OverflowError: cannot convert
-    float infinity to integer'."""
+    """A slice over Float(-8e307, 8e307), or over a log axis of 537 decades, ended in matplotlib's
+    ticker: 'OverflowError: cannot convert float infinity to integer'."""
     study = ts.Study({"x": ts.Float(-8e307, 8e307)}, sampler="random", seed=0)
     study.optimize(lambda t: 1.0 if t.params["x"] > 0 else 2.0, n_trials=6)
     with pytest.raises(ValueError, match=r"matplotlib cannot draw values as large as \d\.\d+e\+307.*\.html"):
         plots.save(plots.records_of(study, "slice"), tmp_path / "p.png")
+    # a log range of 1e-300..1e300 drawn at 1e-270 and 1e267: its log ticks overflow the same way
+    wide = ts.Study({"lr": ts.Float(1e-300, 1e300, log=True)}, sampler="random", seed=0)
+    wide.add_trial({"lr": 1e-270}, 1.0)
+    wide.add_trial({"lr": 1e267}, 2.0)
+    with pytest.raises(ValueError, match=r"matplotlib cannot draw a log axis over 537 decades \(1e-270 to 1e\+267\)"):
+        plots.save(plots.records_of(wide, "slice"), tmp_path / "p.png")
