@@ -167,6 +167,16 @@ def test_a_distribution_scipy_refuses_is_named_with_the_constant_to_write() -> N
             as_search_space({"C": dist})
 
 
+def test_randint_beyond_float_precision_keeps_its_exact_bounds() -> None:
+    """randint(2**53 + 1, 2**53 + 6) became Int(2**53, 2**53 + 4): its bounds went through float()."""
+    from scipy.stats import randint
+
+    import tunesmith as ts
+    from tunesmith.sklearn import as_search_space
+
+    assert as_search_space({"n": randint(2**53 + 1, 2**53 + 6)}).space["n"] == ts.Int(2**53 + 1, 2**53 + 5)
+
+
 @pytest.mark.parametrize("storage", [None, "sqlite"])
 def test_an_unknown_sampler_or_pruner_is_named_not_a_missing_study(storage: str | None, tmp_path) -> None:
     url = None if storage is None else f"sqlite:///{tmp_path / 'search.db'}"
