@@ -234,3 +234,30 @@ def test_train_mean_equals_the_posterior_mean_at_the_training_points() -> None:
     gp = GP(Z, A, y, np.array([-1.0, -0.5, 0.0, 0.0, -2.0]), IS_CAT, True)
     assert np.allclose(gp.train_mean(), gp.predict(Z, A)[0], atol=1e-10)
     assert not np.allclose(gp.train_mean(), y)  # with noise, the mean does not interpolate
+
+
+@pytest.mark.parametrize("scale", [1.5e308, 2.0**1020, 1e300, 2.0**-1000, 1e-320])
+def test_losses_near_the_float_limits_are_modelled_as_their_shape(scale: float) -> None:
+    """Values of +-1.5e308 (the variance overflows) or 1e-320 (subnormals: it underflows) ended
+    'bayes' with numpy's 'array must not contain infs or NaNs'; 1e300 warned 'overflow in square'.
+    The model now sees the losses divided by a power of two: at a power-of-two scale, the very
+    points it proposes at scale 1."""
+    import warnings
+
+    from tunesmith.samplers.bayes.sampler import in_safe_range
+
+    plain = np.array([0.5, -2.0, 3.0])
+    assert in_safe_range(plain)[0] is plain and in_safe_range(plain)[1] == 0
+    space = ts.Space({"x": ts.Float(0, 1), "y": ts.Float(0, 1)})
+
+    def trials(factor: float) -> list[dict[str, Any]]:
+        study = ts.Study(space, sampler="bayes", seed=0, direction="maximize")
+        study.optimize(lambda t: factor * (t.params["x"] - 2 * (t.params["y"] - 0.3) ** 2), n_trials=12, catch=())
+        assert study.best_value == max(t.value for t in study.trials)
+        return [t.params for t in study.trials]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        scaled = trials(scale)
+        if scale in (2.0**1020, 2.0**-1000):
+            assert scaled == trials(1.0)

@@ -119,3 +119,14 @@ def test_ei_margin_must_be_a_finite_non_negative_number() -> None:
     for bad in (-0.01, float("inf"), "0.01"):
         with pytest.raises(ValueError, match="ei_margin"):
             ts.samplers.BayesSampler(ei_margin=bad)
+
+
+@pytest.mark.parametrize("param", [ts.Float(1.0, 1.0000000000000002), ts.Float(1.0, 1.0000000000000002, log=True)])
+def test_a_range_of_few_floats_is_searched_not_stuck_on_a_taken_point(param: ts.Float) -> None:
+    """Distinct unit points of a range holding two floats decode to the same value: the sampler
+    checked the point, the study the value, and 'could not claim a configuration after 1000
+    attempts' ended the search at its third trial. Now the sampler checks what a point decodes to."""
+    study = ts.Study({"x": param}, sampler="bayes", seed=0)
+    study.optimize(lambda t: t.params["x"] - 1.0, n_trials=6, catch=())
+    assert {t.params["x"] for t in study.trials} <= {1.0, 1.0 + 2.0**-52}  # both floats (log: 1.0), then repeats
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6 and study.best_value == 0.0

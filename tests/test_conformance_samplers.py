@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,22 @@ def test_same_seed_same_trials_other_seed_other_trials(name: str) -> None:
     first = run(name, seed=3)
     assert run(name, seed=3) == first
     assert run(name, seed=4) != first
+
+
+def test_same_seed_same_trials_in_sqlite_and_when_resumed_the_same_way(name: str, tmp_path: Path) -> None:
+    """docs/guide.md, ``seed``: SQLite gives the trials memory gives; a study reopened after 6
+    trials for 8 more repeats itself run again that way (a resumed session draws fresh)."""
+    def stored(db: str, stops: Sequence[int]) -> list[dict]:
+        url = f"sqlite:///{tmp_path / db}"
+        for n in stops:
+            ts.Study(conditional_space(), sampler=name, seed=3, storage=url, name="s").optimize(
+                lambda t: loss(t.params), n_trials=n)
+        return [dict(t.params) for t in ts.load_study("s", url).trials]
+
+    assert stored("one.db", [N]) == run(name, seed=3)
+    resumed = stored("a.db", [6, N - 6])
+    assert stored("b.db", [6, N - 6]) == resumed
+    assert (resumed == run(name, seed=3)) == (name == "sobol")
 
 
 def test_same_seed_same_trials_in_a_fresh_process(name: str, subprocess_env: dict[str, str]) -> None:

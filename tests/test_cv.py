@@ -98,6 +98,22 @@ def test_cross_validate_reports_each_fold_and_records_the_spread() -> None:
     assert t.attrs["cv"]["std"] == pytest.approx(np.std(scores))
 
 
+def test_a_fold_value_is_taken_as_a_trial_value_is() -> None:
+    """A fold score of 10**400 ended the run with Python's 'int too large to convert to float', a
+    boolean (np.bool_ too) was the score 1.0 where a trial's value refuses it. Now 10**400 is inf (the
+    trial fails saying so) and a boolean score is refused by name; a boolean extra stays a recorded 1.0."""
+    folds = cv.kfold(6, 3, shuffle=False)
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(lambda t: cv.cross_validate(t, lambda tr, va: 10**400, folds), n_trials=1, catch=())
+    assert study.trials[0].error == "objective returned inf (float); return a finite number"
+    for flag in (True, np.bool_(True)):
+        with pytest.raises(TypeError, match=r"the fold function returned (np\.)?True_? as 'score'; return a number"):
+            study.optimize(lambda t, flag=flag: cv.cross_validate(t, lambda tr, va: flag, folds), n_trials=1, catch=())
+    study.optimize(lambda t: cv.cross_validate(t, lambda tr, va: {"acc": 0.5, "converged": np.bool_(True)}, folds,
+                                               key="acc"), n_trials=1, catch=())
+    assert study.trials[-1].attrs["cv"]["scores"]["converged"] == [1.0, 1.0, 1.0]
+
+
 def test_cross_validate_stops_where_the_pruner_says() -> None:
     study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="grid", pruner="median")
     for good in (0.9, 0.8):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tunesmith as ts
@@ -82,6 +83,11 @@ def test_bad_arguments_are_named() -> None:
         study.evaluate_best(lambda t: 0.0, seeds=[1, 2])
     with pytest.raises(ValueError, match="return a finite number"):
         study.evaluate_best(lambda t: float("nan"))
+    # 10**400 ended with Python's 'int too large to convert to float'; a boolean was the score 1.0
+    with pytest.raises(ValueError, match="the test function returned inf for trial .*; return a finite number"):
+        study.evaluate_best(lambda t: 10**400)
+    with pytest.raises(TypeError, match=r"the test function returned np.True_ for trial .*; return a number"):
+        study.evaluate_best(lambda t: np.bool_(True))
     empty = ts.Study({"x": ts.Float(0, 1)})
     with pytest.raises(ValueError, match="no complete trial"):
         empty.evaluate_best(lambda t: 0.0)

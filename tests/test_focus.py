@@ -130,6 +130,13 @@ def test_bad_requests_say_what_to_pass() -> None:
     fixed.add_trial({"x": 0.5}, 1.0)
     with pytest.raises(ValueError, match=r"keep names fixed parameter\(s\) \['n'\]: they are constants already"):
         fixed.focus(["n"])
+    # a constant objective: 'no parameter has importance >= 0.1 (the largest: x at 0.000)' did not say why
+    flat = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0)
+    flat.optimize(lambda t: 0.5, n_trials=12)
+    for method in ("fanova", "ped-anova"):
+        with pytest.raises(ValueError, match=r"focus by importance cannot choose: the value was 0.5 in all 12 complete "
+                                             r"trials: no parameter can explain a difference; name the parameters"):
+            flat.focus(threshold=0.1, method=method)
 
 
 def test_cli_focus_creates_the_study_and_reports_what_it_carried(tmp_path: Path,

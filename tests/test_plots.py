@@ -133,3 +133,32 @@ def test_a_study_whose_name_starts_with_an_underscore_keeps_its_legend_entry() -
     labels = [text.lstrip("\u200b") for text in axes.get_legend_handles_labels()[1]]
     assert any(label.startswith("_base") for label in labels), labels
     plt.close(axes.figure)
+
+
+@pytest.mark.parametrize("kind", ["history", "contour", "parallel"])
+def test_values_near_the_largest_float_are_refused_by_matplotlib_with_the_fix(tmp_path: Path, kind: str) -> None:
+    """Values near 1.8e308 (a constant 1e308, or +-1.5e308) overflowed matplotlib's axis arithmetic:
+    'arange: cannot compute length' from its ticker. Now the image says why and names HTML, which draws."""
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(lambda t: 1.7e308 * (2 * t.params["x"] - 1), n_trials=8)
+    records = plots.records_of(study, kind)
+    figures = len(plt.get_fignums())
+    with pytest.raises(ValueError, match=r"matplotlib cannot draw values as large as 1\.\d+e\+308.*\.html"):
+        plots.save(records, tmp_path / "p.png")
+    assert len(plt.get_fignums()) == figures  # the failed figure is closed
+    assert plots.save(records, tmp_path / "p.html").stat().st_size > 0
+
+
+def test_a_parameter_range_near_the_largest_float_is_refused_by_matplotlib_with_the_fix(tmp_path: Path) -> None:
+    """A slice over Float(-8e307, 8e307), or over a log axis of 537 decades, ended in matplotlib's
+    ticker: 'OverflowError: cannot convert float infinity to integer'."""
+    study = ts.Study({"x": ts.Float(-8e307, 8e307)}, sampler="random", seed=0)
+    study.optimize(lambda t: 1.0 if t.params["x"] > 0 else 2.0, n_trials=6)
+    with pytest.raises(ValueError, match=r"matplotlib cannot draw values as large as \d\.\d+e\+307.*\.html"):
+        plots.save(plots.records_of(study, "slice"), tmp_path / "p.png")
+    # a log range of 1e-300..1e300 drawn at 1e-270 and 1e267: its log ticks overflow the same way
+    wide = ts.Study({"lr": ts.Float(1e-300, 1e300, log=True)}, sampler="random", seed=0)
+    wide.add_trial({"lr": 1e-270}, 1.0)
+    wide.add_trial({"lr": 1e267}, 2.0)
+    with pytest.raises(ValueError, match=r"matplotlib cannot draw a log axis over 537 decades \(1e-270 to 1e\+267\)"):
+        plots.save(plots.records_of(wide, "slice"), tmp_path / "p.png")

@@ -146,6 +146,7 @@ def test_parallel_coordinates_mark_inactive_and_categorical_values() -> None:
     assert "inactive" in [label for _, label in gamma.ticks]
     assert list(p.color) == [t.value for t in done] and p.reverse_scale  # minimize: small is best
     assert plots.parallel(snap([("failed", None)])).empty
+    assert plots.parallel(snap([("complete", 1.0)])).title == "s: parallel coordinates of 1 complete trial"
 
 
 def test_a_conditional_numeric_axis_keeps_its_range_labels_beside_inactive() -> None:

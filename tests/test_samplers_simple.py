@@ -90,6 +90,8 @@ def test_random_is_seeded(svm_space: ts.Space) -> None:
 def test_bad_seed() -> None:
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         ts.RandomSampler(seed=-1)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer or None, got True"):
+        ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=True)  # was seed 1, as TrainConfig refuses it
     with pytest.raises(ValueError, match="unknown sampler 'grdi'"):
         make_sampler("grdi")
 

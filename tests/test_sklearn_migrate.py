@@ -153,6 +153,30 @@ def test_a_shifted_loguniform_is_refused_and_a_scaled_one_kept() -> None:
             as_search_space({"C": shifted})
 
 
+def test_a_distribution_scipy_refuses_is_named_with_the_constant_to_write() -> None:
+    """uniform(0.01, 0) (scale 0: a single point) and loguniform(a, a) have no support in scipy
+    (NaN bounds): the message was 'low must be a finite number, got nan'."""
+    from scipy.stats import loguniform, randint, uniform
+
+    from tunesmith.sklearn import as_search_space
+
+    for dist, shown in ((uniform(0.01, 0), r"uniform\(0.01, 0\)"), (loguniform(1e-3, 1e-3), r"loguniform\(0.001, 0.001\)"),
+                        (randint(3, 3), r"randint\(3, 3\)")):
+        with pytest.raises(ValueError, match=rf"'C': scipy.stats.{shown} is not a valid distribution .*for a "
+                                             r"constant write a list of one value, e.g. \[0.01\]"):
+            as_search_space({"C": dist})
+
+
+def test_randint_beyond_float_precision_keeps_its_exact_bounds() -> None:
+    """randint(2**53 + 1, 2**53 + 6) became Int(2**53, 2**53 + 4): its bounds went through float()."""
+    from scipy.stats import randint
+
+    import tunesmith as ts
+    from tunesmith.sklearn import as_search_space
+
+    assert as_search_space({"n": randint(2**53 + 1, 2**53 + 6)}).space["n"] == ts.Int(2**53 + 1, 2**53 + 5)
+
+
 @pytest.mark.parametrize("storage", [None, "sqlite"])
 def test_an_unknown_sampler_or_pruner_is_named_not_a_missing_study(storage: str | None, tmp_path) -> None:
     url = None if storage is None else f"sqlite:///{tmp_path / 'search.db'}"

@@ -523,3 +523,61 @@ def test_a_log_scale_value_at_a_round_point_reads_as_written() -> None:
     assert p.from_unit(p.to_unit(1e-3)) == 1e-3 and p.from_unit(0.5) == 1e-3
     study = ts.Study({"lr": ts.Float(1e-5, 1e-1, log=True, prior=1e-3)}, sampler="bayes", seed=0)
     assert study.ask().params["lr"] == 1e-3
+
+
+def test_ints_beyond_float_precision_are_exact(tmp_path: Path) -> None:
+    """Integers above 2**53 have no exact float: validating, encoding and storing them must
+    not round them (2**53 + 1 was refused as 'not an integer', and the model saw 2**53 + 1
+    and 2**53 as one point, so 'bayes' could not claim a new configuration)."""
+    low = 2**53
+    p = ts.Int(low, low + 10)
+    assert p.validate(low + 1) == low + 1 and p.validate(np.int64(low + 3)) == low + 3
+    assert [p.from_unit(p.to_unit(v)) for v in range(low, low + 11)] == list(range(low, low + 11))
+    wide = ts.Int(-(2**63), 2**63 - 1)
+    assert wide.from_unit(wide.to_unit(2**63 - 1)) == 2**63 - 1
+    space = ts.Space({"n": p})
+    study = ts.Study(space, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'big.db'}", name="big")
+    study.enqueue({"n": low + 1})
+    study.optimize(lambda t: float(t.params["n"] - low), n_trials=6)
+    again = ts.load_study("big", f"sqlite:///{tmp_path / 'big.db'}")
+    assert [t.state.value for t in again.trials] == ["complete"] * 6
+    assert again.trials[0].params["n"] == low + 1 and again.trials[0].value == 1.0
+    assert all(isinstance(t.params["n"], int) and low <= t.params["n"] <= low + 10 for t in again.trials)
+
+
+@pytest.mark.parametrize("sampler", ["random", "sobol", "tpe", "bayes"])
+def test_a_float_step_of_many_levels_takes_its_own_values(sampler: str) -> None:
+    """Float(0, 1, step=1e-12) has 1e12 levels: k = x / step carries a rounding error of ~1e-4,
+    which the fixed 1e-6 tolerance refused ('0.506160712801 is not on the step 1e-12 ...; the
+    nearest allowed value is 0.506160712801'), so every sampler but grid failed its first trial."""
+    p = ts.Float(0, 1, step=1e-12)
+    assert p.validate(0.506160712801) == 0.506160712801
+    with pytest.raises(ValueError, match="not on the step 1e-12 from 0; the nearest allowed value is 0.5$"):
+        p.validate(0.5 + 3e-13)
+    study = ts.Study({"x": p}, sampler=sampler, seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3, catch=())
+    assert all(t.value is not None for t in study.trials)
+
+
+@pytest.mark.parametrize("param, fit", [
+    (lambda: ts.Int(0, 10**12 + 1, step=2), "adjust high to 1000000000000 or"),
+    (lambda: ts.Int(0, 2**60, step=7), f"adjust high to {2**60 - 1} or"),
+    (lambda: ts.Float(0, 1e12 + 0.5, step=1.0), "adjust high to 1e+12 or"),
+])
+def test_a_step_that_does_not_divide_a_wide_range_is_refused(param, fit: str) -> None:
+    """The divisibility test forgave 1e-9 of the level count: past ~1e9 levels a whole step, so
+    Int(0, 10**12 + 1, step=2) was taken and its high, off the step, failed the grid's last point
+    ('not on the step 2 from 0; the nearest allowed value is 1000000000001')."""
+    with pytest.raises(ValueError, match=f"does not divide the range .*; {re.escape(fit)}"):
+        ts.Space({"n": param()})
+    assert ts.Float(0, 1000000.1, step=0.1).validate(1000000.1) == 1000000.1  # decimal noise still forgiven
+
+
+def test_numpy_float32_bounds_and_steps_are_taken_as_written() -> None:
+    """np.float32(0.1) is 0.10000000149011612 as a float: Float(np.float32(0.1), np.float32(0.7),
+    step=0.2) was refused ('adjust high to 0.5'), and a float32 step drew 0.20000000298023224."""
+    p = ts.Space({"p": ts.Float(np.float32(0.1), np.float32(0.7), step=0.2)})["p"]
+    assert (p.low, p.high, p.grid()) == (0.1, 0.7, [0.1, 0.3, 0.5, 0.7])
+    space = ts.Space({"q": ts.Float(0, 1, step=np.float32(0.1))})
+    assert space["q"].grid() == [0.0, 0.2, 0.5, 0.8, 1.0] and type(space["q"].step) is float
+    assert space.to_json() == '{"q": {"type": "float", "low": 0, "high": 1, "step": 0.1}}'

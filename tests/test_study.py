@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,8 @@ def test_no_best_trial_says_the_pruner_stopped_every_trial() -> None:
         (None, "returned None"),
         ("0.5", "returned '0.5' (str)"),
         ([0.1, 0.2], "single value"),
+        (True, "returned True (bool)"),
+        (np.bool_(True), "returned np.True_ (bool)"),  # was taken as 1.0, where Python's True fails
     ],
 )
 def test_bad_values_fail_the_trial_and_the_study_goes_on(returned: object, reason: str) -> None:
@@ -372,6 +375,22 @@ def test_numpy_and_tensor_like_values_are_accepted() -> None:
     assert all(isinstance(t.value, float) and math.isfinite(t.value) for t in study.trials)
 
 
+def test_a_loss_tensor_with_a_graph_is_taken_without_a_warning() -> None:
+    """``return loss`` (a tensor that requires grad) is its value; float() of it made torch
+    warn 'Converting a tensor with requires_grad=True to a scalar' from tunesmith's frame.
+    A boolean tensor is no score, as a Python bool is not."""
+    torch = pytest.importorskip("torch")
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    w = torch.tensor(0.5, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        study.tell(study.ask(), w * 3)
+        study.tell(study.ask(), torch.nn.Parameter(torch.tensor(0.25)))
+    study.tell(study.ask(), torch.tensor(0.4) > 0.3)
+    assert [t.value for t in study.trials] == [1.5, 0.25, None]
+    assert "(Tensor); tell it a finite number" in (study.trials[2].error or "")
+
+
 def test_a_missing_parameter_says_why() -> None:
     """``trial.params[name]`` for a misspelt name suggests the parameter; for an inactive
     conditional one (under a parent that is itself conditional) it names the condition.
@@ -598,3 +617,17 @@ def test_a_study_of_an_unregistered_sampler_still_opens_and_asking_says_what_to_
     assert cli_main(["show", "c", "--storage", url]) == 0
     ts.Study(name="c", storage=url, sampler="random").optimize(quadratic, n_trials=1)
     assert len(ts.load_study("c", url).trials) == 3
+
+
+def test_an_integer_value_beyond_float_precision_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """2**53 + 1 is stored as 2**53 (values are floats): it ties with 2**53, and the earlier
+    trial is then the best, silently. The study now says so, once."""
+    study = ts.Study(SPACE, sampler="random", seed=0, name="counts")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(lambda t: 2**53 + 1 - t.number, n_trials=2)  # 2**53 + 1, then 2**53
+        study.tell(study.ask(), np.int64(2**53 + 3))
+    said = [r.getMessage() for r in caplog.records if "no exact float" in r.getMessage()]
+    assert said == ["study 'counts': trial 0's value 9007199254740993 has no exact float and is stored as "
+                    "9007199254740992.0; values beyond 2**53 differing by less than their float spacing tie (the "
+                    "earlier trial is then the best): return a scaled value, e.g. value / 1e6"]
+    assert [t.value for t in study.trials[:2]] == [2.0**53, 2.0**53] and study.best_trial.number == 0

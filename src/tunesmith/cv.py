@@ -31,6 +31,7 @@ import numpy as np
 from .exceptions import TrialPruned
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .pruners.curves import check_int
+from .study.trial import _as_float_or_nan, short_repr
 from .trial import Direction, FrozenTrial, TrialState
 
 logger = logging.getLogger("tunesmith")
@@ -269,19 +270,21 @@ def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:
                 f"the fold function returned {sorted(result)}: pass key= naming the value to report"
             )
         for n, v in result.items():
-            table.setdefault(n, []).append(v if isinstance(v, str) or v is None else _number(v, n))
+            flag = n != key and isinstance(v, (bool, np.bool_))  # a recorded flag ("converged") stays 1.0 / 0.0
+            table.setdefault(n, []).append(v if isinstance(v, str) or v is None else float(v) if flag else _number(v, n))
         return key
     table.setdefault("score", []).append(_number(result, "score"))
     return "score"
 
 
 def _number(value: Any, name: str) -> float:
-    """A fold's value as a float, or an error naming what the fold function returned."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"the fold function returned {value!r} as {name!r}; return a number (or a dict of "
-                        "named numbers, with key= naming the one to report)") from None
+    """A fold's value as a float (as a trial's value is taken: 10**400 is inf, a boolean is no
+    score, a tensor is detached), or an error naming what the fold function returned."""
+    v = _as_float_or_nan(value)
+    if v is None:
+        raise TypeError(f"the fold function returned {short_repr(value)} as {name!r}; return a number (or a dict "
+                        "of named numbers, with key= naming the one to report)")
+    return v
 
 
 def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict[str, Any]:
@@ -289,12 +292,14 @@ def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict
     (text, such as a fold's error message, is kept as it is), and the mean and
     spread of the reported one over the folds done."""
     values = np.asarray(table[name], dtype=float)
+    with np.errstate(invalid="ignore", over="ignore"):  # a NaN or infinite fold: stored as None, said by the trial
+        mean, std = np.mean(values), np.std(values)
     return {
         "folds": n_folds,
         "key": name,
         "scores": {n: [v if isinstance(v, str) or v is None else _finite(v) for v in vs] for n, vs in table.items()},
-        "mean": _finite(np.mean(values)),
-        "std": _finite(np.std(values)),
+        "mean": _finite(mean),
+        "std": _finite(std),
     }
 
 

@@ -117,8 +117,11 @@ def importance(
         imp = replace(imp, main=tuple(e for e in imp.main if e.names[0] in wanted),
                       interactions=tuple(e for e in imp.interactions if wanted.issuperset(e.names)))
     if np.ptp(d.y) == 0:  # all zeros, and here is why (rather than "nothing matters")
-        return replace(imp, note=f"the value was {_value(d.y[0], direction)} in all {len(d.y)} complete trials: "
-                                 "no parameter can explain a difference")
+        # PED-ANOVA's good set is then the first trials by number: its divergences are the sampler's, not the objective's
+        return replace(imp, main=tuple(replace(e, fraction=0.0, std=0.0) for e in imp.main),
+                       interactions=tuple(replace(e, fraction=0.0, std=0.0) for e in imp.interactions),
+                       note=f"the value was {_value(d.y[0], direction)} in all {len(d.y)} complete trials: "
+                            "no parameter can explain a difference")
     return imp
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Sequence
 from typing import Any, overload
@@ -85,12 +86,53 @@ def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | 
     """All records into one image file (a path or a binary file of ``format``), one panel each."""
     axes = new_axes(len(records), size=(11, 4.5) if len(records) == 1 and records[0].kind in ("parallel", "process")
                     else (7, 4.5))
-    for r, ax in zip(records, axes, strict=True):
-        to_matplotlib(r, ax)
     fig = axes[0].figure
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi, format=format)
-    _plt().close(fig)
+    try:
+        for r, ax in zip(records, axes, strict=True):
+            to_matplotlib(r, ax)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi, format=format)
+    except (ValueError, OverflowError) as e:  # matplotlib's "arange: cannot compute length", "cannot convert float infinity"
+        huge, (lo, hi) = _largest(records), _log_span(records)
+        decades = math.log10(hi) - math.log10(lo)
+        if huge < HUGE and decades < WIDE_LOG:
+            raise
+        what = (f"values as large as {huge:.4g}: its axis arithmetic overflows past the largest float" if huge >= HUGE
+                else f"a log axis over {decades:.0f} decades ({lo:.3g} to {hi:.3g}): its ticks overflow")
+        raise ValueError(f"matplotlib cannot draw {what}. Write the plot as HTML (a path ending in .html), which "
+                         "plotly draws, or draw a transformed value") from e
+    finally:
+        _plt().close(fig)
+
+
+#: magnitudes from which matplotlib's axis limits, ticks and colour bars can overflow (1e308 fails, 1e300 draws)
+HUGE = 1e300
+
+
+#: decades from which matplotlib's log ticks can overflow (1e-250..1e250 fails, 1e-200..1e200 draws)
+WIDE_LOG = 200
+
+
+def _log_span(records: Sequence[Record]) -> tuple[float, float]:
+    """The smallest and largest positive numbers drawn on a log axis of ``records`` ((1.0, 1.0) if none)."""
+    seqs = [v for r in records if isinstance(r, Chart) for s in r.series
+            for v, log in ((s.x, r.log_x), (s.y, r.log_y)) if log]
+    nums = [float(v) for seq in seqs for v in seq
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and 0 < float(v) < math.inf]
+    return (min(nums), max(nums)) if nums else (1.0, 1.0)
+
+
+def _largest(records: Sequence[Record]) -> float:
+    """The largest finite magnitude among the numbers that ``records`` draw (0.0 if none)."""
+    seqs: list[Any] = []
+    for r in records:
+        if isinstance(r, Parallel):
+            seqs += [r.color, *(a.values for a in r.axes)]
+        elif isinstance(r, Chart):
+            seqs += [v for s in r.series for v in (s.x, s.y, s.low, s.high, s.colors, *(s.z or ()))]
+    nums = [abs(float(v)) for seq in seqs for v in seq or ()
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)]
+    return max((v for v in nums if np.isfinite(v)), default=0.0)
 
 
 def _chart(ax: Any, c: Chart) -> None:

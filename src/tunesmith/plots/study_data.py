@@ -126,7 +126,7 @@ def parallel(study: Any, *, params: Sequence[str] | None = None) -> Parallel:
     s = snapshot(study)
     names = _params(s, params)
     done = s.fitting
-    title = f"{s.name}: parallel coordinates of {len(done)} complete trials"
+    title = f"{s.name}: parallel coordinates of {plural(len(done), 'complete trial')}"
     if not done:
         return Parallel("parallel", title, message=_no_complete(s))
     shown = display_names(s.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"

@@ -79,7 +79,7 @@ class Sampler(ABC):
     uses_history: bool = True
 
     def __init__(self, seed: int | None = None) -> None:
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**63))
         self._rng = np.random.default_rng(self.seed)

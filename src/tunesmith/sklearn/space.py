@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -156,7 +157,14 @@ def _is_number(v: Any) -> bool:
 
 def _from_distribution(name: str, dist: Any) -> Param:
     kind = dist.dist.name
-    low, high = (float(b) for b in dist.support())
+    support = dist.support()
+    low, high = (float(b) for b in support)
+    if math.isnan(low) or math.isnan(high):  # scipy's own argument check failed: uniform(0.1, 0), loguniform(1, 1)
+        raise ValueError(
+            f"parameter {name!r}: scipy.stats.{kind}{tuple(dist.args)} is not a valid distribution (scipy refuses "
+            "it: uniform(loc, scale) needs scale > 0, loguniform(a, b) and randint(a, b) need a < b); "
+            "for a constant write a list of one value, e.g. [0.01]"
+        )
     if kind in ("loguniform", "reciprocal"):
         if float(dist.kwds.get("loc", dist.args[2] if len(dist.args) > 2 else 0.0)) != 0.0:
             raise ValueError(
@@ -167,7 +175,8 @@ def _from_distribution(name: str, dist: Any) -> Param:
     if kind == "uniform":
         return Float(low, high)
     if kind == "randint":
-        return Int(int(low), int(high)) if high > low else Fixed(int(low))  # randint(a, a + 1) is always a
+        first, last = (int(b) for b in support)  # NumPy ints, exact where float() rounds past 2**53
+        return Int(first, last) if last > first else Fixed(first)  # randint(a, a + 1) is always a
     raise ValueError(
         f"parameter {name!r}: scipy.stats.{kind} has no tunesmith equivalent; use loguniform(a, b), "
         "uniform(loc, scale), randint(a, b), a list of values, or a ts.Float/ts.Int with a prior"

@@ -241,12 +241,16 @@ class _Numeric(Param):
                 raise self._err(f"step must be a positive number, got {self.step!r}")
             if self.log and self.kind == "float":
                 raise self._err("step and log=True cannot be combined; choose one")
-            n = (self.high - self.low) / self.step
-            if abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
-                raise self._err(
-                    f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
-                    f"adjust high to {self.low + math.floor(n) * self.step:g} or change the step"
-                )
+            span = self.high - self.low
+            if self.kind == "int":  # exact: a float forgives a step in a range past 2**53
+                off, fit = span % self.step != 0, str(self.low + span // self.step * self.step)
+            else:  # past ~1e9 levels a relative 1e-9 forgave whole steps, leaving high itself off the step
+                n = span / self.step
+                off = abs(n - round(n)) > min(1e-9 * max(1.0, abs(n)), self._step_tolerance(self.high))
+                fit = f"{self.low + math.floor(n) * self.step:g}"
+            if off:
+                raise self._err(f"step {self.step} does not divide the range [{self.low}, {self.high}]; "
+                                f"adjust high to {fit} or change the step")
         if self.grid_spec is not None:
             self.grid(self.grid_spec)
 
@@ -256,6 +260,12 @@ class _Numeric(Param):
         if self.step is None:
             return None
         return int(round((self.high - self.low) / self.step)) + 1
+
+    def _step_tolerance(self, x: float) -> float:
+        """How far ``(x - low) / step`` may fall from a whole number and ``x`` still be on the step:
+        its rounding error grows with it (a step of 1e-12 on [0, 1] has 1e12 levels)."""
+        assert self.step is not None
+        return max(1e-6, 4 * sys.float_info.epsilon * (abs(float(x)) + abs(float(self.low))) / float(self.step))
 
     def _range_check(self, x: float, what: str) -> None:
         if not (self.low - _EPS * max(1.0, abs(self.low)) <= x <= self.high + _EPS * max(1.0, abs(self.high))):
@@ -294,7 +304,8 @@ class _Numeric(Param):
         levels = self._levels
         if levels is not None:
             assert self.step is not None
-            k = round((x - self.low) / self.step)
+            # an int's offset from low is exact in ints: float(value) - low rounds it beyond 2**53
+            k = round(((int(value) - self.low) if self.kind == "int" else x - self.low) / self.step)
             return (k + 0.5) / levels
         lo, hi = self._scaled_bounds()
         return float(np.clip((self._scale(x) - lo) / (hi - lo), 0.0, 1.0))
@@ -397,6 +408,13 @@ class Float(_Numeric):
     ) -> None:
         super().__init__(low, high, log=log, step=step, grid=grid, when=when, prior=prior)
 
+    def _check(self) -> None:
+        # NumPy's float32 0.1 is 0.10000000149011612 as a float: take each bound as written (its shortest repr)
+        self.low, self.high = (float(str(v)) if isinstance(v, np.floating) else v for v in (self.low, self.high))
+        if isinstance(self.step, np.floating):
+            self.step = float(str(self.step))
+        super()._check()
+
     def validate(self, value: Any, *, what: str = "value") -> float:
         if not _is_number(value) or not math.isfinite(float(value)):
             raise self._err(f"{what} must be a finite number, got {value!r}")
@@ -404,7 +422,7 @@ class Float(_Numeric):
         self._range_check(x, what)
         if self.step is not None:
             k = (x - self.low) / self.step
-            if abs(k - round(k)) > 1e-6:
+            if abs(k - round(k)) > self._step_tolerance(x):
                 raise self._off_step(x, what)
             return float(self._snap(x))
         return min(max(x, float(self.low)), float(self.high))
@@ -463,8 +481,8 @@ class Int(_Numeric):
     def validate(self, value: Any, *, what: str = "value") -> int:
         if isinstance(value, bool) or not _is_number(value):
             raise self._err(f"{what} must be an integer, got {value!r}")
-        try:
-            whole = float(value) == int(value)
+        try:  # an int is whole as it is: float() would round one beyond 2**53 (2**53 + 1 != 2.0**53)
+            whole = isinstance(value, (int, np.integer)) or float(value) == int(value)
         except OverflowError:  # an integer of more than 300 digits (or an infinite float): in no range
             raise self._err(f"{what} must be an integer in [{self.low}, {self.high}], got one too large") from None
         if not whole:

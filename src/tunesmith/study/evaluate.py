@@ -30,6 +30,7 @@ import numpy as np
 from ..exceptions import StudyNotFound
 from ..trial import Direction, FrozenTrial, TrialState
 from ..trial import ranked as ranked_trials
+from .trial import _as_float_or_nan, short_repr
 
 if TYPE_CHECKING:
     from .study import Study
@@ -176,10 +177,9 @@ def _check_fn(fn: TestFn, seeds: Sequence[int] | None) -> None:
 
 def _score(fn: TestFn, trial: FrozenTrial, seed: int | None) -> float:
     value = fn(trial) if seed is None else fn(trial, seed)
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"the test function returned {value!r} for trial {trial.number}; return a number") from None
+    out = _as_float_or_nan(value)  # as a trial's value: 10**400 is inf, a boolean is no score
+    if out is None:
+        raise TypeError(f"the test function returned {short_repr(value)} for trial {trial.number}; return a number")
     if not math.isfinite(out):
         raise ValueError(f"the test function returned {out} for trial {trial.number}; return a finite number")
     return out

@@ -87,7 +87,10 @@ def plan_focus(
     best = complete[0]
     scores: dict[str, float] = {}
     if keep is None:
-        scores = total_importance(study.importance(method, seed=seed))
+        imp = study.importance(method, seed=seed)
+        if imp.note:  # the value never varied: no threshold can choose (rather than "the largest: x at 0.000")
+            raise ValueError(f"focus by importance cannot choose: {imp.note}; name the parameters with keep=[...]")
+        scores = total_importance(imp)
     names = _chosen(study.space, keep, threshold, scores)
     space, fixed = _narrowed(study.space, names, complete)
     kept = tuple(n for n in space.free)

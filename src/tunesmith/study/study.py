@@ -116,6 +116,7 @@ class Study:
         self._warned_no_checkpoint = False
         self._warned_idle = False
         self._warned_repeat = False  # every configuration of a finite space tried; the sampler repeats them
+        self._warned_inexact = False  # an integer value beyond 2**53 stored as the nearest float
         self._size: float | None = None  # the space's number of configurations, once asked
         self._stop_requested = False
         if sampler is not None:
@@ -552,11 +553,22 @@ class Study:
             v = _as_float(value)
             if v is None:
                 return lifecycle.finish(rec, None, TrialState.FAILED, error or _bad_value_reason(value, "tell() got"), now)
+            self._warn_inexact(rec.number, value, v)
             return lifecycle.finish(rec, v, TrialState.COMPLETE, None, now)
         if state is TrialState.PRUNED:
             return lifecycle.finish(rec, _as_float(value), state, None, now)
         # FAILED (tell() has refused every other state)
         return lifecycle.finish(rec, None, TrialState.FAILED, error or "marked failed by tell()", now)
+
+    def _warn_inexact(self, number: int, value: Any, stored: float) -> None:
+        """Say once when an integer value has no exact float (beyond 2**53): values are stored
+        as floats, so it may tie with a neighbour and the earlier trial is then the best."""
+        if self._warned_inexact or not isinstance(value, (int, np.integer)) or int(value) == stored:
+            return
+        self._warned_inexact = True
+        logger.warning("study %r: trial %d's value %d has no exact float and is stored as %r; values beyond 2**53 "
+                       "differing by less than their float spacing tie (the earlier trial is then the best): "
+                       "return a scaled value, e.g. value / 1e6", self.name, number, int(value), stored)
 
     def decide(self, record: FrozenTrial) -> Decision:
         """The pruner's answer for ``record`` (a running trial's latest reports):

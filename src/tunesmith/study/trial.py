@@ -221,10 +221,16 @@ def _as_float(value: Any) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
+_BOOL_DTYPES = frozenset({"bool", "torch.bool"})
+
+
 def _as_float_or_nan(value: Any) -> float | None:
-    """``float(value)`` for real numbers, NaN and infinities included; None for other types."""
-    if isinstance(value, (bool, str, bytes)) or value is None:
+    """``float(value)`` for real numbers, NaN and infinities included; None for other types
+    (booleans too, NumPy's and torch's as Python's: ``acc > 0.9`` is no score)."""
+    if isinstance(value, (bool, str, bytes)) or value is None or str(getattr(value, "dtype", "")) in _BOOL_DTYPES:
         return None
+    if type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "detach"):  # a tensor, a Parameter:
+        value = value.detach()  # float() of one with a graph warns
     try:
         return float(value)
     except OverflowError:  # an integer (or fraction) beyond a float's range, e.g. 10**400

@@ -19,6 +19,7 @@ Per suggestion (notation in :mod:`.encoding`):
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -56,6 +57,7 @@ class BayesSampler(Sampler):
         self._fit_key = ""
         self._warping = ""
         self._encoded = EncodedTrials()
+        self._loss_exp = 0  # the model's losses were divided by 2**_loss_exp (see in_safe_range)
 
     def describe(self) -> dict[str, Any]:
         defaults = BayesOptions()
@@ -86,7 +88,7 @@ class BayesSampler(Sampler):
         prior = PriorDensity.of(space)
         done = [t for t in trials if t.state is TrialState.COMPLETE]
         bad = [t for t in trials if t.state in (TrialState.FAILED, TrialState.PRUNED)]
-        losses = np.array([direction.sign() * float(t.value) for t in done])  # type: ignore[arg-type]
+        losses, self._loss_exp = in_safe_range(np.array([direction.sign() * float(t.value) for t in done]))  # type: ignore[arg-type]
         if len(done) + len(bad) < self.n_init(space) or len(done) < 2 or np.ptp(losses) == 0:
             return self._design(space, len(trials), taken, prior)
         U = self._model_point(space, trials, done, bad, losses, rows, taken, prior)
@@ -102,7 +104,7 @@ class BayesSampler(Sampler):
     def _design(self, space: Space, index: int, taken: set[bytes], prior: PriorDensity | None) -> Suggestion:
         for i in range(index, index + 64):
             u = canonical(space, initial_point(space, i, self.seed, prior, self.rng)[None, :])
-            if row_keys(u)[0] not in taken:
+            if self._held(space, u[0]) not in taken:
                 return Suggestion(space.decode(u[0]), unique=True)
         return Suggestion(space.sample(self.rng), unique=False)
 
@@ -132,8 +134,8 @@ class BayesSampler(Sampler):
                                           rows=U_obs[: len(done)])
         found = optimizer.maximize(acq, anchors, region)
         near = self._pending_rows(space, trials)
-        for u, key in zip(found.U, row_keys(found.U), strict=True):
-            if key in taken or not np.isfinite(u[~np.isnan(u)]).all():
+        for u in found.U:
+            if not np.isfinite(u[~np.isnan(u)]).all() or self._held(space, u) in taken:
                 continue
             if len(near) and np.min(np.nanmax(np.abs(near - u), axis=1)) < 1e-3:
                 continue  # a pending trial is already there
@@ -142,10 +144,21 @@ class BayesSampler(Sampler):
             return u
         return None
 
+    @staticmethod
+    def _held(space: Space, u: np.ndarray) -> bytes:
+        """The key of the configuration ``u`` decodes to: two points of a range that holds few
+        floats (``Float(1.0, 1.0000000000000002)``) decode alike, and the study could not claim it."""
+        return row_keys(space.encode(space.decode(u))[None, :])[0]
+
     def _margin(self, losses: np.ndarray) -> float:
         """``ei_margin`` on the model's standardized scale (0 while the losses do not vary)."""
         spread = float(np.std(losses))
-        return self.options.ei_margin / spread if self.options.ei_margin and spread > 0 else 0.0
+        if not (self.options.ei_margin and spread > 0):
+            return 0.0
+        try:  # ei_margin is in the objective's units, the losses were divided by 2**_loss_exp
+            return math.ldexp(self.options.ei_margin / spread, -self._loss_exp)
+        except OverflowError:  # a margin of more than 1e308 standard deviations: none is reachable
+            return 1e3
 
     def _incumbent(self, gp: GP, n_done: int) -> float:
         """EI's reference (warped) loss: the best of the first ``n_done`` training rows (the
@@ -260,6 +273,22 @@ class BayesSampler(Sampler):
 
 
 _CONTROLLER: list[Any] = []
+
+
+#: losses whose largest magnitude lies outside [2**-500, 2**500] are scaled into it: their squares
+#: (a variance) would overflow to inf (1e300) or underflow to 0 (subnormals such as 1e-320)
+_SAFE_EXPONENT = 500
+
+
+def in_safe_range(losses: np.ndarray) -> tuple[np.ndarray, int]:
+    """``losses`` divided by a power of two (exact) that brings their largest magnitude near 1 when it
+    is beyond 2**+-500, and that power's exponent (0 otherwise: the model, which standardizes its
+    losses, sees the same values)."""
+    top = float(np.max(np.abs(losses))) if len(losses) else 0.0
+    exponent = math.frexp(top)[1]
+    if top == 0.0 or abs(exponent) <= _SAFE_EXPONENT:
+        return losses, 0
+    return np.ldexp(losses, -exponent), exponent
 
 
 @contextlib.contextmanager
