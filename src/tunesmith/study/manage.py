@@ -59,6 +59,8 @@ def known_result(
     if st is TrialState.PRUNED and v is None and steps:
         v = steps[max(steps)]  # as tell(): a pruned trial's value is its last report
     extra = _json_attrs(attrs)
+    if error is not None and not isinstance(error, str):  # a dict ended the storage's write (AttributeError)
+        raise TypeError(f"add_trial: error must be a text saying why the trial failed, got {short_repr(error)}")
     began, ended = _when(started, "started"), _when(completed, "completed")
     ended = time.time() if ended is None else ended
     if began is not None and began > ended:
@@ -118,7 +120,12 @@ def _steps(intermediate: Mapping[int, Any] | None) -> dict[int, float]:
 
 
 def _json_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
-    return json_attrs(attrs, "add_trial")
+    if attrs is not None and not isinstance(attrs, Mapping):  # a list was an AttributeError traceback
+        raise TypeError(f"add_trial: attrs must be a dict {{name: value}}, got {short_repr(attrs)}")
+    try:
+        return json_attrs(attrs, "add_trial")
+    except RecursionError:  # lists in lists hundreds deep (an export file's): a RecursionError traceback
+        raise ValueError("add_trial: attrs nest too deep to be stored; store flatter values") from None
 
 
 def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> FrozenTrial:
@@ -366,16 +373,21 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
                   storage=dest, name=name, load_if_exists=False)
     try:
-        for note in study_notes(head):
-            text = note.get("text")
-            if isinstance(text, str) and text.strip():
-                add_note(dest, name, text, _as_float(note.get("time")))
+        _import_notes(dest, name, study_notes(head))
         numbers = _import_trials(study, trials, skip_invalid)
         _import_test_results(study, doc.get("test_results"), numbers)
     except BaseException:  # a partial import would pass for the whole study
         drop_partial(dest, name, "import")
         raise
     return study
+
+
+def _import_notes(storage: Storage, name: str, notes: list[dict[str, Any]]) -> None:
+    """The file's notes, written at once (one write per note made 100,000 notes take minutes)."""
+    kept = [_note(n["text"], _as_float(n.get("time"))) for n in notes if isinstance(n.get("text"), str)
+            and n["text"].strip()]
+    if kept:
+        _update_config(storage, name, lambda config: {**config, "notes": [*study_notes(config), *kept]})
 
 
 def _import_trials(study: Study, trials: list[Any], skip_invalid: bool) -> dict[int, int]:
@@ -415,7 +427,7 @@ def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int])
                                   [float(v) for v in r["values"]], list(r["seeds"]), study.direction)
             book = book or _companion(study)
             _record(book, result)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: float(10**400)
             raise ValueError(f"test_results: the result of trial {short_repr(r)}: {type(exc).__name__}: {exc}; "
                              "it is not what tunesmith export wrote") from None
 
@@ -465,8 +477,12 @@ def note_text(text: Any) -> str:
 def add_note(storage: Storage, name: str, text: str, when: float | None = None) -> None:
     """Add a note to study ``name``, after the notes it holds; written compare-and-set, so a note
     added by another process at the same moment is kept too."""
-    note = {"time": time.time() if when is None else when, "text": note_text(text)}
+    note = _note(text, when)
     _update_config(storage, name, lambda config: {**config, "notes": [*study_notes(config), note]})
+
+
+def _note(text: str, when: float | None) -> dict[str, Any]:
+    return {"time": time.time() if when is None else when, "text": note_text(text)}
 
 
 def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:

@@ -1,0 +1,79 @@
+"""What a peer can hand tunesmith to read: an export file to import, a study shared in a
+database, a checkpoint folder, a browser pointed at the dashboard. Each is refused with a
+message that names what is wrong, or read harmlessly; nothing is run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.cli import main
+from tunesmith.storage import make_storage
+from tunesmith.study.manage import import_study
+
+SPACE = {"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"])}
+
+
+def _exported(tmp_path: Path) -> dict[str, Any]:
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'src.db'}", name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    out = tmp_path / "s.json"
+    assert main(["export", "s", "--storage", f"sqlite:///{tmp_path / 'src.db'}", "--format", "json", "-o", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def _nested(depth: int) -> Any:
+    x: Any = 1
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+# -- tunesmith import of a hostile export file -------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("attrs", [1], "attrs must be a dict"),  # was an AttributeError traceback
+    ("attrs", {"a": _nested(900)}, "attrs nest too deep"),  # was a RecursionError traceback
+    ("error", {"a": 1}, "error must be a text"),  # was an AttributeError in the storage's write
+    ("params", {"x": 10**400, "k": "a"}, "'x': value must be a finite number"),  # was an OverflowError
+])  # fmt: skip
+def test_an_export_file_with_a_trial_of_wrong_types_is_refused_naming_the_trial(
+    tmp_path: Path, field: str, value: Any, said: str
+) -> None:
+    doc = _exported(tmp_path)
+    doc["trials"][1][field] = value
+    with pytest.raises(ValueError, match=f"trial 1: .*{said}"):
+        import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp")
+    assert make_storage(f"sqlite:///{tmp_path / 'new.db'}").list_studies() == []  # nothing half imported
+    assert len(import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp", skip_invalid=True).trials) == 1
+
+
+def test_an_export_file_with_a_test_result_beyond_a_float_is_refused_by_name(tmp_path: Path) -> None:
+    doc = _exported(tmp_path)
+    doc["test_results"] = [{"trial": 0, "params": {}, "validation": 10**400, "values": [], "seeds": []}]
+    with pytest.raises(ValueError, match="test_results: the result of trial .*OverflowError"):  # was raised raw
+        import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp")
+
+
+def test_an_export_file_of_many_notes_is_imported_in_linear_time(tmp_path: Path) -> None:
+    doc = _exported(tmp_path)
+    doc["study"]["notes"] = [{"time": 1.0, "text": f"note {i}"} for i in range(20_000)]
+    started = time.perf_counter()
+    study = import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp")
+    assert time.perf_counter() - started < 20  # each note written on its own: quadratic, minutes
+    assert [n["text"] for n in study.notes[:2]] == ["note 0", "note 1"] and len(study.notes) == 20_000
+    assert study.notes[0]["time"] == 1.0
+
+
+def test_an_export_file_of_an_integer_of_5000_digits_is_named_in_the_message(tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(_exported(tmp_path)).replace('"value": ', '"value": 1' + "0" * 5000 + ", \"v\": ", 1))
+    assert main(["import", str(path), "imp", "--storage", f"sqlite:///{tmp_path / 'new.db'}"]) == 2
+    assert f"cannot read {str(path)!r} as a study exported as JSON" in capsys.readouterr().err
