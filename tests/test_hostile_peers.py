@@ -5,7 +5,10 @@ message that names what is wrong, or read harmlessly; nothing is run."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +80,55 @@ def test_an_export_file_of_an_integer_of_5000_digits_is_named_in_the_message(tmp
     path.write_text(json.dumps(_exported(tmp_path)).replace('"value": ', '"value": 1' + "0" * 5000 + ", \"v\": ", 1))
     assert main(["import", str(path), "imp", "--storage", f"sqlite:///{tmp_path / 'new.db'}"]) == 2
     assert f"cannot read {str(path)!r} as a study exported as JSON" in capsys.readouterr().err
+
+
+# -- the dashboard as a web server ---------------------------------------------------------------
+
+
+def test_the_dashboard_closes_connections_that_send_no_whole_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slowloris: connections that send part of a request and wait held the server's file
+    descriptors forever (a thousand made it answer nobody). Now the one waiting longest is closed
+    when too many wait, and any after REQUEST_S; a whole request is answered meanwhile."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from pg import free_port
+
+    from tunesmith.dashboard import server
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    ts.Study(SPACE, storage=url, name="s").add_trial({"x": 0.5, "k": "a"}, 0.5)
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
+    port = free_port()
+    assert main(["dashboard", "--storage", url, "--port", str(port)]) == 0
+    monkeypatch.setattr(server, "REQUEST_S", 1.5)
+    monkeypatch.setattr(server, "MAX_WAITING", 5)
+    config = uvicorn.Config(served["app"], host="127.0.0.1", port=port, log_level="warning",
+                            http=served.get("http", "h11"))
+    web = uvicorn.Server(config)
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    try:
+        while not web.started:
+            time.sleep(0.05)
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
+        for s in stalled:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")  # and never the blank line that ends it
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as answer:
+            assert json.loads(answer.read())["studies"][0]["name"] == "s"
+        time.sleep(0.5)
+        assert sum(_open(s) for s in stalled) <= 5  # the oldest closed
+        time.sleep(1.5)
+        assert sum(_open(s) for s in stalled) == 0  # every one past its time
+    finally:
+        web.should_exit = True
+        thread.join(10)
+
+
+def _open(s: socket.socket) -> bool:
+    s.settimeout(0.05)
+    try:
+        return s.recv(1) != b""
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
