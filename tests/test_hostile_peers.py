@@ -57,6 +57,16 @@ def test_an_export_file_with_a_trial_of_wrong_types_is_refused_naming_the_trial(
     assert len(import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp", skip_invalid=True).trials) == 1
 
 
+@pytest.mark.parametrize(("attrs", "said"), [([1], "attrs must be a dict"), ({"a": _nested(900)}, "attrs nest too deep")])
+def test_an_export_file_with_a_waiting_trial_of_wrong_attrs_is_refused_naming_the_trial(
+    tmp_path: Path, attrs: Any, said: str
+) -> None:
+    doc = _exported(tmp_path)
+    doc["trials"][1].update(state="waiting", attrs=attrs)  # queued again by enqueue: its attrs were raised raw
+    with pytest.raises(ValueError, match=f"trial 1: enqueue: {said}"):
+        import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp")
+
+
 def test_an_export_file_with_a_test_result_beyond_a_float_is_refused_by_name(tmp_path: Path) -> None:
     doc = _exported(tmp_path)
     doc["test_results"] = [{"trial": 0, "params": {}, "validation": 10**400, "values": [], "seeds": []}]

@@ -225,6 +225,15 @@ def json_attrs(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     """The user's attributes as the JSON every storage keeps, so a record reads the same before
     and after a reload: NumPy values and tensors as numbers and lists, tuples and sets as lists,
     paths as text, integer keys as text; names must be strings, and any other value is refused with ``where`` named."""
+    if attrs is not None and not isinstance(attrs, Mapping):  # a list was an AttributeError traceback
+        raise TypeError(f"{where}: attrs must be a dict {{name: value}}, got {type(attrs).__name__}")
+    try:
+        return _json_dict(attrs, where)
+    except RecursionError:  # lists in lists hundreds deep (an export file's): a RecursionError traceback
+        raise ValueError(f"{where}: attrs nest too deep to be stored; store flatter values") from None
+
+
+def _json_dict(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (attrs or {}).items():
         if not isinstance(key, str):
@@ -243,7 +252,7 @@ def _json_value(v: Any, where: str) -> Any:
     if isinstance(v, (list, tuple, set, frozenset)):
         return [_json_value(x, where) for x in v]
     if isinstance(v, Mapping):  # integer keys become text, as JSON writes them
-        return json_attrs({str(k) if isinstance(k, int) and not isinstance(k, bool) else k: x for k, x in v.items()},
+        return _json_dict({str(k) if isinstance(k, int) and not isinstance(k, bool) else k: x for k, x in v.items()},
                           where)
     raise ValueError(
         f"{where} is of type {type(v).__name__}, which is not stored as JSON; store numbers, text, lists "

@@ -120,12 +120,7 @@ def _steps(intermediate: Mapping[int, Any] | None) -> dict[int, float]:
 
 
 def _json_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
-    if attrs is not None and not isinstance(attrs, Mapping):  # a list was an AttributeError traceback
-        raise TypeError(f"add_trial: attrs must be a dict {{name: value}}, got {short_repr(attrs)}")
-    try:
-        return json_attrs(attrs, "add_trial")
-    except RecursionError:  # lists in lists hundreds deep (an export file's): a RecursionError traceback
-        raise ValueError("add_trial: attrs nest too deep to be stored; store flatter values") from None
+    return json_attrs(attrs, "add_trial")
 
 
 def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> FrozenTrial:
