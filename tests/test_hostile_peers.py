@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import threading
 import time
 import urllib.request
@@ -42,7 +43,7 @@ def _nested(depth: int) -> Any:
 
 @pytest.mark.parametrize(("field", "value", "said"), [
     ("attrs", [1], "attrs must be a dict"),  # was an AttributeError traceback
-    ("attrs", {"a": _nested(900)}, "attrs nest too deep"),  # was a RecursionError traceback
+    ("attrs", {"a": _nested(900)}, "attrs nest more than 100 levels deep"),  # was a RecursionError traceback
     ("error", {"a": 1}, "error must be a text"),  # was an AttributeError in the storage's write
     ("params", {"x": 10**400, "k": "a"}, "'x': value must be a finite number"),  # was an OverflowError
 ])  # fmt: skip
@@ -57,7 +58,7 @@ def test_an_export_file_with_a_trial_of_wrong_types_is_refused_naming_the_trial(
     assert len(import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp", skip_invalid=True).trials) == 1
 
 
-@pytest.mark.parametrize(("attrs", "said"), [([1], "attrs must be a dict"), ({"a": _nested(900)}, "attrs nest too deep")])
+@pytest.mark.parametrize(("attrs", "said"), [([1], "attrs must be a dict"), ({"a": _nested(900)}, "attrs nest more than 100 levels deep")])
 def test_an_export_file_with_a_waiting_trial_of_wrong_attrs_is_refused_naming_the_trial(
     tmp_path: Path, attrs: Any, said: str
 ) -> None:
@@ -90,6 +91,34 @@ def test_an_export_file_of_an_integer_of_5000_digits_is_named_in_the_message(tmp
     path.write_text(json.dumps(_exported(tmp_path)).replace('"value": ', '"value": 1' + "0" * 5000 + ", \"v\": ", 1))
     assert main(["import", str(path), "imp", "--storage", f"sqlite:///{tmp_path / 'new.db'}"]) == 2
     assert f"cannot read {str(path)!r} as a study exported as JSON" in capsys.readouterr().err
+
+
+# -- a study shared in a database -----------------------------------------------------------------
+
+
+def test_attributes_nested_hundreds_deep_by_another_writer_are_read_as_a_failed_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row whose attrs nest 700 levels (json.loads takes it) ended export (json and csv) with a
+    RecursionError and made the dashboard's trial JSON a 500; now it is read as a failed trial whose
+    error names the column, as other rows that tunesmith did not write are."""
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    with sqlite3.connect(tmp_path / "d.db") as db:
+        db.execute("UPDATE ts_trials SET attrs = ? WHERE number = 0", (json.dumps({"a": _nested(700)}),))
+    for fmt in ("json", "csv"):
+        assert main(["export", "s", "--storage", url, "--format", fmt, "-o", str(tmp_path / f"s.{fmt}")]) == 0
+    trial = json.loads((tmp_path / "s.json").read_text())["trials"][0]
+    assert trial["state"] == "failed" and "column attrs of trial 0" in trial["error"] and "100 levels" in trial["error"]
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard.app import create_app
+
+    client = TestClient(create_app(make_storage(url, read_only=True)))
+    assert client.get("/api/studies/s/trials/0").status_code == 200
+    with pytest.raises(ValueError, match="set_attr: attrs nest more than 100 levels deep"):
+        study.ask().set_attr("a", _nested(150))  # what a worker stores reads back
 
 
 # -- the dashboard as a web server ---------------------------------------------------------------

@@ -221,6 +221,23 @@ def json_finite(x: Any) -> Any:
     return x
 
 
+#: how many levels lists and dicts in a trial's attributes (and in any JSON column read back) may
+#: nest: deeper ones ended the readers that walk them (export, the dashboard's JSON) with a RecursionError
+MAX_DEPTH = 100
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and dicts in ``value`` nest more than ``limit`` levels (walked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (list, dict)):
+            if depth >= limit:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
 def json_attrs(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     """The user's attributes as the JSON every storage keeps, so a record reads the same before
     and after a reload: NumPy values and tensors as numbers and lists, tuples and sets as lists,
@@ -228,9 +245,12 @@ def json_attrs(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     if attrs is not None and not isinstance(attrs, Mapping):  # a list was an AttributeError traceback
         raise TypeError(f"{where}: attrs must be a dict {{name: value}}, got {type(attrs).__name__}")
     try:
-        return _json_dict(attrs, where)
+        out: dict[str, Any] | None = _json_dict(attrs, where)
     except RecursionError:  # lists in lists hundreds deep (an export file's): a RecursionError traceback
-        raise ValueError(f"{where}: attrs nest too deep to be stored; store flatter values") from None
+        out = None
+    if out is None or too_deep(out):
+        raise ValueError(f"{where}: attrs nest more than {MAX_DEPTH} levels deep; store flatter values")
+    return out
 
 
 def _json_dict(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
