@@ -5,6 +5,7 @@ message that names what is wrong, or read harmlessly; nothing is run."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import sqlite3
 import threading
@@ -66,6 +67,18 @@ def test_an_export_file_with_a_waiting_trial_of_wrong_attrs_is_refused_naming_th
     doc["trials"][1].update(state="waiting", attrs=attrs)  # queued again by enqueue: its attrs were raised raw
     with pytest.raises(ValueError, match=f"trial 1: enqueue: {said}"):
         import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp")
+
+
+def test_an_export_file_s_trial_numbers_reach_the_terminal_escaped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    escapes = "\x1b]52;c;cHduZWQ=\x07\x1b[2J"  # a clipboard write, a cleared screen
+    doc = _exported(tmp_path)
+    doc["trials"][1].update(number="9" + escapes, params={"x": 5.0, "k": "a"})
+    doc["test_results"] = [{"trial": escapes}]
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp", skip_invalid=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("trial '9\\x1b]52" in m for m in said) and any("test result of trial '\\x1b" in m for m in said)
+    assert not any("\x1b" in m or "\x07" in m for m in said), said
 
 
 def test_an_export_file_with_a_test_result_beyond_a_float_is_refused_by_name(tmp_path: Path) -> None:

@@ -391,7 +391,7 @@ def _import_trials(study: Study, trials: list[Any], skip_invalid: bool) -> dict[
     for i, t in enumerate(trials):
         old = t.get("number", i) if isinstance(t, Mapping) else i
         try:
-            new = _import_trial(study, t, f"trial {old}")
+            new = _import_trial(study, t, f"trial {old if isinstance(old, int) else short_repr(old)}")  # repr: escapes
             if new is not None and isinstance(old, int) and not isinstance(old, bool):
                 numbers[old] = new
         except ValueError as exc:
@@ -416,7 +416,8 @@ def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int])
         try:
             old = r["trial"]
             if old not in numbers:
-                logger.warning("import: the test result of trial %s is left out: that trial was not imported", old)
+                logger.warning("import: the test result of trial %s is left out: that trial was not imported",
+                               short_repr(old))  # repr: a text from the file may hold terminal escapes
                 continue
             result = _result_from(numbers[old], r["params"], float(r["validation"]),
                                   [float(v) for v in r["values"]], list(r["seeds"]), study.direction)
