@@ -176,6 +176,48 @@ def test_the_dashboard_closes_connections_that_send_no_whole_request(tmp_path: P
         thread.join(10)
 
 
+def test_the_dashboard_drops_a_client_that_reads_nothing_of_a_large_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that asked for a trial's JSON of 20 MB and read none of it kept the answer in the
+    server's memory for as long as it stayed connected; now it is dropped after REQUEST_S."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from pg import free_port
+
+    from tunesmith.dashboard import server
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    ts.Study(SPACE, storage=url, name="s").add_trial({"x": 0.5, "k": "a"}, 0.5, attrs={"log": "x" * 20_000_000})
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
+    port = free_port()
+    assert main(["dashboard", "--storage", url, "--port", str(port)]) == 0
+    monkeypatch.setattr(server, "REQUEST_S", 1.0)
+    web = uvicorn.Server(uvicorn.Config(served["app"], host="127.0.0.1", port=port, log_level="warning",
+                                        http=served.get("http", "h11")))
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    try:
+        while not web.started:
+            time.sleep(0.05)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(("127.0.0.1", port))
+        client.sendall(b"GET /api/studies/s/trials/0 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        time.sleep(4)  # reads nothing meanwhile
+        got = 0
+        client.settimeout(5)
+        try:
+            while chunk := client.recv(1 << 20):
+                got += len(chunk)
+        except OSError:  # reset: the server dropped what it had not sent
+            pass
+        assert got < 20_000_000
+    finally:
+        web.should_exit = True
+        thread.join(10)
+
+
 def _open(s: socket.socket) -> bool:
     s.settimeout(0.05)
     try:

@@ -22,7 +22,8 @@ LOOPBACK = "127.0.0.1"
 #: seconds a client has to send a whole request (from its connection, or the last answer on it),
 #: and how many connections may be sending one at once (a new one closes the one waiting longest):
 #: clients that sent a byte now and then (slowloris) held their connections forever, and a
-#: thousand of them used up the server's file descriptors, so it answered nobody
+#: thousand of them used up the server's file descriptors, so it answered nobody. A client that
+#: reads nothing of an answer for REQUEST_S seconds is dropped too (the answer was kept in memory)
 REQUEST_S = 20.0
 MAX_WAITING = 200
 #: seconds the server spends reading studies before it starts answering (the rest are read in
@@ -129,6 +130,15 @@ def deadline_protocol() -> type:
             self.transport.close()
             if self in waiting:
                 waiting.pop(self).cancel()
+
+        def pause_writing(self) -> None:  # the client reads no more of an answer: after REQUEST_S, drop it
+            super().pause_writing()
+            self.unread = self.loop.call_later(REQUEST_S, self.transport.abort)  # abort: the buffer too
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if getattr(self, "unread", None) is not None:
+                self.unread.cancel()
 
     return Protocol
 
