@@ -88,6 +88,20 @@ def test_an_export_file_with_a_test_result_beyond_a_float_is_refused_by_name(tmp
         import_study(doc, f"sqlite:///{tmp_path / 'new.db'}", "imp")
 
 
+def test_an_export_file_refused_at_its_second_test_result_leaves_no_test_results_behind(tmp_path: Path) -> None:
+    """The first result made the companion "imp:test"; the refusal deleted "imp" only, and a
+    second try was refused: "a study named 'imp:test' ... already exists"."""
+    doc = _exported(tmp_path)
+    good = {"trial": 0, "params": doc["trials"][0]["params"], "validation": 0.5, "values": [0.4], "seeds": [0]}
+    doc["test_results"] = [good, {**good, "trial": 1, "validation": "bad"}]
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    with pytest.raises(ValueError, match="test_results: the result of trial"):
+        import_study(doc, url, "imp")
+    assert make_storage(url).list_studies() == []
+    doc["test_results"] = [good]
+    assert len(import_study(doc, url, "imp").trials) == 2
+
+
 def test_an_export_file_of_many_notes_is_imported_in_linear_time(tmp_path: Path) -> None:
     doc = _exported(tmp_path)
     doc["study"]["notes"] = [{"time": 1.0, "text": f"note {i}"} for i in range(20_000)]

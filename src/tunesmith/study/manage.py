@@ -345,6 +345,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     known result; a trial that was waiting is queued again, one that was running is failed, one
     that was paused is pruned. A trial that does not fit refuses the whole file, naming it, unless
     ``skip_invalid``: then it is left out (and its test result), each logged with why."""
+    from .evaluate import SUFFIX
     from .study import Study
 
     head = doc.get("study") if isinstance(doc, Mapping) else None
@@ -373,6 +374,8 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
         _import_test_results(study, doc.get("test_results"), numbers)
     except BaseException:  # a partial import would pass for the whole study
         drop_partial(dest, name, "import")
+        if exists(dest, name + SUFFIX):  # test results written before the error: free before (checked above)
+            drop_partial(dest, name + SUFFIX, "import")
         raise
     return study
 
