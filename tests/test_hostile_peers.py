@@ -148,6 +148,26 @@ def test_attributes_nested_hundreds_deep_by_another_writer_are_read_as_a_failed_
         study.ask().set_attr("a", _nested(150))  # what a worker stores reads back
 
 
+def test_a_rename_whose_test_results_name_was_taken_meanwhile_is_undone(tmp_path: Path) -> None:
+    """Another writer makes "b:test" between the rename's check and the rename of the test results
+    (here a trigger of the real database, fired by the first rename): before, "a" was renamed "b"
+    and its test results stayed as "a:test", so "b" lost them and a new "a" would show them."""
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    doc = _exported(tmp_path)
+    doc["test_results"] = [{"trial": 0, "params": doc["trials"][0]["params"], "validation": 0.5, "values": [0.4],
+                            "seeds": [0]}]
+    study = import_study(doc, url, "a")
+    with sqlite3.connect(tmp_path / "d.db") as db:
+        db.execute("CREATE TRIGGER peer AFTER UPDATE OF name ON ts_studies WHEN new.name = 'b' BEGIN "
+                   "INSERT INTO ts_studies (name, direction, space, config, created) "
+                   "SELECT 'b:test', direction, space, config, created FROM ts_studies WHERE name = 'a:test'; END")
+    with pytest.raises(ts.DuplicateStudyError, match="'b:test' already exists"):
+        study.rename("b")
+    names = {r.name for r in make_storage(url).list_studies()}
+    assert {"a", "a:test", "b:test"} <= names and "b" not in names
+    assert study.name == "a" and len(ts.load_study("a", url).trials) == 2
+
+
 # -- the dashboard as a web server ---------------------------------------------------------------
 
 

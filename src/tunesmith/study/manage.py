@@ -215,9 +215,13 @@ def rename_study(study: Study, new_name: str) -> None:
     book = exists(study.storage, study.name + SUFFIX)
     _check_book_free(study.storage, new_name)
     study.storage.rename_study(study.name, new_name)
-    _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
     if book:
-        study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
+        try:
+            study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
+        except BaseException:  # another writer took "<new>:test" since the check: keep the pair together
+            study.storage.rename_study(new_name, study.name)
+            raise
+    _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
 
 
 def _warn_paused(trials: list[FrozenTrial], name: str, done: str) -> None:
