@@ -168,6 +168,23 @@ def test_a_rename_whose_test_results_name_was_taken_meanwhile_is_undone(tmp_path
     assert study.name == "a" and len(ts.load_study("a", url).trials) == 2
 
 
+def test_a_new_study_or_focus_does_not_take_test_results_another_writer_left(tmp_path: Path) -> None:
+    """"f:test" written by another program (or left when it deleted "f" alone): a new study "f",
+    made by Study() or by focus, showed those test results as its own; copy, import and rename
+    already refused the name."""
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    doc = _exported(tmp_path)
+    doc["test_results"] = [{"trial": 0, "params": doc["trials"][0]["params"], "validation": 0.5, "values": [0.4],
+                            "seeds": [0]}]
+    source = import_study(doc, url, "f")
+    make_storage(url).delete_study("f")  # by name, outside tunesmith: "f:test" stays
+    with pytest.raises(ts.DuplicateStudyError, match="'f:test' \\(the test results of a study named 'f'\\)"):
+        ts.Study(SPACE, storage=url, name="f")
+    with pytest.raises(ts.DuplicateStudyError, match="'f:test'"):
+        import_study(doc, url, "g").focus(["x"], name="f")
+    assert source.name == "f" and "f" not in {r.name for r in make_storage(url).list_studies()}
+
+
 # -- the dashboard as a web server ---------------------------------------------------------------
 
 

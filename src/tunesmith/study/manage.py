@@ -147,7 +147,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     if fill and new_space is not None:
         _check_fill(new_space, fill)
     book = exists(study.storage, study.name + SUFFIX)
-    _check_book_free(dest, name)
+    check_book_free(dest, name)
     left = _copy(study, name, dest, new_space, fill)
     _warn_paused(study.trials, study.name, f"copied as {name!r}")
     if new_space is not None:
@@ -213,7 +213,7 @@ def rename_study(study: Study, new_name: str) -> None:
         return
     check_new_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
-    _check_book_free(study.storage, new_name)
+    check_book_free(study.storage, new_name)
     study.storage.rename_study(study.name, new_name)
     if book:
         try:
@@ -272,7 +272,7 @@ def exists(storage: Storage, name: str) -> bool:
     return True
 
 
-def _check_book_free(storage: Storage, name: str) -> None:
+def check_book_free(storage: Storage, name: str) -> None:
     from ..exceptions import DuplicateStudyError
     from .evaluate import SUFFIX
 
@@ -368,7 +368,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
 
         raise DuplicateStudyError(f"a study named {name!r} already exists in {dest.display_url}: import under "
                                   "another name (name=..., on the command line NEW_NAME)")
-    _check_book_free(dest, name)
+    check_book_free(dest, name)
     space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
                   storage=dest, name=name, load_if_exists=False)
