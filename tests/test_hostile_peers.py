@@ -277,3 +277,68 @@ def _open(s: socket.socket) -> bool:
         return True
     except OSError:
         return False
+
+
+@pytest.mark.slow
+def test_another_site_in_chromium_can_neither_change_nor_read_a_dashboard(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """The attacker's tool is a browser: a page of another origin auto-posts the note form (no
+    token: 403, no note), fetches the studies (no CORS: unreadable), and a name of its own
+    resolved to 127.0.0.1 (DNS rebinding) gets 421. The server runs with --allow-writes."""
+    import http.server
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from browser import BROWSER_ARGS, CHROMIUM, browser_or_skip
+    from pg import free_port
+
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    ts.Study(SPACE, storage=url, name="s").add_trial({"x": 0.5, "k": "a"}, 0.5)
+    port, evil_port = free_port(), free_port()
+    dash = f"http://127.0.0.1:{port}"
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "index.html").write_text(
+        "<form id=f method=post action='" + dash + "/studies/s/notes' target=sink>"
+        "<input name=text value=owned><input name=confirm value=yes></form><iframe name=sink></iframe><script>"
+        "fetch('" + dash + "/api/studies').then(r => r.text()).then(t => { window.read = t; })"
+        ".catch(e => { window.read = 'blocked'; }); document.getElementById('f').submit();</script>")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "evil"))  # noqa: E731
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", evil_port), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "dashboard", "--storage", url, "--port", str(port),
+                             "--allow-writes"], env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(dash + "/api/studies", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM,
+                                         args=[*BROWSER_ARGS, "--host-resolver-rules=MAP rebound.test 127.0.0.1"])
+            try:
+                page = browser.new_page()
+                posted: list[int] = []
+                page.on("response", lambda r: posted.append(r.status) if r.url.endswith("/notes") else None)
+                page.goto(f"http://127.0.0.1:{evil_port}/index.html")
+                page.wait_for_function("window.read !== undefined", timeout=20_000)
+                assert page.evaluate("window.read") == "blocked"
+                for _ in range(50):
+                    if posted:
+                        break
+                    page.wait_for_timeout(100)
+                assert posted == [403]  # the form was posted, and refused: it has no token
+                answer = page.goto(f"http://rebound.test:{port}/api/studies")
+                assert answer is not None and answer.status == 421
+            finally:
+                browser.close()
+        assert ts.load_study("s", url).notes == []
+    finally:
+        evil.shutdown()
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
