@@ -123,7 +123,10 @@ def test_errors_name_the_fix(tmp_path: Path) -> None:
     resumed = paused_and_resumed(study, tmp_path / "x.ckpt")
     with pytest.raises(ValueError, match="is not in the callback's folder"):
         _ = PruningCallback(resumed, checkpoint_dir=tmp_path / "ckpt").resume_from
-    assert PruningCallback(resumed, checkpoint_dir=tmp_path).resume_from == str(tmp_path / "x.ckpt")
+    with pytest.raises(ValueError, match=r"x\.ckpt is not the one it was paused with \(.*trial-0\.ckpt\)"):
+        _ = PruningCallback(resumed, checkpoint_dir=tmp_path).resume_from  # another trial's file in the folder
+    own = paused_and_resumed(ts.Study(SPACE, pruner=PauseAndPromote()), tmp_path / "trial-0.ckpt")
+    assert PruningCallback(own, checkpoint_dir=tmp_path).resume_from == str(tmp_path / "trial-0.ckpt")
     with pytest.raises(ValueError, match="step must be one of"):
         PruningCallback(study.ask(), step="batch")
     cb = PruningCallback(study.ask(), monitor="val_acc")

@@ -221,10 +221,39 @@ def json_finite(x: Any) -> Any:
     return x
 
 
+#: how many levels lists and dicts in a trial's attributes (and in any JSON column read back) may
+#: nest: deeper ones ended the readers that walk them (export, the dashboard's JSON) with a RecursionError
+MAX_DEPTH = 100
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and dicts in ``value`` nest more than ``limit`` levels (walked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (list, dict)):
+            if depth >= limit:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
 def json_attrs(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     """The user's attributes as the JSON every storage keeps, so a record reads the same before
     and after a reload: NumPy values and tensors as numbers and lists, tuples and sets as lists,
     paths as text, integer keys as text; names must be strings, and any other value is refused with ``where`` named."""
+    if attrs is not None and not isinstance(attrs, Mapping):  # a list was an AttributeError traceback
+        raise TypeError(f"{where}: attrs must be a dict {{name: value}}, got {type(attrs).__name__}")
+    try:
+        out: dict[str, Any] | None = _json_dict(attrs, where)
+    except RecursionError:  # lists in lists hundreds deep (an export file's): a RecursionError traceback
+        out = None
+    if out is None or too_deep(out):
+        raise ValueError(f"{where}: attrs nest more than {MAX_DEPTH} levels deep; store flatter values")
+    return out
+
+
+def _json_dict(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (attrs or {}).items():
         if not isinstance(key, str):
@@ -243,7 +272,7 @@ def _json_value(v: Any, where: str) -> Any:
     if isinstance(v, (list, tuple, set, frozenset)):
         return [_json_value(x, where) for x in v]
     if isinstance(v, Mapping):  # integer keys become text, as JSON writes them
-        return json_attrs({str(k) if isinstance(k, int) and not isinstance(k, bool) else k: x for k, x in v.items()},
+        return _json_dict({str(k) if isinstance(k, int) and not isinstance(k, bool) else k: x for k, x in v.items()},
                           where)
     raise ValueError(
         f"{where} is of type {type(v).__name__}, which is not stored as JSON; store numbers, text, lists "

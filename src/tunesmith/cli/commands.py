@@ -536,7 +536,7 @@ def add_import_args(p: argparse.ArgumentParser) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     try:
         doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested deep
+    except (OSError, ValueError, RecursionError) as exc:  # Recursion: nested deep; Value: not UTF-8, JSON or 5,000 digits
         raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
     study = import_study(doc, args.storage, args.new_name, skip_invalid=args.skip_invalid)
     left = len(doc["trials"]) - len(study.trials)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import importlib
 import ipaddress
@@ -18,6 +19,13 @@ from ..space.params import plural
 from ..storage import Storage, StudyRecord, make_storage
 
 LOOPBACK = "127.0.0.1"
+#: seconds a client has to send a whole request (from its connection, or the last answer on it),
+#: and how many connections may be sending one at once (a new one closes the one waiting longest):
+#: clients that sent a byte now and then (slowloris) held their connections forever, and a
+#: thousand of them used up the server's file descriptors, so it answered nobody. A client that
+#: reads nothing of an answer for REQUEST_S seconds is dropped too (the answer was kept in memory)
+REQUEST_S = 20.0
+MAX_WAITING = 200
 #: seconds the server spends reading studies before it starts answering (the rest are read in
 #: the background): the first view of those studies is then as fast as any later one
 WARM_BUDGET_S = 30.0
@@ -80,7 +88,59 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     mode = "writes allowed" if allow_writes else "read-only"
     print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
           file=out, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol())
+
+
+def deadline_protocol() -> type:
+    """uvicorn's HTTP/1.1 protocol, each request due within :data:`REQUEST_S` seconds, and at most
+    :data:`MAX_WAITING` connections waiting for one (a fresh class each: one per server)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    waiting: dict[Any, asyncio.TimerHandle] = {}  # oldest first
+
+    class Protocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if len(waiting) >= MAX_WAITING:
+                next(iter(waiting)).drop()
+            self.check()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            self.check()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.check()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            self.check()
+
+        def check(self) -> None:
+            """Wait for the request while the client sends one (or none yet), not once it is in."""
+            receiving = self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing()
+            if receiving and self not in waiting:
+                waiting[self] = self.loop.call_later(REQUEST_S, self.drop)
+            elif not receiving and self in waiting:
+                waiting.pop(self).cancel()
+
+        def drop(self) -> None:
+            self.transport.close()
+            if self in waiting:
+                waiting.pop(self).cancel()
+
+        def pause_writing(self) -> None:  # the client reads no more of an answer: after REQUEST_S, drop it
+            super().pause_writing()
+            self.unread = self.loop.call_later(REQUEST_S, self.transport.abort)  # abort: the buffer too
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if getattr(self, "unread", None) is not None:
+                self.unread.cancel()
+
+    return Protocol
 
 
 def check_port(host: str, port: int) -> None:

@@ -87,6 +87,12 @@ class PruningCallback(_Callback):
                 f"trial {self.trial.number}: its checkpoint {path} is not in the callback's folder "
                 f"{folder}; give the resumed trial the checkpoint_dir it was paused with"
             )
+        own = folder / f"trial-{self.trial.number}.ckpt"
+        if Path(path).resolve() != own:  # another trial's file: it would go on from that trial's weights
+            raise ValueError(
+                f"trial {self.trial.number}: its checkpoint {path} is not the one it was paused with ({own}), "
+                "where each trial's pause saves its own; a path in the database may have been changed"
+            )
         from ..train.checkpoint import check_dir
 
         check_dir(folder)  # a folder another user owns or can write: its checkpoint may be planted

@@ -416,7 +416,7 @@ class Float(_Numeric):
         super()._check()
 
     def validate(self, value: Any, *, what: str = "value") -> float:
-        if not _is_number(value) or not math.isfinite(float(value)):
+        if not _is_number(value) or not _finite(value):  # float(10**400) raised OverflowError
             raise self._err(f"{what} must be a finite number, got {value!r}")
         x = float(value)
         self._range_check(x, what)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from ..exceptions import StorageError
-from ..trial import Direction, FrozenTrial, SystemState, TrialState
+from ..trial import MAX_DEPTH, Direction, FrozenTrial, SystemState, TrialState, too_deep
 from .base import StudyRecord
 
 T = TypeVar("T")
@@ -232,6 +232,8 @@ def _json_object(column: str, text: Any) -> dict[str, Any]:
     value = _column(column, lambda: json.loads(text))
     if not isinstance(value, dict):
         raise _BadColumn(column, f"holds JSON {type(value).__name__}, not an object")
+    if text.count("[") + text.count("{") > MAX_DEPTH and too_deep(value):  # the count: walk only where it may be
+        raise _BadColumn(column, f"nests more than {MAX_DEPTH} levels deep")
     if "\\ud" in text or "\\uD" in text:  # maybe half a surrogate pair ("\ud800"): no file or terminal takes it
         value = _whole_characters(value)
     return value

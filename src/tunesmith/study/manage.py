@@ -59,6 +59,8 @@ def known_result(
     if st is TrialState.PRUNED and v is None and steps:
         v = steps[max(steps)]  # as tell(): a pruned trial's value is its last report
     extra = _json_attrs(attrs)
+    if error is not None and not isinstance(error, str):  # a dict ended the storage's write (AttributeError)
+        raise TypeError(f"add_trial: error must be a text saying why the trial failed, got {short_repr(error)}")
     began, ended = _when(started, "started"), _when(completed, "completed")
     ended = time.time() if ended is None else ended
     if began is not None and began > ended:
@@ -145,7 +147,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     if fill and new_space is not None:
         _check_fill(new_space, fill)
     book = exists(study.storage, study.name + SUFFIX)
-    _check_book_free(dest, name)
+    check_book_free(dest, name)
     left = _copy(study, name, dest, new_space, fill)
     _warn_paused(study.trials, study.name, f"copied as {name!r}")
     if new_space is not None:
@@ -211,11 +213,15 @@ def rename_study(study: Study, new_name: str) -> None:
         return
     check_new_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
-    _check_book_free(study.storage, new_name)
+    check_book_free(study.storage, new_name)
     study.storage.rename_study(study.name, new_name)
-    _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
     if book:
-        study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
+        try:
+            study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
+        except BaseException:  # another writer took "<new>:test" since the check: keep the pair together
+            study.storage.rename_study(new_name, study.name)
+            raise
+    _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
 
 
 def _warn_paused(trials: list[FrozenTrial], name: str, done: str) -> None:
@@ -266,7 +272,7 @@ def exists(storage: Storage, name: str) -> bool:
     return True
 
 
-def _check_book_free(storage: Storage, name: str) -> None:
+def check_book_free(storage: Storage, name: str) -> None:
     from ..exceptions import DuplicateStudyError
     from .evaluate import SUFFIX
 
@@ -343,6 +349,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     known result; a trial that was waiting is queued again, one that was running is failed, one
     that was paused is pruned. A trial that does not fit refuses the whole file, naming it, unless
     ``skip_invalid``: then it is left out (and its test result), each logged with why."""
+    from .evaluate import SUFFIX
     from .study import Study
 
     head = doc.get("study") if isinstance(doc, Mapping) else None
@@ -361,21 +368,28 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
 
         raise DuplicateStudyError(f"a study named {name!r} already exists in {dest.display_url}: import under "
                                   "another name (name=..., on the command line NEW_NAME)")
-    _check_book_free(dest, name)
+    check_book_free(dest, name)
     space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
                   storage=dest, name=name, load_if_exists=False)
     try:
-        for note in study_notes(head):
-            text = note.get("text")
-            if isinstance(text, str) and text.strip():
-                add_note(dest, name, text, _as_float(note.get("time")))
+        _import_notes(dest, name, study_notes(head))
         numbers = _import_trials(study, trials, skip_invalid)
         _import_test_results(study, doc.get("test_results"), numbers)
     except BaseException:  # a partial import would pass for the whole study
         drop_partial(dest, name, "import")
+        if exists(dest, name + SUFFIX):  # test results written before the error: free before (checked above)
+            drop_partial(dest, name + SUFFIX, "import")
         raise
     return study
+
+
+def _import_notes(storage: Storage, name: str, notes: list[dict[str, Any]]) -> None:
+    """The file's notes, written at once (one write per note made 100,000 notes take minutes)."""
+    kept = [_note(n["text"], _as_float(n.get("time"))) for n in notes if isinstance(n.get("text"), str)
+            and n["text"].strip()]
+    if kept:
+        _update_config(storage, name, lambda config: {**config, "notes": [*study_notes(config), *kept]})
 
 
 def _import_trials(study: Study, trials: list[Any], skip_invalid: bool) -> dict[int, int]:
@@ -384,7 +398,7 @@ def _import_trials(study: Study, trials: list[Any], skip_invalid: bool) -> dict[
     for i, t in enumerate(trials):
         old = t.get("number", i) if isinstance(t, Mapping) else i
         try:
-            new = _import_trial(study, t, f"trial {old}")
+            new = _import_trial(study, t, f"trial {old if isinstance(old, int) else short_repr(old)}")  # repr: escapes
             if new is not None and isinstance(old, int) and not isinstance(old, bool):
                 numbers[old] = new
         except ValueError as exc:
@@ -409,13 +423,14 @@ def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int])
         try:
             old = r["trial"]
             if old not in numbers:
-                logger.warning("import: the test result of trial %s is left out: that trial was not imported", old)
+                logger.warning("import: the test result of trial %s is left out: that trial was not imported",
+                               short_repr(old))  # repr: a text from the file may hold terminal escapes
                 continue
             result = _result_from(numbers[old], r["params"], float(r["validation"]),
                                   [float(v) for v in r["values"]], list(r["seeds"]), study.direction)
             book = book or _companion(study)
             _record(book, result)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: float(10**400)
             raise ValueError(f"test_results: the result of trial {short_repr(r)}: {type(exc).__name__}: {exc}; "
                              "it is not what tunesmith export wrote") from None
 
@@ -465,8 +480,12 @@ def note_text(text: Any) -> str:
 def add_note(storage: Storage, name: str, text: str, when: float | None = None) -> None:
     """Add a note to study ``name``, after the notes it holds; written compare-and-set, so a note
     added by another process at the same moment is kept too."""
-    note = {"time": time.time() if when is None else when, "text": note_text(text)}
+    note = _note(text, when)
     _update_config(storage, name, lambda config: {**config, "notes": [*study_notes(config), note]})
+
+
+def _note(text: str, when: float | None) -> dict[str, Any]:
+    return {"time": time.time() if when is None else when, "text": note_text(text)}
 
 
 def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:

@@ -30,7 +30,7 @@ from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
-from .manage import check_new_name, record_sampler
+from .manage import check_book_free, check_new_name, record_sampler
 from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
 
@@ -160,6 +160,7 @@ class Study:
         if space is None:
             raise ValueError(f"{missing}: pass a space to create it")
         check_new_name(self.name)
+        check_book_free(self._storage, self.name)  # "<name>:test" left by another writer: shown as its own
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
         samp = make_sampler(sampler if sampler is not None else "auto", seed)
