@@ -610,3 +610,11 @@ def test_a_huge_value_or_worker_name_is_cut_short_in_the_trials_table(url: str) 
     page = c.get("/studies/alpha")
     assert page.status_code == 200 and len(page.content) < 100_000 and "(10,000,000 characters)" in page.text
     assert len(c.get("/api/studies/alpha/changes?since=x").content) < 100_000
+
+
+def test_the_dashboard_says_what_sampler_auto_picked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'auto.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="a").optimize(lambda t: t.params["x"], n_trials=3)
+    c = client(url)
+    assert c.get("/api/studies").json()["studies"][0]["sampler"] == "auto (bayes)"
+    assert "auto (bayes)" in c.get("/").text and "auto (bayes)" in c.get("/studies/a").text

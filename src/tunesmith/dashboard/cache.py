@@ -20,6 +20,7 @@ from ..pruners import make_pruner
 from ..space import Space
 from ..storage import Storage, StudyRecord
 from ..study.evaluate import SUFFIX, results_from
+from ..study.manage import sampler_label
 from ..trial import FrozenTrial, TrialState
 
 #: the suffix of the companion study where ``study.evaluate_best`` records test scores
@@ -96,8 +97,7 @@ class View:
 
 
 def sampler_name(config: Any) -> str:
-    s = config.get("sampler", "")
-    return str(s.get("name", "?") if isinstance(s, dict) else s)
+    return sampler_label(config) if config.get("sampler") else ""
 
 
 def pruner_name(config: Any) -> str:

@@ -489,12 +489,35 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
     if stored.get("sampler") == now:
         return
     try:
-        _update_config(study.storage, study.name, lambda config: {**config, "sampler": now})
+        _update_config(study.storage, study.name,  # another sampler's pick no longer holds
+                       lambda config: {**{k: v for k, v in config.items() if k != PICKED}, "sampler": now})
     except NotImplementedError:
         return
     was = _name(stored.get("sampler"))
     if was != now.get("name"):  # a new seed or setting of the same sampler is recorded silently
         logger.info("study %r: sampler %s recorded (was %r)", study.name, now.get("name"), was)
+
+
+#: the key of a study's settings holding what sampler "auto" picked, written by the process that picked it
+PICKED = "sampler_picked"
+
+
+def record_pick(study: Study, picked: str) -> None:
+    """Store what sampler "auto" picked in this process (``tunesmith show``, the report and
+    the dashboard print "auto (bayes)"); written only when the stored pick differs."""
+    try:
+        if study.storage.get_study(study.name).config.get(PICKED) != picked:
+            _update_config(study.storage, study.name, lambda config: {**config, PICKED: picked})
+    except NotImplementedError:
+        return
+
+
+def sampler_label(config: Mapping[str, Any]) -> str:
+    """The sampler a study's settings name, as printed: "auto (bayes)" once a process has
+    recorded what "auto" picked, else the name ("auto" of a study stored before picks were)."""
+    name = str(_name(config.get("sampler", "")) or "?")
+    picked = config.get(PICKED)
+    return f"{name} ({picked})" if name == "auto" and isinstance(picked, str) and picked else name
 
 
 def _name(sampler: Any) -> Any:
