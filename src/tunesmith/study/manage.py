@@ -379,20 +379,22 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
 
 
 def _import_trials(study: Study, trials: list[Any], skip_invalid: bool) -> dict[int, int]:
-    """Import ``trials``; the new number of each imported trial by its number in the file."""
-    numbers: dict[int, int] = {}
+    """Import ``trials`` (checked first, then written in one transaction, the queued ones in their
+    place among the others); the new number of each imported trial by its number in the file."""
+    olds, records = [], []
     for i, t in enumerate(trials):
         old = t.get("number", i) if isinstance(t, Mapping) else i
         try:
-            new = _import_trial(study, t, f"trial {old}")
-            if new is not None and isinstance(old, int) and not isinstance(old, bool):
-                numbers[old] = new
+            records.append(_import_trial(study, t, f"trial {old}"))
+            olds.append(old)
         except ValueError as exc:
             if not skip_invalid:
                 raise ValueError(f"{exc}; to import the other trials without it: tunesmith import --skip-invalid "
                                  "(import_study(..., skip_invalid=True))") from None
             logger.warning("import: %s; left out", exc)
-    return numbers
+    stored = study.storage.insert_trials(study._study_id, records) if records else []
+    return {old: rec.number for old, rec in zip(olds, stored, strict=True)
+            if isinstance(old, int) and not isinstance(old, bool)}
 
 
 def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int]) -> None:
@@ -420,26 +422,27 @@ def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int])
                              "it is not what tunesmith export wrote") from None
 
 
-def _import_trial(study: Study, t: Any, where: str) -> int | None:
-    """Import one trial record; its number in the study."""
+def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
+    """One trial record of the file, checked as the study's (its number not yet set)."""
     if not isinstance(t, Mapping):
         raise ValueError(f"{where}: expected a trial's record, got {type(t).__name__}")
     try:
         state = TrialState(t.get("state"))
-        if state is TrialState.WAITING:
-            return study.enqueue(t.get("params") or {}, attrs=t.get("attrs"))
+        if state is TrialState.WAITING:  # queued again, as enqueue() queues it
+            attrs = t.get("attrs")
+            return FrozenTrial(number=0, state=state, params=study.space.validate(t.get("params") or {}),
+                               attrs=json_attrs(attrs, "enqueue") if attrs is not None else {})
         steps = t.get("intermediate") or {}
         if not isinstance(steps, Mapping):
             raise ValueError(f"intermediate must be a dict {{step: value}}, got {type(steps).__name__}")
         steps = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in steps.items()}
         as_state = {TrialState.RUNNING: TrialState.FAILED, TrialState.PAUSED: TrialState.PRUNED}.get(state, state)
         error = t.get("error") or ("running when the study was exported" if state is TrialState.RUNNING else None)
-        rec = known_result(study, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
-                           state=as_state, intermediate=steps, attrs=t.get("attrs"), error=error,
-                           started=t.get("started"), completed=t.get("completed"))  # fmt: skip
+        return known_result(study, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
+                            state=as_state, intermediate=steps, attrs=t.get("attrs"), error=error,
+                            started=t.get("started"), completed=t.get("completed"))  # fmt: skip
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{where}: {exc}") from None
-    return insert_record(study.storage, study._study_id, rec).number
 
 
 #: the longest note a study keeps (characters)
