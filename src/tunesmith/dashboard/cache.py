@@ -19,7 +19,7 @@ from ..plots.records import pruner_rungs
 from ..pruners import make_pruner
 from ..space import Space
 from ..storage import Storage, StudyRecord
-from ..study.evaluate import SUFFIX, results_from
+from ..study.evaluate import SUFFIX, book_name, results_from
 from ..study.manage import sampler_label
 from ..trial import FrozenTrial, TrialState
 
@@ -175,9 +175,12 @@ class StudyCache:
 
     def _tests(self, record: StudyRecord) -> dict[int, float]:
         """Mean test score by search-trial number, as ``study.evaluate_best`` recorded them."""
+        name = book_name(record.name)
+        if name is None:
+            return {}
         with self.io:
             try:
-                book = self.storage.get_study(record.name + TEST_SUFFIX)
+                book = self.storage.get_study(name)
             except KeyError:
                 return {}
             trials = self.storage.get_trials(book.study_id)

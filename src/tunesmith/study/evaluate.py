@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import StudyNotFound
+from ..storage.base import MAX_NAME_LENGTH
 from ..trial import Direction, FrozenTrial, TrialState
 from ..trial import ranked as ranked_trials
 
@@ -117,8 +118,11 @@ def test_results(study: Study) -> dict[int, TestResult]:
     """The recorded test results by search-trial number (the latest evaluation of each)."""
     from .study import Study
 
+    name = book_name(study.name)
+    if name is None:
+        return {}
     try:
-        book = Study.load(study.name + SUFFIX, study.storage)
+        book = Study.load(name, study.storage)
     except StudyNotFound:
         return {}
     return results_from(book.trials_in(TrialState.COMPLETE), study.direction, where=book.name)
@@ -203,9 +207,20 @@ def _companion(study: Study) -> Study:
     from .manage import making_companion
     from .study import Study
 
+    name = book_name(study.name)
+    if name is None:
+        raise ValueError(
+            f"study {study.name[:40]!r}... has a name of {len(study.name)} characters: its test results are kept "
+            f"in the study NAME{SUFFIX}, which would be over the limit of {MAX_NAME_LENGTH}; rename it to at most "
+            f"{MAX_NAME_LENGTH - len(SUFFIX)} characters (study.rename(...), tunesmith rename) to record them")
     with making_companion():
-        return Study(study.space, direction=study.direction, sampler="random", storage=study.storage,
-                     name=study.name + SUFFIX)
+        return Study(study.space, direction=study.direction, sampler="random", storage=study.storage, name=name)
+
+
+def book_name(name: str) -> str | None:
+    """The name of the study holding study ``name``'s test results; None where ``name`` (508 to
+    512 characters) leaves no room for the suffix, so there is none."""
+    return name + SUFFIX if len(name + SUFFIX) <= MAX_NAME_LENGTH else None
 
 
 def _record(book: Study, r: TestResult) -> None:

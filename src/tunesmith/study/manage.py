@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import StorageError, StudyNotFound
 from ..space import Space
 from ..storage import Storage, make_storage
-from ..storage.base import check_study_name
+from ..storage.base import MAX_NAME_LENGTH, check_study_name
 from ..trial import FrozenTrial, TrialState, json_attrs
 from .trial import _as_float, _as_step, short_repr
 
@@ -259,6 +259,8 @@ def _checkpoint_folders(storage: Storage, name: str) -> list[str]:
 
 
 def exists(storage: Storage, name: str) -> bool:
+    if len(name) > MAX_NAME_LENGTH:  # no study has it (a lookup refuses it): the test results of a long name
+        return False
     try:
         storage.get_study(name)
     except StudyNotFound:
