@@ -222,7 +222,8 @@ def _pair(weight: np.ndarray, cut_d: tuple[np.ndarray, np.ndarray, np.ndarray],
     cols = np.concatenate([s_e, s_e, e_e, e_e])
     signed = np.concatenate([weight, -weight, -weight, weight])
     inside = (rows < kd) & (cols < ke)
-    joint = np.bincount(rows[inside] * ke + cols[inside], weights=signed[inside], minlength=kd * ke).reshape(kd, ke)
+    joint: np.ndarray = np.bincount(rows[inside] * ke + cols[inside], weights=signed[inside],
+                                    minlength=kd * ke).reshape(kd, ke)
     np.cumsum(joint, axis=0, out=joint)
     np.cumsum(joint, axis=1, out=joint)
     joint -= a_d[:, None]
