@@ -133,6 +133,20 @@ class StudyCache:
                     _refresh(self.storage, entry)
             return View(entry.record, entry.trials, entry.version, entry.last_activity, entry.memo)
 
+    def listed(self, record: StudyRecord) -> View:
+        """The study as the list of studies shows it: once it has been read whole (shown, or
+        read ahead by the server), its view; before, its trials' numbers, states, values and
+        times only (``Storage.get_trial_heads``), so listing decodes no trial's parameters or
+        reports. A trial changed outside tunesmith in those is counted by its state until the
+        study is shown (then as the failed trial it is read as)."""
+        entry = self._entry(record)
+        if entry.read_at:
+            return self.view(record.name)
+        with self.io:
+            heads = tuple(self.storage.get_trial_heads(record.study_id))
+        last = max((max(t.completed or 0.0, t.started or 0.0) for t in heads), default=0.0)
+        return View(record, heads, entry.version, last, {})  # a memo of its own: not the whole trials'
+
     def forget(self, name: str) -> None:
         """Drop what is known of ``name`` (it was deleted)."""
         with self._lock:
