@@ -283,3 +283,31 @@ def test_in_memory_a_lost_actors_copy_is_failed_not_copied_again() -> None:
     again = fail_or_unqueue(study, copy.number, "ray worker lost", requeue=True, started=True)
     assert again is not None and again.state is TrialState.FAILED and again.system.requeued_as is None
     assert len(study.trials) == 2
+
+
+def _sleeps(trial: Any) -> float:
+    time.sleep(30)
+    return float(trial.params["x"])
+
+
+def test_a_sigterm_to_the_command_records_sigterm_under_ray(ray_local: Any, tmp_path: Path) -> None:
+    """A SIGTERM to `tunesmith run` under Ray recorded the trials it stopped as "interrupted
+    (KeyboardInterrupt)": Ray's wait turns the command's Terminated into a KeyboardInterrupt."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="term")
+
+    def terminate_once_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if sum(t.state is TrialState.RUNNING for t in Study.load("term", url).trials) == 2:
+                break
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_running, daemon=True).start()
+    code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
+    assert code == 128 + signal.SIGTERM
+    errors = [t.error for t in Study.load("term", url).trials]
+    assert errors and set(errors) == {"interrupted (SIGTERM)"}, errors

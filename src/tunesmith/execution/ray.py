@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import SearchExhausted, WorkersLost
+from ..exceptions import SearchExhausted, WorkersLost, interrupted
 from ..storage import MemoryStorage
 from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
@@ -322,9 +322,9 @@ class _Driver:
         try:
             self._loop()
             self._finish_promoted()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self.budget.stop()
-            self._interrupt()
+            self._interrupt(interrupted(exc))
             logger.warning("interrupted: running trials marked failed; optimize stopped")
         except ClusterLost as exc:
             self.budget.stop()
@@ -346,7 +346,7 @@ class _Driver:
         """The resources of each live node of the cluster."""
         return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
 
-    def _interrupt(self, error: str = "interrupted (KeyboardInterrupt)") -> None:
+    def _interrupt(self, error: str) -> None:
         """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
         it was running with ``error``.
 
