@@ -450,3 +450,14 @@ def test_show_studies_and_the_report_say_what_sampler_auto_picked(tmp_path: Path
                                             "sampler": {"name": "auto", "seed": 0}})
     assert run_cli("show", "s", "--storage", db) == 0
     assert "sampler auto)" in capsys.readouterr().out
+
+
+def test_recording_what_auto_picked_never_fails_an_ask_nor_marks_another_study(tmp_path: Path) -> None:
+    from tunesmith.study.manage import PICKED
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s")
+    ts.load_study("s", db).rename("t")  # by another handle, before this one's first ask
+    other = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s", sampler="random")  # a new study, the old name
+    study.tell(study.ask(), 0.5)
+    assert PICKED not in other.storage.get_study("s").config and len(ts.load_study("t", db).trials) == 1

@@ -511,10 +511,11 @@ def record_pick(study: Study, picked: str) -> None:
     """Store what sampler "auto" picked in this process (``tunesmith show``, the report and
     the dashboard print "auto (bayes)"); written only when the stored pick differs."""
     try:
-        if study.storage.get_study(study.name).config.get(PICKED) != picked:
+        rec = study.storage.get_study(study.name)
+        if rec.study_id == study._study_id and rec.config.get(PICKED) != picked:  # not renamed meanwhile
             _update_config(study.storage, study.name, lambda config: {**config, PICKED: picked})
-    except NotImplementedError:
-        return
+    except (NotImplementedError, StudyNotFound, StorageError) as exc:  # what is shown: never fails an ask
+        logger.debug("study %r: the sampler auto picked is not recorded: %s", study.name, exc)
 
 
 def sampler_label(config: Mapping[str, Any]) -> str:
