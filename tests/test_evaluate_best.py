@@ -221,7 +221,7 @@ def test_a_study_named_too_long_for_test_results_is_shown_deleted_and_told_why(
     url, name = f"sqlite:///{tmp_path / 'l.db'}", "a" * 510
     study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=url, name=name)
     study.optimize(lambda t: t.params["x"], n_trials=3)
-    with pytest.raises(ValueError, match="has a name of 510 characters: its test results .* at most 507"):
+    with pytest.raises(ValueError, match="has 510 characters: the study's test results .* at most 507"):
         study.evaluate_best(lambda t: t.params["x"], k=1)
     assert main(["show", name, "--storage", url]) == 0
     assert main(["report", name, "--storage", url, "-o", str(tmp_path / "r.html")]) == 0
@@ -229,3 +229,10 @@ def test_a_study_named_too_long_for_test_results_is_shown_deleted_and_told_why(
     assert cache.snapshot(cache.view(name)).tests == {}
     assert main(["delete", name, "--storage", url, "--yes"]) == 0
     assert ts.SQLStorage(url).list_studies() == []
+    tested = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=url, name="t")
+    tested.optimize(lambda t: t.params["x"], n_trials=3)
+    tested.evaluate_best(lambda t: t.params["x"], k=1)
+    for move in (tested.rename, tested.copy):  # its test results would have no name: refused before any change
+        with pytest.raises(ValueError, match="has 510 characters: the study's test results .* at most 507"):
+            move(name)
+    assert sorted(r.name for r in ts.SQLStorage(url).list_studies()) == ["t", "t:test"]

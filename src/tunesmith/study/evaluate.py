@@ -207,14 +207,19 @@ def _companion(study: Study) -> Study:
     from .manage import making_companion
     from .study import Study
 
-    name = book_name(study.name)
-    if name is None:
-        raise ValueError(
-            f"study {study.name[:40]!r}... has a name of {len(study.name)} characters: its test results are kept "
-            f"in the study NAME{SUFFIX}, which would be over the limit of {MAX_NAME_LENGTH}; rename it to at most "
-            f"{MAX_NAME_LENGTH - len(SUFFIX)} characters (study.rename(...), tunesmith rename) to record them")
+    name = room_for_book(study.name)
     with making_companion():
         return Study(study.space, direction=study.direction, sampler="random", storage=study.storage, name=name)
+
+
+def room_for_book(name: str) -> str:
+    """:func:`book_name`, or a ValueError saying that ``name`` is too long to keep test results."""
+    book = book_name(name)
+    if book is None:
+        raise ValueError(f"{name[:40]!r}... has {len(name)} characters: the study's test results (evaluate_best) "
+                         f"would be kept in the study NAME{SUFFIX}, over the limit of {MAX_NAME_LENGTH}; use a name "
+                         f"of at most {MAX_NAME_LENGTH - len(SUFFIX)} characters (study.rename(...), tunesmith rename)")
+    return book
 
 
 def book_name(name: str) -> str | None:

@@ -145,7 +145,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     if fill and new_space is not None:
         _check_fill(new_space, fill)
     book = exists(study.storage, study.name + SUFFIX)
-    _check_book_free(dest, name)
+    _check_book_free(dest, name, book)
     left = _copy(study, name, dest, new_space, fill)
     _warn_paused(study.trials, study.name, f"copied as {name!r}")
     if new_space is not None:
@@ -211,7 +211,7 @@ def rename_study(study: Study, new_name: str) -> None:
         return
     check_new_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
-    _check_book_free(study.storage, new_name)
+    _check_book_free(study.storage, new_name, book)
     study.storage.rename_study(study.name, new_name)
     _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
     if book:
@@ -268,10 +268,14 @@ def exists(storage: Storage, name: str) -> bool:
     return True
 
 
-def _check_book_free(storage: Storage, name: str) -> None:
+def _check_book_free(storage: Storage, name: str, book: bool = False) -> None:
+    """Refuse ``name`` for a new study whose test results' name is taken, or (``book``: it gets
+    test results) too long for them."""
     from ..exceptions import DuplicateStudyError
-    from .evaluate import SUFFIX
+    from .evaluate import SUFFIX, room_for_book
 
+    if book:
+        room_for_book(name)
     if exists(storage, name + SUFFIX):
         raise DuplicateStudyError(
             f"a study named {name + SUFFIX!r} (the test results of a study named {name!r}) already exists in "
@@ -363,7 +367,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
 
         raise DuplicateStudyError(f"a study named {name!r} already exists in {dest.display_url}: import under "
                                   "another name (name=..., on the command line NEW_NAME)")
-    _check_book_free(dest, name)
+    _check_book_free(dest, name, bool(doc.get("test_results")))
     space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
                   storage=dest, name=name, load_if_exists=False)
