@@ -150,8 +150,10 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     _warn_paused(study.trials, study.name, f"copied as {name!r}")
     if new_space is not None:
         _say_left_out(study.name, name, len(study.trials), left, book)
-    if book and not left:  # their trial numbers are the copy's
-        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space, fill)
+    if book:  # each pointing at its trial's number in the copy (numbered anew when trials were left out)
+        kept = [t.number for t in study.trials if t.number not in left]
+        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space, fill,
+              renumber={old: new for new, old in enumerate(kept)} if left else None)
     return Study(storage=dest, name=name)
 
 
@@ -163,7 +165,8 @@ def _say_left_out(source: str, name: str, n: int, left: Mapping[int, str], book:
     logger.warning(
         "copied study %r into %r with the new space: %d of %d trials left out, their parameters are not a "
         "configuration of it (trial %d: %s)%s", source, name, len(left), n, *first,
-        "; the copied trials are numbered anew, so its test results (evaluate_best) are not copied" if book else "",
+        "; the copied trials are numbered anew, and so are their test results (evaluate_best); those of the "
+        "trials left out are not copied" if book else "",
     )  # fmt: skip
 
 
@@ -284,10 +287,11 @@ def _check_book_free(storage: Storage, name: str, book: bool = False) -> None:
 
 
 def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
-          fill: Mapping[str, Any] | None = None) -> dict[int, str]:
+          fill: Mapping[str, Any] | None = None, renumber: Mapping[int, int] | None = None) -> dict[int, str]:
     """Copy ``study``'s settings and trials as ``name`` into ``dest``; with ``space``, the trials
     that fit it, ``fill`` giving the parameters they lack (returns why each other one was left
-    out, by number)."""
+    out, by number). ``renumber``: ``study`` holds test results, each copied with the new number
+    of its search trial (``attrs["trial"]``), none for a trial not in it."""
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction,
                             space=source.space if space is None else space.to_dict(), config=source.config)
@@ -296,6 +300,11 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     try:
         kept = []
         for t in study.trials:
+            if renumber is not None:
+                number = t.attrs.get("trial")
+                if not isinstance(number, int) or number not in renumber:
+                    continue
+                t = t.replace(attrs={**t.attrs, "trial": renumber[number]})
             if space is not None:
                 try:
                     t = t.replace(params=space.validate(_filled(space, t.params, fill or {})))
