@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,43 @@ def test_a_study_whose_name_starts_with_an_underscore_keeps_its_legend_entry() -
     labels = [text.lstrip("\u200b") for text in axes.get_legend_handles_labels()[1]]
     assert any(label.startswith("_base") for label in labels), labels
     plt.close(axes.figure)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root to make a file of another user")
+def test_an_output_over_another_user_s_file_in_a_sticky_folder_is_refused_in_a_sentence() -> None:
+    """The system's PermissionError named the temporary file beside the output ('.r.html.ab12.tmp')."""
+    import shutil
+    import tempfile
+
+    from tunesmith.plots import replace_file
+
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # a folder every user can reach, sticky as /tmp
+    try:
+        os.chmod(folder, 0o1777)
+        theirs = folder / "r.html"
+        theirs.write_text("theirs")
+        os.chown(theirs, 12345, 12345)
+        os.chmod(theirs, 0o666)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # another user, who may not replace another's file there (root may)
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    replace_file(theirs, lambda f: f.write(b"mine"))
+                    said = "replaced"
+                except OSError as exc:
+                    said = str(exc)
+                os.write(write, said.encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as answer:
+            said = answer.read()
+        assert said.startswith(f"cannot replace {str(theirs)!r}: it belongs to another user (uid 12345)"), said
+        assert theirs.read_text() == "theirs" and [p.name for p in folder.iterdir()] == ["r.html"]
+    finally:
+        shutil.rmtree(folder)
