@@ -130,6 +130,30 @@ def test_ray_callbacks_run_in_the_driver_and_stop_it(ray_local: Any, tmp_path: P
     assert before + 3 <= len(states) <= before + 3 + 4 and len(calls) == len(states) - before + 3
 
 
+def _began(trial: Any) -> float:
+    trial.set_attr("began", time.time())
+    time.sleep(0.3 if trial.number == 0 else 1.5)  # trial 0 ends (and stops the study) while another runs
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_starts_no_trial_after_a_callback_stops_the_study(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """After study.stop() in a callback, the call each actor held queued behind its running one
+    still started a trial, a whole trial after the stop; with callbacks an actor holds one call."""
+    study = _study(storage, tmp_path)
+    stopped: list[float] = []
+
+    def stop_at_the_first(s: Study, r: Any) -> None:
+        if not stopped:
+            stopped.append(time.time())
+            s.stop()
+
+    study.optimize(_began, n_trials=20, n_jobs=2, executor="ray", callbacks=[stop_at_the_first])
+    began = sorted(t.attrs["began"] - stopped[0] for t in study.trials if "began" in t.attrs)
+    assert began[-1] < 0.5, began
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE} and 1 <= len(study.trials) <= 2
+
+
 LOST_DRIVER = """
 import os, sys, time
 import tunesmith as ts
