@@ -427,3 +427,37 @@ def test_importance_pairs_under_ped_anova_is_refused_not_ignored(tmp_path: Path,
     assert main(["importance", "p", "--storage", url, "--method", "ped-anova"]) == 0
     assert main(["importance", "p", "--storage", url, "--pairs", "0"]) == 0
     assert "x × y" not in capsys.readouterr().out
+
+
+def test_show_studies_and_the_report_say_what_sampler_auto_picked(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tunesmith.plots import snapshot
+    from tunesmith.study.manage import PICKED
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s").optimize(lambda t: t.params["x"], n_trials=3)
+    capsys.readouterr()
+    assert run_cli("show", "s", "--storage", db) == 0
+    assert "sampler auto (bayes)" in capsys.readouterr().out
+    assert run_cli("studies", "--storage", db) == 0
+    assert "auto (bayes)" in capsys.readouterr().out
+    assert snapshot(ts.load_study("s", db)).sampler == "auto (bayes)"
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s", load_if_exists=True, sampler="random")
+    assert ts.load_study("s", db).sampler_label == "random"  # another sampler: the pick no longer holds
+    storage = ts.load_study("s", db).storage  # a study stored before picks were recorded
+    rec = storage.get_study("s")
+    storage.set_study_config(rec.study_id, {**{k: v for k, v in rec.config.items() if k != PICKED},
+                                            "sampler": {"name": "auto", "seed": 0}})
+    assert run_cli("show", "s", "--storage", db) == 0
+    assert "sampler auto)" in capsys.readouterr().out
+
+
+def test_recording_what_auto_picked_never_fails_an_ask_nor_marks_another_study(tmp_path: Path) -> None:
+    from tunesmith.study.manage import PICKED
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s")
+    ts.load_study("s", db).rename("t")  # by another handle, before this one's first ask
+    other = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s", sampler="random")  # a new study, the old name
+    study.tell(study.ask(), 0.5)
+    assert PICKED not in other.storage.get_study("s").config and len(ts.load_study("t", db).trials) == 1

@@ -610,3 +610,42 @@ def test_a_huge_value_or_worker_name_is_cut_short_in_the_trials_table(url: str) 
     page = c.get("/studies/alpha")
     assert page.status_code == 200 and len(page.content) < 100_000 and "(10,000,000 characters)" in page.text
     assert len(c.get("/api/studies/alpha/changes?since=x").content) < 100_000
+
+
+def test_the_dashboard_says_what_sampler_auto_picked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'auto.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="a").optimize(lambda t: t.params["x"], n_trials=3)
+    c = client(url)
+    assert c.get("/api/studies").json()["studies"][0]["sampler"] == "auto (bayes)"
+    assert "auto (bayes)" in c.get("/").text and "auto (bayes)" in c.get("/studies/a").text
+
+
+def test_the_list_of_studies_reads_no_trial_s_reports_until_the_study_is_shown(tmp_path: Path) -> None:
+    """The first list of studies read every trial whole: a row of reports of tens of MB cost seconds
+    and hundreds of MB before the page answered. It reads the trials' heads (number, state, value,
+    times); a study read whole once (shown) is listed from its view."""
+    import tracemalloc
+
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    study = ts.Study(SPACE, storage=url, name="big", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    reports = json.dumps({str(i): 0.5 for i in range(1_000_000)})  # 16 MB of text, a dict of a million when read
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ts_trials SET intermediate = :r WHERE number = 0"), {"r": reports})
+    engine.dispose()
+    c = client(url)
+    tracemalloc.start()
+    try:
+        listed = c.get("/api/studies").json()["studies"][0]
+        page = c.get("/")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30e6, peak
+    assert listed["trials"] == 3 and listed["states"] == {"complete": 3} and page.status_code == 200
+    assert listed["best"]["value"] == min(t.value for t in study.trials)
+    assert c.get("/studies/big").status_code == 200  # read whole now: listed from that view
+    assert c.get("/api/studies").json()["studies"][0]["version"] >= 1

@@ -216,3 +216,29 @@ def test_the_objective_s_own_reading_of_a_trial_works_in_the_test_function() -> 
     study.optimize(score, n_trials=4)
     ev = study.evaluate_best(score, k=2)
     assert [r.mean for r in ev.results] == [r.validation for r in ev.results]
+
+
+def test_a_study_named_too_long_for_test_results_is_shown_deleted_and_told_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study of 508 to 512 characters (allowed) could not be shown, reported or deleted: each looked
+    up its test results under a name over the limit; evaluate_best said '515 characters is too long'."""
+    from tunesmith.dashboard.cache import StudyCache
+
+    url, name = f"sqlite:///{tmp_path / 'l.db'}", "a" * 510
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=url, name=name)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    with pytest.raises(ValueError, match="has 510 characters: the study's test results .* at most 507"):
+        study.evaluate_best(lambda t: t.params["x"], k=1)
+    assert main(["show", name, "--storage", url]) == 0
+    assert main(["report", name, "--storage", url, "-o", str(tmp_path / "r.html")]) == 0
+    cache = StudyCache(study.storage)
+    assert cache.snapshot(cache.view(name)).tests == {}
+    assert main(["delete", name, "--storage", url, "--yes"]) == 0
+    assert ts.SQLStorage(url).list_studies() == []
+    tested = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=url, name="t")
+    tested.optimize(lambda t: t.params["x"], n_trials=3)
+    tested.evaluate_best(lambda t: t.params["x"], k=1)
+    for move in (tested.rename, tested.copy):  # its test results would have no name: refused before any change
+        with pytest.raises(ValueError, match="has 510 characters: the study's test results .* at most 507"):
+            move(name)
+    assert sorted(r.name for r in ts.SQLStorage(url).list_studies()) == ["t", "t:test"]

@@ -130,6 +130,30 @@ def test_ray_callbacks_run_in_the_driver_and_stop_it(ray_local: Any, tmp_path: P
     assert before + 3 <= len(states) <= before + 3 + 4 and len(calls) == len(states) - before + 3
 
 
+def _began(trial: Any) -> float:
+    trial.set_attr("began", time.time())
+    time.sleep(0.3 if trial.number == 0 else 1.5)  # trial 0 ends (and stops the study) while another runs
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_starts_no_trial_after_a_callback_stops_the_study(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """After study.stop() in a callback, the call each actor held queued behind its running one
+    still started a trial, a whole trial after the stop; with callbacks an actor holds one call."""
+    study = _study(storage, tmp_path)
+    stopped: list[float] = []
+
+    def stop_at_the_first(s: Study, r: Any) -> None:
+        if not stopped:
+            stopped.append(time.time())
+            s.stop()
+
+    study.optimize(_began, n_trials=20, n_jobs=2, executor="ray", callbacks=[stop_at_the_first])
+    began = sorted(t.attrs["began"] - stopped[0] for t in study.trials if "began" in t.attrs)
+    assert began[-1] < 0.5, began
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE} and 1 <= len(study.trials) <= 2
+
+
 LOST_DRIVER = """
 import os, sys, time
 import tunesmith as ts
@@ -283,3 +307,31 @@ def test_in_memory_a_lost_actors_copy_is_failed_not_copied_again() -> None:
     again = fail_or_unqueue(study, copy.number, "ray worker lost", requeue=True, started=True)
     assert again is not None and again.state is TrialState.FAILED and again.system.requeued_as is None
     assert len(study.trials) == 2
+
+
+def _sleeps(trial: Any) -> float:
+    time.sleep(30)
+    return float(trial.params["x"])
+
+
+def test_a_sigterm_to_the_command_records_sigterm_under_ray(ray_local: Any, tmp_path: Path) -> None:
+    """A SIGTERM to `tunesmith run` under Ray recorded the trials it stopped as "interrupted
+    (KeyboardInterrupt)": Ray's wait turns the command's Terminated into a KeyboardInterrupt."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="term")
+
+    def terminate_once_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if sum(t.state is TrialState.RUNNING for t in Study.load("term", url).trials) == 2:
+                break
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_running, daemon=True).start()
+    code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
+    assert code == 128 + signal.SIGTERM
+    errors = [t.error for t in Study.load("term", url).trials]
+    assert errors and set(errors) == {"interrupted (SIGTERM)"}, errors

@@ -202,3 +202,12 @@ def test_a_focus_that_keeps_every_parameter_says_the_space_is_the_same(caplog: p
     caplog.clear()
     plan_focus(wide, keep=["x"])
     assert "keeps every parameter" not in caplog.text
+
+
+def test_the_focus_summary_prints_a_stored_name_s_control_characters_escaped() -> None:
+    """A parameter name read from the database reached the terminal as it was (a cleared screen)."""
+    from tunesmith.study.focus import FocusPlan
+
+    plan = FocusPlan(ts.Space({"x": ts.Float(0, 1)}), ("x",), {"C\x1b[2J": 1.0, "ü": 2.0}, (), (), 0)
+    text = plan.summary("s")
+    assert "fixed C\\x1b[2J=1.0, ü=2.0;" in text and "\x1b" not in text

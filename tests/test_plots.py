@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,41 @@ def test_a_parameter_range_near_the_largest_float_is_refused_by_matplotlib_with_
     wide.add_trial({"lr": 1e267}, 2.0)
     with pytest.raises(ValueError, match=r"matplotlib cannot draw a log axis over 537 decades \(1e-270 to 1e\+267\)"):
         plots.save(plots.records_of(wide, "slice"), tmp_path / "p.png")
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root to make a file of another user")
+def test_an_output_over_another_user_s_file_in_a_sticky_folder_is_refused_in_a_sentence() -> None:
+    """The system's PermissionError named the temporary file beside the output ('.r.html.ab12.tmp')."""
+    import shutil
+    import tempfile
+
+    from tunesmith.plots import replace_file
+
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # a folder every user can reach, sticky as /tmp
+    try:
+        os.chmod(folder, 0o1777)
+        theirs = folder / "r.html"
+        theirs.write_text("theirs")
+        os.chown(theirs, 12345, 12345)
+        os.chmod(theirs, 0o666)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # another user, who may not replace another's file there (root may)
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    replace_file(theirs, lambda f: f.write(b"mine"))
+                    said = "replaced"
+                except OSError as exc:
+                    said = str(exc)
+                os.write(write, said.encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as answer:
+            said = answer.read()
+        assert said.startswith(f"cannot replace {str(theirs)!r}: it belongs to another user (uid 12345)"), said
+        assert theirs.read_text() == "theirs" and [p.name for p in folder.iterdir()] == ["r.html"]
+    finally:
+        shutil.rmtree(folder)

@@ -78,10 +78,18 @@ class Terminated(KeyboardInterrupt):  # noqa: N818 - an interruption, as Keyboar
         self.name = name
 
 
+#: the signals (their names) stopping this process's optimize, noted by the command line's handler
+#: while it runs: Ray's wait turns the :class:`Terminated` raised inside it into a plain KeyboardInterrupt
+STOPPING_SIGNALS: list[str] = []
+
+
 def interrupted(exc: BaseException | None = None) -> str:
-    """The error of a trial an interruption stopped: ``interrupted (SIGTERM)`` for :class:`Terminated`,
-    else ``interrupted (KeyboardInterrupt)`` (Ctrl-C)."""
-    return f"interrupted ({exc.name})" if isinstance(exc, Terminated) else "interrupted (KeyboardInterrupt)"
+    """The error of a trial an interruption stopped: ``interrupted (SIGTERM)`` for :class:`Terminated`
+    (or while the command line notes a SIGTERM in :data:`STOPPING_SIGNALS`), else
+    ``interrupted (KeyboardInterrupt)`` (Ctrl-C)."""
+    if isinstance(exc, Terminated):
+        return f"interrupted ({exc.name})"
+    return f"interrupted ({STOPPING_SIGNALS[0]})" if STOPPING_SIGNALS else "interrupted (KeyboardInterrupt)"
 
 
 _TRIAL_PY = os.path.join("tunesmith", "study", "trial.py")

@@ -32,7 +32,7 @@ from ..storage.base import StudyRecord, mask_url
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
-from ..study.manage import delete_study, import_study
+from ..study.manage import delete_study, import_study, sampler_label
 from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
@@ -225,12 +225,11 @@ def _study_row(storage: Storage, rec: StudyRecord, trials: list[FrozenTrial], la
     """A study's row of ``tunesmith studies`` (``book``: its test results' companion study)."""
     done = [t for t in trials if t.state is TrialState.COMPLETE]
     top = best_of(done, rec.direction)
-    sampler = rec.config.get("sampler", {})
     tested = "-" if book is None else str(len(results_from(storage.get_trials(book.study_id), rec.direction,
                                                            where=book.name, quiet=True)))
     return [
         literal(rec.name), rec.direction.value,
-        literal(str(sampler.get("name", "?") if isinstance(sampler, dict) else sampler)),
+        literal(sampler_label(rec.config)),
         str(len(trials)), str(len(done)), "-" if top is None else f"{top.value:.6g}", _local_time(last), tested,
     ]
 
@@ -269,7 +268,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = study.trials
     console = wide_console()
-    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler.name)}): "
+    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler_label)}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
     for note in study.notes:
         console.print(f"note {_local_time(_as_float(note.get('time')) or 0.0)}: {literal(str(note.get('text')))}",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import StudyNotFound, Terminated
+from ..exceptions import STOPPING_SIGNALS, StudyNotFound, Terminated
 from ..storage import Storage, make_storage
 from ..study import Study
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
@@ -154,6 +154,7 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
             return
         stopped_by.append(signum)
         if signum != signal.SIGINT:  # optimize's own handling of KeyboardInterrupt, recorded as a SIGTERM
+            STOPPING_SIGNALS.append(signal.Signals(signum).name)  # for Ray, whose wait raises KeyboardInterrupt
             raise Terminated(signal.Signals(signum).name)
         signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt: optimize's own handling
 
@@ -172,6 +173,7 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        STOPPING_SIGNALS.clear()
     return 128 + stopped_by[0] if stopped_by else 0
 
 

@@ -196,7 +196,7 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 
 
 def studies(d: Dashboard, request: Request) -> Response:
-    views = [d.cache.view(r.name) for r in d.cache.records()]
+    views = [d.cache.listed(r) for r in d.cache.records()]
     return HTMLResponse(pages.studies_page(views, d.cache.storage.display_url))
 
 
@@ -242,7 +242,7 @@ def _direction(request: Request) -> str | None:
 
 
 def api_studies(d: Dashboard, request: Request) -> Response:
-    return json_response({"studies": [d.cache.view(r.name).summary() for r in d.cache.records()]})
+    return json_response({"studies": [d.cache.listed(r).summary() for r in d.cache.records()]})
 
 
 def api_study(d: Dashboard, request: Request) -> Response:

@@ -19,7 +19,8 @@ from ..plots.records import pruner_rungs
 from ..pruners import make_pruner
 from ..space import Space
 from ..storage import Storage, StudyRecord
-from ..study.evaluate import SUFFIX, results_from
+from ..study.evaluate import SUFFIX, book_name, results_from
+from ..study.manage import sampler_label
 from ..trial import FrozenTrial, TrialState
 
 #: the suffix of the companion study where ``study.evaluate_best`` records test scores
@@ -96,8 +97,7 @@ class View:
 
 
 def sampler_name(config: Any) -> str:
-    s = config.get("sampler", "")
-    return str(s.get("name", "?") if isinstance(s, dict) else s)
+    return sampler_label(config) if config.get("sampler") else ""
 
 
 def pruner_name(config: Any) -> str:
@@ -132,6 +132,20 @@ class StudyCache:
                 with self.io:
                     _refresh(self.storage, entry)
             return View(entry.record, entry.trials, entry.version, entry.last_activity, entry.memo)
+
+    def listed(self, record: StudyRecord) -> View:
+        """The study as the list of studies shows it: once it has been read whole (shown, or
+        read ahead by the server), its view; before, its trials' numbers, states, values and
+        times only (``Storage.get_trial_heads``), so listing decodes no trial's parameters or
+        reports. A trial changed outside tunesmith in those is counted by its state until the
+        study is shown (then as the failed trial it is read as)."""
+        entry = self._entry(record)
+        if entry.read_at:
+            return self.view(record.name)
+        with self.io:
+            heads = tuple(self.storage.get_trial_heads(record.study_id))
+        last = max((max(t.completed or 0.0, t.started or 0.0) for t in heads), default=0.0)
+        return View(record, heads, entry.version, last, {})  # a memo of its own: not the whole trials'
 
     def forget(self, name: str) -> None:
         """Drop what is known of ``name`` (it was deleted)."""
@@ -175,9 +189,12 @@ class StudyCache:
 
     def _tests(self, record: StudyRecord) -> dict[int, float]:
         """Mean test score by search-trial number, as ``study.evaluate_best`` recorded them."""
+        name = book_name(record.name)
+        if name is None:
+            return {}
         with self.io:
             try:
-                book = self.storage.get_study(record.name + TEST_SUFFIX)
+                book = self.storage.get_study(name)
             except KeyError:
                 return {}
             trials = self.storage.get_trials(book.study_id)

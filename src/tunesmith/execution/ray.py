@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import SearchExhausted, WorkersLost
+from ..exceptions import SearchExhausted, WorkersLost, interrupted
 from ..storage import MemoryStorage
 from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
@@ -48,7 +48,7 @@ from .ray_worker import (
 
 logger = logging.getLogger("tunesmith")
 
-IN_FLIGHT = 2  # calls queued per actor: one running, one waiting
+IN_FLIGHT = 2  # calls queued per actor: one running, one waiting (one only with callbacks, see _Driver)
 MAX_REPLACEMENTS = 20
 INTERRUPT_GRACE = 5.0  # seconds Ctrl-C waits for the stopped actors' calls to end
 #: seconds without a node that has the resources of one trial before the cluster counts as lost
@@ -302,6 +302,9 @@ class _Driver:
         self.checked = 0.0  # when the cluster's resources were last looked at
         self.starved_since: float | None = None  # since when no node can run a trial
         self.first = 0 if self.memory else len(self.study.trials)  # trials before this call
+        # a callback may stop the study (study.stop(), or by raising): a call queued behind the running
+        # one would start a trial after it, so with callbacks each actor holds one call at a time
+        self.in_flight = 1 if job.callbacks else IN_FLIGHT
 
     def run(self) -> str | None:
         if self.memory and self.study.pruner.name != "none":
@@ -322,9 +325,9 @@ class _Driver:
         try:
             self._loop()
             self._finish_promoted()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self.budget.stop()
-            self._interrupt()
+            self._interrupt(interrupted(exc))
             logger.warning("interrupted: running trials marked failed; optimize stopped")
         except ClusterLost as exc:
             self.budget.stop()
@@ -346,7 +349,7 @@ class _Driver:
         """The resources of each live node of the cluster."""
         return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
 
-    def _interrupt(self, error: str = "interrupted (KeyboardInterrupt)") -> None:
+    def _interrupt(self, error: str) -> None:
         """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
         it was running with ``error``.
 
@@ -377,7 +380,7 @@ class _Driver:
         self.actors.append(_Actor(handle, handle.whoami.remote()))  # its calls come once it is up
 
     def _start_up(self) -> None:
-        """Give calls to the actors that have started, up to IN_FLIGHT each. An actor waiting
+        """Give calls to the actors that have started, up to ``in_flight`` each. An actor waiting
         for resources (its node lost, the cluster full) holds no trial meanwhile, so it
         never keeps optimize waiting for trials that cannot run."""
         waiting = {a.who: a for a in self.actors if not a.up}
@@ -386,7 +389,7 @@ class _Driver:
             for ref in ready:
                 waiting[ref].up, waiting[ref].since = True, time.monotonic()
         for actor in self.actors:
-            while actor.up and len(actor.calls) < IN_FLIGHT and self._submit(actor):
+            while actor.up and len(actor.calls) < self.in_flight and self._submit(actor):
                 pass
 
     def _wait_up(self) -> None:

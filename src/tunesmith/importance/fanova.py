@@ -16,7 +16,7 @@ side along each column):
 
 Both sums over covering leaves are difference arrays (a +/- at each run's ends, then
 cumulative sums), so a tree costs O(L D + sum_d K_d) for the main effects and
-O(L + K_d K_e) per pair.
+O(L + K_d K_e) per pair (a few passes over the grid, which is what a pair costs).
 
 Every sum runs over the tree's own partition, so nothing is sampled. Each tree
 gives fractions ``V_d / V`` and ``V_de / V``; the estimate is their mean over the
@@ -213,12 +213,21 @@ def _without(m: np.ndarray, skip: tuple[int, ...]) -> np.ndarray:
 
 def _pair(weight: np.ndarray, cut_d: tuple[np.ndarray, np.ndarray, np.ndarray],
           cut_e: tuple[np.ndarray, np.ndarray, np.ndarray], a_d: np.ndarray, a_e: np.ndarray, f0: float) -> float:
-    """V_de: the joint marginal over the (K_d, K_e) grid from a 2-D difference array."""
+    """V_de: the joint marginal over the (K_d, K_e) grid from a 2-D difference array: one
+    bincount of the four corners of every leaf's rectangle (a corner at the last cut adds
+    nothing inside the grid), cumulative sums and the residual in place."""
     (s_d, e_d, w_d), (s_e, e_e, w_e) = cut_d, cut_e
     kd, ke = w_d.size, w_e.size
-    flat = np.zeros((kd + 1) * (ke + 1))
-    for rows, cols, sign in ((s_d, s_e, 1.0), (e_d, s_e, -1.0), (s_d, e_e, -1.0), (e_d, e_e, 1.0)):
-        flat += sign * np.bincount(rows * (ke + 1) + cols, weights=weight, minlength=flat.size)
-    joint = flat.reshape(kd + 1, ke + 1).cumsum(axis=0).cumsum(axis=1)[:kd, :ke]
-    resid = joint - a_d[:, None] - a_e[None, :] + f0
-    return float(w_d @ resid**2 @ w_e)
+    rows = np.concatenate([s_d, e_d, s_d, e_d])
+    cols = np.concatenate([s_e, s_e, e_e, e_e])
+    signed = np.concatenate([weight, -weight, -weight, weight])
+    inside = (rows < kd) & (cols < ke)
+    joint: np.ndarray = np.bincount(rows[inside] * ke + cols[inside], weights=signed[inside],
+                                    minlength=kd * ke).reshape(kd, ke)
+    np.cumsum(joint, axis=0, out=joint)
+    np.cumsum(joint, axis=1, out=joint)
+    joint -= a_d[:, None]
+    joint -= a_e[None, :]
+    joint += f0
+    np.square(joint, out=joint)
+    return float(w_d @ joint @ w_e)

@@ -149,11 +149,25 @@ def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> Path:
             if st is not None and hasattr(os, "fchmod"):  # the mode the user gave the file (chmod 600)
                 os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
             write(f)
-        os.replace(tmp, path)
+        _replace(tmp, path, st)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _replace(tmp: Path, path: Path, st: os.stat_result | None) -> None:
+    """``os.replace``; over another user's file in a folder where only a file's owner may replace
+    it (sticky, as /tmp), a sentence naming the path instead of the system's, which names the
+    temporary file."""
+    try:
+        os.replace(tmp, path)
+    except PermissionError:
+        if st is None or st.st_uid == os.getuid():
+            raise
+        raise PermissionError(f"cannot replace {str(path)!r}: it belongs to another user (uid {st.st_uid}) in a "
+                              "folder where only a file's owner may replace it (sticky, as /tmp); write to another "
+                              "path, or have its owner remove it") from None
 
 
 # -- matplotlib faces kept from the first version: draw into ``ax``, return the Axes -----------

@@ -220,7 +220,7 @@ def snapshot(study: Any) -> Snapshot:
     sampler = getattr(study, "sampler", None)
     return Snapshot(
         name=study.name, direction=study.direction, space=study.space, trials=tuple(study.trials),
-        sampler=str(getattr(sampler, "name", "")), pruner=_pruner_name(pruner),
+        sampler=str(getattr(study, "sampler_label", None) or getattr(sampler, "name", "")), pruner=_pruner_name(pruner),
         rungs=pruner_rungs(pruner),
         tests={n: r.mean for n, r in test_results(study).items()},
     )

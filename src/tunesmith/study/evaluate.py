@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import StudyNotFound
+from ..storage.base import MAX_NAME_LENGTH
 from ..trial import Direction, FrozenTrial, TrialState
 from ..trial import ranked as ranked_trials
 from .trial import _as_float_or_nan, short_repr
@@ -118,8 +119,11 @@ def test_results(study: Study) -> dict[int, TestResult]:
     """The recorded test results by search-trial number (the latest evaluation of each)."""
     from .study import Study
 
+    name = book_name(study.name)
+    if name is None:
+        return {}
     try:
-        book = Study.load(study.name + SUFFIX, study.storage)
+        book = Study.load(name, study.storage)
     except StudyNotFound:
         return {}
     return results_from(book.trials_in(TrialState.COMPLETE), study.direction, where=book.name)
@@ -203,9 +207,25 @@ def _companion(study: Study) -> Study:
     from .manage import making_companion
     from .study import Study
 
+    name = room_for_book(study.name)
     with making_companion():
-        return Study(study.space, direction=study.direction, sampler="random", storage=study.storage,
-                     name=study.name + SUFFIX)
+        return Study(study.space, direction=study.direction, sampler="random", storage=study.storage, name=name)
+
+
+def room_for_book(name: str) -> str:
+    """:func:`book_name`, or a ValueError saying that ``name`` is too long to keep test results."""
+    book = book_name(name)
+    if book is None:
+        raise ValueError(f"{name[:40]!r}... has {len(name)} characters: the study's test results (evaluate_best) "
+                         f"would be kept in the study NAME{SUFFIX}, over the limit of {MAX_NAME_LENGTH}; use a name "
+                         f"of at most {MAX_NAME_LENGTH - len(SUFFIX)} characters (study.rename(...), tunesmith rename)")
+    return book
+
+
+def book_name(name: str) -> str | None:
+    """The name of the study holding study ``name``'s test results; None where ``name`` (508 to
+    512 characters) leaves no room for the suffix, so there is none."""
+    return name + SUFFIX if len(name + SUFFIX) <= MAX_NAME_LENGTH else None
 
 
 def _record(book: Study, r: TestResult) -> None:

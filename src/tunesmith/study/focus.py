@@ -61,10 +61,16 @@ class FocusPlan:
     importance: Mapping[str, float] = field(default_factory=dict)
 
     def summary(self, source: str) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in for_display(self.fixed).items())  # stored: every bit
+        shown = ", ".join(f"{_printable(k)}={v!r}" for k, v in for_display(self.fixed).items())  # stored: every bit
         gone = f"; dropped (never active now): {list(self.dropped)}" if self.dropped else ""
         return (f"focus on {list(self.keep)} of study {source!r}: fixed {shown or 'nothing'}{gone}; "
                 f"carried {plural(len(self.carried), 'trial')} ({plural(self.skipped, 'complete trial')} not carried)")
+
+
+def _printable(name: str) -> str:
+    """A stored parameter name as printed: control characters as escapes (``\\x1b``), so a
+    name written into a shared database cannot drive the terminal of whoever focuses it."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def plan_focus(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import StorageError, StudyNotFound
 from ..space import Space
 from ..storage import Storage, make_storage
-from ..storage.base import check_study_name
+from ..storage.base import MAX_NAME_LENGTH, check_study_name
 from ..trial import FrozenTrial, TrialState, json_attrs
 from .trial import _as_float, _as_step, short_repr
 
@@ -147,13 +147,15 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     if fill and new_space is not None:
         _check_fill(new_space, fill)
     book = exists(study.storage, study.name + SUFFIX)
-    check_book_free(dest, name)
+    check_book_free(dest, name, book)
     left = _copy(study, name, dest, new_space, fill)
     _warn_paused(study.trials, study.name, f"copied as {name!r}")
     if new_space is not None:
         _say_left_out(study.name, name, len(study.trials), left, book)
-    if book and not left:  # their trial numbers are the copy's
-        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space, fill)
+    if book:  # each pointing at its trial's number in the copy (numbered anew when trials were left out)
+        kept = [t.number for t in study.trials if t.number not in left]
+        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space, fill,
+              renumber={old: new for new, old in enumerate(kept)} if left else None)
     return Study(storage=dest, name=name)
 
 
@@ -165,7 +167,8 @@ def _say_left_out(source: str, name: str, n: int, left: Mapping[int, str], book:
     logger.warning(
         "copied study %r into %r with the new space: %d of %d trials left out, their parameters are not a "
         "configuration of it (trial %d: %s)%s", source, name, len(left), n, *first,
-        "; the copied trials are numbered anew, so its test results (evaluate_best) are not copied" if book else "",
+        "; the copied trials are numbered anew, and so are their test results (evaluate_best); those of the "
+        "trials left out are not copied" if book else "",
     )  # fmt: skip
 
 
@@ -213,7 +216,7 @@ def rename_study(study: Study, new_name: str) -> None:
         return
     check_new_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
-    check_book_free(study.storage, new_name)
+    check_book_free(study.storage, new_name, book)
     study.storage.rename_study(study.name, new_name)
     if book:
         try:
@@ -265,6 +268,8 @@ def _checkpoint_folders(storage: Storage, name: str) -> list[str]:
 
 
 def exists(storage: Storage, name: str) -> bool:
+    if len(name) > MAX_NAME_LENGTH:  # no study has it (a lookup refuses it): the test results of a long name
+        return False
     try:
         storage.get_study(name)
     except StudyNotFound:
@@ -272,10 +277,14 @@ def exists(storage: Storage, name: str) -> bool:
     return True
 
 
-def check_book_free(storage: Storage, name: str) -> None:
+def check_book_free(storage: Storage, name: str, book: bool = False) -> None:
+    """Refuse ``name`` for a new study whose test results' name is taken, or (``book``: it gets
+    test results) too long for them."""
     from ..exceptions import DuplicateStudyError
-    from .evaluate import SUFFIX
+    from .evaluate import SUFFIX, room_for_book
 
+    if book:
+        room_for_book(name)
     if exists(storage, name + SUFFIX):
         raise DuplicateStudyError(
             f"a study named {name + SUFFIX!r} (the test results of a study named {name!r}) already exists in "
@@ -284,10 +293,11 @@ def check_book_free(storage: Storage, name: str) -> None:
 
 
 def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
-          fill: Mapping[str, Any] | None = None) -> dict[int, str]:
+          fill: Mapping[str, Any] | None = None, renumber: Mapping[int, int] | None = None) -> dict[int, str]:
     """Copy ``study``'s settings and trials as ``name`` into ``dest``; with ``space``, the trials
     that fit it, ``fill`` giving the parameters they lack (returns why each other one was left
-    out, by number)."""
+    out, by number). ``renumber``: ``study`` holds test results, each copied with the new number
+    of its search trial (``attrs["trial"]``), none for a trial not in it."""
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction,
                             space=source.space if space is None else space.to_dict(), config=source.config)
@@ -296,6 +306,11 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     try:
         kept = []
         for t in study.trials:
+            if renumber is not None:
+                number = t.attrs.get("trial")
+                if not isinstance(number, int) or number not in renumber:
+                    continue
+                t = t.replace(attrs={**t.attrs, "trial": renumber[number]})
             if space is not None:
                 try:
                     t = t.replace(params=space.validate(_filled(space, t.params, fill or {})))
@@ -368,7 +383,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
 
         raise DuplicateStudyError(f"a study named {name!r} already exists in {dest.display_url}: import under "
                                   "another name (name=..., on the command line NEW_NAME)")
-    check_book_free(dest, name)
+    check_book_free(dest, name, bool(doc.get("test_results")))
     space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
                   storage=dest, name=name, load_if_exists=False)
@@ -393,20 +408,23 @@ def _import_notes(storage: Storage, name: str, notes: list[dict[str, Any]]) -> N
 
 
 def _import_trials(study: Study, trials: list[Any], skip_invalid: bool) -> dict[int, int]:
-    """Import ``trials``; the new number of each imported trial by its number in the file."""
-    numbers: dict[int, int] = {}
+    """Import ``trials`` (checked first, then written in one transaction, the queued ones in their
+    place among the others); the new number of each imported trial by its number in the file."""
+    olds, records = [], []
     for i, t in enumerate(trials):
         old = t.get("number", i) if isinstance(t, Mapping) else i
         try:
-            new = _import_trial(study, t, f"trial {old if isinstance(old, int) else short_repr(old)}")  # repr: escapes
-            if new is not None and isinstance(old, int) and not isinstance(old, bool):
-                numbers[old] = new
+            label = f"trial {old if isinstance(old, int) else short_repr(old)}"  # repr: a text may hold escapes
+            records.append(_import_trial(study, t, label))
+            olds.append(old)
         except ValueError as exc:
             if not skip_invalid:
                 raise ValueError(f"{exc}; to import the other trials without it: tunesmith import --skip-invalid "
                                  "(import_study(..., skip_invalid=True))") from None
             logger.warning("import: %s; left out", exc)
-    return numbers
+    stored = study.storage.insert_trials(study._study_id, records) if records else []
+    return {old: rec.number for old, rec in zip(olds, stored, strict=True)
+            if isinstance(old, int) and not isinstance(old, bool)}
 
 
 def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int]) -> None:
@@ -435,26 +453,27 @@ def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int])
                              "it is not what tunesmith export wrote") from None
 
 
-def _import_trial(study: Study, t: Any, where: str) -> int | None:
-    """Import one trial record; its number in the study."""
+def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
+    """One trial record of the file, checked as the study's (its number not yet set)."""
     if not isinstance(t, Mapping):
         raise ValueError(f"{where}: expected a trial's record, got {type(t).__name__}")
     try:
         state = TrialState(t.get("state"))
-        if state is TrialState.WAITING:
-            return study.enqueue(t.get("params") or {}, attrs=t.get("attrs"))
+        if state is TrialState.WAITING:  # queued again, as enqueue() queues it
+            attrs = t.get("attrs")
+            return FrozenTrial(number=0, state=state, params=study.space.validate(t.get("params") or {}),
+                               attrs=json_attrs(attrs, "enqueue") if attrs is not None else {})
         steps = t.get("intermediate") or {}
         if not isinstance(steps, Mapping):
             raise ValueError(f"intermediate must be a dict {{step: value}}, got {type(steps).__name__}")
         steps = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in steps.items()}
         as_state = {TrialState.RUNNING: TrialState.FAILED, TrialState.PAUSED: TrialState.PRUNED}.get(state, state)
         error = t.get("error") or ("running when the study was exported" if state is TrialState.RUNNING else None)
-        rec = known_result(study, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
-                           state=as_state, intermediate=steps, attrs=t.get("attrs"), error=error,
-                           started=t.get("started"), completed=t.get("completed"))  # fmt: skip
+        return known_result(study, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
+                            state=as_state, intermediate=steps, attrs=t.get("attrs"), error=error,
+                            started=t.get("started"), completed=t.get("completed"))  # fmt: skip
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{where}: {exc}") from None
-    return insert_record(study.storage, study._study_id, rec).number
 
 
 #: the longest note a study keeps (characters)
@@ -508,12 +527,36 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
     if stored.get("sampler") == now:
         return
     try:
-        _update_config(study.storage, study.name, lambda config: {**config, "sampler": now})
+        _update_config(study.storage, study.name,  # another sampler's pick no longer holds
+                       lambda config: {**{k: v for k, v in config.items() if k != PICKED}, "sampler": now})
     except NotImplementedError:
         return
     was = _name(stored.get("sampler"))
     if was != now.get("name"):  # a new seed or setting of the same sampler is recorded silently
         logger.info("study %r: sampler %s recorded (was %r)", study.name, now.get("name"), was)
+
+
+#: the key of a study's settings holding what sampler "auto" picked, written by the process that picked it
+PICKED = "sampler_picked"
+
+
+def record_pick(study: Study, picked: str) -> None:
+    """Store what sampler "auto" picked in this process (``tunesmith show``, the report and
+    the dashboard print "auto (bayes)"); written only when the stored pick differs."""
+    try:
+        rec = study.storage.get_study(study.name)
+        if rec.study_id == study._study_id and rec.config.get(PICKED) != picked:  # not renamed meanwhile
+            _update_config(study.storage, study.name, lambda config: {**config, PICKED: picked})
+    except (NotImplementedError, StudyNotFound, StorageError) as exc:  # what is shown: never fails an ask
+        logger.debug("study %r: the sampler auto picked is not recorded: %s", study.name, exc)
+
+
+def sampler_label(config: Mapping[str, Any]) -> str:
+    """The sampler a study's settings name, as printed: "auto (bayes)" once a process has
+    recorded what "auto" picked, else the name ("auto" of a study stored before picks were)."""
+    name = str(_name(config.get("sampler", "")) or "?")
+    picked = config.get(PICKED)
+    return f"{name} ({picked})" if name == "auto" and isinstance(picked, str) and picked else name
 
 
 def _name(sampler: Any) -> Any:

@@ -23,14 +23,14 @@ from ..exceptions import (
 )
 from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
-from ..samplers import Sampler, is_known, make_sampler
+from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
 from ..space.params import did_you_mean
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
-from .manage import check_book_free, check_new_name, record_sampler
+from .manage import check_book_free, check_new_name, record_pick, record_sampler, sampler_label
 from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
 
@@ -119,6 +119,7 @@ class Study:
         self._warned_inexact = False  # an integer value beyond 2**53 stored as the nearest float
         self._size: float | None = None  # the space's number of configurations, once asked
         self._stop_requested = False
+        self._picked: str | None = None  # what sampler "auto" picked, once recorded
         if sampler is not None:
             record_sampler(self, cfg)  # an override on an existing study is recorded
 
@@ -369,6 +370,7 @@ class Study:
                 if self._unfit:
                     history = [t for t in history if t.number not in self._unfit]
                 suggestion = self.sampler.suggest(self.space, history, self.direction)
+                self._record_pick()
                 if suggestion is None:
                     raise SearchExhausted(
                         f"{self.sampler.name} search of study {self.name!r} is exhausted: "
@@ -383,6 +385,23 @@ class Study:
                         self._warn_repeat(rec.number)
                     return Trial(self, rec)
         raise RuntimeError("could not claim a configuration after 1000 attempts")
+
+    def _record_pick(self) -> None:
+        """Store, once per study object, what sampler "auto" picked (shown as "auto (bayes)")."""
+        chosen = getattr(self.sampler, "chosen", None) if isinstance(self.sampler, AutoSampler) else None
+        if chosen is not None and self._picked != chosen.name:
+            self._picked = chosen.name
+            record_pick(self, chosen.name)
+
+    @property
+    def sampler_label(self) -> str:
+        """The sampler as ``tunesmith show``, the report and the dashboard print it: its name,
+        and for "auto" what it picked ("auto (bayes)") once a process has picked."""
+        if self._picked is not None and self.sampler.name == "auto":
+            return f"auto ({self._picked})"
+        if self.sampler.name != "auto":
+            return self.sampler.name
+        return sampler_label(self._storage.get_study(self._current_name()).config)
 
     def _warn_repeat(self, number: int) -> None:
         """Say once when every configuration of a finite space has been tried and the
