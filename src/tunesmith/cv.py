@@ -31,6 +31,7 @@ import numpy as np
 from .exceptions import TrialPruned
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .pruners.curves import check_int
+from .space.params import check_seed
 from .trial import Direction, FrozenTrial, TrialState
 
 logger = logging.getLogger("tunesmith")
@@ -47,7 +48,7 @@ def kfold(n: int, k: int = 5, *, shuffle: bool = True, seed: int | None = 0) -> 
     """``k`` folds of ``range(n)``: each sample is validated once (shuffled first unless told not to)."""
     _check_n(n, "kfold")
     _check_k(k, n, "samples")
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    order = np.random.default_rng(check_seed(seed, "kfold: seed")).permutation(n) if shuffle else np.arange(n)
     return _from_parts(np.array_split(order, k), n)
 
 
@@ -60,7 +61,7 @@ def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = Tru
         warnings.warn(f"stratified(): {len(rare)} class(es) have fewer members than k={k} folds ("
                       + ", ".join(f"{c!r}: {n}" for c, n in list(rare.items())[:5])
                       + "): some validation folds hold none of them", UserWarning, stacklevel=2)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, "stratified: seed"))
     parts: list[list[np.ndarray]] = [[] for _ in range(k)]
     offset = 0
     for c in _unique(labels):

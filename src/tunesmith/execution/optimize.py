@@ -7,6 +7,7 @@ the study layer never imports the executors.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -109,9 +110,25 @@ def _expected(study: Study, n_trials: int | None) -> int | None:
     return left if n_trials is None else min(n_trials, left)
 
 
+def _check_takes_trial(objective: Any) -> None:
+    """An objective that cannot be called with one argument failed every trial, each a line of
+    log and a failed record, rather than this call."""
+    try:
+        signature = inspect.signature(objective)
+    except (TypeError, ValueError):  # a builtin or an extension's callable: its call tells
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(objective, "__qualname__", type(objective).__name__)
+        raise TypeError(f"objective must take one argument, the trial (def objective(trial): ...); "
+                        f"{name}{signature} cannot be called as objective(trial)") from None
+
+
 def _check_args(objective: Any, n_trials: Any, timeout: Any, n_jobs: Any) -> None:
     if not callable(objective):
         raise TypeError(f"objective must be callable as objective(trial), got {objective!r}")
+    _check_takes_trial(objective)
     if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0):
         raise ValueError(f"n_trials must be a non-negative integer or None, got {n_trials!r}")
     if timeout is not None and (

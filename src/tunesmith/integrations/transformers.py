@@ -62,6 +62,10 @@ def trainer_space(
     or edit the result:
     ``ts.Space({**trainer_space(), "max_grad_norm": ts.Float(0.1, 2.0)})``.
     """
+    if isinstance(lr_scheduler_type, str):  # "cosine": one scheduler, not the letters c, o, s...
+        lr_scheduler_type = [lr_scheduler_type]
+    if isinstance(per_device_train_batch_size, int):  # a plain number fixes it, as for the ranges
+        per_device_train_batch_size = [per_device_train_batch_size]
     bad = [s for s in lr_scheduler_type if s not in SCHEDULERS]
     if bad or not lr_scheduler_type:
         raise ValueError(f"trainer_space: lr_scheduler_type must be a non-empty subset of {list(SCHEDULERS)}, got {list(lr_scheduler_type)}")

@@ -443,7 +443,7 @@ class Int(_Numeric):
         for label, v in (("low", self.low), ("high", self.high), ("step", self.step)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
                 raise self._err(f"{label} must be an integer, got {v!r}")
-        self.low, self.high, self.step = int(self.low), int(self.high), int(self.step or 1)
+        self.low, self.high, self.step = int(self.low), int(self.high), int(self.step or 0)  # 0: refused below (it was taken for 1)
         if self.log and self.step != 1:
             raise self._err("step and log=True cannot be combined; choose one")
         super()._check()
@@ -507,9 +507,17 @@ class Categorical(Param):
         prior: Any = None,
     ) -> None:
         super().__init__(when=when, prior=prior)
-        self.choices = tuple(choices) if isinstance(choices, Iterable) and not isinstance(choices, (str, bytes)) else choices
+        unordered = (str, bytes, set, frozenset, Mapping)  # kept as given, to be refused when bound
+        self.choices = tuple(choices) if isinstance(choices, Iterable) and not isinstance(choices, unordered) else choices
 
     def _check(self) -> None:
+        if isinstance(self.choices, (set, frozenset)):
+            raise self._err(f"choices must be a list, got the set {self.choices!r}: a set has no fixed order (it "
+                            "differs between processes), so workers and a reopened study would disagree on the "
+                            f"choices; write sorted({self.choices!r}) or a list")
+        if isinstance(self.choices, Mapping):
+            raise self._err(f"choices must be a list, got the mapping {dict(self.choices)!r}; list the choices, and "
+                            "give weights as prior=Prior(weight={choice: weight})")
         if not isinstance(self.choices, tuple):
             raise self._err(f"choices must be a list, got {self.choices!r}")
         if not self.choices:
@@ -703,6 +711,14 @@ def did_you_mean(word: Any, options: list[str]) -> str:
     lowered = {o.lower(): o for o in reversed(options)}  # case aside: 'X' is likely 'x'
     close = difflib.get_close_matches(word.lower(), list(lowered), n=1)
     return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def check_seed(seed: Any, what: str = "seed") -> int | None:
+    """``seed`` as an int (a NumPy integer too), or a ValueError naming ``what``: NumPy's own
+    ("expected non-negative integer") named no argument."""
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"{what} must be a non-negative integer or None, got {seed!r}")
+    return None if seed is None else int(seed)
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

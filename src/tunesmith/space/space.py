@@ -27,6 +27,36 @@ from .params import (
 Config = dict[str, Any]
 
 
+def _check_plain(name: str, p: Any) -> None:
+    """A plain value given for a parameter is fixed; refuse one that was surely meant as a search:
+    a list (ambiguous), a parameter class (``ts.Float`` without its range) or a definition as YAML
+    writes it (``{"type": "float", ...}``, a misspelt type, or ``{"low": ..., "high": ...}`` alone)."""
+    if isinstance(p, list):
+        raise ValueError(
+            f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
+            f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
+            "constant list"
+        )
+    if isinstance(p, type) and issubclass(p, Param):
+        call = {"Float": "Float(low, high)", "Int": "Int(low, high)", "Categorical": "Categorical([...])"}
+        raise TypeError(f"parameter {name!r}: {p.__name__} is the class, which would be a fixed value; "
+                        f"write ts.{call.get(p.__name__, p.__name__ + '(...)')} with its settings")
+    if isinstance(p, Mapping) and (p.get("type") in PARAM_TYPES
+                                   or DEFINITION_KEYS & set(p) and set(p) <= DEFINITION_KEYS | _SPEC_EXTRA):
+        kind = p.get("type")
+        slip = (f" with an unknown type {kind!r}{did_you_mean(kind, list(PARAM_TYPES))}"
+                if kind is not None and kind not in PARAM_TYPES else "")
+        raise ValueError(
+            f"parameter {name!r}: {dict(p)!r} is a definition as YAML writes it{slip}, which in Python "
+            "would be a fixed dict; write ts.Float(low, high), ts.Int, ts.Categorical([...]), "
+            "read the whole space with ts.Space.from_dict({...}), or Fixed({...}) for a constant dict"
+        )
+
+
+#: the keys a definition has beside DEFINITION_KEYS
+_SPEC_EXTRA = frozenset({"type", "when", "prior"})
+
+
 #: the most configurations a grid may list (each is a dict held in memory)
 MAX_GRID = 1_000_000
 
@@ -75,19 +105,8 @@ class Space(Mapping[str, Param]):
         for name, p in params.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
-            if isinstance(p, list):
-                raise ValueError(
-                    f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
-                    f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
-                    "constant list"
-                )
-            if isinstance(p, Mapping) and p.get("type") in PARAM_TYPES:
-                raise ValueError(
-                    f"parameter {name!r}: {dict(p)!r} is a definition as YAML writes it, which in Python "
-                    "would be a fixed dict; write ts.Float(low, high), ts.Int, ts.Categorical([...]), "
-                    "read the whole space with ts.Space.from_dict({...}), or Fixed({...}) for a constant dict"
-                )
             if not isinstance(p, Param):
+                _check_plain(name, p)
                 p = Fixed(p)
             p._bind(name)
             self._params[name] = p

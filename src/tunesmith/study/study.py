@@ -81,6 +81,8 @@ class Study:
         grace_period: float | None = None,
         requeue_failed: bool = False,
     ) -> None:
+        if not isinstance(load_if_exists, bool):  # "no" is true: the study would be resumed
+            raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
         self._storage = make_storage(storage)
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)

@@ -1,0 +1,192 @@
+"""What a rushed user gets wrong, refused at the call: a class for an instance, a set or a dict
+for a list, a function that takes no trial, a study's name for the study, an option misspelt, a
+seed, a count or a step out of range. Each entry raises there, naming the argument, what was
+given and what is accepted; before, each was taken silently for something else, or failed later
+(in every trial, or deep inside NumPy, logging or torch) with a message that named none of it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tunesmith as ts
+from tunesmith import cv, plots
+from tunesmith.cli import main
+from tunesmith.report import build_report
+
+SPACE = {"x": ts.Float(0, 1), "y": ts.Float(0, 1)}
+
+
+def _study(n: int = 4) -> ts.Study:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] + t.params["y"], n_trials=n)
+    return study
+
+
+def _no_trial_objective() -> float:
+    return 1.0
+
+
+CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
+    ("a parameter class for a parameter", lambda: ts.Space({"x": ts.Float}), TypeError, "ts.Float(low, high)"),
+    ("a set of choices, ordered by hash", lambda: ts.Space({"k": ts.Categorical({"b", "a"})}), ValueError,
+     "a set has no fixed order"),
+    ("a dict of choices to weights", lambda: ts.Space({"k": ts.Categorical({"a": 0.7, "b": 0.3})}), ValueError,
+     "prior=Prior(weight="),
+    ("a YAML definition with a misspelt type", lambda: ts.Space({"x": {"type": "flaot", "low": 0, "high": 1}}),
+     ValueError, "did you mean 'float'"),
+    ("a YAML range without its type", lambda: ts.Space({"x": {"low": 0, "high": 1}}), ValueError,
+     "a definition as YAML writes it"),
+    ("an integer step of 0", lambda: ts.Space({"n": ts.Int(1, 3, step=0)}), ValueError,
+     "step must be a positive number, got 0"),
+    ("load_if_exists as a word", lambda: ts.Study(SPACE, load_if_exists="no"), TypeError,
+     "load_if_exists must be True or False, got 'no'"),
+    ("a grid of a count, not a mapping", lambda: ts.GridSampler(5), TypeError, "mapping of parameter name"),
+    ("a path for SQLStorage's URL", lambda: ts.SQLStorage(Path("x.db")), TypeError, "SQLStorage takes a database URL"),
+    ("a level logging does not know", lambda: ts.set_verbosity("loud"), ValueError,
+     "set_verbosity: unknown level 'loud'"),
+    ("a negative seed of kfold", lambda: cv.kfold(10, 3, seed=-1), ValueError, "kfold: seed must be a non-negative"),
+    ("a text seed of stratified", lambda: cv.stratified([0, 1] * 5, 2, seed="a"), ValueError,
+     "stratified: seed must be"),
+    ("a negative seed of importance", lambda: _study().importance(seed=-1), ValueError,
+     "seed must be a non-negative integer"),
+    ("a study's name for the study", lambda: plots.records_of("s", "history"), TypeError,
+     "ts.load_study(name, storage)"),
+    ("a misspelt plot option", lambda: plots.records_of(_study(), "history", logy=True), TypeError,
+     "unknown option 'logy' (did you mean 'log_y'?)"),
+    ("a misspelt importance method", lambda: plots.records_of(_study(), "importance", method="fanov"), ValueError,
+     "did you mean 'fanova'"),
+    ("a study for the records to save", lambda: plots.save(_study(), "x.html"), TypeError,
+     "save takes the records to draw"),
+    ("a report of no rows", lambda: build_report(_study(), top=0), ValueError, "top must be a positive integer"),
+    ("a report's sections as one string", lambda: build_report(_study(), sections="history"), TypeError,
+     "sections=['history']"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "says"), [c[1:] for c in CORE], ids=[c[0] for c in CORE])
+def test_a_bad_argument_is_refused_at_the_call(call: Callable[[], Any], error: type[Exception], says: str) -> None:
+    with pytest.raises(error) as err:
+        call()
+    assert says in str(err.value)
+
+
+def test_an_objective_that_takes_no_trial_is_refused_before_any_trial_runs() -> None:
+    """It failed every trial (a line of log and a failed record each) and the call returned."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    with pytest.raises(TypeError, match=r"objective must take one argument, the trial.*_no_trial_objective\(\)"):
+        study.optimize(_no_trial_objective, n_trials=3)
+    assert study.trials == []
+    study.optimize(lambda trial, scale=2.0: scale, n_trials=1)  # a default beside the trial is fine
+    assert study.trials[0].value == 2.0
+
+
+def test_a_level_named_in_lower_case_is_set() -> None:
+    """``set_verbosity("warning")`` raised logging's "Unknown level: 'warning'"."""
+    log = logging.getLogger("tunesmith")
+    before = log.level
+    try:
+        ts.set_verbosity("warning")
+        assert log.level == logging.WARNING
+    finally:
+        log.setLevel(before)
+
+
+def test_a_negative_seed_on_the_command_line_names_the_option(tmp_path: Path, capsys: Any) -> None:
+    """``tunesmith importance --seed -1`` said NumPy's "expected non-negative integer"."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=3)
+    with pytest.raises(SystemExit):
+        main(["importance", "s", "--storage", url, "--seed", "-1"])
+    assert "argument --seed: must be at least 0, got -1" in capsys.readouterr().err
+
+
+# -- scikit-learn ---------------------------------------------------------------------------------
+
+
+def _search(**options: Any) -> Any:
+    pytest.importorskip("sklearn")
+    from sklearn.linear_model import LogisticRegression
+
+    from tunesmith.sklearn import TunedSearchCV
+
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    search = TunedSearchCV(LogisticRegression(), {"C": ts.Float(0.1, 10, log=True)}, n_trials=2, **options)
+    return search.fit(x, (x[:, 0] > 0).astype(int))
+
+
+SEARCH: list[tuple[str, dict[str, Any], str]] = [
+    ("one fold", {"cv": 1}, "cv must be a number of folds >= 2"),
+    ("folds as text", {"cv": "5"}, "got cv='5'"),
+    ("verbose as a word", {"verbose": "yes"}, "verbose must be an integer"),
+    ("a negative random_state", {"random_state": -1}, "random_state must be a non-negative integer"),
+]
+
+
+@pytest.mark.parametrize(("options", "says"), [s[1:] for s in SEARCH], ids=[s[0] for s in SEARCH])
+def test_a_bad_search_option_is_named(options: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError) as err:
+        _search(**options)
+    assert says in str(err.value)
+
+
+# -- the trainer ----------------------------------------------------------------------------------
+
+
+TRAIN = ["a model for build_model", "(x, y) for (train, val)", "more folds than samples", "folds as text",
+         "zero threads", "a misspelt loss", "a number for the checkpoint folder", "a learning rate for its range",
+         "a hyperparameter's start as text"]
+
+
+def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
+    torch = pytest.importorskip("torch")
+    from tunesmith.train import adam_space, hyper_space, objective
+
+    x = torch.randn(32, 4)
+    y = (x[:, 0] > 0).long()
+    data = ((x, y), (x, y))
+
+    def build(params: dict[str, Any]) -> Any:
+        return torch.nn.Linear(4, 2)
+
+    calls = [
+        ("a model for build_model", lambda: objective(torch.nn.Linear(4, 2), data), TypeError,
+         "build_model is a function params -> a new model"),
+        ("(x, y) for (train, val)", lambda: objective(build, (x, y)), ValueError, "data is (train, val)"),
+        ("more folds than samples", lambda: objective(build, (x, y), folds=100), ValueError,
+         "folds=100: cannot make 100 folds from 32 samples"),
+        ("folds as text", lambda: objective(build, (x, y), folds="5"), TypeError, "folds is a number of folds"),
+        ("zero threads", lambda: objective(build, data, threads=0), ValueError, "threads must be a positive integer"),
+        ("a misspelt loss", lambda: objective(build, data, loss="mse2"), ValueError, "unknown loss 'mse2'"),
+        ("a number for the checkpoint folder", lambda: objective(build, data, checkpoint_root=5), TypeError,
+         "checkpoint_root must be a folder"),
+        ("a learning rate for its range", lambda: adam_space(lr=0.01), ValueError,
+         "adam_space: lr must be a (low, high) range, got 0.01"),
+        ("a hyperparameter's start as text", lambda: hyper_space({"lr": "0.1"}), TypeError,
+         "hyperparameter 'lr' must start at a number"),
+    ]
+    return {label: rest for label, *rest in calls}  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("label", TRAIN)
+def test_a_bad_training_argument_is_refused_before_any_trial(label: str) -> None:
+    """Each of these failed every trial of the study, or deep inside torch."""
+    call, error, says = _train_calls()[label]
+    with pytest.raises(error) as err:
+        call()
+    assert says in str(err.value)
+
+
+def test_a_scheduler_or_batch_size_given_alone_is_one_choice() -> None:
+    """``trainer_space(lr_scheduler_type="cosine")`` was read letter by letter and refused as
+    ['c', 'o', 's', ...]; a plain batch size raised "'int' object is not iterable"."""
+    from tunesmith.integrations.transformers import trainer_space
+
+    space = trainer_space(lr_scheduler_type="cosine", per_device_train_batch_size=16)
+    assert space["lr_scheduler_type"].choices == ("cosine",)
+    assert space["per_device_train_batch_size"].choices == (16,)
