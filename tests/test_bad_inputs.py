@@ -190,3 +190,15 @@ def test_a_scheduler_or_batch_size_given_alone_is_one_choice() -> None:
     space = trainer_space(lr_scheduler_type="cosine", per_device_train_batch_size=16)
     assert space["lr_scheduler_type"].choices == ("cosine",)
     assert space["per_device_train_batch_size"].choices == (16,)
+
+
+def test_export_writes_the_format_its_output_file_names(tmp_path: Path, capsys: Any) -> None:
+    """``tunesmith export NAME -o trials.json`` wrote CSV into trials.json; ``--format json -o
+    trials.csv`` wrote JSON into a .csv file."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=2)
+    assert main(["export", "s", "--storage", url, "-o", str(tmp_path / "trials.json")]) == 0
+    assert (tmp_path / "trials.json").read_text().startswith("{")
+    assert main(["export", "s", "--storage", url, "--format", "json", "-o", str(tmp_path / "trials.csv")]) != 0
+    assert "--format json writes JSON, but --output" in capsys.readouterr().err
+    assert not (tmp_path / "trials.csv").exists()
