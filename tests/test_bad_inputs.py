@@ -28,6 +28,10 @@ def _study(n: int = 4) -> ts.Study:
     return study
 
 
+def _trial() -> ts.Trial:
+    return ts.Study(SPACE, sampler="random", seed=0).ask()
+
+
 def _no_trial_objective() -> float:
     return 1.0
 
@@ -66,6 +70,16 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("a report of no rows", lambda: build_report(_study(), top=0), ValueError, "top must be a positive integer"),
     ("a report's sections as one string", lambda: build_report(_study(), sections="history"), TypeError,
      "sections=['history']"),
+    ("show_progress as a word", lambda: ts.Study(SPACE).optimize(lambda t: 1.0, n_trials=1, show_progress="no"),
+     TypeError, "show_progress must be True, False or None"),
+    ("a misspelt key of cross_validate",
+     lambda: cv.cross_validate(_trial(), lambda a, b: {"acc": 1.0}, cv.kfold(6, 2), key="accc"), ValueError,
+     "key='accc' is not a value the fold function returned (did you mean 'acc'?)"),
+    ("no jobs for cross_validate", lambda: cv.cross_validate(_trial(), lambda a, b: 1.0, cv.kfold(6, 2), n_jobs=0),
+     ValueError, "n_jobs must be a non-zero integer"),
+    ("a list for Space.from_dict", lambda: ts.Space.from_dict([1]), TypeError, "Space.from_dict takes a mapping"),
+    ("a file's name for Space.from_yaml", lambda: ts.Space.from_yaml("space.yaml"), ValueError,
+     "ts.Space.from_yaml(Path('space.yaml').read_text())"),
 ]
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from .exceptions import TrialPruned
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .pruners.curves import check_int
-from .space.params import check_seed
+from .space.params import check_seed, did_you_mean
 from .trial import Direction, FrozenTrial, TrialState
 
 logger = logging.getLogger("tunesmith")
@@ -198,6 +198,8 @@ def cross_validate(
     if hasattr(folds, "split") or isinstance(folds, (int, np.integer)):
         write = f"cv.split({folds!r}, x, y)" if hasattr(folds, "split") else f"cv.kfold(len(x), {folds}) or cv.stratified(y, {folds})"
         raise TypeError(f"cross_validate takes folds as (train_idx, val_idx) pairs, got {folds!r}: write {write}")
+    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0:  # joblib: "has no meaning"
+        raise ValueError(f"n_jobs must be a non-zero integer (folds in parallel; -1: one per core), got {n_jobs!r}")
     fold_list = list(folds)
     if not fold_list:
         used_up = (": a generator such as KFold(5).split(x) made once outside the objective is used up by the "
@@ -267,7 +269,9 @@ def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:
     if isinstance(result, Mapping):
         if key is None or key not in result:
             raise ValueError(
-                f"the fold function returned {sorted(result)}: pass key= naming the value to report"
+                f"the fold function returned {sorted(result)}: pass key= naming the value to report" if key is None
+                else f"key={key!r} is not a value the fold function returned{did_you_mean(key, sorted(result))}; "
+                     f"it returned {sorted(result)}"
             )
         for n, v in result.items():
             table.setdefault(n, []).append(v if isinstance(v, str) or v is None else _number(v, n))

@@ -47,6 +47,8 @@ def run_optimize(
     from . import make_executor
 
     _check_args(objective, n_trials, timeout, n_jobs)
+    if show_progress is not None and not isinstance(show_progress, bool):  # "no" is true: a bar
+        raise TypeError(f"show_progress must be True, False or None (a bar when stderr is a terminal), got {show_progress!r}")
     options = _check_gpus(executor, options)
     runner = make_executor(executor, n_jobs, study.storage, options)
     study.sampler.set_budget(n_trials)

@@ -363,6 +363,8 @@ class Space(Mapping[str, Param]):
     def from_dict(cls, d: Mapping[str, Any]) -> Space:
         """Inverse of :meth:`to_dict`. Plain values (not mappings with a ``type``)
         are fixed parameters; a list is a categorical shorthand."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"Space.from_dict takes a mapping of parameter name -> definition, got {type(d).__name__}")
         params: dict[str, Any] = {}
         for name, spec in d.items():
             if isinstance(spec, Mapping) and "type" in spec:
@@ -406,7 +408,10 @@ class Space(Mapping[str, Param]):
     def from_yaml(cls, text: str) -> Space:
         data = load_yaml(text)
         if not isinstance(data, Mapping):
-            raise ValueError("a space in YAML is a mapping of parameter name -> definition")
+            path = isinstance(text, str) and text.strip().endswith((".yaml", ".yml")) and "\n" not in text.strip()
+            raise ValueError("a space in YAML is a mapping of parameter name -> definition" + (
+                f"; from_yaml takes the text, not a file's name: ts.Space.from_yaml(Path({text!r}).read_text())"
+                if path else ""))
         return cls.from_dict(data)
 
 
