@@ -100,6 +100,17 @@ def test_an_objective_that_takes_no_trial_is_refused_before_any_trial_runs() -> 
     assert study.trials[0].value == 2.0
 
 
+def test_the_value_given_before_the_trial_fails_no_trial() -> None:
+    """``study.tell(0.5, trial)`` took 0.5 for trial number 0 and recorded it failed with the Trial
+    as its "value": the result was lost and the trial could not be told again."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    trial = study.ask()
+    with pytest.raises(TypeError, match=r"the trial comes first.*got float 0.5"):
+        study.tell(0.5, trial)  # type: ignore[arg-type]
+    assert study.trials[0].state is ts.TrialState.RUNNING
+    assert study.tell(trial, 0.5).value == 0.5
+
+
 def test_a_level_named_in_lower_case_is_set() -> None:
     """``set_verbosity("warning")`` raised logging's "Unknown level: 'warning'"."""
     log = logging.getLogger("tunesmith")

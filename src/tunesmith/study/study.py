@@ -526,6 +526,9 @@ class Study:
             return trial.record
         if isinstance(trial, FrozenTrial):
             return self._check_owner(self.name, trial)
+        if not isinstance(trial, (int, np.integer)) or isinstance(trial, bool):  # 0.5 was taken for trial 0
+            raise TypeError(f"the trial comes first, as a Trial, a FrozenTrial or its number: tell(trial, value); "
+                            f"got {type(trial).__name__} {trial!r}")
         return self._storage.get_trial(self._study_id, int(trial))
 
     def _check_owner(self, owner: str, record: FrozenTrial) -> FrozenTrial:
