@@ -165,12 +165,20 @@ def test_a_bad_search_option_is_named(options: dict[str, Any], says: str) -> Non
 
 TRAIN = ["a model for build_model", "(x, y) for (train, val)", "more folds than samples", "folds as text",
          "zero threads", "a misspelt loss", "a number for the checkpoint folder", "a learning rate for its range",
-         "a hyperparameter's start as text"]
+         "a hyperparameter's start as text", "a model class for classifier_losses", "a callback that is no function",
+         "a tuned start as text"]
 
 
 def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
     torch = pytest.importorskip("torch")
-    from tunesmith.train import adam_space, hyper_space, objective
+    from tunesmith.train import (
+        LoopOptions,
+        adam_space,
+        classifier_losses,
+        hyper_space,
+        objective,
+        tune,
+    )
 
     x = torch.randn(32, 4)
     y = (x[:, 0] > 0).long()
@@ -178,6 +186,11 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
 
     def build(params: dict[str, Any]) -> Any:
         return torch.nn.Linear(4, 2)
+
+    def tuned(**change: Any) -> Any:
+        p = classifier_losses(torch.nn.Linear(4, 2))
+        args = {"params": p.params, "hparams": p.hparams, "options": LoopOptions(outer_steps=1, inner_steps=1), **change}
+        return tune(p.train_loss, p.val_loss, args.pop("params"), args.pop("hparams"), (x, y), (x, y), **args)
 
     calls = [
         ("a model for build_model", lambda: objective(torch.nn.Linear(4, 2), data), TypeError,
@@ -194,6 +207,11 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
          "adam_space: lr must be a (low, high) range, got 0.01"),
         ("a hyperparameter's start as text", lambda: hyper_space({"lr": "0.1"}), TypeError,
          "hyperparameter 'lr' must start at a number"),
+        ("a model class for classifier_losses", lambda: classifier_losses(torch.nn.Linear), TypeError,
+         "classifier_losses takes the model (a torch.nn.Module instance), got the class"),
+        ("a callback that is no function", lambda: tuned(callback=5), TypeError, "tune's callback must be a function"),
+        ("a tuned start as text", lambda: tuned(hparams={"l2.weight": "0.1"}), TypeError,
+         "hyperparameter 'l2.weight' must start at a number"),
     ]
     return {label: rest for label, *rest in calls}  # type: ignore[misc]
 

@@ -53,8 +53,6 @@ def hyper_space(hparams: Mapping[str, Any], constraints: Mapping[str, Constraint
     cons = check_constraints(hparams, constraints)
     for name, value in hparams.items():
         c = cons[name]
-        if isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
-            raise TypeError(f"hyperparameter {name!r} must start at a number or a tensor, got {value!r}")
         start = torch.as_tensor(value, dtype=torch.float64)
         if not bool(torch.isfinite(start).all()):
             raise ValueError(f"hyperparameter {name!r} must start at finite values, got {value!r}")
