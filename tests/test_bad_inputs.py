@@ -245,3 +245,28 @@ def test_export_writes_the_format_its_output_file_names(tmp_path: Path, capsys: 
     assert main(["export", "s", "--storage", url, "--format", "json", "-o", str(tmp_path / "trials.csv")]) != 0
     assert "--format json writes JSON, but --output" in capsys.readouterr().err
     assert not (tmp_path / "trials.csv").exists()
+
+
+# -- the dashboard --------------------------------------------------------------------------------
+
+
+def test_the_dashboard_app_takes_a_url_as_serve_does_and_refuses_what_is_no_storage(tmp_path: Path) -> None:
+    """``create_app(url)`` and ``create_app(5)`` were accepted, and every page then failed;
+    ``poll_seconds=0`` made each study page poll without pause, ``serve(port=99999)`` failed
+    inside uvicorn with a traceback."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("plotly")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, serve
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study(SPACE, storage=url, name="visible", sampler="random", seed=0).optimize(lambda t: 1.0, n_trials=1)
+    page = TestClient(create_app(url)).get("/")
+    assert page.status_code == 200 and "visible" in page.text
+    with pytest.raises(TypeError, match="create_app takes a Storage or a database URL, got int 5"):
+        create_app(5)
+    with pytest.raises(ValueError, match="poll_seconds must be a positive number of seconds, got 0"):
+        create_app(url, poll_seconds=0)
+    with pytest.raises(ValueError, match="port must be an integer from 1 to 65535, got 99999"):
+        serve(url, port=99999)
