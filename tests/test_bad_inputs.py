@@ -270,3 +270,24 @@ def test_the_dashboard_app_takes_a_url_as_serve_does_and_refuses_what_is_no_stor
         create_app(url, poll_seconds=0)
     with pytest.raises(ValueError, match="port must be an integer from 1 to 65535, got 99999"):
         serve(url, port=99999)
+
+
+# -- trackers -------------------------------------------------------------------------------------
+
+
+def test_a_tracker_given_a_number_or_a_study_name_names_the_argument(tmp_path: Path) -> None:
+    """``TensorBoardCallback(5)`` said pathlib's "expected str, bytes or os.PathLike object",
+    ``write_hparams("s", ...)`` "'str' object has no attribute 'trials'" and
+    ``MLflowCallback(tracking_uri=5)`` "'int' object has no attribute 'decode'"."""
+    pytest.importorskip("tensorboard")
+    from tunesmith.integrations.tensorboard import TensorBoardCallback, write_hparams
+
+    with pytest.raises(TypeError, match="TensorBoardCallback: log_dir must be a folder"):
+        TensorBoardCallback(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"write_hparams takes a Study \(ts.load_study"):
+        write_hparams("s", tmp_path)
+    pytest.importorskip("mlflow")
+    from tunesmith.integrations.mlflow import MLflowCallback
+
+    with pytest.raises(TypeError, match="MLflowCallback: tracking_uri must be a string or None, got int 5"):
+        MLflowCallback(tracking_uri=5)  # type: ignore[arg-type]
