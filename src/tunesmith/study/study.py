@@ -81,6 +81,9 @@ class Study:
         grace_period: float | None = None,
         requeue_failed: bool = False,
     ) -> None:
+        if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
+            raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
+                            "name=..., and open one that exists with ts.load_study(name, storage)")
         if not isinstance(load_if_exists, bool):  # "no" is true: the study would be resumed
             raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
         self._storage = make_storage(storage)
@@ -201,6 +204,9 @@ class Study:
     @classmethod
     def load(cls, name: str, storage: str | os.PathLike[str] | Storage, **kwargs: Any) -> Study:
         """Open an existing study (raises StudyNotFound if there is none)."""
+        if _looks_like_storage(name) and isinstance(storage, str) and not _looks_like_storage(storage):
+            raise ValueError(f"the study's name comes first, then its storage: load_study(name, storage); got the "
+                             f"name {name!r} and the storage {storage!r}")
         st = make_storage(storage)
         st.get_study(name)
         return cls(storage=st, name=name, **kwargs)
@@ -901,6 +907,11 @@ def _stored_sampler(study: str, stored: Any, seed: int | None) -> Sampler:
         return _UnknownSampler(stored, (
             f"study {study!r} was created with a sampler this process cannot rebuild ({exc}); or open it "
             f"with another to search on: ts.Study(name={study!r}, storage=..., sampler='auto')"))
+
+
+def _looks_like_storage(text: Any) -> bool:
+    """A database URL or a SQLite file's name (a swapped name and storage are told apart by it)."""
+    return isinstance(text, str) and ("://" in text or text.endswith((".db", ".sqlite", ".sqlite3")))
 
 
 def _py(x: Any) -> Any:
