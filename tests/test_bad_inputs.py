@@ -66,6 +66,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "ts.load_study(name, storage)"),
     ("a misspelt plot option", lambda: plots.records_of(_study(), "history", logy=True), TypeError,
      "unknown option 'logy' (did you mean 'log_y'?)"),
+    ("no parameters to draw", lambda: plots.records_of(_study(), "slice", params=[]), ValueError,
+     "params names no parameter"),
     ("a misspelt importance method", lambda: plots.records_of(_study(), "importance", method="fanov"), ValueError,
      "did you mean 'fanova'"),
     ("a study for the records to save", lambda: plots.save(_study(), "x.html"), TypeError,
