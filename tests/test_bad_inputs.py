@@ -105,6 +105,18 @@ def test_an_objective_that_takes_no_trial_is_refused_before_any_trial_runs() -> 
     assert study.trials[0].value == 2.0
 
 
+def test_the_objective_passed_as_a_callback_is_refused_before_any_trial_runs() -> None:
+    """``callbacks=objective`` failed with the objective's own TypeError once the first trial had run."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+
+    def objective(trial: Any) -> float:
+        return float(trial.params["x"])
+
+    with pytest.raises(TypeError, match=r"callbacks= takes functions of two arguments.*objective\(trial"):
+        study.optimize(objective, n_trials=2, callbacks=objective)
+    assert study.trials == []
+
+
 def test_the_value_given_before_the_trial_fails_no_trial() -> None:
     """``study.tell(0.5, trial)`` took 0.5 for trial number 0 and recorded it failed with the Trial
     as its "value": the result was lost and the trial could not be told again."""

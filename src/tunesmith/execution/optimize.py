@@ -7,7 +7,6 @@ the study layer never imports the executors.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -16,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..samplers.simple import GridSampler, grid_remaining
+from ..space.params import uncallable_with
 from ..study.progress import Progress
 from ..trial import FrozenTrial, TrialState
 from .base import Job
@@ -115,16 +115,10 @@ def _expected(study: Study, n_trials: int | None) -> int | None:
 def _check_takes_trial(objective: Any) -> None:
     """An objective that cannot be called with one argument failed every trial, each a line of
     log and a failed record, rather than this call."""
-    try:
-        signature = inspect.signature(objective)
-    except (TypeError, ValueError):  # a builtin or an extension's callable: its call tells
-        return
-    try:
-        signature.bind(None)
-    except TypeError:
-        name = getattr(objective, "__qualname__", type(objective).__name__)
+    wrong = uncallable_with(objective, 1)
+    if wrong:
         raise TypeError(f"objective must take one argument, the trial (def objective(trial): ...); "
-                        f"{name}{signature} cannot be called as objective(trial)") from None
+                        f"{wrong} cannot be called as objective(trial)")
 
 
 def _check_args(objective: Any, n_trials: Any, timeout: Any, n_jobs: Any) -> None:

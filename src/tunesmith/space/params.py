@@ -721,6 +721,20 @@ def check_seed(seed: Any, what: str = "seed") -> int | None:
     return None if seed is None else int(seed)
 
 
+def uncallable_with(fn: Any, n_args: int) -> str | None:
+    """``name(signature)`` of ``fn`` when it cannot be called with ``n_args`` positional arguments,
+    else None (also when its signature cannot be read: a builtin's call tells for itself)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*[None] * n_args)
+    except TypeError:
+        return f"{getattr(fn, '__qualname__', type(fn).__name__)}{signature}"
+    return None
+
+
 def plural(n: int, noun: str, nouns: str | None = None) -> str:
     """``"1 trial"``, ``"3 trials"`` (``nouns``: a plural other than noun + "s")."""
     return f"{n} {noun if n == 1 else nouns or noun + 's'}"

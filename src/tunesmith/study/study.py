@@ -25,7 +25,7 @@ from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import Sampler, is_known, make_sampler
 from ..space import Space
-from ..space.params import did_you_mean
+from ..space.params import did_you_mean, uncallable_with
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
@@ -947,6 +947,10 @@ def _as_callbacks(callbacks: Any) -> tuple[Callable[[Study, FrozenTrial], None],
     for cb in cbs:
         if not callable(cb):
             raise TypeError(f"callbacks= takes functions callback(study, record), got {cb!r}")
+        wrong = uncallable_with(cb, 2)
+        if wrong:  # it failed once the first trial had run, e.g. the objective passed as callbacks=
+            raise TypeError(f"callbacks= takes functions of two arguments, callback(study, record); {wrong} "
+                            "cannot be called so")
     return cbs
 
 
