@@ -46,6 +46,7 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      ValueError, "did you mean 'float'"),
     ("a YAML range without its type", lambda: ts.Space({"x": {"low": 0, "high": 1}}), ValueError,
      "a definition as YAML writes it"),
+    ("YAML braces for choices", lambda: ts.Space.from_yaml("k: {a, b}\n"), ValueError, "write [a, b] for choices"),
     ("an integer step of 0", lambda: ts.Space({"n": ts.Int(1, 3, step=0)}), ValueError,
      "step must be a positive number, got 0"),
     ("load_if_exists as a word", lambda: ts.Study(SPACE, load_if_exists="no"), TypeError,

@@ -376,6 +376,10 @@ class Space(Mapping[str, Param]):
                 slip = next((f"unknown key {k!r}{did_you_mean(k, ['type'])}; " for k in spec if did_you_mean(k, ["type"])), "")
                 raise ValueError(f"parameter {name!r}: {slip}a definition needs a 'type' (float, int, categorical "
                                  "or fixed); a mapping as a fixed value is {type: fixed, value: ...}")
+            elif isinstance(spec, Mapping) and spec and all(v is None for v in spec.values()):
+                raise ValueError(f"parameter {name!r}: {{{', '.join(map(str, spec))}}} is a mapping of keys without "
+                                 f"values in YAML, not a list of choices: write [{', '.join(map(str, spec))}] for "
+                                 "choices, or {type: fixed, value: {...}} for a constant mapping")
             elif isinstance(spec, list):
                 params[name] = Categorical([tuple(c) if isinstance(c, list) else c for c in spec])
             else:
