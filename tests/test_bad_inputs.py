@@ -253,6 +253,14 @@ def test_a_scheduler_or_batch_size_given_alone_is_one_choice() -> None:
     assert space["per_device_train_batch_size"].choices == (16,)
 
 
+def test_a_misspelt_objective_function_of_a_study_file_gets_a_did_you_mean(tmp_path: Path, capsys: Any) -> None:
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text("name: s\nobjective: obj.py:objectiv\nn_trials: 1\n"
+                                     "space:\n  x: {type: float, low: 0, high: 1}\n")
+    assert main(["run", str(tmp_path / "s.yaml"), "--storage", f"sqlite:///{tmp_path / 's.db'}"]) != 0
+    assert "obj.py has no function 'objectiv' (did you mean 'objective'?)" in capsys.readouterr().err
+
+
 def test_export_writes_the_format_its_output_file_names(tmp_path: Path, capsys: Any) -> None:
     """``tunesmith export NAME -o trials.json`` wrote CSV into trials.json; ``--format json -o
     trials.csv`` wrote JSON into a .csv file."""

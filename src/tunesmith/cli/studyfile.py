@@ -296,7 +296,8 @@ def load_objective(spec: str, base_dir: Path = Path(".")) -> Callable[..., Any]:
         module = _import_module(target, base_dir)
     fn = getattr(module, func, None)
     if fn is None:
-        raise StudyFileError(f"objective {spec!r}: {target} has no function {func!r}")
+        functions = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise StudyFileError(f"objective {spec!r}: {target} has no function {func!r}{did_you_mean(func, functions)}")
     if not callable(fn):
         raise StudyFileError(f"objective {spec!r}: {func!r} is not callable")
     return fn
