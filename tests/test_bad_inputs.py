@@ -154,12 +154,14 @@ def test_a_negative_seed_on_the_command_line_names_the_option(tmp_path: Path, ca
 
 def _search(**options: Any) -> Any:
     pytest.importorskip("sklearn")
+    from scipy.stats import loguniform
     from sklearn.linear_model import LogisticRegression
 
     from tunesmith.sklearn import TunedSearchCV
 
     x = np.random.default_rng(0).normal(size=(40, 3))
-    search = TunedSearchCV(LogisticRegression(), {"C": ts.Float(0.1, 10, log=True)}, n_trials=2, **options)
+    space = {"C": loguniform(0, 1) if options.pop("space", None) else ts.Float(0.1, 10, log=True)}
+    search = TunedSearchCV(LogisticRegression(), space, n_trials=2, **options)
     return search.fit(x, (x[:, 0] > 0).astype(int))
 
 
@@ -168,6 +170,7 @@ SEARCH: list[tuple[str, dict[str, Any], str]] = [
     ("folds as text", {"cv": "5"}, "got cv='5'"),
     ("verbose as a word", {"verbose": "yes"}, "verbose must be an integer"),
     ("a negative random_state", {"random_state": -1}, "random_state must be a non-negative integer"),
+    ("a loguniform from 0", {"space": "loguniform(0, 1)"}, "scipy.stats.loguniform(0, 1) is not a valid distribution"),
 ]
 
 

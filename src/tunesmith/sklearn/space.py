@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -157,6 +158,9 @@ def _is_number(v: Any) -> bool:
 def _from_distribution(name: str, dist: Any) -> Param:
     kind = dist.dist.name
     low, high = (float(b) for b in dist.support())
+    if math.isnan(low) or math.isnan(high):  # scipy's support of invalid arguments: "low ... got nan"
+        raise ValueError(f"parameter {name!r}: scipy.stats.{kind}{tuple(dist.args)} is not a valid distribution "
+                         "(scipy gives it no support); loguniform(a, b) needs 0 < a < b, uniform a scale > 0")
     if kind in ("loguniform", "reciprocal"):
         if float(dist.kwds.get("loc", dist.args[2] if len(dist.args) > 2 else 0.0)) != 0.0:
             raise ValueError(
