@@ -47,8 +47,8 @@ class Prior:
     weight: Mapping[Any, float] | None = None
 
     def __post_init__(self) -> None:
-        if not (0 < self.width <= 1):
-            raise ValueError(f"prior width must be in (0, 1], got {self.width!r}")
+        if not (_is_number(self.width) and 0 < self.width <= 1):  # "0.1": a comparison TypeError
+            raise ValueError(f"prior width must be a number in (0, 1], got {self.width!r}")
 
 
 def _as_prior(value: Any) -> Prior | None:
@@ -106,7 +106,8 @@ class Param(ABC):
 
     def _check_prior(self, prior: Prior) -> None:
         if prior.mode is None:
-            raise ValueError(f"parameter {self.name!r}: prior needs a mode value")
+            weights = " (weight= is for a Categorical's choices)" if prior.weight is not None else ""
+            raise ValueError(f"parameter {self.name!r}: prior needs a mode value{weights}")
         self.validate(prior.mode, what="prior")
 
     def _err(self, msg: str) -> ValueError:
