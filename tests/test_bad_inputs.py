@@ -32,6 +32,12 @@ def _trial() -> ts.Trial:
     return ts.Study(SPACE, sampler="random", seed=0).ask()
 
 
+def _options(kind: str, **fields: Any) -> Any:
+    from tunesmith import importance
+
+    return getattr(importance, kind)(**fields)
+
+
 def _no_trial_objective() -> float:
     return 1.0
 
@@ -51,6 +57,15 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "prior width must be a number in (0, 1], got '0.1'"),
     ("choice weights for a Float", lambda: ts.Space({"x": ts.Float(0, 1, prior=ts.Prior(weight={"a": 1.0}))}),
      ValueError, "weight= is for a Categorical's choices"),
+    ("a count of trees as text", lambda: _options("FanovaOptions", n_trees="64"), ValueError,
+     "FanovaOptions.n_trees must be an integer, got '64'"),
+    ("a depth as text", lambda: _options("FanovaOptions", max_depth="8"), ValueError,
+     "FanovaOptions.max_depth must be an integer >= 1 or None"),
+    ("a quantile as text", lambda: _options("PedAnovaOptions", target_quantile="0.1"), ValueError,
+     "PedAnovaOptions.target_quantile must be a number"),
+    ("a Bayes flag as a word", lambda: ts.BayesOptions(focus="no"), ValueError, "BayesOptions.focus must be True or False"),
+    ("a Bayes count as text", lambda: ts.BayesOptions(n_local="256"), ValueError,
+     "BayesOptions.n_local must be an integer"),
     ("an integer step of 0", lambda: ts.Space({"n": ts.Int(1, 3, step=0)}), ValueError,
      "step must be a positive number, got 0"),
     ("load_if_exists as a word", lambda: ts.Study(SPACE, load_if_exists="no"), TypeError,
@@ -248,6 +263,20 @@ def test_a_bad_training_argument_is_refused_before_any_trial(label: str) -> None
     with pytest.raises(error) as err:
         call()
     assert says in str(err.value)
+
+
+def test_a_loop_option_of_the_wrong_kind_is_named() -> None:
+    """``LoopOptions(reset_inner="no")`` was kept and read as true; ``implicit=`` and
+    ``hyper_schedule=`` of the wrong kind failed inside the loop."""
+    pytest.importorskip("torch")
+    from tunesmith.train import LoopOptions
+
+    with pytest.raises(ValueError, match="LoopOptions.reset_inner must be True or False, got 'no'"):
+        LoopOptions(reset_inner="no")
+    with pytest.raises(TypeError, match="LoopOptions.implicit must be an ImplicitOptions, got dict"):
+        LoopOptions(implicit={"method": "cg"})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="LoopOptions.hyper_schedule must be a function"):
+        LoopOptions(hyper_schedule=0.5)  # type: ignore[arg-type]
 
 
 def test_a_scheduler_or_batch_size_given_alone_is_one_choice() -> None:

@@ -12,6 +12,7 @@ equal-width bin of [0, 1], so a uniform ``u`` gives every value the same chance
 from __future__ import annotations
 
 import copy
+import dataclasses
 import decimal
 import difflib
 import functools
@@ -734,6 +735,21 @@ def uncallable_with(fn: Any, n_args: int) -> str | None:
     except TypeError:
         return f"{getattr(fn, '__qualname__', type(fn).__name__)}{signature}"
     return None
+
+
+def check_field_types(options: Any) -> None:
+    """Each field of the dataclass ``options`` whose default is a bool, an int or a float holds a
+    value of that kind (True/False; an integer; a number): "64" for a count failed in a comparison
+    ("'<' not supported"), and "x" for a flag was kept, read as true."""
+    kinds = {bool: ("True or False", (bool, np.bool_)), int: ("an integer", (int, np.integer)),
+             float: ("a number", (int, float, np.integer, np.floating))}
+    for f in dataclasses.fields(options):
+        if type(f.default) not in kinds:
+            continue
+        what, accepted = kinds[type(f.default)]
+        value = getattr(options, f.name)
+        if not isinstance(value, accepted) or isinstance(value, bool) is not (type(f.default) is bool):
+            raise ValueError(f"{type(options).__name__}.{f.name} must be {what}, got {value!r}")
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

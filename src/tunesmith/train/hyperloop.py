@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..space.params import check_field_types
 from .implicit import (
     ImplicitOptions,
     TrainLoss,
@@ -180,6 +181,12 @@ class LoopOptions:
         if self.method == "unrolled" and self.unroll_steps > self.inner_steps:
             raise ValueError(f"LoopOptions.unroll_steps ({self.unroll_steps}) must be <= inner_steps "
                              f"({self.inner_steps}): the unrolled steps are the last of each inner phase")
+        check_field_types(self)  # reset_inner: a word was read as true
+        if not isinstance(self.implicit, ImplicitOptions):
+            raise TypeError(f"LoopOptions.implicit must be an ImplicitOptions, got {type(self.implicit).__name__}")
+        if self.hyper_schedule is not None and not callable(self.hyper_schedule):
+            raise TypeError(f"LoopOptions.hyper_schedule must be a function of the outer step or None, got "
+                            f"{self.hyper_schedule!r}")
 
     @property
     def label(self) -> str:
