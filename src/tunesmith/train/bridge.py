@@ -536,7 +536,7 @@ def _fold_objective(
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")
         if isinstance(folds, int):
-            splits = cv.kfold(n, folds, seed=cfg.seed)
+            splits = cv.kfold(n, folds, seed=cfg.seed % 2**32)  # a negative seed, as the trainer reduces it
         else:  # a scikit-learn splitter sees the labels: the last tensor of a tuple
             labels = pool[-1].cpu().numpy() if isinstance(pool, (tuple, list)) and len(pool) > 1 else None
             splits = cv.split(folds, np.zeros((n, 1)), labels) if pairs is None else pairs
