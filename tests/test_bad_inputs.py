@@ -73,6 +73,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("a study's name for its space", lambda: ts.Study("my-study"), TypeError, "Study's first argument is the space"),
     ("the storage before the name", lambda: ts.load_study("sqlite:///x.db", "s"), ValueError,
      "the study's name comes first, then its storage"),
+    ("a list for a trial's attrs", lambda: _study().add_trial({"x": 0.5, "y": 0.5}, 1.0, attrs=[1]), TypeError,
+     "add_trial: attrs is a dict of name -> value, got list"),
     ("a grid of a count, not a mapping", lambda: ts.GridSampler(5), TypeError, "mapping of parameter name"),
     ("a path for SQLStorage's URL", lambda: ts.SQLStorage(Path("x.db")), TypeError, "SQLStorage takes a database URL"),
     ("a level logging does not know", lambda: ts.set_verbosity("loud"), ValueError,

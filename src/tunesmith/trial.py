@@ -225,6 +225,8 @@ def json_attrs(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     """The user's attributes as the JSON every storage keeps, so a record reads the same before
     and after a reload: NumPy values and tensors as numbers and lists, tuples and sets as lists,
     paths as text, integer keys as text; names must be strings, and any other value is refused with ``where`` named."""
+    if attrs is not None and not isinstance(attrs, Mapping):  # "'list' object has no attribute 'items'"
+        raise TypeError(f"{where}: attrs is a dict of name -> value, got {type(attrs).__name__} {attrs!r}")
     out: dict[str, Any] = {}
     for key, value in (attrs or {}).items():
         if not isinstance(key, str):
