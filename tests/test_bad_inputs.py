@@ -75,6 +75,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "the study's name comes first, then its storage"),
     ("a list for a trial's attrs", lambda: _study().add_trial({"x": 0.5, "y": 0.5}, 1.0, attrs=[1]), TypeError,
      "add_trial: attrs is a dict of name -> value, got list"),
+    ("a list of states", lambda: _study().trials_in(["complete", "pruned"]), TypeError,
+     "write trials_in('complete', 'pruned')"),
     ("a grid of a count, not a mapping", lambda: ts.GridSampler(5), TypeError, "mapping of parameter name"),
     ("a path for SQLStorage's URL", lambda: ts.SQLStorage(Path("x.db")), TypeError, "SQLStorage takes a database URL"),
     ("a level logging does not know", lambda: ts.set_verbosity("loud"), ValueError,

@@ -259,6 +259,9 @@ class Study:
         return t if params == t.params else t.replace(params=params)
 
     def trials_in(self, *states: TrialState | str) -> list[FrozenTrial]:
+        if len(states) == 1 and isinstance(states[0], (list, tuple, set, frozenset)):
+            raise TypeError(f"trials_in takes the states as separate arguments, got one {type(states[0]).__name__}: "
+                            f"write trials_in({', '.join(map(repr, states[0]))})")
         wanted = {_as_state(s) for s in states}
         return [t for t in self._history() if t.state in wanted]
 
