@@ -77,6 +77,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "add_trial: attrs is a dict of name -> value, got list"),
     ("a list of states", lambda: _study().trials_in(["complete", "pruned"]), TypeError,
      "write trials_in('complete', 'pruned')"),
+    ("a heartbeat that never beats", lambda: ts.Study(SPACE, heartbeat_interval=float("inf")), ValueError,
+     "heartbeat_interval must be a finite number of seconds, got inf"),
     ("a grid of a count, not a mapping", lambda: ts.GridSampler(5), TypeError, "mapping of parameter name"),
     ("a path for SQLStorage's URL", lambda: ts.SQLStorage(Path("x.db")), TypeError, "SQLStorage takes a database URL"),
     ("a level logging does not know", lambda: ts.set_verbosity("loud"), ValueError,
