@@ -79,6 +79,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "write trials_in('complete', 'pruned')"),
     ("a heartbeat that never beats", lambda: ts.Study(SPACE, heartbeat_interval=float("inf")), ValueError,
      "heartbeat_interval must be a finite number of seconds, got inf"),
+    ("a misspelt executor", lambda: ts.Study(SPACE).optimize(lambda t: 1.0, n_trials=1, executor="Ray"), ValueError,
+     "got 'Ray' (did you mean 'ray'?)"),
     ("a grid of a count, not a mapping", lambda: ts.GridSampler(5), TypeError, "mapping of parameter name"),
     ("a path for SQLStorage's URL", lambda: ts.SQLStorage(Path("x.db")), TypeError, "SQLStorage takes a database URL"),
     ("a level logging does not know", lambda: ts.set_verbosity("loud"), ValueError,
@@ -316,6 +318,19 @@ def test_a_misspelt_objective_function_of_a_study_file_gets_a_did_you_mean(tmp_p
                                      "space:\n  x: {type: float, low: 0, high: 1}\n")
     assert main(["run", str(tmp_path / "s.yaml"), "--storage", f"sqlite:///{tmp_path / 's.db'}"]) != 0
     assert "obj.py has no function 'objectiv' (did you mean 'objective'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("direction: max", "direction must be 'minimize' or 'maximize', got 'max'; did you mean 'maximize'?"),
+    ("executor: proces", "executor must be one of ['inline', 'thread', 'process', 'ray'], got 'proces' "
+                         "(did you mean 'process'?)"),
+])
+def test_a_misspelt_word_of_a_study_file_gets_a_did_you_mean(tmp_path: Path, capsys: Any, line: str, says: str) -> None:
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text(f"name: s\nobjective: obj.py:objective\n{line}\n"
+                                     "space:\n  x: {type: float, low: 0, high: 1}\n")
+    assert main(["run", str(tmp_path / "s.yaml"), "--storage", f"sqlite:///{tmp_path / 's.db'}"]) != 0
+    assert says in capsys.readouterr().err
 
 
 def test_export_writes_the_format_its_output_file_names(tmp_path: Path, capsys: Any) -> None:

@@ -56,6 +56,7 @@ from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
 from ..study.heartbeat import HeartbeatConfig
+from ..trial import Direction
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")
@@ -173,7 +174,13 @@ class StudyFile:
             except (ValueError, TypeError) as exc:
                 raise StudyFileError(f"{source}: space: {exc}") from None
         for key, problem in _value_problems(self):
-            hint = did_you_mean(str(self.direction).lower(), ["minimize", "maximize"]) if key == "direction" else ""
+            if key == "direction":  # its own message: "max" -> "did you mean 'maximize'?"
+                given: Any = self.direction  # a list too, as YAML reads [minimize, maximize]
+                try:
+                    Direction.parse(given)
+                except ValueError as exc:
+                    raise StudyFileError(f"{source}: {exc}") from None
+            hint = did_you_mean(str(getattr(self, key)), list(EXECUTORS)) if key == "executor" else ""
             raise StudyFileError(f"{source}: {key} {problem}, got {getattr(self, key)!r}{hint}")
         try:  # before the storage is opened (a database file was created, then the study refused)
             HeartbeatConfig.build(self.heartbeat_interval, self.grace_period, self.requeue_failed)

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ..space.params import did_you_mean
 from ..storage import MemoryStorage, Storage
 from ..study.runner import use_runner
 from .base import Executor, Job
@@ -59,7 +60,8 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
     options = {k: v for k, v in options.items() if not (k == "trial_timeout" and v is None)}
     kind = spec if spec is not None else _default_kind(n, storage, options)
     if kind not in _OPTIONS:
-        raise ValueError(f"executor must be one of {sorted(_OPTIONS)} or an Executor, got {spec!r}")
+        raise ValueError(f"executor must be one of {sorted(_OPTIONS)} or an Executor, got {spec!r}"
+                         f"{did_you_mean(spec, sorted(_OPTIONS))}")
     if "trial_timeout" in options and kind in ("inline", "thread"):
         raise ValueError(NO_TIMEOUT.format(kind=kind))
     if kind == "inline" and n > 1:  # it ran one trial at a time, n_jobs silently ignored
