@@ -174,14 +174,15 @@ class StudyFile:
             except (ValueError, TypeError) as exc:
                 raise StudyFileError(f"{source}: space: {exc}") from None
         for key, problem in _value_problems(self):
-            if key == "direction":  # its own message: "max" -> "did you mean 'maximize'?"
-                given: Any = self.direction  # a list too, as YAML reads [minimize, maximize]
+            given: Any = getattr(self, key)
+            choices = {"direction": ["minimize", "maximize"], "executor": list(EXECUTORS)}.get(key)
+            hint = did_you_mean(str(given).lower(), choices) if choices else ""
+            if key == "direction" and not hint:  # "max": difflib finds nothing, the API says 'maximize'
                 try:
                     Direction.parse(given)
                 except ValueError as exc:
                     raise StudyFileError(f"{source}: {exc}") from None
-            hint = did_you_mean(str(getattr(self, key)), list(EXECUTORS)) if key == "executor" else ""
-            raise StudyFileError(f"{source}: {key} {problem}, got {getattr(self, key)!r}{hint}")
+            raise StudyFileError(f"{source}: {key} {problem}, got {given!r}{hint}")
         try:  # before the storage is opened (a database file was created, then the study refused)
             HeartbeatConfig.build(self.heartbeat_interval, self.grace_period, self.requeue_failed)
         except (ValueError, TypeError) as exc:
