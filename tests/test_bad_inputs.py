@@ -302,6 +302,14 @@ def test_a_loop_option_of_the_wrong_kind_is_named() -> None:
         LoopOptions(hyper_schedule=0.5)  # type: ignore[arg-type]
 
 
+def test_a_study_name_for_the_transformers_search_study_is_named() -> None:
+    """``search(..., study="my-study")`` raised "'str' object has no attribute 'space'"."""
+    from tunesmith.integrations.transformers import search
+
+    with pytest.raises(TypeError, match=r"search\(study=...\) takes an existing Study"):
+        search(lambda args, params: None, base=None, n_trials=1, study="my-study")
+
+
 def test_a_scheduler_or_batch_size_given_alone_is_one_choice() -> None:
     """``trainer_space(lr_scheduler_type="cosine")`` was read letter by letter and refused as
     ['c', 'o', 's', ...]; a plain batch size raised "'int' object is not iterable"."""

@@ -361,6 +361,9 @@ def _check_options(study: Any, space: Any, direction: Any, study_options: Mappin
                    optimize_options: Mapping[str, Any] | None) -> None:
     """Each option one way: search()'s own keywords, optimize_options for the rest of
     optimize's, and a new study's settings only when no ``study`` is given."""
+    if study is not None and not hasattr(study, "optimize"):  # a name: "'str' object has no attribute 'space'"
+        raise TypeError(f"search(study=...) takes an existing Study (ts.load_study(name, storage)), got {study!r}; "
+                        "a new study is named with name=...")
     twice = [k for k in _BY_NAME if k in (optimize_options or {})]
     if twice:
         raise TypeError(f"search() takes {twice} by name: write search(..., {twice[0]}=...), not "
