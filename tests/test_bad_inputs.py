@@ -310,6 +310,19 @@ def test_a_study_name_for_the_transformers_search_study_is_named() -> None:
         search(lambda args, params: None, base=None, n_trials=1, study="my-study")
 
 
+def test_a_lightning_callback_given_a_number_for_a_name_or_folder_names_it() -> None:
+    """``PruningCallback(trial, monitor=5)`` raised "'int' object has no attribute 'lower'",
+    ``checkpoint_dir=5`` pathlib's "expected str, bytes or os.PathLike object"."""
+    pytest.importorskip("lightning")
+    from tunesmith.integrations.lightning import PruningCallback
+
+    trial = ts.Study(SPACE).ask()
+    with pytest.raises(TypeError, match="PruningCallback: monitor is the name of a logged metric"):
+        PruningCallback(trial, monitor=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="PruningCallback: checkpoint_dir must be a folder"):
+        PruningCallback(trial, checkpoint_dir=5)  # type: ignore[arg-type]
+
+
 def test_a_scheduler_or_batch_size_given_alone_is_one_choice() -> None:
     """``trainer_space(lr_scheduler_type="cosine")`` was read letter by letter and refused as
     ['c', 'o', 's', ...]; a plain batch size raised "'int' object is not iterable"."""
