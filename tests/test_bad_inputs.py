@@ -323,6 +323,23 @@ def test_a_lightning_callback_given_a_number_for_a_name_or_folder_names_it() -> 
         PruningCallback(trial, checkpoint_dir=5)  # type: ignore[arg-type]
 
 
+def test_a_boosting_callback_given_a_number_for_a_name_is_refused_when_made() -> None:
+    """``metric=5`` or ``data=5`` was kept and refused only at the first iteration, as no such
+    metric or set; ``maximize="yes"`` was read as true."""
+    pytest.importorskip("lightgbm")
+    pytest.importorskip("xgboost")
+    from tunesmith.integrations.lightgbm import LightGBMPruningCallback
+    from tunesmith.integrations.xgboost import XGBoostPruningCallback
+
+    trial = ts.Study(SPACE).ask()
+    with pytest.raises(TypeError, match="LightGBMPruningCallback: metric must be a name"):
+        LightGBMPruningCallback(trial, metric=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="XGBoostPruningCallback: data must be a name"):
+        XGBoostPruningCallback(trial, data=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="XGBoostPruningCallback: maximize must be True, False or None"):
+        XGBoostPruningCallback(trial, maximize="yes")  # type: ignore[arg-type]
+
+
 def test_a_scheduler_or_batch_size_given_alone_is_one_choice() -> None:
     """``trainer_space(lr_scheduler_type="cosine")`` was read letter by letter and refused as
     ['c', 'o', 's', ...]; a plain batch size raised "'int' object is not iterable"."""
