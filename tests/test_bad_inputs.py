@@ -310,34 +310,34 @@ def test_a_study_name_for_the_transformers_search_study_is_named() -> None:
         search(lambda args, params: None, base=None, n_trials=1, study="my-study")
 
 
-def test_a_lightning_callback_given_a_number_for_a_name_or_folder_names_it() -> None:
-    """``PruningCallback(trial, monitor=5)`` raised "'int' object has no attribute 'lower'",
-    ``checkpoint_dir=5`` pathlib's "expected str, bytes or os.PathLike object"."""
-    pytest.importorskip("lightning")
-    from tunesmith.integrations.lightning import PruningCallback
+CALLBACKS: list[tuple[str, str, str, dict[str, Any], str]] = [
+    # (id, package, integration module and class, options, message); each raised inside (monitor=5:
+    # "'int' object has no attribute 'lower'"), or was kept and refused at the first iteration
+    # (metric=5, data=5), or read as true (maximize="yes")
+    ("lightning monitor", "lightning", "lightning.PruningCallback", {"monitor": 5},
+     "PruningCallback: monitor is the name of a logged metric"),
+    ("lightning folder", "lightning", "lightning.PruningCallback", {"checkpoint_dir": 5},
+     "PruningCallback: checkpoint_dir must be a folder"),
+    ("lightgbm metric", "lightgbm", "lightgbm.LightGBMPruningCallback", {"metric": 5},
+     "LightGBMPruningCallback: metric must be a name"),
+    ("xgboost data", "xgboost", "xgboost.XGBoostPruningCallback", {"data": 5}, "XGBoostPruningCallback: data must be a name"),
+    ("xgboost maximize", "xgboost", "xgboost.XGBoostPruningCallback", {"maximize": "yes"},
+     "XGBoostPruningCallback: maximize must be True, False or None"),
+]
 
-    trial = ts.Study(SPACE).ask()
-    with pytest.raises(TypeError, match="PruningCallback: monitor is the name of a logged metric"):
-        PruningCallback(trial, monitor=5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="PruningCallback: checkpoint_dir must be a folder"):
-        PruningCallback(trial, checkpoint_dir=5)  # type: ignore[arg-type]
 
+@pytest.mark.parametrize(("package", "where", "options", "says"), [c[1:] for c in CALLBACKS],
+                         ids=[c[0] for c in CALLBACKS])
+def test_a_training_callback_given_a_number_for_a_name_is_refused_when_made(
+        package: str, where: str, options: dict[str, Any], says: str) -> None:
+    pytest.importorskip(package)
+    import importlib
 
-def test_a_boosting_callback_given_a_number_for_a_name_is_refused_when_made() -> None:
-    """``metric=5`` or ``data=5`` was kept and refused only at the first iteration, as no such
-    metric or set; ``maximize="yes"`` was read as true."""
-    pytest.importorskip("lightgbm")
-    pytest.importorskip("xgboost")
-    from tunesmith.integrations.lightgbm import LightGBMPruningCallback
-    from tunesmith.integrations.xgboost import XGBoostPruningCallback
-
-    trial = ts.Study(SPACE).ask()
-    with pytest.raises(TypeError, match="LightGBMPruningCallback: metric must be a name"):
-        LightGBMPruningCallback(trial, metric=5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="XGBoostPruningCallback: data must be a name"):
-        XGBoostPruningCallback(trial, data=5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="XGBoostPruningCallback: maximize must be True, False or None"):
-        XGBoostPruningCallback(trial, maximize="yes")  # type: ignore[arg-type]
+    module, cls = where.split(".")
+    callback = getattr(importlib.import_module(f"tunesmith.integrations.{module}"), cls)
+    with pytest.raises(TypeError) as err:
+        callback(ts.Study(SPACE).ask(), **options)
+    assert says in str(err.value)
 
 
 def test_a_scheduler_or_batch_size_given_alone_is_one_choice() -> None:
