@@ -371,6 +371,15 @@ def test_a_misspelt_word_of_a_study_file_gets_a_did_you_mean(tmp_path: Path, cap
     assert says in capsys.readouterr().err
 
 
+def test_importing_the_csv_export_says_which_export_import_reads(tmp_path: Path, capsys: Any) -> None:
+    """``tunesmith import trials.csv`` said only "Expecting value: line 1 column 1"."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=2)
+    assert main(["export", "s", "--storage", url, "-o", str(tmp_path / "trials.csv")]) == 0
+    assert main(["import", str(tmp_path / "trials.csv"), "--storage", f"sqlite:///{tmp_path / 't.db'}"]) != 0
+    assert "it is the CSV export" in capsys.readouterr().err
+
+
 def test_export_writes_the_format_its_output_file_names(tmp_path: Path, capsys: Any) -> None:
     """``tunesmith export NAME -o trials.json`` wrote CSV into trials.json; ``--format json -o
     trials.csv`` wrote JSON into a .csv file."""

@@ -548,7 +548,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested deep
-        raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
+        csv = isinstance(exc, json.JSONDecodeError) and exc.doc.startswith("number,")
+        raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}" + (
+            "; it is the CSV export, a table of the trials without the space: import reads "
+            "tunesmith export NAME --format json" if csv else "")) from None
     study = import_study(doc, args.storage, args.new_name, skip_invalid=args.skip_invalid)
     left = len(doc["trials"]) - len(study.trials)
     print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}"
