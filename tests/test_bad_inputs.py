@@ -145,6 +145,20 @@ def test_the_objective_passed_as_a_callback_is_refused_before_any_trial_runs() -
     assert study.trials == []
 
 
+def test_optimize_without_a_count_or_a_timeout_says_it_runs_until_stopped(caplog: Any) -> None:
+    """``study.optimize(objective)`` (n_trials forgotten) ran without end and without a word."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+
+    def stop_at_two(study: ts.Study, record: Any) -> None:
+        if len(study.trials) >= 2:
+            study.stop()
+
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        study.optimize(lambda t: t.params["x"], callbacks=[stop_at_two])
+    assert any("no n_trials or timeout, so trials run until the run is stopped" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_the_value_given_before_the_trial_fails_no_trial() -> None:
     """``study.tell(0.5, trial)`` took 0.5 for trial number 0 and recorded it failed with the Trial
     as its "value": the result was lost and the trial could not be told again."""

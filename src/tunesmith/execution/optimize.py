@@ -51,6 +51,9 @@ def run_optimize(
         raise TypeError(f"show_progress must be True, False or None (a bar when stderr is a terminal), got {show_progress!r}")
     options = _check_gpus(executor, options)
     runner = make_executor(executor, n_jobs, study.storage, options)
+    if n_trials is None and timeout is None and not isinstance(study.sampler, GridSampler):  # optimize(objective)
+        logger.info("study %r: no n_trials or timeout, so trials run until the run is stopped (Ctrl-C, or "
+                    "study.stop() in a callback)", study.name)
     study.sampler.set_budget(n_trials)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
