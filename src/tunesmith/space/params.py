@@ -748,7 +748,8 @@ def check_field_types(options: Any) -> None:
             continue
         what, accepted = kinds[type(f.default)]
         value = getattr(options, f.name)
-        if not isinstance(value, accepted) or isinstance(value, bool) is not (type(f.default) is bool):
+        flag = isinstance(value, (bool, np.bool_))  # a flag for a count (True is an int) or a NumPy one for a flag
+        if not isinstance(value, accepted) or flag is not (type(f.default) is bool):
             raise ValueError(f"{type(options).__name__}.{f.name} must be {what}, got {value!r}")
 
 
