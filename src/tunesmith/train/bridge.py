@@ -493,11 +493,11 @@ def _check_call(build_model: Any, data: Any, loss: Any, metrics: Any, threads: A
         _check_folds(folds, data)
     elif not callable(data) and (not isinstance(data, (tuple, list)) or len(data) != 2
                                  or all(isinstance(t, torch.Tensor) for t in data)):
-        got = f"{type(data).__name__} of {len(data)}" if isinstance(data, (tuple, list)) else type(data).__name__
+        got = type(data).__name__
+        if isinstance(data, (tuple, list)):
+            got += f" of {len(data)} {'tensors' if data and all(isinstance(t, torch.Tensor) for t in data) else 'items'}"
         raise ValueError(f"data is (train, val), each a tuple of tensors (x, y) or a torch Dataset, or a "
-                         f"callable(params) -> (train, val); got {got}" + (" tensors" if isinstance(data, (tuple, list))
-                                                                          else "")
-                         + "; to train on folds of one data set, pass folds=k")
+                         f"callable(params) -> (train, val); got {got}; to train on folds of one data set, pass folds=k")
 
 
 def _check_folds(folds: Any, data: Any) -> None:
