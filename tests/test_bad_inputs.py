@@ -38,6 +38,12 @@ def _options(kind: str, **fields: Any) -> Any:
     return getattr(importance, kind)(**fields)
 
 
+def _executor_class() -> Any:
+    from tunesmith.execution import ThreadExecutor
+
+    return ThreadExecutor
+
+
 def _no_trial_objective() -> float:
     return 1.0
 
@@ -81,6 +87,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "heartbeat_interval must be a finite number of seconds, got inf"),
     ("a misspelt executor", lambda: ts.Study(SPACE).optimize(lambda t: 1.0, n_trials=1, executor="Ray"), ValueError,
      "got 'Ray' (did you mean 'ray'?)"),
+    ("an executor class", lambda: ts.Study(SPACE).optimize(lambda t: 1.0, n_trials=1, executor=_executor_class()),
+     TypeError, "executor=ThreadExecutor is the class; pass an instance"),
     ("a grid of a count, not a mapping", lambda: ts.GridSampler(5), TypeError, "mapping of parameter name"),
     ("a path for SQLStorage's URL", lambda: ts.SQLStorage(Path("x.db")), TypeError, "SQLStorage takes a database URL"),
     ("a level logging does not know", lambda: ts.set_verbosity("loud"), ValueError,

@@ -56,6 +56,9 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
         if options:
             raise TypeError(f"options {sorted(options)} go to the executor's constructor, not optimize()")
         return spec
+    if isinstance(spec, type) and issubclass(spec, Executor):
+        raise TypeError(f"executor={spec.__name__} is the class; pass an instance, {spec.__name__}(...), or the "
+                        f"executor's name with n_jobs= (e.g. executor='thread')")
     n = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     options = {k: v for k, v in options.items() if not (k == "trial_timeout" and v is None)}
     kind = spec if spec is not None else _default_kind(n, storage, options)
