@@ -89,6 +89,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "got 'Ray' (did you mean 'ray'?)"),
     ("an executor class", lambda: ts.Study(SPACE).optimize(lambda t: 1.0, n_trials=1, executor=_executor_class()),
      TypeError, "executor=ThreadExecutor is the class; pass an instance"),
+    ("a list for copy's fill", lambda: _study().copy("c", space={**SPACE, "z": ts.Float(0, 1)}, fill=[0.5]),
+     TypeError, "fill= is a dict of parameter name -> the value the trials ran with"),
     ("a grid of a count, not a mapping", lambda: ts.GridSampler(5), TypeError, "mapping of parameter name"),
     ("a path for SQLStorage's URL", lambda: ts.SQLStorage(Path("x.db")), TypeError, "SQLStorage takes a database URL"),
     ("a level logging does not know", lambda: ts.set_verbosity("loud"), ValueError,
