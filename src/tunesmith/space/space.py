@@ -98,7 +98,8 @@ class Space(Mapping[str, Param]):
         if isinstance(params, Space):
             params = params._params
         if not isinstance(params, Mapping):
-            raise TypeError(f"Space takes a mapping of name -> parameter, got {type(params).__name__}")
+            call = "; a function that returns the space's dict: call it" if callable(params) and not isinstance(params, type) else ""
+            raise TypeError(f"Space takes a mapping of name -> parameter, got {type(params).__name__}{call}")
         if not params:
             raise ValueError("a Space needs at least one parameter")
         self._params: dict[str, Param] = {}

@@ -84,6 +84,10 @@ class Study:
         if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
             raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
                             "name=..., and open one that exists with ts.load_study(name, storage)")
+        if callable(space) and not isinstance(space, (Mapping, type)):  # Study(objective)
+            raise TypeError(f"Study's first argument is the space, got the function "
+                            f"{getattr(space, '__qualname__', space)!r}; the objective goes to "
+                            "study.optimize(objective, n_trials=...) (a function that builds the space: call it)")
         if not isinstance(load_if_exists, bool):  # "no" is true: the study would be resumed
             raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
         self._storage = make_storage(storage)
