@@ -239,7 +239,8 @@ def test_a_bad_search_option_is_named(options: dict[str, Any], says: str) -> Non
 # -- the trainer ----------------------------------------------------------------------------------
 
 
-TRAIN = ["a model for build_model", "(x, y) for (train, val)", "more folds than samples", "folds as text",
+TRAIN = ["a callback class", "a number for the callbacks", "a metric that is no function", "a number to monitor",
+         "a model for build_model", "(x, y) for (train, val)", "more folds than samples", "folds as text",
          "zero threads", "a misspelt loss", "a number for the checkpoint folder", "a learning rate for its range",
          "a hyperparameter's start as text", "a model class for classifier_losses", "a callback that is no function",
          "a tuned start as text"]
@@ -248,7 +249,9 @@ TRAIN = ["a model for build_model", "(x, y) for (train, val)", "more folds than 
 def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
     torch = pytest.importorskip("torch")
     from tunesmith.train import (
+        GradualUnfreezing,
         LoopOptions,
+        Trainer,
         adam_space,
         classifier_losses,
         hyper_space,
@@ -269,6 +272,13 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
         return tune(p.train_loss, p.val_loss, args.pop("params"), args.pop("hparams"), (x, y), (x, y), **args)
 
     calls = [
+        ("a callback class", lambda: Trainer(torch.nn.Linear(4, 2), callbacks=[GradualUnfreezing]), TypeError,
+         "GradualUnfreezing is the class"),
+        ("a number for the callbacks", lambda: Trainer(torch.nn.Linear(4, 2), callbacks=5), TypeError,
+         "callbacks is a callback or a list of them, got 5"),
+        ("a metric that is no function", lambda: Trainer(torch.nn.Linear(4, 2), metrics={"acc": 5}), TypeError,
+         "metric 'acc' must be a callable(output, target)"),
+        ("a number to monitor", lambda: objective(build, data, monitor=5), TypeError, "monitor is the name of"),
         ("a model for build_model", lambda: objective(torch.nn.Linear(4, 2), data), TypeError,
          "build_model is a function params -> a new model"),
         ("(x, y) for (train, val)", lambda: objective(build, (x, y)), ValueError, "data is (train, val)"),

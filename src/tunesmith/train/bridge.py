@@ -162,6 +162,8 @@ _HIGHER_IS_BETTER = ("accuracy", "acc", "f1", "auc", "roc_auc", "precision", "re
 
 def _check_monitor(monitor: str, metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> None:
     """Refuse at set-up a monitor that no validation computes (it failed after the first epoch)."""
+    if not isinstance(monitor, str):  # difflib: "'int' object is not iterable"
+        raise TypeError(f"monitor is the name of what is reported ('val_loss' or a metric's name), got {monitor!r}")
     have = ["val_loss", "train_loss", *([] if metrics is None else [metrics] if isinstance(metrics, str) else metrics)]
     if monitor not in have:
         close = difflib.get_close_matches(monitor, have, n=1, cutoff=0.5)
