@@ -114,6 +114,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "did you mean 'fanova'"),
     ("a study for the records to save", lambda: plots.save(_study(), "x.html"), TypeError,
      "save takes the records to draw"),
+    ("one study to compare", lambda: plots.comparison(_study()), TypeError,
+     "comparison takes a list of studies ([study] for one)"),
     ("a report of no rows", lambda: build_report(_study(), top=0), ValueError, "top must be a positive integer"),
     ("a report's sections as one string", lambda: build_report(_study(), sections="history"), TypeError,
      "sections=['history']"),
