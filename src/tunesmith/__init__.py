@@ -58,7 +58,15 @@ def _default_logging() -> None:
 
 
 def set_verbosity(level: int | str) -> None:
-    """Set how much tunesmith logs (``logging.WARNING`` silences the info lines)."""
+    """Set how much tunesmith logs (``logging.WARNING`` or ``"warning"`` silences the info lines)."""
+    names = ["debug", "info", "warning", "error", "critical"]
+    if isinstance(level, str) and level.lower() in names:
+        level = level.upper()  # logging knows "WARNING" only, not "warning"
+    elif isinstance(level, (str, bool)) or not isinstance(level, int):
+        from .space.params import did_you_mean
+
+        raise ValueError(f"set_verbosity: unknown level {level!r}{did_you_mean(level, names)}; use one of "
+                         f"{names} (any case) or a number such as logging.WARNING")
     logging.getLogger("tunesmith").setLevel(level)
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from .exceptions import TrialPruned
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .pruners.curves import check_int
+from .space.params import check_seed, did_you_mean
 from .study.trial import _as_float_or_nan, short_repr
 from .trial import Direction, FrozenTrial, TrialState
 
@@ -48,7 +49,7 @@ def kfold(n: int, k: int = 5, *, shuffle: bool = True, seed: int | None = 0) -> 
     """``k`` folds of ``range(n)``: each sample is validated once (shuffled first unless told not to)."""
     _check_n(n, "kfold")
     _check_k(k, n, "samples")
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    order = np.random.default_rng(check_seed(seed, "kfold: seed")).permutation(n) if shuffle else np.arange(n)
     return _from_parts(np.array_split(order, k), n)
 
 
@@ -61,7 +62,7 @@ def stratified(y: Sequence[Any] | np.ndarray, k: int = 5, *, shuffle: bool = Tru
         warnings.warn(f"stratified(): {len(rare)} class(es) have fewer members than k={k} folds ("
                       + ", ".join(f"{c!r}: {n}" for c, n in list(rare.items())[:5])
                       + "): some validation folds hold none of them", UserWarning, stacklevel=2)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, "stratified: seed"))
     parts: list[list[np.ndarray]] = [[] for _ in range(k)]
     offset = 0
     for c in _unique(labels):
@@ -198,6 +199,8 @@ def cross_validate(
     if hasattr(folds, "split") or isinstance(folds, (int, np.integer)):
         write = f"cv.split({folds!r}, x, y)" if hasattr(folds, "split") else f"cv.kfold(len(x), {folds}) or cv.stratified(y, {folds})"
         raise TypeError(f"cross_validate takes folds as (train_idx, val_idx) pairs, got {folds!r}: write {write}")
+    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0:  # joblib: "has no meaning"
+        raise ValueError(f"n_jobs must be a non-zero integer (folds in parallel; -1: one per core), got {n_jobs!r}")
     fold_list = list(folds)
     if not fold_list:
         used_up = (": a generator such as KFold(5).split(x) made once outside the objective is used up by the "
@@ -267,7 +270,9 @@ def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:
     if isinstance(result, Mapping):
         if key is None or key not in result:
             raise ValueError(
-                f"the fold function returned {sorted(result)}: pass key= naming the value to report"
+                f"the fold function returned {sorted(result)}: pass key= naming the value to report" if key is None
+                else f"key={key!r} is not a value the fold function returned{did_you_mean(key, sorted(result))}; "
+                     f"it returned {sorted(result)}"
             )
         for n, v in result.items():
             flag = n != key and isinstance(v, (bool, np.bool_))  # a recorded flag ("converged") stays 1.0 / 0.0

@@ -120,8 +120,9 @@ def add_show_args(p: argparse.ArgumentParser) -> None:
 def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the study's name")
     add_storage_arg(p)
-    p.add_argument("--format", choices=["csv", "json"], default="csv",
-                   help="csv: a row per trial (default); json: the study's space and full trial records")
+    p.add_argument("--format", choices=["csv", "json"],
+                   help="csv: a row per trial (default, unless --output ends in .json); json: the study's space "
+                        "and full trial records")
     p.add_argument("--output", "-o", type=output_file(), help="file to write (default: standard output)")
 
 
@@ -375,8 +376,9 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    fmt = _export_format(args.format, args.output)
     study = _load(args.name, args.storage)
-    text = export_csv(study) if args.format == "csv" else export_json(study)
+    text = export_csv(study) if fmt == "csv" else export_json(study)
     if args.output:
         from ..plots import replace_file
 
@@ -385,6 +387,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _export_format(given: str | None, output: str | None) -> str:
+    """``--format``, else the one ``--output``'s suffix names (``-o trials.json`` wrote CSV into it)."""
+    suffix = Path(output).suffix.lower().lstrip(".") if output else ""
+    if given and suffix in ("csv", "json") and suffix != given:
+        raise ValueError(f"--format {given} writes {given.upper()}, but --output {output!r} names a .{suffix} file: "
+                         f"drop --format to write {suffix.upper()}, or name a .{given} file")
+    return given or (suffix if suffix in ("csv", "json") else "csv")
 
 
 def export_csv(study: Study) -> str:
@@ -536,7 +547,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # Recursion: nested deep; Value: not UTF-8, JSON or 5,000 digits
-        raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}") from None
+        csv = isinstance(exc, json.JSONDecodeError) and exc.doc.startswith("number,")
+        raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}" + (
+            "; it is the CSV export, a table of the trials without the space: import reads "
+            "tunesmith export NAME --format json" if csv else "")) from None
     study = import_study(doc, args.storage, args.new_name, skip_invalid=args.skip_invalid)
     left = len(doc["trials"]) - len(study.trials)
     print(f"imported study {study.name!r} ({plural(len(study.trials), 'trial')}"

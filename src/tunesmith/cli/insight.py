@@ -37,7 +37,7 @@ def add_importance_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
     p.add_argument("--method", choices=METHODS, default="fanova",
                    help="fanova: shares of the variance (default); ped-anova: what sets the good trials apart")
-    p.add_argument("--seed", type=int, default=0, help="seed of the forest / the bootstrap (default 0)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of the forest / the bootstrap (default 0)")
     p.add_argument("--pairs", type=at_least(0), help="how many pairs to list (fanova; default 5)")
     p.add_argument("--params", help="comma-separated parameters to measure (default: every searched one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

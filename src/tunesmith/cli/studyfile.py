@@ -56,6 +56,7 @@ from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
 from ..study.heartbeat import HeartbeatConfig
+from ..trial import Direction
 
 DEFAULT_STORAGE = "sqlite:///tunesmith.db"
 EXECUTORS = ("inline", "thread", "process", "ray")
@@ -173,8 +174,15 @@ class StudyFile:
             except (ValueError, TypeError) as exc:
                 raise StudyFileError(f"{source}: space: {exc}") from None
         for key, problem in _value_problems(self):
-            hint = did_you_mean(str(self.direction).lower(), ["minimize", "maximize"]) if key == "direction" else ""
-            raise StudyFileError(f"{source}: {key} {problem}, got {getattr(self, key)!r}{hint}")
+            given: Any = getattr(self, key)
+            choices = {"direction": ["minimize", "maximize"], "executor": list(EXECUTORS)}.get(key)
+            hint = did_you_mean(str(given).lower(), choices) if choices else ""
+            if key == "direction" and not hint:  # "max": difflib finds nothing, the API says 'maximize'
+                try:
+                    Direction.parse(given)
+                except ValueError as exc:
+                    raise StudyFileError(f"{source}: {exc}") from None
+            raise StudyFileError(f"{source}: {key} {problem}, got {given!r}{hint}")
         try:  # before the storage is opened (a database file was created, then the study refused)
             HeartbeatConfig.build(self.heartbeat_interval, self.grace_period, self.requeue_failed)
         except (ValueError, TypeError) as exc:
@@ -296,7 +304,8 @@ def load_objective(spec: str, base_dir: Path = Path(".")) -> Callable[..., Any]:
         module = _import_module(target, base_dir)
     fn = getattr(module, func, None)
     if fn is None:
-        raise StudyFileError(f"objective {spec!r}: {target} has no function {func!r}")
+        functions = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise StudyFileError(f"objective {spec!r}: {target} has no function {func!r}{did_you_mean(func, functions)}")
     if not callable(fn):
         raise StudyFileError(f"objective {spec!r}: {func!r} is not callable")
     return fn

@@ -11,6 +11,7 @@ JSON: ``/api/studies``, ``/api/studies/{name}``, ``/api/studies/{name}/changes?s
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Callable
 from importlib import resources
@@ -46,6 +47,8 @@ class Dashboard:
     """The state behind the routes: the storage's cache and the server's options."""
 
     def __init__(self, storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0) -> None:
+        if isinstance(poll_seconds, bool) or not isinstance(poll_seconds, (int, float)) or not 0 < poll_seconds < math.inf:
+            raise ValueError(f"poll_seconds must be a positive number of seconds, got {poll_seconds!r}")  # 0: no pause
         self.cache = StudyCache(storage)
         self.allow_writes = allow_writes
         self.poll_seconds = poll_seconds

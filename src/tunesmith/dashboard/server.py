@@ -68,6 +68,8 @@ def is_loopback(host: str) -> bool:
 def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, allow_writes: bool = False,
           poll_seconds: float = 2.0, out: TextIO | None = None) -> None:
     """Serve the dashboard of ``storage`` on ``host:port`` until interrupted."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
     uvicorn = _require()
     out = sys.stderr if out is None else out
     from .app import create_app

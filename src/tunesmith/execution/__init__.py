@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ..space.params import did_you_mean
 from ..storage import MemoryStorage, Storage
 from ..study.runner import use_runner
 from .base import Executor, Job
@@ -55,11 +56,15 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
         if options:
             raise TypeError(f"options {sorted(options)} go to the executor's constructor, not optimize()")
         return spec
+    if isinstance(spec, type) and issubclass(spec, Executor):
+        raise TypeError(f"executor={spec.__name__} is the class; pass an instance, {spec.__name__}(...), or the "
+                        f"executor's name with n_jobs= (e.g. executor='thread')")
     n = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     options = {k: v for k, v in options.items() if not (k == "trial_timeout" and v is None)}
     kind = spec if spec is not None else _default_kind(n, storage, options)
     if kind not in _OPTIONS:
-        raise ValueError(f"executor must be one of {sorted(_OPTIONS)} or an Executor, got {spec!r}")
+        raise ValueError(f"executor must be one of {sorted(_OPTIONS)} or an Executor, got {spec!r}"
+                         f"{did_you_mean(spec, sorted(_OPTIONS))}")
     if "trial_timeout" in options and kind in ("inline", "thread"):
         raise ValueError(NO_TIMEOUT.format(kind=kind))
     if kind == "inline" and n > 1:  # it ran one trial at a time, n_jobs silently ignored

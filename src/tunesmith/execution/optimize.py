@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..samplers.simple import GridSampler, grid_remaining
+from ..space.params import uncallable_with
 from ..study.progress import Progress
 from ..trial import FrozenTrial, TrialState
 from .base import Job
@@ -46,8 +47,13 @@ def run_optimize(
     from . import make_executor
 
     _check_args(objective, n_trials, timeout, n_jobs)
+    if show_progress is not None and not isinstance(show_progress, bool):  # "no" is true: a bar
+        raise TypeError(f"show_progress must be True, False or None (a bar when stderr is a terminal), got {show_progress!r}")
     options = _check_gpus(executor, options)
     runner = make_executor(executor, n_jobs, study.storage, options)
+    if n_trials is None and timeout is None and not isinstance(study.sampler, GridSampler):  # optimize(objective)
+        logger.info("study %r: no n_trials or timeout, so trials run until the run is stopped (Ctrl-C, or "
+                    "study.stop() in a callback)", study.name)
     study.sampler.set_budget(n_trials)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
@@ -109,9 +115,19 @@ def _expected(study: Study, n_trials: int | None) -> int | None:
     return left if n_trials is None else min(n_trials, left)
 
 
+def _check_takes_trial(objective: Any) -> None:
+    """An objective that cannot be called with one argument failed every trial, each a line of
+    log and a failed record, rather than this call."""
+    wrong = uncallable_with(objective, 1)
+    if wrong:
+        raise TypeError(f"objective must take one argument, the trial (def objective(trial): ...); "
+                        f"{wrong} cannot be called as objective(trial)")
+
+
 def _check_args(objective: Any, n_trials: Any, timeout: Any, n_jobs: Any) -> None:
     if not callable(objective):
         raise TypeError(f"objective must be callable as objective(trial), got {objective!r}")
+    _check_takes_trial(objective)
     if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0):
         raise ValueError(f"n_trials must be a non-negative integer or None, got {n_trials!r}")
     if timeout is not None and (

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from ..space import Space
-from ..space.params import did_you_mean
+from ..space.params import check_seed, did_you_mean
 from ..trial import Direction, FrozenTrial
 from .data import Design, design, param_names
 from .fanova import FanovaOptions, fanova
@@ -102,12 +103,9 @@ def importance(
     ``options``: :class:`FanovaOptions` or :class:`PedAnovaOptions` (defaults when None).
     Raises ValueError with fewer than 2 complete trials (ped-anova: 10).
     """
-    if isinstance(method, str) and method.lower().replace("_", "-") in METHODS:
-        method = method.lower().replace("_", "-")  # "ped_anova", "PED-ANOVA": the same method
-    if method not in METHODS:
-        raise ValueError(f"unknown importance method {method!r}{did_you_mean(method, list(METHODS))}; "
-                         f"choose one of {list(METHODS)}")
+    method = method_name(method)
     wanted = None if params is None else set(param_names(space, params))
+    check_seed(seed)
     d = design(trials, space, direction=direction, min_trials=2 if method == "fanova" else 10, seed=seed)
     if method == "fanova":
         imp = _fanova(d, _options(options, FanovaOptions), seed)
@@ -123,6 +121,14 @@ def importance(
                        note=f"the value was {_value(d.y[0], direction)} in all {len(d.y)} complete trials: "
                             "no parameter can explain a difference")
     return imp
+
+
+def method_name(method: Any) -> str:
+    """``method`` as :data:`METHODS` names it ("ped_anova", "PED-ANOVA": "ped-anova"), or a ValueError."""
+    if isinstance(method, str) and method.lower().replace("_", "-") in METHODS:
+        return method.lower().replace("_", "-")
+    raise ValueError(f"unknown importance method {method!r}{did_you_mean(method, list(METHODS))}; "
+                     f"choose one of {list(METHODS)}")
 
 
 def _value(y: float, direction: Direction | str) -> str:

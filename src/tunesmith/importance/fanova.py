@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..space.params import check_field_types
 from .data import Column, Design
 
 
@@ -47,6 +48,9 @@ class FanovaOptions:
     max_pair_params: int = 64
 
     def __post_init__(self) -> None:
+        check_field_types(self)
+        if self.max_depth is not None and (not isinstance(self.max_depth, int) or self.max_depth < 1):
+            raise ValueError(f"FanovaOptions.max_depth must be an integer >= 1 or None (no limit), got {self.max_depth!r}")
         if not (isinstance(self.max_pair_params, int) and self.max_pair_params >= 2):
             raise ValueError(f"max_pair_params must be an integer >= 2, got {self.max_pair_params!r}")
         if self.n_trees < 2:

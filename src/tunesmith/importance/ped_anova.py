@@ -26,6 +26,7 @@ from functools import cache
 
 import numpy as np
 
+from ..space.params import check_field_types
 from .data import Column, Design
 
 
@@ -38,6 +39,7 @@ class PedAnovaOptions:
     n_bootstrap: int = 32
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not 0.0 < self.target_quantile < self.region_quantile <= 1.0:
             raise ValueError(
                 "need 0 < target_quantile < region_quantile <= 1, got "

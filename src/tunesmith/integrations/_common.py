@@ -124,6 +124,14 @@ def refuse_pausing(trial: Any, what: str) -> None:
         )
 
 
+def check_names(what: str, **names: Any) -> None:
+    """Each of ``names`` (``data=``, ``metric=``) is None or a non-empty string: a number was kept and
+    compared with the evaluation's names at the first iteration, then refused as no such set or metric."""
+    for key, value in names.items():
+        if value is not None and (not isinstance(value, str) or not value):
+            raise TypeError(f"{what}: {key} must be a name (a non-empty string) or None, got {value!r}")
+
+
 def check_direction(trial: Any, metric: str, *, maximize: bool, what: str) -> None:
     """A ValueError when the study's direction is not the metric's (``maximize``)."""
     want = "maximize" if maximize else "minimize"

@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from ..space import Fixed, Float, Int, Space
-from ._common import check_direction, refuse_pausing, report_and_decide, require, span
+from ._common import check_direction, check_names, refuse_pausing, report_and_decide, require, span
 
 lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgbm")
 
@@ -68,6 +68,7 @@ class LightGBMPruningCallback:
 
     def __init__(self, trial: Any, *, data: str | None = None, metric: str | None = None) -> None:
         refuse_pausing(trial, "LightGBMPruningCallback")
+        check_names("LightGBMPruningCallback", data=data, metric=metric)
         self.trial, self.data, self.metric = trial, data, metric
         self._checked = False
 

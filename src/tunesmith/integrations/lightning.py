@@ -19,6 +19,7 @@ decision is broadcast so every rank stops at the same validation. Needs
 from __future__ import annotations
 
 import math
+import os
 import re
 import tempfile
 import warnings
@@ -59,6 +60,10 @@ class PruningCallback(_Callback):
         super().__init__()
         if step not in STEPS:
             raise ValueError(f"PruningCallback: step must be one of {STEPS}, got {step!r}")
+        if not isinstance(monitor, str) or not monitor:  # 5: "'int' object has no attribute 'lower'"
+            raise TypeError(f"PruningCallback: monitor is the name of a logged metric (e.g. 'val_loss'), got {monitor!r}")
+        if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+            raise TypeError(f"PruningCallback: checkpoint_dir must be a folder (a str or a Path), got {checkpoint_dir!r}")
         self.trial, self.monitor, self.step = trial, monitor, step
         if trial is not None:
             check_trial(trial, "lightning PruningCallback")

@@ -64,6 +64,9 @@ class MLflowCallback:
                 f"MLflowCallback: MLflow refuses the metric name {metric_name!r}: use letters, digits and "
                 f"_ - . : / space (e.g. {_param_keys([metric_name])[metric_name]!r})"
             )
+        for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment)):
+            if value is not None and not isinstance(value, str):  # 5: "'int' object has no attribute 'decode'"
+                raise TypeError(f"MLflowCallback: {name} must be a string or None, got {type(value).__name__} {value!r}")
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.experiment, self.metric_name = experiment, metric_name
         self._ids: dict[str, tuple[str, str]] = {}  # study name -> (experiment id, parent run id)

@@ -12,6 +12,7 @@ Needs ``tunesmith[tensorboard]``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -41,6 +42,8 @@ class TensorBoardCallback:
     def __init__(self, log_dir: str | Path, *, metric_name: str = "value") -> None:
         if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
             raise ValueError(f"TensorBoardCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
+        if not isinstance(log_dir, (str, os.PathLike)):
+            raise TypeError(f"TensorBoardCallback: log_dir must be a folder (a str or a Path), got {type(log_dir).__name__} {log_dir!r}")
         self.log_dir, self.metric_name = Path(log_dir).expanduser(), metric_name  # "~/runs/x" as a shell reads it
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
@@ -81,6 +84,8 @@ def write_hparams(study: Any, log_dir: str | Path, *, metric_name: str = "value"
     """Write every finished trial of ``study`` not written yet under ``log_dir``, and each paused
     one as ``trial-<n>-paused``; returns ``log_dir``."""
     cb = TensorBoardCallback(log_dir, metric_name=metric_name)
+    if not hasattr(study, "trials"):  # a study's name: "'str' object has no attribute 'trials'"
+        raise TypeError(f"write_hparams takes a Study (ts.load_study(name, storage) opens one by name), got {study!r}")
     for trial in study.trials:
         cb(study, trial)
     cb.on_optimize_end(study, None)

@@ -62,6 +62,10 @@ def trainer_space(
     or edit the result:
     ``ts.Space({**trainer_space(), "max_grad_norm": ts.Float(0.1, 2.0)})``.
     """
+    if isinstance(lr_scheduler_type, str):  # "cosine": one scheduler, not the letters c, o, s...
+        lr_scheduler_type = [lr_scheduler_type]
+    if isinstance(per_device_train_batch_size, int):  # a plain number fixes it, as for the ranges
+        per_device_train_batch_size = [per_device_train_batch_size]
     bad = [s for s in lr_scheduler_type if s not in SCHEDULERS]
     if bad or not lr_scheduler_type:
         raise ValueError(f"trainer_space: lr_scheduler_type must be a non-empty subset of {list(SCHEDULERS)}, got {list(lr_scheduler_type)}")
@@ -357,6 +361,9 @@ def _check_options(study: Any, space: Any, direction: Any, study_options: Mappin
                    optimize_options: Mapping[str, Any] | None) -> None:
     """Each option one way: search()'s own keywords, optimize_options for the rest of
     optimize's, and a new study's settings only when no ``study`` is given."""
+    if study is not None and not hasattr(study, "optimize"):  # a name: "'str' object has no attribute 'space'"
+        raise TypeError(f"search(study=...) takes an existing Study (ts.load_study(name, storage)), got {study!r}; "
+                        "a new study is named with name=...")
     twice = [k for k in _BY_NAME if k in (optimize_options or {})]
     if twice:
         raise TypeError(f"search() takes {twice} by name: write search(..., {twice[0]}=...), not "

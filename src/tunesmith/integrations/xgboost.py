@@ -16,6 +16,7 @@ from typing import Any
 from ..space import Float, Int, Space
 from ._common import (
     check_direction,
+    check_names,
     refuse_pausing,
     report_and_decide,
     require,
@@ -90,6 +91,9 @@ class XGBoostPruningCallback(_TrainingCallback):
     ) -> None:  # fmt: skip
         super().__init__()
         refuse_pausing(trial, "XGBoostPruningCallback")
+        check_names("XGBoostPruningCallback", data=data, metric=metric)
+        if maximize is not None and not isinstance(maximize, bool):  # "yes": read as true
+            raise TypeError(f"XGBoostPruningCallback: maximize must be True, False or None (the metric's own), got {maximize!r}")
         self.trial, self.data, self.metric, self.maximize = trial, data, metric, maximize
         self._checked = False
 

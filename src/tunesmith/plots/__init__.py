@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..space.params import did_you_mean
 from .bars import importance_bars
 from .compare import comparison, run_samplers
 from .records import (
@@ -71,16 +72,28 @@ KINDS: dict[str, tuple[str, Callable[..., list[Record]]]] = {
 }
 
 
+#: the options of :func:`records_of` (each kind reads those it uses)
+OPTIONS = ("log_y", "params", "trial", "method")
+
+
 def records_of(study: Any, kind: str, **options: Any) -> list[Record]:
-    """The records of one kind of :data:`KINDS` for a study (read once)."""
+    """The records of one kind of :data:`KINDS` for a study (read once). ``options``: ``log_y``,
+    ``params``, ``trial``, ``method``, each read by the kinds it applies to."""
     if kind not in KINDS:
-        raise ValueError(f"unknown plot kind {kind!r}; choose one of {list(KINDS)}")
+        raise ValueError(f"unknown plot kind {kind!r}{did_you_mean(kind, list(KINDS))}; choose one of {list(KINDS)}")
+    for key in options:
+        if key not in OPTIONS:
+            raise TypeError(f"records_of: unknown option {key!r}{did_you_mean(key, list(OPTIONS))}; "
+                            f"the options are {list(OPTIONS)}")
     return KINDS[kind][1](snapshot(study), **options)
 
 
 def save(records: Record | Sequence[Record], path: str | Path) -> Path:
     """Write records to ``path``: ``.html`` (plotly, plotly.js embedded: opens offline) or
     an image (``.png``, ``.pdf``, ``.svg``: matplotlib, one panel per record)."""
+    if hasattr(records, "trials"):  # a Study: "'Study' object is not iterable"
+        raise TypeError(f"save takes the records to draw, got a {type(records).__name__}: "
+                        "write plots.save(plots.records_of(study, 'history'), path)")
     items = [records] if isinstance(records, (Chart, Parallel, Diagram)) else list(records)
     path = check_output(path)
     if not items:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..importance import Importances
+from ..importance import Importances, method_name
 from ..space import display_names
 from .records import Chart, Series, group_color, nothing, snapshot
 
@@ -19,6 +19,7 @@ def importance_bars(source: Any, *, method: str = "fanova", pairs: int = 3, seed
     else:
         s = snapshot(source)
         name, shown = f"{s.name}: ", display_names(s.space)
+        method = method_name(method)  # a misspelt method is the caller's error, not a note in the chart
         try:
             imp = source.importance(method, seed=seed) if hasattr(source, "importance") else _compute(s, method, seed)
         except (ValueError, ImportError) as exc:

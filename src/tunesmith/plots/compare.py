@@ -3,7 +3,7 @@ coloured, with the median best-so-far over seeds and a band."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,9 @@ def comparison(
 
 
 def _groups(runs: Mapping[str, Sequence[Any]] | Sequence[Any]) -> dict[str, list[Any]]:
+    if hasattr(runs, "trials") or isinstance(runs, str) or not isinstance(runs, (Mapping, Iterable)):
+        raise TypeError(f"comparison takes a list of studies ([study] for one) or {{label: [run, ...]}}, "
+                        f"got {type(runs).__name__}")  # a Study: "'Study' object is not iterable"
     if isinstance(runs, Mapping):
         out = {str(k): list(v) for k, v in runs.items()}
     else:

@@ -9,6 +9,7 @@ Each has ``kind``, ``title`` and ``message``: when there is nothing to draw,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -214,6 +215,9 @@ def snapshot(study: Any) -> Snapshot:
     """A :class:`Snapshot` of a Study (one read of its storage); a Snapshot as it is."""
     if isinstance(study, Snapshot):
         return study
+    if not all(hasattr(study, a) for a in ("name", "direction", "space", "trials")):
+        by_name = "; a study by its name: ts.load_study(name, storage)" if isinstance(study, (str, os.PathLike)) else ""
+        raise TypeError(f"this takes a Study (or a plots.snapshot of one), got {type(study).__name__} {study!r}{by_name}")
     from ..study.evaluate import test_results
 
     pruner = getattr(study, "pruner", None)

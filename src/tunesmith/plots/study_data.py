@@ -313,6 +313,8 @@ def _params(s: Snapshot, params: Sequence[str] | None) -> list[str]:
     if isinstance(params, str):
         raise TypeError(f"params is a list of parameter names, got the string {params!r}; write params=[{params!r}]")
     params = list(dict.fromkeys(params))
+    if not params:  # drew nothing, without a word
+        raise ValueError(f"params names no parameter; name at least one of {list(s.space.free)} (or None for all)")
     fixed = [p for p in params if p in s.space and p not in s.space.free]
     if fixed:  # in the space, but one value: nothing to draw against
         raise ValueError(f"{fixed} fixed, not searched: nothing varies to draw; {s.name!r} searches {list(s.space.free)}")

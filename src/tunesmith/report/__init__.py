@@ -40,6 +40,11 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
     """The report as one HTML string."""
     from ..plots.plotly_render import to_html
 
+    if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        raise ValueError(f"top must be a positive integer (the rows of the best trials' table), got {top!r}")
+    if isinstance(sections, str):
+        raise TypeError(f"sections is a list of plot kinds, got the string {sections!r}; write sections=[{sections!r}]")
+
     s = snapshot(study)
     drawn, skipped = _plots(s, sections)
     parts = [f"<h1>{_e(s.name)}</h1>", _settings(s), _space(s), _best(s, top)]

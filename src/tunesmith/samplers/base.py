@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..space import Config, Space
+from ..space.params import check_seed
 from ..trial import Direction, FrozenTrial, TrialState
 
 
@@ -79,9 +80,8 @@ class Sampler(ABC):
     uses_history: bool = True
 
     def __init__(self, seed: int | None = None) -> None:
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**63))
+        seed = check_seed(seed)
+        self.seed = seed if seed is not None else int(np.random.default_rng().integers(2**63))
         self._rng = np.random.default_rng(self.seed)
 
     def reseed(self, *key: int) -> None:

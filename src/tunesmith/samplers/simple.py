@@ -86,6 +86,9 @@ class GridSampler(Sampler):
 
     def __init__(self, points: Mapping[str, Any] | None = None, *, seed: int | None = None) -> None:
         super().__init__(seed)
+        if points is not None and not isinstance(points, Mapping):
+            raise TypeError(f"GridSampler takes points as a mapping of parameter name -> grid points (a count "
+                            f"or a list of values), e.g. GridSampler({{'lr': 5}}), got {points!r}")
         self.points = dict(points or {})
         self._cache: tuple[str, list[Config], list[str]] | None = None
         self._keys = PerTrial(_key)  # each trial's key once, not the whole history's on every ask

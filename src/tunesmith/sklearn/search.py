@@ -31,7 +31,7 @@ from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
-from ..space.params import plural
+from ..space.params import check_seed, plural
 from ..storage import MemoryStorage
 from ..study import Study
 from ..trial import TrialState
@@ -274,6 +274,11 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             raise ValueError(f"n_trials must be a positive integer or None (the whole grid), got {self.n_trials!r}")
         if self.n_jobs is not None and (not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0):
             raise ValueError(f"n_jobs must be a non-zero integer or None, got {self.n_jobs!r}")
+        if isinstance(self.cv, str) or isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool) and self.cv < 2:
+            raise ValueError(f"cv must be a number of folds >= 2, a scikit-learn splitter or a list of (train, test) "
+                             f"pairs, got cv={self.cv!r}")
+        if not isinstance(self.verbose, numbers.Integral):
+            raise ValueError(f"verbose must be an integer (0: silent, 1: a progress bar and info lines), got {self.verbose!r}")
         if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Number)):
             raise ValueError(f"error_score must be 'raise' or a number, got {self.error_score!r}")
 
@@ -723,7 +728,7 @@ def _grid_points(spec: Any) -> Mapping[str, Any] | None:
 
 def _seed(random_state: Any) -> int | None:
     if random_state is None or isinstance(random_state, numbers.Integral):
-        return None if random_state is None else int(random_state)
+        return check_seed(random_state, "random_state")
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(2**31 - 1))
     raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")

@@ -162,7 +162,7 @@ def _from_distribution(name: str, dist: Any) -> Param:
     if math.isnan(low) or math.isnan(high):  # scipy's own argument check failed: uniform(0.1, 0), loguniform(1, 1)
         raise ValueError(
             f"parameter {name!r}: scipy.stats.{kind}{tuple(dist.args)} is not a valid distribution (scipy refuses "
-            "it: uniform(loc, scale) needs scale > 0, loguniform(a, b) and randint(a, b) need a < b); "
+            "it: uniform(loc, scale) needs scale > 0, loguniform(a, b) needs 0 < a < b, randint(a, b) a < b); "
             "for a constant write a list of one value, e.g. [0.01]"
         )
     if kind in ("loguniform", "reciprocal"):

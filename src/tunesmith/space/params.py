@@ -12,6 +12,7 @@ equal-width bin of [0, 1], so a uniform ``u`` gives every value the same chance
 from __future__ import annotations
 
 import copy
+import dataclasses
 import decimal
 import difflib
 import functools
@@ -47,8 +48,8 @@ class Prior:
     weight: Mapping[Any, float] | None = None
 
     def __post_init__(self) -> None:
-        if not (0 < self.width <= 1):
-            raise ValueError(f"prior width must be in (0, 1], got {self.width!r}")
+        if not (_is_number(self.width) and 0 < self.width <= 1):  # "0.1": a comparison TypeError
+            raise ValueError(f"prior width must be a number in (0, 1], got {self.width!r}")
 
 
 def _as_prior(value: Any) -> Prior | None:
@@ -106,7 +107,8 @@ class Param(ABC):
 
     def _check_prior(self, prior: Prior) -> None:
         if prior.mode is None:
-            raise ValueError(f"parameter {self.name!r}: prior needs a mode value")
+            weights = " (weight= is for a Categorical's choices)" if prior.weight is not None else ""
+            raise ValueError(f"parameter {self.name!r}: prior needs a mode value{weights}")
         self.validate(prior.mode, what="prior")
 
     def _err(self, msg: str) -> ValueError:
@@ -461,7 +463,7 @@ class Int(_Numeric):
         for label, v in (("low", self.low), ("high", self.high), ("step", self.step)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
                 raise self._err(f"{label} must be an integer, got {v!r}")
-        self.low, self.high, self.step = int(self.low), int(self.high), int(self.step or 1)
+        self.low, self.high, self.step = int(self.low), int(self.high), int(self.step or 0)  # 0: refused below (it was taken for 1)
         if self.log and self.step != 1:
             raise self._err("step and log=True cannot be combined; choose one")
         super()._check()
@@ -525,9 +527,17 @@ class Categorical(Param):
         prior: Any = None,
     ) -> None:
         super().__init__(when=when, prior=prior)
-        self.choices = tuple(choices) if isinstance(choices, Iterable) and not isinstance(choices, (str, bytes)) else choices
+        unordered = (str, bytes, set, frozenset, Mapping)  # kept as given, to be refused when bound
+        self.choices = tuple(choices) if isinstance(choices, Iterable) and not isinstance(choices, unordered) else choices
 
     def _check(self) -> None:
+        if isinstance(self.choices, (set, frozenset)):
+            raise self._err(f"choices must be a list, got the set {self.choices!r}: a set has no fixed order (it "
+                            "differs between processes), so workers and a reopened study would disagree on the "
+                            f"choices; write sorted({self.choices!r}) or a list")
+        if isinstance(self.choices, Mapping):
+            raise self._err(f"choices must be a list, got the mapping {dict(self.choices)!r}; list the choices, and "
+                            "give weights as prior=Prior(weight={choice: weight})")
         if not isinstance(self.choices, tuple):
             raise self._err(f"choices must be a list, got {self.choices!r}")
         if not self.choices:
@@ -721,6 +731,44 @@ def did_you_mean(word: Any, options: list[str]) -> str:
     lowered = {o.lower(): o for o in reversed(options)}  # case aside: 'X' is likely 'x'
     close = difflib.get_close_matches(word.lower(), list(lowered), n=1)
     return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def check_seed(seed: Any, what: str = "seed") -> int | None:
+    """``seed`` as an int (a NumPy integer too), or a ValueError naming ``what``: NumPy's own
+    ("expected non-negative integer") named no argument."""
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"{what} must be a non-negative integer or None, got {seed!r}")
+    return None if seed is None else int(seed)
+
+
+def uncallable_with(fn: Any, n_args: int) -> str | None:
+    """``name(signature)`` of ``fn`` when it cannot be called with ``n_args`` positional arguments,
+    else None (also when its signature cannot be read: a builtin's call tells for itself)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*[None] * n_args)
+    except TypeError:
+        return f"{getattr(fn, '__qualname__', type(fn).__name__)}{signature}"
+    return None
+
+
+def check_field_types(options: Any) -> None:
+    """Each field of the dataclass ``options`` whose default is a bool, an int or a float holds a
+    value of that kind (True/False; an integer; a number): "64" for a count failed in a comparison
+    ("'<' not supported"), and "x" for a flag was kept, read as true."""
+    kinds = {bool: ("True or False", (bool, np.bool_)), int: ("an integer", (int, np.integer)),
+             float: ("a number", (int, float, np.integer, np.floating))}
+    for f in dataclasses.fields(options):
+        if type(f.default) not in kinds:
+            continue
+        what, accepted = kinds[type(f.default)]
+        value = getattr(options, f.name)
+        flag = isinstance(value, (bool, np.bool_))  # a flag for a count (True is an int) or a NumPy one for a flag
+        if not isinstance(value, accepted) or flag is not (type(f.default) is bool):
+            raise ValueError(f"{type(options).__name__}.{f.name} must be {what}, got {value!r}")
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

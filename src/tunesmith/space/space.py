@@ -27,6 +27,36 @@ from .params import (
 Config = dict[str, Any]
 
 
+def _check_plain(name: str, p: Any) -> None:
+    """A plain value given for a parameter is fixed; refuse one that was surely meant as a search:
+    a list (ambiguous), a parameter class (``ts.Float`` without its range) or a definition as YAML
+    writes it (``{"type": "float", ...}``, a misspelt type, or ``{"low": ..., "high": ...}`` alone)."""
+    if isinstance(p, list):
+        raise ValueError(
+            f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
+            f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
+            "constant list"
+        )
+    if isinstance(p, type) and issubclass(p, Param):
+        call = {"Float": "Float(low, high)", "Int": "Int(low, high)", "Categorical": "Categorical([...])"}
+        raise TypeError(f"parameter {name!r}: {p.__name__} is the class, which would be a fixed value; "
+                        f"write ts.{call.get(p.__name__, p.__name__ + '(...)')} with its settings")
+    if isinstance(p, Mapping) and (p.get("type") in PARAM_TYPES
+                                   or DEFINITION_KEYS & set(p) and set(p) <= DEFINITION_KEYS | _SPEC_EXTRA):
+        kind = p.get("type")
+        slip = (f" with an unknown type {kind!r}{did_you_mean(kind, list(PARAM_TYPES))}"
+                if kind is not None and kind not in PARAM_TYPES else "")
+        raise ValueError(
+            f"parameter {name!r}: {dict(p)!r} is a definition as YAML writes it{slip}, which in Python "
+            "would be a fixed dict; write ts.Float(low, high), ts.Int, ts.Categorical([...]), "
+            "read the whole space with ts.Space.from_dict({...}), or Fixed({...}) for a constant dict"
+        )
+
+
+#: the keys a definition has beside DEFINITION_KEYS
+_SPEC_EXTRA = frozenset({"type", "when", "prior"})
+
+
 #: the most configurations a grid may list (each is a dict held in memory)
 MAX_GRID = 1_000_000
 
@@ -68,26 +98,16 @@ class Space(Mapping[str, Param]):
         if isinstance(params, Space):
             params = params._params
         if not isinstance(params, Mapping):
-            raise TypeError(f"Space takes a mapping of name -> parameter, got {type(params).__name__}")
+            call = "; a function that returns the space's dict: call it" if callable(params) and not isinstance(params, type) else ""
+            raise TypeError(f"Space takes a mapping of name -> parameter, got {type(params).__name__}{call}")
         if not params:
             raise ValueError("a Space needs at least one parameter")
         self._params: dict[str, Param] = {}
         for name, p in params.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
-            if isinstance(p, list):
-                raise ValueError(
-                    f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
-                    f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
-                    "constant list"
-                )
-            if isinstance(p, Mapping) and p.get("type") in PARAM_TYPES:
-                raise ValueError(
-                    f"parameter {name!r}: {dict(p)!r} is a definition as YAML writes it, which in Python "
-                    "would be a fixed dict; write ts.Float(low, high), ts.Int, ts.Categorical([...]), "
-                    "read the whole space with ts.Space.from_dict({...}), or Fixed({...}) for a constant dict"
-                )
             if not isinstance(p, Param):
+                _check_plain(name, p)
                 p = Fixed(p)
             p._bind(name)
             self._params[name] = p
@@ -344,6 +364,8 @@ class Space(Mapping[str, Param]):
     def from_dict(cls, d: Mapping[str, Any]) -> Space:
         """Inverse of :meth:`to_dict`. Plain values (not mappings with a ``type``)
         are fixed parameters; a list is a categorical shorthand."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"Space.from_dict takes a mapping of parameter name -> definition, got {type(d).__name__}")
         params: dict[str, Any] = {}
         for name, spec in d.items():
             if isinstance(spec, Mapping) and "type" in spec:
@@ -355,6 +377,10 @@ class Space(Mapping[str, Param]):
                 slip = next((f"unknown key {k!r}{did_you_mean(k, ['type'])}; " for k in spec if did_you_mean(k, ["type"])), "")
                 raise ValueError(f"parameter {name!r}: {slip}a definition needs a 'type' (float, int, categorical "
                                  "or fixed); a mapping as a fixed value is {type: fixed, value: ...}")
+            elif isinstance(spec, Mapping) and spec and all(v is None for v in spec.values()):
+                raise ValueError(f"parameter {name!r}: {{{', '.join(map(str, spec))}}} is a mapping of keys without "
+                                 f"values in YAML, not a list of choices: write [{', '.join(map(str, spec))}] for "
+                                 "choices, or {type: fixed, value: {...}} for a constant mapping")
             elif isinstance(spec, list):
                 params[name] = Categorical([tuple(c) if isinstance(c, list) else c for c in spec])
             else:
@@ -387,7 +413,10 @@ class Space(Mapping[str, Param]):
     def from_yaml(cls, text: str) -> Space:
         data = load_yaml(text)
         if not isinstance(data, Mapping):
-            raise ValueError("a space in YAML is a mapping of parameter name -> definition")
+            path = isinstance(text, str) and text.strip().endswith((".yaml", ".yml")) and "\n" not in text.strip()
+            raise ValueError("a space in YAML is a mapping of parameter name -> definition" + (
+                f"; from_yaml takes the text, not a file's name: ts.Space.from_yaml(Path({text!r}).read_text())"
+                if path else ""))
         return cls.from_dict(data)
 
 

@@ -346,6 +346,9 @@ class SQLStorage(Storage):
     def __init__(
         self, url: str, *, retry_window: float = 30.0, busy_timeout: float = 30.0, read_only: bool = False
     ) -> None:
+        if not isinstance(url, str):
+            raise TypeError(f"SQLStorage takes a database URL ('sqlite:///path/to/file.db' or "
+                            f"'postgresql+psycopg://user:password@host/db'), got {type(url).__name__} {url!r}")
         self.url = url
         self.retry_window = _seconds("retry_window", retry_window)
         self.busy_timeout = _seconds("busy_timeout", busy_timeout)

@@ -142,6 +142,8 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     if dest is study.storage and name == study.name:
         raise ValueError(f"copy study {study.name!r} to another name, or to another storage (storage=...)")
     new_space = None if space is None else space if isinstance(space, Space) else Space(space)
+    if fill is not None and not isinstance(fill, Mapping):  # "'list' object has no attribute 'items'"
+        raise TypeError(f"fill= is a dict of parameter name -> the value the trials ran with, got {fill!r}")
     if fill and new_space is None:
         raise ValueError("fill= gives values for parameters a new space adds: pass that space= too")
     if fill and new_space is not None:

@@ -25,7 +25,7 @@ from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
-from ..space.params import did_you_mean
+from ..space.params import did_you_mean, uncallable_with
 from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
@@ -81,6 +81,15 @@ class Study:
         grace_period: float | None = None,
         requeue_failed: bool = False,
     ) -> None:
+        if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
+            raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
+                            "name=..., and open one that exists with ts.load_study(name, storage)")
+        if callable(space) and not isinstance(space, (Mapping, type)):  # Study(objective)
+            raise TypeError(f"Study's first argument is the space, got the function "
+                            f"{getattr(space, '__qualname__', space)!r}; the objective goes to "
+                            "study.optimize(objective, n_trials=...) (a function that builds the space: call it)")
+        if not isinstance(load_if_exists, bool):  # "no" is true: the study would be resumed
+            raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
         self._storage = make_storage(storage)
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
@@ -202,6 +211,9 @@ class Study:
     @classmethod
     def load(cls, name: str, storage: str | os.PathLike[str] | Storage, **kwargs: Any) -> Study:
         """Open an existing study (raises StudyNotFound if there is none)."""
+        if _looks_like_storage(name) and isinstance(storage, str) and not _looks_like_storage(storage):
+            raise ValueError(f"the study's name comes first, then its storage: load_study(name, storage); got the "
+                             f"name {name!r} and the storage {storage!r}")
         st = make_storage(storage)
         st.get_study(name)
         return cls(storage=st, name=name, **kwargs)
@@ -254,6 +266,9 @@ class Study:
         return t if params == t.params else t.replace(params=params)
 
     def trials_in(self, *states: TrialState | str) -> list[FrozenTrial]:
+        if len(states) == 1 and isinstance(states[0], (list, tuple, set, frozenset)):
+            raise TypeError(f"trials_in takes the states as separate arguments, got one {type(states[0]).__name__}: "
+                            f"write trials_in({', '.join(map(repr, states[0]))})")
         wanted = {_as_state(s) for s in states}
         return [t for t in self._history() if t.state in wanted]
 
@@ -545,6 +560,9 @@ class Study:
             return trial.record
         if isinstance(trial, FrozenTrial):
             return self._check_owner(self.name, trial)
+        if not isinstance(trial, (int, np.integer)) or isinstance(trial, bool):  # 0.5 was taken for trial 0
+            raise TypeError(f"the trial comes first, as a Trial, a FrozenTrial or its number: tell(trial, value); "
+                            f"got {type(trial).__name__} {trial!r}")
         return self._storage.get_trial(self._study_id, int(trial))
 
     def _check_owner(self, owner: str, record: FrozenTrial) -> FrozenTrial:
@@ -930,6 +948,11 @@ def _stored_sampler(study: str, stored: Any, seed: int | None) -> Sampler:
             f"with another to search on: ts.Study(name={study!r}, storage=..., sampler='auto')"))
 
 
+def _looks_like_storage(text: Any) -> bool:
+    """A database URL or a SQLite file's name (a swapped name and storage are told apart by it)."""
+    return isinstance(text, str) and ("://" in text or text.endswith((".db", ".sqlite", ".sqlite3")))
+
+
 def _py(x: Any) -> Any:
     """A NumPy number as Python's (an n_trials, timeout or n_jobs computed with NumPy)."""
     return x.item() if isinstance(x, np.generic) else x
@@ -963,6 +986,10 @@ def _as_callbacks(callbacks: Any) -> tuple[Callable[[Study, FrozenTrial], None],
     for cb in cbs:
         if not callable(cb):
             raise TypeError(f"callbacks= takes functions callback(study, record), got {cb!r}")
+        wrong = uncallable_with(cb, 2)
+        if wrong:  # it failed once the first trial had run, e.g. the objective passed as callbacks=
+            raise TypeError(f"callbacks= takes functions of two arguments, callback(study, record); {wrong} "
+                            "cannot be called so")
     return cbs
 
 

@@ -24,10 +24,11 @@ import difflib
 import logging
 import math
 import multiprocessing
+import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from ..space import Categorical, Float, Int, Prior, Space
 from . import checkpoint as ckpt
 from . import retention
 from .config import SCHEDULES, TrainConfig, lookalike
-from .data import LossFn, MetricFn, check_data
+from .data import LossFn, MetricFn, check_data, resolve_loss, resolve_metrics
 from .history import EvalRecord
 from .trainer import Trainer, as_callbacks
 
@@ -76,6 +77,12 @@ def adam_space(
     holds), e.g. ``adam_space(beta1=None, beta2=None, eps=None)`` searches the
     learning and decay rates only.
     """
+    ranges = {"lr": lr, "weight_decay": weight_decay, "warmup": warmup, "beta1": beta1, "beta2": beta2, "eps": eps,
+              "gamma": gamma, "decay_epochs": decay_epochs}
+    for name, r in ranges.items():
+        if not (isinstance(r, (tuple, list)) and len(r) == 2 or r is None and name != "lr"):
+            raise ValueError(f"adam_space: {name} must be a (low, high) range, got {r!r}" + (
+                "" if name == "lr" else "; None leaves it out of the space (the TrainConfig value holds)"))
     schedules = [schedules] if isinstance(schedules, str) else list(schedules)  # "cosine": one schedule
     bad = [s for s in schedules if s not in SCHEDULES]
     if bad or not schedules:
@@ -155,6 +162,8 @@ _HIGHER_IS_BETTER = ("accuracy", "acc", "f1", "auc", "roc_auc", "precision", "re
 
 def _check_monitor(monitor: str, metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> None:
     """Refuse at set-up a monitor that no validation computes (it failed after the first epoch)."""
+    if not isinstance(monitor, str):  # difflib: "'int' object is not iterable"
+        raise TypeError(f"monitor is the name of what is reported ('val_loss' or a metric's name), got {monitor!r}")
     have = ["val_loss", "train_loss", *([] if metrics is None else [metrics] if isinstance(metrics, str) else metrics)]
     if monitor not in have:
         close = difflib.get_close_matches(monitor, have, n=1, cutoff=0.5)
@@ -272,6 +281,7 @@ def objective(
     stops there).
     """
     base = base or TrainConfig()
+    _check_call(build_model, data, loss, metrics, threads, checkpoint_root, folds)
     build_model = _Fresh(build_model)
     callbacks = as_callbacks(callbacks)
     _check_monitor(monitor, metrics)
@@ -469,6 +479,43 @@ def _combination_advice(base: TrainConfig, params: Mapping[str, Any]) -> str:
     return "Narrow the searched ranges or make some of them conditional (when=...)."
 
 
+def _check_call(build_model: Any, data: Any, loss: Any, metrics: Any, threads: Any, root: Any, folds: Any) -> None:
+    """What every trial would fail on (a line of log and a failed record each), refused when
+    :func:`objective` is called."""
+    if isinstance(build_model, nn.Module) or not callable(build_model):
+        raise TypeError(f"build_model is a function params -> a new model, got {type(build_model).__name__}; "
+                        "write build_model=lambda params: MyModel(...) (a fresh model for each trial)")
+    resolve_loss(loss)
+    resolve_metrics(metrics)
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None (1 inside parallel workers), got {threads!r}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_root must be a folder (a str or a Path), got {type(root).__name__} {root!r}")
+    if folds is not None:
+        _check_folds(folds, data)
+    elif not callable(data) and (not isinstance(data, (tuple, list)) or len(data) != 2
+                                 or all(isinstance(t, torch.Tensor) for t in data)):
+        got = type(data).__name__
+        if isinstance(data, (tuple, list)):
+            got += f" of {len(data)} {'tensors' if data and all(isinstance(t, torch.Tensor) for t in data) else 'items'}"
+        raise ValueError(f"data is (train, val), each a tuple of tensors (x, y) or a torch Dataset, or a "
+                         f"callable(params) -> (train, val); got {got}; to train on folds of one data set, pass folds=k")
+
+
+def _check_folds(folds: Any, data: Any) -> None:
+    """A number of folds that cannot split ``data`` (when given, not a callable), or no folds at all."""
+    from .. import cv
+
+    if isinstance(folds, (str, bytes, bool)) or not isinstance(folds, (int, Iterable)) and not hasattr(folds, "split"):
+        raise TypeError(f"folds is a number of folds, (train_idx, val_idx) pairs or a scikit-learn splitter, "
+                        f"got {folds!r}")
+    if isinstance(folds, int):
+        try:
+            cv.kfold(check_data(data, "data") if not callable(data) else max(folds, 2), folds)
+        except ValueError as exc:
+            raise ValueError(f"folds={folds}: {exc}") from None
+
+
 def _fold_objective(
     build_model: Callable[[dict[str, Any]], nn.Module], data: DataSpec, folds: int | Sequence[tuple[Any, Any]], *,
     base: TrainConfig, loss: str | LossFn, metrics: Any, monitor: str, head: Any, root: str | Path | None,
@@ -491,7 +538,7 @@ def _fold_objective(
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")
         if isinstance(folds, int):
-            splits = cv.kfold(n, folds, seed=cfg.seed)
+            splits = cv.kfold(n, folds, seed=cfg.seed % 2**32)  # a negative seed, as the trainer reduces it
         else:  # a scikit-learn splitter sees the labels: the last tensor of a tuple
             labels = pool[-1].cpu().numpy() if isinstance(pool, (tuple, list)) and len(pool) > 1 else None
             splits = cv.split(folds, np.zeros((n, 1)), labels) if pairs is None else pairs

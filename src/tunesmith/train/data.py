@@ -296,6 +296,10 @@ def resolve_metrics(metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> d
     if metrics is None:
         return {}
     if isinstance(metrics, Mapping):  # a value may be a built-in metric's name: {"acc": "accuracy"}
+        bad = next((k for k, v in metrics.items() if not (isinstance(v, str) or callable(v))), None)
+        if bad is not None:  # it failed at the first evaluation
+            raise TypeError(f"metric {bad!r} must be a callable(output, target) or a built-in metric's name, "
+                            f"got {metrics[bad]!r}")
         return {k: resolve_metrics([v])[v] if isinstance(v, str) else v for k, v in metrics.items()}
     if isinstance(metrics, str):  # metrics="accuracy": one name, not its letters
         metrics = [metrics]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..space.params import check_field_types
 from .implicit import (
     ImplicitOptions,
     TrainLoss,
@@ -55,6 +56,9 @@ def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any]
     unknown = set(constraints or {}) - set(hparams)
     if unknown:
         raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
+    for name, value in hparams.items():
+        if isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
+            raise TypeError(f"hyperparameter {name!r} must start at a number or a tensor, got {value!r}")
     return {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
 
 
@@ -177,6 +181,12 @@ class LoopOptions:
         if self.method == "unrolled" and self.unroll_steps > self.inner_steps:
             raise ValueError(f"LoopOptions.unroll_steps ({self.unroll_steps}) must be <= inner_steps "
                              f"({self.inner_steps}): the unrolled steps are the last of each inner phase")
+        check_field_types(self)  # reset_inner: a word was read as true
+        if not isinstance(self.implicit, ImplicitOptions):
+            raise TypeError(f"LoopOptions.implicit must be an ImplicitOptions, got {type(self.implicit).__name__}")
+        if self.hyper_schedule is not None and not callable(self.hyper_schedule):
+            raise TypeError(f"LoopOptions.hyper_schedule must be a function of the outer step or None, got "
+                            f"{self.hyper_schedule!r}")
 
     @property
     def label(self) -> str:
@@ -227,6 +237,8 @@ def tune(
         hint = " (pass it as LoopOptions(implicit=...))" if isinstance(opts, ImplicitOptions) else ""
         raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
+    if callback is not None and not callable(callback):  # called after the first outer step's training
+        raise TypeError(f"tune's callback must be a function callback(step, hparams) or None, got {callback!r}")
     if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):
         raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
                         f"a {type(select_batch).__name__}; a function of the step is for val_batch only")

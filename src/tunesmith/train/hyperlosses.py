@@ -56,6 +56,9 @@ def classifier_losses(
     mode and the validation loss in evaluation mode (no dropout); batch norm normalizes each
     batch with its own statistics in both, and its running statistics stay as they are.
     """
+    if not isinstance(model, nn.Module):
+        what = "the class" if isinstance(model, type) else type(model).__name__
+        raise TypeError(f"classifier_losses takes the model (a torch.nn.Module instance), got {what} {model!r}")
     if l2 not in L2_KINDS:
         raise ValueError(f"classifier_losses: l2 must be one of {list(L2_KINDS)}, got {l2!r}")
     if label_smoothing is not None and not 0 < label_smoothing < SMOOTHING_MAX:

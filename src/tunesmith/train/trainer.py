@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -535,7 +535,13 @@ def _hyper(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> HypergradientL
 def as_callbacks(callbacks: Any) -> list[Any]:
     """``callbacks`` as a list: one callback given alone (``callbacks=GradualUnfreezing(...)``) was
     "object is not iterable"."""
+    many = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+    for cb in many:
+        if isinstance(cb, type):  # its methods are found on the class, then fail when called
+            raise TypeError(f"callbacks take instances: {cb.__name__} is the class; pass {cb.__name__}(...)")
     one = callable(callbacks) or hasattr(callbacks, "on_epoch_start") or hasattr(callbacks, "on_eval")
+    if not one and (isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable)):
+        raise TypeError(f"callbacks is a callback or a list of them, got {callbacks!r}")  # "'int' object is not iterable"
     return [callbacks] if one else list(callbacks)
 
 

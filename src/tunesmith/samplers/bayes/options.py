@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ...space.params import check_field_types
+
 
 @dataclass(frozen=True)
 class BayesOptions:
@@ -83,6 +85,7 @@ class BayesOptions:
     ei_margin: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):
             raise ValueError(f"n_init must be a positive integer or None, got {self.n_init!r}")
         if self.warping not in ("auto", "power", "rank", "none"):
