@@ -161,7 +161,8 @@ def test_a_distribution_scipy_refuses_is_named_with_the_constant_to_write() -> N
     from tunesmith.sklearn import as_search_space
 
     for dist, shown in ((uniform(0.01, 0), r"uniform\(0.01, 0\)"), (loguniform(1e-3, 1e-3), r"loguniform\(0.001, 0.001\)"),
-                        (randint(3, 3), r"randint\(3, 3\)")):
+                        (randint(3, 3), r"randint\(3, 3\)"), (uniform(loc=0.01, scale=0), r"uniform\(loc=0.01, scale=0\)"),
+                        (loguniform(0.1, b=0.1), r"loguniform\(0.1, b=0.1\)")):  # keywords were dropped: uniform()
         with pytest.raises(ValueError, match=rf"'C': scipy.stats.{shown} is not a valid distribution .*for a "
                                              r"constant write a list of one value, e.g. \[0.01\]"):
             as_search_space({"C": dist})

@@ -155,13 +155,18 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _call_args(dist: Any) -> str:
+    """A frozen distribution's arguments as written: ``0.1, scale=0`` (keywords too, not only the positional ones)."""
+    return ", ".join([*map(repr, dist.args), *(f"{k}={v!r}" for k, v in dist.kwds.items())])
+
+
 def _from_distribution(name: str, dist: Any) -> Param:
     kind = dist.dist.name
     support = dist.support()
     low, high = (float(b) for b in support)
     if math.isnan(low) or math.isnan(high):  # scipy's own argument check failed: uniform(0.1, 0), loguniform(1, 1)
         raise ValueError(
-            f"parameter {name!r}: scipy.stats.{kind}{tuple(dist.args)} is not a valid distribution (scipy refuses "
+            f"parameter {name!r}: scipy.stats.{kind}({_call_args(dist)}) is not a valid distribution (scipy refuses "
             "it: uniform(loc, scale) needs scale > 0, loguniform(a, b) needs 0 < a < b, randint(a, b) a < b); "
             "for a constant write a list of one value, e.g. [0.01]"
         )
