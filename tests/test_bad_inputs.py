@@ -342,6 +342,21 @@ def test_a_loop_option_of_the_wrong_kind_is_named() -> None:
         LoopOptions(hyper_schedule=0.5)  # type: ignore[arg-type]
 
 
+def test_numpy_numbers_are_taken_by_every_check_of_the_options() -> None:
+    """check_field_types takes a NumPy integer for a count and a NumPy float for a number, but the
+    options' own checks then refused them: "max_train must be a positive integer, got
+    np.int64(64)", "ei_margin must be a finite number >= 0 ..., got np.float32(0.5)"."""
+    options = ts.BayesOptions(max_train=np.int64(64), n_random=np.int64(512), ls_penalty=np.int64(1),
+                              ei_margin=np.float32(0.5), plugin_max_noise=np.float32(0.1))
+    assert options.max_train == 64 and options.ei_margin == 0.5
+    with pytest.raises(ValueError, match="plugin_max_noise must be a finite number > 0 or None, got True"):
+        ts.BayesOptions(plugin_max_noise=True)
+    pytest.importorskip("torch")
+    from tunesmith.train import LoopOptions
+
+    assert LoopOptions(outer_steps=np.int64(3), patience=np.int64(2)).outer_steps == 3
+
+
 def test_a_study_name_for_the_transformers_search_study_is_named() -> None:
     """``search(..., study="my-study")`` raised "'str' object has no attribute 'space'"."""
     from tunesmith.integrations.transformers import search

@@ -160,9 +160,9 @@ class LoopOptions:
         for name in ("outer_steps", "inner_steps", "warm_start_steps", "unroll_steps"):
             v = getattr(self, name)
             low = 0 if name == "warm_start_steps" else 1
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low):  # NumPy's: as check_field_types
                 raise ValueError(f"LoopOptions.{name} must be an integer >= {low}, got {v!r}")
-        if self.patience is not None and not (isinstance(self.patience, int) and not isinstance(self.patience, bool)
+        if self.patience is not None and not (isinstance(self.patience, (int, np.integer)) and not isinstance(self.patience, bool)
                                               and self.patience >= 1):
             raise ValueError(f"LoopOptions.patience must be an integer >= 1 or None, got {self.patience!r}")
         if self.max_hyper_step is not None and not (finite_number(self.max_hyper_step) and self.max_hyper_step > 0):

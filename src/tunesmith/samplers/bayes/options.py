@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -92,18 +93,18 @@ class BayesOptions:
             raise ValueError(f"warping must be 'auto', 'power', 'rank' or 'none', got {self.warping!r}")
         for name in ("max_train", "n_random", "n_starts", "maxiter"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, numbers.Integral) or v < 1:  # a NumPy integer too, as check_field_types takes it
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if self.max_train < 16:
             raise ValueError(f"max_train must be at least 16, got {self.max_train}")
         if not (0 <= self.refit_every <= 1):
             raise ValueError(f"refit_every must be in [0, 1], got {self.refit_every!r}")
-        if not (isinstance(self.ls_penalty, (int, float)) and 0 <= self.ls_penalty < float("inf")):
+        if not (isinstance(self.ls_penalty, numbers.Real) and 0 <= self.ls_penalty < float("inf")):
             raise ValueError(f"ls_penalty must be a finite number >= 0, got {self.ls_penalty!r}")
         gate = self.plugin_max_noise
-        if gate is not None and not (isinstance(gate, (int, float)) and 0 < gate < float("inf")):
+        if gate is not None and not (isinstance(gate, numbers.Real) and not isinstance(gate, bool) and 0 < gate < float("inf")):
             raise ValueError(f"plugin_max_noise must be a finite number > 0 or None, got {gate!r}")
-        if not (isinstance(self.ei_margin, (int, float)) and 0 <= self.ei_margin < float("inf")):
+        if not (isinstance(self.ei_margin, numbers.Real) and 0 <= self.ei_margin < float("inf")):
             raise ValueError(f"ei_margin must be a finite number >= 0 (in the objective's units), got {self.ei_margin!r}")
         if self.prior_beta < 0:
             raise ValueError(f"prior_beta must be >= 0, got {self.prior_beta!r}")
