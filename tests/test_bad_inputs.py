@@ -351,6 +351,11 @@ def test_numpy_numbers_are_taken_by_every_check_of_the_options() -> None:
     assert options.max_train == 64 and options.ei_margin == 0.5
     with pytest.raises(ValueError, match="plugin_max_noise must be a finite number > 0 or None, got True"):
         ts.BayesOptions(plugin_max_noise=True)
+    from tunesmith.importance import FanovaOptions
+
+    assert FanovaOptions(max_depth=np.int64(4), max_pair_params=np.int64(8)).max_depth == 4
+    with pytest.raises(ValueError, match="FanovaOptions.max_depth must be an integer >= 1 or None"):
+        FanovaOptions(max_depth=True)
     pytest.importorskip("torch")
     from tunesmith.train import LoopOptions
 

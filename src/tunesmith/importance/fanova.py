@@ -49,9 +49,10 @@ class FanovaOptions:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        if self.max_depth is not None and (not isinstance(self.max_depth, int) or self.max_depth < 1):
+        if self.max_depth is not None and (not isinstance(self.max_depth, (int, np.integer)) or isinstance(self.max_depth, bool)
+                                           or self.max_depth < 1):  # True was a depth of 1
             raise ValueError(f"FanovaOptions.max_depth must be an integer >= 1 or None (no limit), got {self.max_depth!r}")
-        if not (isinstance(self.max_pair_params, int) and self.max_pair_params >= 2):
+        if not (isinstance(self.max_pair_params, (int, np.integer)) and self.max_pair_params >= 2):
             raise ValueError(f"max_pair_params must be an integer >= 2, got {self.max_pair_params!r}")
         if self.n_trees < 2:
             raise ValueError(f"n_trees must be >= 2 (the band is a spread over trees), got {self.n_trees}")
