@@ -342,3 +342,20 @@ def test_another_site_in_chromium_can_neither_change_nor_read_a_dashboard(
         evil.shutdown()
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_an_integer_attribute_too_long_for_json_text_is_refused_by_name(tmp_path: Path) -> None:
+    """An int of 5,000 digits passed the attributes' check: the SQLite write ended in json's
+    "Exceeds the limit (4300 digits)" naming no attribute, and a study in memory kept it and then
+    failed its export the same way."""
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'd.db'}", name="s", sampler="random")
+    trial = study.ask()
+    with pytest.raises(ValueError, match=r"trial 0: set_attr: attribute 'big' is an integer of more than 4300 digits"):
+        trial.set_attr("big", 10**5000)
+    trial.set_attr("fine", 10**4000)  # long, but JSON text holds it
+    study.tell(trial, 0.5)
+    assert ts.load_study("s", study.storage).trials[0].attrs["fine"] == 10**4000
+    memory = ts.Study({"x": ts.Float(0, 1)}, sampler="random")
+    with pytest.raises(ValueError, match=r"enqueue: attribute 'n' is an integer of more than"):
+        memory.enqueue({"x": 0.5}, attrs={"n": [-(10**5000)]})
+    assert memory.trials == []

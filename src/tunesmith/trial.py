@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -253,6 +254,20 @@ def json_attrs(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     return out
 
 
+#: an int of more bits may have more digits than Python writes as text (4,300 unless changed)
+_LONG_INT_BITS = 10_000
+
+
+def _check_digits(v: int, where: str) -> None:
+    """Refuse an int whose JSON text Python will not write (or read back): the storage's write
+    ended in json's "Exceeds the limit (4300 digits)", an export of a study in memory likewise."""
+    try:
+        str(v)
+    except ValueError:
+        raise ValueError(f"{where} is an integer of more than {sys.get_int_max_str_digits()} digits, which is "
+                         "not stored as JSON; store it as text (str(value)) or as a float") from None
+
+
 def _json_dict(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (attrs or {}).items():
@@ -263,6 +278,8 @@ def _json_dict(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:
 
 
 def _json_value(v: Any, where: str) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > _LONG_INT_BITS:
+        _check_digits(v, where)
     if v is None or isinstance(v, (str, bool, int, float)):
         return v
     if isinstance(v, os.PathLike):
