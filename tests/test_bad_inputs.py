@@ -362,6 +362,16 @@ def test_numpy_numbers_are_taken_by_every_check_of_the_options() -> None:
     assert LoopOptions(outer_steps=np.int64(3), patience=np.int64(2)).outer_steps == 3
 
 
+def test_a_numpy_bool_is_taken_for_load_if_exists_and_show_progress(tmp_path: Path) -> None:
+    """The flags refuse a word ("no" is true), but refused NumPy's bool too, which check_field_types
+    takes for a flag: ``load_if_exists=n > 0`` of a NumPy count was "must be True or False, got True"."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", load_if_exists=np.False_)
+    study.optimize(lambda t: t.params["x"], n_trials=2, show_progress=np.False_)
+    again = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", load_if_exists=np.int64(2) > 0)
+    assert len(again.trials) == 2
+
+
 def test_a_study_name_for_the_transformers_search_study_is_named() -> None:
     """``search(..., study="my-study")`` raised "'str' object has no attribute 'space'"."""
     from tunesmith.integrations.transformers import search

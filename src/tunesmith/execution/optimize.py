@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space.params import uncallable_with
 from ..study.progress import Progress
@@ -47,7 +49,7 @@ def run_optimize(
     from . import make_executor
 
     _check_args(objective, n_trials, timeout, n_jobs)
-    if show_progress is not None and not isinstance(show_progress, bool):  # "no" is true: a bar
+    if show_progress is not None and not isinstance(show_progress, (bool, np.bool_)):  # "no" is true: a bar
         raise TypeError(f"show_progress must be True, False or None (a bar when stderr is a terminal), got {show_progress!r}")
     options = _check_gpus(executor, options)
     runner = make_executor(executor, n_jobs, study.storage, options)
@@ -55,8 +57,7 @@ def run_optimize(
         logger.info("study %r: no n_trials or timeout, so trials run until the run is stopped (Ctrl-C, or "
                     "study.stop() in a callback)", study.name)
     study.sampler.set_budget(n_trials)
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
+    show_progress = sys.stderr.isatty() if show_progress is None else bool(show_progress)
     progress = Progress(study, _expected(study, n_trials) if show_progress else n_trials, timeout,
                         enabled=show_progress)
     start = len(study.trials_in(*TrialState)) if show_progress else 0

@@ -88,8 +88,9 @@ class Study:
             raise TypeError(f"Study's first argument is the space, got the function "
                             f"{getattr(space, '__qualname__', space)!r}; the objective goes to "
                             "study.optimize(objective, n_trials=...) (a function that builds the space: call it)")
-        if not isinstance(load_if_exists, bool):  # "no" is true: the study would be resumed
+        if not isinstance(load_if_exists, (bool, np.bool_)):  # "no" is true: the study would be resumed
             raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
+        load_if_exists = bool(load_if_exists)  # NumPy's (n > 0 of a NumPy count), as check_field_types takes it
         self._storage = make_storage(storage)
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
