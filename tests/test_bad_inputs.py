@@ -328,6 +328,21 @@ def test_a_negative_training_seed_trains_on_folds_as_it_trains_alone(tmp_path: P
     assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
 
 
+def test_a_numpy_count_of_folds_is_a_count_of_folds(tmp_path: Path) -> None:
+    """``objective(folds=np.int64(2))`` was refused: "folds is a number of folds, ... got 2"."""
+    torch = pytest.importorskip("torch")
+    from tunesmith.train import TrainConfig, objective
+
+    x = torch.randn(24, 4)
+    y = (x[:, 0] > 0).long()
+    fn = objective(lambda p: torch.nn.Linear(4, 2), (x, y), folds=np.int64(2), checkpoint_root=tmp_path,
+                   base=TrainConfig(epochs=1, batch_size=8))
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0)
+    study.optimize(fn, n_trials=1)
+    assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
+    assert study.trials[0].attrs["cv"]["folds"] == 2
+
+
 def test_a_loop_option_of_the_wrong_kind_is_named() -> None:
     """``LoopOptions(reset_inner="no")`` was kept and read as true; ``implicit=`` and
     ``hyper_schedule=`` of the wrong kind failed inside the loop."""

@@ -281,6 +281,7 @@ def objective(
     stops there).
     """
     base = base or TrainConfig()
+    folds = int(folds) if isinstance(folds, np.integer) else folds  # a count from NumPy is a count
     _check_call(build_model, data, loss, metrics, threads, checkpoint_root, folds)
     build_model = _Fresh(build_model)
     callbacks = as_callbacks(callbacks)
