@@ -452,6 +452,21 @@ def test_show_studies_and_the_report_say_what_sampler_auto_picked(tmp_path: Path
     assert "sampler auto)" in capsys.readouterr().out
 
 
+def test_reopening_with_auto_of_another_seed_keeps_what_auto_picked(tmp_path: Path) -> None:
+    """A process opening the study with sampler="auto" (a new random seed: recorded) dropped the pick,
+    so show said "auto" until that process asked, and for good if it never did (a worker that found
+    the budget spent); the pick depends on the space and the budget, not the seed."""
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s").optimize(lambda t: t.params["x"], n_trials=3)
+    seed = ts.load_study("s", db).sampler.seed
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s", load_if_exists=True, sampler="auto", seed=seed + 1)
+    assert ts.load_study("s", db).sampler.seed == seed + 1  # recorded
+    assert ts.load_study("s", db).sampler_label == "auto (bayes)"
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s", load_if_exists=True, sampler="tpe")
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s", load_if_exists=True, sampler="auto")
+    assert ts.load_study("s", db).sampler_label == "auto"  # another sampler ran between: its pick is gone
+
+
 def test_recording_what_auto_picked_never_fails_an_ask_nor_marks_another_study(tmp_path: Path) -> None:
     from tunesmith.study.manage import PICKED
 

@@ -529,8 +529,9 @@ def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
     if stored.get("sampler") == now:
         return
     try:
-        _update_config(study.storage, study.name,  # another sampler's pick no longer holds
-                       lambda config: {**{k: v for k, v in config.items() if k != PICKED}, "sampler": now})
+        _update_config(study.storage, study.name,  # another sampler's pick no longer holds; "auto" of
+                       lambda config: {**{k: v for k, v in config.items()  # another seed picks as it did
+                                          if k != PICKED or now.get("name") == "auto"}, "sampler": now})
     except NotImplementedError:
         return
     was = _name(stored.get("sampler"))
