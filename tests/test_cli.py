@@ -467,6 +467,30 @@ def test_reopening_with_auto_of_another_seed_keeps_what_auto_picked(tmp_path: Pa
     assert ts.load_study("s", db).sampler_label == "auto"  # another sampler ran between: its pick is gone
 
 
+def test_a_rename_just_before_the_pick_is_written_leaves_the_new_study_of_the_old_name_alone(tmp_path: Path) -> None:
+    """The pick was checked against the study's id, then written by name: another writer renaming
+    the study and making a new one under its name in between gave the new study the pick."""
+    from tunesmith.storage import SQLStorage, StudyRecord
+    from tunesmith.study.manage import PICKED
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+
+    class Interleaved(SQLStorage):  # another process writes just before the settings' compare-and-set read
+        raced = False
+
+        def get_study(self, name: str) -> StudyRecord:
+            if not self.raced and sys._getframe(1).f_code.co_name == "_update_config":
+                self.raced = True
+                ts.load_study("s", db).rename("t")
+                ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s", sampler="random")
+            return super().get_study(name)
+
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=Interleaved(db), name="s")
+    study.tell(study.ask(), 0.5)
+    assert study.storage.raced  # type: ignore[attr-defined]
+    assert PICKED not in ts.load_study("s", db).storage.get_study("s").config
+
+
 def test_recording_what_auto_picked_never_fails_an_ask_nor_marks_another_study(tmp_path: Path) -> None:
     from tunesmith.study.manage import PICKED
 

@@ -509,12 +509,16 @@ def _note(text: str, when: float | None) -> dict[str, Any]:
     return {"time": time.time() if when is None else when, "text": note_text(text)}
 
 
-def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]], dict[str, Any]],
+                   study_id: int | None = None) -> None:
     """Write ``change`` of study ``name``'s settings compare-and-set, reading them again when
-    another writer changed them in between (a note, a sampler recorded by another process)."""
+    another writer changed them in between (a note, a sampler recorded by another process).
+    ``study_id``: only while ``name`` is still that study (else nothing is written)."""
     cas = "expect" in inspect.signature(storage.set_study_config).parameters  # a custom storage may lack it
     for _ in range(CONFIG_TRIES):
         rec = storage.get_study(name)
+        if study_id is not None and rec.study_id != study_id:
+            return
         config = change(dict(rec.config))
         if storage.set_study_config(rec.study_id, config, **({"expect": rec.config} if cas else {})) is not False:
             return
@@ -549,7 +553,8 @@ def record_pick(study: Study, picked: str) -> None:
     try:
         rec = study.storage.get_study(study.name)
         if rec.study_id == study._study_id and rec.config.get(PICKED) != picked:  # not renamed meanwhile
-            _update_config(study.storage, study.name, lambda config: {**config, PICKED: picked})
+            _update_config(study.storage, study.name, lambda config: {**config, PICKED: picked},
+                           study._study_id)  # renamed since the read above: not the study made under its name
     except (NotImplementedError, StudyNotFound, StorageError) as exc:  # what is shown: never fails an ask
         logger.debug("study %r: the sampler auto picked is not recorded: %s", study.name, exc)
 
