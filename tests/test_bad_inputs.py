@@ -465,6 +465,15 @@ def test_importing_the_csv_export_says_which_export_import_reads(tmp_path: Path,
     assert "it is the CSV export" in capsys.readouterr().err
 
 
+def test_importing_a_file_with_a_5000_digit_number_says_so_in_its_own_words(tmp_path: Path, capsys: Any) -> None:
+    """json's error told a command-line user to call sys.set_int_max_str_digits()."""
+    (tmp_path / "big.json").write_text('{"study": {"name": "s"}, "trials": [{"value": 1' + "0" * 5000 + "}]}")
+    assert main(["import", str(tmp_path / "big.json"), "--storage", f"sqlite:///{tmp_path / 't.db'}"]) != 0
+    err = capsys.readouterr().err
+    assert "holds an integer of more than 4300 digits, which no tunesmith export writes" in err
+    assert "set_int_max_str_digits" not in err
+
+
 def test_export_writes_the_format_its_output_file_names(tmp_path: Path, capsys: Any) -> None:
     """``tunesmith export NAME -o trials.json`` wrote CSV into trials.json; ``--format json -o
     trials.csv`` wrote JSON into a .csv file."""

@@ -548,6 +548,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # Recursion: nested deep; Value: not UTF-8, JSON or 5,000 digits
         csv = isinstance(exc, json.JSONDecodeError) and exc.doc.startswith("number,")
+        if type(exc) is ValueError:  # json's own words say to call sys.set_int_max_str_digits()
+            exc = ValueError(f"it holds an integer of more than {sys.get_int_max_str_digits()} digits, which no "
+                             "tunesmith export writes")
         raise ValueError(f"cannot read {args.file!r} as a study exported as JSON: {exc}" + (
             "; it is the CSV export, a table of the trials without the space: import reads "
             "tunesmith export NAME --format json" if csv else "")) from None
