@@ -595,6 +595,9 @@ def add_rename_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_rename(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage, write=True)
+    if args.new_name == args.name:
+        print(f"study {args.name!r} is already named so; nothing changed")
+        return 0
     study.rename(args.new_name)
     print(f"renamed study {args.name!r} to {args.new_name!r} in {study.storage.display_url}")
     return 0
