@@ -391,6 +391,23 @@ def test_a_loss_tensor_with_a_graph_is_taken_without_a_warning() -> None:
     assert "(Tensor); tell it a finite number" in (study.trials[2].error or "")
 
 
+def test_a_one_element_array_and_tensor_fail_their_trial_alike() -> None:
+    """As the guide says (0-d arrays and tensors are numbers): ``np.array([0.5])`` failed its
+    trial while ``torch.tensor([0.5])`` was taken as 0.5. Both fail now, saying the shape and
+    the fix, and report() refuses both; the 0-d ones are taken."""
+    torch = pytest.importorskip("torch")
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: np.array([0.5]), n_trials=1)
+    study.optimize(lambda t: torch.tensor([0.5]), n_trials=1)
+    study.optimize(lambda t: torch.tensor(0.5), n_trials=1)
+    assert [t.value for t in study.trials] == [None, None, 0.5]
+    for trial, kind in zip(study.trials[:2], ("ndarray", "Tensor"), strict=True):
+        assert f"({kind} of shape (1,)); return a finite number (a 0-d array or tensor, or .item()" in (trial.error or "")
+    for value in (np.array([0.5]), torch.tensor([0.5])):
+        with pytest.raises(ValueError, match="report\\(\\) takes a finite number"):
+            study.ask().report(value)
+
+
 def test_a_missing_parameter_says_why() -> None:
     """``trial.params[name]`` for a misspelt name suggests the parameter; for an inactive
     conditional one (under a parent that is itself conditional) it names the condition.

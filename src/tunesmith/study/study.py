@@ -1000,7 +1000,9 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
             f"{source} a {type(value).__name__} {value!r}; tunesmith optimizes a single "
             f"value: {give} one float"
         )
-    return f"{source} {short_repr(value)} ({type(value).__name__}); {give} a finite number"
+    shaped = f" of shape {tuple(value.shape)}" if getattr(value, "ndim", 0) else ""
+    item = " (a 0-d array or tensor, or .item() of a one-element one)" if shaped else ""
+    return f"{source} {short_repr(value)} ({type(value).__name__}{shaped}); {give} a finite number{item}"
 
 
 _STATE_NAMES = frozenset(s.value for s in TrialState)

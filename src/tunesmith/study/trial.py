@@ -231,6 +231,8 @@ def _as_float_or_nan(value: Any) -> float | None:
         return None
     if type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "detach"):  # a tensor, a Parameter:
         value = value.detach()  # float() of one with a graph warns
+    if getattr(value, "ndim", 0):  # tensor([0.5]) as NumPy's array([0.5]): a 0-d one, or .item(), is the number
+        return None
     try:
         return float(value)
     except OverflowError:  # an integer (or fraction) beyond a float's range, e.g. 10**400
