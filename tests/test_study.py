@@ -9,6 +9,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -406,6 +407,24 @@ def test_a_one_element_array_and_tensor_fail_their_trial_alike() -> None:
     for value in (np.array([0.5]), torch.tensor([0.5])):
         with pytest.raises(ValueError, match="report\\(\\) takes a finite number"):
             study.ask().report(value)
+
+
+def test_a_sampler_that_keeps_proposing_a_taken_configuration_is_named_with_the_cause() -> None:
+    """Before: "could not claim a configuration after 1000 attempts", naming neither the sampler nor why."""
+
+    class Stuck(ts.samplers.Sampler):
+        name = "stuck"
+
+        def suggest(self, space: ts.Space, trials: Any, direction: Any) -> ts.samplers.Suggestion:
+            return ts.samplers.Suggestion({"x": 0.5, "k": "a"}, unique=True)
+
+    study = ts.Study(SPACE, sampler=Stuck())
+    study.ask()
+    with pytest.raises(RuntimeError, match=r"Stuck \('stuck'\) proposed 1000 configurations in a row that trials "
+                                           r"of study '.*' already hold, the last \{'x': 0.5, 'k': 'a'\}: .*"
+                                           r"return unique=False to let a configuration repeat"):
+        study.ask()
+    assert len(study.trials) == 1
 
 
 def test_a_missing_parameter_says_why() -> None:

@@ -399,7 +399,12 @@ class Study:
                     if claim is None and not self._warned_repeat:
                         self._warn_repeat(rec.number)
                     return Trial(self, rec)
-        raise RuntimeError("could not claim a configuration after 1000 attempts")
+        raise RuntimeError(  # before: "could not claim a configuration after 1000 attempts", no cause named
+            f"{type(self.sampler).__name__} ({self.sampler.name!r}) proposed 1000 configurations in a row that "
+            f"trials of study {self.name!r} already hold, the last {short_repr(dict(params))}: a Suggestion with "
+            "unique=True runs once, so the sampler must skip the configurations of the trials it is given (finished "
+            "and running) and return None when none is left, or return unique=False to let a configuration repeat"
+        )
 
     def _record_pick(self) -> None:
         """Store, once per study object, what sampler "auto" picked (shown as "auto (bayes)")."""
