@@ -570,6 +570,21 @@ def test_times_and_notes_changed_outside_tunesmith_leave_every_page_readable(
         assert "far" in c.get("/studies/alpha").text or config["notes"] == "x"
 
 
+def test_the_study_page_lists_the_latest_notes_and_links_to_all(url: str) -> None:
+    """An import (or any writer) may give a study 100,000 notes: the page listed them all."""
+    notes = [{"time": 1.7e9 + i, "text": f"note {i}"} for i in range(30_000)]
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies WHERE name = 'alpha'").fetchone()[0])
+        db.execute("UPDATE ts_studies SET config = ? WHERE name = 'alpha'", (json.dumps({**config, "notes": notes}),))
+    c = TestClient(create_app(open_storage(url)), raise_server_exceptions=False)
+    page = c.get("/studies/alpha").text
+    assert page.count("<li>") == 20 and "note 29999" in page and "note 29979" not in page
+    assert "the latest 20 of 30,000 notes: <a href='/studies/alpha?notes=all'>all notes</a>" in page
+    assert c.get("/studies/alpha?notes=all").text.count("<li>") == 30_000
+    r = c.get("/studies/alpha?notes=al")
+    assert r.status_code == 400 and "notes must be &#x27;all&#x27;" in r.text
+
+
 def test_numbers_of_thousands_of_digits_and_a_deeply_nested_configuration_are_plain_errors(url: str) -> None:
     """Before: int()'s "Exceeds the limit (4300 digits) ... sys.set_int_max_str_digits()" for a
     trial number or an offset, and a 500 for an enqueued '[[[[...'."""

@@ -206,8 +206,12 @@ def studies(d: Dashboard, request: Request) -> Response:
 def study(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
     total, rows, args = _trials_page(v, request)
+    notes = request.query_params.get("notes")
+    if notes not in (None, "all"):
+        raise ValueError(f"notes must be 'all' (every note of the study; the latest {pages.NOTES_SHOWN} without it), "
+                         f"not {notes!r}")
     html = pages.study_page(v, figures.STUDY_KINDS, pages.trials_table(v, total, rows, **args),
-                            pages.write_forms(v, d.token) if d.allow_writes else "")
+                            pages.write_forms(v, d.token) if d.allow_writes else "", all_notes=notes == "all")
     return HTMLResponse(html.replace("data-version=", f"data-poll='{d.poll_seconds:g}' data-version=", 1))
 
 

@@ -96,19 +96,31 @@ def shown(s: dict[str, Any]) -> dict[str, str]:
             "last": e(when(s["last_activity"]))}
 
 
-def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str) -> str:
+NOTES_SHOWN = 20  # the latest notes on a study's page; ?notes=all lists every one
+
+
+def _notes(v: View, every: bool) -> str:
+    """The study's notes, the latest :data:`NOTES_SHOWN` unless ``every`` (an import may bring 100,000)."""
+    notes = study_notes(v.record.config)
+    shown_notes = notes if every else notes[-NOTES_SHOWN:]
+    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in shown_notes)
+    more = (f"<p class='note'>the latest {len(shown_notes)} of {len(notes):,} notes: "
+            f"<a href='/studies/{q(v.name)}?notes=all'>all notes</a></p>") if len(shown_notes) < len(notes) else ""
+    return f"<h2>Notes</h2>{more}<ul>{listed}</ul>" if listed else ""
+
+
+def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str, *, all_notes: bool = False) -> str:
     s = v.summary()
     h = shown(s)
     info = [["direction", e(s["direction"])], ["sampler", e(s["sampler"])], ["pruner", e(s["pruner"] or "none")],
             ["trials", f"<span id='n-trials'>{h['n-trials']}</span> (<span id='states'>{h['states']}</span>)"],
             ["best", f"<span id='best'>{h['best']}</span>"],
             ["last activity", f"<span id='last'>{h['last']}</span>"]]
-    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in study_notes(v.record.config))
     plots = "".join(f"<section class='kind' data-kind='{k}' data-src='/api/studies/{q(v.name)}/plots/{k}'></section>"
                     for k in kinds)
     body = (f"<h1>{e(v.name)}</h1><p><a href='/studies/{q(v.name)}/importance'>importance</a> &middot; "
             f"<span class='live' id='live'>live</span></p>{table(['', ''], info, raw=True, left=1)}"
-            + (f"<h2>Notes</h2><ul>{listed}</ul>" if listed else "")
+            + _notes(v, all_notes)
             + f"<div id='plots' data-study='{e(v.name)}' data-version='{v.version}'>{plots}</div>"
             f"<h2>Trials</h2><div id='trials'>{trials_html}</div>{writes}")
     return layout(v.name, body, scripts=True)
