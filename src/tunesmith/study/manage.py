@@ -7,6 +7,7 @@ import inspect
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,6 +31,9 @@ _MAKING_COMPANION: ContextVar[bool] = ContextVar("tunesmith_making_companion", d
 
 #: states a known result may have (``enqueue`` queues a configuration to run instead)
 ADDABLE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+#: a copy's (or an import's) own id in its settings: its checkpoint folder is its own, even under the name
+#: of the study it came from in another storage (``Study.copy_id``, ``checkpoint.study_folder``)
+COPY_ID = "copy_id"
 
 
 def known_result(
@@ -302,7 +306,8 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     of its search trial (``attrs["trial"]``), none for a trial not in it."""
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction,
-                            space=source.space if space is None else space.to_dict(), config=source.config)
+                            space=source.space if space is None else space.to_dict(),
+                            config={**source.config, COPY_ID: uuid.uuid4().hex})
     left: dict[int, str] = {}
     failed = {"state": TrialState.FAILED, "error": "running when the study was copied", "heartbeat": None}
     try:
@@ -390,6 +395,8 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
                   storage=dest, name=name, load_if_exists=False)
     try:
+        study.copy_id = uuid.uuid4().hex  # a folder of its own for checkpoints, as a copy's
+        _update_config(dest, name, lambda config: {**config, COPY_ID: study.copy_id})
         _import_notes(dest, name, study_notes(head))
         numbers = _import_trials(study, trials, skip_invalid)
         _import_test_results(study, doc.get("test_results"), numbers)

@@ -30,7 +30,14 @@ from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
-from .manage import check_book_free, check_new_name, record_pick, record_sampler, sampler_label
+from .manage import (
+    COPY_ID,
+    check_book_free,
+    check_new_name,
+    record_pick,
+    record_sampler,
+    sampler_label,
+)
 from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
 
@@ -99,6 +106,8 @@ class Study:
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
         where = f"study {self.name!r} in {self._storage.display_url}"
+        #: set on a copy (copy, import): its checkpoints go to a folder of its own (checkpoint.study_folder)
+        self.copy_id: str | None = cfg[COPY_ID] if isinstance(cfg.get(COPY_ID), str) else None
         self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
                                  else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed),
                                                    fix=_NAME_A_SAMPLER))
