@@ -363,6 +363,17 @@ def _token(c: TestClient, path: str) -> str:
     return m.group(1)
 
 
+def test_the_delete_confirmation_says_the_test_results_go_too(url: str) -> None:
+    """Study.delete deletes evaluate_best's test results with the study; the page asking to
+    confirm named only the trials."""
+    ts.load_study("beta", url).evaluate_best(lambda t: t.params["x"], k=1)
+    c = client(url, allow_writes=True)
+    ask = c.post("/studies/beta/delete", data={"token": _token(c, "/studies/beta")}).text
+    assert "trials and its test results (evaluate_best)? This cannot be undone." in ask
+    ask = c.post("/studies/alpha/delete", data={"token": _token(c, "/studies/alpha")}).text
+    assert "test results" not in ask and "This cannot be undone." in ask
+
+
 def test_writes_are_refused_unless_allowed(url: str) -> None:
     c = client(url)
     assert "name=token" not in c.get("/studies/alpha").text

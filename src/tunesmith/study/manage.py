@@ -260,6 +260,13 @@ def delete_study(storage: Storage, name: str) -> None:
                        name, ", ".join(folders))
 
 
+def with_test_results(storage: Storage, name: str) -> str:
+    """What a delete of study ``name`` takes with it besides its trials, said where it asks to confirm."""
+    from .evaluate import SUFFIX
+
+    return " and its test results (evaluate_best)" if exists(storage, name + SUFFIX) else ""
+
+
 def _checkpoint_folders(storage: Storage, name: str) -> list[str]:
     """The study folders (``<root>/<study>-<hash>``) holding the checkpoints its trials name
     that are still there (a path read from storage is only looked at, never opened)."""
