@@ -400,6 +400,7 @@ def test_each_write_asks_for_confirmation_then_applies(url: str) -> None:
     assert ts.load_study("alpha", url).trials[queued].params == {"x": 0.25, "lr": 0.001, "kind": "b"}
     bad = c.post("/studies/alpha/enqueue", data={"token": token, "params": '{"x": 7}', "confirm": "yes"})
     assert bad.status_code == 400 and "x" in bad.text
+    assert "<a href='/studies/alpha'>study alpha</a>" in bad.text  # before: only "all studies"
 
     running = ts.load_study("alpha", url).trials_in("running")[0]
     c.post(f"/studies/alpha/trials/{running.number}/fail", data={"token": token, "error": "stuck GPU"})

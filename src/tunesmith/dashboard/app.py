@@ -183,7 +183,9 @@ async def _error(request: Request, exc: Exception) -> Response:
     if wants_json(request):
         return json_response({"error": exc.detail}, exc.status_code)
     title = {404: "Not found", 403: "Not allowed", 400: "Bad request"}.get(exc.status_code, "Error")
-    return HTMLResponse(pages.message_page(exc.status_code, title, str(exc.detail)), exc.status_code)
+    name = request.path_params.get("name") if exc.status_code == 400 else None  # a 404: the study may be gone
+    study = name.replace(SLASH, "/") if isinstance(name, str) else None
+    return HTMLResponse(pages.message_page(exc.status_code, title, str(exc.detail), study), exc.status_code)
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:

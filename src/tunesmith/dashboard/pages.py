@@ -204,8 +204,10 @@ def compare_page(names: list[str], all_names: list[str], directions: list[str], 
     return layout("compare", f"<h1>Compare: {e(', '.join(names))}</h1>{note}{plot}{form}", scripts=True)
 
 
-def message_page(status: int, title: str, text: str) -> str:
-    return layout(title, f"<h1>{e(title)}</h1><p id='message'>{e(text)}</p><p><a href='/'>all studies</a></p>")
+def message_page(status: int, title: str, text: str, study: str | None = None) -> str:
+    """An error's page; one of a study's (a refused enqueue) links back to the study too."""
+    back = f"<a href='/studies/{q(study)}'>study {e(study)}</a> &middot; " if study is not None else ""
+    return layout(title, f"<h1>{e(title)}</h1><p id='message'>{e(text)}</p><p>{back}<a href='/'>all studies</a></p>")
 
 
 def confirm_page(action: str, what: str, fields: dict[str, str]) -> str:
