@@ -374,6 +374,14 @@ def test_the_delete_confirmation_says_the_test_results_go_too(url: str) -> None:
     assert "test results" not in ask and "This cannot be undone." in ask
 
 
+def test_every_trial_state_has_a_colour_of_its_own(url: str) -> None:
+    """Paused and waiting trials were drawn in the text's colour, unlike the other states."""
+    page = client(url).get("/studies/alpha").text
+    colours = {s.value: re.search(rf"\.state-{s.value}{{color:(#[0-9A-Fa-f]+)}}", page) for s in ts.TrialState}
+    assert all(colours.values()), colours
+    assert len({m.group(1) for m in colours.values() if m}) == len(ts.TrialState)
+
+
 def test_writes_are_refused_unless_allowed(url: str) -> None:
     c = client(url)
     assert "name=token" not in c.get("/studies/alpha").text
