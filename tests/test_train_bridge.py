@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -506,6 +507,13 @@ def test_a_copy_under_the_same_name_in_another_storage_keeps_its_checkpoints_apa
     b.optimize(run, n_trials=1)
     assert b.trials[1].state is ts.TrialState.COMPLETE and all(p.is_file() for p in paused)  # before: trial-1 deleted
     assert Path(b.trials[1].attrs["best_checkpoint"]).parent.parent != paused[1].parent.parent
+    from tunesmith.study.trial import Trial
+    from tunesmith.train import retention
+
+    copied = b.trials[0]  # paused in the study, copied paused: promoted in the copy, it refuses the study's files
+    promoted = Trial(b, copied.replace(system=dataclasses.replace(copied.system, resumed_step=1)))
+    with pytest.raises(checkpoint.CheckpointError, match="a copy of a study .* has a folder of its own"):
+        retention.to_resume(promoted, retention.trial_folder(tmp_path / "ckpt", promoted))
     c = import_study({"study": {"name": "s", "direction": "minimize", "space": a.space.to_dict()}, "trials": []},
                      f"sqlite:///{tmp_path / 'c.db'}")
     c.optimize(run, n_trials=1)
