@@ -106,7 +106,7 @@ class Study:
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
         where = f"study {self.name!r} in {self._storage.display_url}"
-        #: set on a copy (copy, import): its checkpoints go to a folder of its own (checkpoint.study_folder)
+        #: set on a copy (copy, import, focus): its checkpoints go to a folder of its own (checkpoint.study_folder)
         self.copy_id: str | None = cfg[COPY_ID] if isinstance(cfg.get(COPY_ID), str) else None
         self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
                                  else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed),
@@ -1014,7 +1014,8 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
             f"{source} a {type(value).__name__} {value!r}; tunesmith optimizes a single "
             f"value: {give} one float"
         )
-    shaped = f" of shape {tuple(value.shape)}" if getattr(value, "ndim", 0) else ""
+    shape = getattr(value, "shape", None) if getattr(value, "ndim", 0) else None
+    shaped = f" of shape {tuple(shape)}" if isinstance(shape, tuple) else ""  # torch.Size is a tuple
     item = " (a 0-d array or tensor, or .item() of a one-element one)" if shaped else ""
     return f"{source} {short_repr(value)} ({type(value).__name__}{shaped}); {give} a finite number{item}"
 
