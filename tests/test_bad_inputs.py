@@ -124,6 +124,9 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("a misspelt key of cross_validate",
      lambda: cv.cross_validate(_trial(), lambda a, b: {"acc": 1.0}, cv.kfold(6, 2), key="accc"), ValueError,
      "key='accc' is not a value the fold function returned (did you mean 'acc'?)"),
+    ("a key of cross_validate for a plain number",  # before: key= ignored, the number reported as "score"
+     lambda: cv.cross_validate(_trial(), lambda a, b: 0.5, cv.kfold(6, 2), key="acc"), ValueError,
+     "key='acc' names a value of a dict the fold function returns, but it returned 0.5: return {'acc': ...}"),
     ("no jobs for cross_validate", lambda: cv.cross_validate(_trial(), lambda a, b: 1.0, cv.kfold(6, 2), n_jobs=0),
      ValueError, "n_jobs must be a non-zero integer"),
     ("a list for Space.from_dict", lambda: ts.Space.from_dict([1]), TypeError, "Space.from_dict takes a mapping"),

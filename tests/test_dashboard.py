@@ -363,6 +363,25 @@ def _token(c: TestClient, path: str) -> str:
     return m.group(1)
 
 
+def test_the_delete_confirmation_says_the_test_results_go_too(url: str) -> None:
+    """Study.delete deletes evaluate_best's test results with the study; the page asking to
+    confirm named only the trials."""
+    ts.load_study("beta", url).evaluate_best(lambda t: t.params["x"], k=1)
+    c = client(url, allow_writes=True)
+    ask = c.post("/studies/beta/delete", data={"token": _token(c, "/studies/beta")}).text
+    assert "trials and its test results (evaluate_best)? This cannot be undone." in ask
+    ask = c.post("/studies/alpha/delete", data={"token": _token(c, "/studies/alpha")}).text
+    assert "test results" not in ask and "This cannot be undone." in ask
+
+
+def test_every_trial_state_has_a_colour_of_its_own(url: str) -> None:
+    """Paused and waiting trials were drawn in the text's colour, unlike the other states."""
+    page = client(url).get("/studies/alpha").text
+    colours = {s.value: re.search(rf"\.state-{s.value}{{color:(#[0-9A-Fa-f]+)}}", page) for s in ts.TrialState}
+    assert all(colours.values()), colours
+    assert len({m.group(1) for m in colours.values() if m}) == len(ts.TrialState)
+
+
 def test_writes_are_refused_unless_allowed(url: str) -> None:
     c = client(url)
     assert "name=token" not in c.get("/studies/alpha").text
@@ -389,6 +408,7 @@ def test_each_write_asks_for_confirmation_then_applies(url: str) -> None:
     assert ts.load_study("alpha", url).trials[queued].params == {"x": 0.25, "lr": 0.001, "kind": "b"}
     bad = c.post("/studies/alpha/enqueue", data={"token": token, "params": '{"x": 7}', "confirm": "yes"})
     assert bad.status_code == 400 and "x" in bad.text
+    assert "<a href='/studies/alpha'>study alpha</a>" in bad.text  # before: only "all studies"
 
     running = ts.load_study("alpha", url).trials_in("running")[0]
     c.post(f"/studies/alpha/trials/{running.number}/fail", data={"token": token, "error": "stuck GPU"})
@@ -568,6 +588,21 @@ def test_times_and_notes_changed_outside_tunesmith_leave_every_page_readable(
         kept = [n.get("text") for n in c.get("/api/studies/alpha").json()["notes"]]
         assert kept[-1] == "new" and len(kept) == (2 if config["notes"] == "x" else 4)  # the old ones kept
         assert "far" in c.get("/studies/alpha").text or config["notes"] == "x"
+
+
+def test_the_study_page_lists_the_latest_notes_and_links_to_all(url: str) -> None:
+    """An import (or any writer) may give a study 100,000 notes: the page listed them all."""
+    notes = [{"time": 1.7e9 + i, "text": f"note {i}"} for i in range(30_000)]
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies WHERE name = 'alpha'").fetchone()[0])
+        db.execute("UPDATE ts_studies SET config = ? WHERE name = 'alpha'", (json.dumps({**config, "notes": notes}),))
+    c = TestClient(create_app(open_storage(url)), raise_server_exceptions=False)
+    page = c.get("/studies/alpha").text
+    assert page.count("<li>") == 20 and "note 29999" in page and "note 29979" not in page
+    assert "the latest 20 of 30,000 notes: <a href='/studies/alpha?notes=all'>all notes</a>" in page
+    assert c.get("/studies/alpha?notes=all").text.count("<li>") == 30_000
+    r = c.get("/studies/alpha?notes=al")
+    assert r.status_code == 400 and "notes must be &#x27;all&#x27;" in r.text
 
 
 def test_numbers_of_thousands_of_digits_and_a_deeply_nested_configuration_are_plain_errors(url: str) -> None:

@@ -211,3 +211,18 @@ def test_the_focus_summary_prints_a_stored_name_s_control_characters_escaped() -
     plan = FocusPlan(ts.Space({"x": ts.Float(0, 1)}), ("x",), {"C\x1b[2J": 1.0, "ü": 2.0}, (), (), 0)
     text = plan.summary("s")
     assert "fixed C\\x1b[2J=1.0, ü=2.0;" in text and "\x1b" not in text
+
+
+def test_a_focus_under_the_same_name_in_another_storage_has_a_checkpoint_folder_of_its_own(tmp_path: Path) -> None:
+    """Its trials wrote to the folder named after the study, where the study's own trials of the same
+    numbers keep their checkpoints (a new trial starting there deletes the other's files)."""
+    from tunesmith.train import checkpoint, retention
+
+    pytest.importorskip("torch")
+    wide = ts.Study({"x": ts.Float(0.0, 1.0), "y": ts.Float(0.0, 1.0)}, sampler="random", seed=0, name="s",
+                    storage=f"sqlite:///{tmp_path / 'a.db'}")
+    wide.optimize(lambda t: t.params["x"], n_trials=10)
+    narrow = wide.focus(keep=["x"], name="s", storage=f"sqlite:///{tmp_path / 'b.db'}")
+    folders = {retention.trial_folder(tmp_path, study.ask()) for study in (wide, narrow)}
+    assert len(folders) == 2 and checkpoint.study_folder(tmp_path, "s") / "trial-10" in folders
+    assert ts.load_study("s", f"sqlite:///{tmp_path / 'b.db'}").copy_id == narrow.copy_id is not None

@@ -270,6 +270,18 @@ def test_a_constant_objective_has_no_important_parameter_and_says_why() -> None:
     assert importance(random_trials(SPACE, closed_form, 30, 0), SPACE).note == ""
 
 
+def test_values_near_the_largest_float_raise_no_overflow_warning() -> None:
+    """np.ptp of values of +-1.7e308 (to tell a constant objective) overflowed: a RuntimeWarning
+    "overflow encountered in subtract" from NumPy for every importance of such a study."""
+    import warnings
+
+    trials = random_trials(SPACE, lambda p: 1.7e308 * math.tanh(closed_form(p)), 30, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("fanova", "ped-anova"):
+            assert importance(trials, SPACE, method=method).note == ""
+
+
 @pytest.mark.parametrize("scale", [1e200, 1e-300, -1e-250])
 def test_fanova_fractions_do_not_depend_on_the_values_scale(scale: float) -> None:
     # near 1e200 the variance overflowed, near 1e-300 it fell below the constant-tree test: all 0

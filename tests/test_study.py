@@ -9,6 +9,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -389,6 +390,41 @@ def test_a_loss_tensor_with_a_graph_is_taken_without_a_warning() -> None:
     study.tell(study.ask(), torch.tensor(0.4) > 0.3)
     assert [t.value for t in study.trials] == [1.5, 0.25, None]
     assert "(Tensor); tell it a finite number" in (study.trials[2].error or "")
+
+
+def test_a_one_element_array_and_tensor_fail_their_trial_alike() -> None:
+    """As the guide says (0-d arrays and tensors are numbers): ``np.array([0.5])`` failed its
+    trial while ``torch.tensor([0.5])`` was taken as 0.5. Both fail now, saying the shape and
+    the fix, and report() refuses both; the 0-d ones are taken."""
+    torch = pytest.importorskip("torch")
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: np.array([0.5]), n_trials=1)
+    study.optimize(lambda t: torch.tensor([0.5]), n_trials=1)
+    study.optimize(lambda t: torch.tensor(0.5), n_trials=1)
+    assert [t.value for t in study.trials] == [None, None, 0.5]
+    for trial, kind in zip(study.trials[:2], ("ndarray", "Tensor"), strict=True):
+        assert f"({kind} of shape (1,)); return a finite number (a 0-d array or tensor, or .item()" in (trial.error or "")
+    for value in (np.array([0.5]), torch.tensor([0.5])):
+        with pytest.raises(ValueError, match="report\\(\\) takes a finite number"):
+            study.ask().report(value)
+
+
+def test_a_sampler_that_keeps_proposing_a_taken_configuration_is_named_with_the_cause() -> None:
+    """Before: "could not claim a configuration after 1000 attempts", naming neither the sampler nor why."""
+
+    class Stuck(ts.samplers.Sampler):
+        name = "stuck"
+
+        def suggest(self, space: ts.Space, trials: Any, direction: Any) -> ts.samplers.Suggestion:
+            return ts.samplers.Suggestion({"x": 0.5, "k": "a"}, unique=True)
+
+    study = ts.Study(SPACE, sampler=Stuck())
+    study.ask()
+    with pytest.raises(RuntimeError, match=r"Stuck \('stuck'\) proposed 1000 configurations in a row that trials "
+                                           r"of study '.*' already hold, the last \{'x': 0.5, 'k': 'a'\}: .*"
+                                           r"return unique=False to let a configuration repeat"):
+        study.ask()
+    assert len(study.trials) == 1
 
 
 def test_a_missing_parameter_says_why() -> None:

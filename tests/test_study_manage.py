@@ -200,6 +200,8 @@ def test_cli_studies_copy_rename_delete(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["copy", "s", "t", "--storage", url]) == 0
     assert main(["copy", "s", "--storage", url, "--to-storage", other]) == 0
     assert "copied study 's' (3 trials) to 's' in" in capsys.readouterr().out
+    assert main(["rename", "t", "t", "--storage", url]) == 0  # before: "renamed study 't' to 't'"
+    assert "study 't' is already named so; nothing changed" in capsys.readouterr().out
     assert main(["rename", "t", "u", "--storage", url]) == 0
     study.ask()  # a worker's trial: the copy fails it, the delete stops the worker
     assert main(["copy", "s", "v", "--storage", url]) == 0

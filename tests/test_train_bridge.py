@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -484,3 +485,39 @@ def test_a_model_built_once_and_returned_to_every_trial_is_refused(tmp_path: Pat
                    n_trials=2)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAILED"]
     assert "build_model returned a model it had returned before" in (study.trials[1].error or "")
+
+
+def test_a_copy_under_the_same_name_in_another_storage_keeps_its_checkpoints_apart(tmp_path: Path) -> None:
+    """The copy shared the study's checkpoint folder (named after the study): its trial 1
+    starting fresh deleted the paused trial 1 of the study it was copied from, and a copied
+    paused trial resumed from files the other study went on writing. A copy (or an import) now
+    has a folder of its own (and its copied paused trial refuses the other's files)."""
+    from tunesmith.study.manage import import_study
+
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    a = ts.Study(space, sampler="random", seed=0, name="s", storage=f"sqlite:///{tmp_path / 'a.db'}",
+                 pruner=StopAt(1, Decision.PAUSE))
+    run = objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ckpt")
+    a.optimize(run, n_trials=1)
+    b = a.copy(storage=f"sqlite:///{tmp_path / 'b.db'}")
+    a.optimize(run, n_trials=1)  # trial 1 of the study pauses, as trial 0 did
+    paused = [Path(a.trials[n].attrs["checkpoint"]) for n in (0, 1)]
+    assert all(p.is_file() for p in paused)
+    b.pruner = StopAt(99)  # the copy's trial 1 runs to the end
+    b.optimize(run, n_trials=1)
+    assert b.trials[1].state is ts.TrialState.COMPLETE and all(p.is_file() for p in paused)  # before: trial-1 deleted
+    assert Path(b.trials[1].attrs["best_checkpoint"]).parent.parent != paused[1].parent.parent
+    from tunesmith.study.trial import Trial
+    from tunesmith.train import retention
+
+    copied = b.trials[0]  # paused in the study, copied paused: promoted in the copy, it refuses the study's files
+    promoted = Trial(b, copied.replace(system=dataclasses.replace(copied.system, resumed_step=1)))
+    with pytest.raises(checkpoint.CheckpointError, match="a copy of a study .* has a folder of its own"):
+        retention.to_resume(promoted, retention.trial_folder(tmp_path / "ckpt", promoted))
+    c = import_study({"study": {"name": "s", "direction": "minimize", "space": a.space.to_dict()}, "trials": []},
+                     f"sqlite:///{tmp_path / 'c.db'}")
+    c.optimize(run, n_trials=1)
+    assert all(p.is_file() for p in paused)
+    assert Path(c.trials[0].attrs["best_checkpoint"]).parent.parent not in {paused[0].parent.parent,
+                                                                            Path(b.trials[1].attrs["best_checkpoint"]).parent.parent}
+    assert a.copy_id is None and b.copy_id is not None and c.copy_id not in (None, b.copy_id)

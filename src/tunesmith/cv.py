@@ -184,7 +184,8 @@ def cross_validate(
         trial: the running :class:`~tunesmith.Trial`.
         score: ``score(train_idx, val_idx) -> float`` (or a mapping of named
             values, then ``key`` names the one that is reported and averaged;
-            the others, such as a training score or a fit time, are recorded).
+            the others, such as a training score or a fit time, are recorded;
+            a ``key`` other than ``"score"`` with a plain number is refused).
         folds: ``(train_idx, val_idx)`` pairs: :func:`kfold`, :func:`stratified`,
             :func:`grouped`, :func:`time_series`, or :func:`split` of a
             scikit-learn splitter.
@@ -278,6 +279,9 @@ def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:
             flag = n != key and isinstance(v, (bool, np.bool_))  # a recorded flag ("converged") stays 1.0 / 0.0
             table.setdefault(n, []).append(v if isinstance(v, str) or v is None else float(v) if flag else _number(v, n))
         return key
+    if key not in (None, "score"):  # before: key= was ignored, the number reported as "score"
+        raise ValueError(f"key={key!r} names a value of a dict the fold function returns, but it returned "
+                         f"{short_repr(result)}: return {{{key!r}: ...}} (with any other values), or drop key=")
     table.setdefault("score", []).append(_number(result, "score"))
     return "score"
 

@@ -32,7 +32,7 @@ from ..storage.base import StudyRecord, mask_url
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
-from ..study.manage import delete_study, import_study, sampler_label
+from ..study.manage import delete_study, import_study, sampler_label, with_test_results
 from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
@@ -483,7 +483,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise ValueError(f"deleting study {name!r} ({n}) cannot be undone: pass --yes to confirm")
         try:
-            answer = input(f"delete study {name!r} and its {n} from {url}? [y/N] ")
+            answer = input(f"delete study {name!r} and its {n}{with_test_results(storage, name)} from {url}? [y/N] ")
         except EOFError:  # Ctrl-D: a no (it was a traceback)
             answer = ""
             print()
@@ -598,6 +598,9 @@ def add_rename_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_rename(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage, write=True)
+    if args.new_name == args.name:
+        print(f"study {args.name!r} is already named so; nothing changed")
+        return 0
     study.rename(args.new_name)
     print(f"renamed study {args.name!r} to {args.new_name!r} in {study.storage.display_url}")
     return 0

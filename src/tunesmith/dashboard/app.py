@@ -183,7 +183,9 @@ async def _error(request: Request, exc: Exception) -> Response:
     if wants_json(request):
         return json_response({"error": exc.detail}, exc.status_code)
     title = {404: "Not found", 403: "Not allowed", 400: "Bad request"}.get(exc.status_code, "Error")
-    return HTMLResponse(pages.message_page(exc.status_code, title, str(exc.detail)), exc.status_code)
+    name = request.path_params.get("name") if exc.status_code == 400 else None  # a 404: the study may be gone
+    study = name.replace(SLASH, "/") if isinstance(name, str) else None
+    return HTMLResponse(pages.message_page(exc.status_code, title, str(exc.detail), study), exc.status_code)
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
@@ -206,8 +208,12 @@ def studies(d: Dashboard, request: Request) -> Response:
 def study(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
     total, rows, args = _trials_page(v, request)
+    notes = request.query_params.get("notes")
+    if notes not in (None, "all"):
+        raise ValueError(f"notes must be 'all' (every note of the study; the latest {pages.NOTES_SHOWN} without it), "
+                         f"not {notes!r}")
     html = pages.study_page(v, figures.STUDY_KINDS, pages.trials_table(v, total, rows, **args),
-                            pages.write_forms(v, d.token) if d.allow_writes else "")
+                            pages.write_forms(v, d.token) if d.allow_writes else "", all_notes=notes == "all")
     return HTMLResponse(html.replace("data-version=", f"data-poll='{d.poll_seconds:g}' data-version=", 1))
 
 

@@ -22,7 +22,7 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:0;color:#222}main{margin
 header{background:#0b3d5c;color:#fff;padding:.6em 1.5em}header a{color:#fff;margin-right:1.5em;text-decoration:none}
 table{border-collapse:collapse;margin:.8em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f6f9}td.l,th.l{text-align:left}.note{color:#666;font-size:13px}.plot{min-height:420px;margin:1em 0}
-.state-complete{color:#0072B2}.state-failed{color:#D55E00}.state-running{color:#009E73}.state-pruned{color:#777}
+.state-complete{color:#0072B2}.state-failed{color:#D55E00}.state-running{color:#009E73}.state-pruned{color:#777}.state-paused{color:#CC79A7}.state-waiting{color:#E69F00}
 table{display:block;overflow-x:auto;max-width:100%}input{max-width:100%;box-sizing:border-box}
 form.inline{display:inline}.danger{color:#fff;background:#b00;border:0;padding:4px 10px}pre{background:#f6f6f6;padding:.5em}
 .live{font-size:12px;color:#009E73}section.kind{min-height:460px}.pager a{margin-right:.8em}#trials{overflow-x:auto}"""
@@ -96,19 +96,31 @@ def shown(s: dict[str, Any]) -> dict[str, str]:
             "last": e(when(s["last_activity"]))}
 
 
-def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str) -> str:
+NOTES_SHOWN = 20  # the latest notes on a study's page; ?notes=all lists every one
+
+
+def _notes(v: View, every: bool) -> str:
+    """The study's notes, the latest :data:`NOTES_SHOWN` unless ``every`` (an import may bring 100,000)."""
+    notes = study_notes(v.record.config)
+    shown_notes = notes if every else notes[-NOTES_SHOWN:]
+    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in shown_notes)
+    more = (f"<p class='note'>the latest {len(shown_notes)} of {len(notes):,} notes: "
+            f"<a href='/studies/{q(v.name)}?notes=all'>all notes</a></p>") if len(shown_notes) < len(notes) else ""
+    return f"<h2>Notes</h2>{more}<ul>{listed}</ul>" if listed else ""
+
+
+def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str, *, all_notes: bool = False) -> str:
     s = v.summary()
     h = shown(s)
     info = [["direction", e(s["direction"])], ["sampler", e(s["sampler"])], ["pruner", e(s["pruner"] or "none")],
             ["trials", f"<span id='n-trials'>{h['n-trials']}</span> (<span id='states'>{h['states']}</span>)"],
             ["best", f"<span id='best'>{h['best']}</span>"],
             ["last activity", f"<span id='last'>{h['last']}</span>"]]
-    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in study_notes(v.record.config))
     plots = "".join(f"<section class='kind' data-kind='{k}' data-src='/api/studies/{q(v.name)}/plots/{k}'></section>"
                     for k in kinds)
     body = (f"<h1>{e(v.name)}</h1><p><a href='/studies/{q(v.name)}/importance'>importance</a> &middot; "
             f"<span class='live' id='live'>live</span></p>{table(['', ''], info, raw=True, left=1)}"
-            + (f"<h2>Notes</h2><ul>{listed}</ul>" if listed else "")
+            + _notes(v, all_notes)
             + f"<div id='plots' data-study='{e(v.name)}' data-version='{v.version}'>{plots}</div>"
             f"<h2>Trials</h2><div id='trials'>{trials_html}</div>{writes}")
     return layout(v.name, body, scripts=True)
@@ -192,8 +204,10 @@ def compare_page(names: list[str], all_names: list[str], directions: list[str], 
     return layout("compare", f"<h1>Compare: {e(', '.join(names))}</h1>{note}{plot}{form}", scripts=True)
 
 
-def message_page(status: int, title: str, text: str) -> str:
-    return layout(title, f"<h1>{e(title)}</h1><p id='message'>{e(text)}</p><p><a href='/'>all studies</a></p>")
+def message_page(status: int, title: str, text: str, study: str | None = None) -> str:
+    """An error's page; one of a study's (a refused enqueue) links back to the study too."""
+    back = f"<a href='/studies/{q(study)}'>study {e(study)}</a> &middot; " if study is not None else ""
+    return layout(title, f"<h1>{e(title)}</h1><p id='message'>{e(text)}</p><p>{back}<a href='/'>all studies</a></p>")
 
 
 def confirm_page(action: str, what: str, fields: dict[str, str]) -> str:

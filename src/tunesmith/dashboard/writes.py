@@ -120,7 +120,9 @@ def delete_study(d: Dashboard, request: Request) -> Response:
     name = request.path_params["name"]
     fields = _form(d, request)
     v = d.view(name)
-    ask = _confirmed(request, fields, f"delete study {name!r} and its {plural(len(v.trials), 'trial')}? This cannot be undone.")
+    also = manage.with_test_results(d.cache.storage, name)  # before: not said, deleted all the same
+    ask = _confirmed(request, fields, f"delete study {name!r} and its {plural(len(v.trials), 'trial')}{also}? "
+                                      "This cannot be undone.")
     if ask:
         return ask
     study = _study(d, name)

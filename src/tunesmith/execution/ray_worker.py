@@ -34,6 +34,7 @@ class StudySpec:
     pruner: Any
     session: int
     storage_options: dict[str, float] = field(default_factory=dict)  # a SQLStorage's waits, kept in actors
+    copy_id: str | None = None  # a copy's own checkpoint folder (Study.copy_id)
 
     @classmethod
     def of(cls, study: Study) -> StudySpec:
@@ -41,7 +42,7 @@ class StudySpec:
 
         st = study.storage
         opts = {"retry_window": st.retry_window, "busy_timeout": st.busy_timeout} if isinstance(st, SQLStorage) else {}
-        return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts)
+        return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts, study.copy_id)
 
     def open_storage(self) -> Any:
         """The storage by URL, with the driver's ``retry_window`` and ``busy_timeout`` (actors used
@@ -129,6 +130,7 @@ class EvalWorker:
         self.catch = catch
         self.me = worker_id()
         self.name = spec.name  # the objective may use it (the trainer's checkpoint folder)
+        self.copy_id = spec.copy_id
 
     def whoami(self) -> str:
         return self.me
@@ -139,7 +141,7 @@ class EvalWorker:
 
         if past(deadline):
             return Outcome(self.me, sent=record, late=True)
-        trial = DetachedTrial(self.name, record)
+        trial = DetachedTrial(self.name, record, self.copy_id)
         out = Outcome(self.me, sent=record, began=time.time())
         try:
             out.value = self.objective(trial)

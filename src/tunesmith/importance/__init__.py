@@ -114,7 +114,7 @@ def importance(
     if wanted is not None:
         imp = replace(imp, main=tuple(e for e in imp.main if e.names[0] in wanted),
                       interactions=tuple(e for e in imp.interactions if wanted.issuperset(e.names)))
-    if np.ptp(d.y) == 0:  # all zeros, and here is why (rather than "nothing matters")
+    if d.y.max() == d.y.min():  # all zeros, and here is why (rather than "nothing matters"); np.ptp overflows at 1.7e308
         # PED-ANOVA's good set is then the first trials by number: its divergences are the sampler's, not the objective's
         return replace(imp, main=tuple(replace(e, fraction=0.0, std=0.0) for e in imp.main),
                        interactions=tuple(replace(e, fraction=0.0, std=0.0) for e in imp.interactions),

@@ -69,7 +69,8 @@ class PruningCallback(_Callback):
             check_trial(trial, "lightning PruningCallback")
             warn_direction(trial, monitor, what="lightning PruningCallback")
         if checkpoint_dir is None and trial is not None:
-            checkpoint_dir = _study_folder(Path(tempfile.gettempdir()) / "tunesmith-lightning", str(trial.study.name))
+            checkpoint_dir = _study_folder(Path(tempfile.gettempdir()) / "tunesmith-lightning", str(trial.study.name),
+                                           getattr(trial.study, "copy_id", None))
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir).expanduser()
         self._reported: int | None = None  # the last step reported (step="epoch": the epoch)
         self._before: Any = None  # the monitored metric's value before this validation
@@ -204,12 +205,12 @@ class PruningCallback(_Callback):
         return folder / f"trial-{number}.ckpt"
 
 
-def _study_folder(root: Path, study: str) -> Path:
+def _study_folder(root: Path, study: str, copy_id: str | None = None) -> Path:
     """The study's folder under ``root``: its name when that is one folder name already
     (letters, digits, ``_ . -``: where earlier versions put it, so paused trials resume),
-    else :func:`~tunesmith.train.checkpoint.study_folder` (no name leads outside ``root``)."""
-    if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", study) and study.strip(".") and not study.startswith("-"):
+    else (or for a copy) :func:`~tunesmith.train.checkpoint.study_folder` (no name leads outside ``root``)."""
+    if copy_id is None and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", study) and study.strip(".") and not study.startswith("-"):
         return root / study
     from ..train.checkpoint import study_folder
 
-    return study_folder(root, study)
+    return study_folder(root, study, copy_id)

@@ -7,6 +7,7 @@ import inspect
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,6 +31,9 @@ _MAKING_COMPANION: ContextVar[bool] = ContextVar("tunesmith_making_companion", d
 
 #: states a known result may have (``enqueue`` queues a configuration to run instead)
 ADDABLE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+#: a copy's (or an import's) own id in its settings: its checkpoint folder is its own, even under the name
+#: of the study it came from in another storage (``Study.copy_id``, ``checkpoint.study_folder``)
+COPY_ID = "copy_id"
 
 
 def known_result(
@@ -256,6 +260,13 @@ def delete_study(storage: Storage, name: str) -> None:
                        name, ", ".join(folders))
 
 
+def with_test_results(storage: Storage, name: str) -> str:
+    """What a delete of study ``name`` takes with it besides its trials, said where it asks to confirm."""
+    from .evaluate import SUFFIX
+
+    return " and its test results (evaluate_best)" if exists(storage, name + SUFFIX) else ""
+
+
 def _checkpoint_folders(storage: Storage, name: str) -> list[str]:
     """The study folders (``<root>/<study>-<hash>``) holding the checkpoints its trials name
     that are still there (a path read from storage is only looked at, never opened)."""
@@ -302,7 +313,8 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     of its search trial (``attrs["trial"]``), none for a trial not in it."""
     source = study.storage.get_study(study.name)
     rec = dest.create_study(name, direction=source.direction,
-                            space=source.space if space is None else space.to_dict(), config=source.config)
+                            space=source.space if space is None else space.to_dict(),
+                            config={**source.config, COPY_ID: uuid.uuid4().hex})
     left: dict[int, str] = {}
     failed = {"state": TrialState.FAILED, "error": "running when the study was copied", "heartbeat": None}
     try:
@@ -390,6 +402,7 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
                   storage=dest, name=name, load_if_exists=False)
     try:
+        give_copy_id(study)
         _import_notes(dest, name, study_notes(head))
         numbers = _import_trials(study, trials, skip_invalid)
         _import_test_results(study, doc.get("test_results"), numbers)
@@ -399,6 +412,13 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
             drop_partial(dest, name + SUFFIX, "import")
         raise
     return study
+
+
+def give_copy_id(study: Study) -> None:
+    """Mark a study made from another (import, focus) as a copy: a checkpoint folder of its own,
+    even under the other's name in another storage (a copy gets its id as it is created)."""
+    study.copy_id = uuid.uuid4().hex
+    _update_config(study.storage, study.name, lambda config: {**config, COPY_ID: study.copy_id})
 
 
 def _import_notes(storage: Storage, name: str, notes: list[dict[str, Any]]) -> None:

@@ -30,7 +30,14 @@ from ..storage import Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
-from .manage import check_book_free, check_new_name, record_pick, record_sampler, sampler_label
+from .manage import (
+    COPY_ID,
+    check_book_free,
+    check_new_name,
+    record_pick,
+    record_sampler,
+    sampler_label,
+)
 from .resume import resume_next
 from .trial import Trial, _as_float, short_repr
 
@@ -100,6 +107,8 @@ class Study:
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
         where = f"study {self.name!r} in {self._storage.display_url}"
+        #: set on a copy (copy, import, focus): its checkpoints go to a folder of its own (checkpoint.study_folder)
+        self.copy_id: str | None = cfg[COPY_ID] if isinstance(cfg.get(COPY_ID), str) else None
         self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
                                  else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed),
                                                    fix=_NAME_A_SAMPLER))
@@ -400,7 +409,12 @@ class Study:
                     if claim is None and not self._warned_repeat:
                         self._warn_repeat(rec.number)
                     return Trial(self, rec)
-        raise RuntimeError("could not claim a configuration after 1000 attempts")
+        raise RuntimeError(  # before: "could not claim a configuration after 1000 attempts", no cause named
+            f"{type(self.sampler).__name__} ({self.sampler.name!r}) proposed 1000 configurations in a row that "
+            f"trials of study {self.name!r} already hold, the last {short_repr(dict(params))}: a Suggestion with "
+            "unique=True runs once, so the sampler must skip the configurations of the trials it is given (finished "
+            "and running) and return None when none is left, or return unique=False to let a configuration repeat"
+        )
 
     def _record_pick(self) -> None:
         """Store, once per study object, what sampler "auto" picked (shown as "auto (bayes)")."""
@@ -1001,7 +1015,10 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
             f"{source} a {type(value).__name__} {value!r}; tunesmith optimizes a single "
             f"value: {give} one float"
         )
-    return f"{source} {short_repr(value)} ({type(value).__name__}); {give} a finite number"
+    shape = getattr(value, "shape", None) if getattr(value, "ndim", 0) else None
+    shaped = f" of shape {tuple(shape)}" if isinstance(shape, tuple) else ""  # torch.Size is a tuple
+    item = " (a 0-d array or tensor, or .item() of a one-element one)" if shaped else ""
+    return f"{source} {short_repr(value)} ({type(value).__name__}{shaped}); {give} a finite number{item}"
 
 
 _STATE_NAMES = frozenset(s.value for s in TrialState)

@@ -176,10 +176,11 @@ class Trial:
 
 
 class _Named:
-    """The study of a detached trial, as its objective sees it: only its name."""
+    """The study of a detached trial, as its objective sees it: only its name (and a copy's id)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, copy_id: str | None = None) -> None:
         self.name = name
+        self.copy_id = copy_id
 
 
 class DetachedTrial(Trial):
@@ -187,8 +188,8 @@ class DetachedTrial(Trial):
     in-memory study): reports and attributes are kept in :attr:`record` for the
     driver to write (:meth:`Study.record_progress`), and pruning never stops it."""
 
-    def __init__(self, study_name: str, record: FrozenTrial) -> None:
-        super().__init__(cast("Study", _Named(study_name)), record)
+    def __init__(self, study_name: str, record: FrozenTrial, copy_id: str | None = None) -> None:
+        super().__init__(cast("Study", _Named(study_name, copy_id)), record)
 
     def decision(self) -> Decision:
         self._last_decision = Decision.CONTINUE
@@ -231,6 +232,8 @@ def _as_float_or_nan(value: Any) -> float | None:
         return None
     if type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "detach"):  # a tensor, a Parameter:
         value = value.detach()  # float() of one with a graph warns
+    if getattr(value, "ndim", 0):  # tensor([0.5]) as NumPy's array([0.5]): a 0-d one, or .item(), is the number
+        return None
     try:
         return float(value)
     except OverflowError:  # an integer (or fraction) beyond a float's range, e.g. 10**400

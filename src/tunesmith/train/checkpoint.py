@@ -174,11 +174,14 @@ def _home() -> str:
     return pwd.getpwuid(os.getuid()).pw_dir
 
 
-def study_folder(root: str | Path, study: str) -> Path:
+def study_folder(root: str | Path, study: str, copy_id: str | None = None) -> Path:
     """``<root>/<study name made safe for a folder>-<hash of the name>``: the same study finds
-    its folder again; no name (``/etc``, ``..``, ``a/../../b``) leads outside ``root``."""
+    its folder again; no name (``/etc``, ``..``, ``a/../../b``) leads outside ``root``. A copy
+    (``Study.copy_id``, set by copy and import) hashes its id too: a folder of its own, where the
+    study it was copied from under the same name (in another storage) keeps its files."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._-")[:64] or "study"
-    return Path(root) / f"{safe}-{hashlib.sha256(study.encode()).hexdigest()[:8]}"
+    key = study if copy_id is None else f"{study}\n{copy_id}"
+    return Path(root) / f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 # -- files --------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ KEEP = ("best", "none", "all")
 
 
 def trial_folder(root: Path, trial: Any) -> Path:
-    return ckpt.study_folder(root, str(getattr(trial.study, "name", "study"))) / f"trial-{trial.number}"
+    study = trial.study
+    return ckpt.study_folder(root, str(getattr(study, "name", "study")), getattr(study, "copy_id", None)) / \
+        f"trial-{trial.number}"
 
 
 def to_resume(trial: Any, folder: Path) -> str | None:
@@ -40,7 +42,8 @@ def to_resume(trial: Any, folder: Path) -> str | None:
             f"trial {trial.number}: refusing to resume from {path!r}: it is not inside the trial's own "
             f"checkpoint folder {str(folder)!r}, where the study wrote its checkpoints. Checkpoints are "
             "loaded only from there (a path in the database may have been planted). If the folder moved, "
-            "pass the same checkpoint_root as the run that paused the trial"
+            "pass the same checkpoint_root as the run that paused the trial; a copy of a study (copy, import) "
+            "has a folder of its own: resume the trial in the study that paused it"
         )
     if folder.is_dir():  # else: deleted, or on another machine (said below)
         ckpt.check_dir(folder)
