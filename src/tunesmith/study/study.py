@@ -39,7 +39,7 @@ from .manage import (
     sampler_label,
 )
 from .resume import resume_next
-from .trial import Trial, _as_float, short_repr
+from .trial import Trial, _as_float, _of_shape, short_repr
 
 logger = logging.getLogger("tunesmith")
 T = TypeVar("T")
@@ -1015,9 +1015,7 @@ def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
             f"{source} a {type(value).__name__} {value!r}; tunesmith optimizes a single "
             f"value: {give} one float"
         )
-    shape = getattr(value, "shape", None) if getattr(value, "ndim", 0) else None
-    shaped = f" of shape {tuple(shape)}" if isinstance(shape, tuple) else ""  # torch.Size is a tuple
-    item = " (a 0-d array or tensor, or .item() of a one-element one)" if shaped else ""
+    shaped, item = _of_shape(value)
     return f"{source} {short_repr(value)} ({type(value).__name__}{shaped}); {give} a finite number{item}"
 
 

@@ -83,7 +83,7 @@ class Trial:
             raise ValueError(f"trial {self.number}: report() takes a finite number, got {short_repr(value)}; " + (
                 "a run that diverged should stop (raise ts.TrialPruned) instead of reporting it"
                 if _as_float_or_nan(value) is not None
-                else "pass the score itself (a float, a NumPy number or a 0-d tensor)"
+                else "pass the score itself (a float, a NumPy number or a 0-d tensor)" + _as_item(value)
             ))
         last = self._record.last_step
         if step is None:
@@ -223,6 +223,21 @@ def _as_float(value: Any) -> float | None:
 
 
 _BOOL_DTYPES = frozenset({"bool", "torch.bool"})
+
+
+def _of_shape(value: Any) -> tuple[str, str]:
+    """For an array or tensor that is not 0-d: its shape (" of shape (1,)") and the way to its number."""
+    shape = getattr(value, "shape", None) if getattr(value, "ndim", 0) else None
+    if not isinstance(shape, tuple):  # torch.Size is a tuple; an object with ndim but no shape is neither
+        return "", ""
+    return f" of shape {tuple(shape)}", " (a 0-d array or tensor, or .item() of a one-element one)"
+
+
+def _as_item(value: Any) -> str:
+    """What report() adds for an array or tensor with dimensions (before: ``tensor([0.5])``, taken
+    until such values were refused, was not told ``.item()``)."""
+    shaped = _of_shape(value)[0]
+    return f": this is a {type(value).__name__}{shaped} (.item() of a one-element one is its number)" if shaped else ""
 
 
 def _as_float_or_nan(value: Any) -> float | None:
