@@ -327,3 +327,37 @@ def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[st
         finally:
             browser.close()
     assert all(w <= 380 for w in widths.values()), widths
+
+
+def test_the_notes_of_a_study_page_and_all_of_them_stay_live(served: tuple[str, str]) -> None:
+    """The study page lists the latest 20 notes with a link to ``?notes=all``; that page lists
+    every note and still polls (the changes it asks carry ``notes=all``); another value of
+    ``notes`` is a 400 page linking back to the study."""
+    sync_api = browser_or_skip()
+    base, url = served
+    study = ts.load_study("live", url)
+    for i in range(23):
+        study.add_note(f"note {i}")
+    outside: list[str] = []
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = _watched(browser, base, outside, errors, height=1500)
+            page.goto(base + "/studies/live")
+            assert page.locator("h2:has-text('Notes') + p + ul li").count() == 20
+            assert "the latest 20 of 23 notes" in page.inner_text("main")
+            page.click("text=all notes")
+            page.wait_for_url(base + "/studies/live?notes=all")
+            assert page.locator("h2:has-text('Notes') + ul li").count() == 23
+            study.optimize(objective, n_trials=1)  # the page polls the changes and shows the new trial
+            page.wait_for_function("document.getElementById('n-trials').textContent.trim() === '6'", timeout=60_000)
+            assert page.locator("h2:has-text('Notes') + ul li").count() == 23
+            response = page.goto(base + "/studies/live?notes=some")
+            assert response.status == 400 and "notes must be 'all'" in page.inner_text("#message")
+            page.click("text=study live")
+            page.wait_for_url(base + "/studies/live")
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not outside, f"requests left 127.0.0.1: {outside}"
