@@ -166,6 +166,11 @@ def test_the_default_checkpoint_folder_stays_in_the_temp_folder() -> None:
         folder = PruningCallback(ts.Study.load(name, storage, sampler="random").ask()).checkpoint_dir
         assert folder is not None and folder.resolve().parent == base, (name, folder)
     assert PruningCallback(ts.Study(SPACE, name="my-study_1.0").ask()).checkpoint_dir == base / "my-study_1.0"
+    study = ts.Study(SPACE, name="my-study_1.0")
+    study.ask()
+    copy = study.copy(storage=ts.storage.make_storage(None))  # the same name in another storage: a folder of its own
+    folder = PruningCallback(copy.ask()).checkpoint_dir
+    assert folder is not None and folder.parent == base and folder.name.startswith("my-study_1.0-"), folder
 
 
 def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

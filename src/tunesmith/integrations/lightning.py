@@ -49,7 +49,8 @@ class PruningCallback(_Callback):
             (the optimizer step; use it when validating several times per epoch).
         checkpoint_dir: where a paused trial's checkpoint goes (``<dir>/trial-<n>.ckpt``);
             default: ``<temp folder>/tunesmith-lightning/<study name>`` (a name that is not a
-            plain folder name, such as ``../x``, made one, with a hash). Every worker that may
+            plain folder name, such as ``../x``, made one, with a hash; a copy's, with ``study.copy_id``,
+            ``<study name>-<hash of both>``). Every worker that may
             resume the trial must see this folder.
     """
 

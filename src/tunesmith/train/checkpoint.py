@@ -177,7 +177,7 @@ def _home() -> str:
 def study_folder(root: str | Path, study: str, copy_id: str | None = None) -> Path:
     """``<root>/<study name made safe for a folder>-<hash of the name>``: the same study finds
     its folder again; no name (``/etc``, ``..``, ``a/../../b``) leads outside ``root``. A copy
-    (``Study.copy_id``, set by copy and import) hashes its id too: a folder of its own, where the
+    (``Study.copy_id``, set by copy, import and focus) hashes its id too: a folder of its own, where the
     study it was copied from under the same name (in another storage) keeps its files."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._-")[:64] or "study"
     key = study if copy_id is None else f"{study}\n{copy_id}"
