@@ -384,9 +384,14 @@ def test_rename_and_copy_warn_that_paused_trials_cannot_resume_under_the_new_nam
     assert study.trials[0].state is TrialState.PAUSED
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.copy("q")
+        study.copy(storage=f"sqlite:///{tmp_path / 'other.db'}")  # the same name: the copy's folder is another all the same
         study.rename("r")
     assert "study 'p', copied as 'q': its paused trial(s) [0] keep their checkpoints in the folder named" in caplog.text
     assert "study 'p', renamed 'r': its paused trial(s) [0]" in caplog.text
+    copied = [r.getMessage() for r in caplog.records if "copied as 'p'" in r.getMessage()]
+    assert len(copied) == 1 and "under the old name" not in copied[0]  # before: no name was old
+    assert "promoted in the copy, which has a folder of its own, they fail" in copied[0]
+    assert "Let them finish in study 'p' before copying, or end them" in copied[0]
 
 
 def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

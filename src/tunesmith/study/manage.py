@@ -155,7 +155,8 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     book = exists(study.storage, study.name + SUFFIX)
     check_book_free(dest, name, book)
     left = _copy(study, name, dest, new_space, fill)
-    _warn_paused(study.trials, study.name, f"copied as {name!r}")
+    _warn_paused(study.trials, study.name, f"copied as {name!r}", where="the copy, which has a folder of its own",
+                 fix=f"Let them finish in study {study.name!r} before copying")
     if new_space is not None:
         _say_left_out(study.name, name, len(study.trials), left, book)
     if book:  # each pointing at its trial's number in the copy (numbered anew when trials were left out)
@@ -233,15 +234,17 @@ def rename_study(study: Study, new_name: str) -> None:
     _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
 
 
-def _warn_paused(trials: list[FrozenTrial], name: str, done: str) -> None:
-    """Paused trials with a checkpoint find it only in the checkpoint folder named after ``name``."""
+def _warn_paused(trials: list[FrozenTrial], name: str, done: str, *, where: str = "the renamed study",
+                 fix: str = "Let them finish under the old name first") -> None:
+    """Paused trials with a checkpoint find it only in the checkpoint folder named after ``name``
+    (a copy's, even under the same name, is another: ``where`` and ``fix`` say so)."""
     paused = [t.number for t in trials if t.state is TrialState.PAUSED and t.attrs.get("checkpoint")]
     if paused:
         logger.warning(
             "study %r, %s: its paused trial(s) %s keep their checkpoints in the folder named after %r, and a "
-            "trial resumes only from its own study's folder: promoted there, they fail ('refusing to resume'). "
-            "Let them finish under the old name first, or end them with study.tell(n, state='pruned')",
-            name, done, paused, name,
+            "trial resumes only from its own study's folder: promoted in %s, they fail ('refusing to resume'). "
+            "%s, or end them with study.tell(n, state='pruned')",
+            name, done, paused, name, where, fix,
         )  # fmt: skip
 
 
