@@ -411,6 +411,30 @@ def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: p
     assert (folder / "trial-0" / "best.pt").exists()  # named, never touched
 
 
+def test_deleting_a_copy_does_not_name_the_original_s_checkpoints_as_its_own(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The trials a copy was made with name the checkpoint folder of the study it came from: the
+    delete listed that folder as the copy's files (a user removing them loses the other study's)."""
+    def objective(t: ts.Trial) -> float:
+        folder = tmp_path / ("ckpt-a" if t.study.copy_id is None else "ckpt-b") / "s-0123abcd" / f"trial-{t.number}"
+        folder.mkdir(parents=True)
+        t.set_attr("checkpoint", str(folder / "last.pt"))
+        return t.params["x"]
+
+    study = ts.Study(SPACE, sampler="random", seed=0, name="s", storage=f"sqlite:///{tmp_path / 'a.db'}")
+    study.optimize(objective, n_trials=2)
+    copy = study.copy(storage=f"sqlite:///{tmp_path / 'b.db'}")
+    copy.optimize(objective, n_trials=1)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        copy.delete()
+    own, theirs = tmp_path / "ckpt-b" / "s-0123abcd", tmp_path / "ckpt-a" / "s-0123abcd"
+    assert f"deleted study 's'; its trials' checkpoint files are not deleted: they are in {own}\n" in caplog.text + "\n"
+    assert (f"deleted study 's', a copy: the trials it was copied with name checkpoints of the study it came from, "
+            f"in {theirs}; those are that study's, left as they are") in caplog.text
+    assert (theirs / "trial-0").is_dir() and len(study.trials) == 2
+
+
 def test_a_handle_on_a_deleted_study_writes_nowhere(storage_url: str | None) -> None:
     # before, in memory: trials told, added and queued after the delete went on silently into a
     # study no one could open again (a SQL storage raised)

@@ -254,13 +254,16 @@ def delete_study(storage: Storage, name: str) -> None:
     name: a study changed outside tunesmith so that it cannot be opened is deleted too.)"""
     from .evaluate import SUFFIX
 
-    folders = _checkpoint_folders(storage, name)
+    folders, theirs = _checkpoint_folders(storage, name)
     storage.delete_study(name)
     if exists(storage, name + SUFFIX):
         storage.delete_study(name + SUFFIX)
     if folders:
         logger.warning("deleted study %r; its trials' checkpoint files are not deleted: they are in %s",
                        name, ", ".join(folders))
+    if theirs:  # before: listed as its own, where deleting them loses the other study's paused trials
+        logger.warning("deleted study %r, a copy: the trials it was copied with name checkpoints of the study it "
+                       "came from, in %s; those are that study's, left as they are", name, ", ".join(theirs))
 
 
 def with_test_results(storage: Storage, name: str) -> str:
@@ -270,17 +273,24 @@ def with_test_results(storage: Storage, name: str) -> str:
     return " and its test results (evaluate_best)" if exists(storage, name + SUFFIX) else ""
 
 
-def _checkpoint_folders(storage: Storage, name: str) -> list[str]:
+def _checkpoint_folders(storage: Storage, name: str) -> tuple[list[str], list[str]]:
     """The study folders (``<root>/<study>-<hash>``) holding the checkpoints its trials name
-    that are still there (a path read from storage is only looked at, never opened)."""
+    that are still there (a path read from storage is only looked at, never opened): its own,
+    and those of the study a copy (``copy_id``) came from, which its trials started before the
+    copy was made name."""
     try:
-        trials = storage.get_trials(storage.get_study(name).study_id)
+        rec = storage.get_study(name)
+        trials = storage.get_trials(rec.study_id)
     except StorageError:  # a study that cannot be opened is deleted all the same
-        return []
-    paths = [t.attrs.get("checkpoint") for t in trials]
-    trial_dirs = {os.path.dirname(p) for p in paths if isinstance(p, str) and os.path.isabs(p)}
-    return sorted({os.path.dirname(d) for d in trial_dirs if os.path.basename(d).startswith("trial-")
-                   and os.path.isdir(d)})
+        return [], []
+    copied = isinstance(rec.config.get(COPY_ID), str)
+    found: tuple[set[str], set[str]] = (set(), set())
+    for t in trials:
+        path = t.attrs.get("checkpoint")
+        trial_dir = os.path.dirname(path) if isinstance(path, str) and os.path.isabs(path) else ""
+        if os.path.basename(trial_dir).startswith("trial-") and os.path.isdir(trial_dir):
+            found[copied and t.started is not None and t.started < rec.created].add(os.path.dirname(trial_dir))
+    return sorted(found[0]), sorted(found[1] - found[0])
 
 
 def exists(storage: Storage, name: str) -> bool:
