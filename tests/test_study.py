@@ -426,6 +426,10 @@ def test_a_sampler_that_keeps_proposing_a_taken_configuration_is_named_with_the_
                                            r"return unique=False to let a configuration repeat"):
         study.ask()
     assert len(study.trials) == 1
+    Stuck.uses_history = False  # then it is given no trials to skip: the message says so
+    with pytest.raises(RuntimeError, match=r"unique=False to let a configuration repeat; Stuck.uses_history is "
+                                           r"False, so it is given no trials: set it to True$"):
+        study.ask()
 
 
 def test_a_missing_parameter_says_why() -> None:

@@ -414,6 +414,8 @@ class Study:
             f"trials of study {self.name!r} already hold, the last {short_repr(dict(params))}: a Suggestion with "
             "unique=True runs once, so the sampler must skip the configurations of the trials it is given (finished "
             "and running) and return None when none is left, or return unique=False to let a configuration repeat"
+            + ("" if self.sampler.uses_history else  # before: told to skip trials it is never given
+               f"; {type(self.sampler).__name__}.uses_history is False, so it is given no trials: set it to True")
         )
 
     def _record_pick(self) -> None:
