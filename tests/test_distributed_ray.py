@@ -446,3 +446,24 @@ def test_ray_drain_goes_on_past_waiting_trials_that_fail(ray_local: Any, tmp_pat
     assert len(study.trials) == 6
     assert states == {"grid": "complete", "filler": "complete", "lost": "failed", "dies": "failed",
                       "queued": "complete"}  # fmt: skip
+
+
+def _folder(trial: Any) -> float:
+    from tunesmith.train import retention
+
+    trial.set_attr("folder", str(retention.trial_folder(Path("/ckpt"), trial)))
+    return 0.0
+
+
+def test_ray_in_memory_actors_give_a_copy_its_own_checkpoint_folder(ray_local: Any) -> None:
+    """An actor's trial knows only the study's name and id (``DetachedTrial``): a copy under the
+    same name in another storage must write to its own folder there too, not the original's."""
+    from tunesmith.storage import make_storage
+    from tunesmith.train import checkpoint
+
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, name="s")
+    copy = study.copy(storage=make_storage(None))
+    copy.optimize(_folder, n_trials=2, executor="ray", resources_per_trial={"cpu": 1})
+    own = checkpoint.study_folder("/ckpt", "s", copy.copy_id)
+    assert copy.copy_id is not None and own != checkpoint.study_folder("/ckpt", "s")
+    assert [t.attrs["folder"] for t in copy.trials] == [str(own / f"trial-{n}") for n in range(2)]
