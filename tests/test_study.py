@@ -427,6 +427,23 @@ def test_a_sampler_that_keeps_proposing_a_taken_configuration_is_named_with_the_
     assert len(study.trials) == 1
 
 
+def test_a_parameter_read_as_an_attribute_says_to_index_the_dict() -> None:
+    """``trial.params.lr`` (as a namespace or OmegaConf reads) said only "'Params' object has
+    no attribute 'lr'"; it now says to write ``trial.params['lr']``, and why an inactive one is absent."""
+    space = ts.Space({"lr": ts.Float(1e-5, 1e-1, log=True), "opt": ts.Categorical(["sgd", "adam"]),
+                      "nest": ts.Categorical([True, False], when={"opt": "sgd"})})
+    study = ts.Study(space, sampler="random", seed=0)
+    study.enqueue({"lr": 1e-3, "opt": "adam"})
+    adam = study.ask()
+    with pytest.raises(AttributeError, match=r"trial.params is a dict: write trial.params\['lr'\]$"):
+        _ = adam.params.lr
+    with pytest.raises(AttributeError, match=r"write trial.params\['nest'\] \('nest' is inactive in this trial"):
+        _ = adam.params.nest
+    with pytest.raises(AttributeError, match="'Params' object has no attribute 'zz'"):
+        _ = adam.params.zz
+    assert not hasattr(adam.params, "lr") and adam.params.keys() == {"lr", "opt"}
+
+
 def test_a_missing_parameter_says_why() -> None:
     """``trial.params[name]`` for a misspelt name suggests the parameter; for an inactive
     conditional one (under a parent that is itself conditional) it names the condition.
