@@ -427,6 +427,20 @@ def test_a_sampler_that_keeps_proposing_a_taken_configuration_is_named_with_the_
     assert len(study.trials) == 1
 
 
+def test_an_unnamed_study_in_a_database_says_its_name_and_how_to_resume_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A script rerun with storage= but no name= made a new study each run, without a word, so
+    the second run did not resume the first; the name made up is now logged with the advice."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    with caplog.at_level("INFO", logger="tunesmith"):
+        first = ts.Study(SPACE, storage=url)
+        ts.Study(SPACE)  # in memory: nothing to resume, nothing said
+        ts.Study(SPACE, storage=url, name="named")
+    said = [r.getMessage() for r in caplog.records if "without name=" in r.getMessage()]
+    assert said == [f"created study {first.name!r} in {first.storage.display_url}; a study made without "
+                    "name= gets a new name at each run: pass name=... to resume it from a later run"]
+
+
 def test_a_parameter_read_as_an_attribute_says_to_index_the_dict() -> None:
     """``trial.params.lr`` (as a namespace or OmegaConf reads) said only "'Params' object has
     no attribute 'lr'"; it now says to write ``trial.params['lr']``, and why an inactive one is absent."""
@@ -442,6 +456,7 @@ def test_a_parameter_read_as_an_attribute_says_to_index_the_dict() -> None:
     with pytest.raises(AttributeError, match="'Params' object has no attribute 'zz'"):
         _ = adam.params.zz
     assert not hasattr(adam.params, "lr") and adam.params.keys() == {"lr", "opt"}
+
 
 
 def test_a_missing_parameter_says_why() -> None:

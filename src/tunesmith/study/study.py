@@ -26,7 +26,7 @@ from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
 from ..space.params import did_you_mean, uncallable_with
-from ..storage import Storage, make_storage, worker_id
+from ..storage import MemoryStorage, Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
@@ -102,6 +102,9 @@ class Study:
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
         record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat)
+        if name is None and not isinstance(self._storage, MemoryStorage):  # a rerun would make another one
+            logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
+                        "pass name=... to resume it from a later run", self.name, self._storage.display_url)
         self._study_id = record.study_id
         self.direction = record.direction
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
