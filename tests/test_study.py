@@ -458,6 +458,26 @@ def test_a_parameter_read_as_an_attribute_says_to_index_the_dict() -> None:
     assert not hasattr(adam.params, "lr") and adam.params.keys() == {"lr", "opt"}
 
 
+def _report_backwards(trial: ts.Trial) -> float:
+    trial.report(1.0, step=2)
+    trial.report(0.5, step=1)
+    return 0.0
+
+
+def test_a_misuse_of_the_trial_is_located_at_the_objective_s_line() -> None:
+    """A failed trial's error named the line inside tunesmith's trial module that raised
+    (trial.py:101 for a step reported twice, the suggest_float hint, an attribute of params);
+    it names the objective's line, as a misspelt trial.params[...] already did."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(_report_backwards, n_trials=1)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    line = _line() - 1
+    study.optimize(lambda t: t.params.x, n_trials=1)
+    errors = [t.error or "" for t in study.trials]
+    assert "steps must increase" in errors[0] and errors[0].endswith(f"test_study.py:{_report_backwards.__code__.co_firstlineno + 2}")
+    assert "no suggest_float()" in errors[1] and errors[1].endswith(f"test_study.py:{line}")
+    assert "write trial.params['x']" in errors[2] and errors[2].endswith(f"test_study.py:{line + 2}")
+
 
 def test_a_missing_parameter_says_why() -> None:
     """``trial.params[name]`` for a misspelt name suggests the parameter; for an inactive
