@@ -441,6 +441,25 @@ def test_an_unnamed_study_in_a_database_says_its_name_and_how_to_resume_it(
                     "name= gets a new name at each run: pass name=... to resume it from a later run"]
 
 
+def test_a_pruner_whose_objective_never_reports_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """pruner="median" with an objective that never calls trial.report stopped nothing, without a
+    word (and made sampler "auto" pick TPE for pruned runs); a warning now says so, once."""
+    def reporting(trial: ts.Trial) -> float:
+        trial.report(trial.params["x"], step=1)
+        return float(trial.params["x"])
+
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        silent = ts.Study(SPACE, sampler="random", seed=0, pruner="median")
+        silent.optimize(lambda t: t.params["x"], n_trials=3)
+        silent.optimize(lambda t: t.params["x"], n_trials=3)
+        ts.Study(SPACE, sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=3)
+        ts.Study(SPACE, sampler="random", seed=0, pruner="median").optimize(reporting, n_trials=3)
+    said = [r.getMessage() for r in caplog.records if "no trial reported" in r.getMessage()]
+    assert said == [f"study {silent.name!r} has a pruner (MedianPruner), but no trial reported an intermediate "
+                    "value, so none can be stopped early: call trial.report(value, step) in the objective (each "
+                    "epoch; ts.cv.cross_validate reports each fold), or leave pruner= out"]
+
+
 def test_a_parameter_read_as_an_attribute_says_to_index_the_dict() -> None:
     """``trial.params.lr`` (as a namespace or OmegaConf reads) said only "'Params' object has
     no attribute 'lr'"; it now says to write ``trial.params['lr']``, and why an inactive one is absent."""

@@ -141,6 +141,7 @@ class Study:
         self._warned_inexact = False  # an integer value beyond 2**53 stored as the nearest float
         self._size: float | None = None  # the space's number of configurations, once asked
         self._stop_requested = False
+        self._said_no_reports = False  # the pruner-without-reports warning: once per study object
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
         if sampler is not None:
             record_sampler(self, cfg)  # an override on an existing study is recorded
@@ -702,6 +703,19 @@ class Study:
             executor=executor,
             options=executor_options,
         )
+        self._warn_pruner_unused()
+
+    def _warn_pruner_unused(self) -> None:
+        """A pruner decides on reports: say once when complete trials ran and none reported."""
+        if isinstance(self.pruner, NopPruner) or self._said_no_reports:
+            return
+        trials = self.trials
+        if sum(t.state is TrialState.COMPLETE for t in trials) >= 2 and not any(t.intermediate for t in trials):
+            self._said_no_reports = True
+            logger.warning(
+                "study %r has a pruner (%s), but no trial reported an intermediate value, so none can be stopped "
+                "early: call trial.report(value, step) in the objective (each epoch; ts.cv.cross_validate "
+                "reports each fold), or leave pruner= out", self.name, type(self.pruner).__name__)
 
     def stop(self) -> None:
         """End the running ``optimize`` call cleanly: no new trial starts, the
