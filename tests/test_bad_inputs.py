@@ -132,6 +132,10 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("a list for Space.from_dict", lambda: ts.Space.from_dict([1]), TypeError, "Space.from_dict takes a mapping"),
     ("a file's name for Space.from_yaml", lambda: ts.Space.from_yaml("space.yaml"), ValueError,
      "ts.Space.from_yaml(Path('space.yaml').read_text())"),
+    ("a misspelt count of trials",  # before: "does not take (it takes: none)", no word of n_trials
+     lambda: _study().optimize(lambda t: 1.0, ntrials=3), TypeError, "ntrials: did you mean 'n_trials'?"),
+    ("a misspelt callbacks", lambda: _study().optimize(lambda t: 1.0, n_trials=1, n_jobs=2, callback=print),
+     TypeError, "callback: did you mean 'callbacks'?"),
 ]
 
 

@@ -141,7 +141,7 @@ def test_module_objective_and_grid_sampler(project: Path, monkeypatch: pytest.Mo
         ("objective: quad.py:objective\n", "missing key(s) ['space']"),
         ("space: {x: [1, 2]}\n", "missing key(s) ['objective']"),
         ("objective: quad.py:objective\nspace: {x: [1]}\nn_trial: 3\n", "unknown key(s) ['n_trial']"),
-        ("objective: quad.py\nspace: {x: [1]}\n", "objective must be 'module:function'"),
+        ("objective: quad.py\nspace: {x: [1]}\n", "got 'quad.py': name the function after a colon, e.g. 'quad.py:objective'"),
         ("objective: quad.py:objective\nspace: {x: {type: float, low: 1, high: 0}}\n", "space: parameter 'x': low (1) must be smaller"),
         ("objective: quad.py:objective\nspace: {x: [1]}\nn_trials: many\n", "n_trials must be an integer"),
         ("objective: missing.py:objective\nspace: {x: [1]}\n", "objective script 'missing.py' not found"),
@@ -164,8 +164,9 @@ def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str
     assert run_cli("run", str(project / "nope.yaml")) == 2
     assert "does not exist" in capsys.readouterr().err
     db = f"sqlite:///{project / 'e.db'}"
-    assert run_cli("studies", "--storage", db) == 0
-    assert "no studies in" in capsys.readouterr().out
+    assert run_cli("studies", "--storage", db) == 0  # run from another folder: it says no file is there
+    assert capsys.readouterr().out.strip().endswith(
+        f"(there is no database file at {str(project / 'e.db')!r}: --storage names the one to read)")
     assert not (project / "e.db").exists()  # reading commands create nothing
     assert run_cli("show", "ghost", "--storage", db) == 2
     assert f"no study named 'ghost' in {db} (there is no database file at '{project / 'e.db'}')" in capsys.readouterr().err

@@ -146,6 +146,7 @@ def test_cli_focus_creates_the_study_and_reports_what_it_carried(tmp_path: Path,
     assert main(["focus", "wide", "--keep", "a", "b", "--to", "ab", "--storage", url]) == 0
     out = capsys.readouterr().out
     assert "focus on ['a', 'b'] of study 'wide': fixed c=" in out and "carried 30 trials" in out
+    assert "carried 30 trials\n" in out  # not "(0 complete trials not carried)"
     stored = ts.Study.load("ab", url)
     assert stored.space.free == ("a", "b") and len(stored.trials) == 30
     assert main(["focus", "wide", "--keep", "q", "--storage", url]) == 2

@@ -480,6 +480,7 @@ def test_plot_with_nothing_to_draw_says_so_and_exits_nonzero(
     assert main(["plot", "cli", "--storage", stored, "--kind", "curves", "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert "nothing to draw" in err and "reported intermediate values" in err and not out.exists()
+    assert "the history (tunesmith plot NAME --kind history, plots.history) draws each trial's value" in err
     assert main(["plot", "cli", "--storage", stored, "--kind", "overfitting", "--trial", "99", "-o", str(out)]) == 2
     assert "has no trial 99" in capsys.readouterr().err
     # an option the kind does not use is named, not ignored

@@ -432,6 +432,77 @@ def test_a_sampler_that_keeps_proposing_a_taken_configuration_is_named_with_the_
         study.ask()
 
 
+def test_an_unnamed_study_in_a_database_says_its_name_and_how_to_resume_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A script rerun with storage= but no name= made a new study each run, without a word, so
+    the second run did not resume the first; the name made up is now logged with the advice."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    with caplog.at_level("INFO", logger="tunesmith"):
+        first = ts.Study(SPACE, storage=url)
+        ts.Study(SPACE)  # in memory: nothing to resume, nothing said
+        ts.Study(SPACE, storage=url, name="named")
+    said = [r.getMessage() for r in caplog.records if "without name=" in r.getMessage()]
+    assert said == [f"created study {first.name!r} in {first.storage.display_url}; a study made without "
+                    "name= gets a new name at each run: pass name=... to resume it from a later run"]
+
+
+def test_a_pruner_whose_objective_never_reports_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """pruner="median" with an objective that never calls trial.report stopped nothing, without a
+    word (and made sampler "auto" pick TPE for pruned runs); a warning now says so, once."""
+    def reporting(trial: ts.Trial) -> float:
+        trial.report(trial.params["x"], step=1)
+        return float(trial.params["x"])
+
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        silent = ts.Study(SPACE, sampler="random", seed=0, pruner="median")
+        silent.optimize(lambda t: t.params["x"], n_trials=3)
+        silent.optimize(lambda t: t.params["x"], n_trials=3)
+        ts.Study(SPACE, sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=3)
+        ts.Study(SPACE, sampler="random", seed=0, pruner="median").optimize(reporting, n_trials=3)
+    said = [r.getMessage() for r in caplog.records if "no trial reported" in r.getMessage()]
+    assert said == [f"study {silent.name!r} has a pruner (MedianPruner), but no trial reported an intermediate "
+                    "value, so none can be stopped early: call trial.report(value, step) in the objective (each "
+                    "epoch; ts.cv.cross_validate reports each fold), or leave pruner= out"]
+
+
+def test_a_parameter_read_as_an_attribute_says_to_index_the_dict() -> None:
+    """``trial.params.lr`` (as a namespace or OmegaConf reads) said only "'Params' object has
+    no attribute 'lr'"; it now says to write ``trial.params['lr']``, and why an inactive one is absent."""
+    space = ts.Space({"lr": ts.Float(1e-5, 1e-1, log=True), "opt": ts.Categorical(["sgd", "adam"]),
+                      "nest": ts.Categorical([True, False], when={"opt": "sgd"})})
+    study = ts.Study(space, sampler="random", seed=0)
+    study.enqueue({"lr": 1e-3, "opt": "adam"})
+    adam = study.ask()
+    with pytest.raises(AttributeError, match=r"trial.params is a dict: write trial.params\['lr'\]$"):
+        _ = adam.params.lr
+    with pytest.raises(AttributeError, match=r"write trial.params\['nest'\] \('nest' is inactive in this trial"):
+        _ = adam.params.nest
+    with pytest.raises(AttributeError, match="'Params' object has no attribute 'zz'"):
+        _ = adam.params.zz
+    assert not hasattr(adam.params, "lr") and adam.params.keys() == {"lr", "opt"}
+
+
+def _report_backwards(trial: ts.Trial) -> float:
+    trial.report(1.0, step=2)
+    trial.report(0.5, step=1)
+    return 0.0
+
+
+def test_a_misuse_of_the_trial_is_located_at_the_objective_s_line() -> None:
+    """A failed trial's error named the line inside tunesmith's trial module that raised
+    (trial.py:101 for a step reported twice, the suggest_float hint, an attribute of params);
+    it names the objective's line, as a misspelt trial.params[...] already did."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(_report_backwards, n_trials=1)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    line = _line() - 1
+    study.optimize(lambda t: t.params.x, n_trials=1)
+    errors = [t.error or "" for t in study.trials]
+    assert "steps must increase" in errors[0] and errors[0].endswith(f"test_study.py:{_report_backwards.__code__.co_firstlineno + 2}")
+    assert "no suggest_float()" in errors[1] and errors[1].endswith(f"test_study.py:{line}")
+    assert "write trial.params['x']" in errors[2] and errors[2].endswith(f"test_study.py:{line + 2}")
+
+
 def test_a_missing_parameter_says_why() -> None:
     """``trial.params[name]`` for a misspelt name suggests the parameter; for an inactive
     conditional one (under a parent that is itself conditional) it names the condition.

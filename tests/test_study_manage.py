@@ -276,6 +276,10 @@ def test_a_copy_into_a_new_space_takes_the_trials_that_fit_it(
     # a parameter the new space adds: the old trials ran with one value of it, which --fill gives
     path.write_text("objective: m:f\nspace:\n  x: {type: float, low: 0.0, high: 1.0}\n  k: [a, b]\n"
                     "  wd: {type: float, low: 0.0, high: 0.1}\n")
+    caplog.clear()  # without --fill every old trial is left out: the warning names the way in
+    assert main(["copy", "s", "bare", "--storage", url, "--space", str(path)]) == 0
+    assert "6 of 6 trials left out" in caplog.text
+    assert "the old trials lack ['wd']: give the values they ran with, fill={'wd': VALUE} (--fill wd=VALUE)" in caplog.text
     assert main(["copy", "s", "wd", "--storage", url, "--space", str(path), "--fill", "wd=0.0"]) == 0
     assert [t.params for t in ts.load_study("wd", url).trials[:6]] == [{**t.params, "wd": 0.0} for t in study.trials]
     assert main(["copy", "s", "wd2", "--storage", url, "--space", str(path), "--fill", "wd"]) == 2

@@ -100,8 +100,8 @@ def describe_exception(exc: BaseException) -> str:
     import traceback
 
     tb = traceback.extract_tb(exc.__traceback__)
-    # trial.params["lrr"] raises in Params.__missing__ (via Trial.__getitem__): point at the caller's line
-    while len(tb) > 1 and tb[-1].name in ("__missing__", "__getitem__") and tb[-1].filename.endswith(_TRIAL_PY):
+    # trial.params["lrr"], trial.report(...), trial.suggest_float(...) raise in the trial's own module: point at the caller's line
+    while len(tb) > 1 and tb[-1].filename.endswith(_TRIAL_PY):
         tb.pop()
     where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"

@@ -36,7 +36,7 @@ from ..study.manage import delete_study, import_study, sampler_label, with_test_
 from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
-from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile
+from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile, sqlite_path
 
 # -- arguments ------------------------------------------------------------------------------
 
@@ -190,7 +190,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
     storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
     if not records:
-        print(f"no studies in {storage.display_url}")
+        parts = sqlite_path(storage.display_url)
+        file = parts[1] if parts is not None and not Path(parts[1]).is_file() else None  # run from another folder?
+        print(f"no studies in {storage.display_url}"
+              + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""))
         return 0
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records

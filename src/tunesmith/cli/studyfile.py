@@ -162,6 +162,8 @@ class StudyFile:
             raise StudyFileError(
                 f"{source}: objective must be 'module:function' or 'path/to/script.py:function', "
                 f"got {self.objective!r}"
+                + (f": name the function after a colon, e.g. '{self.objective}:objective'"
+                   if isinstance(self.objective, str) and self.objective else "")
             )
         if not isinstance(self.name, str) or not self.name:
             raise StudyFileError(f"{source}: name must be a non-empty string, got {self.name!r}")

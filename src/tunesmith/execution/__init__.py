@@ -75,7 +75,8 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
     unknown = set(options) - _OPTIONS[kind]
     if unknown:
         allowed = ", ".join(sorted(_OPTIONS[kind])) or "none"
-        hints = "".join(f"; {k}: {RAY_TUNE_NAMES[k]}" for k in sorted(unknown) if k in RAY_TUNE_NAMES)
+        hints = "".join(f"; {k}: {RAY_TUNE_NAMES.get(k) or _closest_argument(k)}" for k in sorted(unknown)
+                        if k in RAY_TUNE_NAMES or _closest_argument(k))
         raise TypeError(
             f"optimize() got options {sorted(unknown)} that executor {kind!r} does not take (it takes: {allowed}){hints}")
     if kind == "ray":
@@ -94,6 +95,16 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
     if kind == "thread" and n > 1:
         return ThreadExecutor(n)
     return InlineExecutor()
+
+
+#: optimize()'s own arguments and every executor's options: where a misspelt keyword lands
+_ARGUMENTS = sorted({"n_trials", "timeout", "n_jobs", "catch", "callbacks", "show_progress", "executor"}
+                    .union(*_OPTIONS.values()))
+
+
+def _closest_argument(key: str) -> str:
+    """``did you mean 'n_trials'?`` for ``ntrials=`` (a misspelt keyword lands among the executor's options), or ``""``."""
+    return did_you_mean(key, _ARGUMENTS).strip(" ()")
 
 
 def _default_kind(n: int, storage: Storage, options: Mapping[str, Any]) -> str:

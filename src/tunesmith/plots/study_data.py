@@ -81,7 +81,8 @@ def learning_curves(study: Any, *, log_y: bool = False) -> Chart:
     title = f"{s.name}: learning curves of {plural(len(trials), 'trial')}"
     if not trials:
         return nothing("curves", title, f"no trial of {s.name!r} reported intermediate values "
-                                        "(call trial.report(value, step) in the objective)")
+                                        "(call trial.report(value, step) in the objective); the history "
+                                        "(tunesmith plot NAME --kind history, plots.history) draws each trial's value")
     best = s.best()
     counts = Counter(t.state for t in trials)
     labelled: set[TrialState] = set()

@@ -64,7 +64,8 @@ class FocusPlan:
         shown = ", ".join(f"{_printable(k)}={v!r}" for k, v in for_display(self.fixed).items())  # stored: every bit
         gone = f"; dropped (never active now): {list(self.dropped)}" if self.dropped else ""
         return (f"focus on {list(self.keep)} of study {source!r}: fixed {shown or 'nothing'}{gone}; "
-                f"carried {plural(len(self.carried), 'trial')} ({plural(self.skipped, 'complete trial')} not carried)")
+                f"carried {plural(len(self.carried), 'trial')}"
+                + (f" ({plural(self.skipped, 'complete trial')} not carried)" if self.skipped else ""))
 
 
 def _printable(name: str) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StorageError, StudyNotFound
 from ..space import Space
+from ..space.params import Fixed
 from ..storage import Storage, make_storage
 from ..storage.base import MAX_NAME_LENGTH, check_study_name
 from ..trial import FrozenTrial, TrialState, json_attrs
@@ -158,7 +159,10 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     _warn_paused(study.trials, study.name, f"copied as {name!r}", where="the copy, which has a folder of its own",
                  fix=f"Let them finish in study {study.name!r} before copying")
     if new_space is not None:
-        _say_left_out(study.name, name, len(study.trials), left, book)
+        from .study import _fill_hint
+
+        known = [*study.space, *(fill or {}), *(p for p, param in new_space.items() if isinstance(param, Fixed))]
+        _say_left_out(study.name, name, len(study.trials), left, book, _fill_hint(dict.fromkeys(known), new_space))
     if book:  # each pointing at its trial's number in the copy (numbered anew when trials were left out)
         kept = [t.number for t in study.trials if t.number not in left]
         _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space, fill,
@@ -166,14 +170,15 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     return Study(storage=dest, name=name)
 
 
-def _say_left_out(source: str, name: str, n: int, left: Mapping[int, str], book: bool) -> None:
+def _say_left_out(source: str, name: str, n: int, left: Mapping[int, str], book: bool, hint: str) -> None:
     if not left:
         logger.info("copied study %r into %r with the new space: all %d trials fit it", source, name, n)
         return
     first = next(iter(left.items()))
     logger.warning(
         "copied study %r into %r with the new space: %d of %d trials left out, their parameters are not a "
-        "configuration of it (trial %d: %s)%s", source, name, len(left), n, *first,
+        "configuration of it (trial %d: %s)%s%s", source, name, len(left), n, *first,
+        hint,
         "; the copied trials are numbered anew, and so are their test results (evaluate_best); those of the "
         "trials left out are not copied" if book else "",
     )  # fmt: skip

@@ -26,7 +26,7 @@ from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
 from ..space.params import did_you_mean, uncallable_with
-from ..storage import Storage, make_storage, worker_id
+from ..storage import MemoryStorage, Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
@@ -102,6 +102,9 @@ class Study:
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
         record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat)
+        if name is None and not isinstance(self._storage, MemoryStorage):  # a rerun would make another one
+            logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
+                        "pass name=... to resume it from a later run", self.name, self._storage.display_url)
         self._study_id = record.study_id
         self.direction = record.direction
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
@@ -138,6 +141,7 @@ class Study:
         self._warned_inexact = False  # an integer value beyond 2**53 stored as the nearest float
         self._size: float | None = None  # the space's number of configurations, once asked
         self._stop_requested = False
+        self._said_no_reports = False  # the pruner-without-reports warning: once per study object
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
         if sampler is not None:
             record_sampler(self, cfg)  # an override on an existing study is recorded
@@ -701,6 +705,19 @@ class Study:
             executor=executor,
             options=executor_options,
         )
+        self._warn_pruner_unused()
+
+    def _warn_pruner_unused(self) -> None:
+        """A pruner decides on reports: say once when complete trials ran and none reported."""
+        if isinstance(self.pruner, NopPruner) or self._said_no_reports:
+            return
+        trials = self.trials
+        if sum(t.state is TrialState.COMPLETE for t in trials) >= 2 and not any(t.intermediate for t in trials):
+            self._said_no_reports = True
+            logger.warning(
+                "study %r has a pruner (%s), but no trial reported an intermediate value, so none can be stopped "
+                "early: call trial.report(value, step) in the objective (each epoch; ts.cv.cross_validate "
+                "reports each fold), or leave pruner= out", self.name, type(self.pruner).__name__)
 
     def stop(self) -> None:
         """End the running ``optimize`` call cleanly: no new trial starts, the

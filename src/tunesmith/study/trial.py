@@ -279,6 +279,13 @@ class Params(dict[str, Any]):
     def __missing__(self, name: Any) -> Any:
         raise KeyError(missing_reason(name, self, self._space))
 
+    def __getattr__(self, name: str) -> Any:  # trial.params.lr, as a namespace or OmegaConf reads
+        names = list(self._space) if self._space is not None else list(self)
+        if name.startswith("_") or name not in names:
+            raise AttributeError(f"'Params' object has no attribute {name!r}")
+        raise AttributeError(f"trial.params is a dict: write trial.params[{name!r}]"
+                             + ("" if name in self else f" ({missing_reason(name, self, self._space)})"))
+
 
 _YAML_DONE = [False]
 
