@@ -605,6 +605,25 @@ def test_the_study_page_lists_the_latest_notes_and_links_to_all(url: str) -> Non
     assert r.status_code == 400 and "notes must be &#x27;all&#x27;" in r.text
 
 
+def test_the_notes_link_and_the_trials_pager_keep_each_other_s_view(url: str) -> None:
+    """Paging the trials of ``?notes=all`` went back to the latest 20 notes, and "all notes" went back
+    to the first page of trials."""
+    study = ts.load_study("alpha", url)
+    for i in range(25):
+        study.add_note(f"note {i}")
+    c = TestClient(create_app(open_storage(url)), raise_server_exceptions=False)
+    page = c.get("/studies/alpha?offset=1&limit=1&order=best").text
+    assert "<a href='/studies/alpha?offset=1&amp;limit=1&amp;order=best&amp;notes=all'>all notes</a>" in page
+    every = c.get("/studies/alpha?notes=all&offset=1&limit=1").text
+    assert every.count("note ") >= 25
+    pager = every[every.index("class='pager'"):]
+    assert "offset=2&amp;limit=1&amp;order=number&amp;notes=all'>next</a>" in pager
+    assert "offset=0&amp;limit=1&amp;order=number&amp;notes=all'>previous</a>" in pager
+    changes = c.get("/api/studies/alpha/changes?since=x&notes=all&offset=1&limit=1").json()
+    assert "notes=all'>next</a>" in changes["html"]["trials"]
+    assert c.get("/api/studies/alpha/changes?since=x&notes=some").status_code == 400
+
+
 def test_numbers_of_thousands_of_digits_and_a_deeply_nested_configuration_are_plain_errors(url: str) -> None:
     """Before: int()'s "Exceeds the limit (4300 digits) ... sys.set_int_max_str_digits()" for a
     trial number or an offset, and a 500 for an enqueued '[[[[...'."""

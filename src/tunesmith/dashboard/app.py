@@ -208,12 +208,10 @@ def studies(d: Dashboard, request: Request) -> Response:
 def study(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
     total, rows, args = _trials_page(v, request)
-    notes = request.query_params.get("notes")
-    if notes not in (None, "all"):
-        raise ValueError(f"notes must be 'all' (every note of the study; the latest {pages.NOTES_SHOWN} without it), "
-                         f"not {notes!r}")
-    html = pages.study_page(v, figures.STUDY_KINDS, pages.trials_table(v, total, rows, **args),
-                            pages.write_forms(v, d.token) if d.allow_writes else "", all_notes=notes == "all")
+    keep = _notes_view(request)
+    asked = {k: a for k, a in request.query_params.items() if k in args}  # the trials page, kept by "all notes"
+    html = pages.study_page(v, figures.STUDY_KINDS, pages.trials_table(v, total, rows, **args, keep=keep),
+                            pages.write_forms(v, d.token) if d.allow_writes else "", all_notes=bool(keep), page=asked)
     return HTMLResponse(html.replace("data-version=", f"data-poll='{d.poll_seconds:g}' data-version=", 1))
 
 
@@ -270,7 +268,7 @@ def api_changes(d: Dashboard, request: Request) -> Response:
         return json_response({"version": v.version, "changed": False})
     summary = v.summary()
     total, rows, args = _trials_page(v, request)
-    html = {**pages.shown(summary), "trials": pages.trials_table(v, total, rows, **args)}
+    html = {**pages.shown(summary), "trials": pages.trials_table(v, total, rows, **args, keep=_notes_view(request))}
     return json_response({"version": v.version, "changed": True, "summary": summary, "html": html})
 
 
@@ -286,6 +284,15 @@ def api_trials(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
     total, rows, args = _trials_page(v, request)
     return json_response({"version": v.version, "total": total, **args, "trials": [trial_dict(t) for t in rows]})
+
+
+def _notes_view(request: Request) -> dict[str, str]:
+    """``{"notes": "all"}`` when the study page lists every note (its table's pager keeps it), else {}."""
+    notes = request.query_params.get("notes")
+    if notes not in (None, "all"):
+        raise ValueError(f"notes must be 'all' (every note of the study; the latest {pages.NOTES_SHOWN} without it), "
+                         f"not {notes!r}")
+    return {"notes": "all"} if notes == "all" else {}
 
 
 def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dict[str, Any]]:

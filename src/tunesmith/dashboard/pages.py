@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -99,17 +99,20 @@ def shown(s: dict[str, Any]) -> dict[str, str]:
 NOTES_SHOWN = 20  # the latest notes on a study's page; ?notes=all lists every one
 
 
-def _notes(v: View, every: bool) -> str:
-    """The study's notes, the latest :data:`NOTES_SHOWN` unless ``every`` (an import may bring 100,000)."""
+def _notes(v: View, every: bool, page: Mapping[str, str]) -> str:
+    """The study's notes, the latest :data:`NOTES_SHOWN` unless ``every`` (an import may bring 100,000);
+    the link to all of them keeps ``page`` (the trials table's offset, order, ... as the page was asked)."""
     notes = study_notes(v.record.config)
     shown_notes = notes if every else notes[-NOTES_SHOWN:]
     listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in shown_notes)
     more = (f"<p class='note'>the latest {len(shown_notes)} of {len(notes):,} notes: "
-            f"<a href='/studies/{q(v.name)}?notes=all'>all notes</a></p>") if len(shown_notes) < len(notes) else ""
+            f"<a href='/studies/{q(v.name)}?{e(urlencode({**page, 'notes': 'all'}))}'>all notes</a></p>"
+            ) if len(shown_notes) < len(notes) else ""
     return f"<h2>Notes</h2>{more}<ul>{listed}</ul>" if listed else ""
 
 
-def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str, *, all_notes: bool = False) -> str:
+def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str, *, all_notes: bool = False,
+               page: Mapping[str, str] | None = None) -> str:
     s = v.summary()
     h = shown(s)
     info = [["direction", e(s["direction"])], ["sampler", e(s["sampler"])], ["pruner", e(s["pruner"] or "none")],
@@ -120,25 +123,26 @@ def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str, *, 
                     for k in kinds)
     body = (f"<h1>{e(v.name)}</h1><p><a href='/studies/{q(v.name)}/importance'>importance</a> &middot; "
             f"<span class='live' id='live'>live</span></p>{table(['', ''], info, raw=True, left=1)}"
-            + _notes(v, all_notes)
+            + _notes(v, all_notes, page or {})
             + f"<div id='plots' data-study='{e(v.name)}' data-version='{v.version}'>{plots}</div>"
             f"<h2>Trials</h2><div id='trials'>{trials_html}</div>{writes}")
     return layout(v.name, body, scripts=True)
 
 
 def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, limit: int, order: str,
-                 state: str | None) -> str:
+                 state: str | None, keep: Mapping[str, str] | None = None) -> str:
+    """The trials table and its pager; the pager's links keep ``keep`` (``notes=all``: the page's other view)."""
     names = list(v.record.space)
     head = ["#", "state", "value", *names, "seconds", "worker"]
     cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
               *(e(fmt(t.params.get(n))) for n in names), fmt(t.duration), e(fmt(t.worker))] for t in rows]
-    return _pager(v, total, offset, limit, order, state) + table(head, cells, raw=True)
+    return _pager(v, total, offset, limit, order, state, keep or {}) + table(head, cells, raw=True)
 
 
-def _pager(v: View, total: int, offset: int, limit: int, order: str, state: str | None) -> str:
+def _pager(v: View, total: int, offset: int, limit: int, order: str, state: str | None, keep: Mapping[str, str]) -> str:
     def link(label: str, **kw: Any) -> str:
-        args = {"offset": offset, "limit": limit, "order": order, **({"state": state} if state else {}), **kw}
+        args = {"offset": offset, "limit": limit, "order": order, **({"state": state} if state else {}), **kw, **keep}
         args = {k: a for k, a in args.items() if a is not None}
         return f"<a href='/studies/{q(v.name)}?{e(urlencode(args))}'>{e(label)}</a>"
 
