@@ -468,6 +468,19 @@ def test_reopening_with_auto_of_another_seed_keeps_what_auto_picked(tmp_path: Pa
     assert ts.load_study("s", db).sampler_label == "auto"  # another sampler ran between: its pick is gone
 
 
+def test_a_copy_into_another_space_drops_what_auto_picked_for_the_old_one(tmp_path: Path) -> None:
+    """The pick depends on the space: a copy into a space of categoricals showed "auto (bayes)" though
+    auto picks grid there for a budget of 2; a copy into the same space keeps it."""
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s")
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    assert study.copy("same").sampler_label == "auto (bayes)"
+    moved = study.copy("moved", space={"x": ts.Categorical([0.1, 0.5])}, fill={})
+    assert moved.sampler_label == "auto"
+    moved.optimize(lambda t: t.params["x"], n_trials=2)
+    assert ts.load_study("moved", db).sampler_label == "auto (grid)"
+
+
 def test_a_rename_just_before_the_pick_is_written_leaves_the_new_study_of_the_old_name_alone(tmp_path: Path) -> None:
     """The pick was checked against the study's id, then written by name: another writer renaming
     the study and making a new one under its name in between gave the new study the pick."""

@@ -330,9 +330,10 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     out, by number). ``renumber``: ``study`` holds test results, each copied with the new number
     of its search trial (``attrs["trial"]``), none for a trial not in it."""
     source = study.storage.get_study(study.name)
+    config = {k: v for k, v in source.config.items() if space is None or k != PICKED}  # a pick fits its space only
     rec = dest.create_study(name, direction=source.direction,
                             space=source.space if space is None else space.to_dict(),
-                            config={**source.config, COPY_ID: uuid.uuid4().hex})
+                            config={**config, COPY_ID: uuid.uuid4().hex})
     left: dict[int, str] = {}
     failed = {"state": TrialState.FAILED, "error": "running when the study was copied", "heartbeat": None}
     try:
