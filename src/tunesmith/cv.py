@@ -32,8 +32,7 @@ from .exceptions import TrialPruned
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .pruners.curves import check_int
 from .space.params import check_seed, did_you_mean
-from .study.trial import _as_float_or_nan, short_repr
-from .trial import Direction, FrozenTrial, TrialState
+from .trial import Direction, FrozenTrial, TrialState, _as_float_or_nan, short_repr
 
 logger = logging.getLogger("tunesmith")
 

@@ -295,3 +295,32 @@ def _json_value(v: Any, where: str) -> Any:
         f"{where} is of type {type(v).__name__}, which is not stored as JSON; store numbers, text, lists "
         f"or dicts of them (str(value), or the fields you need)"
     )
+
+
+_BOOL_DTYPES = frozenset({"bool", "torch.bool"})
+
+
+def _as_float_or_nan(value: Any) -> float | None:
+    """``float(value)`` for real numbers, NaN and infinities included; None for other types
+    (booleans too, NumPy's and torch's as Python's: ``acc > 0.9`` is no score)."""
+    if isinstance(value, (bool, str, bytes)) or value is None or str(getattr(value, "dtype", "")) in _BOOL_DTYPES:
+        return None
+    if type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "detach"):  # a tensor, a Parameter:
+        value = value.detach()  # float() of one with a graph warns
+    if getattr(value, "ndim", 0):  # tensor([0.5]) as NumPy's array([0.5]): a 0-d one, or .item(), is the number
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer (or fraction) beyond a float's range, e.g. 10**400
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        return None
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long it was
+    (an error message must stay readable when an objective returns 10**400)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...{text[-10:]} ({len(text)} characters)"

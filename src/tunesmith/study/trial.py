@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..exceptions import TrialFinishedError
 from ..pruners import Decision
 from ..space.params import did_you_mean
-from ..trial import FrozenTrial, SystemState, TrialState, json_attrs
+from ..trial import FrozenTrial, SystemState, TrialState, _as_float_or_nan, json_attrs, short_repr
 
 if TYPE_CHECKING:
     from .study import Study
@@ -222,9 +222,6 @@ def _as_float(value: Any) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-_BOOL_DTYPES = frozenset({"bool", "torch.bool"})
-
-
 def _of_shape(value: Any) -> tuple[str, str]:
     """For an array or tensor that is not 0-d: its shape (" of shape (1,)") and the way to its number."""
     shape = getattr(value, "shape", None) if getattr(value, "ndim", 0) else None
@@ -238,23 +235,6 @@ def _as_item(value: Any) -> str:
     until such values were refused, was not told ``.item()``)."""
     shaped = _of_shape(value)[0]
     return f": this is a {type(value).__name__}{shaped} (.item() of a one-element one is its number)" if shaped else ""
-
-
-def _as_float_or_nan(value: Any) -> float | None:
-    """``float(value)`` for real numbers, NaN and infinities included; None for other types
-    (booleans too, NumPy's and torch's as Python's: ``acc > 0.9`` is no score)."""
-    if isinstance(value, (bool, str, bytes)) or value is None or str(getattr(value, "dtype", "")) in _BOOL_DTYPES:
-        return None
-    if type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "detach"):  # a tensor, a Parameter:
-        value = value.detach()  # float() of one with a graph warns
-    if getattr(value, "ndim", 0):  # tensor([0.5]) as NumPy's array([0.5]): a 0-d one, or .item(), is the number
-        return None
-    try:
-        return float(value)
-    except OverflowError:  # an integer (or fraction) beyond a float's range, e.g. 10**400
-        return math.inf if value > 0 else -math.inf
-    except (TypeError, ValueError):
-        return None
 
 
 class Params(dict[str, Any]):
@@ -315,12 +295,3 @@ def missing_reason(name: Any, params: Mapping[str, Any], space: Any) -> str:
     need = " and ".join(f"{parent} in {list(values)!r}" for parent, values in space[name].when.items())
     return (f"{name!r} is inactive in this trial: it needs {need}, here {', '.join(unmet)}. Inactive "
             f"parameters are absent from trial.params: use trial.params.get({name!r}) or check the condition")
-
-
-def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, saying how long it was
-    (an error message must stay readable when an objective returns 10**400)."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit // 2]}...{text[-10:]} ({len(text)} characters)"
