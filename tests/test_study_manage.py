@@ -774,3 +774,27 @@ def test_a_copy_that_leaves_trials_out_takes_the_others_test_results_to_their_ne
     by_params = {json.dumps(r.params, sort_keys=True): r.mean for r in test_results(study).values()}
     for number, r in moved.items():
         assert r.params == narrow.trials[number].params and r.mean == by_params[json.dumps(r.params, sort_keys=True)]
+
+
+def test_an_import_and_a_focus_are_created_with_their_copy_id(tmp_path: Path) -> None:
+    """import and focus created the study, then wrote its copy_id in a second write: a process killed
+    between the two left a copy without one, sharing the checkpoint folder of its name."""
+    import sqlite3
+
+    from tunesmith.cli.commands import export_json
+    from tunesmith.study.manage import import_study
+
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'a.db'}", name="s")
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    dest = f"sqlite:///{tmp_path / 'b.db'}"
+    make_storage(dest)  # the tables, then a trigger keeping each study's settings as its row was created
+    with sqlite3.connect(tmp_path / "b.db") as db:
+        db.execute("CREATE TABLE created (name TEXT, config TEXT)")
+        db.execute("CREATE TRIGGER keep AFTER INSERT ON ts_studies BEGIN "
+                   "INSERT INTO created VALUES (NEW.name, NEW.config); END")
+    copies = [import_study(json.loads(export_json(study)), dest, name="imp"),
+              study.focus(keep=["x"], name="s", storage=dest)]
+    with sqlite3.connect(tmp_path / "b.db") as db:
+        created = {n: json.loads(c).get("copy_id") for n, c in db.execute("SELECT name, config FROM created")}
+    assert created == {"imp": copies[0].copy_id, "s": copies[1].copy_id}
+    assert None not in created.values()

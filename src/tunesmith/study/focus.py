@@ -21,6 +21,7 @@ Each carried trial keeps its attributes and records where it came from in
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -233,7 +234,7 @@ def focus_study(
     the plan's summary to the caller (the CLI prints it)."""
     from ..exceptions import DuplicateStudyError
     from ..storage import make_storage
-    from .manage import drop_partial, exists, give_copy_id, known_result
+    from .manage import drop_partial, exists, known_result
     from .study import Study
 
     new_name = name or f"{study.name}-focus"
@@ -246,9 +247,9 @@ def focus_study(
     plan = plan_focus(study, keep=keep, threshold=threshold, carry=carry, method=method,
                       seed=0 if seed is None else seed)
     new = Study(plan.space, direction=study.direction, sampler=study.sampler.describe(),
-                pruner=study.pruner.describe(), seed=seed, name=new_name, storage=target, load_if_exists=False)
+                pruner=study.pruner.describe(), seed=seed, name=new_name, storage=target, load_if_exists=False,
+                _copy_id=uuid.uuid4().hex)  # under the name of the study in another storage, its checkpoints stay apart
     try:
-        give_copy_id(new)  # under the name of the study in another storage, its checkpoints stay apart
         new.storage.insert_trials(new._study_id, [  # in one transaction, not two a trial
             known_result(new, t.params, t.value, state=TrialState.COMPLETE, intermediate=t.intermediate,
                          attrs=t.attrs, error=None, started=t.started, completed=t.completed) for t in plan.carried])

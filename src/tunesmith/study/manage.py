@@ -419,9 +419,8 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     check_book_free(dest, name, bool(doc.get("test_results")))
     space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
-                  storage=dest, name=name, load_if_exists=False)
+                  storage=dest, name=name, load_if_exists=False, _copy_id=uuid.uuid4().hex)
     try:
-        give_copy_id(study)
         _import_notes(dest, name, study_notes(head))
         numbers = _import_trials(study, trials, skip_invalid)
         _import_test_results(study, doc.get("test_results"), numbers)
@@ -431,13 +430,6 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
             drop_partial(dest, name + SUFFIX, "import")
         raise
     return study
-
-
-def give_copy_id(study: Study) -> None:
-    """Mark a study made from another (import, focus) as a copy: a checkpoint folder of its own,
-    even under the other's name in another storage (a copy gets its id as it is created)."""
-    study.copy_id = uuid.uuid4().hex
-    _update_config(study.storage, study.name, lambda config: {**config, COPY_ID: study.copy_id})
 
 
 def _import_notes(storage: Storage, name: str, notes: list[dict[str, Any]]) -> None:
