@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import StorageError, WorkersLost
+from ..exceptions import STOPPING_SIGNALS, StorageError, Terminated, WorkersLost
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
@@ -156,14 +156,15 @@ class _Pool:
         self.workers: dict[int, _Worker] = {}
         self.losses = Losses()
         self.raised: BaseException | None = None  # the objective's error catch let through (the first)
+        self.signalled = self.ctx.Value("i", 0, lock=False)  # the signal that stopped the run (0: Ctrl-C)
 
     def run(self) -> str | None:
         for slot in self.ex.slots:
             self._start(slot)
         try:
             self._watch()
-        except KeyboardInterrupt:
-            self._interrupt()
+        except KeyboardInterrupt as exc:
+            self._interrupt(exc)
         finally:
             _wait([w.proc for w in self.workers.values()], 5.0)
         if self.job.poll is not None:
@@ -184,15 +185,18 @@ class _Pool:
     def _start(self, slot: Slot) -> _Worker:
         seat = self.free.pop()
         inbox, outbox = self.ctx.Pipe(duplex=True)
-        args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks))
+        args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled)
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         p.start()
         outbox.close()  # the worker holds the only write end: its death reads as end of file
         w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
         return w
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, exc: KeyboardInterrupt) -> None:
         self.budget.stop()
+        name = exc.name if isinstance(exc, Terminated) else STOPPING_SIGNALS[0] if STOPPING_SIGNALS else None
+        if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
+            self.signalled.value = signal.Signals[name].value
         alive = [w.proc for w in self.workers.values()]
         _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
         for p in alive:  # the signal came to this process only: pass it on
@@ -517,9 +521,10 @@ def _send_raised(outbox: Any, exc: Exception) -> None:
         logging.getLogger("tunesmith").error("%s", note)
 
 
-def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool) -> None:
+def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool, signalled: Any) -> None:
     code = 0
     try:
+        _take_ctrl_c_as(signalled)
         run.seat = seat
         run.budget.bind(seat)
         run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
@@ -530,8 +535,8 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         worker_loop(run)
         if run.retired and run.exhausted is None:
             code = EXIT_OOM
-    except KeyboardInterrupt:
-        _interrupted(run)
+    except KeyboardInterrupt as exc:
+        _interrupted(run, exc)
         code = 130
     except Exception as exc:
         if isinstance(exc, StorageError):  # the storage failed past its retries: stop the run, the parent
@@ -550,6 +555,22 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _take_ctrl_c_as(signalled: Any) -> None:
+    """In a worker: the parent stops it with a Ctrl-C (SIGINT) of its own, which stands for the signal
+    the parent got (``signalled``, 0: a Ctrl-C): a SIGTERM is raised as :class:`Terminated`, so that the
+    trials record it. A SIGINT that is ignored or left to the system stays so."""
+    before = signal.getsignal(signal.SIGINT)
+    if not callable(before):
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if signalled.value:
+            raise Terminated(signal.Signals(signalled.value).name)
+        before(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
 
 
 def _wait(procs: list[Any], timeout: float, *, kill: bool = True) -> None:
