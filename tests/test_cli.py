@@ -481,6 +481,25 @@ def test_a_copy_into_another_space_drops_what_auto_picked_for_the_old_one(tmp_pa
     assert ts.load_study("moved", db).sampler_label == "auto (grid)"
 
 
+def test_export_and_import_carry_what_sampler_auto_picked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An imported study showed "auto" (show, studies, the report) until it ran: the file did not say
+    what auto picked. A pick that is no sampler's name, or of a file whose sampler is not auto, is left out."""
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s").optimize(lambda t: t.params["x"], n_trials=3)
+    path = tmp_path / "s.json"
+    assert run_cli("export", "s", "--storage", db, "-o", str(path)) == 0
+    doc = json.loads(path.read_text())
+    assert doc["study"]["sampler_picked"] == "bayes"
+    assert run_cli("import", str(path), "t", "--storage", db) == 0
+    capsys.readouterr()
+    assert run_cli("show", "t", "--storage", db) == 0
+    assert "sampler auto (bayes)" in capsys.readouterr().out
+    for n, (picked, sampler) in enumerate([("bayes\x1b[2J", "auto"), ("BAYES", "auto"), ("bayes", "random")]):
+        path.write_text(json.dumps({**doc, "study": {**doc["study"], "sampler_picked": picked, "sampler": sampler}}))
+        assert run_cli("import", str(path), f"u{n}", "--storage", db) == 0
+        assert ts.load_study(f"u{n}", db).sampler_label == sampler
+
+
 def test_a_rename_just_before_the_pick_is_written_leaves_the_new_study_of_the_old_name_alone(tmp_path: Path) -> None:
     """The pick was checked against the study's id, then written by name: another writer renaming
     the study and making a new one under its name in between gave the new study the pick."""

@@ -32,7 +32,7 @@ from ..storage.base import StudyRecord, mask_url
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
-from ..study.manage import delete_study, import_study, sampler_label, with_test_results
+from ..study.manage import PICKED, delete_study, import_study, sampler_label, with_test_results
 from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import optimize_interruptibly, optimize_options, prepare
@@ -431,9 +431,11 @@ def _inert(v: Any) -> Any:
 
 
 def export_json(study: Study) -> str:
+    head = {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
+            "sampler": study.sampler.describe(), "pruner": study.pruner.describe(), "notes": study.notes}
+    picked = study.storage.get_study(study.name).config.get(PICKED) if study.sampler.name == "auto" else None
     doc = {
-        "study": {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
-                  "sampler": study.sampler.describe(), "pruner": study.pruner.describe(), "notes": study.notes},
+        "study": {**head, **({PICKED: picked} if isinstance(picked, str) else {})},  # shown as "auto (bayes)"
         "trials": [_trial_dict(t) for t in study.trials],
         "test_results": [_test_dict(r) for r in test_results(study).values()],  # evaluate_best's
     }

@@ -234,7 +234,7 @@ def focus_study(
     the plan's summary to the caller (the CLI prints it)."""
     from ..exceptions import DuplicateStudyError
     from ..storage import make_storage
-    from .manage import drop_partial, exists, known_result
+    from .manage import COPY_ID, drop_partial, exists, known_result
     from .study import Study
 
     new_name = name or f"{study.name}-focus"
@@ -248,7 +248,7 @@ def focus_study(
                       seed=0 if seed is None else seed)
     new = Study(plan.space, direction=study.direction, sampler=study.sampler.describe(),
                 pruner=study.pruner.describe(), seed=seed, name=new_name, storage=target, load_if_exists=False,
-                _copy_id=uuid.uuid4().hex)  # under the name of the study in another storage, its checkpoints stay apart
+                _settings={COPY_ID: uuid.uuid4().hex})  # under the name of the study in another storage, its checkpoints stay apart
     try:
         new.storage.insert_trials(new._study_id, [  # in one transaction, not two a trial
             known_result(new, t.params, t.value, state=TrialState.COMPLETE, intermediate=t.intermediate,

@@ -419,7 +419,8 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     check_book_free(dest, name, bool(doc.get("test_results")))
     space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
-                  storage=dest, name=name, load_if_exists=False, _copy_id=uuid.uuid4().hex)
+                  storage=dest, name=name, load_if_exists=False,
+                  _settings={COPY_ID: uuid.uuid4().hex, **_exported_pick(head)})
     try:
         _import_notes(dest, name, study_notes(head))
         numbers = _import_trials(study, trials, skip_invalid)
@@ -430,6 +431,17 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
             drop_partial(dest, name + SUFFIX, "import")
         raise
     return study
+
+
+def _exported_pick(head: Mapping[str, Any]) -> dict[str, str]:
+    """What sampler "auto" picked, as the file says (``sampler_picked``), to be shown as "auto (bayes)":
+    kept only for a study whose sampler is "auto", and only a sampler's own name (the file may hold any text)."""
+    from ..samplers import is_known, make_sampler
+
+    picked = head.get(PICKED)
+    if _name(head.get("sampler")) not in (None, "auto") or not isinstance(picked, str) or not is_known(picked):
+        return {}
+    return {PICKED: picked} if make_sampler(picked).name == picked else {}
 
 
 def _import_notes(storage: Storage, name: str, notes: list[dict[str, Any]]) -> None:

@@ -87,7 +87,7 @@ class Study:
         heartbeat_interval: float | None = None,
         grace_period: float | None = None,
         requeue_failed: bool = False,
-        _copy_id: str | None = None,
+        _settings: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
             raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
@@ -102,7 +102,7 @@ class Study:
         self._storage = make_storage(storage)
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
-        record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat, _copy_id)
+        record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat, _settings)
         if name is None and not isinstance(self._storage, MemoryStorage):  # a rerun would make another one
             logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
                         "pass name=... to resume it from a later run", self.name, self._storage.display_url)
@@ -168,7 +168,7 @@ class Study:
         seed: int | None,
         load_if_exists: bool,
         beat: HeartbeatConfig,
-        copy_id: str | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> Any:
         missing = ""
         try:
@@ -194,7 +194,7 @@ class Study:
             "sampler": samp.describe(),
             "pruner": make_pruner(pruner).describe(),
             "heartbeat": beat.to_dict(),
-            **({COPY_ID: copy_id} if copy_id is not None else {}),  # in the same write: a copy never lacks it
+            **(settings or {}),  # a copy's copy_id (and pick), in the same write: a copy never lacks it
         }
         try:
             return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
