@@ -387,3 +387,18 @@ def test_an_unknown_url_scheme_is_a_storage_error_with_the_fix(capsys: pytest.Ca
     assert main(["studies", "--storage", "postgres://tuner:secret@127.0.0.1:1/x"]) == 2
     err = capsys.readouterr().err
     assert "unknown database kind 'postgres'" in err and "secret" not in err
+
+
+def test_a_negative_zero_value_reads_back_equal_and_only_sqlite_drops_its_sign(storage_url: str | None) -> None:
+    """As the guide says: -0.0 reads back from SQLite as 0.0 (its REAL column drops the sign), from memory
+    and PostgreSQL as written; reports and parameters (JSON) keep the sign everywhere."""
+    import math
+
+    study = ts.Study({"x": ts.Float(-1.0, 1.0)}, sampler="random", seed=0, storage=storage_url, name="z")
+    study.enqueue({"x": -0.0})
+    trial = study.ask()
+    trial.report(-0.0, 1)
+    study.tell(trial, -0.0)
+    back = ts.load_study("z", study.storage).trials[0]
+    assert back.value == 0.0 and math.copysign(1.0, back.value) == (1.0 if storage_url and "sqlite" in storage_url else -1.0)
+    assert math.copysign(1.0, back.intermediate[1]) == math.copysign(1.0, back.params["x"]) == -1.0
