@@ -28,6 +28,7 @@ import numpy as np
 import scipy.special
 
 from ..space import Space
+from ..space.params import check_flag
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import EncodedTrials, Sampler, Suggestion
 from .simple import sobol_point
@@ -59,7 +60,7 @@ class TPESampler(Sampler):
         if not 0 < gamma < 1:
             raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
         self.n_startup, self.n_candidates = n_startup, n_candidates
-        self.multivariate, self.gamma = bool(multivariate), float(gamma)
+        self.multivariate, self.gamma = check_flag("multivariate", multivariate), float(gamma)
         self._encoded = EncodedTrials()
 
     def describe(self) -> dict[str, Any]:

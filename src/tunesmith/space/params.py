@@ -771,6 +771,14 @@ def check_field_types(options: Any) -> None:
             raise ValueError(f"{type(options).__name__}.{f.name} must be {what}, got {value!r}")
 
 
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` of the flag ``name`` as a bool: True or False (NumPy's too); a TypeError for
+    anything else ("no" was read as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def plural(n: int, noun: str, nouns: str | None = None) -> str:
     """``"1 trial"``, ``"3 trials"`` (``nouns``: a plural other than noun + "s")."""
     return f"{n} {noun if n == 1 else nouns or noun + 's'}"

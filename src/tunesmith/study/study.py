@@ -25,7 +25,7 @@ from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
-from ..space.params import did_you_mean, uncallable_with
+from ..space.params import check_flag, did_you_mean, uncallable_with
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
@@ -351,6 +351,7 @@ class Study:
         the configuration was already tried or queued. ``attrs`` are stored
         with the queued trial (JSON-serializable).
         """
+        skip_if_exists = check_flag("skip_if_exists", skip_if_exists)  # "no" was read as true
         canon = self.space.validate(params)
         attrs = json_attrs(attrs, "enqueue") if attrs is not None else None
         if skip_if_exists and any(t.params == canon for t in self._history()):
