@@ -147,12 +147,12 @@ def test_a_study_keeps_what_can_resume_and_the_best_of_finished_trials(tmp_path:
     study.optimize(obj, n_trials=2)
     root = checkpoint.study_folder(tmp_path, "s")
     assert [t.state for t in study.trials] == [ts.TrialState.PAUSED] * 2
-    assert files(root / "trial-0") == {"best.pt", "last-000000010.pt"}  # a paused trial keeps its own
+    assert files(root / "trial-0") == {"best.pt", "last-000000010.pt", ".study"}  # a paused trial keeps its own
     study.tell(0, state="pruned")  # e.g. abandoned: nothing can resume it now
     study.pruner = ts.pruners.NopPruner()
     study.optimize(obj, n_trials=1)  # trial 2 runs to the end
     assert files(root / "trial-0") == set()  # swept at the next trial's start
-    assert files(root / "trial-1") == {"best.pt", "last-000000010.pt"}
+    assert files(root / "trial-1") == {"best.pt", "last-000000010.pt", ".study"}  # and the study that wrote them
     done = study.trials[2]
     assert done.state is ts.TrialState.COMPLETE and files(root / "trial-2") == {"best.pt"}
     best = checkpoint.load(done.attrs["best_checkpoint"])

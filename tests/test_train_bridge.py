@@ -521,3 +521,32 @@ def test_a_copy_under_the_same_name_in_another_storage_keeps_its_checkpoints_apa
     assert Path(c.trials[0].attrs["best_checkpoint"]).parent.parent not in {paused[0].parent.parent,
                                                                             Path(b.trials[1].attrs["best_checkpoint"]).parent.parent}
     assert a.copy_id is None and b.copy_id is not None and c.copy_id not in (None, b.copy_id)
+
+
+def test_two_studies_of_one_name_in_two_storages_do_not_resume_from_each_other_s_files(tmp_path: Path) -> None:
+    """Two unrelated studies named "s" (two projects, two databases) with one checkpoint root share
+    the folder <root>/s-<hash>: a paused trial of one resumed, silently, from the files the other's trial
+    of the same number wrote there. Each trial's folder now names the study that wrote it, and a trial
+    of the other refuses it; a folder written before (no mark) is still taken."""
+    from tunesmith.study.trial import Trial
+    from tunesmith.train import retention
+
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    run = objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ckpt")
+    a, b = (ts.Study(space, sampler="random", seed=seed, name="s", storage=f"sqlite:///{tmp_path / db}",
+                     pruner=StopAt(1, Decision.PAUSE)) for seed, db in ((0, "a.db"), (1, "b.db")))
+
+    def promoted(study: ts.Study) -> Trial:  # its paused trial 0, as the study resumes it
+        paused = ts.load_study("s", study.storage).trials[0]
+        return Trial(study, paused.replace(system=dataclasses.replace(paused.system, resumed_step=1)))
+
+    a.optimize(run, n_trials=1)
+    folder = retention.trial_folder(tmp_path / "ckpt", promoted(a))
+    assert retention.to_resume(promoted(a), folder) == a.trials[0].attrs["checkpoint"]  # its own files
+    b.optimize(run, n_trials=1)  # b's trial 0 pauses too, its files where a's were
+    assert b.trials[0].attrs["checkpoint"] == a.trials[0].attrs["checkpoint"]
+    with pytest.raises(checkpoint.CheckpointError, match="another study named 's' .* Give each study its own checkpoint_root"):
+        retention.to_resume(promoted(a), folder)
+    assert retention.to_resume(promoted(b), folder) == b.trials[0].attrs["checkpoint"]
+    (folder / retention.OWNER).unlink()  # as written before folders were marked: taken
+    assert retention.to_resume(promoted(a), folder) == a.trials[0].attrs["checkpoint"]

@@ -107,6 +107,8 @@ class Study:
             logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
                         "pass name=... to resume it from a later run", self.name, self._storage.display_url)
         self._study_id = record.study_id
+        #: when the study was created (seconds since the epoch): tells two studies of one name apart
+        self.created: float = record.created
         self.direction = record.direction
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)

@@ -331,7 +331,7 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
     retention.sweep(trial, folder.parent, keep)
     resume = retention.to_resume(trial, folder)
     if resume is None:
-        retention.start_fresh(folder)
+        retention.start_fresh(folder, trial)
     try:
         return trainer.fit(train, val, resume_from=resume)
     except exceptions.TrialPaused:

@@ -10,6 +10,7 @@ deleted: a pruned or failed trial's folder, a complete trial's "last" files
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ def to_resume(trial: Any, folder: Path) -> str | None:
         )
     if folder.is_dir():  # else: deleted, or on another machine (said below)
         ckpt.check_dir(folder)
+        _check_owner(trial, folder)
     if ckpt.is_complete(path):
         return path
     older = _older_complete(folder, ckpt.step_of(path))
@@ -70,10 +72,44 @@ def _older_complete(folder: Path, step: int | None) -> str | None:
     return None
 
 
-def start_fresh(folder: Path) -> None:
-    """A new trial: files left in its folder (a former study of the same name) are not its own."""
+def start_fresh(folder: Path, trial: Any = None) -> None:
+    """A new trial: files left in its folder (a former study of the same name) are not its own;
+    the folder is marked as ``trial``'s study's (see :func:`_check_owner`)."""
     if folder.is_dir():
         retire(folder, "none")
+    owner = _owner(trial)
+    if owner is not None:
+        ckpt.secure_dir(folder)
+        fd = os.open(folder / OWNER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+
+
+#: the file of a trial's folder naming the study that wrote it (its creation time)
+OWNER = ".study"
+
+
+def _owner(trial: Any) -> str | None:
+    created = getattr(getattr(trial, "study", None), "created", None)
+    return None if not isinstance(created, float) else f"created {created!r}\n"
+
+
+def _check_owner(trial: Any, folder: Path) -> None:
+    """Refuse to resume from a folder that another study of the same name (in another storage)
+    marked as its own: with the default checkpoint root both write to ``<name>-<hash>``. An
+    unmarked folder (written before marks were) is taken."""
+    owner, path = _owner(trial), folder / OWNER
+    if owner is None or not path.is_file():
+        return
+    with open(path, "rb") as f:
+        written = f.read(256).decode("utf-8", "replace")
+    if written != owner:
+        raise ckpt.CheckpointError(
+            f"trial {trial.number}: refusing to resume from {str(folder)!r}: another study named "
+            f"{str(trial.study.name)!r} (in another storage) wrote it since this one paused the trial: two studies of "
+            "one name share a checkpoint root's folder. Give each study its own checkpoint_root "
+            "(objective(..., checkpoint_root=...)); this trial cannot resume from there"
+        )
 
 
 def retire(folder: Path, keep: str) -> bool:
@@ -86,6 +122,7 @@ def retire(folder: Path, keep: str) -> bool:
         return True  # not ours to clean
     ckpt.rotate(folder, 0)
     ckpt.clean_stale(folder)
+    (folder / OWNER).unlink(missing_ok=True)  # nothing resumes it now
     best = ckpt.best_path(folder)
     if keep == "none":
         best.unlink(missing_ok=True)
