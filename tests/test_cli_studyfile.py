@@ -477,7 +477,7 @@ def test_a_study_file_that_is_not_utf8_is_named(tmp_path: Path, capsys: pytest.C
 
 
 @pytest.mark.parametrize("cmd, jobs, sig", [("worker", "1", "SIGINT"), ("run", "2", "SIGINT"), ("worker", "1", "SIGTERM"),
-                                          ("worker", "2", "SIGTERM")])
+                                          ("worker", "2", "SIGTERM"), ("worker", "2", "SIGTERM to the group")])
 def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signal(
         tmp_path: Path, subprocess_env: dict[str, str], cmd: str, jobs: str, sig: str) -> None:
     """As documented (Ctrl-C: the running trial failed, "interrupted", not re-queued), and the command
@@ -498,9 +498,9 @@ def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signa
         if (tmp_path / "db.db").exists() and sum(t.state.value == "running" for t in _trials(url)) == int(jobs):
             break
         time.sleep(0.2)
-    signum = getattr(signal, sig)
-    if sig == "SIGINT":
-        os.killpg(proc.pid, signum)  # a terminal's Ctrl-C: the whole foreground group
+    signum = getattr(signal, sig.split()[0])
+    if sig == "SIGINT" or sig.endswith("group"):
+        os.killpg(proc.pid, signum)  # a terminal's Ctrl-C, systemd's stop, a batch scheduler's: the whole group
     else:
         os.kill(proc.pid, signum)  # `kill PID`: the command's process only
     out = proc.communicate(timeout=60)[0].decode()
@@ -510,7 +510,7 @@ def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signa
                                             for t in trials), [(t.state, t.error) for t in trials]
     # each trial says what stopped it (a SIGTERM was recorded as a KeyboardInterrupt; with --n-jobs 2, in the
     # worker processes, which the command stops with a Ctrl-C of their own, until the left7 pass)
-    assert {t.error for t in trials} == {"interrupted (SIGTERM)" if sig == "SIGTERM" else "interrupted (KeyboardInterrupt)"}
+    assert {t.error for t in trials} == {"interrupted (KeyboardInterrupt)" if sig == "SIGINT" else "interrupted (SIGTERM)"}
 
 
 def _trials(url: str) -> list[ts.FrozenTrial]:
