@@ -261,3 +261,23 @@ def test_losses_near_the_float_limits_are_modelled_as_their_shape(scale: float) 
         scaled = trials(scale)
         if scale in (2.0**1020, 2.0**-1000):
             assert scaled == trials(1.0)
+
+
+def test_a_prior_of_the_smallest_width_has_a_finite_gradient_and_warns_nothing() -> None:
+    """Prior(0.5, 1e-300) overflowed in the prior's gradient: RuntimeWarnings at each suggestion and NaN
+    where the density is 0 (inf * 0); the gradient there is 0, and at the mode too."""
+    import warnings
+
+    from tunesmith.samplers.bayes.acquisition import PriorDensity
+
+    space = ts.Space({"x": ts.Float(0, 1, prior=ts.Prior(0.5, 1e-300)), "y": ts.Float(0, 1, prior=ts.Prior(0.5, 0.1))})
+    density = PriorDensity.of(space)
+    assert density is not None
+    U = np.array([[0.0, 0.2], [0.5, 0.5], [0.5 + 1e-301, 0.7], [1.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        val, grad = density(U)
+    assert np.isfinite(val).all() and np.isfinite(grad).all() and (grad[[0, 1, 3], 0] == 0).all()
+    wide = PriorDensity.of(ts.Space({"y": ts.Float(0, 1, prior=ts.Prior(0.5, 0.1))}))
+    assert wide is not None
+    assert np.allclose(grad[:, 1], wide(U[:, 1:])[1][:, 0])  # an ordinary width as before

@@ -99,11 +99,13 @@ class PriorDensity:
         for j in map(int, np.flatnonzero(~np.isnan(self.center))):
             u = U[:, j]
             act = ~np.isnan(u)
-            z = (np.where(act, u, self.center[j]) - self.center[j]) / self.width[j]
-            g = np.exp(-0.5 * z * z)
+            with np.errstate(over="ignore"):  # a width of 1e-300: z overflows where the density is 0
+                z = (np.where(act, u, self.center[j]) - self.center[j]) / self.width[j]
+                g = np.exp(-0.5 * z * z)
+                slope = np.where(g > 0, -z / self.width[j], 0.0)  # g * slope -> 0 as g -> 0 (inf * 0 was NaN)
             mix = self.floor + (1 - self.floor) * g
             val += np.where(act, np.log(mix), 0.0)
-            grad[:, j] = np.where(act, (1 - self.floor) * g * (-z / self.width[j]) / mix, 0.0)
+            grad[:, j] = np.where(act, (1 - self.floor) * g * slope / mix, 0.0)
         for j, lw in self.logw.items():
             u = U[:, j]
             act = ~np.isnan(u)
