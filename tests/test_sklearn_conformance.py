@@ -81,3 +81,19 @@ def test_score_takes_metadata_only_with_routing_as_grid_search_does() -> None:
     search = TunedSearchCV(LogisticRegression(), GRID, cv=3).fit(X, Y)
     with pytest.raises(ValueError, match="only supported if enable_metadata_routing=True"):
         search.score(X, Y, sample_weight=WEIGHTS)
+
+
+def test_the_html_diagram_draws_the_best_estimator_once_refitted_as_grid_search_does() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def make(cls: type, refit: bool = True) -> object:
+        return cls(make_pipeline(StandardScaler(), LogisticRegression(C=5)), {"logisticregression__C": [0.01, 7]},
+                   cv=3, refit=refit)
+
+    ours, theirs = _both(make, lambda s: s.fit(X, Y)._repr_html_())
+    for html in (ours, theirs):
+        assert "best_estimator_: Pipeline" in html and "C=7" in html  # the best one, not the C=5 given
+    ours, theirs = _both(lambda cls: make(cls, refit=False), lambda s: s.fit(X, Y)._repr_html_())
+    for html in (ours, theirs):
+        assert "estimator: Pipeline" in html and "best_estimator_: Pipeline" not in html and "C=7" not in html

@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.metrics import check_scoring, get_scorer, get_scorer_names
 from sklearn.model_selection import check_cv
+from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
@@ -470,6 +471,11 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             routed = process_routing(self, "score", **params).scorer.score
             kw = _by_scorer(scorers, routed)[self._refit_metric(scorers)]
         return float(self._scorer()(self.best_estimator_, X, y, **kw))
+
+    def _sk_visual_block_(self) -> Any:
+        """The HTML diagram draws the best estimator once refitted, as GridSearchCV's does (its
+        method: scikit-learn's drawing of a search), else the estimator."""
+        return BaseSearchCV._sk_visual_block_(self)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
