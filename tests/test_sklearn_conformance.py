@@ -97,3 +97,12 @@ def test_the_html_diagram_draws_the_best_estimator_once_refitted_as_grid_search_
     ours, theirs = _both(lambda cls: make(cls, refit=False), lambda s: s.fit(X, Y)._repr_html_())
     for html in (ours, theirs):
         assert "estimator: Pipeline" in html and "best_estimator_: Pipeline" not in html and "C=7" not in html
+
+
+def test_error_score_raise_raises_the_fit_error_without_a_log_line_as_grid_search_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for cls in (GridSearchCV, TunedSearchCV):
+        with pytest.raises(ValueError, match="'C' parameter of LogisticRegression must be"):
+            cls(LogisticRegression(), {"C": [-1.0, 1.0]}, cv=3, error_score="raise").fit(X, Y)
+    assert not [r.getMessage() for r in caplog.records if r.name == "tunesmith"]

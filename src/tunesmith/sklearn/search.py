@@ -205,7 +205,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                                          f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
             return value
 
-        with _quiet(self.verbose):
+        with _quiet(self.verbose, raising=self.error_score == "raise"):
             self._optimize(study, budget, objective)
         self.study_ = study
         self._finish(study, search, list(scorers), X, y, fit_with)
@@ -809,20 +809,27 @@ def _jobs(n_jobs: int | None) -> int:
 
 
 @contextlib.contextmanager
-def _quiet(verbose: int) -> Iterator[None]:
+def _quiet(verbose: int, *, raising: bool = False) -> Iterator[None]:
     """tunesmith's info lines only with verbose > 0 (warnings always, but for the line of a trial
-    whose fit or scorer failed: the search's FitFailedWarning or "Scoring failed" warning says it)."""
+    whose fit or scorer failed: the search's FitFailedWarning or "Scoring failed" warning says it,
+    or with error_score="raise" the error that stops fit)."""
     if verbose > 0:
         yield
         return
     level = logger.level
+    said = _said_by_the_error if raising else _said_by_a_warning
     logger.setLevel(max(level, logging.WARNING))
-    logger.addFilter(_said_by_a_warning)
+    logger.addFilter(said)
     try:
         yield
     finally:
-        logger.removeFilter(_said_by_a_warning)
+        logger.removeFilter(said)
         logger.setLevel(level)
+
+
+def _said_by_the_error(record: logging.LogRecord) -> bool:
+    """False for a "trial N failed" line: with error_score="raise" its error stops fit."""
+    return record.msg != "trial %d failed: %s"
 
 
 def _said_by_a_warning(record: logging.LogRecord) -> bool:
