@@ -106,3 +106,17 @@ def test_error_score_raise_raises_the_fit_error_without_a_log_line_as_grid_searc
         with pytest.raises(ValueError, match="'C' parameter of LogisticRegression must be"):
             cls(LogisticRegression(), {"C": [-1.0, 1.0]}, cv=3, error_score="raise").fit(X, Y)
     assert not [r.getMessage() for r in caplog.records if r.name == "tunesmith"]
+
+
+def test_a_stored_search_is_not_resumed_with_other_sample_weights(tmp_path: object) -> None:
+    def search(n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, n_trials=n_trials, cv=3,
+                             random_state=0, storage=f"sqlite:///{tmp_path}/search.db", name="weighted")
+
+    search(2).fit(X, Y, sample_weight=WEIGHTS)
+    with pytest.raises(ValueError, match=r"other data or folds, or other per-sample fit parameters \(this fit's: none\)"):
+        search(4).fit(X, Y)  # the first two scores are weighted, the next two would not be
+    with pytest.raises(ValueError, match="this fit's: sample_weight"):
+        search(4).fit(X, Y, sample_weight=np.where(Y == 1, 5.0, 1.0))
+    resumed = search(4).fit(X, Y, sample_weight=WEIGHTS.tolist())  # the same weights: resumed
+    assert len(resumed.cv_results_["params"]) == 4

@@ -175,7 +175,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         study = self._open_study(search, budget)
-        data = _same_data(study, X, y, folds, cv)
+        data = _same_data(study, X, y, folds, cv, fit_params)
         setup = same_setup(study, self.estimator, search, self.scoring)
         fold = functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
@@ -540,15 +540,20 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
     return row
 
 
-def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None) -> str | None:
-    """The fingerprint of the data and folds a stored study is searched on (None in memory).
-    Resuming a study searched on other data is refused: its scores would not be this data's
-    (a fixed ``name`` under ``cross_validate`` reused the first outer fold's search in every fold)."""
+def _same_data(
+    study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None, params: Mapping[str, Any] | None = None
+) -> str | None:
+    """The fingerprint of the data, folds and per-sample fit ``params`` (``sample_weight``) a stored
+    study is searched on (None in memory). Resuming a study searched on other data is refused: its
+    scores would not be this data's (a fixed ``name`` under ``cross_validate`` reused the first outer
+    fold's search in every fold; a resume with other weights mixed weighted and unweighted scores)."""
     if isinstance(study.storage, MemoryStorage):
         return None
     from joblib import hash as joblib_hash
 
-    data = str(joblib_hash((X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])))
+    per_sample = {k: np.asarray(v) for k, v in sorted((params or {}).items()) if _per_sample(v, X)}
+    key = (X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])
+    data = str(joblib_hash(key + (per_sample,) if per_sample else key))  # unweighted: as before
     # any state: a fit writes it once, on its first trial, which may have been left running
     seen = {t.attrs.get(DATA_ATTR) for t in study.trials} - {None}
     if seen and seen != {data}:
@@ -556,8 +561,9 @@ def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: A
         why = (f" ({type(cv).__name__}(shuffle=True) without random_state draws other folds at every fit: pass "
                "random_state=0 to the splitter to resume)") if random else ""
         raise ValueError(
-            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds{why}; a "
-            "search resumes only with the same X, y and cv. For a new search give another name (under "
+            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds{why}, or "
+            f"other per-sample fit parameters (this fit's: {', '.join(per_sample) or 'none'}); a search resumes only "
+            "with the same X, y, cv and sample_weight. For a new search give another name (under "
             "cross_validate or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
         )
     return data
