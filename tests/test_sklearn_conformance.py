@@ -120,3 +120,20 @@ def test_a_stored_search_is_not_resumed_with_other_sample_weights(tmp_path: obje
         search(4).fit(X, Y, sample_weight=np.where(Y == 1, 5.0, 1.0))
     resumed = search(4).fit(X, Y, sample_weight=WEIGHTS.tolist())  # the same weights: resumed
     assert len(resumed.cv_results_["params"]) == 4
+
+
+@pytest.mark.parametrize("pruner", [None, "median"])  # folds in joblib workers; trials in threads
+def test_parallel_fits_see_the_callers_scikit_learn_config(pruner: str | None) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with sklearn.config_context(enable_metadata_routing=True):  # thread-local: workers start without it
+        def make(cls: type, n_jobs: int = 2) -> object:
+            est = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
+                                LogisticRegression().set_fit_request(sample_weight=True))
+            kw = {"pruner": pruner} if cls is TunedSearchCV else {}
+            return cls(est, {"logisticregression__C": [0.1, 1.0]}, cv=3, scoring=_weighted_scorer(), n_jobs=n_jobs,
+                       **kw)
+
+        ours, theirs = _both(make, lambda s: sorted(s.fit(X, Y, sample_weight=WEIGHTS).cv_results_["mean_test_score"]))
+        np.testing.assert_allclose(ours, theirs)

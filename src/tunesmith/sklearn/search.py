@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.metrics import check_scoring, get_scorer, get_scorer_names
@@ -177,10 +178,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         study = self._open_study(search, budget)
         data = _same_data(study, X, y, folds, cv, fit_params)
         setup = same_setup(study, self.estimator, search, self.scoring)
-        fold = functools.partial(
+        fold = functools.partial(_with_config, get_config(), functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
             score_params,
-        )
+        ))  # fmt: skip
 
         unsaid = [(data, setup)] if data is not None else []  # the fingerprints go to this fit's first trial
 
@@ -669,6 +670,14 @@ def _fit_and_score(
             out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed, kw)
     out[SCORE_ERROR] = "; ".join(failed) or None  # every fold has the key: position k is fold k + 1
     return out
+
+
+def _with_config(config: Mapping[str, Any], fit_and_score: Callable[..., Any], *args: Any) -> Any:
+    """``fit_and_score(*args)`` under the scikit-learn configuration of the search's caller
+    (``enable_metadata_routing``, ``transform_output``...), which worker threads and processes
+    would not see otherwise: scikit-learn's own Parallel carries it the same way."""
+    with config_context(**config):
+        return fit_and_score(*args)
 
 
 def _score(
