@@ -231,7 +231,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         the estimator's ``fit``, the scorers and the splitter's ``split``; those passed to ``score``
         to the scorers."""
         scorers, _ = _scorers(self.estimator, self.scoring)
-        router = MetadataRouter(owner=self)
+        router = MetadataRouter(owner=type(self).__name__)  # a name: what older scikit-learn takes
         router.add(estimator=self.estimator, method_mapping=MethodMapping().add(caller="fit", callee="fit"))
         router.add(scorer=scorers["score"] if list(scorers) == ["score"] else _scoring_router(scorers),
                    method_mapping=MethodMapping().add(caller="score", callee="score").add(caller="fit", callee="score"))
