@@ -18,11 +18,20 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.metrics import check_scoring, get_scorer, get_scorer_names
 from sklearn.model_selection import check_cv
+from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    _routing_enabled,
+    process_routing,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
@@ -162,16 +171,17 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             raise TypeError(f"cv={self.cv.__name__} is the class; pass an instance, e.g. cv={self.cv.__name__}(5), "
                             "or a number of folds")
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        folds = list(cv.split(X, y, groups))
+        fit_with, split_params, score_params = self._routed(scorers, X, groups, fit_params)
+        folds = list(cv.split(X, y, **split_params))
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         study = self._open_study(search, budget)
-        data = _same_data(study, X, y, folds, cv)
+        data = _same_data(study, X, y, folds, cv, fit_params)
         setup = same_setup(study, self.estimator, search, self.scoring)
-        fold = functools.partial(
-            _fit_and_score, self.estimator, X, y, scorers, fit_params, self.return_train_score, self.error_score,
-            _weighted(scorers, fit_params, X),
-        )
+        fold = functools.partial(_with_config, get_config(), functools.partial(
+            _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
+            score_params,
+        ))  # fmt: skip
 
         unsaid = [(data, setup)] if data is not None else []  # the fingerprints go to this fit's first trial
 
@@ -196,12 +206,37 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                                          f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
             return value
 
-        with _quiet(self.verbose):
+        with _quiet(self.verbose, raising=self.error_score == "raise"):
             self._optimize(study, budget, objective)
         self.study_ = study
-        self._finish(study, search, list(scorers), X, y, fit_params)
+        self._finish(study, search, list(scorers), X, y, fit_with)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         return self
+
+    def _routed(
+        self, scorers: Mapping[str, Any], X: Any, groups: Any, params: Mapping[str, Any]
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any], dict[str, Mapping[str, Any]]]:
+        """What fit passes to the estimator's fit, the splitter's split and each scorer (by name):
+        with ``sklearn.set_config(enable_metadata_routing=True)``, what each one requested (as
+        GridSearchCV routes them); else all to fit, ``groups`` to split, ``sample_weight`` to the
+        scorers that take it."""
+        if not _routing_enabled():
+            weights = {"sample_weight": params.get("sample_weight")}
+            return params, {"groups": groups}, {n: weights for n in _weighted(scorers, params, X)}
+        routed = process_routing(self, "fit", **params, **({} if groups is None else {"groups": groups}))
+        return routed.estimator.fit, routed.splitter.split, _by_scorer(scorers, routed.scorer.score)
+
+    def get_metadata_routing(self) -> MetadataRouter:
+        """scikit-learn's metadata routing, as GridSearchCV's: the metadata passed to ``fit`` go to
+        the estimator's ``fit``, the scorers and the splitter's ``split``; those passed to ``score``
+        to the scorers."""
+        scorers, _ = _scorers(self.estimator, self.scoring)
+        router = MetadataRouter(owner=type(self).__name__)  # a name: what older scikit-learn takes
+        router.add(estimator=self.estimator, method_mapping=MethodMapping().add(caller="fit", callee="fit"))
+        router.add(scorer=scorers["score"] if list(scorers) == ["score"] else _scoring_router(scorers),
+                   method_mapping=MethodMapping().add(caller="score", callee="score").add(caller="fit", callee="score"))
+        router.add(splitter=self.cv, method_mapping=MethodMapping().add(caller="fit", callee="split"))
+        return router
 
     def _optimize(self, study: Study, budget: int, objective: Callable[[Any], float]) -> None:
         done = sum(t.state.is_finished for t in study.trials)
@@ -425,10 +460,23 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
     def inverse_transform(self, X: Any) -> Any:
         return self._best().inverse_transform(X)
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """The best estimator's score by the search's scorer (the refit metric if several)."""
+    def score(self, X: Any, y: Any = None, **params: Any) -> float:
+        """The best estimator's score by the search's scorer (the refit metric if several);
+        ``params`` (such as ``sample_weight``) go to the scorer that requested them, with metadata
+        routing enabled (as GridSearchCV's)."""
         _check_refit(self, "score")
-        return float(self._scorer()(self.best_estimator_, X, y))
+        _raise_for_params(params, self, "score")
+        kw: Mapping[str, Any] = {}
+        if _routing_enabled():
+            scorers = self.scorer_ if self.multimetric_ else {"score": self.scorer_}
+            routed = process_routing(self, "score", **params).scorer.score
+            kw = _by_scorer(scorers, routed)[self._refit_metric(scorers)]
+        return float(self._scorer()(self.best_estimator_, X, y, **kw))
+
+    def _sk_visual_block_(self) -> Any:
+        """The HTML diagram draws the best estimator once refitted, as GridSearchCV's does (its
+        method: scikit-learn's drawing of a search), else the estimator."""
+        return BaseSearchCV._sk_visual_block_(self)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -493,15 +541,20 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
     return row
 
 
-def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None) -> str | None:
-    """The fingerprint of the data and folds a stored study is searched on (None in memory).
-    Resuming a study searched on other data is refused: its scores would not be this data's
-    (a fixed ``name`` under ``cross_validate`` reused the first outer fold's search in every fold)."""
+def _same_data(
+    study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None, params: Mapping[str, Any] | None = None
+) -> str | None:
+    """The fingerprint of the data, folds and per-sample fit ``params`` (``sample_weight``) a stored
+    study is searched on (None in memory). Resuming a study searched on other data is refused: its
+    scores would not be this data's (a fixed ``name`` under ``cross_validate`` reused the first outer
+    fold's search in every fold; a resume with other weights mixed weighted and unweighted scores)."""
     if isinstance(study.storage, MemoryStorage):
         return None
     from joblib import hash as joblib_hash
 
-    data = str(joblib_hash((X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])))
+    per_sample = {k: np.asarray(v) for k, v in sorted((params or {}).items()) if _per_sample(v, X)}
+    key = (X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])
+    data = str(joblib_hash(key + (per_sample,) if per_sample else key))  # unweighted: as before
     # any state: a fit writes it once, on its first trial, which may have been left running
     seen = {t.attrs.get(DATA_ATTR) for t in study.trials} - {None}
     if seen and seen != {data}:
@@ -509,8 +562,9 @@ def _same_data(study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: A
         why = (f" ({type(cv).__name__}(shuffle=True) without random_state draws other folds at every fit: pass "
                "random_state=0 to the splitter to resume)") if random else ""
         raise ValueError(
-            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds{why}; a "
-            "search resumes only with the same X, y and cv. For a new search give another name (under "
+            f"study {study.name!r} in {study.storage.display_url} was searched on other data or folds{why}, or "
+            f"other per-sample fit parameters (this fit's: {', '.join(per_sample) or 'none'}); a search resumes only "
+            "with the same X, y, cv and sample_weight. For a new search give another name (under "
             "cross_validate or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
         )
     return data
@@ -577,12 +631,12 @@ def _values(scoring: Any) -> list[Any]:
 
 def _fit_and_score(
     estimator: Any, X: Any, y: Any, scorers: Mapping[str, Any], fit_params: Mapping[str, Any],
-    train_score: bool, error_score: Any, weighted: frozenset[str], params: Mapping[str, Any], train: np.ndarray,
-    test: np.ndarray,
+    train_score: bool, error_score: Any, score_params: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any],
+    train: np.ndarray, test: np.ndarray,
 ) -> dict[str, Any]:  # fmt: skip
-    """One fold: fit a clone with ``params`` on ``train``, score ``test`` (and ``train``); the
-    scorers named in ``weighted`` get the fold's ``sample_weight``, as scikit-learn's searches do."""
-    fold_params = {k: _safe_indexing(v, train) if _per_sample(v, X) else v for k, v in fit_params.items()}
+    """One fold: fit a clone with ``params`` on ``train``, score ``test`` (and ``train``); each
+    scorer gets the fold's rows of its ``score_params`` (``sample_weight``), as scikit-learn's searches do."""
+    fold_params = _rows(fit_params, X, train)
     if "callbacks" in fold_params:  # stateful (lgb.early_stopping): one copy per fit, as threads share them
         with contextlib.suppress(TypeError, copy.Error):  # one that cannot be copied (holds a lock) is shared
             fold_params["callbacks"] = copy.deepcopy(fold_params["callbacks"])
@@ -606,17 +660,24 @@ def _fit_and_score(
     out = {"fit_time": time.perf_counter() - start}
     start = time.perf_counter()
     failed: list[str] = []
-    weights = fit_params.get("sample_weight") if weighted else None
     for name, scorer in scorers.items():
-        kw = {"sample_weight": _safe_indexing(weights, test)} if name in weighted else {}
+        kw = _rows(score_params.get(name, {}), X, test)
         out[f"test_{name}"] = _score(scorer, est, x_te, y_te, error_score, name, failed, kw)
     out["score_time"] = time.perf_counter() - start
     if train_score:
         for name, scorer in scorers.items():
-            kw = {"sample_weight": fold_params["sample_weight"]} if name in weighted else {}
+            kw = _rows(score_params.get(name, {}), X, train)
             out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed, kw)
     out[SCORE_ERROR] = "; ".join(failed) or None  # every fold has the key: position k is fold k + 1
     return out
+
+
+def _with_config(config: Mapping[str, Any], fit_and_score: Callable[..., Any], *args: Any) -> Any:
+    """``fit_and_score(*args)`` under the scikit-learn configuration of the search's caller
+    (``enable_metadata_routing``, ``transform_output``...), which worker threads and processes
+    would not see otherwise: scikit-learn's own Parallel carries it the same way."""
+    with config_context(**config):
+        return fit_and_score(*args)
 
 
 def _score(
@@ -683,6 +744,25 @@ def _split(est: Any, X: Any, y: Any, rows: np.ndarray, train: np.ndarray) -> tup
     return x, None if y is None else _safe_indexing(y, rows)
 
 
+def _rows(params: Mapping[str, Any], X: Any, rows: np.ndarray) -> dict[str, Any]:
+    """``params`` with the per-sample ones (as long as X) cut to ``rows``."""
+    return {k: _safe_indexing(v, rows) if _per_sample(v, X) else v for k, v in params.items()}
+
+
+def _scoring_router(scorers: Mapping[str, Any]) -> MetadataRouter:
+    """Several scorers as one router (scikit-learn's multimetric scorer's), so that each gets what it requested."""
+    return MetadataRouter(owner="TunedSearchCV's scorers").add(
+        **scorers, method_mapping=MethodMapping().add(caller="score", callee="score"))
+
+
+def _by_scorer(scorers: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The metadata routed to the search's scoring, by scorer: what each requested."""
+    if list(scorers) == ["score"]:  # one scorer: the router's child itself, as GridSearchCV's
+        return {"score": params}
+    routed = _scoring_router(scorers).route_params(caller="score", params=params)
+    return {n: routed[n].score for n in scorers}
+
+
 def _per_sample(value: Any, X: Any) -> bool:
     return hasattr(value, "__len__") and not isinstance(value, (str, bytes, Mapping)) and len(value) == _n(X)
 
@@ -744,20 +824,27 @@ def _jobs(n_jobs: int | None) -> int:
 
 
 @contextlib.contextmanager
-def _quiet(verbose: int) -> Iterator[None]:
+def _quiet(verbose: int, *, raising: bool = False) -> Iterator[None]:
     """tunesmith's info lines only with verbose > 0 (warnings always, but for the line of a trial
-    whose fit or scorer failed: the search's FitFailedWarning or "Scoring failed" warning says it)."""
+    whose fit or scorer failed: the search's FitFailedWarning or "Scoring failed" warning says it,
+    or with error_score="raise" the error that stops fit)."""
     if verbose > 0:
         yield
         return
     level = logger.level
+    said = _said_by_the_error if raising else _said_by_a_warning
     logger.setLevel(max(level, logging.WARNING))
-    logger.addFilter(_said_by_a_warning)
+    logger.addFilter(said)
     try:
         yield
     finally:
-        logger.removeFilter(_said_by_a_warning)
+        logger.removeFilter(said)
         logger.setLevel(level)
+
+
+def _said_by_the_error(record: logging.LogRecord) -> bool:
+    """False for a "trial N failed" line: with error_score="raise" its error stops fit."""
+    return record.msg != "trial %d failed: %s"
 
 
 def _said_by_a_warning(record: logging.LogRecord) -> bool:

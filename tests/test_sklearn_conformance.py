@@ -1,0 +1,139 @@
+"""TunedSearchCV side by side with GridSearchCV on the same input: metadata routing, pandas,
+delegation, nesting; each test compares with what scikit-learn itself does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+import sklearn  # noqa: E402
+from sklearn.datasets import load_iris  # noqa: E402
+from sklearn.exceptions import UnsetMetadataPassedError  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.metrics import accuracy_score, make_scorer  # noqa: E402
+from sklearn.model_selection import GridSearchCV, GroupKFold, cross_validate  # noqa: E402
+
+from tunesmith.sklearn import TunedSearchCV  # noqa: E402
+
+X, Y = load_iris(return_X_y=True)
+WEIGHTS = np.where(Y == 0, 5.0, 1.0)
+GROUPS = np.arange(len(Y)) % 5
+GRID = {"C": [0.01, 1.0]}
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _means(search: object, key: str = "mean_test_score") -> list[float]:
+    results = search.cv_results_  # type: ignore[attr-defined]
+    order = np.argsort([p["C"] for p in results["params"]])
+    return list(np.asarray(results[key])[order])
+
+
+def _both(make: object, fit: object) -> tuple[object, object]:
+    """(TunedSearchCV's, GridSearchCV's) result of ``fit(search)`` for ``make(cls, **kw)``."""
+    return fit(make(TunedSearchCV)), fit(make(GridSearchCV))  # type: ignore[operator]
+
+
+def _weighted_scorer() -> object:
+    return make_scorer(accuracy_score).set_score_request(sample_weight=True)
+
+
+def test_metadata_routing_gives_each_part_what_it_requested_as_grid_search_does() -> None:
+    with sklearn.config_context(enable_metadata_routing=True):
+        def make(cls: type) -> object:  # weighted scores of unweighted fits: what the requests say
+            est = LogisticRegression().set_fit_request(sample_weight=False)
+            scoring = {"weighted": _weighted_scorer(), "plain": make_scorer(accuracy_score).set_score_request(sample_weight=False)}
+            return cls(est, GRID, cv=GroupKFold(3), scoring=scoring, refit="weighted")
+
+        ours, theirs = _both(make, lambda s: s.fit(X, Y, sample_weight=WEIGHTS, groups=GROUPS))
+        for key in ("mean_test_weighted", "mean_test_plain", "split2_test_weighted"):
+            np.testing.assert_allclose(_means(ours, key), _means(theirs, key))
+        assert _means(ours, "mean_test_weighted") != _means(ours, "mean_test_plain")
+        assert ours.score(X, Y, sample_weight=WEIGHTS) == theirs.score(X, Y, sample_weight=WEIGHTS)
+
+
+def test_metadata_routing_refuses_metadata_nobody_requested_as_grid_search_does() -> None:
+    with sklearn.config_context(enable_metadata_routing=True):
+        for cls in (GridSearchCV, TunedSearchCV):
+            with pytest.raises(UnsetMetadataPassedError, match="LogisticRegression.set_fit_request"):
+                cls(LogisticRegression(), GRID, cv=3).fit(X, Y, sample_weight=WEIGHTS)
+            with pytest.raises(TypeError, match="groups"):  # KFold takes no groups
+                cls(LogisticRegression(), GRID, cv=3).fit(X, Y, groups=GROUPS)
+
+
+def test_a_search_inside_cross_validate_gets_its_routed_sample_weight() -> None:
+    with sklearn.config_context(enable_metadata_routing=True):
+        def make(cls: type) -> object:
+            est = LogisticRegression().set_fit_request(sample_weight=True)
+            return cls(est, GRID, cv=3, scoring=_weighted_scorer())
+
+        def outer(search: object) -> list[np.ndarray]:
+            scores = cross_validate(search, X, Y, cv=3, scoring=_weighted_scorer(), params={"sample_weight": WEIGHTS},
+                                    return_estimator=True)
+            return [s.best_estimator_.coef_ for s in scores["estimator"]]  # weighted fits: other coefficients
+
+        ours, theirs = _both(make, outer)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_score_takes_metadata_only_with_routing_as_grid_search_does() -> None:
+    search = TunedSearchCV(LogisticRegression(), GRID, cv=3).fit(X, Y)
+    with pytest.raises(ValueError, match="only supported if enable_metadata_routing=True"):
+        search.score(X, Y, sample_weight=WEIGHTS)
+
+
+def test_the_html_diagram_draws_the_best_estimator_once_refitted_as_grid_search_does() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def make(cls: type, refit: bool = True) -> object:
+        return cls(make_pipeline(StandardScaler(), LogisticRegression(C=5)), {"logisticregression__C": [0.01, 7]},
+                   cv=3, refit=refit)
+
+    ours, theirs = _both(make, lambda s: s.fit(X, Y)._repr_html_())
+    for html in (ours, theirs):
+        assert "best_estimator_: Pipeline" in html and "C=7" in html  # the best one, not the C=5 given
+    ours, theirs = _both(lambda cls: make(cls, refit=False), lambda s: s.fit(X, Y)._repr_html_())
+    for html in (ours, theirs):
+        assert "estimator: Pipeline" in html and "best_estimator_: Pipeline" not in html and "C=7" not in html
+
+
+def test_error_score_raise_raises_the_fit_error_without_a_log_line_as_grid_search_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for cls in (GridSearchCV, TunedSearchCV):
+        with pytest.raises(ValueError, match="'C' parameter of LogisticRegression must be"):
+            cls(LogisticRegression(), {"C": [-1.0, 1.0]}, cv=3, error_score="raise").fit(X, Y)
+    assert not [r.getMessage() for r in caplog.records if r.name == "tunesmith"]
+
+
+def test_a_stored_search_is_not_resumed_with_other_sample_weights(tmp_path: object) -> None:
+    def search(n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, n_trials=n_trials, cv=3,
+                             random_state=0, storage=f"sqlite:///{tmp_path}/search.db", name="weighted")
+
+    search(2).fit(X, Y, sample_weight=WEIGHTS)
+    with pytest.raises(ValueError, match=r"other data or folds, or other per-sample fit parameters \(this fit's: none\)"):
+        search(4).fit(X, Y)  # the first two scores are weighted, the next two would not be
+    with pytest.raises(ValueError, match="this fit's: sample_weight"):
+        search(4).fit(X, Y, sample_weight=np.where(Y == 1, 5.0, 1.0))
+    resumed = search(4).fit(X, Y, sample_weight=WEIGHTS.tolist())  # the same weights: resumed
+    assert len(resumed.cv_results_["params"]) == 4
+
+
+@pytest.mark.parametrize("pruner", [None, "median"])  # folds in joblib workers; trials in threads
+def test_parallel_fits_see_the_callers_scikit_learn_config(pruner: str | None) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with sklearn.config_context(enable_metadata_routing=True):  # thread-local: workers start without it
+        def make(cls: type, n_jobs: int = 2) -> object:
+            est = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
+                                LogisticRegression().set_fit_request(sample_weight=True))
+            kw = {"pruner": pruner} if cls is TunedSearchCV else {}
+            return cls(est, {"logisticregression__C": [0.1, 1.0]}, cv=3, scoring=_weighted_scorer(), n_jobs=n_jobs,
+                       **kw)
+
+        ours, theirs = _both(make, lambda s: sorted(s.fit(X, Y, sample_weight=WEIGHTS).cv_results_["mean_test_score"]))
+        np.testing.assert_allclose(ours, theirs)
