@@ -1,0 +1,85 @@
+"""Databases written by earlier tunesmith versions, opened by this one.
+
+``data/schema1-e1372f5.db`` was written by tunesmith at commit e1372f5 (the last with
+schema version 1) running, with ``sqlite:///...`` as its storage::
+
+    space = {"kind": Categorical(["a", "b"]), "x": Float(0, 1), "k": Int(1, 4, when={"kind": ["b"]})}
+    study "old": random, seed 0, ASHA(min_resource=1, reduction_factor=2, max_resource=4, pause=True);
+        16 trials reporting steps 0-3 (trial 2 raises), set_attr("note"), set_attr("checkpoint");
+        then one trial asked and left running, one enqueued, evaluate_best(k=2)
+    study "two ü": maximize, 3 trials
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+from tunesmith.trial import SystemState, TrialState
+
+DATA = Path(__file__).parent / "data"
+
+
+def _schema1(tmp_path: Path) -> str:
+    path = tmp_path / "old.db"
+    shutil.copyfile(DATA / "schema1-e1372f5.db", path)
+    return f"sqlite:///{path}"
+
+
+def test_a_schema_1_database_written_by_tunesmith_e1372f5_reads_back_and_resumes(tmp_path: Path) -> None:
+    url = _schema1(tmp_path)
+    with pytest.raises(ts.SchemaVersionError, match="schema version 1.*Upgrade it in place once"):
+        ts.SQLStorage(url, read_only=True)
+    study = ts.load_study("old", url)
+    states = [t.state for t in study.trials]
+    assert len(states) == 18 and states.count(TrialState.PAUSED) == 10 and states.count(TrialState.COMPLETE) == 5
+    assert study.trials[2].state is TrialState.FAILED and "boom" in (study.trials[2].error or "")
+    assert (states[16], states[17]) == (TrialState.RUNNING, TrialState.WAITING)
+    resumed = study.trials[11]  # schema 1 kept the bookkeeping in attrs: moved to system
+    assert resumed.system == SystemState(resumed_step=1, n_resumes=1)
+    assert resumed.attrs == {"note": {"by": "old", "n": 11}, "checkpoint": "ck-11-2"}
+    assert resumed.intermediate == {0: pytest.approx(resumed.params["x"] + 1), 1: pytest.approx(resumed.params["x"] + 0.5),
+                                    2: pytest.approx(resumed.params["x"] + 1 / 3)}
+    assert isinstance(study.pruner, ts.pruners.ASHA) and study.pruner.pause
+    assert len(ts.load_study("old:test", url).trials) == 2
+    assert [t.value for t in ts.load_study("two ü", url).trials] == [t.params["y"] for t in ts.load_study("two ü", url).trials]
+
+    def objective(trial: ts.Trial) -> float:
+        start = (trial.system.resumed_step or 0) + 1 if trial.is_resumed else 0
+        for step in range(start, 4):
+            trial.report(trial.params["x"] + 1.0 / (step + 1), step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return float(trial.params["x"])
+
+    before = {t.number: t for t in study.trials}
+    study.optimize(objective, n_trials=8)
+    for n, t in before.items():  # nothing recorded is lost: reports and attrs stay as written
+        after = study.trials[n]
+        assert {k: after.intermediate[k] for k in t.intermediate} == t.intermediate
+        if t.state.is_finished:
+            assert (after.state, after.value, after.attrs) == (t.state, t.value, t.attrs)
+    assert any(t.system.n_resumes for t in study.trials[:16] if before[t.number].state is TrialState.PAUSED)
+
+
+@pytest.mark.parametrize("attrs", ["{not json", "null", '{"resumed_step": "x"}'])
+def test_a_schema_1_row_changed_outside_tunesmith_does_not_stop_the_upgrade(tmp_path: Path, attrs: str,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Before, one such row ended every open of the file with json's bare message (or a TypeError)."""
+    import sqlite3
+
+    url = _schema1(tmp_path)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE ts_trials SET attrs = ? WHERE number = 4 AND study_id = 1", (attrs,))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study = ts.load_study("old", url)
+    assert "the attrs of trial_id=5 (table ts_trials) left as they are" in caplog.text
+    assert "upgraded" in caplog.text and len(study.trials) == 18
+    assert study.trials[0].attrs == {"note": {"by": "old", "n": 0}, "checkpoint": "ck-0-3"}
+    if attrs == '{"resumed_step": "x"}':  # readable: kept as the user's attrs
+        assert study.trials[4].attrs == {"resumed_step": "x"} and study.trials[4].state is TrialState.COMPLETE
+    else:  # read as unreadable, its column named
+        assert study.trials[4].state is TrialState.FAILED and "column attrs of trial 4" in (study.trials[4].error or "")
