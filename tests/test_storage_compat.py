@@ -8,6 +8,8 @@ schema version 1) running, with ``sqlite:///...`` as its storage::
         16 trials reporting steps 0-3 (trial 2 raises), set_attr("note"), set_attr("checkpoint");
         then one trial asked and left running, one enqueued, evaluate_best(k=2)
     study "two ü": maximize, 3 trials
+    study "grid": {"x": Float(0.0, 0.99), "lr": Float(1e-4, 1e-1, log=True)}, sampler "grid", run to exhaustion
+        (25 trials; that version wrote the points 0.7424999999999999 and 0.0005623413251903491)
 """
 
 from __future__ import annotations
@@ -83,3 +85,13 @@ def test_a_schema_1_row_changed_outside_tunesmith_does_not_stop_the_upgrade(tmp_
         assert study.trials[4].attrs == {"resumed_step": "x"} and study.trials[4].state is TrialState.COMPLETE
     else:  # read as unreadable, its column named
         assert study.trials[4].state is TrialState.FAILED and "column attrs of trial 4" in (study.trials[4].error or "")
+
+
+def test_a_grid_study_written_by_an_older_tunesmith_is_not_run_again(tmp_path: Path) -> None:
+    """Grid points are now written as they read (0.7425, a log point to 15 digits); before, the
+    older study's 25 points, all tried, left 16 to run again, each a second trial of a tried point."""
+    url = _schema1(tmp_path)
+    study = ts.load_study("grid", url)
+    assert len(study.trials) == 25 and 0.7424999999999999 in {t.params["x"] for t in study.trials}
+    study.optimize(lambda t: t["x"], n_trials=5)
+    assert len(study.trials) == 25
