@@ -10,11 +10,18 @@ schema version 1) running, with ``sqlite:///...`` as its storage::
     study "two ü": maximize, 3 trials
     study "grid": {"x": Float(0.0, 0.99), "lr": Float(1e-4, 1e-1, log=True)}, sampler "grid", run to exhaustion
         (25 trials; that version wrote the points 0.7424999999999999 and 0.0005623413251903491)
+
+``data/export-e1372f5.json`` is ``tunesmith export old --format json`` of that database, by the
+same version (a file of that time: no pruner, no notes, bookkeeping keys in the trials' attrs).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +102,20 @@ def test_a_grid_study_written_by_an_older_tunesmith_is_not_run_again(tmp_path: P
     assert len(study.trials) == 25 and 0.7424999999999999 in {t.params["x"] for t in study.trials}
     study.optimize(lambda t: t["x"], n_trials=5)
     assert len(study.trials) == 25
+
+
+def test_an_export_written_by_tunesmith_e1372f5_imports(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    doc = json.loads((DATA / "export-e1372f5.json").read_text())
+    done = subprocess.run([sys.executable, "-m", "tunesmith", "import", str(DATA / "export-e1372f5.json"), "--storage", url],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    assert done.returncode == 0, done.stderr
+    study = ts.load_study("old", url)
+    assert len(study.trials) == len(doc["trials"]) == 18
+    assert "test_results" not in doc  # exports of that time left evaluate_best's results out
+    for t, written in zip(study.trials, doc["trials"], strict=True):  # paused: pruned; running: failed; waiting: queued again
+        state = {"paused": "pruned", "running": "failed"}.get(written["state"], written["state"])
+        assert (t.state.value, t.params) == (state, written["params"])
+        assert {str(k): v for k, v in t.intermediate.items()} == written["intermediate"]
+        if state != "waiting":
+            assert t.attrs == written["attrs"] and t.value == (None if state == "failed" else written["value"])
