@@ -1,7 +1,8 @@
 """Databases written by earlier tunesmith versions, opened by this one.
 
-``data/schema1-e1372f5.db`` was written by tunesmith at commit e1372f5 (the last with
-schema version 1) running, with ``sqlite:///...`` as its storage::
+``data/schema1-e1372f5.sqlite`` (a SQLite file, not named ``.db``: .gitignore and the sdist leave
+those out) was written by tunesmith at commit e1372f5 (the last with schema version 1) running,
+with ``sqlite:///...`` as its storage::
 
     space = {"kind": Categorical(["a", "b"]), "x": Float(0, 1), "k": Int(1, 4, when={"kind": ["b"]})}
     study "old": random, seed 0, ASHA(min_resource=1, reduction_factor=2, max_resource=4, pause=True);
@@ -34,7 +35,7 @@ DATA = Path(__file__).parent / "data"
 
 def _schema1(tmp_path: Path) -> str:
     path = tmp_path / "old.db"
-    shutil.copyfile(DATA / "schema1-e1372f5.db", path)
+    shutil.copyfile(DATA / "schema1-e1372f5.sqlite", path)
     return f"sqlite:///{path}"
 
 
