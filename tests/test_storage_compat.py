@@ -120,3 +120,32 @@ def test_an_export_written_by_tunesmith_e1372f5_imports(tmp_path: Path) -> None:
         assert {str(k): v for k, v in t.intermediate.items()} == written["intermediate"]
         if state != "waiting":
             assert t.attrs == written["attrs"] and t.value == (None if state == "failed" else written["value"])
+
+
+def test_a_trainer_trial_paused_by_a_tunesmith_before_2026_12_03_fails_saying_why(tmp_path: Path) -> None:
+    """Those versions checkpointed in ``<root>/<study>/trial-<n>`` (pickled). Resumed now, the
+    trial failed with "not inside the trial's own checkpoint folder ... pass the same
+    checkpoint_root": advice that does not help, the root being the same."""
+    import sqlite3
+
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, objective
+
+    db, root = tmp_path / "s.db", tmp_path / "ck"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, storage=f"sqlite:///{db}",
+                     name="tr")
+    study.enqueue({"lr": 0.01})
+    old = root / "tr" / "trial-0" / "last-000000024.pt"  # where 05823f4 (2026-11-27) wrote it
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"an old pickled checkpoint")
+    with sqlite3.connect(db) as con:  # trial 0 as the study resumes it: paused then, promoted now
+        con.execute("UPDATE ts_trials SET attrs = ?, system = ?, intermediate = ? WHERE number = 0",
+                    (json.dumps({"checkpoint": str(old)}), json.dumps({"resumed_step": 3}), '{"0": 1.5}'))
+    study.optimize(objective(lambda p: mlp(), split(64), base=TrainConfig(epochs=1, batch_size=16),
+                             checkpoint_root=root), n_trials=1)
+    t = study.trials[0]
+    assert t.state is TrialState.FAILED and t.intermediate == {0: 1.5}
+    assert "paused by a tunesmith older than 2026-12-03" in (t.error or "") and "state='pruned'" in (t.error or "")
+    assert old.exists()
