@@ -11,6 +11,7 @@ with ``sqlite:///...`` as its storage::
     study "two ü": maximize, 3 trials
     study "grid": {"x": Float(0.0, 0.99), "lr": Float(1e-4, 1e-1, log=True)}, sampler "grid", run to exhaustion
         (25 trials; that version wrote the points 0.7424999999999999 and 0.0005623413251903491)
+    study "equal choices": {"c": Categorical([2, 2.0, "a"])}, 3 trials (a space refused since 1382a6c)
 
 ``data/export-e1372f5.json`` is ``tunesmith export old --format json`` of that database, by the
 same version (a file of that time: no pruner, no notes, bookkeeping keys in the trials' attrs).
@@ -149,3 +150,13 @@ def test_a_trainer_trial_paused_by_a_tunesmith_before_2026_12_03_fails_saying_wh
     assert t.state is TrialState.FAILED and t.intermediate == {0: 1.5}
     assert "paused by a tunesmith older than 2026-12-03" in (t.error or "") and "state='pruned'" in (t.error or "")
     assert old.exists()
+
+
+def test_a_space_an_older_tunesmith_accepted_is_refused_saying_how_to_keep_its_trials(tmp_path: Path) -> None:
+    """e1372f5 stored Categorical([2, 2.0, "a"]); before, the refusal said the study was "changed
+    outside tunesmith: restore it from a backup or delete the study"."""
+    url = _schema1(tmp_path)
+    with pytest.raises(ts.StorageError, match=r"choices 2 and 2.0 are equal.*An older tunesmith may have accepted "
+                                              r"it.*its trials are still stored.*tunesmith export NAME --format json"):
+        ts.load_study("equal choices", url)
+    assert len(ts.load_study("old", url).trials) == 18  # the file's other studies open
