@@ -163,7 +163,10 @@ def qmc() -> Any:
 
 
 def _key(params: Mapping[str, Any]) -> str:
-    return repr(sorted((k, repr(v)) for k, v in params.items()))
+    """A configuration's grid point; each float to 12 significant digits, so a point an older
+    tunesmith wrote otherwise (0.7424999999999999 for 0.7425, a log-scale point's last digits)
+    is the point tried, not one left to run again."""
+    return repr(sorted((k, f"{v:.12g}" if isinstance(v, float) else repr(v)) for k, v in params.items()))
 
 
 def grid_remaining(sampler: GridSampler, space: Space, trials: Sequence[FrozenTrial]) -> int:

@@ -389,14 +389,18 @@ class Space(Mapping[str, Param]):
 
     @classmethod
     def stored(cls, d: Mapping[str, Any], where: str) -> Space:
-        """:meth:`from_dict` of a space read back from storage: a space that this refuses
-        was changed outside tunesmith, a StorageError that names ``where`` (the study)."""
+        """:meth:`from_dict` of a space read back from storage: a space that this refuses (an
+        older tunesmith's checks let it pass, or it was changed outside tunesmith) is a
+        StorageError that names ``where`` (the study) and how to keep its trials."""
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise StorageError(
-                f"{where}: its stored space is unreadable ({exc}); it was changed outside tunesmith: "
-                "restore it from a backup or delete the study"
+                f"{where}: its stored space is unreadable ({exc}). An older tunesmith may have accepted it "
+                "(or it was changed outside tunesmith); its trials are still stored. To keep them, export "
+                "the study with the tunesmith that wrote it (on a copy of the database made before the "
+                "upgrade: tunesmith export NAME --format json), change the space in the file as this "
+                "message says, and tunesmith import the file here"
             ) from None
 
     def to_json(self) -> str:

@@ -45,6 +45,8 @@ from .base import Storage, StudyRecord, check_expect, check_study_name, unencode
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
+    _BadColumn,
+    _json_object,
     meta_table,
     metadata,
     rows_to_trials,
@@ -714,6 +716,20 @@ class SQLStorage(Storage):
                 f"{where}: its schema version {row.value!r} (table ts_meta) is not an integer"
             ) from None
 
+    def _legacy_split(self, trial_id: Any, attrs_text: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A schema-1 row's attrs without the bookkeeping keys, and those keys as ``system``; None
+        when it holds none, or when it does not hold what tunesmith writes (changed outside it): that
+        row is left as it is, so the upgrade goes on and the row reads as unreadable, its column named."""
+        try:
+            attrs = _json_object("attrs", attrs_text)
+            system = {new: attrs.pop(old) for old, new in _LEGACY_KEYS.items() if old in attrs}
+            return (attrs, SystemState.from_dict(system).to_dict()) if system else None
+        except (_BadColumn, ValueError, TypeError) as exc:
+            logger.warning("upgrading %s: the attrs of trial_id=%s (table ts_trials) left as they are: %s",
+                           self.display_url, trial_id, f"column {exc.column} {exc.why}"
+                           if isinstance(exc, _BadColumn) else exc)
+            return None
+
     def _check_columns(self, conn: Connection) -> None:
         inspector = sa.inspect(conn)
         for table in metadata.sorted_tables:
@@ -747,12 +763,11 @@ class SQLStorage(Storage):
         next(i for i in trials_table.indexes if i.name == "ts_trials_state").create(conn)
         t = trials_table.c
         for trial_id, attrs_text in conn.execute(sa.select(t.trial_id, t.attrs)).all():
-            attrs = json.loads(attrs_text)
-            system = {new: attrs.pop(old) for old, new in _LEGACY_KEYS.items() if old in attrs}
-            if system:
+            moved = self._legacy_split(trial_id, attrs_text)
+            if moved:
                 conn.execute(
                     sa.update(trials_table).where(t.trial_id == trial_id)
-                    .values(attrs=_dumps(attrs), system=_dumps(SystemState.from_dict(system).to_dict()))
+                    .values(attrs=_dumps(moved[0]), system=_dumps(moved[1]))
                 )  # fmt: skip
         conn.execute(
             sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))

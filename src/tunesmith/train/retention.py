@@ -38,6 +38,13 @@ def to_resume(trial: Any, folder: Path) -> str | None:
     path = trial.record.attrs.get("checkpoint")
     if not path:
         return None
+    if isinstance(path, str) and _paused_before(trial, path, folder):
+        raise ckpt.CheckpointError(
+            f"trial {trial.number}: it was paused by a tunesmith older than 2026-12-03, in "
+            f"{str(Path(path).parent)!r}: that version's checkpoints load only by unpickling, which could run "
+            "code, so none resumes; the trial keeps its reports. End the study's other trials paused then with "
+            "study.tell(n, state='pruned') (or they fail in turn when promoted)"
+        )
     if not isinstance(path, str) or not ckpt.inside(path, folder):
         raise ckpt.CheckpointError(
             f"trial {trial.number}: refusing to resume from {path!r}: it is not inside the trial's own "
@@ -60,6 +67,13 @@ def to_resume(trial: Any, folder: Path) -> str | None:
         f"it trains again from the start, without reporting its steps 1-{trial.record.last_step} again",
     )  # fmt: skip
     return older
+
+
+def _paused_before(trial: Any, path: str, folder: Path) -> bool:
+    """Whether ``path`` is in ``<root>/<study name>/trial-<n>``, where versions before 2026-12-03
+    (pickled checkpoints, no hashed study folder) wrote."""
+    name = str(getattr(trial.study, "name", ""))
+    return "/" not in name and name not in ("", ".", "..") and ckpt.inside(path, folder.parent.parent / name / folder.name)
 
 
 def _older_complete(folder: Path, step: int | None) -> str | None:
