@@ -290,6 +290,24 @@ def test_a_contour_of_trials_on_a_line_is_drawn_and_the_report_written() -> None
     assert "plot-contour" in build_report(study)
 
 
+@pytest.mark.parametrize("param", [ts.Int(1, 4), ts.Float(1.0, 4.0, step=0.5), ts.Int(1, 16, log=True)])
+def test_a_contour_over_an_int_or_stepped_parameter_lies_under_its_trials(param) -> None:
+    """The surface was interpolated at each level's cell middle (Int(1, 4)'s 1 at 0.125 of the
+    axis) but drawn at the value: shifted from the dots, 1.5 where a linear value is 1.75."""
+    space = ts.Space({"n": param, "x": ts.Float(0, 1)})
+    lo, hi = float(param.low), float(param.high)
+    corners = [(param.low, 0.0), (param.low, 1.0), (param.high, 0.0), (param.high, 1.0), (2, 0.5)]
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n": n, "x": x}, value=n + 10 * x)
+                   for i, (n, x) in enumerate(corners))
+    chart = plots.contour(plots.Snapshot("s", Direction.MINIMIZE, space, trials), "n", "x", resolution=7)
+    surface = chart.find("surface")
+    if not param.log:  # a linear value, interpolated linearly: exact everywhere (log: on log n)
+        assert np.array(surface.z) == pytest.approx(np.array([[n + 10 * x for n in surface.x] for x in surface.y]))
+    assert surface.z[0][0] == pytest.approx(lo) and surface.z[-1][-1] == pytest.approx(hi + 10)
+    at = next(t for t in to_plotly(chart).data if t.type == "contour")
+    assert list(at.x) == list(surface.x) and list(at.z[3]) == list(surface.z[3])
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

@@ -5,6 +5,7 @@ a record (see :mod:`.records`); none draws."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -231,7 +232,7 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     shown = display_names(s.space)
     title = f"{s.name}: value over {shown[x]} and {shown[y]} ({plural(len(on), 'trial')})"
     px, py = s.space[x], s.space[y]
-    pts = np.array([[px.to_unit(t.params[x]), py.to_unit(t.params[y])] for t in on]).reshape(-1, 2)
+    pts = np.array([[_unit(px, t.params[x]), _unit(py, t.params[y])] for t in on]).reshape(-1, 2)
     if len(np.unique(pts, axis=0)) < 3 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
         return nothing("contour", title, f"a contour over {x} and {y} needs at least 3 complete trials "
                                          f"spread over both; {s.name!r} has {len(on)}")
@@ -256,6 +257,16 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
 def _at(p: Any, u: float) -> float:
     lo, hi = float(p.low), float(p.high)
     return float(lo * (hi / lo) ** u) if getattr(p, "log", False) else lo + (hi - lo) * u
+
+
+def _unit(p: Any, v: Any) -> float:
+    """The inverse of :func:`_at`: where ``v`` lies between low (0) and high (1), on a log scale for
+    a log parameter. Not ``p.to_unit``: it puts an Int's or a stepped value's levels at the middles
+    of equal cells (Int(1, 4)'s 1 at 0.125), so the surface was drawn shifted from the trials' dots."""
+    lo, hi, x = float(p.low), float(p.high), float(v)
+    if getattr(p, "log", False):
+        return math.log(x / lo) / math.log(hi / lo)
+    return (x - lo) / (hi - lo)
 
 
 def _interpolate(pts: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
