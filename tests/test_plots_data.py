@@ -109,6 +109,25 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     assert len({s.color for s in two.series}) == 2
 
 
+def test_comparison_band_is_drawn_in_steps_as_its_median_in_both_renderers() -> None:
+    """The band between the quartiles joined its points by slanted lines in the HTML chart (its
+    median and matplotlib's band are steps): between two trials it showed values no run had."""
+    chart = plots.comparison({"a": [[3, 2, 5, 1], [4, 4, 1, 0]], "b": [[None, 7, 6, 8]]})
+    band, median = chart.find("band-a"), chart.find("median-a")
+    fig = to_plotly(chart)
+    high, low, line = fig.data[0], fig.data[1], fig.data[2]
+    assert (list(high.y), list(low.y), list(line.y)) == (list(band.high), list(band.low), list(median.y))
+    assert high.line.shape == low.line.shape == line.line.shape == "hv" and low.fill == "tonexty"
+    assert low.fillcolor == "rgba(0,114,178,0.2)" and line.line.color == median.color == "#0072B2"
+    ax = to_matplotlib(chart)
+    filled = next(c for c in ax.collections if c.get_gid() == "band-a")
+    assert matplotlib.colors.to_hex(filled.get_facecolor()[0]) == median.color.lower()
+    lines = {line.get_gid(): line for line in ax.get_lines()}
+    assert list(lines["median-a"].get_ydata()) == list(median.y) and lines["median-a"].get_drawstyle() == "steps-post"
+    assert matplotlib.colors.to_hex(lines["median-b"].get_color()) == chart.find("median-b").color.lower()
+    plt.close(ax.figure)
+
+
 def test_comparison_of_studies_with_different_directions_is_refused_unless_told() -> None:
     down = ts.Study({"x": ts.Float(0, 1)}, name="down", sampler="random", seed=0)
     up = ts.Study({"x": ts.Float(0, 1)}, name="up", sampler="random", seed=0, direction="maximize")

@@ -80,11 +80,11 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
             marker.update(color=s.color, line={"width": 0.5, "color": "#333333"})
         return [go.Scatter(x=_hs(s.x), y=list(s.y), mode="markers", name=_escape(s.label or ""), marker=marker,
                            showlegend=s.label is not None, hovertext=_hs(s.hover) if s.hover else None)]
-    if s.mode == "band":
-        fill = _rgba(s.color, s.opacity)
-        return [go.Scatter(x=list(s.x), y=list(s.high or ()), mode="lines", line={"width": 0}, showlegend=False,
+    if s.mode == "band":  # in steps, as the best so far it surrounds (and as matplotlib's step="post")
+        fill, edge = _rgba(s.color, s.opacity), {"width": 0, "shape": "hv"}
+        return [go.Scatter(x=list(s.x), y=list(s.high or ()), mode="lines", line=edge, showlegend=False,
                            hoverinfo="skip"),
-                go.Scatter(x=list(s.x), y=list(s.low or ()), mode="lines", line={"width": 0}, fill="tonexty",
+                go.Scatter(x=list(s.x), y=list(s.low or ()), mode="lines", line=edge, fill="tonexty",
                            fillcolor=fill, showlegend=False, hoverinfo="skip")]
     if s.mode == "bars":
         return [go.Bar(x=list(s.x), y=_hs(s.y), orientation="h", marker={"color": s.color},
