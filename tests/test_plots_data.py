@@ -228,6 +228,25 @@ def test_whole_number_axes_get_whole_number_ticks() -> None:
         plt.close(fig)
 
 
+def test_parallel_lines_pass_through_their_labels_on_every_axis_in_both_renderers() -> None:
+    """matplotlib spread each axis over the values drawn: a choice no trial took ('a') was labelled
+    below the axes, the other labels sat off their lines (trial 'b' crossed at 'c''s height), and
+    an axis of one value drew its lines at mid-height but its label at the bottom."""
+    space = ts.Space({"k": ts.Categorical(["a", "b", "c"]), "x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"k": k, "x": 0.5}, value=v)
+                   for i, (k, v) in enumerate([("b", 1.0), ("c", 2.0)]))
+    par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
+    ax = to_matplotlib(par)
+    labels = {(round(t.get_position()[0] - 0.03), t.get_text()): t.get_position()[1] for t in ax.texts}
+    lines = {round(seg[-1][1], 9): seg[:, 1].tolist() for seg in ax.collections[0].get_segments()}  # by value's height
+    b, c = lines[0.0], lines[1.0]  # the value axis: 1.0 (trial 'b') at the bottom, 2.0 at the top
+    assert (b[0], c[0]) == (labels[(0, "b")], labels[(0, "c")]) == (0.5, 1.0) and labels[(0, "a")] == 0.0
+    assert b[1] == c[1] == labels[(1, "0.5")] == 0.5
+    plt.close(ax.figure)
+    dims = to_plotly(par).data[0].dimensions
+    assert list(dims[0].range) == [0.0, 2.0] and list(dims[0].ticktext) == ["a", "b", "c"]
+
+
 def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:
     s = snap(MIXED * 3)
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\]"):

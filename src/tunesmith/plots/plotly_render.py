@@ -133,6 +133,8 @@ def _parallel(go: Any, p: Parallel) -> Any:
         ticks = a.ticks or (_decades(a.values) if a.log else ())
         if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2)
             d.update(tickvals=[t for t, _ in ticks], ticktext=[_escape(label) for _, label in ticks])
+        if a.ticks and a.span[0] < a.span[1]:  # every choice on the axis, the unused ones too
+            d.update(range=list(a.span))
         dims.append(d)
     line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
             "colorbar": {"title": _escape(p.color_label)}}

@@ -99,6 +99,12 @@ class Axis:
     ticks: Sequence[tuple[float, str]] = ()
     log: bool = False
 
+    @property
+    def span(self) -> tuple[float, float]:
+        """The axis' range: its values' and its ticks' (every choice of a categorical, used or not)."""
+        at = [*self.values, *(t for t, _ in self.ticks)]
+        return float(min(at)), float(max(at))
+
 
 @dataclass(frozen=True)
 class Parallel:
