@@ -407,6 +407,28 @@ def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> 
     assert plots.overfitting(FrozenTrial(0, TrialState.FAILED, {}, error="x")).empty
 
 
+def test_overfitting_graph_marks_the_same_points_and_legend_in_both_renderers() -> None:
+    """The HTML graph drew the early stopping's (and the pruner's rungs') vertical line as a shape,
+    which has no legend entry: only the image said at which epoch the run stopped."""
+    t = FrozenTrial(3, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
+                    attrs={"curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, 0.2]}, "best_step": 3,
+                           "stopped_early": True, "overfit_at": 4})
+    chart = plots.overfitting(t)
+    fig, ax = to_plotly(chart), to_matplotlib(chart)
+    html = {tr.name: tr for tr in fig.data}
+    image = {line.get_label(): line for line in ax.get_lines()}
+    for gid, symbol in (("train", None), ("val", None), ("overfitting", "triangle-down"), ("best", "star")):
+        s = chart.find(gid)
+        assert list(html[s.label].x) == list(image[s.label].get_xdata()) == list(s.x)
+        assert list(html[s.label].y) == list(image[s.label].get_ydata()) == list(s.y)
+        assert symbol is None or html[s.label].marker.symbol == symbol
+    stop = chart.find("early-stop")
+    assert stop.label == "early stopping (epoch 5)" and stop.label in html and stop.label in image
+    assert [shape.x0 for shape in fig.layout.shapes] == [5] and list(image[stop.label].get_xdata()) == [5, 5]
+    assert {tr.name for tr in fig.data if tr.showlegend} == {s.label for s in chart.series}
+    plt.close(ax.figure)
+
+
 def test_an_objective_s_own_curves_attrs_are_not_read_as_the_trainer_s() -> None:
     from tunesmith.report import build_report
 

@@ -92,7 +92,10 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
     if s.mode == "contour":
         return [go.Contour(x=list(s.x), y=list(s.y), z=[list(r) for r in (s.z or [])], colorscale=s.color,
                            reversescale=c.reverse_scale, colorbar={"title": _escape(c.color_label or "")}, ncontours=25)]
-    return []  # vline: drawn as shapes
+    if s.label is None:  # vline: drawn as shapes, which have no legend entry
+        return []
+    return [go.Scatter(x=[None], y=[None], mode="lines", name=_escape(s.label), showlegend=True, hoverinfo="skip",
+                       line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid")})]
 
 
 def _hs(values: Sequence[Any]) -> list[Any]:
