@@ -380,6 +380,22 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
     assert few.empty and "at least 2 complete trials" in (few.message or "")
 
 
+def test_importance_bars_of_parameters_named_by_numbers_keep_their_order_in_both_renderers() -> None:
+    """Parameters named "1", "10", "2" drew their HTML bars on a linear axis at 1, 10 and 2,
+    out of the order of importance (largest on top), as matplotlib draws them."""
+    imp = Importances("fanova", (Effect(("10",), 0.6, 0.05), Effect(("1",), 0.3, 0.02), Effect(("2",), 0.1, 0.01)))
+    chart = plots.importance_bars(imp)
+    bars = chart.find("bars")
+    html = to_plotly(chart)
+    assert html.layout.yaxis.type == "category" and list(html.layout.yaxis.categoryarray) == ["2", "1", "10"]
+    assert list(html.data[0].y) == list(bars.y) and list(html.data[0].x) == [0.1, 0.3, 0.6]
+    assert list(html.data[0].error_x.array) == [0.01, 0.02, 0.05]
+    ax = to_matplotlib(chart)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2", "1", "10"]
+    assert [p.get_width() for p in ax.patches] == [0.1, 0.3, 0.6]
+    plt.close(ax.figure)
+
+
 def test_long_parameter_names_are_cut_in_the_middle_on_image_axes_and_never_made_alike() -> None:
     long = "encoder_layer_attention_dropout_probability_of_the_second_block" * 2
     imp = Importances("fanova", (Effect((long,), 0.6, 0.05), Effect(("lr",), 0.3, 0.02)),

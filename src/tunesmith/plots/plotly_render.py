@@ -58,6 +58,9 @@ def _chart(go: Any, c: Chart) -> Any:
     if c.x_categories:  # the choices in the space's order, and "16" a label, not the number 16
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=_hs(c.x_categories))
     fig.update_yaxes(title=_escape(c.y_label), type="log" if c.log_y else None)
+    bars = [s for s in c.series if s.mode == "bars"]
+    if bars:  # labels, in their order: parameters named "1", "10", "2" are not numbers on a linear axis
+        fig.update_yaxes(type="category", categoryorder="array", categoryarray=_hs(bars[0].y))
     return fig
 
 
