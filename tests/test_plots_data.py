@@ -128,6 +128,23 @@ def test_comparison_band_is_drawn_in_steps_as_its_median_in_both_renderers() -> 
     plt.close(ax.figure)
 
 
+def test_axes_of_whole_numbers_have_no_half_ticks_in_the_html_plots() -> None:
+    """matplotlib puts an axis of trials, steps or an Int parameter's values on whole numbers;
+    plotly ticked a history of 3 trials "0 0.5 1 1.5 2" and Int(1, 3) "1 1.5 2 2.5 3"."""
+    study = ts.Study({"x": ts.Float(0, 1), "n": ts.Int(1, 3)}, name="three", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] + t.params["n"], n_trials=3)
+    history, (x_slice, n_slice) = plots.history_data(study), plots.slices(study)
+    for chart, whole in ((history, True), (n_slice, True), (x_slice, False)):
+        axis = to_plotly(chart).layout.xaxis
+        assert (axis.tick0, axis.dtick) == ((0, 1) if whole else (None, None)), chart.title
+        ax = to_matplotlib(chart)
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert not whole or all(float(t).is_integer() for t in ticks)
+        plt.close(ax.figure)
+    long = plots.comparison({"a": [list(range(40, 0, -1))]})  # 40 trials: plotly's own ticks (0, 10, 20, ...)
+    assert to_plotly(long).layout.xaxis.dtick is None
+
+
 def test_comparison_of_studies_with_different_directions_is_refused_unless_told() -> None:
     down = ts.Study({"x": ts.Float(0, 1)}, name="down", sampler="random", seed=0)
     up = ts.Study({"x": ts.Float(0, 1)}, name="up", sampler="random", seed=0, direction="maximize")

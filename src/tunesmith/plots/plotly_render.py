@@ -58,10 +58,23 @@ def _chart(go: Any, c: Chart) -> Any:
     if c.x_categories:  # the choices in the space's order, and "16" a label, not the number 16
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=_hs(c.x_categories))
     fig.update_yaxes(title=_escape(c.y_label), type="log" if c.log_y else None)
+    fig.update_xaxes(**_whole_ticks(c, "x"))
+    fig.update_yaxes(**_whole_ticks(c, "y"))
     bars = [s for s in c.series if s.mode == "bars"]
     if bars:  # labels, in their order: parameters named "1", "10", "2" are not numbers on a linear axis
         fig.update_yaxes(type="category", categoryorder="array", categoryarray=_hs(bars[0].y))
     return fig
+
+
+def _whole_ticks(c: Chart, axis: str) -> dict[str, Any]:
+    """A tick at each whole number on an axis of whole numbers (trials, steps, an Int parameter) that
+    spans at most 10 of them: plotly's own ticks there fall on halves ("trial 0.5"), as matplotlib's do not."""
+    whole, log = (c.int_x, c.log_x) if axis == "x" else (c.int_y, c.log_y)
+    if not whole or log:
+        return {}
+    values = [float(v) for s in c.series if s.mode != "bars" for v in (s.x if axis == "x" else s.y)
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return {"tick0": 0, "dtick": 1} if values and max(values) - min(values) <= 10 else {}
 
 
 def _scatter(go: Any, s: Series, c: Chart) -> Any:
