@@ -109,6 +109,17 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     assert len({s.color for s in two.series}) == 2
 
 
+def test_comparison_of_value_lists_refuses_an_infinite_value_and_reads_nan_as_missing() -> None:
+    """A run's -inf (minimize) made every later best so far NaN: the run's line ended at the
+    trial before it, its final mark said "after 1 trials"."""
+    with pytest.raises(ValueError, match=r"run of 'a' has -inf at trial 2; give finite values \(None for a trial"):
+        plots.comparison({"a": [[1.0, float("-inf"), 0.5]]})
+    with pytest.raises(ValueError, match=r"run of 'up' has inf at trial 1"):
+        plots.comparison({"up": [[float("inf"), 2.0]]}, direction="maximize")
+    missing = plots.comparison({"a": [[2.0, float("nan"), 1.0, None]]}).find("median-a")
+    assert (list(missing.x), list(missing.y)) == ([1, 2, 3, 4], [2.0, 2.0, 1.0, 1.0])
+
+
 def test_comparison_band_is_drawn_in_steps_as_its_median_in_both_renderers() -> None:
     """The band between the quartiles joined its points by slanted lines in the HTML chart (its
     median and matplotlib's band are steps): between two trials it showed values no run had."""

@@ -34,7 +34,7 @@ def comparison(
     series: list[Series] = []
     labels = []
     for i, (label, group) in enumerate(groups.items()):
-        curves = [_best_curve(r, sign) for r in group]
+        curves = [_best_curve(r, sign, label) for r in group]
         curves = [c for c in curves if c.size and np.isfinite(c).any()]
         if not curves:
             continue
@@ -77,10 +77,13 @@ def _direction(groups: dict[str, list[Any]]) -> Direction:
     return next(iter(seen.values()), Direction.MINIMIZE)
 
 
-def _best_curve(run: Any, sign: float) -> np.ndarray:
+def _best_curve(run: Any, sign: float, label: str = "") -> np.ndarray:
     """Best value so far after each trial (NaN before the first value)."""
     if isinstance(run, (list, tuple, np.ndarray)):
         values = [np.nan if v is None else float(v) for v in run]
+        if infinite := [i for i, v in enumerate(values) if np.isinf(v)]:  # -inf ended the curve where it stood
+            raise ValueError(f"comparison: run of {label!r} has {values[infinite[0]]} at trial {infinite[0] + 1}; "
+                             "give finite values (None for a trial without one), as a study records them")
     else:
         s: Snapshot = snapshot(run)
         values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan for t in s.trials]  # type: ignore[arg-type]
