@@ -96,6 +96,7 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     assert list(b.x) == [2, 3, 4] and list(b.y) == [7, 6, 6]
     assert a.color != b.color and a.label == "a (median of 2 runs)" and b.label == "b (1 run)"
     final = chart.find("final-a")  # the step line ends in a drop at the last trial: its value is marked
+    assert chart.x_label == "trials run"  # was "trial": x is 1 after the first trial, the history's trial 0
     assert (list(final.x), list(final.y), final.mode, final.color) == ([4], [0.5], "markers", a.color)
     up = plots.comparison({"a": [[3, 2, 5, 1]]}, direction="maximize")
     assert list(up.find("median-a").y) == [3, 3, 5, 5]

@@ -43,7 +43,8 @@ def comparison(
     head = title or "best so far: " + ", ".join(groups)
     if not series:
         return nothing("compare", head, "no run has a complete trial yet")
-    return on_log_y(Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series),
+    # x counts the trials run (1 after the first), not trial numbers (from 0, as the history's axis)
+    return on_log_y(Chart("compare", head, "trials run", f"best value so far ({direction.value})", tuple(series),
                           log_y=log_y, int_x=True), "the best so far")
 
 
