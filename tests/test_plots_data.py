@@ -276,6 +276,24 @@ def test_parallel_lines_pass_through_their_labels_on_every_axis_in_both_renderer
     assert list(dims[0].range) == [0.0, 2.0] and list(dims[0].ticktext) == ["a", "b", "c"]
 
 
+def test_parallel_axes_label_whole_numbers_whole() -> None:
+    """Labels were written to 3 significant digits: an axis of units up to 4999 ended in "5e+03",
+    1234 read "1.23e+03", a log axis' 1000 "1e+03" (the image's ends, an inactive axis' ends)."""
+    space = ts.Space({"k": ts.Categorical(["a", "b"]), "units": ts.Int(100, 5000), "m": ts.Int(1, 4096, log=True),
+                      "y": ts.Int(1000, 9999, when={"k": ["a"]}), "lr": ts.Float(1e-5, 1.0, log=True)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, p, value=v) for i, (p, v) in enumerate([
+        ({"k": "a", "units": 1234, "m": 1000, "y": 4321, "lr": 3.3e-4}, 1.0),
+        ({"k": "b", "units": 4999, "m": 3, "lr": 0.012345}, 2.0)]))
+    par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
+    assert dict(par.axes[3].ticks)[4321.0] == "4321"
+    ax = to_matplotlib(par)
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "1234", "4999", "3", "1000", "inactive", "4321",
+                                                "0.00033", "0.0123", "1", "2"]
+    plt.close(ax.figure)
+    dims = to_plotly(par).data[0].dimensions
+    assert list(dims[2].ticktext) == ["10", "100", "1000"] and list(dims[4].ticktext) == ["0.001", "0.01"]
+
+
 def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:
     s = snap(MIXED * 3)
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\]"):

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .records import LINE, Chart, Diagram, Parallel, Record, Series
+from .records import LINE, Chart, Diagram, Parallel, Record, Series, axis_label
 
 SYMBOLS = {"o": "circle", "x": "x", "*": "star", "v": "triangle-down", None: "circle"}
 DASHES = {":": "dot", "--": "dash", None: "solid"}
@@ -166,7 +166,7 @@ def _decades(positions: Sequence[float]) -> list[tuple[float, str]]:
     lo, hi = min(positions), max(positions)
     inside = [float(k) for k in range(math.ceil(lo), math.floor(hi) + 1)]
     at = inside if len(inside) >= 2 else list(dict.fromkeys((lo, hi)))
-    return [(t, f"{10 ** t:.3g}") for t in at]
+    return [(t, axis_label(t, log=True)) for t in at]
 
 
 def _diagram(go: Any, d: Diagram) -> Any:

@@ -25,6 +25,7 @@ from .records import (
     Parallel,
     Series,
     Snapshot,
+    axis_label,
     box_for,
     nothing,
     on_log_y,
@@ -155,7 +156,7 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     if None not in vals:
         return Axis(name, pos, (), log=log)  # the renderers label the range themselves
     # ticks replace the renderers' own labels: the range's ends are labelled with "inactive"
-    ends = [(v, f"{10**v if log else v:.3g}") for v in dict.fromkeys((lo, hi))] if known else []
+    ends = [(v, axis_label(v, log)) for v in dict.fromkeys((lo, hi))] if known else []
     return Axis(name, pos, [(below, "inactive"), *ends], log=log)
 
 
