@@ -549,6 +549,23 @@ def test_overfitting_graph_from_a_real_training_run(tmp_path: Path) -> None:
         assert list(chart.find("early-stop").x) == [max(t.intermediate)]
 
 
+def test_overfitting_graph_of_a_run_validating_every_few_steps_counts_validations() -> None:
+    """Validating every 4 optimizer steps, the k-th record is the k-th validation: the graph
+    labelled it "epoch k" (its 3 points stood at epochs 1, 2, 3 of a run of under 2 epochs)."""
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, Trainer
+
+    train, val = split(64)  # 48 samples, batch 8 -> 6 steps per epoch
+    h = Trainer(mlp(), TrainConfig(epochs=None, max_steps=10, eval_every=4, batch_size=8)).fit(train, val)
+    chart = plots.overfitting(h)
+    assert chart.x_label == "validation" and list(chart.find("val").x) == [1, 2, 3]
+    assert all("epoch" not in (s.label or "") for s in chart.series)
+    whole = Trainer(mlp(), TrainConfig(epochs=2, batch_size=8)).fit(train, val)
+    assert plots.overfitting(whole).x_label == "epoch"
+
+
 def test_adam_in_action_runs_torch_adams_update_and_the_smallest_lr_crawls() -> None:
     torch = pytest.importorskip("torch")
     p = torch.tensor([-1.5, 2.0], requires_grad=True, dtype=torch.float64)

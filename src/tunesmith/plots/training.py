@@ -40,7 +40,9 @@ def overfitting(source: Any, *, log_y: bool = False) -> Chart:
         return Chart("overfitting", f"{name}: reported values (no training loss recorded)", "step",
                      "reported value", tuple(_overfit_series(curves, "reported value", "step")), log_y=log_y,
                      int_x=True)
-    return Chart("overfitting", title, "epoch", "loss", tuple(_overfit_series(curves)), log_y=log_y, int_x=True)
+    unit = curves.get("unit", "epoch")
+    return Chart("overfitting", title, unit, "loss", tuple(_overfit_series(curves, unit=unit)), log_y=log_y,
+                 int_x=True)
 
 
 def _from_trial(t: FrozenTrial) -> dict[str, Any]:
@@ -88,7 +90,9 @@ def _from_history(h: Any) -> dict[str, Any]:
             "best": None if h.best_index is None else h.best_index + 1,
             "stop": len(h.records) if h.stopped_early else None,
             "overfit": _overfit_steps(None if h.overfit_at is None else h.overfit_at + 1,
-                                      [r.index + 1 for r in h.records]), "pruned": False, "losses": True}
+                                      [r.index + 1 for r in h.records]), "pruned": False, "losses": True,
+            # validating every eval_every optimizer steps: the k-th record is the k-th validation, not epoch k
+            "unit": "epoch" if all(r.epoch == r.index + 1 for r in h.records) else "validation"}
 
 
 def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit: str = "epoch") -> list[Series]:
