@@ -294,6 +294,20 @@ def test_parallel_axes_label_whole_numbers_whole() -> None:
     assert list(dims[2].ticktext) == ["10", "100", "1000"] and list(dims[4].ticktext) == ["0.001", "0.01"]
 
 
+def test_a_parallel_axis_of_a_few_whole_numbers_is_ticked_at_each() -> None:
+    """plotly ticked an Int(1, 3) axis "1 1.5 2 2.5 3"; now each value a tick (its step's), in both renderers."""
+    space = ts.Space({"n": ts.Int(1, 3), "even": ts.Int(0, 20, step=2), "wide": ts.Int(0, 100)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n": n, "even": e, "wide": w}, value=float(i))
+                   for i, (n, e, w) in enumerate([(1, 4, 0), (3, 10, 100), (2, 6, 50)]))
+    par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
+    assert [label for _, label in par.axes[0].ticks] == ["1", "2", "3"]
+    assert [label for _, label in par.axes[1].ticks] == ["4", "6", "8", "10"] and par.axes[2].ticks == ()
+    assert list(to_plotly(par).data[0].dimensions[0].ticktext) == ["1", "2", "3"]
+    ax = to_matplotlib(par)
+    assert [t.get_text() for t in ax.texts][:3] == ["1", "2", "3"]
+    plt.close(ax.figure)
+
+
 def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:
     s = snap(MIXED * 3)
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\]"):

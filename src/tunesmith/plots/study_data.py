@@ -153,8 +153,10 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     lo, hi = (min(known), max(known)) if known else (0.0, 1.0)
     below = lo - 0.1 * ((hi - lo) or 1.0)
     pos = [below if v is None else v for v in vals]
-    if None not in vals:
-        return Axis(name, pos, (), log=log)  # the renderers label the range themselves
+    if None not in vals:  # the renderers label the range themselves; an Int's few values each get a tick
+        step = int(getattr(p, "step", None) or 1)
+        few = p.kind == "int" and not log and hi - lo <= 10 * step
+        return Axis(name, pos, [(float(k), str(k)) for k in range(int(lo), int(hi) + 1, step)] if few else (), log=log)
     # ticks replace the renderers' own labels: the range's ends are labelled with "inactive"
     ends = [(v, axis_label(v, log)) for v in dict.fromkeys((lo, hi))] if known else []
     return Axis(name, pos, [(below, "inactive"), *ends], log=log)
