@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 from .records import LINE, Chart, Diagram, Parallel, Record, Series, axis_label
@@ -73,7 +74,7 @@ def _whole_ticks(c: Chart, axis: str) -> dict[str, Any]:
     if not whole or log:
         return {}
     values = [float(v) for s in c.series if s.mode != "bars" for v in (s.x if axis == "x" else s.y)
-              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+              if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)]
     return {"tick0": 0, "dtick": 1} if values and max(values) - min(values) <= 10 else {}
 
 
