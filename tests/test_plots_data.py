@@ -407,6 +407,17 @@ def test_a_contour_over_an_int_or_stepped_parameter_lies_under_its_trials(param)
     assert list(at.x) == list(surface.x) and list(at.z[3]) == list(surface.z[3])
 
 
+def test_a_contour_draws_trials_at_one_point_by_their_mean() -> None:
+    """Three trials at (2, 2) with values 1, 3 and 5 drew 1 there: the one Qhull kept."""
+    space = ts.Space({"a": ts.Int(1, 3), "b": ts.Int(1, 3)})
+    pts = [(1, 1, 0.0), (1, 3, 0.0), (3, 1, 0.0), (3, 3, 0.0), (2, 2, 5.0), (2, 2, 1.0), (2, 2, 3.0)]
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"a": a, "b": b}, value=v) for i, (a, b, v) in enumerate(pts))
+    chart = plots.contour(plots.Snapshot("s", Direction.MINIMIZE, space, trials), "a", "b", resolution=5)
+    z = np.array(chart.find("surface").z)
+    assert z[2, 2] == 3.0 and z[1, 1] == 1.5 and z[0, 0] == 0.0
+    assert len(chart.find("trials").x) == 7  # every trial still a dot
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

@@ -223,7 +223,8 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
 
 def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     """The value over (x, y): linear interpolation between complete trials where both are
-    active (nearest trial outside their hull), the trials as dots, the best as a star."""
+    active (nearest trial outside their hull; trials at one point by their mean), the trials
+    as dots, the best as a star."""
     s = snapshot(study)
     _params(s, [x, y])
     if x == y:
@@ -276,6 +277,10 @@ def _interpolate(pts: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     from scipy.interpolate import griddata
     from scipy.spatial import QhullError
 
+    # trials at one point (a small Int grid, a configuration run again): their mean, not the one
+    # Qhull happens to keep
+    pts, at = np.unique(pts, axis=0, return_inverse=True)
+    values = np.bincount(at.ravel(), weights=values) / np.bincount(at.ravel())
     u = np.linspace(0, 1, n)
     gx, gy = np.meshgrid(u, u)
     near = griddata(pts, values, (gx, gy), method="nearest")
