@@ -121,6 +121,18 @@ def test_comparison_of_value_lists_refuses_an_infinite_value_and_reads_nan_as_mi
     assert (list(missing.x), list(missing.y)) == ([1, 2, 3, 4], [2.0, 2.0, 1.0, 1.0])
 
 
+@pytest.mark.parametrize("direction, later", [("minimize", [None, 7, 6]), ("maximize", [None, 5, 6])])
+def test_comparison_median_starts_when_every_run_has_a_value_and_never_gets_worse(direction, later) -> None:
+    """A run whose first value came later joined the median then: best so far 6 after one trial,
+    6.5 after two (the median of 7 and 6), labelled a median of 2 runs throughout."""
+    chart = plots.comparison({"b": [later, [6, 6, 5]]}, direction=direction)
+    median, band = chart.find("median-b"), chart.find("band-b")
+    assert list(median.x) == list(band.x) == [2, 3] and median.label == "b (median of 2 runs)"
+    sign = 1 if direction == "minimize" else -1
+    assert list(median.y) == ([6.5, 5.5] if direction == "minimize" else [5.5, 6.0])
+    assert all(sign * b <= sign * a for a, b in zip(median.y, median.y[1:], strict=False))
+
+
 def test_comparison_band_is_drawn_in_steps_as_its_median_in_both_renderers() -> None:
     """The band between the quartiles joined its points by slanted lines in the HTML chart (its
     median and matplotlib's band are steps): between two trials it showed values no run had."""

@@ -99,7 +99,9 @@ def _group_series(label: str, curves: list[np.ndarray], color: str, band: tuple[
     for i, c in enumerate(curves):
         m[i, : c.size] = c
         m[i, c.size:] = c[-1]  # a shorter run keeps its last best
-    ok = ~np.all(np.isnan(m), axis=0)
+    # from the first trial after which every run has a value: a median over the runs that have one
+    # rose when a worse run joined it (a best so far that got worse), and was labelled "of N runs"
+    ok = ~np.any(np.isnan(m), axis=0)
     x = (np.arange(n) + 1)[ok].tolist()
     with np.errstate(all="ignore"):
         med = np.nanmedian(m[:, ok], axis=0)
