@@ -603,6 +603,20 @@ def test_overfitting_graph_of_a_run_validating_every_few_steps_counts_validation
     assert plots.overfitting(whole).x_label == "epoch"
 
 
+@pytest.mark.parametrize("every, unit", [(4, "validation"), (None, "epoch")])
+def test_overfitting_graph_of_a_trial_validating_every_few_steps_counts_validations(tmp_path: Path, every, unit) -> None:
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, objective
+
+    study = ts.Study({"lr": ts.Float(0.05, 0.2, log=True)}, sampler="random", seed=0)
+    base = TrainConfig(epochs=None if every else 2, max_steps=10 if every else None, eval_every=every, batch_size=8)
+    study.optimize(objective(lambda p: mlp(), split(64), base=base, checkpoint_root=tmp_path), n_trials=1)
+    chart = plots.overfitting(study.trials[0])
+    assert chart.x_label == unit and len(chart.find("val").x) == (3 if every else 2)
+
+
 def test_adam_in_action_runs_torch_adams_update_and_the_smallest_lr_crawls() -> None:
     torch = pytest.importorskip("torch")
     p = torch.tensor([-1.5, 2.0], requires_grad=True, dtype=torch.float64)

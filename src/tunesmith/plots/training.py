@@ -65,7 +65,12 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
     at = t.attrs.get("overfit_at")
     return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
             "overfit": _overfit_steps(at if _number(at) else None, steps), "pruned": t.state is TrialState.PRUNED,
-            "losses": bool(val_loss or train)}
+            "losses": bool(val_loss or train), "unit": _unit(_losses(curves.get("epoch")))}
+
+
+def _unit(epochs: Sequence[Any]) -> str:
+    """What the k-th record is: epoch k, unless the run validated every ``eval_every`` steps."""
+    return "epoch" if all(e == k for k, e in enumerate(epochs, start=1)) else "validation"
 
 
 def _number(v: Any) -> bool:
@@ -91,8 +96,7 @@ def _from_history(h: Any) -> dict[str, Any]:
             "stop": len(h.records) if h.stopped_early else None,
             "overfit": _overfit_steps(None if h.overfit_at is None else h.overfit_at + 1,
                                       [r.index + 1 for r in h.records]), "pruned": False, "losses": True,
-            # validating every eval_every optimizer steps: the k-th record is the k-th validation, not epoch k
-            "unit": "epoch" if all(r.epoch == r.index + 1 for r in h.records) else "validation"}
+            "unit": _unit([r.epoch for r in h.records])}
 
 
 def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit: str = "epoch") -> list[Series]:
