@@ -448,6 +448,14 @@ def test_the_dashboard_reads_the_test_results_that_the_report_reads(url: str) ->
     assert len(expected) == 2 and cache.snapshot(cache.view("beta")).tests == expected == snapshot(study).tests
 
 
+def _halving_curve(trial: ts.Trial) -> float:
+    for step in range(1, 9):
+        trial.report(trial.params["x"] / step, step)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return trial.params["x"] / 8
+
+
 def test_the_dashboard_draws_the_rungs_that_the_report_draws(tmp_path: Path) -> None:
     # ASHA without max_resource: the last step reported is the full budget, never a rung
     from tunesmith.dashboard.cache import StudyCache
@@ -457,14 +465,7 @@ def test_the_dashboard_draws_the_rungs_that_the_report_draws(tmp_path: Path) -> 
     study = ts.Study(ts.Space({"x": ts.Float(0, 1)}), name="asha", storage=db, sampler="random", seed=0,
                      pruner="asha")
 
-    def curve(trial: ts.Trial) -> float:
-        for step in range(1, 9):
-            trial.report(trial.params["x"] / step, step)
-            if trial.should_prune():
-                raise ts.TrialPruned()
-        return trial.params["x"] / 8
-
-    study.optimize(curve, n_trials=8)
+    study.optimize(_halving_curve, n_trials=8)
     cache = StudyCache(ts.storage.make_storage(db))
 
     def rungs(chart: Any) -> list[Any]:
@@ -472,6 +473,25 @@ def test_the_dashboard_draws_the_rungs_that_the_report_draws(tmp_path: Path) -> 
 
     assert rungs(curves_data(study)) == [[2, 4]]
     assert rungs(curves_data(cache.snapshot(cache.view("asha")))) == [[2, 4]]
+
+
+def test_a_trial_s_page_draws_the_study_s_rungs_and_thick_only_the_best(tmp_path: Path) -> None:
+    """A trial's page drew its curve from a snapshot of that trial alone: the budget was learnt from
+    it (a trial pruned at rung 2 showed no rung, one pruned at 4 only rung 2), and any complete
+    trial was that snapshot's best, drawn thick."""
+    from tunesmith.dashboard.figures import trial_curve
+    from tunesmith.plots import snapshot
+
+    study = ts.Study(ts.Space({"x": ts.Float(0, 1)}), name="asha", sampler="random", seed=0, pruner="asha")
+
+    study.optimize(_halving_curve, n_trials=12)
+    snap = snapshot(study)
+    for t in snap.trials:
+        fig = trial_curve(snap, t.number)["figure"]
+        drawn = [shape["x0"] for shape in fig["layout"].get("shapes", [])]
+        assert drawn == [r for r in (2, 4) if r <= max(t.intermediate)], t.number
+        width = next(d["line"]["width"] for d in fig["data"] if d.get("mode") == "lines" and d["x"] != [None])
+        assert width == (2.5 if t.number == study.best_trial.number else 1.0), t.number
 
 
 ODD_NAMES = ["<script>alert(1)</script>", "a/b?c#d&e", "my study ü ☃", "x'\"y", "50%2F off", "q?x#y"]

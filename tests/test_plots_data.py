@@ -96,6 +96,7 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     assert list(b.x) == [2, 3, 4] and list(b.y) == [7, 6, 6]
     assert a.color != b.color and a.label == "a (median of 2 runs)" and b.label == "b (1 run)"
     final = chart.find("final-a")  # the step line ends in a drop at the last trial: its value is marked
+    assert chart.x_label == "trials run"  # was "trial": x is 1 after the first trial, the history's trial 0
     assert (list(final.x), list(final.y), final.mode, final.color) == ([4], [0.5], "markers", a.color)
     up = plots.comparison({"a": [[3, 2, 5, 1]]}, direction="maximize")
     assert list(up.find("median-a").y) == [3, 3, 5, 5]
@@ -107,6 +108,65 @@ def test_comparison_draws_median_and_band_per_group_in_distinct_colours() -> Non
     two = plots.comparison([s1, s2])
     assert {s.label for s in two.series} - {None} == {"one (1 run)", "two (1 run)"}
     assert len({s.color for s in two.series}) == 2
+
+
+def test_comparison_of_value_lists_refuses_an_infinite_value_and_reads_nan_as_missing() -> None:
+    """A run's -inf (minimize) made every later best so far NaN: the run's line ended at the
+    trial before it, its final mark said "after 1 trials"."""
+    with pytest.raises(ValueError, match=r"run of 'a' has -inf at trial 2; give finite values \(None for a trial"):
+        plots.comparison({"a": [[1.0, float("-inf"), 0.5]]})
+    with pytest.raises(ValueError, match=r"run of 'up' has inf at trial 1"):
+        plots.comparison({"up": [[float("inf"), 2.0]]}, direction="maximize")
+    missing = plots.comparison({"a": [[2.0, float("nan"), 1.0, None]]}).find("median-a")
+    assert (list(missing.x), list(missing.y)) == ([1, 2, 3, 4], [2.0, 2.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("direction, later", [("minimize", [None, 7, 6]), ("maximize", [None, 5, 6])])
+def test_comparison_median_starts_when_every_run_has_a_value_and_never_gets_worse(direction, later) -> None:
+    """A run whose first value came later joined the median then: best so far 6 after one trial,
+    6.5 after two (the median of 7 and 6), labelled a median of 2 runs throughout."""
+    chart = plots.comparison({"b": [later, [6, 6, 5]]}, direction=direction)
+    median, band = chart.find("median-b"), chart.find("band-b")
+    assert list(median.x) == list(band.x) == [2, 3] and median.label == "b (median of 2 runs)"
+    sign = 1 if direction == "minimize" else -1
+    assert list(median.y) == ([6.5, 5.5] if direction == "minimize" else [5.5, 6.0])
+    assert all(sign * b <= sign * a for a, b in zip(median.y, median.y[1:], strict=False))
+
+
+def test_comparison_band_is_drawn_in_steps_as_its_median_in_both_renderers() -> None:
+    """The band between the quartiles joined its points by slanted lines in the HTML chart (its
+    median and matplotlib's band are steps): between two trials it showed values no run had."""
+    chart = plots.comparison({"a": [[3, 2, 5, 1], [4, 4, 1, 0]], "b": [[None, 7, 6, 8]]})
+    band, median = chart.find("band-a"), chart.find("median-a")
+    fig = to_plotly(chart)
+    high, low, line = fig.data[0], fig.data[1], fig.data[2]
+    assert (list(high.y), list(low.y), list(line.y)) == (list(band.high), list(band.low), list(median.y))
+    assert high.line.shape == low.line.shape == line.line.shape == "hv" and low.fill == "tonexty"
+    assert low.fillcolor == "rgba(0,114,178,0.2)" and line.line.color == median.color == "#0072B2"
+    ax = to_matplotlib(chart)
+    filled = next(c for c in ax.collections if c.get_gid() == "band-a")
+    assert matplotlib.colors.to_hex(filled.get_facecolor()[0]) == median.color.lower()
+    lines = {line.get_gid(): line for line in ax.get_lines()}
+    assert list(lines["median-a"].get_ydata()) == list(median.y) and lines["median-a"].get_drawstyle() == "steps-post"
+    assert matplotlib.colors.to_hex(lines["median-b"].get_color()) == chart.find("median-b").color.lower()
+    plt.close(ax.figure)
+
+
+def test_axes_of_whole_numbers_have_no_half_ticks_in_the_html_plots() -> None:
+    """matplotlib puts an axis of trials, steps or an Int parameter's values on whole numbers;
+    plotly ticked a history of 3 trials "0 0.5 1 1.5 2" and Int(1, 3) "1 1.5 2 2.5 3"."""
+    study = ts.Study({"x": ts.Float(0, 1), "n": ts.Int(1, 3)}, name="three", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] + t.params["n"], n_trials=3)
+    history, (x_slice, n_slice) = plots.history_data(study), plots.slices(study)
+    for chart, whole in ((history, True), (n_slice, True), (x_slice, False)):
+        axis = to_plotly(chart).layout.xaxis
+        assert (axis.tick0, axis.dtick) == ((0, 1) if whole else (None, None)), chart.title
+        ax = to_matplotlib(chart)
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert not whole or all(float(t).is_integer() for t in ticks)
+        plt.close(ax.figure)
+    long = plots.comparison({"a": [list(range(40, 0, -1))]})  # 40 trials: plotly's own ticks (0, 10, 20, ...)
+    assert to_plotly(long).layout.xaxis.dtick is None
 
 
 def test_comparison_of_studies_with_different_directions_is_refused_unless_told() -> None:
@@ -209,6 +269,57 @@ def test_whole_number_axes_get_whole_number_ticks() -> None:
         plt.close(fig)
 
 
+def test_parallel_lines_pass_through_their_labels_on_every_axis_in_both_renderers() -> None:
+    """matplotlib spread each axis over the values drawn: a choice no trial took ('a') was labelled
+    below the axes, the other labels sat off their lines (trial 'b' crossed at 'c''s height), and
+    an axis of one value drew its lines at mid-height but its label at the bottom."""
+    space = ts.Space({"k": ts.Categorical(["a", "b", "c"]), "x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"k": k, "x": 0.5}, value=v)
+                   for i, (k, v) in enumerate([("b", 1.0), ("c", 2.0)]))
+    par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
+    ax = to_matplotlib(par)
+    labels = {(round(t.get_position()[0] - 0.03), t.get_text()): t.get_position()[1] for t in ax.texts}
+    lines = {round(seg[-1][1], 9): seg[:, 1].tolist() for seg in ax.collections[0].get_segments()}  # by value's height
+    b, c = lines[0.0], lines[1.0]  # the value axis: 1.0 (trial 'b') at the bottom, 2.0 at the top
+    assert (b[0], c[0]) == (labels[(0, "b")], labels[(0, "c")]) == (0.5, 1.0) and labels[(0, "a")] == 0.0
+    assert b[1] == c[1] == labels[(1, "0.5")] == 0.5
+    plt.close(ax.figure)
+    dims = to_plotly(par).data[0].dimensions
+    assert list(dims[0].range) == [0.0, 2.0] and list(dims[0].ticktext) == ["a", "b", "c"]
+
+
+def test_parallel_axes_label_whole_numbers_whole() -> None:
+    """Labels were written to 3 significant digits: an axis of units up to 4999 ended in "5e+03",
+    1234 read "1.23e+03", a log axis' 1000 "1e+03" (the image's ends, an inactive axis' ends)."""
+    space = ts.Space({"k": ts.Categorical(["a", "b"]), "units": ts.Int(100, 5000), "m": ts.Int(1, 4096, log=True),
+                      "y": ts.Int(1000, 9999, when={"k": ["a"]}), "lr": ts.Float(1e-5, 1.0, log=True)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, p, value=v) for i, (p, v) in enumerate([
+        ({"k": "a", "units": 1234, "m": 1000, "y": 4321, "lr": 3.3e-4}, 1.0),
+        ({"k": "b", "units": 4999, "m": 3, "lr": 0.012345}, 2.0)]))
+    par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
+    assert dict(par.axes[3].ticks)[4321.0] == "4321"
+    ax = to_matplotlib(par)
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "1234", "4999", "3", "1000", "inactive", "4321",
+                                                "0.00033", "0.0123", "1", "2"]
+    plt.close(ax.figure)
+    dims = to_plotly(par).data[0].dimensions
+    assert list(dims[2].ticktext) == ["10", "100", "1000"] and list(dims[4].ticktext) == ["0.001", "0.01"]
+
+
+def test_a_parallel_axis_of_a_few_whole_numbers_is_ticked_at_each() -> None:
+    """plotly ticked an Int(1, 3) axis "1 1.5 2 2.5 3"; now each value a tick (its step's), in both renderers."""
+    space = ts.Space({"n": ts.Int(1, 3), "even": ts.Int(0, 20, step=2), "wide": ts.Int(0, 100)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n": n, "even": e, "wide": w}, value=float(i))
+                   for i, (n, e, w) in enumerate([(1, 4, 0), (3, 10, 100), (2, 6, 50)]))
+    par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
+    assert [label for _, label in par.axes[0].ticks] == ["1", "2", "3"]
+    assert [label for _, label in par.axes[1].ticks] == ["4", "6", "8", "10"] and par.axes[2].ticks == ()
+    assert list(to_plotly(par).data[0].dimensions[0].ticktext) == ["1", "2", "3"]
+    ax = to_matplotlib(par)
+    assert [t.get_text() for t in ax.texts][:3] == ["1", "2", "3"]
+    plt.close(ax.figure)
+
+
 def test_contour_of_an_unknown_or_categorical_parameter_says_which() -> None:
     s = snap(MIXED * 3)
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\]"):
@@ -290,6 +401,35 @@ def test_a_contour_of_trials_on_a_line_is_drawn_and_the_report_written() -> None
     assert "plot-contour" in build_report(study)
 
 
+@pytest.mark.parametrize("param", [ts.Int(1, 4), ts.Float(1.0, 4.0, step=0.5), ts.Int(1, 16, log=True)])
+def test_a_contour_over_an_int_or_stepped_parameter_lies_under_its_trials(param) -> None:
+    """The surface was interpolated at each level's cell middle (Int(1, 4)'s 1 at 0.125 of the
+    axis) but drawn at the value: shifted from the dots, 1.5 where a linear value is 1.75."""
+    space = ts.Space({"n": param, "x": ts.Float(0, 1)})
+    lo, hi = float(param.low), float(param.high)
+    corners = [(param.low, 0.0), (param.low, 1.0), (param.high, 0.0), (param.high, 1.0), (2, 0.5)]
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n": n, "x": x}, value=n + 10 * x)
+                   for i, (n, x) in enumerate(corners))
+    chart = plots.contour(plots.Snapshot("s", Direction.MINIMIZE, space, trials), "n", "x", resolution=7)
+    surface = chart.find("surface")
+    if not param.log:  # a linear value, interpolated linearly: exact everywhere (log: on log n)
+        assert np.array(surface.z) == pytest.approx(np.array([[n + 10 * x for n in surface.x] for x in surface.y]))
+    assert surface.z[0][0] == pytest.approx(lo) and surface.z[-1][-1] == pytest.approx(hi + 10)
+    at = next(t for t in to_plotly(chart).data if t.type == "contour")
+    assert list(at.x) == list(surface.x) and list(at.z[3]) == list(surface.z[3])
+
+
+def test_a_contour_draws_trials_at_one_point_by_their_mean() -> None:
+    """Three trials at (2, 2) with values 1, 3 and 5 drew 1 there: the one Qhull kept."""
+    space = ts.Space({"a": ts.Int(1, 3), "b": ts.Int(1, 3)})
+    pts = [(1, 1, 0.0), (1, 3, 0.0), (3, 1, 0.0), (3, 3, 0.0), (2, 2, 5.0), (2, 2, 1.0), (2, 2, 3.0)]
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"a": a, "b": b}, value=v) for i, (a, b, v) in enumerate(pts))
+    chart = plots.contour(plots.Snapshot("s", Direction.MINIMIZE, space, trials), "a", "b", resolution=5)
+    z = np.array(chart.find("surface").z)
+    assert z[2, 2] == 3.0 and z[1, 1] == 1.5 and z[0, 0] == 0.0
+    assert len(chart.find("trials").x) == 7  # every trial still a dot
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)
@@ -324,6 +464,22 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
     assert few.empty and "at least 2 complete trials" in (few.message or "")
 
 
+def test_importance_bars_of_parameters_named_by_numbers_keep_their_order_in_both_renderers() -> None:
+    """Parameters named "1", "10", "2" drew their HTML bars on a linear axis at 1, 10 and 2,
+    out of the order of importance (largest on top), as matplotlib draws them."""
+    imp = Importances("fanova", (Effect(("10",), 0.6, 0.05), Effect(("1",), 0.3, 0.02), Effect(("2",), 0.1, 0.01)))
+    chart = plots.importance_bars(imp)
+    bars = chart.find("bars")
+    html = to_plotly(chart)
+    assert html.layout.yaxis.type == "category" and list(html.layout.yaxis.categoryarray) == ["2", "1", "10"]
+    assert list(html.data[0].y) == list(bars.y) and list(html.data[0].x) == [0.1, 0.3, 0.6]
+    assert list(html.data[0].error_x.array) == [0.01, 0.02, 0.05]
+    ax = to_matplotlib(chart)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["2", "1", "10"]
+    assert [p.get_width() for p in ax.patches] == [0.1, 0.3, 0.6]
+    plt.close(ax.figure)
+
+
 def test_long_parameter_names_are_cut_in_the_middle_on_image_axes_and_never_made_alike() -> None:
     long = "encoder_layer_attention_dropout_probability_of_the_second_block" * 2
     imp = Importances("fanova", (Effect((long,), 0.6, 0.05), Effect(("lr",), 0.3, 0.02)),
@@ -349,6 +505,28 @@ def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> 
     assert list(chart.find("early-stop").x) == [5] and "early stopping (epoch 5)" == chart.find("early-stop").label
     assert list(chart.find("best").x) == [3] and list(chart.find("overfitting").x) == [4, 5]
     assert plots.overfitting(FrozenTrial(0, TrialState.FAILED, {}, error="x")).empty
+
+
+def test_overfitting_graph_marks_the_same_points_and_legend_in_both_renderers() -> None:
+    """The HTML graph drew the early stopping's (and the pruner's rungs') vertical line as a shape,
+    which has no legend entry: only the image said at which epoch the run stopped."""
+    t = FrozenTrial(3, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
+                    attrs={"curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, 0.2]}, "best_step": 3,
+                           "stopped_early": True, "overfit_at": 4})
+    chart = plots.overfitting(t)
+    fig, ax = to_plotly(chart), to_matplotlib(chart)
+    html = {tr.name: tr for tr in fig.data}
+    image = {line.get_label(): line for line in ax.get_lines()}
+    for gid, symbol in (("train", None), ("val", None), ("overfitting", "triangle-down"), ("best", "star")):
+        s = chart.find(gid)
+        assert list(html[s.label].x) == list(image[s.label].get_xdata()) == list(s.x)
+        assert list(html[s.label].y) == list(image[s.label].get_ydata()) == list(s.y)
+        assert symbol is None or html[s.label].marker.symbol == symbol
+    stop = chart.find("early-stop")
+    assert stop.label == "early stopping (epoch 5)" and stop.label in html and stop.label in image
+    assert [shape.x0 for shape in fig.layout.shapes] == [5] and list(image[stop.label].get_xdata()) == [5, 5]
+    assert {tr.name for tr in fig.data if tr.showlegend} == {s.label for s in chart.series}
+    plt.close(ax.figure)
 
 
 def test_an_objective_s_own_curves_attrs_are_not_read_as_the_trainer_s() -> None:
@@ -406,6 +584,37 @@ def test_overfitting_graph_from_a_real_training_run(tmp_path: Path) -> None:
     assert t.value == pytest.approx(t.intermediate[t.attrs["best_step"]])  # the restored best is the value
     if t.attrs["stopped_early"]:
         assert list(chart.find("early-stop").x) == [max(t.intermediate)]
+
+
+def test_overfitting_graph_of_a_run_validating_every_few_steps_counts_validations() -> None:
+    """Validating every 4 optimizer steps, the k-th record is the k-th validation: the graph
+    labelled it "epoch k" (its 3 points stood at epochs 1, 2, 3 of a run of under 2 epochs)."""
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, Trainer
+
+    train, val = split(64)  # 48 samples, batch 8 -> 6 steps per epoch
+    h = Trainer(mlp(), TrainConfig(epochs=None, max_steps=10, eval_every=4, batch_size=8)).fit(train, val)
+    chart = plots.overfitting(h)
+    assert chart.x_label == "validation" and list(chart.find("val").x) == [1, 2, 3]
+    assert all("epoch" not in (s.label or "") for s in chart.series)
+    whole = Trainer(mlp(), TrainConfig(epochs=2, batch_size=8)).fit(train, val)
+    assert plots.overfitting(whole).x_label == "epoch"
+
+
+@pytest.mark.parametrize("every, unit", [(4, "validation"), (None, "epoch")])
+def test_overfitting_graph_of_a_trial_validating_every_few_steps_counts_validations(tmp_path: Path, every, unit) -> None:
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, objective
+
+    study = ts.Study({"lr": ts.Float(0.05, 0.2, log=True)}, sampler="random", seed=0)
+    base = TrainConfig(epochs=None if every else 2, max_steps=10 if every else None, eval_every=every, batch_size=8)
+    study.optimize(objective(lambda p: mlp(), split(64), base=base, checkpoint_root=tmp_path), n_trials=1)
+    chart = plots.overfitting(study.trials[0])
+    assert chart.x_label == unit and len(chart.find("val").x) == (3 if every else 2)
 
 
 def test_adam_in_action_runs_torch_adams_update_and_the_smallest_lr_crawls() -> None:

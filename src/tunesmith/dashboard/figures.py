@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -45,10 +46,24 @@ def plots_of(cache: StudyCache, v: View, kind: str) -> list[dict[str, Any]]:
 
 
 def trial_curve(snap: Snapshot, number: int) -> dict[str, Any]:
-    """The intermediate values of one trial, as the study's learning-curves plot draws them."""
+    """The intermediate values of one trial, as the study's learning-curves plot draws them: the
+    study's rungs up to the trial's last step, and thick only when it is the study's best (a
+    snapshot of the trial alone learnt the budget from it, and made it its own best)."""
     t = next(t for t in snap.trials if t.number == number)
-    chart = curves_data(replace(snap, trials=(t,)))
+    chart = curves_data(replace(snap, trials=(t,), rungs=_study_rungs(snap)))
+    best = snap.best()
+    if best is None or best.number != number:
+        chart = replace(chart, series=tuple(replace(s, width=1.0) if s.gid == f"trial-{number}" else s
+                                            for s in chart.series))
     return figure(replace(chart, title=f"trial {number}: intermediate values"))
+
+
+def _study_rungs(snap: Snapshot) -> Callable[[int], list[int]] | None:
+    """The rungs the study's learning curves draw, cut at any trial's last step."""
+    if snap.rungs is None:
+        return None
+    every = list(snap.rungs(max((max(t.intermediate) for t in snap.trials if t.intermediate), default=0)))
+    return lambda last: [r for r in every if r <= last]
 
 
 def importance_plot(snap: Snapshot, *, method: str = "fanova") -> dict[str, Any]:

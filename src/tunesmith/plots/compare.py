@@ -34,7 +34,7 @@ def comparison(
     series: list[Series] = []
     labels = []
     for i, (label, group) in enumerate(groups.items()):
-        curves = [_best_curve(r, sign) for r in group]
+        curves = [_best_curve(r, sign, label) for r in group]
         curves = [c for c in curves if c.size and np.isfinite(c).any()]
         if not curves:
             continue
@@ -43,7 +43,8 @@ def comparison(
     head = title or "best so far: " + ", ".join(groups)
     if not series:
         return nothing("compare", head, "no run has a complete trial yet")
-    return on_log_y(Chart("compare", head, "trial", f"best value so far ({direction.value})", tuple(series),
+    # x counts the trials run (1 after the first), not trial numbers (from 0, as the history's axis)
+    return on_log_y(Chart("compare", head, "trials run", f"best value so far ({direction.value})", tuple(series),
                           log_y=log_y, int_x=True), "the best so far")
 
 
@@ -77,10 +78,13 @@ def _direction(groups: dict[str, list[Any]]) -> Direction:
     return next(iter(seen.values()), Direction.MINIMIZE)
 
 
-def _best_curve(run: Any, sign: float) -> np.ndarray:
+def _best_curve(run: Any, sign: float, label: str = "") -> np.ndarray:
     """Best value so far after each trial (NaN before the first value)."""
     if isinstance(run, (list, tuple, np.ndarray)):
         values = [np.nan if v is None else float(v) for v in run]
+        if infinite := [i for i, v in enumerate(values) if np.isinf(v)]:  # -inf ended the curve where it stood
+            raise ValueError(f"comparison: run of {label!r} has {values[infinite[0]]} at trial {infinite[0] + 1}; "
+                             "give finite values (None for a trial without one), as a study records them")
     else:
         s: Snapshot = snapshot(run)
         values = [float(t.value) if t.state is TrialState.COMPLETE else np.nan for t in s.trials]  # type: ignore[arg-type]
@@ -95,7 +99,9 @@ def _group_series(label: str, curves: list[np.ndarray], color: str, band: tuple[
     for i, c in enumerate(curves):
         m[i, : c.size] = c
         m[i, c.size:] = c[-1]  # a shorter run keeps its last best
-    ok = ~np.all(np.isnan(m), axis=0)
+    # from the first trial after which every run has a value: a median over the runs that have one
+    # rose when a worse run joined it (a best so far that got worse), and was labelled "of N runs"
+    ok = ~np.any(np.isnan(m), axis=0)
     x = (np.arange(n) + 1)[ok].tolist()
     with np.errstate(all="ignore"):
         med = np.nanmedian(m[:, ok], axis=0)

@@ -9,7 +9,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from .records import LINE, Chart, Diagram, Parallel, Record, Series
+from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, axis_label
 
 #: the longest parameter name drawn whole on an axis (longer: its middle becomes "…"), and a title's line width
 NAME_WIDTH = 32
@@ -207,7 +207,7 @@ def _parallel(ax: Any, p: Parallel) -> None:
         ax.set_axis_off()
         return
     n = len(p.axes)
-    cols = np.array([_unit(a.values) for a in p.axes]).T  # (lines, axes) on [0, 1]
+    cols = np.array([_unit(a.values, a) for a in p.axes]).T  # (lines, axes) on [0, 1]
     color = np.asarray(p.color, dtype=float)
     norm = plt.Normalize(color.min(), color.max())
     cmap = plt.get_cmap("viridis_r" if p.reverse_scale else "viridis")
@@ -221,10 +221,10 @@ def _parallel(ax: Any, p: Parallel) -> None:
     ax.set_ylim(-0.05, 1.05)
     for j, a in enumerate(p.axes):
         ax.axvline(j, color="#333333", lw=0.8)
-        lo, hi = min(a.values), max(a.values)
-        ticks = a.ticks or [(lo, f"{10**lo if a.log else lo:.3g}"), (hi, f"{10**hi if a.log else hi:.3g}")]
-        for t, label in ticks:
-            ax.text(j + 0.03, (t - lo) / ((hi - lo) or 1.0), plain(label), fontsize=7, va="center")
+        lo, hi = a.span
+        ticks = a.ticks or [(v, axis_label(v, a.log)) for v in dict.fromkeys((lo, hi))]
+        for t, label in ticks:  # at the height of the lines through it (0.5 for an axis of one value)
+            ax.text(j + 0.03, float(_unit([t], a)[0]), plain(label), fontsize=7, va="center")
     ax.set_xticks(range(n), [plain(a) for a in short_labels([a.name for a in p.axes])], rotation=20, fontsize=8)
     ax.set_yticks([])
     ax.set_xlim(-0.1, n - 0.6)
@@ -232,10 +232,11 @@ def _parallel(ax: Any, p: Parallel) -> None:
     ax.figure.colorbar(sm, ax=ax, label=plain(p.color_label))
 
 
-def _unit(values: Sequence[float]) -> np.ndarray:
+def _unit(values: Sequence[float], axis: Axis) -> np.ndarray:
+    """``values`` on [0, 1] of ``axis``' span (a categorical's unused choices included)."""
     v = np.asarray(values, dtype=float)
-    span = v.max() - v.min()
-    return (v - v.min()) / span if span else np.full_like(v, 0.5)
+    lo, hi = axis.span
+    return (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
 
 
 def _diagram(ax: Any, d: Diagram) -> None:

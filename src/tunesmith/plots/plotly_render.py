@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
-from .records import LINE, Chart, Diagram, Parallel, Record, Series
+from .records import LINE, Chart, Diagram, Parallel, Record, Series, axis_label
 
 SYMBOLS = {"o": "circle", "x": "x", "*": "star", "v": "triangle-down", None: "circle"}
 DASHES = {":": "dot", "--": "dash", None: "solid"}
@@ -58,7 +59,23 @@ def _chart(go: Any, c: Chart) -> Any:
     if c.x_categories:  # the choices in the space's order, and "16" a label, not the number 16
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=_hs(c.x_categories))
     fig.update_yaxes(title=_escape(c.y_label), type="log" if c.log_y else None)
+    fig.update_xaxes(**_whole_ticks(c, "x"))
+    fig.update_yaxes(**_whole_ticks(c, "y"))
+    bars = [s for s in c.series if s.mode == "bars"]
+    if bars:  # labels, in their order: parameters named "1", "10", "2" are not numbers on a linear axis
+        fig.update_yaxes(type="category", categoryorder="array", categoryarray=_hs(bars[0].y))
     return fig
+
+
+def _whole_ticks(c: Chart, axis: str) -> dict[str, Any]:
+    """A tick at each whole number on an axis of whole numbers (trials, steps, an Int parameter) that
+    spans at most 10 of them: plotly's own ticks there fall on halves ("trial 0.5"), as matplotlib's do not."""
+    whole, log = (c.int_x, c.log_x) if axis == "x" else (c.int_y, c.log_y)
+    if not whole or log:
+        return {}
+    values = [float(v) for s in c.series if s.mode != "bars" for v in (s.x if axis == "x" else s.y)
+              if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)]
+    return {"tick0": 0, "dtick": 1} if values and max(values) - min(values) <= 10 else {}
 
 
 def _scatter(go: Any, s: Series, c: Chart) -> Any:
@@ -80,11 +97,11 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
             marker.update(color=s.color, line={"width": 0.5, "color": "#333333"})
         return [go.Scatter(x=_hs(s.x), y=list(s.y), mode="markers", name=_escape(s.label or ""), marker=marker,
                            showlegend=s.label is not None, hovertext=_hs(s.hover) if s.hover else None)]
-    if s.mode == "band":
-        fill = _rgba(s.color, s.opacity)
-        return [go.Scatter(x=list(s.x), y=list(s.high or ()), mode="lines", line={"width": 0}, showlegend=False,
+    if s.mode == "band":  # in steps, as the best so far it surrounds (and as matplotlib's step="post")
+        fill, edge = _rgba(s.color, s.opacity), {"width": 0, "shape": "hv"}
+        return [go.Scatter(x=list(s.x), y=list(s.high or ()), mode="lines", line=edge, showlegend=False,
                            hoverinfo="skip"),
-                go.Scatter(x=list(s.x), y=list(s.low or ()), mode="lines", line={"width": 0}, fill="tonexty",
+                go.Scatter(x=list(s.x), y=list(s.low or ()), mode="lines", line=edge, fill="tonexty",
                            fillcolor=fill, showlegend=False, hoverinfo="skip")]
     if s.mode == "bars":
         return [go.Bar(x=list(s.x), y=_hs(s.y), orientation="h", marker={"color": s.color},
@@ -92,7 +109,10 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
     if s.mode == "contour":
         return [go.Contour(x=list(s.x), y=list(s.y), z=[list(r) for r in (s.z or [])], colorscale=s.color,
                            reversescale=c.reverse_scale, colorbar={"title": _escape(c.color_label or "")}, ncontours=25)]
-    return []  # vline: drawn as shapes
+    if s.label is None:  # vline: drawn as shapes, which have no legend entry
+        return []
+    return [go.Scatter(x=[None], y=[None], mode="lines", name=_escape(s.label), showlegend=True, hoverinfo="skip",
+                       line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid")})]
 
 
 def _hs(values: Sequence[Any]) -> list[Any]:
@@ -133,6 +153,8 @@ def _parallel(go: Any, p: Parallel) -> Any:
         ticks = a.ticks or (_decades(a.values) if a.log else ())
         if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2)
             d.update(tickvals=[t for t, _ in ticks], ticktext=[_escape(label) for _, label in ticks])
+        if a.ticks and a.span[0] < a.span[1]:  # every choice on the axis, the unused ones too
+            d.update(range=list(a.span))
         dims.append(d)
     line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
             "colorbar": {"title": _escape(p.color_label)}}
@@ -145,7 +167,7 @@ def _decades(positions: Sequence[float]) -> list[tuple[float, str]]:
     lo, hi = min(positions), max(positions)
     inside = [float(k) for k in range(math.ceil(lo), math.floor(hi) + 1)]
     at = inside if len(inside) >= 2 else list(dict.fromkeys((lo, hi)))
-    return [(t, f"{10 ** t:.3g}") for t in at]
+    return [(t, axis_label(t, log=True)) for t in at]
 
 
 def _diagram(go: Any, d: Diagram) -> Any:

@@ -89,6 +89,14 @@ class Chart:
         return next(s for s in self.series if s.gid == gid)
 
 
+def axis_label(position: float, log: bool = False) -> str:
+    """The value at a parallel axis' ``position`` (``10**position`` on a log axis) as a tick
+    label: a whole number whole (4999, not "5e+03"), any other to 3 significant digits."""
+    v = 10**position if log else position
+    whole = round(v)
+    return str(whole) if abs(v) < 1e15 and abs(v - whole) <= 1e-9 * max(1.0, abs(v)) else f"{v:.3g}"
+
+
 @dataclass(frozen=True)
 class Axis:
     """One axis of parallel coordinates: ``values`` per line (positions), with ``ticks``
@@ -98,6 +106,12 @@ class Axis:
     values: Sequence[float]
     ticks: Sequence[tuple[float, str]] = ()
     log: bool = False
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """The axis' range: its values' and its ticks' (every choice of a categorical, used or not)."""
+        at = [*self.values, *(t for t, _ in self.ticks)]
+        return float(min(at)), float(max(at))
 
 
 @dataclass(frozen=True)

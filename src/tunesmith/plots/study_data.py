@@ -5,6 +5,7 @@ a record (see :mod:`.records`); none draws."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from .records import (
     Parallel,
     Series,
     Snapshot,
+    axis_label,
     box_for,
     nothing,
     on_log_y,
@@ -151,10 +153,12 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     lo, hi = (min(known), max(known)) if known else (0.0, 1.0)
     below = lo - 0.1 * ((hi - lo) or 1.0)
     pos = [below if v is None else v for v in vals]
-    if None not in vals:
-        return Axis(name, pos, (), log=log)  # the renderers label the range themselves
+    if None not in vals:  # the renderers label the range themselves; an Int's few values each get a tick
+        step = int(getattr(p, "step", None) or 1)
+        few = p.kind == "int" and not log and hi - lo <= 10 * step
+        return Axis(name, pos, [(float(k), str(k)) for k in range(int(lo), int(hi) + 1, step)] if few else (), log=log)
     # ticks replace the renderers' own labels: the range's ends are labelled with "inactive"
-    ends = [(v, f"{10**v if log else v:.3g}") for v in dict.fromkeys((lo, hi))] if known else []
+    ends = [(v, axis_label(v, log)) for v in dict.fromkeys((lo, hi))] if known else []
     return Axis(name, pos, [(below, "inactive"), *ends], log=log)
 
 
@@ -219,7 +223,8 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
 
 def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     """The value over (x, y): linear interpolation between complete trials where both are
-    active (nearest trial outside their hull), the trials as dots, the best as a star."""
+    active (nearest trial outside their hull; trials at one point by their mean), the trials
+    as dots, the best as a star."""
     s = snapshot(study)
     _params(s, [x, y])
     if x == y:
@@ -231,7 +236,7 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     shown = display_names(s.space)
     title = f"{s.name}: value over {shown[x]} and {shown[y]} ({plural(len(on), 'trial')})"
     px, py = s.space[x], s.space[y]
-    pts = np.array([[px.to_unit(t.params[x]), py.to_unit(t.params[y])] for t in on]).reshape(-1, 2)
+    pts = np.array([[_unit(px, t.params[x]), _unit(py, t.params[y])] for t in on]).reshape(-1, 2)
     if len(np.unique(pts, axis=0)) < 3 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
         return nothing("contour", title, f"a contour over {x} and {y} needs at least 3 complete trials "
                                          f"spread over both; {s.name!r} has {len(on)}")
@@ -258,10 +263,24 @@ def _at(p: Any, u: float) -> float:
     return float(lo * (hi / lo) ** u) if getattr(p, "log", False) else lo + (hi - lo) * u
 
 
+def _unit(p: Any, v: Any) -> float:
+    """The inverse of :func:`_at`: where ``v`` lies between low (0) and high (1), on a log scale for
+    a log parameter. Not ``p.to_unit``: it puts an Int's or a stepped value's levels at the middles
+    of equal cells (Int(1, 4)'s 1 at 0.125), so the surface was drawn shifted from the trials' dots."""
+    lo, hi, x = float(p.low), float(p.high), float(v)
+    if getattr(p, "log", False):
+        return math.log(x / lo) / math.log(hi / lo)
+    return (x - lo) / (hi - lo)
+
+
 def _interpolate(pts: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     from scipy.interpolate import griddata
     from scipy.spatial import QhullError
 
+    # trials at one point (a small Int grid, a configuration run again): their mean, not the one
+    # Qhull happens to keep
+    pts, at = np.unique(pts, axis=0, return_inverse=True)
+    values = np.bincount(at.ravel(), weights=values) / np.bincount(at.ravel())
     u = np.linspace(0, 1, n)
     gx, gy = np.meshgrid(u, u)
     near = griddata(pts, values, (gx, gy), method="nearest")

@@ -40,7 +40,9 @@ def overfitting(source: Any, *, log_y: bool = False) -> Chart:
         return Chart("overfitting", f"{name}: reported values (no training loss recorded)", "step",
                      "reported value", tuple(_overfit_series(curves, "reported value", "step")), log_y=log_y,
                      int_x=True)
-    return Chart("overfitting", title, "epoch", "loss", tuple(_overfit_series(curves)), log_y=log_y, int_x=True)
+    unit = curves.get("unit", "epoch")
+    return Chart("overfitting", title, unit, "loss", tuple(_overfit_series(curves, unit=unit)), log_y=log_y,
+                 int_x=True)
 
 
 def _from_trial(t: FrozenTrial) -> dict[str, Any]:
@@ -63,7 +65,12 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
     at = t.attrs.get("overfit_at")
     return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
             "overfit": _overfit_steps(at if _number(at) else None, steps), "pruned": t.state is TrialState.PRUNED,
-            "losses": bool(val_loss or train)}
+            "losses": bool(val_loss or train), "unit": _unit(_losses(curves.get("epoch")))}
+
+
+def _unit(epochs: Sequence[Any]) -> str:
+    """What the k-th record is: epoch k, unless the run validated every ``eval_every`` steps."""
+    return "epoch" if all(e == k for k, e in enumerate(epochs, start=1)) else "validation"
 
 
 def _number(v: Any) -> bool:
@@ -88,7 +95,8 @@ def _from_history(h: Any) -> dict[str, Any]:
             "best": None if h.best_index is None else h.best_index + 1,
             "stop": len(h.records) if h.stopped_early else None,
             "overfit": _overfit_steps(None if h.overfit_at is None else h.overfit_at + 1,
-                                      [r.index + 1 for r in h.records]), "pruned": False, "losses": True}
+                                      [r.index + 1 for r in h.records]), "pruned": False, "losses": True,
+            "unit": _unit([r.epoch for r in h.records])}
 
 
 def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit: str = "epoch") -> list[Series]:

@@ -108,8 +108,10 @@ class History:
         return rising and bool(vals) and min(recent) >= min(vals)
 
     def curves(self) -> dict[str, list[float | None]]:
-        """Training loss, validation loss and smoothed gap by record (JSON-ready)."""
-        return {"train_loss": list[float | None](self.train_losses), "val_loss": self.val_losses, "gap": self.gaps}
+        """Training loss, validation loss, smoothed gap and epochs finished by record (JSON-ready):
+        the epochs tell a run validated each epoch from one validated every ``eval_every`` steps."""
+        return {"train_loss": list[float | None](self.train_losses), "val_loss": self.val_losses, "gap": self.gaps,
+                "epoch": [float(r.epoch) for r in self.records]}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
