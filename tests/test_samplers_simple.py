@@ -194,6 +194,27 @@ def test_grid_picks_as_a_scan_of_the_grid_would_without_scanning_it_at_each_ask(
     assert len(trials) == len(keys) and sum(scanned) <= len(keys)  # the grid indexed once, never scanned again
 
 
+@pytest.mark.parametrize("param", [
+    ts.Float(0.0, 2.0, grid=[1.0, 1.0000000000001]),  # equal to 12 significant digits, as are these
+    ts.Float(1e-301, 1e-299, grid=[1e-300, 1.000000000001e-300]),
+    ts.Categorical([0.1, 0.1000000000000001, "a"]),
+])
+def test_grid_points_equal_to_12_digits_are_each_run_once(param: ts.Float | ts.Categorical,
+                                                            storage_url: str | None) -> None:
+    """Grid points were compared to 12 significant digits (to match the points older versions
+    wrote with other last digits): two user points equal to 12 digits were one, so the second
+    never ran, or the grid never ended ("proposed 1000 configurations in a row")."""
+    from tunesmith.samplers.simple import grid_remaining
+
+    space = ts.Space({"x": param})
+    study = ts.Study(space, sampler="grid", storage=storage_url, name="g")
+    assert grid_remaining(study.sampler, space, study.trials) == len(study.sampler.grid(space))
+    study.optimize(lambda t: 1.0, n_trials=10)
+    want = param.choices if isinstance(param, ts.Categorical) else param.grid()
+    assert sorted(map(repr, (t.params["x"] for t in study.trials))) == sorted(map(repr, want))
+    assert grid_remaining(study.sampler, space, study.trials) == 0
+
+
 def test_grid_default_points_and_description() -> None:
     space = ts.Space({"lr": ts.Float(1e-4, 1.0, log=True), "n": ts.Int(1, 3)})
     g = ts.GridSampler(seed=0)

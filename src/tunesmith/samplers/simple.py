@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -94,6 +95,7 @@ class GridSampler(Sampler):
         self._keys = PerTrial(_key)  # each trial's key once, not the whole history's on every ask
         self._taken: tuple[list[str], set[str], list[int]] = ([], set(), [])  # grid keys, tried keys, their indices
         self._index_of: tuple[list[str], dict[str, int]] = ([], {})  # grid keys, the index of each
+        self._near_of: tuple[list[str], dict[str, int]] = ([], {})  # grid keys, the index of each near key
 
     def grid(self, space: Space) -> list[Config]:
         return self._grid(space)[0]
@@ -109,25 +111,32 @@ class GridSampler(Sampler):
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion | None:
         configs, keys = self._grid(space)
-        taken = self._taken_indices(keys, set(self._keys.of(trials)))
+        taken = self._taken_indices(keys, self._tried(trials))
         n_left = len(keys) - len(taken)
         if n_left == 0:
             return None
         return Suggestion(dict(configs[_nth_left(taken, 0 if n_left == 1 else int(self.rng.integers(n_left)))]),
                           unique=True)
 
-    def _taken_indices(self, keys: list[str], tried: set[str]) -> list[int]:
-        """The sorted grid indices of the ``tried`` keys, kept from the last ask and updated
-        (not found by a scan of the whole grid at every ask: O(G) an ask, O(G^2) a grid)."""
+    def _tried(self, trials: Sequence[FrozenTrial]) -> dict[str, Mapping[str, Any]]:
+        return dict(zip(self._keys.of(trials), (t.params for t in trials), strict=True))
+
+    def _taken_indices(self, keys: list[str], tried: Mapping[str, Mapping[str, Any]]) -> list[int]:
+        """The sorted grid indices of the ``tried`` keys (their configurations), kept from the last
+        ask and updated (not found by a scan of the whole grid at every ask: O(G) an ask, O(G^2) a grid)."""
         grid, seen, taken = self._taken
-        if grid is not keys or not seen <= tried:  # another grid, or a trial gone: start again
+        if grid is not keys or not seen <= tried.keys():  # another grid, or a trial gone: start again
             grid, seen, taken = keys, set(), []
-        new = tried - seen
+        new = tried.keys() - seen
         if new:
             index = self._index(keys)
             for k in new:
-                if k in index:
-                    bisect.insort(taken, index[k])
+                i = index[k] if k in index else self._near_index(keys).get(_near(tried[k]))
+                if i is None:
+                    continue
+                at = bisect.bisect_left(taken, i)
+                if at == len(taken) or taken[at] != i:  # a point tried twice (0.7425, 0.7424999999999999) counts once
+                    taken.insert(at, i)
             seen = seen | new
         self._taken = (grid, seen, taken)
         return taken
@@ -136,6 +145,15 @@ class GridSampler(Sampler):
         if self._index_of[0] is not keys:
             self._index_of = (keys, {k: i for i, k in enumerate(keys)})
         return self._index_of[1]
+
+    def _near_index(self, keys: list[str]) -> dict[str, int]:
+        """The index of each near key (:func:`_near`) that only one point of the grid (of ``keys``,
+        the cached one) has; built the first time a trial matches no grid point exactly."""
+        if self._near_of[0] is not keys:
+            near = [_near(c) for c in (self._cache[1] if self._cache else ())]
+            count = Counter(near)
+            self._near_of = (keys, {n: i for i, n in enumerate(near) if count[n] == 1})
+        return self._near_of[1]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "points": self.points}
@@ -163,14 +181,20 @@ def qmc() -> Any:
 
 
 def _key(params: Mapping[str, Any]) -> str:
-    """A configuration's grid point; each float to 12 significant digits, so a point an older
-    tunesmith wrote otherwise (0.7424999999999999 for 0.7425, a log-scale point's last digits)
-    is the point tried, not one left to run again."""
+    """A configuration's grid point, exactly."""
+    return repr(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def _near(params: Mapping[str, Any]) -> str:
+    """A configuration's grid point with each float to 12 significant digits: a trial with no
+    exact grid point is the one grid point with its near key, so a point an older tunesmith
+    wrote otherwise (0.7424999999999999 for 0.7425, a log-scale point's last digits) is the point
+    tried, not one left to run again. Grid points that share a near key (a user's 1.0 and
+    1.0000000000001) are each matched exactly only."""
     return repr(sorted((k, f"{v:.12g}" if isinstance(v, float) else repr(v)) for k, v in params.items()))
 
 
 def grid_remaining(sampler: GridSampler, space: Space, trials: Sequence[FrozenTrial]) -> int:
     _, keys = sampler._grid(space)
-    taken = {_key(t.params) for t in trials}
-    return sum(k not in taken for k in keys)
+    return len(keys) - len(sampler._taken_indices(keys, sampler._tried(trials)))
 
