@@ -306,6 +306,20 @@ def test_parallel_axes_label_whole_numbers_whole() -> None:
     assert list(dims[2].ticktext) == ["10", "100", "1000"] and list(dims[4].ticktext) == ["0.001", "0.01"]
 
 
+def test_parallel_axes_label_tiny_values_as_they_are_not_as_zero() -> None:
+    """A label was made whole within 1e-9 of 1 (not of the value): every value below 1e-9 (a
+    weight decay of 2e-10) was labelled "0"."""
+    space = ts.Space({"k": ts.Categorical(["a", "b"]), "wd": ts.Float(0.0, 1e-9),
+                      "eps": ts.Float(0.0, 1e-9, when={"k": ["a"]})})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, p, value=v) for i, (p, v) in enumerate([
+        ({"k": "a", "wd": 2e-10, "eps": 3e-10}, 1.0), ({"k": "b", "wd": 8e-10}, 2.0), ({"k": "a", "wd": 0.0, "eps": 7e-10}, 1.5)]))
+    par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
+    assert [label for _, label in par.axes[2].ticks] == ["inactive", "3e-10", "7e-10"]
+    ax = to_matplotlib(par)
+    assert [t.get_text() for t in ax.texts][2:7] == ["0", "8e-10", "inactive", "3e-10", "7e-10"]
+    plt.close(ax.figure)
+
+
 def test_a_parallel_axis_of_a_few_whole_numbers_is_ticked_at_each() -> None:
     """plotly ticked an Int(1, 3) axis "1 1.5 2 2.5 3"; now each value a tick (its step's), in both renderers."""
     space = ts.Space({"n": ts.Int(1, 3), "even": ts.Int(0, 20, step=2), "wide": ts.Int(0, 100)})

@@ -91,10 +91,11 @@ class Chart:
 
 def axis_label(position: float, log: bool = False) -> str:
     """The value at a parallel axis' ``position`` (``10**position`` on a log axis) as a tick
-    label: a whole number whole (4999, not "5e+03"), any other to 3 significant digits."""
+    label: a whole number whole (4999, not "5e+03"), any other to 3 significant digits (2e-10, not
+    "0": whole within a part in 10^9 of the value, not of 1)."""
     v = 10**position if log else position
     whole = round(v)
-    return str(whole) if abs(v) < 1e15 and abs(v - whole) <= 1e-9 * max(1.0, abs(v)) else f"{v:.3g}"
+    return str(whole) if abs(v) < 1e15 and abs(v - whole) <= 1e-9 * abs(v) else f"{v:.3g}"
 
 
 @dataclass(frozen=True)
