@@ -79,7 +79,8 @@ def test_a_schema_1_database_written_by_tunesmith_e1372f5_reads_back_and_resumes
 @pytest.mark.parametrize("attrs", ["{not json", "null", '{"resumed_step": "x"}'])
 def test_a_schema_1_row_changed_outside_tunesmith_does_not_stop_the_upgrade(tmp_path: Path, attrs: str,
                                                                               caplog: pytest.LogCaptureFixture) -> None:
-    """Before, one such row ended every open of the file with json's bare message (or a TypeError)."""
+    """Before, one such row ended every open of the file with json's bare message (or a TypeError).
+    The warning named the row by its trial_id alone, not by the trial's number and study."""
     import sqlite3
 
     url = _schema1(tmp_path)
@@ -87,7 +88,7 @@ def test_a_schema_1_row_changed_outside_tunesmith_does_not_stop_the_upgrade(tmp_
         conn.execute("UPDATE ts_trials SET attrs = ? WHERE number = 4 AND study_id = 1", (attrs,))
     with caplog.at_level("WARNING", logger="tunesmith"):
         study = ts.load_study("old", url)
-    assert "the attrs of trial_id=5 (table ts_trials) left as they are" in caplog.text
+    assert "the attrs of trial 4 of study 'old' (trial_id=5 in table ts_trials) left as they are" in caplog.text
     assert "upgraded" in caplog.text and len(study.trials) == 18
     assert study.trials[0].attrs == {"note": {"by": "old", "n": 0}, "checkpoint": "ck-0-3"}
     if attrs == '{"resumed_step": "x"}':  # readable: kept as the user's attrs

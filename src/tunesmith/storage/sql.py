@@ -716,7 +716,7 @@ class SQLStorage(Storage):
                 f"{where}: its schema version {row.value!r} (table ts_meta) is not an integer"
             ) from None
 
-    def _legacy_split(self, trial_id: Any, attrs_text: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def _legacy_split(self, trial: str, attrs_text: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """A schema-1 row's attrs without the bookkeeping keys, and those keys as ``system``; None
         when it holds none, or when it does not hold what tunesmith writes (changed outside it): that
         row is left as it is, so the upgrade goes on and the row reads as unreadable, its column named."""
@@ -725,8 +725,8 @@ class SQLStorage(Storage):
             system = {new: attrs.pop(old) for old, new in _LEGACY_KEYS.items() if old in attrs}
             return (attrs, SystemState.from_dict(system).to_dict()) if system else None
         except (_BadColumn, ValueError, TypeError) as exc:
-            logger.warning("upgrading %s: the attrs of trial_id=%s (table ts_trials) left as they are: %s",
-                           self.display_url, trial_id, f"column {exc.column} {exc.why}"
+            logger.warning("upgrading %s: the attrs of %s left as they are: %s",
+                           self.display_url, trial, f"column {exc.column} {exc.why}"
                            if isinstance(exc, _BadColumn) else exc)
             return None
 
@@ -762,8 +762,9 @@ class SQLStorage(Storage):
         conn.execute(sa.text("DROP INDEX ts_trials_state"))
         next(i for i in trials_table.indexes if i.name == "ts_trials_state").create(conn)
         t = trials_table.c
-        for trial_id, attrs_text in conn.execute(sa.select(t.trial_id, t.attrs)).all():
-            moved = self._legacy_split(trial_id, attrs_text)
+        rows = sa.select(t.trial_id, t.attrs, t.number, studies_table.c.name).outerjoin(studies_table)  # every row
+        for trial_id, attrs_text, number, study in conn.execute(rows).all():
+            moved = self._legacy_split(f"trial {number} of study {study!r} (trial_id={trial_id} in table ts_trials)", attrs_text)
             if moved:
                 conn.execute(
                     sa.update(trials_table).where(t.trial_id == trial_id)
