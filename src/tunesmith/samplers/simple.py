@@ -111,27 +111,28 @@ class GridSampler(Sampler):
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion | None:
         configs, keys = self._grid(space)
-        taken = self._taken_indices(keys, self._tried(trials))
+        taken = self._taken_indices(keys, trials)
         n_left = len(keys) - len(taken)
         if n_left == 0:
             return None
         return Suggestion(dict(configs[_nth_left(taken, 0 if n_left == 1 else int(self.rng.integers(n_left)))]),
                           unique=True)
 
-    def _tried(self, trials: Sequence[FrozenTrial]) -> dict[str, Mapping[str, Any]]:
-        return dict(zip(self._keys.of(trials), (t.params for t in trials), strict=True))
-
-    def _taken_indices(self, keys: list[str], tried: Mapping[str, Mapping[str, Any]]) -> list[int]:
-        """The sorted grid indices of the ``tried`` keys (their configurations), kept from the last
-        ask and updated (not found by a scan of the whole grid at every ask: O(G) an ask, O(G^2) a grid)."""
+    def _taken_indices(self, keys: list[str], trials: Sequence[FrozenTrial]) -> list[int]:
+        """The sorted grid indices of the ``trials``' keys, kept from the last ask and updated
+        (not found by a scan of the whole grid at every ask: O(G) an ask, O(G^2) a grid)."""
+        of = self._keys.of(trials)
+        tried = set(of)
         grid, seen, taken = self._taken
-        if grid is not keys or not seen <= tried.keys():  # another grid, or a trial gone: start again
+        if grid is not keys or not seen <= tried:  # another grid, or a trial gone: start again
             grid, seen, taken = keys, set(), []
-        new = tried.keys() - seen
+        new = tried - seen
         if new:
             index = self._index(keys)
+            # the configurations of keys off the grid, matched by their near key (an older version's points)
+            params = {k: t.params for k, t in zip(of, trials, strict=True)} if not new <= index.keys() else {}
             for k in new:
-                i = index[k] if k in index else self._near_index(keys).get(_near(tried[k]))
+                i = index[k] if k in index else self._near_index(keys).get(_near(params[k]))
                 if i is None:
                     continue
                 at = bisect.bisect_left(taken, i)
@@ -196,5 +197,5 @@ def _near(params: Mapping[str, Any]) -> str:
 
 def grid_remaining(sampler: GridSampler, space: Space, trials: Sequence[FrozenTrial]) -> int:
     _, keys = sampler._grid(space)
-    return len(keys) - len(sampler._taken_indices(keys, sampler._tried(trials)))
+    return len(keys) - len(sampler._taken_indices(keys, trials))
 
