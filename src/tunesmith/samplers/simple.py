@@ -182,8 +182,8 @@ def qmc() -> Any:
 
 
 def _key(params: Mapping[str, Any]) -> str:
-    """A configuration's grid point, exactly."""
-    return repr(sorted((k, repr(v)) for k, v in params.items()))
+    """A configuration's grid point, exactly (a numpy float as the float storage reads back)."""
+    return repr(sorted((k, repr(float(v)) if isinstance(v, float) else repr(v)) for k, v in params.items()))
 
 
 def _near(params: Mapping[str, Any]) -> str:
