@@ -322,13 +322,16 @@ def test_parallel_axes_label_tiny_values_as_they_are_not_as_zero() -> None:
 
 
 def test_a_parallel_axis_of_a_few_whole_numbers_is_ticked_at_each() -> None:
-    """plotly ticked an Int(1, 3) axis "1 1.5 2 2.5 3"; now each value a tick (its step's), in both renderers."""
-    space = ts.Space({"n": ts.Int(1, 3), "even": ts.Int(0, 20, step=2), "wide": ts.Int(0, 100)})
-    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n": n, "even": e, "wide": w}, value=float(i))
-                   for i, (n, e, w) in enumerate([(1, 4, 0), (3, 10, 100), (2, 6, 50)]))
+    """plotly ticked an Int(1, 3) axis "1 1.5 2 2.5 3"; now each value a tick (its step's), in both renderers,
+    and with "inactive" on a conditional one (which labelled its ends only: "inactive", "1", "3")."""
+    space = ts.Space({"n": ts.Int(1, 3), "even": ts.Int(0, 20, step=2), "wide": ts.Int(0, 100),
+                      "cond": ts.Int(1, 3, when={"n": [1, 3]})})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"n": n, "even": e, "wide": w, **c}, value=float(i))
+                   for i, (n, e, w, c) in enumerate([(1, 4, 0, {"cond": 1}), (3, 10, 100, {"cond": 3}), (2, 6, 50, {})]))
     par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
     assert [label for _, label in par.axes[0].ticks] == ["1", "2", "3"]
     assert [label for _, label in par.axes[1].ticks] == ["4", "6", "8", "10"] and par.axes[2].ticks == ()
+    assert [label for _, label in par.axes[3].ticks] == ["inactive", "1", "2", "3"]
     assert list(to_plotly(par).data[0].dimensions[0].ticktext) == ["1", "2", "3"]
     ax = to_matplotlib(par)
     assert [t.get_text() for t in ax.texts][:3] == ["1", "2", "3"]

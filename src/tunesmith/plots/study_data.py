@@ -153,12 +153,13 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     lo, hi = (min(known), max(known)) if known else (0.0, 1.0)
     below = lo - 0.1 * ((hi - lo) or 1.0)
     pos = [below if v is None else v for v in vals]
-    if None not in vals:  # the renderers label the range themselves; an Int's few values each get a tick
-        step = int(getattr(p, "step", None) or 1)
-        few = p.kind == "int" and not log and hi - lo <= 10 * step
-        return Axis(name, pos, [(float(k), str(k)) for k in range(int(lo), int(hi) + 1, step)] if few else (), log=log)
-    # ticks replace the renderers' own labels: the range's ends are labelled with "inactive"
-    ends = [(v, axis_label(v, log)) for v in dict.fromkeys((lo, hi))] if known else []
+    step = int(getattr(p, "step", None) or 1)  # an Int's few values each get a tick
+    few = bool(known) and p.kind == "int" and not log and hi - lo <= 10 * step
+    each = [(float(k), str(k)) for k in range(int(lo), int(hi) + 1, step)] if few else ()
+    if None not in vals:  # else the renderers label the range themselves
+        return Axis(name, pos, each, log=log)
+    # ticks replace the renderers' own labels: the range's ends (or each value) are labelled with "inactive"
+    ends = list(each) or ([(v, axis_label(v, log)) for v in dict.fromkeys((lo, hi))] if known else [])
     return Axis(name, pos, [(below, "inactive"), *ends], log=log)
 
 
