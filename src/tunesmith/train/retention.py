@@ -103,13 +103,24 @@ def _check_owner(trial: Any, folder: Path) -> None:
         return
     with open(path, "rb") as f:
         written = f.read(256).decode("utf-8", "replace")
-    if written != owner:
+    if not _same_time(written, trial.study.created):
         raise ckpt.CheckpointError(
             f"trial {trial.number}: refusing to resume from {str(folder)!r}: another study named "
             f"{str(trial.study.name)!r} (in another storage) wrote it since this one paused the trial: two studies of "
             "one name share a checkpoint root's folder. Give each study its own checkpoint_root "
             "(objective(..., checkpoint_root=...)); this trial cannot resume from there"
         )
+
+
+def _same_time(written: str, created: float) -> bool:
+    """Whether a mark names the study created at ``created``, to the millisecond: a database may
+    print its creation time with fewer digits to one process than to another (PostgreSQL's
+    ``extra_float_digits`` of a role)."""
+    word, _, value = written.strip().partition(" ")
+    try:
+        return word == "created" and abs(float(value) - created) < 1e-3
+    except ValueError:
+        return False
 
 
 def retire(folder: Path, keep: str) -> bool:
