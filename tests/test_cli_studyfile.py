@@ -513,6 +513,39 @@ def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signa
     assert {t.error for t in trials} == {"interrupted (KeyboardInterrupt)" if sig == "SIGINT" else "interrupted (SIGTERM)"}
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_sigterm_to_the_group_stops_the_objective_s_own_processes_as_before(
+        tmp_path: Path, subprocess_env: dict[str, str], jobs: str) -> None:
+    """A process the objective forks (a multiprocessing pool, a data loader's workers) dies of a SIGTERM
+    sent to the command's process group, as it did: it was raised there as the command's Terminated,
+    a traceback on the command's output ("Process ForkProcess-1: ... Terminated: SIGTERM") from a
+    process the objective owns, which may catch it and live on."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "forks.py").write_text(
+        "import multiprocessing as mp, os, time\n"
+        "def f(trial):\n"
+        "    p = mp.get_context('fork').Process(target=time.sleep, args=(60,))\n"
+        "    p.start()\n"
+        "    open(os.path.join(os.path.dirname(__file__), f'child-{p.pid}'), 'w').close()\n"
+        "    p.join()\n"
+        "    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: forks.py:f\nstorage: {url}\n{SPACE}")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "4", "--n-jobs", jobs],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("child-*"))) < int(jobs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 143 and "Traceback" not in out and "Terminated" not in out, out
+    assert {t.error for t in _trials(url)} == {"interrupted (SIGTERM)"}
+
+
 def _trials(url: str) -> list[ts.FrozenTrial]:
     try:
         return ts.load_study("s", url).trials
