@@ -201,6 +201,8 @@ class Study:
         try:
             return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
         except ValueError as exc:  # another worker created it a moment ago: the same study, or refused
+            if isinstance(exc, DuplicateStudyError) and not load_if_exists:  # not this one's to join
+                raise
             try:
                 record = self._storage.get_study(self.name)
             except StudyNotFound:
