@@ -546,6 +546,35 @@ def test_a_sigterm_to_the_group_stops_the_objective_s_own_processes_as_before(
     assert {t.error for t in _trials(url)} == {"interrupted (SIGTERM)"}
 
 
+def test_a_sigterm_to_one_worker_process_alone_is_a_killed_worker_as_documented(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A SIGTERM to one worker process of the command (``kill PID``, an out-of-memory killer), not to
+    the command: as a killed worker (docs/distributed.md), its trial failed "worker process died"
+    and re-queued with requeue_failed, and the run goes on. It was "interrupted (SIGTERM)", as if the
+    command had been stopped, and not re-queued."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(3)\n    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: slow.py:f\nstorage: {url}\n{SPACE}requeue_failed: true\nheartbeat_interval: 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "3", "--n-jobs", "2"],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    running: list[ts.FrozenTrial] = []
+    while not running and time.monotonic() < deadline:
+        time.sleep(0.2)
+        running = [t for t in _trials(url) if t.state.value == "running"] if (tmp_path / "db.db").exists() else []
+    os.kill(int(str(running[0].worker).rsplit(":", 1)[1]), signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, out
+    killed = next(t for t in _trials(url) if t.number == running[0].number)
+    assert killed.state.value == "failed" and killed.error == "worker process died (exit code -15)", killed.error
+    assert killed.system.requeued_as is not None
+
+
 def _trials(url: str) -> list[ts.FrozenTrial]:
     try:
         return ts.load_study("s", url).trials
