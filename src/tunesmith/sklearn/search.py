@@ -557,11 +557,11 @@ def _same_data(
     per_sample = {k: np.asarray(v) for k, v in sorted((params or {}).items()) if _per_sample(v, X)}
     key = (X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])
     data = str(joblib_hash(key + (per_sample,) if per_sample else key))  # unweighted: as before
-    # a trial without FIT_ATTR was fingerprinted by X, y and the folds alone: its weights are unknown
-    before = {data, str(joblib_hash(key))}
     # any state: a fit writes it once, on its first trial, which may have been left running
-    if any(t.attrs[DATA_ATTR] not in ({data} if FIT_ATTR in t.attrs else before)
-           for t in study.trials if t.attrs.get(DATA_ATTR) is not None):
+    other = [t for t in study.trials if t.attrs.get(DATA_ATTR) not in (None, data)]
+    # trials without FIT_ATTR (written before it) were fingerprinted by X, y and the folds alone: weights unknown
+    if other and not (per_sample and not any(FIT_ATTR in t.attrs for t in other)
+                      and {str(t.attrs[DATA_ATTR]) for t in other} == {str(joblib_hash(key))}):
         random = getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None
         why = (f" ({type(cv).__name__}(shuffle=True) without random_state draws other folds at every fit: pass "
                "random_state=0 to the splitter to resume)") if random else ""
