@@ -494,7 +494,8 @@ def test_export_and_import_carry_what_sampler_auto_picked(tmp_path: Path, capsys
     capsys.readouterr()
     assert run_cli("show", "t", "--storage", db) == 0
     assert "sampler auto (bayes)" in capsys.readouterr().out
-    for n, (picked, sampler) in enumerate([("bayes\x1b[2J", "auto"), ("BAYES", "auto"), ("bayes", "random")]):
+    for n, (picked, sampler) in enumerate([("bayes\x1b[2J", "auto"), ("BAYES", "auto"), ("bayes", "random"),
+                                            ("auto", "auto")]):  # "auto (auto)": auto picks another
         path.write_text(json.dumps({**doc, "study": {**doc["study"], "sampler_picked": picked, "sampler": sampler}}))
         assert run_cli("import", str(path), f"u{n}", "--storage", db) == 0
         assert ts.load_study(f"u{n}", db).sampler_label == sampler
