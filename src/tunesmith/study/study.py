@@ -201,12 +201,13 @@ class Study:
         try:
             return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
         except ValueError as exc:  # another worker created it a moment ago: the same study, or refused
-            if isinstance(exc, DuplicateStudyError) and not load_if_exists:  # not this one's to join
-                raise
             try:
                 record = self._storage.get_study(self.name)
             except StudyNotFound:
                 raise exc from None  # refused (its name): no study found by it either
+            mine = bool(settings) and all(record.config.get(k) == v for k, v in (settings or {}).items())  # a retried write
+            if isinstance(exc, DuplicateStudyError) and not load_if_exists and not mine:  # that had committed
+                raise exc from None  # another writer's: not this one's to join
             self._check_same(record, space, dirn)
             return record
 
