@@ -494,10 +494,24 @@ def test_export_and_import_carry_what_sampler_auto_picked(tmp_path: Path, capsys
     capsys.readouterr()
     assert run_cli("show", "t", "--storage", db) == 0
     assert "sampler auto (bayes)" in capsys.readouterr().out
-    for n, (picked, sampler) in enumerate([("bayes\x1b[2J", "auto"), ("BAYES", "auto"), ("bayes", "random")]):
+    for n, (picked, sampler) in enumerate([("bayes\x1b[2J", "auto"), ("BAYES", "auto"), ("bayes", "random"),
+                                            ("auto", "auto")]):  # "auto (auto)": auto picks another
         path.write_text(json.dumps({**doc, "study": {**doc["study"], "sampler_picked": picked, "sampler": sampler}}))
         assert run_cli("import", str(path), f"u{n}", "--storage", db) == 0
         assert ts.load_study(f"u{n}", db).sampler_label == sampler
+
+
+def test_export_json_of_a_study_renamed_by_another_process_since_it_was_opened(tmp_path: Path) -> None:
+    """export_json wrote the name the study was opened with: renamed by another process in between,
+    the file named a study that no longer exists (its notes, read later, followed the rename)."""
+    from tunesmith.cli.commands import export_json
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=db, name="s").optimize(lambda t: t.params["x"], n_trials=3)
+    opened = ts.load_study("s", db)
+    ts.load_study("s", db).rename("t")  # another process
+    doc = json.loads(export_json(opened))
+    assert doc["study"]["name"] == "t" and doc["study"]["sampler_picked"] == "bayes" and len(doc["trials"]) == 3
 
 
 def test_a_rename_just_before_the_pick_is_written_leaves_the_new_study_of_the_old_name_alone(tmp_path: Path) -> None:

@@ -513,6 +513,68 @@ def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signa
     assert {t.error for t in trials} == {"interrupted (KeyboardInterrupt)" if sig == "SIGINT" else "interrupted (SIGTERM)"}
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_sigterm_to_the_group_stops_the_objective_s_own_processes_as_before(
+        tmp_path: Path, subprocess_env: dict[str, str], jobs: str) -> None:
+    """A process the objective forks (a multiprocessing pool, a data loader's workers) dies of a SIGTERM
+    sent to the command's process group, as it did: it was raised there as the command's Terminated,
+    a traceback on the command's output ("Process ForkProcess-1: ... Terminated: SIGTERM") from a
+    process the objective owns, which may catch it and live on."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "forks.py").write_text(
+        "import multiprocessing as mp, os, time\n"
+        "def f(trial):\n"
+        "    p = mp.get_context('fork').Process(target=time.sleep, args=(60,))\n"
+        "    p.start()\n"
+        "    open(os.path.join(os.path.dirname(__file__), f'child-{p.pid}'), 'w').close()\n"
+        "    p.join()\n"
+        "    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: forks.py:f\nstorage: {url}\n{SPACE}")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "4", "--n-jobs", jobs],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("child-*"))) < int(jobs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 143 and "Traceback" not in out and "Terminated" not in out, out
+    assert {t.error for t in _trials(url)} == {"interrupted (SIGTERM)"}
+
+
+def test_a_sigterm_to_one_worker_process_alone_is_a_killed_worker_as_documented(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A SIGTERM to one worker process of the command (``kill PID``, an out-of-memory killer), not to
+    the command: as a killed worker (docs/distributed.md), its trial failed "worker process died"
+    and re-queued with requeue_failed, and the run goes on. It was "interrupted (SIGTERM)", as if the
+    command had been stopped, and not re-queued."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(3)\n    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: slow.py:f\nstorage: {url}\n{SPACE}requeue_failed: true\nheartbeat_interval: 1\n")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "3", "--n-jobs", "2"],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    running: list[ts.FrozenTrial] = []
+    while not running and time.monotonic() < deadline:
+        time.sleep(0.2)
+        running = [t for t in _trials(url) if t.state.value == "running"] if (tmp_path / "db.db").exists() else []
+    os.kill(int(str(running[0].worker).rsplit(":", 1)[1]), signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, out
+    killed = next(t for t in _trials(url) if t.number == running[0].number)
+    assert killed.state.value == "failed" and killed.error == "worker process died (exit code -15)", killed.error
+    assert killed.system.requeued_as is not None
+
+
 def _trials(url: str) -> list[ts.FrozenTrial]:
     try:
         return ts.load_study("s", url).trials

@@ -398,3 +398,35 @@ def test_a_metric_logged_from_the_second_epoch_on_is_reported_from_there(tmp_pat
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"did you mean 'val_loss'.*in no validation"):
         trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val)
     assert model.epochs_started == list(range(EPOCHS))  # (the whole fit ran: it could appear late)
+
+
+def test_two_studies_of_one_name_do_not_resume_from_each_other_s_checkpoint(tmp_path: Path) -> None:
+    """Two unrelated studies named "s" (two storages) share the default folder
+    <temp>/tunesmith-lightning/s: a paused trial of one resumed, silently, from the trial-<n>.ckpt the
+    other's trial of its number saved there since. A pause now writes trial-<n>.study beside it,
+    naming its study, and the other study's trial refuses the checkpoint."""
+    import time
+
+    from tunesmith.pruners import Decision
+
+    class PauseOnce(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+    def pause(study: ts.Study) -> None:
+        trial = study.ask()
+        cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+        train, val = loaders()
+        with warnings.catch_warnings(), pytest.raises(ts.TrialPaused):
+            warnings.simplefilter("ignore")
+            trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(trial.params["lr"]), train, val)
+        study.tell(trial, state="paused")
+
+    a = ts.Study(SPACE, sampler="random", seed=0, name="s", pruner=PauseOnce())
+    time.sleep(0.01)
+    b = ts.Study(SPACE, sampler="random", seed=1, name="s", pruner=PauseOnce())  # in another storage
+    pause(a)
+    pause(b)  # its trial 0's checkpoint where a's was
+    with pytest.raises(ValueError, match="another study named 's' .* its own checkpoint_dir"):
+        _ = PruningCallback(a.ask(), checkpoint_dir=tmp_path / "ckpt").resume_from
+    assert PruningCallback(b.ask(), checkpoint_dir=tmp_path / "ckpt").resume_from == str(tmp_path / "ckpt" / "trial-0.ckpt")

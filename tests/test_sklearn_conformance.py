@@ -122,6 +122,28 @@ def test_a_stored_search_is_not_resumed_with_other_sample_weights(tmp_path: obje
     assert len(resumed.cv_results_["params"]) == 4
 
 
+def test_a_weighted_search_stored_before_weights_were_fingerprinted_still_resumes(tmp_path: object) -> None:
+    """A search stored before the per-sample fit parameters joined the fingerprint (its trials hold
+    that of X, y and the folds alone, whatever the weights) was refused at every later fit with
+    sample_weight: it resumes, and from then on its weights are checked."""
+    import json
+    import sqlite3
+
+    def search(n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, n_trials=n_trials, cv=3,
+                             random_state=0, storage=f"sqlite:///{tmp_path}/search.db", name="old")
+
+    search(2).fit(X, Y)  # then its first trial's attributes as the code before wrote them
+    with sqlite3.connect(f"{tmp_path}/search.db") as db:
+        (trial_id, attrs), = db.execute("SELECT trial_id, attrs FROM ts_trials WHERE attrs LIKE '%search_data%'")
+        db.execute("UPDATE ts_trials SET attrs = ? WHERE trial_id = ?",
+                   (json.dumps({k: v for k, v in json.loads(attrs).items() if k != "search_fit_params"}), trial_id))
+    resumed = search(3).fit(X, Y, sample_weight=WEIGHTS)
+    assert len(resumed.cv_results_["params"]) == 3
+    with pytest.raises(ValueError, match="this fit's: none"):  # the third trial's weights are known
+        search(4).fit(X, Y)
+
+
 @pytest.mark.parametrize("pruner", [None, "median"])  # folds in joblib workers; trials in threads
 def test_parallel_fits_see_the_callers_scikit_learn_config(pruner: str | None) -> None:
     from sklearn.pipeline import make_pipeline

@@ -228,6 +228,10 @@ def test_a_search_left_running_is_not_resumed_on_other_data(tmp_path: Path) -> N
     ts.load_study("svc", url).ask().set_attr("search_data", "the fingerprint of other data")
     with pytest.raises(ValueError, match="searched on other data or folds"):
         clone(search).set_params(n_trials=3).fit(X, Y)
+    # a fingerprint that is not text (the storage was changed by hand): refused the same, not a TypeError
+    ts.load_study("svc", url).ask().set_attr("search_data", ["not", "text"])
+    with pytest.raises(ValueError, match="searched on other data or folds"):
+        clone(search).set_params(n_trials=3).fit(X, Y)
 
 
 def test_failures_follow_scikit_learns_rules() -> None:

@@ -798,3 +798,40 @@ def test_an_import_and_a_focus_are_created_with_their_copy_id(tmp_path: Path) ->
         created = {n: json.loads(c).get("copy_id") for n, c in db.execute("SELECT name, config FROM created")}
     assert created == {"imp": copies[0].copy_id, "s": copies[1].copy_id}
     assert None not in created.values()
+
+
+def test_a_study_made_meanwhile_under_its_name_is_not_joined_without_load_if_exists(tmp_path: Path) -> None:
+    """Study(..., load_if_exists=False) (import and focus make their study so) found no study of its
+    name, then another writer made one before its own write: it went on in that one, without the
+    copy_id it was to be created with (an import added its trials to the other study)."""
+    from typing import Any
+
+    from tunesmith.exceptions import DuplicateStudyError, StudyNotFound
+    from tunesmith.storage.base import StudyRecord
+    from tunesmith.storage.sql import SQLStorage
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+
+    class Meanwhile(SQLStorage):  # the other writer makes "s" just after this handle found none
+        def get_study(self, name: str) -> StudyRecord:
+            try:
+                return super().get_study(name)
+            except StudyNotFound:
+                if name == "s" and not made:
+                    made.append(ts.Study(SPACE, sampler="random", name="s", storage=url))
+                raise
+
+    made: list[ts.Study] = []
+    with pytest.raises(DuplicateStudyError, match="a study named 's' already exists"):
+        ts.Study(SPACE, sampler="random", name="s", storage=Meanwhile(url), load_if_exists=False,
+                 _settings={"copy_id": "c0ffee"})
+    assert len(made) == 1 and ts.load_study("s", url).copy_id is None  # the other study, as it was made
+
+    class Retried(SQLStorage):  # the create committed, its acknowledgement was lost, the retry found it
+        def create_study(self, name: str, **kwargs: Any) -> StudyRecord:
+            super().create_study(name, **kwargs)
+            raise DuplicateStudyError(f"a study named {name!r} already exists")
+
+    mine = ts.Study(SPACE, sampler="random", name="t", storage=Retried(url), load_if_exists=False,
+                    _settings={"copy_id": "c0ffee"})
+    assert mine.copy_id == "c0ffee"  # its own write: taken

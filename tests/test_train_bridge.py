@@ -550,3 +550,34 @@ def test_two_studies_of_one_name_in_two_storages_do_not_resume_from_each_other_s
     assert retention.to_resume(promoted(b), folder) == b.trials[0].attrs["checkpoint"]
     (folder / retention.OWNER).unlink()  # as written before folders were marked: taken
     assert retention.to_resume(promoted(a), folder) == a.trials[0].attrs["checkpoint"]
+
+
+@pytest.mark.parametrize("rounded_for", ["the database", "a role"])
+def test_a_paused_trial_resumes_in_another_process_when_postgresql_rounds_the_creation_time(
+    tmp_path: Path, pg_server: object, rounded_for: str
+) -> None:
+    """PostgreSQL 11 and older (or extra_float_digits = 0 set for a database or a role) print a
+    double with 15 digits: the process that created the study marked its trials' folders with
+    the creation time as it had it, a process reading it rounded refused to resume the study's own
+    paused trials ("another study named 's' wrote it"): they failed."""
+    import psycopg
+
+    from tunesmith.study.trial import Trial
+    from tunesmith.train import retention
+
+    db = "rounded_" + rounded_for.split()[-1]
+    url = pg_server.create_database(db)  # type: ignore[attr-defined]
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:  # type: ignore[attr-defined]
+        if rounded_for == "the database":
+            conn.execute(f"ALTER DATABASE {db} SET extra_float_digits = 0")
+        else:  # the workers' role reads 15 digits, the creator's 17
+            conn.execute("CREATE ROLE rounding LOGIN SUPERUSER")
+            conn.execute("ALTER ROLE rounding SET extra_float_digits = 0")
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", storage=url,
+                     pruner=StopAt(1, Decision.PAUSE))
+    study.optimize(objective(build, DATA, base=BASE, checkpoint_root=tmp_path), n_trials=1)
+    other = ts.load_study("s", url if rounded_for == "the database" else url.replace("//postgres@", "//rounding@"))
+    assert rounded_for == "a role" or other.created == study.created  # what it holds, in both processes
+    paused = other.trials[0]
+    trial = Trial(other, paused.replace(system=dataclasses.replace(paused.system, resumed_step=1)))
+    assert retention.to_resume(trial, retention.trial_folder(tmp_path, trial)) == paused.attrs["checkpoint"]

@@ -431,6 +431,7 @@ def _inert(v: Any) -> Any:
 
 
 def export_json(study: Study) -> str:
+    study._current_name()  # renamed by another process since it was opened: the file says its name now
     head = {"name": study.name, "direction": study.direction.value, "space": study.space.to_dict(),
             "sampler": study.sampler.describe(), "pruner": study.pruner.describe(), "notes": study.notes}
     picked = study.storage.get_study(study.name).config.get(PICKED) if study.sampler.name == "auto" else None

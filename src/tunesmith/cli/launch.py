@@ -144,9 +144,7 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
     owner = os.getpid()
 
     def on_signal(signum: int, frame: Any) -> None:
-        if os.getpid() != owner:  # a forked process: the signal does what it did before
-            if signum != signal.SIGINT and os.getppid() == owner:  # a worker process of n_jobs (a SIGTERM to the
-                raise Terminated(signal.Signals(signum).name)       # group): stopped as the command, recorded as sent
+        if os.getpid() != owner:  # a forked process (a worker of n_jobs takes it itself): as it did before
             before = previous.get(signum, signal.SIG_DFL)
             if callable(before):
                 before(signum, frame)

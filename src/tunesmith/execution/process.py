@@ -560,17 +560,40 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
 def _take_ctrl_c_as(signalled: Any) -> None:
     """In a worker: the parent stops it with a Ctrl-C (SIGINT) of its own, which stands for the signal
     the parent got (``signalled``, 0: a Ctrl-C): a SIGTERM is raised as :class:`Terminated`, so that the
-    trials record it. A SIGINT that is ignored or left to the system stays so."""
-    before = signal.getsignal(signal.SIGINT)
-    if not callable(before):
-        return
+    trials record it. A SIGTERM to the worker itself is raised so too where the command handles SIGTERM
+    and stops with it (sent to the command's process group: systemd, a batch scheduler); sent to the
+    worker alone (``kill PID``, an out-of-memory killer), the worker dies of it, as a killed worker
+    (its trial failed by the parent, re-queued with ``requeue_failed``). A signal that is ignored or
+    left to the system stays so, and a process the objective forks handles them as its parent did."""
+    me = os.getpid()
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if signalled.value:
-            raise Terminated(signal.Signals(signalled.value).name)
-        before(signum, frame)
+    def wrap(before: Any) -> Any:
+        def stop(signum: int, frame: Any) -> None:
+            if os.getpid() != me:
+                before(signum, frame)
+            elif signum == signal.SIGTERM and not _stopping(signalled):
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(me, signum)
+            elif signum == signal.SIGTERM or signalled.value:
+                raise Terminated(signal.Signals(signum if signum == signal.SIGTERM else signalled.value).name)
+            else:
+                before(signum, frame)
 
-    signal.signal(signal.SIGINT, on_sigint)
+        return stop
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        before = signal.getsignal(signum)
+        if callable(before):
+            signal.signal(signum, wrap(before))
+
+
+def _stopping(signalled: Any, wait: float = 1.0) -> bool:
+    """Whether the parent stops the run for a signal (a SIGTERM it got too), looked for up to ``wait``
+    seconds: a signal to the process group reaches the workers as soon as their parent."""
+    end = time.monotonic() + wait
+    while not signalled.value and time.monotonic() < end:
+        time.sleep(0.01)
+    return bool(signalled.value)
 
 
 def _wait(procs: list[Any], timeout: float, *, kill: bool = True) -> None:

@@ -34,6 +34,8 @@ L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations
             floor=(2, 6))  # Trainer.fit(..., weights_only=True), as docs/integrations.md writes it
 _Callback: Any = L.Callback
 STEPS = ("epoch", "global_step")
+#: beside a paused trial's ``trial-<n>.ckpt``: ``trial-<n>.study``, naming the study that wrote it
+MARK = ".study"
 
 
 class PruningCallback(_Callback):
@@ -101,8 +103,11 @@ class PruningCallback(_Callback):
                 "where each trial's pause saves its own; a path in the database may have been changed"
             )
         from ..train.checkpoint import check_dir
+        from ..train.retention import check_mark
 
         check_dir(folder)  # a folder another user owns or can write: its checkpoint may be planted
+        check_mark(self.trial, own.with_suffix(MARK), own, "a checkpoint_dir (by default <temp>/tunesmith-lightning/<name>)",
+                   "Give each study its own checkpoint_dir (PruningCallback(trial, checkpoint_dir=...))")
         return str(path)
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -151,9 +156,12 @@ class PruningCallback(_Callback):
             return
         if decision is Decision.PAUSE:
             from ..train.checkpoint import secure_dir
+            from ..train.retention import mark
 
             path = self._checkpoint_path(trainer)
             secure_dir(path.parent)  # 0700; before, Lightning made <temp>/tunesmith-lightning/<study> readable by all
+            if trainer.is_global_zero:  # first: a checkpoint never passes for another study's
+                mark(self.trial, path.with_suffix(MARK))
             trainer.save_checkpoint(path, weights_only=False)  # all the state; every rank calls it, rank 0 writes
             if trainer.is_global_zero:
                 self.trial.set_attr("checkpoint", str(path))

@@ -55,6 +55,9 @@ SCORE_MARGIN = 0.01
 #: the trial attribute holding the fingerprint of the data and folds of a stored search (written
 #: once per fit, on the first trial the fit starts)
 DATA_ATTR = "search_data"
+#: written beside it since the per-sample fit parameters join the fingerprint: their names (a trial
+#: without it was fingerprinted by X, y and the folds alone)
+FIT_ATTR = "search_fit_params"
 
 logger = logging.getLogger("tunesmith")
 
@@ -183,14 +186,13 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             score_params,
         ))  # fmt: skip
 
-        unsaid = [(data, setup)] if data is not None else []  # the fingerprints go to this fit's first trial
+        unsaid = [{**data, SETUP_ATTR: setup}] if data is not None else []  # to this fit's first trial
 
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
             try:
-                data_print, setup_print = unsaid.pop()  # pop: atomic, so one trial even in threads
-                trial.set_attr(DATA_ATTR, data_print)
-                trial.set_attr(SETUP_ATTR, setup_print)
+                for key, value in unsaid.pop().items():  # pop: atomic, so one trial even in threads
+                    trial.set_attr(key, value)
             except IndexError:
                 pass
             fold_jobs = _jobs(self.n_jobs) if isinstance(study.pruner, NopPruner) else 1  # else: trials in parallel
@@ -543,9 +545,9 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
 
 def _same_data(
     study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None, params: Mapping[str, Any] | None = None
-) -> str | None:
+) -> dict[str, Any] | None:
     """The fingerprint of the data, folds and per-sample fit ``params`` (``sample_weight``) a stored
-    study is searched on (None in memory). Resuming a study searched on other data is refused: its
+    study is searched on, as the attributes its first trial gets (None in memory). Resuming a study searched on other data is refused: its
     scores would not be this data's (a fixed ``name`` under ``cross_validate`` reused the first outer
     fold's search in every fold; a resume with other weights mixed weighted and unweighted scores)."""
     if isinstance(study.storage, MemoryStorage):
@@ -556,8 +558,10 @@ def _same_data(
     key = (X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])
     data = str(joblib_hash(key + (per_sample,) if per_sample else key))  # unweighted: as before
     # any state: a fit writes it once, on its first trial, which may have been left running
-    seen = {t.attrs.get(DATA_ATTR) for t in study.trials} - {None}
-    if seen and seen != {data}:
+    other = [t for t in study.trials if t.attrs.get(DATA_ATTR) not in (None, data)]
+    # trials without FIT_ATTR (written before it) were fingerprinted by X, y and the folds alone: weights unknown
+    if other and not (per_sample and not any(FIT_ATTR in t.attrs for t in other)
+                      and {str(t.attrs[DATA_ATTR]) for t in other} == {str(joblib_hash(key))}):
         random = getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None
         why = (f" ({type(cv).__name__}(shuffle=True) without random_state draws other folds at every fit: pass "
                "random_state=0 to the splitter to resume)") if random else ""
@@ -567,7 +571,7 @@ def _same_data(
             "with the same X, y, cv and sample_weight. For a new search give another name (under "
             "cross_validate or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
         )
-    return data
+    return {DATA_ATTR: data, FIT_ATTR: list(per_sample)}
 
 
 def _random_states(estimator: Any, search: SearchSpace) -> list[str]:

@@ -796,6 +796,9 @@ class SQLStorage(Storage):
                 row["study_id"] = _next_study_id(conn)
             res = conn.execute(sa.insert(studies_table).values(**row))
             (sid,) = res.inserted_primary_key  # type: ignore[misc]
+            # as the database keeps it (PostgreSQL 11 prints 15 digits, MySQL's FLOAT is single): what
+            # every other process reads, and the checkpoint folders' marks name (train/retention.py)
+            now = float(conn.execute(sa.select(studies_table.c.created).where(studies_table.c.study_id == sid)).scalar_one())
             return StudyRecord(int(sid), name, direction, dict(space), dict(config), now)
 
         try:

@@ -441,7 +441,7 @@ def _exported_pick(head: Mapping[str, Any]) -> dict[str, str]:
     picked = head.get(PICKED)
     if _name(head.get("sampler")) not in (None, "auto") or not isinstance(picked, str) or not is_known(picked):
         return {}
-    return {PICKED: picked} if make_sampler(picked).name == picked else {}
+    return {PICKED: picked} if make_sampler(picked).name == picked != "auto" else {}  # auto picks another
 
 
 def _import_notes(storage: Storage, name: str, notes: list[dict[str, Any]]) -> None:

@@ -205,6 +205,9 @@ class Study:
                 record = self._storage.get_study(self.name)
             except StudyNotFound:
                 raise exc from None  # refused (its name): no study found by it either
+            mine = bool(settings) and all(record.config.get(k) == v for k, v in (settings or {}).items())  # a retried write
+            if isinstance(exc, DuplicateStudyError) and not load_if_exists and not mine:  # that had committed
+                raise exc from None  # another writer's: not this one's to join
             self._check_same(record, space, dirn)
             return record
 

@@ -91,12 +91,21 @@ def start_fresh(folder: Path, trial: Any = None) -> None:
     the folder is marked as ``trial``'s study's (see :func:`_check_owner`)."""
     if folder.is_dir():
         retire(folder, "none")
-    owner = _owner(trial)
-    if owner is not None:
+    if _owner(trial) is not None:
         ckpt.secure_dir(folder)
-        fd = os.open(folder / OWNER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(owner)
+        mark(trial, folder / OWNER, exclusive=True)
+
+
+def mark(trial: Any, path: Path, *, exclusive: bool = False) -> None:
+    """Write ``path``, naming the study of ``trial`` (its creation time), unless it has none (a Ray
+    actor's trial of a study in memory); ``exclusive``: a file there already is an error."""
+    owner = _owner(trial)
+    if owner is None:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+                 | getattr(os, "O_NOFOLLOW", 0), 0o600)  # fmt: skip
+    with os.fdopen(fd, "w") as f:
+        f.write(owner)
 
 
 #: the file of a trial's folder naming the study that wrote it (its creation time)
@@ -112,18 +121,34 @@ def _check_owner(trial: Any, folder: Path) -> None:
     """Refuse to resume from a folder that another study of the same name (in another storage)
     marked as its own: with the default checkpoint root both write to ``<name>-<hash>``. An
     unmarked folder (written before marks were) is taken."""
-    owner, path = _owner(trial), folder / OWNER
-    if owner is None or not path.is_file():
+    check_mark(trial, folder / OWNER, folder, "a checkpoint root's folder",
+               "Give each study its own checkpoint_root (objective(..., checkpoint_root=...))")
+
+
+def check_mark(trial: Any, path: Path, written_to: Path, shared: str, fix: str) -> None:
+    """Refuse to resume ``trial`` from ``written_to`` when the mark at ``path`` (:func:`mark`) names
+    another study of its name; no mark (written before marks were) is no refusal."""
+    if _owner(trial) is None or not path.is_file():
         return
     with open(path, "rb") as f:
         written = f.read(256).decode("utf-8", "replace")
-    if written != owner:
+    if not _same_time(written, trial.study.created):
         raise ckpt.CheckpointError(
-            f"trial {trial.number}: refusing to resume from {str(folder)!r}: another study named "
+            f"trial {trial.number}: refusing to resume from {str(written_to)!r}: another study named "
             f"{str(trial.study.name)!r} (in another storage) wrote it since this one paused the trial: two studies of "
-            "one name share a checkpoint root's folder. Give each study its own checkpoint_root "
-            "(objective(..., checkpoint_root=...)); this trial cannot resume from there"
+            f"one name share {shared}. {fix}; this trial cannot resume from there"
         )
+
+
+def _same_time(written: str, created: float) -> bool:
+    """Whether a mark names the study created at ``created``, to 10 microseconds: a database may
+    print its creation time with 15 digits to one process and 17 to another (PostgreSQL's
+    ``extra_float_digits`` of a role)."""
+    word, _, value = written.strip().partition(" ")
+    try:
+        return word == "created" and abs(float(value) - created) < 1e-5
+    except ValueError:
+        return False
 
 
 def retire(folder: Path, keep: str) -> bool:
