@@ -723,3 +723,26 @@ def test_the_list_of_studies_reads_no_trial_s_reports_until_the_study_is_shown(t
     assert listed["best"]["value"] == min(t.value for t in study.trials)
     assert c.get("/studies/big").status_code == 200  # read whole now: listed from that view
     assert c.get("/api/studies").json()["studies"][0]["version"] >= 1
+
+
+def test_a_study_deleted_or_renamed_elsewhere_is_not_kept_by_a_long_running_dashboard(url: str) -> None:
+    """A dashboard kept up for weeks while scripts make, show and delete studies: every study it had
+    shown stayed in its cache with all its trials, deleted or not (memory grew with each one)."""
+    c = client(url)
+    cache = c.app.state.dashboard.cache  # type: ignore[attr-defined]
+    for i in range(5):
+        s = ts.Study(SPACE, storage=url, name=f"tmp{i}", sampler="random", seed=i)
+        s.optimize(objective, n_trials=3, catch=(RuntimeError,))
+        assert c.get(f"/studies/tmp{i}").status_code == 200
+        s.delete()
+    assert c.get("/studies/tmp4").status_code == 404  # shown, then found deleted
+    assert c.get("/api/studies").status_code == 200  # the list drops the rest
+    ts.load_study("beta", url).rename("gamma")
+    c.get("/")
+    assert set(cache._entries) <= {"alpha", "gamma"}, set(cache._entries)
+    version = c.get("/api/studies/gamma").json()["version"]
+    ts.load_study("gamma", url).delete()
+    c.get("/api/studies")  # dropped from the cache; a page open on it still sees the new study as a change
+    ts.Study(SPACE, storage=url, name="gamma", sampler="random", seed=1)
+    changes = c.get(f"/api/studies/gamma/changes?since={version}").json()
+    assert changes["changed"] and changes["summary"]["trials"] == 0, changes

@@ -184,6 +184,27 @@ def test_a_metric_against_the_studys_direction_is_warned_once(tmp_path: Path) ->
             assert repr(metric) in ours[0] and f"direction {direction!r}" in ours[0]
 
 
+
+def test_the_direction_warning_keeps_nothing_of_a_study_dropped() -> None:
+    """A notebook that makes study after study: what was warned about was kept by the study's id
+    for the whole process (one entry per study), and a new study given a freed one's id was not warned."""
+    import gc
+    import warnings
+
+    from tunesmith.integrations import _common
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(20):
+            study = ts.Study(SMALL, direction="maximize", name=f"loop-{i}")
+            PruningCallback(study.ask(), "eval_loss")
+            PruningCallback(study.ask(), "eval_loss")  # the same study: not again
+            del study
+            gc.collect()
+    assert len(_common._warned) == 0, len(_common._warned)
+    assert len([w for w in caught if "looks better when" in str(w.message)]) == 20
+
+
 def test_search_passes_optimize_options(tmp_path: Path, dataset: Any) -> None:
     """callbacks, timeout (n_trials=None: trials until it passes) and the rest reach optimize."""
     seen: list[int] = []

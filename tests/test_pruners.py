@@ -638,3 +638,25 @@ def test_a_worker_passing_another_pruner_is_warned(
         joined = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner="asha")
     assert joined.pruner.describe()["pause"] is False  # it uses what it was given...
     assert "was created with pruner" in caplog.text and "'pause': True" in caplog.text  # ...and says so
+
+
+def test_optimize_counts_the_trials_for_the_budget_warning_without_reading_them(tmp_path: Path) -> None:
+    """optimize(n_trials=10) called again and again on a study with successive halving: each call
+    read and decoded every trial of the study (on SQLite) only to count them for the budget warning,
+    3 MB of records at 3,000 trials, and their time."""
+    import tracemalloc
+
+    url = f"sqlite:///{tmp_path / 'sh.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner="sh", sampler="random", seed=0, storage=url, name="sh")
+    study.optimize(lambda t: t.params["x"], n_trials=1000)
+    study.enqueue({"x": 0.5})
+    again = ts.Study.load("sh", url)  # a fresh process's object: none of the history read yet
+    again.optimize(lambda t: t.params["x"], n_trials=1)
+    tracemalloc.start()
+    try:
+        again.optimize(lambda t: t.params["x"], n_trials=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 300_000, peak  # before: 1.0 MB, the 1,000 records decoded
+    assert len(again.trials) == 1002

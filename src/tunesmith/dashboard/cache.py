@@ -11,9 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..exceptions import StudyNotFound
 from ..plots import Snapshot
 from ..plots.records import pruner_rungs
 from ..pruners import make_pruner
@@ -40,6 +42,7 @@ class _Entry:
     next_number: int = 0
     version: int = 0
     read_at: float = 0.0
+    read: bool = False  # read once: the first read is a new version, whatever it finds
     last_activity: float = 0.0
     trials: tuple[FrozenTrial, ...] = ()
     memo: dict[Any, Any] = field(default_factory=dict)  # (what, version) -> computed value
@@ -116,16 +119,28 @@ class StudyCache:
         self.io = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self._floor = 0  # the highest version of a study dropped: a study made again under its name starts past it
 
     def records(self) -> list[StudyRecord]:
-        """The studies, without the companions where ``evaluate_best`` keeps test scores."""
+        """The studies, without the companions where ``evaluate_best`` keeps test scores. What is
+        known of a study no longer listed (deleted or renamed elsewhere) is dropped: a dashboard
+        kept up for weeks while studies come and go holds only the trials of studies that exist."""
         with self.io:
-            return [r for r in self.storage.list_studies() if not r.name.endswith(TEST_SUFFIX)]
+            records = self.storage.list_studies()
+        listed = {r.name for r in records}
+        with self._lock:
+            gone = [name for name in self._entries if name not in listed]
+        self._drop(gone)
+        return [r for r in records if not r.name.endswith(TEST_SUFFIX)]
 
     def view(self, name: str) -> View:
         """The study as it is now (StudyNotFound if there is none)."""
         with self.io:
-            record = self.storage.get_study(name)
+            try:
+                record = self.storage.get_study(name)
+            except StudyNotFound:
+                self.forget(name)  # deleted elsewhere: its trials are not kept
+                raise
         entry = self._entry(record)
         with entry.lock:
             if not entry.read_at or time.monotonic() - entry.read_at >= MIN_INTERVAL:
@@ -149,8 +164,13 @@ class StudyCache:
 
     def forget(self, name: str) -> None:
         """Drop what is known of ``name`` (it was deleted)."""
+        self._drop([name])
+
+    def _drop(self, names: Iterable[str]) -> None:
         with self._lock:
-            self._entries.pop(name, None)
+            for name in names:
+                entry = self._entries.pop(name, None)
+                self._floor = max(self._floor, entry.version if entry else 0)
 
     def stale(self, name: str) -> None:
         """Read ``name`` again at its next view (this process just changed it)."""
@@ -164,7 +184,7 @@ class StudyCache:
             same = entry is not None and (entry.record.study_id, entry.record.created) == (record.study_id, record.created)
             if entry is None or not same:  # new, or deleted and made again under its name
                 # a study made again continues the old one's versions: a page open on the old one sees a change
-                entry = self._entries[record.name] = _Entry(record, version=entry.version + 1 if entry else 0)
+                entry = self._entries[record.name] = _Entry(record, version=entry.version + 1 if entry else self._floor)
             elif entry.record.config != record.config:
                 entry.record = record
                 entry.version += 1
@@ -225,7 +245,8 @@ def _refresh(storage: Storage, e: _Entry) -> None:
         else:
             e.live[t.number] = t
         e.next_number = max(e.next_number, t.number + 1)
-    if changed or not e.version:
+    if changed or not e.read:
+        e.read = True
         e.version += 1
         merged = {**e.finished, **e.live}
         e.trials = tuple(merged[n] for n in sorted(merged))

@@ -8,6 +8,7 @@ import math
 import re
 import threading
 import warnings
+import weakref
 from types import ModuleType
 from typing import Any
 
@@ -170,7 +171,10 @@ def guess_direction(metric: str) -> str | None:
     return None
 
 
-_warned: set[tuple[int, str, str]] = set()
+#: (metric, direction) pairs warned about, per study object: dropped with the study (keyed by
+#: ``id(study)``, every study a long process made stayed here, and a new study that got a freed
+#: one's id was never warned)
+_warned: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
 _warned_lock = threading.Lock()
 
 
@@ -185,11 +189,15 @@ def warn_direction(trial: Any, metric: str, *, what: str) -> None:
     have = str(getattr(have, "value", have))
     if guess is None or have not in ("minimize", "maximize") or have == guess:
         return
-    key = (id(study), metric, have)  # this study object: another of the same name is warned too
+    key = (metric, have)  # per study object: another of the same name is warned too
     with _warned_lock:
-        if key in _warned:
+        try:
+            seen = _warned.setdefault(study, set())
+        except TypeError:  # no study, or one that cannot be referenced weakly: warned each time
+            seen = set()
+        if key in seen:
             return
-        _warned.add(key)
+        seen.add(key)
     warnings.warn(
         f"{what}: the metric {metric!r} looks better when {'lower' if guess == 'minimize' else 'higher'} "
         f"(from its name), but study {getattr(study, 'name', '?')!r} has direction {have!r}, so the search "

@@ -561,9 +561,10 @@ class Study:
             return
         if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0:
             return  # optimize's own check says what is wrong
-        trials = self._storage.get_trials(self._study_id)
-        waiting = sum(t.state is TrialState.WAITING for t in trials)
-        warning = self.pruner.budget_warning(len(trials) + max(0, n_trials - waiting))
+        # counted, not read: each call of a notebook's optimize decoded the whole history (3 MB at 3,000 trials)
+        total = self._storage.count_trials(self._study_id)
+        waiting = len(self._storage.get_trials(self._study_id, state=TrialState.WAITING))
+        warning = self.pruner.budget_warning(total + max(0, n_trials - waiting))
         if warning:
             logger.warning(warning)
 
