@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import fnmatch
 import io
 import json
@@ -45,10 +46,18 @@ def wide_console() -> Console:
     """Rich's console; when the output is not a terminal (a pipe, a file, a CI log) rich would
     fold tables to 80 columns, cutting every value of a study with a dozen parameters to
     "0.…": there, tables take the width they need (COLUMNS still decides when set)."""
-    out = Console()
+    out = _Console()
     if out.is_terminal or "COLUMNS" in os.environ:
         return out
-    return Console(width=1000)
+    return _Console(width=1000)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich exits with status 1 when the reader went away; raised instead, so that the command
+        ends as every command does then (status 141, as one stopped by SIGPIPE; cli.main)."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 def at_least(minimum: int) -> Any:

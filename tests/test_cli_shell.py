@@ -1,0 +1,99 @@
+"""The ``tunesmith`` command as a shell script drives it: output into a pipe whose reader stopped
+(``| head -1``), into a full disk (``> /dev/full``), with standard streams closed (``>&-``), each in a
+subprocess with and without ``PYTHONUNBUFFERED`` (Python buffers a pipe's output unless it is set)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tunesmith as ts
+
+COMMANDS = [
+    ["studies"], ["show", "s"], ["export", "s"], ["export", "s", "--format", "json"],
+    ["importance", "s", "--json"], ["note", "s", "a note"], ["--help"], ["show", "--help"], ["--version"],
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose default storage holds study ``s`` of 12 trials."""
+    path = tmp_path_factory.mktemp("shell")
+    study = ts.Study({"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"])}, storage=f"sqlite:///{path / 'tunesmith.db'}",
+                     name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=12)
+    return path
+
+
+def env_of(base: dict[str, str], unbuffered: bool) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if k != "PYTHONUNBUFFERED"}
+    return {**env, "PYTHONUNBUFFERED": "1"} if unbuffered else env
+
+
+def shell(line: str, folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``line`` run by sh in ``folder``, ``TS`` standing for the command."""
+    tunesmith = f"{sys.executable} -m tunesmith"
+    return subprocess.run(["sh", "-c", line.replace("TS", tunesmith)], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_a_reader_that_stopped_ends_the_command_quietly_with_141(folder: Path, subprocess_env: dict[str, str],
+                                                                 argv: list[str], unbuffered: bool) -> None:
+    """As `| head -0`: every write meets a closed pipe. Was status 1 from show and studies (rich's own exit),
+    120 and "Exception ignored ... BrokenPipeError" from export, note and --help without PYTHONUNBUFFERED."""
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", *argv], cwd=folder, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env_of(subprocess_env, unbuffered))
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert (child.wait(timeout=120), err) == (141, "")
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_a_full_disk_on_standard_output_is_one_line_and_status_2(folder: Path, subprocess_env: dict[str, str],
+                                                                 argv: list[str]) -> None:
+    """Was status 120 with "Exception ignored in: <_io.TextIOWrapper name='<stdout>'...", or 0 (--help)."""
+    out = shell(f"TS {' '.join(repr(a) for a in argv)} > /dev/full", folder, env_of(subprocess_env, False))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.endswith("error: cannot write to standard output: No space left on device\n"), out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [a for a in COMMANDS if "--version" not in a], ids=" ".join)
+def test_a_closed_standard_output_is_said_not_ignored(folder: Path, subprocess_env: dict[str, str],
+                                                      argv: list[str]) -> None:
+    """`TS show s >&-`: was status 0 with nothing said (studies, show, importance), a traceback (export)."""
+    out = shell(f"TS {' '.join(repr(a) for a in argv)} >&-", folder, env_of(subprocess_env, False))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.endswith("error: cannot write to standard output: it is closed\n"), out.stderr
+
+
+def test_closed_standard_input_and_error(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`delete` with stdin closed was an AttributeError traceback; with stderr closed, the message of
+    `export -o` went to standard output (print's file=None is stdout), mixed with what a script reads."""
+    env = env_of(subprocess_env, False)
+    out = shell("TS delete s <&-", folder, env)
+    assert out.returncode == 2 and "pass --yes to confirm" in out.stderr and "Traceback" not in out.stderr
+    out = shell("TS export s -o trials.csv 2>&-", folder, env)
+    assert (out.returncode, out.stdout) == (0, "")
+    assert (folder / "trials.csv").read_text().startswith("number,")
+
+
+def test_process_workers_with_standard_output_closed_do_not_crash(tmp_path: Path,
+                                                                  subprocess_env: dict[str, str]) -> None:
+    """`TS run s.yaml --n-jobs 2 >&-`: each worker process crashed at its last flush (a traceback,
+    "worker process died") as sys.stdout was None; now every trial completes and the command says that
+    its summary could not be written."""
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text("objective: obj.py:objective\nsampler: random\nn_trials: 4\nn_jobs: 2\n"
+                                     "space:\n  x: {type: float, low: 0, high: 1}\n")
+    out = shell("TS run s.yaml --no-progress >&-", tmp_path, env_of(subprocess_env, False))
+    assert "Traceback" not in out.stderr and "died" not in out.stderr, out.stderr
+    assert out.returncode == 2 and "cannot write to standard output: it is closed" in out.stderr
+    study = ts.load_study("s", f"sqlite:///{tmp_path / 'tunesmith.db'}")
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 4
