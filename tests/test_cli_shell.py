@@ -97,3 +97,16 @@ def test_process_workers_with_standard_output_closed_do_not_crash(tmp_path: Path
     assert out.returncode == 2 and "cannot write to standard output: it is closed" in out.stderr
     study = ts.load_study("s", f"sqlite:///{tmp_path / 'tunesmith.db'}")
     assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 4
+
+
+def test_show_into_a_pipe_keeps_every_value_of_a_wide_table_whole(tmp_path: Path,
+                                                                  subprocess_env: dict[str, str]) -> None:
+    """`TS show NAME | grep ...`: a table wider than 1,000 columns (14 parameters of 91 characters) had
+    its values cut to "aaaa…" though no terminal was there to fit."""
+    space = {f"p{i}": ts.Categorical(["a" * 90 + f"{i:x}", "b" * 90 + f"{i:x}"]) for i in range(14)}
+    study = ts.Study(space, storage=f"sqlite:///{tmp_path / 'tunesmith.db'}", name="wide", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    out = shell("TS show wide | cat", tmp_path, env_of(subprocess_env, False))
+    assert out.returncode == 0 and "…" not in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 2 and all(v in rows[0] for v in study.trials[0].params.values())
