@@ -110,3 +110,24 @@ def test_show_into_a_pipe_keeps_every_value_of_a_wide_table_whole(tmp_path: Path
     assert out.returncode == 0 and "…" not in out.stdout
     rows = [line for line in out.stdout.splitlines() if line.startswith("│")]
     assert len(rows) == 2 and all(v in rows[0] for v in study.trials[0].params.values())
+
+
+def test_each_subcommands_help_ends_with_an_example_that_parses(tmp_path: Path,
+                                                                subprocess_env: dict[str, str]) -> None:
+    """`TS CMD --help` listed the options and no command line to start from; the example is printed
+    whole on a line of its own (argparse folded it, so that it could not be copied), and is a command
+    line the parser takes."""
+    import shlex
+
+    from tunesmith.cli import SUBCOMMANDS, build_parser
+
+    names = [cmd.name for cmd in SUBCOMMANDS]
+    env = {**env_of(subprocess_env, False), "COLUMNS": "60"}
+    out = shell("; ".join(f"echo '@@ {n}'; TS {n} --help" for n in names), tmp_path, env)
+    assert out.returncode == 0, out.stderr
+    helps = dict(part.split("\n", 1) for part in out.stdout.split("@@ ")[1:])
+    for name in names:
+        example = helps[name].rstrip("\n").rsplit("\n", 1)[1].strip()
+        assert helps[name].rstrip("\n").endswith(f"example:\n  {example}") and example.startswith(f"tunesmith {name} ")
+        words = shlex.split(example, comments=True)
+        build_parser().parse_args(words[1:words.index(">")] if ">" in words else words[1:])  # no SystemExit

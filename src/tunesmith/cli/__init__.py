@@ -68,6 +68,36 @@ class _Parser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
 
+#: a command line each subcommand's ``--help`` ends with
+EXAMPLES = {
+    "run": "tunesmith run svm.yaml --n-trials 50 --n-jobs 4 --storage sqlite:///svm.db",
+    "studies": "tunesmith studies 'svm-*' --sort last --storage sqlite:///svm.db",
+    "show": "tunesmith show svm --top 5 --storage sqlite:///svm.db",
+    "export": "tunesmith export svm --format json > svm.json  # or -o trials.csv",
+    "plot": "tunesmith plot svm --kind history --log-y -o history.html",
+    "importance": "tunesmith importance svm --method ped-anova --json > importance.json",
+    "compare": "tunesmith compare svm.yaml --samplers random,bayes --budget 20 -o compare.png",
+    "report": "tunesmith report svm -o svm-report.html",
+    "focus": "tunesmith focus svm --keep C gamma --to svm-focus",
+    "dashboard": "tunesmith dashboard --storage sqlite:///svm.db --port 8080",
+    "worker": "tunesmith worker svm.yaml --n-jobs 2 --storage \"$DB_URL\"  # on each machine",
+    "delete": "tunesmith delete svm-old --yes",
+    "copy": "tunesmith copy svm svm-backup --to-storage sqlite:///backup.db",
+    "rename": "tunesmith rename svm svm-2026",
+    "note": "tunesmith note svm 'stopped: the learning rate range was wrong'",
+    "import": "tunesmith import svm.json svm-copy --storage sqlite:///other.db",
+}
+
+
+class _Formatter(argparse.HelpFormatter):
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """The example as written, on lines of its own (folded, it cannot be copied)."""
+        head, sep, example = text.partition("example:\n")
+        if not sep:
+            return super()._fill_text(text, width, indent)
+        return super()._fill_text(head, width, indent) + f"{indent}example:\n{indent}{example}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tunesmith",
@@ -79,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in SUBCOMMANDS:
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        example = EXAMPLES.get(cmd.name)
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help,
+                           epilog=f"example:\n  {example}" if example else None, formatter_class=_Formatter)
         cmd.add_arguments(p)
         p.set_defaults(_run=cmd.run)
     return parser
