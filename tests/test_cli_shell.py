@@ -131,3 +131,11 @@ def test_each_subcommands_help_ends_with_an_example_that_parses(tmp_path: Path,
         assert helps[name].rstrip("\n").endswith(f"example:\n  {example}") and example.startswith(f"tunesmith {name} ")
         words = shlex.split(example, comments=True)
         build_parser().parse_args(words[1:words.index(">")] if ">" in words else words[1:])  # no SystemExit
+
+
+def test_an_output_file_that_cannot_be_written_is_named(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export s -o /dev/full` said "No space left on device" and no file; a read-only folder named the
+    temporary file beside the output (".t.csv.2b0e96fa181e.tmp"), a name the user never gave."""
+    out = shell("TS export s -o /dev/full", folder, env_of(subprocess_env, False))
+    assert (out.returncode, out.stderr) == (2, "tunesmith export: error: [Errno 28] No space left on device: "
+                                               "'/dev/full'\n")
