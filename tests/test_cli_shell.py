@@ -139,3 +139,17 @@ def test_an_output_file_that_cannot_be_written_is_named(folder: Path, subprocess
     out = shell("TS export s -o /dev/full", folder, env_of(subprocess_env, False))
     assert (out.returncode, out.stderr) == (2, "tunesmith export: error: [Errno 28] No space left on device: "
                                                "'/dev/full'\n")
+
+
+def test_export_to_standard_output_is_utf8_whatever_the_locale(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export NAME > trials.csv` under a Latin-1 (or Windows' cp1252) encoding failed on the first
+    '日' ("'latin-1' codec can't encode characters"); it now writes the bytes -o writes."""
+    study = ts.Study({"kind": ts.Categorical(["日本語", "café"])}, storage=f"sqlite:///{tmp_path / 'tunesmith.db'}",
+                     name="u", sampler="grid")
+    study.optimize(lambda t: 1.0, n_trials=2)
+    env = {**env_of(subprocess_env, False), "PYTHONIOENCODING": "latin-1"}
+    out = subprocess.run([sys.executable, "-m", "tunesmith", "export", "u"], cwd=tmp_path, env=env,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert shell("TS export u -o u.csv", tmp_path, env).returncode == 0
+    assert out.stdout == (tmp_path / "u.csv").read_bytes() and "日本語" in out.stdout.decode("utf-8")

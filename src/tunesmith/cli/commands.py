@@ -398,8 +398,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         replace_file(Path(args.output), lambda f: f.write(text.encode("utf-8")))
         print(f"wrote {plural(len(study.trials), 'trial')} of {study.name!r} to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        _write_utf8(text)
     return 0
+
+
+def _write_utf8(text: str) -> None:
+    """``text`` to standard output in UTF-8, as ``--output`` writes it, whatever the locale's encoding
+    (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value)."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    out.write(text.encode("utf-8"))
 
 
 def _export_format(given: str | None, output: str | None) -> str:
