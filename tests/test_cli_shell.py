@@ -84,17 +84,30 @@ def test_closed_standard_input_and_error(folder: Path, subprocess_env: dict[str,
     assert (folder / "trials.csv").read_text().startswith("number,")
 
 
-def test_process_workers_with_standard_output_closed_do_not_crash(tmp_path: Path,
-                                                                  subprocess_env: dict[str, str]) -> None:
-    """`TS run s.yaml --n-jobs 2 >&-`: each worker process crashed at its last flush (a traceback,
-    "worker process died") as sys.stdout was None; now every trial completes and the command says that
-    its summary could not be written."""
-    (tmp_path / "obj.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+@pytest.mark.parametrize("into", ["closed", "pipe"])
+def test_process_workers_whose_output_goes_nowhere_do_not_crash(tmp_path: Path, subprocess_env: dict[str, str],
+                                                               into: str) -> None:
+    """`TS run s.yaml --n-jobs 2 >&-` or `| head -0`, the objective printing: each worker process crashed at its
+    last flush (a traceback, "worker process died"), sys.stdout being None or the pipe closed; now every
+    trial completes and the command ends as any does when its output cannot be written."""
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    print('trial', trial.number)\n"
+                                     "    return trial.params['x']\n")
     (tmp_path / "s.yaml").write_text("objective: obj.py:objective\nsampler: random\nn_trials: 4\nn_jobs: 2\n"
                                      "space:\n  x: {type: float, low: 0, high: 1}\n")
-    out = shell("TS run s.yaml --no-progress >&-", tmp_path, env_of(subprocess_env, False))
-    assert "Traceback" not in out.stderr and "died" not in out.stderr, out.stderr
-    assert out.returncode == 2 and "cannot write to standard output: it is closed" in out.stderr
+    env = env_of(subprocess_env, False)
+    if into == "closed":
+        out = shell("TS run s.yaml --no-progress >&-", tmp_path, env)
+        status, err = out.returncode, out.stderr
+        assert "cannot write to standard output: it is closed" in err
+    else:
+        child = subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", "--no-progress"], cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        assert child.stdout is not None and child.stderr is not None
+        child.stdout.close()
+        err = child.stderr.read()
+        status = child.wait(timeout=120)
+    assert "Traceback" not in err and "died" not in err, err
+    assert status == {"closed": 2, "pipe": 141}[into]
     study = ts.load_study("s", f"sqlite:///{tmp_path / 'tunesmith.db'}")
     assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 4
 
