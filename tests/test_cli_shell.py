@@ -166,3 +166,13 @@ def test_export_to_standard_output_is_utf8_whatever_the_locale(tmp_path: Path, s
     assert out.returncode == 0, out.stderr
     assert shell("TS export u -o u.csv", tmp_path, env).returncode == 0
     assert out.stdout == (tmp_path / "u.csv").read_bytes() and "日本語" in out.stdout.decode("utf-8")
+
+
+def test_studies_matching_nothing_leaves_standard_output_empty(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS studies mlp | grep -q mlp` was true with no study mlp: "no study matches 'mlp' ..." went to
+    stdout. The note now goes to stderr, as "no studies in ..." of an empty storage."""
+    env = env_of(subprocess_env, False)
+    out = shell("TS studies mlp | grep -q mlp", folder, env)
+    assert out.returncode == 1 and "no study matches 'mlp'" in out.stderr
+    out = shell("TS studies --storage sqlite:///empty.db", folder, env)
+    assert (out.returncode, out.stdout) == (0, "") and "no studies in" in out.stderr

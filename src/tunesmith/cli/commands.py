@@ -202,8 +202,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
     if not records:
         parts = sqlite_path(storage.display_url)
         file = parts[1] if parts is not None and not Path(parts[1]).is_file() else None  # run from another folder?
-        print(f"no studies in {storage.display_url}"
-              + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""))
+        print(f"no studies in {storage.display_url}"  # on stderr, as every note: `| grep -q NAME` found the name here
+              + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""),
+              file=sys.stderr)
         return 0
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records
@@ -214,7 +215,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         tests = [n for n in companions if n == args.pattern or fnmatch.fnmatchcase(n, args.pattern)]
         print(f"no study matches {args.pattern!r} in {storage.display_url} ({plural(len(records), 'study', 'studies')}"
               + (f"; it matches {plural(len(tests), 'companion study', 'companion studies')} of test results, listed with --all)"
-                 if tests else "; the pattern is case-sensitive, * matches any text)"))
+                 if tests else "; the pattern is case-sensitive, * matches any text)"), file=sys.stderr)
         return 0
     table = Table(title=f"studies in {escape(storage.display_url)}")
     numeric = ("trials", "complete", "best value", "last trial", "test results")
