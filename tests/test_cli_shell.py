@@ -176,3 +176,19 @@ def test_studies_matching_nothing_leaves_standard_output_empty(folder: Path, sub
     assert out.returncode == 1 and "no study matches 'mlp'" in out.stderr
     out = shell("TS studies --storage sqlite:///empty.db", folder, env)
     assert (out.returncode, out.stdout) == (0, "") and "no studies in" in out.stderr
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_show_and_studies_under_a_locale_that_cannot_encode_a_name(tmp_path: Path, subprocess_env: dict[str, str],
+                                                                    encoding: str) -> None:
+    """Both failed with "'ascii' codec can't encode characters" (status 2) on a '日' in a name or value; what
+    the encoding cannot hold is now written as \\u65e5, as Python writes it to stderr."""
+    storage = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    study = ts.Study({"kind": ts.Categorical(["日本語"])}, storage=storage, name="研究", sampler="grid")
+    study.optimize(lambda t: 1.0, n_trials=1)
+    env = {**env_of(subprocess_env, False), "PYTHONIOENCODING": encoding}
+    for argv, shown in ((["show", "研究"], b"\\u65e5\\u672c\\u8a9e"), (["studies"], b"\\u7814\\u7a76")):
+        out = subprocess.run([sys.executable, "-m", "tunesmith", *argv], cwd=tmp_path, env=env, capture_output=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert shown in out.stdout and b"\\u7814\\u7a76" in out.stdout  # the value, the name

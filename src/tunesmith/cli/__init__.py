@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tunesmith`` command; returns the exit status."""
     _open_standard_streams()
+    _escape_what_cannot_be_encoded()
     command = "tunesmith"
     try:
         parser = build_parser()
@@ -172,6 +173,15 @@ def _drop_stdout() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, sys.stdout.fileno())
     os.close(null)
+
+
+def _escape_what_cannot_be_encoded() -> None:
+    """Under an encoding other than UTF-8 (an ASCII or Latin-1 locale, Windows' cp1252 redirected),
+    a study name or value it cannot encode is written as ``\\u65e5``, as standard error writes it:
+    ``show`` and ``studies`` failed on the first '日' ("'ascii' codec can't encode")."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    if not encoding.startswith("utf") and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _open_standard_streams() -> None:
