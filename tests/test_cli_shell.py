@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_faults_storage import _fill, small_fs  # noqa: F401 - the 1 MiB tmpfs fixture
 
 import tunesmith as ts
 
@@ -192,3 +193,24 @@ def test_show_and_studies_under_a_locale_that_cannot_encode_a_name(tmp_path: Pat
                              timeout=120)
         assert out.returncode == 0, out.stderr
         assert shown in out.stdout and b"\\u7814\\u7a76" in out.stdout  # the value, the name
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_an_output_file_that_cannot_be_replaced_is_left_whole_and_named(folder: Path, small_fs: Path,  # noqa: F811
+                                                                        subprocess_env: dict[str, str],
+                                                                        how: str) -> None:
+    """`TS export s -o t.csv` over an old t.csv on a full disk, or in a folder remounted read-only: the old
+    file is left whole and no temporary file stays; the error named no file (full) or the temporary file
+    beside it (".t.csv.2b0e96fa181e.tmp", read-only)."""
+    old = small_fs / "t.csv"
+    old.write_text("the old export\n")
+    if how == "full":
+        _fill(small_fs)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    out = shell(f"TS export s -o {old}", folder, env_of(subprocess_env, False))
+    why = "No space left on device" if how == "full" else "Read-only file system"
+    assert (out.returncode, out.stderr) == (2, f"tunesmith export: error: [Errno {28 if how == 'full' else 30}] {why}: "
+                                               f"'{old}'\n")
+    assert old.read_text() == "the old export\n" and sorted(p.name for p in small_fs.iterdir()) == \
+        sorted(["t.csv"] + (["filler"] if how == "full" else []))
