@@ -214,3 +214,29 @@ def test_an_output_file_that_cannot_be_replaced_is_left_whole_and_named(folder: 
                                                f"'{old}'\n")
     assert old.read_text() == "the old export\n" and sorted(p.name for p in small_fs.iterdir()) == \
         sorted(["t.csv"] + (["filler"] if how == "full" else []))
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_delete_asks_on_stderr_when_stdout_is_redirected(tmp_path: Path, subprocess_env: dict[str, str],
+                                                         answer: str) -> None:
+    """`TS delete NAME > log` at a terminal: the question went into log (input() writes it to stdout), and
+    the command seemed to hang. It is asked on stderr now, as rm -i asks; the answer still decides."""
+    import os
+    import pty
+
+    storage = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=storage, name="s")
+    leader, follower = pty.openpty()  # the terminal the user types at
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "tunesmith", "delete", "s"], cwd=tmp_path, stdin=follower,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_of(subprocess_env, False),
+                                 text=True)
+        os.write(leader, f"{answer}\n".encode())
+        out, err = child.communicate(timeout=120)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert "delete study 's' and its 0 trials from" in err and "[y/N]" in err and "[y/N]" not in out
+    deleted = answer == "y"
+    assert (child.returncode, out.startswith("deleted study 's'" if deleted else "nothing deleted")) == (1 - deleted, True)
+    assert [r.name for r in ts.SQLStorage(storage).list_studies()] == ([] if deleted else ["s"])

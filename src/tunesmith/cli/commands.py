@@ -509,11 +509,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise ValueError(f"deleting study {name!r} ({n}) cannot be undone: pass --yes to confirm")
-        try:
-            answer = input(f"delete study {name!r} and its {n}{with_test_results(storage, name)} from {url}? [y/N] ")
-        except EOFError:  # Ctrl-D: a no (it was a traceback)
-            answer = ""
-            print()
+        # asked on stderr, as rm -i asks: with stdout redirected (> log) the question went into the file
+        print(f"delete study {name!r} and its {n}{with_test_results(storage, name)} from {url}? [y/N] ",
+              end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        if not answer:  # Ctrl-D: a no (it was a traceback)
+            print(file=sys.stderr)
         if answer.strip().lower() != "y":
             print("nothing deleted")
             return 1
