@@ -240,3 +240,20 @@ def test_delete_asks_on_stderr_when_stdout_is_redirected(tmp_path: Path, subproc
     deleted = answer == "y"
     assert (child.returncode, out.startswith("deleted study 's'" if deleted else "nothing deleted")) == (1 - deleted, True)
     assert [r.name for r in ts.SQLStorage(storage).list_studies()] == ([] if deleted else ["s"])
+
+
+def test_export_refuses_to_write_over_a_database(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export s -o tunesmith.db` (a slip of tab completion) replaced the database, and every study in it,
+    with the CSV; it is refused before any work, naming the file, and the database is left as it was."""
+    storage = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=storage, name="s").optimize(lambda t: t.params["x"], n_trials=2)
+    out = shell("TS export s -o tunesmith.db", tmp_path, env_of(subprocess_env, False))
+    assert out.returncode == 2 and "'tunesmith.db' is a SQLite database" in out.stderr
+    assert len(ts.load_study("s", storage).trials) == 2
+
+
+def test_export_to_dev_stdout_into_a_pipe(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export s -o /dev/stdout | cat` failed: "No such file or directory: '/proc/N/fd/pipe:[...]'", the
+    link resolved to a pipe's name, which no file has."""
+    out = shell("TS export s -o /dev/stdout | cat", folder, env_of(subprocess_env, False))
+    assert out.returncode == 0 and out.stdout.startswith("number,state,value") and out.stdout.count("\n") == 13

@@ -91,10 +91,25 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
             check_output(text, suffixes, what)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
+        if _is_database(text):  # `export NAME -o tunesmith.db` replaced the database, every study in it, by CSV
+            raise argparse.ArgumentTypeError(f"{text!r} is a SQLite database, which this would replace with every "
+                                             "study in it: name another file (trials.csv)")
         return text
 
     parse.__name__ = "output file"
     return parse
+
+
+def _is_database(path: str) -> bool:
+    """Whether ``path`` is an existing SQLite database file (its first 16 bytes say so). Only a regular
+    file is opened: /dev/stdout into a pipe would be opened for reading that pipe, and wait forever."""
+    try:
+        if not Path(path).is_file():
+            return False
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def add_storage_arg(p: argparse.ArgumentParser) -> None:

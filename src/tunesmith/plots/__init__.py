@@ -155,7 +155,8 @@ def _write_over(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         raise ValueError(f"not writing {str(path)!r}: it is a link owned by another user (uid {st.st_uid}), "
                          "which chooses the file it overwrites; remove it or write elsewhere")
     if st is not None and not stat.S_ISREG(st.st_mode):
-        with open(os.path.realpath(path), "wb") as out:  # the link resolved once, then opened
+        target = os.path.realpath(path)  # the link resolved once, then opened; /dev/stdout into a pipe
+        with open(target if os.path.exists(target) else path, "wb") as out:  # resolves to "pipe:[N]", no file
             write(out)
         return path
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
