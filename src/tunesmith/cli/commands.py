@@ -421,12 +421,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _write_utf8(text: str) -> None:
     """``text`` to standard output in UTF-8, as ``--output`` writes it, whatever the locale's encoding
     (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value)."""
-    out = getattr(sys.stdout, "buffer", None)
-    if out is None:
-        sys.stdout.write(text)
-        return
-    sys.stdout.flush()
-    out.write(text.encode("utf-8"))
+    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.flush()
+        sys.stdout.reconfigure(encoding="utf-8")
+    sys.stdout.write(text)
 
 
 def _export_format(given: str | None, output: str | None) -> str:
