@@ -165,7 +165,7 @@ def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str
     assert "does not exist" in capsys.readouterr().err
     db = f"sqlite:///{project / 'e.db'}"
     assert run_cli("studies", "--storage", db) == 0  # run from another folder: it says no file is there
-    assert capsys.readouterr().out.strip().endswith(
+    assert capsys.readouterr().err.strip().endswith(  # on stderr: stdout stays empty for `| grep -q NAME`
         f"(there is no database file at {str(project / 'e.db')!r}: --storage names the one to read)")
     assert not (project / "e.db").exists()  # reading commands create nothing
     assert run_cli("show", "ghost", "--storage", db) == 2

@@ -459,8 +459,8 @@ def test_reading_an_empty_database_creates_nothing(tmp_path: Path, pg_url: str,
         assert reader.list_studies() == []
         with pytest.raises(ts.StudyNotFound, match="no study named 'x'"):
             reader.get_study("x")
-        rc, out, _ = _main("studies", "--storage", url, capsys=capsys)
-        assert rc == 0 and "no studies in" in out
+        rc, out, err = _main("studies", "--storage", url, capsys=capsys)
+        assert rc == 0 and out == "" and "no studies in" in err
         assert sa.inspect(sa.create_engine(url)).get_table_names() == []  # no table was made
     assert empty.stat().st_size == 0
 

@@ -310,10 +310,10 @@ def test_cli_studies_filters_by_pattern_and_sorts(tmp_path: Path, capsys: pytest
     assert listed("--sort", "last") == ["run[1]", "mlp-a", "svm", "mlp-b"]
     assert listed("run[1]") == ["run[1]"]  # a name is itself, though [1] is a pattern's class
     assert main(["studies", "MLP*", "--storage", url]) == 0
-    assert "no study matches 'MLP*'" in capsys.readouterr().out
+    assert "no study matches 'MLP*'" in capsys.readouterr().err  # stdout empty, for `| grep -q`
     ts.Study(SPACE, sampler="random", seed=0, storage=url, name="svm").evaluate_best(lambda t: t.params["x"], k=1)
     assert main(["studies", "svm:test", "--storage", url]) == 0  # listed with --all only: it said the pattern is case-sensitive
-    assert "it matches 1 companion study of test results, listed with --all" in capsys.readouterr().out
+    assert "it matches 1 companion study of test results, listed with --all" in capsys.readouterr().err
     assert listed("svm:test", "--all") == ["svm:test"]
     assert main(["studies", "--storage", url]) == 0
     assert re.search(r"│ mlp-b .* \d{4}-\d\d-\d\d \d\d:\d\d │", capsys.readouterr().out)  # the last trial's time

@@ -12,10 +12,12 @@ add the argument and its entry in ``launch._FLAGS``; to pass a new key on to
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..exceptions import TunesmithError
 from . import commands, dashboard, focus, insight, worker
@@ -58,8 +60,46 @@ SUBCOMMANDS: list[Subcommand] = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    def _print_message(self, message: str, file: Any = None) -> None:
+        """argparse drops an error writing ``--help`` or ``--version`` (status 0, nothing shown): raised
+        here, for :func:`main` to say."""
+        if message:
+            (file or sys.stderr).write(message)
+
+
+#: a command line each subcommand's ``--help`` ends with
+EXAMPLES = {
+    "run": "tunesmith run svm.yaml --n-trials 50 --n-jobs 4 --storage sqlite:///svm.db",
+    "studies": "tunesmith studies 'svm-*' --sort last --storage sqlite:///svm.db",
+    "show": "tunesmith show svm --top 5 --storage sqlite:///svm.db",
+    "export": "tunesmith export svm --format json > svm.json  # or -o trials.csv",
+    "plot": "tunesmith plot svm --kind history --log-y -o history.html",
+    "importance": "tunesmith importance svm --method ped-anova --json > importance.json",
+    "compare": "tunesmith compare svm.yaml --samplers random,bayes --budget 20 -o compare.png",
+    "report": "tunesmith report svm -o svm-report.html",
+    "focus": "tunesmith focus svm --keep C gamma --to svm-focus",
+    "dashboard": "tunesmith dashboard --storage sqlite:///svm.db --port 8080",
+    "worker": "tunesmith worker svm.yaml --n-jobs 2 --storage \"$DB_URL\"  # on each machine",
+    "delete": "tunesmith delete svm-old --yes",
+    "copy": "tunesmith copy svm svm-backup --to-storage sqlite:///backup.db",
+    "rename": "tunesmith rename svm svm-2026",
+    "note": "tunesmith note svm 'stopped: the learning rate range was wrong'",
+    "import": "tunesmith import svm.json svm-copy --storage sqlite:///other.db",
+}
+
+
+class _Formatter(argparse.HelpFormatter):
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """The example as written, on lines of its own (folded, it cannot be copied)."""
+        head, sep, example = text.partition("example:\n")
+        if not sep:
+            return super()._fill_text(text, width, indent)
+        return super()._fill_text(head, width, indent) + f"{indent}example:\n{indent}{example}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tunesmith",
         description="Hyperparameter optimization from the command line.",
         epilog=f"Storage defaults to {DEFAULT_STORAGE} (a file in the current folder).",
@@ -69,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in SUBCOMMANDS:
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        example = EXAMPLES.get(cmd.name)
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help,
+                           epilog=f"example:\n  {example}" if example else None, formatter_class=_Formatter)
         cmd.add_arguments(p)
         p.set_defaults(_run=cmd.run)
     return parser
@@ -77,19 +119,88 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tunesmith`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    _open_standard_streams()
+    _escape_what_cannot_be_encoded()
+    command = "tunesmith"
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:  # --help, --version, a usage error: once their text is out
+            sys.stdout.flush()
+            raise
+        command = f"tunesmith {args.command}"
+        status = _run(command, args)
+        sys.stdout.flush()  # a write error (a full disk, a closed stdout) is found here, not at Python's exit
+        return status
+    except BrokenPipeError:  # the reader went away (`tunesmith show NAME | head -1`): stop quietly
+        _drop_stdout()
+        return 141  # as a command stopped by SIGPIPE
+    except OSError as exc:  # standard output could not take what was written
+        _drop_stdout()
+        why = "it is closed" if exc.errno == errno.EBADF else exc.strerror or str(exc)
+        print(f"{command}: error: cannot write to standard output: {why}", file=sys.stderr)
+        return 2
+
+
+def _run(command: str, args: argparse.Namespace) -> int:
+    """Run the parsed command: its status, or 2 with its error said in one line (130 on Ctrl-C). An
+    error met writing standard output is raised for :func:`main`."""
     try:
         return int(args._run(args))
-    except BrokenPipeError:  # the reader went away (`tunesmith importance NAME | head -3`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
-        return 141  # as a command stopped by SIGPIPE
     except (StudyFileError, TunesmithError, ValueError, TypeError, ImportError, OSError) as exc:
-        print(f"tunesmith {args.command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, BrokenPipeError) or isinstance(exc, OSError) and _stdout_broken():
+            raise
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tunesmith: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_broken() -> bool:
+    """Whether standard output refuses what it holds (the error at hand was met writing it)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    return False
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so that Python's flush at exit does not fail a second time
+    ("Exception ignored ... BrokenPipeError", exit status 120)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+
+
+def _escape_what_cannot_be_encoded() -> None:
+    """Under an encoding other than UTF-8 (an ASCII or Latin-1 locale, Windows' cp1252 redirected),
+    a study name or value it cannot encode is written as ``\\u65e5``, as standard error writes it:
+    ``show`` and ``studies`` failed on the first '日' ("'ascii' codec can't encode")."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    if not encoding.startswith("utf") and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
+def _open_standard_streams() -> None:
+    """Give a standard stream the caller closed (``tunesmith export NAME >&-``) /dev/null in its
+    place, so that no file opened later (the database) takes its number and receives what is printed
+    there. Standard output is opened for reading, so that writing to it fails as writing to a closed
+    one does (the command says so, status 2); standard input reads nothing (``delete`` asks for
+    ``--yes``); what goes to standard error is dropped, as there is nowhere to say it."""
+    for fd, name, flags in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_RDONLY), (2, "stderr", os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            null = os.open(os.devnull, flags)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if getattr(sys, name) is None:  # Python started without it
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False))  # noqa: SIM115
 
 
 __all__ = ["SUBCOMMANDS", "StudyFile", "StudyFileError", "Subcommand", "build_parser", "main"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import fnmatch
 import io
 import json
@@ -44,11 +45,20 @@ from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile, sql
 def wide_console() -> Console:
     """Rich's console; when the output is not a terminal (a pipe, a file, a CI log) rich would
     fold tables to 80 columns, cutting every value of a study with a dozen parameters to
-    "0.…": there, tables take the width they need (COLUMNS still decides when set)."""
-    out = Console()
+    "0.…": there, tables take the width they need (COLUMNS still decides when set; 1,000 cut
+    the values of 14 parameters of 90 characters)."""
+    out = _Console()
     if out.is_terminal or "COLUMNS" in os.environ:
         return out
-    return Console(width=1000)
+    return _Console(width=100_000)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich exits with status 1 when the reader went away; raised instead, so that the command
+        ends as every command does then (status 141, as one stopped by SIGPIPE; cli.main)."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 def at_least(minimum: int) -> Any:
@@ -81,10 +91,25 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
             check_output(text, suffixes, what)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
+        if _is_database(text):  # `export NAME -o tunesmith.db` replaced the database, every study in it, by CSV
+            raise argparse.ArgumentTypeError(f"{text!r} is a SQLite database, which this would replace with every "
+                                             "study in it: name another file (trials.csv)")
         return text
 
     parse.__name__ = "output file"
     return parse
+
+
+def _is_database(path: str) -> bool:
+    """Whether ``path`` is an existing SQLite database file (its first 16 bytes say so). Only a regular
+    file is opened: /dev/stdout into a pipe would be opened for reading that pipe, and wait forever."""
+    try:
+        if not Path(path).is_file():
+            return False
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def add_storage_arg(p: argparse.ArgumentParser) -> None:
@@ -95,13 +120,13 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_file", metavar="STUDY.yaml", help="the study description")
     p.add_argument("--name", help="study name (resumes the study if it exists)")
     p.add_argument("--storage", help=f"database URL (default: the file's, else {DEFAULT_STORAGE})")
-    p.add_argument("--sampler", help="grid, random, sobol, auto, ...")
-    p.add_argument("--direction", choices=["minimize", "maximize"])
-    p.add_argument("--n-trials", type=int, help="trials to run now")
-    p.add_argument("--timeout", type=float, help="seconds after which no trial starts")
+    p.add_argument("--sampler", help="grid, random, sobol, tpe, bayes, auto (default: the file's, else a study's own; a new study's auto)")
+    p.add_argument("--direction", choices=["minimize", "maximize"], help="default: the file's, else a study's own; a new study's minimize")
+    p.add_argument("--n-trials", type=int, help="trials to run now (default: the file's n_trials; with neither it nor a timeout, until Ctrl-C)")
+    p.add_argument("--timeout", type=float, help="seconds after which no trial starts (default: the file's, else none)")
     p.add_argument("--trial-timeout", type=float, help="seconds a trial may run before it is stopped and failed")
-    p.add_argument("--n-jobs", type=int, help="parallel workers (-1: one per core)")
-    p.add_argument("--seed", type=int, help="seed of the sampler")
+    p.add_argument("--n-jobs", type=int, help="parallel workers, -1: one per core (default: the file's n_jobs, else 1)")
+    p.add_argument("--seed", type=int, help="seed of the sampler (default: the file's, else a random one)")
     p.add_argument("--top", type=at_least(1), default=5, help="best trials to print at the end (default 5)")
     p.add_argument("--executor", choices=EXECUTORS,
                    help="where trials run (default: processes for SQL storage with --n-jobs > 1)")
@@ -192,8 +217,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
     if not records:
         parts = sqlite_path(storage.display_url)
         file = parts[1] if parts is not None and not Path(parts[1]).is_file() else None  # run from another folder?
-        print(f"no studies in {storage.display_url}"
-              + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""))
+        print(f"no studies in {storage.display_url}"  # on stderr, as every note: `| grep -q NAME` found the name here
+              + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""),
+              file=sys.stderr)
         return 0
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records
@@ -204,7 +230,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         tests = [n for n in companions if n == args.pattern or fnmatch.fnmatchcase(n, args.pattern)]
         print(f"no study matches {args.pattern!r} in {storage.display_url} ({plural(len(records), 'study', 'studies')}"
               + (f"; it matches {plural(len(tests), 'companion study', 'companion studies')} of test results, listed with --all)"
-                 if tests else "; the pattern is case-sensitive, * matches any text)"))
+                 if tests else "; the pattern is case-sensitive, * matches any text)"), file=sys.stderr)
         return 0
     table = Table(title=f"studies in {escape(storage.display_url)}")
     numeric = ("trials", "complete", "best value", "last trial", "test results")
@@ -388,8 +414,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         replace_file(Path(args.output), lambda f: f.write(text.encode("utf-8")))
         print(f"wrote {plural(len(study.trials), 'trial')} of {study.name!r} to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        _write_utf8(text)
     return 0
+
+
+def _write_utf8(text: str) -> None:
+    """``text`` to standard output in UTF-8, as ``--output`` writes it, whatever the locale's encoding
+    (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value)."""
+    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.flush()
+        sys.stdout.reconfigure(encoding="utf-8")
+    sys.stdout.write(text)
 
 
 def _export_format(given: str | None, output: str | None) -> str:
@@ -488,11 +523,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise ValueError(f"deleting study {name!r} ({n}) cannot be undone: pass --yes to confirm")
-        try:
-            answer = input(f"delete study {name!r} and its {n}{with_test_results(storage, name)} from {url}? [y/N] ")
-        except EOFError:  # Ctrl-D: a no (it was a traceback)
-            answer = ""
-            print()
+        # asked on stderr, as rm -i asks: with stdout redirected (> log) the question went into the file
+        print(f"delete study {name!r} and its {n}{with_test_results(storage, name)} from {url}? [y/N] ",
+              end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        if not answer:  # Ctrl-D: a no (it was a traceback)
+            print(file=sys.stderr)
         if answer.strip().lower() != "y":
             print("nothing deleted")
             return 1

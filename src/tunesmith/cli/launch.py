@@ -159,8 +159,9 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
         signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt: optimize's own handling
 
     previous: dict[int, Any] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(sig) is signal.SIG_IGN:  # e.g. SIGINT of a `cmd &` job of a script: stays ignored
+    # SIGHUP: the terminal closed (an ssh session dropped) killed the command outright, its trials left running
+    for sig in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
+        if signal.getsignal(sig) is signal.SIG_IGN:  # under nohup, SIGHUP stays ignored  # e.g. SIGINT of a `cmd &` job of a script: stays ignored
             continue
         try:
             previous[sig] = signal.signal(sig, on_signal)

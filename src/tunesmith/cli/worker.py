@@ -32,10 +32,11 @@ def add_worker_args(p: argparse.ArgumentParser) -> None:
                    help="database URL (overrides the file's storage:, e.g. from an environment variable, "
                         "so that a password need not be written in a shared file)")
     p.add_argument("--n-trials", type=int, default=None, help="trials to run (default: the file's n_trials)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds after which no trial starts")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds after which no trial starts (default: the file's, else none)")
     p.add_argument("--trial-timeout", type=float, default=None,
                    help="seconds a trial may run before it is stopped and failed")
-    p.add_argument("--n-jobs", type=int, default=None, help="parallel workers on this machine")
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel workers on this machine (default: the file's n_jobs, else 1)")
     p.add_argument("--executor", choices=EXECUTORS, default=None, help="where trials run (default: as for run)")
     p.add_argument("--address", default=None, help="Ray cluster address HOST:PORT (with --executor ray)")
 

@@ -17,6 +17,7 @@ replacement, or to a worker started for it once the replacement is gone.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -552,8 +553,9 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)
         code = 1
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # what the objective printed can go
+                stream.flush()  # nowhere (`tunesmith run | head -1`, >&-): the worker still ends with its own code
         os._exit(code)
 
 

@@ -136,7 +136,17 @@ def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     a write cut short leaves the file that was there whole. A symbolic link is followed only
     when it is the user's own (or root's, as /dev/stdout): one planted by another user chooses
     which file would be overwritten. A FIFO or device (/dev/null) is written as it is. The new
-    file keeps the permissions of the one it replaces."""
+    file keeps the permissions of the one it replaces. An error names ``path``, never the new file."""
+    try:
+        return _write_over(path, write)
+    except OSError as exc:  # "Read-only file system: '.report.html.5a4e...tmp'", "No space left on device"
+        if exc.errno is None or exc.filename not in (None, str(path)) and not Path(exc.filename).name.startswith(
+                f".{path.name}."):
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+
+
+def _write_over(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -145,7 +155,8 @@ def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         raise ValueError(f"not writing {str(path)!r}: it is a link owned by another user (uid {st.st_uid}), "
                          "which chooses the file it overwrites; remove it or write elsewhere")
     if st is not None and not stat.S_ISREG(st.st_mode):
-        with open(os.path.realpath(path), "wb") as out:  # the link resolved once, then opened
+        target = os.path.realpath(path)  # the link resolved once, then opened; /dev/stdout into a pipe
+        with open(target if os.path.exists(target) else path, "wb") as out:  # resolves to "pipe:[N]", no file
             write(out)
         return path
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")

@@ -1,0 +1,259 @@
+"""The ``tunesmith`` command as a shell script drives it: output into a pipe whose reader stopped
+(``| head -1``), into a full disk (``> /dev/full``), with standard streams closed (``>&-``), each in a
+subprocess with and without ``PYTHONUNBUFFERED`` (Python buffers a pipe's output unless it is set)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_faults_storage import _fill, small_fs  # noqa: F401 - the 1 MiB tmpfs fixture
+
+import tunesmith as ts
+
+COMMANDS = [
+    ["studies"], ["show", "s"], ["export", "s"], ["export", "s", "--format", "json"],
+    ["importance", "s", "--json"], ["note", "s", "a note"], ["--help"], ["show", "--help"], ["--version"],
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose default storage holds study ``s`` of 12 trials."""
+    path = tmp_path_factory.mktemp("shell")
+    study = ts.Study({"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"])}, storage=f"sqlite:///{path / 'tunesmith.db'}",
+                     name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] ** 2, n_trials=12)
+    return path
+
+
+def env_of(base: dict[str, str], unbuffered: bool) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if k != "PYTHONUNBUFFERED"}
+    return {**env, "PYTHONUNBUFFERED": "1"} if unbuffered else env
+
+
+def shell(line: str, folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``line`` run by sh in ``folder``, ``TS`` standing for the command."""
+    tunesmith = f"{sys.executable} -m tunesmith"
+    return subprocess.run(["sh", "-c", line.replace("TS", tunesmith)], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_a_reader_that_stopped_ends_the_command_quietly_with_141(folder: Path, subprocess_env: dict[str, str],
+                                                                 argv: list[str], unbuffered: bool) -> None:
+    """As `| head -0`: every write meets a closed pipe. Was status 1 from show and studies (rich's own exit),
+    120 and "Exception ignored ... BrokenPipeError" from export, note and --help without PYTHONUNBUFFERED."""
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", *argv], cwd=folder, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env_of(subprocess_env, unbuffered))
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert (child.wait(timeout=120), err) == (141, "")
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_a_full_disk_on_standard_output_is_one_line_and_status_2(folder: Path, subprocess_env: dict[str, str],
+                                                                 argv: list[str]) -> None:
+    """Was status 120 with "Exception ignored in: <_io.TextIOWrapper name='<stdout>'...", or 0 (--help)."""
+    out = shell(f"TS {' '.join(repr(a) for a in argv)} > /dev/full", folder, env_of(subprocess_env, False))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.endswith("error: cannot write to standard output: No space left on device\n"), out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [a for a in COMMANDS if "--version" not in a], ids=" ".join)
+def test_a_closed_standard_output_is_said_not_ignored(folder: Path, subprocess_env: dict[str, str],
+                                                      argv: list[str]) -> None:
+    """`TS show s >&-`: was status 0 with nothing said (studies, show, importance), a traceback (export)."""
+    out = shell(f"TS {' '.join(repr(a) for a in argv)} >&-", folder, env_of(subprocess_env, False))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.endswith("error: cannot write to standard output: it is closed\n"), out.stderr
+
+
+def test_closed_standard_input_and_error(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`delete` with stdin closed was an AttributeError traceback; with stderr closed, the message of
+    `export -o` went to standard output (print's file=None is stdout), mixed with what a script reads."""
+    env = env_of(subprocess_env, False)
+    out = shell("TS delete s <&-", folder, env)
+    assert out.returncode == 2 and "pass --yes to confirm" in out.stderr and "Traceback" not in out.stderr
+    out = shell("TS export s -o trials.csv 2>&-", folder, env)
+    assert (out.returncode, out.stdout) == (0, "")
+    assert (folder / "trials.csv").read_text().startswith("number,")
+
+
+@pytest.mark.parametrize("into", ["closed", "pipe"])
+def test_process_workers_whose_output_goes_nowhere_do_not_crash(tmp_path: Path, subprocess_env: dict[str, str],
+                                                               into: str) -> None:
+    """`TS run s.yaml --n-jobs 2 >&-` or `| head -0`, the objective printing: each worker process crashed at its
+    last flush (a traceback, "worker process died"), sys.stdout being None or the pipe closed; now every
+    trial completes and the command ends as any does when its output cannot be written."""
+    (tmp_path / "obj.py").write_text("def objective(trial):\n    print('trial', trial.number)\n"
+                                     "    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text("objective: obj.py:objective\nsampler: random\nn_trials: 4\nn_jobs: 2\n"
+                                     "space:\n  x: {type: float, low: 0, high: 1}\n")
+    env = env_of(subprocess_env, False)
+    if into == "closed":
+        out = shell("TS run s.yaml --no-progress >&-", tmp_path, env)
+        status, err = out.returncode, out.stderr
+        assert "cannot write to standard output: it is closed" in err
+    else:
+        child = subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", "--no-progress"], cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        assert child.stdout is not None and child.stderr is not None
+        child.stdout.close()
+        err = child.stderr.read()
+        status = child.wait(timeout=120)
+    assert "Traceback" not in err and "died" not in err, err
+    assert status == {"closed": 2, "pipe": 141}[into]
+    study = ts.load_study("s", f"sqlite:///{tmp_path / 'tunesmith.db'}")
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 4
+
+
+def test_show_into_a_pipe_keeps_every_value_of_a_wide_table_whole(tmp_path: Path,
+                                                                  subprocess_env: dict[str, str]) -> None:
+    """`TS show NAME | grep ...`: a table wider than 1,000 columns (14 parameters of 91 characters) had
+    its values cut to "aaaa…" though no terminal was there to fit."""
+    space = {f"p{i}": ts.Categorical(["a" * 90 + f"{i:x}", "b" * 90 + f"{i:x}"]) for i in range(14)}
+    study = ts.Study(space, storage=f"sqlite:///{tmp_path / 'tunesmith.db'}", name="wide", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    out = shell("TS show wide | cat", tmp_path, env_of(subprocess_env, False))
+    assert out.returncode == 0 and "…" not in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 2 and all(v in rows[0] for v in study.trials[0].params.values())
+
+
+def test_each_subcommands_help_ends_with_an_example_that_parses(tmp_path: Path,
+                                                                subprocess_env: dict[str, str]) -> None:
+    """`TS CMD --help` listed the options and no command line to start from; the example is printed
+    whole on a line of its own (argparse folded it, so that it could not be copied), and is a command
+    line the parser takes."""
+    import shlex
+
+    from tunesmith.cli import SUBCOMMANDS, build_parser
+
+    names = [cmd.name for cmd in SUBCOMMANDS]
+    env = {**env_of(subprocess_env, False), "COLUMNS": "60"}
+    out = shell("; ".join(f"echo '@@ {n}'; TS {n} --help" for n in names), tmp_path, env)
+    assert out.returncode == 0, out.stderr
+    helps = dict(part.split("\n", 1) for part in out.stdout.split("@@ ")[1:])
+    for name in names:
+        example = helps[name].rstrip("\n").rsplit("\n", 1)[1].strip()
+        assert helps[name].rstrip("\n").endswith(f"example:\n  {example}") and example.startswith(f"tunesmith {name} ")
+        words = shlex.split(example, comments=True)
+        build_parser().parse_args(words[1:words.index(">")] if ">" in words else words[1:])  # no SystemExit
+
+
+def test_an_output_file_that_cannot_be_written_is_named(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export s -o /dev/full` said "No space left on device" and no file; a read-only folder named the
+    temporary file beside the output (".t.csv.2b0e96fa181e.tmp"), a name the user never gave."""
+    out = shell("TS export s -o /dev/full", folder, env_of(subprocess_env, False))
+    assert (out.returncode, out.stderr) == (2, "tunesmith export: error: [Errno 28] No space left on device: "
+                                               "'/dev/full'\n")
+
+
+def test_export_to_standard_output_is_utf8_whatever_the_locale(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export NAME > trials.csv` under a Latin-1 (or Windows' cp1252) encoding failed on the first
+    '日' ("'latin-1' codec can't encode characters"); it now writes the bytes -o writes."""
+    study = ts.Study({"kind": ts.Categorical(["日本語", "café"])}, storage=f"sqlite:///{tmp_path / 'tunesmith.db'}",
+                     name="u", sampler="grid")
+    study.optimize(lambda t: 1.0, n_trials=2)
+    env = {**env_of(subprocess_env, False), "PYTHONIOENCODING": "latin-1"}
+    out = subprocess.run([sys.executable, "-m", "tunesmith", "export", "u"], cwd=tmp_path, env=env,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert shell("TS export u -o u.csv", tmp_path, env).returncode == 0
+    assert out.stdout == (tmp_path / "u.csv").read_bytes() and "日本語" in out.stdout.decode("utf-8")
+
+
+def test_studies_matching_nothing_leaves_standard_output_empty(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS studies mlp | grep -q mlp` was true with no study mlp: "no study matches 'mlp' ..." went to
+    stdout. The note now goes to stderr, as "no studies in ..." of an empty storage."""
+    env = env_of(subprocess_env, False)
+    out = shell("TS studies mlp | grep -q mlp", folder, env)
+    assert out.returncode == 1 and "no study matches 'mlp'" in out.stderr
+    out = shell("TS studies --storage sqlite:///empty.db", folder, env)
+    assert (out.returncode, out.stdout) == (0, "") and "no studies in" in out.stderr
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_show_and_studies_under_a_locale_that_cannot_encode_a_name(tmp_path: Path, subprocess_env: dict[str, str],
+                                                                    encoding: str) -> None:
+    """Both failed with "'ascii' codec can't encode characters" (status 2) on a '日' in a name or value; what
+    the encoding cannot hold is now written as \\u65e5, as Python writes it to stderr."""
+    storage = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    study = ts.Study({"kind": ts.Categorical(["日本語"])}, storage=storage, name="研究", sampler="grid")
+    study.optimize(lambda t: 1.0, n_trials=1)
+    env = {**env_of(subprocess_env, False), "PYTHONIOENCODING": encoding}
+    for argv, shown in ((["show", "研究"], b"\\u65e5\\u672c\\u8a9e"), (["studies"], b"\\u7814\\u7a76")):
+        out = subprocess.run([sys.executable, "-m", "tunesmith", *argv], cwd=tmp_path, env=env, capture_output=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert shown in out.stdout and b"\\u7814\\u7a76" in out.stdout  # the value, the name
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_an_output_file_that_cannot_be_replaced_is_left_whole_and_named(folder: Path, small_fs: Path,  # noqa: F811
+                                                                        subprocess_env: dict[str, str],
+                                                                        how: str) -> None:
+    """`TS export s -o t.csv` over an old t.csv on a full disk, or in a folder remounted read-only: the old
+    file is left whole and no temporary file stays; the error named no file (full) or the temporary file
+    beside it (".t.csv.2b0e96fa181e.tmp", read-only)."""
+    old = small_fs / "t.csv"
+    old.write_text("the old export\n")
+    if how == "full":
+        _fill(small_fs)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    out = shell(f"TS export s -o {old}", folder, env_of(subprocess_env, False))
+    why = "No space left on device" if how == "full" else "Read-only file system"
+    assert (out.returncode, out.stderr) == (2, f"tunesmith export: error: [Errno {28 if how == 'full' else 30}] {why}: "
+                                               f"'{old}'\n")
+    assert old.read_text() == "the old export\n" and sorted(p.name for p in small_fs.iterdir()) == \
+        sorted(["t.csv"] + (["filler"] if how == "full" else []))
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_delete_asks_on_stderr_when_stdout_is_redirected(tmp_path: Path, subprocess_env: dict[str, str],
+                                                         answer: str) -> None:
+    """`TS delete NAME > log` at a terminal: the question went into log (input() writes it to stdout), and
+    the command seemed to hang. It is asked on stderr now, as rm -i asks; the answer still decides."""
+    import os
+    import pty
+
+    storage = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=storage, name="s")
+    leader, follower = pty.openpty()  # the terminal the user types at
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "tunesmith", "delete", "s"], cwd=tmp_path, stdin=follower,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_of(subprocess_env, False),
+                                 text=True)
+        os.write(leader, f"{answer}\n".encode())
+        out, err = child.communicate(timeout=120)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert "delete study 's' and its 0 trials from" in err and "[y/N]" in err and "[y/N]" not in out
+    deleted = answer == "y"
+    assert (child.returncode, out.startswith("deleted study 's'" if deleted else "nothing deleted")) == (1 - deleted, True)
+    assert [r.name for r in ts.SQLStorage(storage).list_studies()] == ([] if deleted else ["s"])
+
+
+def test_export_refuses_to_write_over_a_database(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export s -o tunesmith.db` (a slip of tab completion) replaced the database, and every study in it,
+    with the CSV; it is refused before any work, naming the file, and the database is left as it was."""
+    storage = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=storage, name="s").optimize(lambda t: t.params["x"], n_trials=2)
+    out = shell("TS export s -o tunesmith.db", tmp_path, env_of(subprocess_env, False))
+    assert out.returncode == 2 and "'tunesmith.db' is a SQLite database" in out.stderr
+    assert len(ts.load_study("s", storage).trials) == 2
+
+
+def test_export_to_dev_stdout_into_a_pipe(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export s -o /dev/stdout | cat` failed: "No such file or directory: '/proc/N/fd/pipe:[...]'", the
+    link resolved to a pipe's name, which no file has."""
+    out = shell("TS export s -o /dev/stdout | cat", folder, env_of(subprocess_env, False))
+    assert out.returncode == 0 and out.stdout.startswith("number,state,value") and out.stdout.count("\n") == 13
