@@ -562,28 +562,29 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
 def _take_ctrl_c_as(signalled: Any) -> None:
     """In a worker: the parent stops it with a Ctrl-C (SIGINT) of its own, which stands for the signal
     the parent got (``signalled``, 0: a Ctrl-C): a SIGTERM is raised as :class:`Terminated`, so that the
-    trials record it. A SIGTERM to the worker itself is raised so too where the command handles SIGTERM
+    trials record it. A SIGTERM (or SIGHUP) to the worker itself is raised so too where the command handles it
     and stops with it (sent to the command's process group: systemd, a batch scheduler); sent to the
     worker alone (``kill PID``, an out-of-memory killer), the worker dies of it, as a killed worker
     (its trial failed by the parent, re-queued with ``requeue_failed``). A signal that is ignored or
     left to the system stays so, and a process the objective forks handles them as its parent did."""
     me = os.getpid()
+    own = {signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}  # sent, not passed on as a Ctrl-C
 
     def wrap(before: Any) -> Any:
         def stop(signum: int, frame: Any) -> None:
             if os.getpid() != me:
                 before(signum, frame)
-            elif signum == signal.SIGTERM and not _stopping(signalled):
+            elif signum in own and not _stopping(signalled):
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(me, signum)
-            elif signum == signal.SIGTERM or signalled.value:
-                raise Terminated(signal.Signals(signum if signum == signal.SIGTERM else signalled.value).name)
+            elif signum in own or signalled.value:
+                raise Terminated(signal.Signals(signum if signum in own else signalled.value).name)
             else:
                 before(signum, frame)
 
         return stop
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, *own):
         before = signal.getsignal(signum)
         if callable(before):
             signal.signal(signum, wrap(before))
