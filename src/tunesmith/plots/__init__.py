@@ -173,6 +173,8 @@ def _write_over(path: Path, write: Callable[[BinaryIO], object]) -> Path:
             if st is not None and hasattr(os, "fchmod"):  # the mode the user gave the file (chmod 600)
                 os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
             write(f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: a power cut leaves the old file or the new one
         _replace(tmp, path, st)
     except BaseException:
         tmp.unlink(missing_ok=True)
