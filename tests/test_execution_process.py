@@ -411,3 +411,31 @@ def test_a_worker_that_died_with_no_trial_running_says_so(
     assert results(study) == 2
     deaths = [w for w in warnings_seen if re.match(r"worker process \d+ died \(exit code -9\)", w)]
     assert len(deaths) == 2 and all(w.endswith("; no running trial of it was found") for w in deaths), deaths
+
+
+_TERMED: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _TERMED.append(signum)  # a program's own SIGTERM handler: stop the training gracefully
+
+
+def _stops_on_its_sigterm(trial: Any) -> float:
+    os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler sends it to the program's processes
+    end = time.monotonic() + 5
+    while not _TERMED and time.monotonic() < end:
+        time.sleep(0.01)
+    return 1.0 if _TERMED else -1.0
+
+
+def test_a_program_s_own_sigterm_handler_still_runs_in_the_workers(tmp_path: Path) -> None:
+    """n_jobs workers took every callable SIGTERM handler as the command line's: a program that
+    handles SIGTERM itself (save and stop a training) had its workers killed a second after it,
+    their trials failed "worker process died (exit code -15)", instead of its handler run there."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random")
+    before = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        study.optimize(_stops_on_its_sigterm, n_trials=2, n_jobs=2)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert [(t.state.value, t.value, t.error) for t in study.trials] == [("complete", 1.0, None)] * 2

@@ -158,6 +158,8 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
             raise Terminated(signal.Signals(signum).name)
         signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt: optimize's own handling
 
+    on_signal.stops_optimize = True  # type: ignore[attr-defined]  # an n_jobs worker takes SIGTERM as the command's
+
     previous: dict[int, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(sig) is signal.SIG_IGN:  # e.g. SIGINT of a `cmd &` job of a script: stays ignored

@@ -560,11 +560,12 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
 def _take_ctrl_c_as(signalled: Any) -> None:
     """In a worker: the parent stops it with a Ctrl-C (SIGINT) of its own, which stands for the signal
     the parent got (``signalled``, 0: a Ctrl-C): a SIGTERM is raised as :class:`Terminated`, so that the
-    trials record it. A SIGTERM to the worker itself is raised so too where the command handles SIGTERM
-    and stops with it (sent to the command's process group: systemd, a batch scheduler); sent to the
+    trials record it. A SIGTERM to the worker itself is raised so too where the command line's handler
+    takes SIGTERM (``stops_optimize``: sent to the command's process group, systemd, a batch scheduler); sent to the
     worker alone (``kill PID``, an out-of-memory killer), the worker dies of it, as a killed worker
     (its trial failed by the parent, re-queued with ``requeue_failed``). A signal that is ignored or
-    left to the system stays so, and a process the objective forks handles them as its parent did."""
+    left to the system stays so, a program's own SIGTERM handler runs in the worker as in its parent, and
+    a process the objective forks handles them as its parent did."""
     me = os.getpid()
 
     def wrap(before: Any) -> Any:
@@ -583,7 +584,7 @@ def _take_ctrl_c_as(signalled: Any) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         before = signal.getsignal(signum)
-        if callable(before):
+        if callable(before) and (signum == signal.SIGINT or getattr(before, "stops_optimize", False)):
             signal.signal(signum, wrap(before))
 
 
