@@ -54,6 +54,8 @@ logger = logging.getLogger("tunesmith")
 #: seconds between the death of a worker with a trial in flight and the parent's look for
 #: that trial (see _Pool._settled); a worker that died with nothing in flight is replaced at once
 SETTLE = 0.5
+#: the signals that stop a run (held while the parent records an interrupted run's trials)
+STOPS = {signal.SIGINT, signal.SIGTERM}
 #: workers in a row that exited with an error before running a trial (one that cannot
 #: start): then no more replacements
 MAX_BARREN_DEATHS = 10
@@ -197,16 +199,23 @@ class _Pool:
         name = exc.name if isinstance(exc, Terminated) else STOPPING_SIGNALS[0] if STOPPING_SIGNALS else None
         if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
             self.signalled.value = signal.Signals[name].value
-        alive = [w.proc for w in self.workers.values()]
-        _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
-        for p in alive:  # the signal came to this process only: pass it on
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGINT)
-        _wait(alive, 10.0)
-        for p in alive:
-            if p.exitcode not in (0,):
-                _fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})", requeue=False)
-        logger.warning("interrupted: running trials marked failed; optimize stopped")
+        # a second Ctrl-C or SIGTERM waits until the running trials are recorded: raised in the middle,
+        # it left the trials of workers that had not recorded theirs (a busy database) running for good
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS) if hasattr(signal, "pthread_sigmask") else None
+        try:
+            alive = [w.proc for w in self.workers.values()]
+            _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
+            for p in alive:  # the signal came to this process only: pass it on
+                if p.is_alive():
+                    os.kill(p.pid, signal.SIGINT)
+            _wait(alive, 10.0)
+            for p in alive:
+                if p.exitcode not in (0,):
+                    _fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})", requeue=False)
+            logger.warning("interrupted: running trials marked failed; optimize stopped")
+        finally:
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
@@ -536,8 +545,8 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         if run.retired and run.exhausted is None:
             code = EXIT_OOM
     except KeyboardInterrupt as exc:
-        _interrupted(run, exc)
-        code = 130
+        code = 130  # first: a second interrupt raised in the middle of the write still exits as interrupted,
+        _interrupted(run, exc)  # and the parent fails what was left running
     except Exception as exc:
         if isinstance(exc, StorageError):  # the storage failed past its retries: stop the run, the parent
             run.budget.stop()               # raises it (replacements died of it too, or wrote a new file)
