@@ -17,6 +17,7 @@ replacement, or to a worker started for it once the replacement is gone.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -28,7 +29,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,9 +162,9 @@ class _Pool:
         self.signalled = self.ctx.Value("i", 0, lock=False)  # the signal that stopped the run (0: Ctrl-C)
 
     def run(self) -> str | None:
-        for slot in self.ex.slots:
-            self._start(slot)
         try:
+            for slot in self.ex.slots:  # a signal while they start stops those started too
+                self._start(slot)
             self._watch()
         except KeyboardInterrupt as exc:
             self._interrupt(exc)
@@ -189,20 +190,20 @@ class _Pool:
         inbox, outbox = self.ctx.Pipe(duplex=True)
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled)
         p = self.ctx.Process(target=_child, args=args, daemon=False)
-        p.start()
+        with _held(STOPS):  # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"):
+            p.start()       # the run went on; delivered after (the worker unblocks them itself)
         outbox.close()  # the worker holds the only write end: its death reads as end of file
         w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
         return w
 
     def _interrupt(self, exc: KeyboardInterrupt) -> None:
-        self.budget.stop()
-        name = exc.name if isinstance(exc, Terminated) else STOPPING_SIGNALS[0] if STOPPING_SIGNALS else None
-        if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
-            self.signalled.value = signal.Signals[name].value
         # a second Ctrl-C or SIGTERM waits until the running trials are recorded: raised in the middle,
         # it left the trials of workers that had not recorded theirs (a busy database) running for good
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS) if hasattr(signal, "pthread_sigmask") else None
-        try:
+        with _held(STOPS):
+            name = exc.name if isinstance(exc, Terminated) else STOPPING_SIGNALS[0] if STOPPING_SIGNALS else None
+            if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
+                self.signalled.value = signal.Signals[name].value  # first: a worker the SIGTERM reached inside
+            self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock
             alive = [w.proc for w in self.workers.values()]
             _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
             for p in alive:  # the signal came to this process only: pass it on
@@ -213,9 +214,6 @@ class _Pool:
                 if p.exitcode not in (0,):
                     _fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})", requeue=False)
             logger.warning("interrupted: running trials marked failed; optimize stopped")
-        finally:
-            if held is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
@@ -534,6 +532,8 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
     code = 0
     try:
         _take_ctrl_c_as(signalled)
+        if hasattr(signal, "pthread_sigmask"):  # held by the parent as it forked
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
         run.seat = seat
         run.budget.bind(seat)
         run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
@@ -595,6 +595,19 @@ def _take_ctrl_c_as(signalled: Any) -> None:
         before = signal.getsignal(signum)
         if callable(before) and (signum == signal.SIGINT or getattr(before, "stops_optimize", False)):
             signal.signal(signum, wrap(before))
+
+
+@contextlib.contextmanager
+def _held(signals: set[signal.Signals]) -> Iterator[None]:
+    """``signals`` blocked in this thread (where the system can), delivered once it ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _stopping(signalled: Any, wait: float = 1.0) -> bool:
