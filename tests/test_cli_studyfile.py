@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import re
+import subprocess
 import sys
 import textwrap
 import time
@@ -556,15 +557,10 @@ def test_a_sigterm_to_one_worker_process_alone_is_a_killed_worker_as_documented(
     and re-queued with requeue_failed, and the run goes on. It was "interrupted (SIGTERM)", as if the
     command had been stopped, and not re-queued."""
     import signal
-    import subprocess
     import time
 
-    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(3)\n    return 1.0\n")
     url = f"sqlite:///{tmp_path / 'db.db'}"
-    path = write(tmp_path, f"objective: slow.py:f\nstorage: {url}\n{SPACE}requeue_failed: true\nheartbeat_interval: 1\n")
-    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "3", "--n-jobs", "2"],
-                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = _two_workers(tmp_path, subprocess_env, 3, "requeue_failed: true\nheartbeat_interval: 1\n", n_trials=3)
     deadline = time.monotonic() + 60
     running: list[ts.FrozenTrial] = []
     while not running and time.monotonic() < deadline:
@@ -576,6 +572,41 @@ def test_a_sigterm_to_one_worker_process_alone_is_a_killed_worker_as_documented(
     killed = next(t for t in _trials(url) if t.number == running[0].number)
     assert killed.state.value == "failed" and killed.error == "worker process died (exit code -15)", killed.error
     assert killed.system.requeued_as is not None
+
+
+def test_a_second_sigterm_while_a_busy_database_holds_the_stop_leaves_no_trial_running(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A second SIGTERM (or Ctrl-C) to the group while the workers waited to record their trials (a
+    database another writer held) ended the parent's stop before it failed what they left, and a
+    worker it reached in its own write exited 0: the trials stayed "running" for good."""
+    import signal
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    proc = _two_workers(tmp_path, subprocess_env, 60)
+    deadline = time.monotonic() + 60
+    while sum(t.state.value == "running" for t in _trials(url)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    busy = sqlite3.connect(tmp_path / "db.db", isolation_level=None)
+    busy.execute("BEGIN EXCLUSIVE")  # another writer
+    os.killpg(proc.pid, signal.SIGTERM)
+    time.sleep(2.5)  # the parent has passed it on to the workers still writing
+    os.killpg(proc.pid, signal.SIGTERM)
+    time.sleep(3)
+    busy.execute("ROLLBACK")
+    busy.close()
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode in (143, -signal.SIGTERM), out
+    assert [t.state.value for t in _trials(url)] == ["failed", "failed"], out
+
+
+def _two_workers(tmp_path: Path, env: dict[str, str], sleep: float, more: str = "", n_trials: int = 4) -> subprocess.Popen[bytes]:
+    """``tunesmith worker --n-jobs 2`` in a session of its own, on an objective that sleeps ``sleep`` s."""
+    (tmp_path / "slow.py").write_text(f"import time\ndef f(trial):\n    time.sleep({sleep})\n    return 1.0\n")
+    path = write(tmp_path, f"objective: slow.py:f\nstorage: sqlite:///{tmp_path / 'db.db'}\n{SPACE}{more}")
+    return subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", str(n_trials),
+                             "--n-jobs", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def _trials(url: str) -> list[ts.FrozenTrial]:

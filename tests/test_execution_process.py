@@ -411,3 +411,93 @@ def test_a_worker_that_died_with_no_trial_running_says_so(
     assert results(study) == 2
     deaths = [w for w in warnings_seen if re.match(r"worker process \d+ died \(exit code -9\)", w)]
     assert len(deaths) == 2 and all(w.endswith("; no running trial of it was found") for w in deaths), deaths
+
+
+_TERMED: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _TERMED.append(signum)  # a program's own SIGTERM handler: stop the training gracefully
+
+
+def _stops_on_its_sigterm(trial: Any) -> float:
+    os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler sends it to the program's processes
+    end = time.monotonic() + 5
+    while not _TERMED and time.monotonic() < end:
+        time.sleep(0.01)
+    return 1.0 if _TERMED else -1.0
+
+
+def test_a_program_s_own_sigterm_handler_still_runs_in_the_workers(tmp_path: Path) -> None:
+    """n_jobs workers took every callable SIGTERM handler as the command line's: a program that
+    handles SIGTERM itself (save and stop a training) had its workers killed a second after it,
+    their trials failed "worker process died (exit code -15)", instead of its handler run there."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'h.db'}", name="h", sampler="random")
+    before = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        study.optimize(_stops_on_its_sigterm, n_trials=2, n_jobs=2)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert [(t.state.value, t.value, t.error) for t in study.trials] == [("complete", 1.0, None)] * 2
+
+
+def _sigterm_the_command_holding_the_budget_lock(folder: str) -> Any:
+    """A KILL_POINT hook: the first worker to take a unit sends SIGTERM to the command and to itself
+    there, inside the budget's lock (as systemd's SIGTERM to the group may), and notes a Terminated."""
+    from tunesmith.exceptions import Terminated
+
+    def hook(name: str) -> None:
+        try:
+            fd = os.open(os.path.join(folder, "fired"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        os.kill(os.getppid(), signal.SIGTERM)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except Terminated:
+            open(os.path.join(folder, "terminated"), "w").close()
+            raise
+
+    return hook
+
+
+def test_a_sigterm_to_a_worker_holding_the_budget_lock_is_the_command_s_stop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent stopped the budget (under its lock) before it told the workers the run stops for a
+    SIGTERM: a worker the signal reached inside the lock waited its second for that, holding the lock
+    the parent waited on, and died of the signal as if killed alone."""
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.execution import loop
+
+    monkeypatch.setattr(loop, "KILL_POINT", lambda name: name == "took" and hook(name))
+    hook = _sigterm_the_command_holding_the_budget_lock(str(tmp_path))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 't.db'}", name="t", sampler="random")
+    assert optimize_interruptibly(study, _sleepy, {"n_trials": 50, "n_jobs": 2}) == 128 + signal.SIGTERM
+    assert (tmp_path / "fired").exists() and (tmp_path / "terminated").exists()
+
+
+_SIGTERM_AT_FORK: list[bool] = []  # armed: the next fork of this process sends it a SIGTERM
+
+
+def _sigterm_at_fork() -> None:
+    if _SIGTERM_AT_FORK and _SIGTERM_AT_FORK.pop():
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_sigterm_as_the_command_starts_a_worker_stops_the_run(tmp_path: Path) -> None:
+    """A SIGTERM (or Ctrl-C) that came while the command forked a worker was raised in the fork's own
+    hooks, where Python drops it ("Exception ignored in ..."): the run went on to its end."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    if not hasattr(os, "register_at_fork"):
+        pytest.skip("no os.register_at_fork")
+    os.register_at_fork(after_in_parent=_sigterm_at_fork)
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
+    _SIGTERM_AT_FORK.append(True)
+    try:
+        assert optimize_interruptibly(study, _sleepy, {"n_trials": 50, "n_jobs": 2}) == 128 + signal.SIGTERM
+    finally:
+        _SIGTERM_AT_FORK.clear()
+    assert states(study)["complete"] < 10, states(study)

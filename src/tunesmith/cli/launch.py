@@ -158,6 +158,8 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
             raise Terminated(signal.Signals(signum).name)
         signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt: optimize's own handling
 
+    on_signal.stops_optimize = True  # type: ignore[attr-defined]  # an n_jobs worker takes SIGTERM as the command's
+
     previous: dict[int, Any] = {}
     # SIGHUP: the terminal closed (an ssh session dropped) killed the command outright, its trials left running
     for sig in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):

@@ -29,7 +29,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,8 @@ logger = logging.getLogger("tunesmith")
 #: seconds between the death of a worker with a trial in flight and the parent's look for
 #: that trial (see _Pool._settled); a worker that died with nothing in flight is replaced at once
 SETTLE = 0.5
+#: the signals that stop a run (held while the parent records an interrupted run's trials)
+STOPS = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
 #: workers in a row that exited with an error before running a trial (one that cannot
 #: start): then no more replacements
 MAX_BARREN_DEATHS = 10
@@ -160,9 +162,9 @@ class _Pool:
         self.signalled = self.ctx.Value("i", 0, lock=False)  # the signal that stopped the run (0: Ctrl-C)
 
     def run(self) -> str | None:
-        for slot in self.ex.slots:
-            self._start(slot)
         try:
+            for slot in self.ex.slots:  # a signal while they start stops those started too
+                self._start(slot)
             self._watch()
         except KeyboardInterrupt as exc:
             self._interrupt(exc)
@@ -188,26 +190,30 @@ class _Pool:
         inbox, outbox = self.ctx.Pipe(duplex=True)
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled)
         p = self.ctx.Process(target=_child, args=args, daemon=False)
-        p.start()
+        with _held(STOPS):  # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"):
+            p.start()       # the run went on; delivered after (the worker unblocks them itself)
         outbox.close()  # the worker holds the only write end: its death reads as end of file
         w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
         return w
 
     def _interrupt(self, exc: KeyboardInterrupt) -> None:
-        self.budget.stop()
-        name = exc.name if isinstance(exc, Terminated) else STOPPING_SIGNALS[0] if STOPPING_SIGNALS else None
-        if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
-            self.signalled.value = signal.Signals[name].value
-        alive = [w.proc for w in self.workers.values()]
-        _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
-        for p in alive:  # the signal came to this process only: pass it on
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGINT)
-        _wait(alive, 10.0)
-        for p in alive:
-            if p.exitcode not in (0,):
-                _fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})", requeue=False)
-        logger.warning("interrupted: running trials marked failed; optimize stopped")
+        # a second Ctrl-C or SIGTERM waits until the running trials are recorded: raised in the middle,
+        # it left the trials of workers that had not recorded theirs (a busy database) running for good
+        with _held(STOPS):
+            name = exc.name if isinstance(exc, Terminated) else STOPPING_SIGNALS[0] if STOPPING_SIGNALS else None
+            if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
+                self.signalled.value = signal.Signals[name].value  # first: a worker the SIGTERM reached inside
+            self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock
+            alive = [w.proc for w in self.workers.values()]
+            _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
+            for p in alive:  # the signal came to this process only: pass it on
+                if p.is_alive():
+                    os.kill(p.pid, signal.SIGINT)
+            _wait(alive, 10.0)
+            for p in alive:
+                if p.exitcode not in (0,):
+                    _fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})", requeue=False)
+            logger.warning("interrupted: running trials marked failed; optimize stopped")
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
@@ -526,6 +532,8 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
     code = 0
     try:
         _take_ctrl_c_as(signalled)
+        if hasattr(signal, "pthread_sigmask"):  # held by the parent as it forked
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
         run.seat = seat
         run.budget.bind(seat)
         run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
@@ -537,8 +545,8 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         if run.retired and run.exhausted is None:
             code = EXIT_OOM
     except KeyboardInterrupt as exc:
-        _interrupted(run, exc)
-        code = 130
+        code = 130  # first: a second interrupt raised in the middle of the write still exits as interrupted,
+        _interrupted(run, exc)  # and the parent fails what was left running
     except Exception as exc:
         if isinstance(exc, StorageError):  # the storage failed past its retries: stop the run, the parent
             run.budget.stop()               # raises it (replacements died of it too, or wrote a new file)
@@ -562,13 +570,14 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
 def _take_ctrl_c_as(signalled: Any) -> None:
     """In a worker: the parent stops it with a Ctrl-C (SIGINT) of its own, which stands for the signal
     the parent got (``signalled``, 0: a Ctrl-C): a SIGTERM is raised as :class:`Terminated`, so that the
-    trials record it. A SIGTERM (or SIGHUP) to the worker itself is raised so too where the command handles it
-    and stops with it (sent to the command's process group: systemd, a batch scheduler); sent to the
+    trials record it. A SIGTERM (or SIGHUP) to the worker itself is raised so too where the command line's
+    handler takes it (``stops_optimize``: sent to the command's process group, systemd, a batch scheduler); sent to the
     worker alone (``kill PID``, an out-of-memory killer), the worker dies of it, as a killed worker
     (its trial failed by the parent, re-queued with ``requeue_failed``). A signal that is ignored or
-    left to the system stays so, and a process the objective forks handles them as its parent did."""
+    left to the system stays so, a program's own SIGTERM handler runs in the worker as in its parent, and
+    a process the objective forks handles them as its parent did."""
     me = os.getpid()
-    own = {signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}  # sent, not passed on as a Ctrl-C
+    own = STOPS - {signal.SIGINT}  # sent, not passed on as a Ctrl-C
 
     def wrap(before: Any) -> Any:
         def stop(signum: int, frame: Any) -> None:
@@ -586,8 +595,21 @@ def _take_ctrl_c_as(signalled: Any) -> None:
 
     for signum in (signal.SIGINT, *own):
         before = signal.getsignal(signum)
-        if callable(before):
+        if callable(before) and (signum == signal.SIGINT or getattr(before, "stops_optimize", False)):
             signal.signal(signum, wrap(before))
+
+
+@contextlib.contextmanager
+def _held(signals: set[signal.Signals]) -> Iterator[None]:
+    """``signals`` blocked in this thread (where the system can), delivered once it ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _stopping(signalled: Any, wait: float = 1.0) -> bool:
