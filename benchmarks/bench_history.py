@@ -6,8 +6,8 @@ one path on it, ``--repeats`` times, printing the median and the runs:
 
 * ``open``: ``Study.load`` of an N-trial SQLite study, then ``study.trials``;
 * ``copy`` / ``focus``: ``study.copy`` and ``study.focus(["x", "n"])`` of it (same file);
-* ``ask``: the per-trial cost of ``study.optimize`` with each sampler after N trials
-  (memory and SQLite; the first ask, which reads the history, timed apart);
+* ``ask``: the per-trial cost of ``study.optimize`` with each sampler (random, sobol, tpe,
+  auto) after N trials (memory and SQLite; the first ask, which reads the history, timed apart);
 * ``reports``: ``trial.report`` per second on SQLite, N reports in one trial;
 * ``prune``: ``trial.report`` + ``trial.should_prune`` with the median and ASHA pruners
   after N finished trials;
@@ -18,6 +18,7 @@ Run from the repository root::
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py open copy focus --sizes 100,1000,5000
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py reports --sizes 100,1000,5000
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py prune --sizes 2000 --reports 50
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py ask grid --sizes 2000
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def bench_focus(folder: str, n: int, args: argparse.Namespace) -> None:
 
 
 def bench_ask(folder: str, n: int, args: argparse.Namespace) -> None:
-    for sampler in ("random", "tpe", "auto"):
+    for sampler in ("random", "sobol", "tpe", "auto"):
         for where in ("memory", "sqlite"):
             url = None if where == "memory" else f"sqlite:///{folder}/ask{sampler}{n}.db"
             base = _filled(url, n, 0)
