@@ -11,7 +11,10 @@ one path on it, ``--repeats`` times, printing the median and the runs:
 * ``reports``: ``trial.report`` per second on SQLite, N reports in one trial;
 * ``prune``: ``trial.report`` + ``trial.should_prune`` with the median and ASHA pruners
   after N finished trials;
-* ``grid``: a trial of grid search on a 10,000-point grid after N trials.
+* ``grid``: a trial of grid search on a 10,000-point grid after N trials;
+* ``choices``: reading a stored space of one categorical of N choices (``Space.from_json``),
+  and finding its last choice (``Categorical.index``, as each ask does for every trial);
+* ``notes``: ``import_study`` of an export file of a 2-trial study with N notes.
 
 Run from the repository root::
 
@@ -19,11 +22,13 @@ Run from the repository root::
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py reports --sizes 100,1000,5000
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py prune --sizes 2000 --reports 50
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py ask grid --sizes 2000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py choices notes --sizes 20000,100000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -162,8 +167,30 @@ def bench_grid(folder: str, n: int, args: argparse.Namespace) -> None:
                 lambda study=study: study.optimize(lambda t: 1.0, n_trials=20), args.repeats, unit=1e3 / 20)
 
 
+def bench_choices(folder: str, n: int, args: argparse.Namespace) -> None:
+    text = ts.Space({"k": ts.Categorical([f"c{i}" for i in range(n)])}).to_json()
+    _median(f"choices N={n}: Space.from_json", lambda: ts.Space.from_json(text), args.repeats)
+    k = ts.Space.from_json(text)["k"]
+    _median(f"choices N={n}: Categorical.index of the last", lambda: k.index(f"c{n - 1}"), args.repeats, unit=1e6,
+            what="us")
+
+
+def bench_notes(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.cli.commands import export_json
+    from tunesmith.study.manage import import_study
+
+    study = ts.Study(SPACE, sampler="random", seed=0, name="h")
+    study.optimize(lambda t: _value(t.params), n_trials=2)
+    doc = json.loads(export_json(study))
+    doc["study"]["notes"] = [{"time": 1.0, "text": f"note {i}"} for i in range(n)]
+    names = iter(range(args.repeats))
+    _median(f"notes N={n}: import_study to SQLite",
+            lambda: import_study(doc, f"sqlite:///{folder}/notes{n}-{next(names)}.db", "imp"), args.repeats)
+
+
 BENCHES = {"open": bench_open, "copy": bench_copy, "focus": bench_focus, "ask": bench_ask,
-           "reports": bench_reports, "prune": bench_prune, "grid": bench_grid}
+           "reports": bench_reports, "prune": bench_prune, "grid": bench_grid, "choices": bench_choices,
+           "notes": bench_notes}
 
 
 def main() -> None:
