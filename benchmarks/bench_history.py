@@ -14,7 +14,9 @@ one path on it, ``--repeats`` times, printing the median and the runs:
 * ``grid``: a trial of grid search on a 10,000-point grid after N trials;
 * ``choices``: reading a stored space of one categorical of N choices (``Space.from_json``),
   and finding its last choice (``Categorical.index``, as each ask does for every trial);
-* ``notes``: ``import_study`` of an export file of a 2-trial study with N notes.
+* ``notes``: ``import_study`` of an export file of a 2-trial study with N notes;
+* ``wide``: ``importance`` (fANOVA) of 40 random trials over N parameters;
+* ``vlines``: drawing an HTML (plotly) learning-curve chart with N vertical lines (N rungs).
 
 Run from the repository root::
 
@@ -23,6 +25,8 @@ Run from the repository root::
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py prune --sizes 2000 --reports 50
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py ask grid --sizes 2000
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py choices notes --sizes 20000,100000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py wide --sizes 200,2000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py vlines --sizes 0,30,300
 """
 
 from __future__ import annotations
@@ -188,9 +192,30 @@ def bench_notes(folder: str, n: int, args: argparse.Namespace) -> None:
             lambda: import_study(doc, f"sqlite:///{folder}/notes{n}-{next(names)}.db", "imp"), args.repeats)
 
 
+def bench_wide(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.importance import importance
+
+    space = ts.Space({f"w{i}": ts.Float(0, 1) for i in range(n)})
+    study = ts.Study(space, sampler="random", seed=0, name="w")
+    study.optimize(lambda t: 3 * t.params["w7"] + t.params["w2"], n_trials=40)
+    _median(f"wide N={n}: importance of 40 trials", lambda: importance(study.trials, space, seed=0), args.repeats,
+            unit=1.0, what="s")
+
+
+def bench_vlines(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.plots.plotly_render import to_plotly
+    from tunesmith.plots.records import Chart, Series
+
+    chart = Chart("curves", "t", "step", "v", (Series("a", list(range(100)), [float(i) for i in range(100)]),
+                  Series("rungs", list(range(1, n + 1)), mode="vline", color="#555555", dash=":")), int_x=True)
+    to_plotly(chart)  # imports plotly
+    _median(f"vlines N={n}: to_plotly of a curve and N lines", lambda: to_plotly(chart), args.repeats)
+
+
 BENCHES = {"open": bench_open, "copy": bench_copy, "focus": bench_focus, "ask": bench_ask,
            "reports": bench_reports, "prune": bench_prune, "grid": bench_grid, "choices": bench_choices,
-           "notes": bench_notes}
+           "notes": bench_notes, "wide": bench_wide,
+           "vlines": bench_vlines}
 
 
 def main() -> None:
