@@ -6,23 +6,33 @@ one path on it, ``--repeats`` times, printing the median and the runs:
 
 * ``open``: ``Study.load`` of an N-trial SQLite study, then ``study.trials``;
 * ``copy`` / ``focus``: ``study.copy`` and ``study.focus(["x", "n"])`` of it (same file);
-* ``ask``: the per-trial cost of ``study.optimize`` with each sampler after N trials
-  (memory and SQLite; the first ask, which reads the history, timed apart);
+* ``ask``: the per-trial cost of ``study.optimize`` with each sampler (random, sobol, tpe,
+  auto) after N trials (memory and SQLite; the first ask, which reads the history, timed apart);
 * ``reports``: ``trial.report`` per second on SQLite, N reports in one trial;
 * ``prune``: ``trial.report`` + ``trial.should_prune`` with the median and ASHA pruners
   after N finished trials;
-* ``grid``: a trial of grid search on a 10,000-point grid after N trials.
+* ``grid``: a trial of grid search on a 10,000-point grid after N trials;
+* ``choices``: reading a stored space of one categorical of N choices (``Space.from_json``),
+  and finding its last choice (``Categorical.index``, as each ask does for every trial);
+* ``notes``: ``import_study`` of an export file of a 2-trial study with N notes;
+* ``wide``: ``importance`` (fANOVA) of 40 random trials over N parameters;
+* ``vlines``: drawing an HTML (plotly) learning-curve chart with N vertical lines (N rungs).
 
 Run from the repository root::
 
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py open copy focus --sizes 100,1000,5000
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py reports --sizes 100,1000,5000
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py prune --sizes 2000 --reports 50
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py ask grid --sizes 2000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py choices notes --sizes 20000,100000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py wide --sizes 200,2000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py vlines --sizes 0,30,300
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -95,7 +105,7 @@ def bench_focus(folder: str, n: int, args: argparse.Namespace) -> None:
 
 
 def bench_ask(folder: str, n: int, args: argparse.Namespace) -> None:
-    for sampler in ("random", "tpe", "auto"):
+    for sampler in ("random", "sobol", "tpe", "auto"):
         for where in ("memory", "sqlite"):
             url = None if where == "memory" else f"sqlite:///{folder}/ask{sampler}{n}.db"
             base = _filled(url, n, 0)
@@ -161,8 +171,51 @@ def bench_grid(folder: str, n: int, args: argparse.Namespace) -> None:
                 lambda study=study: study.optimize(lambda t: 1.0, n_trials=20), args.repeats, unit=1e3 / 20)
 
 
+def bench_choices(folder: str, n: int, args: argparse.Namespace) -> None:
+    text = ts.Space({"k": ts.Categorical([f"c{i}" for i in range(n)])}).to_json()
+    _median(f"choices N={n}: Space.from_json", lambda: ts.Space.from_json(text), args.repeats)
+    k = ts.Space.from_json(text)["k"]
+    _median(f"choices N={n}: Categorical.index of the last", lambda: k.index(f"c{n - 1}"), args.repeats, unit=1e6,
+            what="us")
+
+
+def bench_notes(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.cli.commands import export_json
+    from tunesmith.study.manage import import_study
+
+    study = ts.Study(SPACE, sampler="random", seed=0, name="h")
+    study.optimize(lambda t: _value(t.params), n_trials=2)
+    doc = json.loads(export_json(study))
+    doc["study"]["notes"] = [{"time": 1.0, "text": f"note {i}"} for i in range(n)]
+    names = iter(range(args.repeats))
+    _median(f"notes N={n}: import_study to SQLite",
+            lambda: import_study(doc, f"sqlite:///{folder}/notes{n}-{next(names)}.db", "imp"), args.repeats)
+
+
+def bench_wide(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.importance import importance
+
+    space = ts.Space({f"w{i}": ts.Float(0, 1) for i in range(n)})
+    study = ts.Study(space, sampler="random", seed=0, name="w")
+    study.optimize(lambda t: 3 * t.params["w7"] + t.params["w2"], n_trials=40)
+    _median(f"wide N={n}: importance of 40 trials", lambda: importance(study.trials, space, seed=0), args.repeats,
+            unit=1.0, what="s")
+
+
+def bench_vlines(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.plots.plotly_render import to_plotly
+    from tunesmith.plots.records import Chart, Series
+
+    chart = Chart("curves", "t", "step", "v", (Series("a", list(range(100)), [float(i) for i in range(100)]),
+                  Series("rungs", list(range(1, n + 1)), mode="vline", color="#555555", dash=":")), int_x=True)
+    to_plotly(chart)  # imports plotly
+    _median(f"vlines N={n}: to_plotly of a curve and N lines", lambda: to_plotly(chart), args.repeats)
+
+
 BENCHES = {"open": bench_open, "copy": bench_copy, "focus": bench_focus, "ask": bench_ask,
-           "reports": bench_reports, "prune": bench_prune, "grid": bench_grid}
+           "reports": bench_reports, "prune": bench_prune, "grid": bench_grid, "choices": bench_choices,
+           "notes": bench_notes, "wide": bench_wide,
+           "vlines": bench_vlines}
 
 
 def main() -> None:

@@ -113,29 +113,32 @@ def test_ray_tune_s_argument_names_are_answered_with_tunesmith_s() -> None:
 
 
 def _busy(trial: Any) -> float:
-    t0 = time.time()
-    s = 0
-    while time.time() - t0 < 0.25:  # CPU-bound pure Python: holds the GIL
-        s += 1
+    """The first two trials: CPU-bound pure Python (holds the GIL) until a trial of another
+    process has started (up to 60 s); workers that took turns never meet."""
+    met = False
+    if trial.number < 2:
+        folder = Path(os.environ["TS_TEST_MEET"])
+        (folder / f"{trial.number}.{os.getpid()}").touch()  # left there: the other one may look later
+        end = time.monotonic() + 60
+        while not met and time.monotonic() < end:  # no sleep: busy, holding the GIL
+            met = any(not f.name.endswith(f".{os.getpid()}") for f in folder.iterdir())
     trial.set_attr("pid", os.getpid())
-    trial.set_attr("span", [t0, time.time()])
+    trial.set_attr("met", met)
     return float(trial.params["x"])
 
 
-def test_process_workers_run_cpu_bound_trials_at_the_same_time(tmp_path: Path) -> None:
+def test_process_workers_run_cpu_bound_trials_at_the_same_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "meet").mkdir()
+    monkeypatch.setenv("TS_TEST_MEET", str(tmp_path / "meet"))
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="p", sampler="random")
     study.optimize(_busy, n_trials=8, n_jobs=2)
     trials = study.trials
     assert len(trials) == 8 and all(t.state is TrialState.COMPLETE for t in trials)
     pids = {t.attrs["pid"] for t in trials}
     assert len(pids) == 2 and os.getpid() not in pids
-    # two GIL-holding loops in different processes overlapped in time: true parallel workers
-    spans = [(t.attrs["span"], t.attrs["pid"]) for t in trials]
-    overlap = sum(
-        min(a[1], b[1]) - max(a[0], b[0])
-        for i, (a, pa) in enumerate(spans) for (b, pb) in spans[i + 1:] if pa != pb and min(a[1], b[1]) > max(a[0], b[0])
-    )
-    assert overlap > 0.5
+    # two GIL-holding trials in different processes ran at the same time: true parallel workers
+    # (an event, not a measured overlap of their spans, which a loaded machine shrank)
+    assert trials[0].attrs["met"] and trials[1].attrs["met"]
 
 
 def _gpu_trial(trial: Any) -> float:

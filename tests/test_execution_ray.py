@@ -56,10 +56,10 @@ def test_ray_starts_no_trial_after_the_timeout(ray_local: Any, tmp_path: Path, s
     trial late: with trials of an hour, optimize overran its timeout by an hour)."""
     url = None if storage == "memory" else f"sqlite:///{tmp_path / 't.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="t")
-    start = time.time()
     study.optimize(_slow, n_trials=10, executor="ray", resources_per_trial={"cpu": 2}, timeout=2.0)
-    began = [t.attrs["began"] - start for t in study.trials if "began" in t.attrs]
-    assert all(b < 2.0 for b in began), began
+    # a trial runs 2.5 s, longer than the timeout: an actor's second trial could only start after it
+    began = Counter(t.worker for t in study.trials if "began" in t.attrs)
+    assert all(n == 1 for n in began.values()), began  # none at all when the actor started after the timeout
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.WAITING}
 
 
@@ -149,8 +149,9 @@ def test_ray_starts_no_trial_after_a_callback_stops_the_study(ray_local: Any, tm
             s.stop()
 
     study.optimize(_began, n_trials=20, n_jobs=2, executor="ray", callbacks=[stop_at_the_first])
-    began = sorted(t.attrs["began"] - stopped[0] for t in study.trials if "began" in t.attrs)
-    assert began[-1] < 0.5, began
+    # each actor ran the one call it held, none queued behind it (before: a second, after the stop)
+    began = Counter(t.worker for t in study.trials if "began" in t.attrs)
+    assert began and all(n == 1 for n in began.values()), began
     assert {t.state for t in study.trials} == {TrialState.COMPLETE} and 1 <= len(study.trials) <= 2
 
 
@@ -265,15 +266,14 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, 
     (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
     (tmp_path / "s.yaml").write_text(f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'r.db'}\n"
                                      "space: {x: {type: float, low: 0, high: 1}}\n")
-    start = time.monotonic()
     flag = ["--address", f"127.0.0.1:{port}"] if given == "flag" else []
     env = subprocess_env if given == "flag" else {**subprocess_env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
     done = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(tmp_path / "s.yaml"), "--n-trials", "1",
                            "--executor", "ray", *flag, "--no-progress"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
+    # said by the connection check before Ray is asked (Ray itself retried for minutes: the timeout above)
     assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in done.stderr
-    assert time.monotonic() - start < 30
 
 
 def test_an_actor_opens_the_storage_with_the_drivers_retry_window(tmp_path: Path) -> None:

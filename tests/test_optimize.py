@@ -71,7 +71,7 @@ def test_timeout_with_processes(sqlite_url: str) -> None:
     study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=sqlite_url, name="t")
     t0 = time.monotonic()
     study.optimize(lambda t: time.sleep(0.05) or t.params["x"], timeout=1.0, n_jobs=2)
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 30  # a liveness bound (about 1.3 s): without the timeout it never ends
     n = len(study.trials)
     assert n >= 2 and all(t.state is TrialState.COMPLETE for t in study.trials)
 

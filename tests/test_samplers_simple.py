@@ -8,6 +8,8 @@ of seed, or of the generator's stream, risks).
 from __future__ import annotations
 
 import math
+from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -277,22 +279,33 @@ def test_the_readme_names_of_strategies_work_and_a_misspelling_is_suggested() ->
         ts.Study({"x": ts.Float(0.0, 1.0)}, sampler="bayse")
 
 
-@pytest.mark.parametrize(("sampler", "limit"), [("sobol", 0.003), ("tpe", 0.02), ("grid", 0.003)])
-def test_ask_stays_fast_as_the_history_grows(sampler: str, limit: float) -> None:
+@pytest.mark.parametrize("sampler", ["sobol", "tpe", "grid"])
+def test_ask_stays_fast_as_the_history_grows(sampler: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # before: Sobol and grid built a text key of every past trial on each ask (22 ms per ask at 2,000 trials),
-    # TPE encoded every past trial again on each ask (50 ms at 2,000 trials, 90% of its time)
-    import time
+    # TPE encoded every past trial again on each ask (50 ms at 2,000 trials, 90% of its time). The work
+    # per past trial is counted, not timed (benchmarks/bench_history.py ask and grid time it).
+    from tunesmith.samplers import simple
+    from tunesmith.space.space import Space
 
+    calls = Counter[str]()
+
+    def counted(name: str, fn: Any) -> Any:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return spy
+
+    monkeypatch.setattr(simple, "_key", counted("key", simple._key))
+    if hasattr(simple, "_near"):
+        monkeypatch.setattr(simple, "_near", counted("near", simple._near))
+    monkeypatch.setattr(Space, "encode", counted("encode", Space.encode))
     space = ts.Space({f"x{i}": ts.Float(0.0, 1.0) for i in range(5)})
     first = ts.Study(space, sampler="random", seed=0, name="hist")
     for _ in range(2000):
         first.tell(first.ask(), float(np.random.default_rng(len(first.trials)).random()))
     study = ts.Study(storage=first.storage, name="hist", sampler=sampler, seed=0)
     study.tell(study.ask(), 1.0)  # the first ask reads the history
-    times = []
+    calls.clear()
     for _ in range(21):
-        t0 = time.perf_counter()
-        trial = study.ask()
-        times.append(time.perf_counter() - t0)
-        study.tell(trial, 1.0)
-    assert sorted(times)[10] < limit, f"median ask {sorted(times)[10] * 1e3:.1f} ms at 2,000 trials"
+        study.tell(study.ask(), 1.0)
+    assert sum(calls.values()) <= 21 * 4, calls  # a few per ask (the new trials), not 2,000

@@ -267,7 +267,7 @@ def test_busy_database_is_waited_on_then_given_up(tmp_path: Path) -> None:
     t0 = time.monotonic()
     with pytest.raises(StorageError, match="locked.*busy_timeout=0.3 s"):
         st.create_trial(sid, params={"x": 2})
-    assert 0.3 <= time.monotonic() - t0 < 3.0
+    assert 0.3 <= time.monotonic() - t0 < 4.5  # liveness (takes about 0.5 s), under one wait of sqlite3's default 5 s
     holder.execute("ROLLBACK")
     holder.close()
     assert len(st.get_trials(sid)) == 1
