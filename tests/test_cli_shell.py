@@ -257,3 +257,53 @@ def test_export_to_dev_stdout_into_a_pipe(folder: Path, subprocess_env: dict[str
     link resolved to a pipe's name, which no file has."""
     out = shell("TS export s -o /dev/stdout | cat", folder, env_of(subprocess_env, False))
     assert out.returncode == 0 and out.stdout.startswith("number,state,value") and out.stdout.count("\n") == 13
+
+
+class _Writer:
+    """A notebook's kind of standard output: write and flush, no encoding, no file descriptor."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_export_in_process_to_a_standard_output_without_encoding_or_descriptor(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main(["export", ...])` from a program whose sys.stdout is its own writer: failed with
+    AttributeError (no `encoding`) where it wrote the CSV."""
+    from tunesmith.cli import main
+
+    out = _Writer()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["export", "s", "--storage", f"sqlite:///{folder / 'tunesmith.db'}"]) == 0
+    assert "".join(out.parts).count("\n") == 13
+
+
+def test_a_broken_pipe_that_is_not_standard_output_leaves_the_callers_output_alone(
+        folder: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`export -o FIFO` whose reader left, run in-process: the broken pipe was taken for standard output's,
+    which was pointed at /dev/null for good (the calling program printed nothing after) and the error went
+    unsaid. Now it is said, status 2, and the caller's standard output still writes."""
+    import os
+    import threading
+
+    from tunesmith.cli import main
+
+    big = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'big.db'}", name="big", sampler="random")
+    big.optimize(lambda t: t.params["x"], n_trials=2000)  # more than a pipe holds
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = threading.Thread(target=lambda: os.close(os.open(fifo, os.O_RDONLY)))
+    reader.start()
+    status = main(["export", "big", "--storage", f"sqlite:///{tmp_path / 'big.db'}", "-o", str(fifo)])
+    reader.join()
+    print("still here")
+    out, err = capfd.readouterr()
+    assert (status, out) == (2, "still here\n")
+    assert "Broken pipe" in err and str(fifo) in err

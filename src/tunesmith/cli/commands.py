@@ -421,7 +421,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _write_utf8(text: str) -> None:
     """``text`` to standard output in UTF-8, as ``--output`` writes it, whatever the locale's encoding
     (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value)."""
-    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
+    encoding = getattr(sys.stdout, "encoding", None) or ""  # a notebook's own writer may have none
+    if encoding.lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.flush()
         sys.stdout.reconfigure(encoding="utf-8")
     sys.stdout.write(text)
