@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import select
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ def _run(command: str, args: argparse.Namespace) -> int:
     try:
         return int(args._run(args))
     except (StudyFileError, TunesmithError, ValueError, TypeError, ImportError, OSError) as exc:
-        if isinstance(exc, BrokenPipeError) or isinstance(exc, OSError) and _stdout_broken():
+        if isinstance(exc, OSError) and (_stdout_broken() or isinstance(exc, BrokenPipeError) and _reader_gone()):
             raise
         print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
@@ -165,6 +166,20 @@ def _stdout_broken() -> bool:
     except OSError:
         return True
     return False
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader went away (poll says so): a broken pipe met
+    elsewhere (``-o FIFO``, a socket) is an error to say, not a reason to silence standard output."""
+    if not hasattr(select, "poll"):  # Windows: every broken pipe is taken for standard output's
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a notebook's own writer: no pipe to lose
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def _drop_stdout() -> None:
