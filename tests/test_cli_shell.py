@@ -307,3 +307,20 @@ def test_a_broken_pipe_that_is_not_standard_output_leaves_the_callers_output_alo
     out, err = capfd.readouterr()
     assert (status, out) == (2, "still here\n")
     assert "Broken pipe" in err and str(fifo) in err
+
+
+def test_export_in_process_leaves_the_callers_encoding_as_it_was(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main(["export", ...])` from a program whose standard output is Latin-1: the CSV is UTF-8, and
+    what the program prints after is Latin-1 again (its stdout stayed UTF-8 for good)."""
+    import io
+
+    from tunesmith.cli import main
+
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="latin-1", errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["export", "s", "--storage", f"sqlite:///{folder / 'tunesmith.db'}"]) == 0
+    print("é", end="")
+    out.flush()
+    assert raw.getvalue().endswith(b"\n\xe9")
+    assert (out.encoding, out.errors) == ("latin-1", "strict")

@@ -12,6 +12,7 @@ add the argument and its entry in ``launch._FLAGS``; to pass a new key on to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import select
@@ -120,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tunesmith`` command; returns the exit status."""
+    stdout = sys.stdout
+    before = (getattr(stdout, "encoding", None), getattr(stdout, "errors", None))
+    try:
+        return _main(argv)
+    finally:  # called from a program: its standard output writes as it did (export switched it to UTF-8)
+        if hasattr(stdout, "reconfigure") and (stdout.encoding, stdout.errors) != before:
+            with contextlib.suppress(OSError, ValueError):
+                stdout.reconfigure(encoding=before[0], errors=before[1])
+
+
+def _main(argv: Sequence[str] | None) -> int:
     _open_standard_streams()
     _escape_what_cannot_be_encoded()
     command = "tunesmith"
