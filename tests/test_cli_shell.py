@@ -252,6 +252,20 @@ def test_export_refuses_to_write_over_a_database(tmp_path: Path, subprocess_env:
     assert len(ts.load_study("s", storage).trials) == 2
 
 
+def test_export_refuses_to_write_over_a_databases_write_ahead_log(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export s -o tunesmith.db-wal` replaced the log of trials committed but not yet copied into the
+    database (a process has it open): refused like the database itself, and the log left as it was."""
+    storage = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=storage, name="s")
+    study.optimize(lambda t: t.params["x"], n_trials=2)  # the study kept open: its log stays
+    wal = tmp_path / "tunesmith.db-wal"
+    before = wal.read_bytes()
+    out = shell("TS export s -o tunesmith.db-wal", tmp_path, env_of(subprocess_env, False))
+    assert out.returncode == 2 and "'tunesmith.db-wal' holds writes of the SQLite database" in out.stderr, out.stderr
+    assert wal.read_bytes() == before
+    assert len(study.trials) == 2
+
+
 def test_export_to_dev_stdout_into_a_pipe(folder: Path, subprocess_env: dict[str, str]) -> None:
     """`TS export s -o /dev/stdout | cat` failed: "No such file or directory: '/proc/N/fd/pipe:[...]'", the
     link resolved to a pipe's name, which no file has."""

@@ -94,10 +94,18 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
         if _is_database(text):  # `export NAME -o tunesmith.db` replaced the database, every study in it, by CSV
             raise argparse.ArgumentTypeError(f"{text!r} is a SQLite database, which this would replace with every "
                                              "study in it: name another file (trials.csv)")
+        database = next((text[:-len(end)] for end in SQLITE_COMPANIONS if text.endswith(end)), None)
+        if database is not None and Path(text).exists() and _is_database(database):
+            raise argparse.ArgumentTypeError(f"{text!r} holds writes of the SQLite database {database!r} not yet in it; "
+                                             "replacing it would lose them: name another file (trials.csv)")
         return text
 
     parse.__name__ = "output file"
     return parse
+
+
+#: the files SQLite keeps beside a database ``X``: ``X-wal`` holds committed trials not yet copied into ``X``
+SQLITE_COMPANIONS = ("-wal", "-journal", "-shm")
 
 
 def _is_database(path: str) -> bool:
