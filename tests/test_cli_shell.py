@@ -261,7 +261,7 @@ def test_export_refuses_to_write_over_a_databases_write_ahead_log(tmp_path: Path
     wal = tmp_path / "tunesmith.db-wal"
     before = wal.read_bytes()
     out = shell("TS export s -o tunesmith.db-wal", tmp_path, env_of(subprocess_env, False))
-    assert out.returncode == 2 and "'tunesmith.db-wal' holds writes of the SQLite database" in out.stderr, out.stderr
+    assert out.returncode == 2 and "'tunesmith.db-wal' is a file of the SQLite database" in out.stderr, out.stderr
     assert wal.read_bytes() == before
     assert len(study.trials) == 2
 

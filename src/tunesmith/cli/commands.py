@@ -96,8 +96,8 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
                                              "study in it: name another file (trials.csv)")
         database = next((text[:-len(end)] for end in SQLITE_COMPANIONS if text.endswith(end)), None)
         if database is not None and Path(text).exists() and _is_database(database):
-            raise argparse.ArgumentTypeError(f"{text!r} holds writes of the SQLite database {database!r} not yet in it; "
-                                             "replacing it would lose them: name another file (trials.csv)")
+            raise argparse.ArgumentTypeError(f"{text!r} is a file of the SQLite database {database!r} (the -wal one "
+                                             "holds trials not yet copied into it): name another file (trials.csv)")
         return text
 
     parse.__name__ = "output file"
