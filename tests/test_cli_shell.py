@@ -338,3 +338,25 @@ def test_export_in_process_leaves_the_callers_encoding_as_it_was(folder: Path, m
     out.flush()
     assert raw.getvalue().endswith(b"\n\xe9")
     assert (out.encoding, out.errors) == ("latin-1", "strict")
+
+
+@pytest.mark.parametrize("argv", [["studies"], ["show", "s"], ["export", "s"], ["--version"]], ids=" ".join)
+def test_main_in_process_with_standard_output_closed_says_so(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """A program that closed its sys.stdout, then called main: "I/O operation on closed file." said as the
+    command's error, then raised from main's last flush (a ValueError traceback in the program)."""
+    import io
+
+    from tunesmith.cli import main
+
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        status = main([*argv, "--storage", f"sqlite:///{folder / 'tunesmith.db'}"] if argv[0] != "--version" else argv)
+    except SystemExit as exc:
+        status = exc.code
+    assert status == 2
+    assert capsys.readouterr().err.endswith("error: cannot write to standard output: it is closed\n")
+    assert main(["show", "nosuch", "--storage", f"sqlite:///{folder / 'tunesmith.db'}"]) == 2  # said once, as itself
+    assert capsys.readouterr().err.count("\n") == 1

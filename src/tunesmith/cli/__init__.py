@@ -140,18 +140,24 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             args = parser.parse_args(argv)
         except SystemExit:  # --help, --version, a usage error: once their text is out
-            sys.stdout.flush()
+            if getattr(sys.stdout, "closed", False) is not True:
+                sys.stdout.flush()
             raise
         command = f"tunesmith {args.command}"
         status = _run(command, args)
-        sys.stdout.flush()  # a write error (a full disk, a closed stdout) is found here, not at Python's exit
+        if getattr(sys.stdout, "closed", False) is not True:  # closed by a caller: _run met it if it wrote
+            sys.stdout.flush()  # a write error (a full disk, a closed stdout) is found here, not at Python's exit
         return status
     except BrokenPipeError:  # the reader went away (`tunesmith show NAME | head -1`): stop quietly
         _drop_stdout()
         return 141  # as a command stopped by SIGPIPE
-    except OSError as exc:  # standard output could not take what was written
+    except (OSError, ValueError) as exc:  # standard output could not take what was written
+        closed = isinstance(exc, ValueError)  # sys.stdout closed by the program that called main
+        if closed and getattr(sys.stdout, "closed", False) is not True:
+            raise
         _drop_stdout()
-        why = "it is closed" if exc.errno == errno.EBADF else exc.strerror or str(exc)
+        why = ("it is closed" if not isinstance(exc, OSError) or exc.errno == errno.EBADF
+               else exc.strerror or str(exc))
         print(f"{command}: error: cannot write to standard output: {why}", file=sys.stderr)
         return 2
 
@@ -162,7 +168,8 @@ def _run(command: str, args: argparse.Namespace) -> int:
     try:
         return int(args._run(args))
     except (StudyFileError, TunesmithError, ValueError, TypeError, ImportError, OSError) as exc:
-        if isinstance(exc, OSError) and (_stdout_broken() or isinstance(exc, BrokenPipeError) and _reader_gone()):
+        if isinstance(exc, (OSError, ValueError)) and (
+                _stdout_broken() or isinstance(exc, BrokenPipeError) and _reader_gone()):
             raise
         print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
@@ -173,6 +180,8 @@ def _run(command: str, args: argparse.Namespace) -> int:
 
 def _stdout_broken() -> bool:
     """Whether standard output refuses what it holds (the error at hand was met writing it)."""
+    if getattr(sys.stdout, "closed", False) is True:  # by a program calling main
+        return True
     try:
         sys.stdout.flush()
     except OSError:
@@ -197,8 +206,12 @@ def _reader_gone() -> bool:
 def _drop_stdout() -> None:
     """Point standard output at /dev/null, so that Python's flush at exit does not fail a second time
     ("Exception ignored ... BrokenPipeError", exit status 120)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # closed, or a writer of its own: nothing left to flush
+        return
     null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, sys.stdout.fileno())
+    os.dup2(null, fd)
     os.close(null)
 
 
