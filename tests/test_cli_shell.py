@@ -360,3 +360,43 @@ def test_main_in_process_with_standard_output_closed_says_so(folder: Path, monke
     assert capsys.readouterr().err.endswith("error: cannot write to standard output: it is closed\n")
     assert main(["show", "nosuch", "--storage", f"sqlite:///{folder / 'tunesmith.db'}"]) == 2  # said once, as itself
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("cmd", ["run", "worker"])
+def test_a_terminal_that_hangs_up_ends_run_and_worker_with_129(tmp_path: Path, subprocess_env: dict[str, str],
+                                                              cmd: str) -> None:
+    """The terminal closed under the command (an ssh session dropped): the running trial was recorded as
+    stopped by SIGHUP, but writing the summary to the gone terminal failed (EIO), then the error about it,
+    and the command ended with status 1 instead of the documented 129."""
+    import fcntl
+    import os
+    import termios
+    import time
+
+    (tmp_path / "obj.py").write_text("import time\ndef objective(trial):\n    time.sleep(0.3)\n"
+                                     "    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text("objective: obj.py:objective\nsampler: random\nn_trials: 200\n"
+                                     f"storage: sqlite:///{tmp_path / 'tunesmith.db'}\n"
+                                     "space:\n  x: {type: float, low: 0, high: 1}\n")
+    leader, follower = os.openpty()
+
+    def own_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", cmd, "s.yaml"], cwd=tmp_path, stdin=follower,
+                             stdout=follower, stderr=follower, env=env_of(subprocess_env, False),
+                             preexec_fn=own_terminal)
+    os.close(follower)
+    url = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # a trial done: the command is running its trials
+        try:
+            if any(t.state is ts.TrialState.COMPLETE for t in ts.load_study("s", url).trials):
+                break
+        except ts.StudyNotFound:
+            pass
+        time.sleep(0.1)
+    os.close(leader)  # the terminal hangs up: SIGHUP to its foreground group
+    assert child.wait(timeout=60) == 129
+    assert ts.load_study("s", url).trials[-1].error == "interrupted (SIGHUP)"

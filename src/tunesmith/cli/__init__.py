@@ -145,7 +145,9 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         command = f"tunesmith {args.command}"
         status = _run(command, args)
-        if getattr(sys.stdout, "closed", False) is not True:  # closed by a caller: _run met it if it wrote
+        if status > 128:  # stopped by a signal (SIGHUP: the terminal closed), which the status says
+            _drop_unwritable()
+        elif getattr(sys.stdout, "closed", False) is not True:  # closed by a caller: _run met it if it wrote
             sys.stdout.flush()  # a write error (a full disk, a closed stdout) is found here, not at Python's exit
         return status
     except BrokenPipeError:  # the reader went away (`tunesmith show NAME | head -1`): stop quietly
@@ -201,6 +203,19 @@ def _reader_gone() -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
     return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _drop_unwritable() -> None:
+    """Standard output and error, each where it cannot be written (a terminal hung up), pointed at
+    /dev/null: what is left buffered there fails no more at Python's exit (status 120)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, stream.fileno())
+                os.close(null)
 
 
 def _drop_stdout() -> None:

@@ -166,17 +166,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args)
     before = len(study.trials)
     status = optimize_interruptibly(study, objective, optimize_options(sf, args.progress))
+    try:
+        _print_run(study, before, args.top)
+    except OSError:
+        if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
+            raise
+    return status
+
+
+def _print_run(study: Study, before: int, top: int) -> None:
     trials = study.trials
     console = wide_console()
     ran = len(trials) - before
     console.print(f"study [bold]{literal(study.name)}[/] in {escape(study.storage.display_url)}: "
                   f"{_ran_now(study, ran)}, {len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
     if any(t.state is TrialState.COMPLETE for t in trials):
-        console.print(best_table(study, trials, args.top))
+        console.print(best_table(study, trials, top))
         console.print(f"best configuration: {json.dumps(for_display(study.best_params))}  "
                       f"value: {study.best_value:.6g}",
                       soft_wrap=True, markup=False)
-    return status
 
 
 def _ran_now(study: Study, ran: int) -> str:
