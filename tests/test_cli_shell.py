@@ -252,8 +252,153 @@ def test_export_refuses_to_write_over_a_database(tmp_path: Path, subprocess_env:
     assert len(ts.load_study("s", storage).trials) == 2
 
 
+def test_export_refuses_to_write_over_a_databases_write_ahead_log(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS export s -o tunesmith.db-wal` replaced the log of trials committed but not yet copied into the
+    database (a process has it open): refused like the database itself, and the log left as it was."""
+    storage = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=storage, name="s")
+    study.optimize(lambda t: t.params["x"], n_trials=2)  # the study kept open: its log stays
+    wal = tmp_path / "tunesmith.db-wal"
+    before = wal.read_bytes()
+    out = shell("TS export s -o tunesmith.db-wal", tmp_path, env_of(subprocess_env, False))
+    assert out.returncode == 2 and "'tunesmith.db-wal' is a file of the SQLite database" in out.stderr, out.stderr
+    assert wal.read_bytes() == before
+    assert len(study.trials) == 2
+
+
 def test_export_to_dev_stdout_into_a_pipe(folder: Path, subprocess_env: dict[str, str]) -> None:
     """`TS export s -o /dev/stdout | cat` failed: "No such file or directory: '/proc/N/fd/pipe:[...]'", the
     link resolved to a pipe's name, which no file has."""
     out = shell("TS export s -o /dev/stdout | cat", folder, env_of(subprocess_env, False))
     assert out.returncode == 0 and out.stdout.startswith("number,state,value") and out.stdout.count("\n") == 13
+
+
+class _Writer:
+    """A notebook's kind of standard output: write and flush, no encoding, no file descriptor."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_export_in_process_to_a_standard_output_without_encoding_or_descriptor(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main(["export", ...])` from a program whose sys.stdout is its own writer: failed with
+    AttributeError (no `encoding`) where it wrote the CSV."""
+    from tunesmith.cli import main
+
+    out = _Writer()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["export", "s", "--storage", f"sqlite:///{folder / 'tunesmith.db'}"]) == 0
+    assert "".join(out.parts).count("\n") == 13
+
+
+def test_a_broken_pipe_that_is_not_standard_output_leaves_the_callers_output_alone(
+        folder: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`export -o FIFO` whose reader left, run in-process: the broken pipe was taken for standard output's,
+    which was pointed at /dev/null for good (the calling program printed nothing after) and the error went
+    unsaid. Now it is said, status 2, and the caller's standard output still writes."""
+    import os
+    import threading
+
+    from tunesmith.cli import main
+
+    big = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'big.db'}", name="big", sampler="random")
+    big.optimize(lambda t: t.params["x"], n_trials=2000)  # more than a pipe holds
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = threading.Thread(target=lambda: os.close(os.open(fifo, os.O_RDONLY)))
+    reader.start()
+    status = main(["export", "big", "--storage", f"sqlite:///{tmp_path / 'big.db'}", "-o", str(fifo)])
+    reader.join()
+    print("still here")
+    out, err = capfd.readouterr()
+    assert (status, out) == (2, "still here\n")
+    assert "Broken pipe" in err and str(fifo) in err
+
+
+def test_export_in_process_leaves_the_callers_encoding_as_it_was(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main(["export", ...])` from a program whose standard output is Latin-1: the CSV is UTF-8, and
+    what the program prints after is Latin-1 again (its stdout stayed UTF-8 for good)."""
+    import io
+
+    from tunesmith.cli import main
+
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="latin-1", errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["export", "s", "--storage", f"sqlite:///{folder / 'tunesmith.db'}"]) == 0
+    print("é", end="")
+    out.flush()
+    assert raw.getvalue().endswith(b"\n\xe9")
+    assert (out.encoding, out.errors) == ("latin-1", "strict")
+
+
+@pytest.mark.parametrize("argv", [["studies"], ["show", "s"], ["export", "s"], ["--version"]], ids=" ".join)
+def test_main_in_process_with_standard_output_closed_says_so(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """A program that closed its sys.stdout, then called main: "I/O operation on closed file." said as the
+    command's error, then raised from main's last flush (a ValueError traceback in the program)."""
+    import io
+
+    from tunesmith.cli import main
+
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        status = main([*argv, "--storage", f"sqlite:///{folder / 'tunesmith.db'}"] if argv[0] != "--version" else argv)
+    except SystemExit as exc:
+        status = exc.code
+    assert status == 2
+    assert capsys.readouterr().err.endswith("error: cannot write to standard output: it is closed\n")
+    assert main(["show", "nosuch", "--storage", f"sqlite:///{folder / 'tunesmith.db'}"]) == 2  # said once, as itself
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("cmd", ["run", "worker"])
+def test_a_terminal_that_hangs_up_ends_run_and_worker_with_129(tmp_path: Path, subprocess_env: dict[str, str],
+                                                              cmd: str) -> None:
+    """The terminal closed under the command (an ssh session dropped): the running trial was recorded as
+    stopped by SIGHUP, but writing the summary to the gone terminal failed (EIO), then the error about it,
+    and the command ended with status 1 instead of the documented 129."""
+    import fcntl
+    import os
+    import termios
+    import time
+
+    (tmp_path / "obj.py").write_text("import time\ndef objective(trial):\n    time.sleep(0.3)\n"
+                                     "    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text("objective: obj.py:objective\nsampler: random\nn_trials: 200\n"
+                                     f"storage: sqlite:///{tmp_path / 'tunesmith.db'}\n"
+                                     "space:\n  x: {type: float, low: 0, high: 1}\n")
+    leader, follower = os.openpty()
+
+    def own_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", cmd, "s.yaml"], cwd=tmp_path, stdin=follower,
+                             stdout=follower, stderr=follower, env=env_of(subprocess_env, False),
+                             preexec_fn=own_terminal)
+    os.close(follower)
+    url = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # a trial done: the command is running its trials
+        try:
+            if any(t.state is ts.TrialState.COMPLETE for t in ts.load_study("s", url).trials):
+                break
+        except ts.StudyNotFound:
+            pass
+        time.sleep(0.1)
+    os.close(leader)  # the terminal hangs up: SIGHUP to its foreground group
+    assert child.wait(timeout=60) == 129
+    trials = ts.load_study("s", url).trials  # the running one failed as stopped (none, were it between two)
+    assert {(t.state, t.error) for t in trials} <= {(ts.TrialState.COMPLETE, None),
+                                                    (ts.TrialState.FAILED, "interrupted (SIGHUP)")}

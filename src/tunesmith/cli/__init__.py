@@ -12,8 +12,10 @@ add the argument and its entry in ``launch._FLAGS``; to pass a new key on to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
+import select
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -119,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tunesmith`` command; returns the exit status."""
+    stdout = sys.stdout
+    before = (getattr(stdout, "encoding", None), getattr(stdout, "errors", None))
+    try:
+        return _main(argv)
+    finally:  # called from a program: its standard output writes as it did (export switched it to UTF-8)
+        if hasattr(stdout, "reconfigure") and (stdout.encoding, stdout.errors) != before:
+            with contextlib.suppress(OSError, ValueError):
+                stdout.reconfigure(encoding=before[0], errors=before[1])
+
+
+def _main(argv: Sequence[str] | None) -> int:
     _open_standard_streams()
     _escape_what_cannot_be_encoded()
     command = "tunesmith"
@@ -127,18 +140,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             args = parser.parse_args(argv)
         except SystemExit:  # --help, --version, a usage error: once their text is out
-            sys.stdout.flush()
+            if getattr(sys.stdout, "closed", False) is not True:
+                sys.stdout.flush()
             raise
         command = f"tunesmith {args.command}"
         status = _run(command, args)
-        sys.stdout.flush()  # a write error (a full disk, a closed stdout) is found here, not at Python's exit
+        if status > 128:  # stopped by a signal (SIGHUP: the terminal closed), which the status says
+            _drop_unwritable()
+        elif getattr(sys.stdout, "closed", False) is not True:  # closed by a caller: _run met it if it wrote
+            sys.stdout.flush()  # a write error (a full disk, a closed stdout) is found here, not at Python's exit
         return status
     except BrokenPipeError:  # the reader went away (`tunesmith show NAME | head -1`): stop quietly
         _drop_stdout()
         return 141  # as a command stopped by SIGPIPE
-    except OSError as exc:  # standard output could not take what was written
+    except (OSError, ValueError) as exc:  # standard output could not take what was written
+        closed = isinstance(exc, ValueError)  # sys.stdout closed by the program that called main
+        if closed and getattr(sys.stdout, "closed", False) is not True:
+            raise
         _drop_stdout()
-        why = "it is closed" if exc.errno == errno.EBADF else exc.strerror or str(exc)
+        why = ("it is closed" if not isinstance(exc, OSError) or exc.errno == errno.EBADF
+               else exc.strerror or str(exc))
         print(f"{command}: error: cannot write to standard output: {why}", file=sys.stderr)
         return 2
 
@@ -149,7 +170,8 @@ def _run(command: str, args: argparse.Namespace) -> int:
     try:
         return int(args._run(args))
     except (StudyFileError, TunesmithError, ValueError, TypeError, ImportError, OSError) as exc:
-        if isinstance(exc, BrokenPipeError) or isinstance(exc, OSError) and _stdout_broken():
+        if isinstance(exc, (OSError, ValueError)) and (
+                _stdout_broken() or isinstance(exc, BrokenPipeError) and _reader_gone()):
             raise
         print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
@@ -160,6 +182,8 @@ def _run(command: str, args: argparse.Namespace) -> int:
 
 def _stdout_broken() -> bool:
     """Whether standard output refuses what it holds (the error at hand was met writing it)."""
+    if getattr(sys.stdout, "closed", False) is True:  # by a program calling main
+        return True
     try:
         sys.stdout.flush()
     except OSError:
@@ -167,11 +191,42 @@ def _stdout_broken() -> bool:
     return False
 
 
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader went away (poll says so): a broken pipe met
+    elsewhere (``-o FIFO``, a socket) is an error to say, not a reason to silence standard output."""
+    if not hasattr(select, "poll"):  # Windows: every broken pipe is taken for standard output's
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a notebook's own writer: no pipe to lose
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _drop_unwritable() -> None:
+    """Standard output and error, each where it cannot be written (a terminal hung up), pointed at
+    /dev/null: what is left buffered there fails no more at Python's exit (status 120)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, stream.fileno())
+                os.close(null)
+
+
 def _drop_stdout() -> None:
     """Point standard output at /dev/null, so that Python's flush at exit does not fail a second time
     ("Exception ignored ... BrokenPipeError", exit status 120)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # closed, or a writer of its own: nothing left to flush
+        return
     null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, sys.stdout.fileno())
+    os.dup2(null, fd)
     os.close(null)
 
 

@@ -94,10 +94,18 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
         if _is_database(text):  # `export NAME -o tunesmith.db` replaced the database, every study in it, by CSV
             raise argparse.ArgumentTypeError(f"{text!r} is a SQLite database, which this would replace with every "
                                              "study in it: name another file (trials.csv)")
+        database = next((text[:-len(end)] for end in SQLITE_COMPANIONS if text.endswith(end)), None)
+        if database is not None and Path(text).exists() and _is_database(database):
+            raise argparse.ArgumentTypeError(f"{text!r} is a file of the SQLite database {database!r} (the -wal one "
+                                             "holds trials not yet copied into it): name another file (trials.csv)")
         return text
 
     parse.__name__ = "output file"
     return parse
+
+
+#: the files SQLite keeps beside a database ``X``: ``X-wal`` holds committed trials not yet copied into ``X``
+SQLITE_COMPANIONS = ("-wal", "-journal", "-shm")
 
 
 def _is_database(path: str) -> bool:
@@ -158,17 +166,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args)
     before = len(study.trials)
     status = optimize_interruptibly(study, objective, optimize_options(sf, args.progress))
+    try:
+        _print_run(study, before, args.top)
+    except OSError:
+        if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
+            raise
+    return status
+
+
+def _print_run(study: Study, before: int, top: int) -> None:
     trials = study.trials
     console = wide_console()
     ran = len(trials) - before
     console.print(f"study [bold]{literal(study.name)}[/] in {escape(study.storage.display_url)}: "
                   f"{_ran_now(study, ran)}, {len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
     if any(t.state is TrialState.COMPLETE for t in trials):
-        console.print(best_table(study, trials, args.top))
+        console.print(best_table(study, trials, top))
         console.print(f"best configuration: {json.dumps(for_display(study.best_params))}  "
                       f"value: {study.best_value:.6g}",
                       soft_wrap=True, markup=False)
-    return status
 
 
 def _ran_now(study: Study, ran: int) -> str:
@@ -421,7 +437,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _write_utf8(text: str) -> None:
     """``text`` to standard output in UTF-8, as ``--output`` writes it, whatever the locale's encoding
     (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value)."""
-    if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
+    encoding = getattr(sys.stdout, "encoding", None) or ""  # a notebook's own writer may have none
+    if encoding.lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.flush()
         sys.stdout.reconfigure(encoding="utf-8")
     sys.stdout.write(text)

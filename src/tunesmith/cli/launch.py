@@ -8,6 +8,7 @@ creates or resumes the study it describes, and :func:`optimize_options` gives
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -173,6 +174,9 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
         study.optimize(objective, **options)
     except KeyboardInterrupt:  # landed outside optimize's own handling
         stopped_by.append(signal.SIGINT)
+    except OSError as exc:  # the progress bar or a log line met the terminal that closed (SIGHUP): the signal says it
+        if not stopped_by or exc.errno not in (errno.EIO, errno.EPIPE):
+            raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -61,5 +61,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args, check=check_shared_storage)
     status = optimize_interruptibly(study, objective, optimize_options(sf, show_progress=False))
     done = [t for t in study.trials if t.state.is_finished]
-    print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}", flush=True)
+    try:
+        print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}", flush=True)
+    except OSError:
+        if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
+            raise
     return status
