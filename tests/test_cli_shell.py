@@ -55,11 +55,13 @@ def test_a_reader_that_stopped_ends_the_command_quietly_with_141(folder: Path, s
     assert (child.wait(timeout=120), err) == (141, "")
 
 
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
 def test_a_full_disk_on_standard_output_is_one_line_and_status_2(folder: Path, subprocess_env: dict[str, str],
-                                                                 argv: list[str]) -> None:
-    """Was status 120 with "Exception ignored in: <_io.TextIOWrapper name='<stdout>'...", or 0 (--help)."""
-    out = shell(f"TS {' '.join(repr(a) for a in argv)} > /dev/full", folder, env_of(subprocess_env, False))
+                                                                 argv: list[str], unbuffered: bool) -> None:
+    """Was status 120 with "Exception ignored in: <_io.TextIOWrapper name='<stdout>'...", or 0 (--help);
+    under PYTHONUNBUFFERED, "error: [Errno 28] No space left on device", not naming standard output."""
+    out = shell(f"TS {' '.join(repr(a) for a in argv)} > /dev/full", folder, env_of(subprocess_env, unbuffered))
     assert out.returncode == 2, out.stderr
     assert out.stderr.endswith("error: cannot write to standard output: No space left on device\n"), out.stderr
     assert out.stderr.count("\n") == 1

@@ -159,9 +159,18 @@ def _run(command: str, args: argparse.Namespace) -> int:
 
 
 def _stdout_broken() -> bool:
-    """Whether standard output refuses what it holds (the error at hand was met writing it)."""
+    """Whether standard output refuses what it holds (the error at hand was met writing it). Under
+    ``PYTHONUNBUFFERED`` nothing is held, so a write of no bytes asks it (``/dev/full`` refuses one)."""
     try:
         sys.stdout.flush()
+    except OSError:
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (captured in a test)
+        return False
+    try:
+        os.write(fd, b"")
     except OSError:
         return True
     return False
