@@ -56,6 +56,24 @@ def test_a_reader_that_stopped_ends_the_command_quietly_with_141(folder: Path, s
 
 
 @pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+def test_a_reader_that_stops_midway_ends_the_export_with_141(tmp_path: Path, subprocess_env: dict[str, str],
+                                                             unbuffered: bool) -> None:
+    """`TS export NAME | head -1` on an export larger than a pipe holds: under PYTHONUNBUFFERED the
+    system's partial write was taken as the whole, the rest dropped, status 0."""
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'tunesmith.db'}", name="big",
+                     sampler="random", seed=0)
+    for i in range(1500):  # about 150 KB of CSV: more than a pipe holds (64 KB)
+        study.add_trial(params={"x": 1 / (i + 3)}, value=1 / (i + 7))
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", "export", "big"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_of(subprocess_env, unbuffered))
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline().startswith(b"number,state,value")
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert (child.wait(timeout=120), err) == (141, "")
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
 def test_a_full_disk_on_standard_output_is_one_line_and_status_2(folder: Path, subprocess_env: dict[str, str],
                                                                  argv: list[str], unbuffered: bool) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tunesmith`` command; returns the exit status."""
     _open_standard_streams()
+    _whole_writes()
     _escape_what_cannot_be_encoded()
     command = "tunesmith"
     try:
@@ -182,6 +184,18 @@ def _drop_stdout() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, sys.stdout.fileno())
     os.close(null)
+
+
+def _whole_writes() -> None:
+    """Under ``PYTHONUNBUFFERED`` (``python -u``) standard output writes straight to the file, and a
+    write the system takes only part of (the reader of a pipe gone midway, a disk filling) lost the
+    rest without a word: ``tunesmith export NAME | head -1`` ended with status 0. A buffer writes
+    all of it or raises; flushed at each line, output still comes as it is printed."""
+    out = sys.stdout  # the process's own only (not a test's capture): sys.__stdout__ keeps its file open
+    raw = getattr(out, "buffer", None)
+    if out is sys.__stdout__ and isinstance(raw, io.RawIOBase):
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=sys.stdout.encoding,
+                                      errors=sys.stdout.errors, line_buffering=True)
 
 
 def _escape_what_cannot_be_encoded() -> None:
