@@ -55,11 +55,31 @@ def test_a_reader_that_stopped_ends_the_command_quietly_with_141(folder: Path, s
     assert (child.wait(timeout=120), err) == (141, "")
 
 
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+def test_a_reader_that_stops_midway_ends_the_export_with_141(tmp_path: Path, subprocess_env: dict[str, str],
+                                                             unbuffered: bool) -> None:
+    """`TS export NAME | head -1` on an export larger than a pipe holds: under PYTHONUNBUFFERED the
+    system's partial write was taken as the whole, the rest dropped, status 0."""
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'tunesmith.db'}", name="big",
+                     sampler="random", seed=0)
+    for i in range(1500):  # about 150 KB of CSV: more than a pipe holds (64 KB)
+        study.add_trial(params={"x": 1 / (i + 3)}, value=1 / (i + 7))
+    child = subprocess.Popen([sys.executable, "-m", "tunesmith", "export", "big"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_of(subprocess_env, unbuffered))
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline().startswith(b"number,state,value")
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert (child.wait(timeout=120), err) == (141, "")
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
 def test_a_full_disk_on_standard_output_is_one_line_and_status_2(folder: Path, subprocess_env: dict[str, str],
-                                                                 argv: list[str]) -> None:
-    """Was status 120 with "Exception ignored in: <_io.TextIOWrapper name='<stdout>'...", or 0 (--help)."""
-    out = shell(f"TS {' '.join(repr(a) for a in argv)} > /dev/full", folder, env_of(subprocess_env, False))
+                                                                 argv: list[str], unbuffered: bool) -> None:
+    """Was status 120 with "Exception ignored in: <_io.TextIOWrapper name='<stdout>'...", or 0 (--help);
+    under PYTHONUNBUFFERED, "error: [Errno 28] No space left on device", not naming standard output."""
+    out = shell(f"TS {' '.join(repr(a) for a in argv)} > /dev/full", folder, env_of(subprocess_env, unbuffered))
     assert out.returncode == 2, out.stderr
     assert out.stderr.endswith("error: cannot write to standard output: No space left on device\n"), out.stderr
     assert out.stderr.count("\n") == 1
@@ -402,3 +422,26 @@ def test_a_terminal_that_hangs_up_ends_run_and_worker_with_129(tmp_path: Path, s
     trials = ts.load_study("s", url).trials  # the running one failed as stopped (none, were it between two)
     assert {(t.state, t.error) for t in trials} <= {(ts.TrialState.COMPLETE, None),
                                                     (ts.TrialState.FAILED, "interrupted (SIGHUP)")}
+
+
+def test_main_in_process_under_unbuffered_output_gives_the_program_its_standard_output_back(
+        folder: Path, subprocess_env: dict[str, str]) -> None:
+    """Under PYTHONUNBUFFERED, main wraps the process's standard output so that a write is whole or an
+    error; called from a program, it left that wrapper as the program's sys.stdout for good, and
+    dropping it (a program setting sys.stdout to its own writer) closed the process's descriptor 1."""
+    program = (
+        "import os, sys\n"
+        "from tunesmith.cli import main\n"
+        "before = sys.stdout\n"
+        "assert main(['studies', '--storage', 'sqlite:///tunesmith.db']) == 0\n"
+        "same = sys.stdout is before\n"
+        "sys.stdout = open(os.devnull, 'w')\n"
+        "import gc; gc.collect()\n"
+        "os.fstat(1)\n"
+        "sys.stdout = before\n"
+        "print('same' if same else 'replaced')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", program], cwd=folder, env=env_of(subprocess_env, True),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "same"

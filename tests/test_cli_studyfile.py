@@ -520,6 +520,33 @@ def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signa
                                          f"interrupted ({sig.split()[0]})"}
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_background_job_s_workers_stop_with_the_signal_its_command_got(
+        tmp_path: Path, subprocess_env: dict[str, str], sig: str) -> None:
+    """A script's background job (``tunesmith worker a.yaml --n-jobs 2 &``, SIGINT ignored) stopped by
+    ``kill -HUP PID``: its workers, told with a Ctrl-C they ignore, ran on until killed with a SIGTERM
+    12 s later, and recorded "interrupted (SIGTERM)" for a SIGHUP."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(60)\n    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: slow.py:f\nstorage: {url}\n{SPACE}")
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "4", "--n-jobs", "2"],
+                            env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until both workers' trials run
+        if (tmp_path / "db.db").exists() and sum(t.state.value == "running" for t in _trials(url)) == 2:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, getattr(signal, sig))
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 128 + getattr(signal, sig), out
+    assert {t.error for t in _trials(url)} == {f"interrupted ({sig})"}, out
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_sigterm_to_the_group_stops_the_objective_s_own_processes_as_before(
         tmp_path: Path, subprocess_env: dict[str, str], jobs: str) -> None:

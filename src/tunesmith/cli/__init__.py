@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import io
 import os
 import select
 import sys
@@ -126,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     finally:  # called from a program: its standard output writes as it did (export switched it to UTF-8)
+        if sys.stdout is not stdout:  # the whole-writes wrapper: let go of it without closing the file
+            _let_go(sys.stdout)
+            sys.stdout = stdout
         if hasattr(stdout, "reconfigure") and (stdout.encoding, stdout.errors) != before:
             with contextlib.suppress(OSError, ValueError):
                 stdout.reconfigure(encoding=before[0], errors=before[1])
@@ -133,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     _open_standard_streams()
+    _whole_writes()
     _escape_what_cannot_be_encoded()
     command = "tunesmith"
     try:
@@ -181,11 +186,20 @@ def _run(command: str, args: argparse.Namespace) -> int:
 
 
 def _stdout_broken() -> bool:
-    """Whether standard output refuses what it holds (the error at hand was met writing it)."""
+    """Whether standard output refuses what it holds (the error at hand was met writing it). Under
+    ``PYTHONUNBUFFERED`` nothing is held, so a write of no bytes asks it (``/dev/full`` refuses one)."""
     if getattr(sys.stdout, "closed", False) is True:  # by a program calling main
         return True
     try:
         sys.stdout.flush()
+    except OSError:
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (captured in a test)
+        return False
+    try:
+        os.write(fd, b"")
     except OSError:
         return True
     return False
@@ -228,6 +242,27 @@ def _drop_stdout() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, fd)
     os.close(null)
+
+
+def _whole_writes() -> None:
+    """Under ``PYTHONUNBUFFERED`` (``python -u``) standard output writes straight to the file, and a
+    write the system takes only part of (the reader of a pipe gone midway, a disk filling) lost the
+    rest without a word: ``tunesmith export NAME | head -1`` ended with status 0. A buffer writes
+    all of it or raises; flushed at each line, output still comes as it is printed."""
+    out = sys.stdout  # the process's own only (not a test's capture): sys.__stdout__ keeps its file open
+    raw = getattr(out, "buffer", None)
+    if out is sys.__stdout__ and isinstance(raw, io.RawIOBase):
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=sys.stdout.encoding,
+                                      errors=sys.stdout.errors, line_buffering=True)
+
+
+def _let_go(wrapper: Any) -> None:
+    """Flush and detach the wrapper :func:`_whole_writes` made: dropped whole, it would close the
+    process's standard output under it."""
+    with contextlib.suppress(OSError, ValueError):
+        wrapper.flush()
+    with contextlib.suppress(AttributeError, ValueError):
+        wrapper.detach().detach()
 
 
 def _escape_what_cannot_be_encoded() -> None:

@@ -206,9 +206,9 @@ class _Pool:
             self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock
             alive = [w.proc for w in self.workers.values()]
             _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
-            for p in alive:  # the signal came to this process only: pass it on
-                if p.is_alive():
-                    os.kill(p.pid, signal.SIGINT)
+            for p in alive:  # the signal came to this process only: pass it on (a SIGTERM or SIGHUP as
+                if p.is_alive():  # itself: a script's background job ignores SIGINT, and waited 12 s for a kill)
+                    os.kill(p.pid, signal.Signals[name] if name is not None else signal.SIGINT)
             _wait(alive, 10.0)
             for p in alive:
                 if p.exitcode not in (0,):

@@ -754,8 +754,8 @@ class SQLStorage(Storage):
         if self.read_only:
             raise SchemaVersionError(
                 f"storage {self.display_url!r} has schema version {found}; this tunesmith uses version "
-                f"{SCHEMA_VERSION}, and opened read-only (read_only=True; tunesmith studies, show, export) "
-                "it cannot upgrade it. Upgrade it in place once (older tunesmith versions cannot read it "
+                f"{SCHEMA_VERSION}, and opened read-only (read_only=True, as tunesmith studies, show, export, "
+                "plot and report open it) it cannot upgrade it. Upgrade it in place once (older tunesmith versions cannot read it "
                 f"after): python -c \"import tunesmith as ts; ts.SQLStorage('{self.display_url}')\""
             )
         conn.execute(sa.text("ALTER TABLE ts_trials ADD COLUMN system TEXT NOT NULL DEFAULT '{}'"))
