@@ -33,6 +33,12 @@ set_ray_env()
 # default). The test of an inherited ignored SIGINT ignores it in its own child on purpose.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# Under nohup SIGHUP comes ignored, and the command keeps an ignored SIGHUP (by design), so the tests of a
+# terminal closing would see it live on. A handler that does nothing leaves this run as deaf to a hang-up
+# as nohup made it, while every child starts with SIGHUP at its default (exec resets a caught signal,
+# not an ignored one): children start as from a terminal.
+if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, lambda signum, frame: None)
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

@@ -492,12 +492,9 @@ def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signa
     (tmp_path / "slow.py").write_text("import time\ndef f(trial):\n    time.sleep(60)\n    return 1.0\n")
     url = f"sqlite:///{tmp_path / 'db.db'}"
     path = write(tmp_path, f"objective: slow.py:f\nstorage: {url}\n{SPACE}requeue_failed: true\nheartbeat_interval: 1\n")
-    # a run under nohup (as a CI job may be) passes SIGHUP ignored to its children, and the command keeps
-    # it so: the terminal whose closing these cases stand for is one where SIGHUP is at its default
-    hup = (lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL)) if sig.startswith("SIGHUP") else None
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith", cmd, str(path), "--n-trials", "4", "--n-jobs", jobs],
                             env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=hup)
+                            start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # until every worker's trial runs
         if (tmp_path / "db.db").exists() and sum(t.state.value == "running" for t in _trials(url)) == int(jobs):
