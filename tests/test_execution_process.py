@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 import os
@@ -485,14 +486,14 @@ def test_a_sigterm_to_a_worker_holding_the_budget_lock_is_the_command_s_stop(
     assert (tmp_path / "fired").exists() and (tmp_path / "terminated").exists()
 
 
-_SIGTERM_AT_FORK: list[bool] = []  # armed: the next fork of this process sends it a SIGTERM
+_SIGTERM_AT_FORK: list[Any] = []  # armed: how the next fork of a worker by the pool gets a SIGTERM
 
 
 def _sigterm_at_fork() -> None:
     # only the fork of a worker by the pool: another fork first (a helper process a library starts on
     # first use, as in a whole-suite run) would take the signal outside the case this test is about
-    if _SIGTERM_AT_FORK and _forked_by_the_pool() and _SIGTERM_AT_FORK.pop():
-        os.kill(os.getpid(), signal.SIGTERM)
+    if _SIGTERM_AT_FORK and _forked_by_the_pool():
+        _SIGTERM_AT_FORK.pop()()
 
 
 def _forked_by_the_pool() -> bool:
@@ -505,18 +506,40 @@ def _forked_by_the_pool() -> bool:
     return False
 
 
-def test_a_sigterm_as_the_command_starts_a_worker_stops_the_run(tmp_path: Path) -> None:
+def _to_this_thread() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _taken_by_another_thread(other: int) -> None:
+    # the kernel hands a process's signal to a thread that does not block it (one a library started):
+    # its handler then runs in the main thread at its next instruction, here inside the fork's hooks
+    signal.pthread_kill(other, signal.SIGTERM)
+    for _ in range(20):
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("taken_by", ["this thread", "another thread"])
+def test_a_sigterm_as_the_command_starts_a_worker_stops_the_run(tmp_path: Path, taken_by: str) -> None:
     """A SIGTERM (or Ctrl-C) that came while the command forked a worker was raised in the fork's own
-    hooks, where Python drops it ("Exception ignored in ..."): the run went on to its end."""
+    hooks, where Python drops it ("Exception ignored in ..."): the run went on to its end. Blocking
+    the signals in the forking thread is not enough where another thread takes them."""
+    import threading
+
     from tunesmith.cli.launch import optimize_interruptibly
 
-    if not hasattr(os, "register_at_fork"):
-        pytest.skip("no os.register_at_fork")
+    if not hasattr(os, "register_at_fork") or not hasattr(signal, "pthread_kill"):
+        pytest.skip("no os.register_at_fork or signal.pthread_kill")
     os.register_at_fork(after_in_parent=_sigterm_at_fork)
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
-    _SIGTERM_AT_FORK.append(True)
+    assert other.ident is not None
+    _SIGTERM_AT_FORK.append(_to_this_thread if taken_by == "this thread"
+                            else functools.partial(_taken_by_another_thread, other.ident))
     try:
         assert optimize_interruptibly(study, _sleepy, {"n_trials": 50, "n_jobs": 2}) == 128 + signal.SIGTERM
     finally:
         _SIGTERM_AT_FORK.clear()
+        idle.set()
     assert states(study)["complete"] < 10, states(study)

@@ -27,6 +27,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -531,6 +532,7 @@ def _send_raised(outbox: Any, exc: Exception) -> None:
 def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool, signalled: Any) -> None:
     code = 0
     try:
+        _unhold_in_worker()
         _take_ctrl_c_as(signalled)
         if hasattr(signal, "pthread_sigmask"):  # held by the parent as it forked
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
@@ -599,17 +601,49 @@ def _take_ctrl_c_as(signalled: Any) -> None:
             signal.signal(signum, wrap(before))
 
 
+_HOLDS: list[dict[int, Any]] = []  # the handlers each hold in force replaced (a forked worker puts them back)
+
+
 @contextlib.contextmanager
 def _held(signals: set[signal.Signals]) -> Iterator[None]:
-    """``signals`` blocked in this thread (where the system can), delivered once it ends."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    """``signals`` kept until it ends, then delivered. Blocked in this thread (where the system can), and
+    their handlers only note them meanwhile: a signal that another thread took (one a library started)
+    runs its handler in the main thread at its next instruction, in a fork's own hooks too, where what
+    the handler raises is dropped."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
+    kept: list[int] = []
+    _HOLDS.append(_note_instead(signals, kept))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for signum, handler in _HOLDS.pop().items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(kept):  # the first that raises ends it, as it would have unheld
+            signal.raise_signal(signum)
+
+
+def _note_instead(signals: set[signal.Signals], kept: list[int]) -> dict[int, Any]:
+    """Handlers that append their signal to ``kept`` in place of the Python handlers of ``signals``
+    (not those ignored or set outside Python); the handlers replaced. None outside the main thread,
+    whose handlers run in the main thread anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced: dict[int, Any] = {}
+    for signum in signals:
+        before = signal.getsignal(signum)
+        if before is not None and before is not signal.SIG_IGN:
+            replaced[signum] = signal.signal(signum, lambda n, _frame: kept.append(n))
+    return replaced
+
+
+def _unhold_in_worker() -> None:
+    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals it noted
+    there were its parent's: the worker's own stay blocked until it unblocks them)."""
+    while _HOLDS:
+        for signum, handler in _HOLDS.pop().items():
+            signal.signal(signum, handler)
 
 
 def _stopping(signalled: Any, wait: float = 1.0) -> bool:
