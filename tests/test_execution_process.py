@@ -535,11 +535,14 @@ def test_a_sigterm_as_the_command_starts_a_worker_stops_the_run(tmp_path: Path, 
     other.start()
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
     assert other.ident is not None
+    children_before = set(mp.active_children())
     _SIGTERM_AT_FORK.append(_to_this_thread if taken_by == "this thread"
                             else functools.partial(_taken_by_another_thread, other.ident))
     try:
         assert optimize_interruptibly(study, _sleepy, {"n_trials": 50, "n_jobs": 2}) == 128 + signal.SIGTERM
+        # the worker forked as the signal came was known to the run: stopped and waited for
+        assert not set(mp.active_children()) - children_before
     finally:
         _SIGTERM_AT_FORK.clear()
         idle.set()
-    assert states(study)["complete"] < 10, states(study)
+    assert states(study)["complete"] < 10 and "running" not in states(study), states(study)

@@ -191,10 +191,11 @@ class _Pool:
         inbox, outbox = self.ctx.Pipe(duplex=True)
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled)
         p = self.ctx.Process(target=_child, args=args, daemon=False)
+        born = self.run_.study._storage.clock()
         with _held(STOPS):  # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"):
-            p.start()       # the run went on; delivered after (the worker unblocks them itself)
-        outbox.close()  # the worker holds the only write end: its death reads as end of file
-        w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
+            p.start()       # the run went on; delivered after (the worker unblocks them itself), to a run
+            outbox.close()  # that knows the worker (the only write end is the worker's: its death reads as end of file)
+            w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=born)
         return w
 
     def _interrupt(self, exc: KeyboardInterrupt) -> None:
@@ -601,7 +602,39 @@ def _take_ctrl_c_as(signalled: Any) -> None:
             signal.signal(signum, wrap(before))
 
 
-_HOLDS: list[dict[int, Any]] = []  # the handlers each hold in force replaced (a forked worker puts them back)
+class _Noting:
+    """The handlers of a hold's signals while it lasts: each signal noted; passed on to the handler it
+    stood in for once the hold is over (a signal that came as the hold ended)."""
+
+    def __init__(self, signals: set[signal.Signals]) -> None:
+        self.holding = True
+        self.kept: list[int] = []
+        self.replaced: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # the main thread runs the handlers anyway: none of ours
+        for signum in signals:  # not those ignored or set outside Python
+            before = signal.getsignal(signum)
+            if before is not None and before is not signal.SIG_IGN:
+                self.replaced[signum] = signal.signal(signum, self)
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.kept.append(signum)
+            return
+        before = self.replaced[signum]
+        if callable(before):
+            before(signum, frame)
+        else:
+            signal.signal(signum, before)
+            signal.raise_signal(signum)
+
+    def restore(self) -> None:
+        self.holding = False  # first: a signal from here on reaches its handler, whatever is restored yet
+        for signum, handler in self.replaced.items():
+            signal.signal(signum, handler)
+
+
+_HOLDS: list[_Noting] = []  # the holds in force (a worker forked in one puts the handlers back)
 
 
 @contextlib.contextmanager
@@ -611,39 +644,24 @@ def _held(signals: set[signal.Signals]) -> Iterator[None]:
     runs its handler in the main thread at its next instruction, in a fork's own hooks too, where what
     the handler raises is dropped."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
-    kept: list[int] = []
-    _HOLDS.append(_note_instead(signals, kept))
+    noting = _Noting(signals)
+    _HOLDS.append(noting)
     try:
         yield
     finally:
+        _HOLDS.remove(noting)
+        noting.restore()
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for signum, handler in _HOLDS.pop().items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(kept):  # the first that raises ends it, as it would have unheld
+        for signum in dict.fromkeys(noting.kept):  # the first that raises ends it, as it would have unheld
             signal.raise_signal(signum)
 
 
-def _note_instead(signals: set[signal.Signals], kept: list[int]) -> dict[int, Any]:
-    """Handlers that append their signal to ``kept`` in place of the Python handlers of ``signals``
-    (not those ignored or set outside Python); the handlers replaced. None outside the main thread,
-    whose handlers run in the main thread anyway."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    replaced: dict[int, Any] = {}
-    for signum in signals:
-        before = signal.getsignal(signum)
-        if before is not None and before is not signal.SIG_IGN:
-            replaced[signum] = signal.signal(signum, lambda n, _frame: kept.append(n))
-    return replaced
-
-
 def _unhold_in_worker() -> None:
-    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals it noted
-    there were its parent's: the worker's own stay blocked until it unblocks them)."""
+    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals noted there
+    were its parent's: the worker's own stay blocked until it unblocks them)."""
     while _HOLDS:
-        for signum, handler in _HOLDS.pop().items():
-            signal.signal(signum, handler)
+        _HOLDS.pop().restore()
 
 
 def _stopping(signalled: Any, wait: float = 1.0) -> bool:
