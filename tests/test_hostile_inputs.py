@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
 import os
 import sqlite3
 import sys
@@ -37,12 +38,22 @@ def _plain(messages: list[str]) -> None:
 # -- the terminal ------------------------------------------------------------------------------
 
 
+def _ask_and_die(url: str) -> None:
+    ts.Study(SPACE, storage=url, name="s", heartbeat_interval=0.05, grace_period=0.1).ask()
+    os._exit(0)
+
+
 def test_a_worker_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
     """A running trial's worker name is read from the database and logged when the trial is
     judged lost: escapes in it reached the terminal as they were (clearing it, writing the
     clipboard, printing a line that looks like tunesmith's)."""
     url, study = _sqlite_study(tmp_path, heartbeat_interval=0.05, grace_period=0.1)
-    running = study.ask()
+    # a worker that took a trial and died: no heartbeat of this process keeps its trial alive (one
+    # asked here beat again within 0.05 s, and a loaded machine reaped after that beat: nothing lost)
+    worker = mp.get_context("fork").Process(target=_ask_and_die, args=(url,))
+    worker.start()
+    worker.join()
+    (running,) = study.trials_in("running")
     with sqlite3.connect(tmp_path / "shared.db") as db:
         db.execute("UPDATE ts_trials SET worker = ?, heartbeat = 0 WHERE number = ?", (ESCAPES, running.number))
     other = ts.Study(SPACE, storage=url, name="s", heartbeat_interval=0.05, grace_period=0.1)
