@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import pytest
 import torch
 
 from tunesmith.train.hyperloop import LoopOptions, to_raw, tune
 from tunesmith.train.hyperlosses import classifier_losses
-from tunesmith.train.implicit import hvp_fn
+from tunesmith.train.implicit import ImplicitOptions, hvp_fn
 
 
 def _problem(seed: int = 0):
@@ -235,3 +236,39 @@ def test_a_batch_function_that_runs_out_says_to_cycle_the_loader() -> None:
     with pytest.raises(ValueError, match=r"train_batches\(2\) ran out of batches \(StopIteration\).*itertools.count"):
         tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, lambda _s: tuple(next(it)), val,
              constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=3))
+
+
+def _breast_cancer(dtype: torch.dtype):
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=dtype)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)).to(dtype)
+    return classifier_losses(model, l2="tensor"), (x[:300], torch.tensor(y[:300])), (x[300:450], torch.tensor(y[300:450]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_hyperparameters_take_small_steps_and_stay_positive(dtype: torch.dtype) -> None:
+    # the raw hyperparameters were float16/bfloat16 tensors: Adam's eps and its second moment rounded
+    # to 0 in float16 (an L2 weight stepped to exp(-inf) = 0), a step of 0.01 rounded away in bfloat16
+    problem, train, val = _breast_cancer(dtype)
+    result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints,
+                  options=LoopOptions(outer_steps=6, inner_steps=5, warm_start_steps=5,
+                                      implicit=ImplicitOptions(iters=5, damping=1e-3),
+                                      inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.1),
+                                      hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.01)))
+    for name, start in problem.hparams.items():
+        trajectory = [float(s.hparams[name]) for s in result.steps]
+        assert len(set(trajectory)) > 1, (name, trajectory)  # it moves
+        # by Adam's steps of about 0.01 on the log scale, no more (5 of them, and the half-precision rounding)
+        assert all(abs(math.log(v / float(start))) < 0.06 for v in trajectory), (name, trajectory)
+        assert result.hparams[name].dtype == dtype
+
+
+def test_float16_adam_with_its_default_eps_is_named_as_the_cause_of_a_nan() -> None:
+    problem, train, val = _breast_cancer(torch.float16)
+    with pytest.raises(FloatingPointError, match=r"float16, where the inner optimizer's eps \(1e-08\) rounds to 0"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints, options=LoopOptions(outer_steps=1, inner_steps=5))

@@ -245,7 +245,10 @@ def tune(
     check_not_empty("select_batch", select_batch)
     cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
-    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)
+    # the raw hyperparameters of a float16/bfloat16 model are kept in float32 (the losses see them in the
+    # weights' dtype): in half precision Adam's eps rounds to 0 and small steps round away
+    dtype = _dtype(params)
+    raw = {k: to_raw(torch.as_tensor(v, dtype=dtype, device=_device(params)).detach().to(_wide(dtype)), cons[k], k)
            .requires_grad_(True) for k, v in hparams.items()}
     batch_at: Batches = (_endless("train_batches", train_batches) if callable(train_batches)
                          else (lambda _s: _one_batch("train_batches", train_batches)))
@@ -253,10 +256,10 @@ def tune(
                        else (lambda _k: _one_batch("val_batch", val_batch)))
 
     def values() -> Tree:
-        return {k: from_raw(r, cons[k]) for k, r in raw.items()}
+        return {k: from_raw(r, cons[k]).to(dtype) for k, r in raw.items()}
 
     def raw_loss(p: Tree, r: Tree, b: Any) -> torch.Tensor:
-        return train_loss(p, {k: from_raw(r[k], cons[k]) for k in r}, b)
+        return train_loss(p, {k: from_raw(r[k], cons[k]).to(dtype) for k in r}, b)
 
     # a hyperparameter the training loss ignores, a non-differentiable or non-finite loss: refused
     # here, with a message, instead of a hypergradient that is 0 (or nan) at every step
@@ -365,6 +368,11 @@ def _dtype(params: Mapping[str, torch.Tensor]) -> torch.dtype:
     return next(iter(params.values())).dtype
 
 
+def _wide(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the raw hyperparameters are kept in: the weights' own, at least float32."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _device(params: Mapping[str, torch.Tensor]) -> torch.device:
     return next(iter(params.values())).device
 
@@ -388,8 +396,20 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
             raise FloatingPointError(
                 f"the training loss became {float(loss)} at step {s}; "
                 + (f"that step's batch holds NaN or inf values (in {bad}): clean the data" if bad else
-                   "lower the inner optimizer's learning rate or constrain the hyperparameters"))
+                   _half_eps(opt, w) or "lower the inner optimizer's learning rate or constrain the hyperparameters"))
     return start + n
+
+
+def _half_eps(opt: torch.optim.Optimizer, w: Tree) -> str:
+    """The cause of a nan in float16 training that the message should name: an ``eps`` (Adam's
+    1e-8) that rounds to 0 in float16, so that a zero gradient's step is 0 / 0. "" if not that."""
+    if not any(t.dtype == torch.float16 for t in w.values()):
+        return ""
+    tiny = [float(g["eps"]) for g in opt.param_groups if isinstance(g.get("eps"), float) and
+            float(torch.tensor(g["eps"], dtype=torch.float16)) == 0.0]
+    return (f"the weights are float16, where the inner optimizer's eps ({tiny[0]}) rounds to 0 and a step divides "
+            "0 by 0: pass eps=1e-4 (lambda ps: torch.optim.Adam(ps, lr=1e-2, eps=1e-4)), or tune in float32 or "
+            "bfloat16") if tiny else ""
 
 
 def _nonfinite_inputs(batch: Any) -> list[str]:

@@ -72,7 +72,9 @@ def finite_number(v: Any) -> bool:
 
 # -- dicts of tensors as vectors ------------------------------------------------------------
 def _dot(a: Tree, b: Tree) -> torch.Tensor:
-    return sum((torch.sum(a[k] * b[k]) for k in a), torch.zeros((), dtype=next(iter(a.values())).dtype))
+    """``a . b``, summed in at least float32: float16 squares of small gradients round to 0."""
+    wide = torch.promote_types(next(iter(a.values())).dtype, torch.float32)
+    return sum((torch.sum(a[k].to(wide) * b[k].to(wide)) for k in a), torch.zeros((), dtype=wide))
 
 
 def _axpy(alpha: float | torch.Tensor, x: Tree, y: Tree) -> Tree:
