@@ -256,7 +256,14 @@ TRAIN = ["a callback class", "a number for the callbacks", "a metric that is no 
          "a model for build_model", "(x, y) for (train, val)", "more folds than samples", "folds as text",
          "zero threads", "a misspelt loss", "a number for the checkpoint folder", "a learning rate for its range",
          "a hyperparameter's start as text", "a model class for classifier_losses", "a callback that is no function",
-         "a tuned start as text"]
+         "a tuned start as text", "a tuned start of None", "label smoothing as text", "no training batch"]
+
+
+def _losses(model: Any) -> tuple[Any, ...]:
+    from tunesmith.train import classifier_losses
+
+    p = classifier_losses(model)
+    return p.train_loss, p.val_loss, p.params, p.hparams
 
 
 def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
@@ -311,6 +318,12 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
         ("a callback that is no function", lambda: tuned(callback=5), TypeError, "tune's callback must be a function"),
         ("a tuned start as text", lambda: tuned(hparams={"l2.weight": "0.1"}), TypeError,
          "hyperparameter 'l2.weight' must start at a number"),
+        ("a tuned start of None", lambda: tuned(hparams={"l2.weight": None}), TypeError,
+         "hyperparameter 'l2.weight' must start at a number or a tensor, got None"),
+        ("label smoothing as text", lambda: classifier_losses(torch.nn.Linear(4, 2), label_smoothing="0.1"), ValueError,
+         "label_smoothing must be a number in (0, 0.5) (its start), got '0.1'"),
+        ("no training batch", lambda: tune(*_losses(torch.nn.Linear(4, 2)), None, (x, y)), TypeError,
+         "tune takes train_batches as one batch or a function step -> batch, got None"),
     ]
     return {label: rest for label, *rest in calls}  # type: ignore[misc]
 

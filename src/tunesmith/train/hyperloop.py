@@ -57,7 +57,7 @@ def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any]
     if unknown:
         raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
     for name, value in hparams.items():
-        if isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
+        if value is None or isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
             raise TypeError(f"hyperparameter {name!r} must start at a number or a tensor, got {value!r}")
     return {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
 
