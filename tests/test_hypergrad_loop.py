@@ -272,3 +272,30 @@ def test_float16_adam_with_its_default_eps_is_named_as_the_cause_of_a_nan() -> N
     with pytest.raises(FloatingPointError, match=r"float16, where the inner optimizer's eps \(1e-08\) rounds to 0"):
         tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
              constraints=problem.constraints, options=LoopOptions(outer_steps=1, inner_steps=5))
+
+
+def test_an_inf_in_a_later_validation_batch_is_named_not_blamed_on_the_rates() -> None:
+    """Before: "Lower the hyperparameter optimizer's rate ... add damping" for a validation
+    minibatch whose inputs held an inf (the check at the start sees only step 0's)."""
+    problem, train, val = _problem()
+    dirty = (val[0].clone(), val[1])
+    dirty[0][0, 0] = float("inf")
+    with pytest.raises(FloatingPointError, match=r"outer step 1 is not finite \(validation loss there: [^)]*\); "
+                                                 r"that step's validation batch holds NaN or inf values \(in \['item 0'\]\)"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train,
+             lambda k: dirty if k == 1 else val, constraints=problem.constraints,
+             options=LoopOptions(outer_steps=2, inner_steps=4))
+
+
+def test_a_nan_in_the_held_out_batch_is_refused_before_training() -> None:
+    """Before: every step's held-out loss was nan, so no step was the best (``result.best`` None)
+    and hypertune recorded every step as a failed trial, without a word on the data."""
+    problem, train, val = _problem()
+    held = (val[0].clone(), val[1])
+    held[0][3, 2] = float("nan")
+    seen = []
+    with pytest.raises(ValueError, match=r"select_batch holds NaN or inf values \(in \['item 0'\]\): clean the data"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints, select_batch=held, callback=lambda step, _p: seen.append(step),
+             options=LoopOptions(outer_steps=2, inner_steps=4))
+    assert seen == []

@@ -243,6 +243,8 @@ def tune(
         raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
                         f"a {type(select_batch).__name__}; a function of the step is for val_batch only")
     check_not_empty("select_batch", select_batch)
+    if select_batch is not None and _nonfinite_inputs(select_batch):  # every step's score would be nan, none the best
+        raise ValueError(f"select_batch holds NaN or inf values (in {_nonfinite_inputs(select_batch)}): clean the data")
     cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
     # the raw hyperparameters of a float16/bfloat16 model are kept in float32 (the losses see them in the
@@ -282,15 +284,19 @@ def tune(
     for k in range(opts.outer_steps):
         if opts.reset_inner:
             inner = opts.inner_optimizer(list(w.values()))
-        hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_at(k), done, opts)
+        val_k = val_at(k)
+        hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_k, done, opts)
         rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done,
                         _loss_on(val_loss, w, select_batch))
         steps.append(rec)
         if not math.isfinite(rec.hypergrad_norm):
+            bad = _nonfinite_inputs(val_k)
             raise FloatingPointError(
-                f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); a hyperparameter "
-                "step would make the hyperparameters nan. Lower the hyperparameter optimizer's rate or set "
-                "LoopOptions.max_hyper_step, add ImplicitOptions.damping, or constrain the hyperparameters")
+                f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); "
+                + (f"that step's validation batch holds NaN or inf values (in {bad}): clean the data" if bad else
+                   "a hyperparameter step would make the hyperparameters nan. Lower the hyperparameter optimizer's "
+                   "rate or set LoopOptions.max_hyper_step, add ImplicitOptions.damping, or constrain the "
+                   "hyperparameters"))
         if math.isfinite(rec.score) and (best is None or rec.score < steps[best[0]].score):
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:

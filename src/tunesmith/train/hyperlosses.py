@@ -100,6 +100,11 @@ def _call(model: nn.Module, p: Tree, x: torch.Tensor, *, train: bool) -> torch.T
             m.training = w
         buffers = {k: b.clone() for k, b in model.named_buffers()}
         out = functional_call(model, {**buffers, **p} if buffers else p, (x,))
+    except ValueError as e:
+        if "more than 1 value per channel" not in str(e):
+            raise
+        raise ValueError(f"classifier_losses: batch norm normalizes each batch with its own statistics, in the "
+                         f"validation loss too, so a batch needs 2 rows or more; this one has {len(x)} ({e})") from e
     finally:
         for m, w in zip(mods, was, strict=True):
             m.training = w
