@@ -299,3 +299,45 @@ def test_a_nan_in_the_held_out_batch_is_refused_before_training() -> None:
              constraints=problem.constraints, select_batch=held, callback=lambda step, _p: seen.append(step),
              options=LoopOptions(outer_steps=2, inner_steps=4))
     assert seen == []
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_hyperparameter_driven_to_its_bound_stays_inside_and_restarts(dtype: torch.dtype) -> None:
+    """Before: the sigmoid of a large raw value rounded to 1 (bfloat16 already at 0.4995 of 0.5), so the
+    recorded value sat on the bound of its open interval and tune refused to start from it ("must start
+    strictly inside it"), the restart from a recorded trial that docs/hypergradients.md shows."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    def val_loss(p, _batch):
+        return -p["w"].sum()  # always wants a larger s: the hypergradient drives it to its bound
+
+    params, start, cons = {"w": torch.zeros(3, dtype=dtype)}, {"s": torch.tensor(0.25, dtype=dtype)}, {"s": (0.0, 0.5)}
+    opts = LoopOptions(outer_steps=30, inner_steps=20, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.25),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=1.0))
+    result = tune(train_loss, val_loss, params, start, (), (), constraints=cons, options=opts)
+    values = [float(s.hparams["s"]) for s in result.steps]
+    assert values[-1] > 0.49 and all(0 < v < 0.5 for v in values), values
+    again = tune(train_loss, val_loss, params, result.hparams, (), (), constraints=cons,
+                 options=dataclasses.replace(opts, outer_steps=1))
+    assert float(again.steps[0].hparams["s"]) < 0.5
+
+
+def test_a_positive_hyperparameter_driven_towards_0_stays_positive_in_float16() -> None:
+    """Before: exp of the raw value fell below float16's smallest number and was recorded as 0, which
+    tune refused as a start ("constrained 'positive' and must start > 0")."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - 1) ** 2).sum() + h["l2"] * (p["w"] ** 2).sum()
+
+    def val_loss(p, _batch):
+        return -p["w"].sum()  # always wants a smaller L2 weight (w = 1 / (1 + l2))
+
+    params, start, cons = {"w": torch.zeros(3, dtype=torch.float16)}, {"l2": 1e-3}, {"l2": "positive"}
+    opts = LoopOptions(outer_steps=3, inner_steps=10, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.25),
+                       hyper_optimizer=lambda ps: torch.optim.SGD(ps, lr=1e5))  # a step far down the log scale
+    result = tune(train_loss, val_loss, params, start, (), (), constraints=cons, options=opts)
+    values = [float(s.hparams["l2"]) for s in result.steps]
+    assert values[-1] < 1e-7 and all(v > 0 for v in values), values
+    again = tune(train_loss, val_loss, params, result.hparams, (), (), constraints=cons,
+                 options=dataclasses.replace(opts, outer_steps=1))
+    assert float(again.steps[0].hparams["l2"]) > 0

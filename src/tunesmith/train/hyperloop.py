@@ -95,6 +95,24 @@ def from_raw(raw: torch.Tensor, c: Constraint) -> torch.Tensor:
     return low + (high - low) * torch.sigmoid(raw)
 
 
+def inside(value: torch.Tensor, c: Constraint) -> torch.Tensor:
+    """``value`` with what rounding put on a bound of its constraint moved to the nearest value of
+    its dtype strictly inside (a sigmoid that rounds to 1, an exp that rounds to 0 or overflows),
+    so that a recorded value can start another ``tune``."""
+    if c == "real":
+        return value
+    if c == "positive":  # from the smallest positive number of the dtype (subnormal) to the largest
+        zero = torch.zeros((), dtype=value.dtype, device=value.device)
+        return value.clamp(float(torch.nextafter(zero, zero + 1)), torch.finfo(value.dtype).max)
+    assert isinstance(c, tuple)
+    low, high = (torch.tensor(b, dtype=value.dtype, device=value.device) for b in c)
+    if float(low) <= c[0]:
+        low = torch.nextafter(low, high)
+    if float(high) >= c[1]:
+        high = torch.nextafter(high, low)
+    return value.clamp(low, high)
+
+
 @dataclasses.dataclass(frozen=True)
 class OuterStep:
     """One hyperparameter step: the values it was taken at, the validation loss there,
@@ -258,7 +276,7 @@ def tune(
                        else (lambda _k: _one_batch("val_batch", val_batch)))
 
     def values() -> Tree:
-        return {k: from_raw(r, cons[k]).to(dtype) for k, r in raw.items()}
+        return {k: inside(from_raw(r, cons[k]).to(dtype), cons[k]) for k, r in raw.items()}
 
     def raw_loss(p: Tree, r: Tree, b: Any) -> torch.Tensor:
         return train_loss(p, {k: from_raw(r[k], cons[k]).to(dtype) for k in r}, b)
