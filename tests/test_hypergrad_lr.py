@@ -147,3 +147,18 @@ def test_a_plain_torch_optimizer_is_refused_saying_what_base_lr_is() -> None:
     for g in opt.param_groups:
         g["base_lr"] = g["lr"]
     assert HypergradientLR(opt, hyper_lr=1e-4).initial == [1e-3]
+
+
+def test_a_trial_on_folds_records_each_folds_adapted_rate(tmp_path: Path) -> None:
+    """Before: with objective(..., folds=k) no adapted rate was recorded at all (the guide
+    promises them for every trial of objective)."""
+    base = TrainConfig(optimizer="sgd", lr=0.01, momentum=0.0, epochs=2, batch_size=16, lr_adapt="hypergradient",
+                       hyper_lr=1e-2, device="cpu")
+    pool = tuple(torch.cat(ts_) for ts_ in zip(*DATA, strict=True))
+    study = ts.Study(ts.Space({"hidden": ts.Int(8, 16)}), sampler="random", seed=0)
+    study.optimize(objective(lambda p: mlp(hidden=p["hidden"]), pool, base=base, checkpoint_root=tmp_path, folds=2),
+                   n_trials=1)
+    adapted = study.trials[0].attrs["adapted_lr"]
+    assert set(adapted) == {f"fold-{k}/{role}" for k in (0, 1) for role in ("all/decay", "all/no_decay")}
+    assert all(len(v) == 2 for v in adapted.values())
+    assert adapted["fold-0/all/decay"] != adapted["fold-1/all/decay"]  # each fold's own run
