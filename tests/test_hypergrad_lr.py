@@ -162,3 +162,18 @@ def test_a_trial_on_folds_records_each_folds_adapted_rate(tmp_path: Path) -> Non
     assert set(adapted) == {f"fold-{k}/{role}" for k in (0, 1) for role in ("all/decay", "all/no_decay")}
     assert all(len(v) == 2 for v in adapted.values())
     assert adapted["fold-0/all/decay"] != adapted["fold-1/all/decay"]  # each fold's own run
+
+
+def test_hypergradient_lr_refuses_a_step_size_that_would_break_the_rate() -> None:
+    """Before: HypergradientLR (exported, for a loop of one's own) took any hyper_lr: a negative one
+    climbed the loss, nan made every rate nan, '0.1' was read by float(), and the multiplicative
+    rule took 2.0, which TrainConfig refuses; a model given as the optimizer failed with an AttributeError."""
+    opt = make_optimizer(mlp(), TrainConfig(optimizer="sgd", lr=0.1, momentum=0.0))
+    for bad in (-1.0, float("nan"), float("inf"), 0, "0.1", None, True):
+        with pytest.raises(ValueError, match=f"hyper_lr must be a finite number > 0 .*, got {bad!r}"):
+            HypergradientLR(opt, hyper_lr=bad)
+    with pytest.raises(ValueError, match=r"HypergradientLR\(rule='multiplicative'\) needs hyper_lr < 1, got 2.0"):
+        HypergradientLR(opt, hyper_lr=2.0, rule="multiplicative")
+    with pytest.raises(TypeError, match="HypergradientLR adapts the rates of a torch optimizer, got Sequential"):
+        HypergradientLR(mlp(), hyper_lr=0.1)
+    HypergradientLR(opt, hyper_lr=1e-3)
