@@ -256,7 +256,7 @@ def tune(
         raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
     if callback is not None and not callable(callback):  # called after the first outer step's training
-        raise TypeError(f"tune's callback must be a function callback(step, hparams) or None, got {callback!r}")
+        raise TypeError(f"tune's callback must be a function callback(step, params) or None, got {callback!r}")
     if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):
         raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
                         f"a {type(select_batch).__name__}; a function of the step is for val_batch only")
