@@ -177,3 +177,20 @@ def test_hypergradient_lr_refuses_a_step_size_that_would_break_the_rate() -> Non
     with pytest.raises(TypeError, match="HypergradientLR adapts the rates of a torch optimizer, got Sequential"):
         HypergradientLR(mlp(), hyper_lr=0.1)
     HypergradientLR(opt, hyper_lr=1e-3)
+
+
+def test_the_report_shows_the_rate_each_trial_adapted(tmp_path: Path) -> None:
+    """Before: the report of a study of lr_adapt trials showed only the starting lr; the adapted
+    rates were in the trials' attrs alone."""
+    pytest.importorskip("plotly")
+    from tunesmith.report import build_report
+
+    base = TrainConfig(optimizer="sgd", momentum=0.0, epochs=3, batch_size=16, lr_adapt="hypergradient-mult",
+                       hyper_lr=0.2, device="cpu")
+    study = ts.Study(ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)}), sampler="random", seed=0)
+    study.optimize(objective(lambda p: mlp(), DATA, base=base, checkpoint_root=tmp_path), n_trials=2)
+    page = build_report(study)
+    assert "<th>adapted lr</th>" in page
+    for t in study.trials:
+        rates = t.attrs["adapted_lr"]["all/decay"]
+        assert f"<td>{rates[0]:.3g} → {rates[-1]:.3g}</td>" in page
