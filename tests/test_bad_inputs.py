@@ -257,7 +257,8 @@ TRAIN = ["a callback class", "a number for the callbacks", "a metric that is no 
          "zero threads", "a misspelt loss", "a number for the checkpoint folder", "a learning rate for its range",
          "a hyperparameter's start as text", "a model class for classifier_losses", "a callback that is no function",
          "a tuned start as text", "a tuned start of None", "label smoothing as text", "no training batch",
-         "no study for hypertune", "a list for hyper_space", "None for values_of", "no rules to unroll"]
+         "no study for hypertune", "a list for hyper_space", "None for values_of", "no rules to unroll",
+         "a yes/no hyperparameter"]
 
 
 def _losses(model: Any) -> tuple[Any, ...]:
@@ -331,6 +332,8 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
          "tune takes train_batches as one batch or a function step -> batch, got None"),
         ("no study for hypertune", lambda: hypertune(None, *_losses(torch.nn.Linear(4, 2)), (x, y), (x, y)), TypeError,
          "hypertune records each step as a trial of a study: pass a tunesmith.Study"),
+        ("a yes/no hyperparameter", lambda: tuned(hparams={"l2.weight": True}), TypeError,
+         "hyperparameter 'l2.weight' is a bool, True: a yes/no choice has no gradient"),
         ("a list for hyper_space", lambda: hyper_space([1e-3]), ValueError,
          "hyper_space: hparams must be a non-empty dict name -> start value, got [0.001]"),
         ("None for values_of", lambda: values_of(None, {"l2": 1e-3}), TypeError,
