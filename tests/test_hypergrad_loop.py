@@ -267,11 +267,14 @@ def test_half_precision_hyperparameters_take_small_steps_and_stay_positive(dtype
         assert result.hparams[name].dtype == dtype
 
 
-def test_float16_adam_with_its_default_eps_is_named_as_the_cause_of_a_nan() -> None:
+@pytest.mark.parametrize("method", ["implicit", "unrolled"])
+def test_float16_adam_with_its_default_eps_is_named_as_the_cause_of_a_nan(method: str) -> None:
+    # implicit: the nan appears in a training step; unrolled with every step unrolled: in the hypergradient
     problem, train, val = _breast_cancer(torch.float16)
     with pytest.raises(FloatingPointError, match=r"float16, where the inner optimizer's eps \(1e-08\) rounds to 0"):
         tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
-             constraints=problem.constraints, options=LoopOptions(outer_steps=1, inner_steps=5))
+             constraints=problem.constraints,
+             options=LoopOptions(outer_steps=1, inner_steps=5, method=method, unroll_steps=5))
 
 
 def test_an_inf_in_a_later_validation_batch_is_named_not_blamed_on_the_rates() -> None:

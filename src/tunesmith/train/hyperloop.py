@@ -315,9 +315,9 @@ def tune(
             raise FloatingPointError(
                 f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); "
                 + (f"that step's validation batch holds NaN or inf values (in {bad}): clean the data" if bad else
-                   "a hyperparameter step would make the hyperparameters nan. Lower the hyperparameter optimizer's "
-                   "rate or set LoopOptions.max_hyper_step, add ImplicitOptions.damping, or constrain the "
-                   "hyperparameters"))
+                   _half_eps(inner, w) or "a hyperparameter step would make the hyperparameters nan. Lower the "
+                   "hyperparameter optimizer's rate or set LoopOptions.max_hyper_step, add ImplicitOptions.damping, "
+                   "or constrain the hyperparameters"))
         if math.isfinite(rec.score) and (best is None or rec.score < steps[best[0]].score):
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
