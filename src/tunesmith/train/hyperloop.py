@@ -98,22 +98,22 @@ def from_raw(raw: torch.Tensor, c: Constraint) -> torch.Tensor:
     return low + (high - low) * torch.sigmoid(raw)
 
 
-def inside(value: torch.Tensor, c: Constraint) -> torch.Tensor:
-    """``value`` with what rounding put on a bound of its constraint moved to the nearest value of
-    its dtype strictly inside (a sigmoid that rounds to 1, an exp that rounds to 0 or overflows),
-    so that a recorded value can start another ``tune``."""
+def inside(c: Constraint, dtype: torch.dtype) -> tuple[float, float] | None:
+    """The closed range of ``dtype``'s values strictly inside constraint ``c`` (None for "real"):
+    what rounding put on a bound (a sigmoid that rounds to 1, an exp that rounds to 0 or
+    overflows) is clamped into it, so that a recorded value can start another ``tune``."""
     if c == "real":
-        return value
+        return None
     if c == "positive":  # from the smallest positive number of the dtype (subnormal) to the largest
-        zero = torch.zeros((), dtype=value.dtype, device=value.device)
-        return value.clamp(float(torch.nextafter(zero, zero + 1)), torch.finfo(value.dtype).max)
+        zero = torch.zeros((), dtype=dtype)
+        return float(torch.nextafter(zero, zero + 1)), torch.finfo(dtype).max
     assert isinstance(c, tuple)
-    low, high = (torch.tensor(b, dtype=value.dtype, device=value.device) for b in c)
+    low, high = (torch.tensor(b, dtype=dtype) for b in c)
     if float(low) <= c[0]:
         low = torch.nextafter(low, high)
     if float(high) >= c[1]:
         high = torch.nextafter(high, low)
-    return value.clamp(low, high)
+    return float(low), float(high)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,8 +278,10 @@ def tune(
     val_at: Batches = (_endless("val_batch", val_batch) if callable(val_batch)
                        else (lambda _k: _one_batch("val_batch", val_batch)))
 
+    ranges = {k: inside(c, dtype) for k, c in cons.items()}
+
     def values() -> Tree:
-        return {k: inside(from_raw(r, cons[k]).to(dtype), cons[k]) for k, r in raw.items()}
+        return {k: _clamped(from_raw(r, cons[k]).to(dtype), ranges[k]) for k, r in raw.items()}
 
     def raw_loss(p: Tree, r: Tree, b: Any) -> torch.Tensor:
         return train_loss(p, {k: from_raw(r[k], cons[k]).to(dtype) for k in r}, b)
@@ -335,6 +337,10 @@ def tune(
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
+
+
+def _clamped(value: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
+    return value if bounds is None else value.clamp(*bounds)
 
 
 def _one_batch(name: str, batch: Any) -> Any:
