@@ -98,7 +98,7 @@ def from_raw(raw: torch.Tensor, c: Constraint) -> torch.Tensor:
     return low + (high - low) * torch.sigmoid(raw)
 
 
-def inside(c: Constraint, dtype: torch.dtype) -> tuple[float, float] | None:
+def _strict_range(c: Constraint, dtype: torch.dtype) -> tuple[float, float] | None:
     """The closed range of ``dtype``'s values strictly inside constraint ``c`` (None for "real"):
     what rounding put on a bound (a sigmoid that rounds to 1, an exp that rounds to 0 or
     overflows) is clamped into it, so that a recorded value can start another ``tune``."""
@@ -278,7 +278,7 @@ def tune(
     val_at: Batches = (_endless("val_batch", val_batch) if callable(val_batch)
                        else (lambda _k: _one_batch("val_batch", val_batch)))
 
-    ranges = {k: inside(c, dtype) for k, c in cons.items()}
+    ranges = {k: _strict_range(c, dtype) for k, c in cons.items()}
 
     def values() -> Tree:
         return {k: _clamped(from_raw(r, cons[k]).to(dtype), ranges[k]) for k, r in raw.items()}
