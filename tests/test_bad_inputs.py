@@ -256,7 +256,16 @@ TRAIN = ["a callback class", "a number for the callbacks", "a metric that is no 
          "a model for build_model", "(x, y) for (train, val)", "more folds than samples", "folds as text",
          "zero threads", "a misspelt loss", "a number for the checkpoint folder", "a learning rate for its range",
          "a hyperparameter's start as text", "a model class for classifier_losses", "a callback that is no function",
-         "a tuned start as text"]
+         "a tuned start as text", "a tuned start of None", "label smoothing as text", "no training batch",
+         "no study for hypertune", "a list for hyper_space", "None for values_of", "no rules to unroll",
+         "a yes/no hyperparameter"]
+
+
+def _losses(model: Any) -> tuple[Any, ...]:
+    from tunesmith.train import classifier_losses
+
+    p = classifier_losses(model)
+    return p.train_loss, p.val_loss, p.params, p.hparams
 
 
 def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
@@ -268,9 +277,12 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
         adam_space,
         classifier_losses,
         hyper_space,
+        hypertune,
         objective,
         tune,
+        values_of,
     )
+    from tunesmith.train.unrolled import unrolled_hypergradient
 
     x = torch.randn(32, 4)
     y = (x[:, 0] > 0).long()
@@ -308,9 +320,26 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
          "hyperparameter 'lr' must start at a number"),
         ("a model class for classifier_losses", lambda: classifier_losses(torch.nn.Linear), TypeError,
          "classifier_losses takes the model (a torch.nn.Module instance), got the class"),
-        ("a callback that is no function", lambda: tuned(callback=5), TypeError, "tune's callback must be a function"),
+        ("a callback that is no function", lambda: tuned(callback=5), TypeError,
+         "tune's callback must be a function callback(step, params) or None, got 5"),
         ("a tuned start as text", lambda: tuned(hparams={"l2.weight": "0.1"}), TypeError,
          "hyperparameter 'l2.weight' must start at a number"),
+        ("a tuned start of None", lambda: tuned(hparams={"l2.weight": None}), TypeError,
+         "hyperparameter 'l2.weight' must start at a number or a tensor, got None"),
+        ("label smoothing as text", lambda: classifier_losses(torch.nn.Linear(4, 2), label_smoothing="0.1"), ValueError,
+         "label_smoothing must be a number in (0, 0.5) (its start), got '0.1'"),
+        ("no training batch", lambda: tune(*_losses(torch.nn.Linear(4, 2)), None, (x, y)), TypeError,
+         "tune takes train_batches as one batch or a function step -> batch, got None"),
+        ("no study for hypertune", lambda: hypertune(None, *_losses(torch.nn.Linear(4, 2)), (x, y), (x, y)), TypeError,
+         "hypertune records each step as a trial of a study: pass a tunesmith.Study"),
+        ("a yes/no hyperparameter", lambda: tuned(hparams={"l2.weight": True}), TypeError,
+         "hyperparameter 'l2.weight' is a bool, True: a yes/no choice has no gradient"),
+        ("a list for hyper_space", lambda: hyper_space([1e-3]), ValueError,
+         "hyper_space: hparams must be a non-empty dict name -> start value, got [0.001]"),
+        ("None for values_of", lambda: values_of(None, {"l2": 1e-3}), TypeError,
+         "values_of takes a trial (study.best_trial) or its params, got NoneType"),
+        ("no rules to unroll", lambda: unrolled_hypergradient(*_losses(torch.nn.Linear(4, 2)), [(x, y)], (x, y), rules={}),
+         ValueError, "rules has no update rule for the weights ['weight', 'bias']; read them from the optimizer"),
     ]
     return {label: rest for label, *rest in calls}  # type: ignore[misc]
 

@@ -359,3 +359,8 @@ def test_a_data_loader_given_to_hypergradient_is_refused_with_the_fix() -> None:
     for given, name in [((loader, val), "train_batch"), ((train, iter([val])), "val_batch")]:
         with pytest.raises(TypeError, match=f"hypergradient takes {name} as one batch, got a .*itertools.count"):
             hypergradient(train_loss, val_loss, params, {"l2": 1e-2}, *given)
+
+
+def test_numpy_integers_are_taken_as_counts_of_iterations() -> None:
+    # a count read from a NumPy array or a study's Int was refused: "must be an integer >= 1, got np.int64(5)"
+    assert ImplicitOptions(iters=np.int64(5)).iters == 5

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import pytest
 import torch
 
 from tunesmith.train.hyperloop import LoopOptions, to_raw, tune
 from tunesmith.train.hyperlosses import classifier_losses
-from tunesmith.train.implicit import hvp_fn
+from tunesmith.train.implicit import ImplicitOptions, hvp_fn
 
 
 def _problem(seed: int = 0):
@@ -235,3 +236,111 @@ def test_a_batch_function_that_runs_out_says_to_cycle_the_loader() -> None:
     with pytest.raises(ValueError, match=r"train_batches\(2\) ran out of batches \(StopIteration\).*itertools.count"):
         tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, lambda _s: tuple(next(it)), val,
              constraints=problem.constraints, options=LoopOptions(outer_steps=2, inner_steps=3))
+
+
+def _breast_cancer(dtype: torch.dtype):
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=dtype)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)).to(dtype)
+    return classifier_losses(model, l2="tensor"), (x[:300], torch.tensor(y[:300])), (x[300:450], torch.tensor(y[300:450]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_hyperparameters_take_small_steps_and_stay_positive(dtype: torch.dtype) -> None:
+    # the raw hyperparameters were float16/bfloat16 tensors: Adam's eps and its second moment rounded
+    # to 0 in float16 (an L2 weight stepped to exp(-inf) = 0), a step of 0.01 rounded away in bfloat16
+    problem, train, val = _breast_cancer(dtype)
+    result = tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints,
+                  options=LoopOptions(outer_steps=6, inner_steps=5, warm_start_steps=5,
+                                      implicit=ImplicitOptions(iters=5, damping=1e-3),
+                                      inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.1),
+                                      hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.01)))
+    for name, start in problem.hparams.items():
+        trajectory = [float(s.hparams[name]) for s in result.steps]
+        assert len(set(trajectory)) > 1, (name, trajectory)  # it moves
+        # by Adam's steps of about 0.01 on the log scale, no more (5 of them, and the half-precision rounding)
+        assert all(abs(math.log(v / float(start))) < 0.06 for v in trajectory), (name, trajectory)
+        assert result.hparams[name].dtype == dtype
+
+
+@pytest.mark.parametrize("method", ["implicit", "unrolled"])
+def test_float16_adam_with_its_default_eps_is_named_as_the_cause_of_a_nan(method: str) -> None:
+    # implicit: the nan appears in a training step; unrolled with every step unrolled: in the hypergradient
+    problem, train, val = _breast_cancer(torch.float16)
+    with pytest.raises(FloatingPointError, match=r"float16, where the inner optimizer's eps \(1e-08\) rounds to 0"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints,
+             options=LoopOptions(outer_steps=1, inner_steps=5, method=method, unroll_steps=5))
+
+
+def test_an_inf_in_a_later_validation_batch_is_named_not_blamed_on_the_rates() -> None:
+    """Before: "Lower the hyperparameter optimizer's rate ... add damping" for a validation
+    minibatch whose inputs held an inf (the check at the start sees only step 0's)."""
+    problem, train, val = _problem()
+    dirty = (val[0].clone(), val[1])
+    dirty[0][0, 0] = float("inf")
+    with pytest.raises(FloatingPointError, match=r"outer step 1 is not finite \(validation loss there: [^)]*\); "
+                                                 r"that step's validation batch holds NaN or inf values \(in \['item 0'\]\)"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train,
+             lambda k: dirty if k == 1 else val, constraints=problem.constraints,
+             options=LoopOptions(outer_steps=2, inner_steps=4))
+
+
+def test_a_nan_in_the_held_out_batch_is_refused_before_training() -> None:
+    """Before: every step's held-out loss was nan, so no step was the best (``result.best`` None)
+    and hypertune recorded every step as a failed trial, without a word on the data."""
+    problem, train, val = _problem()
+    held = (val[0].clone(), val[1])
+    held[0][3, 2] = float("nan")
+    seen = []
+    with pytest.raises(ValueError, match=r"select_batch holds NaN or inf values \(in \['item 0'\]\): clean the data"):
+        tune(problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+             constraints=problem.constraints, select_batch=held, callback=lambda step, _p: seen.append(step),
+             options=LoopOptions(outer_steps=2, inner_steps=4))
+    assert seen == []
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_hyperparameter_driven_to_its_bound_stays_inside_and_restarts(dtype: torch.dtype) -> None:
+    """Before: the sigmoid of a large raw value rounded to 1 (bfloat16 already at 0.4995 of 0.5), so the
+    recorded value sat on the bound of its open interval and tune refused to start from it ("must start
+    strictly inside it"), the restart from a recorded trial that docs/hypergradients.md shows."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    def val_loss(p, _batch):
+        return -p["w"].sum()  # always wants a larger s: the hypergradient drives it to its bound
+
+    params, start, cons = {"w": torch.zeros(3, dtype=dtype)}, {"s": torch.tensor(0.25, dtype=dtype)}, {"s": (0.0, 0.5)}
+    opts = LoopOptions(outer_steps=30, inner_steps=20, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.25),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=1.0))
+    result = tune(train_loss, val_loss, params, start, (), (), constraints=cons, options=opts)
+    values = [float(s.hparams["s"]) for s in result.steps]
+    assert values[-1] > 0.49 and all(0 < v < 0.5 for v in values), values
+    again = tune(train_loss, val_loss, params, result.hparams, (), (), constraints=cons,
+                 options=dataclasses.replace(opts, outer_steps=1))
+    assert float(again.steps[0].hparams["s"]) < 0.5
+
+
+def test_a_positive_hyperparameter_driven_towards_0_stays_positive_in_float16() -> None:
+    """Before: exp of the raw value fell below float16's smallest number and was recorded as 0, which
+    tune refused as a start ("constrained 'positive' and must start > 0")."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - 1) ** 2).sum() + h["l2"] * (p["w"] ** 2).sum()
+
+    def val_loss(p, _batch):
+        return -p["w"].sum()  # always wants a smaller L2 weight (w = 1 / (1 + l2))
+
+    params, start, cons = {"w": torch.zeros(3, dtype=torch.float16)}, {"l2": 1e-3}, {"l2": "positive"}
+    opts = LoopOptions(outer_steps=3, inner_steps=10, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.25),
+                       hyper_optimizer=lambda ps: torch.optim.SGD(ps, lr=1e5))  # a step far down the log scale
+    result = tune(train_loss, val_loss, params, start, (), (), constraints=cons, options=opts)
+    values = [float(s.hparams["l2"]) for s in result.steps]
+    assert values[-1] < 1e-7 and all(v > 0 for v in values), values
+    again = tune(train_loss, val_loss, params, result.hparams, (), (), constraints=cons,
+                 options=dataclasses.replace(opts, outer_steps=1))
+    assert float(again.steps[0].hparams["l2"]) > 0

@@ -112,3 +112,14 @@ def test_a_single_logit_binary_model_is_refused_with_the_fix(head: nn.Module) ->
     train, val = _data()
     with pytest.raises(ValueError, match=r"one logit per class, \(n, classes >= 2\), got shape \(40,( 1)?\); a binary"):
         _tune(classifier_losses(head), train, val)
+
+
+def test_a_one_row_batch_of_a_batch_norm_model_is_refused_with_the_reason() -> None:
+    """Before: torch's "Expected more than 1 value per channel when training" from the
+    validation loss, of a model the user had never put in training mode."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    train, val = _data()
+    with pytest.raises(ValueError, match="batch norm normalizes each batch with its own statistics, in the validation "
+                                         "loss too, so a batch needs 2 rows or more; this one has 1"):
+        _tune(classifier_losses(model), train, (val[0][:1], val[1][:1]))

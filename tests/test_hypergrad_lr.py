@@ -147,3 +147,50 @@ def test_a_plain_torch_optimizer_is_refused_saying_what_base_lr_is() -> None:
     for g in opt.param_groups:
         g["base_lr"] = g["lr"]
     assert HypergradientLR(opt, hyper_lr=1e-4).initial == [1e-3]
+
+
+def test_a_trial_on_folds_records_each_folds_adapted_rate(tmp_path: Path) -> None:
+    """Before: with objective(..., folds=k) no adapted rate was recorded at all (the guide
+    promises them for every trial of objective)."""
+    base = TrainConfig(optimizer="sgd", lr=0.01, momentum=0.0, epochs=2, batch_size=16, lr_adapt="hypergradient",
+                       hyper_lr=1e-2, device="cpu")
+    pool = tuple(torch.cat(ts_) for ts_ in zip(*DATA, strict=True))
+    study = ts.Study(ts.Space({"hidden": ts.Int(8, 16)}), sampler="random", seed=0)
+    study.optimize(objective(lambda p: mlp(hidden=p["hidden"]), pool, base=base, checkpoint_root=tmp_path, folds=2),
+                   n_trials=1)
+    adapted = study.trials[0].attrs["adapted_lr"]
+    assert set(adapted) == {f"fold-{k}/{role}" for k in (0, 1) for role in ("all/decay", "all/no_decay")}
+    assert all(len(v) == 2 for v in adapted.values())
+    assert adapted["fold-0/all/decay"] != adapted["fold-1/all/decay"]  # each fold's own run
+
+
+def test_hypergradient_lr_refuses_a_step_size_that_would_break_the_rate() -> None:
+    """Before: HypergradientLR (exported, for a loop of one's own) took any hyper_lr: a negative one
+    climbed the loss, nan made every rate nan, '0.1' was read by float(), and the multiplicative
+    rule took 2.0, which TrainConfig refuses; a model given as the optimizer failed with an AttributeError."""
+    opt = make_optimizer(mlp(), TrainConfig(optimizer="sgd", lr=0.1, momentum=0.0))
+    for bad in (-1.0, float("nan"), float("inf"), 0, "0.1", None, True):
+        with pytest.raises(ValueError, match=f"hyper_lr must be a finite number > 0 .*, got {bad!r}"):
+            HypergradientLR(opt, hyper_lr=bad)
+    with pytest.raises(ValueError, match=r"HypergradientLR\(rule='multiplicative'\) needs hyper_lr < 1, got 2.0"):
+        HypergradientLR(opt, hyper_lr=2.0, rule="multiplicative")
+    with pytest.raises(TypeError, match="HypergradientLR adapts the rates of a torch optimizer, got Sequential"):
+        HypergradientLR(mlp(), hyper_lr=0.1)
+    HypergradientLR(opt, hyper_lr=1e-3)
+
+
+def test_the_report_shows_the_rate_each_trial_adapted(tmp_path: Path) -> None:
+    """Before: the report of a study of lr_adapt trials showed only the starting lr; the adapted
+    rates were in the trials' attrs alone."""
+    pytest.importorskip("plotly")
+    from tunesmith.report import build_report
+
+    base = TrainConfig(optimizer="sgd", momentum=0.0, epochs=3, batch_size=16, lr_adapt="hypergradient-mult",
+                       hyper_lr=0.2, device="cpu")
+    study = ts.Study(ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)}), sampler="random", seed=0)
+    study.optimize(objective(lambda p: mlp(), DATA, base=base, checkpoint_root=tmp_path), n_trials=2)
+    page = build_report(study)
+    assert "<th>adapted lr</th>" in page
+    for t in study.trials:
+        rates = t.attrs["adapted_lr"]["all/decay"]
+        assert f"<td>{rates[0]:.3g} → {rates[-1]:.3g}</td>" in page

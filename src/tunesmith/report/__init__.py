@@ -126,10 +126,11 @@ def _best(s: Snapshot, top: int) -> str:
     tests = any(s.test_of(t) is not None for t in done)
     shown = display_names(s.space)
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective, as in `show`
+    adapted = any("adapted_lr" in t.attrs for t in done[:top])  # TrainConfig(lr_adapt=...)
     head = ["#", "validation value", *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds",
-            *(["overfit at"] if trained else [])]
+            *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else [])]
     rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction) + ([overfit_cell(t)] if trained else [])
-            for t in done[:top]]
+            + ([adapted_cell(t)] if adapted else []) for t in done[:top]]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")
     table = f"<div class='wide'>{html_table(head, rows, left=0)}</div>"  # a column per parameter: it scrolls, not the page
@@ -155,6 +156,18 @@ def overfit_cell(t: FrozenTrial) -> str:
     gaps = [g for g in gap if isinstance(g, (int, float)) and not isinstance(g, bool)] if isinstance(gap, list) else []
     end = f" (gap {gaps[-1]:.3g})" if gaps else ""
     return ("step " + str(at) if isinstance(at, int) and not isinstance(at, bool) else "-") + end
+
+
+def adapted_cell(t: FrozenTrial) -> str:
+    """The learning rate that ``lr_adapt`` adapted, at the first and the last validation, of the
+    weight matrices' group (the head's, with a head; fold 0's, on folds): "0.01 → 0.0134"."""
+    rates = t.attrs.get("adapted_lr")
+    if not isinstance(rates, dict) or not rates:
+        return ""
+    roles = sorted(rates, key=lambda k: (not k.endswith("/decay") or k.endswith("no_decay"), "head/" not in k, k))
+    xs = [x for x in rates[roles[0]] if isinstance(x, (int, float)) and not isinstance(x, bool)] \
+        if isinstance(rates[roles[0]], list) else []
+    return f"{xs[0]:.3g} → {xs[-1]:.3g}" if xs else ""
 
 
 def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int, raw: bool = False) -> str:

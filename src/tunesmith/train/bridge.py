@@ -131,7 +131,7 @@ class _Reporter:
         if path is not None and self.trial.record.attrs.get("checkpoint") != path:
             self.trial.set_attr("checkpoint", path)
         if record.lrs:  # lr_adapt: each group's adapted learning rate, one value per validation
-            self.trial.set_attr("adapted_lr", {k: [r.lrs[k] for r in trainer.history.records] for k in record.lrs})
+            self.trial.set_attr("adapted_lr", _adapted(trainer.history.records))
         step = record.index + 1  # validations counted from 1: max_resource = epochs
         last = self.trial.record.last_step
         if last is not None and step <= last:
@@ -153,6 +153,12 @@ class _Reporter:
                 self.trial.set_attr("checkpoint", here)
                 raise exceptions.TrialPaused(f"paused at step {step}")
         raise exceptions.TrialPruned(f"pruned at step {step}")
+
+
+def _adapted(records: Sequence[EvalRecord], prefix: str = "") -> dict[str, list[float]]:
+    """With ``lr_adapt``: each group's adapted learning rate per validation, by ``prefix + role``."""
+    roles = records[-1].lrs if records else {}
+    return {prefix + k: [r.lrs[k] for r in records] for k in roles}
 
 
 # what a monitored value's name says about its direction: the study must agree
@@ -546,6 +552,7 @@ def _fold_objective(
         _check_fold_indices(splits, n)
         parent = root if root is not None else cfg.checkpoint_dir or ckpt.default_root()
         folder = retention.trial_folder(ckpt.secure_dir(parent), trial)
+        adapted: dict[str, list[float]] = {}
 
         def fold(train_idx: Any, val_idx: Any) -> float:
             k = next(i for i, (_, v) in enumerate(splits) if np.array_equal(v, val_idx))
@@ -555,6 +562,9 @@ def _fold_objective(
                               callbacks=list(callbacks))
             history = trainer.fit(subset(pool, train_idx), subset(pool, val_idx))
             retention.retire(folder / f"fold-{k}", keep)  # a fold is never resumed: its best at most
+            adapted.update(_adapted(history.records, f"fold-{k}/"))
+            if adapted:  # lr_adapt: as without folds, each fold's groups by "fold-<k>/<role>"
+                trial.set_attr("adapted_lr", dict(adapted))
             return monitored(history.best or history.records[-1], monitor)
 
         return cv.cross_validate(trial, fold, splits)

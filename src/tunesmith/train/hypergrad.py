@@ -28,6 +28,7 @@ and HD-Adam of the paper), and the schedule multiplies the adapted base rate.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -49,6 +50,16 @@ class HypergradientLR:
     def __init__(self, optimizer: torch.optim.Optimizer, *, hyper_lr: float, rule: str = "additive") -> None:
         if rule not in RULES:
             raise ValueError(f"HypergradientLR: rule must be one of {list(RULES)}, got {rule!r}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"HypergradientLR adapts the rates of a torch optimizer, got {type(optimizer).__name__}; "
+                            "pass the optimizer that steps the model (torch.optim.SGD(model.parameters(), ...))")
+        if not (isinstance(hyper_lr, (int, float)) and not isinstance(hyper_lr, bool) and 0 < hyper_lr < math.inf):
+            raise ValueError(f"HypergradientLR: hyper_lr must be a finite number > 0 (the rate's step size), got "
+                             f"{hyper_lr!r}")
+        if rule == "multiplicative" and hyper_lr >= 1.0:
+            raise ValueError(f"HypergradientLR(rule='multiplicative') needs hyper_lr < 1, got {hyper_lr!r}: it is the "
+                             "largest relative change of the rate per step, so at 1 or more one step against the "
+                             "previous direction sets the rate to 0 or below; try 0.02-0.1")
         self.optimizer = optimizer
         self.hyper_lr = float(hyper_lr)
         self.rule = rule

@@ -57,8 +57,11 @@ def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any]
     if unknown:
         raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
     for name, value in hparams.items():
-        if isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
+        if value is None or isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
             raise TypeError(f"hyperparameter {name!r} must start at a number or a tensor, got {value!r}")
+        if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+            raise TypeError(f"hyperparameter {name!r} is a bool, {value!r}: a yes/no choice has no gradient (it was "
+                            "taken as 1.0 or 0.0); search it with a sampler (ts.Categorical([False, True]))")
     return {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
 
 
@@ -93,6 +96,24 @@ def from_raw(raw: torch.Tensor, c: Constraint) -> torch.Tensor:
     assert isinstance(c, tuple)
     low, high = c
     return low + (high - low) * torch.sigmoid(raw)
+
+
+def _strict_range(c: Constraint, dtype: torch.dtype) -> tuple[float, float] | None:
+    """The closed range of ``dtype``'s values strictly inside constraint ``c`` (None for "real"):
+    what rounding put on a bound (a sigmoid that rounds to 1, an exp that rounds to 0 or
+    overflows) is clamped into it, so that a recorded value can start another ``tune``."""
+    if c == "real":
+        return None
+    if c == "positive":  # from the smallest positive number of the dtype (subnormal) to the largest
+        zero = torch.zeros((), dtype=dtype)
+        return float(torch.nextafter(zero, zero + 1)), torch.finfo(dtype).max
+    assert isinstance(c, tuple)
+    low, high = (torch.tensor(b, dtype=dtype) for b in c)
+    if float(low) <= c[0]:
+        low = torch.nextafter(low, high)
+    if float(high) >= c[1]:
+        high = torch.nextafter(high, low)
+    return float(low), float(high)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,25 +259,32 @@ def tune(
         raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
     if callback is not None and not callable(callback):  # called after the first outer step's training
-        raise TypeError(f"tune's callback must be a function callback(step, hparams) or None, got {callback!r}")
+        raise TypeError(f"tune's callback must be a function callback(step, params) or None, got {callback!r}")
     if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):
         raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
                         f"a {type(select_batch).__name__}; a function of the step is for val_batch only")
     check_not_empty("select_batch", select_batch)
+    if select_batch is not None and _nonfinite_inputs(select_batch):  # every step's score would be nan, none the best
+        raise ValueError(f"select_batch holds NaN or inf values (in {_nonfinite_inputs(select_batch)}): clean the data")
     cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
-    raw = {k: to_raw(torch.as_tensor(v, dtype=_dtype(params), device=_device(params)).detach().clone(), cons[k], k)
+    # the raw hyperparameters of a float16/bfloat16 model are kept in float32 (the losses see them in the
+    # weights' dtype): in half precision Adam's eps rounds to 0 and small steps round away
+    dtype = _dtype(params)
+    raw = {k: to_raw(torch.as_tensor(v, dtype=dtype, device=_device(params)).detach().to(_wide(dtype)), cons[k], k)
            .requires_grad_(True) for k, v in hparams.items()}
     batch_at: Batches = (_endless("train_batches", train_batches) if callable(train_batches)
                          else (lambda _s: _one_batch("train_batches", train_batches)))
     val_at: Batches = (_endless("val_batch", val_batch) if callable(val_batch)
                        else (lambda _k: _one_batch("val_batch", val_batch)))
 
+    ranges = {k: _strict_range(c, dtype) for k, c in cons.items()}
+
     def values() -> Tree:
-        return {k: from_raw(r, cons[k]) for k, r in raw.items()}
+        return {k: _clamped(from_raw(r, cons[k]).to(dtype), ranges[k]) for k, r in raw.items()}
 
     def raw_loss(p: Tree, r: Tree, b: Any) -> torch.Tensor:
-        return train_loss(p, {k: from_raw(r[k], cons[k]) for k in r}, b)
+        return train_loss(p, {k: from_raw(r[k], cons[k]).to(dtype) for k in r}, b)
 
     # a hyperparameter the training loss ignores, a non-differentiable or non-finite loss: refused
     # here, with a message, instead of a hypergradient that is 0 (or nan) at every step
@@ -279,15 +307,19 @@ def tune(
     for k in range(opts.outer_steps):
         if opts.reset_inner:
             inner = opts.inner_optimizer(list(w.values()))
-        hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_at(k), done, opts)
+        val_k = val_at(k)
+        hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_k, done, opts)
         rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done,
                         _loss_on(val_loss, w, select_batch))
         steps.append(rec)
         if not math.isfinite(rec.hypergrad_norm):
+            bad = _nonfinite_inputs(val_k)
             raise FloatingPointError(
-                f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); a hyperparameter "
-                "step would make the hyperparameters nan. Lower the hyperparameter optimizer's rate or set "
-                "LoopOptions.max_hyper_step, add ImplicitOptions.damping, or constrain the hyperparameters")
+                f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); "
+                + (f"that step's validation batch holds NaN or inf values (in {bad}): clean the data" if bad else
+                   _half_eps(inner, w) or "a hyperparameter step would make the hyperparameters nan. Lower the "
+                   "hyperparameter optimizer's rate or set LoopOptions.max_hyper_step, add ImplicitOptions.damping, "
+                   "or constrain the hyperparameters"))
         if math.isfinite(rec.score) and (best is None or rec.score < steps[best[0]].score):
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
@@ -305,6 +337,10 @@ def tune(
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
+
+
+def _clamped(value: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
+    return value if bounds is None else value.clamp(*bounds)
 
 
 def _one_batch(name: str, batch: Any) -> Any:
@@ -365,6 +401,11 @@ def _dtype(params: Mapping[str, torch.Tensor]) -> torch.dtype:
     return next(iter(params.values())).dtype
 
 
+def _wide(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the raw hyperparameters are kept in: the weights' own, at least float32."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _device(params: Mapping[str, torch.Tensor]) -> torch.device:
     return next(iter(params.values())).device
 
@@ -388,8 +429,20 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
             raise FloatingPointError(
                 f"the training loss became {float(loss)} at step {s}; "
                 + (f"that step's batch holds NaN or inf values (in {bad}): clean the data" if bad else
-                   "lower the inner optimizer's learning rate or constrain the hyperparameters"))
+                   _half_eps(opt, w) or "lower the inner optimizer's learning rate or constrain the hyperparameters"))
     return start + n
+
+
+def _half_eps(opt: torch.optim.Optimizer, w: Tree) -> str:
+    """The cause of a nan in float16 training that the message should name: an ``eps`` (Adam's
+    1e-8) that rounds to 0 in float16, so that a zero gradient's step is 0 / 0. "" if not that."""
+    if not any(t.dtype == torch.float16 for t in w.values()):
+        return ""
+    tiny = [float(g["eps"]) for g in opt.param_groups if isinstance(g.get("eps"), float) and
+            float(torch.tensor(g["eps"], dtype=torch.float16)) == 0.0]
+    return (f"the weights are float16, where the inner optimizer's eps ({tiny[0]}) rounds to 0 and a step divides "
+            "0 by 0: pass eps=1e-4 (lambda ps: torch.optim.Adam(ps, lr=1e-2, eps=1e-4)), or tune in float32 or "
+            "bfloat16") if tiny else ""
 
 
 def _nonfinite_inputs(batch: Any) -> list[str]:

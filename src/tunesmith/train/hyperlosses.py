@@ -61,8 +61,9 @@ def classifier_losses(
         raise TypeError(f"classifier_losses takes the model (a torch.nn.Module instance), got {what} {model!r}")
     if l2 not in L2_KINDS:
         raise ValueError(f"classifier_losses: l2 must be one of {list(L2_KINDS)}, got {l2!r}")
-    if label_smoothing is not None and not 0 < label_smoothing < SMOOTHING_MAX:
-        raise ValueError(f"classifier_losses: label_smoothing must start in (0, {SMOOTHING_MAX}), got {label_smoothing!r}")
+    if label_smoothing is not None and not (finite_number(label_smoothing) and 0 < label_smoothing < SMOOTHING_MAX):
+        raise ValueError(f"classifier_losses: label_smoothing must be a number in (0, {SMOOTHING_MAX}) (its start), got "
+                         f"{label_smoothing!r}")
     if l2 is not None and not (finite_number(l2_init) and l2_init > 0):
         raise ValueError(f"classifier_losses: l2_init must be a finite number > 0 (the L2 weights are positive and "
                          f"tuned on a log scale), got {l2_init!r}")
@@ -99,6 +100,11 @@ def _call(model: nn.Module, p: Tree, x: torch.Tensor, *, train: bool) -> torch.T
             m.training = w
         buffers = {k: b.clone() for k, b in model.named_buffers()}
         out = functional_call(model, {**buffers, **p} if buffers else p, (x,))
+    except ValueError as e:
+        if "more than 1 value per channel" not in str(e):
+            raise
+        raise ValueError(f"classifier_losses: batch norm normalizes each batch with its own statistics, in the "
+                         f"validation loss too, so a batch needs 2 rows or more; this one has {len(x)} ({e})") from e
     finally:
         for m, w in zip(mods, was, strict=True):
             m.training = w

@@ -49,6 +49,9 @@ def hyper_space(hparams: Mapping[str, Any], constraints: Mapping[str, Constraint
     if not (isinstance(span, (int, float)) and not isinstance(span, bool) and 1 < span < math.inf):
         raise ValueError(f"hyper_space: span must be a finite number > 1 (the factor the range reaches around each "
                          f"start), got {span!r}")
+    if not isinstance(hparams, Mapping) or not hparams:
+        raise ValueError(f"hyper_space: hparams must be a non-empty dict name -> start value, got {hparams!r} "
+                         "(classifier_losses(model).hparams is one)")
     params: dict[str, Float] = {}
     cons = check_constraints(hparams, constraints)
     for name, value in hparams.items():
@@ -107,6 +110,9 @@ def hypertune(
 
 
 def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
+    if not (hasattr(study, "add_trial") and hasattr(study, "space") and hasattr(study, "direction")):
+        raise TypeError(f"hypertune records each step as a trial of a study: pass a tunesmith.Study, ts.Study("
+                        f"hyper_space(hparams, constraints), direction='minimize'), got {type(study).__name__}")
     if str(getattr(study.direction, "value", study.direction)) != "minimize":
         raise ValueError("hypertune records validation losses: create the study with direction='minimize'")
     wanted = set(flat_values({k: torch.as_tensor(v) for k, v in hparams.items()}))
@@ -149,6 +155,8 @@ def values_of(trial_params: Any, like: Mapping[str, Any]) -> Tree:
     rather than the clipped record."""
     if hasattr(trial_params, "params") and hasattr(trial_params, "attrs"):
         trial_params = {**trial_params.params, **(trial_params.attrs.get("outside_space") or {})}
+    if not isinstance(trial_params, Mapping):
+        raise TypeError(f"values_of takes a trial (study.best_trial) or its params, got {type(trial_params).__name__}")
     missing = [k for k in flat_values({n: torch.as_tensor(v) for n, v in like.items()}) if k not in trial_params]
     if missing:
         raise ValueError(f"values_of: the trial's parameters lack {missing[:5]}{' and more' if len(missing) > 5 else ''}"

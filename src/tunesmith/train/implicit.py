@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 Tree = dict[str, torch.Tensor]
@@ -56,7 +57,7 @@ class ImplicitOptions:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"ImplicitOptions.method must be one of {list(METHODS)}, got {self.method!r}")
-        if not (isinstance(self.iters, int) and not isinstance(self.iters, bool) and self.iters >= 1):
+        if not (isinstance(self.iters, (int, np.integer)) and not isinstance(self.iters, bool) and self.iters >= 1):
             raise ValueError(f"ImplicitOptions.iters must be an integer >= 1, got {self.iters!r}")
         if self.alpha is not None and not (finite_number(self.alpha) and self.alpha > 0):
             raise ValueError(f"ImplicitOptions.alpha must be a finite number > 0 (or None to estimate it), got {self.alpha!r}")
@@ -72,7 +73,9 @@ def finite_number(v: Any) -> bool:
 
 # -- dicts of tensors as vectors ------------------------------------------------------------
 def _dot(a: Tree, b: Tree) -> torch.Tensor:
-    return sum((torch.sum(a[k] * b[k]) for k in a), torch.zeros((), dtype=next(iter(a.values())).dtype))
+    """``a . b``, summed in at least float32: float16 squares of small gradients round to 0."""
+    wide = torch.promote_types(next(iter(a.values())).dtype, torch.float32)
+    return sum((torch.sum(a[k].to(wide) * b[k].to(wide)) for k in a), torch.zeros((), dtype=wide))
 
 
 def _axpy(alpha: float | torch.Tensor, x: Tree, y: Tree) -> Tree:
@@ -188,6 +191,8 @@ def check_not_empty(what: str, batch: Any) -> None:
 def check_one_batch(what: str, batch: Any) -> None:
     """Refuse a DataLoader or an iterator where one batch is wanted: those hold many batches, and
     the loss would fail on them with an unpacking error that does not say why."""
+    if batch is None:  # the loss would fail unpacking it, without saying which batch
+        raise TypeError(f"{what}, got None")
     if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
         raise TypeError(f"{what}, got a {type(batch).__name__}; for minibatches from a DataLoader pass e.g. "
                         "it = (b for _ in itertools.count() for b in loader) and lambda _step: next(it)")

@@ -212,6 +212,10 @@ def unrolled_hypergradient(
         raise ValueError("unrolled_hypergradient needs at least one training batch (K >= 1 steps)")
     check_one_batch("unrolled_hypergradient takes val_batch as one batch", val_batch)
     check_trees(params, hparams)
+    lacking = [k for k in params if not isinstance(rules, Mapping) or k not in rules]
+    if lacking:
+        raise ValueError(f"unrolled_hypergradient: rules has no update rule for the weights {lacking[:5]}; read them "
+                         "from the optimizer built on these tensors: rules=rules_of(optimizer, params)")
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batches[0], val_batch)
     w0 = {k: t.detach() for k, t in params.items()}
