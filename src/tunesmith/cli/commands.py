@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import PICKED, delete_study, import_study, sampler_label, with_test_results
 from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
-from .launch import optimize_interruptibly, optimize_options, prepare
+from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
 from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile, sqlite_path
 
 # -- arguments ------------------------------------------------------------------------------
@@ -165,9 +166,12 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args)
     before = len(study.trials)
-    status = optimize_interruptibly(study, objective, optimize_options(sf, args.progress))
+    status = run_trials(study, objective, optimize_options(sf, args.progress))
     try:
         _print_run(study, before, args.top)
+        if status == EVERY_TRIAL_FAILED:
+            wide_console().print(f"every trial run now failed (exit status {status}); their errors: "
+                                 f"tunesmith show {literal(shlex.quote(study.name))}", soft_wrap=True)
     except OSError:
         if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
             raise
