@@ -88,6 +88,10 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
     as for :func:`tunesmith.plots.check_output`."""
 
     def parse(text: str) -> str:
+        if text == STDOUT and suffixes:  # wrote nothing, naming no file type; export takes it as standard output
+            raise argparse.ArgumentTypeError(
+                f"'-' (standard output): the file's suffix picks what is written ({', '.join(suffixes)}), so name "
+                "a file (a file named '-' is ./-)")
         try:
             check_output(text, suffixes, what)
         except ValueError as e:
@@ -104,6 +108,9 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
     parse.__name__ = "output file"
     return parse
 
+
+#: ``--output -``: standard output (``export``), as for most Unix tools
+STDOUT = "-"
 
 #: the files SQLite keeps beside a database ``X``: ``X-wal`` holds committed trials not yet copied into ``X``
 SQLITE_COMPANIONS = ("-wal", "-journal", "-shm")
@@ -157,7 +164,8 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["csv", "json"],
                    help="csv: a row per trial (default, unless --output ends in .json); json: the study's space "
                         "and full trial records")
-    p.add_argument("--output", "-o", type=output_file(), help="file to write (default: standard output)")
+    p.add_argument("--output", "-o", type=output_file(),
+                   help="file to write (default, or '-': standard output; a file named '-' is ./-)")
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -229,6 +237,8 @@ def add_studies_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true",
                    help=f"also list the companion studies NAME{TEST_SUFFIX} where evaluate_best keeps test "
                         "results (by default counted in their study's row)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON instead of a table: a list of studies, one object each with the table's columns")
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
@@ -240,7 +250,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(f"no studies in {storage.display_url}"  # on stderr, as every note: `| grep -q NAME` found the name here
               + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""),
               file=sys.stderr)
-        return 0
+        return _no_rows(args)
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records
                   if rec.name.endswith(TEST_SUFFIX) and rec.name.removesuffix(TEST_SUFFIX) in names}
@@ -251,18 +261,27 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(f"no study matches {args.pattern!r} in {storage.display_url} ({plural(len(records), 'study', 'studies')}"
               + (f"; it matches {plural(len(tests), 'companion study', 'companion studies')} of test results, listed with --all)"
                  if tests else "; the pattern is case-sensitive, * matches any text)"), file=sys.stderr)
-        return 0
-    table = Table(title=f"studies in {escape(storage.display_url)}")
-    numeric = ("trials", "complete", "best value", "last trial", "test results")
-    for col in ("name", "direction", "sampler", *numeric):
-        table.add_column(col, justify="right" if col in numeric else "left")
+        return _no_rows(args)
     rows = []
     for rec in shown:
         trials = storage.get_trial_heads(rec.study_id)  # not each trial's reports: a row may hold 60 MB
         rows.append((rec, trials, max((t.completed or t.started or 0.0 for t in trials), default=0.0)))
     rows.sort(key=lambda row: STUDY_ORDER[args.sort](*row))
-    for rec, trials, last in rows:
-        table.add_row(*_study_row(storage, rec, trials, last, companions.get(rec.name + TEST_SUFFIX)))
+    entries = [_study_entry(storage, rec, trials, last, companions.get(rec.name + TEST_SUFFIX))
+               for rec, trials, last in rows]
+    if args.json:
+        print(json.dumps(json_finite(entries), indent=2, allow_nan=False))
+        return 0
+    table = Table(title=f"studies in {escape(storage.display_url)}")
+    numeric = ("trials", "complete", "best value", "last trial", "test results")
+    for col in ("name", "direction", "sampler", *numeric):
+        table.add_column(col, justify="right" if col in numeric else "left")
+    for e in entries:
+        table.add_row(
+            literal(e["name"]), e["direction"], literal(e["sampler"]), str(e["trials"]), str(e["complete"]),
+            "-" if e["best_value"] is None else f"{e['best_value']:.6g}", _local_time(e["last_trial"] or 0.0),
+            "-" if e["test_results"] is None else str(e["test_results"]),
+        )
     wide_console().print(table)
     if companions and not args.all:
         print(f"test results of evaluate_best ({len(companions)} companion study(ies) NAME{TEST_SUFFIX}) are "
@@ -270,18 +289,26 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_row(storage: Storage, rec: StudyRecord, trials: list[FrozenTrial], last: float,
-               book: StudyRecord | None) -> list[str]:
-    """A study's row of ``tunesmith studies`` (``book``: its test results' companion study)."""
+def _no_rows(args: argparse.Namespace) -> int:
+    """``studies`` found nothing to list: stdout stays empty (``| grep -q`` is false), or ``[]`` with ``--json``."""
+    if args.json:
+        print("[]")
+    return 0
+
+
+def _study_entry(storage: Storage, rec: StudyRecord, trials: list[FrozenTrial], last: float,
+                 book: StudyRecord | None) -> dict[str, Any]:
+    """A study's row of ``tunesmith studies`` as plain values, ``--json``'s object (``book``: its test
+    results' companion study; ``last_trial`` in seconds since the epoch, None without trials)."""
     done = [t for t in trials if t.state is TrialState.COMPLETE]
     top = best_of(done, rec.direction)
-    tested = "-" if book is None else str(len(results_from(storage.get_trials(book.study_id), rec.direction,
-                                                           where=book.name, quiet=True)))
-    return [
-        literal(rec.name), rec.direction.value,
-        literal(sampler_label(rec.config)),
-        str(len(trials)), str(len(done)), "-" if top is None else f"{top.value:.6g}", _local_time(last), tested,
-    ]
+    tested = None if book is None else len(results_from(storage.get_trials(book.study_id), rec.direction,
+                                                        where=book.name, quiet=True))
+    return {
+        "name": rec.name, "direction": rec.direction.value, "sampler": sampler_label(rec.config),
+        "trials": len(trials), "complete": len(done), "best_value": None if top is None else top.value,
+        "last_trial": last or None, "test_results": tested,
+    }
 
 
 def _local_time(t: float) -> str:
@@ -428,7 +455,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = _export_format(args.format, args.output)
     study = _load(args.name, args.storage)
     text = export_csv(study) if fmt == "csv" else export_json(study)
-    if args.output:
+    if args.output and args.output != STDOUT:
         from ..plots import replace_file
 
         replace_file(Path(args.output), lambda f: f.write(text.encode("utf-8")))
