@@ -511,6 +511,14 @@ class Int(_Numeric):
         return float((self.high - self.low) // self.step + 1)
 
 
+def _plain_choice(choice: Any) -> Any:
+    """A NumPy scalar choice (``np.int64(3)`` from an array) as Python's, inside tuples too: the
+    value a stored space holds (JSON took no ``int64``: the study failed at its first write)."""
+    if isinstance(choice, np.generic):
+        return choice.item()
+    return tuple(map(_plain_choice, choice)) if isinstance(choice, tuple) else choice
+
+
 class Categorical(Param):
     """One of a list of choices (any hashable values: strings, numbers, None, tuples).
 
@@ -528,7 +536,8 @@ class Categorical(Param):
     ) -> None:
         super().__init__(when=when, prior=prior)
         unordered = (str, bytes, set, frozenset, Mapping)  # kept as given, to be refused when bound
-        self.choices = tuple(choices) if isinstance(choices, Iterable) and not isinstance(choices, unordered) else choices
+        self.choices = (tuple(map(_plain_choice, choices)) if isinstance(choices, Iterable)
+                        and not isinstance(choices, unordered) else choices)
 
     def _check(self) -> None:
         if isinstance(self.choices, (set, frozenset)):
