@@ -285,7 +285,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     wide_console().print(table)
     if companions and not args.all:
         print(f"test results of evaluate_best ({len(companions)} companion study(ies) NAME{TEST_SUFFIX}) are "
-              "counted in their study's row; --all lists them too")
+              "counted in their study's row; --all lists them too", file=sys.stderr)  # a note, as all notes
     return 0
 
 
