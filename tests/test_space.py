@@ -592,3 +592,10 @@ def test_numpy_scalar_choices_are_stored_as_python_values(storage_url: str | Non
     assert study.space["c"].choices == (3, "a", True, (1, 0.5))
     assert sorted(map(repr, (t.params["c"] for t in study.trials))) == sorted(map(repr, [3, "a", True, (1, 0.5)]))
     assert ts.Study.load("np", study.storage).space["c"].choices in ((3, "a", True, (1, 0.5)), (3, "a", True, [1, 0.5]))
+    # a prior's weights, a mode and a condition's values read from an array are stored too
+    space = {"c": ts.Categorical([np.int64(3), "a"], prior={np.int64(3): 2.0, "a": 1.0}),
+             "n": ts.Int(1, 8, prior=ts.Prior(mode=np.int64(4))),
+             "x": ts.Float(0, 1, when={"c": [np.int64(3)]})}
+    other = ts.Study(space, storage=storage_url, name="np2")
+    other.optimize(lambda t: 0.0, n_trials=2)
+    assert other.space.to_dict()["x"]["when"] == {"c": [3]} and other.space.to_dict()["n"]["prior"]["mode"] == 4

@@ -148,13 +148,13 @@ class Param(ABC):
         d: dict[str, Any] = {"type": self.kind}
         d.update(self._fields())
         if self.when:
-            d["when"] = {k: [_plain(x) for x in v] for k, v in self.when.items()}
+            d["when"] = {k: [_plain(_plain_choice(x)) for x in v] for k, v in self.when.items()}
         if self.prior is not None:
             p: dict[str, Any] = {"width": self.prior.width}
             if self.prior.mode is not None:
-                p["mode"] = self.prior.mode
+                p["mode"] = _plain_choice(self.prior.mode)
             if self.prior.weight is not None:
-                p["weight"] = dict(self.prior.weight)
+                p["weight"] = {_plain_choice(k): w for k, w in self.prior.weight.items()}
             d["prior"] = p
         return d
 
