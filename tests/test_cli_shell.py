@@ -219,13 +219,17 @@ def test_studies_json_lists_the_table_s_columns_for_a_script(folder: Path, subpr
 def test_output_dash_is_standard_output_for_export_and_refused_where_the_suffix_picks_the_format(
     folder: Path, subprocess_env: dict[str, str]
 ) -> None:
-    """`export -o -` wrote a file named '-'; plot, compare and report refused '-' as a file without a suffix."""
+    """`export -o -` wrote a file named '-', and `report -o -` (always HTML) refused '-' as a file
+    without a suffix: both write to standard output now; plot and compare, whose suffix picks the
+    format, refuse it saying so."""
     env = env_of(subprocess_env, False)
     for fmt in ("csv", "json"):
         out, plain = shell(f"TS export s --format {fmt} -o -", folder, env), shell(f"TS export s --format {fmt}", folder, env)
         assert (out.returncode, out.stdout) == (0, plain.stdout) and out.stdout
+    report = shell("TS report s -o -", folder, env)
+    assert report.returncode == 0 and report.stdout.startswith("<!DOCTYPE html>") and "</html>" in report.stdout
     assert not (folder / "-").exists()
-    for line in ("TS plot s -o -", "TS report s -o -", "TS compare s.yaml -o -"):
+    for line in ("TS plot s -o -", "TS compare s.yaml -o -"):
         out = shell(line, folder, env)
         assert out.returncode == 2 and "'-' (standard output): the file's suffix picks what is written" in out.stderr
 

@@ -82,13 +82,16 @@ def at_least(minimum: int) -> Any:
 PLOT_FILES = HTML + IMAGES
 
 
-def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
+def output_file(suffixes: tuple[str, ...] = (), what: str | None = None, *, stdout: bool = False) -> Any:
     """An argparse type: a file path to write, checked before any work (a ``compare`` that ran
     for an hour then failed on a missing folder or a wrong suffix, losing every run); ``what``
-    as for :func:`tunesmith.plots.check_output`."""
+    as for :func:`tunesmith.plots.check_output`; ``stdout``: ``-`` is standard output (a text
+    format), else refused."""
 
     def parse(text: str) -> str:
-        if text == STDOUT and suffixes:  # wrote nothing, naming no file type; export takes it as standard output
+        if text == STDOUT:
+            if stdout:
+                return text
             raise argparse.ArgumentTypeError(
                 f"'-' (standard output): the file's suffix picks what is written ({', '.join(suffixes)}), so name "
                 "a file (a file named '-' is ./-)")
@@ -164,7 +167,7 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["csv", "json"],
                    help="csv: a row per trial (default, unless --output ends in .json); json: the study's space "
                         "and full trial records")
-    p.add_argument("--output", "-o", type=output_file(),
+    p.add_argument("--output", "-o", type=output_file(stdout=True),
                    help="file to write (default, or '-': standard output; a file named '-' is ./-)")
 
 
