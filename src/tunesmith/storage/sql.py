@@ -770,6 +770,7 @@ class SQLStorage(Storage):
                 f"{SCHEMA_VERSION}, and opened read-only (read_only=True, as tunesmith studies, show, export, "
                 "plot and report open it) it cannot upgrade it. Upgrade it in place once (older tunesmith versions cannot read it "
                 f"after): python -c \"import tunesmith as ts; ts.SQLStorage('{self.display_url}')\""
+                + (" with the password in place of ***" if "***" in self.display_url else "")
             )
         conn.execute(sa.text("ALTER TABLE ts_trials ADD COLUMN system TEXT NOT NULL DEFAULT '{}'"))
         conn.execute(sa.text("DROP INDEX ts_trials_state"))
