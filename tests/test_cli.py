@@ -212,7 +212,7 @@ def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "3", "--no-progress") == status
     assert ("every trial run now failed" in capsys.readouterr().out) == bool(status)
     assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2") == status
-    assert ("every trial this worker finished failed (exit status 1)" in capsys.readouterr().out) == bool(status)
+    assert ("every trial finished while it ran failed (exit status 1)" in capsys.readouterr().out) == bool(status)
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
 
 

@@ -236,8 +236,9 @@ EVERY_TRIAL_FAILED = 1
 
 def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
     """:func:`optimize_interruptibly`, whose status becomes :data:`EVERY_TRIAL_FAILED` where the trials
-    it finished hold at least one failed and none complete or pruned (the objective raised each time,
-    which a script must be able to tell); a budget already spent, or a grid exhausted, stays 0."""
+    the study finished meanwhile (by this command, and by any other worker of a shared study) hold a
+    failed one and none complete or pruned: the objective raised each time, which a script must be
+    able to tell. Nothing left to run (a grid exhausted) stays 0."""
     before = _finished(study)
     status = optimize_interruptibly(study, objective, options)
     if status == 0 and {t.state for t in study.trials if t.number not in before and t.state.is_finished} == {
