@@ -23,6 +23,15 @@ def objective(trial):
 
 def broken(trial):
     raise RuntimeError("nope")
+
+def pruned(trial):
+    import tunesmith
+    raise tunesmith.TrialPruned()
+
+def flaky(trial):
+    if trial.number % 2:
+        raise RuntimeError("nope")
+    return 1.0
 """
 
 STUDY = """
@@ -185,10 +194,26 @@ def test_failing_objective_still_reports(project: Path, capsys: pytest.CaptureFi
     (project / "broken.yaml").write_text(
         (project / "study.yaml").read_text().replace("quad.py:objective", "quad.py:broken").replace("name: quad", "name: br")
     )
-    assert run_cli("run", str(project / "broken.yaml"), "--n-trials", "2", "--no-progress") == 0
-    assert "2 failed" in capsys.readouterr().out
+    # every trial failed: status 1 (it was 0, so a script could not tell), said on the last line
+    assert run_cli("run", str(project / "broken.yaml"), "--n-trials", "2", "--no-progress") == 1
+    out = capsys.readouterr().out
+    assert "2 failed" in out
+    assert out.splitlines()[-1] == "every trial run now failed (exit status 1); their errors: tunesmith show br"
     assert run_cli("show", "br", "--storage", f"sqlite:///{project / 't.db'}") == 0
     assert "no complete trial yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("objective", "status"), [("broken", 1), ("pruned", 0), ("flaky", 0)])
+def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
+    project: Path, capsys: pytest.CaptureFixture[str], objective: str, status: int
+) -> None:
+    """Only a run whose every trial failed is status 1; one that pruned them all, or completed some, is 0."""
+    (project / "s.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective", f"quad.py:{objective}"))
+    assert run_cli("run", str(project / "s.yaml"), "--n-trials", "3", "--no-progress") == status
+    assert ("every trial run now failed" in capsys.readouterr().out) == bool(status)
+    assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2") == status
+    assert ("every trial finished while it ran failed (exit status 1)" in capsys.readouterr().out) == bool(status)
+    assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
 
 
 def test_show_and_export_name_the_pruner_of_a_study_with_paused_trials(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ subprocess with and without ``PYTHONUNBUFFERED`` (Python buffers a pipe's output
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from test_faults_storage import _fill, small_fs  # noqa: F401 - the 1 MiB tmpfs 
 import tunesmith as ts
 
 COMMANDS = [
-    ["studies"], ["show", "s"], ["export", "s"], ["export", "s", "--format", "json"],
+    ["studies"], ["studies", "--json"], ["show", "s"], ["export", "s"], ["export", "s", "--format", "json"],
     ["importance", "s", "--json"], ["note", "s", "a note"], ["--help"], ["show", "--help"], ["--version"],
 ]
 
@@ -197,6 +198,40 @@ def test_studies_matching_nothing_leaves_standard_output_empty(folder: Path, sub
     assert out.returncode == 1 and "no study matches 'mlp'" in out.stderr
     out = shell("TS studies --storage sqlite:///empty.db", folder, env)
     assert (out.returncode, out.stdout) == (0, "") and "no studies in" in out.stderr
+
+
+def test_studies_json_lists_the_table_s_columns_for_a_script(folder: Path, subprocess_env: dict[str, str]) -> None:
+    """`studies` had no machine-readable form; `--json` prints the rows as a list of objects, `[]` for none."""
+    env = env_of(subprocess_env, False)
+    out = shell("TS studies --json", folder, env)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    best = min(t.value for t in ts.Study.load("s", f"sqlite:///{folder / 'tunesmith.db'}").trials)
+    assert {k: row[k] for k in ("name", "direction", "sampler", "trials", "complete", "best_value", "test_results")} == {
+        "name": "s", "direction": "minimize", "sampler": "random", "trials": 12, "complete": 12, "best_value": best,
+        "test_results": None}
+    assert isinstance(row["last_trial"], float)
+    for line in ("TS studies 'zz-*' --json", "TS studies --json --storage sqlite:///empty.db"):
+        out = shell(line, folder, env)
+        assert (out.returncode, out.stdout) == (0, "[]\n") and out.stderr
+
+
+def test_output_dash_is_standard_output_for_export_and_refused_where_the_suffix_picks_the_format(
+    folder: Path, subprocess_env: dict[str, str]
+) -> None:
+    """`export -o -` wrote a file named '-', and `report -o -` (always HTML) refused '-' as a file
+    without a suffix: both write to standard output now; plot and compare, whose suffix picks the
+    format, refuse it saying so."""
+    env = env_of(subprocess_env, False)
+    for fmt in ("csv", "json"):
+        out, plain = shell(f"TS export s --format {fmt} -o -", folder, env), shell(f"TS export s --format {fmt}", folder, env)
+        assert (out.returncode, out.stdout) == (0, plain.stdout) and out.stdout
+    report = shell("TS report s -o -", folder, env)
+    assert report.returncode == 0 and report.stdout.startswith("<!DOCTYPE html>") and "</html>" in report.stdout
+    assert not (folder / "-").exists()
+    for line in ("TS plot s -o -", "TS compare s.yaml -o -"):
+        out = shell(line, folder, env)
+        assert out.returncode == 2 and "'-' (standard output): the file's suffix picks what is written" in out.stderr
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])

@@ -361,3 +361,33 @@ def test_the_notes_of_a_study_page_and_all_of_them_stay_live(served: tuple[str, 
             browser.close()
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+@pytest.mark.parametrize("nohup", [False, True], ids=["a terminal that closed", "under nohup"])
+def test_sighup_stops_the_dashboard_as_sigterm_does_and_nohup_keeps_it(tmp_path: Path, subprocess_env: dict[str, str],
+                                                                       nohup: bool) -> None:
+    """SIGHUP (the terminal closed) killed the dashboard outright, mid-request (uvicorn stops on SIGINT and
+    SIGTERM only); it now stops the server as SIGTERM does and ends with status 129, as run and worker.
+    Under nohup (SIGHUP ignored) it keeps serving."""
+    url = f"sqlite:///{tmp_path / 'hup.db'}"
+    ts.Study(SPACE, storage=url, name="hup", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=2)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunesmith", "dashboard", "--storage", url, "--port", str(port)], env=subprocess_env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None)  # noqa: PLW1509
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base, proc)
+        os.kill(proc.pid, signal.SIGHUP)
+        if nohup:
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
+            with urllib.request.urlopen(base + "/api/studies", timeout=10) as answer:
+                assert answer.status == 200
+        else:
+            assert proc.wait(timeout=20) == 128 + signal.SIGHUP
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)

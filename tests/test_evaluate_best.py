@@ -143,8 +143,9 @@ def test_studies_lists_test_results_in_their_study_s_row_and_all_lists_the_compa
     with making_companion():  # made by an older version: no study 'lone', so listed as a study
         ts.Study({"x": ts.Float(0, 1)}, storage=url, name="lone:test")
     assert main(["studies", "--storage", url]) == 0
-    out = capsys.readouterr().out
-    assert "s:test" not in out and "lone:test" in out and "--all lists them too" in out
+    out, err = capsys.readouterr()
+    # the note went to stdout, where `tunesmith studies | grep test` found it: notes go to stderr
+    assert "s:test" not in out and "lone:test" in out and "--all lists them too" in err and "--all" not in out
     row = next(line for line in out.splitlines() if "│ s " in line)
     assert row.rstrip(" │").endswith(" 2")  # the test results column: 2 trials evaluated on test
     assert main(["studies", "--storage", url, "--all"]) == 0

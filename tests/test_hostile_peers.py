@@ -161,6 +161,23 @@ def test_attributes_nested_hundreds_deep_by_another_writer_are_read_as_a_failed_
         study.ask().set_attr("a", _nested(150))  # what a worker stores reads back
 
 
+def test_a_row_read_as_unreadable_is_warned_about_once_not_also_as_unfit(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A trial whose attrs another writer made other than JSON is read as a failed trial without
+    parameters, with a warning naming the column; the study then warned again that its parameters
+    do not fit the space ("parameter 'x' is missing"), which the first warning already explains."""
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="tpe", seed=0).optimize(lambda t: t.params["x"], n_trials=3)
+    with sqlite3.connect(tmp_path / "d.db") as db:
+        db.execute("UPDATE ts_trials SET attrs = '{not json' WHERE number = 0")
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        study = ts.Study.load("s", url)
+        study.optimize(lambda t: t.params["x"], n_trials=2)
+    said = [r.getMessage() for r in caplog.records if "trial 0" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("unreadable record: column attrs of trial 0"), said
+    assert study.trials[0].state is ts.TrialState.FAILED and len(study.trials) == 5
+
+
 def test_a_rename_whose_test_results_name_was_taken_meanwhile_is_undone(tmp_path: Path) -> None:
     """Another writer makes "b:test" between the rename's check and the rename of the test results
     (here a trigger of the real database, fired by the first rename): before, "a" was renamed "b"

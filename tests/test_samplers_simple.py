@@ -221,6 +221,19 @@ def test_grid_points_equal_to_12_digits_are_each_run_once(param: ts.Float | ts.C
     assert grid_remaining(study.sampler, space, study.trials) == 0
 
 
+@pytest.mark.parametrize(("grid", "enqueued"), [([-1.0, 0.0, 1.0], -0.0), ([-1.0, -0.0, 1.0], 0.0)])
+def test_an_enqueued_negative_zero_is_the_grid_s_zero(grid: list[float], enqueued: float,
+                                                       storage_url: str | None) -> None:
+    """An enqueued -0.0 on a grid holding 0.0 (or the reverse) ran both points: the grid told them apart."""
+    from tunesmith.samplers.simple import grid_remaining
+
+    study = ts.Study({"x": ts.Float(-1.0, 1.0, grid=grid)}, sampler="grid", storage=storage_url, name="z")
+    study.enqueue({"x": enqueued})
+    study.optimize(lambda t: t.params["x"], n_trials=10)
+    assert sorted(t.params["x"] for t in study.trials) == [-1.0, 0.0, 1.0]
+    assert grid_remaining(study.sampler, study.space, study.trials) == 0
+
+
 def test_grid_default_points_and_description() -> None:
     space = ts.Space({"lr": ts.Float(1e-4, 1.0, log=True), "n": ts.Int(1, 3)})
     g = ts.GridSampler(seed=0)

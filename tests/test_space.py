@@ -581,3 +581,21 @@ def test_numpy_float32_bounds_and_steps_are_taken_as_written() -> None:
     space = ts.Space({"q": ts.Float(0, 1, step=np.float32(0.1))})
     assert space["q"].grid() == [0.0, 0.2, 0.5, 0.8, 1.0] and type(space["q"].step) is float
     assert space.to_json() == '{"q": {"type": "float", "low": 0, "high": 1, "step": 0.1}}'
+
+
+def test_numpy_scalar_choices_are_stored_as_python_values(storage_url: str | None) -> None:
+    """`Categorical([np.int64(3), "a"])` was accepted, then the study failed at its first write with
+    json's "Object of type int64 is not JSON serializable"; the choices are Python's values now."""
+    choices = [np.int64(3), "a", np.bool_(True), (np.int64(1), np.float64(0.5))]
+    study = ts.Study({"c": ts.Categorical(choices)}, sampler="grid", storage=storage_url, name="np")
+    study.optimize(lambda t: 0.0, n_trials=4)
+    assert study.space["c"].choices == (3, "a", True, (1, 0.5))
+    assert sorted(map(repr, (t.params["c"] for t in study.trials))) == sorted(map(repr, [3, "a", True, (1, 0.5)]))
+    assert ts.Study.load("np", study.storage).space["c"].choices in ((3, "a", True, (1, 0.5)), (3, "a", True, [1, 0.5]))
+    # a prior's weights, a mode and a condition's values read from an array are stored too
+    space = {"c": ts.Categorical([np.int64(3), "a"], prior={np.int64(3): 2.0, "a": 1.0}),
+             "n": ts.Int(1, 8, prior=ts.Prior(mode=np.int64(4))),
+             "x": ts.Float(0, 1, when={"c": [np.int64(3)]})}
+    other = ts.Study(space, storage=storage_url, name="np2")
+    other.optimize(lambda t: 0.0, n_trials=2)
+    assert other.space.to_dict()["x"]["when"] == {"c": [3]} and other.space.to_dict()["n"]["prior"]["mode"] == 4

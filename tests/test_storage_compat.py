@@ -161,3 +161,23 @@ def test_a_space_an_older_tunesmith_accepted_is_refused_saying_how_to_keep_its_t
                                               r"it.*its trials are still stored.*tunesmith export NAME --format json"):
         ts.load_study("equal choices", url)
     assert len(ts.load_study("old", url).trials) == 18  # the file's other studies open
+
+
+def test_the_upgrade_refusal_on_postgresql_says_to_put_the_password_back(pg_url: str) -> None:
+    """The refusal of a read-only open names the command that upgrades the database, with the URL
+    as messages show it: a password there is `***`, which the command cannot connect with."""
+    import sqlalchemy as sa
+
+    ts.Study({"x": ts.Float(0, 1)}, storage=pg_url, name="old").optimize(lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # back to schema version 1: no system column
+        conn.execute(sa.text("ALTER TABLE ts_trials DROP COLUMN system"))
+        conn.execute(sa.text("UPDATE ts_meta SET value = '1' WHERE key = 'schema_version'"))
+    engine.dispose()
+    with_password = pg_url.replace("postgres@", "postgres:s3cret@")  # the test server trusts any password
+    with pytest.raises(ts.SchemaVersionError) as refused:
+        ts.SQLStorage(with_password, read_only=True)
+    said = str(refused.value)
+    assert "s3cret" not in said and "ts.SQLStorage('postgresql+psycopg://postgres:***@" in said
+    assert said.endswith("with the password in place of ***")
+    assert len(ts.load_study("old", with_password).trials) == 2  # upgraded by a writer, as the refusal says

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import PICKED, delete_study, import_study, sampler_label, with_test_results
 from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
-from .launch import optimize_interruptibly, optimize_options, prepare
+from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
 from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile, sqlite_path
 
 # -- arguments ------------------------------------------------------------------------------
@@ -81,12 +82,19 @@ def at_least(minimum: int) -> Any:
 PLOT_FILES = HTML + IMAGES
 
 
-def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
+def output_file(suffixes: tuple[str, ...] = (), what: str | None = None, *, stdout: bool = False) -> Any:
     """An argparse type: a file path to write, checked before any work (a ``compare`` that ran
     for an hour then failed on a missing folder or a wrong suffix, losing every run); ``what``
-    as for :func:`tunesmith.plots.check_output`."""
+    as for :func:`tunesmith.plots.check_output`; ``stdout``: ``-`` is standard output (a text
+    format), else refused."""
 
     def parse(text: str) -> str:
+        if text == STDOUT:
+            if stdout:
+                return text
+            raise argparse.ArgumentTypeError(
+                f"'-' (standard output): the file's suffix picks what is written ({', '.join(suffixes)}), so name "
+                "a file (a file named '-' is ./-)")
         try:
             check_output(text, suffixes, what)
         except ValueError as e:
@@ -103,6 +111,9 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None) -> Any:
     parse.__name__ = "output file"
     return parse
 
+
+#: ``--output -``: standard output (``export``), as for most Unix tools
+STDOUT = "-"
 
 #: the files SQLite keeps beside a database ``X``: ``X-wal`` holds committed trials not yet copied into ``X``
 SQLITE_COMPANIONS = ("-wal", "-journal", "-shm")
@@ -156,7 +167,8 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["csv", "json"],
                    help="csv: a row per trial (default, unless --output ends in .json); json: the study's space "
                         "and full trial records")
-    p.add_argument("--output", "-o", type=output_file(), help="file to write (default: standard output)")
+    p.add_argument("--output", "-o", type=output_file(stdout=True),
+                   help="file to write (default, or '-': standard output; a file named '-' is ./-)")
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -165,9 +177,12 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args)
     before = len(study.trials)
-    status = optimize_interruptibly(study, objective, optimize_options(sf, args.progress))
+    status = run_trials(study, objective, optimize_options(sf, args.progress))
     try:
         _print_run(study, before, args.top)
+        if status == EVERY_TRIAL_FAILED:
+            wide_console().print(f"every trial run now failed (exit status {status}); their errors: "
+                                 f"tunesmith show {literal(shlex.quote(study.name))}", soft_wrap=True)
     except OSError:
         if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
             raise
@@ -225,6 +240,8 @@ def add_studies_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true",
                    help=f"also list the companion studies NAME{TEST_SUFFIX} where evaluate_best keeps test "
                         "results (by default counted in their study's row)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON instead of a table: a list of studies, one object each with the table's columns")
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
@@ -236,7 +253,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(f"no studies in {storage.display_url}"  # on stderr, as every note: `| grep -q NAME` found the name here
               + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""),
               file=sys.stderr)
-        return 0
+        return _no_rows(args)
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records
                   if rec.name.endswith(TEST_SUFFIX) and rec.name.removesuffix(TEST_SUFFIX) in names}
@@ -247,37 +264,54 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(f"no study matches {args.pattern!r} in {storage.display_url} ({plural(len(records), 'study', 'studies')}"
               + (f"; it matches {plural(len(tests), 'companion study', 'companion studies')} of test results, listed with --all)"
                  if tests else "; the pattern is case-sensitive, * matches any text)"), file=sys.stderr)
-        return 0
-    table = Table(title=f"studies in {escape(storage.display_url)}")
-    numeric = ("trials", "complete", "best value", "last trial", "test results")
-    for col in ("name", "direction", "sampler", *numeric):
-        table.add_column(col, justify="right" if col in numeric else "left")
+        return _no_rows(args)
     rows = []
     for rec in shown:
         trials = storage.get_trial_heads(rec.study_id)  # not each trial's reports: a row may hold 60 MB
         rows.append((rec, trials, max((t.completed or t.started or 0.0 for t in trials), default=0.0)))
     rows.sort(key=lambda row: STUDY_ORDER[args.sort](*row))
-    for rec, trials, last in rows:
-        table.add_row(*_study_row(storage, rec, trials, last, companions.get(rec.name + TEST_SUFFIX)))
+    entries = [_study_entry(storage, rec, trials, last, companions.get(rec.name + TEST_SUFFIX))
+               for rec, trials, last in rows]
+    if args.json:
+        print(json.dumps(json_finite(entries), indent=2, allow_nan=False))
+        return 0
+    table = Table(title=f"studies in {escape(storage.display_url)}")
+    numeric = ("trials", "complete", "best value", "last trial", "test results")
+    for col in ("name", "direction", "sampler", *numeric):
+        table.add_column(col, justify="right" if col in numeric else "left")
+    for e in entries:
+        table.add_row(
+            literal(e["name"]), e["direction"], literal(e["sampler"]), str(e["trials"]), str(e["complete"]),
+            "-" if e["best_value"] is None else f"{e['best_value']:.6g}", _local_time(e["last_trial"] or 0.0),
+            "-" if e["test_results"] is None else str(e["test_results"]),
+        )
     wide_console().print(table)
     if companions and not args.all:
         print(f"test results of evaluate_best ({len(companions)} companion study(ies) NAME{TEST_SUFFIX}) are "
-              "counted in their study's row; --all lists them too")
+              "counted in their study's row; --all lists them too", file=sys.stderr)  # a note, as all notes
     return 0
 
 
-def _study_row(storage: Storage, rec: StudyRecord, trials: list[FrozenTrial], last: float,
-               book: StudyRecord | None) -> list[str]:
-    """A study's row of ``tunesmith studies`` (``book``: its test results' companion study)."""
+def _no_rows(args: argparse.Namespace) -> int:
+    """``studies`` found nothing to list: stdout stays empty (``| grep -q`` is false), or ``[]`` with ``--json``."""
+    if args.json:
+        print("[]")
+    return 0
+
+
+def _study_entry(storage: Storage, rec: StudyRecord, trials: list[FrozenTrial], last: float,
+                 book: StudyRecord | None) -> dict[str, Any]:
+    """A study's row of ``tunesmith studies`` as plain values, ``--json``'s object (``book``: its test
+    results' companion study; ``last_trial`` in seconds since the epoch, None without trials)."""
     done = [t for t in trials if t.state is TrialState.COMPLETE]
     top = best_of(done, rec.direction)
-    tested = "-" if book is None else str(len(results_from(storage.get_trials(book.study_id), rec.direction,
-                                                           where=book.name, quiet=True)))
-    return [
-        literal(rec.name), rec.direction.value,
-        literal(sampler_label(rec.config)),
-        str(len(trials)), str(len(done)), "-" if top is None else f"{top.value:.6g}", _local_time(last), tested,
-    ]
+    tested = None if book is None else len(results_from(storage.get_trials(book.study_id), rec.direction,
+                                                        where=book.name, quiet=True))
+    return {
+        "name": rec.name, "direction": rec.direction.value, "sampler": sampler_label(rec.config),
+        "trials": len(trials), "complete": len(done), "best_value": None if top is None else top.value,
+        "last_trial": last or None, "test_results": tested,
+    }
 
 
 def _local_time(t: float) -> str:
@@ -424,7 +458,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = _export_format(args.format, args.output)
     study = _load(args.name, args.storage)
     text = export_csv(study) if fmt == "csv" else export_json(study)
-    if args.output:
+    if args.output and args.output != STDOUT:
         from ..plots import replace_file
 
         replace_file(Path(args.output), lambda f: f.write(text.encode("utf-8")))

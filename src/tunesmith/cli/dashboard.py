@@ -26,5 +26,5 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         raise ValueError(f"--port must be between 1 and 65535, not {args.port}")
     if not 0 < args.poll < math.inf:  # nan or inf: the page's timer fired at once, polling without pause
         raise ValueError(f"--poll must be a positive number of seconds, not {args.poll}")
-    serve(args.storage, host=args.host, port=args.port, allow_writes=args.allow_writes, poll_seconds=args.poll)
-    return 0
+    hung_up = serve(args.storage, host=args.host, port=args.port, allow_writes=args.allow_writes, poll_seconds=args.poll)
+    return 0 if hung_up is None else 128 + hung_up  # 129 after SIGHUP, as run and worker

@@ -16,7 +16,16 @@ from ..report import REPORT_FILE
 from ..space import display_names
 from ..space.params import plural
 from ..study import Study
-from .commands import PLOT_FILES, _load, at_least, literal, output_file, wide_console
+from .commands import (
+    PLOT_FILES,
+    STDOUT,
+    _load,
+    _write_utf8,
+    at_least,
+    literal,
+    output_file,
+    wide_console,
+)
 from .studyfile import DEFAULT_STORAGE
 
 
@@ -204,15 +213,18 @@ def _compare_table(runs: dict, direction: str) -> Table:
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
     _study_args(p)
-    p.add_argument("--output", "-o", default="report.html", type=output_file(HTML, REPORT_FILE),
-                   help="HTML file to write (default report.html)")
+    p.add_argument("--output", "-o", default="report.html", type=output_file(HTML, REPORT_FILE, stdout=True),
+                   help="HTML file to write (default report.html; '-': standard output)")
     p.add_argument("--top", type=at_least(1), default=10, help="best trials in the table (default 10)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..report import build_report, write_report
 
     study = load(args.name, args.storage)
+    if args.output == STDOUT:
+        _write_utf8(build_report(study, top=args.top))
+        return 0
     path = write_report(study, args.output, top=args.top)
     print(f"wrote the report of {study.name!r} ({plural(len(study.trials), 'trial')}) to {path}", file=sys.stderr)
     return 0

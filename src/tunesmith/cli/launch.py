@@ -19,6 +19,7 @@ from typing import Any
 from ..exceptions import STOPPING_SIGNALS, StudyNotFound, Terminated
 from ..storage import Storage, make_storage
 from ..study import Study
+from ..trial import TrialState
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 
 # StudyFile field <- argparse destination; a command without the flag leaves the file's value
@@ -227,3 +228,25 @@ def ship_by_value(objective: Callable[..., Any]) -> None:
         from ray import cloudpickle
 
         cloudpickle.register_pickle_by_value(module)
+
+
+#: the exit status of a ``run`` or ``worker`` whose every trial failed (none complete or pruned)
+EVERY_TRIAL_FAILED = 1
+
+
+def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
+    """:func:`optimize_interruptibly`, whose status becomes :data:`EVERY_TRIAL_FAILED` where the trials
+    the study finished meanwhile (by this command, and by any other worker of a shared study) hold a
+    failed one and none complete or pruned: the objective raised each time, which a script must be
+    able to tell. Nothing left to run (a grid exhausted) stays 0."""
+    before = _finished(study)
+    status = optimize_interruptibly(study, objective, options)
+    if status == 0 and {t.state for t in study.trials if t.number not in before and t.state.is_finished} == {
+        TrialState.FAILED
+    }:
+        return EVERY_TRIAL_FAILED
+    return status
+
+
+def _finished(study: Study) -> frozenset[int]:
+    return frozenset(t.number for t in study.trials if t.state.is_finished)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from .launch import optimize_interruptibly, optimize_options, prepare
+from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
 from .studyfile import EXECUTORS, StudyFile, StudyFileError
 
 
@@ -59,10 +59,11 @@ def check_shared_storage(sf: StudyFile) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Open (or create) the study the file names and run its trials here."""
     sf, study, objective = prepare(args, check=check_shared_storage)
-    status = optimize_interruptibly(study, objective, optimize_options(sf, show_progress=False))
+    status = run_trials(study, objective, optimize_options(sf, show_progress=False))
     done = [t for t in study.trials if t.state.is_finished]
+    failed = f"; every trial finished while it ran failed (exit status {status})" if status == EVERY_TRIAL_FAILED else ""
     try:
-        print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}", flush=True)
+        print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}{failed}", flush=True)
     except OSError:
         if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
             raise

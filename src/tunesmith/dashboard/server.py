@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import importlib
 import ipaddress
 import math
+import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -66,8 +69,10 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, allow_writes: bool = False,
-          poll_seconds: float = 2.0, out: TextIO | None = None) -> None:
-    """Serve the dashboard of ``storage`` on ``host:port`` until interrupted."""
+          poll_seconds: float = 2.0, out: TextIO | None = None) -> int | None:
+    """Serve the dashboard of ``storage`` on ``host:port`` until interrupted: Ctrl-C or SIGTERM, or
+    SIGHUP (the terminal closed), which stops it as SIGTERM does and is returned (under nohup it is
+    ignored, and the dashboard keeps serving); None otherwise."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
     uvicorn = _require()
@@ -90,7 +95,40 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     mode = "writes allowed" if allow_writes else "read-only"
     print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
           file=out, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol())
+    with _hangup_stops(uvicorn.Server) as hung_up:
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol())
+    return hung_up[0] if hung_up else None
+
+
+@contextlib.contextmanager
+def _hangup_stops(server: type) -> Iterator[list[int]]:
+    """SIGHUP (a closed terminal, a dropped ssh session) stops the server as SIGTERM does: uvicorn
+    handles SIGINT and SIGTERM only, so the process died of it, mid-request. The handler passes it
+    to the SIGTERM handler uvicorn's ``server`` installed (its graceful stop; uvicorn raises the signal again at
+    the end, which the list yielded then holds); before uvicorn installed one, it ends the process
+    as before. Left alone where it is ignored (nohup), and outside the main thread."""
+    got: list[int] = []
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None or threading.current_thread() is not threading.main_thread() or signal.getsignal(hup) is signal.SIG_IGN:
+        yield got
+        return
+
+    def on_hangup(signum: int, frame: Any) -> None:
+        if got:  # raised again by uvicorn once it stopped
+            return
+        got.append(signum)
+        stop = signal.getsignal(signal.SIGTERM)
+        if isinstance(getattr(stop, "__self__", None), server) and callable(stop):  # uvicorn's Server.handle_exit
+            stop(signum, frame)
+            return
+        signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        signal.raise_signal(signum)
+
+    previous = signal.signal(hup, on_hangup)
+    try:
+        yield got
+    finally:
+        signal.signal(hup, previous)
 
 
 def deadline_protocol() -> type:

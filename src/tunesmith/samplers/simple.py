@@ -182,8 +182,9 @@ def qmc() -> Any:
 
 
 def _key(params: Mapping[str, Any]) -> str:
-    """A configuration's grid point, exactly (a numpy float as the float storage reads back)."""
-    return repr(sorted((k, repr(float(v)) if isinstance(v, float) else repr(v)) for k, v in params.items()))
+    """A configuration's grid point, exactly (a numpy float as the float storage reads back; -0.0 as
+    0.0, the point it equals: an enqueued -0.0 ran beside the grid's 0.0)."""
+    return repr(sorted((k, repr(float(v) + 0.0) if isinstance(v, float) else repr(v)) for k, v in params.items()))
 
 
 def _near(params: Mapping[str, Any]) -> str:
@@ -192,7 +193,7 @@ def _near(params: Mapping[str, Any]) -> str:
     wrote otherwise (0.7424999999999999 for 0.7425, a log-scale point's last digits) is the point
     tried, not one left to run again. Grid points that share a near key (a user's 1.0 and
     1.0000000000001) are each matched exactly only."""
-    return repr(sorted((k, f"{v:.12g}" if isinstance(v, float) else repr(v)) for k, v in params.items()))
+    return repr(sorted((k, f"{v + 0.0:.12g}" if isinstance(v, float) else repr(v)) for k, v in params.items()))
 
 
 def grid_remaining(sampler: GridSampler, space: Space, trials: Sequence[FrozenTrial]) -> int:

@@ -148,13 +148,13 @@ class Param(ABC):
         d: dict[str, Any] = {"type": self.kind}
         d.update(self._fields())
         if self.when:
-            d["when"] = {k: [_plain(x) for x in v] for k, v in self.when.items()}
+            d["when"] = {k: [_plain(_plain_choice(x)) for x in v] for k, v in self.when.items()}
         if self.prior is not None:
             p: dict[str, Any] = {"width": self.prior.width}
             if self.prior.mode is not None:
-                p["mode"] = self.prior.mode
+                p["mode"] = _plain_choice(self.prior.mode)
             if self.prior.weight is not None:
-                p["weight"] = dict(self.prior.weight)
+                p["weight"] = {_plain_choice(k): w for k, w in self.prior.weight.items()}
             d["prior"] = p
         return d
 
@@ -511,6 +511,14 @@ class Int(_Numeric):
         return float((self.high - self.low) // self.step + 1)
 
 
+def _plain_choice(choice: Any) -> Any:
+    """A NumPy scalar choice (``np.int64(3)`` from an array) as Python's, inside tuples too: the
+    value a stored space holds (JSON took no ``int64``: the study failed at its first write)."""
+    if isinstance(choice, np.generic):
+        return choice.item()
+    return tuple(map(_plain_choice, choice)) if isinstance(choice, tuple) else choice
+
+
 class Categorical(Param):
     """One of a list of choices (any hashable values: strings, numbers, None, tuples).
 
@@ -528,7 +536,8 @@ class Categorical(Param):
     ) -> None:
         super().__init__(when=when, prior=prior)
         unordered = (str, bytes, set, frozenset, Mapping)  # kept as given, to be refused when bound
-        self.choices = tuple(choices) if isinstance(choices, Iterable) and not isinstance(choices, unordered) else choices
+        self.choices = (tuple(map(_plain_choice, choices)) if isinstance(choices, Iterable)
+                        and not isinstance(choices, unordered) else choices)
 
     def _check(self) -> None:
         if isinstance(self.choices, (set, frozenset)):

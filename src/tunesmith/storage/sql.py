@@ -23,6 +23,7 @@ import random
 import stat
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -317,6 +318,15 @@ class _Backoff:
 _LENIENT_TEXT = functools.partial(str, encoding="utf-8", errors="replace")
 
 
+def _close_pool(engine: Engine, pid: int) -> None:
+    """Close the pooled connections of a storage no longer referenced, at once, in the process that
+    opened them (a forked child leaves its parent's alone): SQLAlchemy's pool waited for the cyclic
+    collector, and while another connection of the process held the file, SQLite kept each closed
+    one's descriptor (``Study.load`` in a loop beside an open study: 25-29 descriptors)."""
+    if os.getpid() == pid:
+        engine.dispose()
+
+
 class SQLStorage(Storage):
     """Storage in a SQL database, by SQLAlchemy URL.
 
@@ -440,6 +450,7 @@ class SQLStorage(Storage):
             self._engine = self._make_engine()
             self._statements = Statements(_HOT, self._engine.dialect)
             self._pid = os.getpid()
+            weakref.finalize(self, _close_pool, self._engine, self._pid).atexit = False
         return self._engine
 
     def _make_engine(self) -> Engine:
@@ -483,6 +494,8 @@ class SQLStorage(Storage):
             url = sa.engine.make_url(self.url).set(database=str(self._path))
             engine = sa.create_engine(url, connect_args=connect_args)
 
+        read_only = self.read_only  # not self: the listener would keep the storage, and its connections, to a collection
+
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -490,7 +503,7 @@ class SQLStorage(Storage):
             # the study list's too; decoded with U+FFFD, its row is read as the others are
             dbapi_conn.text_factory = _LENIENT_TEXT
             cur = dbapi_conn.cursor()
-            if not self.read_only:
+            if not read_only:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -757,6 +770,7 @@ class SQLStorage(Storage):
                 f"{SCHEMA_VERSION}, and opened read-only (read_only=True, as tunesmith studies, show, export, "
                 "plot and report open it) it cannot upgrade it. Upgrade it in place once (older tunesmith versions cannot read it "
                 f"after): python -c \"import tunesmith as ts; ts.SQLStorage('{self.display_url}')\""
+                + (" with the password in place of ***" if "***" in self.display_url else "")
             )
         conn.execute(sa.text("ALTER TABLE ts_trials ADD COLUMN system TEXT NOT NULL DEFAULT '{}'"))
         conn.execute(sa.text("DROP INDEX ts_trials_state"))

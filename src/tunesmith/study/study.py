@@ -277,6 +277,8 @@ class Study:
         return out
 
     def _canonical(self, t: FrozenTrial) -> FrozenTrial:
+        if not t.params and t.state is TrialState.FAILED:  # no point (a row read as unreadable, said once there)
+            return t
         try:
             params = self.space.validate(t.params)
         except (ValueError, TypeError, OverflowError) as exc:
