@@ -191,10 +191,13 @@ class _Pool:
         inbox, outbox = self.ctx.Pipe(duplex=True)
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled)
         p = self.ctx.Process(target=_child, args=args, daemon=False)
-        with _held(STOPS):  # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"):
-            p.start()       # the run went on; delivered after (the worker unblocks them itself)
-        outbox.close()  # the worker holds the only write end: its death reads as end of file
-        w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
+        # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"): the run went on.
+        # Held, it is delivered after (the worker unblocks them itself), once the worker is counted among
+        # those the interrupt stops and waits for: raised before, it left that one running on its own
+        with _held(STOPS):
+            p.start()
+            outbox.close()  # the worker holds the only write end: its death reads as end of file
+            w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=self.run_.study._storage.clock())
         return w
 
     def _interrupt(self, exc: KeyboardInterrupt) -> None:
