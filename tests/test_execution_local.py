@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -345,3 +348,38 @@ def test_threads_raise_what_catch_lets_through() -> None:
     states = [t.state for t in study.trials]
     assert states[3] is TrialState.FAILED
     assert len(states) < 50 and TrialState.RUNNING not in states
+
+
+def _terms_itself(started: threading.Barrier, trial: Any) -> float:
+    started.wait()  # every worker's trial is running
+    if trial.number == 0:
+        os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)
+    return 1.0
+
+
+@pytest.mark.parametrize("executor,n_jobs", [("inline", 1), ("thread", 2)])
+def test_a_second_sigterm_while_the_first_is_recorded_waits_for_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str, n_jobs: int
+) -> None:
+    """A second SIGTERM (or Ctrl-C) that came while the running trials were being failed as
+    interrupted was raised in the middle: the trials not failed yet were left running for good."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
+    storage, update = study._storage, study._storage.update_trial
+    sent: list[int] = []
+
+    def update_trial(study_id: int, record: FrozenTrial, **kw: Any) -> bool:
+        if (record.error or "").startswith("interrupted"):  # more come while each is written (Ctrl-C hammered)
+            sent.append(record.number)
+            os.kill(os.getpid(), signal.SIGTERM)  # taken here, in the main thread, amid the writes
+        return update(study_id, record, **kw)
+
+    monkeypatch.setattr(storage, "update_trial", update_trial)
+    options = {"n_trials": 4, "n_jobs": n_jobs, "executor": executor}
+    objective = functools.partial(_terms_itself, threading.Barrier(n_jobs))
+    assert optimize_interruptibly(study, objective, options) == 128 + signal.SIGTERM
+    assert sent
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * n_jobs
+    assert all(t.error == "interrupted (SIGTERM)" for t in study.trials)

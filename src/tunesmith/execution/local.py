@@ -6,12 +6,16 @@ worker process (``executor="process"`` or ``"ray"``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import queue
+import signal
 import socket
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 from ..exceptions import StorageError, interrupted
 from ..trial import FrozenTrial
@@ -20,6 +24,9 @@ from .callbacks import Callbacks
 from .loop import Budget, Run, worker_loop
 
 logger = logging.getLogger("tunesmith")
+
+#: the signals that stop a run (held while an interrupted run's trials are recorded)
+STOPS = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
 
 
 def _run_of(job: Job, budget: Budget) -> tuple[Run, Callbacks]:
@@ -68,7 +75,7 @@ class ThreadExecutor(Executor):
                 _deliver(inbox, calls, 0.1)
         except KeyboardInterrupt as exc:
             run.budget.stop()
-            job.study.fail_worker(_me(), interrupted(exc), requeue=False)
+            _interrupted(run, exc)
             logger.warning("interrupted: running trials marked failed; optimize stopped")
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
@@ -121,7 +128,55 @@ def _me(pid: int | None = None) -> str:
 
 
 def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> None:
+    """Fail this process's running trials as interrupted by ``exc``; a second Ctrl-C or SIGTERM waits
+    until they are recorded (raised in the middle, it left the trials after it running)."""
+    with _held(STOPS):
+        try:
+            run.study.fail_worker(_me(), interrupted(exc), requeue=False)
+        except StorageError as error:
+            logger.warning("could not mark the interrupted trial failed: %s", error)
+
+
+_HOLDS: list[dict[int, Any]] = []  # the handlers each hold in force replaced (a forked worker puts them back)
+
+
+@contextlib.contextmanager
+def _held(signals: set[signal.Signals]) -> Iterator[None]:
+    """``signals`` kept until it ends, then delivered. Blocked in this thread (where the system can), and
+    their handlers only note them meanwhile: a signal that another thread took (one a library started)
+    runs its handler in the main thread at its next instruction, in a fork's own hooks too, where what
+    the handler raises is dropped."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
+    kept: list[int] = []
+    _HOLDS.append(_note_instead(signals, kept))
     try:
-        run.study.fail_worker(_me(), interrupted(exc), requeue=False)
-    except StorageError as exc:
-        logger.warning("could not mark the interrupted trial failed: %s", exc)
+        yield
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for signum, handler in _HOLDS.pop().items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(kept):  # the first that raises ends it, as it would have unheld
+            signal.raise_signal(signum)
+
+
+def _note_instead(signals: set[signal.Signals], kept: list[int]) -> dict[int, Any]:
+    """Handlers that append their signal to ``kept`` in place of the Python handlers of ``signals``
+    (not those ignored or set outside Python); the handlers replaced. None outside the main thread,
+    whose handlers run in the main thread anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced: dict[int, Any] = {}
+    for signum in signals:
+        before = signal.getsignal(signum)
+        if before is not None and before is not signal.SIG_IGN:
+            replaced[signum] = signal.signal(signum, lambda n, _frame: kept.append(n))
+    return replaced
+
+
+def _unhold_in_worker() -> None:
+    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals it noted
+    there were its parent's: the worker's own stay blocked until it unblocks them)."""
+    while _HOLDS:
+        for signum, handler in _HOLDS.pop().items():
+            signal.signal(signum, handler)

@@ -27,10 +27,9 @@ import os
 import pickle
 import signal
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +47,7 @@ from .gpu import (
     parse_gpus,
     plan_slots,
 )
-from .local import _interrupted, _me
+from .local import STOPS, _held, _interrupted, _me, _unhold_in_worker
 from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
@@ -56,8 +55,6 @@ logger = logging.getLogger("tunesmith")
 #: seconds between the death of a worker with a trial in flight and the parent's look for
 #: that trial (see _Pool._settled); a worker that died with nothing in flight is replaced at once
 SETTLE = 0.5
-#: the signals that stop a run (held while the parent records an interrupted run's trials)
-STOPS = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
 #: workers in a row that exited with an error before running a trial (one that cannot
 #: start): then no more replacements
 MAX_BARREN_DEATHS = 10
@@ -602,51 +599,6 @@ def _take_ctrl_c_as(signalled: Any) -> None:
         before = signal.getsignal(signum)
         if callable(before) and (signum == signal.SIGINT or getattr(before, "stops_optimize", False)):
             signal.signal(signum, wrap(before))
-
-
-_HOLDS: list[dict[int, Any]] = []  # the handlers each hold in force replaced (a forked worker puts them back)
-
-
-@contextlib.contextmanager
-def _held(signals: set[signal.Signals]) -> Iterator[None]:
-    """``signals`` kept until it ends, then delivered. Blocked in this thread (where the system can), and
-    their handlers only note them meanwhile: a signal that another thread took (one a library started)
-    runs its handler in the main thread at its next instruction, in a fork's own hooks too, where what
-    the handler raises is dropped."""
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
-    kept: list[int] = []
-    _HOLDS.append(_note_instead(signals, kept))
-    try:
-        yield
-    finally:
-        if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for signum, handler in _HOLDS.pop().items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(kept):  # the first that raises ends it, as it would have unheld
-            signal.raise_signal(signum)
-
-
-def _note_instead(signals: set[signal.Signals], kept: list[int]) -> dict[int, Any]:
-    """Handlers that append their signal to ``kept`` in place of the Python handlers of ``signals``
-    (not those ignored or set outside Python); the handlers replaced. None outside the main thread,
-    whose handlers run in the main thread anyway."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    replaced: dict[int, Any] = {}
-    for signum in signals:
-        before = signal.getsignal(signum)
-        if before is not None and before is not signal.SIG_IGN:
-            replaced[signum] = signal.signal(signum, lambda n, _frame: kept.append(n))
-    return replaced
-
-
-def _unhold_in_worker() -> None:
-    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals it noted
-    there were its parent's: the worker's own stay blocked until it unblocks them)."""
-    while _HOLDS:
-        for signum, handler in _HOLDS.pop().items():
-            signal.signal(signum, handler)
 
 
 def _stopping(signalled: Any, wait: float = 1.0) -> bool:
