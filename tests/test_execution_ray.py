@@ -335,3 +335,39 @@ def test_a_sigterm_to_the_command_records_sigterm_under_ray(ray_local: Any, tmp_
     assert code == 128 + signal.SIGTERM
     errors = [t.error for t in Study.load("term", url).trials]
     assert errors and set(errors) == {"interrupted (SIGTERM)"}, errors
+
+
+def test_a_second_sigterm_under_ray_waits_until_the_trials_are_recorded(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second SIGTERM (or Ctrl-C) while the driver failed the stopped actors' trials was raised in
+    the middle of those writes: the trials after it stayed running for good."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    url = f"sqlite:///{tmp_path / 'term2.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="term2")
+    storage, update = study._storage, study._storage.update_trial
+    sent: list[int] = []
+
+    def update_trial(study_id: int, record: Any, **kw: Any) -> bool:
+        if (record.error or "").startswith("interrupted"):  # another SIGTERM as each is written
+            sent.append(record.number)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return update(study_id, record, **kw)
+
+    monkeypatch.setattr(storage, "update_trial", update_trial)
+
+    def terminate_once_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if sum(t.state is TrialState.RUNNING for t in Study.load("term2", url).trials) == 2:
+                break
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_running, daemon=True).start()
+    code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
+    assert code == 128 + signal.SIGTERM
+    assert sent
+    states = [t.state for t in Study.load("term2", url).trials]
+    assert states == [TrialState.FAILED] * 2, states
