@@ -314,6 +314,16 @@ def _sleeps(trial: Any) -> float:
     return float(trial.params["x"])
 
 
+def _terminate_once_running(name: str, url: str) -> None:
+    """A SIGTERM to this process once two trials of study ``name`` run."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if sum(t.state is TrialState.RUNNING for t in Study.load(name, url).trials) == 2:
+            break
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def test_a_sigterm_to_the_command_records_sigterm_under_ray(ray_local: Any, tmp_path: Path) -> None:
     """A SIGTERM to `tunesmith run` under Ray recorded the trials it stopped as "interrupted
     (KeyboardInterrupt)": Ray's wait turns the command's Terminated into a KeyboardInterrupt."""
@@ -322,15 +332,7 @@ def test_a_sigterm_to_the_command_records_sigterm_under_ray(ray_local: Any, tmp_
     url = f"sqlite:///{tmp_path / 'term.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="term")
 
-    def terminate_once_running() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if sum(t.state is TrialState.RUNNING for t in Study.load("term", url).trials) == 2:
-                break
-            time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=terminate_once_running, daemon=True).start()
+    threading.Thread(target=_terminate_once_running, args=("term", url), daemon=True).start()
     code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
     assert code == 128 + signal.SIGTERM
     errors = [t.error for t in Study.load("term", url).trials]
@@ -357,15 +359,7 @@ def test_a_second_sigterm_under_ray_waits_until_the_trials_are_recorded(
 
     monkeypatch.setattr(storage, "update_trial", update_trial)
 
-    def terminate_once_running() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if sum(t.state is TrialState.RUNNING for t in Study.load("term2", url).trials) == 2:
-                break
-            time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=terminate_once_running, daemon=True).start()
+    threading.Thread(target=_terminate_once_running, args=("term2", url), daemon=True).start()
     code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
     assert code == 128 + signal.SIGTERM
     assert sent
