@@ -383,3 +383,48 @@ def test_a_second_sigterm_while_the_first_is_recorded_waits_for_the_records(
     assert sent
     assert [t.state for t in study.trials] == [TrialState.FAILED] * n_jobs
     assert all(t.error == "interrupted (SIGTERM)" for t in study.trials)
+
+
+def _quick(trial: Any) -> float:
+    return 1.0
+
+
+@pytest.mark.parametrize("when", ["as its handlers are set", "as its handlers are put back"])
+def test_a_sigterm_as_the_command_sets_or_puts_back_its_handlers_leaves_none_behind(
+    monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A SIGTERM that came while the command set its signal handlers, or put them back once optimize
+    returned, was raised there: out of the command as a plain interruption (status 130, not 143),
+    its handlers left in force in the process and the SIGTERM it noted left for later records."""
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.exceptions import STOPPING_SIGNALS
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    set_signal = signal.signal
+    sent: list[bool] = []
+
+    def set_and_signal(signum: int, handler: Any) -> Any:
+        old = set_signal(signum, handler)
+        # set: right after the SIGTERM handler; put back: right after the first (SIGINT), SIGTERM's still ours
+        setting = getattr(handler, "stops_optimize", False)
+        if not sent and setting == (when == "as its handlers are set") and signum == (
+                signal.SIGTERM if setting else signal.SIGINT):
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)  # taken in this thread: raised at its next instruction
+        return old
+
+    study = Study({"x": Float(0, 1)}, sampler="random")
+    monkeypatch.setattr(signal, "signal", set_and_signal)
+    try:
+        code: int | str = optimize_interruptibly(study, _quick, {"n_trials": 2})
+    except KeyboardInterrupt as exc:
+        code = repr(exc)
+    finally:
+        monkeypatch.undo()
+        left = {s: signal.getsignal(s) for s in before}
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert sent
+    assert code == 128 + signal.SIGTERM
+    assert left == before
+    assert STOPPING_SIGNALS == []
