@@ -229,6 +229,41 @@ def test_a_slow_living_holder_of_the_budget_lock_keeps_it(monkeypatch: pytest.Mo
     assert waited > 0.5, waited  # before: taken over after LOCK_TIMEOUT (0.2 s)
 
 
+def test_a_ctrl_c_as_the_parent_took_the_budget_lock_leaves_its_stop_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C (or SIGTERM) that came in the instructions between the budget lock's acquire and the
+    block that releases it left this process's thread lock held: the interrupt's own stop of the
+    budget then waited for it forever, the command hung (signals held) until killed."""
+    from tunesmith.execution import loop
+
+    monkeypatch.setattr(loop, "LOCK_TIMEOUT", 0.2)
+    budget = loop.Budget(5, None, mp.get_context("fork"), seats=1)
+    lock, acquire = budget._lock, budget._lock.acquire
+
+    def acquire_then_interrupted(timeout: float | None = None) -> bool:
+        got = acquire(timeout)
+        os.kill(os.getpid(), signal.SIGINT)  # raised in this thread at its next instruction, before the block
+        for _ in range(100):
+            time.sleep(0.001)
+        return got
+
+    monkeypatch.setattr(lock, "acquire", acquire_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        budget.take()
+    monkeypatch.setattr(lock, "acquire", acquire)
+
+    def hung(signum: int, frame: Any) -> None:
+        raise TimeoutError("the budget's stop waited 10 s for its lock")
+
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 10.0)
+    try:
+        budget.stop()  # as the interrupt's handling does
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    assert budget.stopped and budget.take() == 0
+
+
 def _kill_when(point: str, counter: str, kill: Any) -> Any:
     """A KILL_POINT hook: a worker process passing ``point`` SIGKILLs itself there when
     ``kill(passed)`` holds, ``passed`` counting the passes of all workers together (in file ``counter``)."""

@@ -96,7 +96,8 @@ class Budget:
         LOCK_TIMEOUT seconds (and released after)."""
         got = self._lock.acquire(timeout=LOCK_TIMEOUT)
         if not got:
-            logger.warning("the trial budget's lock was held for %g s (its worker died); taken over", LOCK_TIMEOUT)
+            logger.warning("the trial budget's lock was held for %g s (its worker died, or an interrupt came as it "
+                           "was taken); taken over", LOCK_TIMEOUT)
         try:
             yield
         finally:
@@ -238,16 +239,20 @@ class _RecordLock:
         self._threads = threading.Lock()
 
     def acquire(self, timeout: float | None = None) -> bool:
-        """Wait until it is free (a dead holder's is: no ``timeout`` is needed); True."""
+        """Wait until it is free (a dead holder's is: no ``timeout`` is needed between processes);
+        whether this process's thread lock was free within ``timeout``: a Ctrl-C or SIGTERM raised in
+        the instructions between the acquire and the block that releases it leaves that held by the
+        very thread that asks again (the interrupt's stop of the budget), which takes it over then."""
         if self._pid != os.getpid():  # in a forked process: its own thread lock
             self._pid, self._threads = os.getpid(), threading.Lock()
-        self._threads.acquire()
+        mine = self._threads.acquire(timeout=-1 if timeout is None else timeout)
         try:
             fcntl.lockf(self._file.fileno(), fcntl.LOCK_EX)
         except BaseException:
-            self._threads.release()
+            if mine:
+                self._threads.release()
             raise
-        return True
+        return mine
 
     def release(self) -> None:
         fcntl.lockf(self._file.fileno(), fcntl.LOCK_UN)
