@@ -358,13 +358,15 @@ def _terms_itself(started: threading.Barrier, trial: Any) -> float:
     return 1.0
 
 
-@pytest.mark.parametrize("executor,n_jobs", [("inline", 1), ("thread", 2)])
+@pytest.mark.parametrize("executor,n_jobs,at", [("inline", 1, "writes"), ("thread", 2, "writes"), ("thread", 2, "stop")])
 def test_a_second_sigterm_while_the_first_is_recorded_waits_for_the_records(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str, n_jobs: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str, n_jobs: int, at: str
 ) -> None:
     """A second SIGTERM (or Ctrl-C) that came while the running trials were being failed as
-    interrupted was raised in the middle: the trials not failed yet were left running for good."""
+    interrupted (or the budget stopped, just before) was raised in the middle: the trials not failed
+    yet were left running for good."""
     from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.execution.loop import Budget
 
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
     storage, update = study._storage, study._storage.update_trial
@@ -376,7 +378,17 @@ def test_a_second_sigterm_while_the_first_is_recorded_waits_for_the_records(
             os.kill(os.getpid(), signal.SIGTERM)  # taken here, in the main thread, amid the writes
         return update(study_id, record, **kw)
 
-    monkeypatch.setattr(storage, "update_trial", update_trial)
+    def stop(budget: Budget, **kw: Any) -> None:
+        stopped(budget, **kw)
+        if threading.current_thread() is threading.main_thread():  # the interrupt's stop
+            sent.append(-1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if at == "writes":
+        monkeypatch.setattr(storage, "update_trial", update_trial)
+    else:
+        stopped = Budget.stop
+        monkeypatch.setattr(Budget, "stop", stop)
     options = {"n_trials": 4, "n_jobs": n_jobs, "executor": executor}
     objective = functools.partial(_terms_itself, threading.Barrier(n_jobs))
     threads = set(threading.enumerate())

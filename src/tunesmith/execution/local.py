@@ -74,8 +74,9 @@ class ThreadExecutor(Executor):
             while any(t.is_alive() for t in threads):
                 _deliver(inbox, calls, 0.1)
         except KeyboardInterrupt as exc:
-            run.budget.stop()
-            _interrupted(run, exc)
+            with _held(STOPS):  # a second one, raised between the two, left the trials running
+                run.budget.stop()
+                _interrupted(run, exc)
             logger.warning("interrupted: running trials marked failed; optimize stopped")
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
