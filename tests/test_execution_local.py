@@ -24,6 +24,7 @@ from tunesmith.execution.gpu import (
     parse_gpus,
     plan_slots,
 )
+from tunesmith.samplers import RandomSampler
 from tunesmith.storage import MemoryStorage, SQLStorage
 from tunesmith.trial import FrozenTrial, SystemState
 
@@ -443,3 +444,89 @@ def test_a_sigterm_as_the_command_sets_or_puts_back_its_handlers_leaves_none_beh
     assert code == 128 + signal.SIGTERM
     assert left == before
     assert STOPPING_SIGNALS == []
+
+
+class _AsksSlowlyAfterTheFirst(RandomSampler):
+    """Its second suggestion (the second thread's first trial) waits until ``ready()``."""
+
+    def __init__(self, ready: Any) -> None:
+        super().__init__(0)
+        self.ready, self.calls = ready, 0
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        deadline = time.monotonic() + 30
+        while self.calls == 2 and not self.ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return super().suggest(*args, **kwargs)
+
+
+def test_a_thread_still_asking_when_the_interrupt_came_runs_no_trial(tmp_path: Path) -> None:
+    """A thread whose sampler was still working when Ctrl-C (or SIGTERM) came created its trial
+    after the interrupt had failed the running ones, and ran it after optimize returned (the command
+    line then exited under it, leaving that trial running)."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    ran: list[int] = []
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    first_failed = lambda: any(t.state is TrialState.FAILED for t in Study.load("f", url).trials)  # noqa: E731
+    sampler = _AsksSlowlyAfterTheFirst(first_failed)
+
+    def objective(trial: Any) -> float:
+        ran.append(trial.number)
+        deadline = time.monotonic() + 30
+        while sampler.calls < 2 and time.monotonic() < deadline:  # the other thread is asking
+            time.sleep(0.01)
+        if trial.number == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+        return 1.0
+
+    study = Study({"x": Float(0, 1)}, storage=url, name="f", sampler=sampler)
+    threads = set(threading.enumerate())
+    assert optimize_interruptibly(study, objective, {"n_trials": 4, "n_jobs": 2, "executor": "thread"}) == 143
+    for t in set(threading.enumerate()) - threads:
+        t.join(10)
+    assert ran == [0]
+    assert [(t.state, t.error) for t in study.trials] == [(TrialState.FAILED, "interrupted (SIGTERM)")] * 2
+
+
+def test_a_sigterm_as_the_thread_executor_starts_its_threads_stops_those_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM (or Ctrl-C) while the thread executor started its threads was raised outside its
+    interrupt handling: optimize returned with the trial of a thread already started left running, and
+    that thread went on with its next trials in the background."""
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.execution import local
+
+    class SignalsAtTheSecondStart(threading.Thread):
+        started_: list[bool] = []
+
+        def start(self) -> None:
+            super().start()
+            if len(self.started_) == 1:  # the first runs a trial by now: its objective says so
+                assert ran_one.wait(30)
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+            self.started_.append(True)
+
+    ran_one = threading.Event()
+    ran: list[int] = []
+
+    def objective(trial: Any) -> float:
+        ran.append(trial.number)
+        ran_one.set()
+        time.sleep(0.3)
+        return 1.0
+
+    monkeypatch.setattr(local.threading, "Thread", SignalsAtTheSecondStart)
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
+    threads = set(threading.enumerate())
+    assert optimize_interruptibly(study, objective, {"n_trials": 4, "n_jobs": 3, "executor": "thread"}) == 143
+    monkeypatch.undo()
+    for t in set(threading.enumerate()) - threads:
+        t.join(10)
+    assert set(ran) <= {0, 1}  # the first two threads' trials (the second started as the signal came)
+    ended = [(t.state, t.error) for t in study.trials]
+    assert ended == [(TrialState.FAILED, "interrupted (SIGTERM)")] * len(ended) and len(ended) <= 2, ended

@@ -68,13 +68,14 @@ class ThreadExecutor(Executor):
         threads = [
             threading.Thread(target=_worker, args=(run, raised), daemon=True) for _ in range(self.n_jobs)
         ]
-        for t in threads:
-            t.start()
         try:
+            for t in threads:  # a signal while they start stops those started too
+                t.start()
             while any(t.is_alive() for t in threads):
                 _deliver(inbox, calls, 0.1)
         except KeyboardInterrupt as exc:
             with _held(STOPS):  # a second one, raised between the two, left the trials running
+                run.interrupted = interrupted(exc)  # first: a trial asked from now on is failed by its thread
                 run.budget.stop()
                 _interrupted(run, exc)
             logger.warning("interrupted: running trials marked failed; optimize stopped")

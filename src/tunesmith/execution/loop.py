@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SearchExhausted, TrialFinishedError
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from ..study import Study, Trial
@@ -322,6 +322,7 @@ class Run:
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
     seat: Seat | None = None  # a forked worker's state, shared with its parent
+    interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
 
     def started(self, running: bool) -> None:
         if self.seat is not None:
@@ -409,6 +410,11 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
     one (None: there is none), never a new configuration."""
     trial = _ask(run, only)
     if trial is None:
+        return None
+    if run.interrupted is not None:  # asked as an interrupt failed the running trials (it came after
+        run.started(False)  # their look, or it would have been failed with them): failed, not run
+        with contextlib.suppress(TrialFinishedError):  # failed with them after all
+            run.study.tell(trial, state=TrialState.FAILED, error=run.interrupted)
         return None
     resumed = trial.is_resumed
     try:
