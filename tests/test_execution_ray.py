@@ -365,3 +365,34 @@ def test_a_second_sigterm_under_ray_waits_until_the_trials_are_recorded(
     assert sent
     states = [t.state for t in Study.load("term2", url).trials]
     assert states == [TrialState.FAILED] * 2, states
+
+
+def test_a_sigterm_as_the_ray_actors_start_kills_those_started(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM (or Ctrl-C) while the driver started its actors was raised outside its interrupt
+    handling: the actors started were never killed, and lived on in the Ray session."""
+    import ray
+
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.execution import ray as ray_executor
+
+    spawn = ray_executor._Driver._spawn
+    drivers: list[Any] = []
+
+    def spawn_then_signal(driver: Any) -> None:
+        spawn(driver)
+        if len(driver.actors) == 2:
+            drivers.append(driver)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+
+    monkeypatch.setattr(ray_executor._Driver, "_spawn", spawn_then_signal)
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 's.db'}", name="s")
+    code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 3, "executor": "ray"})
+    assert code == 128 + signal.SIGTERM
+    assert drivers and len(drivers[0].actors) == 2
+    for actor in drivers[0].actors:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.handle.whoami.remote(), timeout=60)
+    assert all(t.state is not TrialState.RUNNING for t in study.trials)

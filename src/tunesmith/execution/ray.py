@@ -321,9 +321,9 @@ class _Driver:
             n = fit
         if self.job.n_trials is not None:
             n = max(1, min(n, self.job.n_trials))
-        for _ in range(n):
-            self._spawn()
         try:
+            for _ in range(n):  # a signal while they start stops those started too
+                self._spawn()
             self._loop()
             self._finish_promoted()
         except KeyboardInterrupt as exc:
