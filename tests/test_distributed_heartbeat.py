@@ -78,6 +78,11 @@ def test_a_beating_trial_outlives_the_grace_a_silent_one_does_not(storage: str, 
     assert states[third.number] is TrialState.RUNNING
     study.tell(long, 1.0)
     assert study.trials[long.number].state is TrialState.COMPLETE
+    study.tell(third, 2.0)  # else its beat (every 0.1 s) went on for the rest of the test run, warning once
+    beat = study._heartbeat._thread  # tmp_path was deleted, in the tests that came after
+    assert beat is not None
+    beat.join(5.0)
+    assert not beat.is_alive()
 
 
 def test_a_worker_that_comes_back_after_being_judged_lost_cannot_overwrite(tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from tunesmith.execution.gpu import (
     parse_gpus,
     plan_slots,
 )
+from tunesmith.samplers import RandomSampler
 from tunesmith.storage import MemoryStorage, SQLStorage
 from tunesmith.trial import FrozenTrial, SystemState
 
@@ -345,3 +349,184 @@ def test_threads_raise_what_catch_lets_through() -> None:
     states = [t.state for t in study.trials]
     assert states[3] is TrialState.FAILED
     assert len(states) < 50 and TrialState.RUNNING not in states
+
+
+def _terms_itself(started: threading.Barrier, trial: Any) -> float:
+    started.wait()  # every worker's trial is running
+    if trial.number == 0:
+        os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)
+    return 1.0
+
+
+@pytest.mark.parametrize("executor,n_jobs,at", [("inline", 1, "writes"), ("thread", 2, "writes"), ("thread", 2, "stop")])
+def test_a_second_sigterm_while_the_first_is_recorded_waits_for_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str, n_jobs: int, at: str
+) -> None:
+    """A second SIGTERM (or Ctrl-C) that came while the running trials were being failed as
+    interrupted (or the budget stopped, just before) was raised in the middle: the trials not failed
+    yet were left running for good."""
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.execution.loop import Budget
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
+    storage, update = study._storage, study._storage.update_trial
+    sent: list[int] = []
+
+    def update_trial(study_id: int, record: FrozenTrial, **kw: Any) -> bool:
+        if (record.error or "").startswith("interrupted"):  # more come while each is written (Ctrl-C hammered)
+            sent.append(record.number)
+            os.kill(os.getpid(), signal.SIGTERM)  # taken here, in the main thread, amid the writes
+        return update(study_id, record, **kw)
+
+    def stop(budget: Budget, **kw: Any) -> None:
+        stopped(budget, **kw)
+        if threading.current_thread() is threading.main_thread():  # the interrupt's stop
+            sent.append(-1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if at == "writes":
+        monkeypatch.setattr(storage, "update_trial", update_trial)
+    else:
+        stopped = Budget.stop
+        monkeypatch.setattr(Budget, "stop", stop)
+    options = {"n_trials": 4, "n_jobs": n_jobs, "executor": executor}
+    objective = functools.partial(_terms_itself, threading.Barrier(n_jobs))
+    threads = set(threading.enumerate())
+    assert optimize_interruptibly(study, objective, options) == 128 + signal.SIGTERM
+    for t in set(threading.enumerate()) - threads:  # the threads whose objectives still ran: their
+        t.join(10)  # "ended elsewhere" warnings belong to this test, not to one that counts warnings
+    assert sent
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * n_jobs
+    assert all(t.error == "interrupted (SIGTERM)" for t in study.trials)
+
+
+def _quick(trial: Any) -> float:
+    return 1.0
+
+
+@pytest.mark.parametrize("when", ["as its handlers are set", "as its handlers are put back"])
+def test_a_sigterm_as_the_command_sets_or_puts_back_its_handlers_leaves_none_behind(
+    monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A SIGTERM that came while the command set its signal handlers, or put them back once optimize
+    returned, was raised there: out of the command as a plain interruption (status 130, not 143),
+    its handlers left in force in the process and the SIGTERM it noted left for later records."""
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.exceptions import STOPPING_SIGNALS
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    set_signal = signal.signal
+    sent: list[bool] = []
+
+    def set_and_signal(signum: int, handler: Any) -> Any:
+        old = set_signal(signum, handler)
+        # set: right after the SIGTERM handler; put back: right after the first (SIGINT), SIGTERM's still ours
+        setting = getattr(handler, "stops_optimize", False)
+        if not sent and setting == (when == "as its handlers are set") and signum == (
+                signal.SIGTERM if setting else signal.SIGINT):
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)  # taken in this thread: raised at its next instruction
+        return old
+
+    study = Study({"x": Float(0, 1)}, sampler="random")
+    monkeypatch.setattr(signal, "signal", set_and_signal)
+    try:
+        code: int | str = optimize_interruptibly(study, _quick, {"n_trials": 2})
+    except KeyboardInterrupt as exc:
+        code = repr(exc)
+    finally:
+        monkeypatch.undo()
+        left = {s: signal.getsignal(s) for s in before}
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert sent
+    assert code == 128 + signal.SIGTERM
+    assert left == before
+    assert STOPPING_SIGNALS == []
+
+
+class _AsksSlowlyAfterTheFirst(RandomSampler):
+    """Its second suggestion (the second thread's first trial) waits until ``ready()``."""
+
+    def __init__(self, ready: Any) -> None:
+        super().__init__(0)
+        self.ready, self.calls = ready, 0
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        deadline = time.monotonic() + 30
+        while self.calls == 2 and not self.ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return super().suggest(*args, **kwargs)
+
+
+def test_a_thread_still_asking_when_the_interrupt_came_runs_no_trial(tmp_path: Path) -> None:
+    """A thread whose sampler was still working when Ctrl-C (or SIGTERM) came created its trial
+    after the interrupt had failed the running ones, and ran it after optimize returned (the command
+    line then exited under it, leaving that trial running)."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    ran: list[int] = []
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    first_failed = lambda: any(t.state is TrialState.FAILED for t in Study.load("f", url).trials)  # noqa: E731
+    sampler = _AsksSlowlyAfterTheFirst(first_failed)
+
+    def objective(trial: Any) -> float:
+        ran.append(trial.number)
+        deadline = time.monotonic() + 30
+        while sampler.calls < 2 and time.monotonic() < deadline:  # the other thread is asking
+            time.sleep(0.01)
+        if trial.number == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+        return 1.0
+
+    study = Study({"x": Float(0, 1)}, storage=url, name="f", sampler=sampler)
+    threads = set(threading.enumerate())
+    assert optimize_interruptibly(study, objective, {"n_trials": 4, "n_jobs": 2, "executor": "thread"}) == 143
+    for t in set(threading.enumerate()) - threads:
+        t.join(10)
+    assert ran == [0]
+    assert [(t.state, t.error) for t in study.trials] == [(TrialState.FAILED, "interrupted (SIGTERM)")] * 2
+
+
+def test_a_sigterm_as_the_thread_executor_starts_its_threads_stops_those_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM (or Ctrl-C) while the thread executor started its threads was raised outside its
+    interrupt handling: optimize returned with the trial of a thread already started left running, and
+    that thread went on with its next trials in the background."""
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.execution import local
+
+    class SignalsAtTheSecondStart(threading.Thread):
+        started_: list[bool] = []
+
+        def start(self) -> None:
+            super().start()
+            if len(self.started_) == 1:  # the first runs a trial by now: its objective says so
+                assert ran_one.wait(30)
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+            self.started_.append(True)
+
+    ran_one = threading.Event()
+    ran: list[int] = []
+
+    def objective(trial: Any) -> float:
+        ran.append(trial.number)
+        ran_one.set()
+        time.sleep(0.3)
+        return 1.0
+
+    monkeypatch.setattr(local.threading, "Thread", SignalsAtTheSecondStart)
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
+    threads = set(threading.enumerate())
+    assert optimize_interruptibly(study, objective, {"n_trials": 4, "n_jobs": 3, "executor": "thread"}) == 143
+    monkeypatch.undo()
+    for t in set(threading.enumerate()) - threads:
+        t.join(10)
+    assert set(ran) <= {0, 1}  # the first two threads' trials (the second started as the signal came)
+    ended = [(t.state, t.error) for t in study.trials]
+    assert ended == [(TrialState.FAILED, "interrupted (SIGTERM)")] * len(ended) and len(ended) <= 2, ended

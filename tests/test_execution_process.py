@@ -229,6 +229,41 @@ def test_a_slow_living_holder_of_the_budget_lock_keeps_it(monkeypatch: pytest.Mo
     assert waited > 0.5, waited  # before: taken over after LOCK_TIMEOUT (0.2 s)
 
 
+def test_a_ctrl_c_as_the_parent_took_the_budget_lock_leaves_its_stop_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C (or SIGTERM) that came in the instructions between the budget lock's acquire and the
+    block that releases it left this process's thread lock held: the interrupt's own stop of the
+    budget then waited for it forever, the command hung (signals held) until killed."""
+    from tunesmith.execution import loop
+
+    monkeypatch.setattr(loop, "LOCK_TIMEOUT", 0.2)
+    budget = loop.Budget(5, None, mp.get_context("fork"), seats=1)
+    lock, acquire = budget._lock, budget._lock.acquire
+
+    def acquire_then_interrupted(timeout: float | None = None) -> bool:
+        got = acquire(timeout)
+        os.kill(os.getpid(), signal.SIGINT)  # raised in this thread at its next instruction, before the block
+        for _ in range(100):
+            time.sleep(0.001)
+        return got
+
+    monkeypatch.setattr(lock, "acquire", acquire_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        budget.take()
+    monkeypatch.setattr(lock, "acquire", acquire)
+
+    def hung(signum: int, frame: Any) -> None:
+        raise TimeoutError("the budget's stop waited 10 s for its lock")
+
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 10.0)
+    try:
+        budget.stop()  # as the interrupt's handling does
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    assert budget.stopped and budget.take() == 0
+
+
 def _kill_when(point: str, counter: str, kill: Any) -> Any:
     """A KILL_POINT hook: a worker process passing ``point`` SIGKILLs itself there when
     ``kill(passed)`` holds, ``passed`` counting the passes of all workers together (in file ``counter``)."""
@@ -546,3 +581,44 @@ def test_a_sigterm_as_the_command_starts_a_worker_stops_the_run(tmp_path: Path, 
         _SIGTERM_AT_FORK.clear()
         idle.set()
     assert states(study)["complete"] < 10 and "running" not in states(study), states(study)
+
+
+_FORKED: list[Path] = []  # armed: the file each process forked from here writes its process id to
+
+
+def _note_forked() -> None:
+    if _FORKED:
+        with open(_FORKED[0], "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+
+def test_the_worker_a_sigterm_came_as_it_started_is_waited_for(tmp_path: Path) -> None:
+    """The signal held while a worker was forked was raised again as the hold ended, before the pool
+    counted that worker among its own: optimize returned while it still ran (its trial left running,
+    recorded complete after the command said it was interrupted), and no one waited for it."""
+    import threading
+
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    if not hasattr(os, "register_at_fork") or not hasattr(signal, "pthread_kill"):
+        pytest.skip("no os.register_at_fork or signal.pthread_kill")
+    os.register_at_fork(after_in_parent=_sigterm_at_fork, after_in_child=_note_forked)
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
+    assert other.ident is not None
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f", sampler="random")
+    _FORKED.append(tmp_path / "forked")
+    _SIGTERM_AT_FORK.append(functools.partial(_taken_by_another_thread, other.ident))
+    try:
+        assert optimize_interruptibly(study, _sleepy, {"n_trials": 50, "n_jobs": 2}) == 128 + signal.SIGTERM
+    finally:
+        _SIGTERM_AT_FORK.clear()
+        _FORKED.clear()
+        idle.set()
+    forked = [int(pid) for pid in (tmp_path / "forked").read_text().split()]
+    assert forked
+    for pid in forked:  # each reaped by the pool before optimize returned: none is left to wait for
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    assert states(study)["running"] == 0, states(study)

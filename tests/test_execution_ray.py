@@ -314,6 +314,16 @@ def _sleeps(trial: Any) -> float:
     return float(trial.params["x"])
 
 
+def _terminate_once_running(name: str, url: str) -> None:
+    """A SIGTERM to this process once two trials of study ``name`` run."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if sum(t.state is TrialState.RUNNING for t in Study.load(name, url).trials) == 2:
+            break
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def test_a_sigterm_to_the_command_records_sigterm_under_ray(ray_local: Any, tmp_path: Path) -> None:
     """A SIGTERM to `tunesmith run` under Ray recorded the trials it stopped as "interrupted
     (KeyboardInterrupt)": Ray's wait turns the command's Terminated into a KeyboardInterrupt."""
@@ -322,16 +332,67 @@ def test_a_sigterm_to_the_command_records_sigterm_under_ray(ray_local: Any, tmp_
     url = f"sqlite:///{tmp_path / 'term.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="term")
 
-    def terminate_once_running() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if sum(t.state is TrialState.RUNNING for t in Study.load("term", url).trials) == 2:
-                break
-            time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=terminate_once_running, daemon=True).start()
+    threading.Thread(target=_terminate_once_running, args=("term", url), daemon=True).start()
     code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
     assert code == 128 + signal.SIGTERM
     errors = [t.error for t in Study.load("term", url).trials]
     assert errors and set(errors) == {"interrupted (SIGTERM)"}, errors
+
+
+def test_a_second_sigterm_under_ray_waits_until_the_trials_are_recorded(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second SIGTERM (or Ctrl-C) while the driver failed the stopped actors' trials was raised in
+    the middle of those writes: the trials after it stayed running for good."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    url = f"sqlite:///{tmp_path / 'term2.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="term2")
+    storage, update = study._storage, study._storage.update_trial
+    sent: list[int] = []
+
+    def update_trial(study_id: int, record: Any, **kw: Any) -> bool:
+        if (record.error or "").startswith("interrupted"):  # another SIGTERM as each is written
+            sent.append(record.number)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return update(study_id, record, **kw)
+
+    monkeypatch.setattr(storage, "update_trial", update_trial)
+
+    threading.Thread(target=_terminate_once_running, args=("term2", url), daemon=True).start()
+    code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
+    assert code == 128 + signal.SIGTERM
+    assert sent
+    states = [t.state for t in Study.load("term2", url).trials]
+    assert states == [TrialState.FAILED] * 2, states
+
+
+def test_a_sigterm_as_the_ray_actors_start_kills_those_started(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM (or Ctrl-C) while the driver started its actors was raised outside its interrupt
+    handling: the actors started were never killed, and lived on in the Ray session."""
+    import ray
+
+    from tunesmith.cli.launch import optimize_interruptibly
+    from tunesmith.execution import ray as ray_executor
+
+    spawn = ray_executor._Driver._spawn
+    drivers: list[Any] = []
+
+    def spawn_then_signal(driver: Any) -> None:
+        spawn(driver)
+        if len(driver.actors) == 2:
+            drivers.append(driver)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+
+    monkeypatch.setattr(ray_executor._Driver, "_spawn", spawn_then_signal)
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 's.db'}", name="s")
+    code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 3, "executor": "ray"})
+    assert code == 128 + signal.SIGTERM
+    assert drivers and len(drivers[0].actors) == 2
+    for actor in drivers[0].actors:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.handle.whoami.remote(), timeout=60)
+    assert all(t.state is not TrialState.RUNNING for t in study.trials)

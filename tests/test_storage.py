@@ -7,6 +7,7 @@ SQLite-only behaviour (schema versions, several processes) follows the class.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -435,3 +437,60 @@ def test_study_load_in_a_loop_beside_an_open_study_keeps_no_descriptors(tmp_path
     finally:
         gc.enable()
     assert counts == [counts[0]] * len(counts) and len(first.trials) == 33
+
+
+def _interrupted_at_line(k: int, write: Any) -> bool:
+    """``write()`` with a KeyboardInterrupt raised before the ``k``-th line the memory storage runs (as a
+    Ctrl-C lands at any instruction of the main thread); whether it was raised."""
+    from tunesmith.storage import memory
+
+    seen = [0]
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != memory.__file__:
+            return None
+        if event == "line":
+            seen[0] += 1
+            if seen[0] == k:
+                raise KeyboardInterrupt
+        return trace
+
+    sys.settrace(trace)
+    try:
+        write()
+    except KeyboardInterrupt:
+        return True
+    finally:
+        sys.settrace(None)
+    return False
+
+
+def test_a_ctrl_c_at_any_line_of_a_memory_write_leaves_its_reads_by_state_whole() -> None:
+    """A Ctrl-C between the memory storage's record and its index of unfinished trials left them
+    apart: a trial created running that no read of the running ones found (an interrupted run could
+    not fail it, it stayed running for good), or a finished one read as running."""
+    from collections.abc import Callable
+
+    from tunesmith.storage import MemoryStorage
+
+    writes: dict[str, Callable[[MemoryStorage, int], Any]] = {
+        "create": lambda st, sid: st.create_trial(sid, params={"x": 0.5}),
+        "finish": lambda st, sid: st.update_trial(
+            sid, st.get_trial(sid, 0).replace(state=TrialState.COMPLETE, value=1.0), expect_state=TrialState.RUNNING),
+        "wait": lambda st, sid: st.update_trial(
+            sid, st.get_trial(sid, 0).replace(state=TrialState.WAITING), expect_state=TrialState.RUNNING),
+    }
+    for name, write in writes.items():
+        k = 0
+        while True:
+            k += 1
+            st = MemoryStorage()
+            sid = st.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
+            if name != "create":
+                st.create_trial(sid, params={"x": 0.1})
+            if not _interrupted_at_line(k, functools.partial(write, st, sid)):
+                break
+            every = st.get_trials(sid)
+            for state in TrialState:
+                assert st.get_trials(sid, state=state) == [t for t in every if t.state is state], (name, k, state)
+        assert k > 3, (name, k)

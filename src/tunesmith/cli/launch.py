@@ -155,6 +155,8 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
             os.kill(os.getpid(), signum)
             return
         stopped_by.append(signum)
+        if over:  # optimize is over, its handlers being put back: the status says it
+            return
         if signum != signal.SIGINT:  # optimize's own handling of KeyboardInterrupt, recorded as a SIGTERM
             STOPPING_SIGNALS.append(signal.Signals(signum).name)  # for Ray, whose wait raises KeyboardInterrupt
             raise Terminated(signal.Signals(signum).name)
@@ -163,15 +165,9 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
     on_signal.stops_optimize = True  # type: ignore[attr-defined]  # an n_jobs worker takes SIGTERM as the command's
 
     previous: dict[int, Any] = {}
-    # SIGHUP: the terminal closed (an ssh session dropped) killed the command outright, its trials left running
-    for sig in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
-        if signal.getsignal(sig) is signal.SIG_IGN:  # under nohup, SIGHUP stays ignored  # e.g. SIGINT of a `cmd &` job of a script: stays ignored
-            continue
-        try:
-            previous[sig] = signal.signal(sig, on_signal)
-        except ValueError:  # not the main thread (a command run from a thread): no handler of ours
-            break
-    try:
+    over: list[bool] = []
+    try:  # a signal as the handlers are set is handled as one during optimize: all put back after
+        _take_signals(on_signal, previous)
         study.optimize(objective, **options)
     except KeyboardInterrupt:  # landed outside optimize's own handling
         stopped_by.append(signal.SIGINT)
@@ -179,10 +175,25 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
         if not stopped_by or exc.errno not in (errno.EIO, errno.EPIPE):
             raise
     finally:
+        over.append(True)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         STOPPING_SIGNALS.clear()
     return 128 + stopped_by[0] if stopped_by else 0
+
+
+def _take_signals(on_signal: Callable[[int, Any], None], previous: dict[int, Any]) -> None:
+    """``on_signal`` for SIGINT, SIGTERM and SIGHUP, each handler it replaces put in ``previous`` as it is."""
+    # SIGHUP: the terminal closed (an ssh session dropped) killed the command outright, its trials left running
+    for sig in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
+        if signal.getsignal(sig) is signal.SIG_IGN:  # under nohup, SIGHUP stays ignored  # e.g. SIGINT of a `cmd &` job of a script: stays ignored
+            continue
+        try:
+            previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, on_signal)
+        except ValueError:  # not the main thread (a command run from a thread): no handler of ours
+            previous.pop(sig)
+            return
 
 
 def prepare(

@@ -6,12 +6,16 @@ worker process (``executor="process"`` or ``"ray"``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import queue
+import signal
 import socket
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 from ..exceptions import StorageError, interrupted
 from ..trial import FrozenTrial
@@ -20,6 +24,9 @@ from .callbacks import Callbacks
 from .loop import Budget, Run, worker_loop
 
 logger = logging.getLogger("tunesmith")
+
+#: the signals that stop a run (held while an interrupted run's trials are recorded)
+STOPS = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
 
 
 def _run_of(job: Job, budget: Budget) -> tuple[Run, Callbacks]:
@@ -61,14 +68,16 @@ class ThreadExecutor(Executor):
         threads = [
             threading.Thread(target=_worker, args=(run, raised), daemon=True) for _ in range(self.n_jobs)
         ]
-        for t in threads:
-            t.start()
         try:
+            for t in threads:  # a signal while they start stops those started too
+                t.start()
             while any(t.is_alive() for t in threads):
                 _deliver(inbox, calls, 0.1)
         except KeyboardInterrupt as exc:
-            run.budget.stop()
-            job.study.fail_worker(_me(), interrupted(exc), requeue=False)
+            with _held(STOPS):  # a second one, raised between the two, left the trials running
+                run.interrupted = interrupted(exc)  # first: a trial asked from now on is failed by its thread
+                run.budget.stop()
+                _interrupted(run, exc)
             logger.warning("interrupted: running trials marked failed; optimize stopped")
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
@@ -121,7 +130,72 @@ def _me(pid: int | None = None) -> str:
 
 
 def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> None:
+    """Fail this process's running trials as interrupted by ``exc``; a second Ctrl-C or SIGTERM waits
+    until they are recorded (raised in the middle, it left the trials after it running)."""
+    with _held(STOPS):
+        try:
+            run.study.fail_worker(_me(), interrupted(exc), requeue=False)
+        except StorageError as error:
+            logger.warning("could not mark the interrupted trial failed: %s", error)
+
+
+class _Noting:
+    """The handlers of a hold's signals while it lasts: each signal noted; passed on to the handler it
+    stood in for once the hold is over (a signal that came as the hold ended)."""
+
+    def __init__(self, signals: set[signal.Signals]) -> None:
+        self.holding = True
+        self.kept: list[int] = []
+        self.replaced: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # the main thread runs the handlers anyway: none of ours
+        for signum in signals:  # not those ignored or set outside Python
+            before = signal.getsignal(signum)
+            if before is not None and before is not signal.SIG_IGN:
+                self.replaced[signum] = signal.signal(signum, self)
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.kept.append(signum)
+            return
+        before = self.replaced[signum]
+        if callable(before):
+            before(signum, frame)
+        else:
+            signal.signal(signum, before)
+            signal.raise_signal(signum)
+
+    def restore(self) -> None:
+        self.holding = False  # first: a signal from here on reaches its handler, whatever is restored yet
+        for signum, handler in self.replaced.items():
+            signal.signal(signum, handler)
+
+
+_HOLDS: list[_Noting] = []  # the holds in force (a worker forked in one puts the handlers back)
+
+
+@contextlib.contextmanager
+def _held(signals: set[signal.Signals]) -> Iterator[None]:
+    """``signals`` kept until it ends, then delivered. Blocked in this thread (where the system can), and
+    their handlers only note them meanwhile: a signal that another thread took (one a library started)
+    runs its handler in the main thread at its next instruction, in a fork's own hooks too, where what
+    the handler raises is dropped."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
+    noting = _Noting(signals)
+    _HOLDS.append(noting)
     try:
-        run.study.fail_worker(_me(), interrupted(exc), requeue=False)
-    except StorageError as exc:
-        logger.warning("could not mark the interrupted trial failed: %s", exc)
+        yield
+    finally:
+        _HOLDS.remove(noting)
+        noting.restore()
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for signum in dict.fromkeys(noting.kept):  # the first that raises ends it, as it would have unheld
+            signal.raise_signal(signum)
+
+
+def _unhold_in_worker() -> None:
+    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals noted there
+    were its parent's: the worker's own stay blocked until it unblocks them)."""
+    while _HOLDS:
+        _HOLDS.pop().restore()

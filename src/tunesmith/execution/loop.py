@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SearchExhausted, TrialFinishedError
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
     from ..study import Study, Trial
@@ -96,7 +96,8 @@ class Budget:
         LOCK_TIMEOUT seconds (and released after)."""
         got = self._lock.acquire(timeout=LOCK_TIMEOUT)
         if not got:
-            logger.warning("the trial budget's lock was held for %g s (its worker died); taken over", LOCK_TIMEOUT)
+            logger.warning("the trial budget's lock was held for %g s (its worker died, or an interrupt came as it "
+                           "was taken); taken over", LOCK_TIMEOUT)
         try:
             yield
         finally:
@@ -238,16 +239,20 @@ class _RecordLock:
         self._threads = threading.Lock()
 
     def acquire(self, timeout: float | None = None) -> bool:
-        """Wait until it is free (a dead holder's is: no ``timeout`` is needed); True."""
+        """Wait until it is free (a dead holder's is: no ``timeout`` is needed between processes);
+        whether this process's thread lock was free within ``timeout``: a Ctrl-C or SIGTERM raised in
+        the instructions between the acquire and the block that releases it leaves that held by the
+        very thread that asks again (the interrupt's stop of the budget), which takes it over then."""
         if self._pid != os.getpid():  # in a forked process: its own thread lock
             self._pid, self._threads = os.getpid(), threading.Lock()
-        self._threads.acquire()
+        mine = self._threads.acquire(timeout=-1 if timeout is None else timeout)
         try:
             fcntl.lockf(self._file.fileno(), fcntl.LOCK_EX)
         except BaseException:
-            self._threads.release()
+            if mine:
+                self._threads.release()
             raise
-        return True
+        return mine
 
     def release(self) -> None:
         fcntl.lockf(self._file.fileno(), fcntl.LOCK_UN)
@@ -317,6 +322,7 @@ class Run:
     retired: bool = False
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
     seat: Seat | None = None  # a forked worker's state, shared with its parent
+    interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
 
     def started(self, running: bool) -> None:
         if self.seat is not None:
@@ -404,6 +410,11 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
     one (None: there is none), never a new configuration."""
     trial = _ask(run, only)
     if trial is None:
+        return None
+    if run.interrupted is not None:  # asked as an interrupt failed the running trials (it came after
+        run.started(False)  # their look, or it would have been failed with them): failed, not run
+        with contextlib.suppress(TrialFinishedError):  # failed with them after all
+            run.study.tell(trial, state=TrialState.FAILED, error=run.interrupted)
         return None
     resumed = trial.is_resumed
     try:

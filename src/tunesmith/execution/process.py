@@ -27,10 +27,9 @@ import os
 import pickle
 import signal
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +47,7 @@ from .gpu import (
     parse_gpus,
     plan_slots,
 )
-from .local import _interrupted, _me
+from .local import STOPS, _held, _interrupted, _me, _unhold_in_worker
 from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
@@ -56,8 +55,6 @@ logger = logging.getLogger("tunesmith")
 #: seconds between the death of a worker with a trial in flight and the parent's look for
 #: that trial (see _Pool._settled); a worker that died with nothing in flight is replaced at once
 SETTLE = 0.5
-#: the signals that stop a run (held while the parent records an interrupted run's trials)
-STOPS = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
 #: workers in a row that exited with an error before running a trial (one that cannot
 #: start): then no more replacements
 MAX_BARREN_DEATHS = 10
@@ -192,9 +189,12 @@ class _Pool:
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled)
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         born = self.run_.study._storage.clock()
-        with _held(STOPS):  # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"):
-            p.start()       # the run went on; delivered after (the worker unblocks them itself), to a run
-            outbox.close()  # that knows the worker (the only write end is the worker's: its death reads as end of file)
+        # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"): the run went on.
+        # Held, it is delivered after (the worker unblocks them itself), once the worker is counted among
+        # those the interrupt stops and waits for: raised before, it left that one running on its own
+        with _held(STOPS):
+            p.start()
+            outbox.close()  # the worker holds the only write end: its death reads as end of file
             w = self.workers[slot.index] = _Worker(slot, p, seat, inbox, born=born)
         return w
 
@@ -600,68 +600,6 @@ def _take_ctrl_c_as(signalled: Any) -> None:
         before = signal.getsignal(signum)
         if callable(before) and (signum == signal.SIGINT or getattr(before, "stops_optimize", False)):
             signal.signal(signum, wrap(before))
-
-
-class _Noting:
-    """The handlers of a hold's signals while it lasts: each signal noted; passed on to the handler it
-    stood in for once the hold is over (a signal that came as the hold ended)."""
-
-    def __init__(self, signals: set[signal.Signals]) -> None:
-        self.holding = True
-        self.kept: list[int] = []
-        self.replaced: dict[int, Any] = {}
-        if threading.current_thread() is not threading.main_thread():
-            return  # the main thread runs the handlers anyway: none of ours
-        for signum in signals:  # not those ignored or set outside Python
-            before = signal.getsignal(signum)
-            if before is not None and before is not signal.SIG_IGN:
-                self.replaced[signum] = signal.signal(signum, self)
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if self.holding:
-            self.kept.append(signum)
-            return
-        before = self.replaced[signum]
-        if callable(before):
-            before(signum, frame)
-        else:
-            signal.signal(signum, before)
-            signal.raise_signal(signum)
-
-    def restore(self) -> None:
-        self.holding = False  # first: a signal from here on reaches its handler, whatever is restored yet
-        for signum, handler in self.replaced.items():
-            signal.signal(signum, handler)
-
-
-_HOLDS: list[_Noting] = []  # the holds in force (a worker forked in one puts the handlers back)
-
-
-@contextlib.contextmanager
-def _held(signals: set[signal.Signals]) -> Iterator[None]:
-    """``signals`` kept until it ends, then delivered. Blocked in this thread (where the system can), and
-    their handlers only note them meanwhile: a signal that another thread took (one a library started)
-    runs its handler in the main thread at its next instruction, in a fork's own hooks too, where what
-    the handler raises is dropped."""
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
-    noting = _Noting(signals)
-    _HOLDS.append(noting)
-    try:
-        yield
-    finally:
-        _HOLDS.remove(noting)
-        noting.restore()
-        if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for signum in dict.fromkeys(noting.kept):  # the first that raises ends it, as it would have unheld
-            signal.raise_signal(signum)
-
-
-def _unhold_in_worker() -> None:
-    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals noted there
-    were its parent's: the worker's own stay blocked until it unblocks them)."""
-    while _HOLDS:
-        _HOLDS.pop().restore()
 
 
 def _stopping(signalled: Any, wait: float = 1.0) -> bool:

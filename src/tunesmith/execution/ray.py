@@ -34,6 +34,7 @@ from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
+from .local import STOPS, _held
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
@@ -320,14 +321,15 @@ class _Driver:
             n = fit
         if self.job.n_trials is not None:
             n = max(1, min(n, self.job.n_trials))
-        for _ in range(n):
-            self._spawn()
         try:
+            for _ in range(n):  # a signal while they start stops those started too
+                self._spawn()
             self._loop()
             self._finish_promoted()
         except KeyboardInterrupt as exc:
-            self.budget.stop()
-            self._interrupt(interrupted(exc))
+            with _held(STOPS):  # a second Ctrl-C or SIGTERM waits until the running trials are recorded
+                self.budget.stop()
+                self._interrupt(interrupted(exc))
             logger.warning("interrupted: running trials marked failed; optimize stopped")
         except ClusterLost as exc:
             self.budget.stop()

@@ -94,8 +94,8 @@ class MemoryStorage(Storage):
                 trial_id=next(self._ids),
                 system=system or NO_SYSTEM,
             )
+            self._index(study_id, t)
             trials.append(t)
-            self._index(study_id, None, t)
             return t
 
     def _trials_of(self, study_id: int) -> list[FrozenTrial]:
@@ -105,12 +105,16 @@ class MemoryStorage(Storage):
             raise StudyNotFound(f"the study (id {study_id}) is no longer in {self.url}: it was deleted while this "
                                 "process ran it (Study.delete)") from None
 
-    def _index(self, study_id: int, old: FrozenTrial | None, new: FrozenTrial) -> None:
-        live = self._live[study_id]
-        if old is not None and not old.state.is_finished:
-            live[old.state].discard(old.number)
-        if not new.state.is_finished:
-            live.setdefault(new.state, set()).add(new.number)
+    def _index(self, study_id: int, trial: FrozenTrial) -> None:
+        """Index unfinished ``trial`` under its state, before it is stored (and the record it replaces
+        taken out after: :meth:`_unindex`): a Ctrl-C between the steps leaves a number indexed that
+        does not hold that state (reads check it), never a trial unindexed."""
+        if not trial.state.is_finished:
+            self._live[study_id].setdefault(trial.state, set()).add(trial.number)
+
+    def _unindex(self, study_id: int, old: FrozenTrial, new: FrozenTrial) -> None:
+        if not old.state.is_finished and old.state is not new.state:
+            self._live[study_id][old.state].discard(old.number)
 
     def update_trial(
         self,
@@ -134,8 +138,9 @@ class MemoryStorage(Storage):
                 raise TrialFinishedError(
                     f"trial {trial.number} is already {old.state}; finished trials never change"
                 )
+            self._index(study_id, trial)
             trials[trial.number] = trial
-            self._index(study_id, old, trial)
+            self._unindex(study_id, old, trial)
             return True
 
     def get_trials(
@@ -156,10 +161,9 @@ class MemoryStorage(Storage):
             elif state.is_finished:
                 out = [t for t in trials[min_number:] if t.state is state]
             else:
-                live = self._live[study_id].get(state)
-                if not live:
-                    return []
-                numbers = live if min_number == 0 else [n for n in live if n >= min_number]
+                live = self._live[study_id].get(state, ())
+                # a write a Ctrl-C cut short may have left a number indexed that does not hold the state
+                numbers = [n for n in live if min_number <= n < len(trials) and trials[n].state is state]
                 if limit == 1:  # the head of the queue
                     return [trials[min(numbers)]] if numbers else []
                 numbers = sorted(numbers) if limit is None else heapq.nsmallest(limit, numbers)
