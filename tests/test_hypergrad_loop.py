@@ -326,6 +326,28 @@ def test_a_hyperparameter_driven_to_its_bound_stays_inside_and_restarts(dtype: t
     assert float(again.steps[0].hparams["s"]) < 0.5
 
 
+@pytest.mark.parametrize("sign", [-1, 1], ids=["to the upper bound", "to the lower bound"])
+def test_a_float32_hyperparameter_next_to_a_bound_float32_cannot_hold_restarts(sign: int) -> None:
+    """Before: 0.2 and 0.7 are no float32 numbers; driven there, the value was recorded as float32's
+    nearest inside (0.69999999, 0.20000000298), which the start check, subtracting the bound in
+    float32, took for the bound itself: tune refused to restart from it."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    def val_loss(p, _batch):
+        return sign * p["w"].sum()
+
+    params, cons = {"w": torch.zeros(3)}, {"s": (0.2, 0.7)}
+    opts = LoopOptions(outer_steps=30, inner_steps=20, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.25),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=10.0))
+    result = tune(train_loss, val_loss, params, {"s": 0.45}, (), (), constraints=cons, options=opts)
+    end = float(result.hparams["s"])
+    assert end == float(torch.tensor(0.7 if sign < 0 else 0.2)), end  # float32's nearest to the bound
+    again = tune(train_loss, val_loss, params, result.hparams, (), (), constraints=cons,
+                 options=dataclasses.replace(opts, outer_steps=1))
+    assert float(again.steps[0].hparams["s"]) == end  # started where it ended: not moved by the start
+
+
 def test_a_positive_hyperparameter_driven_towards_0_stays_positive_in_float16() -> None:
     """Before: exp of the raw value fell below float16's smallest number and was recorded as 0, which
     tune refused as a start ("constrained 'positive' and must start > 0")."""

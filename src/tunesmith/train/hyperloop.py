@@ -77,10 +77,16 @@ def to_raw(value: torch.Tensor, c: Constraint, name: str = "") -> torch.Tensor:
     assert isinstance(c, tuple)
     low, high = c
     u = (value - low) / (high - low)
-    if bool(((u <= 0) | (u >= 1)).any()):
+    edge = (u <= 0) | (u >= 1)
+    if not bool(edge.any()):
+        return torch.logit(u)
+    # in float32 a value next to an unrepresentable bound (0.7 of (0.2, 0.7): float32 0.69999999) is
+    # strictly inside, though its difference to the bound, taken in float32, is 0: measured in float64
+    u64 = (value.detach().cpu().double() - low) / (high - low)
+    if bool(((u64 <= 0) | (u64 >= 1)).any()):
         raise ValueError(f"{which} is constrained to ({low}, {high}) and must start strictly inside it, "
                          f"got {_shown(value)}")
-    return torch.logit(u)
+    return torch.where(edge, torch.logit(u64).to(value.device, value.dtype), torch.logit(u))
 
 
 def _shown(value: torch.Tensor) -> str:
