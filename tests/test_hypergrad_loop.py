@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -366,3 +367,15 @@ def test_a_positive_hyperparameter_driven_towards_0_stays_positive_in_float16() 
     again = tune(train_loss, val_loss, params, result.hparams, (), (), constraints=cons,
                  options=dataclasses.replace(opts, outer_steps=1))
     assert float(again.steps[0].hparams["l2"]) > 0
+
+
+@pytest.mark.parametrize("start", [np.True_, np.array([True, False]), [True, False]], ids=["np.bool_", "array", "list"])
+def test_a_numpy_or_listed_yes_no_start_is_refused_as_a_bool(start) -> None:
+    """Before: only True and a bool tensor were refused; NumPy's bools (a value read from an array)
+    and a list of bools were tuned as 1.0 and 0.0."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    with pytest.raises(TypeError, match="hyperparameter 's' is a bool, .*: a yes/no choice has no gradient"):
+        tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2)}, {"s": start}, (), (),
+             options=LoopOptions(outer_steps=1, inner_steps=1))
