@@ -379,3 +379,19 @@ def test_a_numpy_or_listed_yes_no_start_is_refused_as_a_bool(start) -> None:
     with pytest.raises(TypeError, match="hyperparameter 's' is a bool, .*: a yes/no choice has no gradient"):
         tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2)}, {"s": start}, (), (),
              options=LoopOptions(outer_steps=1, inner_steps=1))
+
+
+@pytest.mark.parametrize(("start", "constraint", "shown"), [(1e-8, "positive", "0.0"), (0.4999, (0.0, 0.5), "0.5")])
+def test_a_start_the_weights_dtype_rounds_onto_a_bound_is_refused_with_the_value_given(start, constraint, shown) -> None:
+    """Before: "must start > 0, got 0.0" for a start of 1e-8 (float16's 0): the message named the
+    rounded value, not the one given, nor the rounding."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    with pytest.raises(ValueError, match=rf"hyperparameter 's' starts at {start}, which is {shown} in torch.float16 "
+                                         r"\(the weights' dtype\), on a bound of its constraint"):
+        tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2, dtype=torch.float16)}, {"s": start}, (), (),
+             constraints={"s": constraint}, options=LoopOptions(outer_steps=1, inner_steps=1))
+    with pytest.raises(ValueError, match=r"must start > 0, got -1.0"):  # off its constraint as given: as before
+        tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2, dtype=torch.float16)}, {"s": -1.0}, (), (),
+             constraints={"s": "positive"}, options=LoopOptions(outer_steps=1, inner_steps=1))

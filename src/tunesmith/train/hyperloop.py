@@ -287,8 +287,7 @@ def tune(
     # the raw hyperparameters of a float16/bfloat16 model are kept in float32 (the losses see them in the
     # weights' dtype): in half precision Adam's eps rounds to 0 and small steps round away
     dtype = _dtype(params)
-    raw = {k: to_raw(torch.as_tensor(v, dtype=dtype, device=_device(params)).detach().to(_wide(dtype)), cons[k], k)
-           .requires_grad_(True) for k, v in hparams.items()}
+    raw = {k: _start_raw(k, v, cons[k], dtype, _device(params)).requires_grad_(True) for k, v in hparams.items()}
     batch_at: Batches = (_endless("train_batches", train_batches) if callable(train_batches)
                          else (lambda _s: _one_batch("train_batches", train_batches)))
     val_at: Batches = (_endless("val_batch", val_batch) if callable(val_batch)
@@ -353,6 +352,22 @@ def tune(
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
+
+
+def _start_raw(name: str, value: Any, c: Constraint, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The raw tensor (in :func:`_wide` of ``dtype``) of a start as the losses see it, in the weights'
+    dtype; a start inside its constraint that this rounding puts on a bound is refused, saying so."""
+    start = torch.as_tensor(value, dtype=dtype, device=device).detach()
+    try:
+        return to_raw(start.to(_wide(dtype)), c, name)
+    except ValueError:
+        given = torch.as_tensor(value, dtype=torch.float64, device="cpu").detach()
+        try:
+            to_raw(given, c, name)
+        except ValueError:
+            raise  # off its constraint as given: the message names the value given
+    raise ValueError(f"hyperparameter {name!r} starts at {_shown(given)}, which is {_shown(start)} in {dtype} (the "
+                     f"weights' dtype), on a bound of its constraint {c!r}: start it further inside")
 
 
 def _clamped(value: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
