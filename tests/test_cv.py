@@ -137,7 +137,7 @@ def test_cross_validate_stops_where_the_pruner_says() -> None:
         cv._record({}, {"a": 1.0}, None)
 
 
-def test_a_paused_trial_resumes_after_the_folds_it_recorded() -> None:
+def test_a_paused_trial_resumes_after_the_folds_it_recorded(caplog: pytest.LogCaptureFixture) -> None:
     from tunesmith.pruners import ASHA
 
     study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0,
@@ -160,6 +160,8 @@ def test_a_paused_trial_resumes_after_the_folds_it_recorded() -> None:
     for t in resumed:  # fold 0 before the pause, fold 1 after the resume: each fold ran once
         assert t.attrs["cv"]["scores"]["score"] == [t.params["x"]] * 2 and sorted(t.intermediate) == [1, 2]
         assert sorted(k for n, k in calls if n == t.number) == [0, 1]
+    # before: "paused without attrs['checkpoint'] ... Save a checkpoint", which folds do not need
+    assert "paused without attrs['checkpoint']" not in caplog.text
 
 
 def _fold_trial(number: int, means: list[float], state: ts.TrialState) -> ts.FrozenTrial:

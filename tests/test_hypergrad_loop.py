@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -326,6 +327,28 @@ def test_a_hyperparameter_driven_to_its_bound_stays_inside_and_restarts(dtype: t
     assert float(again.steps[0].hparams["s"]) < 0.5
 
 
+@pytest.mark.parametrize("sign", [-1, 1], ids=["to the upper bound", "to the lower bound"])
+def test_a_float32_hyperparameter_next_to_a_bound_float32_cannot_hold_restarts(sign: int) -> None:
+    """Before: 0.2 and 0.7 are no float32 numbers; driven there, the value was recorded as float32's
+    nearest inside (0.69999999, 0.20000000298), which the start check, subtracting the bound in
+    float32, took for the bound itself: tune refused to restart from it."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    def val_loss(p, _batch):
+        return sign * p["w"].sum()
+
+    params, cons = {"w": torch.zeros(3)}, {"s": (0.2, 0.7)}
+    opts = LoopOptions(outer_steps=30, inner_steps=20, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.25),
+                       hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=10.0))
+    result = tune(train_loss, val_loss, params, {"s": 0.45}, (), (), constraints=cons, options=opts)
+    end = float(result.hparams["s"])
+    assert end == float(torch.tensor(0.7 if sign < 0 else 0.2)), end  # float32's nearest to the bound
+    again = tune(train_loss, val_loss, params, result.hparams, (), (), constraints=cons,
+                 options=dataclasses.replace(opts, outer_steps=1))
+    assert float(again.steps[0].hparams["s"]) == end  # started where it ended: not moved by the start
+
+
 def test_a_positive_hyperparameter_driven_towards_0_stays_positive_in_float16() -> None:
     """Before: exp of the raw value fell below float16's smallest number and was recorded as 0, which
     tune refused as a start ("constrained 'positive' and must start > 0")."""
@@ -344,3 +367,31 @@ def test_a_positive_hyperparameter_driven_towards_0_stays_positive_in_float16() 
     again = tune(train_loss, val_loss, params, result.hparams, (), (), constraints=cons,
                  options=dataclasses.replace(opts, outer_steps=1))
     assert float(again.steps[0].hparams["l2"]) > 0
+
+
+@pytest.mark.parametrize("start", [np.True_, np.array([True, False]), [True, False]], ids=["np.bool_", "array", "list"])
+def test_a_numpy_or_listed_yes_no_start_is_refused_as_a_bool(start) -> None:
+    """Before: only True and a bool tensor were refused; NumPy's bools (a value read from an array)
+    and a list of bools were tuned as 1.0 and 0.0."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    with pytest.raises(TypeError, match="hyperparameter 's' is a bool, .*: a yes/no choice has no gradient"):
+        tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2)}, {"s": start}, (), (),
+             options=LoopOptions(outer_steps=1, inner_steps=1))
+
+
+@pytest.mark.parametrize(("start", "constraint", "shown"), [(1e-8, "positive", "0.0"), (0.4999, (0.0, 0.5), "0.5")])
+def test_a_start_the_weights_dtype_rounds_onto_a_bound_is_refused_with_the_value_given(start, constraint, shown) -> None:
+    """Before: "must start > 0, got 0.0" for a start of 1e-8 (float16's 0): the message named the
+    rounded value, not the one given, nor the rounding."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    with pytest.raises(ValueError, match=rf"hyperparameter 's' starts at {start}, which is {shown} in torch.float16 "
+                                         r"\(the weights' dtype\), on a bound of its constraint"):
+        tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2, dtype=torch.float16)}, {"s": start}, (), (),
+             constraints={"s": constraint}, options=LoopOptions(outer_steps=1, inner_steps=1))
+    with pytest.raises(ValueError, match=r"must start > 0, got -1.0"):  # off its constraint as given: as before
+        tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2, dtype=torch.float16)}, {"s": -1.0}, (), (),
+             constraints={"s": "positive"}, options=LoopOptions(outer_steps=1, inner_steps=1))

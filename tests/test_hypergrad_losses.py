@@ -123,3 +123,14 @@ def test_a_one_row_batch_of_a_batch_norm_model_is_refused_with_the_reason() -> N
     with pytest.raises(ValueError, match="batch norm normalizes each batch with its own statistics, in the validation "
                                          "loss too, so a batch needs 2 rows or more; this one has 1"):
         _tune(classifier_losses(model), train, (val[0][:1], val[1][:1]))
+
+
+@pytest.mark.parametrize(("kw", "said"), [({"l2_init": 1e-8}, "l2_init=1e-08 is 0.0"),
+                                          ({"l2": None, "label_smoothing": 0.4999}, "label_smoothing=0.4999 is 0.5")])
+def test_a_start_that_the_models_dtype_rounds_onto_a_bound_is_refused_by_name(kw, said) -> None:
+    """Before: accepted, and tune then refused "hyperparameter 'l2.0.weight' ... must start > 0, got
+    0.0", a value the user never gave."""
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2)).half()
+    with pytest.raises(ValueError, match=f"classifier_losses: {said} in torch.float16, the model's dtype, on a bound"):
+        classifier_losses(model, **kw)
+    classifier_losses(model.float(), **kw)  # float32 holds them

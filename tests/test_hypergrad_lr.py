@@ -194,3 +194,24 @@ def test_the_report_shows_the_rate_each_trial_adapted(tmp_path: Path) -> None:
     for t in study.trials:
         rates = t.attrs["adapted_lr"]["all/decay"]
         assert f"<td>{rates[0]:.3g} → {rates[-1]:.3g}</td>" in page
+
+
+def test_a_paused_trial_on_folds_keeps_the_adapted_rates_of_the_folds_before_its_pause(tmp_path: Path) -> None:
+    """Before: a trial on folds paused by ASHA and resumed ran its remaining folds and recorded
+    their adapted rates alone, so the rates of the folds before the pause were lost."""
+    from tunesmith.pruners import ASHA
+
+    base = TrainConfig(optimizer="sgd", momentum=0.0, epochs=1, batch_size=16, lr_adapt="hypergradient",
+                       hyper_lr=1e-3, device="cpu")
+    pool = tuple(torch.cat(ts_) for ts_ in zip(*DATA, strict=True))
+    study = ts.Study(ts.Space({"lr": ts.Float(1e-4, 1.0, log=True)}), sampler="random", seed=0,
+                     pruner=ASHA(pause=True, min_resource=1, reduction_factor=2, max_resource=4))
+    for lr in (0.05, 0.1, 0.02, 1e-3, 5e-3, 5e-4, 2e-4, 1e-4):  # worse later trials promote paused ones
+        study.enqueue({"lr": lr})
+    study.optimize(objective(lambda p: mlp(), pool, base=base, checkpoint_root=tmp_path, folds=4), n_trials=8)
+    resumed = [t for t in study.trials if t.is_resumed]
+    assert resumed
+    for t in study.trials:
+        folds = len(t.attrs["cv"]["scores"]["score"])
+        assert set(t.attrs["adapted_lr"]) == {f"fold-{k}/{role}" for k in range(folds)
+                                              for role in ("all/decay", "all/no_decay")}, t.number

@@ -571,8 +571,9 @@ class Study:
             logger.warning(warning)
 
     def _warn_no_checkpoint(self, record: FrozenTrial) -> None:
-        """Once per study: a trial paused without ``attrs["checkpoint"]`` has nothing to resume from."""
-        if "checkpoint" in record.attrs or self._warned_no_checkpoint:
+        """Once per study: a trial paused without ``attrs["checkpoint"]`` has nothing to resume from
+        (one of ``cv.cross_validate`` has: it resumes after the folds in ``attrs["cv"]``)."""
+        if "checkpoint" in record.attrs or "cv" in record.attrs or self._warned_no_checkpoint:
             return
         self._warned_no_checkpoint = True
         logger.warning(

@@ -552,7 +552,9 @@ def _fold_objective(
         _check_fold_indices(splits, n)
         parent = root if root is not None else cfg.checkpoint_dir or ckpt.default_root()
         folder = retention.trial_folder(ckpt.secure_dir(parent), trial)
-        adapted: dict[str, list[float]] = {}
+        # lr_adapt: a trial resumed after a pause runs its remaining folds; the earlier folds' rates stay
+        adapted: dict[str, list[float]] = (dict(trial.attrs.get("adapted_lr") or {})
+                                               if getattr(trial, "is_resumed", False) else {})
 
         def fold(train_idx: Any, val_idx: Any) -> float:
             k = next(i for i, (_, v) in enumerate(splits) if np.array_equal(v, val_idx))

@@ -59,10 +59,20 @@ def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any]
     for name, value in hparams.items():
         if value is None or isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
             raise TypeError(f"hyperparameter {name!r} must start at a number or a tensor, got {value!r}")
-        if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        if _is_bool(value):
             raise TypeError(f"hyperparameter {name!r} is a bool, {value!r}: a yes/no choice has no gradient (it was "
                             "taken as 1.0 or 0.0); search it with a sampler (ts.Categorical([False, True]))")
     return {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
+
+
+def _is_bool(value: Any) -> bool:
+    """A bool start: True, a bool tensor, NumPy's np.True_ or bool array, a list of bools."""
+    if isinstance(value, (bool, torch.Tensor)):
+        return isinstance(value, bool) or value.dtype == torch.bool
+    try:
+        return torch.as_tensor(value).dtype == torch.bool
+    except (TypeError, ValueError, RuntimeError):  # not a number: refused, with its message, where it is used
+        return False
 
 
 def to_raw(value: torch.Tensor, c: Constraint, name: str = "") -> torch.Tensor:
@@ -77,10 +87,16 @@ def to_raw(value: torch.Tensor, c: Constraint, name: str = "") -> torch.Tensor:
     assert isinstance(c, tuple)
     low, high = c
     u = (value - low) / (high - low)
-    if bool(((u <= 0) | (u >= 1)).any()):
+    edge = (u <= 0) | (u >= 1)
+    if not bool(edge.any()):
+        return torch.logit(u)
+    # in float32 a value next to an unrepresentable bound (0.7 of (0.2, 0.7): float32 0.69999999) is
+    # strictly inside, though its difference to the bound, taken in float32, is 0: measured in float64
+    u64 = (value.detach().cpu().double() - low) / (high - low)
+    if bool(((u64 <= 0) | (u64 >= 1)).any()):
         raise ValueError(f"{which} is constrained to ({low}, {high}) and must start strictly inside it, "
                          f"got {_shown(value)}")
-    return torch.logit(u)
+    return torch.where(edge, torch.logit(u64).to(value.device, value.dtype), torch.logit(u))
 
 
 def _shown(value: torch.Tensor) -> str:
@@ -271,8 +287,7 @@ def tune(
     # the raw hyperparameters of a float16/bfloat16 model are kept in float32 (the losses see them in the
     # weights' dtype): in half precision Adam's eps rounds to 0 and small steps round away
     dtype = _dtype(params)
-    raw = {k: to_raw(torch.as_tensor(v, dtype=dtype, device=_device(params)).detach().to(_wide(dtype)), cons[k], k)
-           .requires_grad_(True) for k, v in hparams.items()}
+    raw = {k: _start_raw(k, v, cons[k], dtype, _device(params)).requires_grad_(True) for k, v in hparams.items()}
     batch_at: Batches = (_endless("train_batches", train_batches) if callable(train_batches)
                          else (lambda _s: _one_batch("train_batches", train_batches)))
     val_at: Batches = (_endless("val_batch", val_batch) if callable(val_batch)
@@ -337,6 +352,22 @@ def tune(
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
+
+
+def _start_raw(name: str, value: Any, c: Constraint, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The raw tensor (in :func:`_wide` of ``dtype``) of a start as the losses see it, in the weights'
+    dtype; a start inside its constraint that this rounding puts on a bound is refused, saying so."""
+    start = torch.as_tensor(value, dtype=dtype, device=device).detach()
+    try:
+        return to_raw(start.to(_wide(dtype)), c, name)
+    except ValueError:
+        given = torch.as_tensor(value, dtype=torch.float64, device="cpu").detach()
+        try:
+            to_raw(given, c, name)
+        except ValueError:
+            raise  # off its constraint as given: the message names the value given
+    raise ValueError(f"hyperparameter {name!r} starts at {_shown(given)}, which is {_shown(start)} in {dtype} (the "
+                     f"weights' dtype), on a bound of its constraint {c!r}: start it further inside")
 
 
 def _clamped(value: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:

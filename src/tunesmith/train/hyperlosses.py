@@ -5,6 +5,7 @@ and :func:`tunesmith.train.hyperloop.tune` take."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -72,6 +73,10 @@ def classifier_losses(
         raise ValueError("classifier_losses: the model has no trainable parameters (all are frozen); unfreeze "
                          "the layers to tune, e.g. tunesmith.train.unfreeze(model)")
     dtype, device = next(iter(params.values())).dtype, next(iter(params.values())).device
+    if l2 is not None:
+        _check_rounded_start("l2_init", l2_init, dtype, math.inf)
+    if label_smoothing is not None:
+        _check_rounded_start("label_smoothing", label_smoothing, dtype, SMOOTHING_MAX)
     hparams: Tree = {}
     constraints: dict[str, Constraint] = {}
     for name, p in params.items():
@@ -82,6 +87,14 @@ def classifier_losses(
         hparams["label_smoothing"] = torch.tensor(label_smoothing, dtype=dtype, device=device)
         constraints["label_smoothing"] = (0.0, SMOOTHING_MAX)
     return Problem(_train_loss(model), _val_loss(model), params, hparams, constraints)
+
+
+def _check_rounded_start(what: str, start: float, dtype: torch.dtype, high: float) -> None:
+    """A start in (0, high) that the model's dtype rounds onto a bound (1e-8 is 0 in float16)."""
+    rounded = float(torch.tensor(start, dtype=dtype))
+    if not 0 < rounded < high:
+        raise ValueError(f"classifier_losses: {what}={start!r} is {rounded} in {dtype}, the model's dtype, on a bound "
+                         "of its constraint: start it further inside")
 
 
 def _call(model: nn.Module, p: Tree, x: torch.Tensor, *, train: bool) -> torch.Tensor:
