@@ -216,6 +216,27 @@ def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
 
 
+def test_a_lost_worker_s_trial_failed_by_the_run_is_not_a_trial_it_ran(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resumed grid with nothing left but a lost worker's trial: the run fails that trial (its
+    heartbeat check) and runs none, status 0 (before: 1, "every trial run now failed")."""
+    db = f"sqlite:///{project / 'g.db'}"
+    (project / "g.yaml").write_text(
+        f"name: g\nobjective: quad.py:objective\nsampler: grid\nstorage: {db}\n"
+        "heartbeat_interval: 1\ngrace_period: 2\nspace: {kind: [a], x: [1.0, 2.0], extra: 0.0, scale: 1.0}\n"
+    )
+    assert run_cli("run", str(project / "g.yaml"), "--no-progress") == 0
+    study = ts.Study.load("g", storage=db)
+    lost = study._storage.create_trial(study._study_id, params=dict(study.trials[0].params),
+                                       state=ts.TrialState.RUNNING, worker="gone:1")
+    study._storage.heartbeat(study._study_id, [lost.number], study._storage.clock() - 60)  # its last beat: stale
+    capsys.readouterr()
+    assert run_cli("run", str(project / "g.yaml"), "--n-trials", "3", "--no-progress") == 0
+    assert "every trial run now failed" not in capsys.readouterr().out
+    assert ts.Study.load("g", storage=db).trials[lost.number].state is ts.TrialState.FAILED
+
+
 def test_show_and_export_name_the_pruner_of_a_study_with_paused_trials(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # before: show named the sampler only, and the JSON export left the pruner out of the study's settings
     db = f"sqlite:///{tmp_path / 'p.db'}"
