@@ -515,7 +515,7 @@ class Int(_Numeric):
 def _plain_choice(choice: Any) -> Any:
     """A NumPy scalar choice (``np.int64(3)`` from an array) as Python's, inside tuples too: the
     value a stored space holds (JSON took no ``int64``: the study failed at its first write)."""
-    if isinstance(choice, np.generic):
+    if isinstance(choice, np.generic) or isinstance(choice, np.ndarray) and choice.ndim == 0:  # np.array(3): a scalar
         return choice.item()
     return tuple(map(_plain_choice, choice)) if isinstance(choice, tuple) else choice
 
@@ -557,7 +557,8 @@ class Categorical(Param):
             try:
                 twin = seen.get(c, seen)  # seen itself: none yet (None may be a choice)
             except TypeError:
-                raise self._err(f"choice {c!r} is not hashable; use a tuple instead of a list") from None
+                kind = "an array" if isinstance(c, np.ndarray) else f"a {type(c).__name__}"
+                raise self._err(f"choice {c!r} is not hashable; use a tuple instead of {kind}") from None
             if twin is not seen and type(c) is type(twin):
                 raise self._err(f"choice {c!r} is listed twice")
             if twin is not seen:  # 2 and 2.0, True and 1: one stored value, so a grid loops and a draw loses one
