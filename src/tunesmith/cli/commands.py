@@ -94,7 +94,7 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None, *, stdo
                 return text
             raise argparse.ArgumentTypeError(
                 f"'-' (standard output): the file's suffix picks what is written ({', '.join(suffixes)}), so name "
-                "a file (a file named '-' is ./-)")
+                f"a file, such as out{suffixes[0] if suffixes else ''}")  # not ./-: a name without a suffix is refused too
         try:
             check_output(text, suffixes, what)
         except ValueError as e:
