@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -210,7 +211,11 @@ def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
     """Only a run whose every trial failed is status 1; one that pruned them all, or completed some, is 0."""
     (project / "s.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective", f"quad.py:{objective}"))
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "3", "--no-progress") == status
-    assert ("every trial run now failed" in capsys.readouterr().out) == bool(status)
+    out = capsys.readouterr().out
+    assert ("every trial run now failed" in out) == bool(status)
+    if status:  # the command it names reads the errors where they are (it lacked --storage: "no study")
+        hint = shlex.split(out.split("their errors: ")[1].strip())
+        assert hint[:2] == ["tunesmith", "show"] and run_cli(*hint[1:]) == 0 and "nope" in capsys.readouterr().out
     assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2") == status
     assert ("every trial finished while it ran failed (exit status 1)" in capsys.readouterr().out) == bool(status)
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
