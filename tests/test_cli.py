@@ -199,7 +199,8 @@ def test_failing_objective_still_reports(project: Path, capsys: pytest.CaptureFi
     assert run_cli("run", str(project / "broken.yaml"), "--n-trials", "2", "--no-progress") == 1
     out = capsys.readouterr().out
     assert "2 failed" in out
-    assert out.splitlines()[-1] == "every trial run now failed (exit status 1); their errors: tunesmith show br"
+    assert out.splitlines()[-1] == ("every trial run now failed (exit status 1); their errors: "
+                                    f"tunesmith show br --storage sqlite:///{project / 't.db'}")
     assert run_cli("show", "br", "--storage", f"sqlite:///{project / 't.db'}") == 0
     assert "no complete trial yet" in capsys.readouterr().out
 
