@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -198,7 +199,8 @@ def test_failing_objective_still_reports(project: Path, capsys: pytest.CaptureFi
     assert run_cli("run", str(project / "broken.yaml"), "--n-trials", "2", "--no-progress") == 1
     out = capsys.readouterr().out
     assert "2 failed" in out
-    assert out.splitlines()[-1] == "every trial run now failed (exit status 1); their errors: tunesmith show br"
+    assert out.splitlines()[-1] == ("every trial run now failed (exit status 1); their errors: "
+                                    f"tunesmith show br --storage sqlite:///{project / 't.db'}")
     assert run_cli("show", "br", "--storage", f"sqlite:///{project / 't.db'}") == 0
     assert "no complete trial yet" in capsys.readouterr().out
 
@@ -210,10 +212,35 @@ def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
     """Only a run whose every trial failed is status 1; one that pruned them all, or completed some, is 0."""
     (project / "s.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective", f"quad.py:{objective}"))
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "3", "--no-progress") == status
-    assert ("every trial run now failed" in capsys.readouterr().out) == bool(status)
+    out = capsys.readouterr().out
+    assert ("every trial run now failed" in out) == bool(status)
+    if status:  # the command it names reads the errors where they are (it lacked --storage: "no study")
+        hint = shlex.split(out.split("their errors: ")[1].strip())
+        assert hint[:2] == ["tunesmith", "show"] and run_cli(*hint[1:]) == 0 and "nope" in capsys.readouterr().out
     assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2") == status
     assert ("every trial finished while it ran failed (exit status 1)" in capsys.readouterr().out) == bool(status)
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
+
+
+def test_a_lost_worker_s_trial_failed_by_the_run_is_not_a_trial_it_ran(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resumed grid with nothing left but a lost worker's trial: the run fails that trial (its
+    heartbeat check) and runs none, status 0 (before: 1, "every trial run now failed")."""
+    db = f"sqlite:///{project / 'g.db'}"
+    (project / "g.yaml").write_text(
+        f"name: g\nobjective: quad.py:objective\nsampler: grid\nstorage: {db}\n"
+        "heartbeat_interval: 1\ngrace_period: 2\nspace: {kind: [a], x: [1.0, 2.0], extra: 0.0, scale: 1.0}\n"
+    )
+    assert run_cli("run", str(project / "g.yaml"), "--no-progress") == 0
+    study = ts.Study.load("g", storage=db)
+    lost = study._storage.create_trial(study._study_id, params=dict(study.trials[0].params),
+                                       state=ts.TrialState.RUNNING, worker="gone:1")
+    study._storage.heartbeat(study._study_id, [lost.number], study._storage.clock() - 60)  # its last beat: stale
+    capsys.readouterr()
+    assert run_cli("run", str(project / "g.yaml"), "--n-trials", "3", "--no-progress") == 0
+    assert "every trial run now failed" not in capsys.readouterr().out
+    assert ts.Study.load("g", storage=db).trials[lost.number].state is ts.TrialState.FAILED
 
 
 def test_show_and_export_name_the_pruner_of_a_study_with_paused_trials(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -232,6 +232,7 @@ def test_output_dash_is_standard_output_for_export_and_refused_where_the_suffix_
     for line in ("TS plot s -o -", "TS compare s.yaml -o -"):
         out = shell(line, folder, env)
         assert out.returncode == 2 and "'-' (standard output): the file's suffix picks what is written" in out.stderr
+        assert "./-" not in out.stderr and "such as out." in out.stderr  # ./- has no suffix: refused as well
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])

@@ -391,3 +391,50 @@ def test_sighup_stops_the_dashboard_as_sigterm_does_and_nohup_keeps_it(tmp_path:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
+
+
+def test_serve_leaves_a_program_s_own_sighup_handler_in_place(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """``serve()`` took SIGHUP over wherever it was not ignored, so a program whose own handler reloads
+    its settings on SIGHUP had its dashboard stopped instead; only the default (the process dies) is
+    taken over now, and the program's handler runs while the dashboard keeps serving."""
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    ts.Study(SPACE, storage=url, name="own", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=1)
+    port, mark = free_port(), tmp_path / "reloaded"
+    program = (f"import signal, pathlib, tunesmith.dashboard.server as s\n"
+               f"signal.signal(signal.SIGHUP, lambda *a: pathlib.Path({str(mark)!r}).write_text('yes'))\n"
+               f"print('returned', s.serve({url!r}, port={port}), flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", program], env=subprocess_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base, proc)
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mark.exists() and proc.poll() is None
+        with urllib.request.urlopen(base + "/api/studies", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+
+
+def test_serve_returns_signal_sighup_after_a_hangup(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The library's ``serve()`` returned the bare number 1, not ``signal.SIGHUP`` as its docs say."""
+    url = f"sqlite:///{tmp_path / 'ret.db'}"
+    ts.Study(SPACE, storage=url, name="ret", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=1)
+    port = free_port()
+    program = f"import tunesmith.dashboard.server as s\nprint('returned', repr(s.serve({url!r}, port={port})))\n"
+    proc = subprocess.Popen([sys.executable, "-c", program], env=subprocess_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_up(f"http://127.0.0.1:{port}", proc)
+        os.kill(proc.pid, signal.SIGHUP)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0 and "returned <Signals.SIGHUP: 1>" in out.decode(), out.decode()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -599,3 +599,30 @@ def test_numpy_scalar_choices_are_stored_as_python_values(storage_url: str | Non
     other = ts.Study(space, storage=storage_url, name="np2")
     other.optimize(lambda t: 0.0, n_trials=2)
     assert other.space.to_dict()["x"]["when"] == {"c": [3]} and other.space.to_dict()["n"]["prior"]["mode"] == 4
+
+
+def test_prior_weights_on_number_choices_are_read_back(storage_url: str | None) -> None:
+    """JSON stored ``prior={1: 3.0}`` as ``{"1": 3.0}``, which was then no choice: the study was created and
+    run, then ``Study.load``, ``show`` and every resume failed ("its stored space is unreadable")."""
+    choices = [1, 2.5, None, False, "a"]
+    weight = {1: 3.0, 2.5: 1.0, None: 0.5, False: 2.0, "a": 1.0}
+    space = {"c": ts.Categorical(choices, prior=ts.Prior(weight=weight))}
+    study = ts.Study(space, storage=storage_url, name="w", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=3)
+    back = ts.Study.load("w", study.storage)
+    assert dict(back.space["c"].prior.weight) == weight and len(back.trials) == 3
+    assert [type(k) for k in back.space["c"].prior.weight] == [type(k) for k in weight]
+    ts.Study(space, storage=study.storage, name="w")  # the same space, reopened
+    with pytest.raises(ValueError, match="the prior weight of 1 would be stored under the key '1' .* also a choice's"):
+        ts.Study({"c": ts.Categorical([*choices, "1"], prior=ts.Prior(weight={1: 3.0}))})
+
+
+def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
+    """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
+    ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":
+    a 0-d array is a scalar, taken as Python's; a 1-d one is named as an array."""
+    study = ts.Study({"c": ts.Categorical([np.array(3), np.array(4.5)])}, sampler="grid", name="a0")
+    study.optimize(lambda t: 0.0, n_trials=2)
+    assert study.space["c"].choices == (3, 4.5) and {t.params["c"] for t in study.trials} == {3, 4.5}
+    with pytest.raises(ValueError, match=r"choice array\(\[1, 2\]\) is not hashable; use a tuple instead of an array"):
+        ts.Study({"c": ts.Categorical([np.array([1, 2]), 3])})

@@ -94,7 +94,7 @@ def output_file(suffixes: tuple[str, ...] = (), what: str | None = None, *, stdo
                 return text
             raise argparse.ArgumentTypeError(
                 f"'-' (standard output): the file's suffix picks what is written ({', '.join(suffixes)}), so name "
-                "a file (a file named '-' is ./-)")
+                f"a file, such as out{suffixes[0] if suffixes else ''}")  # not ./-: a name without a suffix is refused too
         try:
             check_output(text, suffixes, what)
         except ValueError as e:
@@ -182,11 +182,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_run(study, before, args.top)
         if status == EVERY_TRIAL_FAILED:
             wide_console().print(f"every trial run now failed (exit status {status}); their errors: "
-                                 f"tunesmith show {literal(shlex.quote(study.name))}", soft_wrap=True)
+                                 f"{literal(_show_command(study))}", soft_wrap=True)
     except OSError:
         if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
             raise
     return status
+
+
+def _show_command(study: Study) -> str:
+    """The ``tunesmith show`` that reads ``study`` where it is stored (without ``--storage`` it read
+    tunesmith.db in the current folder: "no study" for a study file's own storage)."""
+    url = study.storage.display_url
+    if "://" not in url:  # in memory: nothing to show after the run
+        return f"tunesmith show {shlex.quote(study.name)}"
+    password = " (with the password in place of ***)" if "***" in url else ""
+    return f"tunesmith show {shlex.quote(study.name)} --storage {shlex.quote(url)}{password}"
 
 
 def _print_run(study: Study, before: int, top: int) -> None:

@@ -249,8 +249,10 @@ def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str
     """:func:`optimize_interruptibly`, whose status becomes :data:`EVERY_TRIAL_FAILED` where the trials
     the study finished meanwhile (by this command, and by any other worker of a shared study) hold a
     failed one and none complete or pruned: the objective raised each time, which a script must be
-    able to tell. Nothing left to run (a grid exhausted) stays 0."""
-    before = _finished(study)
+    able to tell. Nothing left to run (a grid exhausted) stays 0. A trial already running when it
+    began is not one it started: a lost worker's, failed by this command's heartbeat check, left a
+    resumed grid with nothing to run at status 1 ("every trial run now failed")."""
+    before = _started(study)
     status = optimize_interruptibly(study, objective, options)
     if status == 0 and {t.state for t in study.trials if t.number not in before and t.state.is_finished} == {
         TrialState.FAILED
@@ -259,5 +261,5 @@ def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str
     return status
 
 
-def _finished(study: Study) -> frozenset[int]:
-    return frozenset(t.number for t in study.trials if t.state.is_finished)
+def _started(study: Study) -> frozenset[int]:
+    return frozenset(t.number for t in study.trials if t.state.is_finished or t.state is TrialState.RUNNING)

@@ -106,22 +106,23 @@ def _hangup_stops(server: type) -> Iterator[list[int]]:
     handles SIGINT and SIGTERM only, so the process died of it, mid-request. The handler passes it
     to the SIGTERM handler uvicorn's ``server`` installed (its graceful stop; uvicorn raises the signal again at
     the end, which the list yielded then holds); before uvicorn installed one, it ends the process
-    as before. Left alone where it is ignored (nohup), and outside the main thread."""
+    as before. Taken over only from the default (the process dies): left alone where it is ignored
+    (nohup) or a program's own handler takes it (one that reloads its settings), and outside the main thread."""
     got: list[int] = []
     hup = getattr(signal, "SIGHUP", None)
-    if hup is None or threading.current_thread() is not threading.main_thread() or signal.getsignal(hup) is signal.SIG_IGN:
+    if hup is None or threading.current_thread() is not threading.main_thread() or signal.getsignal(hup) is not signal.SIG_DFL:
         yield got
         return
 
     def on_hangup(signum: int, frame: Any) -> None:
         if got:  # raised again by uvicorn once it stopped
             return
-        got.append(signum)
+        got.append(signal.Signals(signum))  # signal.SIGHUP, as the docs say, not a bare 1
         stop = signal.getsignal(signal.SIGTERM)
         if isinstance(getattr(stop, "__self__", None), server) and callable(stop):  # uvicorn's Server.handle_exit
             stop(signum, frame)
             return
-        signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
 
     previous = signal.signal(hup, on_hangup)

@@ -17,6 +17,7 @@ import decimal
 import difflib
 import functools
 import inspect
+import json
 import math
 import sys
 from abc import ABC, abstractmethod
@@ -514,7 +515,7 @@ class Int(_Numeric):
 def _plain_choice(choice: Any) -> Any:
     """A NumPy scalar choice (``np.int64(3)`` from an array) as Python's, inside tuples too: the
     value a stored space holds (JSON took no ``int64``: the study failed at its first write)."""
-    if isinstance(choice, np.generic):
+    if isinstance(choice, np.generic) or isinstance(choice, np.ndarray) and choice.ndim == 0:  # np.array(3): a scalar
         return choice.item()
     return tuple(map(_plain_choice, choice)) if isinstance(choice, tuple) else choice
 
@@ -556,7 +557,8 @@ class Categorical(Param):
             try:
                 twin = seen.get(c, seen)  # seen itself: none yet (None may be a choice)
             except TypeError:
-                raise self._err(f"choice {c!r} is not hashable; use a tuple instead of a list") from None
+                kind = "an array" if isinstance(c, np.ndarray) else f"a {type(c).__name__}"
+                raise self._err(f"choice {c!r} is not hashable; use a tuple instead of {kind}") from None
             if twin is not seen and type(c) is type(twin):
                 raise self._err(f"choice {c!r} is listed twice")
             if twin is not seen:  # 2 and 2.0, True and 1: one stored value, so a grid loops and a draw loses one
@@ -579,6 +581,12 @@ class Categorical(Param):
                     raise self._err(f"prior weight of {k!r} must be >= 0, got {w!r}")
             if sum(prior.weight.values()) <= 0:
                 raise self._err("prior weights are all zero")
+            texts = {c for c in self.choices if isinstance(c, str)}
+            for k in prior.weight:
+                if (k is None or isinstance(k, (bool, int, float))) and json.dumps(k) in texts:
+                    raise self._err(f"the prior weight of {k!r} would be stored under the key {json.dumps(k)!r} (JSON "
+                                    "writes every key as text), which is also a choice's, and read back as that string "
+                                    "choice's: rename the string choice, or leave this one without a weight")
         else:
             super()._check_prior(prior)
 
@@ -697,6 +705,15 @@ def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _stored_weights(weight: Mapping[Any, float], choices: Sequence[Any]) -> dict[Any, float]:
+    """A prior's weights as read back: JSON writes every key as text (``{1: 3.0}`` as ``{"1": 3.0}``), so a
+    key that is no choice but the JSON text of one (``"1"``, ``"0.5"``, ``"true"``, ``"null"``) is that
+    choice (a study with weights on numbers was stored, then could not be opened)."""
+    texts = {c for c in choices if isinstance(c, str)}
+    by_text = {json.dumps(c): c for c in choices if c is None or isinstance(c, (bool, int, float))}
+    return {by_text[k] if isinstance(k, str) and k not in texts and k in by_text else k: w for k, w in weight.items()}
+
+
 def param_from_dict(d: Mapping[str, Any]) -> Param:
     """Inverse of :meth:`Param.to_dict` (also reads hand-written YAML)."""
     d = dict(d)
@@ -714,6 +731,8 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
             return Int(**d)
         if kind == "categorical":
             choices = [tuple(c) if isinstance(c, list) else c for c in d.pop("choices")]
+            if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].weight, Mapping):
+                d["prior"] = dataclasses.replace(d["prior"], weight=_stored_weights(d["prior"].weight, choices))
             return Categorical(choices, **d)
         if kind == "fixed":
             d.pop("prior", None)
