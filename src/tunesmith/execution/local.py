@@ -143,16 +143,21 @@ class _Noting:
     """The handlers of a hold's signals while it lasts: each signal noted; passed on to the handler it
     stood in for once the hold is over (a signal that came as the hold ended)."""
 
-    def __init__(self, signals: set[signal.Signals]) -> None:
+    def __init__(self) -> None:
         self.holding = True
         self.kept: list[int] = []
         self.replaced: dict[int, Any] = {}
+
+    def take(self, signals: set[signal.Signals]) -> None:
+        """Stand in for the handlers of ``signals``; each one noted in :attr:`replaced` before it is
+        replaced (a handler that raises in between leaves :meth:`restore` all it has to put back)."""
         if threading.current_thread() is not threading.main_thread():
             return  # the main thread runs the handlers anyway: none of ours
         for signum in signals:  # not those ignored or set outside Python
             before = signal.getsignal(signum)
             if before is not None and before is not signal.SIG_IGN:
-                self.replaced[signum] = signal.signal(signum, self)
+                self.replaced[signum] = before
+                signal.signal(signum, self)
 
     def __call__(self, signum: int, frame: Any) -> None:
         if self.holding:
@@ -180,18 +185,38 @@ def _held(signals: set[signal.Signals]) -> Iterator[None]:
     their handlers only note them meanwhile: a signal that another thread took (one a library started)
     runs its handler in the main thread at its next instruction, in a fork's own hooks too, where what
     the handler raises is dropped."""
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
-    noting = _Noting(signals)
-    _HOLDS.append(noting)
+    # the mask to put back read first, all the rest inside the ``try``: a handler that raises as the hold
+    # starts (another thread took a signal) or ends leaves the signals neither blocked nor only noted
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ()) if hasattr(signal, "pthread_sigmask") else None
+    noting = _Noting()
     try:
+        _HOLDS.append(noting)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        noting.take(signals)
         yield
     finally:
-        _HOLDS.remove(noting)
-        noting.restore()
-        if mask is not None:
+        if noting in _HOLDS:
+            _HOLDS.remove(noting)
+        if mask is not None:  # first: a signal it kept back is noted, as the handlers are still ours
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for signum in dict.fromkeys(noting.kept):  # the first that raises ends it, as it would have unheld
+        noting.restore()
+        _raise_each(noting.kept)
+
+
+def _raise_each(signals: list[int]) -> None:
+    """Raise ``signals`` again, each once and each of them, as they would have come unheld: a SIGTERM
+    left to the system's default still ends the process after a Ctrl-C's KeyboardInterrupt; the first
+    exception a handler raises is raised after."""
+    first: BaseException | None = None
+    for signum in dict.fromkeys(signals):
+        try:
             signal.raise_signal(signum)
+        except BaseException as exc:  # noqa: BLE001 - raised once the others are delivered
+            if first is None:
+                first = exc
+    if first is not None:
+        raise first
 
 
 def _unhold_in_worker() -> None:
