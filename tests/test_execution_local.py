@@ -637,3 +637,25 @@ def test_a_sigterm_held_after_a_ctrl_c_still_ends_the_process() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.returncode == -signal.SIGTERM, (out.returncode, out.stdout, out.stderr)
+
+
+def test_a_handler_set_outside_python_is_left_to_the_command_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM handler that the program embedding Python set before it (``signal.getsignal`` says
+    None) was replaced by the command's own, which could not put it back: ``signal.signal(SIGTERM,
+    None)`` raised TypeError once optimize was over, losing its exit status and leaving the command's
+    handler in force. (An embedding host cannot run in a test: ``getsignal`` answers as under one.)"""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    before = {s: signal.getsignal(s) for s in _HOLD_SIGNALS}
+    getsignal = signal.getsignal
+    monkeypatch.setattr(signal, "getsignal", lambda s: None if s == signal.SIGTERM else getsignal(s))
+    study = Study({"x": Float(0, 1)}, sampler="random")
+    try:
+        code = optimize_interruptibly(study, _quick, {"n_trials": 2})
+    finally:
+        monkeypatch.undo()
+        left = {s: signal.getsignal(s) for s in _HOLD_SIGNALS}
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert code == 0
+    assert left == before
