@@ -659,3 +659,37 @@ def test_a_handler_set_outside_python_is_left_to_the_command_not_lost(monkeypatc
             signal.signal(s, handler)
     assert code == 0
     assert left == before
+
+
+def _terms_itself_at_once() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(2)  # not ended by it: exits 0
+
+
+def test_a_process_another_thread_forks_during_a_hold_takes_its_signals() -> None:
+    """A process forked by another thread while the main thread held the signals (an objective's
+    DataLoader workers, as the thread executor marked interrupted trials failed) kept the handlers that
+    only note them, noting for good: a SIGTERM (a pool's terminate) left it running."""
+    import multiprocessing as mp
+
+    from tunesmith.execution import local
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    codes: list[int | None] = []
+    go = threading.Event()
+
+    def fork_one() -> None:  # a thread started before the hold: the signals are not blocked in it
+        assert go.wait(30)
+        p = mp.get_context("fork").Process(target=_terms_itself_at_once)
+        p.start()
+        p.join(30)
+        codes.append(p.exitcode)
+
+    t = threading.Thread(target=fork_one)
+    t.start()
+    with local._held(local.STOPS):
+        go.set()
+        t.join(60)
+    assert codes == [-signal.SIGTERM]

@@ -220,7 +220,13 @@ def _raise_each(signals: list[int]) -> None:
 
 
 def _unhold_in_worker() -> None:
-    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals noted there
-    were its parent's: the worker's own stay blocked until it unblocks them)."""
+    """In a process forked inside :func:`_held`: the handlers its parent had (the signals noted there
+    were its parent's: the pool's worker's own stay blocked until it unblocks them). Run as every fork's
+    child starts: one that another thread forked (an objective's data loader, as the thread executor
+    marks interrupted trials failed) only noted its signals for good."""
     while _HOLDS:
         _HOLDS.pop().restore()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unhold_in_worker)
