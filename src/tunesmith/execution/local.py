@@ -143,10 +143,11 @@ class _Noting:
     """The handlers of a hold's signals while it lasts: each signal noted; passed on to the handler it
     stood in for once the hold is over (a signal that came as the hold ended)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mask: set[int] | None = None) -> None:
         self.holding = True
         self.kept: list[int] = []
         self.replaced: dict[int, Any] = {}
+        self.mask, self.thread = mask, threading.get_ident()  # the holding thread's mask before it
 
     def take(self, signals: set[signal.Signals]) -> None:
         """Stand in for the handlers of ``signals``; each one noted in :attr:`replaced` before it is
@@ -188,7 +189,7 @@ def _held(signals: set[signal.Signals]) -> Iterator[None]:
     # the mask to put back read first, all the rest inside the ``try``: a handler that raises as the hold
     # starts (another thread took a signal) or ends leaves the signals neither blocked nor only noted
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ()) if hasattr(signal, "pthread_sigmask") else None
-    noting = _Noting()
+    noting = _Noting(mask)
     try:
         _HOLDS.append(noting)
         if mask is not None:
@@ -230,3 +231,12 @@ def _unhold_in_worker() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_unhold_in_worker)
+
+
+def _unheld_mask() -> set[int] | None:
+    """This thread's signal mask as it was before its holds (None where the system has none)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    me = threading.get_ident()
+    outer = next((noting.mask for noting in _HOLDS if noting.thread == me), None)  # the first: outermost
+    return outer if outer is not None else set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
