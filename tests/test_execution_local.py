@@ -693,3 +693,51 @@ def test_a_process_another_thread_forks_during_a_hold_takes_its_signals() -> Non
         go.set()
         t.join(60)
     assert codes == [-signal.SIGTERM]
+
+
+def test_a_ctrl_c_as_a_hold_puts_the_handlers_back_loses_neither_them_nor_what_it_kept() -> None:
+    """A Ctrl-C that came as the hold put the handlers back (the first back, raised at once) left the
+    later signals' stand-ins in force and dropped the signals the hold had kept: a SIGTERM that came
+    during the hold never reached its handler."""
+    import linecache
+    import sys
+
+    from tunesmith.execution import local
+
+    if not hasattr(signal, "pthread_kill"):
+        pytest.skip("no signal.pthread_kill")
+    got: list[int] = []
+    before = _handlers_and_mask()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    expected = _handlers_and_mask()
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
+    assert other.ident is not None
+    put_back: list[bool] = []
+
+    def where(frame: Any) -> bool:  # the line after the first handler put back
+        if frame.f_code.co_name != "restore" or frame.f_code.co_filename != local.__file__:
+            return False
+        if put_back:
+            return True
+        put_back.extend([True] * ("signal.signal(signum, handler)" in linecache.getline(local.__file__, frame.f_lineno)))
+        return False
+
+    try:
+        with pytest.raises(KeyboardInterrupt), local._held(local.STOPS):
+            signal.pthread_kill(other.ident, signal.SIGTERM)  # taken by a thread a library started
+            while not local._HOLDS[-1].kept:
+                time.sleep(0.001)
+            fired = _ctrl_c_at(where)
+    finally:
+        sys.settrace(None)
+        idle.set()
+        after = _handlers_and_mask()
+        signal.signal(signal.SIGTERM, previous)
+        for s, h in zip(_HOLD_SIGNALS, before[0], strict=True):
+            signal.signal(s, h)
+        local._HOLDS.clear()
+    assert fired
+    assert got == [signal.SIGTERM]
+    assert after == expected

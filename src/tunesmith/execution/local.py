@@ -173,8 +173,14 @@ class _Noting:
 
     def restore(self) -> None:
         self.holding = False  # first: a signal from here on reaches its handler, whatever is restored yet
-        for signum, handler in self.replaced.items():
-            signal.signal(signum, handler)
+        left = dict(self.replaced)
+        try:
+            for signum, handler in self.replaced.items():
+                signal.signal(signum, handler)
+                del left[signum]
+        finally:  # a handler put back that raised at once (another thread took its signal): the others too
+            for signum, handler in left.items():
+                signal.signal(signum, handler)
 
 
 _HOLDS: list[_Noting] = []  # the holds in force (a worker forked in one puts the handlers back)
@@ -201,8 +207,10 @@ def _held(signals: set[signal.Signals]) -> Iterator[None]:
             _HOLDS.remove(noting)
         if mask is not None:  # first: a signal it kept back is noted, as the handlers are still ours
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        noting.restore()
-        _raise_each(noting.kept)
+        try:
+            noting.restore()
+        finally:  # what it kept, whatever a handler put back raised meanwhile
+            _raise_each(noting.kept)
 
 
 def _raise_each(signals: list[int]) -> None:
