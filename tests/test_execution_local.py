@@ -530,3 +530,214 @@ def test_a_sigterm_as_the_thread_executor_starts_its_threads_stops_those_started
     assert set(ran) <= {0, 1}  # the first two threads' trials (the second started as the signal came)
     ended = [(t.state, t.error) for t in study.trials]
     assert ended == [(TrialState.FAILED, "interrupted (SIGTERM)")] * len(ended) and len(ended) <= 2, ended
+
+
+_HOLD_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+
+
+def _handlers_and_mask() -> tuple[list[Any], set[int]]:
+    return [signal.getsignal(s) for s in _HOLD_SIGNALS], set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+
+
+def _ctrl_c_at(where: Any) -> Any:
+    """A trace that raises KeyboardInterrupt (a handler that ran there) at the first line ``where(frame)`` picks."""
+    import sys
+
+    fired: list[bool] = []
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line" and not fired and where(frame):
+            fired.append(True)
+            raise KeyboardInterrupt
+        return trace
+
+    sys.settrace(trace)
+    return fired
+
+
+@pytest.mark.parametrize("when", ["as the hold starts", "as it ends"])
+def test_a_ctrl_c_as_a_hold_starts_or_ends_leaves_the_signals_neither_blocked_nor_only_noted(when: str) -> None:
+    """A handler that raised while the hold set itself up (another thread took a second Ctrl-C) or just
+    after it put the handlers back left the signals blocked in the main thread for good (a SIGTERM then
+    never ended the process), or a handler that only notes them: every later Ctrl-C was swallowed."""
+    import linecache
+    import sys
+
+    from tunesmith.execution import local
+
+    if not hasattr(signal, "pthread_sigmask"):
+        pytest.skip("no signal.pthread_sigmask")
+    before = _handlers_and_mask()
+    restored: list[bool] = []
+    getsignals: list[bool] = []
+
+    def where(frame: Any) -> bool:
+        if frame.f_code.co_filename != local.__file__:
+            return False
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        if when == "as the hold starts":  # the second handler looked at, the first replaced
+            if "before = signal.getsignal(signum)" in line:
+                getsignals.append(True)
+            return len(getsignals) == 2
+        return frame.f_code.co_name == "_held" and bool(restored)  # the line after the handlers are back
+
+    def note_restore(frame: Any, event: str, arg: Any) -> None:
+        if frame.f_code.co_name == "restore" and event == "return":
+            restored.append(True)
+
+    fired = _ctrl_c_at(where)
+    sys.setprofile(note_restore)
+    try:
+        with pytest.raises(KeyboardInterrupt), local._held(local.STOPS):
+            pass
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+        after = _handlers_and_mask()
+        for s, h in zip(_HOLD_SIGNALS, before[0], strict=True):  # whatever it left, none for the tests after
+            signal.signal(s, h)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before[1])
+        local._HOLDS.clear()
+    assert fired
+    assert after == before
+
+
+def _sigint_then_sigterm_held() -> None:  # run in a fresh interpreter: SIGTERM at SIG_DFL ends it
+    import sys
+
+    from tunesmith.execution import local
+
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
+    assert other.ident is not None
+    try:
+        with local._held(local.STOPS):
+            for signum in (signal.SIGINT, signal.SIGTERM):  # taken by a thread a library started
+                signal.pthread_kill(other.ident, signum)
+                while signum not in local._HOLDS[-1].kept:
+                    time.sleep(0.001)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", flush=True)
+    idle.set()
+    sys.exit(0)
+
+
+def test_a_sigterm_held_after_a_ctrl_c_still_ends_the_process() -> None:
+    """The hold raised the signals it kept one after another and stopped at the first that raised: a
+    Ctrl-C then a SIGTERM held together left the program (SIGTERM at the system's default, the library
+    without the command line) running on after its KeyboardInterrupt, where unheld the SIGTERM ends it."""
+    import subprocess
+    import sys
+
+    if not hasattr(signal, "pthread_kill"):
+        pytest.skip("no signal.pthread_kill")
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "import test_execution_local as t; t._sigint_then_sigterm_held()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == -signal.SIGTERM, (out.returncode, out.stdout, out.stderr)
+
+
+def test_a_handler_set_outside_python_is_left_to_the_command_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM handler that the program embedding Python set before it (``signal.getsignal`` says
+    None) was replaced by the command's own, which could not put it back: ``signal.signal(SIGTERM,
+    None)`` raised TypeError once optimize was over, losing its exit status and leaving the command's
+    handler in force. (An embedding host cannot run in a test: ``getsignal`` answers as under one.)"""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    before = {s: signal.getsignal(s) for s in _HOLD_SIGNALS}
+    getsignal = signal.getsignal
+    monkeypatch.setattr(signal, "getsignal", lambda s: None if s == signal.SIGTERM else getsignal(s))
+    study = Study({"x": Float(0, 1)}, sampler="random")
+    try:
+        code = optimize_interruptibly(study, _quick, {"n_trials": 2})
+    finally:
+        monkeypatch.undo()
+        left = {s: signal.getsignal(s) for s in _HOLD_SIGNALS}
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert code == 0
+    assert left == before
+
+
+def _terms_itself_at_once() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(2)  # not ended by it: exits 0
+
+
+def test_a_process_another_thread_forks_during_a_hold_takes_its_signals() -> None:
+    """A process forked by another thread while the main thread held the signals (an objective's
+    DataLoader workers, as the thread executor marked interrupted trials failed) kept the handlers that
+    only note them, noting for good: a SIGTERM (a pool's terminate) left it running."""
+    import multiprocessing as mp
+
+    from tunesmith.execution import local
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    codes: list[int | None] = []
+    go = threading.Event()
+
+    def fork_one() -> None:  # a thread started before the hold: the signals are not blocked in it
+        assert go.wait(30)
+        p = mp.get_context("fork").Process(target=_terms_itself_at_once)
+        p.start()
+        p.join(30)
+        codes.append(p.exitcode)
+
+    t = threading.Thread(target=fork_one)
+    t.start()
+    with local._held(local.STOPS):
+        go.set()
+        t.join(60)
+    assert codes == [-signal.SIGTERM]
+
+
+def test_a_ctrl_c_as_a_hold_puts_the_handlers_back_loses_neither_them_nor_what_it_kept() -> None:
+    """A Ctrl-C that came as the hold put the handlers back (the first back, raised at once) left the
+    later signals' stand-ins in force and dropped the signals the hold had kept: a SIGTERM that came
+    during the hold never reached its handler."""
+    import linecache
+    import sys
+
+    from tunesmith.execution import local
+
+    if not hasattr(signal, "pthread_kill"):
+        pytest.skip("no signal.pthread_kill")
+    got: list[int] = []
+    before = _handlers_and_mask()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    expected = _handlers_and_mask()
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
+    assert other.ident is not None
+    put_back: list[bool] = []
+
+    def where(frame: Any) -> bool:  # the line after the first handler put back
+        if frame.f_code.co_name != "restore" or frame.f_code.co_filename != local.__file__:
+            return False
+        if put_back:
+            return True
+        put_back.extend([True] * ("signal.signal(signum, handler)" in linecache.getline(local.__file__, frame.f_lineno)))
+        return False
+
+    try:
+        with pytest.raises(KeyboardInterrupt), local._held(local.STOPS):
+            signal.pthread_kill(other.ident, signal.SIGTERM)  # taken by a thread a library started
+            while not local._HOLDS[-1].kept:
+                time.sleep(0.001)
+            fired = _ctrl_c_at(where)
+    finally:
+        sys.settrace(None)
+        idle.set()
+        after = _handlers_and_mask()
+        signal.signal(signal.SIGTERM, previous)
+        for s, h in zip(_HOLD_SIGNALS, before[0], strict=True):
+            signal.signal(s, h)
+        local._HOLDS.clear()
+    assert fired
+    assert got == [signal.SIGTERM]
+    assert after == expected

@@ -622,3 +622,29 @@ def test_the_worker_a_sigterm_came_as_it_started_is_waited_for(tmp_path: Path) -
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
     assert states(study)["running"] == 0, states(study)
+
+
+def _blocked_in_worker(trial: Any) -> float:
+    """1 where the worker has SIGHUP blocked as its parent had, SIGINT and SIGTERM not (held while it forked)."""
+    blocked = set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+    return float(signal.SIGHUP in blocked and not {signal.SIGINT, signal.SIGTERM} & blocked)
+
+
+def test_a_worker_keeps_the_signals_its_program_blocked(tmp_path: Path) -> None:
+    """A worker unblocked SIGINT, SIGTERM and SIGHUP outright after the fork (they were held while it
+    forked), where a forked process keeps its parent's mask: a program that blocks SIGHUP to wait for it
+    in a thread of its own (``sigwait``) had workers that the terminal's SIGHUP killed outright."""
+    if not hasattr(signal, "pthread_sigmask"):
+        pytest.skip("no signal.pthread_sigmask")
+    from tunesmith.execution import local
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'm.db'}", name="m", sampler="random")
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        study.optimize(_blocked_in_worker, n_trials=2, n_jobs=2, executor="process")
+        unheld = set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+        with local._held(local.STOPS), local._held(local.STOPS):  # a worker started in a hold: the same
+            assert local._unheld_mask() == unheld
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    assert [t.value for t in study.trials] == [1.0, 1.0]

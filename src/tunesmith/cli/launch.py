@@ -188,6 +188,8 @@ def _take_signals(on_signal: Callable[[int, Any], None], previous: dict[int, Any
     for sig in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
         if signal.getsignal(sig) is signal.SIG_IGN:  # under nohup, SIGHUP stays ignored  # e.g. SIGINT of a `cmd &` job of a script: stays ignored
             continue
+        if signal.getsignal(sig) is None:  # set outside Python (a program that embeds it): stays, as
+            continue  # Python could not put it back
         try:
             previous[sig] = signal.getsignal(sig)
             signal.signal(sig, on_signal)

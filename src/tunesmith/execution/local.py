@@ -143,16 +143,22 @@ class _Noting:
     """The handlers of a hold's signals while it lasts: each signal noted; passed on to the handler it
     stood in for once the hold is over (a signal that came as the hold ended)."""
 
-    def __init__(self, signals: set[signal.Signals]) -> None:
+    def __init__(self, mask: set[int] | None = None) -> None:
         self.holding = True
         self.kept: list[int] = []
         self.replaced: dict[int, Any] = {}
+        self.mask, self.thread = mask, threading.get_ident()  # the holding thread's mask before it
+
+    def take(self, signals: set[signal.Signals]) -> None:
+        """Stand in for the handlers of ``signals``; each one noted in :attr:`replaced` before it is
+        replaced (a handler that raises in between leaves :meth:`restore` all it has to put back)."""
         if threading.current_thread() is not threading.main_thread():
             return  # the main thread runs the handlers anyway: none of ours
         for signum in signals:  # not those ignored or set outside Python
             before = signal.getsignal(signum)
             if before is not None and before is not signal.SIG_IGN:
-                self.replaced[signum] = signal.signal(signum, self)
+                self.replaced[signum] = before
+                signal.signal(signum, self)
 
     def __call__(self, signum: int, frame: Any) -> None:
         if self.holding:
@@ -167,8 +173,14 @@ class _Noting:
 
     def restore(self) -> None:
         self.holding = False  # first: a signal from here on reaches its handler, whatever is restored yet
-        for signum, handler in self.replaced.items():
-            signal.signal(signum, handler)
+        left = dict(self.replaced)
+        try:
+            for signum, handler in self.replaced.items():
+                signal.signal(signum, handler)
+                del left[signum]
+        finally:  # a handler put back that raised at once (another thread took its signal): the others too
+            for signum, handler in left.items():
+                signal.signal(signum, handler)
 
 
 _HOLDS: list[_Noting] = []  # the holds in force (a worker forked in one puts the handlers back)
@@ -180,22 +192,59 @@ def _held(signals: set[signal.Signals]) -> Iterator[None]:
     their handlers only note them meanwhile: a signal that another thread took (one a library started)
     runs its handler in the main thread at its next instruction, in a fork's own hooks too, where what
     the handler raises is dropped."""
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
-    noting = _Noting(signals)
-    _HOLDS.append(noting)
+    # the mask to put back read first, all the rest inside the ``try``: a handler that raises as the hold
+    # starts (another thread took a signal) or ends leaves the signals neither blocked nor only noted
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ()) if hasattr(signal, "pthread_sigmask") else None
+    noting = _Noting(mask)
     try:
+        _HOLDS.append(noting)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        noting.take(signals)
         yield
     finally:
-        _HOLDS.remove(noting)
-        noting.restore()
-        if mask is not None:
+        if noting in _HOLDS:
+            _HOLDS.remove(noting)
+        if mask is not None:  # first: a signal it kept back is noted, as the handlers are still ours
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for signum in dict.fromkeys(noting.kept):  # the first that raises ends it, as it would have unheld
+        try:
+            noting.restore()
+        finally:  # what it kept, whatever a handler put back raised meanwhile
+            _raise_each(noting.kept)
+
+
+def _raise_each(signals: list[int]) -> None:
+    """Raise ``signals`` again, each once and each of them, as they would have come unheld: a SIGTERM
+    left to the system's default still ends the process after a Ctrl-C's KeyboardInterrupt; the first
+    exception a handler raises is raised after."""
+    first: BaseException | None = None
+    for signum in dict.fromkeys(signals):
+        try:
             signal.raise_signal(signum)
+        except BaseException as exc:  # noqa: BLE001 - raised once the others are delivered
+            if first is None:
+                first = exc
+    if first is not None:
+        raise first
 
 
 def _unhold_in_worker() -> None:
-    """In a worker forked inside :func:`_held`: the handlers its parent had (the signals noted there
-    were its parent's: the worker's own stay blocked until it unblocks them)."""
+    """In a process forked inside :func:`_held`: the handlers its parent had (the signals noted there
+    were its parent's: the pool's worker's own stay blocked until it unblocks them). Run as every fork's
+    child starts: one that another thread forked (an objective's data loader, as the thread executor
+    marks interrupted trials failed) only noted its signals for good."""
     while _HOLDS:
         _HOLDS.pop().restore()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unhold_in_worker)
+
+
+def _unheld_mask() -> set[int] | None:
+    """This thread's signal mask as it was before its holds (None where the system has none)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    me = threading.get_ident()
+    outer = next((noting.mask for noting in _HOLDS if noting.thread == me), None)  # the first: outermost
+    return outer if outer is not None else set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))

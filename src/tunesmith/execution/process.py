@@ -47,7 +47,7 @@ from .gpu import (
     parse_gpus,
     plan_slots,
 )
-from .local import STOPS, _held, _interrupted, _me, _unhold_in_worker
+from .local import STOPS, _held, _interrupted, _me, _unheld_mask, _unhold_in_worker
 from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
@@ -186,7 +186,8 @@ class _Pool:
     def _start(self, slot: Slot) -> _Worker:
         seat = self.free.pop()
         inbox, outbox = self.ctx.Pipe(duplex=True)
-        args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled)
+        args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled,
+                _unheld_mask())
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         born = self.run_.study._storage.clock()
         # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"): the run went on.
@@ -530,13 +531,14 @@ def _send_raised(outbox: Any, exc: Exception) -> None:
         logging.getLogger("tunesmith").error("%s", note)
 
 
-def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool, signalled: Any) -> None:
+def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool, signalled: Any,
+           mask: set[int] | None) -> None:
     code = 0
     try:
         _unhold_in_worker()
         _take_ctrl_c_as(signalled)
-        if hasattr(signal, "pthread_sigmask"):  # held by the parent as it forked
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+        if mask is not None:  # held by the parent as it forked: its mask from before (a signal it blocks stays)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         run.seat = seat
         run.budget.bind(seat)
         run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
