@@ -617,6 +617,18 @@ def test_prior_weights_on_number_choices_are_read_back(storage_url: str | None) 
         ts.Study({"c": ts.Categorical([*choices, "1"], prior=ts.Prior(weight={1: 3.0}))})
 
 
+def test_a_prior_weight_on_a_number_equal_to_a_choice_of_another_type_is_read_back(storage_url: str | None) -> None:
+    """``prior={1.0: 3.0}`` on the choice ``1`` (accepted: 1.0 == 1) was stored under ``"1.0"``, the text of
+    no choice: the study ran, then ``Study.load`` said "its stored space is unreadable"."""
+    weight = {1.0: 3.0, 2: 1.0, 2.5: 0.5}
+    space = {"c": ts.Categorical([1, 2.0, 2.5], prior=ts.Prior(weight=weight))}
+    study = ts.Study(space, storage=storage_url, name="eq", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    back = ts.Study.load("eq", study.storage)
+    assert dict(back.space["c"].prior.weight) == weight and len(back.trials) == 2
+    ts.Study(space, storage=study.storage, name="eq")  # the same space, reopened
+
+
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
     """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
     ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":

@@ -708,10 +708,22 @@ def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
 def _stored_weights(weight: Mapping[Any, float], choices: Sequence[Any]) -> dict[Any, float]:
     """A prior's weights as read back: JSON writes every key as text (``{1: 3.0}`` as ``{"1": 3.0}``), so a
     key that is no choice but the JSON text of one (``"1"``, ``"0.5"``, ``"true"``, ``"null"``) is that
-    choice (a study with weights on numbers was stored, then could not be opened)."""
+    choice (a study with weights on numbers was stored, then could not be opened); a number's text is also
+    the choice it equals (a weight on ``1.0`` of the choice ``1``, stored as ``"1.0"``)."""
     texts = {c for c in choices if isinstance(c, str)}
     by_text = {json.dumps(c): c for c in choices if c is None or isinstance(c, (bool, int, float))}
-    return {by_text[k] if isinstance(k, str) and k not in texts and k in by_text else k: w for k, w in weight.items()}
+    return {_stored_key(k, by_text, choices) if isinstance(k, str) and k not in texts else k: w
+            for k, w in weight.items()}
+
+
+def _stored_key(key: str, by_text: Mapping[str, Any], choices: Sequence[Any]) -> Any:
+    if key in by_text:
+        return by_text[key]
+    try:
+        number = json.loads(key)
+    except ValueError:
+        return key
+    return next((c for c in choices if _is_number(number) and _is_number(c) and c == number), key)
 
 
 def param_from_dict(d: Mapping[str, Any]) -> Param:
