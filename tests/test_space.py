@@ -629,6 +629,34 @@ def test_a_prior_weight_on_a_number_equal_to_a_choice_of_another_type_is_read_ba
     ts.Study(space, storage=study.storage, name="eq")  # the same space, reopened
 
 
+def test_prior_weights_on_tuple_choices_are_stored_and_read_back(storage_url: str | None) -> None:
+    """Before: a weight on a tuple choice (``prior={(1, 2): 3.0}``) failed the study's first write with
+    json's "keys must be str, int, float, bool or None, not tuple"; it is stored under its JSON text."""
+    weight = {(1, 2): 3.0, ((0, "a"), 1.5): 1.0, 7: 0.5}
+    space = {"c": ts.Categorical([(1, 2), ((0, "a"), 1.5), 7], prior=ts.Prior(weight=weight))}
+    study = ts.Study(space, storage=storage_url, name="tw", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    back = ts.Study.load("tw", study.storage)
+    assert dict(back.space["c"].prior.weight) == weight and len(back.trials) == 2
+    ts.Study(space, storage=study.storage, name="tw")  # the same space, reopened
+    with pytest.raises(ValueError, match=r"the prior weight of \(1, 2\) would be stored under the key '\[1, 2\]'"):
+        ts.Study({"c": ts.Categorical([(1, 2), "[1, 2]"], prior=ts.Prior(weight={(1, 2): 3.0}))})
+
+
+def test_nested_tuple_choices_are_read_back_and_a_list_inside_one_is_named(storage_url: str | None) -> None:
+    """Before: a choice ``((0, "a"), 1.5)`` was stored as JSON lists and read back with its inner tuple a list:
+    "its stored space is unreadable (choice ([0, 'a'], 1.5) is not hashable; use a tuple instead of a
+    tuple)", a message that also named the outer tuple, not the list inside it."""
+    space = {"c": ts.Categorical([((0, "a"), 1.5), 7])}
+    study = ts.Study(space, storage=storage_url, name="nt", sampler="grid")
+    study.optimize(lambda t: 0.0, n_trials=2)
+    back = ts.Study.load("nt", study.storage)
+    assert back.space["c"].choices == (((0, "a"), 1.5), 7)
+    assert sorted((t.params["c"] for t in back.trials), key=str) == [((0, "a"), 1.5), 7]
+    with pytest.raises(ValueError, match=r"choice \(\(0, \[1\]\), 2\) is not hashable; use a tuple instead of a list$"):
+        ts.Study({"c": ts.Categorical([((0, [1]), 2), 3])})
+
+
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
     """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
     ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":
