@@ -657,6 +657,17 @@ def test_nested_tuple_choices_are_read_back_and_a_list_inside_one_is_named(stora
         ts.Study({"c": ts.Categorical([((0, [1]), 2), 3])})
 
 
+def test_a_zero_dimensional_array_is_its_choice_when_enqueued_or_a_prior_mode() -> None:
+    """Before: taken as a choice (its scalar), a 0-d array was refused where a value is looked up:
+    ``enqueue({"c": np.array(3)})`` and ``Prior(mode=np.array(3))`` said "array(3) is not one of the
+    choices [3, 4.5]"."""
+    space = {"c": ts.Categorical([3, 4.5], prior=ts.Prior(mode=np.array(3)))}
+    study = ts.Study(space, name="a0e", sampler="random", seed=0)
+    study.enqueue({"c": np.array(4.5)})
+    study.optimize(lambda t: 0.0, n_trials=1)
+    assert study.trials[0].params["c"] == 4.5 and type(study.trials[0].params["c"]) is float
+
+
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
     """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
     ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":

@@ -593,8 +593,7 @@ class Categorical(Param):
             super()._check_prior(prior)
 
     def index(self, value: Any) -> int:
-        if isinstance(value, np.generic):  # np.str_("b") from a DataFrame row is the choice "b"
-            value = value.item()
+        value = _plain_choice(value)  # np.str_("b") from a DataFrame row is the choice "b"; np.array(3) is 3
         try:  # by hash first: a scan cost each ask 0.3-1.2 s on a stored space of 100,000 choices
             i = self._positions().get(value)
         except TypeError:  # a list (a JSON tuple) or choices not checked yet
