@@ -668,6 +668,13 @@ def test_a_zero_dimensional_array_is_its_choice_when_enqueued_or_a_prior_mode() 
     assert study.trials[0].params["c"] == 4.5 and type(study.trials[0].params["c"]) is float
 
 
+def test_the_yaml_list_shorthand_makes_a_list_inside_a_choice_a_tuple() -> None:
+    """Before: ``x: [[[0, 1], 2], 3]`` made only a choice's outer list a tuple and refused ``([0, 1], 2)``
+    as not hashable, while the same choices written as a definition were read."""
+    space = ts.Space.from_yaml("x: [[[0, 1], 2], 3]\n")
+    assert space["x"].choices == (((0, 1), 2), 3)
+
+
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
     """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
     ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":
