@@ -675,6 +675,16 @@ def test_the_yaml_list_shorthand_makes_a_list_inside_a_choice_a_tuple() -> None:
     assert space["x"].choices == (((0, 1), 2), 3)
 
 
+def test_a_condition_on_a_nested_tuple_choice_round_trips(storage_url: str | None) -> None:
+    """Before: ``when={"c": [((0, "a"), 1.5)]}`` read back from JSON kept the inner list:
+    "condition 'c' in [([0, 'a'], 1.5)] can never hold", so ``Space.from_json`` and the stored study failed."""
+    space = ts.Space({"c": ts.Categorical([((0, "a"), 1.5), 7]), "y": ts.Float(0, 1, when={"c": [((0, "a"), 1.5)]})})
+    assert ts.Space.from_json(space.to_json()) == space
+    study = ts.Study(space, storage=storage_url, name="wn", sampler="grid")
+    study.optimize(lambda t: 0.0, n_trials=2)
+    assert ts.Study.load("wn", study.storage).space == space
+
+
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
     """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
     ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":

@@ -78,7 +78,7 @@ def _normalize_when(name: str, when: Mapping[str, Any] | None) -> Condition:
         if not vals:
             raise ValueError(f"parameter {name!r}: condition on {parent!r} lists no values")
         # a tuple choice comes back from JSON as a list: keep the canonical tuple
-        out[str(parent)] = tuple(tuple(v) if isinstance(v, list) else v for v in vals)
+        out[str(parent)] = tuple(_tuples(v) for v in vals)  # nested ones too
     return out
 
 
