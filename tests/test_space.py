@@ -685,6 +685,16 @@ def test_a_condition_on_a_nested_tuple_choice_round_trips(storage_url: str | Non
     assert ts.Study.load("wn", study.storage).space == space
 
 
+def test_a_prior_mode_on_a_tuple_choice_reads_back_as_the_tuple(storage_url: str | None) -> None:
+    """Before: ``Prior(mode=(1, 2))`` came back from JSON as the list ``[1, 2]``: the space read back
+    was not the one written (``Space.from_json(space.to_json()) != space``)."""
+    space = ts.Space({"c": ts.Categorical([((0, "a"), 1.5), (1, 2), 7], prior=ts.Prior(mode=((0, "a"), 1.5)))})
+    assert ts.Space.from_json(space.to_json()) == space
+    study = ts.Study(space, storage=storage_url, name="pm", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    assert ts.Study.load("pm", study.storage).space["c"].prior.mode == ((0, "a"), 1.5)
+
+
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
     """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
     ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":

@@ -769,6 +769,8 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
             choices = [_tuples(c) for c in d.pop("choices")]  # JSON's lists, nested ones too, are the tuples stored
             if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].weight, Mapping):
                 d["prior"] = dataclasses.replace(d["prior"], weight=_stored_weights(d["prior"].weight, choices))
+            if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].mode, list):  # a tuple choice's
+                d["prior"] = dataclasses.replace(d["prior"], mode=_tuples(d["prior"].mode))
             return Categorical(choices, **d)
         if kind == "fixed":
             d.pop("prior", None)
