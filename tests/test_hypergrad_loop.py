@@ -349,6 +349,15 @@ def test_a_float32_hyperparameter_next_to_a_bound_float32_cannot_hold_restarts(s
     assert float(again.steps[0].hparams["s"]) == end  # started where it ended: not moved by the start
 
 
+@pytest.mark.parametrize("bound", [0.2, 0.7])
+def test_a_start_on_a_bound_float32_cannot_hold_is_still_refused(bound: float) -> None:
+    """Before: a start of exactly 0.7 on (0.2, 0.7) with float32 weights was taken silently (float32's
+    0.69999999, measured in float64, is inside) and tuned from the bound itself."""
+    with pytest.raises(ValueError, match=rf"constrained to \(0.2, 0.7\) and must start strictly inside it, got {bound}$"):
+        tune(lambda p, h, _b: ((p["w"] - h["s"]) ** 2).sum(), lambda p, _b: p["w"].sum(), {"w": torch.zeros(3)},
+             {"s": bound}, (), (), constraints={"s": (0.2, 0.7)}, options=LoopOptions(outer_steps=1, inner_steps=1))
+
+
 def test_a_positive_hyperparameter_driven_towards_0_stays_positive_in_float16() -> None:
     """Before: exp of the raw value fell below float16's smallest number and was recorded as 0, which
     tune refused as a start ("constrained 'positive' and must start > 0")."""

@@ -617,6 +617,84 @@ def test_prior_weights_on_number_choices_are_read_back(storage_url: str | None) 
         ts.Study({"c": ts.Categorical([*choices, "1"], prior=ts.Prior(weight={1: 3.0}))})
 
 
+def test_a_prior_weight_on_a_number_equal_to_a_choice_of_another_type_is_read_back(storage_url: str | None) -> None:
+    """``prior={1.0: 3.0}`` on the choice ``1`` (accepted: 1.0 == 1) was stored under ``"1.0"``, the text of
+    no choice: the study ran, then ``Study.load`` said "its stored space is unreadable"."""
+    weight = {1.0: 3.0, 2: 1.0, 2.5: 0.5}
+    space = {"c": ts.Categorical([1, 2.0, 2.5], prior=ts.Prior(weight=weight))}
+    study = ts.Study(space, storage=storage_url, name="eq", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    back = ts.Study.load("eq", study.storage)
+    assert dict(back.space["c"].prior.weight) == weight and len(back.trials) == 2
+    ts.Study(space, storage=study.storage, name="eq")  # the same space, reopened
+
+
+def test_prior_weights_on_tuple_choices_are_stored_and_read_back(storage_url: str | None) -> None:
+    """Before: a weight on a tuple choice (``prior={(1, 2): 3.0}``) failed the study's first write with
+    json's "keys must be str, int, float, bool or None, not tuple"; it is stored under its JSON text."""
+    weight = {(1, 2): 3.0, ((0, "a"), 1.5): 1.0, 7: 0.5}
+    space = {"c": ts.Categorical([(1, 2), ((0, "a"), 1.5), 7], prior=ts.Prior(weight=weight))}
+    study = ts.Study(space, storage=storage_url, name="tw", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    back = ts.Study.load("tw", study.storage)
+    assert dict(back.space["c"].prior.weight) == weight and len(back.trials) == 2
+    ts.Study(space, storage=study.storage, name="tw")  # the same space, reopened
+    with pytest.raises(ValueError, match=r"the prior weight of \(1, 2\) would be stored under the key '\[1, 2\]'"):
+        ts.Study({"c": ts.Categorical([(1, 2), "[1, 2]"], prior=ts.Prior(weight={(1, 2): 3.0}))})
+
+
+def test_nested_tuple_choices_are_read_back_and_a_list_inside_one_is_named(storage_url: str | None) -> None:
+    """Before: a choice ``((0, "a"), 1.5)`` was stored as JSON lists and read back with its inner tuple a list:
+    "its stored space is unreadable (choice ([0, 'a'], 1.5) is not hashable; use a tuple instead of a
+    tuple)", a message that also named the outer tuple, not the list inside it."""
+    space = {"c": ts.Categorical([((0, "a"), 1.5), 7])}
+    study = ts.Study(space, storage=storage_url, name="nt", sampler="grid")
+    study.optimize(lambda t: 0.0, n_trials=2)
+    back = ts.Study.load("nt", study.storage)
+    assert back.space["c"].choices == (((0, "a"), 1.5), 7)
+    assert sorted((t.params["c"] for t in back.trials), key=str) == [((0, "a"), 1.5), 7]
+    with pytest.raises(ValueError, match=r"choice \(\(0, \[1\]\), 2\) is not hashable; use a tuple instead of a list$"):
+        ts.Study({"c": ts.Categorical([((0, [1]), 2), 3])})
+
+
+def test_a_zero_dimensional_array_is_its_choice_when_enqueued_or_a_prior_mode() -> None:
+    """Before: taken as a choice (its scalar), a 0-d array was refused where a value is looked up:
+    ``enqueue({"c": np.array(3)})`` and ``Prior(mode=np.array(3))`` said "array(3) is not one of the
+    choices [3, 4.5]"."""
+    space = {"c": ts.Categorical([3, 4.5], prior=ts.Prior(mode=np.array(3)))}
+    study = ts.Study(space, name="a0e", sampler="random", seed=0)
+    study.enqueue({"c": np.array(4.5)})
+    study.optimize(lambda t: 0.0, n_trials=1)
+    assert study.trials[0].params["c"] == 4.5 and type(study.trials[0].params["c"]) is float
+
+
+def test_the_yaml_list_shorthand_makes_a_list_inside_a_choice_a_tuple() -> None:
+    """Before: ``x: [[[0, 1], 2], 3]`` made only a choice's outer list a tuple and refused ``([0, 1], 2)``
+    as not hashable, while the same choices written as a definition were read."""
+    space = ts.Space.from_yaml("x: [[[0, 1], 2], 3]\n")
+    assert space["x"].choices == (((0, 1), 2), 3)
+
+
+def test_a_condition_on_a_nested_tuple_choice_round_trips(storage_url: str | None) -> None:
+    """Before: ``when={"c": [((0, "a"), 1.5)]}`` read back from JSON kept the inner list:
+    "condition 'c' in [([0, 'a'], 1.5)] can never hold", so ``Space.from_json`` and the stored study failed."""
+    space = ts.Space({"c": ts.Categorical([((0, "a"), 1.5), 7]), "y": ts.Float(0, 1, when={"c": [((0, "a"), 1.5)]})})
+    assert ts.Space.from_json(space.to_json()) == space
+    study = ts.Study(space, storage=storage_url, name="wn", sampler="grid")
+    study.optimize(lambda t: 0.0, n_trials=2)
+    assert ts.Study.load("wn", study.storage).space == space
+
+
+def test_a_prior_mode_on_a_tuple_choice_reads_back_as_the_tuple(storage_url: str | None) -> None:
+    """Before: ``Prior(mode=(1, 2))`` came back from JSON as the list ``[1, 2]``: the space read back
+    was not the one written (``Space.from_json(space.to_json()) != space``)."""
+    space = ts.Space({"c": ts.Categorical([((0, "a"), 1.5), (1, 2), 7], prior=ts.Prior(mode=((0, "a"), 1.5)))})
+    assert ts.Space.from_json(space.to_json()) == space
+    study = ts.Study(space, storage=storage_url, name="pm", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    assert ts.Study.load("pm", study.storage).space["c"].prior.mode == ((0, "a"), 1.5)
+
+
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
     """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
     ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":

@@ -78,7 +78,7 @@ def _normalize_when(name: str, when: Mapping[str, Any] | None) -> Condition:
         if not vals:
             raise ValueError(f"parameter {name!r}: condition on {parent!r} lists no values")
         # a tuple choice comes back from JSON as a list: keep the canonical tuple
-        out[str(parent)] = tuple(tuple(v) if isinstance(v, list) else v for v in vals)
+        out[str(parent)] = tuple(_tuples(v) for v in vals)  # nested ones too
     return out
 
 
@@ -155,7 +155,7 @@ class Param(ABC):
             if self.prior.mode is not None:
                 p["mode"] = _plain_choice(self.prior.mode)
             if self.prior.weight is not None:
-                p["weight"] = {_plain_choice(k): w for k, w in self.prior.weight.items()}
+                p["weight"] = {_weight_key(k): w for k, w in self.prior.weight.items()}
             d["prior"] = p
         return d
 
@@ -557,7 +557,8 @@ class Categorical(Param):
             try:
                 twin = seen.get(c, seen)  # seen itself: none yet (None may be a choice)
             except TypeError:
-                kind = "an array" if isinstance(c, np.ndarray) else f"a {type(c).__name__}"
+                part = _unhashable(c)  # a list inside a tuple choice: not "use a tuple instead of a tuple"
+                kind = "an array" if isinstance(part, np.ndarray) else f"a {type(part).__name__}"
                 raise self._err(f"choice {c!r} is not hashable; use a tuple instead of {kind}") from None
             if twin is not seen and type(c) is type(twin):
                 raise self._err(f"choice {c!r} is listed twice")
@@ -583,16 +584,16 @@ class Categorical(Param):
                 raise self._err("prior weights are all zero")
             texts = {c for c in self.choices if isinstance(c, str)}
             for k in prior.weight:
-                if (k is None or isinstance(k, (bool, int, float))) and json.dumps(k) in texts:
-                    raise self._err(f"the prior weight of {k!r} would be stored under the key {json.dumps(k)!r} (JSON "
+                text = json.dumps(_plain_choice(k)) if k is None or isinstance(k, (bool, int, float, tuple)) else None
+                if text in texts:
+                    raise self._err(f"the prior weight of {k!r} would be stored under the key {text!r} (JSON "
                                     "writes every key as text), which is also a choice's, and read back as that string "
                                     "choice's: rename the string choice, or leave this one without a weight")
         else:
             super()._check_prior(prior)
 
     def index(self, value: Any) -> int:
-        if isinstance(value, np.generic):  # np.str_("b") from a DataFrame row is the choice "b"
-            value = value.item()
+        value = _plain_choice(value)  # np.str_("b") from a DataFrame row is the choice "b"; np.array(3) is 3
         try:  # by hash first: a scan cost each ask 0.3-1.2 s on a stored space of 100,000 choices
             i = self._positions().get(value)
         except TypeError:  # a list (a JSON tuple) or choices not checked yet
@@ -605,7 +606,7 @@ class Categorical(Param):
                 return i
         # JSON round trips turn tuples into lists
         if isinstance(value, list):
-            return self.index(tuple(value))
+            return self.index(_tuples(value))
         raise self._err(f"{value!r} is not one of the choices {list(self.choices)}")
 
     def _positions(self) -> dict[Any, int]:
@@ -705,13 +706,48 @@ def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _weight_key(choice: Any) -> Any:
+    """A prior weight's key as stored: a tuple choice's is its JSON text (JSON took no tuple key: a study
+    with weights on tuple choices failed at its first write with "keys must be str, int, ...")."""
+    choice = _plain_choice(choice)
+    return json.dumps(choice) if isinstance(choice, tuple) else choice
+
+
 def _stored_weights(weight: Mapping[Any, float], choices: Sequence[Any]) -> dict[Any, float]:
     """A prior's weights as read back: JSON writes every key as text (``{1: 3.0}`` as ``{"1": 3.0}``), so a
     key that is no choice but the JSON text of one (``"1"``, ``"0.5"``, ``"true"``, ``"null"``) is that
-    choice (a study with weights on numbers was stored, then could not be opened)."""
+    choice (a study with weights on numbers was stored, then could not be opened); a number's text is also
+    the choice it equals (a weight on ``1.0`` of the choice ``1``, stored as ``"1.0"``)."""
     texts = {c for c in choices if isinstance(c, str)}
     by_text = {json.dumps(c): c for c in choices if c is None or isinstance(c, (bool, int, float))}
-    return {by_text[k] if isinstance(k, str) and k not in texts and k in by_text else k: w for k, w in weight.items()}
+    return {_stored_key(k, by_text, choices) if isinstance(k, str) and k not in texts else k: w
+            for k, w in weight.items()}
+
+
+def _stored_key(key: str, by_text: Mapping[str, Any], choices: Sequence[Any]) -> Any:
+    if key in by_text:
+        return by_text[key]
+    try:
+        number = json.loads(key)
+    except ValueError:
+        return key
+    if isinstance(number, list):  # a tuple choice's text
+        return next((c for c in choices if isinstance(c, tuple) and c == _tuples(number)), key)
+    return next((c for c in choices if _is_number(number) and _is_number(c) and c == number), key)
+
+
+def _unhashable(value: Any) -> Any:
+    """The part of an unhashable choice that is not hashable: the list in ``((0, [1]), 2)``."""
+    for part in value if isinstance(value, tuple) else ():
+        try:
+            hash(part)
+        except TypeError:
+            return _unhashable(part)
+    return value
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(map(_tuples, value)) if isinstance(value, list) else value
 
 
 def param_from_dict(d: Mapping[str, Any]) -> Param:
@@ -730,9 +766,11 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
         if kind == "int":
             return Int(**d)
         if kind == "categorical":
-            choices = [tuple(c) if isinstance(c, list) else c for c in d.pop("choices")]
+            choices = [_tuples(c) for c in d.pop("choices")]  # JSON's lists, nested ones too, are the tuples stored
             if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].weight, Mapping):
                 d["prior"] = dataclasses.replace(d["prior"], weight=_stored_weights(d["prior"].weight, choices))
+            if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].mode, list):  # a tuple choice's
+                d["prior"] = dataclasses.replace(d["prior"], mode=_tuples(d["prior"].mode))
             return Categorical(choices, **d)
         if kind == "fixed":
             d.pop("prior", None)

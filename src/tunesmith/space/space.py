@@ -20,6 +20,7 @@ from .params import (
     Fixed,
     Float,
     Param,
+    _tuples,
     did_you_mean,
     param_from_dict,
 )
@@ -382,7 +383,7 @@ class Space(Mapping[str, Param]):
                                  f"values in YAML, not a list of choices: write [{', '.join(map(str, spec))}] for "
                                  "choices, or {type: fixed, value: {...}} for a constant mapping")
             elif isinstance(spec, list):
-                params[name] = Categorical([tuple(c) if isinstance(c, list) else c for c in spec])
+                params[name] = Categorical([_tuples(c) for c in spec])  # a list in a choice too, as to_dict writes it
             else:
                 params[name] = Fixed(spec)
         return cls(params)

@@ -356,16 +356,15 @@ def tune(
 
 def _start_raw(name: str, value: Any, c: Constraint, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The raw tensor (in :func:`_wide` of ``dtype``) of a start as the losses see it, in the weights'
-    dtype; a start inside its constraint that this rounding puts on a bound is refused, saying so."""
+    dtype; a start inside its constraint that this rounding puts on a bound is refused, saying so. The
+    start as given is checked first, in float64: 0.7 of (0.2, 0.7) is float32's 0.69999999, inside."""
+    given = torch.as_tensor(value, dtype=torch.float64, device="cpu").detach()
+    to_raw(given, c, name)  # off its constraint as given: the message names the value given
     start = torch.as_tensor(value, dtype=dtype, device=device).detach()
     try:
         return to_raw(start.to(_wide(dtype)), c, name)
     except ValueError:
-        given = torch.as_tensor(value, dtype=torch.float64, device="cpu").detach()
-        try:
-            to_raw(given, c, name)
-        except ValueError:
-            raise  # off its constraint as given: the message names the value given
+        pass
     raise ValueError(f"hyperparameter {name!r} starts at {_shown(given)}, which is {_shown(start)} in {dtype} (the "
                      f"weights' dtype), on a bound of its constraint {c!r}: start it further inside")
 
