@@ -741,3 +741,34 @@ def test_a_ctrl_c_as_a_hold_puts_the_handlers_back_loses_neither_them_nor_what_i
     assert fired
     assert got == [signal.SIGTERM]
     assert after == expected
+
+
+def test_a_sigterm_handler_that_exits_is_not_dropped_for_a_ctrl_c_held_before_it() -> None:
+    """A Ctrl-C then a SIGTERM whose handler calls ``sys.exit`` (a program's own), held together (as a
+    worker forks), raised the KeyboardInterrupt and dropped the SystemExit: ``optimize`` took the
+    interrupt, marked the trials and returned, and the program ran on where unheld it exited."""
+    import sys
+
+    from tunesmith.execution import local
+
+    if not hasattr(signal, "pthread_kill"):
+        pytest.skip("no signal.pthread_kill")
+    before = _handlers_and_mask()
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
+    assert other.ident is not None
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
+    try:
+        with pytest.raises(SystemExit) as exited, local._held(local.STOPS):
+            for signum in (signal.SIGINT, signal.SIGTERM):  # taken by a thread a library started
+                signal.pthread_kill(other.ident, signum)
+                while signum not in local._HOLDS[-1].kept:
+                    time.sleep(0.001)
+    finally:
+        idle.set()
+        other.join()
+        for s, h in zip(_HOLD_SIGNALS, before[0], strict=True):
+            signal.signal(s, h)
+    assert exited.value.code == 143
+    assert _handlers_and_mask() == before

@@ -216,16 +216,16 @@ def _held(signals: set[signal.Signals]) -> Iterator[None]:
 def _raise_each(signals: list[int]) -> None:
     """Raise ``signals`` again, each once and each of them, as they would have come unheld: a SIGTERM
     left to the system's default still ends the process after a Ctrl-C's KeyboardInterrupt; the first
-    exception a handler raises is raised after."""
-    first: BaseException | None = None
+    exception a handler raises is raised after, a handler's ``sys.exit`` before any other (unheld, it
+    ended the process: an interrupt raised first, that ``optimize`` takes, would have dropped it)."""
+    raised: list[BaseException] = []
     for signum in dict.fromkeys(signals):
         try:
             signal.raise_signal(signum)
         except BaseException as exc:  # noqa: BLE001 - raised once the others are delivered
-            if first is None:
-                first = exc
-    if first is not None:
-        raise first
+            raised.append(exc)
+    if raised:
+        raise next((exc for exc in raised if isinstance(exc, SystemExit)), raised[0])
 
 
 def _unhold_in_worker() -> None:
