@@ -772,3 +772,50 @@ def test_a_sigterm_handler_that_exits_is_not_dropped_for_a_ctrl_c_held_before_it
             signal.signal(s, h)
     assert exited.value.code == 143
     assert _handlers_and_mask() == before
+
+
+def test_a_process_another_thread_forks_as_a_hold_ends_takes_its_signals() -> None:
+    """The hold left the list of holds before it put the handlers back: a process another thread forked
+    in between (an objective's DataLoader workers) found no hold to undo and kept the handlers that only
+    note its signals, for good: a SIGTERM (a pool's terminate) left it running."""
+    import linecache
+    import multiprocessing as mp
+    import sys
+
+    from tunesmith.execution import local
+
+    if not hasattr(os, "fork") or not hasattr(signal, "pthread_sigmask"):
+        pytest.skip("no fork")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    codes: list[int | None] = []
+    go, forked = threading.Event(), threading.Event()
+
+    def fork_one() -> None:  # a thread started before the hold: the signals are not blocked in it
+        assert go.wait(30)
+        p = mp.get_context("fork").Process(target=_terms_itself_at_once)
+        p.start()
+        forked.set()
+        p.join(30)
+        codes.append(p.exitcode)
+
+    def where(frame: Any) -> bool:  # the hold's end, the signals' mask about to be put back
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        return frame.f_code.co_name == "_held" and "# first: a signal it kept back" in line
+
+    def fork_there(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line" and not go.is_set() and where(frame):
+            go.set()
+            assert forked.wait(30)
+        return fork_there
+
+    t = threading.Thread(target=fork_one)
+    t.start()
+    sys.settrace(fork_there)
+    try:
+        with local._held(local.STOPS):
+            pass
+    finally:
+        sys.settrace(None)
+        go.set()
+        t.join(60)
+    assert codes == [-signal.SIGTERM]

@@ -203,14 +203,16 @@ def _held(signals: set[signal.Signals]) -> Iterator[None]:
         noting.take(signals)
         yield
     finally:
-        if noting in _HOLDS:
-            _HOLDS.remove(noting)
-        if mask is not None:  # first: a signal it kept back is noted, as the handlers are still ours
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
+            if mask is not None:  # first: a signal it kept back is noted, as the handlers are still ours
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             noting.restore()
         finally:  # what it kept, whatever a handler put back raised meanwhile
-            _raise_each(noting.kept)
+            try:  # out of the holds last: a process another thread forks until then puts the handlers back
+                if noting in _HOLDS:
+                    _HOLDS.remove(noting)
+            finally:
+                _raise_each(noting.kept)
 
 
 def _raise_each(signals: list[int]) -> None:
@@ -234,7 +236,9 @@ def _unhold_in_worker() -> None:
     child starts: one that another thread forked (an objective's data loader, as the thread executor
     marks interrupted trials failed) only noted its signals for good."""
     while _HOLDS:
-        _HOLDS.pop().restore()
+        noting = _HOLDS.pop()
+        if noting.holding:  # one over (its handlers back) that an interrupt left in the list: nothing to undo
+            noting.restore()
 
 
 if hasattr(os, "register_at_fork"):
@@ -246,5 +250,5 @@ def _unheld_mask() -> set[int] | None:
     if not hasattr(signal, "pthread_sigmask"):
         return None
     me = threading.get_ident()
-    outer = next((noting.mask for noting in _HOLDS if noting.thread == me), None)  # the first: outermost
+    outer = next((noting.mask for noting in _HOLDS if noting.thread == me and noting.holding), None)  # outermost
     return outer if outer is not None else set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
