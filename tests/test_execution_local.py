@@ -819,3 +819,38 @@ def test_a_process_another_thread_forks_as_a_hold_ends_takes_its_signals() -> No
         go.set()
         t.join(60)
     assert codes == [-signal.SIGTERM]
+
+
+def test_a_ctrl_c_as_a_forked_process_undoes_nested_holds_leaves_none_of_their_handlers() -> None:
+    """A process forked inside two holds (the thread executor's around the marking's) whose own Ctrl-C
+    came as it put the inner hold's handlers back stopped there: the outer hold's handlers, which only
+    note its signals, stayed for good (a SIGTERM left it running). Run here as the fork's hook runs it."""
+    import sys
+
+    from tunesmith.execution import local
+
+    before = _handlers_and_mask()
+    holds = []
+    for _ in range(2):  # as two nested holds set them up in the main thread
+        holds.append(local._Noting())
+        holds[-1].take(local.STOPS)
+        local._HOLDS.append(holds[-1])
+    undone: list[bool] = []
+
+    def where(frame: Any) -> bool:  # the hook's next line once the inner hold's handlers are back
+        if frame.f_code.co_name == "restore":
+            undone.append(True)
+        return frame.f_code.co_name == "_unhold_in_worker" and bool(undone)
+
+    try:
+        fired = _ctrl_c_at(where)
+        with pytest.raises(KeyboardInterrupt):
+            local._unhold_in_worker()
+    finally:
+        sys.settrace(None)
+        after = _handlers_and_mask()
+        for s, h in zip(_HOLD_SIGNALS, before[0], strict=True):
+            signal.signal(s, h)
+        local._HOLDS.clear()
+    assert fired
+    assert after == before

@@ -235,10 +235,14 @@ def _unhold_in_worker() -> None:
     were its parent's: the pool's worker's own stay blocked until it unblocks them). Run as every fork's
     child starts: one that another thread forked (an objective's data loader, as the thread executor
     marks interrupted trials failed) only noted its signals for good."""
-    while _HOLDS:
-        noting = _HOLDS.pop()
-        if noting.holding:  # one over (its handlers back) that an interrupt left in the list: nothing to undo
-            noting.restore()
+    try:
+        while _HOLDS:
+            noting = _HOLDS.pop()
+            if noting.holding:  # one over (its handlers back) that an interrupt left in the list: nothing to undo
+                noting.restore()
+    finally:  # a handler put back that raised at once (the child's own Ctrl-C): the outer holds' too
+        if _HOLDS:
+            _unhold_in_worker()
 
 
 if hasattr(os, "register_at_fork"):
