@@ -741,3 +741,116 @@ def test_a_ctrl_c_as_a_hold_puts_the_handlers_back_loses_neither_them_nor_what_i
     assert fired
     assert got == [signal.SIGTERM]
     assert after == expected
+
+
+def test_a_sigterm_handler_that_exits_is_not_dropped_for_a_ctrl_c_held_before_it() -> None:
+    """A Ctrl-C then a SIGTERM whose handler calls ``sys.exit`` (a program's own), held together (as a
+    worker forks), raised the KeyboardInterrupt and dropped the SystemExit: ``optimize`` took the
+    interrupt, marked the trials and returned, and the program ran on where unheld it exited."""
+    import sys
+
+    from tunesmith.execution import local
+
+    if not hasattr(signal, "pthread_kill"):
+        pytest.skip("no signal.pthread_kill")
+    before = _handlers_and_mask()
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
+    assert other.ident is not None
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
+    try:
+        with pytest.raises(SystemExit) as exited, local._held(local.STOPS):
+            for signum in (signal.SIGINT, signal.SIGTERM):  # taken by a thread a library started
+                signal.pthread_kill(other.ident, signum)
+                while signum not in local._HOLDS[-1].kept:
+                    time.sleep(0.001)
+    finally:
+        idle.set()
+        other.join()
+        for s, h in zip(_HOLD_SIGNALS, before[0], strict=True):
+            signal.signal(s, h)
+    assert exited.value.code == 143
+    assert _handlers_and_mask() == before
+
+
+def test_a_process_another_thread_forks_as_a_hold_ends_takes_its_signals() -> None:
+    """The hold left the list of holds before it put the handlers back: a process another thread forked
+    in between (an objective's DataLoader workers) found no hold to undo and kept the handlers that only
+    note its signals, for good: a SIGTERM (a pool's terminate) left it running."""
+    import linecache
+    import multiprocessing as mp
+    import sys
+
+    from tunesmith.execution import local
+
+    if not hasattr(os, "fork") or not hasattr(signal, "pthread_sigmask"):
+        pytest.skip("no fork")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    codes: list[int | None] = []
+    go, forked = threading.Event(), threading.Event()
+
+    def fork_one() -> None:  # a thread started before the hold: the signals are not blocked in it
+        assert go.wait(30)
+        p = mp.get_context("fork").Process(target=_terms_itself_at_once)
+        p.start()
+        forked.set()
+        p.join(30)
+        codes.append(p.exitcode)
+
+    def where(frame: Any) -> bool:  # the hold's end, the signals' mask about to be put back
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        return frame.f_code.co_name == "_held" and "# first: a signal it kept back" in line
+
+    def fork_there(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line" and not go.is_set() and where(frame):
+            go.set()
+            assert forked.wait(30)
+        return fork_there
+
+    t = threading.Thread(target=fork_one)
+    t.start()
+    sys.settrace(fork_there)
+    try:
+        with local._held(local.STOPS):
+            pass
+    finally:
+        sys.settrace(None)
+        go.set()
+        t.join(60)
+    assert codes == [-signal.SIGTERM]
+
+
+def test_a_ctrl_c_as_a_forked_process_undoes_nested_holds_leaves_none_of_their_handlers() -> None:
+    """A process forked inside two holds (the thread executor's around the marking's) whose own Ctrl-C
+    came as it put the inner hold's handlers back stopped there: the outer hold's handlers, which only
+    note its signals, stayed for good (a SIGTERM left it running). Run here as the fork's hook runs it."""
+    import sys
+
+    from tunesmith.execution import local
+
+    before = _handlers_and_mask()
+    holds = []
+    for _ in range(2):  # as two nested holds set them up in the main thread
+        holds.append(local._Noting())
+        holds[-1].take(local.STOPS)
+        local._HOLDS.append(holds[-1])
+    undone: list[bool] = []
+
+    def where(frame: Any) -> bool:  # the hook's next line once the inner hold's handlers are back
+        if frame.f_code.co_name == "restore":
+            undone.append(True)
+        return frame.f_code.co_name == "_unhold_in_worker" and bool(undone)
+
+    try:
+        fired = _ctrl_c_at(where)
+        with pytest.raises(KeyboardInterrupt):
+            local._unhold_in_worker()
+    finally:
+        sys.settrace(None)
+        after = _handlers_and_mask()
+        for s, h in zip(_HOLD_SIGNALS, before[0], strict=True):
+            signal.signal(s, h)
+        local._HOLDS.clear()
+    assert fired
+    assert after == before

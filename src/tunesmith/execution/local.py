@@ -203,29 +203,31 @@ def _held(signals: set[signal.Signals]) -> Iterator[None]:
         noting.take(signals)
         yield
     finally:
-        if noting in _HOLDS:
-            _HOLDS.remove(noting)
-        if mask is not None:  # first: a signal it kept back is noted, as the handlers are still ours
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
+            if mask is not None:  # first: a signal it kept back is noted, as the handlers are still ours
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             noting.restore()
         finally:  # what it kept, whatever a handler put back raised meanwhile
-            _raise_each(noting.kept)
+            try:  # out of the holds last: a process another thread forks until then puts the handlers back
+                if noting in _HOLDS:
+                    _HOLDS.remove(noting)
+            finally:
+                _raise_each(noting.kept)
 
 
 def _raise_each(signals: list[int]) -> None:
     """Raise ``signals`` again, each once and each of them, as they would have come unheld: a SIGTERM
     left to the system's default still ends the process after a Ctrl-C's KeyboardInterrupt; the first
-    exception a handler raises is raised after."""
-    first: BaseException | None = None
+    exception a handler raises is raised after, a handler's ``sys.exit`` before any other (unheld, it
+    ended the process: an interrupt raised first, that ``optimize`` takes, would have dropped it)."""
+    raised: list[BaseException] = []
     for signum in dict.fromkeys(signals):
         try:
             signal.raise_signal(signum)
         except BaseException as exc:  # noqa: BLE001 - raised once the others are delivered
-            if first is None:
-                first = exc
-    if first is not None:
-        raise first
+            raised.append(exc)
+    if raised:
+        raise next((exc for exc in raised if isinstance(exc, SystemExit)), raised[0])
 
 
 def _unhold_in_worker() -> None:
@@ -233,8 +235,14 @@ def _unhold_in_worker() -> None:
     were its parent's: the pool's worker's own stay blocked until it unblocks them). Run as every fork's
     child starts: one that another thread forked (an objective's data loader, as the thread executor
     marks interrupted trials failed) only noted its signals for good."""
-    while _HOLDS:
-        _HOLDS.pop().restore()
+    try:
+        while _HOLDS:
+            noting = _HOLDS.pop()
+            if noting.holding:  # one over (its handlers back) that an interrupt left in the list: nothing to undo
+                noting.restore()
+    finally:  # a handler put back that raised at once (the child's own Ctrl-C): the outer holds' too
+        if _HOLDS:
+            _unhold_in_worker()
 
 
 if hasattr(os, "register_at_fork"):
@@ -246,5 +254,5 @@ def _unheld_mask() -> set[int] | None:
     if not hasattr(signal, "pthread_sigmask"):
         return None
     me = threading.get_ident()
-    outer = next((noting.mask for noting in _HOLDS if noting.thread == me), None)  # the first: outermost
+    outer = next((noting.mask for noting in _HOLDS if noting.thread == me and noting.holding), None)  # outermost
     return outer if outer is not None else set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
