@@ -78,7 +78,7 @@ def _normalize_when(name: str, when: Mapping[str, Any] | None) -> Condition:
         if not vals:
             raise ValueError(f"parameter {name!r}: condition on {parent!r} lists no values")
         # a tuple choice comes back from JSON as a list: keep the canonical tuple
-        out[str(parent)] = tuple(tuple(v) if isinstance(v, list) else v for v in vals)
+        out[str(parent)] = tuple(tupled(v) for v in vals)
     return out
 
 
@@ -155,7 +155,7 @@ class Param(ABC):
             if self.prior.mode is not None:
                 p["mode"] = _plain_choice(self.prior.mode)
             if self.prior.weight is not None:
-                p["weight"] = {_plain_choice(k): w for k, w in self.prior.weight.items()}
+                p["weight"] = {_weight_key(_plain_choice(k)): w for k, w in self.prior.weight.items()}
             d["prior"] = p
         return d
 
@@ -583,7 +583,7 @@ class Categorical(Param):
                 raise self._err("prior weights are all zero")
             texts = {c for c in self.choices if isinstance(c, str)}
             for k in prior.weight:
-                if (k is None or isinstance(k, (bool, int, float))) and json.dumps(k) in texts:
+                if (k is None or isinstance(k, (bool, int, float, tuple))) and json.dumps(_plain_choice(k)) in texts:
                     raise self._err(f"the prior weight of {k!r} would be stored under the key {json.dumps(k)!r} (JSON "
                                     "writes every key as text), which is also a choice's, and read back as that string "
                                     "choice's: rename the string choice, or leave this one without a weight")
@@ -705,12 +705,22 @@ def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def tupled(value: Any) -> Any:
+    """A choice read from JSON or YAML: its lists, nested ones too, as the tuples they were written from."""
+    return tuple(map(tupled, value)) if isinstance(value, list) else value
+
+
+def _weight_key(choice: Any) -> Any:
+    """A prior weight's key as stored: a tuple choice as its JSON text (JSON keys take no tuple)."""
+    return json.dumps(choice) if isinstance(choice, tuple) else choice
+
+
 def _stored_weights(weight: Mapping[Any, float], choices: Sequence[Any]) -> dict[Any, float]:
     """A prior's weights as read back: JSON writes every key as text (``{1: 3.0}`` as ``{"1": 3.0}``), so a
-    key that is no choice but the JSON text of one (``"1"``, ``"0.5"``, ``"true"``, ``"null"``) is that
-    choice (a study with weights on numbers was stored, then could not be opened)."""
+    key that is no choice but the JSON text of one (``"1"``, ``"0.5"``, ``"true"``, ``"null"``, ``"[1, 2]"``)
+    is that choice (a study with weights on numbers was stored, then could not be opened)."""
     texts = {c for c in choices if isinstance(c, str)}
-    by_text = {json.dumps(c): c for c in choices if c is None or isinstance(c, (bool, int, float))}
+    by_text = {json.dumps(c): c for c in choices if c is None or isinstance(c, (bool, int, float, tuple))}
     return {by_text[k] if isinstance(k, str) and k not in texts and k in by_text else k: w for k, w in weight.items()}
 
 
@@ -730,7 +740,7 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
         if kind == "int":
             return Int(**d)
         if kind == "categorical":
-            choices = [tuple(c) if isinstance(c, list) else c for c in d.pop("choices")]
+            choices = [tupled(c) for c in d.pop("choices")]
             if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].weight, Mapping):
                 d["prior"] = dataclasses.replace(d["prior"], weight=_stored_weights(d["prior"].weight, choices))
             return Categorical(choices, **d)

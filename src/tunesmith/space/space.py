@@ -22,6 +22,7 @@ from .params import (
     Param,
     did_you_mean,
     param_from_dict,
+    tupled,
 )
 
 Config = dict[str, Any]
@@ -382,7 +383,7 @@ class Space(Mapping[str, Param]):
                                  f"values in YAML, not a list of choices: write [{', '.join(map(str, spec))}] for "
                                  "choices, or {type: fixed, value: {...}} for a constant mapping")
             elif isinstance(spec, list):
-                params[name] = Categorical([tuple(c) if isinstance(c, list) else c for c in spec])
+                params[name] = Categorical([tupled(c) for c in spec])
             else:
                 params[name] = Fixed(spec)
         return cls(params)
