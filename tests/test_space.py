@@ -631,6 +631,8 @@ def test_prior_weights_on_tuple_choices_are_stored_and_read_back(storage_url: st
         ts.Space({"c": ts.Categorical([(1, 2), "[1, 2]"], prior=ts.Prior(weight={(1, 2): 3.0}))})
     nested = ts.Space({"c": ts.Categorical([(3, (4, "a")), "b"])})  # read back as (3, [4, "a"]): unhashable
     assert ts.Space.from_json(nested.to_json()) == nested
+    fixed = ts.Space({"f": ts.Fixed((1, (2, 3))), "g": ts.Fixed([1, [2, 3]])})  # a list stays a list
+    assert ts.Space.from_json(fixed.to_json()) == fixed
 
 
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
