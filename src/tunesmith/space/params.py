@@ -605,7 +605,7 @@ class Categorical(Param):
                 return i
         # JSON round trips turn tuples into lists
         if isinstance(value, list):
-            return self.index(tuple(value))
+            return self.index(tupled(value))
         raise self._err(f"{value!r} is not one of the choices {list(self.choices)}")
 
     def _positions(self) -> dict[Any, int]:
