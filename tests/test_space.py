@@ -634,6 +634,8 @@ def test_prior_weights_on_tuple_choices_are_stored_and_read_back(storage_url: st
     grid = ts.Study(nested, storage=storage_url, name="n", sampler="grid")
     grid.optimize(lambda t: 0.0, n_trials=3)  # a stored trial's (3, [4, "a"]) was no choice: run again
     assert sorted(map(repr, (t.params["c"] for t in ts.Study.load("n", grid.storage).trials))) == ["'b'", "(3, (4, 'a'))"]
+    with pytest.raises(ValueError, match=r"choice \(3, \[4\]\) is not hashable; a value inside it is not: use tuples"):
+        ts.Space({"c": ts.Categorical([(3, [4]), "b"])})  # was "use a tuple instead of a tuple"
     fixed = ts.Space({"f": ts.Fixed((1, (2, 3))), "g": ts.Fixed([1, [2, 3]])})  # a list stays a list
     assert ts.Space.from_json(fixed.to_json()) == fixed
 

@@ -558,7 +558,9 @@ class Categorical(Param):
                 twin = seen.get(c, seen)  # seen itself: none yet (None may be a choice)
             except TypeError:
                 kind = "an array" if isinstance(c, np.ndarray) else f"a {type(c).__name__}"
-                raise self._err(f"choice {c!r} is not hashable; use a tuple instead of {kind}") from None
+                fix = ("a value inside it is not: use tuples inside it too" if isinstance(c, tuple)  # (3, [4])
+                       else f"use a tuple instead of {kind}")
+                raise self._err(f"choice {c!r} is not hashable; {fix}") from None
             if twin is not seen and type(c) is type(twin):
                 raise self._err(f"choice {c!r} is listed twice")
             if twin is not seen:  # 2 and 2.0, True and 1: one stored value, so a grid loops and a draw loses one
