@@ -271,6 +271,16 @@ def test_an_integer_hyperparameter_is_taken_as_a_float_as_tune_takes_it() -> Non
     assert torch.equal(as_int["l2"], as_float["l2"])
 
 
+@pytest.mark.parametrize("start", [True, torch.tensor(False), np.True_], ids=["bool", "tensor", "np.bool_"])
+def test_a_yes_no_hyperparameter_is_refused_by_every_entry_point(start) -> None:
+    """Before: only ``tune`` refused a bool; ``hypergradient`` and ``unrolled_hypergradient``
+    returned a gradient for it, taken as 1.0 or 0.0, though a yes/no choice has none."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    for call in _each_entry_point(train_loss, val_loss, params, {"l2": start}, train, val):
+        with pytest.raises(TypeError, match="hyperparameter 'l2' is a bool, .*: a yes/no choice has no gradient"):
+            call()
+
+
 def test_a_hypergradient_that_turns_nan_mid_loop_is_named() -> None:
     """A validation loss that becomes nan after some outer steps: the loop stops there with an
     error about the hypergradient, instead of a nan hyperparameter step and then an error that

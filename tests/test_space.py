@@ -695,6 +695,29 @@ def test_a_prior_mode_on_a_tuple_choice_reads_back_as_the_tuple(storage_url: str
     assert ts.Study.load("pm", study.storage).space["c"].prior.mode == ((0, "a"), 1.5)
 
 
+def test_tuple_choices_and_their_weights_round_trip_through_json_yaml_and_a_grid(storage_url: str | None) -> None:
+    """A weight on a tuple choice (``prior={(1, 2): 2.0}``) failed the study's creation, and
+    ``space.to_json()``, with json's "keys must be str, int, float, bool or None, not tuple"."""
+    weight = {(1, 2): 2.0, (3, (4, "a")): 1.0, "b": 0.5}
+    space = ts.Space({"c": ts.Categorical([(1, 2), (3, (4, "a")), "b"], prior=ts.Prior(weight=weight))})
+    assert dict(ts.Space.from_json(space.to_json())["c"].prior.weight) == weight
+    assert dict(ts.Space.from_yaml(space.to_yaml())["c"].prior.weight) == weight
+    study = ts.Study(space, storage=storage_url, name="t", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    assert dict(ts.Study.load("t", study.storage).space["c"].prior.weight) == weight
+    with pytest.raises(ValueError, match=r"the prior weight of \(1, 2\) would be stored under the key '\[1, 2\]'"):
+        ts.Space({"c": ts.Categorical([(1, 2), "[1, 2]"], prior=ts.Prior(weight={(1, 2): 3.0}))})
+    nested = ts.Space({"c": ts.Categorical([(3, (4, "a")), "b"])})  # read back as (3, [4, "a"]): unhashable
+    assert ts.Space.from_json(nested.to_json()) == nested
+    grid = ts.Study(nested, storage=storage_url, name="n", sampler="grid")
+    grid.optimize(lambda t: 0.0, n_trials=3)  # a stored trial's (3, [4, "a"]) was no choice: run again
+    assert sorted(map(repr, (t.params["c"] for t in ts.Study.load("n", grid.storage).trials))) == ["'b'", "(3, (4, 'a'))"]
+    with pytest.raises(ValueError, match=r"choice \(3, \[4\]\) is not hashable; use a tuple instead of a list$"):
+        ts.Space({"c": ts.Categorical([(3, [4]), "b"])})  # was "use a tuple instead of a tuple"
+    fixed = ts.Space({"f": ts.Fixed((1, (2, 3))), "g": ts.Fixed([1, [2, 3]])})  # a list stays a list
+    assert ts.Space.from_json(fixed.to_json()) == fixed
+
+
 def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is_named() -> None:
     """`Categorical([np.array(3), np.array(4)])` (values taken from arrays by indexing ``a[()]`` or
     ``np.asarray``) was refused with "choice array(3) is not hashable; use a tuple instead of a list":

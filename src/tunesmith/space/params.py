@@ -775,7 +775,7 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
         if kind == "fixed":
             d.pop("prior", None)
             value = d.pop("value")
-            return Fixed(tuple(value) if d.pop("tuple", False) and isinstance(value, list) else value, **d)
+            return Fixed(_tuples(value) if d.pop("tuple", False) and isinstance(value, list) else value, **d)
     except TypeError as exc:
         raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {exc}") from None
     except KeyError as exc:

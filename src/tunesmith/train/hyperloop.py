@@ -25,6 +25,7 @@ from .implicit import (
     Tree,
     ValLoss,
     check_losses,
+    check_not_bool,
     check_not_empty,
     check_one_batch,
     check_trees,
@@ -59,20 +60,8 @@ def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any]
     for name, value in hparams.items():
         if value is None or isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
             raise TypeError(f"hyperparameter {name!r} must start at a number or a tensor, got {value!r}")
-        if _is_bool(value):
-            raise TypeError(f"hyperparameter {name!r} is a bool, {value!r}: a yes/no choice has no gradient (it was "
-                            "taken as 1.0 or 0.0); search it with a sampler (ts.Categorical([False, True]))")
+        check_not_bool(name, value)
     return {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
-
-
-def _is_bool(value: Any) -> bool:
-    """A bool start: True, a bool tensor, NumPy's np.True_ or bool array, a list of bools."""
-    if isinstance(value, (bool, torch.Tensor)):
-        return isinstance(value, bool) or value.dtype == torch.bool
-    try:
-        return torch.as_tensor(value).dtype == torch.bool
-    except (TypeError, ValueError, RuntimeError):  # not a number: refused, with its message, where it is used
-        return False
 
 
 def to_raw(value: torch.Tensor, c: Constraint, name: str = "") -> torch.Tensor:

@@ -180,6 +180,23 @@ def check_trees(params: Any, hparams: Any) -> None:
     if not isinstance(hparams, Mapping) or not hparams:
         raise ValueError(f"hparams must be a non-empty dict name -> value of the hyperparameters to tune, got "
                          f"{hparams!r}; with nothing to tune, train with tunesmith.train.Trainer")
+    for name, value in hparams.items():
+        check_not_bool(name, value)
+
+
+def check_not_bool(name: str, value: Any) -> None:
+    """Refuse a yes/no start (True, a bool tensor, NumPy's np.True_ or bool array, a list of
+    bools): it would be taken as 1.0 or 0.0 and given a gradient it does not have."""
+    if isinstance(value, (bool, torch.Tensor)):
+        is_bool = isinstance(value, bool) or value.dtype == torch.bool
+    else:
+        try:
+            is_bool = torch.as_tensor(value).dtype == torch.bool
+        except (TypeError, ValueError, RuntimeError):  # not a number: refused, with its message, where it is used
+            is_bool = False
+    if is_bool:
+        raise TypeError(f"hyperparameter {name!r} is a bool, {value!r}: a yes/no choice has no gradient (it was "
+                        "taken as 1.0 or 0.0); search it with a sampler (ts.Categorical([False, True]))")
 
 
 def check_not_empty(what: str, batch: Any) -> None:
