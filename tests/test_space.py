@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from pathlib import Path
@@ -704,3 +705,17 @@ def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is
     assert study.space["c"].choices == (3, 4.5) and {t.params["c"] for t in study.trials} == {3, 4.5}
     with pytest.raises(ValueError, match=r"choice array\(\[1, 2\]\) is not hashable; use a tuple instead of an array"):
         ts.Study({"c": ts.Categorical([np.array([1, 2]), 3])})
+
+
+def test_a_prior_weight_on_a_tuple_json_cannot_write_or_a_numpy_number_is_checked_as_stored() -> None:
+    """Before: a weight on a tuple choice holding an Enum raised json's "Object of type E is not JSON
+    serializable" as the space was built (an in-memory study ran with it before tuple keys were stored
+    as text); a weight keyed by ``np.int64(1)`` beside the string choice ``"1"`` was not refused, stored
+    under ``"1"`` and read back as the string choice's."""
+    color = enum.Enum("color", ["RED", "BLUE"])
+    space = ts.Space({"c": ts.Categorical([(color.RED, 1), (color.BLUE, 2)], prior={(color.RED, 1): 3.0})})
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    assert space == ts.Space({"c": ts.Categorical([(color.RED, 1), (color.BLUE, 2)], prior={(color.RED, 1): 3.0})})
+    with pytest.raises(ValueError, match=r"the prior weight of (np\.int64\()?1\)? would be stored under the key '1'"):
+        ts.Space({"c": ts.Categorical([1, "1"], prior=ts.Prior(weight={np.int64(1): 3.0}))})

@@ -584,7 +584,9 @@ class Categorical(Param):
                 raise self._err("prior weights are all zero")
             texts = {c for c in self.choices if isinstance(c, str)}
             for k in prior.weight:
-                text = json.dumps(_plain_choice(k)) if k is None or isinstance(k, (bool, int, float, tuple)) else None
+                key = _weight_key(k)  # np.int64(1) is stored as 1, so under the text "1" too
+                scalar = key is None or isinstance(key, (bool, int, float))
+                text = json.dumps(key) if scalar else key if isinstance(k, tuple) else None
                 if text in texts:
                     raise self._err(f"the prior weight of {k!r} would be stored under the key {text!r} (JSON "
                                     "writes every key as text), which is also a choice's, and read back as that string "
@@ -710,7 +712,10 @@ def _weight_key(choice: Any) -> Any:
     """A prior weight's key as stored: a tuple choice's is its JSON text (JSON took no tuple key: a study
     with weights on tuple choices failed at its first write with "keys must be str, int, ...")."""
     choice = _plain_choice(choice)
-    return json.dumps(choice) if isinstance(choice, tuple) else choice
+    try:
+        return json.dumps(choice) if isinstance(choice, tuple) else choice
+    except TypeError:  # a tuple holding what JSON cannot write (an Enum): kept, as the choice itself is (in memory)
+        return choice
 
 
 def _stored_weights(weight: Mapping[Any, float], choices: Sequence[Any]) -> dict[Any, float]:
