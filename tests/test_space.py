@@ -719,3 +719,10 @@ def test_a_prior_weight_on_a_tuple_json_cannot_write_or_a_numpy_number_is_checke
     assert space == ts.Space({"c": ts.Categorical([(color.RED, 1), (color.BLUE, 2)], prior={(color.RED, 1): 3.0})})
     with pytest.raises(ValueError, match=r"the prior weight of (np\.int64\()?1\)? would be stored under the key '1'"):
         ts.Space({"c": ts.Categorical([1, "1"], prior=ts.Prior(weight={np.int64(1): 3.0}))})
+
+
+def test_the_repr_of_a_weight_on_a_tuple_choice_shows_the_tuple() -> None:
+    """Before: ``repr`` showed the key a tuple choice's weight is stored under (``{'[1, 2]': 3.0}``), a
+    string no choice is, where it shows the choices and the conditions as the values themselves."""
+    param = ts.Space({"c": ts.Categorical([(1, 2), 3], prior={(1, 2): 3.0, np.int64(3): 1.0})})["c"]
+    assert repr(param) == "Categorical(choices=[(1, 2), 3], prior={'width': 0.15, 'weight': {(1, 2): 3.0, 3: 1.0}})"

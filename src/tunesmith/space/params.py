@@ -168,6 +168,8 @@ class Param(ABC):
         if "choices" in own:
             own["choices"] = list(own["choices"])
         own["when"] = {parent: list(values) for parent, values in self.when.items()}
+        if self.prior is not None and self.prior.weight is not None:  # a tuple choice's key, not its JSON text
+            own["prior"] = {**self.to_dict()["prior"], "weight": {_plain_choice(k): w for k, w in self.prior.weight.items()}}
         args = ", ".join(f"{k}={own.get(k, v)!r}" for k, v in self.to_dict().items() if k not in ("type", "tuple"))
         return f"{type(self).__name__}({args})"
 
