@@ -726,3 +726,16 @@ def test_the_repr_of_a_weight_on_a_tuple_choice_shows_the_tuple() -> None:
     string no choice is, where it shows the choices and the conditions as the values themselves."""
     param = ts.Space({"c": ts.Categorical([(1, 2), 3], prior={(1, 2): 3.0, np.int64(3): 1.0})})["c"]
     assert repr(param) == "Categorical(choices=[(1, 2), 3], prior={'width': 0.15, 'weight': {(1, 2): 3.0, 3: 1.0}})"
+
+
+def test_a_prior_weight_keyed_by_a_value_equal_to_its_choice_reopens_the_same_space(storage_url: str | None) -> None:
+    """Before: a weight on ``(1, 2.0)`` of the choice ``(1, 2)`` was stored under ``'[1, 2.0]'`` and read back as
+    ``(1, 2)``, so reopening the study with the same space said "exists with a different space"; a weight on
+    ``1.0`` of the choice ``1`` read back equal but with another hash. Weights are keyed by the choices."""
+    space = ts.Space({"c": ts.Categorical([(1, 2), 3], prior={(1, 2.0): 3.0, 3: 1.0})})
+    study = ts.Study(space, storage=storage_url, name="wk", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    ts.Study(space, storage=study.storage, name="wk")  # the same space, reopened
+    assert ts.Study.load("wk", study.storage).space == space
+    numbers = ts.Space({"c": ts.Categorical([1, 2], prior={1.0: 3.0, 2: 1.0})})
+    assert hash(ts.Space.from_json(numbers.to_json())) == hash(numbers)

@@ -586,13 +586,16 @@ class Categorical(Param):
                 raise self._err("prior weights are all zero")
             texts = {c for c in self.choices if isinstance(c, str)}
             for k in prior.weight:
-                key = _weight_key(k)  # np.int64(1) is stored as 1, so under the text "1" too
+                key = _weight_key(self.validate(k))  # stored under its choice's key: np.int64(1)'s is 1, so "1"
                 scalar = key is None or isinstance(key, (bool, int, float))
                 text = json.dumps(key) if scalar else key if isinstance(k, tuple) else None
                 if text in texts:
                     raise self._err(f"the prior weight of {k!r} would be stored under the key {text!r} (JSON "
                                     "writes every key as text), which is also a choice's, and read back as that string "
                                     "choice's: rename the string choice, or leave this one without a weight")
+            # keyed by the choices themselves: (1, 2.0) of the choice (1, 2) was stored as '[1, 2.0]', read back
+            # as (1, 2), and the same space given again was refused as another
+            self.prior = dataclasses.replace(prior, weight={self.validate(k): w for k, w in prior.weight.items()})
         else:
             super()._check_prior(prior)
 
