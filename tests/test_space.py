@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from pathlib import Path
@@ -727,3 +728,37 @@ def test_zero_dimensional_array_choices_are_their_scalars_and_an_array_choice_is
     assert study.space["c"].choices == (3, 4.5) and {t.params["c"] for t in study.trials} == {3, 4.5}
     with pytest.raises(ValueError, match=r"choice array\(\[1, 2\]\) is not hashable; use a tuple instead of an array"):
         ts.Study({"c": ts.Categorical([np.array([1, 2]), 3])})
+
+
+def test_a_prior_weight_on_a_tuple_json_cannot_write_or_a_numpy_number_is_checked_as_stored() -> None:
+    """Before: a weight on a tuple choice holding an Enum raised json's "Object of type E is not JSON
+    serializable" as the space was built (an in-memory study ran with it before tuple keys were stored
+    as text); a weight keyed by ``np.int64(1)`` beside the string choice ``"1"`` was not refused, stored
+    under ``"1"`` and read back as the string choice's."""
+    color = enum.Enum("color", ["RED", "BLUE"])
+    space = ts.Space({"c": ts.Categorical([(color.RED, 1), (color.BLUE, 2)], prior={(color.RED, 1): 3.0})})
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    assert space == ts.Space({"c": ts.Categorical([(color.RED, 1), (color.BLUE, 2)], prior={(color.RED, 1): 3.0})})
+    with pytest.raises(ValueError, match=r"the prior weight of (np\.int64\()?1\)? would be stored under the key '1'"):
+        ts.Space({"c": ts.Categorical([1, "1"], prior=ts.Prior(weight={np.int64(1): 3.0}))})
+
+
+def test_the_repr_of_a_weight_on_a_tuple_choice_shows_the_tuple() -> None:
+    """Before: ``repr`` showed the key a tuple choice's weight is stored under (``{'[1, 2]': 3.0}``), a
+    string no choice is, where it shows the choices and the conditions as the values themselves."""
+    param = ts.Space({"c": ts.Categorical([(1, 2), 3], prior={(1, 2): 3.0, np.int64(3): 1.0})})["c"]
+    assert repr(param) == "Categorical(choices=[(1, 2), 3], prior={'width': 0.15, 'weight': {(1, 2): 3.0, 3: 1.0}})"
+
+
+def test_a_prior_weight_keyed_by_a_value_equal_to_its_choice_reopens_the_same_space(storage_url: str | None) -> None:
+    """Before: a weight on ``(1, 2.0)`` of the choice ``(1, 2)`` was stored under ``'[1, 2.0]'`` and read back as
+    ``(1, 2)``, so reopening the study with the same space said "exists with a different space"; a weight on
+    ``1.0`` of the choice ``1`` read back equal but with another hash. Weights are keyed by the choices."""
+    space = ts.Space({"c": ts.Categorical([(1, 2), 3], prior={(1, 2.0): 3.0, 3: 1.0})})
+    study = ts.Study(space, storage=storage_url, name="wk", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    ts.Study(space, storage=study.storage, name="wk")  # the same space, reopened
+    assert ts.Study.load("wk", study.storage).space == space
+    numbers = ts.Space({"c": ts.Categorical([1, 2], prior={1.0: 3.0, 2: 1.0})})
+    assert hash(ts.Space.from_json(numbers.to_json())) == hash(numbers)

@@ -168,6 +168,8 @@ class Param(ABC):
         if "choices" in own:
             own["choices"] = list(own["choices"])
         own["when"] = {parent: list(values) for parent, values in self.when.items()}
+        if self.prior is not None and self.prior.weight is not None:  # a tuple choice's key, not its JSON text
+            own["prior"] = {**self.to_dict()["prior"], "weight": {_plain_choice(k): w for k, w in self.prior.weight.items()}}
         args = ", ".join(f"{k}={own.get(k, v)!r}" for k, v in self.to_dict().items() if k not in ("type", "tuple"))
         return f"{type(self).__name__}({args})"
 
@@ -584,11 +586,16 @@ class Categorical(Param):
                 raise self._err("prior weights are all zero")
             texts = {c for c in self.choices if isinstance(c, str)}
             for k in prior.weight:
-                text = json.dumps(_plain_choice(k)) if k is None or isinstance(k, (bool, int, float, tuple)) else None
+                key = _weight_key(self.validate(k))  # stored under its choice's key: np.int64(1)'s is 1, so "1"
+                scalar = key is None or isinstance(key, (bool, int, float))
+                text = json.dumps(key) if scalar else key if isinstance(k, tuple) else None
                 if text in texts:
                     raise self._err(f"the prior weight of {k!r} would be stored under the key {text!r} (JSON "
                                     "writes every key as text), which is also a choice's, and read back as that string "
                                     "choice's: rename the string choice, or leave this one without a weight")
+            # keyed by the choices themselves: (1, 2.0) of the choice (1, 2) was stored as '[1, 2.0]', read back
+            # as (1, 2), and the same space given again was refused as another
+            self.prior = dataclasses.replace(prior, weight={self.validate(k): w for k, w in prior.weight.items()})
         else:
             super()._check_prior(prior)
 
@@ -710,7 +717,10 @@ def _weight_key(choice: Any) -> Any:
     """A prior weight's key as stored: a tuple choice's is its JSON text (JSON took no tuple key: a study
     with weights on tuple choices failed at its first write with "keys must be str, int, ...")."""
     choice = _plain_choice(choice)
-    return json.dumps(choice) if isinstance(choice, tuple) else choice
+    try:
+        return json.dumps(choice) if isinstance(choice, tuple) else choice
+    except TypeError:  # a tuple holding what JSON cannot write (an Enum): kept, as the choice itself is (in memory)
+        return choice
 
 
 def _stored_weights(weight: Mapping[Any, float], choices: Sequence[Any]) -> dict[Any, float]:
