@@ -648,3 +648,24 @@ def test_a_worker_keeps_the_signals_its_program_blocked(tmp_path: Path) -> None:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
     assert [t.value for t in study.trials] == [1.0, 1.0]
+
+
+def test_the_sampler_auto_picked_is_said_once_per_run_not_once_per_worker(tmp_path: Path) -> None:
+    """Every worker process picks the same sampler; each said so ("sampler 'auto' picked ..." twice
+    under n_jobs=2). The first worker says it; the others log it at debug level."""
+    said = tmp_path / "log.txt"
+    handler = logging.FileHandler(said)  # appends: the forked workers write to the same file
+    handler.setLevel(logging.INFO)
+    log = logging.getLogger("tunesmith")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a")
+        study.optimize(lambda t: float(t.params["x"]), n_trials=4, n_jobs=2)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        handler.close()
+    assert len(study.trials) == 4
+    assert said.read_text().count("sampler 'auto' picked") == 1, said.read_text()

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import STOPPING_SIGNALS, StorageError, Terminated, WorkersLost
+from ..samplers import auto
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
@@ -544,6 +545,7 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
         apply_env(slot.env(threads))
         run.study.for_worker(slot.index + 1)
+        auto.SAY_PICK = slot.index == 0  # the same pick in every worker: said once per run
         if slot.device is not None:
             run.after_trial = _oom_retirer(run)
         worker_loop(run)

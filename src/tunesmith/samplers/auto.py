@@ -17,6 +17,9 @@ logger = logging.getLogger("tunesmith")
 LARGE_BUDGET = 1000
 HIGH_DIM = 30
 
+#: False in a process pool's workers but the first: every worker picks the same sampler, and one says which
+SAY_PICK = True
+
 
 class AutoSampler(Sampler):
     """Grid when the space is finite and the budget covers it; with a pruner
@@ -65,7 +68,7 @@ class AutoSampler(Sampler):
         picked, why = pick(space, budget, self.seed, early_stopping=self.early_stopping, bayes=self.bayes)
         if getattr(self, "_key", None):
             picked.reseed(*self._key)
-        logger.info("sampler 'auto' picked %r: %s", picked.name, why)
+        logger.log(logging.INFO if SAY_PICK else logging.DEBUG, "sampler 'auto' picked %r: %s", picked.name, why)
         return picked
 
     def suggest(
