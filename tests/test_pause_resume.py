@@ -746,3 +746,19 @@ def test_a_worker_killed_as_it_resumes_a_trial_leaves_n_trials_new_ones(tmp_path
     assert counter.stat().st_size >= 1  # the kill happened
     assert len(study.trials) == 30
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in study.trials)
+
+
+def _tags_cv(trial: ts.Trial) -> float:
+    trial.set_attr("cv", "5-fold")  # the objective's own attribute, not cross_validate's record of its folds
+    return _restarting_objective(trial, checkpoint=False)
+
+
+def test_an_attribute_named_cv_that_cross_validate_did_not_write_still_gets_the_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The warning was skipped for any trial with an attribute named "cv"; only cross_validate's
+    record of its folds (which resumes after them) needs no checkpoint."""
+    study = enqueued_study(ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_tags_cv, n_trials=4)
+    assert study.trials_in("paused")
+    assert caplog.text.count("was paused without attrs['checkpoint']") == 1

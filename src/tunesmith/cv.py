@@ -311,6 +311,12 @@ def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict
     }
 
 
+def is_summary(value: Any) -> bool:
+    """Whether ``value`` (a trial's ``attrs["cv"]``) is what :func:`summary` writes, not an
+    attribute of that name an objective set itself."""
+    return isinstance(value, Mapping) and isinstance(value.get("scores"), Mapping) and "folds" in value
+
+
 def _finite(v: Any) -> float | None:
     """A number as stored (JSON): NaN and infinities become None."""
     f = float(v)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..cv import CV_ATTR, is_summary
 from ..exceptions import (
     DuplicateStudyError,
     SearchExhausted,
@@ -573,7 +574,7 @@ class Study:
     def _warn_no_checkpoint(self, record: FrozenTrial) -> None:
         """Once per study: a trial paused without ``attrs["checkpoint"]`` has nothing to resume from
         (one of ``cv.cross_validate`` has: it resumes after the folds in ``attrs["cv"]``)."""
-        if "checkpoint" in record.attrs or "cv" in record.attrs or self._warned_no_checkpoint:
+        if "checkpoint" in record.attrs or is_summary(record.attrs.get(CV_ATTR)) or self._warned_no_checkpoint:
             return
         self._warned_no_checkpoint = True
         logger.warning(
