@@ -466,3 +466,31 @@ def test_half_a_surrogate_pair_in_json_is_read_as_a_replacement_character(
                 ["report", "victim", "-o", str(tmp_path / "r.html")]):
         assert main([*cmd, "--storage", url]) == 0, capsys.readouterr().err
     assert _row(url, column) == value  # nothing was written back over the row
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_a_prior_weight_that_is_not_finite_is_refused_and_a_stored_one_is_read_without_its_weights(
+        sqlite_url: str, bad: float, caplog: pytest.LogCaptureFixture) -> None:
+    """A NaN or infinite prior weight was accepted and the bayes sampler then failed at its first
+    model-based pick ("Probabilities contain NaN"). A new space refuses it; a study stored with one
+    (SQLite holds {"a": Infinity}) still opens, its weights dropped with a warning, and runs."""
+    for make in (lambda: ts.Space({"k": ts.Categorical(["a", "b"], prior={"a": bad, "b": 1.0})}),
+                 lambda: ts.Space.from_dict({"k": {"type": "categorical", "choices": ["a", "b"],
+                                                   "prior": {"weight": {"a": bad, "b": 1.0}}}})):
+        with pytest.raises(ValueError, match=r"prior weight of 'a' must be a finite number >= 0, got (inf|nan)"):
+            make()
+    space = {"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"], prior={"a": 1.0, "b": 1.0})}
+    ts.Study(space, storage=sqlite_url, name="w", sampler={"name": "bayes", "n_init": 2}).optimize(
+        lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:
+        stored = json.loads(c.execute(sa.text("SELECT space FROM ts_studies WHERE name = 'w'")).scalar_one())
+        stored["k"]["prior"]["weight"]["a"] = bad  # as an older tunesmith stored it
+        c.execute(sa.text("UPDATE ts_studies SET space = :v WHERE name = 'w'"), {"v": json.dumps(stored)})
+    engine.dispose()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study = ts.Study.load("w", storage=sqlite_url)
+    assert study.space["k"].prior is None and len(study.trials) == 2
+    assert "prior weights of 'k' are not all finite" in caplog.text
+    study.optimize(lambda t: t.params["x"], n_trials=2)  # before: "Probabilities contain NaN"
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 4

@@ -580,8 +580,8 @@ class Categorical(Param):
         if prior.weight is not None:
             for k, w in prior.weight.items():
                 self.validate(k, what="prior choice")
-                if not _is_number(w) or w < 0:
-                    raise self._err(f"prior weight of {k!r} must be >= 0, got {w!r}")
+                if not _is_number(w) or not _finite(w) or w < 0:  # NaN or inf: the bayes sampler's NaN probabilities
+                    raise self._err(f"prior weight of {k!r} must be a finite number >= 0, got {w!r}")
             if sum(prior.weight.values()) <= 0:
                 raise self._err("prior weights are all zero")
             texts = {c for c in self.choices if isinstance(c, str)}

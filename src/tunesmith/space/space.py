@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -394,7 +396,7 @@ class Space(Mapping[str, Param]):
         older tunesmith's checks let it pass, or it was changed outside tunesmith) is a
         StorageError that names ``where`` (the study) and how to keep its trials."""
         try:
-            return cls.from_dict(d)
+            return cls.from_dict(_finite_weights(d, where) if isinstance(d, Mapping) else d)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise StorageError(
                 f"{where}: its stored space is unreadable ({exc}). An older tunesmith may have accepted it "
@@ -558,6 +560,33 @@ def _check_yaml_size(data: Any) -> None:
             raise yaml.YAMLError(f"it nests deeper than {MAX_YAML_DEPTH} levels")
         items = [*x.keys(), *x.values()] if isinstance(x, dict) else x if isinstance(x, list) else ()
         stack.extend((v, depth + 1) for v in items)
+
+
+def _finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A stored space without the prior weights of a parameter that has a NaN or infinite one (an older
+    tunesmith took them, then its bayes sampler failed on them; refused now): its choices are drawn alike."""
+    out = dict(d)
+    for name, spec in d.items():
+        prior = spec.get("prior") if isinstance(spec, Mapping) else None
+        weight = prior.get("weight") if isinstance(prior, Mapping) else None
+        if not isinstance(prior, Mapping) or not isinstance(weight, Mapping):
+            continue
+        if any(isinstance(w, float) and not math.isfinite(w) for w in weight.values()):
+            _say_weights_dropped(where, str(name), repr(dict(weight)))
+            rest = {k: v for k, v in prior.items() if k != "weight"}
+            out[name] = {k: v for k, v in spec.items() if k != "prior"}
+            if rest.get("mode") is not None:
+                out[name]["prior"] = rest
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _say_weights_dropped(where: str, name: str, weight: str) -> None:
+    """Once per study and parameter (the dashboard reads the space again and again)."""
+    logging.getLogger("tunesmith").warning(
+        "%s: the prior weights of %r are not all finite (%s), which the bayes sampler cannot use; they are "
+        "left out, so its choices are drawn alike. To keep a prior, copy the study into a space with finite "
+        "weights (tunesmith copy NAME NEW_NAME --space STUDY.yaml)", where, name, weight)
 
 
 def _same(a: Any, b: Any) -> bool:
