@@ -258,7 +258,7 @@ TRAIN = ["a callback class", "a number for the callbacks", "a metric that is no 
          "a hyperparameter's start as text", "a model class for classifier_losses", "a callback that is no function",
          "a tuned start as text", "a tuned start of None", "label smoothing as text", "no training batch",
          "no study for hypertune", "a list for hyper_space", "None for values_of", "no rules to unroll",
-         "a yes/no hyperparameter"]
+         "a yes/no hyperparameter", "another model's optimizer state"]
 
 
 def _losses(model: Any) -> tuple[Any, ...]:
@@ -266,6 +266,22 @@ def _losses(model: Any) -> tuple[Any, ...]:
 
     p = classifier_losses(model)
     return p.train_loss, p.val_loss, p.params, p.hparams
+
+
+def _unrolled_with_another_models_state(x: Any, y: Any) -> Any:
+    """Before: torch's "The size of tensor a (8) must match the size of tensor b (4)" from inside the unroll."""
+    import torch
+
+    from tunesmith.train.unrolled import rules_of, state_of, unrolled_hypergradient
+
+    other = torch.nn.Linear(8, 2)
+    opt = torch.optim.SGD(other.parameters(), lr=0.1, momentum=0.9)
+    other(torch.randn(3, 8)).sum().backward()
+    opt.step()
+    train_loss, val_loss, params, hparams = _losses(torch.nn.Linear(4, 2))
+    rules = rules_of(torch.optim.SGD(list(params.values()), lr=0.1, momentum=0.9), params)
+    return unrolled_hypergradient(train_loss, val_loss, params, hparams, [(x, y)], (x, y), rules=rules,
+                                  state=state_of(opt, dict(other.named_parameters())))
 
 
 def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
@@ -340,6 +356,8 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
          "values_of takes a trial (study.best_trial) or its params, got NoneType"),
         ("no rules to unroll", lambda: unrolled_hypergradient(*_losses(torch.nn.Linear(4, 2)), [(x, y)], (x, y), rules={}),
          ValueError, "rules has no update rule for the weights ['weight', 'bias']; read them from the optimizer"),
+        ("another model's optimizer state", lambda: _unrolled_with_another_models_state(x, y), ValueError,
+         "state['weight']['momentum_buffer'] has the shape (2, 8), not the weight's (2, 4): pass the state of"),
     ]
     return {label: rest for label, *rest in calls}  # type: ignore[misc]
 

@@ -216,6 +216,7 @@ def unrolled_hypergradient(
     if lacking:
         raise ValueError(f"unrolled_hypergradient: rules has no update rule for the weights {lacking[:5]}; read them "
                          "from the optimizer built on these tensors: rules=rules_of(optimizer, params)")
+    _check_state(state, params)
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batches[0], val_batch)
     w0 = {k: t.detach() for k, t in params.items()}
@@ -231,6 +232,16 @@ def unrolled_hypergradient(
         hg, (w, st, loss) = grad(objective, has_aux=True)(lam)
     return (hg, {k: t.detach() for k, t in w.items()},
             {k: {n: t.detach() for n, t in v.items()} for k, v in st.items()}, float(loss))
+
+
+def _check_state(state: State | None, params: Mapping[str, torch.Tensor]) -> None:
+    """A state of another model's optimizer failed deep in torch ("The size of tensor a (8) must match ...")."""
+    for k, buffers in (state or {}).items():
+        for n, t in (buffers.items() if k in params else ()):
+            if isinstance(t, torch.Tensor) and t.ndim and t.shape != params[k].shape:
+                raise ValueError(f"unrolled_hypergradient: state[{k!r}][{n!r}] has the shape {tuple(t.shape)}, not the "
+                                 f"weight's {tuple(params[k].shape)}: pass the state of the optimizer built on these "
+                                 "tensors, state=state_of(optimizer, params), or None for a fresh one")
 
 
 def unrolled_objective(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, torch.Tensor],
