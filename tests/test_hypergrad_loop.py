@@ -404,3 +404,14 @@ def test_a_start_the_weights_dtype_rounds_onto_a_bound_is_refused_with_the_value
     with pytest.raises(ValueError, match=r"must start > 0, got -1.0"):  # off its constraint as given: as before
         tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2, dtype=torch.float16)}, {"s": -1.0}, (), (),
              constraints={"s": "positive"}, options=LoopOptions(outer_steps=1, inner_steps=1))
+
+
+def test_a_start_the_weights_dtype_rounds_past_a_bound_is_said_to_be_past_it() -> None:
+    """Before: "on a bound of its constraint" also for 0.69999999 of (0.2, 0.7), float16's 0.7001953125."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    with pytest.raises(ValueError, match=r"starts at 0.69999999, which is 0.7001953125 in torch.float16 \(the weights' dtype\), "
+                                         r"past a bound of its constraint \(0.2, 0.7\): start it further inside"):
+        tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2, dtype=torch.float16)}, {"s": 0.69999999}, (),
+             (), constraints={"s": (0.2, 0.7)}, options=LoopOptions(outer_steps=1, inner_steps=1))

@@ -350,12 +350,15 @@ def _start_raw(name: str, value: Any, c: Constraint, dtype: torch.dtype, device:
     given = torch.as_tensor(value, dtype=torch.float64, device="cpu").detach()
     to_raw(given, c, name)  # off its constraint as given: the message names the value given
     start = torch.as_tensor(value, dtype=dtype, device=device).detach()
+    wide = start.to(_wide(dtype))
     try:
-        return to_raw(start.to(_wide(dtype)), c, name)
+        return to_raw(wide, c, name)
     except ValueError:
         pass
+    past = isinstance(c, tuple) and bool(((wide < c[0]) | (wide > c[1])).any())  # 0.69999999 of (0.2, 0.7) in float16
     raise ValueError(f"hyperparameter {name!r} starts at {_shown(given)}, which is {_shown(start)} in {dtype} (the "
-                     f"weights' dtype), on a bound of its constraint {c!r}: start it further inside")
+                     f"weights' dtype), {'past' if past else 'on'} a bound of its constraint {c!r}: start it further "
+                     "inside")
 
 
 def _clamped(value: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
