@@ -186,7 +186,7 @@ def _take_signals(on_signal: Callable[[int, Any], None], previous: dict[int, Any
     """``on_signal`` for SIGINT, SIGTERM and SIGHUP, each handler it replaces put in ``previous`` as it is."""
     # SIGHUP: the terminal closed (an ssh session dropped) killed the command outright, its trials left running
     for sig in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
-        if signal.getsignal(sig) is signal.SIG_IGN:  # under nohup, SIGHUP stays ignored  # e.g. SIGINT of a `cmd &` job of a script: stays ignored
+        if signal.getsignal(sig) is signal.SIG_IGN:  # stays ignored: SIGHUP under nohup, SIGINT of a script's `cmd &` job
             continue
         if signal.getsignal(sig) is None:  # set outside Python (a program that embeds it): stays, as
             continue  # Python could not put it back
