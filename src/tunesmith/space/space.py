@@ -564,7 +564,7 @@ def _check_yaml_size(data: Any) -> None:
 
 def _finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A stored space without the prior weights of a parameter that has a NaN or infinite one (an older
-    tunesmith took them, then its bayes sampler failed on them; refused now): its choices are drawn alike."""
+    tunesmith took them, then its bayes sampler failed on them; refused now); a mode is kept."""
     out = dict(d)
     for name, spec in d.items():
         prior = spec.get("prior") if isinstance(spec, Mapping) else None
@@ -585,8 +585,9 @@ def _say_weights_dropped(where: str, name: str, weight: str) -> None:
     """Once per study and parameter (the dashboard reads the space again and again)."""
     logging.getLogger("tunesmith").warning(
         "%s: the prior weights of %r are not all finite (%s), which the bayes sampler cannot use; they are "
-        "left out, so its choices are drawn alike. To keep a prior, copy the study into a space with finite "
-        "weights (tunesmith copy NAME NEW_NAME --space STUDY.yaml)", where, name, weight)
+        "left out (its choices are drawn alike, or by the prior's mode where it has one). To keep weights, "
+        "copy the study into a space with finite ones (tunesmith copy NAME NEW_NAME --space STUDY.yaml)",
+        where, name, weight)
 
 
 def _same(a: Any, b: Any) -> bool:
