@@ -762,3 +762,33 @@ def test_a_prior_weight_keyed_by_a_value_equal_to_its_choice_reopens_the_same_sp
     assert ts.Study.load("wk", study.storage).space == space
     numbers = ts.Space({"c": ts.Categorical([1, 2], prior={1.0: 3.0, 2: 1.0})})
     assert hash(ts.Space.from_json(numbers.to_json())) == hash(numbers)
+
+
+def test_a_study_reopened_with_choices_of_another_type_is_refused(storage_url: str | None) -> None:
+    """Before: ``[True, False] == [1, 0]`` in Python, so a study stored with the choices ``[1, 0]`` was
+    reopened with ``[True, False]`` in code (and ``[1.0, 2.0]`` for ``[1, 2]``, ``Fixed(True)`` for
+    ``Fixed(1)``) as the same space: the objective went on getting ``1`` where it tests ``is True``."""
+    space = {"c": ts.Categorical([1, 0]), "n": ts.Categorical([1, 2]), "f": ts.Fixed(1)}
+    study = ts.Study(space, storage=storage_url, name="ty", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=1)
+    ts.Study(space, storage=study.storage, name="ty")  # the same space, reopened
+    for name, other in (("c", ts.Categorical([True, False])), ("n", ts.Categorical([1.0, 2.0])), ("f", ts.Fixed(True))):
+        with pytest.raises(ValueError, match=rf"exists with a different space \({name}: stored "):
+            ts.Study({**space, name: other}, storage=study.storage, name="ty")
+        assert ts.Space({**space, name: other}) != ts.Space(space)
+    assert ts.Study.load("ty", study.storage).space == ts.Space(space)
+
+
+def test_equal_spaces_hash_equal() -> None:
+    """Before: ``Space.__hash__`` was of ``to_json`` (and a parameter's of its ``repr``), which writes 0 and
+    0.0 apart: ``Float(0, 1)`` and ``Float(0.0, 1.0)``, a prior mode 1 and 1.0, a condition on 1 or 1.0 of the
+    choice 1 made equal spaces with other hashes (a set or dict of spaces held both)."""
+    pairs = [({"x": ts.Float(0, 1)}, {"x": ts.Float(0.0, 1.0)}),
+             ({"x": ts.Float(0, 2, prior=1)}, {"x": ts.Float(0, 2, prior=1.0)}),
+             ({"c": ts.Categorical([1, 2], prior=ts.Prior(mode=1))}, {"c": ts.Categorical([1, 2], prior=ts.Prior(mode=1.0))}),
+             ({"c": ts.Categorical([1, 2]), "y": ts.Float(0, 1, when={"c": [1]})},
+              {"c": ts.Categorical([1, 2]), "y": ts.Float(0, 1, when={"c": [1.0]})})]
+    for a, b in pairs:
+        assert ts.Space(a) == ts.Space(b) and hash(ts.Space(a)) == hash(ts.Space(b)), a
+        assert ts.Space(a) == ts.Space.from_json(ts.Space(b).to_json()) == ts.Space.from_yaml(ts.Space(b).to_yaml())
+        assert len({ts.Space(a), ts.Space(b)}) == 1 and len({*ts.Space(a).values(), *ts.Space(b).values()}) == len(a)

@@ -174,10 +174,37 @@ class Param(ABC):
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.to_dict() == other.to_dict()
+        return type(self) is type(other) and same_definition(self.to_dict(), other.to_dict())
 
     def __hash__(self) -> int:
-        return hash(repr(self))
+        return hash(frozen(self.to_dict()))  # not of repr: Float(0, 1, prior=1) == ...prior=1.0 had another hash
+
+
+def same_definition(a: Any, b: Any) -> bool:
+    """Whether two :meth:`Param.to_dict` define the same parameter: equal, and the values a trial is given
+    (its choices, a fixed value) of the same types: ``[True, False] == [1, 0]`` in Python, and a study stored
+    with the choices ``[1, 0]`` was reopened with ``[True, False]`` in code, giving the objective ``1``."""
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+        return bool(a == b)
+    return bool(a == b) and _typed([a.get("choices"), a.get("value")]) == _typed([b.get("choices"), b.get("value")])
+
+
+def _typed(x: Any) -> Any:
+    """``x`` with each value beside its type (a NumPy scalar's as Python's): 1, 1.0 and True told apart."""
+    if isinstance(x, Mapping):
+        return {k: _typed(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_typed(v) for v in x]
+    return type(_plain_choice(x)), x
+
+
+def frozen(x: Any) -> Any:
+    """A hashable form of a :meth:`Param.to_dict`, equal where the definitions are equal (a mapping's order aside)."""
+    if isinstance(x, Mapping):
+        return frozenset((k, frozen(v)) for k, v in x.items())
+    if isinstance(x, (list, tuple)):
+        return tuple(map(frozen, x))
+    return x
 
 
 def _plain(x: Any) -> Any:
