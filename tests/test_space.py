@@ -792,3 +792,17 @@ def test_equal_spaces_hash_equal() -> None:
         assert ts.Space(a) == ts.Space(b) and hash(ts.Space(a)) == hash(ts.Space(b)), a
         assert ts.Space(a) == ts.Space.from_json(ts.Space(b).to_json()) == ts.Space.from_yaml(ts.Space(b).to_yaml())
         assert len({ts.Space(a), ts.Space(b)}) == 1 and len({*ts.Space(a).values(), *ts.Space(b).values()}) == len(a)
+
+
+def test_a_stored_trial_of_a_fixed_nested_tuple_fits_its_space(storage_url: str | None) -> None:
+    """Before: a stored trial's ``Fixed((1, (2, 3)))`` came back as ``[1, [2, 3]]`` and was compared a level
+    deep only: "its parameters do not fit the space", left out by the sampler, shown as the list; a tuple
+    inside a fixed mapping likewise."""
+    space = ts.Space({"f": ts.Fixed((1, (2, 3))), "g": ts.Fixed({"b": (1, 2)}), "x": ts.Float(0, 1)})
+    study = ts.Study(space, storage=storage_url, name="fn", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    for trial in ts.Study.load("fn", study.storage).trials:
+        assert trial.params["f"] == (1, (2, 3))
+        assert space.validate(trial.params)["g"] == {"b": (1, 2)}
+    with pytest.raises(ValueError, match=r"value \[1, \[2, 4\]\] differs from the fixed value \(1, \(2, 3\)\)"):
+        space["f"].validate([1, [2, 4]])

@@ -207,6 +207,13 @@ def frozen(x: Any) -> Any:
     return x
 
 
+def _as_json(x: Any) -> Any:
+    """A value as JSON gives it back: its tuples lists, at every depth (inside mappings too)."""
+    if isinstance(x, Mapping):
+        return {k: _as_json(v) for k, v in x.items()}
+    return [_as_json(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+
 def _plain(x: Any) -> Any:
     """A value as JSON writes it (tuples become lists)."""
     return list(x) if isinstance(x, tuple) else x
@@ -695,7 +702,8 @@ class Fixed(Param):
 
     def validate(self, value: Any, *, what: str = "value") -> Any:
         # a list for a tuple (JSON has no tuples) and the other way round: the same constant
-        same = _plain(value) == _plain(self.value) if isinstance(value, (list, tuple)) else value == self.value
+        # at every depth: a stored trial's (1, (2, 3)) is [1, [2, 3]], and was refused ("do not fit the space")
+        same = _as_json(value) == _as_json(self.value)
         if not same:
             raise self._err(f"{what} {value!r} differs from the fixed value {self.value!r}")
         return self._copy()
