@@ -806,3 +806,18 @@ def test_a_stored_trial_of_a_fixed_nested_tuple_fits_its_space(storage_url: str 
         assert space.validate(trial.params)["g"] == {"b": (1, 2)}
     with pytest.raises(ValueError, match=r"value \[1, \[2, 4\]\] differs from the fixed value \(1, \(2, 3\)\)"):
         space["f"].validate([1, [2, 4]])
+
+
+def test_numpy_bounds_a_fixed_numpy_value_and_numpy_weights_are_stored(storage_url: str | None) -> None:
+    """Before: ``Float(np.int64(0), np.int64(1))`` (bounds taken from an array) and ``Fixed(np.int64(3))`` failed the
+    study's first write with json's "Object of type int64 is not JSON serializable", and ``to_yaml`` of those, of
+    ``Fixed(np.float64(0.5))`` and of a ``np.float32`` prior width or weight with yaml's "cannot represent an object"."""
+    space = ts.Space({"x": ts.Float(np.int64(0), np.int64(1), prior=ts.Prior(mode=np.int64(1), width=np.float32(0.25))),
+                      "f": ts.Fixed(np.int64(3)), "g": ts.Fixed(np.float64(0.5)),
+                      "c": ts.Categorical(["a", "b"], prior={"a": np.float32(2), "b": np.int64(1)})})
+    assert ts.Space.from_yaml(space.to_yaml()) == space == ts.Space.from_json(space.to_json())
+    study = ts.Study(space, storage=storage_url, name="np", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    ts.Study(space, storage=study.storage, name="np")  # the same space, reopened
+    back = ts.Study.load("np", study.storage)
+    assert back.space == space and hash(back.space) == hash(space) and len(back.trials) == 2

@@ -157,7 +157,7 @@ class Param(ABC):
             if self.prior.weight is not None:
                 p["weight"] = {_weight_key(k): w for k, w in self.prior.weight.items()}
             d["prior"] = p
-        return d
+        return _python(d)  # Float(np.int64(0), 1), Fixed(np.float64(0.5)): JSON and YAML write no NumPy scalar
 
     @abstractmethod
     def _fields(self) -> dict[str, Any]: ...
@@ -212,6 +212,13 @@ def _as_json(x: Any) -> Any:
     if isinstance(x, Mapping):
         return {k: _as_json(v) for k, v in x.items()}
     return [_as_json(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+
+def _python(x: Any) -> Any:
+    """``x`` with its NumPy scalars as Python's, at every depth (inside mappings too)."""
+    if isinstance(x, Mapping):
+        return {k: _python(v) for k, v in x.items()}
+    return type(x)(map(_python, x)) if isinstance(x, (list, tuple)) else _plain_choice(x)
 
 
 def _plain(x: Any) -> Any:
