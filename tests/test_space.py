@@ -821,3 +821,14 @@ def test_numpy_bounds_a_fixed_numpy_value_and_numpy_weights_are_stored(storage_u
     ts.Study(space, storage=study.storage, name="np")  # the same space, reopened
     back = ts.Study.load("np", study.storage)
     assert back.space == space and hash(back.space) == hash(space) and len(back.trials) == 2
+
+
+def test_a_prior_mode_beside_weights_and_weights_on_a_number_are_checked() -> None:
+    """Before: a Categorical's ``Prior(mode="zzz", weight={"a": 1.0})`` was stored with a mode that is no
+    choice, and ``Float(0, 1, prior=Prior(mode=0.5, weight={"a": 1.0}))`` stored weights nothing reads."""
+    with pytest.raises(ValueError, match=r"parameter 'c': prior 'zzz' is not one of the choices \['a', 'b'\]"):
+        ts.Space({"c": ts.Categorical(["a", "b"], prior=ts.Prior(mode="zzz", weight={"a": 1.0}))})
+    with pytest.raises(ValueError, match=r"parameter 'x': prior weight= is for a Categorical's choices; leave it out"):
+        ts.Space({"x": ts.Float(0, 1, prior=ts.Prior(mode=0.5, weight={"a": 1.0}))})
+    space = ts.Space({"c": ts.Categorical(["a", "b"], prior=ts.Prior(mode="b", weight={"a": 1.0}))})
+    assert ts.Space.from_json(space.to_json()) == space

@@ -110,6 +110,9 @@ class Param(ABC):
         if prior.mode is None:
             weights = " (weight= is for a Categorical's choices)" if prior.weight is not None else ""
             raise ValueError(f"parameter {self.name!r}: prior needs a mode value{weights}")
+        if prior.weight is not None:  # was stored, and ignored
+            raise self._err(f"prior weight= is for a Categorical's choices; leave it out of this {self.kind} "
+                            f"parameter's prior (its mode is {prior.mode!r})")
         self.validate(prior.mode, what="prior")
 
     def _err(self, msg: str) -> ValueError:
@@ -637,6 +640,8 @@ class Categorical(Param):
             # keyed by the choices themselves: (1, 2.0) of the choice (1, 2) was stored as '[1, 2.0]', read back
             # as (1, 2), and the same space given again was refused as another
             self.prior = dataclasses.replace(prior, weight={self.validate(k): w for k, w in prior.weight.items()})
+            if prior.mode is not None:  # beside weights: was neither checked nor ever refused
+                self.validate(prior.mode, what="prior")
         else:
             super()._check_prior(prior)
 
