@@ -762,3 +762,73 @@ def test_a_prior_weight_keyed_by_a_value_equal_to_its_choice_reopens_the_same_sp
     assert ts.Study.load("wk", study.storage).space == space
     numbers = ts.Space({"c": ts.Categorical([1, 2], prior={1.0: 3.0, 2: 1.0})})
     assert hash(ts.Space.from_json(numbers.to_json())) == hash(numbers)
+
+
+def test_a_study_reopened_with_choices_of_another_type_is_refused(storage_url: str | None) -> None:
+    """Before: ``[True, False] == [1, 0]`` in Python, so a study stored with the choices ``[1, 0]`` was
+    reopened with ``[True, False]`` in code (and ``[1.0, 2.0]`` for ``[1, 2]``, ``Fixed(True)`` for
+    ``Fixed(1)``) as the same space: the objective went on getting ``1`` where it tests ``is True``."""
+    space = {"c": ts.Categorical([1, 0]), "n": ts.Categorical([1, 2]), "f": ts.Fixed(1)}
+    study = ts.Study(space, storage=storage_url, name="ty", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=1)
+    ts.Study(space, storage=study.storage, name="ty")  # the same space, reopened
+    for name, other in (("c", ts.Categorical([True, False])), ("n", ts.Categorical([1.0, 2.0])), ("f", ts.Fixed(True))):
+        with pytest.raises(ValueError, match=rf"exists with a different space \({name}: stored "):
+            ts.Study({**space, name: other}, storage=study.storage, name="ty")
+        assert ts.Space({**space, name: other}) != ts.Space(space)
+    assert ts.Study.load("ty", study.storage).space == ts.Space(space)
+
+
+def test_equal_spaces_hash_equal() -> None:
+    """Before: ``Space.__hash__`` was of ``to_json`` (and a parameter's of its ``repr``), which writes 0 and
+    0.0 apart: ``Float(0, 1)`` and ``Float(0.0, 1.0)``, a prior mode 1 and 1.0, a condition on 1 or 1.0 of the
+    choice 1 made equal spaces with other hashes (a set or dict of spaces held both)."""
+    pairs = [({"x": ts.Float(0, 1)}, {"x": ts.Float(0.0, 1.0)}),
+             ({"x": ts.Float(0, 2, prior=1)}, {"x": ts.Float(0, 2, prior=1.0)}),
+             ({"c": ts.Categorical([1, 2], prior=ts.Prior(mode=1))}, {"c": ts.Categorical([1, 2], prior=ts.Prior(mode=1.0))}),
+             ({"c": ts.Categorical([1, 2]), "y": ts.Float(0, 1, when={"c": [1]})},
+              {"c": ts.Categorical([1, 2]), "y": ts.Float(0, 1, when={"c": [1.0]})})]
+    for a, b in pairs:
+        assert ts.Space(a) == ts.Space(b) and hash(ts.Space(a)) == hash(ts.Space(b)), a
+        assert ts.Space(a) == ts.Space.from_json(ts.Space(b).to_json()) == ts.Space.from_yaml(ts.Space(b).to_yaml())
+        assert len({ts.Space(a), ts.Space(b)}) == 1 and len({*ts.Space(a).values(), *ts.Space(b).values()}) == len(a)
+
+
+def test_a_stored_trial_of_a_fixed_nested_tuple_fits_its_space(storage_url: str | None) -> None:
+    """Before: a stored trial's ``Fixed((1, (2, 3)))`` came back as ``[1, [2, 3]]`` and was compared a level
+    deep only: "its parameters do not fit the space", left out by the sampler, shown as the list; a tuple
+    inside a fixed mapping likewise."""
+    space = ts.Space({"f": ts.Fixed((1, (2, 3))), "g": ts.Fixed({"b": (1, 2)}), "x": ts.Float(0, 1)})
+    study = ts.Study(space, storage=storage_url, name="fn", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    for trial in ts.Study.load("fn", study.storage).trials:
+        assert trial.params["f"] == (1, (2, 3))
+        assert space.validate(trial.params)["g"] == {"b": (1, 2)}
+    with pytest.raises(ValueError, match=r"value \[1, \[2, 4\]\] differs from the fixed value \(1, \(2, 3\)\)"):
+        space["f"].validate([1, [2, 4]])
+
+
+def test_numpy_bounds_a_fixed_numpy_value_and_numpy_weights_are_stored(storage_url: str | None) -> None:
+    """Before: ``Float(np.int64(0), np.int64(1))`` (bounds taken from an array) and ``Fixed(np.int64(3))`` failed the
+    study's first write with json's "Object of type int64 is not JSON serializable", and ``to_yaml`` of those, of
+    ``Fixed(np.float64(0.5))`` and of a ``np.float32`` prior width or weight with yaml's "cannot represent an object"."""
+    space = ts.Space({"x": ts.Float(np.int64(0), np.int64(1), prior=ts.Prior(mode=np.int64(1), width=np.float32(0.25))),
+                      "f": ts.Fixed(np.int64(3)), "g": ts.Fixed(np.float64(0.5)),
+                      "c": ts.Categorical(["a", "b"], prior={"a": np.float32(2), "b": np.int64(1)})})
+    assert ts.Space.from_yaml(space.to_yaml()) == space == ts.Space.from_json(space.to_json())
+    study = ts.Study(space, storage=storage_url, name="np", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0, n_trials=2)
+    ts.Study(space, storage=study.storage, name="np")  # the same space, reopened
+    back = ts.Study.load("np", study.storage)
+    assert back.space == space and hash(back.space) == hash(space) and len(back.trials) == 2
+
+
+def test_a_prior_mode_beside_weights_and_weights_on_a_number_are_checked() -> None:
+    """Before: a Categorical's ``Prior(mode="zzz", weight={"a": 1.0})`` was stored with a mode that is no
+    choice, and ``Float(0, 1, prior=Prior(mode=0.5, weight={"a": 1.0}))`` stored weights nothing reads."""
+    with pytest.raises(ValueError, match=r"parameter 'c': prior 'zzz' is not one of the choices \['a', 'b'\]"):
+        ts.Space({"c": ts.Categorical(["a", "b"], prior=ts.Prior(mode="zzz", weight={"a": 1.0}))})
+    with pytest.raises(ValueError, match=r"parameter 'x': prior weight= is for a Categorical's choices; leave it out"):
+        ts.Space({"x": ts.Float(0, 1, prior=ts.Prior(mode=0.5, weight={"a": 1.0}))})
+    space = ts.Space({"c": ts.Categorical(["a", "b"], prior=ts.Prior(mode="b", weight={"a": 1.0}))})
+    assert ts.Space.from_json(space.to_json()) == space

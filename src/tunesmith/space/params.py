@@ -110,6 +110,9 @@ class Param(ABC):
         if prior.mode is None:
             weights = " (weight= is for a Categorical's choices)" if prior.weight is not None else ""
             raise ValueError(f"parameter {self.name!r}: prior needs a mode value{weights}")
+        if prior.weight is not None:  # was stored, and ignored
+            raise self._err(f"prior weight= is for a Categorical's choices; leave it out of this {self.kind} "
+                            f"parameter's prior (its mode is {prior.mode!r})")
         self.validate(prior.mode, what="prior")
 
     def _err(self, msg: str) -> ValueError:
@@ -157,7 +160,7 @@ class Param(ABC):
             if self.prior.weight is not None:
                 p["weight"] = {_weight_key(k): w for k, w in self.prior.weight.items()}
             d["prior"] = p
-        return d
+        return _python(d)  # Float(np.int64(0), 1), Fixed(np.float64(0.5)): JSON and YAML write no NumPy scalar
 
     @abstractmethod
     def _fields(self) -> dict[str, Any]: ...
@@ -174,10 +177,51 @@ class Param(ABC):
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.to_dict() == other.to_dict()
+        return type(self) is type(other) and same_definition(self.to_dict(), other.to_dict())
 
     def __hash__(self) -> int:
-        return hash(repr(self))
+        return hash(frozen(self.to_dict()))  # not of repr: Float(0, 1, prior=1) == ...prior=1.0 had another hash
+
+
+def same_definition(a: Any, b: Any) -> bool:
+    """Whether two :meth:`Param.to_dict` define the same parameter: equal, and the values a trial is given
+    (its choices, a fixed value) of the same types: ``[True, False] == [1, 0]`` in Python, and a study stored
+    with the choices ``[1, 0]`` was reopened with ``[True, False]`` in code, giving the objective ``1``."""
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+        return bool(a == b)
+    return bool(a == b) and _typed([a.get("choices"), a.get("value")]) == _typed([b.get("choices"), b.get("value")])
+
+
+def _typed(x: Any) -> Any:
+    """``x`` with each value beside its type (a NumPy scalar's as Python's): 1, 1.0 and True told apart."""
+    if isinstance(x, Mapping):
+        return {k: _typed(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_typed(v) for v in x]
+    return type(_plain_choice(x)), x
+
+
+def frozen(x: Any) -> Any:
+    """A hashable form of a :meth:`Param.to_dict`, equal where the definitions are equal (a mapping's order aside)."""
+    if isinstance(x, Mapping):
+        return frozenset((k, frozen(v)) for k, v in x.items())
+    if isinstance(x, (list, tuple)):
+        return tuple(map(frozen, x))
+    return x
+
+
+def _as_json(x: Any) -> Any:
+    """A value as JSON gives it back: its tuples lists, at every depth (inside mappings too)."""
+    if isinstance(x, Mapping):
+        return {k: _as_json(v) for k, v in x.items()}
+    return [_as_json(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+
+def _python(x: Any) -> Any:
+    """``x`` with its NumPy scalars as Python's, at every depth (inside mappings too)."""
+    if isinstance(x, Mapping):
+        return {k: _python(v) for k, v in x.items()}
+    return type(x)(map(_python, x)) if isinstance(x, (list, tuple)) else _plain_choice(x)
 
 
 def _plain(x: Any) -> Any:
@@ -596,6 +640,8 @@ class Categorical(Param):
             # keyed by the choices themselves: (1, 2.0) of the choice (1, 2) was stored as '[1, 2.0]', read back
             # as (1, 2), and the same space given again was refused as another
             self.prior = dataclasses.replace(prior, weight={self.validate(k): w for k, w in prior.weight.items()})
+            if prior.mode is not None:  # beside weights: was neither checked nor ever refused
+                self.validate(prior.mode, what="prior")
         else:
             super()._check_prior(prior)
 
@@ -668,7 +714,8 @@ class Fixed(Param):
 
     def validate(self, value: Any, *, what: str = "value") -> Any:
         # a list for a tuple (JSON has no tuples) and the other way round: the same constant
-        same = _plain(value) == _plain(self.value) if isinstance(value, (list, tuple)) else value == self.value
+        # at every depth: a stored trial's (1, (2, 3)) is [1, [2, 3]], and was refused ("do not fit the space")
+        same = _as_json(value) == _as_json(self.value)
         if not same:
             raise self._err(f"{what} {value!r} differs from the fixed value {self.value!r}")
         return self._copy()

@@ -24,7 +24,9 @@ from .params import (
     Param,
     _tuples,
     did_you_mean,
+    frozen,
     param_from_dict,
+    same_definition,
 )
 
 Config = dict[str, Any]
@@ -62,6 +64,11 @@ _SPEC_EXTRA = frozenset({"type", "when", "prior"})
 
 #: the most configurations a grid may list (each is a dict held in memory)
 MAX_GRID = 1_000_000
+
+
+def same_spaces(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two :meth:`Space.to_dict` define the same space (the parameters' order aside)."""
+    return a.keys() == b.keys() and all(same_definition(a[n], b[n]) for n in a)
 
 
 @dataclass(frozen=True)
@@ -131,10 +138,10 @@ class Space(Mapping[str, Param]):
         return len(self._params)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self.to_dict() == other.to_dict()
+        return isinstance(other, Space) and same_spaces(self.to_dict(), other.to_dict())
 
     def __hash__(self) -> int:
-        return hash(self.to_json())
+        return hash(frozen(self.to_dict()))  # not of to_json: Float(0, 1) == Float(0.0, 1.0) had another hash
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{n!r}: {p!r}" for n, p in self._params.items())

@@ -26,7 +26,8 @@ from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
-from ..space.params import check_flag, did_you_mean, uncallable_with
+from ..space.params import check_flag, did_you_mean, same_definition, uncallable_with
+from ..space.space import same_spaces
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
@@ -217,7 +218,7 @@ class Study:
             space = space if isinstance(space, Space) else Space(space)
             given = space.to_dict()
             stored = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}").to_dict()
-            if given != stored:
+            if not same_spaces(given, stored):
                 raise ValueError(
                     f"study {self.name!r} exists with a different space ({_space_change(stored, given)}); use "
                     "another name, or leave the space out (space= in Python, space: in a study file) to "
@@ -962,7 +963,7 @@ def _fill_hint(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
 def _space_change(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
     """Which parameters differ between a stored space and a given one, each with both definitions."""
     parts = [f"{n}: stored {json.dumps(stored.get(n))}, given {json.dumps(given.get(n))}"
-             for n in dict.fromkeys([*stored, *given]) if stored.get(n) != given.get(n)]
+             for n in dict.fromkeys([*stored, *given]) if not same_definition(stored.get(n), given.get(n))]
     return "; ".join(parts) if parts else "the same parameters in another order"
 
 
