@@ -494,3 +494,23 @@ def test_a_prior_weight_that_is_not_finite_is_refused_and_a_stored_one_is_read_w
     assert "prior weights of 'k' are not all finite" in caplog.text
     study.optimize(lambda t: t.params["x"], n_trials=2)  # before: "Probabilities contain NaN"
     assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 4
+
+
+def test_a_study_stored_with_weights_on_a_float_prior_still_opens(sqlite_url: str) -> None:
+    """Weights on the prior of a Float or Int were stored and never read; refused in new spaces now, a
+    study stored with them opened as "its stored space is unreadable". It opens, its prior's mode and
+    width kept, its trials whole."""
+    space = {"x": ts.Float(0, 1, prior=ts.Prior(0.3, 0.1)), "n": ts.Int(1, 9, prior=ts.Prior(4))}
+    ts.Study(space, storage=sqlite_url, name="fw", sampler="random", seed=0).optimize(
+        lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:
+        stored = json.loads(c.execute(sa.text("SELECT space FROM ts_studies WHERE name = 'fw'")).scalar_one())
+        stored["x"]["prior"]["weight"] = {"0.3": 2.0}  # as an older tunesmith stored it
+        stored["n"]["prior"]["weight"] = {"4": 1.0}
+        c.execute(sa.text("UPDATE ts_studies SET space = :v WHERE name = 'fw'"), {"v": json.dumps(stored)})
+    engine.dispose()
+    study = ts.Study.load("fw", storage=sqlite_url)
+    assert study.space == ts.Space(space) and len(study.trials) == 2
+    study.optimize(lambda t: t.params["x"], n_trials=1)
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 3

@@ -571,12 +571,18 @@ def _check_yaml_size(data: Any) -> None:
 
 def _finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A stored space without the prior weights of a parameter that has a NaN or infinite one (an older
-    tunesmith took them, then its bayes sampler failed on them; refused now); a mode is kept."""
+    tunesmith took them, then its bayes sampler failed on them; refused now), a mode kept; and without
+    the weights an older tunesmith stored, unread, on the prior of a Float or Int."""
     out = dict(d)
     for name, spec in d.items():
         prior = spec.get("prior") if isinstance(spec, Mapping) else None
         weight = prior.get("weight") if isinstance(prior, Mapping) else None
-        if not isinstance(prior, Mapping) or not isinstance(weight, Mapping):
+        if not isinstance(prior, Mapping) or weight is None:
+            continue
+        if spec.get("type") != "categorical":  # weights on a number's prior: stored and never read before they
+            out[name] = {**spec, "prior": {k: v for k, v in prior.items() if k != "weight"}}  # were refused
+            continue
+        if not isinstance(weight, Mapping):
             continue
         if any(isinstance(w, float) and not math.isfinite(w) for w in weight.values()):
             _say_weights_dropped(where, str(name), repr(dict(weight)))
