@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -602,6 +603,17 @@ def test_a_ctrl_c_as_a_hold_starts_or_ends_leaves_the_signals_neither_blocked_no
     assert after == before
 
 
+@pytest.fixture
+def sigterm_at_default() -> Iterator[None]:
+    """SIGTERM left to the system, as in a program without a handler of its own (a whole-suite run has
+    one by now: Ray's driver installs one at ``ray.init`` and keeps it)."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _sigint_then_sigterm_held() -> None:  # run in a fresh interpreter: SIGTERM at SIG_DFL ends it
     import sys
 
@@ -666,7 +678,7 @@ def _terms_itself_at_once() -> None:
     time.sleep(2)  # not ended by it: exits 0
 
 
-def test_a_process_another_thread_forks_during_a_hold_takes_its_signals() -> None:
+def test_a_process_another_thread_forks_during_a_hold_takes_its_signals(sigterm_at_default: None) -> None:
     """A process forked by another thread while the main thread held the signals (an objective's
     DataLoader workers, as the thread executor marked interrupted trials failed) kept the handlers that
     only note them, noting for good: a SIGTERM (a pool's terminate) left it running."""
@@ -676,7 +688,6 @@ def test_a_process_another_thread_forks_during_a_hold_takes_its_signals() -> Non
 
     if not hasattr(os, "fork"):
         pytest.skip("no fork")
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     codes: list[int | None] = []
     go = threading.Event()
 
@@ -774,7 +785,7 @@ def test_a_sigterm_handler_that_exits_is_not_dropped_for_a_ctrl_c_held_before_it
     assert _handlers_and_mask() == before
 
 
-def test_a_process_another_thread_forks_as_a_hold_ends_takes_its_signals() -> None:
+def test_a_process_another_thread_forks_as_a_hold_ends_takes_its_signals(sigterm_at_default: None) -> None:
     """The hold left the list of holds before it put the handlers back: a process another thread forked
     in between (an objective's DataLoader workers) found no hold to undo and kept the handlers that only
     note its signals, for good: a SIGTERM (a pool's terminate) left it running."""
@@ -786,7 +797,6 @@ def test_a_process_another_thread_forks_as_a_hold_ends_takes_its_signals() -> No
 
     if not hasattr(os, "fork") or not hasattr(signal, "pthread_sigmask"):
         pytest.skip("no fork")
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     codes: list[int | None] = []
     go, forked = threading.Event(), threading.Event()
 
