@@ -396,3 +396,24 @@ def test_a_sigterm_as_the_ray_actors_start_kills_those_started(
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(actor.handle.whoami.remote(), timeout=60)
     assert all(t.state is not TrialState.RUNNING for t in study.trials)
+
+
+def test_the_sampler_auto_picked_is_said_by_the_first_actor_only(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under Ray's SQL mode each actor opens the study and, started together, each picks the same
+    sampler before any pick is stored; each said so at info level ("sampler 'auto' picked ..." once
+    per actor). The first actor says it; the others log it at debug level, as the process pool's
+    workers do."""
+    from tunesmith.execution.ray_worker import StudySpec, StudyWorker
+    from tunesmith.samplers import auto
+
+    monkeypatch.setattr(auto, "SAY_PICK", True)  # restored after: each actor's process sets its own
+    levels = []
+    for index in (0, 1, 2):  # StudyWorker is what the actor of that index runs, in a process of its own
+        study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name=f"a{index}")
+        auto.SAY_PICK = True  # as in a fresh process
+        with caplog.at_level("DEBUG", logger="tunesmith"):
+            caplog.clear()
+            assert StudyWorker(StudySpec.of(study), lambda t: t.params["x"], (), index).run_one().record is not None
+        levels += [r.levelname for r in caplog.records if "sampler 'auto' picked" in r.getMessage()]
+    assert levels == ["INFO", "DEBUG", "DEBUG"], levels

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TrialPruned, describe_exception
+from ..samplers import auto
 from ..storage import worker_id
 from ..trial import FrozenTrial, TrialState
 from .gpu import apply_env, is_oom_error, may_retry_oom
@@ -96,6 +97,7 @@ class StudyWorker:
         from ..study import Study
 
         _setup(index)
+        auto.SAY_PICK = index == 0  # every actor picks the same sampler: the first says which (its own process)
         study = Study(storage=spec.open_storage(), name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
         study.for_worker(10_000 + index, session=spec.session)
         self.run = Run(study, objective, Budget(None, None), catch)
