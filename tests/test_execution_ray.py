@@ -18,6 +18,17 @@ from tunesmith import Float, Study, TrialState
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(autouse=True)
+def _actor_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """StudyWorker sets what its actor's process says: a test that runs one in pytest's process
+    restores them."""
+    from tunesmith.samplers import auto
+    from tunesmith.space import space
+
+    monkeypatch.setattr(auto, "SAY_PICK", True)
+    monkeypatch.setattr(space, "SAY_DROPPED", True, raising=False)  # raising: the sources before it lack it
+
 try:  # Ray workers cannot import this test module: ship its functions by value
     from ray import cloudpickle
 
@@ -399,7 +410,7 @@ def test_a_sigterm_as_the_ray_actors_start_kills_those_started(
 
 
 def test_the_sampler_auto_picked_is_said_by_the_first_actor_only(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Under Ray's SQL mode each actor opens the study and, started together, each picks the same
     sampler before any pick is stored; each said so at info level ("sampler 'auto' picked ..." once
     per actor). The first actor says it; the others log it at debug level, as the process pool's
@@ -407,7 +418,6 @@ def test_the_sampler_auto_picked_is_said_by_the_first_actor_only(
     from tunesmith.execution.ray_worker import StudySpec, StudyWorker
     from tunesmith.samplers import auto
 
-    monkeypatch.setattr(auto, "SAY_PICK", True)  # restored after: each actor's process sets its own
     levels = []
     for index in (0, 1, 2):  # StudyWorker is what the actor of that index runs, in a process of its own
         study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name=f"a{index}")
@@ -417,3 +427,33 @@ def test_the_sampler_auto_picked_is_said_by_the_first_actor_only(
             assert StudyWorker(StudySpec.of(study), lambda t: t.params["x"], (), index).run_one().record is not None
         levels += [r.levelname for r in caplog.records if "sampler 'auto' picked" in r.getMessage()]
     assert levels == ["INFO", "DEBUG", "DEBUG"], levels
+
+
+def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_actor(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A study stored with a NaN prior weight opens without those weights, with a warning once per
+    study; under Ray's SQL mode the driver said it and then each actor, opening the study in its own
+    process, said it again. The actors log it at debug level."""
+    import json
+
+    import sqlalchemy as sa
+
+    from tunesmith import Categorical
+    from tunesmith.execution.ray_worker import StudySpec, StudyWorker
+    from tunesmith.space import space as stored_space
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    Study({"k": Categorical(["a", "b"], prior={"a": 1.0, "b": 2.0})}, storage=url, name="w", sampler="random")
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        stored = json.loads(c.execute(sa.text("SELECT space FROM ts_studies WHERE name = 'w'")).scalar_one())
+        stored["k"]["prior"]["weight"]["a"] = float("nan")  # as an older tunesmith stored it
+        c.execute(sa.text("UPDATE ts_studies SET space = :v WHERE name = 'w'"), {"v": json.dumps(stored)})
+    engine.dispose()
+    with caplog.at_level("DEBUG", logger="tunesmith"):
+        study = Study.load("w", storage=url)  # the driver
+        for index in (0, 1):  # StudyWorker is what the actor of that index runs, in a process of its own
+            stored_space._say_weights_dropped.cache_clear()  # as in a fresh process
+            assert StudyWorker(StudySpec.of(study), lambda t: 1.0, (), index).run_one().record is not None
+    levels = [r.levelname for r in caplog.records if "prior weights of 'k' are not all finite" in r.getMessage()]
+    assert levels == ["WARNING", "DEBUG", "DEBUG"], levels

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TrialPruned, describe_exception
 from ..samplers import auto
+from ..space import space as stored_space
 from ..storage import worker_id
 from ..trial import FrozenTrial, TrialState
 from .gpu import apply_env, is_oom_error, may_retry_oom
@@ -98,6 +99,7 @@ class StudyWorker:
 
         _setup(index)
         auto.SAY_PICK = index == 0  # every actor picks the same sampler: the first says which (its own process)
+        stored_space.SAY_DROPPED = False  # the driver opened the study first and said what its space left out
         study = Study(storage=spec.open_storage(), name=spec.name, sampler=spec.sampler, pruner=spec.pruner)
         study.for_worker(10_000 + index, session=spec.session)
         self.run = Run(study, objective, Budget(None, None), catch)

@@ -593,10 +593,15 @@ def _finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+#: False in a Ray actor: the driver opened the study first and said which weights are left out
+SAY_DROPPED = True
+
+
 @functools.lru_cache(maxsize=64)
 def _say_weights_dropped(where: str, name: str, weight: str) -> None:
     """Once per study and parameter (the dashboard reads the space again and again)."""
-    logging.getLogger("tunesmith").warning(
+    logging.getLogger("tunesmith").log(
+        logging.WARNING if SAY_DROPPED else logging.DEBUG,
         "%s: the prior weights of %r are not all finite (%s), which the bayes sampler cannot use; they are "
         "left out (its choices are drawn alike, or by the prior's mode where it has one). To keep weights, "
         "copy the study into a space with finite ones (tunesmith copy NAME NEW_NAME --space STUDY.yaml)",
