@@ -514,3 +514,15 @@ def test_a_study_stored_with_weights_on_a_float_prior_still_opens(sqlite_url: st
     assert study.space == ts.Space(space) and len(study.trials) == 2
     study.optimize(lambda t: t.params["x"], n_trials=1)
     assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 3
+
+
+def test_a_stored_fixed_mapping_with_a_prior_key_is_read_as_it_is() -> None:
+    """Reading a stored space left out the ``weight`` of any ``prior`` mapping in a definition that is
+    not a categorical: also inside a mapping without ``type``, which is a fixed value (a storage written
+    outside tunesmith), so the study got another constant than the one stored. Only a Float's or an
+    Int's prior loses its weights."""
+    stored = {"cfg": {"prior": {"mode": 1, "weight": {"a": 1.0}}},
+              "x": {"type": "float", "low": 0, "high": 1, "prior": {"mode": 0.3, "weight": {"0.3": 2.0}}}}
+    space = ts.Space.stored(stored, "study 'f'")
+    assert space["cfg"].value == {"prior": {"mode": 1, "weight": {"a": 1.0}}}
+    assert space["x"].prior is not None and space["x"].prior.weight is None and space["x"].prior.mode == 0.3

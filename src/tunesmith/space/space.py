@@ -579,8 +579,8 @@ def _finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
         weight = prior.get("weight") if isinstance(prior, Mapping) else None
         if not isinstance(prior, Mapping) or weight is None:
             continue
-        if spec.get("type") != "categorical":  # weights on a number's prior: stored and never read before they
-            out[name] = {**spec, "prior": {k: v for k, v in prior.items() if k != "weight"}}  # were refused
+        if spec.get("type") in ("float", "int"):  # weights on a number's prior: stored and never read before
+            out[name] = {**spec, "prior": {k: v for k, v in prior.items() if k != "weight"}}  # they were refused
             continue
         if not isinstance(weight, Mapping):
             continue
