@@ -526,3 +526,6 @@ def test_a_stored_fixed_mapping_with_a_prior_key_is_read_as_it_is() -> None:
     space = ts.Space.stored(stored, "study 'f'")
     assert space["cfg"].value == {"prior": {"mode": 1, "weight": {"a": 1.0}}}
     assert space["x"].prior is not None and space["x"].prior.weight is None and space["x"].prior.mode == 0.3
+    fixed = {"c": {"type": "fixed", "value": 1, "prior": {"weight": {"a": float("nan")}}}}
+    with pytest.raises(ts.StorageError, match="unknown key 'prior' in a fixed parameter"):  # as any prior there
+        ts.Space.stored(fixed, "study 'f'")

@@ -582,7 +582,7 @@ def _finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
         if spec.get("type") in ("float", "int"):  # weights on a number's prior: stored and never read before
             out[name] = {**spec, "prior": {k: v for k, v in prior.items() if k != "weight"}}  # they were refused
             continue
-        if not isinstance(weight, Mapping):
+        if spec.get("type") != "categorical" or not isinstance(weight, Mapping):  # a fixed's prior is refused
             continue
         if any(isinstance(w, float) and not math.isfinite(w) for w in weight.values()):
             _say_weights_dropped(where, str(name), repr(dict(weight)))
