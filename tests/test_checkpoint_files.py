@@ -145,7 +145,7 @@ def test_a_study_keeps_what_can_resume_and_the_best_of_finished_trials(tmp_path:
     study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", pruner=PauseAt(2))
     obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path)
     study.optimize(obj, n_trials=2)
-    root = checkpoint.study_folder(tmp_path, "s")
+    root = checkpoint.study_folder(tmp_path, "s", study.copy_id)
     assert [t.state for t in study.trials] == [ts.TrialState.PAUSED] * 2
     assert files(root / "trial-0") == {"best.pt", "last-000000010.pt", ".study"}  # a paused trial keeps its own
     study.tell(0, state="pruned")  # e.g. abandoned: nothing can resume it now
@@ -154,7 +154,7 @@ def test_a_study_keeps_what_can_resume_and_the_best_of_finished_trials(tmp_path:
     assert files(root / "trial-0") == set()  # swept at the next trial's start
     assert files(root / "trial-1") == {"best.pt", "last-000000010.pt", ".study"}  # and the study that wrote them
     done = study.trials[2]
-    assert done.state is ts.TrialState.COMPLETE and files(root / "trial-2") == {"best.pt"}
+    assert done.state is ts.TrialState.COMPLETE and files(root / "trial-2") == {"best.pt", ".study"}
     best = checkpoint.load(done.attrs["best_checkpoint"])
     assert "optimizer" not in best and "rng" not in best  # for use, not for resuming
     load_weights(mlp(seed=5), done.attrs["best_checkpoint"])
@@ -171,7 +171,7 @@ def test_the_default_folder_is_per_user_and_per_study(tmp_path: Path, monkeypatc
         study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, storage=db, name="exp", sampler="random", seed=0)
         study.optimize(obj, n_trials=1)
         seen.append(Path(study.trials[-1].attrs["best_checkpoint"]).parent.parent)
-    expected = checkpoint.study_folder(tmp_path / "cache" / "tunesmith" / "checkpoints", "exp")
+    expected = checkpoint.study_folder(tmp_path / "cache" / "tunesmith" / "checkpoints", "exp", study.copy_id)
     assert seen == [expected, expected]
     for d in (tmp_path / "cache" / "tunesmith", tmp_path / "cache" / "tunesmith" / "checkpoints", expected):
         assert d.stat().st_mode & 0o777 == 0o700

@@ -91,7 +91,7 @@ def test_a_checkpoint_planted_through_the_database_is_refused(tmp_path: Path, wh
     marker, db, root = tmp_path / "pwned", tmp_path / "s.db", tmp_path / "ck"
     study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{db}", name="victim")
     study.enqueue({"lr": 0.01})
-    folder = checkpoint.study_folder(root, "victim") / "trial-0"
+    folder = checkpoint.study_folder(root, "victim", study.copy_id) / "trial-0"
     if where == "outside":
         evil = plant(tmp_path / "elsewhere" / "last-000000001.pt", marker)
     elif where == "inside":  # even in the trial's own folder: loaded as weights only

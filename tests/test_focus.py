@@ -225,5 +225,5 @@ def test_a_focus_under_the_same_name_in_another_storage_has_a_checkpoint_folder_
     wide.optimize(lambda t: t.params["x"], n_trials=10)
     narrow = wide.focus(keep=["x"], name="s", storage=f"sqlite:///{tmp_path / 'b.db'}")
     folders = {retention.trial_folder(tmp_path, study.ask()) for study in (wide, narrow)}
-    assert len(folders) == 2 and checkpoint.study_folder(tmp_path, "s") / "trial-10" in folders
+    assert len(folders) == 2 and checkpoint.study_folder(tmp_path, "s", wide.copy_id) / "trial-10" in folders
     assert ts.load_study("s", f"sqlite:///{tmp_path / 'b.db'}").copy_id == narrow.copy_id is not None

@@ -165,12 +165,15 @@ def test_the_default_checkpoint_folder_stays_in_the_temp_folder() -> None:
         storage.create_study(name, direction=ts.Direction.MINIMIZE, space=SPACE.to_dict(), config={})
         folder = PruningCallback(ts.Study.load(name, storage, sampler="random").ask()).checkpoint_dir
         assert folder is not None and folder.resolve().parent == base, (name, folder)
-    assert PruningCallback(ts.Study(SPACE, name="my-study_1.0").ask()).checkpoint_dir == base / "my-study_1.0"
-    study = ts.Study(SPACE, name="my-study_1.0")
-    study.ask()
-    copy = study.copy(storage=ts.storage.make_storage(None))  # the same name in another storage: a folder of its own
-    folder = PruningCallback(copy.ask()).checkpoint_dir
-    assert folder is not None and folder.parent == base and folder.name.startswith("my-study_1.0-"), folder
+    storage = ts.storage.make_storage(None)  # a study made before studies had ids: where its checkpoints are
+    storage.create_study("my-study_1.0", direction=ts.Direction.MINIMIZE, space=SPACE.to_dict(), config={})
+    assert PruningCallback(ts.Study.load("my-study_1.0", storage, sampler="random").ask()).checkpoint_dir == \
+        base / "my-study_1.0"
+    study = ts.Study(SPACE, name="my-study_1.0")  # made now: a folder of its own, apart from the one above
+    copy = study.copy(storage=ts.storage.make_storage(None))  # the same name in another storage: another
+    folders = {PruningCallback(s.ask()).checkpoint_dir for s in (study, copy)}
+    assert len(folders) == 2 and all(f is not None and f.parent == base and f.name.startswith("my-study_1.0-")
+                                     for f in folders), folders
 
 
 def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,6 +55,7 @@ def test_a_schema_1_database_written_by_tunesmith_e1372f5_reads_back_and_resumes
     assert resumed.intermediate == {0: pytest.approx(resumed.params["x"] + 1), 1: pytest.approx(resumed.params["x"] + 0.5),
                                     2: pytest.approx(resumed.params["x"] + 1 / 3)}
     assert isinstance(study.pruner, ts.pruners.ASHA) and study.pruner.pause
+    assert study.copy_id is None  # made before ids: its trainer trials' checkpoints stay in <root>/old-<hash of the name>
     assert len(ts.load_study("old:test", url).trials) == 2
     assert [t.value for t in ts.load_study("two ü", url).trials] == [t.params["y"] for t in ts.load_study("two ü", url).trials]
 

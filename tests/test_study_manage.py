@@ -421,7 +421,7 @@ def test_deleting_a_copy_does_not_name_the_original_s_checkpoints_as_its_own(
     """The trials a copy was made with name the checkpoint folder of the study it came from: the
     delete listed that folder as the copy's files (a user removing them loses the other study's)."""
     def objective(t: ts.Trial) -> float:
-        folder = tmp_path / ("ckpt-a" if t.study.copy_id is None else "ckpt-b") / "s-0123abcd" / f"trial-{t.number}"
+        folder = tmp_path / ("ckpt-a" if t.study.copy_id == study.copy_id else "ckpt-b") / "s-0123abcd" / f"trial-{t.number}"
         folder.mkdir(parents=True)
         t.set_attr("checkpoint", str(folder / "last.pt"))
         return t.params["x"]
@@ -825,7 +825,7 @@ def test_a_study_made_meanwhile_under_its_name_is_not_joined_without_load_if_exi
     with pytest.raises(DuplicateStudyError, match="a study named 's' already exists"):
         ts.Study(SPACE, sampler="random", name="s", storage=Meanwhile(url), load_if_exists=False,
                  _settings={"copy_id": "c0ffee"})
-    assert len(made) == 1 and ts.load_study("s", url).copy_id is None  # the other study, as it was made
+    assert len(made) == 1 and ts.load_study("s", url).copy_id == made[0].copy_id != "c0ffee"  # the other study, as made
 
     class Retried(SQLStorage):  # the create committed, its acknowledgement was lost, the retry found it
         def create_study(self, name: str, **kwargs: Any) -> StudyRecord:

@@ -48,7 +48,7 @@ def test_objective_reports_each_epoch_and_stores_checkpoint(tmp_path: Path) -> N
         # a complete trial keeps its best checkpoint only: nothing resumes it
         assert t.attrs["checkpoint"] is None and Path(t.attrs["best_checkpoint"]).is_file()
         assert t.attrs["best_checkpoint"].startswith(str(tmp_path))
-        assert [p.name for p in Path(t.attrs["best_checkpoint"]).parent.iterdir()] == ["best.pt"]
+        assert {p.name for p in Path(t.attrs["best_checkpoint"]).parent.iterdir()} == {"best.pt", ".study"}
         assert t.attrs["samples_per_s"] > 0 and t.attrs["overfit_at"] in (None, *t.intermediate)  # a reported step
         assert len(t.attrs["curves"]["train_loss"]) == len(t.attrs["curves"]["val_loss"]) == len(t.intermediate)
 
@@ -308,7 +308,7 @@ def test_trials_get_their_own_folder_under_the_base_checkpoint_dir(tmp_path: Pat
     study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s")
     study.optimize(objective(build, DATA, base=base), n_trials=2)
     folders = {Path(t.attrs["best_checkpoint"]).parent for t in study.trials}
-    s = checkpoint.study_folder(tmp_path / "runs", "s")
+    s = checkpoint.study_folder(tmp_path / "runs", "s", study.copy_id)
     assert folders == {s / "trial-0", s / "trial-1"} and s.parent == tmp_path / "runs"
 
 
@@ -318,12 +318,13 @@ def test_in_ray_memory_mode_each_study_keeps_its_checkpoint_folder(tmp_path: Pat
 
     base = TrainConfig(epochs=1, batch_size=16, checkpoint_dir=str(tmp_path))
     obj = objective(build, DATA, base=base)
-    folders = set()
+    folders, expected = set(), set()
     for name in ("A", "B"):
         study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, name=name, sampler="random", seed=0)
         out = EvalWorker(StudySpec.of(study), obj, (), 0).evaluate(study.ask().record)
         folders.add(Path(out.attrs["best_checkpoint"]).parent)
-    assert folders == {checkpoint.study_folder(tmp_path, n) / "trial-0" for n in ("A", "B")}
+        expected.add(checkpoint.study_folder(tmp_path, name, study.copy_id) / "trial-0")
+    assert folders == expected
 
 
 def test_min_lr_and_lr_both_searched_are_checked_per_trial(tmp_path: Path) -> None:
@@ -520,36 +521,80 @@ def test_a_copy_under_the_same_name_in_another_storage_keeps_its_checkpoints_apa
     assert all(p.is_file() for p in paused)
     assert Path(c.trials[0].attrs["best_checkpoint"]).parent.parent not in {paused[0].parent.parent,
                                                                             Path(b.trials[1].attrs["best_checkpoint"]).parent.parent}
-    assert a.copy_id is None and b.copy_id is not None and c.copy_id not in (None, b.copy_id)
+    assert len({a.copy_id, b.copy_id, c.copy_id} - {None}) == 3
 
 
-def test_two_studies_of_one_name_in_two_storages_do_not_resume_from_each_other_s_files(tmp_path: Path) -> None:
-    """Two unrelated studies named "s" (two projects, two databases) with one checkpoint root share
-    the folder <root>/s-<hash>: a paused trial of one resumed, silently, from the files the other's trial
-    of the same number wrote there. Each trial's folder now names the study that wrote it, and a trial
-    of the other refuses it; a folder written before (no mark) is still taken."""
+def _made_before_ids(db: Path, name: str, **kwargs: object) -> ts.Study:
+    """Study ``name`` of SQLite file ``db`` as a tunesmith before 2026-12-05 made it: no id in its settings."""
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE ts_studies SET config = json_remove(config, '$.copy_id') WHERE name = ?", (name,))
+    return ts.Study.load(name, f"sqlite:///{db}", **kwargs)
+
+
+def _promoted(study: ts.Study, number: int = 0) -> ts.Trial:
+    """Its paused trial ``number``, as the study resumes it."""
     from tunesmith.study.trial import Trial
+
+    paused = ts.load_study(study.name, study.storage).trials[number]
+    return Trial(study, paused.replace(system=dataclasses.replace(paused.system, resumed_step=1)))
+
+
+def test_two_studies_of_one_name_keep_their_checkpoints_apart(tmp_path: Path) -> None:
+    """Two unrelated studies named "s" (two projects, two databases; or one deleted and made again)
+    with one checkpoint root shared the folder <root>/s-<hash>: a new trial 0 of one emptied the
+    other's trial-0, its paused trial's checkpoints lost. Each study now has an id of its own,
+    hashed into its folder."""
     from tunesmith.train import retention
 
     space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
     run = objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ckpt")
     a, b = (ts.Study(space, sampler="random", seed=seed, name="s", storage=f"sqlite:///{tmp_path / db}",
                      pruner=StopAt(1, Decision.PAUSE)) for seed, db in ((0, "a.db"), (1, "b.db")))
-
-    def promoted(study: ts.Study) -> Trial:  # its paused trial 0, as the study resumes it
-        paused = ts.load_study("s", study.storage).trials[0]
-        return Trial(study, paused.replace(system=dataclasses.replace(paused.system, resumed_step=1)))
-
     a.optimize(run, n_trials=1)
-    folder = retention.trial_folder(tmp_path / "ckpt", promoted(a))
-    assert retention.to_resume(promoted(a), folder) == a.trials[0].attrs["checkpoint"]  # its own files
-    b.optimize(run, n_trials=1)  # b's trial 0 pauses too, its files where a's were
-    assert b.trials[0].attrs["checkpoint"] == a.trials[0].attrs["checkpoint"]
+    paused = Path(a.trials[0].attrs["checkpoint"])
+    b.pruner = StopAt(99)
+    b.optimize(run, n_trials=1)  # b's trial 0 runs to the end
+    assert b.trials[0].state is ts.TrialState.COMPLETE and paused.is_file()  # before: deleted at b's start
+    assert retention.to_resume(_promoted(a), paused.parent) == str(paused)
+    b.delete()
+    again = ts.Study(space, sampler="random", seed=2, name="s", storage=f"sqlite:///{tmp_path / 'b.db'}")
+    again.optimize(run, n_trials=1)
+    folders = {Path(t.attrs["best_checkpoint"]).parent.parent for t in (b.trials[0], again.trials[0])}
+    assert len(folders | {paused.parent.parent}) == 3 and paused.is_file()
+
+
+def test_two_studies_of_one_name_made_before_ids_neither_empty_nor_resume_from_each_other_s_folder(
+    tmp_path: Path,
+) -> None:
+    """Two studies named "s" made before studies had ids (two databases) with one checkpoint root
+    share the folder <root>/s-<hash>, where such a study finds its checkpoints. A new trial 0 of
+    one emptied the other's trial-0 (its paused or complete trial's files lost), then paused a
+    trial there that the other resumed from, silently. A trial of one now refuses to start in (and
+    to resume from) a trial folder the other marked as its own; a folder written before marks were
+    is still taken."""
+    from tunesmith.train import retention
+
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    run = objective(build, DATA, base=BASE, checkpoint_root=tmp_path / "ckpt")
+    for db in ("a.db", "b.db"):
+        ts.Study(space, sampler="random", seed=0, name="s", storage=f"sqlite:///{tmp_path / db}")
+    a, b = (_made_before_ids(tmp_path / db, "s", pruner=StopAt(1, Decision.PAUSE)) for db in ("a.db", "b.db"))
+    assert a.copy_id is None and b.copy_id is None
+    a.optimize(run, n_trials=1)
+    paused = Path(a.trials[0].attrs["checkpoint"])
+    folder = retention.trial_folder(tmp_path / "ckpt", _promoted(a))
+    assert paused.parent == folder == checkpoint.study_folder(tmp_path / "ckpt", "s") / "trial-0"  # as before
+    b.optimize(run, n_trials=1)
+    assert b.trials[0].state is ts.TrialState.FAILED and paused.is_file()  # before: emptied, then b's paused
+    assert "refusing to start in" in (b.trials[0].error or "") and "its own checkpoint_root" in (b.trials[0].error or "")
+    assert retention.to_resume(_promoted(a), folder) == str(paused)
+    (folder / retention.OWNER).write_text(f"created {b.created!r}\n")  # as b would have left it
     with pytest.raises(checkpoint.CheckpointError, match="another study named 's' .* Give each study its own checkpoint_root"):
-        retention.to_resume(promoted(a), folder)
-    assert retention.to_resume(promoted(b), folder) == b.trials[0].attrs["checkpoint"]
+        retention.to_resume(_promoted(a), folder)
     (folder / retention.OWNER).unlink()  # as written before folders were marked: taken
-    assert retention.to_resume(promoted(a), folder) == a.trials[0].attrs["checkpoint"]
+    assert retention.to_resume(_promoted(a), folder) == str(paused)
 
 
 @pytest.mark.parametrize("rounded_for", ["the database", "a role"])

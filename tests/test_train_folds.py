@@ -34,7 +34,7 @@ def test_each_fold_trains_a_fresh_model_and_is_reported(tmp_path: Path) -> None:
     assert len(built) == 3 and sorted(t.intermediate) == [1, 2, 3]
     per_fold = t.attrs["cv"]["scores"]["score"]
     assert len(per_fold) == 3 and t.value == pytest.approx(sum(per_fold) / 3)
-    folder = study_folder(tmp_path, study.name) / "trial-0"
+    folder = study_folder(tmp_path, study.name, study.copy_id) / "trial-0"
     assert sorted(p.name for p in folder.iterdir()) == ["fold-0", "fold-1", "fold-2"]
     assert all([f.name for f in (folder / k).iterdir()] == ["best.pt"] for k in ("fold-0", "fold-1", "fold-2"))
 

@@ -50,9 +50,9 @@ class PruningCallback(_Callback):
         step: "epoch" (default: epoch ``e`` is step ``e``, counted from 1) or "global_step"
             (the optimizer step; use it when validating several times per epoch).
         checkpoint_dir: where a paused trial's checkpoint goes (``<dir>/trial-<n>.ckpt``);
-            default: ``<temp folder>/tunesmith-lightning/<study name>`` (a name that is not a
-            plain folder name, such as ``../x``, made one, with a hash; a copy's, with ``study.copy_id``,
-            ``<study name>-<hash of both>``). Every worker that may
+            default: ``<temp folder>/tunesmith-lightning/<study name>-<hash of the name and
+            study.copy_id>`` (a study made before 2026-12-05 has no id: ``<study name>``, a name that is
+            not a plain folder name, such as ``../x``, made one, with a hash). Every worker that may
             resume the trial must see this folder.
     """
 
@@ -217,7 +217,7 @@ class PruningCallback(_Callback):
 def _study_folder(root: Path, study: str, copy_id: str | None = None) -> Path:
     """The study's folder under ``root``: its name when that is one folder name already
     (letters, digits, ``_ . -``: where earlier versions put it, so paused trials resume),
-    else (or for a copy) :func:`~tunesmith.train.checkpoint.study_folder` (no name leads outside ``root``)."""
+    else (or for a study with an id, ``copy_id``) :func:`~tunesmith.train.checkpoint.study_folder` (no name leads outside ``root``)."""
     if copy_id is None and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", study) and study.strip(".") and not study.startswith("-"):
         return root / study
     from ..train.checkpoint import study_folder

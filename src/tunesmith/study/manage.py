@@ -32,8 +32,9 @@ _MAKING_COMPANION: ContextVar[bool] = ContextVar("tunesmith_making_companion", d
 
 #: states a known result may have (``enqueue`` queues a configuration to run instead)
 ADDABLE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
-#: a copy's (or an import's) own id in its settings: its checkpoint folder is its own, even under the name
-#: of the study it came from in another storage (``Study.copy_id``, ``checkpoint.study_folder``)
+#: a study's own id in its settings, made with it (a copy, an import, a focus get a new one): its checkpoint
+#: folder is its own, even beside a study of its name in another storage or one deleted before it
+#: (``Study.copy_id``, ``checkpoint.study_folder``); studies made before 2026-12-05 have none
 COPY_ID = "copy_id"
 
 

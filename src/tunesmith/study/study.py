@@ -115,7 +115,8 @@ class Study:
         self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
         cfg = dict(record.config)
         where = f"study {self.name!r} in {self._storage.display_url}"
-        #: set on a copy (copy, import, focus): its checkpoints go to a folder of its own (checkpoint.study_folder)
+        #: the study's own id, made with it (a copy, import or focus gets a new one): its checkpoints go to a
+        #: folder of its own (checkpoint.study_folder); None for a study made before 2026-12-05
         self.copy_id: str | None = cfg[COPY_ID] if isinstance(cfg.get(COPY_ID), str) else None
         self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
                                  else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed),
@@ -191,6 +192,7 @@ class Study:
             raise ValueError(f"{missing}: pass a space to create it")
         check_new_name(self.name)
         check_book_free(self._storage, self.name)  # "<name>:test" left by another writer: shown as its own
+        settings = {COPY_ID: uuid.uuid4().hex, **(settings or {})}  # its own checkpoint folder (study_folder)
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
         samp = make_sampler(sampler if sampler is not None else "auto", seed)
@@ -198,7 +200,7 @@ class Study:
             "sampler": samp.describe(),
             "pruner": make_pruner(pruner).describe(),
             "heartbeat": beat.to_dict(),
-            **(settings or {}),  # a copy's copy_id (and pick), in the same write: a copy never lacks it
+            **settings,  # its copy_id (and a copy's pick), in the same write: a study never lacks it
         }
         try:
             return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
@@ -207,7 +209,7 @@ class Study:
                 record = self._storage.get_study(self.name)
             except StudyNotFound:
                 raise exc from None  # refused (its name): no study found by it either
-            mine = bool(settings) and all(record.config.get(k) == v for k, v in (settings or {}).items())  # a retried write
+            mine = all(record.config.get(k) == v for k, v in settings.items())  # a retried write
             if isinstance(exc, DuplicateStudyError) and not load_if_exists and not mine:  # that had committed
                 raise exc from None  # another writer's: not this one's to join
             self._check_same(record, space, dirn)

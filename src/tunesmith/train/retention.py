@@ -87,9 +87,18 @@ def _older_complete(folder: Path, step: int | None) -> str | None:
 
 
 def start_fresh(folder: Path, trial: Any = None) -> None:
-    """A new trial: files left in its folder (a former study of the same name) are not its own;
-    the folder is marked as ``trial``'s study's (see :func:`_check_owner`)."""
+    """A new trial: files left in its folder (a trial of its number that did not finish) are not
+    its own; the folder is marked as ``trial``'s study's (see :func:`_check_owner`). A folder that
+    another study marked (two studies made before ids, of one name, sharing a root) is refused,
+    never emptied: its trial may be paused there."""
     if folder.is_dir():
+        if _marked_by_another(trial, folder / OWNER):
+            raise ckpt.CheckpointError(
+                f"trial {trial.number}: refusing to start in {str(folder)!r}: another study named "
+                f"{str(trial.study.name)!r} (in another storage, or deleted since) wrote it, and emptying it "
+                "could delete that study's paused trial. Give each study its own checkpoint_root "
+                "(objective(..., checkpoint_root=...)), or delete that folder if its study is gone"
+            )
         retire(folder, "none")
     if _owner(trial) is not None:
         ckpt.secure_dir(folder)
@@ -125,14 +134,20 @@ def _check_owner(trial: Any, folder: Path) -> None:
                "Give each study its own checkpoint_root (objective(..., checkpoint_root=...))")
 
 
+def _marked_by_another(trial: Any, path: Path) -> bool:
+    """Whether the mark at ``path`` (:func:`mark`) names a study other than ``trial``'s; no mark
+    (written before marks were, or for a study that knows no creation time) is no one else's."""
+    if _owner(trial) is None or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        written = f.read(256).decode("utf-8", "replace")
+    return not _same_time(written, trial.study.created)
+
+
 def check_mark(trial: Any, path: Path, written_to: Path, shared: str, fix: str) -> None:
     """Refuse to resume ``trial`` from ``written_to`` when the mark at ``path`` (:func:`mark`) names
     another study of its name; no mark (written before marks were) is no refusal."""
-    if _owner(trial) is None or not path.is_file():
-        return
-    with open(path, "rb") as f:
-        written = f.read(256).decode("utf-8", "replace")
-    if not _same_time(written, trial.study.created):
+    if _marked_by_another(trial, path):
         raise ckpt.CheckpointError(
             f"trial {trial.number}: refusing to resume from {str(written_to)!r}: another study named "
             f"{str(trial.study.name)!r} (in another storage) wrote it since this one paused the trial: two studies of "
@@ -161,12 +176,13 @@ def retire(folder: Path, keep: str) -> bool:
         return True  # not ours to clean
     ckpt.rotate(folder, 0)
     ckpt.clean_stale(folder)
-    (folder / OWNER).unlink(missing_ok=True)  # nothing resumes it now
     best = ckpt.best_path(folder)
     if keep == "none":
         best.unlink(missing_ok=True)
     elif best.is_file():
         _weights_only(best)
+    if not best.is_file():  # nothing resumes it now; a kept best.pt stays marked as its study's
+        (folder / OWNER).unlink(missing_ok=True)
     try:
         folder.rmdir()  # only when empty
     except OSError:
@@ -191,14 +207,16 @@ def _weights_only(path: Path) -> None:
 
 def sweep(trial: Any, study_dir: Path, keep: str) -> None:
     """Retire the folders of the study's other finished trials (pruned when abandoned,
-    failed with a lost worker) and remove temporary files of dead writers."""
+    failed with a lost worker) and remove temporary files of dead writers; a folder another
+    study of its name marked (:func:`start_fresh`) is left as it is."""
     trials = getattr(trial.study, "trials", None)
     if keep == "all" or trials is None or not study_dir.is_dir():
         return
     states = {t.number: str(t.state) for t in trials}
     for sub in study_dir.iterdir():
         number = sub.name.removeprefix("trial-")
-        if not (sub.name.startswith("trial-") and number.isdigit()) or int(number) == trial.number:
+        if not (sub.name.startswith("trial-") and number.isdigit()) or int(number) == trial.number \
+                or _marked_by_another(trial, sub / OWNER):
             continue
         state = states.get(int(number))
         if state in ("pruned", "failed"):
