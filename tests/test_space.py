@@ -115,6 +115,24 @@ def test_prior_is_validated_and_kept() -> None:
         Prior(mode=1, width=0.0)
 
 
+@pytest.mark.parametrize(("prior", "message"), [
+    ({"weight": [1, 2]}, r"'c': prior weight must map each choice to its weight, such as \{'a': 1, 'b': 2\}; got list"),
+    ({"weights": {"a": 2}}, r"unknown key 'weights' in a categorical parameter's prior \(did you mean 'weight'\?\); "
+                            r"its keys are \['mode', 'width', 'weight'\]"),
+    ({"mdoe": "a"}, r"unknown key 'mdoe' .*\(did you mean 'mode'\?\)"),
+])
+def test_a_prior_written_with_a_wrong_key_or_a_list_of_weights_is_refused_by_name(prior: dict, message: str) -> None:
+    """A study file's ``prior: {weight: [1, 2]}`` failed with Python's "'list' object has no attribute
+    'items'", and ``prior: {weights: {...}}`` (or any misspelt key) was read without it: "prior needs a
+    mode value", or a space without the weights meant."""
+    with pytest.raises(ValueError, match=message):
+        ts.Space.from_dict({"c": {"type": "categorical", "choices": ["a", "b"], "prior": prior}})
+    with pytest.raises(ValueError, match="'c': prior weight must map each choice"):  # in Python too
+        ts.Space({"c": ts.Categorical(["a", "b"], prior=Prior(weight=[1, 2]))})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown key 'mdoe' in a float parameter's prior"):
+        ts.Space.from_dict({"x": {"type": "float", "low": 0, "high": 1, "prior": {"mdoe": 0.5}}})
+
+
 # -- configurations -----------------------------------------------------------------------
 
 

@@ -621,6 +621,11 @@ class Categorical(Param):
             seen[c] = c
 
     def _check_prior(self, prior: Prior) -> None:
+        if prior.weight is not None and not isinstance(prior.weight, Mapping):  # 'list' object has no attribute 'items'
+            listed = isinstance(prior.weight, (list, tuple)) and len(prior.weight) == len(self.choices)
+            example = dict(zip(self.choices, prior.weight, strict=True)) if listed else {c: 1 for c in self.choices[:2]}
+            raise self._err(f"prior weight must map each choice to its weight, such as {example!r}; got "
+                            f"{type(prior.weight).__name__} {prior.weight!r}")
         if prior.weight is not None:
             for k, w in prior.weight.items():
                 self.validate(k, what="prior choice")
@@ -813,6 +818,7 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
     kind = d.pop("type", None)
     prior = d.pop("prior", None)
     if isinstance(prior, Mapping):
+        _check_prior_keys(kind, prior)
         prior = Prior(mode=prior.get("mode"), width=prior.get("width", 0.15), weight=prior.get("weight"))
     if prior is not None:
         d["prior"] = prior
@@ -917,6 +923,16 @@ def check_options(what: str, fn: Any, given: Mapping[str, Any]) -> None:
     for key in given:
         if key not in allowed:
             raise TypeError(f"{what}: unknown option {key!r}{did_you_mean(key, allowed)}; its options are {allowed}")
+
+
+def _check_prior_keys(kind: Any, prior: Mapping[str, Any]) -> None:
+    """A key a prior does not take (``weights:`` for ``weight:``): a ValueError naming it and the keys a
+    prior takes, rather than a prior read without it ("prior needs a mode value")."""
+    keys = [f.name for f in dataclasses.fields(Prior)]
+    for key in prior if kind in ("float", "int", "categorical") else ():  # a fixed's prior is left out
+        if key not in keys:
+            raise ValueError(f"unknown key {key!r} in a {kind} parameter's prior{did_you_mean(key, keys)}; its keys "
+                             f"are {keys} (weight: a categorical's, a mapping of each choice to its weight)")
 
 
 def _check_definition_keys(kind: Any, d: Mapping[str, Any]) -> None:
