@@ -835,3 +835,32 @@ def test_a_study_made_meanwhile_under_its_name_is_not_joined_without_load_if_exi
     mine = ts.Study(SPACE, sampler="random", name="t", storage=Retried(url), load_if_exists=False,
                     _settings={"copy_id": "c0ffee"})
     assert mine.copy_id == "c0ffee"  # its own write: taken
+
+
+@pytest.mark.parametrize("dest", ["sqlite", "postgresql"])
+def test_a_copy_of_a_study_stored_with_nan_prior_weights_stores_its_space_as_the_study_reads_it(
+    tmp_path: Path, dest: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An older tunesmith stored NaN prior weights; the study reads its space without them (and says
+    so). ``copy`` wrote the stored space raw: the copy, a study made now, held the NaN weights the study
+    does not use and warned of them in each process that opened it. The copy stores the space as read."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    space = {"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"], prior={"a": 2.0, "b": 1.0})}
+    ts.Study(space, storage=url, name="w", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=2)
+    engine = sa.create_engine(url)
+    with engine.begin() as c:  # as an older tunesmith stored it
+        stored = json.loads(c.execute(sa.text("SELECT space FROM ts_studies WHERE name = 'w'")).scalar_one())
+        stored["k"]["prior"]["weight"]["a"] = float("nan")
+        c.execute(sa.text("UPDATE ts_studies SET space = :v WHERE name = 'w'"), {"v": json.dumps(stored)})
+    engine.dispose()
+    study = ts.Study.load("w", url)
+    assert study.space["k"].prior is None
+    other = request.getfixturevalue("pg_url") if dest == "postgresql" else f"sqlite:///{tmp_path / 'b.db'}"
+    copy = study.copy("w2", storage=other)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        reopened = ts.load_study("w2", other)
+    assert "not all finite" not in caplog.text and "weight" not in json.dumps(copy.storage.get_study("w2").space)
+    assert reopened.space == study.space and len(reopened.trials) == 2

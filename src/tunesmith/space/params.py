@@ -929,7 +929,7 @@ def _check_prior_keys(kind: Any, prior: Mapping[str, Any]) -> None:
     """A key a prior does not take (``weights:`` for ``weight:``): a ValueError naming it and the keys a
     prior takes, rather than a prior read without it ("prior needs a mode value")."""
     keys = [f.name for f in dataclasses.fields(Prior)]
-    for key in prior if kind in ("float", "int", "categorical") else ():  # a fixed's prior is left out
+    for key in prior if kind in ("float", "int", "categorical") else ():  # a fixed takes no prior: refused after
         if key not in keys:
             raise ValueError(f"unknown key {key!r} in a {kind} parameter's prior{did_you_mean(key, keys)}; its keys "
                              f"are {keys} (weight: a categorical's, a mapping of each choice to its weight)")

@@ -403,7 +403,7 @@ class Space(Mapping[str, Param]):
         older tunesmith's checks let it pass, or it was changed outside tunesmith) is a
         StorageError that names ``where`` (the study) and how to keep its trials."""
         try:
-            return cls.from_dict(_finite_weights(d, where) if isinstance(d, Mapping) else d)
+            return cls.from_dict(finite_weights(d, where) if isinstance(d, Mapping) else d)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise StorageError(
                 f"{where}: its stored space is unreadable ({exc}). An older tunesmith may have accepted it "
@@ -569,10 +569,11 @@ def _check_yaml_size(data: Any) -> None:
         stack.extend((v, depth + 1) for v in items)
 
 
-def _finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
+def finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A stored space without the prior weights of a parameter that has a NaN or infinite one (an older
     tunesmith took them, then its bayes sampler failed on them; refused now), a mode kept; and without
-    the weights an older tunesmith stored, unread, on the prior of a Float or Int."""
+    the weights an older tunesmith stored, unread, on the prior of a Float or Int. :meth:`Space.stored`
+    reads a stored space so, and a copy of a study stores its space so."""
     out = dict(d)
     for name, spec in d.items():
         prior = spec.get("prior") if isinstance(spec, Mapping) else None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import StorageError, StudyNotFound
 from ..space import Space
 from ..space.params import Fixed
+from ..space.space import finite_weights
 from ..storage import Storage, make_storage
 from ..storage.base import MAX_NAME_LENGTH, check_study_name
 from ..trial import FrozenTrial, TrialState, json_attrs
@@ -324,6 +325,13 @@ def check_book_free(storage: Storage, name: str, book: bool = False) -> None:
         )
 
 
+def _stored_space(study: Study, stored: Any) -> Any:
+    """The source's stored space as the study reads it (:meth:`Space.stored`): without NaN or infinite
+    prior weights, which the copy would hold unused and warn of in each process that opens it."""
+    return finite_weights(stored, f"study {study.name!r} in {study.storage.display_url}") \
+        if isinstance(stored, Mapping) else stored
+
+
 def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
           fill: Mapping[str, Any] | None = None, renumber: Mapping[int, int] | None = None) -> dict[int, str]:
     """Copy ``study``'s settings and trials as ``name`` into ``dest``; with ``space``, the trials
@@ -333,7 +341,7 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     source = study.storage.get_study(study.name)
     config = {k: v for k, v in source.config.items() if space is None or k != PICKED}  # a pick fits its space only
     rec = dest.create_study(name, direction=source.direction,
-                            space=source.space if space is None else space.to_dict(),
+                            space=_stored_space(study, source.space) if space is None else space.to_dict(),
                             config={**config, COPY_ID: uuid.uuid4().hex})
     left: dict[int, str] = {}
     failed = {"state": TrialState.FAILED, "error": "running when the study was copied", "heartbeat": None}
