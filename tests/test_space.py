@@ -826,6 +826,31 @@ def test_a_stored_trial_of_a_fixed_nested_tuple_fits_its_space(storage_url: str 
         space["f"].validate([1, [2, 4]])
 
 
+@pytest.mark.parametrize(("value", "key", "back"), [
+    ({1: "a"}, "1", "'1'"), ({"a": [{None: 1}]}, "None", "'null'"), ([{"b": {2.5: 1}}], "2.5", "'2.5'"),
+    ({(1, 2): "a"}, r"\(1, 2\)", None),
+])
+def test_a_fixed_mapping_with_a_key_that_is_not_a_string_is_refused(value: object, key: str, back: str | None) -> None:
+    """``Fixed({1: "a"})`` was stored as JSON, whose keys are strings: in memory the objective got
+    ``{1: "a"}``, from SQLite and PostgreSQL ``{"1": "a"}``, and each stored trial "did not fit the space"
+    (left out by the sampler); a key beside a string one failed the study's first write ("'<' not
+    supported between instances of 'str' and 'int'"). Refused where the space is made, naming the key."""
+    told = f"it would come back from a database as {back}" if back else "it cannot be stored"
+    with pytest.raises(ValueError, match=rf"'f': fixed value .* has the key {key}, which is not a string.*{told}; "
+                                         r"write the keys as strings"):
+        ts.Space({"f": ts.Fixed(value), "x": ts.Float(0, 1)})
+
+
+def test_a_fixed_mapping_of_string_keys_reaches_the_objective_as_stored(storage_url: str | None) -> None:
+    space = {"f": ts.Fixed({"1": "a", "b": [{"2": 3}]}), "x": ts.Float(0, 1)}
+    study = ts.Study(space, storage=storage_url, name="fk", sampler="random", seed=0)
+    got: list[object] = []
+    study.optimize(lambda t: got.append(t.params["f"]) or 0.0, n_trials=1)
+    reopened = ts.Study.load("fk", study.storage)
+    assert got == [{"1": "a", "b": [{"2": 3}]}] and reopened.trials[0].params["f"] == got[0]
+    assert reopened.space == ts.Space(space)
+
+
 def test_numpy_bounds_a_fixed_numpy_value_and_numpy_weights_are_stored(storage_url: str | None) -> None:
     """Before: ``Float(np.int64(0), np.int64(1))`` (bounds taken from an array) and ``Fixed(np.int64(3))`` failed the
     study's first write with json's "Object of type int64 is not JSON serializable", and ``to_yaml`` of those, of

@@ -210,6 +210,21 @@ def frozen(x: Any) -> Any:
     return x
 
 
+def _key_not_text(x: Any) -> tuple[Any] | None:
+    """The first mapping key in ``x``, at any depth, that is not a string (in a 1-tuple), or None."""
+    if isinstance(x, Mapping):
+        bad = [k for k in x if not isinstance(k, str)]
+        if bad:
+            return (bad[0],)
+        x = list(x.values())
+    for v in x if isinstance(x, (list, tuple)) else ():
+        found = _key_not_text(v)
+        if found is not None:
+            return found
+    return None
+
+
+
 def _as_json(x: Any) -> Any:
     """A value as JSON gives it back: its tuples lists, at every depth (inside mappings too)."""
     if isinstance(x, Mapping):
@@ -716,6 +731,13 @@ class Fixed(Param):
         except TypeError:
             if not isinstance(self.value, (list, dict)):
                 raise self._err(f"fixed value {self.value!r} is not hashable") from None
+        key = _key_not_text(self.value)
+        if key is not None:  # {1: "a"} came back from SQLite and PostgreSQL as {"1": "a"}
+            text = json.dumps(key[0]) if key[0] is None or isinstance(key[0], (bool, int, float)) else None
+            back = f"it would come back from a database as {text!r}" if text else "it cannot be stored"
+            raise self._err(f"fixed value {self.value!r} has the key {key[0]!r}, which is not a string: a study stores "
+                            f"its space as JSON, whose keys are strings, so {back}; write the keys as strings, or give "
+                            "a list of (key, value) pairs")
 
     def validate(self, value: Any, *, what: str = "value") -> Any:
         # a list for a tuple (JSON has no tuples) and the other way round: the same constant
