@@ -33,6 +33,12 @@ def flaky(trial):
     if trial.number % 2:
         raise RuntimeError("nope")
     return 1.0
+
+def broken_beside(trial):
+    import tunesmith
+    other = tunesmith.load_study(trial.study.name, trial.study.storage)  # another worker of the study
+    other.add_trial(dict(trial.params), 1.0)  # completes a trial meanwhile
+    raise RuntimeError("nope")
 """
 
 STUDY = """
@@ -218,8 +224,25 @@ def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
         hint = shlex.split(out.split("their errors: ")[1].strip())
         assert hint[:2] == ["tunesmith", "show"] and run_cli(*hint[1:]) == 0 and "nope" in capsys.readouterr().out
     assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2") == status
-    assert ("every trial finished while it ran failed (exit status 1)" in capsys.readouterr().out) == bool(status)
+    assert ("every trial this worker ran failed (exit status 1)" in capsys.readouterr().out) == bool(status)
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
+
+
+@pytest.mark.parametrize("executor", ["inline", "thread", "process"])
+def test_a_worker_whose_every_trial_failed_exits_1_while_other_workers_complete_trials(
+    project: Path, capsys: pytest.CaptureFixture[str], executor: str
+) -> None:
+    """A worker of a shared study counted the trials other workers finished while it ran: one whose own
+    trials all failed (a machine without the objective's dependency) exited 0 while another completed
+    trials. Only the trials this command's workers ended count now."""
+    jobs = "" if executor == "inline" else f"executor: {executor}\nn_jobs: 2\n"
+    (project / "s.yaml").write_text(jobs + (project / "study.yaml").read_text().replace("quad.py:objective",
+                                                                                        "quad.py:broken_beside"))
+    assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2") == 1
+    assert "every trial this worker ran failed (exit status 1)" in capsys.readouterr().out
+    trials = ts.load_study("quad", f"sqlite:///{project / 't.db'}").trials
+    assert sorted(t.state.value for t in trials) == ["complete"] * 2 + ["failed"] * 2
+    assert run_cli("run", str(project / "s.yaml"), "--n-trials", "1", "--no-progress") == 1
 
 
 def test_a_lost_worker_s_trial_failed_by_the_run_is_not_a_trial_it_ran(

@@ -19,7 +19,7 @@ from typing import Any
 from ..exceptions import STOPPING_SIGNALS, StudyNotFound, Terminated
 from ..storage import Storage, make_storage
 from ..study import Study
-from ..trial import TrialState
+from ..trial import FrozenTrial, TrialState
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 
 # StudyFile field <- argparse destination; a command without the flag leaves the file's value
@@ -249,19 +249,17 @@ EVERY_TRIAL_FAILED = 1
 
 def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
     """:func:`optimize_interruptibly`, whose status becomes :data:`EVERY_TRIAL_FAILED` where the trials
-    the study finished meanwhile (by this command, and by any other worker of a shared study) hold a
-    failed one and none complete or pruned: the objective raised each time, which a script must be
-    able to tell. Nothing left to run (a grid exhausted) stays 0. A trial already running when it
-    began is not one it started: a lost worker's, failed by this command's heartbeat check, left a
-    resumed grid with nothing to run at status 1 ("every trial run now failed")."""
-    before = _started(study)
-    status = optimize_interruptibly(study, objective, options)
-    if status == 0 and {t.state for t in study.trials if t.number not in before and t.state.is_finished} == {
-        TrialState.FAILED
-    }:
+    this command's workers ended (handed to optimize's callbacks, whatever the executor) hold a failed
+    one and none complete or pruned: the objective raised each time, which a script must be able to
+    tell. Nothing left to run (a grid exhausted) stays 0. Trials that other workers of a shared study
+    finished meanwhile are not this command's (a worker whose every trial failed exited 0 while
+    another completed some), nor is a lost worker's trial that this command's heartbeat check failed."""
+    ended: dict[int, TrialState] = {}
+
+    def note(_: Study, record: FrozenTrial) -> None:
+        ended[record.number] = record.state  # a paused trial resumed here ends again: its last state
+
+    status = optimize_interruptibly(study, objective, {**options, "callbacks": (*options.get("callbacks", ()), note)})
+    if status == 0 and {s for s in ended.values() if s.is_finished} == {TrialState.FAILED}:
         return EVERY_TRIAL_FAILED
     return status
-
-
-def _started(study: Study) -> frozenset[int]:
-    return frozenset(t.number for t in study.trials if t.state.is_finished or t.state is TrialState.RUNNING)

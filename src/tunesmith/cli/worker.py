@@ -61,7 +61,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args, check=check_shared_storage)
     status = run_trials(study, objective, optimize_options(sf, show_progress=False))
     done = [t for t in study.trials if t.state.is_finished]
-    failed = f"; every trial finished while it ran failed (exit status {status})" if status == EVERY_TRIAL_FAILED else ""
+    failed = f"; every trial this worker ran failed (exit status {status})" if status == EVERY_TRIAL_FAILED else ""
     try:
         print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}{failed}", flush=True)
     except OSError:
