@@ -224,7 +224,6 @@ def _key_not_text(x: Any) -> tuple[Any] | None:
     return None
 
 
-
 def _as_json(x: Any) -> Any:
     """A value as JSON gives it back: its tuples lists, at every depth (inside mappings too)."""
     if isinstance(x, Mapping):
