@@ -525,7 +525,7 @@ def test_a_copy_under_the_same_name_in_another_storage_keeps_its_checkpoints_apa
 
 
 def _made_before_ids(db: Path, name: str, **kwargs: object) -> ts.Study:
-    """Study ``name`` of SQLite file ``db`` as a tunesmith before 2026-12-05 made it: no id in its settings."""
+    """Study ``name`` of SQLite file ``db`` as an earlier tunesmith made it: no id in its settings."""
     import sqlite3
 
     with sqlite3.connect(db) as con:

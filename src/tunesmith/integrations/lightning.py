@@ -51,7 +51,7 @@ class PruningCallback(_Callback):
             (the optimizer step; use it when validating several times per epoch).
         checkpoint_dir: where a paused trial's checkpoint goes (``<dir>/trial-<n>.ckpt``);
             default: ``<temp folder>/tunesmith-lightning/<study name>-<hash of the name and
-            study.copy_id>`` (a study made before 2026-12-05 has no id: ``<study name>``, a name that is
+            study.copy_id>`` (a study an earlier tunesmith made has no id: ``<study name>``, a name that is
             not a plain folder name, such as ``../x``, made one, with a hash). Every worker that may
             resume the trial must see this folder.
     """

@@ -35,7 +35,7 @@ _MAKING_COMPANION: ContextVar[bool] = ContextVar("tunesmith_making_companion", d
 ADDABLE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
 #: a study's own id in its settings, made with it (a copy, an import, a focus get a new one): its checkpoint
 #: folder is its own, even beside a study of its name in another storage or one deleted before it
-#: (``Study.copy_id``, ``checkpoint.study_folder``); studies made before 2026-12-05 have none
+#: (``Study.copy_id``, ``checkpoint.study_folder``); studies an earlier tunesmith made have none
 COPY_ID = "copy_id"
 
 

@@ -116,7 +116,7 @@ class Study:
         cfg = dict(record.config)
         where = f"study {self.name!r} in {self._storage.display_url}"
         #: the study's own id, made with it (a copy, import or focus gets a new one): its checkpoints go to a
-        #: folder of its own (checkpoint.study_folder); None for a study made before 2026-12-05
+        #: folder of its own (checkpoint.study_folder); None for a study an earlier tunesmith made
         self.copy_id: str | None = cfg[COPY_ID] if isinstance(cfg.get(COPY_ID), str) else None
         self.sampler: Sampler = (make_sampler(sampler, seed) if sampler is not None
                                  else _from_config(where, "sampler", lambda: _stored_sampler(self.name, cfg["sampler"], seed),

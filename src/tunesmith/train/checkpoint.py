@@ -179,7 +179,7 @@ def study_folder(root: str | Path, study: str, copy_id: str | None = None) -> Pa
     finds its folder again; no name (``/etc``, ``..``, ``a/../../b``) leads outside ``root``. ``copy_id``
     (``Study.copy_id``, made with each study; a copy, import or focus gets a new one) gives each study a
     folder of its own, apart from any other of its name (in another storage, or deleted before it); a
-    study made before 2026-12-05 has none, and keeps the folder of its name alone."""
+    study an earlier tunesmith made has none, and keeps the folder of its name alone."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._-")[:64] or "study"
     key = study if copy_id is None else f"{study}\n{copy_id}"
     return Path(root) / f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
