@@ -835,6 +835,8 @@ def test_a_study_made_meanwhile_under_its_name_is_not_joined_without_load_if_exi
     mine = ts.Study(SPACE, sampler="random", name="t", storage=Retried(url), load_if_exists=False,
                     _settings={"copy_id": "c0ffee"})
     assert mine.copy_id == "c0ffee"  # its own write: taken
+    plain = ts.Study(SPACE, sampler="random", name="u", storage=Retried(url), load_if_exists=False)
+    assert plain.copy_id is not None  # every study's write carries its id now: taken too (before: refused as another's)
 
 
 @pytest.mark.parametrize("dest", ["sqlite", "postgresql"])
