@@ -62,12 +62,15 @@ class Column:
 
 @dataclass(frozen=True)
 class Design:
-    """What the methods read: X, y (a loss), the columns, and what was left out."""
+    """What the methods read: X, y (a loss), the columns, what was left out, and the pairs of
+    columns (by index, the smaller first) that no trial has active together: parameters of two
+    branches of a conditional space, whose interaction is zero by construction."""
 
     X: np.ndarray
     y: np.ndarray
     columns: tuple[Column, ...]
     left_out: dict[str, int]
+    apart: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -117,12 +120,21 @@ def design(
     if n_bad:
         X, y = X[~bad], y[~bad]
     columns = tuple(_column(space, n, X[:, j]) for j, n in enumerate(names))
+    apart = _apart(X, columns)
     rng = np.random.default_rng(seed)
     for j, c in enumerate(columns):
         if c.inactive:
             holes = np.isnan(X[:, j])
             X[holes, j] = c.draw(rng, int(holes.sum()))
-    return Design(X, y, columns, dict(left_out))
+    return Design(X, y, columns, dict(left_out), apart)
+
+
+def _apart(X: np.ndarray, columns: tuple[Column, ...]) -> frozenset[tuple[int, int]]:
+    """The pairs of conditional columns that are never active (not NaN) in the same row."""
+    cond = [j for j, c in enumerate(columns) if c.inactive]
+    active = ~np.isnan(X[:, cond])
+    met = active.T.astype(float) @ active.astype(float)  # rows where both are active, by pair
+    return frozenset((a, b) for i, a in enumerate(cond) for k, b in enumerate(cond[i + 1:], i + 1) if not met[i, k])
 
 
 def _unknown_names(space: Space, params_of: list[Mapping[str, Any]]) -> np.ndarray:
