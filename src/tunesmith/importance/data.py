@@ -131,10 +131,11 @@ def design(
 
 def _apart(X: np.ndarray, columns: tuple[Column, ...]) -> frozenset[tuple[int, int]]:
     """The pairs of conditional columns that are never active (not NaN) in the same row."""
-    cond = [j for j, c in enumerate(columns) if c.inactive]
-    active = ~np.isnan(X[:, cond])
-    met = active.T.astype(float) @ active.astype(float)  # rows where both are active, by pair
-    return frozenset((a, b) for i, a in enumerate(cond) for k, b in enumerate(cond[i + 1:], i + 1) if not met[i, k])
+    cond = np.array([j for j, c in enumerate(columns) if c.inactive], dtype=int)
+    active = (~np.isnan(X[:, cond])).astype(float)
+    met = active.T @ active  # rows where both are active, by pair
+    i, k = np.nonzero(np.triu(met == 0, 1))
+    return frozenset(zip(cond[i].tolist(), cond[k].tolist(), strict=True))
 
 
 def _unknown_names(space: Space, params_of: list[Mapping[str, Any]]) -> np.ndarray:
