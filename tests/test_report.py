@@ -75,6 +75,12 @@ def test_the_report_says_why_the_latest_trials_failed_as_show_does(
     assert "failed trials (the last 5 of 6; tunesmith export lists all):" in shown
     assert "#7 on no worker: <b>boom 5</b>" in shown and "<td class=l>7</td><td class=l>no worker</td>" in page
     assert "Failed trials" not in build_report(ts.Study({"x": ts.Float(0, 1)}))
+    from tunesmith.plots import Snapshot
+    from tunesmith.trial import Direction, FrozenTrial, TrialState
+
+    failed = FrozenTrial(0, TrialState.FAILED, {"x": 0.5}, error="e", worker="w" * 100_000)  # as an imported file may say
+    page = build_report(Snapshot("long", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1)}), (failed,)))
+    assert "(100,000 characters)" in page and "w" * 1000 not in page
 
 
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:

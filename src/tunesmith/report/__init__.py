@@ -178,8 +178,8 @@ def latest_failures(trials: Sequence[FrozenTrial]) -> tuple[list[tuple[int, str,
     """The latest failed trials as (number, worker, the error's first line), and a note when more failed."""
     failed = [t for t in trials if t.state is TrialState.FAILED]
     more = f"the last {FAILED_SHOWN} of {len(failed)}; tunesmith export lists all" if len(failed) > FAILED_SHOWN else ""
-    return [(t.number, t.worker or "no worker", (t.error or "no error recorded").splitlines()[0][:300])
-            for t in failed[-FAILED_SHOWN:]], more
+    return [(t.number, shortened(t.worker or "no worker"), (t.error or "no error recorded").splitlines()[0][:300])
+            for t in failed[-FAILED_SHOWN:]], more  # a worker from an imported file or a database may be long
 
 
 def _failed(s: Snapshot) -> str:
