@@ -75,6 +75,16 @@ def test_seeds_give_a_mean_and_a_spread() -> None:
     assert "winner by test" in str(ev) and "±" in str(ev)
 
 
+def test_seeds_an_estimator_ignores_give_a_spread_of_zero() -> None:
+    """A Ridge inside TunedSearchCV.evaluate_best(seeds=[0, 1, 2]) scores the same on every seed:
+    the table printed "0.3589 ± 5.6e-17" (np.std of three equal floats) and a mean off by an ulp."""
+    study = _study()
+    v = 0.3589184202814383
+    ev = study.evaluate_best(lambda t, seed: v, k=2, seeds=[0, 1, 2])
+    assert all(r.std == 0.0 and r.mean == v for r in ev.results)
+    assert "0.3589 ± 0 " in str(ev) and "e-17" not in str(ev)
+
+
 def test_bad_arguments_are_named() -> None:
     study = _study()
     with pytest.raises(ValueError, match="k must be a positive integer"):

@@ -254,6 +254,32 @@ def test_a_conditional_parameter_counts_where_it_is_active_and_its_parent_for_th
     assert np.all((d.X >= 0) & (d.X <= 1))  # inactive entries drawn from the parameter's own range
 
 
+def test_parameters_of_two_branches_have_no_interaction_listed() -> None:
+    """Ridge's alpha and SVR's C are never active together, so their interaction is zero by
+    construction; fANOVA listed the noise of their randomly drawn inactive entries as one
+    (a 30-trial TunedSearchCV study ranked "alpha x C" third of its interactions, at 0.05)."""
+    space = ts.Space({
+        "model": ts.Categorical(["ridge", "svr"]),
+        "alpha": ts.Float(1e-3, 1e3, log=True, when={"model": ["ridge"]}),
+        "C": ts.Float(1e-1, 1e3, log=True, when={"model": ["svr"]}),
+        "gamma": ts.Float(1e-4, 1.0, log=True, when={"model": ["svr"]}),
+        "x": ts.Float(0, 1),
+    })
+
+    def f(p: dict) -> float:
+        if p["model"] == "ridge":
+            return math.log10(p["alpha"]) ** 2 + p["x"]
+        return (math.log10(p["C"]) - 1) * (math.log10(p["gamma"]) + 2) + p["x"]
+
+    trials = random_trials(space, f, 30, 0)
+    pairs = {frozenset(e.names) for e in importance(trials, space, method="fanova", seed=0).interactions}
+    assert frozenset(("alpha", "C")) not in pairs and frozenset(("alpha", "gamma")) not in pairs
+    assert {frozenset(("C", "gamma")), frozenset(("alpha", "x")), frozenset(("model", "alpha"))} <= pairs
+    d = design(trials, space)
+    assert d.apart == {(d.names.index("alpha"), d.names.index("C")), (d.names.index("alpha"), d.names.index("gamma"))}
+    assert design(random_trials(SPACE, lambda p: 1.0, 5, 0), SPACE).apart == frozenset()
+
+
 def test_a_constant_objective_has_no_important_parameter_and_says_why() -> None:
     from tunesmith.plots import importance_bars
 

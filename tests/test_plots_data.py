@@ -886,3 +886,27 @@ def test_a_plot_or_report_into_a_folder_is_refused_before_any_work(tmp_path: Pat
             write()
     with pytest.raises(ValueError, match=r"'c.txt': write to a file ending in .html, .htm, .png, .pdf, .svg"):
         plots.save(plots.history_data(study), "c.txt")
+
+
+def test_contours_of_a_conditional_space_pair_the_parameters_of_the_best_trials_branch() -> None:
+    """A space of two branches drew, by default, its first 3 numeric parameters: the Ridge
+    branch's alpha against the SVR branch's C and gamma, which no trial has together (two
+    empty panels), and named two more of different branches as the ones to ask for."""
+    space = ts.Space({
+        "model": ts.Categorical(["ridge", "svr", "gbr"]),
+        "alpha": ts.Float(1e-3, 1e3, log=True, when={"model": ["ridge"]}),
+        "C": ts.Float(1e-1, 1e3, log=True, when={"model": ["svr"]}),
+        "gamma": ts.Float(1e-4, 1.0, log=True, when={"model": ["svr"]}),
+        "epsilon": ts.Float(0.01, 10, when={"model": ["svr"]}),
+        "depth": ts.Int(1, 4, when={"model": ["gbr"]}),
+        "rate": ts.Float(0.01, 0.3, log=True, when={"model": ["gbr"]}),
+    })
+    study = ts.Study(space, direction="maximize", name="branches", sampler="random", seed=0)
+    study.optimize(lambda t: {"ridge": 0.5, "svr": 0.6, "gbr": 0.4}[t.params["model"]] + 0.01 * t.number, n_trials=40)
+    assert study.best_trial.params["model"] == "svr"
+    cs = plots.contours(study)
+    assert [(c.x_label, c.y_label) for c in cs[:-1]] == [("C", "gamma"), ("C", "epsilon"), ("gamma", "epsilon")]
+    assert not any(c.empty for c in cs[:-1])
+    assert cs[-1].empty and (cs[-1].message or "").endswith("e.g. depth,rate")
+    named = plots.contours(study, params=["alpha", "C"])  # asked for: drawn as asked, with the reason
+    assert len(named) == 1 and named[0].empty and "needs at least 3 complete trials" in (named[0].message or "")

@@ -57,6 +57,32 @@ def test_the_report_has_the_overfit_column_that_show_has() -> None:
     assert "<td>step 4 (gap 0.25)</td>" in page and "<td>- (gap 0.05)</td>" in page
 
 
+def test_the_report_says_why_the_latest_trials_failed_as_show_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report counted "2 failed" and said no more: a reader of the page could not tell an
+    interrupted worker from an objective's error, which `tunesmith show` lists."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="f", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    for i in range(6):
+        study.add_trial({"x": 0.5}, state="failed", error=f"<b>boom {i}</b>\ntraceback line")
+    page = build_report(study)
+    assert "<h2>Failed trials (the last 5 of 6; tunesmith export lists all)</h2>" in page
+    assert "&lt;b&gt;boom 5&lt;/b&gt;" in page and "boom 0" not in page and "traceback line" not in page
+    assert main(["show", "f", "--storage", url]) == 0
+    shown = capsys.readouterr().out
+    assert "failed trials (the last 5 of 6; tunesmith export lists all):" in shown
+    assert "#7 on no worker: <b>boom 5</b>" in shown and "<td class=l>7</td><td class=l>no worker</td>" in page
+    assert "Failed trials" not in build_report(ts.Study({"x": ts.Float(0, 1)}))
+    from tunesmith.plots import Snapshot
+    from tunesmith.trial import Direction, FrozenTrial, TrialState
+
+    failed = FrozenTrial(0, TrialState.FAILED, {"x": 0.5}, error="e", worker="w" * 100_000)  # as an imported file may say
+    page = build_report(Snapshot("long", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1)}), (failed,)))
+    assert "(100,000 characters)" in page and "w" * 1000 not in page
+
+
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:
     page = build_report(study)
     for text in ("<h1>report-demo</h1>", "random", "validation value", "test value", "active when"):

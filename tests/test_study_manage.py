@@ -339,6 +339,8 @@ def test_cli_import_reads_back_what_export_wrote(tmp_path: Path, capsys: pytest.
     assert back.trials[5].state is TrialState.FAILED and back.trials[5].error == "running when the study was exported"
     assert back.trials[6].state is TrialState.WAITING and back.trials[6].params == study.trials[6].params
     assert [t.started for t in back.trials[:3]] == [t.started for t in study.trials[:3]]
+    assert [t.worker for t in back.trials[:6]] == [t.worker for t in study.trials[:6]]  # was None: show's failures
+    assert back.trials[0].worker  # ran "on no worker"
     assert main(["import", str(path), "--storage", other]) == 2
     assert "already exists" in capsys.readouterr().err
     doc = json.loads(path.read_text())
@@ -346,6 +348,10 @@ def test_cli_import_reads_back_what_export_wrote(tmp_path: Path, capsys: pytest.
     path.write_text(json.dumps(doc))
     assert main(["import", str(path), "again", "--storage", other]) == 2
     assert "trial 1: parameter 'x': value 7.0 is outside" in capsys.readouterr().err
+    doc["trials"][1]["params"]["x"], doc["trials"][0]["worker"] = 0.5, {"host": "h"}
+    path.write_text(json.dumps(doc))
+    assert main(["import", str(path), "again", "--storage", other]) == 2
+    assert "trial 0: worker must be the text export wrote (host:pid) or null, got {'host': 'h'}" in capsys.readouterr().err
     assert [r.name for r in ts.SQLStorage(other).list_studies()] == ["s ü"]  # nothing half-imported is left
     for text in ("{not json", "[" * 100_000):  # the second: a RecursionError's traceback before
         path.write_text(text)

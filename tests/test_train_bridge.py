@@ -53,6 +53,25 @@ def test_objective_reports_each_epoch_and_stores_checkpoint(tmp_path: Path) -> N
         assert len(t.attrs["curves"]["train_loss"]) == len(t.attrs["curves"]["val_loss"]) == len(t.intermediate)
 
 
+def test_a_relative_checkpoint_root_stores_paths_that_load_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """objective(..., checkpoint_root="ckpt") stored "ckpt/<study>/trial-0/best.pt" in the
+    database: read from another folder (a notebook, evaluate_best in another script) the path
+    named no file, and load_weights failed."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    url = f"sqlite:///{tmp_path / 'ft.db'}"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, storage=url, name="rel")
+    study.optimize(objective(build, DATA, study.space, base=BASE, checkpoint_root="ckpt"), n_trials=1)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    best = ts.load_study("rel", url).best_trial
+    assert Path(best.attrs["best_checkpoint"]).is_file(), best.attrs["best_checkpoint"]
+    assert Path(best.attrs["best_checkpoint"]).is_relative_to(tmp_path / "run" / "ckpt")
+    ts.train.load_weights(build(best.params), best.attrs["best_checkpoint"])
+
+
 @pytest.mark.parametrize("answer", [Decision.PRUNE, Decision.PAUSE])
 def test_a_stopped_trial_keeps_its_loss_curves_for_the_overfitting_graph(tmp_path: Path, answer: Decision) -> None:
     # before: only a complete trial stored attrs["curves"]; a pruned or paused one was drawn as

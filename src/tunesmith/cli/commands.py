@@ -24,7 +24,7 @@ from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
 from ..plots import HTML, IMAGES, check_output
-from ..report import overfit_cell
+from ..report import latest_failures, overfit_cell
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
@@ -391,22 +391,15 @@ def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None
                       "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
 
 
-#: failed trials ``tunesmith show`` lists with their worker and error (the latest)
-FAILED_SHOWN = 5
-
-
 def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
     """Why the latest trials failed and where they ran (a lost Ray worker, a timeout, the objective's error)."""
-    failed = [t for t in trials if t.state is TrialState.FAILED]
-    if not failed:
+    rows, more = latest_failures(trials)
+    if not rows:
         return
-    more = f" (the last {FAILED_SHOWN} of {len(failed)}; tunesmith export lists all)" if len(failed) > FAILED_SHOWN else ""
-    console.print(f"failed trials{more}:", soft_wrap=True)
-    for t in failed[-FAILED_SHOWN:]:
-        error = (t.error or "no error recorded").splitlines()[0][:300]
+    console.print(f"failed trials{f' ({more})' if more else ''}:", soft_wrap=True)
+    for number, worker, error in rows:
         # literal: both read from the database (an objective's message may hold terminal escapes)
-        console.print(f"  #{t.number} on {literal(t.worker or 'no worker')}: {literal(error)}", soft_wrap=True,
-                      highlight=False)
+        console.print(f"  #{number} on {literal(worker)}: {literal(error)}", soft_wrap=True, highlight=False)
 
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:

@@ -93,7 +93,7 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", required=True, type=output_file(PLOT_FILES),
                    help="file to write: .html (interactive, opens offline) or .png, .svg, .pdf")
     p.add_argument("--params", help="comma-separated parameters to draw (default: parallel all, slice the first 24, "
-                                    "contour the first 3 numeric ones)")
+                                    "contour the first 3 numeric ones, the best trial's first)")
     p.add_argument("--trial", type=int, help="the trial's number (overfitting; default the best)")
     p.add_argument("--log-y", action="store_true", help="logarithmic value axis (curves, history)")
     p.add_argument("--method", choices=METHODS, help="importance: fanova (default) or ped-anova")

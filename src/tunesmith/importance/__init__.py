@@ -158,7 +158,8 @@ def _fanova(d: Design, options: object, seed: int) -> Importances:
     effects = [Effect((n,), float(main[:, j].mean()), float(main[:, j].std())) for j, n in enumerate(d.names)]
     P = cols.size
     inter = [Effect((d.names[cols[a]], d.names[cols[b]]), float(pairs[:, a, b].mean()), float(pairs[:, a, b].std()))
-             for a in range(P) for b in range(a + 1, P)] if options.pairs else []
+             for a in range(P) for b in range(a + 1, P)
+             if (min(cols[a], cols[b]), max(cols[a], cols[b])) not in d.apart] if options.pairs else []
     return Importances("fanova", _sorted(effects), _sorted(inter), len(d.y), d.left_out)
 
 

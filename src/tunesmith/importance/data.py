@@ -62,12 +62,15 @@ class Column:
 
 @dataclass(frozen=True)
 class Design:
-    """What the methods read: X, y (a loss), the columns, and what was left out."""
+    """What the methods read: X, y (a loss), the columns, what was left out, and the pairs of
+    columns (by index, the smaller first) that no trial has active together: parameters of two
+    branches of a conditional space, whose interaction is zero by construction."""
 
     X: np.ndarray
     y: np.ndarray
     columns: tuple[Column, ...]
     left_out: dict[str, int]
+    apart: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -117,12 +120,22 @@ def design(
     if n_bad:
         X, y = X[~bad], y[~bad]
     columns = tuple(_column(space, n, X[:, j]) for j, n in enumerate(names))
+    apart = _apart(X, columns)
     rng = np.random.default_rng(seed)
     for j, c in enumerate(columns):
         if c.inactive:
             holes = np.isnan(X[:, j])
             X[holes, j] = c.draw(rng, int(holes.sum()))
-    return Design(X, y, columns, dict(left_out))
+    return Design(X, y, columns, dict(left_out), apart)
+
+
+def _apart(X: np.ndarray, columns: tuple[Column, ...]) -> frozenset[tuple[int, int]]:
+    """The pairs of conditional columns that are never active (not NaN) in the same row."""
+    cond = np.array([j for j, c in enumerate(columns) if c.inactive], dtype=int)
+    active = (~np.isnan(X[:, cond])).astype(float)
+    met = active.T @ active  # rows where both are active, by pair
+    i, k = np.nonzero(np.triu(met == 0, 1))
+    return frozenset(zip(cond[i].tolist(), cond[k].tolist(), strict=True))
 
 
 def _unknown_names(space: Space, params_of: list[Mapping[str, Any]]) -> np.ndarray:

@@ -207,19 +207,34 @@ def _slice(s: Snapshot, name: str, done: list[FrozenTrial], label: str) -> Chart
 
 def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int = 3) -> list[Chart]:
     """A contour of the value over each pair of numeric parameters (default: the first
-    ``max_params`` numeric ones), interpolated between the complete trials."""
+    ``max_params`` numeric ones, the best trial's first, and only the pairs some complete
+    trial has active together), interpolated between the complete trials."""
     s = snapshot(study)
     numeric = [n for n in _params(s, params) if s.space[n].kind != "categorical"]
-    names = numeric if params is not None else numeric[:max_params]
+    names = numeric
+    if params is None:  # in a conditional space the best trial's branch, not two parameters that never meet
+        best = s.best()
+        first = sorted(numeric, key=lambda n: best is None or n not in best.params)[:max_params]
+        names = [n for n in numeric if n in first]
     if len(names) < 2:
         return [nothing("contour", f"{s.name}: contour", "a contour needs two numeric parameters; "
                         f"{s.name!r} has {names or 'none'} (see the slice plot for the others)")]
-    charts = [contour(s, x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    pairs = [(x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    met = [(x, y) for x, y in pairs if _together(s, x, y)]
+    charts = [contour(s, x, y) for x, y in (met if params is None and met else pairs)]
     if len(names) < len(numeric):
+        rest = [n for n in numeric if n not in names]
+        hint = next(([x, y] for i, x in enumerate(rest) for y in rest[i + 1:] if _together(s, x, y)), rest[:2])
         charts.append(nothing("contour", f"{s.name}: contours of the other parameters",
                               f"contours of the first {max_params} of {len(numeric)} numeric parameters; name others "
-                              f"with --params (params=[...]), e.g. {','.join(numeric[max_params:max_params + 2])}"))
+                              f"with --params (params=[...]), e.g. {','.join(hint)}"))
     return charts
+
+
+def _together(s: Snapshot, x: str, y: str) -> bool:
+    """Whether a complete trial has both ``x`` and ``y`` active (in a conditional space, two
+    parameters of different branches never are)."""
+    return any(x in t.params and y in t.params for t in s.fitting)
 
 
 def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:

@@ -4,7 +4,7 @@
     write_report(study, "report.html")
 
 It holds the study's settings and search space, the best trials (validation next to
-test where ``study.evaluate_best`` recorded it), every plot that
+test where ``study.evaluate_best`` recorded it), the latest failed trials (worker and error), every plot that
 applies (history, learning curves, the process diagram, importance, parallel
 coordinates, slices, contours, the best trial's overfitting graph) and says which
 plots had nothing to draw. From the shell: ``tunesmith report NAME -o report.html``.
@@ -25,7 +25,7 @@ from ..plots.reduce import MAX_POINTS, WHOLE, sample, sampled_note, thin
 from ..space import display_names, for_display
 from ..space.params import plural
 from ..space.space import shortened
-from ..trial import Direction, FrozenTrial, ranked
+from ..trial import Direction, FrozenTrial, TrialState, ranked
 
 #: the plots a report tries, in order
 SECTIONS = ("history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting")
@@ -47,7 +47,7 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
 
     s = snapshot(study)
     drawn, skipped = _plots(s, sections)
-    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s), _space(s), _best(s, top)]
+    parts = [f"<h1>{_e(s.name)}</h1>", _settings(s), _space(s), _best(s, top), _failed(s)]
     parts.append("<h2>Plots</h2>" + _reduced(s, sections))
     parts.append(to_html(drawn, full=False) if drawn else "<p class='note'>no plot has anything to draw yet</p>")
     if skipped:
@@ -168,6 +168,26 @@ def adapted_cell(t: FrozenTrial) -> str:
     xs = [x for x in rates[roles[0]] if isinstance(x, (int, float)) and not isinstance(x, bool)] \
         if isinstance(rates[roles[0]], list) else []
     return f"{xs[0]:.3g} → {xs[-1]:.3g}" if xs else ""
+
+
+#: the failed trials ``tunesmith show`` and the report list with their worker and error (the latest)
+FAILED_SHOWN = 5
+
+
+def latest_failures(trials: Sequence[FrozenTrial]) -> tuple[list[tuple[int, str, str]], str]:
+    """The latest failed trials as (number, worker, the error's first line), and a note when more failed."""
+    failed = [t for t in trials if t.state is TrialState.FAILED]
+    more = f"the last {FAILED_SHOWN} of {len(failed)}; tunesmith export lists all" if len(failed) > FAILED_SHOWN else ""
+    return [(t.number, shortened(t.worker or "no worker"), (t.error or "no error recorded").splitlines()[0][:300])
+            for t in failed[-FAILED_SHOWN:]], more  # a worker from an imported file or a database may be long
+
+
+def _failed(s: Snapshot) -> str:
+    """Why the latest trials failed and where they ran, as ``tunesmith show`` lists them."""
+    rows, more = latest_failures(s.trials)
+    if not rows:
+        return ""
+    return f"<h2>Failed trials{f' ({_e(more)})' if more else ''}</h2>" + html_table(["#", "worker", "error"], rows, left=3)
 
 
 def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int, raw: bool = False) -> str:

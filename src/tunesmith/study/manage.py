@@ -523,9 +523,12 @@ def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
         steps = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in steps.items()}
         as_state = {TrialState.RUNNING: TrialState.FAILED, TrialState.PAUSED: TrialState.PRUNED}.get(state, state)
         error = t.get("error") or ("running when the study was exported" if state is TrialState.RUNNING else None)
+        worker = t.get("worker")
+        if worker is not None and not isinstance(worker, str):
+            raise ValueError(f"worker must be the text export wrote (host:pid) or null, got {short_repr(worker)}")
         return known_result(study, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
                             state=as_state, intermediate=steps, attrs=t.get("attrs"), error=error,
-                            started=t.get("started"), completed=t.get("completed"))  # fmt: skip
+                            started=t.get("started"), completed=t.get("completed")).replace(worker=worker)  # fmt: skip
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{where}: {exc}") from None
 

@@ -23,8 +23,10 @@ KEEP = ("best", "none", "all")
 
 
 def trial_folder(root: Path, trial: Any) -> Path:
+    """The trial's own folder, absolute: the paths the study stores (``attrs["checkpoint"]``,
+    ``["best_checkpoint"]``) name the same files from any working folder."""
     study = trial.study
-    return ckpt.study_folder(root, str(getattr(study, "name", "study")), getattr(study, "copy_id", None)) / \
+    return ckpt.study_folder(root.absolute(), str(getattr(study, "name", "study")), getattr(study, "copy_id", None)) / \
         f"trial-{trial.number}"
 
 
