@@ -228,7 +228,7 @@ def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
 
 
-@pytest.mark.parametrize("executor", ["inline", "thread", "process", "ray"])
+@pytest.mark.parametrize("executor", ["inline", "thread", "process", pytest.param("ray", marks=pytest.mark.slow)])
 def test_a_worker_whose_every_trial_failed_exits_1_while_other_workers_complete_trials(
     project: Path, capsys: pytest.CaptureFixture[str], executor: str, request: pytest.FixtureRequest
 ) -> None:
