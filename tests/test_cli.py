@@ -228,13 +228,15 @@ def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
 
 
-@pytest.mark.parametrize("executor", ["inline", "thread", "process"])
+@pytest.mark.parametrize("executor", ["inline", "thread", "process", pytest.param("ray", marks=pytest.mark.slow)])
 def test_a_worker_whose_every_trial_failed_exits_1_while_other_workers_complete_trials(
-    project: Path, capsys: pytest.CaptureFixture[str], executor: str
+    project: Path, capsys: pytest.CaptureFixture[str], executor: str, request: pytest.FixtureRequest
 ) -> None:
     """A worker of a shared study counted the trials other workers finished while it ran: one whose own
     trials all failed (a machine without the objective's dependency) exited 0 while another completed
-    trials. Only the trials this command's workers ended count now."""
+    trials. Only the trials this command's workers ended count now (Ray: its actors')."""
+    if executor == "ray":
+        request.getfixturevalue("ray_local")  # a private instance on loopback, which the executor joins
     jobs = "" if executor == "inline" else f"executor: {executor}\nn_jobs: 2\n"
     (project / "s.yaml").write_text(jobs + (project / "study.yaml").read_text().replace("quad.py:objective",
                                                                                         "quad.py:broken_beside"))

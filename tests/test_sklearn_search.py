@@ -189,6 +189,21 @@ def test_parallel_folds_give_the_same_results() -> None:
     assert one.cv_results_["params"] == two.cv_results_["params"]
 
 
+def test_a_fixed_dict_of_number_keys_reaches_the_estimator_as_given(tmp_path: Path) -> None:
+    """``ts.Fixed({0: 1, 1: 5})``, a class_weight, is refused in a study's space (its keys would come
+    back from JSON as text) with advice an estimator cannot take (string keys, a list of pairs); in
+    memory it reached the estimator. The face searches it by position, as a list of it is, in any storage."""
+    weights = {0: 1, 1: 5}
+    for storage in (None, f"sqlite:///{tmp_path / 'cw.db'}"):
+        space = {"C": [0.1, 1.0], "class_weight": ts.Fixed(weights)}
+        search = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=2, cv=2, random_state=0,
+                               storage=storage, name="cw").fit(X, Y)
+        assert [p["class_weight"] for p in search.cv_results_["params"]] == [weights] * 2
+        assert search.best_estimator_.class_weight == weights
+    with pytest.raises(ValueError, match="has the key 0, which is not a string"):  # positions would drop its condition
+        as_search_space({"C": [0.1, 1.0], "class_weight": ts.Fixed(weights, when={"C": [1.0]})})
+
+
 def test_a_stored_search_resumes_by_name_and_survives_pickling(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'search.db'}"
     kw = dict(cv=3, random_state=0, storage=url, name="svc")

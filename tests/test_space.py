@@ -133,6 +133,23 @@ def test_a_prior_written_with_a_wrong_key_or_a_list_of_weights_is_refused_by_nam
         ts.Space.from_dict({"x": {"type": "float", "low": 0, "high": 1, "prior": {"mdoe": 0.5}}})
 
 
+
+@pytest.mark.parametrize("param, message", [
+    (lambda: ts.Float(0.0, 1.0, prior={"mode": 0.5}), r"'x': prior \{'mode': 0.5\} is read as the weights of a "
+     r"categorical's choices .* go in ts.Prior\(mode=0.5\) in Python"),
+    (lambda: ts.Int(1, 9, prior={"mode": 2, "width": 0.3}), r"ts.Prior\(mode=2, width=0.3\) in Python"),
+    (lambda: ts.Categorical(["a", "b"], prior={"weight": {"a": 3, "b": 1}}),
+     r"the choices \['a', 'b'\], and 'weight' is none of them .* ts.Prior\(weight=\{'a': 3, 'b': 1\}\) in Python"),
+], ids=["float", "int", "categorical"])
+def test_a_prior_written_in_python_as_a_study_file_writes_it_says_how_to_write_it(param, message: str) -> None:
+    """In Python a mapping given as prior= is a categorical's weights, so the study file's form of a
+    prior (``prior={"mode": 0.5}``) failed with "prior needs a mode value", the mode given, or with
+    "prior choice 'weight' is not one of the choices"."""
+    with pytest.raises(ValueError, match=message):
+        ts.Space({"x": param()})
+    assert ts.Space({"x": ts.Categorical(["mode", "b"], prior={"mode": 3, "b": 1})})["x"].prior.weight == {"mode": 3, "b": 1}
+
+
 # -- configurations -----------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..space import Categorical, Fixed, Float, Int, Param, Space
+from ..space.params import _key_not_text
 
 BRANCH = "branch"
 _PLAIN = (str, int, float, bool, type(None))
@@ -99,7 +100,9 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
             raise TypeError(f"parameter {name!r}: a ts.Categorical holds plain values (stored as JSON); for "
                             f"estimators or other objects write a list: {name!r}: {list(value.choices)!r}")
         return to_param(name, list(value.choices))  # objects: searched by position, as a list of them is
-    if isinstance(value, Param):
+    if isinstance(value, Fixed) and not value.when and _key_not_text(value.value) is not None:
+        return to_param(name, [value.value])  # {0: 1, 1: 5} (a class_weight): by position, as in a list; JSON
+    if isinstance(value, Param):  # would give its keys back as text, so a study's space refuses it
         return value, None
     if hasattr(value, "rvs") and hasattr(value, "dist"):
         return _from_distribution(name, value), None

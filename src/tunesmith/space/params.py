@@ -53,6 +53,21 @@ class Prior:
             raise ValueError(f"prior width must be a number in (0, 1], got {self.width!r}")
 
 
+def _check_prior_as_weights(param: Param, prior: Prior, choices: Sequence[Any] = ()) -> None:
+    """Refuse a mapping given as ``prior=`` (a categorical's weights) that holds a prior's keys instead, as
+    a study file writes a prior (``prior={"mode": 0.5}``): it failed with "prior needs a mode value", or
+    "prior choice 'mode' is not one of the choices", with the mode given."""
+    keys = [f.name for f in dataclasses.fields(Prior)]
+    weight = prior.weight if isinstance(prior.weight, Mapping) else {}
+    key = next((k for k in weight if isinstance(k, str) and k in keys and k not in choices), None)
+    if key is not None:
+        args = ", ".join(f"{k}={v!r}" for k, v in weight.items() if k in keys)
+        whose = f"the choices {list(choices)!r}, and {key!r} is none of them" if choices else "a categorical's choices"
+        raise param._err(f"prior {dict(weight)!r} is read as the weights of {whose} (prior={{choice: weight}}); a "
+                         f"prior's {', '.join(keys)} go in ts.Prior({args}) in Python (a study file writes them as "
+                         f"prior: {{{key}: ...}})")
+
+
 def _as_prior(value: Any) -> Prior | None:
     if value is None or isinstance(value, Prior):
         return value
@@ -107,6 +122,7 @@ class Param(ABC):
         """Raise ValueError naming the parameter if the definition is bad."""
 
     def _check_prior(self, prior: Prior) -> None:
+        _check_prior_as_weights(self, prior)
         if prior.mode is None:
             weights = " (weight= is for a Categorical's choices)" if prior.weight is not None else ""
             raise ValueError(f"parameter {self.name!r}: prior needs a mode value{weights}")
@@ -641,6 +657,7 @@ class Categorical(Param):
             raise self._err(f"prior weight must map each choice to its weight, such as {example!r}; got "
                             f"{type(prior.weight).__name__} {prior.weight!r}")
         if prior.weight is not None:
+            _check_prior_as_weights(self, prior, self.choices)
             for k, w in prior.weight.items():
                 self.validate(k, what="prior choice")
                 if not _is_number(w) or not _finite(w) or w < 0:  # NaN or inf: the bayes sampler's NaN probabilities
