@@ -254,9 +254,7 @@ def _pair_banded(weight: np.ndarray, cut_d: tuple[np.ndarray, np.ndarray, np.nda
     """V_de as :func:`_pair` gives it, summed over bands of ``rows`` cells of the axis the leaves
     span less of (d below). A band's joint marginal changes along e only at the cuts of the leaves
     it holds, a few hundred of the grid's K_e at 5,000 trials: each band gets a grid of its own
-    cuts (all bands in one (bands, rows, cuts) array, built and summed as the whole grid is), and
-    the residual over an interval is summed from prefix sums of ``w_e``, ``w_e a_e`` and
-    ``w_e a_e^2``: ``sum w (J - c - a_e)^2 = (J - c)^2 W - 2 (J - c) A + sum w a_e^2``."""
+    cuts (all bands in one (bands, rows, cuts) array, built and summed as the whole grid is)."""
     (s_d, e_d, w_d), (s_e, e_e, w_e) = cut_d, cut_e
     if int((e_d - s_d).sum()) > int((e_e - s_e).sum()):
         (s_d, e_d, w_d), (s_e, e_e, w_e), a_d, a_e = (s_e, e_e, w_e), (s_d, e_d, w_d), a_e, a_d
@@ -271,15 +269,8 @@ def _pair_banded(weight: np.ndarray, cut_d: tuple[np.ndarray, np.ndarray, np.nda
     band = np.repeat(first - np.cumsum(n) + n, n) + np.arange(leaf.size)
     lo = np.maximum(s_d[leaf] - band * rows, 0)
     hi = np.minimum(e_d[leaf] - band * rows, rows)  # a run past the band ends in the row dropped below
-    keys = np.concatenate([band * (ke + 1) + s_e[leaf], band * (ke + 1) + e_e[leaf]])
-    cut = np.zeros(nb * (ke + 1), dtype=bool)  # each band's cuts along e (0 and ke in each: its leaves cover e)
-    cut[keys] = True
-    rank = np.cumsum(cut) - 1
-    count = cut.reshape(nb, ke + 1).sum(axis=1)
-    start = np.cumsum(count) - count
-    m = int(count.max())
-    col = rank[keys] - start[np.concatenate([band, band])]
-    c_s, c_e = col[: leaf.size], col[leaf.size:]
+    c_s, c_e, at = _band_cuts(band, s_e[leaf], e_e[leaf], nb, ke)
+    m = at.shape[1]
     corner = (np.concatenate([band, band, band, band]) * (rows + 1) + np.concatenate([lo, hi, lo, hi])) * m \
         + np.concatenate([c_s, c_s, c_e, c_e])
     u = weight[leaf]
@@ -287,19 +278,41 @@ def _pair_banded(weight: np.ndarray, cut_d: tuple[np.ndarray, np.ndarray, np.nda
                                    minlength=nb * (rows + 1) * m).reshape(nb, rows + 1, m)
     np.cumsum(grid, axis=1, out=grid)
     np.cumsum(grid, axis=2, out=grid)
+    c = np.zeros(nb * rows)
+    c[:kd] = a_d - f0
+    per_row = _band_residuals(grid[:, :rows, : m - 1], c.reshape(nb, rows, 1), at, w_e, a_e)
+    return float(w_d @ per_row[:kd])
+
+
+def _band_cuts(band: np.ndarray, start: np.ndarray, end: np.ndarray, nb: int,
+               ke: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each band's cuts along e: the ends of the runs it holds (0 and ``ke`` among them, as its
+    leaves cover e). The runs' ``start`` and ``end`` as indices among their band's cuts, and the
+    cuts (bands, m), a band with fewer padded with ``ke`` (intervals of measure 0)."""
+    keys = np.concatenate([band * (ke + 1) + start, band * (ke + 1) + end])
+    cut = np.zeros(nb * (ke + 1), dtype=bool)
+    cut[keys] = True
+    count = cut.reshape(nb, ke + 1).sum(axis=1)
+    offset = np.cumsum(count) - count
+    col = np.cumsum(cut)[keys] - 1 - offset[np.concatenate([band, band])]
     points = np.flatnonzero(cut)
     owner = points // (ke + 1)
-    at = np.full((nb, m), ke, dtype=np.intp)  # a band with fewer cuts: intervals of measure 0 after its last
-    at[owner, np.arange(points.size) - start[owner]] = points - owner * (ke + 1)
+    at = np.full((nb, int(count.max())), ke, dtype=np.intp)
+    at[owner, np.arange(points.size) - offset[owner]] = points - owner * (ke + 1)
+    return col[: band.size], col[band.size:], at
+
+
+def _band_residuals(joint: np.ndarray, c: np.ndarray, at: np.ndarray, w_e: np.ndarray, a_e: np.ndarray) -> np.ndarray:
+    """Each row's ``sum_l w_l (J - c - a_e[l])^2`` from the bands' joint marginals (bands, rows, m - 1),
+    constant over each interval between a band's cuts ``at``: ``(J - c)^2 W - 2 (J - c) A`` summed over
+    the intervals (W, A: sums of ``w_e`` and ``w_e a_e`` over each, from prefix sums) plus
+    ``sum w_e a_e^2``. ``joint`` is overwritten (an array of its size is what a band grid costs)."""
     total = np.concatenate([[0.0], np.cumsum(w_e)])
     moment = np.concatenate([[0.0], np.cumsum(w_e * a_e)])
     width = (total[at[:, 1:]] - total[at[:, :-1]])[:, :, None]
     first_moment = (moment[at[:, 1:]] - moment[at[:, :-1]])[:, :, None]
-    c = np.zeros(nb * rows)
-    c[:kd] = a_d - f0
-    r = grid[:, :rows, : m - 1]
-    r -= c.reshape(nb, rows, 1)  # in place, as the square below: no second array of the grid's size
-    per_row = -2 * np.matmul(r, first_moment)
-    np.square(r, out=r)
-    per_row += np.matmul(r, width)
-    return float(w_d @ per_row.ravel()[:kd] + w_d.sum() * (w_e @ (a_e * a_e)))
+    joint -= c
+    per_row = -2 * np.matmul(joint, first_moment)
+    np.square(joint, out=joint)
+    per_row += np.matmul(joint, width)
+    return per_row.ravel() + w_e @ (a_e * a_e)
