@@ -16,7 +16,11 @@ one path on it, ``--repeats`` times, printing the median and the runs:
   and finding its last choice (``Categorical.index``, as each ask does for every trial);
 * ``notes``: ``import_study`` of an export file of a 2-trial study with N notes;
 * ``wide``: ``importance`` (fANOVA) of 40 random trials over N parameters;
-* ``vlines``: drawing an HTML (plotly) learning-curve chart with N vertical lines (N rungs).
+* ``vlines``: drawing an HTML (plotly) learning-curve chart with N vertical lines (N rungs);
+* ``show``: ``tunesmith show`` (in this process, output dropped) of an N-trial SQLite study;
+* ``fanova``: ``importance`` (fANOVA, the default forest) of the N trials;
+* ``reopen``: ``Study(space, storage=..., name=...)`` of a stored study whose space is one
+  categorical of N int choices (the given space is compared with the stored one).
 
 Run from the repository root::
 
@@ -27,6 +31,9 @@ Run from the repository root::
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py choices notes --sizes 20000,100000
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py wide --sizes 200,2000
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py vlines --sizes 0,30,300
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py show --sizes 5000 --reports 50
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py fanova --sizes 1000,2000,5000
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_history.py reopen --sizes 100000
 """
 
 from __future__ import annotations
@@ -212,10 +219,44 @@ def bench_vlines(folder: str, n: int, args: argparse.Namespace) -> None:
     _median(f"vlines N={n}: to_plotly of a curve and N lines", lambda: to_plotly(chart), args.repeats)
 
 
+def bench_show(folder: str, n: int, args: argparse.Namespace) -> None:
+    import contextlib
+    import io
+
+    from tunesmith.cli import main as cli
+
+    url = f"sqlite:///{folder}/show{n}.db"
+    _filled(url, n, args.reports)
+
+    def show() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            cli(["show", "h", "--storage", url])
+
+    show()  # the command's own imports
+    _median(f"show N={n}, {args.reports} reports a trial", show, args.repeats)
+
+
+def bench_fanova(folder: str, n: int, args: argparse.Namespace) -> None:
+    from tunesmith.importance import importance
+
+    study = _filled(None, n, 0)
+    importance(study.trials[:50], study.space)  # imports scikit-learn
+    _median(f"fanova N={n}: importance", lambda: importance(study.trials, study.space, seed=0), args.repeats,
+            unit=1.0, what="s")
+
+
+def bench_reopen(folder: str, n: int, args: argparse.Namespace) -> None:
+    space = ts.Space({"k": ts.Categorical(list(range(n)))})
+    url = f"sqlite:///{folder}/reopen{n}.db"
+    ts.Study(space, sampler="random", storage=url, name="r")
+    _median(f"reopen N={n}: Study(space, storage, name)",
+            lambda: ts.Study(space, sampler="random", storage=url, name="r"), args.repeats)
+
+
 BENCHES = {"open": bench_open, "copy": bench_copy, "focus": bench_focus, "ask": bench_ask,
            "reports": bench_reports, "prune": bench_prune, "grid": bench_grid, "choices": bench_choices,
            "notes": bench_notes, "wide": bench_wide,
-           "vlines": bench_vlines}
+           "vlines": bench_vlines, "show": bench_show, "fanova": bench_fanova, "reopen": bench_reopen}
 
 
 def main() -> None:

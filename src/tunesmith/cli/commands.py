@@ -356,7 +356,7 @@ def _study_file_hint(name: str) -> str:
 
 def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
-    trials = study.trials
+    trials = _shown_trials(study, args.top)
     console = wide_console()
     console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler_label)}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
@@ -377,6 +377,51 @@ def cmd_show(args: argparse.Namespace) -> int:
     _show_pruner(console, study, trials)
     _show_running(console, study, trials)
     return 0
+
+
+#: ``show --top`` up to this reads each printed trial whole by itself, and beyond it the whole history at once
+WHOLE_READS = 100
+
+
+def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
+    """The trials as ``show`` prints them: every trial's head (number, state, value, times: what is
+    counted and ranked) and, whole and in the space's form as ``study.trials`` gives them, the ``top``
+    best complete trials and the last failed ones (what is printed). Reading every trial whole cost
+    0.4 s at 5,000 trials of 50 reports. A row whole-read as unreadable takes its head's place (a
+    failed trial). The whole history where that would not print the same: a parameter of the
+    space that none of the top trials has (a column only another trial may fill), or a long ``--top``."""
+    storage = study.storage
+    sid = storage.get_study(study.name).study_id
+    trials = storage.get_trial_heads(sid)
+    if top > WHOLE_READS or len(trials) <= top:
+        return study.trials
+    at = {t.number: i for i, t in enumerate(trials)}
+    whole: set[int] = set()
+
+    def read(number: int) -> FrozenTrial:
+        t = storage.get_trial(sid, number)
+        if t.params:
+            try:
+                t = t.replace(params=study.space.validate(t.params))
+            except (ValueError, TypeError, OverflowError):
+                pass  # shown as stored (the sampler leaves such a trial out)
+        trials[at[number]] = t
+        whole.add(number)
+        return t
+
+    shown: list[FrozenTrial] = []
+    for head in ranked(trials, study.direction):
+        t = read(head.number)
+        if t.state is TrialState.COMPLETE and t.value is not None:
+            shown.append(t)
+        if len(shown) == top:
+            break
+    if shown and any(not any(n in t.params for t in shown) for n in study.space):
+        return study.trials
+    for t in [t for t in trials if t.state is TrialState.FAILED][-FAILED_SHOWN:]:
+        if t.number not in whole:
+            read(t.number)
+    return trials
 
 
 def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None:

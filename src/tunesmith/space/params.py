@@ -30,6 +30,8 @@ import numpy as np
 Condition = Mapping[str, tuple[Any, ...]]
 
 _EPS = 1e-12
+#: values whose exact type is one of these are plain: no NumPy scalar, container or subclass to look into
+PLAIN_TYPES = frozenset({int, float, str, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,8 @@ def same_definition(a: Any, b: Any) -> bool:
 
 def _typed(x: Any) -> Any:
     """``x`` with each value beside its type (a NumPy scalar's as Python's): 1, 1.0 and True told apart."""
+    if type(x) in PLAIN_TYPES:  # most of 100,000 choices: no walk through Mapping's isinstance
+        return type(x), x
     if isinstance(x, Mapping):
         return {k: _typed(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -219,6 +223,8 @@ def _typed(x: Any) -> Any:
 
 def frozen(x: Any) -> Any:
     """A hashable form of a :meth:`Param.to_dict`, equal where the definitions are equal (a mapping's order aside)."""
+    if type(x) in PLAIN_TYPES:
+        return x
     if isinstance(x, Mapping):
         return frozenset((k, frozen(v)) for k, v in x.items())
     if isinstance(x, (list, tuple)):
@@ -249,6 +255,8 @@ def _as_json(x: Any) -> Any:
 
 def _python(x: Any) -> Any:
     """``x`` with its NumPy scalars as Python's, at every depth (inside mappings too)."""
+    if type(x) in PLAIN_TYPES:
+        return x
     if isinstance(x, Mapping):
         return {k: _python(v) for k, v in x.items()}
     return type(x)(map(_python, x)) if isinstance(x, (list, tuple)) else _plain_choice(x)
@@ -591,6 +599,8 @@ class Int(_Numeric):
 def _plain_choice(choice: Any) -> Any:
     """A NumPy scalar choice (``np.int64(3)`` from an array) as Python's, inside tuples too: the
     value a stored space holds (JSON took no ``int64``: the study failed at its first write)."""
+    if type(choice) in PLAIN_TYPES:
+        return choice
     if isinstance(choice, np.generic) or isinstance(choice, np.ndarray) and choice.ndim == 0:  # np.array(3): a scalar
         return choice.item()
     return tuple(map(_plain_choice, choice)) if isinstance(choice, tuple) else choice
