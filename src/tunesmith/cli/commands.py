@@ -24,7 +24,7 @@ from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound
 from ..plots import HTML, IMAGES, check_output
-from ..report import latest_failures, overfit_cell
+from ..report import FAILED_SHOWN, latest_failures, overfit_cell
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
