@@ -374,3 +374,20 @@ def test_a_data_loader_given_to_hypergradient_is_refused_with_the_fix() -> None:
 def test_numpy_integers_are_taken_as_counts_of_iterations() -> None:
     # a count read from a NumPy array or a study's Int was refused: "must be an integer >= 1, got np.int64(5)"
     assert ImplicitOptions(iters=np.int64(5)).iters == 5
+
+
+@pytest.mark.parametrize("which", ["train", "val"])
+def test_a_loss_of_one_value_but_not_0_d_is_refused_with_the_reshape(which) -> None:
+    """A loss of shape (1,) or (1, 1) (``loss.view(1)``, a mean over rows of one column) passed the
+    scalar check, one value, and every entry point then failed in torch.func with "Expected
+    f(*args) to return a scalar Tensor, got tensor with 1 dims" (a RuntimeError traceback)."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    if which == "train":
+        train_loss = (lambda tl: lambda p, h, b: tl(p, h, b).reshape(1, 1))(train_loss)
+    else:
+        val_loss = (lambda vl: lambda p, b: vl(p, b).reshape(1))(val_loss)
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    for call in _each_entry_point(train_loss, val_loss, params, l2, train, val):
+        with pytest.raises(ValueError, match=r"must return a scalar tensor, got Tensor of shape \(1(, 1)?,?\); "
+                                             r"return loss.reshape\(\(\)\) for its one value"):
+            call()

@@ -258,10 +258,15 @@ def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, 
                          "as cross-entropy (docs/hypergradients.md, 'When it helps, and when it does not')")
 
 
+def _one_value(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.numel() == 1
+
+
 def _scalar(what: str, value: Any) -> torch.Tensor:
-    if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+    if not (isinstance(value, torch.Tensor) and value.dim() == 0):  # shape (1,): torch.func's "Expected f(*args)"
         raise ValueError(f"{what} must return a scalar tensor, got {type(value).__name__}"
-                         + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else ""))
+                         + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "")
+                         + ("; return loss.reshape(()) for its one value" if _one_value(value) else ""))
     if not bool(torch.isfinite(value.detach()).all()):
         raise ValueError(f"{what} is {float(value.detach())} at the given weights and hyperparameters; the hypergradient "
                          "needs finite losses (a diverged model, a log of 0, a nan in the data?)")
