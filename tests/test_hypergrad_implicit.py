@@ -360,6 +360,15 @@ def test_an_interval_given_as_a_list_is_taken_and_an_infinite_one_refused() -> N
     assert 0 < float(result.hparams["l2"]) < 0.1
 
 
+def test_an_interval_whose_width_overflows_is_refused_as_the_constraint_not_the_start() -> None:
+    """(-1e308, 1e308): both bounds finite, their difference inf; before, a start of 1.0 was refused
+    as "must start strictly inside it" (its position (value - low) / inf was 0), which it is."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    with pytest.raises(ValueError, match=r"'l2' must be .* and a finite high - low, got \(-1e\+308, 1e\+308\)"):
+        tune(train_loss, val_loss, params, {"l2": 1.0}, train, val, constraints={"l2": (-1e308, 1e308)},
+             options=LoopOptions(outer_steps=2, inner_steps=2))
+
+
 def test_a_data_loader_given_to_hypergradient_is_refused_with_the_fix() -> None:
     """Before: the loss met the DataLoader itself ("too many values to unpack")."""
     from torch.utils.data import DataLoader, TensorDataset
