@@ -823,6 +823,19 @@ def test_numpy_bounds_a_fixed_numpy_value_and_numpy_weights_are_stored(storage_u
     assert back.space == space and hash(back.space) == hash(space) and len(back.trials) == 2
 
 
+@pytest.mark.parametrize("weight", [[1, 2], "ab", 3], ids=["list", "text", "number"])
+def test_prior_weights_that_are_no_mapping_are_named_in_a_new_and_a_stored_space(weight) -> None:
+    """Before: Python's "'list' object has no attribute 'items'", also as the reason a stored space
+    (written by another program) was unreadable."""
+    from tunesmith.exceptions import StorageError
+
+    says = r"parameter 'c': prior weight must map each choice to its weight, such as \{'a': 2.0\}, got "
+    with pytest.raises(ValueError, match=says):
+        ts.Space({"c": ts.Categorical(["a", "b"], prior=ts.Prior(weight=weight))})
+    with pytest.raises(StorageError, match=says):
+        ts.Space.stored({"c": {"type": "categorical", "choices": ["a", "b"], "prior": {"weight": weight}}}, "study 's'")
+
+
 def test_a_prior_mode_beside_weights_and_weights_on_a_number_are_checked() -> None:
     """Before: a Categorical's ``Prior(mode="zzz", weight={"a": 1.0})`` was stored with a mode that is no
     choice, and ``Float(0, 1, prior=Prior(mode=0.5, weight={"a": 1.0}))`` stored weights nothing reads."""

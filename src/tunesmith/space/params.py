@@ -621,6 +621,9 @@ class Categorical(Param):
             seen[c] = c
 
     def _check_prior(self, prior: Prior) -> None:
+        if prior.weight is not None and not isinstance(prior.weight, Mapping):  # "'list' object has no attribute 'items'"
+            raise self._err(f"prior weight must map each choice to its weight, such as {{{self.choices[0]!r}: 2.0}}, "
+                            f"got {prior.weight!r}")
         if prior.weight is not None:
             for k, w in prior.weight.items():
                 self.validate(k, what="prior choice")
