@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..exceptions import StorageError, StudyNotFound
+from ..exceptions import StorageError, StudyNotFound, UnreadableSpaceError
 from ..plots import HTML, IMAGES, check_output
 from ..report import overfit_cell
 from ..samplers.simple import GridSampler, grid_remaining
@@ -617,7 +617,7 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
-    study = _load(args.name, args.storage, write=args.to_storage is None)  # first: a wrong NAME is said so
+    study = _copied(args)
     if args.to_storage is None and args.new_name in (None, args.name):
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
     if args.fill and args.space is None:
@@ -626,6 +626,21 @@ def cmd_copy(args: argparse.Namespace) -> int:
     n = _counted(len(copy.trials), study.trials, "running, copied as failed (no worker runs them in the copy)")
     print(f"copied study {study.name!r} ({n}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
+
+
+def _copied(args: argparse.Namespace) -> Study:
+    """The study to copy (first: a wrong NAME is said so); one whose stored space is unreadable (changed
+    outside tunesmith) is read in the --space given, so that the trials that fit it can be kept."""
+    try:
+        return _load(args.name, args.storage, write=args.to_storage is None)
+    except UnreadableSpaceError:
+        if args.space is None:
+            raise
+    space = _space_of(args.space)
+    print(f"study {args.name!r}: its stored space is unreadable; its trials are read in the space of "
+          f"{args.space}", file=sys.stderr)
+    storage = make_storage(args.storage, read_only=args.to_storage is not None)
+    return Study(storage=storage, name=args.name, _read_in=space)
 
 
 def _space_of(path: str | None) -> Space | None:
