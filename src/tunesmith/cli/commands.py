@@ -229,7 +229,11 @@ def literal(text: str) -> str:
     """Text read from a database as the terminal shows it: markup literal, control characters
     as escapes (``\\x1b``), so a name or value written into a shared database cannot drive the
     terminal (colours, a title, a hidden line) of whoever lists it."""
-    return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
+    return escape(_CONTROL.sub(_as_escape, text))
+
+
+def _as_escape(m: re.Match[str]) -> str:
+    return repr(m.group())[1:-1]
 
 
 #: ``tunesmith studies --sort``: how each key orders the rows (by record, trials, last trial time)
@@ -480,12 +484,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _write_utf8(text: str) -> None:
     """``text`` to standard output in UTF-8, as ``--output`` writes it, whatever the locale's encoding
-    (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value)."""
+    (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value); to a terminal, its
+    control characters but line ends and tabs as escapes (``\\x1b``), as :func:`literal` prints them."""
     encoding = getattr(sys.stdout, "encoding", None) or ""  # a notebook's own writer may have none
     if encoding.lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.flush()
         sys.stdout.reconfigure(encoding="utf-8")
+    if _a_terminal(sys.stdout):  # a worker name of "\x1b]52;c;...\a" wrote the reader's clipboard
+        text = _SPOKEN.sub(_as_escape, text)
     sys.stdout.write(text)
+
+
+#: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n")
+_SPOKEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+
+
+def _a_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # a notebook's writer, a closed stream
+        return False
 
 
 def _export_format(given: str | None, output: str | None) -> str:
