@@ -669,3 +669,61 @@ def test_the_sampler_auto_picked_is_said_once_per_run_not_once_per_worker(tmp_pa
         handler.close()
     assert len(study.trials) == 4
     assert said.read_text().count("sampler 'auto' picked") == 1, said.read_text()
+
+
+_HELD_PAST_BUSY_TIMEOUT = """
+import sys
+import time
+import tunesmith as ts
+from tunesmith.cli.launch import optimize_interruptibly
+
+def slow(trial):
+    time.sleep(60)
+    return 1.0
+
+storage = ts.SQLStorage(sys.argv[1], busy_timeout=2.0)
+study = ts.Study({"x": ts.Float(0, 1)}, storage=storage, name="s", sampler="random")
+sys.exit(optimize_interruptibly(study, slow, {"n_trials": 4, "n_jobs": 2}))
+"""
+
+
+def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_free(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Another writer held the SQLite database past busy_timeout as a SIGTERM stopped ``n_jobs=2``: each
+    worker's record of its stopped trial failed, and it exited 0 (its StorageError sent to the parent),
+    which the parent took for "recorded": it said "running trials marked failed" and returned, the
+    trials running for good. The parent now fails every worker's trials left running, looking twice
+    (the writer lets go after its first look here), and says which it could not record."""
+    import sqlite3
+    import subprocess
+
+    db = tmp_path / "db.db"
+    url = f"sqlite:///{db}"
+    (tmp_path / "run.py").write_text(_HELD_PAST_BUSY_TIMEOUT)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "run.py"), url], env=subprocess_env,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if states(Study.load("s", url))["running"] == 2:
+                break
+        except Exception:  # noqa: BLE001 - not created yet
+            pass
+        time.sleep(0.1)
+    busy = sqlite3.connect(db, isolation_level=None)
+    busy.execute("BEGIN EXCLUSIVE")  # another writer, for longer than busy_timeout
+    proc.send_signal(signal.SIGTERM)
+    said = []
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the parent's first look at each worker's trial fails: then the writer lets go
+        said.append(line)
+        if sum("could not mark the dead worker's trial failed" in s for s in said) == 2:
+            break
+    busy.execute("ROLLBACK")
+    busy.close()
+    said += proc.stderr.readlines()
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, "".join(said)
+    study = Study.load("s", url)
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * 2, "".join(said)
+    assert {t.error for t in study.trials} == {"interrupted (SIGTERM)"}
+    assert "interrupted: running trials marked failed; optimize stopped" in "".join(said)
