@@ -855,6 +855,9 @@ class Study:
             self.tell(trial, state=TrialState.FAILED, error=interrupted(exc))
         except TrialFinishedError:
             pass
+        except StorageError as error:  # a busy database: the interrupt goes on (it turned into this error, the
+            # trial left running), and the executor's handling of it looks again at what still runs
+            logger.warning("could not mark the interrupted trial %d failed: %s", trial.number, error)
 
     # -- management (manage.py does the work) -------------------------------------------------
     def add_trial(
