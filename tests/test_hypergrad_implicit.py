@@ -400,3 +400,23 @@ def test_a_loss_of_one_value_but_not_0_d_is_refused_with_the_reshape(which) -> N
         with pytest.raises(ValueError, match=r"must return a scalar tensor, got Tensor of shape \(1(, 1)?,?\); "
                                              r"return loss.reshape\(\(\)\) for its one value"):
             call()
+
+
+def test_a_hypergradient_that_overflows_is_refused_not_returned_as_nan() -> None:
+    """An L2 weight of 1e30 with float32 weights: both losses are finite, and ``hypergradient`` (CG) and
+    ``unrolled_hypergradient`` (two steps) returned ``{'l2': nan}`` without a word; ``check=False`` still
+    returns it as it is (``tune`` passes it and names the outer step itself)."""
+    from tunesmith.train.unrolled import rules_of, unrolled_hypergradient
+
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    params = {k: v.float() for k, v in params.items()}
+    train, val = (train[0].float(), train[1]), (val[0].float(), val[1])
+    w = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    rules = rules_of(torch.optim.SGD(list(w.values()), lr=0.1), w)
+    says = r"the hypergradient of \['l2'\] is not finite .* overflowed in torch.float32.*check=False returns it as it is"
+    with pytest.raises(FloatingPointError, match=says):
+        hypergradient(train_loss, val_loss, params, {"l2": 1e30}, train, val)
+    with pytest.raises(FloatingPointError, match=says):
+        unrolled_hypergradient(train_loss, val_loss, params, {"l2": 1e30}, [train] * 2, val, rules=rules)
+    unchecked = hypergradient(train_loss, val_loss, params, {"l2": 1e30}, train, val, check=False)
+    assert not torch.isfinite(unchecked["l2"]).all()

@@ -311,7 +311,21 @@ def hypergradient(
         q = _inverse_hvp(hvp, v, opts)
         pull = vjp(lambda h: grad(train_loss)(w, h, train_batch), lam)[1]
         mixed = pull(q)[0]
-    return {k: -t for k, t in mixed.items()}
+    out = {k: -t for k, t in mixed.items()}
+    if check:
+        check_finite_result("hypergradient", out, w)
+    return out
+
+
+def check_finite_result(what: str, hg: Tree, weights: Tree) -> None:
+    """A hypergradient that overflowed (a hyperparameter of 1e30 in float32) was returned as nan, silently."""
+    bad = [k for k, t in hg.items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        dtype = next(iter(weights.values())).dtype
+        raise FloatingPointError(
+            f"{what}: the hypergradient of {bad} is not finite (nan or inf): the computation overflowed in "
+            f"{dtype}, though both losses were finite at the start; start these hyperparameters at smaller values "
+            "or compute in float64 (check=False returns it as it is)")
 
 
 @contextlib.contextmanager

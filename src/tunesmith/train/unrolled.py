@@ -27,6 +27,7 @@ from .implicit import (
     TrainLoss,
     Tree,
     ValLoss,
+    check_finite_result,
     check_losses,
     check_one_batch,
     check_trees,
@@ -230,6 +231,8 @@ def unrolled_hypergradient(
 
     with explain_in_place():
         hg, (w, st, loss) = grad(objective, has_aux=True)(lam)
+    if check:
+        check_finite_result("unrolled_hypergradient", hg, w0)
     return (hg, {k: t.detach() for k, t in w.items()},
             {k: {n: t.detach() for n, t in v.items()} for k, v in st.items()}, float(loss))
 
