@@ -258,7 +258,8 @@ TRAIN = ["a callback class", "a number for the callbacks", "a metric that is no 
          "a hyperparameter's start as text", "a model class for classifier_losses", "a callback that is no function",
          "a tuned start as text", "a tuned start of None", "label smoothing as text", "no training batch",
          "no study for hypertune", "a list for hyper_space", "None for values_of", "no rules to unroll",
-         "a yes/no hyperparameter", "another model's optimizer state"]
+         "a yes/no hyperparameter", "another model's optimizer state", "an optimizer state of numbers",
+         "an optimizer state that is a list"]
 
 
 def _losses(model: Any) -> tuple[Any, ...]:
@@ -282,6 +283,16 @@ def _unrolled_with_another_models_state(x: Any, y: Any) -> Any:
     rules = rules_of(torch.optim.SGD(list(params.values()), lr=0.1, momentum=0.9), params)
     return unrolled_hypergradient(train_loss, val_loss, params, hparams, [(x, y)], (x, y), rules=rules,
                                   state=state_of(opt, dict(other.named_parameters())))
+
+
+def _unrolled_with_state(x: Any, y: Any, state: Any) -> Any:
+    import torch
+
+    from tunesmith.train.unrolled import rules_of, unrolled_hypergradient
+
+    train_loss, val_loss, params, hparams = _losses(torch.nn.Linear(4, 2))
+    rules = rules_of(torch.optim.Adam(list(params.values()), lr=0.1), params)
+    return unrolled_hypergradient(train_loss, val_loss, params, hparams, [(x, y)], (x, y), rules=rules, state=state)
 
 
 def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
@@ -358,6 +369,11 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
          ValueError, "rules has no update rule for the weights ['weight', 'bias']; read them from the optimizer"),
         ("another model's optimizer state", lambda: _unrolled_with_another_models_state(x, y), ValueError,
          "state['weight']['momentum_buffer'] has the shape (2, 8), not the weight's (2, 4): pass the state of"),
+        # before: AttributeError's "'int' object has no attribute 'detach'" / "'list' object has no attribute 'items'"
+        ("an optimizer state of numbers", lambda: _unrolled_with_state(x, y, {"weight": {"step": 3}}), TypeError,
+         "state['weight']['step'] is 3, not a tensor: pass state=state_of(optimizer, params), or None"),
+        ("an optimizer state that is a list", lambda: _unrolled_with_state(x, y, [{"step": 3}]), TypeError,
+         "state is a dict of weight name -> dict of buffer name -> tensor, got list: pass state=state_of("),
     ]
     return {label: rest for label, *rest in calls}  # type: ignore[misc]
 

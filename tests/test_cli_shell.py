@@ -481,3 +481,42 @@ def test_main_in_process_under_unbuffered_output_gives_the_program_its_standard_
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1] == "same"
+
+
+@pytest.mark.parametrize("cmd", [["export", "s", "--format", "csv", "-o", "-"], ["export", "s"], ["report", "s", "-o", "-"]])
+def test_export_and_report_to_a_terminal_write_a_stored_name_s_escapes_as_text(
+        tmp_path: Path, subprocess_env: dict[str, str], cmd: list[str]) -> None:
+    """A worker name of another program's ("\\x1b]52;c;...\\a": a write to the reader's clipboard, or a
+    cleared screen) reached the terminal raw through ``export -o -`` (CSV) and ``report -o -``, which
+    ``show`` and ``studies`` print escaped. To a terminal they are written as ``\\x1b`` now; a pipe or a
+    file gets the data as stored."""
+    import os
+    import sqlite3
+
+    db = tmp_path / "tunesmith.db"
+    study = ts.Study({"x": ts.Float(0, 1)}, name="s", storage=f"sqlite:///{db}", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    evil = "\x1b]52;c;aGk=\x07\x1b[2J\x9b2J\rfake"
+    with sqlite3.connect(db) as c:  # the CSV has the workers, the report the study's name
+        c.execute("UPDATE ts_trials SET worker = ?", (evil,))
+        c.execute("UPDATE ts_studies SET name = ?", ("s" + evil,))
+    args = [sys.executable, "-m", "tunesmith", *cmd[:1], "s" + evil, *cmd[2:], "--storage", f"sqlite:///{db}"]
+    leader, follower = os.openpty()
+    child = subprocess.Popen(args, stdout=follower, stderr=subprocess.DEVNULL, env=subprocess_env)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the command closed the terminal's other end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert child.wait(timeout=60) == 0
+    text = shown.decode("utf-8")
+    assert "\\x1b]52;c;aGk=\\x07\\x1b[2J\\x9b2J\\rfake" in text  # as written, to be read
+    assert not any(c in text for c in "\x1b\x07\x9b") and "\rfake" not in text
+    piped = subprocess.run(args, capture_output=True, env=subprocess_env, check=True).stdout.decode("utf-8")
+    assert evil in piped or json.dumps(evil)[1:-1] in piped  # the data, whole (JSON escapes it itself)

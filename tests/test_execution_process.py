@@ -669,3 +669,64 @@ def test_the_sampler_auto_picked_is_said_once_per_run_not_once_per_worker(tmp_pa
         handler.close()
     assert len(study.trials) == 4
     assert said.read_text().count("sampler 'auto' picked") == 1, said.read_text()
+
+
+_HELD_PAST_BUSY_TIMEOUT = """
+import sys
+import time
+import tunesmith as ts
+from tunesmith.cli.launch import optimize_interruptibly
+
+def slow(trial):
+    time.sleep(60)
+    return 1.0
+
+storage = ts.SQLStorage(sys.argv[1], busy_timeout=2.0)
+study = ts.Study({"x": ts.Float(0, 1)}, storage=storage, name="s", sampler="random")
+options = {"n_trials": 4, "n_jobs": int(sys.argv[2]), "executor": sys.argv[3]}
+sys.exit(optimize_interruptibly(study, slow, options))
+"""
+
+
+@pytest.mark.parametrize("jobs, executor", [("1", "inline"), ("2", "thread"), ("2", "process")])
+def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_free(
+        tmp_path: Path, subprocess_env: dict[str, str], jobs: str, executor: str) -> None:
+    """Another writer held the SQLite database past busy_timeout as a SIGTERM stopped the run. Inline,
+    the record of the stopped trial raised the StorageError in place of the interrupt (status 1, the
+    trial running); the threads' run looked once and said "running trials marked failed"; each process
+    worker exited 0 (its StorageError sent to the parent), which the parent took for "recorded". The
+    trials stayed running for good, though the writer let go a moment later. Each looks again now (the
+    writer lets go after the first failed look here), and says when trials stay running."""
+    import sqlite3
+    import subprocess
+
+    db = tmp_path / "db.db"
+    url = f"sqlite:///{db}"
+    (tmp_path / "run.py").write_text(_HELD_PAST_BUSY_TIMEOUT)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "run.py"), url, jobs, executor], env=subprocess_env,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if states(Study.load("s", url))["running"] == int(jobs):
+                break
+        except Exception:  # noqa: BLE001 - not created yet
+            pass
+        time.sleep(0.1)
+    busy = sqlite3.connect(db, isolation_level=None)
+    busy.execute("BEGIN EXCLUSIVE")  # another writer, for longer than busy_timeout
+    proc.send_signal(signal.SIGTERM)
+    said = []
+    assert proc.stderr is not None
+    for line in proc.stderr:  # a first look at a trial fails: then the writer lets go
+        said.append(line)
+        if "could not mark the" in line:
+            break
+    busy.execute("ROLLBACK")
+    busy.close()
+    said += proc.stderr.readlines()
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, "".join(said)
+    study = Study.load("s", url)
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * int(jobs), "".join(said)
+    assert {t.error for t in study.trials} == {"interrupted (SIGTERM)"}
+    assert "could not be marked failed" not in "".join(said)

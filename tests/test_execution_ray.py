@@ -378,6 +378,60 @@ def test_a_second_sigterm_under_ray_waits_until_the_trials_are_recorded(
     assert states == [TrialState.FAILED] * 2, states
 
 
+def test_trials_a_busy_database_kept_ray_from_failing_are_failed_once_it_is_free(ray_local: Any, tmp_path: Path) -> None:
+    """Another writer held the SQLite database past busy_timeout as a SIGTERM stopped a Ray run: the
+    driver's write failing the first actor's trial raised its StorageError out of optimize, the
+    interrupt turned into a storage error, and every stopped actor's trial stayed running for good,
+    though the writer let go a moment later. Each actor's trials are looked at twice now (the writer
+    lets go after the first failed look here), and the last line says when trials stay running."""
+    import logging
+    import sqlite3
+
+    from tunesmith import SQLStorage
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    db = tmp_path / "busy.db"
+    url = f"sqlite:///{db}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=SQLStorage(url, busy_timeout=2.0), name="busy")
+    busy = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+
+    def lock_once_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if sum(t.state is TrialState.RUNNING for t in Study.load("busy", url).trials) == 2:
+                break
+            time.sleep(0.2)
+        busy.execute("BEGIN EXCLUSIVE")  # another writer, for longer than busy_timeout
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    class LetGo(logging.Handler):  # the writer lets go once a first look has failed
+        def emit(self, record: logging.LogRecord) -> None:
+            if "could not mark the interrupted trial failed" in record.getMessage() and busy.in_transaction:
+                busy.execute("ROLLBACK")
+
+    said: list[str] = []
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    handlers = [LetGo(), Said()]
+    for h in handlers:
+        logging.getLogger("tunesmith").addHandler(h)
+    try:
+        threading.Thread(target=lock_once_running, daemon=True).start()
+        code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
+    finally:
+        for h in handlers:
+            logging.getLogger("tunesmith").removeHandler(h)
+        busy.close()
+    assert code == 128 + signal.SIGTERM, said
+    trials = Study.load("busy", url).trials
+    assert [t.state for t in trials] == [TrialState.FAILED] * 2, said
+    assert {t.error for t in trials} == {"interrupted (SIGTERM)"}
+    assert "interrupted: running trials marked failed; optimize stopped" in said
+
+
 def test_a_sigterm_as_the_ray_actors_start_kills_those_started(
     ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -360,6 +360,15 @@ def test_an_interval_given_as_a_list_is_taken_and_an_infinite_one_refused() -> N
     assert 0 < float(result.hparams["l2"]) < 0.1
 
 
+def test_an_interval_whose_width_overflows_is_refused_as_the_constraint_not_the_start() -> None:
+    """(-1e308, 1e308): both bounds finite, their difference inf; before, a start of 1.0 was refused
+    as "must start strictly inside it" (its position (value - low) / inf was 0), which it is."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    with pytest.raises(ValueError, match=r"'l2' must be .* and a finite high - low, got \(-1e\+308, 1e\+308\)"):
+        tune(train_loss, val_loss, params, {"l2": 1.0}, train, val, constraints={"l2": (-1e308, 1e308)},
+             options=LoopOptions(outer_steps=2, inner_steps=2))
+
+
 def test_a_data_loader_given_to_hypergradient_is_refused_with_the_fix() -> None:
     """Before: the loss met the DataLoader itself ("too many values to unpack")."""
     from torch.utils.data import DataLoader, TensorDataset
@@ -374,3 +383,40 @@ def test_a_data_loader_given_to_hypergradient_is_refused_with_the_fix() -> None:
 def test_numpy_integers_are_taken_as_counts_of_iterations() -> None:
     # a count read from a NumPy array or a study's Int was refused: "must be an integer >= 1, got np.int64(5)"
     assert ImplicitOptions(iters=np.int64(5)).iters == 5
+
+
+@pytest.mark.parametrize("which", ["train", "val"])
+def test_a_loss_of_one_value_but_not_0_d_is_refused_with_the_reshape(which) -> None:
+    """A loss of shape (1,) or (1, 1) (``loss.view(1)``, a mean over rows of one column) passed the
+    scalar check, one value, and every entry point then failed in torch.func with "Expected
+    f(*args) to return a scalar Tensor, got tensor with 1 dims" (a RuntimeError traceback)."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    if which == "train":
+        train_loss = (lambda tl: lambda p, h, b: tl(p, h, b).reshape(1, 1))(train_loss)
+    else:
+        val_loss = (lambda vl: lambda p, b: vl(p, b).reshape(1))(val_loss)
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    for call in _each_entry_point(train_loss, val_loss, params, l2, train, val):
+        with pytest.raises(ValueError, match=r"must return a scalar tensor, got Tensor of shape \(1(, 1)?,?\); "
+                                             r"return loss.reshape\(\(\)\) for its one value"):
+            call()
+
+
+def test_a_hypergradient_that_overflows_is_refused_not_returned_as_nan() -> None:
+    """An L2 weight of 1e30 with float32 weights: both losses are finite, and ``hypergradient`` (CG) and
+    ``unrolled_hypergradient`` (two steps) returned ``{'l2': nan}`` without a word; ``check=False`` still
+    returns it as it is (``tune`` passes it and names the outer step itself)."""
+    from tunesmith.train.unrolled import rules_of, unrolled_hypergradient
+
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    params = {k: v.float() for k, v in params.items()}
+    train, val = (train[0].float(), train[1]), (val[0].float(), val[1])
+    w = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    rules = rules_of(torch.optim.SGD(list(w.values()), lr=0.1), w)
+    says = r"the hypergradient of \['l2'\] is not finite .* overflowed in torch.float32.*check=False returns it as it is"
+    with pytest.raises(FloatingPointError, match=says):
+        hypergradient(train_loss, val_loss, params, {"l2": 1e30}, train, val)
+    with pytest.raises(FloatingPointError, match=says):
+        unrolled_hypergradient(train_loss, val_loss, params, {"l2": 1e30}, [train] * 2, val, rules=rules)
+    unchecked = hypergradient(train_loss, val_loss, params, {"l2": 1e30}, train, val, check=False)
+    assert not torch.isfinite(unchecked["l2"]).all()

@@ -914,6 +914,34 @@ def test_numpy_bounds_a_fixed_numpy_value_and_numpy_weights_are_stored(storage_u
     assert back.space == space and hash(back.space) == hash(space) and len(back.trials) == 2
 
 
+@pytest.mark.parametrize("weight", [[1, 2], "ab", 3], ids=["list", "text", "number"])
+def test_prior_weights_that_are_no_mapping_are_named_in_a_new_and_a_stored_space(weight) -> None:
+    """Before: Python's "'list' object has no attribute 'items'", also as the reason a stored space
+    (written by another program) was unreadable."""
+    from tunesmith.exceptions import StorageError
+
+    says = r"parameter 'c': prior weight must map each choice to its weight, such as \{'a': [12]"
+    with pytest.raises(ValueError, match=says):
+        ts.Space({"c": ts.Categorical(["a", "b"], prior=ts.Prior(weight=weight))})
+    with pytest.raises(StorageError, match=says):
+        ts.Space.stored({"c": {"type": "categorical", "choices": ["a", "b"], "prior": {"weight": weight}}}, "study 's'")
+
+
+@pytest.mark.parametrize("log", ["false", "no", 1, None], ids=["false-text", "no-text", "one", "none"])
+def test_log_that_is_not_a_flag_is_refused_not_read_as_true(log) -> None:
+    """``Float(0.1, 1, log="false")`` (a quoted YAML value, a stored space edited outside tunesmith) was
+    ``bool("false")``: a log scale, the study searching another space than the one written."""
+    from tunesmith.exceptions import StorageError
+
+    says = rf"parameter 'x': log must be True or False, got {re.escape(repr(log))}"
+    for kind, low in ((ts.Float, 0.1), (ts.Int, 1)):
+        with pytest.raises(ValueError, match=says):
+            ts.Space({"x": kind(low, 10, log=log)})
+    with pytest.raises(StorageError, match=says):
+        ts.Space.stored({"x": {"type": "float", "low": 0.1, "high": 1, "log": log}}, "study 's'")
+    assert ts.Space({"x": ts.Float(0.1, 1, log=np.True_)})["x"].log is True
+
+
 def test_a_prior_mode_beside_weights_and_weights_on_a_number_are_checked() -> None:
     """Before: a Categorical's ``Prior(mode="zzz", weight={"a": 1.0})`` was stored with a mode that is no
     choice, and ``Float(0, 1, prior=Prior(mode=0.5, weight={"a": 1.0}))`` stored weights nothing reads."""

@@ -529,3 +529,33 @@ def test_a_stored_fixed_mapping_with_a_prior_key_is_read_as_it_is() -> None:
     fixed = {"c": {"type": "fixed", "value": 1, "prior": {"weight": {"a": float("nan")}}}}
     with pytest.raises(ts.StorageError, match="unknown key 'prior' in a fixed parameter"):  # as any prior there
         ts.Space.stored(fixed, "study 'f'")
+
+
+def test_a_study_whose_stored_space_a_peer_broke_is_copied_out_in_the_owner_s_space(
+        shared_storage_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer of the database put prior weights of a list into the study's space: `show`, `export`
+    and `copy` (with `--space` too) all refused the study as "its stored space is unreadable", and the
+    way the message gave (export with the tunesmith that wrote it) does not exist for such an edit: the
+    owner had no way to their recorded trials. `copy NAME NEW --space STUDY.yaml` reads them in the
+    space given; nothing of the original study is changed."""
+    _study(shared_storage_url)
+    engine = sa.create_engine(shared_storage_url)
+    with engine.begin() as c:
+        stored = json.loads(c.execute(sa.text("SELECT space FROM ts_studies WHERE name = 'victim'")).scalar_one())
+        stored["k"]["prior"] = {"weight": [1, 2], "mode": "__import__('os').system('false')"}
+        c.execute(sa.text("UPDATE ts_studies SET space = :v WHERE name = 'victim'"), {"v": json.dumps(stored)})
+    engine.dispose()
+    with pytest.raises(ts.StorageError, match="its stored space is unreadable .* tunesmith copy NAME NEW_NAME --space"):
+        ts.Study.load("victim", shared_storage_url)
+    assert main(["copy", "victim", "kept", "--storage", shared_storage_url]) == 2  # without a space: refused
+    assert "tunesmith copy NAME NEW_NAME --space STUDY.yaml" in capsys.readouterr().err
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text("objective: train.py:objective\nspace:\n  x: {type: float, low: -5, high: 5}\n  k: [a, b]\n")
+    assert main(["copy", "victim", "kept", "--space", str(study_file), "--storage", shared_storage_url]) == 0
+    assert "its trials are read in the space of" in capsys.readouterr().err
+    kept = ts.Study.load("kept", shared_storage_url)
+    assert kept.space == ts.Space(SPACE) and [t.state for t in kept.trials] == [ts.TrialState.COMPLETE] * 4
+    engine = sa.create_engine(shared_storage_url)
+    with engine.connect() as c:
+        assert json.loads(c.execute(sa.text("SELECT space FROM ts_studies WHERE name = 'victim'")).scalar_one()) == stored
+    engine.dispose()

@@ -36,6 +36,12 @@ class SchemaVersionError(StorageError):
     lacking a column."""
 
 
+class UnreadableSpaceError(StorageError):
+    """A study's stored space is one this tunesmith refuses (an older version's checks let it pass, or it
+    was changed outside tunesmith); its trials are still stored: ``tunesmith copy NAME NEW --space
+    STUDY.yaml`` copies those that fit the space given."""
+
+
 class DuplicateStudyError(TunesmithError, ValueError):
     """A study of that name already exists in the storage (a ``ValueError`` too)."""
 

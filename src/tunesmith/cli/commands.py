@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..exceptions import StorageError, StudyNotFound
+from ..exceptions import StorageError, StudyNotFound, UnreadableSpaceError
 from ..plots import HTML, IMAGES, check_output
 from ..report import FAILED_SHOWN, latest_failures, overfit_cell
 from ..samplers.simple import GridSampler, grid_remaining
@@ -229,7 +229,11 @@ def literal(text: str) -> str:
     """Text read from a database as the terminal shows it: markup literal, control characters
     as escapes (``\\x1b``), so a name or value written into a shared database cannot drive the
     terminal (colours, a title, a hidden line) of whoever lists it."""
-    return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
+    return escape(_CONTROL.sub(_as_escape, text))
+
+
+def _as_escape(m: re.Match[str]) -> str:
+    return repr(m.group())[1:-1]
 
 
 #: ``tunesmith studies --sort``: how each key orders the rows (by record, trials, last trial time)
@@ -518,12 +522,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _write_utf8(text: str) -> None:
     """``text`` to standard output in UTF-8, as ``--output`` writes it, whatever the locale's encoding
-    (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value)."""
+    (Latin-1, or cp1252 on Windows, failed on the first '日' of a parameter value); to a terminal, its
+    control characters but line ends and tabs as escapes (``\\x1b``), as :func:`literal` prints them."""
     encoding = getattr(sys.stdout, "encoding", None) or ""  # a notebook's own writer may have none
     if encoding.lower().replace("-", "") != "utf8" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.flush()
         sys.stdout.reconfigure(encoding="utf-8")
+    if _a_terminal(sys.stdout):  # a worker name of "\x1b]52;c;...\a" wrote the reader's clipboard
+        text = _SPOKEN.sub(_as_escape, text)
     sys.stdout.write(text)
+
+
+#: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n")
+_SPOKEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+
+
+def _a_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # a notebook's writer, a closed stream
+        return False
 
 
 def _export_format(given: str | None, output: str | None) -> str:
@@ -655,7 +673,7 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
-    study = _load(args.name, args.storage, write=args.to_storage is None)  # first: a wrong NAME is said so
+    study = _copied(args)
     if args.to_storage is None and args.new_name in (None, args.name):
         raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
     if args.fill and args.space is None:
@@ -664,6 +682,21 @@ def cmd_copy(args: argparse.Namespace) -> int:
     n = _counted(len(copy.trials), study.trials, "running, copied as failed (no worker runs them in the copy)")
     print(f"copied study {study.name!r} ({n}) to {copy.name!r} in {copy.storage.display_url}")
     return 0
+
+
+def _copied(args: argparse.Namespace) -> Study:
+    """The study to copy (first: a wrong NAME is said so); one whose stored space is unreadable (changed
+    outside tunesmith) is read in the --space given, so that the trials that fit it can be kept."""
+    try:
+        return _load(args.name, args.storage, write=args.to_storage is None)
+    except UnreadableSpaceError:
+        if args.space is None:
+            raise
+    space = _space_of(args.space)
+    print(f"study {args.name!r}: its stored space is unreadable; its trials are read in the space of "
+          f"{args.space}", file=sys.stderr)
+    storage = make_storage(args.storage, read_only=args.to_storage is not None)
+    return Study(storage=storage, name=args.name, _read_in=space)
 
 
 def _space_of(path: str | None) -> Space | None:

@@ -44,8 +44,9 @@ class InlineExecutor(Executor):
         try:
             worker_loop(run)
         except KeyboardInterrupt as exc:
-            _interrupted(run, exc)  # in case it landed outside the objective
-            logger.warning("interrupted: stopped after the running trial was marked failed")
+            recorded = _interrupted(run, exc)  # in case it landed outside the objective
+            logger.warning("interrupted: stopped after the running trial was marked failed" if recorded else
+                           f"interrupted: stopped; {_LEFT_RUNNING}")
         calls.raise_error()
         return run.exhausted
 
@@ -77,8 +78,8 @@ class ThreadExecutor(Executor):
             with _held(STOPS):  # a second one, raised between the two, left the trials running
                 run.interrupted = interrupted(exc)  # first: a trial asked from now on is failed by its thread
                 run.budget.stop()
-                _interrupted(run, exc)
-            logger.warning("interrupted: running trials marked failed; optimize stopped")
+                recorded = _interrupted(run, exc) or _interrupted(run, exc)  # again: a busy database may be free
+            logger.warning("interrupted: %s; optimize stopped", "running trials marked failed" if recorded else _LEFT_RUNNING)
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
             _deliver(inbox, calls, 0.0)
@@ -129,14 +130,21 @@ def _me(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
-def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> None:
+#: what an interrupted run says when the storage refused to record its running trials as failed
+_LEFT_RUNNING = "the running trials could not be marked failed (said above): they stay running in the storage"
+
+
+def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> bool:
     """Fail this process's running trials as interrupted by ``exc``; a second Ctrl-C or SIGTERM waits
-    until they are recorded (raised in the middle, it left the trials after it running)."""
+    until they are recorded (raised in the middle, it left the trials after it running). Whether the
+    storage took the write."""
     with _held(STOPS):
         try:
             run.study.fail_worker(_me(), interrupted(exc), requeue=False)
         except StorageError as error:
             logger.warning("could not mark the interrupted trial failed: %s", error)
+            return False
+        return True
 
 
 class _Noting:

@@ -214,10 +214,15 @@ class _Pool:
                 if p.is_alive():  # itself: a script's background job ignores SIGINT, and waited 12 s for a kill)
                     os.kill(p.pid, signal.Signals[name] if name is not None else signal.SIGINT)
             _wait(alive, 10.0)
-            for p in alive:
-                if p.exitcode not in (0,):
-                    _fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})", requeue=False)
-            logger.warning("interrupted: running trials marked failed; optimize stopped")
+            # all: a worker whose record of its stopped trial met a busy database exits 0 (the parent raises
+            # the StorageError it sent), its trial still running; again: the database may be free by now
+            left = alive
+            for _ in range(2):
+                left = [p for p in left if _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
+                                                      requeue=False) is None]
+            logger.warning("interrupted: %s; optimize stopped", "running trials marked failed" if not left else
+                           f"the running trials of {len(left)} worker(s) could not be marked failed (said above): "
+                           "they stay running in the storage")
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
@@ -348,7 +353,7 @@ class _Pool:
             self._settle(w, kept=False, requeued=self._requeued_elsewhere(w, []))
             self._restart(self.pool.exited(w.slot, oom=True), held=w.owed, after=w)
             return
-        lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None)
+        lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None) or []
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
         # is in the storage: a new trial of this worker that was still running
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
@@ -463,16 +468,21 @@ def _fates(lost: list[FrozenTrial]) -> str:
     return "; ".join(fates)
 
 
+def _stop_error(code: int | None, name: str | None) -> str:
+    """A trial's error where its worker left it running as the run was interrupted (by ``name``)."""
+    return f"interrupted ({name or 'KeyboardInterrupt'})" if code == 0 else f"interrupted (worker exit code {code})"
+
+
 def _new_trial(lost: list[FrozenTrial]) -> bool:
     """Whether a dead worker's failed trials include a new one (not a resumed trial, which
     goes back to paused): the trial a budget unit it held became."""
     return any(not t.is_resumed and t.state is not TrialState.PAUSED for t in lost)
 
 
-def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial]:
+def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -> list[FrozenTrial] | None:
     """Fail the running trials of a dead worker. Re-queued (as the study says, unless
     ``requeue`` is given) only if they are not re-queued copies themselves: a trial that
-    kills its worker twice is given up."""
+    kills its worker twice is given up. None when the storage could not be written."""
     me = _me(pid)
     try:
         if requeue is None and run.study.heartbeat_config.requeue:
@@ -481,7 +491,7 @@ def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -
         return run.study.fail_worker(me, error, dead=True, requeue=requeue)
     except StorageError as exc:
         logger.warning("could not mark the dead worker's trial failed: %s", exc)
-        return []
+        return None
 
 
 def _oom_retirer(run: Run) -> Any:

@@ -28,13 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import SearchExhausted, WorkersLost, interrupted
+from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
 from ..storage import MemoryStorage
 from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
-from .local import STOPS, _held
+from .local import _LEFT_RUNNING, STOPS, _held
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
@@ -329,8 +329,8 @@ class _Driver:
         except KeyboardInterrupt as exc:
             with _held(STOPS):  # a second Ctrl-C or SIGTERM waits until the running trials are recorded
                 self.budget.stop()
-                self._interrupt(interrupted(exc))
-            logger.warning("interrupted: running trials marked failed; optimize stopped")
+                recorded = self._interrupt(interrupted(exc))
+            logger.warning("interrupted: %s; optimize stopped", "running trials marked failed" if recorded else _LEFT_RUNNING)
         except ClusterLost as exc:
             self.budget.stop()
             failed = sum(len(self._lost(a, f"ray cluster lost: {exc.args[0]}")) for a in self.actors)
@@ -351,9 +351,9 @@ class _Driver:
         """The resources of each live node of the cluster."""
         return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
 
-    def _interrupt(self, error: str) -> None:
+    def _interrupt(self, error: str) -> bool:
         """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
-        it was running with ``error``.
+        it was running with ``error`` (whether the storage took every write).
 
         The queued calls are cancelled and the actors killed first, and their trials
         failed once their calls have ended (at most :data:`INTERRUPT_GRACE` seconds):
@@ -370,8 +370,20 @@ class _Driver:
         if refs:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
-        for a in self.actors:
-            self._lost(a, error, requeue=False, dead=False)
+        left = list(self.actors)
+        for _ in range(2):  # again: a database another writer held past busy_timeout may be free by now
+            left = [a for a in left if not self._recorded_lost(a, error)]
+        return not left
+
+    def _recorded_lost(self, actor: _Actor, error: str) -> bool:
+        """:meth:`_lost` of a stopped actor; False when the storage refused the write (said): its
+        StorageError ended optimize there, the other actors' trials left running."""
+        try:
+            self._lost(actor, error, requeue=False, dead=False)
+        except StorageError as exc:
+            logger.warning("could not mark the interrupted trial failed: %s", exc)
+            return False
+        return True
 
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker

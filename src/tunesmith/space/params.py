@@ -303,10 +303,13 @@ class _Numeric(Param):
         self.low = low
         self.high = high
         self.log = bool(log)
+        self._log_given = log  # "false" (a quoted YAML value, a stored space edited by hand) was bool("false"): True
         self.step = step
         self.grid_spec = list(grid) if isinstance(grid, Iterable) else grid
 
     def _check(self) -> None:
+        if not isinstance(getattr(self, "_log_given", self.log), (bool, np.bool_)):
+            raise self._err(f"log must be True or False, got {self._log_given!r}")
         for label, v in (("low", self.low), ("high", self.high)):
             if not _is_number(v) or not _finite(v):
                 raise self._err(f"{label} must be a finite number, got {v!r}")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..exceptions import StorageError
+from ..exceptions import UnreadableSpaceError
 from .params import (
     DEFINITION_KEYS,
     PARAM_TYPES,
@@ -401,16 +401,17 @@ class Space(Mapping[str, Param]):
     def stored(cls, d: Mapping[str, Any], where: str) -> Space:
         """:meth:`from_dict` of a space read back from storage: a space that this refuses (an
         older tunesmith's checks let it pass, or it was changed outside tunesmith) is a
-        StorageError that names ``where`` (the study) and how to keep its trials."""
+        UnreadableSpaceError (a StorageError) that names ``where`` (the study) and how to keep its trials."""
         try:
             return cls.from_dict(finite_weights(d, where) if isinstance(d, Mapping) else d)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-            raise StorageError(
+            raise UnreadableSpaceError(
                 f"{where}: its stored space is unreadable ({exc}). An older tunesmith may have accepted it "
-                "(or it was changed outside tunesmith); its trials are still stored. To keep them, export "
-                "the study with the tunesmith that wrote it (on a copy of the database made before the "
-                "upgrade: tunesmith export NAME --format json), change the space in the file as this "
-                "message says, and tunesmith import the file here"
+                "(or it was changed outside tunesmith); its trials are still stored. To keep them, copy them "
+                "into the space of your study file: tunesmith copy NAME NEW_NAME --space STUDY.yaml (the "
+                "trials that fit it), or export the study with the tunesmith that wrote it (on a copy of the "
+                "database made before the upgrade: tunesmith export NAME --format json), change the space in "
+                "the file as this message says, and tunesmith import the file here"
             ) from None
 
     def to_json(self) -> str:

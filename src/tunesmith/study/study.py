@@ -90,6 +90,7 @@ class Study:
         grace_period: float | None = None,
         requeue_failed: bool = False,
         _settings: Mapping[str, Any] | None = None,
+        _read_in: Space | None = None,
     ) -> None:
         if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
             raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
@@ -112,7 +113,9 @@ class Study:
         #: when the study was created (seconds since the epoch): tells two studies of one name apart
         self.created: float = record.created
         self.direction = record.direction
-        self.space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
+        # _read_in: the space to read a study whose stored one is unreadable in (to copy its trials out)
+        self.space = (_read_in if _read_in is not None
+                      else Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}"))
         cfg = dict(record.config)
         where = f"study {self.name!r} in {self._storage.display_url}"
         #: the study's own id, made with it (a copy, import or focus gets a new one): its checkpoints go to a
@@ -854,6 +857,9 @@ class Study:
             self.tell(trial, state=TrialState.FAILED, error=interrupted(exc))
         except TrialFinishedError:
             pass
+        except StorageError as error:  # a busy database: the interrupt goes on (it turned into this error, the
+            # trial left running), and the executor's handling of it looks again at what still runs
+            logger.warning("could not mark the interrupted trial %d failed: %s", trial.number, error)
 
     # -- management (manage.py does the work) -------------------------------------------------
     def add_trial(

@@ -44,10 +44,11 @@ def check_constraint(name: str, c: Any) -> Constraint:
     if c in ("real", "positive"):
         return str(c)
     # a list as well as a tuple: JSON and YAML files have no tuples
-    if (isinstance(c, (tuple, list)) and len(c) == 2 and all(finite_number(x) for x in c) and c[0] < c[1]):
+    if (isinstance(c, (tuple, list)) and len(c) == 2 and all(finite_number(x) for x in c) and c[0] < c[1]
+            and math.isfinite(float(c[1]) - float(c[0]))):  # (-1e308, 1e308): every value was "not inside"
         return (float(c[0]), float(c[1]))
     raise ValueError(f"constraint of hyperparameter {name!r} must be 'real', 'positive' or (low, high) with "
-                     f"finite low < high, got {c!r}")
+                     f"finite low < high and a finite high - low, got {c!r}")
 
 
 

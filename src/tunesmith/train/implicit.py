@@ -258,10 +258,15 @@ def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, 
                          "as cross-entropy (docs/hypergradients.md, 'When it helps, and when it does not')")
 
 
+def _one_value(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.numel() == 1
+
+
 def _scalar(what: str, value: Any) -> torch.Tensor:
-    if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+    if not (isinstance(value, torch.Tensor) and value.dim() == 0):  # shape (1,): torch.func's "Expected f(*args)"
         raise ValueError(f"{what} must return a scalar tensor, got {type(value).__name__}"
-                         + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else ""))
+                         + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "")
+                         + ("; return loss.reshape(()) for its one value" if _one_value(value) else ""))
     if not bool(torch.isfinite(value.detach()).all()):
         raise ValueError(f"{what} is {float(value.detach())} at the given weights and hyperparameters; the hypergradient "
                          "needs finite losses (a diverged model, a log of 0, a nan in the data?)")
@@ -306,7 +311,21 @@ def hypergradient(
         q = _inverse_hvp(hvp, v, opts)
         pull = vjp(lambda h: grad(train_loss)(w, h, train_batch), lam)[1]
         mixed = pull(q)[0]
-    return {k: -t for k, t in mixed.items()}
+    out = {k: -t for k, t in mixed.items()}
+    if check:
+        check_finite_result("hypergradient", out, w)
+    return out
+
+
+def check_finite_result(what: str, hg: Tree, weights: Tree) -> None:
+    """A hypergradient that overflowed (a hyperparameter of 1e30 in float32) was returned as nan, silently."""
+    bad = [k for k, t in hg.items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        dtype = next(iter(weights.values())).dtype
+        raise FloatingPointError(
+            f"{what}: the hypergradient of {bad} is not finite (nan or inf): the computation overflowed in "
+            f"{dtype}, though both losses were finite at the start; start these hyperparameters at smaller values "
+            "or compute in float64 (check=False returns it as it is)")
 
 
 @contextlib.contextmanager

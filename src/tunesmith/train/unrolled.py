@@ -27,6 +27,7 @@ from .implicit import (
     TrainLoss,
     Tree,
     ValLoss,
+    check_finite_result,
     check_losses,
     check_one_batch,
     check_trees,
@@ -230,18 +231,32 @@ def unrolled_hypergradient(
 
     with explain_in_place():
         hg, (w, st, loss) = grad(objective, has_aux=True)(lam)
+    if check:
+        check_finite_result("unrolled_hypergradient", hg, w0)
     return (hg, {k: t.detach() for k, t in w.items()},
             {k: {n: t.detach() for n, t in v.items()} for k, v in st.items()}, float(loss))
 
 
 def _check_state(state: State | None, params: Mapping[str, torch.Tensor]) -> None:
-    """A state of another model's optimizer failed deep in torch ("The size of tensor a (8) must match ...")."""
+    """A state of another model's optimizer failed deep in torch ("The size of tensor a (8) must match ..."),
+    one not a mapping of tensors (``"step": 3``) with AttributeError's "'int' object has no attribute 'detach'"."""
+    fix = "state=state_of(optimizer, params), or None for a fresh one"
+    if state is not None and not (isinstance(state, Mapping) and all(isinstance(b, Mapping) for b in state.values())):
+        raise TypeError(f"unrolled_hypergradient: state is a dict of weight name -> dict of buffer name -> tensor, "
+                        f"got {_kind_of(state)}: pass {fix}")
     for k, buffers in (state or {}).items():
         for n, t in (buffers.items() if k in params else ()):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"unrolled_hypergradient: state[{k!r}][{n!r}] is {t!r}, not a tensor: pass {fix}")
             if isinstance(t, torch.Tensor) and t.ndim and t.shape != params[k].shape:
                 raise ValueError(f"unrolled_hypergradient: state[{k!r}][{n!r}] has the shape {tuple(t.shape)}, not the "
                                  f"weight's {tuple(params[k].shape)}: pass the state of the optimizer built on these "
-                                 "tensors, state=state_of(optimizer, params), or None for a fresh one")
+                                 f"tensors, {fix}")
+
+
+def _kind_of(state: Any) -> str:
+    bad = next((b for b in state.values() if not isinstance(b, Mapping)), None) if isinstance(state, Mapping) else None
+    return type(state).__name__ if bad is None else f"a {type(bad).__name__} among its values"
 
 
 def unrolled_objective(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, torch.Tensor],
