@@ -77,8 +77,8 @@ class ThreadExecutor(Executor):
             with _held(STOPS):  # a second one, raised between the two, left the trials running
                 run.interrupted = interrupted(exc)  # first: a trial asked from now on is failed by its thread
                 run.budget.stop()
-                _interrupted(run, exc)
-            logger.warning("interrupted: running trials marked failed; optimize stopped")
+                failed = _interrupted(run, exc)
+            said_stopped(bool(failed))
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
             _deliver(inbox, calls, 0.0)
@@ -129,14 +129,22 @@ def _me(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
-def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> None:
+def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> list[FrozenTrial]:
     """Fail this process's running trials as interrupted by ``exc``; a second Ctrl-C or SIGTERM waits
-    until they are recorded (raised in the middle, it left the trials after it running)."""
+    until they are recorded (raised in the middle, it left the trials after it running). The trials failed."""
     with _held(STOPS):
         try:
-            run.study.fail_worker(_me(), interrupted(exc), requeue=False)
+            return run.study.fail_worker(_me(), interrupted(exc), requeue=False)
         except StorageError as error:
             logger.warning("could not mark the interrupted trial failed: %s", error)
+            return []
+
+
+def said_stopped(failed: bool) -> None:
+    """Log that an interrupt stopped optimize: with the running trials it failed, or after every trial
+    had ended (a Ctrl-C as the workers finished said trials were marked failed when none was)."""
+    logger.warning("interrupted: running trials marked failed; optimize stopped" if failed
+                   else "interrupted: no trial was running; optimize stopped")
 
 
 class _Noting:

@@ -48,7 +48,7 @@ from .gpu import (
     parse_gpus,
     plan_slots,
 )
-from .local import STOPS, _held, _interrupted, _me, _unheld_mask, _unhold_in_worker
+from .local import STOPS, _held, _interrupted, _me, _unheld_mask, _unhold_in_worker, said_stopped
 from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
@@ -208,6 +208,7 @@ class _Pool:
             if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
                 self.signalled.value = signal.Signals[name].value  # first: a worker the SIGTERM reached inside
             self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock
+            busy = any(not w.seat.quiet for w in self.workers.values())  # a worker fails its own trial
             alive = [w.proc for w in self.workers.values()]
             _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
             for p in alive:  # the signal came to this process only: pass it on (a SIGTERM or SIGHUP as
@@ -216,8 +217,9 @@ class _Pool:
             _wait(alive, 10.0)
             for p in alive:
                 if p.exitcode not in (0,):
-                    _fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})", requeue=False)
-            logger.warning("interrupted: running trials marked failed; optimize stopped")
+                    busy = bool(_fail_dead(self.run_, p.pid, f"interrupted (worker exit code {p.exitcode})",
+                                           requeue=False)) or busy
+            said_stopped(busy)
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
