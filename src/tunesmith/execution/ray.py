@@ -34,7 +34,7 @@ from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
-from .local import STOPS, _held
+from .local import STOPS, _held, said_stopped
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
@@ -329,8 +329,8 @@ class _Driver:
         except KeyboardInterrupt as exc:
             with _held(STOPS):  # a second Ctrl-C or SIGTERM waits until the running trials are recorded
                 self.budget.stop()
-                self._interrupt(interrupted(exc))
-            logger.warning("interrupted: running trials marked failed; optimize stopped")
+                failed = self._interrupt(interrupted(exc))
+            said_stopped(failed > 0)
         except ClusterLost as exc:
             self.budget.stop()
             failed = sum(len(self._lost(a, f"ray cluster lost: {exc.args[0]}")) for a in self.actors)
@@ -351,9 +351,9 @@ class _Driver:
         """The resources of each live node of the cluster."""
         return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
 
-    def _interrupt(self, error: str) -> None:
+    def _interrupt(self, error: str) -> int:
         """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
-        it was running with ``error``.
+        it was running with ``error``; how many it failed.
 
         The queued calls are cancelled and the actors killed first, and their trials
         failed once their calls have ended (at most :data:`INTERRUPT_GRACE` seconds):
@@ -370,8 +370,7 @@ class _Driver:
         if refs:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
-        for a in self.actors:
-            self._lost(a, error, requeue=False, dead=False)
+        return sum(len(self._lost(a, error, requeue=False, dead=False)) for a in self.actors)
 
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker
