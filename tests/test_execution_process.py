@@ -19,7 +19,7 @@ import pytest
 from kill_storm import Storm
 
 from tunesmith import Float, Study, TrialState
-from tunesmith.execution import ProcessExecutor
+from tunesmith.execution import ProcessExecutor, ThreadExecutor
 from tunesmith.samplers import RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
@@ -730,3 +730,20 @@ def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_fre
     assert [t.state for t in study.trials] == [TrialState.FAILED] * int(jobs), "".join(said)
     assert {t.error for t in study.trials} == {"interrupted (SIGTERM)"}
     assert "could not be marked failed" not in "".join(said)
+def _ctrl_c_in_the_callback(study: Study, record: FrozenTrial) -> None:
+    raise KeyboardInterrupt  # as a Ctrl-C that reaches the command once the last trial has ended
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_a_ctrl_c_after_the_last_trial_ended_says_no_trial_was_running(
+        tmp_path: Path, executor: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A Ctrl-C that reached ``tunesmith run --n-jobs 2`` after its trials had finished logged
+    "interrupted: running trials marked failed" though none was running (or was failed): the log
+    says so now (a Ctrl-C amid a trial still says its trial was marked failed)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(lambda t: float(t.params["x"]), n_trials=1, callbacks=[_ctrl_c_in_the_callback],
+                       executor=ProcessExecutor(1) if executor == "process" else ThreadExecutor(2))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert "interrupted: no trial was running; optimize stopped" in caplog.text
+    assert "marked failed" not in caplog.text

@@ -511,3 +511,16 @@ def test_weights_a_stored_space_leaves_out_are_said_by_the_driver_not_by_each_ac
             assert StudyWorker(StudySpec.of(study), lambda t: 1.0, (), index).run_one().record is not None
     levels = [r.levelname for r in caplog.records if "prior weights of 'k' are not all finite" in r.getMessage()]
     assert levels == ["WARNING", "DEBUG", "DEBUG"], levels
+
+
+def test_a_ctrl_c_after_the_last_ray_trial_ended_says_no_trial_was_running(
+        ray_local: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """As with processes and threads: an interrupt once every trial had ended logged "running trials
+    marked failed" (none was)."""
+    from test_execution_process import _ctrl_c_in_the_callback
+
+    study = _study("sqlite", tmp_path)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_objective, n_trials=1, n_jobs=1, executor="ray", callbacks=[_ctrl_c_in_the_callback])
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert "interrupted: no trial was running; optimize stopped" in caplog.text and "marked failed" not in caplog.text

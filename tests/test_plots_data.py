@@ -910,3 +910,34 @@ def test_contours_of_a_conditional_space_pair_the_parameters_of_the_best_trials_
     assert cs[-1].empty and (cs[-1].message or "").endswith("e.g. depth,rate")
     named = plots.contours(study, params=["alpha", "C"])  # asked for: drawn as asked, with the reason
     assert len(named) == 1 and named[0].empty and "needs at least 3 complete trials" in (named[0].message or "")
+
+
+def test_contours_of_branches_that_share_no_pair_say_so_and_hint_only_a_pair_that_meets() -> None:
+    """A space of one numeric parameter per branch drew three empty panels ("needs at least 3
+    complete trials ... has 0"); two branches of two drew the best one's pair and hinted the single
+    "x2" (a contour of one parameter is refused), and a parameter alone in its branch was hinted too."""
+    one = ts.Space({"model": ts.Categorical(["a", "b", "c"]), **{
+        n: ts.Float(0, 1, when={"model": [m]}) for n, m in (("x", "a"), ("y", "b"), ("z", "c"))}})
+    study = ts.Study(one, name="one", sampler="random", seed=0)
+    study.optimize(lambda t: t.number, n_trials=12)
+    cs = plots.contours(study)
+    assert len(cs) == 1 and cs[0].empty and "no complete trial of 'one' has two numeric parameters" in (cs[0].message or "")
+    two = ts.Space({"model": ts.Categorical(["a", "b", "c"]), **{
+        n: ts.Float(0, 1, when={"model": [m]}) for n, m in (("x1", "a"), ("x2", "a"), ("y1", "b"), ("y2", "b"), ("w", "c"))}})
+    study = ts.Study(two, name="two", direction="maximize", sampler="random", seed=0)
+    study.optimize(lambda t: {"a": 1, "b": 2, "c": 0}[t.params["model"]] + 0.01 * t.number, n_trials=30)
+    cs = plots.contours(study)
+    assert [(c.x_label, c.y_label) for c in cs[:-1]] == [("y1", "y2")]
+    assert (cs[-1].message or "").endswith("e.g. x1,x2")
+    study = ts.Study(two, name="three", sampler="random", seed=0)
+    study.optimize(lambda t: {"a": 1, "b": 2, "c": 0}[t.params["model"]] + 0.01 * t.number, n_trials=30)
+    cs = plots.contours(study)  # the best trial's branch has one numeric parameter (w): the pair met next
+    assert [(c.x_label, c.y_label) for c in cs[:-1]] == [("x1", "x2")] and (cs[-1].message or "").endswith("e.g. y1,y2")
+    nested = ts.Space({"model": ts.Categorical(["a", "b", "c"]), "lr": ts.Float(0, 1, when={"model": ["a", "b"]}), **{
+        n: ts.Float(0, 1, when={"model": [m]}) for n, m in (("x", "a"), ("y", "b"), ("w", "c"))}})
+    study = ts.Study(nested, name="nested", sampler="random", seed=0)
+    study.optimize(lambda t: {"a": 1, "b": 0, "c": 3}[t.params["model"]] + 0.01 * t.number, n_trials=30)
+    cs = plots.contours(study)  # w has no partner: no hint to draw it
+    assert [(c.x_label, c.y_label) for c in cs] == [("lr", "x"), ("lr", "y")]
+    empty = ts.Study(two, name="empty")
+    assert all(c.empty for c in plots.contours(empty)) and (plots.contours(empty)[-1].message or "").count(",") >= 1

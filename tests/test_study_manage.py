@@ -351,12 +351,38 @@ def test_cli_import_reads_back_what_export_wrote(tmp_path: Path, capsys: pytest.
     doc["trials"][1]["params"]["x"], doc["trials"][0]["worker"] = 0.5, {"host": "h"}
     path.write_text(json.dumps(doc))
     assert main(["import", str(path), "again", "--storage", other]) == 2
-    assert "trial 0: worker must be the text export wrote (host:pid) or null, got {'host': 'h'}" in capsys.readouterr().err
+    assert "trial 0: worker must be the text export wrote (host:pid, at most 256 characters, no NUL) or null, got {'host': 'h'}" in capsys.readouterr().err
     assert [r.name for r in ts.SQLStorage(other).list_studies()] == ["s ü"]  # nothing half-imported is left
     for text in ("{not json", "[" * 100_000):  # the second: a RecursionError's traceback before
         path.write_text(text)
         assert main(["import", str(path), "--storage", other]) == 2
         assert "cannot read" in capsys.readouterr().err
+
+
+def test_import_refuses_a_worker_the_database_cannot_store(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """import keeps each trial's worker: one of 300 characters or holding NUL ended an import into
+    PostgreSQL with the database's error ("value too long for type character varying(256)"), naming
+    neither the trial nor the field; it is refused as bad input, a worker of 256 characters kept."""
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s").optimize(lambda t: t.params["x"], n_trials=2)
+    path = tmp_path / "s.json"
+    assert main(["export", "s", "--storage", url, "--format", "json", "-o", str(path)]) == 0
+    doc = json.loads(path.read_text())
+    for worker in ("h" * 300, "h\x00:1"):
+        doc["trials"][1]["worker"] = worker
+        path.write_text(json.dumps(doc))
+        assert main(["import", str(path), "--storage", pg_url]) == 2
+        err = capsys.readouterr().err
+        assert "trial 1: worker must be the text export wrote (host:pid, at most 256 characters, no NUL)" in err
+    assert ts.SQLStorage(pg_url).list_studies() == []
+    doc["trials"][1]["worker"] = "h" * 252 + ":123"
+    path.write_text(json.dumps(doc))
+    assert main(["import", str(path), "--storage", pg_url]) == 0
+    assert ts.load_study("s", pg_url).trials[1].worker == "h" * 252 + ":123"
 
 
 def test_notes_are_kept_with_the_study_shown_copied_and_exported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,6 +72,29 @@ def test_a_relative_checkpoint_root_stores_paths_that_load_from_any_folder(
     ts.train.load_weights(build(best.params), best.attrs["best_checkpoint"])
 
 
+def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the paths stored absolute, a trial paused under checkpoint_root="ckpt" in a project folder
+    that then moved (resumed from the new place, the same relative root) was refused ("not inside the
+    trial's own checkpoint folder"), where the relative paths stored before resumed it; and the best.pt
+    its checkpoint's history named was the old place's."""
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    obj = objective(lambda p: mlp(dropout=0.2), DATA, base=BASE, checkpoint_root="ckpt")
+    (tmp_path / "a" / "proj").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "proj")
+    ref = ts.Study(space, sampler="random", seed=3, name="ref")
+    ref.optimize(obj, n_trials=1)
+    study = ts.Study(space, sampler="random", seed=3, name="moved", storage=f"sqlite:///{tmp_path / 'ft.db'}")
+    trial, paused = pause_and_promote(study, obj, 2)
+    assert paused.attrs["checkpoint"].startswith(str(tmp_path / "a" / "proj" / "ckpt"))
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    monkeypatch.chdir(tmp_path / "b" / "proj")
+    done = study.run_trial(obj, trial)
+    assert done.state is ts.TrialState.COMPLETE, done.error
+    assert dict(done.intermediate) == dict(ref.trials[0].intermediate) and done.value == ref.trials[0].value
+    assert Path(done.attrs["best_checkpoint"]).is_relative_to(tmp_path / "b" / "proj" / "ckpt")
+    assert Path(done.attrs["best_checkpoint"]).is_file()
+
+
 @pytest.mark.parametrize("answer", [Decision.PRUNE, Decision.PAUSE])
 def test_a_stopped_trial_keeps_its_loss_curves_for_the_overfitting_graph(tmp_path: Path, answer: Decision) -> None:
     # before: only a complete trial stored attrs["curves"]; a pruned or paused one was drawn as

@@ -103,3 +103,18 @@ def test_resume_with_another_learning_rate_is_refused(tmp_path: Path) -> None:
             Trainer(mlp(), cfg.with_params(change)).fit(*split(64), resume_from=first)
     history = Trainer(mlp(), cfg.with_params({"epochs": 4})).fit(*split(64), resume_from=first)
     assert len(history.records) == 4 and history.records[-1].lr == pytest.approx(1e-3)  # more epochs: resumed
+
+
+def test_a_run_resumed_from_its_moved_folder_names_its_best_checkpoint_there(tmp_path: Path) -> None:
+    """The history inside a checkpoint names best.pt by the path it was written at: resumed from
+    the folder moved elsewhere (a project folder moved, another machine), the run kept the old
+    place's path, stored it as the trial's best_checkpoint and could not load its best weights."""
+    import shutil
+
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-3, checkpoint_dir=str(tmp_path / "a" / "x" / "run"), device="cpu")
+    Trainer(mlp(), cfg).fit(*split(64))
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    here = tmp_path / "b" / "x" / "run"
+    last = sorted(here.glob("last-*.pt"))[-1]
+    history = Trainer(mlp(), cfg.with_params({"checkpoint_dir": str(here)})).fit(*split(64), resume_from=last)
+    assert history.best_checkpoint == str(here / "best.pt") and history.last_checkpoint == str(last)

@@ -45,7 +45,7 @@ class InlineExecutor(Executor):
             worker_loop(run)
         except KeyboardInterrupt as exc:
             recorded = _interrupted(run, exc)  # in case it landed outside the objective
-            logger.warning("interrupted: stopped after the running trial was marked failed" if recorded else
+            logger.warning("interrupted: stopped after the running trial was marked failed" if recorded is not None else
                            f"interrupted: stopped; {_LEFT_RUNNING}")
         calls.raise_error()
         return run.exhausted
@@ -78,8 +78,10 @@ class ThreadExecutor(Executor):
             with _held(STOPS):  # a second one, raised between the two, left the trials running
                 run.interrupted = interrupted(exc)  # first: a trial asked from now on is failed by its thread
                 run.budget.stop()
-                recorded = _interrupted(run, exc) or _interrupted(run, exc)  # again: a busy database may be free
-            logger.warning("interrupted: %s; optimize stopped", "running trials marked failed" if recorded else _LEFT_RUNNING)
+                failed = _interrupted(run, exc)
+                if failed is None:  # again: a busy database may be free by now
+                    failed = _interrupted(run, exc)
+            said_stopped(bool(failed), _LEFT_RUNNING if failed is None else "")
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
             _deliver(inbox, calls, 0.0)
@@ -134,17 +136,24 @@ def _me(pid: int | None = None) -> str:
 _LEFT_RUNNING = "the running trials could not be marked failed (said above): they stay running in the storage"
 
 
-def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> bool:
+def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> list[FrozenTrial] | None:
     """Fail this process's running trials as interrupted by ``exc``; a second Ctrl-C or SIGTERM waits
-    until they are recorded (raised in the middle, it left the trials after it running). Whether the
-    storage took the write."""
+    until they are recorded (raised in the middle, it left the trials after it running). The trials
+    failed; None when the storage refused the write (said)."""
     with _held(STOPS):
         try:
-            run.study.fail_worker(_me(), interrupted(exc), requeue=False)
+            return run.study.fail_worker(_me(), interrupted(exc), requeue=False)
         except StorageError as error:
             logger.warning("could not mark the interrupted trial failed: %s", error)
-            return False
-        return True
+            return None
+
+
+def said_stopped(failed: bool, left: str = "") -> None:
+    """Log that an interrupt stopped optimize: with the running trials it failed, after every trial
+    had ended (a Ctrl-C as the workers finished said trials were marked failed when none was), or
+    with ``left``, what stays running because the storage refused to record it."""
+    logger.warning("interrupted: %s; optimize stopped", left if left else
+                   "running trials marked failed" if failed else "no trial was running")
 
 
 class _Noting:

@@ -48,7 +48,7 @@ from .gpu import (
     parse_gpus,
     plan_slots,
 )
-from .local import STOPS, _held, _interrupted, _me, _unheld_mask, _unhold_in_worker
+from .local import STOPS, _held, _interrupted, _me, _unheld_mask, _unhold_in_worker, said_stopped
 from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
@@ -208,6 +208,7 @@ class _Pool:
             if name is not None:  # SIGTERM: the workers, stopped with a Ctrl-C of their own, record it as sent
                 self.signalled.value = signal.Signals[name].value  # first: a worker the SIGTERM reached inside
             self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock
+            busy = any(not w.seat.quiet for w in self.workers.values())  # a worker fails its own trial
             alive = [w.proc for w in self.workers.values()]
             _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
             for p in alive:  # the signal came to this process only: pass it on (a SIGTERM or SIGHUP as
@@ -218,11 +219,11 @@ class _Pool:
             # the StorageError it sent), its trial still running; again: the database may be free by now
             left = alive
             for _ in range(2):
-                left = [p for p in left if _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
-                                                      requeue=False) is None]
-            logger.warning("interrupted: %s; optimize stopped", "running trials marked failed" if not left else
-                           f"the running trials of {len(left)} worker(s) could not be marked failed (said above): "
-                           "they stay running in the storage")
+                ended = {p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name), requeue=False) for p in left}
+                busy = any(ended.values()) or busy
+                left = [p for p, trials in ended.items() if trials is None]
+            said_stopped(busy, f"the running trials of {len(left)} worker(s) could not be marked failed (said "
+                               "above): they stay running in the storage" if left else "")
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the

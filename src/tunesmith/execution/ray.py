@@ -34,7 +34,7 @@ from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
-from .local import _LEFT_RUNNING, STOPS, _held
+from .local import _LEFT_RUNNING, STOPS, _held, said_stopped
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
@@ -329,8 +329,8 @@ class _Driver:
         except KeyboardInterrupt as exc:
             with _held(STOPS):  # a second Ctrl-C or SIGTERM waits until the running trials are recorded
                 self.budget.stop()
-                recorded = self._interrupt(interrupted(exc))
-            logger.warning("interrupted: %s; optimize stopped", "running trials marked failed" if recorded else _LEFT_RUNNING)
+                failed, recorded = self._interrupt(interrupted(exc))
+            said_stopped(failed > 0, "" if recorded else _LEFT_RUNNING)
         except ClusterLost as exc:
             self.budget.stop()
             failed = sum(len(self._lost(a, f"ray cluster lost: {exc.args[0]}")) for a in self.actors)
@@ -351,9 +351,9 @@ class _Driver:
         """The resources of each live node of the cluster."""
         return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
 
-    def _interrupt(self, error: str) -> bool:
+    def _interrupt(self, error: str) -> tuple[int, bool]:
         """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
-        it was running with ``error`` (whether the storage took every write).
+        it was running with ``error``; how many it failed, and whether the storage took every write.
 
         The queued calls are cancelled and the actors killed first, and their trials
         failed once their calls have ended (at most :data:`INTERRUPT_GRACE` seconds):
@@ -370,20 +370,21 @@ class _Driver:
         if refs:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
-        left = list(self.actors)
+        left, failed = list(self.actors), 0
         for _ in range(2):  # again: a database another writer held past busy_timeout may be free by now
-            left = [a for a in left if not self._recorded_lost(a, error)]
-        return not left
+            ended = {a: self._recorded_lost(a, error) for a in left}
+            failed += sum(len(trials) for trials in ended.values() if trials)
+            left = [a for a, trials in ended.items() if trials is None]
+        return failed, not left
 
-    def _recorded_lost(self, actor: _Actor, error: str) -> bool:
-        """:meth:`_lost` of a stopped actor; False when the storage refused the write (said): its
+    def _recorded_lost(self, actor: _Actor, error: str) -> list[FrozenTrial] | None:
+        """:meth:`_lost` of a stopped actor; None when the storage refused the write (said): its
         StorageError ended optimize there, the other actors' trials left running."""
         try:
-            self._lost(actor, error, requeue=False, dead=False)
+            return self._lost(actor, error, requeue=False, dead=False)
         except StorageError as exc:
             logger.warning("could not mark the interrupted trial failed: %s", exc)
-            return False
-        return True
+            return None
 
     def _spawn(self) -> None:
         cls = EvalWorker if self.memory else StudyWorker

@@ -219,16 +219,25 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
     if len(names) < 2:
         return [nothing("contour", f"{s.name}: contour", "a contour needs two numeric parameters; "
                         f"{s.name!r} has {names or 'none'} (see the slice plot for the others)")]
-    pairs = [(x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    pairs = _pairs(names)
     met = [(x, y) for x, y in pairs if _together(s, x, y)]
-    charts = [contour(s, x, y) for x, y in (met if params is None and met else pairs)]
-    if len(names) < len(numeric):
-        rest = [n for n in numeric if n not in names]
-        hint = next(([x, y] for i, x in enumerate(rest) for y in rest[i + 1:] if _together(s, x, y)), rest[:2])
-        charts.append(nothing("contour", f"{s.name}: contours of the other parameters",
-                              f"contours of the first {max_params} of {len(numeric)} numeric parameters; name others "
-                              f"with --params (params=[...]), e.g. {','.join(hint)}"))
+    if params is None and s.fitting and not any(_together(s, x, y) for x, y in _pairs(numeric)):
+        return [nothing("contour", f"{s.name}: contour", f"no complete trial of {s.name!r} has two numeric parameters "
+                        "active together (its conditional space puts them in different branches); see the slice plot")]
+    drawn = met if params is None and met else pairs
+    charts = [contour(s, x, y) for x, y in drawn]
+    if len(names) < len(numeric):  # a pair not drawn that some trial has, else (no trial yet) any
+        others = [(x, y) for x, y in _pairs(numeric) if (x, y) not in drawn and not {x, y} <= set(names)]
+        hint = next((p for p in others if _together(s, *p)), None if s.fitting else others[0])
+        if hint is not None:
+            charts.append(nothing("contour", f"{s.name}: contours of the other parameters",
+                                  f"contours of the first {max_params} of {len(numeric)} numeric parameters; name "
+                                  f"others with --params (params=[...]), e.g. {','.join(hint)}"))
     return charts
+
+
+def _pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    return [(x, y) for i, x in enumerate(names) for y in names[i + 1:]]
 
 
 def _together(s: Snapshot, x: str, y: str) -> bool:

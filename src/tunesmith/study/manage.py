@@ -507,6 +507,10 @@ def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int])
                              "it is not what tunesmith export wrote") from None
 
 
+#: the longest worker name (host:pid) a trial keeps: the SQL storages' column
+MAX_WORKER = 256
+
+
 def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
     """One trial record of the file, checked as the study's (its number not yet set)."""
     if not isinstance(t, Mapping):
@@ -524,8 +528,10 @@ def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
         as_state = {TrialState.RUNNING: TrialState.FAILED, TrialState.PAUSED: TrialState.PRUNED}.get(state, state)
         error = t.get("error") or ("running when the study was exported" if state is TrialState.RUNNING else None)
         worker = t.get("worker")
-        if worker is not None and not isinstance(worker, str):
-            raise ValueError(f"worker must be the text export wrote (host:pid) or null, got {short_repr(worker)}")
+        if worker is not None and (not isinstance(worker, str) or len(worker) > MAX_WORKER or "\x00" in worker):
+            # a SQL column of 256 characters; PostgreSQL's text refuses NUL (the storage's error named neither)
+            raise ValueError(f"worker must be the text export wrote (host:pid, at most {MAX_WORKER} characters, "
+                             f"no NUL) or null, got {short_repr(worker)}")
         return known_result(study, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
                             state=as_state, intermediate=steps, attrs=t.get("attrs"), error=error,
                             started=t.get("started"), completed=t.get("completed")).replace(worker=worker)  # fmt: skip

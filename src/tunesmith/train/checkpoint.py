@@ -142,6 +142,16 @@ def _check_parent(p: Path) -> None:
         )
 
 
+def moved_into(path: str, folder: str | Path) -> str:
+    """``path``, or its file in ``folder`` when ``path`` names a file of a folder elsewhere whose last
+    two names are ``folder``'s: the checkpoint root moved (a project folder moved, or another machine
+    with the same layout), and the absolute paths stored before name the old place."""
+    old, here = Path(path), Path(folder).absolute()
+    if old.parent.parts[-2:] == here.parts[-2:] and len(here.parts) > 2 and not inside(path, here):
+        return str(here / old.name)
+    return path
+
+
 def inside(path: str | Path, folder: str | Path) -> bool:
     """Whether ``path`` resolves (symbolic links followed) to a place inside ``folder``."""
     real, top = os.path.realpath(path), os.path.realpath(folder)

@@ -47,6 +47,8 @@ def to_resume(trial: Any, folder: Path) -> str | None:
             "code, so none resumes; the trial keeps its reports. End the study's other trials paused then with "
             "study.tell(n, state='pruned') (or they fail in turn when promoted)"
         )
+    if isinstance(path, str) and not _paused_before(trial, path, folder):
+        path = ckpt.moved_into(path, folder)  # its checkpoint_root moved since (a relative one too)
     if not isinstance(path, str) or not ckpt.inside(path, folder):
         raise ckpt.CheckpointError(
             f"trial {trial.number}: refusing to resume from {path!r}: it is not inside the trial's own "

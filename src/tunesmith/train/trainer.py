@@ -492,6 +492,11 @@ class Trainer:
         self.step, self.epoch, self._offset = state["step"], state["epoch"], state["offset"]
         self._acc, self._bad = list(state["acc"]), state["bad"]
         self.history = History.from_dict(state["history"])
+        d = self.config.checkpoint_dir
+        for key in ("best_checkpoint", "last_checkpoint"):
+            path = getattr(self.history, key)  # written where the folder was before it moved: here now
+            if d is not None and path and not Path(path).is_file():
+                setattr(self.history, key, ckpt.moved_into(path, d))
         self._ref = state.get("ref", self.history.best_loss)  # older checkpoints: the same
         self._best_state = None
         ckpt.set_rng_state(state["rng"])
