@@ -219,9 +219,9 @@ class _Pool:
             # the StorageError it sent), its trial still running; again: the database may be free by now
             left = alive
             for _ in range(2):
-                ended = {p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name), requeue=False) for p in left}
-                busy = any(ended.values()) or busy
-                left = [p for p, trials in ended.items() if trials is None]
+                ended = [(p, _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name), requeue=False)) for p in left]
+                busy = any(trials for _, trials in ended) or busy
+                left = [p for p, trials in ended if trials is None]
             said_stopped(busy, f"the running trials of {len(left)} worker(s) could not be marked failed (said "
                                "above): they stay running in the storage" if left else "")
 

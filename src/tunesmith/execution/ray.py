@@ -372,9 +372,9 @@ class _Driver:
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
         left, failed = list(self.actors), 0
         for _ in range(2):  # again: a database another writer held past busy_timeout may be free by now
-            ended = {a: self._recorded_lost(a, error) for a in left}
-            failed += sum(len(trials) for trials in ended.values() if trials)
-            left = [a for a, trials in ended.items() if trials is None]
+            ended = [(a, self._recorded_lost(a, error)) for a in left]  # a list: an actor is no dict key
+            failed += sum(len(trials) for _, trials in ended if trials)
+            left = [a for a, trials in ended if trials is None]
         return failed, not left
 
     def _recorded_lost(self, actor: _Actor, error: str) -> list[FrozenTrial] | None:
