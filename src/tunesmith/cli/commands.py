@@ -399,12 +399,8 @@ def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
     whole: set[int] = set()
 
     def read(number: int) -> FrozenTrial:
-        t = storage.get_trial(sid, number)
-        if t.params:
-            try:
-                t = t.replace(params=study.space.validate(t.params))
-            except (ValueError, TypeError, OverflowError):
-                pass  # shown as stored (the sampler leaves such a trial out)
+        # as study.trials gives it: one whose parameters do not fit the space is shown as stored, with its warning
+        t = study._canonical(storage.get_trial(sid, number))
         trials[at[number]] = t
         whole.add(number)
         return t
