@@ -697,6 +697,18 @@ def test_show_of_a_conditional_space_fills_each_column_as_before(tmp_path: Path,
     assert sum(decoded) >= 30  # read whole: the top 2 are sgd trials, without beta
 
 
+def test_show_of_a_long_top_reads_the_history_whole_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``--top`` over 100 reads every trial whole, as before; it read every trial's head first, for
+    nothing (344-352 ms against 300-304 ms at 5,000 trials of 50 reports)."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="l", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=120)
+    new, old, decoded = _show_both_ways(url, "l", 101, monkeypatch, capsys)
+    assert new == old and "best 101 of 120 complete trials" in new
+    assert len(decoded) == 120 and all(decoded)  # no head
+
+
 def test_show_warns_of_a_printed_trial_whose_parameters_do_not_fit_the_space(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         caplog: pytest.LogCaptureFixture) -> None:
