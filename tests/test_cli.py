@@ -710,13 +710,13 @@ def test_show_of_a_long_top_reads_the_history_whole_only(tmp_path: Path, monkeyp
 
 
 def test_show_warns_of_a_printed_trial_whose_parameters_do_not_fit_the_space(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        shared_storage_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         caplog: pytest.LogCaptureFixture) -> None:
     """A best trial whose parameters were changed in the database (x = 5 in [0, 1]) is printed as
     stored; reading only the printed trials whole left out the warning that says why, which
-    ``study.trials`` gives (and gave show)."""
+    ``study.trials`` gives (and gave show). SQLite and PostgreSQL."""
     sa = pytest.importorskip("sqlalchemy")
-    url = f"sqlite:///{tmp_path / 'u.db'}"
+    url = shared_storage_url
     study = ts.Study({"x": ts.Float(0, 1), "n": ts.Int(1, 8)}, storage=url, name="u", sampler="random", seed=0)
     study.optimize(lambda t: t.params["x"] * t.params["n"], n_trials=20)
     best = study.best_trial.number
