@@ -695,3 +695,37 @@ def test_show_of_a_conditional_space_fills_each_column_as_before(tmp_path: Path,
     new, old, decoded = _show_both_ways(url, "c", 2, monkeypatch, capsys)
     assert new == old and "beta" in new
     assert sum(decoded) >= 30  # read whole: the top 2 are sgd trials, without beta
+
+
+def test_show_of_a_long_top_reads_the_history_whole_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``--top`` over 100 reads every trial whole, as before; it read every trial's head first, for
+    nothing (344-352 ms against 300-304 ms at 5,000 trials of 50 reports)."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="l", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=120)
+    new, old, decoded = _show_both_ways(url, "l", 101, monkeypatch, capsys)
+    assert new == old and "best 101 of 120 complete trials" in new
+    assert len(decoded) == 120 and all(decoded)  # no head
+
+
+def test_show_warns_of_a_printed_trial_whose_parameters_do_not_fit_the_space(
+        shared_storage_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A best trial whose parameters were changed in the database (x = 5 in [0, 1]) is printed as
+    stored; reading only the printed trials whole left out the warning that says why, which
+    ``study.trials`` gives (and gave show). SQLite and PostgreSQL."""
+    sa = pytest.importorskip("sqlalchemy")
+    url = shared_storage_url
+    study = ts.Study({"x": ts.Float(0, 1), "n": ts.Int(1, 8)}, storage=url, name="u", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] * t.params["n"], n_trials=20)
+    best = study.best_trial.number
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE ts_trials SET params = '{\"x\": 5.0, \"n\": 2}' WHERE number = :n"), {"n": best})
+    engine.dispose()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        new, old, decoded = _show_both_ways(url, "u", 3, monkeypatch, capsys)
+    assert new == old and "5" in new and sum(decoded) == 3
+    said = [r.getMessage() for r in caplog.records if "do not fit the space" in r.getMessage()]
+    assert len(said) == 2 and all(f"trial {best}: its parameters" in m for m in said)  # show, then study.trials

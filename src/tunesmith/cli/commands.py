@@ -394,21 +394,19 @@ def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
     0.4 s at 5,000 trials of 50 reports. A row whole-read as unreadable takes its head's place (a
     failed trial). The whole history where that would not print the same: a parameter of the
     space that none of the top trials has (a column only another trial may fill), or a long ``--top``."""
+    if top > WHOLE_READS:  # read whole at once, without the heads first (the heads made it 15% slower)
+        return study.trials
     storage = study.storage
     sid = storage.get_study(study.name).study_id
     trials = storage.get_trial_heads(sid)
-    if top > WHOLE_READS or len(trials) <= top:
+    if len(trials) <= top:
         return study.trials
     at = {t.number: i for i, t in enumerate(trials)}
     whole: set[int] = set()
 
     def read(number: int) -> FrozenTrial:
-        t = storage.get_trial(sid, number)
-        if t.params:
-            try:
-                t = t.replace(params=study.space.validate(t.params))
-            except (ValueError, TypeError, OverflowError):
-                pass  # shown as stored (the sampler leaves such a trial out)
+        # as study.trials gives it: one whose parameters do not fit the space is shown as stored, with its warning
+        t = study._canonical(storage.get_trial(sid, number))
         trials[at[number]] = t
         whole.add(number)
         return t
