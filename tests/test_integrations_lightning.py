@@ -433,3 +433,47 @@ def test_two_studies_of_one_name_do_not_resume_from_each_other_s_checkpoint(tmp_
     with pytest.raises(ValueError, match="another study named 's' .* its own checkpoint_dir"):
         _ = PruningCallback(a.ask(), checkpoint_dir=tmp_path / "ckpt").resume_from
     assert PruningCallback(b.ask(), checkpoint_dir=tmp_path / "ckpt").resume_from == str(tmp_path / "ckpt" / "trial-0.ckpt")
+
+
+def test_a_paused_trial_s_checkpoint_is_stored_absolute_and_resumes_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PruningCallback(trial, checkpoint_dir="checkpoints"), as the guide writes it, stored
+    "checkpoints/trial-0.ckpt": a worker in another working folder, given that folder by its
+    absolute path, refused the trial as "not in the callback's folder" (the stored path read from
+    its own folder), and `tunesmith show` named no file. The stored path is now absolute."""
+    from tunesmith.pruners import Decision
+
+    class PauseOnce(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    url = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, name="rel", storage=url, pruner=PauseOnce())
+    train, val = loaders()
+    starts: list[int] = []
+
+    def fit(trial: ts.Trial, checkpoint_dir: str | Path) -> None:
+        cb = PruningCallback(trial, checkpoint_dir=checkpoint_dir)
+        model = Regression(trial.params["lr"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val, ckpt_path=cb.resume_from, weights_only=True)
+            finally:
+                starts.append(model.epochs_started[0])
+
+    monkeypatch.chdir(tmp_path / "run")
+    trial = study.ask()
+    with pytest.raises(ts.TrialPaused):
+        fit(trial, "checkpoints")
+    study.tell(trial, state="paused")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    stored = ts.Study.load("rel", url, pruner=PauseOnce()).trials[0].attrs["checkpoint"]
+    assert stored == str(tmp_path / "run" / "checkpoints" / "trial-0.ckpt") and Path(stored).is_file()
+    resumed = ts.Study.load("rel", url, pruner=PauseOnce()).ask()
+    assert resumed.is_resumed
+    fit(resumed, tmp_path / "run" / "checkpoints")
+    assert starts == [0, 1] and sorted(resumed.intermediate) == list(range(1, EPOCHS + 1))

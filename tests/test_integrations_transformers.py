@@ -396,3 +396,41 @@ def test_a_parameter_nearly_named_as_a_field_is_warned_about(tmp_path: Path) -> 
         search(tiny_build, base=base_args(tmp_path), n_trials=0,
                space={**trainer_space(per_device_train_batch_size=[16]), "dropout": ts.Float(0.0, 0.3),
                       "lora_r": ts.Int(4, 64), "classifier_dropout": ts.Float(0.0, 0.3)})
+
+
+def test_a_paused_trial_s_checkpoint_is_stored_absolute_and_resumes_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TrainingArguments("runs", ...), as the guide writes it, stored the paused trial's checkpoint
+    as "runs/trial-0/checkpoint-4": a worker in another working folder, given the output folder by
+    its absolute path, refused the trial ("not in output_dir"; the stored path read from its own
+    folder). The stored folder is now absolute."""
+    from _train_util import PauseAndPromote
+
+    from tunesmith.pruners import Decision
+
+    class PauseOnce(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+    def base(output_dir: str) -> Any:
+        return TrainingArguments(output_dir=output_dir, eval_strategy="epoch", save_strategy="no", report_to="none",
+                                 use_cpu=True, disable_tqdm=True, logging_strategy="no", num_train_epochs=2)
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    url = f"sqlite:///{tmp_path / 'ts.db'}"
+    space = ts.Space({"learning_rate": ts.Float(1e-4, 1e-2, log=True)})
+    study = ts.Study(space, sampler="random", seed=0, name="rel", storage=url, pruner=PauseOnce())
+    monkeypatch.chdir(tmp_path / "run")
+    trial = study.ask()
+    trainer, _ = tiny_trainer(training_args(trial, base("runs")), trial)
+    with pytest.raises(ts.TrialPaused):
+        trainer.train()
+    study.tell(trial, state="paused")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    study = ts.Study.load("rel", url, pruner=PauseOnce())
+    stored = study.trials[0].attrs["checkpoint"]
+    assert stored == str(tmp_path / "run" / "runs" / "trial-0" / "checkpoint-4") and Path(stored).is_dir()
+    study.optimize(objective(tiny_build, base=base(str(tmp_path / "run" / "runs"))), n_trials=1, show_progress=False)
+    assert study.trials[0].state is ts.TrialState.COMPLETE and sorted(study.trials[0].intermediate) == [1, 2]

@@ -163,8 +163,8 @@ class PruningCallback(_Callback):
             if trainer.is_global_zero:  # first: a checkpoint never passes for another study's
                 mark(self.trial, path.with_suffix(MARK))
             trainer.save_checkpoint(path, weights_only=False)  # all the state; every rank calls it, rank 0 writes
-            if trainer.is_global_zero:
-                self.trial.set_attr("checkpoint", str(path))
+            if trainer.is_global_zero:  # absolute: a worker in another working folder finds it
+                self.trial.set_attr("checkpoint", str(path.absolute()))
             raise TrialPaused(f"paused at step {step}")
         raise TrialPruned(f"pruned at step {step}")
 

@@ -207,7 +207,7 @@ class PruningCallback(_TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._pausing is None or not state.is_world_process_zero:
             return
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder = Path(args.output_dir).absolute() / f"checkpoint-{state.global_step}"  # found from any working folder
         self.trial.set_attr("checkpoint", str(folder))
         raise TrialPaused(f"paused at step {self._pausing}")
 
