@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -477,3 +479,47 @@ def test_a_paused_trial_s_checkpoint_is_stored_absolute_and_resumes_from_another
     assert resumed.is_resumed
     fit(resumed, tmp_path / "run" / "checkpoints")
     assert starts == [0, 1] and sorted(resumed.intermediate) == list(range(1, EPOCHS + 1))
+
+
+class DieOnce(L.Callback):
+    """SIGKILLs its process after the validation of epoch 3 in a resumed fit, once (a marker file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == 2 and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_resumed_trial_whose_worker_died_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
+    """A resumed trial whose worker process dies goes back to paused holding its promotion and its
+    reports (steps 1-3 here), and is resumed from its pause's checkpoint (epoch 1). Lightning
+    then trained epoch 2 again and the callback reported step 2 again: the trial failed with
+    "reported step 2 again", its promotion and training lost. The epochs reported before the worker
+    died are now trained again without being reported twice."""
+    from tunesmith.pruners import Decision
+
+    class PauseAtOne(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 and trial.last_step == 1 else Decision.CONTINUE
+
+    def objective(trial: ts.Trial) -> float:
+        torch.manual_seed(0)
+        cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+        t = trainer(cb, tmp_path, callbacks=[cb, DieOnce(tmp_path / "died")])
+        train, val = loaders()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t.fit(Regression(trial.params["lr"]), train, val, ckpt_path=cb.resume_from, weights_only=True)
+        return float(t.callback_metrics["val_loss"])
+
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'ts.db'}", sampler="random", seed=0, pruner=PauseAtOne())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the summary of the worker that died
+        study.optimize(objective, n_trials=1, n_jobs=1, executor="process", show_progress=False)
+    (trial,) = study.trials
+    assert (tmp_path / "died").exists() and trial.system.n_holds == 1
+    assert trial.state is ts.TrialState.COMPLETE, trial.error
+    assert sorted(trial.intermediate) == list(range(1, EPOCHS + 1)) and trial.value == trial.intermediate[EPOCHS]

@@ -28,7 +28,13 @@ from typing import Any
 
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
-from ._common import check_trial, did_you_mean_metric, require, warn_direction
+from ._common import (
+    check_trial,
+    did_you_mean_metric,
+    reported_before_a_hold,
+    require,
+    warn_direction,
+)
 
 L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning",
             floor=(2, 6))  # Trainer.fit(..., weights_only=True), as docs/integrations.md writes it
@@ -171,6 +177,8 @@ class PruningCallback(_Callback):
     def _decide(self, trainer: Any, step: int) -> Decision:
         if self.trial is None:
             raise ValueError("PruningCallback: rank 0 needs the trial; pass it (trial=None only on other ranks)")
+        if reported_before_a_hold(self.trial, step):
+            return Decision.CONTINUE  # trained again from the pause's checkpoint after its worker died
         value = self._value(trainer)
         if value is None:
             return Decision.CONTINUE  # not logged in this validation: nothing to report

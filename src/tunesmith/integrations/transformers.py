@@ -29,6 +29,7 @@ from ._common import (
     check_trial,
     did_you_mean_metric,
     guess_direction,
+    reported_before_a_hold,
     require,
     span,
     warn_direction,
@@ -174,9 +175,11 @@ class PruningCallback(_TrainerCallback):
         value = float(metrics[self.metric])
         # epoch e (counted from 1) is step e; a last, partial epoch (num_train_epochs=2.5) is step 3
         step = math.ceil(round(state.epoch, 6)) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
+        self.last = value
+        if reported_before_a_hold(self.trial, step):
+            return  # trained again from the pause's checkpoint after its worker died
         if not math.isfinite(value):
             raise TrialPruned(f"{self.metric} is {value} at step {step}: diverged")
-        self.last = value
         self.trial.report(value, step)
         decision = self.trial.decision()
         if decision is Decision.PAUSE:
