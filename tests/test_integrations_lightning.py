@@ -523,3 +523,20 @@ def test_a_resumed_trial_whose_worker_died_goes_on_from_its_checkpoint(tmp_path:
     assert (tmp_path / "died").exists() and trial.system.n_holds == 1
     assert trial.state is ts.TrialState.COMPLETE, trial.error
     assert sorted(trial.intermediate) == list(range(1, EPOCHS + 1)) and trial.value == trial.intermediate[EPOCHS]
+
+
+def test_a_monitor_no_validation_logs_stops_the_study(tmp_path: Path) -> None:
+    """A misspelt monitor failed each trial at the end of its whole fit: n_trials full trainings,
+    each failed alike. The first such trial now stops the study, as the Transformers search does."""
+    def objective(trial: ts.Trial) -> float:
+        cb = PruningCallback(trial, monitor="val_los")
+        train, val = loaders()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(trial.params["lr"]), train, val)
+        return 0.0
+
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=3, show_progress=False)
+    assert [t.state for t in study.trials] == [ts.TrialState.FAILED]
+    assert "did you mean 'val_loss'" in (study.trials[0].error or "") and "study is stopped" in (study.trials[0].error or "")

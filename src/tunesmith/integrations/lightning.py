@@ -126,7 +126,10 @@ class PruningCallback(_Callback):
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self._missing is not None and not self._found:  # after every validation: misspelt, or never logged
-            raise ValueError(f"{self._missing}; it was in no validation of this fit")
+            if self.trial is not None:  # every trial would train to its end and fail alike
+                self.trial.study.stop()
+            raise ValueError(f"{self._missing}; it was in no validation of this fit, so the study is stopped "
+                             "(every trial would train to its end and fail alike)")
         if self._reported is None and self.trial is not None:
             warnings.warn(
                 f"PruningCallback: no validation ran in this fit, so {self.monitor!r} was never reported "
