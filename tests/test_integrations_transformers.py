@@ -432,6 +432,11 @@ def test_a_paused_trial_s_checkpoint_is_stored_absolute_and_resumes_from_another
     study = ts.Study.load("rel", url, pruner=PauseOnce())
     stored = study.trials[0].attrs["checkpoint"]
     assert stored == str(tmp_path / "run" / "runs" / "trial-0" / "checkpoint-4") and Path(stored).is_dir()
+    resumed = study.ask()
+    trainer, cb = tiny_trainer(training_args(resumed, base("runs")), resumed)  # "runs" here is another folder
+    with pytest.raises(ValueError, match=r"not in output_dir runs/trial-0 .*the output_dir it was paused with \(/.*run/runs/trial-0;"):
+        cb.resume_from(trainer.args)
+    study.tell(resumed, state="paused")
     study.optimize(objective(tiny_build, base=base(str(tmp_path / "run" / "runs"))), n_trials=1, show_progress=False)
     assert study.trials[0].state is ts.TrialState.COMPLETE and sorted(study.trials[0].intermediate) == [1, 2]
 

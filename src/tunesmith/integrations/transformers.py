@@ -140,7 +140,9 @@ class PruningCallback(_TrainerCallback):
         if path is None:
             return None
         if Path(args.output_dir).resolve() not in Path(path).resolve().parents:
-            raise ValueError(f"trial {self.trial.number}: its checkpoint {path} is not in output_dir {args.output_dir}")
+            raise ValueError(f"trial {self.trial.number}: its checkpoint {path} is not in output_dir {args.output_dir} "
+                             f"({Path(args.output_dir).absolute()}); give the resumed trial the output_dir it was paused "
+                             f"with ({Path(path).parent}; by its absolute path from another working folder)")
         return str(path)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
