@@ -222,12 +222,13 @@ def _id_tag(study: Any) -> dict[str, str]:
 
 
 def _of_study(run: Any, study: Any) -> bool:
-    """Whether ``run``, of a study named as ``study``, is ``study``'s: its id tag is the study's; a run
-    logged before runs were tagged with it, when it started once the study existed (another study of
-    the name, deleted and made again or in another storage, logged its runs before)."""
-    tagged = run.data.tags.get(ID_TAG)
-    if tagged is not None:
-        return bool(tagged == getattr(study, "copy_id", None))
+    """Whether ``run``, of a study named as ``study``, is ``study``'s: its id tag is the study's (none
+    for a study without an id); a run logged before runs were tagged with the id, when it started
+    once the study existed (another study of the name, deleted and made again or in another storage,
+    logged its runs before)."""
+    tagged, copy_id = run.data.tags.get(ID_TAG), getattr(study, "copy_id", None)
+    if tagged is not None or not isinstance(copy_id, str):
+        return tagged == copy_id
     return bool(run.info.start_time >= _ms(getattr(study, "created", 0) or 0))
 
 
