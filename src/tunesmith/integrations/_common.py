@@ -118,7 +118,7 @@ def reported_before_a_hold(trial: Any, step: int) -> bool:
     to paused keeping its reports (held) and is resumed from its pause's checkpoint, older than those
     reports, so the steps between are trained again; they are not reported twice (report() refuses
     a step again) nor decided again."""
-    paused_at = getattr(trial.system, "resumed_step", None)
+    paused_at = getattr(getattr(trial, "system", None), "resumed_step", None)
     return paused_at is not None and step <= paused_at and step in trial.intermediate
 
 
