@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -433,3 +435,108 @@ def test_two_studies_of_one_name_do_not_resume_from_each_other_s_checkpoint(tmp_
     with pytest.raises(ValueError, match="another study named 's' .* its own checkpoint_dir"):
         _ = PruningCallback(a.ask(), checkpoint_dir=tmp_path / "ckpt").resume_from
     assert PruningCallback(b.ask(), checkpoint_dir=tmp_path / "ckpt").resume_from == str(tmp_path / "ckpt" / "trial-0.ckpt")
+
+
+def test_a_paused_trial_s_checkpoint_is_stored_absolute_and_resumes_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PruningCallback(trial, checkpoint_dir="checkpoints"), as the guide writes it, stored
+    "checkpoints/trial-0.ckpt": a worker in another working folder, given that folder by its
+    absolute path, refused the trial as "not in the callback's folder" (the stored path read from
+    its own folder), and `tunesmith show` named no file. The stored path is now absolute."""
+    from tunesmith.pruners import Decision
+
+    class PauseOnce(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    url = f"sqlite:///{tmp_path / 'ts.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, name="rel", storage=url, pruner=PauseOnce())
+    train, val = loaders()
+    starts: list[int] = []
+
+    def fit(trial: ts.Trial, checkpoint_dir: str | Path) -> None:
+        cb = PruningCallback(trial, checkpoint_dir=checkpoint_dir)
+        model = Regression(trial.params["lr"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val, ckpt_path=cb.resume_from, weights_only=True)
+            finally:
+                starts.append(model.epochs_started[0])
+
+    monkeypatch.chdir(tmp_path / "run")
+    trial = study.ask()
+    with pytest.raises(ts.TrialPaused):
+        fit(trial, "checkpoints")
+    study.tell(trial, state="paused")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    stored = ts.Study.load("rel", url, pruner=PauseOnce()).trials[0].attrs["checkpoint"]
+    assert stored == str(tmp_path / "run" / "checkpoints" / "trial-0.ckpt") and Path(stored).is_file()
+    resumed = ts.Study.load("rel", url, pruner=PauseOnce()).ask()
+    assert resumed.is_resumed
+    fit(resumed, tmp_path / "run" / "checkpoints")
+    assert starts == [0, 1] and sorted(resumed.intermediate) == list(range(1, EPOCHS + 1))
+
+
+class DieOnce(L.Callback):
+    """SIGKILLs its process after the validation of epoch 3 in a resumed fit, once (a marker file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == 2 and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_resumed_trial_whose_worker_died_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
+    """A resumed trial whose worker process dies goes back to paused holding its promotion and its
+    reports (steps 1-3 here), and is resumed from its pause's checkpoint (epoch 1). Lightning
+    then trained epoch 2 again and the callback reported step 2 again: the trial failed with
+    "reported step 2 again", its promotion and training lost. The epochs reported before the worker
+    died are now trained again without being reported twice."""
+    from tunesmith.pruners import Decision
+
+    class PauseAtOne(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 and trial.last_step == 1 else Decision.CONTINUE
+
+    def objective(trial: ts.Trial) -> float:
+        torch.manual_seed(0)
+        cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
+        t = trainer(cb, tmp_path, callbacks=[cb, DieOnce(tmp_path / "died")])
+        train, val = loaders()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t.fit(Regression(trial.params["lr"]), train, val, ckpt_path=cb.resume_from, weights_only=True)
+        return float(t.callback_metrics["val_loss"])
+
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'ts.db'}", sampler="random", seed=0, pruner=PauseAtOne())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the summary of the worker that died
+        study.optimize(objective, n_trials=1, n_jobs=1, executor="process", show_progress=False)
+    (trial,) = study.trials
+    assert (tmp_path / "died").exists() and trial.system.n_holds == 1
+    assert trial.state is ts.TrialState.COMPLETE, trial.error
+    assert sorted(trial.intermediate) == list(range(1, EPOCHS + 1)) and trial.value == trial.intermediate[EPOCHS]
+
+
+def test_a_monitor_no_validation_logs_stops_the_study(tmp_path: Path) -> None:
+    """A misspelt monitor failed each trial at the end of its whole fit: n_trials full trainings,
+    each failed alike. The first such trial now stops the study, as the Transformers search does."""
+    def objective(trial: ts.Trial) -> float:
+        cb = PruningCallback(trial, monitor="val_los")
+        train, val = loaders()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(trial.params["lr"]), train, val)
+        return 0.0
+
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(objective, n_trials=3, show_progress=False)
+    assert [t.state for t in study.trials] == [ts.TrialState.FAILED]
+    assert "did you mean 'val_loss'" in (study.trials[0].error or "") and "study is stopped" in (study.trials[0].error or "")

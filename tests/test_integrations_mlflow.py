@@ -295,3 +295,35 @@ def test_a_value_longer_than_a_tag_is_kept_whole_as_an_artifact(tmp_path: Path, 
         assert tags[key].endswith(f"({len(whole):,} characters; the whole value: tunesmith/{key}.txt)")
         path = cb.client.download_artifacts(run.info.run_id, f"tunesmith/{key}.txt", str(tmp_path))
         assert Path(path).read_text() == whole
+
+
+def test_two_studies_of_one_name_log_to_runs_of_their_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs were found by the study's name: a second study named "s" (another storage, or one
+    deleted and made again) had its complete trials 0 and 1 taken as already logged, its runs
+    holding the first study's parameters and values, and its trial 2 nested under the first
+    study's parent run. Runs now carry the study's id (study.copy_id); runs logged before that
+    tag are the study's when they started once it existed."""
+    uri = _file_store(tmp_path, monkeypatch)
+    space = ts.Space({"x": ts.Float(0.0, 10.0)})
+    a = ts.Study(space, name="s", sampler="random", seed=0)
+    a.optimize(lambda t: t.params["x"], n_trials=2, callbacks=[MLflowCallback(tracking_uri=uri)], show_progress=False)
+    b = ts.Study(space, name="s", sampler="random", seed=1)
+    b.optimize(lambda t: t.params["x"], n_trials=3, callbacks=[MLflowCallback(tracking_uri=uri)], show_progress=False)
+    cb = MLflowCallback(tracking_uri=uri)
+    experiment = cb.client.get_experiment_by_name("s").experiment_id
+    runs = trial_runs(cb.client, experiment, "s")
+    logged = {(int(r.data.tags["tunesmith.trial"]), r.data.params["x"], r.data.metrics["value"]) for r in runs}
+    assert {(t.number, repr(t.value), t.value) for t in a.trials + b.trials} == logged
+    parents = {r.data.tags["tunesmith.study_id"]: r.info.run_id for r in cb.client.search_runs(
+        [experiment], "tags.`tunesmith.parent` = 'true'")}  # fmt: skip
+    assert set(parents) == {a.copy_id, b.copy_id}
+    for study in (a, b):
+        own = {int(r.data.tags["tunesmith.trial"]): r for r in runs if r.data.tags["tunesmith.study_id"] == study.copy_id}
+        assert sorted(own) == [t.number for t in study.trials]
+        for t in study.trials:
+            assert own[t.number].data.metrics["value"] == t.value and own[t.number].data.params == {"x": repr(t.value)}
+            assert own[t.number].data.tags["mlflow.parentRunId"] == parents[study.copy_id]
+    for run in cb.client.search_runs([experiment]):  # as an earlier tunesmith logged them: no id tag
+        cb.client.delete_tag(run.info.run_id, "tunesmith.study_id")
+    cb.log_study(b)  # b's runs (started once b existed) are found again, a's are not taken for b's
+    assert len(cb.client.search_runs([experiment])) == 2 + 2 + 3

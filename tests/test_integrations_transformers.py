@@ -396,3 +396,83 @@ def test_a_parameter_nearly_named_as_a_field_is_warned_about(tmp_path: Path) -> 
         search(tiny_build, base=base_args(tmp_path), n_trials=0,
                space={**trainer_space(per_device_train_batch_size=[16]), "dropout": ts.Float(0.0, 0.3),
                       "lora_r": ts.Int(4, 64), "classifier_dropout": ts.Float(0.0, 0.3)})
+
+
+def test_a_paused_trial_s_checkpoint_is_stored_absolute_and_resumes_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TrainingArguments("runs", ...), as the guide writes it, stored the paused trial's checkpoint
+    as "runs/trial-0/checkpoint-4": a worker in another working folder, given the output folder by
+    its absolute path, refused the trial ("not in output_dir"; the stored path read from its own
+    folder). The stored folder is now absolute."""
+    from _train_util import PauseAndPromote
+
+    from tunesmith.pruners import Decision
+
+    class PauseOnce(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+    def base(output_dir: str) -> Any:
+        return TrainingArguments(output_dir=output_dir, eval_strategy="epoch", save_strategy="no", report_to="none",
+                                 use_cpu=True, disable_tqdm=True, logging_strategy="no", num_train_epochs=2)
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    url = f"sqlite:///{tmp_path / 'ts.db'}"
+    space = ts.Space({"learning_rate": ts.Float(1e-4, 1e-2, log=True)})
+    study = ts.Study(space, sampler="random", seed=0, name="rel", storage=url, pruner=PauseOnce())
+    monkeypatch.chdir(tmp_path / "run")
+    trial = study.ask()
+    trainer, _ = tiny_trainer(training_args(trial, base("runs")), trial)
+    with pytest.raises(ts.TrialPaused):
+        trainer.train()
+    study.tell(trial, state="paused")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    study = ts.Study.load("rel", url, pruner=PauseOnce())
+    stored = study.trials[0].attrs["checkpoint"]
+    assert stored == str(tmp_path / "run" / "runs" / "trial-0" / "checkpoint-4") and Path(stored).is_dir()
+    resumed = study.ask()
+    trainer, cb = tiny_trainer(training_args(resumed, base("runs")), resumed)  # "runs" here is another folder
+    with pytest.raises(ValueError, match=r"not in output_dir runs/trial-0 .*the output_dir it was paused with \(/.*run/runs/trial-0;"):
+        cb.resume_from(trainer.args)
+    study.tell(resumed, state="paused")
+    study.optimize(objective(tiny_build, base=base(str(tmp_path / "run" / "runs"))), n_trials=1, show_progress=False)
+    assert study.trials[0].state is ts.TrialState.COMPLETE and sorted(study.trials[0].intermediate) == [1, 2]
+
+
+def test_a_resumed_trial_whose_worker_died_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
+    """A resumed trial whose worker process dies goes back to paused holding its reports (epochs
+    1-2) and is resumed from its pause's checkpoint (epoch 1): the Trainer evaluated epoch 2 again
+    and the callback reported step 2 again, failing the trial ("reported step 2 again"). The epochs
+    reported before the worker died are now trained again without being reported twice."""
+    import signal
+
+    from _train_util import PauseAndPromote
+    from transformers import TrainerCallback
+
+    from tunesmith.pruners import Decision
+
+    class PauseAtOne(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 and trial.last_step == 1 else Decision.CONTINUE
+
+    class DieOnce(TrainerCallback):
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if round(state.epoch) == 3 and not (tmp_path / "died").exists():
+                (tmp_path / "died").touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def build(args: Any, params: dict[str, Any]) -> Any:
+        trainer = tiny_build(args, params)
+        trainer.add_callback(DieOnce())  # before the PruningCallback objective() adds: epoch 3 is not reported
+        return trainer
+
+    base = TrainingArguments(output_dir=str(tmp_path / "out"), eval_strategy="epoch", save_strategy="no", report_to="none",
+                             use_cpu=True, disable_tqdm=True, logging_strategy="no", num_train_epochs=4)
+    study = ts.Study(ts.Space({"learning_rate": ts.Fixed(1e-3)}), storage=f"sqlite:///{tmp_path / 'ts.db'}", pruner=PauseAtOne())
+    study.optimize(objective(build, base=base), n_trials=1, n_jobs=1, executor="process", show_progress=False)
+    (trial,) = study.trials
+    assert (tmp_path / "died").exists() and trial.system.n_holds == 1
+    assert trial.state is ts.TrialState.COMPLETE, trial.error
+    assert sorted(trial.intermediate) == [1, 2, 3, 4] and trial.value == pytest.approx(trial.intermediate[4])

@@ -113,6 +113,15 @@ def report_and_decide(trial: Any, value: float, step: int) -> None:
         raise TrialPruned(f"trial {trial.number} pruned at step {step}")
 
 
+def reported_before_a_hold(trial: Any, step: int) -> bool:
+    """Whether ``step`` is one a resumed trial reported before its worker died: such a trial goes back
+    to paused keeping its reports (held) and is resumed from its pause's checkpoint, older than those
+    reports, so the steps between are trained again; they are not reported twice (report() refuses
+    a step again) nor decided again."""
+    paused_at = getattr(getattr(trial, "system", None), "resumed_step", None)
+    return paused_at is not None and step <= paused_at and step in trial.intermediate
+
+
 def refuse_pausing(trial: Any, what: str) -> None:
     """A ValueError when the study's pruner pauses: ``what`` cannot resume a paused run (and
     :func:`check_trial`'s TypeError when ``trial`` is not a running trial)."""

@@ -28,7 +28,13 @@ from typing import Any
 
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
-from ._common import check_trial, did_you_mean_metric, require, warn_direction
+from ._common import (
+    check_trial,
+    did_you_mean_metric,
+    reported_before_a_hold,
+    require,
+    warn_direction,
+)
 
 L = require("lightning.pytorch", extra="lightning", what="tunesmith.integrations.lightning",
             floor=(2, 6))  # Trainer.fit(..., weights_only=True), as docs/integrations.md writes it
@@ -120,7 +126,10 @@ class PruningCallback(_Callback):
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self._missing is not None and not self._found:  # after every validation: misspelt, or never logged
-            raise ValueError(f"{self._missing}; it was in no validation of this fit")
+            if self.trial is not None:  # every trial would train to its end and fail alike
+                self.trial.study.stop()
+            raise ValueError(f"{self._missing}; it was in no validation of this fit, so the study is stopped "
+                             "(every trial would train to its end and fail alike)")
         if self._reported is None and self.trial is not None:
             warnings.warn(
                 f"PruningCallback: no validation ran in this fit, so {self.monitor!r} was never reported "
@@ -163,14 +172,16 @@ class PruningCallback(_Callback):
             if trainer.is_global_zero:  # first: a checkpoint never passes for another study's
                 mark(self.trial, path.with_suffix(MARK))
             trainer.save_checkpoint(path, weights_only=False)  # all the state; every rank calls it, rank 0 writes
-            if trainer.is_global_zero:
-                self.trial.set_attr("checkpoint", str(path))
+            if trainer.is_global_zero:  # absolute: a worker in another working folder finds it
+                self.trial.set_attr("checkpoint", str(path.absolute()))
             raise TrialPaused(f"paused at step {step}")
         raise TrialPruned(f"pruned at step {step}")
 
     def _decide(self, trainer: Any, step: int) -> Decision:
         if self.trial is None:
             raise ValueError("PruningCallback: rank 0 needs the trial; pass it (trial=None only on other ranks)")
+        if reported_before_a_hold(self.trial, step):
+            return Decision.CONTINUE  # trained again from the pause's checkpoint after its worker died
         value = self._value(trainer)
         if value is None:
             return Decision.CONTINUE  # not logged in this validation: nothing to report

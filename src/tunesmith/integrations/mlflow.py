@@ -8,7 +8,7 @@ A trial's run holds its parameters, its value (metric ``value`` by default), its
 (``trial.set_attr(name, value)``) as tags ``attr.<name>``, its state (tag
 ``tunesmith.state``; MLflow status FINISHED for complete, KILLED for pruned or paused, FAILED
 for failed) and its reports as the history of the metric ``intermediate`` (step = the report's
-step). Runs are found again by the tags ``tunesmith.study`` and ``tunesmith.trial``: a trial
+step). Runs are found again by the tags ``tunesmith.study``, ``tunesmith.study_id`` and ``tunesmith.trial``: a trial
 logged twice (paused, then resumed and completed; or a study reopened and logged again) updates
 its one run. The parent run is RUNNING while ``optimize`` runs and ends with it (FINISHED, or
 FAILED when optimize raises, KILLED when it is interrupted by a KeyboardInterrupt it does not
@@ -33,6 +33,7 @@ mlflow = require("mlflow", extra="mlflow", what="tunesmith.integrations.mlflow")
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 
 STUDY_TAG, TRIAL_TAG, STATE_TAG = "tunesmith.study", "tunesmith.trial", "tunesmith.state"
+ID_TAG = "tunesmith.study_id"  # study.copy_id: two studies of one name (two storages) apart
 NAMES_TAG = "tunesmith.param_names"  # then tunesmith.param_names.2, .3...: the mapping in parts
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
            TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
@@ -112,10 +113,10 @@ class MLflowCallback:
             name = self.experiment or study.name
             found = experiment_by_name(self.client, name)
             experiment_id = found.experiment_id if found else self._create_experiment(name)
-            run = self._find_parent(experiment_id, study.name)
+            run = self._find_parent(experiment_id, study)
             if run is None:
                 run = self.client.create_run(experiment_id, run_name=study.name, tags={
-                    STUDY_TAG: study.name, "tunesmith.parent": "true",
+                    STUDY_TAG: study.name, "tunesmith.parent": "true", **_id_tag(study),
                     "tunesmith.direction": str(getattr(study.direction, "value", study.direction)),
                 })  # fmt: skip
             self._ids[study.name] = (experiment_id, run.info.run_id)
@@ -140,14 +141,15 @@ class MLflowCallback:
             ) from exc
         return experiment_id
 
-    def _find_parent(self, experiment_id: str, study: str) -> Any:
-        runs = _search(self.client, experiment_id, study, "tags.`tunesmith.parent` = 'true'", limit=1)
-        return runs[0] if runs else None
+    def _find_parent(self, experiment_id: str, study: Any) -> Any:
+        runs = _search(self.client, experiment_id, study.name, "tags.`tunesmith.parent` = 'true'", limit=1000)
+        return next((r for r in runs if _of_study(r, study)), None)
 
     def _read_runs(self, study: Any, experiment_id: str) -> dict[int, Any]:
         """The study's trial runs in MLflow, by trial number; their ids are kept, so that the next
         trials are looked up without a search (which reads every run of a file store)."""
-        runs = {int(r.data.tags[TRIAL_TAG]): r for r in trial_runs(self.client, experiment_id, study.name)}
+        runs = {int(r.data.tags[TRIAL_TAG]): r for r in trial_runs(self.client, experiment_id, study.name)
+                if _of_study(r, study)}
         self._runs[study.name] = {number: run.info.run_id for number, run in runs.items()}
         return runs
 
@@ -159,7 +161,7 @@ class MLflowCallback:
             self._update(run, trial)  # a finished trial logged in its final state has nothing new
 
     def _create(self, experiment_id: str, parent: str, study: Any, trial: FrozenTrial) -> None:
-        tags = {"mlflow.parentRunId": parent, STUDY_TAG: study.name, TRIAL_TAG: str(trial.number)}
+        tags = {"mlflow.parentRunId": parent, STUDY_TAG: study.name, TRIAL_TAG: str(trial.number), **_id_tag(study)}
         run = self.client.create_run(
             experiment_id, start_time=_ms(trial.started or time.time()), tags=tags, run_name=f"trial-{trial.number}",
         )  # fmt: skip
@@ -211,6 +213,23 @@ class MLflowCallback:
                 "kept whole as an artifact (%s: %s)", key, run_id, len(text), _TAG_LIMIT, type(exc).__name__, exc)
         tail = f"... ({len(text):,} characters; the whole value: {where})"
         return RunTag(key, text[: _TAG_LIMIT - len(tail)] + tail)
+
+
+def _id_tag(study: Any) -> dict[str, str]:
+    """The tag naming ``study`` apart from any other of its name (a study an earlier tunesmith made has no id)."""
+    copy_id = getattr(study, "copy_id", None)
+    return {ID_TAG: copy_id} if isinstance(copy_id, str) else {}
+
+
+def _of_study(run: Any, study: Any) -> bool:
+    """Whether ``run``, of a study named as ``study``, is ``study``'s: its id tag is the study's (none
+    for a study without an id); a run logged before runs were tagged with the id, when it started
+    once the study existed (another study of the name, deleted and made again or in another storage,
+    logged its runs before)."""
+    tagged, copy_id = run.data.tags.get(ID_TAG), getattr(study, "copy_id", None)
+    if tagged is not None or not isinstance(copy_id, str):
+        return tagged == copy_id
+    return bool(run.info.start_time >= _ms(getattr(study, "created", 0) or 0))
 
 
 def _ms(seconds: float) -> int:

@@ -29,6 +29,7 @@ from ._common import (
     check_trial,
     did_you_mean_metric,
     guess_direction,
+    reported_before_a_hold,
     require,
     span,
     warn_direction,
@@ -139,7 +140,9 @@ class PruningCallback(_TrainerCallback):
         if path is None:
             return None
         if Path(args.output_dir).resolve() not in Path(path).resolve().parents:
-            raise ValueError(f"trial {self.trial.number}: its checkpoint {path} is not in output_dir {args.output_dir}")
+            raise ValueError(f"trial {self.trial.number}: its checkpoint {path} is not in output_dir {args.output_dir} "
+                             f"({Path(args.output_dir).absolute()}); give the resumed trial the output_dir it was paused "
+                             f"with ({Path(path).parent}; by its absolute path from another working folder)")
         return str(path)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -174,9 +177,11 @@ class PruningCallback(_TrainerCallback):
         value = float(metrics[self.metric])
         # epoch e (counted from 1) is step e; a last, partial epoch (num_train_epochs=2.5) is step 3
         step = math.ceil(round(state.epoch, 6)) if str(getattr(args.eval_strategy, "value", args.eval_strategy)) == "epoch" else state.global_step
+        self.last = value
+        if reported_before_a_hold(self.trial, step):
+            return  # trained again from the pause's checkpoint after its worker died
         if not math.isfinite(value):
             raise TrialPruned(f"{self.metric} is {value} at step {step}: diverged")
-        self.last = value
         self.trial.report(value, step)
         decision = self.trial.decision()
         if decision is Decision.PAUSE:
@@ -207,7 +212,7 @@ class PruningCallback(_TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._pausing is None or not state.is_world_process_zero:
             return
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder = Path(args.output_dir).absolute() / f"checkpoint-{state.global_step}"  # found from any working folder
         self.trial.set_attr("checkpoint", str(folder))
         raise TrialPaused(f"paused at step {self._pausing}")
 
