@@ -83,6 +83,27 @@ def test_the_report_says_why_the_latest_trials_failed_as_show_does(
     assert "(100,000 characters)" in page and "w" * 1000 not in page
 
 
+def test_control_characters_of_a_failed_trial_are_written_as_escapes_in_the_report_and_the_dashboard(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The failed-trials table escaped markup but kept ESC and BEL raw: the page drew nothing for
+    them, where `tunesmith show` prints them as escapes. Both pages now write them as show does."""
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="c", sampler="random", seed=0)
+    study.add_trial({"x": 0.5}, state="failed", error="a\x1b[31mred\x07 <b>\x9bend\ttab")
+    page = build_report(study)
+    assert "a\\x1b[31mred\\x07 &lt;b&gt;\\x9bend\ttab" in page
+    assert not any(c in page for c in "\x1b\x07\x9b")
+    assert main(["show", "c", "--storage", url]) == 0
+    assert "a\\x1b[31mred\\x07 <b>\\x9bend" in capsys.readouterr().out
+    trial = TestClient(create_app(open_storage(url))).get("/studies/c/trials/0").text
+    assert "a\\x1b[31mred\\x07 &lt;b&gt;\\x9bend\ttab" in trial and "\x1b" not in trial
+
+
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:
     page = build_report(study)
     for text in ("<h1>report-demo</h1>", "random", "validation value", "test value", "active when"):

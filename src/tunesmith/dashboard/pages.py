@@ -3,14 +3,13 @@ from the JSON endpoints (so a page opens at once and its plots update in place).
 
 from __future__ import annotations
 
-import html
 import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..report import html_table
+from ..report import escape_html, html_table
 from ..space.params import plural
 from ..space.space import shortened
 from ..study.manage import study_notes
@@ -29,7 +28,7 @@ form.inline{display:inline}.danger{color:#fff;background:#b00;border:0;padding:4
 
 
 def e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
+    return escape_html(str(text))
 
 
 def q(name: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -216,8 +217,17 @@ def _short(v: Any) -> Any:
     return v
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+#: the control characters a page would leave unseen (ESC, BEL, NUL, C1), but tabs and line ends
+_UNSEEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-__all__ = ["SECTIONS", "build_report", "html_table", "write_report"]
+def escape_html(text: str) -> str:
+    """``text`` for an HTML page: markup escaped, and control characters but tabs and line ends
+    written as escapes (``\\x1b``), as ``tunesmith show`` prints them (the page drew nothing for them)."""
+    return html.escape(_UNSEEN.sub(lambda m: repr(m.group())[1:-1], text), quote=True)
+
+
+_e = escape_html
+
+
+__all__ = ["SECTIONS", "build_report", "escape_html", "html_table", "write_report"]
