@@ -729,3 +729,23 @@ def test_show_warns_of_a_printed_trial_whose_parameters_do_not_fit_the_space(
     assert new == old and "5" in new and sum(decoded) == 3
     said = [r.getMessage() for r in caplog.records if "do not fit the space" in r.getMessage()]
     assert len(said) == 2 and all(f"trial {best}: its parameters" in m for m in said)  # show, then study.trials
+
+
+def test_studies_json_gives_the_latest_finite_trial_time_when_a_row_holds_inf(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One trial whose time was written as inf (by hand) made the study's latest time inf: `studies
+    --json` said `last_trial: null` and the table `-`, the other trials' latest time lost."""
+    import sqlite3
+
+    db = f"sqlite:///{tmp_path / 'i.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="i", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    latest = max(t.completed for t in study.trials[1:])
+    with sqlite3.connect(tmp_path / "i.db") as con:  # whoever can write the database
+        con.execute("UPDATE ts_trials SET completed = ? WHERE number = 0", (float("inf"),))
+    assert run_cli("studies", "--storage", db, "--json") == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["last_trial"] == latest and row["trials"] == 3
+    assert run_cli("studies", "--storage", db) == 0
+    assert time.strftime("%Y-%m-%d %H:%M", time.localtime(latest)) in capsys.readouterr().out

@@ -9,6 +9,7 @@ import errno
 import fnmatch
 import io
 import json
+import math
 import os
 import re
 import shlex
@@ -282,7 +283,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     rows = []
     for rec in shown:
         trials = storage.get_trial_heads(rec.study_id)  # not each trial's reports: a row may hold 60 MB
-        rows.append((rec, trials, max((t.completed or t.started or 0.0 for t in trials), default=0.0)))
+        rows.append((rec, trials, _last_time(trials)))
     rows.sort(key=lambda row: STUDY_ORDER[args.sort](*row))
     entries = [_study_entry(storage, rec, trials, last, companions.get(rec.name + TEST_SUFFIX))
                for rec, trials, last in rows]
@@ -304,6 +305,13 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(f"test results of evaluate_best ({len(companions)} companion study(ies) NAME{TEST_SUFFIX}) are "
               "counted in their study's row; --all lists them too", file=sys.stderr)  # a note, as all notes
     return 0
+
+
+def _last_time(trials: list[FrozenTrial]) -> float:
+    """When the latest trial ended (or started), 0.0 without one; a time no clock gives (inf, nan: a row
+    written by hand) is passed over, not taken for the latest (the study's time was lost)."""
+    times = (t.completed or t.started or 0.0 for t in trials)
+    return max((x for x in times if math.isfinite(x)), default=0.0)
 
 
 def _no_rows(args: argparse.Namespace) -> int:
