@@ -105,6 +105,7 @@ class Study:
         self._storage = make_storage(storage)
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
+        self._stored_space: Space | None = None  # the stored space as _check_same read it (read once)
         record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat, _settings)
         if name is None and not isinstance(self._storage, MemoryStorage):  # a rerun would make another one
             logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
@@ -114,8 +115,9 @@ class Study:
         self.created: float = record.created
         self.direction = record.direction
         # _read_in: the space to read a study whose stored one is unreadable in (to copy its trials out)
-        self.space = (_read_in if _read_in is not None
-                      else Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}"))
+        read = _read_in if _read_in is not None else self._stored_space  # the stored space, read once
+        self.space = read if read is not None else Space.stored(record.space, f"study {self.name!r} in "
+                                                                f"{self._storage.display_url}")
         cfg = dict(record.config)
         where = f"study {self.name!r} in {self._storage.display_url}"
         #: the study's own id, made with it (a copy, import or focus gets a new one): its checkpoints go to a
@@ -222,7 +224,8 @@ class Study:
         if space is not None:
             space = space if isinstance(space, Space) else Space(space)
             given = space.to_dict()
-            stored = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}").to_dict()
+            self._stored_space = Space.stored(record.space, f"study {self.name!r} in {self._storage.display_url}")
+            stored = self._stored_space.to_dict()
             if not same_spaces(given, stored):
                 raise ValueError(
                     f"study {self.name!r} exists with a different space ({_space_change(stored, given)}); use "
