@@ -749,3 +749,27 @@ def test_studies_json_gives_the_latest_finite_trial_time_when_a_row_holds_inf(
     assert row["last_trial"] == latest and row["trials"] == 3
     assert run_cli("studies", "--storage", db) == 0
     assert time.strftime("%Y-%m-%d %H:%M", time.localtime(latest)) in capsys.readouterr().out
+
+
+def test_show_reads_the_trials_of_the_opened_study_without_looking_it_up_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """show's reading of the printed trials looked the study up again by name (one more query of the
+    studies table) where the opened study holds its id; it reads by that id now."""
+    from tunesmith.cli.commands import _shown_trials
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="h", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    opened = ts.load_study("h", url)
+    looked: list[str] = []
+    lookup = type(opened.storage).get_study
+
+    def counted(self: ts.SQLStorage, name: str) -> object:
+        looked.append(name)
+        return lookup(self, name)
+
+    monkeypatch.setattr(type(opened.storage), "get_study", counted)
+    shown = _shown_trials(opened, 2)
+    assert looked == [] and [t.number for t in shown] == [t.number for t in study.trials]
+    assert sorted(shown, key=lambda t: t.value)[:2] == sorted(study.trials, key=lambda t: t.value)[:2]

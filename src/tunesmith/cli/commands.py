@@ -405,7 +405,7 @@ def _shown_trials(study: Study, top: int) -> list[FrozenTrial]:
     if top > WHOLE_READS:  # read whole at once, without the heads first (the heads made it 15% slower)
         return study.trials
     storage = study.storage
-    sid = storage.get_study(study.name).study_id
+    sid = study._study_id  # the study opened: its id is known
     trials = storage.get_trial_heads(sid)
     if len(trials) <= top:
         return study.trials
