@@ -277,3 +277,20 @@ def test_train_batches_that_are_not_a_list_of_batches_are_refused() -> None:
     hg, *_ = unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, (train, train), val,
                                     rules=rules)
     assert set(hg) == set(problem.hparams)
+
+
+def test_an_adam_state_missing_a_buffer_is_refused_by_name() -> None:
+    """A hand-made Adam state without ``exp_avg_sq`` (its step and first moment kept) ran with zeros for
+    it and gave another hypergradient without a word; it is refused, naming the buffer. A fresh (empty)
+    state and a complete one still run."""
+    problem = _problem()
+    train, val = _data()
+    w, opt = _warm(problem, train, OPTIMIZERS["adam"])
+    kw = {"rules": rules_of(opt, w)}
+    full = state_of(opt, w)
+    name = next(iter(w))
+    partial = {**full, name: {k: v for k, v in full[name].items() if k != "exp_avg_sq"}}
+    with pytest.raises(ValueError, match=rf"state\['{name}'\] has no 'exp_avg_sq': an Adam state holds step, exp_avg"):
+        unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train], val, state=partial, **kw)
+    for state in (full, {**full, name: {}}, None):
+        unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train], val, state=state, **kw)

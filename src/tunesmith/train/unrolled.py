@@ -218,6 +218,7 @@ def unrolled_hypergradient(
         raise ValueError(f"unrolled_hypergradient: rules has no update rule for the weights {lacking[:5]}; read them "
                          "from the optimizer built on these tensors: rules=rules_of(optimizer, params)")
     _check_state(state, params)
+    _check_complete(state, rules)
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batches[0], val_batch)
     w0 = {k: t.detach() for k, t in params.items()}
@@ -252,6 +253,21 @@ def _check_state(state: State | None, params: Mapping[str, torch.Tensor]) -> Non
                 raise ValueError(f"unrolled_hypergradient: state[{k!r}][{n!r}] has the shape {tuple(t.shape)}, not the "
                                  f"weight's {tuple(params[k].shape)}: pass the state of the optimizer built on these "
                                  f"tensors, {fix}")
+
+
+#: the buffers an Adam or AdamW step reads (what torch keeps after a step); none at all is a fresh state
+ADAM_BUFFERS = ("step", "exp_avg", "exp_avg_sq")
+
+
+def _check_complete(state: State | None, rules: Mapping[str, StepRule]) -> None:
+    """An Adam state with some of its buffers left out (a hand-made one) ran with zeros for them: another
+    hypergradient, without a word (-0.91 against -0.12 without ``exp_avg_sq``)."""
+    for k, buffers in (state or {}).items():
+        lacking = [n for n in ADAM_BUFFERS if n not in buffers] if buffers and k in rules else []
+        if lacking and rules[k].kind in ("adam", "adamw"):
+            raise ValueError(f"unrolled_hypergradient: state[{k!r}] has no {', '.join(map(repr, lacking))}: an Adam "
+                             f"state holds {', '.join(ADAM_BUFFERS)} (or nothing, a fresh one); pass "
+                             "state=state_of(optimizer, params), or None for a fresh one")
 
 
 def _kind_of(state: Any) -> str:
