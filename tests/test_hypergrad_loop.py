@@ -415,3 +415,18 @@ def test_a_start_the_weights_dtype_rounds_past_a_bound_is_said_to_be_past_it() -
                                          r"past a bound of its constraint \(0.2, 0.7\): start it further inside"):
         tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2, dtype=torch.float16)}, {"s": 0.69999999}, (),
              (), constraints={"s": (0.2, 0.7)}, options=LoopOptions(outer_steps=1, inner_steps=1))
+
+
+def test_a_constraint_with_no_value_of_the_weights_dtype_inside_is_refused_as_such() -> None:
+    """Before: (0, 2e-300) with float32 weights said the start 1e-300 was "not finite" (it is 0 there,
+    and so is every value of the interval); the constraint is named as holding no float32 value."""
+    def train_loss(p, h, _batch):
+        return ((p["w"] - h["s"]) ** 2).sum()
+
+    with pytest.raises(ValueError, match=r"constraint \(0.0, 2e-300\) of hyperparameter 's' holds no value of "
+                                         r"torch.float32 \(the weights' dtype\) strictly inside it: widen it"):
+        tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2)}, {"s": 1e-300}, (), (),
+             constraints={"s": (0, 2e-300)}, options=LoopOptions(outer_steps=1, inner_steps=1))
+    result = tune(train_loss, lambda p, _b: p["w"].sum(), {"w": torch.zeros(2, dtype=torch.float64)}, {"s": 1e-300},
+                  [()], (), constraints={"s": (0, 2e-300)}, options=LoopOptions(outer_steps=1, inner_steps=1))
+    assert 0 < float(result.hparams["s"]) < 2e-300  # in float64 the interval holds values: tuned as before

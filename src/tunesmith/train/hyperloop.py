@@ -350,6 +350,9 @@ def _start_raw(name: str, value: Any, c: Constraint, dtype: torch.dtype, device:
     start as given is checked first, in float64: 0.7 of (0.2, 0.7) is float32's 0.69999999, inside."""
     given = torch.as_tensor(value, dtype=torch.float64, device="cpu").detach()
     to_raw(given, c, name)  # off its constraint as given: the message names the value given
+    if isinstance(c, tuple) and not _room(c, dtype):  # (0, 2e-300) in float32: every start is 0, "not finite"
+        raise ValueError(f"constraint {c!r} of hyperparameter {name!r} holds no value of {dtype} (the weights' "
+                         "dtype) strictly inside it: widen it, or tune in a wider dtype")
     start = torch.as_tensor(value, dtype=dtype, device=device).detach()
     wide = start.to(_wide(dtype))
     try:
@@ -360,6 +363,14 @@ def _start_raw(name: str, value: Any, c: Constraint, dtype: torch.dtype, device:
     raise ValueError(f"hyperparameter {name!r} starts at {_shown(given)}, which is {_shown(start)} in {dtype} (the "
                      f"weights' dtype), {'past' if past else 'on'} a bound of its constraint {c!r}: start it further "
                      "inside")
+
+
+def _room(c: tuple[float, float], dtype: torch.dtype) -> bool:
+    """Whether some value of ``dtype`` lies strictly inside the interval ``c``."""
+    low = torch.tensor(c[0], dtype=dtype)
+    if float(low) <= c[0]:
+        low = torch.nextafter(low, torch.tensor(math.inf, dtype=dtype))
+    return float(low) < c[1]
 
 
 def _clamped(value: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
