@@ -385,6 +385,30 @@ def test_import_refuses_a_worker_the_database_cannot_store(
     assert ts.load_study("s", pg_url).trials[1].worker == "h" * 252 + ":123"
 
 
+def test_a_copy_to_postgresql_refuses_a_worker_the_database_cannot_store(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SQLite study whose worker was made 300 characters long by hand, copied to PostgreSQL, ended
+    with the database's error ("value too long for type character varying(256)"), naming neither
+    the trial nor the field. It is refused naming both, nothing left in PostgreSQL; SQLite copies it."""
+    import sqlite3
+
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s")
+    study.optimize(lambda t: t.params["x"], n_trials=2)
+    with sqlite3.connect(tmp_path / "a.db") as con:  # whoever can write the database
+        con.execute("UPDATE ts_trials SET worker = ? WHERE number = 1", ("h" * 300,))
+    with pytest.raises(ValueError, match=r"trial 1's worker 'h{40}'\.\.\. \(300 characters\) cannot be stored in postgresql.* \(at most 256 "
+                                         r"characters, no NUL\): copy the study to SQLite, or export it"):
+        ts.load_study("s", url).copy("s", storage=pg_url)
+    assert ts.SQLStorage(pg_url).list_studies() == []
+    assert main(["copy", "s", "t", "--storage", url, "--to-storage", pg_url]) == 2
+    assert "trial 1's worker" in capsys.readouterr().err and ts.SQLStorage(pg_url).list_studies() == []
+    assert ts.load_study("s", url).copy("t").trials[1].worker == "h" * 300  # SQLite keeps it
+
+
 def test_notes_are_kept_with_the_study_shown_copied_and_exported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tunesmith.cli import main
 

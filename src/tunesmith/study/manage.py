@@ -348,6 +348,7 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     try:
         kept = []
         for t in study.trials:
+            _check_worker_fits(t, dest)
             if renumber is not None:
                 number = t.attrs.get("trial")
                 if not isinstance(number, int) or number not in renumber:
@@ -366,6 +367,21 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
         drop_partial(dest, name, "copy")
         raise
     return left
+
+
+def _check_worker_fits(t: FrozenTrial, dest: Storage) -> None:
+    """A worker PostgreSQL or MySQL cannot keep (over :data:`MAX_WORKER` characters, or holding NUL:
+    only a database edited by hand holds one) refused the copy with the database's error, naming
+    neither the trial nor the field."""
+    from ..storage.sql import SQLStorage
+
+    if isinstance(dest, SQLStorage) and not dest.is_sqlite and not worker_fits(t.worker):
+        w = str(t.worker)
+        raise ValueError(f"trial {t.number}'s worker {w[:40]!r}{f'... ({len(w):,} characters)' if len(w) > 40 else ''} "
+                         f"cannot be stored in "
+                         f"{dest.display_url} (at most {MAX_WORKER} characters, no NUL): copy the study to SQLite, "
+                         "or export it (tunesmith export NAME --format json), correct the worker in the file "
+                         "and import it")
 
 
 def drop_partial(storage: Storage, name: str, what: str) -> None:
@@ -511,6 +527,12 @@ def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int])
 MAX_WORKER = 256
 
 
+def worker_fits(worker: Any) -> bool:
+    """Whether ``worker`` is one the SQL storages keep: None, or text of at most :data:`MAX_WORKER`
+    characters without NUL (the column's size; PostgreSQL's text refuses NUL)."""
+    return worker is None or (isinstance(worker, str) and len(worker) <= MAX_WORKER and "\x00" not in worker)
+
+
 def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
     """One trial record of the file, checked as the study's (its number not yet set)."""
     if not isinstance(t, Mapping):
@@ -528,7 +550,7 @@ def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
         as_state = {TrialState.RUNNING: TrialState.FAILED, TrialState.PAUSED: TrialState.PRUNED}.get(state, state)
         error = t.get("error") or ("running when the study was exported" if state is TrialState.RUNNING else None)
         worker = t.get("worker")
-        if worker is not None and (not isinstance(worker, str) or len(worker) > MAX_WORKER or "\x00" in worker):
+        if not worker_fits(worker):
             # a SQL column of 256 characters; PostgreSQL's text refuses NUL (the storage's error named neither)
             raise ValueError(f"worker must be the text export wrote (host:pid, at most {MAX_WORKER} characters, "
                              f"no NUL) or null, got {short_repr(worker)}")
