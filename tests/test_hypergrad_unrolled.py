@@ -292,5 +292,5 @@ def test_an_adam_state_missing_a_buffer_is_refused_by_name() -> None:
     partial = {**full, name: {k: v for k, v in full[name].items() if k != "exp_avg_sq"}}
     with pytest.raises(ValueError, match=rf"state\['{name}'\] has no 'exp_avg_sq': an Adam state holds step, exp_avg"):
         unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train], val, state=partial, **kw)
-    for state in (full, {**full, name: {}}, None):
+    for state in (full, {**full, name: {}}, None, {**full, "not a weight": {"step": torch.tensor(1.0)}}):
         unrolled_hypergradient(problem.train_loss, problem.val_loss, w, problem.hparams, [train], val, state=state, **kw)

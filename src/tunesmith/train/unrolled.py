@@ -218,7 +218,7 @@ def unrolled_hypergradient(
         raise ValueError(f"unrolled_hypergradient: rules has no update rule for the weights {lacking[:5]}; read them "
                          "from the optimizer built on these tensors: rules=rules_of(optimizer, params)")
     _check_state(state, params)
-    _check_complete(state, rules)
+    _check_complete(state, {k: rules[k] for k in params})
     if check:
         check_losses(train_loss, val_loss, params, hparams, train_batches[0], val_batch)
     w0 = {k: t.detach() for k, t in params.items()}
@@ -261,7 +261,8 @@ ADAM_BUFFERS = ("step", "exp_avg", "exp_avg_sq")
 
 def _check_complete(state: State | None, rules: Mapping[str, StepRule]) -> None:
     """An Adam state with some of its buffers left out (a hand-made one) ran with zeros for them: another
-    hypergradient, without a word (-0.91 against -0.12 without ``exp_avg_sq``)."""
+    hypergradient, without a word (-0.91 against -0.12 without ``exp_avg_sq``). ``rules``: the given
+    weights' (the state of a weight not given is not read)."""
     for k, buffers in (state or {}).items():
         lacking = [n for n in ADAM_BUFFERS if n not in buffers] if buffers and k in rules else []
         if lacking and rules[k].kind in ("adam", "adamw"):
