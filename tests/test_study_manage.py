@@ -390,7 +390,8 @@ def test_a_copy_to_postgresql_refuses_a_worker_the_database_cannot_store(
 ) -> None:
     """A SQLite study whose worker was made 300 characters long by hand, copied to PostgreSQL, ended
     with the database's error ("value too long for type character varying(256)"), naming neither
-    the trial nor the field. It is refused naming both, nothing left in PostgreSQL; SQLite copies it."""
+    the trial nor the field; one in its test results failed the second write, the study copied
+    without them. Refused before anything is written, naming the trial; SQLite copies it."""
     import sqlite3
 
     from tunesmith.cli import main
@@ -398,14 +399,22 @@ def test_a_copy_to_postgresql_refuses_a_worker_the_database_cannot_store(
     url = f"sqlite:///{tmp_path / 'a.db'}"
     study = ts.Study(SPACE, sampler="random", seed=0, storage=url, name="s")
     study.optimize(lambda t: t.params["x"], n_trials=2)
-    with sqlite3.connect(tmp_path / "a.db") as con:  # whoever can write the database
+    study.evaluate_best(lambda t: t.params["x"], k=1)
+    for name, number in (("s", 1), ("s:test", 0)):
+        with sqlite3.connect(tmp_path / "a.db") as con:  # whoever can write the database
+            con.execute("UPDATE ts_trials SET worker = ? WHERE number = ? AND study_id = (SELECT study_id FROM "
+                        "ts_studies WHERE name = ?)", ("h" * 300, number, name))
+        with pytest.raises(ValueError, match=rf"trial {number} of study '{name}': its worker 'h{{40}}'\.\.\. \(300 "
+                                             r"characters\) cannot be stored in postgresql.* \(at most 256 characters, no "
+                                             r"NUL\): copy the study to SQLite, or export it"):
+            ts.load_study("s", url).copy("s", storage=pg_url)
+        assert ts.SQLStorage(pg_url).list_studies() == []
+        with sqlite3.connect(tmp_path / "a.db") as con:
+            con.execute("UPDATE ts_trials SET worker = NULL")
+    with sqlite3.connect(tmp_path / "a.db") as con:
         con.execute("UPDATE ts_trials SET worker = ? WHERE number = 1", ("h" * 300,))
-    with pytest.raises(ValueError, match=r"trial 1's worker 'h{40}'\.\.\. \(300 characters\) cannot be stored in postgresql.* \(at most 256 "
-                                         r"characters, no NUL\): copy the study to SQLite, or export it"):
-        ts.load_study("s", url).copy("s", storage=pg_url)
-    assert ts.SQLStorage(pg_url).list_studies() == []
     assert main(["copy", "s", "t", "--storage", url, "--to-storage", pg_url]) == 2
-    assert "trial 1's worker" in capsys.readouterr().err and ts.SQLStorage(pg_url).list_studies() == []
+    assert "trial 1 of study 's'" in capsys.readouterr().err and ts.SQLStorage(pg_url).list_studies() == []
     assert ts.load_study("s", url).copy("t").trials[1].worker == "h" * 300  # SQLite keeps it
 
 
