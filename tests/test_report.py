@@ -88,6 +88,7 @@ def test_control_characters_of_a_failed_trial_are_written_as_escapes_in_the_repo
 ) -> None:
     """The failed-trials table escaped markup but kept ESC and BEL raw: the page drew nothing for
     them, where `tunesmith show` prints them as escapes. Both pages now write them as show does."""
+    pytest.importorskip("starlette")
     from starlette.testclient import TestClient
 
     from tunesmith.dashboard import create_app, open_storage
