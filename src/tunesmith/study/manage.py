@@ -157,7 +157,7 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
         _check_fill(new_space, fill)
     book = exists(study.storage, study.name + SUFFIX)
     check_book_free(dest, name, book)
-    _check_workers_fit([study, *([Study.load(study.name + SUFFIX, study.storage)] if book else [])], dest)
+    _check_workers_fit(study, book, dest)
     left = _copy(study, name, dest, new_space, fill)
     _warn_paused(study.trials, study.name, f"copied as {name!r}", where="the copy, which has a folder of its own",
                  fix=f"Let them finish in study {study.name!r} before copying")
@@ -369,20 +369,22 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
     return left
 
 
-def _check_workers_fit(studies: list[Study], dest: Storage) -> None:
+def _check_workers_fit(study: Study, book: bool, dest: Storage) -> None:
     """Before a copy writes: a worker PostgreSQL or MySQL cannot keep (over :data:`MAX_WORKER`
-    characters, or holding NUL: only a database edited by hand holds one) refused the copy with the
-    database's error, naming neither the trial nor the field."""
+    characters, or holding NUL: only a database edited by hand holds one), in ``study`` or its test
+    results (``book``), refused the copy with the database's error, naming neither the trial nor the field."""
     from ..storage.sql import SQLStorage
+    from .evaluate import SUFFIX
+    from .study import Study
 
     if not isinstance(dest, SQLStorage) or dest.is_sqlite:
         return
-    for study in studies:
-        t = next((t for t in study.trials if not worker_fits(t.worker)), None)
+    for one in [study, *([Study.load(study.name + SUFFIX, study.storage)] if book else [])]:
+        t = next((t for t in one.trials if not worker_fits(t.worker)), None)
         if t is None:
             continue
         w = str(t.worker)
-        raise ValueError(f"trial {t.number} of study {study.name!r}: its worker "
+        raise ValueError(f"trial {t.number} of study {one.name!r}: its worker "
                          f"{w[:40]!r}{f'... ({len(w):,} characters)' if len(w) > 40 else ''} cannot be stored in "
                          f"{dest.display_url} (at most {MAX_WORKER} characters, no NUL): copy the study to SQLite, "
                          "or export it (tunesmith export NAME --format json), correct the worker in the file "
