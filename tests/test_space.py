@@ -889,6 +889,22 @@ def test_a_fixed_mapping_with_a_key_that_is_not_a_string_is_refused(value: objec
         ts.Space({"f": ts.Fixed(value), "x": ts.Float(0, 1)})
 
 
+@pytest.mark.parametrize(("value", "fix"), [
+    (({"a": 1},), r"write it as a list, ts.Fixed\(\[\{'a': 1\}\]\)$"),
+    ((1, [2]), r"write it as a list, ts.Fixed\(\[1, \[2\]\]\)$"),
+    ({1, 2}, r"give a number, a string, a tuple, a list or a dict \(an array: its .tolist\(\)\)$"),
+])
+def test_an_unhashable_fixed_value_is_refused_with_the_form_to_write(value: object, fix: str) -> None:
+    """Before: "fixed value ({'a': 1},) is not hashable", with no word on what to write, for a tuple (the
+    guide's form of a constant list) holding a dict; the list it names reaches the objective as written."""
+    with pytest.raises(ValueError, match=rf"'f': fixed value .* is not hashable; {fix}"):
+        ts.Space({"f": ts.Fixed(value), "x": ts.Float(0, 1)})
+    study = ts.Study({"f": ts.Fixed([{"a": 1}]), "x": ts.Float(0, 1)}, storage=None, name="fl", sampler="random")
+    got: list[object] = []
+    study.optimize(lambda t: got.append(t.params["f"]) or 0.0, n_trials=1)
+    assert got == [[{"a": 1}]]
+
+
 def test_a_fixed_mapping_of_string_keys_reaches_the_objective_as_stored(storage_url: str | None) -> None:
     space = {"f": ts.Fixed({"1": "a", "b": [{"2": 3}]}), "x": ts.Float(0, 1)}
     study = ts.Study(space, storage=storage_url, name="fk", sampler="random", seed=0)

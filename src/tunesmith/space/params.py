@@ -758,8 +758,10 @@ class Fixed(Param):
         try:
             hash(self.value)
         except TypeError:
-            if not isinstance(self.value, (list, dict)):
-                raise self._err(f"fixed value {self.value!r} is not hashable") from None
+            if not isinstance(self.value, (list, dict)):  # a tuple holding a list or dict, a set, an array
+                fix = (f"write it as a list, ts.Fixed({list(self.value)!r})" if isinstance(self.value, tuple)
+                       else "give a number, a string, a tuple, a list or a dict (an array: its .tolist())")
+                raise self._err(f"fixed value {self.value!r} is not hashable; {fix}") from None
         key = _key_not_text(self.value)
         if key is not None:  # {1: "a"} came back from SQLite and PostgreSQL as {"1": "a"}
             text = json.dumps(key[0]) if key[0] is None or isinstance(key[0], (bool, int, float)) else None
