@@ -743,9 +743,9 @@ class Study:
         """End the running ``optimize`` call cleanly: no new trial starts, the
         running ones finish and are recorded, and ``optimize`` returns normally.
         Call it from a callback (they run in the calling process under every
-        executor), from another thread, or from the objective with the inline,
-        thread and process executors (a worker process stops the run it shares;
-        an objective in a Ray actor has its own copy of the study)."""
+        executor), from another thread, or from the objective (in a worker
+        process or Ray actor, which holds its own copy of the study, the run is
+        stopped once that trial ends)."""
         self._stop_requested = True
 
     @property
