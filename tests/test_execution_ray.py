@@ -96,6 +96,26 @@ def test_ray_raises_the_uncaught_exception_after_the_running_trials_end(
     assert states["failed"] == 1 and states["complete"] >= 3 and set(states) == {"complete", "failed"}, states
 
 
+def _stops_on_two(trial: Any) -> float:
+    time.sleep(0.3)
+    if trial.number == 2:
+        trial.study.stop()  # as an integration does for a setting every trial would fail alike
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_study_stop_from_the_objective_in_an_actor_stops_the_run(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """An objective's study.stop() in an actor: in memory the actor's trial has only the study's name,
+    so it raised AttributeError ('_Named' object has no attribute 'stop') and failed the trial in
+    place of its own error; with a database it set the flag of the actor's copy of the study,
+    which nothing read. Either way all 20 trials ran. The driver now stops the run, as for a callback."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'p.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="p")
+    study.optimize(_stops_on_two, n_trials=20, n_jobs=2, executor="ray", resources_per_trial={"cpu": 1})
+    assert len(study.trials) < 8 and study.trials[2].state is TrialState.COMPLETE, [t.error for t in study.trials]
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE}
+
+
 def _objective(trial: Any) -> float:
     time.sleep(0.02)
     return float(trial.params["x"])

@@ -525,18 +525,76 @@ def test_a_resumed_trial_whose_worker_died_goes_on_from_its_checkpoint(tmp_path:
     assert sorted(trial.intermediate) == list(range(1, EPOCHS + 1)) and trial.value == trial.intermediate[EPOCHS]
 
 
-def test_a_monitor_no_validation_logs_stops_the_study(tmp_path: Path) -> None:
-    """A misspelt monitor failed each trial at the end of its whole fit: n_trials full trainings,
-    each failed alike. The first such trial now stops the study, as the Transformers search does."""
+def misspelt_monitor(root: Path) -> Any:
+    """An objective whose callback monitors "val_los", which no validation logs."""
     def objective(trial: ts.Trial) -> float:
         cb = PruningCallback(trial, monitor="val_los")
         train, val = loaders()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer(cb, tmp_path, callbacks=[cb]).fit(Regression(trial.params["lr"]), train, val)
+            trainer(cb, root, callbacks=[cb]).fit(Regression(trial.params["lr"]), train, val)
         return 0.0
 
+    return objective
+
+
+def test_a_monitor_no_validation_logs_stops_the_study(tmp_path: Path) -> None:
+    """A misspelt monitor failed each trial at the end of its whole fit: n_trials full trainings,
+    each failed alike. The first such trial now stops the study, as the Transformers search does."""
     study = ts.Study(SPACE, sampler="random", seed=0)
-    study.optimize(objective, n_trials=3, show_progress=False)
+    study.optimize(misspelt_monitor(tmp_path), n_trials=3, show_progress=False)
     assert [t.state for t in study.trials] == [ts.TrialState.FAILED]
     assert "did you mean 'val_loss'" in (study.trials[0].error or "") and "study is stopped" in (study.trials[0].error or "")
+
+
+def test_a_monitor_no_validation_logs_stops_the_study_from_worker_processes(tmp_path: Path) -> None:
+    """Under the process executor the callback's study.stop() set the flag of the worker's own copy
+    of the study, which nothing read: all 6 trials trained to their end and failed, each saying
+    "so the study is stopped". A worker now stops the run's shared budget: the trials running at
+    that moment end, none starts after them."""
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'ts.db'}", name="stop")
+    study.optimize(misspelt_monitor(tmp_path), n_trials=6, n_jobs=2, executor="process", show_progress=False)
+    assert 1 <= len(study.trials) <= 3 and {t.state for t in study.trials} == {ts.TrialState.FAILED}
+    assert all("study is stopped" in (t.error or "") for t in study.trials)
+
+
+def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial paused with PruningCallback(trial, checkpoint_dir="checkpoints") stores its checkpoint
+    absolute; its project folder (database and checkpoints) then moved, the study opened from the new
+    place refused it ("not in the callback's folder"), where the relative paths stored before resumed
+    it. Its file in the new place's checkpoint folder is taken, as the trainer's are."""
+    import shutil
+
+    from tunesmith.pruners import Decision
+
+    class PauseOnce(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+    (tmp_path / "proj").mkdir()
+    train, val = loaders()
+    starts: list[int] = []
+
+    def fit(trial: ts.Trial) -> None:
+        cb = PruningCallback(trial, checkpoint_dir="checkpoints")
+        model = Regression(trial.params["lr"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val, ckpt_path=cb.resume_from, weights_only=True)
+            finally:
+                starts.append(model.epochs_started[0])
+
+    monkeypatch.chdir(tmp_path / "proj")
+    study = ts.Study(SPACE, sampler="random", seed=0, name="moved", storage="sqlite:///ts.db", pruner=PauseOnce())
+    trial = study.ask()
+    with pytest.raises(ts.TrialPaused):
+        fit(trial)
+    study.tell(trial, state="paused")
+    shutil.copytree(tmp_path / "proj", tmp_path / "proj2")
+    shutil.rmtree(tmp_path / "proj")
+    monkeypatch.chdir(tmp_path / "proj2")
+    resumed = ts.Study.load("moved", "sqlite:///ts.db", pruner=PauseOnce()).ask()
+    assert resumed.is_resumed and resumed.resume_from == str(tmp_path / "proj" / "checkpoints" / "trial-0.ckpt")
+    fit(resumed)
+    assert starts == [0, 1] and sorted(resumed.intermediate) == list(range(1, EPOCHS + 1))

@@ -176,7 +176,7 @@ def test_the_parent_run_ends_with_optimize_and_is_reopened_on_resume(tmp_path: P
     seen: list[str] = []
 
     def watch(study: ts.Study, trial: ts.FrozenTrial) -> None:  # after cb: the parent run's status
-        seen.append(cb.client.get_run(cb._ids["ends"][1]).info.status)
+        seen.append(cb.client.get_run(cb._ids["ends", study.copy_id][1]).info.status)
 
     study.optimize(objective, n_trials=2, callbacks=[cb, watch], show_progress=False)
     (parent,) = parents()
@@ -327,3 +327,24 @@ def test_two_studies_of_one_name_log_to_runs_of_their_own(tmp_path: Path, monkey
         cb.client.delete_tag(run.info.run_id, "tunesmith.study_id")
     cb.log_study(b)  # b's runs (started once b existed) are found again, a's are not taken for b's
     assert len(cb.client.search_runs([experiment])) == 2 + 2 + 3
+
+
+def test_one_callback_logs_two_studies_of_one_name_to_runs_of_their_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One MLflowCallback given to two studies named "s" (deleted and made again in a notebook,
+    or two storages) kept the first study's parent run and trial runs by the name: the second
+    study's trials 0 and 1 updated the first study's runs (their values, states and reports
+    over the first's) and its trials were nested under the first study's parent."""
+    uri = _file_store(tmp_path, monkeypatch)
+    space = ts.Space({"x": ts.Float(0.0, 10.0)})
+    cb = MLflowCallback(tracking_uri=uri)
+    a = ts.Study(space, name="s", sampler="random", seed=0)
+    a.optimize(lambda t: t.params["x"], n_trials=2, callbacks=[cb], show_progress=False)
+    b = ts.Study(space, name="s", sampler="random", seed=1)
+    b.optimize(lambda t: t.params["x"], n_trials=2, callbacks=[cb], show_progress=False)
+    experiment = cb.client.get_experiment_by_name("s").experiment_id
+    runs = trial_runs(cb.client, experiment, "s")
+    logged = {(r.data.tags["tunesmith.study_id"], int(r.data.tags["tunesmith.trial"]), r.data.metrics["value"]) for r in runs}
+    assert logged == {(s.copy_id, t.number, t.value) for s in (a, b) for t in s.trials}
+    parents = {r.data.tags["tunesmith.study_id"]: r for r in cb.client.search_runs([experiment], "tags.`tunesmith.parent` = 'true'")}
+    assert set(parents) == {a.copy_id, b.copy_id} and {p.info.status for p in parents.values()} == {"FINISHED"}
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[r.data.tags["tunesmith.study_id"]].info.run_id for r in runs)

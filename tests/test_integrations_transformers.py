@@ -476,3 +476,37 @@ def test_a_resumed_trial_whose_worker_died_goes_on_from_its_checkpoint(tmp_path:
     assert (tmp_path / "died").exists() and trial.system.n_holds == 1
     assert trial.state is ts.TrialState.COMPLETE, trial.error
     assert sorted(trial.intermediate) == [1, 2, 3, 4] and trial.value == pytest.approx(trial.intermediate[4])
+
+
+def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial paused under TrainingArguments("runs") stores its checkpoint folder absolute; its
+    project folder (database and runs) then moved, the study opened from the new place refused it
+    ("not in output_dir"), where the relative paths stored before resumed it. Its folder in the new
+    place's output_dir is taken, as the trainer's checkpoints are."""
+    from _train_util import PauseAndPromote
+
+    from tunesmith.pruners import Decision
+
+    class PauseOnce(PauseAndPromote):
+        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
+            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+    base = TrainingArguments(output_dir="runs", eval_strategy="epoch", save_strategy="no", report_to="none",
+                             use_cpu=True, disable_tqdm=True, logging_strategy="no", num_train_epochs=2)
+    (tmp_path / "proj").mkdir()
+    monkeypatch.chdir(tmp_path / "proj")
+    space = ts.Space({"learning_rate": ts.Float(1e-4, 1e-2, log=True)})
+    study = ts.Study(space, sampler="random", seed=0, name="moved", storage="sqlite:///ts.db", pruner=PauseOnce())
+    trial = study.ask()
+    trainer, _ = tiny_trainer(training_args(trial, base), trial)
+    with pytest.raises(ts.TrialPaused):
+        trainer.train()
+    study.tell(trial, state="paused")
+    shutil.copytree(tmp_path / "proj", tmp_path / "proj2")
+    shutil.rmtree(tmp_path / "proj")
+    monkeypatch.chdir(tmp_path / "proj2")
+    study = ts.Study.load("moved", "sqlite:///ts.db", pruner=PauseOnce())
+    assert study.trials[0].attrs["checkpoint"] == str(tmp_path / "proj" / "runs" / "trial-0" / "checkpoint-4")
+    study.optimize(objective(tiny_build, base=base), n_trials=1, show_progress=False)
+    assert study.trials[0].state is ts.TrialState.COMPLETE and sorted(study.trials[0].intermediate) == [1, 2]
+    assert study.trials[0].system.n_resumes == 1

@@ -430,6 +430,8 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         return None
     finally:
         run.started(False)
+    if run.study.stopping:  # study.stop() from the objective: a worker process's own copy of the study
+        run.budget.stop()  # the budget is shared: no worker starts a trial after it
     if run.ended is not None:
         run.ended(record)
     if run.on_trial is not None and not resumed:

@@ -66,6 +66,7 @@ class Outcome:
     exhausted: str | None = None
     lost: bool = False  # SQL mode: the trial was failed elsewhere while it ran
     late: bool = False  # the call came after optimize's timeout: no trial was run
+    stop: bool = False  # the objective called study.stop() on the actor's copy of the study: the driver stops
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -114,7 +115,7 @@ class StudyWorker:
             return Outcome(self.me, late=True)
         record = run_one(self.run)
         exhausted, self.run.exhausted = self.run.exhausted, None
-        return Outcome(self.me, record=record, exhausted=exhausted)
+        return Outcome(self.me, record=record, exhausted=exhausted, stop=self.run.study.stopping)
 
     def run_only(self, only: str) -> Outcome:
         """Run one promoted paused trial (``only="promoted"``) or one waiting trial
@@ -122,7 +123,7 @@ class StudyWorker:
         elsewhere meanwhile); never a new configuration."""
         lost = self.run.lost
         record = run_one(self.run, only=only)
-        return Outcome(self.me, record=record, lost=self.run.lost > lost)
+        return Outcome(self.me, record=record, lost=self.run.lost > lost, stop=self.run.study.stopping)
 
 
 class EvalWorker:
@@ -158,6 +159,7 @@ class EvalWorker:
                 out.raised = exc
         final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
+        out.stop = bool(getattr(trial.study, "stopping", False))
         return out
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import math
+import os
 import re
 import threading
 import warnings
 import weakref
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -120,6 +122,17 @@ def reported_before_a_hold(trial: Any, step: int) -> bool:
     a step again) nor decided again."""
     paused_at = getattr(getattr(trial, "system", None), "resumed_step", None)
     return paused_at is not None and step <= paused_at and step in trial.intermediate
+
+
+def moved_checkpoint(path: str, folder: Path) -> str:
+    """``path``, a paused trial's checkpoint (stored absolute), or its file in ``folder`` when ``path`` is
+    elsewhere in a folder of ``folder``'s last name and that file is there: the project folder moved or
+    was copied since the pause (as the trainer's checkpoints, :func:`tunesmith.train.checkpoint.moved_into`).
+    Otherwise ``path``, which the caller refuses as outside ``folder``, naming the folder to give."""
+    from ..train.checkpoint import moved_into
+
+    moved = moved_into(path, folder, names=1)
+    return moved if os.path.exists(moved) else path
 
 
 def refuse_pausing(trial: Any, what: str) -> None:

@@ -31,6 +31,7 @@ from ..pruners import Decision
 from ._common import (
     check_trial,
     did_you_mean_metric,
+    moved_checkpoint,
     reported_before_a_hold,
     require,
     warn_direction,
@@ -97,6 +98,7 @@ class PruningCallback(_Callback):
         if path is None or self.checkpoint_dir is None:
             return None
         folder = self.checkpoint_dir.resolve()
+        path = moved_checkpoint(path, folder)
         if folder not in Path(path).resolve().parents:
             raise ValueError(
                 f"trial {self.trial.number}: its checkpoint {path} is not in the callback's folder "

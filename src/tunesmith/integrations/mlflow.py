@@ -70,25 +70,26 @@ class MLflowCallback:
                 raise TypeError(f"MLflowCallback: {name} must be a string or None, got {type(value).__name__} {value!r}")
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.experiment, self.metric_name = experiment, metric_name
-        self._ids: dict[str, tuple[str, str]] = {}  # study name -> (experiment id, parent run id)
-        self._open: set[str] = set()  # studies whose parent run this callback set RUNNING
-        self._runs: dict[str, dict[int, str]] = {}  # study name -> trial number -> its run's id
+        # by _key(study): two studies of one name given this callback (one deleted and made again) apart
+        self._ids: dict[Any, tuple[str, str]] = {}  # study -> (experiment id, parent run id)
+        self._open: set[Any] = set()  # studies whose parent run this callback set RUNNING
+        self._runs: dict[Any, dict[int, str]] = {}  # study -> trial number -> its run's id
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
         """Log ``trial`` (a finished or paused trial of ``study``) to its run."""
         if trial.state not in _STATUS:
             return  # running or waiting: logged when it ends
         experiment_id, _ = self._parent(study)
-        if study.name not in self._runs:  # the runs logged before (another session): read once
+        if _key(study) not in self._runs:  # the runs logged before (another session): read once
             self._read_runs(study, experiment_id)
-        run_id = self._runs[study.name].get(trial.number)
+        run_id = self._runs[_key(study)].get(trial.number)
         self._log_trial(study, trial, None if run_id is None else self.client.get_run(run_id))
 
     def log_study(self, study: Any) -> None:
         """Log every finished or paused trial of ``study``; trials already logged are only updated
         (a finished trial logged with its state is left as it is). The parent run ends FINISHED
         again, unless an ``optimize`` logging to it is under way."""
-        running = study.name in self._open
+        running = _key(study) in self._open
         trials = [t for t in study.trials if t.state in _STATUS]
         if trials:
             experiment_id, _ = self._parent(study)
@@ -101,15 +102,15 @@ class MLflowCallback:
     def on_optimize_end(self, study: Any, error: BaseException | None) -> None:
         """End the study's parent run (``Study.optimize`` calls it once the call is over):
         FINISHED, FAILED when optimize raises an exception, KILLED for an interruption."""
-        if study.name not in self._open and (error is None or study.name not in self._ids):
+        if _key(study) not in self._open and (error is None or _key(study) not in self._ids):
             return  # nothing logged in this call (nor before, when it failed): parent run untouched
-        self._open.discard(study.name)
+        self._open.discard(_key(study))
         status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"
-        self.client.set_terminated(self._ids[study.name][1], status=status)
+        self.client.set_terminated(self._ids[_key(study)][1], status=status)
 
     # -- runs ---------------------------------------------------------------------------
     def _parent(self, study: Any) -> tuple[str, str]:
-        if study.name not in self._ids:
+        if _key(study) not in self._ids:
             name = self.experiment or study.name
             found = experiment_by_name(self.client, name)
             experiment_id = found.experiment_id if found else self._create_experiment(name)
@@ -119,13 +120,13 @@ class MLflowCallback:
                     STUDY_TAG: study.name, "tunesmith.parent": "true", **_id_tag(study),
                     "tunesmith.direction": str(getattr(study.direction, "value", study.direction)),
                 })  # fmt: skip
-            self._ids[study.name] = (experiment_id, run.info.run_id)
-        if study.name not in self._open:  # ended by an earlier optimize: reopened, not duplicated
-            run_id = self._ids[study.name][1]
+            self._ids[_key(study)] = (experiment_id, run.info.run_id)
+        if _key(study) not in self._open:  # ended by an earlier optimize: reopened, not duplicated
+            run_id = self._ids[_key(study)][1]
             if self.client.get_run(run_id).info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
-            self._open.add(study.name)
-        return self._ids[study.name]
+            self._open.add(_key(study))
+        return self._ids[_key(study)]
 
     def _create_experiment(self, name: str) -> str:
         try:
@@ -150,13 +151,13 @@ class MLflowCallback:
         trials are looked up without a search (which reads every run of a file store)."""
         runs = {int(r.data.tags[TRIAL_TAG]): r for r in trial_runs(self.client, experiment_id, study.name)
                 if _of_study(r, study)}
-        self._runs[study.name] = {number: run.info.run_id for number, run in runs.items()}
+        self._runs[_key(study)] = {number: run.info.run_id for number, run in runs.items()}
         return runs
 
     def _log_trial(self, study: Any, trial: FrozenTrial, run: Any) -> None:
         """Create ``trial``'s run, or bring ``run`` (its run, as read) up to date."""
         if run is None:
-            self._create(*self._ids[study.name], study, trial)
+            self._create(*self._ids[_key(study)], study, trial)
         elif not (trial.state.is_finished and run.data.tags.get(STATE_TAG) == trial.state.value):
             self._update(run, trial)  # a finished trial logged in its final state has nothing new
 
@@ -165,7 +166,7 @@ class MLflowCallback:
         run = self.client.create_run(
             experiment_id, start_time=_ms(trial.started or time.time()), tags=tags, run_name=f"trial-{trial.number}",
         )  # fmt: skip
-        self._runs.setdefault(study.name, {})[trial.number] = run.info.run_id
+        self._runs.setdefault(_key(study), {})[trial.number] = run.info.run_id
         keys = _param_keys(list(trial.params))
         params = [Param(keys[k], _text(v)) for k, v in trial.params.items()]
         renamed = {keys[k]: k for k in trial.params if keys[k] != k}
@@ -213,6 +214,11 @@ class MLflowCallback:
                 "kept whole as an artifact (%s: %s)", key, run_id, len(text), _TAG_LIMIT, type(exc).__name__, exc)
         tail = f"... ({len(text):,} characters; the whole value: {where})"
         return RunTag(key, text[: _TAG_LIMIT - len(tail)] + tail)
+
+
+def _key(study: Any) -> tuple[str, Any]:
+    """What the callback keeps a study's runs by: its name and id."""
+    return study.name, getattr(study, "copy_id", None)
 
 
 def _id_tag(study: Any) -> dict[str, str]:

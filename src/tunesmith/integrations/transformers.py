@@ -29,6 +29,7 @@ from ._common import (
     check_trial,
     did_you_mean_metric,
     guess_direction,
+    moved_checkpoint,
     reported_before_a_hold,
     require,
     span,
@@ -139,6 +140,7 @@ class PruningCallback(_TrainerCallback):
         path = self.trial.resume_from
         if path is None:
             return None
+        path = moved_checkpoint(path, Path(args.output_dir).resolve())
         if Path(args.output_dir).resolve() not in Path(path).resolve().parents:
             raise ValueError(f"trial {self.trial.number}: its checkpoint {path} is not in output_dir {args.output_dir} "
                              f"({Path(args.output_dir).absolute()}); give the resumed trial the output_dir it was paused "

@@ -746,9 +746,9 @@ class Study:
         """End the running ``optimize`` call cleanly: no new trial starts, the
         running ones finish and are recorded, and ``optimize`` returns normally.
         Call it from a callback (they run in the calling process under every
-        executor), from another thread, or from the objective with the inline
-        and thread executors (an objective in a worker process or Ray actor has
-        its own copy of the study)."""
+        executor), from another thread, or from the objective (in a worker
+        process or Ray actor, which holds its own copy of the study, the run is
+        stopped once that trial ends)."""
         self._stop_requested = True
 
     @property

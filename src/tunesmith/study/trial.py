@@ -181,6 +181,10 @@ class _Named:
     def __init__(self, name: str, copy_id: str | None = None) -> None:
         self.name = name
         self.copy_id = copy_id
+        self.stopping = False  # stop() from the objective: the driver stops the run (Study.stop)
+
+    def stop(self) -> None:
+        self.stopping = True
 
 
 class DetachedTrial(Trial):

@@ -142,12 +142,12 @@ def _check_parent(p: Path) -> None:
         )
 
 
-def moved_into(path: str, folder: str | Path) -> str:
+def moved_into(path: str, folder: str | Path, names: int = 2) -> str:
     """``path``, or its file in ``folder`` when ``path`` names a file of a folder elsewhere whose last
-    two names are ``folder``'s: the checkpoint root moved (a project folder moved, or another machine
+    ``names`` names are ``folder``'s: the checkpoint root moved (a project folder moved, or another machine
     with the same layout), and the absolute paths stored before name the old place."""
     old, here = Path(path), Path(folder).absolute()
-    if old.parent.parts[-2:] == here.parts[-2:] and len(here.parts) > 2 and not inside(path, here):
+    if old.parent.parts[-names:] == here.parts[-names:] and len(here.parts) > names and not inside(path, here):
         return str(here / old.name)
     return path
 
