@@ -688,15 +688,10 @@ sys.exit(optimize_interruptibly(study, slow, options))
 """
 
 
-@pytest.mark.parametrize("jobs, executor", [("1", "inline"), ("2", "thread"), ("2", "process")])
-def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_free(
-        tmp_path: Path, subprocess_env: dict[str, str], jobs: str, executor: str) -> None:
-    """Another writer held the SQLite database past busy_timeout as a SIGTERM stopped the run. Inline,
-    the record of the stopped trial raised the StorageError in place of the interrupt (status 1, the
-    trial running); the threads' run looked once and said "running trials marked failed"; each process
-    worker exited 0 (its StorageError sent to the parent), which the parent took for "recorded". The
-    trials stayed running for good, though the writer let go a moment later. Each looks again now (the
-    writer lets go after the first failed look here), and says when trials stay running."""
+def _sigterm_as_another_writer_holds_the_database(
+        tmp_path: Path, subprocess_env: dict[str, str], jobs: str, executor: str) -> tuple[str, Any, Any]:
+    """A run of _HELD_PAST_BUSY_TIMEOUT, sent SIGTERM once its ``jobs`` trials run, as another connection
+    holds the SQLite file (``BEGIN EXCLUSIVE``): the database's URL, the run and the holder."""
     import sqlite3
     import subprocess
 
@@ -716,6 +711,19 @@ def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_fre
     busy = sqlite3.connect(db, isolation_level=None)
     busy.execute("BEGIN EXCLUSIVE")  # another writer, for longer than busy_timeout
     proc.send_signal(signal.SIGTERM)
+    return url, proc, busy
+
+
+@pytest.mark.parametrize("jobs, executor", [("1", "inline"), ("2", "thread"), ("2", "process")])
+def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_free(
+        tmp_path: Path, subprocess_env: dict[str, str], jobs: str, executor: str) -> None:
+    """Another writer held the SQLite database past busy_timeout as a SIGTERM stopped the run. Inline,
+    the record of the stopped trial raised the StorageError in place of the interrupt (status 1, the
+    trial running); the threads' run looked once and said "running trials marked failed"; each process
+    worker exited 0 (its StorageError sent to the parent), which the parent took for "recorded". The
+    trials stayed running for good, though the writer let go a moment later. Each looks again now (the
+    writer lets go after the first failed look here), and says when trials stay running."""
+    url, proc, busy = _sigterm_as_another_writer_holds_the_database(tmp_path, subprocess_env, jobs, executor)
     said = []
     assert proc.stderr is not None
     for line in proc.stderr:  # a first look at a trial fails: then the writer lets go
@@ -730,6 +738,27 @@ def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_fre
     assert [t.state for t in study.trials] == [TrialState.FAILED] * int(jobs), "".join(said)
     assert {t.error for t in study.trials} == {"interrupted (SIGTERM)"}
     assert "could not be marked failed" not in "".join(said)
+
+
+def test_a_database_held_for_good_is_looked_at_twice_in_all_not_twice_per_worker(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Another writer holds the SQLite file for good as a SIGTERM stops ``n_jobs=3`` worker processes.
+    The pool looked twice at each worker's trials, each look waiting busy_timeout: 2 x n_jobs waits
+    (6 here; 8 minutes for 8 workers at the default 30 s) where the guide says one more. A refusal ends
+    the round now: two looks in all, and the last line names the workers whose trials stay running."""
+    url, proc, busy = _sigterm_as_another_writer_holds_the_database(tmp_path, subprocess_env, "3", "process")
+    try:
+        _, said = proc.communicate(timeout=120)
+    finally:
+        busy.execute("ROLLBACK")
+        busy.close()
+    assert proc.returncode == 128 + signal.SIGTERM, said
+    assert said.count("could not mark the dead worker's trial failed") == 2, said
+    assert "interrupted: the running trials of 3 worker(s) could not be marked failed (said above): they stay " \
+           "running in the storage; optimize stopped" in said
+    assert states(Study.load("s", url))["running"] == 3
+
+
 def _ctrl_c_in_the_callback(study: Study, record: FrozenTrial) -> None:
     raise KeyboardInterrupt  # as a Ctrl-C that reaches the command once the last trial has ended
 
