@@ -19,7 +19,7 @@ import pytest
 from kill_storm import Storm
 
 from tunesmith import Float, Study, TrialState
-from tunesmith.execution import ProcessExecutor, ThreadExecutor
+from tunesmith.execution import InlineExecutor, ProcessExecutor, ThreadExecutor
 from tunesmith.samplers import RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
@@ -763,16 +763,35 @@ def _ctrl_c_in_the_callback(study: Study, record: FrozenTrial) -> None:
     raise KeyboardInterrupt  # as a Ctrl-C that reaches the command once the last trial has ended
 
 
-@pytest.mark.parametrize("executor", ["process", "thread"])
+@pytest.mark.parametrize("executor", ["process", "thread", "inline"])
 def test_a_ctrl_c_after_the_last_trial_ended_says_no_trial_was_running(
         tmp_path: Path, executor: str, caplog: pytest.LogCaptureFixture) -> None:
     """A Ctrl-C that reached ``tunesmith run --n-jobs 2`` after its trials had finished logged
     "interrupted: running trials marked failed" though none was running (or was failed): the log
-    says so now (a Ctrl-C amid a trial still says its trial was marked failed)."""
+    says so now (a Ctrl-C amid a trial still says its trial was marked failed). Inline, "stopped
+    after the running trial was marked failed": the trial an interrupt stops is failed before the
+    executor looks (it found none either way)."""
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    executors = {"process": ProcessExecutor(1), "thread": ThreadExecutor(2), "inline": InlineExecutor()}
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(lambda t: float(t.params["x"]), n_trials=1, callbacks=[_ctrl_c_in_the_callback],
-                       executor=ProcessExecutor(1) if executor == "process" else ThreadExecutor(2))
+                       executor=executors[executor])
     assert [t.state for t in study.trials] == [TrialState.COMPLETE]
     assert "interrupted: no trial was running; optimize stopped" in caplog.text
     assert "marked failed" not in caplog.text
+
+
+def _ctrl_c_amid_the_trial(trial: Any) -> float:
+    raise KeyboardInterrupt
+
+
+def test_an_inline_ctrl_c_amid_a_trial_still_says_it_was_marked_failed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The trial a Ctrl-C stops inline is failed as the interrupt leaves it; the executor finds none
+    running then, and says the trial was marked failed (not that none was running)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_ctrl_c_amid_the_trial, n_trials=2, executor=InlineExecutor())
+    assert [t.state for t in study.trials] == [TrialState.FAILED]
+    assert "interrupted: stopped after the running trial was marked failed" in caplog.text
+    assert "no trial was running" not in caplog.text

@@ -46,9 +46,13 @@ class InlineExecutor(Executor):
         try:
             worker_loop(run)
         except KeyboardInterrupt as exc:
-            recorded = _interrupted(run, exc)  # in case it landed outside the objective
-            logger.warning("interrupted: stopped after the running trial was marked failed" if recorded is not None else
-                           f"interrupted: stopped; {_LEFT_RUNNING}")
+            failed = _interrupted(run, exc)  # in case it landed outside the objective
+            if failed is None:
+                logger.warning("interrupted: stopped; %s", _LEFT_RUNNING)
+            elif failed or run.stopped:  # none left running: run_trial failed the trial the interrupt stopped
+                logger.warning("interrupted: stopped after the running trial was marked failed")
+            else:  # between trials, in a callback (a Ctrl-C once the last trial had ended)
+                said_stopped(False)
         calls.raise_error()
         return run.exhausted
 
