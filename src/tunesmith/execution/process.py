@@ -476,8 +476,9 @@ def _fates(lost: list[FrozenTrial]) -> str:
 
 
 def _stop_error(code: int | None, name: str | None) -> str:
-    """A trial's error where its worker left it running as the run was interrupted (by ``name``)."""
-    return f"interrupted ({name or 'KeyboardInterrupt'})" if code == 0 else f"interrupted (worker exit code {code})"
+    """A trial's error where its worker left it running as the run was interrupted (by ``name``): one that
+    exited 130 was interrupted too (its own record met a busy database)."""
+    return f"interrupted ({name or 'KeyboardInterrupt'})" if code in (0, 130) else f"interrupted (worker exit code {code})"
 
 
 def _new_trial(lost: list[FrozenTrial]) -> bool:
