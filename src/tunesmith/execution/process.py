@@ -224,8 +224,8 @@ class _Pool:
                 if p.is_alive():  # itself: a script's background job ignores SIGINT, and waited 12 s for a kill)
                     os.kill(p.pid, signal.Signals[name] if name is not None else signal.SIGINT)
             _wait(alive, 10.0)
-            # all: a worker whose record of its stopped trial met a busy database exits 0 (the parent raises
-            # the StorageError it sent), its trial still running; again: the database may be free by now
+            # all: a worker whose records of its stopped trial met a busy database exits 130 all the same,
+            # its trial still running; looked at twice (see fail_stopped): the database may be free by now
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
                                                                  requeue=False))
             said_stopped(busy or bool(failed), f"the running trials of {len(left)} worker(s) could not be marked "
