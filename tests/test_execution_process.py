@@ -19,7 +19,7 @@ import pytest
 from kill_storm import Storm
 
 from tunesmith import Float, Study, TrialState
-from tunesmith.execution import ProcessExecutor, ThreadExecutor
+from tunesmith.execution import InlineExecutor, ProcessExecutor, ThreadExecutor
 from tunesmith.samplers import RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
@@ -688,15 +688,10 @@ sys.exit(optimize_interruptibly(study, slow, options))
 """
 
 
-@pytest.mark.parametrize("jobs, executor", [("1", "inline"), ("2", "thread"), ("2", "process")])
-def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_free(
-        tmp_path: Path, subprocess_env: dict[str, str], jobs: str, executor: str) -> None:
-    """Another writer held the SQLite database past busy_timeout as a SIGTERM stopped the run. Inline,
-    the record of the stopped trial raised the StorageError in place of the interrupt (status 1, the
-    trial running); the threads' run looked once and said "running trials marked failed"; each process
-    worker exited 0 (its StorageError sent to the parent), which the parent took for "recorded". The
-    trials stayed running for good, though the writer let go a moment later. Each looks again now (the
-    writer lets go after the first failed look here), and says when trials stay running."""
+def _sigterm_as_another_writer_holds_the_database(
+        tmp_path: Path, subprocess_env: dict[str, str], jobs: str, executor: str) -> tuple[str, Any, Any]:
+    """A run of _HELD_PAST_BUSY_TIMEOUT, sent SIGTERM once its ``jobs`` trials run, as another connection
+    holds the SQLite file (``BEGIN EXCLUSIVE``): the database's URL, the run and the holder."""
     import sqlite3
     import subprocess
 
@@ -716,11 +711,29 @@ def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_fre
     busy = sqlite3.connect(db, isolation_level=None)
     busy.execute("BEGIN EXCLUSIVE")  # another writer, for longer than busy_timeout
     proc.send_signal(signal.SIGTERM)
+    return url, proc, busy
+
+
+@pytest.mark.parametrize("jobs, executor, let_go_after", [
+    ("1", "inline", "could not mark the"), ("2", "thread", "could not mark the"), ("2", "process", "could not mark the"),
+    ("1", "process", "could not mark the dead worker's"),
+], ids=["inline", "thread", "process", "process-worker-gave-up"])
+def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_free(
+        tmp_path: Path, subprocess_env: dict[str, str], jobs: str, executor: str, let_go_after: str) -> None:
+    """Another writer held the SQLite database past busy_timeout as a SIGTERM stopped the run. Inline,
+    the record of the stopped trial raised the StorageError in place of the interrupt (status 1, the
+    trial running); the threads' run looked once and said "running trials marked failed"; each process
+    worker exited 0 (its StorageError sent to the parent), which the parent took for "recorded". The
+    trials stayed running for good, though the writer let go a moment later. Each looks again now (the
+    writer lets go after the first failed look here), and says when trials stay running.
+    A worker that gave up (its two looks failed) exits 130; the trial the pool then failed said
+    "interrupted (worker exit code 130)", not the signal."""
+    url, proc, busy = _sigterm_as_another_writer_holds_the_database(tmp_path, subprocess_env, jobs, executor)
     said = []
     assert proc.stderr is not None
-    for line in proc.stderr:  # a first look at a trial fails: then the writer lets go
+    for line in proc.stderr:  # a first look at a trial fails (or the pool's own): then the writer lets go
         said.append(line)
-        if "could not mark the" in line:
+        if let_go_after in line:
             break
     busy.execute("ROLLBACK")
     busy.close()
@@ -730,20 +743,60 @@ def test_trials_a_busy_database_kept_from_being_failed_are_failed_once_it_is_fre
     assert [t.state for t in study.trials] == [TrialState.FAILED] * int(jobs), "".join(said)
     assert {t.error for t in study.trials} == {"interrupted (SIGTERM)"}
     assert "could not be marked failed" not in "".join(said)
+
+
+def test_a_database_held_for_good_is_looked_at_twice_in_all_not_twice_per_worker(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Another writer holds the SQLite file for good as a SIGTERM stops ``n_jobs=3`` worker processes.
+    The pool looked twice at each worker's trials, each look waiting busy_timeout: 2 x n_jobs waits
+    (6 here; 8 minutes for 8 workers at the default 30 s) where the guide says one more. A refusal ends
+    the round now: two looks in all, and the last line names the workers whose trials stay running."""
+    url, proc, busy = _sigterm_as_another_writer_holds_the_database(tmp_path, subprocess_env, "3", "process")
+    try:
+        _, said = proc.communicate(timeout=120)
+    finally:
+        busy.execute("ROLLBACK")
+        busy.close()
+    assert proc.returncode == 128 + signal.SIGTERM, said
+    assert said.count("could not mark the dead worker's trial failed") == 2, said
+    assert "interrupted: the running trials of 3 worker(s) could not be marked failed (said above): they stay " \
+           "running in the storage; optimize stopped" in said
+    assert states(Study.load("s", url))["running"] == 3
+
+
 def _ctrl_c_in_the_callback(study: Study, record: FrozenTrial) -> None:
     raise KeyboardInterrupt  # as a Ctrl-C that reaches the command once the last trial has ended
 
 
-@pytest.mark.parametrize("executor", ["process", "thread"])
+@pytest.mark.parametrize("executor", ["process", "thread", "inline"])
 def test_a_ctrl_c_after_the_last_trial_ended_says_no_trial_was_running(
         tmp_path: Path, executor: str, caplog: pytest.LogCaptureFixture) -> None:
     """A Ctrl-C that reached ``tunesmith run --n-jobs 2`` after its trials had finished logged
     "interrupted: running trials marked failed" though none was running (or was failed): the log
-    says so now (a Ctrl-C amid a trial still says its trial was marked failed)."""
+    says so now (a Ctrl-C amid a trial still says its trial was marked failed). Inline, "stopped
+    after the running trial was marked failed": the trial an interrupt stops is failed before the
+    executor looks (it found none either way)."""
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    executors = {"process": ProcessExecutor(1), "thread": ThreadExecutor(2), "inline": InlineExecutor()}
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(lambda t: float(t.params["x"]), n_trials=1, callbacks=[_ctrl_c_in_the_callback],
-                       executor=ProcessExecutor(1) if executor == "process" else ThreadExecutor(2))
+                       executor=executors[executor])
     assert [t.state for t in study.trials] == [TrialState.COMPLETE]
     assert "interrupted: no trial was running; optimize stopped" in caplog.text
     assert "marked failed" not in caplog.text
+
+
+def _ctrl_c_amid_the_trial(trial: Any) -> float:
+    raise KeyboardInterrupt
+
+
+def test_an_inline_ctrl_c_amid_a_trial_still_says_it_was_marked_failed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The trial a Ctrl-C stops inline is failed as the interrupt leaves it; the executor finds none
+    running then, and says the trial was marked failed (not that none was running)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_ctrl_c_amid_the_trial, n_trials=2, executor=InlineExecutor())
+    assert [t.state for t in study.trials] == [TrialState.FAILED]
+    assert "interrupted: stopped after the running trial was marked failed" in caplog.text
+    assert "no trial was running" not in caplog.text

@@ -398,12 +398,16 @@ def test_a_second_sigterm_under_ray_waits_until_the_trials_are_recorded(
     assert states == [TrialState.FAILED] * 2, states
 
 
-def test_trials_a_busy_database_kept_ray_from_failing_are_failed_once_it_is_free(ray_local: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("let_go", [True, False], ids=["lets-go", "holds-for-good"])
+def test_trials_a_busy_database_kept_ray_from_failing_are_failed_once_it_is_free(
+        ray_local: Any, tmp_path: Path, let_go: bool) -> None:
     """Another writer held the SQLite database past busy_timeout as a SIGTERM stopped a Ray run: the
     driver's write failing the first actor's trial raised its StorageError out of optimize, the
     interrupt turned into a storage error, and every stopped actor's trial stayed running for good,
     though the writer let go a moment later. Each actor's trials are looked at twice now (the writer
-    lets go after the first failed look here), and the last line says when trials stay running."""
+    lets go after the first failed look here), and the last line says when trials stay running.
+    A writer that holds it for good: each actor was looked at twice, each look waiting busy_timeout
+    (2 x n_jobs waits); a refusal ends the round now, two looks in all."""
     import logging
     import sqlite3
 
@@ -435,7 +439,7 @@ def test_trials_a_busy_database_kept_ray_from_failing_are_failed_once_it_is_free
         def emit(self, record: logging.LogRecord) -> None:
             said.append(record.getMessage())
 
-    handlers = [LetGo(), Said()]
+    handlers = [LetGo(), Said()] if let_go else [Said()]
     for h in handlers:
         logging.getLogger("tunesmith").addHandler(h)
     try:
@@ -444,8 +448,16 @@ def test_trials_a_busy_database_kept_ray_from_failing_are_failed_once_it_is_free
     finally:
         for h in handlers:
             logging.getLogger("tunesmith").removeHandler(h)
+        if busy.in_transaction:
+            busy.execute("ROLLBACK")
         busy.close()
     assert code == 128 + signal.SIGTERM, said
+    if not let_go:
+        assert sum(m.startswith("could not mark the interrupted trial failed") for m in said) == 2, said
+        assert said[-1] == ("interrupted: the running trials could not be marked failed (said above): they stay "
+                            "running in the storage; optimize stopped"), said
+        assert [t.state for t in Study.load("busy", url).trials] == [TrialState.RUNNING] * 2
+        return
     trials = Study.load("busy", url).trials
     assert [t.state for t in trials] == [TrialState.FAILED] * 2, said
     assert {t.error for t in trials} == {"interrupted (SIGTERM)"}

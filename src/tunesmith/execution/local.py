@@ -14,8 +14,8 @@ import queue
 import signal
 import socket
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from ..exceptions import StorageError, interrupted
 from ..trial import FrozenTrial
@@ -24,6 +24,8 @@ from .callbacks import Callbacks
 from .loop import Budget, Run, worker_loop
 
 logger = logging.getLogger("tunesmith")
+
+_T = TypeVar("_T")
 
 #: the signals that stop a run (held while an interrupted run's trials are recorded)
 STOPS = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
@@ -44,9 +46,13 @@ class InlineExecutor(Executor):
         try:
             worker_loop(run)
         except KeyboardInterrupt as exc:
-            recorded = _interrupted(run, exc)  # in case it landed outside the objective
-            logger.warning("interrupted: stopped after the running trial was marked failed" if recorded is not None else
-                           f"interrupted: stopped; {_LEFT_RUNNING}")
+            failed = _interrupted(run, exc)  # in case it landed outside the objective
+            if failed is None:
+                logger.warning("interrupted: stopped; %s", _LEFT_RUNNING)
+            elif failed or run.stopped:  # none left running: run_trial failed the trial the interrupt stopped
+                logger.warning("interrupted: stopped after the running trial was marked failed")
+            else:  # between trials, in a callback (a Ctrl-C once the last trial had ended)
+                said_stopped(False)
         calls.raise_error()
         return run.exhausted
 
@@ -146,6 +152,24 @@ def _interrupted(run: Run, exc: KeyboardInterrupt | None = None) -> list[FrozenT
         except StorageError as error:
             logger.warning("could not mark the interrupted trial failed: %s", error)
             return None
+
+
+def fail_stopped(stopped: list[_T], fail: Callable[[_T], list[FrozenTrial] | None]) -> tuple[list[FrozenTrial], list[_T]]:
+    """Fail the running trials of each stopped worker or actor with ``fail`` (None: the storage refused
+    the write, said); the trials failed, and those whose trials stay running. A refusal is looked at
+    once more (a database another writer held past busy_timeout may be free by now), and ends the
+    round: each write after it, to the same database, waited as long (two per worker, 2 x n_jobs
+    busy_timeouts in all, where the guide says one more)."""
+    failed: list[FrozenTrial] = []
+    left = list(stopped)
+    for _ in range(2):
+        while left:
+            trials = fail(left[0])
+            if trials is None:
+                break
+            failed += trials
+            del left[0]
+    return failed, left
 
 
 def said_stopped(failed: bool, left: str = "") -> None:

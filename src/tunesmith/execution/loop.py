@@ -323,6 +323,7 @@ class Run:
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
     seat: Seat | None = None  # a forked worker's state, shared with its parent
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
+    stopped: bool = False  # an interrupt came out of a trial's objective (run_trial marked the trial failed)
 
     def started(self, running: bool) -> None:
         if self.seat is not None:
@@ -428,6 +429,9 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         if stored.system.requeued_as is not None:
             run.budget.refund()  # its copy runs under this call's budget: the lost attempt is not counted
         return None
+    except KeyboardInterrupt:
+        run.stopped = True
+        raise
     finally:
         run.started(False)
     if run.study.stopping:  # study.stop() from the objective: a worker process's own copy of the study

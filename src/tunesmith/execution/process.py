@@ -48,7 +48,16 @@ from .gpu import (
     parse_gpus,
     plan_slots,
 )
-from .local import STOPS, _held, _interrupted, _me, _unheld_mask, _unhold_in_worker, said_stopped
+from .local import (
+    STOPS,
+    _held,
+    _interrupted,
+    _me,
+    _unheld_mask,
+    _unhold_in_worker,
+    fail_stopped,
+    said_stopped,
+)
 from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
 
 logger = logging.getLogger("tunesmith")
@@ -215,15 +224,12 @@ class _Pool:
                 if p.is_alive():  # itself: a script's background job ignores SIGINT, and waited 12 s for a kill)
                     os.kill(p.pid, signal.Signals[name] if name is not None else signal.SIGINT)
             _wait(alive, 10.0)
-            # all: a worker whose record of its stopped trial met a busy database exits 0 (the parent raises
-            # the StorageError it sent), its trial still running; again: the database may be free by now
-            left = alive
-            for _ in range(2):
-                ended = [(p, _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name), requeue=False)) for p in left]
-                busy = any(trials for _, trials in ended) or busy
-                left = [p for p, trials in ended if trials is None]
-            said_stopped(busy, f"the running trials of {len(left)} worker(s) could not be marked failed (said "
-                               "above): they stay running in the storage" if left else "")
+            # all: a worker whose records of its stopped trial met a busy database exits 130 all the same,
+            # its trial still running; looked at twice (see fail_stopped): the database may be free by now
+            failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
+                                                                 requeue=False))
+            said_stopped(busy or bool(failed), f"the running trials of {len(left)} worker(s) could not be marked "
+                                               "failed (said above): they stay running in the storage" if left else "")
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
@@ -470,8 +476,9 @@ def _fates(lost: list[FrozenTrial]) -> str:
 
 
 def _stop_error(code: int | None, name: str | None) -> str:
-    """A trial's error where its worker left it running as the run was interrupted (by ``name``)."""
-    return f"interrupted ({name or 'KeyboardInterrupt'})" if code == 0 else f"interrupted (worker exit code {code})"
+    """A trial's error where its worker left it running as the run was interrupted (by ``name``): one that
+    exited 130 was interrupted too (its own record met a busy database)."""
+    return f"interrupted ({name or 'KeyboardInterrupt'})" if code in (0, 130) else f"interrupted (worker exit code {code})"
 
 
 def _new_trial(lost: list[FrozenTrial]) -> bool:

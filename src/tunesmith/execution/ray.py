@@ -34,7 +34,7 @@ from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
-from .local import _LEFT_RUNNING, STOPS, _held, said_stopped
+from .local import _LEFT_RUNNING, STOPS, _held, fail_stopped, said_stopped
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
@@ -370,12 +370,8 @@ class _Driver:
         if refs:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
-        left, failed = list(self.actors), 0
-        for _ in range(2):  # again: a database another writer held past busy_timeout may be free by now
-            ended = [(a, self._recorded_lost(a, error)) for a in left]  # a list: an actor is no dict key
-            failed += sum(len(trials) for _, trials in ended if trials)
-            left = [a for a, trials in ended if trials is None]
-        return failed, not left
+        failed, left = fail_stopped(self.actors, lambda a: self._recorded_lost(a, error))
+        return len(failed), not left
 
     def _recorded_lost(self, actor: _Actor, error: str) -> list[FrozenTrial] | None:
         """:meth:`_lost` of a stopped actor; None when the storage refused the write (said): its
