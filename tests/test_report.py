@@ -3,6 +3,7 @@ leaves the machine; a screenshot goes to test-artifacts/ (kept by CI)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -103,6 +104,25 @@ def test_control_characters_of_a_failed_trial_are_written_as_escapes_in_the_repo
     assert "a\\x1b[31mred\\x07 <b>\\x9bend" in capsys.readouterr().out
     trial = TestClient(create_app(open_storage(url))).get("/studies/c/trials/0").text
     assert "a\\x1b[31mred\\x07 &lt;b&gt;\\x9bend\ttab" in trial and "\x1b" not in trial
+
+
+def test_a_control_character_of_a_choice_is_written_as_an_escape_in_the_plots_too(tmp_path: Path) -> None:
+    """The tables wrote the choice "a\\x1bb" as ``a\\x1bb``, the plots (a parallel axis's ticks, a slice's
+    categories, their hover text) kept ESC raw and drew "ab": the report's and the dashboard's alike."""
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    study = ts.Study({"c": ts.Categorical(["a\x1bb", "d"]), "x": ts.Float(0, 1)}, storage=url, name="p",
+                     sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    client = TestClient(create_app(open_storage(url)))
+    for kind in ("parallel", "slice"):
+        text = json.dumps(client.get(f"/api/studies/p/plots/{kind}").json(), ensure_ascii=False)
+        assert "a\\\\x1bb" in text and "\x1b" not in text, kind
+    page = build_report(study)
+    assert '"a\\\\x1bb"' in page and '"a\\u001bb"' not in page
 
 
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:

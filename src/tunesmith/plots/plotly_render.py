@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -208,4 +209,14 @@ def to_html(records: Sequence[Record], *, full: bool = True, include_js: bool = 
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return unseen_as_escapes(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+#: the control characters a page would leave unseen (ESC, BEL, NUL, C1), but tabs and line ends
+_UNSEEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def unseen_as_escapes(text: str) -> str:
+    """``text`` with its control characters but tabs and line ends written as escapes (``\\x1b``), as
+    ``tunesmith show`` prints them: a page (a table, a plot's title, axis or hover text) draws nothing for them."""
+    return _UNSEEN.sub(lambda m: repr(m.group())[1:-1], text)
