@@ -988,3 +988,17 @@ def test_a_study_reopened_with_its_space_reads_the_stored_space_once(
     assert ts.Study(space, storage=url, name="once").space == space
     assert len(reads) == 1
     assert ts.Study(storage=url, name="once").space == space and len(reads) == 2  # without a space: read once too
+
+
+@pytest.mark.parametrize("space", [
+    {"data": ts.Categorical(["set-\udcff", "b"]), "x": ts.Float(0, 1)},
+    {"x-\udcff": ts.Float(0, 1)},
+], ids=["a choice", "a name"])
+def test_half_a_surrogate_pair_in_a_choice_or_a_name_is_refused(tmp_path: Path, space: dict[str, object]) -> None:
+    """Before: ts.Categorical(os.listdir(folder)) with a file name whose bytes are not UTF-8 ("set-\\udcff")
+    was taken; SQLite read its trials back as "set-\\ufffd\\ufffd\\ufffd", which fit no choice ("its parameters
+    do not fit the space ... was it changed in the database?") and the sampler left them out; a report
+    of the study in memory ended in "surrogates not allowed". Refused, naming the repair."""
+    with pytest.raises(ValueError, match=r"holds half a surrogate pair .* repair the text \(os.fsencode\(name\)"
+                                         r".decode\('utf-8', 'replace'\)\)"):
+        ts.Study(space, storage=f"sqlite:///{tmp_path / 's.db'}", name="s")
