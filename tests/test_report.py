@@ -125,6 +125,29 @@ def test_a_control_character_of_a_choice_is_written_as_an_escape_in_the_plots_to
     assert '"a\\\\x1bb"' in page and '"a\\u001bb"' not in page
 
 
+def test_the_parallel_plot_draws_a_choice_holding_markup_characters_as_written(tmp_path: Path) -> None:
+    """The parallel plot's ticks drew the choice "d<&>" as "d&lt;&amp;&gt;" (plotly draws a tick's text as
+    it is, its axis labels as HTML): both the report's and the dashboard's. Drawn as written, in chromium."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"c": ts.Categorical(["a\x1bb", "d<&>", "<b>bold</b>"]), "n<&>": ts.Float(0, 1)},
+                     sampler="random", seed=0, name="markup")
+    study.optimize(lambda t: t.params["n<&>"], n_trials=8)
+    out = write_report(study, tmp_path / "markup.html", sections=["parallel"])
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("**/*", only(("file:", "data:", "about:"), []))
+            page.goto(out.as_uri(), wait_until="load")
+            page.wait_for_function("document.querySelectorAll('.parcoords .tick text').length > 0", timeout=30_000)
+            ticks = page.eval_on_selector_all(".parcoords .tick text", "ts => ts.map(t => t.textContent)")
+            labels = page.eval_on_selector_all(".parcoords .axis-title", "ts => ts.map(t => t.textContent)")
+        finally:
+            browser.close()
+    assert {"a\\x1bb", "d<&>", "<b>bold</b>"} <= set(ticks), ticks
+    assert "n<&>" in labels, labels
+
+
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:
     page = build_report(study)
     for text in ("<h1>report-demo</h1>", "random", "validation value", "test value", "active when"):

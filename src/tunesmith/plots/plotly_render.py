@@ -154,8 +154,9 @@ def _parallel(go: Any, p: Parallel) -> Any:
     for a in p.axes:
         d: dict[str, Any] = {"label": _escape(f"{a.name} (log scale)" if a.log else a.name), "values": list(a.values)}
         ticks = a.ticks or (_decades(a.values) if a.log else ())
-        if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2)
-            d.update(tickvals=[t for t, _ in ticks], ticktext=[_escape(label) for _, label in ticks])
+        if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2); plotly draws a tick's
+            # text as it is (the choice "d<&>" was drawn "d&lt;&amp;&gt;"), its label and titles as HTML
+            d.update(tickvals=[t for t, _ in ticks], ticktext=[unseen_as_escapes(label) for _, label in ticks])
         if a.ticks and a.span[0] < a.span[1]:  # every choice on the axis, the unused ones too
             d.update(range=list(a.span))
         dims.append(d)
