@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, browser_or_skip, only
@@ -133,17 +135,13 @@ def test_the_parallel_plot_draws_a_choice_holding_markup_characters_as_written(t
                      sampler="random", seed=0, name="markup")
     study.optimize(lambda t: t.params["n<&>"], n_trials=8)
     out = write_report(study, tmp_path / "markup.html", sections=["parallel"])
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route("**/*", only(("file:", "data:", "about:"), []))
-            page.goto(out.as_uri(), wait_until="load")
-            page.wait_for_function("document.querySelectorAll('.parcoords .tick text').length > 0", timeout=30_000)
-            ticks = page.eval_on_selector_all(".parcoords .tick text", "ts => ts.map(t => t.textContent)")
-            labels = page.eval_on_selector_all(".parcoords .axis-title", "ts => ts.map(t => t.textContent)")
-        finally:
-            browser.close()
+
+    def read(page: Any) -> tuple[list[str], list[str]]:
+        page.wait_for_function("document.querySelectorAll('.parcoords .tick text').length > 0", timeout=30_000)
+        return (page.eval_on_selector_all(".parcoords .tick text", "ts => ts.map(t => t.textContent)"),
+                page.eval_on_selector_all(".parcoords .axis-title", "ts => ts.map(t => t.textContent)"))
+
+    ticks, labels = _in_chromium(sync_api, out, read)
     assert {"a\\x1bb", "d<&>", "<b>bold</b>"} <= set(ticks), ticks
     assert "n<&>" in labels, labels
 
@@ -213,16 +211,22 @@ def test_the_report_of_a_study_of_many_parameters_keeps_the_page_s_width(tmp_pat
     study = ts.Study(space, sampler="random", seed=0, name="wide")
     study.optimize(lambda t: t.params["weight_decay_of_layer_0"], n_trials=12)
     out = write_report(study, tmp_path / "wide.html")
+    width = _in_chromium(sync_api, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
+    assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
+
+
+def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any]) -> Any:
+    """What ``read`` gets from the report ``out`` opened in headless chromium, 1200 x 900, with no
+    request leaving the machine."""
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.route("**/*", only(("file:", "data:", "about:"), []))
             page.goto(out.as_uri(), wait_until="load")
-            width = page.evaluate("document.documentElement.scrollWidth")
+            return read(page)
         finally:
             browser.close()
-    assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
 
 
 def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
