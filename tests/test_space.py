@@ -893,6 +893,9 @@ def test_a_fixed_mapping_with_a_key_that_is_not_a_string_is_refused(value: objec
     (({"a": 1},), r"write it as a list, ts.Fixed\(\[\{'a': 1\}\]\)$"),
     ((1, [2]), r"write it as a list, ts.Fixed\(\[1, \[2\]\]\)$"),
     ({1, 2}, r"give a number, a string, a tuple, a list or a dict \(an array: its .tolist\(\)\)$"),
+    # a list of these is no better: Fixed([np.array([1, 2])]) is not code to paste, and is refused at the study
+    (({1, 2},), r"give a number, a string, a tuple, a list or a dict \(an array: its .tolist\(\)\)$"),
+    ((np.array([1, 2]),), r"give a number, a string, a tuple, a list or a dict \(an array: its .tolist\(\)\)$"),
 ])
 def test_an_unhashable_fixed_value_is_refused_with_the_form_to_write(value: object, fix: str) -> None:
     """Before: "fixed value ({'a': 1},) is not hashable", with no word on what to write, for a tuple (the

@@ -777,7 +777,8 @@ class Fixed(Param):
             hash(self.value)
         except TypeError:
             if not isinstance(self.value, (list, dict)):  # a tuple holding a list or dict, a set, an array
-                fix = (f"write it as a list, ts.Fixed({list(self.value)!r})" if isinstance(self.value, tuple)
+                listed = isinstance(self.value, tuple) and isinstance(_unhashable(self.value), (list, dict))
+                fix = (f"write it as a list, ts.Fixed({list(self.value)!r})" if listed  # not a set's, an array's
                        else "give a number, a string, a tuple, a list or a dict (an array: its .tolist())")
                 raise self._err(f"fixed value {self.value!r} is not hashable; {fix}") from None
         key = _key_not_text(self.value)
