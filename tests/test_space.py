@@ -1005,3 +1005,14 @@ def test_half_a_surrogate_pair_in_a_choice_or_a_name_is_refused(tmp_path: Path, 
     with pytest.raises(ValueError, match=r"holds half a surrogate pair .* repair the text \(os.fsencode\(name\)"
                                          r".decode\('utf-8', 'replace'\)\)"):
         ts.Study(space, storage=f"sqlite:///{tmp_path / 's.db'}", name="s")
+
+
+@pytest.mark.parametrize("value", [[{1, 2}], {"a": [1, frozenset({2})]}, [np.array([1, 2])]],
+                         ids=["a set", "a frozenset", "an array"])
+def test_a_fixed_list_holding_a_set_or_an_array_is_refused(value: object, tmp_path: Path) -> None:
+    """Before: ts.Fixed([{1, 2}]) was taken and stored as [[1, 2]]; every trial then "differs from the
+    fixed value" (warned as changed in the database) and the sampler left them all out; an array in a list
+    was refused at the study with "can only convert an array of size 1 to a Python scalar"."""
+    with pytest.raises(ValueError, match=r"'f': fixed value .* holds .*, which a study stores as a list, so its "
+                                         r"trials would not match it; write a list \(sorted\(\.\.\.\), an array's"):
+        ts.Study({"f": ts.Fixed(value), "x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f")

@@ -261,6 +261,17 @@ def _key_not_text(x: Any) -> tuple[Any] | None:
     return None
 
 
+def _set_inside(x: Any) -> Any:
+    """The first set or array in ``x`` at any depth (a study stores it as a list: another value), or None."""
+    if isinstance(x, (set, frozenset, np.ndarray)):
+        return x
+    for v in (x.values() if isinstance(x, Mapping) else x if isinstance(x, (list, tuple)) else ()):
+        found = _set_inside(v)
+        if found is not None:
+            return found
+    return None
+
+
 def _as_json(x: Any) -> Any:
     """A value as JSON gives it back: its tuples lists, at every depth (inside mappings too)."""
     if isinstance(x, Mapping):
@@ -781,6 +792,10 @@ class Fixed(Param):
                 fix = (f"write it as a list, ts.Fixed({list(self.value)!r})" if listed  # not a set's, an array's
                        else "give a number, a string, a tuple, a list or a dict (an array: its .tolist())")
                 raise self._err(f"fixed value {self.value!r} is not hashable; {fix}") from None
+        part = _set_inside(self.value) if isinstance(self.value, (list, dict)) else None
+        if part is not None:  # [{1, 2}] came back as [[1, 2]]: every trial "differs from the fixed value"
+            raise self._err(f"fixed value {self.value!r} holds {part!r}, which a study stores as a "
+                            "list, so its trials would not match it; write a list (sorted(...), an array's .tolist())")
         key = _key_not_text(self.value)
         if key is not None:  # {1: "a"} came back from SQLite and PostgreSQL as {"1": "a"}
             text = json.dumps(key[0]) if key[0] is None or isinstance(key[0], (bool, int, float)) else None
