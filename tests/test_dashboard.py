@@ -4,6 +4,7 @@ the live "changes since" endpoint, server-side reduction of large studies, bad i
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sqlite3
@@ -424,6 +425,19 @@ def test_each_write_asks_for_confirmation_then_applies(url: str) -> None:
     c.post("/studies/beta/delete", data={"token": token, "confirm": "yes"})
     assert "beta" not in [s.name for s in open_storage(url).list_studies()]
     assert c.get("/studies/beta").status_code == 404
+
+
+def test_a_confirmation_posts_back_the_note_as_it_was_written(url: str) -> None:
+    """The confirmation page's hidden fields wrote a note's ESC as the text \\x1b (the escape a page
+    shows): confirming stored another note than the one written. The fields are posted back as sent."""
+    c = client(url, allow_writes=True)
+    token = _token(c, "/studies/alpha")
+    ask = c.post("/studies/alpha/notes", data={"token": token, "text": "red \x1b[31m <b>'q'"}).text
+    assert "<p id='message'>add the note &quot;red \\x1b[31m &lt;b&gt;" in ask  # shown as an escape
+    fields = dict(re.findall(r"<input type=hidden name='?(\w+)'? value='([^']*)'>", ask))
+    assert c.post("/studies/alpha/notes", data={**{k: html.unescape(v) for k, v in fields.items()}, "confirm": "yes"},
+                  follow_redirects=False).status_code == 303
+    assert c.get("/api/studies/alpha").json()["notes"][-1]["text"] == "red \x1b[31m <b>'q'"
 
 
 def test_the_dashboard_reads_a_postgresql_storage(pg_url: str) -> None:

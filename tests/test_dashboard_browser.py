@@ -438,3 +438,42 @@ def test_serve_returns_signal_sighup_after_a_hangup(tmp_path: Path, subprocess_e
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_study_named_with_a_control_character_stays_live_and_is_compared_by_its_name(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """A study name holding ESC (written into the database by hand: tunesmith refuses one) was
+    written as ``a\\x1bb`` in the page's ``data-study`` and the compare form's values too, where the
+    script and the form read the name itself: the page polled another study, got a 404 and said
+    the study was deleted, and comparing it asked for a study that does not exist. The name is
+    shown as ``a\\x1bb`` and sent back as it is."""
+    import sqlite3
+
+    sync_api = browser_or_skip()
+    path = tmp_path / "esc.db"
+    url = f"sqlite:///{path}"
+    ts.Study(SPACE, storage=url, name="ab", sampler="random", seed=0).optimize(objective, n_trials=3)
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        con.execute("UPDATE ts_studies SET name = ? WHERE name = 'ab'", ("a\x1bb",))
+    outside: list[str] = []
+    errors: list[str] = []
+    with _dashboard(url, subprocess_env, "--poll", "0.3") as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = _watched(browser, base, outside, errors, height=900)
+            page.goto(base + "/studies/a%1Bb")
+            assert page.inner_text("h1") == "a\\x1bb"
+            page.wait_for_function("document.getElementById('live').textContent !== 'live'", timeout=30_000)
+            assert page.inner_text("#live").startswith("live: checked"), page.inner_text("#live")
+            page.goto(base + "/")
+            page.check("input[name=study]")
+            page.click("text=compare the checked studies")
+            page.wait_for_url(base + "/compare?study=a%1Bb")
+            page.wait_for_function("document.body.dataset.all === '1'", timeout=30_000)
+            assert page.inner_text("h1") == "Compare: a\\x1bb"
+            assert page.evaluate("document.getElementById('plot-compare-0').data.length") >= 1
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not outside, f"requests left 127.0.0.1: {outside}"

@@ -3,9 +3,12 @@ leaves the machine; a screenshot goes to test-artifacts/ (kept by CI)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, browser_or_skip, only
@@ -105,6 +108,44 @@ def test_control_characters_of_a_failed_trial_are_written_as_escapes_in_the_repo
     assert "a\\x1b[31mred\\x07 &lt;b&gt;\\x9bend\ttab" in trial and "\x1b" not in trial
 
 
+def test_a_control_character_of_a_choice_is_written_as_an_escape_in_the_plots_too(tmp_path: Path) -> None:
+    """The tables wrote the choice "a\\x1bb" as ``a\\x1bb``, the plots (a parallel axis's ticks, a slice's
+    categories, their hover text) kept ESC raw and drew "ab": the report's and the dashboard's alike."""
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    study = ts.Study({"c": ts.Categorical(["a\x1bb", "d"]), "x": ts.Float(0, 1)}, storage=url, name="p",
+                     sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    client = TestClient(create_app(open_storage(url)))
+    for kind in ("parallel", "slice"):
+        text = json.dumps(client.get(f"/api/studies/p/plots/{kind}").json(), ensure_ascii=False)
+        assert "a\\\\x1bb" in text and "\x1b" not in text, kind
+    page = build_report(study)
+    assert '"a\\\\x1bb"' in page and '"a\\u001bb"' not in page
+
+
+def test_the_parallel_plot_draws_a_choice_holding_markup_characters_as_written(tmp_path: Path) -> None:
+    """The parallel plot's ticks drew the choice "d<&>" as "d&lt;&amp;&gt;" (plotly draws a tick's text as
+    it is, its axis labels as HTML): both the report's and the dashboard's. Drawn as written, in chromium."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"c": ts.Categorical(["a\x1bb", "d<&>", "<b>bold</b>"]), "n<&>": ts.Float(0, 1)},
+                     sampler="random", seed=0, name="markup")
+    study.optimize(lambda t: t.params["n<&>"], n_trials=8)
+    out = write_report(study, tmp_path / "markup.html", sections=["parallel"])
+
+    def read(page: Any) -> tuple[list[str], list[str]]:
+        page.wait_for_function("document.querySelectorAll('.parcoords .tick text').length > 0", timeout=30_000)
+        return (page.eval_on_selector_all(".parcoords .tick text", "ts => ts.map(t => t.textContent)"),
+                page.eval_on_selector_all(".parcoords .axis-title", "ts => ts.map(t => t.textContent)"))
+
+    ticks, labels = _in_chromium(sync_api, out, read)
+    assert {"a\\x1bb", "d<&>", "<b>bold</b>"} <= set(ticks), ticks
+    assert "n<&>" in labels, labels
+
+
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:
     page = build_report(study)
     for text in ("<h1>report-demo</h1>", "random", "validation value", "test value", "active when"):
@@ -170,16 +211,22 @@ def test_the_report_of_a_study_of_many_parameters_keeps_the_page_s_width(tmp_pat
     study = ts.Study(space, sampler="random", seed=0, name="wide")
     study.optimize(lambda t: t.params["weight_decay_of_layer_0"], n_trials=12)
     out = write_report(study, tmp_path / "wide.html")
+    width = _in_chromium(sync_api, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
+    assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
+
+
+def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any]) -> Any:
+    """What ``read`` gets from the report ``out`` opened in headless chromium, 1200 x 900, with no
+    request leaving the machine."""
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.route("**/*", only(("file:", "data:", "about:"), []))
             page.goto(out.as_uri(), wait_until="load")
-            width = page.evaluate("document.documentElement.scrollWidth")
+            return read(page)
         finally:
             browser.close()
-    assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
 
 
 def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

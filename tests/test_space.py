@@ -893,6 +893,9 @@ def test_a_fixed_mapping_with_a_key_that_is_not_a_string_is_refused(value: objec
     (({"a": 1},), r"write it as a list, ts.Fixed\(\[\{'a': 1\}\]\)$"),
     ((1, [2]), r"write it as a list, ts.Fixed\(\[1, \[2\]\]\)$"),
     ({1, 2}, r"give a number, a string, a tuple, a list or a dict \(an array: its .tolist\(\)\)$"),
+    # a list of these is no better: Fixed([np.array([1, 2])]) is not code to paste, and is refused at the study
+    (({1, 2},), r"give a number, a string, a tuple, a list or a dict \(an array: its .tolist\(\)\)$"),
+    ((np.array([1, 2]),), r"give a number, a string, a tuple, a list or a dict \(an array: its .tolist\(\)\)$"),
 ])
 def test_an_unhashable_fixed_value_is_refused_with_the_form_to_write(value: object, fix: str) -> None:
     """Before: "fixed value ({'a': 1},) is not hashable", with no word on what to write, for a tuple (the
@@ -988,3 +991,28 @@ def test_a_study_reopened_with_its_space_reads_the_stored_space_once(
     assert ts.Study(space, storage=url, name="once").space == space
     assert len(reads) == 1
     assert ts.Study(storage=url, name="once").space == space and len(reads) == 2  # without a space: read once too
+
+
+@pytest.mark.parametrize("space", [
+    {"data": ts.Categorical(["set-\udcff", "b"]), "x": ts.Float(0, 1)},
+    {"x-\udcff": ts.Float(0, 1)},
+], ids=["a choice", "a name"])
+def test_half_a_surrogate_pair_in_a_choice_or_a_name_is_refused(tmp_path: Path, space: dict[str, object]) -> None:
+    """Before: ts.Categorical(os.listdir(folder)) with a file name whose bytes are not UTF-8 ("set-\\udcff")
+    was taken; SQLite read its trials back as "set-\\ufffd\\ufffd\\ufffd", which fit no choice ("its parameters
+    do not fit the space ... was it changed in the database?") and the sampler left them out; a report
+    of the study in memory ended in "surrogates not allowed". Refused, naming the repair."""
+    with pytest.raises(ValueError, match=r"holds half a surrogate pair .* repair the text \(os.fsencode\(name\)"
+                                         r".decode\('utf-8', 'replace'\)\)"):
+        ts.Study(space, storage=f"sqlite:///{tmp_path / 's.db'}", name="s")
+
+
+@pytest.mark.parametrize("value", [[{1, 2}], {"a": [1, frozenset({2})]}, [np.array([1, 2])]],
+                         ids=["a set", "a frozenset", "an array"])
+def test_a_fixed_list_holding_a_set_or_an_array_is_refused(value: object, tmp_path: Path) -> None:
+    """Before: ts.Fixed([{1, 2}]) was taken and stored as [[1, 2]]; every trial then "differs from the
+    fixed value" (warned as changed in the database) and the sampler left them all out; an array in a list
+    was refused at the study with "can only convert an array of size 1 to a Python scalar"."""
+    with pytest.raises(ValueError, match=r"'f': fixed value .* holds .*, which a study stores as a list, so its "
+                                         r"trials would not match it; write a list \(sorted\(\.\.\.\), an array's"):
+        ts.Study({"f": ts.Fixed(value), "x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f")

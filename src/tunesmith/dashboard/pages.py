@@ -3,6 +3,7 @@ from the JSON endpoints (so a page opens at once and its plots update in place).
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,12 @@ form.inline{display:inline}.danger{color:#fff;background:#b00;border:0;padding:4
 
 def e(text: Any) -> str:
     return escape_html(str(text))
+
+
+def a(text: Any) -> str:
+    """``text`` as an attribute's value that a form sends back or the page's script reads (a study's
+    name, a note's text): markup escaped, each character kept (``e``'s ``\\x1b`` named another study)."""
+    return html.escape(str(text), quote=True)
 
 
 def q(name: str) -> str:
@@ -74,7 +81,7 @@ def studies_page(views: list[View], storage: str) -> str:
     for v in views:
         s = v.summary()
         best = s["best"]
-        rows.append([f"<input type=checkbox name=study value='{e(v.name)}'>",
+        rows.append([f"<input type=checkbox name=study value='{a(v.name)}'>",
                      f"<a href='/studies/{q(v.name)}'>{e(v.name)}</a>", e(s["direction"]), e(s["sampler"]),
                      str(s["trials"]), states(s["states"]),
                      "" if best is None else f"{best['value']:.6g} (#{best['number']})", e(when(s["last_activity"]))])
@@ -123,7 +130,7 @@ def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str, *, 
     body = (f"<h1>{e(v.name)}</h1><p><a href='/studies/{q(v.name)}/importance'>importance</a> &middot; "
             f"<span class='live' id='live'>live</span></p>{table(['', ''], info, raw=True, left=1)}"
             + _notes(v, all_notes, page or {})
-            + f"<div id='plots' data-study='{e(v.name)}' data-version='{v.version}'>{plots}</div>"
+            + f"<div id='plots' data-study='{a(v.name)}' data-version='{v.version}'>{plots}</div>"
             f"<h2>Trials</h2><div id='trials'>{trials_html}</div>{writes}")
     return layout(v.name, body, scripts=True)
 
@@ -186,7 +193,7 @@ def importance_page(v: View, method: str) -> str:
 def compare_page(names: list[str], all_names: list[str], directions: list[str], direction: str | None) -> str:
     """``directions``: each named study's; studies that disagree are drawn one way, ``direction``,
     chosen with the links the page shows (minimize by default)."""
-    boxes = "".join(f"<label><input type=checkbox name=study value='{e(n)}'{' checked' if n in names else ''}> "
+    boxes = "".join(f"<label><input type=checkbox name=study value='{a(n)}'{' checked' if n in names else ''}> "
                     f"{e(n)}</label><br>" for n in all_names)
     form = f"<form action='/compare' method='get'>{boxes}<button>compare</button></form>"
     if not names:
@@ -214,7 +221,7 @@ def message_page(status: int, title: str, text: str, study: str | None = None) -
 
 
 def confirm_page(action: str, what: str, fields: dict[str, str]) -> str:
-    hidden = "".join(f"<input type=hidden name='{e(k)}' value='{e(val)}'>" for k, val in fields.items())
+    hidden = "".join(f"<input type=hidden name='{a(k)}' value='{a(val)}'>" for k, val in fields.items())
     body = (f"<h1>Confirm</h1><p id='message'>{e(what)}</p><form method='post' action='{e(action)}'>{hidden}"
             "<input type=hidden name=confirm value=yes><button class=danger>yes, do it</button> "
             "<a href='javascript:history.back()'>cancel</a></form>")
@@ -224,7 +231,7 @@ def confirm_page(action: str, what: str, fields: dict[str, str]) -> str:
 def write_forms(v: View, token: str, trial: FrozenTrial | None = None) -> str:
     """The forms of ``--allow-writes`` (each asks for confirmation on the next page)."""
     base = f"/studies/{q(v.name)}"
-    tok = f"<input type=hidden name=token value='{e(token)}'>"
+    tok = f"<input type=hidden name=token value='{a(token)}'>"
     if trial is not None:
         if trial.state.is_finished:
             return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -153,8 +154,9 @@ def _parallel(go: Any, p: Parallel) -> Any:
     for a in p.axes:
         d: dict[str, Any] = {"label": _escape(f"{a.name} (log scale)" if a.log else a.name), "values": list(a.values)}
         ticks = a.ticks or (_decades(a.values) if a.log else ())
-        if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2)
-            d.update(tickvals=[t for t, _ in ticks], ticktext=[_escape(label) for _, label in ticks])
+        if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2); plotly draws a tick's
+            # text as it is (the choice "d<&>" was drawn "d&lt;&amp;&gt;"), its label and titles as HTML
+            d.update(tickvals=[t for t, _ in ticks], ticktext=[unseen_as_escapes(label) for _, label in ticks])
         if a.ticks and a.span[0] < a.span[1]:  # every choice on the axis, the unused ones too
             d.update(range=list(a.span))
         dims.append(d)
@@ -208,4 +210,14 @@ def to_html(records: Sequence[Record], *, full: bool = True, include_js: bool = 
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return unseen_as_escapes(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+#: the control characters a page would leave unseen (ESC, BEL, NUL, C1), but tabs and line ends
+_UNSEEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def unseen_as_escapes(text: str) -> str:
+    """``text`` with its control characters but tabs and line ends written as escapes (``\\x1b``), as
+    ``tunesmith show`` prints them: a page (a table, a plot's title, axis or hover text) draws nothing for them."""
+    return _UNSEEN.sub(lambda m: repr(m.group())[1:-1], text)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
+from ..plots.plotly_render import unseen_as_escapes
 from ..plots.reduce import MAX_POINTS, WHOLE, sample, sampled_note, thin
 from ..space import display_names, for_display
 from ..space.params import plural
@@ -217,14 +217,10 @@ def _short(v: Any) -> Any:
     return v
 
 
-#: the control characters a page would leave unseen (ESC, BEL, NUL, C1), but tabs and line ends
-_UNSEEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
 def escape_html(text: str) -> str:
     """``text`` for an HTML page: markup escaped, and control characters but tabs and line ends
     written as escapes (``\\x1b``), as ``tunesmith show`` prints them (the page drew nothing for them)."""
-    return html.escape(_UNSEEN.sub(lambda m: repr(m.group())[1:-1], text), quote=True)
+    return html.escape(unseen_as_escapes(text), quote=True)
 
 
 _e = escape_html

@@ -17,6 +17,7 @@ import yaml
 from ..exceptions import UnreadableSpaceError
 from .params import (
     DEFINITION_KEYS,
+    HALF_A_PAIR,
     PARAM_TYPES,
     Categorical,
     Fixed,
@@ -25,6 +26,7 @@ from .params import (
     _tuples,
     did_you_mean,
     frozen,
+    half_a_pair,
     param_from_dict,
     same_definition,
 )
@@ -116,6 +118,8 @@ class Space(Mapping[str, Param]):
         for name, p in params.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
+            if half_a_pair(name):
+                raise ValueError(f"parameter name {name!r} {HALF_A_PAIR}")
             if not isinstance(p, Param):
                 _check_plain(name, p)
                 p = Fixed(p)
