@@ -20,6 +20,7 @@ from kill_storm import Storm
 
 from tunesmith import Float, Study, TrialState
 from tunesmith.execution import InlineExecutor, ProcessExecutor, ThreadExecutor
+from tunesmith.pruners import NopPruner
 from tunesmith.samplers import RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
@@ -800,3 +801,25 @@ def test_an_inline_ctrl_c_amid_a_trial_still_says_it_was_marked_failed(
     assert [t.state for t in study.trials] == [TrialState.FAILED]
     assert "interrupted: stopped after the running trial was marked failed" in caplog.text
     assert "no trial was running" not in caplog.text
+
+
+class _CtrlCOnceRecorded(NopPruner):
+    """A Ctrl-C that lands inside ``tell`` once the trial's result is written (the pruner's look
+    at the finished trials, done once per study as the first trial completes)."""
+
+    def idle_warning(self, trial: FrozenTrial) -> str | None:
+        raise KeyboardInterrupt
+
+
+def test_an_inline_ctrl_c_once_the_trial_was_recorded_complete_says_no_trial_was_running(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A Ctrl-C inside ``tell`` after the trial's value was written came out of ``run_trial``: inline
+    said "stopped after the running trial was marked failed" though the trial is complete. It says
+    no trial was running now (none was left running, none was failed)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random",
+                  pruner=_CtrlCOnceRecorded())
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(lambda t: float(t.params["x"]), n_trials=2, executor=InlineExecutor())
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert "interrupted: no trial was running; optimize stopped" in caplog.text
+    assert "marked failed" not in caplog.text
