@@ -56,6 +56,7 @@ from .local import (
     _unheld_mask,
     _unhold_in_worker,
     fail_stopped,
+    left_running,
     said_stopped,
 )
 from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
@@ -228,8 +229,7 @@ class _Pool:
             # its trial still running; looked at twice (see fail_stopped): the database may be free by now
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
                                                                  requeue=False))
-            said_stopped(busy or bool(failed), f"the running trials of {len(left)} worker(s) could not be marked "
-                                               "failed (said above): they stay running in the storage" if left else "")
+            said_stopped(busy or bool(failed), left_running(len(failed), len(left), "worker"))
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
