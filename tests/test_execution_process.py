@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -823,3 +824,35 @@ def test_an_inline_ctrl_c_once_the_trial_was_recorded_complete_says_no_trial_was
     assert [t.state for t in study.trials] == [TrialState.COMPLETE]
     assert "interrupted: no trial was running; optimize stopped" in caplog.text
     assert "marked failed" not in caplog.text
+
+
+def _sleeps_a_second(trial: Any) -> float:
+    time.sleep(1.0)
+    return float(trial.params["x"])
+
+
+def test_a_worker_interrupted_on_its_own_is_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A SIGINT to one worker process alone (``kill -INT PID``; the terminal's Ctrl-C reaches the parent
+    too, which stops the run) fails its trial as interrupted and the worker exits 130, which the pool
+    took for a worker that had finished: its slot was not refilled, and with ``n_jobs=1`` optimize
+    returned after 1 of 3 trials, saying nothing. It is replaced now, as a worker killed alone is."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = Study({"x": Float(0, 1)}, storage=url, name="a", sampler="random")
+
+    def interrupt_the_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            running = [t for t in Study.load("a", url).trials if t.state is TrialState.RUNNING and t.worker]
+            if running:
+                time.sleep(0.3)
+                os.kill(int(running[0].worker.rsplit(":", 1)[1]), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=interrupt_the_worker, daemon=True).start()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_sleeps_a_second, n_trials=3, executor=ProcessExecutor(1))
+    trials = Study.load("a", url).trials
+    assert [(t.state, t.error) for t in trials] == [(TrialState.FAILED, "interrupted (KeyboardInterrupt)")] + \
+        [(TrialState.COMPLETE, None)] * 2, caplog.text
+    assert "was interrupted on its own" in caplog.text
