@@ -366,8 +366,8 @@ class _Pool:
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
             if code == 130:  # on its own (the run's interrupt is not handled here): its place is refilled
-                logger.warning("worker process %d was interrupted on its own (a SIGINT to it alone); its trial "
-                               "was failed, a new worker takes its place", w.proc.pid)
+                logger.warning("worker process %d was interrupted on its own (a SIGINT to it alone; its running "
+                               "trial, if any, failed as interrupted): a new worker takes its place", w.proc.pid)
             # (what a worker it replaced left may have come after it last looked: one more looks)
             self._restart(self.pool.exited(w.slot, oom=False, replace=w.owed or code == 130), held=True, after=w)
             return
