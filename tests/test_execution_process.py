@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from kill_storm import Storm
 
 from tunesmith import Float, Study, TrialState
 from tunesmith.execution import InlineExecutor, ProcessExecutor, ThreadExecutor
+from tunesmith.pruners import NopPruner
 from tunesmith.samplers import RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
@@ -800,3 +802,57 @@ def test_an_inline_ctrl_c_amid_a_trial_still_says_it_was_marked_failed(
     assert [t.state for t in study.trials] == [TrialState.FAILED]
     assert "interrupted: stopped after the running trial was marked failed" in caplog.text
     assert "no trial was running" not in caplog.text
+
+
+class _CtrlCOnceRecorded(NopPruner):
+    """A Ctrl-C that lands inside ``tell`` once the trial's result is written (the pruner's look
+    at the finished trials, done once per study as the first trial completes)."""
+
+    def idle_warning(self, trial: FrozenTrial) -> str | None:
+        raise KeyboardInterrupt
+
+
+def test_an_inline_ctrl_c_once_the_trial_was_recorded_complete_says_no_trial_was_running(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A Ctrl-C inside ``tell`` after the trial's value was written came out of ``run_trial``: inline
+    said "stopped after the running trial was marked failed" though the trial is complete. It says
+    no trial was running now (none was left running, none was failed)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random",
+                  pruner=_CtrlCOnceRecorded())
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(lambda t: float(t.params["x"]), n_trials=2, executor=InlineExecutor())
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert "interrupted: no trial was running; optimize stopped" in caplog.text
+    assert "marked failed" not in caplog.text
+
+
+def _sleeps_a_second(trial: Any) -> float:
+    time.sleep(1.0)
+    return float(trial.params["x"])
+
+
+def test_a_worker_interrupted_on_its_own_is_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A SIGINT to one worker process alone (``kill -INT PID``; the terminal's Ctrl-C reaches the parent
+    too, which stops the run) fails its trial as interrupted and the worker exits 130, which the pool
+    took for a worker that had finished: its slot was not refilled, and with ``n_jobs=1`` optimize
+    returned after 1 of 3 trials, saying nothing. It is replaced now, as a worker killed alone is."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = Study({"x": Float(0, 1)}, storage=url, name="a", sampler="random")
+
+    def interrupt_the_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            running = [t for t in Study.load("a", url).trials if t.state is TrialState.RUNNING and t.worker]
+            if running:
+                time.sleep(0.3)
+                os.kill(int(running[0].worker.rsplit(":", 1)[1]), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=interrupt_the_worker, daemon=True).start()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_sleeps_a_second, n_trials=3, executor=ProcessExecutor(1))
+    trials = Study.load("a", url).trials
+    assert [(t.state, t.error) for t in trials] == [(TrialState.FAILED, "interrupted (KeyboardInterrupt)")] + \
+        [(TrialState.COMPLETE, None)] * 2, caplog.text
+    assert "was interrupted on its own" in caplog.text

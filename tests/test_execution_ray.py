@@ -454,14 +454,61 @@ def test_trials_a_busy_database_kept_ray_from_failing_are_failed_once_it_is_free
     assert code == 128 + signal.SIGTERM, said
     if not let_go:
         assert sum(m.startswith("could not mark the interrupted trial failed") for m in said) == 2, said
-        assert said[-1] == ("interrupted: the running trials could not be marked failed (said above): they stay "
-                            "running in the storage; optimize stopped"), said
+        assert said[-1] == ("interrupted: the running trials of 2 actor(s) could not be marked failed (said above): "
+                            "they stay running in the storage; optimize stopped"), said
         assert [t.state for t in Study.load("busy", url).trials] == [TrialState.RUNNING] * 2
         return
     trials = Study.load("busy", url).trials
     assert [t.state for t in trials] == [TrialState.FAILED] * 2, said
     assert {t.error for t in trials} == {"interrupted (SIGTERM)"}
     assert "interrupted: running trials marked failed; optimize stopped" in said
+
+
+def test_a_database_taken_between_two_actors_writes_says_how_many_trials_were_failed(
+        ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer took the SQLite database for good once the driver had failed the first stopped
+    actor's trial: the last line said "the running trials could not be marked failed" though one was.
+    It counts both now, as the process pool counts its workers."""
+    import logging
+    import sqlite3
+
+    from tunesmith import SQLStorage
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    db = tmp_path / "busy.db"
+    url = f"sqlite:///{db}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=SQLStorage(url, busy_timeout=1.0), name="busy")
+    busy = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    storage, update = study._storage, study._storage.update_trial
+
+    def update_trial(study_id: int, record: Any, **kw: Any) -> bool:
+        done = update(study_id, record, **kw)
+        if (record.error or "").startswith("interrupted") and not busy.in_transaction:
+            busy.execute("BEGIN EXCLUSIVE")  # another writer, from the first actor's failed trial on
+        return done
+
+    monkeypatch.setattr(storage, "update_trial", update_trial)
+    said: list[str] = []
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    handler = Said()
+    logging.getLogger("tunesmith").addHandler(handler)
+    try:
+        threading.Thread(target=_terminate_once_running, args=("busy", url), daemon=True).start()
+        code = optimize_interruptibly(study, _sleeps, {"n_trials": 4, "n_jobs": 2, "executor": "ray"})
+    finally:
+        logging.getLogger("tunesmith").removeHandler(handler)
+        if busy.in_transaction:
+            busy.execute("ROLLBACK")
+        busy.close()
+    assert code == 128 + signal.SIGTERM, said
+    assert sum(m.startswith("could not mark the interrupted trial failed") for m in said) == 2, said
+    assert said[-1] == ("interrupted: 1 running trial(s) marked failed, but those of 1 actor(s) could not be "
+                        "(said above): they stay running in the storage; optimize stopped"), said
+    assert sorted(t.state.value for t in Study.load("busy", url).trials) == ["failed", "running"]
 
 
 def test_a_sigterm_as_the_ray_actors_start_kills_those_started(

@@ -172,6 +172,17 @@ def fail_stopped(stopped: list[_T], fail: Callable[[_T], list[FrozenTrial] | Non
     return failed, left
 
 
+def left_running(failed: int, left: int, who: str) -> str:
+    """:func:`said_stopped`'s ``left`` after :func:`fail_stopped` failed ``failed`` trials and left
+    the trials of ``left`` workers or actors (``who``) running; "" when it left none."""
+    if not left:
+        return ""
+    if failed:
+        return (f"{failed} running trial(s) marked failed, but those of {left} {who}(s) could not be (said "
+                "above): they stay running in the storage")
+    return f"the running trials of {left} {who}(s) could not be marked failed (said above): they stay running in the storage"
+
+
 def said_stopped(failed: bool, left: str = "") -> None:
     """Log that an interrupt stopped optimize: with the running trials it failed, after every trial
     had ended (a Ctrl-C as the workers finished said trials were marked failed when none was), or

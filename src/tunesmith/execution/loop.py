@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SearchExhausted, TrialFinishedError
+from ..exceptions import SearchExhausted, TrialFinishedError, interrupted
 from ..trial import FrozenTrial, TrialState
 
 if TYPE_CHECKING:
@@ -323,7 +323,7 @@ class Run:
     lost: int = 0  # trials that were failed elsewhere while this worker ran them
     seat: Seat | None = None  # a forked worker's state, shared with its parent
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
-    stopped: bool = False  # an interrupt came out of a trial's objective (run_trial marked the trial failed)
+    stopped: bool = False  # an interrupt came out of a trial's objective, and run_trial marked the trial failed
 
     def started(self, running: bool) -> None:
         if self.seat is not None:
@@ -429,8 +429,8 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         if stored.system.requeued_as is not None:
             run.budget.refund()  # its copy runs under this call's budget: the lost attempt is not counted
         return None
-    except KeyboardInterrupt:
-        run.stopped = True
+    except KeyboardInterrupt as exc:  # not one that came once its result was written (in tell)
+        run.stopped = trial.record.state is TrialState.FAILED and trial.record.error == interrupted(exc)
         raise
     finally:
         run.started(False)

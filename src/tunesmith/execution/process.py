@@ -56,6 +56,7 @@ from .local import (
     _unheld_mask,
     _unhold_in_worker,
     fail_stopped,
+    left_running,
     said_stopped,
 )
 from .loop import EXHAUSTED, Budget, Run, Seat, worker_loop
@@ -228,8 +229,7 @@ class _Pool:
             # its trial still running; looked at twice (see fail_stopped): the database may be free by now
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
                                                                  requeue=False))
-            said_stopped(busy or bool(failed), f"the running trials of {len(left)} worker(s) could not be marked "
-                                               "failed (said above): they stay running in the storage" if left else "")
+            said_stopped(busy or bool(failed), left_running(len(failed), len(left), "worker"))
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the
@@ -365,8 +365,11 @@ class _Pool:
         # is in the storage: a new trial of this worker that was still running
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
+            if code == 130:  # on its own (the run's interrupt is not handled here): its place is refilled
+                logger.warning("worker process %d was interrupted on its own (a SIGINT to it alone; its running "
+                               "trial, if any, failed as interrupted): a new worker takes its place", w.proc.pid)
             # (what a worker it replaced left may have come after it last looked: one more looks)
-            self._restart(self.pool.exited(w.slot, oom=False, replace=w.owed), held=True, after=w)
+            self._restart(self.pool.exited(w.slot, oom=False, replace=w.owed or code == 130), held=True, after=w)
             return
         self._count(w, code, lost)
         self._lost(w, lost, unit=0)

@@ -34,7 +34,7 @@ from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
 from .callbacks import Callbacks
-from .local import _LEFT_RUNNING, STOPS, _held, fail_stopped, said_stopped
+from .local import STOPS, _held, fail_stopped, left_running, said_stopped
 from .loop import Budget
 from .process import check_trial_timeout
 from .ray_worker import (
@@ -329,8 +329,8 @@ class _Driver:
         except KeyboardInterrupt as exc:
             with _held(STOPS):  # a second Ctrl-C or SIGTERM waits until the running trials are recorded
                 self.budget.stop()
-                failed, recorded = self._interrupt(interrupted(exc))
-            said_stopped(failed > 0, "" if recorded else _LEFT_RUNNING)
+                failed, left = self._interrupt(interrupted(exc))
+            said_stopped(failed > 0, left_running(failed, left, "actor"))
         except ClusterLost as exc:
             self.budget.stop()
             failed = sum(len(self._lost(a, f"ray cluster lost: {exc.args[0]}")) for a in self.actors)
@@ -351,9 +351,10 @@ class _Driver:
         """The resources of each live node of the cluster."""
         return [dict(node["Resources"]) for node in self.ray.nodes() if node.get("Alive")]
 
-    def _interrupt(self, error: str) -> tuple[int, bool]:
+    def _interrupt(self, error: str) -> tuple[int, int]:
         """Ctrl-C (or giving up on lost workers): stop every actor, then fail the trials
-        it was running with ``error``; how many it failed, and whether the storage took every write.
+        it was running with ``error``; how many it failed, and of how many actors the trials stay
+        running (the storage refused a write).
 
         The queued calls are cancelled and the actors killed first, and their trials
         failed once their calls have ended (at most :data:`INTERRUPT_GRACE` seconds):
@@ -371,7 +372,7 @@ class _Driver:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
         failed, left = fail_stopped(self.actors, lambda a: self._recorded_lost(a, error))
-        return len(failed), not left
+        return len(failed), len(left)
 
     def _recorded_lost(self, actor: _Actor, error: str) -> list[FrozenTrial] | None:
         """:meth:`_lost` of a stopped actor; None when the storage refused the write (said): its
