@@ -124,3 +124,22 @@ def test_on_optimize_end_is_called_once_after_the_last_trial(kind: str, tmp_path
     with pytest.raises(ValueError, match="callback says no"):
         optimize(study, kind, 10, [failing])
     assert failing.ends == [(threading.get_ident(), "callback says no")]
+
+
+def _lost_and_stops(trial: Any) -> float:
+    """Trial 0 is failed elsewhere while it runs (as a worker judged lost), then stops the study."""
+    if trial.number == 0:
+        trial.study.tell(trial.number, state="failed", error="failed elsewhere")
+        trial.study.stop()
+    time.sleep(0.05)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("kind", ["inline", "thread", "process"])
+def test_study_stop_from_an_objective_whose_trial_ended_elsewhere_stops_the_run(kind: str, tmp_path: Path) -> None:
+    """An objective's study.stop() was read only once its trial was recorded: when the trial had been
+    failed elsewhere meanwhile (its result dropped), the worker started its next trial, and under the
+    process executor the stop took effect only once that one ended. No trial starts after it now."""
+    study = make_study(kind, tmp_path)
+    study.optimize(_lost_and_stops, n_trials=6, n_jobs=1, executor=kind)
+    assert [(t.number, t.state) for t in study.trials] == [(0, TrialState.FAILED)]

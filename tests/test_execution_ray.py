@@ -113,7 +113,34 @@ def test_study_stop_from_the_objective_in_an_actor_stops_the_run(ray_local: Any,
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="p")
     study.optimize(_stops_on_two, n_trials=20, n_jobs=2, executor="ray", resources_per_trial={"cpu": 1})
     assert len(study.trials) < 8 and study.trials[2].state is TrialState.COMPLETE, [t.error for t in study.trials]
-    assert {t.state for t in study.trials} == {TrialState.COMPLETE}
+    # in memory the trial asked for a call queued behind the stopping one goes back to the queue, unrun
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.WAITING}
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_an_actor_runs_no_trial_after_its_objective_stopped_the_study(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """The call queued behind the trial whose objective called study.stop() ran in the same actor:
+    one trial after the stop. It runs nothing now (in memory its trial goes back to the queue)."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'q.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="q")
+    study.optimize(_stops_on_two, n_trials=10, n_jobs=1, executor="ray", resources_per_trial={"cpu": 2})
+    assert [t.number for t in study.trials if t.state is not TrialState.WAITING] == [0, 1, 2]
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.WAITING}
+
+
+def test_study_stop_from_an_objective_whose_trial_ended_elsewhere_stops_the_run(ray_local: Any, tmp_path: Path) -> None:
+    """An objective's study.stop() in an actor: the call queued behind that trial in the same actor
+    still ran a trial, and when the stopping trial had been failed elsewhere meanwhile (no record)
+    the driver gave the actor one more before it stopped the run. One actor (2 CPUs a trial) runs
+    no trial after its stop now."""
+    import test_execution_callbacks
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(test_execution_callbacks)  # the actors cannot import it
+    _lost_and_stops = test_execution_callbacks._lost_and_stops
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'l.db'}", name="l")
+    study.optimize(_lost_and_stops, n_trials=6, n_jobs=1, executor="ray", resources_per_trial={"cpu": 2})
+    assert [(t.number, t.state) for t in study.trials] == [(0, TrialState.FAILED)]
 
 
 def _objective(trial: Any) -> float:

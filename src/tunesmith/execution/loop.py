@@ -434,8 +434,8 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         raise
     finally:
         run.started(False)
-    if run.study.stopping:  # study.stop() from the objective: a worker process's own copy of the study
-        run.budget.stop()  # the budget is shared: no worker starts a trial after it
+        if run.study.stopping:  # study.stop() from the objective (a worker process's own copy of the study),
+            run.budget.stop()  # its trial recorded or failed elsewhere: the budget is shared, no worker starts one after
     if run.ended is not None:
         run.ended(record)
     if run.on_trial is not None and not resumed:

@@ -533,8 +533,9 @@ class _Driver:
             self.budget.give_back()
             return
         record = apply_outcome(self.study, out) if self.memory else out.record
-        if out.stop:
-            self.study.stop()  # from the objective in the actor: as from a callback, no trial starts after it
+        if out.stop:  # from the objective in the actor: as from a callback, no trial starts after it
+            self.study.stop()  # (its trial failed elsewhere too: no record, the actor is given its next call below)
+            self.calls.check_stop()
         if out.uncaught:
             assert record is not None
             self._uncaught(out.raised or RuntimeError(

@@ -65,7 +65,7 @@ class Outcome:
     record: FrozenTrial | None = None  # SQL mode: the finished record
     exhausted: str | None = None
     lost: bool = False  # SQL mode: the trial was failed elsewhere while it ran
-    late: bool = False  # the call came after optimize's timeout: no trial was run
+    late: bool = False  # the call came after optimize's timeout or this actor's study.stop(): no trial was run
     stop: bool = False  # the objective called study.stop() on the actor's copy of the study: the driver stops
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
@@ -110,8 +110,9 @@ class StudyWorker:
         return self.me
 
     def run_one(self, deadline: float | None = None) -> Outcome:
-        """One whole trial; none once the wall-clock ``deadline`` (optimize's timeout) has passed."""
-        if past(deadline):
+        """One whole trial; none once the wall-clock ``deadline`` (optimize's timeout) has passed, nor
+        after an objective of this actor called ``study.stop()`` (a call queued behind that trial)."""
+        if past(deadline) or self.run.study.stopping:
             return Outcome(self.me, late=True)
         record = run_one(self.run)
         exhausted, self.run.exhausted = self.run.exhausted, None
@@ -136,15 +137,17 @@ class EvalWorker:
         self.me = worker_id()
         self.name = spec.name  # the objective may use it (the trainer's checkpoint folder)
         self.copy_id = spec.copy_id
+        self.stopped = False  # an objective here called study.stop(): a call queued behind it runs nothing
 
     def whoami(self) -> str:
         return self.me
 
     def evaluate(self, record: FrozenTrial, deadline: float | None = None) -> Outcome:
-        """Evaluate the trial the driver asked, unless the wall-clock ``deadline`` has passed."""
+        """Evaluate the trial the driver asked, unless the wall-clock ``deadline`` has passed or an
+        objective of this actor called ``study.stop()``."""
         from ..study.trial import DetachedTrial
 
-        if past(deadline):
+        if past(deadline) or self.stopped:
             return Outcome(self.me, sent=record, late=True)
         trial = DetachedTrial(self.name, record, self.copy_id)
         out = Outcome(self.me, sent=record, began=time.time())
@@ -159,7 +162,7 @@ class EvalWorker:
                 out.raised = exc
         final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
-        out.stop = bool(getattr(trial.study, "stopping", False))
+        out.stop = self.stopped = bool(getattr(trial.study, "stopping", False))
         return out
 
 
