@@ -267,7 +267,7 @@ def _set_inside(x: Any) -> Any:
     if isinstance(x, (set, frozenset, np.ndarray)):
         return x
     for v in (x.values() if isinstance(x, Mapping) else x if isinstance(x, (list, tuple)) else ()):
-        found = _set_inside(v)
+        found = None if type(v) in PLAIN_TYPES else _set_inside(v)  # no call per number: a 10^6 list took 3x as long
         if found is not None:
             return found
     return None
