@@ -1002,9 +1002,38 @@ def test_half_a_surrogate_pair_in_a_choice_or_a_name_is_refused(tmp_path: Path, 
     was taken; SQLite read its trials back as "set-\\ufffd\\ufffd\\ufffd", which fit no choice ("its parameters
     do not fit the space ... was it changed in the database?") and the sampler left them out; a report
     of the study in memory ended in "surrogates not allowed". Refused, naming the repair."""
-    with pytest.raises(ValueError, match=r"holds half a surrogate pair .* repair the text \(os.fsencode\(name\)"
-                                         r".decode\('utf-8', 'replace'\)\)"):
+    with pytest.raises(ValueError, match=r"holds half a surrogate pair .* repair the text as the storage reads it "
+                                         r"back \(name.encode\('utf-8', 'surrogatepass'\).decode\('utf-8', 'replace'\)"):
         ts.Study(space, storage=f"sqlite:///{tmp_path / 's.db'}", name="s")
+
+
+def test_a_study_an_older_tunesmith_stored_with_half_a_pair_resumes_with_the_repair_named(tmp_path: Path) -> None:
+    """Before, the refusal named os.fsencode(name).decode('utf-8', 'replace'), "set-\\ufffd"; a study an older
+    tunesmith stored with "set-\\udcff" reads back as "set-\\ufffd\\ufffd\\ufffd", so the repaired script was
+    refused there ("exists with a different space"). The repair named is the storage's own: the study resumes,
+    and its trials of that choice fit it."""
+    import json
+
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    ts.Study({"data": ts.Categorical(["x1", "b"]), "n": ts.Int(0, 1)}, storage=url, name="ls",
+             sampler="grid").optimize(lambda t: t.params["n"], n_trials=4)
+    engine = sa.create_engine(url)
+    with engine.begin() as c:  # "set-\udcff" as an older tunesmith stored it: a JSON escape
+        for table, column in (("ts_studies", "space"), ("ts_trials", "params")):
+            c.execute(sa.text(f"UPDATE {table} SET {column} = replace({column}, '\"x1\"', :a)"),
+                      {"a": json.dumps("set-\udcff")})
+    engine.dispose()
+    with pytest.raises(ValueError) as refused:
+        ts.Space({"data": ts.Categorical(["set-\udcff", "b"])})
+    assert "(name.encode('utf-8', 'surrogatepass').decode('utf-8', 'replace'):" in str(refused.value)
+    repaired = "set-\udcff".encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    study = ts.Study({"data": ts.Categorical([repaired, "b"]), "n": ts.Int(0, 1)}, storage=url, name="ls",
+                     load_if_exists=True, sampler="random")
+    assert sorted(t.params["data"] for t in study.trials) == ["b", "b", repaired, repaired]
+    study.optimize(lambda t: t.params["n"], n_trials=1)
+    assert len(study.trials) == 5
 
 
 @pytest.mark.parametrize("value", [[{1, 2}], {"a": [1, frozenset({2})]}, [np.array([1, 2])]],

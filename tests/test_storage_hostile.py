@@ -559,3 +559,27 @@ def test_a_study_whose_stored_space_a_peer_broke_is_copied_out_in_the_owner_s_sp
     with engine.connect() as c:
         assert json.loads(c.execute(sa.text("SELECT space FROM ts_studies WHERE name = 'victim'")).scalar_one()) == stored
     engine.dispose()
+
+
+def test_a_study_whose_stored_choices_read_back_alike_still_opens(sqlite_url: str, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A tunesmith before 2026-12-05 took ts.Categorical(os.listdir(folder)) with two Latin-1 file names
+    ("caf\\udce9", "caf\\udce8"); the storage reads each half of a surrogate pair back as U+FFFD, so both
+    read as "caf\\ufffd\\ufffd\\ufffd", and the study opened nowhere ("its stored space is unreadable
+    (... is listed twice)"): not shown, exported or copied. It opens, with a warning, the two as one choice."""
+    ts.Study({"d": ts.Categorical(["x1", "x2", "b"]), "x": ts.Int(0, 1)}, storage=sqlite_url, name="ls",
+             sampler="grid").optimize(lambda t: t.params["x"], n_trials=6)  # each configuration once
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as c:  # the names as an older tunesmith stored them: JSON escapes of the surrogates
+        for table, column in (("ts_studies", "space"), ("ts_trials", "params")):
+            c.execute(sa.text(f"UPDATE {table} SET {column} = replace(replace({column}, '\"x1\"', :a), '\"x2\"', :b)"),
+                      {"a": json.dumps("caf\udce9"), "b": json.dumps("caf\udce8")})
+    engine.dispose()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study = ts.Study.load("ls", storage=sqlite_url)
+    alike = "caf\ufffd\ufffd\ufffd"
+    assert study.space["d"].choices == (alike, "b")  # type: ignore[attr-defined]
+    assert sorted(t.params["d"] for t in study.trials) == ["b"] * 2 + [alike] * 4
+    assert f"choice {alike!r} is stored 2 times" in caplog.text and "read as one choice (a new space refuses" in caplog.text
+    assert main(["export", "ls", "--storage", sqlite_url, "--format", "json", "-o", str(tmp_path / "ls.json")]) == 0
+    assert len(study.copy("ls2").trials) == 6

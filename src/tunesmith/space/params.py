@@ -36,7 +36,8 @@ PLAIN_TYPES = frozenset({int, float, str, bool, type(None)})
 #: why a text holding half a surrogate pair is refused, and what to write instead
 HALF_A_PAIR = ("holds half a surrogate pair (as os.listdir gives a file name whose bytes are not UTF-8), which no "
                "storage keeps: its trials would read back with another text (U+FFFD) and fit no choice; repair the "
-               "text (os.fsencode(name).decode('utf-8', 'replace')), or list indices and look the names up in the "
+               "text as the storage reads it back (name.encode('utf-8', 'surrogatepass').decode('utf-8', 'replace'): "
+               "a study an older tunesmith stored with it resumes so), or list indices and look the names up in the "
                "objective")
 
 
@@ -266,7 +267,7 @@ def _set_inside(x: Any) -> Any:
     if isinstance(x, (set, frozenset, np.ndarray)):
         return x
     for v in (x.values() if isinstance(x, Mapping) else x if isinstance(x, (list, tuple)) else ()):
-        found = _set_inside(v)
+        found = None if type(v) in PLAIN_TYPES else _set_inside(v)  # no call per number: a 10^6 list took 3x as long
         if found is not None:
             return found
     return None

@@ -577,10 +577,13 @@ def _check_yaml_size(data: Any) -> None:
 def finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A stored space without the prior weights of a parameter that has a NaN or infinite one (an older
     tunesmith took them, then its bayes sampler failed on them; refused now), a mode kept; and without
-    the weights an older tunesmith stored, unread, on the prior of a Float or Int. :meth:`Space.stored`
+    the weights an older tunesmith stored, unread, on the prior of a Float or Int; a categorical's choices
+    that the storage reads back alike listed once (:func:`_alike_as_one`). :meth:`Space.stored`
     reads a stored space so, and a copy of a study stores its space so."""
     out = dict(d)
     for name, spec in d.items():
+        if isinstance(spec, Mapping) and spec.get("type") == "categorical":
+            spec = out[name] = _alike_as_one(spec, where, str(name))
         prior = spec.get("prior") if isinstance(spec, Mapping) else None
         weight = prior.get("weight") if isinstance(prior, Mapping) else None
         if not isinstance(prior, Mapping) or weight is None:
@@ -597,6 +600,33 @@ def finite_weights(d: Mapping[str, Any], where: str) -> dict[str, Any]:
             if rest.get("mode") is not None:
                 out[name]["prior"] = rest
     return out
+
+
+def _alike_as_one(spec: Mapping[str, Any], where: str, name: str) -> Mapping[str, Any]:
+    """A stored categorical with each of its texts that the storage reads back alike listed once: the storage
+    reads half a surrogate pair as U+FFFD, so "caf\\udce9" and "caf\\udce8" (file names, from os.listdir, that
+    an older tunesmith took) both read as "caf\\ufffd\\ufffd\\ufffd", their trials too (refused as "listed twice")."""
+    choices = spec.get("choices")
+    if not isinstance(choices, list):
+        return spec
+    alike = Counter(c for c in choices if isinstance(c, str) and "\ufffd" in c)
+    twice = {c for c, n in alike.items() if n > 1}
+    if not twice:
+        return spec
+    for c in twice:
+        _say_alike(where, name, c, alike[c])
+    kept = [c for i, c in enumerate(choices) if not (isinstance(c, str) and c in twice) or choices.index(c) == i]
+    return {**spec, "choices": kept}
+
+
+@functools.lru_cache(maxsize=64)
+def _say_alike(where: str, name: str, choice: str, times: int) -> None:
+    logging.getLogger("tunesmith").log(
+        logging.WARNING if SAY_DROPPED else logging.DEBUG,
+        "%s: parameter %r: choice %r is stored %d times: the storage reads half a surrogate pair (a file name "
+        "whose bytes are not UTF-8) as U+FFFD, so choices that differed there read alike, and so do their "
+        "trials: they are read as one choice (a new space refuses such a choice, naming the repair)",
+        where, name, choice, times)
 
 
 #: False in a Ray actor: the driver opened the study first and said which weights are left out
