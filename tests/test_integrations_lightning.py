@@ -412,12 +412,6 @@ def test_two_studies_of_one_name_do_not_resume_from_each_other_s_checkpoint(tmp_
     naming its study, and the other study's trial refuses the checkpoint."""
     import time
 
-    from tunesmith.pruners import Decision
-
-    class PauseOnce(PauseAndPromote):
-        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
-            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
-
     def pause(study: ts.Study) -> None:
         trial = study.ask()
         cb = PruningCallback(trial, checkpoint_dir=tmp_path / "ckpt")
@@ -437,6 +431,28 @@ def test_two_studies_of_one_name_do_not_resume_from_each_other_s_checkpoint(tmp_
     assert PruningCallback(b.ask(), checkpoint_dir=tmp_path / "ckpt").resume_from == str(tmp_path / "ckpt" / "trial-0.ckpt")
 
 
+class PauseOnce(PauseAndPromote):
+    """Pauses every trial at its first decision, once; a resumed trial runs to its end."""
+
+    def decide(self, trial, trials, direction):  # type: ignore[no-untyped-def]
+        from tunesmith.pruners import Decision
+
+        return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
+
+
+def _fit_noting_start(trial: ts.Trial, checkpoint_dir: str | Path, tmp_path: Path, starts: list[int]) -> None:
+    """Fit the trial's Regression with a PruningCallback on ``checkpoint_dir``; the epoch it started at noted."""
+    cb = PruningCallback(trial, checkpoint_dir=checkpoint_dir)
+    model = Regression(trial.params["lr"])
+    train, val = loaders()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val, ckpt_path=cb.resume_from, weights_only=True)
+        finally:
+            starts.append(model.epochs_started[0])
+
+
 def test_a_paused_trial_s_checkpoint_is_stored_absolute_and_resumes_from_another_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -444,28 +460,14 @@ def test_a_paused_trial_s_checkpoint_is_stored_absolute_and_resumes_from_another
     "checkpoints/trial-0.ckpt": a worker in another working folder, given that folder by its
     absolute path, refused the trial as "not in the callback's folder" (the stored path read from
     its own folder), and `tunesmith show` named no file. The stored path is now absolute."""
-    from tunesmith.pruners import Decision
-
-    class PauseOnce(PauseAndPromote):
-        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
-            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
-
     (tmp_path / "run").mkdir()
     (tmp_path / "elsewhere").mkdir()
     url = f"sqlite:///{tmp_path / 'ts.db'}"
     study = ts.Study(SPACE, sampler="random", seed=0, name="rel", storage=url, pruner=PauseOnce())
-    train, val = loaders()
     starts: list[int] = []
 
     def fit(trial: ts.Trial, checkpoint_dir: str | Path) -> None:
-        cb = PruningCallback(trial, checkpoint_dir=checkpoint_dir)
-        model = Regression(trial.params["lr"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val, ckpt_path=cb.resume_from, weights_only=True)
-            finally:
-                starts.append(model.epochs_started[0])
+        _fit_noting_start(trial, checkpoint_dir, tmp_path, starts)
 
     monkeypatch.chdir(tmp_path / "run")
     trial = study.ask()
@@ -565,25 +567,11 @@ def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, m
     it. Its file in the new place's checkpoint folder is taken, as the trainer's are."""
     import shutil
 
-    from tunesmith.pruners import Decision
-
-    class PauseOnce(PauseAndPromote):
-        def decide(self, trial, trials, direction) -> Decision:  # type: ignore[no-untyped-def]
-            return Decision.PAUSE if trial.system.n_resumes == 0 else Decision.CONTINUE
-
     (tmp_path / "proj").mkdir()
-    train, val = loaders()
     starts: list[int] = []
 
     def fit(trial: ts.Trial) -> None:
-        cb = PruningCallback(trial, checkpoint_dir="checkpoints")
-        model = Regression(trial.params["lr"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                trainer(cb, tmp_path, callbacks=[cb]).fit(model, train, val, ckpt_path=cb.resume_from, weights_only=True)
-            finally:
-                starts.append(model.epochs_started[0])
+        _fit_noting_start(trial, "checkpoints", tmp_path, starts)
 
     monkeypatch.chdir(tmp_path / "proj")
     study = ts.Study(SPACE, sampler="random", seed=0, name="moved", storage="sqlite:///ts.db", pruner=PauseOnce())
