@@ -599,6 +599,12 @@ def test_one_callback_needs_no_list_and_a_bad_one_is_refused_before_a_trial() ->
     assert len(study.trials) == 2
 
 
+def test_callbacks_none_means_no_callbacks() -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(quadratic, n_trials=2, callbacks=None)  # before: "callbacks= takes a function ..., got None"
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
 def test_an_empty_study_name_is_refused_not_replaced_by_a_random_one(tmp_path: os.PathLike) -> None:
     with pytest.raises(ValueError, match="name must not be empty"):
         ts.Study(SPACE, storage=f"sqlite:///{tmp_path}/e.db", name="")

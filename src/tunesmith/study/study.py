@@ -670,7 +670,7 @@ class Study:
         n_jobs: int = 1,
         *,
         catch: type[BaseException] | Sequence[type[BaseException]] = (Exception,),
-        callbacks: Callable[[Study, FrozenTrial], None] | Sequence[Callable[[Study, FrozenTrial], None]] = (),
+        callbacks: Callable[[Study, FrozenTrial], None] | Sequence[Callable[[Study, FrozenTrial], None]] | None = (),
         show_progress: bool | None = None,
         executor: Any = None,
         **executor_options: Any,
@@ -687,7 +687,8 @@ class Study:
             timeout: seconds after which no new trial starts.
             n_jobs: parallel workers (-1: one per core). With a SQL storage they
                 are processes sharing the database; in memory, threads.
-            callbacks: called as ``callback(study, record)`` after each trial,
+            callbacks: called as ``callback(study, record)`` after each trial
+                (None: no callbacks),
                 in this process (the driver) under every executor, in the order
                 each worker ended its trials (a trial failed because its worker
                 died included). An exception in a callback stops the run: no
@@ -1039,7 +1040,9 @@ def _as_catch(catch: Any) -> tuple[type[BaseException], ...]:
 
 
 def _as_callbacks(callbacks: Any) -> tuple[Callable[[Study, FrozenTrial], None], ...]:
-    """``callbacks`` as a tuple: one callable or a sequence of them, checked before a trial starts."""
+    """``callbacks`` as a tuple: one callable or a sequence of them (None: none), checked before a trial starts."""
+    if callbacks is None:
+        return ()
     if not callable(callbacks) and (isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable)):
         raise TypeError(f"callbacks= takes a function callback(study, record) or a list of them, got {callbacks!r}")
     cbs = (callbacks,) if callable(callbacks) else tuple(callbacks)
