@@ -259,7 +259,8 @@ TRAIN = ["a callback class", "a number for the callbacks", "a metric that is no 
          "a tuned start as text", "a tuned start of None", "label smoothing as text", "no training batch",
          "no study for hypertune", "a list for hyper_space", "None for values_of", "no rules to unroll",
          "a yes/no hyperparameter", "another model's optimizer state", "an optimizer state of numbers",
-         "an optimizer state that is a list"]
+         "an optimizer state that is a list", "an optimizer state of one number a weight",
+         "an optimizer state holding None"]
 
 
 def _losses(model: Any) -> tuple[Any, ...]:
@@ -373,7 +374,12 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
         ("an optimizer state of numbers", lambda: _unrolled_with_state(x, y, {"weight": {"step": 3}}), TypeError,
          "state['weight']['step'] is 3, not a tensor: pass state=state_of(optimizer, params), or None"),
         ("an optimizer state that is a list", lambda: _unrolled_with_state(x, y, [{"step": 3}]), TypeError,
-         "state is a dict of weight name -> dict of buffer name -> tensor, got list: pass state=state_of("),
+         "state is a dict of weight name -> dict of buffer name -> tensor, got a list: pass state=state_of("),
+        # was "got a int among its values", and "got dict" for a None among them
+        ("an optimizer state of one number a weight", lambda: _unrolled_with_state(x, y, {"weight": 3}), TypeError,
+         "got an int among its values: pass state=state_of("),
+        ("an optimizer state holding None", lambda: _unrolled_with_state(x, y, {"weight": None}), TypeError,
+         "got None among its values: pass state=state_of("),
     ]
     return {label: rest for label, *rest in calls}  # type: ignore[misc]
 

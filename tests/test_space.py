@@ -131,6 +131,8 @@ def test_a_prior_written_with_a_wrong_key_or_a_list_of_weights_is_refused_by_nam
         ts.Space({"c": ts.Categorical(["a", "b"], prior=Prior(weight=[1, 2]))})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown key 'mdoe' in a float parameter's prior"):
         ts.Space.from_dict({"x": {"type": "float", "low": 0, "high": 1, "prior": {"mdoe": 0.5}}})
+    with pytest.raises(ValueError, match="unknown key 'mdoe' in an int parameter's prior"):  # was "a int"
+        ts.Space.from_dict({"x": {"type": "int", "low": 0, "high": 1, "prior": {"mdoe": 0.5}}})
 
 
 
@@ -372,6 +374,8 @@ def test_yaml_shorthand() -> None:
         ts.Space.from_yaml("x: {type: flaot, low: 0, high: 1}")
     with pytest.raises(ValueError, match=r"parameter .x.: unknown key .lo. in a float parameter \(did you mean .low.\?\)"):
         ts.Space.from_yaml("x: {type: float, lo: 0, high: 1}")
+    with pytest.raises(ValueError, match=r"unknown key .lo. in an int parameter \(did"):  # was "in a int parameter"
+        ts.Space.from_yaml("x: {type: int, lo: 0, high: 1}")
     with pytest.raises(ValueError, match="mapping of parameter name"):
         ts.Space.from_yaml("- a\n- b\n")
 

@@ -404,10 +404,10 @@ def test_a_one_element_array_and_tensor_fail_their_trial_alike() -> None:
     assert [t.value for t in study.trials] == [None, None, 0.5]
     for trial, kind in zip(study.trials[:2], ("ndarray", "Tensor"), strict=True):
         assert f"({kind} of shape (1,)); return a finite number (a 0-d array or tensor, or .item()" in (trial.error or "")
-    for value, kind in ((np.array([0.5]), "ndarray"), (torch.tensor([0.5]), "Tensor")):
+    for value, kind in ((np.array([0.5]), "an ndarray"), (torch.tensor([0.5]), "a Tensor")):  # was "a ndarray"
         with pytest.raises(ValueError, match="report\\(\\) takes a finite number") as refused:
             study.ask().report(value)
-        assert f"this is a {kind} of shape (1,) (.item() of a one-element one is its number)" in str(refused.value)
+        assert f"this is {kind} of shape (1,) (.item() of a one-element one is its number)" in str(refused.value)
 
 
 def test_a_sampler_that_keeps_proposing_a_taken_configuration_is_named_with_the_cause() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..space.params import did_you_mean
+from ..space.params import a_type, did_you_mean
 from .bars import importance_bars
 from .compare import comparison, run_samplers
 from .records import (
@@ -92,7 +92,7 @@ def save(records: Record | Sequence[Record], path: str | Path) -> Path:
     """Write records to ``path``: ``.html`` (plotly, plotly.js embedded: opens offline) or
     an image (``.png``, ``.pdf``, ``.svg``: matplotlib, one panel per record)."""
     if hasattr(records, "trials"):  # a Study: "'Study' object is not iterable"
-        raise TypeError(f"save takes the records to draw, got a {type(records).__name__}: "
+        raise TypeError(f"save takes the records to draw, got {a_type(records)}: "
                         "write plots.save(plots.records_of(study, 'history'), path)")
     items = [records] if isinstance(records, (Chart, Parallel, Diagram)) else list(records)
     path = check_output(path)

@@ -674,7 +674,7 @@ class Categorical(Param):
                 twin = seen.get(c, seen)  # seen itself: none yet (None may be a choice)
             except TypeError:
                 part = _unhashable(c)  # a list inside a tuple choice: not "use a tuple instead of a tuple"
-                kind = "an array" if isinstance(part, np.ndarray) else f"a {type(part).__name__}"
+                kind = "an array" if isinstance(part, np.ndarray) else a_type(part)
                 raise self._err(f"choice {c!r} is not hashable; use a tuple instead of {kind}") from None
             if twin is not seen and type(c) is type(twin):
                 raise self._err(f"choice {c!r} is listed twice")
@@ -950,6 +950,16 @@ def did_you_mean(word: Any, options: list[str]) -> str:
     return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
+def an(word: str) -> str:
+    """``word`` after its article: "an int", "a float", "an ndarray" (by its sound; "a uint8", "a UUID")."""
+    return f"{'an' if word[:1].lower() in ('a', 'e', 'i', 'o') or word.startswith('nd') else 'a'} {word}"
+
+
+def a_type(value: Any) -> str:
+    """What ``value`` is, for a message: "an int", "a Tensor", "None" (not "a int", "a NoneType")."""
+    return "None" if value is None else an(type(value).__name__)
+
+
 def check_seed(seed: Any, what: str = "seed") -> int | None:
     """``seed`` as an int (a NumPy integer too), or a ValueError naming ``what``: NumPy's own
     ("expected non-negative integer") named no argument."""
@@ -1019,7 +1029,7 @@ def _check_prior_keys(kind: Any, prior: Mapping[str, Any]) -> None:
     keys = [f.name for f in dataclasses.fields(Prior)]
     for key in prior if kind in ("float", "int", "categorical") else ():  # a fixed takes no prior: refused after
         if key not in keys:
-            raise ValueError(f"unknown key {key!r} in a {kind} parameter's prior{did_you_mean(key, keys)}; its keys "
+            raise ValueError(f"unknown key {key!r} in {an(kind)} parameter's prior{did_you_mean(key, keys)}; its keys "
                              f"are {keys} (weight: a categorical's, a mapping of each choice to its weight)")
 
 
@@ -1033,5 +1043,5 @@ def _check_definition_keys(kind: Any, d: Mapping[str, Any]) -> None:
     allowed = [*(["value", "tuple"] if cls is Fixed else []), *(n for n in allowed if n != "value")]  # tuple: see to_dict
     for key in d:
         if key not in allowed:
-            raise ValueError(f"unknown key {key!r} in a {kind} parameter{did_you_mean(key, allowed)}; "
+            raise ValueError(f"unknown key {key!r} in {an(kind)} parameter{did_you_mean(key, allowed)}; "
                              f"its keys are {['type', *allowed]}")

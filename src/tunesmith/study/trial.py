@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..exceptions import TrialFinishedError
 from ..pruners import Decision
-from ..space.params import did_you_mean
+from ..space.params import a_type, did_you_mean
 from ..trial import FrozenTrial, SystemState, TrialState, _as_float_or_nan, json_attrs, short_repr
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ def _as_item(value: Any) -> str:
     """What report() adds for an array or tensor with dimensions (before: ``tensor([0.5])``, taken
     until such values were refused, was not told ``.item()``)."""
     shaped = _of_shape(value)[0]
-    return f": this is a {type(value).__name__}{shaped} (.item() of a one-element one is its number)" if shaped else ""
+    return f": this is {a_type(value)}{shaped} (.item() of a one-element one is its number)" if shaped else ""
 
 
 class Params(dict[str, Any]):

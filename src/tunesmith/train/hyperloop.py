@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..space.params import check_field_types
+from ..space.params import a_type, check_field_types
 from .implicit import (
     ImplicitOptions,
     TrainLoss,
@@ -268,7 +268,7 @@ def tune(
         raise TypeError(f"tune's callback must be a function callback(step, params) or None, got {callback!r}")
     if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):
         raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
-                        f"a {type(select_batch).__name__}; a function of the step is for val_batch only")
+                        f"{a_type(select_batch)}; a function of the step is for val_batch only")
     check_not_empty("select_batch", select_batch)
     if select_batch is not None and _nonfinite_inputs(select_batch):  # every step's score would be nan, none the best
         raise ValueError(f"select_batch holds NaN or inf values (in {_nonfinite_inputs(select_batch)}): clean the data")

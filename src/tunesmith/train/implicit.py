@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..space.params import a_type
+
 Tree = dict[str, torch.Tensor]
 TrainLoss = Callable[[Tree, Tree, Any], torch.Tensor]
 ValLoss = Callable[[Tree, Any], torch.Tensor]
@@ -211,7 +213,7 @@ def check_one_batch(what: str, batch: Any) -> None:
     if batch is None:  # the loss would fail unpacking it, without saying which batch
         raise TypeError(f"{what}, got None")
     if isinstance(batch, torch.utils.data.DataLoader) or hasattr(batch, "__next__"):
-        raise TypeError(f"{what}, got a {type(batch).__name__}; for minibatches from a DataLoader pass e.g. "
+        raise TypeError(f"{what}, got {a_type(batch)}; for minibatches from a DataLoader pass e.g. "
                         "it = (b for _ in itertools.count() for b in loader) and lambda _step: next(it)")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..space.params import a_type
 from .config import TrainConfig
 
 
@@ -35,7 +36,7 @@ def head_names(model: nn.Module, head: Any) -> list[str]:
         elif isinstance(h, nn.Module) and names.get(id(h)):
             out.append(names[id(h)])
         else:
-            what = ("the model itself" if h is model else f"a {type(h).__name__}" +
+            what = ("the model itself" if h is model else a_type(h) +
                     (" that is not part of the model" if isinstance(h, nn.Module) else ""))
             raise ValueError(f"head must name the model's head, by name (head='classifier') or as its module "
                              f"(head=model.classifier); got {what}")

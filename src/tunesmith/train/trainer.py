@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..space.params import a_type
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import (
@@ -289,7 +290,7 @@ class Trainer:
         created only for scalar outputs" in training, "only one element tensors" in evaluation)."""
         loss = self.loss_fn(out, y)
         if not (isinstance(loss, torch.Tensor) and loss.ndim == 0):
-            shape = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else f"a {type(loss).__name__}"
+            shape = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else a_type(loss)
             raise ValueError(f"the loss function returned {shape}, not one number: reduce it to a scalar tensor "
                              "(a mean over the batch: reduction='mean', or .mean())")
         return loss

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..space.params import a_type
 from .implicit import (
     TrainLoss,
     Tree,
@@ -272,8 +273,9 @@ def _check_complete(state: State | None, rules: Mapping[str, StepRule]) -> None:
 
 
 def _kind_of(state: Any) -> str:
-    bad = next((b for b in state.values() if not isinstance(b, Mapping)), None) if isinstance(state, Mapping) else None
-    return type(state).__name__ if bad is None else f"a {type(bad).__name__} among its values"
+    if not isinstance(state, Mapping):
+        return a_type(state)
+    return f"{a_type(next(b for b in state.values() if not isinstance(b, Mapping)))} among its values"
 
 
 def unrolled_objective(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, torch.Tensor],
