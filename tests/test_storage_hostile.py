@@ -551,6 +551,9 @@ def test_a_study_whose_stored_space_a_peer_broke_is_copied_out_in_the_owner_s_sp
     assert "tunesmith copy NAME NEW_NAME --space STUDY.yaml" in capsys.readouterr().err
     study_file = tmp_path / "study.yaml"
     study_file.write_text("objective: train.py:objective\nspace:\n  x: {type: float, low: -5, high: 5}\n  k: [a, b]\n")
+    assert main(["copy", "victim", "--space", str(study_file), "--storage", shared_storage_url]) == 2  # no NEW_NAME
+    err = capsys.readouterr().err  # it said "its trials are read in the space of ..." before the refusal
+    assert "to a NEW_NAME" in err and "read in the space" not in err
     assert main(["copy", "victim", "kept", "--space", str(study_file), "--storage", shared_storage_url]) == 0
     assert "its trials are read in the space of" in capsys.readouterr().err
     kept = ts.Study.load("kept", shared_storage_url)

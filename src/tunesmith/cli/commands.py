@@ -680,10 +680,6 @@ def add_copy_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_copy(args: argparse.Namespace) -> int:
     study = _copied(args)
-    if args.to_storage is None and args.new_name in (None, args.name):
-        raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
-    if args.fill and args.space is None:
-        raise ValueError("--fill gives the values of parameters a new space adds: pass --space STUDY.yaml too")
     copy = study.copy(args.new_name, storage=args.to_storage, space=_space_of(args.space), fill=_fill(args.fill))
     n = _counted(len(copy.trials), study.trials, "running, copied as failed (no worker runs them in the copy)")
     print(f"copied study {study.name!r} ({n}) to {copy.name!r} in {copy.storage.display_url}")
@@ -692,12 +688,20 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 def _copied(args: argparse.Namespace) -> Study:
     """The study to copy (first: a wrong NAME is said so); one whose stored space is unreadable (changed
-    outside tunesmith) is read in the --space given, so that the trials that fit it can be kept."""
+    outside tunesmith) is read in the --space given, so that the trials that fit it can be kept. The
+    arguments are checked before that is said."""
     try:
-        return _load(args.name, args.storage, write=args.to_storage is None)
+        study: Study | None = _load(args.name, args.storage, write=args.to_storage is None)
     except UnreadableSpaceError:
         if args.space is None:
             raise
+        study = None
+    if args.to_storage is None and args.new_name in (None, args.name):
+        raise ValueError(f"copy study {args.name!r} to a NEW_NAME, or into another database with --to-storage URL")
+    if args.fill and args.space is None:
+        raise ValueError("--fill gives the values of parameters a new space adds: pass --space STUDY.yaml too")
+    if study is not None:
+        return study
     space = _space_of(args.space)
     print(f"study {args.name!r}: its stored space is unreadable; its trials are read in the space of "
           f"{args.space}", file=sys.stderr)
