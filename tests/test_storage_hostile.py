@@ -532,7 +532,8 @@ def test_a_stored_fixed_mapping_with_a_prior_key_is_read_as_it_is() -> None:
 
 
 def test_a_study_whose_stored_space_a_peer_broke_is_copied_out_in_the_owner_s_space(
-        shared_storage_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        shared_storage_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
     """A writer of the database put prior weights of a list into the study's space: `show`, `export`
     and `copy` (with `--space` too) all refused the study as "its stored space is unreadable", and the
     way the message gave (export with the tunesmith that wrote it) does not exist for such an edit: the
@@ -556,6 +557,11 @@ def test_a_study_whose_stored_space_a_peer_broke_is_copied_out_in_the_owner_s_sp
     assert "to a NEW_NAME" in err and "read in the space" not in err
     assert main(["copy", "victim", "kept", "--space", str(study_file), "--storage", shared_storage_url]) == 0
     assert "its trials are read in the space of" in capsys.readouterr().err
+    narrow = tmp_path / "narrow.yaml"  # x within [-5, 0]: some trials are left out, said once, by the copy
+    narrow.write_text("objective: train.py:objective\nspace:\n  x: {type: float, low: -5, high: 0}\n  k: [a, b]\n")
+    assert main(["copy", "victim", "narrow", "--space", str(narrow), "--storage", shared_storage_url]) == 0
+    said = caplog.text  # each was also warned of as left out by the sampler, which plays no part
+    assert "trials left out" in said and "so the sampler leaves it out" not in said
     kept = ts.Study.load("kept", shared_storage_url)
     assert kept.space == ts.Space(SPACE) and [t.state for t in kept.trials] == [ts.TrialState.COMPLETE] * 4
     engine = sa.create_engine(shared_storage_url)

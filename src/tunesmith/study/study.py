@@ -139,6 +139,7 @@ class Study:
         self._finished: dict[int, FrozenTrial] = {}
         self._canonical_params: dict[int, Mapping[str, Any]] = {}  # live trials' params, checked
         self._unfit: set[int] = set()  # trials whose params do not fit the space: not shown to the sampler
+        self._copying = _read_in is not None  # read to be copied: the copy says which trials do not fit, not the sampler
         self._cursor = 0
         self._session = self._storage.count_trials(self._study_id)  # counted, not read: opening stays quick
         self.sampler.reseed(self._session, 0)
@@ -294,8 +295,10 @@ class Study:
         except (ValueError, TypeError, OverflowError) as exc:
             if t.number not in self._unfit:
                 self._unfit.add(t.number)
-                logger.warning("study %r, trial %d: its parameters do not fit the space (%s), so the sampler "
-                               "leaves it out; was it changed in the database?", self.name, t.number, str(exc)[:200])
+                if not self._copying:
+                    logger.warning("study %r, trial %d: its parameters do not fit the space (%s), so the sampler "
+                                   "leaves it out; was it changed in the database?", self.name, t.number,
+                                   str(exc)[:200])
             return t
         return t if params == t.params else t.replace(params=params)
 
