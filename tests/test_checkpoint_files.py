@@ -62,6 +62,18 @@ def test_temporary_files_of_dead_writers_are_removed_on_start(tmp_path: Path) ->
     assert checkpoint.clean_stale(folder) == [other]
 
 
+def test_a_link_that_cannot_replace_its_target_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """checkpoint.link made its temporary hard link, then failed to move it over the target (a folder
+    there; a Ctrl-C between the two the same): the hidden ``.best.pt~...tmp`` stayed in the folder."""
+    src = tmp_path / "last-000000003.pt"
+    src.write_bytes(b"x")
+    (tmp_path / "best.pt").mkdir()
+    with pytest.raises(OSError):
+        checkpoint.link(src, tmp_path / "best.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last-000000003.pt"]
+    assert checkpoint.link(src, tmp_path / "best2.pt").read_bytes() == b"x"
+
+
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
     folder = tmp_path / "ck"
     Trainer(mlp(), CFG.with_params({"checkpoint_dir": str(folder)})).fit(*DATA)

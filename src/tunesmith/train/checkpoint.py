@@ -217,7 +217,11 @@ def link(src: str | Path, dst: str | Path) -> Path:
     dst = Path(dst)
     tmp = _tmp_name(dst)
     os.link(src, tmp)
-    os.replace(tmp, dst)
+    try:
+        os.replace(tmp, dst)
+    except BaseException:  # dst a folder, Ctrl-C: the temporary link would stay behind, hidden
+        tmp.unlink(missing_ok=True)
+        raise
     return dst
 
 
