@@ -76,6 +76,16 @@ def test_show_prints_a_failed_trial_s_worker_and_error_escaped(tmp_path: Path, c
     assert "failed trials" in out and "\\x1b]52" in out and "\x1b" not in out and "\x07" not in out
 
 
+def test_show_lists_a_failed_trial_s_error_up_to_its_line_end_only(tmp_path: Path, capsys: Any) -> None:
+    """The error's first line was taken with splitlines, which also ends a line at \\x1c, \\x85 and
+    U+2028: "a\\x1cb" was listed as "a"."""
+    url, study = _sqlite_study(tmp_path)
+    study.add_trial({"x": 0.5, "k": "a"}, state="failed", error="bad \x1cfield\u2028 here\r\nTraceback ...")
+    assert main(["show", "s", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert ": bad \\x1cfield\u2028 here\n" in out and "Traceback" not in out
+
+
 def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
     url, _ = _sqlite_study(tmp_path)
     with sqlite3.connect(tmp_path / "shared.db") as db:

@@ -179,8 +179,14 @@ def latest_failures(trials: Sequence[FrozenTrial]) -> tuple[list[tuple[int, str,
     """The latest failed trials as (number, worker, the error's first line), and a note when more failed."""
     failed = [t for t in trials if t.state is TrialState.FAILED]
     more = f"the last {FAILED_SHOWN} of {len(failed)}; tunesmith export lists all" if len(failed) > FAILED_SHOWN else ""
-    return [(t.number, shortened(t.worker or "no worker"), (t.error or "no error recorded").splitlines()[0][:300])
+    return [(t.number, shortened(t.worker or "no worker"), _first_line(t.error or "no error recorded")[:300])
             for t in failed[-FAILED_SHOWN:]], more  # a worker from an imported file or a database may be long
+
+
+def _first_line(text: str) -> str:
+    """``text`` up to its first line end (not splitlines', which also ends a line at ``\x1c``,
+    ``\x85`` or U+2028: an error holding one was cut there)."""
+    return text.split("\n", 1)[0].split("\r", 1)[0]
 
 
 def _failed(s: Snapshot) -> str:
