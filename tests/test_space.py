@@ -1049,3 +1049,26 @@ def test_a_fixed_list_holding_a_set_or_an_array_is_refused(value: object, tmp_pa
     with pytest.raises(ValueError, match=r"'f': fixed value .* holds .*, which a study stores as a list, so its "
                                          r"trials would not match it; write a list \(sorted\(\.\.\.\), an array's"):
         ts.Study({"f": ts.Fixed(value), "x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'f.db'}", name="f")
+
+
+def _nested(levels: int, kind: type = list) -> object:
+    value = kind()
+    for _ in range(levels - 1):
+        value = kind([value])
+    return value
+
+
+def test_a_fixed_value_or_choice_nested_deeper_than_a_study_stores_is_refused_up_front(tmp_path: Path) -> None:
+    """A fixed value of 99 nested lists (a tuple choice of 98) made its study, which then opened nowhere
+    ("column space nests more than 100 levels deep; it was changed outside tunesmith"); one of 5,000
+    ended Space(...) in a RecursionError."""
+    url = f"sqlite:///{tmp_path}/deep.db"
+    for levels in (99, 5000):
+        for kind in (list, tuple):
+            with pytest.raises(ValueError, match=r"'a': fixed value nests lists more than 98 levels deep"):
+                ts.Space({"a": ts.Fixed(_nested(levels, kind)), "x": ts.Float(0, 1)})
+    with pytest.raises(ValueError, match=r"'a': choice nests lists more than 97 levels deep"):
+        ts.Space({"a": ts.Categorical([_nested(98, tuple), "b"])})
+    deepest = {"a": ts.Fixed(_nested(98)), "c": ts.Categorical([_nested(97, tuple), "b"]), "x": ts.Float(0, 1)}
+    ts.Study(deepest, storage=url, name="s", sampler="random").optimize(lambda t: t.params["x"], n_trials=1)
+    assert len(ts.Study.load("s", url).trials) == 1

@@ -228,11 +228,12 @@ MAX_DEPTH = 100
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether lists and dicts in ``value`` nest more than ``limit`` levels (walked without recursion)."""
+    """Whether lists, tuples and dicts in ``value`` nest more than ``limit`` levels (walked without
+    recursion; a tuple is stored as a list)."""
     stack = [(value, 0)]
     while stack:
         v, depth = stack.pop()
-        if isinstance(v, (list, dict)):
+        if isinstance(v, (list, tuple, dict)):
             if depth >= limit:
                 return True
             stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))

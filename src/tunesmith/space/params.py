@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ..trial import MAX_DEPTH, too_deep
+
 Condition = Mapping[str, tuple[Any, ...]]
 
 _EPS = 1e-12
@@ -151,6 +153,14 @@ class Param(ABC):
 
     def _err(self, msg: str) -> ValueError:
         return ValueError(f"parameter {self.name!r}: {msg}")
+
+    def _check_depth(self, value: Any, what: str, below: int) -> None:
+        """A ValueError for a ``value`` whose lists nest deeper than a study's stored space may (it is
+        kept ``below`` levels down in it): the study was created, then refused as "changed outside
+        tunesmith" when opened; 5,000 levels ended ``Space(...)`` in a RecursionError."""
+        if isinstance(value, (list, tuple, dict)) and too_deep(value, MAX_DEPTH - below):
+            raise self._err(f"{what} nests lists more than {MAX_DEPTH - below} levels deep, more than a study "
+                            "stores; give a flatter value")
 
     # -- values -------------------------------------------------------------
     @abstractmethod
@@ -670,6 +680,8 @@ class Categorical(Param):
             raise self._err("choices is empty; list at least one value")
         seen: dict[Any, Any] = {}  # looked up by hash: a list scan was quadratic (100,000 choices: minutes)
         for c in self.choices:
+            if type(c) is tuple:  # stored three levels down: {name: {"choices": [c]}}
+                self._check_depth(c, "choice", 3)
             try:
                 twin = seen.get(c, seen)  # seen itself: none yet (None may be a choice)
             except TypeError:
@@ -785,6 +797,7 @@ class Fixed(Param):
         self.value = value
 
     def _check(self) -> None:
+        self._check_depth(self.value, "fixed value", 2)  # stored as {name: {"value": ...}}
         try:
             hash(self.value)
         except TypeError:
