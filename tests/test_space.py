@@ -1067,8 +1067,9 @@ def test_a_fixed_value_or_choice_nested_deeper_than_a_study_stores_is_refused_up
         for kind in (list, tuple):
             with pytest.raises(ValueError, match=r"'a': fixed value nests lists more than 98 levels deep"):
                 ts.Space({"a": ts.Fixed(_nested(levels, kind)), "x": ts.Float(0, 1)})
-    with pytest.raises(ValueError, match=r"'a': choice nests lists more than 97 levels deep"):
-        ts.Space({"a": ts.Categorical([_nested(98, tuple), "b"])})
+    for levels in (98, 5000):
+        with pytest.raises(ValueError, match=r"'a': choice nests lists more than 97 levels deep"):
+            ts.Space({"a": ts.Categorical([_nested(levels, tuple), "b"])})
     deepest = {"a": ts.Fixed(_nested(98)), "c": ts.Categorical([_nested(97, tuple), "b"]), "x": ts.Float(0, 1)}
     ts.Study(deepest, storage=url, name="s", sampler="random").optimize(lambda t: t.params["x"], n_trials=1)
     assert len(ts.Study.load("s", url).trials) == 1

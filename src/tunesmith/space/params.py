@@ -663,8 +663,11 @@ class Categorical(Param):
     ) -> None:
         super().__init__(when=when, prior=prior)
         unordered = (str, bytes, set, frozenset, Mapping)  # kept as given, to be refused when bound
-        self.choices = (tuple(map(_plain_choice, choices)) if isinstance(choices, Iterable)
-                        and not isinstance(choices, unordered) else choices)
+        try:
+            self.choices = (tuple(map(_plain_choice, choices)) if isinstance(choices, Iterable)
+                            and not isinstance(choices, unordered) else choices)
+        except RecursionError:  # a tuple thousands of levels deep: refused as too deep when bound
+            self.choices = tuple(choices)
 
     def _check(self) -> None:
         if isinstance(self.choices, (set, frozenset)):
