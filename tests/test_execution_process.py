@@ -856,3 +856,21 @@ def test_a_worker_interrupted_on_its_own_is_replaced(tmp_path: Path, caplog: pyt
     assert [(t.state, t.error) for t in trials] == [(TrialState.FAILED, "interrupted (KeyboardInterrupt)")] + \
         [(TrialState.COMPLETE, None)] * 2, caplog.text
     assert "was interrupted on its own" in caplog.text
+
+
+def _raises_keyboard_interrupt(trial: Any) -> float:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_objective_raising_keyboard_interrupt_in_a_worker_stops_the_run(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, jobs: int) -> None:
+    """No signal came: the objective raised KeyboardInterrupt itself. It stops the run, as inline; the
+    worker's exit 130 was taken for a SIGINT to it alone, and a new worker took its place after every
+    trial (all 20 here, "interrupted on its own" each time; without n_trials, for good)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_raises_keyboard_interrupt, n_trials=20, executor=ProcessExecutor(jobs))
+    assert 1 <= len(study.trials) <= jobs, caplog.text
+    assert {(t.state, t.error) for t in study.trials} == {(TrialState.FAILED, "interrupted (KeyboardInterrupt)")}
+    assert "was interrupted on its own" not in caplog.text
