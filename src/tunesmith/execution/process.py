@@ -225,6 +225,7 @@ class _Pool:
                 if p.is_alive():  # itself: a script's background job ignores SIGINT, and waited 12 s for a kill)
                     os.kill(p.pid, signal.Signals[name] if name is not None else signal.SIGINT)
             _wait(alive, 10.0)
+            busy = busy or any(w.seat.stopped for w in self.workers.values())  # quiet before it looked
             # all: a worker whose records of its stopped trial met a busy database exits 130 all the same,
             # its trial still running; looked at twice (see fail_stopped): the database may be free by now
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
@@ -580,7 +581,8 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
             run.budget.stop()  # churned a worker per trial for good); a SIGINT to this worker alone is replaced
             logging.getLogger("tunesmith").warning(
                 "worker %d: the objective raised KeyboardInterrupt (no Ctrl-C came): the run stops", slot.index)
-        _interrupted(run, exc)  # and the parent fails what was left running
+        if _interrupted(run, exc) or run.stopped:  # and the parent fails what was left running
+            seat.stop()
     except Exception as exc:
         if isinstance(exc, StorageError):  # the storage failed past its retries: stop the run, the parent
             run.budget.stop()               # raises it (replacements died of it too, or wrote a new file)
