@@ -788,6 +788,38 @@ def test_a_ctrl_c_after_the_last_trial_ended_says_no_trial_was_running(
     assert "marked failed" not in caplog.text
 
 
+def _fast_then_slow(trial: Any) -> float:
+    if trial.number:
+        time.sleep(30)
+    return float(trial.params["x"])
+
+
+def _ctrl_c_once_a_worker_failed_its_trial(study: Study, record: Any) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the other worker's trial runs: a Ctrl-C reaches that worker first
+        running = [t for t in Study.load("a", study._storage).trials if t.state is TrialState.RUNNING and t.worker]
+        if running:
+            break
+        time.sleep(0.05)
+    os.kill(int(running[0].worker.rsplit(":", 1)[1]), signal.SIGINT)
+    while Study.load("a", study._storage).trials[running[0].number].state is TrialState.RUNNING:
+        time.sleep(0.05)
+    raise KeyboardInterrupt  # and this process once that worker had failed its trial and gone quiet
+
+
+def test_a_ctrl_c_the_workers_took_first_says_their_trials_were_marked_failed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A terminal's Ctrl-C reaches the workers too: one that failed its running trial before this
+    process looked at the workers read as idle, and the run said "interrupted: no trial was running"
+    (4 of 11 Ctrl-Cs to the process group of ``tunesmith run --n-jobs 2`` amid its trials)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_fast_then_slow, n_trials=4, callbacks=[_ctrl_c_once_a_worker_failed_its_trial],
+                       executor=ProcessExecutor(2))
+    assert [t.error for t in study.trials if t.state is TrialState.FAILED] == ["interrupted (KeyboardInterrupt)"]
+    assert "interrupted: running trials marked failed; optimize stopped" in caplog.text
+
+
 def _ctrl_c_amid_the_trial(trial: Any) -> float:
     raise KeyboardInterrupt
 
@@ -856,3 +888,21 @@ def test_a_worker_interrupted_on_its_own_is_replaced(tmp_path: Path, caplog: pyt
     assert [(t.state, t.error) for t in trials] == [(TrialState.FAILED, "interrupted (KeyboardInterrupt)")] + \
         [(TrialState.COMPLETE, None)] * 2, caplog.text
     assert "was interrupted on its own" in caplog.text
+
+
+def _raises_keyboard_interrupt(trial: Any) -> float:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_objective_raising_keyboard_interrupt_in_a_worker_stops_the_run(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, jobs: int) -> None:
+    """No signal came: the objective raised KeyboardInterrupt itself. It stops the run, as inline; the
+    worker's exit 130 was taken for a SIGINT to it alone, and a new worker took its place after every
+    trial (all 20 here, "interrupted on its own" each time; without n_trials, for good)."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_raises_keyboard_interrupt, n_trials=20, executor=ProcessExecutor(jobs))
+    assert 1 <= len(study.trials) <= jobs, caplog.text
+    assert {(t.state, t.error) for t in study.trials} == {(TrialState.FAILED, "interrupted (KeyboardInterrupt)")}
+    assert "was interrupted on its own" not in caplog.text

@@ -273,6 +273,7 @@ class Seat:
         self._unused = box("q", 0)
         self._refunded = box("q", 0)
         self._since = box("d", 0.0)
+        self._stopped = box("q", 0)  # 1: an interrupt failed a trial this worker ran (the parent says so)
 
     @property
     def held(self) -> int:
@@ -302,8 +303,16 @@ class Seat:
         """A trial runs (``running``) or none."""
         self._since.value = time.time() if running else 0.0
 
+    @property
+    def stopped(self) -> bool:
+        """An interrupt failed a trial this worker ran (it went quiet before its parent looked)."""
+        return bool(self._stopped.value)
+
+    def stop(self) -> None:
+        self._stopped.value = 1
+
     def clear(self) -> None:
-        for v in (self._taken, self._placed, self._unused, self._refunded, self._since):
+        for v in (self._taken, self._placed, self._unused, self._refunded, self._since, self._stopped):
             v.value = 0
 
 

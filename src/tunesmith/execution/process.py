@@ -225,6 +225,7 @@ class _Pool:
                 if p.is_alive():  # itself: a script's background job ignores SIGINT, and waited 12 s for a kill)
                     os.kill(p.pid, signal.Signals[name] if name is not None else signal.SIGINT)
             _wait(alive, 10.0)
+            busy = busy or any(w.seat.stopped for w in self.workers.values())  # quiet before it looked
             # all: a worker whose records of its stopped trial met a busy database exits 130 all the same,
             # its trial still running; looked at twice (see fail_stopped): the database may be free by now
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
@@ -365,11 +366,13 @@ class _Pool:
         # is in the storage: a new trial of this worker that was still running
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
         if code in (0, 130) and not lost:  # finished, or interrupted after failing its own trial
-            if code == 130:  # on its own (the run's interrupt is not handled here): its place is refilled
+            # on its own (the run's interrupt is not handled here): its place is refilled, unless the
+            # objective raised it (the worker stopped the budget, see _child)
+            # (what a worker it replaced left may have come after it last looked: one more looks)
+            if self._restart(self.pool.exited(w.slot, oom=False, replace=w.owed or code == 130), held=True,
+                             after=w) and code == 130:
                 logger.warning("worker process %d was interrupted on its own (a SIGINT to it alone; its running "
                                "trial, if any, failed as interrupted): a new worker takes its place", w.proc.pid)
-            # (what a worker it replaced left may have come after it last looked: one more looks)
-            self._restart(self.pool.exited(w.slot, oom=False, replace=w.owed or code == 130), held=True, after=w)
             return
         self._count(w, code, lost)
         self._lost(w, lost, unit=0)
@@ -574,7 +577,12 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
             code = EXIT_OOM
     except KeyboardInterrupt as exc:
         code = 130  # first: a second interrupt raised in the middle of the write still exits as interrupted,
-        _interrupted(run, exc)  # and the parent fails what was left running
+        if not _SIGNAL_CAME:  # raised by the objective itself: it stops the run, as inline (replaced, it
+            run.budget.stop()  # churned a worker per trial for good); a SIGINT to this worker alone is replaced
+            logging.getLogger("tunesmith").warning(
+                "worker %d: the objective raised KeyboardInterrupt (no Ctrl-C came): the run stops", slot.index)
+        if _interrupted(run, exc) or run.stopped:  # and the parent fails what was left running
+            seat.stop()
     except Exception as exc:
         if isinstance(exc, StorageError):  # the storage failed past its retries: stop the run, the parent
             run.budget.stop()               # raises it (replacements died of it too, or wrote a new file)
@@ -595,6 +603,9 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         os._exit(code)
 
 
+_SIGNAL_CAME = False  # in a worker: a Ctrl-C or a stopping signal reached it (see _take_ctrl_c_as)
+
+
 def _take_ctrl_c_as(signalled: Any) -> None:
     """In a worker: the parent stops it with a Ctrl-C (SIGINT) of its own, which stands for the signal
     the parent got (``signalled``, 0: a Ctrl-C): a SIGTERM is raised as :class:`Terminated`, so that the
@@ -609,9 +620,12 @@ def _take_ctrl_c_as(signalled: Any) -> None:
 
     def wrap(before: Any) -> Any:
         def stop(signum: int, frame: Any) -> None:
+            global _SIGNAL_CAME
             if os.getpid() != me:
                 before(signum, frame)
-            elif signum in own and not _stopping(signalled):
+                return
+            _SIGNAL_CAME = True  # a KeyboardInterrupt without it was the objective's own
+            if signum in own and not _stopping(signalled):
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(me, signum)
             elif signum in own or signalled.value:
