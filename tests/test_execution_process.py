@@ -399,7 +399,6 @@ def _raise_at_3(trial: Any) -> float:
 
 
 def _raise_unpicklable(trial: Any) -> float:
-    import threading
 
     raise Unpicklable(threading.Lock())
 
@@ -560,7 +559,6 @@ def test_a_sigterm_as_the_command_starts_a_worker_stops_the_run(tmp_path: Path, 
     """A SIGTERM (or Ctrl-C) that came while the command forked a worker was raised in the fork's own
     hooks, where Python drops it ("Exception ignored in ..."): the run went on to its end. Blocking
     the signals in the forking thread is not enough where another thread takes them."""
-    import threading
 
     from tunesmith.cli.launch import optimize_interruptibly
 
@@ -598,7 +596,6 @@ def test_the_worker_a_sigterm_came_as_it_started_is_waited_for(tmp_path: Path) -
     """The signal held while a worker was forked was raised again as the hold ended, before the pool
     counted that worker among its own: optimize returned while it still ran (its trial left running,
     recorded complete after the command said it was interrupted), and no one waited for it."""
-    import threading
 
     from tunesmith.cli.launch import optimize_interruptibly
 
@@ -858,8 +855,10 @@ def test_an_inline_ctrl_c_once_the_trial_was_recorded_complete_says_no_trial_was
     assert "marked failed" not in caplog.text
 
 
-def _sleeps_a_second(trial: Any) -> float:
-    time.sleep(1.0)
+def _sigint_to_itself_first(trial: Any) -> float:
+    if trial.number == 0:  # as `kill -INT PID` to this worker alone, sent from another terminal
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10.0)  # (its KeyboardInterrupt lands here at the latest)
     return float(trial.params["x"])
 
 
@@ -867,23 +866,13 @@ def test_a_worker_interrupted_on_its_own_is_replaced(tmp_path: Path, caplog: pyt
     """A SIGINT to one worker process alone (``kill -INT PID``; the terminal's Ctrl-C reaches the parent
     too, which stops the run) fails its trial as interrupted and the worker exits 130, which the pool
     took for a worker that had finished: its slot was not refilled, and with ``n_jobs=1`` optimize
-    returned after 1 of 3 trials, saying nothing. It is replaced now, as a worker killed alone is."""
+    returned after 1 of 3 trials, saying nothing. It is replaced now, as a worker killed alone is.
+    (The worker signals itself: a thread of this process polling the database to find the worker's pid
+    could hold a lock as the pool forked, and the forked worker hung on it.)"""
     url = f"sqlite:///{tmp_path / 'a.db'}"
     study = Study({"x": Float(0, 1)}, storage=url, name="a", sampler="random")
-
-    def interrupt_the_worker() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            running = [t for t in Study.load("a", url).trials if t.state is TrialState.RUNNING and t.worker]
-            if running:
-                time.sleep(0.3)
-                os.kill(int(running[0].worker.rsplit(":", 1)[1]), signal.SIGINT)
-                return
-            time.sleep(0.1)
-
-    threading.Thread(target=interrupt_the_worker, daemon=True).start()
     with caplog.at_level("WARNING", logger="tunesmith"):
-        study.optimize(_sleeps_a_second, n_trials=3, executor=ProcessExecutor(1))
+        study.optimize(_sigint_to_itself_first, n_trials=3, executor=ProcessExecutor(1))
     trials = Study.load("a", url).trials
     assert [(t.state, t.error) for t in trials] == [(TrialState.FAILED, "interrupted (KeyboardInterrupt)")] + \
         [(TrialState.COMPLETE, None)] * 2, caplog.text
