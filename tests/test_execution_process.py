@@ -895,3 +895,26 @@ def test_an_objective_raising_keyboard_interrupt_in_a_worker_stops_the_run(
     assert 1 <= len(study.trials) <= jobs, caplog.text
     assert {(t.state, t.error) for t in study.trials} == {(TrialState.FAILED, "interrupted (KeyboardInterrupt)")}
     assert "was interrupted on its own" not in caplog.text
+
+
+def _catches_a_ctrl_c_then_raises_keyboard_interrupt(trial: Any) -> float:
+    if trial.number == 0:  # a training loop that takes a Ctrl-C as "stop early", sent to this worker alone
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10.0)
+        except KeyboardInterrupt:
+            return 0.0
+    raise KeyboardInterrupt
+
+
+def test_a_ctrl_c_an_earlier_trial_caught_does_not_keep_the_run_going(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker noted for good that a Ctrl-C had reached it: once its objective had caught one in a
+    trial that it then recorded, a later trial's own KeyboardInterrupt was taken for a SIGINT to the
+    worker alone, and a new worker took its place (3 of 3 trials run) instead of the run stopping."""
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_catches_a_ctrl_c_then_raises_keyboard_interrupt, n_trials=3, executor=ProcessExecutor(1))
+    assert [(t.state, t.error) for t in study.trials] == [
+        (TrialState.COMPLETE, None), (TrialState.FAILED, "interrupted (KeyboardInterrupt)")], caplog.text
+    assert "was interrupted on its own" not in caplog.text

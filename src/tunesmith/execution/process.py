@@ -566,7 +566,14 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         run.seat = seat
         run.budget.bind(seat)
-        run.ended = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
+        send = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
+
+        def ended(record: FrozenTrial) -> None:
+            global _SIGNAL_CAME
+            _SIGNAL_CAME = False  # a trial recorded: a Ctrl-C its objective caught is not why this worker stops
+            send(record)
+
+        run.ended = ended
         apply_env(slot.env(threads))
         run.study.for_worker(slot.index + 1)
         auto.SAY_PICK = slot.index == 0  # the same pick in every worker: said once per run
@@ -603,7 +610,8 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         os._exit(code)
 
 
-_SIGNAL_CAME = False  # in a worker: a Ctrl-C or a stopping signal reached it (see _take_ctrl_c_as)
+_SIGNAL_CAME = False  # in a worker: a Ctrl-C or a stopping signal reached it since its last recorded trial
+# (see _take_ctrl_c_as)
 
 
 def _take_ctrl_c_as(signalled: Any) -> None:
