@@ -228,6 +228,33 @@ def test_by_default_no_trial_is_judged_on_its_first_report() -> None:
     assert asha.decide(tr(9, [0.0, 0.9, 0.9]), done, MIN) is Decision.PRUNE  # step 2: worst of 5
 
 
+def test_asha_calibrate_keeps_a_trial_as_close_as_the_best_complete_curve_was() -> None:
+    """calibrate=3: three complete trials; at the rung (step 1) the one that ended best
+    (0.10) trailed the leader (0.30) by 0.20. A newcomer outside the quota (the best
+    4 // 4 = 1 of 4) goes on if it trails the quota's last trial by at most that."""
+    opts: dict[str, Any] = {"min_resource": 1, "reduction_factor": 4, "max_resource": 4}
+    crossing = finished([[1.0, 0.30, 0.25, 0.22, 0.20], [1.0, 0.40, 0.30, 0.27, 0.25], [1.0, 0.50, 0.30, 0.15, 0.10]])
+    close, far = tr(9, [1.0, 0.45]), tr(9, [1.0, 0.60])  # 0.15 and 0.30 behind 0.30
+    assert ASHA(**opts).decide(close, crossing, MIN) is Decision.PRUNE
+    assert ASHA(**opts, calibrate=3).decide(close, crossing, MIN) is Decision.CONTINUE
+    assert ASHA(**opts, calibrate=3).decide(far, crossing, MIN) is Decision.PRUNE
+    assert ASHA(**opts, calibrate=3, pause=True).decide(far, crossing, MIN) is Decision.PAUSE
+    # fewer complete trials than calibrate (a running one does not count): the plain rule
+    assert ASHA(**opts, calibrate=4).decide(close, crossing, MIN) is Decision.PRUNE
+    running = [*crossing, tr(5, [1.0, 0.35, 0.3])]
+    assert ASHA(**opts, calibrate=4).decide(close, running, MIN) is Decision.PRUNE
+    # the complete curves keep their order (the leader ended best): the plain rule
+    ordered = finished([[1.0, 0.30, 0.25, 0.22, 0.05], [1.0, 0.40, 0.30, 0.27, 0.25], [1.0, 0.50, 0.30, 0.15, 0.10]])
+    assert ASHA(**opts, calibrate=3).decide(close, ordered, MIN) is Decision.PRUNE
+    # maximizing: the same curves mirrored
+    mirror = finished([[-v for v in t.intermediate.values()] for t in crossing])
+    assert ASHA(**opts, calibrate=3).decide(tr(9, [-1.0, -0.45]), mirror, MAX) is Decision.CONTINUE
+    assert ASHA(**opts, calibrate=3).decide(tr(9, [-1.0, -0.60]), mirror, MAX) is Decision.PRUNE
+    assert make_pruner(ASHA(calibrate=3).describe()).describe()["calibrate"] == 3
+    with pytest.raises(ValueError, match=r"calibrate must be an integer >= 0, got -1"):
+        ASHA(calibrate=-1)
+
+
 def test_asha_promotes_top_third_of_the_rung() -> None:
     others = at_rung1([0.1, 0.2, 0.3, 0.4, 0.5])  # with the new one: 6 at the rung, quota 2
     asha = ASHA(curve="best", min_resource=1, reduction_factor=3, max_resource=27)

@@ -291,13 +291,14 @@ def _candidate_samplers() -> dict[str, Callable[[int], Any]]:
 SAMPLERS = {"random": None, "rnd": "random", "tpe": "tpe", "mf": "multifidelity", "sobol": "sobol", "auto": None,
             "mfs": "mfs", "mfsl": "mfsl", "depth": "depth"}
 CANDIDATES = ("mfs", "mfsl", "depth")
-OPTIONS = {"eta": "reduction_factor", "min": "min_resource", "max": "max_resource", "b": "n_brackets"}
+OPTIONS = {"eta": "reduction_factor", "min": "min_resource", "max": "max_resource", "b": "n_brackets",
+           "cal": "calibrate"}
 
 
 def parse_ts(name: str) -> dict[str, Any]:
     """A tunesmith row from its name: ``ts-{asha|hyperband|sh}`` then ``-``-separated settings,
-    e.g. ``ts-asha-eta3-min3-best-random``: ``eta``/``min``/``max``/``b`` + an integer
-    (reduction factor, min_resource, max_resource, n_brackets), a curve (best, last, ema), the
+    e.g. ``ts-asha-eta3-min3-best-random``: ``eta``/``min``/``max``/``b``/``cal`` + an integer
+    (reduction factor, min_resource, max_resource, n_brackets, calibrate), a curve (best, last, ema), the
     quota (qrung, qfirst), ``pause`` (a stopped trial is paused and resumed where it stopped
     when promoted; resumes do not count against the 40 trials, epochs count what was trained), and
     last the sampler (random: the shared stream; rnd: random proposals, mapped to the nearest

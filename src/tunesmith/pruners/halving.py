@@ -96,6 +96,13 @@ class ASHA(Pruner):
             the trials that reached the first rung: synchronous halving's
             proportions; the trials that reach a later rung are already the better
             ones, so "rung" lets more than ``1/eta`` of them on, "first" stops more).
+        calibrate: once this many other trials completed (0, the default: never),
+            a trial outside the quota at a rung still goes on when its rung score
+            trails the quota's last trial by no more than the complete trial that
+            ended best trailed, at that rung, the one that led there
+            (:meth:`overturned`): where the complete curves keep their order, the
+            plain rule; where the best one came from behind, a trial as close as
+            it was goes on.
     """
 
     name = "asha"
@@ -113,6 +120,7 @@ class ASHA(Pruner):
         pause: bool = False,
         curve: str = "last",
         quota: str = "rung",
+        calibrate: int = 0,
     ) -> None:
         if quota not in QUOTAS:
             raise ValueError(f"quota must be one of {QUOTAS}, got {quota!r}")
@@ -153,6 +161,7 @@ class ASHA(Pruner):
         self.pause = pause
         self.pauses = pause
         self.curve = check_curve(curve)
+        self.calibrate = check_int("calibrate", calibrate, 0)
         self._runs = Runs()  # finished peers' running scores, computed once
 
     # -- rungs ------------------------------------------------------------------
@@ -263,7 +272,30 @@ class ASHA(Pruner):
         if self.quota_rule == "first" and index > 0:
             first = self.rung_steps(step, trial)[0]
             n = 1 + sum(1 for t in peers if crossing(t.intermediate, first) is not None)
-        return rank_within(mine, others) < self.quota(n, index, trial)
+        keep = self.quota(n, index, trial)
+        if rank_within(mine, others) < keep:
+            return True
+        if not self.calibrate:
+            return False
+        last_kept = sorted(others)[keep - 1]  # outside the quota: at least ``keep`` others are better
+        return mine - last_kept <= self.overturned(trial, trials, direction, step)
+
+    def overturned(
+        self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction, step: int
+    ) -> float:
+        """How far, at the rung at ``step``, the complete trial that ended best (by its last
+        report's score) trailed the complete trial that led there: the lead a curve made up
+        after that rung (0 when the one that led ended best; -inf while fewer than
+        ``calibrate`` other trials completed after reaching the rung)."""
+        ends = []
+        for t in comparable(trials, trial):
+            if t.state is TrialState.COMPLETE:
+                at = self._runs.rung_score(t, step, direction, self.curve)
+                if at is not None:
+                    ends.append((self._runs.of(t, direction, self.curve)[1][-1], at))
+        if not ends or len(ends) < self.calibrate:
+            return float("-inf")
+        return max(at for end, at in ends if end == min(ends)[0]) - min(at for _, at in ends)
 
     def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
         """Paused trials now within the quota of the rung they paused at, best first."""
@@ -288,6 +320,7 @@ class ASHA(Pruner):
             "pause": self.pause,
             "curve": self.curve,
             "quota": self.quota_rule,
+            "calibrate": self.calibrate,
         }
 
 

@@ -25,7 +25,7 @@ class Hyperband(ASHA):
 
     Args:
         min_resource, reduction_factor, max_resource, warmup_steps,
-            bootstrap_count, pause, curve, quota: as for :class:`ASHA`.
+            bootstrap_count, pause, curve, quota, calibrate: as for :class:`ASHA`.
         n_brackets: number of brackets (default 2: bracket 0 stops from
             ``min_resource`` on, bracket 1 from ``min_resource * eta``; more
             brackets run more trials further, the last of ``s_max + 1`` runs
