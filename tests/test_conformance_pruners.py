@@ -44,6 +44,8 @@ def _variants() -> list[dict]:
         out.append({"name": name})
         if "pause" in _params(cls):
             out.append({"name": name, "pause": True})
+    # a rung calibrated on the complete curves keeps every property too
+    out += [{"name": "asha", "calibrate": 2}, {"name": "asha", "calibrate": 2, "pause": True}]
     return out
 
 
