@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kill_storm import Storm
 
-from tunesmith import Float, Study, TrialState
+from tunesmith import Categorical, Float, Study, TrialState
 from tunesmith.execution import InlineExecutor, ProcessExecutor, ThreadExecutor
 from tunesmith.pruners import NopPruner
 from tunesmith.samplers import RandomSampler, Sampler
@@ -918,3 +918,21 @@ def test_a_ctrl_c_an_earlier_trial_caught_does_not_keep_the_run_going(
     assert [(t.state, t.error) for t in study.trials] == [
         (TrialState.COMPLETE, None), (TrialState.FAILED, "interrupted (KeyboardInterrupt)")], caplog.text
     assert "was interrupted on its own" not in caplog.text
+
+
+def _stops_once_the_other_worker_ran_out(trial: Any) -> float:
+    time.sleep(1.5)  # the other worker asks meanwhile and finds the one-point grid taken
+    trial.study.stop()
+    return 0.0
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_a_stop_after_the_grid_ran_out_still_says_the_search_is_exhausted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, executor: str) -> None:
+    """The process pool read the budget's stop flag, which a later stop turned from "exhausted" into
+    "stopped": optimize no longer said that the search was exhausted, as threads (and inline) do."""
+    study = Study({"x": Categorical(["a"])}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g", sampler="grid")
+    with caplog.at_level("INFO", logger="tunesmith"):
+        study.optimize(_stops_once_the_other_worker_ran_out, n_jobs=2, executor=executor)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert re.search(r"is exhausted: every configuration has been tried.*; optimize stopped", caplog.text), caplog.text
