@@ -936,3 +936,37 @@ def test_a_stop_after_the_grid_ran_out_still_says_the_search_is_exhausted(
         study.optimize(_stops_once_the_other_worker_ran_out, n_jobs=2, executor=executor)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE]
     assert re.search(r"is exhausted: every configuration has been tried.*; optimize stopped", caplog.text), caplog.text
+
+
+def _second_raises_keyboard_interrupt(trial: Any) -> float:
+    if trial.number == 1:
+        raise KeyboardInterrupt
+    time.sleep(0.05)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("executor, jobs", [("inline", 1), ("thread", 2), ("process", 2)])
+def test_a_command_whose_objective_raised_keyboard_interrupt_exits_130(
+        tmp_path: Path, executor: str, jobs: int) -> None:
+    """``tunesmith run`` (and ``worker``) whose objective raised KeyboardInterrupt itself: the run stopped
+    and the trial said "interrupted", but the command exited 0, where a Ctrl-C exits 130. In a worker
+    thread the thread died of it (its traceback printed) and the other threads ran all 8 trials."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k", sampler="random", seed=0)
+    options = {"n_trials": 8, "n_jobs": jobs, "executor": executor}
+    assert optimize_interruptibly(study, _second_raises_keyboard_interrupt, options) == 130
+    assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in study.trials}
+    assert len(study.trials) <= 1 + jobs, [t.state for t in study.trials]
+    assert TrialState.RUNNING not in {t.state for t in study.trials}
+
+
+def test_a_command_whose_worker_alone_took_a_sigint_still_exits_0(tmp_path: Path) -> None:
+    """A SIGINT to one worker process alone is a killed worker: its trial fails as interrupted, a new
+    worker runs the rest, and the command, which no signal stopped, exits 0."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    options = {"n_trials": 3, "executor": ProcessExecutor(1)}
+    assert optimize_interruptibly(study, _sigint_to_itself_first, options) == 0
+    assert [t.state for t in study.trials] == [TrialState.FAILED] + [TrialState.COMPLETE] * 2
