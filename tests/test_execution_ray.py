@@ -661,3 +661,29 @@ def test_a_ctrl_c_before_the_driver_collected_an_answer_keeps_that_trial_s_value
     assert [(t.state, t.value) for t in trials[:1]] == [(TrialState.COMPLETE, trials[0].params["x"])], trials[0].error
     second = TrialState.WAITING if objective is _stops_the_study else TrialState.COMPLETE
     assert [t.state for t in trials] == [TrialState.COMPLETE, second], [t.error for t in trials]
+
+
+def _second_raises_keyboard_interrupt(trial: Any) -> float:
+    if trial.number == 1:
+        raise KeyboardInterrupt
+    time.sleep(0.05)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_an_objective_raising_keyboard_interrupt_in_an_actor_stops_the_run(
+        ray_local: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, storage: str) -> None:
+    """No Ctrl-C came: the objective raised KeyboardInterrupt itself in an actor. It stops the run, as
+    inline and in worker processes; optimize raised Ray's TaskCancelledError (SQL: a traceback out of
+    ``tunesmith run``) or the KeyboardInterrupt (in memory, the trial's error "KeyboardInterrupt")."""
+    study = _study(storage, tmp_path)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        try:
+            study.optimize(_second_raises_keyboard_interrupt, n_trials=8, n_jobs=1, executor="ray",
+                           resources_per_trial={"cpu": 2})
+        except (KeyboardInterrupt, Exception) as exc:  # pytest would stop at a KeyboardInterrupt
+            pytest.fail(f"optimize raised {exc!r}")
+    trials = study.trials
+    assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in trials}
+    assert len(trials) <= 3 and TrialState.RUNNING not in {t.state for t in trials}, [t.state for t in trials]
+    assert "raised KeyboardInterrupt" in caplog.text
