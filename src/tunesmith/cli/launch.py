@@ -140,7 +140,8 @@ def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any
 
 def optimize_interruptibly(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
     """``study.optimize(objective, **options)``; the command's exit status: 0, or 128 + the signal
-    that stopped it (130 too where the objective raised KeyboardInterrupt itself). Ctrl-C (SIGINT) and SIGTERM (``kill``, systemd, a batch scheduler) both stop it
+    that stopped it (130 too where the objective raised KeyboardInterrupt itself, but under Ray).
+    Ctrl-C (SIGINT) and SIGTERM (``kill``, systemd, a batch scheduler) both stop it
     as Ctrl-C does: the running trials are failed ("interrupted"), nothing half-written. optimize
     returns normally then, so without this a script's ``tunesmith worker a.yaml && ...`` went on
     after a Ctrl-C (status 0), and a SIGTERM left the trial ``running`` until a heartbeat check."""
