@@ -22,7 +22,7 @@ from kill_storm import Storm
 from tunesmith import Categorical, Float, Study, TrialState
 from tunesmith.execution import InlineExecutor, ProcessExecutor, ThreadExecutor
 from tunesmith.pruners import NopPruner
-from tunesmith.samplers import RandomSampler, Sampler
+from tunesmith.samplers import GridSampler, RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
 from tunesmith.trial import Direction, FrozenTrial
@@ -920,8 +920,24 @@ def test_a_ctrl_c_an_earlier_trial_caught_does_not_keep_the_run_going(
     assert "was interrupted on its own" not in caplog.text
 
 
-def _stops_once_the_other_worker_ran_out(trial: Any) -> float:
-    time.sleep(1.5)  # the other worker asks meanwhile and finds the one-point grid taken
+class _MarksRunningOut(GridSampler):
+    """A grid that touches ``mark`` when a worker finds it exhausted (its objective waits for that)."""
+
+    def __init__(self, mark: Path) -> None:
+        super().__init__()
+        self.mark = mark
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        suggestion = super().suggest(*args, **kwargs)
+        if suggestion is None:
+            self.mark.touch()
+        return suggestion
+
+
+def _stops_once_the_other_worker_ran_out(mark: Path, trial: Any) -> float:
+    deadline = time.monotonic() + 30
+    while not mark.exists() and time.monotonic() < deadline:  # the other worker finds the one point taken
+        time.sleep(0.01)
     trial.study.stop()
     return 0.0
 
@@ -931,10 +947,12 @@ def test_a_stop_after_the_grid_ran_out_still_says_the_search_is_exhausted(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, executor: str) -> None:
     """The process pool read the budget's stop flag, which a later stop turned from "exhausted" into
     "stopped": optimize no longer said that the search was exhausted, as threads (and inline) do."""
-    study = Study({"x": Categorical(["a"])}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g", sampler="grid")
+    mark = tmp_path / "ran-out"
+    study = Study({"x": Categorical(["a"])}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g",
+                  sampler=_MarksRunningOut(mark))
     with caplog.at_level("INFO", logger="tunesmith"):
-        study.optimize(_stops_once_the_other_worker_ran_out, n_jobs=2, executor=executor)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+        study.optimize(functools.partial(_stops_once_the_other_worker_ran_out, mark), n_jobs=2, executor=executor)
+    assert mark.exists() and [t.state for t in study.trials] == [TrialState.COMPLETE]
     assert re.search(r"is exhausted: every configuration has been tried.*; optimize stopped", caplog.text), caplog.text
 
 
