@@ -959,7 +959,7 @@ def test_a_stop_after_the_grid_ran_out_still_says_the_search_is_exhausted(
 def _second_raises_keyboard_interrupt(trial: Any) -> float:
     if trial.number == 1:
         raise KeyboardInterrupt
-    time.sleep(0.05)
+    time.sleep(0.2)  # another worker ends no second trial before the interrupt stops the run
     return float(trial.params["x"])
 
 
