@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from kill_storm import Storm
 
-from tunesmith import Float, Study, TrialState
+from tunesmith import Categorical, Float, Study, TrialState
 from tunesmith.execution import InlineExecutor, ProcessExecutor, ThreadExecutor
 from tunesmith.pruners import NopPruner
-from tunesmith.samplers import RandomSampler, Sampler
+from tunesmith.samplers import GridSampler, RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
 from tunesmith.space import Space
 from tunesmith.trial import Direction, FrozenTrial
@@ -918,3 +918,73 @@ def test_a_ctrl_c_an_earlier_trial_caught_does_not_keep_the_run_going(
     assert [(t.state, t.error) for t in study.trials] == [
         (TrialState.COMPLETE, None), (TrialState.FAILED, "interrupted (KeyboardInterrupt)")], caplog.text
     assert "was interrupted on its own" not in caplog.text
+
+
+class _MarksRunningOut(GridSampler):
+    """A grid that touches ``mark`` when a worker finds it exhausted (its objective waits for that)."""
+
+    def __init__(self, mark: Path) -> None:
+        super().__init__()
+        self.mark = mark
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        suggestion = super().suggest(*args, **kwargs)
+        if suggestion is None:
+            self.mark.touch()
+        return suggestion
+
+
+def _stops_once_the_other_worker_ran_out(mark: Path, trial: Any) -> float:
+    deadline = time.monotonic() + 30
+    while not mark.exists() and time.monotonic() < deadline:  # the other worker finds the one point taken
+        time.sleep(0.01)
+    trial.study.stop()
+    return 0.0
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_a_stop_after_the_grid_ran_out_still_says_the_search_is_exhausted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, executor: str) -> None:
+    """The process pool read the budget's stop flag, which a later stop turned from "exhausted" into
+    "stopped": optimize no longer said that the search was exhausted, as threads (and inline) do."""
+    mark = tmp_path / "ran-out"
+    study = Study({"x": Categorical(["a"])}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g",
+                  sampler=_MarksRunningOut(mark))
+    with caplog.at_level("INFO", logger="tunesmith"):
+        study.optimize(functools.partial(_stops_once_the_other_worker_ran_out, mark), n_jobs=2, executor=executor)
+    assert mark.exists() and [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert re.search(r"is exhausted: every configuration has been tried.*; optimize stopped", caplog.text), caplog.text
+
+
+def _second_raises_keyboard_interrupt(trial: Any) -> float:
+    if trial.number == 1:
+        raise KeyboardInterrupt
+    time.sleep(0.2)  # another worker ends no second trial before the interrupt stops the run
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("executor, jobs", [("inline", 1), ("thread", 2), ("process", 2)])
+def test_a_command_whose_objective_raised_keyboard_interrupt_exits_130(
+        tmp_path: Path, executor: str, jobs: int) -> None:
+    """``tunesmith run`` (and ``worker``) whose objective raised KeyboardInterrupt itself: the run stopped
+    and the trial said "interrupted", but the command exited 0, where a Ctrl-C exits 130. In a worker
+    thread the thread died of it (its traceback printed) and the other threads ran all 8 trials."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k", sampler="random", seed=0)
+    options = {"n_trials": 8, "n_jobs": jobs, "executor": executor}
+    assert optimize_interruptibly(study, _second_raises_keyboard_interrupt, options) == 130
+    assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in study.trials}
+    assert len(study.trials) <= 1 + jobs, [t.state for t in study.trials]
+    assert TrialState.RUNNING not in {t.state for t in study.trials}
+
+
+def test_a_command_whose_worker_alone_took_a_sigint_still_exits_0(tmp_path: Path) -> None:
+    """A SIGINT to one worker process alone is a killed worker: its trial fails as interrupted, a new
+    worker runs the rest, and the command, which no signal stopped, exits 0."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'a.db'}", name="a", sampler="random")
+    options = {"n_trials": 3, "executor": ProcessExecutor(1)}
+    assert optimize_interruptibly(study, _sigint_to_itself_first, options) == 0
+    assert [t.state for t in study.trials] == [TrialState.FAILED] + [TrialState.COMPLETE] * 2

@@ -630,3 +630,60 @@ def test_a_ctrl_c_after_the_last_ray_trial_ended_says_no_trial_was_running(
         study.optimize(_objective, n_trials=1, n_jobs=1, executor="ray", callbacks=[_ctrl_c_in_the_callback])
     assert [t.state for t in study.trials] == [TrialState.COMPLETE]
     assert "interrupted: no trial was running; optimize stopped" in caplog.text and "marked failed" not in caplog.text
+
+
+def _stops_the_study(trial: Any) -> float:
+    trial.study.stop()
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("objective", [_objective, _stops_the_study], ids=["plain", "stops"])
+def test_a_ctrl_c_before_the_driver_collected_an_answer_keeps_that_trial_s_value(
+        ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: Any) -> None:
+    """In memory the driver records the actors' trials. A Ctrl-C after an actor's answers came back, but
+    before the driver collected them, failed that finished trial as interrupted (its value lost), and the
+    next call's trial too, though an actor whose objective stopped the study ran nothing for it."""
+    from tunesmith.execution.ray import _Driver
+
+    collect = _Driver._collect
+
+    def ctrl_c_first(self: Any, ref: Any) -> None:
+        monkeypatch.setattr(_Driver, "_collect", collect)
+        refs = [r for a in self.actors for r in a.calls]  # one actor, two calls: both answered
+        assert len(self.ray.wait(refs, num_returns=len(refs), timeout=60)[0]) == 2
+        os.kill(os.getpid(), signal.SIGINT)  # lands here, the answers at hand and not collected
+        time.sleep(10.0)
+
+    monkeypatch.setattr(_Driver, "_collect", ctrl_c_first)
+    study = _study("memory", tmp_path)
+    study.optimize(objective, n_trials=4, n_jobs=1, executor="ray", resources_per_trial={"cpu": 2})
+    trials = study.trials
+    assert [(t.state, t.value) for t in trials[:1]] == [(TrialState.COMPLETE, trials[0].params["x"])], trials[0].error
+    second = TrialState.WAITING if objective is _stops_the_study else TrialState.COMPLETE
+    assert [t.state for t in trials] == [TrialState.COMPLETE, second], [t.error for t in trials]
+
+
+def _second_raises_keyboard_interrupt(trial: Any) -> float:
+    if trial.number == 1:
+        raise KeyboardInterrupt
+    time.sleep(0.05)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_an_objective_raising_keyboard_interrupt_in_an_actor_stops_the_run(
+        ray_local: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, storage: str) -> None:
+    """No Ctrl-C came: the objective raised KeyboardInterrupt itself in an actor. It stops the run, as
+    inline and in worker processes; optimize raised Ray's TaskCancelledError (SQL: a traceback out of
+    ``tunesmith run``) or the KeyboardInterrupt (in memory, the trial's error "KeyboardInterrupt")."""
+    study = _study(storage, tmp_path)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        try:
+            study.optimize(_second_raises_keyboard_interrupt, n_trials=8, n_jobs=1, executor="ray",
+                           resources_per_trial={"cpu": 2})
+        except (KeyboardInterrupt, Exception) as exc:  # pytest would stop at a KeyboardInterrupt
+            pytest.fail(f"optimize raised {exc!r}")
+    trials = study.trials
+    assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in trials}
+    assert len(trials) <= 3 and TrialState.RUNNING not in {t.state for t in trials}, [t.state for t in trials]
+    assert "raised KeyboardInterrupt" in caplog.text

@@ -83,7 +83,20 @@ def test_show_lists_a_failed_trial_s_error_up_to_its_line_end_only(tmp_path: Pat
     study.add_trial({"x": 0.5, "k": "a"}, state="failed", error="bad \x1cfield\u2028 here\r\nTraceback ...")
     assert main(["show", "s", "--storage", url]) == 0
     out = capsys.readouterr().out
-    assert ": bad \\x1cfield\u2028 here\n" in out and "Traceback" not in out
+    assert ": bad \\x1cfield\\u2028 here\n" in out and "Traceback" not in out
+
+
+def test_show_prints_unicode_line_separators_and_direction_marks_escaped(tmp_path: Path, capsys: Any) -> None:
+    """``show`` escaped control characters only: a U+2028 or U+2029 in a name or an error reached the
+    terminal raw (a space or nothing there), and U+202E showed the rest of its line reversed."""
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    study = ts.Study({"x\u2029y": ts.Categorical(["a\u202eb"])}, storage=url, name="s\u2028t", sampler="random")
+    study.add_trial({"x\u2029y": "a\u202eb"}, state="failed", error="bad\u2066 value\u2028 here")
+    study.add_trial({"x\u2029y": "a\u202eb"}, value=1.0)
+    assert main(["show", "s\u2028t", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "s\\u2028t" in out and "x\\u2029y" in out and "a\\u202eb" in out and "bad\\u2066 value\\u2028 here" in out
+    assert not any(c in out for c in "\u2028\u2029\u202e\u2066"), out
 
 
 def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:

@@ -108,6 +108,24 @@ def test_control_characters_of_a_failed_trial_are_written_as_escapes_in_the_repo
     assert "a\\x1b[31mred\\x07 &lt;b&gt;\\x9bend\ttab" in trial and "\x1b" not in trial
 
 
+def test_line_separators_and_direction_marks_are_written_as_escapes_in_the_report_and_the_dashboard(
+        tmp_path: Path) -> None:
+    """``tunesmith show`` prints U+2028 and U+202E as escapes; the pages wrote them raw: a space or nothing,
+    and the rest of the error, or of a study's name, shown reversed."""
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="c", sampler="random", seed=0)
+    study.add_trial({"x": 0.5}, state="failed", error="bad\u2028line \u202eesrever")
+    page = build_report(study)
+    trial = TestClient(create_app(open_storage(url))).get("/studies/c/trials/0").text
+    for text in (page, trial):
+        assert "bad\\u2028line \\u202eesrever" in text and not any(c in text for c in "\u2028\u202e")
+
+
 def test_a_control_character_of_a_choice_is_written_as_an_escape_in_the_plots_too(tmp_path: Path) -> None:
     """The tables wrote the choice "a\\x1bb" as ``a\\x1bb``, the plots (a parallel axis's ticks, a slice's
     categories, their hover text) kept ESC raw and drew "ab": the report's and the dashboard's alike."""

@@ -878,6 +878,27 @@ def test_a_stored_trial_of_a_fixed_nested_tuple_fits_its_space(storage_url: str 
         space["f"].validate([1, [2, 4]])
 
 
+def test_a_tuple_inside_a_fixed_mapping_or_list_stays_a_tuple_in_a_reopened_study(storage_url: str | None) -> None:
+    """``Fixed({"shape": (3, 4)})`` came back from SQL storage as ``{"shape": [3, 4]}``: an objective run
+    from the loaded study (a Ray actor, ``tunesmith worker``, a later ``Study.load``) got a list where a
+    study in memory gave a tuple, and the study could not be reopened with its own space ("exists with a
+    different space", both sides printed alike). The tuples are marked where the space is stored."""
+    value = {"shape": (3, 4), "layers": [1, (2, [3, (4,)])], "plain": [5, [6]]}
+    space = ts.Space({"f": ts.Fixed(value), "g": ts.Fixed([(1, 2), [3]]), "x": ts.Float(0, 1)})
+    assert ts.Space.from_json(space.to_json()) == space == ts.Space.from_yaml(space.to_yaml())
+    assert repr(space["f"]) == f"Fixed(value={value!r})"
+    study = ts.Study(space, storage=storage_url, name="ft", sampler="random", seed=0)
+    seen: list[object] = []
+    study.optimize(lambda t: seen.append((t.params["f"], t.params["g"])) or 0.0, n_trials=1)
+    again = ts.Study(space, storage=study.storage, name="ft", load_if_exists=True)  # was refused
+    loaded = ts.Study.load("ft", study.storage)
+    loaded.optimize(lambda t: seen.append((t.params["f"], t.params["g"])) or 0.0, n_trials=1)
+    assert seen == [(value, [(1, 2), [3]])] * 2 and repr(seen[1]) == repr(seen[0])
+    assert again.space == loaded.space == space and repr(loaded.trials[0].params["f"]) == repr(value)
+    with pytest.raises(ValueError, match=r"parameter 'f': tuples must be a list of paths .*, got \[\['a', 1.5\]\]"):
+        ts.Space.from_dict({"f": {"type": "fixed", "value": {"a": [1, 2]}, "tuples": [["a", 1.5]]}})
+
+
 @pytest.mark.parametrize(("value", "key", "back"), [
     ({1: "a"}, "1", "'1'"), ({"a": [{None: 1}]}, "None", "'null'"), ([{"b": {2.5: 1}}], "2.5", "'2.5'"),
     ({(1, 2): "a"}, r"\(1, 2\)", None),

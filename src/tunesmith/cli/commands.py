@@ -222,14 +222,19 @@ def _ran_now(study: Study, ran: int) -> str:
 # -- studies / show / export --------------------------------------------------------------------
 
 
+#: Unicode's line and paragraph separators (a terminal shows them as a space, or nothing) and the
+#: direction marks and overrides, which reorder what follows them on the line
+_UNSEEN = "\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+
 #: C0 and C1 control characters (ESC starts a terminal's escape sequences, so does CSI, U+009B)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{_UNSEEN}]")
 
 
 def literal(text: str) -> str:
-    """Text read from a database as the terminal shows it: markup literal, control characters
-    as escapes (``\\x1b``), so a name or value written into a shared database cannot drive the
-    terminal (colours, a title, a hidden line) of whoever lists it."""
+    """Text read from a database as the terminal shows it: markup literal, control characters (and
+    Unicode's line separators and direction marks) as escapes (``\\x1b``, ``\\u2028``), so a name or
+    value written into a shared database cannot drive the terminal (colours, a title, a hidden line,
+    text shown reversed) of whoever lists it."""
     return escape(_CONTROL.sub(_as_escape, text))
 
 
@@ -539,8 +544,8 @@ def _write_utf8(text: str) -> None:
     sys.stdout.write(text)
 
 
-#: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n")
-_SPOKEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+#: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n"), and _UNSEEN
+_SPOKEN = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_UNSEEN}]|\r(?!\n)")
 
 
 def _a_terminal(stream: Any) -> bool:

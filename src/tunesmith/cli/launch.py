@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
+import multiprocessing as mp
 import os
 import signal
 import sys
@@ -138,7 +140,8 @@ def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any
 
 def optimize_interruptibly(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
     """``study.optimize(objective, **options)``; the command's exit status: 0, or 128 + the signal
-    that stopped it. Ctrl-C (SIGINT) and SIGTERM (``kill``, systemd, a batch scheduler) both stop it
+    that stopped it (130 too where the objective raised KeyboardInterrupt itself, but under Ray).
+    Ctrl-C (SIGINT) and SIGTERM (``kill``, systemd, a batch scheduler) both stop it
     as Ctrl-C does: the running trials are failed ("interrupted"), nothing half-written. optimize
     returns normally then, so without this a script's ``tunesmith worker a.yaml && ...`` went on
     after a Ctrl-C (status 0), and a SIGTERM left the trial ``running`` until a heartbeat check."""
@@ -147,6 +150,7 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
 
     def on_signal(signum: int, frame: Any) -> None:
         if os.getpid() != owner:  # a forked process (a worker of n_jobs takes it itself): as it did before
+            came.append(signum)  # its trial's KeyboardInterrupt is this signal's, not the objective's own
             before = previous.get(signum, signal.SIG_DFL)
             if callable(before):
                 before(signum, frame)
@@ -166,6 +170,10 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
 
     previous: dict[int, Any] = {}
     over: list[bool] = []
+    raised = mp.Value("b", 0, lock=False)  # shared with forked worker processes
+    came: list[int] = []  # in a worker process: the signals that reached it during its trial
+    if getattr(options.get("executor"), "name", options.get("executor")) != "ray":  # not sent to an actor
+        objective = functools.wraps(objective)(functools.partial(_noting_interrupts, objective, raised, came))
     try:  # a signal as the handlers are set is handled as one during optimize: all put back after
         _take_signals(on_signal, previous)
         study.optimize(objective, **options)
@@ -179,7 +187,23 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         STOPPING_SIGNALS.clear()
+    if not stopped_by and raised.value:  # the objective's own KeyboardInterrupt stopped the run, as a Ctrl-C
+        stopped_by.append(signal.SIGINT)
     return 128 + stopped_by[0] if stopped_by else 0
+
+
+def _noting_interrupts(objective: Callable[..., Any], raised: Any, came: list[int], trial: Any) -> Any:
+    """``objective(trial)``, noting in ``raised`` a KeyboardInterrupt the objective raised itself: optimize
+    stops and returns then, as on Ctrl-C, and the command exits 130 as it does on Ctrl-C (it exited 0).
+    One a signal raised in a worker process (``came``) is not: a SIGINT to that worker alone, whose
+    place a new worker takes, does not stop the run."""
+    came.clear()  # a Ctrl-C an earlier trial caught
+    try:
+        return objective(trial)
+    except KeyboardInterrupt:
+        if not came:
+            raised.value = 1
+        raise
 
 
 def _take_signals(on_signal: Callable[[int, Any], None], previous: dict[int, Any]) -> None:

@@ -100,12 +100,16 @@ class ThreadExecutor(Executor):
 def _worker(run: Run, raised: list[BaseException]) -> None:
     """A thread's loop. An exception out of the objective that ``catch`` lets through
     (its trial is already recorded failed) stops the run as it does inline: no new
-    trial starts, the other threads end their trials, and ``optimize`` raises it."""
+    trial starts, the other threads end their trials, and ``optimize`` raises it
+    (a KeyboardInterrupt: returns, as after a Ctrl-C)."""
     try:
         worker_loop(run)
     except Exception as exc:  # noqa: BLE001 - handed to the calling thread
         raised.append(exc)
         run.budget.stop()
+    except KeyboardInterrupt:  # the objective's own (a Ctrl-C reaches the calling thread): it stops the run, as
+        run.budget.stop()  # inline; the thread died of it, its traceback printed, and the others went on
+        logger.warning("the objective raised KeyboardInterrupt in a worker thread (no Ctrl-C came): the run stops")
 
 
 def _hand_over(inbox: queue.SimpleQueue[tuple[FrozenTrial, threading.Event]], record: FrozenTrial) -> None:

@@ -75,10 +75,12 @@ class Budget:
         if ctx is None:
             self._base: Any = _Box(0)
             self._stop: Any = _Box(_GOING)
+            self._ran_out: Any = _Box(0)
             self._lock: Any = threading.Lock()
         else:
             self._base = ctx.Value("q", 0, lock=False)
             self._stop = ctx.Value("b", _GOING, lock=False)
+            self._ran_out = ctx.Value("b", 0, lock=False)
             self._lock = _RecordLock() if fcntl is not None and ctx.get_start_method() == "fork" else ctx.Lock()
         self.seats = [Seat(ctx) for _ in range(seats)]  # created before any fork: all workers share them
         self.seat: Seat | None = None  # in a worker process: its own (see :meth:`bind`)
@@ -192,6 +194,8 @@ class Budget:
         (earned promotions still run then, see :func:`finish_promoted`)."""
         with self._locked():  # an interrupt (plain stop) is never turned back into exhaustion
             self._stop.value = _EXHAUSTED if exhausted and self._stop.value != _STOPPED else _STOPPED
+            if exhausted:
+                self._ran_out.value = 1
 
     @property
     def stopped(self) -> bool:
@@ -201,6 +205,12 @@ class Budget:
     def exhausted(self) -> bool:
         """Stopped because the search is exhausted (seen by every worker)."""
         return self._stop.value == _EXHAUSTED
+
+    @property
+    def ran_out(self) -> bool:
+        """Whether a worker found the search exhausted, even if a stop came after (which
+        ends :attr:`exhausted`, so that earned promotions no longer run)."""
+        return bool(self._ran_out.value)
 
     @property
     def left(self) -> int | None:

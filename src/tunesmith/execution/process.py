@@ -192,7 +192,7 @@ class _Pool:
                 f"{self.losses.barren} worker processes in a row died before running a trial; "
                 f"stopped replacing them ({'; '.join(self.losses.notes[-1:])}). See the log above"
             )
-        return EXHAUSTED if self.budget.exhausted else None
+        return EXHAUSTED if self.budget.ran_out else None
 
     def _start(self, slot: Slot) -> _Worker:
         seat = self.free.pop()

@@ -361,6 +361,7 @@ class _Driver:
         calls go to an actor directly, so one that outlives its node's raylet (or a
         kill that cannot reach it) may otherwise start its queued call after the
         sweep and leave that trial running."""
+        self._take_answered()
         refs = [r for a in self.actors for r in a.calls]
         for ref in refs:
             with contextlib.suppress(Exception):  # already ended, or its actor is gone
@@ -373,6 +374,24 @@ class _Driver:
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
         failed, left = fail_stopped(self.actors, lambda a: self._recorded_lost(a, error))
         return len(failed), len(left)
+
+    def _take_answered(self) -> None:
+        """Before an interrupt fails the actors' trials: take the answers that came back but were not
+        collected yet. In memory the driver records an actor's trial: one that had ended was failed as
+        interrupted, its value lost, and a stopped actor's late call's trial too, though it ran nothing."""
+        refs = [r for a in self.actors for r in a.calls]
+        ready = self.ray.wait(refs, num_returns=len(refs), timeout=0)[0] if refs else []
+        for ref in ready:
+            actor = self._owner(ref)
+            try:
+                out: Outcome = self.ray.get(ref)
+            except Exception:  # noqa: BLE001 - lost with its actor: failed with the running ones
+                continue
+            del actor.calls[ref]
+            if out.late and out.sent is not None:
+                self.study.unstart(out.sent.number)  # back to the queue, as after a timeout
+            elif self.memory and not out.late:
+                apply_outcome(self.study, out)
 
     def _recorded_lost(self, actor: _Actor, error: str) -> list[FrozenTrial] | None:
         """:meth:`_lost` of a stopped actor; None when the storage refused the write (said): its
@@ -533,6 +552,8 @@ class _Driver:
             self.budget.give_back()
             return
         record = apply_outcome(self.study, out) if self.memory else out.record
+        if out.interrupted:
+            logger.warning("the objective raised KeyboardInterrupt in a Ray worker (no Ctrl-C came): the run stops")
         if out.stop:  # from the objective in the actor: as from a callback, no trial starts after it
             self.study.stop()  # (its trial failed elsewhere too: no record, the actor is given its next call below)
             self.calls.check_stop()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import TrialPruned, describe_exception
+from ..exceptions import TrialPruned, describe_exception, interrupted
 from ..samplers import auto
 from ..space import space as stored_space
 from ..storage import worker_id
@@ -67,6 +67,7 @@ class Outcome:
     lost: bool = False  # SQL mode: the trial was failed elsewhere while it ran
     late: bool = False  # the call came after optimize's timeout or this actor's study.stop(): no trial was run
     stop: bool = False  # the objective called study.stop() on the actor's copy of the study: the driver stops
+    interrupted: bool = False  # the objective raised KeyboardInterrupt: its trial failed as interrupted (and stop)
     # in-memory mode: what the driver must write
     sent: FrozenTrial | None = None
     value: Any = None
@@ -114,7 +115,10 @@ class StudyWorker:
         after an objective of this actor called ``study.stop()`` (a call queued behind that trial)."""
         if past(deadline) or self.run.study.stopping:
             return Outcome(self.me, late=True)
-        record = run_one(self.run)
+        try:
+            record = run_one(self.run)
+        except KeyboardInterrupt:
+            return self._interrupted()
         exhausted, self.run.exhausted = self.run.exhausted, None
         return Outcome(self.me, record=record, exhausted=exhausted, stop=self.run.study.stopping)
 
@@ -123,8 +127,17 @@ class StudyWorker:
         (``"waiting"``), if any (record None: none was, or ``lost``: it was failed
         elsewhere meanwhile); never a new configuration."""
         lost = self.run.lost
-        record = run_one(self.run, only=only)
+        try:
+            record = run_one(self.run, only=only)
+        except KeyboardInterrupt:
+            return self._interrupted()
         return Outcome(self.me, record=record, lost=self.run.lost > lost, stop=self.run.study.stopping)
+
+    def _interrupted(self) -> Outcome:
+        """The objective raised KeyboardInterrupt (``run_trial`` failed its trial as interrupted): it stops
+        the run, as inline (out of the actor, Ray made it a TaskCancelledError that optimize raised)."""
+        self.run.study.stop()  # the calls queued behind it run nothing
+        return Outcome(self.me, stop=True, interrupted=True)
 
 
 class EvalWorker:
@@ -155,6 +168,9 @@ class EvalWorker:
             out.value = self.objective(trial)
         except TrialPruned:
             out.state = TrialState.PRUNED.value
+        except KeyboardInterrupt as exc:  # stops the run, as inline (it was raised out of optimize)
+            out.state, out.error, out.interrupted = TrialState.FAILED.value, interrupted(exc), True
+            self.stopped = True
         except BaseException as exc:  # noqa: BLE001 - reported to the driver, which decides
             out.state, out.error = TrialState.FAILED.value, describe_exception(exc)
             out.uncaught = not isinstance(exc, self.catch)
@@ -162,7 +178,7 @@ class EvalWorker:
                 out.raised = exc
         final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
-        out.stop = self.stopped = bool(getattr(trial.study, "stopping", False))
+        out.stop = self.stopped = self.stopped or bool(getattr(trial.study, "stopping", False))
         return out
 
 

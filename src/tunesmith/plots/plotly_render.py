@@ -213,8 +213,9 @@ def _escape(text: str) -> str:
     return unseen_as_escapes(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-#: the control characters a page would leave unseen (ESC, BEL, NUL, C1), but tabs and line ends
-_UNSEEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: the control characters a page would leave unseen (ESC, BEL, NUL, C1), but tabs and line ends, and
+#: Unicode's line separators and direction marks (a space or nothing; the rest of the text reversed)
+_UNSEEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def unseen_as_escapes(text: str) -> str:

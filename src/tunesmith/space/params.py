@@ -217,7 +217,7 @@ class Param(ABC):
         own["when"] = {parent: list(values) for parent, values in self.when.items()}
         if self.prior is not None and self.prior.weight is not None:  # a tuple choice's key, not its JSON text
             own["prior"] = {**self.to_dict()["prior"], "weight": {_plain_choice(k): w for k, w in self.prior.weight.items()}}
-        args = ", ".join(f"{k}={own.get(k, v)!r}" for k, v in self.to_dict().items() if k not in ("type", "tuple"))
+        args = ", ".join(f"{k}={own.get(k, v)!r}" for k, v in self.to_dict().items() if k not in ("type", "tuple", "tuples"))
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
@@ -849,7 +849,44 @@ class Fixed(Param):
 
     def _fields(self) -> dict[str, Any]:
         # JSON and YAML read a tuple back as a list: say it was one, so it comes back as one
-        return {"value": _plain(self.value), "tuple": True} if isinstance(self.value, tuple) else {"value": self.value}
+        if isinstance(self.value, tuple):
+            return {"value": _plain(self.value), "tuple": True}
+        if getattr(self, "_inside", (None,))[0] is not self.value:  # looked for once (to_json at every grid ask)
+            self._inside = (self.value, _tuple_paths(self.value) if isinstance(self.value, (list, dict)) else [])
+        inside = self._inside[1]
+        # and where a list or mapping holds them: {"shape": (3, 4)} came back as {"shape": [3, 4]}
+        return {"value": _as_json(self.value), "tuples": inside} if inside else {"value": self.value}
+
+
+def _tuple_paths(x: Any, at: tuple[Any, ...] = ()) -> list[list[Any]]:
+    """Where ``x`` holds tuples, at any depth: each one's keys and indices from the top."""
+    found: list[list[Any]] = [list(at)] if isinstance(x, tuple) else []
+    items = x.items() if isinstance(x, Mapping) else enumerate(x) if isinstance(x, (list, tuple)) else ()
+    for k, v in items:
+        if type(v) not in PLAIN_TYPES:  # no call per number: a list of 10^6
+            found += _tuple_paths(v, (*at, k))
+    return found
+
+
+def _with_tuples(value: Any, marks: Any) -> Any:
+    """A stored fixed value with the lists at ``marks`` (see :func:`_tuple_paths`) as tuples again."""
+    if not isinstance(marks, list) or not all(
+            isinstance(m, list) and all(isinstance(k, str) or type(k) is int for k in m) for m in marks):
+        raise ValueError(f"tuples must be a list of paths (lists of keys and indices), got {marks!r}")
+    paths = {tuple(m) for m in marks}
+    above = {p[:i] for p in paths for i in range(len(p) + 1)}
+
+    def back(x: Any, at: tuple[Any, ...]) -> Any:
+        if at not in above:  # nothing marked in it: as it is (a list of 10^6 numbers is not walked)
+            return x
+        if isinstance(x, Mapping):
+            return {k: back(v, (*at, k)) for k, v in x.items()}
+        if isinstance(x, list):
+            items = [back(v, (*at, i)) for i, v in enumerate(x)]
+            return tuple(items) if at in paths else items
+        return x
+
+    return back(value, ())
 
 
 def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
@@ -942,6 +979,8 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
         if kind == "fixed":
             d.pop("prior", None)
             value = d.pop("value")
+            if "tuples" in d:
+                value = _with_tuples(value, d.pop("tuples"))
             return Fixed(_tuples(value) if d.pop("tuple", False) and isinstance(value, list) else value, **d)
     except TypeError as exc:
         raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {exc}") from None
@@ -1056,7 +1095,7 @@ def _check_definition_keys(kind: Any, d: Mapping[str, Any]) -> None:
     if cls is None:
         return
     allowed = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
-    allowed = [*(["value", "tuple"] if cls is Fixed else []), *(n for n in allowed if n != "value")]  # tuple: see to_dict
+    allowed = [*(["value", "tuple", "tuples"] if cls is Fixed else []), *(n for n in allowed if n != "value")]  # see to_dict
     for key in d:
         if key not in allowed:
             raise ValueError(f"unknown key {key!r} in {an(kind)} parameter{did_you_mean(key, allowed)}; "
