@@ -796,3 +796,20 @@ def test_a_worker_killed_as_it_looks_for_the_last_promotion_leaves_none_behind(t
     assert len(trials) == 6 and study.trials_in("failed") == []
     assert pruner.promotable(trials, study.direction) == []  # no promotion left behind
     assert trials[1].system.n_resumes == 1 and trials[1].last_step == 3
+
+
+def test_promotions_left_by_study_stop_run_in_a_later_optimize_of_no_new_trials() -> None:
+    pruner = ASHA(curve="best", pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        study.enqueue({"x": x})
+
+    def stop_after_the_sixth(study: ts.Study, record: FrozenTrial) -> None:
+        if record.number == 5:  # its arrival at rung 1 promoted paused trial 1
+            study.stop()
+
+    study.optimize(_constant_curve, n_trials=50, callbacks=[stop_after_the_sixth])
+    assert len(study.trials) == 6 and pruner.promotable(study.trials, study.direction) == [1]  # kept, not run
+    study.optimize(_constant_curve, n_trials=0)
+    assert len(study.trials) == 6 and pruner.promotable(study.trials, study.direction) == []
+    assert study.trials[1].system.n_resumes == 1
