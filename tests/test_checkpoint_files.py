@@ -174,6 +174,22 @@ def test_a_study_keeps_what_can_resume_and_the_best_of_finished_trials(tmp_path:
         Trainer(mlp(), TrainConfig(epochs=3, batch_size=16)).fit(*DATA, resume_from=done.attrs["best_checkpoint"])
 
 
+def test_a_folder_the_sweep_cannot_tidy_fails_no_other_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Tidying another trial's folder is housekeeping: before, an entry it could not delete (here a
+    folder named like a checkpoint) failed every later trial of the study with IsADirectoryError."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", pruner=PauseAt(2))
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path)
+    study.optimize(obj, n_trials=1)
+    folder = Path(study.trials[0].attrs["checkpoint"]).parent
+    (folder / "last-000000099.pt").mkdir()
+    study.tell(0, state="pruned")  # nothing resumes it: its folder is swept at the next trial's start
+    study.pruner = ts.pruners.NopPruner()
+    study.optimize(obj, n_trials=2)
+    assert [t.state for t in study.trials[1:]] == [ts.TrialState.COMPLETE] * 2
+    assert f"could not tidy {folder}" in caplog.text and "Is a directory" in caplog.text
+    assert caplog.text.count("could not tidy") == 1  # once, though each trial's start finds it
+
+
 def test_the_default_folder_is_per_user_and_per_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     db = f"sqlite:///{tmp_path / 's.db'}"

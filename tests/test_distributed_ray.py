@@ -115,6 +115,28 @@ def test_ray_worker_killed_mid_trial(ray_local: Any, tmp_path: Path, storage: st
     assert len(finished) == len(trials) and sum(t.state is TrialState.COMPLETE for t in finished) >= 11
 
 
+def _kills_its_worker_at_half(trial: Any) -> float:
+    if trial.params["x"] == 0.5:  # the trial and its re-queued copy both kill their actor
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(trial.params["x"])
+
+
+def test_ray_lost_queued_trials_and_copies_run_no_extra_trials(ray_local: Any, tmp_path: Path) -> None:
+    """Before, each of two losses gave back one budget unit too many, and optimize ran 5 new
+    trials for n_trials=3: a lost copy is failed without a copy of its own (once per trial),
+    yet a unit was given back for one; a queued trial made before the call was not counted
+    among the trials its lost actor had started."""
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 's.db'}", name="s",
+                  heartbeat_interval=5.0, requeue_failed=True)
+    study.enqueue({"x": 0.5})
+    study.optimize(_kills_its_worker_at_half, n_trials=3, n_jobs=1, executor="ray")
+    trials = study.trials
+    lost, copy = trials[0], trials[trials[0].system.requeued_as]
+    assert lost.state is copy.state is TrialState.FAILED and copy.system.requeued_as is None
+    new = [t for t in trials if t.system.retry_of is None]
+    assert len(new) == 3 and [t.state for t in new[1:]] == [TrialState.COMPLETE] * 2
+
+
 def test_ray_options_are_checked() -> None:
     with pytest.raises(ValueError, match="auto"):
         RayExecutor(address="auto")

@@ -762,3 +762,54 @@ def test_an_attribute_named_cv_that_cross_validate_did_not_write_still_gets_the_
         study.optimize(_tags_cv, n_trials=4)
     assert study.trials_in("paused")
     assert caplog.text.count("was paused without attrs['checkpoint']") == 1
+
+
+class _DiesAsItClaimsTheLastPromotion(ASHA):
+    """ASHA whose worker process is SIGKILLed the first time it finds a promotion once every
+    trial of the run exists: the worker dies in optimize's drain, before its claim is written."""
+
+    def __init__(self, marker: str, n_trials: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.marker, self.n_trials, self.parent = marker, n_trials, os.getpid()
+
+    def promotable(self, trials: Any, direction: Any) -> list[int]:
+        found = super().promotable(trials, direction)
+        if found and len(trials) == self.n_trials and os.getpid() != self.parent:
+            if _first_to_claim(Path(self.marker), found[0]):
+                os.kill(os.getpid(), signal.SIGKILL)
+        return found
+
+
+def test_a_worker_killed_as_it_looks_for_the_last_promotion_leaves_none_behind(tmp_path: Path) -> None:
+    """The 6th trial promotes paused trial 1 (see the test above); the worker that would resume it
+    is killed before its claim is written. Another worker must run the promotion before optimize
+    returns: before, the death found no running trial and nothing replaced the worker."""
+    pruner = _DiesAsItClaimsTheLastPromotion(str(tmp_path / "killed"), 6, curve="best", pause=True,
+                                             min_resource=1, reduction_factor=3, max_resource=9)
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0,
+                     storage=f"sqlite:///{tmp_path / 'd.db'}", name="d")
+    for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        study.enqueue({"x": x})
+    study.optimize(_constant_curve, n_trials=6, executor="process")
+    assert (tmp_path / "killed").read_text() == "1"  # the kill happened, as trial 1 was found
+    trials = study.trials
+    assert len(trials) == 6 and study.trials_in("failed") == []
+    assert pruner.promotable(trials, study.direction) == []  # no promotion left behind
+    assert trials[1].system.n_resumes == 1 and trials[1].last_step == 3
+
+
+def test_promotions_left_by_study_stop_run_in_a_later_optimize_of_no_new_trials() -> None:
+    pruner = ASHA(curve="best", pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        study.enqueue({"x": x})
+
+    def stop_after_the_sixth(study: ts.Study, record: FrozenTrial) -> None:
+        if record.number == 5:  # its arrival at rung 1 promoted paused trial 1
+            study.stop()
+
+    study.optimize(_constant_curve, n_trials=50, callbacks=[stop_after_the_sixth])
+    assert len(study.trials) == 6 and pruner.promotable(study.trials, study.direction) == [1]  # kept, not run
+    study.optimize(_constant_curve, n_trials=0)
+    assert len(study.trials) == 6 and pruner.promotable(study.trials, study.direction) == []
+    assert study.trials[1].system.n_resumes == 1

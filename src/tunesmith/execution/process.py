@@ -422,8 +422,10 @@ class _Pool:
             self.budget.refund(retries)
         if unit < 0:
             self.budget.charge(-unit)
-        held = any(t.state is TrialState.PAUSED for t in lost) or retries > 0 or w.owed  # a resumed
-        heir = self._heir(w)  # trial kept its promotion; a copy must run
+        # a resumed trial kept its promotion; a copy must run; once no new trial may start, it may
+        # have died draining (claiming a promotion, its claim not written): one more worker looks
+        held = any(t.state is TrialState.PAUSED for t in lost) or retries > 0 or w.owed or not self.budget.may_start
+        heir = self._heir(w)
         if heir is not None:  # the worker in its place runs what it left, or has one more look when it ends
             heir.owed |= held or w.unit_back
             self.pool.exited(w.slot, oom=False)

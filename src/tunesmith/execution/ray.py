@@ -302,7 +302,9 @@ class _Driver:
         self.index = 0
         self.checked = 0.0  # when the cluster's resources were last looked at
         self.starved_since: float | None = None  # since when no node can run a trial
-        self.first = 0 if self.memory else len(self.study.trials)  # trials before this call
+        before = [] if self.memory else self.study.trials
+        # the trials of earlier calls, but for those waiting: this call may run them (they count in n_trials)
+        self.first = min([t.number for t in before if t.state is TrialState.WAITING], default=len(before))
         # a callback may stop the study (study.stop(), or by raising): a call queued behind the running
         # one would start a trial after it, so with callbacks each actor holds one call at a time
         self.in_flight = 1 if job.callbacks else IN_FLIGHT
@@ -665,8 +667,8 @@ class _Driver:
         # (one may have ended just before the actor died, its answer lost with it)
         used = failed if self.memory else self._started_unanswered(actor)
         # a re-queued trial runs again under this call's budget: its failed attempt is not counted
-        again = self.study.heartbeat_config.requeue if requeue is None else requeue
-        retried = failed if again else 0
+        # (a lost copy is not copied again: it gives no unit back)
+        retried = sum(t.system.requeued_as is not None for t in ended)
         self.budget.give_back(max(0, len(actor.calls) - used) + retried)
         self.actors.remove(actor)
         self.replacements += lost

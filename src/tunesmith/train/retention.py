@@ -222,10 +222,24 @@ def sweep(trial: Any, study_dir: Path, keep: str) -> None:
         if not (sub.name.startswith("trial-") and number.isdigit()) or int(number) == trial.number \
                 or _marked_by_another(trial, sub / OWNER):
             continue
-        state = states.get(int(number))
-        if state in ("pruned", "failed"):
-            retire(sub, "none")
-        elif state == "complete":
-            retire(sub, keep)
-        elif sub.is_dir():
-            ckpt.clean_stale(sub)
+        try:
+            _tidy(sub, states.get(int(number)), keep)
+        except OSError as exc:  # housekeeping: the trial starting here must not fail for it
+            if str(sub) not in _UNTIDY:
+                _UNTIDY.add(str(sub))
+                logger.warning("could not tidy %s (%s: %s): left as it is; delete it by hand if nothing "
+                               "resumes from it. (Logged once per folder.)", sub, type(exc).__name__, exc)
+
+
+#: the folders :func:`sweep` could not tidy, said once each
+_UNTIDY: set[str] = set()
+
+
+def _tidy(sub: Path, state: str | None, keep: str) -> None:
+    """Retire another trial's folder as its state allows (``sweep``)."""
+    if state in ("pruned", "failed"):
+        retire(sub, "none")
+    elif state == "complete":
+        retire(sub, keep)
+    elif sub.is_dir():
+        ckpt.clean_stale(sub)
