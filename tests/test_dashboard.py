@@ -427,6 +427,21 @@ def test_each_write_asks_for_confirmation_then_applies(url: str) -> None:
     assert c.get("/studies/beta").status_code == 404
 
 
+def test_a_trial_s_attributes_and_an_enqueue_confirmation_show_letters_as_written(tmp_path: Path) -> None:
+    """A trial's attributes and the configuration an enqueue asks to confirm were JSON with every
+    letter beyond ASCII escaped: the choice "ünï 日本" read ``\\u00fcn\\u00ef \\u65e5\\u672c``."""
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    study = ts.Study({"c": ts.Categorical(["ünï 日本", "<b>"])}, storage=url, name="u", sampler="random", seed=0)
+    trial = study.ask()
+    trial.set_attr("note", "größer 日本 \x1b")
+    study.tell(trial, 1.0)
+    c = client(url, allow_writes=True)
+    page = c.get("/studies/u/trials/0").text
+    assert "größer 日本 \\u001b" in page and "\\u00f6" not in page
+    ask = c.post("/studies/u/enqueue", data={"token": _token(c, "/studies/u"), "params": '{"c": "ünï 日本"}'}).text
+    assert "enqueue {&quot;c&quot;: &quot;ünï 日本&quot;}" in ask and "\\u00fc" not in ask
+
+
 def test_a_confirmation_posts_back_the_note_as_it_was_written(url: str) -> None:
     """The confirmation page's hidden fields wrote a note's ESC as the text \\x1b (the escape a page
     shows): confirming stored another note than the one written. The fields are posted back as sent."""

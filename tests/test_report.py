@@ -251,6 +251,18 @@ def test_the_report_is_written_only_to_an_html_file_in_a_folder_that_exists(
     assert f"folder {str(tmp_path / 'no')!r} does not exist" in capsys.readouterr().err
 
 
+def test_the_search_space_shows_choices_and_conditions_in_their_own_letters() -> None:
+    """The search space table wrote every letter beyond ASCII as a JSON escape: the choice
+    "ünï 日本" read ``\\u00fcn\\u00ef \\u65e5\\u672c``, in its definition and in a condition on it."""
+    space = {"c": ts.Categorical(["ünï 日本", "<b>"]), "x": ts.Float(0, 1, when={"c": ["ünï 日本"]})}
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: t.params.get("x", 1.0), n_trials=4)
+    page = build_report(study)
+    assert "\\u00fc" not in page.split("<h2>Plots</h2>")[0]
+    assert "[&quot;ünï 日本&quot;, &quot;&lt;b&gt;&quot;]" in page
+    assert "{&quot;c&quot;: [&quot;ünï 日本&quot;]}" in page
+
+
 def test_the_report_of_a_study_with_no_trial_says_so(tmp_path: Path) -> None:
     s = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'n.db'}", name="nothing-yet")
     page = build_report(s)

@@ -177,7 +177,7 @@ def trial_page(v: View, t: FrozenTrial, writes: str) -> str:
             + (f"<h2>Error</h2><pre id='error'>{e(t.error)}</pre>" if t.error else "")
             + f"<section class='kind' data-kind='curve' data-src='/api/studies/{q(v.name)}/trials/{t.number}/curve'>"
             "</section><h2>Attributes</h2>"
-            + f"<pre>{e(json.dumps(dict(t.attrs), indent=1, default=str))}</pre>{writes}")
+            + f"<pre>{e(json.dumps(dict(t.attrs), indent=1, default=str, ensure_ascii=False))}</pre>{writes}")
     return layout(f"{v.name} trial {t.number}", f"<div id='plots' data-static='1'>{body}</div>", scripts=True)
 
 

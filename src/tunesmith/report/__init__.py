@@ -114,9 +114,14 @@ def _space(s: Snapshot) -> str:
         d = p.to_dict()
         kind = d.pop("type", p.kind)
         when = d.pop("when", None)
-        rows.append([name, kind, json.dumps(_short(for_display(d, 6)), default=str),  # 0.01..100's centre: 1, not 1.0000000000000009
-                     "" if not when else json.dumps(_short(for_display(when, 6)), default=str)])
+        rows.append([name, kind, _as_json(d),  # 0.01..100's centre: 1, not 1.0000000000000009
+                     "" if not when else _as_json(when)])
     return "<h2>Search space</h2>" + html_table(["parameter", "type", "definition", "active when"], rows, left=4)
+
+
+def _as_json(d: dict[str, Any]) -> str:
+    """A parameter's definition or condition as JSON, its letters as written (not ``\\u00fc``)."""
+    return json.dumps(_short(for_display(d, 6)), default=str, ensure_ascii=False)
 
 
 def _best(s: Snapshot, top: int) -> str:
