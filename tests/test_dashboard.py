@@ -169,6 +169,16 @@ def test_a_study_deleted_and_made_again_under_its_name_is_a_change(url: str) -> 
     changes = c.get(f"/api/studies/beta/changes?since={version}").json()
     assert changes["changed"] and changes["summary"]["trials"] == 0, changes
 
+def test_a_page_left_open_across_a_restart_of_the_dashboard_sees_what_changed_meanwhile(url: str) -> None:
+    """A study page kept open while the dashboard was stopped, trials were added and the dashboard
+    started again: both runs called the study's first state version 1, so the page's poll heard
+    "unchanged" and it showed the old trials under "live: checked" until the next change."""
+    version = client(url).get("/api/studies/beta").json()["version"]
+    ts.load_study("beta", url).optimize(objective, n_trials=3, catch=(RuntimeError,))
+    changes = client(url).get(f"/api/studies/beta/changes?since={version}").json()
+    assert changes["changed"] and changes["summary"]["trials"] == 13, changes
+
+
 def test_importance_and_comparison(url: str) -> None:
     pytest.importorskip("sklearn")
     c = client(url)
