@@ -215,6 +215,16 @@ def test_the_report_of_a_study_of_many_parameters_keeps_the_page_s_width(tmp_pat
     assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
 
 
+def test_the_report_of_a_study_with_a_long_name_keeps_the_page_s_width(tmp_path: Path) -> None:
+    """A study name of 150 letters with no space to break at made the report 1,500 px wide."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name="n" * 150)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    out = write_report(study, tmp_path / "long.html")
+    width = _in_chromium(sync_api, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
+    assert width <= 1200, width
+
+
 def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any]) -> Any:
     """What ``read`` gets from the report ``out`` opened in headless chromium, 1200 x 900, with no
     request leaving the machine."""

@@ -31,7 +31,7 @@ from ..trial import Direction, FrozenTrial, TrialState, ranked
 #: the plots a report tries, in order
 SECTIONS = ("history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting")
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;overflow-wrap:break-word}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f6f9}td.l,th.l{text-align:left}.plot{margin:1.5em 0}.note{color:#666;font-size:13px}
 .wide{overflow-x:auto}"""
