@@ -3,6 +3,7 @@ leaves the machine; a screenshot goes to test-artifacts/ (kept by CI)."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -223,6 +224,27 @@ def test_the_report_of_a_study_with_a_long_name_keeps_the_page_s_width(tmp_path:
     out = write_report(study, tmp_path / "long.html")
     width = _in_chromium(sync_api, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
     assert width <= 1200, width
+
+
+def test_a_long_title_is_drawn_on_lines_that_fit_the_plot() -> None:
+    """plotly draws a title on one line: a study name of 150 letters cut every plot's title at the
+    plot's right edge (what it showed of was lost). Titles longer than 80 characters are now cut into
+    lines, and the top margin grows with them; shorter ones are as they were."""
+    from tunesmith.plots import records_of
+    from tunesmith.plots.plotly_render import to_plotly
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0, name="n" * 150 + " <b>")
+    study.optimize(lambda t: t.params["x"], n_trials=5)
+    for kind in ("history", "parallel"):
+        record = records_of(study, kind)[0]
+        layout = to_plotly(record).layout
+        lines = [html.unescape(line) for line in layout.title.text.split("<br>")]
+        assert len(lines) == 3 and all(len(line) <= 80 for line in lines), lines
+        assert "".join(lines).replace(" ", "") == record.title.replace(" ", "")  # every word, "<b>" as text
+        assert layout.margin.t == (110 if kind == "parallel" else 60) + 44
+    short = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name="short")
+    short.optimize(lambda t: t.params["x"], n_trials=3)
+    assert "<br>" not in to_plotly(records_of(short, "history")[0]).layout.title.text
 
 
 def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any]) -> Any:
