@@ -41,6 +41,8 @@ def to_plotly(record: Record) -> Any:
     top = (110 if isinstance(record, Parallel) else 60) + 22 * (len(lines) - 1)
     fig.update_layout(title="<br>".join(_escape(line) for line in lines), template="plotly_white",
                       margin={"l": 60, "r": 30, "t": top, "b": 50})
+    if len(lines) > 1:  # from the top down, clear of a legend or axis titles above the plot
+        fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}})
     if record.empty:
         fig.add_annotation(text=_escape(record.message or ""), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
