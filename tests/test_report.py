@@ -226,6 +226,28 @@ def test_the_report_of_a_study_with_a_long_name_keeps_the_page_s_width(tmp_path:
     assert width <= 1200, width
 
 
+def test_the_report_fits_a_phone_s_width(tmp_path: Path) -> None:
+    """A report opened on a phone (a mobile viewport 380 px wide) was laid out 980 px wide and
+    shrunk (no viewport declared), its search space table past even that: the page declares its
+    viewport and every table scrolls in its own box."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"c": ts.Categorical(["a" * 90, "b" * 90]), "x": ts.Float(0, 1)}, sampler="random", seed=0,
+                     name="phone")
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    out = write_report(study, tmp_path / "phone.html")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
+                                       has_touch=True).new_page()
+            page.route("**/*", only(("file:", "data:", "about:"), []))
+            page.goto(out.as_uri(), wait_until="load")
+            widths = page.evaluate("[document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+        finally:
+            browser.close()
+    assert widths == [380, 380], widths
+
+
 def test_a_long_title_is_drawn_on_lines_that_fit_the_plot() -> None:
     """plotly draws a title on one line: a study name of 150 letters cut every plot's title at the
     plot's right edge (what it showed of was lost). Titles longer than 80 characters are now cut into
