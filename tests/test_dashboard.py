@@ -169,6 +169,16 @@ def test_a_study_deleted_and_made_again_under_its_name_is_a_change(url: str) -> 
     changes = c.get(f"/api/studies/beta/changes?since={version}").json()
     assert changes["changed"] and changes["summary"]["trials"] == 0, changes
 
+def test_a_page_left_open_across_a_restart_of_the_dashboard_sees_what_changed_meanwhile(url: str) -> None:
+    """A study page kept open while the dashboard was stopped, trials were added and the dashboard
+    started again: both runs called the study's first state version 1, so the page's poll heard
+    "unchanged" and it showed the old trials under "live: checked" until the next change."""
+    version = client(url).get("/api/studies/beta").json()["version"]
+    ts.load_study("beta", url).optimize(objective, n_trials=3, catch=(RuntimeError,))
+    changes = client(url).get(f"/api/studies/beta/changes?since={version}").json()
+    assert changes["changed"] and changes["summary"]["trials"] == 13, changes
+
+
 def test_importance_and_comparison(url: str) -> None:
     pytest.importorskip("sklearn")
     c = client(url)
@@ -425,6 +435,21 @@ def test_each_write_asks_for_confirmation_then_applies(url: str) -> None:
     c.post("/studies/beta/delete", data={"token": token, "confirm": "yes"})
     assert "beta" not in [s.name for s in open_storage(url).list_studies()]
     assert c.get("/studies/beta").status_code == 404
+
+
+def test_a_trial_s_attributes_and_an_enqueue_confirmation_show_letters_as_written(tmp_path: Path) -> None:
+    """A trial's attributes and the configuration an enqueue asks to confirm were JSON with every
+    letter beyond ASCII escaped: the choice "ünï 日本" read ``\\u00fcn\\u00ef \\u65e5\\u672c``."""
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    study = ts.Study({"c": ts.Categorical(["ünï 日本", "<b>"])}, storage=url, name="u", sampler="random", seed=0)
+    trial = study.ask()
+    trial.set_attr("note", "größer 日本 \x1b")
+    study.tell(trial, 1.0)
+    c = client(url, allow_writes=True)
+    page = c.get("/studies/u/trials/0").text
+    assert "größer 日本 \\u001b" in page and "\\u00f6" not in page
+    ask = c.post("/studies/u/enqueue", data={"token": _token(c, "/studies/u"), "params": '{"c": "ünï 日本"}'}).text
+    assert "enqueue {&quot;c&quot;: &quot;ünï 日本&quot;}" in ask and "\\u00fc" not in ask
 
 
 def test_a_confirmation_posts_back_the_note_as_it_was_written(url: str) -> None:

@@ -274,9 +274,10 @@ def test_the_trials_table_and_last_activity_update_live_in_one_format(served: tu
 
 
 @contextlib.contextmanager
-def _dashboard(url: str, env: dict[str, str], *args: str) -> Iterator[str]:
-    """``tunesmith dashboard`` of ``url`` (with ``args``) in its own process; yields its base URL."""
-    port = free_port()
+def _dashboard(url: str, env: dict[str, str], *args: str, port: int = 0) -> Iterator[str]:
+    """``tunesmith dashboard`` of ``url`` (with ``args``) in its own process, on ``port`` (else a free
+    one); yields its base URL."""
+    port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "dashboard", "--storage", url, "--port", str(port),
                              *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -305,13 +306,40 @@ def test_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path, subpr
     assert width <= 1300, width  # the trials table's 200 columns scroll in their box (the page was 18,000 px wide)
 
 
+def test_plots_asked_for_while_the_dashboard_is_unreachable_are_drawn_once_it_is_back(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Scrolled down while the dashboard was stopped, a study page asked for its lower plots, failed
+    (an uncaught "Failed to fetch") and never asked again: after the restart they stayed blank."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'back.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=6)
+    port, errors = free_port(), []
+    last = "document.querySelector('section.kind:last-of-type').dataset"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 700})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            with _dashboard(url, subprocess_env, "--poll", "0.5", port=port) as base:
+                page.goto(base + "/studies/s", wait_until="load")
+                page.wait_for_function("document.body.dataset.ready === '1'")
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            page.wait_for_timeout(1000)  # the lower plots asked for, refused
+            with _dashboard(url, subprocess_env, "--poll", "0.5", port=port):
+                page.wait_for_function(f"{last}.version !== undefined", timeout=20_000)
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
 def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """On a phone (a mobile viewport 380 px wide) no page is wider than the screen: the pages
     declare their viewport (without it a phone lays them out 980 px wide and shrinks them), wide
-    tables scroll in their own box and the forms of --allow-writes shrink to fit."""
+    tables scroll in their own box, the forms of --allow-writes shrink to fit and a name with no
+    space to break at wraps (one of 120 letters made each of its pages 1,500 px wide)."""
     sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'phone.db'}"
-    for name in ("a study with a rather long name", "b"):
+    for name in ("a study with a rather long name", "b", "n" * 120):
         ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=3)
     widths = {}
     with _dashboard(url, subprocess_env, "--allow-writes") as base, sync_api.sync_playwright() as pw:
@@ -320,7 +348,9 @@ def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[st
             page = browser.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
                                        has_touch=True).new_page()
             page.route("**/*", only((base + "/",), []))
-            for path in ("/", "/studies/b", "/studies/b/trials/0", "/compare?study=b"):
+            for path in ("/", "/studies/b", "/studies/b/trials/0", "/compare?study=b", f"/studies/{'n' * 120}",
+                         f"/studies/{'n' * 120}/trials/0", f"/studies/{'n' * 120}/importance", f"/studies/{'n' * 120}/x",
+                         f"/compare?study={'n' * 120}"):
                 page.goto(base + path, wait_until="load")
                 widths[path] = page.evaluate("document.documentElement.scrollWidth")
             page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"))

@@ -3,6 +3,7 @@ leaves the machine; a screenshot goes to test-artifacts/ (kept by CI)."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -233,6 +234,59 @@ def test_the_report_of_a_study_of_many_parameters_keeps_the_page_s_width(tmp_pat
     assert width <= 1200, width  # the best trials' 300 columns scroll in their box (the page was 21,000 px wide)
 
 
+def test_the_report_of_a_study_with_a_long_name_keeps_the_page_s_width(tmp_path: Path) -> None:
+    """A study name of 150 letters with no space to break at made the report 1,500 px wide."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name="n" * 150)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    out = write_report(study, tmp_path / "long.html")
+    width = _in_chromium(sync_api, out, lambda page: page.evaluate("document.documentElement.scrollWidth"))
+    assert width <= 1200, width
+
+
+def test_the_report_fits_a_phone_s_width(tmp_path: Path) -> None:
+    """A report opened on a phone (a mobile viewport 380 px wide) was laid out 980 px wide and
+    shrunk (no viewport declared), its search space table past even that: the page declares its
+    viewport and every table scrolls in its own box."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"c": ts.Categorical(["a" * 90, "b" * 90]), "x": ts.Float(0, 1)}, sampler="random", seed=0,
+                     name="phone")
+    study.optimize(lambda t: t.params["x"], n_trials=6)
+    out = write_report(study, tmp_path / "phone.html")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
+                                       has_touch=True).new_page()
+            page.route("**/*", only(("file:", "data:", "about:"), []))
+            page.goto(out.as_uri(), wait_until="load")
+            widths = page.evaluate("[document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+        finally:
+            browser.close()
+    assert widths == [380, 380], widths
+
+
+def test_a_long_title_is_drawn_on_lines_that_fit_the_plot() -> None:
+    """plotly draws a title on one line: a study name of 150 letters cut every plot's title at the
+    plot's right edge (what it showed of was lost). Titles longer than 80 characters are now cut into
+    lines, and the top margin grows with them; shorter ones are as they were."""
+    from tunesmith.plots import records_of
+    from tunesmith.plots.plotly_render import to_plotly
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0, name="n" * 150 + " <b>")
+    study.optimize(lambda t: t.params["x"], n_trials=5)
+    for kind in ("history", "parallel"):
+        record = records_of(study, kind)[0]
+        layout = to_plotly(record).layout
+        lines = [html.unescape(line) for line in layout.title.text.split("<br>")]
+        assert len(lines) == 3 and all(len(line) <= 80 for line in lines), lines
+        assert "".join(lines).replace(" ", "") == record.title.replace(" ", "")  # every word, "<b>" as text
+        assert layout.margin.t == (110 if kind == "parallel" else 60) + 44
+    short = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name="short")
+    short.optimize(lambda t: t.params["x"], n_trials=3)
+    assert "<br>" not in to_plotly(records_of(short, "history")[0]).layout.title.text
+
+
 def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any]) -> Any:
     """What ``read`` gets from the report ``out`` opened in headless chromium, 1200 x 900, with no
     request leaving the machine."""
@@ -267,6 +321,18 @@ def test_the_report_is_written_only_to_an_html_file_in_a_folder_that_exists(
         main(["report", "report-demo", "--storage", url, "-o", str(tmp_path / "no" / "r.html")])
     assert exit_.value.code == 2
     assert f"folder {str(tmp_path / 'no')!r} does not exist" in capsys.readouterr().err
+
+
+def test_the_search_space_shows_choices_and_conditions_in_their_own_letters() -> None:
+    """The search space table wrote every letter beyond ASCII as a JSON escape: the choice
+    "ünï 日本" read ``\\u00fcn\\u00ef \\u65e5\\u672c``, in its definition and in a condition on it."""
+    space = {"c": ts.Categorical(["ünï 日本", "<b>"]), "x": ts.Float(0, 1, when={"c": ["ünï 日本"]})}
+    study = ts.Study(space, sampler="random", seed=0)
+    study.optimize(lambda t: t.params.get("x", 1.0), n_trials=4)
+    page = build_report(study)
+    assert "\\u00fc" not in page.split("<h2>Plots</h2>")[0]
+    assert "[&quot;ünï 日本&quot;, &quot;&lt;b&gt;&quot;]" in page
+    assert "{&quot;c&quot;: [&quot;ünï 日本&quot;]}" in page
 
 
 def test_the_report_of_a_study_with_no_trial_says_so(tmp_path: Path) -> None:

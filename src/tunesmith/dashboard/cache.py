@@ -119,7 +119,10 @@ class StudyCache:
         self.io = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
-        self._floor = 0  # the highest version of a study dropped: a study made again under its name starts past it
+        # the highest version of a study dropped: a study made again under its name starts past it.
+        # It starts at this run's start in ms: a page left open across a restart of the dashboard
+        # holds a version the new run never gives, so its next poll hears of a change
+        self._floor = time.time_ns() // 1_000_000
 
     def records(self) -> list[StudyRecord]:
         """The studies, without the companions where ``evaluate_best`` keeps test scores. What is

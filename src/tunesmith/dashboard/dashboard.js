@@ -38,18 +38,29 @@
   }
 
   async function load(sec) {
-    const r = await fetch(sec.dataset.src);
+    let r, body;
+    try {
+      r = await fetch(sec.dataset.src);
+      body = r.ok ? await r.json() : await r.text();
+    } catch (err) {  // the server cannot be reached now: a study page's poll loads it again
+      sec.dataset.failed = "1";
+      return;
+    }
+    delete sec.dataset.failed;
+    sec.dataset.answered = "1";
     if (!r.ok) {
-      const text = await r.text();
-      let why = text;
-      try { why = JSON.parse(text).error || text; } catch (err) { /* not JSON: the text as it is */ }
+      let why = body;
+      try { why = JSON.parse(body).error || body; } catch (err) { /* not JSON: the text as it is */ }
       sec.textContent = "could not load " + sec.dataset.kind + ": " + why;
       return;
     }
-    const body = await r.json();
     body.plots.forEach((p, i) => show(sec, i, p, body.version));
     sec.dataset.version = body.version;
     sec.style.minHeight = "0";
+  }
+
+  function markAll(sections) {
+    if (sections.every((s) => s.dataset.answered)) { document.body.dataset.all = "1"; }
   }
 
   function near(sec) {
@@ -61,13 +72,12 @@
     const first = sections.filter(near);
     await Promise.all(first.map(load));
     document.body.dataset.ready = "1";
-    let left = sections.length - first.length;
-    if (!left) { document.body.dataset.all = "1"; return; }
+    markAll(sections);
     const seen = new IntersectionObserver((entries) => {
       for (const en of entries) {
         if (!en.isIntersecting) { continue; }
         seen.unobserve(en.target);
-        load(en.target).then(() => { left -= 1; if (!left) { document.body.dataset.all = "1"; } });
+        load(en.target).then(() => markAll(sections));
       }
     }, {rootMargin: "300px"});
     sections.filter((s) => !first.includes(s)).forEach((s) => seen.observe(s));
@@ -110,6 +120,8 @@
           await Promise.all(drawn.filter((s) => slow || FAST.includes(s.dataset.kind)).map(load));
           if (slow) { slowAt = Date.now(); }
         }
+        await Promise.all(sections.filter((s) => s.dataset.failed).map(load));  // asked while unreachable
+        markAll(sections);
         live.textContent = "live: checked " + new Date().toLocaleTimeString();
       } catch (err) {
         live.textContent = "cannot reach the dashboard server; retrying";

@@ -18,7 +18,7 @@ from ..trial import FrozenTrial, TrialState
 from .aggregate import ORDERS
 from .cache import View
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:0;color:#222}main{margin:1em auto;max-width:1200px;padding:0 1em}
+STYLE = """body{font-family:system-ui,sans-serif;margin:0;color:#222}main{margin:1em auto;max-width:1200px;padding:0 1em;overflow-wrap:break-word}
 header{background:#0b3d5c;color:#fff;padding:.6em 1.5em}header a{color:#fff;margin-right:1.5em;text-decoration:none}
 table{border-collapse:collapse;margin:.8em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f6f9}td.l,th.l{text-align:left}.note{color:#666;font-size:13px}.plot{min-height:420px;margin:1em 0}
@@ -177,7 +177,7 @@ def trial_page(v: View, t: FrozenTrial, writes: str) -> str:
             + (f"<h2>Error</h2><pre id='error'>{e(t.error)}</pre>" if t.error else "")
             + f"<section class='kind' data-kind='curve' data-src='/api/studies/{q(v.name)}/trials/{t.number}/curve'>"
             "</section><h2>Attributes</h2>"
-            + f"<pre>{e(json.dumps(dict(t.attrs), indent=1, default=str))}</pre>{writes}")
+            + f"<pre>{e(json.dumps(dict(t.attrs), indent=1, default=str, ensure_ascii=False))}</pre>{writes}")
     return layout(f"{v.name} trial {t.number}", f"<div id='plots' data-static='1'>{body}</div>", scripts=True)
 
 

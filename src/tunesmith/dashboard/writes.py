@@ -95,7 +95,7 @@ def enqueue(d: Dashboard, request: Request) -> Response:
     params = _params(fields.get("params", ""))
     study = _study(d, name)
     study.space.validate(params)  # a wrong configuration is refused before the confirmation
-    ask = _confirmed(request, fields, f"enqueue {json.dumps(params)} in study {name!r}?")
+    ask = _confirmed(request, fields, f"enqueue {json.dumps(params, ensure_ascii=False)} in study {name!r}?")
     if ask:
         return ask
     with d.cache.io:

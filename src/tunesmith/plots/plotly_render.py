@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -13,6 +14,7 @@ from .records import LINE, Chart, Diagram, Parallel, Record, Series, axis_label
 SYMBOLS = {"o": "circle", "x": "x", "*": "star", "v": "triangle-down", None: "circle"}
 DASHES = {":": "dot", "--": "dash", None: "solid"}
 MERGE_ABOVE = 50  # more line series than this are drawn as one trace per style
+TITLE_WIDTH = 80  # characters a line of a title (at most about 950 px at plotly's 17 px: 80 capital Ns)
 
 
 def _go() -> Any:
@@ -35,8 +37,12 @@ def to_plotly(record: Record) -> Any:
         fig = _diagram(go, record)
     else:
         fig = _chart(go, record)
-    top = 110 if isinstance(record, Parallel) else 60
-    fig.update_layout(title=_escape(record.title), template="plotly_white", margin={"l": 60, "r": 30, "t": top, "b": 50})
+    lines = _title_lines(record.title)
+    top = (110 if isinstance(record, Parallel) else 60) + 22 * (len(lines) - 1)
+    fig.update_layout(title="<br>".join(_escape(line) for line in lines), template="plotly_white",
+                      margin={"l": 60, "r": 30, "t": top, "b": 50})
+    if len(lines) > 1:  # from the top down, clear of a legend or axis titles above the plot
+        fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}})
     if record.empty:
         fig.add_annotation(text=_escape(record.message or ""), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
@@ -207,6 +213,12 @@ def to_html(records: Sequence[Record], *, full: bool = True, include_js: bool = 
         return body
     title = records[0].title if records else "tunesmith"
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_escape(title)}</title></head><body>{body}</body></html>"
+
+
+def _title_lines(title: str) -> list[str]:
+    """A title as it is, or, longer than a line, cut into lines at spaces (a word longer than a line
+    anywhere): plotly draws a title on one line however long, cut at the plot's edge."""
+    return [title] if len(title) <= TITLE_WIDTH else textwrap.wrap(title, TITLE_WIDTH)
 
 
 def _escape(text: str) -> str:

@@ -31,10 +31,12 @@ from ..trial import Direction, FrozenTrial, TrialState, ranked
 #: the plots a report tries, in order
 SECTIONS = ("history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting")
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+#: a phone lays the page out as wide as its screen (without it: 980 px, shrunk to fit)
+VIEWPORT = "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222;overflow-wrap:break-word}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f6f9}td.l,th.l{text-align:left}.plot{margin:1.5em 0}.note{color:#666;font-size:13px}
-.wide{overflow-x:auto}"""
+.wide{overflow-x:auto}table{display:block;overflow-x:auto;max-width:100%}"""
 
 
 def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTIONS) -> str:
@@ -55,7 +57,7 @@ def build_report(study: Any, *, top: int = 10, sections: Sequence[str] = SECTION
         items = "".join(f"<li>{_e(k)}: {_e(why)}</li>" for k, why in skipped)
         parts.append(f"<p class='note'>not drawn:</p><ul class='note'>{items}</ul>")
     body = "\n".join(parts)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>tunesmith report: {_e(s.name)}</title>"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{VIEWPORT}<title>tunesmith report: {_e(s.name)}</title>"
             f"<style>{_STYLE}</style></head><body>{body}</body></html>")
 
 
@@ -114,9 +116,14 @@ def _space(s: Snapshot) -> str:
         d = p.to_dict()
         kind = d.pop("type", p.kind)
         when = d.pop("when", None)
-        rows.append([name, kind, json.dumps(_short(for_display(d, 6)), default=str),  # 0.01..100's centre: 1, not 1.0000000000000009
-                     "" if not when else json.dumps(_short(for_display(when, 6)), default=str)])
+        rows.append([name, kind, _as_json(d),  # 0.01..100's centre: 1, not 1.0000000000000009
+                     "" if not when else _as_json(when)])
     return "<h2>Search space</h2>" + html_table(["parameter", "type", "definition", "active when"], rows, left=4)
+
+
+def _as_json(d: dict[str, Any]) -> str:
+    """A parameter's definition or condition as JSON, its letters as written (not ``\\u00fc``)."""
+    return json.dumps(_short(for_display(d, 6)), default=str, ensure_ascii=False)
 
 
 def _best(s: Snapshot, top: int) -> str:
