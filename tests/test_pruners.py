@@ -255,6 +255,25 @@ def test_asha_calibrate_keeps_a_trial_as_close_as_the_best_complete_curve_was() 
         ASHA(calibrate=-1)
 
 
+def test_asha_calibrate_reads_each_complete_trial_once_per_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The best complete trial's end was found again for every complete trial (a ``min`` over
+    them inside the filter): 828 ms a decision at 5,000 complete trials against 4.6 ms without
+    calibrate. The scans over the complete trials are counted, not timed."""
+    from tunesmith.pruners import halving
+
+    scans = Counter[int]()
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        scans["min"] += 1
+        return min(*args, **kwargs)
+
+    monkeypatch.setattr(halving, "min", counted, raising=False)
+    done = finished([[1.0, 0.3 + i / 1000, 0.2 - i / 1000] for i in range(300)])
+    asha = ASHA(min_resource=1, reduction_factor=4, max_resource=2, calibrate=4)
+    assert asha.decide(tr(999, [1.0, 0.45]), done, MIN) is Decision.CONTINUE  # the last came from behind
+    assert scans["min"] <= 4, scans  # before: 301, one per complete trial
+
+
 def test_asha_promotes_top_third_of_the_rung() -> None:
     others = at_rung1([0.1, 0.2, 0.3, 0.4, 0.5])  # with the new one: 6 at the rung, quota 2
     asha = ASHA(curve="best", min_resource=1, reduction_factor=3, max_resource=27)
