@@ -686,6 +686,28 @@ def test_a_worker_passing_another_pruner_is_warned(
     assert "was created with pruner" in caplog.text and "'pause': True" in caplog.text  # ...and says so
 
 
+def test_a_worker_passing_the_pruner_of_a_study_made_before_calibrate_is_not_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A study stored before ``calibrate`` existed has no such key in its pruner's description;
+    a worker passing the same pruner was told its decisions differed from other workers'."""
+    import json
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner="asha")
+    with sqlite3.connect(tmp_path / "s.db") as con:  # as an older tunesmith stored it
+        config = json.loads(con.execute("select config from ts_studies").fetchone()[0])
+        del config["pruner"]["calibrate"]
+        con.execute("update ts_studies set config = ?", (json.dumps(config),))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        joined = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner="asha")
+        assert caplog.text == ""
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner=ASHA(calibrate=2))
+    assert joined.pruner.describe()["calibrate"] == 0
+    assert "was created with pruner" in caplog.text and "'calibrate': 2" in caplog.text
+
+
 def test_optimize_counts_the_trials_for_the_budget_warning_without_reading_them(tmp_path: Path) -> None:
     """optimize(n_trials=10) called again and again on a study with successive halving: each call
     read and decoded every trial of the study (on SQLite) only to count them for the budget warning,
