@@ -243,6 +243,8 @@ def test_asha_calibrate_keeps_a_trial_as_close_as_the_best_complete_curve_was() 
     assert ASHA(**opts, calibrate=4).decide(close, crossing, MIN) is Decision.PRUNE
     running = [*crossing, tr(5, [1.0, 0.35, 0.3])]
     assert ASHA(**opts, calibrate=4).decide(close, running, MIN) is Decision.PRUNE
+    short = [*crossing, tr(6, [0.01], "complete")]  # completed before the rung: does not count either
+    assert ASHA(**opts, calibrate=4).decide(close, short, MIN) is Decision.PRUNE
     # the complete curves keep their order (the leader ended best): the plain rule
     ordered = finished([[1.0, 0.30, 0.25, 0.22, 0.05], [1.0, 0.40, 0.30, 0.27, 0.25], [1.0, 0.50, 0.30, 0.15, 0.10]])
     assert ASHA(**opts, calibrate=3).decide(close, ordered, MIN) is Decision.PRUNE

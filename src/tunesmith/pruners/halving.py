@@ -96,7 +96,7 @@ class ASHA(Pruner):
             the trials that reached the first rung: synchronous halving's
             proportions; the trials that reach a later rung are already the better
             ones, so "rung" lets more than ``1/eta`` of them on, "first" stops more).
-        calibrate: once this many other trials completed (0, the default: never),
+        calibrate: once this many other trials completed past the rung (0, the default: never),
             a trial outside the quota at a rung still goes on when its rung score
             trails the quota's last trial by no more than the complete trial that
             ended best trailed, at that rung, the one that led there
