@@ -243,6 +243,8 @@ def test_asha_calibrate_keeps_a_trial_as_close_as_the_best_complete_curve_was() 
     assert ASHA(**opts, calibrate=4).decide(close, crossing, MIN) is Decision.PRUNE
     running = [*crossing, tr(5, [1.0, 0.35, 0.3])]
     assert ASHA(**opts, calibrate=4).decide(close, running, MIN) is Decision.PRUNE
+    short = [*crossing, tr(6, [0.01], "complete")]  # completed before the rung: does not count either
+    assert ASHA(**opts, calibrate=4).decide(close, short, MIN) is Decision.PRUNE
     # the complete curves keep their order (the leader ended best): the plain rule
     ordered = finished([[1.0, 0.30, 0.25, 0.22, 0.05], [1.0, 0.40, 0.30, 0.27, 0.25], [1.0, 0.50, 0.30, 0.15, 0.10]])
     assert ASHA(**opts, calibrate=3).decide(close, ordered, MIN) is Decision.PRUNE
@@ -253,6 +255,25 @@ def test_asha_calibrate_keeps_a_trial_as_close_as_the_best_complete_curve_was() 
     assert make_pruner(ASHA(calibrate=3).describe()).describe()["calibrate"] == 3
     with pytest.raises(ValueError, match=r"calibrate must be an integer >= 0, got -1"):
         ASHA(calibrate=-1)
+
+
+def test_asha_calibrate_reads_each_complete_trial_once_per_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The best complete trial's end was found again for every complete trial (a ``min`` over
+    them inside the filter): 828 ms a decision at 5,000 complete trials against 4.6 ms without
+    calibrate. The scans over the complete trials are counted, not timed."""
+    from tunesmith.pruners import halving
+
+    scans = Counter[int]()
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        scans["min"] += 1
+        return min(*args, **kwargs)
+
+    monkeypatch.setattr(halving, "min", counted, raising=False)
+    done = finished([[1.0, 0.3 + i / 1000, 0.2 - i / 1000] for i in range(300)])
+    asha = ASHA(min_resource=1, reduction_factor=4, max_resource=2, calibrate=4)
+    assert asha.decide(tr(999, [1.0, 0.45]), done, MIN) is Decision.CONTINUE  # the last came from behind
+    assert scans["min"] <= 4, scans  # before: 301, one per complete trial
 
 
 def test_asha_promotes_top_third_of_the_rung() -> None:
@@ -665,6 +686,28 @@ def test_a_worker_passing_another_pruner_is_warned(
         joined = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner="asha")
     assert joined.pruner.describe()["pause"] is False  # it uses what it was given...
     assert "was created with pruner" in caplog.text and "'pause': True" in caplog.text  # ...and says so
+
+
+def test_a_worker_passing_the_pruner_of_a_study_made_before_calibrate_is_not_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A study stored before ``calibrate`` existed has no such key in its pruner's description;
+    a worker passing the same pruner was told its decisions differed from other workers'."""
+    import json
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner="asha")
+    with sqlite3.connect(tmp_path / "s.db") as con:  # as an older tunesmith stored it
+        config = json.loads(con.execute("select config from ts_studies").fetchone()[0])
+        del config["pruner"]["calibrate"]
+        con.execute("update ts_studies set config = ?", (json.dumps(config),))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        joined = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner="asha")
+        assert caplog.text == ""
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", pruner=ASHA(calibrate=2))
+    assert joined.pruner.describe()["calibrate"] == 0
+    assert "was created with pruner" in caplog.text and "'calibrate': 2" in caplog.text
 
 
 def test_optimize_counts_the_trials_for_the_budget_warning_without_reading_them(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ class Study:
                                                    fix=_NAME_A_SAMPLER))
         self.pruner = make_pruner(pruner) if pruner is not None else _stored_pruner(self.name, cfg)
         stored = cfg.get("pruner")
-        if pruner is not None and stored is not None and stored != self.pruner.describe():
+        if pruner is not None and stored is not None and _described(stored) != self.pruner.describe():
             logger.warning(
                 "study %r was created with pruner %s; this process uses %s, so its decisions differ "
                 "from other workers' (a pruner that does not pause never resumes paused trials). "
@@ -1086,6 +1086,16 @@ def _from_config(where: str, what: str, build: Callable[[], T], *, fix: str = ""
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise StorageError(f"{where}: column config: its stored {what} cannot be rebuilt ({exc}); if it was "
                            f"changed outside tunesmith, restore it from a backup or delete the study{fix}") from None
+
+
+def _described(stored: Any) -> Any:
+    """A stored pruner's description as this tunesmith writes it: rebuilt, so that a setting
+    added since the study was made (``calibrate``) reads as its default, not as another pruner;
+    as stored when it cannot be rebuilt here."""
+    try:
+        return make_pruner(stored).describe()
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return stored
 
 
 def _stored_pruner(name: str, cfg: Mapping[str, Any]) -> Pruner:
