@@ -851,9 +851,10 @@ class Fixed(Param):
         # JSON and YAML read a tuple back as a list: say it was one, so it comes back as one
         if isinstance(self.value, tuple):
             return {"value": _plain(self.value), "tuple": True}
-        if getattr(self, "_inside", (None,))[0] is not self.value:  # looked for once (to_json at every grid ask)
-            self._inside = (self.value, _tuple_paths(self.value) if isinstance(self.value, (list, dict)) else [])
-        inside = self._inside[1]
+        cached = getattr(self, "_inside", None)  # (value, its tuples' paths): None, not looked yet (Fixed(None) too)
+        if cached is None or cached[0] is not self.value:  # looked for once (to_json at every grid ask)
+            cached = self._inside = (self.value, _tuple_paths(self.value) if isinstance(self.value, (list, dict)) else [])
+        inside = cached[1]
         # and where a list or mapping holds them: {"shape": (3, 4)} came back as {"shape": [3, 4]}
         return {"value": _as_json(self.value), "tuples": inside} if inside else {"value": self.value}
 
