@@ -899,6 +899,18 @@ def test_a_tuple_inside_a_fixed_mapping_or_list_stays_a_tuple_in_a_reopened_stud
         ts.Space.from_dict({"f": {"type": "fixed", "value": {"a": [1, 2]}, "tuples": [["a", 1.5]]}})
 
 
+def test_a_fixed_none_is_stored_and_read_back(storage_url: str | None) -> None:
+    """``Fixed(None)`` (sklearn's ``class_weight=None``, a YAML ``null``) raised AttributeError as its
+    definition was written: the look for tuples inside a fixed value took None for "not looked yet"."""
+    space = ts.Space({"cw": ts.Fixed(None), "x": ts.Float(0, 1)})
+    assert space.to_dict()["cw"] == {"type": "fixed", "value": None}
+    assert ts.Space.from_yaml("cw: null\nx: {type: float, low: 0, high: 1}") == space == ts.Space.from_json(space.to_json())
+    study = ts.Study(space, storage=storage_url, name="none", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"] if t.params["cw"] is None else 9.0, n_trials=2)
+    again = ts.Study(space, storage=study.storage, name="none", load_if_exists=True)
+    assert again.space == space and [t.params["cw"] for t in again.trials] == [None, None]
+
+
 @pytest.mark.parametrize(("value", "key", "back"), [
     ({1: "a"}, "1", "'1'"), ({"a": [{None: 1}]}, "None", "'null'"), ([{"b": {2.5: 1}}], "2.5", "'2.5'"),
     ({(1, 2): "a"}, r"\(1, 2\)", None),

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..trial import MAX_DEPTH, too_deep
+from ..trial import MAX_DEPTH, short_repr, too_deep
 
 Condition = Mapping[str, tuple[Any, ...]]
 
@@ -851,9 +851,10 @@ class Fixed(Param):
         # JSON and YAML read a tuple back as a list: say it was one, so it comes back as one
         if isinstance(self.value, tuple):
             return {"value": _plain(self.value), "tuple": True}
-        if getattr(self, "_inside", (None,))[0] is not self.value:  # looked for once (to_json at every grid ask)
-            self._inside = (self.value, _tuple_paths(self.value) if isinstance(self.value, (list, dict)) else [])
-        inside = self._inside[1]
+        cached = getattr(self, "_inside", None)  # (value, its tuples' paths): None, not looked yet (Fixed(None) too)
+        if cached is None or cached[0] is not self.value:  # looked for once (to_json at every grid ask)
+            cached = self._inside = (self.value, _tuple_paths(self.value) if isinstance(self.value, (list, dict)) else [])
+        inside = cached[1]
         # and where a list or mapping holds them: {"shape": (3, 4)} came back as {"shape": [3, 4]}
         return {"value": _as_json(self.value), "tuples": inside} if inside else {"value": self.value}
 
@@ -869,24 +870,34 @@ def _tuple_paths(x: Any, at: tuple[Any, ...] = ()) -> list[list[Any]]:
 
 
 def _with_tuples(value: Any, marks: Any) -> Any:
-    """A stored fixed value with the lists at ``marks`` (see :func:`_tuple_paths`) as tuples again."""
-    if not isinstance(marks, list) or not all(
-            isinstance(m, list) and all(isinstance(k, str) or type(k) is int for k in m) for m in marks):
-        raise ValueError(f"tuples must be a list of paths (lists of keys and indices), got {marks!r}")
-    paths = {tuple(m) for m in marks}
-    above = {p[:i] for p in paths for i in range(len(p) + 1)}
+    """A stored fixed value with the lists at ``marks`` (see :func:`_tuple_paths`) as tuples again; a
+    mark that names no list in it (written by another program) is refused. Each path is followed in
+    the value as it is read (every prefix of each kept took memory of its length squared), and only
+    the marked items are walked (a list of 10^6 numbers is not)."""
+    if not isinstance(marks, list) or not all(isinstance(m, list) and len(m) <= MAX_DEPTH and all(
+            isinstance(k, str) or type(k) is int for k in m) for m in marks):
+        raise ValueError(f"tuples must be a list of paths (lists of at most {MAX_DEPTH} keys and indices), "
+                         f"got {short_repr(marks)}")
+    tree: dict[Any, Any] = {}  # a node per marked item, at most one per item of the value
+    for m in marks:
+        node, x = tree, value
+        for i, k in enumerate(m):
+            if not (isinstance(k, str) and k in x if isinstance(x, Mapping) else
+                    isinstance(x, list) and type(k) is int and 0 <= k < len(x)):
+                raise ValueError(f"tuples: the path {short_repr(m[:i + 1])} marks nothing in the value")
+            node, x = node.setdefault(k, {}), x[k]
+        if not isinstance(x, list):
+            raise ValueError(f"tuples: the path {short_repr(m)} marks {short_repr(x)}, not a list")
+        node[None] = True  # a tuple here (None is no key of a path)
 
-    def back(x: Any, at: tuple[Any, ...]) -> Any:
-        if at not in above:  # nothing marked in it: as it is (a list of 10^6 numbers is not walked)
-            return x
-        if isinstance(x, Mapping):
-            return {k: back(v, (*at, k)) for k, v in x.items()}
-        if isinstance(x, list):
-            items = [back(v, (*at, i)) for i, v in enumerate(x)]
-            return tuple(items) if at in paths else items
-        return x
+    def back(x: Any, node: dict[Any, Any]) -> Any:
+        out = dict(x) if isinstance(x, Mapping) else list(x)
+        for k, below in node.items():
+            if k is not None:
+                out[k] = back(out[k], below)
+        return tuple(out) if None in node else out
 
-    return back(value, ())
+    return back(value, tree) if tree else value
 
 
 def _yaml_numbers(d: dict[str, Any]) -> dict[str, Any]:
