@@ -768,13 +768,17 @@ class _DiesAsItClaimsTheLastPromotion(ASHA):
     """ASHA whose worker process is SIGKILLed the first time it finds a promotion once every
     trial of the run exists: the worker dies in optimize's drain, before its claim is written."""
 
-    def __init__(self, marker: str, n_trials: int, **kwargs: Any) -> None:
+    def __init__(self, marker: str, n_trials: int, *, always: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.marker, self.n_trials, self.parent = marker, n_trials, os.getpid()
+        self.marker, self.n_trials, self.parent, self.always = marker, n_trials, os.getpid(), always
 
     def promotable(self, trials: Any, direction: Any) -> list[int]:
         found = super().promotable(trials, direction)
         if found and len(trials) == self.n_trials and os.getpid() != self.parent:
+            if self.always:  # every time (a native crash in the pruner): counted in the marker
+                with open(self.marker, "a") as f:
+                    f.write("x")
+                os.kill(os.getpid(), signal.SIGKILL)
             if _first_to_claim(Path(self.marker), found[0]):
                 os.kill(os.getpid(), signal.SIGKILL)
         return found
@@ -796,6 +800,30 @@ def test_a_worker_killed_as_it_looks_for_the_last_promotion_leaves_none_behind(t
     assert len(trials) == 6 and study.trials_in("failed") == []
     assert pruner.promotable(trials, study.direction) == []  # no promotion left behind
     assert trials[1].system.n_resumes == 1 and trials[1].last_step == 3
+
+
+def test_workers_that_die_each_time_they_look_for_a_promotion_are_not_replaced_for_good(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Once no new trial may start, a worker that died with nothing found is replaced to look for
+    promotions again; before, one killed by a signal each time it looked (not counted among the
+    workers that cannot start) was replaced until the timeout, forever without one."""
+    from tunesmith.execution import process
+
+    monkeypatch.setattr(process, "MAX_BARREN_DEATHS", 2)
+    marker = tmp_path / "deaths"
+    pruner = _DiesAsItClaimsTheLastPromotion(str(marker), 6, always=True, curve="best", pause=True,
+                                             min_resource=1, reduction_factor=3, max_resource=9)
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0,
+                     storage=f"sqlite:///{tmp_path / 'd.db'}", name="d")
+    for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        study.enqueue({"x": x})
+    study.optimize(_constant_curve, n_trials=6, n_jobs=1, executor="process", timeout=30)
+    assert marker.read_text() == "xxx"  # the first, then two replacements
+    assert "3 worker processes in a row died looking for promotions" in caplog.text
+    assert pruner.promotable(study.trials, study.direction) == [1]  # left paused, for a later call
+    study.pruner = ASHA(curve="best", pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    study.optimize(_constant_curve, n_trials=0, executor="process")
+    assert study.trials[1].system.n_resumes == 1
 
 
 def test_promotions_left_by_study_stop_run_in_a_later_optimize_of_no_new_trials() -> None:

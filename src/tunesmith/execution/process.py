@@ -140,6 +140,7 @@ class Losses:
     timed_out: int = 0
     replaced: int = 0
     barren: int = 0  # deaths in a row without a trial
+    looks: int = 0  # deaths in a row without a trial once no new trial may start (each replaced to look again)
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str | None:
@@ -423,8 +424,11 @@ class _Pool:
         if unit < 0:
             self.budget.charge(-unit)
         # a resumed trial kept its promotion; a copy must run; once no new trial may start, it may
-        # have died draining (claiming a promotion, its claim not written): one more worker looks
-        held = any(t.state is TrialState.PAUSED for t in lost) or retries > 0 or w.owed or not self.budget.may_start
+        # have died draining (claiming a promotion, its claim not written): one more worker looks, but
+        # not for good when each dies so (a pruner's native crash: a signal, which barren does not count)
+        self.losses.looks = self.losses.looks + 1 if not lost and not self.budget.may_start else 0
+        looks = not self.budget.may_start and self._may_look_again()
+        held = any(t.state is TrialState.PAUSED for t in lost) or retries > 0 or w.owed or looks
         heir = self._heir(w)
         if heir is not None:  # the worker in its place runs what it left, or has one more look when it ends
             heir.owed |= held or w.unit_back
@@ -432,6 +436,17 @@ class _Pool:
             return False
         new = self.pool.exited(w.slot, oom=False, replace=self.losses.barren <= MAX_BARREN_DEATHS)
         return self._restart(new, held=held, after=w)
+
+    def _may_look_again(self) -> bool:
+        """Whether a worker that died with nothing found once no new trial may start is replaced
+        (MAX_BARREN_DEATHS in a row are; then the promotions left stay paused, said once)."""
+        if self.losses.looks <= MAX_BARREN_DEATHS:
+            return True
+        if self.losses.looks == MAX_BARREN_DEATHS + 1:
+            logger.warning("%d worker processes in a row died looking for promotions to run (no new trial may "
+                           "start); stopped replacing them: earned promotions stay paused, and a later "
+                           "optimize(n_trials=0) runs them", self.losses.looks)
+        return False
 
     def _heir(self, w: _Worker) -> _Worker | None:
         """The worker in ``w``'s place (or down a line of replacements) not handled yet."""
