@@ -190,6 +190,23 @@ def test_a_folder_the_sweep_cannot_tidy_fails_no_other_trial(tmp_path: Path, cap
     assert caplog.text.count("could not tidy") == 1  # once, though each trial's start finds it
 
 
+def test_the_sweep_never_follows_a_trial_folder_that_is_a_link(tmp_path: Path) -> None:
+    """A finished trial's folder replaced by a symbolic link to a folder outside the checkpoint
+    root (its files kept elsewhere by hand): before, the sweep deleted that folder's checkpoints."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", pruner=PauseAt(2))
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path / "ck")
+    study.optimize(obj, n_trials=1)
+    folder = Path(study.trials[0].attrs["checkpoint"]).parent
+    kept = tmp_path / "kept"
+    folder.rename(kept)
+    folder.symlink_to(kept)
+    study.tell(0, state="pruned")
+    study.pruner = ts.pruners.NopPruner()
+    study.optimize(obj, n_trials=1)
+    assert study.trials[1].state is ts.TrialState.COMPLETE
+    assert files(kept) == {"best.pt", "last-000000010.pt", ".study"} and folder.is_symlink()
+
+
 def test_the_default_folder_is_per_user_and_per_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     db = f"sqlite:///{tmp_path / 's.db'}"

@@ -212,15 +212,16 @@ def _weights_only(path: Path) -> None:
 def sweep(trial: Any, study_dir: Path, keep: str) -> None:
     """Retire the folders of the study's other finished trials (pruned when abandoned,
     failed with a lost worker) and remove temporary files of dead writers; a folder another
-    study of its name marked (:func:`start_fresh`) is left as it is."""
+    study of its name marked (:func:`start_fresh`), or a symbolic link, is left as it is."""
     trials = getattr(trial.study, "trials", None)
     if keep == "all" or trials is None or not study_dir.is_dir():
         return
     states = {t.number: str(t.state) for t in trials}
     for sub in study_dir.iterdir():
         number = sub.name.removeprefix("trial-")
+        # a link (a folder moved elsewhere by hand) is never followed: what it points to is not the root's
         if not (sub.name.startswith("trial-") and number.isdigit()) or int(number) == trial.number \
-                or _marked_by_another(trial, sub / OWNER):
+                or sub.is_symlink() or _marked_by_another(trial, sub / OWNER):
             continue
         try:
             _tidy(sub, states.get(int(number)), keep)
@@ -228,7 +229,7 @@ def sweep(trial: Any, study_dir: Path, keep: str) -> None:
             if str(sub) not in _UNTIDY:
                 _UNTIDY.add(str(sub))
                 logger.warning("could not tidy %s (%s: %s): left as it is; delete it by hand if nothing "
-                               "resumes from it. (Logged once per folder.)", sub, type(exc).__name__, exc)
+                               "resumes from it. (Said once per folder in each process.)", sub, type(exc).__name__, exc)
 
 
 #: the folders :func:`sweep` could not tidy, said once each
