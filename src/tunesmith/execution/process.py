@@ -427,7 +427,7 @@ class _Pool:
         # have died draining (claiming a promotion, its claim not written): one more worker looks, but
         # not for good when each dies so (a pruner's native crash: a signal, which barren does not count)
         self.losses.looks = self.losses.looks + 1 if not lost and not self.budget.may_start else 0
-        looks = not self.budget.may_start and self._may_look_again()
+        looks = not self.budget.may_start and self.budget.may_drain and self._may_look_again()
         held = any(t.state is TrialState.PAUSED for t in lost) or retries > 0 or w.owed or looks
         heir = self._heir(w)
         if heir is not None:  # the worker in its place runs what it left, or has one more look when it ends
