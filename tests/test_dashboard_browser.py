@@ -332,6 +332,28 @@ def test_plots_asked_for_while_the_dashboard_is_unreachable_are_drawn_once_it_is
     assert not errors, errors
 
 
+def test_the_slower_plots_draw_the_last_change_once_their_10_seconds_are_up(served: tuple[str, str]) -> None:
+    """The plots other than history, curves and process are redrawn at most every 10 seconds: a
+    change within 10 s of their last redraw left them as they were, and when no change came after it
+    (the study's last trial) they never showed it; the slice kept 5 points of 6 while the page said
+    "live: checked"."""
+    sync_api = browser_or_skip()
+    base, url = served
+    points = "document.getElementById('plot-slice-0').data[0].x.length"  # the trials' points, not the best's
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 6000})  # every plot in view
+            page.goto(base + "/studies/live", wait_until="load")
+            page.wait_for_function("document.body.dataset.all === '1'")
+            assert page.evaluate(points) == 5
+            ts.load_study("live", url).optimize(objective, n_trials=1)  # the last change, within the 10 s
+            page.wait_for_function(f"{HISTORY_POINTS} === 6")
+            page.wait_for_function(f"{points} === 6", timeout=20_000)
+        finally:
+            browser.close()
+
+
 def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """On a phone (a mobile viewport 380 px wide) no page is wider than the screen: the pages
     declare their viewport (without it a phone lays them out 980 px wide and shrinks them), wide

@@ -102,6 +102,7 @@
     const live = document.getElementById("live");
     let version = plots.dataset.version;
     let slowAt = Date.now();
+    let behind = false;  // a change the slower plots have not drawn yet (they wait out their 10 s)
     async function poll() {
       try {
         const query = new URLSearchParams(window.location.search);  // the table's page, order, state
@@ -115,10 +116,13 @@
         if (c.changed) {
           version = c.version;
           update(c.html);
-          const slow = Date.now() - slowAt > 10000;
+          behind = true;
+        }
+        const slow = behind && Date.now() - slowAt > 10000;
+        if (c.changed || slow) {
           const drawn = sections.filter((s) => s.dataset.version !== undefined);
           await Promise.all(drawn.filter((s) => slow || FAST.includes(s.dataset.kind)).map(load));
-          if (slow) { slowAt = Date.now(); }
+          if (slow) { slowAt = Date.now(); behind = false; }
         }
         await Promise.all(sections.filter((s) => s.dataset.failed).map(load));  // asked while unreachable
         markAll(sections);
