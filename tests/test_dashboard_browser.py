@@ -358,11 +358,16 @@ def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[st
     """On a phone (a mobile viewport 380 px wide) no page is wider than the screen: the pages
     declare their viewport (without it a phone lays them out 980 px wide and shrinks them), wide
     tables scroll in their own box, the forms of --allow-writes shrink to fit and a name with no
-    space to break at wraps (one of 120 letters made each of its pages 1,500 px wide)."""
+    space to break at wraps (one of 120 letters made each of its pages 1,500 px wide), as do a trial's
+    error and attributes (a path of 200 letters in them made its page 1,900 px wide)."""
     sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'phone.db'}"
     for name in ("a study with a rather long name", "b", "n" * 120):
         ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=3)
+    study = ts.load_study("b", url)
+    trial = study.ask()
+    trial.set_attr("checkpoint", "/runs/" + "r" * 200 + ".pt")
+    study.tell(trial, state="failed", error="OSError: no space left writing /runs/" + "r" * 200 + ".pt")
     widths = {}
     with _dashboard(url, subprocess_env, "--allow-writes") as base, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -370,7 +375,8 @@ def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[st
             page = browser.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
                                        has_touch=True).new_page()
             page.route("**/*", only((base + "/",), []))
-            for path in ("/", "/studies/b", "/studies/b/trials/0", "/compare?study=b", f"/studies/{'n' * 120}",
+            for path in ("/", "/studies/b", "/studies/b/trials/0", "/studies/b/trials/3", "/compare?study=b",
+                         f"/studies/{'n' * 120}",
                          f"/studies/{'n' * 120}/trials/0", f"/studies/{'n' * 120}/importance", f"/studies/{'n' * 120}/x",
                          f"/compare?study={'n' * 120}"):
                 page.goto(base + path, wait_until="load")
