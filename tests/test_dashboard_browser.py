@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,41 +307,108 @@ def test_a_study_of_many_parameters_keeps_the_page_s_width(tmp_path: Path, subpr
     assert width <= 1300, width  # the trials table's 200 columns scroll in their box (the page was 18,000 px wide)
 
 
+@contextlib.contextmanager
+def _proxy(port: int) -> Iterator[str]:
+    """A reverse proxy on 127.0.0.1 (a free port) to the dashboard on ``port``, answering GETs as a
+    gateway does: 502 Bad Gateway while the dashboard cannot be reached. Yields its base URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{self.path}", timeout=60) as r:
+                    status, kind, body = r.status, r.headers.get("Content-Type", ""), r.read()
+            except urllib.error.HTTPError as exc:
+                status, kind, body = exc.code, exc.headers.get("Content-Type", ""), exc.read()
+            except OSError:
+                status, kind, body = 502, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxied"])
 def test_plots_asked_for_while_the_dashboard_is_unreachable_are_drawn_once_it_is_back(
-        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+        tmp_path: Path, subprocess_env: dict[str, str], proxied: bool) -> None:
     """Scrolled down while the dashboard was stopped, a study page asked for its lower plots, failed
-    (an uncaught "Failed to fetch") and never asked again: after the restart they stayed blank."""
+    (an uncaught "Failed to fetch") and never asked again: after the restart they stayed blank.
+    Behind a reverse proxy, which answers 502 Bad Gateway meanwhile, they said "could not load
+    contour: <html>...502 Bad Gateway..." for good."""
     sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'back.db'}"
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=6)
     port, errors = free_port(), []
     last = "document.querySelector('section.kind:last-of-type').dataset"
-    with sync_api.sync_playwright() as pw:
+    with sync_api.sync_playwright() as pw, _proxy(port) as proxy:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 700})
             page.on("pageerror", lambda e: errors.append(str(e)))
             with _dashboard(url, subprocess_env, "--poll", "0.5", port=port) as base:
-                page.goto(base + "/studies/s", wait_until="load")
+                page.goto((proxy if proxied else base) + "/studies/s", wait_until="load")
                 page.wait_for_function("document.body.dataset.ready === '1'")
             page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
             page.wait_for_timeout(1000)  # the lower plots asked for, refused
+            assert page.inner_text("#live") == "cannot reach the dashboard server; retrying"
             with _dashboard(url, subprocess_env, "--poll", "0.5", port=port):
                 page.wait_for_function(f"{last}.version !== undefined", timeout=20_000)
+            assert "could not load" not in page.inner_text("#plots")
         finally:
             browser.close()
     assert not errors, errors
+
+
+def test_the_slower_plots_draw_the_last_change_once_their_10_seconds_are_up(served: tuple[str, str]) -> None:
+    """The plots other than history, curves and process are redrawn at most every 10 seconds: a
+    change within 10 s of their last redraw left them as they were, and when no change came after it
+    (the study's last trial) they never showed it; the slice kept 5 points of 6 while the page said
+    "live: checked"."""
+    sync_api = browser_or_skip()
+    base, url = served
+    points = "document.getElementById('plot-slice-0').data[0].x.length"  # the trials' points, not the best's
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 6000})  # every plot in view
+            page.goto(base + "/studies/live", wait_until="load")
+            page.wait_for_function("document.body.dataset.all === '1'")
+            assert page.evaluate(points) == 5
+            ts.load_study("live", url).optimize(objective, n_trials=1)  # the last change, within the 10 s
+            page.wait_for_function(f"{HISTORY_POINTS} === 6")
+            page.wait_for_function(f"{points} === 6", timeout=20_000)
+        finally:
+            browser.close()
 
 
 def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """On a phone (a mobile viewport 380 px wide) no page is wider than the screen: the pages
     declare their viewport (without it a phone lays them out 980 px wide and shrinks them), wide
     tables scroll in their own box, the forms of --allow-writes shrink to fit and a name with no
-    space to break at wraps (one of 120 letters made each of its pages 1,500 px wide)."""
+    space to break at wraps (one of 120 letters made each of its pages 1,500 px wide), as do a trial's
+    error and attributes (a path of 200 letters in them made its page 1,900 px wide)."""
     sync_api = browser_or_skip()
     url = f"sqlite:///{tmp_path / 'phone.db'}"
     for name in ("a study with a rather long name", "b", "n" * 120):
         ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=3)
+    study = ts.load_study("b", url)
+    trial = study.ask()
+    trial.set_attr("checkpoint", "/runs/" + "r" * 200 + ".pt")
+    study.tell(trial, state="failed", error="OSError: no space left writing /runs/" + "r" * 200 + ".pt")
     widths = {}
     with _dashboard(url, subprocess_env, "--allow-writes") as base, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
@@ -348,7 +416,8 @@ def test_every_page_fits_a_phone_s_width(tmp_path: Path, subprocess_env: dict[st
             page = browser.new_context(viewport={"width": 380, "height": 800}, is_mobile=True,
                                        has_touch=True).new_page()
             page.route("**/*", only((base + "/",), []))
-            for path in ("/", "/studies/b", "/studies/b/trials/0", "/compare?study=b", f"/studies/{'n' * 120}",
+            for path in ("/", "/studies/b", "/studies/b/trials/0", "/studies/b/trials/3", "/compare?study=b",
+                         f"/studies/{'n' * 120}",
                          f"/studies/{'n' * 120}/trials/0", f"/studies/{'n' * 120}/importance", f"/studies/{'n' * 120}/x",
                          f"/compare?study={'n' * 120}"):
                 page.goto(base + path, wait_until="load")

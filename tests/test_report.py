@@ -287,6 +287,26 @@ def test_a_long_title_is_drawn_on_lines_that_fit_the_plot() -> None:
     assert "<br>" not in to_plotly(records_of(short, "history")[0]).layout.title.text
 
 
+def test_a_title_of_control_characters_is_cut_into_lines_as_drawn(tmp_path: Path) -> None:
+    """A name a peer wrote into the database with 100 ESCs (tunesmith refuses such a name, the
+    database does not): the title was cut into lines of 80 characters before each ESC was written
+    ``\\x1b``, so its first line was drawn 320 characters (2,600 px) long, past the plot's edge."""
+    import sqlite3
+
+    from tunesmith.plots import records_of
+    from tunesmith.plots.plotly_render import to_plotly
+
+    url = f"sqlite:///{tmp_path / 'esc.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="esc", sampler="random", seed=0).optimize(
+        lambda t: t.params["x"], n_trials=3)
+    with sqlite3.connect(tmp_path / "esc.db") as db:
+        db.execute("UPDATE ts_studies SET name = ?", ("\x1b" * 100,))
+    record = records_of(ts.load_study("\x1b" * 100, url), "history")[0]
+    lines = [html.unescape(line) for line in to_plotly(record).layout.title.text.split("<br>")]
+    assert all(len(line) <= 80 for line in lines) and "\x1b" not in "".join(lines), lines
+    assert "".join(lines).replace(" ", "").count("\\x1b") == 100, lines
+
+
 def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any]) -> Any:
     """What ``read`` gets from the report ``out`` opened in headless chromium, 1200 x 900, with no
     request leaving the machine."""

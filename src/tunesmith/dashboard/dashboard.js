@@ -6,6 +6,7 @@
 (function () {
   "use strict";
   const FAST = ["history", "curves", "process"];  // redrawn at every change; the others every 10 s at most
+  const GATEWAY = [502, 503, 504];  // a reverse proxy's answers while the server is away (it never gives them)
 
   function show(sec, i, p, version) {
     const id = "plot-" + sec.dataset.kind + "-" + i;
@@ -37,10 +38,16 @@
     if (note) { note.textContent = p.note || ""; }
   }
 
+  // an answer of the server's; a reverse proxy's "cannot reach it" (502-504) is thrown as fetch's own failure is
+  function reached(r) {
+    if (GATEWAY.includes(r.status)) { throw new Error("a proxy cannot reach the server: " + r.status); }
+    return r;
+  }
+
   async function load(sec) {
     let r, body;
     try {
-      r = await fetch(sec.dataset.src);
+      r = reached(await fetch(sec.dataset.src));
       body = r.ok ? await r.json() : await r.text();
     } catch (err) {  // the server cannot be reached now: a study page's poll loads it again
       sec.dataset.failed = "1";
@@ -102,11 +109,12 @@
     const live = document.getElementById("live");
     let version = plots.dataset.version;
     let slowAt = Date.now();
+    let behind = false;  // a change the slower plots have not drawn yet (they wait out their 10 s)
     async function poll() {
       try {
         const query = new URLSearchParams(window.location.search);  // the table's page, order, state
         query.set("since", version);
-        const r = await fetch("/api/studies/" + encodeURIComponent(name) + "/changes?" + query.toString());
+        const r = reached(await fetch("/api/studies/" + encodeURIComponent(name) + "/changes?" + query.toString()));
         if (r.status === 404) {  // gone for good: polling stops
           live.innerHTML = "this study is no longer in the storage (deleted or renamed): <a href='/'>all studies</a>";
           return;
@@ -115,10 +123,13 @@
         if (c.changed) {
           version = c.version;
           update(c.html);
-          const slow = Date.now() - slowAt > 10000;
+          behind = true;
+        }
+        const slow = behind && Date.now() - slowAt > 10000;
+        if (c.changed || slow) {
           const drawn = sections.filter((s) => s.dataset.version !== undefined);
           await Promise.all(drawn.filter((s) => slow || FAST.includes(s.dataset.kind)).map(load));
-          if (slow) { slowAt = Date.now(); }
+          if (slow) { slowAt = Date.now(); behind = false; }
         }
         await Promise.all(sections.filter((s) => s.dataset.failed).map(load));  // asked while unreachable
         markAll(sections);

@@ -24,7 +24,7 @@ table{border-collapse:collapse;margin:.8em 0;font-size:13px}td,th{border:1px sol
 th{background:#f3f6f9}td.l,th.l{text-align:left}.note{color:#666;font-size:13px}.plot{min-height:420px;margin:1em 0}
 .state-complete{color:#0072B2}.state-failed{color:#D55E00}.state-running{color:#009E73}.state-pruned{color:#777}.state-paused{color:#CC79A7}.state-waiting{color:#E69F00}
 table{display:block;overflow-x:auto;max-width:100%}input{max-width:100%;box-sizing:border-box}
-form.inline{display:inline}.danger{color:#fff;background:#b00;border:0;padding:4px 10px}pre{background:#f6f6f6;padding:.5em}
+form.inline{display:inline}.danger{color:#fff;background:#b00;border:0;padding:4px 10px}pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
 .live{font-size:12px;color:#009E73}section.kind{min-height:460px}.pager a{margin-right:.8em}#trials{overflow-x:auto}"""
 
 

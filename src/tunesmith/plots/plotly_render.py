@@ -37,7 +37,7 @@ def to_plotly(record: Record) -> Any:
         fig = _diagram(go, record)
     else:
         fig = _chart(go, record)
-    lines = _title_lines(record.title)
+    lines = _title_lines(unseen_as_escapes(record.title))  # as drawn: an ESC is 4 characters (\x1b)
     top = (110 if isinstance(record, Parallel) else 60) + 22 * (len(lines) - 1)
     fig.update_layout(title="<br>".join(_escape(line) for line in lines), template="plotly_white",
                       margin={"l": 60, "r": 30, "t": top, "b": 50})
