@@ -159,3 +159,30 @@ def test_parallel_fits_see_the_callers_scikit_learn_config(pruner: str | None) -
 
         ours, theirs = _both(make, lambda s: sorted(s.fit(X, Y, sample_weight=WEIGHTS).cv_results_["mean_test_score"]))
         np.testing.assert_allclose(ours, theirs)
+
+
+def _nan_for_c_1(est: object, x: object, y: object) -> float:
+    return float("nan") if est.C == 1.0 else float(est.score(x, y))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("error_score", [np.nan, "raise"])
+def test_a_scorer_returning_nan_gives_a_nan_row_as_grid_search_does(
+    error_score: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scorer that returns NaN (it does not raise) failed its configuration with "objective
+    returned nan" and a log line; a NaN on every configuration ended fit with "All the 2
+    configurations failed to fit. Errors: no trial completed". GridSearchCV keeps NaN rows, ranked
+    last, with its "non-finite" warning, under error_score="raise" too (a NaN is no error)."""
+    def fit(cls: type, space: dict[str, list[float]]) -> object:
+        with pytest.warns(UserWarning, match="test scores are non-finite"):
+            return cls(LogisticRegression(), space, cv=3, scoring=_nan_for_c_1, error_score=error_score).fit(X, Y)
+
+    ours, theirs = _both(lambda cls: cls, lambda cls: fit(cls, {"C": [0.01, 1.0, 10.0]}))
+    for search in (ours, theirs):
+        means = _means(search)
+        assert np.isnan(means[1]) and np.isfinite([means[0], means[2]]).all()
+        assert search.best_params_ == {"C": 10.0}  # type: ignore[attr-defined]
+        assert _means(search, "rank_test_score")[1] == 3
+    ours, theirs = _both(lambda cls: cls, lambda cls: fit(cls, {"C": [1.0]}))
+    assert np.isnan(ours.best_score_) and np.isnan(theirs.best_score_)  # type: ignore[attr-defined]
+    assert not [r.getMessage() for r in caplog.records if r.name == "tunesmith"]

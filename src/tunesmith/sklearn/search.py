@@ -206,6 +206,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):  # scored error_score: not a failed fit
                 raise ScoringFailedError(f"scoring failed on fold {ran} (error_score={self.error_score!r}): "
                                          f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
+            if not math.isfinite(value):  # the scorer returned NaN: a row of NaN scores, as scikit-learn keeps it
+                raise ScoringFailedError(f"the scorer returned {value} on fold {ran}")
             return value
 
         with _quiet(self.verbose, raising=self.error_score == "raise"):
@@ -248,7 +250,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         trial_jobs = 1 if isinstance(study.pruner, NopPruner) else _jobs(self.n_jobs)
         study.optimize(
             objective, n_trials=todo, timeout=self.timeout, n_jobs=trial_jobs,
-            catch=() if self.error_score == "raise" else (FitFailedError, ScoringFailedError),
+            catch=(ScoringFailedError,) if self.error_score == "raise" else (FitFailedError, ScoringFailedError),
             show_progress=self.verbose > 0, executor="thread" if trial_jobs > 1 else None,
         )  # fmt: skip
 
@@ -779,7 +781,8 @@ def _check_failures(trials: list[Any]) -> None:
     """scikit-learn's rule: every fit failed -> ValueError; some -> FitFailedWarning."""
     errors = [e for t in trials for e in (fold_scores(t).get("error") or []) if e]
     errors += [t.error for t in trials if t.state is TrialState.FAILED and t.error and not t.attrs.get(CV_ATTR)]
-    scored = [t for t in trials if any(fold_scores(t).get(SCORE_ERROR) or [])]
+    scored = [t for t in trials if any(fold_scores(t).get(SCORE_ERROR) or [])
+              or (t.error or "").startswith(f"{ScoringFailedError.__name__}:")]
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     if not complete and not scored:  # a scorer that raised is no failed fit: NaN rows, as scikit-learn
         detail = "; ".join(sorted(set(errors))[:5]) or "no trial completed"
