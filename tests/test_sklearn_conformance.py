@@ -186,3 +186,21 @@ def test_a_scorer_returning_nan_gives_a_nan_row_as_grid_search_does(
     ours, theirs = _both(lambda cls: cls, lambda cls: fit(cls, {"C": [1.0]}))
     assert np.isnan(ours.best_score_) and np.isnan(theirs.best_score_)  # type: ignore[attr-defined]
     assert not [r.getMessage() for r in caplog.records if r.name == "tunesmith"]
+
+
+def test_a_used_up_generator_cv_is_refused_before_a_trial_is_recorded(tmp_path: object) -> None:
+    """cv=KFold(3).split(X) is a generator: the second fit found no fold, and failed its first trial
+    (recorded in the stored study) with cross_validate's "folds is empty", which does not say why."""
+    from sklearn.model_selection import KFold
+
+    url = f"sqlite:///{tmp_path}/search.db"
+    search = TunedSearchCV(LogisticRegression(), GRID, cv=KFold(3, shuffle=True, random_state=0).split(X),
+                           n_trials=1, storage=url, name="gen")
+    search.fit(X, Y)
+    assert search.n_splits_ == 3
+    search.set_params(n_trials=2)
+    with pytest.raises(ValueError, match=r"used up by the first fit; pass cv=KFold\(5\)"):
+        search.fit(X, Y)
+    assert [t.state.value for t in search.study_.trials] == ["complete"]  # no trial failed for it
+    with pytest.raises(ValueError, match=r"cv=\[\] gave no \(train, test\) fold"):
+        TunedSearchCV(LogisticRegression(), GRID, cv=[]).fit(X, Y)

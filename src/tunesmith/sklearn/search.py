@@ -176,6 +176,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         fit_with, split_params, score_params = self._routed(scorers, X, groups, fit_params)
         folds = list(cv.split(X, y, **split_params))
+        if not folds:
+            raise ValueError(_no_folds(self.cv))
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         study = self._open_study(search, budget)
@@ -775,6 +777,14 @@ def _per_sample(value: Any, X: Any) -> bool:
 
 def _n(X: Any) -> int:
     return int(X.shape[0]) if hasattr(X, "shape") else len(X)
+
+
+def _no_folds(cv: Any) -> str:
+    """Why ``cv`` gave no fold: a generator (``KFold(5).split(X)``) is used up by the first fit."""
+    if isinstance(cv, Iterator):
+        return (f"cv={cv!r} gave no (train, test) fold: a generator such as KFold(5).split(X) is used up by the "
+                "first fit; pass cv=KFold(5) (the splitter), or list(KFold(5).split(X)) to fit more than once")
+    return f"cv={cv!r} gave no (train, test) fold; pass a number of folds, a splitter or a list of (train, test) pairs"
 
 
 def _check_failures(trials: list[Any]) -> None:
