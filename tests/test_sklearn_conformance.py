@@ -204,3 +204,9 @@ def test_a_used_up_generator_cv_is_refused_before_a_trial_is_recorded(tmp_path: 
     assert [t.state.value for t in search.study_.trials] == ["complete"]  # no trial failed for it
     with pytest.raises(ValueError, match=r"cv=\[\] gave no \(train, test\) fold"):
         TunedSearchCV(LogisticRegression(), GRID, cv=[]).fit(X, Y)
+
+
+def test_a_timeout_before_the_first_configuration_says_so() -> None:
+    # before: "All the 0 configurations failed to fit. Errors: no trial completed"
+    with pytest.raises(ValueError, match=r"no configuration was evaluated: timeout=1e-09 s passed before the first"):
+        TunedSearchCV(LogisticRegression(), GRID, cv=3, timeout=1e-9).fit(X, Y)

@@ -258,6 +258,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     def _finish(self, study: Study, search: SearchSpace, metrics: list[str], X: Any, y: Any, fit_params: Any) -> None:
         trials = [t for t in study.trials if t.state.is_finished]
+        if not trials:
+            why = f": timeout={self.timeout!r} s passed before the first one started; raise it" if self.timeout else ""
+            raise ValueError(f"no configuration was evaluated{why}")
         _check_failures(trials)
         self.cv_results_ = cv_results(trials, search, metrics, self.n_splits_, train_score=self.return_train_score)
         metric = self._refit_metric({m: None for m in metrics})
