@@ -415,9 +415,12 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     @study_.setter
     def study_(self, study: Study) -> None:
+        from ..storage.sql import SQLStorage
+
         self.__dict__["_study"] = study
-        url = study.storage.url
-        self.__dict__["_study_ref"] = None if isinstance(study.storage, MemoryStorage) else (study.name, url)
+        storage = study.storage  # a SQL storage pickles by its absolute URL: a relative SQLite path is this cwd's
+        where = storage if isinstance(storage, SQLStorage) else storage.url
+        self.__dict__["_study_ref"] = None if isinstance(storage, MemoryStorage) else (study.name, where)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
