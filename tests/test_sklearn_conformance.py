@@ -3,6 +3,8 @@ delegation, nesting; each test compares with what scikit-learn itself does."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -210,3 +212,14 @@ def test_a_timeout_before_the_first_configuration_says_so() -> None:
     # before: "All the 0 configurations failed to fit. Errors: no trial completed"
     with pytest.raises(ValueError, match=r"no configuration was evaluated: timeout=1e-09 s passed before the first"):
         TunedSearchCV(LogisticRegression(), GRID, cv=3, timeout=1e-9).fit(X, Y)
+
+
+@pytest.mark.parametrize("values", [np.array([[0.01, 1.0]]), np.array(1.0)])
+def test_an_array_of_values_that_is_not_one_dimensional_is_refused_before_a_fit(values: np.ndarray) -> None:
+    # before: a 2-D array was one choice (its row), failing every fit; a 0-d one a bare TypeError
+    # ("iteration over a 0-d array"); GridSearchCV refuses both (a 2-D one as not one-dimensional)
+    with pytest.raises((ValueError, TypeError), match="one-dimensional|unsized"):
+        GridSearchCV(LogisticRegression(), {"C": values}).fit(X, Y)
+    shape = re.escape(str(values.shape))
+    with pytest.raises(ValueError, match=f"parameter 'C': an array of values is one-dimensional, got one of shape {shape}"):
+        TunedSearchCV(LogisticRegression(), {"C": values}, cv=3).fit(X, Y)
