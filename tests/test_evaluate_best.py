@@ -31,6 +31,29 @@ def test_fewer_complete_trials_than_k_are_evaluated_with_a_warning(caplog: pytes
     assert "study 'few' has 2 complete trial(s), fewer than k=3; evaluating those" in caplog.text
 
 
+@pytest.mark.parametrize("fails", [RuntimeError("no such checkpoint"), float("nan")])
+def test_a_test_function_failing_for_one_configuration_says_which_and_what_is_recorded(
+    fails: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: the error alone ("no such checkpoint"), without the trial, while the results of the
+    # configurations before it were recorded and those after it were not
+    study = _study()
+    top = [t.number for t in evaluate.ranked(study)]
+
+    def test_score(trial: ts.FrozenTrial) -> float:
+        if trial.number == top[2]:
+            if isinstance(fails, Exception):
+                raise fails
+            return fails  # type: ignore[return-value]
+        return 0.5
+
+    with caplog.at_level("WARNING", logger="tunesmith"), pytest.raises((RuntimeError, ValueError)):
+        study.evaluate_best(test_score, k=4)
+    assert (f"the test function failed for trial {top[2]} (x={study.trials[top[2]].params['x']:.3g}); the test "
+            f"results of trial(s) {top[:2]} are recorded, the other 2 of the top 4 are not evaluated") in caplog.text
+    assert sorted(evaluate.test_results(study)) == sorted(top[:2])
+
+
 def test_export_and_import_carry_the_test_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # before: `tunesmith import` of what `export --format json` wrote lost every evaluate_best result
     src, dst = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"

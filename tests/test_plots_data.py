@@ -592,6 +592,15 @@ def test_an_objective_s_own_curves_attrs_are_not_read_as_the_trainer_s() -> None
     assert best_table(study, study.trials, 3).row_count == 3  # show's "overfit at" column read them as a dict
 
 
+@pytest.mark.parametrize("at", [float("nan"), float("inf"), -float("inf")])
+def test_overfitting_graph_of_a_trial_whose_overfit_at_is_not_finite_draws_no_signal(at: float) -> None:
+    # attrs are written by the objective (or an import): before, int(nan) raised ValueError, int(inf) OverflowError
+    trial = FrozenTrial(1, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.5, 2: 0.4},
+                        attrs={"curves": {"train_loss": [0.3, 0.2], "val_loss": [0.5, 0.4]}, "overfit_at": at})
+    chart = plots.overfitting(trial)
+    assert list(chart.find("val").y) == [0.5, 0.4] and "overfitting" not in [s.gid for s in chart.series]
+
+
 def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -> None:
     # monitor="accuracy": the reports are accuracies; the trainer's curves hold the losses
     acc = FrozenTrial(1, TrialState.COMPLETE, {"x": 0.1}, value=0.9, intermediate={1: 0.8, 2: 0.9, 3: 0.88},

@@ -3,6 +3,8 @@ delegation, nesting; each test compares with what scikit-learn itself does."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,65 @@ def test_parallel_fits_see_the_callers_scikit_learn_config(pruner: str | None) -
 
         ours, theirs = _both(make, lambda s: sorted(s.fit(X, Y, sample_weight=WEIGHTS).cv_results_["mean_test_score"]))
         np.testing.assert_allclose(ours, theirs)
+
+
+def _nan_for_c_1(est: object, x: object, y: object) -> float:
+    return float("nan") if est.C == 1.0 else float(est.score(x, y))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("error_score", [np.nan, "raise"])
+def test_a_scorer_returning_nan_gives_a_nan_row_as_grid_search_does(
+    error_score: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scorer that returns NaN (it does not raise) failed its configuration with "objective
+    returned nan" and a log line; a NaN on every configuration ended fit with "All the 2
+    configurations failed to fit. Errors: no trial completed". GridSearchCV keeps NaN rows, ranked
+    last, with its "non-finite" warning, under error_score="raise" too (a NaN is no error)."""
+    def fit(cls: type, space: dict[str, list[float]]) -> object:
+        with pytest.warns(UserWarning, match="test scores are non-finite"):
+            return cls(LogisticRegression(), space, cv=3, scoring=_nan_for_c_1, error_score=error_score).fit(X, Y)
+
+    ours, theirs = _both(lambda cls: cls, lambda cls: fit(cls, {"C": [0.01, 1.0, 10.0]}))
+    for search in (ours, theirs):
+        means = _means(search)
+        assert np.isnan(means[1]) and np.isfinite([means[0], means[2]]).all()
+        assert search.best_params_ == {"C": 10.0}  # type: ignore[attr-defined]
+        assert _means(search, "rank_test_score")[1] == 3
+    ours, theirs = _both(lambda cls: cls, lambda cls: fit(cls, {"C": [1.0]}))
+    assert np.isnan(ours.best_score_) and np.isnan(theirs.best_score_)  # type: ignore[attr-defined]
+    assert not [r.getMessage() for r in caplog.records if r.name == "tunesmith"]
+
+
+def test_a_used_up_generator_cv_is_refused_before_a_trial_is_recorded(tmp_path: object) -> None:
+    """cv=KFold(3).split(X) is a generator: the second fit found no fold, and failed its first trial
+    (recorded in the stored study) with cross_validate's "folds is empty", which does not say why."""
+    from sklearn.model_selection import KFold
+
+    url = f"sqlite:///{tmp_path}/search.db"
+    search = TunedSearchCV(LogisticRegression(), GRID, cv=KFold(3, shuffle=True, random_state=0).split(X),
+                           n_trials=1, storage=url, name="gen")
+    search.fit(X, Y)
+    assert search.n_splits_ == 3
+    search.set_params(n_trials=2)
+    with pytest.raises(ValueError, match=r"used up by the first fit; pass cv=KFold\(5\)"):
+        search.fit(X, Y)
+    assert [t.state.value for t in search.study_.trials] == ["complete"]  # no trial failed for it
+    with pytest.raises(ValueError, match=r"cv=\[\] gave no \(train, test\) fold"):
+        TunedSearchCV(LogisticRegression(), GRID, cv=[]).fit(X, Y)
+
+
+def test_a_timeout_before_the_first_configuration_says_so() -> None:
+    # before: "All the 0 configurations failed to fit. Errors: no trial completed"
+    with pytest.raises(ValueError, match=r"no configuration was evaluated: timeout=1e-09 s passed before the first"):
+        TunedSearchCV(LogisticRegression(), GRID, cv=3, timeout=1e-9).fit(X, Y)
+
+
+@pytest.mark.parametrize("values", [np.array([[0.01, 1.0]]), np.array(1.0)])
+def test_an_array_of_values_that_is_not_one_dimensional_is_refused_before_a_fit(values: np.ndarray) -> None:
+    # before: a 2-D array was one choice (its row), failing every fit; a 0-d one a bare TypeError
+    # ("iteration over a 0-d array"); GridSearchCV refuses both (a 2-D one as not one-dimensional)
+    with pytest.raises((ValueError, TypeError), match="one-dimensional|unsized"):
+        GridSearchCV(LogisticRegression(), {"C": values}).fit(X, Y)
+    shape = re.escape(str(values.shape))
+    with pytest.raises(ValueError, match=f"parameter 'C': an array of values is one-dimensional, got one of shape {shape}"):
+        TunedSearchCV(LogisticRegression(), {"C": values}, cv=3).fit(X, Y)

@@ -216,6 +216,30 @@ def test_a_stored_search_resumes_by_name_and_survives_pickling(tmp_path: Path) -
     np.testing.assert_array_equal(restored.predict(X), again.predict(X))
 
 
+def test_a_search_given_a_storage_object_pickles_clones_and_nests(tmp_path: Path, monkeypatch) -> None:
+    # before: pickle of the fitted search failed ("Can't pickle local object 'create_engine.<locals>.connect'"),
+    # and so did clone ("cannot pickle 'module' object"), hence cross_validate of the search
+    from tunesmith.storage import make_storage
+
+    monkeypatch.chdir(tmp_path)
+    storage = make_storage("sqlite:///search.db")  # a relative path: the copies keep the same file
+    search = TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, storage=storage, name="obj").fit(X, Y)
+    monkeypatch.chdir(tmp_path.parent)
+    restored = pickle.loads(pickle.dumps(search))
+    assert restored.storage.url == f"sqlite:///{tmp_path / 'search.db'}" and restored.storage is not storage
+    assert [t.params for t in restored.study_.trials] == [t.params for t in search.study_.trials]
+    np.testing.assert_array_equal(restored.predict(X), search.predict(X))
+    assert clone(search).get_params()["storage"].display_url == storage.display_url
+    outer = cross_validate(clone(search).set_params(name=None), X, Y, cv=2)
+    assert len(outer["test_score"]) == 2
+    assert len(ts.Study.load("obj", storage).trials) == 2  # the nested fits made studies of their own
+    # a relative SQLite URL as text: the unpickled search read the file of the cwd it was loaded in
+    monkeypatch.chdir(tmp_path)
+    by_url = TunedSearchCV(LogisticRegression(), {"C": [0.1]}, cv=3, storage="sqlite:///text.db", name="t").fit(X, Y)
+    monkeypatch.chdir(tmp_path.parent)
+    assert len(pickle.loads(pickle.dumps(by_url)).study_.trials) == 1
+
+
 def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'search.db'}"
     search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=3, cv=3, random_state=0, storage=url,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -91,6 +93,18 @@ def test_overfitting_signal_needs_a_sustained_rise_of_the_smoothed_gap() -> None
     assert history.overfit_at == 3  # where the rise began
     gaps = history.curves()["gap"]
     assert len(gaps) == 7 and gaps[6] > gaps[5] > gaps[4] > gaps[3]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_one_nan_or_inf_validation_does_not_switch_the_overfitting_signal_off(bad: float, caplog) -> None:
+    # before: the smoothed gap was NaN (or inf) from that validation to the end of the run, so
+    # the signal could never fire and the stored gap curve was NaN after it
+    history, _, _ = run_curve([1.0, 0.8, bad, 0.7, 0.72, 0.76, 0.8, 0.85])
+    assert "the validation loss is" in caplog.text  # the trainer went on, and said so
+    gaps = history.curves()["gap"]
+    assert gaps[2] is None and all(g is not None and math.isfinite(g) for g in gaps[3:])
+    assert [r.overfitting for r in history.records] == [False] * 6 + [True, True]
+    assert history.overfit_at == 4
 
 
 def test_one_noisy_rise_of_validation_loss_is_not_overfitting() -> None:

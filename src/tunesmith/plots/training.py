@@ -3,6 +3,7 @@ History), and Adam in action on a two-dimensional loss surface."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
@@ -62,9 +63,10 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
     if best is None and val and t.attrs.get("best_checkpoint"):
         best = min(val, key=lambda kv: kv[1])[0]
     stop = steps[-1] if steps and (t.attrs.get("stopped_early") or t.state is TrialState.PRUNED) else None
-    at = t.attrs.get("overfit_at")
+    at: Any = t.attrs.get("overfit_at")
+    at = at if _number(at) and math.isfinite(at) else None  # an objective's own attrs may hold NaN
     return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
-            "overfit": _overfit_steps(at if _number(at) else None, steps), "pruned": t.state is TrialState.PRUNED,
+            "overfit": _overfit_steps(at, steps), "pruned": t.state is TrialState.PRUNED,
             "losses": bool(val_loss or train), "unit": _unit(_losses(curves.get("epoch")))}
 
 

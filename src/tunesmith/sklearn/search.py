@@ -176,6 +176,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         fit_with, split_params, score_params = self._routed(scorers, X, groups, fit_params)
         folds = list(cv.split(X, y, **split_params))
+        if not folds:
+            raise ValueError(_no_folds(self.cv))
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         study = self._open_study(search, budget)
@@ -206,6 +208,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):  # scored error_score: not a failed fit
                 raise ScoringFailedError(f"scoring failed on fold {ran} (error_score={self.error_score!r}): "
                                          f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
+            if not math.isfinite(value):  # the scorer returned NaN: a row of NaN scores, as scikit-learn keeps it
+                raise ScoringFailedError(f"the scorer returned {value} on fold {ran}")
             return value
 
         with _quiet(self.verbose, raising=self.error_score == "raise"):
@@ -248,12 +252,15 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         trial_jobs = 1 if isinstance(study.pruner, NopPruner) else _jobs(self.n_jobs)
         study.optimize(
             objective, n_trials=todo, timeout=self.timeout, n_jobs=trial_jobs,
-            catch=() if self.error_score == "raise" else (FitFailedError, ScoringFailedError),
+            catch=(ScoringFailedError,) if self.error_score == "raise" else (FitFailedError, ScoringFailedError),
             show_progress=self.verbose > 0, executor="thread" if trial_jobs > 1 else None,
         )  # fmt: skip
 
     def _finish(self, study: Study, search: SearchSpace, metrics: list[str], X: Any, y: Any, fit_params: Any) -> None:
         trials = [t for t in study.trials if t.state.is_finished]
+        if not trials:
+            why = f": timeout={self.timeout!r} s passed before the first one started; raise it" if self.timeout else ""
+            raise ValueError(f"no configuration was evaluated{why}")
         _check_failures(trials)
         self.cv_results_ = cv_results(trials, search, metrics, self.n_splits_, train_score=self.return_train_score)
         metric = self._refit_metric({m: None for m in metrics})
@@ -408,9 +415,12 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
     @study_.setter
     def study_(self, study: Study) -> None:
+        from ..storage.sql import SQLStorage
+
         self.__dict__["_study"] = study
-        url = study.storage.url
-        self.__dict__["_study_ref"] = None if isinstance(study.storage, MemoryStorage) else (study.name, url)
+        storage = study.storage  # a SQL storage pickles by its absolute URL: a relative SQLite path is this cwd's
+        where = storage if isinstance(storage, SQLStorage) else storage.url
+        self.__dict__["_study_ref"] = None if isinstance(storage, MemoryStorage) else (study.name, where)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
@@ -775,11 +785,20 @@ def _n(X: Any) -> int:
     return int(X.shape[0]) if hasattr(X, "shape") else len(X)
 
 
+def _no_folds(cv: Any) -> str:
+    """Why ``cv`` gave no fold: a generator (``KFold(5).split(X)``) is used up by the first fit."""
+    if isinstance(cv, Iterator):
+        return (f"cv={cv!r} gave no (train, test) fold: a generator such as KFold(5).split(X) is used up by the "
+                "first fit; pass cv=KFold(5) (the splitter), or list(KFold(5).split(X)) to fit more than once")
+    return f"cv={cv!r} gave no (train, test) fold; pass a number of folds, a splitter or a list of (train, test) pairs"
+
+
 def _check_failures(trials: list[Any]) -> None:
     """scikit-learn's rule: every fit failed -> ValueError; some -> FitFailedWarning."""
     errors = [e for t in trials for e in (fold_scores(t).get("error") or []) if e]
     errors += [t.error for t in trials if t.state is TrialState.FAILED and t.error and not t.attrs.get(CV_ATTR)]
-    scored = [t for t in trials if any(fold_scores(t).get(SCORE_ERROR) or [])]
+    scored = [t for t in trials if any(fold_scores(t).get(SCORE_ERROR) or [])
+              or (t.error or "").startswith(f"{ScoringFailedError.__name__}:")]
     complete = [t for t in trials if t.state is TrialState.COMPLETE]
     if not complete and not scored:  # a scorer that raised is no failed fit: NaN rows, as scikit-learn
         detail = "; ".join(sorted(set(errors))[:5]) or "no trial completed"

@@ -116,6 +116,9 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
             f"parameter {name!r}: {value!r} is neither a list of values nor a scipy.stats, Optuna or skopt distribution; "
             f"for a constant write {name!r}: [{value!r}]"
         )
+    if getattr(value, "ndim", 1) != 1:  # as GridSearchCV refuses it: a row of a 2-D array is no value to set
+        raise ValueError(f"parameter {name!r}: an array of values is one-dimensional, got one of shape "
+                         f"{value.shape}; pass a 1-D array or a list (for a constant, [value])")
     choices = list(value)
     numbers = len(choices) == 2 and all(_is_number(c) for c in choices)
     if isinstance(value, tuple) and numbers:  # skopt's BayesSearchCV reads (low, high) as a range

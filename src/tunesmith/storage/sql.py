@@ -383,6 +383,14 @@ class SQLStorage(Storage):
         if self._path is not None and not self._absent:
             self._file_id = self._identity()
 
+    def __reduce__(self) -> Any:
+        """Pickled (and copied, as scikit-learn's ``clone`` of a search given this storage copies
+        it) as its URL (password included) and settings: the copy opens its own connections to
+        the same database (a SQLite file by its absolute path)."""
+        again = functools.partial(type(self), retry_window=self.retry_window, busy_timeout=self.busy_timeout,
+                                  read_only=self.read_only)
+        return again, (self._shown or self.url,)
+
     @property
     def display_url(self) -> str:
         """:attr:`url` with any password hidden, and a SQLite file given by a relative path

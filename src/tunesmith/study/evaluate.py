@@ -109,10 +109,21 @@ def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] 
     book = _companion(study)
     results = []
     for t in top:
-        values = [_score(fn, t, s) for s in (seeds if seeds is not None else [None])]
+        try:
+            values = [_score(fn, t, s) for s in (seeds if seeds is not None else [None])]
+        except Exception:
+            _say_stopped(study, t, results, len(top))
+            raise
         results.append(_result(t, values, list(seeds) if seeds is not None else [None], study.direction))
         _record(book, results[-1])
     return Evaluation(study.direction, tuple(results))
+
+
+def _say_stopped(study: Study, trial: FrozenTrial, done: Sequence[TestResult], k: int) -> None:
+    """Which configuration stopped an evaluation, and which results it recorded before."""
+    logger.warning("evaluate_best: study %r, the test function failed for trial %d (%s); the test results of "
+                   "trial(s) %s are recorded, the other %d of the top %d are not evaluated", study.name,
+                   trial.number, _short(trial.params), [r.trial for r in done] or "none", k - len(done), k)
 
 
 def test_results(study: Study) -> dict[int, TestResult]:

@@ -103,8 +103,9 @@ class History:
         if any(g is None for g in window):
             return False
         rising = all(b > a for a, b in zip(window, window[1:], strict=False))  # type: ignore[operator]
-        vals = [v for v in self.val_losses[:-p + 1 or None] if v is not None]
-        recent = [v for v in [*self.val_losses[len(self.val_losses) - p + 1:], val_loss] if v is not None]
+        vals = [v for v in self.val_losses[:-p + 1 or None] if v is not None and math.isfinite(v)]
+        recent = [v for v in [*self.val_losses[len(self.val_losses) - p + 1:], val_loss]
+                  if v is not None and math.isfinite(v)]
         return rising and bool(vals) and min(recent) >= min(vals)
 
     def curves(self) -> dict[str, list[float | None]]:
@@ -125,14 +126,16 @@ class History:
 
 
 def smoothed_gaps(train: list[float], val: list[float | None], weight: float) -> list[float | None]:
-    """Exponential moving average of ``val - train`` (None where there is no validation loss)."""
+    """Exponential moving average of ``val - train`` (None where there is no validation loss, or
+    where either loss is NaN or infinite: the average goes on from the gaps before, which one
+    such validation would otherwise turn NaN or infinite for the rest of the run)."""
     out: list[float | None] = []
     avg: float | None = None
     for t, v in zip(train, val, strict=True):
-        if v is None:
+        gap = None if v is None else v - t
+        if gap is None or not math.isfinite(gap):
             out.append(None)
             continue
-        gap = v - t
         avg = gap if avg is None else weight * gap + (1 - weight) * avg
         out.append(avg)
     return out
