@@ -730,3 +730,54 @@ def test_optimize_counts_the_trials_for_the_budget_warning_without_reading_them(
         tracemalloc.stop()
     assert peak < 300_000, peak  # before: 1.0 MB, the 1,000 records decoded
     assert len(again.trials) == 1002
+
+
+def paused_history(n: int) -> list[FrozenTrial]:
+    """``n`` complete trials of 16 reports and ``n`` trials paused at step 4, interleaved; the
+    curves cross and tie (values rounded), so quotas, ties and calibration all decide."""
+    out = []
+    for i in range(2 * n):
+        level = round((i * 37 % 101) / 101, 1)
+        curve = [level + ((i * 13 % 7) - 3) / (10 * (s + 1)) for s in range(17 if i % 2 == 0 else 5)]
+        out.append(tr(i, curve, "complete" if i % 2 == 0 else "paused"))
+    return out
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ASHA(pause=True, min_resource=1, reduction_factor=4, max_resource=16, calibrate=2),
+    lambda: ASHA(pause=True, min_resource=1, reduction_factor=2, max_resource=16, quota="first", curve="ema"),
+    lambda: SuccessiveHalving(pause=True, min_resource=1, reduction_factor=2, max_resource=16, calibrate=2),
+    lambda: Hyperband(pause=True, min_resource=1, reduction_factor=2, max_resource=16, n_brackets=3, calibrate=2),
+])
+@pytest.mark.parametrize("direction", [MIN, MAX])
+def test_looking_for_a_promotion_scores_each_trial_a_few_times_not_once_per_paused_trial(
+    make: Any, direction: Direction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``promotable`` (run before each new trial) scored every trial again for each paused
+    trial: 11.0 s a check at 2,000 complete trials and as many paused. Each rung's ranking is
+    now sorted once a check; the answer is still each paused trial's own decision, best first.
+    Scores are counted, not timed."""
+    from tunesmith.pruners.curves import Runs, rung_score
+
+    trials = paused_history(64)  # whole cohorts of 16 (SH)
+    pruner = make()
+    paused = [t for t in trials if t.state is TrialState.PAUSED]
+    kept = [t for t in paused if pruner.decide(t, trials, direction) is Decision.CONTINUE]
+    assert 0 < len(kept) < len(paused)  # the check has something to find and something to leave
+    scored = Counter[str]()
+    real = Runs.rung_score
+
+    def counted(self: Runs, *args: Any) -> Any:
+        scored["score"] += 1
+        return real(self, *args)
+
+    monkeypatch.setattr(Runs, "rung_score", counted)
+    found = pruner.promotable(trials, direction)
+    assert scored["score"] <= 4 * len(trials), scored  # before: 4,000 to 10,000
+    key = {t.number: rung_score(t, pruner._rung_of(t)[1], direction, pruner.curve) for t in kept}
+    assert found == sorted(key, key=lambda n: (key[n], n))
+    if isinstance(pruner, SuccessiveHalving):
+        scored.clear()
+        gone = pruner.abandoned(trials, direction)
+        assert scored["score"] <= 4 * len(trials), scored
+        assert set(gone) == {t.number for t in paused} - set(found)
