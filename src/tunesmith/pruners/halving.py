@@ -344,16 +344,17 @@ class ASHA(Pruner):
     ) -> float:
         """How far, at the rung at ``step``, the complete trial that ended best (by its last
         report's score) trailed the complete trial that led there: the lead a curve made up
-        after that rung (0 when the one that led ended best; -inf while fewer than
-        ``calibrate`` other trials completed after reaching the rung)."""
+        after that rung (0 when the one that led ended best; -inf, the plain rule, while fewer
+        than ``calibrate`` other trials completed after reaching the rung, or when one of their
+        scores is NaN)."""
         ends = []
         for t in comparable(trials, trial):
             if t.state is TrialState.COMPLETE:
                 at = self._runs.rung_score(t, step, direction, self.curve)
                 if at is not None:
                     ends.append((self._runs.of(t, direction, self.curve)[1][-1], at))
-        if not ends or len(ends) < self.calibrate:
-            return float("-inf")
+        if not ends or len(ends) < self.calibrate or any(math.isnan(end + at) for end, at in ends):
+            return float("-inf")  # a NaN (a peer's write; tunesmith stores none) teaches no margin
         best = min(end for end, _ in ends)  # once: in the filter below it made each call quadratic
         return max(at for end, at in ends if end == best) - min(at for _, at in ends)
 
