@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..space.params import did_you_mean
@@ -71,38 +71,41 @@ class Ranks:
     counting the peers again for each paused trial made the check cost paused trials x
     all trials (11.0 s at 2,000 complete trials and as many paused). Here each trial is
     filed in its group once, and each group's scores at a rung are sorted once; the
-    calibration margin (:meth:`ASHA.overturned`) is computed once per rung."""
+    calibration margin (:meth:`ASHA.overturned`) is computed once per rung. One decision
+    (``without``: the deciding trial, whose stored record may be older) uses the same."""
 
-    def __init__(self, pruner: ASHA, trials: Sequence[FrozenTrial], direction: Direction) -> None:
-        self.pruner, self.direction, self.trials = pruner, direction, trials
-        self.groups: dict[int, dict[int, FrozenTrial]] = {}
-        for t in pruner.competitors(trials):
-            self.groups.setdefault(pruner.group(t.number), {})[t.number] = t
+    def __init__(
+        self, pruner: ASHA, trials: Sequence[FrozenTrial], direction: Direction, *, without: int | None = None
+    ) -> None:
+        self.pruner, self.direction, self.trials, self.without = pruner, direction, trials, without
+        ranked = pruner.competitors(trials)
+        self.groups = pruner.filed(ranked if without is None else [t for t in ranked if t.number != without])
+        self._numbers: set[int] | None = None if without is not None else {t.number for t in ranked}
         self._scores: dict[tuple[int, int], tuple[list[float], int]] = {}
         self._margins: dict[int, float] = {}
-        self._members: dict[int, dict[int, FrozenTrial]] | None = None
+        self._members: Mapping[int, Sequence[FrozenTrial]] | None = None
         self.settled: dict[tuple[int, int], bool] = {}  # SH's cohorts, by (cohort, rung step)
 
-    def members(self, group: int) -> dict[int, FrozenTrial]:
-        """Every trial of ``group``, whatever its state, by number (filed on the first call)."""
+    def members(self, group: int) -> Sequence[FrozenTrial]:
+        """Every trial of ``group``, whatever its state (filed on the first call)."""
         if self._members is None:
-            self._members = {}
-            for t in self.trials:
-                self._members.setdefault(self.pruner.group(t.number), {})[t.number] = t
-        return self._members.get(group, {})
+            self._members = self.pruner.filed(self.trials)
+        return self._members.get(group, [])
 
     def scores(self, trial: FrozenTrial, step: int) -> tuple[list[float], int]:
-        """The rung scores at ``step`` of ``trial``'s peers that are not NaN, sorted (no NaN is
-        better than any score), and ``n``: how many reached the rung, ``trial`` counted once
-        whether ``trial`` is among them or not."""
+        """The rung scores at ``step`` of ``trial``'s group that are not NaN, sorted (no NaN is
+        better than any score; in a check ``trial``'s own is among them), and how many of the
+        group reached the rung, ``trial`` counted once whether it is among them or not."""
         key = (self.pruner.group(trial.number), step)
-        group = self.groups.get(key[0], {})
         hit = self._scores.get(key)
         if hit is None:
             runs, how = self.pruner._runs, self.pruner.curve
-            got = [v for t in group.values() if (v := runs.rung_score(t, step, self.direction, how)) is not None]
-            hit = self._scores[key] = (sorted(v for v in got if not math.isnan(v)), len(got))
-        return hit[0], hit[1] + (trial.number not in group)
+            group = self.groups.get(key[0], [])
+            got = [v for t in group if (v := runs.rung_score(t, step, self.direction, how)) is not None]
+            clean = [v for v in got if not math.isnan(v)] if any(map(math.isnan, got)) else got
+            hit = self._scores[key] = (sorted(clean), len(got))
+        counted = trial.number != self.without and self._numbers is not None and trial.number in self._numbers
+        return hit[0], hit[1] + (not counted)
 
     def margin(self, step: int, overturned: Callable[[], float]) -> float:
         """:meth:`ASHA.overturned` at ``step``, computed once (it reads only the complete trials)."""
@@ -319,25 +322,33 @@ class ASHA(Pruner):
         if mine is None:
             return False
         if ranks is None:  # one decision: ``trials`` may hold an older record of ``trial``
-            ranks = Ranks(self, [t for t in trials if t.number != trial.number], direction)
-        ranked, n = ranks.scores(trial, step)  # ``trial``'s own score among them in a check
+            ranks = Ranks(self, trials, direction, without=trial.number)
+        ranked, n = ranks.scores(trial, step)
         if n < self.bootstrap_count:
             return False
         if self.quota_rule == "first" and index > 0:
             n = ranks.scores(trial, self.rung_steps(step, trial)[0])[1]
         keep = self.quota(n, index, trial)
-        rank = 0 if math.isnan(mine) else bisect.bisect_left(ranked, mine)  # the others strictly better
-        if rank < keep:
+        if (0 if math.isnan(mine) else bisect.bisect_left(ranked, mine)) < keep:  # the others strictly better
             return True
         if not self.calibrate:
             return False
-        last_kept = ranked[keep - 1]  # outside the quota: at least ``keep`` others are better
+        last_kept = ranked[keep - 1]  # outside the quota: at least ``keep`` others are better (``trial`` after them)
         return mine - last_kept <= ranks.margin(step, lambda: self.overturned(trial, trials, direction, step))
 
     def group(self, number: int) -> int:
         """The peer group of trial ``number``: trials compete within theirs (one here; a
         bracket in Hyperband, a cohort in SH)."""
         return 0
+
+    def filed(self, trials: Sequence[FrozenTrial]) -> Mapping[int, Sequence[FrozenTrial]]:
+        """``trials`` by :meth:`group`."""
+        if type(self).group is ASHA.group:  # one group: no call per trial
+            return {0: trials}
+        out: dict[int, list[FrozenTrial]] = {}
+        for t in trials:
+            out.setdefault(self.group(t.number), []).append(t)
+        return out
 
     def overturned(
         self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction, step: int
@@ -444,10 +455,8 @@ class SuccessiveHalving(ASHA):
         key = (self.group(trial.number), step)
         if ranks is not None and key in ranks.settled:
             return ranks.settled[key]
-        if ranks is None:
-            members = {t.number: t for t in trials if self.group(t.number) == key[0]}
-        else:
-            members = dict(ranks.members(key[0]))
+        group = ranks.members(key[0]) if ranks is not None else self.filed(trials).get(key[0], [])
+        members = {t.number: t for t in group}
         members[trial.number] = trial
         done = len(members) >= self.cohort_size and all(
             crossing(t.intermediate, step) is not None or t.state.is_finished
