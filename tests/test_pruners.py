@@ -257,6 +257,26 @@ def test_asha_calibrate_keeps_a_trial_as_close_as_the_best_complete_curve_was() 
         ASHA(calibrate=-1)
 
 
+def test_asha_calibrate_decides_by_the_plain_rule_when_a_stored_curve_holds_a_nan() -> None:
+    """tunesmith writes no NaN report, but a peer writing to the same storage may: a complete
+    trial whose curve holds one made ``calibrate`` raise ``max() arg is an empty sequence``
+    (its end, first among the complete trials) where the plain rule decides. No margin can be
+    learnt from such a curve: the trial is decided as without ``calibrate``."""
+    nan = float("nan")
+    opts: dict[str, Any] = {"min_resource": 1, "reduction_factor": 4, "max_resource": 4}
+    crossing = [[1.0, 0.30, 0.25, 0.22, 0.20], [1.0, 0.40, 0.30, 0.27, 0.25], [1.0, 0.50, 0.30, 0.15, 0.10]]
+    for bad in ([1.0, 0.35, 0.3, 0.2, nan], [1.0, nan, 0.3, 0.2, 0.01]):  # a NaN end, a NaN at the rung
+        stored = FrozenTrial(number=3, state=TrialState.COMPLETE, params={"x": 3}, value=0.2, intermediate=dict(enumerate(bad)))
+        done = [stored, *finished(crossing)]  # the NaN curve first among the complete trials
+        for trial in (tr(9, [1.0, 0.45]), tr(9, [1.0, 0.60]), tr(9, [1.0, 0.1])):
+            plain = ASHA(**opts).decide(trial, done, MIN)
+            assert ASHA(**opts, calibrate=3).decide(trial, done, MIN) is plain
+            paused = tr(9, list(trial.intermediate.values()), "paused")
+            assert ASHA(**opts, calibrate=3, pause=True).promotable([*done, paused], MIN) == (
+                [9] if plain is Decision.CONTINUE else []
+            )
+
+
 def test_asha_calibrate_reads_each_complete_trial_once_per_decision(monkeypatch: pytest.MonkeyPatch) -> None:
     """The best complete trial's end was found again for every complete trial (a ``min`` over
     them inside the filter): 828 ms a decision at 5,000 complete trials against 4.6 ms without
@@ -730,3 +750,54 @@ def test_optimize_counts_the_trials_for_the_budget_warning_without_reading_them(
         tracemalloc.stop()
     assert peak < 300_000, peak  # before: 1.0 MB, the 1,000 records decoded
     assert len(again.trials) == 1002
+
+
+def paused_history(n: int) -> list[FrozenTrial]:
+    """``n`` complete trials of 16 reports and ``n`` trials paused at step 4, interleaved; the
+    curves cross and tie (values rounded), so quotas, ties and calibration all decide."""
+    out = []
+    for i in range(2 * n):
+        level = round((i * 37 % 101) / 101, 1)
+        curve = [level + ((i * 13 % 7) - 3) / (10 * (s + 1)) for s in range(17 if i % 2 == 0 else 5)]
+        out.append(tr(i, curve, "complete" if i % 2 == 0 else "paused"))
+    return out
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ASHA(pause=True, min_resource=1, reduction_factor=4, max_resource=16, calibrate=2),
+    lambda: ASHA(pause=True, min_resource=1, reduction_factor=2, max_resource=16, quota="first", curve="ema"),
+    lambda: SuccessiveHalving(pause=True, min_resource=1, reduction_factor=2, max_resource=16, calibrate=2),
+    lambda: Hyperband(pause=True, min_resource=1, reduction_factor=2, max_resource=16, n_brackets=3, calibrate=2),
+])
+@pytest.mark.parametrize("direction", [MIN, MAX])
+def test_looking_for_a_promotion_scores_each_trial_a_few_times_not_once_per_paused_trial(
+    make: Any, direction: Direction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``promotable`` (run before each new trial) scored every trial again for each paused
+    trial: 11.0 s a check at 2,000 complete trials and as many paused. Each rung's ranking is
+    now sorted once a check; the answer is still each paused trial's own decision, best first.
+    Scores are counted, not timed."""
+    from tunesmith.pruners.curves import Runs, rung_score
+
+    trials = paused_history(64)  # whole cohorts of 16 (SH)
+    pruner = make()
+    paused = [t for t in trials if t.state is TrialState.PAUSED]
+    kept = [t for t in paused if pruner.decide(t, trials, direction) is Decision.CONTINUE]
+    assert 0 < len(kept) < len(paused)  # the check has something to find and something to leave
+    scored = Counter[str]()
+    real = Runs.rung_score
+
+    def counted(self: Runs, *args: Any) -> Any:
+        scored["score"] += 1
+        return real(self, *args)
+
+    monkeypatch.setattr(Runs, "rung_score", counted)
+    found = pruner.promotable(trials, direction)
+    assert scored["score"] <= 4 * len(trials), scored  # before: 4,000 to 10,000
+    key = {t.number: rung_score(t, pruner._rung_of(t)[1], direction, pruner.curve) for t in kept}
+    assert found == sorted(key, key=lambda n: (key[n], n))
+    if isinstance(pruner, SuccessiveHalving):
+        scored.clear()
+        gone = pruner.abandoned(trials, direction)
+        assert scored["score"] <= 4 * len(trials), scored
+        assert set(gone) == {t.number for t in paused} - set(found)

@@ -230,9 +230,9 @@ def _optuna_start() -> type:
     from tunesmith.trial import TrialState
 
     class OptunaStartASHA(ASHA):
-        def peers(self, trial: Any, trials: Any) -> Any:
+        def competitors(self, trials: Any) -> Any:
             done = [t.number for t in trials if t.state is TrialState.COMPLETE]
-            return [t for t in super().peers(trial, trials) if not done or t.number > min(done)]
+            return [t for t in super().competitors(trials) if not done or t.number > min(done)]
 
     return OptunaStartASHA
 

@@ -123,11 +123,6 @@ def comparable(trials: Sequence[FrozenTrial], me: FrozenTrial) -> list[FrozenTri
     ]
 
 
-def rank_within(mine: float, others: Sequence[float]) -> int:
-    """How many of ``others`` are strictly better (smaller) than ``mine``."""
-    return sum(1 for v in others if v < mine)
-
-
 def check_int(name: str, value: object, minimum: int) -> int:
     """``value`` as an int (Python or NumPy integers) when it is one and >= ``minimum``."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:

@@ -12,11 +12,10 @@ any run of consecutive trial numbers samples every bracket.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from ..trial import FrozenTrial
-from .curves import check_int, comparable
+from .curves import check_int
 from .halving import ASHA, check_options
 
 
@@ -72,9 +71,8 @@ class Hyperband(ASHA):
     def _first_rate(self, trial: FrozenTrial | None) -> int:
         return 0 if trial is None else self.bracket(trial.number)
 
-    def peers(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-        b = self.bracket(trial.number)
-        return [t for t in comparable(trials, trial) if self.bracket(t.number) == b]
+    def group(self, number: int) -> int:
+        return self.bracket(number)
 
     def describe(self) -> dict[str, Any]:
         out = {**super().describe(), "n_brackets": self.n_brackets}
