@@ -112,6 +112,18 @@ def test_run_then_studies_show_export(project: Path, capsys: pytest.CaptureFixtu
     assert doc["trials"][best.number]["params"] == best.params
 
 
+
+def test_run_counts_the_queued_trials_it_ran(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Trials waiting in the queue before the run (enqueued, or copies of an earlier run's lost
+    trials) run within its --n-trials; before, "N trials run now" counted only new records: "1"."""
+    assert run_cli("run", str(project / "study.yaml"), "--n-trials", "2", "--no-progress") == 0
+    study = ts.load_study("quad", f"sqlite:///{project / 't.db'}")
+    study.enqueue({"kind": "a", "x": 1.0})
+    study.enqueue({"kind": "a", "x": 2.0})
+    capsys.readouterr()
+    assert run_cli("run", str(project / "study.yaml"), "--n-trials", "3", "--no-progress") == 0
+    assert "3 trials run now (2 queued before it), 5 in all (5 complete)" in capsys.readouterr().out
+
 def test_a_study_of_one_trial_is_said_in_the_singular(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """"1 trial run now", "1 trial (1 complete)", "(1 trial)": no "1 trials" in what a user reads."""
     from tunesmith.plots.study_data import history
