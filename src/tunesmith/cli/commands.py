@@ -218,7 +218,8 @@ def _ran_now(study: Study, trials: list[FrozenTrial], before: dict[int, tuple[Tr
     new = sum(t.number not in before for t in trials)
     queued = sum(t.number in before and before[t.number][0] is TrialState.WAITING and t.state is not TrialState.WAITING
                  for t in trials)  # fmt: skip
-    resumed = sum(t.number in before and t.system.n_resumes > before[t.number][1] for t in trials)
+    resumed = sum(t.number in before and before[t.number][0] is not TrialState.WAITING  # once each
+                  and t.system.n_resumes > before[t.number][1] for t in trials)
     ran = new + queued + resumed
     if ran == 0 and isinstance(study.sampler, GridSampler) and not grid_remaining(study.sampler, study.space, trials):
         return "nothing searched now (the grid is exhausted: every configuration has been tried)"
