@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_util import Net, mlp, snapshot, split  # noqa: E402
+from _train_util import Net, PauseAndPromote, mlp, snapshot, split  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
 from tunesmith.pruners import Decision, Pruner  # noqa: E402
@@ -205,6 +205,41 @@ def test_the_sweep_never_follows_a_trial_folder_that_is_a_link(tmp_path: Path) -
     study.optimize(obj, n_trials=1)
     assert study.trials[1].state is ts.TrialState.COMPLETE
     assert files(kept) == {"best.pt", "last-000000010.pt", ".study"} and folder.is_symlink()
+
+
+def test_a_mark_the_sweep_cannot_read_fails_no_other_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The sweep reads each finished trial's ``.study`` mark before tidying its folder: before, a mark
+    that could not be read (here a link to /proc/self/mem, whose first bytes give EIO even to root)
+    failed the trial that was starting, outside the sweep's housekeeping ``try``."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", pruner=PauseAt(2))
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path)
+    study.optimize(obj, n_trials=1)
+    folder = Path(study.trials[0].attrs["checkpoint"]).parent
+    (folder / ".study").unlink()
+    (folder / ".study").symlink_to("/proc/self/mem")
+    study.tell(0, state="pruned")
+    study.pruner = ts.pruners.NopPruner()
+    study.optimize(obj, n_trials=1)
+    assert study.trials[1].state is ts.TrialState.COMPLETE
+    assert f"could not tidy {folder}" in caplog.text and "Input/output error" in caplog.text
+    assert "last-000000010.pt" in files(folder)  # whose folder it is is unknown: left as it is
+
+
+def test_a_checkpoint_name_taken_by_a_folder_fails_the_trial_naming_it(tmp_path: Path) -> None:
+    """A paused trial's checkpoint replaced by a folder of its name: its resume falls back to a fresh
+    start, which cannot empty the trial's folder. Before: a bare IsADirectoryError."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s", pruner=PauseAt(2))
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path)
+    study.optimize(obj, n_trials=1)
+    path = Path(study.trials[0].attrs["checkpoint"])
+    path.unlink()
+    path.mkdir()
+    study.pruner = PauseAndPromote()
+    trial = study.ask()
+    assert trial.is_resumed
+    with pytest.raises(CheckpointError, match=f"cannot start in .*{path.name}.* cannot be deleted .*delete or move it"):
+        obj(trial)
+    assert path.is_dir()  # nothing of it deleted
 
 
 def test_the_default_folder_is_per_user_and_per_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,14 @@ def objective(trial):
 def broken(trial):
     raise RuntimeError("nope")
 
+def curve(trial):
+    for epoch in range(max(trial.start_step, 1), 10):
+        trial.report(trial.params["x"], epoch)
+        if trial.should_prune():
+            import tunesmith
+            raise tunesmith.TrialPruned()
+    return trial.params["x"]
+
 def pruned(trial):
     import tunesmith
     raise tunesmith.TrialPruned()
@@ -111,6 +119,50 @@ def test_run_then_studies_show_export(project: Path, capsys: pytest.CaptureFixtu
     assert [t["number"] for t in doc["trials"]] == list(range(15))
     assert doc["trials"][best.number]["params"] == best.params
 
+
+
+def test_run_counts_the_queued_trials_it_ran(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Trials waiting in the queue before the run (enqueued, or copies of an earlier run's lost
+    trials) run within its --n-trials; before, "N trials run now" counted only new records: "1"."""
+    assert run_cli("run", str(project / "study.yaml"), "--n-trials", "2", "--no-progress") == 0
+    study = ts.load_study("quad", f"sqlite:///{project / 't.db'}")
+    study.enqueue({"kind": "a", "x": 1.0})
+    study.enqueue({"kind": "a", "x": 2.0})
+    capsys.readouterr()
+    assert run_cli("run", str(project / "study.yaml"), "--n-trials", "3", "--no-progress") == 0
+    assert "3 trials run now (2 queued before it), 5 in all (5 complete)" in capsys.readouterr().out
+
+
+def test_run_counts_the_paused_trials_it_resumed(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Promotions left paused by a stopped run run in a later one (even of no new trials); before, "0 trials run now"."""
+    from tunesmith.pruners import ASHA
+
+    db = f"sqlite:///{project / 't.db'}"
+    (project / "curves.yaml").write_text(textwrap.dedent(f"""
+        name: curves
+        objective: quad.py:curve
+        sampler: random
+        seed: 0
+        storage: {db}
+        pruner: {{name: asha, curve: best, pause: true, min_resource: 1, reduction_factor: 3, max_resource: 9}}
+        space:
+          x: {{type: float, low: 0, high: 1}}
+        """))
+    pruner = ASHA(curve="best", pause=True, min_resource=1, reduction_factor=3, max_resource=9)
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="curves", pruner=pruner, sampler="random", seed=0)
+    for x in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        study.enqueue({"x": x})
+    sys.path.insert(0, str(project))
+    try:
+        from quad import curve  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(project))
+        sys.modules.pop("quad", None)  # the next test's quad.py is another file
+    study.optimize(curve, n_trials=50, callbacks=[lambda s, r: s.stop() if r.number == 5 else None])
+    assert pruner.promotable(study.trials, study.direction) == [1]  # left paused by the stop
+    capsys.readouterr()
+    assert run_cli("run", str(project / "curves.yaml"), "--n-trials", "0", "--no-progress") == 0
+    assert "1 trial run now (1 paused, resumed), 6 in all" in capsys.readouterr().out
 
 def test_a_study_of_one_trial_is_said_in_the_singular(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """"1 trial run now", "1 trial (1 complete)", "(1 trial)": no "1 trials" in what a user reads."""

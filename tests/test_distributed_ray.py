@@ -494,3 +494,33 @@ def test_ray_in_memory_actors_give_a_copy_its_own_checkpoint_folder(ray_local: A
     own = checkpoint.study_folder("/ckpt", "s", copy.copy_id)
     assert copy.copy_id is not None and own != checkpoint.study_folder("/ckpt", "s")
     assert [t.attrs["folder"] for t in copy.trials] == [str(own / f"trial-{n}") for n in range(2)]
+
+
+def test_ray_in_memory_a_lost_actor_s_answered_call_keeps_its_result(ray_local: Any) -> None:
+    """An actor that answered its first call and died in its second, the driver seeing the death
+    first (both ended between two of its looks; which Ray's wait names first is not fixed): before,
+    the first queued trial was taken as the one running, failed and its result dropped, and the
+    trial that killed the actor was put back in the queue as never started."""
+    from tunesmith.execution.base import Job
+    from tunesmith.execution.ray import _Driver
+
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    study.enqueue({"x": 0.25})
+    study.enqueue({"x": 0.5})
+    driver = _Driver(ray_local, RayExecutor(n_workers=1), Job(study, _kills_its_worker_at_half, 2, None, ()))
+    try:
+        driver._spawn()
+        actor = driver.actors[0]
+        ray_local.get(actor.who, timeout=60)
+        actor.up = True
+        assert driver._submit(actor) and driver._submit(actor)
+        first, second = list(actor.calls)
+        ray_local.wait([first, second], num_returns=2, timeout=60)
+        driver._collect(second)  # the death, collected before the first call's answer
+        done, lost = study.trials
+        assert done.state is TrialState.COMPLETE and done.value == 0.25
+        assert lost.state is TrialState.FAILED and "ray worker lost" in (lost.error or "")
+        assert first not in actor.calls and driver.actors[0] is not actor  # replaced
+    finally:
+        for a in driver.actors:
+            ray_local.kill(a.handle)

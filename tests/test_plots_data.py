@@ -498,6 +498,25 @@ def test_importance_bars_of_parameters_named_by_numbers_keep_their_order_in_both
     plt.close(ax.figure)
 
 
+def test_a_long_parameter_name_is_cut_on_html_bars_and_parallel_axes_whole_in_the_hover() -> None:
+    """A name of 200 characters was drawn whole as an HTML importance bar's label and a parallel
+    axis' title, squeezing the bars into a sliver (the image renderer cut it already)."""
+    long = "p" * 200
+    imp = Importances("fanova", (Effect((long,), 0.6, 0.05), Effect(("lr",), 0.3, 0.02)),
+                      (Effect((long, "lr"), 0.1, 0.01),), 50)
+    html = to_plotly(plots.importance_bars(imp))
+    short = "p" * 23 + "…" + "p" * 24
+    assert list(html.data[0].y) == [f"{short} × lr", "lr", short]
+    assert list(html.layout.yaxis.categoryarray) == list(html.data[0].y)
+    assert list(html.data[0].hovertext) == [f"{long} × lr", "lr", long]
+    space = ts.Space({long: ts.Float(1e-3, 1.0, log=True), "x": ts.Float(0, 1)})
+    study = plots.Snapshot("s", Direction.MINIMIZE, space, trials_of([("complete", 1.0), ("complete", 2.0)], space))
+    dims = to_plotly(plots.parallel(study)).data[0].dimensions
+    assert [d.label for d in dims] == [f"{short} (log scale)", "x", "value (minimize)"]
+    few = to_plotly(plots.importance_bars(Importances("fanova", (Effect(("lr",), 1.0, 0.0),), (), 50)))
+    assert few.data[0].hovertext is None  # nothing cut: plotly's own hover
+
+
 def test_long_parameter_names_are_cut_in_the_middle_on_image_axes_and_never_made_alike() -> None:
     long = "encoder_layer_attention_dropout_probability_of_the_second_block" * 2
     imp = Importances("fanova", (Effect((long,), 0.6, 0.05), Effect(("lr",), 0.3, 0.02)),

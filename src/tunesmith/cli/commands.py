@@ -177,7 +177,7 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     sf, study, objective = prepare(args)
-    before = len(study.trials)
+    before = {t.number: (t.state, t.system.n_resumes) for t in study.trials}
     status = run_trials(study, objective, optimize_options(sf, args.progress))
     try:
         _print_run(study, before, args.top)
@@ -200,12 +200,11 @@ def _show_command(study: Study) -> str:
     return f"tunesmith show {shlex.quote(study.name)} --storage {shlex.quote(url)}{password}"
 
 
-def _print_run(study: Study, before: int, top: int) -> None:
+def _print_run(study: Study, before: dict[int, tuple[TrialState, int]], top: int) -> None:
     trials = study.trials
     console = wide_console()
-    ran = len(trials) - before
     console.print(f"study [bold]{literal(study.name)}[/] in {escape(study.storage.display_url)}: "
-                  f"{_ran_now(study, ran)}, {len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
+                  f"{_ran_now(study, trials, before)}, {len(trials)} in all ({_state_counts(trials)})", soft_wrap=True)
     if any(t.state is TrialState.COMPLETE for t in trials):
         console.print(best_table(study, trials, top))
         console.print(f"best configuration: {json.dumps(for_display(study.best_params))}  "
@@ -213,10 +212,20 @@ def _print_run(study: Study, before: int, top: int) -> None:
                       soft_wrap=True, markup=False)
 
 
-def _ran_now(study: Study, ran: int) -> str:
-    if ran == 0 and isinstance(study.sampler, GridSampler) and not grid_remaining(study.sampler, study.space, study.trials):
+def _ran_now(study: Study, trials: list[FrozenTrial], before: dict[int, tuple[TrialState, int]]) -> str:
+    """What this run ran: new trials, trials that waited in the queue before it (enqueued, or copies
+    of an earlier run's lost trials) and paused trials it resumed."""
+    new = sum(t.number not in before for t in trials)
+    queued = sum(t.number in before and before[t.number][0] is TrialState.WAITING and t.state is not TrialState.WAITING
+                 for t in trials)  # fmt: skip
+    resumed = sum(t.number in before and before[t.number][0] is not TrialState.WAITING  # once each
+                  and t.system.n_resumes > before[t.number][1] for t in trials)
+    ran = new + queued + resumed
+    if ran == 0 and isinstance(study.sampler, GridSampler) and not grid_remaining(study.sampler, study.space, trials):
         return "nothing searched now (the grid is exhausted: every configuration has been tried)"
-    return f"{plural(ran, 'trial')} run now"
+    older = [f"{queued} queued before it" if queued else "", f"{resumed} paused, resumed" if resumed else ""]
+    said = ", ".join(w for w in older if w)
+    return f"{plural(ran, 'trial')} run now" + (f" ({said})" if said else "")
 
 
 # -- studies / show / export --------------------------------------------------------------------

@@ -381,9 +381,7 @@ class _Driver:
         """Before an interrupt fails the actors' trials: take the answers that came back but were not
         collected yet. In memory the driver records an actor's trial: one that had ended was failed as
         interrupted, its value lost, and a stopped actor's late call's trial too, though it ran nothing."""
-        refs = [r for a in self.actors for r in a.calls]
-        ready = self.ray.wait(refs, num_returns=len(refs), timeout=0)[0] if refs else []
-        for ref in ready:
+        for ref in self._answered([r for a in self.actors for r in a.calls]):
             actor = self._owner(ref)
             try:
                 out: Outcome = self.ray.get(ref)
@@ -546,13 +544,23 @@ class _Driver:
             self._uncaught(raised if isinstance(raised, BaseException) else exc)
             return
         del actor.calls[ref]
+        record = self._take(actor, out)
+        if out.late:
+            return
+        if record is not None and retry_if_oom(self.study, record) and len(self.actors) > 1:
+            self._retire(actor)
+            return
+        self._submit(actor)
+
+    def _take(self, actor: _Actor, out: Outcome) -> FrozenTrial | None:
+        """Record the answer of one of ``actor``'s calls (collected, its call removed); the trial's record."""
         actor.worker = out.worker
         actor.since = time.monotonic()  # its next call starts now
         if out.late:  # past optimize's timeout: it ran nothing
             if out.sent is not None:
                 self.study.unstart(out.sent.number)
             self.budget.give_back()
-            return
+            return None
         record = apply_outcome(self.study, out) if self.memory else out.record
         if out.interrupted:
             logger.warning("the objective raised KeyboardInterrupt in a Ray worker (no Ctrl-C came): the run stops")
@@ -571,16 +579,34 @@ class _Driver:
             self.budget.give_back()
             self.budget.stop(exhausted=True)
             self.exhausted = out.exhausted
-        if record is None:
-            self._submit(actor)
-            return
-        self.calls(record)
-        if self.job.on_trial is not None:
-            self.job.on_trial(record)
-        if retry_if_oom(self.study, record) and len(self.actors) > 1:
-            self._retire(actor)
-            return
-        self._submit(actor)
+        if record is not None:
+            self.calls(record)
+            if self.job.on_trial is not None:
+                self.job.on_trial(record)
+        return record
+
+    def _take_ended(self, actor: _Actor) -> None:
+        """In memory, before a lost actor's first queued trial is failed as the one it was running:
+        take the answers of the calls it ended before it died, not collected yet (in the order it ran
+        them), so that a trial that finished keeps its result."""
+        for ref in self._answered(list(actor.calls)):
+            try:
+                out: Outcome = self.ray.get(ref)
+            except Exception:  # noqa: BLE001 - the call it died in: the calls after it never ran
+                return
+            del actor.calls[ref]
+            record = self._take(actor, out)
+            if record is not None:
+                retry_if_oom(self.study, record)  # its actor is replaced all the same
+
+    def _answered(self, refs: list[Any]) -> list[Any]:
+        """The calls of ``refs`` that have ended, in their order; none when Ray cannot say (its
+        connection broke: the trials are failed as running)."""
+        try:
+            ready = set(self.ray.wait(refs, num_returns=len(refs), timeout=0)[0]) if refs else set()
+        except Exception:  # noqa: BLE001 - the driver's Ray connection is gone
+            return []
+        return [r for r in refs if r in ready]
 
     def _uncaught(self, exc: BaseException) -> None:
         """The objective raised what the study does not catch: no new trial starts, the
@@ -657,6 +683,8 @@ class _Driver:
     ) -> None:
         """Kill ``actor``, fail its trial, start another; ``lost``: it died (a
         timeout is not), which counts towards giving up."""
+        if self.memory:
+            self._take_ended(actor)
         ended = self._lost(actor, error, requeue=requeue, dead=dead)  # first: it asks the actor who it was
         self.ray.kill(actor.handle)
         for t in ended:

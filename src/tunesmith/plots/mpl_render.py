@@ -9,10 +9,9 @@ from typing import Any, overload
 
 import numpy as np
 
-from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, axis_label
+from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, axis_label, short_labels
 
-#: the longest parameter name drawn whole on an axis (longer: its middle becomes "…"), and a title's line width
-NAME_WIDTH = 32
+#: a title's line width
 TITLE_WIDTH = 60
 
 
@@ -30,16 +29,6 @@ def _legend(label: str | None) -> str | None:
     """A series' legend label: :func:`plain`, and one starting with ``_`` (a study named ``_base``)
     after a zero-width space, since matplotlib leaves such labels out of the legend."""
     return None if label is None else ("\u200b" if label.startswith("_") else "") + plain(label)
-
-
-def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
-    """Labels whose parameter names (a pair's "a × b": each name) fit ``width`` characters,
-    their middle cut out; the labels unchanged where cutting would make two of them alike."""
-    def cut(name: str) -> str:
-        return name if len(name) <= width else name[: (width - 1) // 2] + "…" + name[-(width // 2):]
-
-    short = [" × ".join(cut(part) for part in label.split(" × ")) for label in labels]
-    return short if len(set(short)) == len(set(labels)) else list(labels)
 
 
 def _matplotlib() -> Any:

@@ -9,7 +9,17 @@ from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
-from .records import LINE, Chart, Diagram, Parallel, Record, Series, axis_label
+from .records import (
+    HTML_NAME_WIDTH,
+    LINE,
+    Chart,
+    Diagram,
+    Parallel,
+    Record,
+    Series,
+    axis_label,
+    short_labels,
+)
 
 SYMBOLS = {"o": "circle", "x": "x", "*": "star", "v": "triangle-down", None: "circle"}
 DASHES = {":": "dot", "--": "dash", None: "solid"}
@@ -72,7 +82,7 @@ def _chart(go: Any, c: Chart) -> Any:
     fig.update_yaxes(**_whole_ticks(c, "y"))
     bars = [s for s in c.series if s.mode == "bars"]
     if bars:  # labels, in their order: parameters named "1", "10", "2" are not numbers on a linear axis
-        fig.update_yaxes(type="category", categoryorder="array", categoryarray=_hs(bars[0].y))
+        fig.update_yaxes(type="category", categoryorder="array", categoryarray=_hs(_names(bars[0].y)))
     return fig
 
 
@@ -113,8 +123,10 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
                 go.Scatter(x=list(s.x), y=list(s.low or ()), mode="lines", line=edge, fill="tonexty",
                            fillcolor=fill, showlegend=False, hoverinfo="skip")]
     if s.mode == "bars":
-        return [go.Bar(x=list(s.x), y=_hs(s.y), orientation="h", marker={"color": s.color},
-                       error_x={"type": "data", "array": list(s.error or ())}, showlegend=False)]
+        names = _names(s.y)  # a name of 200 characters drawn whole squeezed the bars: its whole in the hover
+        return [go.Bar(x=list(s.x), y=_hs(names), orientation="h", marker={"color": s.color},
+                       error_x={"type": "data", "array": list(s.error or ())}, showlegend=False,
+                       hovertext=_hs(s.y) if names != list(s.y) else None)]
     if s.mode == "contour":
         return [go.Contour(x=list(s.x), y=list(s.y), z=[list(r) for r in (s.z or [])], colorscale=s.color,
                            reversescale=c.reverse_scale, colorbar={"title": _escape(c.color_label or "")}, ncontours=25)]
@@ -122,6 +134,11 @@ def _traces(go: Any, s: Series, c: Chart) -> list[Any]:
         return []
     return [go.Scatter(x=[None], y=[None], mode="lines", name=_escape(s.label), showlegend=True, hoverinfo="skip",
                        line={"color": s.color, "width": s.width, "dash": DASHES.get(s.dash, "solid")})]
+
+
+def _names(labels: Sequence[Any]) -> list[str]:
+    """Bar labels or axis titles, each parameter name at most :data:`HTML_NAME_WIDTH` characters."""
+    return short_labels([str(v) for v in labels], HTML_NAME_WIDTH)
 
 
 def _hs(values: Sequence[Any]) -> list[Any]:
@@ -157,8 +174,8 @@ def _rgba(color: str, alpha: float) -> str:
 
 def _parallel(go: Any, p: Parallel) -> Any:
     dims = []
-    for a in p.axes:
-        d: dict[str, Any] = {"label": _escape(f"{a.name} (log scale)" if a.log else a.name), "values": list(a.values)}
+    for a, name in zip(p.axes, _names([a.name for a in p.axes]), strict=True):
+        d: dict[str, Any] = {"label": _escape(f"{name} (log scale)" if a.log else name), "values": list(a.values)}
         ticks = a.ticks or (_decades(a.values) if a.log else ())
         if ticks:  # a log axis's ticks name values (0.001, 0.01), never their log10 (-3, -2); plotly draws a tick's
             # text as it is (the choice "d<&>" was drawn "d&lt;&amp;&gt;"), its label and titles as HTML

@@ -18,6 +18,22 @@ from typing import Any
 from ..space import Space
 from ..trial import Direction, FrozenTrial, TrialState, best_of
 
+#: the longest parameter name drawn whole on an image's axis (longer: its middle becomes "…"); an HTML
+#: plot's bar labels and axis titles draw :data:`HTML_NAME_WIDTH` (a name of 200 squeezed the bars)
+NAME_WIDTH = 32
+HTML_NAME_WIDTH = 48
+
+
+def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
+    """Labels whose parameter names (a pair's "a × b": each name) fit ``width`` characters,
+    their middle cut out; the labels unchanged where cutting would make two of them alike."""
+    def cut(name: str) -> str:
+        return name if len(name) <= width else name[: (width - 1) // 2] + "…" + name[-(width // 2):]
+
+    short = [" × ".join(cut(part) for part in label.split(" × ")) for label in labels]
+    return short if len(set(short)) == len(set(labels)) else list(labels)
+
+
 #: colour of each trial state (a colour-blind-safe palette)
 STATE_COLORS = {
     TrialState.COMPLETE: "#0072B2",

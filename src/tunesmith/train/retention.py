@@ -103,7 +103,14 @@ def start_fresh(folder: Path, trial: Any = None) -> None:
                 "could delete that study's paused trial. Give each study its own checkpoint_root "
                 "(objective(..., checkpoint_root=...)), or delete that folder if its study is gone"
             )
-        retire(folder, "none")
+        try:
+            retire(folder, "none")
+        except OSError as exc:  # e.g. a checkpoint's name taken by a folder: the trial would write there
+            raise ckpt.CheckpointError(
+                f"trial {trial.number}: cannot start in {str(folder)!r}: {str(exc.filename or folder)!r}, left by "
+                f"an earlier run of this trial number, cannot be deleted ({exc.strerror or exc}); delete or move "
+                "it by hand and run the trial again"
+            ) from exc
     if _owner(trial) is not None:
         ckpt.secure_dir(folder)
         mark(trial, folder / OWNER, exclusive=True)
@@ -221,10 +228,11 @@ def sweep(trial: Any, study_dir: Path, keep: str) -> None:
         number = sub.name.removeprefix("trial-")
         # a link (a folder moved elsewhere by hand) is never followed: what it points to is not the root's
         if not (sub.name.startswith("trial-") and number.isdigit()) or int(number) == trial.number \
-                or sub.is_symlink() or _marked_by_another(trial, sub / OWNER):
+                or sub.is_symlink():
             continue
-        try:
-            _tidy(sub, states.get(int(number)), keep)
+        try:  # a mark that cannot be read (or vanished as another worker retired the folder) too
+            if not _marked_by_another(trial, sub / OWNER):
+                _tidy(sub, states.get(int(number)), keep)
         except OSError as exc:  # housekeeping: the trial starting here must not fail for it
             if str(sub) not in _UNTIDY:
                 _UNTIDY.add(str(sub))
