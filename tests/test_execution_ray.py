@@ -687,3 +687,17 @@ def test_an_objective_raising_keyboard_interrupt_in_an_actor_stops_the_run(
     assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in trials}
     assert len(trials) <= 3 and TrialState.RUNNING not in {t.state for t in trials}, [t.state for t in trials]
     assert "raised KeyboardInterrupt" in caplog.text
+
+
+def test_a_command_whose_objective_raised_keyboard_interrupt_in_an_actor_exits_130(
+        ray_local: Any, tmp_path: Path) -> None:
+    """``tunesmith run`` (and ``worker``) under Ray whose objective raised KeyboardInterrupt itself: the
+    run stopped and the trial said "interrupted", but the command exited 0, where the other executors
+    exit 130, as on Ctrl-C (in SQL mode the actor's answer held no record for the command to see)."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = _study("sqlite", tmp_path)
+    options = {"n_trials": 8, "n_jobs": 1, "executor": "ray", "resources_per_trial": {"cpu": 2}}
+    assert optimize_interruptibly(study, _second_raises_keyboard_interrupt, options) == 130
+    assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in study.trials}
+    assert optimize_interruptibly(study, _slow, {**options, "n_trials": 1}) == 0

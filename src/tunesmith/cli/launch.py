@@ -140,7 +140,7 @@ def optimize_options(sf: StudyFile, show_progress: bool | None) -> dict[str, Any
 
 def optimize_interruptibly(study: Study, objective: Callable[..., Any], options: Mapping[str, Any]) -> int:
     """``study.optimize(objective, **options)``; the command's exit status: 0, or 128 + the signal
-    that stopped it (130 too where the objective raised KeyboardInterrupt itself, but under Ray).
+    that stopped it (130 too where the objective raised KeyboardInterrupt itself, under Ray too).
     Ctrl-C (SIGINT) and SIGTERM (``kill``, systemd, a batch scheduler) both stop it
     as Ctrl-C does: the running trials are failed ("interrupted"), nothing half-written. optimize
     returns normally then, so without this a script's ``tunesmith worker a.yaml && ...`` went on
@@ -174,6 +174,8 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
     came: list[int] = []  # in a worker process: the signals that reached it during its trial
     if getattr(options.get("executor"), "name", options.get("executor")) != "ray":  # not sent to an actor
         objective = functools.wraps(objective)(functools.partial(_noting_interrupts, objective, raised, came))
+    else:  # in an actor: its KeyboardInterrupt comes back as its trial's failed record, and the run stops
+        options = {**options, "callbacks": (*options.get("callbacks", ()), functools.partial(_noting_actors, raised))}
     try:  # a signal as the handlers are set is handled as one during optimize: all put back after
         _take_signals(on_signal, previous)
         study.optimize(objective, **options)
@@ -204,6 +206,13 @@ def _noting_interrupts(objective: Callable[..., Any], raised: Any, came: list[in
         if not came:
             raised.value = 1
         raise
+
+
+def _noting_actors(raised: Any, _: Study, record: FrozenTrial) -> None:
+    """A callback under Ray: notes in ``raised`` a trial an actor's objective failed by raising
+    KeyboardInterrupt itself (the driver stops the run then): the command exits 130 (it exited 0)."""
+    if record.state is TrialState.FAILED and record.error == "interrupted (KeyboardInterrupt)":
+        raised.value = 1
 
 
 def _take_signals(on_signal: Callable[[int, Any], None], previous: dict[int, Any]) -> None:

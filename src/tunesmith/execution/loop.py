@@ -343,6 +343,7 @@ class Run:
     seat: Seat | None = None  # a forked worker's state, shared with its parent
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
     stopped: bool = False  # an interrupt came out of a trial's objective, and run_trial marked the trial failed
+    stopped_trial: FrozenTrial | None = None  # that trial's failed record (a Ray actor answers with it)
 
     def started(self, running: bool) -> None:
         if self.seat is not None:
@@ -450,6 +451,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         return None
     except KeyboardInterrupt as exc:  # not one that came once its result was written (in tell)
         run.stopped = trial.record.state is TrialState.FAILED and trial.record.error == interrupted(exc)
+        run.stopped_trial = trial.record if run.stopped else None
         raise
     finally:
         run.started(False)

@@ -137,7 +137,9 @@ class StudyWorker:
         """The objective raised KeyboardInterrupt (``run_trial`` failed its trial as interrupted): it stops
         the run, as inline (out of the actor, Ray made it a TaskCancelledError that optimize raised)."""
         self.run.study.stop()  # the calls queued behind it run nothing
-        return Outcome(self.me, stop=True, interrupted=True)
+        # its failed record, as the driver has it in memory mode: callbacks see it (tunesmith run's exit status)
+        failed, self.run.stopped_trial = self.run.stopped_trial, None
+        return Outcome(self.me, record=failed, stop=True, interrupted=True)
 
 
 class EvalWorker:
