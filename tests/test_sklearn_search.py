@@ -253,6 +253,8 @@ def test_a_fitted_search_unpickles_where_its_database_is_out_of_reach(tmp_path: 
     assert not (tmp_path / "runs").exists()  # nothing opened or created by loading the model
     (tmp_path / "away").rename(tmp_path / "runs")
     assert len(restored.study_.trials) == 2  # the study is read when it is asked for
+    assert restored.study_ is restored.study_  # and opened once (a new storage and study at each access before)
+    assert len(pickle.loads(pickle.dumps(restored)).study_.trials) == 2
 
 
 def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:

@@ -411,7 +411,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         ref = self.__dict__.get("_study_ref")
         if ref is None:
             raise AttributeError("study_ exists after fit (an in-memory study is not pickled: pass storage=)")
-        return Study.load(ref[0], ref[1]() if callable(ref[1]) else ref[1])
+        study = self.__dict__["_study"] = Study.load(ref[0], ref[1]() if callable(ref[1]) else ref[1])  # opened once
+        return study
 
     @study_.setter
     def study_(self, study: Study) -> None:
