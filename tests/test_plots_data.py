@@ -620,6 +620,16 @@ def test_overfitting_graph_of_a_trial_whose_overfit_at_is_not_finite_draws_no_si
     assert list(chart.find("val").y) == [0.5, 0.4] and "overfitting" not in [s.gid for s in chart.series]
 
 
+def test_overfitting_graph_marks_the_best_checkpoint_at_a_finite_validation_loss() -> None:
+    # a trial without best_step (an objective's own attrs): the first validation's NaN loss was taken as the best
+    trial = FrozenTrial(1, TrialState.COMPLETE, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4},
+                        attrs={"curves": {"train_loss": [1.0, 0.6, 0.4], "val_loss": [math.nan, 0.5, 0.4]},
+                               "best_checkpoint": "best.pt"})
+    assert list(plots.overfitting(trial).find("best").x) == [3]
+    trial.attrs["curves"]["val_loss"] = [math.nan, math.nan, math.nan]
+    assert "best" not in [s.gid for s in plots.overfitting(trial).series]
+
+
 def test_overfitting_graph_draws_losses_only_where_the_trial_recorded_losses() -> None:
     # monitor="accuracy": the reports are accuracies; the trainer's curves hold the losses
     acc = FrozenTrial(1, TrialState.COMPLETE, {"x": 0.1}, value=0.9, intermediate={1: 0.8, 2: 0.9, 3: 0.88},

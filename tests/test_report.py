@@ -61,6 +61,15 @@ def test_the_report_has_the_overfit_column_that_show_has() -> None:
     assert "<td>step 4 (gap 0.25)</td>" in page and "<td>- (gap 0.05)</td>" in page
 
 
+def test_the_overfit_column_gives_the_last_finite_gap_of_curves_stored_with_nan_gaps() -> None:
+    # a NaN validation made every later smoothed gap NaN in curves stored before that was fixed: "(gap nan)"
+    study = ts.Study({"x": ts.Float(0, 1)}, name="trained")
+    study.add_trial({"x": 0.5}, 0.3, attrs={"overfit_at": None, "curves": {"gap": [0.1, 0.2, math.nan, math.nan]}})
+    study.add_trial({"x": 0.7}, 0.4, attrs={"overfit_at": None, "curves": {"gap": [math.nan]}})
+    page = build_report(study)
+    assert "<td>- (gap 0.2)</td>" in page and "<td>-</td>" in page and "gap nan" not in page
+
+
 def test_the_report_says_why_the_latest_trials_failed_as_show_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -240,6 +240,23 @@ def test_a_search_given_a_storage_object_pickles_clones_and_nests(tmp_path: Path
     assert len(pickle.loads(pickle.dumps(by_url)).study_.trials) == 1
 
 
+def test_a_fitted_search_unpickles_where_its_database_is_out_of_reach(tmp_path: Path) -> None:
+    # before: the study's storage was pickled as an object that opened the database when loaded, so a model
+    # loaded on a machine without the database's folder failed ("folder ... does not exist; create it first")
+    (tmp_path / "runs").mkdir()
+    search = TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, storage=f"sqlite:///{tmp_path}/runs/s.db",
+                           name="s").fit(X, Y)
+    saved = pickle.dumps(search)
+    (tmp_path / "runs").rename(tmp_path / "away")
+    restored = pickle.loads(saved)
+    np.testing.assert_array_equal(restored.predict(X), search.predict(X))
+    assert not (tmp_path / "runs").exists()  # nothing opened or created by loading the model
+    (tmp_path / "away").rename(tmp_path / "runs")
+    assert len(restored.study_.trials) == 2  # the study is read when it is asked for
+    assert restored.study_ is restored.study_  # and opened once (a new storage and study at each access before)
+    assert len(pickle.loads(pickle.dumps(restored)).study_.trials) == 2
+
+
 def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'search.db'}"
     search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=3, cv=3, random_state=0, storage=url,

@@ -61,7 +61,7 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
     train = [float("nan") if v is None else float(v) for v in _losses(curves.get("train_loss"))]
     best = t.attrs.get("best_step") if _number(t.attrs.get("best_step")) else None
     if best is None and val and t.attrs.get("best_checkpoint"):
-        best = min(val, key=lambda kv: kv[1])[0]
+        best = min(((k, v) for k, v in val if math.isfinite(v)), key=lambda kv: kv[1], default=(None,))[0]
     stop = steps[-1] if steps and (t.attrs.get("stopped_early") or t.state is TrialState.PRUNED) else None
     at: Any = t.attrs.get("overfit_at")
     at = at if _number(at) and math.isfinite(at) else None  # an objective's own attrs may hold NaN

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,7 +162,8 @@ def overfit_cell(t: FrozenTrial) -> str:
     (the "overfit at" column of ``tunesmith show`` and of the report)."""
     at, curves = t.attrs.get("overfit_at"), t.attrs.get("curves")  # an objective's own attrs may hold anything
     gap = curves.get("gap") if isinstance(curves, dict) else None
-    gaps = [g for g in gap if isinstance(g, (int, float)) and not isinstance(g, bool)] if isinstance(gap, list) else []
+    gaps = [g for g in gap if isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g)] \
+        if isinstance(gap, list) else []  # stored before a NaN validation had no gap: NaN to the end
     end = f" (gap {gaps[-1]:.3g})" if gaps else ""
     return ("step " + str(at) if isinstance(at, int) and not isinstance(at, bool) else "-") + end
 

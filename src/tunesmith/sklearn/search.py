@@ -411,15 +411,17 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         ref = self.__dict__.get("_study_ref")
         if ref is None:
             raise AttributeError("study_ exists after fit (an in-memory study is not pickled: pass storage=)")
-        return Study.load(ref[0], ref[1])
+        study = self.__dict__["_study"] = Study.load(ref[0], ref[1]() if callable(ref[1]) else ref[1])  # opened once
+        return study
 
     @study_.setter
     def study_(self, study: Study) -> None:
         from ..storage.sql import SQLStorage
 
         self.__dict__["_study"] = study
-        storage = study.storage  # a SQL storage pickles by its absolute URL: a relative SQLite path is this cwd's
-        where = storage if isinstance(storage, SQLStorage) else storage.url
+        storage = study.storage  # a SQL storage is reopened by its absolute URL: a relative SQLite path is this cwd's,
+        # and only when study_ is read: unpickling the fitted search opens no database (it may be out of reach there)
+        where = storage._reopener() if isinstance(storage, SQLStorage) else storage.url
         self.__dict__["_study_ref"] = None if isinstance(storage, MemoryStorage) else (study.name, where)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -387,9 +387,13 @@ class SQLStorage(Storage):
         """Pickled (and copied, as scikit-learn's ``clone`` of a search given this storage copies
         it) as its URL (password included) and settings: the copy opens its own connections to
         the same database (a SQLite file by its absolute path)."""
-        again = functools.partial(type(self), retry_window=self.retry_window, busy_timeout=self.busy_timeout,
-                                  read_only=self.read_only)
-        return again, (self._shown or self.url,)
+        return self._reopener(), ()
+
+    def _reopener(self) -> functools.partial[SQLStorage]:
+        """What opens this database again, with these settings, when called (a SQLite file by
+        its absolute path); it pickles as text and numbers and opens nothing until called."""
+        return functools.partial(type(self), self._shown or self.url, retry_window=self.retry_window,
+                                 busy_timeout=self.busy_timeout, read_only=self.read_only)
 
     @property
     def display_url(self) -> str:
