@@ -887,3 +887,19 @@ def test_looking_for_a_promotion_decides_as_each_paused_trial_ranked_alone_on_ra
         if isinstance(p, SuccessiveHalving):
             off_rung = {t.number for t in trials if t.state is TrialState.PAUSED and p._rung_of(t) is None}
             assert set(p.abandoned(trials, direction)) == off_rung | (settled - went_on), (seed, p.describe(), direction)
+
+
+def test_a_halving_subclass_that_overrides_the_old_peers_hook_is_refused_naming_its_replacements() -> None:
+    """``ASHA.peers(trial, trials)`` chose whom a trial competed with until the rankings were shared
+    across a check (``group`` and ``competitors``); a subclass still overriding it was silently
+    ignored, its trials ranked against peers it had excluded."""
+    with pytest.raises(TypeError, match=r"Mine overrides peers\(trial, trials\).*group\(number\).*competitors"):
+        class Mine(Hyperband):
+            def peers(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+                return [t for t in trials if t.number != trial.number and t.params == trial.params]
+
+    class Mine2(ASHA):  # the replacements are the way
+        def competitors(self, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+            return [t for t in super().competitors(trials) if t.number > 0]
+
+    assert Mine2(pause=True, min_resource=1).promotable([tr(0, [0.1, 0.1]), tr(1, [0.5, 0.5], "paused")], MIN) == [1]
