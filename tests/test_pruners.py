@@ -801,3 +801,105 @@ def test_looking_for_a_promotion_scores_each_trial_a_few_times_not_once_per_paus
         gone = pruner.abandoned(trials, direction)
         assert scored["score"] <= 4 * len(trials), scored
         assert set(gone) == {t.number for t in paused} - set(found)
+
+
+def _halving_by_definition(p: ASHA, me: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> bool:
+    """Whether paused ``me`` goes on from its rung, the rule spelt out for it alone, as ``promotable``
+    decided before the paused trials shared their rankings (each peer scored anew, sorted anew)."""
+    from tunesmith.pruners.curves import rung_score
+
+    index, step = p._rung_of(me)  # type: ignore[misc]
+    mine = rung_score(me, step, direction, p.curve)
+    peers = [t for t in p.competitors(trials) if t.number != me.number and p.group(t.number) == p.group(me.number)]
+    others = [v for t in peers if (v := rung_score(t, step, direction, p.curve)) is not None]
+    if mine is None or len(others) + 1 < p.bootstrap_count:
+        return False
+    n = len(others) + 1
+    if p.quota_rule == "first" and index > 0:
+        n = 1 + sum(1 for t in peers if rung_score(t, p.rung_steps(step, me)[0], direction, p.curve) is not None)
+    keep = p.quota(n, index, me)
+    went_on = sum(1 for v in others if v < mine) < keep
+    if not went_on and p.calibrate:
+        went_on = mine - sorted(others)[keep - 1] <= p.overturned(me, trials, direction, step)
+    return went_on
+
+
+def _settled_by_definition(p: SuccessiveHalving, me: FrozenTrial, trials: Sequence[FrozenTrial]) -> bool:
+    """Every member of ``me``'s cohort reached its rung or finished."""
+    step = p._rung_of(me)[1]  # type: ignore[index]
+    cohort = [t for t in trials if p.group(t.number) == p.group(me.number)]
+    return len(cohort) >= p.cohort_size and all(
+        t.state.is_finished or max(t.intermediate, default=-1) >= step for t in cohort
+    )
+
+
+def _random_paused_history(rng: Any) -> list[FrozenTrial]:
+    """Up to 60 trials in every state, paused ones on or off a rung, some resumed, values
+    rounded to 0.1 (ties at the quota boundary), in number order or shuffled."""
+    out = []
+    for i in range(rng.randint(1, 60)):
+        state = rng.choice(["complete"] * 3 + ["paused"] * 4 + ["running", "pruned", "failed"])
+        last = {"paused": rng.choice([1, 2, 3, 4, 5, 8, 16]), "complete": rng.choice([16, 16, 5, 9])}.get(
+            state, rng.randint(0, 16))
+        steps = [] if rng.random() < 0.05 else sorted({0, last} | {s for s in range(last) if rng.random() < 0.6})
+        resumed = rng.choice(steps) if steps and rng.random() < 0.1 else None
+        out.append(FrozenTrial(
+            number=i, state=TrialState(state), params={"x": i}, value=0.5 if state == "complete" else None,
+            intermediate={s: round(rng.uniform(0, 1), 1) for s in steps}, system=SystemState(resumed_step=resumed),
+        ))
+    if rng.random() < 0.2:
+        rng.shuffle(out)
+    return out
+
+
+def test_looking_for_a_promotion_decides_as_each_paused_trial_ranked_alone_on_random_histories() -> None:
+    """``promotable`` (and SH's ``abandoned``) share one ranking per rung and peer group across the
+    paused trials of a check; on 600 random histories (ASHA, SH cohorts, Hyperband brackets; both
+    quotas, every curve, minimize and maximize, ties, warmup_steps, bootstrap_count, calibrate,
+    resumed trials, trials paused off a rung or at the last step) the answer is the per-trial rule's."""
+    import random
+
+    from tunesmith.pruners.curves import rung_score
+
+    for seed in range(600):
+        rng = random.Random(seed)
+        trials = _random_paused_history(rng)
+        opts: dict[str, Any] = dict(
+            pause=True, min_resource=1, reduction_factor=rng.choice([2, 3, 4]), curve=rng.choice(["last", "best", "ema"]),
+            quota=rng.choice(["rung", "first"]), calibrate=rng.choice([0, 0, 1, 2]),
+            bootstrap_count=rng.choice([0, 0, 3, 6]), warmup_steps=rng.choice([0, 0, 2]),
+        )
+        kind = rng.choice(["asha", "sh", "hyperband"])
+        max_resource = rng.choice([16, None])
+        p: ASHA = (
+            ASHA(**opts, max_resource=max_resource, min_early_stopping_rate=rng.choice([0, 1])) if kind == "asha"
+            else SuccessiveHalving(**opts, max_resource=max_resource, cohort_size=rng.choice([2, 4, 8]))
+            if kind == "sh" else Hyperband(**opts, max_resource=16, n_brackets=rng.choice([2, 3]))
+        )
+        direction = rng.choice([MIN, MAX])
+        paused = [t for t in trials if t.state is TrialState.PAUSED and p._rung_of(t) is not None]
+        went_on = {t.number for t in paused if _halving_by_definition(p, t, trials, direction)}
+        settled = {t.number for t in paused if not isinstance(p, SuccessiveHalving) or _settled_by_definition(p, t, trials)}
+        found = p.promotable(trials, direction)
+        assert set(found) == went_on & settled, (seed, p.describe(), direction)
+        key = {t.number: rung_score(t, p._rung_of(t)[1], direction, p.curve) for t in paused}  # type: ignore[index]
+        assert found == sorted(found, key=lambda n: (key[n], n)), (seed, p.describe())
+        if isinstance(p, SuccessiveHalving):
+            off_rung = {t.number for t in trials if t.state is TrialState.PAUSED and p._rung_of(t) is None}
+            assert set(p.abandoned(trials, direction)) == off_rung | (settled - went_on), (seed, p.describe(), direction)
+
+
+def test_a_halving_subclass_that_overrides_the_old_peers_hook_is_refused_naming_its_replacements() -> None:
+    """``ASHA.peers(trial, trials)`` chose whom a trial competed with until the rankings were shared
+    across a check (``group`` and ``competitors``); a subclass still overriding it was silently
+    ignored, its trials ranked against peers it had excluded."""
+    with pytest.raises(TypeError, match=r"Mine overrides peers\(trial, trials\).*group\(number\).*competitors"):
+        class Mine(Hyperband):
+            def peers(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+                return [t for t in trials if t.number != trial.number and t.params == trial.params]
+
+    class Mine2(ASHA):  # the replacements are the way
+        def competitors(self, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+            return [t for t in super().competitors(trials) if t.number > 0]
+
+    assert Mine2(pause=True, min_resource=1).promotable([tr(0, [0.1, 0.1]), tr(1, [0.5, 0.5], "paused")], MIN) == [1]

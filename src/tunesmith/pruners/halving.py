@@ -159,6 +159,15 @@ class ASHA(Pruner):
     name = "asha"
     reads = REPORTED_STATES
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "peers" in vars(cls):  # the hook was replaced: an override would be ignored without a word
+            raise TypeError(
+                f"{cls.__qualname__} overrides peers(trial, trials), which the halving pruners no longer "
+                "call: override group(number) (the peer group of a trial number; trials compete within "
+                "theirs) and competitors(trials) (the trials ranked at all) instead"
+            )
+
     def __init__(
         self,
         *,
