@@ -67,9 +67,9 @@ def starts(folder: Path) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b, _ in (ln.split() for ln in lines if ln)]
 
 
-def enqueued_study(pruner: Any, storage: Any = None, name: str | None = None) -> ts.Study:
+def enqueued_study(pruner: Any, storage: Any = None, name: str | None = None, lrs: list[float] = LRS) -> ts.Study:
     study = ts.Study(SPACE, sampler="random", seed=0, pruner=pruner, storage=storage, name=name)
-    for lr in LRS:
+    for lr in lrs:
         study.enqueue({"lr": lr})
     return study
 
@@ -296,33 +296,46 @@ def test_decisions_survive_a_worker_restart(tmp_path: Path) -> None:
 
 
 # -- parallel workers ------------------------------------------------------------------
-def _check_parallel(study: ts.Study, folder: Path) -> None:
-    assert not study.trials_in("failed")
+# trial 0 leads at rung 1, trial 1 comes second, and every later trial is worse (lr <= 0.3, in a
+# shuffled order: they pause, and are promoted as the workers' timing decides)
+PARALLEL_LRS = [0.5, 0.45] + [0.3 * (0.01 / 0.3) ** (11 * i % 28 / 27) for i in range(28)]
+
+
+def a_promotion_to_come(folder: Path, storage: str | None = None, name: str | None = None) -> ts.Study:
+    """Trials 0 and 1 run alone: trial 1 pauses at rung 1 (ASHA keeps 1 of 2 there). Once 6 trials
+    reached the rung (keep 2) it is promotable whatever order the parallel workers' trials arrive in:
+    the parallel run that follows must resume it (which of its own pauses it promotes depends on
+    the order its trials reach the rungs, and may be none)."""
+    pruner = ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS)
+    study = enqueued_study(pruner, storage, name, lrs=PARALLEL_LRS)
+    study.optimize(functools.partial(file_objective, folder=str(folder)), n_trials=2)
+    assert [t.state for t in study.trials[:2]] == [TrialState.COMPLETE, TrialState.PAUSED]
+    assert pruner.promotable(study.trials, study.direction) == []
+    return study
+
+
+def _check_parallel(study: ts.Study, folder: Path) -> list[int]:
+    """The processes that resumed trial 1 at step 2 (one)."""
+    assert len(study.trials) == len(PARALLEL_LRS) and not study.trials_in("failed")
     runs = starts(folder)
     assert len(runs) == len(set(runs)), "a trial was resumed twice from the same step"
-    assert any(start > 0 for _, start in runs), "no trial was resumed"
     check_resumed_runs_are_exact(study)
+    lines = (ln.split() for ln in (folder / "starts.log").read_text().splitlines())
+    pids = [int(pid) for number, start, pid in lines if (number, start) == ("1", "2")]
+    assert len(pids) == 1, "trial 1 was not resumed"
+    return pids
 
 
 def test_pause_resume_with_threads_on_memory(tmp_path: Path) -> None:
-    study = ts.Study(SPACE, sampler="random", seed=3, pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
-    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=30, n_jobs=3)
+    study = a_promotion_to_come(tmp_path)
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=28, n_jobs=3)
     _check_parallel(study, tmp_path)
 
 
 def test_pause_resume_with_processes_on_sqlite(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
-    study = ts.Study(
-        SPACE,
-        sampler="random",
-        seed=3,
-        storage=url,
-        name="p",
-        pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS),
-    )
-    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=30, n_jobs=2)
-    assert len(study.trials) == 30
-    _check_parallel(study, tmp_path)
+    study = a_promotion_to_come(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", "p")
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=28, n_jobs=2)
+    assert _check_parallel(study, tmp_path) != [os.getpid()]  # a worker process resumed it
 
 
 # -- a real torch training loop: resumed weights are identical ---------------------------
@@ -739,10 +752,9 @@ def test_a_worker_killed_as_it_resumes_a_trial_leaves_n_trials_new_ones(tmp_path
                 if f.tell() == 1:
                     os.kill(os.getpid(), signal.SIGKILL)
 
+    study = a_promotion_to_come(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", "p")  # a worker's ask resumes trial 1
     monkeypatch.setattr(loop, "KILL_POINT", hook)
-    study = ts.Study(SPACE, sampler="random", seed=3, storage=f"sqlite:///{tmp_path / 'p.db'}", name="p",
-                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, max_resource=N_STEPS))
-    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=30, n_jobs=2)
+    study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=28, n_jobs=2)
     assert counter.stat().st_size >= 1  # the kill happened
     assert len(study.trials) == 30
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in study.trials)
