@@ -282,11 +282,22 @@ def test_two_ray_nodes_on_loopback_run_trials_in_two_places(tmp_path: Path) -> N
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     Study({"x": Float(0, 1)}, storage=url, name="s", sampler="random", seed=5)
+    # A trial waits until a trial has started on each node: the second node's actor starts a
+    # second or more after the first (a loaded machine: slower), and meanwhile the first
+    # ran all 24 trials of 0.05 s. With only one actor started, the wait runs out and the
+    # assertion below fails.
+    ran = tmp_path / "ran"
+    ran.mkdir()
     (tmp_path / "nodes.py").write_text(
-        "import time, ray\n"
+        "import pathlib, time, ray\n"
+        f"RAN = pathlib.Path({str(ran)!r})\n"
         "def objective(trial):\n"
-        "    trial.set_attr('node', ray.get_runtime_context().get_node_id())\n"
-        "    time.sleep(0.05)\n"
+        "    node = ray.get_runtime_context().get_node_id()\n"
+        "    trial.set_attr('node', node)\n"
+        "    (RAN / node).touch()\n"
+        "    end = time.monotonic() + 60\n"
+        "    while len(list(RAN.iterdir())) < 2 and time.monotonic() < end:\n"
+        "        time.sleep(0.05)\n"
         "    return trial.params['x']\n"
     )
     path = write_study(tmp_path, url, objective="nodes.py:objective", resources_per_trial={"cpu": 1})
@@ -360,7 +371,9 @@ def test_ray_a_promotion_held_by_a_lost_worker_runs_before_optimize_returns(
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
                   pruner=ASHA(min_resource=1, reduction_factor=4, pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
-    study.optimize(_dies_in_its_first_resumed_run, n_trials=2, n_jobs=1, executor="ray")
+    # one actor: trials 0 and 1 in turn (n_jobs=1 under Ray starts as many as fit, two here, and
+    # trial 0 went on to complete whenever trial 1 reported first)
+    study.optimize(_dies_in_its_first_resumed_run, n_trials=2, executor=RayExecutor(n_workers=1))
     first = study.trials[0]  # paused at rung 1 (waiting for a 2nd trial), promoted, its worker died
     assert first.state is TrialState.COMPLETE and first.system.n_resumes == 2
     assert study.trials_in("failed") == []
@@ -387,7 +400,8 @@ def test_ray_a_copy_requeued_while_draining_promotions_runs(ray_local: Any, tmp_
                   pruner=ASHA(min_resource=1, reduction_factor=4, pause=True, bootstrap_count=2, max_resource=4), heartbeat_interval=1.0,
                   requeue_failed=True)  # fmt: skip
     seen: list[int] = []
-    study.optimize(_dies_resuming_without_a_checkpoint, n_trials=2, n_jobs=1, executor="ray",
+    # one actor, as above: with two, trial 0 completed whenever trial 1 reported first
+    study.optimize(_dies_resuming_without_a_checkpoint, n_trials=2, executor=RayExecutor(n_workers=1),
                    callbacks=[lambda s, r: seen.append(r.number)])  # fmt: skip
     lost = study.trials[0]
     assert lost.state is TrialState.FAILED and lost.system.requeued_as is not None
@@ -513,9 +527,15 @@ def test_ray_in_memory_a_lost_actor_s_answered_call_keeps_its_result(ray_local: 
         actor = driver.actors[0]
         ray_local.get(actor.who, timeout=60)
         actor.up = True
-        assert driver._submit(actor) and driver._submit(actor)
-        first, second = list(actor.calls)
-        ray_local.wait([first, second], num_returns=2, timeout=60)
+        assert driver._submit(actor)
+        (first,) = list(actor.calls)
+        # the first answer reaches the driver before the second call kills the actor: sent just
+        # before a SIGKILL, Ray fails it with the death (under load, now and then), and then
+        # no driver could keep its result
+        assert ray_local.wait([first], timeout=60)[0]
+        assert driver._submit(actor)
+        second = list(actor.calls)[1]
+        ray_local.wait([second], timeout=60)
         driver._collect(second)  # the death, collected before the first call's answer
         done, lost = study.trials
         assert done.state is TrialState.COMPLETE and done.value == 0.25
