@@ -115,8 +115,11 @@ def test_ray_worker_killed_mid_trial(ray_local: Any, tmp_path: Path, storage: st
     assert len(finished) == len(trials) and sum(t.state is TrialState.COMPLETE for t in finished) >= 11
 
 
-def _kills_its_worker_at_half(trial: Any) -> float:
+def _kills_its_worker_at_half(trial: Any, told: Path | None = None) -> float:
     if trial.params["x"] == 0.5:  # the trial and its re-queued copy both kill their actor
+        deadline = time.monotonic() + 60  # ``told``: once that file exists (the driver has the answer before)
+        while told is not None and not told.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGKILL)
     return float(trial.params["x"])
 
@@ -496,18 +499,22 @@ def test_ray_in_memory_actors_give_a_copy_its_own_checkpoint_folder(ray_local: A
     assert [t.attrs["folder"] for t in copy.trials] == [str(own / f"trial-{n}") for n in range(2)]
 
 
-def test_ray_in_memory_a_lost_actor_s_answered_call_keeps_its_result(ray_local: Any) -> None:
+def test_ray_in_memory_a_lost_actor_s_answered_call_keeps_its_result(ray_local: Any, tmp_path: Path) -> None:
     """An actor that answered its first call and died in its second, the driver seeing the death
     first (both ended between two of its looks; which Ray's wait names first is not fixed): before,
     the first queued trial was taken as the one running, failed and its result dropped, and the
-    trial that killed the actor was put back in the queue as never started."""
+    trial that killed the actor was put back in the queue as never started. The second call kills
+    its actor once the first's answer has reached the driver: an actor sends an answer after its
+    call returns, so one killed at once may take it with it (then it was never answered)."""
     from tunesmith.execution.base import Job
     from tunesmith.execution.ray import _Driver
 
     study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
     study.enqueue({"x": 0.25})
     study.enqueue({"x": 0.5})
-    driver = _Driver(ray_local, RayExecutor(n_workers=1), Job(study, _kills_its_worker_at_half, 2, None, ()))
+    told = tmp_path / "told"
+    objective = functools.partial(_kills_its_worker_at_half, told=told)
+    driver = _Driver(ray_local, RayExecutor(n_workers=1), Job(study, objective, 2, None, ()))
     try:
         driver._spawn()
         actor = driver.actors[0]
@@ -515,7 +522,9 @@ def test_ray_in_memory_a_lost_actor_s_answered_call_keeps_its_result(ray_local: 
         actor.up = True
         assert driver._submit(actor) and driver._submit(actor)
         first, second = list(actor.calls)
-        ray_local.wait([first, second], num_returns=2, timeout=60)
+        assert ray_local.wait([first], timeout=60)[0] == [first]
+        told.touch()
+        assert ray_local.wait([second], timeout=60)[0] == [second]
         driver._collect(second)  # the death, collected before the first call's answer
         done, lost = study.trials
         assert done.state is TrialState.COMPLETE and done.value == 0.25
