@@ -656,7 +656,31 @@ def test_a_trial_is_held_at_most_max_holds_times() -> None:
     assert states == ["paused"] * MAX_HOLDS + ["failed"]
 
 
-def _dies_on_resume_after_the_grid_ran_out(trial: ts.Trial) -> float:
+def _marks_exhaustion(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """``Study.ask`` creates ``folder/exhausted`` when it finds the search exhausted: a signal
+    that threads and forked workers (patched before the fork) see."""
+    ask = ts.Study.ask
+
+    def marking(self: ts.Study) -> ts.Trial:
+        try:
+            return ask(self)
+        except ts.SearchExhausted:
+            (folder / "exhausted").touch()
+            raise
+
+    monkeypatch.setattr(ts.Study, "ask", marking)
+
+
+def _wait_for_exhaustion(folder: str, deadline: float = 120.0) -> None:
+    """Until another worker found the grid exhausted (see _marks_exhaustion), however loaded the machine."""
+    marker, end = Path(folder) / "exhausted", time.monotonic() + deadline
+    while not marker.exists():
+        if time.monotonic() > end:
+            raise TimeoutError(f"no worker found the grid exhausted within {deadline} s")
+        time.sleep(0.01)
+
+
+def _dies_on_resume_after_the_grid_ran_out(trial: ts.Trial, folder: str) -> float:
     if trial.is_resumed:
         if trial.system.n_resumes == 1:
             os._exit(1)  # the worker dies in the trial's first resumed run
@@ -664,7 +688,7 @@ def _dies_on_resume_after_the_grid_ran_out(trial: ts.Trial) -> float:
             trial.report(0.5, step)
         return 0.5
     if trial.number == 1:
-        time.sleep(1.5)  # meanwhile the other worker finds the grid exhausted
+        _wait_for_exhaustion(folder)  # trial 0 paused alone at rung 1, its worker found the grid exhausted
     trial.report(1.0 + trial.number, 1)
     trial.set_attr("checkpoint", f"ck{trial.number}.pt")
     if trial.should_prune():
@@ -672,39 +696,42 @@ def _dies_on_resume_after_the_grid_ran_out(trial: ts.Trial) -> float:
     return 1.0 + trial.number
 
 
-def test_processes_run_held_promotions_after_the_grid_is_exhausted(tmp_path: Path) -> None:
+def test_processes_run_held_promotions_after_the_grid_is_exhausted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _marks_exhaustion(monkeypatch, tmp_path)
     study = ts.Study({"x": ts.Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 'g.db'}",
                      name="g", pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
-    study.optimize(_dies_on_resume_after_the_grid_ran_out, n_jobs=2, executor="process")
+    study.optimize(functools.partial(_dies_on_resume_after_the_grid_ran_out, folder=str(tmp_path)), n_jobs=2, executor="process")
     first = study.trials[0]
     assert first.state is TrialState.COMPLETE and first.system.n_resumes == 2
     assert study.trials_in("failed") == []
 
 
-def _dies_once_after_the_grid_ran_out(trial: ts.Trial) -> float:
+def _dies_once_after_the_grid_ran_out(trial: ts.Trial, folder: str) -> float:
     if trial.number == 1 and trial.system.retry_of is None:
-        time.sleep(1.5)  # meanwhile the other worker finds the grid exhausted
+        _wait_for_exhaustion(folder)
         os._exit(1)  # then this worker dies
     return float(trial.params["x"])
 
 
-def test_processes_run_a_requeued_copy_after_the_grid_is_exhausted(tmp_path: Path) -> None:
+def test_processes_run_a_requeued_copy_after_the_grid_is_exhausted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _marks_exhaustion(monkeypatch, tmp_path)
     study = ts.Study({"x": ts.Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 'g.db'}",
                      name="g", requeue_failed=True, heartbeat_interval=1.0)  # fmt: skip
-    study.optimize(_dies_once_after_the_grid_ran_out, n_jobs=2, executor="process")
+    study.optimize(functools.partial(_dies_once_after_the_grid_ran_out, folder=str(tmp_path)), n_jobs=2, executor="process")
     lost = study.trials[1]
     assert lost.state is TrialState.FAILED
     copy = study.trials[lost.system.requeued_as]
     assert copy.state is TrialState.COMPLETE and copy.params == lost.params
 
 
-def test_waiting_trials_run_after_the_grid_is_exhausted_within_n_trials(tmp_path: Path) -> None:
+def test_waiting_trials_run_after_the_grid_is_exhausted_within_n_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _marks_exhaustion(monkeypatch, tmp_path)
     study = ts.Study({"x": ts.Categorical([0, 1])}, sampler="grid", storage=f"sqlite:///{tmp_path / 's.db'}",
                      name="s")  # fmt: skip
 
     def objective(trial: ts.Trial) -> float:
         if trial.params["x"] == 1 and "follow" not in trial.attrs:
-            time.sleep(1.0)  # meanwhile the other thread finds the grid exhausted
+            _wait_for_exhaustion(str(tmp_path))  # the other thread finds the grid exhausted first
         return float(trial.params["x"])
 
     def queue_more(study: ts.Study, record: FrozenTrial) -> None:
