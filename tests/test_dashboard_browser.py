@@ -576,3 +576,33 @@ def test_a_study_named_with_a_control_character_stays_live_and_is_compared_by_it
             browser.close()
     assert not errors, errors
     assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+def test_a_static_page_s_plot_that_failed_while_the_dashboard_was_away_says_so_and_is_drawn_once_it_is_back(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A trial page (like the importance and compare pages: no poll) scrolled to its curve while
+    the dashboard was stopped left the plot blank, with no word of why, until reloaded."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'back.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=2)
+    port, errors = free_port(), []
+    curve = "document.querySelector('section.kind')"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 60})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            with _dashboard(url, subprocess_env, port=port) as base:
+                page.goto(base + "/studies/s/trials/0", wait_until="load")
+                page.wait_for_function("document.body.dataset.ready === '1'")
+                assert page.evaluate(f"{curve}.dataset.answered === undefined")  # below the first screen
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            page.wait_for_function(f"{curve}.dataset.failed === '1'", timeout=20_000)
+            assert page.inner_text("section.kind") == "could not load curve: cannot reach the dashboard server; retrying"
+            with _dashboard(url, subprocess_env, port=port):
+                page.wait_for_function(f"{curve}.dataset.version !== undefined", timeout=20_000)
+            assert "could not load" not in page.inner_text("#plots")
+            assert page.evaluate("document.getElementById('plot-curve-0').classList.contains('plot')")  # drawn
+        finally:
+            browser.close()
+    assert not errors, errors

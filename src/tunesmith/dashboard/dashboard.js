@@ -7,6 +7,8 @@
   "use strict";
   const FAST = ["history", "curves", "process"];  // redrawn at every change; the others every 10 s at most
   const GATEWAY = [502, 503, 504];  // a reverse proxy's answers while the server is away (it never gives them)
+  const RETRY = 2000;  // ms: how often a static page (no poll) asks again for the plots it could not load
+  const STATIC = (sec) => sec.closest("[data-static]") !== null;
 
   function show(sec, i, p, version) {
     const id = "plot-" + sec.dataset.kind + "-" + i;
@@ -49,10 +51,12 @@
     try {
       r = reached(await fetch(sec.dataset.src));
       body = r.ok ? await r.json() : await r.text();
-    } catch (err) {  // the server cannot be reached now: a study page's poll loads it again
+    } catch (err) {  // the server cannot be reached now: a study page's poll loads it again, a static page's retry
       sec.dataset.failed = "1";
+      if (STATIC(sec)) { sec.textContent = "could not load " + sec.dataset.kind + ": cannot reach the dashboard server; retrying"; }
       return;
     }
+    if (sec.dataset.failed && STATIC(sec)) { sec.textContent = ""; }  // the note above
     delete sec.dataset.failed;
     sec.dataset.answered = "1";
     if (!r.ok) {
@@ -103,7 +107,15 @@
     if (!plots) { return; }
     const sections = Array.from(plots.querySelectorAll("section.kind"));
     await drawAll(sections);
-    if (plots.dataset.static) { return; }
+    if (plots.dataset.static) {  // no poll: the plots that could not be fetched are asked for again
+      const retry = async () => {
+        await Promise.all(sections.filter((s) => s.dataset.failed).map(load));
+        markAll(sections);
+        setTimeout(retry, RETRY);
+      };
+      setTimeout(retry, RETRY);
+      return;
+    }
     const name = plots.dataset.study;
     const every = 1000 * parseFloat(plots.dataset.poll || "2");
     const live = document.getElementById("live");
