@@ -606,3 +606,36 @@ def test_a_static_page_s_plot_that_failed_while_the_dashboard_was_away_says_so_a
         finally:
             browser.close()
     assert not errors, errors
+
+
+def test_a_study_page_says_the_storage_could_not_be_read_and_goes_back_to_live_once_it_can(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The SQLite file replaced by one that is not a database while the page was open: the
+    dashboard answered its polls with 500 and the storage's error, which the page read as
+    "unchanged" and said "live: checked" over stale data. The error is shown as text (the file's
+    name carries markup), the page keeps polling and says "live: checked" once the file is back."""
+    sync_api = browser_or_skip()
+    db = tmp_path / "a<b>.db"
+    url = f"sqlite:///{db}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=3)
+    errors: list[str] = []
+    live = "document.getElementById('live').textContent"
+    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env, "--poll", "0.5") as base:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 6000})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/studies/s", wait_until="load")
+            page.wait_for_function(f"{live}.startsWith('live: checked')", timeout=20_000)
+            good = db.read_bytes()
+            db.write_bytes(b"not a database")
+            page.wait_for_function(f"{live}.includes('could not read')", timeout=20_000)
+            said = page.inner_text("#live")
+            assert said.startswith("live: the dashboard could not read the storage: storage 'sqlite:///"), said
+            assert "a<b>.db" in said and said.endswith("; retrying"), said
+            assert page.evaluate("document.querySelector('#live b') === null")  # text, not markup
+            db.write_bytes(good)
+            page.wait_for_function(f"{live}.startsWith('live: checked')", timeout=20_000)
+        finally:
+            browser.close()
+    assert not errors, errors

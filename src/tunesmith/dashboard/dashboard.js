@@ -46,28 +46,53 @@
     return r;
   }
 
+  // what an error answer says: its JSON "error", else its text as it is (shown as text, never as markup)
+  async function reason(r) {
+    const body = await r.text();
+    try { return JSON.parse(body).error || body; } catch (err) { return body; }
+  }
+
+  // a note written in place of the section's plots, cleared when they come
+  function noted(sec, text) {
+    sec.textContent = "could not load " + sec.dataset.kind + ": " + text;
+    sec.dataset.noted = "1";
+  }
+
   async function load(sec) {
     let r, body;
     try {
       r = reached(await fetch(sec.dataset.src));
-      body = r.ok ? await r.json() : await r.text();
+      body = r.ok ? await r.json() : await reason(r);
     } catch (err) {  // the server cannot be reached now: a study page's poll loads it again, a static page's retry
       sec.dataset.failed = "1";
-      if (STATIC(sec)) { sec.textContent = "could not load " + sec.dataset.kind + ": cannot reach the dashboard server; retrying"; }
+      if (STATIC(sec)) { noted(sec, "cannot reach the dashboard server; retrying"); retryLater(); }
       return;
     }
-    if (sec.dataset.failed && STATIC(sec)) { sec.textContent = ""; }  // the note above
+    if (sec.dataset.noted) { sec.textContent = ""; delete sec.dataset.noted; }
     delete sec.dataset.failed;
     sec.dataset.answered = "1";
-    if (!r.ok) {
-      let why = body;
-      try { why = JSON.parse(body).error || body; } catch (err) { /* not JSON: the text as it is */ }
-      sec.textContent = "could not load " + sec.dataset.kind + ": " + why;
+    if (!r.ok) {  // a storage error (500) may pass: asked for again as an unreachable server's plots are
+      if (r.status === 500) { sec.dataset.failed = "1"; }
+      noted(sec, body + (r.status === 500 ? "; retrying" : ""));
+      if (r.status === 500 && STATIC(sec)) { retryLater(); }
       return;
     }
     body.plots.forEach((p, i) => show(sec, i, p, body.version));
     sec.dataset.version = body.version;
     sec.style.minHeight = "0";
+  }
+
+  let retrying = null;  // a static page's timer, set while some plot could not be loaded
+
+  function retryLater() {
+    if (retrying) { return; }
+    retrying = setTimeout(async () => {
+      const sections = Array.from(document.querySelectorAll("#plots section.kind"));
+      await Promise.all(sections.filter((s) => s.dataset.failed).map(load));
+      markAll(sections);
+      retrying = null;
+      if (sections.some((s) => s.dataset.failed)) { retryLater(); }
+    }, RETRY);
   }
 
   function markAll(sections) {
@@ -107,15 +132,7 @@
     if (!plots) { return; }
     const sections = Array.from(plots.querySelectorAll("section.kind"));
     await drawAll(sections);
-    if (plots.dataset.static) {  // no poll: the plots that could not be fetched are asked for again
-      const retry = async () => {
-        await Promise.all(sections.filter((s) => s.dataset.failed).map(load));
-        markAll(sections);
-        setTimeout(retry, RETRY);
-      };
-      setTimeout(retry, RETRY);
-      return;
-    }
+    if (plots.dataset.static) { return; }  // no poll: load asks again for the plots it could not load
     const name = plots.dataset.study;
     const every = 1000 * parseFloat(plots.dataset.poll || "2");
     const live = document.getElementById("live");
@@ -129,6 +146,13 @@
         const r = reached(await fetch("/api/studies/" + encodeURIComponent(name) + "/changes?" + query.toString()));
         if (r.status === 404) {  // gone for good: polling stops
           live.innerHTML = "this study is no longer in the storage (deleted or renamed): <a href='/'>all studies</a>";
+          return;
+        }
+        if (!r.ok) {  // the server answered with an error (500: the storage could not be read); polling goes on
+          const why = await reason(r);
+          live.textContent = "live: " + (r.status === 500 ? "the dashboard could not read the storage: "
+            : "the dashboard answered " + r.status + ": ") + why + "; retrying";
+          setTimeout(poll, every);
           return;
         }
         const c = await r.json();
