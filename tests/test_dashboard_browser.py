@@ -620,13 +620,15 @@ def test_a_study_page_says_the_storage_could_not_be_read_and_goes_back_to_live_o
     ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=3)
     errors: list[str] = []
     live = "document.getElementById('live').textContent"
+    last = "document.querySelector('section.kind:last-of-type').dataset"
     with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env, "--poll", "0.5") as base:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 6000})
+            page = browser.new_page(viewport={"width": 1200, "height": 700})
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(base + "/studies/s", wait_until="load")
             page.wait_for_function(f"{live}.startsWith('live: checked')", timeout=20_000)
+            assert page.evaluate(f"{last}.answered === undefined")  # below the first screen
             good = db.read_bytes()
             db.write_bytes(b"not a database")
             page.wait_for_function(f"{live}.includes('could not read')", timeout=20_000)
@@ -634,8 +636,35 @@ def test_a_study_page_says_the_storage_could_not_be_read_and_goes_back_to_live_o
             assert said.startswith("live: the dashboard could not read the storage: storage 'sqlite:///"), said
             assert "a<b>.db" in said and said.endswith("; retrying"), said
             assert page.evaluate("document.querySelector('#live b') === null")  # text, not markup
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # a plot asked for meanwhile
+            page.wait_for_function(f"{last}.failed === '1'", timeout=20_000)
+            assert "a<b>.db" in page.inner_text("section.kind:last-of-type")
             db.write_bytes(good)
             page.wait_for_function(f"{live}.startsWith('live: checked')", timeout=20_000)
+            page.wait_for_function(f"{last}.version !== undefined", timeout=20_000)
+            assert "could not load" not in page.inner_text("#plots")
         finally:
             browser.close()
     assert not errors, errors
+
+
+def test_a_static_page_s_retry_timer_stops_once_every_plot_is_drawn(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A trial page (no poll) kept a 2 s retry timer running for as long as it was open, with no plot
+    left to ask for: only a plot that could not be loaded starts it now."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=2)
+    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env) as base:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 6000})
+            page.add_init_script("window.timers = 0; const set = window.setTimeout;"
+                                 " window.setTimeout = (f, ms, ...a) => { if (ms === 2000) { window.timers++; }"
+                                 " return set(f, ms, ...a); };")
+            page.goto(base + "/studies/s/trials/0", wait_until="load")
+            page.wait_for_function("document.body.dataset.all === '1'")
+            page.wait_for_timeout(4500)
+            assert page.evaluate("window.timers") == 0
+        finally:
+            browser.close()
