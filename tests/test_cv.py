@@ -114,6 +114,28 @@ def test_a_fold_value_is_taken_as_a_trial_value_is() -> None:
     assert study.trials[-1].attrs["cv"]["scores"]["converged"] == [1.0, 1.0, 1.0]
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_fold_function_that_raises_names_the_fold_and_its_sizes(n_jobs: int) -> None:
+    """Before, the error of a fold function (and the failed trial's error) said nothing of the fold:
+    which of five had failed, on how many samples. Now the error keeps its type (a study's catch=
+    still matches it) and says the fold and the split's sizes, in the traceback and the trial's error."""
+    folds = cv.kfold(10, 5, shuffle=False)
+
+    def score(train: np.ndarray, val: np.ndarray) -> float:
+        if 6 in val:
+            raise ValueError("the fit diverged")
+        return 0.5
+
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+    with pytest.raises(ValueError, match="the fit diverged") as info:
+        cv.cross_validate(study.ask(), score, folds, n_jobs=n_jobs)
+    assert info.value.__notes__ == ["in fold 4 of 5 (8 training, 2 validation samples)"]
+    study.optimize(lambda t: cv.cross_validate(t, score, folds, n_jobs=n_jobs), n_trials=1, catch=(ValueError,))
+    error = study.trials[-1].error
+    assert error.startswith("ValueError: the fit diverged at ") and error.endswith(
+        "(in fold 4 of 5 (8 training, 2 validation samples))")
+
+
 def test_cross_validate_stops_where_the_pruner_says() -> None:
     study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="grid", pruner="median")
     for good in (0.9, 0.8):

@@ -193,7 +193,8 @@ def cross_validate(
 
     Step k (from 1) reports the mean of the first k folds. When the pruner says
     stop, the folds done so far are recorded and :class:`~tunesmith.TrialPruned`
-    is raised. ``trial.attrs["cv"]`` holds ``{"folds": k, "scores": {name: [...]},
+    is raised. An error ``score`` raises keeps its type, with a note naming the fold and its
+    sizes (the failed trial's error says it too). ``trial.attrs["cv"]`` holds ``{"folds": k, "scores": {name: [...]},
     "mean": m, "std": s}`` (std over folds, ``ddof=0`` like scikit-learn).
     """
     if hasattr(folds, "split") or isinstance(folds, (int, np.integer)):
@@ -207,12 +208,29 @@ def cross_validate(
                    "first trial; pass list(...) of it, or cv.split(splitter, x, y)") if iter(folds) is folds else ""
         raise ValueError(f"cross_validate needs at least one (train_idx, val_idx) fold; folds is empty{used_up}")
     table, done = _resumed(trial)
-    todo = fold_list[done:]
+    n = len(fold_list)
+    todo = [(k, n, a, b) for k, (a, b) in enumerate(fold_list[done:], start=done + 1)]
     if n_jobs != 1 and not _has_pruner(trial):
-        return _run(trial, iter(_parallel(score, todo, n_jobs)), len(fold_list), key, table, done)
+        return _run(trial, iter(_parallel(score, todo, n_jobs)), n, key, table, done)
     if n_jobs != 1:
         _say_folds_in_order(getattr(trial.study, "name", ""), n_jobs)
-    return _run(trial, (score(a, b) for a, b in todo), len(fold_list), key, table, done)
+    return _run(trial, (_fold(score, *fold) for fold in todo), n, key, table, done)
+
+
+def _fold(score: FoldScore, k: int, n: int, train: np.ndarray, val: np.ndarray) -> Any:
+    """``score(train, val)``; an error it raises keeps its type and gets a note naming the fold
+    and its sizes (shown in the traceback and in the failed trial's error)."""
+    try:
+        return score(train, val)
+    except Exception as exc:
+        exc.add_note(f"in fold {k} of {n} ({_size(train)} training, {_size(val)} validation samples)")
+        raise
+
+
+def _size(idx: Any) -> str:
+    """How many samples a fold's index array selects (a boolean mask: its True ones)."""
+    arr = np.asarray(idx)
+    return str(int(arr.sum()) if arr.dtype == bool else len(arr)) if arr.ndim == 1 else f"shape {arr.shape}"
 
 
 @functools.lru_cache(maxsize=64)
@@ -237,17 +255,17 @@ def _has_pruner(trial: Any) -> bool:
     return not isinstance(getattr(trial.study, "pruner", None), NopPruner)
 
 
-def _parallel(score: FoldScore, folds: list[Fold], n_jobs: int) -> list[Any]:
+def _parallel(score: FoldScore, folds: list[tuple[int, int, np.ndarray, np.ndarray]], n_jobs: int) -> list[Any]:
     try:
         from joblib import Parallel, delayed
     except ImportError:
         raise ImportError("parallel folds (n_jobs > 1) need joblib: pip install 'tunesmith[sklearn]'") from None
     try:
-        return list(Parallel(n_jobs=n_jobs)(delayed(score)(a, b) for a, b in folds))
+        return list(Parallel(n_jobs=n_jobs)(delayed(_fold)(score, *fold) for fold in folds))
     except pickle.PicklingError:  # a closure over the trial (its study's locks): processes cannot take it
         logger.info("the fold function cannot be pickled for worker processes; its %d folds run in %d threads",
                     len(folds), n_jobs)
-        return list(Parallel(n_jobs=n_jobs, backend="threading")(delayed(score)(a, b) for a, b in folds))
+        return list(Parallel(n_jobs=n_jobs, backend="threading")(delayed(_fold)(score, *fold) for fold in folds))
 
 
 def _run(

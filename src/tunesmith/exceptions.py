@@ -110,4 +110,5 @@ def describe_exception(exc: BaseException) -> str:
     while len(tb) > 1 and tb[-1].filename.endswith(_TRIAL_PY):
         tb.pop()
     where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    notes = [str(n) for n in getattr(exc, "__notes__", None) or []]  # what add_note said: cv's fold, ...
+    return f"{type(exc).__name__}: {exc}{where}" + (f" ({'; '.join(notes)})" if notes else "")
