@@ -10,12 +10,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 import tunesmith as ts
 from tunesmith.cli import SUBCOMMANDS, main
+from tunesmith.pruners import Decision, Pruner, register
+from tunesmith.trial import Direction, FrozenTrial, TrialState
 
 OBJECTIVE = """
 def objective(trial):
@@ -163,6 +166,46 @@ def test_run_counts_the_paused_trials_it_resumed(project: Path, capsys: pytest.C
     capsys.readouterr()
     assert run_cli("run", str(project / "curves.yaml"), "--n-trials", "0", "--no-progress") == 0
     assert "1 trial run now (1 paused, resumed), 6 in all" in capsys.readouterr().out
+
+class _PauseTwice(Pruner):
+    """Pauses a trial at steps 1 and 2 and promotes every paused trial: each is resumed twice."""
+
+    pauses = True
+
+    def decide(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> Decision:
+        return Decision.PAUSE if (trial.last_step or 0) < 3 else Decision.CONTINUE
+
+    def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> list[int]:
+        return [t.number for t in trials if t.state is TrialState.PAUSED]
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name}
+
+
+def test_run_says_how_often_it_resumed_a_trial_paused_twice(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A paused trial the run resumed, that paused again and was resumed again, was said as "1 paused,
+    resumed", as one resumed once: the summary now says the resumes the trials' records count."""
+    register("pause_twice", _PauseTwice)
+    db = f"sqlite:///{project / 't.db'}"
+    (project / "twice.yaml").write_text(textwrap.dedent(f"""
+        name: twice
+        objective: quad.py:curve
+        storage: {db}
+        pruner: pause_twice
+        space:
+          x: {{type: float, low: 0, high: 1}}
+        """))
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=db, name="twice", pruner="pause_twice")
+    for trial in [study.ask(), study.ask()]:  # both asked before one is paused (an ask resumes a paused one)
+        trial.report(0.5, 1)
+        assert trial.should_prune()
+        study.tell(trial, state="paused")
+    capsys.readouterr()
+    assert run_cli("run", str(project / "twice.yaml"), "--n-trials", "1", "--no-progress") == 0
+    trials = ts.load_study("twice", db).trials
+    assert [(t.state.value, t.system.n_resumes) for t in trials] == [("complete", 2)] * 3
+    assert "3 trials run now (2 paused, resumed 4 times), 3 in all (3 complete)" in capsys.readouterr().out
+
 
 def test_a_study_of_one_trial_is_said_in_the_singular(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """"1 trial run now", "1 trial (1 complete)", "(1 trial)": no "1 trials" in what a user reads."""

@@ -218,12 +218,15 @@ def _ran_now(study: Study, trials: list[FrozenTrial], before: dict[int, tuple[Tr
     new = sum(t.number not in before for t in trials)
     queued = sum(t.number in before and before[t.number][0] is TrialState.WAITING and t.state is not TrialState.WAITING
                  for t in trials)  # fmt: skip
-    resumed = sum(t.number in before and before[t.number][0] is not TrialState.WAITING  # once each
-                  and t.system.n_resumes > before[t.number][1] for t in trials)
+    resumes = [t.system.n_resumes - before[t.number][1] for t in trials  # by trial: a run may resume one again
+               if t.number in before and before[t.number][0] is not TrialState.WAITING
+               and t.system.n_resumes > before[t.number][1]]  # fmt: skip
+    resumed = len(resumes)
     ran = new + queued + resumed
     if ran == 0 and isinstance(study.sampler, GridSampler) and not grid_remaining(study.sampler, study.space, trials):
         return "nothing searched now (the grid is exhausted: every configuration has been tried)"
-    older = [f"{queued} queued before it" if queued else "", f"{resumed} paused, resumed" if resumed else ""]
+    times = f" {plural(sum(resumes), 'time')}" if sum(resumes) > resumed else ""  # paused again, resumed again
+    older = [f"{queued} queued before it" if queued else "", f"{resumed} paused, resumed{times}" if resumed else ""]
     said = ", ".join(w for w in older if w)
     return f"{plural(ran, 'trial')} run now" + (f" ({said})" if said else "")
 
