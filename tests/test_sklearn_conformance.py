@@ -190,6 +190,39 @@ def test_a_scorer_returning_nan_gives_a_nan_row_as_grid_search_does(
     assert not [r.getMessage() for r in caplog.records if r.name == "tunesmith"]
 
 
+def _infinite_scorer(est: object, x: object, y: object) -> float:
+    """+inf for C=0.01, -inf for C=1, +inf on one fold only for C=100 (its first sample's first feature > 5)."""
+    c = est.C  # type: ignore[attr-defined]
+    if c == 100.0:
+        return np.inf if x[0, 0] > 5.0 else 0.3  # type: ignore[index]
+    return {0.01: np.inf, 1.0: -np.inf}.get(c, float(est.score(x, y)))  # type: ignore[attr-defined]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in subtract:RuntimeWarning")  # GridSearchCV's std
+@pytest.mark.parametrize("stored", [False, True])
+def test_a_scorer_returning_inf_gives_grid_search_rows_and_best(stored: bool, tmp_path: object) -> None:
+    """A scorer returning inf or -inf: the first infinite fold ended the configuration and its row
+    was all NaN (folds, mean, rank among the failed). GridSearchCV scores every fold, keeps the
+    infinite scores, their mean (inf, -inf) with a NaN std, and ranks by the mean: +inf is best."""
+    space = {"C": [0.01, 1.0, 10.0, 100.0]}
+    kw = {"storage": f"sqlite:///{tmp_path}/inf.db", "name": "inf"} if stored else {}
+
+    def fit(cls: type) -> object:
+        extra = kw if cls is TunedSearchCV else {}
+        with pytest.warns(UserWarning, match="test scores are non-finite"):
+            return cls(LogisticRegression(), space, cv=3, scoring=_infinite_scorer, **extra).fit(X, Y)
+
+    ours, theirs = _both(lambda cls: cls, fit)
+    for key in ("split0_test_score", "split1_test_score", "split2_test_score", "mean_test_score",
+                "std_test_score", "rank_test_score"):
+        np.testing.assert_array_equal(_means(ours, key), _means(theirs, key), err_msg=key)
+    assert _means(ours) == [np.inf, -np.inf, pytest.approx(_means(theirs)[2]), np.inf]
+    assert ours.best_params_ == theirs.best_params_ == {"C": 0.01}  # type: ignore[attr-defined]
+    assert ours.best_score_ == theirs.best_score_ == np.inf  # type: ignore[attr-defined]
+    errors = [t.error or "" for t in ours.study_.trials]  # type: ignore[attr-defined]
+    assert sum("the scorer returned infinite scores" in e for e in errors) == 3
+
+
 def test_a_used_up_generator_cv_is_refused_before_a_trial_is_recorded(tmp_path: object) -> None:
     """cv=KFold(3).split(X) is a generator: the second fit found no fold, and failed its first trial
     (recorded in the stored study) with cross_validate's "folds is empty", which does not say why."""

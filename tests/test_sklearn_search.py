@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
+import sklearn  # noqa: E402
 from scipy.stats import loguniform, norm, randint, uniform  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris, make_classification  # noqa: E402
@@ -255,6 +256,39 @@ def test_a_fitted_search_unpickles_where_its_database_is_out_of_reach(tmp_path: 
     assert len(restored.study_.trials) == 2  # the study is read when it is asked for
     assert restored.study_ is restored.study_  # and opened once (a new storage and study at each access before)
     assert len(pickle.loads(pickle.dumps(restored)).study_.trials) == 2
+
+
+def test_a_search_given_a_storage_object_unpickles_where_its_database_is_out_of_reach(tmp_path: Path) -> None:
+    # before: the Storage object passed as storage= was pickled as one that opened its database when loaded:
+    # loading the model without the database's folder failed ("folder ... does not exist; create it first")
+    from tunesmith.storage import make_storage
+
+    (tmp_path / "runs").mkdir()
+    storage = make_storage(f"sqlite:///{tmp_path}/runs/s.db")
+    search = TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, storage=storage, name="s").fit(X, Y)
+    saved = pickle.dumps(search)
+    (tmp_path / "runs").rename(tmp_path / "away")
+    restored = pickle.loads(saved)
+    np.testing.assert_array_equal(restored.predict(X), search.predict(X))
+    assert repr(restored) == repr(search)  # printed without opening it
+    assert len(pickle.loads(pickle.dumps(restored)).predict(X)) == len(X)  # pickled again, still unopened
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "away").rename(tmp_path / "runs")
+    assert restored.get_params()["storage"] is restored.storage  # opened on use, once
+    assert restored.storage.display_url == storage.display_url
+    assert len(clone(restored).set_params(name="again").fit(X, Y).study_.trials) == 2
+
+
+def test_a_storage_password_is_hidden_where_the_search_is_printed() -> None:
+    # before: print(search) and the Jupyter diagram showed storage='postgresql+psycopg://alice:s3cr3t@...'
+    url = "postgresql+psycopg://alice:s3cr3t@127.0.0.1:1/db"
+    search = TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, storage=url, name="x")
+    shown = [repr(search), str(search), *search._repr_mimebundle_().values()]
+    with sklearn.config_context(display="diagram"):
+        shown.append(search._repr_html_())
+    assert all("s3cr3t" not in text and "alice:***@127.0.0.1" in text for text in shown)
+    assert search.get_params()["storage"] == url  # as passed, as scikit-learn requires (clone, set_params)
+    assert clone(search).storage == url
 
 
 def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:

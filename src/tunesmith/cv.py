@@ -197,6 +197,14 @@ def cross_validate(
     sizes (the failed trial's error says it too). ``trial.attrs["cv"]`` holds ``{"folds": k, "scores": {name: [...]},
     "mean": m, "std": s}`` (std over folds, ``ddof=0`` like scikit-learn).
     """
+    return validate(trial, score, folds, key=key, n_jobs=n_jobs)
+
+
+def validate(
+    trial: Any, score: FoldScore, folds: Iterable[Fold], *, key: str | None, n_jobs: int, every_fold: bool = False
+) -> float:
+    """:func:`cross_validate`; ``every_fold``: a fold scored infinite does not end the run (the
+    folds after it are scored and recorded, as scikit-learn's searches score every fold)."""
     if hasattr(folds, "split") or isinstance(folds, (int, np.integer)):
         write = f"cv.split({folds!r}, x, y)" if hasattr(folds, "split") else f"cv.kfold(len(x), {folds}) or cv.stratified(y, {folds})"
         raise TypeError(f"cross_validate takes folds as (train_idx, val_idx) pairs, got {folds!r}: write {write}")
@@ -211,10 +219,10 @@ def cross_validate(
     n = len(fold_list)
     todo = [(k, n, a, b) for k, (a, b) in enumerate(fold_list[done:], start=done + 1)]
     if n_jobs != 1 and not _has_pruner(trial):
-        return _run(trial, iter(_parallel(score, todo, n_jobs)), n, key, table, done)
+        return _run(trial, iter(_parallel(score, todo, n_jobs)), n, key, table, done, every_fold)
     if n_jobs != 1:
         _say_folds_in_order(getattr(trial.study, "name", ""), n_jobs)
-    return _run(trial, (_fold(score, *fold) for fold in todo), n, key, table, done)
+    return _run(trial, (_fold(score, *fold) for fold in todo), n, key, table, done, every_fold)
 
 
 def _fold(score: FoldScore, k: int, n: int, train: np.ndarray, val: np.ndarray) -> Any:
@@ -269,19 +277,24 @@ def _parallel(score: FoldScore, folds: list[tuple[int, int, np.ndarray, np.ndarr
 
 
 def _run(
-    trial: Any, results: Iterable[Any], n_folds: int, key: str | None, table: dict[str, list[Any]], done: int
+    trial: Any, results: Iterable[Any], n_folds: int, key: str | None, table: dict[str, list[Any]], done: int,
+    every_fold: bool = False,
 ) -> float:
     name = key if key is not None and done else "score"
     for k, result in enumerate(results, start=done + 1):
         name = _record(table, result, key)
-        mean = float(np.mean(table[name]))
+        with np.errstate(invalid="ignore"):  # inf and -inf folds: NaN
+            mean = float(np.mean(table[name]))
         trial.set_attr(CV_ATTR, summary(table, name, n_folds))
+        if math.isinf(mean) and every_fold:
+            continue  # no report, no pruning: the trial fails with this value once every fold is scored
         if not math.isfinite(mean):
             return mean  # a failed fold: the study marks the trial failed with this value
         trial.report(mean, k)
         if k < n_folds and trial.should_prune():
             raise TrialPruned(f"stopped after fold {k} of {n_folds}")
-    return float(np.mean(table[name]))
+    with np.errstate(invalid="ignore"):
+        return float(np.mean(table[name]))
 
 
 def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:

@@ -5,11 +5,14 @@ folds it did not run are NaN, its mean is over the folds it ran, and it ranks
 after every complete trial (failed ones rank last), so ``rank_test_* == 1`` is
 always a configuration that ran every fold. A failed trial (a fold whose fit or
 scorer failed scored a NaN ``error_score``) has a NaN mean and std, as in scikit-learn,
-even where its earlier folds scored.
+even where its earlier folds scored. A scorer that returns ``inf`` or ``-inf`` fails the
+trial too (a study's value is finite), but its row is scikit-learn's: the infinite fold
+scores, their mean (``inf``, ``-inf``, or NaN for both), a NaN std, ranked by that mean.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +23,9 @@ from ..trial import FrozenTrial, TrialState
 from .space import SearchSpace
 
 _STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAILED: 2}
+
+#: the fold record's key holding a fold's infinite scores (JSON text), which the record stores as None
+INFINITE = "infinite"
 
 
 def cv_results(
@@ -45,10 +51,16 @@ def cv_results(
                 out[f"split{k}_{split}_{m}"] = table[:, k]
             _mean_std(out, f"{split}_{m}", table)
             failed = np.array([t.state is TrialState.FAILED for t in trials], dtype=bool)
-            for stat in ("mean", "std"):  # a fold scored a NaN error_score: NaN, as scikit-learn averages it
-                out[f"{stat}_{split}_{m}"][failed] = np.nan
+            with np.errstate(invalid="ignore"):  # inf and -inf folds: NaN
+                means = table[failed].mean(axis=1)
+            # a fold scored a NaN error_score: NaN; infinite scores: their mean (std NaN), as scikit-learn's
+            out[f"mean_{split}_{m}"][failed] = np.where(np.isinf(means), means, np.nan)
+            out[f"std_{split}_{m}"][failed] = np.nan
             if split == "test":
-                out[f"rank_test_{m}"] = rank(out[f"mean_test_{m}"], [t.state for t in trials])
+                # a row with an infinite mean ran every fold: ranked by it, as scikit-learn ranks
+                states = [TrialState.COMPLETE if t.state is TrialState.FAILED and np.isinf(mean) else t.state
+                          for t, mean in zip(trials, out[f"mean_test_{m}"], strict=True)]
+                out[f"rank_test_{m}"] = rank(out[f"mean_test_{m}"], states)
     out["state"] = np.array([t.state.value for t in trials], dtype=object)
     out["trial_number"] = np.array([t.number for t in trials], dtype=int)
     return out
@@ -64,11 +76,23 @@ def _table(trials: Sequence[FrozenTrial], name: str, n_splits: int) -> np.ndarra
     """Values by (trial, fold); folds a trial did not run are NaN."""
     table = np.full((len(trials), n_splits), np.nan)
     for i, t in enumerate(trials):
-        values = fold_scores(t).get(name, [])
-        for k, v in enumerate(values[:n_splits]):
+        scores = fold_scores(t)
+        marks = scores.get(INFINITE) or []
+        for k, v in enumerate(scores.get(name, [])[:n_splits]):
             if isinstance(v, (int, float)):
                 table[i, k] = v
+            elif k < len(marks) and isinstance(marks[k], str):
+                table[i, k] = _infinite(marks[k], name)
     return table
+
+
+def _infinite(marks: str, name: str) -> float:
+    """A fold's infinite score ``name`` from its record's :data:`INFINITE` text; NaN when not there."""
+    try:
+        value = json.loads(marks).get(name)
+    except (ValueError, AttributeError):  # not written by a search: no infinite score to read
+        return np.nan
+    return float(value) if isinstance(value, float) and np.isinf(value) else np.nan
 
 
 def _mean_std(out: dict[str, Any], name: str, table: np.ndarray) -> None:
@@ -76,7 +100,8 @@ def _mean_std(out: dict[str, Any], name: str, table: np.ndarray) -> None:
     n = ran.sum(axis=1)
     filled = np.where(ran, table, 0.0)
     mean = np.divide(filled.sum(axis=1), n, out=np.full(len(table), np.nan), where=n > 0)
-    sq = np.where(ran, (table - mean[:, None]) ** 2, 0.0)
+    with np.errstate(invalid="ignore"):  # an infinite fold: inf - inf
+        sq = np.where(ran, (table - mean[:, None]) ** 2, 0.0)
     std = np.sqrt(np.divide(sq.sum(axis=1), n, out=np.full(len(table), np.nan), where=n > 0))
     out[f"mean_{name}"], out[f"std_{name}"] = mean, std
 
@@ -84,7 +109,7 @@ def _mean_std(out: dict[str, Any], name: str, table: np.ndarray) -> None:
 def rank(means: np.ndarray, states: Sequence[TrialState]) -> np.ndarray:
     """1 = best; ties share the smaller rank (scikit-learn's ``method="min"``).
     Complete trials first, then pruned, then failed; NaN means last in their group."""
-    keys = [(_STATE_ORDER.get(s, 3), -m if np.isfinite(m) else np.inf) for s, m in zip(states, means, strict=True)]
+    keys = [(_STATE_ORDER.get(s, 3), np.inf if np.isnan(m) else -m) for s, m in zip(states, means, strict=True)]
     return np.array([1 + sum(other < key for other in keys) for key in keys], dtype=np.int32)
 
 

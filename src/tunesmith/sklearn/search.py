@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import json
 import logging
 import math
 import numbers
@@ -35,17 +36,18 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, indexable
 
-from ..cv import CV_ATTR, cross_validate
+from ..cv import CV_ATTR, validate
 from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
 from ..space.params import check_seed, plural
 from ..storage import MemoryStorage
+from ..storage.base import mask_url
 from ..study import Study
 from ..trial import TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
-from .results import cv_results, fold_scores
+from .results import INFINITE, cv_results, fold_scores
 from .space import SearchSpace, as_search_space
 
 #: "auto"'s expected-improvement margin in score units (skopt's ``xi``): at 16 trials it kept the
@@ -198,7 +200,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             except IndexError:
                 pass
             fold_jobs = _jobs(self.n_jobs) if isinstance(study.pruner, NopPruner) else 1  # else: trials in parallel
-            value = cross_validate(trial, score, folds, key=f"test_{metric}", n_jobs=fold_jobs)
+            value = validate(trial, score, folds, key=f"test_{metric}", n_jobs=fold_jobs, every_fold=True)
             scores = fold_scores(trial)
             errors = [e for e in scores.get("error") or [] if e]
             ran = len(scores.get(f"test_{metric}") or [])  # the fold that failed, if one did
@@ -208,6 +210,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):  # scored error_score: not a failed fit
                 raise ScoringFailedError(f"scoring failed on fold {ran} (error_score={self.error_score!r}): "
                                          f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
+            if math.isinf(value):  # cv_results_ keeps the infinite mean and ranks by it, as scikit-learn does
+                raise ScoringFailedError(f"the scorer returned infinite scores: their mean over {ran} folds is {value}")
             if not math.isfinite(value):  # the scorer returned NaN: a row of NaN scores, as scikit-learn keeps it
                 raise ScoringFailedError(f"the scorer returned {value} on fold {ran}")
             return value
@@ -424,10 +428,49 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         where = storage._reopener() if isinstance(storage, SQLStorage) else storage.url
         self.__dict__["_study_ref"] = None if isinstance(storage, MemoryStorage) else (study.name, where)
 
+    @property
+    def storage(self) -> Any:
+        """The ``storage`` passed (a URL or a Storage object). A Storage object of a pickled search
+        is opened again when first used (fit, get_params, clone), not when the search is loaded."""
+        value = self.__dict__.get("storage")
+        if isinstance(value, _Reopen):
+            value = self.__dict__["storage"] = value.open()  # once: get_params returns the same object
+        return value
+
+    @storage.setter
+    def storage(self, value: Any) -> None:
+        self.__dict__["storage"] = value
+
     def __getstate__(self) -> dict[str, Any]:
+        from ..storage.sql import SQLStorage
+
         state = dict(super().__getstate__())
         state.pop("_study", None)  # locks and connections; reopened by name from a persistent storage
+        if isinstance(state.get("storage"), SQLStorage):  # opened on use: a model loads without its database
+            state["storage"] = _Reopen(state["storage"])
         return state
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        """scikit-learn's repr, with a storage URL's password hidden (``get_params`` returns it as passed)."""
+        return BaseEstimator.__repr__(self._shown(), N_CHAR_MAX)
+
+    def _html_repr(self) -> str:
+        """The HTML diagram (Jupyter), with a storage URL's password hidden."""
+        from sklearn.utils import estimator_html_repr
+
+        return estimator_html_repr(self._shown())
+
+    def _shown(self) -> TunedSearchCV:
+        """A copy of this search to print: its storage as its URL with the password hidden (a
+        Storage object of a pickled search as it will be opened, without opening it)."""
+        shown = object.__new__(type(self))
+        shown.__dict__.update(self.__dict__)
+        storage = self.__dict__.get("storage")
+        if isinstance(storage, str):
+            shown.__dict__["storage"] = mask_url(storage)
+        elif isinstance(storage, _Reopen):
+            shown.__dict__["storage"] = storage.shown
+        return shown
 
     def _best(self) -> Any:
         check_is_fitted(self)
@@ -506,6 +549,22 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+class _Reopen:
+    """What a pickled search keeps of a SQL Storage object passed as ``storage``: its URL and
+    settings (password included, to connect), opened when the search first uses it."""
+
+    def __init__(self, storage: Any) -> None:
+        self.open = storage._reopener()
+        self.shown = _Shown(repr(storage))
+
+
+class _Shown(str):
+    """Text printed as it is (a Storage's repr inside the search's repr), not quoted."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def _has(search: TunedSearchCV, attr: str) -> bool:
@@ -672,6 +731,7 @@ def _fit_and_score(
                 out[f"train_{name}"] = error_score
         out["error"] = f"{type(exc).__name__}: {exc}"
         out[SCORE_ERROR] = None
+        out[INFINITE] = _infinite(out)
         return out
     out = {"fit_time": time.perf_counter() - start}
     start = time.perf_counter()
@@ -685,7 +745,15 @@ def _fit_and_score(
             kw = _rows(score_params.get(name, {}), X, train)
             out[f"train_{name}"] = _score(scorer, est, x_tr, y_tr, error_score, f"{name} (train)", failed, kw)
     out[SCORE_ERROR] = "; ".join(failed) or None  # every fold has the key: position k is fold k + 1
+    out[INFINITE] = _infinite(out)
     return out
+
+
+def _infinite(out: Mapping[str, Any]) -> str | None:
+    """A fold's infinite scores as JSON text (``{"test_score": Infinity}``), beside the record
+    that stores them as None (JSON numbers are finite): cv_results_ shows them as scikit-learn does."""
+    marks = {k: v for k, v in out.items() if k.startswith(("test_", "train_")) and isinstance(v, float) and math.isinf(v)}
+    return json.dumps(marks) if marks else None
 
 
 def _with_config(config: Mapping[str, Any], fit_and_score: Callable[..., Any], *args: Any) -> Any:
