@@ -123,6 +123,31 @@ def test_names_and_choices_with_dollar_signs_are_drawn_as_written(tmp_path: Path
     assert out.stat().st_size > 0
 
 
+@pytest.mark.parametrize("name", ["W" * 200, "a study named at length " * 8 + "$x$"])
+def test_a_long_title_fits_the_figure_on_lines_as_wide_as_the_axes(name: str) -> None:
+    """Titles were cut every 60 characters whatever the figure: a study name of 200 capital Ws drew
+    lines of 590 points on a 504-point figure, cut at both edges; a panel 11 inches wide had lines of
+    half its width. Lines are now measured in the title's font against the axes' width."""
+    from tunesmith.plots.mpl_render import new_axes, to_matplotlib
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0, name=name)
+    study.optimize(lambda t: t.params["x"], n_trials=5)
+    small = new_axes(4, size=(4.0, 3.0))[3]  # a panel of a grid the user made
+    for kind, ax in (("history", None), ("parallel", None), ("history", small)):
+        record = plots.records_of(study, kind)[0]
+        ax = to_matplotlib(record, ax)
+        fig = ax.figure
+        fig.tight_layout()
+        fig.canvas.draw()
+        box = ax.title.get_window_extent(fig.canvas.get_renderer())
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, (kind, box, fig.bbox.width)
+        lines = ax.get_title().replace("\\$", "$").split("\n")
+        assert " ".join(lines).replace(" ", "") == record.title.replace(" ", "")  # every letter drawn
+        if kind == "parallel":  # 11 inches: lines longer than a fixed count of letters allowed
+            assert box.width > fig.bbox.width * 0.6, box
+        plt.close(fig)
+
+
 def test_a_study_whose_name_starts_with_an_underscore_keeps_its_legend_entry() -> None:
     """Matplotlib leaves labels starting with "_" out of a legend: a study named _base vanished from
     the histories drawn into one axes."""

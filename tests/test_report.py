@@ -277,10 +277,11 @@ def test_the_report_fits_a_phone_s_width(tmp_path: Path) -> None:
 
 def test_a_long_title_is_drawn_on_lines_that_fit_the_plot() -> None:
     """plotly draws a title on one line: a study name of 150 letters cut every plot's title at the
-    plot's right edge (what it showed of was lost). Titles longer than 80 characters are now cut into
-    lines, and the top margin grows with them; shorter ones are as they were."""
+    plot's right edge (what it showed of was lost). Titles wider than the figure (plotly's 700 px
+    where it sets no width) are now cut into lines, and the top margin grows with them; shorter
+    ones are as they were."""
     from tunesmith.plots import records_of
-    from tunesmith.plots.plotly_render import to_plotly
+    from tunesmith.plots.plotly_render import _title_width, to_plotly
 
     study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0, name="n" * 150 + " <b>")
     study.optimize(lambda t: t.params["x"], n_trials=5)
@@ -288,12 +289,50 @@ def test_a_long_title_is_drawn_on_lines_that_fit_the_plot() -> None:
         record = records_of(study, kind)[0]
         layout = to_plotly(record).layout
         lines = [html.unescape(line) for line in layout.title.text.split("<br>")]
-        assert len(lines) == 3 and all(len(line) <= 80 for line in lines), lines
+        assert len(lines) == {"history": 3, "parallel": 4}[kind], lines
+        assert all(_title_width(line) <= 700 * 0.95 - 10 for line in lines), lines
         assert "".join(lines).replace(" ", "") == record.title.replace(" ", "")  # every word, "<b>" as text
-        assert layout.margin.t == (110 if kind == "parallel" else 60) + 44
+        assert layout.margin.t == (110 if kind == "parallel" else 60) + 22 * (len(lines) - 1)
+        assert layout.meta == {"title": record.title, "top": 110 if kind == "parallel" else 60}
     short = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, name="short")
     short.optimize(lambda t: t.params["x"], n_trials=3)
     assert "<br>" not in to_plotly(records_of(short, "history")[0]).layout.title.text
+
+
+@pytest.mark.parametrize("width", [1200, 420])
+def test_a_long_title_fits_the_plot_as_the_page_draws_it(tmp_path: Path, width: int) -> None:
+    """Titles were cut every 80 characters whatever the plot's width: 80 capital Ws are 1,350 px at
+    plotly's 17 px, past the edge of a plot of 700 (and of one on a phone), a plot 1,200 px wide
+    had lines of half its width. Each title is now cut to the width the page draws its plot at,
+    measured in its font, and again when the window is resized."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler="random", seed=0, name="W" * 200)
+    study.optimize(lambda t: t.params["x"], n_trials=5)
+    out = write_report(study, tmp_path / "long.html")
+    read = """() => [...document.querySelectorAll('.js-plotly-plot')].map((gd) => {
+        const svg = gd.querySelector('.main-svg').getBoundingClientRect(), title = gd.querySelector('.gtitle');
+        const box = title.getBoundingClientRect();
+        return [box.left - svg.left, box.right - svg.left, svg.width, title.textContent, gd.layout.title.text];
+    })"""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.route("**/*", only(("file:", "data:", "about:"), []))
+            page.goto(out.as_uri(), wait_until="load")
+            page.wait_for_timeout(300)
+            drawn = page.evaluate(read)
+            page.set_viewport_size({"width": width // 2, "height": 900})  # narrower: cut again
+            page.wait_for_timeout(600)
+            narrower = page.evaluate(read)
+        finally:
+            browser.close()
+    assert len(drawn) >= 3, drawn
+    for (left, right, plot_width, text, lines), (_, right2, width2, text2, lines2) in zip(drawn, narrower, strict=True):
+        assert 0 <= left and right <= plot_width and right2 <= width2, (left, right, plot_width, right2, width2)
+        assert "W" * 200 in text and text2.replace(" ", "") == text.replace(" ", "")  # every letter, on lines
+        assert lines.count("<br>") < lines2.count("<br>"), (lines, lines2)
+        assert right > plot_width * 0.6  # lines as wide as the plot, not a fixed count of letters
 
 
 def test_a_title_of_control_characters_is_cut_into_lines_as_drawn(tmp_path: Path) -> None:

@@ -366,8 +366,10 @@ def plotly_js(d: Dashboard, request: Request) -> Response:
 
 
 def dashboard_js(d: Dashboard, request: Request) -> Response:
+    from ..plots.plotly_render import FIT_TITLE
+
     text = resources.files(__package__).joinpath("dashboard.js").read_text(encoding="utf-8")
-    return Response(text, media_type="text/javascript")
+    return Response(FIT_TITLE + text, media_type="text/javascript")  # the plots' titles fitted as the report's
 
 
 ROUTES: list[tuple[str, Callable[..., Response], list[str]]] = [

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Sequence
 from typing import Any, overload
 
 import numpy as np
 
-from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, axis_label, short_labels
-
-#: a title's line width
-TITLE_WIDTH = 60
+from .records import (
+    LINE,
+    Axis,
+    Chart,
+    Diagram,
+    Parallel,
+    Record,
+    Series,
+    axis_label,
+    short_labels,
+    wrap_to_width,
+)
 
 
 @overload
@@ -65,10 +72,22 @@ def to_matplotlib(record: Record, ax: Any = None) -> Any:
         _diagram(ax, record)
     else:
         _chart(ax, record)
-    ax.set_title(plain("\n".join(textwrap.wrap(record.title, TITLE_WIDTH))), fontsize="medium")
+    ax.set_title(plain("\n".join(_title_lines(ax, record.title))), fontsize="medium")
     if record.empty:
         ax.text(0.5, 0.5, plain(record.message), ha="center", va="center", transform=ax.transAxes, wrap=True)
     return ax
+
+
+def _title_lines(ax: Any, title: str) -> list[str]:
+    """``title`` in lines as wide as ``ax`` at most (matplotlib centres a title over its axes and
+    draws it on one line however long, cut at the figure's edge), measured in the title's font."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    font = FontProperties(size="medium", weight=_matplotlib().rcParams["axes.titleweight"])
+    points = TextToPath()
+    width = ax.get_position().width * ax.figure.get_figwidth() * 72  # points, as the text is measured
+    return wrap_to_width(title, width, lambda line: points.get_text_width_height_descent(line, font, ismath=False)[0])
 
 
 def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-import textwrap
+import unicodedata
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -19,12 +19,28 @@ from .records import (
     Series,
     axis_label,
     short_labels,
+    wrap_to_width,
 )
 
 SYMBOLS = {"o": "circle", "x": "x", "*": "star", "v": "triangle-down", None: "circle"}
 DASHES = {":": "dot", "--": "dash", None: "solid"}
 MERGE_ABOVE = 50  # more line series than this are drawn as one trace per style
-TITLE_WIDTH = 80  # characters a line of a title (at most about 950 px at plotly's 17 px: 80 capital Ns)
+#: the width (px) a title is cut into lines for where the figure sets none: plotly's own default (a
+#: page's responsive figure is as wide as its container: :data:`FIT_TITLE` cuts it again there)
+FIGURE_WIDTH = 700
+TITLE_SIZE = 17  # px: plotly's title font (1.4 times its 12 px text)
+TITLE_X = 0.05  # the template's title position (left edge, as a share of the figure's width)
+TITLE_LINE = 22  # px the top margin grows by with each line of a title
+#: advance widths of the printable ASCII characters (space to ~) in thousandths of the font size, in
+#: DejaVu Sans: the Verdana that plotly's fonts ("Open Sans", verdana, arial) fall back to on Linux,
+#: wider than Open Sans and Arial, so that a line measured with it fits in any of them
+ASCII_WIDTHS = (
+    318, 401, 460, 838, 636, 950, 780, 275, 390, 390, 500, 838, 318, 361, 318, 337, 636, 636, 636, 636, 636, 636, 636,
+    636, 636, 636, 337, 337, 838, 838, 838, 531, 1000, 684, 686, 698, 770, 631, 575, 775, 752, 295, 295, 656, 557, 863,
+    748, 787, 603, 787, 695, 635, 611, 732, 684, 989, 685, 611, 685, 390, 337, 390, 838, 500, 500, 613, 635, 550, 635,
+    615, 352, 635, 634, 278, 279, 579, 278, 974, 634, 611, 635, 635, 412, 521, 392, 634, 592, 818, 592, 592, 525, 637,
+    337, 636, 838,
+)
 
 
 def _go() -> Any:
@@ -47,10 +63,12 @@ def to_plotly(record: Record) -> Any:
         fig = _diagram(go, record)
     else:
         fig = _chart(go, record)
-    lines = _title_lines(unseen_as_escapes(record.title))  # as drawn: an ESC is 4 characters (\x1b)
-    top = (110 if isinstance(record, Parallel) else 60) + 22 * (len(lines) - 1)
+    title = unseen_as_escapes(record.title)  # as drawn: an ESC is 4 characters (\x1b)
+    lines = _title_lines(title, fig.layout.width or FIGURE_WIDTH)
+    top = 110 if isinstance(record, Parallel) else 60
     fig.update_layout(title="<br>".join(_escape(line) for line in lines), template="plotly_white",
-                      margin={"l": 60, "r": 30, "t": top, "b": 50})
+                      margin={"l": 60, "r": 30, "t": top + TITLE_LINE * (len(lines) - 1), "b": 50},
+                      meta={"title": title, "top": top})  # what FIT_TITLE cuts again to the drawn width
     if len(lines) > 1:  # from the top down, clear of a legend or axis titles above the plot
         fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}})
     if record.empty:
@@ -219,12 +237,59 @@ def _diagram(go: Any, d: Diagram) -> Any:
     return fig
 
 
+#: a page's script that cuts a figure's title (``layout.meta``: the title and the top margin of one
+#: line) into lines as wide as the figure is drawn, measured in its font, again at each redraw (a
+#: responsive figure is as wide as its container, a window resized or a phone): as _title_lines
+FIT_TITLE = """
+function tunesmithFitTitle(gd) {
+  "use strict";
+  const meta = gd.layout && gd.layout.meta, full = gd._fullLayout;
+  if (!meta || typeof meta.title !== "string" || !full || !full.title || gd.tunesmithFitting) { return; }
+  const ctx = tunesmithFitTitle.ctx || (tunesmithFitTitle.ctx = document.createElement("canvas").getContext("2d"));
+  ctx.font = full.title.font.size + "px " + full.title.font.family;
+  const width = full.width * (1 - full.title.x) - 10;
+  const fits = (t) => ctx.measureText(t).width <= width;
+  const lines = [];
+  for (const paragraph of meta.title.split("\\n")) {
+    let line = "";
+    for (let word of paragraph.split(" ")) {
+      const joined = line ? line + " " + word : word;
+      if (fits(joined)) { line = joined; continue; }
+      if (line) { lines.push(line); }
+      while (word.length > 1 && !fits(word)) {
+        let cut = 1;
+        while (cut < word.length && fits(word.slice(0, cut + 1))) { cut++; }
+        lines.push(word.slice(0, cut));
+        word = word.slice(cut);
+      }
+      line = word;
+    }
+    lines.push(line);
+  }
+  const text = lines.map((l) => l.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")).join("<br>");
+  if (text === full.title.text) { return; }
+  const many = lines.length > 1;
+  gd.tunesmithFitting = true;
+  const done = () => { gd.tunesmithFitting = false; };
+  Plotly.relayout(gd, {"title.text": text, "margin.t": meta.top + TITLE_LINE * (lines.length - 1),
+                       "title.y": many ? 1 : null, "title.yref": many ? "container" : null,
+                       "title.yanchor": many ? "top" : null, "title.pad.t": many ? 12 : null}).then(done, done);
+}
+function tunesmithFitTitles(gd) {
+  if (!gd.tunesmithFitted) { gd.tunesmithFitted = true; gd.on("plotly_afterplot", () => tunesmithFitTitle(gd)); }
+  tunesmithFitTitle(gd);
+}
+""".replace("TITLE_LINE", str(TITLE_LINE))
+
+
 def to_html(records: Sequence[Record], *, full: bool = True, include_js: bool = True) -> str:
-    """The records as HTML: one ``<div>`` each, plotly.js embedded once (no network)."""
-    parts = []
+    """The records as HTML: one ``<div>`` each, plotly.js embedded once (no network), each title
+    cut into lines to the width its figure is drawn at (:data:`FIT_TITLE`)."""
+    parts = [f"<script>{FIT_TITLE}</script>"] if records else []
     for i, r in enumerate(records):
         parts.append(to_plotly(r).to_html(full_html=False, include_plotlyjs=include_js and i == 0,
-                                           div_id=f"plot-{r.kind}-{i}", config={"responsive": True}))
+                                           div_id=f"plot-{r.kind}-{i}", config={"responsive": True},
+                                           post_script="tunesmithFitTitles(document.getElementById('{plot_id}'));"))
     body = "\n".join(parts)
     if not full:
         return body
@@ -232,10 +297,18 @@ def to_html(records: Sequence[Record], *, full: bool = True, include_js: bool = 
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_escape(title)}</title></head><body>{body}</body></html>"
 
 
-def _title_lines(title: str) -> list[str]:
-    """A title as it is, or, longer than a line, cut into lines at spaces (a word longer than a line
-    anywhere): plotly draws a title on one line however long, cut at the plot's edge."""
-    return [title] if len(title) <= TITLE_WIDTH else textwrap.wrap(title, TITLE_WIDTH)
+def _title_lines(title: str, figure_width: float) -> list[str]:
+    """A title as it is, or, wider than the figure, cut into lines at spaces (a word wider than a
+    line anywhere): plotly draws a title on one line however long, cut at the figure's edge."""
+    return wrap_to_width(title, figure_width * (1 - TITLE_X) - 10, _title_width)
+
+
+def _title_width(text: str) -> float:
+    """``text``'s width in px in plotly's title font, by :data:`ASCII_WIDTHS` (a character beyond
+    ASCII: a wide East Asian one 1 em, any other 0.9 em, more than most are)."""
+    per_mille = sum(ASCII_WIDTHS[ord(c) - 32] if " " <= c <= "~" else
+                    1000 if unicodedata.east_asian_width(c) in "WF" else 900 for c in text)
+    return per_mille * TITLE_SIZE / 1000
 
 
 def _escape(text: str) -> str:

@@ -34,6 +34,37 @@ def short_labels(labels: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
     return short if len(set(short)) == len(set(labels)) else list(labels)
 
 
+def wrap_to_width(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """``text`` cut into lines no wider than ``width`` as ``measure`` (a line's drawn width) says:
+    at spaces, and a word wider than a line (a long study name) wherever it must be cut."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            joined = f"{line} {word}" if line else word
+            if measure(joined) <= width:
+                line = joined
+                continue
+            if line:
+                lines.append(line)
+            while len(word) > 1 and measure(word) > width:
+                cut = _longest_fit(word, width, measure)
+                lines.append(word[:cut])
+                word = word[cut:]
+            line = word
+        lines.append(line)
+    return lines
+
+
+def _longest_fit(word: str, width: float, measure: Callable[[str], float]) -> int:
+    """How many of ``word``'s first characters fit ``width`` (at least one: a line shows something)."""
+    low, high = 1, len(word)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if measure(word[:mid]) <= width else (low, mid - 1)
+    return low
+
+
 #: colour of each trial state (a colour-blind-safe palette)
 STATE_COLORS = {
     TrialState.COMPLETE: "#0072B2",
