@@ -453,6 +453,37 @@ def test_a_list_of_dicts_shows_the_estimators_names_not_the_stored_keys(tmp_path
     assert "C [branch 0]" in out and "C [branch 1]" in out and "0:C" not in out
 
 
+def test_a_list_of_estimators_is_stored_and_shown_by_name_not_position(tmp_path: Path, capsys) -> None:
+    """A list of estimators or functions was stored as positions: tunesmith show, the plots and
+    study_.best_params printed "clf 0" and "clf 1". Each is stored as a label a user recognises
+    (scikit-learn's repr, a function's name); a study stored with positions still resumes."""
+    from sklearn.feature_selection import SelectKBest, chi2, f_classif
+
+    from tunesmith.cli import main
+
+    pipe = Pipeline([("select", SelectKBest(k=2)), ("clf", LogisticRegression())])
+    space = {"clf": [LogisticRegression(C=10.0), SVC()], "select__score_func": [f_classif, chi2]}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    search = TunedSearchCV(pipe, space, cv=2, storage=url, name="pipe").fit(X, Y)
+    assert search.study_.space["clf"] == ts.Categorical(["LogisticRegression(C=10.0)", "SVC()"])
+    assert {t.params["select__score_func"] for t in search.study_.trials} == {"f_classif", "chi2"}
+    assert {type(p["clf"]) for p in search.cv_results_["params"]} == {LogisticRegression, SVC}  # the objects
+    assert search.cv_results_["params"][0]["select__score_func"] in (f_classif, chi2)
+    assert main(["show", "pipe", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "LogisticRegression(C=10.0)" in out and "SVC()" in out and "f_classif" in out
+    # alike or without a stable text (an address): by position, as before
+    assert as_search_space({"clf": [SVC(), SVC()]}).space["clf"] == ts.Categorical([0, 1])
+    assert as_search_space({"f": [lambda x: x, lambda x: -x]}).space["f"] == ts.Categorical([0, 1])
+    # a study stored before labels (positions) is resumed as it is stored
+    ts.Study(as_search_space(space, labels=False).space, direction="maximize", storage=url, name="old")
+    old = TunedSearchCV(pipe, space, cv=2, n_trials=2, sampler="random", storage=url, name="old").fit(X, Y)
+    resumed = clone(old).set_params(n_trials=4).fit(X, Y)
+    assert {t.params["clf"] for t in resumed.study_.trials} <= {0, 1} and len(resumed.cv_results_["params"]) == 4
+    assert {type(p["clf"]) for p in resumed.cv_results_["params"]} <= {LogisticRegression, SVC}
+    assert len(resumed.evaluate_best(X[:100], Y[:100], X[100:], Y[100:], k=2).results) == 2
+
+
 def _fails_on_class_2(estimator: object, X: object, y: np.ndarray) -> float:
     if y[0] == 2 and estimator.C < 0.5:  # type: ignore[attr-defined]
         raise RuntimeError("scorer broke")

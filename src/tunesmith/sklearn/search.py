@@ -183,6 +183,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         study = self._open_study(search, budget)
+        search = _as_stored(self.space, study)
         data = _same_data(study, X, y, folds, cv, fit_params)
         setup = same_setup(study, self.estimator, search, self.scoring)
         fold = functools.partial(_with_config, get_config(), functools.partial(
@@ -297,7 +298,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         once per seed (set as every ``random_state`` the search does not set): mean and spread.
         ``best_params_`` stays what the search found."""
         check_is_fitted(self, "cv_results_")
-        search = as_search_space(self.space)
+        search = _as_stored(self.space, self.study_)
         scorer = self._scorer()
         seeded = _random_states(self.estimator, search) if seeds is not None else []
 
@@ -399,6 +400,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                 raise exc from None  # not a stored study's space: a sampler or pruner refused, ...
             if stored.space.to_dict() == search.space.to_dict():
                 raise
+            if stored.space.to_dict() == as_search_space(self.space, labels=False).space.to_dict():
+                return self._open_study(as_search_space(self.space, labels=False), budget)  # stored before labels
             raise ValueError(
                 f"study {name!r} in {stored.storage.display_url} was searched over another space "
                 f"({space_change(stored.space, search.space)}); a search resumes only with the same space. "
@@ -643,6 +646,17 @@ def _same_data(
             "cross_validate or clone, as in nested cross-validation, leave name=None: each fit gets its own study)"
         )
     return {DATA_ATTR: data, FIT_ATTR: list(per_sample)}
+
+
+def _as_stored(spec: Any, study: Study) -> SearchSpace:
+    """The search space of ``spec`` as ``study`` stores it: objects by label, or by position in a
+    study stored before labels (resumed as it is)."""
+    search = as_search_space(spec)
+    if search.space.to_dict() != study.space.to_dict():
+        positional = as_search_space(spec, labels=False)
+        if positional.space.to_dict() == study.space.to_dict():
+            return positional
+    return search
 
 
 def _random_states(estimator: Any, search: SearchSpace) -> list[str]:

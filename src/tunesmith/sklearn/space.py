@@ -2,8 +2,11 @@
 
 * a list is a categorical (one value: a fixed parameter); values that are not
   plain JSON (estimators, functions), and lists with values equal across types
-  (``max_features=[1, 1.0]``: one feature or all of them), are searched by their
-  position in the list;
+  (``max_features=[1, 1.0]``: one feature or all of them), are searched by a label
+  a user recognises, stored in their place: an estimator's repr on one line
+  (``"SVC(C=10)"``), a function's name, a value's repr (``"1.0"``); by their
+  position in the list where two would read alike or one has no stable text (an
+  object shown by its address);
 * ``scipy.stats.loguniform(a, b)`` is ``Float(a, b, log=True)``,
   ``uniform(loc, scale)`` is ``Float(loc, loc + scale)``, ``randint(a, b)`` is
   ``Int(a, b - 1)`` (scipy's upper bound is exclusive);
@@ -35,13 +38,14 @@ class SearchSpace:
     """A tunesmith space and the way back from its configurations to estimator parameters.
 
     ``names[key]`` is the estimator parameter of space parameter ``key``;
-    ``objects[key]``, when present, lists the values a positional categorical
-    stands for.
+    ``objects[key]``, when present, lists the values a categorical of labels
+    (``labels[key]``, in the same order) or of positions stands for.
     """
 
     space: Space
     names: Mapping[str, str]
     objects: Mapping[str, tuple[Any, ...]]
+    labels: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def decode(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The estimator parameters (``set_params`` keywords) of a configuration."""
@@ -50,31 +54,37 @@ class SearchSpace:
             if key == BRANCH:
                 continue
             values = self.objects.get(key)
-            out[self.names[key]] = values[int(value)] if values is not None else _tuple(value)
+            if values is None:
+                out[self.names[key]] = _tuple(value)
+            else:
+                labels = self.labels.get(key)
+                out[self.names[key]] = values[labels.index(value) if labels is not None else int(value)]
         return out
 
 
-def as_search_space(spec: Any) -> SearchSpace:
-    """Turn ``spec`` (a ``ts.Space``, a dict, or a list of dicts) into a :class:`SearchSpace`."""
+def as_search_space(spec: Any, *, labels: bool = True) -> SearchSpace:
+    """Turn ``spec`` (a ``ts.Space``, a dict, or a list of dicts) into a :class:`SearchSpace`.
+    ``labels=False``: objects by their position only (as a study stored before labels has them)."""
     if isinstance(spec, Space):
         return SearchSpace(spec, {n: n for n in spec}, {})
     if isinstance(spec, Mapping):
-        return _branches([spec])
+        return _branches([spec], labels)
     if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)) and spec:
         if not all(isinstance(s, Mapping) for s in spec):
             raise TypeError("a list of spaces must hold only dicts, e.g. [{'kernel': ['rbf'], 'gamma': [...]}, ...]")
-        return _branches(list(spec))
+        return _branches(list(spec), labels)
     raise TypeError(
         f"space must be a ts.Space, a dict of parameter -> values/distribution, or a list of such dicts; got {spec!r}"
     )
 
 
-def _branches(specs: list[Mapping[str, Any]]) -> SearchSpace:
+def _branches(specs: list[Mapping[str, Any]], labelled: bool) -> SearchSpace:
     if any(not s for s in specs):
         raise ValueError("a space dict is empty: list at least one parameter to search")
     params: dict[str, Param] = {}
     names: dict[str, str] = {}
     objects: dict[str, tuple[Any, ...]] = {}
+    labels: dict[str, tuple[str, ...]] = {}
     single = len(specs) == 1
     if not single:
         params[BRANCH] = Categorical(list(range(len(specs))))
@@ -84,12 +94,34 @@ def _branches(specs: list[Mapping[str, Any]]) -> SearchSpace:
                 raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
             key = name if single else f"{i}:{name}"
             param, values = to_param(name, value)
+            shown = _labels(values) if labelled and values is not None else None
+            if shown is not None:  # stored by label, not position: what tables, plots and show print
+                param, labels[key] = (Categorical(list(shown)) if len(shown) > 1 else Fixed(shown[0])), shown
             if not single:
                 param = _when(param, {BRANCH: [i]})
             params[key], names[key] = param, name
             if values is not None:
                 objects[key] = values
-    return SearchSpace(Space(params), names, objects)
+    return SearchSpace(Space(params), names, objects, labels)
+
+
+def _labels(values: Sequence[Any]) -> tuple[str, ...] | None:
+    """Labels of a list's objects that a user recognises and that read the same in every process:
+    None (search by position) where two read alike or one has no stable text (an address)."""
+    out = tuple(_label(v) for v in values)
+    return out if len(set(out)) == len(out) and all(out) and not any(" at 0x" in t for t in out) else None
+
+
+def _label(value: Any) -> str:
+    """An estimator's repr (scikit-learn's: its changed parameters) on one line, a function's or
+    class's name, a string as it is, any other value's repr (a NumPy number's as Python's)."""
+    if isinstance(value, str):
+        return value
+    if (callable(value) or isinstance(value, type)) and not hasattr(value, "get_params"):
+        name = getattr(value, "__qualname__", None)
+        if isinstance(name, str):
+            return name
+    return " ".join(repr(_freeze(value) if _plain(value) else value).split())
 
 
 def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
