@@ -8,18 +8,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from .records import (
-    LINE,
-    Axis,
-    Chart,
-    Diagram,
-    Parallel,
-    Record,
-    Series,
-    axis_label,
-    short_labels,
-    wrap_to_width,
-)
+from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, axis_label, short_labels
 
 
 @overload
@@ -83,6 +72,8 @@ def _title_lines(ax: Any, title: str) -> list[str]:
     draws it on one line however long, cut at the figure's edge), measured in the title's font."""
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextToPath
+
+    from .records import wrap_to_width
 
     font = FontProperties(size="medium", weight=_matplotlib().rcParams["axes.titleweight"])
     points = TextToPath()
