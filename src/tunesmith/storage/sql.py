@@ -451,6 +451,11 @@ class SQLStorage(Storage):
             ) from None
         except ValueError as exc:  # a port that is not a number: int()'s message named no storage
             raise ValueError(f"storage {self.display_url!r}: its port must be a number ({exc})") from None
+        if parsed.get_backend_name() == "sqlite" and parsed.host and parsed.database in (None, ""):
+            raise ValueError(  # "sqlite://tunesmith.db": the file's name read as a host, no database
+                f"storage {self.display_url!r} names no file: a SQLite URL has three slashes before a "
+                f"relative path, 'sqlite:///{parsed.host}' (four before an absolute one, 'sqlite:////abs/path.db')"
+            )
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise ValueError(
                 "an in-memory SQLite database cannot be shared; use storage=None for memory "
