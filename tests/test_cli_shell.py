@@ -168,6 +168,24 @@ def test_each_subcommands_help_ends_with_an_example_that_parses(tmp_path: Path,
         build_parser().parse_args(words[1:words.index(">")] if ">" in words else words[1:])  # no SystemExit
 
 
+def test_the_command_alone_lists_the_commands_and_a_misspelt_choice_gets_the_closest(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`TS` alone printed the usage line and "the following arguments are required: COMMAND", not the
+    commands; `TS shwo` and `--kind histry` listed every choice and not the one meant."""
+    env = env_of(subprocess_env, False)
+    out = shell("TS", tmp_path, env)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "    show      print a study's best trials as a table\n" in out.stderr
+    assert out.stderr.endswith("tunesmith: error: name a command (tunesmith COMMAND --help lists its options)\n")
+    out = shell("TS shwo s; echo $?; TS plot s --kind histry -o h.png; echo $?", tmp_path, env)
+    assert out.stdout == "2\n2\n"
+    assert "tunesmith: error: argument COMMAND: invalid choice: 'shwo' (choose from " in out.stderr
+    assert "'import') (did you mean 'show'?)\n" in out.stderr
+    assert "'process') (did you mean 'history'?)\n" in out.stderr
+    out = shell("TS studies --sort zzz", tmp_path, env)  # nothing close: argparse's message as it was
+    assert out.returncode == 2 and out.stderr.endswith("(choose from 'created', 'name', 'trials', 'last')\n")
+
+
 def test_an_output_file_that_cannot_be_written_is_named(folder: Path, subprocess_env: dict[str, str]) -> None:
     """`TS export s -o /dev/full` said "No space left on device" and no file; a read-only folder named the
     temporary file beside the output (".t.csv.2b0e96fa181e.tmp"), a name the user never gave."""

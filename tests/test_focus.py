@@ -45,6 +45,21 @@ def test_threshold_keeps_the_effective_parameters_and_the_focused_search_improve
     assert wide.space.validate(narrow.best_params) == narrow.best_params  # a whole configuration of the old space
 
 
+def test_a_focused_search_with_the_parents_seed_draws_new_configurations() -> None:
+    """The focused study came back as made, empty, its sampler seeded as a study of no trial: with the
+    parent's seed its first new trial drew the parent's first configuration again, already carried."""
+    def f(t: ts.Trial) -> float:
+        return t.params["a"] + 0.5 * t.params["b"] + 0.001 * t.params["c"]
+
+    wide = ts.Study({n: ts.Float(0.0, 1.0) for n in "abc"}, sampler="random", seed=0)
+    wide.optimize(f, n_trials=12)
+    narrow = wide.focus(["a", "b"])
+    narrow.optimize(f, n_trials=3)
+    seen = {(t.params["a"], t.params["b"]) for t in wide.trials}
+    assert narrow.session == 12 and len(narrow.trials) == 15
+    assert [(t.params["a"], t.params["b"]) in seen for t in narrow.trials[12:]] == [False] * 3
+
+
 def test_keep_with_exact_carry_takes_the_trials_that_share_the_fixed_values() -> None:
     space = {"x": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b", "c"])}
     wide = ts.Study(space, sampler="random", seed=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -266,6 +267,11 @@ def test_make_storage_specs(tmp_path: Path) -> None:
         make_storage(f"sqlite:///{tmp_path}/missing/dir/x.db")
     with pytest.raises(ValueError, match="in-memory SQLite database cannot be shared"):
         make_storage("sqlite://")
+    # two slashes read the file's name as a host: it said "an in-memory SQLite database cannot be shared"
+    with pytest.raises(ValueError, match=re.escape(
+            "storage 'sqlite://tunesmith.db' names no file: a SQLite URL has three slashes before a relative "
+            "path, 'sqlite:///tunesmith.db' (four before an absolute one, 'sqlite:////abs/path.db')")):
+        make_storage("sqlite://tunesmith.db")
     with pytest.raises(TypeError, match="URL string or a Storage"):
         make_storage(3)  # type: ignore[arg-type]
 

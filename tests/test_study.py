@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -366,6 +367,29 @@ def test_study_survives_its_process_and_resumes_by_name(sqlite_url: str, subproc
         ts.Study(storage=sqlite_url, name="other")
     with pytest.raises(ValueError, match=r"no study named 'persit' .*\(did you mean 'persist'\?\): pass a space"):
         ts.Study(storage=sqlite_url, name="persit")  # a typo when resuming: before, only "pass a space"
+
+
+def test_resuming_from_a_misspelt_sqlite_path_names_the_missing_file_and_makes_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``load_study`` (and ``Study`` without a space) made an empty database at a misspelt path and
+    said only "no study named ..."; ``Study()`` with neither space nor name named a study never given."""
+    monkeypatch.chdir(tmp_path)
+    ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///tunesmith.db", name="svm")
+    for spec in ("sqlite:///tunesmth.db", "tunesmth.db", tmp_path / "tunesmth.db"):
+        with pytest.raises(ts.StudyNotFound, match=re.escape(
+                f"no study named 'svm' in sqlite:///{tmp_path / 'tunesmth.db'} "
+                f"(there is no database file at '{tmp_path / 'tunesmth.db'}')")):
+            ts.load_study("svm", spec)
+        with pytest.raises(ValueError, match="there is no database file at .*: pass a space to create it"):
+            ts.Study(storage=spec, name="svm")
+    assert sorted(p.name for p in tmp_path.iterdir() if "tunesmth" in p.name) == []
+    assert len(ts.load_study("svm", "tunesmith.db").trials) == 0  # a file that is there opens as before
+    made = ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///new.db", name="svm")  # a space creates it
+    assert made.storage.display_url.endswith("new.db") and (tmp_path / "new.db").is_file()
+    with pytest.raises(ValueError, match=r"^a new study needs a space: ts\.Study\(space, direction=\.\.\.\); to resume "
+                                         r"a stored study, give its name and storage: ts\.load_study\(name, storage\)$"):
+        ts.Study()
 
 
 def test_numpy_and_tensor_like_values_are_accepted() -> None:

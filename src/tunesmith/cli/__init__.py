@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import TunesmithError
+from ..space.params import did_you_mean
 from . import commands, dashboard, focus, insight, worker
 from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
 
@@ -64,6 +65,15 @@ SUBCOMMANDS: list[Subcommand] = [
 
 
 class _Parser(argparse.ArgumentParser):
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's refusal of a value that is not among the choices, with the closest one
+        (``tunesmith shwo``, ``--kind histry``: did you mean 'show', 'history'?)."""
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            hint = did_you_mean(value, [str(c) for c in action.choices or ()])
+            raise argparse.ArgumentError(action, f"{exc.message}{hint}") from None
+
     def _print_message(self, message: str, file: Any = None) -> None:
         """argparse drops an error writing ``--help`` or ``--version`` (status 0, nothing shown): raised
         here, for :func:`main` to say."""
@@ -142,6 +152,10 @@ def _main(argv: Sequence[str] | None) -> int:
     command = "tunesmith"
     try:
         parser = build_parser()
+        if not (sys.argv[1:] if argv is None else argv):  # `tunesmith` alone: the commands, not only the usage line
+            parser.print_help(sys.stderr)
+            print("tunesmith: error: name a command (tunesmith COMMAND --help lists its options)", file=sys.stderr)
+            return 2
         try:
             args = parser.parse_args(argv)
         except SystemExit:  # --help, --version, a usage error: once their text is out

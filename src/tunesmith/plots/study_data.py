@@ -216,9 +216,11 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
         best = s.best()
         first = sorted(numeric, key=lambda n: best is None or n not in best.params)[:max_params]
         names = [n for n in numeric if n in first]
-    if len(names) < 2:
-        return [nothing("contour", f"{s.name}: contour", "a contour needs two numeric parameters; "
-                        f"{s.name!r} has {names or 'none'} (see the slice plot for the others)")]
+    if len(names) < 2:  # of those asked for: "'svm' has ['C']" read as if the study had no other
+        which = (f"{s.name!r} has {names or 'none'}" if params is None
+                 else f"of those asked for, {list(dict.fromkeys(params))}, {names or 'none'} numeric")
+        return [nothing("contour", f"{s.name}: contour", f"a contour needs two numeric parameters; {which} "
+                        "(see the slice plot for the others)")]
     pairs = _pairs(names)
     met = [(x, y) for x, y in pairs if _together(s, x, y)]
     if params is None and s.fitting and not any(_together(s, x, y) for x, y in _pairs(numeric)):

@@ -27,12 +27,14 @@ def __dir__() -> list[str]:
 
 
 def make_storage(spec: str | os.PathLike[str] | Storage | None, *, read_only: bool = False,
-                 retry_window: float | None = None) -> Storage:
+                 retry_window: float | None = None, create: bool = True) -> Storage:
     """A storage from ``None``/"memory" (in memory), a database URL, a path
     ending in ``.db`` (SQLite), or an instance (returned as is).
 
     ``read_only`` opens a SQL database for reading only, ``retry_window`` sets how long it
     rides out an outage (see :class:`SQLStorage`; a storage in memory or an instance takes neither).
+    ``create=False`` opens the storage of a study to resume, not to create: a SQLite file that is
+    not there is read as empty (the study is then not found, naming the missing file), never made.
     """
     if retry_window is not None and not (isinstance(spec, str) and spec != "memory"):
         raise ValueError(f"retry_window is a setting of a storage opened by database URL, not of {spec!r}")
@@ -54,12 +56,20 @@ def make_storage(spec: str | os.PathLike[str] | Storage | None, *, read_only: bo
                 "'sqlite:////absolute/path.db' (three slashes, then the path)"
             )
         if spec.endswith((".db", ".sqlite", ".sqlite3")):
-            return SQLStorage(f"sqlite:///{spec}", read_only=read_only, **opts)
+            spec = f"sqlite:///{spec}"
+            return SQLStorage(spec, read_only=read_only or _not_there(spec, create), **opts)
         raise ValueError(
             f"storage {spec!r} is not a database URL; use 'sqlite:///{spec}' for a SQLite file "
             "or 'postgresql+psycopg://user:password@host/dbname'"
         )
-    return SQLStorage(spec, read_only=read_only, **opts)
+    return SQLStorage(spec, read_only=read_only or _not_there(spec, create), **opts)
+
+
+def _not_there(url: str, create: bool) -> bool:
+    """Whether a SQLite file to open, not to create, is missing (then read as empty, not made)."""
+    from .sql import missing_sqlite_file
+
+    return not create and missing_sqlite_file(url)
 
 
 __all__ = [

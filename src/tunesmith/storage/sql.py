@@ -163,6 +163,19 @@ def _check_beside(path: Path, url: str) -> None:
                          "database to a folder only its users can write")
 
 
+def missing_sqlite_file(url: str) -> bool:
+    """Whether ``url`` names a SQLite database file that is not there (relative paths from the
+    current folder, as :class:`SQLStorage` opens them)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return False  # SQLStorage says what is wrong with it
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or db in (None, "", ":memory:") or str(db).startswith("file:"):
+        return False
+    return not Path(str(db)).expanduser().exists()
+
+
 def _seconds(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
@@ -438,6 +451,11 @@ class SQLStorage(Storage):
             ) from None
         except ValueError as exc:  # a port that is not a number: int()'s message named no storage
             raise ValueError(f"storage {self.display_url!r}: its port must be a number ({exc})") from None
+        if parsed.get_backend_name() == "sqlite" and parsed.host and parsed.database in (None, ""):
+            raise ValueError(  # "sqlite://tunesmith.db": the file's name read as a host, no database
+                f"storage {self.display_url!r} names no file: a SQLite URL has three slashes before a "
+                f"relative path, 'sqlite:///{parsed.host}' (four before an absolute one, 'sqlite:////abs/path.db')"
+            )
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise ValueError(
                 "an in-memory SQLite database cannot be shared; use storage=None for memory "

@@ -258,4 +258,6 @@ def focus_study(
         raise
     if log:
         logger.info("%s", plan.summary(study.name))
-    return new, plan
+    # opened anew, as a copy is: its sampler's stream follows the carried trials (session = their count),
+    # where the object made empty drew the parent's first trial again
+    return Study(storage=target, name=new_name), plan

@@ -102,7 +102,10 @@ class Study:
         if not isinstance(load_if_exists, (bool, np.bool_)):  # "no" is true: the study would be resumed
             raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
         load_if_exists = bool(load_if_exists)  # NumPy's (n > 0 of a NumPy count), as check_field_types takes it
-        self._storage = make_storage(storage)
+        if space is None and name is None:  # said "no study named 'study-1a2b3c4d'": a name never given
+            raise ValueError("a new study needs a space: ts.Study(space, direction=...); to resume a stored "
+                             "study, give its name and storage: ts.load_study(name, storage)")
+        self._storage = make_storage(storage, create=space is not None)  # resumed: a missing file is not made
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
         self._stored_space: Space | None = None  # the stored space as _check_same read it (read once)
@@ -247,7 +250,7 @@ class Study:
         if _looks_like_storage(name) and isinstance(storage, str) and not _looks_like_storage(storage):
             raise ValueError(f"the study's name comes first, then its storage: load_study(name, storage); got the "
                              f"name {name!r} and the storage {storage!r}")
-        st = make_storage(storage)
+        st = make_storage(storage, create=False)  # a misspelt SQLite path is not found, not made empty
         st.get_study(name)
         return cls(storage=st, name=name, **kwargs)
 
