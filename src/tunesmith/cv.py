@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import TrialPruned, add_note
+from .exceptions import TrialPruned, add_exception_note
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .pruners.curves import check_int
 from .space.params import check_seed, did_you_mean
@@ -231,7 +231,7 @@ def _fold(score: FoldScore, k: int, n: int, train: np.ndarray, val: np.ndarray) 
     try:
         return score(train, val)
     except Exception as exc:
-        add_note(exc, f"in fold {k} of {n} ({_size(train)} training, {_size(val)} validation samples)")
+        add_exception_note(exc, f"in fold {k} of {n} ({_size(train)} training, {_size(val)} validation samples)")
         raise
 
 

@@ -101,7 +101,7 @@ def interrupted(exc: BaseException | None = None) -> str:
 _TRIAL_PY = os.path.join("tunesmith", "study", "trial.py")
 
 
-def add_note(exc: BaseException, note: str) -> None:
+def add_exception_note(exc: BaseException, note: str) -> None:
     """``exc.add_note(note)``; Python 3.10 has no ``add_note`` (an AttributeError would replace
     ``exc``): the note is kept in ``__notes__`` all the same, where :func:`describe_exception` reads it."""
     if hasattr(exc, "add_note"):
