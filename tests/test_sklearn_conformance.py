@@ -223,6 +223,34 @@ def test_a_scorer_returning_inf_gives_grid_search_rows_and_best(stored: bool, tm
     assert sum("the scorer returned infinite scores" in e for e in errors) == 3
 
 
+def _signed_infinite_scorer(est: object, x: object, y: object) -> float:
+    """Training folds (100 samples) scored as usual; on the validation folds C=10 scores inf, C=1 -inf,
+    inf on the second fold (its first sample's last feature > 0.25), -inf."""
+    c = est.C  # type: ignore[attr-defined]
+    if len(x) > 60 or c == 0.1:  # type: ignore[arg-type]
+        return float(est.score(x, y))  # type: ignore[attr-defined]
+    return np.inf if c == 10.0 or x[0, 3] > 0.25 else -np.inf  # type: ignore[index]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in subtract:RuntimeWarning")  # GridSearchCV's std
+def test_infinite_scores_of_both_signs_and_the_training_scores_are_grid_search_s() -> None:
+    """inf on one fold and -inf on the next ended the configuration there (its later folds NaN, where
+    GridSearchCV scores them), and a configuration failed by infinite test scores had NaN training
+    scores, where GridSearchCV shows their mean and std."""
+    def fit(cls: type) -> object:
+        with pytest.warns(UserWarning, match="test scores are non-finite"):
+            return cls(LogisticRegression(), {"C": [0.1, 1.0, 10.0]}, cv=3, scoring=_signed_infinite_scorer,
+                       return_train_score=True).fit(X, Y)
+
+    ours, theirs = _both(lambda cls: cls, fit)
+    for key in ("split0_test_score", "split1_test_score", "split2_test_score", "mean_test_score", "std_test_score",
+                "rank_test_score", "mean_train_score", "std_train_score"):
+        np.testing.assert_allclose(_means(ours, key), _means(theirs, key), err_msg=key)
+    assert _means(ours, "split2_test_score")[1] == -np.inf and np.isnan(_means(ours)[1])
+    errors = [t.error for t in ours.study_.trials if t.error]  # type: ignore[attr-defined]
+    assert len(errors) == 2 and all("the scorer returned infinite scores" in e for e in errors), errors
+
+
 def test_a_used_up_generator_cv_is_refused_before_a_trial_is_recorded(tmp_path: object) -> None:
     """cv=KFold(3).split(X) is a generator: the second fit found no fold, and failed its first trial
     (recorded in the stored study) with cross_validate's "folds is empty", which does not say why."""

@@ -484,6 +484,19 @@ def test_a_list_of_estimators_is_stored_and_shown_by_name_not_position(tmp_path:
     assert len(resumed.evaluate_best(X[:100], Y[:100], X[100:], Y[100:], k=2).results) == 2
 
 
+def test_an_estimator_s_label_does_not_follow_scikit_learn_s_print_setting(tmp_path: Path) -> None:
+    """Labels were the estimators' repr under the caller's sklearn.set_config: with print_changed_only=False
+    (every parameter printed) a stored search read as another space and did not resume."""
+    pipe = Pipeline([("clf", LogisticRegression())])
+    space = {"clf": [LogisticRegression(C=10.0), SVC()]}
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    TunedSearchCV(pipe, space, cv=2, n_trials=1, sampler="random", storage=url, name="s").fit(X, Y)
+    with sklearn.config_context(print_changed_only=False):
+        assert as_search_space(space).space["clf"] == ts.Categorical(["LogisticRegression(C=10.0)", "SVC()"])
+        resumed = TunedSearchCV(pipe, space, cv=2, n_trials=2, sampler="random", storage=url, name="s").fit(X, Y)
+    assert len(resumed.study_.trials) == 2
+
+
 def _fails_on_class_2(estimator: object, X: object, y: np.ndarray) -> float:
     if y[0] == 2 and estimator.C < 0.5:  # type: ignore[attr-defined]
         raise RuntimeError("scorer broke")

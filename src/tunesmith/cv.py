@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import TrialPruned
+from .exceptions import TrialPruned, add_exception_note
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .pruners.curves import check_int
 from .space.params import check_seed, did_you_mean
@@ -203,8 +203,8 @@ def cross_validate(
 def validate(
     trial: Any, score: FoldScore, folds: Iterable[Fold], *, key: str | None, n_jobs: int, every_fold: bool = False
 ) -> float:
-    """:func:`cross_validate`; ``every_fold``: a fold scored infinite does not end the run (the
-    folds after it are scored and recorded, as scikit-learn's searches score every fold)."""
+    """:func:`cross_validate`; ``every_fold``: a fold scored infinite (``inf`` or ``-inf``) does not end
+    the run (the folds after it are scored and recorded, as scikit-learn's searches score every fold)."""
     if hasattr(folds, "split") or isinstance(folds, (int, np.integer)):
         write = f"cv.split({folds!r}, x, y)" if hasattr(folds, "split") else f"cv.kfold(len(x), {folds}) or cv.stratified(y, {folds})"
         raise TypeError(f"cross_validate takes folds as (train_idx, val_idx) pairs, got {folds!r}: write {write}")
@@ -231,7 +231,7 @@ def _fold(score: FoldScore, k: int, n: int, train: np.ndarray, val: np.ndarray) 
     try:
         return score(train, val)
     except Exception as exc:
-        exc.add_note(f"in fold {k} of {n} ({_size(train)} training, {_size(val)} validation samples)")
+        add_exception_note(exc, f"in fold {k} of {n} ({_size(train)} training, {_size(val)} validation samples)")
         raise
 
 
@@ -286,8 +286,8 @@ def _run(
         with np.errstate(invalid="ignore"):  # inf and -inf folds: NaN
             mean = float(np.mean(table[name]))
         trial.set_attr(CV_ATTR, summary(table, name, n_folds))
-        if math.isinf(mean) and every_fold:
-            continue  # no report, no pruning: the trial fails with this value once every fold is scored
+        if not math.isfinite(mean) and every_fold and not np.isnan(np.asarray(table[name], dtype=float)).any():
+            continue  # infinite folds (inf and -inf: a NaN mean): no report, no pruning; the trial fails once all are scored
         if not math.isfinite(mean):
             return mean  # a failed fold: the study marks the trial failed with this value
         trial.report(mean, k)

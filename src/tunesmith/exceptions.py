@@ -101,6 +101,15 @@ def interrupted(exc: BaseException | None = None) -> str:
 _TRIAL_PY = os.path.join("tunesmith", "study", "trial.py")
 
 
+def add_exception_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``; Python 3.10 has no ``add_note`` (an AttributeError would replace
+    ``exc``): the note is kept in ``__notes__`` all the same, where :func:`describe_exception` reads it."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+
+
 def describe_exception(exc: BaseException) -> str:
     """``Type: message at file:line`` (where it was raised): what a failed trial stores as its error."""
     import traceback

@@ -44,18 +44,18 @@ def cv_results(
     out.update(_param_columns(params))
     out["params"] = params
     splits = ("test", "train") if train_score else ("test",)
+    failed = np.array([t.state is TrialState.FAILED for t in trials], dtype=bool)
     for split in splits:
         for m in metrics:
             table = _table(trials, f"{split}_{m}", n_splits)
             for k in range(n_splits):
                 out[f"split{k}_{split}_{m}"] = table[:, k]
             _mean_std(out, f"{split}_{m}", table)
-            failed = np.array([t.state is TrialState.FAILED for t in trials], dtype=bool)
-            with np.errstate(invalid="ignore"):  # inf and -inf folds: NaN
-                means = table[failed].mean(axis=1)
-            # a fold scored a NaN error_score: NaN; infinite scores: their mean (std NaN), as scikit-learn's
-            out[f"mean_{split}_{m}"][failed] = np.where(np.isinf(means), means, np.nan)
-            out[f"std_{split}_{m}"][failed] = np.nan
+            # a fold scored a NaN error_score (or NaN): NaN, as scikit-learn averages it; a failed trial
+            # whose every fold scored (infinite test scores) keeps its means and stds, as scikit-learn's
+            unscored = failed & np.isnan(table).any(axis=1)
+            for stat in ("mean", "std"):
+                out[f"{stat}_{split}_{m}"][unscored] = np.nan
             if split == "test":
                 # a row with an infinite mean ran every fold: ranked by it, as scikit-learn ranks
                 states = [TrialState.COMPLETE if t.state is TrialState.FAILED and np.isinf(mean) else t.state
@@ -76,14 +76,19 @@ def _table(trials: Sequence[FrozenTrial], name: str, n_splits: int) -> np.ndarra
     """Values by (trial, fold); folds a trial did not run are NaN."""
     table = np.full((len(trials), n_splits), np.nan)
     for i, t in enumerate(trials):
-        scores = fold_scores(t)
-        marks = scores.get(INFINITE) or []
-        for k, v in enumerate(scores.get(name, [])[:n_splits]):
-            if isinstance(v, (int, float)):
-                table[i, k] = v
-            elif k < len(marks) and isinstance(marks[k], str):
-                table[i, k] = _infinite(marks[k], name)
+        values = fold_values(fold_scores(t), name)[:n_splits]
+        table[i, : len(values)] = values
     return table
+
+
+def fold_values(scores: Mapping[str, Any], name: str) -> list[float]:
+    """The values ``name`` of a trial's fold record (:func:`fold_scores`), fold by fold: its infinite
+    ones as they were (the record stores them as None), NaN where it holds no number."""
+    marks = scores.get(INFINITE) or []
+    values = scores.get(name) or []
+    return [float(v) if isinstance(v, (int, float)) else
+            _infinite(marks[k], name) if k < len(marks) and isinstance(marks[k], str) else np.nan
+            for k, v in enumerate(values)]
 
 
 def _infinite(marks: str, name: str) -> float:
@@ -99,10 +104,10 @@ def _mean_std(out: dict[str, Any], name: str, table: np.ndarray) -> None:
     ran = ~np.isnan(table)
     n = ran.sum(axis=1)
     filled = np.where(ran, table, 0.0)
-    mean = np.divide(filled.sum(axis=1), n, out=np.full(len(table), np.nan), where=n > 0)
-    with np.errstate(invalid="ignore"):  # an infinite fold: inf - inf
+    with np.errstate(invalid="ignore"):  # infinite folds: inf - inf is NaN (scikit-learn's std of them)
+        mean = np.divide(filled.sum(axis=1), n, out=np.full(len(table), np.nan), where=n > 0)
         sq = np.where(ran, (table - mean[:, None]) ** 2, 0.0)
-    std = np.sqrt(np.divide(sq.sum(axis=1), n, out=np.full(len(table), np.nan), where=n > 0))
+        std = np.sqrt(np.divide(sq.sum(axis=1), n, out=np.full(len(table), np.nan), where=n > 0))
     out[f"mean_{name}"], out[f"std_{name}"] = mean, std
 
 

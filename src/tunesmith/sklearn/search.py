@@ -47,7 +47,7 @@ from ..storage.base import mask_url
 from ..study import Study
 from ..trial import TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
-from .results import INFINITE, cv_results, fold_scores
+from .results import INFINITE, cv_results, fold_scores, fold_values
 from .space import SearchSpace, as_search_space
 
 #: "auto"'s expected-improvement margin in score units (skopt's ``xi``): at 16 trials it kept the
@@ -211,7 +211,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):  # scored error_score: not a failed fit
                 raise ScoringFailedError(f"scoring failed on fold {ran} (error_score={self.error_score!r}): "
                                          f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
-            if math.isinf(value):  # cv_results_ keeps the infinite mean and ranks by it, as scikit-learn does
+            if not math.isfinite(value) and not np.isnan(fold_values(scores, f"test_{metric}")).any():
+                # every fold scored, some inf or -inf: cv_results_ keeps their mean and ranks by it, as scikit-learn
                 raise ScoringFailedError(f"the scorer returned infinite scores: their mean over {ran} folds is {value}")
             if not math.isfinite(value):  # the scorer returned NaN: a row of NaN scores, as scikit-learn keeps it
                 raise ScoringFailedError(f"the scorer returned {value} on fold {ran}")

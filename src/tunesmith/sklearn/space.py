@@ -108,7 +108,10 @@ def _branches(specs: list[Mapping[str, Any]], labelled: bool) -> SearchSpace:
 def _labels(values: Sequence[Any]) -> tuple[str, ...] | None:
     """Labels of a list's objects that a user recognises and that read the same in every process:
     None (search by position) where two read alike or one has no stable text (an address)."""
-    out = tuple(_label(v) for v in values)
+    from sklearn import config_context
+
+    with config_context(print_changed_only=True):  # scikit-learn's default: the same whatever the caller set
+        out = tuple(_label(v) for v in values)
     return out if len(set(out)) == len(out) and all(out) and not any(" at 0x" in t for t in out) else None
 
 
