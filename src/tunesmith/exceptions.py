@@ -107,7 +107,7 @@ def add_exception_note(exc: BaseException, note: str) -> None:
     if hasattr(exc, "add_note"):
         exc.add_note(note)
     else:
-        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+        setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010 (no such attribute on 3.10)
 
 
 def describe_exception(exc: BaseException) -> str:
