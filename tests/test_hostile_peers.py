@@ -396,6 +396,7 @@ def test_an_integer_attribute_too_long_for_json_text_is_refused_by_name(tmp_path
     {"overfit_at": 2, "curves": {"gap": [0.1, 10**400]}},
     {"curves": {"val_loss": [0.5, 10**400, 0.3], "train_loss": [0.4, -(10**400), 0.2]}},
     {"adapted_lr": {"w/decay": [10**400, 0.01, 0.02]}, "overfit_at": 1},
+    {"test_value": 10**400},
 ])  # fmt: skip
 def test_numbers_beyond_a_float_in_a_trained_trial_s_attributes_leave_show_report_and_plots_readable(
         tmp_path: Path, attrs: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
