@@ -12,6 +12,7 @@ waited on (busy timeout) and whole operations are retried on transient errors.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import functools
 import itertools
@@ -171,6 +172,27 @@ def _seconds(name: str, value: float) -> float:
 
 def _dumps(x: Any) -> str:
     return json.dumps(x, separators=(",", ":"), default=_json_default)
+
+
+def _space_text(space: Mapping[str, Any]) -> str:
+    """A space's definitions as JSON; a ValueError naming the parameter whose definition holds a value
+    JSON cannot keep (before: written as its repr, "datetime.date(2024, 1, 1)", and the study's first
+    trial failed with "Object of type date is not JSON serializable")."""
+    for name, definition in space.items():
+        try:
+            json.dumps(definition, default=_plain_or_refused)
+        except TypeError as exc:
+            raise ValueError(f"parameter {name!r}: {exc}, which a stored study cannot keep (it stores its space "
+                             "as JSON); list strings or numbers and convert them in the objective") from None
+    return _dumps(dict(space))
+
+
+def _plain_or_refused(x: Any) -> Any:
+    if hasattr(x, "item") or isinstance(x, (set, frozenset, tuple)):
+        return _json_default(x)
+    if isinstance(x, datetime.date):
+        raise TypeError(f"{x!r} is a date (YAML reads an unquoted date as one: quote it)")
+    raise TypeError(f"{x!r} is of type {type(x).__name__}")
 
 
 def _json_default(x: Any) -> Any:
@@ -808,6 +830,7 @@ class SQLStorage(Storage):
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
         check_study_name(name)
+        space_text = _space_text(space)
 
         def op(conn: Connection) -> StudyRecord:
             exists = conn.execute(
@@ -816,7 +839,7 @@ class SQLStorage(Storage):
             if exists:
                 raise DuplicateStudyError(f"a study named {name!r} already exists in {self.display_url}")
             now = time.time()
-            row = {"name": name, "direction": direction.value, "space": _dumps(dict(space)),
+            row = {"name": name, "direction": direction.value, "space": space_text,
                    "config": _dumps(dict(config)), "created": now}
             if conn.dialect.name == "sqlite":  # SQLite reuses the largest id once deleted (PostgreSQL never)
                 row["study_id"] = _next_study_id(conn)
