@@ -166,6 +166,17 @@ def test_a_choice_json_cannot_store_is_refused_before_the_study_is_created(
     assert ts.storage.make_storage(url).list_studies() == []
 
 
+def test_an_integer_of_thousands_of_digits_names_the_study_file(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # before: int()'s "Exceeds the limit (4300 digits) ...; use sys.set_int_max_str_digits()", naming no file
+    path = write(tmp_path, f"objective: obj.py:f\n{SPACE}n_trials: {'9' * 5000}\n")
+    assert main(["run", str(path), "--storage", f"sqlite:///{tmp_path / 'db.db'}"]) == 2
+    assert f"{path}: not valid YAML: a value cannot be read (Exceeds the limit" in capsys.readouterr().err
+    write(tmp_path, f"objective: obj.py:f\n{SPACE}name: 2024-13-45\n")
+    assert main(["run", str(path), "--storage", f"sqlite:///{tmp_path / 'db.db'}"]) == 2
+    assert f"{path}: not valid YAML: a value cannot be read (month must be in 1..12)" in capsys.readouterr().err
+
+
 def test_retry_window_in_a_study_file_sets_how_long_a_worker_rides_out_an_outage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
