@@ -503,6 +503,21 @@ def test_a_stored_heartbeat_interval_of_a_nanosecond_is_refused_not_a_loop_of_wr
         ts.Study(SPACE, name="mine", heartbeat_interval=1e-9)
 
 
+def test_a_heartbeat_interval_too_long_to_wait_is_refused_not_a_dead_heartbeat_thread(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """An interval of 1e300 (stored, or typed) was taken: the first trial's heartbeat thread died at once
+    with "OverflowError: timestamp out of range for platform time_t", a traceback amid the run."""
+    url, study = _sqlite_study(tmp_path, heartbeat_interval=0.5)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.heartbeat.interval', 1e300, "
+                   "'$.heartbeat.grace', 1e301)")
+    with pytest.raises(ts.StorageError, match=r"heartbeat_interval must be at most 9\.2\de\+09 s, got 1e\+300"):
+        ts.Study(storage=url, name="s")
+    with pytest.raises(ValueError, match="heartbeat_interval must be at most"):
+        ts.Study(SPACE, name="mine", heartbeat_interval=1e300)
+    assert "OverflowError" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize(("marks", "why"), [
     ([[0] * 101], r" must be a list of paths \(lists of at most 100 keys and indices\), got \[\[0, 0, .*\(305 characters\)"),
     ([["shape"], ["name"]], r": the path \['name'\] marks 'abc', not a list"),
