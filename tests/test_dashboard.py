@@ -730,11 +730,15 @@ def test_no_other_site_may_frame_a_page(url: str) -> None:
         assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
 
 
-@pytest.mark.parametrize("poll", ["nan", "inf", "0"])
+@pytest.mark.parametrize("poll", ["nan", "inf", "0", "3000000"])
 def test_a_poll_interval_that_is_not_a_positive_number_is_refused(url: str, poll: str, capsys: Any) -> None:
-    """--poll nan was taken: the page's timer then fired at once, polling the server without pause."""
+    """--poll nan was taken: the page's timer then fired at once, polling the server without pause. So
+    did --poll 3000000: a browser's timer waits at most 2**31 - 1 ms, and fires a longer one at once
+    (in chromium, 50 such waits took 189 ms)."""
     assert main(["dashboard", "--storage", url, "--port", str(free_port()), "--poll", poll]) == 2
     assert "--poll must be a positive number of seconds" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="poll_seconds must be a positive number of seconds"):
+        create_app(open_storage(url), poll_seconds=float(poll))
 
 
 def test_a_huge_value_or_worker_name_is_cut_short_in_the_trials_table(url: str) -> None:

@@ -11,7 +11,6 @@ JSON: ``/api/studies``, ``/api/studies/{name}``, ``/api/studies/{name}/changes?s
 from __future__ import annotations
 
 import json
-import math
 import re
 import secrets
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from .writes import WRITE_ROUTES
 MAX_PAGE = 500  # rows one trials request returns at most
 MAX_FORM = 1 << 20  # bytes a posted form may have (a note, a configuration): a larger body is refused unread
 STATES = tuple(s.value for s in TrialState)
+MAX_POLL = (2**31 - 1) // 1000  # seconds: a browser's timer waits at most 2**31 - 1 ms and fires a longer wait at once
 #: marks a "/" inside one path segment (sent as %2F) while the router splits the path: "/" is written
 #: MARK + "/", and the name's own MARK (a study may be named "x\uffffy") MARK + MARK
 MARK = "\uffff"
@@ -50,8 +50,9 @@ class Dashboard:
     """The state behind the routes: the storage's cache and the server's options."""
 
     def __init__(self, storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0) -> None:
-        if isinstance(poll_seconds, bool) or not isinstance(poll_seconds, (int, float)) or not 0 < poll_seconds < math.inf:
-            raise ValueError(f"poll_seconds must be a positive number of seconds, got {poll_seconds!r}")  # 0: no pause
+        if isinstance(poll_seconds, bool) or not isinstance(poll_seconds, (int, float)) or not 0 < poll_seconds <= MAX_POLL:
+            raise ValueError(f"poll_seconds must be a positive number of seconds, at most {MAX_POLL:,.0f} (a browser's "
+                             f"timer fires a longer wait at once), got {poll_seconds!r}")  # 0, nan: no pause
         self.cache = StudyCache(storage)
         self.allow_writes = allow_writes
         self.poll_seconds = poll_seconds
