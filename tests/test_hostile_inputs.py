@@ -228,6 +228,27 @@ def test_an_output_that_is_a_link_of_another_user_is_refused(tmp_path: Path, cap
         assert victim.read_text() == "precious", name
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
+def test_a_database_that_is_a_link_of_another_user_is_not_written_through(tmp_path: Path) -> None:
+    """Before: a link another user planted at a study's database path (a shared folder) was followed: the
+    study's tables went into the file they chose, another database of this user's."""
+    victim = tmp_path / "victim.db"
+    with sqlite3.connect(victim) as db:
+        db.execute("CREATE TABLE mine (x)")
+    link = tmp_path / "shared.db"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(ValueError, match=rf"{link} is a link owned by another user \(uid 65534\), who chose the file "
+                                         rf"it writes to \({victim}\)"):
+        ts.Study(SPACE, storage=f"sqlite:///{link}", name="s")
+    with sqlite3.connect(victim) as db:
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("mine",)]
+    assert ts.storage.make_storage(f"sqlite:///{link}", read_only=True).list_studies() == []  # read: as before
+    os.lchown(link, os.getuid(), os.getgid())  # the user's own link: followed, as before
+    ts.Study(SPACE, storage=f"sqlite:///{link}", name="s")
+    assert ts.storage.make_storage(f"sqlite:///{victim}").list_studies()[0].name == "s"
+
+
 def test_an_output_of_the_users_own_link_or_a_device_is_written_as_before(tmp_path: Path) -> None:
     pytest.importorskip("plotly")
     url, _ = _sqlite_study(tmp_path)

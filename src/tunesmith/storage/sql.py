@@ -134,6 +134,19 @@ def _check_regular(path: Path, url: str) -> None:
                          "pass the path of a database file (or of one to create)")
 
 
+def _check_link(path: Path, url: str) -> None:
+    """A ValueError where the database file is a symbolic link of another user (but root): in a folder
+    others can write, they chose which file of this user's tunesmith writes its tables into."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode) and hasattr(os, "getuid") and st.st_uid not in (0, os.getuid()):
+        raise ValueError(f"storage {url!r}: {path} is a link owned by another user (uid {st.st_uid}), who chose "
+                         f"the file it writes to ({os.path.realpath(path)}); give that file's path if it is the "
+                         "database you mean, or remove the link")
+
+
 def _check_beside(path: Path, url: str) -> None:
     """A ValueError for a journal, WAL or WAL index beside the database file that someone who may
     not write the database made: SQLite reads the WAL as part of the database and copies it into
@@ -466,6 +479,8 @@ class SQLStorage(Storage):
                 "or 'sqlite:///path/to/file.db'"
             )
         if parsed.get_backend_name() == "sqlite":
+            if not self.read_only:
+                _check_link(Path(str(parsed.database)).expanduser(), self.url)
             path = self._path = Path(str(parsed.database)).expanduser().resolve()
             if not Path(str(parsed.database)).is_absolute():  # "sqlite:///x.db", "~/x.db": which file
                 self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
