@@ -417,6 +417,29 @@ def test_a_study_named_with_terminal_escapes_by_another_program_can_be_shown_and
         ts.Study(SPACE, storage=url, name=ESCAPES)
 
 
+def test_a_study_named_in_bytes_that_are_not_utf8_by_another_program_can_be_shown_and_deleted(
+        tmp_path: Path, capsys: Any) -> None:
+    """Such a name is read with U+FFFD for the bytes, so it was listed as "bad\\ufffd" but could be
+    neither shown nor deleted: "no study named 'bad\\ufffd' ... (did you mean 'bad\\ufffd'?)"."""
+    url, _ = _sqlite_study(tmp_path)
+    ts.Study(SPACE, storage=url, name="other", sampler="random", seed=0)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET name = CAST(X'626164ff' AS TEXT) WHERE name = 's'")
+    from tunesmith.storage import make_storage
+
+    assert [r.name for r in make_storage(url).list_studies()] == ["bad\ufffd", "other"]
+    assert main(["show", "bad\ufffd", "--storage", url]) == 0
+    assert "study bad\ufffd" in capsys.readouterr().out
+    assert main(["delete", "bad\ufffd", "--storage", url, "--yes"]) == 0
+    assert [r.name for r in make_storage(url).list_studies()] == ["other"]
+    ts.Study(SPACE, storage=url, name="third", sampler="random", seed=0)
+    with sqlite3.connect(tmp_path / "shared.db") as db:  # two names read alike: neither is taken for the other
+        db.execute("UPDATE ts_studies SET name = CAST(X'626164fe' AS TEXT) WHERE name = 'other'")
+        db.execute("UPDATE ts_studies SET name = CAST(X'626164ff' AS TEXT) WHERE name = 'third'")
+    assert main(["delete", "bad\ufffd", "--storage", url, "--yes"]) != 0
+    assert len(make_storage(url).list_studies()) == 2
+
+
 @pytest.mark.parametrize("home", ["rel/home", "."])
 def test_a_relative_home_does_not_put_checkpoints_under_the_starting_folder(
         home: str, monkeypatch: pytest.MonkeyPatch) -> None:

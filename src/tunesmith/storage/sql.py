@@ -134,6 +134,17 @@ def _check_regular(path: Path, url: str) -> None:
                          "pass the path of a database file (or of one to create)")
 
 
+def _study_row(conn: Connection, name: str, *columns: Any) -> Any:
+    """The row of study ``name`` (``columns`` of ``ts_studies``, with its name), or None. On SQLite, a
+    name another program wrote in bytes that are not UTF-8 is read with U+FFFD for them
+    (:data:`_LENIENT_TEXT`): such a name, as read, finds its study when no other reads the same."""
+    row = conn.execute(sa.select(*columns).where(studies_table.c.name == name)).first()
+    if row is None and "\ufffd" in name and conn.dialect.name == "sqlite":
+        alike = [r for r in conn.execute(sa.select(*columns)) if r.name == name]  # one row a study: a short scan
+        row = alike[0] if len(alike) == 1 else None
+    return row
+
+
 def _check_link(path: Path, url: str) -> None:
     """A ValueError where the database file is a symbolic link of another user (but root): in a folder
     others can write, they chose which file of this user's tunesmith writes its tables into."""
@@ -887,10 +898,7 @@ class SQLStorage(Storage):
             where = ("there is no database file at " + repr(str(self._path))
                      if self._path is not None and not self._path.is_file() else "it holds no studies")
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} ({where})")
-        row = self._run(
-            lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).first(),
-            write=False,
-        )
+        row = self._run(lambda c: _study_row(c, name, studies_table), write=False)
         if row is None:
             raise StudyNotFound(f"no study named {name!r} in {self.display_url}{self._closest(name)}")
         return self._study(row)
@@ -923,9 +931,10 @@ class SQLStorage(Storage):
 
         def op(conn: Connection) -> bool:
             # the id, not get_study: a study whose row is unreadable can be deleted too
-            sid = conn.execute(sa.select(studies_table.c.study_id).where(studies_table.c.name == name)).scalar()
-            if sid is None:
+            row = _study_row(conn, name, studies_table.c.study_id, studies_table.c.name)
+            if row is None:
                 return False
+            sid = row.study_id
             conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == sid))
             conn.execute(sa.delete(studies_table).where(studies_table.c.study_id == sid))
             if conn.dialect.name == "sqlite":
