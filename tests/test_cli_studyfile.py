@@ -148,6 +148,35 @@ def test_a_negative_n_trials_is_refused_before_the_study_is_created(tmp_path: Pa
     assert not db.exists()
 
 
+@pytest.mark.parametrize(("choices", "said"), [
+    ("[2024-01-01, 2024-06-01]", "datetime.date(2024, 1, 1) is a date (YAML reads an unquoted date as one: quote it)"),
+    ("[!!binary aGk=, b]", "b'hi' is of type bytes"),
+])  # fmt: skip
+def test_a_choice_json_cannot_store_is_refused_before_the_study_is_created(
+        tmp_path: Path, choices: str, said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the space was stored with each such choice as its repr ("datetime.date(2024, 1, 1)"), then
+    the first trial failed with "Object of type date is not JSON serializable"; a run of the file
+    again found "a different space"."""
+    (tmp_path / "obj.py").write_text("def f(trial):\n    return 0.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: obj.py:f\nn_trials: 2\nspace: {{cut: {{type: categorical, choices: {choices}}}}}\n")
+    assert main(["run", str(path), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert f"parameter 'cut': {said}" in err and "not JSON serializable" not in err
+    assert ts.storage.make_storage(url).list_studies() == []
+
+
+def test_an_integer_of_thousands_of_digits_names_the_study_file(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # before: int()'s "Exceeds the limit (4300 digits) ...; use sys.set_int_max_str_digits()", naming no file
+    path = write(tmp_path, f"objective: obj.py:f\n{SPACE}n_trials: {'9' * 5000}\n")
+    assert main(["run", str(path), "--storage", f"sqlite:///{tmp_path / 'db.db'}"]) == 2
+    assert f"{path}: not valid YAML: a value cannot be read (Exceeds the limit" in capsys.readouterr().err
+    write(tmp_path, f"objective: obj.py:f\n{SPACE}name: 2024-13-45\n")
+    assert main(["run", str(path), "--storage", f"sqlite:///{tmp_path / 'db.db'}"]) == 2
+    assert f"{path}: not valid YAML: a value cannot be read (month must be in 1..12)" in capsys.readouterr().err
+
+
 def test_retry_window_in_a_study_file_sets_how_long_a_worker_rides_out_an_outage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

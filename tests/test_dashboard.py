@@ -567,6 +567,29 @@ def test_studies_with_odd_names_are_reachable_from_their_links_and_escaped_every
     assert "<script>alert" not in index
 
 
+def test_a_name_holding_the_character_that_stood_for_a_slash_is_its_own_study(tmp_path: Path) -> None:
+    """The server once read U+FFFF in a study's address as the "/" of a name (sent as %2F): the link of
+    a study named "x\uffffy" opened "x/y", and its delete form deleted "x/y"."""
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    names = ["x/y", "x\uffffy", "\uffff/", "/\uffff"]
+    for name in names:
+        ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=2,
+                                                                                 catch=(RuntimeError,))
+    c = client(url, allow_writes=True)
+    links = re.findall(r"<a href='(/studies/[^']*)'>", c.get("/").text)
+    assert len(links) == len(names)
+    for link in links:
+        name = c.get(link.replace("/studies/", "/api/studies/", 1)).json()["name"]
+        assert html.unescape(re.search(r"<h1>(.*?)</h1>", c.get(link).text).group(1)) == name  # type: ignore[union-attr]
+        assert c.get(link + "/trials/0").status_code == 200
+    odd = next(link for link in links if link == "/studies/x%EF%BF%BFy")
+    token = _token(c, odd)
+    assert "delete study 'x\\uffffy'" in html.unescape(c.post(odd + "/delete", data={"token": token}).text)
+    assert c.post(odd + "/delete", data={"token": token, "confirm": "yes"}).status_code == 200
+    left = sorted(s["name"] for s in c.get("/api/studies").json()["studies"])
+    assert left == sorted(["x/y", "\uffff/", "/\uffff"])
+
+
 def test_studies_of_both_directions_compare_one_way_chosen_on_the_page(url: str, tmp_path: Path) -> None:
     ts.Study(SPACE, storage=url, name="up", sampler="random", seed=2, direction="maximize").optimize(
         objective, n_trials=6, catch=(RuntimeError,))
@@ -707,11 +730,15 @@ def test_no_other_site_may_frame_a_page(url: str) -> None:
         assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
 
 
-@pytest.mark.parametrize("poll", ["nan", "inf", "0"])
+@pytest.mark.parametrize("poll", ["nan", "inf", "0", "3000000"])
 def test_a_poll_interval_that_is_not_a_positive_number_is_refused(url: str, poll: str, capsys: Any) -> None:
-    """--poll nan was taken: the page's timer then fired at once, polling the server without pause."""
+    """--poll nan was taken: the page's timer then fired at once, polling the server without pause. So
+    did --poll 3000000: a browser's timer waits at most 2**31 - 1 ms, and fires a longer one at once
+    (in chromium, 50 such waits took 189 ms)."""
     assert main(["dashboard", "--storage", url, "--port", str(free_port()), "--poll", poll]) == 2
     assert "--poll must be a positive number of seconds" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="poll_seconds must be a positive number of seconds"):
+        create_app(open_storage(url), poll_seconds=float(poll))
 
 
 def test_a_huge_value_or_worker_name_is_cut_short_in_the_trials_table(url: str) -> None:

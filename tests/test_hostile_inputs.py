@@ -228,6 +228,27 @@ def test_an_output_that_is_a_link_of_another_user_is_refused(tmp_path: Path, cap
         assert victim.read_text() == "precious", name
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a link of another user needs root")
+def test_a_database_that_is_a_link_of_another_user_is_not_written_through(tmp_path: Path) -> None:
+    """Before: a link another user planted at a study's database path (a shared folder) was followed: the
+    study's tables went into the file they chose, another database of this user's."""
+    victim = tmp_path / "victim.db"
+    with sqlite3.connect(victim) as db:
+        db.execute("CREATE TABLE mine (x)")
+    link = tmp_path / "shared.db"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(ValueError, match=rf"{link} is a link owned by another user \(uid 65534\), who chose the file "
+                                         rf"it writes to \({victim}\)"):
+        ts.Study(SPACE, storage=f"sqlite:///{link}", name="s")
+    with sqlite3.connect(victim) as db:
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("mine",)]
+    assert ts.storage.make_storage(f"sqlite:///{link}", read_only=True).list_studies() == []  # read: as before
+    os.lchown(link, os.getuid(), os.getgid())  # the user's own link: followed, as before
+    ts.Study(SPACE, storage=f"sqlite:///{link}", name="s")
+    assert ts.storage.make_storage(f"sqlite:///{victim}").list_studies()[0].name == "s"
+
+
 def test_an_output_of_the_users_own_link_or_a_device_is_written_as_before(tmp_path: Path) -> None:
     pytest.importorskip("plotly")
     url, _ = _sqlite_study(tmp_path)
@@ -396,6 +417,29 @@ def test_a_study_named_with_terminal_escapes_by_another_program_can_be_shown_and
         ts.Study(SPACE, storage=url, name=ESCAPES)
 
 
+def test_a_study_named_in_bytes_that_are_not_utf8_by_another_program_can_be_shown_and_deleted(
+        tmp_path: Path, capsys: Any) -> None:
+    """Such a name is read with U+FFFD for the bytes, so it was listed as "bad\\ufffd" but could be
+    neither shown nor deleted: "no study named 'bad\\ufffd' ... (did you mean 'bad\\ufffd'?)"."""
+    url, _ = _sqlite_study(tmp_path)
+    ts.Study(SPACE, storage=url, name="other", sampler="random", seed=0)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET name = CAST(X'626164ff' AS TEXT) WHERE name = 's'")
+    from tunesmith.storage import make_storage
+
+    assert [r.name for r in make_storage(url).list_studies()] == ["bad\ufffd", "other"]
+    assert main(["show", "bad\ufffd", "--storage", url]) == 0
+    assert "study bad\ufffd" in capsys.readouterr().out
+    assert main(["delete", "bad\ufffd", "--storage", url, "--yes"]) == 0
+    assert [r.name for r in make_storage(url).list_studies()] == ["other"]
+    ts.Study(SPACE, storage=url, name="third", sampler="random", seed=0)
+    with sqlite3.connect(tmp_path / "shared.db") as db:  # two names read alike: neither is taken for the other
+        db.execute("UPDATE ts_studies SET name = CAST(X'626164fe' AS TEXT) WHERE name = 'other'")
+        db.execute("UPDATE ts_studies SET name = CAST(X'626164ff' AS TEXT) WHERE name = 'third'")
+    assert main(["delete", "bad\ufffd", "--storage", url, "--yes"]) != 0
+    assert len(make_storage(url).list_studies()) == 2
+
+
 @pytest.mark.parametrize("home", ["rel/home", "."])
 def test_a_relative_home_does_not_put_checkpoints_under_the_starting_folder(
         home: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -501,6 +545,21 @@ def test_a_stored_heartbeat_interval_of_a_nanosecond_is_refused_not_a_loop_of_wr
         ts.Study(storage=url, name="s")
     with pytest.raises(ValueError, match="at least 0.001 s"):
         ts.Study(SPACE, name="mine", heartbeat_interval=1e-9)
+
+
+def test_a_heartbeat_interval_too_long_to_wait_is_refused_not_a_dead_heartbeat_thread(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """An interval of 1e300 (stored, or typed) was taken: the first trial's heartbeat thread died at once
+    with "OverflowError: timestamp out of range for platform time_t", a traceback amid the run."""
+    url, study = _sqlite_study(tmp_path, heartbeat_interval=0.5)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.heartbeat.interval', 1e300, "
+                   "'$.heartbeat.grace', 1e301)")
+    with pytest.raises(ts.StorageError, match=r"heartbeat_interval must be at most 9\.2\de\+09 s, got 1e\+300"):
+        ts.Study(storage=url, name="s")
+    with pytest.raises(ValueError, match="heartbeat_interval must be at most"):
+        ts.Study(SPACE, name="mine", heartbeat_interval=1e300)
+    assert "OverflowError" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(("marks", "why"), [

@@ -389,3 +389,38 @@ def test_an_integer_attribute_too_long_for_json_text_is_refused_by_name(tmp_path
     with pytest.raises(ValueError, match=r"enqueue: attribute 'n' is an integer of more than"):
         memory.enqueue({"x": 0.5}, attrs={"n": [-(10**5000)]})
     assert memory.trials == []
+
+
+@pytest.mark.parametrize("attrs", [
+    {"overfit_at": 10**400},  # an int that JSON keeps whole, beyond a float's range
+    {"overfit_at": 2, "curves": {"gap": [0.1, 10**400]}},
+    {"curves": {"val_loss": [0.5, 10**400, 0.3], "train_loss": [0.4, -(10**400), 0.2]}},
+    {"adapted_lr": {"w/decay": [10**400, 0.01, 0.02]}, "overfit_at": 1},
+    {"test_value": 10**400},
+])  # fmt: skip
+def test_numbers_beyond_a_float_in_a_trained_trial_s_attributes_leave_show_report_and_plots_readable(
+        tmp_path: Path, attrs: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: "OverflowError: int too large to convert to float" from show, report, plot and the
+    dashboard's overfitting plot (500), for a number another writer (or an objective) stored."""
+    pytest.importorskip("plotly")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+
+    def objective(t: ts.Trial) -> float:
+        for step in (1, 2, 3):
+            t.report(1.0 / step, step)
+        return t.params["x"]
+
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=2)
+    with sqlite3.connect(tmp_path / "big.db") as db:
+        db.execute("UPDATE ts_trials SET attrs = ?", (json.dumps(attrs),))
+    for args in (["show", "s"], ["report", "s", "-o", str(tmp_path / "r.html")],
+                 ["plot", "s", "--kind", "overfitting", "-o", str(tmp_path / "o.html")]):
+        assert main([*args, "--storage", url]) == 0, args
+    assert "OverflowError" not in capsys.readouterr().err
+    c = TestClient(create_app(open_storage(url)), raise_server_exceptions=False)
+    assert c.get("/api/studies/s/plots/overfitting").status_code == 200
+    assert c.get("/api/studies/s/trials/0/curve").status_code == 200

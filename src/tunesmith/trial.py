@@ -210,6 +210,18 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[Fr
     return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
 
 
+def finite_float(v: Any) -> float | None:
+    """``v`` as a float if it is a finite number, else None (text, a bool, NaN, an infinity, or an int
+    beyond a float's range: JSON keeps ``10**400`` whole, and ``float()`` of it raises OverflowError)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        out = float(v)
+    except OverflowError:
+        return None
+    return out if math.isfinite(out) else None
+
+
 def json_finite(x: Any) -> Any:
     """``x`` (dicts, lists and plain values) with NaN and infinities as null: JSON has neither, and
     Python's ``json`` writes a ``NaN`` that strict readers (jq, a browser's JSON.parse) refuse."""

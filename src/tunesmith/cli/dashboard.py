@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from .studyfile import DEFAULT_STORAGE
 
@@ -21,10 +20,11 @@ def add_dashboard_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from ..dashboard import serve
+    from ..dashboard.app import MAX_POLL
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, not {args.port}")
-    if not 0 < args.poll < math.inf:  # nan or inf: the page's timer fired at once, polling without pause
-        raise ValueError(f"--poll must be a positive number of seconds, not {args.poll}")
+    if not 0 < args.poll <= MAX_POLL:  # nan, inf, 3e6: the page's timer fired at once, polling without pause
+        raise ValueError(f"--poll must be a positive number of seconds, at most {MAX_POLL:,}, not {args.poll}")
     hung_up = serve(args.storage, host=args.host, port=args.port, allow_writes=args.allow_writes, poll_seconds=args.poll)
     return 0 if hung_up is None else 128 + hung_up  # 129 after SIGHUP, as run and worker

@@ -11,7 +11,7 @@ JSON: ``/api/studies``, ``/api/studies/{name}``, ``/api/studies/{name}/changes?s
 from __future__ import annotations
 
 import json
-import math
+import re
 import secrets
 from collections.abc import Callable
 from importlib import resources
@@ -40,15 +40,19 @@ from .writes import WRITE_ROUTES
 MAX_PAGE = 500  # rows one trials request returns at most
 MAX_FORM = 1 << 20  # bytes a posted form may have (a note, a configuration): a larger body is refused unread
 STATES = tuple(s.value for s in TrialState)
-SLASH = "\uffff"  # stands for a "/" inside one path segment (sent as %2F) while the router splits the path
+MAX_POLL = (2**31 - 1) // 1000  # seconds: a browser's timer waits at most 2**31 - 1 ms and fires a longer wait at once
+#: marks a "/" inside one path segment (sent as %2F) while the router splits the path: "/" is written
+#: MARK + "/", and the name's own MARK (a study may be named "x\uffffy") MARK + MARK
+MARK = "\uffff"
 
 
 class Dashboard:
     """The state behind the routes: the storage's cache and the server's options."""
 
     def __init__(self, storage: Storage, *, allow_writes: bool = False, poll_seconds: float = 2.0) -> None:
-        if isinstance(poll_seconds, bool) or not isinstance(poll_seconds, (int, float)) or not 0 < poll_seconds < math.inf:
-            raise ValueError(f"poll_seconds must be a positive number of seconds, got {poll_seconds!r}")  # 0: no pause
+        if isinstance(poll_seconds, bool) or not isinstance(poll_seconds, (int, float)) or not 0 < poll_seconds <= MAX_POLL:
+            raise ValueError(f"poll_seconds must be a positive number of seconds, at most {MAX_POLL:,.0f} (a browser's "
+                             f"timer fires a longer wait at once), got {poll_seconds!r}")  # 0, nan: no pause
         self.cache = StudyCache(storage)
         self.allow_writes = allow_writes
         self.poll_seconds = poll_seconds
@@ -88,17 +92,28 @@ class _SlashesInNames:
     """A study name may hold "/" (``a/b``, linked as ``/studies/a%2Fb``), but the server decodes
     ``%2F`` before routing, so the name would be split into two path segments and the page not
     found. This rewrites the path from the raw one, each segment decoded once, with such a slash as
-    ``SLASH``, which the endpoint turns back into "/"."""
+    :data:`MARK`, which the endpoint turns back into "/"."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         raw = scope.get("raw_path") or b""
-        if scope["type"] == "http" and b"%" in raw:
+        if scope["type"] == "http" and raw:  # every path: one sent as raw UTF-8 may hold MARK too
             segments = raw.split(b"?", 1)[0].decode("utf-8", "replace").split("/")
-            scope = {**scope, "path": "/".join(unquote(s).replace("/", SLASH) for s in segments)}
+            scope = {**scope, "path": "/".join(_hidden(unquote(s)) for s in segments)}
         await self.app(scope, receive, send)
+
+
+def _hidden(segment: str) -> str:
+    """A decoded path segment with its "/" (and :data:`MARK`) escaped, so that the router keeps it whole."""
+    return segment.replace(MARK, MARK + MARK).replace("/", MARK + "|")
+
+
+def shown_name(segment: str) -> str:
+    """The study name a path segment escaped by :func:`_hidden` holds."""
+    return re.sub(MARK + "(.)", lambda m: "/" if m.group(1) == "|" else m.group(1), segment, flags=re.S) \
+        if MARK in segment else segment
 
 
 #: on every response: no other site may frame a page (a click on "delete study", then on "yes, do
@@ -144,8 +159,8 @@ def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
-        if SLASH in request.path_params.get("name", ""):
-            request.path_params["name"] = request.path_params["name"].replace(SLASH, "/")
+        if "name" in request.path_params:
+            request.path_params["name"] = shown_name(request.path_params["name"])
         if request.method == "POST":  # the forms post url-encoded fields (no multipart parser needed)
             request.state.form = dict(parse_qsl((await _form_body(d, request)).decode("utf-8", "replace")))
         return await run_in_threadpool(fn, d, request)  # storage reads block: off the event loop
@@ -184,7 +199,7 @@ async def _error(request: Request, exc: Exception) -> Response:
         return json_response({"error": exc.detail}, exc.status_code)
     title = {404: "Not found", 403: "Not allowed", 400: "Bad request"}.get(exc.status_code, "Error")
     name = request.path_params.get("name") if exc.status_code == 400 else None  # a 404: the study may be gone
-    study = name.replace(SLASH, "/") if isinstance(name, str) else None
+    study = shown_name(name) if isinstance(name, str) else None
     return HTMLResponse(pages.message_page(exc.status_code, title, str(exc.detail), study), exc.status_code)
 
 

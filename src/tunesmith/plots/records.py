@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from ..space import Space
-from ..trial import Direction, FrozenTrial, TrialState, best_of
+from ..trial import Direction, FrozenTrial, TrialState, best_of, finite_float
 
 #: the longest parameter name drawn whole on an image's axis (longer: its middle becomes "…"); an HTML
 #: plot's bar labels and axis titles draw :data:`HTML_NAME_WIDTH` (a name of 200 squeezed the bars)
@@ -266,8 +266,7 @@ class Snapshot:
             return None
         if t.number in self.tests:
             return float(self.tests[t.number])
-        v = t.attrs.get("test_value")
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        return finite_float(t.attrs.get("test_value"))  # NaN, or 10**400 (JSON keeps it whole): none
 
     def best(self) -> FrozenTrial | None:
         return best_of(self.trials, self.direction)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..cv import CV_ATTR
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, finite_float
 from .records import BEST_COLOR, Chart, Series, group_color, nothing
 
 
@@ -64,7 +64,7 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
         best = min(((k, v) for k, v in val if math.isfinite(v)), key=lambda kv: kv[1], default=(None,))[0]
     stop = steps[-1] if steps and (t.attrs.get("stopped_early") or t.state is TrialState.PRUNED) else None
     at: Any = t.attrs.get("overfit_at")
-    at = at if _number(at) and math.isfinite(at) else None  # an objective's own attrs may hold NaN
+    at = at if finite_float(at) is not None else None  # an objective's own attrs may hold NaN, or 10**400
     return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
             "overfit": _overfit_steps(at, steps), "pruned": t.state is TrialState.PRUNED,
             "losses": bool(val_loss or train), "unit": _unit(_losses(curves.get("epoch")))}
@@ -80,8 +80,11 @@ def _number(v: Any) -> bool:
 
 
 def _losses(v: Any) -> list[Any]:
-    """A list of losses (numbers, None for a validation skipped) as the trainer stores them; [] otherwise."""
-    return v if isinstance(v, list) and all(x is None or _number(x) for x in v) else []
+    """A list of losses (numbers, None for a validation skipped) as the trainer stores them; [] otherwise.
+    A number beyond a float's range (an int such as ``10**400``, which JSON keeps whole) is None."""
+    if not isinstance(v, list) or not all(x is None or _number(x) for x in v):
+        return []
+    return [x if isinstance(x, float) or x is None else finite_float(x) for x in v]
 
 
 def _overfit_steps(at: Any, steps: Sequence[int]) -> list[int]:

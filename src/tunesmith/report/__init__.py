@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from ..plots.reduce import MAX_POINTS, WHOLE, sample, sampled_note, thin
 from ..space import display_names, for_display
 from ..space.params import plural
 from ..space.space import shortened
-from ..trial import Direction, FrozenTrial, TrialState, ranked
+from ..trial import Direction, FrozenTrial, TrialState, finite_float, ranked
 
 #: the plots a report tries, in order
 SECTIONS = ("history", "curves", "process", "importance", "parallel", "slice", "contour", "overfitting")
@@ -162,10 +161,10 @@ def overfit_cell(t: FrozenTrial) -> str:
     (the "overfit at" column of ``tunesmith show`` and of the report)."""
     at, curves = t.attrs.get("overfit_at"), t.attrs.get("curves")  # an objective's own attrs may hold anything
     gap = curves.get("gap") if isinstance(curves, dict) else None
-    gaps = [g for g in gap if isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g)] \
+    gaps = [g for g in map(finite_float, gap) if g is not None] \
         if isinstance(gap, list) else []  # stored before a NaN validation had no gap: NaN to the end
     end = f" (gap {gaps[-1]:.3g})" if gaps else ""
-    return ("step " + str(at) if isinstance(at, int) and not isinstance(at, bool) else "-") + end
+    return ("step " + str(at) if isinstance(at, int) and finite_float(at) is not None else "-") + end
 
 
 def adapted_cell(t: FrozenTrial) -> str:
@@ -175,8 +174,8 @@ def adapted_cell(t: FrozenTrial) -> str:
     if not isinstance(rates, dict) or not rates:
         return ""
     roles = sorted(rates, key=lambda k: (not k.endswith("/decay") or k.endswith("no_decay"), "head/" not in k, k))
-    xs = [x for x in rates[roles[0]] if isinstance(x, (int, float)) and not isinstance(x, bool)] \
-        if isinstance(rates[roles[0]], list) else []
+    xs = [x for x in map(finite_float, rates[roles[0]]) if x is not None] \
+        if isinstance(rates[roles[0]], list) else []  # 10**400 from another writer: no float
     return f"{xs[0]:.3g} → {xs[-1]:.3g}" if xs else ""
 
 

@@ -344,16 +344,19 @@ class Space(Mapping[str, Param]):
                     nxt.extend({**c, name: v} for v in values[name])
                 else:
                     nxt.append(c)
-            if len(nxt) > MAX_GRID:  # refused before it fills the memory
-                sizes = ", ".join(f"{n}: {len(values[n])}" for n in self.free[:8]) + (
-                    f", ... ({len(self.free)} parameters)" if len(self.free) > 8 else "")
-                raise ValueError(
-                    f"the grid has more than {MAX_GRID:,} configurations (points per parameter: {sizes}); "
-                    "give fewer points (grid=3 on a parameter, or GridSampler({'name': [...]})) or search "
-                    "this space with sampler='random', 'sobol' or 'auto'"
-                )
+                if len(nxt) > MAX_GRID:  # refused as it grows past: three parameters of 1,000 choices
+                    raise self._too_big(values)  # built a billion configurations before it was checked
             configs = nxt
         return [{n: c[n] for n in self._params if n in c} for c in configs]
+
+    def _too_big(self, values: Mapping[str, Sequence[Any]]) -> ValueError:
+        sizes = ", ".join(f"{n}: {len(values[n])}" for n in self.free[:8]) + (
+            f", ... ({len(self.free)} parameters)" if len(self.free) > 8 else "")
+        return ValueError(
+            f"the grid has more than {MAX_GRID:,} configurations (points per parameter: {sizes}); "
+            "give fewer points (grid=3 on a parameter, or GridSampler({'name': [...]})) or search "
+            "this space with sampler='random', 'sobol' or 'auto'"
+        )
 
     def grid_size(self, points: Mapping[str, Any] | None = None) -> int:
         return len(self.grid(points))

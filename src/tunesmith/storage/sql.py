@@ -12,6 +12,7 @@ waited on (busy timeout) and whole operations are retried on transient errors.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import functools
 import itertools
@@ -133,6 +134,30 @@ def _check_regular(path: Path, url: str) -> None:
                          "pass the path of a database file (or of one to create)")
 
 
+def _study_row(conn: Connection, name: str, *columns: Any) -> Any:
+    """The row of study ``name`` (``columns`` of ``ts_studies``, with its name), or None. On SQLite, a
+    name another program wrote in bytes that are not UTF-8 is read with U+FFFD for them
+    (:data:`_LENIENT_TEXT`): such a name, as read, finds its study when no other reads the same."""
+    row = conn.execute(sa.select(*columns).where(studies_table.c.name == name)).first()
+    if row is None and "\ufffd" in name and conn.dialect.name == "sqlite":
+        alike = [r for r in conn.execute(sa.select(*columns)) if r.name == name]  # one row a study: a short scan
+        row = alike[0] if len(alike) == 1 else None
+    return row
+
+
+def _check_link(path: Path, url: str) -> None:
+    """A ValueError where the database file is a symbolic link of another user (but root): in a folder
+    others can write, they chose which file of this user's tunesmith writes its tables into."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode) and hasattr(os, "getuid") and st.st_uid not in (0, os.getuid()):
+        raise ValueError(f"storage {url!r}: {path} is a link owned by another user (uid {st.st_uid}), who chose "
+                         f"the file it writes to ({os.path.realpath(path)}); give that file's path if it is the "
+                         "database you mean, or remove the link")
+
+
 def _check_beside(path: Path, url: str) -> None:
     """A ValueError for a journal, WAL or WAL index beside the database file that someone who may
     not write the database made: SQLite reads the WAL as part of the database and copies it into
@@ -184,6 +209,27 @@ def _seconds(name: str, value: float) -> float:
 
 def _dumps(x: Any) -> str:
     return json.dumps(x, separators=(",", ":"), default=_json_default)
+
+
+def _space_text(space: Mapping[str, Any]) -> str:
+    """A space's definitions as JSON; a ValueError naming the parameter whose definition holds a value
+    JSON cannot keep (before: written as its repr, "datetime.date(2024, 1, 1)", and the study's first
+    trial failed with "Object of type date is not JSON serializable")."""
+    for name, definition in space.items():
+        try:
+            json.dumps(definition, default=_plain_or_refused)
+        except TypeError as exc:
+            raise ValueError(f"parameter {name!r}: {exc}, which a stored study cannot keep (it stores its space "
+                             "as JSON); list strings or numbers and convert them in the objective") from None
+    return _dumps(dict(space))
+
+
+def _plain_or_refused(x: Any) -> Any:
+    if hasattr(x, "item") or isinstance(x, (set, frozenset, tuple)):
+        return _json_default(x)
+    if isinstance(x, datetime.date):
+        raise TypeError(f"{x!r} is a date (YAML reads an unquoted date as one: quote it)")
+    raise TypeError(f"{x!r} is of type {type(x).__name__}")
 
 
 def _json_default(x: Any) -> Any:
@@ -462,6 +508,8 @@ class SQLStorage(Storage):
                 "or 'sqlite:///path/to/file.db'"
             )
         if parsed.get_backend_name() == "sqlite":
+            if not self.read_only:
+                _check_link(Path(str(parsed.database)).expanduser(), self.url)
             path = self._path = Path(str(parsed.database)).expanduser().resolve()
             if not Path(str(parsed.database)).is_absolute():  # "sqlite:///x.db", "~/x.db": which file
                 self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
@@ -826,6 +874,7 @@ class SQLStorage(Storage):
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
         check_study_name(name)
+        space_text = _space_text(space)
 
         def op(conn: Connection) -> StudyRecord:
             exists = conn.execute(
@@ -834,7 +883,7 @@ class SQLStorage(Storage):
             if exists:
                 raise DuplicateStudyError(f"a study named {name!r} already exists in {self.display_url}")
             now = time.time()
-            row = {"name": name, "direction": direction.value, "space": _dumps(dict(space)),
+            row = {"name": name, "direction": direction.value, "space": space_text,
                    "config": _dumps(dict(config)), "created": now}
             if conn.dialect.name == "sqlite":  # SQLite reuses the largest id once deleted (PostgreSQL never)
                 row["study_id"] = _next_study_id(conn)
@@ -867,10 +916,7 @@ class SQLStorage(Storage):
             where = ("there is no database file at " + repr(str(self._path))
                      if self._path is not None and not self._path.is_file() else "it holds no studies")
             raise StudyNotFound(f"no study named {name!r} in {self.display_url} ({where})")
-        row = self._run(
-            lambda c: c.execute(sa.select(studies_table).where(studies_table.c.name == name)).first(),
-            write=False,
-        )
+        row = self._run(lambda c: _study_row(c, name, studies_table), write=False)
         if row is None:
             raise StudyNotFound(f"no study named {name!r} in {self.display_url}{self._closest(name)}")
         return self._study(row)
@@ -903,9 +949,10 @@ class SQLStorage(Storage):
 
         def op(conn: Connection) -> bool:
             # the id, not get_study: a study whose row is unreadable can be deleted too
-            sid = conn.execute(sa.select(studies_table.c.study_id).where(studies_table.c.name == name)).scalar()
-            if sid is None:
+            row = _study_row(conn, name, studies_table.c.study_id, studies_table.c.name)
+            if row is None:
                 return False
+            sid = row.study_id
             conn.execute(sa.delete(trials_table).where(trials_table.c.study_id == sid))
             conn.execute(sa.delete(studies_table).where(studies_table.c.study_id == sid))
             if conn.dialect.name == "sqlite":

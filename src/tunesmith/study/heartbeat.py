@@ -49,6 +49,8 @@ class HeartbeatConfig:
         if float(interval) == float("inf"):  # was refused as a grace_period (inf) not longer than it
             raise ValueError("heartbeat_interval must be a finite number of seconds, got inf; leave it out "
                              "(None) to run without heartbeats")
+        if float(interval) > threading.TIMEOUT_MAX:  # 1e300: the thread's sleep raised OverflowError, beating never
+            raise ValueError(f"heartbeat_interval must be at most {threading.TIMEOUT_MAX:.3g} s, got {interval!r}")
         if float(interval) < MIN_INTERVAL:  # 1e-9 (a typo, or a value written into the database): a loop of writes
             raise ValueError(f"heartbeat_interval must be at least {MIN_INTERVAL:g} s, got {interval!r}")
         grace = 5.0 * float(interval) if grace is None else grace
