@@ -14,15 +14,7 @@ import numpy as np
 import pytest
 
 import tunesmith as ts
-from tunesmith.nested import (
-    MAX_DEPTH,
-    TooDeep,
-    nan_inside,
-    python_scalar,
-    rebuilder,
-    too_deep,
-    walk,
-)
+from tunesmith import nested
 
 
 def _lists(levels: int, leaf: Any = 0) -> Any:
@@ -41,48 +33,48 @@ def _tuples(levels: int, leaf: Any = 0) -> Any:
 
 def test_walk_visits_each_container_and_object_in_order_with_its_path_and_passes_numbers_over() -> None:
     value = {"a": [1, (2, {"b": np.int64(3)})], "s": {4}, "t": "x"}
-    seen = list(walk(value))
+    seen = list(nested.walk(value))
     assert [at for at, _ in seen] == [(), ("a",), ("a", 1), ("a", 1, 1), ("a", 1, 1, "b"), ("s",)]
     assert seen[-1][1] == {4} and seen[-2][1] == np.int64(3)  # a set is not looked into
-    assert list(walk(5)) == [((), 5)]
+    assert list(nested.walk(5)) == [((), 5)]
 
 
 @pytest.mark.parametrize("make", [_lists, _tuples, lambda n: _lists(n - 1, {}) if n else 0])
 def test_the_depth_limit_is_the_same_in_every_walk(make: Any) -> None:
     """``too_deep``, ``walk`` and every rebuild count the same levels: ``limit`` containers nest, one more
     does not, and 5,000 levels are refused by name, not with a RecursionError."""
-    as_json = rebuilder()
-    for limit in (1, 3, MAX_DEPTH):
-        assert not too_deep(make(limit), limit) and too_deep(make(limit + 1), limit)
-        list(walk(make(limit), limit))
+    as_json = nested.rebuilder()
+    for limit in (1, 3, nested.MAX_DEPTH):
+        assert not nested.too_deep(make(limit), limit) and nested.too_deep(make(limit + 1), limit)
+        list(nested.walk(make(limit), limit))
         as_json(make(limit), "v", limit)
-        with pytest.raises(TooDeep, match=f"^v nests lists more than {limit} levels deep"):
-            list(walk(make(limit + 1), limit, "v"))
-        with pytest.raises(TooDeep, match=f"^v nests lists more than {limit} levels deep"):
+        with pytest.raises(nested.TooDeep, match=f"^v nests lists more than {limit} levels deep"):
+            list(nested.walk(make(limit + 1), limit, "v"))
+        with pytest.raises(nested.TooDeep, match=f"^v nests lists more than {limit} levels deep"):
             as_json(make(limit + 1), "v", limit)
-    assert too_deep(make(5_000))
-    with pytest.raises(TooDeep):
+    assert nested.too_deep(make(5_000))
+    with pytest.raises(nested.TooDeep):
         as_json(make(5_000))
 
 
 def test_a_rebuild_makes_each_shape_as_asked() -> None:
     value = {"a": (1, [np.float64(0.5), (np.int64(2),)]), "b": None}
-    assert rebuilder()(value) == {"a": [1, [0.5, [2]]], "b": None}
-    python = rebuilder(leaf=python_scalar, sequence=None)(value)
+    assert nested.rebuilder()(value) == {"a": [1, [0.5, [2]]], "b": None}
+    python = nested.rebuilder(leaf=nested.python_scalar, sequence=None)(value)
     assert python == {"a": (1, [0.5, (2,)]), "b": None} and type(python["a"][1][0]) is float
-    assert rebuilder(mapping=frozenset, sequence=tuple)(value) == frozenset({("a", (1, (0.5, (2,)))), ("b", None)})
-    assert rebuilder(mapping=None, sequence=tuple, into=(list,))([[1, {"k": [2]}], (3, [4])]) == ((1, {"k": [2]}), (3, [4]))
-    typed = rebuilder(plain=lambda v: type(v).__name__)([1, 1.0, True, None, "x"])
+    assert nested.rebuilder(mapping=frozenset, sequence=tuple)(value) == frozenset({("a", (1, (0.5, (2,)))), ("b", None)})
+    assert nested.rebuilder(mapping=None, sequence=tuple, into=(list,))([[1, {"k": [2]}], (3, [4])]) == ((1, {"k": [2]}), (3, [4]))
+    typed = nested.rebuilder(plain=lambda v: type(v).__name__)([1, 1.0, True, None, "x"])
     assert typed == ["int", "float", "bool", "NoneType", "str"]
 
 
 def test_nan_inside_finds_a_nan_at_any_depth() -> None:
     nan = float("nan")
     for value in (nan, [1, nan], (1, (2, nan)), {"a": {"b": [np.float32("nan")]}}, [np.float64("nan")]):
-        found = nan_inside(value)
+        found = nested.nan_inside(value)
         assert found is not None and found != found, value
     for value in (1.0, [math.inf, -math.inf], {"a": "nan"}, None, (1, 2)):
-        assert nan_inside(value) is None, value
+        assert nested.nan_inside(value) is None, value
 
 
 @pytest.mark.parametrize(("spec", "what"), [
@@ -105,11 +97,11 @@ def test_a_condition_on_a_choice_deeper_than_a_study_stores_is_refused_when_defi
     """The deepest tuple choice a study stores (97 levels, kept 3 levels down) is one level too deep as a
     condition's value (kept 4 down): the study was created, then could not be opened ("column space nests
     more than 100 levels deep; it was changed outside tunesmith")."""
-    choice = _tuples(MAX_DEPTH - 3)
+    choice = _tuples(nested.MAX_DEPTH - 3)
     ts.Space({"a": ts.Categorical([choice, 1])})  # the choice alone is stored and read back
     with pytest.raises(ValueError, match=r"^parameter 'x': condition on 'a' nests lists more than 96 levels deep"):
         ts.Space({"a": ts.Categorical([choice, 1]), "x": ts.Float(0, 1, when={"a": [choice]})})
-    near = _tuples(MAX_DEPTH - 4)
+    near = _tuples(nested.MAX_DEPTH - 4)
     space = ts.Space({"a": ts.Categorical([near, 1]), "x": ts.Float(0, 1, when={"a": [near]})})
     url = f"sqlite:///{tmp_path / 'w.db'}"
     ts.Study(space, sampler="random", seed=0, storage=url, name="w").optimize(lambda t: 0.0, n_trials=2)

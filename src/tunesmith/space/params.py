@@ -42,6 +42,9 @@ from ..trial import short_repr
 Condition = Mapping[str, tuple[Any, ...]]
 
 _EPS = 1e-12
+#: how many levels a value may nest where a study's stored space keeps it: a fixed value two levels down
+#: ({name: {"value": v}}), a choice or a prior's mode three ({name: {"choices": [c]}}), a condition's value four
+FIXED_DEPTH, CHOICE_DEPTH, WHEN_DEPTH = MAX_DEPTH - 2, MAX_DEPTH - 3, MAX_DEPTH - 4
 
 #: why a text holding half a surrogate pair is refused, and what to write instead
 HALF_A_PAIR = ("holds half a surrogate pair (as os.listdir gives a file name whose bytes are not UTF-8), which no "
@@ -120,10 +123,9 @@ def _normalize_when(name: str, when: Mapping[str, Any] | None) -> Condition:
             vals = (values,)
         if not vals:
             raise ValueError(f"parameter {name!r}: condition on {parent!r} lists no values")
-        # a tuple choice comes back from JSON as a list: keep the canonical tuple (nested ones too); stored
-        # as {name: {"when": {parent: [value]}}}
-        if any(too_deep(v, MAX_DEPTH - 4) for v in vals):  # a condition on the deepest choice a study stores: stored, then not read back
-            raise ValueError(f"parameter {name!r}: {TooDeep(f'condition on {parent!r}', MAX_DEPTH - 4)}")
+        if any(too_deep(v, WHEN_DEPTH) for v in vals):  # on the deepest choice stored: stored, then not read back
+            raise ValueError(f"parameter {name!r}: {TooDeep(f'condition on {parent!r}', WHEN_DEPTH)}")
+        # a tuple choice comes back from JSON as a list: keep the canonical tuple (nested ones too)
         out[str(parent)] = tuple(_tuples(v) for v in vals)
     return out
 
@@ -165,12 +167,12 @@ class Param(ABC):
     def _err(self, msg: str) -> ValueError:
         return ValueError(f"parameter {self.name!r}: {msg}")
 
-    def _check_depth(self, value: Any, what: str, below: int) -> None:
+    def _check_depth(self, value: Any, what: str, limit: int) -> None:
         """A ValueError for a ``value`` whose lists nest deeper than a study's stored space may (it is
         kept ``below`` levels down in it): the study was created, then refused as "changed outside
         tunesmith" when opened; 5,000 levels ended ``Space(...)`` in a RecursionError."""
-        if isinstance(value, (list, tuple, dict)) and too_deep(value, MAX_DEPTH - below):
-            raise self._err(str(TooDeep(what, MAX_DEPTH - below)))
+        if isinstance(value, (list, tuple, dict)) and too_deep(value, limit):
+            raise self._err(str(TooDeep(what, limit)))
 
     # -- values -------------------------------------------------------------
     @abstractmethod
@@ -246,20 +248,12 @@ def same_definition(a: Any, b: Any) -> bool:
     return bool(a == b) and _typed([a.get("choices"), a.get("value")]) == _typed([b.get("choices"), b.get("value")])
 
 
-def _typed(x: Any) -> Any:
-    """``x`` with each value beside its type (a NumPy scalar's as Python's): 1, 1.0 and True told apart."""
-    return _typed_walk(x)
+#: ``x`` with each value beside its type (a NumPy scalar's as Python's): 1, 1.0 and True told apart
+_typed = rebuilder(plain=lambda v: (type(v), v), leaf=lambda v: (type(python_scalar(v)), v))
 
 
-_typed_walk = rebuilder(plain=lambda v: (type(v), v), leaf=lambda v: (type(python_scalar(v)), v))
-
-
-def frozen(x: Any) -> Any:
-    """A hashable form of a :meth:`Param.to_dict`, equal where the definitions are equal (a mapping's order aside)."""
-    return _frozen_walk(x)
-
-
-_frozen_walk = rebuilder(mapping=frozenset, sequence=tuple)
+#: a hashable form of a :meth:`Param.to_dict`, equal where the definitions are equal (a mapping's order aside)
+frozen = rebuilder(mapping=frozenset, sequence=tuple)
 
 
 def _key_not_text(x: Any) -> tuple[Any] | None:
@@ -276,20 +270,12 @@ def _set_inside(x: Any) -> Any:
     return next((v for _, v in walk(x) if isinstance(v, (set, frozenset, np.ndarray))), None)
 
 
-def _as_json(x: Any) -> Any:
-    """A value as JSON gives it back: its tuples lists, at every depth (inside mappings too)."""
-    return _json_walk(x)
+#: a value as JSON gives it back: its tuples lists, at every depth (inside mappings too)
+_as_json = rebuilder()
 
 
-_json_walk = rebuilder()
-
-
-def _python(x: Any) -> Any:
-    """``x`` with its NumPy scalars as Python's, at every depth (inside mappings too)."""
-    return _python_walk(x)
-
-
-_python_walk = rebuilder(leaf=python_scalar, sequence=None)
+#: ``x`` with its NumPy scalars as Python's, at every depth (inside mappings too)
+_python = rebuilder(leaf=python_scalar, sequence=None)
 
 
 def _plain(x: Any) -> Any:
@@ -678,7 +664,7 @@ class Categorical(Param):
         seen: dict[Any, Any] = {}  # looked up by hash: a list scan was quadratic (100,000 choices: minutes)
         for c in self.choices:
             if type(c) is tuple:  # stored three levels down: {name: {"choices": [c]}}
-                self._check_depth(c, "choice", 3)
+                self._check_depth(c, "choice", CHOICE_DEPTH)
             try:
                 twin = seen.get(c, seen)  # seen itself: none yet (None may be a choice)
             except TypeError:
@@ -796,7 +782,7 @@ class Fixed(Param):
         self.value = value
 
     def _check(self) -> None:
-        self._check_depth(self.value, "fixed value", 2)  # stored as {name: {"value": ...}}
+        self._check_depth(self.value, "fixed value", FIXED_DEPTH)
         try:
             hash(self.value)
         except TypeError:
@@ -985,11 +971,11 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
         if kind == "int":
             return Int(**d)
         if kind == "categorical":
-            choices = [_tuples(c, "choice", MAX_DEPTH - 3) for c in d.pop("choices")]  # JSON's lists are the tuples stored
+            choices = [_tuples(c, "choice", CHOICE_DEPTH) for c in d.pop("choices")]  # JSON's lists are the tuples stored
             if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].weight, Mapping):
                 d["prior"] = dataclasses.replace(d["prior"], weight=_stored_weights(d["prior"].weight, choices))
             if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].mode, list):  # a tuple choice's
-                d["prior"] = dataclasses.replace(d["prior"], mode=_tuples(d["prior"].mode, "prior", MAX_DEPTH - 3))
+                d["prior"] = dataclasses.replace(d["prior"], mode=_tuples(d["prior"].mode, "prior", CHOICE_DEPTH))
             return Categorical(choices, **d)
         if kind == "fixed":
             d.pop("prior", None)
@@ -997,7 +983,7 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
             if "tuples" in d:
                 value = _with_tuples(value, d.pop("tuples"))
             if d.pop("tuple", False) and isinstance(value, list):
-                value = _tuples(value, "fixed value", MAX_DEPTH - 2)
+                value = _tuples(value, "fixed value", FIXED_DEPTH)
             return Fixed(value, **d)
     except TypeError as exc:
         raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {exc}") from None

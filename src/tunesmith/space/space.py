@@ -15,8 +15,9 @@ import numpy as np
 import yaml
 
 from ..exceptions import UnreadableSpaceError
-from ..nested import MAX_DEPTH, TooDeep
+from ..nested import TooDeep
 from .params import (
+    CHOICE_DEPTH,
     DEFINITION_KEYS,
     HALF_A_PAIR,
     PARAM_TYPES,
@@ -398,7 +399,7 @@ class Space(Mapping[str, Param]):
                                  "choices, or {type: fixed, value: {...}} for a constant mapping")
             elif isinstance(spec, list):  # a list in a choice too, as to_dict writes it (stored {name: {"choices": [c]}})
                 try:
-                    params[name] = Categorical([_tuples(c, "choice", MAX_DEPTH - 3) for c in spec])
+                    params[name] = Categorical([_tuples(c, "choice", CHOICE_DEPTH) for c in spec])
                 except TooDeep as exc:
                     raise ValueError(f"parameter {name!r}: {exc}") from None
             else:
