@@ -40,6 +40,11 @@ class TooDeep(ValueError):
                          "give a flatter value")
 
 
+def _items(v: Any) -> Iterable[tuple[Any, Any]] | None:
+    """The (key or index, item) pairs of a mapping, list or tuple; None for anything else (a set, an array)."""
+    return v.items() if isinstance(v, Mapping) else enumerate(v) if isinstance(v, (list, tuple)) else None
+
+
 def walk(x: Any, limit: int = MAX_DEPTH, what: str = "value") -> Iterator[tuple[Path, Any]]:
     """Each value in ``x`` that is not plain (see :data:`PLAIN_TYPES`), with its keys and indices from the
     top: ``x`` itself first (plain or not), then the items of each mapping, list and tuple, depth first and
@@ -48,7 +53,7 @@ def walk(x: Any, limit: int = MAX_DEPTH, what: str = "value") -> Iterator[tuple[
     while stack:
         at, v = stack.pop()
         yield at, v
-        items = v.items() if isinstance(v, Mapping) else enumerate(v) if isinstance(v, (list, tuple)) else None
+        items = _items(v)
         if items is None:
             continue
         if len(at) >= limit:
@@ -60,13 +65,16 @@ def walk(x: Any, limit: int = MAX_DEPTH, what: str = "value") -> Iterator[tuple[
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether lists, tuples and dicts in ``value`` nest more than ``limit`` levels (walked without
-    recursion; a tuple is stored as a list)."""
-    try:
-        for _ in walk(value, limit):
-            pass
-    except TooDeep:
-        return True
+    """Whether lists, tuples and dicts in ``value`` nest more than ``limit`` levels (as :func:`walk` counts
+    them, without its paths: a JSON column read back is checked so; a tuple is stored as a list)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        items = _items(v)
+        if items is not None:
+            if depth >= limit:
+                return True
+            stack.extend((c, depth + 1) for _, c in items if type(c) not in PLAIN_TYPES)
     return False
 
 
