@@ -20,6 +20,7 @@ of the machine hits both alike. Reported: the median of each, and their ratio (n
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import logging
 import shutil
@@ -128,6 +129,7 @@ def _line(name: str, old: float, new: float, unit: str = "us") -> str:
 def _against(src: Path) -> ModuleType:
     """The tunesmith in ``src`` imported as ``tunesmith_against`` (its imports inside are relative)."""
     home = Path(tempfile.mkdtemp(prefix="tunesmith_against_"))
+    atexit.register(shutil.rmtree, home, True)
     shutil.copytree(src / "tunesmith", home / "tunesmith_against")
     sys.path.insert(0, str(home))
     return importlib.import_module("tunesmith_against")
