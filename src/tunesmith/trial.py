@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .nested import MAX_DEPTH, too_deep
+
 
 class TrialState(str, enum.Enum):
     """Where a trial is in its life.
@@ -232,24 +234,6 @@ def json_finite(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [json_finite(v) for v in x]
     return x
-
-
-#: how many levels lists and dicts in a trial's attributes (and in any JSON column read back) may
-#: nest: deeper ones ended the readers that walk them (export, the dashboard's JSON) with a RecursionError
-MAX_DEPTH = 100
-
-
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether lists, tuples and dicts in ``value`` nest more than ``limit`` levels (walked without
-    recursion; a tuple is stored as a list)."""
-    stack = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, (list, tuple, dict)):
-            if depth >= limit:
-                return True
-            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
-    return False
 
 
 def json_attrs(attrs: Mapping[Any, Any] | None, where: str) -> dict[str, Any]:

@@ -27,13 +27,24 @@ from typing import Any
 
 import numpy as np
 
-from ..trial import MAX_DEPTH, short_repr, too_deep
+from ..nested import (
+    MAX_DEPTH,
+    PLAIN_TYPES,
+    TooDeep,
+    nan_inside,
+    python_scalar,
+    rebuilder,
+    too_deep,
+    walk,
+)
+from ..trial import short_repr
 
 Condition = Mapping[str, tuple[Any, ...]]
 
 _EPS = 1e-12
-#: values whose exact type is one of these are plain: no NumPy scalar, container or subclass to look into
-PLAIN_TYPES = frozenset({int, float, str, bool, type(None)})
+#: how many levels a value may nest where a study's stored space keeps it: a fixed value two levels down
+#: ({name: {"value": v}}), a choice or a prior's mode three ({name: {"choices": [c]}}), a condition's value four
+FIXED_DEPTH, CHOICE_DEPTH, WHEN_DEPTH = MAX_DEPTH - 2, MAX_DEPTH - 3, MAX_DEPTH - 4
 
 #: why a text holding half a surrogate pair is refused, and what to write instead
 HALF_A_PAIR = ("holds half a surrogate pair (as os.listdir gives a file name whose bytes are not UTF-8), which no "
@@ -112,8 +123,10 @@ def _normalize_when(name: str, when: Mapping[str, Any] | None) -> Condition:
             vals = (values,)
         if not vals:
             raise ValueError(f"parameter {name!r}: condition on {parent!r} lists no values")
-        # a tuple choice comes back from JSON as a list: keep the canonical tuple
-        out[str(parent)] = tuple(_tuples(v) for v in vals)  # nested ones too
+        if any(too_deep(v, WHEN_DEPTH) for v in vals):  # on the deepest choice stored: stored, then not read back
+            raise ValueError(f"parameter {name!r}: {TooDeep(f'condition on {parent!r}', WHEN_DEPTH)}")
+        # a tuple choice comes back from JSON as a list: keep the canonical tuple (nested ones too)
+        out[str(parent)] = tuple(_tuples(v) for v in vals)
     return out
 
 
@@ -154,13 +167,12 @@ class Param(ABC):
     def _err(self, msg: str) -> ValueError:
         return ValueError(f"parameter {self.name!r}: {msg}")
 
-    def _check_depth(self, value: Any, what: str, below: int) -> None:
+    def _check_depth(self, value: Any, what: str, limit: int) -> None:
         """A ValueError for a ``value`` whose lists nest deeper than a study's stored space may (it is
         kept ``below`` levels down in it): the study was created, then refused as "changed outside
         tunesmith" when opened; 5,000 levels ended ``Space(...)`` in a RecursionError."""
-        if isinstance(value, (list, tuple, dict)) and too_deep(value, MAX_DEPTH - below):
-            raise self._err(f"{what} nests lists more than {MAX_DEPTH - below} levels deep, more than a study "
-                            "stores; give a flatter value")
+        if isinstance(value, (list, tuple, dict)) and too_deep(value, limit):
+            raise self._err(str(TooDeep(what, limit)))
 
     # -- values -------------------------------------------------------------
     @abstractmethod
@@ -236,67 +248,34 @@ def same_definition(a: Any, b: Any) -> bool:
     return bool(a == b) and _typed([a.get("choices"), a.get("value")]) == _typed([b.get("choices"), b.get("value")])
 
 
-def _typed(x: Any) -> Any:
-    """``x`` with each value beside its type (a NumPy scalar's as Python's): 1, 1.0 and True told apart."""
-    if type(x) in PLAIN_TYPES:  # most of 100,000 choices: no walk through Mapping's isinstance
-        return type(x), x
-    if isinstance(x, Mapping):
-        return {k: _typed(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_typed(v) for v in x]
-    return type(_plain_choice(x)), x
+#: ``x`` with each value beside its type (a NumPy scalar's as Python's): 1, 1.0 and True told apart
+_typed = rebuilder(plain=lambda v: (type(v), v), leaf=lambda v: (type(python_scalar(v)), v))
 
 
-def frozen(x: Any) -> Any:
-    """A hashable form of a :meth:`Param.to_dict`, equal where the definitions are equal (a mapping's order aside)."""
-    if type(x) in PLAIN_TYPES:
-        return x
-    if isinstance(x, Mapping):
-        return frozenset((k, frozen(v)) for k, v in x.items())
-    if isinstance(x, (list, tuple)):
-        return tuple(map(frozen, x))
-    return x
+#: a hashable form of a :meth:`Param.to_dict`, equal where the definitions are equal (a mapping's order aside)
+frozen = rebuilder(mapping=frozenset, sequence=tuple)
 
 
 def _key_not_text(x: Any) -> tuple[Any] | None:
     """The first mapping key in ``x``, at any depth, that is not a string (in a 1-tuple), or None."""
-    if isinstance(x, Mapping):
-        bad = [k for k in x if not isinstance(k, str)]
+    for _, v in walk(x):
+        bad = [k for k in v if not isinstance(k, str)] if isinstance(v, Mapping) else None
         if bad:
             return (bad[0],)
-        x = list(x.values())
-    for v in x if isinstance(x, (list, tuple)) else ():
-        found = _key_not_text(v)
-        if found is not None:
-            return found
     return None
 
 
 def _set_inside(x: Any) -> Any:
     """The first set or array in ``x`` at any depth (a study stores it as a list: another value), or None."""
-    if isinstance(x, (set, frozenset, np.ndarray)):
-        return x
-    for v in (x.values() if isinstance(x, Mapping) else x if isinstance(x, (list, tuple)) else ()):
-        found = None if type(v) in PLAIN_TYPES else _set_inside(v)  # no call per number: a 10^6 list took 3x as long
-        if found is not None:
-            return found
-    return None
+    return next((v for _, v in walk(x) if isinstance(v, (set, frozenset, np.ndarray))), None)
 
 
-def _as_json(x: Any) -> Any:
-    """A value as JSON gives it back: its tuples lists, at every depth (inside mappings too)."""
-    if isinstance(x, Mapping):
-        return {k: _as_json(v) for k, v in x.items()}
-    return [_as_json(v) for v in x] if isinstance(x, (list, tuple)) else x
+#: a value as JSON gives it back: its tuples lists, at every depth (inside mappings too)
+_as_json = rebuilder()
 
 
-def _python(x: Any) -> Any:
-    """``x`` with its NumPy scalars as Python's, at every depth (inside mappings too)."""
-    if type(x) in PLAIN_TYPES:
-        return x
-    if isinstance(x, Mapping):
-        return {k: _python(v) for k, v in x.items()}
-    return type(x)(map(_python, x)) if isinstance(x, (list, tuple)) else _plain_choice(x)
+#: ``x`` with its NumPy scalars as Python's, at every depth (inside mappings too)
+_python = rebuilder(leaf=python_scalar, sequence=None)
 
 
 def _plain(x: Any) -> Any:
@@ -641,9 +620,10 @@ def _plain_choice(choice: Any) -> Any:
     value a stored space holds (JSON took no ``int64``: the study failed at its first write)."""
     if type(choice) in PLAIN_TYPES:
         return choice
-    if isinstance(choice, np.generic) or isinstance(choice, np.ndarray) and choice.ndim == 0:  # np.array(3): a scalar
-        return choice.item()
-    return tuple(map(_plain_choice, choice)) if isinstance(choice, tuple) else choice
+    return _choice_walk(choice)  # np.array(3): a scalar
+
+
+_choice_walk = rebuilder(leaf=python_scalar, mapping=None, sequence=tuple, into=(tuple,))
 
 
 class Categorical(Param):
@@ -666,7 +646,7 @@ class Categorical(Param):
         try:
             self.choices = (tuple(map(_plain_choice, choices)) if isinstance(choices, Iterable)
                             and not isinstance(choices, unordered) else choices)
-        except RecursionError:  # a tuple thousands of levels deep: refused as too deep when bound
+        except TooDeep:  # a tuple thousands of levels deep: refused as too deep (named) when bound
             self.choices = tuple(choices)
 
     def _check(self) -> None:
@@ -684,7 +664,7 @@ class Categorical(Param):
         seen: dict[Any, Any] = {}  # looked up by hash: a list scan was quadratic (100,000 choices: minutes)
         for c in self.choices:
             if type(c) is tuple:  # stored three levels down: {name: {"choices": [c]}}
-                self._check_depth(c, "choice", 3)
+                self._check_depth(c, "choice", CHOICE_DEPTH)
             try:
                 twin = seen.get(c, seen)  # seen itself: none yet (None may be a choice)
             except TypeError:
@@ -698,9 +678,11 @@ class Categorical(Param):
                     f"choices {twin!r} and {c!r} are equal in Python ({twin!r} == {c!r}), so a stored "
                     "configuration cannot tell them apart; keep one, or list strings and convert in the objective"
                 )
-            if c != c:  # NaN: never equal to itself, so never matched, stored or compared
+            nan = c if c != c else nan_inside(c) if type(c) is tuple else None  # (1, nan) == itself: the same nan
+            if nan is not None:  # NaN: never equal to itself, so never matched, stored or compared
+                holds = "is" if nan is c else f"holds {nan!r}, which is"
                 raise self._err(
-                    f"choice {c!r} is not equal to itself, so it cannot be matched or stored; "
+                    f"choice {c!r} {holds} not equal to itself, so it cannot be matched or stored; "
                     "use None or the string 'nan' for a missing value"
                 )
             seen[c] = c
@@ -800,7 +782,7 @@ class Fixed(Param):
         self.value = value
 
     def _check(self) -> None:
-        self._check_depth(self.value, "fixed value", 2)  # stored as {name: {"value": ...}}
+        self._check_depth(self.value, "fixed value", FIXED_DEPTH)
         try:
             hash(self.value)
         except TypeError:
@@ -820,6 +802,10 @@ class Fixed(Param):
             raise self._err(f"fixed value {self.value!r} has the key {key[0]!r}, which is not a string: a study stores "
                             f"its space as JSON, whose keys are strings, so {back}; write the keys as strings, or give "
                             "a list of (key, value) pairs")
+        nan = nan_inside(self.value)
+        if nan is not None:  # [1, nan] == itself (the same nan), not the [1, nan] a study reads back
+            raise self._err(f"fixed value {self.value!r} holds {nan!r}, which is not equal to itself, so the trials "
+                            "a study reads back would not match it; use None or the string 'nan' for a missing value")
 
     def validate(self, value: Any, *, what: str = "value") -> Any:
         # a list for a tuple (JSON has no tuples) and the other way round: the same constant
@@ -859,14 +845,9 @@ class Fixed(Param):
         return {"value": _as_json(self.value), "tuples": inside} if inside else {"value": self.value}
 
 
-def _tuple_paths(x: Any, at: tuple[Any, ...] = ()) -> list[list[Any]]:
+def _tuple_paths(x: Any) -> list[list[Any]]:
     """Where ``x`` holds tuples, at any depth: each one's keys and indices from the top."""
-    found: list[list[Any]] = [list(at)] if isinstance(x, tuple) else []
-    items = x.items() if isinstance(x, Mapping) else enumerate(x) if isinstance(x, (list, tuple)) else ()
-    for k, v in items:
-        if type(v) not in PLAIN_TYPES:  # no call per number: a list of 10^6
-            found += _tuple_paths(v, (*at, k))
-    return found
+    return [list(at) for at, v in walk(x) if isinstance(v, tuple)]
 
 
 def _with_tuples(value: Any, marks: Any) -> Any:
@@ -952,16 +933,25 @@ def _stored_key(key: str, by_text: Mapping[str, Any], choices: Sequence[Any]) ->
 
 def _unhashable(value: Any) -> Any:
     """The part of an unhashable choice that is not hashable: the list in ``((0, [1]), 2)``."""
-    for part in value if isinstance(value, tuple) else ():
-        try:
-            hash(part)
-        except TypeError:
-            return _unhashable(part)
-    return value
+    return next((v for _, v in walk(value) if not isinstance(v, tuple) and not _hashable(v)), value)
 
 
-def _tuples(value: Any) -> Any:
-    return tuple(map(_tuples, value)) if isinstance(value, list) else value
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _tuples(value: Any, what: str = "value", limit: int = MAX_DEPTH) -> Any:
+    """``value`` with its lists tuples, at every depth (JSON's lists are the tuples a space stored)."""
+    if type(value) in PLAIN_TYPES:
+        return value
+    return _tuples_walk(value, what, limit)
+
+
+_tuples_walk = rebuilder(mapping=None, sequence=tuple, into=(list,))
 
 
 def param_from_dict(d: Mapping[str, Any]) -> Param:
@@ -981,18 +971,20 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
         if kind == "int":
             return Int(**d)
         if kind == "categorical":
-            choices = [_tuples(c) for c in d.pop("choices")]  # JSON's lists, nested ones too, are the tuples stored
+            choices = [_tuples(c, "choice", CHOICE_DEPTH) for c in d.pop("choices")]  # JSON's lists are the tuples stored
             if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].weight, Mapping):
                 d["prior"] = dataclasses.replace(d["prior"], weight=_stored_weights(d["prior"].weight, choices))
             if isinstance(d.get("prior"), Prior) and isinstance(d["prior"].mode, list):  # a tuple choice's
-                d["prior"] = dataclasses.replace(d["prior"], mode=_tuples(d["prior"].mode))
+                d["prior"] = dataclasses.replace(d["prior"], mode=_tuples(d["prior"].mode, "prior", CHOICE_DEPTH))
             return Categorical(choices, **d)
         if kind == "fixed":
             d.pop("prior", None)
             value = d.pop("value")
             if "tuples" in d:
                 value = _with_tuples(value, d.pop("tuples"))
-            return Fixed(_tuples(value) if d.pop("tuple", False) and isinstance(value, list) else value, **d)
+            if d.pop("tuple", False) and isinstance(value, list):
+                value = _tuples(value, "fixed value", FIXED_DEPTH)
+            return Fixed(value, **d)
     except TypeError as exc:
         raise ValueError(f"bad parameter definition {dict(d, type=kind)}: {exc}") from None
     except KeyError as exc:

@@ -15,7 +15,9 @@ import numpy as np
 import yaml
 
 from ..exceptions import UnreadableSpaceError
+from ..nested import TooDeep
 from .params import (
+    CHOICE_DEPTH,
     DEFINITION_KEYS,
     HALF_A_PAIR,
     PARAM_TYPES,
@@ -398,8 +400,11 @@ class Space(Mapping[str, Param]):
                 raise ValueError(f"parameter {name!r}: {{{', '.join(map(str, spec))}}} is a mapping of keys without "
                                  f"values in YAML, not a list of choices: write [{', '.join(map(str, spec))}] for "
                                  "choices, or {type: fixed, value: {...}} for a constant mapping")
-            elif isinstance(spec, list):
-                params[name] = Categorical([_tuples(c) for c in spec])  # a list in a choice too, as to_dict writes it
+            elif isinstance(spec, list):  # a list in a choice too, as to_dict writes it (stored {name: {"choices": [c]}})
+                try:
+                    params[name] = Categorical([_tuples(c, "choice", CHOICE_DEPTH) for c in spec])
+                except TooDeep as exc:
+                    raise ValueError(f"parameter {name!r}: {exc}") from None
             else:
                 params[name] = Fixed(spec)
         return cls(params)

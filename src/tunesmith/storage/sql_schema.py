@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from ..exceptions import StorageError
-from ..trial import MAX_DEPTH, Direction, FrozenTrial, SystemState, TrialState, too_deep
+from ..nested import MAX_DEPTH, too_deep
+from ..trial import Direction, FrozenTrial, SystemState, TrialState
 from .base import StudyRecord
 
 T = TypeVar("T")
