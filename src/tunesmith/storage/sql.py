@@ -1125,21 +1125,22 @@ class SQLStorage(Storage):
         if limit is not None:
             args["limit"] = int(limit)
         kind = "trials_in_state" if state is not None else "trials_from" if exclude is None else "trials_except"
-        stmt = kind + ("" if limit is None else "_head")
-        rows = self._tx(lambda c: c.all(stmt, args), write=False)
-        return rows_to_trials(rows, self._warned)
+        return self._read(kind + ("" if limit is None else "_head"), args)
+
+    def _read(self, stmt: str, args: dict[str, Any]) -> list[FrozenTrial]:
+        return rows_to_trials(self._tx(lambda c: c.all(stmt, args), write=False), self._warned)
 
     def get_trials_since(
         self, study_id: int, min_number: int, *, also: Collection[int] = (), exclude: TrialState | None = None
     ) -> list[FrozenTrial]:
-        before = sorted({int(n) for n in also if n < min_number})
-        if not before:
-            return self.get_trials(study_id, min_number=min_number, exclude=exclude)
-        step = SINCE_WIDTHS[-1]
-        chunks = [before[i:i + step] for i in range(0, len(before), step)]
         fixed: dict[str, Any] = {"sid": study_id}
         if exclude is not None:
             fixed["exclude"] = TrialState(exclude).value
+        before = sorted({int(n) for n in also if n < min_number})
+        if not before:
+            return self._read("trials_from" if exclude is None else "trials_except", {**fixed, "min_number": min_number})
+        step = SINCE_WIDTHS[-1]
+        chunks = [before[i:i + step] for i in range(0, len(before), step)]
 
         def op(cur: Cursor) -> list[Any]:  # one statement while at most 512 are listed: one snapshot
             rows: list[Any] = []
