@@ -250,16 +250,3 @@ def test_more_unfinished_trials_than_one_statement_lists_are_all_read_in_order(s
     fresh = storage.get_trials_since(sid, 2 * many, also=range(1, 2 * many, 2))
     assert [t.number for t in fresh] == [*range(1, 2 * many, 2), *range(2 * many, 2 * many + 3)]
     assert [t.number for t in storage.get_trials_since(sid, 10**6, also=[5, 3, 10**5])] == [3, 5]
-
-
-@pytest.mark.parametrize("exclude", [None, TrialState.WAITING])
-def test_every_storage_reads_the_listed_trials_and_those_from_a_number_on(
-    storage: Storage, exclude: TrialState | None
-) -> None:
-    sid = storage.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
-    for n in range(12):
-        storage.create_trial(sid, params={"x": n / 12}, state=TrialState.WAITING if n % 3 == 0 else TrialState.RUNNING)
-    got = storage.get_trials_since(sid, 9, also=[7, 1, 3, 9, 10, 30], exclude=exclude)
-    want = [1, 3, 7, 9, 10, 11] if exclude is None else [1, 7, 10, 11]
-    assert [t.number for t in got] == want
-    assert Storage.get_trials_since(storage, sid, 9, also=[7, 1, 3], exclude=exclude) == got  # the default
