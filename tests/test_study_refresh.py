@@ -233,8 +233,8 @@ def test_one_early_unfinished_trial_does_not_make_each_refresh_read_the_later_on
     assert len(study.trials) == 306
 
 
-def test_more_unfinished_trials_than_one_statement_lists_are_all_read_in_order(sqlite_url: str) -> None:
-    study = ts.Study(SPACE, sampler="random", seed=0, storage=sqlite_url, name="s")
+def test_more_unfinished_trials_than_one_statement_lists_are_all_read_in_order(shared_storage_url: str) -> None:
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=shared_storage_url, name="s")
     many = SINCE_WIDTHS[-1] + 40
     for i in range(2 * many):
         trial = study.ask()
@@ -250,3 +250,25 @@ def test_more_unfinished_trials_than_one_statement_lists_are_all_read_in_order(s
     fresh = storage.get_trials_since(sid, 2 * many, also=range(1, 2 * many, 2))
     assert [t.number for t in fresh] == [*range(1, 2 * many, 2), *range(2 * many, 2 * many + 3)]
     assert [t.number for t in storage.get_trials_since(sid, 10**6, also=[5, 3, 10**5])] == [3, 5]
+
+
+def test_a_huge_number_written_by_hand_does_not_stall_a_decision(sqlite_url: str) -> None:
+    """A decision's read notes the numbers it skipped (the queue); a row renumbered by hand far past
+    the rest is no queue: the read goes on, and the queued trials before it are still seen."""
+    pruner = Seeing()
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=sqlite_url, name="s", pruner=pruner)
+    probe = study.ask()
+    study.enqueue({"x": 0.5})
+    study.add_trial({"x": 0.25}, 0.25)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ts_trials SET number = 4000000000000 WHERE number = 2"))
+    engine.dispose()
+    probe.report(0.5, 1)
+    probe.should_prune()
+    assert [n for n, _, _ in pruner.seen] == [0, 4_000_000_000_000]
+    study.tell(study.ask(), 0.75)  # runs the queued trial 1
+    probe.report(0.5, 2)
+    probe.should_prune()
+    assert [(n, s) for n, s, _ in pruner.seen] == [(0, TrialState.RUNNING), (1, TrialState.COMPLETE),
+                                                    (4_000_000_000_000, TrialState.COMPLETE)]

@@ -45,6 +45,9 @@ from .trial import Trial, _as_float, _of_shape, short_repr
 
 logger = logging.getLogger("tunesmith")
 T = TypeVar("T")
+#: the most trial numbers a refresh that left the queue out notes as skipped at once: more apart
+#: is no queue but a number written into the database by hand, read again from there instead
+MAX_SKIPPED = 100_000
 
 Objective = Callable[[Trial], Any]
 
@@ -282,14 +285,17 @@ class Study:
         """Note which trials the next refresh reads again: the unfinished ones. One in ``exclude`` is
         not read, so each number it may hold stays noted: the noted ones not read (none if all were
         read: a row gone) and the numbers skipped between the last seen and the last read."""
-        top = max((t.number for t in fresh), default=self._next - 1) + 1
         if exclude is None:
             self._live = set(live)
-        else:
-            got = {t.number for t in fresh}
-            self._live = {n for n in self._live if n not in got} | set(live)
-            self._live.update(n for n in range(self._next, top) if n not in got)
-        self._next = max(self._next, top)
+            self._next = max(self._next, max((t.number for t in fresh), default=-1) + 1)
+            return
+        got = {t.number for t in fresh}
+        self._live = {n for n in self._live if n not in got} | set(live)
+        for n in sorted(n for n in got if n >= self._next):
+            if n - self._next > MAX_SKIPPED:  # no queue: a number written by hand; read from here again
+                break
+            self._live.update(range(self._next, n))
+            self._next = n + 1
 
     def _canonical_live(self, t: FrozenTrial) -> FrozenTrial:
         """:meth:`_canonical`, validating each unfinished trial's params once, not on every read
