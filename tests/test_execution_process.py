@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from kill_storm import Storm
 
-from tunesmith import Categorical, Float, Study, TrialState
-from tunesmith.execution import InlineExecutor, ProcessExecutor, ThreadExecutor
+from tunesmith import Categorical, Float, MemoryStorage, SQLStorage, Study, TrialState
+from tunesmith.execution import Executor, InlineExecutor, Job, ProcessExecutor, ThreadExecutor
 from tunesmith.pruners import NopPruner
 from tunesmith.samplers import GridSampler, RandomSampler, Sampler
 from tunesmith.samplers.base import Suggestion
@@ -963,12 +963,13 @@ def _second_raises_keyboard_interrupt(trial: Any) -> float:
     return float(trial.params["x"])
 
 
-@pytest.mark.parametrize("executor, jobs", [("inline", 1), ("thread", 2), ("process", 2)])
+@pytest.mark.parametrize("executor, jobs", [("inline", 1), ("thread", 2), ("process", 2), (None, 2)])
 def test_a_command_whose_objective_raised_keyboard_interrupt_exits_130(
         tmp_path: Path, executor: str, jobs: int) -> None:
     """``tunesmith run`` (and ``worker``) whose objective raised KeyboardInterrupt itself: the run stopped
     and the trial said "interrupted", but the command exited 0, where a Ctrl-C exits 130. In a worker
-    thread the thread died of it (its traceback printed) and the other threads ran all 8 trials."""
+    thread the thread died of it (its traceback printed) and the other threads ran all 8 trials. With no
+    executor named, two jobs on SQLite are processes: what the objective notes there reaches the command."""
     from tunesmith.cli.launch import optimize_interruptibly
 
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'k.db'}", name="k", sampler="random", seed=0)
@@ -977,6 +978,25 @@ def test_a_command_whose_objective_raised_keyboard_interrupt_exits_130(
     assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in study.trials}
     assert len(study.trials) <= 1 + jobs, [t.state for t in study.trials]
     assert TrialState.RUNNING not in {t.state for t in study.trials}
+
+
+def test_which_runs_put_the_objective_in_other_processes(tmp_path: Path) -> None:
+    """The command line shares its interrupt flag with worker processes only where there are some."""
+    from tunesmith.execution import runs_in_processes
+
+    sqlite, memory = SQLStorage(f"sqlite:///{tmp_path / 'r.db'}"), MemoryStorage()
+    assert [runs_in_processes(spec, jobs, sqlite, {}) for spec, jobs in [
+        (None, 1), (None, 2), (None, -1), ("inline", 1), ("thread", 4), ("process", 1), ("ray", 2),
+        (InlineExecutor(), 1), (ProcessExecutor(1), 1)]] == [
+        False, True, (os.cpu_count() or 1) > 1, False, False, True, False, False, True]
+    assert not runs_in_processes(None, 4, memory, {})  # threads in memory
+    assert runs_in_processes(None, 1, sqlite, {"gpus": 1}) and runs_in_processes(None, 1, sqlite, {"trial_timeout": 5})
+
+    class Elsewhere(Executor):  # an executor of its own: it may fork
+        def run(self, job: Job) -> str | None:
+            return None
+
+    assert runs_in_processes(Elsewhere(), 1, sqlite, {})
 
 
 def test_a_command_whose_worker_alone_took_a_sigint_still_exits_0(tmp_path: Path) -> None:

@@ -25,6 +25,11 @@ class CountingStorage(MemoryStorage):
         self.read += len(out)
         return out
 
+    def get_trials_since(self, study_id: int, min_number: int, **kw: Any) -> list[Any]:
+        out = super().get_trials_since(study_id, min_number, **kw)
+        self.read += len(out)
+        return out
+
 
 def reads_per_step(pruner: Any, queued: int = 0) -> list[int]:
     """Trials read from storage by each ``should_prune()`` of a trial reporting steps 1..27."""

@@ -55,6 +55,22 @@ class TestStorageConformance:
         with pytest.raises(ts.StudyNotFound, match="no longer in"):
             storage.insert_trials(sid, [FrozenTrial(number=0, state=TrialState.COMPLETE, params={"x": 0.5}, value=1.0)])
 
+    @pytest.mark.parametrize("exclude", [None, TrialState.WAITING])
+    def test_get_trials_since_reads_the_listed_trials_and_those_from_a_number_on(
+        self, storage: ts.Storage, exclude: TrialState | None
+    ) -> None:
+        sid = new_study(storage, "a")
+        for n in range(12):
+            storage.create_trial(sid, params={"x": n / 12},
+                                 state=TrialState.WAITING if n % 3 == 0 else TrialState.RUNNING)
+        got = storage.get_trials_since(sid, 9, also=[7, 1, 3, 9, 10, 30], exclude=exclude)
+        assert [t.number for t in got] == ([1, 3, 7, 9, 10, 11] if exclude is None else [1, 7, 10, 11])
+        assert got == [t for t in storage.get_trials(sid, exclude=exclude) if t.number in {1, 3, 7} or t.number >= 9]
+        assert ts.Storage.get_trials_since(storage, sid, 9, also=[7, 1, 3], exclude=exclude) == got  # the default
+        assert storage.get_trials_since(sid, 100, also=[2]) == [storage.get_trial(sid, 2)]
+        storage.delete_study("a")
+        assert storage.get_trials_since(sid, 0, also=[1, 2]) == []  # deleted: nothing, as get_trials reads it
+
     def test_count_and_insert_trials_agree_with_get_trials(self, storage: ts.Storage) -> None:
         a, b = new_study(storage, "a"), new_study(storage, "b")
         storage.create_trial(a, params={"x": 0.1}, worker="w")

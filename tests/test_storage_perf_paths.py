@@ -131,8 +131,9 @@ def test_opening_a_study_counts_its_trials_without_reading_them(storage: Storage
     assert storage.count_trials(study._study_id) == 6
     assert storage.count_trials(_study(storage, "empty")) == 0
     reads: list[int] = []
-    real = storage.get_trials
+    real, since = storage.get_trials, storage.get_trials_since
     storage.get_trials = lambda *a, **k: reads.append(1) or real(*a, **k)  # type: ignore[method-assign]
+    storage.get_trials_since = lambda *a, **k: reads.append(1) or since(*a, **k)  # type: ignore[method-assign]
     again = ts.Study.load("big", storage)
     assert reads == [] and again.session == 6  # the sampler's stream still starts past the trials there
     assert len(again.trials) == 6 and len(reads) == 1

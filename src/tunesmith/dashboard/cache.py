@@ -1,8 +1,8 @@
 """What the dashboard knows of each study: its trials, read incrementally from the storage.
 
 Finished trials never change, so each is read once; a refresh re-reads only the
-unfinished ones (one by one while they are few) and the trials numbered past the last
-one seen. Each trial comes from one SELECT, so a record is never half-written. Every
+unfinished ones and the trials numbered past the last one seen, in one read
+(``Storage.get_trials_since``), so a record is never half-written. Every
 change bumps the study's ``version``, which keys the caches of plots and pages.
 """
 
@@ -27,8 +27,6 @@ from ..trial import FrozenTrial, TrialState
 
 #: the suffix of the companion study where ``study.evaluate_best`` records test scores
 TEST_SUFFIX = SUFFIX
-#: unfinished trials re-read one by one up to this many; beyond, all from the lowest of them
-LIVE_ONE_BY_ONE = 64
 #: a study is read again at most this often (seconds), however many pages poll it
 MIN_INTERVAL = 0.5
 
@@ -226,18 +224,10 @@ class StudyCache:
 
 
 def _refresh(storage: Storage, e: _Entry) -> None:
-    sid = e.record.study_id
-    fresh: list[FrozenTrial | None]
-    if len(e.live) > LIVE_ONE_BY_ONE:
-        fresh = list(storage.get_trials(sid, min_number=min(e.live)))
-    else:
-        fresh = [_one(storage, sid, n) for n in sorted(e.live)]
-        fresh += storage.get_trials(sid, min_number=e.next_number)
+    fresh = storage.get_trials_since(e.record.study_id, e.next_number, also=e.live)
     e.read_at = time.monotonic()
     changed = False
     for t in fresh:
-        if t is None:
-            continue
         old = e.finished.get(t.number) or e.live.get(t.number)
         if old is None or _differs(old, t):
             changed = True
@@ -253,13 +243,6 @@ def _refresh(storage: Storage, e: _Entry) -> None:
         e.version += 1
         merged = {**e.finished, **e.live}
         e.trials = tuple(merged[n] for n in sorted(merged))
-
-
-def _one(storage: Storage, sid: int, number: int) -> FrozenTrial | None:
-    try:
-        return storage.get_trial(sid, number)
-    except LookupError:
-        return None
 
 
 def _differs(a: FrozenTrial, b: FrozenTrial) -> bool:

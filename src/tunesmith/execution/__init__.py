@@ -107,6 +107,15 @@ def _closest_argument(key: str) -> str:
     return did_you_mean(key, _ARGUMENTS).strip(" ()")
 
 
+def runs_in_processes(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str, Any]) -> bool:
+    """Whether ``optimize(executor=spec, n_jobs=n_jobs, **options)`` may run the objective in other
+    processes of this machine (forked workers): the in-process executors and Ray's actors do not;
+    an executor of another kind may."""
+    if spec is None:
+        return _default_kind((os.cpu_count() or 1) if n_jobs == -1 else n_jobs, storage, options) == "process"
+    return getattr(spec, "name", spec) not in ("inline", "thread", "ray")
+
+
 def _default_kind(n: int, storage: Storage, options: Mapping[str, Any]) -> str:
     if options.get("gpus") is not None or "trial_timeout" in options:
         return "process"
@@ -136,5 +145,6 @@ __all__ = [
     "ThreadExecutor",
     "make_executor",
     "plan_slots",
+    "runs_in_processes",
     "worker_loop",
 ]

@@ -17,7 +17,7 @@ import re
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,6 +228,20 @@ class Storage(ABC):
         given: the queue, the paused or the running trials; none in ``exclude``,
         e.g. a pruner's decision skips the queue), by number; the first ``limit``
         of them if given (the head of the queue)."""
+
+    def get_trials_since(
+        self, study_id: int, min_number: int, *, also: Collection[int] = (), exclude: TrialState | None = None
+    ) -> list[FrozenTrial]:
+        """Trials numbered ``min_number`` and up, and those numbered in ``also`` (none in
+        ``exclude``), by number, read at once: a study's refresh reads the trials after the last
+        one it saw and again the unfinished ones it holds, never the finished ones between (one
+        trial that stays running or paused early in a long study no longer makes each refresh read
+        every later trial). This default reads from the lowest of them on and keeps those asked
+        for; SQL and memory storages read only those."""
+        wanted = set(also)
+        low = min(min_number, *wanted) if wanted else min_number
+        return [t for t in self.get_trials(study_id, min_number=low, exclude=exclude)
+                if t.number >= min_number or t.number in wanted]
 
     def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
         """Every trial's number, state, value and times, by number, the rest (parameters, reports,

@@ -7,7 +7,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from ..exceptions import DuplicateStudyError, StudyNotFound, TrialFinishedError, TrialNotFound
@@ -169,6 +169,17 @@ class MemoryStorage(Storage):
                 numbers = sorted(numbers) if limit is None else heapq.nsmallest(limit, numbers)
                 return [trials[n] for n in numbers]
             return list(out if limit is None else out[:limit])
+
+    def get_trials_since(
+        self, study_id: int, min_number: int, *, also: Collection[int] = (), exclude: TrialState | None = None
+    ) -> list[FrozenTrial]:
+        with self._lock:
+            trials = self._trials.get(study_id)
+            if trials is None:  # deleted: nothing, as a SQL storage reads
+                return []
+            start = max(min_number, 0)
+            out = [trials[n] for n in sorted(set(also)) if 0 <= n < min(start, len(trials))] + trials[start:]
+            return out if exclude is None else [t for t in out if t.state is not exclude]
 
     def count_trials(self, study_id: int) -> int:
         with self._lock:

@@ -25,7 +25,7 @@ import stat
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,11 +47,13 @@ from .base import Storage, StudyRecord, check_expect, check_study_name, unencode
 from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
+    SINCE_WIDTHS,
     _BadColumn,
     _json_object,
     meta_table,
     metadata,
     rows_to_trials,
+    since_args,
     studies_table,
     study_record,
     trials_table,
@@ -1188,8 +1190,31 @@ class SQLStorage(Storage):
         if limit is not None:
             args["limit"] = int(limit)
         kind = "trials_in_state" if state is not None else "trials_from" if exclude is None else "trials_except"
-        stmt = kind + ("" if limit is None else "_head")
-        rows = self._tx(lambda c: c.all(stmt, args), write=False)
+        return self._read(kind + ("" if limit is None else "_head"), args)
+
+    def _read(self, stmt: str, args: dict[str, Any]) -> list[FrozenTrial]:
+        return rows_to_trials(self._tx(lambda c: c.all(stmt, args), write=False), self._warned)
+
+    def get_trials_since(
+        self, study_id: int, min_number: int, *, also: Collection[int] = (), exclude: TrialState | None = None
+    ) -> list[FrozenTrial]:
+        fixed: dict[str, Any] = {"sid": study_id}
+        if exclude is not None:
+            fixed["exclude"] = TrialState(exclude).value
+        before = sorted({int(n) for n in also if n < min_number})
+        if not before:
+            return self._read("trials_from" if exclude is None else "trials_except", {**fixed, "min_number": min_number})
+        step = SINCE_WIDTHS[-1]
+        chunks = [before[i:i + step] for i in range(0, len(before), step)]
+
+        def op(cur: Cursor) -> list[Any]:  # one statement while at most 512 are listed: one snapshot
+            rows: list[Any] = []
+            for i, chunk in enumerate(chunks):  # the trials from min_number on with the last chunk: in order
+                name, args = since_args(chunk, min_number if i == len(chunks) - 1 else None)
+                rows += cur.all(name + ("" if exclude is None else "_except"), {**fixed, **args})
+            return rows
+
+        rows = self._tx(op, write=False)
         return rows_to_trials(rows, self._warned)
 
     def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:

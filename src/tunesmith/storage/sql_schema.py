@@ -91,6 +91,11 @@ _RECORD_KEYS = (
 )
 
 
+#: the lengths of the ``number IN (...)`` lists a refresh reads with (:func:`since_args`); the widest
+#: stays under SQLite's oldest limit of 999 bound values a statement
+SINCE_WIDTHS = (8, 64, 512)
+
+
 def _hot_statements() -> dict[str, Any]:
     record: dict[str, Any] = {k: _b(k) for k in _RECORD_KEYS}
     of_study = _tc.study_id == _b("sid")
@@ -129,7 +134,28 @@ def _hot_statements() -> dict[str, Any]:
     )
     for name in ("trials_from", "trials_in_state", "trials_except"):  # the first ``limit`` rows (the head of the queue)
         out[f"{name}_head"] = out[name].limit(_b("limit"))
+    for width in SINCE_WIDTHS:  # a refresh: the trials from a number on, and some before it
+        out[f"since_{width}"] = _since(of_study, width)
+        out[f"since_{width}_except"] = _since(of_study, width, _tc.state != _b("exclude"))
     return out
+
+
+def _since(of_study: Any, width: int, *where: Any) -> Any:
+    """The trials numbered ``n0``..``n<width-1>`` and those from ``min_number`` on, by number: a
+    UNION of two index searches (one ``WHERE ... OR ...`` made SQLite visit every row of the study)."""
+    listed = sa.select(*_TRIAL_COLS).where(of_study, _tc.number.in_([_b(f"n{i}") for i in range(width)]), *where)
+    after = sa.select(*_TRIAL_COLS).where(of_study, _tc.number >= _b("min_number"), *where)
+    return sa.union_all(listed, after).order_by("number")
+
+
+def since_args(numbers: Sequence[int], min_number: int | None) -> tuple[str, dict[str, Any]]:
+    """The ``since_<width>`` statement that reads ``numbers`` (at most the widest) and the trials
+    from ``min_number`` on (none with None: ``number >= NULL`` holds for no row), and its bind
+    values: the list padded to the width by repeating its last number, so each width compiles
+    once whatever the count."""
+    width = next(w for w in SINCE_WIDTHS if w >= len(numbers))
+    padded = [*numbers, *[numbers[-1]] * (width - len(numbers))]
+    return f"since_{width}", {"min_number": min_number, **{f"n{i}": n for i, n in enumerate(padded)}}
 
 
 _HOT = _hot_statements()

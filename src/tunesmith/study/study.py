@@ -45,6 +45,9 @@ from .trial import Trial, _as_float, _of_shape, short_repr
 
 logger = logging.getLogger("tunesmith")
 T = TypeVar("T")
+#: the most trial numbers a refresh that left the queue out notes as skipped at once: more apart
+#: is no queue but a number written into the database by hand, read again from there instead
+MAX_SKIPPED = 100_000
 
 Objective = Callable[[Trial], Any]
 
@@ -143,7 +146,8 @@ class Study:
         self._canonical_params: dict[int, Mapping[str, Any]] = {}  # live trials' params, checked
         self._unfit: set[int] = set()  # trials whose params do not fit the space: not shown to the sampler
         self._copying = _read_in is not None  # read to be copied: the copy says which trials do not fit, not the sampler
-        self._cursor = 0
+        self._next = 0  # one past the highest trial number read: the next refresh reads from it on
+        self._live: set[int] = set()  # numbers below it that may hold an unfinished trial: read again
         self._session = self._storage.count_trials(self._study_id)  # counted, not read: opening stays quick
         self.sampler.reseed(self._session, 0)
         if "heartbeat" in cfg:
@@ -265,20 +269,36 @@ class Study:
         return self._history()
 
     def _history(self, *, exclude: TrialState | None = None) -> list[FrozenTrial]:
-        """All trials (but those in ``exclude``); finished ones are cached since they never change."""
+        """All trials (but those in ``exclude``). Finished ones are kept since they never change; a
+        refresh reads the trials after the last one seen and again the unfinished ones below it."""
         with self._lock:
-            fresh = self._storage.get_trials(self._study_id, min_number=self._cursor, exclude=exclude)
-            live: list[FrozenTrial] = []
+            fresh = self._storage.get_trials_since(self._study_id, self._next, also=self._live, exclude=exclude)
+            live: dict[int, FrozenTrial] = {}
             for t in fresh:
                 if t.state.is_finished:
                     self._finished[t.number] = self._canonical(t)
                     self._canonical_params.pop(t.number, None)
                 else:
-                    live.append(self._canonical_live(t))
-            while self._cursor in self._finished:
-                self._cursor += 1
-            merged = {**self._finished, **{t.number: t for t in live}}
+                    live[t.number] = self._canonical_live(t)
+            self._track_live(live, fresh, exclude)
+            merged = {**self._finished, **live}
             return [merged[n] for n in sorted(merged)]
+
+    def _track_live(self, live: dict[int, FrozenTrial], fresh: list[FrozenTrial], exclude: TrialState | None) -> None:
+        """Note which trials the next refresh reads again: the unfinished ones. One in ``exclude`` is
+        not read, so each number it may hold stays noted: the noted ones not read (none if all were
+        read: a row gone) and the numbers skipped between the last seen and the last read."""
+        if exclude is None:
+            self._live = set(live)
+            self._next = max(self._next, max((t.number for t in fresh), default=-1) + 1)
+            return
+        got = {t.number for t in fresh}
+        self._live = {n for n in self._live if n not in got} | set(live)
+        for n in sorted(n for n in got if n >= self._next):
+            if n - self._next > MAX_SKIPPED:  # no queue: a number written by hand; read from here again
+                break
+            self._live.update(range(self._next, n))
+            self._next = n + 1
 
     def _canonical_live(self, t: FrozenTrial) -> FrozenTrial:
         """:meth:`_canonical`, validating each unfinished trial's params once, not on every read
@@ -853,7 +873,8 @@ class Study:
         with self._lock:
             self._finished.clear()
             self._canonical_params.clear()
-            self._cursor = 0
+            self._next = 0
+            self._live.clear()
         return self
 
     @property
