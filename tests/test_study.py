@@ -384,6 +384,13 @@ def test_resuming_from_a_misspelt_sqlite_path_names_the_missing_file_and_makes_n
         with pytest.raises(ValueError, match="there is no database file at .*: pass a space to create it"):
             ts.Study(storage=spec, name="svm")
     assert sorted(p.name for p in tmp_path.iterdir() if "tunesmth" in p.name) == []
+    # a misspelt folder: it said "folder ... does not exist; create it first", which finds no study
+    with pytest.raises(ts.StudyNotFound, match=re.escape(
+            f"(there is no database file at '{tmp_path / 'runz' / 'tunesmith.db'}')")):
+        ts.load_study("svm", "runz/tunesmith.db")
+    with pytest.raises(ValueError, match="there is no database file at .*: pass a space to create it"):
+        ts.Study(storage="sqlite:///runz/tunesmith.db", name="svm")
+    assert not (tmp_path / "runz").exists()
     assert len(ts.load_study("svm", "tunesmith.db").trials) == 0  # a file that is there opens as before
     made = ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///new.db", name="svm")  # a space creates it
     assert made.storage.display_url.endswith("new.db") and (tmp_path / "new.db").is_file()

@@ -471,7 +471,7 @@ class SQLStorage(Storage):
             path = self._path = Path(str(parsed.database)).expanduser().resolve()
             if not Path(str(parsed.database)).is_absolute():  # "sqlite:///x.db", "~/x.db": which file
                 self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
-            if not path.parent.is_dir():
+            if not path.parent.is_dir() and not self.read_only:  # read-only: a file not there, read as empty
                 raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
             _check_regular(path, self.url)
             _check_beside(path, self.url)
