@@ -399,6 +399,28 @@ def test_resuming_from_a_misspelt_sqlite_path_names_the_missing_file_and_makes_n
         ts.Study()
 
 
+def test_resuming_while_another_worker_makes_the_database_opens_it_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file another worker made between resuming's check (missing) and its opening was opened read-only:
+    ``load_study`` found the study and every write of it failed ("opened read-only")."""
+    import tunesmith.storage.sql as sql
+
+    url, real, seen = f"sqlite:///{tmp_path / 'shared.db'}", sql.missing_sqlite_file, []
+
+    def made_just_after_the_first_check(checked: str) -> bool:
+        missing = real(checked)
+        if not seen:  # the other worker creates the study now
+            ts.Study(SPACE, storage=url, name="svm", sampler="random", seed=0)
+        seen.append(missing)
+        return missing
+
+    monkeypatch.setattr(sql, "missing_sqlite_file", made_just_after_the_first_check)
+    study = ts.load_study("svm", url)
+    study.optimize(quadratic, n_trials=2)
+    assert seen[0] is True and len(ts.load_study("svm", url).trials) == 2
+
+
 def test_numpy_and_tensor_like_values_are_accepted() -> None:
     study = ts.Study(SPACE, sampler="random", seed=0)
     study.tell(study.ask(), np.float32(0.25))
