@@ -291,6 +291,18 @@ def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str
         run_cli("export", "ghost", "--format", "xml")
 
 
+def test_commands_that_write_leave_no_file_at_a_misspelt_storage(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`note`, `rename`, `delete`, `copy` and `focus` with a misspelt --storage made an empty database there
+    and said only "no study named ..."; they read it as missing, as `show` and ``load_study`` do."""
+    db = f"sqlite:///{project / 'typo.db'}"
+    for argv in (["note", "s", "hello"], ["rename", "s", "t"], ["delete", "s", "--yes"], ["copy", "s", "t"],
+                 ["focus", "s", "--keep", "x"]):
+        assert run_cli(*argv, "--storage", db) == 2, argv
+        assert f"no study named 's' in {db} (there is no database file at '{project / 'typo.db'}')" in \
+            capsys.readouterr().err, argv
+        assert sorted(p.name for p in project.iterdir() if p.name.startswith("typo")) == [], argv
+
+
 def test_failing_objective_still_reports(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("run", str(project / "study.yaml"), "--name", "broken", "--n-trials", "2", "--no-progress") == 0
     (project / "broken.yaml").write_text(

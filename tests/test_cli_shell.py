@@ -5,6 +5,7 @@ subprocess with and without ``PYTHONUNBUFFERED`` (Python buffers a pipe's output
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,10 +181,12 @@ def test_the_command_alone_lists_the_commands_and_a_misspelt_choice_gets_the_clo
     out = shell("TS shwo s; echo $?; TS plot s --kind histry -o h.png; echo $?", tmp_path, env)
     assert out.stdout == "2\n2\n"
     assert "tunesmith: error: argument COMMAND: invalid choice: 'shwo' (choose from " in out.stderr
-    assert "'import') (did you mean 'show'?)\n" in out.stderr
-    assert "'process') (did you mean 'history'?)\n" in out.stderr
+    # the quotes around the choices are argparse's, and differ between Python versions (3.13.1 dropped them)
+    assert re.search(r"import'?\) \(did you mean 'show'\?\)\n", out.stderr)
+    assert re.search(r"process'?\) \(did you mean 'history'\?\)\n", out.stderr)
     out = shell("TS studies --sort zzz", tmp_path, env)  # nothing close: argparse's message as it was
-    assert out.returncode == 2 and out.stderr.endswith("(choose from 'created', 'name', 'trials', 'last')\n")
+    assert out.returncode == 2 and re.search(r"\(choose from '?created'?, .*'?last'?\)\n$", out.stderr)
+    assert "did you mean" not in out.stderr
 
 
 def test_an_output_file_that_cannot_be_written_is_named(folder: Path, subprocess_env: dict[str, str]) -> None:

@@ -290,6 +290,16 @@ def test_a_storage_that_cannot_be_opened_is_refused_at_start_with_a_clear_messag
         open_storage("memory")
 
 
+def test_a_database_under_the_home_folder_opens_by_a_tilde_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'sqlite:///~/runs.db' was refused ("no SQLite database at '~/runs.db'") though the file was there:
+    the check looked for a folder named "~", where the storage (and every other command) expands it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'runs.db'}", name="s")
+    assert [r.name for r in open_storage("sqlite:///~/runs.db").list_studies()] == ["s"]
+    with pytest.raises(StorageError, match="no SQLite database at '~/gone.db'"):
+        open_storage("sqlite:///~/gone.db")
+
+
 def test_a_database_of_a_newer_schema_is_refused_with_the_version(url: str) -> None:
     path = url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:

@@ -360,8 +360,10 @@ def test_a_parameter_named_twice_or_as_a_string_is_refused_or_drawn_once(stored:
     assert "needs two numeric parameters" in capsys.readouterr().err and not out.exists()
     # it said "'cli' has ['C']", as if the study had no other numeric parameter
     assert main(["plot", "cli", "--storage", stored, "--kind", "contour", "--params", "C,kernel", "-o", str(out)]) == 1
-    assert ("a contour needs two numeric parameters; of those asked for, ['C', 'kernel'], ['C'] numeric (see the "
-            "slice plot for the others)") in capsys.readouterr().err
+    assert ("a contour needs two numeric parameters; of those asked for, ['C', 'kernel'], only ['C'] is numeric "
+            "(see the slice plot for the others)") in capsys.readouterr().err
+    assert main(["plot", "cli", "--storage", stored, "--kind", "contour", "--params", "C", "-o", str(out)]) == 1
+    assert "a contour needs two numeric parameters; only ['C'] was asked for (see" in capsys.readouterr().err
 
 
 def test_a_categorical_slice_keeps_the_choices_in_the_space_s_order_in_both_renderers() -> None:

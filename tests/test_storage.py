@@ -288,6 +288,16 @@ def test_make_storage_specs(tmp_path: Path) -> None:
             "storage 'sqlite://tunesmith.db' names no file: a SQLite URL has three slashes before a relative "
             "path, 'sqlite:///tunesmith.db' (four before an absolute one, 'sqlite:////abs/path.db')")):
         make_storage("sqlite://tunesmith.db")
+    # with a folder: the folder read as a host, and ./x.db read (read-only) or SQLAlchemy's ArgumentError
+    for read_only in (False, True):
+        with pytest.raises(ValueError, match=re.escape(
+                "storage 'sqlite://runs/x.db' reads 'runs' as a host (a SQLite URL names none): a SQLite URL has "
+                "three slashes before a relative path, 'sqlite:///runs/x.db' (four before an absolute one, ")):
+            make_storage("sqlite://runs/x.db", read_only=read_only)
+        with pytest.raises(ValueError, match=re.escape("as a host (a SQLite URL names none): a SQLite URL has three "
+                                                       f"slashes before a relative path, 'sqlite:///{tmp_path}/x.db'")):
+            make_storage(f"sqlite://localhost/{tmp_path}/x.db", read_only=read_only)
+    assert not (tmp_path / "x.db").exists()
     with pytest.raises(TypeError, match="URL string or a Storage"):
         make_storage(3)  # type: ignore[arg-type]
 

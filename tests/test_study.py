@@ -384,12 +384,41 @@ def test_resuming_from_a_misspelt_sqlite_path_names_the_missing_file_and_makes_n
         with pytest.raises(ValueError, match="there is no database file at .*: pass a space to create it"):
             ts.Study(storage=spec, name="svm")
     assert sorted(p.name for p in tmp_path.iterdir() if "tunesmth" in p.name) == []
+    # a misspelt folder: it said "folder ... does not exist; create it first", which finds no study
+    with pytest.raises(ts.StudyNotFound, match=re.escape(
+            f"(there is no database file at '{tmp_path / 'runz' / 'tunesmith.db'}')")):
+        ts.load_study("svm", "runz/tunesmith.db")
+    with pytest.raises(ValueError, match="there is no database file at .*: pass a space to create it"):
+        ts.Study(storage="sqlite:///runz/tunesmith.db", name="svm")
+    assert not (tmp_path / "runz").exists()
     assert len(ts.load_study("svm", "tunesmith.db").trials) == 0  # a file that is there opens as before
     made = ts.Study({"x": ts.Float(0, 1)}, storage="sqlite:///new.db", name="svm")  # a space creates it
     assert made.storage.display_url.endswith("new.db") and (tmp_path / "new.db").is_file()
     with pytest.raises(ValueError, match=r"^a new study needs a space: ts\.Study\(space, direction=\.\.\.\); to resume "
                                          r"a stored study, give its name and storage: ts\.load_study\(name, storage\)$"):
         ts.Study()
+
+
+def test_resuming_while_another_worker_makes_the_database_opens_it_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file another worker made between resuming's check (missing) and its opening was opened read-only:
+    ``load_study`` found the study and every write of it failed ("opened read-only")."""
+    import tunesmith.storage.sql as sql
+
+    url, real, seen = f"sqlite:///{tmp_path / 'shared.db'}", sql.missing_sqlite_file, []
+
+    def made_just_after_the_first_check(checked: str) -> bool:
+        missing = real(checked)
+        if not seen:  # the other worker creates the study now
+            ts.Study(SPACE, storage=url, name="svm", sampler="random", seed=0)
+        seen.append(missing)
+        return missing
+
+    monkeypatch.setattr(sql, "missing_sqlite_file", made_just_after_the_first_check)
+    study = ts.load_study("svm", url)
+    study.optimize(quadratic, n_trials=2)
+    assert seen[0] is True and len(ts.load_study("svm", url).trials) == 2
 
 
 def test_numpy_and_tensor_like_values_are_accepted() -> None:

@@ -362,8 +362,8 @@ def _local_time(t: float) -> str:
 
 def _load(name: str, url: str, *, write: bool = False) -> Study:
     """The study; opened read-only unless the command writes (reading commands work on
-    read-only media)."""
-    storage: Storage = make_storage(url, read_only=not write)
+    read-only media). A misspelt SQLite path is not found, never made (as ``load_study``)."""
+    storage: Storage = make_storage(url, read_only=not write, create=False)
     try:
         return Study.load(name, storage)
     except StudyNotFound as exc:
@@ -650,7 +650,7 @@ def add_delete_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    storage = make_storage(args.storage)
+    storage = make_storage(args.storage, create=False)  # a misspelt path: not found, no empty file left there
     try:
         trials = Study.load(args.name, storage).trials
         n = _counted(len(trials), trials, "running: the workers running them stop with an error")

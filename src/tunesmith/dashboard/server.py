@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, TextIO
 
 from ..exceptions import StorageError, TunesmithError
@@ -53,8 +52,11 @@ def open_storage(url: str, *, allow_writes: bool = False) -> Storage:
 
 
 def _check_sqlite_file(url: str) -> None:
-    path = url if "://" not in url else (url.split(":///", 1)[1] if url.startswith("sqlite:///") else None)
-    if path and path != ":memory:" and not path.startswith("file:") and not Path(path.split("?")[0]).is_file():
+    """A StorageError for a SQLite file that is not there (by the path the storage opens: "~" expanded)."""
+    from ..storage.sql import missing_sqlite_file
+
+    path = url if "://" not in url else url.split(":///", 1)[1] if url.startswith("sqlite:///") else ""
+    if missing_sqlite_file(url if "://" in url else f"sqlite:///{url}"):
         raise StorageError(f"no SQLite database at {path!r}: check the path, or start a study there first "
                            f"(tunesmith run STUDY.yaml --storage {url})")
 

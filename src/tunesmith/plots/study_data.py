@@ -217,8 +217,9 @@ def contours(study: Any, *, params: Sequence[str] | None = None, max_params: int
         first = sorted(numeric, key=lambda n: best is None or n not in best.params)[:max_params]
         names = [n for n in numeric if n in first]
     if len(names) < 2:  # of those asked for: "'svm' has ['C']" read as if the study had no other
-        which = (f"{s.name!r} has {names or 'none'}" if params is None
-                 else f"of those asked for, {list(dict.fromkeys(params))}, {names or 'none'} numeric")
+        asked = list(dict.fromkeys(params or ()))
+        which = (f"{s.name!r} has {names or 'none'}" if params is None else f"only {names} was asked for"
+                 if names == asked else f"of those asked for, {asked}, {f'only {names} is' if names else 'none is'} numeric")
         return [nothing("contour", f"{s.name}: contour", f"a contour needs two numeric parameters; {which} "
                         "(see the slice plot for the others)")]
     pairs = _pairs(names)

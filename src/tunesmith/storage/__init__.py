@@ -42,8 +42,6 @@ def make_storage(spec: str | os.PathLike[str] | Storage | None, *, read_only: bo
         return MemoryStorage()
     if isinstance(spec, Storage):
         return spec
-    from .sql import SQLStorage
-
     opts = {} if retry_window is None else {"retry_window": retry_window}
     if isinstance(spec, os.PathLike):
         spec = os.fspath(spec)  # a pathlib.Path to a SQLite file
@@ -56,20 +54,25 @@ def make_storage(spec: str | os.PathLike[str] | Storage | None, *, read_only: bo
                 "'sqlite:////absolute/path.db' (three slashes, then the path)"
             )
         if spec.endswith((".db", ".sqlite", ".sqlite3")):
-            spec = f"sqlite:///{spec}"
-            return SQLStorage(spec, read_only=read_only or _not_there(spec, create), **opts)
+            return _opened(f"sqlite:///{spec}", read_only, create, opts)
         raise ValueError(
             f"storage {spec!r} is not a database URL; use 'sqlite:///{spec}' for a SQLite file "
             "or 'postgresql+psycopg://user:password@host/dbname'"
         )
-    return SQLStorage(spec, read_only=read_only or _not_there(spec, create), **opts)
+    return _opened(spec, read_only, create, opts)
 
 
-def _not_there(url: str, create: bool) -> bool:
-    """Whether a SQLite file to open, not to create, is missing (then read as empty, not made)."""
-    from .sql import missing_sqlite_file
+def _opened(url: str, read_only: bool, create: bool, opts: dict[str, Any]) -> Storage:
+    """The SQL storage at ``url``; one to open, not to create, whose SQLite file is missing is opened
+    read-only (read as empty, never made), unless another process made the file meanwhile."""
+    from .sql import SQLStorage, missing_sqlite_file
 
-    return not create and missing_sqlite_file(url)
+    if not create and not read_only and missing_sqlite_file(url):
+        absent = SQLStorage(url, read_only=True, **opts)
+        if missing_sqlite_file(url):  # checked again after opening: a file another worker made meanwhile
+            return absent  # is opened to write, not read-only (its study then could not be written)
+        absent.close()
+    return SQLStorage(url, read_only=read_only, **opts)
 
 
 __all__ = [

@@ -499,10 +499,16 @@ class SQLStorage(Storage):
             ) from None
         except ValueError as exc:  # a port that is not a number: int()'s message named no storage
             raise ValueError(f"storage {self.display_url!r}: its port must be a number ({exc})") from None
-        if parsed.get_backend_name() == "sqlite" and parsed.host and parsed.database in (None, ""):
-            raise ValueError(  # "sqlite://tunesmith.db": the file's name read as a host, no database
-                f"storage {self.display_url!r} names no file: a SQLite URL has three slashes before a "
-                f"relative path, 'sqlite:///{parsed.host}' (four before an absolute one, 'sqlite:////abs/path.db')"
+        if parsed.get_backend_name() == "sqlite" and parsed.host:
+            # "sqlite://tunesmith.db": the file's name read as a host; "sqlite://runs/t.db": the folder, and
+            # ./t.db was read (read-only) or SQLAlchemy's "Invalid SQLite URL" came as a traceback (writing)
+            db = parsed.database or ""
+            meant = db if db.startswith("/") else "/".join(p for p in (parsed.host, db) if p)
+            raise ValueError(
+                f"storage {self.display_url!r} " + ("names no file" if not db else
+                                                    f"reads {parsed.host!r} as a host (a SQLite URL names none)")
+                + f": a SQLite URL has three slashes before a relative path, 'sqlite:///{meant}' (four before "
+                "an absolute one, 'sqlite:////abs/path.db')"
             )
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise ValueError(
@@ -515,7 +521,7 @@ class SQLStorage(Storage):
             path = self._path = Path(str(parsed.database)).expanduser().resolve()
             if not Path(str(parsed.database)).is_absolute():  # "sqlite:///x.db", "~/x.db": which file
                 self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
-            if not path.parent.is_dir():
+            if not path.parent.is_dir() and not self.read_only:  # read-only: a file not there, read as empty
                 raise ValueError(f"storage {self.url!r}: folder {path.parent} does not exist; create it first")
             _check_regular(path, self.url)
             _check_beside(path, self.url)
