@@ -65,6 +65,10 @@ SUBCOMMANDS: list[Subcommand] = [
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.suggest_on_error = False  # argparse's own hint (on by default from Python 3.15) would repeat ours
+
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's refusal of a value that is not among the choices, with the closest one
         (``tunesmith shwo``, ``--kind histry``: did you mean 'show', 'history'?)."""
