@@ -108,12 +108,29 @@ def test_a_condition_on_a_choice_deeper_than_a_study_stores_is_refused_when_defi
     assert len(ts.Study.load("w", url).trials) == 2
 
 
+def test_a_value_deeper_than_a_study_stores_given_for_a_fixed_parameter_is_refused_by_its_name() -> None:
+    """``enqueue`` or ``add_trial`` of a value 150 or 5,000 lists deep for a fixed parameter ended in a
+    ValueError that named no parameter ("value nests lists more than 100 levels deep") where a flatter
+    one says "parameter 'f': value ... differs from the fixed value"."""
+    space = ts.Space({"f": ts.Fixed((1, (2,))), "x": ts.Float(0, 1)})
+    study = ts.Study(space, sampler="random", seed=0)
+    for levels in (150, 5_000):
+        with pytest.raises(ValueError, match="^parameter 'f': value nests lists more than 100 levels deep"):
+            study.enqueue({"f": _lists(levels), "x": 0.5})
+        with pytest.raises(ValueError, match="^parameter 'f': fixed value nests lists more than 100 levels deep"):
+            space["f"].validate(_lists(levels), what="fixed value")
+    with pytest.raises(ValueError, match=r"^parameter 'f': value \[1, \[3\]\] differs from the fixed value"):
+        study.enqueue({"f": [1, [3]], "x": 0.5})
+    assert study.enqueue({"f": [1, [2]], "x": 0.5}) == 0  # as JSON gives it back: the same constant
+
+
 @pytest.mark.parametrize("value", [float("nan"), [1, float("nan")], (1, float("nan")), {"a": [np.float64("nan")]}])
 def test_a_fixed_value_holding_nan_is_refused(value: Any) -> None:
     """NaN is not equal to itself: ``Fixed(nan)`` failed every ask ("value nan differs from the fixed value
     nan"), and ``Fixed([1, nan])`` ran in memory, but each trial read back from a database "did not fit the
     space" and the study could not be opened again with its own space. A choice that is NaN was refused."""
-    with pytest.raises(ValueError, match=r"^parameter 'f': fixed value .* holds \S*nan\S*, which is not equal to itself"):
+    holds = "is" if isinstance(value, float) else r"holds \S*nan\S*, which is"  # not "nan holds nan"
+    with pytest.raises(ValueError, match=rf"^parameter 'f': fixed value .*nan\S* {holds} not equal to itself"):
         ts.Space({"f": ts.Fixed(value)})
     ts.Space({"f": ts.Fixed([1, math.inf, None, "nan"])})  # infinities are equal to themselves
 

@@ -205,6 +205,28 @@ def test_a_fixed_dict_of_number_keys_reaches_the_estimator_as_given(tmp_path: Pa
         as_search_space({"C": [0.1, 1.0], "class_weight": ts.Fixed(weights, when={"C": [1.0]})})
 
 
+def test_a_nan_value_reaches_the_estimator_as_given_as_grid_search_cv_passes_it(tmp_path: Path) -> None:
+    """``{"simpleimputer__missing_values": [np.nan]}`` (SimpleImputer's default) was refused: "fixed value
+    nan is not equal to itself ... use None or the string 'nan'", advice an imputer cannot take (None and
+    "nan" mean other values to it); with other values, "choice nan is not equal to itself". A value that
+    holds NaN is searched by position, as an estimator is, in any storage."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    holes = X.copy()
+    holes[::7, 0] = np.nan
+    pipe = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500))
+    for storage in (None, f"sqlite:///{tmp_path / 'nan.db'}"):
+        for values in ([np.nan], [np.nan, float("nan")], [np.nan, 0.0]):
+            space = {"simpleimputer__missing_values": values, "logisticregression__C": [0.1, 1.0]}
+            search = TunedSearchCV(pipe, space, n_trials=2, cv=2, random_state=0, error_score=0.0, refit=False,
+                                   storage=storage, name=f"nan{len(values)}{type(values[0]).__name__}").fit(holes, Y)
+            given = [p["simpleimputer__missing_values"] for p in search.cv_results_["params"]]
+            assert all(any(v is c for c in values) for v in given), given  # the objects themselves
+    search = TunedSearchCV(pipe, {"simpleimputer__missing_values": [np.nan]}, n_trials=1, cv=2).fit(holes, Y)
+    assert np.isnan(search.best_estimator_.steps[0][1].missing_values) and search.best_score_ > 0.5
+
+
 def test_a_stored_search_resumes_by_name_and_survives_pickling(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'search.db'}"
     kw = dict(cv=3, random_state=0, storage=url, name="svc")

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..nested import nan_inside
 from ..space import Categorical, Fixed, Float, Int, Param, Space
 from ..space.params import _key_not_text
 
@@ -165,6 +166,8 @@ def to_param(name: str, value: Any) -> tuple[Param, tuple[Any, ...] | None]:
     if not choices:
         raise ValueError(f"parameter {name!r}: the list of values is empty")
     plain = [_freeze(c) for c in choices] if all(_plain(c) for c in choices) else []
+    if nan_inside(plain) is not None:  # np.nan (SimpleImputer's missing_values): never equal to itself, no choice
+        plain = []
     twins = len(set(plain)) < len({(type(v), v) for v in plain})  # 1 and 1.0: different to scikit-learn
     if plain and not twins:
         return (Fixed(plain[0]) if len(plain) == 1 else Categorical(plain)), None

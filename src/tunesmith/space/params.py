@@ -804,13 +804,17 @@ class Fixed(Param):
                             "a list of (key, value) pairs")
         nan = nan_inside(self.value)
         if nan is not None:  # [1, nan] == itself (the same nan), not the [1, nan] a study reads back
-            raise self._err(f"fixed value {self.value!r} holds {nan!r}, which is not equal to itself, so the trials "
-                            "a study reads back would not match it; use None or the string 'nan' for a missing value")
+            holds = "is" if nan is self.value else f"holds {nan!r}, which is"
+            raise self._err(f"fixed value {self.value!r} {holds} not equal to itself, so the trials a study reads "
+                            "back would not match it; use None or the string 'nan' for a missing value")
 
     def validate(self, value: Any, *, what: str = "value") -> Any:
         # a list for a tuple (JSON has no tuples) and the other way round: the same constant
         # at every depth: a stored trial's (1, (2, 3)) is [1, [2, 3]], and was refused ("do not fit the space")
-        same = _as_json(value) == _as_json(self.value)
+        try:
+            same = _as_json(value, what) == _as_json(self.value)
+        except TooDeep as exc:  # never equal: the fixed value nests at most FIXED_DEPTH levels
+            raise self._err(str(exc)) from None
         if not same:
             raise self._err(f"{what} {value!r} differs from the fixed value {self.value!r}")
         return self._copy()
