@@ -159,3 +159,22 @@ def test_a_session_of_the_storage_searches_pg_catalog_alone(team: Team) -> None:
     with storage.engine.connect() as conn:
         assert conn.execute(sa.text("SHOW search_path")).scalar_one() == "pg_catalog, pg_temp"
     storage.close()
+
+
+def test_tables_the_search_path_finds_are_used_where_a_schema_before_them_appeared(team: Team) -> None:
+    _run_study(team.url)  # tables in public
+    team.sql(f"CREATE SCHEMA late AUTHORIZATION {team.worker}")  # first on the path now, and empty
+    study = ts.Study.load("victim", storage=team.url + "?options=-csearch_path%3Dlate,public")
+    assert len(study.trials) == 4
+    assert team.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'late'") == []
+
+
+def test_a_schema_1_database_in_a_named_schema_is_upgraded_there(team: Team) -> None:
+    team.sql(f"CREATE SCHEMA team AUTHORIZATION {team.worker}")
+    url = team.url + "?options=-csearch_path%3Dteam"
+    _run_study(url)
+    team.sql("ALTER TABLE team.ts_trials DROP COLUMN system",  # back to schema version 1
+             "UPDATE team.ts_meta SET value = '1' WHERE key = 'schema_version'")
+    assert len(ts.Study.load("victim", storage=url).trials) == 4
+    assert team.sql("SELECT value FROM team.ts_meta WHERE key = 'schema_version'") == [("2",)]
+    assert team.sql("SELECT count(*) FROM pg_indexes WHERE schemaname = 'team' AND indexname = 'ts_trials_state'") == [(1,)]
