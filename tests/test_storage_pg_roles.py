@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
+from pg import PostgresServer  # tests/ is on the path (conftest.py)
 
 import tunesmith as ts
 from tunesmith.exceptions import StorageError
@@ -54,16 +55,16 @@ class Team:
 
 
 @pytest.fixture
-def team(pg_server: object) -> Iterator[Team]:
+def team(pg_server: PostgresServer) -> Iterator[Team]:
     """A fresh database; a worker role, and another role, both with CREATE on schema public."""
     n = f"{os.getpid()}_{next(_numbers)}"
     db, worker, other = f"team{n}", f"tuner{n}", f"other{n}"
-    pg_server.create_database(db)  # type: ignore[attr-defined]
-    t = Team(pg_server.dsn(db), pg_server.url(db).replace("postgres@", f"{worker}@"), worker, other)  # type: ignore[attr-defined]
+    pg_server.create_database(db)
+    t = Team(pg_server.dsn(db), pg_server.url(db).replace("postgres@", f"{worker}@"), worker, other)
     t.sql(f"CREATE ROLE {worker} LOGIN", f"CREATE ROLE {other} LOGIN",
           f"GRANT CREATE ON SCHEMA public TO {worker}, {other}")
     yield t
-    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:  # type: ignore[attr-defined]
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
         for s in (f'DROP DATABASE "{db}" WITH (FORCE)', f"DROP ROLE {worker}", f"DROP ROLE {other}"):
             conn.execute(s)
 
