@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -44,7 +45,7 @@ _WRITERS = (
     "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END "
     "FROM pg_catalog.pg_namespace n, "
     "pg_catalog.aclexplode(COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a "
-    "WHERE n.nspname = %(schema)s AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner "
+    "WHERE n.nspname = :schema AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner "
     "AND a.grantee <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) ORDER BY 1"
 )
 
@@ -59,7 +60,8 @@ def pin_search_path(engine: Engine, where: str) -> None:
     def _on_connect(dbapi_conn: Any, _: Any) -> None:
         cur = dbapi_conn.cursor()
         try:
-            schema = cur.execute(_FIND_SCHEMA).fetchone()[0]
+            cur.execute(_FIND_SCHEMA)  # psycopg2's execute returns None: fetched apart
+            schema = cur.fetchone()[0]
             cur.execute(f"SET search_path TO {SAFE_SEARCH_PATH}")
         finally:
             cur.close()
@@ -107,7 +109,7 @@ def warn_other_writers(conn: Connection, where: str) -> None:
     schema = tables_schema(conn)
     if schema is None or (where, schema) in _warned:
         return
-    roles = [r[0] for r in conn.exec_driver_sql(_WRITERS, {"schema": schema})]
+    roles = [r[0] for r in conn.execute(sa.text(_WRITERS), {"schema": schema})]
     _warned.add((where, schema))
     if roles:
         quoted = conn.dialect.identifier_preparer.quote_schema(schema)
