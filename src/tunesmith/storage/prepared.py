@@ -39,8 +39,10 @@ class Prepared:
 
     __slots__ = ("sql", "names", "defaults")
 
-    def __init__(self, stmt: sa.sql.ClauseElement, dialect: sa.engine.Dialect) -> None:
-        compiled = cast(SQLCompiler, stmt.compile(dialect=dialect))
+    def __init__(self, stmt: sa.sql.ClauseElement, dialect: sa.engine.Dialect,
+                 schema_translate_map: Mapping[str | None, str] | None = None) -> None:
+        compiled = cast(SQLCompiler, stmt.compile(dialect=dialect, schema_translate_map=schema_translate_map,
+                                                  render_schema_translate=schema_translate_map is not None))
         self.sql: str = compiled.string
         self.defaults: dict[str, Any] = {
             k: v for k, v in compiled.params.items() if not compiled.binds[k].required
@@ -60,17 +62,20 @@ class Prepared:
 
 
 class Statements:
-    """The compiled forms of a fixed set of Core statements, for one engine."""
+    """The compiled forms of a fixed set of Core statements, for one engine; each compiled
+    at its first use (a connection is open by then: the engine's ``schema_translate_map``,
+    which its first connection may set, names the tables' schema)."""
 
-    def __init__(self, builders: Mapping[str, sa.sql.ClauseElement], dialect: sa.engine.Dialect) -> None:
+    def __init__(self, builders: Mapping[str, sa.sql.ClauseElement], engine: Engine) -> None:
         self._stmts = dict(builders)
-        self._dialect = dialect
+        self._engine = engine
         self._compiled: dict[str, Prepared] = {}
 
     def __getitem__(self, name: str) -> Prepared:
         p = self._compiled.get(name)
         if p is None:
-            p = self._compiled[name] = Prepared(self._stmts[name], self._dialect)
+            translate = self._engine.get_execution_options().get("schema_translate_map")
+            p = self._compiled[name] = Prepared(self._stmts[name], self._engine.dialect, translate)
         return p
 
 

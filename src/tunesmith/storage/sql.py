@@ -45,6 +45,7 @@ from ..exceptions import (
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import Storage, StudyRecord, check_expect, check_study_name, unencoded_at
 from .prepared import Cursor, Statements, run_transaction
+from .sql_pg import pin_search_path, qualified, tables_schema, warn_other_writers
 from .sql_schema import (
     _HOT,
     SINCE_WIDTHS,
@@ -534,7 +535,7 @@ class SQLStorage(Storage):
             if self._engine is not None:
                 self._engine.dispose(close=False)
             self._engine = self._make_engine()
-            self._statements = Statements(_HOT, self._engine.dialect)
+            self._statements = Statements(_HOT, self._engine)
             self._pid = os.getpid()
             weakref.finalize(self, _close_pool, self._engine, self._pid).atexit = False
         return self._engine
@@ -542,7 +543,7 @@ class SQLStorage(Storage):
     def _make_engine(self) -> Engine:
         if not self.is_sqlite:
             try:
-                return sa.create_engine(self.url, pool_pre_ping=True, future=True)
+                engine = sa.create_engine(self.url, pool_pre_ping=True, future=True)
             except ModuleNotFoundError as exc:
                 raise ImportError(
                     f"storage {self.display_url!r} needs a database driver ({exc.name}); for PostgreSQL "
@@ -555,6 +556,9 @@ class SQLStorage(Storage):
                     f"storage {self.display_url!r}: unknown database kind {scheme!r}{hint}; use "
                     "sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/db"
                 ) from None
+            if engine.dialect.name == "postgresql":  # a database others may create objects in
+                pin_search_path(engine, self.display_url)
+            return engine
         # SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries, long
         # next to our sub-millisecond transactions: it only gets a short wait here,
         # and _retry waits on a busy database in short randomized steps instead.
@@ -751,6 +755,8 @@ class SQLStorage(Storage):
                 self._run(self._check_schema, write=False)
             else:
                 self._run(self._create_schema, write=True)
+            if not self.is_sqlite:
+                self._run(lambda c: warn_other_writers(c, self.display_url), write=False)
         except StorageError as exc:
             cannot_index = any(k in str(exc) for k in ("readonly", "unable to open"))
             if self.read_only and self.is_sqlite and not self._immutable and cannot_index:
@@ -764,7 +770,7 @@ class SQLStorage(Storage):
     def _create_schema(self, conn: Connection) -> None:
         if conn.dialect.name == "postgresql":  # workers starting at once on an empty database
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-        found = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+        found = set(sa.inspect(conn).get_table_names(schema=tables_schema(conn))) & set(metadata.tables)
         if not found:
             metadata.create_all(conn)
             conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -774,7 +780,7 @@ class SQLStorage(Storage):
     def _check_schema(self, conn: Connection) -> None:
         """Refuse tables this version cannot read: a newer or unreadable schema
         version, a missing version row, a table lacking a column."""
-        tables = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+        tables = set(sa.inspect(conn).get_table_names(schema=tables_schema(conn))) & set(metadata.tables)
         if not tables:  # only when read-only (else they were just made): a database with no study yet
             self._absent = True
             return
@@ -832,7 +838,7 @@ class SQLStorage(Storage):
     def _check_columns(self, conn: Connection) -> None:
         inspector = sa.inspect(conn)
         for table in metadata.sorted_tables:
-            have = {c["name"] for c in inspector.get_columns(table.name)}
+            have = {c["name"] for c in inspector.get_columns(table.name, schema=tables_schema(conn))}
             missing = [c.name for c in table.columns if c.name not in have]
             if missing:
                 raise SchemaVersionError(
@@ -858,8 +864,8 @@ class SQLStorage(Storage):
                 f"after): python -c \"import tunesmith as ts; ts.SQLStorage('{self.display_url}')\""
                 + (" with the password in place of ***" if "***" in self.display_url else "")
             )
-        conn.execute(sa.text("ALTER TABLE ts_trials ADD COLUMN system TEXT NOT NULL DEFAULT '{}'"))
-        conn.execute(sa.text("DROP INDEX ts_trials_state"))
+        conn.execute(sa.text(f"ALTER TABLE {qualified(conn, 'ts_trials')} ADD COLUMN system TEXT NOT NULL DEFAULT '{{}}'"))
+        conn.execute(sa.text(f"DROP INDEX {qualified(conn, 'ts_trials_state')}"))
         next(i for i in trials_table.indexes if i.name == "ts_trials_state").create(conn)
         t = trials_table.c
         rows = sa.select(t.trial_id, t.attrs, t.number, studies_table.c.name).outerjoin(studies_table)  # every row

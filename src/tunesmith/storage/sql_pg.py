@@ -1,0 +1,121 @@
+"""PostgreSQL sessions that call no object another role created.
+
+On a database shared by a team, a role that may create objects in a schema on a
+session's search_path can define an operator or function that fits a query's
+argument types better than PostgreSQL's own (``=`` on ``varchar``, say, where
+pg_catalog's takes ``text``): the query then calls it, with the rights of the
+role that runs the query (CVE-2018-1058). Putting ``pg_catalog`` first does not
+help: an operator of closer argument types wins wherever it is on the path.
+
+So each connection first finds the schema of tunesmith's tables (where the
+role's search_path finds ``ts_studies``, else the schema it would create them
+in: ``current_schema()``), then searches ``pg_catalog`` alone (``pg_temp``,
+last, is never searched for functions or operators); every table is named with
+its schema (SQLAlchemy's ``schema_translate_map`` on the engine and on the
+compiled hot statements). The queries that find the schema name every function
+and operator with its schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from ..exceptions import StorageError
+
+logger = logging.getLogger("tunesmith")
+
+#: the search path of every connection: PostgreSQL's own objects only
+SAFE_SEARCH_PATH = "pg_catalog, pg_temp"
+
+#: where the role's own search path finds tunesmith's tables, else where it would create them
+_FIND_SCHEMA = (
+    "SELECT COALESCE((SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+    "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ts_studies'::pg_catalog.text)::pg_catalog.oid), "
+    "pg_catalog.current_schema())"
+)
+
+#: roles but the schema's owner and this session's role that may create objects in the schema
+_WRITERS = (
+    "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END "
+    "FROM pg_catalog.pg_namespace n, "
+    "pg_catalog.aclexplode(COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a "
+    "WHERE n.nspname = :schema AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner "
+    "AND a.grantee <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) ORDER BY 1"
+)
+
+#: (storage, schema) pairs already warned about in this process
+_warned: set[tuple[str, str]] = set()
+
+
+def pin_search_path(engine: Engine, where: str) -> None:
+    """Make each new connection of ``engine`` search pg_catalog alone, and name tunesmith's
+    tables with the schema its first connection found (``where``: the storage, for messages)."""
+
+    def _on_connect(dbapi_conn: Any, _: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(_FIND_SCHEMA)  # psycopg2's execute returns None: fetched apart
+            schema = cur.fetchone()[0]
+            cur.execute(f"SET search_path TO {SAFE_SEARCH_PATH}")
+        finally:
+            cur.close()
+        dbapi_conn.commit()
+        translate = engine.get_execution_options().get("schema_translate_map")
+        problem = _schema_problem(schema, translate, where)
+        if problem is not None:
+            dbapi_conn.close()
+            raise StorageError(problem)
+        if translate is None:
+            engine.update_execution_options(schema_translate_map={None: schema})
+
+    # first: before SQLAlchemy's own first queries (its dialect looks up types by oid = regtype)
+    event.listen(engine, "connect", _on_connect, insert=True)
+
+
+def _schema_problem(schema: str | None, translate: dict[str | None, str] | None, where: str) -> str | None:
+    if schema is None:
+        return (f"storage {where!r}: no schema of the role's search_path exists, so there is none to keep "
+                "tunesmith's tables in; create one (CREATE SCHEMA tunesmith AUTHORIZATION the_role) and name it "
+                "in the URL (?options=-csearch_path%3Dtunesmith) or with ALTER ROLE the_role SET search_path")
+    if translate is not None and translate.get(None) != schema:
+        return (f"storage {where!r}: a new connection finds tunesmith's tables in schema {schema!r}, where this "
+                f"process uses schema {translate.get(None)!r} (the search_path or the schemas changed meanwhile); "
+                "name one schema in the URL (?options=-csearch_path%3Dname) and start again")
+    return None
+
+
+def tables_schema(conn: Connection) -> str | None:
+    """The schema of tunesmith's tables on this connection's engine (None: SQLite, no schemas)."""
+    translate = conn.get_execution_options().get("schema_translate_map")
+    return None if translate is None else translate.get(None)
+
+
+def qualified(conn: Connection, name: str) -> str:
+    """A table's (or index's) name for hand-written SQL, with its schema where it has one."""
+    schema, q = tables_schema(conn), conn.dialect.identifier_preparer
+    return q.quote(name) if schema is None else f"{q.quote_schema(schema)}.{q.quote(name)}"
+
+
+def warn_other_writers(conn: Connection, where: str) -> None:
+    """Warn (once a process) when roles other than its owner (and this role) may create objects in
+    the tables' schema: queries no longer call them, but such a role could have made tunesmith's
+    tables first, with triggers that then run as each worker, or fill the schema with look-alikes."""
+    schema = tables_schema(conn)
+    if schema is None or (where, schema) in _warned:
+        return
+    roles = [r[0] for r in conn.execute(sa.text(_WRITERS), {"schema": schema})]
+    _warned.add((where, schema))
+    if roles:
+        quoted = conn.dialect.identifier_preparer.quote_schema(schema)
+        logger.warning(
+            "storage %r: roles other than its owner may create objects in schema %s, which holds tunesmith's "
+            "tables: %s. tunesmith's queries call nothing they create there, but a role that could create "
+            "the tables before tunesmith did could own them (and their triggers); unless every such role is "
+            "trusted, have the schema's owner run REVOKE CREATE ON SCHEMA %s FROM %s",
+            where, quoted, ", ".join(roles), quoted, ", ".join(roles))
