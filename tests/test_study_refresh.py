@@ -4,6 +4,7 @@ make (a trial finished, paused, resumed, failed as lost, queued, a row deleted).
 
 from __future__ import annotations
 
+import math
 import random
 import subprocess
 import sys
@@ -272,3 +273,31 @@ def test_a_huge_number_written_by_hand_does_not_stall_a_decision(sqlite_url: str
     probe.should_prune()
     assert [(n, s) for n, s, _ in pruner.seen] == [(0, TrialState.RUNNING), (1, TrialState.COMPLETE),
                                                     (4_000_000_000_000, TrialState.COMPLETE)]
+
+
+def test_an_unchanged_unfinished_trial_is_not_decoded_again_and_a_changed_one_is(shared_storage_url: str) -> None:
+    """Each refresh reads the unfinished trials again; one whose row is the same as last read
+    (a paused trial) is the trial decoded then, one that changed (a heartbeat, a report, the sign
+    of a zero, which PostgreSQL keeps) is decoded anew."""
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=shared_storage_url, name="s")
+    storage, sid = study.storage, study._study_id
+    paused = study.ask()
+    paused.report(0.5, 1)
+    _write(storage, sid, paused.number, TrialState.PAUSED, value=0.0)
+    running = study.ask()
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    first = study.trials
+    again = study.trials
+    assert again[0] is first[0] and again[1] is first[1]  # unchanged: not decoded again
+    storage.heartbeat(sid, [running.number], 5.0)
+    _write(storage, sid, paused.number, TrialState.PAUSED, value=-0.0)
+    third = study.trials
+    assert third[1] is not first[1] and third[1].heartbeat == 5.0
+    stored = storage.get_trial(sid, paused.number).value
+    assert third[0].value == 0.0 and stored is not None
+    assert math.copysign(1.0, third[0].value) == math.copysign(1.0, stored)  # -0.0 on PostgreSQL
+    running.report(0.25, 1)
+    _write(storage, sid, paused.number, TrialState.COMPLETE, value=0.125)
+    fourth = study.trials
+    assert fourth[1].intermediate == {1: 0.25} and (fourth[0].state, fourth[0].value) == (TrialState.COMPLETE, 0.125)
+    assert _view(fourth) == _truth(storage, sid)

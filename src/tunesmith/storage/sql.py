@@ -48,6 +48,7 @@ from .prepared import Cursor, Statements, run_transaction
 from .sql_schema import (
     _HOT,
     SINCE_WIDTHS,
+    DecodedRows,
     _BadColumn,
     _json_object,
     meta_table,
@@ -430,6 +431,7 @@ class SQLStorage(Storage):
         self._statements: Statements | None = None
         self._pid = -1
         self._warned: set[str] = set()  # unreadable rows already logged (see rows_to_trials)
+        self._decoded = DecodedRows()  # unfinished trials a refresh read, not decoded again while unchanged
         self._reports = _Reports()  # running trials' intermediate values, encoded as last written
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
         self._absent = False  # read-only, and no file or no tables there: no studies
@@ -1202,20 +1204,19 @@ class SQLStorage(Storage):
         if exclude is not None:
             fixed["exclude"] = TrialState(exclude).value
         before = sorted({int(n) for n in also if n < min_number})
-        if not before:
-            return self._read("trials_from" if exclude is None else "trials_except", {**fixed, "min_number": min_number})
         step = SINCE_WIDTHS[-1]
         chunks = [before[i:i + step] for i in range(0, len(before), step)]
 
         def op(cur: Cursor) -> list[Any]:  # one statement while at most 512 are listed: one snapshot
+            if not chunks:
+                return cur.all("trials_from" if exclude is None else "trials_except", {**fixed, "min_number": min_number})
             rows: list[Any] = []
             for i, chunk in enumerate(chunks):  # the trials from min_number on with the last chunk: in order
                 name, args = since_args(chunk, min_number if i == len(chunks) - 1 else None)
                 rows += cur.all(name + ("" if exclude is None else "_except"), {**fixed, **args})
             return rows
 
-        rows = self._tx(op, write=False)
-        return rows_to_trials(rows, self._warned)
+        return self._decoded.trials(self._tx(op, write=False), self._warned)
 
     def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
         rows = self._tx(lambda c: c.all("trial_heads", {"sid": study_id}), write=False)
