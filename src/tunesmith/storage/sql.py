@@ -1203,17 +1203,22 @@ class SQLStorage(Storage):
         fixed: dict[str, Any] = {"sid": study_id}
         if exclude is not None:
             fixed["exclude"] = TrialState(exclude).value
+        suffix = "" if exclude is None else "_except"
         before = sorted({int(n) for n in also if n < min_number})
         step = SINCE_WIDTHS[-1]
         chunks = [before[i:i + step] for i in range(0, len(before), step)]
 
-        def op(cur: Cursor) -> list[Any]:  # one statement while at most 512 are listed: one snapshot
+        one_array = self.engine.dialect.name == "postgresql"
+
+        def op(cur: Cursor) -> list[Any]:  # one statement (else while at most 512 are listed): one snapshot
             if not chunks:
                 return cur.all("trials_from" if exclude is None else "trials_except", {**fixed, "min_number": min_number})
+            if one_array:
+                return cur.all("since_any" + suffix, {**fixed, "numbers": before, "min_number": min_number})
             rows: list[Any] = []
             for i, chunk in enumerate(chunks):  # the trials from min_number on with the last chunk: in order
                 name, args = since_args(chunk, min_number if i == len(chunks) - 1 else None)
-                rows += cur.all(name + ("" if exclude is None else "_except"), {**fixed, **args})
+                rows += cur.all(name + suffix, {**fixed, **args})
             return rows
 
         return self._decoded.trials(self._tx(op, write=False), self._warned)
