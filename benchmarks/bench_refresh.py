@@ -14,6 +14,12 @@ run, as the tests do, and stopped by its pid). Printed: the median ms per trial 
 runs, and each configuration against the same storage without a stale trial and against Optuna.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_refresh.py --sizes 2000,5000
+
+``--many-paused N`` measures instead a study of N complete trials (16 reports) and N paused ones (4
+reports) interleaved, each refresh reading the N paused trials again: the ms of reading
+``study.trials`` and of a pruning decision's read (the queue left out), median of 30, per storage.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/bench_refresh.py --many-paused 1000
 """
 
 from __future__ import annotations
@@ -129,8 +135,12 @@ def main() -> None:
     ap.add_argument("--optuna-trials", type=int, default=3, help="Optuna trials timed a round")
     ap.add_argument("--optuna-sizes", default="2000", help="sizes Optuna runs at ('' for none)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--many-paused", type=int, help="measure reads of N complete + N paused trials instead")
     args = ap.parse_args()
     storages = args.storages.split(",")
+    if args.many_paused:
+        many_paused(args.many_paused, storages)
+        return
     optuna_sizes = {int(s) for s in args.optuna_sizes.split(",") if s}
     runners: dict[tuple[str, int, str, str], tuple[Callable[[int], None], int]] = {}
     with databases(storages) as url:
@@ -154,6 +164,30 @@ def main() -> None:
                 run(k)
                 runs[key].append((time.perf_counter() - t0) * 1e3 / k)
     report(runs)
+
+
+def many_paused(n: int, storages: list[str]) -> None:
+    """Reads of a study whose every other trial of 2 * n is paused: ms, median of 30."""
+    def timed(read: Callable[[], Any]) -> float:
+        read()
+        times = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            read()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+
+    with databases(storages) as url:
+        for kind in storages:
+            study = ts.Study(SPACE, sampler="random", seed=0, storage=url(kind), name="s")
+            records = _records(2 * n, 16, "none")
+            for i in range(0, 2 * n, 2):  # every other trial paused at its fourth report
+                r = records[i]
+                records[i] = r.replace(state=ts.TrialState.PAUSED, value=None, completed=None,
+                                       intermediate=dict(list(r.intermediate.items())[:4]))
+            study.storage.insert_trials(study._study_id, records)
+            whole, decision = timed(lambda s=study: s.trials), timed(lambda s=study: s._history(exclude=ts.TrialState.WAITING))
+            print(f"{kind:11s} N={n}: study.trials {whole:.1f} ms, a decision's read {decision:.1f} ms", flush=True)
 
 
 def report(runs: dict[tuple[str, int, str, str], list[float]]) -> None:

@@ -991,6 +991,7 @@ def test_which_runs_put_the_objective_in_other_processes(tmp_path: Path) -> None
         False, True, (os.cpu_count() or 1) > 1, False, False, True, False, False, True]
     assert not runs_in_processes(None, 4, memory, {})  # threads in memory
     assert runs_in_processes(None, 1, sqlite, {"gpus": 1}) and runs_in_processes(None, 1, sqlite, {"trial_timeout": 5})
+    assert not runs_in_processes(None, 1, sqlite, {"trial_timeout": None})  # no limit: inline, as optimize runs it
 
     class Elsewhere(Executor):  # an executor of its own: it may fork
         def run(self, job: Job) -> str | None:

@@ -60,7 +60,7 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
         raise TypeError(f"executor={spec.__name__} is the class; pass an instance, {spec.__name__}(...), or the "
                         f"executor's name with n_jobs= (e.g. executor='thread')")
     n = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
-    options = {k: v for k, v in options.items() if not (k == "trial_timeout" and v is None)}
+    options = _given(options)
     kind = spec if spec is not None else _default_kind(n, storage, options)
     if kind not in _OPTIONS:
         raise ValueError(f"executor must be one of {sorted(_OPTIONS)} or an Executor, got {spec!r}"
@@ -112,8 +112,13 @@ def runs_in_processes(spec: Any, n_jobs: int, storage: Storage, options: Mapping
     processes of this machine (forked workers): the in-process executors and Ray's actors do not;
     an executor of another kind may."""
     if spec is None:
-        return _default_kind((os.cpu_count() or 1) if n_jobs == -1 else n_jobs, storage, options) == "process"
+        return _default_kind((os.cpu_count() or 1) if n_jobs == -1 else n_jobs, storage, _given(options)) == "process"
     return getattr(spec, "name", spec) not in ("inline", "thread", "ray")
+
+
+def _given(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without ``trial_timeout=None`` (no limit: as if left out)."""
+    return {k: v for k, v in options.items() if not (k == "trial_timeout" and v is None)}
 
 
 def _default_kind(n: int, storage: Storage, options: Mapping[str, Any]) -> str:

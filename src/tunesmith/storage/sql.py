@@ -49,6 +49,7 @@ from .sql_pg import pin_search_path, qualified, tables_schema, warn_other_writer
 from .sql_schema import (
     _HOT,
     SINCE_WIDTHS,
+    DecodedRows,
     _BadColumn,
     _json_object,
     meta_table,
@@ -431,6 +432,7 @@ class SQLStorage(Storage):
         self._statements: Statements | None = None
         self._pid = -1
         self._warned: set[str] = set()  # unreadable rows already logged (see rows_to_trials)
+        self._decoded = DecodedRows()  # unfinished trials a refresh read, not decoded again while unchanged
         self._reports = _Reports()  # running trials' intermediate values, encoded as last written
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
         self._absent = False  # read-only, and no file or no tables there: no studies
@@ -1213,21 +1215,25 @@ class SQLStorage(Storage):
         fixed: dict[str, Any] = {"sid": study_id}
         if exclude is not None:
             fixed["exclude"] = TrialState(exclude).value
+        suffix = "" if exclude is None else "_except"
         before = sorted({int(n) for n in also if n < min_number})
-        if not before:
-            return self._read("trials_from" if exclude is None else "trials_except", {**fixed, "min_number": min_number})
         step = SINCE_WIDTHS[-1]
         chunks = [before[i:i + step] for i in range(0, len(before), step)]
 
-        def op(cur: Cursor) -> list[Any]:  # one statement while at most 512 are listed: one snapshot
+        one_array = self.engine.dialect.name == "postgresql"
+
+        def op(cur: Cursor) -> list[Any]:  # one statement (else while at most 512 are listed): one snapshot
+            if not chunks:
+                return cur.all("trials_from" if exclude is None else "trials_except", {**fixed, "min_number": min_number})
+            if one_array:
+                return cur.all("since_any" + suffix, {**fixed, "numbers": before, "min_number": min_number})
             rows: list[Any] = []
             for i, chunk in enumerate(chunks):  # the trials from min_number on with the last chunk: in order
                 name, args = since_args(chunk, min_number if i == len(chunks) - 1 else None)
-                rows += cur.all(name + ("" if exclude is None else "_except"), {**fixed, **args})
+                rows += cur.all(name + suffix, {**fixed, **args})
             return rows
 
-        rows = self._tx(op, write=False)
-        return rows_to_trials(rows, self._warned)
+        return self._decoded.trials(self._tx(op, write=False), self._warned)
 
     def get_trial_heads(self, study_id: int) -> list[FrozenTrial]:
         rows = self._tx(lambda c: c.all("trial_heads", {"sid": study_id}), write=False)
