@@ -275,9 +275,12 @@ def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str
     assert run_cli("run", str(project / "nope.yaml")) == 2
     assert "does not exist" in capsys.readouterr().err
     db = f"sqlite:///{project / 'e.db'}"
-    assert run_cli("studies", "--storage", db) == 0  # run from another folder: it says no file is there
-    assert capsys.readouterr().err.strip().endswith(  # on stderr: stdout stays empty for `| grep -q NAME`
-        f"(there is no database file at {str(project / 'e.db')!r}: --storage names the one to read)")
+    assert run_cli("studies", "--storage", db) == 2  # a typo, or run from another folder: an error, as show's
+    assert capsys.readouterr().err.strip() == (  # on stderr: stdout stays empty for `| grep -q NAME`
+        f"tunesmith studies: error: no studies in {db}: there is no database file at {str(project / 'e.db')!r} "
+        "(--storage names the one to read)")
+    assert run_cli("studies", "--storage", db, "--json") == 2  # not `[]`: a script is told of the typo too
+    assert "there is no database file at" in capsys.readouterr().err
     assert not (project / "e.db").exists()  # reading commands create nothing
     assert run_cli("show", "ghost", "--storage", db) == 2
     assert f"no study named 'ghost' in {db} (there is no database file at '{project / 'e.db'}')" in capsys.readouterr().err

@@ -281,10 +281,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
     records = storage.list_studies()
     if not records:
         parts = sqlite_path(storage.display_url)
-        file = parts[1] if parts is not None and not Path(parts[1]).is_file() else None  # run from another folder?
-        print(f"no studies in {storage.display_url}"  # on stderr, as every note: `| grep -q NAME` found the name here
-              + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""),
-              file=sys.stderr)
+        if parts is not None and not Path(parts[1]).is_file():  # a typo, or run from another folder: an error, as show's
+            raise StorageError(f"no studies in {storage.display_url}: there is no database file at {parts[1]!r} "
+                               "(--storage names the one to read)")
+        print(f"no studies in {storage.display_url}", file=sys.stderr)  # a note, on stderr: `| grep -q NAME` found it
         return _no_rows(args)
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records
