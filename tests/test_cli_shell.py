@@ -234,7 +234,7 @@ def test_studies_json_lists_the_table_s_columns_for_a_script(folder: Path, subpr
         "name": "s", "direction": "minimize", "sampler": "random", "trials": 12, "complete": 12, "best_value": best,
         "test_results": None}
     assert isinstance(row["last_trial"], float)
-    for line in ("TS studies 'zz-*' --json", "TS studies --json --storage sqlite:///empty.db"):
+    for line in ("TS studies 'zz-*' --json", "touch empty.db && TS studies --json --storage sqlite:///empty.db"):
         out = shell(line, folder, env)
         assert (out.returncode, out.stdout) == (0, "[]\n") and out.stderr
 
