@@ -220,7 +220,7 @@ def test_studies_matching_nothing_leaves_standard_output_empty(folder: Path, sub
     out = shell("touch empty.db && TS studies --storage sqlite:///empty.db", folder, env)
     assert (out.returncode, out.stdout) == (0, "") and "no studies in" in out.stderr
     out = shell("TS studies --storage sqlite:///emtpy.db", folder, env)  # a typo: no such file, an error
-    assert (out.returncode, out.stdout) == (2, "") and "there is no database file at" in out.stderr
+    assert (out.returncode, out.stdout) == (2, "") and "there is no such database file" in out.stderr
 
 
 def test_studies_json_lists_the_table_s_columns_for_a_script(folder: Path, subprocess_env: dict[str, str]) -> None:
