@@ -271,13 +271,40 @@ def test_bad_study_files(project: Path, capsys: pytest.CaptureFixture[str], cont
     assert err.startswith("tunesmith run: error:") and fragment in err, err
 
 
+@pytest.mark.parametrize(("argv", "content", "said"), [
+    (["--sampler", "gird"], "", "--sampler: unknown sampler 'gird' (did you mean 'grid'?); the samplers are auto, "),
+    ([], "sampler: {name: tpx}\n", "bad.yaml: sampler: unknown sampler 'tpx' (did you mean 'tpe'?); the samplers"),
+    ([], "pruner: medain\n", "bad.yaml: pruner: unknown pruner 'medain' (did you mean 'median'?); the pruners are "),
+])
+def test_an_unknown_algorithm_is_told_as_a_command_line_user_mends_it(
+        project: Path, capsys: pytest.CaptureFixture[str], argv: list[str], content: str, said: str) -> None:
+    """`--sampler gird` ended with advice only a Python caller can follow ("or a Sampler instance ...
+    tunesmith.samplers.register(name, cls)"): the command line says the closest name and the names."""
+    path = project / "bad.yaml"
+    path.write_text(f"objective: quad.py:objective\nspace: {{x: [1, 2]}}\nstorage: sqlite:///{project / 'b.db'}\n{content}")
+    assert run_cli("run", str(path), "--no-progress", *argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and "instance" not in err and "register" not in err, err
+    assert not (project / "b.db").exists()  # refused before a study was made
+
+
+def test_compare_refuses_an_unknown_sampler_as_a_command_line_user_mends_it(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("compare", str(project / "study.yaml"), "--samplers", "random,gird", "-o", str(project / "c.html")) == 2
+    err = capsys.readouterr().err
+    assert "--samplers: unknown sampler 'gird' (did you mean 'grid'?); the samplers are auto, bayes" in err
+    assert "instance" not in err and not (project / "c.html").exists()
+
+
 def test_missing_file_and_study(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("run", str(project / "nope.yaml")) == 2
     assert "does not exist" in capsys.readouterr().err
     db = f"sqlite:///{project / 'e.db'}"
-    assert run_cli("studies", "--storage", db) == 0  # run from another folder: it says no file is there
-    assert capsys.readouterr().err.strip().endswith(  # on stderr: stdout stays empty for `| grep -q NAME`
-        f"(there is no database file at {str(project / 'e.db')!r}: --storage names the one to read)")
+    assert run_cli("studies", "--storage", db) == 2  # a typo, or run from another folder: an error, as show's
+    assert capsys.readouterr().err.strip() == (  # on stderr: stdout stays empty for `| grep -q NAME`
+        f"tunesmith studies: error: no studies in {db}: there is no such database file (--storage names the one to read)")
+    assert run_cli("studies", "--storage", db, "--json") == 2  # not `[]`: a script is told of the typo too
+    assert "there is no such database file" in capsys.readouterr().err
     assert not (project / "e.db").exists()  # reading commands create nothing
     assert run_cli("show", "ghost", "--storage", db) == 2
     assert f"no study named 'ghost' in {db} (there is no database file at '{project / 'e.db'}')" in capsys.readouterr().err

@@ -217,8 +217,10 @@ def test_studies_matching_nothing_leaves_standard_output_empty(folder: Path, sub
     env = env_of(subprocess_env, False)
     out = shell("TS studies mlp | grep -q mlp", folder, env)
     assert out.returncode == 1 and "no study matches 'mlp'" in out.stderr
-    out = shell("TS studies --storage sqlite:///empty.db", folder, env)
+    out = shell("touch empty.db && TS studies --storage sqlite:///empty.db", folder, env)
     assert (out.returncode, out.stdout) == (0, "") and "no studies in" in out.stderr
+    out = shell("TS studies --storage sqlite:///emtpy.db", folder, env)  # a typo: no such file, an error
+    assert (out.returncode, out.stdout) == (2, "") and "there is no such database file" in out.stderr
 
 
 def test_studies_json_lists_the_table_s_columns_for_a_script(folder: Path, subprocess_env: dict[str, str]) -> None:
@@ -232,7 +234,7 @@ def test_studies_json_lists_the_table_s_columns_for_a_script(folder: Path, subpr
         "name": "s", "direction": "minimize", "sampler": "random", "trials": 12, "complete": 12, "best_value": best,
         "test_results": None}
     assert isinstance(row["last_trial"], float)
-    for line in ("TS studies 'zz-*' --json", "TS studies --json --storage sqlite:///empty.db"):
+    for line in ("TS studies 'zz-*' --json", "touch empty.db && TS studies --json --storage sqlite:///empty.db"):
         out = shell(line, folder, env)
         assert (out.returncode, out.stdout) == (0, "[]\n") and out.stderr
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -129,11 +131,47 @@ def test_a_fold_function_that_raises_names_the_fold_and_its_sizes(n_jobs: int) -
     study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
     with pytest.raises(ValueError, match="the fit diverged") as info:
         cv.cross_validate(study.ask(), score, folds, n_jobs=n_jobs)
-    assert info.value.__notes__ == ["in fold 4 of 5 (8 training, 2 validation samples)"]
+    assert info.value.__notes__ == ["in fold 4 of 5: 8 training, 2 validation samples"]
     study.optimize(lambda t: cv.cross_validate(t, score, folds, n_jobs=n_jobs), n_trials=1, catch=(ValueError,))
     error = study.trials[-1].error
     assert error.startswith("ValueError: the fit diverged at ") and error.endswith(
-        "(in fold 4 of 5 (8 training, 2 validation samples))")
+        "(in fold 4 of 5: 8 training, 2 validation samples)")
+
+
+FOLD_NOTE = "(in fold 4 of 5: 8 training, 2 validation samples)"
+
+
+def test_a_fold_s_note_reads_in_one_pair_of_brackets_wherever_the_error_is_shown(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored error read "... (in fold 4 of 5 (8 training, 2 validation samples))": brackets in
+    brackets, in `tunesmith show`, the report and the dashboard's trial page alike."""
+    from tunesmith.cli import main
+    from tunesmith.report import build_report
+
+    def score(train: np.ndarray, val: np.ndarray) -> float:
+        if 6 in val:
+            raise ValueError("the fit diverged")
+        return 0.5
+
+    url = f"sqlite:///{tmp_path / 'cv.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=url, name="cv")
+    study.optimize(lambda t: cv.cross_validate(t, score, cv.kfold(10, 5, shuffle=False)), n_trials=1,
+                   catch=(ValueError,))
+    assert study.trials[0].error.endswith(FOLD_NOTE)
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["show", "cv", "--storage", url]) == 0
+    shown = capsys.readouterr().out
+    assert "))" not in shown and f"the fit diverged at {__file__}:" in shown and FOLD_NOTE in shown
+    report = build_report(ts.load_study("cv", url))
+    assert "))" not in report.split("<h2>Failed trials</h2>")[1].split("</table>")[0] and FOLD_NOTE in report
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    page = TestClient(create_app(open_storage(url, allow_writes=False))).get("/studies/cv/trials/0").text
+    error = page.split("<pre id='error'>")[1].split("</pre>")[0]
+    assert error.startswith("ValueError: the fit diverged at ") and error.endswith(FOLD_NOTE)
 
 
 def test_cross_validate_stops_where_the_pruner_says() -> None:

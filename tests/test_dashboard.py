@@ -697,6 +697,29 @@ def test_the_study_page_lists_the_latest_notes_and_links_to_all(url: str) -> Non
     assert r.status_code == 400 and "notes must be &#x27;all&#x27;" in r.text
 
 
+def test_a_note_of_megabytes_is_cut_on_the_study_page_and_shown_whole_on_its_own(url: str) -> None:
+    """A note written outside tunesmith (tunesmith keeps 2,000 characters at most) of 5 MB made the
+    study page 5 MB: it is cut at 2,000 characters there, with a link to the note's own page."""
+    huge = "<b>" + "x" * 5_000_000
+    notes = [{"time": 1.7e9, "text": "short one"}, {"time": 1.7e9 + 1, "text": huge}, {"time": 1.7e9 + 2, "text": "y" * 2000}]
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies WHERE name = 'alpha'").fetchone()[0])
+        db.execute("UPDATE ts_studies SET config = ? WHERE name = 'alpha'", (json.dumps({**config, "notes": notes}),))
+    c = TestClient(create_app(open_storage(url)), raise_server_exceptions=False)
+    for page in (c.get("/studies/alpha").text, c.get("/studies/alpha?notes=all").text):
+        assert len(page) < 100_000, len(page)
+        assert "short one</li>" in page and "y" * 2000 + "</li>" in page  # notes of up to 2,000 characters: whole
+        cut = "&lt;b&gt;" + "x" * 1997 + "... <a href='/studies/alpha/notes/1'>the whole note (5,000,003 characters)</a>"
+        assert cut in page and page.count("/notes/") == 1
+    whole = c.get("/studies/alpha/notes/1")
+    assert whole.status_code == 200 and f"<pre id='note'>&lt;b&gt;{'x' * 5_000_000}</pre>" in whole.text
+    assert "5,000,003 characters" in whole.text and "<a href='/studies/alpha'>alpha</a>: note 1" in whole.text
+    assert "short one" in c.get("/studies/alpha/notes/0").text
+    for number in ("3", "-1", "x", "\u00b2", "9" * 30):
+        r = c.get(f"/studies/alpha/notes/{number}")
+        assert r.status_code == 404 and "has no note" in r.text and "(its notes: 0-2)" in r.text, number
+
+
 def test_the_notes_link_and_the_trials_pager_keep_each_other_s_view(url: str) -> None:
     """Paging the trials of ``?notes=all`` went back to the latest 20 notes, and "all notes" went back
     to the first page of trials."""

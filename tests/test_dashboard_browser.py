@@ -105,8 +105,8 @@ def test_the_dashboard_shows_a_running_study_live_in_a_browser(served: tuple[str
 
 def _watched(browser: Any, base: str, outside: list[str], errors: list[str], *, height: int) -> Any:
     """A page whose requests beyond ``base`` are refused and listed in ``outside``, its script
-    errors in ``errors``."""
-    page = browser.new_page(viewport={"width": 1200, "height": height})
+    errors in ``errors``; in a 12-hour locale (en-US), where the browser's own time format is not the page's."""
+    page = browser.new_page(viewport={"width": 1200, "height": height}, locale="en-US")
     page.route("**/*", only((base + "/", "data:", "about:"), outside))
     page.on("pageerror", lambda e: errors.append(str(e)))
     return page
@@ -240,7 +240,8 @@ def test_a_renamed_study_says_so_and_studies_of_both_directions_compare(served: 
 @pytest.mark.slow
 def test_the_trials_table_and_last_activity_update_live_in_one_format(served: tuple[str, str]) -> None:
     """The history plot updated live but the trials table did not, and "last activity" changed
-    format (toLocaleString) at the first update: both now come from the server as on first load."""
+    format (toLocaleString) at the first update: both now come from the server as on first load, and
+    "live: checked" gives its time in the same 24-hour form."""
     sync_api = browser_or_skip()
     base, url = served
     stamp = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
@@ -267,6 +268,8 @@ def test_the_trials_table_and_last_activity_update_live_in_one_format(served: tu
             assert "showing 1-3" in page.inner_text("#trials .pager") and "6 trials" in page.inner_text("#trials")
             last = page.inner_text("#last")
             assert re.match(stamp, last.strip()), last  # the first load's format after a live update
+            checked = page.inner_text("#live")  # was "live: checked 11:16:14 PM" beside "2026-12-05 23:16:14"
+            assert re.fullmatch(r"live: checked \d\d:\d\d:\d\d", checked.strip()), checked
             assert page.inner_text("#best") == f"0 (#{running.number})"
         finally:
             browser.close()

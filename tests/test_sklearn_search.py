@@ -301,6 +301,42 @@ def test_a_search_given_a_storage_object_unpickles_where_its_database_is_out_of_
     assert len(clone(restored).set_params(name="again").fit(X, Y).study_.trials) == 2
 
 
+def test_threads_using_an_unpickled_search_at_once_open_its_storage_and_study_once(tmp_path: Path) -> None:
+    """An unpickled search opens its Storage object and its study when first used; two threads using
+    it at the same moment each opened one (two connection pools, two studies, one of them kept).
+    Real threads, switching every microsecond, on a SQLite file; several unpickled copies, each raced."""
+    import sys
+    import threading
+
+    from tunesmith.storage import make_storage
+
+    storage = make_storage(f"sqlite:///{tmp_path / 's.db'}")
+    saved = pickle.dumps(TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, storage=storage,
+                                       name="s").fit(X, Y))
+
+    def use(restored: TunedSearchCV, start: threading.Barrier, seen: list[tuple[object, object]]) -> None:
+        start.wait()
+        seen.append((restored.storage, restored.study_))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(5):
+            restored = pickle.loads(saved)
+            start = threading.Barrier(8)
+            seen: list[tuple[object, object]] = []
+            threads = [threading.Thread(target=use, args=(restored, start, seen)) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(seen) == 8
+            assert all(s is restored.storage for s, _ in seen), "the storage was opened more than once"
+            assert all(st is restored.study_ for _, st in seen), "the study was opened more than once"
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def test_a_storage_password_is_hidden_where_the_search_is_printed() -> None:
     # before: print(search) and the Jupyter diagram showed storage='postgresql+psycopg://alice:s3cr3t@...'
     url = "postgresql+psycopg://alice:s3cr3t@127.0.0.1:1/db"

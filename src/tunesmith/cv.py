@@ -231,7 +231,7 @@ def _fold(score: FoldScore, k: int, n: int, train: np.ndarray, val: np.ndarray) 
     try:
         return score(train, val)
     except Exception as exc:
-        add_exception_note(exc, f"in fold {k} of {n} ({_size(train)} training, {_size(val)} validation samples)")
+        add_exception_note(exc, f"in fold {k} of {n}: {_size(train)} training, {_size(val)} validation samples")
         raise
 
 

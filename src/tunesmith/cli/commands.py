@@ -39,7 +39,7 @@ from ..study.manage import PICKED, delete_study, import_study, sampler_label, wi
 from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
 from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
-from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile, sqlite_path
+from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile
 
 # -- arguments ------------------------------------------------------------------------------
 
@@ -277,14 +277,15 @@ def add_studies_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
+    from ..storage.sql import missing_sqlite_file
+
     storage = make_storage(args.storage, read_only=True)
     records = storage.list_studies()
     if not records:
-        parts = sqlite_path(storage.display_url)
-        file = parts[1] if parts is not None and not Path(parts[1]).is_file() else None  # run from another folder?
-        print(f"no studies in {storage.display_url}"  # on stderr, as every note: `| grep -q NAME` found the name here
-              + (f" (there is no database file at {file!r}: --storage names the one to read)" if file else ""),
-              file=sys.stderr)
+        if missing_sqlite_file(storage.display_url):  # a typo, or run from another folder: an error, as show's
+            raise StorageError(f"no studies in {storage.display_url}: there is no such database file "
+                               "(--storage names the one to read)")
+        print(f"no studies in {storage.display_url}", file=sys.stderr)  # a note, on stderr: `| grep -q NAME` found it
         return _no_rows(args)
     names = {rec.name for rec in records}
     companions = {rec.name: rec for rec in records

@@ -26,6 +26,7 @@ from .commands import (
     output_file,
     wide_console,
 )
+from .launch import check_name
 from .studyfile import DEFAULT_STORAGE
 
 
@@ -186,8 +187,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     samplers = _names(args.samplers)
     if not samplers:
         raise ValueError("--samplers names no sampler: give them comma-separated, e.g. --samplers grid,random,bayes")
+    objective = sf.load_objective()  # first: its module may register a sampler of its own
+    for name in samplers:
+        check_name("sampler", name, "--samplers")
     direction = sf.direction or "minimize"
-    runs = run_samplers(sf.load_objective(), space, samplers=samplers, budget=args.budget,
+    runs = run_samplers(objective, space, samplers=samplers, budget=args.budget,
                         seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
     chart = comparison(runs, direction=direction, log_y=args.log_y,
                        title=f"{sf.name}: best so far, {plural(args.budget, 'trial')}, {plural(args.seeds, 'seed')}")

@@ -272,10 +272,21 @@ def _check_algorithms(sf: StudyFile, args: argparse.Namespace) -> None:
         spec = getattr(sf, key)
         if spec is not None:
             where = f"--{key}" if getattr(args, key, None) is not None else f"{sf.source}: {key}"
+            check_name(key, spec.get("name") if isinstance(spec, Mapping) else spec, where)
             try:
                 make(_plain(spec))
             except (ValueError, TypeError) as exc:
                 raise StudyFileError(f"{where}: {exc}") from None
+
+
+def check_name(key: str, name: Any, where: str) -> None:
+    """Refuse a sampler or pruner (``key``) ``name`` that none has, as a command-line user can mend it:
+    the closest name and the names there are (the library's advice, a Python instance, is not theirs)."""
+    from .. import pruners, samplers
+
+    module = samplers if key == "sampler" else pruners
+    if isinstance(name, str) and not module.is_known(name):
+        raise StudyFileError(f"{where}: {module.unknown(name)}; the {key}s are {', '.join(module.names())}")
 
 
 def ship_by_value(objective: Callable[..., Any]) -> None:

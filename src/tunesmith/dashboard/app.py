@@ -236,6 +236,16 @@ def trial(d: Dashboard, request: Request) -> Response:
     return HTMLResponse(pages.trial_page(v, t, pages.write_forms(v, d.token, t) if d.allow_writes else ""))
 
 
+def note(d: Dashboard, request: Request) -> Response:
+    """A study's note whole, by its number (0: the oldest)."""
+    v = d.view(request.path_params["name"])
+    notes, number = study_notes(v.record.config), request.path_params["number"]
+    if not (number.isascii() and number.isdigit() and len(number) <= 18 and int(number) < len(notes)):
+        raise HTTPException(404, f"study {v.name!r} has no note {number!r} (its notes: "
+                                 f"{f'0-{len(notes) - 1}' if notes else 'none'})")
+    return HTMLResponse(pages.note_page(v, int(number), notes[int(number)]))
+
+
 def importance(d: Dashboard, request: Request) -> Response:
     v = d.view(request.path_params["name"])
     return HTMLResponse(pages.importance_page(v, _method(request)))
@@ -391,6 +401,7 @@ ROUTES: list[tuple[str, Callable[..., Response], list[str]]] = [
     ("/", studies, ["GET"]),
     ("/studies/{name}", study, ["GET"]),
     ("/studies/{name}/trials/{number}", trial, ["GET"]),
+    ("/studies/{name}/notes/{number}", note, ["GET"]),
     ("/studies/{name}/importance", importance, ["GET"]),
     ("/compare", compare, ["GET"]),
     ("/api/studies", api_studies, ["GET"]),

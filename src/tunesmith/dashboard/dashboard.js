@@ -170,7 +170,8 @@
         }
         await Promise.all(sections.filter((s) => s.dataset.failed).map(load));  // asked while unreachable
         markAll(sections);
-        live.textContent = "live: checked " + new Date().toLocaleTimeString();
+        // HH:MM:SS, local and 24-hour whatever the browser's locale, as the page's times are written
+        live.textContent = "live: checked " + new Date().toTimeString().slice(0, 8);
       } catch (err) {
         live.textContent = "cannot reach the dashboard server; retrying";
       }

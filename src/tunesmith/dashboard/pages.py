@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from ..report import escape_html, html_table
 from ..space.params import plural
 from ..space.space import shortened
-from ..study.manage import study_notes
+from ..study.manage import MAX_NOTE, study_notes
 from ..trial import FrozenTrial, TrialState
 from .aggregate import ORDERS
 from .cache import View
@@ -105,16 +105,40 @@ def shown(s: dict[str, Any]) -> dict[str, str]:
 NOTES_SHOWN = 20  # the latest notes on a study's page; ?notes=all lists every one
 
 
+#: characters of a note a study page shows (the longest note tunesmith writes); a longer one, written
+#: outside tunesmith, is cut there with a link to its own page (a note of 5 MB made the page as large)
+NOTE_CHARS = MAX_NOTE
+
+
 def _notes(v: View, every: bool, page: Mapping[str, str]) -> str:
     """The study's notes, the latest :data:`NOTES_SHOWN` unless ``every`` (an import may bring 100,000);
     the link to all of them keeps ``page`` (the trials table's offset, order, ... as the page was asked)."""
     notes = study_notes(v.record.config)
-    shown_notes = notes if every else notes[-NOTES_SHOWN:]
-    listed = "".join(f"<li>{e(when(n.get('time')))}: {e(n.get('text', ''))}</li>" for n in shown_notes)
+    first = 0 if every else max(0, len(notes) - NOTES_SHOWN)
+    shown_notes = notes[first:]
+    listed = "".join(_note_item(v, first + i, n) for i, n in enumerate(shown_notes))
     more = (f"<p class='note'>the latest {len(shown_notes)} of {len(notes):,} notes: "
             f"<a href='/studies/{q(v.name)}?{e(urlencode({**page, 'notes': 'all'}))}'>all notes</a></p>"
             ) if len(shown_notes) < len(notes) else ""
     return f"<h2>Notes</h2>{more}<ul>{listed}</ul>" if listed else ""
+
+
+def _note_item(v: View, number: int, note: Mapping[str, Any]) -> str:
+    """A note as the study page lists it: its first :data:`NOTE_CHARS` characters, and a link to the
+    whole note where it is longer."""
+    text = str(note.get("text", ""))
+    cut = "" if len(text) <= NOTE_CHARS else (
+        f"... <a href='/studies/{q(v.name)}/notes/{number}'>the whole note ({len(text):,} characters)</a>")
+    return f"<li>{e(when(note.get('time')))}: {e(text[:NOTE_CHARS])}{cut}</li>"
+
+
+def note_page(v: View, number: int, note: Mapping[str, Any]) -> str:
+    """One note whole (the study page cuts a long one)."""
+    text = str(note.get("text", ""))
+    body = (f"<h1><a href='/studies/{q(v.name)}'>{e(v.name)}</a>: note {number}</h1>"
+            f"<p class='note'>{e(when(note.get('time')))}, {len(text):,} characters</p>"
+            f"<pre id='note'>{e(text)}</pre>")
+    return layout(f"{v.name} note {number}", body)
 
 
 def study_page(v: View, kinds: Sequence[str], trials_html: str, writes: str, *, all_notes: bool = False,

@@ -43,6 +43,28 @@ def register(name: str, cls: type[Pruner]) -> None:
     _BUILTIN[name.lower()] = cls
 
 
+def _builtin_name(spec: str) -> str:
+    """``spec`` lowered, or the name of the pruner whose class it names ("MedianPruner": "median")."""
+    if spec.lower() in _BUILTIN:
+        return spec.lower()
+    return next((n for n, c in _BUILTIN.items() if c.__name__.lower() == spec.lower()), spec)
+
+
+def is_known(name: Any) -> bool:
+    """Whether ``name`` names a pruner this process can build (built in or registered, or its class's name)."""
+    return isinstance(name, str) and _builtin_name(name) in _BUILTIN
+
+
+def unknown(name: Any) -> str:
+    """``unknown pruner 'medain' (did you mean 'median'?)``: what is said of a name no pruner has."""
+    return f"unknown pruner {name!r}{did_you_mean(name, names())}"
+
+
+def names() -> list[str]:
+    """The names :func:`make_pruner` builds (built in and registered), sorted."""
+    return sorted(_BUILTIN)
+
+
 def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
     """A pruner from a name, a description (as stored with a study) or an instance."""
     if spec is None:
@@ -68,12 +90,10 @@ def make_pruner(spec: str | Pruner | dict[str, Any] | None) -> Pruner:
             f"pruner={spec} is not a pruner: pass a name ({sorted(_BUILTIN)}; \"asha\" for the defaults), "
             "a Pruner instance, or leave pruner out (or pass 'none') for no pruning"
         )
-    if isinstance(spec, str) and spec.lower() not in _BUILTIN:  # a class's name: "MedianPruner"
-        spec = next((n for n, c in _BUILTIN.items() if c.__name__.lower() == spec.lower()), spec)
-    if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
-        raise ValueError(
-            f"unknown pruner {spec!r}{did_you_mean(spec, sorted(_BUILTIN))}; use one of {sorted(_BUILTIN)} or a Pruner instance"
-        )
+    if isinstance(spec, str):  # a class's name: "MedianPruner"
+        spec = _builtin_name(spec)
+    if not isinstance(spec, str) or not is_known(spec):
+        raise ValueError(f"{unknown(spec)}; use one of {names()} or a Pruner instance")
     check_options(f"pruner {spec!r}", _BUILTIN[spec.lower()].__init__, options)
     try:
         return _BUILTIN[spec.lower()](**options)

@@ -69,6 +69,16 @@ def is_known(name: Any) -> bool:
     return isinstance(name, str) and (name.lower() in _BUILTIN or name.lower() in ALIASES)
 
 
+def unknown(name: Any) -> str:
+    """``unknown sampler 'gird' (did you mean 'grid'?)``: what is said of a name no sampler has."""
+    return f"unknown sampler {name!r}{did_you_mean(name.lower() if isinstance(name, str) else name, [*_BUILTIN, *ALIASES])}"
+
+
+def names() -> list[str]:
+    """The names :func:`make_sampler` builds (built in and registered), sorted; aliases aside."""
+    return sorted(_BUILTIN)
+
+
 def make_sampler(spec: str | Sampler | type[Sampler] | dict[str, Any], seed: int | None = None) -> Sampler:
     """A sampler from a name ("random", "sobol", "grid", ...), a description
     (as stored with a study) or an instance (returned as is) or a Sampler class (built with ``seed``)."""
@@ -89,8 +99,7 @@ def make_sampler(spec: str | Sampler | type[Sampler] | dict[str, Any], seed: int
         spec = ALIASES[spec.lower()]  # the README's words for the strategies; stored under the name
     if not isinstance(spec, str) or spec.lower() not in _BUILTIN:
         raise ValueError(
-            f"unknown sampler {spec!r}{did_you_mean(spec.lower() if isinstance(spec, str) else spec, [*_BUILTIN, *ALIASES])}; "
-            f"use one of {sorted(_BUILTIN)} or a Sampler instance (a study "
+            f"{unknown(spec)}; use one of {names()} or a Sampler instance (a study "
             "stored with a custom sampler reopens once its class is registered in this process: "
             "tunesmith.samplers.register(name, cls))"
         )

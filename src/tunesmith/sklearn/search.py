@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import numbers
+import threading
 import time
 import uuid
 import warnings
@@ -413,14 +414,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
     @property
     def study_(self) -> Study:
         """The study behind the search (after unpickling: reopened from a persistent storage)."""
-        study = self.__dict__.get("_study")
-        if study is not None:
-            return study
-        ref = self.__dict__.get("_study_ref")
-        if ref is None:
-            raise AttributeError("study_ exists after fit (an in-memory study is not pickled: pass storage=)")
-        study = self.__dict__["_study"] = Study.load(ref[0], ref[1]() if callable(ref[1]) else ref[1])  # opened once
-        return study
+        return self._opened("_study", lambda study: study is None, lambda _: self._reopen_study())
 
     @study_.setter
     def study_(self, study: Study) -> None:
@@ -436,23 +430,45 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
     def storage(self) -> Any:
         """The ``storage`` passed (a URL or a Storage object). A Storage object of a pickled search
         is opened again when first used (fit, get_params, clone), not when the search is loaded."""
-        value = self.__dict__.get("storage")
-        if isinstance(value, _Reopen):
-            value = self.__dict__["storage"] = value.open()  # once: get_params returns the same object
-        return value
+        # once: get_params returns the same object
+        return self._opened("storage", lambda value: isinstance(value, _Reopen), lambda value: value.open())
 
     @storage.setter
     def storage(self, value: Any) -> None:
         self.__dict__["storage"] = value
+
+    def _reopen_study(self) -> Study:
+        ref = self.__dict__.get("_study_ref")
+        if ref is None:
+            raise AttributeError("study_ exists after fit (an in-memory study is not pickled: pass storage=)")
+        return Study.load(ref[0], ref[1]() if callable(ref[1]) else ref[1])
+
+    def _opened(self, key: str, pending: Callable[[Any], bool], open_: Callable[[Any], Any]) -> Any:
+        """``self.__dict__[key]``, replaced by ``open_(it)`` where ``pending(it)``: once, under the search's
+        lock, so that threads using an unpickled search at the same moment open it once (they opened
+        one storage, or study, each)."""
+        value = self.__dict__.get(key)
+        if not pending(value):
+            return value
+        with self.__dict__.get("_opening", _OPENING):
+            value = self.__dict__.get(key)
+            if pending(value):
+                value = self.__dict__[key] = open_(value)
+        return value
 
     def __getstate__(self) -> dict[str, Any]:
         from ..storage.sql import SQLStorage
 
         state = dict(super().__getstate__())
         state.pop("_study", None)  # locks and connections; reopened by name from a persistent storage
+        state.pop("_opening", None)
         if isinstance(state.get("storage"), SQLStorage):  # opened on use: a model loads without its database
             state["storage"] = _Reopen(state["storage"])
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__["_opening"] = threading.Lock()  # what is left to open is opened under it, once
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         """scikit-learn's repr, with a storage URL's password hidden (``get_params`` returns it as passed)."""
@@ -553,6 +569,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+#: the lock of a search made otherwise than by unpickling (which gives each its own)
+_OPENING = threading.Lock()
 
 
 class _Reopen:

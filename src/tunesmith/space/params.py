@@ -245,11 +245,29 @@ def same_definition(a: Any, b: Any) -> bool:
     with the choices ``[1, 0]`` was reopened with ``[True, False]`` in code, giving the objective ``1``."""
     if not isinstance(a, Mapping) or not isinstance(b, Mapping):
         return bool(a == b)
-    return bool(a == b) and _typed([a.get("choices"), a.get("value")]) == _typed([b.get("choices"), b.get("value")])
+    return bool(a == b) and _same_types(a.get("choices"), b.get("choices")) and _typed(a.get("value")) == _typed(b.get("value"))
 
 
 #: ``x`` with each value beside its type (a NumPy scalar's as Python's): 1, 1.0 and True told apart
 _typed = rebuilder(plain=lambda v: (type(v), v), leaf=lambda v: (type(python_scalar(v)), v))
+
+
+def _same_types(a: Any, b: Any) -> bool:
+    """Whether equal choices ``a`` and ``b`` are of the same types, one by one: lists of plain values by
+    their types alone, listed by C (a Python call for each of 100,000 choices made ``==`` of two spaces
+    take 0.15 s); others by :data:`_typed`."""
+    types_a, types_b = _plain_types(a), _plain_types(b)
+    if types_a is not None and types_b is not None:
+        return types_a == types_b
+    return bool(_typed(a) == _typed(b))
+
+
+def _plain_types(choices: Any) -> list[type] | None:
+    """The type of each choice where ``choices`` is a list of plain values (int, float, str, bool, None), else None."""
+    if not isinstance(choices, list):
+        return None
+    types = list(map(type, choices))
+    return types if PLAIN_TYPES.issuperset(types) else None
 
 
 #: a hashable form of a :meth:`Param.to_dict`, equal where the definitions are equal (a mapping's order aside)
