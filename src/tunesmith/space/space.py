@@ -20,6 +20,7 @@ from .params import (
     CHOICE_DEPTH,
     DEFINITION_KEYS,
     HALF_A_PAIR,
+    MAX_GRID,
     PARAM_TYPES,
     Categorical,
     Fixed,
@@ -65,9 +66,6 @@ def _check_plain(name: str, p: Any) -> None:
 #: the keys a definition has beside DEFINITION_KEYS
 _SPEC_EXTRA = frozenset({"type", "when", "prior"})
 
-
-#: the most configurations a grid may list (each is a dict held in memory)
-MAX_GRID = 1_000_000
 
 
 def same_spaces(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
