@@ -562,6 +562,8 @@ def load_yaml(text: str) -> Any:
         data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         raise yaml.YAMLError(f"it nests deeper than {MAX_YAML_DEPTH} levels") from None
+    except ValueError as exc:  # int() of a number of 5,000 digits, a date 2024-13-45: said as YAML's own errors
+        raise yaml.YAMLError(f"a value cannot be read ({exc})") from None
     _check_yaml_size(data)
     return data
 
