@@ -815,6 +815,24 @@ def test_a_prior_weight_on_a_tuple_json_cannot_write_or_a_numpy_number_is_checke
         ts.Space({"c": ts.Categorical([1, "1"], prior=ts.Prior(weight={np.int64(1): 3.0}))})
 
 
+@pytest.mark.parametrize("kind", [enum.IntEnum, str])
+def test_an_enum_choice_is_refused_before_a_stored_study_is_made(tmp_path: Path, kind: type) -> None:
+    """Before: JSON wrote an IntEnum or a str Enum as its value, so the study was made; then its trials
+    read back "did not fit the space" (a str Enum) or reopening it met "a different space (c: stored
+    [1, 2], given [1, 2])" (an IntEnum). A date or any other object was refused so already."""
+    level = (enum.IntEnum("level", ["LOW", "HIGH"]) if kind is enum.IntEnum
+             else enum.Enum("level", {"LOW": "low", "HIGH": "high"}, type=str))
+    space = {"c": ts.Categorical(list(level)), "x": ts.Float(0, 1, when={"c": [level.LOW]})}
+    url = f"sqlite:///{tmp_path / 'enum.db'}"
+    with pytest.raises(ValueError, match=r"parameter 'c': <level\.LOW: .*> is an Enum member \(JSON keeps only "
+                                         r"its value, .*\), which a stored study cannot keep"):
+        ts.Study(space, storage=url, name="s")
+    assert ts.storage.make_storage(url).list_studies() == []
+    study = ts.Study(space, sampler="random", seed=0)  # in memory: as before
+    study.optimize(lambda t: 0.0, n_trials=4)
+    assert {t.params["c"] for t in study.trials} <= set(level)
+
+
 def test_the_repr_of_a_weight_on_a_tuple_choice_shows_the_tuple() -> None:
     """Before: ``repr`` showed the key a tuple choice's weight is stored under (``{'[1, 2]': 3.0}``), a
     string no choice is, where it shows the choices and the conditions as the values themselves."""
