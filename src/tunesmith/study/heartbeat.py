@@ -107,8 +107,8 @@ def _positive(name: str, v: Any) -> float:
         raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
     try:
         return float(v)
-    except OverflowError:
-        raise ValueError(f"{name} must be a number of seconds a float holds, got an integer of {v.bit_length()} "
+    except OverflowError:  # only an int overflows a float
+        raise ValueError(f"{name} must be a number of seconds a float holds, got an integer of {int(v).bit_length()} "
                          "bits") from None
 
 
