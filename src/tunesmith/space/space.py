@@ -528,6 +528,10 @@ class DuplicateKeyError(yaml.YAMLError, ValueError):
     """A YAML mapping gives the same key twice."""
 
 
+class UnreadableValueError(yaml.YAMLError, ValueError):
+    """A YAML value that cannot be made: an int of 5,000 digits (Python's limit), the date 2024-13-45."""
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (plain
     ``safe_load`` silently keeps the last)."""
@@ -562,8 +566,10 @@ def load_yaml(text: str) -> Any:
         data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         raise yaml.YAMLError(f"it nests deeper than {MAX_YAML_DEPTH} levels") from None
+    except DuplicateKeyError:
+        raise
     except ValueError as exc:  # int() of a number of 5,000 digits, a date 2024-13-45: said as YAML's own errors
-        raise yaml.YAMLError(f"a value cannot be read ({exc})") from None
+        raise UnreadableValueError(f"a value cannot be read ({exc})") from None
     _check_yaml_size(data)
     return data
 
