@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 import tunesmith as ts
 from tunesmith import Study
@@ -175,6 +176,22 @@ def test_an_integer_of_thousands_of_digits_names_the_study_file(tmp_path: Path,
     write(tmp_path, f"objective: obj.py:f\n{SPACE}name: 2024-13-45\n")
     assert main(["run", str(path), "--storage", f"sqlite:///{tmp_path / 'db.db'}"]) == 2
     assert f"{path}: not valid YAML: a value cannot be read (month must be in 1..12)" in capsys.readouterr().err
+
+
+def test_a_value_yaml_cannot_read_is_said_as_yaml_s_error_by_every_reader(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: only a study file named it; `copy --fill wd=2024-13-45` said "error: month must be in 1..12"
+    (which flag?), and Space.from_yaml raised int()'s "use sys.set_int_max_str_digits()"."""
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0).optimize(
+        lambda t: t.params["x"], n_trials=1)
+    path = write(tmp_path, "objective: obj.py:f\nspace:\n  x: {type: float, low: 0, high: 1}\n"
+                           "  wd: {type: float, low: 0, high: 1}\n")
+    assert main(["copy", "s", "s2", "--storage", url, "--space", str(path), "--fill", "wd=2024-13-45"]) == 2
+    assert "--fill 'wd=2024-13-45': the value is not read as YAML (a value cannot be read (month must be in " \
+           "1..12))" in capsys.readouterr().err
+    with pytest.raises(yaml.YAMLError, match=r"a value cannot be read \(Exceeds the limit \(4300 digits\)"):
+        ts.Space.from_yaml(f"x: {{type: int, low: 0, high: {'9' * 5000}}}")
 
 
 def test_retry_window_in_a_study_file_sets_how_long_a_worker_rides_out_an_outage(

@@ -10,6 +10,7 @@ import re
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -598,6 +599,24 @@ def test_a_name_holding_the_character_that_stood_for_a_slash_is_its_own_study(tm
     assert c.post(odd + "/delete", data={"token": token, "confirm": "yes"}).status_code == 200
     left = sorted(s["name"] for s in c.get("/api/studies").json()["studies"])
     assert left == sorted(["x/y", "\uffff/", "/\uffff"])
+
+
+def test_an_address_ending_in_a_slash_opens_the_study_it_names(tmp_path: Path) -> None:
+    """Before: the router sent /studies/x%2Fy/ to the address it had escaped the name into, which named
+    another study (404); before U+FFFF was escaped, it opened x/y as it should."""
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    names = ["x/y", "x\uffffy", "q?#%2F", "plain"]
+    for name in names:
+        ts.Study(SPACE, storage=url, name=name, sampler="random", seed=0).optimize(objective, n_trials=1,
+                                                                                 catch=(RuntimeError,))
+    c = client(url)
+    for name in names:
+        r = c.get(f"/studies/{quote(name, safe='')}/?order=value", follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (307, f"/studies/{quote(name, safe='')}?order=value")
+        page = c.get(f"/studies/{quote(name, safe='')}/")
+        assert html.unescape(re.search(r"<h1>(.*?)</h1>", page.text).group(1)) == name  # type: ignore[union-attr]
+        assert c.get(f"/api/studies/{quote(name, safe='')}/").json()["name"] == name
+    assert c.get("http://testserver//elsewhere.example/", follow_redirects=False).headers["location"] == "/elsewhere.example"
 
 
 def test_studies_of_both_directions_compare_one_way_chosen_on_the_page(url: str, tmp_path: Path) -> None:

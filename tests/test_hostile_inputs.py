@@ -555,11 +555,50 @@ def test_a_heartbeat_interval_too_long_to_wait_is_refused_not_a_dead_heartbeat_t
     with sqlite3.connect(tmp_path / "shared.db") as db:
         db.execute("UPDATE ts_studies SET config = json_set(config, '$.heartbeat.interval', 1e300, "
                    "'$.heartbeat.grace', 1e301)")
-    with pytest.raises(ts.StorageError, match=r"heartbeat_interval must be at most 9\.2\de\+09 s, got 1e\+300"):
+    with pytest.raises(ts.StorageError, match=r"heartbeat_interval must be at most 4\.61e\+09 s, got 1e\+300"):
         ts.Study(storage=url, name="s")
     with pytest.raises(ValueError, match="heartbeat_interval must be at most"):
         ts.Study(SPACE, name="mine", heartbeat_interval=1e300)
     assert "OverflowError" not in capfd.readouterr().err
+
+
+def test_the_longest_heartbeat_interval_taken_is_one_the_heartbeat_thread_can_sleep(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Before: the bound was threading.TIMEOUT_MAX (9.22e9 s) itself, and at it the heartbeat thread died at
+    its first sleep with "OSError: [Errno 22] Invalid argument" (the sleep ends at the monotonic clock, counted
+    from the machine's start, plus the interval: past what the clock holds), and no beat was written."""
+    import threading
+    import time
+
+    with pytest.raises(ValueError, match="heartbeat_interval must be at most"):
+        ts.Study(SPACE, name="mine", heartbeat_interval=threading.TIMEOUT_MAX)
+    from tunesmith.study.heartbeat import MAX_INTERVAL
+
+    def objective(t: ts.Trial) -> float:
+        time.sleep(0.3)  # the heartbeat thread's first sleep has begun
+        assert any(th.name == "tunesmith-heartbeat" for th in threading.enumerate())
+        return t.params["x"]
+
+    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'long.db'}", name="s", heartbeat_interval=MAX_INTERVAL)
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is ts.TrialState.COMPLETE
+    assert "Error" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["interval", "grace"])
+def test_a_stored_heartbeat_setting_beyond_a_float_is_named_not_a_traceback(
+        tmp_path: Path, key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: an interval or grace period of 10**400 (JSON keeps such an int whole) written into a study's
+    settings ended `tunesmith show` and every open of the study with "OverflowError: int too large to convert
+    to float"."""
+    url, _ = _sqlite_study(tmp_path, heartbeat_interval=0.5)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute(f"UPDATE ts_studies SET config = json_set(config, '$.heartbeat.{key}', json('1{'0' * 400}'))")
+    with pytest.raises(ts.StorageError, match=r"its stored heartbeat cannot be rebuilt \((heartbeat_interval|"
+                                              r"grace_period) must be a number of seconds a float holds"):
+        ts.Study(storage=url, name="s")
+    assert main(["show", "s", "--storage", url]) == 2
+    assert "a number of seconds a float holds" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("marks", "why"), [

@@ -574,6 +574,23 @@ def test_a_grid_is_refused_as_it_grows_past_the_limit_not_after_a_parameter_mult
         in out.stdout, out.stderr[-500:]
 
 
+def test_one_parameter_s_grid_of_too_many_points_is_refused_before_they_are_made() -> None:
+    """Before: a number of points was spaced whole, then checked for neighbours one by one against the list
+    made so far: a stored space's `"grid": 1000000000` (30 bytes) filled 8 GB as every reader opened the
+    study (a MemoryError under 2 GiB), and `"grid": 20000` took 6.7 s at each open (n**2)."""
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31)); import tunesmith as ts\n"
+            "for grid in ({'type': 'float', 'low': 0, 'high': 1, 'grid': 10**9}, {'type': 'int', 'low': 0, "
+            "'high': 9, 'grid': 10**12}):\n"
+            "    try:\n        ts.Space.from_dict({'x': grid})\n    except ValueError as exc:\n        print(exc)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    for n in ("1,000,000,000", "1,000,000,000,000"):
+        assert f"parameter 'x': grid of {n} points: a grid lists at most 1,000,000 configurations; give fewer" \
+            in out.stdout, out.stderr[-500:]
+    assert ts.Int(0, 9).grid(1000) == list(range(10))  # a lattice's merged neighbours, in order
+    assert len(ts.Float(0, 1).grid(1_000_000)) == 1_000_000
+
+
 def test_a_log_scale_value_at_a_round_point_reads_as_written() -> None:
     # before: the Bayesian design's first point, at the prior mode 1e-3, was lr=0.0010000000000000002
     p = ts.Float(1e-5, 1e-1, log=True)
@@ -798,6 +815,24 @@ def test_a_prior_weight_on_a_tuple_json_cannot_write_or_a_numpy_number_is_checke
     assert space == ts.Space({"c": ts.Categorical([(color.RED, 1), (color.BLUE, 2)], prior={(color.RED, 1): 3.0})})
     with pytest.raises(ValueError, match=r"the prior weight of (np\.int64\()?1\)? would be stored under the key '1'"):
         ts.Space({"c": ts.Categorical([1, "1"], prior=ts.Prior(weight={np.int64(1): 3.0}))})
+
+
+@pytest.mark.parametrize("kind", [enum.IntEnum, str])
+def test_an_enum_choice_is_refused_before_a_stored_study_is_made(tmp_path: Path, kind: type) -> None:
+    """Before: JSON wrote an IntEnum or a str Enum as its value, so the study was made; then its trials
+    read back "did not fit the space" (a str Enum) or reopening it met "a different space (c: stored
+    [1, 2], given [1, 2])" (an IntEnum). A date or any other object was refused so already."""
+    level = (enum.IntEnum("level", ["LOW", "HIGH"]) if kind is enum.IntEnum
+             else enum.Enum("level", {"LOW": "low", "HIGH": "high"}, type=str))
+    space = {"c": ts.Categorical(list(level)), "x": ts.Float(0, 1, when={"c": [level.LOW]})}
+    url = f"sqlite:///{tmp_path / 'enum.db'}"
+    with pytest.raises(ValueError, match=r"parameter 'c': <level\.LOW: .*> is an Enum member \(JSON keeps only "
+                                         r"its value, .*\), which a stored study cannot keep"):
+        ts.Study(space, storage=url, name="s")
+    assert ts.storage.make_storage(url).list_studies() == []
+    study = ts.Study(space, sampler="random", seed=0)  # in memory: as before
+    study.optimize(lambda t: 0.0, n_trials=4)
+    assert {t.params["c"] for t in study.trials} <= set(level)
 
 
 def test_the_repr_of_a_weight_on_a_tuple_choice_shows_the_tuple() -> None:

@@ -129,8 +129,6 @@ class StudyFile:
         except UnicodeDecodeError as exc:
             raise StudyFileError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
                                  f"{exc.start}); save it as UTF-8") from None
-        except ValueError as exc:  # int() of a number of 5,000 digits, a date 2024-13-45: named with the file
-            raise StudyFileError(f"{path}: not valid YAML: a value cannot be read ({exc})") from None
         return cls.from_dict(data, source=str(path), base_dir=path.resolve().parent, default_name=path.stem)
 
     @classmethod

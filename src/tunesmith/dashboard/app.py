@@ -23,7 +23,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from ..exceptions import StorageError, StudyNotFound
@@ -42,7 +48,7 @@ MAX_FORM = 1 << 20  # bytes a posted form may have (a note, a configuration): a 
 STATES = tuple(s.value for s in TrialState)
 MAX_POLL = (2**31 - 1) // 1000  # seconds: a browser's timer waits at most 2**31 - 1 ms and fires a longer wait at once
 #: marks a "/" inside one path segment (sent as %2F) while the router splits the path: "/" is written
-#: MARK + "/", and the name's own MARK (a study may be named "x\uffffy") MARK + MARK
+#: MARK + "|", and the name's own MARK (a study may be named "x\uffffy") MARK + MARK
 MARK = "\uffff"
 
 
@@ -92,15 +98,23 @@ class _SlashesInNames:
     """A study name may hold "/" (``a/b``, linked as ``/studies/a%2Fb``), but the server decodes
     ``%2F`` before routing, so the name would be split into two path segments and the page not
     found. This rewrites the path from the raw one, each segment decoded once, with such a slash as
-    :data:`MARK`, which the endpoint turns back into "/"."""
+    :data:`MARK`, which the endpoint turns back into "/". A path ending in "/" is sent to the same path
+    without it, as the router would, but as sent (the router's redirect went to the escaped path, which
+    names another study)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         raw = scope.get("raw_path") or b""
+        path = raw.split(b"?", 1)[0]
+        if scope["type"] == "http" and path.endswith(b"/") and path.strip(b"/"):
+            query = scope.get("query_string") or b""  # one leading "/": "//host" would leave this server
+            to = b"/" + path.strip(b"/") + (b"?" + query if query else b"")
+            await RedirectResponse(to.decode("utf-8", "replace"), 307)(scope, receive, send)
+            return
         if scope["type"] == "http" and raw:  # every path: one sent as raw UTF-8 may hold MARK too
-            segments = raw.split(b"?", 1)[0].decode("utf-8", "replace").split("/")
+            segments = path.decode("utf-8", "replace").split("/")
             scope = {**scope, "path": "/".join(_hidden(unquote(s)) for s in segments)}
         await self.app(scope, receive, send)
 

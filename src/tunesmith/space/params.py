@@ -42,6 +42,8 @@ from ..trial import short_repr
 Condition = Mapping[str, tuple[Any, ...]]
 
 _EPS = 1e-12
+#: the most configurations a grid may list (each is a dict held in memory), and so the most points of one parameter
+MAX_GRID = 1_000_000
 #: how many levels a value may nest where a study's stored space keeps it: a fixed value two levels down
 #: ({name: {"value": v}}), a choice or a prior's mode three ({name: {"choices": [c]}}), a condition's value four
 FIXED_DEPTH, CHOICE_DEPTH, WHEN_DEPTH = MAX_DEPTH - 2, MAX_DEPTH - 3, MAX_DEPTH - 4
@@ -478,6 +480,8 @@ class _Numeric(Param):
     def _spaced(self, n: int) -> list[Any]:
         if n < 1:
             raise self._err(f"grid needs at least 1 point, got {n}")
+        if n > MAX_GRID:  # grid=10**9 (or stored so): the points filled the memory before the grid was checked
+            raise self._err(f"grid of {n:,} points: a grid lists at most {MAX_GRID:,} configurations; give fewer")
         if n == 1:
             return [self.from_unit(0.5)]
         if self.log:
@@ -486,11 +490,7 @@ class _Numeric(Param):
             xs = np.linspace(float(self.low), float(self.high), n)
         # 12 significant digits: 0.7425 for a quarter of 0.99, not 0.7424999999999999
         raw = [self._cast(self._snap(float(f"{x:.12g}"))) for x in xs]
-        out: list[Any] = []
-        for v in raw:  # stepped/int lattices can merge neighbours
-            if v not in out:
-                out.append(v)
-        return out
+        return list(dict.fromkeys(raw))  # stepped/int lattices can merge neighbours (a list's `in`: n**2)
 
     def _fields(self) -> dict[str, Any]:
         d: dict[str, Any] = {"low": self.low, "high": self.high}

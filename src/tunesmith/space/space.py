@@ -20,6 +20,7 @@ from .params import (
     CHOICE_DEPTH,
     DEFINITION_KEYS,
     HALF_A_PAIR,
+    MAX_GRID,
     PARAM_TYPES,
     Categorical,
     Fixed,
@@ -65,9 +66,6 @@ def _check_plain(name: str, p: Any) -> None:
 #: the keys a definition has beside DEFINITION_KEYS
 _SPEC_EXTRA = frozenset({"type", "when", "prior"})
 
-
-#: the most configurations a grid may list (each is a dict held in memory)
-MAX_GRID = 1_000_000
 
 
 def same_spaces(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -530,6 +528,10 @@ class DuplicateKeyError(yaml.YAMLError, ValueError):
     """A YAML mapping gives the same key twice."""
 
 
+class UnreadableValueError(yaml.YAMLError, ValueError):
+    """A YAML value that cannot be made: an int of 5,000 digits (Python's limit), the date 2024-13-45."""
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (plain
     ``safe_load`` silently keeps the last)."""
@@ -564,6 +566,10 @@ def load_yaml(text: str) -> Any:
         data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         raise yaml.YAMLError(f"it nests deeper than {MAX_YAML_DEPTH} levels") from None
+    except DuplicateKeyError:
+        raise
+    except ValueError as exc:  # int() of a number of 5,000 digits, a date 2024-13-45: said as YAML's own errors
+        raise UnreadableValueError(f"a value cannot be read ({exc})") from None
     _check_yaml_size(data)
     return data
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import enum
 import functools
 import itertools
 import json
@@ -42,6 +43,7 @@ from ..exceptions import (
     TrialFinishedError,
     TrialNotFound,
 )
+from ..nested import walk
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import Storage, StudyRecord, check_expect, check_study_name, unencoded_at
 from .prepared import Cursor, Statements, run_transaction
@@ -221,6 +223,9 @@ def _space_text(space: Mapping[str, Any]) -> str:
     trial failed with "Object of type date is not JSON serializable")."""
     for name, definition in space.items():
         try:
+            member = next((v for _, v in walk(definition) if isinstance(v, enum.Enum)), None)
+            if member is not None:  # an IntEnum or a str Enum: JSON writes its value, which is no choice of the space
+                raise TypeError(f"{member!r} is an Enum member (JSON keeps only its value, {member.value!r})")
             json.dumps(definition, default=_plain_or_refused)
         except TypeError as exc:
             raise ValueError(f"parameter {name!r}: {exc}, which a stored study cannot keep (it stores its space "

@@ -11,6 +11,7 @@ workers never fail or re-queue the same trial twice.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -26,6 +27,10 @@ logger = logging.getLogger("tunesmith")
 
 #: seconds between heartbeats at the least: each is a write to the storage
 MIN_INTERVAL = 0.001
+#: seconds between heartbeats at the most: a thread's sleep ends at the monotonic clock (counted from the
+#: machine's start) plus the interval, which must stay below threading.TIMEOUT_MAX (9.22e9 s on Linux): at
+#: that maximum itself it failed with "OSError: Invalid argument", and no beat was written
+MAX_INTERVAL = threading.TIMEOUT_MAX / 2
 
 
 @dataclass(frozen=True)
@@ -45,24 +50,23 @@ class HeartbeatConfig:
                     "grace_period and requeue_failed need heartbeats: pass heartbeat_interval=SECONDS too"
                 )
             return cls()
-        _positive("heartbeat_interval", interval)
-        if float(interval) == float("inf"):  # was refused as a grace_period (inf) not longer than it
+        seconds = _positive("heartbeat_interval", interval)
+        if seconds == math.inf:  # was refused as a grace_period (inf) not longer than it
             raise ValueError("heartbeat_interval must be a finite number of seconds, got inf; leave it out "
                              "(None) to run without heartbeats")
-        if float(interval) > threading.TIMEOUT_MAX:  # 1e300: the thread's sleep raised OverflowError, beating never
-            raise ValueError(f"heartbeat_interval must be at most {threading.TIMEOUT_MAX:.3g} s, got {interval!r}")
-        if float(interval) < MIN_INTERVAL:  # 1e-9 (a typo, or a value written into the database): a loop of writes
+        if seconds > MAX_INTERVAL:  # 1e300: the thread's sleep raised OverflowError, beating never
+            raise ValueError(f"heartbeat_interval must be at most {MAX_INTERVAL:.3g} s, got {interval!r}")
+        if seconds < MIN_INTERVAL:  # 1e-9 (a typo, or a value written into the database): a loop of writes
             raise ValueError(f"heartbeat_interval must be at least {MIN_INTERVAL:g} s, got {interval!r}")
-        grace = 5.0 * float(interval) if grace is None else grace
-        _positive("grace_period", grace)
-        if float(grace) <= float(interval):
+        wait = 5.0 * seconds if grace is None else _positive("grace_period", grace)
+        if wait <= seconds:
             raise ValueError(
                 f"grace_period ({grace}) must be longer than heartbeat_interval ({interval}), "
                 "or live trials would be failed between two beats; use e.g. 5x the interval"
             )
         if not isinstance(requeue, bool):
             raise TypeError(f"requeue_failed must be True or False, got {requeue!r}")
-        return cls(float(interval), float(grace), requeue)
+        return cls(seconds, wait, requeue)
 
     def to_dict(self) -> dict[str, Any]:
         return {"interval": self.interval, "grace": self.grace, "requeue": self.requeue}
@@ -96,9 +100,16 @@ def reconcile(mine: HeartbeatConfig, stored: HeartbeatConfig, study: str) -> Hea
     return used
 
 
-def _positive(name: str, v: Any) -> None:
+def _positive(name: str, v: Any) -> float:
+    """``v`` as a float, or a ValueError unless it is a positive number (an int beyond a float's range,
+    such as ``10**400`` written into a study's settings by another program, included: an OverflowError)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
         raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
+    try:
+        return float(v)
+    except OverflowError:  # only an int overflows a float
+        raise ValueError(f"{name} must be a number of seconds a float holds, got an integer of {int(v).bit_length()} "
+                         "bits") from None
 
 
 LOST = "worker lost: no heartbeat for {grace:g} s (process killed or machine lost)"
