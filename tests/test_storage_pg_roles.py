@@ -250,3 +250,14 @@ def test_ray_workers_call_no_operator_of_another_role(team: Team, ray_local: obj
     study.optimize(objective, n_trials=4, n_jobs=2, executor="ray")
     assert len(study.trials) == 4 and all(t.state is ts.TrialState.COMPLETE for t in study.trials)
     _no_loot(team)
+
+
+def test_a_schema_whose_name_needs_quoting_holds_the_tables(team: Team) -> None:
+    team.sql(f'CREATE SCHEMA "Équipe" AUTHORIZATION {team.worker}')
+    url = team.url + "?options=-csearch_path%3D%22%C3%89quipe%22"
+    _run_study(url)
+    team.sql('ALTER TABLE "Équipe".ts_trials DROP COLUMN system',  # schema version 1: upgraded there
+             """UPDATE "Équipe".ts_meta SET value = '1' WHERE key = 'schema_version'""")
+    assert len(ts.Study.load("victim", storage=url).trials) == 4
+    assert team.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'Équipe'") == [(3,)]
+    assert team.sql("""SELECT value FROM "Équipe".ts_meta WHERE key = 'schema_version'""") == [("2",)]
