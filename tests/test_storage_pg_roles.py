@@ -186,3 +186,78 @@ def test_a_schema_1_database_in_a_named_schema_is_upgraded_there(team: Team) -> 
     assert len(ts.Study.load("victim", storage=url).trials) == 4
     assert team.sql("SELECT value FROM team.ts_meta WHERE key = 'schema_version'") == [("2",)]
     assert team.sql("SELECT count(*) FROM pg_indexes WHERE schemaname = 'team' AND indexname = 'ts_trials_state'") == [(1,)]
+
+
+def _objective(trial: ts.Trial) -> float:  # importable by process workers
+    return float(trial.params["x"] ** 2)
+
+
+def _no_loot(team: Team, schema: str = "public") -> None:
+    assert team.sql(f"SELECT shadow, who, count(*) FROM {schema}.loot GROUP BY 1, 2") == []
+    assert team.sql(f"SELECT is_called FROM {schema}.calls") == [(False,)]
+
+
+def test_every_other_query_path_calls_no_operator_of_another_role(team: Team, capsys: pytest.CaptureFixture[str]) -> None:
+    """Process workers, a second worker's incremental refresh (with trials still running), the
+    dashboard's cache, the manage commands: none calls what the other role planted."""
+    from starlette.testclient import TestClient
+
+    from tunesmith.cli import main
+    from tunesmith.dashboard import create_app, open_storage
+
+    _plant(team, "public")
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=team.url, name="victim", direction="maximize")
+    study.optimize(_objective, n_trials=4, n_jobs=2, executor="process")
+    other = ts.Study.load("victim", storage=team.url)
+    assert len(other.trials) == 4
+    running = [study.ask(), study.ask()]
+    study.tell(running[0], 1.0)
+    study.add_note("ünï")
+    assert [t.state for t in other.trials[4:]] == [ts.TrialState.COMPLETE, ts.TrialState.RUNNING]
+    study.tell(running[1], 3.0)
+    assert other.trials[5].state is ts.TrialState.COMPLETE  # refreshed since number 4, with 5 live
+    with TestClient(create_app(open_storage(team.url, allow_writes=False))) as c:
+        assert "victim" in {s["name"] for s in c.get("/api/studies").json()["studies"]}
+        first = c.get("/api/studies/victim/changes?since=").json()
+        study.tell(study.ask(), 2.0)
+        assert c.get(f"/api/studies/victim/changes?since={first['version']}").status_code == 200
+        assert c.get("/api/studies/victim/plots/history").status_code == 200
+    for argv in (["studies"], ["show", "victim"], ["export", "victim", "--format", "json"],
+                 ["note", "victim", "looked at"], ["copy", "victim", "copied"], ["rename", "copied", "copy2"],
+                 ["delete", "copy2", "--yes"]):
+        assert main([*argv, "--storage", team.url]) == 0, argv
+    capsys.readouterr()
+    _no_loot(team)
+
+
+def test_a_schema_1_database_is_upgraded_calling_no_operator_of_another_role(team: Team) -> None:
+    _run_study(team.url)
+    team.sql("ALTER TABLE public.ts_trials DROP COLUMN system",
+             "UPDATE public.ts_meta SET value = '1' WHERE key = 'schema_version'")
+    _plant(team, "public")
+    assert len(ts.Study.load("victim", storage=team.url).trials) == 4
+    _no_loot(team)  # before this test's own query below, whose session searches public
+    assert team.sql("SELECT value FROM public.ts_meta WHERE key = 'schema_version'") == [("2",)]
+
+
+@pytest.mark.slow
+def test_ray_workers_call_no_operator_of_another_role(team: Team, ray_local: object) -> None:
+    def objective(trial: ts.Trial) -> float:  # shipped by value: Ray's workers cannot import this module
+        return float(trial.params["x"] ** 2)
+
+    _plant(team, "public")
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=team.url, name="victim")
+    study.optimize(objective, n_trials=4, n_jobs=2, executor="ray")
+    assert len(study.trials) == 4 and all(t.state is ts.TrialState.COMPLETE for t in study.trials)
+    _no_loot(team)
+
+
+def test_a_schema_whose_name_needs_quoting_holds_the_tables(team: Team) -> None:
+    team.sql(f'CREATE SCHEMA "Équipe" AUTHORIZATION {team.worker}')
+    url = team.url + "?options=-csearch_path%3D%22%C3%89quipe%22"
+    _run_study(url)
+    team.sql('ALTER TABLE "Équipe".ts_trials DROP COLUMN system',  # schema version 1: upgraded there
+             """UPDATE "Équipe".ts_meta SET value = '1' WHERE key = 'schema_version'""")
+    assert len(ts.Study.load("victim", storage=url).trials) == 4
+    assert team.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'Équipe'") == [(3,)]
+    assert team.sql("""SELECT value FROM "Équipe".ts_meta WHERE key = 'schema_version'""") == [("2",)]
