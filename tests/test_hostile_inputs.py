@@ -224,7 +224,8 @@ def test_an_output_that_is_a_link_of_another_user_is_refused(tmp_path: Path, cap
         out.symlink_to(victim)
         os.lchown(out, 65534, 65534)
         assert main([*args, "--storage", url, "-o", str(out)]) != 0
-        assert "link owned by another user" in capsys.readouterr().err
+        err = capsys.readouterr().err  # as a database's link is refused: the file it would overwrite named
+        assert f"{out} is a link owned by another user (uid 65534), who chose the file it writes to ({victim})" in err
         assert victim.read_text() == "precious", name
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..paths import refuse_foreign_link
 from ..space.params import a_type, did_you_mean
 from .bars import importance_bars
 from .compare import comparison, run_samplers
@@ -151,9 +152,7 @@ def _write_over(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
-    if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, os.getuid()):
-        raise ValueError(f"not writing {str(path)!r}: it is a link owned by another user (uid {st.st_uid}), "
-                         "which chooses the file it overwrites; remove it or write elsewhere")
+    refuse_foreign_link(path, st, "output file", "remove the link or write elsewhere")
     if st is not None and not stat.S_ISREG(st.st_mode):
         target = os.path.realpath(path)  # the link resolved once, then opened; /dev/stdout into a pipe
         with open(target if os.path.exists(target) else path, "wb") as out:  # resolves to "pipe:[N]", no file

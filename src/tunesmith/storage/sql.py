@@ -44,6 +44,7 @@ from ..exceptions import (
     TrialNotFound,
 )
 from ..nested import walk
+from ..paths import refuse_foreign_link
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import Storage, StudyRecord, check_expect, check_study_name, unencoded_at
 from .prepared import Cursor, Statements, run_transaction
@@ -158,10 +159,8 @@ def _check_link(path: Path, url: str) -> None:
         st = path.lstat()
     except OSError:
         return
-    if stat.S_ISLNK(st.st_mode) and hasattr(os, "getuid") and st.st_uid not in (0, os.getuid()):
-        raise ValueError(f"storage {url!r}: {path} is a link owned by another user (uid {st.st_uid}), who chose "
-                         f"the file it writes to ({os.path.realpath(path)}); give that file's path if it is the "
-                         "database you mean, or remove the link")
+    refuse_foreign_link(path, st, f"storage {url!r}", "give that file's path if it is the database you mean, or "
+                        "remove the link")
 
 
 def _check_beside(path: Path, url: str) -> None:
