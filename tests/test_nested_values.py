@@ -3,6 +3,7 @@ rules built on it: tuple marks, depth limits, non-text keys, NaN, NumPy scalars.
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
 import math
@@ -143,6 +144,24 @@ def test_a_tuple_choice_holding_nan_is_refused_as_a_nan_choice_is(tmp_path: Path
         ts.Space({"c": ts.Categorical([(1, float("nan")), 2])})
     with pytest.raises(ValueError, match=r"^parameter 'c': choice nan is not equal to itself"):
         ts.Space({"c": ts.Categorical([float("nan"), 2])})
+
+
+
+@pytest.mark.parametrize("nan", [complex("nan"), complex(1, float("nan")), decimal.Decimal("NaN"),
+                                 decimal.Decimal("sNaN"), np.complex128(complex("nan"))], ids=repr)
+def test_a_complex_or_decimal_nan_inside_a_choice_or_fixed_value_is_refused_as_a_float_nan_is(nan: Any) -> None:
+    """Before: only a float NaN was looked for inside a tuple choice or a fixed value: ``(1, complex("nan"))``
+    and ``[Decimal("NaN")]`` were taken, though no more equal to themselves once read back."""
+    assert nested.is_nan(nan) and nested.nan_inside((1, (2, nan))) is nan and nested.nan_inside({"a": [nan]}) is nan
+    hashable = not isinstance(nan, decimal.Decimal) or not nan.is_snan()  # a tuple holding sNaN: "not hashable"
+    if hashable:
+        with pytest.raises(ValueError, match=r"^parameter 'c': choice \(1, \S+\) holds \S+, which is not equal to "):
+            ts.Space({"c": ts.Categorical([(1, nan), 2])})
+    for value in ((1, nan), [nan], {"a": [1, nan]})[0 if hashable else 1:]:
+        with pytest.raises(ValueError, match=r"^parameter 'f': fixed value .* holds \S+, which is not equal to itself"):
+            ts.Space({"f": ts.Fixed(value)})
+    for number in (complex(1, 2), decimal.Decimal("1.5"), decimal.Decimal("Infinity"), complex(math.inf, 0)):
+        assert not nested.is_nan(number) and nested.nan_inside((1, number)) is None
 
 
 #: a space of nested tuples in fixed values, choices, conditions and a prior, and its stored form

@@ -15,6 +15,7 @@ thousands of levels.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -136,6 +137,14 @@ def nan_inside(x: Any) -> Any:
     for _, v in walk(x):
         inner: Iterable[Any] = v.values() if isinstance(v, Mapping) else v if isinstance(v, (list, tuple)) else (v,)
         for c in inner:
-            if isinstance(c, (float, np.floating)) and c != c:
+            if is_nan(c):
                 return c
     return None
+
+
+def is_nan(x: Any) -> bool:
+    """Whether ``x`` is a NaN of a float, a complex number or a Decimal (NumPy's too): never equal to
+    itself. A Decimal's signalling NaN is asked, not compared (its ``!=`` raises)."""
+    if isinstance(x, decimal.Decimal):
+        return x.is_nan()
+    return isinstance(x, (float, complex, np.floating, np.complexfloating)) and x != x
