@@ -214,3 +214,20 @@ def test_nested_tuples_keep_their_stored_form_and_come_back_from_every_storage(s
         finally:
             db.close()
 
+
+
+@pytest.mark.parametrize("depth", [99, 330, 5000])
+def test_a_parameter_nesting_deeper_than_a_study_stores_has_a_repr_and_names_itself_in_eq_and_hash(depth: int) -> None:
+    """Before: ``repr`` of a parameter whose value nests 99 or more levels (in no Space yet, which refuses it)
+    raised TooDeep, and ``==`` and ``hash`` raised it without saying which parameter held the value."""
+    deep: Any = 1
+    for _ in range(depth):
+        deep = (deep,)
+    for param, kind in ((ts.Fixed((deep,)), "fixed"), (ts.Categorical([deep, 2]), "categorical"),
+                        (ts.Fixed([deep]), "fixed")):
+        assert repr(param) == f"{type(param).__name__}(<a value nesting more than 100 levels, not shown>)"
+        named = rf"^a {kind} parameter \(in no Space yet\): its value nests lists more than 100 levels deep"
+        for compare in (hash, lambda p: p == p, lambda p: type(p)([1]) != p):  # the deep one on either side
+            with pytest.raises(ValueError, match=named):
+                compare(param)
+    assert repr(ts.Fixed(((1,),))) == "Fixed(value=((1,),))" and ts.Fixed([[1]]) == ts.Fixed([[1]])

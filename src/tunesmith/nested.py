@@ -37,6 +37,7 @@ class TooDeep(ValueError):
     """A value whose containers nest more than ``limit`` levels, ``what`` naming it."""
 
     def __init__(self, what: str, limit: int) -> None:
+        self.limit = limit
         super().__init__(f"{what} nests lists more than {limit} levels deep, more than a study stores; "
                          "give a flatter value")
 

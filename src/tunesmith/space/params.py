@@ -224,6 +224,21 @@ class Param(ABC):
     def _fields(self) -> dict[str, Any]: ...
 
     def __repr__(self) -> str:
+        try:
+            return self._repr()
+        except TooDeep as exc:  # in no Space yet (one refuses it, named): shown short, as a repr never raises
+            return f"{type(self).__name__}(<a value nesting more than {exc.limit} levels, not shown>)"
+
+    def _named_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict`, where a value nests deeper than a study stores (``==`` and ``hash`` before a
+        Space refuses it) a ValueError naming the parameter: by its name in a Space, else by its kind."""
+        try:
+            return self.to_dict()
+        except TooDeep as exc:
+            who = f"parameter {self.name!r}" if self.name != "?" else f"a {self.kind} parameter (in no Space yet)"
+            raise ValueError(f"{who}: its {exc}") from None
+
+    def _repr(self) -> str:
         # the values themselves where the plain form differs (a tuple choice is a list in JSON)
         own = {k: getattr(self, k) for k in ("choices", "value") if hasattr(self, k)}
         if "choices" in own:
@@ -235,10 +250,10 @@ class Param(ABC):
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and same_definition(self.to_dict(), other.to_dict())
+        return type(self) is type(other) and same_definition(self._named_dict(), other._named_dict())
 
     def __hash__(self) -> int:
-        return hash(frozen(self.to_dict()))  # not of repr: Float(0, 1, prior=1) == ...prior=1.0 had another hash
+        return hash(frozen(self._named_dict()))  # not of repr: Float(0, 1, prior=1) == ...prior=1.0 had another hash
 
 
 def same_definition(a: Any, b: Any) -> bool:
