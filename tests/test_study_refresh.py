@@ -309,3 +309,37 @@ def test_an_unchanged_unfinished_trial_is_not_decoded_again_and_a_changed_one_is
     fourth = study.trials
     assert fourth[1].intermediate == {1: 0.25} and (fourth[0].state, fourth[0].value) == (TrialState.COMPLETE, 0.125)
     assert _view(fourth) == _truth(storage, sid)
+
+
+class HidingOdd:
+    """A user's storage that filters in ``get_trials`` alone: the trials numbered odd are not shown."""
+
+    def get_trials(self, study_id: int, **kw: Any) -> list[FrozenTrial]:
+        return [t for t in super().get_trials(study_id, **kw) if t.number % 2 == 0]  # type: ignore[misc]
+
+
+class HidingOddMemory(HidingOdd, MemoryStorage):
+    pass
+
+
+class HidingOddSQL(HidingOdd, SQLStorage):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_storage_overriding_only_get_trials_is_read_through_it_by_a_refresh(kind: str, sqlite_url: str) -> None:
+    """Before: a subclass of a SQL or memory storage that filtered (or counted) in ``get_trials`` was passed
+    over: a study's refresh reads ``get_trials_since``, which read the tables itself. One that overrides
+    both (``Counting`` above) keeps its own ``get_trials_since``."""
+    storage = HidingOddMemory() if kind == "memory" else HidingOddSQL(sqlite_url)
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage, name="s")
+    for i in range(5):
+        study.add_trial({"x": i / 10}, i / 10)
+    assert [t.number for t in study.trials] == [0, 2, 4]
+    running = study.ask()  # number 5: hidden, as the user's get_trials hides it
+    study.add_trial({"x": 0.6}, 0.6)
+    assert [t.number for t in study.trials] == [0, 2, 4, 6] and running.number == 5
+    assert [t.number for t in storage.get_trials_since(study._study_id, 3, also=[0, 1])] == [0, 4, 6]
+    if kind == "sqlite":  # the same tables, read by a plain storage: each trial asked for
+        plain = SQLStorage(sqlite_url).get_trials_since(study._study_id, 3, also=[0, 1])
+        assert [t.number for t in plain] == [0, 1, 3, 4, 5, 6]

@@ -115,6 +115,14 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def reads_through_get_trials(storage: Storage, cls: type[Storage]) -> bool:
+    """Whether ``storage`` is of a subclass of ``cls`` that overrides ``get_trials`` (to filter or count
+    the trials) but not ``get_trials_since``: then ``cls``'s refresh reads go through that ``get_trials``,
+    as its writer expects, not around it. A subclass overriding both reads its own way."""
+    own = type(storage)
+    return own.get_trials is not cls.get_trials and own.get_trials_since is cls.get_trials_since
+
+
 class Storage(ABC):
     """Base class of storages. Implementations must be safe to share between
     threads; SQL ones also between processes and machines."""
@@ -237,7 +245,8 @@ class Storage(ABC):
         one it saw and again the unfinished ones it holds, never the finished ones between (one
         trial that stays running or paused early in a long study no longer makes each refresh read
         every later trial). This default reads from the lowest of them on and keeps those asked
-        for; SQL and memory storages read only those."""
+        for; SQL and memory storages read only those, unless a subclass overrides only
+        :meth:`get_trials` (this default then reads through it)."""
         wanted = set(also)
         low = min(min_number, *wanted) if wanted else min_number
         return [t for t in self.get_trials(study_id, min_number=low, exclude=exclude)

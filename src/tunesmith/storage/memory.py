@@ -12,7 +12,7 @@ from typing import Any
 
 from ..exceptions import DuplicateStudyError, StudyNotFound, TrialFinishedError, TrialNotFound
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
-from .base import Storage, StudyRecord, check_expect, check_study_name
+from .base import Storage, StudyRecord, check_expect, check_study_name, reads_through_get_trials
 
 
 class MemoryStorage(Storage):
@@ -173,6 +173,8 @@ class MemoryStorage(Storage):
     def get_trials_since(
         self, study_id: int, min_number: int, *, also: Collection[int] = (), exclude: TrialState | None = None
     ) -> list[FrozenTrial]:
+        if reads_through_get_trials(self, MemoryStorage):  # a subclass filtering or counting in get_trials
+            return super().get_trials_since(study_id, min_number, also=also, exclude=exclude)
         with self._lock:
             trials = self._trials.get(study_id)
             if trials is None:  # deleted: nothing, as a SQL storage reads

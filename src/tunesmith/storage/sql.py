@@ -46,7 +46,14 @@ from ..exceptions import (
 from ..nested import walk
 from ..paths import refuse_foreign_link
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
-from .base import Storage, StudyRecord, check_expect, check_study_name, unencoded_at
+from .base import (
+    Storage,
+    StudyRecord,
+    check_expect,
+    check_study_name,
+    reads_through_get_trials,
+    unencoded_at,
+)
 from .prepared import Cursor, Statements, run_transaction
 from .sql_pg import pin_search_path, qualified, tables_schema, warn_other_writers
 from .sql_schema import (
@@ -1216,6 +1223,8 @@ class SQLStorage(Storage):
     def get_trials_since(
         self, study_id: int, min_number: int, *, also: Collection[int] = (), exclude: TrialState | None = None
     ) -> list[FrozenTrial]:
+        if reads_through_get_trials(self, SQLStorage):  # a subclass filtering or counting in get_trials
+            return super().get_trials_since(study_id, min_number, also=also, exclude=exclude)
         fixed: dict[str, Any] = {"sid": study_id}
         if exclude is not None:
             fixed["exclude"] = TrialState(exclude).value
