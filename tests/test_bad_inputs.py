@@ -353,7 +353,7 @@ def _train_calls() -> dict[str, tuple[Callable[[], Any], type[Exception], str]]:
         ("a tuned start as text", lambda: tuned(hparams={"l2.weight": "0.1"}), TypeError,
          "hyperparameter 'l2.weight' must start at a number"),
         ("a tuned start of None", lambda: tuned(hparams={"l2.weight": None}), TypeError,
-         "hyperparameter 'l2.weight' must start at a number or a tensor, got None"),
+         "hyperparameter 'l2.weight' must start at a number or a tensor (or numbers), got None"),
         ("label smoothing as text", lambda: classifier_losses(torch.nn.Linear(4, 2), label_smoothing="0.1"), ValueError,
          "label_smoothing must be a number in (0, 0.5) (its start), got '0.1'"),
         ("no training batch", lambda: tune(*_losses(torch.nn.Linear(4, 2)), None, (x, y)), TypeError,

@@ -9,6 +9,8 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
+import tunesmith as ts
+from tunesmith.train import hyper_space
 from tunesmith.train.hyperloop import LoopOptions, from_raw, to_raw, tune
 from tunesmith.train.hyperlosses import classifier_losses
 from tunesmith.train.implicit import ImplicitOptions, hypergradient
@@ -420,3 +422,56 @@ def test_a_hypergradient_that_overflows_is_refused_not_returned_as_nan() -> None
         unrolled_hypergradient(train_loss, val_loss, params, {"l2": 1e30}, [train] * 2, val, rules=rules)
     unchecked = hypergradient(train_loss, val_loss, params, {"l2": 1e30}, train, val, check=False)
     assert not torch.isfinite(unchecked["l2"]).all()
+
+
+@pytest.mark.parametrize("start", [ts.Float(1e-4, 1e-1, log=True), ts.Categorical([1e-3, 1e-2]), ts.Int(1, 4), "relu",
+                                   [1e-3, "x"]], ids=["ts.Float", "ts.Categorical", "ts.Int", "text", "a list of text"])
+def test_a_search_space_parameter_or_a_choice_is_refused_with_the_fix(start) -> None:
+    """A search-space parameter given as the start failed with torch's "must be real number, not
+    Float"; a categorical choice as text with "new(): invalid data type 'str'" in ``hypergradient``."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    says = ("is a search-space parameter, .*: gradient-based tuning moves a start value" if not isinstance(start, (str, list))
+            else "must start at a number or a tensor")
+    for call in [*_each_entry_point(train_loss, val_loss, params, {"l2": start}, train, val),
+                 lambda: hyper_space({"l2": start})]:
+        with pytest.raises(TypeError, match=f"hyperparameter 'l2' {says}.*a categorical or integer choice has no "
+                                            "gradient: search it with a sampler"):
+            call()
+
+
+def test_an_empty_batch_at_a_later_step_is_named() -> None:
+    """A batch function that returns an empty batch after the first steps: the validation one gave
+    an outer step whose loss was nan and a hyperparameter step taken on a hypergradient of 0, without
+    a word; the training one was blamed on the learning rate ("lower the inner optimizer's ...")."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    empty = tuple(t[:0] for t in val)
+    opts = LoopOptions(outer_steps=3, inner_steps=2)
+    with pytest.raises(ValueError, match=r"val_batch\(1\) is empty \(a tensor in it has 0 rows\)"):
+        tune(train_loss, val_loss, params, l2, train, lambda k: empty if k == 1 else val, options=opts)
+    with pytest.raises(ValueError, match=r"train_batches\(3\) is empty \(a tensor in it has 0 rows\)"):
+        tune(train_loss, val_loss, params, l2, lambda s: empty if s == 3 else train, val, options=opts)
+
+
+def test_training_that_diverges_is_named_as_the_cause_not_the_hyperparameter_rate() -> None:
+    """Ridge regression in float64 with SGD at too high a rate: the weights grow by 1e40 per outer step,
+    the losses stay finite and the hypergradient overflows first. The error advised a lower
+    hyperparameter rate, damping or constraints; it now says that the training diverges."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(6, generator=g, dtype=torch.float64)
+
+    def train_loss(p, h, b):
+        return 0.5 * torch.mean((b[0] @ p["w"] - b[1]) ** 2) + 0.5 * h["l2"] * torch.sum(p["w"] ** 2)
+
+    def val_loss(p, b):
+        return torch.mean((b[0] @ p["w"] - b[1]) ** 2)
+
+    for method in ("implicit", "unrolled"):  # unrolled: every training step of a phase is an unrolled one
+        with pytest.raises(FloatingPointError, match=r"hypergradient at outer step \d is not finite .* the validation "
+                                                     r"loss grew from [\d.]+e\+3\d at outer step 0 to [\d.]+e\+1\d\d: "
+                                                     "the training diverges; lower the inner optimizer's learning rate"):
+            tune(train_loss, val_loss, {"w": torch.zeros(6, dtype=torch.float64)}, {"l2": 0.3}, (x[:20], y[:20]),
+                 (x[20:], y[20:]), constraints={"l2": "positive"},
+                 options=LoopOptions(method=method, outer_steps=10, inner_steps=20, unroll_steps=20,
+                                     inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=5.0)))

@@ -25,9 +25,9 @@ from .implicit import (
     Tree,
     ValLoss,
     check_losses,
-    check_not_bool,
     check_not_empty,
     check_one_batch,
+    check_start,
     check_trees,
     finite_number,
     hypergradient,
@@ -59,9 +59,7 @@ def check_constraints(hparams: Mapping[str, Any], constraints: Mapping[str, Any]
     if unknown:
         raise ValueError(f"constraints name unknown hyperparameters {sorted(unknown)}; have {sorted(hparams)}")
     for name, value in hparams.items():
-        if value is None or isinstance(value, (str, bytes)):  # torch: "new(): invalid data type 'str'"
-            raise TypeError(f"hyperparameter {name!r} must start at a number or a tensor, got {value!r}")
-        check_not_bool(name, value)
+        check_start(name, value)
     return {k: check_constraint(k, (constraints or {}).get(k, "real")) for k in hparams}
 
 
@@ -313,18 +311,15 @@ def tune(
         if opts.reset_inner:
             inner = opts.inner_optimizer(list(w.values()))
         val_k = val_at(k)
+        if callable(val_batch):  # an empty one gave a nan loss and a hypergradient of 0, without a word
+            check_not_empty(f"val_batch({k})", val_k)
         hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_k, done, opts)
         rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done,
                         _loss_on(val_loss, w, select_batch))
         steps.append(rec)
         if not math.isfinite(rec.hypergrad_norm):
-            bad = _nonfinite_inputs(val_k)
-            raise FloatingPointError(
-                f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); "
-                + (f"that step's validation batch holds NaN or inf values (in {bad}): clean the data" if bad else
-                   _half_eps(inner, w) or "a hyperparameter step would make the hyperparameters nan. Lower the "
-                   "hyperparameter optimizer's rate or set LoopOptions.max_hyper_step, add ImplicitOptions.damping, "
-                   "or constrain the hyperparameters"))
+            raise FloatingPointError(f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); "
+                                     + _nonfinite_cause(steps, val_k, inner, w))
         if math.isfinite(rec.score) and (best is None or rec.score < steps[best[0]].score):
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
@@ -459,12 +454,39 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
 
         loss = opt.step(closure)
         if loss is not None and not math.isfinite(float(loss)):
+            check_not_empty(f"train_batches({s})", batch)  # not the learning rate's fault
             bad = _nonfinite_inputs(batch)
             raise FloatingPointError(
                 f"the training loss became {float(loss)} at step {s}; "
                 + (f"that step's batch holds NaN or inf values (in {bad}): clean the data" if bad else
                    _half_eps(opt, w) or "lower the inner optimizer's learning rate or constrain the hyperparameters"))
     return start + n
+
+
+#: a validation loss this many times the lowest of the steps before: the training diverges
+DIVERGED = 1e6
+
+
+def _nonfinite_cause(steps: list[OuterStep], val_batch: Any, inner: torch.optim.Optimizer, w: Tree) -> str:
+    """What the error of a hypergradient that is not finite names as its likely cause and fix: NaN
+    or inf in the step's validation data, float16's eps, a validation loss that grew by orders of
+    magnitude (weights that diverge overflow the hypergradient's second derivatives before the losses
+    themselves), else a hyperparameter step too large."""
+    bad = _nonfinite_inputs(val_batch)
+    if bad:
+        return f"that step's validation batch holds NaN or inf values (in {bad}): clean the data"
+    half = _half_eps(inner, w)
+    if half:
+        return half
+    before = [(s.val_loss, s.step) for s in steps[:-1] if math.isfinite(s.val_loss)]
+    low, at = min(before, default=(math.inf, 0))
+    now = steps[-1].val_loss
+    if before and (not math.isfinite(now) or now > DIVERGED * max(low, 0.0)) and now > low:
+        return (f"the validation loss grew from {low} at outer step {at} to {now}: the training diverges; lower "
+                "the inner optimizer's learning rate (or constrain the hyperparameters that make it diverge)")
+    return ("a hyperparameter step would make the hyperparameters nan. Lower the hyperparameter optimizer's rate or "
+            "set LoopOptions.max_hyper_step, add ImplicitOptions.damping, or constrain the hyperparameters; if "
+            "the weights diverge, lower the inner optimizer's learning rate")
 
 
 def _half_eps(opt: torch.optim.Optimizer, w: Tree) -> str:

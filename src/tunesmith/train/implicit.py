@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..space.params import a_type
+from ..space.params import Param, a_type
 
 Tree = dict[str, torch.Tensor]
 TrainLoss = Callable[[Tree, Tree, Any], torch.Tensor]
@@ -183,7 +183,27 @@ def check_trees(params: Any, hparams: Any) -> None:
         raise ValueError(f"hparams must be a non-empty dict name -> value of the hyperparameters to tune, got "
                          f"{hparams!r}; with nothing to tune, train with tunesmith.train.Trainer")
     for name, value in hparams.items():
-        check_not_bool(name, value)
+        check_start(name, value)
+
+
+def check_start(name: str, value: Any) -> None:
+    """Refuse a start that is not a number or numbers (a tensor, an array, a list): a search-space
+    parameter (``ts.Float(...)``, ``ts.Categorical(...)``), text or None failed in torch with "must be
+    real number, not Float" or "new(): invalid data type 'str'"; a yes/no value (:func:`check_not_bool`)."""
+    choice = ("a categorical or integer choice has no gradient: search it with a sampler (ts.Study) and tune the "
+              "continuous hyperparameters by gradient inside each trial")
+    if isinstance(value, Param):
+        raise TypeError(f"hyperparameter {name!r} is a search-space parameter, {value!r}: gradient-based tuning moves "
+                        "a start value, so give one (e.g. 1e-3) and its range as a constraint ('positive' for a "
+                        f"log-scale one, (low, high) for an interval); {choice}")
+    check_not_bool(name, value)
+    if isinstance(value, torch.Tensor):
+        return
+    try:
+        torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"hyperparameter {name!r} must start at a number or a tensor (or numbers), got "
+                        f"{value!r}; {choice}") from None
 
 
 def check_not_bool(name: str, value: Any) -> None:
