@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize_scalar
+from test_hypergrad_study import _diverging
 
 import tunesmith as ts
 from tunesmith.train import hyper_space
@@ -457,21 +458,11 @@ def test_training_that_diverges_is_named_as_the_cause_not_the_hyperparameter_rat
     """Ridge regression in float64 with SGD at too high a rate: the weights grow by 1e40 per outer step,
     the losses stay finite and the hypergradient overflows first. The error advised a lower
     hyperparameter rate, damping or constraints; it now says that the training diverges."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 6, generator=g, dtype=torch.float64)
-    y = x @ torch.randn(6, generator=g, dtype=torch.float64)
-
-    def train_loss(p, h, b):
-        return 0.5 * torch.mean((b[0] @ p["w"] - b[1]) ** 2) + 0.5 * h["l2"] * torch.sum(p["w"] ** 2)
-
-    def val_loss(p, b):
-        return torch.mean((b[0] @ p["w"] - b[1]) ** 2)
-
+    train_loss, val_loss, params, train, val = _diverging(torch.float64)
     for method in ("implicit", "unrolled"):  # unrolled: every training step of a phase is an unrolled one
         with pytest.raises(FloatingPointError, match=r"hypergradient at outer step \d is not finite .* the validation "
                                                      r"loss grew from [\d.]+e\+3\d at outer step 0 to [\d.]+e\+1\d\d: "
                                                      "the training diverges; lower the inner optimizer's learning rate"):
-            tune(train_loss, val_loss, {"w": torch.zeros(6, dtype=torch.float64)}, {"l2": 0.3}, (x[:20], y[:20]),
-                 (x[20:], y[20:]), constraints={"l2": "positive"},
+            tune(train_loss, val_loss, params, {"l2": 0.3}, train, val, constraints={"l2": "positive"},
                  options=LoopOptions(method=method, outer_steps=10, inner_steps=20, unroll_steps=20,
                                      inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=5.0)))

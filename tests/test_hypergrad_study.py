@@ -151,3 +151,47 @@ def test_float32_hyperparameters_are_recorded_as_their_short_decimals() -> None:
     back = values_of(flat_values(start), start)
     assert all(torch.equal(back[k], start[k]) for k in start)
     assert flat_values({"l2": torch.tensor(1e-3, dtype=torch.float64)}) == {"l2": 1e-3}
+
+
+def _diverging(dtype: torch.dtype):
+    """Ridge regression trained by SGD at too high a rate: float64 weights grow by 1e40 per outer step
+    until the hypergradient overflows; in float32 the training loss itself becomes inf first."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 6, generator=g, dtype=dtype)
+    y = x @ torch.randn(6, generator=g, dtype=dtype)
+
+    def train_loss(p, h, b):
+        return 0.5 * torch.mean((b[0] @ p["w"] - b[1]) ** 2) + 0.5 * h["l2"] * torch.sum(p["w"] ** 2)
+
+    def val_loss(p, b):
+        return torch.mean((b[0] @ p["w"] - b[1]) ** 2)
+
+    return train_loss, val_loss, {"w": torch.zeros(6, dtype=dtype)}, (x[:20], y[:20]), (x[20:], y[20:])
+
+
+@pytest.mark.parametrize(("dtype", "lr", "says"), [(torch.float64, 5.0, r"the hypergradient at outer step \d is not finite"),
+                                                   (torch.float32, 1.5, r"the training loss became inf at step \d+")],
+                         ids=["hypergradient", "training loss"])
+def test_the_step_that_diverges_is_a_failed_trial_that_show_and_report_list(
+        shared_storage_url: str, dtype: torch.dtype, lr: float, says: str, tmp_path: Path) -> None:
+    """Before: the error left the study with the steps before it only, as if the run had been stopped."""
+    train_loss, val_loss, params, train, val = _diverging(dtype)
+    study = ts.Study(hyper_space({"l2": 0.3}, {"l2": "positive"}), direction="minimize", storage=shared_storage_url,
+                     name="diverged")
+    options = LoopOptions(outer_steps=10, inner_steps=20, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=lr))
+    with pytest.raises(FloatingPointError, match=says) as err:
+        hypertune(study, train_loss, val_loss, params, {"l2": 0.3}, train, val, constraints={"l2": "positive"},
+                  options=options)
+    trials = ts.Study.load("diverged", shared_storage_url).trials
+    *done, last = trials
+    assert done and [t.state.value for t in done] == ["complete"] * len(done) and last.state.value == "failed"
+    assert last.error == str(err.value) and last.attrs["outer_step"] == len(done)
+    assert last.params["l2"] == pytest.approx(err.value.step.hparams["l2"].item(), rel=1e-6)
+    env = {"PYTHONPATH": str(SRC)}
+    shown = subprocess.run([sys.executable, "-m", "tunesmith", "show", "diverged", "--storage", shared_storage_url],
+                           capture_output=True, text=True, env=env, check=True).stdout
+    assert f"{len(trials)} trials ({len(done)} complete, 1 failed)" in shown
+    report = tmp_path / "report.html"
+    subprocess.run([sys.executable, "-m", "tunesmith", "report", "diverged", "--storage", shared_storage_url,
+                    "-o", str(report)], capture_output=True, text=True, env=env, check=True)
+    assert "1 failed" in report.read_text()

@@ -11,9 +11,10 @@ tensor and the losses see ``value = transform(raw)``:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from .unrolled import load_state, rules_of, state_of, unrolled_hypergradient
 Constraint = str | tuple[float, float]
 Batches = Callable[[int], Any]  # step -> batch
 METHODS = ("implicit", "unrolled")
+_T = TypeVar("_T")
 
 
 def check_constraint(name: str, c: Any) -> Constraint:
@@ -137,6 +139,17 @@ class OuterStep:
     def score(self) -> float:
         """What the best step is chosen by: the held-out loss if there is one, else the validation loss."""
         return self.val_loss if self.select_loss is None else self.select_loss
+
+
+class TuneDiverged(FloatingPointError):
+    """Raised by :func:`tune` where the training loss or a hypergradient is not finite. ``step``: the
+    outer step it happened in, with the hyperparameter values it was taken at (``val_loss`` and
+    ``hypergrad_norm`` nan where the training loss diverged before them), which :func:`hypertune`
+    records as a failed trial before it passes the error on."""
+
+    def __init__(self, message: str, step: OuterStep) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,20 +319,21 @@ def tune(
     steps: list[OuterStep] = []
     best: tuple[int, Tree] | None = None
     base_lrs = [float(g["lr"]) for g in hopt.param_groups]
-    done = _train(train_loss, w, values, inner, batch_at, 0, opts.warm_start_steps)
+    done = _at_outer_step(0, lambda: _train(train_loss, w, values, inner, batch_at, 0, opts.warm_start_steps))
     for k in range(opts.outer_steps):
         if opts.reset_inner:
             inner = opts.inner_optimizer(list(w.values()))
         val_k = val_at(k)
         if callable(val_batch):  # an empty one gave a nan loss and a hypergradient of 0, without a word
             check_not_empty(f"val_batch({k})", val_k)
-        hg, vl, done = _phase(train_loss, raw_loss, val_loss, w, raw, values, inner, batch_at, val_k, done, opts)
+        hg, vl, done = _at_outer_step(k, functools.partial(_phase, train_loss, raw_loss, val_loss, w, raw, values, inner,
+                                                           batch_at, val_k, done, opts))
         rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done,
                         _loss_on(val_loss, w, select_batch))
         steps.append(rec)
         if not math.isfinite(rec.hypergrad_norm):
-            raise FloatingPointError(f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); "
-                                     + _nonfinite_cause(steps, val_k, inner, w))
+            raise TuneDiverged(f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); "
+                               + _nonfinite_cause(steps, val_k, inner, w), rec)
         if math.isfinite(rec.score) and (best is None or rec.score < steps[best[0]].score):
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
@@ -337,6 +351,15 @@ def tune(
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
+
+
+def _at_outer_step(k: int, run: Callable[[], _T]) -> _T:
+    """``run()``, with the outer step of a :class:`TuneDiverged` it raises set to ``k``."""
+    try:
+        return run()
+    except TuneDiverged as e:
+        e.step = dataclasses.replace(e.step, step=k)
+        raise
 
 
 def _start_raw(name: str, value: Any, c: Constraint, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -456,10 +479,11 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
         if loss is not None and not math.isfinite(float(loss)):
             check_not_empty(f"train_batches({s})", batch)  # not the learning rate's fault
             bad = _nonfinite_inputs(batch)
-            raise FloatingPointError(
+            raise TuneDiverged(
                 f"the training loss became {float(loss)} at step {s}; "
                 + (f"that step's batch holds NaN or inf values (in {bad}): clean the data" if bad else
-                   _half_eps(opt, w) or "lower the inner optimizer's learning rate or constrain the hyperparameters"))
+                   _half_eps(opt, w) or "lower the inner optimizer's learning rate or constrain the hyperparameters"),
+                OuterStep(-1, {k: v.clone() for k, v in lam.items()}, math.nan, math.nan, s))
     return start + n
 
 

@@ -30,6 +30,7 @@ from .hyperloop import (
     Constraint,
     LoopOptions,
     OuterStep,
+    TuneDiverged,
     TuneResult,
     check_constraints,
     flat_values,
@@ -105,8 +106,12 @@ def hypertune(
         _record(study, step, opts, since[0], now)
         since[0] = now
 
-    return tune(train_loss, val_loss, params, hparams, train_batches, val_batch, constraints=constraints,
-                options=opts, callback=record, select_batch=select_batch)
+    try:
+        return tune(train_loss, val_loss, params, hparams, train_batches, val_batch, constraints=constraints,
+                    options=opts, callback=record, select_batch=select_batch)
+    except TuneDiverged as e:  # the step that diverged, a failed trial with the error: show and report list it
+        _record(study, e.step, opts, since[0], time.time(), error=str(e))
+        raise
 
 
 def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
@@ -128,24 +133,27 @@ def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
                          "a study of its own, built by tunesmith.train.hyper_space(hparams, constraints)")
 
 
-def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, completed: float) -> None:
+def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, completed: float, *,
+            error: str | None = None) -> None:
+    """``step`` as a trial: complete with its score, or failed (``error``: why; else a score that is not finite)."""
     values = flat_values(step.hparams)
     space: Space = study.space
     clipped = {k: min(max(v, space[k].low), space[k].high) for k, v in values.items()}  # type: ignore[attr-defined]
-    attrs: dict[str, Any] = {"hypergrad_norm": step.hypergrad_norm, "train_steps": step.train_steps,
-                             "outer_step": step.step, "method": opts.label}
+    attrs: dict[str, Any] = {"train_steps": step.train_steps, "outer_step": step.step, "method": opts.label}
+    if math.isfinite(step.hypergrad_norm):  # not where the training diverged before it
+        attrs["hypergrad_norm"] = step.hypergrad_norm
     if opts.method == "unrolled":
         attrs["unroll_steps"] = opts.unroll_steps
-    if step.select_loss is not None:
+    if step.select_loss is not None and math.isfinite(step.val_loss):
         attrs["val_loss"] = step.val_loss
     outside = {k: v for k, v in values.items() if clipped[k] != v}
     if outside:
         attrs["outside_space"] = outside
     when = {"started": started, "completed": completed}
-    if math.isfinite(step.score):
+    if error is None and math.isfinite(step.score):
         study.add_trial(clipped, step.score, attrs=attrs, **when)
     else:
-        study.add_trial(clipped, state="failed", attrs=attrs, error=f"validation loss {step.score}", **when)
+        study.add_trial(clipped, state="failed", attrs=attrs, error=error or f"validation loss {step.score}", **when)
 
 
 def values_of(trial_params: Any, like: Mapping[str, Any]) -> Tree:
