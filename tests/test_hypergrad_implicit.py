@@ -204,6 +204,9 @@ def test_loop_options_of_the_wrong_kind_are_refused_with_the_fix() -> None:
         with pytest.raises(ValueError, match=r"hyper_schedule\(0\) is (-1.0|nan); it must be a finite factor >= 0"):
             tune(train_loss, val_loss, params, l2, train, val, constraints={"l2": "positive"},
                  options=LoopOptions(outer_steps=2, inner_steps=2, hyper_schedule=lambda k, f=factor: f))
+    for name in ("inner_optimizer", "hyper_optimizer"):  # before: "'NoneType' object has no attribute 'step'"
+        with pytest.raises(TypeError, match=f"LoopOptions.{name} returned None, not a torch optimizer"):
+            tune(train_loss, val_loss, params, l2, train, val, options=LoopOptions(**{name: lambda ps: None}))
 
 
 def _small_problem():

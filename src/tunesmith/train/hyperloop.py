@@ -308,12 +308,12 @@ def tune(
         batch_at, first_train = _first_kept(batch_at)
         val_at, first_val = _first_kept(val_at)
         check_losses(raw_loss, val_loss, w, {k: r.detach() for k, r in raw.items()}, first_train, first_val)
-    hopt = opts.hyper_optimizer(list(raw.values()))
+    hopt = _built(opts, "hyper_optimizer", list(raw.values()))
     if isinstance(hopt, torch.optim.LBFGS):
         raise ValueError("LoopOptions.hyper_optimizer: LBFGS re-evaluates its objective through a closure, and a "
                          "hyperparameter step has only the one hypergradient; use a first-order optimizer "
                          "(lambda ps: torch.optim.Adam(ps, lr=0.05))")
-    inner = opts.inner_optimizer(list(w.values()))
+    inner = _built(opts, "inner_optimizer", list(w.values()))
     if opts.method == "unrolled":
         rules_of(inner, w)  # refuses an unsupported inner optimizer before any training
     steps: list[OuterStep] = []
@@ -322,7 +322,7 @@ def tune(
     done = _at_outer_step(0, lambda: _train(train_loss, w, values, inner, batch_at, 0, opts.warm_start_steps))
     for k in range(opts.outer_steps):
         if opts.reset_inner:
-            inner = opts.inner_optimizer(list(w.values()))
+            inner = _built(opts, "inner_optimizer", list(w.values()))
         val_k = val_at(k)
         if callable(val_batch):  # an empty one gave a nan loss and a hypergradient of 0, without a word
             check_not_empty(f"val_batch({k})", val_k)
@@ -351,6 +351,16 @@ def tune(
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
+
+
+def _built(opts: LoopOptions, name: str, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """``opts.<name>(params)``, refused unless it is a torch optimizer (a factory that returns None, e.g. a
+    ``def`` without ``return``, failed later with "'NoneType' object has no attribute 'step'")."""
+    opt = getattr(opts, name)(params)
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"LoopOptions.{name} returned {a_type(opt)}, not a torch optimizer: the factory must return "
+                        "the optimizer it builds on the list it is given (lambda ps: torch.optim.Adam(ps, lr=1e-2))")
+    return opt
 
 
 def _at_outer_step(k: int, run: Callable[[], _T]) -> _T:
