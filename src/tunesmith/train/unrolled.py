@@ -89,6 +89,8 @@ def _rule(kind: str, group: Mapping[str, Any]) -> StepRule:
             raise ValueError(f"unrolled differentiation does not support {flag}=True in the inner optimizer")
     if isinstance(group["lr"], torch.Tensor):
         raise ValueError("unrolled differentiation needs a float learning rate in the inner optimizer")
+    if kind == "adam" and group.get("decoupled_weight_decay"):
+        kind = "adamw"  # torch.optim.Adam(decoupled_weight_decay=True) steps as AdamW does
     if kind == "sgd":
         return StepRule(kind, float(group["lr"]), float(group["weight_decay"]), float(group["momentum"]),
                         float(group["dampening"]), bool(group["nesterov"]))
