@@ -469,3 +469,28 @@ def test_training_that_diverges_is_named_as_the_cause_not_the_hyperparameter_rat
             tune(train_loss, val_loss, params, {"l2": 0.3}, train, val, constraints={"l2": "positive"},
                  options=LoopOptions(method=method, outer_steps=10, inner_steps=20, unroll_steps=20,
                                      inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=5.0)))
+
+
+def test_a_weight_only_the_validation_loss_uses_is_refused_by_the_implicit_method() -> None:
+    """A weight the training loss does not use (an offset of the validation loss alone) makes the Hessian
+    singular: CG's solve turned nan and the error blamed an overflow, advising float64 to float64 weights.
+    The unrolled method, for which such a weight just stays fixed, still takes it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=g, dtype=torch.float64)
+    y = torch.randn(30, generator=g, dtype=torch.float64)
+
+    def train_loss(p, h, b):
+        return torch.mean((b[0] @ p["w"] - b[1]) ** 2) + h["l2"] * torch.sum(p["w"] ** 2)
+
+    def val_loss(p, b):
+        return torch.mean((b[0] @ p["w"] + p["c"] - b[1]) ** 2)
+
+    params = {"w": torch.zeros(4, dtype=torch.float64), "c": torch.ones((), dtype=torch.float64)}
+    *implicit, unrolled, tune_implicit, tune_unrolled = _each_entry_point(train_loss, val_loss, params, {"l2": 0.1},
+                                                                          (x, y), (x, y))
+    for call in [*implicit, tune_implicit]:
+        with pytest.raises(ValueError, match=r"val_loss\(params, batch\) uses the weights \['c'\], which train_loss"
+                                             r".* does not: .*Leave them out of params"):
+            call()
+    assert math.isfinite(float(unrolled()[0]["l2"]))
+    assert math.isfinite(tune_unrolled().steps[-1].hypergrad_norm)

@@ -307,7 +307,8 @@ def tune(
     if check:  # it reads step 0's batches: the loop reuses them, so a batch function is still called once a step
         batch_at, first_train = _first_kept(batch_at)
         val_at, first_val = _first_kept(val_at)
-        check_losses(raw_loss, val_loss, w, {k: r.detach() for k, r in raw.items()}, first_train, first_val)
+        check_losses(raw_loss, val_loss, w, {k: r.detach() for k, r in raw.items()}, first_train, first_val,
+                     implicit=opts.method == "implicit")
     hopt = _built(opts, "hyper_optimizer", list(raw.values()))
     if isinstance(hopt, torch.optim.LBFGS):
         raise ValueError("LoopOptions.hyper_optimizer: LBFGS re-evaluates its objective through a closure, and a "

@@ -244,14 +244,15 @@ def _rows(batch: Any) -> list[int]:
 
 
 def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, torch.Tensor],
-                 hparams: Mapping[str, Any], train_batch: Any, val_batch: Any) -> None:
+                 hparams: Mapping[str, Any], train_batch: Any, val_batch: Any, *, implicit: bool = False) -> None:
     """Refuse, with a message that says what is wrong, a problem whose hypergradient would be
     meaningless: a hyperparameter that is not finite, a loss that is not a finite scalar, a
     training loss that does not depend on the weights or on some hyperparameter through
     differentiable torch operations (its hypergradient would be 0 forever), a validation loss
     that is not differentiable in the weights (accuracy, argmax: the same). One forward and
     backward pass of each loss (torch autograd, which can tell a disconnected input from a
-    zero gradient)."""
+    zero gradient). ``implicit``: also refuse weights that the validation loss uses and the training
+    loss does not (the training loss's Hessian is singular there: CG's solve turned nan)."""
     w = {k: t.detach().requires_grad_(t.is_floating_point()) for k, t in params.items()}
     lam = {k: t.clone().requires_grad_(True) for k, t in hparams_like(hparams, w).items()}
     for what, batch in (("the training batch", train_batch), ("the validation batch", val_batch)):
@@ -278,6 +279,19 @@ def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, 
         raise ValueError("val_loss(params, batch) is not differentiable in the weights (accuracy, argmax, a "
                          "comparison, .item()?): every hypergradient would be 0. Tune a differentiable loss such "
                          "as cross-entropy (docs/hypergradients.md, 'When it helps, and when it does not')")
+    if implicit:
+        _check_trained(list(w), grads[:len(w)], torch.autograd.grad(lv, list(w.values()), allow_unused=True))
+
+
+def _check_trained(names: list[str], train_grads: Any, val_grads: Any) -> None:
+    """Refuse weights the validation loss uses and the training loss does not: training never moves them,
+    the Hessian is singular in them, and CG's solve diverged to nan (blamed on an overflow)."""
+    untrained = [k for k, gt, gv in zip(names, train_grads, val_grads, strict=True) if gt is None and gv is not None]
+    if untrained:
+        raise ValueError(f"val_loss(params, batch) uses the weights {untrained[:5]}, which train_loss(params, hparams, "
+                         "batch) does not: training leaves them as they are, and implicit differentiation needs the "
+                         "training loss's Hessian invertible in every weight given. Leave them out of params (fixed "
+                         "in the losses), or use the unrolled method")
 
 
 def _one_value(value: Any) -> bool:
@@ -324,7 +338,7 @@ def hypergradient(
         raise TypeError(f"hypergradient's options must be an ImplicitOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
     if check:
-        check_losses(train_loss, val_loss, params, hparams, train_batch, val_batch)
+        check_losses(train_loss, val_loss, params, hparams, train_batch, val_batch, implicit=True)
     w = {k: t.detach() for k, t in params.items()}
     lam = hparams_like(hparams, w)
     with explain_in_place():
@@ -346,8 +360,10 @@ def check_finite_result(what: str, hg: Tree, weights: Tree) -> None:
         dtype = next(iter(weights.values())).dtype
         raise FloatingPointError(
             f"{what}: the hypergradient of {bad} is not finite (nan or inf): the computation overflowed in "
-            f"{dtype}, though both losses were finite at the start; start these hyperparameters at smaller values "
-            "or compute in float64 (check=False returns it as it is)")
+            f"{dtype}, though both losses were finite at the start; start these hyperparameters at smaller values"
+            + (" or compute in float64" if dtype != torch.float64 else "")
+            + (", or add ImplicitOptions.damping (a Hessian that is singular or not positive definite there)"
+               if what == "hypergradient" else "") + " (check=False returns it as it is)")
 
 
 @contextlib.contextmanager
