@@ -516,7 +516,7 @@ def _nonfinite_cause(steps: list[OuterStep], val_batch: Any, inner: torch.optim.
     before = [(s.val_loss, s.step) for s in steps[:-1] if math.isfinite(s.val_loss)]
     low, at = min(before, default=(math.inf, 0))
     now = steps[-1].val_loss
-    if before and (not math.isfinite(now) or now > DIVERGED * max(low, 0.0)) and now > low:
+    if before and low > 0 and now > DIVERGED * low:  # inf too; a ratio of positive losses only
         return (f"the validation loss grew from {low} at outer step {at} to {now}: the training diverges; lower "
                 "the inner optimizer's learning rate (or constrain the hyperparameters that make it diverge)")
     return ("a hyperparameter step would make the hyperparameters nan. Lower the hyperparameter optimizer's rate or "
