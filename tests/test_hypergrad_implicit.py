@@ -494,3 +494,32 @@ def test_a_weight_only_the_validation_loss_uses_is_refused_by_the_implicit_metho
             call()
     assert math.isfinite(float(unrolled()[0]["l2"]))
     assert math.isfinite(tune_unrolled().steps[-1].hypergrad_norm)
+
+
+def test_a_half_precision_start_next_to_float32_weights_gets_a_float32_hypergradient() -> None:
+    """A float16 start with float32 weights: the hypergradient was computed and returned in float16, so
+    one above 65504 was inf (refused as an overflow, 'compute in float64') and the rest rounded to 3
+    digits. It is now that of the same value in float32 (the start's own rounding kept)."""
+    from tunesmith.train.unrolled import rules_of, unrolled_hypergradient
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=g)
+    y = 3000 * torch.randn(30, generator=g)
+
+    def train_loss(p, h, b):
+        return torch.mean((b[0] @ p["w"] - b[1]) ** 2) + h["l2"] * torch.sum(p["w"] ** 2)
+
+    def val_loss(p, b):
+        return torch.mean((b[0] @ p["w"] - 1.3 * b[1]) ** 2)
+
+    w = {"w": torch.linalg.lstsq(x, y).solution}
+    rules = rules_of(torch.optim.SGD([w["w"]], lr=0.01), w)
+    for half in (torch.float16, torch.bfloat16):
+        start = torch.tensor(0.1, dtype=half)
+        as_float32 = {"l2": start.float()}
+        got = hypergradient(train_loss, val_loss, w, {"l2": start}, (x, y), (x, y))["l2"]
+        assert got.dtype == torch.float32 and float(got) > 65504
+        assert torch.equal(got, hypergradient(train_loss, val_loss, w, as_float32, (x, y), (x, y))["l2"])
+        unrolled = unrolled_hypergradient(train_loss, val_loss, w, {"l2": start}, [(x, y)] * 3, (x, y), rules=rules)
+        want = unrolled_hypergradient(train_loss, val_loss, w, as_float32, [(x, y)] * 3, (x, y), rules=rules)
+        assert unrolled[0]["l2"].dtype == torch.float32 and torch.equal(unrolled[0]["l2"], want[0]["l2"])

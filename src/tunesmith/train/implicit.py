@@ -158,9 +158,12 @@ def largest_eigenvalue(hvp: Callable[[Tree], Tree], like: Tree, *, iters: int = 
 def hparams_like(hparams: Mapping[str, Any], params: Mapping[str, torch.Tensor]) -> Tree:
     """The hyperparameters as detached tensors on the weights' device (numbers and integer
     tensors in the weights' dtype, as ``tune`` takes them: only floating-point tensors can
-    have a gradient): CPU values next to CUDA weights would fail in every step."""
+    have a gradient; floating ones in the wider of their dtype and the weights': a float16 start
+    next to float32 weights had its hypergradient rounded to float16, and one above 65504 was inf):
+    CPU values next to CUDA weights would fail in every step."""
     ref = next(iter(params.values()))
-    return {k: torch.as_tensor(t, dtype=t.dtype if _floating(t) else ref.dtype, device=ref.device).detach()
+    return {k: torch.as_tensor(t, dtype=torch.promote_types(t.dtype, ref.dtype) if _floating(t) else ref.dtype,
+                               device=ref.device).detach()
             for k, t in hparams.items()}
 
 
