@@ -523,3 +523,22 @@ def test_a_half_precision_start_next_to_float32_weights_gets_a_float32_hypergrad
         unrolled = unrolled_hypergradient(train_loss, val_loss, w, {"l2": start}, [(x, y)] * 3, (x, y), rules=rules)
         want = unrolled_hypergradient(train_loss, val_loss, w, as_float32, [(x, y)] * 3, (x, y), rules=rules)
         assert unrolled[0]["l2"].dtype == torch.float32 and torch.equal(unrolled[0]["l2"], want[0]["l2"])
+
+
+def test_inside_no_grad_every_entry_point_works_and_inside_inference_mode_it_is_refused() -> None:
+    """Called inside ``torch.no_grad()`` (an evaluation block), every entry point refused the problem:
+    "train_loss ... depends neither on the weights nor on the hyperparameters (a .detach(), .item() ...?)"."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    calls = _each_entry_point(train_loss, val_loss, params, l2, train, val)
+    outside = [call() for call in calls]
+    with torch.no_grad():
+        inside = [call() for call in calls]
+    for a, b in zip(outside, inside, strict=True):
+        got, want = (a.hparams, b.hparams) if hasattr(a, "hparams") else (a, b) if isinstance(a, dict) else (a[0], b[0])
+        assert torch.equal(got["l2"], want["l2"])
+    with torch.inference_mode():
+        for call in calls:
+            with pytest.raises(RuntimeError, match=r"called inside torch.inference_mode\(\), where autograd records "
+                                                   "nothing.*call it outside that block"):
+                call()

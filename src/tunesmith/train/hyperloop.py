@@ -27,6 +27,7 @@ from .implicit import (
     ValLoss,
     check_losses,
     check_not_empty,
+    check_not_inference_mode,
     check_one_batch,
     check_start,
     check_trees,
@@ -232,6 +233,7 @@ class LoopOptions:
         return "unrolled" if self.method == "unrolled" else self.implicit.method
 
 
+@torch.enable_grad()  # it trains: inside torch.no_grad() the checks blamed the training loss
 def tune(
     train_loss: TrainLoss,
     val_loss: ValLoss,
@@ -275,6 +277,7 @@ def tune(
         hint = " (pass it as LoopOptions(implicit=...))" if isinstance(opts, ImplicitOptions) else ""
         raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
     check_trees(params, hparams)
+    check_not_inference_mode()
     if callback is not None and not callable(callback):  # called after the first outer step's training
         raise TypeError(f"tune's callback must be a function callback(step, params) or None, got {callback!r}")
     if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):

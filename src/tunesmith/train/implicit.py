@@ -246,6 +246,15 @@ def _rows(batch: Any) -> list[int]:
     return [t.shape[0] for t in items if isinstance(t, torch.Tensor) and t.ndim > 0]
 
 
+def check_not_inference_mode() -> None:
+    """Refuse a call inside ``torch.inference_mode()``, where autograd records nothing whatever
+    ``torch.enable_grad()`` says (every loss was "not differentiable"); ``torch.no_grad()`` is lifted."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("called inside torch.inference_mode(), where autograd records nothing: the checks, the "
+                           "training and tune's hypergradients need it; call it outside that block")
+
+
+@torch.enable_grad()  # called inside torch.no_grad(), every loss was "not differentiable"
 def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, torch.Tensor],
                  hparams: Mapping[str, Any], train_batch: Any, val_batch: Any, *, implicit: bool = False) -> None:
     """Refuse, with a message that says what is wrong, a problem whose hypergradient would be
@@ -256,6 +265,7 @@ def check_losses(train_loss: TrainLoss, val_loss: ValLoss, params: Mapping[str, 
     backward pass of each loss (torch autograd, which can tell a disconnected input from a
     zero gradient). ``implicit``: also refuse weights that the validation loss uses and the training
     loss does not (the training loss's Hessian is singular there: CG's solve turned nan)."""
+    check_not_inference_mode()
     w = {k: t.detach().requires_grad_(t.is_floating_point()) for k, t in params.items()}
     lam = {k: t.clone().requires_grad_(True) for k, t in hparams_like(hparams, w).items()}
     for what, batch in (("the training batch", train_batch), ("the validation batch", val_batch)):
