@@ -195,3 +195,12 @@ def test_the_step_that_diverges_is_a_failed_trial_that_show_and_report_list(
     subprocess.run([sys.executable, "-m", "tunesmith", "report", "diverged", "--storage", shared_storage_url,
                     "-o", str(report)], capture_output=True, text=True, env=env, check=True)
     assert "1 failed" in report.read_text()
+
+
+def test_hyper_space_takes_numbers_as_float64_as_tune_does_with_float64_weights() -> None:
+    """Python numbers were made float32 tensors: 1e300 became inf and 1e-50 became 0, refused as
+    "low must be a finite number, got nan" and "low (0.0) must be smaller than high (0.0)", though
+    tune takes both with float64 weights. A float32 tensor still gives its short decimals."""
+    assert hyper_space({"a": 1e300})["a"].high == pytest.approx(1e300 + 1e304)
+    assert hyper_space({"l2": 1e-50}, {"l2": "positive"})["l2"].low == pytest.approx(1e-54)
+    assert hyper_space({"l2": torch.tensor(1e-3)}, {"l2": "positive"})["l2"].high == 10.0

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..space import Float, Space
@@ -61,9 +62,18 @@ def hyper_space(hparams: Mapping[str, Any], constraints: Mapping[str, Constraint
         if not bool(torch.isfinite(start).all()):
             raise ValueError(f"hyperparameter {name!r} must start at finite values, got {value!r}")
         to_raw(start, c, name)  # refuses a start outside its constraint, as tune does
-        for flat, v in flat_values({name: torch.as_tensor(value)}).items():
+        for flat, v in flat_values({name: _as_given(value)}).items():
             params[flat] = _float(v, c, span)
     return Space(params)
+
+
+def _as_given(value: Any) -> torch.Tensor:
+    """A start as a tensor: a tensor or NumPy value in its own dtype (a float32 one's values are then
+    its short decimals), numbers in float64 (torch's default float32 made 1e-50 a 0 and 1e300 an inf,
+    refused as a range from nan)."""
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        return torch.as_tensor(value)
+    return torch.as_tensor(value, dtype=torch.float64)
 
 
 def _float(v: float, c: Constraint, span: float) -> Float:
