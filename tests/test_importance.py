@@ -293,6 +293,40 @@ def test_a_conditional_parameter_counts_where_it_is_active_and_its_parent_for_th
     assert np.all((d.X >= 0) & (d.X <= 1))  # inactive entries drawn from the parameter's own range
 
 
+def test_a_conditional_parameter_active_in_no_trial_has_no_importance() -> None:
+    """A branch no complete trial took (an optimizer the study never tried): its parameter's values
+    were drawn at random, and fANOVA split the trials on them: momentum was the most important of
+    five trials (0.72) and 0.41 of two, though the objective never depended on it."""
+    space = ts.Space({"opt": ts.Categorical(["sgd", "adam"]), "lr": ts.Float(1e-5, 1e-1, log=True),
+                      "momentum": ts.Float(0, 1, when={"opt": ["sgd"]}), "n": ts.Int(1, 8)})
+    rng = np.random.default_rng(0)
+    trials = []
+    for i in range(50):
+        p = space.validate({"opt": "adam", "lr": float(10 ** rng.uniform(-5, -1)), "n": int(rng.integers(1, 9))})
+        trials.append(FrozenTrial(i, TrialState.COMPLETE, p, value=(math.log10(p["lr"]) + 3) ** 2 + 0.1 * p["n"]))
+    for n in (2, 5, 50):
+        imp = importance(trials[:n], space, seed=0)
+        assert imp["momentum"] == 0.0 and imp.main[0].names != ("momentum",), (n, imp.fractions)
+        assert all(e.fraction == 0.0 for e in imp.interactions if "momentum" in e.names), imp.interactions
+    assert importance(trials, space, method="ped-anova", seed=0)["momentum"] == 0.0
+
+
+def test_ped_anova_gives_a_choice_every_trial_took_no_divergence() -> None:
+    """Every trial ran with adam (a study that never tried sgd): the good trials spread over the
+    choices as all trials do. The good trials' shares were smoothed by one pseudo-trial among their
+    5 and all trials' among 50, so adam's 1.0 became 0.92 against 0.99 and sgd's 0 became 0.08
+    against 0.01: a divergence of 0.56 and a share of 0.20 for a parameter that never changed."""
+    space = ts.Space({"x": ts.Float(0, 1), "opt": ts.Categorical(["sgd", "adam"]),
+                      "act": ts.Categorical(["relu", "gelu", "tanh"])})
+    rng = np.random.default_rng(0)
+    for n in (50, 300):
+        trials = [FrozenTrial(i, TrialState.COMPLETE, {"x": float(x), "opt": "adam", "act": "relu"}, value=float(x))
+                  for i, x in enumerate(rng.random(n))]
+        x, opt, act = ped_anova(design(trials, space), PedAnovaOptions(n_bootstrap=4), 0)[0]
+        assert opt == pytest.approx(0.0, abs=1e-12) and act == pytest.approx(0.0, abs=1e-12), (n, opt, act)
+        assert importance(trials, space, method="ped-anova", seed=0)["x"] == pytest.approx(1.0)
+
+
 def test_parameters_of_two_branches_have_no_interaction_listed() -> None:
     """Ridge's alpha and SVR's C are never active together, so their interaction is zero by
     construction; fANOVA listed the noise of their randomly drawn inactive entries as one
@@ -335,6 +369,24 @@ def test_a_constant_objective_has_no_important_parameter_and_says_why() -> None:
     assert importance(random_trials(SPACE, closed_form, 30, 0), SPACE).note == ""
 
 
+def test_ped_anova_says_why_when_no_parameter_sets_the_good_trials_apart() -> None:
+    """Three good trials at both ends and the middle of every range (a maximized objective that is
+    best at both ends of lr gave this): every divergence is 0, and the shares of 0 were reported with
+    no note, read as "nothing matters"; the bars drew four bars of length 0."""
+    from tunesmith.plots import importance_bars
+
+    space = ts.Space({"x": ts.Float(0, 1), "z": ts.Float(0, 1), "c": ts.Categorical(["a", "b", "c"])})
+    good = {0: 0.0, 15: 1.0, 29: 2.0}
+    trials = [FrozenTrial(i, TrialState.COMPLETE, {"x": (i + 0.5) / 30, "z": ((7 * i) % 30 + 0.5) / 30, "c": "abc"[i % 3]},
+                          value=good.get(i, 10.0 + i)) for i in range(30)]
+    imp = importance(trials, space, method="ped-anova", seed=0)
+    assert all(e.fraction == 0.0 for e in imp.main)
+    assert imp.note == ("no parameter sets the best 3 of 30 complete trials apart: each is spread over them as over "
+                        "all; run more trials, raise target_quantile, or use fanova")
+    assert importance_bars(imp).message == imp.note
+    assert importance(random_trials(SPACE, closed_form, 60, 0), SPACE, method="ped-anova").note == ""
+
+
 def test_values_near_the_largest_float_raise_no_overflow_warning() -> None:
     """np.ptp of values of +-1.7e308 (to tell a constant objective) overflowed: a RuntimeWarning
     "overflow encountered in subtract" from NumPy for every importance of such a study."""
@@ -363,6 +415,14 @@ def test_options_are_checked_where_they_enter() -> None:
         FanovaOptions(n_trees=1)
     with pytest.raises(ValueError, match="target_quantile < region_quantile"):
         PedAnovaOptions(target_quantile=0.5, region_quantile=0.3)
+    # a prior of NaN gave every parameter 0 with no note, -n_good a ZeroDivisionError, a negative one
+    # shares below 0; bins of 10^5 a kernel matrix of 8 * 10^10 numbers
+    for prior in (math.nan, math.inf, -1.0):
+        with pytest.raises(ValueError, match=rf"PedAnovaOptions.prior must be a finite number >= 0 .*, got {prior}"):
+            PedAnovaOptions(prior=prior)
+    with pytest.raises(ValueError, match="bins must be between 2 and 1000, got 100000"):
+        PedAnovaOptions(bins=100_000)
+    assert PedAnovaOptions(prior=0.0, bins=1000).prior == 0.0
 
 
 def test_study_importance_and_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
