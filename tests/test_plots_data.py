@@ -454,6 +454,23 @@ def test_a_contour_draws_trials_at_one_point_by_their_mean() -> None:
     assert len(chart.find("trials").x) == 7  # every trial still a dot
 
 
+def test_a_contour_of_trials_that_span_no_surface_says_why_not_only_how_many() -> None:
+    """Three complete trials that all ran with b = 2 were refused as "needs at least 3 complete
+    trials spread over both; 's' has 3": the count was enough, the reason left out."""
+    space = ts.Space({"a": ts.Int(1, 3), "b": ts.Int(1, 3)})
+
+    def chart(pts: list[tuple[int, int]]) -> str:
+        trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"a": a, "b": b}, value=float(i)) for i, (a, b) in enumerate(pts))
+        c = plots.contour(plots.Snapshot("s", Direction.MINIMIZE, space, trials), "a", "b")
+        assert c.empty
+        return c.message or ""
+
+    head = "a contour over a and b needs at least 3 complete trials spread over both; 's' has "
+    assert chart([(1, 2), (2, 2), (3, 2)]) == head + "3, all at b = 2"
+    assert chart([(1, 1), (3, 3), (1, 1), (3, 3)]) == head + "4, at 2 distinct points"
+    assert chart([(1, 1), (3, 3)]) == head + "2"
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)
