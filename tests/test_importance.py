@@ -382,7 +382,7 @@ def test_ped_anova_says_why_when_no_parameter_sets_the_good_trials_apart() -> No
     imp = importance(trials, space, method="ped-anova", seed=0)
     assert all(e.fraction == 0.0 for e in imp.main)
     assert imp.note == ("no parameter sets the best 3 of 30 complete trials apart: each is spread over them as over "
-                        "all; run more trials, raise target_quantile, or use fanova")
+                        "all; run more trials, use fanova, or raise PedAnovaOptions.target_quantile")
     assert importance_bars(imp).message == imp.note
     assert importance(random_trials(SPACE, closed_form, 60, 0), SPACE, method="ped-anova").note == ""
 

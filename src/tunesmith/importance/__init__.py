@@ -181,7 +181,7 @@ def _nothing_apart(point: np.ndarray, n_trials: int, options: PedAnovaOptions) -
     region, good = sizes(n_trials, options)
     among = f"the best {region} of {n_trials}" if region < n_trials else f"{n_trials}"
     return (f"no parameter sets the best {good} of {among} complete trials apart: each is spread over them as "
-            "over all; run more trials, raise target_quantile, or use fanova")
+            "over all; run more trials, use fanova, or raise PedAnovaOptions.target_quantile")
 
 
 def _normalized(x: np.ndarray) -> np.ndarray:
