@@ -471,6 +471,17 @@ def test_a_contour_of_trials_that_span_no_surface_says_why_not_only_how_many() -
     assert chart([(1, 1), (3, 3)]) == head + "2"
 
 
+def test_a_contour_of_one_value_says_so_rather_than_draw_a_scale_of_rounding() -> None:
+    """Thirty trials of value 2 drew one colour under a scale labelled -1.998 to 1.998 (offset
+    "1e-14+2") in matplotlib: the value's rounding, read as a range."""
+    space = ts.Space({"a": ts.Float(0, 1), "b": ts.Float(1e-3, 1.0, log=True)})
+    rng = np.random.default_rng(0)
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, space.sample(rng), value=2.0) for i in range(30))
+    chart = plots.contour(plots.Snapshot("s", Direction.MAXIMIZE, space, trials), "a", "b")
+    assert chart.empty
+    assert chart.message == "the value was 2 in all 30 complete trials over a and b: nothing varies to draw"
+
+
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:
     s = snap(MIXED * 3)
     charts = plots.slices(s)

@@ -269,7 +269,11 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     if flat:
         return nothing("contour", title, f"a contour over {x} and {y} needs at least 3 complete trials "
                                          f"spread over both; {s.name!r} has {flat}")
-    z = _interpolate(pts, np.array([float(t.value) for t in on]), resolution)  # type: ignore[arg-type]
+    values = np.array([float(t.value) for t in on])  # type: ignore[arg-type]
+    if values.min() == values.max():  # a surface of one colour, its scale spread over rounding (1.998e-14 + 2)
+        return nothing("contour", title, f"the value was {values[0]:.6g} in all {len(on)} complete trials over "
+                                         f"{x} and {y}: nothing varies to draw")
+    z = _interpolate(pts, values, resolution)
     u = np.linspace(0, 1, resolution)
     gx = [_at(px, v) for v in u]
     gy = [_at(py, v) for v in u]
