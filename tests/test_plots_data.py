@@ -289,6 +289,17 @@ def test_parallel_lines_pass_through_their_labels_on_every_axis_in_both_renderer
     assert list(dims[0].range) == [0.0, 2.0] and list(dims[0].ticktext) == ["a", "b", "c"]
 
 
+def test_parallel_lines_of_one_value_take_that_value_s_colour_on_the_bar() -> None:
+    """Every trial of value 2: matplotlib's bar ran from 1.8 to 2.2 and the lines took its 1.8 end
+    (a Normalize of one value maps it to 0)."""
+    space = ts.Space({"x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"x": i / 4}, value=2.0) for i in range(5))
+    ax = to_matplotlib(plots.parallel(plots.Snapshot("s", Direction.MAXIMIZE, space, trials)))
+    assert np.mean(ax.figure.axes[-1].get_ylim()) == pytest.approx(2.0)  # the bar: 2 in its middle
+    assert np.allclose(ax.collections[0].get_colors()[:, :3], plt.get_cmap("viridis")(0.5)[:3], atol=0.01)
+    plt.close(ax.figure)
+
+
 def test_parallel_axes_label_whole_numbers_whole() -> None:
     """Labels were written to 3 significant digits: an axis of units up to 4999 ended in "5e+03",
     1234 read "1.23e+03", a log axis' 1000 "1e+03" (the image's ends, an inactive axis' ends)."""
