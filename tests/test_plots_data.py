@@ -289,6 +289,17 @@ def test_parallel_lines_pass_through_their_labels_on_every_axis_in_both_renderer
     assert list(dims[0].range) == [0.0, 2.0] and list(dims[0].ticktext) == ["a", "b", "c"]
 
 
+def test_parallel_lines_of_one_value_take_that_value_s_colour_on_the_bar() -> None:
+    """Every trial of value 2: matplotlib's bar ran from 1.8 to 2.2 and the lines took its 1.8 end
+    (a Normalize of one value maps it to 0)."""
+    space = ts.Space({"x": ts.Float(0, 1)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"x": i / 4}, value=2.0) for i in range(5))
+    ax = to_matplotlib(plots.parallel(plots.Snapshot("s", Direction.MAXIMIZE, space, trials)))
+    assert np.mean(ax.figure.axes[-1].get_ylim()) == pytest.approx(2.0)  # the bar: 2 in its middle
+    assert np.allclose(ax.collections[0].get_colors()[:, :3], plt.get_cmap("viridis")(0.5)[:3], atol=0.01)
+    plt.close(ax.figure)
+
+
 def test_parallel_axes_label_whole_numbers_whole() -> None:
     """Labels were written to 3 significant digits: an axis of units up to 4999 ended in "5e+03",
     1234 read "1.23e+03", a log axis' 1000 "1e+03" (the image's ends, an inactive axis' ends)."""
@@ -452,6 +463,34 @@ def test_a_contour_draws_trials_at_one_point_by_their_mean() -> None:
     z = np.array(chart.find("surface").z)
     assert z[2, 2] == 3.0 and z[1, 1] == 1.5 and z[0, 0] == 0.0
     assert len(chart.find("trials").x) == 7  # every trial still a dot
+
+
+def test_a_contour_of_trials_that_span_no_surface_says_why_not_only_how_many() -> None:
+    """Three complete trials that all ran with b = 2 were refused as "needs at least 3 complete
+    trials spread over both; 's' has 3": the count was enough, the reason left out."""
+    space = ts.Space({"a": ts.Int(1, 3), "b": ts.Int(1, 3)})
+
+    def chart(pts: list[tuple[int, int]]) -> str:
+        trials = tuple(FrozenTrial(i, TrialState.COMPLETE, {"a": a, "b": b}, value=float(i)) for i, (a, b) in enumerate(pts))
+        c = plots.contour(plots.Snapshot("s", Direction.MINIMIZE, space, trials), "a", "b")
+        assert c.empty
+        return c.message or ""
+
+    head = "a contour over a and b needs at least 3 complete trials spread over both; 's' has "
+    assert chart([(1, 2), (2, 2), (3, 2)]) == head + "3, all at b = 2"
+    assert chart([(1, 1), (3, 3), (1, 1), (3, 3)]) == head + "4, at 2 distinct points"
+    assert chart([(1, 1), (3, 3)]) == head + "2"
+
+
+def test_a_contour_of_one_value_says_so_rather_than_draw_a_scale_of_rounding() -> None:
+    """Thirty trials of value 2 drew one colour under a scale labelled -1.998 to 1.998 (offset
+    "1e-14+2") in matplotlib: the value's rounding, read as a range."""
+    space = ts.Space({"a": ts.Float(0, 1), "b": ts.Float(1e-3, 1.0, log=True)})
+    rng = np.random.default_rng(0)
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, space.sample(rng), value=2.0) for i in range(30))
+    chart = plots.contour(plots.Snapshot("s", Direction.MAXIMIZE, space, trials), "a", "b")
+    assert chart.empty
+    assert chart.message == "the value was 2 in all 30 complete trials over a and b: nothing varies to draw"
 
 
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:

@@ -35,7 +35,7 @@ from ..space.params import check_seed, did_you_mean
 from ..trial import Direction, FrozenTrial
 from .data import Design, design, param_names
 from .fanova import FanovaOptions, fanova
-from .ped_anova import PedAnovaOptions, ped_anova
+from .ped_anova import PedAnovaOptions, ped_anova, sizes
 
 METHODS = ("fanova", "ped-anova")
 
@@ -64,7 +64,7 @@ class Importances:
     interactions: tuple[Effect, ...] = ()
     n_trials: int = 0
     left_out: Mapping[str, int] = field(default_factory=dict)
-    note: str = ""  # why every fraction is 0, when the trials say nothing ("" otherwise)
+    note: str = ""  # why every fraction is 0: the value never varied, or no parameter set the good trials apart
 
     @property
     def fractions(self) -> dict[str, float]:
@@ -169,7 +169,19 @@ def _ped_anova(d: Design, options: object, seed: int) -> Importances:
     frac = _normalized(point)
     spread = np.array([_normalized(b) for b in boot]).std(axis=0) if len(boot) else np.zeros_like(frac)
     effects = [Effect((n,), float(frac[j]), float(spread[j])) for j, n in enumerate(d.names)]
-    return Importances("ped-anova", _sorted(effects), (), len(d.y), d.left_out)
+    return Importances("ped-anova", _sorted(effects), (), len(d.y), d.left_out, _nothing_apart(point, len(d.y), options))
+
+
+def _nothing_apart(point: np.ndarray, n_trials: int, options: PedAnovaOptions) -> str:
+    """Why every share is 0 when no divergence is above 0 ("" otherwise): bars of 0 would read as
+    "nothing matters", where a few good trials far apart (both ends of a range) say only that
+    they are too few to tell."""
+    if point.max(initial=0.0) > 0:
+        return ""
+    region, good = sizes(n_trials, options)
+    among = f"the best {region} of {n_trials}" if region < n_trials else f"{n_trials}"
+    return (f"no parameter sets the best {good} of {among} complete trials apart: each is spread over them as "
+            "over all; run more trials, use fanova, or raise PedAnovaOptions.target_quantile")
 
 
 def _normalized(x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ Notation (used by both methods):
   their position, a categorical's choice ``i`` of ``k`` at ``(i + 0.5) / k``). Where a
   conditional parameter is inactive the objective does not depend on it, so its
   entry is drawn at random from its reference measure: it then carries nothing, and
-  its parent (whose value switched it off) carries the difference it makes.
+  its parent (whose value switched it off) carries the difference it makes. A parameter
+  inactive in every trial gets one value throughout (importance 0).
 - ``y``: array (n,), the objective as a loss (``sign * value``: smaller is better).
 - the reference measure of column ``d``: uniform on [0, 1] for numeric parameters,
   uniform over the ``k`` choices for a categorical. Importances are fractions of variance under this
@@ -121,12 +122,20 @@ def design(
         X, y = X[~bad], y[~bad]
     columns = tuple(_column(space, n, X[:, j]) for j, n in enumerate(names))
     apart = _apart(X, columns)
-    rng = np.random.default_rng(seed)
+    _fill_inactive(X, columns, np.random.default_rng(seed))
+    return Design(X, y, columns, dict(left_out), apart)
+
+
+def _fill_inactive(X: np.ndarray, columns: tuple[Column, ...], rng: np.random.Generator) -> None:
+    """Each conditional column's inactive entries (NaN) drawn from its reference measure, in place;
+    a column inactive in every row gets one value throughout: the objective never depended on it,
+    and values drawn at random would let the forest split on them (with few trials, first)."""
     for j, c in enumerate(columns):
-        if c.inactive:
+        if c.inactive == 1.0:
+            X[:, j] = c.draw(rng, 1)[0]
+        elif c.inactive:
             holes = np.isnan(X[:, j])
             X[holes, j] = c.draw(rng, int(holes.sum()))
-    return Design(X, y, columns, dict(left_out), apart)
 
 
 def _apart(X: np.ndarray, columns: tuple[Column, ...]) -> frozenset[tuple[int, int]]:

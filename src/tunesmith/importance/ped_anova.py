@@ -6,7 +6,7 @@ best ``target_quantile`` (the good ones). For each column ``d`` (see :mod:`.data
 estimated on ``bins`` equal cells of [0, 1] with a Gaussian kernel reflected at 0 and 1
 (half of Scott's bandwidth; a categorical's choices,
 or the levels of a parameter with a step when there are at most ``bins``, are its cells,
-smoothed by ``prior`` pseudo-trials).
+both sets' shares mixed with even ones as ``prior`` pseudo-trials among the good trials would).
 The score is the Pearson divergence
 
     PE_d = sum_cells p_good^2 / p_region - 1,
@@ -21,6 +21,7 @@ their standard deviation over ``n_bootstrap`` resamples of the trials.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -28,6 +29,8 @@ import numpy as np
 
 from ..space.params import check_field_types
 from .data import Column, Design
+
+MAX_BINS = 1000
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,11 @@ class PedAnovaOptions:
                 "need 0 < target_quantile < region_quantile <= 1, got "
                 f"target_quantile={self.target_quantile}, region_quantile={self.region_quantile}"
             )
-        if self.bins < 2:
-            raise ValueError(f"bins must be >= 2, got {self.bins}")
+        if not 2 <= self.bins <= MAX_BINS:  # the kernels are a (8 bins, bins) matrix
+            raise ValueError(f"bins must be between 2 and {MAX_BINS}, got {self.bins}")
+        if not (math.isfinite(self.prior) and self.prior >= 0):
+            raise ValueError(f"PedAnovaOptions.prior must be a finite number >= 0 (pseudo-trials; 0: none), "
+                             f"got {self.prior}")
         if self.n_bootstrap < 0:
             raise ValueError(f"n_bootstrap must be >= 0 (0: no band), got {self.n_bootstrap}")
 
@@ -59,9 +65,8 @@ def ped_anova(design: Design, options: PedAnovaOptions, seed: int) -> tuple[np.n
     kernels (bandwidths of the full sample) with its own counts as weights.
     """
     order = np.argsort(design.y, kind="stable")
-    X = design.X[order[: max(2, int(np.ceil(options.region_quantile * len(order))))]]  # the region, best first
-    n = len(X)
-    n_good = max(2, int(np.ceil(options.target_quantile / options.region_quantile * n)))
+    n, n_good = sizes(len(order), options)
+    X = design.X[order[:n]]  # the region, best first
     weights_good = np.zeros((1 + options.n_bootstrap, n))
     weights_all = np.zeros_like(weights_good)
     weights_good[0, :n_good] = 1.0
@@ -75,6 +80,12 @@ def ped_anova(design: Design, options: PedAnovaOptions, seed: int) -> tuple[np.n
     div = np.stack([_divergence(X[:, j], n_good, c, options, weights_good, weights_all)
                     for j, c in enumerate(design.columns)], axis=1)
     return div[0], div[1:]
+
+
+def sizes(n_trials: int, options: PedAnovaOptions) -> tuple[int, int]:
+    """How many trials are in the region, and how many of them are good."""
+    n = max(2, int(np.ceil(options.region_quantile * n_trials)))
+    return n, max(2, int(np.ceil(options.target_quantile / options.region_quantile * n)))
 
 
 def _divergence(x: np.ndarray, n_good: int, column: Column, options: PedAnovaOptions,
@@ -95,14 +106,17 @@ def _divergence(x: np.ndarray, n_good: int, column: Column, options: PedAnovaOpt
 def _discrete_divergence(k: np.ndarray, n_good: int, prior: float, w_good: np.ndarray,
                          w_all: np.ndarray) -> np.ndarray:
     """:func:`_pearson` over the cells ``k`` (one-hot, (n, cells)) with the good shares ``s``
-    smoothed by ``prior``: ``p = a s + b`` (``a = n_good / (n_good + prior)``, ``b = (1 - a) / cells``).
+    smoothed by ``prior``: ``p = a s + b`` (``a = n_good / (n_good + prior)``, ``b = (1 - a) / cells``),
+    and all trials' shares ``r`` as much: ``q = a r + b``, so that good trials spread as all trials
+    do diverge by nothing (``r`` smoothed by ``prior`` among all the trials, a choice no trial took
+    got ``b`` in ``p`` and ten times less in ``q``: 0.56 for a parameter every trial left at one choice).
     Only ``s^2`` in ``p^2 = a^2 s^2 + 2 a b s + b^2`` pairs trials: it alone gets the pairs of
     distinct trials (scaling all of ``p^2`` gave a parameter with one choice, or any that does
     nothing, ``(1 - a^2) / (n_good - 1)``: 0.05 at 60 trials)."""
     shares = w_good @ k
-    q = np.maximum(_smooth(w_all @ k, prior, k.shape[0]), 1e-12)
     a = n_good / (n_good + prior)
     b = (1.0 - a) / k.shape[1]
+    q = np.maximum(a * (w_all @ k) + b, 1e-12)
     pairs = (shares * shares - shares / n_good) * n_good / (n_good - 1)
     return np.maximum(0.0, np.sum((a * a * pairs + 2 * a * b * shares + b * b) / q, axis=1) - 1.0)
 
@@ -166,8 +180,3 @@ def _lags(bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def _one_hot(x: np.ndarray, choices: int) -> np.ndarray:
     return np.eye(choices)[np.minimum((x * choices).astype(int), choices - 1)]
-
-
-def _smooth(shares: np.ndarray, prior: float, size: int) -> np.ndarray:
-    """Shares of ``size`` trials over the choices, with ``prior`` pseudo-trials spread evenly."""
-    return (shares * size + prior / shares.shape[1]) / (size + prior)

@@ -217,7 +217,9 @@ def _parallel(ax: Any, p: Parallel) -> None:
     n = len(p.axes)
     cols = np.array([_unit(a.values, a) for a in p.axes]).T  # (lines, axes) on [0, 1]
     color = np.asarray(p.color, dtype=float)
-    norm = plt.Normalize(color.min(), color.max())
+    lo, hi = color.min(), color.max()
+    pad = 0.0 if hi > lo else 0.1 * abs(lo) or 1.0  # one value: its lines at the middle of the scale the bar shows
+    norm = plt.Normalize(lo - pad, hi + pad)
     cmap = plt.get_cmap("viridis_r" if p.reverse_scale else "viridis")
     order = np.argsort(color)[::-1] if p.reverse_scale else np.argsort(color)  # best drawn last (on top)
     from matplotlib.collections import LineCollection

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -265,10 +265,15 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     title = f"{s.name}: value over {shown[x]} and {shown[y]} ({plural(len(on), 'trial')})"
     px, py = s.space[x], s.space[y]
     pts = np.array([[_unit(px, t.params[x]), _unit(py, t.params[y])] for t in on]).reshape(-1, 2)
-    if len(np.unique(pts, axis=0)) < 3 or np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0:
+    flat = _flat(pts, [t.params for t in on], x, y)
+    if flat:
         return nothing("contour", title, f"a contour over {x} and {y} needs at least 3 complete trials "
-                                         f"spread over both; {s.name!r} has {len(on)}")
-    z = _interpolate(pts, np.array([float(t.value) for t in on]), resolution)  # type: ignore[arg-type]
+                                         f"spread over both; {s.name!r} has {flat}")
+    values = np.array([float(t.value) for t in on])  # type: ignore[arg-type]
+    if values.min() == values.max():  # a surface of one colour, its scale spread over rounding (1.998e-14 + 2)
+        return nothing("contour", title, f"the value was {values[0]:.6g} in all {len(on)} complete trials over "
+                                         f"{x} and {y}: nothing varies to draw")
+    z = _interpolate(pts, values, resolution)
     u = np.linspace(0, 1, resolution)
     gx = [_at(px, v) for v in u]
     gy = [_at(py, v) for v in u]
@@ -284,6 +289,19 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
     return Chart("contour", title, shown[x], shown[y], tuple(series), log_x=bool(getattr(px, "log", False)),
                  log_y=bool(getattr(py, "log", False)), color_label=f"value ({s.direction.value})",
                  int_x=px.kind == "int", int_y=py.kind == "int", reverse_scale=s.sign > 0)  # best: yellow, as parallel
+
+
+def _flat(pts: np.ndarray, params: list[Mapping[str, Any]], x: str, y: str) -> str:
+    """Why the trials at ``pts`` span no surface ("" when they do): too few, or all at one value
+    of a parameter, or at fewer than 3 points ("has 3" alone read as enough)."""
+    n = len(pts)
+    if n < 3:
+        return str(n)
+    for j, name in enumerate((x, y)):
+        if np.ptp(pts[:, j]) == 0:
+            return f"{n}, all at {name} = {params[0][name]!r}"
+    points = len(np.unique(pts, axis=0))
+    return f"{n}, at {points} distinct points" if points < 3 else ""
 
 
 def _at(p: Any, u: float) -> float:
