@@ -421,3 +421,15 @@ def test_a_cuda_device_index_is_taken_and_named_when_absent() -> None:
     else:
         with pytest.raises(ValueError, match=r"device='cuda:1' but no CUDA device is available"):
             Trainer(mlp(), TrainConfig(device="cuda:1"))
+
+
+def test_a_loss_that_is_a_float_or_cut_off_from_the_model_is_named_as_such() -> None:
+    """Before: a loss returned as a float was "a float, not one number", and a constant tensor (or one
+    made from .item()) was blamed on "everything is frozen" while every parameter was trainable."""
+    data = split(64)
+    with pytest.raises(ValueError, match=r"returned a float, not a tensor.*no \.item\(\)"):
+        Trainer(mlp(), TrainConfig(epochs=1, device="cpu"), loss=lambda out, y: 1.0).fit(*data)
+    cut = lambda out, y: torch.tensor(torch.nn.functional.cross_entropy(out, y).item())  # noqa: E731
+    with pytest.raises(ValueError, match=r"does not depend on the model's trainable parameters.*\.item\(\)") as err:
+        Trainer(mlp(), TrainConfig(epochs=1, device="cpu"), loss=cut).fit(*data)
+    assert "frozen" not in str(err.value)
