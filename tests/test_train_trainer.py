@@ -433,3 +433,19 @@ def test_a_loss_that_is_a_float_or_cut_off_from_the_model_is_named_as_such() -> 
     with pytest.raises(ValueError, match=r"does not depend on the model's trainable parameters.*\.item\(\)") as err:
         Trainer(mlp(), TrainConfig(epochs=1, device="cpu"), loss=cut).fit(*data)
     assert "frozen" not in str(err.value)
+
+
+def test_numpy_scalars_are_taken_as_the_python_values_they_hold() -> None:
+    """Before: TrainConfig(batch_size=np.int64(32)) said "must be an integer >= 1, got np.int64(32)"
+    (a grid made with np.arange, a row of a DataFrame of earlier results)."""
+    np = pytest.importorskip("numpy")
+    cfg = TrainConfig(batch_size=np.int64(32), lr=np.float32(0.25), epochs=np.int32(2), amsgrad=np.bool_(True),
+                      seed=np.int64(3), optimizer=np.str_("adamw"), device="cpu")
+    assert (cfg.batch_size, cfg.epochs, cfg.seed, cfg.amsgrad, cfg.optimizer) == (32, 2, 3, True, "adamw")
+    assert type(cfg.batch_size) is int and type(cfg.lr) is float and cfg.lr == 0.25 and type(cfg.amsgrad) is bool
+    assert cfg.with_params({"epochs": np.int64(4)}).epochs == 4
+    with pytest.raises(ValueError, match=r"TrainConfig.batch_size must be an integer >= 1, got 0"):
+        TrainConfig(batch_size=np.int64(0))
+    with pytest.raises(ValueError, match=r"TrainConfig.lr must be a number > 0, got nan"):
+        TrainConfig(lr=np.float64("nan"))
+    Trainer(mlp(), cfg).fit(*split(64))  # trains (and checkpoints' configs stay plain values)

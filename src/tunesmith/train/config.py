@@ -129,6 +129,10 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # NumPy's scalars (a grid of np.arange, a DataFrame's row) as Python's
+            value = getattr(self, f.name)
+            if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+                object.__setattr__(self, f.name, value.item())  # "must be an integer >= 1, got np.int64(32)"
         if isinstance(self.checkpoint_dir, str) and self.checkpoint_dir.startswith("~"):
             # "~/runs" made a folder named "~" in the working directory (pathlib does not expand it)
             object.__setattr__(self, "checkpoint_dir", os.path.expanduser(self.checkpoint_dir))
