@@ -59,7 +59,8 @@ class TrainConfig:
             step/exponential (neither: one epoch).
     Loop:
         batch_size, epochs or max_steps (the first reached ends training),
-        accumulate (gradient accumulation: optimizer step every N batches),
+        accumulate (gradient accumulation: optimizer step every N batches, with the gradient of one
+        batch of all their samples),
         clip_norm / clip_value (gradient clipping), eval_every (optimizer steps
         between validations; None: each epoch).
     Data loading (training set; validation is read in order, nothing dropped):

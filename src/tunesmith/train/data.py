@@ -200,6 +200,12 @@ class Loader:
                 persistent_workers=persistent_workers, generator=self.generator,
             )
 
+    def samples(self, first: int, count: int) -> int:
+        """The number of samples in the ``count`` batches from batch ``first`` on (each epoch's are the same)."""
+        n, batch_size, _ = self.sampler.args
+        used = self.batches * batch_size if self.sampler.drop_last else n
+        return min(used, (first + count) * batch_size) - first * batch_size
+
     def epoch(self, epoch: int, *, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
         """The batches of ``epoch`` from batch ``start`` on."""
         self.sampler.epoch, self.sampler.start = epoch, start

@@ -254,7 +254,8 @@ class Trainer:
             group_start = b - b % cfg.accumulate
             group = min(cfg.accumulate, n_batches - group_start)
             n = len(batch[-1])  # a short last batch weighs by its samples, as in evaluate()
-            loss_sum += self._forward_backward(batch, group) * n
+            # and so in its accumulation group's gradient: the group's is that of one batch of all its samples
+            loss_sum += self._forward_backward(batch, n / loader.samples(group_start, group)) * n
             since += n
             self._acc[2] += len(batch[0])
             if b + 1 - group_start < group:
@@ -277,7 +278,9 @@ class Trainer:
         cfg = self.config
         return self.step >= self.total_steps or (cfg.epochs is not None and self.epoch >= cfg.epochs)
 
-    def _forward_backward(self, batch: tuple[torch.Tensor, ...], group: int) -> torch.Tensor:
+    def _forward_backward(self, batch: tuple[torch.Tensor, ...], weight: float) -> torch.Tensor:
+        """Forward, loss (+ penalty) and backward of ``weight`` times it (the batch's share of the
+        samples of its accumulation group); returns the batch's loss."""
         *inputs, y = to_device(batch, self.device)
         with self._autocast():
             out = self._call(inputs)
@@ -286,7 +289,7 @@ class Trainer:
         total = loss if pen is None else loss + pen
         if not total.requires_grad:  # torch: "element 0 of tensors does not require grad"
             raise ValueError(self._no_gradient())
-        (total if group == 1 else total / group).backward()
+        (total if weight == 1 else total * weight).backward()
         return loss.detach()
 
     def _no_gradient(self) -> str:
