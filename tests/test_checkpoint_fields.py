@@ -38,6 +38,8 @@ BROKEN = {
     "negative step": ("step", -5),
     "bool epoch": ("epoch", True),
     "record of other fields": ("history", {"records": [{"foo": 1}]}),
+    "record of a string loss": ("history", "bad loss"),
+    "best index past the records": ("history", "bad index"),
     "model a list": ("model", [1, 2]),
     "model of numbers": ("model", {"0.weight": 1.0}),
     "optimizer of another model": ("optimizer", {"state": {}, "param_groups": []}),
@@ -53,6 +55,13 @@ def test_malformed_field_is_refused_naming_it_and_nothing_is_loaded(case: str, s
                                                                    tmp_path: Path) -> None:
     key, value = BROKEN[case]
     state = dict(saved)
+    if value in ("bad loss", "bad index"):  # the saved history, one field changed
+        history = dict(saved["history"], records=[dict(r) for r in saved["history"]["records"]])
+        if value == "bad loss":
+            history["records"][0]["train_loss"] = "0.5"
+        else:
+            history["best_index"] = len(history["records"])
+        value = history
     if value is None:
         del state[key]
     else:

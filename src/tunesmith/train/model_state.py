@@ -179,11 +179,28 @@ _HISTORY = frozenset(f.name for f in dataclasses.fields(History))
 def _history_ok(history: Any) -> bool:
     if not (isinstance(history, Mapping) and set(history) <= _HISTORY and isinstance(history.get("records"), list)):
         return False
+    records = history["records"]
+    best = history.get("best_index")
+    if not (all(_record_ok(r) for r in records) and _number(history.get("best_loss", 0.0))
+            and (best is None or (_count(best) and best < len(records)))):  # History.best reads records[best]
+        return False
     try:
         History.from_dict(dict(history))
-    except (TypeError, ValueError):  # a record of other fields, a smoothing out of range
+    except (TypeError, ValueError):  # a smoothing out of range
         return False
     return True
+
+
+def _record_ok(record: Any) -> bool:
+    """A validation record of the fields and kinds of :class:`EvalRecord`."""
+    if not (isinstance(record, Mapping) and set(record) <= _RECORD):
+        return False
+    numbers = ("train_loss", "lr", "samples_per_s", "seconds")
+    return (all(_count(record.get(k)) for k in ("index", "epoch", "step")) and all(_number(record.get(k)) for k in numbers)
+            and (record.get("val_loss") is None or _number(record["val_loss"]))
+            and all(isinstance(record.get(k), bool) for k in ("improved", "overfitting"))
+            and all(isinstance(v, Mapping) and all(_number(x) for x in v.values())
+                    for v in (record.get("metrics"), record.get("lrs", {}))))
 
 
 def _rng_ok(rng: Any) -> bool:
