@@ -78,13 +78,18 @@ def model_state(model: nn.Module, frozen_hash: FrozenFingerprint) -> tuple[dict[
 
 def load_model_state(model: nn.Module, saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None, where: str) -> None:
     """Load ``saved`` into ``model`` after checking that it is the model they came from."""
+    model.load_state_dict(checked_state(model, saved, meta, where))
+
+
+def checked_state(model: nn.Module, saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None,
+                  where: str) -> dict[str, torch.Tensor]:
+    """The whole state of ``model`` that ``saved`` stores, once checked to come from it (nothing loaded)."""
     check_fields({"model": saved, "model_meta": meta}, where, resumable=False)
     if meta is None:  # a checkpoint that stored the whole model
         check_architecture(model, {k: list(v.shape) for k, v in saved.items()}, where)
-        model.load_state_dict(saved)
-        return
+        return dict(saved)
     check_architecture(model, meta["shapes"], where)
-    model.load_state_dict(complete_state(model.state_dict(), saved, meta, where))
+    return complete_state(model.state_dict(), saved, meta, where)
 
 
 def complete_state(

@@ -46,13 +46,7 @@ from .data import (
 from .finetune import GradualUnfreezing, keep_frozen_in_eval
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
-from .model_state import (
-    FrozenFingerprint,
-    check_fields,
-    complete_state,
-    load_model_state,
-    model_state,
-)
+from .model_state import FrozenFingerprint, check_fields, checked_state, complete_state, model_state
 from .optim import check_head, head_names, l1_l2_penalty, make_optimizer, penalized
 from .schedule import Plateau, lr_factor, warmup_steps
 
@@ -520,23 +514,22 @@ class Trainer:
 
     def _load_tensors(self, state: dict[str, Any], where: str) -> None:
         """Load the model, optimizer, adapted rates and random states of ``state``, or none of them:
-        torch refuses some mismatches only after part of it was loaded."""
-        undo = _cpu_state(self.model), copy.deepcopy(self.optimizer.state_dict()), ckpt.rng_state()
+        torch refuses some mismatches only after part of it was loaded. The model, checked first, loads
+        last: copying it to undo a failure cost as much as the rest of the resume."""
+        model = checked_state(self.model, state["model"], state.get("model_meta"), where)
+        undo = copy.deepcopy(self.optimizer.state_dict()), ckpt.rng_state()
         try:
-            load_model_state(self.model, state["model"], state.get("model_meta"), where)
             self.optimizer.load_state_dict(state["optimizer"])
             if self.hyper is not None and state.get("hypergrad") is not None:
                 self.hyper.load_state_dict(state["hypergrad"])
             ckpt.set_rng_state(state["rng"])
         except Exception as exc:
-            self.model.load_state_dict(undo[0])
-            self.optimizer.load_state_dict(undo[1])
-            ckpt.set_rng_state(undo[2])
-            if isinstance(exc, ckpt.CheckpointError):
-                raise
+            self.optimizer.load_state_dict(undo[0])
+            ckpt.set_rng_state(undo[1])
             raise ckpt.CheckpointError(
                 f"{where} does not fit this run ({type(exc).__name__}: {exc}); resume from a checkpoint this "
                 "model and optimizer wrote, or start a new run (no resume_from)") from exc
+        self.model.load_state_dict(model)
 
     def save(self, path: str | Path) -> Path:
         """Write a resumable checkpoint to ``path``."""
