@@ -114,6 +114,38 @@ def test_a_dataset_resumes_exactly_with_workers(tmp_path: Path) -> None:
         torch.testing.assert_close(snapshot(resumed)[k], v)
 
 
+class Noisy(Pairs):
+    """Pairs with a random augmentation (noise from torch's and NumPy's generators)."""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import numpy as np
+
+        noise = 0.3 * torch.randn(self.x.shape[1]) + float(np.random.uniform(-0.1, 0.1))
+        return self.x[i] + noise, self.y[i]
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_random_augmentations_in_workers_resume_mid_epoch_exactly(tmp_path: Path, persistent: bool) -> None:
+    """Before: workers were seeded once per epoch, and a run resumed mid-epoch handed its batches to
+    other workers than the run it continued, so their augmentations (and weights) differed."""
+    (x, y), val = split(96)
+    cfg = TrainConfig(epochs=2, batch_size=8, eval_every=4, num_workers=2, persistent_workers=persistent,
+                      checkpoint_dir=str(tmp_path / "whole"), keep_last=10, device="cpu")
+    whole = mlp()
+    reference = Trainer(whole, cfg).fit(Noisy(x, y), val)
+    mid = tmp_path / "whole" / "last-000000004.pt"  # step 4 of 9 batches an epoch: mid-epoch
+    resumed = mlp(seed=5)
+    history = Trainer(resumed, cfg.with_params({"checkpoint_dir": str(tmp_path / "resumed")})).fit(
+        Noisy(x, y), val, resume_from=mid)
+    assert [r.train_loss for r in history.records] == [r.train_loss for r in reference.records]
+    for k, v in snapshot(whole).items():
+        torch.testing.assert_close(snapshot(resumed)[k], v, rtol=0, atol=0)
+    one = mlp()  # each batch's augmentation is its own, whichever worker reads it
+    Trainer(one, cfg.with_params({"num_workers": 1, "checkpoint_dir": None})).fit(Noisy(x, y), val)
+    for k, v in snapshot(whole).items():
+        torch.testing.assert_close(snapshot(one)[k], v, rtol=0, atol=0)
+
+
 def test_data_in_the_wrong_form_says_how_to_convert() -> None:
     """NumPy arrays, float64 tensors, a bare tensor or a DataLoader met torch's messages
     ("mat1 and mat2 must have the same dtype") or "got tuple of 2 items"."""

@@ -12,9 +12,11 @@ worker processes for a Dataset when ``num_workers > 0``.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -153,6 +155,43 @@ def to_device(batch: Sequence[torch.Tensor], device: torch.device) -> tuple[torc
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
+class Batch(list[int]):
+    """A batch's indices, with the seed its random augmentations draw from in a worker process."""
+
+    def __init__(self, indices: list[int], seed: int) -> None:
+        super().__init__(indices)
+        self.seed = seed
+
+
+def batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """The seed of batch ``batch`` of ``epoch``: the same whichever worker reads it, before or after a resume."""
+    return ((seed * 1_000_003 + epoch) * 1_000_003 + batch) % 2**63
+
+
+class _SeededItems(Dataset):
+    """A Dataset read in worker processes: each batch seeds Python's, NumPy's and torch's generators from
+    its :func:`batch_seed` first, so random augmentations are those of the batch, not of the worker that
+    happens to read it (a resume mid-epoch hands batches to other workers than the run it continues)."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Any:
+        return self.data[i]
+
+    def __getitems__(self, batch: list[int]) -> list[Any]:
+        seed = getattr(batch, "seed", None)
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+        items = getattr(self.data, "__getitems__", None)
+        return list(items(list(batch))) if items else [self.data[i] for i in batch]
+
+
 class _EpochBatches:
     """A DataLoader ``batch_sampler`` that yields the batches of the epoch set last."""
 
@@ -166,7 +205,8 @@ class _EpochBatches:
         return batches[self.start:]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return (b.tolist() for b in self.indices())
+        seed, first = self.args[2], self.start
+        return (Batch(b.tolist(), batch_seed(seed, self.epoch, first + i)) for i, b in enumerate(self.indices()))
 
     def __len__(self) -> int:
         n, batch_size, _ = self.args
@@ -179,8 +219,9 @@ class Loader:
     Tensors are indexed in this process (``num_workers`` is ignored: indexing
     is faster than sending tensors to workers). A Dataset with
     ``num_workers > 0`` is read by a ``torch.utils.data.DataLoader`` whose
-    workers are seeded from ``(seed, epoch)``, so their random augmentations
-    repeat on resume (with ``persistent_workers`` they are seeded once).
+    workers seed Python's, NumPy's and torch's generators from ``(seed, epoch, batch)``
+    before each batch, so its random augmentations repeat on resume (mid-epoch too)
+    and do not depend on the number of workers.
     ``pin_memory`` puts batches in page-locked memory for faster copies to a GPU.
     """
 
@@ -196,7 +237,7 @@ class Loader:
         self.loader: DataLoader[Any] | None = None
         if num_workers > 0 and not isinstance(data, (tuple, list)):
             self.loader = DataLoader(
-                data, batch_sampler=self.sampler, num_workers=num_workers, pin_memory=pin_memory,
+                _SeededItems(data), batch_sampler=self.sampler, num_workers=num_workers, pin_memory=pin_memory,
                 persistent_workers=persistent_workers, generator=self.generator,
             )
 
