@@ -448,4 +448,19 @@ def test_numpy_scalars_are_taken_as_the_python_values_they_hold() -> None:
         TrainConfig(batch_size=np.int64(0))
     with pytest.raises(ValueError, match=r"TrainConfig.lr must be a number > 0, got nan"):
         TrainConfig(lr=np.float64("nan"))
-    Trainer(mlp(), cfg).fit(*split(64))  # trains (and checkpoints' configs stay plain values)
+    Trainer(mlp(), cfg).fit(*split(64))
+
+
+def test_a_config_of_numpy_floats_writes_checkpoints_that_load(tmp_path) -> None:
+    """Before: np.float64 passed as a float, and its values reached the checkpoint (config and the
+    optimizer's groups) as NumPy scalars, which torch.load(weights_only=True) refuses: the trainer's own
+    checkpoint was "not loaded: it holds Python objects", and the run could not resume."""
+    np = pytest.importorskip("numpy")
+    from tunesmith.train import checkpoint
+
+    cfg = TrainConfig(lr=np.float64(0.01), weight_decay=np.float64(1e-3), epochs=1, device="cpu",
+                      checkpoint_dir=str(tmp_path))
+    Trainer(mlp(), cfg).fit(*split(64))
+    last = checkpoint.latest(tmp_path)
+    assert last is not None and checkpoint.load(last)["config"]["lr"] == 0.01
+    Trainer(mlp(), cfg.with_params({"epochs": 2})).fit(*split(64), resume_from=last)
