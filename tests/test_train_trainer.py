@@ -464,3 +464,19 @@ def test_a_config_of_numpy_floats_writes_checkpoints_that_load(tmp_path) -> None
     last = checkpoint.latest(tmp_path)
     assert last is not None and checkpoint.load(last)["config"]["lr"] == 0.01
     Trainer(mlp(), cfg.with_params({"epochs": 2})).fit(*split(64), resume_from=last)
+
+
+def test_a_checkpoint_folder_given_as_a_path_writes_checkpoints_that_load(tmp_path) -> None:
+    """Before: checkpoint_dir=pathlib.Path(...) was kept as a Path, which reached the checkpoint's config as a
+    Python object: torch.load(weights_only=True) refused the run's own checkpoints ("holds Python objects").
+    Other kinds (a number, bytes) were accepted and failed later."""
+    from tunesmith.train import checkpoint
+
+    cfg = TrainConfig(epochs=1, device="cpu", checkpoint_dir=tmp_path / "runs")
+    assert cfg.checkpoint_dir == str(tmp_path / "runs")
+    Trainer(mlp(), cfg).fit(*split(64))
+    last = checkpoint.latest(tmp_path / "runs")
+    assert last is not None and checkpoint.load(last)["config"]["checkpoint_dir"] == str(tmp_path / "runs")
+    for bad in (3, b"runs", ["runs"], ""):
+        with pytest.raises(ValueError, match=r"TrainConfig.checkpoint_dir must be a folder's path \(a str or pathlib.Path\)"):
+            TrainConfig(checkpoint_dir=bad)
