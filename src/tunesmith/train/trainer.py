@@ -6,7 +6,7 @@
 
 One optimizer step: set each group's learning rate from the pure schedule,
 forward (bf16 autocast on CUDA), loss (+ L1/L2 penalty on weight matrices),
-backward divided over the accumulation group, clip, step.
+backward weighted by the batch's share of its accumulation group's samples, clip, step.
 """
 
 from __future__ import annotations
