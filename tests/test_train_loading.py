@@ -73,6 +73,10 @@ def test_drop_last_errors_name_the_problem_and_the_fix() -> None:
     with pytest.raises(ValueError, match="1 sample, .*more samples"):
         resolve_drop_last(None, n=1, batch_size=32, model=bn_net())
     assert resolve_drop_last(None, n=20, batch_size=32, model=bn_net()) is False  # one short batch of 20 is fine
+    # before: torch's "Expected more than 1 value per channel when training" at the first step
+    with pytest.raises(ValueError, match=r"batch_size=1 gives batches of one sample.*batch_size >= 2"):
+        Trainer(bn_net(), TrainConfig(epochs=1, batch_size=1, device="cpu")).fit(blobs(32))
+    assert resolve_drop_last(None, n=20, batch_size=1, model=mlp()) is False  # without batch norm: fine
     for bad in ({"drop_last": "auto"}, {"shuffle": 1}, {"num_workers": -1}, {"persistent_workers": True}):
         with pytest.raises(ValueError, match=f"TrainConfig.{next(iter(bad))}"):
             TrainConfig(**bad)

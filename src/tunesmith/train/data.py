@@ -132,6 +132,10 @@ def resolve_drop_last(
     single = bn and n % batch_size == 1
     if single and n == 1:
         raise ValueError("train has 1 sample, which the model's batch norm cannot train on; give it more samples")
+    if bn and batch_size == 1:  # every batch one sample: torch's "Expected more than 1 value per channel"
+        raise ValueError("batch_size=1 gives batches of one sample, which the model's batch norm cannot train on; "
+                         "use batch_size >= 2 (a search: give batch_size a range from 2), or freeze the batch norm "
+                         "(tunesmith.train.freeze) or use a norm that takes one sample (nn.LayerNorm, nn.GroupNorm)")
     if drop_last is None:
         drop_last = single
     if drop_last and n < batch_size:
