@@ -73,6 +73,10 @@ def test_drop_last_errors_name_the_problem_and_the_fix() -> None:
     with pytest.raises(ValueError, match="1 sample, .*more samples"):
         resolve_drop_last(None, n=1, batch_size=32, model=bn_net())
     assert resolve_drop_last(None, n=20, batch_size=32, model=bn_net()) is False  # one short batch of 20 is fine
+    # before: torch's "Expected more than 1 value per channel when training" at the first step
+    with pytest.raises(ValueError, match=r"batch_size=1 gives batches of one sample.*batch_size >= 2"):
+        Trainer(bn_net(), TrainConfig(epochs=1, batch_size=1, device="cpu")).fit(blobs(32))
+    assert resolve_drop_last(None, n=20, batch_size=1, model=mlp()) is False  # without batch norm: fine
     for bad in ({"drop_last": "auto"}, {"shuffle": 1}, {"num_workers": -1}, {"persistent_workers": True}):
         with pytest.raises(ValueError, match=f"TrainConfig.{next(iter(bad))}"):
             TrainConfig(**bad)
@@ -112,6 +116,38 @@ def test_a_dataset_resumes_exactly_with_workers(tmp_path: Path) -> None:
     Trainer(resumed, cfg.with_params({"checkpoint_dir": str(tmp_path / "a")})).fit(Pairs(x, y), resume_from=last)
     for k, v in snapshot(whole).items():
         torch.testing.assert_close(snapshot(resumed)[k], v)
+
+
+class Noisy(Pairs):
+    """Pairs with a random augmentation (noise from torch's and NumPy's generators)."""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import numpy as np
+
+        noise = 0.3 * torch.randn(self.x.shape[1]) + float(np.random.uniform(-0.1, 0.1))
+        return self.x[i] + noise, self.y[i]
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_random_augmentations_in_workers_resume_mid_epoch_exactly(tmp_path: Path, persistent: bool) -> None:
+    """Before: workers were seeded once per epoch, and a run resumed mid-epoch handed its batches to
+    other workers than the run it continued, so their augmentations (and weights) differed."""
+    (x, y), val = split(96)
+    cfg = TrainConfig(epochs=2, batch_size=8, eval_every=4, num_workers=2, persistent_workers=persistent,
+                      checkpoint_dir=str(tmp_path / "whole"), keep_last=10, device="cpu")
+    whole = mlp()
+    reference = Trainer(whole, cfg).fit(Noisy(x, y), val)
+    mid = tmp_path / "whole" / "last-000000004.pt"  # step 4 of 9 batches an epoch: mid-epoch
+    resumed = mlp(seed=5)
+    history = Trainer(resumed, cfg.with_params({"checkpoint_dir": str(tmp_path / "resumed")})).fit(
+        Noisy(x, y), val, resume_from=mid)
+    assert [r.train_loss for r in history.records] == [r.train_loss for r in reference.records]
+    for k, v in snapshot(whole).items():
+        torch.testing.assert_close(snapshot(resumed)[k], v, rtol=0, atol=0)
+    one = mlp()  # each batch's augmentation is its own, whichever worker reads it
+    Trainer(one, cfg.with_params({"num_workers": 1, "checkpoint_dir": None})).fit(Noisy(x, y), val)
+    for k, v in snapshot(whole).items():
+        torch.testing.assert_close(snapshot(one)[k], v, rtol=0, atol=0)
 
 
 def test_data_in_the_wrong_form_says_how_to_convert() -> None:

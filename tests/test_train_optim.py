@@ -116,6 +116,20 @@ def test_gradient_accumulation_equals_one_big_batch() -> None:
         assert torch.allclose(pa, pb, atol=1e-6)
 
 
+def test_gradient_accumulation_with_a_short_last_batch_equals_one_big_batch() -> None:
+    """Before: each batch's mean loss counted 1/accumulate, so a short last batch (46 samples in
+    batches of 10: 10, 10, 10, 10, 6) weighed as much as a full one: 2e-3 off one batch of 46."""
+    (x, y), _ = split(64)
+    for train, drop in (((x[:46], y[:46]), False), ((x[:47], y[:47]), True)):
+        a, b = mlp(), mlp()
+        one = TrainConfig(optimizer="sgd", momentum=0.0, lr=0.1, epochs=1, batch_size=40 if drop else 46,
+                          shuffle=False, drop_last=drop, device="cpu")
+        Trainer(a, one).fit(train)
+        Trainer(b, one.with_params({"batch_size": 10, "accumulate": 5 if not drop else 4})).fit(train)
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            assert torch.allclose(pa, pb, atol=1e-6), (drop, (pa - pb).abs().max())
+
+
 def test_an_unknown_field_names_the_one_meant() -> None:
     """``TrainConfig(learning_rate=...)`` said only "unexpected keyword argument"."""
     with pytest.raises(TypeError, match=r"no field 'learning_rate' \(did you mean 'lr'\?\).*weight_decay"):

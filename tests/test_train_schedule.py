@@ -138,3 +138,11 @@ def test_a_step_schedule_that_never_decays_is_warned_about(caplog: pytest.LogCap
     with caplog.at_level("WARNING", logger="tunesmith"):
         seen, _ = applied_lrs(TrainConfig(lr=LR, schedule="step", decay_epochs=2, epochs=3, batch_size=8))
     assert len(set(seen)) == 2 and "never decays" not in caplog.text
+
+
+def test_plateau_loads_its_own_fields_only() -> None:
+    """Before: every key of the stored state was set as an attribute ({"__class__": 1} reached setattr)."""
+    p = Plateau(patience=2)
+    p.load_state_dict({"bad": 1, "reductions": 3, "__class__": 1, "update": 0})
+    assert (p.bad, p.reductions, type(p)) == (1, 3, Plateau)
+    assert p.update(math.inf) == 4  # its method is still its own: a second bad evaluation reduces again

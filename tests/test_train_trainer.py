@@ -421,3 +421,62 @@ def test_a_cuda_device_index_is_taken_and_named_when_absent() -> None:
     else:
         with pytest.raises(ValueError, match=r"device='cuda:1' but no CUDA device is available"):
             Trainer(mlp(), TrainConfig(device="cuda:1"))
+
+
+def test_a_loss_that_is_a_float_or_cut_off_from_the_model_is_named_as_such() -> None:
+    """Before: a loss returned as a float was "a float, not one number", and a constant tensor (or one
+    made from .item()) was blamed on "everything is frozen" while every parameter was trainable."""
+    data = split(64)
+    with pytest.raises(ValueError, match=r"returned a float, not a tensor.*no \.item\(\)"):
+        Trainer(mlp(), TrainConfig(epochs=1, device="cpu"), loss=lambda out, y: 1.0).fit(*data)
+    cut = lambda out, y: torch.tensor(torch.nn.functional.cross_entropy(out, y).item())  # noqa: E731
+    with pytest.raises(ValueError, match=r"does not depend on the model's trainable parameters.*\.item\(\)") as err:
+        Trainer(mlp(), TrainConfig(epochs=1, device="cpu"), loss=cut).fit(*data)
+    assert "frozen" not in str(err.value)
+
+
+def test_numpy_scalars_are_taken_as_the_python_values_they_hold() -> None:
+    """Before: TrainConfig(batch_size=np.int64(32)) said "must be an integer >= 1, got np.int64(32)"
+    (a grid made with np.arange, a row of a DataFrame of earlier results)."""
+    np = pytest.importorskip("numpy")
+    cfg = TrainConfig(batch_size=np.int64(32), lr=np.float32(0.25), epochs=np.int32(2), amsgrad=np.bool_(True),
+                      seed=np.int64(3), optimizer=np.str_("adamw"), device="cpu")
+    assert (cfg.batch_size, cfg.epochs, cfg.seed, cfg.amsgrad, cfg.optimizer) == (32, 2, 3, True, "adamw")
+    assert type(cfg.batch_size) is int and type(cfg.lr) is float and cfg.lr == 0.25 and type(cfg.amsgrad) is bool
+    assert cfg.with_params({"epochs": np.int64(4)}).epochs == 4
+    with pytest.raises(ValueError, match=r"TrainConfig.batch_size must be an integer >= 1, got 0"):
+        TrainConfig(batch_size=np.int64(0))
+    with pytest.raises(ValueError, match=r"TrainConfig.lr must be a number > 0, got nan"):
+        TrainConfig(lr=np.float64("nan"))
+    Trainer(mlp(), cfg).fit(*split(64))
+
+
+def test_a_config_of_numpy_floats_writes_checkpoints_that_load(tmp_path) -> None:
+    """Before: np.float64 passed as a float, and its values reached the checkpoint (config and the
+    optimizer's groups) as NumPy scalars, which torch.load(weights_only=True) refuses: the trainer's own
+    checkpoint was "not loaded: it holds Python objects", and the run could not resume."""
+    np = pytest.importorskip("numpy")
+    from tunesmith.train import checkpoint
+
+    cfg = TrainConfig(lr=np.float64(0.01), weight_decay=np.float64(1e-3), epochs=1, device="cpu",
+                      checkpoint_dir=str(tmp_path))
+    Trainer(mlp(), cfg).fit(*split(64))
+    last = checkpoint.latest(tmp_path)
+    assert last is not None and checkpoint.load(last)["config"]["lr"] == 0.01
+    Trainer(mlp(), cfg.with_params({"epochs": 2})).fit(*split(64), resume_from=last)
+
+
+def test_a_checkpoint_folder_given_as_a_path_writes_checkpoints_that_load(tmp_path) -> None:
+    """Before: checkpoint_dir=pathlib.Path(...) was kept as a Path, which reached the checkpoint's config as a
+    Python object: torch.load(weights_only=True) refused the run's own checkpoints ("holds Python objects").
+    Other kinds (a number, bytes) were accepted and failed later."""
+    from tunesmith.train import checkpoint
+
+    cfg = TrainConfig(epochs=1, device="cpu", checkpoint_dir=tmp_path / "runs")
+    assert cfg.checkpoint_dir == str(tmp_path / "runs")
+    Trainer(mlp(), cfg).fit(*split(64))
+    last = checkpoint.latest(tmp_path / "runs")
+    assert last is not None and checkpoint.load(last)["config"]["checkpoint_dir"] == str(tmp_path / "runs")
+    for bad in (3, b"runs", ["runs"], ""):
+        with pytest.raises(ValueError, match=r"TrainConfig.checkpoint_dir must be a folder's path \(a str or pathlib.Path\)"):
+            TrainConfig(checkpoint_dir=bad)

@@ -119,3 +119,16 @@ def test_one_callback_given_alone_and_a_metric_given_by_name_in_a_mapping_are_ta
     study.optimize(ts.train.objective(lambda p: thawed_net(), split(96), base=CFG, head="head", checkpoint_root=tmp_path,
                                       callbacks=GradualUnfreezing(lambda m: m.backbone, start=2)), n_trials=1)
     assert study.trials[0].state.name == "COMPLETE"
+
+
+def test_blocks_without_parameters_do_not_count_as_frozen() -> None:
+    """Before: in blocks such as a features Sequential (Linear, ReLU, Linear), the ReLU, having no parameter,
+    counted as frozen, so a model with nothing frozen was refused as "undoing the thawing done before it"."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    first = snapshot(model)
+    Trainer(model, TrainConfig(epochs=2, batch_size=16, device="cpu", restore_best=False),
+            callbacks=[GradualUnfreezing(model, start=1)]).fit(*split(64))
+    after = snapshot(model)
+    assert torch.equal(first["0.weight"], after["0.weight"])  # epoch 1 thaws the ReLU: the first layer stays
+    assert not torch.equal(first["2.weight"], after["2.weight"])

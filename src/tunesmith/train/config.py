@@ -59,7 +59,8 @@ class TrainConfig:
             step/exponential (neither: one epoch).
     Loop:
         batch_size, epochs or max_steps (the first reached ends training),
-        accumulate (gradient accumulation: optimizer step every N batches),
+        accumulate (gradient accumulation: optimizer step every N batches, with the gradient of one
+        batch of all their samples),
         clip_norm / clip_value (gradient clipping), eval_every (optimizer steps
         between validations; None: each epoch).
     Data loading (training set; validation is read in order, nothing dropped):
@@ -121,7 +122,7 @@ class TrainConfig:
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool = True
-    checkpoint_dir: str | None = None
+    checkpoint_dir: str | None = None  # a pathlib.Path is taken, and kept as its string
     checkpoint_every: int = 1
     keep_last: int = 1
     device: str | torch.device = "auto"
@@ -129,9 +130,11 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.checkpoint_dir, str) and self.checkpoint_dir.startswith("~"):
-            # "~/runs" made a folder named "~" in the working directory (pathlib does not expand it)
-            object.__setattr__(self, "checkpoint_dir", os.path.expanduser(self.checkpoint_dir))
+        for f in dataclasses.fields(self):  # NumPy's scalars (a grid of np.arange, a DataFrame's row) as Python's
+            value = getattr(self, f.name)
+            if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+                object.__setattr__(self, f.name, value.item())  # "must be an integer >= 1, got np.int64(32)"
+        self._check_checkpoint_dir()
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         self._check_device()
@@ -193,6 +196,19 @@ class TrainConfig:
         for name in ("clip_norm", "clip_value"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
+
+    def _check_checkpoint_dir(self) -> None:
+        """A folder's name, kept as a string: a pathlib.Path reached the checkpoint's config as a Python
+        object, which ``torch.load(weights_only=True)`` refuses, so the run's own checkpoints did not load."""
+        d = self.checkpoint_dir
+        if isinstance(d, os.PathLike) and isinstance(os.fspath(d), str):
+            d = os.fspath(d)
+        if d is not None and not (isinstance(d, str) and d):
+            raise ValueError(f"TrainConfig.checkpoint_dir must be a folder's path (a str or pathlib.Path) or None "
+                             f"(no checkpoints), got {d!r}")
+        if d is not None and d.startswith("~"):  # "~/runs" made a folder named "~" in the working directory
+            d = os.path.expanduser(d)
+        object.__setattr__(self, "checkpoint_dir", d)
 
     def _check_device(self) -> None:
         object.__setattr__(self, "device", _device_name(self.device))  # stays a plain string (checkpoints, JSON)

@@ -12,9 +12,11 @@ worker processes for a Dataset when ``num_workers > 0``.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -130,6 +132,10 @@ def resolve_drop_last(
     single = bn and n % batch_size == 1
     if single and n == 1:
         raise ValueError("train has 1 sample, which the model's batch norm cannot train on; give it more samples")
+    if bn and batch_size == 1:  # every batch one sample: torch's "Expected more than 1 value per channel"
+        raise ValueError("batch_size=1 gives batches of one sample, which the model's batch norm cannot train on; "
+                         "use batch_size >= 2 (a search: give batch_size a range from 2), or freeze the batch norm "
+                         "(tunesmith.train.freeze) or use a norm that takes one sample (nn.LayerNorm, nn.GroupNorm)")
     if drop_last is None:
         drop_last = single
     if drop_last and n < batch_size:
@@ -153,6 +159,43 @@ def to_device(batch: Sequence[torch.Tensor], device: torch.device) -> tuple[torc
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
+class Batch(list[int]):
+    """A batch's indices, with the seed its random augmentations draw from in a worker process."""
+
+    def __init__(self, indices: list[int], seed: int) -> None:
+        super().__init__(indices)
+        self.seed = seed
+
+
+def batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """The seed of batch ``batch`` of ``epoch``: the same whichever worker reads it, before or after a resume."""
+    return ((seed * 1_000_003 + epoch) * 1_000_003 + batch) % 2**63
+
+
+class _SeededItems(Dataset):
+    """A Dataset read in worker processes: each batch seeds Python's, NumPy's and torch's generators from
+    its :func:`batch_seed` first, so random augmentations are those of the batch, not of the worker that
+    happens to read it (a resume mid-epoch hands batches to other workers than the run it continues)."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Any:
+        return self.data[i]
+
+    def __getitems__(self, batch: list[int]) -> list[Any]:
+        seed = getattr(batch, "seed", None)
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.default_generator.manual_seed(seed)  # the CPU one: torch.manual_seed took 0.5 ms (devices)
+        items = getattr(self.data, "__getitems__", None)
+        return list(items(list(batch))) if items else [self.data[i] for i in batch]
+
+
 class _EpochBatches:
     """A DataLoader ``batch_sampler`` that yields the batches of the epoch set last."""
 
@@ -166,7 +209,8 @@ class _EpochBatches:
         return batches[self.start:]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return (b.tolist() for b in self.indices())
+        seed, first = self.args[2], self.start
+        return (Batch(b.tolist(), batch_seed(seed, self.epoch, first + i)) for i, b in enumerate(self.indices()))
 
     def __len__(self) -> int:
         n, batch_size, _ = self.args
@@ -179,8 +223,9 @@ class Loader:
     Tensors are indexed in this process (``num_workers`` is ignored: indexing
     is faster than sending tensors to workers). A Dataset with
     ``num_workers > 0`` is read by a ``torch.utils.data.DataLoader`` whose
-    workers are seeded from ``(seed, epoch)``, so their random augmentations
-    repeat on resume (with ``persistent_workers`` they are seeded once).
+    workers seed Python's, NumPy's and torch's generators from ``(seed, epoch, batch)``
+    before each batch, so its random augmentations repeat on resume (mid-epoch too)
+    and do not depend on the number of workers.
     ``pin_memory`` puts batches in page-locked memory for faster copies to a GPU.
     """
 
@@ -196,9 +241,15 @@ class Loader:
         self.loader: DataLoader[Any] | None = None
         if num_workers > 0 and not isinstance(data, (tuple, list)):
             self.loader = DataLoader(
-                data, batch_sampler=self.sampler, num_workers=num_workers, pin_memory=pin_memory,
+                _SeededItems(data), batch_sampler=self.sampler, num_workers=num_workers, pin_memory=pin_memory,
                 persistent_workers=persistent_workers, generator=self.generator,
             )
+
+    def samples(self, first: int, count: int) -> int:
+        """The number of samples in the ``count`` batches from batch ``first`` on (each epoch's are the same)."""
+        n, batch_size, _ = self.sampler.args
+        used = self.batches * batch_size if self.sampler.drop_last else n
+        return min(used, (first + count) * batch_size) - first * batch_size
 
     def epoch(self, epoch: int, *, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
         """The batches of ``epoch`` from batch ``start`` on."""

@@ -170,8 +170,11 @@ class GradualUnfreezing:
         k = self.unfrozen_at(epoch, len(blocks))
         thawed = [i for i, b in enumerate(blocks) if any(p.requires_grad for p in b.parameters())]
         n = len(blocks)
+        # blocks without parameters (ReLU, pooling between the layers of model.features) are neither
+        # frozen nor trainable: counted as frozen, they made a model with nothing frozen look partly thawed
+        weighted = sum(any(True for _ in b.parameters()) for b in blocks)
         # all blocks trainable: nothing was frozen yet, the schedule does the freezing
-        if len(thawed) < n and any(i < n - k for i in thawed):
+        if len(thawed) < weighted and any(i < n - k for i in thawed):
             raise ValueError(
                 f"GradualUnfreezing(every={self.every}, start={self.start}) would freeze "
                 f"{sum(i < n - k for i in thawed)} of the {len(thawed)} blocks that are trainable now "

@@ -9,6 +9,7 @@ model built differently is refused with a message that says what differs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,8 @@ from torch import nn
 from . import checkpoint as ckpt
 from .checkpoint import CheckpointError
 from .finetune import is_frozen_module
+from .history import EvalRecord, History
+from .schedule import Plateau
 
 
 class FrozenFingerprint:
@@ -75,12 +78,18 @@ def model_state(model: nn.Module, frozen_hash: FrozenFingerprint) -> tuple[dict[
 
 def load_model_state(model: nn.Module, saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None, where: str) -> None:
     """Load ``saved`` into ``model`` after checking that it is the model they came from."""
+    model.load_state_dict(checked_state(model, saved, meta, where))
+
+
+def checked_state(model: nn.Module, saved: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None,
+                  where: str) -> dict[str, torch.Tensor]:
+    """The whole state of ``model`` that ``saved`` stores, once checked to come from it (nothing loaded)."""
+    check_fields({"model": saved, "model_meta": meta}, where, resumable=False)
     if meta is None:  # a checkpoint that stored the whole model
         check_architecture(model, {k: list(v.shape) for k, v in saved.items()}, where)
-        model.load_state_dict(saved)
-        return
+        return dict(saved)
     check_architecture(model, meta["shapes"], where)
-    model.load_state_dict(complete_state(model.state_dict(), saved, meta, where))
+    return complete_state(model.state_dict(), saved, meta, where)
 
 
 def complete_state(
@@ -106,6 +115,120 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     state = ckpt.load(path)
     load_model_state(model, state["model"], state.get("model_meta"), repr(str(path)))
     return model
+
+
+#: counters of a resumable checkpoint: integers >= 0
+COUNTERS = ("step", "epoch", "offset", "bad")
+
+
+def check_fields(state: Mapping[str, Any], where: str, *, resumable: bool = True) -> None:
+    """Refuse a checkpoint that torch reads but whose fields are missing or of the wrong kind (another
+    tool's file with "model" and "step", a hand-edited or damaged one), naming each such field, before
+    anything of it is loaded (it met KeyError, TypeError or ZeroDivisionError with a model half-loaded).
+    ``resumable``: also the fields a resumed run reads (optimizer, counters, history, random states)."""
+    problems = _model_problems(state.get("model"), state.get("model_meta"))
+    if resumable:
+        problems += _run_problems(state)
+    if problems:
+        raise CheckpointError(
+            f"{where} is not a checkpoint this trainer wrote, or it was changed or damaged since: "
+            f"{'; '.join(problems)}. Resume from another checkpoint of the run (checkpoint.latest(folder) "
+            "gives the newest complete one), or start a new run (no resume_from)")
+
+
+def _model_problems(model: Any, meta: Any) -> list[str]:
+    out = []
+    if not (isinstance(model, Mapping) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                               for k, v in model.items())):
+        out.append(f"'model' must map tensor names to tensors, got {_kind(model)}")
+    if meta is None:
+        return out
+    shapes = meta.get("shapes") if isinstance(meta, Mapping) else None
+    if not (isinstance(shapes, Mapping) and all(
+            isinstance(v, (list, tuple)) and all(_count(n) for n in v) for v in shapes.values())):
+        out.append(f"'model_meta' must hold 'shapes' (tensor names to lists of sizes), got {_kind(shapes)}")
+    if not (isinstance(meta, Mapping) and isinstance(meta.get("frozen"), str)):
+        out.append("'model_meta' must hold 'frozen', the fingerprint of the frozen part (a string)")
+    return out
+
+
+def _run_problems(state: Mapping[str, Any]) -> list[str]:
+    out = [f"{k!r} must be an integer >= 0, got {_kind(state.get(k))}" for k in COUNTERS if not _count(state.get(k))]
+    opt = state.get("optimizer")
+    if not (isinstance(opt, Mapping) and isinstance(opt.get("state"), Mapping)
+            and isinstance(opt.get("param_groups"), list) and opt["param_groups"]):
+        out.append(f"'optimizer' must be an optimizer's state_dict, got {_kind(opt)}")
+    plateau = state.get("plateau")
+    if not (isinstance(plateau, Mapping) and all(k in PLATEAU and _number(v) for k, v in plateau.items())):
+        out.append(f"'plateau' must map {sorted(PLATEAU)} to numbers, got {_kind(plateau)}")
+    acc = state.get("acc")
+    if not (isinstance(acc, (list, tuple)) and len(acc) == 3 and all(_number(v) for v in acc)):
+        out.append(f"'acc' must be a list of 3 numbers, got {_kind(acc)}")
+    if "ref" in state and not _number(state["ref"]):
+        out.append(f"'ref' must be a number, got {_kind(state['ref'])}")
+    if not _history_ok(state.get("history")):
+        out.append(f"'history' must be a training history (records of {sorted(_RECORD)}), got {_kind(state.get('history'))}")
+    if not _rng_ok(state.get("rng")):
+        out.append(f"'rng' must hold the random states of Python, NumPy and torch, got {_kind(state.get('rng'))}")
+    for key in ("config", "hypergrad"):
+        if state.get(key) is not None and not isinstance(state[key], Mapping):
+            out.append(f"{key!r} must be a mapping, got {_kind(state[key])}")
+    return out
+
+
+PLATEAU = frozenset(f.name for f in dataclasses.fields(Plateau))
+_RECORD = frozenset(f.name for f in dataclasses.fields(EvalRecord))
+_HISTORY = frozenset(f.name for f in dataclasses.fields(History))
+
+
+def _history_ok(history: Any) -> bool:
+    if not (isinstance(history, Mapping) and set(history) <= _HISTORY and isinstance(history.get("records"), list)):
+        return False
+    records = history["records"]
+    best = history.get("best_index")
+    if not (all(_record_ok(r) for r in records) and _number(history.get("best_loss", 0.0))
+            and (best is None or (_count(best) and best < len(records)))):  # History.best reads records[best]
+        return False
+    try:
+        History.from_dict(dict(history))
+    except (TypeError, ValueError):  # a smoothing out of range
+        return False
+    return True
+
+
+def _record_ok(record: Any) -> bool:
+    """A validation record of the fields and kinds of :class:`EvalRecord`."""
+    if not (isinstance(record, Mapping) and set(record) <= _RECORD):
+        return False
+    numbers = ("train_loss", "lr", "samples_per_s", "seconds")
+    return (all(_count(record.get(k)) for k in ("index", "epoch", "step")) and all(_number(record.get(k)) for k in numbers)
+            and (record.get("val_loss") is None or _number(record["val_loss"]))
+            and all(isinstance(record.get(k), bool) for k in ("improved", "overfitting"))
+            and all(isinstance(v, Mapping) and all(_number(x) for x in v.values())
+                    for v in (record.get("metrics"), record.get("lrs", {}))))
+
+
+def _rng_ok(rng: Any) -> bool:
+    if not isinstance(rng, Mapping):
+        return False
+    py, np_state, cpu = rng.get("python"), rng.get("numpy"), rng.get("torch")
+    return (isinstance(py, (list, tuple)) and len(py) == 3 and isinstance(py[1], (list, tuple))
+            and isinstance(np_state, Mapping) and isinstance(np_state.get("keys"), torch.Tensor)
+            and all(_number(np_state.get(k)) for k in ("pos", "has_gauss", "cached"))
+            and isinstance(cpu, torch.Tensor) and cpu.dtype == torch.uint8)
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _kind(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else type(v).__name__
 
 
 def check_architecture(model: nn.Module, shapes: Mapping[str, list[int]], where: str) -> None:

@@ -85,5 +85,8 @@ class Plateau:
         return dataclasses.asdict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Set the fields named in ``state`` (read from a checkpoint: no other attribute)."""
+        fields = {f.name for f in dataclasses.fields(self)}
         for k, v in state.items():
-            setattr(self, k, v)
+            if k in fields:
+                setattr(self, k, v)

@@ -6,12 +6,13 @@
 
 One optimizer step: set each group's learning rate from the pure schedule,
 forward (bf16 autocast on CUDA), loss (+ L1/L2 penalty on weight matrices),
-backward divided over the accumulation group, clip, step.
+backward weighted by the batch's share of its accumulation group's samples, clip, step.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import random
@@ -45,7 +46,7 @@ from .data import (
 from .finetune import GradualUnfreezing, keep_frozen_in_eval
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
-from .model_state import FrozenFingerprint, complete_state, load_model_state, model_state
+from .model_state import FrozenFingerprint, check_fields, checked_state, complete_state, model_state
 from .optim import check_head, head_names, l1_l2_penalty, make_optimizer, penalized
 from .schedule import Plateau, lr_factor, warmup_steps
 
@@ -247,7 +248,8 @@ class Trainer:
             group_start = b - b % cfg.accumulate
             group = min(cfg.accumulate, n_batches - group_start)
             n = len(batch[-1])  # a short last batch weighs by its samples, as in evaluate()
-            loss_sum += self._forward_backward(batch, group) * n
+            # and so in its accumulation group's gradient: the group's is that of one batch of all its samples
+            loss_sum += self._forward_backward(batch, n / loader.samples(group_start, group)) * n
             since += n
             self._acc[2] += len(batch[0])
             if b + 1 - group_start < group:
@@ -270,7 +272,9 @@ class Trainer:
         cfg = self.config
         return self.step >= self.total_steps or (cfg.epochs is not None and self.epoch >= cfg.epochs)
 
-    def _forward_backward(self, batch: tuple[torch.Tensor, ...], group: int) -> torch.Tensor:
+    def _forward_backward(self, batch: tuple[torch.Tensor, ...], weight: float) -> torch.Tensor:
+        """Forward, loss (+ penalty) and backward of ``weight`` times it (the batch's share of the
+        samples of its accumulation group); returns the batch's loss."""
         *inputs, y = to_device(batch, self.device)
         with self._autocast():
             out = self._call(inputs)
@@ -278,21 +282,29 @@ class Trainer:
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
         if not total.requires_grad:  # torch: "element 0 of tensors does not require grad"
-            raise ValueError(
-                "no parameter of the model requires a gradient: everything is frozen, so there is nothing to train. "
-                "Thaw what should learn (tunesmith.train.unfreeze(model.head), unfreeze_last(blocks, k)) or "
-                "check the model's forward (a loss computed under torch.no_grad() or from detached outputs)")
-        (total if group == 1 else total / group).backward()
+            raise ValueError(self._no_gradient())
+        (total if weight == 1 else total * weight).backward()
         return loss.detach()
+
+    def _no_gradient(self) -> str:
+        """Why a training loss has no gradient: nothing trainable, or a loss cut off from the model."""
+        if not any(p.requires_grad for p in self.model.parameters()):
+            return ("no parameter of the model requires a gradient: everything is frozen, so there is nothing to "
+                    "train. Thaw what should learn (tunesmith.train.unfreeze(model.head), unfreeze_last(blocks, k))")
+        return ("the loss does not depend on the model's trainable parameters, so training would not change them: "
+                "it is a constant, or computed from detached outputs (.detach(), .item(), .numpy(), "
+                "torch.tensor(...)) or under torch.no_grad(); compute it from the model's output with torch operations")
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss of a batch: one number (a per-sample vector met torch's "grad can be implicitly
         created only for scalar outputs" in training, "only one element tensors" in evaluation)."""
         loss = self.loss_fn(out, y)
         if not (isinstance(loss, torch.Tensor) and loss.ndim == 0):
-            shape = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else a_type(loss)
-            raise ValueError(f"the loss function returned {shape}, not one number: reduce it to a scalar tensor "
-                             "(a mean over the batch: reduction='mean', or .mean())")
+            if not isinstance(loss, torch.Tensor):  # a float has no gradient: "not one number" was said of it
+                raise ValueError(f"the loss function returned {a_type(loss)}, not a tensor: return the loss as a "
+                                 "scalar tensor computed from the model's output with torch operations (no .item())")
+            raise ValueError(f"the loss function returned shape {tuple(loss.shape)}, not one number: reduce it to a "
+                             "scalar tensor (a mean over the batch: reduction='mean', or .mean())")
         return loss
 
     def _call(self, inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -450,6 +462,7 @@ class Trainer:
         if self._built is None or not (path and Path(path).is_file()):
             return None
         best = ckpt.load(path)
+        check_fields(best, repr(path), resumable=False)
         meta = best.get("model_meta")
         return dict(best["model"]) if meta is None else complete_state(self._built, best["model"], meta, repr(path))
 
@@ -484,12 +497,10 @@ class Trainer:
                 f"{where} holds a finished trial's weights only (no optimizer or random states), so "
                 "training cannot resume from it; load it with tunesmith.train.load_weights(model, path)"
             )
-        _check_same_run(state.get("config", {}), self.config, where)
-        load_model_state(self.model, state["model"], state.get("model_meta"), where)
-        self.optimizer.load_state_dict(state["optimizer"])
+        check_fields(state, where)
+        _check_same_run(state.get("config") or {}, self.config, where)
+        self._load_tensors(state, where)
         self.plateau.load_state_dict(state["plateau"])
-        if self.hyper is not None and state.get("hypergrad") is not None:
-            self.hyper.load_state_dict(state["hypergrad"])
         self.step, self.epoch, self._offset = state["step"], state["epoch"], state["offset"]
         self._acc, self._bad = list(state["acc"]), state["bad"]
         self.history = History.from_dict(state["history"])
@@ -500,7 +511,25 @@ class Trainer:
                 setattr(self.history, key, ckpt.moved_into(path, d))
         self._ref = state.get("ref", self.history.best_loss)  # older checkpoints: the same
         self._best_state = None
-        ckpt.set_rng_state(state["rng"])
+
+    def _load_tensors(self, state: dict[str, Any], where: str) -> None:
+        """Load the model, optimizer, adapted rates and random states of ``state``, or none of them:
+        torch refuses some mismatches only after part of it was loaded. The model, checked first, loads
+        last: copying it to undo a failure cost as much as the rest of the resume."""
+        model = checked_state(self.model, state["model"], state.get("model_meta"), where)
+        undo = copy.deepcopy(self.optimizer.state_dict()), ckpt.rng_state()
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.hyper is not None and state.get("hypergrad") is not None:
+                self.hyper.load_state_dict(state["hypergrad"])
+            ckpt.set_rng_state(state["rng"])
+        except Exception as exc:
+            self.optimizer.load_state_dict(undo[0])
+            ckpt.set_rng_state(undo[1])
+            raise ckpt.CheckpointError(
+                f"{where} does not fit this run ({type(exc).__name__}: {exc}); resume from a checkpoint this "
+                "model and optimizer wrote, or start a new run (no resume_from)") from exc
+        self.model.load_state_dict(model)
 
     def save(self, path: str | Path) -> Path:
         """Write a resumable checkpoint to ``path``."""
