@@ -45,6 +45,7 @@ from .ray_worker import (
     apply_outcome,
     fail_or_unqueue,
     retry_if_oom,
+    uncaught_error,
 )
 
 logger = logging.getLogger("tunesmith")
@@ -569,8 +570,7 @@ class _Driver:
             self.calls.check_stop()
         if out.uncaught:
             assert record is not None
-            self._uncaught(out.raised or RuntimeError(
-                f"trial {record.number} raised an exception the study does not catch: {out.error}"))
+            self._uncaught(out.raised or uncaught_error(record.number, out.error))
         if record is not None:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:
