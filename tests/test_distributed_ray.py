@@ -544,3 +544,31 @@ def test_ray_in_memory_a_lost_actor_s_answered_call_keeps_its_result(ray_local: 
     finally:
         for a in driver.actors:
             ray_local.kill(a.handle)
+
+
+def _raises_in_its_first_resumed_run(trial: Any) -> float:
+    from tunesmith import TrialPaused
+
+    if trial.is_resumed:
+        raise KeyError("no checkpoint at resume")
+    trial.report(1.0 + trial.number, 1)
+    if trial.should_prune():
+        raise TrialPaused()
+    return 1.0 + trial.number
+
+
+def test_ray_an_uncaught_exception_in_a_promoted_trial_is_raised_as_raised(ray_local: Any, tmp_path: Path) -> None:
+    """Raised while the driver ran earned promotions, it came out of optimize as Ray's
+    RayTaskError(KeyError), not the objective's KeyError as from a new trial."""
+    from tunesmith.pruners import ASHA
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
+                  pruner=ASHA(min_resource=1, reduction_factor=4, pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
+    with pytest.raises(KeyError, match="no checkpoint at resume") as info:
+        study.optimize(_raises_in_its_first_resumed_run, n_trials=2, executor=RayExecutor(n_workers=1),
+                       catch=(ValueError,))
+    assert type(info.value) is KeyError
+    first = study.trials[0]
+    assert first.state is TrialState.FAILED and "no checkpoint at resume" in (first.error or "")
+    assert len(study.trials) == 2 and study.trials_in("running") == []

@@ -760,3 +760,27 @@ def test_a_value_that_does_not_pickle_fails_its_trial_as_inline(ray_local: Any, 
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAILED] + [TrialState.COMPLETE] * 2
     assert "objective returned <unlocked _thread.lock object" in (trials[1].error or "")
     assert "return a finite number" in (trials[1].error or "")
+
+
+def _exits_on_one(trial: Any) -> float:
+    time.sleep(0.2)
+    if trial.number == 1:
+        sys.exit(3)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_sys_exit_in_an_actor_s_objective_is_raised_as_inline(
+    ray_local: Any, tmp_path: Path, storage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With SQL storage a SystemExit out of the objective ended its Ray actor: the driver took it for a
+    lost worker, started another and went on, and optimize returned as if nothing was raised."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'e.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="e")
+    with pytest.raises(SystemExit) as info:
+        study.optimize(_exits_on_one, n_trials=6, n_jobs=2, executor="ray")
+    assert info.value.code == 3
+    states = Counter(t.state.value for t in study.trials)
+    assert states["failed"] == 1 and set(states) == {"complete", "failed"}, states
+    assert "SystemExit: 3" in (study.trials[1].error or "")
+    assert "worker was lost" not in caplog.text

@@ -505,7 +505,7 @@ class _Driver:
                 self.calls(record)
             held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
             lost = any(out is None or out.lost for out in outs)  # a trial failed meanwhile: look again
-            if not (records or lost or held or any(a.calls for a in self.actors)):
+            if self.error is not None or not (records or lost or held or any(a.calls for a in self.actors)):
                 return
 
     def _run_only(self, actor: _Actor, ref: Any) -> Outcome | None:
@@ -519,6 +519,8 @@ class _Driver:
             self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             return None
         actor.worker = out.worker
+        if out.uncaught:  # no promotion starts after it; raised at the end
+            self._uncaught(out.raised or uncaught_error(None if out.record is None else out.record.number, out.error))
         return out
 
     def _owner(self, ref: Any) -> _Actor:
@@ -539,7 +541,7 @@ class _Driver:
                     "driver script") from None
             self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             return
-        except self.ray.exceptions.RayTaskError as exc:  # SQL mode: the trial is failed; raised at the end
+        except self.ray.exceptions.RayTaskError as exc:  # tunesmith's own code failed in the actor: raised at the end
             del actor.calls[ref]
             raised = getattr(exc, "cause", None)
             self._uncaught(raised if isinstance(raised, BaseException) else exc)
@@ -568,9 +570,8 @@ class _Driver:
         if out.stop:  # from the objective in the actor: as from a callback, no trial starts after it
             self.study.stop()  # (its trial failed elsewhere too: no record, the actor is given its next call below)
             self.calls.check_stop()
-        if out.uncaught:
-            assert record is not None
-            self._uncaught(out.raised or uncaught_error(record.number, out.error))
+        if out.uncaught:  # (no record: it came from outside the objective, e.g. the storage in an actor)
+            self._uncaught(out.raised or uncaught_error(None if record is None else record.number, out.error))
         if record is not None:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:

@@ -124,8 +124,8 @@ class StudyWorker:
             record = run_one(self.run)
         except KeyboardInterrupt:
             return self._interrupted()
-        except Exception as exc:  # the study does not catch it: its trial is failed, the driver raises it
-            raise sendable(exc) or uncaught_error(None, describe_exception(exc)) from None
+        except BaseException as exc:  # noqa: BLE001 - the study does not catch it: the driver raises it
+            return self._raised(exc)
         exhausted, self.run.exhausted = self.run.exhausted, None
         return Outcome(self.me, record=record, exhausted=exhausted, stop=self.run.study.stopping)
 
@@ -138,9 +138,18 @@ class StudyWorker:
             record = run_one(self.run, only=only)
         except KeyboardInterrupt:
             return self._interrupted()
-        except Exception as exc:
-            raise sendable(exc) or uncaught_error(None, describe_exception(exc)) from None
+        except BaseException as exc:  # noqa: BLE001
+            return self._raised(exc)
         return Outcome(self.me, record=record, lost=self.run.lost > lost, stop=self.run.study.stopping)
+
+    def _raised(self, exc: BaseException) -> Outcome:
+        """The objective raised what the study does not catch (``run_trial`` failed its trial): the
+        driver raises it once the running trials end. Answered, not raised out of the actor: Ray
+        ended the actor on a SystemExit (taken for a lost worker, optimize went on) and raised its own
+        error for an exception the driver cannot rebuild."""
+        self.run.study.stop()  # the calls queued behind it run nothing
+        failed, self.run.raised_trial = self.run.raised_trial, None
+        return Outcome(self.me, record=failed, uncaught=True, raised=sendable(exc), error=describe_exception(exc))
 
     def _interrupted(self) -> Outcome:
         """The objective raised KeyboardInterrupt (``run_trial`` failed its trial as interrupted): it stops
