@@ -285,6 +285,19 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             "starts a private one on this machine") from None
 
 
+def lost_worker_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """What Ray raises for a call whose actor's process is gone: besides RayActorError, its memory
+    monitor's OutOfMemoryError (which ended optimize, its trial left running), a crashed worker, a dead node."""
+    ex = ray.exceptions
+    return (ex.RayActorError, ex.OutOfMemoryError, ex.WorkerCrashedError, ex.NodeDiedError)
+
+
+def lost_worker(exc: BaseException) -> str:
+    """A lost actor's trial's error: Ray's error and its first line (for the memory monitor: what
+    the node had used against its limit)."""
+    return f"ray worker lost: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+
+
 class _Driver:
     """Hands out the budget to actors, collects records, replaces lost actors."""
 
@@ -515,8 +528,8 @@ class _Driver:
             self._watch_cluster()
         try:
             out: Outcome = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:
-            self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        except lost_worker_errors(self.ray) as exc:
+            self._replace(actor, lost_worker(exc))
             return None
         actor.worker = out.worker
         if out.uncaught:  # no promotion starts after it; raised at the end
@@ -530,7 +543,7 @@ class _Driver:
         actor = self._owner(ref)
         try:
             out: Outcome = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:
+        except lost_worker_errors(self.ray) as exc:
             if getattr(exc, "actor_init_failed", False):
                 self._unstart_all()
                 cause = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
@@ -539,7 +552,7 @@ class _Driver:
                     "importable on every node: install it there, ship it with ray_init={'runtime_env': "
                     "{'py_modules': [mymodule]}} (where this process starts Ray), or define the objective in the "
                     "driver script") from None
-            self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            self._replace(actor, lost_worker(exc))
             return
         except self.ray.exceptions.RayTaskError as exc:  # tunesmith's own code failed in the actor: raised at the end
             del actor.calls[ref]
