@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -627,6 +628,7 @@ def test_a_trial_whose_worker_ray_killed_for_memory_is_failed_saying_so(
         for pid in pids_under(temp):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(trials) >= 4 and all(state in ("complete", "failed") for state, _ in trials), trials
