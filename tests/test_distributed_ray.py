@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -544,3 +547,90 @@ def test_ray_in_memory_a_lost_actor_s_answered_call_keeps_its_result(ray_local: 
     finally:
         for a in driver.actors:
             ray_local.kill(a.handle)
+
+
+def _raises_in_its_first_resumed_run(trial: Any) -> float:
+    from tunesmith import TrialPaused
+
+    if trial.is_resumed:
+        raise KeyError("no checkpoint at resume")
+    trial.report(1.0 + trial.number, 1)
+    if trial.should_prune():
+        raise TrialPaused()
+    return 1.0 + trial.number
+
+
+def test_ray_an_uncaught_exception_in_a_promoted_trial_is_raised_as_raised(ray_local: Any, tmp_path: Path) -> None:
+    """Raised while the driver ran earned promotions, it came out of optimize as Ray's
+    RayTaskError(KeyError), not the objective's KeyError as from a new trial."""
+    from tunesmith.pruners import ASHA
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="s",
+                  pruner=ASHA(min_resource=1, reduction_factor=4, pause=True, bootstrap_count=2, max_resource=4))  # fmt: skip
+    with pytest.raises(KeyError, match="no checkpoint at resume") as info:
+        study.optimize(_raises_in_its_first_resumed_run, n_trials=2, executor=RayExecutor(n_workers=1),
+                       catch=(ValueError,))
+    assert type(info.value) is KeyError
+    first = study.trials[0]
+    assert first.state is TrialState.FAILED and "no checkpoint at resume" in (first.error or "")
+    assert len(study.trials) == 2 and study.trials_in("running") == []
+
+
+_OOM_SCRIPT = """
+import json, os, sys, time
+import numpy as np
+import tunesmith as ts
+
+def objective(trial):
+    if trial.number == 1:  # grows until Ray's memory monitor kills its worker
+        chunks = []
+        for _ in range(int(os.environ["TS_CHUNKS"])):
+            chunks.append(np.ones(100_000_000 // 8))
+            time.sleep(0.02)
+    time.sleep(0.3)
+    return trial.params["x"]
+
+storage = None if sys.argv[1] == "memory" else "sqlite:///" + sys.argv[2] + "/s.db"
+study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0, storage=storage, name="s")
+study.optimize(objective, n_trials=4, n_jobs=2, executor="ray",
+               ray_init={"num_cpus": 2, "_temp_dir": sys.argv[3], "include_dashboard": False})
+print(json.dumps([[t.state.value, t.error] for t in study.trials]))
+"""
+
+
+def _meminfo() -> dict[str, int]:
+    lines = Path("/proc/meminfo").read_text().splitlines()
+    return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in lines)}
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_a_trial_whose_worker_ray_killed_for_memory_is_failed_saying_so(
+    tmp_path: Path, subprocess_env: dict[str, str], storage: str
+) -> None:
+    """Ray's memory monitor killing an actor mid-trial ended optimize with Ray's OutOfMemoryError
+    (not a RayActorError, which a lost worker was told by), its trial left running."""
+    pytest.importorskip("ray")
+    from ray_util import RAY_ENV, pids_under, quiet_home, short_tmp
+
+    mem = _meminfo()
+    if mem["MemAvailable"] < 3 * 2**30:
+        pytest.skip("needs 3 GiB of free memory")
+    # the node counts as low on memory 0.6 GiB above what is used now: the objective's 100 MB steps get there
+    threshold = (mem["MemTotal"] - mem["MemAvailable"] + 0.6 * 2**30) / mem["MemTotal"]
+    temp = short_tmp("tso")
+    env = {**subprocess_env, **RAY_ENV, "HOME": quiet_home(temp), "RAY_memory_usage_threshold": f"{threshold:.4f}",
+           "RAY_memory_monitor_refresh_ms": "100", "TS_CHUNKS": str(int(mem["MemAvailable"] * 0.6 // 10**8))}
+    try:
+        done = subprocess.run([sys.executable, "-c", _OOM_SCRIPT, storage, str(tmp_path), str(temp)],
+                              env=env, capture_output=True, text=True, timeout=240)
+    finally:
+        for pid in pids_under(temp):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(trials) >= 4 and all(state in ("complete", "failed") for state, _ in trials), trials
+    state, error = trials[1]
+    assert state == "failed" and "ray worker lost: OutOfMemoryError" in error and "low on memory" in error, error

@@ -701,3 +701,86 @@ def test_a_command_whose_objective_raised_keyboard_interrupt_in_an_actor_exits_1
     assert optimize_interruptibly(study, _second_raises_keyboard_interrupt, options) == 130
     assert (TrialState.FAILED, "interrupted (KeyboardInterrupt)") in {(t.state, t.error) for t in study.trials}
     assert optimize_interruptibly(study, _slow, {**options, "n_trials": 1}) == 0
+
+
+class _NeedsTwo(Exception):
+    """Pickles, but its copy cannot be made: pickle calls ``_NeedsTwo(message)``."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: {why}")
+
+
+class _HoldsALock(Exception):
+    """Does not pickle at all."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def _raises_what_cannot_travel(trial: Any) -> float:
+    time.sleep(0.2)
+    if trial.number == 1:
+        raise _NeedsTwo("bad batch", "no labels") if trial.params["x"] < 0.5 else _HoldsALock("bad batch: no labels")
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_an_uncaught_exception_that_cannot_be_copied_back_from_an_actor_is_named(
+    ray_local: Any, tmp_path: Path, storage: str, seed: int
+) -> None:
+    """Under SQL storage an uncaught exception that pickles but cannot be rebuilt ended optimize with
+    Ray's UnserializableException (its whole traceback) and the other actor's trial killed running;
+    one that does not pickle at all with "RayError: Exception ... isn't serializable"."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'u.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=seed, storage=url, name="u")
+    with pytest.raises(RuntimeError, match="raised an exception the study does not catch: "
+                                           r"_(NeedsTwo|HoldsALock): bad batch: no labels at ") as info:
+        study.optimize(_raises_what_cannot_travel, n_trials=6, n_jobs=2, executor="ray", catch=(ValueError,))
+    assert type(info.value) is RuntimeError
+    states = Counter(t.state.value for t in study.trials)
+    assert states["failed"] == 1 and set(states) == {"complete", "failed"}, states
+    assert "no labels" in (study.trials[1].error or "")
+
+
+def _returns_a_lock_on_one(trial: Any) -> Any:
+    time.sleep(0.2)
+    return threading.Lock() if trial.number == 1 else float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_a_value_that_does_not_pickle_fails_its_trial_as_inline(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """In memory an objective returning what does not pickle ended optimize with Ray's TypeError
+    ("cannot pickle '_thread.lock' object") and left its trial and the other actor's running."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'v.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="v")
+    study.optimize(_returns_a_lock_on_one, n_trials=4, n_jobs=2, executor="ray")
+    trials = study.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAILED] + [TrialState.COMPLETE] * 2
+    assert "objective returned <unlocked _thread.lock object" in (trials[1].error or "")
+    assert "return a finite number" in (trials[1].error or "")
+
+
+def _exits_on_one(trial: Any) -> float:
+    time.sleep(0.2)
+    if trial.number == 1:
+        sys.exit(3)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_sys_exit_in_an_actor_s_objective_is_raised_as_inline(
+    ray_local: Any, tmp_path: Path, storage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With SQL storage a SystemExit out of the objective ended its Ray actor: the driver took it for a
+    lost worker, started another and went on, and optimize returned as if nothing was raised."""
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'e.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="e")
+    with pytest.raises(SystemExit) as info:
+        study.optimize(_exits_on_one, n_trials=6, n_jobs=2, executor="ray")
+    assert info.value.code == 3
+    states = Counter(t.state.value for t in study.trials)
+    assert states["failed"] == 1 and set(states) == {"complete", "failed"}, states
+    assert "SystemExit: 3" in (study.trials[1].error or "")
+    assert "worker was lost" not in caplog.text

@@ -344,6 +344,7 @@ class Run:
     interrupted: str | None = None  # threads: the error of the trials an interrupt failed (then none starts)
     stopped: bool = False  # an interrupt came out of a trial's objective, and run_trial marked the trial failed
     stopped_trial: FrozenTrial | None = None  # that trial's failed record (a Ray actor answers with it)
+    raised_trial: FrozenTrial | None = None  # the failed record of the trial whose objective raised out of run_one
 
     def started(self, running: bool) -> None:
         if self.seat is not None:
@@ -452,6 +453,9 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
     except KeyboardInterrupt as exc:  # not one that came once its result was written (in tell)
         run.stopped = trial.record.state is TrialState.FAILED and trial.record.error == interrupted(exc)
         run.stopped_trial = trial.record if run.stopped else None
+        raise
+    except BaseException:  # what catch= lets through: run_trial failed the trial (a Ray actor answers with it)
+        run.raised_trial = trial.record if trial.record.state is TrialState.FAILED else None
         raise
     finally:
         run.started(False)

@@ -45,6 +45,7 @@ from .ray_worker import (
     apply_outcome,
     fail_or_unqueue,
     retry_if_oom,
+    uncaught_error,
 )
 
 logger = logging.getLogger("tunesmith")
@@ -284,6 +285,19 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             "starts a private one on this machine") from None
 
 
+def lost_worker_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """What Ray raises for a call whose actor's process is gone: besides RayActorError, its memory
+    monitor's OutOfMemoryError (which ended optimize, its trial left running), a crashed worker, a dead node."""
+    ex = ray.exceptions
+    return (ex.RayActorError, ex.OutOfMemoryError, ex.WorkerCrashedError, ex.NodeDiedError)
+
+
+def lost_worker(exc: BaseException) -> str:
+    """A lost actor's trial's error: Ray's error and its first line (for the memory monitor: what
+    the node had used against its limit)."""
+    return f"ray worker lost: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+
+
 class _Driver:
     """Hands out the budget to actors, collects records, replaces lost actors."""
 
@@ -504,7 +518,7 @@ class _Driver:
                 self.calls(record)
             held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
             lost = any(out is None or out.lost for out in outs)  # a trial failed meanwhile: look again
-            if not (records or lost or held or any(a.calls for a in self.actors)):
+            if self.error is not None or not (records or lost or held or any(a.calls for a in self.actors)):
                 return
 
     def _run_only(self, actor: _Actor, ref: Any) -> Outcome | None:
@@ -514,10 +528,12 @@ class _Driver:
             self._watch_cluster()
         try:
             out: Outcome = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:
-            self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        except lost_worker_errors(self.ray) as exc:
+            self._replace(actor, lost_worker(exc))
             return None
         actor.worker = out.worker
+        if out.uncaught:  # no promotion starts after it; raised at the end
+            self._uncaught(out.raised or uncaught_error(None if out.record is None else out.record.number, out.error))
         return out
 
     def _owner(self, ref: Any) -> _Actor:
@@ -527,7 +543,7 @@ class _Driver:
         actor = self._owner(ref)
         try:
             out: Outcome = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:
+        except lost_worker_errors(self.ray) as exc:
             if getattr(exc, "actor_init_failed", False):
                 self._unstart_all()
                 cause = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
@@ -536,9 +552,9 @@ class _Driver:
                     "importable on every node: install it there, ship it with ray_init={'runtime_env': "
                     "{'py_modules': [mymodule]}} (where this process starts Ray), or define the objective in the "
                     "driver script") from None
-            self._replace(actor, f"ray worker lost: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            self._replace(actor, lost_worker(exc))
             return
-        except self.ray.exceptions.RayTaskError as exc:  # SQL mode: the trial is failed; raised at the end
+        except self.ray.exceptions.RayTaskError as exc:  # tunesmith's own code failed in the actor: raised at the end
             del actor.calls[ref]
             raised = getattr(exc, "cause", None)
             self._uncaught(raised if isinstance(raised, BaseException) else exc)
@@ -567,10 +583,8 @@ class _Driver:
         if out.stop:  # from the objective in the actor: as from a callback, no trial starts after it
             self.study.stop()  # (its trial failed elsewhere too: no record, the actor is given its next call below)
             self.calls.check_stop()
-        if out.uncaught:
-            assert record is not None
-            self._uncaught(out.raised or RuntimeError(
-                f"trial {record.number} raised an exception the study does not catch: {out.error}"))
+        if out.uncaught:  # (no record: it came from outside the objective, e.g. the storage in an actor)
+            self._uncaught(out.raised or uncaught_error(None if record is None else record.number, out.error))
         if record is not None:
             actor.done.add(record.number)
         if record is not None and record.system.n_resumes:

@@ -10,12 +10,17 @@ import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..exceptions import TrialPruned, describe_exception, interrupted
 from ..samplers import auto
 from ..space import space as stored_space
 from ..storage import worker_id
+from ..study.study import bad_value_reason
+from ..study.trial import _as_float
 from ..trial import FrozenTrial, TrialState
 from .gpu import apply_env, is_oom_error, may_retry_oom
 from .loop import Budget, Run, run_one
@@ -119,6 +124,8 @@ class StudyWorker:
             record = run_one(self.run)
         except KeyboardInterrupt:
             return self._interrupted()
+        except BaseException as exc:  # noqa: BLE001 - the study does not catch it: the driver raises it
+            return self._raised(exc)
         exhausted, self.run.exhausted = self.run.exhausted, None
         return Outcome(self.me, record=record, exhausted=exhausted, stop=self.run.study.stopping)
 
@@ -131,7 +138,18 @@ class StudyWorker:
             record = run_one(self.run, only=only)
         except KeyboardInterrupt:
             return self._interrupted()
+        except BaseException as exc:  # noqa: BLE001
+            return self._raised(exc)
         return Outcome(self.me, record=record, lost=self.run.lost > lost, stop=self.run.study.stopping)
+
+    def _raised(self, exc: BaseException) -> Outcome:
+        """The objective raised what the study does not catch (``run_trial`` failed its trial): the
+        driver raises it once the running trials end. Answered, not raised out of the actor: Ray
+        ended the actor on a SystemExit (taken for a lost worker, optimize went on) and raised its own
+        error for an exception the driver cannot rebuild."""
+        self.run.study.stop()  # the calls queued behind it run nothing
+        failed, self.run.raised_trial = self.run.raised_trial, None
+        return Outcome(self.me, record=failed, uncaught=True, raised=sendable(exc), error=describe_exception(exc))
 
     def _interrupted(self) -> Outcome:
         """The objective raised KeyboardInterrupt (``run_trial`` failed its trial as interrupted): it stops
@@ -167,7 +185,8 @@ class EvalWorker:
         trial = DetachedTrial(self.name, record, self.copy_id)
         out = Outcome(self.me, sent=record, began=time.time())
         try:
-            out.value = self.objective(trial)
+            out.value, out.error = _unsent(self.objective(trial))
+            out.state = None if out.error is None else TrialState.FAILED.value
         except TrialPruned:
             out.state = TrialState.PRUNED.value
         except KeyboardInterrupt as exc:  # stops the run, as inline (it was raised out of optimize)
@@ -176,8 +195,8 @@ class EvalWorker:
         except BaseException as exc:  # noqa: BLE001 - reported to the driver, which decides
             out.state, out.error = TrialState.FAILED.value, describe_exception(exc)
             out.uncaught = not isinstance(exc, self.catch)
-            if out.uncaught and _pickles(exc):
-                out.raised = exc
+            if out.uncaught:
+                out.raised = sendable(exc)
         final = trial.record
         out.intermediate, out.attrs = dict(final.intermediate), dict(final.attrs)
         out.stop = self.stopped = self.stopped or bool(getattr(trial.study, "stopping", False))
@@ -194,12 +213,46 @@ def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
     return study.tell(rec, out.value, state=out.state, error=out.error)
 
 
-def _pickles(exc: BaseException) -> bool:
+def _unsent(value: Any) -> tuple[Any, str | None]:
+    """The objective's ``value`` as an actor sends it back, and why its trial failed (None: as
+    returned). A value that does not pickle ended optimize with Ray's TypeError, its trial left
+    running: it goes as its float when it is a number, else its trial fails as inline."""
+    if value is None or isinstance(value, (int, float, str, np.generic)) or _round_trips(value):
+        return value, None
+    number = _as_float(value)
+    return (number, None) if number is not None else (None, bad_value_reason(value))
+
+
+def _pickler() -> ModuleType:
+    """What Ray sends values with (cloudpickle: a class of the driver's script travels by value)."""
     try:
-        pickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - sent as its text instead
+        from ray import cloudpickle
+    except ImportError:  # pragma: no cover - an actor runs in Ray
+        return pickle
+    return cloudpickle
+
+
+def _round_trips(value: Any) -> bool:
+    """Whether the driver can rebuild ``value`` from its pickled copy."""
+    try:
+        pickler = _pickler()
+        pickler.loads(pickler.dumps(value))
+    except Exception:  # noqa: BLE001 - sent otherwise
         return False
     return True
+
+
+def sendable(exc: BaseException) -> BaseException | None:
+    """``exc`` when the driver can rebuild it from its pickled copy, else None: one that does not
+    pickle, or whose ``__init__`` takes other arguments than its ``args``, ended optimize with Ray's
+    own error (its whole traceback) and the other actors' trials left running."""
+    return exc if _round_trips(exc) else None
+
+
+def uncaught_error(number: int | None, error: str | None) -> RuntimeError:
+    """What optimize raises for an uncaught exception that could not be sent back from an actor."""
+    trial = "a trial" if number is None else f"trial {number}"
+    return RuntimeError(f"{trial} raised an exception the study does not catch: {error}")
 
 
 def fail_or_unqueue(study: Study, number: int, error: str, *, requeue: bool, started: bool) -> FrozenTrial | None:

@@ -660,7 +660,7 @@ class Study:
         if state is None or state is TrialState.COMPLETE:
             v = _as_float(value)
             if v is None:
-                return lifecycle.finish(rec, None, TrialState.FAILED, error or _bad_value_reason(value, "tell() got"), now)
+                return lifecycle.finish(rec, None, TrialState.FAILED, error or bad_value_reason(value, "tell() got"), now)
             self._warn_inexact(rec.number, value, v)
             return lifecycle.finish(rec, v, TrialState.COMPLETE, None, now)
         if state is TrialState.PRUNED:
@@ -806,7 +806,7 @@ class Study:
             self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             raise
         if _as_float(value) is None:  # the reason names the objective (tell() alone names itself)
-            return self.tell(trial, state=TrialState.FAILED, error=_bad_value_reason(value))
+            return self.tell(trial, state=TrialState.FAILED, error=bad_value_reason(value))
         return self.tell(trial, value)
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
@@ -1083,7 +1083,7 @@ def _as_callbacks(callbacks: Any) -> tuple[Callable[[Study, FrozenTrial], None],
     return cbs
 
 
-def _bad_value_reason(value: Any, source: str = "objective returned") -> str:
+def bad_value_reason(value: Any, source: str = "objective returned") -> str:
     give = "return" if source.startswith("objective") else "tell it"
     if isinstance(value, (list, tuple)):
         return (
