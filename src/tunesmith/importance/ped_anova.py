@@ -31,6 +31,10 @@ from ..space.params import check_field_types
 from .data import Column, Design
 
 MAX_BINS = 1000
+#: divergences below this are rounding: each is a sum of up to ``bins`` shares less 1, and a
+#: parameter that never changed (one choice, or a branch no trial took) came to 2e-16, which
+#: made it the whole when every other divergence was 0
+ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ def ped_anova(design: Design, options: PedAnovaOptions, seed: int) -> tuple[np.n
     weights_all /= n
     div = np.stack([_divergence(X[:, j], n_good, c, options, weights_good, weights_all)
                     for j, c in enumerate(design.columns)], axis=1)
+    div[div < ROUNDING] = 0.0
     return div[0], div[1:]
 
 
