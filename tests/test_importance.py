@@ -472,6 +472,8 @@ def test_options_are_checked_where_they_enter() -> None:
     for prior in (math.nan, math.inf, -1.0):
         with pytest.raises(ValueError, match=rf"PedAnovaOptions.prior must be a finite number >= 0 .*, got {prior}"):
             PedAnovaOptions(prior=prior)
+    with pytest.raises(ValueError, match=r"PedAnovaOptions.prior must be a finite number >= 0 .*, got 1000000"):
+        PedAnovaOptions(prior=10**400)  # an OverflowError from math.isfinite
     with pytest.raises(ValueError, match="bins must be between 2 and 1000, got 100000"):
         PedAnovaOptions(bins=100_000)
     assert PedAnovaOptions(prior=0.0, bins=1000).prior == 0.0

@@ -21,7 +21,7 @@ their standard deviation over ``n_bootstrap`` resamples of the trials.
 
 from __future__ import annotations
 
-import math
+import sys
 from dataclasses import dataclass
 from functools import cache
 
@@ -54,7 +54,7 @@ class PedAnovaOptions:
             )
         if not 2 <= self.bins <= MAX_BINS:  # the kernels are a (8 bins, bins) matrix
             raise ValueError(f"bins must be between 2 and {MAX_BINS}, got {self.bins}")
-        if not (math.isfinite(self.prior) and self.prior >= 0):
+        if not 0 <= self.prior <= sys.float_info.max:  # not math.isfinite, which overflows at an int of 10**400
             raise ValueError(f"PedAnovaOptions.prior must be a finite number >= 0 (pseudo-trials; 0: none), "
                              f"got {self.prior}")
         if self.n_bootstrap < 0:
