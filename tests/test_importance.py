@@ -420,6 +420,25 @@ def test_ped_anova_says_why_when_no_parameter_sets_the_good_trials_apart() -> No
     assert importance(random_trials(SPACE, closed_form, 60, 0), SPACE, method="ped-anova").note == ""
 
 
+def test_ped_anova_gives_a_parameter_that_never_changed_no_share_of_rounding() -> None:
+    """A choice every trial took (act) and a branch no trial took (m) diverge by nothing, but their
+    sums of shares came to 1 + 2e-16: with every other divergence 0 those were the whole, act got
+    a share of 1.0 (m 0.67 with another seed) and the note was gone."""
+    space = ts.Space({"x": ts.Float(0, 1), "z": ts.Float(0, 1), "act": ts.Categorical([f"k{i}" for i in range(7)]),
+                      "opt": ts.Categorical(["sgd", "adam"]), "m": ts.Float(0, 1, when={"opt": ["sgd"]})})
+    good = {0: 0.0, 15: 1.0, 29: 2.0}
+    trials = [FrozenTrial(i, TrialState.COMPLETE, {"x": (i + 0.5) / 30, "z": ((7 * i) % 30 + 0.5) / 30, "act": "k1",
+                                                   "opt": "adam"}, value=good.get(i, 10.0 + i)) for i in range(30)]
+    for seed in range(4):
+        imp = importance(trials, space, method="ped-anova", seed=seed)
+        assert all(e.fraction == 0.0 for e in imp.main), (seed, imp.fractions)
+        assert imp.note.startswith("no parameter sets the best 3 of 30 complete trials apart"), seed
+    for n in (10, 30, 300):  # beside a parameter that matters: exactly nothing, at any number of trials
+        trials = [FrozenTrial(i, TrialState.COMPLETE, {"x": float(x), "z": 0.5, "act": "k1", "opt": "adam"}, value=float(x))
+                  for i, x in enumerate(np.random.default_rng(n).random(n))]
+        assert importance(trials, space, method="ped-anova")["act"] == 0.0, n
+
+
 def test_values_near_the_largest_float_raise_no_overflow_warning() -> None:
     """np.ptp of values of +-1.7e308 (to tell a constant objective) overflowed: a RuntimeWarning
     "overflow encountered in subtract" from NumPy for every importance of such a study."""
@@ -453,6 +472,8 @@ def test_options_are_checked_where_they_enter() -> None:
     for prior in (math.nan, math.inf, -1.0):
         with pytest.raises(ValueError, match=rf"PedAnovaOptions.prior must be a finite number >= 0 .*, got {prior}"):
             PedAnovaOptions(prior=prior)
+    with pytest.raises(ValueError, match=r"PedAnovaOptions.prior must be a finite number >= 0 .*, got 1000000"):
+        PedAnovaOptions(prior=10**400)  # an OverflowError from math.isfinite
     with pytest.raises(ValueError, match="bins must be between 2 and 1000, got 100000"):
         PedAnovaOptions(bins=100_000)
     assert PedAnovaOptions(prior=0.0, bins=1000).prior == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import textwrap
 from pathlib import Path
@@ -491,6 +492,12 @@ def test_a_contour_of_one_value_says_so_rather_than_draw_a_scale_of_rounding() -
     chart = plots.contour(plots.Snapshot("s", Direction.MAXIMIZE, space, trials), "a", "b")
     assert chart.empty
     assert chart.message == "the value was 2 in all 30 complete trials over a and b: nothing varies to draw"
+    # values apart by rounding only (a mean summed in another order: 2 and 2 + 4e-16) drew that same scale
+    trials = tuple(dataclasses.replace(t, value=2.0 + 4.4e-16 * (t.number % 2)) for t in trials)
+    chart = plots.contour(plots.Snapshot("s", Direction.MAXIMIZE, space, trials), "a", "b")
+    assert chart.message == "the value was 2 in all 30 complete trials over a and b: nothing varies to draw"
+    trials = tuple(dataclasses.replace(t, value=2.0 + 1e-9 * (t.number % 2)) for t in trials)  # a difference: drawn
+    assert not plots.contour(plots.Snapshot("s", Direction.MAXIMIZE, space, trials), "a", "b").empty
 
 
 def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_active() -> None:

@@ -21,7 +21,7 @@ their standard deviation over ``n_bootstrap`` resamples of the trials.
 
 from __future__ import annotations
 
-import math
+import sys
 from dataclasses import dataclass
 from functools import cache
 
@@ -31,6 +31,10 @@ from ..space.params import check_field_types
 from .data import Column, Design
 
 MAX_BINS = 1000
+#: divergences below this are rounding: each is a sum of up to ``bins`` shares less 1, and a
+#: parameter that never changed (one choice, or a branch no trial took) came to 2e-16, which
+#: made it the whole when every other divergence was 0
+ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class PedAnovaOptions:
             )
         if not 2 <= self.bins <= MAX_BINS:  # the kernels are a (8 bins, bins) matrix
             raise ValueError(f"bins must be between 2 and {MAX_BINS}, got {self.bins}")
-        if not (math.isfinite(self.prior) and self.prior >= 0):
+        if not 0 <= self.prior <= sys.float_info.max:  # not math.isfinite, which overflows at an int of 10**400
             raise ValueError(f"PedAnovaOptions.prior must be a finite number >= 0 (pseudo-trials; 0: none), "
                              f"got {self.prior}")
         if self.n_bootstrap < 0:
@@ -79,6 +83,7 @@ def ped_anova(design: Design, options: PedAnovaOptions, seed: int) -> tuple[np.n
     weights_all /= n
     div = np.stack([_divergence(X[:, j], n_good, c, options, weights_good, weights_all)
                     for j, c in enumerate(design.columns)], axis=1)
+    div[div < ROUNDING] = 0.0
     return div[0], div[1:]
 
 

@@ -270,7 +270,8 @@ def contour(study: Any, x: str, y: str, *, resolution: int = 40) -> Chart:
         return nothing("contour", title, f"a contour over {x} and {y} needs at least 3 complete trials "
                                          f"spread over both; {s.name!r} has {flat}")
     values = np.array([float(t.value) for t in on])  # type: ignore[arg-type]
-    if values.min() == values.max():  # a surface of one colour, its scale spread over rounding (1.998e-14 + 2)
+    lo, hi = values.min(), values.max()  # one value, or values apart by rounding only (2 and 2 + 4e-16):
+    if hi <= lo + 1e-12 * max(abs(lo), abs(hi)):  # a surface under a scale of rounding (1.998e-14 + 2)
         return nothing("contour", title, f"the value was {values[0]:.6g} in all {len(on)} complete trials over "
                                          f"{x} and {y}: nothing varies to draw")
     z = _interpolate(pts, values, resolution)

@@ -96,7 +96,8 @@ def plan_focus(
     scores: dict[str, float] = {}
     if keep is None:
         imp = study.importance(method, seed=seed)
-        if imp.note:  # the value never varied: no threshold can choose (rather than "the largest: x at 0.000")
+        if imp.note:  # every share 0 (the value never varied, or PED-ANOVA's good trials stand out in nothing):
+            # no threshold can choose (rather than "the largest: x at 0.000")
             raise ValueError(f"focus by importance cannot choose: {imp.note}; name the parameters with keep=[...]")
         scores = total_importance(imp)
     names = _chosen(study.space, keep, threshold, scores)
