@@ -287,7 +287,7 @@ class Trainer:
             loss = self._loss(out, y)
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
-        if not total.requires_grad:  # torch: "element 0 of tensors does not require grad"
+        if not loss.requires_grad:  # torch: "element 0 of tensors does not require grad" (with L1/L2: the penalty alone trained)
             raise ValueError(self._no_gradient())
         (total if weight == 1 else total * weight).backward()
         return loss.detach()
