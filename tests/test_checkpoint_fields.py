@@ -40,6 +40,7 @@ BROKEN = {
     "record of other fields": ("history", {"records": [{"foo": 1}]}),
     "record of a string loss": ("history", "bad loss"),
     "best index past the records": ("history", "bad index"),
+    "best checkpoint a number": ("history", "bad path"),
     "model a list": ("model", [1, 2]),
     "model of numbers": ("model", {"0.weight": 1.0}),
     "optimizer of another model": ("optimizer", {"state": {}, "param_groups": []}),
@@ -55,12 +56,14 @@ def test_malformed_field_is_refused_naming_it_and_nothing_is_loaded(case: str, s
                                                                    tmp_path: Path) -> None:
     key, value = BROKEN[case]
     state = dict(saved)
-    if value in ("bad loss", "bad index"):  # the saved history, one field changed
+    if value in ("bad loss", "bad index", "bad path"):  # the saved history, one field changed
         history = dict(saved["history"], records=[dict(r) for r in saved["history"]["records"]])
         if value == "bad loss":
             history["records"][0]["train_loss"] = "0.5"
-        else:
+        elif value == "bad index":
             history["best_index"] = len(history["records"])
+        else:  # before: taken, then Path(5) raised TypeError once the model was loaded
+            history["best_checkpoint"] = 5
         value = history
     if value is None:
         del state[key]
@@ -95,3 +98,22 @@ def test_well_formed_checkpoint_still_resumes(saved: dict[str, Any], tmp_path: P
     torch.save(saved, path)
     history = Trainer(mlp(seed=7), CFG.with_params({"epochs": 3})).fit(*DATA, resume_from=path)
     assert history.records[-1].epoch == 3
+
+
+def test_adapted_rates_of_a_checkpoint_that_does_not_fit_are_not_half_loaded(tmp_path: Path) -> None:
+    """Before: the hypergradient's directions were set, then its "last_h" raised: the error said nothing
+    was loaded, yet a fit without resume_from started from the broken file's directions."""
+    cfg = CFG.with_params({"lr_adapt": "hypergradient-mult", "hyper_lr": 0.02, "checkpoint_dir": str(tmp_path / "run")})
+    Trainer(mlp(), cfg).fit(*DATA)
+    last = checkpoint.latest(tmp_path / "run")
+    assert last is not None
+    state = checkpoint.load(last)
+    state["hypergrad"] = {k: v for k, v in state["hypergrad"].items() if k != "last_h"}
+    torch.save(state, tmp_path / "broken.pt")
+    trainer = Trainer(mlp(seed=7), cfg.with_params({"epochs": 3, "checkpoint_dir": None}))
+    assert trainer.hyper is not None
+    assert all(d is None for ds in trainer.hyper.directions for d in ds)  # no step taken yet
+    initial = list(trainer.hyper.initial)
+    with pytest.raises(CheckpointError, match="does not fit this run.*last_h"):
+        trainer.fit(*DATA, resume_from=tmp_path / "broken.pt")
+    assert all(d is None for ds in trainer.hyper.directions for d in ds) and trainer.hyper.initial == initial

@@ -82,6 +82,40 @@ def test_drop_last_errors_name_the_problem_and_the_fix() -> None:
             TrainConfig(**bad)
 
 
+class ConvBN(torch.nn.Module):
+    """A convolution with BatchNorm2d over 4x4 maps: one sample gives it 16 values per channel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.bn, self.head = torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.Linear(64, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.bn(self.conv(x.view(-1, 1, 4, 4)))).flatten(1))
+
+
+def test_batch_size_one_is_refused_only_where_batch_norm_gets_one_value_per_channel() -> None:
+    """Before: batch_size=1 was refused for any batch norm, though torch trains a BatchNorm2d over feature
+    maps on one sample; a batch norm frozen now that GradualUnfreezing thaws later is refused at once."""
+    from tunesmith.train import GradualUnfreezing, freeze
+
+    x, y = blobs(16, d=16)
+    conv = ConvBN()
+    before = snapshot(conv)
+    Trainer(conv, TrainConfig(epochs=1, batch_size=1, device="cpu")).fit((x, y))
+    assert not torch.equal(before["bn.weight"], conv.bn.weight.detach())
+    net = bn_net()
+    freeze(net.backbone)
+    Trainer(net, TrainConfig(epochs=1, batch_size=1, device="cpu")).fit(blobs(16))  # stays frozen: trains
+    net = bn_net()
+    freeze(net.backbone)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"batch_size=1 gives batches of one sample.*one value per channel"):
+        Trainer(net, TrainConfig(epochs=3, batch_size=1, device="cpu"),
+                callbacks=[GradualUnfreezing(list(net.backbone), start=0)]).fit(blobs(16))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # refused before any step
+
+
 def test_shuffle_false_reads_in_order_and_shuffle_changes_with_the_epoch() -> None:
     x = torch.arange(10.0).unsqueeze(1)
     data = (x, torch.zeros(10, dtype=torch.long))

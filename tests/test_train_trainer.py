@@ -433,6 +433,12 @@ def test_a_loss_that_is_a_float_or_cut_off_from_the_model_is_named_as_such() -> 
     with pytest.raises(ValueError, match=r"does not depend on the model's trainable parameters.*\.item\(\)") as err:
         Trainer(mlp(), TrainConfig(epochs=1, device="cpu"), loss=cut).fit(*data)
     assert "frozen" not in str(err.value)
+    model = mlp()  # before: with L1 or L2 the penalty had a gradient, and training shrank the weights alone
+    before = snapshot(model)
+    for penalty in ({"l1": 1e-3}, {"l2": 1e-2}):
+        with pytest.raises(ValueError, match=r"does not depend on the model's trainable parameters"):
+            Trainer(model, TrainConfig(epochs=1, device="cpu", **penalty), loss=cut).fit(*data)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_numpy_scalars_are_taken_as_the_python_values_they_hold() -> None:

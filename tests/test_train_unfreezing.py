@@ -132,3 +132,25 @@ def test_blocks_without_parameters_do_not_count_as_frozen() -> None:
     after = snapshot(model)
     assert torch.equal(first["0.weight"], after["0.weight"])  # epoch 1 thaws the ReLU: the first layer stays
     assert not torch.equal(first["2.weight"], after["2.weight"])
+
+
+def test_the_start_suggested_after_a_thawing_with_blocks_without_parameters_works() -> None:
+    """Before: unfreeze_last(blocks, 3) over Linear, ReLU, Linear, ReLU, Linear thaws two Linear blocks, and
+    the refusal said "Pass start=2", which was refused in turn: the thawed blocks span the last 3."""
+    import re
+
+    def thawed_last_three() -> torch.nn.Sequential:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                                    torch.nn.Linear(16, 2))
+        freeze(model)
+        unfreeze_last(list(model), 3)
+        return model
+
+    cfg = TrainConfig(epochs=2, batch_size=16, device="cpu")
+    model = thawed_last_three()
+    with pytest.raises(ValueError, match=r"unfreeze_last\(blocks, 3\)\)\. Pass start=3") as err:
+        Trainer(model, cfg, callbacks=[GradualUnfreezing(model)]).fit(*split(64))
+    start = int(re.search(r"start=(\d+) to thaw", str(err.value)).group(1))  # type: ignore[union-attr]
+    model = thawed_last_three()
+    Trainer(model, cfg, callbacks=[GradualUnfreezing(model, start=start)]).fit(*split(64))

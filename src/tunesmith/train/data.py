@@ -11,6 +11,7 @@ worker processes for a Dataset when ``num_workers > 0``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -110,11 +111,41 @@ def index_batches(
     return batches
 
 
-def has_batch_norm(model: nn.Module, *, frozen: bool = True) -> bool:
-    """Whether ``model`` has batch norm (``frozen=False``: batch norm that trains, not in a block
+def batch_norms(model: nn.Module, *, frozen: bool = True) -> list[nn.Module]:
+    """The batch norm layers of ``model`` (``frozen=False``: those that train, not in a block
     frozen by ``freeze``, which stays in eval mode and takes a batch of one)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (frozen or not is_frozen_module(m))
-               for m in model.modules())
+    return [m for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and (frozen or not is_frozen_module(m))]
+
+
+def has_batch_norm(model: nn.Module, *, frozen: bool = True) -> bool:
+    """Whether ``model`` has batch norm (``frozen=False``: batch norm that trains)."""
+    return bool(batch_norms(model, frozen=frozen))
+
+
+#: a batch of one sample gives a batch norm layer one value per channel (an (N, C) input)
+ONE_SAMPLE = ("batch_size=1 gives batches of one sample, which the model's batch norm cannot train on (one value "
+              "per channel); use batch_size >= 2 (a search: give batch_size a range from 2), or freeze the batch "
+              "norm (tunesmith.train.freeze) or use a norm that takes one sample (nn.LayerNorm, nn.GroupNorm)")
+
+
+@contextlib.contextmanager
+def refusing_one_value_per_channel(layers: Sequence[nn.Module]) -> Iterator[None]:
+    """Within it, a forward pass that gives one of ``layers`` a single sample with one value per channel
+    raises :data:`ONE_SAMPLE`, even in eval mode (a frozen layer GradualUnfreezing thaws later). torch raises
+    "Expected more than 1 value per channel when training" only for such an input: a feature map of
+    more than one value per channel (BatchNorm2d after a convolution) trains on one sample."""
+    def check(module: nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0] if args else None
+        if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[0] == 1 and math.prod(x.shape[2:]) == 1:
+            raise ValueError(ONE_SAMPLE)
+
+    handles = [m.register_forward_pre_hook(check) for m in layers]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def resolve_drop_last(
@@ -132,10 +163,6 @@ def resolve_drop_last(
     single = bn and n % batch_size == 1
     if single and n == 1:
         raise ValueError("train has 1 sample, which the model's batch norm cannot train on; give it more samples")
-    if bn and batch_size == 1:  # every batch one sample: torch's "Expected more than 1 value per channel"
-        raise ValueError("batch_size=1 gives batches of one sample, which the model's batch norm cannot train on; "
-                         "use batch_size >= 2 (a search: give batch_size a range from 2), or freeze the batch norm "
-                         "(tunesmith.train.freeze) or use a norm that takes one sample (nn.LayerNorm, nn.GroupNorm)")
     if drop_last is None:
         drop_last = single
     if drop_last and n < batch_size:

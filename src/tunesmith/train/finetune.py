@@ -175,11 +175,12 @@ class GradualUnfreezing:
         weighted = sum(any(True for _ in b.parameters()) for b in blocks)
         # all blocks trainable: nothing was frozen yet, the schedule does the freezing
         if len(thawed) < weighted and any(i < n - k for i in thawed):
+            last = n - min(thawed)  # the last blocks that hold every trainable one (parameter-free ones too)
             raise ValueError(
                 f"GradualUnfreezing(every={self.every}, start={self.start}) would freeze "
                 f"{sum(i < n - k for i in thawed)} of the {len(thawed)} blocks that are trainable now "
                 f"(blocks {thawed} of {n}) at epoch {epoch}, undoing the thawing done before it "
-                f"(e.g. unfreeze_last(blocks, {len(thawed)})). Pass start={len(thawed)} to thaw further from "
+                f"(e.g. unfreeze_last(blocks, {last})). Pass start={last} to thaw further from "
                 "there, or leave out either unfreeze_last or GradualUnfreezing"
             )
         unfreeze_last(blocks, k)

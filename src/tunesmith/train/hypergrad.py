@@ -125,7 +125,7 @@ class HypergradientLR:
         dirs = state["directions"]
         if [len(d) for d in dirs] != [len(g["params"]) for g in groups]:
             raise ValueError("the checkpoint's hypergradient state has other parameter groups than this optimizer")
-        self.directions = [[None if d is None else d.to(p.device, p.dtype) for d, p in zip(ds, g["params"], strict=True)]
-                           for ds, g in zip(dirs, groups, strict=True)]
-        self.initial = [float(x) for x in state["initial"]]
-        self.last_h = [float(x) for x in state["last_h"]]
+        directions = [[None if d is None else d.to(p.device, p.dtype) for d, p in zip(ds, g["params"], strict=True)]
+                      for ds, g in zip(dirs, groups, strict=True)]
+        initial, last_h = [float(x) for x in state["initial"]], [float(x) for x in state["last_h"]]
+        self.directions, self.initial, self.last_h = directions, initial, last_h  # all or none

@@ -187,7 +187,9 @@ def _history_ok(history: Any) -> bool:
     records = history["records"]
     best = history.get("best_index")
     if not (all(_record_ok(r) for r in records) and _number(history.get("best_loss", 0.0))
-            and (best is None or (_count(best) and best < len(records)))):  # History.best reads records[best]
+            and (best is None or (_count(best) and best < len(records)))  # History.best reads records[best]
+            and all(history.get(k) is None or isinstance(history[k], str) for k in ("best_checkpoint", "last_checkpoint"))
+            and isinstance(history.get("stopped_early", False), bool)):
         return False
     try:
         History.from_dict(dict(history))

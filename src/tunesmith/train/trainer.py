@@ -33,10 +33,12 @@ from .data import (
     Loader,
     LossFn,
     MetricFn,
+    batch_norms,
     check_data,
     check_dtypes,
     check_items,
     pick_device,
+    refusing_one_value_per_channel,
     resolve_drop_last,
     resolve_loss,
     resolve_metrics,
@@ -107,6 +109,7 @@ class Trainer:
         self.total_steps = 0
         self._frozen_hash = FrozenFingerprint()
         self._warned_val = False
+        self._one_checked = False  # batch_size=1: batch norm's input checked at the first forward
 
     # -- public --------------------------------------------------------------------------
     def fit(self, train: Data, val: Data | None = None, *, resume_from: str | Path | None = None) -> History:
@@ -212,10 +215,13 @@ class Trainer:
     def train_loader(self, train: Data) -> Loader:
         """The :class:`Loader` that ``fit`` reads ``train`` with (drop_last resolved for this model)."""
         n = check_data(train, "train")
-        thaws = any(isinstance(cb, GradualUnfreezing) for cb in self.callbacks)  # frozen batch norm may train later
         drop = resolve_drop_last(self.config.drop_last, n=n, batch_size=self.config.batch_size, model=self.model,
-                                 thaws=thaws)
+                                 thaws=self._thaws())
         return self._loader(train, shuffle=self.config.shuffle, drop_last=drop, persistent=self.config.persistent_workers)
+
+    def _thaws(self) -> bool:
+        """Whether a callback may thaw frozen blocks (their batch norm may train later)."""
+        return any(isinstance(cb, GradualUnfreezing) for cb in self.callbacks)
 
     def _loader(self, data: Data, *, shuffle: bool, drop_last: bool, persistent: bool = False) -> Loader:
         cfg = self.config
@@ -276,15 +282,24 @@ class Trainer:
         """Forward, loss (+ penalty) and backward of ``weight`` times it (the batch's share of the
         samples of its accumulation group); returns the batch's loss."""
         *inputs, y = to_device(batch, self.device)
-        with self._autocast():
+        with self._autocast(), self._one_sample_check():
             out = self._call(inputs)
             loss = self._loss(out, y)
         pen = l1_l2_penalty(self._penalized, self.config.l1, self.config.l2)
         total = loss if pen is None else loss + pen
-        if not total.requires_grad:  # torch: "element 0 of tensors does not require grad"
+        if not loss.requires_grad:  # torch: "element 0 of tensors does not require grad" (with L1/L2: the penalty alone trained)
             raise ValueError(self._no_gradient())
         (total if weight == 1 else total * weight).backward()
         return loss.detach()
+
+    def _one_sample_check(self) -> contextlib.AbstractContextManager[None]:
+        """With batch_size=1, the first forward refuses batch norm given one value per channel, before
+        anything trains (torch's "Expected more than 1 value per channel when training"); its input's
+        shape tells, so a BatchNorm2d over feature maps trains on one sample."""
+        if self.config.batch_size != 1 or self._one_checked:
+            return contextlib.nullcontext()
+        self._one_checked = True
+        return refusing_one_value_per_channel(batch_norms(self.model, frozen=self._thaws()))
 
     def _no_gradient(self) -> str:
         """Why a training loss has no gradient: nothing trainable, or a loss cut off from the model."""
