@@ -152,6 +152,9 @@ class TuneDiverged(FloatingPointError):
         super().__init__(message)
         self.step = step
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled from a worker process: rebuilt with its step
+        return type(self), (*self.args, self.step), self.__dict__
+
 
 @dataclasses.dataclass(frozen=True)
 class TuneResult:
