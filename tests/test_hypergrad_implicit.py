@@ -11,7 +11,7 @@ from scipy.optimize import minimize_scalar
 from test_hypergrad_study import _diverging
 
 import tunesmith as ts
-from tunesmith.train import hyper_space
+from tunesmith.train import hyper_space, hypertune
 from tunesmith.train.hyperloop import LoopOptions, from_raw, to_raw, tune
 from tunesmith.train.hyperlosses import classifier_losses
 from tunesmith.train.implicit import ImplicitOptions, hypergradient
@@ -436,8 +436,10 @@ def test_a_search_space_parameter_or_a_choice_is_refused_with_the_fix(start) -> 
     _, train_loss, val_loss, params, train, val = _small_problem()
     says = ("is a search-space parameter, .*: gradient-based tuning moves a start value" if not isinstance(start, (str, list))
             else "must start at a number or a tensor")
+    study = ts.Study(hyper_space({"l2": 0.1}), direction="minimize")
     for call in [*_each_entry_point(train_loss, val_loss, params, {"l2": start}, train, val),
-                 lambda: hyper_space({"l2": start})]:
+                 lambda: hyper_space({"l2": start}),  # hypertune: "Could not infer dtype of Float"
+                 lambda: hypertune(study, train_loss, val_loss, params, {"l2": start}, train, val)]:
         with pytest.raises(TypeError, match=f"hyperparameter 'l2' {says}.*a categorical or integer choice has no "
                                             "gradient: search it with a sampler"):
             call()
