@@ -459,6 +459,27 @@ def test_an_empty_batch_at_a_later_step_is_named() -> None:
         tune(train_loss, val_loss, params, l2, lambda s: empty if s == 3 else train, val, options=opts)
 
 
+@pytest.mark.parametrize("method", ["implicit", "unrolled"])
+def test_a_training_batch_a_hypergradient_is_taken_on_is_named_when_empty_or_not_finite(method: str) -> None:
+    """The training batches a hypergradient is taken on (the implicit method's at the end of a phase, every
+    one of an unrolled phase): an empty one was trained on without a word (the unrolled steps) or gave a
+    hypergradient of 0 (the implicit method's last one); one holding NaN was blamed on the hyperparameter
+    step ("a hyperparameter step would make the hyperparameters nan")."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    x_nan = train[0].clone()
+    x_nan[3, 1] = math.nan
+    opts = LoopOptions(method=method, outer_steps=3, inner_steps=2, unroll_steps=2)
+    for s in (2, 5, 6)[: 3 if method == "implicit" else 2]:  # 6: the implicit method's last hypergradient only
+        with pytest.raises(ValueError, match=rf"train_batches\({s}\) is empty \(a tensor in it has 0 rows\)"):
+            tune(train_loss, val_loss, params, l2, lambda k, s=s: tuple(t[:0] for t in train) if k == s else train,
+                 val, options=opts)
+    with pytest.raises(FloatingPointError, match=r"hypergradient at outer step \d is not finite .*; the training batch "
+                                                 r"it was taken on, train_batches\(2\), holds NaN or inf values "
+                                                 r"\(in \['item 0'\]\): clean the data"):
+        tune(train_loss, val_loss, params, l2, lambda k: (x_nan, train[1]) if k == 2 else train, val, options=opts)
+
+
 def test_training_that_diverges_is_named_as_the_cause_not_the_hyperparameter_rate() -> None:
     """Ridge regression in float64 with SGD at too high a rate: the weights grow by 1e40 per outer step,
     the losses stay finite and the hypergradient overflows first. The error advised a lower
