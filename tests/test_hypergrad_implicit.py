@@ -494,6 +494,31 @@ def test_training_that_diverges_is_named_as_the_cause_not_the_hyperparameter_rat
                                      inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=5.0)))
 
 
+def test_a_negative_validation_loss_is_not_taken_for_training_that_diverges() -> None:
+    """A validation loss below 0 (an offset of -100) and a Neumann series whose fixed ``alpha`` stops
+    converging as the L2 weight grows: the hypergradient turns inf at outer step 2 with the loss steady
+    near -67. Any later loss is above 1e6 times a negative one, so the error blamed diverging training."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=g)
+    y = x @ torch.randn(4, generator=g)
+
+    def train_loss(p, h, b):
+        return torch.mean((b[0] @ p["w"] - b[1]) ** 2) + h["l2"] * torch.sum(p["w"] ** 2)
+
+    def val_loss(p, b):  # prefers small weights: the L2 weight grows
+        return torch.mean((b[0] @ p["w"] + b[1]) ** 2) - 100
+
+    top = float(torch.linalg.eigvalsh(2 * x.T @ x / 30).max()) + 2 * 0.1
+    options = LoopOptions(outer_steps=8, inner_steps=50, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05),
+                          hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5),
+                          implicit=ImplicitOptions(method="neumann", alpha=1.9 / top, iters=2000))
+    with pytest.raises(FloatingPointError, match=r"outer step 2 is not finite \(validation loss there: -6\d\.\d+\); "
+                                                 "a hyperparameter step would make") as err:
+        tune(train_loss, val_loss, {"w": torch.zeros(4)}, {"l2": 0.1}, (x, y), (x, y),
+             constraints={"l2": "positive"}, options=options)
+    assert "diverges" not in str(err.value).split(";")[1]
+
+
 def test_a_weight_only_the_validation_loss_uses_is_refused_by_the_implicit_method() -> None:
     """A weight the training loss does not use (an offset of the validation loss alone) makes the Hessian
     singular: CG's solve turned nan and the error blamed an overflow, advising float64 to float64 weights.
