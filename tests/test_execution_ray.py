@@ -96,6 +96,28 @@ def test_ray_raises_the_uncaught_exception_after_the_running_trials_end(
     assert states["failed"] == 1 and states["complete"] >= 3 and set(states) == {"complete", "failed"}, states
 
 
+def _diverges(trial: Any) -> float:
+    import torch
+
+    from tunesmith.train.hyperloop import OuterStep, TuneDiverged
+
+    raise TuneDiverged("the training loss became inf at step 7", OuterStep(0, {"l2": torch.tensor(0.5)}, 1.0, 2.0, 7))
+
+
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_ray_raises_a_tune_divergence_with_its_step(ray_local: Any, tmp_path: Path, storage: str) -> None:
+    """tunesmith.train's TuneDiverged, which holds the outer step (tensors): the driver could not unpickle
+    it (it wanted the step), so the run failed with Ray's deserialization error instead."""
+    pytest.importorskip("torch")
+    from tunesmith.train.hyperloop import TuneDiverged
+
+    url = None if storage == "memory" else f"sqlite:///{tmp_path / 'd.db'}"
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=url, name="d")
+    with pytest.raises(TuneDiverged, match="the training loss became inf at step 7") as info:
+        study.optimize(_diverges, n_trials=2, executor="ray", catch=())
+    assert info.value.step.train_steps == 7 and float(info.value.step.hparams["l2"]) == 0.5
+
+
 def _stops_on_two(trial: Any) -> float:
     time.sleep(0.3)
     if trial.number == 2:

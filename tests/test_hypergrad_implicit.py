@@ -11,7 +11,7 @@ from scipy.optimize import minimize_scalar
 from test_hypergrad_study import _diverging
 
 import tunesmith as ts
-from tunesmith.train import hyper_space
+from tunesmith.train import hyper_space, hypertune
 from tunesmith.train.hyperloop import LoopOptions, from_raw, to_raw, tune
 from tunesmith.train.hyperlosses import classifier_losses
 from tunesmith.train.implicit import ImplicitOptions, hypergradient
@@ -436,8 +436,10 @@ def test_a_search_space_parameter_or_a_choice_is_refused_with_the_fix(start) -> 
     _, train_loss, val_loss, params, train, val = _small_problem()
     says = ("is a search-space parameter, .*: gradient-based tuning moves a start value" if not isinstance(start, (str, list))
             else "must start at a number or a tensor")
+    study = ts.Study(hyper_space({"l2": 0.1}), direction="minimize")
     for call in [*_each_entry_point(train_loss, val_loss, params, {"l2": start}, train, val),
-                 lambda: hyper_space({"l2": start})]:
+                 lambda: hyper_space({"l2": start}),  # hypertune: "Could not infer dtype of Float"
+                 lambda: hypertune(study, train_loss, val_loss, params, {"l2": start}, train, val)]:
         with pytest.raises(TypeError, match=f"hyperparameter 'l2' {says}.*a categorical or integer choice has no "
                                             "gradient: search it with a sampler"):
             call()
@@ -457,6 +459,27 @@ def test_an_empty_batch_at_a_later_step_is_named() -> None:
         tune(train_loss, val_loss, params, l2, lambda s: empty if s == 3 else train, val, options=opts)
 
 
+@pytest.mark.parametrize("method", ["implicit", "unrolled"])
+def test_a_training_batch_a_hypergradient_is_taken_on_is_named_when_empty_or_not_finite(method: str) -> None:
+    """The training batches a hypergradient is taken on (the implicit method's at the end of a phase, every
+    one of an unrolled phase): an empty one was trained on without a word (the unrolled steps) or gave a
+    hypergradient of 0 (the implicit method's last one); one holding NaN was blamed on the hyperparameter
+    step ("a hyperparameter step would make the hyperparameters nan")."""
+    _, train_loss, val_loss, params, train, val = _small_problem()
+    l2 = {"l2": torch.tensor(1e-2, dtype=torch.float64)}
+    x_nan = train[0].clone()
+    x_nan[3, 1] = math.nan
+    opts = LoopOptions(method=method, outer_steps=3, inner_steps=2, unroll_steps=2)
+    for s in (2, 5, 6)[: 3 if method == "implicit" else 2]:  # 6: the implicit method's last hypergradient only
+        with pytest.raises(ValueError, match=rf"train_batches\({s}\) is empty \(a tensor in it has 0 rows\)"):
+            tune(train_loss, val_loss, params, l2, lambda k, s=s: tuple(t[:0] for t in train) if k == s else train,
+                 val, options=opts)
+    with pytest.raises(FloatingPointError, match=r"hypergradient at outer step \d is not finite .*; the training batch "
+                                                 r"it was taken on, train_batches\(2\), holds NaN or inf values "
+                                                 r"\(in \['item 0'\]\): clean the data"):
+        tune(train_loss, val_loss, params, l2, lambda k: (x_nan, train[1]) if k == 2 else train, val, options=opts)
+
+
 def test_training_that_diverges_is_named_as_the_cause_not_the_hyperparameter_rate() -> None:
     """Ridge regression in float64 with SGD at too high a rate: the weights grow by 1e40 per outer step,
     the losses stay finite and the hypergradient overflows first. The error advised a lower
@@ -469,6 +492,31 @@ def test_training_that_diverges_is_named_as_the_cause_not_the_hyperparameter_rat
             tune(train_loss, val_loss, params, {"l2": 0.3}, train, val, constraints={"l2": "positive"},
                  options=LoopOptions(method=method, outer_steps=10, inner_steps=20, unroll_steps=20,
                                      inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=5.0)))
+
+
+def test_a_negative_validation_loss_is_not_taken_for_training_that_diverges() -> None:
+    """A validation loss below 0 (an offset of -100) and a Neumann series whose fixed ``alpha`` stops
+    converging as the L2 weight grows: the hypergradient turns inf at outer step 2 with the loss steady
+    near -67. Any later loss is above 1e6 times a negative one, so the error blamed diverging training."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=g)
+    y = x @ torch.randn(4, generator=g)
+
+    def train_loss(p, h, b):
+        return torch.mean((b[0] @ p["w"] - b[1]) ** 2) + h["l2"] * torch.sum(p["w"] ** 2)
+
+    def val_loss(p, b):  # prefers small weights: the L2 weight grows
+        return torch.mean((b[0] @ p["w"] + b[1]) ** 2) - 100
+
+    top = float(torch.linalg.eigvalsh(2 * x.T @ x / 30).max()) + 2 * 0.1
+    options = LoopOptions(outer_steps=8, inner_steps=50, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.05),
+                          hyper_optimizer=lambda ps: torch.optim.Adam(ps, lr=0.5),
+                          implicit=ImplicitOptions(method="neumann", alpha=1.9 / top, iters=2000))
+    with pytest.raises(FloatingPointError, match=r"outer step 2 is not finite \(validation loss there: -6\d\.\d+\); "
+                                                 "a hyperparameter step would make") as err:
+        tune(train_loss, val_loss, {"w": torch.zeros(4)}, {"l2": 0.1}, (x, y), (x, y),
+             constraints={"l2": "positive"}, options=options)
+    assert "diverges" not in str(err.value).split(";")[1]
 
 
 def test_a_weight_only_the_validation_loss_uses_is_refused_by_the_implicit_method() -> None:

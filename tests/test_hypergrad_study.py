@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 import tunesmith as ts  # noqa: E402
 from tunesmith.train import LoopOptions, classifier_losses, hyper_space, hypertune, values_of  # noqa: E402
+from tunesmith.train.hyperloop import TuneDiverged, tune  # noqa: E402
 
 SRC = Path(__file__).parent.parent / "src"
 
@@ -204,3 +205,21 @@ def test_hyper_space_takes_numbers_as_float64_as_tune_does_with_float64_weights(
     assert hyper_space({"a": 1e300})["a"].high == pytest.approx(1e300 + 1e304)
     assert hyper_space({"l2": 1e-50}, {"l2": "positive"})["l2"].low == pytest.approx(1e-54)
     assert hyper_space({"l2": torch.tensor(1e-3)}, {"l2": "positive"})["l2"].high == 10.0
+
+
+def _tune_diverging(trial) -> float:
+    train_loss, val_loss, params, train, val = _diverging(torch.float64)
+    options = LoopOptions(outer_steps=10, inner_steps=20, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=5.0))
+    tune(train_loss, val_loss, params, {"l2": trial.params["l2"]}, train, val, options=options)
+    return 0.0
+
+
+def test_a_divergence_raised_in_a_worker_process_comes_back_as_itself(tmp_path: Path) -> None:
+    """``catch=()`` passes the objective's TuneDiverged on from a worker process, pickled: its
+    unpickling failed for want of ``step``, so it came back as a RuntimeError, not the FloatingPointError
+    that the guide says to catch (and a Ray driver could not read it at all)."""
+    url = f"sqlite:///{tmp_path / 'diverged.db'}"
+    study = ts.Study({"l2": ts.Float(0.2, 0.4)}, sampler="random", seed=0, storage=url, name="diverged")
+    with pytest.raises(TuneDiverged, match=r"the hypergradient at outer step \d is not finite") as err:
+        study.optimize(_tune_diverging, n_trials=2, n_jobs=2, catch=())
+    assert err.value.step.step >= 1 and err.value.step.hparams["l2"].dtype == torch.float64

@@ -334,7 +334,7 @@ class _Pool:
                 w.inbox = None
                 return
             if isinstance(record, _Raised):
-                self.raised = self.raised or record.error
+                self.raised = self.raised or pickle.loads(record.pickled)
                 continue
             self.calls(record)
             if self.job.callbacks:
@@ -552,9 +552,11 @@ def _hand_over(outbox: Any, record: FrozenTrial) -> None:
 
 @dataclass
 class _Raised:
-    """An exception the objective raised that ``catch`` lets through, sent to the parent."""
+    """An exception the objective raised that ``catch`` lets through, sent to the parent pickled by
+    value: sent as it is, a tensor in it went by torch's shared memory, gone once the worker exited
+    (the parent's read failed, taken for the worker's exit, and the error was lost)."""
 
-    error: BaseException
+    pickled: bytes
 
 
 def _send_raised(outbox: Any, exc: Exception) -> None:
@@ -568,7 +570,7 @@ def _send_raised(outbox: Any, exc: Exception) -> None:
     if hasattr(error, "add_note"):
         error.add_note(note)
     try:
-        outbox.send(_Raised(error))
+        outbox.send(_Raised(pickle.dumps(error)))
     except (OSError, ValueError):
         logging.getLogger("tunesmith").error("%s", note)
 

@@ -152,6 +152,9 @@ class TuneDiverged(FloatingPointError):
         super().__init__(message)
         self.step = step
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled from a worker process: rebuilt with its step
+        return type(self), (*self.args, self.step), self.__dict__
+
 
 @dataclasses.dataclass(frozen=True)
 class TuneResult:
@@ -330,14 +333,14 @@ def tune(
         val_k = val_at(k)
         if callable(val_batch):  # an empty one gave a nan loss and a hypergradient of 0, without a word
             check_not_empty(f"val_batch({k})", val_k)
-        hg, vl, done = _at_outer_step(k, functools.partial(_phase, train_loss, raw_loss, val_loss, w, raw, values, inner,
-                                                           batch_at, val_k, done, opts))
+        hg, vl, done, taken_on = _at_outer_step(k, functools.partial(_phase, train_loss, raw_loss, val_loss, w, raw,
+                                                                     values, inner, batch_at, val_k, done, opts))
         rec = OuterStep(k, {k2: v.detach().clone() for k2, v in values().items()}, vl, tree_norm(hg), done,
                         _loss_on(val_loss, w, select_batch))
         steps.append(rec)
         if not math.isfinite(rec.hypergrad_norm):
             raise TuneDiverged(f"the hypergradient at outer step {k} is not finite (validation loss there: {vl}); "
-                               + _nonfinite_cause(steps, val_k, inner, w), rec)
+                               + _nonfinite_cause(steps, val_k, taken_on, inner, w), rec)
         if math.isfinite(rec.score) and (best is None or rec.score < steps[best[0]].score):
             best = (k, {n: t.detach().clone() for n, t in w.items()})
         if callback is not None:
@@ -435,25 +438,36 @@ def _first_kept(at: Batches) -> tuple[Batches, Any]:
 
 def _phase(train_loss: TrainLoss, raw_loss: TrainLoss, val_loss: ValLoss, w: Tree, raw: Tree,
            values: Callable[[], Tree], inner: torch.optim.Optimizer, batch_at: Batches, val_batch: Any, done: int,
-           opts: LoopOptions) -> tuple[Tree, float, int]:
+           opts: LoopOptions) -> tuple[Tree, float, int, dict[int, Any]]:
     """One inner phase (``inner_steps`` training steps) and the hypergradient at its end:
-    (hypergradient in the raw coordinates, validation loss, training steps done)."""
+    (hypergradient in the raw coordinates, validation loss, training steps done, the training batches
+    the hypergradient was taken on by step)."""
     r = {k: t.detach() for k, t in raw.items()}
     if opts.method == "unrolled":
         done = _train(train_loss, w, values, inner, batch_at, done, opts.inner_steps - opts.unroll_steps)
-        batches = [batch_at(done + i) for i in range(opts.unroll_steps)]
-        hg, w_k, state, vl = unrolled_hypergradient(raw_loss, val_loss, w, r, batches, val_batch,
+        taken_on = _batches_at(batch_at, range(done, done + opts.unroll_steps))
+        hg, w_k, state, vl = unrolled_hypergradient(raw_loss, val_loss, w, r, list(taken_on.values()), val_batch,
                                                      rules=rules_of(inner, w), state=state_of(inner, w), check=False)
         with torch.no_grad():
             for k, t in w.items():
                 t.copy_(w_k[k])
         load_state(inner, w, state)
-        return hg, vl, done + opts.unroll_steps
+        return hg, vl, done + opts.unroll_steps, taken_on
     done = _train(train_loss, w, values, inner, batch_at, done, opts.inner_steps)
-    hg = hypergradient(raw_loss, val_loss, w, r, batch_at(done), val_batch, options=opts.implicit, check=False)
+    taken_on = _batches_at(batch_at, [done])
+    hg = hypergradient(raw_loss, val_loss, w, r, taken_on[done], val_batch, options=opts.implicit, check=False)
     with torch.no_grad():
         vl = float(val_loss({k: t.detach() for k, t in w.items()}, val_batch))
-    return hg, vl, done
+    return hg, vl, done, taken_on
+
+
+def _batches_at(batch_at: Batches, steps: Sequence[int]) -> dict[int, Any]:
+    """The training batches of ``steps``, by step, refused if empty: a hypergradient taken on one trained
+    on nothing (its gradient in the weights is 0) without a word, or was 0."""
+    batches = {s: batch_at(s) for s in steps}
+    for s, batch in batches.items():
+        check_not_empty(f"train_batches({s})", batch)
+    return batches
 
 
 def _loss_on(val_loss: ValLoss, w: Tree, batch: Any) -> float | None:
@@ -505,14 +519,20 @@ def _train(train_loss: TrainLoss, w: Tree, values: Callable[[], Tree], opt: torc
 DIVERGED = 1e6
 
 
-def _nonfinite_cause(steps: list[OuterStep], val_batch: Any, inner: torch.optim.Optimizer, w: Tree) -> str:
+def _nonfinite_cause(steps: list[OuterStep], val_batch: Any, taken_on: Mapping[int, Any], inner: torch.optim.Optimizer,
+                     w: Tree) -> str:
     """What the error of a hypergradient that is not finite names as its likely cause and fix: NaN
-    or inf in the step's validation data, float16's eps, a validation loss that grew by orders of
+    or inf in the step's validation data or in a training batch it was taken on (``taken_on``, by
+    step), float16's eps, a validation loss that grew by orders of
     magnitude (weights that diverge overflow the hypergradient's second derivatives before the losses
     themselves), else a hyperparameter step too large."""
     bad = _nonfinite_inputs(val_batch)
     if bad:
         return f"that step's validation batch holds NaN or inf values (in {bad}): clean the data"
+    for s, batch in taken_on.items():
+        bad = _nonfinite_inputs(batch)
+        if bad:
+            return f"the training batch it was taken on, train_batches({s}), holds NaN or inf values (in {bad}): clean the data"
     half = _half_eps(inner, w)
     if half:
         return half

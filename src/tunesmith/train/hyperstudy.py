@@ -38,7 +38,7 @@ from .hyperloop import (
     to_raw,
     tune,
 )
-from .implicit import TrainLoss, Tree, ValLoss
+from .implicit import TrainLoss, Tree, ValLoss, check_start
 
 #: a "positive" or "real" hyperparameter's study range reaches this factor around its start
 SPAN = 1e4
@@ -130,6 +130,8 @@ def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
                         f"hyper_space(hparams, constraints), direction='minimize'), got {type(study).__name__}")
     if str(getattr(study.direction, "value", study.direction)) != "minimize":
         raise ValueError("hypertune records validation losses: create the study with direction='minimize'")
+    for name, value in hparams.items():  # a ts.Float(...) start failed below in torch: "Could not infer dtype"
+        check_start(name, value)
     wanted = set(flat_values({k: torch.as_tensor(v) for k, v in hparams.items()}))
     missing = sorted(wanted - set(study.space))
     if missing:
