@@ -259,6 +259,16 @@ def test_auto_picks_grid_when_the_budget_covers_the_space() -> None:
     assert isinstance(c.chosen, ts.BayesSampler)
 
 
+def test_one_auto_sampler_given_to_a_second_study_picks_again_for_its_space() -> None:
+    sampler = AutoSampler(seed=0)
+    first = ts.Study({"k": ts.Categorical(["a", "b"]), "n": ts.Int(0, 1)}, sampler=sampler)
+    first.optimize(lambda t: t.params["n"], n_trials=10)
+    assert isinstance(sampler.chosen, ts.GridSampler) and len(first.trials) == 4
+    second = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler=sampler)
+    second.optimize(lambda t: t.params["x"], n_trials=30)  # a grid kept from the first: 25 points, then "exhausted"
+    assert isinstance(sampler.chosen, ts.BayesSampler) and len(second.trials) == 30
+
+
 def test_auto_picks_tpe_when_a_pruner_stops_trials() -> None:
     space = {"x": ts.Float(0, 1), "k": ts.Categorical(["a", "b"])}
     pruned = ts.Study(space, pruner="asha", seed=0)
