@@ -259,6 +259,16 @@ def test_auto_picks_grid_when_the_budget_covers_the_space() -> None:
     assert isinstance(c.chosen, ts.BayesSampler)
 
 
+@pytest.mark.parametrize("param", [ts.Int(1, 50), ts.Int(1, 300, log=True), ts.Float(0, 1, step=0.01),
+                                   ts.Int(1, 50, grid=5)], ids=repr)
+def test_auto_s_grid_runs_every_configuration_of_the_space_the_budget_covers(param: Any) -> None:
+    study = ts.Study({"n": param, "k": ts.Categorical([None, True])}, seed=0)
+    study.optimize(lambda t: 0.0, n_trials=1000)  # the default grid of 5 points ran 10 trials, then stopped
+    size = int(study.space.cardinality)
+    assert len(study.trials) == size == 2 * param.n_values
+    assert len({study.space.key(t.params) for t in study.trials}) == size
+
+
 def test_one_auto_sampler_given_to_a_second_study_picks_again_for_its_space() -> None:
     sampler = AutoSampler(seed=0)
     first = ts.Study({"k": ts.Categorical(["a", "b"]), "n": ts.Int(0, 1)}, sampler=sampler)

@@ -99,8 +99,9 @@ def pick(
     from .tpe import TPESampler
 
     size = space.cardinality
-    if budget is not None and size <= budget:
-        return GridSampler(seed=seed), f"the space has {int(size)} configurations and the budget is {budget}"
+    if budget is not None and size <= budget:  # each value of each parameter (grid= aside): every configuration
+        return GridSampler(space.every_value(), seed=seed), (
+            f"the space has {int(size)} configurations and the budget is {budget}")
     if early_stopping:
         tpe = TPESampler(seed=seed)
         return tpe, (

@@ -492,6 +492,17 @@ class _Numeric(Param):
             raise self._err(f"grid lists a value twice: {values}")
         return values
 
+    def every_value(self) -> list[Any]:
+        """Each value the parameter takes, in order: the grid that covers it (an integer's, or a
+        stepped float's; a log integer's too, which ``grid=n_values`` log-spaced did not: 424 of
+        ``Int(1, 1000, log=True)``'s 1,000). A continuous float has no such list: a ValueError."""
+        if self.kind == "int":
+            assert self.step is not None
+            return list(range(int(self.low), int(self.high) + 1, int(self.step)))
+        if self._levels is None:
+            raise self._err("a continuous float takes infinitely many values; give it a step or a grid")
+        return [self._cast(self._on_step(k)) for k in range(self._levels)]
+
     def _spaced(self, n: int) -> list[Any]:
         if n < 1:
             raise self._err(f"grid needs at least 1 point, got {n}")

@@ -370,8 +370,13 @@ class Space(Mapping[str, Param]):
         bound = _product_bound(self)
         if math.isinf(bound) or bound > 100_000:
             return bound
-        return float(len(self.grid({n: int(self._params[n].n_values) for n in self.free
-                                    if self._params[n].kind != "categorical"})))
+        return float(len(self.grid(self.every_value())))
+
+    def every_value(self) -> dict[str, list[Any]]:
+        """The grid points of each numeric free parameter that cover all its values (a
+        ``GridSampler``'s ``points``): with them the grid is every configuration of a finite space."""
+        return {n: self._params[n].every_value() for n in self.free  # type: ignore[attr-defined]
+                if self._params[n].kind != "categorical"}
 
     # -- serialization --------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
