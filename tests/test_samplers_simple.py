@@ -234,6 +234,20 @@ def test_an_enqueued_negative_zero_is_the_grid_s_zero(grid: list[float], enqueue
     assert grid_remaining(study.sampler, study.space, study.trials) == 0
 
 
+def test_grid_points_that_do_not_fit_the_space_are_refused_before_the_study_is_stored(tmp_path: Any) -> None:
+    storage = f"sqlite:///{tmp_path}/grid.db"
+    space = {"lr": ts.Float(1e-4, 1e-1, log=True), "k": ts.Categorical(["a", "b"])}
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['l_r'\] \(did you mean 'lr'\?\)"):
+        ts.Study(space, sampler=ts.GridSampler({"l_r": 3}), storage=storage, name="g")
+    with pytest.raises(ValueError, match="parameter 'lr': grid needs at least 1 point, got 0"):
+        ts.Study(space, sampler={"name": "grid", "points": {"lr": 0}}, storage=storage, name="g")
+    with pytest.raises(ts.StudyNotFound):  # neither was stored (each failed at its first ask, stored, every reopening)
+        ts.load_study("g", storage)
+    ts.Study(space, sampler="grid", storage=storage, name="g")
+    with pytest.raises(ValueError, match="parameter 'k': grid value 'c' is not one of the choices"):
+        ts.Study(space, sampler=ts.GridSampler({"k": ["c"]}), storage=storage, name="g")  # reopened with it
+
+
 def test_grid_default_points_and_description() -> None:
     space = ts.Space({"lr": ts.Float(1e-4, 1.0, log=True), "n": ts.Int(1, 3)})
     g = ts.GridSampler(seed=0)

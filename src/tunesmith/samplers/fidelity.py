@@ -91,6 +91,9 @@ class MultiFidelitySampler(Sampler):
     def set_budget(self, n_trials: int | None) -> None:
         self.base.set_budget(n_trials)
 
+    def check(self, space: Space) -> None:
+        self.base.check(space)
+
     def suggest(
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion | None:

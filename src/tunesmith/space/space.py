@@ -331,11 +331,7 @@ class Space(Mapping[str, Param]):
         (overriding the parameter's own ``grid=``). Two configurations that
         differ only in an inactive parameter are never both listed.
         """
-        points = dict(points or {})
-        unknown = sorted(set(points) - set(self._params))
-        if unknown:
-            raise ValueError(f"grid points given for unknown parameter(s) {unknown}")
-        values = {n: self._params[n].grid(points.get(n)) for n in self._order}
+        values = self.grid_values(points)
         configs: list[Config] = [{}]
         for name in self._order:
             nxt: list[Config] = []
@@ -348,6 +344,15 @@ class Space(Mapping[str, Param]):
                     raise self._too_big(values)  # built a billion configurations before it was checked
             configs = nxt
         return [{n: c[n] for n in self._params if n in c} for c in configs]
+
+    def grid_values(self, points: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+        """Each parameter's grid values (``points`` as :meth:`grid` takes them), in the order
+        conditions are resolved; a ValueError for points of an unknown parameter or bad ones."""
+        points = dict(points or {})
+        unknown = sorted(set(points) - set(self._params))
+        if unknown:
+            raise ValueError(f"grid points given for unknown parameter(s) {unknown}{did_you_mean(unknown[0], list(self))}")
+        return {n: self._params[n].grid(points.get(n)) for n in self._order}
 
     def _too_big(self, values: Mapping[str, Sequence[Any]]) -> ValueError:
         sizes = ", ".join(f"{n}: {len(values[n])}" for n in self.free[:8]) + (
