@@ -234,6 +234,20 @@ def test_an_enqueued_negative_zero_is_the_grid_s_zero(grid: list[float], enqueue
     assert grid_remaining(study.sampler, study.space, study.trials) == 0
 
 
+def test_grid_points_that_do_not_fit_the_space_are_refused_before_the_study_is_stored(tmp_path: Any) -> None:
+    storage = f"sqlite:///{tmp_path}/grid.db"
+    space = {"lr": ts.Float(1e-4, 1e-1, log=True), "k": ts.Categorical(["a", "b"])}
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['l_r'\] \(did you mean 'lr'\?\)"):
+        ts.Study(space, sampler=ts.GridSampler({"l_r": 3}), storage=storage, name="g")
+    with pytest.raises(ValueError, match="parameter 'lr': grid needs at least 1 point, got 0"):
+        ts.Study(space, sampler={"name": "grid", "points": {"lr": 0}}, storage=storage, name="g")
+    with pytest.raises(ts.StudyNotFound):  # neither was stored (each failed at its first ask, stored, every reopening)
+        ts.load_study("g", storage)
+    ts.Study(space, sampler="grid", storage=storage, name="g")
+    with pytest.raises(ValueError, match="parameter 'k': grid value 'c' is not one of the choices"):
+        ts.Study(space, sampler=ts.GridSampler({"k": ["c"]}), storage=storage, name="g")  # reopened with it
+
+
 def test_grid_default_points_and_description() -> None:
     space = ts.Space({"lr": ts.Float(1e-4, 1.0, log=True), "n": ts.Int(1, 3)})
     g = ts.GridSampler(seed=0)
@@ -257,6 +271,26 @@ def test_auto_picks_grid_when_the_budget_covers_the_space() -> None:
     c = AutoSampler(seed=0)
     c.suggest(ts.Space({"x": ts.Float(0, 1)}), [], MIN)
     assert isinstance(c.chosen, ts.BayesSampler)
+
+
+@pytest.mark.parametrize("param", [ts.Int(1, 50), ts.Int(1, 300, log=True), ts.Float(0, 1, step=0.01),
+                                   ts.Int(1, 50, grid=5)], ids=repr)
+def test_auto_s_grid_runs_every_configuration_of_the_space_the_budget_covers(param: Any) -> None:
+    study = ts.Study({"n": param, "k": ts.Categorical([None, True])}, seed=0)
+    study.optimize(lambda t: 0.0, n_trials=1000)  # the default grid of 5 points ran 10 trials, then stopped
+    size = int(study.space.cardinality)
+    assert len(study.trials) == size == 2 * param.n_values
+    assert len({study.space.key(t.params) for t in study.trials}) == size
+
+
+def test_one_auto_sampler_given_to_a_second_study_picks_again_for_its_space() -> None:
+    sampler = AutoSampler(seed=0)
+    first = ts.Study({"k": ts.Categorical(["a", "b"]), "n": ts.Int(0, 1)}, sampler=sampler)
+    first.optimize(lambda t: t.params["n"], n_trials=10)
+    assert isinstance(sampler.chosen, ts.GridSampler) and len(first.trials) == 4
+    second = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, sampler=sampler)
+    second.optimize(lambda t: t.params["x"], n_trials=30)  # a grid kept from the first: 25 points, then "exhausted"
+    assert isinstance(sampler.chosen, ts.BayesSampler) and len(second.trials) == 30
 
 
 def test_auto_picks_tpe_when_a_pruner_stops_trials() -> None:

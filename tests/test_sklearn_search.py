@@ -16,6 +16,7 @@ from sklearn.datasets import load_iris, make_classification  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_validate  # noqa: E402
+from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
@@ -67,6 +68,14 @@ def test_list_of_dicts_is_a_conditional_space_and_objects_round_trip() -> None:
     assert {frozenset(d) for d in decoded} == {frozenset({"clf", "clf__C"}), frozenset({"clf", "clf__gamma"})}
     assert all((d["clf"] is lr) == ("clf__C" in d) for d in decoded)
     assert len(decoded) == 4
+
+
+@pytest.mark.parametrize("sampler", ["auto", "random", "grid"])
+def test_a_budget_that_covers_an_int_range_searches_each_of_its_values(sampler: str) -> None:
+    search = TunedSearchCV(KNeighborsClassifier(), {"n_neighbors": ts.Int(1, 30)}, n_trials=None, cv=2,
+                           sampler=sampler, random_state=0).fit(X, Y)
+    # said "30 configurations" and ran the grid's default 5 points of the range
+    assert sorted(p["n_neighbors"] for p in search.cv_results_["params"]) == list(range(1, 31))
 
 
 def test_cv_results_match_grid_search_cv() -> None:

@@ -417,6 +417,10 @@ def test_grid_is_conditional_aware(svm_space: ts.Space) -> None:
 def test_cardinality() -> None:
     assert ts.Space({"a": ts.Categorical(["x", "y"]), "n": ts.Int(1, 3, when={"a": "x"})}).cardinality == 4
     assert math.isinf(ts.Space({"x": ts.Float(0, 1)}).cardinality)
+    # each integer of a log range counts (its grid of 1,000 log-spaced points rounds to 424 of them)
+    assert ts.Space({"n": ts.Int(1, 1000, log=True)}).cardinality == 1000
+    space = ts.Space({"n": ts.Int(1, 1000, log=True), "x": ts.Float(0.1, 0.7, step=0.2), "k": ts.Categorical(["a", "b"])})
+    assert space.every_value() == {"n": list(range(1, 1001)), "x": [0.1, 0.3, 0.5, 0.7]}
 
 
 def test_validation_gaps_are_refused_with_the_fix() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..space import Space
+from ..space.params import check_count
 from ..trial import Direction, FrozenTrial
 from .base import Sampler, Suggestion
 from .simple import GridSampler, qmc
@@ -37,7 +38,12 @@ class AutoSampler(Sampler):
     def __init__(self, seed: int | None = None, *, budget: int | None = None,
                  bayes: Mapping[str, Any] | None = None) -> None:
         super().__init__(seed)
-        self.budget = budget
+        if bayes is not None and not isinstance(bayes, Mapping):
+            raise TypeError(f"AutoSampler's bayes takes a mapping of BayesSampler options, e.g. "
+                            f"{{'ei_margin': 0.01}}, got {bayes!r}")
+        self.budget = check_count("budget", budget, optional=True)
+        self._hint: int | None = None  # the coming run's n_trials (set_budget), where no budget is given
+        self._space = ""  # the space (its JSON) that chosen was picked for
         self.bayes = dict(bayes or {})
         if self.bayes:
             from .bayes import BayesOptions
@@ -58,8 +64,7 @@ class AutoSampler(Sampler):
         self._key = key
 
     def set_budget(self, n_trials: int | None) -> None:
-        if self.chosen is None and self.budget is None:
-            self.budget = n_trials
+        self._hint = n_trials  # read when a sampler is picked: at the first suggestion for a space
 
     def set_early_stopping(self, stops: bool) -> None:
         self.early_stopping = bool(stops)
@@ -74,8 +79,11 @@ class AutoSampler(Sampler):
     def suggest(
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion | None:
-        if self.chosen is None:
-            self.chosen = self.choose(space, self.budget)
+        if self.chosen is None or space.to_json() != self._space:
+            # picked again for another space: one AutoSampler given to a second study (a grid picked
+            # for a finite space ran 25 points of a continuous one, then said the search was exhausted)
+            self.chosen = self.choose(space, self.budget if self.budget is not None else self._hint)
+            self._space = space.to_json()
         return self.chosen.suggest(space, trials, direction)
 
     def describe(self) -> dict[str, Any]:
@@ -91,8 +99,9 @@ def pick(
     from .tpe import TPESampler
 
     size = space.cardinality
-    if budget is not None and size <= budget:
-        return GridSampler(seed=seed), f"the space has {int(size)} configurations and the budget is {budget}"
+    if budget is not None and size <= budget:  # each value of each parameter (grid= aside): every configuration
+        return GridSampler(space.every_value(), seed=seed), (
+            f"the space has {int(size)} configurations and the budget is {budget}")
     if early_stopping:
         tpe = TPESampler(seed=seed)
         return tpe, (

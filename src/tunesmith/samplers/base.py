@@ -93,6 +93,10 @@ class Sampler(ABC):
         """
         self._rng = np.random.default_rng([self.seed, *map(int, key)])
 
+    def check(self, space: Space) -> None:  # noqa: B027 - optional hook
+        """Refuse, with a ValueError naming the fix, a space this sampler cannot search (a grid's
+        points for parameters it lacks): a study calls it when opened with this sampler."""
+
     def set_budget(self, n_trials: int | None) -> None:  # noqa: B027 - optional hook
         """Hint of how many trials the coming run has (used by "auto")."""
 

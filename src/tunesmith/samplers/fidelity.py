@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..space import Space
+from ..space.params import check_count
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import Sampler, Suggestion
 
@@ -82,15 +83,16 @@ class MultiFidelitySampler(Sampler):
         self.base = make_sampler(base, seed)
         super().__init__(self.base.seed)
         self.uses_history = self.base.uses_history
-        if min_points is not None and (not isinstance(min_points, int) or min_points < 1):
-            raise ValueError(f"min_points must be a positive integer or None, got {min_points!r}")
-        self.min_points = min_points
+        self.min_points = check_count("min_points", min_points, optional=True)
 
     def reseed(self, *key: int) -> None:
         self.base.reseed(*key)
 
     def set_budget(self, n_trials: int | None) -> None:
         self.base.set_budget(n_trials)
+
+    def check(self, space: Space) -> None:
+        self.base.check(space)
 
     def suggest(
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction

@@ -100,6 +100,9 @@ class GridSampler(Sampler):
     def grid(self, space: Space) -> list[Config]:
         return self._grid(space)[0]
 
+    def check(self, space: Space) -> None:
+        space.grid_values(self.points)  # the points of each parameter, not the whole grid: opening stays quick
+
     def _grid(self, space: Space) -> tuple[list[Config], list[str]]:
         sig = space.to_json()
         if self._cache is None or self._cache[0] != sig:

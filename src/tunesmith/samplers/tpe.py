@@ -28,7 +28,7 @@ import numpy as np
 import scipy.special
 
 from ..space import Space
-from ..space.params import check_flag
+from ..space.params import check_count, check_flag
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import EncodedTrials, Sampler, Suggestion
 from .simple import sobol_point
@@ -53,14 +53,12 @@ class TPESampler(Sampler):
         multivariate: bool = True, gamma: float = 0.1,
     ) -> None:
         super().__init__(seed)
-        if n_startup is not None and (not isinstance(n_startup, int) or n_startup < 1):
-            raise ValueError(f"n_startup must be a positive integer or None, got {n_startup!r}")
-        if not isinstance(n_candidates, int) or n_candidates < 1:
-            raise ValueError(f"n_candidates must be a positive integer, got {n_candidates!r}")
-        if not 0 < gamma < 1:
-            raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
-        self.n_startup, self.n_candidates = n_startup, n_candidates
-        self.multivariate, self.gamma = check_flag("multivariate", multivariate), float(gamma)
+        if not isinstance(gamma, (int, float, np.integer, np.floating)) or isinstance(gamma, bool) or not 0 < gamma < 1:
+            raise ValueError(f"gamma must be a number in (0, 1), got {gamma!r}")
+        self.n_startup: int | None = check_count("n_startup", n_startup, optional=True)
+        self.n_candidates: int = check_count("n_candidates", n_candidates)
+        self.multivariate: bool = check_flag("multivariate", multivariate)
+        self.gamma = float(gamma)
         self._encoded = EncodedTrials()
 
     def describe(self) -> dict[str, Any]:

@@ -389,7 +389,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         sampler = _sampler(self.sampler)
         make_sampler(sampler)  # an unknown name is refused even where the grid replaces it
         if budget >= search.space.cardinality and not isinstance(sampler, GridSampler):
-            sampler = "grid"  # the budget covers the space: each configuration once, whatever the sampler
+            # the budget covers the space: each configuration once, whatever the sampler (each value of an Int
+            # range: sampler="grid"'s default 5 points of Int(1, 50) ran 5 trials where 50 were said)
+            sampler = {"name": "grid", "points": search.space.every_value()}
         try:
             return Study(
                 search.space, direction="maximize", sampler=sampler, pruner=self.pruner,

@@ -23,7 +23,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -491,6 +491,17 @@ class _Numeric(Param):
         if len(set(values)) != len(values):
             raise self._err(f"grid lists a value twice: {values}")
         return values
+
+    def every_value(self) -> list[Any]:
+        """Each value the parameter takes, in order: the grid that covers it (an integer's, or a
+        stepped float's; a log integer's too, which ``grid=n_values`` log-spaced did not: 424 of
+        ``Int(1, 1000, log=True)``'s 1,000). A continuous float has no such list: a ValueError."""
+        if self.kind == "int":
+            assert self.step is not None
+            return list(range(int(self.low), int(self.high) + 1, int(self.step)))
+        if self._levels is None:
+            raise self._err("a continuous float takes infinitely many values; give it a step or a grid")
+        return [self._cast(self._on_step(k)) for k in range(self._levels)]
 
     def _spaced(self, n: int) -> list[Any]:
         if n < 1:
@@ -1061,6 +1072,20 @@ def check_seed(seed: Any, what: str = "seed") -> int | None:
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
         raise ValueError(f"{what} must be a non-negative integer or None, got {seed!r}")
     return None if seed is None else int(seed)
+
+
+@overload
+def check_count(name: str, value: Any) -> int: ...
+@overload
+def check_count(name: str, value: Any, *, optional: bool) -> int | None: ...
+def check_count(name: str, value: Any, *, optional: bool = False) -> int | None:
+    """``value`` as a positive int (a NumPy integer too; None where ``optional``), or a ValueError
+    naming ``name``: True was taken as 1, and "5" failed later in a comparison ("'<' not supported")."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
+    return int(value)
 
 
 def uncallable_with(fn: Any, n_args: int) -> str | None:

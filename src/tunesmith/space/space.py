@@ -331,11 +331,7 @@ class Space(Mapping[str, Param]):
         (overriding the parameter's own ``grid=``). Two configurations that
         differ only in an inactive parameter are never both listed.
         """
-        points = dict(points or {})
-        unknown = sorted(set(points) - set(self._params))
-        if unknown:
-            raise ValueError(f"grid points given for unknown parameter(s) {unknown}")
-        values = {n: self._params[n].grid(points.get(n)) for n in self._order}
+        values = self.grid_values(points)
         configs: list[Config] = [{}]
         for name in self._order:
             nxt: list[Config] = []
@@ -348,6 +344,15 @@ class Space(Mapping[str, Param]):
                     raise self._too_big(values)  # built a billion configurations before it was checked
             configs = nxt
         return [{n: c[n] for n in self._params if n in c} for c in configs]
+
+    def grid_values(self, points: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+        """Each parameter's grid values (``points`` as :meth:`grid` takes them), in the order
+        conditions are resolved; a ValueError for points of an unknown parameter or bad ones."""
+        points = dict(points or {})
+        unknown = sorted(set(points) - set(self._params))
+        if unknown:
+            raise ValueError(f"grid points given for unknown parameter(s) {unknown}{did_you_mean(unknown[0], list(self))}")
+        return {n: self._params[n].grid(points.get(n)) for n in self._order}
 
     def _too_big(self, values: Mapping[str, Sequence[Any]]) -> ValueError:
         sizes = ", ".join(f"{n}: {len(values[n])}" for n in self.free[:8]) + (
@@ -370,8 +375,13 @@ class Space(Mapping[str, Param]):
         bound = _product_bound(self)
         if math.isinf(bound) or bound > 100_000:
             return bound
-        return float(len(self.grid({n: int(self._params[n].n_values) for n in self.free
-                                    if self._params[n].kind != "categorical"})))
+        return float(len(self.grid(self.every_value())))
+
+    def every_value(self) -> dict[str, list[Any]]:
+        """The grid points of each numeric free parameter that cover all its values (a
+        ``GridSampler``'s ``points``): with them the grid is every configuration of a finite space."""
+        return {n: self._params[n].every_value() for n in self.free  # type: ignore[attr-defined]
+                if self._params[n].kind != "categorical"}
 
     # -- serialization --------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -163,6 +163,7 @@ class Study:
         self._said_no_reports = False  # the pruner-without-reports warning: once per study object
         self._picked: str | None = None  # what sampler "auto" picked, once recorded
         if sampler is not None:
+            self.sampler.check(self.space)
             record_sampler(self, cfg)  # an override on an existing study is recorded
 
     @property
@@ -209,6 +210,7 @@ class Study:
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
         samp = make_sampler(sampler if sampler is not None else "auto", seed)
+        samp.check(space)  # a grid's points for another space: refused before the study is stored
         config = {
             "sampler": samp.describe(),
             "pruner": make_pruner(pruner).describe(),

@@ -6,7 +6,7 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ...space.params import check_field_types
+from ...space.params import check_count, check_field_types
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,7 @@ class BayesOptions:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        if self.n_init is not None and (not isinstance(self.n_init, int) or self.n_init < 1):
-            raise ValueError(f"n_init must be a positive integer or None, got {self.n_init!r}")
+        object.__setattr__(self, "n_init", check_count("n_init", self.n_init, optional=True))  # frozen: a NumPy one as int
         if self.warping not in ("auto", "power", "rank", "none"):
             raise ValueError(f"warping must be 'auto', 'power', 'rank' or 'none', got {self.warping!r}")
         for name in ("max_train", "n_random", "n_starts", "maxiter"):
@@ -106,8 +105,8 @@ class BayesOptions:
             raise ValueError(f"plugin_max_noise must be a finite number > 0 or None, got {gate!r}")
         if not (isinstance(self.ei_margin, numbers.Real) and 0 <= self.ei_margin < float("inf")):
             raise ValueError(f"ei_margin must be a finite number >= 0 (in the objective's units), got {self.ei_margin!r}")
-        if self.prior_beta < 0:
-            raise ValueError(f"prior_beta must be >= 0, got {self.prior_beta!r}")
+        if not 0 <= self.prior_beta < float("inf"):  # NaN too: it made every prior's exponent NaN
+            raise ValueError(f"prior_beta must be a finite number >= 0, got {self.prior_beta!r}")
 
     @classmethod
     def build(cls, options: dict[str, Any]) -> BayesOptions:
