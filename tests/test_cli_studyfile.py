@@ -427,6 +427,29 @@ def test_worker_name_defaults_and_module_beside_the_file(tmp_path: Path, monkeyp
     sys.modules.pop("beside_mod_cli", None)
 
 
+def test_a_worker_counts_the_paused_trials_it_leaves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Under a pausing pruner trials end paused: the summary said "4 finished trials" alone
+    after the worker ran 6, as if 2 were lost."""
+    (tmp_path / "pausing.py").write_text(textwrap.dedent("""
+        import tunesmith as ts
+
+        def f(trial):
+            if trial.is_resumed:
+                return trial.params["x"]
+            trial.report(trial.params["x"], 1)
+            raise ts.TrialPaused()
+        """))
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    pruner = "pruner: {name: asha, pause: true, min_resource: 1, reduction_factor: 3, max_resource: 9}\n"
+    path = write(tmp_path, f"objective: pausing.py:f\nstorage: {db}\n{SPACE}{pruner}sampler: random\nseed: 0\n")
+    assert main(["worker", str(path), "--n-trials", "6"]) == 0
+    states = [t.state.value for t in ts.load_study("s", db).trials]
+    done, paused = states.count("complete"), states.count("paused")
+    assert len(states) == 6 and done >= 1 and paused >= 2 and done + paused == 6, states
+    out = capsys.readouterr().out
+    assert f"study 's': {done} finished trials in sqlite:///{tmp_path / 'p.db'}; {paused} paused\n" in out
+
+
 def test_script_found_in_the_file_folder_then_the_current_one(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "sub").mkdir()

@@ -1031,3 +1031,22 @@ def test_contours_of_branches_that_share_no_pair_say_so_and_hint_only_a_pair_tha
     assert [(c.x_label, c.y_label) for c in cs] == [("lr", "x"), ("lr", "y")]
     empty = ts.Study(two, name="empty")
     assert all(c.empty for c in plots.contours(empty)) and (plots.contours(empty)[-1].message or "").count(",") >= 1
+
+
+def test_report_and_diagram_say_the_pruner_pauses_as_show_does() -> None:
+    """A study whose ASHA pauses: `tunesmith show` printed "pruner asha (pause=True)" while the
+    report's settings and the process diagram said "asha" alone, hiding that its paused trials
+    may still be resumed."""
+    from tunesmith.report import build_report
+
+    study = ts.Study(ts.Space({"x": ts.Float(0, 1)}), sampler="random", seed=0,
+                     pruner=ts.pruners.ASHA(pause=True, max_resource=9))
+    for _ in range(3):
+        t = study.ask()
+        t.report(t.params["x"], 1)
+        study.tell(t, t.params["x"])
+    assert plots.process(study).node("pruner").detail.startswith("asha (pause=True)\n")
+    assert "<td class=l>pruner</td><td class=l>asha (pause=True)</td>" in build_report(study, sections=())
+    pruning = ts.Study(ts.Space({"x": ts.Float(0, 1)}), sampler="random", pruner="asha")
+    pruning.tell(pruning.ask(), 0.5)
+    assert plots.process(pruning).node("pruner").detail.startswith("asha\n")

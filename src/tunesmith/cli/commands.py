@@ -25,6 +25,7 @@ from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound, UnreadableSpaceError
 from ..plots import HTML, IMAGES, check_output
+from ..plots.records import pruner_label
 from ..report import FAILED_SHOWN, latest_failures, overfit_cell
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
@@ -480,7 +481,7 @@ def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
     if study.pruner.name == "none":
         return
     paused = sum(t.state is TrialState.PAUSED for t in trials)
-    console.print(f"pruner {escape(study.pruner.name)}{' (pause=True)' if study.pruner.pauses else ''}"
+    console.print(f"pruner {escape(pruner_label(study.pruner))}"
                   + (f"; {paused} paused: a later optimize resumes those it promotes" if paused else ""))
 
 

@@ -19,7 +19,9 @@ file on a Ray cluster (see :mod:`tunesmith.cli.commands`).
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
+from ..trial import FrozenTrial
 from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
 from .studyfile import EXECUTORS, StudyFile, StudyFileError
 
@@ -60,11 +62,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Open (or create) the study the file names and run its trials here."""
     sf, study, objective = prepare(args, check=check_shared_storage)
     status = run_trials(study, objective, optimize_options(sf, show_progress=False))
-    done = [t for t in study.trials if t.state.is_finished]
+    trials = study.trials
+    done = [t for t in trials if t.state.is_finished]
     failed = f"; every trial this worker ran failed (exit status {status})" if status == EVERY_TRIAL_FAILED else ""
     try:
-        print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}{failed}", flush=True)
+        print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}"
+              f"{_unfinished(trials)}{failed}", flush=True)
     except OSError:
         if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it
             raise
     return status
+
+
+def _unfinished(trials: list[FrozenTrial]) -> str:
+    """The trials not finished, by state ("; 16 paused, 1 waiting"): a worker under a pausing
+    pruner that ran 12 trials said "4 finished trials" alone, as if the others were lost."""
+    counts = Counter(t.state.value for t in trials if not t.state.is_finished)
+    return "; " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) if counts else ""

@@ -285,7 +285,7 @@ def snapshot(study: Any) -> Snapshot:
     sampler = getattr(study, "sampler", None)
     return Snapshot(
         name=study.name, direction=study.direction, space=study.space, trials=tuple(study.trials),
-        sampler=str(getattr(study, "sampler_label", None) or getattr(sampler, "name", "")), pruner=_pruner_name(pruner),
+        sampler=str(getattr(study, "sampler_label", None) or getattr(sampler, "name", "")), pruner=pruner_label(pruner),
         rungs=pruner_rungs(pruner),
         tests={n: r.mean for n, r in test_results(study).items()},
     )
@@ -302,12 +302,14 @@ def pruner_rungs(pruner: Any) -> Callable[[int], Sequence[int]] | None:
     return lambda upto: pruner.rung_steps(upto, budget=upto)
 
 
-def _pruner_name(pruner: Any) -> str:
-    """The registered name (``folds``, ``asha``), as ``tunesmith show`` and the dashboard print it."""
+def pruner_label(pruner: Any) -> str:
+    """The registered name (``folds``, ``asha``), and ``(pause=True)`` for one that pauses, as
+    ``tunesmith show``, the report, the process diagram and the dashboard print it; "" for none."""
     if pruner is None or type(pruner).__name__ == "NopPruner":
         return ""
     name = str(getattr(pruner, "name", "") or "")
-    return type(pruner).__name__ if name in ("", "custom") else name
+    name = type(pruner).__name__ if name in ("", "custom") else name
+    return f"{name} (pause=True)" if getattr(pruner, "pauses", False) else name
 
 
 def on_log_y(chart: Chart, what: str) -> Chart:
