@@ -223,3 +223,34 @@ def test_a_divergence_raised_in_a_worker_process_comes_back_as_itself(tmp_path: 
     with pytest.raises(TuneDiverged, match=r"the hypergradient at outer step \d is not finite") as err:
         study.optimize(_tune_diverging, n_trials=2, n_jobs=2, catch=())
     assert err.value.step.step >= 1 and err.value.step.hparams["l2"].dtype == torch.float64
+
+
+def test_a_second_run_on_the_same_study_is_refused_unless_appended(tmp_path: Path) -> None:
+    """Running the same hypertune script again on its study recorded a second run beside the
+    first under the same step numbers (outer steps 0-5 twice), with nothing to tell them apart."""
+    problem, train, val = _problem()
+    url = f"sqlite:///{tmp_path / 'hyper.db'}"
+    options = LoopOptions(outer_steps=2, inner_steps=5, warm_start_steps=10)
+    study = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="minimize", storage=url,
+                     name="again")
+    hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+              constraints=problem.constraints, options=options)
+    again = ts.Study.load("again", url)
+    with pytest.raises(ValueError, match=r"already holds 2 steps of an earlier hypertune run \(outer steps 0-1\)"
+                                         r".*append=True .*attrs\['run'\] = 2"):
+        hypertune(again, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=options)
+    assert len(ts.Study.load("again", url).trials) == 2  # nothing recorded, no training run
+    with pytest.raises(TypeError, match="append must be True or False"):
+        hypertune(again, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=options, append="yes")
+    for run in (2, 3):
+        hypertune(again, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=options, append=True)
+        trials = ts.Study.load("again", url).trials
+        assert [t.attrs.get("run") for t in trials][-2:] == [run, run]
+        assert [t.attrs["outer_step"] for t in trials][-2:] == [0, 1]
+    assert [t.attrs.get("run") for t in trials[:2]] == [None, None]  # the first run's records are left as they were
+    with pytest.raises(ValueError, match="steps of 3 earlier hypertune runs"):
+        hypertune(again, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=options)

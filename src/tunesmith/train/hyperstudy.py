@@ -97,6 +97,7 @@ def hypertune(
     constraints: Mapping[str, Constraint] | None = None,
     options: LoopOptions | None = None,
     select_batch: Any = None,
+    append: bool = False,
 ) -> TuneResult:
     """:func:`tunesmith.train.hyperloop.tune`, each outer step recorded as a trial of ``study``.
 
@@ -106,21 +107,26 @@ def hypertune(
     ``study.space`` must hold every (flattened) hyperparameter name (see :func:`hyper_space`);
     values that leave its range are clipped in the record (the loop keeps the exact ones,
     stored as ``attrs["outside_space"]``). The study must minimize.
+
+    A study that already holds the steps of an earlier run is refused (running the same script
+    again would record a second run under the same step numbers) unless ``append=True``: this
+    run's steps then go after them, each with ``attrs["run"]`` (the earlier run counts as 1).
     """
     _check_study(study, hparams)
+    run = _run_number(study, append)
     opts = options or LoopOptions()
     since = [time.time()]  # each trial's time: from the previous step's record (the first: from the start)
 
     def record(step: OuterStep, _params: Tree) -> None:
         now = time.time()
-        _record(study, step, opts, since[0], now)
+        _record(study, step, opts, since[0], now, run=run)
         since[0] = now
 
     try:
         return tune(train_loss, val_loss, params, hparams, train_batches, val_batch, constraints=constraints,
                     options=opts, callback=record, select_batch=select_batch)
     except TuneDiverged as e:  # the step that diverged, a failed trial with the error: show and report list it
-        _record(study, e.step, opts, since[0], time.time(), error=str(e))
+        _record(study, e.step, opts, since[0], time.time(), error=str(e), run=run)
         raise
 
 
@@ -145,13 +151,35 @@ def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
                          "a study of its own, built by tunesmith.train.hyper_space(hparams, constraints)")
 
 
+def _run_number(study: Any, append: bool) -> int | None:
+    """This run's number in ``study`` (None: its first run), refusing a second one unless ``append``."""
+    if not isinstance(append, bool):
+        raise TypeError(f"hypertune: append must be True or False, got {append!r}")
+    earlier = [t for t in getattr(study, "trials", ()) if isinstance(t.attrs, Mapping) and "outer_step" in t.attrs]
+    if not earlier:
+        return None
+    runs = [t.attrs.get("run", 1) for t in earlier]
+    last = max((r for r in runs if isinstance(r, int) and not isinstance(r, bool)), default=1)
+    if not append:
+        steps = [t.attrs["outer_step"] for t in earlier if isinstance(t.attrs["outer_step"], int)]
+        span = f" (outer steps {min(steps)}-{max(steps)})" if steps else ""
+        runs_text = "an earlier hypertune run" if last == 1 else f"{last} earlier hypertune runs"
+        raise ValueError(f"study {study.name!r} already holds {len(earlier)} steps of {runs_text}{span}; running "
+                         "again would record another run beside them under the same step numbers: give hypertune "
+                         "a new study (another name), or pass "
+                         f"append=True to record this run's steps after them (attrs['run'] = {last + 1})")
+    return last + 1
+
+
 def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, completed: float, *,
-            error: str | None = None) -> None:
+            error: str | None = None, run: int | None = None) -> None:
     """``step`` as a trial: complete with its score, or failed (``error``: why; else a score that is not finite)."""
     values = flat_values(step.hparams)
     space: Space = study.space
     clipped = {k: min(max(v, space[k].low), space[k].high) for k, v in values.items()}  # type: ignore[attr-defined]
     attrs: dict[str, Any] = {"train_steps": step.train_steps, "outer_step": step.step, "method": opts.label}
+    if run is not None:
+        attrs["run"] = run
     if math.isfinite(step.hypergrad_norm):  # not where the training diverged before it
         attrs["hypergrad_norm"] = step.hypergrad_norm
     if opts.method == "unrolled":
