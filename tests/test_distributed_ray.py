@@ -611,7 +611,9 @@ def test_a_trial_whose_worker_ray_killed_for_memory_is_failed_saying_so(
     now, by Ray's own measure (under a container's limit, not the host's memory); trial 1 grows until
     its worker is killed, 2 GiB past that line at most. Other jobs that take or free memory meanwhile
     only move the moment it is killed; one that takes more than the margin (less Ray's own processes)
-    may get another trial's worker killed too, which is failed the same way."""
+    may get another trial's worker killed too, which is failed the same way (and if it holds it, every
+    replacement: optimize gives up with WorkersLost, as it should). It cannot hang: trial 1 returns
+    after 60 s if never killed (then this fails), and the run is killed after 150 s."""
     pytest.importorskip("ray")
     from ray._private.utils import get_system_memory, get_used_memory
     from ray_util import RAY_ENV, pids_under, quiet_home, short_tmp
