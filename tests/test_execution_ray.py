@@ -784,6 +784,24 @@ def test_a_value_that_does_not_pickle_fails_its_trial_as_inline(ray_local: Any, 
     assert "return a finite number" in (trials[1].error or "")
 
 
+_NOT_NUMBERS: list[Any] = [float("nan"), [0.5, 0.25], "0.5", None]
+
+
+def _returns_what_is_not_a_number(trial: Any) -> Any:
+    return _NOT_NUMBERS[trial.number % len(_NOT_NUMBERS)]
+
+
+def test_a_value_that_is_not_a_number_is_failed_in_memory_ray_as_inline(ray_local: Any) -> None:
+    """In memory under Ray, nan, a list or a string returned was failed as told by hand ("tell() got
+    nan (float); tell it a finite number"), not as returned by the objective, as inline."""
+    errors = []
+    for executor in ("inline", "ray"):
+        study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+        study.optimize(_returns_what_is_not_a_number, n_trials=len(_NOT_NUMBERS), executor=executor)
+        errors.append([t.error for t in study.trials])
+    assert errors[1] == errors[0] and all((e or "").startswith("objective returned") for e in errors[0]), errors
+
+
 def _exits_on_one(trial: Any) -> float:
     time.sleep(0.2)
     if trial.number == 1:

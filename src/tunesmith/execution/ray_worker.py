@@ -215,12 +215,14 @@ def apply_outcome(study: Study, out: Outcome) -> FrozenTrial:
 
 def _unsent(value: Any) -> tuple[Any, str | None]:
     """The objective's ``value`` as an actor sends it back, and why its trial failed (None: as
-    returned). A value that does not pickle ended optimize with Ray's TypeError, its trial left
-    running: it goes as its float when it is a number, else its trial fails as inline."""
-    if value is None or isinstance(value, (int, float, str, np.generic)) or _round_trips(value):
-        return value, None
+    returned), as inline. A number goes as itself (an int: the driver warns when it has no exact
+    float) or as its float (a tensor, which the driver may not rebuild: a CUDA one without a GPU;
+    one that did not pickle ended optimize with Ray's TypeError, its trial left running); what is
+    not one is failed here, with the reason inline gives (the driver's tell said "tell() got")."""
     number = _as_float(value)
-    return (number, None) if number is not None else (None, bad_value_reason(value))
+    if number is None:
+        return None, bad_value_reason(value)
+    return (value, None) if isinstance(value, (int, float, np.generic)) else (number, None)
 
 
 def _pickler() -> ModuleType:
