@@ -91,6 +91,8 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      "prior_beta must be a finite number >= 0, got nan"),
     ("an infinite Bayes prior_beta", lambda: ts.BayesOptions(prior_beta=float("inf")), ValueError,
      "prior_beta must be a finite number >= 0, got inf"),
+    ("a Bayes prior_beta past the largest float", lambda: ts.BayesOptions(prior_beta=10**400), ValueError,
+     "prior_beta must be a finite number >= 0, got 1000000000"),  # taken, then an OverflowError at the first ask
     ("an auto budget as text", lambda: ts.samplers.AutoSampler(budget="10"), ValueError,
      "budget must be a positive integer or None, got '10'"),
     ("a negative auto budget", lambda: ts.samplers.AutoSampler(budget=-1), ValueError,

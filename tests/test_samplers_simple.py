@@ -18,6 +18,7 @@ from scipy.stats import qmc
 
 import tunesmith as ts
 from tunesmith.samplers import AutoSampler, make_sampler
+from tunesmith.samplers.auto import pick
 from tunesmith.trial import Direction, FrozenTrial, TrialState
 
 MIN = Direction.MINIMIZE
@@ -281,6 +282,19 @@ def test_auto_s_grid_runs_every_configuration_of_the_space_the_budget_covers(par
     size = int(study.space.cardinality)
     assert len(study.trials) == size == 2 * param.n_values
     assert len({study.space.key(t.params) for t in study.trials}) == size
+
+
+def test_auto_does_not_pick_a_grid_too_big_to_list_however_large_the_budget() -> None:
+    """Eight stepped floats of 11 values (214 million configurations) with n_trials=10**9 (a run
+    bounded by its timeout): auto picked a grid of every value, which failed at the first ask with
+    "the grid has more than 1,000,000 configurations ... search this space with sampler='auto'"."""
+    space = {f"f{i}": ts.Float(0, 1, step=0.1) for i in range(8)}
+    study = ts.Study(space, sampler=AutoSampler(seed=0, budget=10**9), seed=0)
+    study.optimize(lambda t: sum(t.params.values()), n_trials=3)
+    assert isinstance(study.sampler.chosen, ts.TPESampler) and len(study.trials) == 3
+    million = ts.Space({"a": ts.Int(1, 1000), "b": ts.Int(1, 1000)})  # the largest grid listed: still a grid
+    assert isinstance(pick(million, 10**6, 0)[0], ts.GridSampler)
+    assert isinstance(pick(ts.Space({"a": ts.Int(1, 1000), "b": ts.Int(0, 1000)}), 10**7, 0)[0], ts.TPESampler)
 
 
 def test_one_auto_sampler_given_to_a_second_study_picks_again_for_its_space() -> None:

@@ -78,6 +78,15 @@ def test_a_budget_that_covers_an_int_range_searches_each_of_its_values(sampler: 
     assert sorted(p["n_neighbors"] for p in search.cv_results_["params"]) == list(range(1, 31))
 
 
+@pytest.mark.parametrize("sampler", [{"name": "grid", "points": {"n_neighbors": [1, 5, 10]}},
+                                     ts.GridSampler({"n_neighbors": [1, 5, 10]})], ids=["settings", "object"])
+def test_a_grid_s_own_points_are_searched_where_the_budget_covers_the_space(sampler: object) -> None:
+    search = TunedSearchCV(KNeighborsClassifier(), {"n_neighbors": ts.Int(1, 30)}, n_trials=None, cv=2,
+                           sampler=sampler, random_state=0).fit(X, Y)
+    # the grid given as settings was replaced by one of every value (before, of the default 5 points)
+    assert sorted(p["n_neighbors"] for p in search.cv_results_["params"]) == [1, 5, 10]
+
+
 def test_cv_results_match_grid_search_cv() -> None:
     grid = {"C": [0.01, 0.1, 1.0, 10.0], "fit_intercept": [True, False]}
     est = LogisticRegression(max_iter=500)

@@ -241,6 +241,32 @@ def test_cli_delete_answered_with_end_of_input_deletes_nothing(tmp_path: Path, c
     assert [r.name for r in ts.SQLStorage(url).list_studies()] == ["s"]
 
 
+def test_a_copy_into_a_space_its_grid_s_points_do_not_fit_is_refused_before_it_is_stored(tmp_path: Path) -> None:
+    """The copy keeps the study's sampler: a grid whose points name a parameter the new space lacks (or lie
+    outside it) was stored with the copy, which failed at its first ask and at every reopening."""
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    space = {"lr": ts.Float(1e-3, 1.0, log=True), "x": ts.Float(0.0, 1.0)}
+    study = ts.Study(space, sampler=ts.GridSampler({"lr": [0.01, 0.1], "x": 3}), seed=0, storage=url, name="g")
+    study.optimize(lambda t: t.params["lr"] + t.params["x"], n_trials=6)
+    for name, new in (("no-x", {"lr": ts.Float(1e-3, 1.0, log=True)}),
+                      ("high-lr", {"lr": ts.Float(0.05, 1.0, log=True), "x": ts.Float(0.0, 1.0)})):
+        with pytest.raises(ValueError, match=r"the copy keeps the sampler of study 'g' \(grid\): (grid points given "
+                                             r"for unknown parameter\(s\) \['x'\]|parameter 'lr': grid value 0.01 is "
+                                             r"outside \[0.05, 1.0\]); copy into a space"):
+            study.copy(name, space=new)
+        with pytest.raises(ts.StudyNotFound):
+            ts.load_study(name, url)
+    branch = {"opt": ts.Categorical(["sgd", "adam"]), "m": ts.Float(0.0, 1.0, when={"opt": "sgd"}), "x": ts.Float(0.0, 1.0)}
+    grid = ts.Study(branch, sampler=ts.GridSampler({"m": 2, "x": 2}), storage=url, name="branch")
+    grid.optimize(lambda t: t.params["x"] + (t.params["opt"] == "sgd"), n_trials=6)
+    with pytest.raises(ValueError, match=r"the focus keeps the sampler of study 'branch' \(grid\): grid points given "
+                                         r"for unknown parameter\(s\) \['m'\]; keep the parameters they name"):
+        grid.focus(keep=["x"], name="f")  # opt fixed at the best trial's adam: m, active under sgd only, is dropped
+    wider = study.copy("wide", space={"lr": ts.Float(1e-4, 1.0, log=True), "x": ts.Float(0.0, 1.0)})
+    wider.optimize(lambda t: t.params["lr"] + t.params["x"], n_trials=6)  # the grid's 6 points, all carried: none left
+    assert len(wider.trials) == 6
+
+
 def test_a_copy_into_a_new_space_takes_the_trials_that_fit_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:

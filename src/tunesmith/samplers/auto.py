@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..space import Space
-from ..space.params import check_count
+from ..space.params import MAX_GRID, check_count
 from ..trial import Direction, FrozenTrial
 from .base import Sampler, Suggestion
 from .simple import GridSampler, qmc
@@ -23,10 +23,10 @@ SAY_PICK = True
 
 
 class AutoSampler(Sampler):
-    """Grid when the space is finite and the budget covers it; with a pruner
-    that stops trials early, TPE (benchmarks/pruning-replay.md); TPE for very large budgets
-    (> 1,000 trials) or many parameters (> 30); Bayesian optimization
-    (Gaussian process) otherwise.
+    """Grid when the space is finite and the budget covers it (a grid of at most ``MAX_GRID``,
+    a million, configurations); with a pruner that stops trials early, TPE
+    (benchmarks/pruning-replay.md); TPE for very large budgets (> 1,000 trials) or many
+    parameters (> 30); Bayesian optimization (Gaussian process) otherwise.
 
     The choice is made at the first suggestion, logged, and exposed as
     :attr:`chosen`. ``bayes``: options of :class:`~tunesmith.samplers.BayesSampler`
@@ -99,7 +99,9 @@ def pick(
     from .tpe import TPESampler
 
     size = space.cardinality
-    if budget is not None and size <= budget:  # each value of each parameter (grid= aside): every configuration
+    # each value of each parameter (grid= aside): every configuration, where a grid can list them all (a budget
+    # of 10**9 on 214 million: the grid failed at the first ask, saying to search with sampler='auto')
+    if budget is not None and size <= min(budget, MAX_GRID):
         return GridSampler(space.every_value(), seed=seed), (
             f"the space has {int(size)} configurations and the budget is {budget}")
     if early_stopping:

@@ -42,7 +42,7 @@ from ..exceptions import StudyNotFound
 from ..pruners import NopPruner
 from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
-from ..space.params import check_seed, plural
+from ..space.params import MAX_GRID, check_seed, plural
 from ..storage import MemoryStorage
 from ..storage.base import mask_url
 from ..study import Study
@@ -388,7 +388,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         name = self.name or f"tunedsearchcv-{uuid.uuid4().hex[:8]}"
         sampler = _sampler(self.sampler)
         make_sampler(sampler)  # an unknown name is refused even where the grid replaces it
-        if budget >= search.space.cardinality and not isinstance(sampler, GridSampler):
+        size = search.space.cardinality  # a grid lists at most MAX_GRID; a grid's own points (as settings too) stay
+        if size <= min(budget, MAX_GRID) and not isinstance(sampler, GridSampler) and not _grid_points(sampler):
             # the budget covers the space: each configuration once, whatever the sampler (each value of an Int
             # range: sampler="grid"'s default 5 points of Int(1, 50) ran 5 trials where 50 were said)
             sampler = {"name": "grid", "points": search.space.every_value()}

@@ -235,7 +235,7 @@ def focus_study(
     the plan's summary to the caller (the CLI prints it)."""
     from ..exceptions import DuplicateStudyError
     from ..storage import make_storage
-    from .manage import COPY_ID, drop_partial, exists, known_result
+    from .manage import COPY_ID, check_sampler_fits, drop_partial, exists, known_result
     from .study import Study
 
     new_name = name or f"{study.name}-focus"
@@ -247,6 +247,7 @@ def focus_study(
         )
     plan = plan_focus(study, keep=keep, threshold=threshold, carry=carry, method=method,
                       seed=0 if seed is None else seed)
+    check_sampler_fits(study, plan.space, "focus")  # a grid's points for a parameter focus drops
     new = Study(plan.space, direction=study.direction, sampler=study.sampler.describe(),
                 pruner=study.pruner.describe(), seed=seed, name=new_name, storage=target, load_if_exists=False,
                 _settings={COPY_ID: uuid.uuid4().hex})  # under the name of the study in another storage, its checkpoints stay apart

@@ -155,6 +155,8 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
         raise ValueError("fill= gives values for parameters a new space adds: pass that space= too")
     if fill and new_space is not None:
         _check_fill(new_space, fill)
+    if new_space is not None:
+        check_sampler_fits(study, new_space, "copy")
     book = exists(study.storage, study.name + SUFFIX)
     check_book_free(dest, name, book)
     _check_workers_fit(study, book, dest)
@@ -398,6 +400,20 @@ def drop_partial(storage: Storage, name: str, what: str) -> None:
         storage.delete_study(name)
     except Exception as again:  # noqa: BLE001 - say what is left; the caller raises the first error
         logger.warning("a partial %s %r is left in %s (%s): delete it", what, name, storage.display_url, again)
+
+
+def check_sampler_fits(study: Study, space: Space, what: str) -> None:
+    """A ValueError where the sampler a copy or focus of ``study`` keeps cannot search ``space`` (a grid's
+    points for a parameter it lacks, or outside it): checked before it is stored, where it failed at its
+    first ask and at every reopening."""
+    try:
+        study.sampler.check(space)
+    except ValueError as exc:
+        fit = "copy into a space those points fit" if what == "copy" else "keep the parameters they name (keep=[...])"
+        raise ValueError(
+            f"the {what} keeps the sampler of study {study.name!r} ({study.sampler.name}): {exc}; {fit}, or open "
+            f"the study with other points first (ts.Study(name={study.name!r}, storage=..., "
+            "sampler=ts.GridSampler({...})), which records them)") from None
 
 
 def _check_fill(space: Space, fill: Mapping[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -105,7 +106,7 @@ class BayesOptions:
             raise ValueError(f"plugin_max_noise must be a finite number > 0 or None, got {gate!r}")
         if not (isinstance(self.ei_margin, numbers.Real) and 0 <= self.ei_margin < float("inf")):
             raise ValueError(f"ei_margin must be a finite number >= 0 (in the objective's units), got {self.ei_margin!r}")
-        if not 0 <= self.prior_beta < float("inf"):  # NaN too: it made every prior's exponent NaN
+        if not 0 <= self.prior_beta <= sys.float_info.max:  # NaN: every prior's exponent NaN; 10**400: an OverflowError
             raise ValueError(f"prior_beta must be a finite number >= 0, got {self.prior_beta!r}")
 
     @classmethod
