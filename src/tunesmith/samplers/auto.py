@@ -44,6 +44,7 @@ class AutoSampler(Sampler):
         self.budget = check_count("budget", budget, optional=True)
         self._hint: int | None = None  # the coming run's n_trials (set_budget), where no budget is given
         self._space = ""  # the space (its JSON) that chosen was picked for
+        self._space_seen: Space | None = None
         self.bayes = dict(bayes or {})
         if self.bayes:
             from .bayes import BayesOptions
@@ -79,11 +80,12 @@ class AutoSampler(Sampler):
     def suggest(
         self, space: Space, trials: Sequence[FrozenTrial], direction: Direction
     ) -> Suggestion | None:
-        if self.chosen is None or space.to_json() != self._space:
+        if self.chosen is None or (space is not self._space_seen and space.to_json() != self._space):
             # picked again for another space: one AutoSampler given to a second study (a grid picked
             # for a finite space ran 25 points of a continuous one, then said the search was exhausted)
             self.chosen = self.choose(space, self.budget if self.budget is not None else self._hint)
             self._space = space.to_json()
+        self._space_seen = space  # the same Space object as the last ask's: no JSON compared (0.13 ms at 40 parameters)
         return self.chosen.suggest(space, trials, direction)
 
     def describe(self) -> dict[str, Any]:
