@@ -101,7 +101,19 @@ def sampler_name(config: Any) -> str:
     return sampler_label(config) if config.get("sampler") else ""
 
 
+def stored_pruner(config: Any) -> Any:
+    """The pruner a study's stored config describes; None where it cannot be built here (a custom one)."""
+    try:
+        return make_pruner(config.get("pruner"))
+    except (ValueError, TypeError):
+        return None
+
+
 def pruner_name(config: Any) -> str:
+    """The pruner's label as ``tunesmith show`` prints it ("asha (pause=True)"), "" for none."""
+    pruner = stored_pruner(config)
+    if pruner is not None:
+        return pruner_label(pruner)
     p = config.get("pruner")
     name = p.get("name") if isinstance(p, dict) else p
     return "" if not name or str(name).lower() in ("nop", "none", "noppruner") else str(name)
@@ -195,13 +207,10 @@ class StudyCache:
         """What the plots read: the study's :class:`~tunesmith.plots.Snapshot`."""
         def build() -> Snapshot:
             cfg = view.record.config
-            try:
-                pruner = make_pruner(cfg.get("pruner"))
-            except (ValueError, TypeError):
-                pruner = None
+            pruner = stored_pruner(cfg)
             return Snapshot(
                 name=view.name, direction=view.record.direction, space=Space.stored(view.record.space, f"study {view.name!r}"),
-                trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_label(pruner) if pruner is not None else pruner_name(cfg),
+                trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_name(cfg),
                 rungs=pruner_rungs(pruner), tests=self._tests(view.record),
             )
 
