@@ -8,6 +8,8 @@ change bumps the study's ``version``, which keys the caches of plots and pages.
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 import time
 from collections import Counter
@@ -111,12 +113,18 @@ def stored_pruner(config: Any) -> Any:
 
 def pruner_name(config: Any) -> str:
     """The pruner's label as ``tunesmith show`` prints it ("asha (pause=True)"), "" for none."""
-    pruner = stored_pruner(config)
-    if pruner is not None:
-        return pruner_label(pruner)
     p = config.get("pruner")
-    name = p.get("name") if isinstance(p, dict) else p
-    return "" if not name or str(name).lower() in ("nop", "none", "noppruner") else str(name)
+    try:
+        return _label(json.dumps(p, sort_keys=True))
+    except (ValueError, TypeError):  # one that cannot be built here (a custom pruner): its stored name
+        name = p.get("name") if isinstance(p, dict) else p
+        return "" if not name or str(name).lower() in ("nop", "none", "noppruner") else str(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _label(described: str) -> str:
+    """The label of a stored pruner description, built once (the list of studies asks at each view)."""
+    return pruner_label(make_pruner(json.loads(described)))
 
 
 class StudyCache:
