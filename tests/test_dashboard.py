@@ -864,3 +864,19 @@ def test_a_study_deleted_or_renamed_elsewhere_is_not_kept_by_a_long_running_dash
     ts.Study(SPACE, storage=url, name="gamma", sampler="random", seed=1)
     changes = c.get(f"/api/studies/gamma/changes?since={version}").json()
     assert changes["changed"] and changes["summary"]["trials"] == 0, changes
+
+
+def test_the_study_page_names_a_pausing_pruner_as_its_process_diagram_does(tmp_path: Path) -> None:
+    """The study page's settings (from the study's summary) said "asha" while its process diagram and
+    `tunesmith show` said "asha (pause=True)" for the same study."""
+    from tunesmith.dashboard.cache import StudyCache
+    from tunesmith.plots import process
+
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    for name, pruner in (("pausing", ts.pruners.ASHA(pause=True, max_resource=9)), ("plain", "asha"), ("none", None)):
+        study = ts.Study(ts.Space({"x": ts.Float(0, 1)}), name=name, storage=db, sampler="random", pruner=pruner)
+        study.tell(study.ask(), 0.5)
+    cache = StudyCache(ts.storage.make_storage(db))
+    labels = {n: (cache.view(n).summary()["pruner"], cache.snapshot(cache.view(n)).pruner) for n in ("pausing", "plain", "none")}
+    assert labels == {"pausing": ("asha (pause=True)",) * 2, "plain": ("asha",) * 2, "none": ("", "")}
+    assert process(cache.snapshot(cache.view("pausing"))).node("pruner").detail.startswith("asha (pause=True)\n")

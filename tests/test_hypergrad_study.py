@@ -254,3 +254,40 @@ def test_a_second_run_on_the_same_study_is_refused_unless_appended(tmp_path: Pat
     with pytest.raises(ValueError, match="steps of 3 earlier hypertune runs"):
         hypertune(again, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
                   constraints=problem.constraints, options=options)
+
+
+def _old_steps(study: ts.Study, runs: int, steps: int, *, failed_last: bool = False) -> None:
+    """Steps as hypertune recorded them before attrs["run"]: a rerun's steps under the same numbers."""
+    for _ in range(runs):
+        for s in range(steps):
+            params = {k: study.space[k].low for k in study.space}  # type: ignore[attr-defined]
+            attrs = {"train_steps": 10 + s, "outer_step": s, "method": "cg"}
+            if failed_last and s == steps - 1:
+                study.add_trial(params, state="failed", attrs=attrs, error="the hypergradient at outer step 0 is not finite")
+            else:
+                study.add_trial(params, 1.0 - s / 10, attrs=attrs)
+
+
+def test_runs_recorded_before_run_numbers_count_by_their_repeated_steps(shared_storage_url: str) -> None:
+    """A study an older hypertune ran twice (outer steps 0-1 twice, no attrs["run"]) was called "an earlier
+    run" and append=True numbered the next run 2, the number of the second; one holding a single failed
+    step was refused as "1 steps ... (outer steps 0-0)", without saying the step failed."""
+    problem, train, val = _problem()
+    space = hyper_space(problem.hparams, problem.constraints)
+    options = LoopOptions(outer_steps=2, inner_steps=5, warm_start_steps=10)
+    twice = ts.Study(space, direction="minimize", storage=shared_storage_url, name="twice")
+    _old_steps(twice, runs=2, steps=2)
+    run = lambda study, **kw: hypertune(study, problem.train_loss, problem.val_loss, problem.params,  # noqa: E731
+                                        problem.hparams, train, val, constraints=problem.constraints,
+                                        options=options, **kw)
+    with pytest.raises(ValueError, match=r"holds 4 steps of 2 earlier hypertune runs \(outer steps 0-1\).*"
+                                         r"attrs\['run'\] = 3\)"):
+        run(twice)
+    run(ts.Study.load("twice", shared_storage_url), append=True)
+    trials = ts.Study.load("twice", shared_storage_url).trials
+    assert [(t.attrs.get("run"), t.attrs["outer_step"]) for t in trials] == [(None, 0), (None, 1)] * 2 + [(3, 0), (3, 1)]
+    diverged = ts.Study(space, direction="minimize", storage=shared_storage_url, name="diverged")
+    _old_steps(diverged, runs=1, steps=1, failed_last=True)
+    with pytest.raises(ValueError, match=r"holds 1 step, 1 failed, of an earlier hypertune run \(outer step 0\); "):
+        run(ts.Study.load("diverged", shared_storage_url))
+    assert len(ts.Study.load("diverged", shared_storage_url).trials) == 1

@@ -8,6 +8,8 @@ change bumps the study's ``version``, which keys the caches of plots and pages.
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 import time
 from collections import Counter
@@ -101,10 +103,28 @@ def sampler_name(config: Any) -> str:
     return sampler_label(config) if config.get("sampler") else ""
 
 
+def stored_pruner(config: Any) -> Any:
+    """The pruner a study's stored config describes; None where it cannot be built here (a custom one)."""
+    try:
+        return make_pruner(config.get("pruner"))
+    except (ValueError, TypeError):
+        return None
+
+
 def pruner_name(config: Any) -> str:
+    """The pruner's label as ``tunesmith show`` prints it ("asha (pause=True)"), "" for none."""
     p = config.get("pruner")
-    name = p.get("name") if isinstance(p, dict) else p
-    return "" if not name or str(name).lower() in ("nop", "none", "noppruner") else str(name)
+    try:
+        return _label(json.dumps(p, sort_keys=True))
+    except (ValueError, TypeError):  # one that cannot be built here (a custom pruner): its stored name
+        name = p.get("name") if isinstance(p, dict) else p
+        return "" if not name or str(name).lower() in ("nop", "none", "noppruner") else str(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _label(described: str) -> str:
+    """The label of a stored pruner description, built once (the list of studies asks at each view)."""
+    return pruner_label(make_pruner(json.loads(described)))
 
 
 class StudyCache:
@@ -195,13 +215,10 @@ class StudyCache:
         """What the plots read: the study's :class:`~tunesmith.plots.Snapshot`."""
         def build() -> Snapshot:
             cfg = view.record.config
-            try:
-                pruner = make_pruner(cfg.get("pruner"))
-            except (ValueError, TypeError):
-                pruner = None
+            pruner = stored_pruner(cfg)
             return Snapshot(
                 name=view.name, direction=view.record.direction, space=Space.stored(view.record.space, f"study {view.name!r}"),
-                trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_label(pruner) if pruner is not None else pruner_name(cfg),
+                trials=view.trials, sampler=sampler_name(cfg), pruner=pruner_name(cfg),
                 rungs=pruner_rungs(pruner), tests=self._tests(view.record),
             )
 

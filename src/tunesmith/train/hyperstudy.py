@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -155,20 +156,35 @@ def _run_number(study: Any, append: bool) -> int | None:
     """This run's number in ``study`` (None: its first run), refusing a second one unless ``append``."""
     if not isinstance(append, bool):
         raise TypeError(f"hypertune: append must be True or False, got {append!r}")
-    earlier = [t for t in getattr(study, "trials", ()) if isinstance(t.attrs, Mapping) and "outer_step" in t.attrs]
+    earlier = [t for t in getattr(study, "trials", ()) if "outer_step" in _attrs(t)]
     if not earlier:
         return None
-    runs = [t.attrs.get("run", 1) for t in earlier]
-    last = max((r for r in runs if isinstance(r, int) and not isinstance(r, bool)), default=1)
+    last = _runs_held(earlier)
     if not append:
         steps = [t.attrs["outer_step"] for t in earlier if isinstance(t.attrs["outer_step"], int)]
-        span = f" (outer steps {min(steps)}-{max(steps)})" if steps else ""
+        span = "" if not steps else f" (outer step {steps[0]})" if min(steps) == max(steps) else \
+            f" (outer steps {min(steps)}-{max(steps)})"
+        failed = sum(getattr(getattr(t, "state", None), "value", None) == "failed" for t in earlier)
+        held = f"{len(earlier)} step{'s' if len(earlier) > 1 else ''}{f', {failed} failed,' if failed else ''}"
         runs_text = "an earlier hypertune run" if last == 1 else f"{last} earlier hypertune runs"
-        raise ValueError(f"study {study.name!r} already holds {len(earlier)} steps of {runs_text}{span}; running "
+        raise ValueError(f"study {study.name!r} already holds {held} of {runs_text}{span}; running "
                          "again would record another run beside them under the same step numbers: give hypertune "
                          "a new study (another name), or pass "
                          f"append=True to record this run's steps after them (attrs['run'] = {last + 1})")
     return last + 1
+
+
+def _attrs(trial: Any) -> Mapping[str, Any]:
+    attrs = getattr(trial, "attrs", None)
+    return attrs if isinstance(attrs, Mapping) else {}
+
+
+def _runs_held(steps: list[Any]) -> int:
+    """How many runs recorded ``steps``: the largest ``attrs["run"]``; steps without one (the first
+    run, or runs recorded before ``run`` existed, one after another) count by their repeated step numbers."""
+    numbered = [r for t in steps if isinstance(r := t.attrs.get("run"), int) and not isinstance(r, bool)]
+    unnumbered = Counter(s for t in steps if "run" not in t.attrs and isinstance(s := t.attrs["outer_step"], int))
+    return max([*numbered, max(unnumbered.values(), default=1)])
 
 
 def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, completed: float, *,
