@@ -32,7 +32,7 @@ DIES = ["process", pytest.param("ray", marks=pytest.mark.slow)]  # executors who
 
 
 def study_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **kwargs: Any) -> ts.Study:
-    if kind == "ray":
+    if kind.startswith("ray"):  # "ray-memory": Ray with the study in the driver's memory
         request.getfixturevalue("ray_local")
     storage = f"sqlite:///{tmp_path / 'study.db'}" if kind in ("process", "ray") else None
     space = kwargs.pop("space", ts.Space({"x": ts.Float(0.0, 1.0), "k": ts.Categorical(["a", "b"])}))
@@ -40,7 +40,7 @@ def study_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **kwarg
 
 
 def jobs(kind: str) -> dict[str, Any]:
-    return {"n_jobs": 1 if kind == "inline" else 2, "executor": kind}
+    return {"n_jobs": 1 if kind == "inline" else 2, "executor": kind.removesuffix("-memory")}
 
 
 def square(trial: ts.Trial) -> float:
@@ -103,3 +103,67 @@ def test_a_lost_worker_leaves_no_trial_running(kind: str, tmp_path: Path, reques
     assert not [t.number for t in trials if t.state is TrialState.RUNNING]
     assert trials[2].state is TrialState.FAILED
     assert sum(t.state is TrialState.COMPLETE for t in trials) == 7  # the budget is honoured
+
+
+def fails_on_the_third(trial: ts.Trial) -> float:
+    if trial.number == 2:
+        raise ValueError("objective says no")
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("kind", [*EXECUTORS, pytest.param("ray-memory", marks=pytest.mark.slow)])
+def test_callbacks_see_the_trial_whose_exception_ends_optimize(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An exception ``catch`` does not cover fails its trial and ends optimize: the callbacks see that
+    failed trial once, before optimize raises, like every other trial that ended (inline, threads and
+    processes called none; Ray did)."""
+    study = study_for(kind, tmp_path, request, sampler="random")
+    seen: list[tuple[int, TrialState, str | None]] = []
+    with pytest.raises(ValueError, match="objective says no"):
+        study.optimize(fails_on_the_third, n_trials=20, catch=(), callbacks=[lambda s, r: seen.append((r.number, r.state, r.error))],
+                       **jobs(kind))
+    trials = study.trials
+    assert all(t.state.is_finished for t in trials), [t.state for t in trials]
+    assert sorted(n for n, _, _ in seen) == [t.number for t in trials]  # each ended trial once
+    assert (2, TrialState.FAILED) in [(n, state) for n, state, _ in seen]
+    assert trials[2].state is TrialState.FAILED and "objective says no" in (trials[2].error or "")
+
+
+def says_no_on_failed(study: ts.Study, record: Any) -> None:
+    if record.state is TrialState.FAILED:
+        raise RuntimeError("callback says no")
+
+
+@pytest.mark.parametrize("kind", [*EXECUTORS, pytest.param("ray-memory", marks=pytest.mark.slow)])
+def test_the_objectives_exception_wins_over_a_callbacks_on_its_trial(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that raises on the failed trial does not hide why the run stopped: optimize raises the
+    objective's exception, and the callback's is logged."""
+    study = study_for(kind, tmp_path, request, sampler="random")
+    with pytest.raises(ValueError, match="objective says no"):
+        study.optimize(fails_on_the_third, n_trials=20, catch=(), callbacks=[says_no_on_failed], **jobs(kind))
+    assert "a callback raised RuntimeError after trial 2" in caplog.text
+
+
+def interrupts_on_the_third(trial: ts.Trial) -> float:
+    if trial.number == 2:
+        raise KeyboardInterrupt
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("kind", [*EXECUTORS, pytest.param("ray-memory", marks=pytest.mark.slow)])
+def test_the_objectives_own_keyboard_interrupt_stops_the_run(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A KeyboardInterrupt from the objective stops the run as a Ctrl-C does (optimize returns): its trial
+    is recorded failed as interrupted, and called back under Ray alone (the guide says so)."""
+    study = study_for(kind, tmp_path, request, sampler="random")
+    seen: list[int] = []
+    study.optimize(interrupts_on_the_third, n_trials=20, callbacks=[lambda s, r: seen.append(r.number)], **jobs(kind))
+    trials = study.trials
+    assert all(t.state.is_finished for t in trials), [t.state for t in trials]
+    assert trials[2].state is TrialState.FAILED and trials[2].error == "interrupted (KeyboardInterrupt)"
+    assert len(seen) == len(set(seen)) and set(seen) <= {t.number for t in trials}
+    assert (2 in seen) == kind.startswith("ray")

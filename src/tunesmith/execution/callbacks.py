@@ -7,7 +7,9 @@ worker ended its trials. The first exception a callback raises stops the
 run: no new trial starts, the running ones end as usual (no more callbacks),
 and the executor raises it once its workers are done. ``study.stop()`` (from
 a callback, or another thread of the driver) stops the run the same way,
-without an error.
+without an error. The trial whose objective raised what ``catch`` lets through
+is called back too (once, before the executor raises that exception, which wins
+over a callback's error on it).
 """
 
 from __future__ import annotations

@@ -91,9 +91,9 @@ class ThreadExecutor(Executor):
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
             _deliver(inbox, calls, 0.0)
-        calls.raise_error()
-        if raised:
+        if raised:  # first: the objective's error stopped the run (a callback's on its trial is said)
             raise raised[0]
+        calls.raise_error()
         return run.exhausted
 
 

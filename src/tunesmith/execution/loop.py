@@ -439,6 +439,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             run.study.tell(trial, state=TrialState.FAILED, error=run.interrupted)
         return None
     resumed = trial.is_resumed
+    failed: FrozenTrial | None = None  # the trial whose objective raised what catch= lets through
     try:
         record = run.study.run_trial(run.objective, trial, run.catch)
     except TrialFinishedError:  # failed meanwhile (interrupted, or its heartbeat was judged lost)
@@ -455,14 +456,21 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         run.stopped_trial = trial.record if run.stopped else None
         raise
     except BaseException:  # what catch= lets through: run_trial failed the trial (a Ray actor answers with it)
-        run.raised_trial = trial.record if trial.record.state is TrialState.FAILED else None
+        failed = run.raised_trial = trial.record if trial.record.state is TrialState.FAILED else None
         raise
     finally:
         run.started(False)
         if run.study.stopping:  # study.stop() from the objective (a worker process's own copy of the study),
             run.budget.stop()  # its trial recorded or failed elsewhere: the budget is shared, no worker starts one after
+        if failed is not None:  # the callbacks see it before optimize raises it, as every trial that ended
+            _hand_on(run, failed, resumed)
+    _hand_on(run, record, resumed)
+    return record
+
+
+def _hand_on(run: Run, record: FrozenTrial, resumed: bool) -> None:
+    """A trial's record, once it ended, to the driver's callbacks and the progress bar."""
     if run.ended is not None:
         run.ended(record)
     if run.on_trial is not None and not resumed:
         run.on_trial(record)
-    return record
