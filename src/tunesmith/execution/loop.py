@@ -462,7 +462,8 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
         run.started(False)
         if run.study.stopping:  # study.stop() from the objective (a worker process's own copy of the study),
             run.budget.stop()  # its trial recorded or failed elsewhere: the budget is shared, no worker starts one after
-        if failed is not None:  # the callbacks see it before optimize raises it, as every trial that ended
+        if failed is not None:  # the callbacks see it before optimize raises it, as every trial that ended;
+            run.budget.stop()  # first: no worker starts a trial while they do (its own stopped it after them)
             _hand_on(run, failed, resumed)
     _hand_on(run, record, resumed)
     return record
