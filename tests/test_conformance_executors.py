@@ -9,8 +9,10 @@ when it passes.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +169,58 @@ def test_the_objectives_own_keyboard_interrupt_stops_the_run(
     assert trials[2].state is TrialState.FAILED and trials[2].error == "interrupted (KeyboardInterrupt)"
     assert len(seen) == len(set(seen)) and set(seen) <= {t.number for t in trials}
     assert (2 in seen) == kind.startswith("ray")
+
+
+def slow_unless_the_third(trial: ts.Trial) -> float:
+    if trial.number == 2:
+        raise ValueError("objective says no")
+    time.sleep(0.02)
+    return float(trial.params["x"])
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])  # Ray's driver stops the run before its callbacks
+def test_no_trial_starts_while_the_callbacks_see_the_trial_whose_exception_ends_optimize(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The objective's exception stops the run as it is raised, not once the callbacks are done with its
+    trial: the other workers, let go as their own trials were called back after it, started new ones."""
+    study = study_for(kind, tmp_path, request, sampler="random")
+    done: list[float] = []
+
+    def slow_on_failed(s: ts.Study, record: Any) -> None:
+        if record.state is TrialState.FAILED:
+            time.sleep(1.0)
+            done.append(time.time())
+
+    with pytest.raises(ValueError, match="objective says no"):
+        study.optimize(slow_unless_the_third, n_trials=200, catch=(), callbacks=[slow_on_failed], n_jobs=6,
+                       executor=kind)
+    # (one whose unit was taken as the exception came may start while the callback runs, never after it)
+    started_after = [t.number for t in study.trials if (t.started or 0.0) > done[0]]
+    assert not started_after, started_after
+
+
+def raises_on_the_second_later(head_start: float, trial: ts.Trial) -> float:
+    time.sleep(head_start if trial.number == 0 else head_start + 1.0)  # trial 1 runs as trial 0 is called back
+    if trial.number == 1:
+        raise ValueError("objective says no")
+    return float(trial.params["x"])
+
+
+def says_no_on_the_first(study: ts.Study, record: Any) -> None:
+    if record.number == 0:
+        raise RuntimeError("callback says no")
+
+
+@pytest.mark.parametrize("kind", [*EXECUTORS[1:], pytest.param("ray-memory", marks=pytest.mark.slow)])
+def test_a_callbacks_exception_that_stopped_the_run_first_wins(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A callback that raised on an earlier trial stopped the run: optimize raises its exception, not that of
+    an objective still running then (the objective's wins only over a callback's raised on its own trial)."""
+    study = study_for(kind, tmp_path, request, sampler="random")
+    with pytest.raises(RuntimeError, match="callback says no"):
+        objective = functools.partial(raises_on_the_second_later, 3.0 if kind.startswith("ray") else 0.3)  # actors start slowly
+        study.optimize(objective, n_trials=20, catch=(), callbacks=[says_no_on_the_first],
+                       **jobs(kind))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAILED]  # trial 1 ran

@@ -8,8 +8,10 @@ run: no new trial starts, the running ones end as usual (no more callbacks),
 and the executor raises it once its workers are done. ``study.stop()`` (from
 a callback, or another thread of the driver) stops the run the same way,
 without an error. The trial whose objective raised what ``catch`` lets through
-is called back too (once, before the executor raises that exception, which wins
-over a callback's error on it).
+is called back too (once, before the executor raises that exception). Of an
+objective's exception and a callback's, the one that stopped the run first is
+raised: the objective's over a callback's on its trial, a callback's over the
+exception of an objective still running when it stopped the run.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Callbacks:
         self.callbacks = tuple(callbacks)
         self.budget = budget
         self.error: Exception | None = None
+        self.second = False  # the error came once the run was stopped (by an objective's exception: it wins)
 
     def __call__(self, record: FrozenTrial) -> None:
         if self.error is None:
@@ -43,6 +46,7 @@ class Callbacks:
                     cb(self.study, record)
             except Exception as exc:  # noqa: BLE001 - raised by raise_error once the workers are done
                 self.error = exc
+                self.second = self.budget.stopped and not self.budget.exhausted
                 self.budget.stop()
                 logger.warning(
                     "a callback raised %s after trial %d; no new trial starts, optimize raises it once "
@@ -54,6 +58,10 @@ class Callbacks:
         if self.study.stopping:
             self.budget.stop()
 
-    def raise_error(self) -> None:
+    def raise_error(self, raised: BaseException | None = None) -> None:
+        """Raise what stopped the run: the callbacks' error, or ``raised`` (the objective's exception
+        that ``catch`` let through) when it came first."""
+        if raised is not None and (self.error is None or self.second):
+            raise raised
         if self.error is not None:
             raise self.error

@@ -91,9 +91,7 @@ class ThreadExecutor(Executor):
             calls.error = None
             calls.callbacks = ()  # no more callbacks; the waiting threads go on
             _deliver(inbox, calls, 0.0)
-        if raised:  # first: the objective's error stopped the run (a callback's on its trial is said)
-            raise raised[0]
-        calls.raise_error()
+        calls.raise_error(raised[0] if raised else None)
         return run.exhausted
 
 

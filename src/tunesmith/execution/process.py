@@ -185,9 +185,7 @@ class _Pool:
         summary = self.losses.summary()
         if summary:
             logger.warning(summary)
-        if self.raised is not None:  # first: the objective's error stopped the run (a callback's on its trial is said)
-            raise self.raised
-        self.calls.raise_error()
+        self.calls.raise_error(self.raised)
         if self.losses.barren > MAX_BARREN_DEATHS:
             raise WorkersLost(
                 f"{self.losses.barren} worker processes in a row died before running a trial; "

@@ -358,9 +358,7 @@ class _Driver:
         finally:
             for a in self.actors:
                 self.ray.kill(a.handle)
-        if self.error is not None:  # first: the objective's error stopped the run (a callback's on its trial is said)
-            raise self.error
-        self.calls.raise_error()
+        self.calls.raise_error(self.error)
         return self.exhausted
 
     def _nodes(self) -> list[dict[str, float]]:
