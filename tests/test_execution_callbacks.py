@@ -143,3 +143,21 @@ def test_study_stop_from_an_objective_whose_trial_ended_elsewhere_stops_the_run(
     study = make_study(kind, tmp_path)
     study.optimize(_lost_and_stops, n_trials=6, n_jobs=1, executor=kind)
     assert [(t.number, t.state) for t in study.trials] == [(0, TrialState.FAILED)]
+
+
+def test_the_run_is_stopped_before_the_trial_whose_exception_ends_it_is_called_back() -> None:
+    """The hand-off of the failed trial waits for the driver's callbacks (threads, processes); the other
+    workers, let go meanwhile, must find the run stopped already (they started new trials)."""
+    from tunesmith.execution.loop import Budget, Run, run_one
+
+    def refuses(trial: Any) -> float:
+        raise ValueError("objective says no")
+
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0)
+    run = Run(study, refuses, Budget(10, None), catch=())
+    stopped_when_called_back: list[bool] = []
+    run.ended = lambda record: stopped_when_called_back.append(run.budget.stopped)
+    with pytest.raises(ValueError, match="objective says no"):
+        run_one(run)
+    assert stopped_when_called_back == [True]
+    assert study.trials[0].state is TrialState.FAILED
