@@ -111,5 +111,5 @@ def test_by_name_it_is_bohb_s_model_tpe_and_its_description_round_trips() -> Non
 
 
 def test_bad_min_points() -> None:
-    with pytest.raises(ValueError, match="min_points must be a positive integer"):
+    with pytest.raises(ValueError, match="min_points must be None or an integer >= 1"):
         MultiFidelitySampler("random", min_points=0)

@@ -30,8 +30,7 @@ import numpy as np
 
 from .exceptions import TrialPruned, add_exception_note
 from .pruners import REPORTED_STATES, Decision, Pruner, register
-from .pruners.curves import check_int
-from .space.params import check_seed, did_you_mean
+from .space.params import check_int, check_seed, did_you_mean
 from .trial import Direction, FrozenTrial, TrialState, _as_float_or_nan, short_repr
 
 logger = logging.getLogger("tunesmith")

@@ -15,7 +15,6 @@ without forgetting a real degradation.
 from __future__ import annotations
 
 import bisect
-import numbers
 from collections.abc import Mapping, Sequence
 
 from ..trial import Direction, FrozenTrial, TrialState
@@ -121,10 +120,3 @@ def comparable(trials: Sequence[FrozenTrial], me: FrozenTrial) -> list[FrozenTri
         for t in trials
         if t.number != me.number and t.intermediate and t.state is not TrialState.FAILED
     ]
-
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int (Python or NumPy integers) when it is one and >= ``minimum``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

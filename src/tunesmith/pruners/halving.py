@@ -22,14 +22,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..space.params import did_you_mean
+from ..space.params import check_int, did_you_mean
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import REPORTED_STATES, Decision, Pruner
 from .curves import (
     Runs,
     already_resumed,
     check_curve,
-    check_int,
     comparable,
     crossing,
     rung_score,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..space.params import check_int
 from ..trial import FrozenTrial
-from .curves import check_int
 from .halving import ASHA, check_options
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ..space.params import check_int
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import REPORTED_STATES, Decision, Pruner
-from .curves import Runs, already_resumed, check_curve, check_int, comparable, score
+from .curves import Runs, already_resumed, check_curve, comparable, score
 
 
 class PercentilePruner(Pruner):

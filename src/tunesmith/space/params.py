@@ -19,6 +19,7 @@ import functools
 import inspect
 import json
 import math
+import numbers
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -1074,18 +1075,24 @@ def check_seed(seed: Any, what: str = "seed") -> int | None:
     return None if seed is None else int(seed)
 
 
+def check_int(name: str, value: object, minimum: int, *, or_none: bool = False) -> int:
+    """``value`` as an int (Python or NumPy integers) when it is one and >= ``minimum``, else a
+    ValueError naming ``name`` (``or_none``: the message says None is taken too)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be {'None or ' if or_none else ''}an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 @overload
 def check_count(name: str, value: Any) -> int: ...
 @overload
 def check_count(name: str, value: Any, *, optional: bool) -> int | None: ...
 def check_count(name: str, value: Any, *, optional: bool = False) -> int | None:
-    """``value`` as a positive int (a NumPy integer too; None where ``optional``), or a ValueError
-    naming ``name``: True was taken as 1, and "5" failed later in a comparison ("'<' not supported")."""
+    """``value`` as a positive int (:func:`check_int` from 1; None where ``optional``): True was
+    taken as 1, and "5" failed later in a comparison ("'<' not supported")."""
     if value is None and optional:
         return None
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
-    return int(value)
+    return check_int(name, value, 1, or_none=optional)
 
 
 def uncallable_with(fn: Any, n_args: int) -> str | None:
