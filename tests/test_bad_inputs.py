@@ -478,6 +478,22 @@ def test_numpy_numbers_are_taken_by_every_check_of_the_options() -> None:
     assert LoopOptions(outer_steps=np.int64(3), patience=np.int64(2)).outer_steps == 3
 
 
+def test_every_count_of_the_bayes_options_is_checked_with_its_least_value() -> None:
+    """``n_local=-5`` was kept and failed at the first model suggestion inside NumPy ("negative
+    dimensions are not allowed"); the counts were kept as NumPy integers in the frozen options."""
+    with pytest.raises(ValueError, match="n_local must be an integer >= 0, got -5"):
+        ts.BayesOptions(n_local=-5)
+    with pytest.raises(ValueError, match="max_train must be an integer >= 16, got 8"):
+        ts.BayesOptions(max_train=8)
+    with pytest.raises(ValueError, match="maxiter must be an integer >= 1, got 0"):
+        ts.BayesOptions(maxiter=0)
+    options = ts.BayesOptions(n_local=0, n_starts=np.int64(2))
+    assert options.n_local == 0 and type(options.n_starts) is int
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler=ts.BayesSampler(seed=0, n_init=2, n_local=0, n_random=64))
+    study.optimize(lambda t: (t.params["x"] - 0.3) ** 2, n_trials=4)
+    assert len(study.trials) == 4
+
+
 def test_a_numpy_bool_is_taken_for_load_if_exists_and_show_progress(tmp_path: Path) -> None:
     """The flags refuse a word ("no" is true), but refused NumPy's bool too, which check_field_types
     takes for a flag: ``load_if_exists=n > 0`` of a NumPy count was "must be True or False, got True"."""

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ...space.params import check_count, check_field_types
+from ...space.params import check_count, check_field_types, check_int
 
 
 @dataclass(frozen=True)
@@ -91,12 +91,8 @@ class BayesOptions:
         object.__setattr__(self, "n_init", check_count("n_init", self.n_init, optional=True))  # frozen: a NumPy one as int
         if self.warping not in ("auto", "power", "rank", "none"):
             raise ValueError(f"warping must be 'auto', 'power', 'rank' or 'none', got {self.warping!r}")
-        for name in ("max_train", "n_random", "n_starts", "maxiter"):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or v < 1:  # a NumPy integer too, as check_field_types takes it
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.max_train < 16:
-            raise ValueError(f"max_train must be at least 16, got {self.max_train}")
+        for name, least in (("max_train", 16), ("n_random", 1), ("n_local", 0), ("n_starts", 1), ("maxiter", 1)):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), least))  # a NumPy one as int
         if not (0 <= self.refit_every <= 1):
             raise ValueError(f"refit_every must be in [0, 1], got {self.refit_every!r}")
         if not (isinstance(self.ls_penalty, numbers.Real) and 0 <= self.ls_penalty < float("inf")):
