@@ -58,6 +58,15 @@ def test_warmup_fraction_counts_steps_of_the_whole_run() -> None:
     assert seen[:7] == pytest.approx([LR * (s + 1) / 6 for s in range(6)] + [LR])
 
 
+def test_a_warmup_fraction_on_half_a_step_rounds_up_every_time() -> None:
+    """``round()`` took 2.5 steps to 2 and 3.5 to 4 (halves to even): two fractions of the same
+    kind gave warm-ups on different sides of the exact value."""
+    from tunesmith.train.schedule import warmup_steps
+
+    assert [warmup_steps(TrainConfig(warmup_fraction=f), 10) for f in (0.05, 0.15, 0.25, 0.35)] == [1, 2, 3, 4]
+    assert warmup_steps(TrainConfig(warmup_fraction=0.1), 30) == 3  # 3.0000000000000004: to the nearest step
+
+
 def test_decay_steps_overrides_the_epoch() -> None:
     cfg = TrainConfig(lr=LR, schedule="step", decay_steps=4, gamma=0.1, epochs=2, batch_size=8)
     seen, _ = applied_lrs(cfg)

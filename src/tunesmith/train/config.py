@@ -49,7 +49,7 @@ class TrainConfig:
             any model). Warm-up and the schedule multiply the adapted base
             rate as they multiply a fixed one.
     Schedule (a pure function of the optimizer step, see ``schedule.lr_at``):
-        warmup_steps or warmup_fraction (of all steps): linear warm-up from 0.
+        warmup_steps or warmup_fraction (of all steps, to the nearest step, halves up): linear warm-up from 0.
         schedule: "constant", "step" (``gamma ** floor(t / decay_steps)``),
             "exponential" (``gamma ** (t / decay_steps)``), "cosine" (to
             ``min_lr``, at most ``lr``: a larger one is refused; the other

@@ -25,7 +25,7 @@ from .config import TrainConfig
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
     if cfg.warmup_steps:
         return cfg.warmup_steps
-    return int(round(cfg.warmup_fraction * total_steps))
+    return math.floor(cfg.warmup_fraction * total_steps + 0.5)  # halves up: round() took 2.5 to 2 and 3.5 to 4
 
 
 def lr_factor(
