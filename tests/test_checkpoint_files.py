@@ -271,6 +271,16 @@ def test_resuming_from_a_folder_or_a_file_that_is_no_checkpoint_says_so(tmp_path
         Trainer(mlp(), CFG).fit(*DATA, resume_from=text)
 
 
+def test_resuming_from_a_fifo_says_it_is_no_regular_file(tmp_path: Path) -> None:
+    """Before: a named pipe (or a device) given as the checkpoint "does not exist"."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="'.*pipe' is not a regular file; pass a file torch.save wrote"):
+        Trainer(mlp(), CFG).fit(*DATA, resume_from=fifo)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
 def test_a_checkpoint_dir_under_home_written_with_a_tilde_goes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: checkpoint_dir="~/runs/exp1" made a folder named "~" in the working directory."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
