@@ -237,6 +237,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise IsADirectoryError(f"checkpoint {str(path)!r} is a folder; pass a checkpoint file in it, e.g. its newest "
                                 "complete one: tunesmith.train.checkpoint.latest(folder)")
     if not path.is_file():
+        if path.exists():  # a FIFO would block the read; a device or socket is no checkpoint either
+            raise CheckpointError(f"checkpoint {str(path)!r} is not a regular file; pass a file torch.save wrote")
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     if not is_complete(path) and not _raw_pickle(path):  # torch would say it "holds Python objects"
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: it is not a complete torch.save archive "
