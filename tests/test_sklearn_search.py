@@ -103,6 +103,14 @@ def test_cv_results_match_grid_search_cv() -> None:
     np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
 
 
+def test_cv_results_keys_come_in_grid_search_cv_s_order_with_several_scorers_and_train_scores() -> None:
+    grid = {"C": [0.1, 1.0]}
+    kw = {"cv": 2, "scoring": {"acc": "accuracy", "f1": "f1_macro"}, "refit": "acc", "return_train_score": True}
+    ours = TunedSearchCV(LogisticRegression(), grid, **kw).fit(X, Y).cv_results_
+    theirs = GridSearchCV(LogisticRegression(), grid, **kw).fit(X, Y).cv_results_
+    assert [k for k in ours if k not in ("state", "trial_number")] == list(theirs)
+
+
 def test_param_columns_have_the_dtypes_of_scikit_learns_searches() -> None:
     grid = [{"kernel": ["linear"], "C": [0.1, 1, 10]}, {"kernel": ["rbf"], "C": [1, 10], "gamma": [0.01, 0.1]},
             {"kernel": ["poly"], "degree": [2, 3], "shrinking": [True, False]}]

@@ -45,8 +45,8 @@ def cv_results(
     out["params"] = params
     splits = ("test", "train") if train_score else ("test",)
     failed = np.array([t.state is TrialState.FAILED for t in trials], dtype=bool)
-    for split in splits:
-        for m in metrics:
+    for m in metrics:  # scikit-learn's order: each scorer's test columns, then its train columns
+        for split in splits:
             table = _table(trials, f"{split}_{m}", n_splits)
             for k in range(n_splits):
                 out[f"split{k}_{split}_{m}"] = table[:, k]
