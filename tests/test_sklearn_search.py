@@ -23,6 +23,7 @@ from sklearn.svm import SVC  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
+from tunesmith.storage import MemoryStorage  # noqa: E402
 from tunesmith.sklearn import TunedSearchCV, as_search_space  # noqa: E402
 
 X, Y = load_iris(return_X_y=True)
@@ -392,6 +393,34 @@ def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
     # the fingerprint is written once per fit (before: once per trial), on the fit's first trial
     marked = [t.number for t in ts.load_study("svc", url).trials if "search_data" in t.attrs]
     assert marked == [0, 3]
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_study_of_the_same_name_that_no_search_filled_is_not_resumed(stored: bool, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'shared.db'}" if stored else MemoryStorage()
+    other = ts.Study(ts.Space({"C": ts.Categorical([0.1, 1.0])}), direction="maximize", storage=storage, name="c")
+    other.optimize(lambda trial: 5.0 + trial["C"], n_trials=2)  # the grid a search of C would run
+    search = TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, cv=2, storage=storage, name="c")
+    with pytest.raises(ValueError, match=r"'c' .* holds 2 finished trials that no TunedSearchCV recorded"):
+        search.fit(X, Y)  # was: "resumed", every score NaN and best_params_ the first of the other's trials
+    assert sorted(t.value for t in ts.load_study("c", storage).trials) == [5.1, 6.0]  # no trial added or changed
+    assert len(TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, cv=2, storage=storage).fit(X, Y)
+               .cv_results_["params"]) == 2  # name=None: a study of its own beside it
+
+
+def test_a_memory_storage_object_is_checked_as_a_stored_search_is_and_clones(tmp_path: Path) -> None:
+    storage = MemoryStorage()
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=storage,
+                           name="svc")
+    assert clone(search).storage is storage  # clone failed: "cannot pickle '_thread.RLock' object"
+    with pytest.raises(ValueError, match="'svc' .* was searched on other data or folds"):
+        cross_validate(search, X, Y, cv=3, error_score="raise")  # was: every outer fold got the first one's scores
+    train, _ = next(StratifiedKFold(3).split(X, Y))  # the outer fold that ran
+    assert len(clone(search).set_params(n_trials=3).fit(X[train], Y[train]).cv_results_["params"]) == 3
+    with pytest.raises(ValueError, match="searched with another estimator or scoring"):
+        clone(search).set_params(scoring="f1_macro").fit(X[train], Y[train])
+    nested = cross_validate(clone(search).set_params(name=None), X, Y, cv=3, return_estimator=True)
+    assert len({e.study_.name for e in nested["estimator"]}) == 3  # name=None: one study per outer fold
 
 
 def test_a_search_left_running_is_not_resumed_on_other_data(tmp_path: Path) -> None:

@@ -185,8 +185,9 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         budget = self._budget(search)
         study = self._open_study(search, budget)
         search = _as_stored(self.space, study)
-        data = _same_data(study, X, y, folds, cv, fit_params)
-        setup = same_setup(study, self.estimator, search, self.scoring)
+        kept = _outlives_the_fit(study, self.storage)
+        data = _same_data(study, X, y, folds, cv, fit_params) if kept else None
+        setup = same_setup(study, self.estimator, search, self.scoring) if kept else None
         fold = functools.partial(_with_config, get_config(), functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
             score_params,
@@ -641,15 +642,30 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
     return row
 
 
+def _outlives_the_fit(study: Study, storage: Any) -> bool:
+    """Whether another fit may resume ``study``: it is stored, or kept in a MemoryStorage object
+    that was passed as ``storage`` (with ``storage=None`` each fit has a study of its own). Such a
+    study is checked and fingerprinted; one holding finished trials that no search recorded (a
+    study of the same name that an objective filled) is refused: its values are no fold scores."""
+    if isinstance(study.storage, MemoryStorage) and storage is not study.storage:
+        return False
+    finished = [t for t in study.trials if t.state.is_finished]
+    if finished and not any(DATA_ATTR in t.attrs for t in study.trials):
+        raise ValueError(
+            f"study {study.name!r} in {study.storage.display_url} holds {plural(len(finished), 'finished trial')} "
+            "that no TunedSearchCV recorded (they have no fold scores); a search resumes only a study that a "
+            "search filled. Give another name, or name=None for a new study"
+        )
+    return True
+
+
 def _same_data(
     study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None, params: Mapping[str, Any] | None = None
-) -> dict[str, Any] | None:
-    """The fingerprint of the data, folds and per-sample fit ``params`` (``sample_weight``) a stored
-    study is searched on, as the attributes its first trial gets (None in memory). Resuming a study searched on other data is refused: its
+) -> dict[str, Any]:
+    """The fingerprint of the data, folds and per-sample fit ``params`` (``sample_weight``) a study
+    that outlives the fit is searched on, as the attributes its first trial gets. Resuming a study searched on other data is refused: its
     scores would not be this data's (a fixed ``name`` under ``cross_validate`` reused the first outer
     fold's search in every fold; a resume with other weights mixed weighted and unweighted scores)."""
-    if isinstance(study.storage, MemoryStorage):
-        return None
     from joblib import hash as joblib_hash
 
     per_sample = {k: np.asarray(v) for k, v in sorted((params or {}).items()) if _per_sample(v, X)}
