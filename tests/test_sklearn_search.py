@@ -423,6 +423,15 @@ def test_a_memory_storage_object_is_checked_as_a_stored_search_is_and_clones(tmp
     assert len({e.study_.name for e in nested["estimator"]}) == 3  # name=None: one study per outer fold
 
 
+def test_a_fitted_search_given_a_memory_storage_object_pickles() -> None:
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0]}, cv=2, storage=MemoryStorage(), name="svc").fit(X, Y)
+    loaded = pickle.loads(pickle.dumps(search))  # failed: "cannot pickle '_thread.RLock' object"
+    np.testing.assert_array_equal(loaded.predict(X), search.predict(X))
+    assert "MemoryStorage" in repr(loaded) and loaded.best_params_ == search.best_params_
+    assert isinstance(loaded.storage, MemoryStorage) and loaded.storage is not search.storage  # a new, empty one
+    assert len(clone(loaded).fit(X, Y).cv_results_["params"]) == 2
+
+
 def test_a_search_left_running_is_not_resumed_on_other_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'search.db'}"
     search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=1, cv=3, random_state=0, storage=url,

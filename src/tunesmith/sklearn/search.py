@@ -466,7 +466,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         state = dict(super().__getstate__())
         state.pop("_study", None)  # locks and connections; reopened by name from a persistent storage
         state.pop("_opening", None)
-        if isinstance(state.get("storage"), SQLStorage):  # opened on use: a model loads without its database
+        if isinstance(state.get("storage"), (SQLStorage, MemoryStorage)):  # opened on use (a model loads without it)
             state["storage"] = _Reopen(state["storage"])
         return state
 
@@ -581,10 +581,12 @@ _OPENING = threading.Lock()
 
 class _Reopen:
     """What a pickled search keeps of a SQL Storage object passed as ``storage``: its URL and
-    settings (password included, to connect), opened when the search first uses it."""
+    settings (password included, to connect), opened when the search first uses it. Of a
+    MemoryStorage (whose studies stay in the process that ran them): a new, empty one (pickling
+    failed on its lock)."""
 
     def __init__(self, storage: Any) -> None:
-        self.open = storage._reopener()
+        self.open = MemoryStorage if isinstance(storage, MemoryStorage) else storage._reopener()
         self.shown = _Shown(repr(storage))
 
 
