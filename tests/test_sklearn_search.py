@@ -150,6 +150,12 @@ def test_multimetric_refit_by_name_or_callable() -> None:
     for bad, error in ((-1, IndexError), (5, IndexError), (1.5, TypeError), ("a", TypeError)):
         with pytest.raises(error, match="best_index_ .* refit returned"):
             TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, refit=lambda res, b=bad: b).fit(X, Y)
+    for refit in (False, "acc"):  # several scorers, none named: no best, as GridSearchCV has none
+        kw = {"cv": 2, "scoring": {"acc": "accuracy", "f1": "f1_macro"}, "refit": refit}
+        ours = TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, **kw).fit(X, Y)
+        theirs = GridSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, **kw).fit(X, Y)
+        for attr in ("best_index_", "best_params_", "best_score_", "best_estimator_"):
+            assert hasattr(ours, attr) == hasattr(theirs, attr), (refit, attr)
     with pytest.raises(ValueError, match="refit must name the one to optimize"):
         TunedSearchCV(LogisticRegression(), space, n_trials=2, scoring=["accuracy", "f1_macro"]).fit(X, Y)
 

@@ -276,6 +276,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             means = self.cv_results_[f"mean_test_{m}"]
             if not np.isfinite(means).all():  # scikit-learn's warning (failed fits, failed scorers)
                 warnings.warn(f"One or more of the test scores are non-finite: {means}", UserWarning, stacklevel=3)
+        if self.multimetric_ and not self.refit:  # no metric named to pick the best by: none, as GridSearchCV's
+            return
         if callable(self.refit):
             self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
