@@ -105,11 +105,14 @@ def test_cv_results_match_grid_search_cv() -> None:
 
 
 def test_cv_results_keys_come_in_grid_search_cv_s_order_with_several_scorers_and_train_scores() -> None:
-    grid = {"C": [0.1, 1.0]}
+    pipe = Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression())])
+    grid = {"scale__with_mean": [True, False], "lr__C": [0.1, 1.0]}  # not in sorted order
     kw = {"cv": 2, "scoring": {"acc": "accuracy", "f1": "f1_macro"}, "refit": "acc", "return_train_score": True}
-    ours = TunedSearchCV(LogisticRegression(), grid, **kw).fit(X, Y).cv_results_
-    theirs = GridSearchCV(LogisticRegression(), grid, **kw).fit(X, Y).cv_results_
-    assert [k for k in ours if k not in ("state", "trial_number")] == list(theirs)
+    ours = TunedSearchCV(pipe, grid, **kw).fit(X, Y)
+    theirs = GridSearchCV(pipe, grid, **kw).fit(X, Y)
+    assert [k for k in ours.cv_results_ if k not in ("state", "trial_number")] == list(theirs.cv_results_)
+    assert [list(p) for p in ours.cv_results_["params"]] == [list(p) for p in theirs.cv_results_["params"]]
+    assert list(ours.best_params_) == list(theirs.best_params_) == ["lr__C", "scale__with_mean"]
 
 
 def test_param_columns_have_the_dtypes_of_scikit_learns_searches() -> None:

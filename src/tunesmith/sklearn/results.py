@@ -37,7 +37,8 @@ def cv_results(
     train_score: bool,
 ) -> dict[str, Any]:
     """The ``cv_results_`` dict of the finished ``trials`` (in trial order)."""
-    params = [search.decode(t.params) for t in trials]
+    # each configuration's names in order, as scikit-learn's ParameterGrid and ParameterSampler give them
+    params = [dict(sorted(search.decode(t.params).items())) for t in trials]
     out: dict[str, Any] = {}
     for timing in ("fit_time", "score_time"):
         _mean_std(out, timing, _table(trials, timing, n_splits))
