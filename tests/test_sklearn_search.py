@@ -23,8 +23,8 @@ from sklearn.svm import SVC  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
-from tunesmith.storage import MemoryStorage  # noqa: E402
 from tunesmith.sklearn import TunedSearchCV, as_search_space  # noqa: E402
+from tunesmith.storage import MemoryStorage  # noqa: E402
 
 X, Y = load_iris(return_X_y=True)
 
@@ -409,10 +409,12 @@ def test_a_study_of_the_same_name_that_no_search_filled_is_not_resumed(stored: b
     storage = f"sqlite:///{tmp_path / 'shared.db'}" if stored else MemoryStorage()
     other = ts.Study(ts.Space({"C": ts.Categorical([0.1, 1.0])}), direction="maximize", storage=storage, name="c")
     other.optimize(lambda trial: 5.0 + trial["C"], n_trials=2)  # the grid a search of C would run
+    settings = ts.load_study("c", storage).storage.get_study("c").config
     search = TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, cv=2, storage=storage, name="c")
     with pytest.raises(ValueError, match=r"'c' .* holds 2 finished trials that no TunedSearchCV recorded"):
         search.fit(X, Y)  # was: "resumed", every score NaN and best_params_ the first of the other's trials
     assert sorted(t.value for t in ts.load_study("c", storage).trials) == [5.1, 6.0]  # no trial added or changed
+    assert ts.load_study("c", storage).storage.get_study("c").config == settings  # nor its sampler
     assert len(TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, cv=2, storage=storage).fit(X, Y)
                .cv_results_["params"]) == 2  # name=None: a study of its own beside it
 

@@ -115,7 +115,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             again with the same name resumes it: trials already finished count
             toward ``n_trials``. Resume with the same data, cv, estimator, scoring and
             space (another is refused, naming what changed; under ``cross_validate``
-            leave ``name=None``).
+            leave ``name=None``); a study of that name that no search filled is refused.
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
@@ -183,6 +183,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             raise ValueError(_no_folds(self.cv))
         self.n_splits_ = len(folds)
         budget = self._budget(search)
+        _check_filled_by_a_search(self.name, self.storage)
         study = self._open_study(search, budget)
         search = _as_stored(self.space, study)
         kept = _outlives_the_fit(study, self.storage)
@@ -647,20 +648,28 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
 
 
 def _outlives_the_fit(study: Study, storage: Any) -> bool:
-    """Whether another fit may resume ``study``: it is stored, or kept in a MemoryStorage object
-    that was passed as ``storage`` (with ``storage=None`` each fit has a study of its own). Such a
-    study is checked and fingerprinted; one holding finished trials that no search recorded (a
-    study of the same name that an objective filled) is refused: its values are no fold scores."""
-    if isinstance(study.storage, MemoryStorage) and storage is not study.storage:
-        return False
+    """Whether another fit may resume ``study`` (so it is checked and fingerprinted): it is stored,
+    or kept in a MemoryStorage object passed as ``storage`` (``storage=None``: a study per fit)."""
+    return not isinstance(study.storage, MemoryStorage) or storage is study.storage
+
+
+def _check_filled_by_a_search(name: str | None, storage: Any) -> None:
+    """A study ``name`` that holds finished trials no search recorded (one that an objective filled)
+    is refused before the search opens it (and records its sampler there): its values are no fold scores."""
+    if name is None or storage is None:
+        return
+    try:
+        study = Study.load(name, storage)
+    except StudyNotFound:
+        return
     finished = [t for t in study.trials if t.state.is_finished]
-    if finished and not any(DATA_ATTR in t.attrs for t in study.trials):
+    # a search's fold records hold fit times (those of a search stored before the fingerprint too)
+    if finished and not any(DATA_ATTR in t.attrs or "fit_time" in fold_scores(t) for t in study.trials):
         raise ValueError(
             f"study {study.name!r} in {study.storage.display_url} holds {plural(len(finished), 'finished trial')} "
-            "that no TunedSearchCV recorded (they have no fold scores); a search resumes only a study that a "
+            "that no TunedSearchCV recorded (no fold scores of a search); a search resumes only a study that a "
             "search filled. Give another name, or name=None for a new study"
         )
-    return True
 
 
 def _same_data(
