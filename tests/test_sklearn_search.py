@@ -140,6 +140,34 @@ def test_a_misspelt_parameter_is_refused_before_any_fit() -> None:
     assert TunedSearchCV(pipe, swap, cv=2).fit(X, Y).study_.trials[0].state.value == "complete"
 
 
+@pytest.mark.parametrize(("space", "says"), [({}, "a space dict is empty"), ([], r"space=\[\] is an empty list"),
+                                            ([{"C": [1.0]}, {}], "a space dict is empty"),
+                                            ({"C": []}, "'C': the list of values is empty")])
+def test_an_empty_space_is_refused_naming_what_is_empty(space: object, says: str) -> None:
+    with pytest.raises(ValueError, match=says):  # [] was a TypeError, as if a list were the wrong type
+        TunedSearchCV(LogisticRegression(), space, cv=2).fit(X, Y)
+
+
+class _Seen(LogisticRegression):
+    """Records the rows (by their last column, a row id) of every fit."""
+
+    rows: list[set[float]] = []
+
+    def fit(self, X: np.ndarray, y: np.ndarray, **kw: object) -> _Seen:
+        _Seen.rows.append(set(X[:, -1]))
+        return super().fit(X, y, **kw)
+
+
+def test_the_test_split_is_never_seen_by_the_search_nor_by_evaluate_best_s_refits() -> None:
+    x = np.c_[X, np.arange(len(Y)) / 1000]  # a row id column (iris holds duplicate rows), small: no effect
+    train, test = next(StratifiedKFold(4, shuffle=True, random_state=0).split(x, Y))
+    _Seen.rows = []
+    search = TunedSearchCV(_Seen(max_iter=500), {"C": [0.1, 1.0, 10.0]}, cv=3).fit(x[train], Y[train])
+    search.evaluate_best(x[train], Y[train], x[test], Y[test], k=2)
+    assert len(_Seen.rows) == 3 * 3 + 1 + 2  # the folds, the refit, the two refits of evaluate_best
+    assert all(seen <= set(x[train, -1]) for seen in _Seen.rows)
+
+
 def test_multimetric_refit_by_name_or_callable() -> None:
     space = {"C": loguniform(1e-3, 1e2)}
     by_name = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=5, cv=3, random_state=0,
