@@ -421,6 +421,10 @@ def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
     # (its scores from a training set that holds this fold's test samples)
     with pytest.raises(ValueError, match="'svc' .* was searched on other data or folds.*leave name=None"):
         cross_validate(search, X, Y, cv=3, error_score="raise")
+    settings = ts.load_study("svc", url).storage.get_study("svc").config
+    with pytest.raises(ValueError, match="searched on other data or folds"):
+        clone(search).set_params(sampler="tpe").fit(X[:100], Y[:100])
+    assert ts.load_study("svc", url).storage.get_study("svc").config == settings  # its sampler was "tpe" then
     with pytest.raises(ValueError, match="searched on other data or folds"):
         clone(search).set_params(cv=KFold(3, shuffle=True, random_state=1)).fit(X, Y)
     first = [dict(t.params) for t in ts.load_study("svc", url).trials]

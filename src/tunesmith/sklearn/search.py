@@ -183,18 +183,18 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             raise ValueError(_no_folds(self.cv))
         self.n_splits_ = len(folds)
         budget = self._budget(search)
-        _check_filled_by_a_search(self.name, self.storage)
+        prior = _prior_study(self.name, self.storage)  # checked before this fit opens it (and records its sampler)
+        marks = self._resumable(prior, X, y, folds, cv, fit_params) if prior is not None else None
         study = self._open_study(search, budget)
         search = _as_stored(self.space, study)
-        kept = _outlives_the_fit(study, self.storage)
-        data = _same_data(study, X, y, folds, cv, fit_params) if kept else None
-        setup = same_setup(study, self.estimator, search, self.scoring) if kept else None
+        if marks is None and _outlives_the_fit(study, self.storage):
+            marks = self._resumable(study, X, y, folds, cv, fit_params)
         fold = functools.partial(_with_config, get_config(), functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
             score_params,
         ))  # fmt: skip
 
-        unsaid = [{**data, SETUP_ATTR: setup}] if data is not None else []  # to this fit's first trial
+        unsaid = [marks] if marks is not None else []  # to this fit's first trial
 
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
@@ -227,6 +227,19 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self._finish(study, search, list(scorers), X, y, fit_with)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         return self
+
+    def _resumable(
+        self, study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any, fit_params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """What this fit's first trial records of its data and setup, once ``study`` (one that
+        outlives the fit) is found to be one it may resume: filled by a search, on the same data,
+        with the same estimator and scoring. None where its space differs: opening it says so."""
+        search = _as_stored(self.space, study)
+        if search.space.to_dict() != study.space.to_dict():
+            return None
+        _check_filled_by_a_search(study)
+        return {**_same_data(study, X, y, folds, cv, fit_params),
+                SETUP_ATTR: same_setup(study, self.estimator, search, self.scoring)}
 
     def _routed(
         self, scorers: Mapping[str, Any], X: Any, groups: Any, params: Mapping[str, Any]
@@ -653,15 +666,19 @@ def _outlives_the_fit(study: Study, storage: Any) -> bool:
     return not isinstance(study.storage, MemoryStorage) or storage is study.storage
 
 
-def _check_filled_by_a_search(name: str | None, storage: Any) -> None:
-    """A study ``name`` that holds finished trials no search recorded (one that an objective filled)
-    is refused before the search opens it (and records its sampler there): its values are no fold scores."""
+def _prior_study(name: str | None, storage: Any) -> Study | None:
+    """The stored study ``name`` a fit would resume, as it is stored (None: there is none)."""
     if name is None or storage is None:
-        return
+        return None
     try:
-        study = Study.load(name, storage)
+        return Study.load(name, storage)
     except StudyNotFound:
-        return
+        return None
+
+
+def _check_filled_by_a_search(study: Study) -> None:
+    """A study that holds finished trials no search recorded (one that an objective filled) is
+    refused: its values are no fold scores."""
     finished = [t for t in study.trials if t.state.is_finished]
     # a search's fold records hold fit times (those of a search stored before the fingerprint too)
     if finished and not any(DATA_ATTR in t.attrs or "fit_time" in fold_scores(t) for t in study.trials):
