@@ -24,6 +24,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
 from tunesmith.sklearn import TunedSearchCV, as_search_space  # noqa: E402
+from tunesmith.storage import MemoryStorage  # noqa: E402
 
 X, Y = load_iris(return_X_y=True)
 
@@ -103,6 +104,17 @@ def test_cv_results_match_grid_search_cv() -> None:
     np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
 
 
+def test_cv_results_keys_come_in_grid_search_cv_s_order_with_several_scorers_and_train_scores() -> None:
+    pipe = Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression())])
+    grid = {"scale__with_mean": [True, False], "lr__C": [0.1, 1.0]}  # not in sorted order
+    kw = {"cv": 2, "scoring": {"acc": "accuracy", "f1": "f1_macro"}, "refit": "acc", "return_train_score": True}
+    ours = TunedSearchCV(pipe, grid, **kw).fit(X, Y)
+    theirs = GridSearchCV(pipe, grid, **kw).fit(X, Y)
+    assert [k for k in ours.cv_results_ if k not in ("state", "trial_number")] == list(theirs.cv_results_)
+    assert [list(p) for p in ours.cv_results_["params"]] == [list(p) for p in theirs.cv_results_["params"]]
+    assert list(ours.best_params_) == list(theirs.best_params_) == ["lr__C", "scale__with_mean"]
+
+
 def test_param_columns_have_the_dtypes_of_scikit_learns_searches() -> None:
     grid = [{"kernel": ["linear"], "C": [0.1, 1, 10]}, {"kernel": ["rbf"], "C": [1, 10], "gamma": [0.01, 0.1]},
             {"kernel": ["poly"], "degree": [2, 3], "shrinking": [True, False]}]
@@ -128,6 +140,34 @@ def test_a_misspelt_parameter_is_refused_before_any_fit() -> None:
     assert TunedSearchCV(pipe, swap, cv=2).fit(X, Y).study_.trials[0].state.value == "complete"
 
 
+@pytest.mark.parametrize(("space", "says"), [({}, "a space dict is empty"), ([], r"space=\[\] is an empty list"),
+                                            ([{"C": [1.0]}, {}], "a space dict is empty"),
+                                            ({"C": []}, "'C': the list of values is empty")])
+def test_an_empty_space_is_refused_naming_what_is_empty(space: object, says: str) -> None:
+    with pytest.raises(ValueError, match=says):  # [] was a TypeError, as if a list were the wrong type
+        TunedSearchCV(LogisticRegression(), space, cv=2).fit(X, Y)
+
+
+class _Seen(LogisticRegression):
+    """Records the rows (by their last column, a row id) of every fit."""
+
+    rows: list[set[float]] = []
+
+    def fit(self, X: np.ndarray, y: np.ndarray, **kw: object) -> _Seen:
+        _Seen.rows.append(set(X[:, -1]))
+        return super().fit(X, y, **kw)
+
+
+def test_the_test_split_is_never_seen_by_the_search_nor_by_evaluate_best_s_refits() -> None:
+    x = np.c_[X, np.arange(len(Y)) / 1000]  # a row id column (iris holds duplicate rows), small: no effect
+    train, test = next(StratifiedKFold(4, shuffle=True, random_state=0).split(x, Y))
+    _Seen.rows = []
+    search = TunedSearchCV(_Seen(max_iter=500), {"C": [0.1, 1.0, 10.0]}, cv=3).fit(x[train], Y[train])
+    search.evaluate_best(x[train], Y[train], x[test], Y[test], k=2)
+    assert len(_Seen.rows) == 3 * 3 + 1 + 2  # the folds, the refit, the two refits of evaluate_best
+    assert all(seen <= set(x[train, -1]) for seen in _Seen.rows)
+
+
 def test_multimetric_refit_by_name_or_callable() -> None:
     space = {"C": loguniform(1e-3, 1e2)}
     by_name = TunedSearchCV(LogisticRegression(max_iter=500), space, n_trials=5, cv=3, random_state=0,
@@ -141,6 +181,12 @@ def test_multimetric_refit_by_name_or_callable() -> None:
     for bad, error in ((-1, IndexError), (5, IndexError), (1.5, TypeError), ("a", TypeError)):
         with pytest.raises(error, match="best_index_ .* refit returned"):
             TunedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, refit=lambda res, b=bad: b).fit(X, Y)
+    for refit in (False, "acc"):  # several scorers, none named: no best, as GridSearchCV has none
+        kw = {"cv": 2, "scoring": {"acc": "accuracy", "f1": "f1_macro"}, "refit": refit}
+        ours = TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, **kw).fit(X, Y)
+        theirs = GridSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, **kw).fit(X, Y)
+        for attr in ("best_index_", "best_params_", "best_score_", "best_estimator_"):
+            assert hasattr(ours, attr) == hasattr(theirs, attr), (refit, attr)
     with pytest.raises(ValueError, match="refit must name the one to optimize"):
         TunedSearchCV(LogisticRegression(), space, n_trials=2, scoring=["accuracy", "f1_macro"]).fit(X, Y)
 
@@ -375,6 +421,10 @@ def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
     # (its scores from a training set that holds this fold's test samples)
     with pytest.raises(ValueError, match="'svc' .* was searched on other data or folds.*leave name=None"):
         cross_validate(search, X, Y, cv=3, error_score="raise")
+    settings = ts.load_study("svc", url).storage.get_study("svc").config
+    with pytest.raises(ValueError, match="searched on other data or folds"):
+        clone(search).set_params(sampler="tpe").fit(X[:100], Y[:100])
+    assert ts.load_study("svc", url).storage.get_study("svc").config == settings  # its sampler was "tpe" then
     with pytest.raises(ValueError, match="searched on other data or folds"):
         clone(search).set_params(cv=KFold(3, shuffle=True, random_state=1)).fit(X, Y)
     first = [dict(t.params) for t in ts.load_study("svc", url).trials]
@@ -384,6 +434,45 @@ def test_a_stored_search_is_not_resumed_on_other_data(tmp_path: Path) -> None:
     # the fingerprint is written once per fit (before: once per trial), on the fit's first trial
     marked = [t.number for t in ts.load_study("svc", url).trials if "search_data" in t.attrs]
     assert marked == [0, 3]
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_study_of_the_same_name_that_no_search_filled_is_not_resumed(stored: bool, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'shared.db'}" if stored else MemoryStorage()
+    other = ts.Study(ts.Space({"C": ts.Categorical([0.1, 1.0])}), direction="maximize", storage=storage, name="c")
+    other.optimize(lambda trial: 5.0 + trial["C"], n_trials=2)  # the grid a search of C would run
+    settings = ts.load_study("c", storage).storage.get_study("c").config
+    search = TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, cv=2, storage=storage, name="c")
+    with pytest.raises(ValueError, match=r"'c' .* holds 2 finished trials that no TunedSearchCV recorded"):
+        search.fit(X, Y)  # was: "resumed", every score NaN and best_params_ the first of the other's trials
+    assert sorted(t.value for t in ts.load_study("c", storage).trials) == [5.1, 6.0]  # no trial added or changed
+    assert ts.load_study("c", storage).storage.get_study("c").config == settings  # nor its sampler
+    assert len(TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0]}, cv=2, storage=storage).fit(X, Y)
+               .cv_results_["params"]) == 2  # name=None: a study of its own beside it
+
+
+def test_a_memory_storage_object_is_checked_as_a_stored_search_is_and_clones(tmp_path: Path) -> None:
+    storage = MemoryStorage()
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=storage,
+                           name="svc")
+    assert clone(search).storage is storage  # clone failed: "cannot pickle '_thread.RLock' object"
+    with pytest.raises(ValueError, match="'svc' .* was searched on other data or folds"):
+        cross_validate(search, X, Y, cv=3, error_score="raise")  # was: every outer fold got the first one's scores
+    train, _ = next(StratifiedKFold(3).split(X, Y))  # the outer fold that ran
+    assert len(clone(search).set_params(n_trials=3).fit(X[train], Y[train]).cv_results_["params"]) == 3
+    with pytest.raises(ValueError, match="searched with another estimator or scoring"):
+        clone(search).set_params(scoring="f1_macro").fit(X[train], Y[train])
+    nested = cross_validate(clone(search).set_params(name=None), X, Y, cv=3, return_estimator=True)
+    assert len({e.study_.name for e in nested["estimator"]}) == 3  # name=None: one study per outer fold
+
+
+def test_a_fitted_search_given_a_memory_storage_object_pickles() -> None:
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0]}, cv=2, storage=MemoryStorage(), name="svc").fit(X, Y)
+    loaded = pickle.loads(pickle.dumps(search))  # failed: "cannot pickle '_thread.RLock' object"
+    np.testing.assert_array_equal(loaded.predict(X), search.predict(X))
+    assert "MemoryStorage" in repr(loaded) and loaded.best_params_ == search.best_params_
+    assert isinstance(loaded.storage, MemoryStorage) and loaded.storage is not search.storage  # a new, empty one
+    assert len(clone(loaded).fit(X, Y).cv_results_["params"]) == 2
 
 
 def test_a_search_left_running_is_not_resumed_on_other_data(tmp_path: Path) -> None:

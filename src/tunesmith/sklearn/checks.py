@@ -9,7 +9,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..storage import MemoryStorage
 from ..study import Study
 from .space import SearchSpace
 
@@ -66,12 +65,10 @@ def space_change(old: Any, new: Any) -> str:
                      if a.get(k) != b.get(k))
 
 
-def same_setup(study: Study, estimator: Any, search: SearchSpace, scoring: Any) -> dict[str, Any] | None:
-    """The estimator and scoring a stored study is searched with (None in memory). Resuming a study
+def same_setup(study: Study, estimator: Any, search: SearchSpace, scoring: Any) -> dict[str, Any]:
+    """The estimator and scoring a study that outlives the fit is searched with. Resuming a study
     searched with another estimator, other fixed parameters or another scoring is refused, naming
     what differs: its scores would not be this search's (and the best would be refitted here)."""
-    if isinstance(study.storage, MemoryStorage):
-        return None
     setup = {"estimator": type(estimator).__qualname__, "scoring": describe(scoring),
              "params": fixed_params(estimator, set(search.names.values()))}
     for seen in (t.attrs.get(SETUP_ATTR) for t in study.trials):

@@ -37,7 +37,8 @@ def cv_results(
     train_score: bool,
 ) -> dict[str, Any]:
     """The ``cv_results_`` dict of the finished ``trials`` (in trial order)."""
-    params = [search.decode(t.params) for t in trials]
+    # each configuration's names in order, as scikit-learn's ParameterGrid and ParameterSampler give them
+    params = [dict(sorted(search.decode(t.params).items())) for t in trials]
     out: dict[str, Any] = {}
     for timing in ("fit_time", "score_time"):
         _mean_std(out, timing, _table(trials, timing, n_splits))
@@ -45,8 +46,8 @@ def cv_results(
     out["params"] = params
     splits = ("test", "train") if train_score else ("test",)
     failed = np.array([t.state is TrialState.FAILED for t in trials], dtype=bool)
-    for split in splits:
-        for m in metrics:
+    for m in metrics:  # scikit-learn's order: each scorer's test columns, then its train columns
+        for split in splits:
             table = _table(trials, f"{split}_{m}", n_splits)
             for k in range(n_splits):
                 out[f"split{k}_{split}_{m}"] = table[:, k]

@@ -115,7 +115,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             again with the same name resumes it: trials already finished count
             toward ``n_trials``. Resume with the same data, cv, estimator, scoring and
             space (another is refused, naming what changed; under ``cross_validate``
-            leave ``name=None``).
+            leave ``name=None``); a study of that name that no search filled is refused.
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
@@ -183,16 +183,18 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             raise ValueError(_no_folds(self.cv))
         self.n_splits_ = len(folds)
         budget = self._budget(search)
+        prior = _prior_study(self.name, self.storage)  # checked before this fit opens it (and records its sampler)
+        marks = self._resumable(prior, X, y, folds, cv, fit_params) if prior is not None else None
         study = self._open_study(search, budget)
         search = _as_stored(self.space, study)
-        data = _same_data(study, X, y, folds, cv, fit_params)
-        setup = same_setup(study, self.estimator, search, self.scoring)
+        if marks is None and _outlives_the_fit(study, self.storage):
+            marks = self._resumable(study, X, y, folds, cv, fit_params)
         fold = functools.partial(_with_config, get_config(), functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
             score_params,
         ))  # fmt: skip
 
-        unsaid = [{**data, SETUP_ATTR: setup}] if data is not None else []  # to this fit's first trial
+        unsaid = [marks] if marks is not None else []  # to this fit's first trial
 
         def objective(trial: Any) -> float:
             score = functools.partial(fold, search.decode(trial.params))
@@ -225,6 +227,19 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self._finish(study, search, list(scorers), X, y, fit_with)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         return self
+
+    def _resumable(
+        self, study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any, fit_params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """What this fit's first trial records of its data and setup, once ``study`` (one that
+        outlives the fit) is found to be one it may resume: filled by a search, on the same data,
+        with the same estimator and scoring. None where its space differs: opening it says so."""
+        search = _as_stored(self.space, study)
+        if search.space.to_dict() != study.space.to_dict():
+            return None
+        _check_filled_by_a_search(study)
+        return {**_same_data(study, X, y, folds, cv, fit_params),
+                SETUP_ATTR: same_setup(study, self.estimator, search, self.scoring)}
 
     def _routed(
         self, scorers: Mapping[str, Any], X: Any, groups: Any, params: Mapping[str, Any]
@@ -275,6 +290,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             means = self.cv_results_[f"mean_test_{m}"]
             if not np.isfinite(means).all():  # scikit-learn's warning (failed fits, failed scorers)
                 warnings.warn(f"One or more of the test scores are non-finite: {means}", UserWarning, stacklevel=3)
+        if self.multimetric_ and not self.refit:  # no metric named to pick the best by: none, as GridSearchCV's
+            return
         if callable(self.refit):
             self.best_index_ = _refit_index(self.refit, self.cv_results_)
         else:
@@ -465,7 +482,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         state = dict(super().__getstate__())
         state.pop("_study", None)  # locks and connections; reopened by name from a persistent storage
         state.pop("_opening", None)
-        if isinstance(state.get("storage"), SQLStorage):  # opened on use: a model loads without its database
+        if isinstance(state.get("storage"), (SQLStorage, MemoryStorage)):  # opened on use (a model loads without it)
             state["storage"] = _Reopen(state["storage"])
         return state
 
@@ -580,10 +597,12 @@ _OPENING = threading.Lock()
 
 class _Reopen:
     """What a pickled search keeps of a SQL Storage object passed as ``storage``: its URL and
-    settings (password included, to connect), opened when the search first uses it."""
+    settings (password included, to connect), opened when the search first uses it. Of a
+    MemoryStorage (whose studies stay in the process that ran them): a new, empty one (pickling
+    failed on its lock)."""
 
     def __init__(self, storage: Any) -> None:
-        self.open = storage._reopener()
+        self.open = MemoryStorage if isinstance(storage, MemoryStorage) else storage._reopener()
         self.shown = _Shown(repr(storage))
 
 
@@ -641,15 +660,42 @@ def _refit_index(refit: Callable[..., Any], results: Mapping[str, Any]) -> int:
     return row
 
 
+def _outlives_the_fit(study: Study, storage: Any) -> bool:
+    """Whether another fit may resume ``study`` (so it is checked and fingerprinted): it is stored,
+    or kept in a MemoryStorage object passed as ``storage`` (``storage=None``: a study per fit)."""
+    return not isinstance(study.storage, MemoryStorage) or storage is study.storage
+
+
+def _prior_study(name: str | None, storage: Any) -> Study | None:
+    """The stored study ``name`` a fit would resume, as it is stored (None: there is none)."""
+    if name is None or storage is None:
+        return None
+    try:
+        return Study.load(name, storage)
+    except StudyNotFound:
+        return None
+
+
+def _check_filled_by_a_search(study: Study) -> None:
+    """A study that holds finished trials no search recorded (one that an objective filled) is
+    refused: its values are no fold scores."""
+    finished = [t for t in study.trials if t.state.is_finished]
+    # a search's fold records hold fit times (those of a search stored before the fingerprint too)
+    if finished and not any(DATA_ATTR in t.attrs or "fit_time" in fold_scores(t) for t in study.trials):
+        raise ValueError(
+            f"study {study.name!r} in {study.storage.display_url} holds {plural(len(finished), 'finished trial')} "
+            "that no TunedSearchCV recorded (no fold scores of a search); a search resumes only a study that a "
+            "search filled. Give another name, or name=None for a new study"
+        )
+
+
 def _same_data(
     study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None, params: Mapping[str, Any] | None = None
-) -> dict[str, Any] | None:
-    """The fingerprint of the data, folds and per-sample fit ``params`` (``sample_weight``) a stored
-    study is searched on, as the attributes its first trial gets (None in memory). Resuming a study searched on other data is refused: its
+) -> dict[str, Any]:
+    """The fingerprint of the data, folds and per-sample fit ``params`` (``sample_weight``) a study
+    that outlives the fit is searched on, as the attributes its first trial gets. Resuming a study searched on other data is refused: its
     scores would not be this data's (a fixed ``name`` under ``cross_validate`` reused the first outer
     fold's search in every fold; a resume with other weights mixed weighted and unweighted scores)."""
-    if isinstance(study.storage, MemoryStorage):
-        return None
     from joblib import hash as joblib_hash
 
     per_sample = {k: np.asarray(v) for k, v in sorted((params or {}).items()) if _per_sample(v, X)}

@@ -70,7 +70,9 @@ def as_search_space(spec: Any, *, labels: bool = True) -> SearchSpace:
         return SearchSpace(spec, {n: n for n in spec}, {})
     if isinstance(spec, Mapping):
         return _branches([spec], labels)
-    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)) and spec:
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)) and not spec:
+        raise ValueError("space=[] is an empty list: give a dict of parameters to search, or a list of such dicts")
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
         if not all(isinstance(s, Mapping) for s in spec):
             raise TypeError("a list of spaces must hold only dicts, e.g. [{'kernel': ['rbf'], 'gamma': [...]}, ...]")
         return _branches(list(spec), labels)

@@ -31,6 +31,12 @@ class MemoryStorage(Storage):
         self._ids = itertools.count()  # trial_id: unique over all studies of this storage
         self._study_ids = itertools.count()  # never reused: a deleted study's handles find nothing
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> MemoryStorage:
+        """Copied as itself, as scikit-learn's ``clone`` of a search given this storage copies it: the
+        copy holds the same studies, as a copied SQL storage opens the same database (a copy of the
+        studies failed on the storage's lock)."""
+        return self
+
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
