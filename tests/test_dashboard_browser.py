@@ -549,7 +549,7 @@ def test_a_study_named_with_a_control_character_stays_live_and_is_compared_by_it
     written as ``a\\x1bb`` in the page's ``data-study`` and the compare form's values too, where the
     script and the form read the name itself: the page polled another study, got a 404 and said
     the study was deleted, and comparing it asked for a study that does not exist. The name is
-    shown as ``a\\x1bb`` and sent back as it is."""
+    shown as ``a\\x1bb`` (in the note of a plot with nothing to draw too) and sent back as it is."""
     import sqlite3
 
     sync_api = browser_or_skip()
@@ -575,6 +575,12 @@ def test_a_study_named_with_a_control_character_stays_live_and_is_compared_by_it
             page.wait_for_function("document.body.dataset.all === '1'", timeout=30_000)
             assert page.inner_text("h1") == "Compare: a\\x1bb"
             assert page.evaluate("document.getElementById('plot-compare-0').data.length") >= 1
+            # a plot with nothing to draw says why in its place: its title (the study's name) as the
+            # drawn ones write it (it was written raw there, the ESC drawn as nothing)
+            page.goto(base + "/studies/a%1Bb/importance?method=ped-anova")
+            page.wait_for_function("document.body.dataset.all === '1'", timeout=30_000)
+            said = page.inner_text("#plot-importance-0")
+            assert said.startswith("a\\x1bb: importance: importance needs at least 10 complete trials"), said
         finally:
             browser.close()
     assert not errors, errors

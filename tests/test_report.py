@@ -174,6 +174,25 @@ def test_the_parallel_plot_draws_a_choice_holding_markup_characters_as_written(t
     assert "n<&>" in labels, labels
 
 
+def test_the_parallel_plot_writes_huge_and_tiny_numbers_without_markup(tmp_path: Path) -> None:
+    """Beyond plotly's SI prefixes (1e15 and more, under 1e-15) a parallel axis' ticks and ends were
+    written "1×10<sup>300</sup>": plotly formats them as HTML and draws parcoords text as it is."""
+    sync_api = browser_or_skip()
+    study = ts.Study({"big": ts.Float(-1e300, 1e300), "tiny": ts.Float(1e-20, 3e-20), "x": ts.Float(0, 1)},
+                     sampler="random", seed=0, name="huge")
+    study.optimize(lambda t: t.params["big"], n_trials=8)
+    out = write_report(study, tmp_path / "huge.html", sections=["parallel"])
+
+    def read(page: Any) -> list[str]:
+        page.wait_for_function("document.querySelectorAll('.parcoords .tick text').length > 0", timeout=30_000)
+        return page.eval_on_selector_all(".parcoords .y-axis text", "ts => ts.map(t => t.textContent)")
+
+    texts = _in_chromium(sync_api, out, read)
+    assert not [t for t in texts if "<" in t], texts
+    assert "5e+299" in texts and "2e−20" in texts and "0.2" in texts, texts  # x's ticks as plotly writes them
+    assert all(len(t) <= 11 for t in texts if t[0] in "−0123456789"), " | ".join(texts)  # the ends to 4 digits, not 16
+
+
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:
     page = build_report(study)
     for text in ("<h1>report-demo</h1>", "random", "validation value", "test value", "active when"):

@@ -18,13 +18,17 @@ STUDY_KINDS = ("history", "curves", "process", "parallel", "slice", "contour", "
 
 
 def figure(record: Record) -> dict[str, Any]:
-    """One record as the browser draws it: plotly's figure JSON, with its title and message."""
+    """One record as the browser draws it: plotly's figure JSON, with its title and message
+    (their control characters written as escapes)."""
     from plotly.io import to_json
 
-    from ..plots.plotly_render import to_plotly
+    from ..plots.plotly_render import to_plotly, unseen_as_escapes
 
     fig = json.loads(to_json(to_plotly(thin(record)), validate=False))
-    return {"kind": record.kind, "title": record.title, "message": record.message, "figure": fig}
+    message = None if record.message is None else unseen_as_escapes(record.message)
+    # title and message as the plot writes its title (a name's ESC as \x1b): the page shows them for a
+    # plot with nothing to draw, where an ESC or U+202E was drawn as nothing or turned the line around
+    return {"kind": record.kind, "title": unseen_as_escapes(record.title), "message": message, "figure": fig}
 
 
 def study_plots(snap: Snapshot, kind: str) -> list[dict[str, Any]]:

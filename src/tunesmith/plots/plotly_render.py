@@ -200,10 +200,19 @@ def _parallel(go: Any, p: Parallel) -> Any:
             d.update(tickvals=[t for t, _ in ticks], ticktext=[unseen_as_escapes(label) for _, label in ticks])
         if a.ticks and a.span[0] < a.span[1]:  # every choice on the axis, the unused ones too
             d.update(range=list(a.span))
+        elif not ticks and _beyond_si(a.values):
+            d.update(tickformat=".4~g")
         dims.append(d)
     line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
             "colorbar": {"title": _escape(p.color_label)}}
     return go.Figure(go.Parcoords(line=line, dimensions=dims) if p.axes else None)
+
+
+def _beyond_si(values: Sequence[float]) -> bool:
+    """Whether plotly would write an axis of these values as powers of ten (beyond its SI prefixes,
+    f to T): "1×10<sup>300</sup>", HTML that parcoords draws as text, where ".4~g" writes 1e+300."""
+    top = max((abs(float(v)) for v in values), default=0.0)
+    return top >= 1e14 or 0 < top < 1e-14
 
 
 def _decades(positions: Sequence[float]) -> list[tuple[float, str]]:
