@@ -129,6 +129,10 @@ from pg import PostgresServer, PostgresUnavailable  # noqa: E402
 
 _db_numbers = itertools.count()
 
+# The command line's tables take their width from COLUMNS when it is set (else the width they need when
+# not writing to a terminal); pytest-xdist's workers set COLUMNS=80, which the table tests do not expect.
+os.environ.pop("COLUMNS", None)
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
