@@ -339,3 +339,72 @@ def test_lightgbm_reporting_the_training_metric_is_warned_about(data: tuple[Any,
     booster = lgb.train(params, dtrain, 2, valid_sets=[dtrain, lgb.Dataset(X_va, label=y_va, reference=dtrain)],
                         valid_names=["train", "valid"], callbacks=[LightGBMPruningCallback(trial)])
     assert trial.intermediate[2] == pytest.approx(booster.best_score["valid"]["binary_logloss"])
+
+
+try:  # Ray workers cannot import this test module: ship its functions by value
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+except ImportError:  # pragma: no cover - the Ray tests skip without Ray
+    pass
+
+_X, _Y = load_breast_cancer(return_X_y=True)
+_SPLIT = tuple(train_test_split(_X, _Y, test_size=0.3, random_state=0, stratify=_Y))
+
+
+def _xgb_good_then_bad(trial: ts.Trial) -> float:
+    """Trial 0 learns (learning rate 0.3), the others barely move; the validation auc per round."""
+    X_tr, X_va, y_tr, y_va = _SPLIT
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    params = {**(GOOD if trial.number == 0 else BAD), "objective": "binary:logistic", "eval_metric": "auc", "nthread": 1}
+    booster = xgb.train(params, dtrain, ROUNDS, evals=[(dvalid, "valid")], callbacks=[XGBoostPruningCallback(trial)],
+                        verbose_eval=False)  # fmt: skip
+    return float(booster.eval(dvalid).split(":")[1])
+
+
+def _lgb_good_then_bad(trial: ts.Trial) -> float:
+    X_tr, X_va, y_tr, y_va = _SPLIT
+    params = {**_lgb(GOOD if trial.number == 0 else BAD, 15 if trial.number == 0 else 2),
+              "objective": "binary", "metric": "auc", "verbose": -1, "num_threads": 1}  # fmt: skip
+    dtrain = lgb.Dataset(X_tr, label=y_tr)
+    booster = lgb.train(params, dtrain, ROUNDS, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                        callbacks=[LightGBMPruningCallback(trial)])  # fmt: skip
+    return float(booster.best_score["valid_0"]["auc"])
+
+
+_BOOSTING = {"xgboost": _xgb_good_then_bad, "lightgbm": _lgb_good_then_bad}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "ray"])
+@pytest.mark.parametrize("library", list(_BOOSTING))
+def test_pruned_in_worker_processes_and_ray_actors(shared_storage_url: str, executor: str, library: str,
+                                                   request: pytest.FixtureRequest) -> None:  # fmt: skip
+    """The pruning raised out of xgb.train / lgb.train in a worker process or a Ray actor ends the
+    trial pruned at the first rung, its reports in the shared storage (SQLite, PostgreSQL)."""
+    if executor == "ray":
+        request.getfixturevalue("ray_local")
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", storage=shared_storage_url, name="boost",
+                     sampler="random", pruner=ASHA(min_resource=3, reduction_factor=3, max_resource=ROUNDS))
+    study.optimize(_BOOSTING[library], n_trials=1, show_progress=False)  # trial 0 sets the rung
+    study.optimize(_BOOSTING[library], n_trials=1, n_jobs=1, executor=executor, show_progress=False)
+    good, bad = study.trials
+    assert (good.state, bad.state) == (ts.TrialState.COMPLETE, ts.TrialState.PRUNED), bad.error
+    assert sorted(bad.intermediate) == [1, 2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("library", list(_BOOSTING))
+def test_ray_in_memory_trials_report_every_round_and_check_the_direction(ray_local: Any, library: str) -> None:
+    """An actor's trial of an in-memory study stands for its study with its name alone: the callbacks
+    read its pruner and direction, so every trial failed ("'_Named' object has no attribute 'pruner'").
+    Now the trial completes with every round reported (the pruner stops no trial there), and a metric
+    against the study's direction is still refused."""
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=3, reduction_factor=3, max_resource=ROUNDS))
+    study.optimize(_BOOSTING[library], n_trials=2, n_jobs=1, executor="ray", show_progress=False)
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 2, [t.error for t in study.trials]
+    assert [sorted(t.intermediate) for t in study.trials] == [list(range(1, ROUNDS + 1))] * 2
+    wrong = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="random", seed=0)
+    wrong.optimize(_BOOSTING[library], n_trials=1, executor="ray", show_progress=False, catch=(ValueError,))
+    assert "is better when higher, but the study's direction is 'minimize'" in str(wrong.trials[0].error)
