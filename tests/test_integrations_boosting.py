@@ -172,6 +172,34 @@ def test_lightgbm_errors_name_the_fix(data: tuple[Any, ...]) -> None:
         lgb.train(params, dtrain, 2, valid_sets=[dvalid], callbacks=[LightGBMPruningCallback(trial, data="nope")])
 
 
+def test_validation_data_without_a_metric_is_not_called_missing_data(data: tuple[Any, ...]) -> None:
+    """Validation data given but no metric evaluated ('metric': 'None', disable_default_eval_metric)
+    was refused as "training has no validation data: pass valid_sets=...", which the call had."""
+    X_tr, X_va, y_tr, y_va = data
+    dtrain = lgb.Dataset(X_tr, label=y_tr)
+    params = {"objective": "binary", "metric": "None", "verbose": -1, "num_threads": 1}
+    with pytest.raises(ValueError, match=r"validation sets \['valid_0'\] evaluate no metric.*set one"):
+        lgb.train(params, dtrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                  callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
+    with pytest.raises(ValueError, match=r"validation sets \['valid'\] evaluate no metric"):
+        lgb.cv(params, lgb.Dataset(X_tr, label=y_tr), 2, nfold=2,
+               callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
+    dx, dv = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    with pytest.raises(ValueError, match="give no metric.*disable_default_eval_metric.*set eval_metric"):
+        xgb.train({"objective": "binary:logistic", "disable_default_eval_metric": 1}, dx, 2, evals=[(dv, "v")],
+                  callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())], verbose_eval=False)
+
+
+def test_the_xgboost_callback_given_to_lightgbm_names_the_lightgbm_one(data: tuple[Any, ...]) -> None:
+    """LightGBM calls its callbacks: the XGBoost one failed with "object is not callable"."""
+    X_tr, X_va, y_tr, y_va = data
+    dtrain = lgb.Dataset(X_tr, label=y_tr)
+    with pytest.raises(TypeError, match=r"for LightGBM use .*LightGBMPruningCallback\(trial\)"):
+        lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, dtrain, 2,
+                  valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                  callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())])
+
+
 def test_a_second_training_in_one_trial_names_the_cv_functions(data: tuple[Any, ...]) -> None:
     """Folds trained one after another with one trial's callback report round 1 again; the error
     was 'steps must increase' and now points to xgb.cv / lgb.cv."""
