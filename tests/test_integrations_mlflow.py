@@ -348,3 +348,28 @@ def test_one_callback_logs_two_studies_of_one_name_to_runs_of_their_own(tmp_path
     parents = {r.data.tags["tunesmith.study_id"]: r for r in cb.client.search_runs([experiment], "tags.`tunesmith.parent` = 'true'")}
     assert set(parents) == {a.copy_id, b.copy_id} and {p.info.status for p in parents.values()} == {"FINISHED"}
     assert all(r.data.tags["mlflow.parentRunId"] == parents[r.data.tags["tunesmith.study_id"]].info.run_id for r in runs)
+
+
+@pytest.mark.slow  # MLflow's SQLite store migrates a new file (~10 s)
+def test_a_sql_store_s_artifacts_go_where_artifact_location_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a SQLite store an experiment's artifacts (a value longer than a tag) went to ./mlruns of
+    whatever folder the process ran in, outside the store's folder; artifact_location= puts them
+    where it says, and nothing is written in the working folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cb = MLflowCallback(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=tmp_path / "artifacts")
+    study = ts.Study(SPACE, sampler="random", seed=0, name="sql-artifacts")
+    long = "y" * 9_000
+
+    def keeps_a_long_attr(trial: ts.Trial) -> float:
+        trial.set_attr("long", long)
+        return 0.0
+
+    study.optimize(keeps_a_long_attr, n_trials=1, callbacks=[cb], show_progress=False)
+    [run] = trial_runs(cb.client, cb.client.get_experiment_by_name(study.name).experiment_id, study.name)
+    assert run.info.artifact_uri.startswith(str(tmp_path / "artifacts"))
+    assert [p.read_text() for p in (tmp_path / "artifacts").rglob("attr.long.txt")] == [long]
+    assert list(work.iterdir()) == []
+    with pytest.raises(TypeError, match="artifact_location must be a string or None"):
+        MLflowCallback(artifact_location=5)  # type: ignore[arg-type]
