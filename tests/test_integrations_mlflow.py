@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,20 @@ def test_a_sql_store_s_artifacts_go_where_artifact_location_says(tmp_path: Path,
     assert list(work.iterdir()) == []
     with pytest.raises(TypeError, match="artifact_location must be a string or None"):
         MLflowCallback(artifact_location=5)  # type: ignore[arg-type]
+
+
+def test_a_failing_mlflow_store_ends_optimize_but_keeps_the_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow failing in the callback (here its file store's folder is a file) ends optimize with
+    MLflow's error once the trial is recorded: the trial stays complete in the study, and
+    log_study logs it once the store works."""
+    failing = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch).replace("mlruns", "blocked"))
+    shutil.rmtree(tmp_path / "blocked")
+    (tmp_path / "blocked").write_text("not a folder")  # the store's folder gone: each call of MLflow fails
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'ts.db'}", name="kept")
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - MLflow's own error, whichever it raises
+        study.optimize(objective, n_trials=3, callbacks=[failing], show_progress=False)
+    assert "blocked" in str(raised.value)
+    assert [t.state for t in ts.load_study("kept", f"sqlite:///{tmp_path / 'ts.db'}").trials] == [ts.TrialState.COMPLETE]
+    cb = MLflowCallback(tracking_uri=(tmp_path / "mlruns").as_uri())
+    cb.log_study(study)
+    _check_runs(cb, study)
