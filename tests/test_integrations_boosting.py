@@ -436,3 +436,32 @@ def test_ray_in_memory_trials_report_every_round_and_check_the_direction(ray_loc
     wrong = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="random", seed=0)
     wrong.optimize(_BOOSTING[library], n_trials=1, executor="ray", show_progress=False, catch=(ValueError,))
     assert "is better when higher, but the study's direction is 'minimize'" in str(wrong.trials[0].error)
+
+
+def test_lightgbm_s_recorders_keep_the_round_that_pruned(data: tuple[Any, ...]) -> None:
+    """The callback ran before LightGBM's record_evaluation and log_evaluation (its class's order was
+    replaced by its place in the list), so their records ended a round before the pruning one; and
+    after them, before early stopping, whose last-round stop would skip its report."""
+    X_tr, X_va, y_tr, y_va = data
+    study = ts.Study(lightgbm_space(), direction="minimize", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=3, reduction_factor=3, max_resource=ROUNDS))
+    params = {"objective": "binary", "metric": "binary_logloss", "verbose": -1, "num_threads": 1}
+    study.enqueue(_lgb(GOOD, 15))
+    study.enqueue(_lgb(BAD, 4))
+    logs: list[dict[str, Any]] = []
+
+    def objective(trial: ts.Trial) -> float:
+        dtrain = lgb.Dataset(X_tr, label=y_tr)
+        log: dict[str, Any] = {}
+        logs.append(log)
+        booster = lgb.train({**trial.params, **params}, dtrain, ROUNDS,
+                            valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                            callbacks=[LightGBMPruningCallback(trial), lgb.record_evaluation(log),
+                                       lgb.early_stopping(ROUNDS, verbose=False)])  # fmt: skip
+        return float(booster.best_score["valid_0"]["binary_logloss"])
+
+    study.optimize(objective, n_trials=2, show_progress=False)
+    good, bad = study.trials
+    assert bad.state is ts.TrialState.PRUNED and sorted(bad.intermediate) == [1, 2, 3]
+    assert len(logs[1]["valid_0"]["binary_logloss"]) == 3
+    assert sorted(good.intermediate) == list(range(1, ROUNDS + 1))  # early stopping's last-round stop came after

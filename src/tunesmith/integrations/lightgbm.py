@@ -64,9 +64,11 @@ class LightGBMPruningCallback:
     (the study records it pruned). Pruners that pause are refused: a boosting run restarts.
     """
 
-    order = 30  # after LightGBM's own recorders and before early stopping
-
     def __init__(self, trial: Any, *, data: str | None = None, metric: str | None = None) -> None:
+        # on the instance: LightGBM gives a callback without its own order its place in the list, before
+        # its recorders (log_evaluation 10, record_evaluation 20), which then missed the round that pruned;
+        # 29: after them, and before early stopping (30), which would skip the last round's report
+        self.order = 29
         refuse_pausing(trial, "LightGBMPruningCallback")
         check_names("LightGBMPruningCallback", data=data, metric=metric)
         self.trial, self.data, self.metric = trial, data, metric
