@@ -172,6 +172,34 @@ def test_lightgbm_errors_name_the_fix(data: tuple[Any, ...]) -> None:
         lgb.train(params, dtrain, 2, valid_sets=[dvalid], callbacks=[LightGBMPruningCallback(trial, data="nope")])
 
 
+def test_validation_data_without_a_metric_is_not_called_missing_data(data: tuple[Any, ...]) -> None:
+    """Validation data given but no metric evaluated ('metric': 'None', disable_default_eval_metric)
+    was refused as "training has no validation data: pass valid_sets=...", which the call had."""
+    X_tr, X_va, y_tr, y_va = data
+    dtrain = lgb.Dataset(X_tr, label=y_tr)
+    params = {"objective": "binary", "metric": "None", "verbose": -1, "num_threads": 1}
+    with pytest.raises(ValueError, match=r"validation sets \['valid_0'\] evaluate no metric.*set one"):
+        lgb.train(params, dtrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                  callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
+    with pytest.raises(ValueError, match=r"validation sets \['valid'\] evaluate no metric"):
+        lgb.cv(params, lgb.Dataset(X_tr, label=y_tr), 2, nfold=2,
+               callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
+    dx, dv = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    with pytest.raises(ValueError, match="give no metric.*disable_default_eval_metric.*set eval_metric"):
+        xgb.train({"objective": "binary:logistic", "disable_default_eval_metric": 1}, dx, 2, evals=[(dv, "v")],
+                  callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())], verbose_eval=False)
+
+
+def test_the_xgboost_callback_given_to_lightgbm_names_the_lightgbm_one(data: tuple[Any, ...]) -> None:
+    """LightGBM calls its callbacks: the XGBoost one failed with "object is not callable"."""
+    X_tr, X_va, y_tr, y_va = data
+    dtrain = lgb.Dataset(X_tr, label=y_tr)
+    with pytest.raises(TypeError, match=r"for LightGBM use .*LightGBMPruningCallback\(trial\)"):
+        lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, dtrain, 2,
+                  valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                  callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())])
+
+
 def test_a_second_training_in_one_trial_names_the_cv_functions(data: tuple[Any, ...]) -> None:
     """Folds trained one after another with one trial's callback report round 1 again; the error
     was 'steps must increase' and now points to xgb.cv / lgb.cv."""
@@ -339,3 +367,101 @@ def test_lightgbm_reporting_the_training_metric_is_warned_about(data: tuple[Any,
     booster = lgb.train(params, dtrain, 2, valid_sets=[dtrain, lgb.Dataset(X_va, label=y_va, reference=dtrain)],
                         valid_names=["train", "valid"], callbacks=[LightGBMPruningCallback(trial)])
     assert trial.intermediate[2] == pytest.approx(booster.best_score["valid"]["binary_logloss"])
+
+
+try:  # Ray workers cannot import this test module: ship its functions by value
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+except ImportError:  # pragma: no cover - the Ray tests skip without Ray
+    pass
+
+_X, _Y = load_breast_cancer(return_X_y=True)
+_SPLIT = tuple(train_test_split(_X, _Y, test_size=0.3, random_state=0, stratify=_Y))
+
+
+def _xgb_good_then_bad(trial: ts.Trial) -> float:
+    """Trial 0 learns (learning rate 0.3), the others barely move; the validation auc per round."""
+    X_tr, X_va, y_tr, y_va = _SPLIT
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+    params = {**(GOOD if trial.number == 0 else BAD), "objective": "binary:logistic", "eval_metric": "auc", "nthread": 1}
+    booster = xgb.train(params, dtrain, ROUNDS, evals=[(dvalid, "valid")], callbacks=[XGBoostPruningCallback(trial)],
+                        verbose_eval=False)  # fmt: skip
+    return float(booster.eval(dvalid).split(":")[1])
+
+
+def _lgb_good_then_bad(trial: ts.Trial) -> float:
+    X_tr, X_va, y_tr, y_va = _SPLIT
+    params = {**_lgb(GOOD if trial.number == 0 else BAD, 15 if trial.number == 0 else 2),
+              "objective": "binary", "metric": "auc", "verbose": -1, "num_threads": 1}  # fmt: skip
+    dtrain = lgb.Dataset(X_tr, label=y_tr)
+    booster = lgb.train(params, dtrain, ROUNDS, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                        callbacks=[LightGBMPruningCallback(trial)])  # fmt: skip
+    return float(booster.best_score["valid_0"]["auc"])
+
+
+_BOOSTING = {"xgboost": _xgb_good_then_bad, "lightgbm": _lgb_good_then_bad}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "ray"])
+@pytest.mark.parametrize("library", list(_BOOSTING))
+def test_pruned_in_worker_processes_and_ray_actors(shared_storage_url: str, executor: str, library: str,
+                                                   request: pytest.FixtureRequest) -> None:  # fmt: skip
+    """The pruning raised out of xgb.train / lgb.train in a worker process or a Ray actor ends the
+    trial pruned at the first rung, its reports in the shared storage (SQLite, PostgreSQL)."""
+    if executor == "ray":
+        request.getfixturevalue("ray_local")
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", storage=shared_storage_url, name="boost",
+                     sampler="random", pruner=ASHA(min_resource=3, reduction_factor=3, max_resource=ROUNDS))
+    study.optimize(_BOOSTING[library], n_trials=1, show_progress=False)  # trial 0 sets the rung
+    study.optimize(_BOOSTING[library], n_trials=1, n_jobs=1, executor=executor, show_progress=False)
+    good, bad = study.trials
+    assert (good.state, bad.state) == (ts.TrialState.COMPLETE, ts.TrialState.PRUNED), bad.error
+    assert sorted(bad.intermediate) == [1, 2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("library", list(_BOOSTING))
+def test_ray_in_memory_trials_report_every_round_and_check_the_direction(ray_local: Any, library: str) -> None:
+    """An actor's trial of an in-memory study stands for its study with its name alone: the callbacks
+    read its pruner and direction, so every trial failed ("'_Named' object has no attribute 'pruner'").
+    Now the trial completes with every round reported (the pruner stops no trial there), and a metric
+    against the study's direction is still refused."""
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=3, reduction_factor=3, max_resource=ROUNDS))
+    study.optimize(_BOOSTING[library], n_trials=2, n_jobs=1, executor="ray", show_progress=False)
+    assert [t.state for t in study.trials] == [ts.TrialState.COMPLETE] * 2, [t.error for t in study.trials]
+    assert [sorted(t.intermediate) for t in study.trials] == [list(range(1, ROUNDS + 1))] * 2
+    wrong = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="random", seed=0)
+    wrong.optimize(_BOOSTING[library], n_trials=1, executor="ray", show_progress=False, catch=(ValueError,))
+    assert "is better when higher, but the study's direction is 'minimize'" in str(wrong.trials[0].error)
+
+
+def test_lightgbm_s_recorders_keep_the_round_that_pruned(data: tuple[Any, ...]) -> None:
+    """The callback ran before LightGBM's record_evaluation and log_evaluation (its class's order was
+    replaced by its place in the list), so their records ended a round before the pruning one; and
+    after them, before early stopping, whose last-round stop would skip its report."""
+    X_tr, X_va, y_tr, y_va = data
+    study = ts.Study(lightgbm_space(), direction="minimize", sampler="random", seed=0,
+                     pruner=ASHA(min_resource=3, reduction_factor=3, max_resource=ROUNDS))
+    params = {"objective": "binary", "metric": "binary_logloss", "verbose": -1, "num_threads": 1}
+    study.enqueue(_lgb(GOOD, 15))
+    study.enqueue(_lgb(BAD, 4))
+    logs: list[dict[str, Any]] = []
+
+    def objective(trial: ts.Trial) -> float:
+        dtrain = lgb.Dataset(X_tr, label=y_tr)
+        log: dict[str, Any] = {}
+        logs.append(log)
+        booster = lgb.train({**trial.params, **params}, dtrain, ROUNDS,
+                            valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                            callbacks=[LightGBMPruningCallback(trial), lgb.record_evaluation(log),
+                                       lgb.early_stopping(ROUNDS, verbose=False)])  # fmt: skip
+        return float(booster.best_score["valid_0"]["binary_logloss"])
+
+    study.optimize(objective, n_trials=2, show_progress=False)
+    good, bad = study.trials
+    assert bad.state is ts.TrialState.PRUNED and sorted(bad.intermediate) == [1, 2, 3]
+    assert len(logs[1]["valid_0"]["binary_logloss"]) == 3
+    assert sorted(good.intermediate) == list(range(1, ROUNDS + 1))  # early stopping's last-round stop came after

@@ -586,3 +586,21 @@ def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, m
     assert resumed.is_resumed and resumed.resume_from == str(tmp_path / "proj" / "checkpoints" / "trial-0.ckpt")
     fit(resumed)
     assert starts == [0, 1] and sorted(resumed.intermediate) == list(range(1, EPOCHS + 1))
+
+
+@pytest.mark.slow
+def test_a_trial_paused_in_one_worker_process_goes_on_in_another(tmp_path: Path) -> None:
+    """Under the process executor a trial paused by ASHA in one worker is resumed by whichever worker
+    the pruner promotes it in: from its checkpoint, so its curve goes on (lower after the pause than at
+    it; a fit from scratch would start high again), each epoch reported once, none failed."""
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'ts.db'}", name="procs",
+                     pruner=ASHA(min_resource=1, reduction_factor=2, max_resource=EPOCHS, pause=True))
+    for lr in (0.1, 0.02, 0.05, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3):
+        study.enqueue({"lr": lr})
+    study.optimize(objective_for(tmp_path, {}), n_trials=8, n_jobs=2, executor="process", show_progress=False)
+    resumed = [t for t in study.trials if t.system.n_resumes]
+    assert resumed and not [t for t in study.trials if t.state is ts.TrialState.FAILED]
+    for t in resumed:
+        assert sorted(t.intermediate) == list(range(1, max(t.intermediate) + 1))
+        at = t.system.resumed_step
+        assert at is not None and t.intermediate[at + 1] < t.intermediate[at], (t.number, t.intermediate)

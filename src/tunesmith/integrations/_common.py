@@ -147,6 +147,18 @@ def refuse_pausing(trial: Any, what: str) -> None:
         )
 
 
+def other_framework(owner: Any, name: str, *, mine: str, use: str) -> AttributeError:
+    """The AttributeError for ``owner``'s missing attribute ``name``: for a hook name (``on_*``, ``setup``...)
+    one that says ``owner`` is ``mine``'s callback and names the one to ``use``. The Lightning and
+    Transformers callbacks share the name PruningCallback; handed to the other trainer, each failed
+    with "'PruningCallback' object has no attribute 'on_init_end'" (or 'setup')."""
+    if name.startswith("_"):  # copy, pickle and hasattr probes: as without this
+        return AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}")
+    return AttributeError(
+        f"{type(owner).__name__} has no {name!r}: this is the callback of {mine}, handed to another trainer; use {use}"
+    )
+
+
 def check_names(what: str, **names: Any) -> None:
     """Each of ``names`` (``data=``, ``metric=``) is None or a non-empty string: a number was kept and
     compared with the evaluation's names at the first iteration, then refused as no such set or metric."""

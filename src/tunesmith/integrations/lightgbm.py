@@ -64,9 +64,11 @@ class LightGBMPruningCallback:
     (the study records it pruned). Pruners that pause are refused: a boosting run restarts.
     """
 
-    order = 30  # after LightGBM's own recorders and before early stopping
-
     def __init__(self, trial: Any, *, data: str | None = None, metric: str | None = None) -> None:
+        # on the instance: LightGBM gives a callback without its own order its place in the list, before
+        # its recorders (log_evaluation 10, record_evaluation 20), which then missed the round that pruned;
+        # 29: after them, and before early stopping (30), which would skip the last round's report
+        self.order = 29
         refuse_pausing(trial, "LightGBMPruningCallback")
         check_names("LightGBMPruningCallback", data=data, metric=metric)
         self.trial, self.data, self.metric = trial, data, metric
@@ -74,13 +76,13 @@ class LightGBMPruningCallback:
 
     def __call__(self, env: Any) -> None:
         train = getattr(env.model, "_train_data_name", "training")  # as lgb.early_stopping tells it
-        name, value, higher_better = self._pick(env.evaluation_result_list or [], train)
+        name, value, higher_better = self._pick(env.evaluation_result_list or [], train, env.model)
         if not self._checked:
             check_direction(self.trial, name, maximize=higher_better, what="LightGBMPruningCallback")
             self._checked = True
         report_and_decide(self.trial, float(value), env.iteration - env.begin_iteration + 1)
 
-    def _pick(self, results: list[tuple[Any, ...]], train: str) -> tuple[str, float, bool]:
+    def _pick(self, results: list[tuple[Any, ...]], train: str, model: Any) -> tuple[str, float, bool]:
         sets = [r[0] for r in results if r[0] not in ("training", train)]
         if not sets and results and not self._checked and self.data is None:
             warnings.warn(
@@ -90,6 +92,12 @@ class LightGBMPruningCallback:
                 UserWarning, stacklevel=3,
             )  # fmt: skip
         sets = sets or [r[0] for r in results]
+        given = ["valid"] if isinstance(model, lgb.CVBooster) else getattr(model, "name_valid_sets", [])
+        if not sets and given:  # given, but "metric": "None" (or "")
+            raise ValueError(
+                f"LightGBMPruningCallback: the validation sets {given} evaluate no metric "
+                "(the parameters' 'metric' is 'None' or empty); set one, e.g. 'metric': 'binary_logloss'"
+            )
         if not sets:
             raise ValueError(
                 "LightGBMPruningCallback: training has no validation data to report; pass "

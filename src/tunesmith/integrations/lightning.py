@@ -32,6 +32,7 @@ from ._common import (
     check_trial,
     did_you_mean_metric,
     moved_checkpoint,
+    other_framework,
     reported_before_a_hold,
     require,
     warn_direction,
@@ -87,6 +88,11 @@ class PruningCallback(_Callback):
         self._stale_warned = False
         self._missing: str | None = None  # why the metric was never found (warned once); None once it was
         self._found = False  # the metric was in a validation's metrics
+
+    def __getattr__(self, name: str) -> Any:  # a Transformers Trainer calls on_init_end, on_train_begin...
+        raise other_framework(self, name, mine="tunesmith.integrations.lightning, for a Lightning Trainer",
+                              use="tunesmith.integrations.transformers.PruningCallback(trial, metric='eval_loss') "
+                                  "with a transformers Trainer")  # fmt: skip
 
     @property
     def resume_from(self) -> str | None:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import posixpath
 import re
 import time
 from itertools import zip_longest
+from pathlib import Path
 from typing import Any
 
 from ..trial import FrozenTrial, TrialState
@@ -52,11 +54,15 @@ class MLflowCallback:
             ``databricks``...); default: MLflow's own (``MLFLOW_TRACKING_URI`` or its default).
         experiment: the MLflow experiment's name (created when missing); default: the study's name.
         metric_name: the name of the objective's value in MLflow.
+        artifact_location: where an experiment the callback creates keeps its artifacts (a value
+            longer than MLflow's limit for a tag is kept whole there), a folder or an artifact URI;
+            default: MLflow's (a file store's own folder; for a SQL store, ``./mlruns`` in the working
+            folder of the process that creates the experiment).
     """
 
     def __init__(
         self, *, tracking_uri: str | None = None, experiment: str | None = None,
-        metric_name: str = "value",
+        metric_name: str = "value", artifact_location: str | os.PathLike[str] | None = None,
     ) -> None:  # fmt: skip
         if not isinstance(metric_name, str) or not metric_name or metric_name == "intermediate":
             raise ValueError(f"MLflowCallback: metric_name must be a non-empty string other than 'intermediate', got {metric_name!r}")
@@ -65,11 +71,14 @@ class MLflowCallback:
                 f"MLflowCallback: MLflow refuses the metric name {metric_name!r}: use letters, digits and "
                 f"_ - . : / space (e.g. {_param_keys([metric_name])[metric_name]!r})"
             )
-        for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment)):
+        if isinstance(artifact_location, os.PathLike):
+            artifact_location = str(Path(artifact_location).absolute())
+        for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment),
+                            ("artifact_location", artifact_location)):  # fmt: skip
             if value is not None and not isinstance(value, str):  # 5: "'int' object has no attribute 'decode'"
                 raise TypeError(f"MLflowCallback: {name} must be a string or None, got {type(value).__name__} {value!r}")
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-        self.experiment, self.metric_name = experiment, metric_name
+        self.experiment, self.metric_name, self.artifact_location = experiment, metric_name, artifact_location
         # by _key(study): two studies of one name given this callback (one deleted and made again) apart
         self._ids: dict[Any, tuple[str, str]] = {}  # study -> (experiment id, parent run id)
         self._open: set[Any] = set()  # studies whose parent run this callback set RUNNING
@@ -130,7 +139,7 @@ class MLflowCallback:
 
     def _create_experiment(self, name: str) -> str:
         try:
-            experiment_id: str = self.client.create_experiment(name)
+            experiment_id: str = self.client.create_experiment(name, artifact_location=self.artifact_location)
         except mlflow.exceptions.MlflowException as exc:
             if "'" not in name:
                 raise

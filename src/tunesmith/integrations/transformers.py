@@ -30,6 +30,7 @@ from ._common import (
     did_you_mean_metric,
     guess_direction,
     moved_checkpoint,
+    other_framework,
     reported_before_a_hold,
     require,
     span,
@@ -133,6 +134,11 @@ class PruningCallback(_TrainerCallback):
         self._found: set[int] = set()
         self._others: dict[int, set[str]] = {}
         self._training = False  # between on_train_begin and on_train_end: evaluations are reported
+
+    def __getattr__(self, name: str) -> Any:  # a Lightning Trainer calls setup, on_fit_start...
+        raise other_framework(self, name, mine="tunesmith.integrations.transformers, for a transformers Trainer",
+                              use="tunesmith.integrations.lightning.PruningCallback(trial, monitor='val_loss') "
+                                  "with a Lightning Trainer")  # fmt: skip
 
     def resume_from(self, args: Any) -> str | None:
         """The checkpoint folder a resumed trial continues from, else None; it must lie in

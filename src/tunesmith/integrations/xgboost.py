@@ -10,6 +10,7 @@ pruner's ``max_resource`` is the number of rounds. Needs ``tunesmith[xgboost]``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -112,7 +113,7 @@ class XGBoostPruningCallback(_TrainingCallback):
                 "XGBoostPruningCallback: this callback came from a pickle, without its trial; make "
                 "a new one for the running trial: XGBoostPruningCallback(trial)"
             )
-        metric, history = self._pick(evals_log)
+        metric, history = self._pick(evals_log, model)
         if not self._checked:
             self._check_direction(metric)
             self._checked = True
@@ -133,7 +134,17 @@ class XGBoostPruningCallback(_TrainingCallback):
             maximize = name in _MAXIMIZED
         check_direction(self.trial, metric, maximize=maximize, what=what)
 
-    def _pick(self, evals_log: Mapping[str, Any]) -> tuple[str, Any]:
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        """LightGBM calls its callbacks: this one is XGBoost's (the error said only that it is not callable)."""
+        raise TypeError("XGBoostPruningCallback is for xgb.train and XGBoost's estimators; for LightGBM use "
+                        "tunesmith.integrations.lightgbm.LightGBMPruningCallback(trial)")
+
+    def _pick(self, evals_log: Mapping[str, Any], model: Any) -> tuple[str, Any]:
+        if not evals_log and _no_default_metric(model):
+            raise ValueError(
+                "XGBoostPruningCallback: the eval sets give no metric (disable_default_eval_metric is set "
+                "and eval_metric is not); set eval_metric in the parameters, e.g. 'eval_metric': 'logloss'"
+            )
         if not evals_log:
             raise ValueError(
                 "XGBoostPruningCallback: training has no validation data to report; pass "
@@ -150,3 +161,12 @@ class XGBoostPruningCallback(_TrainingCallback):
                 f"{list(metrics)} (set eval_metric in the parameters)"
             )
         return metric, metrics[metric]
+
+
+def _no_default_metric(model: Any) -> bool:
+    """Whether the booster evaluates no metric by default (``disable_default_eval_metric``) and none was set."""
+    try:
+        learner = json.loads(model.save_config())["learner"]
+        return bool(int(learner["learner_train_param"]["disable_default_eval_metric"])) and not learner["metrics"]
+    except (AttributeError, KeyError, TypeError, ValueError):  # a config of another shape: say what is sure
+        return False

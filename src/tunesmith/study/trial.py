@@ -176,11 +176,14 @@ class Trial:
 
 
 class _Named:
-    """The study of a detached trial, as its objective sees it: only its name (and a copy's id)."""
+    """The study of a detached trial, as its objective sees it: its name (and a copy's id), its direction
+    and its pruner (which the integrations' callbacks read: without them they failed every trial with an
+    AttributeError; the pruner never stops a detached trial)."""
 
-    def __init__(self, name: str, copy_id: str | None = None) -> None:
+    def __init__(self, name: str, copy_id: str | None = None, *, direction: Any = None, pruner: Any = None) -> None:
         self.name = name
         self.copy_id = copy_id
+        self.direction, self.pruner = direction, pruner
         self.stopping = False  # stop() from the objective: the driver stops the run (Study.stop)
 
     def stop(self) -> None:
@@ -192,8 +195,9 @@ class DetachedTrial(Trial):
     in-memory study): reports and attributes are kept in :attr:`record` for the
     driver to write (:meth:`Study.record_progress`), and pruning never stops it."""
 
-    def __init__(self, study_name: str, record: FrozenTrial, copy_id: str | None = None) -> None:
-        super().__init__(cast("Study", _Named(study_name, copy_id)), record)
+    def __init__(self, study_name: str, record: FrozenTrial, copy_id: str | None = None, *,
+                 direction: Any = None, pruner: Any = None) -> None:  # fmt: skip
+        super().__init__(cast("Study", _Named(study_name, copy_id, direction=direction, pruner=pruner)), record)
 
     def decision(self) -> Decision:
         self._last_decision = Decision.CONTINUE
