@@ -907,3 +907,29 @@ def test_show_reads_the_trials_of_the_opened_study_without_looking_it_up_again(
     shown = _shown_trials(opened, 2)
     assert looked == [] and [t.number for t in shown] == [t.number for t in study.trials]
     assert sorted(shown, key=lambda t: t.value)[:2] == sorted(study.trials, key=lambda t: t.value)[:2]
+
+
+def test_options_may_come_before_an_optional_positional_argument(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """`TS copy s --storage URL s2` and `TS import s.json --storage URL s2` stopped at "tunesmith: error:
+    unrecognized arguments: s2" under the usage line of `tunesmith` itself, while `TS rename s --storage URL
+    s2` took the same order: argparse gave an optional NEW_NAME nothing at the first positional."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    assert main(["copy", "s", "--storage", url, "s2"]) == 0
+    assert main(["export", "s", "--storage", url, "-o", str(tmp_path / "s.json")]) == 0
+    assert main(["import", str(tmp_path / "s.json"), "--storage", url, "s3"]) == 0
+    capsys.readouterr()
+    assert main(["studies", "--storage", url, "--json", "s*"]) == 0
+    assert [s["name"] for s in json.loads(capsys.readouterr().out)] == ["s", "s2", "s3"]
+    assert main(["focus", "s", "--storage", url, "--keep", "x", "--to", "s4"]) == 0
+    assert main(["note", "s", "--storage", url, "--", "-a note that starts with a dash"]) == 0
+    capsys.readouterr()
+    assert [len(ts.load_study(n, url).trials) for n in ("s2", "s3", "s4")] == [3, 3, 3]
+    assert ts.load_study("s", url).notes[-1]["text"] == "-a note that starts with a dash"
+    with pytest.raises(SystemExit) as exit_:  # what is left over is said with the command's own usage
+        main(["show", "s", "--storage", url, "extra"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: tunesmith show ") and err.endswith("tunesmith show: error: unrecognized arguments: extra\n")
