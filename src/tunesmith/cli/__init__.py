@@ -207,7 +207,7 @@ def _main(argv: Sequence[str] | None) -> int:
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     """The parser of ``command`` (``show``) among ``parser``'s subcommands."""
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return action.choices[command]  # type: ignore[no-any-return]
+    return action.choices[command]
 
 
 def _run(command: str, args: argparse.Namespace) -> int:
