@@ -45,6 +45,12 @@ def flaky(trial):
         raise RuntimeError("nope")
     return 1.0
 
+def renamed_meanwhile(trial):
+    import tunesmith
+    if trial.number == 0:  # another process renames the study
+        tunesmith.load_study(trial.study.name, trial.study.storage).rename(trial.study.name + "-renamed")
+    raise RuntimeError("nope")
+
 def broken_beside(trial):
     import tunesmith
     other = tunesmith.load_study(trial.study.name, trial.study.storage)  # another worker of the study
@@ -933,3 +939,19 @@ def test_options_may_come_before_an_optional_positional_argument(tmp_path: Path,
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: tunesmith show ") and err.endswith("tunesmith show: error: unrecognized arguments: extra\n")
+
+
+def test_run_and_worker_name_the_study_by_its_name_now_when_it_was_renamed_while_they_ran(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Renamed by another process during the run, the study was summed up under its old name, and the
+    `tunesmith show` named for its errors read a study that was no longer there (or a new one of that name)."""
+    (project / "s.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective",
+                                                                                 "quad.py:renamed_meanwhile"))
+    assert run_cli("run", str(project / "s.yaml"), "--n-trials", "2", "--no-progress") == 1
+    out = capsys.readouterr().out
+    assert out.startswith("study quad-renamed in ") and "2 trials run now, 2 in all (2 failed)" in out
+    hint = shlex.split(out.split("their errors: ")[1].strip())
+    assert hint[:3] == ["tunesmith", "show", "quad-renamed"] and run_cli(*hint[1:]) == 0
+    assert "nope" in capsys.readouterr().out
+    assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2", "--name", "q3") == 1
+    assert capsys.readouterr().out.startswith("study 'q3-renamed': 2 finished trials in ")

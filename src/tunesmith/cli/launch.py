@@ -309,7 +309,7 @@ def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str
     """:func:`optimize_interruptibly`, whose status becomes :data:`EVERY_TRIAL_FAILED` where the trials
     this command's workers ended (handed to optimize's callbacks, whatever the executor) hold a failed
     one and none complete or pruned: the objective raised each time, which a script must be able to
-    tell. Nothing left to run (a grid exhausted) stays 0. Trials that other workers of a shared study
+    tell. Nothing left to run (a grid exhausted) stays 0. ``study.name`` is then the study's name now. Trials that other workers of a shared study
     finished meanwhile are not this command's (a worker whose every trial failed exited 0 while
     another completed some), nor is a lost worker's trial that this command's heartbeat check failed."""
     ended: dict[int, TrialState] = {}
@@ -318,6 +318,7 @@ def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str
         ended[record.number] = record.state  # a paused trial resumed here ends again: its last state
 
     status = optimize_interruptibly(study, objective, {**options, "callbacks": (*options.get("callbacks", ()), note)})
+    study._current_name()  # renamed by another process meanwhile: the summary names the study as it is now
     if status == 0 and {s for s in ended.values() if s.is_finished} == {TrialState.FAILED}:
         return EVERY_TRIAL_FAILED
     return status
