@@ -955,3 +955,15 @@ def test_run_and_worker_name_the_study_by_its_name_now_when_it_was_renamed_while
     assert "nope" in capsys.readouterr().out
     assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2", "--name", "q3") == 1
     assert capsys.readouterr().out.startswith("study 'q3-renamed': 2 finished trials in ")
+
+
+def test_an_image_of_a_study_named_in_letters_the_font_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`TS plot 研究 -o h.png` ended in a traceback ("RuntimeError: No glyphs have been loaded"): the title
+    was measured letter by letter, and the font has no '研'; compare's title names the study file's study too."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="研究", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    with pytest.warns(UserWarning, match="missing from font"):  # matplotlib's own, as it draws the title
+        assert main(["plot", "研究", "--storage", url, "--kind", "history", "-o", str(tmp_path / "h.png")]) == 0
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote the history of '研究'" in capsys.readouterr().err
