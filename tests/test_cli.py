@@ -294,6 +294,17 @@ def test_an_unknown_algorithm_is_told_as_a_command_line_user_mends_it(
     assert not (project / "b.db").exists()  # refused before a study was made
 
 
+def test_compare_with_nothing_to_draw_prints_no_table(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every trial failed: compare printed the table's empty frame on standard output, then said on standard
+    error that there was nothing to draw (status 1)."""
+    (project / "s.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective", "quad.py:broken"))
+    assert run_cli("compare", str(project / "s.yaml"), "--samplers", "random", "--budget", "2", "--seeds", "1",
+                   "-o", str(project / "c.html")) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "nothing to draw for the comparison of random: no run has a complete trial yet" in err
+    assert not (project / "c.html").exists()
+
+
 def test_compare_refuses_an_unknown_sampler_as_a_command_line_user_mends_it(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("compare", str(project / "study.yaml"), "--samplers", "random,gird", "-o", str(project / "c.html")) == 2
