@@ -978,3 +978,17 @@ def test_an_image_of_a_study_named_in_letters_the_font_lacks(tmp_path: Path, cap
         assert main(["plot", "研究", "--storage", url, "--kind", "history", "-o", str(tmp_path / "h.png")]) == 0
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote the history of '研究'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["x:test", " x", "a\nb", "n" * 600])
+def test_a_refused_study_name_leaves_no_database_file(project: Path, capsys: pytest.CaptureFixture[str],
+                                                      name: str) -> None:
+    """`TS run s.yaml --name ' x' --storage sqlite:///new.db` refused the name and left new.db behind, an
+    empty database that `TS studies` then listed as holding nothing (Study made the file, then checked the name)."""
+    db = project / "new.db"
+    assert run_cli("run", str(project / "study.yaml"), "--name", name, "--storage", f"sqlite:///{db}",
+                   "--no-progress") == 2
+    assert "study name" in capsys.readouterr().err and not db.exists()
+    with pytest.raises(ValueError, match="study name"):
+        ts.Study({"x": ts.Float(0, 1)}, storage=db, name=name)
+    assert not db.exists()

@@ -22,6 +22,7 @@ from ..exceptions import STOPPING_SIGNALS, StudyNotFound, Terminated
 from ..execution import runs_in_processes
 from ..storage import Storage, make_storage
 from ..study import Study
+from ..study.manage import check_name_before_file
 from ..trial import FrozenTrial, TrialState
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 
@@ -81,7 +82,9 @@ def _plain(v: Any) -> Any:
 def _open_storage(sf: StudyFile) -> Storage:
     """The study's storage; without a space the study must already be in it."""
     url = sf.storage_url
-    if sf.space is None:
+    if sf.space is not None:
+        check_name_before_file(sf.name, url)
+    else:
         db = _sqlite_file(url)
         if db is not None and not db.exists():  # no empty database made just to find no study in it
             raise _no_space(sf, url)
