@@ -44,7 +44,8 @@ def settings_from_args(args: argparse.Namespace) -> StudyFile:
     if getattr(args, "storage", None) is None:
         _note_database_elsewhere(sf)
     sf = sf.override(**{key: getattr(args, dest, None) for key, dest in _FLAGS.items()})
-    sf.check("command line")
+    flags = {key: "--" + dest.replace("_", "-") for key, dest in _FLAGS.items() if getattr(args, dest, None) is not None}
+    sf.check("command line", flags)  # "--n-trials must be ...": named as it was given
     return sf
 
 
