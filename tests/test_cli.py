@@ -45,6 +45,12 @@ def flaky(trial):
         raise RuntimeError("nope")
     return 1.0
 
+def renamed_meanwhile(trial):
+    import tunesmith
+    if trial.number == 0:  # another process renames the study
+        tunesmith.load_study(trial.study.name, trial.study.storage).rename(trial.study.name + "-renamed")
+    raise RuntimeError("nope")
+
 def broken_beside(trial):
     import tunesmith
     other = tunesmith.load_study(trial.study.name, trial.study.storage)  # another worker of the study
@@ -286,6 +292,17 @@ def test_an_unknown_algorithm_is_told_as_a_command_line_user_mends_it(
     err = capsys.readouterr().err
     assert said in err and "instance" not in err and "register" not in err, err
     assert not (project / "b.db").exists()  # refused before a study was made
+
+
+def test_compare_with_nothing_to_draw_prints_no_table(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every trial failed: compare printed the table's empty frame on standard output, then said on standard
+    error that there was nothing to draw (status 1)."""
+    (project / "s.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective", "quad.py:broken"))
+    assert run_cli("compare", str(project / "s.yaml"), "--samplers", "random", "--budget", "2", "--seeds", "1",
+                   "-o", str(project / "c.html")) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "nothing to draw for the comparison of random: no run has a complete trial yet" in err
+    assert not (project / "c.html").exists()
 
 
 def test_compare_refuses_an_unknown_sampler_as_a_command_line_user_mends_it(
@@ -907,3 +924,71 @@ def test_show_reads_the_trials_of_the_opened_study_without_looking_it_up_again(
     shown = _shown_trials(opened, 2)
     assert looked == [] and [t.number for t in shown] == [t.number for t in study.trials]
     assert sorted(shown, key=lambda t: t.value)[:2] == sorted(study.trials, key=lambda t: t.value)[:2]
+
+
+def test_options_may_come_before_an_optional_positional_argument(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """`TS copy s --storage URL s2` and `TS import s.json --storage URL s2` stopped at "tunesmith: error:
+    unrecognized arguments: s2" under the usage line of `tunesmith` itself, while `TS rename s --storage URL
+    s2` took the same order: argparse gave an optional NEW_NAME nothing at the first positional."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    assert main(["copy", "s", "--storage", url, "s2"]) == 0
+    assert main(["export", "s", "--storage", url, "-o", str(tmp_path / "s.json")]) == 0
+    assert main(["import", str(tmp_path / "s.json"), "--storage", url, "s3"]) == 0
+    capsys.readouterr()
+    assert main(["studies", "--storage", url, "--json", "s*"]) == 0
+    assert [s["name"] for s in json.loads(capsys.readouterr().out)] == ["s", "s2", "s3"]
+    assert main(["focus", "s", "--storage", url, "--keep", "x", "--to", "s4"]) == 0
+    assert main(["note", "s", "--storage", url, "--", "-a note that starts with a dash"]) == 0
+    capsys.readouterr()
+    assert [len(ts.load_study(n, url).trials) for n in ("s2", "s3", "s4")] == [3, 3, 3]
+    assert ts.load_study("s", url).notes[-1]["text"] == "-a note that starts with a dash"
+    with pytest.raises(SystemExit) as exit_:  # what is left over is said with the command's own usage
+        main(["show", "s", "--storage", url, "extra"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: tunesmith show ") and err.endswith("tunesmith show: error: unrecognized arguments: extra\n")
+
+
+def test_run_and_worker_name_the_study_by_its_name_now_when_it_was_renamed_while_they_ran(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Renamed by another process during the run, the study was summed up under its old name, and the
+    `tunesmith show` named for its errors read a study that was no longer there (or a new one of that name)."""
+    (project / "s.yaml").write_text((project / "study.yaml").read_text().replace("quad.py:objective",
+                                                                                 "quad.py:renamed_meanwhile"))
+    assert run_cli("run", str(project / "s.yaml"), "--n-trials", "2", "--no-progress") == 1
+    out = capsys.readouterr().out
+    assert out.startswith("study quad-renamed in ") and "2 trials run now, 2 in all (2 failed)" in out
+    hint = shlex.split(out.split("their errors: ")[1].strip())
+    assert hint[:3] == ["tunesmith", "show", "quad-renamed"] and run_cli(*hint[1:]) == 0
+    assert "nope" in capsys.readouterr().out
+    assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2", "--name", "q3") == 1
+    assert capsys.readouterr().out.startswith("study 'q3-renamed': 2 finished trials in ")
+
+
+def test_an_image_of_a_study_named_in_letters_the_font_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`TS plot 研究 -o h.png` ended in a traceback ("RuntimeError: No glyphs have been loaded"): the title
+    was measured letter by letter, and the font has no '研'; compare's title names the study file's study too."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="研究", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    with pytest.warns(UserWarning, match="missing from font"):  # matplotlib's own, as it draws the title
+        assert main(["plot", "研究", "--storage", url, "--kind", "history", "-o", str(tmp_path / "h.png")]) == 0
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote the history of '研究'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["x:test", " x", "a\nb", "n" * 600])
+def test_a_refused_study_name_leaves_no_database_file(project: Path, capsys: pytest.CaptureFixture[str],
+                                                      name: str) -> None:
+    """`TS run s.yaml --name ' x' --storage sqlite:///new.db` refused the name and left new.db behind, an
+    empty database that `TS studies` then listed as holding nothing (Study made the file, then checked the name)."""
+    db = project / "new.db"
+    assert run_cli("run", str(project / "study.yaml"), "--name", name, "--storage", f"sqlite:///{db}",
+                   "--no-progress") == 2
+    assert "study name" in capsys.readouterr().err and not db.exists()
+    with pytest.raises(ValueError, match="study name"):
+        ts.Study({"x": ts.Float(0, 1)}, storage=db, name=name)
+    assert not db.exists()

@@ -145,7 +145,7 @@ def test_a_negative_n_trials_is_refused_before_the_study_is_created(tmp_path: Pa
     assert f"{path}: n_trials must be an integer >= 0, got -2" in capsys.readouterr().err
     write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{db}\n{SPACE}")
     assert main(["run", str(path), "--n-trials", "-3"]) == 2
-    assert "command line: n_trials must be an integer >= 0, got -3" in capsys.readouterr().err
+    assert "command line: --n-trials must be an integer >= 0, got -3" in capsys.readouterr().err  # the flag given
     assert not db.exists()
 
 

@@ -123,7 +123,7 @@ def test_names_and_choices_with_dollar_signs_are_drawn_as_written(tmp_path: Path
     assert out.stat().st_size > 0
 
 
-@pytest.mark.parametrize("name", ["W" * 200, "a study named at length " * 8 + "$x$"])
+@pytest.mark.parametrize("name", ["W" * 200, "a study named at length " * 8 + "$x$", "研究 " * 60 + "x"])
 def test_a_long_title_fits_the_figure_on_lines_as_wide_as_the_axes(name: str) -> None:
     """Titles were cut every 60 characters whatever the figure: a study name of 200 capital Ws drew
     lines of 590 points on a 504-point figure, cut at both edges; a panel 11 inches wide had lines of

@@ -409,10 +409,10 @@ def test_resuming_while_another_worker_makes_the_database_opens_it_to_write(
     url, real, seen = f"sqlite:///{tmp_path / 'shared.db'}", sql.missing_sqlite_file, []
 
     def made_just_after_the_first_check(checked: str) -> bool:
-        missing = real(checked)
-        if not seen:  # the other worker creates the study now
-            ts.Study(SPACE, storage=url, name="svm", sampler="random", seed=0)
+        missing, first = real(checked), not seen
         seen.append(missing)
+        if first:  # the other worker creates the study now (which checks for the file too)
+            ts.Study(SPACE, storage=url, name="svm", sampler="random", seed=0)
         return missing
 
     monkeypatch.setattr(sql, "missing_sqlite_file", made_just_after_the_first_check)

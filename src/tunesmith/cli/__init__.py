@@ -69,6 +69,21 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.suggest_on_error = False  # argparse's own hint (on by default from Python 3.15) would repeat ours
 
+    _intermixing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """A command's options before, between or after its positional arguments: argparse alone gave
+        an optional one (``copy``'s NEW_NAME) nothing at the first positional, so that ``tunesmith copy
+        s --storage URL s2`` ended in "unrecognized arguments: s2" while ``rename`` took the same order.
+        The parser of the commands themselves (holding the subcommands) parses as argparse does."""
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # argparse's intermixed parse calls this again, to parse as it did
+        try:
+            return super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's refusal of a value that is not among the choices, with the closest one
         (``tunesmith shwo``, ``--kind histry``: did you mean 'show', 'history'?)."""
@@ -161,7 +176,9 @@ def _main(argv: Sequence[str] | None) -> int:
             print("tunesmith: error: name a command (tunesmith COMMAND --help lists its options)", file=sys.stderr)
             return 2
         try:
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
+            if extra:  # said with the command's own usage line, not that of `tunesmith` alone
+                _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
         except SystemExit:  # --help, --version, a usage error: once their text is out
             if getattr(sys.stdout, "closed", False) is not True:
                 sys.stdout.flush()
@@ -185,6 +202,12 @@ def _main(argv: Sequence[str] | None) -> int:
                else exc.strerror or str(exc))
         print(f"{command}: error: cannot write to standard output: {why}", file=sys.stderr)
         return 2
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``show``) among ``parser``'s subcommands."""
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[command]
 
 
 def _run(command: str, args: argparse.Namespace) -> int:

@@ -195,7 +195,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                         seeds=range(args.seeds), direction=direction, pruner=sf.pruner)
     chart = comparison(runs, direction=direction, log_y=args.log_y,
                        title=f"{sf.name}: best so far, {plural(args.budget, 'trial')}, {plural(args.seeds, 'seed')}")
-    wide_console().print(_compare_table(runs, direction))
+    table = _compare_table(runs, direction)
+    if table.row_count:  # no run with a complete trial: nothing on standard output, as nothing is drawn
+        wide_console().print(table)
     return write_records([chart], args.output, f"the comparison of {', '.join(samplers)}")
 
 

@@ -22,6 +22,7 @@ from ..exceptions import STOPPING_SIGNALS, StudyNotFound, Terminated
 from ..execution import runs_in_processes
 from ..storage import Storage, make_storage
 from ..study import Study
+from ..study.manage import check_name_before_file
 from ..trial import FrozenTrial, TrialState
 from .studyfile import SPACE_EXAMPLE, StudyFile, StudyFileError, sqlite_path
 
@@ -43,7 +44,8 @@ def settings_from_args(args: argparse.Namespace) -> StudyFile:
     if getattr(args, "storage", None) is None:
         _note_database_elsewhere(sf)
     sf = sf.override(**{key: getattr(args, dest, None) for key, dest in _FLAGS.items()})
-    sf.check("command line")
+    flags = {key: "--" + dest.replace("_", "-") for key, dest in _FLAGS.items() if getattr(args, dest, None) is not None}
+    sf.check("command line", flags)  # "--n-trials must be ...": named as it was given
     return sf
 
 
@@ -81,7 +83,9 @@ def _plain(v: Any) -> Any:
 def _open_storage(sf: StudyFile) -> Storage:
     """The study's storage; without a space the study must already be in it."""
     url = sf.storage_url
-    if sf.space is None:
+    if sf.space is not None:
+        check_name_before_file(sf.name, url)
+    else:
         db = _sqlite_file(url)
         if db is not None and not db.exists():  # no empty database made just to find no study in it
             raise _no_space(sf, url)
@@ -309,7 +313,7 @@ def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str
     """:func:`optimize_interruptibly`, whose status becomes :data:`EVERY_TRIAL_FAILED` where the trials
     this command's workers ended (handed to optimize's callbacks, whatever the executor) hold a failed
     one and none complete or pruned: the objective raised each time, which a script must be able to
-    tell. Nothing left to run (a grid exhausted) stays 0. Trials that other workers of a shared study
+    tell. Nothing left to run (a grid exhausted) stays 0. ``study.name`` is then the study's name now. Trials that other workers of a shared study
     finished meanwhile are not this command's (a worker whose every trial failed exited 0 while
     another completed some), nor is a lost worker's trial that this command's heartbeat check failed."""
     ended: dict[int, TrialState] = {}
@@ -318,6 +322,7 @@ def run_trials(study: Study, objective: Callable[..., Any], options: Mapping[str
         ended[record.number] = record.state  # a paused trial resumed here ends again: its last state
 
     status = optimize_interruptibly(study, objective, {**options, "callbacks": (*options.get("callbacks", ()), note)})
+    study._current_name()  # renamed by another process meanwhile: the summary names the study as it is now
     if status == 0 and {s for s in ended.values() if s.is_finished} == {TrialState.FAILED}:
         return EVERY_TRIAL_FAILED
     return status

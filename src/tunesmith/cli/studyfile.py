@@ -156,8 +156,8 @@ class StudyFile:
         """The database URL: the file's ``storage``, else :data:`DEFAULT_STORAGE`."""
         return self.storage if self.storage is not None else DEFAULT_STORAGE
 
-    def check(self, source: str = "study file") -> None:
-        """Raise StudyFileError for a bad value, naming the key."""
+    def check(self, source: str = "study file", names: Mapping[str, str] | None = None) -> None:
+        """Raise StudyFileError for a bad value, naming the key (as ``names`` gives it: the flag that set it)."""
         if not isinstance(self.objective, str) or ":" not in self.objective:
             raise StudyFileError(
                 f"{source}: objective must be 'module:function' or 'path/to/script.py:function', "
@@ -184,7 +184,7 @@ class StudyFile:
                     Direction.parse(given)
                 except ValueError as exc:
                     raise StudyFileError(f"{source}: {exc}") from None
-            raise StudyFileError(f"{source}: {key} {problem}, got {given!r}{hint}")
+            raise StudyFileError(f"{source}: {(names or {}).get(key, key)} {problem}, got {given!r}{hint}")
         try:  # before the storage is opened (a database file was created, then the study refused)
             HeartbeatConfig.build(self.heartbeat_interval, self.grace_period, self.requeue_failed)
         except (ValueError, TypeError) as exc:

@@ -67,6 +67,10 @@ def to_matplotlib(record: Record, ax: Any = None) -> Any:
     return ax
 
 
+#: points at which a title's letters are measured: at 100 a hinted advance is within 1%
+_MEASURED_AT = 100
+
+
 def _title_lines(ax: Any, title: str) -> list[str]:
     """``title`` in lines as wide as ``ax`` at most (matplotlib centres a title over its axes and
     draws it on one line however long, cut at the figure's edge), measured in the title's font:
@@ -77,17 +81,30 @@ def _title_lines(ax: Any, title: str) -> list[str]:
 
     font = FontProperties(size="medium", weight=_matplotlib().rcParams["axes.titleweight"])
     face = get_font(findfont(font))
-    face.set_size(100, 72)  # points; at 100 a hinted advance is within 1% (matplotlib sets its size before drawing)
-    scale = font.get_size_in_points() / 100 / 64  # FreeType's advances are in 64ths
+    face.set_size(_MEASURED_AT, 72)  # matplotlib sets its size before drawing
+    scale = font.get_size_in_points() / _MEASURED_AT / 64  # FreeType's advances are in 64ths
     advances: dict[str, float] = {}
 
     def measure(line: str) -> float:
         for c in set(line) - advances.keys():
-            advances[c] = face.load_char(ord(c)).horiAdvance * scale
+            advances[c] = _advance(face, c) * scale
         return sum(advances[c] for c in line)
 
     width = ax.get_position().width * ax.figure.get_figwidth() * 72  # points, as the text is measured
     return wrap_to_width(title, width, measure)
+
+
+def _advance(face: Any, c: str) -> float:
+    """The advance of ``c`` in ``face`` (in 64ths); a whole em for one the font lacks (a study named
+    '研究' raised "No glyphs have been loaded"), as wide as such letters are: the line is never cut."""
+    import warnings
+
+    with warnings.catch_warnings():  # "Glyph ... missing from font": matplotlib says it as it draws the title
+        warnings.simplefilter("ignore")
+        try:
+            return float(face.load_char(ord(c)).horiAdvance)
+        except RuntimeError:
+            return float(_MEASURED_AT * 64)
 
 
 def save(records: Sequence[Record], path: Any, *, dpi: int = 120, format: str | None = None) -> None:

@@ -214,6 +214,16 @@ def check_new_name(name: str) -> str:
     return name
 
 
+def check_name_before_file(name: str, storage: Any) -> None:
+    """:func:`check_new_name` where ``storage`` (a URL, or a path as make_storage takes it) names a SQLite
+    file not made yet, which holds no study: a name refused after the file was made left it behind, empty."""
+    from ..storage.sql import missing_sqlite_file
+
+    spec = os.fspath(storage) if isinstance(storage, os.PathLike) else storage
+    if isinstance(spec, str) and spec != "memory" and missing_sqlite_file(spec if "://" in spec else f"sqlite:///{spec}"):
+        check_new_name(name)
+
+
 @contextmanager
 def making_companion() -> Iterator[None]:
     """Within it, :func:`check_new_name` accepts evaluate_best's companion ``"<study>:test"`` with

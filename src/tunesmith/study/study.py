@@ -35,6 +35,7 @@ from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
 from .manage import (
     COPY_ID,
     check_book_free,
+    check_name_before_file,
     check_new_name,
     record_pick,
     record_sampler,
@@ -108,6 +109,8 @@ class Study:
         if space is None and name is None:  # said "no study named 'study-1a2b3c4d'": a name never given
             raise ValueError("a new study needs a space: ts.Study(space, direction=...); to resume a stored "
                              "study, give its name and storage: ts.load_study(name, storage)")
+        if space is not None and name is not None:
+            check_name_before_file(name, storage)
         self._storage = make_storage(storage, create=space is not None)  # resumed: a missing file is not made
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
