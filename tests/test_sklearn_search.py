@@ -473,6 +473,18 @@ def test_a_fitted_search_given_a_memory_storage_object_pickles() -> None:
     assert "MemoryStorage" in repr(loaded) and loaded.best_params_ == search.best_params_
     assert isinstance(loaded.storage, MemoryStorage) and loaded.storage is not search.storage  # a new, empty one
     assert len(clone(loaded).fit(X, Y).cv_results_["params"]) == 2
+    with pytest.raises(AttributeError, match="a MemoryStorage, is not pickled: pass storage= a database URL"):
+        loaded.study_  # noqa: B018  (it said "pass storage=", which was passed)
+
+
+class _LabelledMemory(MemoryStorage):
+    """A MemoryStorage of the user's own (the storage guide invites subclasses)."""
+
+
+def test_a_pickled_memory_storage_subclass_opens_as_that_class() -> None:
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0]}, cv=2, storage=_LabelledMemory(), name="svc").fit(X, Y)
+    loaded = pickle.loads(pickle.dumps(search))
+    assert type(loaded.storage) is _LabelledMemory  # was: a plain MemoryStorage
 
 
 def test_a_search_left_running_is_not_resumed_on_other_data(tmp_path: Path) -> None:
