@@ -140,9 +140,10 @@ def test_a_misspelt_parameter_is_refused_before_any_fit() -> None:
     assert TunedSearchCV(pipe, swap, cv=2).fit(X, Y).study_.trials[0].state.value == "complete"
 
 
-@pytest.mark.parametrize(("space", "says"), [({}, "a space dict is empty"), ([], r"space=\[\] is an empty list"),
+@pytest.mark.parametrize(("space", "says"), [({}, "a space dict is empty"), ([], r"space=\[\] is empty"),
                                             ([{"C": [1.0]}, {}], "a space dict is empty"),
-                                            ({"C": []}, "'C': the list of values is empty")])
+                                            ({"C": []}, "'C': the list of values is empty"),
+                                            ((), r"space=\(\) is empty")])
 def test_an_empty_space_is_refused_naming_what_is_empty(space: object, says: str) -> None:
     with pytest.raises(ValueError, match=says):  # [] was a TypeError, as if a list were the wrong type
         TunedSearchCV(LogisticRegression(), space, cv=2).fit(X, Y)
