@@ -452,6 +452,26 @@ def test_a_study_of_the_same_name_that_no_search_filled_is_not_resumed(stored: b
                .cv_results_["params"]) == 2  # name=None: a study of its own beside it
 
 
+def test_a_search_stored_before_the_data_fingerprint_is_still_resumed(tmp_path: Path) -> None:
+    """A search's study written before its trials recorded the data and setup (no search_* attributes):
+    its fold records (with fit times) say a search filled it, so it resumes, not refused as an objective's."""
+    import json
+    import sqlite3
+
+    def search(n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.01, 0.1, 1.0, 10.0]}, n_trials=n_trials,
+                             cv=3, random_state=0, storage=f"sqlite:///{tmp_path}/old.db", name="old")
+
+    search(2).fit(X, Y)
+    with sqlite3.connect(f"{tmp_path}/old.db") as db:
+        for trial_id, attrs in db.execute("SELECT trial_id, attrs FROM ts_trials").fetchall():
+            kept = {k: v for k, v in json.loads(attrs).items() if not k.startswith("search_")}
+            db.execute("UPDATE ts_trials SET attrs = ? WHERE trial_id = ?", (json.dumps(kept), trial_id))
+    assert not any(k.startswith("search_") for t in ts.load_study("old", f"sqlite:///{tmp_path}/old.db").trials
+                   for k in t.attrs)
+    assert len(search(3).fit(X, Y).cv_results_["params"]) == 3
+
+
 def test_a_memory_storage_object_is_checked_as_a_stored_search_is_and_clones(tmp_path: Path) -> None:
     storage = MemoryStorage()
     search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=storage,
