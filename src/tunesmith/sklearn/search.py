@@ -599,8 +599,8 @@ _OPENING = threading.Lock()
 class _Reopen:
     """What a pickled search keeps of a SQL Storage object passed as ``storage``: its URL and
     settings (password included, to connect), opened when the search first uses it. Of a
-    MemoryStorage (whose studies stay in the process that ran them): a new, empty one (pickling
-    failed on its lock)."""
+    MemoryStorage (whose studies stay in the process that ran them): a new, empty one of its class
+    (pickling failed on its lock)."""
 
     def __init__(self, storage: Any) -> None:
         self.open = type(storage) if isinstance(storage, MemoryStorage) else storage._reopener()
