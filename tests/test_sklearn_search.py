@@ -140,9 +140,10 @@ def test_a_misspelt_parameter_is_refused_before_any_fit() -> None:
     assert TunedSearchCV(pipe, swap, cv=2).fit(X, Y).study_.trials[0].state.value == "complete"
 
 
-@pytest.mark.parametrize(("space", "says"), [({}, "a space dict is empty"), ([], r"space=\[\] is an empty list"),
+@pytest.mark.parametrize(("space", "says"), [({}, "a space dict is empty"), ([], r"space=\[\] is empty"),
                                             ([{"C": [1.0]}, {}], "a space dict is empty"),
-                                            ({"C": []}, "'C': the list of values is empty")])
+                                            ({"C": []}, "'C': the list of values is empty"),
+                                            ((), r"space=\(\) is empty")])
 def test_an_empty_space_is_refused_naming_what_is_empty(space: object, says: str) -> None:
     with pytest.raises(ValueError, match=says):  # [] was a TypeError, as if a list were the wrong type
         TunedSearchCV(LogisticRegression(), space, cv=2).fit(X, Y)
@@ -451,6 +452,26 @@ def test_a_study_of_the_same_name_that_no_search_filled_is_not_resumed(stored: b
                .cv_results_["params"]) == 2  # name=None: a study of its own beside it
 
 
+def test_a_search_stored_before_the_data_fingerprint_is_still_resumed(tmp_path: Path) -> None:
+    """A search's study written before its trials recorded the data and setup (no search_* attributes):
+    its fold records (with fit times) say a search filled it, so it resumes, not refused as an objective's."""
+    import json
+    import sqlite3
+
+    def search(n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.01, 0.1, 1.0, 10.0]}, n_trials=n_trials,
+                             cv=3, random_state=0, storage=f"sqlite:///{tmp_path}/old.db", name="old")
+
+    search(2).fit(X, Y)
+    with sqlite3.connect(f"{tmp_path}/old.db") as db:
+        for trial_id, attrs in db.execute("SELECT trial_id, attrs FROM ts_trials").fetchall():
+            kept = {k: v for k, v in json.loads(attrs).items() if not k.startswith("search_")}
+            db.execute("UPDATE ts_trials SET attrs = ? WHERE trial_id = ?", (json.dumps(kept), trial_id))
+    assert not any(k.startswith("search_") for t in ts.load_study("old", f"sqlite:///{tmp_path}/old.db").trials
+                   for k in t.attrs)
+    assert len(search(3).fit(X, Y).cv_results_["params"]) == 3
+
+
 def test_a_memory_storage_object_is_checked_as_a_stored_search_is_and_clones(tmp_path: Path) -> None:
     storage = MemoryStorage()
     search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=storage,
@@ -473,6 +494,18 @@ def test_a_fitted_search_given_a_memory_storage_object_pickles() -> None:
     assert "MemoryStorage" in repr(loaded) and loaded.best_params_ == search.best_params_
     assert isinstance(loaded.storage, MemoryStorage) and loaded.storage is not search.storage  # a new, empty one
     assert len(clone(loaded).fit(X, Y).cv_results_["params"]) == 2
+    with pytest.raises(AttributeError, match="a MemoryStorage, is not pickled: pass storage= a database URL"):
+        loaded.study_  # noqa: B018  (it said "pass storage=", which was passed)
+
+
+class _LabelledMemory(MemoryStorage):
+    """A MemoryStorage of the user's own (the storage guide invites subclasses)."""
+
+
+def test_a_pickled_memory_storage_subclass_opens_as_that_class() -> None:
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0]}, cv=2, storage=_LabelledMemory(), name="svc").fit(X, Y)
+    loaded = pickle.loads(pickle.dumps(search))
+    assert type(loaded.storage) is _LabelledMemory  # was: a plain MemoryStorage
 
 
 def test_a_search_left_running_is_not_resumed_on_other_data(tmp_path: Path) -> None:

@@ -460,7 +460,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
     def _reopen_study(self) -> Study:
         ref = self.__dict__.get("_study_ref")
         if ref is None:
-            raise AttributeError("study_ exists after fit (an in-memory study is not pickled: pass storage=)")
+            raise AttributeError("study_ exists after fit (a study kept in memory, with storage=None or a MemoryStorage, "
+                                 "is not pickled: pass storage= a database URL)")
         return Study.load(ref[0], ref[1]() if callable(ref[1]) else ref[1])
 
     def _opened(self, key: str, pending: Callable[[Any], bool], open_: Callable[[Any], Any]) -> Any:
@@ -598,11 +599,11 @@ _OPENING = threading.Lock()
 class _Reopen:
     """What a pickled search keeps of a SQL Storage object passed as ``storage``: its URL and
     settings (password included, to connect), opened when the search first uses it. Of a
-    MemoryStorage (whose studies stay in the process that ran them): a new, empty one (pickling
-    failed on its lock)."""
+    MemoryStorage (whose studies stay in the process that ran them): a new, empty one of its class
+    (pickling failed on its lock)."""
 
     def __init__(self, storage: Any) -> None:
-        self.open = MemoryStorage if isinstance(storage, MemoryStorage) else storage._reopener()
+        self.open = type(storage) if isinstance(storage, MemoryStorage) else storage._reopener()
         self.shown = _Shown(repr(storage))
 
 

@@ -71,7 +71,7 @@ def as_search_space(spec: Any, *, labels: bool = True) -> SearchSpace:
     if isinstance(spec, Mapping):
         return _branches([spec], labels)
     if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)) and not spec:
-        raise ValueError("space=[] is an empty list: give a dict of parameters to search, or a list of such dicts")
+        raise ValueError(f"space={spec!r} is empty: give a dict of parameters to search, or a list of such dicts")
     if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
         if not all(isinstance(s, Mapping) for s in spec):
             raise TypeError("a list of spaces must hold only dicts, e.g. [{'kernel': ['rbf'], 'gamma': [...]}, ...]")
