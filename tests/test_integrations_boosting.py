@@ -200,6 +200,16 @@ def test_the_xgboost_callback_given_to_lightgbm_names_the_lightgbm_one(data: tup
                   callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())])
 
 
+def test_a_boosting_callback_given_to_optimize_is_refused_before_a_trial_runs() -> None:
+    """study.optimize(callbacks=...) takes callback(study, record): the XGBoost callback, callable for
+    LightGBM's sake with any arguments, passed that check and failed only after the first trial."""
+    study = _study(xgboost_space(), "minimize")
+    callback = XGBoostPruningCallback(study.ask())
+    with pytest.raises(TypeError, match=r"callbacks= takes functions of two arguments.*cannot be called so"):
+        study.optimize(lambda trial: 0.0, n_trials=2, callbacks=[callback], show_progress=False)
+    assert len(study.trials) == 1  # the asked trial alone
+
+
 def test_a_second_training_in_one_trial_names_the_cv_functions(data: tuple[Any, ...]) -> None:
     """Folds trained one after another with one trial's callback report round 1 again; the error
     was 'steps must increase' and now points to xgb.cv / lgb.cv."""

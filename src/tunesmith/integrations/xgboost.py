@@ -134,8 +134,9 @@ class XGBoostPruningCallback(_TrainingCallback):
             maximize = name in _MAXIMIZED
         check_direction(self.trial, metric, maximize=maximize, what=what)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        """LightGBM calls its callbacks: this one is XGBoost's (the error said only that it is not callable)."""
+    def __call__(self, env: Any) -> None:
+        """LightGBM calls its callbacks with one argument: this one is XGBoost's (the error said only that it
+        is not callable). Of one argument, so that ``study.optimize(callbacks=...)`` still refuses it at once."""
         raise TypeError("XGBoostPruningCallback is for xgb.train and XGBoost's estimators; for LightGBM use "
                         "tunesmith.integrations.lightgbm.LightGBMPruningCallback(trial)")
 
