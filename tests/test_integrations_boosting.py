@@ -181,6 +181,11 @@ def test_validation_data_without_a_metric_is_not_called_missing_data(data: tuple
     with pytest.raises(ValueError, match=r"validation sets \['valid_0'\] evaluate no metric.*set one"):
         lgb.train(params, dtrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
                   callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
+    with pytest.raises(ValueError, match=r"'metric' is 'None', 'na', 'null', or 'custom' without feval="):
+        lgb.train({**params, "metric": "custom"}, dtrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                  callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
+    lgb.train({**params, "metric": ""}, dtrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+              callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])  # "": the default metric
     with pytest.raises(ValueError, match=r"validation sets \['valid'\] evaluate no metric"):
         lgb.cv(params, lgb.Dataset(X_tr, label=y_tr), 2, nfold=2,
                callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
