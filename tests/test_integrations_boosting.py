@@ -190,9 +190,10 @@ def test_validation_data_without_a_metric_is_not_called_missing_data(data: tuple
         lgb.cv(params, lgb.Dataset(X_tr, label=y_tr), 2, nfold=2,
                callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
     dx, dv = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
-    with pytest.raises(ValueError, match="give no metric.*disable_default_eval_metric.*set eval_metric"):
-        xgb.train({"objective": "binary:logistic", "disable_default_eval_metric": 1}, dx, 2, evals=[(dv, "v")],
-                  callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())], verbose_eval=False)
+    for evals in ([(dv, "v")], []):  # without eval sets, setting eval_metric alone would not do
+        with pytest.raises(ValueError, match=r"no metric.*disable_default_eval_metric.*set eval_metric.*evals=\[\(dvalid"):
+            xgb.train({"objective": "binary:logistic", "disable_default_eval_metric": 1}, dx, 2, evals=evals,
+                      callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())], verbose_eval=False)
 
 
 def test_the_xgboost_callback_given_to_lightgbm_names_the_lightgbm_one(data: tuple[Any, ...]) -> None:

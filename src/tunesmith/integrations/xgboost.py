@@ -141,10 +141,11 @@ class XGBoostPruningCallback(_TrainingCallback):
                         "tunesmith.integrations.lightgbm.LightGBMPruningCallback(trial)")
 
     def _pick(self, evals_log: Mapping[str, Any], model: Any) -> tuple[str, Any]:
-        if not evals_log and _no_default_metric(model):
+        if not evals_log and _no_default_metric(model):  # with or without eval sets: the callback cannot tell
             raise ValueError(
-                "XGBoostPruningCallback: the eval sets give no metric (disable_default_eval_metric is set "
-                "and eval_metric is not); set eval_metric in the parameters, e.g. 'eval_metric': 'logloss'"
+                "XGBoostPruningCallback: training evaluates no metric (disable_default_eval_metric is set "
+                "and eval_metric is not); set eval_metric in the parameters, e.g. 'eval_metric': 'logloss', "
+                "with validation data: evals=[(dvalid, 'valid')] to xgb.train, or eval_set=[(X_valid, y_valid)] to fit()"
             )
         if not evals_log:
             raise ValueError(
