@@ -181,13 +181,19 @@ def test_validation_data_without_a_metric_is_not_called_missing_data(data: tuple
     with pytest.raises(ValueError, match=r"validation sets \['valid_0'\] evaluate no metric.*set one"):
         lgb.train(params, dtrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
                   callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
+    with pytest.raises(ValueError, match=r"'metric' is 'None', 'na', 'null', or 'custom' without feval="):
+        lgb.train({**params, "metric": "custom"}, dtrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                  callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
+    lgb.train({**params, "metric": ""}, dtrain, 2, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+              callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])  # "": the default metric
     with pytest.raises(ValueError, match=r"validation sets \['valid'\] evaluate no metric"):
         lgb.cv(params, lgb.Dataset(X_tr, label=y_tr), 2, nfold=2,
                callbacks=[LightGBMPruningCallback(_study(lightgbm_space(), "minimize").ask())])
     dx, dv = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
-    with pytest.raises(ValueError, match="give no metric.*disable_default_eval_metric.*set eval_metric"):
-        xgb.train({"objective": "binary:logistic", "disable_default_eval_metric": 1}, dx, 2, evals=[(dv, "v")],
-                  callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())], verbose_eval=False)
+    for evals in ([(dv, "v")], []):  # without eval sets, setting eval_metric alone would not do
+        with pytest.raises(ValueError, match=r"no metric.*disable_default_eval_metric.*set eval_metric.*evals=\[\(dvalid"):
+            xgb.train({"objective": "binary:logistic", "disable_default_eval_metric": 1}, dx, 2, evals=evals,
+                      callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())], verbose_eval=False)
 
 
 def test_the_xgboost_callback_given_to_lightgbm_names_the_lightgbm_one(data: tuple[Any, ...]) -> None:
@@ -198,6 +204,16 @@ def test_the_xgboost_callback_given_to_lightgbm_names_the_lightgbm_one(data: tup
         lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, dtrain, 2,
                   valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
                   callbacks=[XGBoostPruningCallback(_study(xgboost_space(), "minimize").ask())])
+
+
+def test_a_boosting_callback_given_to_optimize_is_refused_before_a_trial_runs() -> None:
+    """study.optimize(callbacks=...) takes callback(study, record): the XGBoost callback, callable for
+    LightGBM's sake with any arguments, passed that check and failed only after the first trial."""
+    study = _study(xgboost_space(), "minimize")
+    callback = XGBoostPruningCallback(study.ask())
+    with pytest.raises(TypeError, match=r"callbacks= takes functions of two arguments.*cannot be called so"):
+        study.optimize(lambda trial: 0.0, n_trials=2, callbacks=[callback], show_progress=False)
+    assert len(study.trials) == 1  # the asked trial alone
 
 
 def test_a_second_training_in_one_trial_names_the_cv_functions(data: tuple[Any, ...]) -> None:

@@ -532,3 +532,18 @@ def test_each_pruning_callback_handed_to_the_other_trainer_names_the_right_one(t
     cb = lightning.PruningCallback(None, checkpoint_dir=tmp_path)  # copies and probes as before
     assert not hasattr(cb, "on_init_end") and not hasattr(PruningCallback(trial), "on_fit_start")
     assert copy.deepcopy(cb).checkpoint_dir == tmp_path and pickle.loads(pickle.dumps(cb)).checkpoint_dir == tmp_path
+
+
+def test_an_attribute_error_inside_a_property_is_not_called_another_trainer_s(tmp_path: Path) -> None:
+    """A property that raised AttributeError (resume_from, given a trial-like object without resume_from)
+    fell to __getattr__, which said the callback was handed to the other trainer."""
+    pytest.importorskip("lightning.pytorch")
+    from tunesmith.integrations import lightning
+
+    class Forwarding:  # forwards what the callback checks for (report, decision, study), and no more
+        def __init__(self, trial: ts.Trial) -> None:
+            self.study, self.report, self.decision, self.number = trial.study, trial.report, trial.decision, trial.number
+
+    cb = lightning.PruningCallback(Forwarding(ts.Study(SMALL).ask()), checkpoint_dir=tmp_path)
+    with pytest.raises(AttributeError, match="'Forwarding' object has no attribute 'resume_from'"):
+        cb.resume_from  # noqa: B018

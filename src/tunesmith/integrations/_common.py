@@ -152,6 +152,9 @@ def other_framework(owner: Any, name: str, *, mine: str, use: str) -> AttributeE
     one that says ``owner`` is ``mine``'s callback and names the one to ``use``. The Lightning and
     Transformers callbacks share the name PruningCallback; handed to the other trainer, each failed
     with "'PruningCallback' object has no attribute 'on_init_end'" (or 'setup')."""
+    prop = getattr(type(owner), name, None)
+    if isinstance(prop, property):  # the property raised AttributeError itself: that error, not another trainer's
+        prop.__get__(owner)
     if name.startswith("_"):  # copy, pickle and hasattr probes: as without this
         return AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}")
     return AttributeError(

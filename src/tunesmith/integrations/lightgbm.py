@@ -93,10 +93,11 @@ class LightGBMPruningCallback:
             )  # fmt: skip
         sets = sets or [r[0] for r in results]
         given = ["valid"] if isinstance(model, lgb.CVBooster) else getattr(model, "name_valid_sets", [])
-        if not sets and given:  # given, but "metric": "None" (or "")
+        if not sets and given:  # given, but "metric": "None"
             raise ValueError(
                 f"LightGBMPruningCallback: the validation sets {given} evaluate no metric "
-                "(the parameters' 'metric' is 'None' or empty); set one, e.g. 'metric': 'binary_logloss'"
+                "(the parameters' 'metric' is 'None', 'na', 'null', or 'custom' without feval=); set one, "
+                "e.g. 'metric': 'binary_logloss'"
             )
         if not sets:
             raise ValueError(

@@ -134,16 +134,18 @@ class XGBoostPruningCallback(_TrainingCallback):
             maximize = name in _MAXIMIZED
         check_direction(self.trial, metric, maximize=maximize, what=what)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        """LightGBM calls its callbacks: this one is XGBoost's (the error said only that it is not callable)."""
+    def __call__(self, env: Any) -> None:
+        """LightGBM calls its callbacks with one argument: this one is XGBoost's (the error said only that it
+        is not callable). Of one argument, so that ``study.optimize(callbacks=...)`` still refuses it at once."""
         raise TypeError("XGBoostPruningCallback is for xgb.train and XGBoost's estimators; for LightGBM use "
                         "tunesmith.integrations.lightgbm.LightGBMPruningCallback(trial)")
 
     def _pick(self, evals_log: Mapping[str, Any], model: Any) -> tuple[str, Any]:
-        if not evals_log and _no_default_metric(model):
+        if not evals_log and _no_default_metric(model):  # with or without eval sets: the callback cannot tell
             raise ValueError(
-                "XGBoostPruningCallback: the eval sets give no metric (disable_default_eval_metric is set "
-                "and eval_metric is not); set eval_metric in the parameters, e.g. 'eval_metric': 'logloss'"
+                "XGBoostPruningCallback: training evaluates no metric (disable_default_eval_metric is set "
+                "and eval_metric is not); set eval_metric in the parameters, e.g. 'eval_metric': 'logloss', "
+                "with validation data: evals=[(dvalid, 'valid')] to xgb.train, or eval_set=[(X_valid, y_valid)] to fit()"
             )
         if not evals_log:
             raise ValueError(
