@@ -333,6 +333,22 @@ def test_parallel_axes_label_tiny_values_as_they_are_not_as_zero() -> None:
     plt.close(ax.figure)
 
 
+def test_a_narrow_parallel_axis_labels_its_ends_apart() -> None:
+    """Ends were written to 3 significant digits: an axis of 1000.13 to 1000.19 was labelled "1e+03" at
+    both ends (the image's, an inactive axis'), as if it held one value. They get the digits that
+    tell them apart (1000.1, 1000.2); a wide axis keeps 3."""
+    space = ts.Space({"k": ts.Categorical(["a", "b"]), "w": ts.Float(1000.1, 1000.2),
+                      "c": ts.Float(1000.1, 1000.2, when={"k": ["a"]}), "wide": ts.Float(0.0, 1.0)})
+    trials = tuple(FrozenTrial(i, TrialState.COMPLETE, p, value=v) for i, (p, v) in enumerate([
+        ({"k": "a", "w": 1000.13, "c": 1000.19, "wide": 0.12345}, 1.0), ({"k": "b", "w": 1000.19, "wide": 0.98765}, 2.0),
+        ({"k": "a", "w": 1000.15, "c": 1000.13, "wide": 0.5}, 1.5)]))
+    par = plots.parallel(plots.Snapshot("s", Direction.MINIMIZE, space, trials))
+    assert [label for _, label in par.axes[2].ticks] == ["inactive", "1000.1", "1000.2"]
+    ax = to_matplotlib(par)
+    assert [t.get_text() for t in ax.texts][2:9] == ["1000.1", "1000.2", "inactive", "1000.1", "1000.2", "0.123", "0.988"]
+    plt.close(ax.figure)
+
+
 def test_a_parallel_axis_of_a_few_whole_numbers_is_ticked_at_each() -> None:
     """plotly ticked an Int(1, 3) axis "1 1.5 2 2.5 3"; now each value a tick (its step's), in both renderers,
     and with "inactive" on a conditional one (which labelled its ends only: "inactive", "1", "3")."""

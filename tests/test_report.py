@@ -176,21 +176,30 @@ def test_the_parallel_plot_draws_a_choice_holding_markup_characters_as_written(t
 
 def test_the_parallel_plot_writes_huge_and_tiny_numbers_without_markup(tmp_path: Path) -> None:
     """Beyond plotly's SI prefixes (1e15 and more, under 1e-15) a parallel axis' ticks and ends were
-    written "1×10<sup>300</sup>": plotly formats them as HTML and draws parcoords text as it is."""
+    written "1×10<sup>300</sup>": plotly formats them as HTML and draws parcoords text as it is. They
+    are written 1e+300, with the digits that tell the ticks of a narrow axis apart (its 4 digits wrote
+    "1.235e+17" at every tick of 1.23456e17 to 1.23457e17); an axis plotly writes with an SI prefix
+    (100T) is left so."""
     sync_api = browser_or_skip()
-    study = ts.Study({"big": ts.Float(-1e300, 1e300), "tiny": ts.Float(1e-20, 3e-20), "x": ts.Float(0, 1)},
-                     sampler="random", seed=0, name="huge")
+    space = {"big": ts.Float(-1e300, 1e300), "tiny": ts.Float(1e-20, 3e-20), "x": ts.Float(0, 1),
+             "near": ts.Float(1.23456e17, 1.23457e17), "mid": ts.Float(1e14, 5e14)}
+    study = ts.Study(space, sampler="random", seed=0, name="huge")
     study.optimize(lambda t: t.params["big"], n_trials=8)
     out = write_report(study, tmp_path / "huge.html", sections=["parallel"])
 
-    def read(page: Any) -> list[str]:
+    def read(page: Any) -> list[list[str]]:
         page.wait_for_function("document.querySelectorAll('.parcoords .tick text').length > 0", timeout=30_000)
-        return page.eval_on_selector_all(".parcoords .y-axis text", "ts => ts.map(t => t.textContent)")
+        return page.eval_on_selector_all(".parcoords .y-axis", "as => as.map(a => Array.from("
+                                         "a.querySelectorAll('text'), t => t.textContent))")
 
-    texts = _in_chromium(sync_api, out, read)
+    axes = {next(t for t in a if t in space or t.startswith("value")): a for a in _in_chromium(sync_api, out, read)}
+    texts = [t for a in axes.values() for t in a]
     assert not [t for t in texts if "<" in t], texts
     assert "5e+299" in texts and "2e−20" in texts and "0.2" in texts, texts  # x's ticks as plotly writes them
-    assert all(len(t) <= 11 for t in texts if t[0] in "−0123456789"), " | ".join(texts)  # the ends to 4 digits, not 16
+    assert all(len(t) <= 11 for t in axes["big"] + axes["tiny"] if t[0] in "−0123456789"), axes  # ends to 4 digits, not 16
+    near = [t for t in axes["near"] if t != "near"]
+    assert len(set(near)) == len(near) and all(t.startswith("1.2345") for t in near), near
+    assert all(t.endswith("T") for t in axes["mid"] if t != "mid"), axes["mid"]
 
 
 def test_the_report_holds_settings_best_trials_with_test_values_and_says_what_it_skipped(study: ts.Study) -> None:

@@ -8,7 +8,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, axis_label, short_labels
+from .records import LINE, Axis, Chart, Diagram, Parallel, Record, Series, end_ticks, short_labels
 
 
 @overload
@@ -249,7 +249,7 @@ def _parallel(ax: Any, p: Parallel) -> None:
     for j, a in enumerate(p.axes):
         ax.axvline(j, color="#333333", lw=0.8)
         lo, hi = a.span
-        ticks = a.ticks or [(v, axis_label(v, a.log)) for v in dict.fromkeys((lo, hi))]
+        ticks = a.ticks or end_ticks(lo, hi, a.log)
         for t, label in ticks:  # at the height of the lines through it (0.5 for an axis of one value)
             ax.text(j + 0.03, float(_unit([t], a)[0]), plain(label), fontsize=7, va="center")
     ax.set_xticks(range(n), [plain(a) for a in short_labels([a.name for a in p.axes])], rotation=20, fontsize=8)

@@ -200,19 +200,28 @@ def _parallel(go: Any, p: Parallel) -> Any:
             d.update(tickvals=[t for t, _ in ticks], ticktext=[unseen_as_escapes(label) for _, label in ticks])
         if a.ticks and a.span[0] < a.span[1]:  # every choice on the axis, the unused ones too
             d.update(range=list(a.span))
-        elif not ticks and _beyond_si(a.values):
-            d.update(tickformat=".4~g")
+        elif not ticks and (plain := _plain_format(a.values)):
+            d.update(tickformat=plain)
         dims.append(d)
     line = {"color": list(p.color), "colorscale": "Viridis", "reversescale": p.reverse_scale, "showscale": True,
             "colorbar": {"title": _escape(p.color_label)}}
     return go.Figure(go.Parcoords(line=line, dimensions=dims) if p.axes else None)
 
 
-def _beyond_si(values: Sequence[float]) -> bool:
-    """Whether plotly would write an axis of these values as powers of ten (beyond its SI prefixes,
-    f to T): "1×10<sup>300</sup>", HTML that parcoords draws as text, where ".4~g" writes 1e+300."""
+def _plain_format(values: Sequence[float]) -> str | None:
+    """The tick format of an axis plotly would write in powers of ten (beyond its SI prefixes, f to
+    T): "1×10<sup>300</sup>", HTML that parcoords draws as text, where ".4~g" writes 1e+300. As many
+    digits as tell its ticks apart (1.234562e+17 and 1.234564e+17, not 1.235e+17 twice); None for
+    an axis plotly writes plainly (0.2, 500T, 3f)."""
     top = max((abs(float(v)) for v in values), default=0.0)
-    return top >= 1e14 or 0 < top < 1e-14
+    if top == 0:
+        return None
+    exponent = math.log10(top) + 0.01  # plotly's: floor of this, beyond SI above 14 or below -15
+    if -14.995 < exponent < 14.995:
+        return None
+    span = max(values) - min(values)
+    digits = 4 if not 0 < span < math.inf else min(max(math.ceil(math.log10(top / span)) + 2, 4), 15)
+    return f".{digits}~g"
 
 
 def _decades(positions: Sequence[float]) -> list[tuple[float, str]]:

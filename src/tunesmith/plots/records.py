@@ -136,13 +136,21 @@ class Chart:
         return next(s for s in self.series if s.gid == gid)
 
 
-def axis_label(position: float, log: bool = False) -> str:
+def axis_label(position: float, log: bool = False, digits: int = 3) -> str:
     """The value at a parallel axis' ``position`` (``10**position`` on a log axis) as a tick
-    label: a whole number whole (4999, not "5e+03"), any other to 3 significant digits (2e-10, not
-    "0": whole within a part in 10^9 of the value, not of 1)."""
+    label: a whole number whole (4999, not "5e+03"), any other to ``digits`` significant digits (2e-10,
+    not "0": whole within a part in 10^9 of the value, not of 1)."""
     v = 10**position if log else position
     whole = round(v)
-    return str(whole) if abs(v) < 1e15 and abs(v - whole) <= 1e-9 * abs(v) else f"{v:.3g}"
+    return str(whole) if abs(v) < 1e15 and abs(v - whole) <= 1e-9 * abs(v) else f"{v:.{digits}g}"
+
+
+def end_ticks(lo: float, hi: float, log: bool = False) -> list[tuple[float, str]]:
+    """The ends of a parallel axis as ticks (one for an axis of one value), labelled by
+    :func:`axis_label` with the digits that tell them apart (1000.13 and 1000.19, not "1e+03" twice)."""
+    ends = list(dict.fromkeys((lo, hi)))
+    digits = next((d for d in range(3, 17) if len({axis_label(v, log, d) for v in ends}) == len(ends)), 17)
+    return [(v, axis_label(v, log, digits)) for v in ends]
 
 
 @dataclass(frozen=True)

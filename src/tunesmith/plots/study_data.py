@@ -25,8 +25,8 @@ from .records import (
     Parallel,
     Series,
     Snapshot,
-    axis_label,
     box_for,
+    end_ticks,
     nothing,
     on_log_y,
     snapshot,
@@ -159,7 +159,7 @@ def _axis(s: Snapshot, name: str, trials: list[FrozenTrial]) -> Axis:
     if None not in vals:  # else the renderers label the range themselves
         return Axis(name, pos, each, log=log)
     # ticks replace the renderers' own labels: the range's ends (or each value) are labelled with "inactive"
-    ends = list(each) or ([(v, axis_label(v, log)) for v in dict.fromkeys((lo, hi))] if known else [])
+    ends = list(each) or (end_ticks(lo, hi, log) if known else [])
     return Axis(name, pos, [(below, "inactive"), *ends], log=log)
 
 
