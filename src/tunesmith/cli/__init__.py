@@ -76,13 +76,25 @@ class _Parser(argparse.ArgumentParser):
         an optional one (``copy``'s NEW_NAME) nothing at the first positional, so that ``tunesmith copy
         s --storage URL s2`` ended in "unrecognized arguments: s2" while ``rename`` took the same order.
         The parser of the commands themselves (holding the subcommands) parses as argparse does."""
-        if self._intermixing or self._subparsers is not None:
+        if self._subparsers is not None:
             return super().parse_known_args(args, namespace)
+        if self._intermixing:
+            return self._parse_around_double_dash(list(sys.argv[1:] if args is None else args), namespace)
         self._intermixing = True  # argparse's intermixed parse calls this again, to parse as it did
         try:
             return super().parse_known_intermixed_args(args, namespace)
         finally:
             self._intermixing = False
+
+    def _parse_around_double_dash(self, args: list[str], namespace: Any) -> Any:
+        """One of argparse's intermixed passes. The first (positionals off) reads no option after ``--``
+        and keeps ``--`` in what it leaves: argparse dropped it, then read ``show --storage URL -- -s``'s
+        ``-s`` as an option (the following arguments are required: name)."""
+        if not any(a.nargs == argparse.SUPPRESS for a in self._get_positional_actions()):
+            return super().parse_known_args(args, namespace)
+        cut = args.index("--") if "--" in args else len(args)
+        namespace, rest = super().parse_known_args(args[:cut], namespace)
+        return namespace, rest + args[cut:]
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's refusal of a value that is not among the choices, with the closest one
