@@ -278,6 +278,8 @@ class Study:
         refresh reads the trials after the last one seen and again the unfinished ones below it."""
         with self._lock:
             fresh = self._storage.get_trials_since(self._study_id, self._next, also=self._live, exclude=exclude)
+            if not fresh and self._next > 0 and self._storage.count_trials(self._study_id) == 0:
+                self._current_name()  # trials seen, none stored: deleted by another handle (it raises, saying so)
             live: dict[int, FrozenTrial] = {}
             for t in fresh:
                 if t.state.is_finished:
