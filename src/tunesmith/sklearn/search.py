@@ -116,6 +116,11 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             toward ``n_trials``. Resume with the same data, cv, estimator, scoring and
             space (another is refused, naming what changed; under ``cross_validate``
             leave ``name=None``); a study of that name that no search filled is refused.
+            Fits started at once on one stored search (several processes) share
+            ``n_trials``: the study ends with ``n_trials`` trials in all. A trial asked
+            for past it goes back to the queue (``waiting``; a later fit with a larger
+            ``n_trials`` runs it first), and each fit's ``cv_results_`` holds the trials
+            finished when it ended.
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
