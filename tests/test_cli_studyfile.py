@@ -412,6 +412,23 @@ def test_address_needs_ray(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         assert "--address is the Ray cluster's address: pass --executor ray" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("address", ["x", "10.0.0.5", "ray://head", "10.0.0.5:0"])
+def test_a_malformed_ray_address_names_the_flag_or_key_and_the_form(tmp_path: Path, address: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # before: Ray's own "Invalid address format: x", naming neither --address nor what a valid one looks like
+    (tmp_path / "obj.py").write_text(OBJ)
+    path = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'a.db'}\n{SPACE}")
+    for cmd in ("run", "worker"):
+        assert main([cmd, str(path), "--n-trials", "1", "--executor", "ray", "--address", address]) == 2
+        err = capsys.readouterr().err
+        assert "--address must be the Ray cluster's address: HOST:PORT of its head node" in err, err
+        assert f"got {address!r}" in err and "Invalid address format" not in err
+    in_file = write(tmp_path, f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'a.db'}\n{SPACE}"
+                              f"executor: ray\nray_address: {address!r}\n")
+    assert main(["run", str(in_file), "--n-trials", "1"]) == 2
+    assert "ray_address must be the Ray cluster's address: HOST:PORT" in capsys.readouterr().err
+
+
 def test_worker_name_defaults_and_module_beside_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """``run``'s parser: name = the file's stem, and a module found in the study file's folder."""

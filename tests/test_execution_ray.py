@@ -356,6 +356,25 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path, 
     assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in done.stderr
 
 
+def test_a_malformed_ray_address_is_refused_naming_the_argument_and_the_form(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray said only "Invalid address format: x" (from ray.init, once the run started)."""
+    from tunesmith.execution.ray import RayExecutor, env_address
+
+    for address in ("x", "10.0.0.5", "ray://head", "10.0.0.5:70000", "", "auto"):
+        with pytest.raises(ValueError, match=r"^address must be a Ray cluster's address: HOST:PORT of its head node"):
+            RayExecutor(address=address)
+    study = Study({"x": Float(0, 1)}, sampler="random")
+    with pytest.raises(ValueError, match=r"^ray_address must be a Ray cluster's address: .*got 'x'"):
+        study.optimize(lambda t: t.params["x"], n_trials=1, executor="ray", ray_address="x")
+    monkeypatch.setenv("RAY_ADDRESS", "x")
+    with pytest.raises(ValueError, match=r"^RAY_ADDRESS must be a Ray cluster's address"):
+        env_address()
+    assert study.trials == []
+    for address in ("10.0.0.5:6379", "head-node:6379", "ray://head:10001", "[::1]:6379"):
+        assert RayExecutor(address=address).address == address
+
+
 def test_an_actor_opens_the_storage_with_the_drivers_retry_window(tmp_path: Path) -> None:
     """StudyWorker (the class a Ray actor runs) opened the study by URL alone, so a storage made
     with retry_window=120 gave its actors the default 30 s: an outage the driver rode out

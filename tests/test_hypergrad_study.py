@@ -291,3 +291,39 @@ def test_runs_recorded_before_run_numbers_count_by_their_repeated_steps(shared_s
     with pytest.raises(ValueError, match=r"holds 1 step, 1 failed, of an earlier hypertune run \(outer step 0\); "):
         run(ts.Study.load("diverged", shared_storage_url))
     assert len(ts.Study.load("diverged", shared_storage_url).trials) == 1
+
+
+@pytest.mark.parametrize("append", [False, True])
+def test_runs_started_at_once_on_one_study_never_share_a_run_number(shared_storage_url: str, append: bool,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Two runs started at once on an empty study (or appended at once) took the same run number,
+    read before either recorded a step: their steps were mixed under one run (outer steps 0-1 twice).
+    The second run starts here while the first trains its first step, on its own handle."""
+    problem, train, val = _problem()
+    options = LoopOptions(outer_steps=2, inner_steps=5, warm_start_steps=10)
+    study = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="minimize",
+                     storage=shared_storage_url, name="at-once")
+    run = lambda study, batches, **kw: hypertune(study, problem.train_loss, problem.val_loss,  # noqa: E731
+                                                 {k: v.detach().clone() for k, v in problem.params.items()},
+                                                 problem.hparams, batches, val, constraints=problem.constraints,
+                                                 options=options, **kw)
+    other = [False]
+
+    def batches(step: int) -> object:
+        if not other[0]:
+            other[0] = True
+            run(ts.Study.load("at-once", shared_storage_url), train, append=append)
+        return train
+
+    if not append:
+        with pytest.raises(ValueError, match=r"another hypertune run started at the same time recorded its steps "
+                                             r"first \(run 1\), so this run records none"):
+            run(study, batches)
+        assert [t.attrs.get("run") for t in ts.Study.load("at-once", shared_storage_url).trials] == [None, None]
+        return
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        run(study, batches, append=True)
+    trials = ts.Study.load("at-once", shared_storage_url).trials
+    assert [(t.attrs.get("run"), t.attrs["outer_step"]) for t in trials] == [(None, 0), (None, 1), (2, 0), (2, 1)]
+    assert "run 1 was taken by another hypertune run started at the same time; this run records its steps as run 2" \
+        in caplog.text

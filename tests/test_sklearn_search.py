@@ -304,6 +304,45 @@ def test_a_stored_search_resumes_by_name_and_survives_pickling(tmp_path: Path) -
     np.testing.assert_array_equal(restored.predict(X), again.predict(X))
 
 
+_WORKER = """
+import sys, time
+from pathlib import Path
+from scipy.stats import loguniform
+from sklearn.datasets import load_iris
+from sklearn.svm import SVC
+from tunesmith.sklearn import TunedSearchCV
+X, Y = load_iris(return_X_y=True)
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=12, cv=3, random_state=0,
+                       storage=sys.argv[1], name="shared")
+search.fit(X, Y)
+print(len(search.cv_results_["params"]))
+"""
+
+
+def test_workers_that_start_one_stored_search_at_once_run_n_trials_in_all(tmp_path: Path) -> None:
+    # before: each worker counted only the trials finished when it started, so three workers
+    # started at once on one stored search ran up to 3 x 12 trials (20 measured) for n_trials=12
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    go = tmp_path / "go"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, url, str(go)], stdout=subprocess.PIPE, text=True,
+                                env=env) for _ in range(3)]
+    go.touch()
+    outs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0]
+    trials = ts.Study.load("shared", url).trials
+    assert sum(t.state.is_finished for t in trials) == 12
+    assert all(t.state.is_finished or t.state is ts.TrialState.WAITING for t in trials)
+    assert all(int(out.split()[-1]) <= 12 for out in outs)  # each fit's cv_results_: the trials finished by its end
+
+
 def test_a_search_given_a_storage_object_pickles_clones_and_nests(tmp_path: Path, monkeypatch) -> None:
     # before: pickle of the fitted search failed ("Can't pickle local object 'create_engine.<locals>.connect'"),
     # and so did clone ("cannot pickle 'module' object"), hence cross_validate of the search

@@ -547,6 +547,23 @@ def test_a_handle_on_a_deleted_study_writes_nowhere(storage_url: str | None) -> 
     assert [r.name for r in study.storage.list_studies()] == ["d"]
 
 
+@pytest.mark.parametrize("running", [False, True])
+def test_the_trials_of_a_study_deleted_by_another_handle_say_it_was_deleted(storage_url: str | None,
+                                                                           running: bool) -> None:
+    # before: study.trials kept returning what the handle last read; with a trial running, only
+    # its finished ones (1 of 2 trials)
+    study = ts.Study(SPACE, sampler="random", seed=0, storage=storage_url, name="d")
+    study.optimize(lambda t: t.params["x"], n_trials=1)
+    if running:
+        study.ask()
+    assert len(study.trials) == 1 + running
+    ts.load_study("d", study.storage).delete()
+    with pytest.raises(ts.StudyNotFound, match="no longer in .*: it was deleted while this process had it open"):
+        study.trials  # noqa: B018 - the property reads the storage
+    with pytest.raises(ts.StudyNotFound, match="deleted while this process had it open"):
+        study.best_trial  # noqa: B018
+
+
 def test_a_handle_opened_before_a_rename_acts_on_the_study_under_its_new_name(storage_url: str | None) -> None:
     # before: its evaluate_best wrote the test results under the old name (shown by no study),
     # and its copy, notes and delete answered "no study named 'h'"

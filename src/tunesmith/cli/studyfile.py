@@ -268,11 +268,20 @@ _RULES: list[tuple[tuple[str, ...], Callable[[Any], bool], str]] = [
     (("sampler", "pruner"), lambda v: isinstance(v, (str, Mapping)), "must be a name or {name: ..., options}"),
     (("requeue_failed", "allow_missing_gpus"), lambda v: isinstance(v, bool), "must be true or false"),
     (("executor",), lambda v: v in EXECUTORS, f"must be one of {list(EXECUTORS)}"),
-    (("ray_address",), lambda v: isinstance(v, str) and bool(v), "must be the Ray cluster's address HOST:PORT"),
+    (("ray_address",), lambda v: _is_ray_address(v),
+     "must be the Ray cluster's address: HOST:PORT of its head node (e.g. 10.0.0.5:6379; `ray start --head` "
+     "prints it) or ray://HOST:PORT (Ray Client)"),
     (("resources_per_trial",), _is_resources, "must map resource names to numbers, e.g. {cpu: 2, gpu: 0.25}"),
     (("trials_per_gpu",), lambda v: _is_int(v) and v >= 1, "must be an integer >= 1"),
     (("gpus",), _is_gpus, "must be a device count, ids like '0,1', or a list of ids"),
 ]
+
+
+def _is_ray_address(value: Any) -> bool:
+    """Whether ``value`` is a cluster address (the Ray adapter is imported only when a file names one)."""
+    from ..execution.ray import is_cluster_address
+
+    return is_cluster_address(value)
 
 
 def _value_problems(sf: StudyFile) -> list[tuple[str, str]]:

@@ -132,6 +132,9 @@ def _default_kind(n: int, storage: Storage, options: Mapping[str, Any]) -> str:
 def _ray_options(options: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(options)
     if "ray_address" in out:
+        from .ray import check_address
+
+        check_address(out["ray_address"], "ray_address")
         out["address"] = out.pop("ray_address")
     return out
 

@@ -445,6 +445,9 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
     except TrialFinishedError:  # failed meanwhile (interrupted, or its heartbeat was judged lost)
         run.lost += 1
         stored = run.study.trials[trial.number]
+        if stored.state is TrialState.WAITING:  # put back in the queue (its objective found the budget spent)
+            logger.info("trial %d went back to the queue while it ran here", trial.number)
+            return None
         again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
         logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
                        trial.number, stored.error or stored.state.value, again)  # it was dropped silently

@@ -180,11 +180,7 @@ class RayExecutor(Executor):
         trial_timeout: float | None = None,
         lost_after: float = LOST_AFTER,
     ) -> None:
-        if address is not None and (not isinstance(address, str) or address in ("", "auto")):
-            raise ValueError(
-                f"ray_address must be a cluster address like 'HOST:PORT' or None (a private local "
-                f"instance), got {address!r}; 'auto' is refused because it can join any instance"
-            )
+        check_address(address, "address")
         if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
             raise ValueError(f"n_workers must be a positive integer or None, got {n_workers!r}")
         self.address = address
@@ -236,6 +232,29 @@ class RayExecutor(Executor):
                 ray.shutdown()
 
 
+def check_address(address: Any, name: str) -> None:
+    """A ValueError naming ``name`` (the argument, flag or key that gave it) and the forms a cluster
+    address takes, for an ``address`` Ray cannot use (Ray said only "Invalid address format: x")."""
+    if address is None or is_cluster_address(address):
+        return
+    auto = "; 'auto' is refused because it can join any instance" if address == "auto" else ""
+    raise ValueError(
+        f"{name} must be a Ray cluster's address: HOST:PORT of its head node (e.g. '10.0.0.5:6379'; "
+        f"`ray start --head` prints it) or 'ray://HOST:PORT' (Ray Client), got {address!r}{auto}; "
+        "leave it out to start a private instance on this machine")
+
+
+def is_cluster_address(address: Any) -> bool:
+    """HOST:PORT (a port from 1 to 65535), ``ray://HOST:PORT``, or another ``SCHEME://...`` (left to Ray)."""
+    if not isinstance(address, str):
+        return False
+    scheme, sep, rest = address.partition("://")
+    if sep and scheme != "ray":
+        return scheme.isidentifier() and bool(rest)
+    host, _, port = (rest if sep else address).rpartition(":")
+    return bool(host) and not any(c.isspace() for c in host) and port.isdigit() and 1 <= int(port) <= 65535
+
+
 def check_same_cluster(asked: str, running: str) -> None:
     """A ValueError naming both addresses when Ray, already initialized in this process, is connected
     to another cluster than ``ray_address`` asks for (the running instance was used silently)."""
@@ -263,6 +282,7 @@ def env_address() -> str | None:
         raise ValueError(
             f"RAY_ADDRESS={address!r}: tunesmith needs the cluster's HOST:PORT there (or pass ray_address=); "
             "unset RAY_ADDRESS to start a private instance")
+    check_address(address, "RAY_ADDRESS")
     if address:
         logger.info("Ray cluster from RAY_ADDRESS: %s", address)
     return address

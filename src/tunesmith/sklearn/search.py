@@ -116,6 +116,11 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             toward ``n_trials``. Resume with the same data, cv, estimator, scoring and
             space (another is refused, naming what changed; under ``cross_validate``
             leave ``name=None``); a study of that name that no search filled is refused.
+            Fits started at once on one stored search (several processes) share
+            ``n_trials``: the study ends with ``n_trials`` trials in all. A trial asked
+            for past it goes back to the queue (``waiting``; a later fit with a larger
+            ``n_trials`` runs it first), and each fit's ``cv_results_`` holds the trials
+            finished when it ended.
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
@@ -197,6 +202,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         unsaid = [marks] if marks is not None else []  # to this fit's first trial
 
         def objective(trial: Any) -> float:
+            if _beyond_the_budget(study, trial.number, budget):
+                study.stop()
+                study.unstart(trial.number)
+                raise _BeyondTheBudget(trial.number)  # not recorded: the trial is waiting again
             score = functools.partial(fold, search.decode(trial.params))
             try:
                 for key, value in unsaid.pop().items():  # pop: atomic, so one trial even in threads
@@ -274,7 +283,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         trial_jobs = 1 if isinstance(study.pruner, NopPruner) else _jobs(self.n_jobs)
         study.optimize(
             objective, n_trials=todo, timeout=self.timeout, n_jobs=trial_jobs,
-            catch=(ScoringFailedError,) if self.error_score == "raise" else (FitFailedError, ScoringFailedError),
+            catch=(_BeyondTheBudget, ScoringFailedError, *(() if self.error_score == "raise" else (FitFailedError,))),
             show_progress=self.verbose > 0, executor="thread" if trial_jobs > 1 else None,
         )  # fmt: skip
 
@@ -675,6 +684,21 @@ def _prior_study(name: str | None, storage: Any) -> Study | None:
         return Study.load(name, storage)
     except StudyNotFound:
         return None
+
+
+class _BeyondTheBudget(Exception):
+    """A trial asked for once ``n_trials`` were spent by fits of the same stored search
+    that started at once: it goes back to the queue and this fit starts no more."""
+
+
+def _beyond_the_budget(study: Study, number: int, budget: int) -> bool:
+    """Whether trial ``number`` comes after ``budget`` trials of the study, counted in the order
+    the storage numbered them (atomic across processes): started or finished ones, a lost trial
+    re-queued counted as its copy. Fits of one stored search started at once each see few
+    finished trials and ask for more: the trials past the budget go back to the queue."""
+    counted = [t for t in study.trials if t.number < number and t.state is not TrialState.WAITING
+               and t.system.requeued_as is None]  # fmt: skip
+    return len(counted) >= budget
 
 
 def _check_filled_by_a_search(study: Study) -> None:

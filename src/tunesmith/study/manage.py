@@ -130,9 +130,19 @@ def _json_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     return json_attrs(attrs, "add_trial")
 
 
-def insert_record(storage: Storage, study_id: int, record: FrozenTrial) -> FrozenTrial:
-    """Store ``record`` whole as the study's next trial (its own number and storage key)."""
-    return storage.insert_trials(study_id, [record])[0]
+def insert_record(storage: Storage, study_id: int, record: FrozenTrial, claim: str | None = None) -> FrozenTrial | None:
+    """Store ``record`` whole as the study's next trial (its own number and storage key). With
+    ``claim``: unless a trial of the study holds that claim already (then None, nothing stored);
+    the storage decides atomically, across processes."""
+    if claim is None:
+        return storage.insert_trials(study_id, [record])[0]
+    rec = storage.create_trial(study_id, params=record.params, state=TrialState.RUNNING, claim=claim,
+                               worker=record.worker, attrs=record.attrs)  # a fresh heartbeat: no lost worker's
+    if rec is None:
+        return None
+    full = record.replace(number=rec.number, trial_id=rec.trial_id)
+    storage.update_trial(study_id, full)
+    return full
 
 
 def copy_study(study: Study, name: str | None, storage: str | Storage | None,

@@ -278,6 +278,8 @@ class Study:
         refresh reads the trials after the last one seen and again the unfinished ones below it."""
         with self._lock:
             fresh = self._storage.get_trials_since(self._study_id, self._next, also=self._live, exclude=exclude)
+            if not fresh and self._next > 0 and self._storage.count_trials(self._study_id) == 0:
+                self._current_name()  # trials seen, none stored: deleted by another handle (it raises, saying so)
             live: dict[int, FrozenTrial] = {}
             for t in fresh:
                 if t.state.is_finished:
@@ -915,11 +917,20 @@ class Study:
         "complete" (needs ``value``), "pruned" or "failed" (``error`` says why);
         ``intermediate`` reports by step drive pruning and plots as any trial's.
         Samplers and pruners see it like the trials they ran. Returns the record."""
+        rec = self._add_claimed(None, params, value, state=state, intermediate=intermediate, attrs=attrs,
+                                error=error, started=started, completed=completed)  # fmt: skip
+        assert rec is not None
+        return rec
+
+    def _add_claimed(self, claim: str | None, params: Mapping[str, Any], value: Any = None, **known: Any
+                     ) -> FrozenTrial | None:
+        """:meth:`add_trial`, unless a trial of the study holds ``claim`` already (None then,
+        nothing recorded): the storage decides atomically, across processes."""
         from .manage import insert_record, known_result
 
-        rec = known_result(self, params, value, state=state, intermediate=intermediate, attrs=attrs,
-                           error=error, started=started, completed=completed)  # fmt: skip
-        return insert_record(self._storage, self._study_id, rec)
+        known = {"state": TrialState.COMPLETE, "intermediate": None, "attrs": None, "error": None, "started": None,
+                 "completed": None, **known}
+        return insert_record(self._storage, self._study_id, known_result(self, params, value, **known), claim)
 
     def copy(self, name: str | None = None, *, storage: str | Storage | None = None,
              space: Space | Mapping[str, Any] | None = None, fill: Mapping[str, Any] | None = None) -> Study:

@@ -17,6 +17,7 @@ fit), and ``attrs``: ``hypergrad_norm``, ``train_steps``, ``outer_step`` and
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
@@ -40,6 +41,8 @@ from .hyperloop import (
     tune,
 )
 from .implicit import TrainLoss, Tree, ValLoss, check_start
+
+logger = logging.getLogger(__name__)
 
 #: a "positive" or "real" hyperparameter's study range reaches this factor around its start
 SPAN = 1e4
@@ -112,9 +115,15 @@ def hypertune(
     A study that already holds the steps of an earlier run is refused (running the same script
     again would record a second run under the same step numbers) unless ``append=True``: this
     run's steps then go after them, each with ``attrs["run"]`` (the earlier run counts as 1).
+
+    Runs started at the same time on one study (several processes) each take a run number of
+    their own: the first step a run records claims its number in the storage, atomically. A run
+    whose number another run claimed first takes the next free one with ``append=True`` (and
+    logs it), and is refused at its first step otherwise (nothing of it recorded), as a second
+    run is: its steps are never mixed with another run's.
     """
     _check_study(study, hparams)
-    run = _run_number(study, append)
+    run = _Run(_run_number(study, append), append)
     opts = options or LoopOptions()
     since = [time.time()]  # each trial's time: from the previous step's record (the first: from the start)
 
@@ -129,6 +138,45 @@ def hypertune(
     except TuneDiverged as e:  # the step that diverged, a failed trial with the error: show and report list it
         _record(study, e.step, opts, since[0], time.time(), error=str(e), run=run)
         raise
+
+
+#: the claim a run's first recorded step holds in the storage: one run per number
+RUN_CLAIM = "hypertune-run:{run}"
+
+
+class _Run:
+    """This run's number (None: the study's first run, recorded without ``attrs["run"]``),
+    claimed in the storage with its first recorded step."""
+
+    def __init__(self, number: int | None, append: bool) -> None:
+        self.number = number
+        self.append = append
+        self.claimed = False
+
+    def add(self, study: Any, params: Mapping[str, Any], value: Any, attrs: dict[str, Any], **known: Any) -> None:
+        """Record a step: the first one claims the run's number (the next free one with ``append``)."""
+        if self.claimed or not hasattr(study, "_add_claimed"):  # a study-like object: no claims to take
+            study.add_trial(params, value, attrs=self._numbered(attrs), **known)
+            return
+        while study._add_claimed(RUN_CLAIM.format(run=self.number or 1), params, value,
+                                 attrs=self._numbered(attrs), **known) is None:
+            self._taken(study)
+        self.claimed = True
+
+    def _numbered(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return attrs if self.number is None else {**attrs, "run": self.number}
+
+    def _taken(self, study: Any) -> None:
+        """Another run started at the same time claimed this number first: take the next, or refuse."""
+        taken = self.number or 1
+        if not self.append:
+            raise ValueError(f"study {study.name!r}: another hypertune run started at the same time recorded its "
+                             f"steps first (run {taken}), so this run records none beside them; give hypertune a "
+                             "new study (another name), or pass append=True to record this run as the next run")
+        steps = [t for t in study.trials if "outer_step" in _attrs(t)]
+        self.number = max(_runs_held(steps) if steps else 1, taken) + 1
+        logger.warning("study %r: run %d was taken by another hypertune run started at the same time; this run "
+                       "records its steps as run %d (attrs['run'])", study.name, taken, self.number)
 
 
 def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
@@ -188,14 +236,12 @@ def _runs_held(steps: list[Any]) -> int:
 
 
 def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, completed: float, *,
-            error: str | None = None, run: int | None = None) -> None:
+            run: _Run, error: str | None = None) -> None:
     """``step`` as a trial: complete with its score, or failed (``error``: why; else a score that is not finite)."""
     values = flat_values(step.hparams)
     space: Space = study.space
     clipped = {k: min(max(v, space[k].low), space[k].high) for k, v in values.items()}  # type: ignore[attr-defined]
     attrs: dict[str, Any] = {"train_steps": step.train_steps, "outer_step": step.step, "method": opts.label}
-    if run is not None:
-        attrs["run"] = run
     if math.isfinite(step.hypergrad_norm):  # not where the training diverged before it
         attrs["hypergrad_norm"] = step.hypergrad_norm
     if opts.method == "unrolled":
@@ -207,9 +253,9 @@ def _record(study: Any, step: OuterStep, opts: LoopOptions, started: float, comp
         attrs["outside_space"] = outside
     when = {"started": started, "completed": completed}
     if error is None and math.isfinite(step.score):
-        study.add_trial(clipped, step.score, attrs=attrs, **when)
+        run.add(study, clipped, step.score, attrs, **when)
     else:
-        study.add_trial(clipped, state="failed", attrs=attrs, error=error or f"validation loss {step.score}", **when)
+        run.add(study, clipped, None, attrs, state="failed", error=error or f"validation loss {step.score}", **when)
 
 
 def values_of(trial_params: Any, like: Mapping[str, Any]) -> Tree:
