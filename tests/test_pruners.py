@@ -676,6 +676,34 @@ class _EveryOther(Pruner):
         return {"name": self.name, "offset": self.offset}
 
 
+class _Answers(Pruner):
+    """Answers ``answer`` whatever it is (a custom pruner with a bug)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def decide(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> Any:
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", ["continue", False, None, 0])
+def test_a_custom_pruner_answering_no_decision_fails_the_trial_saying_what_to_return(answer: Any) -> None:
+    # each of these read as "stop" to should_prune: every trial was pruned at its first report, without a word
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=_Answers(answer), sampler="random")
+
+    def objective(trial: ts.Trial) -> float:
+        for step in (1, 2, 3):
+            trial.report(trial.params["x"], step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"]
+
+    study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * 2
+    error = study.trials[0].error or ""
+    assert f"_Answers.decide returned {answer!r}" in error and "Decision.CONTINUE" in error
+
+
 def test_a_registered_custom_pruner_is_stored_and_reopened(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -687,10 +687,10 @@ class Study:
         """The pruner's answer for ``record`` (a running trial's latest reports):
         continue, prune or pause. :meth:`Trial.decision` asks it."""
         if not (record.intermediate and self.pruner.needs_trials(record)):
-            return self.pruner.decide(record, [], self.direction)
+            return _checked(self.pruner, self.pruner.decide(record, [], self.direction))
         skip = TrialState.WAITING if TrialState.WAITING not in self.pruner.reads else None
         others = self._history(exclude=skip)  # a queue of waiting trials adds nothing to read
-        return self.pruner.decide(record, others, self.direction)
+        return _checked(self.pruner, self.pruner.decide(record, others, self.direction))
 
     # -- running ---------------------------------------------------------------------------
     def optimize(
@@ -1158,3 +1158,14 @@ def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, An
         row["worker"] = t.worker
         rows.append(row)
     return rows
+
+
+def _checked(pruner: Pruner, answer: Any) -> Decision:
+    """``answer``, a pruner's decision, if it is one: anything else (True, "continue", None) would
+    read as "stop" to :meth:`Trial.should_prune`, and every trial would be stopped without a word."""
+    if isinstance(answer, Decision):
+        return answer
+    raise TypeError(
+        f"{type(pruner).__name__}.decide returned {short_repr(answer)} ({type(answer).__name__}), not a "
+        "Decision: return tunesmith.pruners.Decision.CONTINUE, Decision.PRUNE or Decision.PAUSE"
+    )
