@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -450,6 +451,23 @@ def test_make_pruner_by_its_class_s_name(cls: str, name: str) -> None:
     # before: "unknown pruner 'MedianPruner'", for the name the docs' table gives as its class
     assert make_pruner(cls).name == name
     assert make_pruner({"name": cls, "n_startup_trials": 2} if name == "median" else cls).name == name
+
+
+@pytest.mark.parametrize(
+    ("given", "spec", "shown"),
+    [
+        ("sampler", "asha", "'asha'"),
+        ("sampler", ASHA(pause=True), "ASHA(...)"),
+        ("pruner", "tpe", "'tpe'"),
+        ("pruner", ts.samplers.RandomSampler(seed=1), "RandomSampler(...)"),
+    ],
+)
+def test_a_pruner_given_as_the_sampler_or_the_reverse_says_they_were_swapped(given: str, spec: Any, shown: str) -> None:
+    # before: "unknown sampler 'asha'; use one of [...]", as if the name were misspelt
+    want = "pruner" if given == "sampler" else "sampler"
+    with pytest.raises(ValueError, match=rf"{given}={re.escape(shown)} is a {want}, not a {given}: "
+                                         rf"pass it as {want}={re.escape(shown)}"):
+        ts.Study({"x": ts.Float(0, 1)}, **{given: spec})
 
 
 @pytest.mark.parametrize("flag", [True, False])
