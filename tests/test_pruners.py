@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import tunesmith as ts
@@ -720,6 +721,54 @@ def test_a_custom_pruner_answering_no_decision_fails_the_trial_saying_what_to_re
     assert [t.state for t in study.trials] == [TrialState.FAILED] * 2
     error = study.trials[0].error or ""
     assert f"_Answers.decide returned {answer!r}" in error and "Decision.CONTINUE" in error
+
+
+class _Promotes(Pruner):
+    """Pauses trial 0 at its first report, then answers ``promotable`` with ``answer`` (a bug)."""
+
+    pauses = True
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def decide(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> Decision:
+        return Decision.PAUSE if trial.number == 0 and not trial.is_resumed else Decision.CONTINUE
+
+    def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> Any:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (None, r"_Promotes.promotable returned None: it must return a list of the numbers of paused trials"),
+        ([99], r"_Promotes.promotable returned \[99\], and 99 is no trial's number: it must return the numbers "
+               "of paused trials"),
+        (["0"], r"and '0' is no trial's number"),
+        ([1, 0], r"and 1 is trial 1, which is complete"),
+    ],
+)
+def test_a_custom_pruner_promoting_no_paused_trial_is_named_with_what_to_return(answer: Any, error: str) -> None:
+    # before: a bare KeyError (99) or "Value after * must be an iterable" out of optimize, naming nothing of it
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=_Promotes(answer), sampler="random")
+    study.pruner.pauses = False  # no promotion looked for while the two trials start
+    first, second = study.ask(), study.ask()
+    study.tell(second, 1.0)
+    study.pruner.pauses = True
+    first.report(1.0, 1)
+    study.tell(first, state="paused")
+    with pytest.raises((TypeError, ValueError), match=error):
+        study.ask()
+    assert [t.state for t in study.trials] == [TrialState.PAUSED, TrialState.COMPLETE]  # nothing lost
+
+
+def test_a_custom_pruner_s_promotion_given_as_numpy_integers_resumes_the_trial() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=_Promotes([np.int64(0)]), sampler="random")
+    first = study.ask()
+    first.report(1.0, 1)
+    study.tell(first, state="paused")
+    resumed = study.ask()
+    assert resumed.number == 0 and resumed.is_resumed
 
 
 def test_a_registered_custom_pruner_is_stored_and_reopened(
