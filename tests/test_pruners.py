@@ -637,10 +637,13 @@ def test_the_median_pruner_never_stops_a_trial_at_its_last_step() -> None:
 
 
 @pytest.mark.parametrize("pruner", [ASHA(min_resource=30), Hyperband(min_resource=27), SuccessiveHalving(min_resource=32),
-                                    MedianPruner(warmup_steps=30), ASHA(warmup_steps=28)])
+                                    MedianPruner(warmup_steps=30), ASHA(warmup_steps=28),
+                                    ASHA(min_resource=30, max_resource=100), Hyperband(min_resource=30, max_resource=100),
+                                    SuccessiveHalving(min_resource=32, max_resource=100)])
 def test_a_pruner_that_can_never_stop_a_trial_says_so_once(pruner: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """Without max_resource the settings cannot be checked at construction (given, they are
-    refused); before, trials of 27 steps under ASHA(min_resource=30) all ran in full, silently."""
+    """Without max_resource, or with one beyond where the trials end, the settings cannot be checked at
+    construction; before, trials of 27 steps under ASHA(min_resource=30) all ran in full, silently (with
+    max_resource=100 given, still silently)."""
     def objective(trial: Any) -> float:
         for step in range(1, 28):
             trial.report(trial.params["x"] + 1 / step, step)

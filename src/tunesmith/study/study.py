@@ -586,7 +586,7 @@ class Study:
 
     def _warn_idle(self, final: FrozenTrial) -> None:
         """Once per study: a pruner whose settings can never stop a trial as long as ``final``
-        (with ``max_resource`` given such settings are refused; learnt, only now is it known)."""
+        (only now is it known: ``max_resource`` is learnt, or given beyond where the trials end)."""
         if self.pruner.idle_warning(final) is None:
             return
         # judged by the longest complete trial: a short one (stopped early by its own patience,
