@@ -6,6 +6,8 @@ import functools
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -332,8 +334,37 @@ def test_pause_resume_with_threads_on_memory(tmp_path: Path) -> None:
     _check_parallel(study, tmp_path)
 
 
-def test_pause_resume_with_processes_on_sqlite(tmp_path: Path) -> None:
-    study = a_promotion_to_come(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", "p")
+def test_a_study_reopened_in_another_process_resumes_its_promoted_trial_once(
+    tmp_path: Path, shared_storage_url: str, subprocess_env: dict[str, str]
+) -> None:
+    study = a_promotion_to_come(tmp_path, shared_storage_url, "p")  # trial 1 paused at rung 1 (step 1)
+    for _ in range(4):  # 4 worse trials reach the rung: 6 there, 2 go on, trial 1 is the second
+        trial = study.ask()
+        trial.report(10.0, 0)
+        trial.report(10.0, 1)
+        study.tell(trial, state="pruned")
+    assert study.pruner.promotable(study.trials, study.direction) == [1]
+    script = (
+        "import functools, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import tunesmith as ts\n"
+        "from test_pause_resume import file_objective\n"
+        f"study = ts.load_study('p', {shared_storage_url!r})\n"
+        f"study.optimize(functools.partial(file_objective, folder={str(tmp_path)!r}), n_trials=0)\n"
+    )
+    child = subprocess.run([sys.executable, "-c", script], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    trials = [t for t in ts.load_study("p", shared_storage_url).trials if t.state is not TrialState.WAITING]
+    assert len(trials) == 6  # no new trial run
+    resumed = trials[1]  # on to rung 2 (step 3), where trial 0 alone is ahead of it: paused again
+    assert resumed.state is TrialState.PAUSED and resumed.system.n_resumes == 1 and resumed.system.resumed_step == 1
+    assert starts(tmp_path) == [(0, 0), (1, 0), (1, 2)]  # run from the step after its pause, once
+    curve = straight_curve(resumed.params["lr"], 1)
+    assert [resumed.intermediate[s] for s in sorted(resumed.intermediate)] == curve[:4] and resumed.last_step == 3
+
+
+def test_pause_resume_with_processes_on_a_shared_storage(tmp_path: Path, shared_storage_url: str) -> None:
+    study = a_promotion_to_come(tmp_path, shared_storage_url, "p")
     study.optimize(functools.partial(file_objective, folder=str(tmp_path)), n_trials=28, n_jobs=2)
     assert _check_parallel(study, tmp_path) != [os.getpid()]  # a worker process resumed it
 

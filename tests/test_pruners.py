@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import tunesmith as ts
@@ -452,6 +454,23 @@ def test_make_pruner_by_its_class_s_name(cls: str, name: str) -> None:
     assert make_pruner({"name": cls, "n_startup_trials": 2} if name == "median" else cls).name == name
 
 
+@pytest.mark.parametrize(
+    ("given", "spec", "shown"),
+    [
+        ("sampler", "asha", "'asha'"),
+        ("sampler", ASHA(pause=True), "ASHA(...)"),
+        ("pruner", "tpe", "'tpe'"),
+        ("pruner", ts.samplers.RandomSampler(seed=1), "RandomSampler(...)"),
+    ],
+)
+def test_a_pruner_given_as_the_sampler_or_the_reverse_says_they_were_swapped(given: str, spec: Any, shown: str) -> None:
+    # before: "unknown sampler 'asha'; use one of [...]", as if the name were misspelt
+    want = "pruner" if given == "sampler" else "sampler"
+    with pytest.raises(ValueError, match=rf"{given}={re.escape(shown)} is a {want}, not a {given}: "
+                                         rf"pass it as {want}={re.escape(shown)}"):
+        ts.Study({"x": ts.Float(0, 1)}, **{given: spec})
+
+
 @pytest.mark.parametrize("flag", [True, False])
 def test_pruner_true_or_false_says_what_to_pass(flag: bool) -> None:
     # before: "unknown pruner True; use one of [...]", not saying how to turn pruning on or off
@@ -618,10 +637,13 @@ def test_the_median_pruner_never_stops_a_trial_at_its_last_step() -> None:
 
 
 @pytest.mark.parametrize("pruner", [ASHA(min_resource=30), Hyperband(min_resource=27), SuccessiveHalving(min_resource=32),
-                                    MedianPruner(warmup_steps=30), ASHA(warmup_steps=28)])
+                                    MedianPruner(warmup_steps=30), ASHA(warmup_steps=28),
+                                    ASHA(min_resource=30, max_resource=100), Hyperband(min_resource=30, max_resource=100),
+                                    SuccessiveHalving(min_resource=32, max_resource=100)])
 def test_a_pruner_that_can_never_stop_a_trial_says_so_once(pruner: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """Without max_resource the settings cannot be checked at construction (given, they are
-    refused); before, trials of 27 steps under ASHA(min_resource=30) all ran in full, silently."""
+    """Without max_resource, or with one beyond where the trials end, the settings cannot be checked at
+    construction; before, trials of 27 steps under ASHA(min_resource=30) all ran in full, silently (with
+    max_resource=100 given, still silently)."""
     def objective(trial: Any) -> float:
         for step in range(1, 28):
             trial.report(trial.params["x"] + 1 / step, step)
@@ -674,6 +696,82 @@ class _EveryOther(Pruner):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "offset": self.offset}
+
+
+class _Answers(Pruner):
+    """Answers ``answer`` whatever it is (a custom pruner with a bug)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def decide(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> Any:
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", ["continue", False, None, 0])
+def test_a_custom_pruner_answering_no_decision_fails_the_trial_saying_what_to_return(answer: Any) -> None:
+    # each of these read as "stop" to should_prune: every trial was pruned at its first report, without a word
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=_Answers(answer), sampler="random")
+
+    def objective(trial: ts.Trial) -> float:
+        for step in (1, 2, 3):
+            trial.report(trial.params["x"], step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"]
+
+    study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * 2
+    error = study.trials[0].error or ""
+    assert f"_Answers.decide returned {answer!r}" in error and "Decision.CONTINUE" in error
+
+
+class _Promotes(Pruner):
+    """Pauses trial 0 at its first report, then answers ``promotable`` with ``answer`` (a bug)."""
+
+    pauses = True
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def decide(self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction) -> Decision:
+        return Decision.PAUSE if trial.number == 0 and not trial.is_resumed else Decision.CONTINUE
+
+    def promotable(self, trials: Sequence[FrozenTrial], direction: Direction) -> Any:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (None, r"_Promotes.promotable returned None: it must return a list of the numbers of paused trials"),
+        ([99], r"_Promotes.promotable returned \[99\], and 99 is no trial's number: it must return the numbers "
+               "of paused trials"),
+        (["0"], r"and '0' is no trial's number"),
+        ([1, 0], r"and 1 is trial 1, which is complete"),
+    ],
+)
+def test_a_custom_pruner_promoting_no_paused_trial_is_named_with_what_to_return(answer: Any, error: str) -> None:
+    # before: a bare KeyError (99) or "Value after * must be an iterable" out of optimize, naming nothing of it
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=_Promotes(answer), sampler="random")
+    study.pruner.pauses = False  # no promotion looked for while the two trials start
+    first, second = study.ask(), study.ask()
+    study.tell(second, 1.0)
+    study.pruner.pauses = True
+    first.report(1.0, 1)
+    study.tell(first, state="paused")
+    with pytest.raises((TypeError, ValueError), match=error):
+        study.ask()
+    assert [t.state for t in study.trials] == [TrialState.PAUSED, TrialState.COMPLETE]  # nothing lost
+
+
+def test_a_custom_pruner_s_promotion_given_as_numpy_integers_resumes_the_trial() -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=_Promotes([np.int64(0)]), sampler="random")
+    first = study.ask()
+    first.report(1.0, 1)
+    study.tell(first, state="paused")
+    resumed = study.ask()
+    assert resumed.number == 0 and resumed.is_resumed
 
 
 def test_a_registered_custom_pruner_is_stored_and_reopened(

@@ -283,17 +283,18 @@ class ASHA(Pruner):
         )
 
     def idle_warning(self, trial: FrozenTrial) -> str | None:
-        """With ``max_resource`` learnt (given, such settings are refused): ``trial`` completed
-        before the first rung, so trials of its length are never stopped."""
+        """``trial`` completed before the first rung, so trials of its length are never stopped (with
+        ``max_resource`` learnt, or given but beyond where the trials end)."""
         last = trial.last_step
-        if self.max_resource is not None or last is None or self.rung_steps(last, budget=last):
+        if last is None or self.rung_steps(last, budget=last):
             return None
         first = self.min_resource * self.reduction_factor**self._first_rate(None)
+        fix = ("give max_resource, the last step of a full run" if self.max_resource is None else
+               f"set max_resource ({self.max_resource}) to the last step of a full run")
         return (
             f"{self!r}: trial {trial.number} completed at step {last}, and no rung lies at or after "
             f"warmup_steps ({self.warmup_steps}) and before it (the first rung is at step {first}), so "
-            f"trials of {last} steps are never stopped. Lower min_resource or warmup_steps, or give "
-            "max_resource, the last step of a full run"
+            f"trials of {last} steps are never stopped. Lower min_resource or warmup_steps, and {fix}"
         )
 
     # -- decisions ---------------------------------------------------------------

@@ -21,6 +21,8 @@ The study does the writing:
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..trial import FrozenTrial, TrialState
@@ -41,10 +43,31 @@ def resume_next(study: Study, worker: str) -> FrozenTrial | None:
     now = st.clock()
     by_number = {t.number: t for t in history}
     held = lifecycle.held_promotions(history)
-    for number in set(study.pruner.abandoned(history, study.direction)) - set(held):
+    for number in set(paused_numbers(study, "abandoned", history, by_number)) - set(held):
         lifecycle.abandon_paused(st, sid, by_number[number], now)  # no promotion can reach it any more
-    for number in [*held, *study.pruner.promotable(history, study.direction)]:
+    for number in [*held, *paused_numbers(study, "promotable", history, by_number)]:
         claimed = lifecycle.claim_paused(st, sid, by_number[number], worker, now)
         if claimed is not None:
             return claimed
     return None  # each was resumed by another worker first
+
+
+def paused_numbers(
+    study: Study, method: str, history: Sequence[FrozenTrial], by_number: Mapping[int, FrozenTrial]
+) -> list[int]:
+    """The pruner's ``promotable`` or ``abandoned`` answer over ``history`` (``by_number``: by number), checked:
+    trial numbers of paused trials. A custom pruner's bug would otherwise surface as a KeyError or
+    a TypeError naming nothing of it, or resume a trial that is not paused."""
+    answer = getattr(study.pruner, method)(history, study.direction)
+    where = f"{type(study.pruner).__name__}.{method}"
+    if isinstance(answer, (str, bytes, Mapping)) or not isinstance(answer, Iterable):
+        raise TypeError(f"{where} returned {answer!r}: it must return a list of the numbers of paused trials "
+                        "(an empty list when there are none)")
+    given = list(answer)
+    for n in given:
+        trial = by_number.get(int(n)) if isinstance(n, numbers.Integral) and not isinstance(n, bool) else None
+        if trial is None or trial.state is not TrialState.PAUSED:
+            what = "no trial's number" if trial is None else f"trial {n}, which is {trial.state.value}"
+            raise ValueError(f"{where} returned {given!r}, and {n!r} is {what}: it must return the numbers "
+                             "of paused trials among those it was given")
+    return [int(n) for n in given]

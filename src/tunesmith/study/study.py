@@ -106,6 +106,7 @@ class Study:
         if not isinstance(load_if_exists, (bool, np.bool_)):  # "no" is true: the study would be resumed
             raise TypeError(f"load_if_exists must be True or False, got {load_if_exists!r}")
         load_if_exists = bool(load_if_exists)  # NumPy's (n > 0 of a NumPy count), as check_field_types takes it
+        _check_roles(sampler, pruner)
         if space is None and name is None:  # said "no study named 'study-1a2b3c4d'": a name never given
             raise ValueError("a new study needs a space: ts.Study(space, direction=...); to resume a stored "
                              "study, give its name and storage: ts.load_study(name, storage)")
@@ -587,7 +588,7 @@ class Study:
 
     def _warn_idle(self, final: FrozenTrial) -> None:
         """Once per study: a pruner whose settings can never stop a trial as long as ``final``
-        (with ``max_resource`` given such settings are refused; learnt, only now is it known)."""
+        (only now is it known: ``max_resource`` is learnt, or given beyond where the trials end)."""
         if self.pruner.idle_warning(final) is None:
             return
         # judged by the longest complete trial: a short one (stopped early by its own patience,
@@ -689,10 +690,10 @@ class Study:
         """The pruner's answer for ``record`` (a running trial's latest reports):
         continue, prune or pause. :meth:`Trial.decision` asks it."""
         if not (record.intermediate and self.pruner.needs_trials(record)):
-            return self.pruner.decide(record, [], self.direction)
+            return _checked(self.pruner, self.pruner.decide(record, [], self.direction))
         skip = TrialState.WAITING if TrialState.WAITING not in self.pruner.reads else None
         others = self._history(exclude=skip)  # a queue of waiting trials adds nothing to read
-        return self.pruner.decide(record, others, self.direction)
+        return _checked(self.pruner, self.pruner.decide(record, others, self.direction))
 
     # -- running ---------------------------------------------------------------------------
     def optimize(
@@ -1169,3 +1170,32 @@ def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, An
         row["worker"] = t.worker
         rows.append(row)
     return rows
+
+
+def _check_roles(sampler: Any, pruner: Any) -> None:
+    """A ValueError when a pruner is given as the sampler or a sampler as the pruner (by name or
+    object): each would be refused as an unknown name, which does not say the two were swapped."""
+    from ..pruners import is_known as is_pruner
+
+    def role(spec: Any) -> str | None:
+        if isinstance(spec, (Sampler, Pruner)):
+            return "sampler" if isinstance(spec, Sampler) else "pruner"
+        if isinstance(spec, str) and is_known(spec) != is_pruner(spec):
+            return "sampler" if is_known(spec) else "pruner"
+        return None
+
+    for given, spec in (("sampler", sampler), ("pruner", pruner)):
+        if role(spec) not in (None, given):
+            shown = repr(spec) if isinstance(spec, str) else f"{type(spec).__name__}(...)"
+            raise ValueError(f"{given}={shown} is a {role(spec)}, not a {given}: pass it as {role(spec)}={shown}")
+
+
+def _checked(pruner: Pruner, answer: Any) -> Decision:
+    """``answer``, a pruner's decision, if it is one: anything else (True, "continue", None) would
+    read as "stop" to :meth:`Trial.should_prune`, and every trial would be stopped without a word."""
+    if isinstance(answer, Decision):
+        return answer
+    raise TypeError(
+        f"{type(pruner).__name__}.decide returned {short_repr(answer)} ({type(answer).__name__}), not a "
+        "Decision: return tunesmith.pruners.Decision.CONTINUE, Decision.PRUNE or Decision.PAUSE"
+    )
