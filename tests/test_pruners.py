@@ -659,6 +659,26 @@ def test_a_pruner_that_can_never_stop_a_trial_says_so_once(pruner: Any, caplog: 
     assert "Lower" in caplog.text and "warmup_steps" in caplog.text
 
 
+@pytest.mark.parametrize("pruner", [ASHA(min_resource=27, max_resource=100), Hyperband(min_resource=27, max_resource=100)])
+def test_a_rung_at_the_last_step_of_a_full_run_counts_as_none(pruner: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """With max_resource beyond where the trials end, a rung at their last step stops full runs where they end:
+    nothing saved, and a finished run recorded as pruned. Before, the idle warning stayed silent."""
+    assert "completed at step 27" in (pruner.idle_warning(tr(0, [0.1] * 28, "complete")) or "")  # steps 0-27
+    assert pruner.idle_warning(tr(0, [0.1] * 29, "complete")) is None  # steps 0-28: stopped at 27, one early
+
+    def objective(trial: Any) -> float:
+        for step in range(1, 28):
+            trial.report(trial.params["x"] + 1 / step, step)
+            if trial.should_prune():
+                raise ts.TrialPruned()
+        return trial.params["x"]
+
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(objective, n_trials=8)
+    assert caplog.text.count("completed at step 27") == 1 and "set max_resource (100)" in caplog.text
+
+
 def test_no_idle_warning_when_the_pruner_can_stop_trials(caplog: pytest.LogCaptureFixture) -> None:
     for pruner in (ASHA(), Hyperband(), MedianPruner(), ASHA(min_resource=16)):
         assert pruner.idle_warning(tr(0, [0.1] * 28, "complete")) is None  # steps 0-27
