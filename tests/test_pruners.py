@@ -461,6 +461,10 @@ def test_make_pruner_by_its_class_s_name(cls: str, name: str) -> None:
         ("sampler", ASHA(pause=True), "ASHA(...)"),
         ("pruner", "tpe", "'tpe'"),
         ("pruner", ts.samplers.RandomSampler(seed=1), "RandomSampler(...)"),
+        ("sampler", {"name": "asha", "min_resource": 2}, "{'name': 'asha', 'min_resource': 2}"),
+        ("pruner", {"name": "tpe"}, "{'name': 'tpe'}"),
+        ("sampler", ASHA, "ASHA"),
+        ("pruner", ts.samplers.RandomSampler, "RandomSampler"),
     ],
 )
 def test_a_pruner_given_as_the_sampler_or_the_reverse_says_they_were_swapped(given: str, spec: Any, shown: str) -> None:
