@@ -767,6 +767,8 @@ class _Promotes(Pruner):
                "of paused trials"),
         (["0"], r"and '0' is no trial's number"),
         ([1, 0], r"and 1 is trial 1, which is complete"),
+        (list(range(1000, 6000)), r"returned \[1000, 1001, .*\(30000 characters\), and 1000 is no trial's number"),
+        ("x" * 10**5, r"returned 'xxx.*\(100002 characters\): it must return a list"),
     ],
 )
 def test_a_custom_pruner_promoting_no_paused_trial_is_named_with_what_to_return(answer: Any, error: str) -> None:
