@@ -461,6 +461,10 @@ def test_make_pruner_by_its_class_s_name(cls: str, name: str) -> None:
         ("sampler", ASHA(pause=True), "ASHA(...)"),
         ("pruner", "tpe", "'tpe'"),
         ("pruner", ts.samplers.RandomSampler(seed=1), "RandomSampler(...)"),
+        ("sampler", {"name": "asha", "min_resource": 2}, "{'name': 'asha', 'min_resource': 2}"),
+        ("pruner", {"name": "tpe"}, "{'name': 'tpe'}"),
+        ("sampler", ASHA, "ASHA"),
+        ("pruner", ts.samplers.RandomSampler, "RandomSampler"),
     ],
 )
 def test_a_pruner_given_as_the_sampler_or_the_reverse_says_they_were_swapped(given: str, spec: Any, shown: str) -> None:
@@ -636,6 +640,14 @@ def test_the_median_pruner_never_stops_a_trial_at_its_last_step() -> None:
     assert pruned_at == 21
 
 
+def _twenty_seven_steps(trial: Any) -> float:
+    for step in range(1, 28):
+        trial.report(trial.params["x"] + 1 / step, step)
+        if trial.should_prune():
+            raise ts.TrialPruned()
+    return trial.params["x"]
+
+
 @pytest.mark.parametrize("pruner", [ASHA(min_resource=30), Hyperband(min_resource=27), SuccessiveHalving(min_resource=32),
                                     MedianPruner(warmup_steps=30), ASHA(warmup_steps=28),
                                     ASHA(min_resource=30, max_resource=100), Hyperband(min_resource=30, max_resource=100),
@@ -644,19 +656,25 @@ def test_a_pruner_that_can_never_stop_a_trial_says_so_once(pruner: Any, caplog: 
     """Without max_resource, or with one beyond where the trials end, the settings cannot be checked at
     construction; before, trials of 27 steps under ASHA(min_resource=30) all ran in full, silently (with
     max_resource=100 given, still silently)."""
-    def objective(trial: Any) -> float:
-        for step in range(1, 28):
-            trial.report(trial.params["x"] + 1 / step, step)
-            if trial.should_prune():
-                raise ts.TrialPruned()
-        return trial.params["x"]
-
     study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
     with caplog.at_level("WARNING", logger="tunesmith"):
-        study.optimize(objective, n_trials=8)
+        study.optimize(_twenty_seven_steps, n_trials=8)
     assert all(t.state is TrialState.COMPLETE for t in study.trials)
     assert caplog.text.count("completed at step 27") == 1 and "Logged once per study" in caplog.text
     assert "Lower" in caplog.text and "warmup_steps" in caplog.text
+
+
+@pytest.mark.parametrize("pruner", [ASHA(min_resource=27, max_resource=100), Hyperband(min_resource=27, max_resource=100)])
+def test_a_rung_at_the_last_step_of_a_full_run_counts_as_none(pruner: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """With max_resource beyond where the trials end, a rung at their last step stops full runs where they end:
+    nothing saved, and a finished run recorded as pruned. Before, the idle warning stayed silent."""
+    assert "completed at step 27" in (pruner.idle_warning(tr(0, [0.1] * 28, "complete")) or "")  # steps 0-27
+    assert pruner.idle_warning(tr(0, [0.1] * 29, "complete")) is None  # steps 0-28: stopped at 27, one early
+
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_twenty_seven_steps, n_trials=8)
+    assert caplog.text.count("completed at step 27") == 1 and "set max_resource (100)" in caplog.text
 
 
 def test_no_idle_warning_when_the_pruner_can_stop_trials(caplog: pytest.LogCaptureFixture) -> None:
@@ -749,6 +767,8 @@ class _Promotes(Pruner):
                "of paused trials"),
         (["0"], r"and '0' is no trial's number"),
         ([1, 0], r"and 1 is trial 1, which is complete"),
+        (list(range(1000, 6000)), r"returned \[1000, 1001, .*\(30000 characters\), and 1000 is no trial's number"),
+        ("x" * 10**5, r"returned 'xxx.*\(100002 characters\): it must return a list"),
     ],
 )
 def test_a_custom_pruner_promoting_no_paused_trial_is_named_with_what_to_return(answer: Any, error: str) -> None:

@@ -286,7 +286,7 @@ class ASHA(Pruner):
         """``trial`` completed before the first rung, so trials of its length are never stopped (with
         ``max_resource`` learnt, or given but beyond where the trials end)."""
         last = trial.last_step
-        if last is None or self.rung_steps(last, budget=last):
+        if last is None or self.rung_steps(last - 1, budget=last):  # a rung at the last step saves nothing
             return None
         first = self.min_resource * self.reduction_factor**self._first_rate(None)
         fix = ("give max_resource, the last step of a full run" if self.max_resource is None else

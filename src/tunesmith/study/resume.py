@@ -25,7 +25,7 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, short_repr
 from . import lifecycle
 
 if TYPE_CHECKING:
@@ -61,13 +61,13 @@ def paused_numbers(
     answer = getattr(study.pruner, method)(history, study.direction)
     where = f"{type(study.pruner).__name__}.{method}"
     if isinstance(answer, (str, bytes, Mapping)) or not isinstance(answer, Iterable):
-        raise TypeError(f"{where} returned {answer!r}: it must return a list of the numbers of paused trials "
+        raise TypeError(f"{where} returned {short_repr(answer)}: it must return a list of the numbers of paused trials "
                         "(an empty list when there are none)")
     given = list(answer)
     for n in given:
         trial = by_number.get(int(n)) if isinstance(n, numbers.Integral) and not isinstance(n, bool) else None
         if trial is None or trial.state is not TrialState.PAUSED:
             what = "no trial's number" if trial is None else f"trial {n}, which is {trial.state.value}"
-            raise ValueError(f"{where} returned {given!r}, and {n!r} is {what}: it must return the numbers "
+            raise ValueError(f"{where} returned {short_repr(given)}, and {short_repr(n)} is {what}: it must return the numbers "
                              "of paused trials among those it was given")
     return [int(n) for n in given]

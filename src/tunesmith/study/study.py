@@ -24,6 +24,7 @@ from ..exceptions import (
 )
 from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
+from ..pruners import is_known as is_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
 from ..space.params import check_flag, did_you_mean, same_definition, uncallable_with
@@ -1173,20 +1174,22 @@ def trial_rows(trials: Iterable[FrozenTrial], space: Space) -> list[dict[str, An
 
 
 def _check_roles(sampler: Any, pruner: Any) -> None:
-    """A ValueError when a pruner is given as the sampler or a sampler as the pruner (by name or
-    object): each would be refused as an unknown name, which does not say the two were swapped."""
-    from ..pruners import is_known as is_pruner
+    """A ValueError when a pruner is given as the sampler or a sampler as the pruner (by name, ``{"name": ...}``,
+    class or object): each would be refused as an unknown name, which does not say the two were swapped."""
 
     def role(spec: Any) -> str | None:
-        if isinstance(spec, (Sampler, Pruner)):
-            return "sampler" if isinstance(spec, Sampler) else "pruner"
-        if isinstance(spec, str) and is_known(spec) != is_pruner(spec):
-            return "sampler" if is_known(spec) else "pruner"
+        kind = spec if isinstance(spec, type) else type(spec)
+        if issubclass(kind, (Sampler, Pruner)):
+            return "sampler" if issubclass(kind, Sampler) else "pruner"
+        name = spec.get("name") if isinstance(spec, Mapping) else spec
+        if isinstance(name, str) and is_known(name) != is_pruner(name):
+            return "sampler" if is_known(name) else "pruner"
         return None
 
     for given, spec in (("sampler", sampler), ("pruner", pruner)):
         if role(spec) not in (None, given):
-            shown = repr(spec) if isinstance(spec, str) else f"{type(spec).__name__}(...)"
+            shown = (repr(spec) if isinstance(spec, (str, Mapping)) else spec.__name__ if isinstance(spec, type)
+                     else f"{type(spec).__name__}(...)")
             raise ValueError(f"{given}={shown} is a {role(spec)}, not a {given}: pass it as {role(spec)}={shown}")
 
 
