@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tunesmith",
         description="Hyperparameter optimization from the command line.",
-        epilog=f"Storage defaults to {DEFAULT_STORAGE} (a file in the current folder).",
+        epilog=f"A command's options come after its name (tunesmith show NAME --storage URL); tunesmith COMMAND "
+               f"--help lists them. Storage defaults to {DEFAULT_STORAGE} (a file in the current folder).",
     )
     from .. import __version__
 
