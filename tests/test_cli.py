@@ -996,3 +996,20 @@ def test_a_refused_study_name_leaves_no_database_file(project: Path, capsys: pyt
     with pytest.raises(ValueError, match="study name"):
         ts.Study({"x": ts.Float(0, 1)}, storage=db, name=name)
     assert not db.exists()
+
+
+@pytest.mark.parametrize("argv", [["--storage", "sqlite:///x.db", "show", "s", "--top", "2"],
+                                  ["--top", "2", "show", "s"]])
+def test_an_option_before_the_command_is_answered_with_the_line_that_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """`tunesmith --storage URL show NAME` (as git -C DIR log) said "argument COMMAND: invalid choice:
+    'sqlite:///x.db'", naming the URL as a command and not the option that was out of place."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "invalid choice" not in err
+    moved = " ".join(argv[:argv.index("show")])
+    assert err.endswith(f"tunesmith: error: {argv[0]} comes before the command; a command's options come after "
+                        f"its name: tunesmith show {moved} {' '.join(argv[argv.index('show') + 1:])}\n")
+    assert not (tmp_path / "x.db").exists()

@@ -242,3 +242,17 @@ def test_a_focus_under_the_same_name_in_another_storage_has_a_checkpoint_folder_
     folders = {retention.trial_folder(tmp_path, study.ask()) for study in (wide, narrow)}
     assert len(folders) == 2 and checkpoint.study_folder(tmp_path, "s", wide.copy_id) / "trial-10" in folders
     assert ts.load_study("s", f"sqlite:///{tmp_path / 'b.db'}").copy_id == narrow.copy_id is not None
+
+
+def test_a_misspelt_keep_is_named_before_the_new_name_is_checked(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`tunesmith focus wide --keep A` a second time said that 'wide-focus' already exists, and only
+    after a --to NEW that 'A' is no parameter; the typo now comes first, with the closest name."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    searched(url, n=12)
+    assert main(["focus", "wide", "--keep", "a", "--storage", url]) == 0
+    capsys.readouterr()
+    assert main(["focus", "wide", "--keep", "A", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "keep names unknown parameter(s) ['A'] (did you mean 'a'?); the space's free parameters are" in err
+    assert "already exists" not in err

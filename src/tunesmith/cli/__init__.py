@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tunesmith",
         description="Hyperparameter optimization from the command line.",
-        epilog=f"Storage defaults to {DEFAULT_STORAGE} (a file in the current folder).",
+        epilog=f"A command's options come after its name (tunesmith show NAME --storage URL); tunesmith COMMAND "
+               f"--help lists them. Storage defaults to {DEFAULT_STORAGE} (a file in the current folder).",
     )
     from .. import __version__
 
@@ -188,6 +189,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print("tunesmith: error: name a command (tunesmith COMMAND --help lists its options)", file=sys.stderr)
             return 2
         try:
+            _refuse_option_before_command(parser, list(sys.argv[1:] if argv is None else argv))
             args, extra = parser.parse_known_args(argv)
             if extra:  # said with the command's own usage line, not that of `tunesmith` alone
                 _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
@@ -214,6 +216,18 @@ def _main(argv: Sequence[str] | None) -> int:
                else exc.strerror or str(exc))
         print(f"{command}: error: cannot write to standard output: {why}", file=sys.stderr)
         return 2
+
+
+def _refuse_option_before_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``tunesmith --storage URL show NAME`` (as ``git -C DIR log``): argparse took the URL for the
+    command ("invalid choice: 'sqlite:///...'"); said here with the command line that works."""
+    if not argv or not argv[0].startswith("-") or argv[0] in ("-h", "--help", "--version", "--"):
+        return
+    names = [cmd.name for cmd in SUBCOMMANDS]
+    at = next((i for i, word in enumerate(argv) if word in names), None)
+    if at is not None:
+        line = " ".join(["tunesmith", argv[at], *argv[:at], *argv[at + 1:]])
+        parser.error(f"{argv[0]} comes before the command; a command's options come after its name: {line}")
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

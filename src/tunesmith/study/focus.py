@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..importance import Importances
 from ..space import Space, for_display
 from ..space.narrow import dropped
-from ..space.params import plural
+from ..space.params import did_you_mean, plural
 from ..storage import Storage
 from ..trial import FrozenTrial, TrialState
 
@@ -150,7 +150,8 @@ def _checked_keep(space: Space, keep: Sequence[str]) -> list[str]:
         raise TypeError(f"keep is a list of parameter names, got the string {keep!r}; write keep=[{keep!r}]")
     unknown = [n for n in keep if n not in space]
     if unknown:
-        raise ValueError(f"keep names unknown parameter(s) {unknown}; the space's free parameters are "
+        hint = did_you_mean(unknown[0], list(space.free)) if len(unknown) == 1 else ""
+        raise ValueError(f"keep names unknown parameter(s) {unknown}{hint}; the space's free parameters are "
                          f"{list(space.free)}")
     constant = [n for n in keep if n not in space.free]
     if constant:
@@ -239,6 +240,8 @@ def focus_study(
     from .study import Study
 
     new_name = name or f"{study.name}-focus"
+    if keep is not None:  # a misspelt name first: it would still be wrong under the --to NEW the next check asks for
+        _checked_keep(study.space, keep)
     target = study.storage if storage is None else make_storage(storage)
     if exists(target, new_name):  # checked first: a focus is not resumed, and Study's hint (load_if_exists) is not focus's
         raise DuplicateStudyError(
