@@ -359,6 +359,20 @@ def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path:
     assert len(clone(search).set_params(n_trials=5).fit(X, Y).cv_results_["params"]) == 5
 
 
+def test_a_trial_past_the_shared_budget_goes_back_to_the_queue_quietly(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    # another fit's trial runs (this process's: alive), so this fit's trial is past n_trials=2
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=1, cv=3, random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    ts.load_study("svc", url).ask()
+    with caplog.at_level("INFO", logger="tunesmith"):
+        again = clone(search).set_params(n_trials=2).fit(X, Y)
+    assert len(again.cv_results_["params"]) == 1
+    assert [t.state.value for t in ts.load_study("svc", url).trials] == ["complete", "running", "waiting"]
+    assert "ended elsewhere" not in caplog.text  # before: a warning, as if the trial had been lost
+
+
 def test_a_search_given_a_storage_object_pickles_clones_and_nests(tmp_path: Path, monkeypatch) -> None:
     # before: pickle of the fitted search failed ("Can't pickle local object 'create_engine.<locals>.connect'"),
     # and so did clone ("cannot pickle 'module' object"), hence cross_validate of the search
