@@ -412,7 +412,7 @@ def test_address_needs_ray(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         assert "--address is the Ray cluster's address: pass --executor ray" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("address", ["x", "10.0.0.5", "ray://head", "10.0.0.5:0"])
+@pytest.mark.parametrize("address", ["x", "10.0.0.5", "ray://head", "10.0.0.5:0", "10.0.0.5:²", "head:６３７９"])
 def test_a_malformed_ray_address_names_the_flag_or_key_and_the_form(tmp_path: Path, address: str,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     # before: Ray's own "Invalid address format: x", naming neither --address nor what a valid one looks like

@@ -361,7 +361,7 @@ def test_a_malformed_ray_address_is_refused_naming_the_argument_and_the_form(
     """Ray said only "Invalid address format: x" (from ray.init, once the run started)."""
     from tunesmith.execution.ray import RayExecutor, env_address
 
-    for address in ("x", "10.0.0.5", "ray://head", "10.0.0.5:70000", "", "auto"):
+    for address in ("x", "10.0.0.5", "ray://head", "10.0.0.5:70000", "", "auto", "10.0.0.5:²", "head:６３７９"):
         with pytest.raises(ValueError, match=r"^address must be a Ray cluster's address: HOST:PORT of its head node"):
             RayExecutor(address=address)
     study = Study({"x": Float(0, 1)}, sampler="random")

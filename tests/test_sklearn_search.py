@@ -343,6 +343,36 @@ def test_workers_that_start_one_stored_search_at_once_run_n_trials_in_all(tmp_pa
     assert all(int(out.split()[-1]) <= 12 for out in outs)  # each fit's cv_results_: the trials finished by its end
 
 
+def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path: Path) -> None:
+    # before: the trial a killed fit left running counted toward n_trials for ever: each fit after it
+    # put its last trial back in the queue and stopped one short (3 of n_trials=4, every time)
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=2, cv=3, random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    subprocess.run([sys.executable, "-c", f"import tunesmith as ts; ts.load_study('svc', {url!r}).ask()"],
+                   check=True)  # a fit killed in its trial: left running by a process that is gone
+    assert [t.state for t in ts.load_study("svc", url).trials][-1] is ts.TrialState.RUNNING
+    assert len(clone(search).set_params(n_trials=4).fit(X, Y).cv_results_["params"]) == 4
+    assert len(clone(search).set_params(n_trials=5).fit(X, Y).cv_results_["params"]) == 5
+
+
+def test_a_trial_past_the_shared_budget_goes_back_to_the_queue_quietly(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    # another fit's trial runs (this process's: alive), so this fit's trial is past n_trials=2
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=1, cv=3, random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    ts.load_study("svc", url).ask()
+    with caplog.at_level("INFO", logger="tunesmith"):
+        again = clone(search).set_params(n_trials=2).fit(X, Y)
+    assert len(again.cv_results_["params"]) == 1
+    assert [t.state.value for t in ts.load_study("svc", url).trials] == ["complete", "running", "waiting"]
+    assert "ended elsewhere" not in caplog.text  # before: a warning, as if the trial had been lost
+
+
 def test_a_search_given_a_storage_object_pickles_clones_and_nests(tmp_path: Path, monkeypatch) -> None:
     # before: pickle of the fitted search failed ("Can't pickle local object 'create_engine.<locals>.connect'"),
     # and so did clone ("cannot pickle 'module' object"), hence cross_validate of the search

@@ -252,7 +252,12 @@ def is_cluster_address(address: Any) -> bool:
     if sep and scheme != "ray":
         return scheme.isidentifier() and bool(rest)
     host, _, port = (rest if sep else address).rpartition(":")
-    return bool(host) and not any(c.isspace() for c in host) and port.isdigit() and 1 <= int(port) <= 65535
+    return bool(host) and not any(c.isspace() for c in host) and _is_port(port)
+
+
+def _is_port(text: str) -> bool:
+    """1 to 65535 in ASCII digits ('²' passed isdigit and then failed int(); '６３７９' reached Ray)."""
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
 
 
 def check_same_cluster(asked: str, running: str) -> None:

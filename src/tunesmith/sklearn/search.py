@@ -44,9 +44,9 @@ from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
 from ..space.params import MAX_GRID, check_seed, plural
 from ..storage import MemoryStorage
-from ..storage.base import mask_url
+from ..storage.base import mask_url, worker_gone
 from ..study import Study
-from ..trial import TrialState
+from ..trial import FrozenTrial, TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
 from .results import INFINITE, cv_results, fold_scores, fold_values
 from .space import SearchSpace, as_search_space
@@ -120,7 +120,10 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             ``n_trials``: the study ends with ``n_trials`` trials in all. A trial asked
             for past it goes back to the queue (``waiting``; a later fit with a larger
             ``n_trials`` runs it first), and each fit's ``cv_results_`` holds the trials
-            finished when it ended.
+            finished when it ended. A trial left running by a fit killed on this
+            machine holds no part of ``n_trials``; one killed on another machine
+            does until it is failed (``load_study(name, storage).fail_trial(number,
+            "killed")``).
         random_state: seed of the sampler (and of the space's random draws).
         error_score: the score of a fold whose fit fails ("raise": raise).
         return_train_score: also score the training folds.
@@ -697,8 +700,14 @@ def _beyond_the_budget(study: Study, number: int, budget: int) -> bool:
     re-queued counted as its copy. Fits of one stored search started at once each see few
     finished trials and ask for more: the trials past the budget go back to the queue."""
     counted = [t for t in study.trials if t.number < number and t.state is not TrialState.WAITING
-               and t.system.requeued_as is None]  # fmt: skip
+               and t.system.requeued_as is None and not _left_by_a_killed_fit(t)]  # fmt: skip
     return len(counted) >= budget
+
+
+def _left_by_a_killed_fit(trial: FrozenTrial) -> bool:
+    """A running trial whose process (on this machine) is gone: it will never finish, so it holds
+    no part of the budget (it held it for ever: each fit after it stopped one trial short)."""
+    return trial.state is TrialState.RUNNING and worker_gone(trial.worker)
 
 
 def _check_filled_by_a_search(study: Study) -> None:

@@ -115,6 +115,26 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine runs (True where it cannot tell)."""
+    if pid == os.getpid() or os.name == "nt":  # Windows: os.kill(pid, 0) is not a probe
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell
+    return True
+
+
+def worker_gone(worker: str | None) -> bool:
+    """Whether ``worker`` (a trial's ``host:pid``) is a process of this machine that no longer runs:
+    its running trial will never finish. False for another machine's (it cannot be told)."""
+    host, _, pid = (worker or "").rpartition(":")
+    return host == socket.gethostname() and pid.isascii() and pid.isdigit() and not pid_alive(int(pid))
+
+
 def reads_through_get_trials(storage: Storage, cls: type[Storage]) -> bool:
     """Whether ``storage`` is of a subclass of ``cls`` that overrides ``get_trials`` (to filter or count
     the trials) but not ``get_trials_since``: then ``cls``'s refresh reads go through that ``get_trials``,

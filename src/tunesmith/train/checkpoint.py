@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..storage.base import pid_alive
+
 
 class CheckpointError(ValueError):
     """A checkpoint or checkpoint folder that is refused: unreadable, unsafe, or not this run's."""
@@ -343,20 +345,8 @@ def clean_stale(directory: str | Path, *, now: float | None = None) -> list[Path
         if host not in (None, here):
             dead = age > STALE_AFTER_S
         else:
-            dead = not _alive(int(m["pid"])) and (host is not None or age > 3600)
+            dead = not pid_alive(int(m["pid"])) and (host is not None or age > 3600)
         if dead:
             p.unlink(missing_ok=True)
             gone.append(p)
     return gone
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid() or os.name == "nt":  # Windows: os.kill(pid, 0) is not a probe
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists (another user's), or cannot tell: keep its file
-    return True
