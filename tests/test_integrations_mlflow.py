@@ -374,6 +374,8 @@ def test_a_sql_store_s_artifacts_go_where_artifact_location_says(tmp_path: Path,
     assert list(work.iterdir()) == []
     with pytest.raises(TypeError, match="artifact_location must be a string or None"):
         MLflowCallback(artifact_location=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="artifact_location is empty; pass a folder or URI, or None"):
+        MLflowCallback(artifact_location=" ")  # taken as MLflow's default before
 
 
 def test_a_failing_mlflow_store_ends_optimize_but_keeps_the_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

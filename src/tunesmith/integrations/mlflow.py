@@ -77,6 +77,8 @@ class MLflowCallback:
                             ("artifact_location", artifact_location)):  # fmt: skip
             if value is not None and not isinstance(value, str):  # 5: "'int' object has no attribute 'decode'"
                 raise TypeError(f"MLflowCallback: {name} must be a string or None, got {type(value).__name__} {value!r}")
+        if artifact_location is not None and not artifact_location.strip():  # MLflow took "" as its default
+            raise ValueError("MLflowCallback: artifact_location is empty; pass a folder or URI, or None for MLflow's default")
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.experiment, self.metric_name, self.artifact_location = experiment, metric_name, artifact_location
         # by _key(study): two studies of one name given this callback (one deleted and made again) apart
