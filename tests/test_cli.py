@@ -1013,3 +1013,27 @@ def test_an_option_before_the_command_is_answered_with_the_line_that_works(
     assert err.endswith(f"tunesmith: error: {argv[0]} comes before the command; a command's options come after "
                         f"its name: tunesmith show {moved} {' '.join(argv[argv.index('show') + 1:])}\n")
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--storage", "sqlite:///x.db", "note", "s", "a note"],
+     "tunesmith note --storage sqlite:///x.db s 'a note'"),
+    (["--storage", "postgresql://u:secret@127.0.0.1/db", "show", "s"],
+     "tunesmith show --storage 'postgresql://u:***@127.0.0.1/db' s (with the password in place of ***)"),
+    (["--storage=postgresql://u:secret@127.0.0.1/db", "show", "s"],
+     "tunesmith show '--storage=postgresql://u:***@127.0.0.1/db' s (with the password in place of ***)"),
+    (["--storage", "sqlite:///x.db"], "tunesmith COMMAND --storage sqlite:///x.db"),
+])
+def test_the_line_that_works_is_quoted_for_the_shell_and_hides_a_password(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: list[str], line: str) -> None:
+    """The line offered for an option before the command was the words joined by spaces (a note of two
+    words became two arguments) with a storage URL's password in clear; an option before no command at
+    all was still "invalid choice", naming the URL as a command."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "invalid choice" not in err and "secret" not in err
+    assert err.endswith(f"after its name: {line}\n")
+    assert not (tmp_path / "x.db").exists()

@@ -17,6 +17,7 @@ import errno
 import io
 import os
 import select
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..exceptions import TunesmithError
 from ..space.params import did_you_mean
+from ..storage.base import mask_url
 from . import commands, dashboard, focus, insight, worker
 from .studyfile import DEFAULT_STORAGE, StudyFile, StudyFileError
 
@@ -220,14 +222,29 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _refuse_option_before_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """``tunesmith --storage URL show NAME`` (as ``git -C DIR log``): argparse took the URL for the
-    command ("invalid choice: 'sqlite:///...'"); said here with the command line that works."""
+    command ("invalid choice: 'sqlite:///...'"); said here with the command line that works, quoted for
+    the shell and with a URL's password as ``***``, as the other messages show a storage."""
     if not argv or not argv[0].startswith("-") or argv[0] in ("-h", "--help", "--version", "--"):
         return
     names = [cmd.name for cmd in SUBCOMMANDS]
     at = next((i for i, word in enumerate(argv) if word in names), None)
-    if at is not None:
-        line = " ".join(["tunesmith", argv[at], *argv[:at], *argv[at + 1:]])
-        parser.error(f"{argv[0]} comes before the command; a command's options come after its name: {line}")
+    words = [_masked_word(w) for w in ([argv[at], *argv[:at], *argv[at + 1:]] if at is not None else argv)]
+    password = " (with the password in place of ***)" if any("***" in w for w in words) else ""
+    first = _masked_word(argv[0])
+    if at is None:
+        parser.error(f"{first} comes before the command, and no command is named (tunesmith --help lists "
+                     f"them); a command's options come after its name: tunesmith COMMAND {shlex.join(words)}"
+                     f"{password}")
+    parser.error(f"{first} comes before the command; a command's options come after its name: "
+                 f"tunesmith {shlex.join(words)}{password}")
+
+
+def _masked_word(word: str) -> str:
+    """``word`` of a command line with a storage URL's password as ``***`` (``URL``, ``--storage=URL``)."""
+    if "://" not in word:
+        return word
+    flag, sep, value = word.partition("=") if word.startswith("-") else ("", "", word)
+    return flag + sep + mask_url(value)
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
