@@ -600,10 +600,11 @@ def test_two_studies_of_one_name_keep_their_checkpoints_apart(tmp_path: Path) ->
     b.optimize(run, n_trials=1)  # b's trial 0 runs to the end
     assert b.trials[0].state is ts.TrialState.COMPLETE and paused.is_file()  # before: deleted at b's start
     assert retention.to_resume(_promoted(a), paused.parent) == str(paused)
-    b.delete()
+    deleted = b.trials[0]
+    b.delete()  # its handle's trials are then refused (StudyNotFound)
     again = ts.Study(space, sampler="random", seed=2, name="s", storage=f"sqlite:///{tmp_path / 'b.db'}")
     again.optimize(run, n_trials=1)
-    folders = {Path(t.attrs["best_checkpoint"]).parent.parent for t in (b.trials[0], again.trials[0])}
+    folders = {Path(t.attrs["best_checkpoint"]).parent.parent for t in (deleted, again.trials[0])}
     assert len(folders | {paused.parent.parent}) == 3 and paused.is_file()
 
 
