@@ -44,12 +44,12 @@ def known_result(
     params: Mapping[str, Any],
     value: Any,
     *,
-    state: TrialState | str,
-    intermediate: Mapping[int, Any] | None,
-    attrs: Mapping[str, Any] | None,
-    error: str | None,
-    started: float | None,
-    completed: float | None,
+    state: TrialState | str = TrialState.COMPLETE,
+    intermediate: Mapping[int, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    error: str | None = None,
+    started: float | None = None,
+    completed: float | None = None,
 ) -> FrozenTrial:
     """The record of a known result, validated against the study's space (number not yet set)."""
     st = _addable_state(state)

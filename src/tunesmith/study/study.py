@@ -930,8 +930,6 @@ class Study:
         nothing recorded): the storage decides atomically, across processes."""
         from .manage import insert_record, known_result
 
-        known = {"state": TrialState.COMPLETE, "intermediate": None, "attrs": None, "error": None, "started": None,
-                 "completed": None, **known}
         return insert_record(self._storage, self._study_id, known_result(self, params, value, **known), claim)
 
     def copy(self, name: str | None = None, *, storage: str | Storage | None = None,
