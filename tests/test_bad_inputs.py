@@ -158,7 +158,11 @@ CORE: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("a file's name for Space.from_yaml", lambda: ts.Space.from_yaml("space.yaml"), ValueError,
      "ts.Space.from_yaml(Path('space.yaml').read_text())"),
     ("a misspelt count of trials",  # before: "does not take (it takes: none)", no word of n_trials
-     lambda: _study().optimize(lambda t: 1.0, ntrials=3), TypeError, "ntrials: did you mean 'n_trials'?"),
+     lambda: _study().optimize(lambda t: 1.0, ntrials=3), TypeError,
+     "optimize() got an unexpected keyword argument: ntrials: did you mean 'n_trials'?"),
+    ("an option of another executor",  # before: "resources_per_trial: did you mean 'resources_per_trial'?"
+     lambda: _study().optimize(lambda t: 1.0, n_trials=1, resources_per_trial={"cpu": 1}), TypeError,
+     "executor 'inline' does not take (it takes: none); resources_per_trial: an option of executor='ray'"),
     ("a misspelt callbacks", lambda: _study().optimize(lambda t: 1.0, n_trials=1, n_jobs=2, callback=print),
      TypeError, "callback: did you mean 'callbacks'?"),
 ]

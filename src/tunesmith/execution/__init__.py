@@ -74,11 +74,7 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
         )
     unknown = set(options) - _OPTIONS[kind]
     if unknown:
-        allowed = ", ".join(sorted(_OPTIONS[kind])) or "none"
-        hints = "".join(f"; {k}: {RAY_TUNE_NAMES.get(k) or _closest_argument(k)}" for k in sorted(unknown)
-                        if k in RAY_TUNE_NAMES or _closest_argument(k))
-        raise TypeError(
-            f"optimize() got options {sorted(unknown)} that executor {kind!r} does not take (it takes: {allowed}){hints}")
+        raise TypeError(_unknown_options(sorted(unknown), kind))
     if kind == "ray":
         from .ray import RayExecutor
 
@@ -100,6 +96,26 @@ def make_executor(spec: Any, n_jobs: int, storage: Storage, options: Mapping[str
 #: optimize()'s own arguments and every executor's options: where a misspelt keyword lands
 _ARGUMENTS = sorted({"n_trials", "timeout", "n_jobs", "catch", "callbacks", "show_progress", "executor"}
                     .union(*_OPTIONS.values()))
+
+
+def _unknown_options(unknown: list[str], kind: str) -> str:
+    """What optimize() says of keywords neither it nor executor ``kind`` takes: a misspelt or
+    Ray Tune keyword first with its answer; an executor's option with the executor it belongs to."""
+    hints = {k: _hint(k) for k in unknown}
+    said = "; ".join(f"{k}: {h}" for k, h in hints.items() if h)
+    if all(hints.values()) and not any(k in opts for k in unknown for opts in _OPTIONS.values()):
+        return f"optimize() got an unexpected keyword argument{'s' * (len(unknown) > 1)}: {said}"
+    allowed = ", ".join(sorted(_OPTIONS[kind])) or "none"
+    return (f"optimize() got options {unknown} that executor {kind!r} does not take (it takes: {allowed})"
+            + (f"; {said}" if said else ""))
+
+
+def _hint(key: str) -> str:
+    """The answer for one keyword optimize() and its executor do not take, or ``""``."""
+    owners = [name for name, opts in sorted(_OPTIONS.items()) if key in opts]
+    if owners:
+        return f"an option of executor={' or '.join(map(repr, owners))}"
+    return RAY_TUNE_NAMES.get(key) or _closest_argument(key)
 
 
 def _closest_argument(key: str) -> str:
