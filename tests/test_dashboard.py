@@ -892,3 +892,13 @@ def test_the_study_page_names_a_pausing_pruner_as_its_process_diagram_does(tmp_p
     labels = {n: (cache.view(n).summary()["pruner"], cache.snapshot(cache.view(n)).pruner) for n in ("pausing", "plain", "none")}
     assert labels == {"pausing": ("asha (pause=True)",) * 2, "plain": ("asha",) * 2, "none": ("", "")}
     assert process(cache.snapshot(cache.view("pausing"))).node("pruner").detail.startswith("asha (pause=True)\n")
+
+
+def test_a_plot_with_an_empty_reason_is_sent_with_one_that_says_so() -> None:
+    """A record with nothing to draw and an empty reason (str() of an exception without a message) was
+    sent with message "", which the page took as no message: it drew the empty figure."""
+    from tunesmith.dashboard.figures import figure
+    from tunesmith.plots.records import nothing
+
+    assert figure(nothing("importance", "s: importance", ""))["message"] == "nothing to draw"
+    assert figure(nothing("importance", "s: importance", "too few trials"))["message"] == "too few trials"

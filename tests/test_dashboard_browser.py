@@ -677,3 +677,62 @@ def test_a_static_page_s_retry_timer_stops_once_every_plot_is_drawn(
             assert page.evaluate("window.timers") == 0
         finally:
             browser.close()
+
+
+def test_plots_scrolled_past_in_one_jump_are_drawn(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A plot drawn when it came near the viewport: one jump over it (the End key, a link to an anchor
+    further down, ~3,000 px) left it undrawn until scrolled back to. Sections passed are drawn too."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'jump.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(objective, n_trials=4)
+    answered = "Array.from(document.querySelectorAll('section.kind')).map(s => s.dataset.answered === '1')"
+    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env) as base:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            for jump in ("window.scrollTo(0, document.body.scrollHeight)", "window.scrollBy(0, 3000)"):
+                page = browser.new_page(viewport={"width": 1200, "height": 600})
+                page.goto(base + "/studies/s", wait_until="load")
+                page.wait_for_function("document.body.dataset.ready === '1'")
+                page.wait_for_timeout(500)
+                before = page.evaluate(answered)
+                assert not all(before), before  # sections below the first screen wait
+                page.evaluate(jump)
+                top = page.evaluate("window.scrollY")
+                assert top >= 2500, top  # one jump past sections never in view
+                page.wait_for_function("document.body.dataset.all === '1'", timeout=20_000)
+                assert page.evaluate("window.scrollY") >= 2500  # drawn out of view: not scrolled back to
+                assert page.evaluate("document.querySelectorAll('#plots .plot, #plots .note.empty').length") >= 7
+                page.close()
+        finally:
+            browser.close()
+
+
+def test_a_plot_with_an_empty_reason_shows_a_note_not_an_empty_figure(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A plot with nothing to draw comes with its reason; an empty reason ("", as str() of an exception
+    without a message) was taken as none, and the page drew the plot's empty figure instead of a note.
+    The dashboard sends a reason that says so, and the page shows any reason given, even an empty one
+    (here the dashboard's answer with its reason emptied on the way)."""
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=3)
+    curves = "document.getElementById('plot-curves-0')"
+
+    def emptied(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        assert body["plots"][0]["message"].startswith("no trial of 's' reported intermediate values")
+        body["plots"][0]["message"] = ""
+        route.fulfill(response=answer, json=body)
+
+    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env) as base:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 6000})
+            page.route(f"{base}/api/studies/s/plots/curves", emptied)
+            page.goto(base + "/studies/s", wait_until="load")
+            page.wait_for_function(f"{curves} !== null")
+            assert page.evaluate(f"{curves}.className") == "note empty"
+            said = page.inner_text("#plot-curves-0")
+            assert said.startswith("s: learning curves") and said.endswith(": nothing to draw"), said
+        finally:
+            browser.close()

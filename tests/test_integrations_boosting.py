@@ -481,3 +481,66 @@ def test_lightgbm_s_recorders_keep_the_round_that_pruned(data: tuple[Any, ...]) 
     assert bad.state is ts.TrialState.PRUNED and sorted(bad.intermediate) == [1, 2, 3]
     assert len(logs[1]["valid_0"]["binary_logloss"]) == 3
     assert sorted(good.intermediate) == list(range(1, ROUNDS + 1))  # early stopping's last-round stop came after
+
+
+class _PrunesAt(ts.Pruner):
+    """A pruner of one's own that stops a trial at its report of round ``step`` or later, and keeps
+    the rounds it decided on."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.decided: list[int] = []
+
+    def needs_trials(self, trial: Any) -> bool:
+        return False
+
+    def decide(self, trial: Any, trials: Any, direction: Any) -> ts.pruners.Decision:
+        self.decided.append(max(trial.intermediate))
+        return ts.pruners.Decision.PRUNE if self.decided[-1] >= self.step else ts.pruners.Decision.CONTINUE
+
+
+def _stopping_run(data: tuple[Any, ...], library: str, stopper_first: bool, pruner: ts.Pruner) -> tuple[Any, Any]:
+    """A trial trained with the library's early stopping (it stops well before 200 rounds) listed
+    before or after the pruning callback; the trial and the validation metric of every round trained,
+    or the TrialPruned that ended training."""
+    X_tr, X_va, y_tr, y_va = data
+    trial = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="random", pruner=pruner).ask()
+    log: dict[str, Any] = {}
+    if library == "xgboost":
+        callbacks = [XGBoostPruningCallback(trial), xgb.callback.EarlyStopping(rounds=3)]
+        params = {"objective": "binary:logistic", "eval_metric": "logloss", "learning_rate": 1.0, "nthread": 1}
+        train = lambda: xgb.train(params, xgb.DMatrix(X_tr, label=y_tr), 200, verbose_eval=False,  # noqa: E731
+                                  evals=[(xgb.DMatrix(X_va, label=y_va), "v")], evals_result=log, callbacks=callbacks)
+    else:
+        callbacks = [LightGBMPruningCallback(trial), lgb.early_stopping(3, verbose=False), lgb.record_evaluation(log)]
+        params = {"objective": "binary", "metric": "binary_logloss", "learning_rate": 1.0, "verbose": -1, "num_threads": 1}
+        dtrain = lgb.Dataset(X_tr, label=y_tr)
+        train = lambda: lgb.train(params, dtrain, 200, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],  # noqa: E731
+                                  valid_names=["v"], callbacks=callbacks)
+    if stopper_first:
+        callbacks.reverse()
+    try:
+        train()
+    except ts.TrialPruned as pruned:
+        return trial, pruned
+    return trial, next(iter(log["v"].values()))
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_early_stopping_listed_first_still_reports_the_stopping_round(data: tuple[Any, ...], library: str) -> None:
+    """With xgb.callback.EarlyStopping listed before the pruning callback, the round it stopped at was never
+    reported: xgboost calls no later callback's after_iteration once one returns True. Now the trial's last
+    report is the stopping round's, whatever the order, and the pruner decides on it (LightGBM orders its
+    callbacks itself: checked in both orders too)."""
+    rounds: dict[bool, list[float]] = {}
+    for stopper_first in (False, True):
+        trial, rounds[stopper_first] = _stopping_run(data, library, stopper_first, ts.pruners.NopPruner())
+        assert len(rounds[stopper_first]) < 200  # it stopped early
+        assert sorted(trial.intermediate) == list(range(1, len(rounds[stopper_first]) + 1))
+        assert trial.intermediate[len(rounds[stopper_first])] == pytest.approx(rounds[stopper_first][-1])
+    assert rounds[True] == rounds[False]
+    stop = len(rounds[True])
+    pruner = _PrunesAt(stop)  # it stops the trial at the stopping round: the pruner must be asked about it
+    trial, pruned = _stopping_run(data, library, True, pruner)
+    assert isinstance(pruned, ts.TrialPruned) and f"pruned at step {stop}" in str(pruned)
+    assert pruner.decided == list(range(1, stop + 1))

@@ -374,6 +374,36 @@ def test_a_sql_store_s_artifacts_go_where_artifact_location_says(tmp_path: Path,
     assert list(work.iterdir()) == []
     with pytest.raises(TypeError, match="artifact_location must be a string or None"):
         MLflowCallback(artifact_location=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow  # MLflow's SQLite store migrates a new file (~10 s)
+def test_an_artifact_location_under_home_lands_in_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """artifact_location="~/x" was handed to MLflow as it was, and MLflow (which expands no ~) kept the
+    artifacts in a folder literally named "~" in the working folder. Now "~" is the home folder, as a
+    string and as a Path; a home that does not exist ("~nosuchuser") is refused."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    long = "y" * 9_000  # longer than a tag: kept as an artifact
+
+    def keeps_a_long_attr(trial: ts.Trial) -> float:
+        trial.set_attr("long", long)
+        return 0.0
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for name, location in (("as-text", "~/arts"), ("as-path", Path("~") / "arts-path")):
+        cb = MLflowCallback(tracking_uri=uri, artifact_location=location)
+        study = ts.Study(SPACE, sampler="random", seed=0, name=name)
+        study.optimize(keeps_a_long_attr, n_trials=1, callbacks=[cb], show_progress=False)
+        [run] = trial_runs(cb.client, cb.client.get_experiment_by_name(name).experiment_id, name)
+        folder = home / Path(location).name
+        assert run.info.artifact_uri.startswith(str(folder)), run.info.artifact_uri
+        assert [p.read_text() for p in folder.rglob("attr.long.txt")] == [long]
+    assert list(work.iterdir()) == []  # no folder named "~"
+    with pytest.raises(ValueError, match=r"'~tunesmith-no-such-user/arts' starts with a home folder that does not exist"):
+        MLflowCallback(tracking_uri=uri, artifact_location="~tunesmith-no-such-user/arts")
     with pytest.raises(ValueError, match="artifact_location is empty; pass a folder or URI, or None"):
         MLflowCallback(artifact_location=" ")  # taken as MLflow's default before
 

@@ -1,7 +1,7 @@
 // tunesmith dashboard: fills each <section class="kind" data-src=...> with the plots its JSON
 // endpoint returns, then (on a study page) polls the study's "changes since" endpoint and redraws
 // in place when the study changed: plots, summary lines, trials table. No page reload, no request
-// beyond this server. Plots below the first screen are fetched and drawn when scrolled near
+// beyond this server. Plots below the first screen are fetched and drawn when scrolled near or past
 // (body[data-ready]: the first screen is drawn; body[data-all]: every plot is).
 (function () {
   "use strict";
@@ -19,10 +19,10 @@
       sec.appendChild(div);
     }
     div.dataset.version = version;
-    if (p.message) {
+    if (typeof p.message === "string") {  // nothing to draw: its reason, an empty one too (not an empty figure)
       if (div.classList.contains("plot")) { Plotly.purge(div); }
       div.className = "note empty";
-      div.textContent = p.title + ": " + p.message;
+      div.textContent = p.title + ": " + (p.message || "nothing to draw");
       return;
     }
     div.className = "plot";
@@ -104,20 +104,31 @@
     return sec.getBoundingClientRect().top < window.innerHeight + 300;
   }
 
-  // draw the sections of the first screen now, the others as they come near the viewport
+  // draw the sections of the first screen now, the others as they come near the viewport or once
+  // scrolled past: one jump (the End key, a link further down) passes sections that never came into
+  // view, which the observer alone reported to nobody
   async function drawAll(sections) {
     const first = sections.filter(near);
     await Promise.all(first.map(load));
     document.body.dataset.ready = "1";
     markAll(sections);
-    const seen = new IntersectionObserver((entries) => {
-      for (const en of entries) {
-        if (!en.isIntersecting) { continue; }
-        seen.unobserve(en.target);
-        load(en.target).then(() => markAll(sections));
+    const waiting = new Set(sections.filter((s) => !first.includes(s)));
+    let queued = false;
+    const reach = () => {
+      for (const s of waiting) {
+        if (!near(s)) { continue; }  // near() holds for a section above the viewport too
+        waiting.delete(s);
+        seen.unobserve(s);
+        load(s).then(() => markAll(sections));
       }
-    }, {rootMargin: "300px"});
-    sections.filter((s) => !first.includes(s)).forEach((s) => seen.observe(s));
+      if (!waiting.size) { window.removeEventListener("scroll", scrolled); }
+    };
+    const scrolled = () => {  // at most once a frame
+      if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; reach(); }); }
+    };
+    const seen = new IntersectionObserver(reach, {rootMargin: "300px"});
+    waiting.forEach((s) => seen.observe(s));
+    window.addEventListener("scroll", scrolled, {passive: true});
   }
 
   // the summary lines and the trials table, rendered by the server as on the page's first load

@@ -25,7 +25,8 @@ def figure(record: Record) -> dict[str, Any]:
     from ..plots.plotly_render import to_plotly, unseen_as_escapes
 
     fig = json.loads(to_json(to_plotly(thin(record)), validate=False))
-    message = None if record.message is None else unseen_as_escapes(record.message)
+    # an empty reason ("", str() of an exception without a message) says so rather than nothing
+    message = None if record.message is None else unseen_as_escapes(record.message or "nothing to draw")
     # title and message as the plot writes its title (a name's ESC as \x1b): the page shows them for a
     # plot with nothing to draw, where an ESC or U+202E was drawn as nothing or turned the line around
     return {"kind": record.kind, "title": unseen_as_escapes(record.title), "message": message, "figure": fig}

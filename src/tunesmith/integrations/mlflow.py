@@ -56,6 +56,8 @@ class MLflowCallback:
         metric_name: the name of the objective's value in MLflow.
         artifact_location: where an experiment the callback creates keeps its artifacts (a value
             longer than MLflow's limit for a tag is kept whole there), a folder or an artifact URI;
+            a folder that starts with ``~`` is in the home folder (``~/mlflow-artifacts``), which
+            MLflow itself would take as a folder named ``~`` in the working folder;
             default: MLflow's (a file store's own folder; for a SQL store, ``./mlruns`` in the working
             folder of the process that creates the experiment).
     """
@@ -72,13 +74,15 @@ class MLflowCallback:
                 f"_ - . : / space (e.g. {_param_keys([metric_name])[metric_name]!r})"
             )
         if isinstance(artifact_location, os.PathLike):
-            artifact_location = str(Path(artifact_location).absolute())
+            artifact_location = str(Path(artifact_location).expanduser().absolute())
         for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment),
                             ("artifact_location", artifact_location)):  # fmt: skip
             if value is not None and not isinstance(value, str):  # 5: "'int' object has no attribute 'decode'"
                 raise TypeError(f"MLflowCallback: {name} must be a string or None, got {type(value).__name__} {value!r}")
         if artifact_location is not None and not artifact_location.strip():  # MLflow took "" as its default
             raise ValueError("MLflowCallback: artifact_location is empty; pass a folder or URI, or None for MLflow's default")
+        if artifact_location is not None:
+            artifact_location = _home_expanded(artifact_location)
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         self.experiment, self.metric_name, self.artifact_location = experiment, metric_name, artifact_location
         # by _key(study): two studies of one name given this callback (one deleted and made again) apart
@@ -225,6 +229,20 @@ class MLflowCallback:
                 "kept whole as an artifact (%s: %s)", key, run_id, len(text), _TAG_LIMIT, type(exc).__name__, exc)
         tail = f"... ({len(text):,} characters; the whole value: {where})"
         return RunTag(key, text[: _TAG_LIMIT - len(tail)] + tail)
+
+
+def _home_expanded(location: str) -> str:
+    """``location`` with a leading ``~`` or ``~user`` made the home folder; a ValueError when there is
+    no such home (MLflow would make a folder named ``~user`` in the working folder)."""
+    if not location.startswith("~"):
+        return location
+    expanded = os.path.expanduser(location)
+    if expanded.startswith("~"):
+        raise ValueError(
+            f"MLflowCallback: artifact_location {location!r} starts with a home folder that does not "
+            f"exist here ({location.split('/')[0]!r}); pass the folder's full path"
+        )
+    return expanded
 
 
 def _key(study: Any) -> tuple[str, Any]:

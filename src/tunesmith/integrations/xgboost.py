@@ -83,7 +83,9 @@ class XGBoostPruningCallback(_TrainingCallback):
 
     Raises :class:`tunesmith.TrialPruned` out of training when the pruner stops the trial
     (the study records it pruned). Pruners that pause are refused: a boosting run restarts.
-    Make a new callback per trial (it holds the trial).
+    Make a new callback per trial (it holds the trial). Its place among ``callbacks`` does not
+    matter: when one listed before it (``xgb.callback.EarlyStopping``) stops training, it reports
+    the stopping round after training, and the pruner decides on it as on any round.
     """
 
     def __init__(
@@ -97,6 +99,11 @@ class XGBoostPruningCallback(_TrainingCallback):
             raise TypeError(f"XGBoostPruningCallback: maximize must be True, False or None (the metric's own), got {maximize!r}")
         self.trial, self.data, self.metric, self.maximize = trial, data, metric, maximize
         self._checked = False
+        # this training's evaluation log (xgboost fills the one dict in place), its first round,
+        # and the last round reported: for after_training to report a round a callback listed
+        # before this one stopped at (xgboost calls no later after_iteration once one returns True)
+        self._log: Mapping[str, Any] | None = None
+        self._first = self._reported = -1
 
     def __deepcopy__(self, memo: dict[int, Any]) -> XGBoostPruningCallback:
         """Itself: a handle on the running trial, which ``sklearn.base.clone`` of an estimator that
@@ -105,9 +112,32 @@ class XGBoostPruningCallback(_TrainingCallback):
 
     def __getstate__(self) -> dict[str, Any]:
         """Without the trial, so that a fitted ``XGBClassifier`` that holds it can be pickled."""
-        return {**self.__dict__, "trial": None}
+        return {**self.__dict__, "trial": None, "_log": None}
+
+    def before_training(self, model: Any) -> Any:
+        self._log, self._first, self._reported = None, -1, -1  # a model fitted again: a new training
+        return model
+
+    def before_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
+        if self._log is None:
+            self._log, self._first = evals_log, epoch
+        return False
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
+        self._report(model, evals_log, epoch)
+        return False
+
+    def after_training(self, model: Any) -> Any:
+        """Reports the round training stopped at when a callback listed before this one stopped it
+        (``callbacks=[EarlyStopping(...), cb]``): xgboost then called this one's after_iteration no more."""
+        if self._log and self.trial is not None:
+            _, history = self._pick(self._log, model)
+            last = self._first + len(history) - 1
+            if last > self._reported:
+                self._report(model, self._log, last)
+        return model
+
+    def _report(self, model: Any, evals_log: Mapping[str, Any], epoch: int) -> None:
         if self.trial is None:
             raise ValueError(
                 "XGBoostPruningCallback: this callback came from a pickle, without its trial; make "
@@ -119,8 +149,8 @@ class XGBoostPruningCallback(_TrainingCallback):
             self._checked = True
         last = history[-1]
         value = last[0] if isinstance(last, Sequence) else last  # xgb.cv: (mean, std)
+        self._reported = epoch
         report_and_decide(self.trial, float(value), epoch + 1)
-        return False
 
     def _check_direction(self, metric: str) -> None:
         """A built-in metric's direction (or the one given as ``maximize``) must be the study's; a
