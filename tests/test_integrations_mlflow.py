@@ -374,13 +374,16 @@ def test_a_sql_store_s_artifacts_go_where_artifact_location_says(tmp_path: Path,
     assert list(work.iterdir()) == []
     with pytest.raises(TypeError, match="artifact_location must be a string or None"):
         MLflowCallback(artifact_location=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="artifact_location is empty; pass a folder or URI, or None"):
+        MLflowCallback(artifact_location=" ")  # taken as MLflow's default before
 
 
 @pytest.mark.slow  # MLflow's SQLite store migrates a new file (~10 s)
 def test_an_artifact_location_under_home_lands_in_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """artifact_location="~/x" was handed to MLflow as it was, and MLflow (which expands no ~) kept the
     artifacts in a folder literally named "~" in the working folder. Now "~" is the home folder, as a
-    string and as a Path; a home that does not exist ("~nosuchuser") is refused."""
+    string and as a Path; a home that does not exist ("~nosuchuser") is refused, as a Path too (not
+    pathlib's "Could not determine home directory")."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
@@ -402,10 +405,9 @@ def test_an_artifact_location_under_home_lands_in_the_home_folder(tmp_path: Path
         assert run.info.artifact_uri.startswith(str(folder)), run.info.artifact_uri
         assert [p.read_text() for p in folder.rglob("attr.long.txt")] == [long]
     assert list(work.iterdir()) == []  # no folder named "~"
-    with pytest.raises(ValueError, match=r"'~tunesmith-no-such-user/arts' starts with a home folder that does not exist"):
-        MLflowCallback(tracking_uri=uri, artifact_location="~tunesmith-no-such-user/arts")
-    with pytest.raises(ValueError, match="artifact_location is empty; pass a folder or URI, or None"):
-        MLflowCallback(artifact_location=" ")  # taken as MLflow's default before
+    for nowhere in ("~tunesmith-no-such-user/arts", Path("~tunesmith-no-such-user/arts")):  # a Path: a RuntimeError
+        with pytest.raises(ValueError, match=r"'~tunesmith-no-such-user/arts' starts with a home folder that does not exist"):
+            MLflowCallback(tracking_uri=uri, artifact_location=nowhere)
 
 
 def test_a_failing_mlflow_store_ends_optimize_but_keeps_the_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

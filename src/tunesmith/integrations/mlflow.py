@@ -74,7 +74,7 @@ class MLflowCallback:
                 f"_ - . : / space (e.g. {_param_keys([metric_name])[metric_name]!r})"
             )
         if isinstance(artifact_location, os.PathLike):
-            artifact_location = str(Path(artifact_location).expanduser().absolute())
+            artifact_location = str(Path(_home_expanded(os.fspath(artifact_location))).absolute())
         for name, value in (("tracking_uri", tracking_uri), ("experiment", experiment),
                             ("artifact_location", artifact_location)):  # fmt: skip
             if value is not None and not isinstance(value, str):  # 5: "'int' object has no attribute 'decode'"
