@@ -397,6 +397,26 @@ def _in_chromium(sync_api: Any, out: Path, read: Callable[[Any], Any]) -> Any:
             browser.close()
 
 
+def test_a_plot_with_an_empty_reason_says_nothing_to_draw_in_the_report_and_the_plot_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Importance's reason for nothing to draw is its error's text: an error without a message (here
+    scikit-learn's forest failing so) was listed as "importance: " in the report, and the plot command
+    said "no records". Both now say "nothing to draw"."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    def fails_without_a_message(*args: Any, **kwargs: Any) -> None:
+        raise ValueError()
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    s = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=url, name="r", sampler="random", seed=0)
+    s.optimize(lambda t: t.params["x"] + t.params["y"], n_trials=6)
+    monkeypatch.setattr(RandomForestRegressor, "fit", fails_without_a_message)
+    assert "<li>importance: nothing to draw</li>" in build_report(s)
+    assert main(["plot", "r", "--storage", url, "--kind", "importance", "-o", str(tmp_path / "i.png")]) == 1
+    assert "nothing to draw for the importance of 'r': nothing to draw" in capsys.readouterr().err
+
+
 def test_report_command_names_a_missing_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'none.db'}"
     assert main(["report", "nope", "--storage", url, "-o", str(tmp_path / "r.html")]) == 2

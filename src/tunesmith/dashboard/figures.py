@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..plots import KINDS, Record, comparison, curves_data, importance_bars, records_of
-from ..plots.records import Snapshot
+from ..plots.records import NO_REASON, Snapshot
 from ..plots.reduce import WHOLE, sample, sampled_note, thin
 from .cache import StudyCache, View
 
@@ -26,7 +26,7 @@ def figure(record: Record) -> dict[str, Any]:
 
     fig = json.loads(to_json(to_plotly(thin(record)), validate=False))
     # an empty reason ("", str() of an exception without a message) says so rather than nothing
-    message = None if record.message is None else unseen_as_escapes(record.message or "nothing to draw")
+    message = None if record.message is None else unseen_as_escapes(record.message or NO_REASON)
     # title and message as the plot writes its title (a name's ESC as \x1b): the page shows them for a
     # plot with nothing to draw, where an ESC or U+202E was drawn as nothing or turned the line around
     return {"kind": record.kind, "title": unseen_as_escapes(record.title), "message": message, "figure": fig}

@@ -333,5 +333,9 @@ def on_log_y(chart: Chart, what: str) -> Chart:
     return chart
 
 
+#: the reason a plot with nothing to draw gives when its own is empty (an error without a message)
+NO_REASON = "nothing to draw"
+
+
 def nothing(kind: str, title: str, why: str) -> Chart:
-    return Chart(kind, title, message=why)
+    return Chart(kind, title, message=why or NO_REASON)
