@@ -85,8 +85,17 @@ def unfreeze_last(blocks: Sequence[nn.Module], k: int) -> None:
         raise ValueError(f"k must be an integer >= 0, got {k!r}")
     blocks = as_blocks(blocks)
     n = len(blocks)
+    _check_count("unfreeze_last", "k", k, n)
     for i, block in enumerate(blocks):
         (_unfreeze if i >= n - k else _freeze)(block)
+
+
+def _check_count(where: str, name: str, k: int, n: int) -> None:
+    """Refuse to thaw more blocks than there are: every value from ``n`` up trains the same model, so a
+    searched count beyond it repeats trials (or the sequence given is not the one meant)."""
+    if k > n:
+        raise ValueError(f"{where}: {name}={k}, but the blocks given are {n}, so {name} is at most {n} (all of them "
+                         f"trainable); lower it (a searched range: up to {n}), or pass the sequence of blocks meant")
 
 
 def as_blocks(blocks: Any) -> list[nn.Module]:
@@ -149,6 +158,8 @@ class GradualUnfreezing:
         # a function of the model serves a study, where each trial trains a model of its own
         self.of_model = blocks if callable(blocks) and not isinstance(blocks, nn.Module) else None
         self.blocks: list[nn.Module] = [] if self.of_model is not None else as_blocks(blocks)
+        if self.of_model is None:
+            _check_count("GradualUnfreezing", "start", start, len(self.blocks))
 
     def unfrozen_at(self, epoch: int, n: int | None = None) -> int:
         """How many of the last blocks are trainable at ``epoch`` (of ``n`` blocks; default: the list given)."""
@@ -157,6 +168,7 @@ class GradualUnfreezing:
     def blocks_of(self, model: nn.Module) -> list[nn.Module]:
         """The blocks to thaw in ``model``; refused when they are not part of it."""
         blocks = as_blocks(self.of_model(model)) if self.of_model is not None else self.blocks
+        _check_count("GradualUnfreezing", "start", self.start, len(blocks))
         inside = {id(m) for m in model.modules()}
         if not all(id(b) in inside for b in blocks):
             raise ValueError(
