@@ -14,6 +14,7 @@ training, so batch-norm running statistics and dropout in them do not change.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -128,6 +129,35 @@ def keep_frozen_in_eval(model: nn.Module) -> None:
 def is_frozen_module(module: nn.Module) -> bool:
     """Whether ``module`` was frozen by :func:`freeze` (its buffers do not change in training)."""
     return bool(getattr(module, _FLAG, False))
+
+
+def hand_frozen_batch_norms(model: nn.Module) -> list[str]:
+    """Names of the batch norm layers whose scale and shift were frozen by hand (``requires_grad_(False)``),
+    not with :func:`freeze`: the trainer runs them in train mode, so their running statistics move."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and not is_frozen_module(m)
+            and (own := list(m.parameters(recurse=False))) and not any(p.requires_grad for p in own)]
+
+
+def warn_hand_frozen_batch_norms(model: nn.Module) -> None:
+    """Say once per model class that batch norm frozen by hand still learns its running statistics:
+    the weights stay, but the layer's output drifts from the pre-trained one."""
+    names = hand_frozen_batch_norms(model)
+    kind = type(model).__qualname__
+    if not names or kind in _SAID or not any(p.requires_grad for p in model.parameters()):
+        return
+    _SAID.add(kind)
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    logging.getLogger("tunesmith").warning(
+        "%d batch norm layers of the %s (%s%s) have their weights frozen by hand (requires_grad False) but train: "
+        "the trainer puts the model in train mode each epoch (over an earlier .eval()), so their running statistics "
+        "follow the new data and the pre-trained ones are lost. Freeze with tunesmith.train.freeze(module), which "
+        "keeps the module in eval mode; if the statistics are meant to adapt, ignore this (said once per model class)",
+        len(names), kind, ", ".join(names[:3]), more)
+
+
+#: model classes whose batch norm frozen by hand was warned about
+_SAID: set[str] = set()
 
 
 def trainable(model: nn.Module) -> int:

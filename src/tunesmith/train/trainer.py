@@ -45,7 +45,7 @@ from .data import (
     to_device,
     use_bf16,
 )
-from .finetune import GradualUnfreezing, keep_frozen_in_eval
+from .finetune import GradualUnfreezing, keep_frozen_in_eval, warn_hand_frozen_batch_norms
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, check_fields, checked_state, complete_state, model_state
@@ -128,6 +128,7 @@ class Trainer:
                 "to train longer, resume from its checkpoint with more epochs (cfg.with_params({'epochs': ...}))")
         check_head(cfg, self.head, self.model)
         self._check_optimizer_holds_model()
+        warn_hand_frozen_batch_norms(self.model)
         loader = self.train_loader(train)
         check_items(train, "train")
         check_dtypes(train, self.model, "train")
