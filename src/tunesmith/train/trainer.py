@@ -542,7 +542,7 @@ class Trainer:
         except Exception as exc:
             self.optimizer.load_state_dict(undo[0])
             ckpt.set_rng_state(undo[1])
-            raise ckpt.CheckpointError(
+            raise ckpt.CheckpointMismatch(
                 f"{where} does not fit this run ({type(exc).__name__}: {exc}); resume from a checkpoint this "
                 "model and optimizer wrote, or start a new run (no resume_from)") from exc
         self.model.load_state_dict(model)
@@ -563,7 +563,7 @@ def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> N
     now = config.to_dict()
     differ = [f"{k}={saved[k]!r} there, {now[k]!r} here" for k in SAME_RUN if k in saved and saved[k] != now[k]]
     if differ:
-        raise ckpt.CheckpointError(
+        raise ckpt.CheckpointMismatch(
             f"{where} was written by a run with other settings ({'; '.join(differ)}); resuming would not "
             "continue that run. Resume with the same settings, or start a new run (no resume_from)"
         )
