@@ -669,3 +669,53 @@ def test_a_paused_trial_resumes_in_another_process_when_postgresql_rounds_the_cr
     paused = other.trials[0]
     trial = Trial(other, paused.replace(system=dataclasses.replace(paused.system, resumed_step=1)))
     assert retention.to_resume(trial, retention.trial_folder(tmp_path, trial)) == paused.attrs["checkpoint"]
+
+
+def _mlp16(params):
+    return mlp(hidden=16, dropout=0.2)
+
+
+def _mlp32(params):
+    return mlp(hidden=32, dropout=0.2)
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_a_study_reopened_with_another_model_keeps_its_paused_trial(tmp_path: Path, executor: str) -> None:
+    """Before: the promoted trial failed with a CheckpointError ("written for another model architecture")
+    and its checkpoints were deleted, so its training was lost for a mistake in build_model that is
+    fixed by passing the one it was paused with. Now the trial stays paused with its files, optimize
+    stops saying what differs, and the model it was paused with resumes it exactly."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    space = {"lr": ts.Float(1e-3, 1e-1, log=True)}
+    paused_with = objective(_mlp16, DATA, base=BASE, checkpoint_root=tmp_path / "ckpt")
+    study = ts.Study(space, sampler="random", seed=3, name="s", storage=db, pruner=StopAt(2, Decision.PAUSE))
+    study.optimize(paused_with, n_trials=1)
+    folder = Path(study.trials[0].attrs["checkpoint"]).parent
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    changed = objective(_mlp32, DATA, base=BASE, checkpoint_root=tmp_path / "ckpt")
+    reopened = ts.Study.load("s", db, pruner=PromoteAll())
+    jobs = {"n_jobs": 2} if executor == "process" else {}  # each new worker resumed it again, died, and was replaced
+    with pytest.raises(ts.ResumeRefused, match=r"trial 0 cannot resume: .*shapes differ: 0.bias \[16\] in the "
+                                               r"checkpoint, \[32\] here.* It stays paused, its checkpoints kept in "
+                                               r".* study.tell\(0, state='pruned'\)"):
+        reopened.optimize(changed, n_trials=1, executor=executor, **jobs)
+    kept = ts.Study.load("s", db).trials[0]  # (the other worker may have run a new trial meanwhile)
+    assert kept.state is ts.TrialState.PAUSED and sorted(kept.intermediate) == [1, 2]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+
+    reopened.optimize(paused_with, n_trials=1)  # the model it was paused with
+    ref = ts.Study(space, sampler="random", seed=3, name="ref")
+    ref.optimize(paused_with, n_trials=1)
+    resumed = ts.Study.load("s", db).trials[0]
+    assert resumed.state is ts.TrialState.COMPLETE and resumed.system.n_resumes == 2
+    assert dict(resumed.intermediate) == dict(ref.trials[0].intermediate) and resumed.value == ref.trials[0].value
+
+
+def test_a_resume_refused_by_an_objective_of_a_trial_not_resumed_fails_it() -> None:
+    def objective(trial):
+        raise ts.ResumeRefused("no checkpoint fits")
+
+    study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is ts.TrialState.FAILED and "no checkpoint fits" in study.trials[0].error

@@ -188,3 +188,35 @@ def test_a_head_replaced_after_the_trainer_was_built_is_said_not_to_train() -> N
     with pytest.raises(ValueError, match=r"parameters its optimizer does not hold \(head.weight, head.bias\).*"
                                          r"Build the Trainer after changing the model"):
         trainer.fit(*split(96))
+
+
+def test_batch_norm_frozen_by_hand_is_said_to_learn_its_running_statistics(caplog, monkeypatch) -> None:
+    """Before: a backbone frozen the usual PyTorch way (requires_grad_(False), then .eval()) kept its weights,
+    but the trainer's model.train() each epoch ran its batch norm in train mode, and the running statistics
+    followed the new data without a word. freeze() keeps them, and is named."""
+    from tunesmith.train import finetune
+
+    monkeypatch.setattr(finetune, "_SAID", set())
+    train, val = split(96)
+    model = Net()
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    model.backbone.eval()
+    before = snapshot(model)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(model, CFG, head="head").fit(train, val)
+        Trainer(Net(), CFG, head="head").fit(train, val)  # not frozen by hand: nothing to say
+    assert changed(before, snapshot(model), "backbone.0.1.running_mean")  # what the warning is about
+    said = [r.getMessage() for r in caplog.records if "frozen by hand" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "3 batch norm layers of the Net (backbone.0.1, backbone.1.1, backbone.2.1)" in said[0]
+    assert "tunesmith.train.freeze(module)" in said[0]
+    caplog.clear()
+    monkeypatch.setattr(finetune, "_SAID", set())
+    model = Net()
+    freeze(model.backbone)
+    before = snapshot(model)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(model, CFG, head="head").fit(train, val)
+    assert not changed(before, snapshot(model), "backbone")
+    assert not [r for r in caplog.records if "frozen by hand" in r.getMessage()]

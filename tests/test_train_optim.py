@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_util import mlp, snapshot, split  # noqa: E402
+from _train_util import Net, mlp, snapshot, split  # noqa: E402
 
 from tunesmith.train import TrainConfig, Trainer  # noqa: E402
 
@@ -52,6 +52,18 @@ def test_param_groups_split_by_shape_and_head() -> None:
 def test_unknown_head_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="classifier"):
         Trainer(mlp(), TrainConfig(), head="classifier")
+
+
+def test_a_misspelt_head_names_the_part_meant() -> None:
+    """Before: head='haed' listed the first parameter names in sorted order ('backbone.0.0.bias', ...),
+    the backbone's first block, and never named the head it resembled."""
+    with pytest.raises(ValueError, match=r"head 'haed' names no parameter of the model; did you mean 'head'\? "
+                                         r"The model's parts with parameters are 'backbone', 'head'"):
+        Trainer(Net(), TrainConfig(), head="haed")
+    with pytest.raises(ValueError, match=r"did you mean 'backbone.2.0.weight'\?"):  # a dotted name inside a part
+        Trainer(Net(), TrainConfig(), head="backbone.2.0.wieght")
+    with pytest.raises(ValueError, match=r"'classifier' names no parameter of the model\. The model's parts"):
+        Trainer(Net(), TrainConfig(), head="classifier")  # nothing alike: the parts, no guess
 
 
 @pytest.mark.parametrize("l1,l2", [(0.0, 0.05), (0.05, 0.0)])

@@ -106,6 +106,32 @@ def test_a_module_that_is_not_a_sequence_of_blocks_is_named_with_the_sequences_i
         GradualUnfreezing(net.head)
 
 
+def test_thawing_more_blocks_than_there_are_is_refused_naming_the_count(tmp_path) -> None:
+    """Before: unfreeze_last(blocks, 40) over 3 blocks thawed the 3 without a word, so a searched count
+    beyond the model's blocks repeated the same training under other values; GradualUnfreezing(start=5) too."""
+    import tunesmith as ts
+
+    net = Net()
+    with pytest.raises(ValueError, match=r"unfreeze_last: k=4, but the blocks given are 3, so k is at most 3"):
+        unfreeze_last(net.backbone, 4)
+    unfreeze_last(net.backbone, 3)  # all of them: allowed
+    with pytest.raises(ValueError, match=r"GradualUnfreezing: start=4, but the blocks given are 3"):
+        GradualUnfreezing(net.backbone, start=4)
+
+    def build(params):
+        model = Net()
+        freeze(model.backbone)
+        unfreeze_last(model.backbone, params["blocks"])
+        return model
+
+    study = ts.Study({"blocks": ts.Int(0, 5)}, sampler="grid")
+    study.optimize(ts.train.objective(build, split(96), base=CFG, head="head", checkpoint_root=tmp_path), n_trials=6)
+    failed = {t.params["blocks"]: t.error for t in study.trials if t.state.name == "FAILED"}
+    assert sorted(failed) == [4, 5] and "a searched range: up to 3" in failed[4]
+    with pytest.raises(ValueError, match="GradualUnfreezing: start=5, but the blocks given are 4"):  # a function of the model
+        Trainer(thawed_net(), CFG, head="head", callbacks=[GradualUnfreezing(lambda m: m.backbone, start=5)]).fit(*split(96))
+
+
 def test_one_callback_given_alone_and_a_metric_given_by_name_in_a_mapping_are_taken(tmp_path) -> None:
     """Before: callbacks=GradualUnfreezing(...) failed with "object is not iterable" (in Trainer and in
     objective), and metrics={"acc": "accuracy"} with "'str' object is not callable" after the first epoch."""

@@ -21,6 +21,7 @@ from . import cv
 from . import execution as _execution  # noqa: F401 - registers the executors Study.optimize runs on
 from .exceptions import (
     DuplicateStudyError,
+    ResumeRefused,
     SchemaVersionError,
     SearchExhausted,
     StorageError,
@@ -117,6 +118,7 @@ __all__ = [
     "RandomSampler",
     "SQLStorage",
     "Sampler",
+    "ResumeRefused",
     "SchemaVersionError",
     "SearchExhausted",
     "SobolSampler",

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import STOPPING_SIGNALS, StorageError, Terminated, WorkersLost
+from ..exceptions import STOPPING_SIGNALS, ResumeRefused, StorageError, Terminated, WorkersLost
 from ..samplers import auto
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
@@ -608,8 +608,11 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         if _interrupted(run, exc) or run.stopped:  # and the parent fails what was left running
             seat.stop()
     except Exception as exc:
-        if isinstance(exc, StorageError):  # the storage failed past its retries: stop the run, the parent
-            run.budget.stop()               # raises it (replacements died of it too, or wrote a new file)
+        # the storage failed past its retries (replacements died of it too, or wrote a new file), or a resumed
+        # trial's checkpoint does not fit the objective's model (each replacement resumed it again): stop the run,
+        # the parent raises it
+        if isinstance(exc, (StorageError, ResumeRefused)):
+            run.budget.stop()
             _send_raised(outbox, exc)
         elif isinstance(exc, run.catch):  # not the objective's (catch covers those): a crash
             logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)

@@ -799,10 +799,14 @@ class Study:
         catch: tuple[type[BaseException], ...] = (Exception,),
     ) -> FrozenTrial:
         """Evaluate ``objective`` on an asked trial and record the outcome."""
-        from ..exceptions import TrialPaused, TrialPruned
+        from ..exceptions import ResumeRefused, TrialPaused, TrialPruned
 
         try:
             value = objective(trial)
+        except ResumeRefused as exc:
+            if not (trial.is_resumed and self._pause_again(trial)):
+                return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
+            raise
         except TrialPruned as exc:
             asked = isinstance(exc, TrialPaused) or trial._last_decision is Decision.PAUSE
             return self.tell(trial, state=TrialState.PAUSED if asked else TrialState.PRUNED)
@@ -817,6 +821,16 @@ class Study:
         if _as_float(value) is None:  # the reason names the objective (tell() alone names itself)
             return self.tell(trial, state=TrialState.FAILED, error=bad_value_reason(value))
         return self.tell(trial, value)
+
+    def _pause_again(self, trial: Trial) -> bool:
+        """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`), paused
+        again as it was, its reports and checkpoint kept; whether it was (still running here)."""
+        final = lifecycle.pause(trial.record)
+        self._heartbeat.finished(final.number)
+        if not self._storage.update_trial(self._study_id, final, expect_state=TrialState.RUNNING):
+            return False
+        trial._record = final
+        return True
 
     # -- lost workers (heartbeat.py does the work) ----------------------------------------
     def fail_worker(

@@ -342,13 +342,25 @@ def _fit(trainer: Trainer, trial: Any, folder: Path, keep: str, train: Any, val:
         return trainer.fit(train, val, resume_from=resume)
     except exceptions.TrialPaused:
         raise
-    except Exception:
+    except Exception as exc:
+        if resume is not None and isinstance(exc, ckpt.CheckpointMismatch):
+            raise _refused(trial, folder, exc) from exc  # its files kept: the study pauses it again
         if keep != "all":
             retention.retire(folder, "none")
             for key in ("checkpoint", "best_checkpoint"):
                 if trial.record.attrs.get(key) is not None:
                     trial.set_attr(key, None)
         raise
+
+
+def _refused(trial: Any, folder: Path, exc: Exception) -> exceptions.ResumeRefused:
+    """A resumed trial whose checkpoint the model built now does not fit: the study was reopened with
+    another ``build_model`` or other settings; failing the trial would delete its checkpoints."""
+    return exceptions.ResumeRefused(
+        f"trial {trial.number} cannot resume: {exc}. build_model or base= give another model or other settings "
+        f"than those it was paused with. It stays paused, its checkpoints kept in {str(folder)!r}: run the study "
+        f"with the build_model and settings it was paused with, or end the trial for good with "
+        f"study.tell({trial.number}, state='pruned')")
 
 
 def _store_summary(trial: Any, history: Any, kept_best: bool) -> None:

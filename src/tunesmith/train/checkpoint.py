@@ -36,8 +36,13 @@ class CheckpointError(ValueError):
     """A checkpoint or checkpoint folder that is refused: unreadable, unsafe, or not this run's."""
 
 
+class CheckpointMismatch(CheckpointError):  # noqa: N818 - a kind of CheckpointError
+    """A sound checkpoint written for another model (tensors, shapes, frozen part) or other
+    optimizer settings than the run that would resume from it."""
+
+
 __all__ = [
-    "CheckpointError", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
+    "CheckpointError", "CheckpointMismatch", "best_path", "check_dir", "clean_stale", "default_root", "inside", "is_complete",
     "last_path", "latest", "link", "list_last", "load", "rng_state", "rotate", "save", "secure_dir",
     "set_rng_state", "step_of", "study_folder",
 ]

@@ -14,6 +14,7 @@ training, so batch-norm running statistics and dropout in them do not change.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -85,8 +86,17 @@ def unfreeze_last(blocks: Sequence[nn.Module], k: int) -> None:
         raise ValueError(f"k must be an integer >= 0, got {k!r}")
     blocks = as_blocks(blocks)
     n = len(blocks)
+    _check_count("unfreeze_last", "k", k, n)
     for i, block in enumerate(blocks):
         (_unfreeze if i >= n - k else _freeze)(block)
+
+
+def _check_count(where: str, name: str, k: int, n: int) -> None:
+    """Refuse to thaw more blocks than there are: every value from ``n`` up trains the same model, so a
+    searched count beyond it repeats trials (or the sequence given is not the one meant)."""
+    if k > n:
+        raise ValueError(f"{where}: {name}={k}, but the blocks given are {n}, so {name} is at most {n} (all of them "
+                         f"trainable); lower it (a searched range: up to {n}), or pass the sequence of blocks meant")
 
 
 def as_blocks(blocks: Any) -> list[nn.Module]:
@@ -121,6 +131,35 @@ def is_frozen_module(module: nn.Module) -> bool:
     return bool(getattr(module, _FLAG, False))
 
 
+def hand_frozen_batch_norms(model: nn.Module) -> list[str]:
+    """Names of the batch norm layers whose scale and shift were frozen by hand (``requires_grad_(False)``),
+    not with :func:`freeze`: the trainer runs them in train mode, so their running statistics move."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and not is_frozen_module(m)
+            and (own := list(m.parameters(recurse=False))) and not any(p.requires_grad for p in own)]
+
+
+def warn_hand_frozen_batch_norms(model: nn.Module) -> None:
+    """Say once per model class that batch norm frozen by hand still learns its running statistics:
+    the weights stay, but the layer's output drifts from the pre-trained one."""
+    names = hand_frozen_batch_norms(model)
+    kind = type(model).__qualname__
+    if not names or kind in _SAID or not any(p.requires_grad for p in model.parameters()):
+        return
+    _SAID.add(kind)
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    logging.getLogger("tunesmith").warning(
+        "%d batch norm layers of the %s (%s%s) have their weights frozen by hand (requires_grad False) but train: "
+        "the trainer puts the model in train mode each epoch (over an earlier .eval()), so their running statistics "
+        "follow the new data and the pre-trained ones are lost. Freeze with tunesmith.train.freeze(module), which "
+        "keeps the module in eval mode; if the statistics are meant to adapt, ignore this (said once per model class)",
+        len(names), kind, ", ".join(names[:3]), more)
+
+
+#: model classes whose batch norm frozen by hand was warned about
+_SAID: set[str] = set()
+
+
 def trainable(model: nn.Module) -> int:
     """Number of trainable parameter values."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -149,6 +188,8 @@ class GradualUnfreezing:
         # a function of the model serves a study, where each trial trains a model of its own
         self.of_model = blocks if callable(blocks) and not isinstance(blocks, nn.Module) else None
         self.blocks: list[nn.Module] = [] if self.of_model is not None else as_blocks(blocks)
+        if self.of_model is None:
+            _check_count("GradualUnfreezing", "start", start, len(self.blocks))
 
     def unfrozen_at(self, epoch: int, n: int | None = None) -> int:
         """How many of the last blocks are trainable at ``epoch`` (of ``n`` blocks; default: the list given)."""
@@ -157,6 +198,7 @@ class GradualUnfreezing:
     def blocks_of(self, model: nn.Module) -> list[nn.Module]:
         """The blocks to thaw in ``model``; refused when they are not part of it."""
         blocks = as_blocks(self.of_model(model)) if self.of_model is not None else self.blocks
+        _check_count("GradualUnfreezing", "start", self.start, len(blocks))
         inside = {id(m) for m in model.modules()}
         if not all(id(b) in inside for b in blocks):
             raise ValueError(

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, CheckpointMismatch
 from .finetune import is_frozen_module
 from .history import EvalRecord, History
 from .schedule import Plateau
@@ -99,7 +99,7 @@ def complete_state(
     the model's state as built, after checking that part's fingerprint."""
     frozen = {k: built[k] for k in built if k not in saved}
     if fingerprint(frozen) != meta["frozen"]:
-        raise CheckpointError(
+        raise CheckpointMismatch(
             f"{where} stores only the trained part of the model; the {len(frozen)} frozen tensors "
             f"(e.g. {sorted(frozen)[:3]}) of this model differ from those it was trained with. Build the "
             "model with the same pre-trained weights and freeze the same blocks to resume it"
@@ -244,7 +244,7 @@ def check_architecture(model: nn.Module, shapes: Mapping[str, list[int]], where:
     parts = [f"only in the checkpoint: {_few(missing)}" if missing else "",
              f"only in this model: {_few(extra)}" if extra else "",
              f"shapes differ: {_few(differ)}" if differ else ""]
-    raise CheckpointError(
+    raise CheckpointMismatch(
         f"{where} was written for another model architecture ({'; '.join(p for p in parts if p)}); "
         "resume with the model it was trained with, or start a new run"
     )

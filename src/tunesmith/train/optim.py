@@ -10,6 +10,7 @@ skip parameters whose ``grad`` is None, so frozen weights stay bit-identical).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,7 +54,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -
                          "in an nn.ModuleList, not in a plain Python list, which torch does not register)")
     for h in head:
         if not any(_in_head(n, [h]) for n in names):
-            raise ValueError(f"head {h!r} names no parameter of the model; parameters start with e.g. {sorted(names)[:3]}")
+            raise ValueError(_unknown_head(model, h, names))
     for name, p in model.named_parameters():
         key = (bool(head) and _in_head(name, head), p.ndim >= 2)
         buckets.setdefault(key, []).append(p)
@@ -68,6 +69,22 @@ def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -
             "role": ("head" if is_head else "backbone" if head else "all") + ("/decay" if decays else "/no_decay"),
         })
     return groups
+
+
+def _unknown_head(model: nn.Module, head: str, names: set[str]) -> str:
+    """Why ``head`` names no parameter: the part of the model it most resembles, and the parts there are
+    (the first parameter names in sorted order were those of the backbone's first block)."""
+    parts = [n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
+    close = difflib.get_close_matches(head, [*_prefixes(parts), *names], n=1, cutoff=0.6)
+    top = [name for name, child in model.named_children() if any(True for _ in child.parameters())] or sorted(names)
+    return (f"head {head!r} names no parameter of the model{f'; did you mean {close[0]!r}?' if close else '.'} "
+            f"The model's parts with parameters are {', '.join(map(repr, top[:8]))}{' ...' if len(top) > 8 else ''} "
+            "(head= takes a part's name, dotted for a part inside another: 'classifier', 'encoder.pooler')")
+
+
+def _prefixes(parts: list[str]) -> set[str]:
+    """Every dotted prefix of the modules that hold parameters: the names ``head=`` takes."""
+    return {".".join(p.split(".")[:k]) for p in parts for k in range(1, p.count(".") + 2)}
 
 
 def penalized(model: nn.Module) -> list[nn.Parameter]:

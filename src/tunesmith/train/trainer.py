@@ -45,7 +45,7 @@ from .data import (
     to_device,
     use_bf16,
 )
-from .finetune import GradualUnfreezing, keep_frozen_in_eval
+from .finetune import GradualUnfreezing, keep_frozen_in_eval, warn_hand_frozen_batch_norms
 from .history import EvalRecord, History
 from .hypergrad import HypergradientLR
 from .model_state import FrozenFingerprint, check_fields, checked_state, complete_state, model_state
@@ -128,6 +128,7 @@ class Trainer:
                 "to train longer, resume from its checkpoint with more epochs (cfg.with_params({'epochs': ...}))")
         check_head(cfg, self.head, self.model)
         self._check_optimizer_holds_model()
+        warn_hand_frozen_batch_norms(self.model)
         loader = self.train_loader(train)
         check_items(train, "train")
         check_dtypes(train, self.model, "train")
@@ -541,7 +542,7 @@ class Trainer:
         except Exception as exc:
             self.optimizer.load_state_dict(undo[0])
             ckpt.set_rng_state(undo[1])
-            raise ckpt.CheckpointError(
+            raise ckpt.CheckpointMismatch(
                 f"{where} does not fit this run ({type(exc).__name__}: {exc}); resume from a checkpoint this "
                 "model and optimizer wrote, or start a new run (no resume_from)") from exc
         self.model.load_state_dict(model)
@@ -562,7 +563,7 @@ def _check_same_run(saved: dict[str, Any], config: TrainConfig, where: str) -> N
     now = config.to_dict()
     differ = [f"{k}={saved[k]!r} there, {now[k]!r} here" for k in SAME_RUN if k in saved and saved[k] != now[k]]
     if differ:
-        raise ckpt.CheckpointError(
+        raise ckpt.CheckpointMismatch(
             f"{where} was written by a run with other settings ({'; '.join(differ)}); resuming would not "
             "continue that run. Resume with the same settings, or start a new run (no resume_from)"
         )
