@@ -892,3 +892,17 @@ def test_the_study_page_names_a_pausing_pruner_as_its_process_diagram_does(tmp_p
     labels = {n: (cache.view(n).summary()["pruner"], cache.snapshot(cache.view(n)).pruner) for n in ("pausing", "plain", "none")}
     assert labels == {"pausing": ("asha (pause=True)",) * 2, "plain": ("asha",) * 2, "none": ("", "")}
     assert process(cache.snapshot(cache.view("pausing"))).node("pruner").detail.startswith("asha (pause=True)\n")
+
+
+def test_importance_of_too_few_complete_trials_shows_why(tmp_path: Path) -> None:
+    """fANOVA drew bars of 2 complete trials (each tree's arbitrary split, bands of about +-0.5):
+    the page shows the refusal, for both methods, and stays up."""
+    pytest.importorskip("sklearn")
+    url = f"sqlite:///{tmp_path / 'few.db'}"
+    ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=url, name="few", seed=0).optimize(
+        lambda t: t.params["x"] + t.params["y"], n_trials=2)
+    c = client(url)
+    assert c.get("/studies/few/importance").status_code == 200
+    for method in ("fanova", "ped-anova"):
+        plot = c.get(f"/api/studies/few/importance?method={method}").json()["plots"][0]
+        assert plot["message"].startswith("importance needs at least 10 complete trials, got 2"), plot

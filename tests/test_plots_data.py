@@ -547,7 +547,7 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
     assert list(bars.y) == ["a × b", "b", "a"] and list(bars.x) == [0.1, 0.3, 0.6]
     assert list(bars.error) == [0.01, 0.02, 0.05]
     few = plots.importance_bars(snap([("complete", 1.0)]))
-    assert few.empty and "at least 2 complete trials" in (few.message or "")
+    assert few.empty and "at least 10 complete trials, got 1" in (few.message or "")
 
 
 def test_importance_bars_of_parameters_named_by_numbers_keep_their_order_in_both_renderers() -> None:
