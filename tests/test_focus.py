@@ -258,3 +258,8 @@ def test_a_misspelt_keep_is_named_before_the_new_name_is_checked(tmp_path: Path,
     err = capsys.readouterr().err
     assert "keep names unknown parameter(s) ['A'] (did you mean 'a'?); the space's free parameters are" in err
     assert "already exists" not in err
+    # two or more misspelt: each its own suggestion (before: none at all)
+    assert main(["focus", "wide", "--keep", "A,B", "zz", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert ("keep names unknown parameter(s) ['A', 'B', 'zz'] ('A': did you mean 'a'?; 'B': did you mean 'b'?; "
+            "'zz': nothing close); the space's free parameters are") in err, err

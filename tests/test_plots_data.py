@@ -535,6 +535,8 @@ def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_a
         plots.slices(s, params=["nope"])
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\] \(did you mean 'gamma'\?\)"):
         plots.slices(s, params=["gama"])
+    with pytest.raises(ValueError, match=r"\['gama', 'C_'\] \('gama': did you mean 'gamma'\?; 'C_': did you mean 'C'\?\)"):
+        plots.slices(s, params=["gama", "C_"])  # each its own (was: none for two)
     fixed = plots.Snapshot("s", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1), "epochs": 20}), ())
     with pytest.raises(ValueError, match=r"\['epochs'\] fixed, not searched"):  # was "unknown parameter(s)"
         plots.slices(fixed, params=["epochs"])
