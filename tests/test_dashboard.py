@@ -902,3 +902,17 @@ def test_a_plot_with_an_empty_reason_is_sent_with_one_that_says_so() -> None:
 
     assert figure(nothing("importance", "s: importance", ""))["message"] == "nothing to draw"
     assert figure(nothing("importance", "s: importance", "too few trials"))["message"] == "too few trials"
+
+
+def test_importance_of_too_few_complete_trials_shows_why(tmp_path: Path) -> None:
+    """fANOVA drew bars of 2 complete trials (each tree's arbitrary split, bands of about +-0.5):
+    the page shows the refusal, for both methods, and stays up."""
+    pytest.importorskip("sklearn")
+    url = f"sqlite:///{tmp_path / 'few.db'}"
+    ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=url, name="few", seed=0).optimize(
+        lambda t: t.params["x"] + t.params["y"], n_trials=2)
+    c = client(url)
+    assert c.get("/studies/few/importance").status_code == 200
+    for method in ("fanova", "ped-anova"):
+        plot = c.get(f"/api/studies/few/importance?method={method}").json()["plots"][0]
+        assert plot["message"].startswith("importance needs at least 10 complete trials, got 2"), plot

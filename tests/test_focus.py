@@ -128,7 +128,7 @@ def test_bad_requests_say_what_to_pass() -> None:
         (dict(keep=["C"], threshold=0.1), "focus needs keep=\\[names\\] or threshold=<importance>, one of the two"),
         (dict(), "one of the two"),
         (dict(keep=[]), "keep names no parameter"),
-        (dict(threshold=0.99), r"no parameter has importance >= 0.99 \(the largest: "),
+        (dict(threshold=0.5), r"importance needs at least 10 complete trials, got 5 .*; run at least 5 more"),
         (dict(threshold=1.5), r"threshold is a fraction of the importance in \[0, 1\)"),
         (dict(keep=["C"], carry="some"), r"carry must be one of \['all', 'exact', 'none'\]"),
         (dict(keep=["C"], name="svm"), r"a study named 'svm' already exists in .*: focus into another name "
@@ -137,6 +137,8 @@ def test_bad_requests_say_what_to_pass() -> None:
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             study.focus(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"no parameter has importance >= 0.99 \(the largest: "):
+        searched(n=12).focus(threshold=0.99)
     with pytest.raises(TypeError, match="keep is a list of parameter names, got the string 'C'; write keep=\\['C'\\]"):
         study.focus("C")  # type: ignore[arg-type]
     fixed = ts.Study({"x": ts.Float(0, 1), "n": 3}, sampler="random", seed=0)
@@ -256,3 +258,8 @@ def test_a_misspelt_keep_is_named_before_the_new_name_is_checked(tmp_path: Path,
     err = capsys.readouterr().err
     assert "keep names unknown parameter(s) ['A'] (did you mean 'a'?); the space's free parameters are" in err
     assert "already exists" not in err
+    # two or more misspelt: each its own suggestion (before: none at all)
+    assert main(["focus", "wide", "--keep", "A,B", "zz", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert ("keep names unknown parameter(s) ['A', 'B', 'zz'] ('A': did you mean 'a'?; 'B': did you mean 'b'?; "
+            "'zz': nothing close); the space's free parameters are") in err, err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import subprocess
@@ -41,10 +42,11 @@ def test_each_outer_step_is_a_trial_that_show_and_importance_read(tmp_path: Path
     space = hyper_space(problem.hparams, problem.constraints)
     assert set(space) == {"l2.0.weight", "l2.2.weight", "label_smoothing"}
     study = ts.Study(space, direction="minimize", storage=url, name="hyper")
+    ten = dataclasses.replace(OPTIONS, outer_steps=10)  # importance needs 10 complete trials
     result = hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
-                       constraints=problem.constraints, options=OPTIONS)
+                       constraints=problem.constraints, options=ten)
     trials = ts.Study.load("hyper", url).trials
-    assert [t.state.value for t in trials] == ["complete"] * 6
+    assert [t.state.value for t in trials] == ["complete"] * 10
     assert [t.value for t in trials] == pytest.approx([s.val_loss for s in result.steps])
     assert all(t.attrs["hypergrad_norm"] > 0 and t.attrs["method"] == "cg" for t in trials)
     # each trial's time is its outer step's (before: none, so show's "seconds" column stayed empty)

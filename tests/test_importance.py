@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +250,7 @@ def test_only_complete_trials_count_and_the_rest_are_counted() -> None:
     assert imp.n_trials == 60
     assert imp.left_out == {"failed": 1, "pruned": 1, "running": 1, "outside the space": 1}
     assert imp.to_dict()["main"][0]["param"] == imp.main[0].names[0]
-    with pytest.raises(ValueError, match="at least 2 complete trials, got 1"):
+    with pytest.raises(ValueError, match="at least 10 complete trials, got 1"):
         importance(trials[:1] + extra, SPACE)
     with pytest.raises(ValueError, match="unknown importance method 'shap'"):
         importance(trials, SPACE, method="shap")
@@ -329,7 +330,8 @@ def test_a_conditional_parameter_counts_where_it_is_active_and_its_parent_for_th
 def test_a_conditional_parameter_active_in_no_trial_has_no_importance() -> None:
     """A branch no complete trial took (an optimizer the study never tried): its parameter's values
     were drawn at random, and fANOVA split the trials on them: momentum was the most important of
-    five trials (0.72) and 0.41 of two, though the objective never depended on it."""
+    five trials (0.72) and 0.41 of two, though the objective never depended on it (now both
+    are refused: fewer than 10 complete trials)."""
     space = ts.Space({"opt": ts.Categorical(["sgd", "adam"]), "lr": ts.Float(1e-5, 1e-1, log=True),
                       "momentum": ts.Float(0, 1, when={"opt": ["sgd"]}), "n": ts.Int(1, 8)})
     rng = np.random.default_rng(0)
@@ -337,7 +339,7 @@ def test_a_conditional_parameter_active_in_no_trial_has_no_importance() -> None:
     for i in range(50):
         p = space.validate({"opt": "adam", "lr": float(10 ** rng.uniform(-5, -1)), "n": int(rng.integers(1, 9))})
         trials.append(FrozenTrial(i, TrialState.COMPLETE, p, value=(math.log10(p["lr"]) + 3) ** 2 + 0.1 * p["n"]))
-    for n in (2, 5, 50):
+    for n in (10, 50):
         imp = importance(trials[:n], space, seed=0)
         assert imp["momentum"] == 0.0 and imp.main[0].names != ("momentum",), (n, imp.fractions)
         assert all(e.fraction == 0.0 for e in imp.interactions if "momentum" in e.names), imp.interactions
@@ -495,6 +497,29 @@ def test_study_importance_and_the_command(tmp_path: Path, capsys: pytest.Capture
     assert main(["importance", "imp", "--storage", url, "--params", "x,lx"]) == 2
     assert "params ['lx'] are not free parameters" in capsys.readouterr().err
     assert main(["importance", "nope", "--storage", url]) == 2
+
+
+@pytest.mark.parametrize("method", ["fanova", "ped-anova"])
+def test_both_methods_refuse_under_ten_complete_trials_in_every_face(
+    method: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fANOVA answered on 2 complete trials with fractions of the trees' arbitrary splits (bands of
+    about +-0.5) where PED-ANOVA refused under 10: both refuse, naming how many more trials to run."""
+    from tunesmith.report import build_report
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(SPACE, storage=url, name="few", sampler="random", seed=0)
+    study.optimize(lambda t: closed_form(t.params), n_trials=9)
+    said = "importance needs at least 10 complete trials, got 9 (left out: none); run at least 1 more"
+    with pytest.raises(ValueError, match=rf"^{re.escape(said)} \(study.optimize\(objective, n_trials=1\)"):
+        study.importance(method)
+    assert main(["importance", "few", "--storage", url, "--method", method]) == 2
+    assert said in capsys.readouterr().err
+    assert said in build_report(ts.load_study("few", url), sections=["importance"])
+    bars = ts.plots.importance_bars(study, method=method)
+    assert bars.empty and said in (bars.message or "")
+    study.optimize(lambda t: closed_form(t.params), n_trials=1)
+    assert study.importance(method).n_trials == 10
 
 
 def test_the_command_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path,

@@ -535,6 +535,8 @@ def test_slices_and_contours_use_only_complete_trials_where_the_parameters_are_a
         plots.slices(s, params=["nope"])
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gama'\] \(did you mean 'gamma'\?\)"):
         plots.slices(s, params=["gama"])
+    with pytest.raises(ValueError, match=r"\['gama', 'C_'\] \('gama': did you mean 'gamma'\?; 'C_': did you mean 'C'\?\)"):
+        plots.slices(s, params=["gama", "C_"])  # each its own (was: none for two)
     fixed = plots.Snapshot("s", Direction.MINIMIZE, ts.Space({"x": ts.Float(0, 1), "epochs": 20}), ())
     with pytest.raises(ValueError, match=r"\['epochs'\] fixed, not searched"):  # was "unknown parameter(s)"
         plots.slices(fixed, params=["epochs"])
@@ -547,7 +549,7 @@ def test_importance_bars_show_each_effect_with_its_band() -> None:
     assert list(bars.y) == ["a × b", "b", "a"] and list(bars.x) == [0.1, 0.3, 0.6]
     assert list(bars.error) == [0.01, 0.02, 0.05]
     few = plots.importance_bars(snap([("complete", 1.0)]))
-    assert few.empty and "at least 2 complete trials" in (few.message or "")
+    assert few.empty and "at least 10 complete trials, got 1" in (few.message or "")
 
 
 def test_importance_bars_of_parameters_named_by_numbers_keep_their_order_in_both_renderers() -> None:

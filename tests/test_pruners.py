@@ -661,7 +661,7 @@ def test_a_pruner_that_can_never_stop_a_trial_says_so_once(pruner: Any, caplog: 
         study.optimize(_twenty_seven_steps, n_trials=8)
     assert all(t.state is TrialState.COMPLETE for t in study.trials)
     assert caplog.text.count("completed at step 27") == 1 and "Logged once per study" in caplog.text
-    assert "Lower" in caplog.text and "warmup_steps" in caplog.text
+    assert "lower " in caplog.text.lower() and "warmup_steps" in caplog.text  # "if full runs end ..., lower"
 
 
 @pytest.mark.parametrize("pruner", [ASHA(min_resource=27, max_resource=100), Hyperband(min_resource=27, max_resource=100)])
@@ -675,6 +675,24 @@ def test_a_rung_at_the_last_step_of_a_full_run_counts_as_none(pruner: Any, caplo
     with caplog.at_level("WARNING", logger="tunesmith"):
         study.optimize(_twenty_seven_steps, n_trials=8)
     assert caplog.text.count("completed at step 27") == 1 and "set max_resource (100)" in caplog.text
+
+
+@pytest.mark.parametrize("pruner", [ASHA(min_resource=30, max_resource=100), Hyperband(min_resource=30, max_resource=100)])
+def test_the_idle_warning_with_max_resource_given_claims_only_what_it_knows(
+    pruner: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Trials that stop by their own patience at step 27 of full runs of 100: the warning told the user to
+    "set max_resource (100) to the last step of a full run", which it is. It now gives both readings."""
+    study = ts.Study({"x": ts.Float(0, 1)}, pruner=pruner, sampler="random", seed=0)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_twenty_seven_steps, n_trials=4)
+    assert caplog.text.count("completed at step 27") == 1
+    assert "to the last step of a full run" not in caplog.text
+    assert ("If full runs end at step 27 (the longest complete trial's last step), lower min_resource or "
+            "warmup_steps and set max_resource (100) to 27; if they run on to step 100 (this trial stopped early, "
+            "by its own patience), the trials that reach step 30 can still be stopped") in caplog.text
+    no_max = ASHA(min_resource=30).idle_warning(tr(0, [0.1] * 28, "complete")) or ""
+    assert no_max.endswith("Lower min_resource or warmup_steps, and give max_resource, the last step of a full run")
 
 
 def test_no_idle_warning_when_the_pruner_can_stop_trials(caplog: pytest.LogCaptureFixture) -> None:

@@ -47,7 +47,7 @@ def objective(trial: ts.Trial) -> float:
 def study(tmp_path: Path) -> ts.Study:
     s = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 's.db'}", name="report-demo", sampler="random", seed=0,
                  pruner=ASHA(min_resource=1, reduction_factor=4, max_resource=9))
-    s.optimize(objective, n_trials=60, catch=(RuntimeError,))
+    s.optimize(objective, n_trials=120, catch=(RuntimeError,))  # over 10 complete: the importance's minimum
     return s
 
 

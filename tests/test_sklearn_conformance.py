@@ -140,6 +140,9 @@ def test_a_weighted_search_stored_before_weights_were_fingerprinted_still_resume
         (trial_id, attrs), = db.execute("SELECT trial_id, attrs FROM ts_trials WHERE attrs LIKE '%search_data%'")
         db.execute("UPDATE ts_trials SET attrs = ? WHERE trial_id = ?",
                    (json.dumps({k: v for k, v in json.loads(attrs).items() if k != "search_fit_params"}), trial_id))
+        (config,), = db.execute("SELECT config FROM ts_studies")  # nor did it claim the study in its settings
+        db.execute("UPDATE ts_studies SET config = ?",
+                   (json.dumps({k: v for k, v in json.loads(config).items() if k != "search_claim"}),))
     resumed = search(3).fit(X, Y, sample_weight=WEIGHTS)
     assert len(resumed.cv_results_["params"]) == 3
     with pytest.raises(ValueError, match="this fit's: none"):  # the third trial's weights are known

@@ -343,6 +343,80 @@ def test_workers_that_start_one_stored_search_at_once_run_n_trials_in_all(tmp_pa
     assert all(int(out.split()[-1]) <= 12 for out in outs)  # each fit's cv_results_: the trials finished by its end
 
 
+_OTHER_DATA_WORKER = """
+import sys, time
+from pathlib import Path
+from sklearn.datasets import load_iris
+from sklearn.svm import SVC
+from tunesmith.sklearn import TunedSearchCV
+X, Y = load_iris(return_X_y=True)
+url, folder, rows, rounds = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+for k in range(rounds):  # a fresh study each round, both fits started at once
+    (folder / f"ready-{k}-{rows}").touch()
+    while not (folder / f"go-{k}").exists():
+        time.sleep(0.002)
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=url,
+                           name=f"shared-{k}")
+    try:
+        search.fit(X, Y) if rows == "all" else search.fit(X[:120], Y[:120])  # other data: the first 120 rows
+        print(k, "fitted", flush=True)
+    except ValueError as exc:
+        print(k, "refused:", exc, flush=True)
+"""
+
+
+def test_fits_on_other_data_that_start_one_stored_search_at_once_one_is_refused(
+    shared_storage_url: str, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # before: both read the study before either had recorded a trial (and its fingerprint), so both
+    # passed the "same data" check and one study held the scores of two data sets (in 1 to 5 rounds of 6)
+    import subprocess
+    import sys
+    import time
+
+    rounds, sides = 6, ("all", "some")
+    workers = [subprocess.Popen([sys.executable, "-c", _OTHER_DATA_WORKER, shared_storage_url, str(tmp_path), rows,
+                                 str(rounds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=subprocess_env) for rows in sides]
+    for k in range(rounds):
+        while not all((tmp_path / f"ready-{k}-{rows}").exists() for rows in sides):
+            assert all(w.poll() is None for w in workers), [w.communicate() for w in workers]
+            time.sleep(0.002)
+        (tmp_path / f"go-{k}").touch()
+    outs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err for _, err in outs]
+    lines = [line.split(" ", 2) for out, _ in outs for line in out.splitlines()]
+    for k in range(rounds):
+        said = sorted(rest for n, *rest in lines if n == str(k))
+        assert [s[0] for s in said] == ["fitted", "refused:"], (k, said)
+        assert "'shared-" in said[1][1] and "searched on other data or folds" in said[1][1]
+        trials = ts.load_study(f"shared-{k}", shared_storage_url).trials
+        assert [t.state for t in trials] == [ts.TrialState.COMPLETE] * 3  # the fitted one's three, intact
+        assert len({t.attrs["search_data"] for t in trials if "search_data" in t.attrs}) == 1
+
+def test_a_fit_that_recorded_no_trial_leaves_the_study_to_a_fit_on_other_data(tmp_path: Path,
+                                                                              subprocess_env: dict[str, str]) -> None:
+    """The first fit claims the study for its data; one that recorded no trial gives it up (its
+    timeout passed first), and so does one whose process is gone."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X[:120], Y[:120])
+    assert "search_claim" not in ts.load_study("svc", url).storage.get_study("svc").config
+    claim = ("import tunesmith as ts; from tunesmith.storage.base import worker_id; "
+             "from tunesmith.study.manage import claim_setting; "
+             f"claim_setting(ts.load_study('svc', {url!r}), 'search_claim', {{'search_data': 'other', "
+             "'worker': worker_id()})")  # as a fit killed before its first trial leaves it
+    subprocess.run([sys.executable, "-c", claim], check=True, env=subprocess_env)
+    assert ts.load_study("svc", url).storage.get_study("svc").config["search_claim"]["search_data"] == "other"
+    assert len(clone(search).fit(X, Y).cv_results_["params"]) == 3
+    with pytest.raises(ValueError, match="searched on other data or folds"):
+        clone(search).fit(X[:120], Y[:120])
+
+
 def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path: Path) -> None:
     # before: the trial a killed fit left running counted toward n_trials for ever: each fit after it
     # put its last trial back in the queue and stopped one short (3 of n_trials=4, every time)
@@ -536,6 +610,9 @@ def test_a_search_stored_before_the_data_fingerprint_is_still_resumed(tmp_path: 
         for trial_id, attrs in db.execute("SELECT trial_id, attrs FROM ts_trials").fetchall():
             kept = {k: v for k, v in json.loads(attrs).items() if not k.startswith("search_")}
             db.execute("UPDATE ts_trials SET attrs = ? WHERE trial_id = ?", (json.dumps(kept), trial_id))
+        (config,), = db.execute("SELECT config FROM ts_studies")  # nor claimed the study in its settings
+        db.execute("UPDATE ts_studies SET config = ?",
+                   (json.dumps({k: v for k, v in json.loads(config).items() if k != "search_claim"}),))
     assert not any(k.startswith("search_") for t in ts.load_study("old", f"sqlite:///{tmp_path}/old.db").trials
                    for k in t.attrs)
     assert len(search(3).fit(X, Y).cv_results_["params"]) == 3

@@ -536,6 +536,8 @@ def test_a_partial_configuration_names_every_missing_parameter_not_an_inactive_c
     })
     with pytest.raises(ValueError, match=r"parameters 'opt', 'layers' are missing from the configuration: give a value for every active"):
         space.validate({"momentum": 0.5, "lr": 0.01})
+    with pytest.raises(ValueError, match=r"\['kernal', 'layer'\] \('kernal': nothing close; 'layer': did you mean 'layers'\?\)"):
+        space.validate({"kernal": 1, "layer": 2, "layers": 2})
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['layer'\] \(did you mean 'layers'\?\)"):
         space.validate({"layer": 2})
     study = ts.Study(space, sampler="random", seed=0)

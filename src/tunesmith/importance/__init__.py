@@ -38,6 +38,9 @@ from .fanova import FanovaOptions, fanova
 from .ped_anova import PedAnovaOptions, ped_anova, sizes
 
 METHODS = ("fanova", "ped-anova")
+#: the complete trials either method needs: with fewer, fANOVA's forest splits on what few values there
+#: are (fractions of any size, bands of about +-0.5) and PED-ANOVA's good set is two trials
+MIN_TRIALS = 10
 
 
 @dataclass(frozen=True)
@@ -101,12 +104,12 @@ def importance(
     one parameter alone gives it all the variance it can fit, 1.0 for one that does nothing).
 
     ``options``: :class:`FanovaOptions` or :class:`PedAnovaOptions` (defaults when None).
-    Raises ValueError with fewer than 2 complete trials (ped-anova: 10).
+    Raises ValueError with fewer than :data:`MIN_TRIALS` (10) complete trials, either method.
     """
     method = method_name(method)
     wanted = None if params is None else set(param_names(space, params))
     check_seed(seed)
-    d = design(trials, space, direction=direction, min_trials=2 if method == "fanova" else 10, seed=seed)
+    d = design(trials, space, direction=direction, min_trials=MIN_TRIALS, seed=seed)
     if method == "fanova":
         imp = _fanova(d, _options(options, FanovaOptions), seed)
     else:
@@ -193,4 +196,4 @@ def _sorted(effects: list[Effect]) -> tuple[Effect, ...]:
     return tuple(sorted(effects, key=lambda e: -e.fraction))
 
 
-__all__ = ["METHODS", "Effect", "FanovaOptions", "Importances", "PedAnovaOptions", "importance"]
+__all__ = ["METHODS", "MIN_TRIALS", "Effect", "FanovaOptions", "Importances", "PedAnovaOptions", "importance"]

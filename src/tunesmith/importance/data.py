@@ -112,9 +112,11 @@ def design(
     if n_bad:
         left_out["outside the space"] += n_bad
     if len(done) - n_bad < min_trials:
+        more = min_trials - (len(done) - n_bad)
         raise ValueError(
             f"importance needs at least {min_trials} complete trials, got {len(done) - n_bad} "
-            f"(left out: {dict(left_out) or 'none'}); run more trials first"
+            f"(left out: {dict(left_out) or 'none'}); run at least {more} more (study.optimize(objective, "
+            f"n_trials={more}), or another worker on the study) and ask again"
         )
     X = np.stack([u for u, _ in cols], axis=1)
     y = sign * np.fromiter((t.value for t in done), float, len(done))

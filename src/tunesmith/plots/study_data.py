@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..space import display_names, value_labels
-from ..space.params import did_you_mean, plural
+from ..space.params import did_you_mean_each, plural
 from ..trial import FrozenTrial, TrialState
 from .records import (
     BEST_COLOR,
@@ -387,7 +387,7 @@ def _params(s: Snapshot, params: Sequence[str] | None) -> list[str]:
         raise ValueError(f"{fixed} fixed, not searched: nothing varies to draw; {s.name!r} searches {list(s.space.free)}")
     unknown = [p for p in params if p not in s.space.free]
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}{did_you_mean(unknown[0], list(s.space.free))}; "
+        raise ValueError(f"unknown parameter(s) {unknown}{did_you_mean_each(unknown, list(s.space.free))}; "
                          f"{s.name!r} searches {list(s.space.free)}")
     return list(params)
 

@@ -283,19 +283,22 @@ class ASHA(Pruner):
         )
 
     def idle_warning(self, trial: FrozenTrial) -> str | None:
-        """``trial`` completed before the first rung, so trials of its length are never stopped (with
-        ``max_resource`` learnt, or given but beyond where the trials end)."""
+        """``trial`` (the longest complete one) completed before the first rung, so trials of its
+        length are never stopped (with ``max_resource`` learnt, or given but beyond where it ended)."""
         last = trial.last_step
         if last is None or self.rung_steps(last - 1, budget=last):  # a rung at the last step saves nothing
             return None
         first = self.min_resource * self.reduction_factor**self._first_rate(None)
-        fix = ("give max_resource, the last step of a full run" if self.max_resource is None else
-               f"set max_resource ({self.max_resource}) to the last step of a full run")
-        return (
-            f"{self!r}: trial {trial.number} completed at step {last}, and no rung lies at or after "
-            f"warmup_steps ({self.warmup_steps}) and before it (the first rung is at step {first}), so "
-            f"trials of {last} steps are never stopped. Lower min_resource or warmup_steps, and {fix}"
-        )
+        said = (f"{self!r}: trial {trial.number} completed at step {last}, and no rung lies at or after "
+                f"warmup_steps ({self.warmup_steps}) and before it (the first rung is at step {first}), so "
+                f"trials of {last} steps are never stopped. ")
+        if self.max_resource is None:
+            return said + "Lower min_resource or warmup_steps, and give max_resource, the last step of a full run"
+        # given: the trial may have stopped early by its own patience, max_resource being right
+        return said + (f"If full runs end at step {last} (the longest complete trial's last step), lower "
+                       f"min_resource or warmup_steps and set max_resource ({self.max_resource}) to {last}; if "
+                       f"they run on to step {self.max_resource} (this trial stopped early, by its own patience), "
+                       f"the trials that reach step {first} can still be stopped")
 
     # -- decisions ---------------------------------------------------------------
     def needs_trials(self, trial: FrozenTrial) -> bool:

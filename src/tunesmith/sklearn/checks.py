@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..study import Study
@@ -65,13 +65,16 @@ def space_change(old: Any, new: Any) -> str:
                      if a.get(k) != b.get(k))
 
 
-def same_setup(study: Study, estimator: Any, search: SearchSpace, scoring: Any) -> dict[str, Any]:
+def same_setup(
+    study: Study, recorded: Iterable[Mapping[str, Any]], estimator: Any, search: SearchSpace, scoring: Any
+) -> dict[str, Any]:
     """The estimator and scoring a study that outlives the fit is searched with. Resuming a study
-    searched with another estimator, other fixed parameters or another scoring is refused, naming
-    what differs: its scores would not be this search's (and the best would be refitted here)."""
+    searched with another estimator, other fixed parameters or another scoring (as ``recorded`` by
+    its trials or its first fit) is refused, naming what differs: its scores would not be this
+    search's (and the best would be refitted here)."""
     setup = {"estimator": type(estimator).__qualname__, "scoring": describe(scoring),
              "params": fixed_params(estimator, set(search.names.values()))}
-    for seen in (t.attrs.get(SETUP_ATTR) for t in study.trials):
+    for seen in (marks.get(SETUP_ATTR) for marks in recorded):
         if isinstance(seen, Mapping) and seen != setup:
             changed = [f"{k}: {seen.get(k)} -> {setup[k]}" for k in ("estimator", "scoring") if seen.get(k) != setup[k]]
             old, new = dict(seen.get("params") or {}), setup["params"]

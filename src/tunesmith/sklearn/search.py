@@ -44,8 +44,9 @@ from ..samplers import make_sampler
 from ..samplers.simple import GridSampler
 from ..space.params import MAX_GRID, check_seed, plural
 from ..storage import MemoryStorage
-from ..storage.base import mask_url, worker_gone
+from ..storage.base import mask_url, worker_gone, worker_id
 from ..study import Study
+from ..study.manage import claim_setting, release_setting
 from ..trial import FrozenTrial, TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
 from .results import INFINITE, cv_results, fold_scores, fold_values
@@ -61,6 +62,10 @@ DATA_ATTR = "search_data"
 #: written beside it since the per-sample fit parameters join the fingerprint: their names (a trial
 #: without it was fingerprinted by X, y and the folds alone)
 FIT_ATTR = "search_fit_params"
+#: the study setting holding what the first fit of a stored search recorded of its data, fit
+#: parameters and setup (the attributes above and checks.SETUP_ATTR) and its worker: written once,
+#: compare-and-set, so that fits on other data started at once cannot both pass the check
+CLAIM_KEY = "search_claim"
 
 logger = logging.getLogger("tunesmith")
 
@@ -197,6 +202,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         search = _as_stored(self.space, study)
         if marks is None and _outlives_the_fit(study, self.storage):
             marks = self._resumable(study, X, y, folds, cv, fit_params)
+        claim = self._claim(study, marks, X, y, folds, cv, fit_params) if marks is not None else None
         fold = functools.partial(_with_config, get_config(), functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
             score_params,
@@ -234,24 +240,46 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             return value
 
         with _quiet(self.verbose, raising=self.error_score == "raise"):
-            self._optimize(study, budget, objective)
+            try:
+                self._optimize(study, budget, objective)
+            finally:  # a fit that recorded nothing (its timeout passed first, it was interrupted) leaves the study free
+                if claim is not None and not study.trials:
+                    release_setting(study, CLAIM_KEY, claim)
         self.study_ = study
         self._finish(study, search, list(scorers), X, y, fit_with)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         return self
 
     def _resumable(
-        self, study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any, fit_params: Mapping[str, Any]
+        self, study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any, fit_params: Mapping[str, Any],
+        recorded: list[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
         """What this fit's first trial records of its data and setup, once ``study`` (one that
         outlives the fit) is found to be one it may resume: filled by a search, on the same data,
-        with the same estimator and scoring. None where its space differs: opening it says so."""
+        with the same estimator and scoring (as ``recorded``: by its trials unless given). None where
+        its space differs: opening it says so."""
         search = _as_stored(self.space, study)
         if search.space.to_dict() != study.space.to_dict():
             return None
         _check_filled_by_a_search(study)
-        return {**_same_data(study, X, y, folds, cv, fit_params),
-                SETUP_ATTR: same_setup(study, self.estimator, search, self.scoring)}
+        recorded = [t.attrs for t in study.trials] if recorded is None else recorded
+        return {**_same_data(study, recorded, X, y, folds, cv, fit_params),
+                SETUP_ATTR: same_setup(study, recorded, self.estimator, search, self.scoring)}
+
+    def _claim(
+        self, study: Study, marks: Mapping[str, Any], X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any,
+        fit_params: Mapping[str, Any],
+    ) -> dict[str, Any] | None:
+        """Store this fit's ``marks`` as the study's search (:data:`CLAIM_KEY`) unless a fit stored its
+        own: compare-and-set, so of fits on other data started at once (each passed the check of the
+        trials, none recorded yet) exactly one runs; the others are refused as a later one would be.
+        Returns the claim where this fit's was stored."""
+        mine = {**marks, "worker": worker_id()}
+        stored = claim_setting(study, CLAIM_KEY, mine, stale=functools.partial(_stale_claim, study))
+        claimed = stored if isinstance(stored, Mapping) else {DATA_ATTR: repr(stored)}  # changed by hand
+        if {k: claimed.get(k) for k in marks} != marks:
+            self._resumable(study, X, y, folds, cv, fit_params, recorded=[claimed])
+        return mine if stored == mine else None
 
     def _routed(
         self, scorers: Mapping[str, Any], X: Any, groups: Any, params: Mapping[str, Any]
@@ -710,6 +738,12 @@ def _left_by_a_killed_fit(trial: FrozenTrial) -> bool:
     return trial.state is TrialState.RUNNING and worker_gone(trial.worker)
 
 
+def _stale_claim(study: Study, claim: Any) -> bool:
+    """Whether the search ``claim`` stored in ``study`` was left by a fit whose process (on this
+    machine) is gone before it recorded a trial: another fit may claim the study."""
+    return isinstance(claim, Mapping) and worker_gone(claim.get("worker")) and not study.trials
+
+
 def _check_filled_by_a_search(study: Study) -> None:
     """A study that holds finished trials no search recorded (one that an objective filled) is
     refused: its values are no fold scores."""
@@ -724,10 +758,12 @@ def _check_filled_by_a_search(study: Study) -> None:
 
 
 def _same_data(
-    study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None, params: Mapping[str, Any] | None = None
+    study: Study, recorded: list[Mapping[str, Any]], X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any = None,
+    params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The fingerprint of the data, folds and per-sample fit ``params`` (``sample_weight``) a study
-    that outlives the fit is searched on, as the attributes its first trial gets. Resuming a study searched on other data is refused: its
+    that outlives the fit is searched on, as the attributes its first trial gets. Resuming a study
+    searched on other data (as ``recorded`` by its trials or its first fit) is refused: its
     scores would not be this data's (a fixed ``name`` under ``cross_validate`` reused the first outer
     fold's search in every fold; a resume with other weights mixed weighted and unweighted scores)."""
     from joblib import hash as joblib_hash
@@ -736,10 +772,10 @@ def _same_data(
     key = (X, y, [(np.asarray(a), np.asarray(b)) for a, b in folds])
     data = str(joblib_hash(key + (per_sample,) if per_sample else key))  # unweighted: as before
     # any state: a fit writes it once, on its first trial, which may have been left running
-    other = [t for t in study.trials if t.attrs.get(DATA_ATTR) not in (None, data)]
+    other = [marks for marks in recorded if marks.get(DATA_ATTR) not in (None, data)]
     # trials without FIT_ATTR (written before it) were fingerprinted by X, y and the folds alone: weights unknown
-    if other and not (per_sample and not any(FIT_ATTR in t.attrs for t in other)
-                      and {str(t.attrs[DATA_ATTR]) for t in other} == {str(joblib_hash(key))}):
+    if other and not (per_sample and not any(FIT_ATTR in marks for marks in other)
+                      and {str(marks[DATA_ATTR]) for marks in other} == {str(joblib_hash(key))}):
         random = getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None
         why = (f" ({type(cv).__name__}(shuffle=True) without random_state draws other folds at every fit: pass "
                "random_state=0 to the splitter to resume)") if random else ""

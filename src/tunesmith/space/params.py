@@ -1057,6 +1057,15 @@ def did_you_mean(word: Any, options: list[str]) -> str:
     return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
+def did_you_mean_each(words: Sequence[Any], options: list[str]) -> str:
+    """:func:`did_you_mean` for one word; for several, each's own: `` ('lrr': did you mean 'lr'?;
+    'zz': nothing close)``."""
+    if len(words) == 1:
+        return did_you_mean(words[0], options)
+    said = [f"{w!r}: {did_you_mean(w, options)[2:-1] or 'nothing close'}" for w in words]
+    return f" ({'; '.join(said)})"
+
+
 def an(word: str) -> str:
     """``word`` after its article: "an int", "a float", "an ndarray" (by its sound; "a uint8", "a UUID")."""
     return f"{'an' if word[:1].lower() in ('a', 'e', 'i', 'o') or word.startswith('nd') else 'a'} {word}"

@@ -28,6 +28,7 @@ from .params import (
     Param,
     _tuples,
     did_you_mean,
+    did_you_mean_each,
     frozen,
     half_a_pair,
     param_from_dict,
@@ -239,7 +240,7 @@ class Space(Mapping[str, Param]):
             raise TypeError(f"a configuration is a dict, got {type(config).__name__}")
         unknown = sorted(set(config) - set(self._params))
         if unknown:
-            hint = did_you_mean(unknown[0], list(self._params))
+            hint = did_you_mean_each(unknown, list(self._params))
             raise ValueError(f"unknown parameter(s) {unknown}{hint}; the space has {list(self._params)}")
         out: Config = {}
         missing: list[str] = []
@@ -351,7 +352,8 @@ class Space(Mapping[str, Param]):
         points = dict(points or {})
         unknown = sorted(set(points) - set(self._params))
         if unknown:
-            raise ValueError(f"grid points given for unknown parameter(s) {unknown}{did_you_mean(unknown[0], list(self))}")
+            hint = did_you_mean_each(unknown, list(self))
+            raise ValueError(f"grid points given for unknown parameter(s) {unknown}{hint}")
         return {n: self._params[n].grid(points.get(n)) for n in self._order}
 
     def _too_big(self, values: Mapping[str, Sequence[Any]]) -> ValueError:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..importance import Importances
 from ..space import Space, for_display
 from ..space.narrow import dropped
-from ..space.params import did_you_mean, plural
+from ..space.params import did_you_mean_each, plural
 from ..storage import Storage
 from ..trial import FrozenTrial, TrialState
 
@@ -150,7 +150,7 @@ def _checked_keep(space: Space, keep: Sequence[str]) -> list[str]:
         raise TypeError(f"keep is a list of parameter names, got the string {keep!r}; write keep=[{keep!r}]")
     unknown = [n for n in keep if n not in space]
     if unknown:
-        hint = did_you_mean(unknown[0], list(space.free)) if len(unknown) == 1 else ""
+        hint = did_you_mean_each(unknown, list(space.free))
         raise ValueError(f"keep names unknown parameter(s) {unknown}{hint}; the space's free parameters are "
                          f"{list(space.free)}")
     constant = [n for n in keep if n not in space.free]

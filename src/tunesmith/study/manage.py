@@ -3,6 +3,7 @@ renames, deletes, and the record of the sampler in use."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -646,10 +647,39 @@ def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]
         if study_id is not None and rec.study_id != study_id:
             return
         config = change(dict(rec.config))
+        if config == dict(rec.config):  # nothing to write
+            return
         if storage.set_study_config(rec.study_id, config, **({"expect": rec.config} if cas else {})) is not False:
             return
     raise StorageError(f"study {name!r}: its settings changed {CONFIG_TRIES} times while being written; "
                        "try again")
+
+
+def claim_setting(study: Study, key: str, value: Any, *, stale: Callable[[Any], bool] = lambda _: False) -> Any:
+    """The setting ``key`` of ``study``: ``value``, written where none is stored (or a ``stale`` one),
+    compare-and-set, so that of processes claiming it at once exactly one's is stored; else the one
+    stored. ``value`` where the storage cannot write settings."""
+    stored = [value]
+
+    def change(config: dict[str, Any]) -> dict[str, Any]:
+        if key not in config or stale(config[key]):
+            config[key] = value
+        stored[0] = config[key]
+        return config
+
+    try:
+        _update_config(study.storage, study.name, change, study._study_id)
+    except NotImplementedError:
+        return value
+    return stored[0]
+
+
+def release_setting(study: Study, key: str, value: Any) -> None:
+    """Remove the setting ``key`` of ``study`` while it is still ``value`` (a claim that
+    :func:`claim_setting` stored and nothing came of), compare-and-set."""
+    with contextlib.suppress(NotImplementedError):
+        _update_config(study.storage, study.name, lambda config: {k: v for k, v in config.items()
+                                                                   if k != key or v != value}, study._study_id)
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:

@@ -389,7 +389,8 @@ class Study:
     def importance(self, method: str = "fanova", *, params: Sequence[str] | None = None, seed: int = 0,
                    options: Any = None) -> Importances:
         """Which parameters matter: :func:`tunesmith.importance.importance` on this study's
-        trials ("fanova": shares of the variance; "ped-anova": what sets the good trials apart)."""
+        trials ("fanova": shares of the variance; "ped-anova": what sets the good trials apart); a
+        ValueError with fewer than 10 complete trials, saying how many more to run."""
         return importance(self.trials, self.space, method=method, direction=self.direction, params=params,
                           seed=seed, options=options)
 
