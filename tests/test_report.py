@@ -410,7 +410,7 @@ def test_a_plot_with_an_empty_reason_says_nothing_to_draw_in_the_report_and_the_
 
     url = f"sqlite:///{tmp_path / 'r.db'}"
     s = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=url, name="r", sampler="random", seed=0)
-    s.optimize(lambda t: t.params["x"] + t.params["y"], n_trials=6)
+    s.optimize(lambda t: t.params["x"] + t.params["y"], n_trials=12)  # importance needs 10 complete trials
     monkeypatch.setattr(RandomForestRegressor, "fit", fails_without_a_message)
     assert "<li>importance: nothing to draw</li>" in build_report(s)
     assert main(["plot", "r", "--storage", url, "--kind", "importance", "-o", str(tmp_path / "i.png")]) == 1
