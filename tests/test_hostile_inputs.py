@@ -9,6 +9,7 @@ import logging
 import multiprocessing as mp
 import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,59 @@ def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path:
     recorded = [r.getMessage() for r in caplog.records if "recorded" in r.getMessage()]
     assert recorded and "\\x1b]52" in recorded[0]
     _plain(recorded)
+
+
+
+def test_an_error_another_writer_stored_on_a_running_trial_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
+    """A trial ended by another writer while it ran here is logged with the error stored on it
+    ("trial 0 ended elsewhere ... (ERROR)"): its escapes reached the terminal as they were."""
+    url, study = _sqlite_study(tmp_path)
+
+    def objective(trial: ts.Trial) -> float:
+        with sqlite3.connect(tmp_path / "shared.db") as db:  # another writer of the database, meanwhile
+            db.execute("UPDATE ts_trials SET state = 'failed', error = ? WHERE number = ?", (ESCAPES, trial.number))
+        return 0.5
+
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        study.optimize(objective, n_trials=1)
+    ended = [r.getMessage() for r in caplog.records if "ended elsewhere" in r.getMessage()]
+    assert ended and "\\x1b]52" in ended[0] and "\\n[tunesmith] trial 9" in ended[0]
+    _plain(ended)
+
+
+def test_a_missing_checkpoint_path_stored_for_a_resumed_trial_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
+    """A resumed trial whose checkpoint (a path inside its own folder, read from the database) is
+    missing is said in a warning naming the path: its escapes reached the terminal as they were."""
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, checkpoint, objective
+
+    db, root = tmp_path / "s.db", tmp_path / "ck"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, storage=f"sqlite:///{db}",
+                     name="victim")
+    study.enqueue({"lr": 0.01})
+    path = str(checkpoint.study_folder(root, "victim", study.copy_id) / "trial-0" / f"last-000000001{ESCAPES}.pt")
+    with sqlite3.connect(db) as con:  # as if the study had paused and resumed it
+        con.execute("UPDATE ts_trials SET attrs = ?, system = ? WHERE number = 0",
+                    (json.dumps({"checkpoint": path}), json.dumps({"resumed_step": 0})))
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        study.optimize(objective(lambda p: mlp(), split(64), base=TrainConfig(epochs=1, batch_size=16),
+                                 checkpoint_root=root), n_trials=1)
+    missing = [r.getMessage() for r in caplog.records if "is missing" in r.getMessage()]
+    assert missing and "\\x1b]52" in missing[0]
+    _plain(missing)
+    assert study.trials[0].state is ts.TrialState.COMPLETE  # trained from the start
+
+
+def test_the_default_log_line_writes_control_characters_as_escapes() -> None:
+    """tunesmith's own log handler writes every message with its control characters escaped (line
+    breaks and tabs kept): a value read from storage and logged by any message cannot drive the terminal."""
+    code = ("import logging, tunesmith\n"
+            "logging.getLogger('tunesmith').warning('stored: %s', '\\x1b]52;c;cHduZWQ=\\x07\\r\\u202eb\\nnext\\tline')")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stderr
+    assert err == "[tunesmith] stored: \\x1b]52;c;cHduZWQ=\\x07\\r\\u202eb\nnext\tline\n", err
 
 
 # -- files that are not databases ----------------------------------------------------------------
