@@ -541,6 +541,40 @@ def test_a_search_stored_before_the_data_fingerprint_is_still_resumed(tmp_path: 
     assert len(search(3).fit(X, Y).cv_results_["params"]) == 3
 
 
+
+@pytest.mark.parametrize("edit", [
+    {"cv": [1]}, {"cv": "ab"}, {"cv": {"folds": 3, "scores": [1]}},
+    {"cv": {"folds": 3, "scores": {"test_score": 5, "error": 7}}},
+    {"cv": {"folds": 3, "scores": {"error": [{"a": 1}, ["b"]]}}},
+    {"search_setup": {"estimator": "LogisticRegression", "params": 5}},
+    {"search_setup": {"estimator": "LogisticRegression", "params": [1, 2]}},
+])
+def test_a_stored_search_whose_records_another_writer_changed_is_read_or_refused_by_name(
+    edit: dict, tmp_path: Path
+) -> None:
+    """A trial's fold record or setup of another shape than a search writes (another writer of the
+    database) ended the next fit of the stored search in a bare TypeError, ValueError or
+    AttributeError ('dictionary update sequence', "'list' object has no attribute 'get'"): a fold
+    record is read as none (that row's scores NaN), a setup as another setup (refused, named)."""
+    import json
+    import sqlite3
+
+    def search(n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.01, 0.1, 1.0, 10.0]}, n_trials=n_trials,
+                             cv=3, random_state=0, storage=f"sqlite:///{tmp_path}/s.db", name="s")
+
+    search(2).fit(X, Y)
+    with sqlite3.connect(f"{tmp_path}/s.db") as db:
+        (attrs,) = db.execute("SELECT attrs FROM ts_trials WHERE number = 1").fetchone()
+        db.execute("UPDATE ts_trials SET attrs = ? WHERE number = 1", (json.dumps({**json.loads(attrs), **edit}),))
+    if "search_setup" in edit:
+        with pytest.raises(ValueError, match="'s' .* was searched with another estimator or scoring"):
+            search(3).fit(X, Y)
+        return
+    resumed = search(3).fit(X, Y)
+    assert len(resumed.cv_results_["params"]) == 3 and np.isnan(resumed.cv_results_["mean_test_score"][1])
+
+
 def test_a_memory_storage_object_is_checked_as_a_stored_search_is_and_clones(tmp_path: Path) -> None:
     storage = MemoryStorage()
     search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=storage,

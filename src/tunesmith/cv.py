@@ -250,8 +250,8 @@ def _say_folds_in_order(study: str, n_jobs: int) -> None:
 
 def _resumed(trial: Any) -> tuple[dict[str, list[Any]], int]:
     """A paused trial that is resumed continues after the folds it recorded."""
-    record = dict(trial.attrs.get(CV_ATTR) or {}) if getattr(trial, "is_resumed", False) else {}
-    table = {n: list(v) for n, v in dict(record.get("scores") or {}).items()}
+    table = {n: list(v) for n, v in stored_scores(trial.attrs.get(CV_ATTR)).items()} \
+        if getattr(trial, "is_resumed", False) else {}
     done = min((len(v) for v in table.values()), default=0)
     return {n: v[:done] for n, v in table.items()}, done
 
@@ -339,6 +339,14 @@ def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict
         "mean": _finite(mean),
         "std": _finite(std),
     }
+
+
+def stored_scores(record: Any) -> dict[str, list[Any]]:
+    """The per-fold scores by name of a fold record read from storage (a trial's ``attrs["cv"]``):
+    each a list as :func:`summary` writes it; a record or a name holding anything else (an attribute
+    another writer set) reads as none, so that a stored search or a resumed trial reads the others."""
+    scores = record.get("scores") if isinstance(record, Mapping) else None
+    return {k: v for k, v in scores.items() if isinstance(v, list)} if isinstance(scores, Mapping) else {}
 
 
 def is_summary(value: Any) -> bool:
