@@ -165,6 +165,27 @@ def test_the_default_log_line_writes_control_characters_as_escapes() -> None:
     assert err == "[tunesmith] stored: \\x1b]52;c;cHduZWQ=\\x07\\r\\u202eb\nnext\tline\n", err
 
 
+
+@pytest.mark.parametrize("pruner", [
+    {"name": "asha", "max_resource": 100, "min_early_stopping_rate": 10**12},
+    {"name": "asha", "min_early_stopping_rate": 10**12},
+    {"name": "hyperband", "max_resource": 100, "n_brackets": 10**12},
+])
+def test_a_stored_pruner_setting_of_a_huge_power_is_refused_not_computed(tmp_path: Path, pruner: dict) -> None:
+    """A study's stored pruner whose first rung is ``reduction_factor ** min_early_stopping_rate`` (or
+    Hyperband's ``reduction_factor ** n_brackets``) with an exponent of 10**12, 40 bytes written into
+    the database: rebuilding it computed the power, which fills the memory and never ends, so
+    ``tunesmith show``, the dashboard's list of studies and every worker hung. Refused now: the study
+    opens without its pruner, said."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.pruner', json(?))", (json.dumps(pruner),))
+    shown = subprocess.run([sys.executable, "-m", "tunesmith", "show", "s", "--storage", url], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert shown.returncode == 0 and "its stored pruner cannot be rebuilt here" in shown.stderr, shown.stderr
+    assert "must be at most" in shown.stderr and "3 trials" in shown.stdout
+
+
 # -- files that are not databases ----------------------------------------------------------------
 
 
