@@ -227,6 +227,32 @@ def test_a_forged_token_that_is_not_ascii_is_a_403_not_a_500(tmp_path: Path) -> 
     assert [s.name for s in open_storage(url).list_studies()] == ["s"]
 
 
+
+@pytest.mark.parametrize("pruner", [{"name": "percentile", "percentile": 10**400},
+                                    {"name": "folds", "margin": 10**400}, {"name": "folds", "spread": -(10**400)}])
+def test_a_stored_pruner_setting_beyond_a_float_hides_no_study(tmp_path: Path, capsys: Any, pruner: dict) -> None:
+    """A pruner setting JSON keeps whole beyond a float's range (10**400) in one study's row: its
+    OverflowError made the dashboard's list of studies (every study) a 500, and ``show`` a traceback.
+    The study now opens without its pruner, said, as for any pruner that cannot be rebuilt."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app
+
+    url, _ = _sqlite_study(tmp_path)
+    ts.Study(SPACE, storage=url, name="other", sampler="random")
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.pruner', json(?)) WHERE name = 'other'",
+                   (json.dumps(pruner),))
+    c = TestClient(create_app(url), base_url="http://localhost", raise_server_exceptions=False)
+    listed = c.get("/api/studies")
+    assert listed.status_code == 200 and sorted(s["name"] for s in listed.json()["studies"]) == ["other", "s"]
+    assert c.get("/").status_code == 200 and c.get("/studies/other").status_code == 200
+    assert main(["show", "other", "--storage", url]) == 0
+    assert "study other" in capsys.readouterr().out
+
+
 # -- the environment -------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from .exceptions import TrialPruned, add_exception_note
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .space.params import check_int, check_seed, did_you_mean
-from .trial import Direction, FrozenTrial, TrialState, _as_float_or_nan, short_repr
+from .trial import Direction, FrozenTrial, TrialState, _as_float_or_nan, finite_float, short_repr
 
 logger = logging.getLogger("tunesmith")
 
@@ -400,7 +400,7 @@ class FoldPruner(Pruner):
 
     def __init__(self, *, margin: float = 0.0, spread: float = 0.0, n_startup_trials: int = 1) -> None:
         for name, x, unit in (("margin", margin, "score units"), ("spread", spread, "standard errors")):
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or finite_float(x) is None or x < 0:  # 10**400 too
                 raise ValueError(f"{name} must be a number >= 0 ({unit}), got {x!r}")
         self.margin = float(margin)
         self.spread = float(spread)
