@@ -359,6 +359,24 @@ def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path:
     assert len(clone(search).set_params(n_trials=5).fit(X, Y).cv_results_["params"]) == 5
 
 
+
+@pytest.mark.parametrize("pid", ["2147483648", "9" * 30])
+def test_a_running_trial_of_a_pid_past_the_system_s_is_taken_as_gone(tmp_path: Path, pid: str) -> None:
+    """A running trial whose worker names this machine and a pid no process can have (another writer
+    of the database; the host is in every row's worker): the probe of that pid raised OverflowError
+    ('signed integer is greater than maximum'), which ended every later fit of the stored search."""
+    import socket
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=2, cv=3, random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        db.execute("UPDATE ts_trials SET state = 'running', value = NULL, completed = NULL, worker = ? "
+                   "WHERE number = 1", (f"{socket.gethostname()}:{pid}",))
+    assert len(clone(search).set_params(n_trials=3).fit(X, Y).cv_results_["params"]) == 3
+
+
 def test_a_trial_past_the_shared_budget_goes_back_to_the_queue_quietly(tmp_path: Path,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     # another fit's trial runs (this process's: alive), so this fit's trial is past n_trials=2
