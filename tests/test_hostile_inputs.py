@@ -253,6 +253,20 @@ def test_a_stored_pruner_setting_beyond_a_float_hides_no_study(tmp_path: Path, c
     assert "study other" in capsys.readouterr().out
 
 
+
+def test_a_stored_sampler_count_past_64_bits_is_refused_by_name(tmp_path: Path) -> None:
+    """A stored TPE whose ``n_startup`` is 10**19 (JSON keeps it whole) was rebuilt, then the first
+    ask ended optimize in islice()'s "Stop argument ... must be ... <= sys.maxsize"; counts past
+    2**63 - 1 are refused, so the stored sampler is a StorageError naming the study and the setting."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.sampler', json(?))",
+                   (json.dumps({"name": "tpe", "n_startup": 10**19}),))
+    with pytest.raises(ts.StorageError, match=r"'s'.*sampler.*n_startup must be at most 2\*\*63 - 1"):
+        ts.load_study("s", url).optimize(lambda t: t.params["x"], n_trials=1)
+    assert len(ts.Study(SPACE, storage=url, name="s", sampler="tpe").trials) == 3  # the owner's own sampler opens it
+
+
 # -- the environment -------------------------------------------------------------------------------
 
 
