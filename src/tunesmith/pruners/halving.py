@@ -67,6 +67,7 @@ def check_options(what: str, options: dict[str, Any], own: Sequence[str], drop: 
 #: rung at step 2**63 or later, where no trial reports (steps are 64-bit integers)
 MAX_RATE = 62
 
+
 class Ranks:
     """The rung scores of each peer group (:meth:`ASHA.group`), sorted once per check.
 

@@ -41,7 +41,7 @@ class Hyperband(ASHA):
         check_options("Hyperband", options, ["n_brackets"], drop=["min_early_stopping_rate"])
         super().__init__(**options)
         self.n_brackets = check_int("n_brackets", 2 if n_brackets is None else n_brackets, 1)
-        # first, and by its bits past MAX_PERIOD's (reduction_factor >= 2): the powers below never end for n_brackets=10**12
+        # checked first, by bits when past MAX_PERIOD's (reduction_factor >= 2): with n_brackets=10**12 the powers never end
         if self.n_brackets > MAX_PERIOD.bit_length() or self.reduction_factor ** (self.n_brackets - 1) > MAX_PERIOD:
             most = 1 + math.floor(math.log(MAX_PERIOD, self.reduction_factor) + 1e-9)
             raise ValueError(
