@@ -62,6 +62,11 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         StudyFile.load(bad)
     with pytest.raises(ValueError, match="does not exist"):
         StudyFile.load(tmp_path / "none.yaml")
+    os.mkfifo(tmp_path / "fifo.yaml")  # planted in a shared folder: refused unread, not said missing
+    with pytest.raises(ValueError, match="'.*fifo.yaml' is no regular file \\(a FIFO"):
+        StudyFile.load(tmp_path / "fifo.yaml")
+    with pytest.raises(ValueError, match="is a folder"):
+        StudyFile.load(tmp_path)
     with pytest.raises(ValueError, match="module:function"):
         load_objective("no_colon")
     assert main(["worker", str(tmp_path / "none.yaml")]) == 2

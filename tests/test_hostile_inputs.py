@@ -9,6 +9,7 @@ import logging
 import multiprocessing as mp
 import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,80 @@ def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path:
     _plain(recorded)
 
 
+
+def test_an_error_another_writer_stored_on_a_running_trial_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
+    """A trial ended by another writer while it ran here is logged with the error stored on it
+    ("trial 0 ended elsewhere ... (ERROR)"): its escapes reached the terminal as they were."""
+    url, study = _sqlite_study(tmp_path)
+
+    def objective(trial: ts.Trial) -> float:
+        with sqlite3.connect(tmp_path / "shared.db") as db:  # another writer of the database, meanwhile
+            db.execute("UPDATE ts_trials SET state = 'failed', error = ? WHERE number = ?", (ESCAPES, trial.number))
+        return 0.5
+
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        study.optimize(objective, n_trials=1)
+    ended = [r.getMessage() for r in caplog.records if "ended elsewhere" in r.getMessage()]
+    assert ended and "\\x1b]52" in ended[0] and "\\n[tunesmith] trial 9" in ended[0]
+    _plain(ended)
+
+
+def test_a_missing_checkpoint_path_stored_for_a_resumed_trial_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
+    """A resumed trial whose checkpoint (a path inside its own folder, read from the database) is
+    missing is said in a warning naming the path: its escapes reached the terminal as they were."""
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import TrainConfig, checkpoint, objective
+
+    db, root = tmp_path / "s.db", tmp_path / "ck"
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, storage=f"sqlite:///{db}",
+                     name="victim")
+    study.enqueue({"lr": 0.01})
+    path = str(checkpoint.study_folder(root, "victim", study.copy_id) / "trial-0" / f"last-000000001{ESCAPES}.pt")
+    with sqlite3.connect(db) as con:  # as if the study had paused and resumed it
+        con.execute("UPDATE ts_trials SET attrs = ?, system = ? WHERE number = 0",
+                    (json.dumps({"checkpoint": path}), json.dumps({"resumed_step": 0})))
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        study.optimize(objective(lambda p: mlp(), split(64), base=TrainConfig(epochs=1, batch_size=16),
+                                 checkpoint_root=root), n_trials=1)
+    missing = [r.getMessage() for r in caplog.records if "is missing" in r.getMessage()]
+    assert missing and "\\x1b]52" in missing[0]
+    _plain(missing)
+    assert study.trials[0].state is ts.TrialState.COMPLETE  # trained from the start
+
+
+def test_the_default_log_line_writes_control_characters_as_escapes() -> None:
+    """tunesmith's own log handler writes every message with its control characters escaped (line
+    breaks and tabs kept): a value read from storage and logged by any message cannot drive the terminal."""
+    code = ("import logging, tunesmith\n"
+            "logging.getLogger('tunesmith').warning('stored: %s', '\\x1b]52;c;cHduZWQ=\\x07\\r\\u202eb\\nnext\\tline')")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stderr
+    assert err == "[tunesmith] stored: \\x1b]52;c;cHduZWQ=\\x07\\r\\u202eb\nnext\tline\n", err
+
+
+
+@pytest.mark.parametrize("pruner", [
+    {"name": "asha", "max_resource": 100, "min_early_stopping_rate": 10**12},
+    {"name": "asha", "min_early_stopping_rate": 10**12},
+    {"name": "hyperband", "max_resource": 100, "n_brackets": 10**12},
+])
+def test_a_stored_pruner_setting_of_a_huge_power_is_refused_not_computed(tmp_path: Path, pruner: dict) -> None:
+    """A study's stored pruner whose first rung is ``reduction_factor ** min_early_stopping_rate`` (or
+    Hyperband's ``reduction_factor ** n_brackets``) with an exponent of 10**12, 40 bytes written into
+    the database: rebuilding it computed the power, which fills the memory and never ends, so
+    ``tunesmith show``, the dashboard's list of studies and every worker hung. Refused now: the study
+    opens without its pruner, said."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.pruner', json(?))", (json.dumps(pruner),))
+    shown = subprocess.run([sys.executable, "-m", "tunesmith", "show", "s", "--storage", url], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert shown.returncode == 0 and "its stored pruner cannot be rebuilt here" in shown.stderr, shown.stderr
+    assert "must be at most" in shown.stderr and "3 trials" in shown.stdout
+
+
 # -- files that are not databases ----------------------------------------------------------------
 
 
@@ -150,6 +225,46 @@ def test_a_forged_token_that_is_not_ascii_is_a_403_not_a_500(tmp_path: Path) -> 
         r = c.post("/studies/s/delete", data={"token": token, "confirm": "yes"})
         assert r.status_code == 403 and "token" in r.text, (token, r.status_code)
     assert [s.name for s in open_storage(url).list_studies()] == ["s"]
+
+
+
+@pytest.mark.parametrize("pruner", [{"name": "percentile", "percentile": 10**400},
+                                    {"name": "folds", "margin": 10**400}, {"name": "folds", "spread": -(10**400)}])
+def test_a_stored_pruner_setting_beyond_a_float_hides_no_study(tmp_path: Path, capsys: Any, pruner: dict) -> None:
+    """A pruner setting JSON keeps whole beyond a float's range (10**400) in one study's row: its
+    OverflowError made the dashboard's list of studies (every study) a 500, and ``show`` a traceback.
+    The study now opens without its pruner, said, as for any pruner that cannot be rebuilt."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app
+
+    url, _ = _sqlite_study(tmp_path)
+    ts.Study(SPACE, storage=url, name="other", sampler="random")
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.pruner', json(?)) WHERE name = 'other'",
+                   (json.dumps(pruner),))
+    c = TestClient(create_app(url), base_url="http://localhost", raise_server_exceptions=False)
+    listed = c.get("/api/studies")
+    assert listed.status_code == 200 and sorted(s["name"] for s in listed.json()["studies"]) == ["other", "s"]
+    assert c.get("/").status_code == 200 and c.get("/studies/other").status_code == 200
+    assert main(["show", "other", "--storage", url]) == 0
+    assert "study other" in capsys.readouterr().out
+
+
+
+def test_a_stored_sampler_count_past_64_bits_is_refused_by_name(tmp_path: Path) -> None:
+    """A stored TPE whose ``n_startup`` is 10**19 (JSON keeps it whole) was rebuilt, then the first
+    ask ended optimize in islice()'s "Stop argument ... must be ... <= sys.maxsize"; counts past
+    2**63 - 1 are refused, so the stored sampler is a StorageError naming the study and the setting."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.sampler', json(?))",
+                   (json.dumps({"name": "tpe", "n_startup": 10**19}),))
+    with pytest.raises(ts.StorageError, match=r"'s'.*sampler.*n_startup must be at most 2\*\*63 - 1"):
+        ts.load_study("s", url).optimize(lambda t: t.params["x"], n_trials=1)
+    assert len(ts.Study(SPACE, storage=url, name="s", sampler="tpe").trials) == 3  # the owner's own sampler opens it
 
 
 # -- the environment -------------------------------------------------------------------------------

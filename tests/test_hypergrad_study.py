@@ -295,6 +295,22 @@ def test_runs_recorded_before_run_numbers_count_by_their_repeated_steps(shared_s
     assert len(ts.Study.load("diverged", shared_storage_url).trials) == 1
 
 
+@pytest.mark.parametrize("run", [int("9" * 4300), 2**63, 0, -5], ids=["4300-nines", "2**63", "0", "-5"])
+def test_a_stored_run_number_no_run_takes_counts_for_none(tmp_path: Path, run: int) -> None:
+    """A step whose attrs["run"] another writer set to 4,300 nines (JSON keeps it whole) made
+    append=True number the next run 10**4300, which Python cannot write as text: a bare ValueError
+    ("Exceeds the limit (4300 digits)"); 2**63 gave run 2**63 + 1. Such a number counts for no run."""
+    problem, train, val = _problem()
+    study = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="minimize",
+                     storage=f"sqlite:///{tmp_path / 'h.db'}", name="h")
+    params = {k: study.space[k].low for k in study.space}  # type: ignore[attr-defined]
+    study.add_trial(params, 1.0, attrs={"train_steps": 10, "outer_step": 0, "method": "cg", "run": run})
+    hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+              constraints=problem.constraints, options=LoopOptions(outer_steps=1, inner_steps=3, warm_start_steps=3),
+              append=True)
+    assert [t.attrs.get("run") for t in study.trials][1:] == [2]  # after the one earlier run that step makes
+
+
 @pytest.mark.parametrize("append", [False, True])
 def test_runs_started_at_once_on_one_study_never_share_a_run_number(shared_storage_url: str, append: bool,
                                                                     caplog: pytest.LogCaptureFixture) -> None:

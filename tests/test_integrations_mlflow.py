@@ -425,3 +425,20 @@ def test_a_failing_mlflow_store_ends_optimize_but_keeps_the_trial(tmp_path: Path
     cb = MLflowCallback(tracking_uri=(tmp_path / "mlruns").as_uri())
     cb.log_study(study)
     _check_runs(cb, study)
+
+
+@pytest.mark.parametrize("tag", ["not a number", "1" * 5000, "-1", "٣"])
+def test_a_run_whose_trial_tag_is_no_number_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tag: str) -> None:
+    """A run of the study's experiment tagged with its name and a trial tag that is no trial number
+    (another user of a shared tracking store made it) ended every later optimize logging the study
+    with int()'s "invalid literal"; it is none of the study's runs, and the trials are logged."""
+    uri = _file_store(tmp_path, monkeypatch)
+    study = ts.Study(SPACE, sampler="random", seed=0, name="shared")
+    study.optimize(objective, n_trials=2, callbacks=[MLflowCallback(tracking_uri=uri)], show_progress=False)
+    client = MLflowCallback(tracking_uri=uri).client
+    experiment = client.get_experiment_by_name("shared").experiment_id
+    client.create_run(experiment, tags={"tunesmith.study": "shared", "tunesmith.trial": tag})
+    cb = MLflowCallback(tracking_uri=uri)
+    study.optimize(objective, n_trials=2, callbacks=[cb], show_progress=False)
+    cb.log_study(study)
+    _check_runs(cb, study)

@@ -560,6 +560,18 @@ def test_hyperband_refuses_more_brackets_than_its_schedule_can_hold() -> None:
     with pytest.raises(ValueError, match=r"n_brackets \(30\) must be at most 21 with reduction_factor \(2\).*2\*\*29 trials"):
         Hyperband(n_brackets=30)
     assert Hyperband(n_brackets=8).bracket(0) in range(8)
+    # n_brackets=10**12: the powers were computed before the check (no end, the memory filled)
+    with pytest.raises(ValueError, match=r"n_brackets \(1000000000000\) must be at most 21"):
+        Hyperband(n_brackets=10**12, max_resource=100)
+
+
+def test_a_first_rung_past_any_step_is_refused_not_computed() -> None:
+    # min_early_stopping_rate=10**12: reduction_factor ** 10**12 never ended (a stored study's pruner hung show)
+    with pytest.raises(ValueError, match=r"min_early_stopping_rate must be at most 62, got 1000000000000"):
+        ASHA(min_early_stopping_rate=10**12)
+    with pytest.raises(ValueError, match=r"min_early_stopping_rate must be at most 62, got 63"):
+        make_pruner({"name": "sh", "min_early_stopping_rate": 63, "max_resource": 100})
+    assert ASHA(min_resource=1, min_early_stopping_rate=62).rung_steps(2**63 - 1) == [2**62]  # the last one a step reaches
 
 
 @pytest.mark.parametrize("name", ["asha", "Median", "folds"])

@@ -433,6 +433,24 @@ def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path:
     assert len(clone(search).set_params(n_trials=5).fit(X, Y).cv_results_["params"]) == 5
 
 
+
+@pytest.mark.parametrize("pid", ["2147483648", "9" * 30])
+def test_a_running_trial_of_a_pid_past_the_system_s_is_taken_as_gone(tmp_path: Path, pid: str) -> None:
+    """A running trial whose worker names this machine and a pid no process can have (another writer
+    of the database; the host is in every row's worker): the probe of that pid raised OverflowError
+    ('signed integer is greater than maximum'), which ended every later fit of the stored search."""
+    import socket
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=2, cv=3, random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        db.execute("UPDATE ts_trials SET state = 'running', value = NULL, completed = NULL, worker = ? "
+                   "WHERE number = 1", (f"{socket.gethostname()}:{pid}",))
+    assert len(clone(search).set_params(n_trials=3).fit(X, Y).cv_results_["params"]) == 3
+
+
 def test_a_trial_past_the_shared_budget_goes_back_to_the_queue_quietly(tmp_path: Path,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     # another fit's trial runs (this process's: alive), so this fit's trial is past n_trials=2
@@ -616,6 +634,40 @@ def test_a_search_stored_before_the_data_fingerprint_is_still_resumed(tmp_path: 
     assert not any(k.startswith("search_") for t in ts.load_study("old", f"sqlite:///{tmp_path}/old.db").trials
                    for k in t.attrs)
     assert len(search(3).fit(X, Y).cv_results_["params"]) == 3
+
+
+
+@pytest.mark.parametrize("edit", [
+    {"cv": [1]}, {"cv": "ab"}, {"cv": {"folds": 3, "scores": [1]}},
+    {"cv": {"folds": 3, "scores": {"test_score": 5, "error": 7}}},
+    {"cv": {"folds": 3, "scores": {"error": [{"a": 1}, ["b"]]}}},
+    {"search_setup": {"estimator": "LogisticRegression", "params": 5}},
+    {"search_setup": {"estimator": "LogisticRegression", "params": [1, 2]}},
+])
+def test_a_stored_search_whose_records_another_writer_changed_is_read_or_refused_by_name(
+    edit: dict, tmp_path: Path
+) -> None:
+    """A trial's fold record or setup of another shape than a search writes (another writer of the
+    database) ended the next fit of the stored search in a bare TypeError, ValueError or
+    AttributeError ('dictionary update sequence', "'list' object has no attribute 'get'"): a fold
+    record is read as none (that row's scores NaN), a setup as another setup (refused, named)."""
+    import json
+    import sqlite3
+
+    def search(n_trials: int) -> TunedSearchCV:
+        return TunedSearchCV(LogisticRegression(max_iter=500), {"C": [0.01, 0.1, 1.0, 10.0]}, n_trials=n_trials,
+                             cv=3, random_state=0, storage=f"sqlite:///{tmp_path}/s.db", name="s")
+
+    search(2).fit(X, Y)
+    with sqlite3.connect(f"{tmp_path}/s.db") as db:
+        (attrs,) = db.execute("SELECT attrs FROM ts_trials WHERE number = 1").fetchone()
+        db.execute("UPDATE ts_trials SET attrs = ? WHERE number = 1", (json.dumps({**json.loads(attrs), **edit}),))
+    if "search_setup" in edit:
+        with pytest.raises(ValueError, match="'s' .* was searched with another estimator or scoring"):
+            search(3).fit(X, Y)
+        return
+    resumed = search(3).fit(X, Y)
+    assert len(resumed.cv_results_["params"]) == 3 and np.isnan(resumed.cv_results_["mean_test_score"][1])
 
 
 def test_a_memory_storage_object_is_checked_as_a_stored_search_is_and_clones(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 from typing import TYPE_CHECKING
 
 from . import cv
@@ -38,7 +39,9 @@ from .samplers import GridSampler, RandomSampler, Sampler, SobolSampler
 from .space import Categorical, Fixed, Float, Int, Prior, Space
 from .storage import MemoryStorage, Storage
 from .study import Study, Trial
+from .trial import UNSEEN as _UNSEEN
 from .trial import Direction, FrozenTrial, TrialState
+from .trial import as_escape as _as_escape
 
 if TYPE_CHECKING:  # what __getattr__ imports on first use, as type checkers should see it
     from . import train as train  # ts.train.objective was an "object" without attributes to mypy
@@ -48,11 +51,22 @@ if TYPE_CHECKING:  # what __getattr__ imports on first use, as type checkers sho
 __version__ = "0.1.0"
 
 
+class _LogFormatter(logging.Formatter):
+    """``[tunesmith] message`` with the message's control characters but line breaks and tabs written
+    as escapes (``\\x1b``): a name, error or path read from storage and logged cannot drive the
+    terminal of whoever runs the study (a clipboard write, a cleared screen, a line overwritten)."""
+
+    _SHOWN = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_UNSEEN}]")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._SHOWN.sub(_as_escape, super().format(record))
+
+
 def _default_logging() -> None:
     log = logging.getLogger("tunesmith")
     if not log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[tunesmith] %(message)s"))
+        handler.setFormatter(_LogFormatter("[tunesmith] %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False

@@ -31,7 +31,7 @@ import numpy as np
 from .exceptions import TrialPruned, add_exception_note
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .space.params import check_int, check_seed, did_you_mean
-from .trial import Direction, FrozenTrial, TrialState, _as_float_or_nan, short_repr
+from .trial import Direction, FrozenTrial, TrialState, _as_float_or_nan, finite_float, short_repr
 
 logger = logging.getLogger("tunesmith")
 
@@ -250,8 +250,8 @@ def _say_folds_in_order(study: str, n_jobs: int) -> None:
 
 def _resumed(trial: Any) -> tuple[dict[str, list[Any]], int]:
     """A paused trial that is resumed continues after the folds it recorded."""
-    record = dict(trial.attrs.get(CV_ATTR) or {}) if getattr(trial, "is_resumed", False) else {}
-    table = {n: list(v) for n, v in dict(record.get("scores") or {}).items()}
+    table = {n: list(v) for n, v in stored_scores(trial.attrs.get(CV_ATTR)).items()} \
+        if getattr(trial, "is_resumed", False) else {}
     done = min((len(v) for v in table.values()), default=0)
     return {n: v[:done] for n, v in table.items()}, done
 
@@ -341,6 +341,14 @@ def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict
     }
 
 
+def stored_scores(record: Any) -> dict[str, list[Any]]:
+    """The per-fold scores by name of a fold record read from storage (a trial's ``attrs["cv"]``):
+    each a list as :func:`summary` writes it; a record or a name holding anything else (an attribute
+    another writer set) reads as none, so that a stored search or a resumed trial reads the others."""
+    scores = record.get("scores") if isinstance(record, Mapping) else None
+    return {k: v for k, v in scores.items() if isinstance(v, list)} if isinstance(scores, Mapping) else {}
+
+
 def is_summary(value: Any) -> bool:
     """Whether ``value`` (a trial's ``attrs["cv"]``) is what :func:`summary` writes, not an
     attribute of that name an objective set itself."""
@@ -392,7 +400,7 @@ class FoldPruner(Pruner):
 
     def __init__(self, *, margin: float = 0.0, spread: float = 0.0, n_startup_trials: int = 1) -> None:
         for name, x, unit in (("margin", margin, "score units"), ("spread", spread, "standard errors")):
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or finite_float(x) is None or x < 0:  # 10**400 too
                 raise ValueError(f"{name} must be a number >= 0 ({unit}), got {x!r}")
         self.margin = float(margin)
         self.spread = float(spread)

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -321,3 +322,24 @@ def short_repr(value: Any, limit: int = 60) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit // 2]}...{text[-10:]} ({len(text)} characters)"
+
+
+#: Unicode's line and paragraph separators (a terminal shows them as a space, or nothing) and the
+#: direction marks and overrides, which reorder what follows them on the line
+UNSEEN = "\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+
+#: C0 and C1 control characters (ESC starts a terminal's escape sequences, so does CSI, U+009B), and UNSEEN
+CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{UNSEEN}]")
+
+
+def as_escape(m: re.Match[str]) -> str:
+    """The matched character as Python writes it in a string (``\\x1b``, ``\\u202e``)."""
+    return repr(m.group())[1:-1]
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` read from storage as part of one log line: each control character (a line break too)
+    written as its escape, so that a value another writer stored cannot drive the terminal of whoever
+    reads the log (a clipboard write, a cleared screen) nor add a line of its own; cut past ``limit``."""
+    text = CONTROL.sub(as_escape, text)
+    return text if len(text) <= limit else f"{text[: limit - 40]}... ({len(text):,} characters)"

@@ -38,7 +38,16 @@ from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import PICKED, delete_study, import_study, sampler_label, with_test_results
 from ..study.trial import _as_float
-from ..trial import FrozenTrial, TrialState, best_of, json_finite, ranked
+from ..trial import (
+    CONTROL,
+    UNSEEN,
+    FrozenTrial,
+    TrialState,
+    as_escape,
+    best_of,
+    json_finite,
+    ranked,
+)
 from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
 from .studyfile import DEFAULT_STORAGE, EXECUTORS, SPACE_EXAMPLE, StudyFile
 
@@ -235,24 +244,12 @@ def _ran_now(study: Study, trials: list[FrozenTrial], before: dict[int, tuple[Tr
 # -- studies / show / export --------------------------------------------------------------------
 
 
-#: Unicode's line and paragraph separators (a terminal shows them as a space, or nothing) and the
-#: direction marks and overrides, which reorder what follows them on the line
-_UNSEEN = "\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-
-#: C0 and C1 control characters (ESC starts a terminal's escape sequences, so does CSI, U+009B)
-_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{_UNSEEN}]")
-
-
 def literal(text: str) -> str:
     """Text read from a database as the terminal shows it: markup literal, control characters (and
     Unicode's line separators and direction marks) as escapes (``\\x1b``, ``\\u2028``), so a name or
     value written into a shared database cannot drive the terminal (colours, a title, a hidden line,
     text shown reversed) of whoever lists it."""
-    return escape(_CONTROL.sub(_as_escape, text))
-
-
-def _as_escape(m: re.Match[str]) -> str:
-    return repr(m.group())[1:-1]
+    return escape(CONTROL.sub(as_escape, text))
 
 
 #: ``tunesmith studies --sort``: how each key orders the rows (by record, trials, last trial time)
@@ -554,12 +551,12 @@ def _write_utf8(text: str) -> None:
         sys.stdout.flush()
         sys.stdout.reconfigure(encoding="utf-8")
     if _a_terminal(sys.stdout):  # a worker name of "\x1b]52;c;...\a" wrote the reader's clipboard
-        text = _SPOKEN.sub(_as_escape, text)
+        text = _SPOKEN.sub(as_escape, text)
     sys.stdout.write(text)
 
 
-#: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n"), and _UNSEEN
-_SPOKEN = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_UNSEEN}]|\r(?!\n)")
+#: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n"), and UNSEEN
+_SPOKEN = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{UNSEEN}]|\r(?!\n)")
 
 
 def _a_terminal(stream: Any) -> bool:

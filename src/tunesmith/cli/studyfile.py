@@ -115,8 +115,10 @@ class StudyFile:
     @classmethod
     def load(cls, path: str | Path) -> StudyFile:
         path = Path(path)
-        if not path.is_file():
-            raise StudyFileError(f"study file {str(path)!r} does not exist")
+        if not path.is_file():  # a FIFO planted in a shared folder would block the read
+            what = ("is a folder" if path.is_dir() else "is no regular file (a FIFO, a device or a socket)"
+                    if path.exists() else "does not exist")
+            raise StudyFileError(f"study file {str(path)!r} {what}")
         with path.open("rb") as f:
             raw = f.read(MAX_STUDY_FILE + 1)  # at most: the file may grow after it was checked
         if len(raw) > MAX_STUDY_FILE:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import SearchExhausted, TrialFinishedError, interrupted
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, one_line
 
 if TYPE_CHECKING:
     from ..study import Study, Trial
@@ -450,7 +450,7 @@ def run_one(run: Run, *, only: str | None = None) -> FrozenTrial | None:
             return None
         again = "" if stored.system.requeued_as is None else f"; re-queued as trial {stored.system.requeued_as}"
         logger.warning("trial %d ended elsewhere while it ran here (%s%s): this run's result is not recorded",
-                       trial.number, stored.error or stored.state.value, again)  # it was dropped silently
+                       trial.number, one_line(stored.error) if stored.error else stored.state.value, again)  # it was dropped silently
         if stored.system.requeued_as is not None:
             run.budget.refund()  # its copy runs under this call's budget: the lost attempt is not counted
         return None

@@ -164,8 +164,8 @@ class MLflowCallback:
     def _read_runs(self, study: Any, experiment_id: str) -> dict[int, Any]:
         """The study's trial runs in MLflow, by trial number; their ids are kept, so that the next
         trials are looked up without a search (which reads every run of a file store)."""
-        runs = {int(r.data.tags[TRIAL_TAG]): r for r in trial_runs(self.client, experiment_id, study.name)
-                if _of_study(r, study)}
+        runs = {n: r for r in trial_runs(self.client, experiment_id, study.name)
+                if (n := _trial_number(r)) is not None and _of_study(r, study)}
         self._runs[_key(study)] = {number: run.info.run_id for number, run in runs.items()}
         return runs
 
@@ -335,6 +335,14 @@ def experiment_by_name(client: Any, name: str) -> Any:
 
 
 def trial_runs(client: Any, experiment_id: str, study: str) -> list[Any]:
-    """The runs of ``study``'s trials in an experiment, by trial number."""
+    """The runs of ``study``'s trials in an experiment, by trial number. A run whose trial tag is no
+    trial number (made by another user of the tracking store) is none of them: it is left out."""
     runs = _search(client, experiment_id, study, "", limit=50_000)
-    return sorted((r for r in runs if TRIAL_TAG in r.data.tags), key=lambda r: int(r.data.tags[TRIAL_TAG]))
+    numbered = [(n, r) for r in runs if (n := _trial_number(r)) is not None]
+    return [r for _, r in sorted(numbered, key=lambda pair: pair[0])]
+
+
+def _trial_number(run: Any) -> int | None:
+    """The trial number a run's tag names, as this callback writes it (digits), or None."""
+    tag = run.data.tags.get(TRIAL_TAG)
+    return int(tag) if isinstance(tag, str) and tag.isascii() and tag.isdigit() and len(tag) <= 18 else None

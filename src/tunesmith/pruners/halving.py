@@ -63,6 +63,11 @@ def check_options(what: str, options: dict[str, Any], own: Sequence[str], drop: 
             raise TypeError(f"{what}: unknown option {key!r}{did_you_mean(key, allowed)}; its options are {allowed}")
 
 
+#: the largest ``min_early_stopping_rate``: with ``reduction_factor`` >= 2, a larger one puts the first
+#: rung at step 2**63 or later, where no trial reports (steps are 64-bit integers)
+MAX_RATE = 62
+
+
 class Ranks:
     """The rung scores of each peer group (:meth:`ASHA.group`), sorted once per check.
 
@@ -199,6 +204,12 @@ class ASHA(Pruner):
         self.min_early_stopping_rate = check_int(
             "min_early_stopping_rate", min_early_stopping_rate, 0
         )
+        if self.min_early_stopping_rate > MAX_RATE:  # reduction_factor ** 10**12 fills the memory, and never ends
+            raise ValueError(
+                f"min_early_stopping_rate must be at most {MAX_RATE}, got {self.min_early_stopping_rate}: the first "
+                "rung, min_resource * reduction_factor ** min_early_stopping_rate, would lie at step 2**63 or later, "
+                "past any step a trial reports"
+            )
         self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
         if max_resource is not None and warmup_steps >= max_resource:
             raise ValueError(

@@ -41,6 +41,16 @@ class Hyperband(ASHA):
         check_options("Hyperband", options, ["n_brackets"], drop=["min_early_stopping_rate"])
         super().__init__(**options)
         self.n_brackets = check_int("n_brackets", 2 if n_brackets is None else n_brackets, 1)
+        # checked first, by bits when past MAX_PERIOD's (reduction_factor >= 2): with n_brackets=10**12 the powers never end
+        if self.n_brackets > MAX_PERIOD.bit_length() or self.reduction_factor ** (self.n_brackets - 1) > MAX_PERIOD:
+            most = 1 + math.floor(math.log(MAX_PERIOD, self.reduction_factor) + 1e-9)
+            raise ValueError(
+                f"n_brackets ({self.n_brackets}) must be at most {most} with reduction_factor "
+                f"({self.reduction_factor}): in Hyperband's proportions bracket 0 gets reduction_factor ** "
+                f"(n_brackets - 1) = {self.reduction_factor}**{self.n_brackets - 1} trials for each trial of the "
+                "last bracket, more than any study runs (its schedule alone would fill the memory). Use fewer "
+                "brackets: at most the number of rungs below the full budget, plus one"
+            )
         # bracket b's first rung is min_resource * eta**b; the last bracket may run every trial in full
         last_stopping = self.n_brackets - 2  # the last bracket whose first rung must lie below max_resource
         if (self.max_resource is not None and last_stopping >= 0
@@ -52,15 +62,6 @@ class Hyperband(ASHA):
                 f"({self.max_resource}): bracket b's first rung is min_resource * reduction_factor ** b, and "
                 f"the rungs below max_resource are {rungs}, so bracket {len(rungs)} already runs every trial in "
                 "full and later ones would too. Lower n_brackets, or raise max_resource"
-            )
-        if self.reduction_factor ** (self.n_brackets - 1) > MAX_PERIOD:
-            most = 1 + math.floor(math.log(MAX_PERIOD, self.reduction_factor) + 1e-9)
-            raise ValueError(
-                f"n_brackets ({self.n_brackets}) must be at most {most} with reduction_factor "
-                f"({self.reduction_factor}): in Hyperband's proportions bracket 0 gets reduction_factor ** "
-                f"(n_brackets - 1) = {self.reduction_factor}**{self.n_brackets - 1} trials for each trial of the "
-                "last bracket, more than any study runs (its schedule alone would fill the memory). Use fewer "
-                "brackets: at most the number of rungs below the full budget, plus one"
             )
         self._schedule = bracket_schedule(self.n_brackets, self.reduction_factor)
 

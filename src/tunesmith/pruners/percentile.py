@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..space.params import check_int
-from ..trial import Direction, FrozenTrial, TrialState
+from ..trial import Direction, FrozenTrial, TrialState, short_repr
 from .base import REPORTED_STATES, Decision, Pruner
 from .curves import Runs, already_resumed, check_curve, comparable, score
 
@@ -51,9 +51,12 @@ class PercentilePruner(Pruner):
         curve: str = "best",
     ) -> None:
         real = isinstance(percentile, numbers.Real) and not isinstance(percentile, bool)  # NumPy numbers too
-        value = float(percentile) if real else float("nan")
+        try:
+            value = float(percentile) if real else float("nan")
+        except OverflowError:  # an int beyond a float's range (JSON keeps a stored 10**400 whole)
+            value = float("nan")
         if not 0.0 < value < 100.0:
-            raise ValueError(f"percentile must be a number in (0, 100), got {percentile!r}")
+            raise ValueError(f"percentile must be a number in (0, 100), got {short_repr(percentile)}")
         self.percentile = value
         self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, 0)
         self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)

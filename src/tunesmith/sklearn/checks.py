@@ -77,7 +77,8 @@ def same_setup(
     for seen in (marks.get(SETUP_ATTR) for marks in recorded):
         if isinstance(seen, Mapping) and seen != setup:
             changed = [f"{k}: {seen.get(k)} -> {setup[k]}" for k in ("estimator", "scoring") if seen.get(k) != setup[k]]
-            old, new = dict(seen.get("params") or {}), setup["params"]
+            stored = seen.get("params")  # another writer's: anything
+            old, new = dict(stored) if isinstance(stored, Mapping) else {}, setup["params"]
             changed += [f"{k}: {old.get(k, '-')} -> {new.get(k, '-')}" for k in sorted(old.keys() | new.keys())
                         if old.get(k) != new.get(k)]
             raise ValueError(

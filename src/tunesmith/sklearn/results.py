@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cv import CV_ATTR
+from ..cv import CV_ATTR, stored_scores
 from ..trial import FrozenTrial, TrialState
 from .space import SearchSpace
 
@@ -70,7 +70,7 @@ def cv_results(
 def fold_scores(t: Any) -> Mapping[str, Any]:
     """A trial's per-fold scores by name (``test_score``, ``error``...) as cross_validate
     recorded them; empty when it recorded none."""
-    return dict(t.attrs.get(CV_ATTR) or {}).get("scores", {})
+    return stored_scores(t.attrs.get(CV_ATTR))
 
 
 def _table(trials: Sequence[FrozenTrial], name: str, n_splits: int) -> np.ndarray:

@@ -1019,7 +1019,7 @@ def _no_folds(cv: Any) -> str:
 
 def _check_failures(trials: list[Any]) -> None:
     """scikit-learn's rule: every fit failed -> ValueError; some -> FitFailedWarning."""
-    errors = [e for t in trials for e in (fold_scores(t).get("error") or []) if e]
+    errors = [e for t in trials for e in (fold_scores(t).get("error") or []) if e and isinstance(e, str)]
     errors += [t.error for t in trials if t.state is TrialState.FAILED and t.error and not t.attrs.get(CV_ATTR)]
     scored = [t for t in trials if any(fold_scores(t).get(SCORE_ERROR) or [])
               or (t.error or "").startswith(f"{ScoringFailedError.__name__}:")]

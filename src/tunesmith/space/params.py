@@ -1088,8 +1088,15 @@ def check_int(name: str, value: object, minimum: int, *, or_none: bool = False) 
     """``value`` as an int (Python or NumPy integers) when it is one and >= ``minimum``, else a
     ValueError naming ``name`` (``or_none``: the message says None is taken too)."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be {'None or ' if or_none else ''}an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be {'None or ' if or_none else ''}an integer >= {minimum}, got {short_repr(value)}")
+    if int(value) > MAX_INT:  # a stored 10**400 (JSON keeps it whole) failed later inside range() or islice()
+        raise ValueError(f"{name} must be at most 2**63 - 1, got {short_repr(value)}")
     return int(value)
+
+
+#: the largest count or step :func:`check_int` takes (what range(), islice() and a SQL storage's
+#: 64-bit integers hold)
+MAX_INT = 2**63 - 1
 
 
 @overload

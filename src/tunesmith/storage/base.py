@@ -121,7 +121,7 @@ def pid_alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: past the system's pids (a stored "host:2147483648")
         return False
     except (PermissionError, OSError):
         return True  # exists (another user's), or cannot tell

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..space import Float, Space
+from ..space.params import MAX_INT
 from .hyperloop import (
     Batches,
     Constraint,
@@ -229,8 +230,11 @@ def _attrs(trial: Any) -> Mapping[str, Any]:
 
 def _runs_held(steps: list[Any]) -> int:
     """How many runs recorded ``steps``: the largest ``attrs["run"]``; steps without one (the first
-    run, or runs recorded before ``run`` existed, one after another) count by their repeated step numbers."""
-    numbered = [r for t in steps if isinstance(r := t.attrs.get("run"), int) and not isinstance(r, bool)]
+    run, or runs recorded before ``run`` existed, one after another) count by their repeated step numbers.
+    A run number no run takes (0, negative, past 2**63 - 1: another writer's) counts for none: one of
+    4,300 digits made the next number one Python cannot write as text (a bare ValueError)."""
+    numbered = [r for t in steps if isinstance(r := t.attrs.get("run"), int) and not isinstance(r, bool)
+                and 0 < r < MAX_INT]
     unnumbered = Counter(s for t in steps if "run" not in t.attrs and isinstance(s := t.attrs["outer_step"], int))
     return max([*numbered, max(unnumbered.values(), default=1)])
 

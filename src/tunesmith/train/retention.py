@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..trial import one_line
 from . import checkpoint as ckpt
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def to_resume(trial: Any, folder: Path) -> str | None:
     older = _older_complete(folder, ckpt.step_of(path))
     logger.warning(
         "trial %d: its checkpoint %s is %s (deleted, cut short, or written on another machine: give "
-        "every worker the same checkpoint_root folder); %s", trial.number, path,
+        "every worker the same checkpoint_root folder); %s", trial.number, one_line(path),
         "truncated" if Path(path).exists() else "missing",
         f"it resumes from the older {older}" if older else
         f"it trains again from the start, without reporting its steps 1-{trial.record.last_step} again",
