@@ -528,3 +528,96 @@ def test_a_copy_that_fails_midway_leaves_no_partial_study_unannounced(
         study.copy(storage=f"sqlite:///{small_fs / 'dst.db'}")
     left = [r.name for r in ts.SQLStorage(f"sqlite:///{small_fs / 'dst.db'}", read_only=True).list_studies()]
     assert left == [] or "a partial copy 'src' is left in" in caplog.text  # deleted, or named (a full disk)
+
+
+
+def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
+    """In a forked process: ``what`` (copy, focus, import of study ``src`` into ``dst``, its delete or
+    rename to ``dst``), this process SIGKILLed by the file's trigger as it calls ``die()``."""
+    import json
+    import signal
+
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+    from tunesmith.study.manage import delete_study, import_study
+
+    storage = ts.SQLStorage(url)
+    sa.event.listen(storage.engine, "connect", lambda conn, _: conn.create_function(
+        "die", 0, lambda: os.kill(os.getpid(), signal.SIGKILL)))
+    storage.engine.dispose()  # every connection from now on has die()
+    if what == "import":
+        import_study(json.loads(doc), storage, "dst")
+        return
+    study = ts.load_study("src", storage)
+    {"copy": lambda: study.copy("dst"), "focus": lambda: study.focus(keep=["x"], name="dst"),
+     "delete": lambda: delete_study(storage, "src"), "rename": lambda: study.rename("dst")}[what]()
+
+
+def _kill_by_trigger(path: Path, trigger: str, what: str, doc: str = "") -> None:
+    """Run ``what`` in a forked process that ``trigger`` (SQL calling ``die()``) kills; then drop the
+    trigger and check the file."""
+    import multiprocessing
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TRIGGER die {trigger} BEGIN SELECT die(); END")
+    child = multiprocessing.get_context("fork").Process(target=_killed_by_the_trigger,
+                                                        args=(f"sqlite:///{path}", what, doc))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -9
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER die")
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def _searched(path: Path, n: int = 6, *, book: bool = False):  # type: ignore[no-untyped-def]
+    import tunesmith as ts
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=f"sqlite:///{path}", name="src", seed=0,
+                     sampler="random")
+    study.optimize(lambda t: t.params["x"] + t.params["y"], n_trials=n)
+    if book:
+        study.evaluate_best(lambda t: t.params["x"], k=2)
+    return study
+
+
+@pytest.mark.parametrize("what", ["copy", "focus", "import"])
+def test_a_copy_focus_or_import_killed_midway_leaves_no_study_under_its_name(tmp_path: Path, what: str) -> None:
+    # before: the new study was written, then its trials: a process killed between the two left an empty study
+    # that passed for the copy, and a second try was refused ("a study named 'dst' already exists")
+    import json
+
+    import tunesmith as ts
+    from tunesmith.cli.commands import export_json
+    from tunesmith.study.manage import import_study
+
+    path = tmp_path / "s.db"
+    study = _searched(path)
+    before = [(t.number, t.params, t.value) for t in study.trials]
+    doc = export_json(study)
+    _kill_by_trigger(path, "BEFORE INSERT ON ts_trials", what, doc)  # as the first trial of dst is written
+    assert [r.name for r in ts.SQLStorage(f"sqlite:///{path}").list_studies()] == ["src"]
+    if what == "copy":  # a second try makes it whole
+        study.copy("dst")
+    elif what == "focus":
+        study.focus(keep=["x"], name="dst")
+    else:
+        import_study(json.loads(doc), f"sqlite:///{path}", "dst")
+    copied = ts.load_study("dst", f"sqlite:///{path}").trials
+    assert len(copied) == 6 and [(t.number, t.params, t.value) for t in ts.load_study("src", f"sqlite:///{path}").trials] == before
+
+
+def test_a_delete_killed_midway_is_finished_by_a_second_delete(tmp_path: Path) -> None:
+    # before: the study went first, then its test results: a process killed between the two left "src:test",
+    # which a second delete could not reach (no study 'src') and which refused a new study named 'src'
+    import tunesmith as ts
+    from tunesmith.study.manage import delete_study
+
+    path = tmp_path / "s.db"
+    _searched(path, book=True)
+    _kill_by_trigger(path, "BEFORE DELETE ON ts_studies WHEN (SELECT count(*) FROM ts_studies) < 2", "delete")
+    delete_study(ts.SQLStorage(f"sqlite:///{path}"), "src")
+    assert ts.SQLStorage(f"sqlite:///{path}").list_studies() == []
+    _searched(path)  # the name is free again

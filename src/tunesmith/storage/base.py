@@ -12,6 +12,7 @@ raises :class:`~tunesmith.exceptions.TrialFinishedError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -172,6 +173,23 @@ class Storage(ABC):
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
         """Create a study; raise DuplicateStudyError if one of that name exists."""
+
+    def create_study_with_trials(
+        self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any],
+        trials: Sequence[FrozenTrial],
+    ) -> StudyRecord:
+        """:meth:`create_study`, then :meth:`insert_trials` of ``trials`` (a copy's, a focus's,
+        an import's). SQL storages write both in one transaction: a process killed midway
+        leaves no study that would pass for the whole one, its name taken."""
+        rec = self.create_study(name, direction=direction, space=space, config=config)
+        try:
+            if trials:
+                self.insert_trials(rec.study_id, trials)
+        except BaseException:  # Ctrl-C, a full disk: nothing cut short is left under the name
+            with contextlib.suppress(Exception):
+                self.delete_study(name)
+            raise
+        return rec
 
     @abstractmethod
     def get_study(self, name: str) -> StudyRecord:

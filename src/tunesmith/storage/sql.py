@@ -900,8 +900,23 @@ class SQLStorage(Storage):
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
+        return self._create_study(name, direction, space, config, ())
+
+    def create_study_with_trials(
+        self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any],
+        trials: Sequence[FrozenTrial],
+    ) -> StudyRecord:
+        if not trials:  # as create_study (a subclass's own, too)
+            return self.create_study(name, direction=direction, space=space, config=config)
+        return self._create_study(name, direction, space, config, trials)
+
+    def _create_study(self, name: str, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any],
+                      trials: Sequence[FrozenTrial]) -> StudyRecord:
+        """The study and its ``trials`` (numbered 0, 1, ... in order) in one transaction."""
         check_study_name(name)
         space_text = _space_text(space)
+        rows = [{"number": i, "claim": None, "token": uuid.uuid4().hex, **_trial_values(t)}
+                for i, t in enumerate(trials)]
 
         def op(conn: Connection) -> StudyRecord:
             exists = conn.execute(
@@ -916,6 +931,8 @@ class SQLStorage(Storage):
                 row["study_id"] = _next_study_id(conn)
             res = conn.execute(sa.insert(studies_table).values(**row))
             (sid,) = res.inserted_primary_key  # type: ignore[misc]
+            if rows:
+                conn.execute(sa.insert(trials_table), [{**r, "study_id": sid} for r in rows])
             # as the database keeps it (PostgreSQL 11 prints 15 digits, MySQL's FLOAT is single): what
             # every other process reads, and the checkpoint folders' marks name (train/retention.py)
             now = float(conn.execute(sa.select(studies_table.c.created).where(studies_table.c.study_id == sid)).scalar_one())
