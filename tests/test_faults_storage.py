@@ -621,3 +621,19 @@ def test_a_delete_killed_midway_is_finished_by_a_second_delete(tmp_path: Path) -
     delete_study(ts.SQLStorage(f"sqlite:///{path}"), "src")
     assert ts.SQLStorage(f"sqlite:///{path}").list_studies() == []
     _searched(path)  # the name is free again
+
+
+def test_a_rename_killed_midway_splits_no_study_from_its_test_results(tmp_path: Path) -> None:
+    # before: the study was renamed, then its test results: a process killed between the two left 'dst'
+    # without them and 'src:test' owned by no study (refusing a new 'src'); a second rename found no 'src'
+    import tunesmith as ts
+    from tunesmith.study.evaluate import test_results
+
+    path = tmp_path / "s.db"
+    _searched(path, book=True)
+    _kill_by_trigger(path, "BEFORE UPDATE OF name ON ts_studies WHEN NEW.name = 'dst:test'", "rename")
+    storage = ts.SQLStorage(f"sqlite:///{path}")
+    assert sorted(r.name for r in storage.list_studies()) == ["src", "src:test"]
+    ts.load_study("src", storage).rename("dst")
+    assert sorted(r.name for r in storage.list_studies()) == ["dst", "dst:test"]
+    assert len(test_results(ts.load_study("dst", storage))) == 2

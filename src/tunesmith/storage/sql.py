@@ -1298,19 +1298,32 @@ class SQLStorage(Storage):
 
     # -- study management ------------------------------------------------------------------
     def rename_study(self, name: str, new_name: str) -> None:
-        check_study_name(new_name)
-        sid = self.get_study(name).study_id
+        self._rename([(name, new_name)])
+
+    def rename_studies(self, renames: Sequence[tuple[str, str]]) -> None:
+        if len(renames) == 1:  # as rename_study (a subclass's own, too)
+            self.rename_study(*renames[0])
+        else:
+            self._rename(renames)
+
+    def _rename(self, renames: Sequence[tuple[str, str]]) -> None:
+        """Each ``(name, new_name)`` in one transaction."""
+        for _, new_name in renames:
+            check_study_name(new_name)
+        sids = [self.get_study(name).study_id for name, _ in renames]
         table = studies_table
 
         def op(conn: Connection) -> None:
-            if conn.execute(sa.select(table.c.study_id).where(table.c.name == new_name)).first():
-                raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}")
-            conn.execute(sa.update(table).where(table.c.study_id == sid).values(name=new_name))
+            for sid, (_, new_name) in zip(sids, renames, strict=True):
+                if conn.execute(sa.select(table.c.study_id).where(table.c.name == new_name)).first():
+                    raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}")
+                conn.execute(sa.update(table).where(table.c.study_id == sid).values(name=new_name))
 
         try:
             self._run(op, write=True)
         except IntegrityError:
-            raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}") from None
+            taken = " or ".join(repr(new) for _, new in renames)
+            raise DuplicateStudyError(f"a study named {taken} already exists in {self.display_url}") from None
 
     def set_study_config(
         self, study_id: int, config: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None

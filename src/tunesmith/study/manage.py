@@ -254,13 +254,9 @@ def rename_study(study: Study, new_name: str) -> None:
     check_new_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
     check_book_free(study.storage, new_name, book)
-    study.storage.rename_study(study.name, new_name)
-    if book:
-        try:
-            study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
-        except BaseException:  # another writer took "<new>:test" since the check: keep the pair together
-            study.storage.rename_study(new_name, study.name)
-            raise
+    # together: a process killed between the two left test results under the old name, which refused it for
+    # a new study, and the renamed study without them
+    study.storage.rename_studies([(study.name, new_name), *([(study.name + SUFFIX, new_name + SUFFIX)] if book else [])])
     _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
 
 
