@@ -551,12 +551,13 @@ def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
         return
     study = ts.load_study("src", storage)
     {"copy": lambda: study.copy("dst"), "focus": lambda: study.focus(keep=["x"], name="dst"),
-     "delete": lambda: delete_study(storage, "src"), "rename": lambda: study.rename("dst")}[what]()
+     "delete": lambda: delete_study(storage, "src"), "rename": lambda: study.rename("dst"),
+     "claimed": lambda: study._add_claimed("run:1", {"x": 0.5, "y": 0.5}, 1.0)}[what]()
 
 
-def _kill_by_trigger(path: Path, trigger: str, what: str, doc: str = "") -> None:
-    """Run ``what`` in a forked process that ``trigger`` (SQL calling ``die()``) kills; then drop the
-    trigger and check the file."""
+def _kill_by_trigger(path: Path, trigger: str, what: str, doc: str = "", *, code: int = -9) -> None:
+    """Run ``what`` in a forked process that ``trigger`` (SQL calling ``die()``) kills (ends with ``code``);
+    then drop the trigger and check the file."""
     import multiprocessing
     import sqlite3
 
@@ -566,7 +567,7 @@ def _kill_by_trigger(path: Path, trigger: str, what: str, doc: str = "") -> None
                                                         args=(f"sqlite:///{path}", what, doc))
     child.start()
     child.join(60)
-    assert child.exitcode == -9
+    assert child.exitcode == code
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TRIGGER die")
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -637,3 +638,15 @@ def test_a_rename_killed_midway_splits_no_study_from_its_test_results(tmp_path: 
     ts.load_study("src", storage).rename("dst")
     assert sorted(r.name for r in storage.list_studies()) == ["dst", "dst:test"]
     assert len(test_results(ts.load_study("dst", storage))) == 2
+
+
+def test_a_claimed_result_killed_midway_leaves_no_running_trial_holding_the_claim(tmp_path: Path) -> None:
+    # before: the trial was created running with its claim, then rewritten whole: a process killed between the
+    # two left it running for good (no heartbeats) and the claim (a hypertune run's number) taken
+    import tunesmith as ts
+
+    path = tmp_path / "s.db"
+    _searched(path)
+    _kill_by_trigger(path, "BEFORE UPDATE ON ts_trials", "claimed", code=0)  # no second write to die in
+    (added,) = ts.load_study("src", f"sqlite:///{path}").trials[6:]
+    assert (added.state, added.value) == (ts.TrialState.COMPLETE, 1.0)

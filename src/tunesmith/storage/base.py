@@ -229,13 +229,23 @@ class Storage(ABC):
         storages write them all in one transaction."""
         out = []
         for record in records:
-            rec = self.create_trial(study_id, params=record.params, state=TrialState.RUNNING, worker=record.worker,
-                                    attrs=record.attrs)  # a fresh heartbeat: no lost worker's trial meanwhile
-            assert rec is not None
-            full = record.replace(number=rec.number, trial_id=rec.trial_id)
-            self.update_trial(study_id, full)
+            full = self.insert_claimed(study_id, record, None)
+            assert full is not None
             out.append(full)
         return out
+
+    def insert_claimed(self, study_id: int, record: FrozenTrial, claim: str | None) -> FrozenTrial | None:
+        """Store ``record`` whole as the study's next trial, unless a trial of the study holds
+        ``claim`` already (then None, nothing stored): decided atomically, across processes.
+        Created running, then rewritten as it is; SQL storages write it in one transaction, so
+        a process killed midway leaves no running trial holding the claim."""
+        rec = self.create_trial(study_id, params=record.params, state=TrialState.RUNNING, claim=claim,
+                                worker=record.worker, attrs=record.attrs)  # a fresh heartbeat: no lost worker's
+        if rec is None:
+            return None
+        full = record.replace(number=rec.number, trial_id=rec.trial_id)
+        self.update_trial(study_id, full)
+        return full
 
     @abstractmethod
     def update_trial(

@@ -1040,7 +1040,14 @@ class SQLStorage(Storage):
             attrs=dict(attrs or {}),
             system=system or NO_SYSTEM,
         )
-        values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(template)}
+        return self._insert_one(study_id, template, claim, token)
+
+    def insert_claimed(self, study_id: int, record: FrozenTrial, claim: str | None) -> FrozenTrial | None:
+        return self._insert_one(study_id, record, claim, uuid.uuid4().hex)
+
+    def _insert_one(self, study_id: int, record: FrozenTrial, claim: str | None, token: str) -> FrozenTrial | None:
+        """Insert ``record`` as the study's next trial in one transaction; None if ``claim`` is held."""
+        values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(record)}
         tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
@@ -1050,7 +1057,7 @@ class SQLStorage(Storage):
             if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
                 return None
             number = self._next_number(cur, study_id)
-            return template.replace(number=number, trial_id=self._insert(cur, {**values, "number": number}))
+            return record.replace(number=number, trial_id=self._insert(cur, {**values, "number": number}))
 
         try:
             return self._tx(op, write=True)

@@ -136,13 +136,8 @@ def insert_record(storage: Storage, study_id: int, record: FrozenTrial, claim: s
     the storage decides atomically, across processes."""
     if claim is None:
         return storage.insert_trials(study_id, [record])[0]
-    rec = storage.create_trial(study_id, params=record.params, state=TrialState.RUNNING, claim=claim,
-                               worker=record.worker, attrs=record.attrs)  # a fresh heartbeat: no lost worker's
-    if rec is None:
-        return None
-    full = record.replace(number=rec.number, trial_id=rec.trial_id)
-    storage.update_trial(study_id, full)
-    return full
+    return storage.insert_claimed(study_id, record, claim)  # one write: a process killed midway leaves no
+    # running trial holding the claim (a hypertune run's number taken for good)
 
 
 def copy_study(study: Study, name: str | None, storage: str | Storage | None,
