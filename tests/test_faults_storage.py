@@ -610,6 +610,20 @@ def test_a_copy_focus_or_import_killed_midway_leaves_no_study_under_its_name(tmp
     assert len(copied) == 6 and [(t.number, t.params, t.value) for t in ts.load_study("src", f"sqlite:///{path}").trials] == before
 
 
+def test_a_copy_killed_before_its_test_results_leaves_no_copy(tmp_path: Path) -> None:
+    # before: the copy was written, then its test results (the study "dst:test"): a process killed between
+    # the two left a copy without them, and a second try was refused ("a study named 'dst' already exists")
+    import tunesmith as ts
+    from tunesmith.study.evaluate import test_results
+
+    path = tmp_path / "s.db"
+    study = _searched(path, book=True)
+    _kill_by_trigger(path, "BEFORE INSERT ON ts_studies WHEN NEW.name = 'dst:test'", "copy")
+    assert sorted(r.name for r in ts.SQLStorage(f"sqlite:///{path}").list_studies()) == ["src", "src:test"]
+    study.copy("dst")
+    assert len(test_results(ts.load_study("dst", f"sqlite:///{path}"))) == 2
+
+
 def test_a_delete_killed_midway_is_finished_by_a_second_delete(tmp_path: Path) -> None:
     # before: the study went first, then its test results: a process killed between the two left "src:test",
     # which a second delete could not reach (no study 'src') and which refused a new study named 'src'

@@ -22,6 +22,7 @@ import pytest
 
 import tunesmith as ts
 from tunesmith.storage import SCHEMA_VERSION, make_storage
+from tunesmith.storage.base import NewStudy
 from tunesmith.study.lifecycle import claim_waiting
 from tunesmith.trial import Direction, FrozenTrial, SystemState, TrialState
 
@@ -107,6 +108,12 @@ class TestStorageConformance:
         added = storage.insert_claimed(sid, records[0], "run:1")
         assert added is not None and added.number == 3 and storage.get_trial(sid, 3).state is TrialState.COMPLETE
         assert storage.insert_claimed(sid, records[1], "run:1") is None and storage.count_trials(sid) == 4
+        with pytest.raises(ValueError, match="already exists"):  # the second taken: neither made
+            storage.create_studies([NewStudy("c", Direction.MINIMIZE, {}, {}, records), NewStudy("e", Direction.MINIMIZE, {}, {})])
+        made = storage.create_studies([NewStudy("c", Direction.MINIMIZE, {}, {}, records),
+                                       NewStudy("c:test", Direction.MINIMIZE, {}, {}, records[:1])])
+        assert [storage.count_trials(r.study_id) for r in made] == [3, 1]
+        assert sorted(r.name for r in storage.list_studies()) == ["b", "b:test", "c", "c:test", "e"]
 
     def test_duplicate_study_name(self, storage: ts.Storage) -> None:
         new_study(storage, "a")

@@ -846,7 +846,7 @@ def test_a_stored_study_without_a_sampler_says_how_to_open_it_with_one(sqlite_ur
 
 
 def test_import_writes_its_trials_in_one_transaction_keeping_a_queued_one_in_its_place(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """import wrote a transaction (a commit) per trial: 2,000 trials into SQLite took 0.5 s. Now one
     write in all: the study with its trials (a process killed midway leaves neither)."""
     from tunesmith.cli.commands import export_json
@@ -858,11 +858,7 @@ def test_import_writes_its_trials_in_one_transaction_keeping_a_queued_one_in_its
     study.enqueue({"x": 0.75, "k": "b"}, attrs={"why": "queued"})
     study.add_trial({"x": 0.5, "k": "a"}, 0.5)  # after the queued trial
     dest = SQLStorage(f"sqlite:///{tmp_path / 'b.db'}")  # its tables made
-    writes: list[str] = []
-    for method in ("_run", "_tx"):
-        real = getattr(SQLStorage, method)
-        monkeypatch.setattr(SQLStorage, method, lambda self, fn, *, write, _m=method, _real=real:
-                            (writes.append(_m) if write else None) or _real(self, fn, write=write))
+    writes = request.getfixturevalue("sql_writes")  # from now on
     back = import_study(json.loads(export_json(study)), dest, name="t")
     assert writes == ["_run"], writes
     assert [_strip(t) for t in back.trials] == [_strip(t) for t in study.trials]

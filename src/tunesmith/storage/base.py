@@ -38,6 +38,17 @@ class StudyRecord:
     created: float = 0.0
 
 
+@dataclass(frozen=True)
+class NewStudy:
+    """A study to create with its trials (:meth:`Storage.create_studies`): a copy and its test results."""
+
+    name: str
+    direction: Direction
+    space: Mapping[str, Any]
+    config: Mapping[str, Any]
+    trials: Sequence[FrozenTrial] = ()
+
+
 #: the longest study name every storage keeps (the SQL column's width)
 MAX_NAME_LENGTH = 512
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -190,6 +201,21 @@ class Storage(ABC):
                 self.delete_study(name)
             raise
         return rec
+
+    def create_studies(self, new: Sequence[NewStudy]) -> list[StudyRecord]:
+        """Create each study with its trials (:meth:`create_study_with_trials`), all or none: a
+        copy and its test results. SQL storages write them in one transaction."""
+        made: list[StudyRecord] = []
+        try:
+            for n in new:
+                made.append(self.create_study_with_trials(n.name, direction=n.direction, space=n.space,
+                                                          config=n.config, trials=n.trials))
+        except BaseException:
+            for rec in made:
+                with contextlib.suppress(Exception):
+                    self.delete_study(rec.name)
+            raise
+        return made
 
     @abstractmethod
     def get_study(self, name: str) -> StudyRecord:

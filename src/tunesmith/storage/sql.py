@@ -47,6 +47,7 @@ from ..nested import walk
 from ..paths import refuse_foreign_link
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import (
+    NewStudy,
     Storage,
     StudyRecord,
     check_expect,
@@ -910,9 +911,24 @@ class SQLStorage(Storage):
             return self.create_study(name, direction=direction, space=space, config=config)
         return self._create_study(name, direction, space, config, trials)
 
+    def create_studies(self, new: Sequence[NewStudy]) -> list[StudyRecord]:
+        made: list[StudyRecord] = []
+
+        def op(conn: Connection) -> list[StudyRecord]:
+            made.clear()  # a retry starts again
+            for n in new:
+                made.append(self._create_study(n.name, n.direction, n.space, n.config, n.trials, conn=conn))
+            return made
+
+        try:
+            return self._run(op, write=True)
+        except IntegrityError:
+            names = " or ".join(repr(n.name) for n in new)
+            raise DuplicateStudyError(f"a study named {names} already exists in {self.display_url}") from None
+
     def _create_study(self, name: str, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any],
-                      trials: Sequence[FrozenTrial]) -> StudyRecord:
-        """The study and its ``trials`` (numbered 0, 1, ... in order) in one transaction."""
+                      trials: Sequence[FrozenTrial], *, conn: Connection | None = None) -> StudyRecord:
+        """The study and its ``trials`` (numbered 0, 1, ... in order) in one transaction (``conn``'s)."""
         check_study_name(name)
         space_text = _space_text(space)
         rows = [{"number": i, "claim": None, "token": uuid.uuid4().hex, **_trial_values(t)}
@@ -938,6 +954,8 @@ class SQLStorage(Storage):
             now = float(conn.execute(sa.select(studies_table.c.created).where(studies_table.c.study_id == sid)).scalar_one())
             return StudyRecord(int(sid), name, direction, dict(space), dict(config), now)
 
+        if conn is not None:
+            return op(conn)
         try:
             return self._run(op, write=True)
         except IntegrityError:

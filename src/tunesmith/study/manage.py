@@ -19,7 +19,7 @@ from ..space import Space
 from ..space.params import Fixed
 from ..space.space import finite_weights
 from ..storage import Storage, make_storage
-from ..storage.base import MAX_NAME_LENGTH, check_study_name
+from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name
 from ..trial import FrozenTrial, TrialState, json_attrs
 from .trial import _as_float, _as_step, short_repr
 
@@ -165,7 +165,15 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     book = exists(study.storage, study.name + SUFFIX)
     check_book_free(dest, name, book)
     _check_workers_fit(study, book, dest)
-    left = _copy(study, name, dest, new_space, fill)
+    copy, left = _copied(study, name, new_space, fill)
+    studies = [copy]
+    if book:  # each pointing at its trial's number in the copy (numbered anew when trials were left out)
+        kept = [t.number for t in study.trials if t.number not in left]
+        studies.append(_copied(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, new_space, fill,
+                               renumber={old: new for new, old in enumerate(kept)} if left else None)[0])
+    # with its trials and test results, in one write: a partial copy (a full disk, Ctrl-C, a process killed)
+    # would pass for the whole
+    dest.create_studies(studies)
     _warn_paused(study.trials, study.name, f"copied as {name!r}", where="the copy, which has a folder of its own",
                  fix=f"Let them finish in study {study.name!r} before copying")
     if new_space is not None:
@@ -173,10 +181,6 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
 
         known = [*study.space, *(fill or {}), *(p for p, param in new_space.items() if isinstance(param, Fixed))]
         _say_left_out(study.name, name, len(study.trials), left, book, _fill_hint(dict.fromkeys(known), new_space))
-    if book:  # each pointing at its trial's number in the copy (numbered anew when trials were left out)
-        kept = [t.number for t in study.trials if t.number not in left]
-        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space, fill,
-              renumber={old: new for new, old in enumerate(kept)} if left else None)
     return Study(storage=dest, name=name)
 
 
@@ -346,12 +350,12 @@ def _stored_space(study: Study, stored: Any) -> Any:
         if isinstance(stored, Mapping) else stored
 
 
-def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
-          fill: Mapping[str, Any] | None = None, renumber: Mapping[int, int] | None = None) -> dict[int, str]:
-    """Copy ``study``'s settings and trials as ``name`` into ``dest``; with ``space``, the trials
-    that fit it, ``fill`` giving the parameters they lack (returns why each other one was left
-    out, by number). ``renumber``: ``study`` holds test results, each copied with the new number
-    of its search trial (``attrs["trial"]``), none for a trial not in it."""
+def _copied(study: Study, name: str, space: Space | None = None, fill: Mapping[str, Any] | None = None,
+            renumber: Mapping[int, int] | None = None) -> tuple[NewStudy, dict[int, str]]:
+    """``study``'s settings and trials as a new study ``name``; with ``space``, the trials that fit
+    it, ``fill`` giving the parameters they lack (and why each other one was left out, by number).
+    ``renumber``: ``study`` holds test results, each copied with the new number of its search
+    trial (``attrs["trial"]``), none for a trial not in it."""
     source = study.storage.get_study(study.name)
     config = {k: v for k, v in source.config.items() if space is None or k != PICKED}  # a pick fits its space only
     left: dict[int, str] = {}
@@ -371,11 +375,8 @@ def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
                 continue
         # a running trial: nobody will finish it in the copy
         kept.append(t.replace(**failed, completed=time.time()) if t.state is TrialState.RUNNING else t)
-    # with its trials, in one write: a partial copy (a full disk, Ctrl-C, a process killed) would pass for the whole
-    dest.create_study_with_trials(name, direction=source.direction,
-                                  space=_stored_space(study, source.space) if space is None else space.to_dict(),
-                                  config={**config, COPY_ID: uuid.uuid4().hex}, trials=kept)
-    return left
+    return NewStudy(name, source.direction, _stored_space(study, source.space) if space is None else space.to_dict(),
+                    {**config, COPY_ID: uuid.uuid4().hex}, kept), left
 
 
 def _check_workers_fit(study: Study, book: bool, dest: Storage) -> None:
