@@ -552,7 +552,8 @@ def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
     study = ts.load_study("src", storage)
     {"copy": lambda: study.copy("dst"), "focus": lambda: study.focus(keep=["x"], name="dst"),
      "delete": lambda: delete_study(storage, "src"), "rename": lambda: study.rename("dst"),
-     "claimed": lambda: study._add_claimed("run:1", {"x": 0.5, "y": 0.5}, 1.0)}[what]()
+     "claimed": lambda: study._add_claimed("run:1", {"x": 0.5, "y": 0.5}, 1.0),
+     "evaluate": lambda: study.evaluate_best(lambda t: t.params["x"], k=2)}[what]()
 
 
 def _kill_by_trigger(path: Path, trigger: str, what: str, doc: str = "", *, code: int = -9) -> None:
@@ -664,3 +665,20 @@ def test_a_claimed_result_killed_midway_leaves_no_running_trial_holding_the_clai
     _kill_by_trigger(path, "BEFORE UPDATE ON ts_trials", "claimed", code=0)  # no second write to die in
     (added,) = ts.load_study("src", f"sqlite:///{path}").trials[6:]
     assert (added.state, added.value) == (ts.TrialState.COMPLETE, 1.0)
+
+
+def test_an_evaluate_best_killed_midway_leaves_no_test_result_another_takes(tmp_path: Path) -> None:
+    # before: each test result was queued, taken and told (three writes): a process killed after the first
+    # left a waiting trial in "src:test", which the next evaluate_best took for its own first result (the
+    # killed run's trial and numbers, this run's value), leaving its own queued for good
+    import tunesmith as ts
+    from tunesmith.study.evaluate import test_results
+
+    path = tmp_path / "s.db"
+    study = _searched(path)
+    _kill_by_trigger(path, "BEFORE UPDATE ON ts_trials", "evaluate", code=0)  # no second write to die in
+    study.evaluate_best(lambda t: t.params["x"] + 1, k=2)  # evaluated again, another score
+    book = ts.load_study("src:test", f"sqlite:///{path}").trials
+    assert {t.state for t in book} == {ts.TrialState.COMPLETE}
+    best = sorted(study.trials, key=lambda t: t.value)[:2]
+    assert {(r.trial, r.values) for r in test_results(study).values()} == {(t.number, (t.params["x"] + 1,)) for t in best}
