@@ -359,7 +359,6 @@ class Storage(ABC):
         """Rename a study; ValueError if ``new_name`` is taken, StudyNotFound if ``name`` is absent."""
         raise NotImplementedError(f"{type(self).__name__} cannot rename studies; implement rename_study()")
 
-
     def rename_studies(self, renames: Sequence[tuple[str, str]]) -> None:
         """Rename each study ``(name, new_name)``, all or none (a study and its test results).
         SQL storages write them in one transaction, so a process killed midway splits no pair;
@@ -373,6 +372,7 @@ class Storage(ABC):
             for name, new_name in reversed(done):
                 self.rename_study(new_name, name)
             raise
+
     def set_study_config(
         self, study_id: int, config: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
     ) -> bool:
