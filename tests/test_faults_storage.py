@@ -542,9 +542,17 @@ def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
     import tunesmith as ts
     from tunesmith.study.manage import delete_study, import_study
 
+    def die(*_: object) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def armed(conn, _):  # type: ignore[no-untyped-def]
+        if url.startswith("sqlite"):
+            conn.create_function("die", 0, die)
+        else:  # PostgreSQL: the trigger raises a notice, which reaches the client as the statement runs
+            conn.add_notice_handler(lambda diag: diag.message_primary == "die" and die())
+
     storage = ts.SQLStorage(url)
-    sa.event.listen(storage.engine, "connect", lambda conn, _: conn.create_function(
-        "die", 0, lambda: os.kill(os.getpid(), signal.SIGKILL)))
+    sa.event.listen(storage.engine, "connect", armed)
     storage.engine.dispose()  # every connection from now on has die()
     if what == "import":
         import_study(json.loads(doc), storage, "dst")
@@ -682,3 +690,37 @@ def test_an_evaluate_best_killed_midway_leaves_no_test_result_another_takes(tmp_
     assert {t.state for t in book} == {ts.TrialState.COMPLETE}
     best = sorted(study.trials, key=lambda t: t.value)[:2]
     assert {(r.trial, r.values) for r in test_results(study).values()} == {(t.number, (t.params["x"] + 1,)) for t in best}
+
+
+def test_a_copy_killed_midway_on_postgresql_leaves_no_study_under_its_name(pg_url: str) -> None:
+    # as on SQLite (test_a_copy_killed_before_its_test_results_leaves_no_copy): the copy and its test results,
+    # one transaction, which the server rolls back when the connection of the killed process drops
+    import multiprocessing
+
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+    from tunesmith.study.evaluate import test_results
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=pg_url, name="src", seed=0,
+                     sampler="random")
+    study.optimize(lambda t: t.params["x"] + t.params["y"], n_trials=6)
+    study.evaluate_best(lambda t: t.params["x"], k=2)
+    schema = ts.SQLStorage(pg_url).engine.get_execution_options().get("schema_translate_map", {}).get(None) or "public"
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # a notice as the first test result of the copy is written
+        conn.exec_driver_sql("CREATE FUNCTION public.die() RETURNS trigger LANGUAGE plpgsql AS "
+                             "$$ BEGIN RAISE NOTICE 'die'; RETURN NEW; END $$")
+        conn.exec_driver_sql(f"CREATE TRIGGER die BEFORE INSERT ON {schema}.ts_studies FOR EACH ROW "
+                             "WHEN (NEW.name = 'dst:test') EXECUTE FUNCTION public.die()")
+    child = multiprocessing.get_context("fork").Process(target=_killed_by_the_trigger, args=(pg_url, "copy", ""))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -9
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TRIGGER die ON {schema}.ts_studies")
+    engine.dispose()
+    storage = ts.SQLStorage(pg_url)
+    assert sorted(r.name for r in storage.list_studies()) == ["src", "src:test"]
+    study.copy("dst")
+    assert len(ts.load_study("dst", storage).trials) == 6 and len(test_results(ts.load_study("dst", storage))) == 2
