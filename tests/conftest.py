@@ -104,6 +104,18 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def sql_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The write transactions SQL storages run from now on, each named by the path it took: ``_run``
+    (SQLAlchemy's) or ``_tx`` (the hot path's prepared statements)."""
+    writes: list[str] = []
+    for method in ("_run", "_tx"):
+        real = getattr(ts.SQLStorage, method)
+        monkeypatch.setattr(ts.SQLStorage, method, lambda self, fn, *, write, _m=method, _real=real:
+                            (writes.append(_m) if write else None) or _real(self, fn, write=write))
+    return writes
+
+
+@pytest.fixture
 def svm_space() -> ts.Space:
     """The seed's example space (issue 2)."""
     return ts.Space({

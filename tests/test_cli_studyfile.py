@@ -608,6 +608,39 @@ def test_ctrl_c_or_sigterm_fails_the_running_trials_and_exits_128_plus_the_signa
                                          f"interrupted ({sig.split()[0]})"}
 
 
+def test_trials_that_end_before_a_sigterm_reaches_the_workers_are_not_said_to_be_failed(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """``kill PID`` of ``worker --n-jobs 2``: the command passes the signal on to its workers 2 s later, and
+    trials that end meanwhile are recorded complete. It said "running trials marked failed" all the same."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "quick.py").write_text(
+        "import os, time\ndef f(trial):\n    while not os.path.exists(os.environ['GO']):\n"
+        "        time.sleep(0.01)\n    return 1.0\n")
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    path = write(tmp_path, f"objective: quick.py:f\nstorage: {url}\n{SPACE}")
+    go = tmp_path / "go"
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith", "worker", str(path), "--n-trials", "4", "--n-jobs", "2"],
+                            env={**subprocess_env, "GO": str(go)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until both workers' trials run
+        if (tmp_path / "db.db").exists() and sum(t.state.value == "running" for t in _trials(url)) == 2:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)  # the command alone
+    go.touch()  # both trials end at once, within the 2 s before the workers get the signal
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 143, out
+    trials = _trials(url)
+    if all(t.state.value == "complete" for t in trials):  # as on any machine not starved for 2 s
+        assert len(trials) == 2 and "the running trials ended before it reached them" in out, out
+        assert "marked failed" not in out, out
+    else:
+        assert "running trials marked failed" in out, out
+
+
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
 def test_a_background_job_s_workers_stop_with_the_signal_its_command_got(
         tmp_path: Path, subprocess_env: dict[str, str], sig: str) -> None:

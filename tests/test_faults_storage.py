@@ -528,3 +528,199 @@ def test_a_copy_that_fails_midway_leaves_no_partial_study_unannounced(
         study.copy(storage=f"sqlite:///{small_fs / 'dst.db'}")
     left = [r.name for r in ts.SQLStorage(f"sqlite:///{small_fs / 'dst.db'}", read_only=True).list_studies()]
     assert left == [] or "a partial copy 'src' is left in" in caplog.text  # deleted, or named (a full disk)
+
+
+
+def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
+    """In a forked process: ``what`` (copy, focus, import of study ``src`` into ``dst``, its delete or
+    rename to ``dst``), this process SIGKILLed by the file's trigger as it calls ``die()``."""
+    import json
+    import signal
+
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+    from tunesmith.study.manage import delete_study, import_study
+
+    def die(*_: object) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def armed(conn, _):  # type: ignore[no-untyped-def]
+        if url.startswith("sqlite"):
+            conn.create_function("die", 0, die)
+        else:  # PostgreSQL: the trigger raises a notice, which reaches the client as the statement runs
+            conn.add_notice_handler(lambda diag: diag.message_primary == "die" and die())
+
+    storage = ts.SQLStorage(url)
+    sa.event.listen(storage.engine, "connect", armed)
+    storage.engine.dispose()  # every connection from now on has die()
+    if what == "import":
+        import_study(json.loads(doc), storage, "dst")
+        return
+    study = ts.load_study("src", storage)
+    {"copy": lambda: study.copy("dst"), "focus": lambda: study.focus(keep=["x"], name="dst"),
+     "delete": lambda: delete_study(storage, "src"), "rename": lambda: study.rename("dst"),
+     "claimed": lambda: study._add_claimed("run:1", {"x": 0.5, "y": 0.5}, 1.0),
+     "evaluate": lambda: study.evaluate_best(lambda t: t.params["x"], k=2)}[what]()
+
+
+def _kill_by_trigger(path: Path, trigger: str, what: str, doc: str = "", *, code: int = -9) -> None:
+    """Run ``what`` in a forked process that ``trigger`` (SQL calling ``die()``) kills (ends with ``code``);
+    then drop the trigger and check the file."""
+    import multiprocessing
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TRIGGER die {trigger} BEGIN SELECT die(); END")
+    child = multiprocessing.get_context("fork").Process(target=_killed_by_the_trigger,
+                                                        args=(f"sqlite:///{path}", what, doc))
+    child.start()
+    child.join(60)
+    assert child.exitcode == code
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER die")
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def _searched(path: Path, n: int = 6, *, book: bool = False):  # type: ignore[no-untyped-def]
+    import tunesmith as ts
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=f"sqlite:///{path}", name="src", seed=0,
+                     sampler="random")
+    study.optimize(lambda t: t.params["x"] + t.params["y"], n_trials=n)
+    if book:
+        study.evaluate_best(lambda t: t.params["x"], k=2)
+    return study
+
+
+@pytest.mark.parametrize("what", ["copy", "focus", "import"])
+def test_a_copy_focus_or_import_killed_midway_leaves_no_study_under_its_name(tmp_path: Path, what: str) -> None:
+    # before: the new study was written, then its trials: a process killed between the two left an empty study
+    # that passed for the copy, and a second try was refused ("a study named 'dst' already exists")
+    import json
+
+    import tunesmith as ts
+    from tunesmith.cli.commands import export_json
+    from tunesmith.study.manage import import_study
+
+    path = tmp_path / "s.db"
+    study = _searched(path)
+    before = [(t.number, t.params, t.value) for t in study.trials]
+    doc = export_json(study)
+    _kill_by_trigger(path, "BEFORE INSERT ON ts_trials", what, doc)  # as the first trial of dst is written
+    assert [r.name for r in ts.SQLStorage(f"sqlite:///{path}").list_studies()] == ["src"]
+    if what == "copy":  # a second try makes it whole
+        study.copy("dst")
+    elif what == "focus":
+        study.focus(keep=["x"], name="dst")
+    else:
+        import_study(json.loads(doc), f"sqlite:///{path}", "dst")
+    copied = ts.load_study("dst", f"sqlite:///{path}").trials
+    assert len(copied) == 6 and [(t.number, t.params, t.value) for t in ts.load_study("src", f"sqlite:///{path}").trials] == before
+
+
+def test_a_copy_killed_before_its_test_results_leaves_no_copy(tmp_path: Path) -> None:
+    # before: the copy was written, then its test results (the study "dst:test"): a process killed between
+    # the two left a copy without them, and a second try was refused ("a study named 'dst' already exists")
+    import tunesmith as ts
+    from tunesmith.study.evaluate import test_results
+
+    path = tmp_path / "s.db"
+    study = _searched(path, book=True)
+    _kill_by_trigger(path, "BEFORE INSERT ON ts_studies WHEN NEW.name = 'dst:test'", "copy")
+    assert sorted(r.name for r in ts.SQLStorage(f"sqlite:///{path}").list_studies()) == ["src", "src:test"]
+    study.copy("dst")
+    assert len(test_results(ts.load_study("dst", f"sqlite:///{path}"))) == 2
+
+
+def test_a_delete_killed_midway_is_finished_by_a_second_delete(tmp_path: Path) -> None:
+    # before: the study went first, then its test results: a process killed between the two left "src:test",
+    # which a second delete could not reach (no study 'src') and which refused a new study named 'src'
+    import tunesmith as ts
+    from tunesmith.study.manage import delete_study
+
+    path = tmp_path / "s.db"
+    _searched(path, book=True)
+    _kill_by_trigger(path, "BEFORE DELETE ON ts_studies WHEN (SELECT count(*) FROM ts_studies) < 2", "delete")
+    delete_study(ts.SQLStorage(f"sqlite:///{path}"), "src")
+    assert ts.SQLStorage(f"sqlite:///{path}").list_studies() == []
+    _searched(path)  # the name is free again
+
+
+def test_a_rename_killed_midway_splits_no_study_from_its_test_results(tmp_path: Path) -> None:
+    # before: the study was renamed, then its test results: a process killed between the two left 'dst'
+    # without them and 'src:test' owned by no study (refusing a new 'src'); a second rename found no 'src'
+    import tunesmith as ts
+    from tunesmith.study.evaluate import test_results
+
+    path = tmp_path / "s.db"
+    _searched(path, book=True)
+    _kill_by_trigger(path, "BEFORE UPDATE OF name ON ts_studies WHEN NEW.name = 'dst:test'", "rename")
+    storage = ts.SQLStorage(f"sqlite:///{path}")
+    assert sorted(r.name for r in storage.list_studies()) == ["src", "src:test"]
+    ts.load_study("src", storage).rename("dst")
+    assert sorted(r.name for r in storage.list_studies()) == ["dst", "dst:test"]
+    assert len(test_results(ts.load_study("dst", storage))) == 2
+
+
+def test_a_claimed_result_killed_midway_leaves_no_running_trial_holding_the_claim(tmp_path: Path) -> None:
+    # before: the trial was created running with its claim, then rewritten whole: a process killed between the
+    # two left it running for good (no heartbeats) and the claim (a hypertune run's number) taken
+    import tunesmith as ts
+
+    path = tmp_path / "s.db"
+    _searched(path)
+    _kill_by_trigger(path, "BEFORE UPDATE ON ts_trials", "claimed", code=0)  # no second write to die in
+    (added,) = ts.load_study("src", f"sqlite:///{path}").trials[6:]
+    assert (added.state, added.value) == (ts.TrialState.COMPLETE, 1.0)
+
+
+def test_an_evaluate_best_killed_midway_leaves_no_test_result_another_takes(tmp_path: Path) -> None:
+    # before: each test result was queued, taken and told (three writes): a process killed after the first
+    # left a waiting trial in "src:test", which the next evaluate_best took for its own first result (the
+    # killed run's trial and numbers, this run's value), leaving its own queued for good
+    import tunesmith as ts
+    from tunesmith.study.evaluate import test_results
+
+    path = tmp_path / "s.db"
+    study = _searched(path)
+    _kill_by_trigger(path, "BEFORE UPDATE ON ts_trials", "evaluate", code=0)  # no second write to die in
+    study.evaluate_best(lambda t: t.params["x"] + 1, k=2)  # evaluated again, another score
+    book = ts.load_study("src:test", f"sqlite:///{path}").trials
+    assert {t.state for t in book} == {ts.TrialState.COMPLETE}
+    best = sorted(study.trials, key=lambda t: t.value)[:2]
+    assert {(r.trial, r.values) for r in test_results(study).values()} == {(t.number, (t.params["x"] + 1,)) for t in best}
+
+
+def test_a_copy_killed_midway_on_postgresql_leaves_no_study_under_its_name(pg_url: str) -> None:
+    # as on SQLite (test_a_copy_killed_before_its_test_results_leaves_no_copy): the copy and its test results,
+    # one transaction, which the server rolls back when the connection of the killed process drops
+    import multiprocessing
+
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+    from tunesmith.study.evaluate import test_results
+
+    study = ts.Study({"x": ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=pg_url, name="src", seed=0,
+                     sampler="random")
+    study.optimize(lambda t: t.params["x"] + t.params["y"], n_trials=6)
+    study.evaluate_best(lambda t: t.params["x"], k=2)
+    schema = ts.SQLStorage(pg_url).engine.get_execution_options().get("schema_translate_map", {}).get(None) or "public"
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # a notice as the first test result of the copy is written
+        conn.exec_driver_sql("CREATE FUNCTION public.die() RETURNS trigger LANGUAGE plpgsql AS "
+                             "$$ BEGIN RAISE NOTICE 'die'; RETURN NEW; END $$")
+        conn.exec_driver_sql(f"CREATE TRIGGER die BEFORE INSERT ON {schema}.ts_studies FOR EACH ROW "
+                             "WHEN (NEW.name = 'dst:test') EXECUTE FUNCTION public.die()")
+    child = multiprocessing.get_context("fork").Process(target=_killed_by_the_trigger, args=(pg_url, "copy", ""))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -9
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TRIGGER die ON {schema}.ts_studies")
+    engine.dispose()
+    storage = ts.SQLStorage(pg_url)
+    assert sorted(r.name for r in storage.list_studies()) == ["src", "src:test"]
+    study.copy("dst")
+    assert len(ts.load_study("dst", storage).trials) == 6 and len(test_results(ts.load_study("dst", storage))) == 2

@@ -193,8 +193,8 @@ def test_a_rename_whose_test_results_name_was_taken_meanwhile_is_undone(tmp_path
                    "SELECT 'b:test', direction, space, config, created FROM ts_studies WHERE name = 'a:test'; END")
     with pytest.raises(ts.DuplicateStudyError, match="'b:test' already exists"):
         study.rename("b")
-    names = {r.name for r in make_storage(url).list_studies()}
-    assert {"a", "a:test", "b:test"} <= names and "b" not in names
+    names = {r.name for r in make_storage(url).list_studies()}  # the trigger's "b:test" is rolled back with the
+    assert {"a", "a:test"} <= names and "b" not in names  # rename: both are written in one transaction
     assert study.name == "a" and len(ts.load_study("a", url).trials) == 2
 
 

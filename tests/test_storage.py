@@ -22,6 +22,7 @@ import pytest
 
 import tunesmith as ts
 from tunesmith.storage import SCHEMA_VERSION, make_storage
+from tunesmith.storage.base import NewStudy
 from tunesmith.study.lifecycle import claim_waiting
 from tunesmith.trial import Direction, FrozenTrial, SystemState, TrialState
 
@@ -86,6 +87,33 @@ class TestStorageConformance:
         assert (storage.count_trials(a), storage.count_trials(b)) == (4, 0)
         with pytest.raises(ts.TrialFinishedError):
             storage.update_trial(a, got[0].replace(value=2.0))
+
+    def test_a_study_made_with_its_trials_renamed_with_another_and_a_claimed_record(self, storage: ts.Storage) -> None:
+        # the writes of copy/focus/import, rename with test results and a claimed known result: each one write
+        # on SQL storages (tests/test_faults_storage.py kills a process inside them)
+        records = [FrozenTrial(number=7, state=TrialState.COMPLETE, params={"x": i / 10}, value=i, intermediate={1: 0.5},
+                               attrs={"k": i}, started=1.0, completed=2.0) for i in range(3)]
+        rec = storage.create_study_with_trials("a", direction=Direction.MINIMIZE, space={}, config={}, trials=records)
+        assert [t.replace(trial_id=-1) for t in storage.get_trials(rec.study_id)] == [
+            r.replace(number=i) for i, r in enumerate(records)]
+        assert storage.create_study_with_trials("e", direction=Direction.MINIMIZE, space={}, config={}, trials=[])
+        new_study(storage, "a:test")
+        with pytest.raises(ValueError, match="already exists"):
+            storage.rename_studies([("a", "b"), ("a:test", "e")])  # the second taken: neither renamed
+        assert sorted(r.name for r in storage.list_studies()) == ["a", "a:test", "e"]
+        storage.rename_studies([("a", "b"), ("a:test", "b:test")])
+        assert sorted(r.name for r in storage.list_studies()) == ["b", "b:test", "e"]
+        sid = storage.get_study("b").study_id
+        assert storage.get_trials(sid)[2].value == 2.0
+        added = storage.insert_claimed(sid, records[0], "run:1")
+        assert added is not None and added.number == 3 and storage.get_trial(sid, 3).state is TrialState.COMPLETE
+        assert storage.insert_claimed(sid, records[1], "run:1") is None and storage.count_trials(sid) == 4
+        with pytest.raises(ValueError, match="already exists"):  # the second taken: neither made
+            storage.create_studies([NewStudy("c", Direction.MINIMIZE, {}, {}, records), NewStudy("e", Direction.MINIMIZE, {}, {})])
+        made = storage.create_studies([NewStudy("c", Direction.MINIMIZE, {}, {}, records),
+                                       NewStudy("c:test", Direction.MINIMIZE, {}, {}, records[:1])])
+        assert [storage.count_trials(r.study_id) for r in made] == [3, 1]
+        assert sorted(r.name for r in storage.list_studies()) == ["b", "b:test", "c", "c:test", "e"]
 
     def test_duplicate_study_name(self, storage: ts.Storage) -> None:
         new_study(storage, "a")

@@ -185,12 +185,15 @@ def left_running(failed: int, left: int, who: str) -> str:
     return f"the running trials of {left} {who}(s) could not be marked failed (said above): they stay running in the storage"
 
 
-def said_stopped(failed: bool, left: str = "") -> None:
+def said_stopped(failed: bool, left: str = "", *, ended: bool = False) -> None:
     """Log that an interrupt stopped optimize: with the running trials it failed, after every trial
-    had ended (a Ctrl-C as the workers finished said trials were marked failed when none was), or
-    with ``left``, what stays running because the storage refused to record it."""
+    had ended (a Ctrl-C as the workers finished said trials were marked failed when none was; ``ended``:
+    trials ran, and ended before the interrupt reached them), or with ``left``, what stays running
+    because the storage refused to record it."""
     logger.warning("interrupted: %s; optimize stopped", left if left else
-                   "running trials marked failed" if failed else "no trial was running")
+                   "running trials marked failed" if failed else
+                   "the running trials ended before it reached them, recorded as they ended" if ended else
+                   "no trial was running")
 
 
 class _Noting:

@@ -12,6 +12,7 @@ raises :class:`~tunesmith.exceptions.TrialFinishedError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -35,6 +36,17 @@ class StudyRecord:
     space: Mapping[str, Any]
     config: Mapping[str, Any] = field(default_factory=dict)
     created: float = 0.0
+
+
+@dataclass(frozen=True)
+class NewStudy:
+    """A study to create with its trials (:meth:`Storage.create_studies`): a copy and its test results."""
+
+    name: str
+    direction: Direction
+    space: Mapping[str, Any]
+    config: Mapping[str, Any]
+    trials: Sequence[FrozenTrial] = ()
 
 
 #: the longest study name every storage keeps (the SQL column's width)
@@ -173,6 +185,38 @@ class Storage(ABC):
     ) -> StudyRecord:
         """Create a study; raise DuplicateStudyError if one of that name exists."""
 
+    def create_study_with_trials(
+        self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any],
+        trials: Sequence[FrozenTrial],
+    ) -> StudyRecord:
+        """:meth:`create_study`, then :meth:`insert_trials` of ``trials`` (a copy's, a focus's,
+        an import's). SQL storages write both in one transaction: a process killed midway
+        leaves no study that would pass for the whole one, its name taken."""
+        rec = self.create_study(name, direction=direction, space=space, config=config)
+        try:
+            if trials:
+                self.insert_trials(rec.study_id, trials)
+        except BaseException:  # Ctrl-C, a full disk: nothing cut short is left under the name
+            with contextlib.suppress(Exception):
+                self.delete_study(name)
+            raise
+        return rec
+
+    def create_studies(self, new: Sequence[NewStudy]) -> list[StudyRecord]:
+        """Create each study with its trials (:meth:`create_study_with_trials`), all or none: a
+        copy and its test results. SQL storages write them in one transaction."""
+        made: list[StudyRecord] = []
+        try:
+            for n in new:
+                made.append(self.create_study_with_trials(n.name, direction=n.direction, space=n.space,
+                                                          config=n.config, trials=n.trials))
+        except BaseException:
+            for rec in made:
+                with contextlib.suppress(Exception):
+                    self.delete_study(rec.name)
+            raise
+        return made
+
     @abstractmethod
     def get_study(self, name: str) -> StudyRecord:
         """The study of that name; raise StudyNotFound if there is none."""
@@ -211,13 +255,23 @@ class Storage(ABC):
         storages write them all in one transaction."""
         out = []
         for record in records:
-            rec = self.create_trial(study_id, params=record.params, state=TrialState.RUNNING, worker=record.worker,
-                                    attrs=record.attrs)  # a fresh heartbeat: no lost worker's trial meanwhile
-            assert rec is not None
-            full = record.replace(number=rec.number, trial_id=rec.trial_id)
-            self.update_trial(study_id, full)
+            full = self.insert_claimed(study_id, record, None)
+            assert full is not None
             out.append(full)
         return out
+
+    def insert_claimed(self, study_id: int, record: FrozenTrial, claim: str | None) -> FrozenTrial | None:
+        """Store ``record`` whole as the study's next trial, unless a trial of the study holds
+        ``claim`` already (then None, nothing stored): decided atomically, across processes.
+        Created running, then rewritten as it is; SQL storages write it in one transaction, so
+        a process killed midway leaves no running trial holding the claim."""
+        rec = self.create_trial(study_id, params=record.params, state=TrialState.RUNNING, claim=claim,
+                                worker=record.worker, attrs=record.attrs)  # a fresh heartbeat: no lost worker's
+        if rec is None:
+            return None
+        full = record.replace(number=rec.number, trial_id=rec.trial_id)
+        self.update_trial(study_id, full)
+        return full
 
     @abstractmethod
     def update_trial(
@@ -304,6 +358,20 @@ class Storage(ABC):
     def rename_study(self, name: str, new_name: str) -> None:
         """Rename a study; ValueError if ``new_name`` is taken, StudyNotFound if ``name`` is absent."""
         raise NotImplementedError(f"{type(self).__name__} cannot rename studies; implement rename_study()")
+
+    def rename_studies(self, renames: Sequence[tuple[str, str]]) -> None:
+        """Rename each study ``(name, new_name)``, all or none (a study and its test results).
+        SQL storages write them in one transaction, so a process killed midway splits no pair;
+        here each is undone if a later one fails."""
+        done: list[tuple[str, str]] = []
+        try:
+            for name, new_name in renames:
+                self.rename_study(name, new_name)
+                done.append((name, new_name))
+        except BaseException:  # another writer took a new name since it was checked: keep the pair together
+            for name, new_name in reversed(done):
+                self.rename_study(new_name, name)
+            raise
 
     def set_study_config(
         self, study_id: int, config: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None

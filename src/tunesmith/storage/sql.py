@@ -47,6 +47,7 @@ from ..nested import walk
 from ..paths import refuse_foreign_link
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import (
+    NewStudy,
     Storage,
     StudyRecord,
     check_expect,
@@ -900,8 +901,38 @@ class SQLStorage(Storage):
     def create_study(
         self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any]
     ) -> StudyRecord:
+        return self._create_study(name, direction, space, config, ())
+
+    def create_study_with_trials(
+        self, name: str, *, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any],
+        trials: Sequence[FrozenTrial],
+    ) -> StudyRecord:
+        if not trials:  # as create_study (a subclass's own, too)
+            return self.create_study(name, direction=direction, space=space, config=config)
+        return self._create_study(name, direction, space, config, trials)
+
+    def create_studies(self, new: Sequence[NewStudy]) -> list[StudyRecord]:
+        made: list[StudyRecord] = []
+
+        def op(conn: Connection) -> list[StudyRecord]:
+            made.clear()  # a retry starts again
+            for n in new:
+                made.append(self._create_study(n.name, n.direction, n.space, n.config, n.trials, conn=conn))
+            return made
+
+        try:
+            return self._run(op, write=True)
+        except IntegrityError:
+            names = " or ".join(repr(n.name) for n in new)
+            raise DuplicateStudyError(f"a study named {names} already exists in {self.display_url}") from None
+
+    def _create_study(self, name: str, direction: Direction, space: Mapping[str, Any], config: Mapping[str, Any],
+                      trials: Sequence[FrozenTrial], *, conn: Connection | None = None) -> StudyRecord:
+        """The study and its ``trials`` (numbered 0, 1, ... in order) in one transaction (``conn``'s)."""
         check_study_name(name)
         space_text = _space_text(space)
+        rows = [{"number": i, "claim": None, "token": uuid.uuid4().hex, **_trial_values(t)}
+                for i, t in enumerate(trials)]
 
         def op(conn: Connection) -> StudyRecord:
             exists = conn.execute(
@@ -916,11 +947,15 @@ class SQLStorage(Storage):
                 row["study_id"] = _next_study_id(conn)
             res = conn.execute(sa.insert(studies_table).values(**row))
             (sid,) = res.inserted_primary_key  # type: ignore[misc]
+            if rows:
+                conn.execute(sa.insert(trials_table), [{**r, "study_id": sid} for r in rows])
             # as the database keeps it (PostgreSQL 11 prints 15 digits, MySQL's FLOAT is single): what
             # every other process reads, and the checkpoint folders' marks name (train/retention.py)
             now = float(conn.execute(sa.select(studies_table.c.created).where(studies_table.c.study_id == sid)).scalar_one())
             return StudyRecord(int(sid), name, direction, dict(space), dict(config), now)
 
+        if conn is not None:
+            return op(conn)
         try:
             return self._run(op, write=True)
         except IntegrityError:
@@ -1023,7 +1058,14 @@ class SQLStorage(Storage):
             attrs=dict(attrs or {}),
             system=system or NO_SYSTEM,
         )
-        values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(template)}
+        return self._insert_one(study_id, template, claim, token)
+
+    def insert_claimed(self, study_id: int, record: FrozenTrial, claim: str | None) -> FrozenTrial | None:
+        return self._insert_one(study_id, record, claim, uuid.uuid4().hex)
+
+    def _insert_one(self, study_id: int, record: FrozenTrial, claim: str | None, token: str) -> FrozenTrial | None:
+        """Insert ``record`` as the study's next trial in one transaction; None if ``claim`` is held."""
+        values = {"sid": study_id, "claim": claim, "token": token, **_trial_values(record)}
         tried = [False]
 
         def op(cur: Cursor) -> FrozenTrial | None:
@@ -1033,7 +1075,7 @@ class SQLStorage(Storage):
             if claim is not None and cur.first("claimed", {"sid": study_id, "claim": claim}):
                 return None
             number = self._next_number(cur, study_id)
-            return template.replace(number=number, trial_id=self._insert(cur, {**values, "number": number}))
+            return record.replace(number=number, trial_id=self._insert(cur, {**values, "number": number}))
 
         try:
             return self._tx(op, write=True)
@@ -1281,19 +1323,32 @@ class SQLStorage(Storage):
 
     # -- study management ------------------------------------------------------------------
     def rename_study(self, name: str, new_name: str) -> None:
-        check_study_name(new_name)
-        sid = self.get_study(name).study_id
+        self._rename([(name, new_name)])
+
+    def rename_studies(self, renames: Sequence[tuple[str, str]]) -> None:
+        if len(renames) == 1:  # as rename_study (a subclass's own, too)
+            self.rename_study(*renames[0])
+        else:
+            self._rename(renames)
+
+    def _rename(self, renames: Sequence[tuple[str, str]]) -> None:
+        """Each ``(name, new_name)`` in one transaction."""
+        for _, new_name in renames:
+            check_study_name(new_name)
+        sids = [self.get_study(name).study_id for name, _ in renames]
         table = studies_table
 
         def op(conn: Connection) -> None:
-            if conn.execute(sa.select(table.c.study_id).where(table.c.name == new_name)).first():
-                raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}")
-            conn.execute(sa.update(table).where(table.c.study_id == sid).values(name=new_name))
+            for sid, (_, new_name) in zip(sids, renames, strict=True):
+                if conn.execute(sa.select(table.c.study_id).where(table.c.name == new_name)).first():
+                    raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}")
+                conn.execute(sa.update(table).where(table.c.study_id == sid).values(name=new_name))
 
         try:
             self._run(op, write=True)
         except IntegrityError:
-            raise DuplicateStudyError(f"a study named {new_name!r} already exists in {self.display_url}") from None
+            taken = " or ".join(repr(new) for _, new in renames)
+            raise DuplicateStudyError(f"a study named {taken} already exists in {self.display_url}") from None
 
     def set_study_config(
         self, study_id: int, config: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None

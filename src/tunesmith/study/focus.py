@@ -236,7 +236,7 @@ def focus_study(
     the plan's summary to the caller (the CLI prints it)."""
     from ..exceptions import DuplicateStudyError
     from ..storage import make_storage
-    from .manage import COPY_ID, check_sampler_fits, drop_partial, exists, known_result
+    from .manage import COPY_ID, check_sampler_fits, exists, known_result
     from .study import Study
 
     new_name = name or f"{study.name}-focus"
@@ -251,16 +251,13 @@ def focus_study(
     plan = plan_focus(study, keep=keep, threshold=threshold, carry=carry, method=method,
                       seed=0 if seed is None else seed)
     check_sampler_fits(study, plan.space, "focus")  # a grid's points for a parameter focus drops
-    new = Study(plan.space, direction=study.direction, sampler=study.sampler.describe(),
-                pruner=study.pruner.describe(), seed=seed, name=new_name, storage=target, load_if_exists=False,
-                _settings={COPY_ID: uuid.uuid4().hex})  # under the name of the study in another storage, its checkpoints stay apart
-    try:
-        new.storage.insert_trials(new._study_id, [  # in one transaction, not two a trial
-            known_result(new, t.params, t.value, state=TrialState.COMPLETE, intermediate=t.intermediate,
-                         attrs=t.attrs, error=None, started=t.started, completed=t.completed) for t in plan.carried])
-    except BaseException:  # Ctrl-C, a full disk: an empty focus would take the name a second try needs
-        drop_partial(target, new_name, "focus")
-        raise
+    carried = [known_result(plan.space, t.params, t.value, state=TrialState.COMPLETE, intermediate=t.intermediate,
+                            attrs=t.attrs, error=None, started=t.started, completed=t.completed) for t in plan.carried]
+    # created with the carried trials in one write: an empty focus (Ctrl-C, a full disk, a process killed) would
+    # take the name a second try needs; under the name of the study in another storage, its checkpoints stay apart
+    Study(plan.space, direction=study.direction, sampler=study.sampler.describe(), pruner=study.pruner.describe(),
+          seed=seed, name=new_name, storage=target, load_if_exists=False, _settings={COPY_ID: uuid.uuid4().hex},
+          _trials=carried)
     if log:
         logger.info("%s", plan.summary(study.name))
     # opened anew, as a copy is: its sampler's stream follows the carried trials (session = their count),

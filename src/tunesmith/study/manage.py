@@ -20,7 +20,7 @@ from ..space import Space
 from ..space.params import Fixed
 from ..space.space import finite_weights
 from ..storage import Storage, make_storage
-from ..storage.base import MAX_NAME_LENGTH, check_study_name
+from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name
 from ..trial import FrozenTrial, TrialState, json_attrs
 from .trial import _as_float, _as_step, short_repr
 
@@ -41,7 +41,7 @@ COPY_ID = "copy_id"
 
 
 def known_result(
-    study: Study,
+    space: Space,
     params: Mapping[str, Any],
     value: Any,
     *,
@@ -52,9 +52,9 @@ def known_result(
     started: float | None = None,
     completed: float | None = None,
 ) -> FrozenTrial:
-    """The record of a known result, validated against the study's space (number not yet set)."""
+    """The record of a known result, validated against the study's ``space`` (number not yet set)."""
     st = _addable_state(state)
-    canon = study.space.validate(params)
+    canon = space.validate(params)
     v = _as_float(value)
     if value is not None and v is None:
         raise ValueError(f"add_trial: value must be a finite number (or None), got {value!r}")
@@ -137,13 +137,8 @@ def insert_record(storage: Storage, study_id: int, record: FrozenTrial, claim: s
     the storage decides atomically, across processes."""
     if claim is None:
         return storage.insert_trials(study_id, [record])[0]
-    rec = storage.create_trial(study_id, params=record.params, state=TrialState.RUNNING, claim=claim,
-                               worker=record.worker, attrs=record.attrs)  # a fresh heartbeat: no lost worker's
-    if rec is None:
-        return None
-    full = record.replace(number=rec.number, trial_id=rec.trial_id)
-    storage.update_trial(study_id, full)
-    return full
+    return storage.insert_claimed(study_id, record, claim)  # one write: a process killed midway leaves no
+    # running trial holding the claim (a hypertune run's number taken for good)
 
 
 def copy_study(study: Study, name: str | None, storage: str | Storage | None,
@@ -171,7 +166,15 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     book = exists(study.storage, study.name + SUFFIX)
     check_book_free(dest, name, book)
     _check_workers_fit(study, book, dest)
-    left = _copy(study, name, dest, new_space, fill)
+    copy, left = _copied(study, name, new_space, fill)
+    studies = [copy]
+    if book:  # each pointing at its trial's number in the copy (numbered anew when trials were left out)
+        kept = [t.number for t in study.trials if t.number not in left]
+        studies.append(_copied(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, new_space, fill,
+                               renumber={old: new for new, old in enumerate(kept)} if left else None)[0])
+    # with its trials and test results, in one write: a partial copy (a full disk, Ctrl-C, a process killed)
+    # would pass for the whole
+    dest.create_studies(studies)
     _warn_paused(study.trials, study.name, f"copied as {name!r}", where="the copy, which has a folder of its own",
                  fix=f"Let them finish in study {study.name!r} before copying")
     if new_space is not None:
@@ -179,10 +182,6 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
 
         known = [*study.space, *(fill or {}), *(p for p, param in new_space.items() if isinstance(param, Fixed))]
         _say_left_out(study.name, name, len(study.trials), left, book, _fill_hint(dict.fromkeys(known), new_space))
-    if book:  # each pointing at its trial's number in the copy (numbered anew when trials were left out)
-        kept = [t.number for t in study.trials if t.number not in left]
-        _copy(Study.load(study.name + SUFFIX, study.storage), name + SUFFIX, dest, new_space, fill,
-              renumber={old: new for new, old in enumerate(kept)} if left else None)
     return Study(storage=dest, name=name)
 
 
@@ -255,13 +254,9 @@ def rename_study(study: Study, new_name: str) -> None:
     check_new_name(new_name)  # before its companion's name is checked (and named in the error)
     book = exists(study.storage, study.name + SUFFIX)
     check_book_free(study.storage, new_name, book)
-    study.storage.rename_study(study.name, new_name)
-    if book:
-        try:
-            study.storage.rename_study(study.name + SUFFIX, new_name + SUFFIX)
-        except BaseException:  # another writer took "<new>:test" since the check: keep the pair together
-            study.storage.rename_study(new_name, study.name)
-            raise
+    # together: a process killed between the two left test results under the old name, which refused it for
+    # a new study, and the renamed study without them
+    study.storage.rename_studies([(study.name, new_name), *([(study.name + SUFFIX, new_name + SUFFIX)] if book else [])])
     _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
 
 
@@ -286,9 +281,9 @@ def delete_study(storage: Storage, name: str) -> None:
     from .evaluate import SUFFIX
 
     folders, theirs = _checkpoint_folders(storage, name)
-    storage.delete_study(name)
-    if exists(storage, name + SUFFIX):
-        storage.delete_study(name + SUFFIX)
+    if exists(storage, name + SUFFIX):  # first: a process killed between the two leaves the study, which a second
+        storage.delete_study(name + SUFFIX)  # delete takes; the other way round, test results no study owns
+    storage.delete_study(name)  # (and a study of that name could not be made again)
     if folders:
         logger.warning("deleted study %r; its trials' checkpoint files are not deleted: they are in %s",
                        name, ", ".join(folders))
@@ -356,40 +351,33 @@ def _stored_space(study: Study, stored: Any) -> Any:
         if isinstance(stored, Mapping) else stored
 
 
-def _copy(study: Study, name: str, dest: Storage, space: Space | None = None,
-          fill: Mapping[str, Any] | None = None, renumber: Mapping[int, int] | None = None) -> dict[int, str]:
-    """Copy ``study``'s settings and trials as ``name`` into ``dest``; with ``space``, the trials
-    that fit it, ``fill`` giving the parameters they lack (returns why each other one was left
-    out, by number). ``renumber``: ``study`` holds test results, each copied with the new number
-    of its search trial (``attrs["trial"]``), none for a trial not in it."""
+def _copied(study: Study, name: str, space: Space | None = None, fill: Mapping[str, Any] | None = None,
+            renumber: Mapping[int, int] | None = None) -> tuple[NewStudy, dict[int, str]]:
+    """``study``'s settings and trials as a new study ``name``; with ``space``, the trials that fit
+    it, ``fill`` giving the parameters they lack (and why each other one was left out, by number).
+    ``renumber``: ``study`` holds test results, each copied with the new number of its search
+    trial (``attrs["trial"]``), none for a trial not in it."""
     source = study.storage.get_study(study.name)
     config = {k: v for k, v in source.config.items() if space is None or k != PICKED}  # a pick fits its space only
-    rec = dest.create_study(name, direction=source.direction,
-                            space=_stored_space(study, source.space) if space is None else space.to_dict(),
-                            config={**config, COPY_ID: uuid.uuid4().hex})
     left: dict[int, str] = {}
     failed = {"state": TrialState.FAILED, "error": "running when the study was copied", "heartbeat": None}
-    try:
-        kept = []
-        for t in study.trials:
-            if renumber is not None:
-                number = t.attrs.get("trial")
-                if not isinstance(number, int) or number not in renumber:
-                    continue
-                t = t.replace(attrs={**t.attrs, "trial": renumber[number]})
-            if space is not None:
-                try:
-                    t = t.replace(params=space.validate(_filled(space, t.params, fill or {})))
-                except (ValueError, TypeError) as exc:
-                    left[t.number] = str(exc)
-                    continue
-            # a running trial: nobody will finish it in the copy
-            kept.append(t.replace(**failed, completed=time.time()) if t.state is TrialState.RUNNING else t)
-        dest.insert_trials(rec.study_id, kept)
-    except BaseException:  # a full disk, Ctrl-C: a partial copy would pass for the whole study
-        drop_partial(dest, name, "copy")
-        raise
-    return left
+    kept = []
+    for t in study.trials:
+        if renumber is not None:
+            number = t.attrs.get("trial")
+            if not isinstance(number, int) or number not in renumber:
+                continue
+            t = t.replace(attrs={**t.attrs, "trial": renumber[number]})
+        if space is not None:
+            try:
+                t = t.replace(params=space.validate(_filled(space, t.params, fill or {})))
+            except (ValueError, TypeError) as exc:
+                left[t.number] = str(exc)
+                continue
+        # a running trial: nobody will finish it in the copy
+        kept.append(t.replace(**failed, completed=time.time()) if t.state is TrialState.RUNNING else t)
+    return NewStudy(name, source.direction, _stored_space(study, source.space) if space is None else space.to_dict(),
+                    {**config, COPY_ID: uuid.uuid4().hex}, kept), left
 
 
 def _check_workers_fit(study: Study, book: bool, dest: Storage) -> None:
@@ -486,15 +474,16 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
         raise DuplicateStudyError(f"a study named {name!r} already exists in {dest.display_url}: import under "
                                   "another name (name=..., on the command line NEW_NAME)")
     check_book_free(dest, name, bool(doc.get("test_results")))
-    space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else head.get("space")
+    space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else Space(head["space"])
+    numbers, records = _import_trials(space, trials, skip_invalid)
+    notes = _imported_notes(study_notes(head))
+    # its notes and trials in the write that creates it: a partial import (a process killed) would pass for the whole
     study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
-                  storage=dest, name=name, load_if_exists=False,
-                  _settings={COPY_ID: uuid.uuid4().hex, **_exported_pick(head)})
+                  storage=dest, name=name, load_if_exists=False, _trials=records,
+                  _settings={COPY_ID: uuid.uuid4().hex, **_exported_pick(head), **({"notes": notes} if notes else {})})
     try:
-        _import_notes(dest, name, study_notes(head))
-        numbers = _import_trials(study, trials, skip_invalid)
         _import_test_results(study, doc.get("test_results"), numbers)
-    except BaseException:  # a partial import would pass for the whole study
+    except BaseException:  # the study without its test results would pass for the whole import
         drop_partial(dest, name, "import")
         if exists(dest, name + SUFFIX):  # test results written before the error: free before (checked above)
             drop_partial(dest, name + SUFFIX, "import")
@@ -513,32 +502,29 @@ def _exported_pick(head: Mapping[str, Any]) -> dict[str, str]:
     return {PICKED: picked} if make_sampler(picked).name == picked != "auto" else {}  # auto picks another
 
 
-def _import_notes(storage: Storage, name: str, notes: list[dict[str, Any]]) -> None:
-    """The file's notes, written at once (one write per note made 100,000 notes take minutes)."""
-    kept = [_note(n["text"], _as_float(n.get("time"))) for n in notes if isinstance(n.get("text"), str)
+def _imported_notes(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The file's notes that hold a text, as the study keeps them (written with it, at once: one write
+    per note made 100,000 notes take minutes)."""
+    return [_note(n["text"], _as_float(n.get("time"))) for n in notes if isinstance(n.get("text"), str)
             and n["text"].strip()]
-    if kept:
-        _update_config(storage, name, lambda config: {**config, "notes": [*study_notes(config), *kept]})
 
 
-def _import_trials(study: Study, trials: list[Any], skip_invalid: bool) -> dict[int, int]:
-    """Import ``trials`` (checked first, then written in one transaction, the queued ones in their
-    place among the others); the new number of each imported trial by its number in the file."""
+def _import_trials(space: Space, trials: list[Any], skip_invalid: bool) -> tuple[dict[int, int], list[FrozenTrial]]:
+    """The records of ``trials`` to import, each checked against ``space`` (the queued ones in their place
+    among the others), and the number each will have (0, 1, ... in order) by its number in the file."""
     olds, records = [], []
     for i, t in enumerate(trials):
         old = t.get("number", i) if isinstance(t, Mapping) else i
         try:
             label = f"trial {old if isinstance(old, int) else short_repr(old)}"  # repr: a text may hold escapes
-            records.append(_import_trial(study, t, label))
+            records.append(_import_trial(space, t, label))
             olds.append(old)
         except ValueError as exc:
             if not skip_invalid:
                 raise ValueError(f"{exc}; to import the other trials without it: tunesmith import --skip-invalid "
                                  "(import_study(..., skip_invalid=True))") from None
             logger.warning("import: %s; left out", exc)
-    stored = study.storage.insert_trials(study._study_id, records) if records else []
-    return {old: rec.number for old, rec in zip(olds, stored, strict=True)
-            if isinstance(old, int) and not isinstance(old, bool)}
+    return {old: new for new, old in enumerate(olds) if isinstance(old, int) and not isinstance(old, bool)}, records
 
 
 def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int]) -> None:
@@ -577,15 +563,15 @@ def worker_fits(worker: Any) -> bool:
     return worker is None or (isinstance(worker, str) and len(worker) <= MAX_WORKER and "\x00" not in worker)
 
 
-def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
-    """One trial record of the file, checked as the study's (its number not yet set)."""
+def _import_trial(space: Space, t: Any, where: str) -> FrozenTrial:
+    """One trial record of the file, checked against the study's ``space`` (its number not yet set)."""
     if not isinstance(t, Mapping):
         raise ValueError(f"{where}: expected a trial's record, got {type(t).__name__}")
     try:
         state = TrialState(t.get("state"))
         if state is TrialState.WAITING:  # queued again, as enqueue() queues it
             attrs = t.get("attrs")
-            return FrozenTrial(number=0, state=state, params=study.space.validate(t.get("params") or {}),
+            return FrozenTrial(number=0, state=state, params=space.validate(t.get("params") or {}),
                                attrs=json_attrs(attrs, "enqueue") if attrs is not None else {})
         steps = t.get("intermediate") or {}
         if not isinstance(steps, Mapping):
@@ -598,7 +584,7 @@ def _import_trial(study: Study, t: Any, where: str) -> FrozenTrial:
             # a SQL column of 256 characters; PostgreSQL's text refuses NUL (the storage's error named neither)
             raise ValueError(f"worker must be the text export wrote (host:pid, at most {MAX_WORKER} characters, "
                              f"no NUL) or null, got {short_repr(worker)}")
-        return known_result(study, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
+        return known_result(space, t.get("params") or {}, None if as_state is TrialState.FAILED else t.get("value"),
                             state=as_state, intermediate=steps, attrs=t.get("attrs"), error=error,
                             started=t.get("started"), completed=t.get("completed")).replace(worker=worker)  # fmt: skip
     except (ValueError, TypeError) as exc:

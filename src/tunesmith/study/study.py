@@ -96,6 +96,7 @@ class Study:
         requeue_failed: bool = False,
         _settings: Mapping[str, Any] | None = None,
         _read_in: Space | None = None,
+        _trials: Sequence[FrozenTrial] = (),
     ) -> None:
         if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
             raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
@@ -117,7 +118,7 @@ class Study:
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
         self._stored_space: Space | None = None  # the stored space as _check_same read it (read once)
-        record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat, _settings)
+        record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat, _settings, _trials)
         if name is None and not isinstance(self._storage, MemoryStorage):  # a rerun would make another one
             logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
                         "pass name=... to resume it from a later run", self.name, self._storage.display_url)
@@ -193,6 +194,7 @@ class Study:
         load_if_exists: bool,
         beat: HeartbeatConfig,
         settings: Mapping[str, Any] | None = None,
+        trials: Sequence[FrozenTrial] = (),
     ) -> Any:
         missing = ""
         try:
@@ -223,7 +225,9 @@ class Study:
             **settings,  # its copy_id (and a copy's pick), in the same write: a study never lacks it
         }
         try:
-            return self._storage.create_study(self.name, direction=dirn, space=space.to_dict(), config=config)
+            # a new study's trials (a focus's, an import's) in the same write: none is ever left without them
+            return self._storage.create_study_with_trials(self.name, direction=dirn, space=space.to_dict(),
+                                                          config=config, trials=trials)
         except ValueError as exc:  # another worker created it a moment ago: the same study, or refused
             try:
                 record = self._storage.get_study(self.name)
@@ -945,7 +949,7 @@ class Study:
         nothing recorded): the storage decides atomically, across processes."""
         from .manage import insert_record, known_result
 
-        return insert_record(self._storage, self._study_id, known_result(self, params, value, **known), claim)
+        return insert_record(self._storage, self._study_id, known_result(self.space, params, value, **known), claim)
 
     def copy(self, name: str | None = None, *, storage: str | Storage | None = None,
              space: Space | Mapping[str, Any] | None = None, fill: Mapping[str, Any] | None = None) -> Study:
