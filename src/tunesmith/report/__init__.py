@@ -175,7 +175,8 @@ def folds_cell(t: FrozenTrial) -> str:
     record: Any = t.attrs.get(CV_ATTR)
     if not is_summary(record):
         return ""
-    scores = record["scores"].get(record.get("key", "score"))
+    key = record.get("key", "score")  # another writer's attrs may hold anything
+    scores = record["scores"].get(key) if isinstance(key, str) else None
     std = finite_float(record.get("std"))
     if not isinstance(scores, list) or std is None:
         return ""
