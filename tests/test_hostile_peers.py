@@ -424,3 +424,21 @@ def test_numbers_beyond_a_float_in_a_trained_trial_s_attributes_leave_show_repor
     c = TestClient(create_app(open_storage(url)), raise_server_exceptions=False)
     assert c.get("/api/studies/s/plots/overfitting").status_code == 200
     assert c.get("/api/studies/s/trials/0/curve").status_code == 200
+
+
+@pytest.mark.parametrize("record", [
+    {"folds": 5, "key": "score", "scores": {"score": [0.5, 0.7]}, "mean": 0.6, "std": 10**400},
+    {"folds": 5, "key": ["score"], "scores": {"score": [0.5]}, "mean": 0.5, "std": 0.0},  # unhashable: a TypeError
+    {"folds": 5, "key": "score", "scores": {"score": "0.5, 0.7"}, "mean": 0.6, "std": 0.1},
+])  # fmt: skip
+def test_fold_scores_another_writer_stored_leave_show_and_the_report_readable(
+        tmp_path: Path, record: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("plotly")
+    url = f"sqlite:///{tmp_path / 'cv.db'}"
+    ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=2)
+    with sqlite3.connect(tmp_path / "cv.db") as db:
+        db.execute("UPDATE ts_trials SET attrs = ?", (json.dumps({"cv": record}),))
+    for args in (["show", "s"], ["report", "s", "-o", str(tmp_path / "r.html")]):
+        assert main([*args, "--storage", url]) == 0, args
+    out = capsys.readouterr().out
+    assert "spread over folds" in out and "± " not in out  # the column, each cell empty

@@ -218,7 +218,8 @@ def validate(
     n = len(fold_list)
     todo = [(k, n, a, b) for k, (a, b) in enumerate(fold_list[done:], start=done + 1)]
     if n_jobs != 1 and not _has_pruner(trial):
-        return _run(trial, iter(_parallel(score, todo, n_jobs)), n, key, table, done, every_fold)
+        return _run(trial, iter(_parallel(score, todo, n_jobs, getattr(trial.study, "name", ""))), n, key, table, done,
+                    every_fold)
     if n_jobs != 1:
         _say_folds_in_order(getattr(trial.study, "name", ""), n_jobs)
     return _run(trial, (_fold(score, *fold) for fold in todo), n, key, table, done, every_fold)
@@ -248,6 +249,14 @@ def _say_folds_in_order(study: str, n_jobs: int) -> None:
                 study, n_jobs, n_jobs)
 
 
+@functools.lru_cache(maxsize=64)
+def _say_folds_in_threads(study: str, n_jobs: int) -> None:
+    """Once per study (before: once per trial): a fold function that cannot be pickled runs in threads."""
+    logger.info("study %r: the fold function cannot be pickled for worker processes (it uses the trial, or "
+                "another object a process cannot take); cross_validate(n_jobs=%d) runs its folds in threads",
+                study, n_jobs)
+
+
 def _resumed(trial: Any) -> tuple[dict[str, list[Any]], int]:
     """A paused trial that is resumed continues after the folds it recorded."""
     table = {n: list(v) for n, v in stored_scores(trial.attrs.get(CV_ATTR)).items()} \
@@ -262,7 +271,9 @@ def _has_pruner(trial: Any) -> bool:
     return not isinstance(getattr(trial.study, "pruner", None), NopPruner)
 
 
-def _parallel(score: FoldScore, folds: list[tuple[int, int, np.ndarray, np.ndarray]], n_jobs: int) -> list[Any]:
+def _parallel(
+    score: FoldScore, folds: list[tuple[int, int, np.ndarray, np.ndarray]], n_jobs: int, study: str = ""
+) -> list[Any]:
     try:
         from joblib import Parallel, delayed
     except ImportError:
@@ -270,8 +281,7 @@ def _parallel(score: FoldScore, folds: list[tuple[int, int, np.ndarray, np.ndarr
     try:
         return list(Parallel(n_jobs=n_jobs)(delayed(_fold)(score, *fold) for fold in folds))
     except pickle.PicklingError:  # a closure over the trial (its study's locks): processes cannot take it
-        logger.info("the fold function cannot be pickled for worker processes; its %d folds run in %d threads",
-                    len(folds), n_jobs)
+        _say_folds_in_threads(study, n_jobs)
         return list(Parallel(n_jobs=n_jobs, backend="threading")(delayed(_fold)(score, *fold) for fold in folds))
 
 
@@ -288,12 +298,20 @@ def _run(
         if not math.isfinite(mean) and every_fold and not np.isnan(np.asarray(table[name], dtype=float)).any():
             continue  # infinite folds (inf and -inf: a NaN mean): no report, no pruning; the trial fails once all are scored
         if not math.isfinite(mean):
+            if not every_fold:  # the trial's error says only "objective returned nan"
+                _say_fold_failed(trial, k, n_folds, name, table[name][-1])
             return mean  # a failed fold: the study marks the trial failed with this value
         trial.report(mean, k)
         if k < n_folds and trial.should_prune():
             raise TrialPruned(f"stopped after fold {k} of {n_folds}")
     with np.errstate(invalid="ignore"):
         return float(np.mean(table[name]))
+
+
+def _say_fold_failed(trial: Any, k: int, n_folds: int, name: str, value: float) -> None:
+    """Which fold ended a trial with a value that is no score (NaN, an infinity)."""
+    logger.warning("trial %s: fold %d of %d scored %s (%r); the trial fails with the folds after it not run (its "
+                   "fold scores are in trial.attrs[%r])", getattr(trial, "number", "?"), k, n_folds, value, name, CV_ATTR)
 
 
 def _record(table: dict[str, list[Any]], result: Any, key: str | None) -> str:

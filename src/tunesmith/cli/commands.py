@@ -26,7 +26,14 @@ from rich.table import Table
 from ..exceptions import StorageError, StudyNotFound, UnreadableSpaceError
 from ..plots import HTML, IMAGES, check_output
 from ..plots.records import pruner_label
-from ..report import FAILED_SHOWN, latest_failures, overfit_cell
+from ..report import (
+    FAILED_SHOWN,
+    FOLDS_COLUMN,
+    folds_cell,
+    has_folds,
+    latest_failures,
+    overfit_cell,
+)
 from ..samplers.simple import GridSampler, grid_remaining
 from ..space import Space, display_names, for_display
 from ..space.params import plural
@@ -508,6 +515,9 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     table = Table(title=f"best {min(top, len(done))} of {plural(len(done), 'complete trial')} ({study.direction.value})")
     table.add_column("#", justify="right")
     table.add_column("value", justify="right", no_wrap=True, min_width=8)  # never squeezed to "0…"
+    folded = has_folds(done[:top])  # trials of cv.cross_validate: the spread to read the values against
+    if folded:
+        table.add_column(FOLDS_COLUMN, justify="right")
     names = [n for n in study.space if any(n in t.params for t in done)]
     if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
@@ -524,7 +534,8 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
         cells = [literal(_fmt(t.params[n])) if n in t.params else "" for n in names]
         secs = "" if t.duration is None else f"{t.duration:.3g}"
         extra = [overfit_cell(t)] if trained else []
-        table.add_row(str(t.number), f"{t.value:.6g}", *cells, secs, *extra)
+        spread = [folds_cell(t)] if folded else []
+        table.add_row(str(t.number), f"{t.value:.6g}", *spread, *cells, secs, *extra)
     return table
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cv import CV_ATTR, is_summary
 from ..plots import Record, Snapshot, snapshot
 from ..plots import records_of as _records_of
 from ..plots.plotly_render import unseen_as_escapes
@@ -133,20 +134,23 @@ def _best(s: Snapshot, top: int) -> str:
     names = [n for n in s.space if any(n in t.params for t in done)]
     tests = any(s.test_of(t) is not None for t in done)
     shown = display_names(s.space)
+    folded = has_folds(done[:top])  # trials of cv.cross_validate, as in `show`
     trained = any("overfit_at" in t.attrs for t in done[:top])  # trials of ts.train.objective, as in `show`
     adapted = any("adapted_lr" in t.attrs for t in done[:top])  # TrainConfig(lr_adapt=...)
-    head = ["#", "validation value", *(["test value", "gap"] if tests else []), *(shown[n] for n in names), "seconds",
-            *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else [])]
-    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction) + ([overfit_cell(t)] if trained else [])
-            + ([adapted_cell(t)] if adapted else []) for t in done[:top]]
+    head = ["#", "validation value", *([FOLDS_COLUMN] if folded else []), *(["test value", "gap"] if tests else []),
+            *(shown[n] for n in names), "seconds", *(["overfit at"] if trained else []), *(["adapted lr"] if adapted else [])]
+    rows = [_best_row(t, names, s.test_of(t) if tests else None, tests, s.direction, folded)
+            + ([overfit_cell(t)] if trained else []) + ([adapted_cell(t)] if adapted else []) for t in done[:top]]
     note = ("<p class='note'>gap: how much the validation value overstated the test value (positive: the "
             "search was optimistic)</p>" if tests else "")
     table = f"<div class='wide'>{html_table(head, rows, left=0)}</div>"  # a column per parameter: it scrolls, not the page
     return f"<h2>Best {len(rows)} of {plural(len(done), 'complete trial')}</h2>" + table + note
 
 
-def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool, direction: Direction) -> list[str]:
-    cells = [str(t.number), f"{t.value:.6g}"]
+def _best_row(
+    t: FrozenTrial, names: list[str], test: float | None, tests: bool, direction: Direction, folded: bool = False
+) -> list[str]:
+    cells = [str(t.number), f"{t.value:.6g}", *([folds_cell(t)] if folded else [])]
     if tests:
         gap = None if test is None or t.value is None else (
             t.value - test if direction is Direction.MAXIMIZE else test - t.value)
@@ -154,6 +158,29 @@ def _best_row(t: FrozenTrial, names: list[str], test: float | None, tests: bool,
     cells += [_fmt(t.params[n]) if n in t.params else "" for n in names]
     cells.append("" if t.duration is None else f"{t.duration:.3g}")
     return cells
+
+
+#: the column of ``tunesmith show`` and of the report that gives a cross-validated value's spread
+FOLDS_COLUMN = "spread over folds"
+
+
+def has_folds(trials: Sequence[FrozenTrial]) -> bool:
+    """Whether any of ``trials`` holds the fold scores of ``cv.cross_validate`` (or ``TunedSearchCV``)."""
+    return any(is_summary(t.attrs.get(CV_ATTR)) for t in trials)
+
+
+def folds_cell(t: FrozenTrial) -> str:
+    """The standard deviation of a cross-validated value over its folds, and how many folds it
+    averages: "± 0.026 (10 folds)" (the spread to read the differences between values against)."""
+    record: Any = t.attrs.get(CV_ATTR)
+    if not is_summary(record):
+        return ""
+    key = record.get("key", "score")  # another writer's attrs may hold anything
+    scores = record["scores"].get(key) if isinstance(key, str) else None
+    std = finite_float(record.get("std"))
+    if not isinstance(scores, list) or std is None:
+        return ""
+    return f"± {std:.2g} ({plural(len(scores), 'fold')})"
 
 
 def overfit_cell(t: FrozenTrial) -> str:

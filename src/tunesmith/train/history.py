@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from typing import Any
 
 
@@ -39,6 +40,12 @@ class EvalRecord:
 GAP_SMOOTHING = 0.5
 #: validations in a row the smoothed gap must grow, without a new best validation loss
 OVERFIT_PATIENCE = 3
+#: how many times the noise of the gap (its standard deviation from one validation to the next over
+#: the last NOISE_WINDOW validations, trends left out) the smoothed gap must have risen over those
+#: validations: on a plateau of pure noise, three rises in a row of the moving average came in most
+#: runs (benchmarks/LOG.md)
+OVERFIT_NOISE = 2.5
+NOISE_WINDOW = 10
 
 
 @dataclasses.dataclass
@@ -48,8 +55,9 @@ class History:
     The overfitting signal: the generalization gap (validation loss - training
     loss), smoothed by an exponential moving average (``gap_smoothing``: the
     newest value's weight), grew at each of the last ``overfit_patience``
-    validations while the validation loss set no new best in them. One noisy
-    rise of the validation loss does not fire it.
+    validations while the validation loss set no new best in them, by more than
+    ``OVERFIT_NOISE`` times the noise of the gap (:func:`gap_noise`). Noise alone
+    (a plateau whose losses only fluctuate) rarely fires it.
     """
 
     records: list[EvalRecord] = dataclasses.field(default_factory=list)
@@ -106,7 +114,10 @@ class History:
         vals = [v for v in self.val_losses[:-p + 1 or None] if v is not None and math.isfinite(v)]
         recent = [v for v in [*self.val_losses[len(self.val_losses) - p + 1:], val_loss]
                   if v is not None and math.isfinite(v)]
-        return rising and bool(vals) and min(recent) >= min(vals)
+        if not (rising and vals and min(recent) >= min(vals)):
+            return False
+        noise = gap_noise([*self.train_losses, train_loss][-NOISE_WINDOW:], [*self.val_losses, val_loss][-NOISE_WINDOW:])
+        return window[-1] - window[0] > OVERFIT_NOISE * noise  # type: ignore[operator]
 
     def curves(self) -> dict[str, list[float | None]]:
         """Training loss, validation loss, smoothed gap and epochs finished by record (JSON-ready):
@@ -123,6 +134,15 @@ class History:
         d = dict(d)
         records = [EvalRecord(**r) for r in d.pop("records")]
         return cls(records=records, **d)
+
+
+def gap_noise(train: list[float], val: list[float | None]) -> float:
+    """The standard deviation of the gap ``val - train`` from one validation to the next, trends
+    left out: from the median absolute second difference (a straight rise or fall has none),
+    scaled to a standard deviation for Gaussian noise; 0 with fewer than 3 finite gaps."""
+    gaps = [v - t for t, v in zip(train, val, strict=True) if v is not None and math.isfinite(v - t)]
+    second = [abs(c - 2 * b + a) for a, b, c in zip(gaps, gaps[1:], gaps[2:], strict=False)]
+    return 1.4826 * statistics.median(second) / math.sqrt(6) if second else 0.0
 
 
 def smoothed_gaps(train: list[float], val: list[float | None], weight: float) -> list[float | None]:
