@@ -34,6 +34,7 @@ from ..trial import ranked as ranked_trials
 from .trial import _as_float_or_nan, short_repr
 
 if TYPE_CHECKING:
+    from ..space import Space
     from .study import Study
 
 SUFFIX = ":test"
@@ -241,11 +242,20 @@ def book_name(name: str) -> str | None:
 
 
 def _record(book: Study, r: TestResult) -> None:
-    attrs = {"trial": r.trial, "validation": r.validation, "values": list(r.values), "seeds": list(r.seeds),
-             "std": r.std}
+    from .manage import insert_record
+
     # one write: queued, taken and told (three), a process killed between them left a queued result that the
     # next evaluate_best took for its own (another trial's numbers, its value), its own left queued for good
-    book.add_trial(r.params, r.mean, attrs=attrs)
+    insert_record(book.storage, book._study_id, book_record(book.space, r))
+
+
+def book_record(space: Space, r: TestResult) -> FrozenTrial:
+    """The companion's trial that holds ``r`` (its params checked against ``space``, as add_trial checks them)."""
+    from .manage import known_result
+
+    attrs = {"trial": r.trial, "validation": r.validation, "values": list(r.values), "seeds": list(r.seeds),
+             "std": r.std}
+    return known_result(space, r.params, r.mean, attrs=attrs)
 
 
 def _short(params: Mapping[str, Any]) -> str:

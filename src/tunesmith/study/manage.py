@@ -21,7 +21,7 @@ from ..space.params import Fixed
 from ..space.space import finite_weights
 from ..storage import Storage, make_storage
 from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name
-from ..trial import FrozenTrial, TrialState, json_attrs
+from ..trial import Direction, FrozenTrial, TrialState, json_attrs
 from .trial import _as_float, _as_step, short_repr
 
 if TYPE_CHECKING:
@@ -402,15 +402,6 @@ def _check_workers_fit(study: Study, book: bool, dest: Storage) -> None:
                          "and import it")
 
 
-def drop_partial(storage: Storage, name: str, what: str) -> None:
-    """Delete study ``name``, which a copy, import or focus (``what``) left cut short: it would
-    pass for the whole study, and take the name a second try needs; a warning if it cannot."""
-    try:
-        storage.delete_study(name)
-    except Exception as again:  # noqa: BLE001 - say what is left; the caller raises the first error
-        logger.warning("a partial %s %r is left in %s (%s): delete it", what, name, storage.display_url, again)
-
-
 def check_sampler_fits(study: Study, space: Space, what: str) -> None:
     """A ValueError where the sampler a copy or focus of ``study`` keeps cannot search ``space`` (a grid's
     points for a parameter it lacks, or outside it): checked before it is stored, where it failed at its
@@ -454,7 +445,6 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     known result; a trial that was waiting is queued again, one that was running is failed, one
     that was paused is pruned. A trial that does not fit refuses the whole file, naming it, unless
     ``skip_invalid``: then it is left out (and its test result), each logged with why."""
-    from .evaluate import SUFFIX
     from .study import Study
 
     head = doc.get("study") if isinstance(doc, Mapping) else None
@@ -477,18 +467,12 @@ def import_study(doc: Any, storage: str | Storage | None, name: str | None = Non
     space = Space.from_dict(head["space"]) if isinstance(head.get("space"), Mapping) else Space(head["space"])
     numbers, records = _import_trials(space, trials, skip_invalid)
     notes = _imported_notes(study_notes(head))
-    # its notes and trials in the write that creates it: a partial import (a process killed) would pass for the whole
-    study = Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
-                  storage=dest, name=name, load_if_exists=False, _trials=records,
-                  _settings={COPY_ID: uuid.uuid4().hex, **_exported_pick(head), **({"notes": notes} if notes else {})})
-    try:
-        _import_test_results(study, doc.get("test_results"), numbers)
-    except BaseException:  # the study without its test results would pass for the whole import
-        drop_partial(dest, name, "import")
-        if exists(dest, name + SUFFIX):  # test results written before the error: free before (checked above)
-            drop_partial(dest, name + SUFFIX, "import")
-        raise
-    return study
+    book = _import_test_results(space, Direction.parse(head["direction"]), doc.get("test_results"), numbers)
+    # its notes, trials and test results in the write that creates it: a partial import (a process killed)
+    # would pass for the whole
+    return Study(space, direction=head.get("direction"), sampler=head.get("sampler"), pruner=head.get("pruner"),
+                 storage=dest, name=name, load_if_exists=False, _trials=records, _book=book or None,
+                 _settings={COPY_ID: uuid.uuid4().hex, **_exported_pick(head), **({"notes": notes} if notes else {})})
 
 
 def _exported_pick(head: Mapping[str, Any]) -> dict[str, str]:
@@ -527,16 +511,17 @@ def _import_trials(space: Space, trials: list[Any], skip_invalid: bool) -> tuple
     return {old: new for new, old in enumerate(olds) if isinstance(old, int) and not isinstance(old, bool)}, records
 
 
-def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int]) -> None:
-    """The test results of the file (``test_results``, as export writes them; absent in files
-    written before it did) into the study's companion, each pointing at its trial's new number."""
-    from .evaluate import _companion, _record, _result_from
+def _import_test_results(space: Space, direction: Direction, results: Any,
+                         numbers: Mapping[int, int]) -> list[FrozenTrial]:
+    """The records of the file's test results (``test_results``, as export writes them; absent in files
+    written before it did) for the study's companion, each pointing at its trial's new number."""
+    from .evaluate import _result_from, book_record
 
     if results is None:
-        return
+        return []
     if not isinstance(results, list):
         raise ValueError(f"test_results must be a list of test results, got {type(results).__name__}")
-    book = None
+    book = []
     for r in results:
         try:
             old = r["trial"]
@@ -545,12 +530,12 @@ def _import_test_results(study: Study, results: Any, numbers: Mapping[int, int])
                                short_repr(old))  # repr: a text from the file may hold terminal escapes
                 continue
             result = _result_from(numbers[old], r["params"], float(r["validation"]),
-                                  [float(v) for v in r["values"]], list(r["seeds"]), study.direction)
-            book = book or _companion(study)
-            _record(book, result)
+                                  [float(v) for v in r["values"]], list(r["seeds"]), direction)
+            book.append(book_record(space, result))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: float(10**400)
             raise ValueError(f"test_results: the result of trial {short_repr(r)}: {type(exc).__name__}: {exc}; "
                              "it is not what tunesmith export wrote") from None
+    return book
 
 
 #: the longest worker name (host:pid) a trial keeps: the SQL storages' column

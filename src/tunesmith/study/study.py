@@ -30,6 +30,7 @@ from ..space import Space
 from ..space.params import check_flag, did_you_mean, same_definition, uncallable_with
 from ..space.space import same_spaces
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
+from ..storage.base import NewStudy
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
@@ -97,6 +98,7 @@ class Study:
         _settings: Mapping[str, Any] | None = None,
         _read_in: Space | None = None,
         _trials: Sequence[FrozenTrial] = (),
+        _book: Sequence[FrozenTrial] | None = None,
     ) -> None:
         if isinstance(space, str):  # Study("my-study"): "Space takes a mapping ..., got str"
             raise TypeError(f"Study's first argument is the space, got the text {space!r}; name the study with "
@@ -118,7 +120,7 @@ class Study:
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
         self._stored_space: Space | None = None  # the stored space as _check_same read it (read once)
-        record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat, _settings, _trials)
+        record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat, _settings, _trials, _book)
         if name is None and not isinstance(self._storage, MemoryStorage):  # a rerun would make another one
             logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
                         "pass name=... to resume it from a later run", self.name, self._storage.display_url)
@@ -195,6 +197,7 @@ class Study:
         beat: HeartbeatConfig,
         settings: Mapping[str, Any] | None = None,
         trials: Sequence[FrozenTrial] = (),
+        book: Sequence[FrozenTrial] | None = None,
     ) -> Any:
         missing = ""
         try:
@@ -216,18 +219,14 @@ class Study:
         settings = {COPY_ID: uuid.uuid4().hex, **(settings or {})}  # its own checkpoint folder (study_folder)
         space = space if isinstance(space, Space) else Space(space)
         dirn = Direction.parse(direction or "minimize")
-        samp = make_sampler(sampler if sampler is not None else "auto", seed)
-        samp.check(space)  # a grid's points for another space: refused before the study is stored
-        config = {
-            "sampler": samp.describe(),
-            "pruner": make_pruner(pruner).describe(),
-            "heartbeat": beat.to_dict(),
-            **settings,  # its copy_id (and a copy's pick), in the same write: a study never lacks it
-        }
+        config = _new_config(space, sampler, pruner, seed, beat, settings)
         try:
             # a new study's trials (a focus's, an import's) in the same write: none is ever left without them
-            return self._storage.create_study_with_trials(self.name, direction=dirn, space=space.to_dict(),
-                                                          config=config, trials=trials)
+            if book is None:
+                return self._storage.create_study_with_trials(self.name, direction=dirn, space=space.to_dict(),
+                                                              config=config, trials=trials)
+            return self._storage.create_studies([  # and an import's test results, as a copy's
+                NewStudy(self.name, dirn, space.to_dict(), config, trials), _book(self.name, space, dirn, book)])[0]
         except ValueError as exc:  # another worker created it a moment ago: the same study, or refused
             try:
                 record = self._storage.get_study(self.name)
@@ -1024,6 +1023,28 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"
+
+
+def _new_config(space: Space, sampler: Any, pruner: Any, seed: int | None, beat: HeartbeatConfig,
+                settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a new study is stored with (its sampler checked against ``space`` first)."""
+    samp = make_sampler(sampler if sampler is not None else "auto", seed)
+    samp.check(space)  # a grid's points for another space: refused before the study is stored
+    return {
+        "sampler": samp.describe(),
+        "pruner": make_pruner(pruner).describe(),
+        "heartbeat": beat.to_dict(),
+        **settings,  # its copy_id (and a copy's pick), in the same write: a study never lacks it
+    }
+
+
+def _book(name: str, space: Space, direction: Direction, results: Sequence[FrozenTrial]) -> NewStudy:
+    """The companion holding study ``name``'s test results ``results``, as evaluate_best makes it."""
+    from .evaluate import room_for_book
+
+    return NewStudy(room_for_book(name), direction, space.to_dict(),
+                    _new_config(space, "random", None, None, HeartbeatConfig.build(None, None, False),
+                                {COPY_ID: uuid.uuid4().hex}), results)
 
 
 def _fill_hint(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
