@@ -98,6 +98,14 @@ def test_seeds_give_a_mean_and_a_spread() -> None:
     assert "winner by test" in str(ev) and "±" in str(ev)
 
 
+def test_scores_near_the_float_limit_have_a_finite_mean_and_spread() -> None:
+    """The mean of 1e308 and 1.5e308 overflowed to inf, refused as "add_trial: value must be a finite
+    number", naming a call the user never made."""
+    study = _study()
+    ev = study.evaluate_best(lambda t, seed: (1.0 + 0.5 * seed) * 1e308, k=1, seeds=[0, 1])
+    assert ev.results[0].mean == pytest.approx(1.25e308) and ev.results[0].std == pytest.approx(0.25e308)
+
+
 def test_seeds_an_estimator_ignores_give_a_spread_of_zero() -> None:
     """A Ridge inside TunedSearchCV.evaluate_best(seeds=[0, 1, 2]) scores the same on every seed:
     the table printed "0.3589 ± 5.6e-17" (np.std of three equal floats) and a mean off by an ulp."""

@@ -210,10 +210,12 @@ def _result_from(
     direction: Direction,
 ) -> TestResult:  # fmt: skip
     same = len(set(values)) == 1  # a seed the estimator ignores: np.std of 3 equal values was 5.6e-17
-    mean = float(values[0]) if same else float(np.mean(values))
+    scale = max(abs(v) for v in values) or 1.0  # scores near the float limit: their sum overflowed to inf
+    scaled = np.asarray(values) / scale
+    mean = float(values[0]) if same else float(np.mean(scaled) * scale)
     gap = (validation - mean) if direction is Direction.MAXIMIZE else (mean - validation)
     return TestResult(number, dict(params), validation, tuple(values), tuple(seeds), mean,
-                      0.0 if same else float(np.std(values)), gap)
+                      0.0 if same else float(np.std(scaled) * scale), gap)
 
 
 def _companion(study: Study) -> Study:
