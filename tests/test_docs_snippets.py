@@ -169,3 +169,35 @@ def test_the_sampler_options_help_names_every_built_in_sampler() -> None:
     missing = [f"{where}: {name}" for where, text in helps.items() for name in _BUILTIN
                if not re.search(rf"\b{name}\b", text)]
     assert missing == []
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings (``## 1. Search spaces``: ``1-search-spaces``;
+    a repeated heading's gets ``-1``, ``-2``, ...), and those written as ``<a id="...">``."""
+    count: dict[str, int] = {}
+    anchors = set(re.findall(r'<a (?:id|name)="([^"]+)"', text))
+    for heading in re.findall(r"^#{1,6}\s+(.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", "")).replace(" ", "-")
+        anchors.add(f"{slug}-{count[slug]}" if slug in count else slug)
+        count[slug] = count.get(slug, 0) + 1
+    return anchors
+
+
+def test_every_link_anchor_and_picture_resolves() -> None:
+    """The pages' relative links (to another page, a benchmark page, a picture in docs/img) name a file
+    that exists, and an anchor (``pruning.md#multi-fidelity-...``) names a heading of that page."""
+    pages = [ROOT / "README.md", *DOCS.glob("*.md"), *(ROOT / "benchmarks").glob("*.md")]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", re.sub(r"```.*?```", "", text, flags=re.S)):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists() or anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text()):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    # a file named in the text (`tests/test_storage.py::TestStorageConformance`, benchmarks/LOG.md)
+    named = {m.rstrip(".,") for page in pages if page.parent != ROOT / "benchmarks"
+             for m in re.findall(r"\b(?:benchmarks|docs|examples|scripts|tests)/[\w./-]+", page.read_text())}
+    assert broken == [] and sorted(f for f in named if not (ROOT / f).exists()) == []
