@@ -201,3 +201,25 @@ def test_every_link_anchor_and_picture_resolves() -> None:
     named = {m.rstrip(".,") for page in pages if page.parent != ROOT / "benchmarks"
              for m in re.findall(r"\b(?:benchmarks|docs|examples|scripts|tests)/[\w./-]+", page.read_text())}
     assert broken == [] and sorted(f for f in named if not (ROOT / f).exists()) == []
+
+
+def test_every_error_class_the_docs_name_is_a_tunesmith_error() -> None:
+    """docs/guide.md: "tunesmith's own errors derive from ts.TunesmithError", so that one ``except``
+    catches them; ``CheckpointError`` (a refused checkpoint) and ``TuneDiverged`` (a diverged
+    ``tune``) were a bare ValueError and FloatingPointError."""
+    import importlib
+    import pkgutil
+
+    import tunesmith as ts
+
+    pytest.importorskip("torch")
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *DOCS.glob("*.md")])
+    classes = {}
+    for info in pkgutil.walk_packages(ts.__path__, "tunesmith."):
+        if info.name.endswith("__main__") or ".integrations." in info.name or ".dashboard" in info.name:
+            continue  # the command itself; modules of optional libraries
+        module = importlib.import_module(info.name)
+        classes.update({n: c for n, c in vars(module).items() if isinstance(c, type) and issubclass(c, Exception)
+                        and c.__module__.startswith("tunesmith") and re.search(rf"`(?:[\w.]+\.)?{n}`", text)})
+    assert {"CheckpointError", "TuneDiverged", "StorageError", "ClusterLost"} <= set(classes)
+    assert sorted(n for n, c in classes.items() if not issubclass(c, ts.TunesmithError)) == []
