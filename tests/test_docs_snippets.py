@@ -153,3 +153,73 @@ def test_the_guides_command_synopsis_names_every_subcommand_and_option() -> None
                if not any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", entries.get(name, ""))
                           for o in action.option_strings)]
     assert sorted(entries) == sorted(sub.choices) and missing == []
+
+
+def test_the_sampler_options_help_names_every_built_in_sampler() -> None:
+    """``run --sampler`` and ``compare --samplers`` take every built-in sampler by name; their help
+    left out "multifidelity", which docs/guide.md's table and docs/pruning.md name."""
+    import argparse
+
+    from tunesmith.cli import build_parser
+    from tunesmith.samplers import _BUILTIN
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {f"{cmd} {opt}": next(a.help or "" for a in sub.choices[cmd]._actions if opt in a.option_strings)
+             for cmd, opt in [("run", "--sampler"), ("compare", "--samplers")]}
+    missing = [f"{where}: {name}" for where, text in helps.items() for name in _BUILTIN
+               if not re.search(rf"\b{name}\b", text)]
+    assert missing == []
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings (``## 1. Search spaces``: ``1-search-spaces``;
+    a repeated heading's gets ``-1``, ``-2``, ...), and those written as ``<a id="...">``."""
+    count: dict[str, int] = {}
+    anchors = set(re.findall(r'<a (?:id|name)="([^"]+)"', text))
+    for heading in re.findall(r"^#{1,6}\s+(.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", "")).replace(" ", "-")
+        anchors.add(f"{slug}-{count[slug]}" if slug in count else slug)
+        count[slug] = count.get(slug, 0) + 1
+    return anchors
+
+
+def test_every_link_anchor_and_picture_resolves() -> None:
+    """The pages' relative links (to another page, a benchmark page, a picture in docs/img) name a file
+    that exists, and an anchor (``pruning.md#multi-fidelity-...``) names a heading of that page."""
+    pages = [ROOT / "README.md", *DOCS.glob("*.md"), *(ROOT / "benchmarks").glob("*.md")]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", re.sub(r"```.*?```", "", text, flags=re.S)):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists() or anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text()):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    # a file named in the text (`tests/test_storage.py::TestStorageConformance`, benchmarks/LOG.md)
+    named = {m.rstrip(".,") for page in pages if page.parent != ROOT / "benchmarks"
+             for m in re.findall(r"\b(?:benchmarks|docs|examples|scripts|tests)/[\w./-]+", page.read_text())}
+    assert broken == [] and sorted(f for f in named if not (ROOT / f).exists()) == []
+
+
+def test_every_error_class_the_docs_name_is_a_tunesmith_error() -> None:
+    """docs/guide.md: "tunesmith's own errors derive from ts.TunesmithError", so that one ``except``
+    catches them; ``CheckpointError`` (a refused checkpoint) and ``TuneDiverged`` (a diverged
+    ``tune``) were a bare ValueError and FloatingPointError."""
+    import importlib
+    import pkgutil
+
+    import tunesmith as ts
+
+    pytest.importorskip("torch")
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *DOCS.glob("*.md")])
+    classes = {}
+    for info in pkgutil.walk_packages(ts.__path__, "tunesmith."):
+        if info.name.endswith("__main__") or ".integrations." in info.name or ".dashboard" in info.name:
+            continue  # the command itself; modules of optional libraries
+        module = importlib.import_module(info.name)
+        classes.update({n: c for n, c in vars(module).items() if isinstance(c, type) and issubclass(c, Exception)
+                        and c.__module__.startswith("tunesmith") and re.search(rf"`(?:[\w.]+\.)?{n}`", text)})
+    assert {"CheckpointError", "TuneDiverged", "StorageError", "ClusterLost"} <= set(classes)
+    assert sorted(n for n, c in classes.items() if not issubclass(c, ts.TunesmithError)) == []

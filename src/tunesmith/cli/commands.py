@@ -157,7 +157,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_file", metavar="STUDY.yaml", help="the study description")
     p.add_argument("--name", help="study name (resumes the study if it exists)")
     p.add_argument("--storage", help=f"database URL (default: the file's, else {DEFAULT_STORAGE})")
-    p.add_argument("--sampler", help="grid, random, sobol, tpe, bayes, auto (default: the file's, else a study's own; a new study's auto)")
+    p.add_argument("--sampler", help="grid, random, sobol, tpe, bayes, multifidelity, auto (default: the file's, else a study's own; a new study's auto)")
     p.add_argument("--direction", choices=["minimize", "maximize"], help="default: the file's, else a study's own; a new study's minimize")
     p.add_argument("--n-trials", type=int, help="trials to run now (default: the file's n_trials; with neither it nor a timeout, until Ctrl-C)")
     p.add_argument("--timeout", type=float, help="seconds after which no trial starts (default: the file's, else none)")

@@ -167,7 +167,7 @@ def _mpl_to_file(output: str) -> None:
 def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_file", metavar="STUDY.yaml", help="the study file: its objective, space and direction")
     p.add_argument("--samplers", default="grid,random,bayes",
-                   help="comma-separated samplers to run (default grid,random,bayes; also sobol, tpe, auto)")
+                   help="comma-separated samplers to run (default grid,random,bayes; also sobol, tpe, multifidelity, auto)")
     p.add_argument("--budget", type=at_least(1), default=30, help="trials per run (default 30)")
     p.add_argument("--seeds", type=at_least(1), default=3, help="runs per sampler, seeds 0, 1, ... (default 3)")
     p.add_argument("--output", "-o", required=True, type=output_file(PLOT_FILES),

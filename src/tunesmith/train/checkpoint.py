@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..exceptions import TunesmithError
 from ..storage.base import pid_alive
 
 
-class CheckpointError(ValueError):
-    """A checkpoint or checkpoint folder that is refused: unreadable, unsafe, or not this run's."""
+class CheckpointError(TunesmithError, ValueError):
+    """A checkpoint or checkpoint folder that is refused: unreadable, unsafe, or not this run's (a
+    ``ValueError`` too)."""
 
 
 class CheckpointMismatch(CheckpointError):  # noqa: N818 - a kind of CheckpointError

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from ..exceptions import TunesmithError
 from ..space.params import a_type, check_field_types
 from .implicit import (
     ImplicitOptions,
@@ -142,11 +143,11 @@ class OuterStep:
         return self.val_loss if self.select_loss is None else self.select_loss
 
 
-class TuneDiverged(FloatingPointError):
+class TuneDiverged(TunesmithError, FloatingPointError):
     """Raised by :func:`tune` where the training loss or a hypergradient is not finite. ``step``: the
     outer step it happened in, with the hyperparameter values it was taken at (``val_loss`` and
     ``hypergrad_norm`` nan where the training loss diverged before them), which :func:`hypertune`
-    records as a failed trial before it passes the error on."""
+    records as a failed trial before it passes the error on. A ``FloatingPointError`` too."""
 
     def __init__(self, message: str, step: OuterStep) -> None:
         super().__init__(message)
