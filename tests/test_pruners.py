@@ -707,6 +707,18 @@ def test_the_idle_warning_with_max_resource_given_claims_only_what_it_knows(
     assert no_max.endswith("Lower min_resource or warmup_steps, and give max_resource, the last step of a full run")
 
 
+
+@pytest.mark.parametrize("pruner", [ASHA(min_resource=4, warmup_steps=30, max_resource=100),
+                                    Hyperband(min_resource=4, warmup_steps=30, max_resource=100)])
+def test_the_idle_warning_names_the_first_rung_at_or_after_warmup(pruner: Any) -> None:
+    # before: "the first rung is at step 4" and "the trials that reach step 4 can still be stopped",
+    # though warmup_steps=30 skips the rungs at 4, 8 and 16: the first that stops a trial is at 32
+    assert pruner.rung_steps(99, budget=100)[0] == 32
+    said = pruner.idle_warning(tr(0, [0.1] * 28, "complete")) or ""
+    assert "(the first rung is at step 32)" in said and said.endswith("the trials that reach step 32 can still be stopped")
+    no_max = ASHA(min_resource=4, warmup_steps=30).idle_warning(tr(0, [0.1] * 28, "complete")) or ""
+    assert "(the first rung is at step 32)" in no_max
+
 def test_no_idle_warning_when_the_pruner_can_stop_trials(caplog: pytest.LogCaptureFixture) -> None:
     for pruner in (ASHA(), Hyperband(), MedianPruner(), ASHA(min_resource=16)):
         assert pruner.idle_warning(tr(0, [0.1] * 28, "complete")) is None  # steps 0-27

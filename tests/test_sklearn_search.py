@@ -417,6 +417,39 @@ def test_a_fit_that_recorded_no_trial_leaves_the_study_to_a_fit_on_other_data(tm
         clone(search).fit(X[:120], Y[:120])
 
 
+
+def test_a_claim_changed_by_hand_is_read_not_crashed_on(tmp_path: Path) -> None:
+    # before: a claim whose worker is not "host:pid" text stopped every fit with
+    # AttributeError: 'int' object has no attribute 'rpartition'
+    from tunesmith.study.manage import claim_setting
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    claim_setting(ts.load_study("svc", url), "search_claim", {"search_data": "other", "worker": 12345})
+    with pytest.raises(ValueError, match="searched on other data or folds"):  # whose it is cannot be told: kept
+        clone(search).fit(X, Y)
+    assert ts.load_study("svc", url).trials == []
+
+
+def test_a_fit_refused_by_a_claim_leaves_the_study_as_it_was(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # before: the claim was read only after the fit had opened the study, which recorded this fit's
+    # sampler as the one in use ("sampler tpe recorded (was 'random')") though it then was refused
+    from tunesmith.study.manage import claim_setting
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": ts.Float(0.1, 10, log=True)}, n_trials=3, cv=3, random_state=0,
+                           storage=url, name="svc", sampler="random")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    claim_setting(ts.load_study("svc", url), "search_claim", {"search_data": "other", "worker": "elsewhere:1"})
+    before = ts.load_study("svc", url).storage.get_study("svc").config  # a live fit's, on another machine
+    with caplog.at_level("INFO", logger="tunesmith"), pytest.raises(ValueError, match="searched on other data"):
+        clone(search).set_params(sampler="tpe").fit(X, Y)
+    assert ts.load_study("svc", url).storage.get_study("svc").config == before
+    assert "recorded" not in caplog.text
+
 def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path: Path) -> None:
     # before: the trial a killed fit left running counted toward n_trials for ever: each fit after it
     # put its last trial back in the queue and stopped one short (3 of n_trials=4, every time)

@@ -254,6 +254,14 @@ class ASHA(Pruner):
     def _first_rate(self, trial: FrozenTrial | None) -> int:
         return self.min_early_stopping_rate
 
+    def _first_rung(self) -> int:
+        """The step of the first rung that can stop a trial: the first at or after ``warmup_steps``
+        (those below it are skipped)."""
+        step = self.min_resource * self.reduction_factor**self._first_rate(None)
+        while step < self.warmup_steps:
+            step *= self.reduction_factor
+        return step
+
     def competitors(self, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
         """The trials ranked at a rung: every one that reported, except failed; each competes
         within its :meth:`group`."""
@@ -299,7 +307,7 @@ class ASHA(Pruner):
         last = trial.last_step
         if last is None or self.rung_steps(last - 1, budget=last):  # a rung at the last step saves nothing
             return None
-        first = self.min_resource * self.reduction_factor**self._first_rate(None)
+        first = self._first_rung()
         said = (f"{self!r}: trial {trial.number} completed at step {last}, and no rung lies at or after "
                 f"warmup_steps ({self.warmup_steps}) and before it (the first rung is at step {first}), so "
                 f"trials of {last} steps are never stopped. ")

@@ -256,13 +256,13 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
     ) -> dict[str, Any] | None:
         """What this fit's first trial records of its data and setup, once ``study`` (one that
         outlives the fit) is found to be one it may resume: filled by a search, on the same data,
-        with the same estimator and scoring (as ``recorded``: by its trials unless given). None where
+        with the same estimator and scoring (as ``recorded``: by its trials and its claim unless given). None where
         its space differs: opening it says so."""
         search = _as_stored(self.space, study)
         if search.space.to_dict() != study.space.to_dict():
             return None
         _check_filled_by_a_search(study)
-        recorded = [t.attrs for t in study.trials] if recorded is None else recorded
+        recorded = [t.attrs for t in study.trials] + _claimed(study) if recorded is None else recorded
         return {**_same_data(study, recorded, X, y, folds, cv, fit_params),
                 SETUP_ATTR: same_setup(study, recorded, self.estimator, search, self.scoring)}
 
@@ -276,7 +276,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         Returns the claim where this fit's was stored."""
         mine = {**marks, "worker": worker_id()}
         stored = claim_setting(study, CLAIM_KEY, mine, stale=functools.partial(_stale_claim, study))
-        claimed = stored if isinstance(stored, Mapping) else {DATA_ATTR: repr(stored)}  # changed by hand
+        claimed = _as_marks(stored)
         if {k: claimed.get(k) for k in marks} != marks:
             self._resumable(study, X, y, folds, cv, fit_params, recorded=[claimed])
         return mine if stored == mine else None
@@ -736,6 +736,18 @@ def _left_by_a_killed_fit(trial: FrozenTrial) -> bool:
     """A running trial whose process (on this machine) is gone: it will never finish, so it holds
     no part of the budget (it held it for ever: each fit after it stopped one trial short)."""
     return trial.state is TrialState.RUNNING and worker_gone(trial.worker)
+
+
+def _claimed(study: Study) -> list[Mapping[str, Any]]:
+    """The search claim stored in ``study``'s settings, read as the marks of a first trial (so that a
+    fit it refuses is refused before it opens the study, and records nothing there): none where none
+    is stored or it is stale."""
+    claim = study.storage.get_study(study.name).config.get(CLAIM_KEY)
+    return [] if claim is None or _stale_claim(study, claim) else [_as_marks(claim)]
+
+
+def _as_marks(claim: Any) -> Mapping[str, Any]:
+    return claim if isinstance(claim, Mapping) else {DATA_ATTR: repr(claim)}  # changed by hand
 
 
 def _stale_claim(study: Study, claim: Any) -> bool:

@@ -1052,9 +1052,18 @@ def did_you_mean(word: Any, options: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the option closest to ``word``, or ``""``."""
     if not isinstance(word, str):
         return ""
-    lowered = {o.lower(): o for o in reversed(options)}  # case aside: 'X' is likely 'x'
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    close = _closest(word.lower(), tuple(options))
+    return f" (did you mean {close!r}?)" if close is not None else ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _closest(word: str, options: tuple[str, ...]) -> str | None:
+    """The option closest to ``word`` (lower case), case aside: 'X' is likely 'x'. Cached: a copy
+    into a space without some parameters asks the same for each trial it leaves out (room for a
+    trial's every unknown name: fewer, asked in turn, would each push the next out)."""
+    lowered = {o.lower(): o for o in reversed(options)}
+    close = difflib.get_close_matches(word, list(lowered), n=1)
+    return lowered[close[0]] if close else None
 
 
 def did_you_mean_each(words: Sequence[Any], options: list[str]) -> str:

@@ -140,10 +140,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def worker_gone(worker: str | None) -> bool:
+def worker_gone(worker: Any) -> bool:
     """Whether ``worker`` (a trial's ``host:pid``) is a process of this machine that no longer runs:
-    its running trial will never finish. False for another machine's (it cannot be told)."""
-    host, _, pid = (worker or "").rpartition(":")
+    its running trial will never finish. False for another machine's (it cannot be told), and for
+    anything but text (a setting changed by hand)."""
+    host, _, pid = (worker if isinstance(worker, str) else "").rpartition(":")
     return host == socket.gethostname() and pid.isascii() and pid.isdigit() and not pid_alive(int(pid))
 
 
