@@ -434,11 +434,12 @@ def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path:
 
 
 
-@pytest.mark.parametrize("pid", ["2147483648", "9" * 30])
+@pytest.mark.parametrize("pid", ["2147483648", "9" * 30, "0"])
 def test_a_running_trial_of_a_pid_past_the_system_s_is_taken_as_gone(tmp_path: Path, pid: str) -> None:
     """A running trial whose worker names this machine and a pid no process can have (another writer
     of the database; the host is in every row's worker): the probe of that pid raised OverflowError
-    ('signed integer is greater than maximum'), which ended every later fit of the stored search."""
+    ('signed integer is greater than maximum'), which ended every later fit of the stored search; pid 0
+    probed this process's group, so that trial held the budget for good."""
     import socket
     import sqlite3
 
