@@ -308,7 +308,7 @@ def test_fold_racing_in_a_study_runs_one_fold_of_a_configuration_behind_the_best
 
 @pytest.mark.parametrize("record", [[1], "ab", {"folds": 4, "scores": {"score": [10**400]}},
                                     {"folds": 4, "scores": {"score": ["fold text"]}}])
-def test_a_paused_trial_whose_fold_record_another_writer_changed_resumes_from_the_first_fold(
+def test_a_paused_trial_whose_fold_record_another_writer_changed_fails_naming_it(
     tmp_path: Path, record: Any
 ) -> None:
     """A paused trial's fold record of another shape (another writer of the database, between the pause
