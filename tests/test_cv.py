@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -302,3 +304,37 @@ def test_fold_racing_in_a_study_runs_one_fold_of_a_configuration_behind_the_best
     study.optimize(objective, n_trials=4)
     assert [calls.count(n) for n in range(4)] == [5, 1, 5, 1]
     assert study.best_trial.params["x"] == 0.6 and study.trials[3].state is ts.TrialState.PRUNED
+
+
+@pytest.mark.parametrize("record", [[1], "ab", {"folds": 4, "scores": {"score": [10**400]}},
+                                    {"folds": 4, "scores": {"score": ["fold text"]}}])
+def test_a_paused_trial_whose_fold_record_another_writer_changed_fails_naming_it(
+    tmp_path: Path, record: Any
+) -> None:
+    """A paused trial's fold record of another shape (another writer of the database, between the pause
+    and the resume) failed the resumed trial in a bare TypeError ('dictionary update sequence'),
+    OverflowError (a score of 10**400, JSON keeps it whole), ValueError, or one blaming the objective's
+    loop ('reported step 1 again'): the trial fails naming its record, the other trials run on."""
+    import sqlite3
+
+    from tunesmith.pruners import ASHA
+
+    db = tmp_path / "cv.db"
+    study = ts.Study({"x": ts.Float(0, 1)}, direction="maximize", sampler="random", seed=0, storage=f"sqlite:///{db}",
+                     pruner=ASHA(pause=True, min_resource=1, reduction_factor=2, max_resource=4))
+    for x in (0.5, 0.6, 0.35, 0.1, 0.2, 0.05, 0.02, 0.01):  # worse later trials promote paused ones
+        study.enqueue({"x": x})
+    folds = cv.kfold(8, 4, shuffle=False)
+
+    def objective(trial: ts.Trial) -> float:
+        with sqlite3.connect(db) as con:  # another writer, meanwhile
+            con.execute("UPDATE ts_trials SET attrs = json_set(attrs, '$.cv', json(?)) WHERE state = 'paused'",
+                        (json.dumps(record),))
+        return cv.cross_validate(trial, lambda tr, va: trial.params["x"], folds)
+
+    study.optimize(objective, n_trials=8)
+    resumed = [t for t in study.trials if t.is_resumed]
+    assert resumed and len(study.trials) == 8
+    for t in resumed:
+        assert t.state is ts.TrialState.FAILED and "resumes after fold 1, but its record attrs['cv']" in (t.error or "")
+    assert all(t.state is not ts.TrialState.FAILED for t in study.trials if not t.is_resumed)

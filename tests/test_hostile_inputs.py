@@ -267,6 +267,19 @@ def test_a_stored_sampler_count_past_64_bits_is_refused_by_name(tmp_path: Path) 
     assert len(ts.Study(SPACE, storage=url, name="s", sampler="tpe").trials) == 3  # the owner's own sampler opens it
 
 
+@pytest.mark.parametrize("option", ["ls_penalty", "plugin_max_noise", "ei_margin"])
+def test_a_stored_bayes_option_beyond_a_float_is_refused_by_name(tmp_path: Path, option: str) -> None:
+    """A stored Bayesian sampler whose ``ls_penalty`` or ``plugin_max_noise`` is 10**400 (JSON keeps it
+    whole) was rebuilt, then every ask that fitted the model ended optimize in a bare OverflowError
+    ("int too large to convert to float"); it is a StorageError naming the study and the option."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("UPDATE ts_studies SET config = json_set(config, '$.sampler', json(?))",
+                   (json.dumps({"name": "bayes", "seed": 0, "n_init": 1, option: 10**400}),))
+    with pytest.raises(ts.StorageError, match=rf"'s'.*sampler.*{option} must be a finite number"):
+        ts.load_study("s", url).optimize(lambda t: t.params["x"], n_trials=2)
+
+
 # -- the environment -------------------------------------------------------------------------------
 
 

@@ -467,11 +467,12 @@ def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path:
 
 
 
-@pytest.mark.parametrize("pid", ["2147483648", "9" * 30])
+@pytest.mark.parametrize("pid", ["2147483648", "9" * 30, "0"])
 def test_a_running_trial_of_a_pid_past_the_system_s_is_taken_as_gone(tmp_path: Path, pid: str) -> None:
     """A running trial whose worker names this machine and a pid no process can have (another writer
     of the database; the host is in every row's worker): the probe of that pid raised OverflowError
-    ('signed integer is greater than maximum'), which ended every later fit of the stored search."""
+    ('signed integer is greater than maximum'), which ended every later fit of the stored search; pid 0
+    probed this process's group, so that trial held the budget for good."""
     import socket
     import sqlite3
 
@@ -674,6 +675,7 @@ def test_a_search_stored_before_the_data_fingerprint_is_still_resumed(tmp_path: 
     {"cv": [1]}, {"cv": "ab"}, {"cv": {"folds": 3, "scores": [1]}},
     {"cv": {"folds": 3, "scores": {"test_score": 5, "error": 7}}},
     {"cv": {"folds": 3, "scores": {"error": [{"a": 1}, ["b"]]}}},
+    {"cv": {"folds": 3, "scores": {"test_score": [10**400] * 3, "fit_time": [-(10**400), 1.0, 1.0]}}},
     {"search_setup": {"estimator": "LogisticRegression", "params": 5}},
     {"search_setup": {"estimator": "LogisticRegression", "params": [1, 2]}},
 ])
@@ -682,8 +684,9 @@ def test_a_stored_search_whose_records_another_writer_changed_is_read_or_refused
 ) -> None:
     """A trial's fold record or setup of another shape than a search writes (another writer of the
     database) ended the next fit of the stored search in a bare TypeError, ValueError or
-    AttributeError ('dictionary update sequence', "'list' object has no attribute 'get'"): a fold
-    record is read as none (that row's scores NaN), a setup as another setup (refused, named)."""
+    AttributeError ('dictionary update sequence', "'list' object has no attribute 'get'"), a fold
+    score of 10**400 (JSON keeps it whole) in an OverflowError: a fold record is read as none (that
+    row's scores NaN), a score no float holds as no number, a setup as another setup (refused, named)."""
     import json
     import sqlite3
 

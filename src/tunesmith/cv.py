@@ -214,7 +214,7 @@ def validate(
         used_up = (": a generator such as KFold(5).split(x) made once outside the objective is used up by the "
                    "first trial; pass list(...) of it, or cv.split(splitter, x, y)") if iter(folds) is folds else ""
         raise ValueError(f"cross_validate needs at least one (train_idx, val_idx) fold; folds is empty{used_up}")
-    table, done = _resumed(trial)
+    table, done = _resumed(trial, "score" if key is None else key)
     n = len(fold_list)
     todo = [(k, n, a, b) for k, (a, b) in enumerate(fold_list[done:], start=done + 1)]
     if n_jobs != 1 and not _has_pruner(trial):
@@ -257,11 +257,18 @@ def _say_folds_in_threads(study: str, n_jobs: int) -> None:
                 study, n_jobs)
 
 
-def _resumed(trial: Any) -> tuple[dict[str, list[Any]], int]:
-    """A paused trial that is resumed continues after the folds it recorded."""
-    table = {n: list(v) for n, v in stored_scores(trial.attrs.get(CV_ATTR)).items()} \
-        if getattr(trial, "is_resumed", False) else {}
+def _resumed(trial: Any, name: str) -> tuple[dict[str, list[Any]], int]:
+    """A paused trial that is resumed continues after the folds it recorded; a record that no longer
+    holds their scores ``name`` as :func:`summary` wrote them (another writer changed it) is an error."""
+    if not getattr(trial, "is_resumed", False):
+        return {}, 0
+    table = {n: list(v) for n, v in stored_scores(trial.attrs.get(CV_ATTR)).items()}
     done = min((len(v) for v in table.values()), default=0)
+    paused_at, scores = getattr(trial, "start_step", 1) - 1, table.get(name, [])[:done]
+    if done < paused_at or len(scores) < done or not all(x is None or finite_float(x) is not None for x in scores):
+        raise ValueError(f"trial {trial.number} resumes after fold {paused_at}, but its record attrs['cv'] no longer "
+                         "holds the scores of its folds as cross_validate wrote them (another program changed it, or the "
+                         "objective paused before calling cross_validate): it cannot continue")
     return {n: v[:done] for n, v in table.items()}, done
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..cv import CV_ATTR, stored_scores
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, finite_float
 from .space import SearchSpace
 
 _STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAILED: 2}
@@ -84,10 +84,11 @@ def _table(trials: Sequence[FrozenTrial], name: str, n_splits: int) -> np.ndarra
 
 def fold_values(scores: Mapping[str, Any], name: str) -> list[float]:
     """The values ``name`` of a trial's fold record (:func:`fold_scores`), fold by fold: its infinite
-    ones as they were (the record stores them as None), NaN where it holds no number."""
+    ones as they were (the record stores them as None), NaN where it holds no number (an int beyond a
+    float's range too: JSON keeps another writer's ``10**400`` whole)."""
     marks = scores.get(INFINITE) or []
     values = scores.get(name) or []
-    return [float(v) if isinstance(v, (int, float)) else
+    return [v if isinstance(v, float) else x if (x := finite_float(v)) is not None else
             _infinite(marks[k], name) if k < len(marks) and isinstance(marks[k], str) else np.nan
             for k, v in enumerate(values)]
 

@@ -131,6 +131,8 @@ def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` of this machine runs (True where it cannot tell)."""
     if pid == os.getpid() or os.name == "nt":  # Windows: os.kill(pid, 0) is not a probe
         return True
+    if pid <= 0:  # no process's (a stored "host:0"): os.kill(0, 0) probes this process's group, always there
+        return False
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):  # OverflowError: past the system's pids (a stored "host:2147483648")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ...space.params import check_count, check_field_types, check_int
+from ...trial import short_repr
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,14 @@ class BayesOptions:
             object.__setattr__(self, name, check_int(name, getattr(self, name), least))  # a NumPy one as int
         if not (0 <= self.refit_every <= 1):
             raise ValueError(f"refit_every must be in [0, 1], got {self.refit_every!r}")
-        if not (isinstance(self.ls_penalty, numbers.Real) and 0 <= self.ls_penalty < float("inf")):
-            raise ValueError(f"ls_penalty must be a finite number >= 0, got {self.ls_penalty!r}")
+        # <= float_info.max: NaN and infinities out, and an int past a float (a stored 10**400 failed every ask)
+        if not (isinstance(self.ls_penalty, numbers.Real) and 0 <= self.ls_penalty <= sys.float_info.max):
+            raise ValueError(f"ls_penalty must be a finite number >= 0, got {short_repr(self.ls_penalty)}")
         gate = self.plugin_max_noise
-        if gate is not None and not (isinstance(gate, numbers.Real) and not isinstance(gate, bool) and 0 < gate < float("inf")):
-            raise ValueError(f"plugin_max_noise must be a finite number > 0 or None, got {gate!r}")
-        if not (isinstance(self.ei_margin, numbers.Real) and 0 <= self.ei_margin < float("inf")):
-            raise ValueError(f"ei_margin must be a finite number >= 0 (in the objective's units), got {self.ei_margin!r}")
+        if gate is not None and not (isinstance(gate, numbers.Real) and not isinstance(gate, bool) and 0 < gate <= sys.float_info.max):
+            raise ValueError(f"plugin_max_noise must be a finite number > 0 or None, got {short_repr(gate)}")
+        if not (isinstance(self.ei_margin, numbers.Real) and 0 <= self.ei_margin <= sys.float_info.max):
+            raise ValueError(f"ei_margin must be a finite number >= 0 (in the objective's units), got {short_repr(self.ei_margin)}")
         if not 0 <= self.prior_beta <= sys.float_info.max:  # NaN: every prior's exponent NaN; 10**400: an OverflowError
             raise ValueError(f"prior_beta must be a finite number >= 0, got {self.prior_beta!r}")
 
