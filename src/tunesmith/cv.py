@@ -317,7 +317,7 @@ def _run(
 
 def _say_fold_failed(trial: Any, k: int, n_folds: int, name: str, value: float) -> None:
     """Which fold ended a trial with a value that is no score (NaN, an infinity)."""
-    logger.warning("trial %s: fold %d of %d scored %s (%r); the trial fails with the folds after it not run (its "
+    logger.warning("trial %s: fold %d of %d scored %s (%r); the trial fails, and no fold after it is recorded (its "
                    "fold scores are in trial.attrs[%r])", getattr(trial, "number", "?"), k, n_folds, value, name, CV_ATTR)
 
 

@@ -57,7 +57,8 @@ class History:
     newest value's weight), grew at each of the last ``overfit_patience``
     validations while the validation loss set no new best in them, by more than
     ``OVERFIT_NOISE`` times the noise of the gap (:func:`gap_noise`). Noise alone
-    (a plateau whose losses only fluctuate) rarely fires it.
+    (a plateau whose losses only fluctuate) still fires it in a quarter to a
+    third of runs of 50 validations (in nine of ten without the noise condition).
     """
 
     records: list[EvalRecord] = dataclasses.field(default_factory=list)
