@@ -582,7 +582,7 @@ def test_a_resume_the_objective_refused_keeps_the_promotion(held: bool, tmp_path
         resumed = study.ask()
         assert resumed.number == first.number and resumed.start_step == 3
     better = [study.ask(), study.ask()]  # ASHA's quota at the rung (1 of 3) goes to one of them
-    for t, value in zip(better, [0.5, 0.4]):
+    for t, value in zip(better, [0.5, 0.4], strict=True):
         t.report(value, 1)
         t.set_attr("checkpoint", f"ck{t.number}.pt")
         study.tell(t, state="paused")
