@@ -563,12 +563,12 @@ def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tm
 
 
 @pytest.mark.parametrize("held", [False, True])
-def test_a_resume_the_objective_refused_keeps_the_promotion(held: bool, tmp_path: Path) -> None:
+def test_a_resume_the_objective_refused_keeps_the_promotion(held: bool, storage_url: str | None) -> None:
     """Before: a resumed trial whose objective raised ts.ResumeRefused (its checkpoint written for
     another model) went back to paused as if newly paused: resumed again only if the pruner still
     ranked it within its rung's quota, which better trials had filled meanwhile, and never once it
     was held past a rung (its worker had died there): run with the right model, it stayed paused."""
-    study = ts.Study(SPACE, storage=f"sqlite:///{tmp_path / 'r.db'}", name="r",
+    study = ts.Study(SPACE, storage=storage_url, name="r",
                      pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
     first = study.ask()
     first.report(1.0, 1)
