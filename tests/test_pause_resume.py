@@ -562,6 +562,43 @@ def test_a_promoted_trial_whose_worker_is_lost_keeps_its_promotion(kind: str, tm
     assert dead.number == first.number and dead.state is TrialState.FAILED
 
 
+@pytest.mark.parametrize("held", [False, True])
+def test_a_resume_the_objective_refused_keeps_the_promotion(held: bool, storage_url: str | None) -> None:
+    """Before: a resumed trial whose objective raised ts.ResumeRefused (its checkpoint written for
+    another model) went back to paused as if newly paused: resumed again only if the pruner still
+    ranked it within its rung's quota, which better trials had filled meanwhile, and never once it
+    was held past a rung (its worker had died there): run with the right model, it stayed paused."""
+    study = ts.Study(SPACE, storage=storage_url, name="r",
+                     pruner=ASHA(min_resource=1, reduction_factor=3, curve="best", pause=True))
+    first = study.ask()
+    first.report(1.0, 1)
+    first.set_attr("checkpoint", "ck.pt")
+    study.tell(first, state="paused")
+    resumed = study.ask()
+    assert resumed.number == first.number  # promoted: alone at its rung
+    if held:
+        resumed.report(0.9, 2)  # step 2 is at no rung
+        study.fail_worker(worker_id(), "worker process died", dead=True)
+        resumed = study.ask()
+        assert resumed.number == first.number and resumed.start_step == 3
+    better = [study.ask(), study.ask()]  # ASHA's quota at the rung (1 of 3) goes to one of them
+    for t, value in zip(better, [0.5, 0.4], strict=True):
+        t.report(value, 1)
+        t.set_attr("checkpoint", f"ck{t.number}.pt")
+        study.tell(t, state="paused")
+
+    def refused(trial: ts.Trial) -> float:
+        raise ts.ResumeRefused("its checkpoint was written for another model")
+
+    with pytest.raises(ts.ResumeRefused):
+        study.run_trial(refused, resumed)
+    kept = study.trials[first.number]
+    assert kept.state is TrialState.PAUSED and kept.system.n_holds == int(held)  # a refusal is no lost worker
+    assert "another model" in kept.system.held
+    again = study.ask()  # run with the right model: it goes on from where it paused
+    assert again.number == first.number and again.is_resumed and again.start_step == (3 if held else 2)
+
+
 def _paused_with_checkpoint(study: ts.Study, checkpoint: str = "ck.pt") -> int:
     """A new trial reported at ASHA's first rung, with a checkpoint, paused; its number."""
     t = study.ask()

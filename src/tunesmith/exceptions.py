@@ -27,7 +27,7 @@ class TrialPaused(TrialPruned):  # noqa: N818 - public name users raise
 class ResumeRefused(TunesmithError, RuntimeError):  # noqa: N818 - like TrialPaused
     """Raised by an objective when a trial the study resumed cannot continue from its checkpoint
     (written for another model or other settings, as after a study is reopened with a changed
-    ``build_model``): the study puts the trial back to paused, its checkpoint kept, and
+    ``build_model``): the study puts the trial back to paused, its checkpoint and promotion kept, and
     ``optimize`` stops with this error, which says what differs. Raised for a trial that was not
     resumed, it fails that trial as any error does."""
 

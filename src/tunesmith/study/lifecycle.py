@@ -88,12 +88,15 @@ def holds_promotion(rec: FrozenTrial) -> bool:
     return rec.is_resumed and bool(rec.attrs.get("checkpoint")) and progressed and sys.n_holds < MAX_HOLDS
 
 
-def hold(rec: FrozenTrial, error: str) -> FrozenTrial:
+def hold(rec: FrozenTrial, error: str, *, lost: bool = True) -> FrozenTrial:
     """A resumed trial whose worker died, back to paused keeping its promotion
-    (reports and checkpoint kept; ``system.held`` says why)."""
+    (reports and checkpoint kept; ``system.held`` says why). ``lost=False``: its
+    objective refused the checkpoint (``ResumeRefused``), which counts no hold."""
     last = rec.last_step
     value = rec.intermediate[last] if last is not None else None
-    system = rec.system.replace(held=error, held_at_step=-1 if last is None else last, n_holds=rec.system.n_holds + 1)
+    system = rec.system.replace(held=error)
+    if lost:
+        system = system.replace(held_at_step=-1 if last is None else last, n_holds=rec.system.n_holds + 1)
     return rec.replace(state=TrialState.PAUSED, value=value, worker=None, heartbeat=None, system=system)
 
 

@@ -808,7 +808,7 @@ class Study:
         try:
             value = objective(trial)
         except ResumeRefused as exc:
-            if not (trial.is_resumed and self._pause_again(trial)):
+            if not (trial.is_resumed and self._pause_again(trial, describe_exception(exc))):
                 return self.tell(trial, state=TrialState.FAILED, error=describe_exception(exc))
             raise
         except TrialPruned as exc:
@@ -826,10 +826,11 @@ class Study:
             return self.tell(trial, state=TrialState.FAILED, error=bad_value_reason(value))
         return self.tell(trial, value)
 
-    def _pause_again(self, trial: Trial) -> bool:
+    def _pause_again(self, trial: Trial, reason: str) -> bool:
         """A resumed trial whose objective refused its checkpoint (:class:`ResumeRefused`), paused
-        again as it was, its reports and checkpoint kept; whether it was (still running here)."""
-        final = lifecycle.pause(trial.record)
+        again as it was, its reports, checkpoint and promotion kept (resumed first, as after a lost
+        worker: its rung's quota may have filled since); whether it was (still running here)."""
+        final = lifecycle.hold(trial.record, reason, lost=False)
         self._heartbeat.finished(final.number)
         if not self._storage.update_trial(self._study_id, final, expect_state=TrialState.RUNNING):
             return False
