@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -196,7 +198,7 @@ def test_batch_norm_frozen_by_hand_is_said_to_learn_its_running_statistics(caplo
     followed the new data without a word. freeze() keeps them, and is named."""
     from tunesmith.train import finetune
 
-    monkeypatch.setattr(finetune, "_SAID", set())
+    monkeypatch.setattr(finetune, "_SAID", weakref.WeakSet())
     train, val = split(96)
     model = Net()
     for p in model.backbone.parameters():
@@ -212,7 +214,7 @@ def test_batch_norm_frozen_by_hand_is_said_to_learn_its_running_statistics(caplo
     assert "3 batch norm layers of the Net (backbone.0.1, backbone.1.1, backbone.2.1)" in said[0]
     assert "tunesmith.train.freeze(module)" in said[0]
     caplog.clear()
-    monkeypatch.setattr(finetune, "_SAID", set())
+    monkeypatch.setattr(finetune, "_SAID", weakref.WeakSet())
     model = Net()
     freeze(model.backbone)
     before = snapshot(model)
@@ -220,3 +222,35 @@ def test_batch_norm_frozen_by_hand_is_said_to_learn_its_running_statistics(caplo
         Trainer(model, CFG, head="head").fit(train, val)
     assert not changed(before, snapshot(model), "backbone")
     assert not [r for r in caplog.records if "frozen by hand" in r.getMessage()]
+
+
+def test_batch_norm_frozen_by_hand_is_said_in_the_singular_and_per_class(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One layer read "1 batch norm layers ... have their weights"; a second model class of the same
+    name (each call of a function that defines it) was never warned about: classes were told apart by name."""
+    from tunesmith.train import finetune
+
+    monkeypatch.setattr(finetune, "_SAID", weakref.WeakSet())
+    train, val = split(96)
+
+    def one_layer() -> nn.Module:
+        class Net(nn.Module):  # one class per call, all of one name
+            def __init__(self) -> None:
+                super().__init__()
+                self.backbone = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8))
+                self.head = nn.Linear(8, 2)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.head(self.backbone(x))
+
+        model = Net()
+        model.backbone.requires_grad_(False)
+        return model
+
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        Trainer(one_layer(), CFG, head="head").fit(train, val)
+        Trainer(one_layer(), CFG, head="head").fit(train, val)
+    said = [r.getMessage() for r in caplog.records if "frozen by hand" in r.getMessage()]
+    assert len(said) == 2, said
+    assert "1 batch norm layer of the " in said[0] and "has its weights frozen by hand" in said[0]

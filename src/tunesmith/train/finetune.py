@@ -15,6 +15,7 @@ training, so batch-norm running statistics and dropout in them do not change.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -143,21 +144,23 @@ def warn_hand_frozen_batch_norms(model: nn.Module) -> None:
     """Say once per model class that batch norm frozen by hand still learns its running statistics:
     the weights stay, but the layer's output drifts from the pre-trained one."""
     names = hand_frozen_batch_norms(model)
-    kind = type(model).__qualname__
+    kind = type(model)
     if not names or kind in _SAID or not any(p.requires_grad for p in model.parameters()):
         return
     _SAID.add(kind)
     more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    one = len(names) == 1
     logging.getLogger("tunesmith").warning(
-        "%d batch norm layers of the %s (%s%s) have their weights frozen by hand (requires_grad False) but train: "
+        "%d batch norm %s of the %s (%s%s) %s weights frozen by hand (requires_grad False) but train%s: "
         "the trainer puts the model in train mode each epoch (over an earlier .eval()), so their running statistics "
         "follow the new data and the pre-trained ones are lost. Freeze with tunesmith.train.freeze(module), which "
         "keeps the module in eval mode; if the statistics are meant to adapt, ignore this (said once per model class)",
-        len(names), kind, ", ".join(names[:3]), more)
+        len(names), "layer" if one else "layers", kind.__qualname__, ", ".join(names[:3]), more,
+        "has its" if one else "have their", "s" if one else "")
 
 
-#: model classes whose batch norm frozen by hand was warned about
-_SAID: set[str] = set()
+#: model classes whose batch norm frozen by hand was warned about (two classes of one name are two)
+_SAID: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def trainable(model: nn.Module) -> int:
