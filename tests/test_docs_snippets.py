@@ -225,3 +225,14 @@ def test_every_error_class_the_docs_name_is_a_tunesmith_error() -> None:
                         and c.__module__.startswith("tunesmith") and re.search(rf"`(?:[\w.]+\.)?{n}`", text)})
     assert {"CheckpointError", "TuneDiverged", "StorageError", "ClusterLost"} <= set(classes)
     assert sorted(n for n, c in classes.items() if not issubclass(c, ts.TunesmithError)) == []
+
+
+def test_the_guide_names_every_tunesmith_variable_the_examples_read() -> None:
+    """docs/guide.md: "tunesmith reads no ``TUNESMITH_*`` environment variable" (it sets
+    ``TUNESMITH_GPU_SHARE``), and names those a reader meets in the examples as the examples' own;
+    it named ``TUNESMITH_MNIST`` and left out ``TUNESMITH_MINILM`` (examples/finetune_text.py)."""
+    guide = (DOCS / "guide.md").read_text()
+    src = {m for f in (ROOT / "src").rglob("*.py") for m in re.findall(r"TUNESMITH_[A-Z_]+", f.read_text())}
+    examples = {m for f in (ROOT / "examples").iterdir() if f.suffix in (".py", ".yaml")
+                for m in re.findall(r"TUNESMITH_[A-Z_]+", f.read_text())}
+    assert src == {"TUNESMITH_GPU_SHARE"} and sorted(v for v in examples if f"`{v}`" not in guide) == []
