@@ -40,7 +40,7 @@ NAMES_TAG = "tunesmith.param_names"  # then tunesmith.param_names.2, .3...: the 
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
            TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
-try:  # the installed MLflow's limit of a tag's value (5,000 characters before 2.?, 8,000 in 3.x)
+try:  # the installed MLflow's limit of a tag's value (5,000 characters before MLflow 2.17, 8,000 since)
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as _TAG_LIMIT
 except ImportError:  # pragma: no cover - an MLflow that moved it
     _TAG_LIMIT = 5000
@@ -278,7 +278,8 @@ def _text(value: Any) -> str:
 def _name_tags(renamed: dict[str, str], limit: int = 5000) -> list[Any]:
     """``renamed`` (logged name -> the study's) as tags ``tunesmith.param_names``,
     ``tunesmith.param_names.2``...: each a JSON object of at most ``limit`` characters (MLflow's
-    limit for a tag), which together hold every name; a study's name too long for one tag is cut."""
+    limit for a tag before 2.17: any MLflow takes them), which together hold every name; a study's name too long
+    for one tag is cut."""
     parts: list[dict[str, str]] = []
     for key, name in renamed.items():
         entry = {key: name}
