@@ -77,6 +77,38 @@ def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
         hypertune(maxi, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)
 
 
+@pytest.mark.parametrize("kind", ["int", "categorical", "fixed", "step"])
+def test_a_space_whose_parameters_cannot_hold_the_steps_is_refused_before_training(kind: str) -> None:
+    """A space with the hyperparameters' names as integers recorded every step at the range's end
+    (1 for an L2 weight of 1e-3, the exact values only in attrs), a categorical, a fixed one (a focused
+    study) or a Float with a step failed at the first record, after the warm start's training."""
+    problem, train, val = _problem()
+    space = hyper_space(problem.hparams, problem.constraints)
+    name = "l2.0.weight"
+    other = {"int": ts.Int(1, 5), "categorical": ts.Categorical([1e-3, 1e-2]), "fixed": ts.Fixed(1e-3),
+             "step": ts.Float(0.0, 1.0, step=0.1)}[kind]
+    study = ts.Study(ts.Space({**{k: space[k] for k in space}, name: other}), direction="minimize")
+    trained = []
+    with pytest.raises(ValueError, match=rf"'{name}' .*continuous.*hyper_space"):
+        hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=dataclasses.replace(OPTIONS, outer_steps=1),
+                  select_batch=_Counted(val, trained))
+    assert not trained and not study.trials  # refused before any training, nothing recorded
+
+
+class _Counted(tuple):  # type: ignore[type-arg]
+    """A held-out batch that notes each use (tune scores it after each outer step)."""
+
+    def __new__(cls, batch: tuple, seen: list) -> _Counted:  # type: ignore[type-arg]
+        self = super().__new__(cls, batch)
+        self.seen = seen
+        return self
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        self.seen.append(i)
+        return super().__getitem__(i)
+
+
 def test_with_a_held_out_batch_the_trial_value_is_the_held_out_loss() -> None:
     problem, train, val = _problem()
     fit, held = (val[0][:40], val[1][:40]), (val[0][40:], val[1][40:])
