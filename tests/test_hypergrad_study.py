@@ -61,6 +61,17 @@ def test_each_outer_step_is_a_trial_that_show_and_importance_read(tmp_path: Path
     assert "label_smoothing" in out
 
 
+def test_importance_of_too_few_steps_says_how_to_record_more_steps() -> None:
+    """Importance of 8 hypertune steps told the user to run study.optimize(objective, n_trials=2), an
+    objective a hypertune study does not have (and whose trials would sit among the steps)."""
+    problem, train, val = _problem()
+    study = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="minimize")
+    hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+              constraints=problem.constraints, options=dataclasses.replace(OPTIONS, outer_steps=8, inner_steps=5))
+    with pytest.raises(ValueError, match=r"got 8 .*at least 2 more outer steps \(hypertune\(\.\.\., append=True\)"):
+        study.importance()
+
+
 def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     problem, train, val = _problem()
     wrong = ts.Study(ts.Space({"l2": ts.Float(1e-6, 1.0, log=True)}), direction="minimize")
