@@ -84,7 +84,10 @@ def test_batches_of_the_wrong_dtype_or_shape_say_what_to_convert() -> None:
     (x, y), val = _data()
     cases = [((x.double(), y), r"the inputs are torch.float64 but the weights are torch.float32"),
              ((x, y.float()), r"class indices, an integer tensor of shape \(n,\), got torch.float32 of shape \(40,\)"),
-             ((x, y[:, None, None]), r"got torch.int64 of shape \(40, 1, 1\); convert them \(y.long\(\).reshape\(-1\)\)")]
+             ((x, y[:, None, None]), r"got torch.int64 of shape \(40, 1, 1\); convert them \(y.long\(\).reshape\(-1\)\)"),
+             # NumPy batches (scikit-learn's datasets) were told to call y.long(), which a NumPy array lacks
+             ((x, y.numpy()), r"got numpy.ndarray; convert them \(torch.as_tensor\(y\).long\(\).reshape\(-1\)\)"),
+             ((x.numpy(), y.numpy()), r"the inputs are numpy.ndarray.*torch.as_tensor\(x, dtype=torch.float32\)")]
     for train, message in cases:
         with pytest.raises(ValueError, match=message):
             _tune(problem, train, val)

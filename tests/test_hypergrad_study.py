@@ -61,6 +61,17 @@ def test_each_outer_step_is_a_trial_that_show_and_importance_read(tmp_path: Path
     assert "label_smoothing" in out
 
 
+def test_importance_of_too_few_steps_says_how_to_record_more_steps() -> None:
+    """Importance of 8 hypertune steps told the user to run study.optimize(objective, n_trials=2), an
+    objective a hypertune study does not have (and whose trials would sit among the steps)."""
+    problem, train, val = _problem()
+    study = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="minimize")
+    hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+              constraints=problem.constraints, options=dataclasses.replace(OPTIONS, outer_steps=8, inner_steps=5))
+    with pytest.raises(ValueError, match=r"got 8 .*at least 2 more outer steps \(hypertune\(\.\.\., append=True\)"):
+        study.importance()
+
+
 def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     problem, train, val = _problem()
     wrong = ts.Study(ts.Space({"l2": ts.Float(1e-6, 1.0, log=True)}), direction="minimize")
@@ -75,6 +86,38 @@ def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     maxi = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="maximize")
     with pytest.raises(ValueError, match="direction='minimize'"):
         hypertune(maxi, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val)
+
+
+@pytest.mark.parametrize("kind", ["int", "categorical", "fixed", "step"])
+def test_a_space_whose_parameters_cannot_hold_the_steps_is_refused_before_training(kind: str) -> None:
+    """A space with the hyperparameters' names as integers recorded every step at the range's end
+    (1 for an L2 weight of 1e-3, the exact values only in attrs), a categorical, a fixed one (a focused
+    study) or a Float with a step failed at the first record, after the warm start's training."""
+    problem, train, val = _problem()
+    space = hyper_space(problem.hparams, problem.constraints)
+    name = "l2.0.weight"
+    other = {"int": ts.Int(1, 5), "categorical": ts.Categorical([1e-3, 1e-2]), "fixed": ts.Fixed(1e-3),
+             "step": ts.Float(0.0, 1.0, step=0.1)}[kind]
+    study = ts.Study(ts.Space({**{k: space[k] for k in space}, name: other}), direction="minimize")
+    trained = []
+    with pytest.raises(ValueError, match=rf"'{name}' .*continuous.*hyper_space"):
+        hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=dataclasses.replace(OPTIONS, outer_steps=1),
+                  select_batch=_Counted(val, trained))
+    assert not trained and not study.trials  # refused before any training, nothing recorded
+
+
+class _Counted(tuple):  # type: ignore[type-arg]
+    """A held-out batch that notes each use (tune scores it after each outer step)."""
+
+    def __new__(cls, batch: tuple, seen: list) -> _Counted:  # type: ignore[type-arg]
+        self = super().__new__(cls, batch)
+        self.seen = seen
+        return self
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        self.seen.append(i)
+        return super().__getitem__(i)
 
 
 def test_with_a_held_out_batch_the_trial_value_is_the_held_out_loss() -> None:

@@ -206,6 +206,18 @@ def test_data_in_the_wrong_form_says_how_to_convert() -> None:
     assert np.isfinite(Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((x, y), None).records[-1].train_loss)
 
 
+def test_empty_data_says_what_to_pass() -> None:
+    """An empty validation split (a split index past the data's end) said only "val: no samples"."""
+    x, y = blobs(64)
+    model = mlp()
+    cases = [((x, y), (x[:0], y[:0]), r"val: no samples \(its tensors have 0 rows\); pass data with rows .*, or val=None"),
+             ((x[:0], y[:0]), None, r"train: no samples \(its tensors have 0 rows\); pass data with rows"),
+             (Pairs(x[:0], y[:0]), None, r"train: no samples \(the Dataset's len\(\) is 0\); pass data with rows")]
+    for train, val, message in cases:
+        with pytest.raises(ValueError, match=message):
+            Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit(train, val)
+
+
 def test_float32_inputs_to_a_float64_model_say_how_to_convert() -> None:
     """Before: torch's "mat1 and mat2 must have the same dtype, but got Float and Double"."""
     x, y = blobs(64)

@@ -115,8 +115,7 @@ def design(
         more = min_trials - (len(done) - n_bad)
         raise ValueError(
             f"importance needs at least {min_trials} complete trials, got {len(done) - n_bad} "
-            f"(left out: {dict(left_out) or 'none'}); run at least {more} more (study.optimize(objective, "
-            f"n_trials={more}), or another worker on the study) and ask again"
+            f"(left out: {dict(left_out) or 'none'}); {_how_to_add(done, more)} and ask again"
         )
     X = np.stack([u for u, _ in cols], axis=1)
     y = sign * np.fromiter((t.value for t in done), float, len(done))
@@ -147,6 +146,14 @@ def _apart(X: np.ndarray, columns: tuple[Column, ...]) -> frozenset[tuple[int, i
     met = active.T @ active  # rows where both are active, by pair
     i, k = np.nonzero(np.triu(met == 0, 1))
     return frozenset(zip(cond[i].tolist(), cond[k].tolist(), strict=True))
+
+
+def _how_to_add(done: Sequence[FrozenTrial], more: int) -> str:
+    """How to record ``more`` trials: a study of hypertune's steps (``attrs["outer_step"]``) has no objective."""
+    if any("outer_step" in t.attrs for t in done):
+        return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
+                "steps after these)")
+    return f"run at least {more} more (study.optimize(objective, n_trials={more}), or another worker on the study)"
 
 
 def _unknown_names(space: Space, params_of: list[Mapping[str, Any]]) -> np.ndarray:

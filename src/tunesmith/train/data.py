@@ -43,12 +43,12 @@ def check_data(data: Any, what: str) -> int:
         if any(len(t) != n for t in data):
             raise ValueError(f"{what}: tensors differ in length {[len(t) for t in data]}; they must share the first dimension")
         if n == 0:
-            raise ValueError(f"{what}: no samples")
+            raise ValueError(_no_samples(what, "its tensors have 0 rows"))
         return n
     if isinstance(data, Dataset):
         n = len(data)  # type: ignore[arg-type]
         if n == 0:
-            raise ValueError(f"{what}: no samples")
+            raise ValueError(_no_samples(what, "the Dataset's len() is 0"))
         return n
     hint = ""
     if isinstance(data, torch.Tensor):
@@ -56,6 +56,11 @@ def check_data(data: Any, what: str) -> int:
     elif isinstance(data, torch.utils.data.DataLoader):
         hint = "; pass its dataset (loader.dataset): the trainer batches it with TrainConfig.batch_size"
     raise TypeError(f"{what}: expected a tuple of tensors or a torch Dataset, got {type(data).__name__}{hint}")
+
+
+def _no_samples(what: str, why: str) -> str:
+    skip = ", or val=None to train without validation" if what == "val" else ""
+    return f"{what}: no samples ({why}); pass data with rows (check the split that made it){skip}"
 
 
 def check_items(data: Any, what: str) -> None:

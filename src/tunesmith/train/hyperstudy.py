@@ -194,11 +194,23 @@ def _check_study(study: Any, hparams: Mapping[str, Any]) -> None:
         raise ValueError(f"study {study.name!r}: its space lacks the hyperparameters {missing[:5]}"
                          f"{' and more' if len(missing) > 5 else ''}; build it with "
                          "tunesmith.train.hyper_space(hparams, constraints)")
+    fixed = [f"{k!r} ({study.space[k]!r})" for k in sorted(wanted) if not _continuous(study.space[k])]
+    if fixed:
+        raise ValueError(f"study {study.name!r}: its space holds {', '.join(fixed[:3])}"
+                         f"{' and more' if len(fixed) > 3 else ''}, where each step's value needs a continuous range "
+                         "(a ts.Float without a step): give hypertune a study of its own, built by "
+                         "tunesmith.train.hyper_space(hparams, constraints)")
     extra = sorted(set(study.space) - wanted)
     if extra:
         raise ValueError(f"study {study.name!r}: its space has parameters that hypertune does not tune, {extra[:5]}"
                          f"{' and more' if len(extra) > 5 else ''}, so no step could be recorded in it; give hypertune "
                          "a study of its own, built by tunesmith.train.hyper_space(hparams, constraints)")
+
+
+def _continuous(param: Any) -> bool:
+    """Whether a space parameter can hold any value a step reaches in its range (not an Int, a
+    Categorical, a Fixed one as a focused study holds, nor a Float on a step's grid)."""
+    return isinstance(param, Float) and param.step is None
 
 
 def _run_number(study: Any, append: bool) -> int | None:
