@@ -189,7 +189,7 @@ def test_a_stored_pruner_setting_of_a_huge_power_is_refused_not_computed(tmp_pat
 # -- files that are not databases ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["directory", "FIFO", "device"])
+@pytest.mark.parametrize("kind", ["directory", "FIFO", "character device"])
 def test_a_database_path_that_is_no_regular_file_is_refused_by_name(tmp_path: Path, kind: str, capsys: Any) -> None:
     """A path swapped for a directory, a FIFO or a link to /dev/zero was read as an empty storage
     by the reading commands ("no studies") and failed with "disk i/o error" when written."""
