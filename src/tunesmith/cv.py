@@ -429,7 +429,7 @@ class FoldPruner(Pruner):
 
     def __init__(self, *, margin: float = 0.0, spread: float = 0.0, n_startup_trials: int = 1) -> None:
         for name, x, unit in (("margin", margin, "score units"), ("spread", spread, "standard errors")):
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or finite_float(x) is None or x < 0:  # 10**400 too
+            if (v := finite_float(x)) is None or v < 0:  # text, a bool, NaN, an infinity, 10**400: refused
                 raise ValueError(f"{name} must be a number >= 0 ({unit}), got {x!r}")
         self.margin = float(margin)
         self.spread = float(spread)
