@@ -45,8 +45,11 @@ def read_regular(path: Path, limit: int) -> bytes:
         if exc.errno == errno.ENXIO:  # a socket (or a device with nothing behind it) cannot be opened
             raise NotRegularFile(path, kind_of(os.stat(path).st_mode)) from None
         raise
-    with os.fdopen(fd, "rb") as f:
+    try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(path, kind_of(mode))
-        return f.read(limit)
+        with os.fdopen(fd, "rb", closefd=False) as f:  # a folder: fdopen itself refuses it, unnamed
+            return f.read(limit)
+    finally:
+        os.close(fd)
