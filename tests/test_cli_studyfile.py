@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -63,13 +64,47 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(ValueError, match="does not exist"):
         StudyFile.load(tmp_path / "none.yaml")
     os.mkfifo(tmp_path / "fifo.yaml")  # planted in a shared folder: refused unread, not said missing
-    with pytest.raises(ValueError, match="'.*fifo.yaml' is no regular file \\(a FIFO"):
+    with pytest.raises(ValueError, match="'.*fifo.yaml' is a FIFO, not a regular file"):
         StudyFile.load(tmp_path / "fifo.yaml")
     with pytest.raises(ValueError, match="is a folder"):
         StudyFile.load(tmp_path)
     with pytest.raises(ValueError, match="module:function"):
         load_objective("no_colon")
     assert main(["worker", str(tmp_path / "none.yaml")]) == 2
+
+
+def test_a_study_file_is_opened_before_it_is_looked_at_so_a_fifo_never_blocks(tmp_path: Path) -> None:
+    """load checked that the path was a regular file, then opened it: a FIFO swapped in between blocked
+    the read for good. The file is opened first (non-blocking) and the open file is looked at."""
+    import socket
+    import threading
+
+    from tunesmith.paths import NotRegularFile, read_regular
+
+    fifo = tmp_path / "swapped.yaml"
+    os.mkfifo(fifo)
+    seen: list[BaseException] = []
+    reader = threading.Thread(target=lambda: seen.extend(_raised(read_regular, fifo, 100)), daemon=True)
+    reader.start()  # no check before it: the open itself must not wait for a writer
+    reader.join(20)
+    if reader.is_alive():  # blocked: a writer's open releases it, so that the thread ends
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("opening a FIFO blocked until a writer came")
+    assert len(seen) == 1 and isinstance(seen[0], NotRegularFile) and seen[0].kind == "a FIFO"
+    with pytest.raises(ValueError, match="'/dev/null' is a character device, not a regular file"):
+        StudyFile.load("/dev/null")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "s.yaml"))
+        with pytest.raises(ValueError, match="s.yaml' is a socket, not a regular file"):
+            StudyFile.load(tmp_path / "s.yaml")
+
+
+def _raised(fn: Callable[..., object], *args: object) -> list[BaseException]:
+    try:
+        fn(*args)
+    except BaseException as exc:  # noqa: BLE001  # what it raised, for the test's thread to hand over
+        return [exc]
+    return []
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,23 @@ def test_a_fold_scored_nan_or_infinite_is_named_in_a_warning(
                     "(its fold scores are in trial.attrs['cv'])"]
 
 
+def test_huge_finite_fold_scores_give_a_finite_mean_not_a_failed_trial(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # folds of 1e308 and 1.5e308: their sum overflowed, the trial failed as "objective returned inf" and the
+    # warning named the last fold as if it had scored no number
+    study = ts.Study(ts.Space({"a": ts.Float(0.0, 1.0)}), direction="maximize", sampler="random", seed=0,
+                     storage=f"sqlite:///{tmp_path / 'cv.db'}", name="huge")
+    scores = iter([1e308, 1.5e308])
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(lambda t: cv.cross_validate(t, lambda a, b: next(scores), cv.kfold(len(X), 2)), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state.value == "complete" and trial.value == pytest.approx(1.25e308)
+    assert trial.intermediate == {1: 1e308, 2: pytest.approx(1.25e308)}
+    assert trial.attrs["cv"]["mean"] == pytest.approx(1.25e308) and trial.attrs["cv"]["std"] == pytest.approx(0.25e308)
+    assert not [r for r in caplog.records if "scored" in r.getMessage()]
+
+
 def test_show_and_the_report_give_the_spread_over_folds(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     # the fold scores' spread was stored, but show and the report gave the mean alone: 0.934 against 0.904
     # could not be read against a spread of 0.03 over the folds

@@ -522,6 +522,39 @@ def test_a_sigterm_to_a_worker_holding_the_budget_lock_is_the_command_s_stop(
     assert (tmp_path / "fired").exists() and (tmp_path / "terminated").exists()
 
 
+class _SigtermsTheCommandWhileAsked(RandomSampler):
+    """In a worker process: the first ``suggest`` sends SIGTERM to the command; every one then waits
+    (the workers are asking for a trial, none runs one, when the command passes the signal on)."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(0)
+        self.folder = folder
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            os.close(os.open(os.path.join(self.folder, "fired"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.kill(os.getppid(), signal.SIGTERM)
+        except FileExistsError:
+            pass
+        time.sleep(60)  # ended by the signal the command passes on
+        return super().suggest(*args, **kwargs)
+
+
+def test_a_sigterm_while_the_workers_ask_for_trials_says_that_none_was_running(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``kill PID`` of ``worker --n-jobs 2`` as its workers asked for trials: a worker asking counted as
+    running one, and the last line said "running trials marked failed" (or that "the running trials
+    ended before it reached them") when no trial had started."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 't.db'}", name="t",
+                  sampler=_SigtermsTheCommandWhileAsked(str(tmp_path)))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert optimize_interruptibly(study, _sleepy, {"n_trials": 4, "n_jobs": 2}) == 128 + signal.SIGTERM
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("interrupted:")]
+    assert study.trials == [] and said == ["interrupted: no trial was running; optimize stopped"], said
+
+
 _SIGTERM_AT_FORK: list[Any] = []  # armed: how the next fork of a worker by the pool gets a SIGTERM
 
 

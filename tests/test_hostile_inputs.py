@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -166,6 +167,20 @@ def test_the_default_log_line_writes_control_characters_as_escapes() -> None:
 
 
 
+#: what ``tunesmith show`` may use while a stored pruner is refused: a few seconds of CPU time (it took
+#: about 1 s) and memory to spare; a power being computed is stopped by the kernel within these
+SHOW_CPU_S, SHOW_MEMORY = 20, 4 << 30
+
+
+def _bounded() -> None:
+    """In the child before it runs: at most :data:`SHOW_CPU_S` seconds of CPU time (then SIGXCPU; SIGKILL 5 s on) and
+    :data:`SHOW_MEMORY` bytes of address space (then MemoryError), so that a regression fails in seconds."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (SHOW_CPU_S, SHOW_CPU_S + 5))
+    resource.setrlimit(resource.RLIMIT_AS, (SHOW_MEMORY, SHOW_MEMORY))
+
+
 @pytest.mark.parametrize("pruner", [
     {"name": "asha", "max_resource": 100, "min_early_stopping_rate": 10**12},
     {"name": "asha", "min_early_stopping_rate": 10**12},
@@ -181,15 +196,18 @@ def test_a_stored_pruner_setting_of_a_huge_power_is_refused_not_computed(tmp_pat
     with sqlite3.connect(tmp_path / "shared.db") as db:
         db.execute("UPDATE ts_studies SET config = json_set(config, '$.pruner', json(?))", (json.dumps(pruner),))
     shown = subprocess.run([sys.executable, "-m", "tunesmith", "show", "s", "--storage", url], capture_output=True,
-                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert shown.returncode == 0 and "its stored pruner cannot be rebuilt here" in shown.stderr, shown.stderr
+                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                           preexec_fn=_bounded)
+    assert shown.returncode == 0 and "its stored pruner cannot be rebuilt here" in shown.stderr, (
+        f"exit status {shown.returncode} (-{int(signal.SIGXCPU)} or -9: past {SHOW_CPU_S} s of CPU time, a power "
+        f"being computed): {shown.stderr[-2000:]}")
     assert "must be at most" in shown.stderr and "3 trials" in shown.stdout
 
 
 # -- files that are not databases ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["directory", "FIFO", "device"])
+@pytest.mark.parametrize("kind", ["directory", "FIFO", "character device"])
 def test_a_database_path_that_is_no_regular_file_is_refused_by_name(tmp_path: Path, kind: str, capsys: Any) -> None:
     """A path swapped for a directory, a FIFO or a link to /dev/zero was read as an empty storage
     by the reading commands ("no studies") and failed with "disk i/o error" when written."""

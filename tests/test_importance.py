@@ -385,7 +385,7 @@ def test_parameters_of_two_branches_have_no_interaction_listed() -> None:
     assert {frozenset(("C", "gamma")), frozenset(("alpha", "x")), frozenset(("model", "alpha"))} <= pairs
     d = design(trials, space)
     assert d.apart == {(d.names.index("alpha"), d.names.index("C")), (d.names.index("alpha"), d.names.index("gamma"))}
-    assert design(random_trials(SPACE, lambda p: 1.0, 5, 0), SPACE).apart == frozenset()
+    assert design(random_trials(SPACE, lambda p: 1.0, 10, 0), SPACE).apart == frozenset()
 
 
 def test_a_constant_objective_has_no_important_parameter_and_says_why() -> None:
@@ -591,3 +591,13 @@ def test_many_parameters_compute_pairs_only_among_the_largest_main_effects() -> 
     assert all(by_pair[e.names] == e for e in few.interactions)  # the same numbers, fewer pairs
     with pytest.raises(ValueError, match="max_pair_params must be an integer >= 2"):
         FanovaOptions(max_pair_params=1)
+
+
+def test_the_design_asks_for_as_many_trials_as_importance_does() -> None:
+    # design() defaulted to 2 complete trials while importance() asked for 10: one constant now
+    from tunesmith.importance import MIN_TRIALS
+
+    space = ts.Space({"x": ts.Float(0, 1)})
+    with pytest.raises(ValueError, match=f"importance needs at least {MIN_TRIALS} complete trials, got 9"):
+        design(random_trials(space, lambda p: p["x"], 9, 0), space)
+    assert MIN_TRIALS == 10 and len(design(random_trials(space, lambda p: p["x"], 10, 0), space).y) == 10

@@ -31,7 +31,15 @@ import numpy as np
 from .exceptions import TrialPruned, add_exception_note
 from .pruners import REPORTED_STATES, Decision, Pruner, register
 from .space.params import check_int, check_seed, did_you_mean
-from .trial import Direction, FrozenTrial, TrialState, _as_float_or_nan, finite_float, short_repr
+from .trial import (
+    Direction,
+    FrozenTrial,
+    TrialState,
+    _as_float_or_nan,
+    finite_float,
+    mean_and_spread,
+    short_repr,
+)
 
 logger = logging.getLogger("tunesmith")
 
@@ -299,8 +307,7 @@ def _run(
     name = key if key is not None and done else "score"
     for k, result in enumerate(results, start=done + 1):
         name = _record(table, result, key)
-        with np.errstate(invalid="ignore"):  # inf and -inf folds: NaN
-            mean = float(np.mean(table[name]))
+        mean = mean_and_spread(table[name])[0]  # inf and -inf folds: NaN; huge finite ones: finite
         trial.set_attr(CV_ATTR, summary(table, name, n_folds))
         if not math.isfinite(mean) and every_fold and not np.isnan(np.asarray(table[name], dtype=float)).any():
             continue  # infinite folds (inf and -inf: a NaN mean): no report, no pruning; the trial fails once all are scored
@@ -311,8 +318,7 @@ def _run(
         trial.report(mean, k)
         if k < n_folds and trial.should_prune():
             raise TrialPruned(f"stopped after fold {k} of {n_folds}")
-    with np.errstate(invalid="ignore"):
-        return float(np.mean(table[name]))
+    return mean_and_spread(table[name])[0]
 
 
 def _say_fold_failed(trial: Any, k: int, n_folds: int, name: str, value: float) -> None:
@@ -354,9 +360,7 @@ def summary(table: Mapping[str, Sequence[Any]], name: str, n_folds: int) -> dict
     """What ``trial.attrs["cv"]`` holds: the folds planned, every named value by fold
     (text, such as a fold's error message, is kept as it is), and the mean and
     spread of the reported one over the folds done."""
-    values = np.asarray(table[name], dtype=float)
-    with np.errstate(invalid="ignore", over="ignore"):  # a NaN or infinite fold: stored as None, said by the trial
-        mean, std = np.mean(values), np.std(values)
+    mean, std = mean_and_spread(table[name])  # a NaN or infinite fold: stored as None, said by the trial
     return {
         "folds": n_folds,
         "key": name,
@@ -425,7 +429,7 @@ class FoldPruner(Pruner):
 
     def __init__(self, *, margin: float = 0.0, spread: float = 0.0, n_startup_trials: int = 1) -> None:
         for name, x, unit in (("margin", margin, "score units"), ("spread", spread, "standard errors")):
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or finite_float(x) is None or x < 0:  # 10**400 too
+            if (v := finite_float(x)) is None or v < 0:  # text, a bool, NaN, an infinity, 10**400: refused
                 raise ValueError(f"{name} must be a number >= 0 ({unit}), got {x!r}")
         self.margin = float(margin)
         self.spread = float(spread)

@@ -1,7 +1,9 @@
-"""Files tunesmith writes at a path the user gives: a link another user planted there is refused."""
+"""Files at a path the user gives: a link another user planted where tunesmith writes is refused, and
+what it reads is read only from a regular file (a FIFO planted in a shared folder never blocks it)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -15,3 +17,39 @@ def refuse_foreign_link(path: Path, st: os.stat_result | None, what: str, fix: s
         return
     raise ValueError(f"{what}: {path} is a link owned by another user (uid {st.st_uid}), who chose the file it "
                      f"writes to ({os.path.realpath(path)}); {fix}")
+
+
+class NotRegularFile(ValueError):
+    """What :func:`read_regular` opened is no regular file; ``kind`` says what it is ("a FIFO", ...)."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file")
+        self.kind = kind
+
+
+def kind_of(mode: int) -> str:
+    """What a file of ``mode`` (``st_mode``) is, as a message names it: "a directory", "a FIFO", ..."""
+    return ("a regular file" if stat.S_ISREG(mode) else "a directory" if stat.S_ISDIR(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "no regular file")
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the regular file ``path``. It is opened first (non-blocking: opening a
+    FIFO, one swapped in after any check too, never waits for a writer) and the open file is looked
+    at: anything but a regular file raises :class:`NotRegularFile`, unread; a failed open, its OSError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket (or a device with nothing behind it) cannot be opened
+            raise NotRegularFile(path, kind_of(os.stat(path).st_mode)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, kind_of(mode))
+        with os.fdopen(fd, "rb", closefd=False) as f:  # a folder: fdopen itself refuses it, unnamed
+            return f.read(limit)
+    finally:
+        os.close(fd)

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from .nested import MAX_DEPTH, too_deep
 
 
@@ -223,6 +225,21 @@ def finite_float(v: Any) -> float | None:
     except OverflowError:
         return None
     return out if math.isfinite(out) else None
+
+
+def mean_and_spread(values: Iterable[float]) -> tuple[float, float]:
+    """The mean and standard deviation (``ddof=0``) of ``values``, computed on values scaled by the
+    largest finite magnitude, so that finite scores near the float limit (1e308 and 1.5e308) give a
+    finite mean where their sum overflowed to inf. Equal finite values give themselves and exactly 0
+    (``np.std`` of three equal values was 5.6e-17); NaN and infinities give what NumPy gives."""
+    arr = np.asarray(list(values), dtype=float)
+    finite = np.abs(arr[np.isfinite(arr)])
+    if len(finite) == len(arr) and len(arr) and np.all(arr == arr[0]):
+        return float(arr[0]), 0.0
+    scale = float(finite.max()) if len(finite) and finite.max() > 0 else 1.0
+    with np.errstate(invalid="ignore"):  # inf and -inf: NaN
+        scaled = arr / scale
+        return float(np.mean(scaled) * scale), float(np.std(scaled) * scale)
 
 
 def json_finite(x: Any) -> Any:

@@ -52,6 +52,7 @@ from typing import Any
 import yaml
 
 from ..execution.optimize import MAX_JOBS
+from ..paths import NotRegularFile, read_regular
 from ..space import Space
 from ..space.params import did_you_mean
 from ..space.space import load_yaml
@@ -115,12 +116,7 @@ class StudyFile:
     @classmethod
     def load(cls, path: str | Path) -> StudyFile:
         path = Path(path)
-        if not path.is_file():  # a FIFO planted in a shared folder would block the read
-            what = ("is a folder" if path.is_dir() else "is no regular file (a FIFO, a device or a socket)"
-                    if path.exists() else "does not exist")
-            raise StudyFileError(f"study file {str(path)!r} {what}")
-        with path.open("rb") as f:
-            raw = f.read(MAX_STUDY_FILE + 1)  # at most: the file may grow after it was checked
+        raw = _read(path)
         if len(raw) > MAX_STUDY_FILE:
             raise StudyFileError(f"{path}: more than {MAX_STUDY_FILE:,} bytes; a study file holds settings (a "
                                  "space of that size is better made in Python with ts.Space)")
@@ -201,6 +197,21 @@ class StudyFile:
 
     def load_objective(self) -> Callable[..., Any]:
         return load_objective(self.objective, self.base_dir)
+
+
+def _read(path: Path) -> bytes:
+    """A study file's bytes (at most one over the limit: the file may grow as it is read); a folder, a
+    FIFO planted in a shared folder, a device or a socket is refused unread, naming what it is."""
+    try:
+        return read_regular(path, MAX_STUDY_FILE + 1)
+    except NotRegularFile as exc:
+        what = "a folder" if exc.kind == "a directory" else exc.kind
+        raise StudyFileError(f"study file {str(path)!r} is {what}, not a regular file; name a study file "
+                             "(YAML)") from None
+    except FileNotFoundError:
+        raise StudyFileError(f"study file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise StudyFileError(f"study file {str(path)!r} cannot be read: {exc.strerror}") from None
 
 
 def sqlite_path(url: str) -> tuple[str, str, str] | None:

@@ -272,9 +272,10 @@ class _RecordLock:
 class Seat:
     """What one forked worker shares with its parent: monotone counters of the budget
     units it took, turned into trials, gave back unused, and had refunded (each
-    written by that worker alone, one store per change; see :class:`Budget`), and
+    written by that worker alone, one store per change; see :class:`Budget`),
     since when it asks for or runs a trial (0: neither; set before the trial is
-    written, cleared after its end is: see :attr:`quiet`)."""
+    written, cleared after its end is: see :attr:`quiet`), and whether it runs one
+    (:attr:`running`: a trial was handed to it, not only asked for)."""
 
     def __init__(self, ctx: Any) -> None:
         box = (lambda code, v: _Box(v)) if ctx is None else (lambda code, v: ctx.Value(code, v, lock=False))
@@ -283,6 +284,7 @@ class Seat:
         self._unused = box("q", 0)
         self._refunded = box("q", 0)
         self._since = box("d", 0.0)
+        self._running = box("b", 0)  # 1: asked for a trial and got it (0 while asking)
         self._stopped = box("q", 0)  # 1: an interrupt failed a trial this worker ran (the parent says so)
 
     @property
@@ -309,9 +311,21 @@ class Seat:
         that died quiet left nothing in the storage to look for (read once it is dead)."""
         return self.held == 0 and self._since.value == 0.0
 
+    @property
+    def running(self) -> bool:
+        """A trial was handed to this worker and has not ended: not merely asked for (an
+        interrupt that came while it asked stopped no trial)."""
+        return bool(self._running.value)
+
     def started(self, running: bool) -> None:
-        """A trial runs (``running``) or none."""
+        """A trial is asked for and then runs (``running``), or none."""
+        if not running:
+            self._running.value = 0
         self._since.value = time.time() if running else 0.0
+
+    def seated(self) -> None:
+        """The trial asked for was handed over: it runs."""
+        self._running.value = 1
 
     @property
     def stopped(self) -> bool:
@@ -322,7 +336,7 @@ class Seat:
         self._stopped.value = 1
 
     def clear(self) -> None:
-        for v in (self._taken, self._placed, self._unused, self._refunded, self._since, self._stopped):
+        for v in (self._taken, self._placed, self._unused, self._refunded, self._since, self._stopped, self._running):
             v.value = 0
 
 
@@ -349,6 +363,10 @@ class Run:
     def started(self, running: bool) -> None:
         if self.seat is not None:
             self.seat.started(running)
+
+    def seated(self) -> None:
+        if self.seat is not None:
+            self.seat.seated()
 
 
 def worker_loop(run: Run) -> None:
@@ -406,6 +424,8 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         if picked is not None and only == "waiting":
             budget.placed()
         run.started(picked is not None)
+        if picked is not None:
+            run.seated()
         return picked
     try:
         trial = run.study.ask()
@@ -415,6 +435,7 @@ def _ask(run: Run, only: str | None) -> Trial | None:
         run.exhausted = str(exc)
         run.started(False)
         return None
+    run.seated()
     if KILL_POINT is not None:
         KILL_POINT("resumed" if trial.is_resumed else "asked")
     if trial.is_resumed:

@@ -218,12 +218,13 @@ class _Pool:
                 self.signalled.value = signal.Signals[name].value  # first: a worker the SIGTERM reached inside
             self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock
             busy = [w for w in self.workers.values() if not w.seat.quiet]  # a worker fails its own trial
+            ran = any(w.seat.running for w in busy)  # not only asked for one: a trial that ended meanwhile ran
             alive = [w.proc for w in self.workers.values()]
             _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
-            # still busy as the signal is passed on: their trials are stopped (a signal to this process alone
-            # reaches the workers 2 s late: a trial that ended meanwhile is recorded as it ended), or quiet
-            # before it looked
-            still = any(not w.seat.quiet for w in busy)
+            # still running a trial as the signal is passed on: their trials are stopped (a signal to this process
+            # alone reaches the workers 2 s late: a trial that ended meanwhile is recorded as it ended), or quiet
+            # before it looked; one still asking for a trial fails it itself if it gets one (seat.stopped)
+            still = any(w.seat.running for w in busy)
             for p in alive:  # the signal came to this process only: pass it on (a SIGTERM or SIGHUP as
                 if p.is_alive():  # itself: a script's background job ignores SIGINT, and waited 12 s for a kill)
                     os.kill(p.pid, signal.Signals[name] if name is not None else signal.SIGINT)
@@ -233,7 +234,7 @@ class _Pool:
             # its trial still running; looked at twice (see fail_stopped): the database may be free by now
             failed, left = fail_stopped(alive, lambda p: _fail_dead(self.run_, p.pid, _stop_error(p.exitcode, name),
                                                                  requeue=False))
-            said_stopped(stopped or bool(failed), left_running(len(failed), len(left), "worker"), ended=bool(busy))
+            said_stopped(stopped or bool(failed), left_running(len(failed), len(left), "worker"), ended=ran)
 
     def _watch(self) -> None:
         # every exit is handled, the last ones too: a death noticed after the

@@ -33,14 +33,11 @@ import numpy as np
 from ..space import Space
 from ..space.params import check_seed, did_you_mean
 from ..trial import Direction, FrozenTrial
-from .data import Design, design, param_names
+from .data import MIN_TRIALS, Design, design, param_names
 from .fanova import FanovaOptions, fanova
 from .ped_anova import PedAnovaOptions, ped_anova, sizes
 
 METHODS = ("fanova", "ped-anova")
-#: the complete trials either method needs: with fewer, fANOVA's forest splits on what few values there
-#: are (fractions of any size, bands of about +-0.5) and PED-ANOVA's good set is two trials
-MIN_TRIALS = 10
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ def importance(
     method = method_name(method)
     wanted = None if params is None else set(param_names(space, params))
     check_seed(seed)
-    d = design(trials, space, direction=direction, min_trials=MIN_TRIALS, seed=seed)
+    d = design(trials, space, direction=direction, seed=seed)
     if method == "fanova":
         imp = _fanova(d, _options(options, FanovaOptions), seed)
     else:

@@ -78,13 +78,18 @@ class Design:
         return tuple(c.name for c in self.columns)
 
 
+#: the complete trials either method needs: with fewer, fANOVA's forest splits on what few values there
+#: are (fractions of any size, bands of about +-0.5) and PED-ANOVA's good set is two trials
+MIN_TRIALS = 10
+
+
 def design(
     trials: Sequence[FrozenTrial],
     space: Space,
     *,
     direction: Direction | str = Direction.MINIMIZE,
     params: Sequence[str] | None = None,
-    min_trials: int = 2,
+    min_trials: int = MIN_TRIALS,
     seed: int = 0,
 ) -> Design:
     """The complete trials as X and y.

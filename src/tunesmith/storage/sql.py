@@ -44,7 +44,7 @@ from ..exceptions import (
     TrialNotFound,
 )
 from ..nested import walk
-from ..paths import refuse_foreign_link
+from ..paths import kind_of, refuse_foreign_link
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import (
     NewStudy,
@@ -143,9 +143,7 @@ def _check_regular(path: Path, url: str) -> None:
     except OSError:
         return  # absent (made at the first write) or unreadable (SQLite says so)
     if not stat.S_ISREG(mode):
-        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device")
-        raise ValueError(f"storage {url!r}: {path} is {kind}, not a SQLite database file; "
+        raise ValueError(f"storage {url!r}: {path} is {kind_of(mode)}, not a SQLite database file; "
                          "pass the path of a database file (or of one to create)")
 
 

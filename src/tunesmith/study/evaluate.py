@@ -25,11 +25,9 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..exceptions import StudyNotFound
 from ..storage.base import MAX_NAME_LENGTH
-from ..trial import Direction, FrozenTrial, TrialState
+from ..trial import Direction, FrozenTrial, TrialState, mean_and_spread
 from ..trial import ranked as ranked_trials
 from .trial import _as_float_or_nan, short_repr
 
@@ -209,13 +207,9 @@ def _result_from(
     number: int, params: Mapping[str, Any], validation: float, values: list[float], seeds: list[int | None],
     direction: Direction,
 ) -> TestResult:  # fmt: skip
-    same = len(set(values)) == 1  # a seed the estimator ignores: np.std of 3 equal values was 5.6e-17
-    scale = max(abs(v) for v in values) or 1.0  # scores near the float limit: their sum overflowed to inf
-    scaled = np.asarray(values) / scale
-    mean = float(values[0]) if same else float(np.mean(scaled) * scale)
+    mean, spread = mean_and_spread(values)  # scores near the float limit: their sum overflowed to inf
     gap = (validation - mean) if direction is Direction.MAXIMIZE else (mean - validation)
-    return TestResult(number, dict(params), validation, tuple(values), tuple(seeds), mean,
-                      0.0 if same else float(np.std(scaled) * scale), gap)
+    return TestResult(number, dict(params), validation, tuple(values), tuple(seeds), mean, spread, gap)
 
 
 def _companion(study: Study) -> Study:
