@@ -13,6 +13,8 @@ Every rule keeps the trainer's first two conditions (the smoothed gap rose at ea
 Curves: the digits MLP and linear model of bench_overfit_signal.py (``--record``), then
 plateaus as there (``--kind gauss``), with a drift of -0.0005 per validation of both losses
 (``drift``) or with Student-t noise of 3 degrees of freedom (``t3``), at noise levels ``--s``.
+``overfit_at`` is the start of the first firing after the run's best validation (the trainer's
+summary since the sig2 pass); ``--summary first`` replays the earlier one (the first firing).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_overfit_candidates.py --record digits
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_overfit_candidates.py --runs 300 --seed 1
@@ -95,8 +97,12 @@ RULES["rel0.25"] = relative_rule(0.25)
 RULES["slope"] = slope_rule(2.0)
 
 
+SUMMARY = "after_best"
+
+
 def overfit_at(rule: Rule, train: list[float], val: list[float]) -> int | None:
-    return next((i - P + 1 for i in range(len(val)) if rule(train[:i + 1], val[:i + 1])), None)
+    fired = [i for i in range(len(val)) if rule(train[:i + 1], val[:i + 1])]
+    return hist.overfit_start(fired, int(np.argmin(val)) if SUMMARY == "after_best" else None, P)
 
 
 def plateau(rng: np.random.Generator, n: int, s: float, kind: str) -> tuple[list[float], list[float]]:
@@ -155,9 +161,10 @@ def report(rules: list[str], curves: str, runs: int, seed: int, kind: str, level
     for r in rules:
         pairs = [(int(np.argmin(net["mlp"][1])), overfit_at(RULES[r], *net["mlp"])) for net in nets]
         delays = [(30 if at is None else at) - best for best, at in pairs]
-        linear = sum(overfit_at(RULES[r], *net["linear"]) is not None for net in nets)
+        linear = [(int(np.argmin(net["linear"][1])), overfit_at(RULES[r], *net["linear"])) for net in nets]
+        fired = sum(at is not None for _, at in linear)
         print(f"{r}: MLP (best, overfit_at) {pairs}, median delay {statistics.median(delays)}, "
-              f"linear fired {linear}/{len(nets)}", flush=True)
+              f"linear fired {fired}/{len(nets)} {linear}", flush=True)
 
 
 def main() -> None:
@@ -169,7 +176,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="the plateaus' random seed")
     parser.add_argument("--kind", default="gauss", choices=("gauss", "drift", "t3"))
     parser.add_argument("--s", type=float, nargs="+", default=[0.005, 0.02], help="the validation noise levels")
+    parser.add_argument("--summary", default="after_best", choices=("after_best", "first"),
+                        help="overfit_at from the first firing after the best validation, or from the first firing")
     args = parser.parse_args()
+    global SUMMARY
+    SUMMARY = args.summary
     if args.record:
         record(args.record, args.curves)
     else:

@@ -281,7 +281,7 @@ def objective(
     Returns the objective; trial attrs get "checkpoint", "best_checkpoint",
     "best_step" (the reported step of the best validation, whose checkpoint is restored),
     "overfit_at" (the reported step where the smoothed generalization gap began
-    its sustained rise, or None: :class:`History`), "curves" (training loss,
+    its sustained rise after the best validation, or None: :attr:`History.overfit_at`), "curves" (training loss,
     validation loss and smoothed gap by step), "stopped_early" and "samples_per_s"
     (and "diverged_at" when the monitored value turned NaN or infinite: the run
     stops there).

@@ -56,9 +56,12 @@ class History:
     loss), smoothed by an exponential moving average (``gap_smoothing``: the
     newest value's weight), grew at each of the last ``overfit_patience``
     validations while the validation loss set no new best in them, by more than
-    ``OVERFIT_NOISE`` times the noise of the gap (:func:`gap_noise`). Noise alone
-    (a plateau whose losses only fluctuate) still fires it in a quarter to a
-    third of runs of 50 validations (in nine of ten without the noise condition).
+    ``OVERFIT_NOISE`` times the noise of the gap (:func:`gap_noise`). Each record's
+    ``overfitting`` flag is that live signal, what the run knew then; :attr:`overfit_at`,
+    the run's summary, keeps only a firing after the run's best validation (one that
+    a new best followed was a false alarm). Noise alone (a plateau whose losses only
+    fluctuate) still fires the flag in a quarter to a third of runs of 50 validations
+    (in nine of ten without the noise condition), the summary in about one in six.
     """
 
     records: list[EvalRecord] = dataclasses.field(default_factory=list)
@@ -84,10 +87,13 @@ class History:
 
     @property
     def overfit_at(self) -> int | None:
-        """Index of the record where the sustained rise of the gap began (the first of the
-        ``overfit_patience`` rising validations that fired the signal), or None."""
-        first = next((r.index for r in self.records if r.overfitting), None)
-        return None if first is None else first - self.overfit_patience + 1
+        """Index of the record where the run's overfitting began, or None: the first of the
+        ``overfit_patience`` rising validations of the first firing after the best validation
+        record (:func:`overfit_start`). A record's ``overfitting`` flag is the live signal, what
+        the run knew then; a firing that a new best validation loss followed was a false alarm
+        and is not reported here."""
+        fired = [r.index for r in self.records if r.overfitting]
+        return overfit_start(fired, self.best_index, self.overfit_patience)
 
     @property
     def gaps(self) -> list[float | None]:
@@ -135,6 +141,15 @@ class History:
         d = dict(d)
         records = [EvalRecord(**r) for r in d.pop("records")]
         return cls(records=records, **d)
+
+
+def overfit_start(fired: list[int], best: int | None, patience: int) -> int | None:
+    """Where a run's overfitting began, from the indices of the records whose signal fired: the
+    start (``patience - 1`` records before) of the first firing after the ``best`` validation record
+    (any firing without one). Such a start always follows the best: the signal holds only after
+    ``patience`` validations without a new best."""
+    after = next((i for i in fired if best is None or i > best), None)
+    return None if after is None else after - patience + 1
 
 
 def gap_noise(train: list[float], val: list[float | None]) -> float:
