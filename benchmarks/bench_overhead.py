@@ -6,8 +6,9 @@ recording its result. The random sampler is used on both sides.
 
 Configurations (each repeated ``--repeats`` times, interleaved, medians reported):
 
-* one process, ``--trials`` trials: tunesmith in memory and on SQLite; Optuna
-  in memory, RDB (SQLite) and JournalFile;
+* one process, ``--trials`` trials: tunesmith in memory and on SQLite (as it ships: WAL,
+  ``synchronous=NORMAL``, no wait for the disk at a commit; and with ``synchronous=FULL``, which
+  waits for it as Optuna's storages do); Optuna in memory, RDB (SQLite) and JournalFile;
 * ``--procs`` processes sharing one study (``--trials`` trials in all):
   tunesmith on SQLite; Optuna RDB (SQLite) and JournalFile (throughput, trials/s);
 * in memory at ``--long`` trials, to show the per-trial cost does not grow.
@@ -53,11 +54,17 @@ def _ts_space() -> Any:
     )
 
 
-def ts_open(url: str | None, seed: int) -> Callable[[int], None]:
-    """A tunesmith study on ``url`` (None: memory) and a loop of ``n`` ask+tell."""
+def ts_open(url: str | None, seed: int, *, synced: bool = False) -> Callable[[int], None]:
+    """A tunesmith study on ``url`` (None: memory) and a loop of ``n`` ask+tell; ``synced``: SQLite
+    waits for the disk at each commit (``synchronous=FULL``, as Optuna's storages do) instead of
+    tunesmith's WAL with ``synchronous=NORMAL``."""
     import tunesmith as ts
 
-    study = ts.Study(_ts_space(), sampler="random", seed=seed, storage=url, name="bench")
+    storage: Any = url
+    if synced:
+        storage = ts.SQLStorage(url)
+        _sync_each_commit(storage.engine)
+    study = ts.Study(_ts_space(), sampler="random", seed=seed, storage=storage, name="bench")
 
     def loop(n: int) -> None:
         for _ in range(n):
@@ -65,6 +72,17 @@ def ts_open(url: str | None, seed: int) -> Callable[[int], None]:
             study.tell(trial, trial.params["x"] ** 2)
 
     return loop
+
+
+def _sync_each_commit(engine: Any) -> None:
+    """Every new connection of ``engine`` with ``synchronous=FULL`` (checked), its pool emptied."""
+    import sqlalchemy as sa
+
+    sa.event.listen(engine, "connect", lambda conn, _: conn.cursor().execute("PRAGMA synchronous=FULL"))
+    engine.dispose()
+    with engine.connect() as conn:
+        if conn.exec_driver_sql("PRAGMA synchronous").scalar() != 2:
+            raise RuntimeError("could not set synchronous=FULL")
 
 
 # -- Optuna ---------------------------------------------------------------------------
@@ -107,7 +125,7 @@ def optuna_open(kind: str, folder: str, seed: int) -> Callable[[int], None]:
 
 def opener(lib: str, kind: str, folder: str, seed: int) -> Callable[[int], None]:
     if lib == "tunesmith":
-        return ts_open(None if kind == "memory" else f"sqlite:///{folder}/ts.db", seed)
+        return ts_open(None if kind == "memory" else f"sqlite:///{folder}/ts.db", seed, synced=kind == "sqlite-full")
     return optuna_open(kind, folder, seed)
 
 
@@ -190,6 +208,7 @@ SINGLE = [
     ("tunesmith", "memory"),
     ("optuna", "memory"),
     ("tunesmith", "sqlite"),
+    ("tunesmith", "sqlite-full"),
     ("optuna", "rdb"),
     ("optuna", "journal"),
 ]
@@ -197,6 +216,7 @@ PARALLEL = [("tunesmith", "sqlite"), ("optuna", "rdb"), ("optuna", "journal")]
 LABEL = {
     ("tunesmith", "memory"): "tunesmith in memory",
     ("tunesmith", "sqlite"): "tunesmith SQLite",
+    ("tunesmith", "sqlite-full"): "tunesmith SQLite, synchronous=FULL",
     ("optuna", "memory"): "Optuna in memory",
     ("optuna", "rdb"): "Optuna RDB (SQLite)",
     ("optuna", "journal"): "Optuna JournalFile",
@@ -266,6 +286,7 @@ def report(
     ]
     if all(single.values()):
         base = med(single[("tunesmith", "sqlite")])
+        full = med(single[("tunesmith", "sqlite-full")])
         lines += [
             f"One process, {args.trials} trials (Optuna RDB: {rdb_n}):",
             "",
@@ -279,7 +300,10 @@ def report(
             "",
             f"tunesmith SQLite is **{med(single[('optuna', 'rdb')]) / base:.1f}x** faster than "
             f"Optuna RDB (target >= 10x); tunesmith in memory: "
-            f"{med(single[('tunesmith', 'memory')]) * 1e3:.3f} ms per trial (target < 0.5 ms).",
+            f"{med(single[('tunesmith', 'memory')]) * 1e3:.3f} ms per trial (target < 0.5 ms). "
+            f"Both waiting for the disk at each commit (tunesmith with synchronous=FULL): Optuna RDB "
+            f"{med(single[('optuna', 'rdb')]) / full:.1f}x, Optuna JournalFile "
+            f"{med(single[('optuna', 'journal')]) / full:.1f}x tunesmith's time.",
             "",
         ]
     if all(par.values()):
