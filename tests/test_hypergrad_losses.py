@@ -97,6 +97,19 @@ def test_batches_of_the_wrong_dtype_or_shape_say_what_to_convert() -> None:
     assert [s.val_loss for s in column.steps] == [s.val_loss for s in _tune(problem, (x, y), val).steps]
 
 
+def test_numpy_indices_for_an_embedding_are_told_to_stay_integers() -> None:
+    """NumPy token indices were told torch.as_tensor(x, dtype=torch.float32), which nn.Embedding refuses;
+    converted as told, the model tunes."""
+    torch.manual_seed(0)
+    problem = classifier_losses(nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 2)))
+    x = torch.randint(0, 10, (60, 3), generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 4).long()
+    val = (x[40:], y[40:])
+    with pytest.raises(ValueError, match=r"the inputs are numpy.ndarray, not a tensor; convert them \(torch.as_tensor\(x\)\)"):
+        _tune(problem, (x[:40].numpy(), y[:40]), val)
+    assert len(_tune(problem, (torch.as_tensor(x[:40].numpy()), y[:40]), val).steps) == 2
+
+
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
 def test_class_labels_of_any_integer_dtype_are_taken(dtype: torch.dtype) -> None:
     """Before: int32 labels failed with "expected target dtype to be Long or Byte", uint8 and int16

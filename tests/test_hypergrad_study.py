@@ -72,6 +72,20 @@ def test_importance_of_too_few_steps_says_how_to_record_more_steps() -> None:
         study.importance()
 
 
+def test_importance_of_a_run_whose_only_step_failed_says_to_record_outer_steps() -> None:
+    """A hypertune study whose steps all failed (diverged at the first) was told to run
+    study.optimize(objective, n_trials=10): only the complete steps were looked at."""
+    train_loss, val_loss, params, train, val = _diverging(torch.float32)
+    study = ts.Study(hyper_space({"l2": 0.3}, {"l2": "positive"}), direction="minimize")
+    options = LoopOptions(outer_steps=3, inner_steps=20, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=50.0))
+    with pytest.raises(FloatingPointError):
+        hypertune(study, train_loss, val_loss, params, {"l2": 0.3}, train, val, constraints={"l2": "positive"},
+                  options=options)
+    assert [t.state.value for t in study.trials] == ["failed"]
+    with pytest.raises(ValueError, match=r"got 0 .*'failed': 1.*at least 10 more outer steps \(hypertune"):
+        study.importance()
+
+
 def test_a_study_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     problem, train, val = _problem()
     wrong = ts.Study(ts.Space({"l2": ts.Float(1e-6, 1.0, log=True)}), direction="minimize")

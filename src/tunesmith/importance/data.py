@@ -120,7 +120,7 @@ def design(
         more = min_trials - (len(done) - n_bad)
         raise ValueError(
             f"importance needs at least {min_trials} complete trials, got {len(done) - n_bad} "
-            f"(left out: {dict(left_out) or 'none'}); {_how_to_add(done, more)} and ask again"
+            f"(left out: {dict(left_out) or 'none'}); {_how_to_add(trials, more)} and ask again"
         )
     X = np.stack([u for u, _ in cols], axis=1)
     y = sign * np.fromiter((t.value for t in done), float, len(done))
@@ -153,9 +153,10 @@ def _apart(X: np.ndarray, columns: tuple[Column, ...]) -> frozenset[tuple[int, i
     return frozenset(zip(cond[i].tolist(), cond[k].tolist(), strict=True))
 
 
-def _how_to_add(done: Sequence[FrozenTrial], more: int) -> str:
-    """How to record ``more`` trials: a study of hypertune's steps (``attrs["outer_step"]``) has no objective."""
-    if any("outer_step" in t.attrs for t in done):
+def _how_to_add(trials: Sequence[FrozenTrial], more: int) -> str:
+    """How to record ``more`` trials: a study of hypertune's steps (``attrs["outer_step"]``, failed ones
+    too) has no objective."""
+    if any("outer_step" in t.attrs for t in trials):
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
     return f"run at least {more} more (study.optimize(objective, n_trials={more}), or another worker on the study)"

@@ -34,7 +34,7 @@ def check_data(data: Any, what: str) -> int:
     """Number of samples in ``data``; ValueError naming the problem otherwise."""
     if isinstance(data, (tuple, list)):
         if len(data) < 2 or not all(isinstance(t, torch.Tensor) for t in data):
-            kinds = ", ".join(f"{type(t).__module__.split('.')[0]}.{type(t).__name__}" for t in data)
+            kinds = ", ".join(type_path(t) for t in data)
             hint = ("; convert arrays with torch.as_tensor(x, dtype=torch.float32) for inputs and "
                     "torch.as_tensor(y) for class labels (int64)" if any(hasattr(t, "__array__") for t in data) else "")
             raise ValueError(f"{what}: pass a tuple of tensors (x, ..., y) or a torch Dataset, got {type(data).__name__} "
@@ -56,6 +56,11 @@ def check_data(data: Any, what: str) -> int:
     elif isinstance(data, torch.utils.data.DataLoader):
         hint = "; pass its dataset (loader.dataset): the trainer batches it with TrainConfig.batch_size"
     raise TypeError(f"{what}: expected a tuple of tensors or a torch Dataset, got {type(data).__name__}{hint}")
+
+
+def type_path(value: Any) -> str:
+    """A value's type with its package, for a message: "numpy.ndarray", "pandas.DataFrame"."""
+    return f"{type(value).__module__.split('.')[0]}.{type(value).__name__}"
 
 
 def _no_samples(what: str, why: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .data import type_path
 from .hyperloop import Constraint
 from .implicit import TrainLoss, Tree, ValLoss, finite_number
 
@@ -127,24 +128,22 @@ def _call(model: nn.Module, p: Tree, x: torch.Tensor, *, train: bool) -> torch.T
     return out
 
 
-def _kind(value: Any) -> str:
-    return f"{type(value).__module__.split('.')[0]}.{type(value).__name__}"
-
-
 def _labels(x: Any, y: Any, p: Tree) -> torch.Tensor:
     """The class indices of a batch as int64 of shape (n,) (a column (n, 1) is taken too);
     refused, saying what to convert, what torch would meet with "mat1 and mat2 must have the
     same dtype" or "gather(): Expected dtype int32/int64 for index"."""
     weights = next(iter(p.values())).dtype
     if not isinstance(x, torch.Tensor) and hasattr(x, "__array__"):  # scikit-learn's datasets are NumPy arrays
-        raise ValueError(f"classifier_losses: the inputs are {_kind(x)}, not a tensor; convert them "
-                         f"(torch.as_tensor(x, dtype={weights}))")
+        indices = getattr(getattr(x, "dtype", None), "kind", "") in ("i", "u")  # an nn.Embedding's: kept integers
+        dtype = "" if indices else f", dtype={weights}"
+        raise ValueError(f"classifier_losses: the inputs are {type_path(x)}, not a tensor; convert them "
+                         f"(torch.as_tensor(x{dtype}))")
     if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != weights:
         raise ValueError(f"classifier_losses: the inputs are {x.dtype} but the weights are {weights}; convert them "
                          f"(x.to({weights}))")
     if not (isinstance(y, torch.Tensor) and not y.is_floating_point()
             and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1))):
-        got = f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else _kind(y)
+        got = f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type_path(y)
         fix = "y" if isinstance(y, torch.Tensor) else "torch.as_tensor(y)"
         raise ValueError(f"classifier_losses: the targets must be class indices, an integer tensor of shape (n,), "
                          f"got {got}; convert them ({fix}.long().reshape(-1))")
