@@ -14,7 +14,7 @@ Curves: the digits MLP and linear model of bench_overfit_signal.py (``--record``
 plateaus as there (``--kind gauss``), with a drift of -0.0005 per validation of both losses
 (``drift``) or with Student-t noise of 3 degrees of freedom (``t3``), at noise levels ``--s``.
 ``overfit_at`` is the start of the first firing after the run's best validation (the trainer's
-summary since the sig2 pass); ``--summary first`` replays the earlier one (the first firing).
+summary); ``--summary first`` replays the earlier summary (the first firing, also one before the best).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_overfit_candidates.py --record digits
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_overfit_candidates.py --runs 300 --seed 1

@@ -1,12 +1,12 @@
 """How often the trainer's overfitting signal fires on noise, and where it fires on real overfitting.
 
 Plateaus: training loss 0.30 + N(0, s/4), validation loss 0.35 + N(0, s) for 20 and 50
-validations (no trend in either): the share of runs where the signal fires. Real overfitting:
-a 64-512-512-10 MLP on 150 digits (validation on 500, Adam 3e-3, batch 32, 30 epochs), per
+validations (no trend in either): the share of runs whose summary (``overfit_at``) reports
+overfitting. Real overfitting: a 64-512-512-10 MLP on 150 digits (validation on 500, Adam 3e-3, batch 32, 30 epochs), per
 seed, the record of its best validation loss and the signal's ``overfit_at``; a linear model
 on the same data should never fire. ``--noise 0`` replays the runs without the noise condition;
-``--summary first`` replays the summary before the sig2 pass (``overfit_at`` from the first firing,
-also one before the best validation) instead of the first firing after the best.
+``--summary first`` replays the earlier summary (``overfit_at`` from the first firing, also one
+before the best validation) instead of the first firing after the best.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_overfit_signal.py --runs 300 --seed 1
 """

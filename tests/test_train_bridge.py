@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_util import mlp, split  # noqa: E402
+from _train_util import mlp, scripted, split  # noqa: E402
 
 import tunesmith as ts  # noqa: E402
 from tunesmith.pruners import Decision, Pruner  # noqa: E402
@@ -719,3 +719,18 @@ def test_a_resume_refused_by_an_objective_of_a_trial_not_resumed_fails_it() -> N
     study = ts.Study({"x": ts.Float(0, 1)}, sampler="random", seed=0)
     study.optimize(objective, n_trials=1)
     assert study.trials[0].state is ts.TrialState.FAILED and "no checkpoint fits" in study.trials[0].error
+
+
+def test_a_trial_stores_where_overfitting_began_after_its_best_step(tmp_path: Path) -> None:
+    # the validation loss rises from epoch 4 (the live signal fires at 6 and 7), falls to its best at
+    # epoch 9, then rises for good: the stored "overfit at" is 10, after the best step, not 4
+    from tunesmith import plots
+
+    loss = scripted([1.0, 0.8, 0.7, 0.72, 0.76, 0.8, 0.85, 0.6, 0.55, 0.6, 0.68, 0.78, 0.9])
+    study = ts.Study({"lr": ts.Float(0.01, 0.02)}, sampler="random", seed=0)
+    study.optimize(objective(build, split(64), study.space, base=TrainConfig(epochs=13, batch_size=16), loss=loss,
+                             checkpoint_root=tmp_path), n_trials=1)
+    t = study.trials[0]
+    assert t.state is ts.TrialState.COMPLETE, t.error
+    assert t.attrs["best_step"] == 9 and t.attrs["overfit_at"] == 10
+    assert list(plots.overfitting(t).find("overfitting").x) == [10, 11, 12, 13]

@@ -8,21 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_util import mlp, snapshot, split  # noqa: E402
+from _train_util import mlp, scripted, snapshot, split  # noqa: E402
 
 from tunesmith.train import TrainConfig, Trainer  # noqa: E402
-
-
-def scripted(curve: list[float]):
-    """A loss that is real in training and follows ``curve`` in validation."""
-    it = iter(curve)
-
-    def loss(out, y):
-        if torch.is_grad_enabled():
-            return torch.nn.functional.cross_entropy(out, y)
-        return torch.tensor(next(it))
-
-    return loss
 
 
 class Snapshots:
@@ -534,7 +522,9 @@ def test_a_plateau_of_noise_mostly_does_not_fire_the_overfitting_signal() -> Non
     rng = np.random.default_rng(0)
     runs = [(0.30 + rng.normal(0, 0.005, 50), 0.35 + rng.normal(0, 0.02, 50)) for _ in range(100)]
     fired = sum(_signal_on(list(t), list(v)) is not None for t, v in runs)
-    assert fired <= 40, fired  # 13 of these 100 now (26 fired the live flag; benchmarks/LOG.md)
+    # the run's summary reports 13 of these 100 (benchmarks/LOG.md); 26 fired the live flag, which
+    # the summary reported before it kept only a firing after the best validation
+    assert fired <= 20, fired
 
 
 def test_a_network_that_memorizes_its_training_data_still_fires_the_signal_where_it_begins() -> None:
