@@ -68,6 +68,8 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         StudyFile.load(tmp_path / "fifo.yaml")
     with pytest.raises(ValueError, match="is a folder"):
         StudyFile.load(tmp_path)
+    with pytest.raises(StudyFileError, match="study file 'a\\\\x00b.yaml' cannot be read: embedded null byte"):
+        StudyFile.load("a\0b.yaml")  # the path is named, as when the check before the open said it did not exist
     with pytest.raises(ValueError, match="module:function"):
         load_objective("no_colon")
     assert main(["worker", str(tmp_path / "none.yaml")]) == 2

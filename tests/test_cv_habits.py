@@ -135,6 +135,21 @@ def test_huge_finite_fold_scores_give_a_finite_mean_not_a_failed_trial(
     assert not [r for r in caplog.records if "scored" in r.getMessage()]
 
 
+def test_the_cv_mean_is_numpy_s_mean_to_the_last_digit(tmp_path) -> None:
+    # the huge-fold fix scaled the folds by their largest score: 0.1, 0.2, 0.3 averaged 0.19999999999999998
+    # where np.mean gives 0.20000000000000004, as did the means of a study stored before it, which
+    # FoldPruner compares with the running means of the trials run now
+    study = ts.Study(ts.Space({"a": ts.Float(0.0, 1.0)}), direction="maximize", sampler="random", seed=0,
+                     storage=f"sqlite:///{tmp_path / 'cv.db'}", name="exact")
+    folds = [0.1, 0.2, 0.3]
+    scores = iter(folds)
+    study.optimize(lambda t: cv.cross_validate(t, lambda a, b: next(scores), cv.kfold(len(X), 3)), n_trials=1)
+    trial = study.trials[0]
+    assert trial.value == float(np.mean(folds)) == trial.attrs["cv"]["mean"]
+    assert trial.intermediate == {1: 0.1, 2: float(np.mean(folds[:2])), 3: float(np.mean(folds))}
+    assert trial.attrs["cv"]["std"] == float(np.std(folds))
+
+
 def test_show_and_the_report_give_the_spread_over_folds(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     # the fold scores' spread was stored, but show and the report gave the mean alone: 0.934 against 0.904
     # could not be read against a spread of 0.03 over the folds

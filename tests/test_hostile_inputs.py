@@ -170,6 +170,9 @@ def test_the_default_log_line_writes_control_characters_as_escapes() -> None:
 #: what ``tunesmith show`` may use while a stored pruner is refused: a few seconds of CPU time (it took
 #: about 1 s) and memory to spare; a power being computed is stopped by the kernel within these
 SHOW_CPU_S, SHOW_MEMORY = 20, 4 << 30
+#: NumPy's and SciPy's BLAS each start a thread per core, with its own stack and buffers: on a machine of
+#: many cores their address space alone would come near SHOW_MEMORY
+ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _bounded() -> None:
@@ -196,8 +199,8 @@ def test_a_stored_pruner_setting_of_a_huge_power_is_refused_not_computed(tmp_pat
     with sqlite3.connect(tmp_path / "shared.db") as db:
         db.execute("UPDATE ts_studies SET config = json_set(config, '$.pruner', json(?))", (json.dumps(pruner),))
     shown = subprocess.run([sys.executable, "-m", "tunesmith", "show", "s", "--storage", url], capture_output=True,
-                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-                           preexec_fn=_bounded)
+                           text=True, timeout=120, preexec_fn=_bounded,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **ONE_BLAS_THREAD})
     assert shown.returncode == 0 and "its stored pruner cannot be rebuilt here" in shown.stderr, (
         f"exit status {shown.returncode} (-{int(signal.SIGXCPU)} or -9: past {SHOW_CPU_S} s of CPU time, a power "
         f"being computed): {shown.stderr[-2000:]}")

@@ -229,17 +229,18 @@ def finite_float(v: Any) -> float | None:
 
 def mean_and_spread(values: Iterable[float]) -> tuple[float, float]:
     """The mean and standard deviation (``ddof=0``) of ``values``, computed on values scaled by the
-    largest finite magnitude, so that finite scores near the float limit (1e308 and 1.5e308) give a
-    finite mean where their sum overflowed to inf. Equal finite values give themselves and exactly 0
-    (``np.std`` of three equal values was 5.6e-17); NaN and infinities give what NumPy gives."""
+    power of two of the largest finite magnitude, so that finite scores near the float limit (1e308
+    and 1.5e308) give a finite mean where their sum overflowed to inf; scaling by a power of two is
+    exact, so any other mean is ``np.mean``'s to the last digit. Equal finite values give themselves and
+    exactly 0 (``np.std`` of three equal values was 5.6e-17); NaN and infinities give what NumPy gives."""
     arr = np.asarray(list(values), dtype=float)
     finite = np.abs(arr[np.isfinite(arr)])
     if len(finite) == len(arr) and len(arr) and np.all(arr == arr[0]):
         return float(arr[0]), 0.0
-    scale = float(finite.max()) if len(finite) and finite.max() > 0 else 1.0
+    exp = math.frexp(float(finite.max()))[1] if len(finite) else 0
     with np.errstate(invalid="ignore"):  # inf and -inf: NaN
-        scaled = arr / scale
-        return float(np.mean(scaled) * scale), float(np.std(scaled) * scale)
+        scaled = np.ldexp(arr, -exp)
+        return float(np.ldexp(np.mean(scaled), exp)), float(np.ldexp(np.std(scaled), exp))
 
 
 def json_finite(x: Any) -> Any:

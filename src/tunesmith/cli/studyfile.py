@@ -212,6 +212,8 @@ def _read(path: Path) -> bytes:
         raise StudyFileError(f"study file {str(path)!r} does not exist") from None
     except OSError as exc:
         raise StudyFileError(f"study file {str(path)!r} cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL in the path, which no file name holds
+        raise StudyFileError(f"study file {str(path)!r} cannot be read: {exc}") from None
 
 
 def sqlite_path(url: str) -> tuple[str, str, str] | None:
