@@ -101,6 +101,28 @@ def test_a_study_file_is_opened_before_it_is_looked_at_so_a_fifo_never_blocks(tm
             StudyFile.load(tmp_path / "s.yaml")
 
 
+def test_the_export_check_opens_before_it_looks_so_a_fifo_never_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`export -o X` asks whether X is a SQLite database: it checked is_file() and then opened, so a
+    FIFO swapped in between blocked the command. is_file() answers True here, as at the swap."""
+    import threading
+
+    from tunesmith.cli.commands import _is_database
+
+    fifo = tmp_path / "swapped.db"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    said: list[bool] = []
+    asker = threading.Thread(target=lambda: said.append(_is_database(str(fifo))), daemon=True)
+    asker.start()
+    asker.join(20)
+    if asker.is_alive():  # blocked: a writer's open releases it, so that the thread ends
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the database check blocked on a FIFO until a writer came")
+    assert said == [False]
+
+
 def _raised(fn: Callable[..., object], *args: object) -> list[BaseException]:
     try:
         fn(*args)

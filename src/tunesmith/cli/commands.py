@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..exceptions import StorageError, StudyNotFound, UnreadableSpaceError
+from ..paths import NotRegularFile, read_regular
 from ..plots import HTML, IMAGES, check_output
 from ..plots.records import pruner_label
 from ..report import (
@@ -140,12 +141,9 @@ SQLITE_COMPANIONS = ("-wal", "-journal", "-shm")
 def _is_database(path: str) -> bool:
     """Whether ``path`` is an existing SQLite database file (its first 16 bytes say so). Only a regular
     file is opened: /dev/stdout into a pipe would be opened for reading that pipe, and wait forever."""
-    try:
-        if not Path(path).is_file():
-            return False
-        with open(path, "rb") as f:
-            return f.read(16) == b"SQLite format 3\x00"
-    except OSError:
+    try:  # opened first, then looked at: a FIFO swapped in after a check would block the read
+        return read_regular(Path(path), 16) == b"SQLite format 3\x00"
+    except (OSError, NotRegularFile):
         return False
 
 

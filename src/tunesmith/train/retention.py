@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..paths import NotRegularFile, read_regular
 from ..trial import one_line
 from . import checkpoint as ckpt
 
@@ -149,10 +150,12 @@ def _check_owner(trial: Any, folder: Path) -> None:
 def _marked_by_another(trial: Any, path: Path) -> bool:
     """Whether the mark at ``path`` (:func:`mark`) names a study other than ``trial``'s; no mark
     (written before marks were, or for a study that knows no creation time) is no one else's."""
-    if _owner(trial) is None or not path.is_file():
+    if _owner(trial) is None:
         return False
-    with open(path, "rb") as f:
-        written = f.read(256).decode("utf-8", "replace")
+    try:  # opened first, then looked at: a FIFO swapped into a shared folder after a check would block the read
+        written = read_regular(path, 256).decode("utf-8", "replace")
+    except (FileNotFoundError, NotRegularFile):
+        return False
     return not _same_time(written, trial.study.created)
 
 
