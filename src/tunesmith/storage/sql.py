@@ -426,7 +426,10 @@ class SQLStorage(Storage):
     """Storage in a SQL database, by SQLAlchemy URL.
 
     ``sqlite:///tunesmith.db`` (a file; the folder must exist) or
-    ``postgresql+psycopg://user:pass@host/db``. Tables are created on first use
+    ``postgresql+psycopg://user:pass@host/db``. A SQLite URL takes one query
+    argument, ``?synchronous=normal`` (the default: WAL mode, a crashed process
+    loses no commit, a power cut may lose the last ones), ``full`` or ``extra``
+    (each commit waits for the disk); any other is refused. Tables are created on first use
     (on PostgreSQL under an advisory lock, so many workers may start at once on
     an empty database) and carry a schema version.
 
