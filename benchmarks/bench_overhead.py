@@ -54,17 +54,11 @@ def _ts_space() -> Any:
     )
 
 
-def ts_open(url: str | None, seed: int, *, synced: bool = False) -> Callable[[int], None]:
-    """A tunesmith study on ``url`` (None: memory) and a loop of ``n`` ask+tell; ``synced``: SQLite
-    waits for the disk at each commit (``synchronous=FULL``, as Optuna's storages do) instead of
-    tunesmith's WAL with ``synchronous=NORMAL``."""
+def ts_open(url: str | None, seed: int) -> Callable[[int], None]:
+    """A tunesmith study on ``url`` (None: memory) and a loop of ``n`` ask+tell."""
     import tunesmith as ts
 
-    storage: Any = url
-    if synced:
-        storage = ts.SQLStorage(url)
-        _sync_each_commit(storage.engine)
-    study = ts.Study(_ts_space(), sampler="random", seed=seed, storage=storage, name="bench")
+    study = ts.Study(_ts_space(), sampler="random", seed=seed, storage=url, name="bench")
 
     def loop(n: int) -> None:
         for _ in range(n):
@@ -72,17 +66,6 @@ def ts_open(url: str | None, seed: int, *, synced: bool = False) -> Callable[[in
             study.tell(trial, trial.params["x"] ** 2)
 
     return loop
-
-
-def _sync_each_commit(engine: Any) -> None:
-    """Every new connection of ``engine`` with ``synchronous=FULL`` (checked), its pool emptied."""
-    import sqlalchemy as sa
-
-    sa.event.listen(engine, "connect", lambda conn, _: conn.cursor().execute("PRAGMA synchronous=FULL"))
-    engine.dispose()
-    with engine.connect() as conn:
-        if conn.exec_driver_sql("PRAGMA synchronous").scalar() != 2:
-            raise RuntimeError("could not set synchronous=FULL")
 
 
 # -- Optuna ---------------------------------------------------------------------------
@@ -125,7 +108,9 @@ def optuna_open(kind: str, folder: str, seed: int) -> Callable[[int], None]:
 
 def opener(lib: str, kind: str, folder: str, seed: int) -> Callable[[int], None]:
     if lib == "tunesmith":
-        return ts_open(None if kind == "memory" else f"sqlite:///{folder}/ts.db", seed, synced=kind == "sqlite-full")
+        # sqlite-full: each commit waits for the disk (synchronous=FULL), as Optuna's storages do
+        sync = "?synchronous=full" if kind == "sqlite-full" else ""
+        return ts_open(None if kind == "memory" else f"sqlite:///{folder}/ts.db{sync}", seed)
     return optuna_open(kind, folder, seed)
 
 

@@ -51,6 +51,10 @@ def renamed_meanwhile(trial):
         tunesmith.load_study(trial.study.name, trial.study.storage).rename(trial.study.name + "-renamed")
     raise RuntimeError("nope")
 
+def synchronous(trial):  # PRAGMA synchronous of the worker's own connection
+    with trial.study.storage.engine.connect() as conn:
+        return float(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
 def broken_beside(trial):
     import tunesmith
     other = tunesmith.load_study(trial.study.name, trial.study.storage)  # another worker of the study
@@ -377,6 +381,20 @@ def test_run_and_worker_exit_1_when_every_trial_they_finished_failed(
     assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2") == status
     assert ("every trial this worker ran failed (exit status 1)" in capsys.readouterr().out) == bool(status)
     assert run_cli("run", str(project / "s.yaml"), "--n-trials", "0", "--no-progress") == 0  # nothing run: 0
+
+
+def test_storage_asks_for_synchronous_in_worker_processes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--storage sqlite:///...?synchronous=full`` reaches the process workers' connections; a misspelt
+    argument, which the driver ignored with a warning, is refused before anything is made."""
+    (project / "s.yaml").write_text("executor: process\nn_jobs: 2\n" + (project / "study.yaml").read_text()
+                                    .replace("quad.py:objective", "quad.py:synchronous"))
+    url = f"sqlite:///{project / 'full.db'}?synchronous=full"
+    assert run_cli("worker", str(project / "s.yaml"), "--n-trials", "2", "--storage", url) == 0
+    assert [t.value for t in ts.load_study("quad", url).trials] == [2.0, 2.0]
+    typo = url.replace("full.db?synchronous", "typo.db?synchronus")
+    assert run_cli("run", str(project / "s.yaml"), "--n-trials", "1", "--no-progress", "--storage", typo) == 2
+    assert "unknown query argument 'synchronus' (did you mean 'synchronous'?)" in capsys.readouterr().err
+    assert not (project / "typo.db").exists()
 
 
 @pytest.mark.parametrize("executor", ["inline", "thread", "process", pytest.param("ray", marks=pytest.mark.slow)])

@@ -338,7 +338,7 @@ def test_a_relative_sqlite_path_in_a_study_file_is_the_same_database_from_any_fo
 
 @pytest.mark.parametrize(("written", "expected"), [
     ("sqlite:///s.db", "sqlite:///{base}/s.db"),
-    ("sqlite:///../up/s.db?timeout=30", "sqlite:///{parent}/up/s.db?timeout=30"),
+    ("sqlite:///../up/s.db?synchronous=full", "sqlite:///{parent}/up/s.db?synchronous=full"),
     ("sqlite+pysqlite:///s.db", "sqlite+pysqlite:///{base}/s.db"),
     ("s.sqlite", "{base}/s.sqlite"),
     ("sqlite:////abs/s.db", "sqlite:////abs/s.db"),

@@ -843,3 +843,17 @@ def test_sys_exit_in_an_actor_s_objective_is_raised_as_inline(
     assert states["failed"] == 1 and set(states) == {"complete", "failed"}, states
     assert "SystemExit: 3" in (study.trials[1].error or "")
     assert "worker was lost" not in caplog.text
+
+
+def _synchronous(trial: Any) -> float:
+    """``PRAGMA synchronous`` of the actor's own connection (2: FULL)."""
+    with trial.study.storage.engine.connect() as conn:
+        return float(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+
+def test_ray_actors_open_sqlite_with_the_urls_synchronous(ray_local: Any, tmp_path: Path) -> None:
+    study = Study({"x": Float(0, 1)}, sampler="random", seed=0, storage=f"sqlite:///{tmp_path / 'f.db'}?synchronous=full",
+                  name="f")
+    study.optimize(_synchronous, n_trials=2, n_jobs=2, executor="ray")
+    assert [t.value for t in study.trials] == [2.0, 2.0]
+    assert all(t.worker and t.worker.split(":")[1] != str(os.getpid()) for t in study.trials)  # read in the actors

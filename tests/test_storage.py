@@ -7,6 +7,7 @@ SQLite-only behaviour (schema versions, several processes) follows the class.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
@@ -21,8 +22,9 @@ from typing import Any
 import pytest
 
 import tunesmith as ts
+from tunesmith.execution import ProcessExecutor
 from tunesmith.storage import SCHEMA_VERSION, make_storage
-from tunesmith.storage.base import NewStudy
+from tunesmith.storage.base import NewStudy, worker_id
 from tunesmith.study.lifecycle import claim_waiting
 from tunesmith.trial import Direction, FrozenTrial, SystemState, TrialState
 
@@ -364,6 +366,61 @@ def test_sqlite_uses_wal(sqlite_url: str) -> None:
     path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _synchronous(storage: ts.SQLStorage) -> int:
+    """``PRAGMA synchronous`` on a connection of ``storage``'s own pool (1 NORMAL, 2 FULL, 3 EXTRA)."""
+    with storage.engine.connect() as conn:
+        return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+
+def _synchronous_objective(trial: ts.Trial) -> float:
+    storage = trial.study.storage
+    assert isinstance(storage, ts.SQLStorage)
+    return float(_synchronous(storage))
+
+
+@pytest.mark.parametrize(("query", "level"), [("", 1), ("?synchronous=normal", 1), ("?synchronous=FULL", 2),
+                                              ("?Synchronous=extra", None), ("?synchronous=Extra", 3)])
+def test_sqlite_url_asks_for_synchronous(tmp_path: Path, query: str, level: int | None) -> None:
+    """``?synchronous=full`` makes each commit wait for the disk (a power cut loses none): set on
+    every connection, kept in the URL shown and in the copy a worker process opens."""
+    url = f"sqlite:///{tmp_path}/s.db{query}"
+    if level is None:  # argument names are SQLite's, as written: only the value's case is free
+        with pytest.raises(ValueError, match="unknown query argument 'Synchronous' .did you mean 'synchronous'"):
+            ts.SQLStorage(url)
+        return
+    st = ts.SQLStorage(url)
+    assert st.display_url == url
+    assert _synchronous(st) == level
+    new_study(st)
+    assert _synchronous(copy.deepcopy(st)) == level  # pickled as a worker's copy is
+    ro = ts.SQLStorage(url, read_only=True)  # reads only: opened with mode=ro, its rows read as written
+    assert [s.name for s in ro.list_studies()] == ["s"]
+
+
+def test_synchronous_in_process_workers(tmp_path: Path) -> None:
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path}/s.db?synchronous=full", name="s", sampler="random", seed=0)
+    study.optimize(_synchronous_objective, n_trials=2, executor=ProcessExecutor(2))
+    assert [t.value for t in study.trials] == [2.0, 2.0]
+    assert {t.worker for t in study.trials}.isdisjoint({worker_id()})  # read in the workers, not here
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("?synchronus=full", "unknown query argument 'synchronus' .did you mean 'synchronous'.*only 'synchronous'"),
+    ("?timeout=5", "unknown query argument 'timeout'; a SQLite URL takes only 'synchronous' .normal, full or extra"),
+    ("?synchronous=off", "synchronous='off' is not one of normal, full, extra"),
+    ("?synchronous=full&synchronous=normal", "'synchronous' is given 2 times; give it once"),
+])
+def test_sqlite_url_refuses_other_query_arguments(tmp_path: Path, query: str, message: str) -> None:
+    """The driver ignored them with a warning: a typo left commits unsynced, unnoticed."""
+    url = f"sqlite:///{tmp_path}/s.db{query}"
+    for read_only in (False, True):
+        with pytest.raises(ValueError, match=message):
+            ts.SQLStorage(url, read_only=read_only)
+    with pytest.raises(ValueError, match=message):
+        ts.Study({"x": ts.Float(0, 1)}, storage=url, name="s")
+    assert not (tmp_path / "s.db").exists()
 
 
 def test_corrupt_file_is_a_storage_error(tmp_path: Path) -> None:

@@ -218,7 +218,7 @@ def _read(path: Path) -> bytes:
 
 def sqlite_path(url: str) -> tuple[str, str, str] | None:
     """(scheme, file path, query) of a SQLite database file given as a URL
-    (``sqlite:///a.db?timeout=9``) or a bare path ending in ``.db``; None for any
+    (``sqlite:///a.db?synchronous=full``) or a bare path ending in ``.db``; None for any
     other URL, an in-memory database and a ``file:`` URI."""
     m = _SQLITE_URL.fullmatch(url)
     if m:

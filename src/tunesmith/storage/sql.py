@@ -45,6 +45,7 @@ from ..exceptions import (
 )
 from ..nested import walk
 from ..paths import kind_of, refuse_foreign_link
+from ..space.params import did_you_mean
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
 from .base import (
     NewStudy,
@@ -210,6 +211,27 @@ def missing_sqlite_file(url: str) -> bool:
     if parsed.get_backend_name() != "sqlite" or db in (None, "", ":memory:") or str(db).startswith("file:"):
         return False
     return not Path(str(db)).expanduser().exists()
+
+
+#: the query arguments a SQLite URL takes, and their values (``?synchronous=full``)
+SQLITE_QUERY = {"synchronous": ("normal", "full", "extra")}
+
+
+def _sqlite_synchronous(query: Mapping[str, Any], shown: str) -> str:
+    """SQLite's ``synchronous`` setting asked by a SQLite URL's query (``normal`` when none): any
+    other argument, a repeated one or another value was ignored by the driver, and is refused."""
+    for key, value in query.items():
+        if key not in SQLITE_QUERY:
+            raise ValueError(f"storage {shown!r}: unknown query argument {key!r}{did_you_mean(key, list(SQLITE_QUERY))}; "
+                             "a SQLite URL takes "
+                             "only 'synchronous' (normal, full or extra), e.g. 'sqlite:///tunesmith.db?synchronous=full'")
+        allowed = SQLITE_QUERY[key]
+        if not isinstance(value, str):
+            raise ValueError(f"storage {shown!r}: {key!r} is given {len(value)} times; give it once")
+        if value.lower() not in allowed:
+            raise ValueError(f"storage {shown!r}: {key}={value!r} is not one of {', '.join(allowed)}, "
+                             f"e.g. 'sqlite:///tunesmith.db?{key}=full'")
+    return str(query.get("synchronous", "normal")).upper()
 
 
 def _seconds(name: str, value: float) -> float:
@@ -404,7 +426,10 @@ class SQLStorage(Storage):
     """Storage in a SQL database, by SQLAlchemy URL.
 
     ``sqlite:///tunesmith.db`` (a file; the folder must exist) or
-    ``postgresql+psycopg://user:pass@host/db``. Tables are created on first use
+    ``postgresql+psycopg://user:pass@host/db``. A SQLite URL takes one query
+    argument, ``?synchronous=normal`` (the default: WAL mode, a crashed process
+    loses no commit, a power cut may lose the last ones), ``full`` or ``extra``
+    (each commit waits for the disk); any other is refused. Tables are created on first use
     (on PostgreSQL under an advisory lock, so many workers may start at once on
     an empty database) and carry a schema version.
 
@@ -447,6 +472,7 @@ class SQLStorage(Storage):
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
         self._absent = False  # read-only, and no file or no tables there: no studies
         self._path: Path | None = None  # SQLite: the database file
+        self._synchronous = "NORMAL"  # SQLite: PRAGMA synchronous of a connection that writes (the URL's query)
         self._shown: str | None = None  # SQLite given by a relative path: the URL with the absolute one
         self._file_id: tuple[int, int] | None = None  # SQLite: its (device, inode) once opened
         self._file_checked = 0.0  # monotonic time of the last check of _file_id on a read
@@ -529,6 +555,7 @@ class SQLStorage(Storage):
                 "or 'sqlite:///path/to/file.db'"
             )
         if parsed.get_backend_name() == "sqlite":
+            self._synchronous = _sqlite_synchronous(parsed.query, self.display_url)
             if not self.read_only:
                 _check_link(Path(str(parsed.database)).expanduser(), self.url)
             path = self._path = Path(str(parsed.database)).expanduser().resolve()
@@ -593,10 +620,11 @@ class SQLStorage(Storage):
                                       poolclass=sa.pool.QueuePool)
         else:  # the path checked in _check_url: "~" expanded (SQLite itself looked for a folder named "~")
             assert self._path is not None
-            url = sa.engine.make_url(self.url).set(database=str(self._path))
+            url = sa.engine.make_url(self.url).set(database=str(self._path), query={})  # the query is ours
             engine = sa.create_engine(url, connect_args=connect_args)
 
-        read_only = self.read_only  # not self: the listener would keep the storage, and its connections, to a collection
+        # not self: the listener would keep the storage, and its connections, to a collection
+        read_only, synchronous = self.read_only, self._synchronous
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _: Any) -> None:
@@ -607,7 +635,7 @@ class SQLStorage(Storage):
             cur = dbapi_conn.cursor()
             if not read_only:
                 cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute(f"PRAGMA synchronous={synchronous}")  # one of SQLITE_QUERY's, checked
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
