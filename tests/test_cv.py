@@ -247,6 +247,11 @@ def test_fold_racing_stops_what_is_behind_the_best_on_the_same_folds() -> None:
         is Decision.CONTINUE  # only two trials finished every fold
     with pytest.raises(ValueError, match="margin must be a number >= 0"):
         ts.cv.FoldPruner(margin=-0.1)
+    # NumPy's scalars (a margin computed with NumPy) were refused as "must be a number"
+    assert ts.cv.FoldPruner(margin=np.float32(0.02)).decide(near, [best, near], Direction.MAXIMIZE) is Decision.CONTINUE
+    assert ts.cv.FoldPruner(spread=np.int64(1)).spread == 1.0
+    with pytest.raises(ValueError, match="margin must be a number >= 0"):
+        ts.cv.FoldPruner(margin=np.bool_(True))
 
 
 def test_fold_racing_spread_follows_how_much_the_best_folds_disagree() -> None:

@@ -216,9 +216,10 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[Fr
 
 
 def finite_float(v: Any) -> float | None:
-    """``v`` as a float if it is a finite number, else None (text, a bool, NaN, an infinity, or an int
-    beyond a float's range: JSON keeps ``10**400`` whole, and ``float()`` of it raises OverflowError)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    """``v`` as a float if it is a finite number (NumPy's scalars too), else None (text, a bool, NaN, an
+    infinity, or an int beyond a float's range: JSON keeps ``10**400`` whole, and ``float()`` of it raises
+    OverflowError)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         return None
     try:
         out = float(v)
