@@ -269,7 +269,9 @@ def _raylets(temp: Path) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("how", ["detected", "ctrl-c"])
+# "ctrl-c at once": the actors' processes outlive their raylet by about a second, and one may claim a
+# trial after optimize failed the running ones (before: left running, in about 1 run of 9 under load)
+@pytest.mark.parametrize("how", ["detected", "ctrl-c", "ctrl-c at once"])
 def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     tmp_path: Path, subprocess_env: dict[str, str], how: str
 ) -> None:
@@ -295,8 +297,8 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
         assert study is not None and driver.poll() is None, "the driver did not get going"
         for pid in _raylets(temp):
             os.kill(pid, signal.SIGKILL)
-        if how == "ctrl-c":
-            time.sleep(3)
+        if how.startswith("ctrl-c"):
+            time.sleep(0 if how.endswith("at once") else 3)
             driver.send_signal(signal.SIGINT)
         out, _ = driver.communicate(timeout=150)  # before the fix: it never returned
     finally:

@@ -24,12 +24,13 @@ import math
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
 from ..storage import MemoryStorage
+from ..storage.base import local_pid, worker_gone
 from ..study.lifecycle import held_promotions
 from ..trial import FrozenTrial, TrialState
 from .base import Executor, Job
@@ -374,7 +375,9 @@ class _Driver:
             said_stopped(failed > 0, left_running(failed, left, "actor"))
         except ClusterLost as exc:
             self.budget.stop()
-            failed = sum(len(self._lost(a, f"ray cluster lost: {exc.args[0]}")) for a in self.actors)
+            error = f"ray cluster lost: {exc.args[0]}"
+            failed = sum(len(self._lost(a, error)) for a in self.actors)
+            failed += len(self._outlived(lambda a: self._lost(a, error)))
             raise ClusterLost(f"{exc.args[0]}; {failed} running trial(s) failed. {exc.args[1]}") from None
         except WorkersLost as exc:  # the other actors' trials would stay running for good
             self.budget.stop()
@@ -412,7 +415,21 @@ class _Driver:
             with contextlib.suppress(Exception):
                 self.ray.wait(refs, num_returns=len(refs), timeout=INTERRUPT_GRACE)
         failed, left = fail_stopped(self.actors, lambda a: self._recorded_lost(a, error))
+        if not left:
+            failed += self._outlived(lambda a: self._recorded_lost(a, error) or [])
         return len(failed), len(left)
+
+    def _outlived(self, fail: Callable[[_Actor], list[FrozenTrial]]) -> list[FrozenTrial]:
+        """SQL mode, once the stopped actors' trials were failed (``fail``): an actor's process that
+        outlived its node's raylet, or the kill, still runs the calls queued to it and claims a trial
+        after that sweep. Wait for the actors' processes of this machine to end (at most
+        :data:`INTERRUPT_GRACE` seconds), then fail what they left running. Another machine's cannot
+        be watched from here: the study's heartbeat fails the trial its stray process left running."""
+        here = [a for a in self.actors if not self.memory and local_pid(a.worker) is not None]
+        end = time.monotonic() + INTERRUPT_GRACE
+        while not all(worker_gone(a.worker) for a in here) and time.monotonic() < end:
+            time.sleep(0.05)
+        return [t for a in here for t in fail(a)]
 
     def _take_answered(self) -> None:
         """Before an interrupt fails the actors' trials: take the answers that came back but were not

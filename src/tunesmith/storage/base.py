@@ -142,12 +142,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def local_pid(worker: Any) -> int | None:
+    """The pid of ``worker`` (a trial's ``host:pid``) when it names a process of this machine; None
+    for another machine's, and for anything but such text (a setting changed by hand)."""
+    host, _, pid = (worker if isinstance(worker, str) else "").rpartition(":")
+    return int(pid) if host == socket.gethostname() and pid.isascii() and pid.isdigit() else None
+
+
 def worker_gone(worker: Any) -> bool:
     """Whether ``worker`` (a trial's ``host:pid``) is a process of this machine that no longer runs:
     its running trial will never finish. False for another machine's (it cannot be told), and for
     anything but text (a setting changed by hand)."""
-    host, _, pid = (worker if isinstance(worker, str) else "").rpartition(":")
-    return host == socket.gethostname() and pid.isascii() and pid.isdigit() and not pid_alive(int(pid))
+    pid = local_pid(worker)
+    return pid is not None and not pid_alive(pid)
 
 
 def reads_through_get_trials(storage: Storage, cls: type[Storage]) -> bool:
