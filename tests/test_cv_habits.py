@@ -180,3 +180,14 @@ def test_show_and_the_report_give_the_spread_over_folds(tmp_path, capsys: pytest
 
     page = build_report(study)
     assert "<th>spread over folds</th>" in page and all(f"<td>{c}</td>" in page for c in cells)
+    # the dashboard showed them only inside the trial's raw attributes
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from tunesmith.dashboard import create_app, open_storage
+
+    c = TestClient(create_app(open_storage(url)))
+    table = c.get("/studies/trees").text
+    assert "<th>spread over folds</th>" in table and all(f"<td>{c}</td>" in table for c in cells)
+    trial = c.get(f"/studies/trees/trials/{study.trials[0].number}").text
+    assert f"<td class=l>spread over folds</td><td>{cells[0]}</td>" in trial, trial

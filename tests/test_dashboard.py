@@ -916,3 +916,21 @@ def test_importance_of_too_few_complete_trials_shows_why(tmp_path: Path) -> None
     for method in ("fanova", "ped-anova"):
         plot = c.get(f"/api/studies/few/importance?method={method}").json()["plots"][0]
         assert plot["message"].startswith("importance needs at least 10 complete trials, got 2"), plot
+
+
+def test_the_trials_table_and_trial_page_have_the_overfit_column_that_show_has(tmp_path: Path) -> None:
+    # trials of ts.train.objective: show and the report said where overfitting began, the dashboard only
+    # inside the trial's raw attributes
+    url = f"sqlite:///{tmp_path / 'trained.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="trained")
+    study.add_trial({"x": 0.5}, 0.3, attrs={"overfit_at": 4, "curves": {"gap": [0.1, 0.25]}})
+    study.add_trial({"x": 0.7}, 0.4, attrs={"overfit_at": None, "curves": {"gap": [0.05]}})
+    c = client(url)
+    table = c.get("/studies/trained").text
+    assert "<th>overfit at</th>" in table
+    assert "<td>step 4 (gap 0.25)</td>" in table and "<td>- (gap 0.05)</td>" in table
+    page = c.get("/studies/trained/trials/0").text
+    assert "<td class=l>overfit at</td><td>step 4 (gap 0.25)</td>" in page
+    ts.Study({"x": ts.Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'plain.db'}", name="p").add_trial({"x": 0.1}, 1.0)
+    plain = client(f"sqlite:///{tmp_path / 'plain.db'}")
+    assert "overfit at" not in plain.get("/studies/p").text and "spread over folds" not in plain.get("/studies/p").text

@@ -6,11 +6,11 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..report import escape_html, html_table
+from ..report import FOLDS_COLUMN, escape_html, folds_cell, has_folds, html_table, overfit_cell
 from ..space.params import plural
 from ..space.space import shortened
 from ..study.manage import MAX_NOTE, study_notes
@@ -163,11 +163,24 @@ def trials_table(v: View, total: int, rows: list[FrozenTrial], *, offset: int, l
                  state: str | None, keep: Mapping[str, str] | None = None) -> str:
     """The trials table and its pager; the pager's links keep ``keep`` (``notes=all``: the page's other view)."""
     names = list(v.record.space)
-    head = ["#", "state", "value", *names, "seconds", "worker"]
+    extra = _extra_columns(rows)
+    head = ["#", "state", "value", *extra, *names, "seconds", "worker"]
     cells = [[f"<a href='/studies/{q(v.name)}/trials/{t.number}'>{t.number}</a>",
               f"<span class='state-{t.state.value}'>{t.state.value}</span>", fmt(t.value),
+              *(e(cell(t)) for cell in extra.values()),
               *(e(fmt(t.params.get(n))) for n in names), fmt(t.duration), e(fmt(t.worker))] for t in rows]
     return _pager(v, total, offset, limit, order, state, keep or {}) + table(head, cells, raw=True)
+
+
+def _extra_columns(rows: Sequence[FrozenTrial]) -> dict[str, Callable[[FrozenTrial], str]]:
+    """The columns ``tunesmith show`` adds for what ``rows`` hold: the spread of a cross-validated
+    value over its folds, and where a trained trial began to overfit."""
+    out: dict[str, Callable[[FrozenTrial], str]] = {}
+    if has_folds(rows):
+        out[FOLDS_COLUMN] = folds_cell
+    if any("overfit_at" in t.attrs for t in rows):
+        out["overfit at"] = overfit_cell
+    return out
 
 
 def _pager(v: View, total: int, offset: int, limit: int, order: str, state: str | None, keep: Mapping[str, str]) -> str:
@@ -195,6 +208,7 @@ def trial_page(v: View, t: FrozenTrial, writes: str) -> str:
             ["worker", e(t.worker or "")], ["started", when(t.started)], ["completed", when(t.completed)],
             ["seconds", fmt(t.duration)], ["last heartbeat", when(t.heartbeat)],
             ["checkpoint", e(t.attrs.get("checkpoint") or "")]]
+    rows[2:2] = [[name, e(cell(t))] for name, cell in _extra_columns([t]).items()]
     params = [[e(k), e(fmt(val))] for k, val in t.params.items()]
     body = (f"<h1><a href='/studies/{q(v.name)}'>{e(v.name)}</a>: trial {t.number}</h1>"
             + table(["", ""], rows, raw=True) + "<h2>Parameters</h2>" + table(["parameter", "value"], params, raw=True)
