@@ -123,6 +123,7 @@ def test_overfitting_is_reported_from_the_first_firing_after_the_best_validation
     assert history.overfit_at == 9  # the start of the rise after the best, not 3
     chart = plots.overfitting(history)
     assert list(chart.find("best").x) == [9] and min(chart.find("overfitting").x) == 10
+    assert chart.find("overfitting").label == "overfitting from epoch 10 (summary: the gap's rise after the best)"
 
 
 def test_the_live_flag_holds_from_a_firing_until_a_new_best_as_the_summary_does() -> None:
