@@ -156,10 +156,11 @@ class History:
 
 
 def overfit_start(fired: list[int], best: int | None, patience: int) -> int | None:
-    """Where a run's overfitting began, from the indices of the records whose signal fired: the
-    start (``patience - 1`` records before) of the first firing after the ``best`` validation record
-    (any firing without one). Such a start always follows the best: the signal holds only after
-    ``patience`` validations without a new best."""
+    """Where a run's overfitting began, from the indices of the records whose signal fired (or whose
+    live flag is on: a firing and the records after it until a new best): the start (``patience - 1``
+    records before) of the first of them after the ``best`` validation record (the first of all
+    without one), a firing since a new best turns the flag off. Such a start always follows the best:
+    the signal holds only after ``patience`` validations without a new best."""
     after = next((i for i in fired if best is None or i > best), None)
     return None if after is None else after - patience + 1
 
