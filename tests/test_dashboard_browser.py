@@ -736,3 +736,41 @@ def test_a_plot_with_an_empty_reason_shows_a_note_not_an_empty_figure(tmp_path: 
             assert said.startswith("s: learning curves") and said.endswith(": nothing to draw"), said
         finally:
             browser.close()
+
+
+OVERFIT_LEGEND = ("Array.from(document.querySelectorAll('[id^=\"plot-overfitting\"] .legendtext'))"
+                  ".map(e => e.textContent)")
+
+
+def test_the_overfitting_legend_names_the_summary_in_the_report_and_the_dashboard(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The overfitting plot's markers are the stored summary (``overfit_at``, from where the rise after
+    the best began); their legend, as chromium draws it in the report and on the dashboard, said
+    "overfitting signal (2 epochs)", the live flag's name."""
+    from tunesmith.report import build_report
+
+    sync_api = browser_or_skip()
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="o")
+    study.add_trial({"x": 0.5}, 0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6}, attrs={
+        "curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, 0.2], "val_loss": [0.9, 0.5, 0.4, 0.45, 0.6]},
+        "best_step": 3, "overfit_at": 4})
+    report = tmp_path / "o.html"
+    report.write_text(build_report(study), encoding="utf-8")
+    outside: list[str] = []
+    legends = []
+    with sync_api.sync_playwright() as pw, _dashboard(url, subprocess_env) as base:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 6000})
+            page.route("**/*", only(("file:", "data:", "about:", base), outside))
+            for where in (report.as_uri(), f"{base}/studies/o"):
+                page.goto(where, wait_until="load")
+                page.wait_for_function(f"{OVERFIT_LEGEND}.length > 0", timeout=60_000)
+                legends.append(page.evaluate(OVERFIT_LEGEND))
+        finally:
+            browser.close()
+    assert not outside, outside
+    for legend in legends:
+        assert "overfitting from epoch 4 (summary: the gap's rise after the best)" in legend, legend
+        assert not any("signal" in text for text in legend), legend

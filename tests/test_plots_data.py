@@ -614,6 +614,18 @@ def test_overfitting_graph_of_a_trial_marks_the_stop_and_the_restored_best() -> 
     assert plots.overfitting(FrozenTrial(0, TrialState.FAILED, {}, error="x")).empty
 
 
+def test_the_overfitting_legend_names_the_summary_it_draws_not_the_live_flag() -> None:
+    """The markers are the stored summary (``overfit_at``) from where it began, and their legend said
+    "overfitting signal (2 epochs)", the live flag's name; a paused trial's summary is of the run so far."""
+    attrs = {"curves": {"train_loss": [1.0, 0.6, 0.4, 0.3, 0.2]}, "best_step": 3, "overfit_at": 4}
+    for state, said in ((TrialState.COMPLETE, "summary"), (TrialState.PAUSED, "summary so far")):
+        t = FrozenTrial(3, state, {"x": 0.1}, value=0.4, intermediate={1: 0.9, 2: 0.5, 3: 0.4, 4: 0.45, 5: 0.6},
+                        attrs=attrs)
+        marked = plots.overfitting(t).find("overfitting")
+        assert marked.label == f"overfitting from epoch 4 ({said}: the gap's rise after the best)", marked.label
+        assert list(marked.x) == [4, 5]
+
+
 def test_overfitting_graph_marks_the_same_points_and_legend_in_both_renderers() -> None:
     """The HTML graph drew the early stopping's (and the pruner's rungs') vertical line as a shape,
     which has no legend entry: only the image said at which epoch the run stopped."""

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from _train_util import mlp, scripted, snapshot, split  # noqa: E402
 
 from tunesmith.train import TrainConfig, Trainer  # noqa: E402
+from tunesmith.train.history import EvalRecord, History  # noqa: E402
 
 
 class Snapshots:
@@ -122,6 +123,19 @@ def test_overfitting_is_reported_from_the_first_firing_after_the_best_validation
     assert history.overfit_at == 9  # the start of the rise after the best, not 3
     chart = plots.overfitting(history)
     assert list(chart.find("best").x) == [9] and min(chart.find("overfitting").x) == 10
+    assert chart.find("overfitting").label == "overfitting from epoch 10 (summary: the gap's rise after the best)"
+
+
+def test_the_live_flag_holds_from_a_firing_until_a_new_best_as_the_summary_does() -> None:
+    # the smoothed gap rises from 3 (fired at 5 and 6), falls at 7 while the validation loss
+    # stays above its best, then a new best comes at 9: the flag went off at 7 before, while the
+    # summary of the run ended at 7 or 8 reported overfitting from 3
+    history, _, _ = run_curve([1.0, 0.8, 0.7, 0.72, 0.76, 0.8, 0.85, 0.71, 0.72, 0.69])
+    assert [r.overfitting for r in history.records] == [False] * 5 + [True] * 4 + [False]
+    assert history.best_index == 9 and history.overfit_at is None
+    for end in (7, 8):
+        ended, _, _ = run_curve([1.0, 0.8, 0.7, 0.72, 0.76, 0.8, 0.85, 0.71, 0.72][:end + 1])
+        assert ended.overfit_at == 3 and ended.records[-1].overfitting
 
 
 def test_eval_every_steps_and_max_steps() -> None:
@@ -499,19 +513,17 @@ def test_a_checkpoint_folder_given_as_a_path_writes_checkpoints_that_load(tmp_pa
             TrainConfig(checkpoint_dir=bad)
 
 
-def _signal_on(train: list[float], val: list[float]) -> int | None:
-    """The overfitting signal of a run that recorded these losses."""
-    from tunesmith.train.history import EvalRecord, History
-
+def _replayed(train: list[float], val: list[float]) -> History:
+    """The records of a run that recorded these losses, its best tracked as the trainer does."""
     history = History()
     for i, (t, v) in enumerate(zip(train, val, strict=True)):
-        fired, improved = history.overfits(t, v), v < history.best_loss
+        improved = v < history.best_loss
         history.records.append(EvalRecord(index=i, epoch=i + 1, step=i + 1, train_loss=t, val_loss=v, metrics={},
                                           lr=0.01, samples_per_s=1.0, seconds=1.0, improved=improved,
-                                          overfitting=fired))
+                                          overfitting=history.live_flag(t, v, improved)))
         if improved:
             history.best_loss, history.best_index = v, i
-    return history.overfit_at
+    return history
 
 
 def test_a_plateau_of_noise_mostly_does_not_fire_the_overfitting_signal() -> None:
@@ -521,10 +533,14 @@ def test_a_plateau_of_noise_mostly_does_not_fire_the_overfitting_signal() -> Non
 
     rng = np.random.default_rng(0)
     runs = [(0.30 + rng.normal(0, 0.005, 50), 0.35 + rng.normal(0, 0.02, 50)) for _ in range(100)]
-    fired = sum(_signal_on(list(t), list(v)) is not None for t, v in runs)
+    histories = [_replayed(list(t), list(v)) for t, v in runs]
+    fired = sum(h.overfit_at is not None for h in histories)
     # the run's summary reports 13 of these 100 (benchmarks/LOG.md); 26 fired the live flag, which
     # the summary reported before it kept only a firing after the best validation
     assert fired <= 20, fired
+    # the live flag of the last record is the summary: it was off at the end of 12 runs the summary
+    # reported (the smoothed gap no longer rising there), and on at the end of none it did not
+    assert all(h.records[-1].overfitting == (h.overfit_at is not None) for h in histories)
 
 
 def test_a_network_that_memorizes_its_training_data_still_fires_the_signal_where_it_begins() -> None:

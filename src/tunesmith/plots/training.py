@@ -66,7 +66,8 @@ def _from_trial(t: FrozenTrial) -> dict[str, Any]:
     at: Any = t.attrs.get("overfit_at")
     at = at if finite_float(at) is not None else None  # an objective's own attrs may hold NaN, or 10**400
     return {"val": val, "train": list(enumerate(train, start=1)), "best": best, "stop": stop,
-            "overfit": _overfit_steps(at, steps), "pruned": t.state is TrialState.PRUNED,
+            "overfit": _overfit_steps(at, steps), "overfit_at": at, "pruned": t.state is TrialState.PRUNED,
+            "so_far": t.state in (TrialState.RUNNING, TrialState.PAUSED),
             "losses": bool(val_loss or train), "unit": _unit(_losses(curves.get("epoch")))}
 
 
@@ -96,12 +97,18 @@ def _overfit_steps(at: Any, steps: Sequence[int]) -> list[int]:
 
 def _from_history(h: Any) -> dict[str, Any]:
     val = [(r.index + 1, r.val_loss) for r in h.records if r.val_loss is not None]
+    at = None if h.overfit_at is None else h.overfit_at + 1
     return {"val": val, "train": [(r.index + 1, r.train_loss) for r in h.records],
             "best": None if h.best_index is None else h.best_index + 1,
             "stop": len(h.records) if h.stopped_early else None,
-            "overfit": _overfit_steps(None if h.overfit_at is None else h.overfit_at + 1,
-                                      [r.index + 1 for r in h.records]), "pruned": False, "losses": True,
-            "unit": _unit([r.epoch for r in h.records])}
+            "overfit": _overfit_steps(at, [r.index + 1 for r in h.records]), "overfit_at": at, "so_far": False,
+            "pruned": False, "losses": True, "unit": _unit([r.epoch for r in h.records])}
+
+
+def _overfit_label(at: Any, unit: str, so_far: bool) -> str:
+    """The legend of the overfitting markers: they are the run's summary (``overfit_at``, the
+    smoothed gap's rise after the best validation) from where it began, not the live flag."""
+    return f"overfitting from {unit} {int(at)} (summary{' so far' if so_far else ''}: the gap's rise after the best)"
 
 
 def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit: str = "epoch") -> list[Series]:
@@ -116,7 +123,7 @@ def _overfit_series(c: dict[str, Any], val_label: str = "validation loss", unit:
     out.append(Series(val_label, list(val), list(val.values()), color=group_color(1), gid="val", mode=mode(val)))
     over = [k for k in c["overfit"] if k in val]
     if over:
-        out.append(Series(f"overfitting signal ({len(over)} {unit}s)", over, [val[k] for k in over],
+        out.append(Series(_overfit_label(c["overfit_at"], unit, c["so_far"]), over, [val[k] for k in over],
                           mode="markers", marker="v", color=group_color(4), gid="overfitting"))
     if c["stop"] is not None:
         what = "pruned" if c["pruned"] else "early stopping"

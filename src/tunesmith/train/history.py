@@ -17,9 +17,10 @@ class EvalRecord:
     samples since the previous record (a short last batch weighs by its samples).
     val_loss / metrics: on the validation data (None / {} without one). lr: the learning rate of the next step. samples_per_s:
     training throughput since the previous record (validation excluded).
-    improved: best validation loss so far. overfitting: the overfitting signal
-    holds here (see :meth:`History.overfits`). lrs: with ``lr_adapt``, each
-    parameter group's adapted base learning rate by role (else empty).
+    improved: best validation loss so far. overfitting: the live overfitting
+    signal, what the run's summary would say if the run ended here (see
+    :meth:`History.live_flag`). lrs: with ``lr_adapt``, each parameter group's
+    adapted base learning rate by role (else empty).
     """
 
     index: int
@@ -56,12 +57,15 @@ class History:
     loss), smoothed by an exponential moving average (``gap_smoothing``: the
     newest value's weight), grew at each of the last ``overfit_patience``
     validations while the validation loss set no new best in them, by more than
-    ``OVERFIT_NOISE`` times the noise of the gap (:func:`gap_noise`). Each record's
-    ``overfitting`` flag is that live signal, what the run knew then; :attr:`overfit_at`,
-    the run's summary, keeps only a firing after the run's best validation (one that
-    a new best followed was a false alarm). Noise alone (a plateau whose losses only
-    fluctuate) still fires the flag in a quarter to a third of runs of 50 validations
-    (in nine of ten without the noise condition), the summary in about one in six.
+    ``OVERFIT_NOISE`` times the noise of the gap (:func:`gap_noise`): :meth:`overfits`.
+    :attr:`overfit_at`, the run's summary, is where the first firing after the run's
+    best validation began (one that a new best followed was a false alarm). Each
+    record's ``overfitting`` flag is the live signal, the same rule on the run so far
+    (:meth:`live_flag`): on from the first firing after the best validation so far
+    until a new best, so the last record's flag is the summary. Noise alone (a plateau
+    whose losses only fluctuate) turns the live flag on in a quarter to a third of
+    runs of 50 validations (in nine of ten without the noise condition); a new best
+    turns it off again in about half of them, and the summary reports about one in six.
     """
 
     records: list[EvalRecord] = dataclasses.field(default_factory=list)
@@ -90,8 +94,8 @@ class History:
         """Index of the record where the run's overfitting began, or None: the first of the
         ``overfit_patience`` rising validations of the first firing after the best validation
         record (:func:`overfit_start`). A record's ``overfitting`` flag is the live signal, what
-        the run knew then; a firing that a new best validation loss followed was a false alarm
-        and is not reported here."""
+        the run knew then (this rule on the run so far); a firing that a new best validation loss
+        followed was a false alarm and is not reported here."""
         fired = [r.index for r in self.records if r.overfitting]
         return overfit_start(fired, self.best_index, self.overfit_patience)
 
@@ -108,8 +112,16 @@ class History:
     def val_losses(self) -> list[float | None]:
         return [r.val_loss for r in self.records]
 
+    def live_flag(self, train_loss: float, val_loss: float | None, improved: bool) -> bool:
+        """The ``overfitting`` flag of a new record with these losses (``improved``: it sets a
+        new best): what :attr:`overfit_at` would report if the run ended at it. On at a firing
+        (:meth:`overfits`) and from then on, off at a new best validation loss."""
+        held = bool(self.records) and self.records[-1].overfitting
+        return not improved and (held or self.overfits(train_loss, val_loss))
+
     def overfits(self, train_loss: float, val_loss: float | None) -> bool:
-        """Whether a new record with these losses shows the overfitting signal."""
+        """Whether the signal fires at a new record with these losses: the smoothed gap rose at
+        each of the last ``overfit_patience`` validations, beyond its noise, without a new best."""
         p = self.overfit_patience
         if val_loss is None or len(self.records) < p:
             return False
@@ -144,10 +156,11 @@ class History:
 
 
 def overfit_start(fired: list[int], best: int | None, patience: int) -> int | None:
-    """Where a run's overfitting began, from the indices of the records whose signal fired: the
-    start (``patience - 1`` records before) of the first firing after the ``best`` validation record
-    (any firing without one). Such a start always follows the best: the signal holds only after
-    ``patience`` validations without a new best."""
+    """Where a run's overfitting began, from the indices of the records whose signal fired (or whose
+    live flag is on: a firing and the records after it until a new best): the start (``patience - 1``
+    records before) of the first of them after the ``best`` validation record (the first of all
+    without one), a firing since a new best turns the flag off. Such a start always follows the best:
+    the signal holds only after ``patience`` validations without a new best."""
     after = next((i for i in fired if best is None or i > best), None)
     return None if after is None else after - patience + 1
 

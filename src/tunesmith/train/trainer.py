@@ -397,7 +397,7 @@ class Trainer:
         record = EvalRecord(
             index=len(h.records), epoch=self.epoch, step=self.step, train_loss=train_loss,
             val_loss=val_loss, metrics=metrics, lr=self.lr_now(), samples_per_s=samples / max(seconds, 1e-12),
-            seconds=seconds, improved=improved, overfitting=h.overfits(train_loss, val_loss),
+            seconds=seconds, improved=improved, overfitting=h.live_flag(train_loss, val_loss, improved),
             lrs=self.hyper.learning_rates() if self.hyper is not None else {},
         )
         h.records.append(record)
