@@ -228,7 +228,8 @@ def summary(out: dict[str, Any]) -> str:
         ("baseline: before fine-tuning", f"test accuracy {out['frozen_probe_test_accuracy']:.3f} "
                                           "(logistic regression on the frozen ImageNet features)"),
     ]
-    for name, what in (("pretrained", "ImageNet weights, fine-tuned"), ("scratch", "random init")):
+    tuned = "only the new head trained" if out.get("freeze") == "head" else "fine-tuned"
+    for name, what in (("pretrained", f"ImageNet weights, {tuned}"), ("scratch", "random init")):
         r = out[name]
         rows += [
             (f"{name}: validation", f"{score(r['val_accuracy'], r['val_loss'])} ({what}, best of {len(r['trials'])} trials)"),

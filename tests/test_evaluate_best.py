@@ -52,6 +52,10 @@ def test_a_test_function_failing_for_one_configuration_says_which_and_what_is_re
     assert (f"the test function failed for trial {top[2]} (x={study.trials[top[2]].params['x']:.3g}); the test "
             f"results of trial(s) {top[:2]} are recorded, the other 2 of the top 4 are not evaluated") in caplog.text
     assert sorted(evaluate.test_results(study)) == sorted(top[:2])
+    caplog.clear()  # the first failing: "the test results of trial(s) none are recorded, the other 2 of the top 2"
+    with caplog.at_level("WARNING", logger="tunesmith"), pytest.raises(ZeroDivisionError):
+        study.evaluate_best(lambda trial: 1 / 0, k=2)
+    assert f"(x={study.trials[top[0]].params['x']:.3g}); no test result is recorded (the top 2 are not evaluated)" in caplog.text
 
 
 def test_export_and_import_carry_the_test_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

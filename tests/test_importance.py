@@ -510,7 +510,7 @@ def test_both_methods_refuse_under_ten_complete_trials_in_every_face(
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = ts.Study(SPACE, storage=url, name="few", sampler="random", seed=0)
     study.optimize(lambda t: closed_form(t.params), n_trials=9)
-    said = "importance needs at least 10 complete trials, got 9 (left out: none); run at least 1 more"
+    said = "importance needs at least 10 complete trials, got 9; run at least 1 more"  # was "(left out: none)"
     with pytest.raises(ValueError, match=rf"^{re.escape(said)} \(study.optimize\(objective, n_trials=1\)"):
         study.importance(method)
     assert main(["importance", "few", "--storage", url, "--method", method]) == 2
@@ -518,6 +518,11 @@ def test_both_methods_refuse_under_ten_complete_trials_in_every_face(
     assert said in build_report(ts.load_study("few", url), sections=["importance"])
     bars = ts.plots.importance_bars(study, method=method)
     assert bars.empty and said in (bars.message or "")
+    study.tell(study.ask(), state="failed")
+    study.tell(study.ask(), state="pruned")
+    study.tell(study.ask(), state="pruned")  # was "(left out: {'failed': 1, 'pruned': 2})", a dict's repr
+    with pytest.raises(ValueError, match=r"got 9 \(left out: 1 failed, 2 pruned\); run at least 1 more"):
+        study.importance(method)
     study.optimize(lambda t: closed_form(t.params), n_trials=1)
     assert study.importance(method).n_trials == 10
 

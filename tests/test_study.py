@@ -499,6 +499,24 @@ def test_an_unnamed_study_in_a_database_says_its_name_and_how_to_resume_it(
                     "name= gets a new name at each run: pass name=... to resume it from a later run"]
 
 
+def test_a_study_given_a_space_and_the_name_of_one_with_trials_says_it_resumes_them(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The guide's first block, run after the README's quickstart in the same folder (the same
+    name and database, another objective), added its trials to the quickstart's study without a
+    word, mixing two objectives' values; reopening a study that holds trials now says so."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    with caplog.at_level("INFO", logger="tunesmith"):
+        ts.Study(SPACE, storage=url, name="s")  # new: nothing to say
+        ts.Study(SPACE, storage=url, name="s")  # no trial yet: nothing to say
+        ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: t.params["x"], n_trials=2)
+        assert not [r for r in caplog.records if "resum" in r.getMessage()]
+        reopened = ts.Study(SPACE, storage=url, name="s")
+        ts.load_study("s", url)  # asked for by name: it is the study wanted
+    said = [r.getMessage() for r in caplog.records if "resum" in r.getMessage()]
+    assert said == [f"study 's' in {reopened.storage.display_url} holds 2 trials: resuming it (its trials "
+                    "count as this objective's; another name starts a new study)"]
+
+
 def test_a_pruner_whose_objective_never_reports_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
     """pruner="median" with an objective that never calls trial.report stopped nothing, without a
     word (and made sampler "auto" pick TPE for pruned runs); a warning now says so, once."""

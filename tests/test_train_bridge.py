@@ -479,6 +479,25 @@ def test_a_monitor_the_study_optimizes_the_wrong_way_fails_its_trials(tmp_path: 
     assert study.trials[0].state is ts.TrialState.COMPLETE, study.trials[0].error
 
 
+def test_fold_racing_on_a_trainer_that_reports_epochs_fails_its_trials(tmp_path: Path) -> None:
+    """pruner="folds" compares the mean over folds 1..k; the trainer without folds= reports a
+    validation loss per epoch, so fold racing stopped every trial whose first epoch was behind
+    the best's first epoch, silently. Each trial now fails before it trains, naming the pruners
+    to use; with folds= (one report per fold) fold racing runs as before."""
+    space = ts.Space({"lr": ts.Float(1e-3, 1e-1, log=True)})
+    study = ts.Study(space, direction="minimize", sampler="random", seed=0, pruner="folds")
+    study.optimize(objective(build, DATA, space, base=TrainConfig(epochs=2, batch_size=16), checkpoint_root=tmp_path),
+                   n_trials=2)
+    for t in study.trials:
+        assert t.state is ts.TrialState.FAILED and t.intermediate == {}
+        assert "fold racing" in (t.error or "") and "folds=" in (t.error or "") and "'asha'" in (t.error or "")
+    study = ts.Study(space, direction="minimize", sampler="random", seed=0, pruner="folds")
+    pool = (torch.cat([DATA[0][0], DATA[1][0]]), torch.cat([DATA[0][1], DATA[1][1]]))
+    study.optimize(objective(build, pool, space, base=TrainConfig(epochs=1, batch_size=16), folds=2,
+                             checkpoint_root=tmp_path), n_trials=2)
+    assert all(t.state is not ts.TrialState.FAILED for t in study.trials), [t.error for t in study.trials]
+
+
 def test_a_monitor_nothing_computes_is_refused_at_set_up() -> None:
     with pytest.raises(ValueError, match="monitor 'acc' is not computed.*did you mean 'accuracy'"):
         objective(build, DATA, base=BASE, metrics=["accuracy"], monitor="acc")

@@ -78,6 +78,20 @@ def test_finetune_digits_pretrained_vs_scratch_tiny(tmp_path: Path, capsys: pyte
         assert row in printed
 
 
+def test_finetune_digits_summary_says_when_only_the_head_trained() -> None:
+    """With --freeze head the summary said "ImageNet weights, fine-tuned" of a network whose
+    ImageNet layers never trained."""
+    import finetune_digits as ex
+
+    result = {"val_accuracy": 0.5, "val_loss": 1.0, "test_accuracy": 0.5, "test_loss": 1.0, "trials": [{}],
+              "changed": ["lr = 0.001"]}
+    out = {"train": 100, "val": 100, "labels_per_class": 10, "test": 1597, "size": 32, "majority_test_accuracy": 0.1,
+           "pixels_test_accuracy": 0.9, "frozen_probe_test_accuracy": 0.7, "pretrained": result, "scratch": result,
+           "seconds": 1.0}
+    assert "(ImageNet weights, fine-tuned, best of 1 trials)" in ex.summary({**out, "freeze": "none"})
+    assert "(ImageNet weights, only the new head trained, best of 1 trials)" in ex.summary({**out, "freeze": "head"})
+
+
 def test_adam_in_action_data_then_png(tmp_path: Path) -> None:
     import adam_in_action as ex
 

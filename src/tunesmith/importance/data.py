@@ -118,9 +118,10 @@ def design(
         left_out["outside the space"] += n_bad
     if len(done) - n_bad < min_trials:
         more = min_trials - (len(done) - n_bad)
+        left = ", ".join(f"{n} {why}" for why, n in left_out.items())
         raise ValueError(
-            f"importance needs at least {min_trials} complete trials, got {len(done) - n_bad} "
-            f"(left out: {dict(left_out) or 'none'}); {_how_to_add(trials, more)} and ask again"
+            f"importance needs at least {min_trials} complete trials, got {len(done) - n_bad}"
+            f"{f' (left out: {left})' if left else ''}; {_how_to_add(trials, more)} and ask again"
         )
     X = np.stack([u for u, _ in cols], axis=1)
     y = sign * np.fromiter((t.value for t in done), float, len(done))

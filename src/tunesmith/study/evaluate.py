@@ -120,9 +120,10 @@ def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] 
 
 def _say_stopped(study: Study, trial: FrozenTrial, done: Sequence[TestResult], k: int) -> None:
     """Which configuration stopped an evaluation, and which results it recorded before."""
-    logger.warning("evaluate_best: study %r, the test function failed for trial %d (%s); the test results of "
-                   "trial(s) %s are recorded, the other %d of the top %d are not evaluated", study.name,
-                   trial.number, _short(trial.params), [r.trial for r in done] or "none", k - len(done), k)
+    recorded = (f"the test results of trial(s) {[r.trial for r in done]} are recorded, the other {k - len(done)} "
+                f"of the top {k} are not evaluated" if done else f"no test result is recorded (the top {k} are not evaluated)")
+    logger.warning("evaluate_best: study %r, the test function failed for trial %d (%s); %s", study.name,
+                   trial.number, _short(trial.params), recorded)
 
 
 def test_results(study: Study) -> dict[int, TestResult]:

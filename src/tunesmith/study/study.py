@@ -211,6 +211,10 @@ class Study:
                     "pass load_if_exists=True to resume it or choose another name"
                 )
             self._check_same(record, space, direction)
+            if space is not None and (n := self._storage.count_trials(record.study_id)):  # load_study: wanted
+                logger.info("study %r in %s holds %d trial%s: resuming it (its trials count as this objective's; "
+                            "another name starts a new study)", self.name, self._storage.display_url, n,
+                            "" if n == 1 else "s")
             return record
         if space is None:
             raise ValueError(f"{missing}: pass a space to create it")

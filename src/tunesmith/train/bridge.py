@@ -192,6 +192,18 @@ def _check_direction(trial: Any, monitor: str) -> None:
                          f"its best trial would be the worst model. Create the study with direction={wants!r}")
 
 
+def _check_pruner(trial: Any) -> None:
+    """Fail a trial (before it trains) whose study races folds (``pruner="folds"``) while this
+    objective reports a validation per epoch: fold racing reads step k as the mean over folds
+    1..k, so it stopped every trial whose first epoch was behind the best trial's first epoch."""
+    pruner = getattr(getattr(trial, "study", None), "pruner", None)
+    if getattr(pruner, "name", None) == "folds":
+        raise ValueError("the study's pruner is fold racing (pruner='folds'), which compares the mean over folds "
+                         "1..k, but this objective reports a validation per epoch: a trial behind the best one's "
+                         "first epoch would be stopped there. Pass folds=k to objective(...) for one report per "
+                         "fold, or create the study with an epoch pruner (pruner='asha', 'median' or 'hyperband')")
+
+
 def monitored(record: EvalRecord, monitor: str) -> float:
     if monitor == "val_loss":
         return record.train_loss if record.val_loss is None else record.val_loss
@@ -308,6 +320,7 @@ def objective(
 
     def run(trial: Any) -> float:
         _check_direction(trial, monitor)
+        _check_pruner(trial)
         set_threads(threads)
         params = dict(trial.params)
         _warn_lookalikes(params, warned)
