@@ -251,10 +251,12 @@ def test_the_step_that_diverges_is_a_failed_trial_that_show_and_report_list(
     shown = subprocess.run([sys.executable, "-m", "tunesmith", "show", "diverged", "--storage", shared_storage_url],
                            capture_output=True, text=True, env=env, check=True).stdout
     assert f"{len(trials)} trials ({len(done)} complete, 1 failed)" in shown
+    assert f"#{last.number} at hypertune's outer step {len(done)}: {str(err.value).splitlines()[0][:60]}" in shown
+    assert "no worker" not in shown  # it said "on no worker": no worker runs a hypertune step
     report = tmp_path / "report.html"
     subprocess.run([sys.executable, "-m", "tunesmith", "report", "diverged", "--storage", shared_storage_url,
                     "-o", str(report)], capture_output=True, text=True, env=env, check=True)
-    assert "1 failed" in report.read_text()
+    assert "1 failed" in report.read_text() and f"at hypertune&#x27;s outer step {len(done)}" in report.read_text()
 
 
 def test_hyper_space_takes_numbers_as_float64_as_tune_does_with_float64_weights() -> None:
