@@ -28,7 +28,7 @@ def test_fewer_complete_trials_than_k_are_evaluated_with_a_warning(caplog: pytes
     with caplog.at_level("WARNING", logger="tunesmith"):
         result = study.evaluate_best(lambda t: t.params["x"], k=3)
     assert len(result.results) == 2
-    assert "study 'few' has 2 complete trial(s), fewer than k=3; evaluating those" in caplog.text
+    assert "study 'few' has 2 complete trial(s) of distinct configurations, fewer than k=3; evaluating those" in caplog.text
 
 
 @pytest.mark.parametrize("fails", [RuntimeError("no such checkpoint"), float("nan")])

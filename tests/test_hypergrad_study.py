@@ -251,10 +251,12 @@ def test_the_step_that_diverges_is_a_failed_trial_that_show_and_report_list(
     shown = subprocess.run([sys.executable, "-m", "tunesmith", "show", "diverged", "--storage", shared_storage_url],
                            capture_output=True, text=True, env=env, check=True).stdout
     assert f"{len(trials)} trials ({len(done)} complete, 1 failed)" in shown
+    assert f"#{last.number} at hypertune's outer step {len(done)}: {str(err.value).splitlines()[0][:60]}" in shown
+    assert "no worker" not in shown  # it said "on no worker": no worker runs a hypertune step
     report = tmp_path / "report.html"
     subprocess.run([sys.executable, "-m", "tunesmith", "report", "diverged", "--storage", shared_storage_url,
                     "-o", str(report)], capture_output=True, text=True, env=env, check=True)
-    assert "1 failed" in report.read_text()
+    assert "1 failed" in report.read_text() and f"at hypertune&#x27;s outer step {len(done)}" in report.read_text()
 
 
 def test_hyper_space_takes_numbers_as_float64_as_tune_does_with_float64_weights() -> None:
@@ -402,3 +404,22 @@ def test_runs_started_at_once_on_one_study_never_share_a_run_number(shared_stora
     assert [(t.attrs.get("run"), t.attrs["outer_step"]) for t in trials] == [(None, 0), (None, 1), (2, 0), (2, 1)]
     assert "run 1 was taken by another hypertune run started at the same time; this run records its steps as run 2" \
         in caplog.text
+
+
+def test_evaluate_best_after_two_identical_runs_tests_distinct_configurations() -> None:
+    """Two deterministic hypertune runs record equal steps, so evaluate_best(k=2) tested the best
+    configuration twice (its two equal trials); each configuration is tested once now, the next one
+    taking the repeat's place."""
+    options = LoopOptions(outer_steps=2, inner_steps=5, warm_start_steps=10)
+    study = None
+    for append in (False, True):
+        problem, train, val = _problem()  # the same seeds: the same run
+        study = study or ts.Study(hyper_space(problem.hparams, problem.constraints), direction="minimize")
+        hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
+                  constraints=problem.constraints, options=options, append=append)
+    first, second = study.trials[:2], study.trials[2:]
+    assert [t.params for t in first] == [t.params for t in second] and [t.value for t in first] == [t.value for t in second]
+    tested: list[int] = []
+    result = study.evaluate_best(lambda t: tested.append(t.number) or 1.0, k=2)
+    assert len(result.results) == 2 and result.results[0].params != result.results[1].params
+    assert len(tested) == 2 and {study.trials[n].attrs["outer_step"] for n in tested} == {0, 1}

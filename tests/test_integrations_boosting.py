@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -544,3 +546,99 @@ def test_early_stopping_listed_first_still_reports_the_stopping_round(data: tupl
     trial, pruned = _stopping_run(data, library, True, pruner)
     assert isinstance(pruned, ts.TrialPruned) and f"pruned at step {stop}" in str(pruned)
     assert pruner.decided == list(range(1, stop + 1))
+
+
+class _Holds(xgb.callback.TrainingCallback):  # type: ignore[misc]
+    """Holds training after its first round until told to go on, having said that it got there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.there, self.go = threading.Event(), threading.Event()
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        if epoch == 0:
+            self.there.set()
+            assert self.go.wait(60)
+        return False
+
+
+def test_a_second_training_in_another_thread_is_refused_and_leaves_the_first_whole(data: tuple[Any, ...]) -> None:
+    """One callback shared by fits running at once in threads (clones fitted by GridSearchCV under joblib's
+    threading backend): the second training reset the first's state, so the first one's stopping round
+    (early stopping listed first) went unreported, and the second failed as "round 1 again". The second
+    is refused now, naming the threads and what to do, and the first reports every round of its own."""
+    X_tr, X_va, y_tr, y_va = data
+    trial = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="random", pruner=ts.pruners.NopPruner()).ask()
+    cb, hold, log = XGBoostPruningCallback(trial), _Holds(), {}
+    params = {"objective": "binary:logistic", "eval_metric": "logloss", "learning_rate": 1.0, "nthread": 1}
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+
+    def first() -> None:
+        xgb.train(params, dtrain, 200, evals=[(dvalid, "v")], evals_result=log, verbose_eval=False,
+                  callbacks=[xgb.callback.EarlyStopping(rounds=3), cb, hold])
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert hold.there.wait(60)
+        with pytest.raises(ValueError, match=r"second training started with trial 0's callback while another "
+                                             r"thread trains with it.*xgb\.cv"):
+            xgb.train(params, dtrain, 5, evals=[(dvalid, "v")], verbose_eval=False, callbacks=[cb])
+    finally:
+        hold.go.set()
+        thread.join(60)
+    rounds = log["v"]["logloss"]
+    assert len(rounds) < 200  # it stopped early, at a round only after_training reports
+    assert sorted(trial.intermediate) == list(range(1, len(rounds) + 1))
+    assert [trial.intermediate[i + 1] for i in range(len(rounds))] == pytest.approx(rounds)
+    with pytest.raises(ValueError, match="now round 1 again"):  # the first ended: a later one is a second training
+        xgb.train(params, dtrain, 2, evals=[(dvalid, "v")], verbose_eval=False, callbacks=[cb])
+
+
+class _Together:
+    """A LightGBM callback that holds each training at its first round until both trainings are there."""
+
+    order = 0  # before the pruning callback's report
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=60)
+
+    def __call__(self, env: Any) -> None:
+        if env.iteration == env.begin_iteration:
+            self.barrier.wait()
+
+
+def test_two_lightgbm_trainings_at_once_report_one_training_only(data: tuple[Any, ...]) -> None:
+    """One LightGBMPruningCallback shared by two trainings running at once in threads: the callback keeps no
+    state of a training, and the trial's reports are looked at and written as one step, so exactly one
+    training reports (every round, its own values) and the other is refused at its first round, naming the
+    threads and what to do."""
+    X_tr, X_va, y_tr, y_va = data
+    trial = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="random", pruner=ts.pruners.NopPruner()).ask()
+    cb, together = LightGBMPruningCallback(trial), _Together()
+    logs: dict[float, dict[str, Any]] = {}
+    errors: dict[float, BaseException] = {}
+
+    def fit(rate: float) -> None:
+        logs[rate] = {}
+        params = {"objective": "binary", "metric": "binary_logloss", "learning_rate": rate, "verbose": -1, "num_threads": 1}
+        dtrain = lgb.Dataset(X_tr, label=y_tr)  # each its own: LightGBM builds a Dataset at its first training
+        try:
+            lgb.train(params, dtrain, 10, valid_sets=[lgb.Dataset(X_va, label=y_va, reference=dtrain)],
+                      callbacks=[together, cb, lgb.record_evaluation(logs[rate])])
+        except ValueError as exc:
+            errors[rate] = exc
+
+    threads = [threading.Thread(target=fit, args=(rate,)) for rate in (0.1, 0.3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(errors) == 1, errors
+    (lost, error), = errors.items()
+    assert re.search(r"reported boosting round \d+ and now round 1 again: one trial's callback follows one "
+                     r"training \(clones of one estimator fitted in threads", str(error))
+    won = 0.3 if lost == 0.1 else 0.1
+    rounds = logs[won]["valid_0"]["binary_logloss"]
+    assert sorted(trial.intermediate) == list(range(1, 11))
+    assert [trial.intermediate[i + 1] for i in range(10)] == pytest.approx(rounds, rel=1e-12)

@@ -326,7 +326,8 @@ def test_two_studies_of_one_name_log_to_runs_of_their_own(tmp_path: Path, monkey
             assert own[t.number].data.tags["mlflow.parentRunId"] == parents[study.copy_id]
     for run in cb.client.search_runs([experiment]):  # as an earlier tunesmith logged them: no id tag
         cb.client.delete_tag(run.info.run_id, "tunesmith.study_id")
-    cb.log_study(b)  # b's runs (started once b existed) are found again, a's are not taken for b's
+    with pytest.warns(UserWarning, match=r"3 run\(s\) of study 's' carry no 'tunesmith.study_id' tag"):
+        cb.log_study(b)  # b's runs (started once b existed) are found again, a's are not taken for b's
     assert len(cb.client.search_runs([experiment])) == 2 + 2 + 3
 
 
@@ -442,3 +443,34 @@ def test_a_run_whose_trial_tag_is_no_number_is_left_out(tmp_path: Path, monkeypa
     study.optimize(objective, n_trials=2, callbacks=[cb], show_progress=False)
     cb.log_study(study)
     _check_runs(cb, study)
+
+
+def test_runs_without_the_study_id_are_taken_only_when_unambiguous_and_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs logged before the study-id tag (an earlier tunesmith) were taken for any trial of their number
+    that started once the study existed, silently: two studies of one name made before either logged had
+    trials 0 and 1 each matched to one of two runs, either study's. A trial with one such run takes it, and a
+    warning says how many; a trial with several takes none (logged to a new run), and the warning names it."""
+    uri = _file_store(tmp_path, monkeypatch)
+    space = ts.Space({"x": ts.Float(0.0, 10.0)})
+    a = ts.Study(space, name="s", sampler="random", seed=0)
+    b = ts.Study(space, name="s", sampler="random", seed=1)  # made before a logged: a's runs started once b existed
+    a.optimize(lambda t: t.params["x"], n_trials=2, callbacks=[MLflowCallback(tracking_uri=uri)], show_progress=False)
+    b.optimize(lambda t: t.params["x"], n_trials=3, callbacks=[MLflowCallback(tracking_uri=uri)], show_progress=False)
+    cb = MLflowCallback(tracking_uri=uri)
+    experiment = cb.client.get_experiment_by_name("s").experiment_id
+    for run in cb.client.search_runs([experiment]):  # as an earlier tunesmith logged them: no id tag
+        cb.client.delete_tag(run.info.run_id, "tunesmith.study_id")
+    before = {r.info.run_id: (r.data.params, r.data.metrics) for r in cb.client.search_runs([experiment])}
+    with pytest.warns(UserWarning, match=r"1 run\(s\) of study 's' carry no 'tunesmith.study_id' tag.*"
+                                         r"trial\(s\) \[0, 1\] of study 's' each have several such runs") as seen:
+        cb.log_study(b)
+        cb.log_study(b)  # warned once
+    assert len([w for w in seen if "carry no" in str(w.message)]) == 1
+    after = cb.client.search_runs([experiment])
+    assert {r.info.run_id: (r.data.params, r.data.metrics) for r in after if r.info.run_id in before} == before
+    new = {int(r.data.tags["tunesmith.trial"]): r for r in after if r.info.run_id not in before and "tunesmith.trial" in r.data.tags}
+    assert sorted(new) == [0, 1]  # the ambiguous trials, logged anew with b's values and id
+    assert all(new[t.number].data.metrics["value"] == t.value and new[t.number].data.tags["tunesmith.study_id"] == b.copy_id
+               for t in b.trials[:2])

@@ -278,9 +278,14 @@ def test_a_trainer_that_never_evaluates_is_warned_about(tmp_path: Path) -> None:
 
 
 def test_a_misspelt_metric_gets_the_closest_evaluated_name(tmp_path: Path) -> None:
+    """The error is a tunesmith error users catch by name (it was a plain ValueError), still a ValueError."""
+    from tunesmith.integrations import transformers as integration
+
     trainer, _ = tiny_trainer(base_args(tmp_path, num_train_epochs=1), ts.Study(SMALL).ask(), "eval_los")
-    with pytest.raises(ValueError, match=r"gave no 'eval_los' \(did you mean 'eval_loss'\?\)"):
+    with pytest.raises(ts.MetricNotEvaluated, match=r"gave no 'eval_los' \(did you mean 'eval_loss'\?\)") as err:
         trainer.train()
+    assert isinstance(err.value, ts.TunesmithError) and isinstance(err.value, ValueError)
+    assert integration.MetricNotEvaluated is ts.MetricNotEvaluated  # where it was, too
 
 
 def test_a_metric_no_evaluation_gives_stops_the_search(tmp_path: Path) -> None:

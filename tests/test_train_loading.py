@@ -193,7 +193,9 @@ def test_data_in_the_wrong_form_says_how_to_convert() -> None:
     x, y = blobs(64)
     model = mlp()
     cases = [
-        ((x.numpy(), y.numpy()), ValueError, r"\(numpy.ndarray, numpy.ndarray\); convert arrays with torch.as_tensor"),
+        ((x.numpy(), y.numpy()), ValueError, r"\(numpy.ndarray, numpy.ndarray\); convert the arrays: item 0 is float32: "
+                                             r"torch.as_tensor\(x, dtype=torch.float32\); item 1 is int64: torch.as_tensor\(y\) "
+                                             r"for class labels \(int64\)$"),
         ((x.double(), y), ValueError, r"input 0 is torch.float64 but the model's weights are torch.float32"),
         (x, TypeError, r"got Tensor; pass the inputs with their targets"),
         (torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8), TypeError, r"loader.dataset"),
@@ -204,6 +206,25 @@ def test_data_in_the_wrong_form_says_how_to_convert() -> None:
     with pytest.raises(ValueError, match="val: input 0 is torch.float64"):
         Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((x, y), (x.double(), y))
     assert np.isfinite(Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((x, y), None).records[-1].train_loss)
+
+
+def test_integer_feature_arrays_are_told_to_become_float32_naming_the_dtype() -> None:
+    """NumPy integer features (counts, pixel values) were told the float advice meant for float inputs, and
+    float regression targets torch.as_tensor(y), which keeps float64; each array now gets the advice for the
+    dtype seen, and converted as told the model trains."""
+    import numpy as np
+    import torch
+
+    x, y = blobs(64)
+    counts, target = np.rint(x.numpy() * 10).astype(np.int32), y.numpy()
+    with pytest.raises(ValueError, match=r"item 0 is int32: torch.as_tensor\(x, dtype=torch.float32\) for integer features "
+                                         r"\(a model of Linear layers\), or torch.as_tensor\(x\) to keep indices for an nn.Embedding; "
+                                         r"item 1 is int64: torch.as_tensor\(y\) for class labels"):
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit((counts, target), None)
+    with pytest.raises(ValueError, match=r"item 1 is float64: torch.as_tensor\(y, dtype=torch.float32\) for regression targets"):
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16), loss="mse").fit((x, target.astype(np.float64)), None)
+    data = (torch.as_tensor(counts, dtype=torch.float32), torch.as_tensor(target))
+    assert np.isfinite(Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit(data, None).records[-1].train_loss)
 
 
 def test_empty_data_says_what_to_pass() -> None:

@@ -66,6 +66,20 @@ def test_a_misspelt_head_names_the_part_meant() -> None:
         Trainer(Net(), TrainConfig(), head="classifier")  # nothing alike: the parts, no guess
 
 
+def test_a_head_suggestion_is_no_name_given_and_an_index_past_the_blocks_says_how_many() -> None:
+    """head=["head", "haed"] suggested 'head', given already; head="backbone.9" (3 blocks) suggested
+    'backbone.2', a close string but another block."""
+    with pytest.raises(ValueError, match=r"head 'haed' names no parameter of the model\. The model's parts"):
+        Trainer(Net(), TrainConfig(), head=["head", "haed"])
+    with pytest.raises(ValueError, match=r"head 'backbone\.9' names no parameter of the model: 'backbone' has 3 "
+                                         r"blocks, the last is 'backbone\.2' \(indices count from 0\)$"):
+        Trainer(Net(), TrainConfig(), head="backbone.9")
+    with pytest.raises(ValueError, match=r"'backbone\.1\.7' .*: 'backbone\.1' has 3 blocks, the last is 'backbone\.1\.2'"):
+        Trainer(Net(), TrainConfig(), head="backbone.1.7")  # a block's own layers
+    with pytest.raises(ValueError, match=r"'5' .*: the model has 5 blocks, the last is '4'"):
+        Trainer(mlp(), TrainConfig(), head="5")  # an nn.Sequential model
+
+
 @pytest.mark.parametrize("l1,l2", [(0.0, 0.05), (0.05, 0.0)])
 def test_l1_l2_penalties_act_on_weight_matrices_only(l1: float, l2: float) -> None:
     train, val = split(64)

@@ -22,6 +22,7 @@ from . import cv
 from . import execution as _execution  # noqa: F401 - registers the executors Study.optimize runs on
 from .exceptions import (
     DuplicateStudyError,
+    MetricNotEvaluated,
     ResumeRefused,
     SchemaVersionError,
     SearchExhausted,
@@ -127,6 +128,7 @@ __all__ = [
     "GridSampler",
     "Int",
     "MemoryStorage",
+    "MetricNotEvaluated",
     "Prior",
     "Pruner",
     "RandomSampler",

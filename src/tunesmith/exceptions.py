@@ -79,6 +79,13 @@ class WorkersLost(TunesmithError, RuntimeError):  # noqa: N818
     (a ``RuntimeError`` too; the command line prints it as one line)."""
 
 
+class MetricNotEvaluated(TunesmithError, ValueError):  # noqa: N818 - says what happened, as TrialPruned
+    """The metric a Transformers :class:`~tunesmith.integrations.transformers.PruningCallback` or
+    ``objective`` monitors is not among those the Trainer's evaluations gave (a misspelt name, or one
+    the ``compute_metrics`` does not return); a ``ValueError`` too. A setting that every trial shares:
+    the integration's ``objective`` stops the study at the first trial that never got it."""
+
+
 class SearchExhausted(TunesmithError):  # noqa: N818
     """The sampler has no configuration left to suggest (a finished grid)."""
 

@@ -473,9 +473,9 @@ def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
     if not rows:
         return
     console.print(f"failed trials{f' ({more})' if more else ''}:", soft_wrap=True)
-    for number, worker, error in rows:
+    for number, where, error in rows:
         # literal: both read from the database (an objective's message may hold terminal escapes)
-        console.print(f"  #{number} on {literal(worker)}: {literal(error)}", soft_wrap=True, highlight=False)
+        console.print(f"  #{number}{' ' if where else ''}{literal(where)}: {literal(error)}", soft_wrap=True, highlight=False)
 
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:

@@ -100,19 +100,35 @@ def report_and_decide(trial: Any, value: float, step: int) -> None:
     """Report ``value`` at ``step``, ask the pruner once, and raise :class:`TrialPruned` when it
     stops the trial (for callbacks that cannot pause: see :func:`refuse_pausing`), or at once
     when ``value`` is not finite (the run diverged)."""
-    reported = trial.intermediate
-    if step in reported:  # a second training starts again at round 1 (a dict lookup: called every round)
-        raise ValueError(
-            f"trial {trial.number} reported boosting round {max(reported)} and now round {step} again: "
-            "one trial's callback follows one training. To cross-validate, use xgb.cv / lgb.cv with "
-            "the callback (it reports the folds' mean), or train the folds without it and report "
-            "their mean yourself"
-        )
-    if not math.isfinite(value):  # diverged: it cannot recover (as the Lightning callback decides)
-        raise TrialPruned(f"trial {trial.number}: the metric is {value} at boosting round {step}: diverged")
-    trial.report(value, step)
+    with _lock_of(trial):  # trainings in threads sharing one trial's callback: one of them reports a round
+        reported = trial.intermediate
+        if step in reported:  # a second training starts again at round 1 (a dict lookup: called every round)
+            raise ValueError(
+                f"trial {trial.number} reported boosting round {max(reported)} and now round {step} again: "
+                "one trial's callback follows one training (clones of one estimator fitted in threads, as "
+                "GridSearchCV or cross_val_score with n_jobs under joblib's threading backend, share it). To "
+                "cross-validate, use xgb.cv / lgb.cv with the callback (it reports the folds' mean), or train "
+                "the folds without it and report their mean yourself"
+            )
+        if not math.isfinite(value):  # diverged: it cannot recover (as the Lightning callback decides)
+            raise TrialPruned(f"trial {trial.number}: the metric is {value} at boosting round {step}: diverged")
+        trial.report(value, step)
     if trial.decision() is not Decision.CONTINUE:  # asked once: another worker may report meanwhile
         raise TrialPruned(f"trial {trial.number} pruned at step {step}")
+
+
+#: a lock per trial object, for :func:`report_and_decide`'s look at the reports and its report to be one step:
+#: two trainings in threads reporting round 1 at once both found it unreported, and one value replaced the other
+_trial_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_trial_locks_lock = threading.Lock()
+
+
+def _lock_of(trial: Any) -> threading.Lock:
+    with _trial_locks_lock:
+        try:
+            return _trial_locks.setdefault(trial, threading.Lock())
+        except TypeError:  # a trial that cannot be referenced weakly: its own lock, guarding nothing shared
+            return threading.Lock()
 
 
 def reported_before_a_hold(trial: Any, step: int) -> bool:

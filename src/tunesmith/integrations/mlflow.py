@@ -24,6 +24,7 @@ import os
 import posixpath
 import re
 import time
+import warnings
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ class MLflowCallback:
         self._ids: dict[Any, tuple[str, str]] = {}  # study -> (experiment id, parent run id)
         self._open: set[Any] = set()  # studies whose parent run this callback set RUNNING
         self._runs: dict[Any, dict[int, str]] = {}  # study -> trial number -> its run's id
+        self._warned: set[Any] = set()  # studies warned about runs matched without the id tag
 
     def __call__(self, study: Any, trial: FrozenTrial) -> None:
         """Log ``trial`` (a finished or paused trial of ``study``) to its run."""
@@ -164,10 +166,36 @@ class MLflowCallback:
     def _read_runs(self, study: Any, experiment_id: str) -> dict[int, Any]:
         """The study's trial runs in MLflow, by trial number; their ids are kept, so that the next
         trials are looked up without a search (which reads every run of a file store)."""
-        runs = {n: r for r in trial_runs(self.client, experiment_id, study.name)
-                if (n := _trial_number(r)) is not None and _of_study(r, study)}
+        tagged: dict[int, Any] = {}
+        untagged: dict[int, list[Any]] = {}  # runs logged before the id tag, of a study that has an id
+        for run in trial_runs(self.client, experiment_id, study.name):
+            if (n := _trial_number(run)) is not None and _of_study(run, study):
+                if ID_TAG in run.data.tags or not _id_tag(study):
+                    tagged.setdefault(n, run)
+                else:
+                    untagged.setdefault(n, []).append(run)
+        # an untagged run is the trial's only when it is the one run that can be: none tagged, no other untagged
+        runs = {**{n: found[0] for n, found in untagged.items() if len(found) == 1}, **tagged}
+        self._warn_untagged(study, sum(n not in tagged and len(found) == 1 for n, found in untagged.items()),
+                            sorted(n for n, found in untagged.items() if n not in tagged and len(found) > 1))
         self._runs[_key(study)] = {number: run.info.run_id for number, run in runs.items()}
         return runs
+
+    def _warn_untagged(self, study: Any, matched: int, ambiguous: list[int]) -> None:
+        """Warn once per study how many of its trials' runs were matched without the study's id tag (logged
+        by a tunesmith before that tag), and which trials had several such runs and got new ones."""
+        if not (matched or ambiguous) or _key(study) in self._warned:
+            return
+        self._warned.add(_key(study))
+        parts = [f"{matched} run(s) of study {study.name!r} carry no {ID_TAG!r} tag (logged by an earlier "
+                 "tunesmith) and were taken as its trials' runs, as the only runs of their trial numbers that "
+                 "started once the study existed"] if matched else []
+        if ambiguous:
+            parts.append(f"trial(s) {ambiguous[:10]}{'...' if len(ambiguous) > 10 else ''} of study {study.name!r} "
+                         "each have several such runs (studies of one name, made again), so none of them is "
+                         "taken: those trials are logged to new runs")
+        warnings.warn(f"MLflowCallback: {'; '.join(parts)}. Delete or rename the old runs (or log to another "
+                      "experiment: MLflowCallback(experiment=...)) if they are another study's", UserWarning, stacklevel=4)
 
     def _log_trial(self, study: Any, trial: FrozenTrial, run: Any) -> None:
         """Create ``trial``'s run, or bring ``run`` (its run, as read) up to date."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import TrialPaused, TrialPruned
+from ..exceptions import MetricNotEvaluated, TrialPaused, TrialPruned
 from ..pruners import Decision
 from ..space import Categorical, Fixed, Float, Int, Space
 from ._common import (
@@ -95,12 +95,6 @@ def training_args(trial: Any, base: Any) -> Any:
         params["warmup_steps"] = params.pop("warmup_ratio")  # in warmup_steps is the ratio
     params = {k: v for k, v in params.items() if k in fields}
     return dataclasses.replace(base, **params, output_dir=str(Path(base.output_dir) / f"trial-{trial.number}"))
-
-
-class MetricNotEvaluated(ValueError):
-    """The callback's metric is not among those the Trainer's evaluations gave: a setting that
-    every trial shares, so :func:`objective` stops the study at the first (no trial after it
-    would fare otherwise)."""
 
 
 class PruningCallback(_TrainerCallback):

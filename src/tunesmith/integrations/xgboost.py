@@ -11,6 +11,7 @@ pruner's ``max_resource`` is the number of rounds. Needs ``tunesmith[xgboost]``.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -99,11 +100,13 @@ class XGBoostPruningCallback(_TrainingCallback):
             raise TypeError(f"XGBoostPruningCallback: maximize must be True, False or None (the metric's own), got {maximize!r}")
         self.trial, self.data, self.metric, self.maximize = trial, data, metric, maximize
         self._checked = False
-        # this training's evaluation log (xgboost fills the one dict in place), its first round,
-        # and the last round reported: for after_training to report a round a callback listed
-        # before this one stopped at (xgboost calls no later after_iteration once one returns True)
-        self._log: Mapping[str, Any] | None = None
-        self._first = self._reported = -1
+        # the training running with this callback (its thread), with its evaluation log (xgboost fills the
+        # one dict in place), its first round and the last round reported: for after_training to report a
+        # round a callback listed before this one stopped at (xgboost calls no later after_iteration once
+        # one returns True). One at a time: a second training started in another thread meanwhile (clones
+        # fitted in threads share this callback) is refused, and does not touch the first one's state.
+        self._lock = threading.Lock()
+        self._fit: _Fit | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> XGBoostPruningCallback:
         """Itself: a handle on the running trial, which ``sklearn.base.clone`` of an estimator that
@@ -112,30 +115,58 @@ class XGBoostPruningCallback(_TrainingCallback):
 
     def __getstate__(self) -> dict[str, Any]:
         """Without the trial, so that a fitted ``XGBClassifier`` that holds it can be pickled."""
-        return {**self.__dict__, "trial": None, "_log": None}
+        return {**self.__dict__, "trial": None, "_lock": None, "_fit": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def before_training(self, model: Any) -> Any:
-        self._log, self._first, self._reported = None, -1, -1  # a model fitted again: a new training
+        me = threading.get_ident()
+        with self._lock:
+            if self._fit is not None and self._fit.thread != me:
+                number = getattr(self.trial, "number", "?")
+                raise ValueError(
+                    f"XGBoostPruningCallback: a second training started with trial {number}'s callback while "
+                    "another thread trains with it (clones of one estimator fitted in threads, as GridSearchCV "
+                    "or cross_val_score with n_jobs under joblib's threading backend, share its callback); one "
+                    "trial's callback follows one training. To cross-validate, use xgb.cv with the callback "
+                    "(it reports the folds' mean), or fit the folds without it and report their mean yourself"
+                )
+            self._fit = _Fit(me)  # a model fitted again in this thread: a new training
         return model
 
     def before_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
-        if self._log is None:
-            self._log, self._first = evals_log, epoch
+        fit = self._fit
+        if fit is not None and fit.log is None:
+            fit.log, fit.first = evals_log, epoch
         return False
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
-        self._report(model, evals_log, epoch)
+        try:
+            self._report(model, evals_log, epoch)
+        except BaseException:  # pruned or refused: this training ends here (xgboost calls no after_training)
+            self._end()
+            raise
         return False
 
     def after_training(self, model: Any) -> Any:
         """Reports the round training stopped at when a callback listed before this one stopped it
         (``callbacks=[EarlyStopping(...), cb]``): xgboost then called this one's after_iteration no more."""
-        if self._log and self.trial is not None:
-            _, history = self._pick(self._log, model)
-            last = self._first + len(history) - 1
-            if last > self._reported:
-                self._report(model, self._log, last)
+        fit = self._end()
+        if fit is not None and fit.log and self.trial is not None:
+            _, history = self._pick(fit.log, model)
+            last = fit.first + len(history) - 1
+            if last > fit.reported:
+                self._report(model, fit.log, last)
         return model
+
+    def _end(self) -> _Fit | None:
+        """The state of this thread's training, which ends (None when there is none: a callback from a pickle)."""
+        with self._lock:
+            fit, mine = self._fit, self._fit is not None and self._fit.thread == threading.get_ident()
+            if mine:
+                self._fit = None
+        return fit if mine else None
 
     def _report(self, model: Any, evals_log: Mapping[str, Any], epoch: int) -> None:
         if self.trial is None:
@@ -149,7 +180,8 @@ class XGBoostPruningCallback(_TrainingCallback):
             self._checked = True
         last = history[-1]
         value = last[0] if isinstance(last, Sequence) else last  # xgb.cv: (mean, std)
-        self._reported = epoch
+        if self._fit is not None:
+            self._fit.reported = epoch
         report_and_decide(self.trial, float(value), epoch + 1)
 
     def _check_direction(self, metric: str) -> None:
@@ -193,6 +225,15 @@ class XGBoostPruningCallback(_TrainingCallback):
                 f"{list(metrics)} (set eval_metric in the parameters)"
             )
         return metric, metrics[metric]
+
+
+class _Fit:
+    """One training's state: its thread, evaluation log, first round and last round reported."""
+
+    def __init__(self, thread: int) -> None:
+        self.thread = thread
+        self.log: Mapping[str, Any] | None = None
+        self.first = self.reported = -1
 
 
 def _no_default_metric(model: Any) -> bool:

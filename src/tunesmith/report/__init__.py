@@ -211,11 +211,22 @@ FAILED_SHOWN = 5
 
 
 def latest_failures(trials: Sequence[FrozenTrial]) -> tuple[list[tuple[int, str, str]], str]:
-    """The latest failed trials as (number, worker, the error's first line), and a note when more failed."""
+    """The latest failed trials as (number, where it failed, the error's first line), and a note when more
+    failed. Where: ``on <worker>``; for a trial no worker ran (recorded with ``add_trial``), hypertune's outer
+    step it records, or ``""``."""
     failed = [t for t in trials if t.state is TrialState.FAILED]
     more = f"the last {FAILED_SHOWN} of {len(failed)}; tunesmith export lists all" if len(failed) > FAILED_SHOWN else ""
-    return [(t.number, shortened(t.worker or "no worker"), _first_line(t.error or "no error recorded")[:300])
-            for t in failed[-FAILED_SHOWN:]], more  # a worker from an imported file or a database may be long
+    return [(t.number, _where_failed(t), _first_line(t.error or "no error recorded")[:300])
+            for t in failed[-FAILED_SHOWN:]], more
+
+
+def _where_failed(trial: FrozenTrial) -> str:
+    """``on <worker>`` (a worker from an imported file or a database may be long: shortened), ``at hypertune's
+    outer step N`` for a hypertune step (no worker runs it), else ``""`` (a trial recorded without a worker)."""
+    if trial.worker:
+        return f"on {shortened(trial.worker)}"
+    step = trial.attrs.get("outer_step")
+    return f"at hypertune's outer step {step}" if isinstance(step, int) and not isinstance(step, bool) else ""
 
 
 def _first_line(text: str) -> str:
@@ -229,7 +240,7 @@ def _failed(s: Snapshot) -> str:
     rows, more = latest_failures(s.trials)
     if not rows:
         return ""
-    return f"<h2>Failed trials{f' ({_e(more)})' if more else ''}</h2>" + html_table(["#", "worker", "error"], rows, left=3)
+    return f"<h2>Failed trials{f' ({_e(more)})' if more else ''}</h2>" + html_table(["#", "where", "error"], [(n, where or "-", error) for n, where, error in rows], left=3)
 
 
 def html_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int, raw: bool = False) -> str:

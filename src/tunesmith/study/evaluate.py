@@ -99,12 +99,15 @@ def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] 
         raise ValueError(f"k must be a positive integer (how many of the best trials to evaluate), got {k!r}")
     seeds = _seeds(seeds)
     _check_fn(fn, seeds)
-    top = ranked(study)[: int(k)]
+    top, repeats = distinct_best(study, int(k))
     if not top:
         raise ValueError(f"study {study.name!r} has no complete trial to evaluate")
+    if repeats:
+        logger.info("evaluate_best: study %r, trial(s) %s repeat the configuration of a better trial; each "
+                    "configuration is tested once, so the next ones are evaluated", study.name, repeats)
     if len(top) < k:  # e.g. fold racing, which stops most configurations before their last fold
-        logger.warning("evaluate_best: study %r has %d complete trial(s), fewer than k=%d; evaluating those",
-                       study.name, len(top), k)
+        logger.warning("evaluate_best: study %r has %d complete trial(s) of distinct configurations, fewer than "
+                       "k=%d; evaluating those", study.name, len(top), k)
     book = _companion(study)
     results = []
     for t in top:
@@ -165,6 +168,22 @@ def results_from(
 def ranked(study: Study) -> list[FrozenTrial]:
     """Complete trials, best validation value first (ties: the earlier trial)."""
     return ranked_trials(study.trials, study.direction)
+
+
+def distinct_best(study: Study, k: int) -> tuple[list[FrozenTrial], list[int]]:
+    """The ``k`` best complete trials of distinct configurations (equal ``params``: the better one, as
+    :func:`ranked` orders them), and the numbers of the trials passed over as repeats (two deterministic
+    hypertune runs record equal steps, a sampler may suggest a configuration again)."""
+    top: list[FrozenTrial] = []
+    repeats: list[int] = []
+    for trial in ranked(study):
+        if len(top) == k:
+            break
+        if any(trial.params == kept.params for kept in top):
+            repeats.append(trial.number)
+        else:
+            top.append(trial)
+    return top, repeats
 
 
 def _seeds(seeds: Any) -> list[int] | None:

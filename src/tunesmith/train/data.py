@@ -35,8 +35,8 @@ def check_data(data: Any, what: str) -> int:
     if isinstance(data, (tuple, list)):
         if len(data) < 2 or not all(isinstance(t, torch.Tensor) for t in data):
             kinds = ", ".join(type_path(t) for t in data)
-            hint = ("; convert arrays with torch.as_tensor(x, dtype=torch.float32) for inputs and "
-                    "torch.as_tensor(y) for class labels (int64)" if any(hasattr(t, "__array__") for t in data) else "")
+            hints = [h for i, t in enumerate(data) if (h := _conversion(t, i, target=i == len(data) - 1))]
+            hint = f"; convert the arrays: {'; '.join(hints)}" if hints else ""
             raise ValueError(f"{what}: pass a tuple of tensors (x, ..., y) or a torch Dataset, got {type(data).__name__} "
                              f"of {len(data)} items ({kinds}){hint}")
         n = len(data[0])
@@ -56,6 +56,29 @@ def check_data(data: Any, what: str) -> int:
     elif isinstance(data, torch.utils.data.DataLoader):
         hint = "; pass its dataset (loader.dataset): the trainer batches it with TrainConfig.batch_size"
     raise TypeError(f"{what}: expected a tuple of tensors or a torch Dataset, got {type(data).__name__}{hint}")
+
+
+def _conversion(value: Any, i: int, *, target: bool) -> str:
+    """How to make the array ``value`` (item ``i`` of a data tuple; ``target``: the last) a tensor, for its
+    dtype: float32 for features (NumPy's float64 and integer features alike), int64 kept for class labels
+    and for indices an ``nn.Embedding`` takes; ``""`` for what is no array."""
+    if isinstance(value, torch.Tensor) or not hasattr(value, "__array__"):
+        return ""
+    try:
+        dtype = np.asarray(value).dtype
+    except Exception:  # noqa: BLE001 - an array-like that cannot be read: the generic advice
+        dtype = None
+    name, integer = ("y" if target else "x"), dtype is not None and dtype.kind in ("i", "u")
+    seen = f"item {i} is {dtype}" if dtype is not None else f"item {i}"
+    if target:
+        fix = ("torch.as_tensor(y) for class labels (int64)" if integer else
+               f"torch.as_tensor({name}, dtype=torch.float32) for regression targets, .long() for class labels")
+    elif integer:
+        fix = (f"torch.as_tensor({name}, dtype=torch.float32) for integer features (a model of Linear layers), "
+               f"or torch.as_tensor({name}) to keep indices for an nn.Embedding")
+    else:
+        fix = f"torch.as_tensor({name}, dtype=torch.float32)"
+    return f"{seen}: {fix}"
 
 
 def type_path(value: Any) -> str:

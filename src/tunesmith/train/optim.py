@@ -54,7 +54,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -
                          "in an nn.ModuleList, not in a plain Python list, which torch does not register)")
     for h in head:
         if not any(_in_head(n, [h]) for n in names):
-            raise ValueError(_unknown_head(model, h, names))
+            raise ValueError(_unknown_head(model, h, {n for n in names if not _in_head(n, head)}))
     for name, p in model.named_parameters():
         key = (bool(head) and _in_head(name, head), p.ndim >= 2)
         buckets.setdefault(key, []).append(p)
@@ -72,14 +72,37 @@ def param_groups(model: nn.Module, cfg: TrainConfig, head: Sequence[str] = ()) -
 
 
 def _unknown_head(model: nn.Module, head: str, names: set[str]) -> str:
-    """Why ``head`` names no parameter: the part of the model it most resembles, and the parts there are
-    (the first parameter names in sorted order were those of the backbone's first block)."""
+    """Why ``head`` names no parameter: for an index past a sequence of blocks, how many blocks there are;
+    else the part of the model it most resembles among ``names`` (the parameters outside the heads given: a
+    name given already is no suggestion), and the parts there are (the first parameter names in sorted order
+    were those of the backbone's first block)."""
     parts = [n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
-    close = difflib.get_close_matches(head, [*_prefixes(parts), *names], n=1, cutoff=0.6)
     top = [name for name, child in model.named_children() if any(True for _ in child.parameters())] or sorted(names)
-    return (f"head {head!r} names no parameter of the model{f'; did you mean {close[0]!r}?' if close else '.'} "
+    said = f"head {head!r} names no parameter of the model"
+    if past := _past_the_blocks(model, head):
+        return f"{said}: {past} (indices count from 0)"
+    close = difflib.get_close_matches(head, [p for p in _prefixes(parts) if any(_in_head(n, [p]) for n in names)]
+                                      + sorted(names), n=1, cutoff=0.6)  # fmt: skip
+    return (f"{said}{f'; did you mean {close[0]!r}?' if close else '.'} "
             f"The model's parts with parameters are {', '.join(map(repr, top[:8]))}{' ...' if len(top) > 8 else ''} "
             "(head= takes a part's name, dotted for a part inside another: 'classifier', 'encoder.pooler')")
+
+
+def _past_the_blocks(model: nn.Module, head: str) -> str:
+    """For ``head`` that indexes a sequence of blocks past its end (``'backbone.9'`` of 3 blocks), how many
+    blocks it has and the last one's name; else ``""``."""
+    modules = dict(model.named_modules())
+    words = head.split(".")
+    for i, word in enumerate(words):
+        outer = ".".join(words[:i])
+        seq = modules.get(outer)
+        if word.isdigit() and isinstance(seq, (nn.Sequential, nn.ModuleList)) and int(word) >= len(seq):
+            where = f"{outer}." if outer else ""
+            last = f", the last is {where + str(len(seq) - 1)!r}" if len(seq) else ""
+            return f"{repr(outer) if outer else 'the model'} has {len(seq)} block{'' if len(seq) == 1 else 's'}{last}"
+        if seq is None:
+            break
+    return ""
 
 
 def _prefixes(parts: list[str]) -> set[str]:
