@@ -101,6 +101,23 @@ def test_show_prints_unicode_line_separators_and_direction_marks_escaped(tmp_pat
     assert not any(c in out for c in "\u2028\u2029\u202e\u2066"), out
 
 
+@pytest.mark.parametrize("kind", ["slice", "contour"])
+def test_plot_prints_the_titles_and_reasons_naming_a_stored_parameter_escaped(
+    tmp_path: Path, capsys: Any, kind: str
+) -> None:
+    """``tunesmith plot`` said what it drew and what it could not by the plots' titles and reasons,
+    which name the study's parameters: a name another program stored wrote the reader's clipboard
+    and cleared the screen ("wrote the slice of 's' (s: value against ESC]52;c;...)")."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    evil = "\x1b]52;c;aGk=\x07\x1b[2J\u202ex"
+    study = ts.Study({evil: ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=url, name="s", sampler="random")
+    study.optimize(lambda t: t.params[evil] + t.params["y"], n_trials=4)
+    assert main(["plot", "s", "--storage", url, "--kind", kind, "-o", str(tmp_path / "p.html")]) == 0
+    err = capsys.readouterr().err
+    assert "\\x1b]52;c;aGk=\\x07\\x1b[2J\\u202ex" in err, err
+    assert not any(c in err for c in "\x1b\x07\u202e"), err
+
+
 def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
     url, _ = _sqlite_study(tmp_path)
     with sqlite3.connect(tmp_path / "shared.db") as db:
