@@ -118,6 +118,21 @@ def test_plot_prints_the_titles_and_reasons_naming_a_stored_parameter_escaped(
     assert not any(c in err for c in "\x1b\x07\u202e"), err
 
 
+@pytest.mark.parametrize("config", [{"sampler": {"name": "ran\x1b]52;c;aGk=\x07dom"}},
+                                    {"sampler": {"name": "auto"}, "sampler_picked": "tpe\x1b]52;c;aGk=\x07"}])
+def test_show_prints_a_stored_sampler_name_escaped(tmp_path: Path, capsys: Any, config: dict) -> None:
+    """``show``'s first line names the sampler the study's settings hold (or what "auto" picked), as
+    stored: another program's name wrote the reader's clipboard ("sampler ranESC]52;c;...dom"), though
+    ``studies`` listed it escaped."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        stored = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
+        db.execute("UPDATE ts_studies SET config = ?", (json.dumps({**stored, **config}),))
+    assert main(["show", "s", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "\\x1b]52;c;aGk=\\x07" in out and not any(c in out for c in "\x1b\x07"), out
+
+
 def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
     url, _ = _sqlite_study(tmp_path)
     with sqlite3.connect(tmp_path / "shared.db") as db:

@@ -391,7 +391,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = _shown_trials(study, args.top)
     console = wide_console()
-    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler_label)}): "
+    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {literal(study.sampler_label)}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
     for note in study.notes:
         console.print(f"note {_local_time(_as_float(note.get('time')) or 0.0)}: {literal(str(note.get('text')))}",
