@@ -809,3 +809,21 @@ def test_a_stored_fixed_value_s_tuple_marks_that_fit_no_list_are_refused(tmp_pat
     with sqlite3.connect(tmp_path / "shared.db") as db:
         assert db.execute("SELECT count(*) FROM ts_trials").fetchone()[0] == 2
     assert ts.Space.from_json(study.space.to_json()) == study.space  # the marks tunesmith writes still read
+
+
+# -- error lines -----------------------------------------------------------------------------------
+
+
+def test_an_error_line_writes_the_control_characters_of_a_study_file_s_path_as_escapes(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A study file from a shared folder naming an objective script that is not there: the error
+    named the path it looked for raw ("looked for /dir/ob" ESC "[2J.py"), so the file cleared the
+    screen of whoever ran it. Every error line writes control characters as escapes; its line
+    breaks stay."""
+    study_file = tmp_path / "s.yaml"
+    study_file.write_text('name: s\nobjective: "ob\\e]52;c;aGk=\\a.py:objective"\nspace: {x: {type: float, low: 0, high: 1}}\n')
+    assert main(["run", str(study_file), "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "ob\\x1b]52;c;aGk=\\x07.py" in err, err
+    assert not any(c in err for c in "\x1b\x07"), err

@@ -560,12 +560,18 @@ def _write_utf8(text: str) -> None:
         sys.stdout.flush()
         sys.stdout.reconfigure(encoding="utf-8")
     if _a_terminal(sys.stdout):  # a worker name of "\x1b]52;c;...\a" wrote the reader's clipboard
-        text = _SPOKEN.sub(as_escape, text)
+        text = spoken(text)
     sys.stdout.write(text)
 
 
 #: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n"), and UNSEEN
 _SPOKEN = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{UNSEEN}]|\r(?!\n)")
+
+
+def spoken(text: str) -> str:
+    """``text`` of several lines (a CSV, an error message) with the control characters a terminal acts
+    on, but line ends and tabs, written as escapes (``\\x1b``)."""
+    return _SPOKEN.sub(as_escape, text)
 
 
 def _a_terminal(stream: Any) -> bool:
