@@ -827,3 +827,17 @@ def test_an_error_line_writes_the_control_characters_of_a_study_file_s_path_as_e
     err = capsys.readouterr().err
     assert "not found" in err and "ob\\x1b]52;c;aGk=\\x07.py" in err, err
     assert not any(c in err for c in "\x1b\x07"), err
+
+
+def test_a_stored_branch_name_of_a_digit_no_int_reads_is_shown_as_stored(tmp_path: Path, capsys: Any) -> None:
+    """Names of a list-of-dicts space (``0:C``, ``1:C``) are shown as ``C [branch 0]``: a stored name
+    ``²:C`` (a digit to str.isdigit, none to int()) made ``show`` of the study end in a bare
+    "invalid literal for int() with base 10: '²'"; it is shown as it is stored."""
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    space = {"branch": ts.Categorical([0, 1]), "0:C": ts.Float(0, 1, when={"branch": [0]}),
+             "1:C": ts.Float(0, 1, when={"branch": [1]})}
+    ts.Study(space, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: 1.0, n_trials=2)
+    with sqlite3.connect(tmp_path / "b.db") as db:
+        db.execute("UPDATE ts_studies SET space = replace(space, '\"0:C\"', '\"\u00b2:C\"')")
+    assert main(["show", "s", "--storage", url]) == 0
+    assert "invalid literal" not in capsys.readouterr().err

@@ -142,12 +142,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+#: more digits than any system's pid has (2**64 has 20): no process's, and not read as a number
+MAX_PID_DIGITS = 20
+
+
 def worker_gone(worker: Any) -> bool:
     """Whether ``worker`` (a trial's ``host:pid``) is a process of this machine that no longer runs:
     its running trial will never finish. False for another machine's (it cannot be told), and for
     anything but text (a setting changed by hand)."""
     host, _, pid = (worker if isinstance(worker, str) else "").rpartition(":")
-    return host == socket.gethostname() and pid.isascii() and pid.isdigit() and not pid_alive(int(pid))
+    return host == socket.gethostname() and pid.isascii() and pid.isdigit() and (
+        len(pid) > MAX_PID_DIGITS or not pid_alive(int(pid)))  # int() of 4,301 digits or more raises
 
 
 def reads_through_get_trials(storage: Storage, cls: type[Storage]) -> bool:
