@@ -841,3 +841,13 @@ def test_a_stored_branch_name_of_a_digit_no_int_reads_is_shown_as_stored(tmp_pat
         db.execute("UPDATE ts_studies SET space = replace(space, '\"0:C\"', '\"\u00b2:C\"')")
     assert main(["show", "s", "--storage", url]) == 0
     assert "invalid literal" not in capsys.readouterr().err
+
+
+def test_a_deleted_study_id_written_as_a_digit_no_int_reads_blocks_no_new_study(tmp_path: Path) -> None:
+    """ts_meta's largest deleted study id, read before every new study: another writer's '²' (a digit
+    to str.isdigit, none to int()) made every new study of the database a bare "invalid literal for
+    int()". It is read as no deleted id, as any other text there is."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("INSERT OR REPLACE INTO ts_meta VALUES ('deleted_study_id', '\u00b2')")
+    assert ts.Study(SPACE, storage=url, name="new").name == "new"
