@@ -671,7 +671,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     except StudyNotFound:
         raise
     except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
-        print(f"tunesmith delete: {exc}", file=sys.stderr)
+        print(f"tunesmith delete: {spoken(str(exc))}", file=sys.stderr)
         n = "? trials"
     name, url = args.name, storage.display_url
     if not args.yes:
