@@ -6,6 +6,7 @@ given and what is accepted; before, each was taken silently for something else, 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -593,6 +594,21 @@ def test_importing_a_file_with_a_5000_digit_number_says_so_in_its_own_words(tmp_
     err = capsys.readouterr().err
     assert "holds an integer of more than 4300 digits, which no tunesmith export writes" in err
     assert "set_int_max_str_digits" not in err
+
+
+def test_importing_a_step_written_as_a_digit_no_int_reads_names_the_step(tmp_path: Path, capsys: Any) -> None:
+    """An imported trial's report at step "²" (a digit to str.isdigit, none to int()) was refused with
+    int()'s "invalid literal for int() with base 10"; the step check names it as for any other key."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.report(1.0, 0) or t.params["x"], n_trials=1)
+    assert main(["export", "s", "--storage", url, "-o", str(tmp_path / "s.json")]) == 0
+    data = json.loads((tmp_path / "s.json").read_text())
+    data["trials"][0]["intermediate"] = {"\u00b2": 1.0}
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    assert main(["import", str(tmp_path / "s.json"), "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert "intermediate step must be an integer >= 0, got '\u00b2'" in err and "invalid literal" not in err, err
 
 
 def test_export_writes_the_format_its_output_file_names(tmp_path: Path, capsys: Any) -> None:

@@ -207,6 +207,18 @@ def test_the_sweep_never_follows_a_trial_folder_that_is_a_link(tmp_path: Path) -
     assert files(kept) == {"best.pt", "last-000000010.pt", ".study"} and folder.is_symlink()
 
 
+def test_a_folder_named_like_no_trial_number_fails_no_trial(tmp_path: Path) -> None:
+    """The sweep reads each ``trial-N`` folder of the study's checkpoint folder as a trial number: one
+    planted there (a shared folder) as ``trial-²`` (a digit to str.isdigit, none to int()) failed
+    every trial that started with a bare ValueError."""
+    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, sampler="random", seed=0, name="s")
+    obj = objective(lambda p: mlp(), DATA, base=TrainConfig(epochs=3, batch_size=16), checkpoint_root=tmp_path)
+    study.optimize(obj, n_trials=1)
+    (Path(study.trials[0].attrs["best_checkpoint"]).parent.parent / "trial-\u00b2").mkdir()
+    study.optimize(obj, n_trials=1)
+    assert study.trials[1].state is ts.TrialState.COMPLETE, study.trials[1].error
+
+
 def test_a_mark_the_sweep_cannot_read_fails_no_other_trial(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The sweep reads each finished trial's ``.study`` mark before tidying its folder: before, a mark
     that could not be read (here a link to /proc/self/mem, whose first bytes give EIO even to root)

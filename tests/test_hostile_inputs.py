@@ -101,6 +101,38 @@ def test_show_prints_unicode_line_separators_and_direction_marks_escaped(tmp_pat
     assert not any(c in out for c in "\u2028\u2029\u202e\u2066"), out
 
 
+@pytest.mark.parametrize("kind", ["slice", "contour"])
+def test_plot_prints_the_titles_and_reasons_naming_a_stored_parameter_escaped(
+    tmp_path: Path, capsys: Any, kind: str
+) -> None:
+    """``tunesmith plot`` said what it drew and what it could not by the plots' titles and reasons,
+    which name the study's parameters: a name another program stored wrote the reader's clipboard
+    and cleared the screen ("wrote the slice of 's' (s: value against ESC]52;c;...)")."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    evil = "\x1b]52;c;aGk=\x07\x1b[2J\u202ex"
+    study = ts.Study({evil: ts.Float(0, 1), "y": ts.Float(0, 1)}, storage=url, name="s", sampler="random")
+    study.optimize(lambda t: t.params[evil] + t.params["y"], n_trials=4)
+    assert main(["plot", "s", "--storage", url, "--kind", kind, "-o", str(tmp_path / "p.html")]) == 0
+    err = capsys.readouterr().err
+    assert "\\x1b]52;c;aGk=\\x07\\x1b[2J\\u202ex" in err, err
+    assert not any(c in err for c in "\x1b\x07\u202e"), err
+
+
+@pytest.mark.parametrize("config", [{"sampler": {"name": "ran\x1b]52;c;aGk=\x07dom"}},
+                                    {"sampler": {"name": "auto"}, "sampler_picked": "tpe\x1b]52;c;aGk=\x07"}])
+def test_show_prints_a_stored_sampler_name_escaped(tmp_path: Path, capsys: Any, config: dict) -> None:
+    """``show``'s first line names the sampler the study's settings hold (or what "auto" picked), as
+    stored: another program's name wrote the reader's clipboard ("sampler ranESC]52;c;...dom"), though
+    ``studies`` listed it escaped."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        stored = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
+        db.execute("UPDATE ts_studies SET config = ?", (json.dumps({**stored, **config}),))
+    assert main(["show", "s", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "\\x1b]52;c;aGk=\\x07" in out and not any(c in out for c in "\x1b\x07"), out
+
+
 def test_a_stored_sampler_name_with_terminal_escapes_is_logged_escaped(tmp_path: Path, caplog: Any) -> None:
     url, _ = _sqlite_study(tmp_path)
     with sqlite3.connect(tmp_path / "shared.db") as db:
@@ -777,3 +809,45 @@ def test_a_stored_fixed_value_s_tuple_marks_that_fit_no_list_are_refused(tmp_pat
     with sqlite3.connect(tmp_path / "shared.db") as db:
         assert db.execute("SELECT count(*) FROM ts_trials").fetchone()[0] == 2
     assert ts.Space.from_json(study.space.to_json()) == study.space  # the marks tunesmith writes still read
+
+
+# -- error lines -----------------------------------------------------------------------------------
+
+
+def test_an_error_line_writes_the_control_characters_of_a_study_file_s_path_as_escapes(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """A study file from a shared folder naming an objective script that is not there: the error
+    named the path it looked for raw ("looked for /dir/ob" ESC "[2J.py"), so the file cleared the
+    screen of whoever ran it. Every error line writes control characters as escapes; its line
+    breaks stay."""
+    study_file = tmp_path / "s.yaml"
+    study_file.write_text('name: s\nobjective: "ob\\e]52;c;aGk=\\a.py:objective"\nspace: {x: {type: float, low: 0, high: 1}}\n')
+    assert main(["run", str(study_file), "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "ob\\x1b]52;c;aGk=\\x07.py" in err, err
+    assert not any(c in err for c in "\x1b\x07"), err
+
+
+def test_a_stored_branch_name_of_a_digit_no_int_reads_is_shown_as_stored(tmp_path: Path, capsys: Any) -> None:
+    """Names of a list-of-dicts space (``0:C``, ``1:C``) are shown as ``C [branch 0]``: a stored name
+    ``²:C`` (a digit to str.isdigit, none to int()) made ``show`` of the study end in a bare
+    "invalid literal for int() with base 10: '²'"; it is shown as it is stored."""
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    space = {"branch": ts.Categorical([0, 1]), "0:C": ts.Float(0, 1, when={"branch": [0]}),
+             "1:C": ts.Float(0, 1, when={"branch": [1]})}
+    ts.Study(space, storage=url, name="s", sampler="random", seed=0).optimize(lambda t: 1.0, n_trials=2)
+    with sqlite3.connect(tmp_path / "b.db") as db:
+        db.execute("UPDATE ts_studies SET space = replace(space, '\"0:C\"', '\"\u00b2:C\"')")
+    assert main(["show", "s", "--storage", url]) == 0
+    assert "invalid literal" not in capsys.readouterr().err
+
+
+def test_a_deleted_study_id_written_as_a_digit_no_int_reads_blocks_no_new_study(tmp_path: Path) -> None:
+    """ts_meta's largest deleted study id, read before every new study: another writer's '²' (a digit
+    to str.isdigit, none to int()) made every new study of the database a bare "invalid literal for
+    int()". It is read as no deleted id, as any other text there is."""
+    url, _ = _sqlite_study(tmp_path)
+    with sqlite3.connect(tmp_path / "shared.db") as db:
+        db.execute("INSERT OR REPLACE INTO ts_meta VALUES ('deleted_study_id', '\u00b2')")
+    assert ts.Study(SPACE, storage=url, name="new").name == "new"

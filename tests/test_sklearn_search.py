@@ -467,12 +467,13 @@ def test_a_trial_left_running_by_a_killed_fit_does_not_hold_the_budget(tmp_path:
 
 
 
-@pytest.mark.parametrize("pid", ["2147483648", "9" * 30, "0"])
+@pytest.mark.parametrize("pid", ["2147483648", "9" * 30, "0", "9" * 5000])
 def test_a_running_trial_of_a_pid_past_the_system_s_is_taken_as_gone(tmp_path: Path, pid: str) -> None:
     """A running trial whose worker names this machine and a pid no process can have (another writer
     of the database; the host is in every row's worker): the probe of that pid raised OverflowError
     ('signed integer is greater than maximum'), which ended every later fit of the stored search; pid 0
-    probed this process's group, so that trial held the budget for good."""
+    probed this process's group, so that trial held the budget for good. A pid of 5,000 digits (SQLite
+    keeps a longer worker than the column's 256) ended it in int()'s 'Exceeds the limit (4300 digits)'."""
     import socket
     import sqlite3
 
@@ -483,6 +484,26 @@ def test_a_running_trial_of_a_pid_past_the_system_s_is_taken_as_gone(tmp_path: P
         db.execute("UPDATE ts_trials SET state = 'running', value = NULL, completed = NULL, worker = ? "
                    "WHERE number = 1", (f"{socket.gethostname()}:{pid}",))
     assert len(clone(search).set_params(n_trials=3).fit(X, Y).cv_results_["params"]) == 3
+
+
+def test_a_search_claim_of_a_pid_of_thousands_of_digits_is_taken_as_gone(tmp_path: Path) -> None:
+    """The search claim is read from the study's settings, which anyone who may write the database
+    may change: a claim whose worker names this machine and a pid of 5,000 digits ended every fit of
+    the stored search in int()'s bare 'Exceeds the limit (4300 digits)'. Such a claim is a gone
+    fit's (no process has that pid), which a fit over the empty study takes over."""
+    import json
+    import socket
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=2, cv=3, random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
+        config["search_claim"]["worker"] = f"{socket.gethostname()}:{'9' * 5000}"
+        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
+        db.execute("DELETE FROM ts_trials")
+    assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
 
 
 def test_a_trial_past_the_shared_budget_goes_back_to_the_queue_quietly(tmp_path: Path,

@@ -215,6 +215,13 @@ def ranked(trials: Iterable[FrozenTrial], direction: Direction | str) -> list[Fr
     return sorted(done, key=lambda t: (sign * float(t.value), t.number))  # type: ignore[arg-type]
 
 
+def as_count(text: Any, digits: int = 18) -> int | None:
+    """``text`` of at most ``digits`` ASCII digits as its number, else None: a name read from storage or
+    a shared folder, where ``"²"`` passes ``str.isdigit`` but not ``int()`` and 4,301 digits raise in it."""
+    ok = isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= digits
+    return int(text) if ok else None
+
+
 def finite_float(v: Any) -> float | None:
     """``v`` as a float if it is a finite number (NumPy's scalars too), else None (text, a bool, NaN, an
     infinity, or an int beyond a float's range: JSON keeps ``10**400`` whole, and ``float()`` of it raises

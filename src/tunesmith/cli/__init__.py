@@ -262,7 +262,8 @@ def _run(command: str, args: argparse.Namespace) -> int:
         if isinstance(exc, (OSError, ValueError)) and (
                 _stdout_broken() or isinstance(exc, BrokenPipeError) and _reader_gone()):
             raise
-        print(f"{command}: error: {exc}", file=sys.stderr)
+        # a name or path read from storage or a study file, in the message, cannot drive the terminal
+        print(f"{command}: error: {commands.spoken(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tunesmith: interrupted", file=sys.stderr)

@@ -391,7 +391,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.name, args.storage)
     trials = _shown_trials(study, args.top)
     console = wide_console()
-    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {escape(study.sampler_label)}): "
+    console.print(f"study [bold]{literal(study.name)}[/] ({study.direction.value}, sampler {literal(study.sampler_label)}): "
                   f"{plural(len(trials), 'trial')} ({_state_counts(trials)})", soft_wrap=True)
     for note in study.notes:
         console.print(f"note {_local_time(_as_float(note.get('time')) or 0.0)}: {literal(str(note.get('text')))}",
@@ -560,12 +560,18 @@ def _write_utf8(text: str) -> None:
         sys.stdout.flush()
         sys.stdout.reconfigure(encoding="utf-8")
     if _a_terminal(sys.stdout):  # a worker name of "\x1b]52;c;...\a" wrote the reader's clipboard
-        text = _SPOKEN.sub(as_escape, text)
+        text = spoken(text)
     sys.stdout.write(text)
 
 
 #: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n"), and UNSEEN
 _SPOKEN = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{UNSEEN}]|\r(?!\n)")
+
+
+def spoken(text: str) -> str:
+    """``text`` of several lines (a CSV, an error message) with the control characters a terminal acts
+    on, but line ends and tabs, written as escapes (``\\x1b``)."""
+    return _SPOKEN.sub(as_escape, text)
 
 
 def _a_terminal(stream: Any) -> bool:
@@ -665,7 +671,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     except StudyNotFound:
         raise
     except StorageError as exc:  # a study changed outside tunesmith so that it cannot be opened: deletable
-        print(f"tunesmith delete: {exc}", file=sys.stderr)
+        print(f"tunesmith delete: {spoken(str(exc))}", file=sys.stderr)
         n = "? trials"
     name, url = args.name, storage.display_url
     if not args.yes:

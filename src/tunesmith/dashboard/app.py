@@ -36,7 +36,7 @@ from ..exceptions import StorageError, StudyNotFound
 from ..importance import METHODS
 from ..storage import Storage
 from ..study.manage import study_notes
-from ..trial import FrozenTrial, TrialState, json_finite
+from ..trial import FrozenTrial, TrialState, as_count, json_finite
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
@@ -72,7 +72,7 @@ class Dashboard:
 
     def trial(self, v: View, number: str) -> FrozenTrial:
         digits = number.lstrip("-")
-        t = v.trial(int(number)) if digits.isdigit() and len(digits) <= 18 else None  # not int()'s 4,300-digit error
+        t = v.trial(int(number)) if as_count(digits) is not None else None  # not int()'s error of "²" or 4,300 digits
         if t is None:
             last = f"0-{len(v.trials) - 1}" if v.trials else "none yet"
             raise HTTPException(404, f"study {v.name!r} has no trial {number!r} (its trials: {last})")
@@ -348,9 +348,10 @@ def _trials_page(v: View, request: Request) -> tuple[int, list[FrozenTrial], dic
 
 
 def _int(text: str, what: str, *, least: int = 0) -> int:
-    if not text.isdigit() or len(text) > 18 or int(text) < least:  # limit=0 showed "trials 1-0" and a "next" link
+    number = as_count(text)
+    if number is None or number < least:  # limit=0 showed "trials 1-0" and a "next" link
         raise ValueError(f"{what} must be a whole number >= {least}, not {text!r}")
-    return int(text)
+    return number
 
 
 def api_trial(d: Dashboard, request: Request) -> Response:

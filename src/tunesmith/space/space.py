@@ -16,6 +16,7 @@ import yaml
 
 from ..exceptions import UnreadableSpaceError
 from ..nested import TooDeep
+from ..trial import as_count
 from .params import (
     CHOICE_DEPTH,
     DEFINITION_KEYS,
@@ -477,8 +478,9 @@ def display_names(space: Mapping[str, Any]) -> dict[str, str]:
     for key, p in space.items():
         head, sep, name = key.partition(":")
         when = dict(getattr(p, "when", None) or {})
-        if sep and head.isdigit() and name and set(when) == {"branch"} and list(when["branch"]) == [int(head)]:
-            found[key] = (int(head), name)
+        i = as_count(head)  # a stored name's "²:C" passes str.isdigit, not int()
+        if sep and i is not None and name and set(when) == {"branch"} and list(when["branch"]) == [i]:
+            found[key] = (i, name)
     shared = Counter(name for _, name in found.values())
     for key, (i, name) in found.items():
         out[key] = name if shared[name] == 1 else f"{name} [branch {i}]"

@@ -142,11 +142,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+#: more digits than any system's pid has (2**64 has 20): no process's, and not read as a number
+MAX_PID_DIGITS = 20
+
+
 def local_pid(worker: Any) -> int | None:
-    """The pid of ``worker`` (a trial's ``host:pid``) when it names a process of this machine; None
+    """The pid of ``worker`` (a trial's ``host:pid``) when it names a process of this machine (0, no
+    process's, for more digits than any system's pid has: int() of 4,301 digits or more raises); None
     for another machine's, and for anything but such text (a setting changed by hand)."""
     host, _, pid = (worker if isinstance(worker, str) else "").rpartition(":")
-    return int(pid) if host == socket.gethostname() and pid.isascii() and pid.isdigit() else None
+    if host != socket.gethostname() or not (pid.isascii() and pid.isdigit()):
+        return None
+    return 0 if len(pid) > MAX_PID_DIGITS else int(pid)
 
 
 def worker_gone(worker: Any) -> bool:

@@ -46,7 +46,7 @@ from ..exceptions import (
 from ..nested import walk
 from ..paths import kind_of, refuse_foreign_link
 from ..space.params import did_you_mean
-from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
+from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState, as_count
 from .base import (
     NewStudy,
     Storage,
@@ -319,7 +319,8 @@ _DELETED_ID = "deleted_study_id"
 
 def _deleted_id(conn: Connection) -> int:
     text = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == _DELETED_ID)).scalar()
-    return int(text) if text is not None and str(text).isdigit() and len(str(text)) <= 15 else 0  # as written
+    number = as_count(str(text), digits=15)  # as written; "²" (a digit to str.isdigit) or "x" by hand: none
+    return 0 if number is None else number
 
 
 def _next_study_id(conn: Connection) -> int:

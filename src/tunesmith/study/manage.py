@@ -21,7 +21,7 @@ from ..space.params import Fixed
 from ..space.space import finite_weights
 from ..storage import Storage, make_storage
 from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name
-from ..trial import Direction, FrozenTrial, TrialState, json_attrs
+from ..trial import Direction, FrozenTrial, TrialState, as_count, json_attrs
 from .trial import _as_float, _as_step, short_repr
 
 if TYPE_CHECKING:
@@ -561,7 +561,8 @@ def _import_trial(space: Space, t: Any, where: str) -> FrozenTrial:
         steps = t.get("intermediate") or {}
         if not isinstance(steps, Mapping):
             raise ValueError(f"intermediate must be a dict {{step: value}}, got {type(steps).__name__}")
-        steps = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in steps.items()}
+        # a key "²" (a digit to str.isdigit, no int) stays text, which the step check names
+        steps = {n if (n := as_count(k, digits=19)) is not None else k: v for k, v in steps.items()}
         as_state = {TrialState.RUNNING: TrialState.FAILED, TrialState.PAUSED: TrialState.PRUNED}.get(state, state)
         error = t.get("error") or ("running when the study was exported" if state is TrialState.RUNNING else None)
         worker = t.get("worker")

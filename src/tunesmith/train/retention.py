@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import NotRegularFile, read_regular
-from ..trial import one_line
+from ..trial import as_count, one_line
 from . import checkpoint as ckpt
 
 logger = logging.getLogger(__name__)
@@ -229,14 +229,13 @@ def sweep(trial: Any, study_dir: Path, keep: str) -> None:
         return
     states = {t.number: str(t.state) for t in trials}
     for sub in study_dir.iterdir():
-        number = sub.name.removeprefix("trial-")
+        number = as_count(sub.name.removeprefix("trial-")) if sub.name.startswith("trial-") else None
         # a link (a folder moved elsewhere by hand) is never followed: what it points to is not the root's
-        if not (sub.name.startswith("trial-") and number.isdigit()) or int(number) == trial.number \
-                or sub.is_symlink():
+        if number is None or number == trial.number or sub.is_symlink():
             continue
         try:  # a mark that cannot be read (or vanished as another worker retired the folder) too
             if not _marked_by_another(trial, sub / OWNER):
-                _tidy(sub, states.get(int(number)), keep)
+                _tidy(sub, states.get(number), keep)
         except OSError as exc:  # housekeeping: the trial starting here must not fail for it
             if str(sub) not in _UNTIDY:
                 _UNTIDY.add(str(sub))
