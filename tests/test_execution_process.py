@@ -555,6 +555,42 @@ def test_a_sigterm_while_the_workers_ask_for_trials_says_that_none_was_running(
     assert study.trials == [] and said == ["interrupted: no trial was running; optimize stopped"], said
 
 
+class _SigtermsTheCommandThenSuggests(RandomSampler):
+    """In a worker process: the first ``suggest`` sends SIGTERM to the command; every one then takes
+    0.2 s and suggests (the workers ask as the signal comes, and run and end their trials well within
+    the 2 s before the command passes it on)."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(0)
+        self.folder = folder
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            os.close(os.open(os.path.join(self.folder, "fired"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.kill(os.getppid(), signal.SIGTERM)
+        except FileExistsError:
+            pass
+        time.sleep(0.2)
+        return super().suggest(*args, **kwargs)
+
+
+def test_a_sigterm_while_the_workers_ask_for_trials_they_then_end_says_that_they_ran(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``kill PID`` of ``worker --n-jobs 2`` as its workers asked for trials, which they got, ran and
+    ended within the 2 s before the signal was passed on: recorded complete, and the last line said
+    "no trial was running" (the interrupt looked at who ran a trial only as the signal came)."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 't.db'}", name="t",
+                  sampler=_SigtermsTheCommandThenSuggests(str(tmp_path)))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert optimize_interruptibly(study, _sleepy, {"n_trials": 4, "n_jobs": 2}) == 128 + signal.SIGTERM
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("interrupted:")]
+    assert study.trials and all(t.state is TrialState.COMPLETE for t in study.trials), study.trials
+    assert said == ["interrupted: the running trials ended before it reached them, recorded as they ended; "
+                    "optimize stopped"], said
+
+
 _SIGTERM_AT_FORK: list[Any] = []  # armed: how the next fork of a worker by the pool gets a SIGTERM
 
 

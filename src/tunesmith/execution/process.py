@@ -219,8 +219,11 @@ class _Pool:
             self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock
             busy = [w for w in self.workers.values() if not w.seat.quiet]  # a worker fails its own trial
             ran = any(w.seat.running for w in busy)  # not only asked for one: a trial that ended meanwhile ran
+            handed = [(w.seat, w.seat.handed) for w in busy]
             alive = [w.proc for w in self.workers.values()]
             _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
+            # a worker asking as the signal came that got its trial and ended it meanwhile ran one too
+            ran = ran or any(seat.handed > before for seat, before in handed)
             # still running a trial as the signal is passed on: their trials are stopped (a signal to this process
             # alone reaches the workers 2 s late: a trial that ended meanwhile is recorded as it ended), or quiet
             # before it looked; one still asking for a trial fails it itself if it gets one (seat.stopped)
