@@ -53,6 +53,7 @@ from .base import (
     StudyRecord,
     check_expect,
     check_study_name,
+    copy_missing,
     reads_through_get_trials,
     unencoded_at,
 )
@@ -420,6 +421,10 @@ def _close_pool(engine: Engine, pid: int) -> None:
     one's descriptor (``Study.load`` in a loop beside an open study: 25-29 descriptors)."""
     if os.getpid() == pid:
         engine.dispose()
+
+
+class _NotRunning(Exception):
+    """Raised inside a write transaction to roll it back: the trial it would fail no longer runs."""
 
 
 class SQLStorage(Storage):
@@ -1265,6 +1270,42 @@ class SQLStorage(Storage):
             return own(cur) and retry  # own() first: no such trial raises
 
         return self._tx(op, write=True)
+
+    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
+        """One transaction: a process killed midway leaves neither the copy nor the failed record."""
+        token = uuid.uuid4().hex
+        copy = FrozenTrial(number=0, state=TrialState.WAITING, params=dict(failed.params),
+                           system=SystemState(retry_of=failed.number))  # fmt: skip
+        tried = [False]
+
+        def op(cur: Cursor) -> FrozenTrial | None:
+            retry, tried[0] = tried[0], True
+            self._lock_hot(cur, study_id)
+            held = cur.first("claimed", {"sid": study_id, "claim": claim})
+            number = held[0] if held is not None else self._next_number(cur, study_id)
+            if held is not None:  # queued by an earlier call: it must be this trial's copy
+                row = cur.first("one_trial", {"sid": study_id, "number": number})
+                if tuple_to_trial(row, self._warned).system.retry_of != failed.number:
+                    raise copy_missing(failed.number, claim)
+            else:
+                self._insert(cur, {"sid": study_id, "claim": claim, "token": token, **_trial_values(copy),
+                                   "number": number})  # fmt: skip
+            new = failed.replace(system=failed.system.replace(requeued_as=number))
+            args = {**_trial_values(new, self._reports.encode(study_id, new)), "w_sid": study_id,
+                    "w_number": failed.number, "w_state": TrialState.RUNNING.value}  # fmt: skip
+            if cur.execute("update_if_state", args).rowcount != 0:
+                return new
+            row = cur.first("get_stored", {"sid": study_id, "number": failed.number}) if retry else None
+            if row is not None and all(a == args[k] for k, a in zip(_STORED_KEYS, row, strict=True)):
+                return new  # an earlier attempt committed both; its answer was lost
+            raise _NotRunning  # no longer running: the copy is rolled back with the transaction
+
+        try:
+            return self._tx(op, write=True)
+        except _NotRunning:
+            return None
+        except IntegrityError as exc:
+            raise self._collision(study_id, exc) from exc
 
     def get_trials(
         self,
