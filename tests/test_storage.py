@@ -406,6 +406,41 @@ def test_synchronous_in_process_workers(tmp_path: Path) -> None:
     assert {t.worker for t in study.trials}.isdisjoint({worker_id()})  # read in the workers, not here
 
 
+def _synchronous_in_a_fresh_process(storage: ts.SQLStorage, out: Any) -> None:
+    out.put(_synchronous(storage))
+
+
+def test_the_synchronous_keyword_travels_in_the_url_to_worker_processes(tmp_path: Path) -> None:
+    """There was no synchronous= keyword: the URL's query was the only way to ask for FULL. The keyword
+    is written into the URL, which forked workers and a process given the storage (pickled, as Ray
+    actors and `tunesmith worker` get it) open."""
+    import multiprocessing
+
+    st = ts.SQLStorage(f"sqlite:///{tmp_path}/s.db", synchronous="FULL")
+    assert st.url == f"sqlite:///{tmp_path}/s.db?synchronous=full" and _synchronous(st) == 2
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=st, name="s", sampler="random", seed=0)
+    study.optimize(_synchronous_objective, n_trials=2, executor=ProcessExecutor(2))
+    assert [t.value for t in study.trials] == [2.0, 2.0]
+    assert {t.worker for t in study.trials}.isdisjoint({worker_id()})  # read in the workers, not here
+    spawn = multiprocessing.get_context("spawn")
+    out = spawn.Queue()
+    child = spawn.Process(target=_synchronous_in_a_fresh_process, args=(ts.SQLStorage(
+        f"sqlite:///{tmp_path}/s.db", synchronous="extra"), out))
+    child.start()
+    assert out.get(timeout=120) == 3
+    child.join(60)
+    assert ts.SQLStorage(f"sqlite:///{tmp_path}/s.db?synchronous=full", synchronous="Full").url.endswith(
+        "?synchronous=full")  # the same asked twice is fine
+    for url, kw, message in [
+        (f"sqlite:///{tmp_path}/s.db", "off", "synchronous='off' is not one of normal, full, extra"),
+        (f"sqlite:///{tmp_path}/s.db?synchronous=full", "normal",
+         "asks for synchronous='full' and the keyword for synchronous='normal'; give it once"),
+        ("postgresql+psycopg://u:secret@db.invalid/t", "full", "u:\\*\\*\\*@.*synchronous= is a SQLite setting"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ts.SQLStorage(url, synchronous=kw)
+
+
 @pytest.mark.parametrize(("query", "message"), [
     ("?synchronus=full", "unknown query argument 'synchronus' .did you mean 'synchronous'.*only 'synchronous'"),
     ("?timeout=5", "unknown query argument 'timeout'; a SQLite URL takes only 'synchronous' .normal, full or extra"),

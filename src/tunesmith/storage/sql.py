@@ -54,6 +54,7 @@ from .base import (
     check_expect,
     check_study_name,
     copy_missing,
+    mask_url,
     reads_through_get_trials,
     unencoded_at,
 )
@@ -233,6 +234,29 @@ def _sqlite_synchronous(query: Mapping[str, Any], shown: str) -> str:
             raise ValueError(f"storage {shown!r}: {key}={value!r} is not one of {', '.join(allowed)}, "
                              f"e.g. 'sqlite:///tunesmith.db?{key}=full'")
     return str(query.get("synchronous", "normal")).upper()
+
+
+def _with_synchronous(url: str, synchronous: Any) -> str:
+    """``url`` with SQLite's ``synchronous`` setting of the keyword written into its query (unchanged
+    where none is given): what a worker process or Ray actor opens is the URL, so it asks for it too."""
+    if synchronous is None:
+        return url
+    allowed = SQLITE_QUERY["synchronous"]
+    if not isinstance(synchronous, str) or synchronous.lower() not in allowed:
+        raise ValueError(f"synchronous={synchronous!r} is not one of {', '.join(allowed)}")
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return url  # not a URL: _check_url says so
+    shown = mask_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        raise ValueError(f"storage {shown!r}: synchronous= is a SQLite setting; a PostgreSQL server's durability is "
+                         "its own (synchronous_commit, fsync in postgresql.conf): leave synchronous= out")
+    given = parsed.query.get("synchronous")
+    if given is not None and not (isinstance(given, str) and given.lower() == synchronous.lower()):
+        raise ValueError(f"storage {shown!r} asks for synchronous={given!r} and the keyword for "
+                         f"synchronous={synchronous!r}; give it once")
+    return url if given is not None else f"{url}{'&' if parsed.query else '?'}synchronous={synchronous.lower()}"
 
 
 def _seconds(name: str, value: float) -> float:
@@ -456,15 +480,20 @@ class SQLStorage(Storage):
             ``export`` do): a database on read-only media or in a folder the
             user cannot write is read without creating or changing anything;
             any write fails with ``StorageError``.
+        synchronous: SQLite only, ``"normal"``, ``"full"`` or ``"extra"``: the
+            URL's ``?synchronous=`` given as a keyword. It is written into
+            :attr:`url`, which worker processes and Ray actors open, so they
+            set it too; a URL that asks for another value is refused.
     """
 
     def __init__(
-        self, url: str, *, retry_window: float = 30.0, busy_timeout: float = 30.0, read_only: bool = False
+        self, url: str, *, retry_window: float = 30.0, busy_timeout: float = 30.0, read_only: bool = False,
+        synchronous: str | None = None,
     ) -> None:
         if not isinstance(url, str):
             raise TypeError(f"SQLStorage takes a database URL ('sqlite:///path/to/file.db' or "
                             f"'postgresql+psycopg://user:password@host/db'), got {type(url).__name__} {url!r}")
-        self.url = url
+        self.url = _with_synchronous(url, synchronous)
         self.retry_window = _seconds("retry_window", retry_window)
         self.busy_timeout = _seconds("busy_timeout", busy_timeout)
         self.read_only = read_only
