@@ -36,6 +36,23 @@ def new_study(st: ts.Storage, name: str = "s") -> int:
 
 
 class TestStorageConformance:
+    def test_fail_with_copy_writes_both_or_neither(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        a = storage.create_trial(sid, params={"x": 0.5}, worker="w")
+        assert a is not None
+        failed = a.replace(state=TrialState.FAILED, error="lost", completed=1.0)
+        written = storage.fail_with_copy(sid, failed, claim="retry-of:0")
+        assert written is not None and written.system.requeued_as == 1
+        assert storage.get_trial(sid, 0) == written
+        copy = storage.get_trial(sid, 1)
+        assert copy.state is TrialState.WAITING and copy.params == {"x": 0.5} and copy.system.retry_of == 0
+        b = storage.create_trial(sid, params={"x": 0.25}, worker="w")
+        assert b is not None
+        storage.update_trial(sid, b.replace(state=TrialState.COMPLETE, value=1.0, completed=1.0))
+        assert storage.fail_with_copy(sid, b.replace(state=TrialState.FAILED, error="lost"), claim="retry-of:2") is None
+        assert [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED, TrialState.WAITING,
+                                                                TrialState.COMPLETE]  # no copy of the live one
+
     def test_create_get_list_delete_study(self, storage: ts.Storage) -> None:
         rec = storage.create_study("a", direction=Direction.MAXIMIZE, space=SPACE, config={"k": [1, 2]})
         assert storage.get_study("a") == rec
