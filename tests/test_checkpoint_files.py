@@ -288,26 +288,13 @@ def test_a_checkpoint_is_opened_before_it_is_looked_at_so_a_fifo_never_blocks(
 ) -> None:
     """load checked is_file() and then opened: a FIFO swapped in between (a shared checkpoint folder)
     blocked the load until a writer came. is_file() answers True here, as at the swap."""
-    import threading
+    from conftest import ended_without_blocking
 
     fifo = tmp_path / "last-00000010.pt"
     os.mkfifo(fifo)
     monkeypatch.setattr(Path, "is_file", lambda self: True)
     monkeypatch.setattr(Path, "is_dir", lambda self: False)
-    seen: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            checkpoint.load(fifo)
-        except BaseException as exc:  # noqa: BLE001  # what it raised, for the test's thread to hand over
-            seen.append(exc)
-
-    loader = threading.Thread(target=load, daemon=True)
-    loader.start()
-    loader.join(20)
-    if loader.is_alive():  # blocked: a writer's open releases it, so that the thread ends
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail("loading a FIFO blocked until a writer came")
+    seen = ended_without_blocking(lambda: checkpoint.load(fifo), fifo, "loading a checkpoint")
     assert len(seen) == 1 and isinstance(seen[0], CheckpointError), seen
     assert "last-00000010.pt' is a FIFO, not a regular file" in str(seen[0])
 
