@@ -202,3 +202,25 @@ def ray_local() -> Iterator[object]:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def ended_without_blocking(fn: Callable[[], object], fifo: Path, what: str) -> list[object]:
+    """What ``fn()`` returned or raised, run in a thread: it must end within 20 s, not wait for a writer of
+    ``fifo`` (then a writer's open releases it, and the test fails saying that ``what`` blocked)."""
+    import threading
+
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:  # noqa: BLE001  # what it raised, for the test's thread to hand over
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(20)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"{what} blocked on a FIFO until a writer came")
+    return out

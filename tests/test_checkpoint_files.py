@@ -287,10 +287,28 @@ def test_resuming_from_a_fifo_says_it_is_no_regular_file(tmp_path: Path) -> None
     """Before: a named pipe (or a device) given as the checkpoint "does not exist"."""
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    with pytest.raises(CheckpointError, match="'.*pipe' is not a regular file; pass a file torch.save wrote"):
+    with pytest.raises(CheckpointError, match="'.*pipe' is a FIFO, not a regular file; pass a file torch.save wrote"):
         Trainer(mlp(), CFG).fit(*DATA, resume_from=fifo)
+    with pytest.raises(CheckpointError, match="'/dev/null' is a character device, not a regular file"):
+        checkpoint.load("/dev/null")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_a_checkpoint_is_opened_before_it_is_looked_at_so_a_fifo_never_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load checked is_file() and then opened: a FIFO swapped in between (a shared checkpoint folder)
+    blocked the load until a writer came. is_file() answers True here, as at the swap."""
+    from conftest import ended_without_blocking
+
+    fifo = tmp_path / "last-00000010.pt"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    monkeypatch.setattr(Path, "is_dir", lambda self: False)
+    seen = ended_without_blocking(lambda: checkpoint.load(fifo), fifo, "loading a checkpoint")
+    assert len(seen) == 1 and isinstance(seen[0], CheckpointError), seen
+    assert "last-00000010.pt' is a FIFO, not a regular file" in str(seen[0])
 
 
 def test_a_checkpoint_dir_under_home_written_with_a_tilde_goes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

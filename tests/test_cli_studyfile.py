@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -79,19 +78,14 @@ def test_a_study_file_is_opened_before_it_is_looked_at_so_a_fifo_never_blocks(tm
     """load checked that the path was a regular file, then opened it: a FIFO swapped in between blocked
     the read for good. The file is opened first (non-blocking) and the open file is looked at."""
     import socket
-    import threading
+
+    from conftest import ended_without_blocking
 
     from tunesmith.paths import NotRegularFile, read_regular
 
     fifo = tmp_path / "swapped.yaml"
     os.mkfifo(fifo)
-    seen: list[BaseException] = []
-    reader = threading.Thread(target=lambda: seen.extend(_raised(read_regular, fifo, 100)), daemon=True)
-    reader.start()  # no check before it: the open itself must not wait for a writer
-    reader.join(20)
-    if reader.is_alive():  # blocked: a writer's open releases it, so that the thread ends
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail("opening a FIFO blocked until a writer came")
+    seen = ended_without_blocking(lambda: read_regular(fifo, 100), fifo, "opening a FIFO")  # no check before it
     assert len(seen) == 1 and isinstance(seen[0], NotRegularFile) and seen[0].kind == "a FIFO"
     with pytest.raises(ValueError, match="'/dev/null' is a character device, not a regular file"):
         StudyFile.load("/dev/null")
@@ -106,29 +100,14 @@ def test_the_export_check_opens_before_it_looks_so_a_fifo_never_blocks(
 ) -> None:
     """`export -o X` asks whether X is a SQLite database: it checked is_file() and then opened, so a
     FIFO swapped in between blocked the command. is_file() answers True here, as at the swap."""
-    import threading
+    from conftest import ended_without_blocking
 
     from tunesmith.cli.commands import _is_database
 
     fifo = tmp_path / "swapped.db"
     os.mkfifo(fifo)
     monkeypatch.setattr(Path, "is_file", lambda self: True)
-    said: list[bool] = []
-    asker = threading.Thread(target=lambda: said.append(_is_database(str(fifo))), daemon=True)
-    asker.start()
-    asker.join(20)
-    if asker.is_alive():  # blocked: a writer's open releases it, so that the thread ends
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail("the database check blocked on a FIFO until a writer came")
-    assert said == [False]
-
-
-def _raised(fn: Callable[..., object], *args: object) -> list[BaseException]:
-    try:
-        fn(*args)
-    except BaseException as exc:  # noqa: BLE001  # what it raised, for the test's thread to hand over
-        return [exc]
-    return []
+    assert ended_without_blocking(lambda: _is_database(str(fifo)), fifo, "the database check") == [False]
 
 
 @pytest.mark.parametrize(

@@ -207,6 +207,37 @@ def test_gpu_packing_assigns_devices_and_retries_oom_with_fewer_neighbours(tmp_p
         assert sum(1 for (a, b) in alone if a <= s < b) == 1
 
 
+def _oom_once(trial: Any) -> float:
+    try:  # the first trial runs out of GPU memory
+        os.close(os.open(os.environ["OOM_MARKER"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(trial.params["x"])
+    raise _FakeCudaOOM("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+
+def test_an_oom_trial_whose_worker_is_killed_before_it_is_queued_again_keeps_its_retry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker failed its out-of-memory trial in one write and queued it again in another: killed
+    between them (SIGKILL, the kernel's OOM killer), the trial stayed failed and its retry was lost.
+    The worker's parent queues it again when it finds the worker dead."""
+    parent = os.getpid()
+    requeue = Study.requeue
+
+    def killed_in_a_worker(self: Study, trial: Any, *, oom: bool = False) -> int | None:
+        if os.getpid() != parent:  # the worker, as it is about to queue the trial again
+            os.kill(os.getpid(), signal.SIGKILL)
+        return requeue(self, trial, oom=oom)
+
+    monkeypatch.setattr(Study, "requeue", killed_in_a_worker)
+    monkeypatch.setenv("OOM_MARKER", str(tmp_path / "oom"))
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g", sampler="random")
+    study.optimize(_oom_once, n_trials=3, gpus=["0"], trials_per_gpu=1, allow_missing_gpus=True)
+    first = study.trials[0]
+    assert first.state is TrialState.FAILED and "CUDA out of memory" in (first.error or "")
+    copies = [t for t in study.trials if t.system.retry_of == 0]
+    assert len(copies) == 1 and copies[0].params == first.params and copies[0].system.oom_retries == 1, study.trials
+
+
 def _dies_once(trial: Any) -> float:
     try:  # created atomically: two workers that both looked before either wrote it once both died
         fd = os.open(os.environ["DIE_MARKER"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)

@@ -524,11 +524,12 @@ def test_a_sigterm_to_a_worker_holding_the_budget_lock_is_the_command_s_stop(
 
 class _SigtermsTheCommandWhileAsked(RandomSampler):
     """In a worker process: the first ``suggest`` sends SIGTERM to the command; every one then waits
-    (the workers are asking for a trial, none runs one, when the command passes the signal on)."""
+    ``wait`` seconds: 60, ended by the signal the command passes on (the workers are asking for a
+    trial, none runs one, when it does), or less, so that they run and end their trials before it."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, wait: float = 60.0) -> None:
         super().__init__(0)
-        self.folder = folder
+        self.folder, self.wait = folder, wait
 
     def suggest(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -536,7 +537,7 @@ class _SigtermsTheCommandWhileAsked(RandomSampler):
             os.kill(os.getppid(), signal.SIGTERM)
         except FileExistsError:
             pass
-        time.sleep(60)  # ended by the signal the command passes on
+        time.sleep(self.wait)
         return super().suggest(*args, **kwargs)
 
 
@@ -553,6 +554,23 @@ def test_a_sigterm_while_the_workers_ask_for_trials_says_that_none_was_running(
         assert optimize_interruptibly(study, _sleepy, {"n_trials": 4, "n_jobs": 2}) == 128 + signal.SIGTERM
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("interrupted:")]
     assert study.trials == [] and said == ["interrupted: no trial was running; optimize stopped"], said
+
+
+def test_a_sigterm_while_the_workers_ask_for_trials_they_then_end_says_that_they_ran(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``kill PID`` of ``worker --n-jobs 2`` as its workers asked for trials, which they got, ran and
+    ended within the 2 s before the signal was passed on: recorded complete, and the last line said
+    "no trial was running" (the interrupt looked at who ran a trial only as the signal came)."""
+    from tunesmith.cli.launch import optimize_interruptibly
+
+    study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 't.db'}", name="t",
+                  sampler=_SigtermsTheCommandWhileAsked(str(tmp_path), wait=0.2))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert optimize_interruptibly(study, _sleepy, {"n_trials": 4, "n_jobs": 2}) == 128 + signal.SIGTERM
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("interrupted:")]
+    assert study.trials and all(t.state is TrialState.COMPLETE for t in study.trials), study.trials
+    assert said == ["interrupted: the running trials ended before it reached them, recorded as they ended; "
+                    "optimize stopped"], said
 
 
 _SIGTERM_AT_FORK: list[Any] = []  # armed: how the next fork of a worker by the pool gets a SIGTERM

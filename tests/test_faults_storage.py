@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -732,3 +733,65 @@ def test_a_copy_killed_midway_on_postgresql_leaves_no_study_under_its_name(pg_ur
     assert sorted(r.name for r in storage.list_studies()) == ["src", "src:test"]
     study.copy("dst")
     assert len(ts.load_study("dst", storage).trials) == 6 and len(test_results(ts.load_study("dst", storage))) == 2
+
+
+def _cut_between(url: str, which: str, when: str) -> Any:
+    """A trigger that makes each write of a trial's state from running to ``when`` fail, as a process killed
+    at that write would leave it; the SQL that takes it out again (``which``: the backend)."""
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+
+    engine = sa.create_engine(url)
+    cond = f"NEW.state = '{when}' AND OLD.state = 'running'"
+    with engine.begin() as conn:
+        if which == "sqlite":
+            conn.exec_driver_sql(f"CREATE TRIGGER cut BEFORE UPDATE ON ts_trials WHEN {cond} "
+                                 "BEGIN SELECT RAISE(ABORT, 'cut'); END")
+            drop = "DROP TRIGGER cut"
+        else:
+            schema = ts.SQLStorage(url).engine.get_execution_options().get("schema_translate_map", {}).get(None)
+            table = f"{schema or 'public'}.ts_trials"
+            conn.exec_driver_sql("CREATE OR REPLACE FUNCTION public.cut() RETURNS trigger LANGUAGE plpgsql AS "
+                                 "$$ BEGIN RAISE EXCEPTION 'cut'; END $$")
+            conn.exec_driver_sql(f"CREATE TRIGGER cut BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({cond}) "
+                                 "EXECUTE FUNCTION public.cut()")
+            drop = f"DROP TRIGGER cut ON {table}"
+
+    def undo() -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(drop)
+        engine.dispose()
+
+    return undo
+
+
+@pytest.mark.parametrize("which", ["sqlite", "postgresql"])
+def test_a_heartbeat_check_cut_short_queues_no_copy_of_a_live_trial(
+        which: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The heartbeat check queued a lost trial's copy in one write and failed the trial in another: cut
+    short between them (killed, the database refusing the second), the copy stayed queued with the trial
+    still running; its worker, alive after all, completed it, and the copy ran it a second time. Both are
+    one transaction now: neither is written."""
+    from conftest import STORAGE_BACKENDS
+
+    import tunesmith as ts
+
+    url = STORAGE_BACKENDS[which](request, tmp_path)
+    assert url is not None
+    worker = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="hb", sampler="random")
+    trial = worker.ask()
+    reaper = ts.Study.load("hb", url, heartbeat_interval=1, grace_period=2, requeue_failed=True)
+    reaper.storage.heartbeat(reaper._study_id, [trial.number], reaper.storage.clock() - 60)  # looks lost
+    undo = _cut_between(url, which, "failed")
+    try:
+        with pytest.raises(Exception, match="cut"):
+            reaper._heartbeat.reap(force=True)
+    finally:
+        undo()
+    worker.tell(trial, 0.5)  # its worker was alive after all
+    states = [t.state for t in ts.load_study("hb", url).trials]
+    assert states == [ts.TrialState.COMPLETE], states  # before: [complete, waiting], run a second time
+    reaper.storage.close()
+    worker.storage.close()
+    ts.SQLStorage(url).delete_study("hb")  # a PostgreSQL database outlives the test

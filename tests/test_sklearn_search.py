@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -416,6 +417,101 @@ def test_a_fit_that_recorded_no_trial_leaves_the_study_to_a_fit_on_other_data(tm
     with pytest.raises(ValueError, match="searched on other data or folds"):
         clone(search).fit(X[:120], Y[:120])
 
+
+
+_SAME_DATA_FIT = """
+import os, sys, time
+from sklearn.datasets import load_iris
+from sklearn.svm import SVC
+from tunesmith.samplers import RandomSampler
+import tunesmith as ts
+from tunesmith.sklearn import TunedSearchCV
+X, Y = load_iris(return_X_y=True)
+url, joined, go = sys.argv[1:4]
+
+class Waits(RandomSampler):  # its first trial waits until the test lets it go
+    def suggest(self, *args, **kwargs):
+        open(joined, "w").close()
+        while not os.path.exists(go):
+            time.sleep(0.02)
+        return super().suggest(*args, **kwargs)
+
+search = TunedSearchCV(SVC(), {"C": ts.Float(0.1, 10, log=True)}, n_trials=3, cv=3, random_state=0, storage=url,
+                       name="svc", sampler=Waits(0))
+print(len(search.fit(X, Y).cv_results_["params"]))
+"""
+
+
+class _GaveUp(Exception):
+    pass
+
+
+def test_a_fit_that_records_nothing_keeps_the_claim_a_fit_on_the_same_data_relies_on(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Fit A claims the study; fit B, on the same data, finds the claim and starts; A gives up before its
+    first trial (interrupted, its timeout). A gave its claim up though B relied on it, and a fit C on
+    other data, started before B recorded a trial, ran on the same study."""
+    import subprocess
+    import sys
+    import time
+
+    from tunesmith.samplers import RandomSampler
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    joined, go = tmp_path / "joined", tmp_path / "go"
+    search = TunedSearchCV(SVC(), {"C": ts.Float(0.1, 10, log=True)}, n_trials=3, cv=3, random_state=0, storage=url,
+                           name="svc", sampler="random")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    fits: list[subprocess.Popen[str]] = []
+
+    class StartsBThenGivesUp(RandomSampler):
+        def suggest(self, *args: object, **kwargs: object) -> object:
+            fits.append(subprocess.Popen([sys.executable, "-c", _SAME_DATA_FIT, url, str(joined), str(go)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env))
+            deadline = time.monotonic() + 120
+            while not joined.exists():  # B holds the claim too, and asks for its first trial
+                assert fits[0].poll() is None and time.monotonic() < deadline, fits[0].communicate()
+                time.sleep(0.02)
+            raise _GaveUp
+
+    try:
+        with pytest.raises(_GaveUp):
+            clone(search).set_params(sampler=StartsBThenGivesUp(0)).fit(X, Y)
+        claim = ts.load_study("svc", url).storage.get_study("svc").config.get("search_claim")
+        assert claim is not None and claim["holders"] == [f"{claim['holders'][0].rpartition(':')[0]}:{fits[0].pid}"]
+        with pytest.raises(ValueError, match="searched on other data or folds"):
+            clone(search).fit(X[:120], Y[:120])  # before: it ran, and the study held two data sets' scores
+    finally:
+        go.touch()
+        out, err = fits[0].communicate(timeout=300) if fits else ("", "")
+    assert fits[0].returncode == 0 and out.split() == ["3"], err
+    trials = ts.load_study("svc", url).trials
+    assert len(trials) == 3 and len({t.attrs["search_data"] for t in trials if "search_data" in t.attrs}) == 1
+
+
+def test_a_claim_of_a_fit_that_died_on_another_machine_is_taken_once_old(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A fit on another machine that died before its first trial left its claim, and the empty study was
+    bound to that fit's data for good (its process cannot be looked up from here)."""
+    from tunesmith.study.manage import claim_setting
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    study = ts.load_study("svc", url)
+    young = study.storage.clock() - 60  # a minute ago: its fit may still be starting
+    claim_setting(study, "search_claim", {"search_data": "other", "worker": "elsewhere:1", "since": young})
+    with pytest.raises(ValueError, match="searched on other data or folds"):  # alive, as far as can be told
+        clone(search).fit(X, Y)
+    old = study.storage.clock() - 2 * 86400  # two days ago, and still no trial
+    claim_setting(study, "search_claim", {"search_data": "other", "worker": "elsewhere:1", "since": old},
+                  stale=lambda _: True)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 3
+    assert re.search(r"the search claim of elsewhere:1 \(made \d+ s ago, no trial recorded since: its fit died "
+                     r"before its first trial\) is taken over by this fit", caplog.text), caplog.text
 
 
 def test_a_claim_changed_by_hand_is_read_not_crashed_on(tmp_path: Path) -> None:

@@ -36,6 +36,23 @@ def new_study(st: ts.Storage, name: str = "s") -> int:
 
 
 class TestStorageConformance:
+    def test_fail_with_copy_writes_both_or_neither(self, storage: ts.Storage) -> None:
+        sid = new_study(storage)
+        a = storage.create_trial(sid, params={"x": 0.5}, worker="w")
+        assert a is not None
+        failed = a.replace(state=TrialState.FAILED, error="lost", completed=1.0)
+        written = storage.fail_with_copy(sid, failed, claim="retry-of:0")
+        assert written is not None and written.system.requeued_as == 1
+        assert storage.get_trial(sid, 0) == written
+        copy = storage.get_trial(sid, 1)
+        assert copy.state is TrialState.WAITING and copy.params == {"x": 0.5} and copy.system.retry_of == 0
+        b = storage.create_trial(sid, params={"x": 0.25}, worker="w")
+        assert b is not None
+        storage.update_trial(sid, b.replace(state=TrialState.COMPLETE, value=1.0, completed=1.0))
+        assert storage.fail_with_copy(sid, b.replace(state=TrialState.FAILED, error="lost"), claim="retry-of:2") is None
+        assert [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED, TrialState.WAITING,
+                                                                TrialState.COMPLETE]  # no copy of the live one
+
     def test_create_get_list_delete_study(self, storage: ts.Storage) -> None:
         rec = storage.create_study("a", direction=Direction.MAXIMIZE, space=SPACE, config={"k": [1, 2]})
         assert storage.get_study("a") == rec
@@ -404,6 +421,41 @@ def test_synchronous_in_process_workers(tmp_path: Path) -> None:
     study.optimize(_synchronous_objective, n_trials=2, executor=ProcessExecutor(2))
     assert [t.value for t in study.trials] == [2.0, 2.0]
     assert {t.worker for t in study.trials}.isdisjoint({worker_id()})  # read in the workers, not here
+
+
+def _synchronous_in_a_fresh_process(storage: ts.SQLStorage, out: Any) -> None:
+    out.put(_synchronous(storage))
+
+
+def test_the_synchronous_keyword_travels_in_the_url_to_worker_processes(tmp_path: Path) -> None:
+    """There was no synchronous= keyword: the URL's query was the only way to ask for FULL. The keyword
+    is written into the URL, which forked workers and a process given the storage (pickled, as Ray
+    actors and `tunesmith worker` get it) open."""
+    import multiprocessing
+
+    st = ts.SQLStorage(f"sqlite:///{tmp_path}/s.db", synchronous="FULL")
+    assert st.url == f"sqlite:///{tmp_path}/s.db?synchronous=full" and _synchronous(st) == 2
+    study = ts.Study({"x": ts.Float(0, 1)}, storage=st, name="s", sampler="random", seed=0)
+    study.optimize(_synchronous_objective, n_trials=2, executor=ProcessExecutor(2))
+    assert [t.value for t in study.trials] == [2.0, 2.0]
+    assert {t.worker for t in study.trials}.isdisjoint({worker_id()})  # read in the workers, not here
+    spawn = multiprocessing.get_context("spawn")
+    out = spawn.Queue()
+    child = spawn.Process(target=_synchronous_in_a_fresh_process, args=(ts.SQLStorage(
+        f"sqlite:///{tmp_path}/s.db", synchronous="extra"), out))
+    child.start()
+    assert out.get(timeout=120) == 3
+    child.join(60)
+    assert ts.SQLStorage(f"sqlite:///{tmp_path}/s.db?synchronous=full", synchronous="Full").url.endswith(
+        "?synchronous=full")  # the same asked twice is fine
+    for url, kw, message in [
+        (f"sqlite:///{tmp_path}/s.db", "off", "synchronous='off' is not one of normal, full, extra"),
+        (f"sqlite:///{tmp_path}/s.db?synchronous=full", "normal",
+         "asks for synchronous='full' and the keyword for synchronous='normal'; give it once"),
+        ("postgresql+psycopg://u:secret@db.invalid/t", "full", "u:\\*\\*\\*@.*synchronous= is a SQLite setting"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ts.SQLStorage(url, synchronous=kw)
 
 
 @pytest.mark.parametrize(("query", "message"), [

@@ -7,6 +7,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 
 def refuse_foreign_link(path: Path, st: os.stat_result | None, what: str, fix: str) -> None:
@@ -35,10 +36,10 @@ def kind_of(mode: int) -> str:
             else "no regular file")
 
 
-def read_regular(path: Path, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the regular file ``path``. It is opened first (non-blocking: opening a
-    FIFO, one swapped in after any check too, never waits for a writer) and the open file is looked
-    at: anything but a regular file raises :class:`NotRegularFile`, unread; a failed open, its OSError."""
+def open_regular(path: Path) -> BinaryIO:
+    """The regular file ``path``, open for reading (blocking reads). It is opened first (non-blocking:
+    opening a FIFO, one swapped in after any check too, never waits for a writer) and the open file is
+    looked at: anything but a regular file raises :class:`NotRegularFile`, unread; a failed open, its OSError."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -49,7 +50,15 @@ def read_regular(path: Path, limit: int) -> bytes:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(path, kind_of(mode))
-        with os.fdopen(fd, "rb", closefd=False) as f:  # a folder: fdopen itself refuses it, unnamed
-            return f.read(limit)
-    finally:
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the regular file ``path``, opened by :func:`open_regular`."""
+    with open_regular(path) as f:
+        return f.read(limit)

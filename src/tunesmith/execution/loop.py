@@ -274,8 +274,9 @@ class Seat:
     units it took, turned into trials, gave back unused, and had refunded (each
     written by that worker alone, one store per change; see :class:`Budget`),
     since when it asks for or runs a trial (0: neither; set before the trial is
-    written, cleared after its end is: see :attr:`quiet`), and whether it runs one
-    (:attr:`running`: a trial was handed to it, not only asked for)."""
+    written, cleared after its end is: see :attr:`quiet`), whether it runs one
+    (:attr:`running`: a trial was handed to it, not only asked for) and how many
+    were handed to it (:attr:`handed`)."""
 
     def __init__(self, ctx: Any) -> None:
         box = (lambda code, v: _Box(v)) if ctx is None else (lambda code, v: ctx.Value(code, v, lock=False))
@@ -285,6 +286,7 @@ class Seat:
         self._refunded = box("q", 0)
         self._since = box("d", 0.0)
         self._running = box("b", 0)  # 1: asked for a trial and got it (0 while asking)
+        self._handed = box("q", 0)  # trials handed to this worker so far (never cleared: compared, not read)
         self._stopped = box("q", 0)  # 1: an interrupt failed a trial this worker ran (the parent says so)
 
     @property
@@ -323,9 +325,16 @@ class Seat:
             self._running.value = 0
         self._since.value = time.time() if running else 0.0
 
+    @property
+    def handed(self) -> int:
+        """How many trials were handed to this seat's workers: one that grew ran a trial meanwhile, even
+        one asked for before and ended since (then :attr:`running` never showed it)."""
+        return int(self._handed.value)
+
     def seated(self) -> None:
         """The trial asked for was handed over: it runs."""
         self._running.value = 1
+        self._handed.value += 1
 
     @property
     def stopped(self) -> bool:

@@ -219,8 +219,11 @@ class _Pool:
             self.budget.stop()  # the budget's lock waits for it (then raises) holding the lock
             busy = [w for w in self.workers.values() if not w.seat.quiet]  # a worker fails its own trial
             ran = any(w.seat.running for w in busy)  # not only asked for one: a trial that ended meanwhile ran
+            handed = [(w.seat, w.seat.handed) for w in busy]
             alive = [w.proc for w in self.workers.values()]
             _wait(alive, 2.0, kill=False)  # a terminal's Ctrl-C reaches the workers too
+            # a worker asking as the signal came that got its trial and ended it meanwhile ran one too
+            ran = ran or any(seat.handed > before for seat, before in handed)
             # still running a trial as the signal is passed on: their trials are stopped (a signal to this process
             # alone reaches the workers 2 s late: a trial that ended meanwhile is recorded as it ended), or quiet
             # before it looked; one still asking for a trial fails it itself if it gets one (seat.stopped)
@@ -366,6 +369,8 @@ class _Pool:
             self._restart(self.pool.exited(w.slot, oom=True), held=w.owed, after=w)
             return
         lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None) or []
+        if w.slot.device is not None:
+            _retry_lost_oom(self.run_, w.proc.pid)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
         # is in the storage: a new trial of this worker that was still running
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
@@ -526,6 +531,20 @@ def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -
     except StorageError as exc:
         logger.warning("could not mark the dead worker's trial failed: %s", exc)
         return None
+
+
+def _retry_lost_oom(run: Run, pid: int) -> None:
+    """A worker on a device that died between failing its out-of-memory trial and queueing it again
+    (:func:`_oom_retirer`): queued now, once (a copy it had queued is kept, none is added)."""
+    me = _me(pid)
+    try:
+        for t in run.study.trials:
+            if (t.worker == me and t.state is TrialState.FAILED and is_oom_error(t.error) and may_retry_oom(t)
+                    and (n := run.study.requeue(t, oom=True)) is not None):  # fmt: skip
+                logger.warning("trial %d ran out of GPU memory and its worker died before queueing it again; "
+                               "re-queued as %d", t.number, n)
+    except StorageError as exc:
+        logger.warning("could not queue the dead worker's out-of-memory trial again: %s", exc)
 
 
 def _oom_retirer(run: Run) -> Any:

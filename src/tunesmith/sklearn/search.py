@@ -46,7 +46,7 @@ from ..space.params import MAX_GRID, check_seed, plural
 from ..storage import MemoryStorage
 from ..storage.base import mask_url, worker_gone, worker_id
 from ..study import Study
-from ..study.manage import claim_setting, release_setting
+from ..study.manage import DROP, change_setting
 from ..trial import FrozenTrial, TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
 from .results import INFINITE, cv_results, fold_scores, fold_values
@@ -243,8 +243,8 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
             try:
                 self._optimize(study, budget, objective)
             finally:  # a fit that recorded nothing (its timeout passed first, it was interrupted) leaves the study free
-                if claim is not None and not study.trials:
-                    release_setting(study, CLAIM_KEY, claim)
+                if claim is not None and not study.trials:  # another fit on the same data may rely on it: kept then
+                    change_setting(study, CLAIM_KEY, functools.partial(_released, claim["worker"]))
         self.study_ = study
         self._finish(study, search, list(scorers), X, y, fit_with)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
@@ -274,12 +274,26 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         own: compare-and-set, so of fits on other data started at once (each passed the check of the
         trials, none recorded yet) exactly one runs; the others are refused as a later one would be.
         Returns the claim where this fit's was stored."""
-        mine = {**marks, "worker": worker_id()}
-        stored = claim_setting(study, CLAIM_KEY, mine, stale=functools.partial(_stale_claim, study))
+        me, now = worker_id(), study.storage.clock()
+        taken: list[Any] = []
+
+        def change(stored: Any) -> Any:
+            taken.clear()
+            if stored is None or _stale_claim(study, stored, now):
+                taken.extend([stored] if stored is not None else [])
+                return {**marks, "worker": me, "holders": [me], "since": now}
+            held = _holders(stored)
+            if {k: _as_marks(stored).get(k) for k in marks} != marks or me in held or study.trials:
+                return stored
+            return {**stored, "holders": [*held, me], "since": now}  # a fit on the same data relies on it too
+
+        stored = change_setting(study, CLAIM_KEY, change)
+        if taken:
+            logger.warning("study %r: %s", study.name, _taken_over(taken[0], now))
         claimed = _as_marks(stored)
         if {k: claimed.get(k) for k in marks} != marks:
             self._resumable(study, X, y, folds, cv, fit_params, recorded=[claimed])
-        return mine if stored == mine else None
+        return {**stored, "worker": me} if me in _holders(stored) else None
 
     def _routed(
         self, scorers: Mapping[str, Any], X: Any, groups: Any, params: Mapping[str, Any]
@@ -750,10 +764,47 @@ def _as_marks(claim: Any) -> Mapping[str, Any]:
     return claim if isinstance(claim, Mapping) else {DATA_ATTR: repr(claim)}  # changed by hand
 
 
-def _stale_claim(study: Study, claim: Any) -> bool:
-    """Whether the search ``claim`` stored in ``study`` was left by a fit whose process (on this
-    machine) is gone before it recorded a trial: another fit may claim the study."""
-    return isinstance(claim, Mapping) and worker_gone(claim.get("worker")) and not study.trials
+#: seconds after which a search claim over a study that still holds no trial is taken over, where its fits
+#: cannot be looked up (another machine's): a fit records its first trial moments after its claim
+CLAIM_MAX_AGE = 3600.0
+
+
+def _holders(claim: Any) -> list[Any]:
+    """The fits (``host:pid``) that rely on a search claim: the one that made it, and each one on the same
+    data that found it before a trial was recorded."""
+    if not isinstance(claim, Mapping):
+        return []
+    held = claim.get("holders")
+    return list(held) if isinstance(held, list) else [claim.get("worker")]
+
+
+def _stale_claim(study: Study, claim: Any, now: float | None = None) -> bool:
+    """Whether the search ``claim`` stored in ``study`` was left by fits that are gone before one recorded
+    a trial: each one's process (on this machine) is gone, or the claim is older than
+    :data:`CLAIM_MAX_AGE` (a fit on another machine that died). Another fit may claim the study."""
+    if not isinstance(claim, Mapping) or study.trials:
+        return False
+    since = claim.get("since")
+    aged = isinstance(since, (int, float)) and not isinstance(since, bool) and (
+        (study.storage.clock() if now is None else now) - since > CLAIM_MAX_AGE)
+    return aged or all(worker_gone(w) for w in _holders(claim))
+
+
+def _taken_over(claim: Any, now: float) -> str:
+    """What a fit that takes a stale search claim over says of it."""
+    since = claim.get("since") if isinstance(claim, Mapping) else None
+    age = f"made {now - since:.0f} s ago, " if isinstance(since, (int, float)) and not isinstance(since, bool) else ""
+    return (f"the search claim of {', '.join(str(w) for w in _holders(claim))} ({age}no trial recorded since: its "
+            "fit died before its first trial) is taken over by this fit")
+
+
+def _released(me: str, stored: Any) -> Any:
+    """A search claim without fit ``me``, which recorded no trial: removed once no fit relies on it."""
+    held = _holders(stored)
+    if me not in held:
+        return stored
+    rest = [w for w in held if w != me]
+    return {**stored, "holders": rest} if rest else DROP
 
 
 def _check_filled_by_a_search(study: Study) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import TrialNotFound
+from ..exceptions import StorageError, TrialNotFound
 from ..trial import Direction, FrozenTrial, SystemState, TrialState
 
 
@@ -172,6 +172,12 @@ def reads_through_get_trials(storage: Storage, cls: type[Storage]) -> bool:
     return own.get_trials is not cls.get_trials and own.get_trials_since is cls.get_trials_since
 
 
+def copy_missing(number: int, claim: str) -> StorageError:
+    """The error where trial ``number``'s re-queue ``claim`` is held by no copy of it."""
+    return StorageError(f"trial {number}'s re-queue claim {claim!r} is taken but no trial is its copy: "
+                        "the trials table was changed by hand; restore it from a backup")
+
+
 class Storage(ABC):
     """Base class of storages. Implementations must be safe to share between
     threads; SQL ones also between processes and machines."""
@@ -289,6 +295,34 @@ class Storage(ABC):
         full = record.replace(number=rec.number, trial_id=rec.trial_id)
         self.update_trial(study_id, full)
         return full
+
+    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
+        """Write ``failed`` (the end of a running trial: a compare-and-set on ``running``) and queue a
+        waiting copy of it holding ``claim`` (same parameters, ``system.retry_of``), the failed record
+        pointing to it (``system.requeued_as``): both or neither. Returns the failed record written, or
+        None where the trial was no longer running (its worker was alive after all: then no copy is
+        left queued). A copy already holding ``claim`` (queued by an earlier call) is the one pointed to.
+        SQL storages write both in one transaction: a process killed midway leaves neither. This default
+        queues the copy, then writes the record, and takes the copy back when the write loses."""
+        made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=claim,
+                                 system=SystemState(retry_of=failed.number))  # fmt: skip
+        number = made.number if made is not None else self._copy_holding(study_id, failed.number, claim)
+        new = failed.replace(system=failed.system.replace(requeued_as=number))
+        if self.update_trial(study_id, new, expect_state=TrialState.RUNNING):
+            return new
+        stored = self.get_trial(study_id, failed.number)
+        if made is not None and stored.system.requeued_as != number and stored.state is not TrialState.RUNNING:
+            why = f"not needed: trial {failed.number} ended before its copy ran"  # unless another call pointed to it
+            self.update_trial(study_id, made.replace(state=TrialState.FAILED, error=why, completed=self.clock()),
+                              expect_state=TrialState.WAITING)  # fmt: skip
+        return None
+
+    def _copy_holding(self, study_id: int, number: int, claim: str) -> int:
+        """The number of trial ``number``'s copy that holds ``claim`` (queued by an earlier call)."""
+        found = [t for t in self.get_trials(study_id, min_number=number + 1) if t.system.retry_of == number]
+        if not found:
+            raise copy_missing(number, claim)
+        return found[0].number
 
     @abstractmethod
     def update_trial(

@@ -122,6 +122,12 @@ class MemoryStorage(Storage):
         if not old.state.is_finished and old.state is not new.state:
             self._live[study_id][old.state].discard(old.number)
 
+    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
+        with self._lock:  # both or neither: no other thread writes between
+            if self.get_trial(study_id, failed.number).state is not TrialState.RUNNING:
+                return None
+            return super().fail_with_copy(study_id, failed, claim=claim)
+
     def update_trial(
         self,
         study_id: int,

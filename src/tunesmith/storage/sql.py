@@ -53,6 +53,8 @@ from .base import (
     StudyRecord,
     check_expect,
     check_study_name,
+    copy_missing,
+    mask_url,
     reads_through_get_trials,
     unencoded_at,
 )
@@ -232,6 +234,29 @@ def _sqlite_synchronous(query: Mapping[str, Any], shown: str) -> str:
             raise ValueError(f"storage {shown!r}: {key}={value!r} is not one of {', '.join(allowed)}, "
                              f"e.g. 'sqlite:///tunesmith.db?{key}=full'")
     return str(query.get("synchronous", "normal")).upper()
+
+
+def _with_synchronous(url: str, synchronous: Any) -> str:
+    """``url`` with SQLite's ``synchronous`` setting of the keyword written into its query (unchanged
+    where none is given): what a worker process or Ray actor opens is the URL, so it asks for it too."""
+    if synchronous is None:
+        return url
+    allowed = SQLITE_QUERY["synchronous"]
+    if not isinstance(synchronous, str) or synchronous.lower() not in allowed:
+        raise ValueError(f"synchronous={synchronous!r} is not one of {', '.join(allowed)}")
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return url  # not a URL: _check_url says so
+    shown = mask_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        raise ValueError(f"storage {shown!r}: synchronous= is a SQLite setting; a PostgreSQL server's durability is "
+                         "its own (synchronous_commit, fsync in postgresql.conf): leave synchronous= out")
+    given = parsed.query.get("synchronous")
+    if given is not None and not (isinstance(given, str) and given.lower() == synchronous.lower()):
+        raise ValueError(f"storage {shown!r} asks for synchronous={given!r} and the keyword for "
+                         f"synchronous={synchronous!r}; give it once")
+    return url if given is not None else f"{url}{'&' if parsed.query else '?'}synchronous={synchronous.lower()}"
 
 
 def _seconds(name: str, value: float) -> float:
@@ -423,6 +448,10 @@ def _close_pool(engine: Engine, pid: int) -> None:
         engine.dispose()
 
 
+class _NotRunning(Exception):
+    """Raised inside a write transaction to roll it back: the trial it would fail no longer runs."""
+
+
 class SQLStorage(Storage):
     """Storage in a SQL database, by SQLAlchemy URL.
 
@@ -452,15 +481,20 @@ class SQLStorage(Storage):
             ``export`` do): a database on read-only media or in a folder the
             user cannot write is read without creating or changing anything;
             any write fails with ``StorageError``.
+        synchronous: SQLite only, ``"normal"``, ``"full"`` or ``"extra"``: the
+            URL's ``?synchronous=`` given as a keyword. It is written into
+            :attr:`url`, which worker processes and Ray actors open, so they
+            set it too; a URL that asks for another value is refused.
     """
 
     def __init__(
-        self, url: str, *, retry_window: float = 30.0, busy_timeout: float = 30.0, read_only: bool = False
+        self, url: str, *, retry_window: float = 30.0, busy_timeout: float = 30.0, read_only: bool = False,
+        synchronous: str | None = None,
     ) -> None:
         if not isinstance(url, str):
             raise TypeError(f"SQLStorage takes a database URL ('sqlite:///path/to/file.db' or "
                             f"'postgresql+psycopg://user:password@host/db'), got {type(url).__name__} {url!r}")
-        self.url = url
+        self.url = _with_synchronous(url, synchronous)
         self.retry_window = _seconds("retry_window", retry_window)
         self.busy_timeout = _seconds("busy_timeout", busy_timeout)
         self.read_only = read_only
@@ -1266,6 +1300,42 @@ class SQLStorage(Storage):
             return own(cur) and retry  # own() first: no such trial raises
 
         return self._tx(op, write=True)
+
+    def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
+        """One transaction: a process killed midway leaves neither the copy nor the failed record."""
+        token = uuid.uuid4().hex
+        copy = FrozenTrial(number=0, state=TrialState.WAITING, params=dict(failed.params),
+                           system=SystemState(retry_of=failed.number))  # fmt: skip
+        tried = [False]
+
+        def op(cur: Cursor) -> FrozenTrial | None:
+            retry, tried[0] = tried[0], True
+            self._lock_hot(cur, study_id)
+            held = cur.first("claimed", {"sid": study_id, "claim": claim})
+            number = held[0] if held is not None else self._next_number(cur, study_id)
+            if held is not None:  # queued by an earlier call: it must be this trial's copy
+                row = cur.first("one_trial", {"sid": study_id, "number": number})
+                if tuple_to_trial(row, self._warned).system.retry_of != failed.number:
+                    raise copy_missing(failed.number, claim)
+            else:
+                self._insert(cur, {"sid": study_id, "claim": claim, "token": token, **_trial_values(copy),
+                                   "number": number})  # fmt: skip
+            new = failed.replace(system=failed.system.replace(requeued_as=number))
+            args = {**_trial_values(new, self._reports.encode(study_id, new)), "w_sid": study_id,
+                    "w_number": failed.number, "w_state": TrialState.RUNNING.value}  # fmt: skip
+            if cur.execute("update_if_state", args).rowcount != 0:
+                return new
+            row = cur.first("get_stored", {"sid": study_id, "number": failed.number}) if retry else None
+            if row is not None and all(a == args[k] for k, a in zip(_STORED_KEYS, row, strict=True)):
+                return new  # an earlier attempt committed both; its answer was lost
+            raise _NotRunning  # no longer running: the copy is rolled back with the transaction
+
+        try:
+            return self._tx(op, write=True)
+        except _NotRunning:
+            return None
+        except IntegrityError as exc:
+            raise self._collision(study_id, exc) from exc
 
     def get_trials(
         self,

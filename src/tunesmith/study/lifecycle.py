@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from ..exceptions import StorageError
 from ..storage import Storage
 from ..trial import FrozenTrial, SystemState, TrialState
 
@@ -188,54 +187,25 @@ def fail_lost(
     worker judged lost by its heartbeat may write again, which a failed trial
     refuses. Two workers calling this at once never fail or re-queue the same
     trial twice: the copy is created under a claim unique to the trial, and the
-    failed record is written with a compare-and-set on ``running``. With ``once``,
+    failed record is written with a compare-and-set on ``running``, both in one
+    write (:meth:`Storage.fail_with_copy`): a caller killed midway leaves neither,
+    never a copy of a trial whose worker was alive after all. With ``once``,
     a trial that is itself a copy is not re-queued again: parameters that kill
     every worker that runs them (a crash in native code, the kernel's OOM killer)
     would otherwise be copied and lose a worker forever.
     """
     out = []
     for rec in lost:
-        if dead and holds_promotion(rec):
-            new = hold(rec, error)
-        else:
-            again = requeue and not (once and rec.system.retry_of is not None)
-            copy = _requeued_copy(storage, study_id, rec) if again else None
-            new = lose(rec, error, now, None if copy is None else copy.number)
+        again = requeue and not (once and rec.system.retry_of is not None)
+        if again and not (dead and holds_promotion(rec)):  # both or neither: a caller killed midway
+            failed = storage.fail_with_copy(study_id, lose(rec, error, now),  # queues no copy of a live trial
+                                            claim=_RETRY_CLAIM.format(number=rec.number))  # fmt: skip
+            out.extend([failed] if failed is not None else [])
+            continue
+        new = hold(rec, error) if dead and holds_promotion(rec) else lose(rec, error, now)
         if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING):
             out.append(new)
-        elif new.system.requeued_as is not None:
-            _cancel_copy(storage, study_id, rec.number, new.system.requeued_as, now)
     return out
-
-
-def _cancel_copy(storage: Storage, study_id: int, number: int, copy: int, now: float) -> None:
-    """Trial ``number`` ended (its worker was alive after all) before it could be
-    failed: its re-queued copy is not needed, unless another call re-queued it."""
-    stored = storage.get_trial(study_id, number)
-    if stored.system.requeued_as == copy or stored.state is TrialState.RUNNING:
-        return
-    waiting = storage.get_trial(study_id, copy)
-    if waiting.state is TrialState.WAITING:
-        why = f"not needed: trial {number} ended before its copy ran"
-        storage.update_trial(study_id, finish(waiting, None, TrialState.FAILED, why, now),
-                             expect_state=TrialState.WAITING)  # fmt: skip
-
-
-def _requeued_copy(storage: Storage, study_id: int, rec: FrozenTrial) -> FrozenTrial:
-    """The waiting copy of lost ``rec``: created now, or found if another call
-    (or an earlier one that died before failing ``rec``) created it."""
-    system = SystemState(retry_of=rec.number)
-    claim = _RETRY_CLAIM.format(number=rec.number)
-    copy = storage.create_trial(
-        study_id, params=rec.params, state=TrialState.WAITING, claim=claim, system=system
-    )
-    if copy is not None:
-        return copy
-    found = [t for t in storage.get_trials(study_id, min_number=rec.number + 1) if t.system.retry_of == rec.number]
-    if not found:
-        raise StorageError(f"trial {rec.number}'s re-queue claim {claim!r} is taken but no trial is its copy: "
-                           f"the trials table was changed by hand; restore it from a backup")
-    return found[0]
 
 
 def requeue_copy(storage: Storage, study_id: int, rec: FrozenTrial, *, oom: bool = False) -> FrozenTrial | None:

@@ -3,7 +3,6 @@ renames, deletes, and the record of the sampler in use."""
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import os
@@ -627,31 +626,35 @@ def _update_config(storage: Storage, name: str, change: Callable[[dict[str, Any]
                        "try again")
 
 
+#: what :func:`change_setting`'s ``change`` returns to remove the setting
+DROP = object()
+
+
+def change_setting(study: Study, key: str, change: Callable[[Any], Any]) -> Any:
+    """Set ``key`` of ``study``'s settings to ``change(stored)`` (``stored``: None where none is;
+    :data:`DROP`: removed), compare-and-set: ``change`` is called again on what another writer stored
+    meanwhile. Returns what is stored after (None: nothing); ``change(None)`` where the storage
+    cannot write settings."""
+    stored: list[Any] = [None]
+
+    def write(config: dict[str, Any]) -> dict[str, Any]:
+        value = change(config.get(key))
+        stored[0] = None if value is DROP else value
+        return {k: v for k, v in config.items() if k != key} if value is DROP else {**config, key: value}
+
+    try:
+        _update_config(study.storage, study.name, write, study._study_id)
+    except NotImplementedError:
+        value = change(None)
+        return None if value is DROP else value
+    return stored[0]
+
+
 def claim_setting(study: Study, key: str, value: Any, *, stale: Callable[[Any], bool] = lambda _: False) -> Any:
     """The setting ``key`` of ``study``: ``value``, written where none is stored (or a ``stale`` one),
     compare-and-set, so that of processes claiming it at once exactly one's is stored; else the one
     stored. ``value`` where the storage cannot write settings."""
-    stored = [value]
-
-    def change(config: dict[str, Any]) -> dict[str, Any]:
-        if key not in config or stale(config[key]):
-            config[key] = value
-        stored[0] = config[key]
-        return config
-
-    try:
-        _update_config(study.storage, study.name, change, study._study_id)
-    except NotImplementedError:
-        return value
-    return stored[0]
-
-
-def release_setting(study: Study, key: str, value: Any) -> None:
-    """Remove the setting ``key`` of ``study`` while it is still ``value`` (a claim that
-    :func:`claim_setting` stored and nothing came of), compare-and-set."""
-    with contextlib.suppress(NotImplementedError):
-        _update_config(study.storage, study.name, lambda config: {k: v for k, v in config.items()
-                                                                   if k != key or v != value}, study._study_id)
+    return change_setting(study, key, lambda stored: value if stored is None or stale(stored) else stored)
 
 
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:

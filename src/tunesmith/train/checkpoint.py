@@ -24,12 +24,13 @@ import stat
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
 from ..exceptions import TunesmithError
+from ..paths import NotRegularFile, open_regular
 from ..storage.base import pid_alive
 
 
@@ -242,30 +243,35 @@ def _tmp_name(path: Path) -> Path:
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain values only."""
     path = Path(path).expanduser()
-    if path.is_dir():
-        raise IsADirectoryError(f"checkpoint {str(path)!r} is a folder; pass a checkpoint file in it, e.g. its newest "
-                                "complete one: tunesmith.train.checkpoint.latest(folder)")
-    if not path.is_file():
-        if path.exists():  # a FIFO would block the read; a device or socket is no checkpoint either
-            raise CheckpointError(f"checkpoint {str(path)!r} is not a regular file; pass a file torch.save wrote")
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if not is_complete(path) and not _raw_pickle(path):  # torch would say it "holds Python objects"
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: it is not a complete torch.save archive "
-                              "(truncated or corrupt, a copy cut short, a full disk, or not a checkpoint at all). "
-                              "checkpoint.latest(folder) skips such files; delete it, or resume from an older one")
     try:
-        state: Any = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types; all mean "cannot read"
-        raise CheckpointError(_unreadable(path, exc)) from exc
+        f = open_regular(path)  # opened first, then looked at: a FIFO swapped in never blocks the load
+    except NotRegularFile as exc:
+        if exc.kind == "a directory":
+            raise IsADirectoryError(f"checkpoint {str(path)!r} is a folder; pass a checkpoint file in it, e.g. its "
+                                    "newest complete one: tunesmith.train.checkpoint.latest(folder)") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is {exc.kind}, not a regular file; pass a file torch.save "
+                              "wrote") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist") from None
+    with f:
+        if not is_complete(f) and not _raw_pickle(f):  # torch would say it "holds Python objects"
+            raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: it is not a complete torch.save archive "
+                                  "(truncated or corrupt, a copy cut short, a full disk, or not a checkpoint at all). "
+                                  "checkpoint.latest(folder) skips such files; delete it, or resume from an older one")
+        f.seek(0)
+        try:
+            state: Any = torch.load(f, map_location=map_location, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises several types; all mean "cannot read"
+            raise CheckpointError(_unreadable(path, exc)) from exc
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise CheckpointError(f"{str(path)!r} is not a tunesmith checkpoint (no model/step)")
     return state
 
 
-def _raw_pickle(path: Path) -> bool:
-    """Whether ``path`` starts as a pickle of protocol 2 or later (torch's legacy format) does."""
-    with open(path, "rb") as f:
-        return f.read(1) == b"\x80"
+def _raw_pickle(f: BinaryIO) -> bool:
+    """Whether the open file ``f`` starts as a pickle of protocol 2 or later (torch's legacy format) does."""
+    f.seek(0)
+    return f.read(1) == b"\x80"
 
 
 def _unreadable(path: Path, exc: Exception) -> str:
@@ -284,8 +290,9 @@ def _unreadable(path: Path, exc: Exception) -> str:
     )
 
 
-def is_complete(path: str | Path) -> bool:
-    """Whether ``path`` is a whole ``torch.save`` archive (its zip directory, written last, is there)."""
+def is_complete(path: str | Path | BinaryIO) -> bool:
+    """Whether ``path`` (or an open file) is a whole ``torch.save`` archive (its zip directory, written
+    last, is there)."""
     try:
         with zipfile.ZipFile(path) as z:
             return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
