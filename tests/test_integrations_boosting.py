@@ -125,15 +125,6 @@ def test_a_custom_pausing_pruner_is_refused_as_asha_pause_is(callback: Any) -> N
         callback(study.ask())
 
 
-@pytest.mark.parametrize("callback", [XGBoostPruningCallback, LightGBMPruningCallback])
-def test_fold_racing_is_refused_for_a_callback_that_reports_rounds(callback: Any) -> None:
-    # before: accepted; fold racing read round k as the mean over folds 1..k and stopped every trial
-    # whose first round was behind the best trial's, silently
-    study = ts.Study(xgboost_space(), pruner="folds")
-    with pytest.raises(ValueError, match=r"fold racing \(pruner='folds'\).*per round.*ts.cv.cross_validate.*'asha'"):
-        callback(study.ask())
-
-
 def test_lightgbm_native_prunes_a_bad_trial(data: tuple[Any, ...]) -> None:
     X_tr, X_va, y_tr, y_va = data
     study = _study(lightgbm_space(), "minimize")

@@ -604,12 +604,3 @@ def test_a_trial_paused_in_one_worker_process_goes_on_in_another(tmp_path: Path)
         assert sorted(t.intermediate) == list(range(1, max(t.intermediate) + 1))
         at = t.system.resumed_step
         assert at is not None and t.intermediate[at + 1] < t.intermediate[at], (t.number, t.intermediate)
-
-
-@pytest.mark.parametrize(("step", "per"), [("epoch", "epoch"), ("global_step", "validation")])
-def test_fold_racing_is_refused_for_the_callback_that_reports_validations(step: str, per: str) -> None:
-    # before: accepted; fold racing read epoch k as the mean over folds 1..k and stopped every trial
-    # whose first epoch was behind the best trial's, silently
-    study = ts.Study({"lr": ts.Float(1e-3, 1e-1, log=True)}, pruner="folds")
-    with pytest.raises(ValueError, match=rf"fold racing \(pruner='folds'\).*per {per}.*ts.cv.cross_validate"):
-        PruningCallback(study.ask(), step=step)

@@ -552,11 +552,3 @@ def test_an_attribute_error_inside_a_property_is_not_called_another_trainer_s(tm
     cb = lightning.PruningCallback(Forwarding(ts.Study(SMALL).ask()), checkpoint_dir=tmp_path)
     with pytest.raises(AttributeError, match="'Forwarding' object has no attribute 'resume_from'"):
         cb.resume_from  # noqa: B018
-
-
-def test_fold_racing_is_refused_for_the_callback_that_reports_evaluations() -> None:
-    # before: accepted; fold racing read evaluation k as the mean over folds 1..k and stopped every
-    # trial whose first evaluation was behind the best trial's, silently
-    study = ts.Study({"lr": ts.Float(1e-5, 1e-3, log=True)}, pruner="folds")
-    with pytest.raises(ValueError, match=r"fold racing \(pruner='folds'\).*per evaluation.*ts.cv.cross_validate"):
-        PruningCallback(study.ask())

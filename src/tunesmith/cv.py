@@ -393,20 +393,6 @@ def _finite(v: Any) -> float | None:
 # -- racing folds against the best configuration ------------------------------------------------------
 
 
-def refuse_fold_racing(trial: Any, what: str, per: str, fix: str) -> None:
-    """A ValueError when ``trial``'s study races folds (``pruner="folds"``) while ``what`` reports a
-    validation per ``per`` (epoch, round): fold racing reads step k as the mean over folds 1..k, so
-    it would stop every trial whose first ``per`` was behind the best trial's, silently. ``fix``:
-    how to report folds with ``what`` instead."""
-    pruner = getattr(getattr(trial, "study", None), "pruner", None)
-    if getattr(pruner, "name", None) == "folds":
-        raise ValueError(f"the study's pruner is fold racing (pruner='folds'), which compares the mean over folds "
-                         f"1..k, but {what} reports a validation per {per}: a trial behind the best one's first "
-                         f"{per} would be stopped there. {fix}, or create the study with a pruner of {per}s "
-                         "(pruner='asha', 'median' or 'hyperband')")
-
-
-
 class FoldPruner(Pruner):
     """Fold racing (``pruner="folds"``): stop a configuration after fold k when its mean
     over folds 1..k is worse than the best finished configuration's mean over the

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..cv import refuse_fold_racing
 from ..exceptions import TrialPruned
 from ..pruners import Decision
 from ..space import Fixed, Float, Int
@@ -65,10 +64,6 @@ def span(what: str, name: str, value: Any, kind: type[Float] | type[Int], **opti
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{what}: {name} must be a (low, high) range or a plain number that fixes it, got {value!r}")
     return kind(*value, **options)
-
-
-#: how to race folds with a framework's callback (it reports a validation per epoch or round)
-RACE_FOLDS = "Race folds with ts.cv.cross_validate (one report per fold, each fold trained without this callback)"
 
 
 def check_trial(trial: Any, what: str) -> None:
@@ -160,7 +155,6 @@ def refuse_pausing(trial: Any, what: str) -> None:
     """A ValueError when the study's pruner pauses: ``what`` cannot resume a paused run (and
     :func:`check_trial`'s TypeError when ``trial`` is not a running trial)."""
     check_trial(trial, what)
-    refuse_fold_racing(trial, what, "round", RACE_FOLDS)
     if getattr(trial.study.pruner, "pauses", False):  # the interface's flag: a custom pruner has no 'pause'
         raise ValueError(
             f"{what} cannot resume a paused trial, but study {trial.study.name!r} has a pruner "

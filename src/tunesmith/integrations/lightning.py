@@ -26,11 +26,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..cv import refuse_fold_racing
 from ..exceptions import TrialPaused, TrialPruned
 from ..pruners import Decision
 from ._common import (
-    RACE_FOLDS,
     check_trial,
     did_you_mean_metric,
     moved_checkpoint,
@@ -80,7 +78,6 @@ class PruningCallback(_Callback):
         self.trial, self.monitor, self.step = trial, monitor, step
         if trial is not None:
             check_trial(trial, "lightning PruningCallback")
-            refuse_fold_racing(trial, "lightning PruningCallback", "epoch" if step == "epoch" else "validation", RACE_FOLDS)
             warn_direction(trial, monitor, what="lightning PruningCallback")
         if checkpoint_dir is None and trial is not None:
             checkpoint_dir = _study_folder(Path(tempfile.gettempdir()) / "tunesmith-lightning", str(trial.study.name),

@@ -20,14 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cv import refuse_fold_racing
 from ..exceptions import MetricNotEvaluated, TrialPaused, TrialPruned
 from ..pruners import Decision
 from ..space import Categorical, Fixed, Float, Int, Space
 from ._common import (
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
-    RACE_FOLDS,
     check_trial,
     did_you_mean_metric,
     guess_direction,
@@ -121,7 +119,6 @@ class PruningCallback(_TrainerCallback):
             hint = f" (did you mean 'eval_{metric}'?)" if isinstance(metric, str) else ""
             raise ValueError(f"PruningCallback: metric must be an 'eval_*' name (as trainer.evaluate() returns it), got {metric!r}{hint}")
         check_trial(trial, "transformers PruningCallback")
-        refuse_fold_racing(trial, "transformers PruningCallback", "evaluation", RACE_FOLDS)
         self.trial, self.metric = trial, metric
         warn_direction(trial, metric, what="transformers PruningCallback")
         self.last: float | None = None
