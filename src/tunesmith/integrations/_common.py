@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..cv import refuse_racing
 from ..exceptions import TrialPruned
 from ..pruners import Decision
 from ..space import Fixed, Float, Int
@@ -145,6 +146,12 @@ def refuse_pausing(trial: Any, what: str) -> None:
             f"that pauses ({trial.study.pruner.describe()}); use it without pause=True "
             "(e.g. ts.pruners.ASHA(max_resource=...))"
         )
+
+
+def refuse_fold_racing(trial: Any, what: str, unit: str) -> None:
+    """A ValueError when the study races folds (``pruner="folds"``): ``what`` reports a step per ``unit``."""
+    refuse_racing(trial, what, unit, "Race folds with tunesmith.cv.cross_validate (one report per fold) and "
+                                     "without this callback, or")
 
 
 def other_framework(owner: Any, name: str, *, mine: str, use: str) -> AttributeError:

@@ -14,7 +14,15 @@ import warnings
 from typing import Any
 
 from ..space import Fixed, Float, Int, Space
-from ._common import check_direction, check_names, refuse_pausing, report_and_decide, require, span
+from ._common import (
+    check_direction,
+    check_names,
+    refuse_fold_racing,
+    refuse_pausing,
+    report_and_decide,
+    require,
+    span,
+)
 
 lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgbm")
 
@@ -70,6 +78,7 @@ class LightGBMPruningCallback:
         # 29: after them, and before early stopping (30), which would skip the last round's report
         self.order = 29
         refuse_pausing(trial, "LightGBMPruningCallback")
+        refuse_fold_racing(trial, "LightGBMPruningCallback", "boosting round")
         check_names("LightGBMPruningCallback", data=data, metric=metric)
         self.trial, self.data, self.metric = trial, data, metric
         self._checked = False

@@ -18,6 +18,7 @@ from ..space import Float, Int, Space
 from ._common import (
     check_direction,
     check_names,
+    refuse_fold_racing,
     refuse_pausing,
     report_and_decide,
     require,
@@ -94,6 +95,7 @@ class XGBoostPruningCallback(_TrainingCallback):
     ) -> None:  # fmt: skip
         super().__init__()
         refuse_pausing(trial, "XGBoostPruningCallback")
+        refuse_fold_racing(trial, "XGBoostPruningCallback", "boosting round")
         check_names("XGBoostPruningCallback", data=data, metric=metric)
         if maximize is not None and not isinstance(maximize, bool):  # "yes": read as true
             raise TypeError(f"XGBoostPruningCallback: maximize must be True, False or None (the metric's own), got {maximize!r}")
