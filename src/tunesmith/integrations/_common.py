@@ -136,9 +136,10 @@ def moved_checkpoint(path: str, folder: Path) -> str:
     return moved if os.path.exists(moved) else path
 
 
-def refuse_pausing(trial: Any, what: str) -> None:
-    """A ValueError when the study's pruner pauses: ``what`` cannot resume a paused run (and
-    :func:`check_trial`'s TypeError when ``trial`` is not a running trial)."""
+def check_pruner(trial: Any, what: str) -> None:
+    """A ValueError when the study's pruner pauses (``what``, a boosting callback, cannot resume a
+    paused run) or races folds (its steps are boosting rounds), and :func:`check_trial`'s TypeError
+    when ``trial`` is not a running trial."""
     check_trial(trial, what)
     if getattr(trial.study.pruner, "pauses", False):  # the interface's flag: a custom pruner has no 'pause'
         raise ValueError(
@@ -146,6 +147,7 @@ def refuse_pausing(trial: Any, what: str) -> None:
             f"that pauses ({trial.study.pruner.describe()}); use it without pause=True "
             "(e.g. ts.pruners.ASHA(max_resource=...))"
         )
+    refuse_fold_racing(trial, what, "boosting round")
 
 
 def refuse_fold_racing(trial: Any, what: str, unit: str) -> None:

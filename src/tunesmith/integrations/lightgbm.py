@@ -14,15 +14,7 @@ import warnings
 from typing import Any
 
 from ..space import Fixed, Float, Int, Space
-from ._common import (
-    check_direction,
-    check_names,
-    refuse_fold_racing,
-    refuse_pausing,
-    report_and_decide,
-    require,
-    span,
-)
+from ._common import check_direction, check_names, check_pruner, report_and_decide, require, span
 
 lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgbm")
 
@@ -77,8 +69,7 @@ class LightGBMPruningCallback:
         # its recorders (log_evaluation 10, record_evaluation 20), which then missed the round that pruned;
         # 29: after them, and before early stopping (30), which would skip the last round's report
         self.order = 29
-        refuse_pausing(trial, "LightGBMPruningCallback")
-        refuse_fold_racing(trial, "LightGBMPruningCallback", "boosting round")
+        check_pruner(trial, "LightGBMPruningCallback")
         check_names("LightGBMPruningCallback", data=data, metric=metric)
         self.trial, self.data, self.metric = trial, data, metric
         self._checked = False
