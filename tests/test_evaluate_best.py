@@ -58,6 +58,19 @@ def test_a_test_function_failing_for_one_configuration_says_which_and_what_is_re
     assert f"(x={study.trials[top[0]].params['x']:.3g}); no test result is recorded (the top 2 are not evaluated)" in caplog.text
 
 
+def test_evaluating_again_says_nothing_of_the_companion_it_reopens(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A second evaluate_best logged "study 's:test' in ... holds 2 trials: resuming it (its trials count
+    as this objective's; another name starts a new study)" of the companion keeping the test results,
+    a study the user never opened; the study itself, reopened with its space, still says so."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _study(url).evaluate_best(lambda t: 0.5, k=2)
+    with caplog.at_level("INFO", logger="tunesmith"):
+        ts.Study({"x": ts.Float(0, 1)}, direction="maximize", storage=url, name="s").evaluate_best(lambda t: 0.6, k=2)
+    said = [r.getMessage() for r in caplog.records if "resuming" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("study 's' in sqlite:///") and "holds 12 trials" in said[0], said
+    assert [r.mean for r in evaluate.test_results(ts.load_study("s", url)).values()] == [0.6, 0.6]
+
+
 def test_export_and_import_carry_the_test_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # before: `tunesmith import` of what `export --format json` wrote lost every evaluate_best result
     src, dst = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"

@@ -125,6 +125,18 @@ def test_a_custom_pausing_pruner_is_refused_as_asha_pause_is(callback: Any) -> N
         callback(study.ask())
 
 
+@pytest.mark.parametrize("callback", [XGBoostPruningCallback, LightGBMPruningCallback])
+def test_fold_racing_is_refused_as_it_would_read_boosting_rounds_as_folds(callback: Any) -> None:
+    """pruner="folds" compares the mean over folds 1..k: it read round k as one, and stopped a
+    trial behind the best one's first round there, without a word (learning rate 0.03 after 0.05:
+    pruned at round 1); each trial now fails before it trains."""
+    study = ts.Study(xgboost_space(), pruner="folds")
+    with pytest.raises(ValueError, match=r"fold racing \(pruner='folds'\).* but \w+PruningCallback reports a value per "
+                                         r"boosting round.*cv\.cross_validate.*another pruner \(pruner='asha'"):
+        callback(study.ask())
+    assert callback(ts.Study(xgboost_space(), pruner="median").ask()).trial is not None  # a pruner of rounds: taken
+
+
 def test_lightgbm_native_prunes_a_bad_trial(data: tuple[Any, ...]) -> None:
     X_tr, X_va, y_tr, y_va = data
     study = _study(lightgbm_space(), "minimize")

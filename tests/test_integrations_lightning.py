@@ -274,6 +274,16 @@ def test_a_study_instead_of_the_trial_is_refused() -> None:
         PruningCallback(study)
 
 
+@pytest.mark.parametrize(("step", "unit"), [("epoch", "epoch"), ("global_step", "training step")])
+def test_fold_racing_is_refused_as_it_would_read_epochs_as_folds(step: str, unit: str) -> None:
+    """pruner="folds" compares the mean over folds 1..k: it read epoch k as one, and stopped a trial
+    behind the best one's first epoch there, without a word."""
+    with pytest.raises(ValueError, match=rf"fold racing \(pruner='folds'\).* but lightning PruningCallback reports a "
+                                         rf"value per {unit}: .*cv\.cross_validate.*another pruner \(pruner='asha'"):
+        PruningCallback(ts.Study(SPACE, pruner="folds").ask(), step=step)
+    assert PruningCallback(ts.Study(SPACE, pruner="median").ask(), step=step).step == step  # a pruner of steps
+
+
 class SometimesLogged(Regression):
     """Logs val_loss in the validations of epochs 1, 4, 5 and 6 only."""
 

@@ -243,6 +243,14 @@ def test_a_study_instead_of_the_trial_is_refused() -> None:
         PruningCallback(ts.Study(trainer_space()))
 
 
+def test_fold_racing_is_refused_as_it_would_read_evaluations_as_folds() -> None:
+    """pruner="folds" compares the mean over folds 1..k: it read the k-th evaluation as one, and
+    stopped a trial behind the best one's first evaluation there, without a word."""
+    with pytest.raises(ValueError, match=r"fold racing \(pruner='folds'\).* but transformers PruningCallback reports a "
+                                         r"value per evaluation: .*cv\.cross_validate.*another pruner \(pruner='asha'"):
+        PruningCallback(ts.Study(trainer_space(), pruner="folds").ask())
+
+
 def tiny_build(args: Any, params: dict[str, Any]) -> Any:
     """A Trainer of a one-layer BERT from a config (no download) on 48 random rows."""
     from transformers import BertConfig, BertForSequenceClassification

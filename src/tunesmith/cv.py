@@ -461,6 +461,18 @@ class FoldPruner(Pruner):
                 "n_startup_trials": self.n_startup_trials}
 
 
+def refuse_racing(trial: Any, what: str, unit: str, fix: str) -> None:
+    """A ValueError when ``trial``'s study races folds (``pruner="folds"``) while ``what`` reports
+    a value per ``unit`` (an epoch, a boosting round): racing reads step k as the mean over folds
+    1..k, so it stopped every trial behind the best one's first ``unit``, without a word. ``fix``
+    is the first way out, ending in "or" (the second: another pruner)."""
+    if isinstance(getattr(getattr(trial, "study", None), "pruner", None), FoldPruner):
+        raise ValueError(f"the study's pruner is fold racing (pruner='folds'), which compares the mean over folds "
+                         f"1..k, but {what} reports a value per {unit}: a trial behind the best one's first {unit} "
+                         f"would be stopped there. {fix} create the study with another pruner (pruner='asha', 'median' "
+                         "or 'hyperband')")
+
+
 def _fold_sd(trial: FrozenTrial) -> float:
     """The standard deviation of a finished trial's fold scores, recovered from its
     running means (step k reports the mean over folds 1..k); 0 with fewer than 2 folds."""

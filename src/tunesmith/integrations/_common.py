@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..cv import refuse_racing
 from ..exceptions import TrialPruned
 from ..pruners import Decision
 from ..space import Fixed, Float, Int
@@ -151,9 +152,10 @@ def moved_checkpoint(path: str, folder: Path) -> str:
     return moved if os.path.exists(moved) else path
 
 
-def refuse_pausing(trial: Any, what: str) -> None:
-    """A ValueError when the study's pruner pauses: ``what`` cannot resume a paused run (and
-    :func:`check_trial`'s TypeError when ``trial`` is not a running trial)."""
+def check_pruner(trial: Any, what: str) -> None:
+    """A ValueError when the study's pruner pauses (``what``, a boosting callback, cannot resume a
+    paused run) or races folds (its steps are boosting rounds), and :func:`check_trial`'s TypeError
+    when ``trial`` is not a running trial."""
     check_trial(trial, what)
     if getattr(trial.study.pruner, "pauses", False):  # the interface's flag: a custom pruner has no 'pause'
         raise ValueError(
@@ -161,6 +163,13 @@ def refuse_pausing(trial: Any, what: str) -> None:
             f"that pauses ({trial.study.pruner.describe()}); use it without pause=True "
             "(e.g. ts.pruners.ASHA(max_resource=...))"
         )
+    refuse_fold_racing(trial, what, "boosting round")
+
+
+def refuse_fold_racing(trial: Any, what: str, unit: str) -> None:
+    """A ValueError when the study races folds (``pruner="folds"``): ``what`` reports a step per ``unit``."""
+    refuse_racing(trial, what, unit, "Race folds with tunesmith.cv.cross_validate (one report per fold) and "
+                                     "without this callback, or")
 
 
 def other_framework(owner: Any, name: str, *, mine: str, use: str) -> AttributeError:

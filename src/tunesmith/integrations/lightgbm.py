@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from ..space import Fixed, Float, Int, Space
-from ._common import check_direction, check_names, refuse_pausing, report_and_decide, require, span
+from ._common import check_direction, check_names, check_pruner, report_and_decide, require, span
 
 lgb = require("lightgbm", extra="lightgbm", what="tunesmith.integrations.lightgbm")
 
@@ -69,7 +69,7 @@ class LightGBMPruningCallback:
         # its recorders (log_evaluation 10, record_evaluation 20), which then missed the round that pruned;
         # 29: after them, and before early stopping (30), which would skip the last round's report
         self.order = 29
-        refuse_pausing(trial, "LightGBMPruningCallback")
+        check_pruner(trial, "LightGBMPruningCallback")
         check_names("LightGBMPruningCallback", data=data, metric=metric)
         self.trial, self.data, self.metric = trial, data, metric
         self._checked = False

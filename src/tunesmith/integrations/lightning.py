@@ -33,6 +33,7 @@ from ._common import (
     did_you_mean_metric,
     moved_checkpoint,
     other_framework,
+    refuse_fold_racing,
     reported_before_a_hold,
     require,
     warn_direction,
@@ -78,6 +79,7 @@ class PruningCallback(_Callback):
         self.trial, self.monitor, self.step = trial, monitor, step
         if trial is not None:
             check_trial(trial, "lightning PruningCallback")
+            refuse_fold_racing(trial, "lightning PruningCallback", step.replace("global_", "training "))
             warn_direction(trial, monitor, what="lightning PruningCallback")
         if checkpoint_dir is None and trial is not None:
             checkpoint_dir = _study_folder(Path(tempfile.gettempdir()) / "tunesmith-lightning", str(trial.study.name),

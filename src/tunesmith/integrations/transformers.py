@@ -31,6 +31,7 @@ from ._common import (
     guess_direction,
     moved_checkpoint,
     other_framework,
+    refuse_fold_racing,
     reported_before_a_hold,
     require,
     span,
@@ -119,6 +120,7 @@ class PruningCallback(_TrainerCallback):
             hint = f" (did you mean 'eval_{metric}'?)" if isinstance(metric, str) else ""
             raise ValueError(f"PruningCallback: metric must be an 'eval_*' name (as trainer.evaluate() returns it), got {metric!r}{hint}")
         check_trial(trial, "transformers PruningCallback")
+        refuse_fold_racing(trial, "transformers PruningCallback", "evaluation")
         self.trial, self.metric = trial, metric
         warn_direction(trial, metric, what="transformers PruningCallback")
         self.last: float | None = None

@@ -19,7 +19,7 @@ from ..space import Float, Int, Space
 from ._common import (
     check_direction,
     check_names,
-    refuse_pausing,
+    check_pruner,
     report_and_decide,
     require,
     span,
@@ -94,7 +94,7 @@ class XGBoostPruningCallback(_TrainingCallback):
         maximize: bool | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
-        refuse_pausing(trial, "XGBoostPruningCallback")
+        check_pruner(trial, "XGBoostPruningCallback")
         check_names("XGBoostPruningCallback", data=data, metric=metric)
         if maximize is not None and not isinstance(maximize, bool):  # "yes": read as true
             raise TypeError(f"XGBoostPruningCallback: maximize must be True, False or None (the metric's own), got {maximize!r}")

@@ -233,6 +233,11 @@ def check_name_before_file(name: str, storage: Any) -> None:
         check_new_name(name)
 
 
+def in_companion() -> bool:
+    """Whether :func:`making_companion` is on: the study being opened is evaluate_best's companion."""
+    return _MAKING_COMPANION.get()
+
+
 @contextmanager
 def making_companion() -> Iterator[None]:
     """Within it, :func:`check_new_name` accepts evaluate_best's companion ``"<study>:test"`` with

@@ -27,7 +27,7 @@ from ..pruners import Decision, NopPruner, Pruner, make_pruner
 from ..pruners import is_known as is_pruner
 from ..samplers import AutoSampler, Sampler, is_known, make_sampler
 from ..space import Space
-from ..space.params import check_flag, did_you_mean, same_definition, uncallable_with
+from ..space.params import check_flag, did_you_mean, plural, same_definition, uncallable_with
 from ..space.space import same_spaces
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
 from ..storage.base import NewStudy
@@ -39,6 +39,7 @@ from .manage import (
     check_book_free,
     check_name_before_file,
     check_new_name,
+    in_companion,
     record_pick,
     record_sampler,
     sampler_label,
@@ -211,10 +212,10 @@ class Study:
                     "pass load_if_exists=True to resume it or choose another name"
                 )
             self._check_same(record, space, direction)
-            if space is not None and (n := self._storage.count_trials(record.study_id)):  # load_study: wanted
-                logger.info("study %r in %s holds %d trial%s: resuming it (its trials count as this objective's; "
-                            "another name starts a new study)", self.name, self._storage.display_url, n,
-                            "" if n == 1 else "s")
+            # load_study, and evaluate_best opening its companion: the study wanted, nothing to say
+            if space is not None and not in_companion() and (n := self._storage.count_trials(record.study_id)):
+                logger.info("study %r in %s holds %s: resuming it (its trials count as this objective's; "
+                            "another name starts a new study)", self.name, self._storage.display_url, plural(n, "trial"))
             return record
         if space is None:
             raise ValueError(f"{missing}: pass a space to create it")

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import exceptions
+from .. import cv, exceptions
 from ..pruners import Decision
 from ..space import Categorical, Float, Int, Prior, Space
 from . import checkpoint as ckpt
@@ -192,18 +192,6 @@ def _check_direction(trial: Any, monitor: str) -> None:
                          f"its best trial would be the worst model. Create the study with direction={wants!r}")
 
 
-def _check_pruner(trial: Any) -> None:
-    """Fail a trial (before it trains) whose study races folds (``pruner="folds"``) while this
-    objective reports a validation per epoch: fold racing reads step k as the mean over folds
-    1..k, so it stopped every trial whose first epoch was behind the best trial's first epoch."""
-    pruner = getattr(getattr(trial, "study", None), "pruner", None)
-    if getattr(pruner, "name", None) == "folds":
-        raise ValueError("the study's pruner is fold racing (pruner='folds'), which compares the mean over folds "
-                         "1..k, but this objective reports a validation per epoch: a trial behind the best one's "
-                         "first epoch would be stopped there. Pass folds=k to objective(...) for one report per "
-                         "fold, or create the study with an epoch pruner (pruner='asha', 'median' or 'hyperband')")
-
-
 def monitored(record: EvalRecord, monitor: str) -> float:
     if monitor == "val_loss":
         return record.train_loss if record.val_loss is None else record.val_loss
@@ -320,7 +308,7 @@ def objective(
 
     def run(trial: Any) -> float:
         _check_direction(trial, monitor)
-        _check_pruner(trial)
+        cv.refuse_racing(trial, "this objective", "epoch", "Pass folds=k to objective(...) for one report per fold, or")
         set_threads(threads)
         params = dict(trial.params)
         _warn_lookalikes(params, warned)
@@ -536,8 +524,6 @@ def _check_call(build_model: Any, data: Any, loss: Any, metrics: Any, threads: A
 
 def _check_folds(folds: Any, data: Any) -> None:
     """A number of folds that cannot split ``data`` (when given, not a callable), or no folds at all."""
-    from .. import cv
-
     if isinstance(folds, (str, bytes, bool)) or not isinstance(folds, (int, Iterable)) and not hasattr(folds, "split"):
         raise TypeError(f"folds is a number of folds, (train_idx, val_idx) pairs or a scikit-learn splitter, "
                         f"got {folds!r}")
@@ -555,8 +541,6 @@ def _fold_objective(
     callbacks: Sequence[Any], warned: set[str],
 ) -> Callable[[Any], float]:  # fmt: skip
     """k-fold training: a fresh model per fold, one report per fold (``objective(..., folds=)``)."""
-    from .. import cv
-
     # pairs are taken once (a generator such as KFold(5).split(x) would be used up by the first trial)
     pairs = None if isinstance(folds, int) or hasattr(folds, "split") else list(folds)
 
