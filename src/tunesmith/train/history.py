@@ -115,9 +115,10 @@ class History:
     def live_flag(self, train_loss: float, val_loss: float | None, improved: bool) -> bool:
         """The ``overfitting`` flag of a new record with these losses (``improved``: it sets a
         new best): what :attr:`overfit_at` would report if the run ended at it. On at a firing
-        (:meth:`overfits`) and from then on, off at a new best validation loss."""
-        held = bool(self.records) and self.records[-1].overfitting
-        return not improved and (held or self.overfits(train_loss, val_loss))
+        (:meth:`overfits`) and from then on, off at a new best validation loss. It asks the summary
+        of the records so far, not the last record's flag: a checkpoint written before the flag held
+        keeps each record's firing alone."""
+        return not improved and (self.overfit_at is not None or self.overfits(train_loss, val_loss))
 
     def overfits(self, train_loss: float, val_loss: float | None) -> bool:
         """Whether the signal fires at a new record with these losses: the smoothed gap rose at
