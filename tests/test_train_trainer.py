@@ -138,6 +138,28 @@ def test_the_live_flag_holds_from_a_firing_until_a_new_best_as_the_summary_does(
         assert ended.overfit_at == 3 and ended.records[-1].overfitting
 
 
+def test_a_run_resumed_from_a_checkpoint_of_momentary_flags_flags_what_its_summary_reports(tmp_path) -> None:
+    """A checkpoint written before the flag held keeps each record's firing alone (off at 7, where the
+    smoothed gap fell); resumed from it, the flag read only the last record's, so it stayed off at 8
+    while ``overfit_at`` reported overfitting from 3."""
+    from tunesmith.train import checkpoint
+
+    curve = [1.0, 0.8, 0.7, 0.72, 0.76, 0.8, 0.85, 0.71, 0.72]
+    train, val = split(64)
+    cfg = TrainConfig(epochs=8, batch_size=16, lr=0.01, checkpoint_dir=str(tmp_path))
+    Trainer(mlp(), cfg, loss=scripted(curve)).fit(train, val)
+    last = checkpoint.latest(tmp_path)
+    assert last is not None
+    state = checkpoint.load(last)
+    records = state["history"]["records"]
+    assert [r["overfitting"] for r in records] == [False] * 5 + [True] * 3
+    records[7]["overfitting"] = False  # as the trainer wrote it then: the signal did not fire at 7
+    checkpoint.save(last, state)
+    resumed = Trainer(mlp(), cfg.with_params({"epochs": 9}), loss=scripted(curve[8:])).fit(train, val, resume_from=last)
+    assert len(resumed.records) == 9 and resumed.best_index == 2
+    assert resumed.overfit_at == 3 and resumed.records[-1].overfitting
+
+
 def test_eval_every_steps_and_max_steps() -> None:
     train, val = split(64)  # 48 samples, batch 8 -> 6 steps per epoch
     h = Trainer(mlp(), TrainConfig(epochs=None, max_steps=10, eval_every=4, batch_size=8)).fit(train, val)

@@ -68,7 +68,7 @@ def trained_trial() -> ts.Study:
     x, y = x[order][:600], y[order][:600]
     data = ((x[:120], y[:120]), (x[120:], y[120:]))  # few training examples: it overfits
     study = ts.Study({"lr": ts.Float(0.02, 0.021)}, name="digits-overfit", sampler="random", seed=0)
-    base = TrainConfig(epochs=80, batch_size=16, patience=5, restore_best=True)
+    base = TrainConfig(epochs=80, batch_size=16, patience=10, restore_best=True)  # long enough to see the rise
     with tempfile.TemporaryDirectory() as tmp:
         study.optimize(train_objective(lambda p: nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)),
                                        data, base=base, checkpoint_root=tmp), n_trials=1)

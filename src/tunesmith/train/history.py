@@ -115,9 +115,13 @@ class History:
     def live_flag(self, train_loss: float, val_loss: float | None, improved: bool) -> bool:
         """The ``overfitting`` flag of a new record with these losses (``improved``: it sets a
         new best): what :attr:`overfit_at` would report if the run ended at it. On at a firing
-        (:meth:`overfits`) and from then on, off at a new best validation loss."""
-        held = bool(self.records) and self.records[-1].overfitting
-        return not improved and (held or self.overfits(train_loss, val_loss))
+        (:meth:`overfits`) and from then on, off at a new best validation loss. It reads every flag
+        since the best, as :attr:`overfit_at` does, not only the last record's: a checkpoint written
+        before the flag held keeps each record's firing alone."""
+        if improved:
+            return False
+        since_best = self.records[0 if self.best_index is None else self.best_index + 1:]
+        return any(r.overfitting for r in since_best) or self.overfits(train_loss, val_loss)
 
     def overfits(self, train_loss: float, val_loss: float | None) -> bool:
         """Whether the signal fires at a new record with these losses: the smoothed gap rose at
