@@ -207,6 +207,16 @@ def time_json(url: str, repeat: int, budget_s: float = 60.0) -> dict[str, Any]:
     return {"median_s": statistics.median(times), "requests": len(times), "bytes": size}
 
 
+def with_version(url: str) -> str:
+    """``url`` with ``{version}`` replaced by the study's current version, read from the study's
+    summary (the URL up to ``/changes``): the "what changed since" poll a live page makes when
+    nothing changed. Versions start at the server's start time, so no fixed number is current."""
+    if "{version}" not in url:
+        return url
+    with urllib.request.urlopen(url.split("/changes")[0], timeout=600) as r:
+        return url.format(version=json.loads(r.read())["version"])
+
+
 def warm_browser(browser: Any) -> None:
     """Open and close one blank page, so that no dashboard's first load pays for the browser's
     own first page (its renderer and compositor starting)."""
@@ -232,7 +242,7 @@ def measure(browser: Any, name: str, cmd: list[str], probe: str, page_url: str, 
             out["all_plots_loads"] = [load(browser, page_url, TS_ALL, None, timeout_s, height=6000)["seconds"]
                                       for _ in range(loads)]
             out["all_plots_median_s"] = statistics.median(out["all_plots_loads"])
-        out["json"] = {label: time_json(url, loads) for label, url in endpoints.items()}
+        out["json"] = {label: time_json(with_version(url), loads) for label, url in endpoints.items()}
         print(name, json.dumps(out), flush=True)
         return out
     finally:
@@ -272,7 +282,7 @@ def main() -> None:
                                            "--port", str(p1)], ts_base + "/api/studies", f"{ts_base}/studies/{STUDY}",
                     TS_READY, None, {
                         "studies list": f"{ts_base}/api/studies",
-                        "what changed since": f"{ts_base}/api/studies/{STUDY}/changes?since=1",
+                        "what changed since": f"{ts_base}/api/studies/{STUDY}/changes?since={{version}}",
                         "history plot": f"{ts_base}/api/studies/{STUDY}/plots/history",
                         "trials page (50)": f"{ts_base}/api/studies/{STUDY}/trials?limit=50&order=best",
                     }, args.loads, args.timeout)
