@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from rich.table import Table
 
 from ..importance import METHODS, Importances
+from ..importance.data import left_out_text
 from ..plots import HTML
 from ..report import REPORT_FILE
 from ..space import display_names
@@ -70,7 +71,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
 def importance_table(name: str, imp: Importances, pairs: int, shown: Mapping[str, str] | None = None) -> Table:
     """``shown``: the names to print (:func:`tunesmith.space.display_names`)."""
-    left = ", ".join(f"{n} {s}" for s, n in imp.left_out.items())
+    left = left_out_text(imp.left_out)
     table = Table(title=f"{literal(name)}: importance ({imp.method}, {imp.n_trials} complete trials"
                         f"{'; left out: ' + left if left else ''})")
     for col in ("parameter", "fraction", "± band", ""):

@@ -118,7 +118,7 @@ def design(
         left_out["outside the space"] += n_bad
     if len(done) - n_bad < min_trials:
         more = min_trials - (len(done) - n_bad)
-        left = ", ".join(f"{n} {why}" for why, n in left_out.items())
+        left = left_out_text(left_out)
         raise ValueError(
             f"importance needs at least {min_trials} complete trials, got {len(done) - n_bad}"
             f"{f' (left out: {left})' if left else ''}; {_how_to_add(trials, more)} and ask again"
@@ -152,6 +152,11 @@ def _apart(X: np.ndarray, columns: tuple[Column, ...]) -> frozenset[tuple[int, i
     met = active.T @ active  # rows where both are active, by pair
     i, k = np.nonzero(np.triu(met == 0, 1))
     return frozenset(zip(cond[i].tolist(), cond[k].tolist(), strict=True))
+
+
+def left_out_text(left_out: Mapping[str, int]) -> str:
+    """The trials importance left out, by why: "1 failed, 2 pruned" ("" for none)."""
+    return ", ".join(f"{n} {why}" for why, n in left_out.items())
 
 
 def _how_to_add(trials: Sequence[FrozenTrial], more: int) -> str:
