@@ -56,6 +56,14 @@ def test_a_test_function_failing_for_one_configuration_says_which_and_what_is_re
     with caplog.at_level("WARNING", logger="tunesmith"), pytest.raises(ZeroDivisionError):
         study.evaluate_best(lambda trial: 1 / 0, k=2)
     assert f"(x={study.trials[top[0]].params['x']:.3g}); no test result is recorded (the top 2 are not evaluated)" in caplog.text
+    caplog.clear()  # k=1: "(the top 1 are not evaluated)"
+    with caplog.at_level("WARNING", logger="tunesmith"), pytest.raises(ZeroDivisionError):
+        study.evaluate_best(lambda trial: 1 / 0, k=1)
+    assert caplog.text.rstrip().endswith("; no test result is recorded"), caplog.text
+    caplog.clear()  # one left: "the other 1 of the top 2 are not evaluated"
+    with caplog.at_level("WARNING", logger="tunesmith"), pytest.raises(ZeroDivisionError):
+        study.evaluate_best(lambda trial: 1 / (trial.number != top[1]), k=2)
+    assert f"results of trial(s) {top[:1]} are recorded, the other 1 of the top 2 is not evaluated" in caplog.text
 
 
 def test_evaluating_again_says_nothing_of_the_companion_it_reopens(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -123,8 +123,10 @@ def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] 
 
 def _say_stopped(study: Study, trial: FrozenTrial, done: Sequence[TestResult], k: int) -> None:
     """Which configuration stopped an evaluation, and which results it recorded before."""
-    recorded = (f"the test results of trial(s) {[r.trial for r in done]} are recorded, the other {k - len(done)} "
-                f"of the top {k} are not evaluated" if done else f"no test result is recorded (the top {k} are not evaluated)")
+    rest = k - len(done)
+    recorded = (f"the test results of trial(s) {[r.trial for r in done]} are recorded, the other {rest} of the top {k} "
+                f"{'is' if rest == 1 else 'are'} not evaluated" if done
+                else "no test result is recorded" + (f" (the top {k} are not evaluated)" if k > 1 else ""))
     logger.warning("evaluate_best: study %r, the test function failed for trial %d (%s); %s", study.name,
                    trial.number, _short(trial.params), recorded)
 
