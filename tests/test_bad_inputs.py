@@ -611,6 +611,24 @@ def test_importing_a_step_written_as_a_digit_no_int_reads_names_the_step(tmp_pat
     assert "intermediate step must be an integer >= 0, got '\u00b2'" in err and "invalid literal" not in err, err
 
 
+@pytest.mark.parametrize("digits", [20, 300, 5000])
+def test_importing_a_step_past_2_63_says_it_is_too_large(tmp_path: Path, capsys: Any, digits: int) -> None:
+    """An imported step of 20 digits or more was named as no integer (``must be an integer >= 0, got
+    '10000000000000000000'``), its thousands of digits written out whole; it is too large, cut short."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = ts.Study(SPACE, storage=url, name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.report(1.0, 0) or t.params["x"], n_trials=1)
+    assert main(["export", "s", "--storage", url, "-o", str(tmp_path / "s.json")]) == 0
+    data = json.loads((tmp_path / "s.json").read_text())
+    data["trials"][0]["intermediate"] = {"1" + "0" * (digits - 1): 1.0}
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    assert main(["import", str(tmp_path / "s.json"), "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 2
+    err = capsys.readouterr().err
+    said = "is too large; steps must be below 2**63" if digits < 1000 else "must be an integer >= 0"
+    assert said in err and len(err) < 500, err
+    assert ("characters)" in err) is (digits > 60), err
+
+
 def test_export_writes_the_format_its_output_file_names(tmp_path: Path, capsys: Any) -> None:
     """``tunesmith export NAME -o trials.json`` wrote CSV into trials.json; ``--format json -o
     trials.csv`` wrote JSON into a .csv file."""

@@ -753,10 +753,11 @@ def test_a_note_of_megabytes_is_cut_on_the_study_page_and_shown_whole_on_its_own
 
 def test_a_trial_number_or_limit_written_as_a_digit_no_int_reads_is_named(url: str) -> None:
     """``/studies/alpha/trials/²`` (a digit to str.isdigit, none to int()) answered int()'s "invalid
-    literal for int() with base 10"; ``?limit=²`` too. A trial of no number is a 404 naming the
-    study's trials, a limit of no number a 400 naming the limit."""
+    literal for int() with base 10"; ``?limit=²`` too, and ``/trials/--1`` (``-0`` showed trial 0). A
+    trial of no number is a 404 naming the study's trials, a limit of no number a 400 naming the limit."""
     c = TestClient(create_app(open_storage(url)), raise_server_exceptions=False)
-    for path in ("/studies/alpha/trials/\u00b2", "/api/studies/alpha/trials/\u00b2/curve"):
+    for path in ("/studies/alpha/trials/\u00b2", "/api/studies/alpha/trials/\u00b2/curve",
+                 "/studies/alpha/trials/--1", "/api/studies/alpha/trials/--1", "/studies/alpha/trials/-0"):
         r = c.get(path)
         assert r.status_code == 404 and "has no trial" in r.text and "invalid literal" not in r.text, (path, r.text)
     r = c.get("/studies/alpha?limit=\u00b2")

@@ -118,6 +118,22 @@ def test_plot_prints_the_titles_and_reasons_naming_a_stored_parameter_escaped(
     assert not any(c in err for c in "\x1b\x07\u202e"), err
 
 
+def test_plot_prints_the_title_of_a_plot_not_drawn_escaped(tmp_path: Path, capsys: Any) -> None:
+    """``not drawn: TITLE: REASON``: the slice of a conditional parameter no complete trial had active is
+    titled by its name, which another program stored (``ESC]52;c;...``); the reason repr()s it."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    evil = "\x1b]52;c;aGk=\x07\u202ex"
+    space = {"b": ts.Categorical(["a", "z"]), "x": ts.Float(0, 1), evil: ts.Float(0, 1, when={"b": ["z"]})}
+    study = ts.Study(space, storage=url, name="s", sampler="random", seed=0)
+    for _ in range(3):
+        study.enqueue({"b": "a", "x": 0.5})
+    study.optimize(lambda t: t.params["x"], n_trials=3)
+    assert main(["plot", "s", "--storage", url, "--kind", "slice", "-o", str(tmp_path / "p.html")]) == 0
+    err = capsys.readouterr().err
+    assert "not drawn: s: value against \\x1b]52;c;aGk=\\x07\\u202ex" in err, err
+    assert not any(c in err for c in "\x1b\x07\u202e"), err
+
+
 @pytest.mark.parametrize("config", [{"sampler": {"name": "ran\x1b]52;c;aGk=\x07dom"}},
                                     {"sampler": {"name": "auto"}, "sampler_picked": "tpe\x1b]52;c;aGk=\x07"}])
 def test_show_prints_a_stored_sampler_name_escaped(tmp_path: Path, capsys: Any, config: dict) -> None:
@@ -336,10 +352,11 @@ def test_a_stored_bayes_option_beyond_a_float_is_refused_by_name(tmp_path: Path,
 # -- the environment -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["4,2", "", "auto", "0", "9" * 40])
+@pytest.mark.parametrize("value", ["4,2", "", "auto", "0", "9" * 40, "\u00b2", "9" * 5000])
 def test_a_worker_starts_whatever_omp_num_threads_holds(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Ray worker passes the environment's OMP_NUM_THREADS to torch: a list (valid for
-    OpenMP), an empty or a non-numeric value ended every worker at its start."""
+    OpenMP), an empty or a non-numeric value ended every worker at its start, and so did "²" (a
+    digit to str.isdigit, none to int()) and 5,000 digits (past int()'s limit)."""
     torch = pytest.importorskip("torch")
     from tunesmith.execution.ray_worker import _setup
 

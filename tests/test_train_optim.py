@@ -78,6 +78,8 @@ def test_a_head_suggestion_is_no_name_given_and_an_index_past_the_blocks_says_ho
         Trainer(Net(), TrainConfig(), head="backbone.1.7")  # a block's own layers
     with pytest.raises(ValueError, match=r"'5' .*: the model has 5 blocks, the last is '4'"):
         Trainer(mlp(), TrainConfig(), head="5")  # an nn.Sequential model
+    with pytest.raises(ValueError, match=r"head 'backbone\.\u00b2' names no parameter of the model"):
+        Trainer(Net(), TrainConfig(), head="backbone.\u00b2")  # a digit to str.isdigit, none to int()
 
 
 @pytest.mark.parametrize("l1,l2", [(0.0, 0.05), (0.05, 0.0)])

@@ -71,8 +71,8 @@ class Dashboard:
             raise HTTPException(404, f"no study named {name!r} in {self.cache.storage.display_url}") from None
 
     def trial(self, v: View, number: str) -> FrozenTrial:
-        digits = number.lstrip("-")
-        t = v.trial(int(number)) if as_count(digits) is not None else None  # not int()'s error of "²" or 4,300 digits
+        n = as_count(number)  # no trial has "-1" ("--1", "²" or 4,301 digits: int()'s error)
+        t = None if n is None else v.trial(n)
         if t is None:
             last = f"0-{len(v.trials) - 1}" if v.trials else "none yet"
             raise HTTPException(404, f"study {v.name!r} has no trial {number!r} (its trials: {last})")
@@ -254,10 +254,11 @@ def note(d: Dashboard, request: Request) -> Response:
     """A study's note whole, by its number (0: the oldest)."""
     v = d.view(request.path_params["name"])
     notes, number = study_notes(v.record.config), request.path_params["number"]
-    if not (number.isascii() and number.isdigit() and len(number) <= 18 and int(number) < len(notes)):
+    n = as_count(number)
+    if n is None or n >= len(notes):
         raise HTTPException(404, f"study {v.name!r} has no note {number!r} (its notes: "
                                  f"{f'0-{len(notes) - 1}' if notes else 'none'})")
-    return HTMLResponse(pages.note_page(v, int(number), notes[int(number)]))
+    return HTMLResponse(pages.note_page(v, n, notes[n]))
 
 
 def importance(d: Dashboard, request: Request) -> Response:

@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..trial import FrozenTrial
+from ..trial import FrozenTrial, as_count
 
 MAX_OOM_RETRIES = 2
 EXIT_OOM = 75  # a worker's exit code after an out-of-memory trial: "retire me"
@@ -151,9 +151,9 @@ def apply_env(env: Mapping[str, str]) -> None:
 def _threads(value: str) -> int | None:
     """The thread count of an ``OMP_NUM_THREADS`` value: its first number (OpenMP also takes a
     list per nesting level, ``4,2``); None for one that is not a positive number (``""``,
-    ``auto``, ``0``), which ended every worker at its start with int()'s ValueError."""
-    first = value.split(",", 1)[0].strip()
-    return int(first) if first.isdigit() and 0 < int(first) < 1 << 16 else None
+    ``auto``, ``0``, ``²``), which ended every worker at its start with int()'s ValueError."""
+    first = as_count(value.split(",", 1)[0].strip())
+    return first if first is not None and 0 < first < 1 << 16 else None
 
 
 # -- which devices exist ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, as_count
 from ._common import require
 
 mlflow = require("mlflow", extra="mlflow", what="tunesmith.integrations.mlflow")
@@ -374,4 +374,4 @@ def trial_runs(client: Any, experiment_id: str, study: str) -> list[Any]:
 def _trial_number(run: Any) -> int | None:
     """The trial number a run's tag names, as this callback writes it (digits), or None."""
     tag = run.data.tags.get(TRIAL_TAG)
-    return int(tag) if isinstance(tag, str) and tag.isascii() and tag.isdigit() and len(tag) <= 18 else None
+    return as_count(tag)

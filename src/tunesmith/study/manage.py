@@ -565,8 +565,9 @@ def _import_trial(space: Space, t: Any, where: str) -> FrozenTrial:
         steps = t.get("intermediate") or {}
         if not isinstance(steps, Mapping):
             raise ValueError(f"intermediate must be a dict {{step: value}}, got {type(steps).__name__}")
-        # a key "²" (a digit to str.isdigit, no int) stays text, which the step check names
-        steps = {n if (n := as_count(k, digits=19)) is not None else k: v for k, v in steps.items()}
+        # a key "²" (a digit to str.isdigit, no int) stays text, which the step check names; one past 2**63
+        # is read (int() reads 640 digits under any limit) for the check to say it is too large
+        steps = {n if (n := as_count(k, digits=640)) is not None else k: v for k, v in steps.items()}
         as_state = {TrialState.RUNNING: TrialState.FAILED, TrialState.PAUSED: TrialState.PRUNED}.get(state, state)
         error = t.get("error") or ("running when the study was exported" if state is TrialState.RUNNING else None)
         worker = t.get("worker")

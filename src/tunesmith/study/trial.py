@@ -217,7 +217,7 @@ def _as_step(step: Any, number: int) -> int:
     except TypeError:
         out = -1
     if isinstance(step, bool) or out < 0:
-        raise ValueError(f"trial {number}: step must be an integer >= 0, got {step!r}")
+        raise ValueError(f"trial {number}: step must be an integer >= 0, got {short_repr(step)}")
     if out >= 2**63:  # a SQL storage keeps 64-bit steps: the trial would become unreadable
         raise ValueError(f"trial {number}: step {short_repr(step)} is too large; steps must be below 2**63, "
                          "the 64-bit integers a SQL storage keeps")

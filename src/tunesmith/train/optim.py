@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..space.params import a_type
+from ..trial import as_count
 from .config import TrainConfig
 
 
@@ -96,7 +97,8 @@ def _past_the_blocks(model: nn.Module, head: str) -> str:
     for i, word in enumerate(words):
         outer = ".".join(words[:i])
         seq = modules.get(outer)
-        if word.isdigit() and isinstance(seq, (nn.Sequential, nn.ModuleList)) and int(word) >= len(seq):
+        index = as_count(word)  # "backbone.²" passed str.isdigit and failed int()
+        if index is not None and isinstance(seq, (nn.Sequential, nn.ModuleList)) and index >= len(seq):
             where = f"{outer}." if outer else ""
             last = f", the last is {where + str(len(seq) - 1)!r}" if len(seq) else ""
             return f"{repr(outer) if outer else 'the model'} has {len(seq)} block{'' if len(seq) == 1 else 's'}{last}"
