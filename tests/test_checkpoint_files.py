@@ -311,6 +311,20 @@ def test_a_checkpoint_is_opened_before_it_is_looked_at_so_a_fifo_never_blocks(
     assert "last-00000010.pt' is a FIFO, not a regular file" in str(seen[0])
 
 
+def test_a_fifo_among_the_checkpoints_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    """load opened first, but is_complete, which latest(folder) and the resume of a paused trial call
+    before it, opened a FIFO named as a checkpoint blocking: the resume waited for a writer for good."""
+    from conftest import ended_without_blocking
+
+    older = checkpoint.last_path(tmp_path, 5)
+    checkpoint.save(older, {"model": {}, "step": 5})
+    fifo = checkpoint.last_path(tmp_path, 10)
+    os.mkfifo(fifo)
+    assert ended_without_blocking(lambda: checkpoint.is_complete(fifo), fifo, "is_complete") == [False]
+    assert ended_without_blocking(lambda: checkpoint.latest(tmp_path), fifo, "latest") == [older]
+    assert checkpoint.is_complete(older) and not checkpoint.is_complete(tmp_path)
+
+
 def test_a_checkpoint_dir_under_home_written_with_a_tilde_goes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: checkpoint_dir="~/runs/exp1" made a folder named "~" in the working directory."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

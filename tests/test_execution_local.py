@@ -238,6 +238,42 @@ def test_an_oom_trial_whose_worker_is_killed_before_it_is_queued_again_keeps_its
     assert len(copies) == 1 and copies[0].params == first.params and copies[0].system.oom_retries == 1, study.trials
 
 
+def _dies_after_an_earlier_oom_of_its_pid(trial: Any) -> float:
+    """The first trial: an out-of-memory failure is recorded under this worker's ``host:pid`` 10 minutes
+    ago (an earlier process with the same pid, its retry not queued: a run without ``gpus``), then the
+    worker is killed."""
+    from tunesmith.storage.base import worker_id
+
+    try:
+        os.close(os.open(os.environ["DIE_MARKER"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(trial.params["x"])
+    storage = SQLStorage(os.environ["STUDY_URL"])
+    sid, now = storage.get_study("g").study_id, storage.clock()
+    old = storage.create_trial(sid, params={"x": 0.5}, worker=worker_id(), now=now - 600)
+    assert old is not None
+    storage.update_trial(sid, old.replace(state=TrialState.FAILED, error="CUDA out of memory. Tried to allocate 2 GiB",
+                                          completed=now - 590))  # fmt: skip
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+def test_a_dead_gpu_worker_queues_no_retry_of_an_oom_trial_of_an_earlier_process_with_its_pid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU worker's death queued again every failed out-of-memory trial recorded under its ``host:pid``
+    whose retry was not queued, those of an earlier process that had the same pid (pids are reused, in a
+    container from the same small numbers on each start) too: one it failed before it started is not its own."""
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    monkeypatch.setenv("DIE_MARKER", str(tmp_path / "died"))
+    monkeypatch.setenv("STUDY_URL", url)
+    study = Study({"x": Float(0, 1)}, storage=url, name="g", sampler="random")
+    study.optimize(_dies_after_an_earlier_oom_of_its_pid, n_trials=3, gpus=["0"], trials_per_gpu=1,
+                   allow_missing_gpus=True)  # fmt: skip
+    earlier = [t for t in study.trials if "CUDA out of memory" in (t.error or "")]
+    assert len(earlier) == 1, study.trials
+    assert [t for t in study.trials if t.system.retry_of == earlier[0].number] == [], study.trials
+
+
 def _dies_once(trial: Any) -> float:
     try:  # created atomically: two workers that both looked before either wrote it once both died
         fd = os.open(os.environ["DIE_MARKER"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)

@@ -458,6 +458,13 @@ def test_the_synchronous_keyword_travels_in_the_url_to_worker_processes(tmp_path
             ts.SQLStorage(url, synchronous=kw)
 
 
+def test_the_synchronous_keyword_joins_a_url_whose_query_is_empty(tmp_path: Path) -> None:
+    """Before: "s.db?" became "s.db??synchronous=full", refused as an unknown argument '?synchronous'."""
+    for query in ("?", "?synchronous=full&"):
+        st = ts.SQLStorage(f"sqlite:///{tmp_path}/s.db{query}", synchronous="full")
+        assert st.url.count("?") == 1 and _synchronous(st) == 2, st.url
+
+
 @pytest.mark.parametrize(("query", "message"), [
     ("?synchronus=full", "unknown query argument 'synchronus' .did you mean 'synchronous'.*only 'synchronous'"),
     ("?timeout=5", "unknown query argument 'timeout'; a SQLite URL takes only 'synchronous' .normal, full or extra"),

@@ -21,7 +21,7 @@ def refuse_foreign_link(path: Path, st: os.stat_result | None, what: str, fix: s
 
 
 class NotRegularFile(ValueError):
-    """What :func:`read_regular` opened is no regular file; ``kind`` says what it is ("a FIFO", ...)."""
+    """What :func:`open_regular` opened is no regular file; ``kind`` says what it is ("a FIFO", ...)."""
 
     def __init__(self, path: Path, kind: str) -> None:
         super().__init__(f"{path} is {kind}, not a regular file")

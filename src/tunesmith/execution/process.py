@@ -370,7 +370,7 @@ class _Pool:
             return
         lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None) or []
         if w.slot.device is not None:
-            _retry_lost_oom(self.run_, w.proc.pid)
+            _retry_lost_oom(self.run_, w.proc.pid, w.born)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
         # is in the storage: a new trial of this worker that was still running
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
@@ -533,13 +533,15 @@ def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -
         return None
 
 
-def _retry_lost_oom(run: Run, pid: int) -> None:
-    """A worker on a device that died between failing its out-of-memory trial and queueing it again
-    (:func:`_oom_retirer`): queued now, once (a copy it had queued is kept, none is added)."""
+def _retry_lost_oom(run: Run, pid: int, born: float) -> None:
+    """A worker on a device, started at ``born``, that died between failing its out-of-memory trial and
+    queueing it again (:func:`_oom_retirer`): queued now, once (a copy it had queued is kept, none is
+    added). Not one an earlier process with the same pid failed (ended before it started)."""
     me = _me(pid)
     try:
         for t in run.study.trials:
-            if (t.worker == me and t.state is TrialState.FAILED and is_oom_error(t.error) and may_retry_oom(t)
+            if (t.worker == me and t.state is TrialState.FAILED and (t.completed or 0.0) >= born
+                    and is_oom_error(t.error) and may_retry_oom(t)
                     and (n := run.study.requeue(t, oom=True)) is not None):  # fmt: skip
                 logger.warning("trial %d ran out of GPU memory and its worker died before queueing it again; "
                                "re-queued as %d", t.number, n)

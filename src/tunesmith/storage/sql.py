@@ -256,7 +256,8 @@ def _with_synchronous(url: str, synchronous: Any) -> str:
     if given is not None and not (isinstance(given, str) and given.lower() == synchronous.lower()):
         raise ValueError(f"storage {shown!r} asks for synchronous={given!r} and the keyword for "
                          f"synchronous={synchronous!r}; give it once")
-    return url if given is not None else f"{url}{'&' if parsed.query else '?'}synchronous={synchronous.lower()}"
+    sep = "" if url.endswith(("?", "&")) else "&" if parsed.query else "?"  # "db.sqlite?": no second "?"
+    return url if given is not None else f"{url}{sep}synchronous={synchronous.lower()}"
 
 
 def _seconds(name: str, value: float) -> float:

@@ -14,6 +14,7 @@ step when there is one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -292,11 +293,12 @@ def _unreadable(path: Path, exc: Exception) -> str:
 
 def is_complete(path: str | Path | BinaryIO) -> bool:
     """Whether ``path`` (or an open file) is a whole ``torch.save`` archive (its zip directory, written
-    last, is there)."""
+    last, is there). A path is opened by :func:`open_regular`: a FIFO is no archive, and never blocks."""
     try:
-        with zipfile.ZipFile(path) as z:
+        with (contextlib.nullcontext(path) if hasattr(path, "read") else open_regular(Path(path))) as f, \
+                zipfile.ZipFile(f) as z:  # fmt: skip
             return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError):
+    except (OSError, zipfile.BadZipFile, ValueError):  # NotRegularFile is a ValueError
         return False
 
 
