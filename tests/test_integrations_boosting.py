@@ -642,3 +642,35 @@ def test_two_lightgbm_trainings_at_once_report_one_training_only(data: tuple[Any
     rounds = logs[won]["valid_0"]["binary_logloss"]
     assert sorted(trial.intermediate) == list(range(1, 11))
     assert [trial.intermediate[i + 1] for i in range(10)] == pytest.approx(rounds, rel=1e-12)
+
+
+class _Fails(xgb.callback.TrainingCallback):  # type: ignore[misc]
+    """A callback of the user's that fails at the first round, before the pruning callback reports it."""
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        raise RuntimeError("the user's callback failed")
+
+
+def test_a_training_ended_by_an_error_in_another_thread_does_not_refuse_the_next(data: tuple[Any, ...]) -> None:
+    """A training that an error outside the callback ended (another callback raising, bst.update failing) calls
+    no after_training: its state stayed held by its thread, and the next training from another thread was
+    refused as "while another thread trains with it", no training running. It is taken once its booster is gone."""
+    X_tr, X_va, y_tr, y_va = data
+    trial = ts.Study({"x": ts.Float(0, 1)}, direction="minimize", sampler="random", pruner=ts.pruners.NopPruner()).ask()
+    cb, errors = XGBoostPruningCallback(trial), []
+    params = {"objective": "binary:logistic", "eval_metric": "logloss", "nthread": 1}
+    dtrain, dvalid = xgb.DMatrix(X_tr, label=y_tr), xgb.DMatrix(X_va, label=y_va)
+
+    def failing() -> None:
+        try:
+            xgb.train(params, dtrain, 5, evals=[(dvalid, "v")], verbose_eval=False, callbacks=[_Fails(), cb])
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    thread = threading.Thread(target=failing)
+    thread.start()
+    thread.join(60)
+    assert errors == ["the user's callback failed"] and not trial.intermediate
+    log: dict[str, Any] = {}
+    xgb.train(params, dtrain, 3, evals=[(dvalid, "v")], evals_result=log, verbose_eval=False, callbacks=[cb])
+    assert [trial.intermediate[i + 1] for i in range(3)] == pytest.approx(log["v"]["logloss"])
