@@ -309,3 +309,16 @@ def test_a_study_named_too_long_for_test_results_is_shown_deleted_and_told_why(
         with pytest.raises(ValueError, match="has 510 characters: the study's test results .* at most 507"):
             move(name)
     assert sorted(r.name for r in ts.SQLStorage(url).list_studies()) == ["t", "t:test"]
+
+
+def test_many_repeated_configurations_are_logged_as_a_count_and_the_first_ten(caplog: pytest.LogCaptureFixture) -> None:
+    """A space of two configurations searched 300 times: the repeats passed over were logged as the whole
+    list of their numbers, a line of some 1,500 characters."""
+    study = ts.Study({"c": ts.Categorical(["a", "b"])}, direction="minimize", sampler="random", seed=0)
+    study.optimize(lambda t: 0.0 if t.params["c"] == "a" else 1.0, n_trials=300, show_progress=False)
+    with caplog.at_level("INFO", logger="tunesmith"):
+        result = study.evaluate_best(lambda t: 1.0, k=3)
+    assert sorted(r.params["c"] for r in result.results) == ["a", "b"]
+    [said] = [r.getMessage() for r in caplog.records if "repeat the configuration" in r.getMessage()]
+    assert said.startswith("evaluate_best: study") and ", 298 trial(s) [" in said and "] ... repeat" in said
+    assert len(said) < 300

@@ -423,3 +423,25 @@ def test_evaluate_best_after_two_identical_runs_tests_distinct_configurations() 
     result = study.evaluate_best(lambda t: tested.append(t.number) or 1.0, k=2)
     assert len(result.results) == 2 and result.results[0].params != result.results[1].params
     assert len(tested) == 2 and {study.trials[n].attrs["outer_step"] for n in tested} == {0, 1}
+
+
+def test_a_failed_step_of_a_later_run_is_listed_with_its_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two runs that diverge at the same outer step were both listed by show as "at hypertune's outer step N":
+    the second run's step (attrs["run"] = 2) now says which run it was."""
+    from tunesmith.cli import main
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    train_loss, val_loss, params, train, val = _diverging(torch.float64)
+    study = ts.Study(hyper_space({"l2": 0.3}, {"l2": "positive"}), direction="minimize", storage=url, name="runs")
+    options = LoopOptions(outer_steps=10, inner_steps=20, inner_optimizer=lambda ps: torch.optim.SGD(ps, lr=5.0))
+    for append in (False, True):
+        with pytest.raises(FloatingPointError):
+            hypertune(study, train_loss, val_loss, {k: v.clone() for k, v in params.items()}, {"l2": 0.3}, train, val,
+                      constraints={"l2": "positive"}, options=options, append=append)
+    first, second = [t for t in study.trials if t.state is ts.TrialState.FAILED]
+    assert second.attrs["run"] == 2 and first.attrs["outer_step"] == second.attrs["outer_step"]
+    assert main(["show", "runs", "--storage", url]) == 0
+    shown = capsys.readouterr().out
+    step = first.attrs["outer_step"]
+    assert f"#{first.number} at hypertune's outer step {step}: " in shown
+    assert f"#{second.number} at hypertune's outer step {step} of run 2: " in shown

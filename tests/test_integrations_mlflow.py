@@ -463,7 +463,8 @@ def test_runs_without_the_study_id_are_taken_only_when_unambiguous_and_warned_ab
     for run in cb.client.search_runs([experiment]):  # as an earlier tunesmith logged them: no id tag
         cb.client.delete_tag(run.info.run_id, "tunesmith.study_id")
     before = {r.info.run_id: (r.data.params, r.data.metrics) for r in cb.client.search_runs([experiment])}
-    with pytest.warns(UserWarning, match=r"1 run\(s\) of study 's' carry no 'tunesmith.study_id' tag.*"
+    with pytest.warns(UserWarning, match=r"2 parent runs without"), \
+         pytest.warns(UserWarning, match=r"1 run\(s\) of study 's' carry no 'tunesmith.study_id' tag.*"
                                          r"trial\(s\) \[0, 1\] of study 's' each have several such runs") as seen:
         cb.log_study(b)
         cb.log_study(b)  # warned once
@@ -474,3 +475,31 @@ def test_runs_without_the_study_id_are_taken_only_when_unambiguous_and_warned_ab
     assert sorted(new) == [0, 1]  # the ambiguous trials, logged anew with b's values and id
     assert all(new[t.number].data.metrics["value"] == t.value and new[t.number].data.tags["tunesmith.study_id"] == b.copy_id
                for t in b.trials[:2])
+
+
+def test_a_parent_run_without_the_study_id_is_taken_only_when_unambiguous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two studies of one name made before either logged, their runs untagged (an earlier tunesmith): the
+    parent run was the newest untagged one, so b's trials logged anew went under a's parent run. With two
+    candidates none is taken: a warning says so, and b's new runs go under a new parent run of b's."""
+    uri = _file_store(tmp_path, monkeypatch)
+    space = ts.Space({"x": ts.Float(0.0, 10.0)})
+    a = ts.Study(space, name="s", sampler="random", seed=0)
+    b = ts.Study(space, name="s", sampler="random", seed=1)
+    b.optimize(lambda t: t.params["x"], n_trials=3, callbacks=[MLflowCallback(tracking_uri=uri)], show_progress=False)
+    a.optimize(lambda t: t.params["x"], n_trials=2, callbacks=[MLflowCallback(tracking_uri=uri)], show_progress=False)
+    cb = MLflowCallback(tracking_uri=uri)
+    experiment = cb.client.get_experiment_by_name("s").experiment_id
+    old = {r.info.run_id for r in cb.client.search_runs([experiment])}
+    for run_id in old:  # as an earlier tunesmith logged them: no id tag
+        cb.client.delete_tag(run_id, "tunesmith.study_id")
+    with pytest.warns(UserWarning, match=r"trial\(s\) \[0, 1\] of study 's' each have several such runs"), \
+         pytest.warns(UserWarning, match=r"study 's' has 2 parent runs without the 'tunesmith.study_id' tag .* none is "
+                                         r"taken: its trials are logged under a new parent run"):
+        cb.log_study(b)
+    new = [r for r in cb.client.search_runs([experiment]) if r.info.run_id not in old]
+    [parent] = [r for r in new if r.data.tags.get("tunesmith.parent") == "true"]
+    assert parent.data.tags["tunesmith.study_id"] == b.copy_id
+    trials = [r for r in new if "tunesmith.trial" in r.data.tags]
+    assert len(trials) == 2 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)

@@ -218,13 +218,50 @@ def test_integer_feature_arrays_are_told_to_become_float32_naming_the_dtype() ->
     x, y = blobs(64)
     counts, target = np.rint(x.numpy() * 10).astype(np.int32), y.numpy()
     with pytest.raises(ValueError, match=r"item 0 is int32: torch.as_tensor\(x, dtype=torch.float32\) for integer features "
-                                         r"\(a model of Linear layers\), or torch.as_tensor\(x\) to keep indices for an nn.Embedding; "
+                                         r"\(a model of Linear layers\), or torch.as_tensor\(x, dtype=torch.long\) for indices an nn.Embedding "
+                                         r"takes \(it refuses uint8, int16\); "
                                          r"item 1 is int64: torch.as_tensor\(y\) for class labels"):
         Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit((counts, target), None)
     with pytest.raises(ValueError, match=r"item 1 is float64: torch.as_tensor\(y, dtype=torch.float32\) for regression targets"):
         Trainer(mlp(), TrainConfig(epochs=1, batch_size=16), loss="mse").fit((x, target.astype(np.float64)), None)
     data = (torch.as_tensor(counts, dtype=torch.float32), torch.as_tensor(target))
     assert np.isfinite(Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit(data, None).records[-1].train_loss)
+
+
+def test_text_arrays_are_told_to_be_encoded_as_numbers_first() -> None:
+    """A DataFrame with a text column and class names were told torch.as_tensor(x, dtype=torch.float32) and
+    ".long() for class labels", which fail on text ("can't convert np.ndarray of type numpy.object_")."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    x, y = blobs(64)
+    frame = pd.DataFrame({"size": x[:, 0].numpy(), "color": np.where(y.numpy() == 1, "red", "blue")})
+    names = np.array(["cat", "dog"])[y.numpy()]
+    with pytest.raises(ValueError, match=r"item 0 is object: encode its text columns as numbers, then torch.as_tensor\(x, "
+                                         r"dtype=torch.float32\); item 1 is <U3: class names: their indices, np.unique\(y, "
+                                         r"return_inverse=True\)\[1\], then torch.as_tensor\(...\)$"):
+        Trainer(mlp(), TrainConfig(epochs=1, batch_size=16)).fit((frame, names), None)
+    with pytest.raises(TypeError, match="numpy.object_"):
+        torch.as_tensor(np.asarray(frame), dtype=torch.float32)  # the advice it got before
+    encoded = frame.assign(color=(frame["color"] == "red").astype(float)).to_numpy()
+    data = (torch.as_tensor(encoded, dtype=torch.float32), torch.as_tensor(np.unique(names, return_inverse=True)[1]))
+    assert np.isfinite(Trainer(mlp(d=2), TrainConfig(epochs=1, batch_size=16)).fit(data, None).records[-1].train_loss)
+
+
+def test_uint8_index_arrays_converted_as_told_train_an_embedding() -> None:
+    """Byte codes for an nn.Embedding were told torch.as_tensor(x), a uint8 tensor the Embedding refuses
+    ("Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int")."""
+    import numpy as np
+    import torch
+
+    codes = np.random.default_rng(0).integers(0, 256, size=(64, 3)).astype(np.uint8)
+    y = blobs(64)[1]
+    model = torch.nn.Sequential(torch.nn.Embedding(256, 4), torch.nn.Flatten(), torch.nn.Linear(12, 2))
+    with pytest.raises(ValueError, match=r"item 0 is uint8: .* or torch.as_tensor\(x, dtype=torch.long\) for indices"):
+        Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit((codes, y.numpy()), None)
+    data = (torch.as_tensor(codes, dtype=torch.long), y)
+    assert np.isfinite(Trainer(model, TrainConfig(epochs=1, batch_size=16)).fit(data, None).records[-1].train_loss)
 
 
 def test_empty_data_says_what_to_pass() -> None:

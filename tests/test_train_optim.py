@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -80,6 +82,16 @@ def test_a_head_suggestion_is_no_name_given_and_an_index_past_the_blocks_says_ho
         Trainer(mlp(), TrainConfig(), head="5")  # an nn.Sequential model
     with pytest.raises(ValueError, match=r"head 'backbone\.\u00b2' names no parameter of the model"):
         Trainer(Net(), TrainConfig(), head="backbone.\u00b2")  # a digit to str.isdigit, none to int()
+
+
+@pytest.mark.parametrize("head", ["backbone.-1", "backbone.²"])
+def test_a_negative_or_non_ascii_block_index_says_how_many_blocks_or_suggests(head: str) -> None:
+    """head="backbone.-1" (Python's last) suggested 'backbone.1', another block than the last; "backbone.²"
+    (a digit to str.isdigit, not to int) failed with int()'s own "invalid literal" message."""
+    said = f"head {head!r} names no parameter of the model"
+    expected = ": 'backbone' has 3 blocks, the last is 'backbone.2'" if "-" in head else "; did you mean"
+    with pytest.raises(ValueError, match=re.escape(said + expected)):
+        Trainer(Net(), TrainConfig(), head=head)
 
 
 @pytest.mark.parametrize("l1,l2", [(0.0, 0.05), (0.05, 0.0)])

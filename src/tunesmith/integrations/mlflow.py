@@ -40,6 +40,8 @@ ID_TAG = "tunesmith.study_id"  # study.copy_id: two studies of one name (two sto
 NAMES_TAG = "tunesmith.param_names"  # then tunesmith.param_names.2, .3...: the mapping in parts
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
            TrialState.PAUSED: "KILLED", TrialState.FAILED: "FAILED"}  # fmt: skip
+_OLD_RUNS = ("Delete or rename the old runs (or log to another experiment: MLflowCallback(experiment=...)) "
+             "if they are another study's")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
 try:  # the installed MLflow's limit of a tag's value (5,000 characters before MLflow 2.17, 8,000 since)
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH as _TAG_LIMIT
@@ -160,8 +162,17 @@ class MLflowCallback:
         return experiment_id
 
     def _find_parent(self, experiment_id: str, study: Any) -> Any:
-        runs = _search(self.client, experiment_id, study.name, "tags.`tunesmith.parent` = 'true'", limit=1000)
-        return next((r for r in runs if _of_study(r, study)), None)
+        """The study's parent run: its tagged one, or the one untagged candidate (as for trial runs: of two
+        studies of one name made before either logged, either one's parent could be taken), or None."""
+        runs = [r for r in _search(self.client, experiment_id, study.name, "tags.`tunesmith.parent` = 'true'",
+                                   limit=1000) if _of_study(r, study)]  # fmt: skip
+        tagged = [r for r in runs if ID_TAG in r.data.tags or not _id_tag(study)]
+        if tagged or len(runs) <= 1:
+            return (tagged or runs or [None])[0]
+        warnings.warn(f"MLflowCallback: study {study.name!r} has {len(runs)} parent runs without the {ID_TAG!r} tag "
+                      f"(logged by an earlier tunesmith) that started once it existed, so none is taken: its trials are "
+                      f"logged under a new parent run. {_OLD_RUNS}", UserWarning, stacklevel=4)
+        return None
 
     def _read_runs(self, study: Any, experiment_id: str) -> dict[int, Any]:
         """The study's trial runs in MLflow, by trial number; their ids are kept, so that the next
@@ -194,8 +205,7 @@ class MLflowCallback:
             parts.append(f"trial(s) {ambiguous[:10]}{'...' if len(ambiguous) > 10 else ''} of study {study.name!r} "
                          "each have several such runs (studies of one name, made again), so none of them is "
                          "taken: those trials are logged to new runs")
-        warnings.warn(f"MLflowCallback: {'; '.join(parts)}. Delete or rename the old runs (or log to another "
-                      "experiment: MLflowCallback(experiment=...)) if they are another study's", UserWarning, stacklevel=4)
+        warnings.warn(f"MLflowCallback: {'; '.join(parts)}. {_OLD_RUNS}", UserWarning, stacklevel=4)
 
     def _log_trial(self, study: Any, trial: FrozenTrial, run: Any) -> None:
         """Create ``trial``'s run, or bring ``run`` (its run, as read) up to date."""

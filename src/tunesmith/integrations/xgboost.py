@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..space import Float, Int, Space
@@ -123,7 +124,7 @@ class XGBoostPruningCallback(_TrainingCallback):
     def before_training(self, model: Any) -> Any:
         me = threading.get_ident()
         with self._lock:
-            if self._fit is not None and self._fit.thread != me:
+            if self._fit is not None and self._fit.thread != me and self._fit.running():
                 number = getattr(self.trial, "number", "?")
                 raise ValueError(
                     f"XGBoostPruningCallback: a second training started with trial {number}'s callback while "
@@ -132,7 +133,7 @@ class XGBoostPruningCallback(_TrainingCallback):
                     "trial's callback follows one training. To cross-validate, use xgb.cv with the callback "
                     "(it reports the folds' mean), or fit the folds without it and report their mean yourself"
                 )
-            self._fit = _Fit(me)  # a model fitted again in this thread: a new training
+            self._fit = _Fit(me, model)  # a model fitted again in this thread (or one ended by an error): a new training
         return model
 
     def before_iteration(self, model: Any, epoch: int, evals_log: Mapping[str, Any]) -> bool:
@@ -228,12 +229,22 @@ class XGBoostPruningCallback(_TrainingCallback):
 
 
 class _Fit:
-    """One training's state: its thread, evaluation log, first round and last round reported."""
+    """One training's state: its thread, its booster (weakly: a training that an error outside the callback
+    ended calls no after_training, and its booster is gone once the error is handled), evaluation log, first
+    round and last round reported."""
 
-    def __init__(self, thread: int) -> None:
+    def __init__(self, thread: int, model: Any) -> None:
         self.thread = thread
+        try:
+            self.model: Callable[[], Any] = weakref.ref(model)
+        except TypeError:  # a booster that cannot be referenced weakly: taken as running
+            self.model = lambda: model
         self.log: Mapping[str, Any] | None = None
         self.first = self.reported = -1
+
+    def running(self) -> bool:
+        """Whether the training may still be running: its booster is alive."""
+        return self.model() is not None
 
 
 def _no_default_metric(model: Any) -> bool:

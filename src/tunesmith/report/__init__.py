@@ -222,11 +222,18 @@ def latest_failures(trials: Sequence[FrozenTrial]) -> tuple[list[tuple[int, str,
 
 def _where_failed(trial: FrozenTrial) -> str:
     """``on <worker>`` (a worker from an imported file or a database may be long: shortened), ``at hypertune's
-    outer step N`` for a hypertune step (no worker runs it), else ``""`` (a trial recorded without a worker)."""
+    outer step N`` for a hypertune step (no worker runs it; ``of run R`` after a study's second run), else ``""``
+    (a trial recorded without a worker)."""
     if trial.worker:
         return f"on {shortened(trial.worker)}"
-    step = trial.attrs.get("outer_step")
-    return f"at hypertune's outer step {step}" if isinstance(step, int) and not isinstance(step, bool) else ""
+    step, run = (trial.attrs.get(key) for key in ("outer_step", "run"))
+    if not _whole(step):
+        return ""
+    return f"at hypertune's outer step {step}{f' of run {run}' if _whole(run) else ''}"  # runs 2, 3... say theirs
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _first_line(text: str) -> str:

@@ -103,8 +103,9 @@ def evaluate_best(study: Study, fn: TestFn, *, k: int = 5, seeds: Sequence[int] 
     if not top:
         raise ValueError(f"study {study.name!r} has no complete trial to evaluate")
     if repeats:
-        logger.info("evaluate_best: study %r, trial(s) %s repeat the configuration of a better trial; each "
-                    "configuration is tested once, so the next ones are evaluated", study.name, repeats)
+        logger.info("evaluate_best: study %r, %d trial(s) %s%s repeat the configuration of a better trial; each "
+                    "configuration is tested once, so the next ones are evaluated", study.name, len(repeats),
+                    repeats[:10], " ..." if len(repeats) > 10 else "")  # thousands, of a space of few configurations
     if len(top) < k:  # e.g. fold racing, which stops most configurations before their last fold
         logger.warning("evaluate_best: study %r has %d complete trial(s) of distinct configurations, fewer than "
                        "k=%d; evaluating those", study.name, len(top), k)

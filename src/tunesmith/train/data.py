@@ -60,8 +60,8 @@ def check_data(data: Any, what: str) -> int:
 
 def _conversion(value: Any, i: int, *, target: bool) -> str:
     """How to make the array ``value`` (item ``i`` of a data tuple; ``target``: the last) a tensor, for its
-    dtype: float32 for features (NumPy's float64 and integer features alike), int64 kept for class labels
-    and for indices an ``nn.Embedding`` takes; ``""`` for what is no array."""
+    dtype: float32 for features (NumPy's float64 and integer features alike), int64 for indices an ``nn.Embedding``
+    takes, integers kept for class labels, text encoded as numbers first; ``""`` for what is no array."""
     if isinstance(value, torch.Tensor) or not hasattr(value, "__array__"):
         return ""
     try:
@@ -70,12 +70,15 @@ def _conversion(value: Any, i: int, *, target: bool) -> str:
         dtype = None
     name, integer = ("y" if target else "x"), dtype is not None and dtype.kind in ("i", "u")
     seen = f"item {i} is {dtype}" if dtype is not None else f"item {i}"
-    if target:
+    if dtype is not None and dtype.kind in "OSU":  # text or mixed columns: no tensor holds them as they are
+        fix = ("class names: their indices, np.unique(y, return_inverse=True)[1], then torch.as_tensor(...)" if target
+               else "encode its text columns as numbers, then torch.as_tensor(x, dtype=torch.float32)")
+    elif target:
         fix = ("torch.as_tensor(y) for class labels (int64)" if integer else
                f"torch.as_tensor({name}, dtype=torch.float32) for regression targets, .long() for class labels")
     elif integer:
         fix = (f"torch.as_tensor({name}, dtype=torch.float32) for integer features (a model of Linear layers), "
-               f"or torch.as_tensor({name}) to keep indices for an nn.Embedding")
+               f"or torch.as_tensor({name}, dtype=torch.long) for indices an nn.Embedding takes (it refuses uint8, int16)")
     else:
         fix = f"torch.as_tensor({name}, dtype=torch.float32)"
     return f"{seen}: {fix}"

@@ -11,6 +11,7 @@ skip parameters whose ``grad`` is None, so frozen weights stay bit-identical).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,15 +91,16 @@ def _unknown_head(model: nn.Module, head: str, names: set[str]) -> str:
 
 
 def _past_the_blocks(model: nn.Module, head: str) -> str:
-    """For ``head`` that indexes a sequence of blocks past its end (``'backbone.9'`` of 3 blocks), how many
-    blocks it has and the last one's name; else ``""``."""
+    """For ``head`` that indexes a sequence of blocks past its end (``'backbone.9'`` of 3 blocks; a negative
+    index, which no module name has, too), how many blocks it has and the last one's name; else ``""``."""
     modules = dict(model.named_modules())
     words = head.split(".")
     for i, word in enumerate(words):
         outer = ".".join(words[:i])
         seq = modules.get(outer)
-        index = as_count(word)  # "backbone.²" passed str.isdigit and failed int()
-        if index is not None and isinstance(seq, (nn.Sequential, nn.ModuleList)) and index >= len(seq):
+        # "backbone.²" passed str.isdigit and failed int(); "-1" is no name (any negative index is out of range)
+        index = -1 if re.fullmatch(r"-[0-9]+", word) else as_count(word)
+        if index is not None and isinstance(seq, (nn.Sequential, nn.ModuleList)) and not 0 <= index < len(seq):
             where = f"{outer}." if outer else ""
             last = f", the last is {where + str(len(seq) - 1)!r}" if len(seq) else ""
             return f"{repr(outer) if outer else 'the model'} has {len(seq)} block{'' if len(seq) == 1 else 's'}{last}"
