@@ -82,7 +82,7 @@ def test_importance_of_a_run_whose_only_step_failed_says_to_record_outer_steps()
         hypertune(study, train_loss, val_loss, params, {"l2": 0.3}, train, val, constraints={"l2": "positive"},
                   options=options)
     assert [t.state.value for t in study.trials] == ["failed"]
-    with pytest.raises(ValueError, match=r"got 0 .*'failed': 1.*at least 10 more outer steps \(hypertune"):
+    with pytest.raises(ValueError, match=r"got 0 \(left out: 1 failed\).*at least 10 more outer steps \(hypertune"):
         study.importance()
 
 
