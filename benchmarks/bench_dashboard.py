@@ -217,6 +217,17 @@ def with_version(url: str) -> str:
         return url.format(version=json.loads(r.read())["version"])
 
 
+def tunesmith_endpoints(base: str) -> dict[str, str]:
+    """The JSON requests timed on tunesmith's dashboard at ``base``, by label (``{version}``: filled
+    in by :func:`with_version`)."""
+    return {
+        "studies list": f"{base}/api/studies",
+        "what changed since": f"{base}/api/studies/{STUDY}/changes?since={{version}}",
+        "history plot": f"{base}/api/studies/{STUDY}/plots/history",
+        "trials page (50)": f"{base}/api/studies/{STUDY}/trials?limit=50&order=best",
+    }
+
+
 def warm_browser(browser: Any) -> None:
     """Open and close one blank page, so that no dashboard's first load pays for the browser's
     own first page (its renderer and compositor starting)."""
@@ -280,12 +291,7 @@ def main() -> None:
                 results["tunesmith"] = measure(
                     browser, "tunesmith", [sys.executable, "-m", "tunesmith", "dashboard", "--storage", f"sqlite:///{ts_db}",
                                            "--port", str(p1)], ts_base + "/api/studies", f"{ts_base}/studies/{STUDY}",
-                    TS_READY, None, {
-                        "studies list": f"{ts_base}/api/studies",
-                        "what changed since": f"{ts_base}/api/studies/{STUDY}/changes?since={{version}}",
-                        "history plot": f"{ts_base}/api/studies/{STUDY}/plots/history",
-                        "trials page (50)": f"{ts_base}/api/studies/{STUDY}/trials?limit=50&order=best",
-                    }, args.loads, args.timeout)
+                    TS_READY, None, tunesmith_endpoints(ts_base), args.loads, args.timeout)
             if args.only != "tunesmith":
                 results["optuna-dashboard"] = measure(
                     browser, "optuna-dashboard", [str(bindir / "optuna-dashboard"), f"sqlite:///{op_db}", "--host",

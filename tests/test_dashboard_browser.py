@@ -774,3 +774,24 @@ def test_the_overfitting_legend_names_the_summary_in_the_report_and_the_dashboar
     for legend in legends:
         assert "overfitting from epoch 4 (summary: the gap's rise after the best)" in legend, legend
         assert not any("signal" in text for text in legend), legend
+
+
+def test_the_dashboard_benchmark_times_the_poll_that_finds_nothing_changed(
+        tmp_path: Path, subprocess_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/bench_dashboard.py's "what changed since" row is the poll a live page makes when
+    nothing changed: the server's versions start at its start time, so a fixed ``since`` is never
+    current and got the changed answer (the summary and the trials table)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_dashboard
+
+    db = tmp_path / "bench.db"
+    bench_dashboard.make_tunesmith(db, bench_dashboard.workload(30))
+    with _dashboard(f"sqlite:///{db}", subprocess_env) as base:
+        answers = {}
+        for label, url in bench_dashboard.tunesmith_endpoints(base).items():
+            with urllib.request.urlopen(bench_dashboard.with_version(url), timeout=30) as r:
+                answers[label] = json.loads(r.read())
+        assert answers["what changed since"] == {"version": answers["history plot"]["version"], "changed": False}
+        assert answers["trials page (50)"]["total"] == 30
+        with urllib.request.urlopen(f"{base}/api/studies/{bench_dashboard.STUDY}/changes?since=1", timeout=30) as r:
+            assert json.loads(r.read())["changed"] is True
