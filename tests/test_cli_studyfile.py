@@ -507,7 +507,17 @@ def test_a_worker_counts_the_paused_trials_it_leaves(tmp_path: Path, capsys: pyt
     done, paused = states.count("complete"), states.count("paused")
     assert len(states) == 6 and done >= 1 and paused >= 2 and done + paused == 6, states
     out = capsys.readouterr().out
-    assert f"study 's': {done} finished trials in sqlite:///{tmp_path / 'p.db'}; {paused} paused\n" in out
+    finished = f"{done} finished trial{'s' if done > 1 else ''}"  # "1 finished trials" before
+    assert f"study 's': {finished} in sqlite:///{tmp_path / 'p.db'}; {paused} paused\n" in out
+
+
+def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "one.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'one.db'}"
+    path = write(tmp_path, f"objective: one.py:f\nstorage: {db}\n{SPACE}")
+    assert main(["worker", str(path), "--n-trials", "1"]) == 0
+    assert f"study 's': 1 finished trial in sqlite:///{tmp_path / 'one.db'}\n" in capsys.readouterr().out
 
 
 def test_script_found_in_the_file_folder_then_the_current_one(tmp_path: Path,

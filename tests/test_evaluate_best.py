@@ -113,6 +113,15 @@ def test_the_winner_is_named_by_test_and_best_trial_stays(tmp_path: Path) -> Non
     assert len(again.trials) == 12 and all("test" not in t.attrs for t in again.trials)
 
 
+def test_the_table_of_single_scores_is_no_wider_than_its_numbers() -> None:
+    """Without seeds the test column was 16 wide (room for "0.3751 ± 0.0027"), so a single score stood
+    far right of its header's neighbour: "validation              test"."""
+    ev = _study().evaluate_best(lambda t: 1.0 - t.params["x"], k=2)  # test scores unlike validation ones
+    header, first = str(ev).splitlines()[:2]
+    assert header.startswith("trial  validation        test  ")
+    assert header.index("test") + 4 == first.index(f"{ev.results[0].mean:.4g}") + len(f"{ev.results[0].mean:.4g}")
+
+
 def test_seeds_give_a_mean_and_a_spread() -> None:
     study = _study()
     ev = study.evaluate_best(lambda t, seed: t.params["x"] - 0.01 * seed, k=2, seeds=[0, 1, 2])

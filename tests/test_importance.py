@@ -521,10 +521,25 @@ def test_both_methods_refuse_under_ten_complete_trials_in_every_face(
     study.tell(study.ask(), state="failed")
     study.tell(study.ask(), state="pruned")
     study.tell(study.ask(), state="pruned")  # was "(left out: {'failed': 1, 'pruned': 2})", a dict's repr
-    with pytest.raises(ValueError, match=r"got 9 \(left out: 1 failed, 2 pruned\); run at least 1 more"):
+    with pytest.raises(ValueError, match=r"got 9 \(left out: 1 failed, 2 pruned\); run at least 2 more, as 9 of 11 "
+                       r"completed \(the pruner stopped the others\) \(study.optimize\(objective, n_trials=2\)"):
         study.importance(method)
     study.optimize(lambda t: closed_form(t.params), n_trials=1)
     assert study.importance(method).n_trials == 10
+
+
+def test_the_trials_to_run_for_importance_count_those_a_pruner_stops() -> None:
+    """ASHA completed 2 of 24 trials: "run at least 8 more" gave about one more complete trial, not 8."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: closed_form(t.params), n_trials=2)
+    for _ in range(22):
+        study.tell(study.ask(), state="pruned")
+    with pytest.raises(ValueError, match=r"got 2 \(left out: 22 pruned\); run at least 96 more, as 2 of 24 completed"):
+        study.importance()
+    only_pruned = ts.Study(SPACE, sampler="random", seed=0)
+    only_pruned.tell(only_pruned.ask(), state="pruned")
+    with pytest.raises(ValueError, match=r"run at least 10 more complete ones \(the pruner stopped 1 trial and let none complete"):
+        only_pruned.importance()
 
 
 def test_the_command_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path,

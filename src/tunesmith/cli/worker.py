@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from ..space.params import plural
 from ..trial import FrozenTrial
 from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
 from .studyfile import EXECUTORS, StudyFile, StudyFileError
@@ -66,7 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     done = [t for t in trials if t.state.is_finished]
     failed = f"; every trial this worker ran failed (exit status {status})" if status == EVERY_TRIAL_FAILED else ""
     try:
-        print(f"study {study.name!r}: {len(done)} finished trials in {study.storage.display_url}"
+        print(f"study {study.name!r}: {plural(len(done), 'finished trial')} in {study.storage.display_url}"
               f"{_unfinished(trials)}{failed}", flush=True)
     except OSError:
         if status <= 128:  # stopped by a signal: a terminal that closed (SIGHUP) takes no summary, the status says it

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..space import Param, Space
+from ..space.params import plural
 from ..trial import Direction, FrozenTrial, TrialState
 
 ABSENT = object()  # a parameter missing from a trial (inactive)
@@ -165,7 +166,22 @@ def _how_to_add(trials: Sequence[FrozenTrial], more: int) -> str:
     if any("outer_step" in t.attrs for t in trials):
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
-    return f"run at least {more} more (study.optimize(objective, n_trials={more}), or another worker on the study)"
+    runs, rate = _runs_for(trials, more)
+    return f"run at least {runs} more{rate} (study.optimize(objective, n_trials={runs}), or another worker on the study)"
+
+
+def _runs_for(trials: Sequence[FrozenTrial], more: int) -> tuple[int, str]:
+    """How many trials give ``more`` complete ones at the rate the pruner let trials complete so far
+    (it said "8 more" where ASHA had completed 2 of 24: 8 more trials gave about one), and that rate said."""
+    complete = sum(t.state is TrialState.COMPLETE for t in trials)
+    pruned = sum(t.state is TrialState.PRUNED for t in trials)
+    if not pruned:
+        return more, ""
+    if not complete:
+        return more, (f" complete ones (the pruner stopped {plural(pruned, 'trial')} and let none complete: give it a "
+                      "later first rung, or fewer rungs)")
+    runs = math.ceil(more * (complete + pruned) / complete)
+    return runs, f", as {complete} of {complete + pruned} completed (the pruner stopped the others)"
 
 
 def _unknown_names(space: Space, params_of: list[Mapping[str, Any]]) -> np.ndarray:

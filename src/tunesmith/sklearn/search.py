@@ -49,6 +49,7 @@ from ..study import Study
 from ..study.manage import DROP, change_setting
 from ..trial import FrozenTrial, TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
+from .interrupts import evaluated, noting_ctrl_c, was_interrupted
 from .results import INFINITE, cv_results, fold_scores, fold_values
 from .space import SearchSpace, as_search_space
 
@@ -239,13 +240,15 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                 raise ScoringFailedError(f"the scorer returned {value} on fold {ran}")
             return value
 
-        with _quiet(self.verbose, raising=self.error_score == "raise"):
+        with _quiet(self.verbose, raising=self.error_score == "raise"), noting_ctrl_c() as ctrl_c:
             try:
                 self._optimize(study, budget, objective)
             finally:  # a fit that recorded nothing (its timeout passed first, it was interrupted) leaves the study free
                 if claim is not None and not study.trials:  # another fit on the same data may rely on it: kept then
                     change_setting(study, CLAIM_KEY, functools.partial(_released, claim["worker"]))
         self.study_ = study
+        if ctrl_c:  # optimize returned after failing the running trials: no refit on a part of the budget
+            raise KeyboardInterrupt(_interrupted_fit(study, self.name))
         self._finish(study, search, list(scorers), X, y, fit_with)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         return self
@@ -321,7 +324,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         return router
 
     def _optimize(self, study: Study, budget: int, objective: Callable[[Any], float]) -> None:
-        done = sum(t.state.is_finished for t in study.trials)
+        done = len(evaluated(study.trials))  # a trial Ctrl-C failed is run again
         todo = max(0, budget - done)
         if todo == 0:
             return
@@ -333,7 +336,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         )  # fmt: skip
 
     def _finish(self, study: Study, search: SearchSpace, metrics: list[str], X: Any, y: Any, fit_params: Any) -> None:
-        trials = [t for t in study.trials if t.state.is_finished]
+        trials = evaluated(study.trials)
         if not trials:
             why = f": timeout={self.timeout!r} s passed before the first one started; raise it" if self.timeout else ""
             raise ValueError(f"no configuration was evaluated{why}")
@@ -740,9 +743,10 @@ def _beyond_the_budget(study: Study, number: int, budget: int) -> bool:
     """Whether trial ``number`` comes after ``budget`` trials of the study, counted in the order
     the storage numbered them (atomic across processes): started or finished ones, a lost trial
     re-queued counted as its copy. Fits of one stored search started at once each see few
-    finished trials and ask for more: the trials past the budget go back to the queue."""
+    finished trials and ask for more: the trials past the budget go back to the queue. A trial Ctrl-C
+    failed holds no part of it (its configuration was not evaluated)."""
     counted = [t for t in study.trials if t.number < number and t.state is not TrialState.WAITING
-               and t.system.requeued_as is None and not _left_by_a_killed_fit(t)]  # fmt: skip
+               and t.system.requeued_as is None and not _left_by_a_killed_fit(t) and not was_interrupted(t)]  # fmt: skip
     return len(counted) >= budget
 
 
@@ -796,6 +800,15 @@ def _taken_over(claim: Any, now: float) -> str:
     age = f"made {now - since:.0f} s ago, " if isinstance(since, (int, float)) and not isinstance(since, bool) else ""
     return (f"the search claim of {', '.join(str(w) for w in _holders(claim))} ({age}no trial recorded since: its "
             "fit died before its first trial) is taken over by this fit")
+
+
+def _interrupted_fit(study: Study, name: str | None) -> str:
+    """What a ``fit`` that Ctrl-C stopped says: what was kept, and how to go on."""
+    kept = plural(len(evaluated(study.trials)), "configuration")
+    if name is None:
+        return f"TunedSearchCV.fit interrupted (Ctrl-C) after {kept}; give storage= and name= to resume a search"
+    return (f"TunedSearchCV.fit interrupted (Ctrl-C): {kept} kept in study {name!r} in {study.storage.display_url}; "
+            "fit again with the same storage and name to resume (search.study_ holds the study)")
 
 
 def _released(me: str, stored: Any) -> Any:

@@ -79,11 +79,12 @@ class Evaluation:
     def __str__(self) -> str:
         gaps = [f"{r.gap:+.3g}" for r in self.results]
         wide = max(8, *map(len, gaps))  # -0.000774 is 9 wide: the params column stays in line
-        lines = [f"{'trial':>5}  {'validation':>10}  {'test':>16}  {'gap':>{wide}}  params"]
-        for r, gap in zip(self.results, gaps, strict=True):
-            test = f"{r.mean:.4g}" + (f" ± {r.std:.2g}" if len(r.values) > 1 else "")
+        tests = [f"{r.mean:.4g}" + (f" ± {r.std:.2g}" if len(r.values) > 1 else "") for r in self.results]
+        tw = max(10, *map(len, tests))  # as wide as its widest: a single score's column no wider than validation's
+        lines = [f"{'trial':>5}  {'validation':>10}  {'test':>{tw}}  {'gap':>{wide}}  params"]
+        for r, test, gap in zip(self.results, tests, gaps, strict=True):
             mark = "  <- winner by test" if r is self.winner else ""
-            lines.append(f"{r.trial:>5}  {r.validation:>10.4g}  {test:>16}  {gap:>{wide}}  {_short(r.params)}{mark}")
+            lines.append(f"{r.trial:>5}  {r.validation:>10.4g}  {test:>{tw}}  {gap:>{wide}}  {_short(r.params)}{mark}")
         return "\n".join(lines)
 
 

@@ -1,0 +1,44 @@
+"""A search stopped by Ctrl-C: ``fit`` raises KeyboardInterrupt, as scikit-learn's searches do, and the
+trials the interruption failed count neither toward ``n_trials`` nor as configurations of ``cv_results_``."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ..trial import FrozenTrial, TrialState
+
+
+def was_interrupted(trial: FrozenTrial) -> bool:
+    """Whether Ctrl-C or a stopping signal failed ``trial`` (its configuration was not evaluated)."""
+    return trial.state is TrialState.FAILED and (trial.error or "").startswith("interrupted (")
+
+
+def evaluated(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The finished trials whose configuration was evaluated: all but those an interruption failed."""
+    return [t for t in trials if t.state.is_finished and not was_interrupted(t)]
+
+
+@contextlib.contextmanager
+def noting_ctrl_c() -> Iterator[list[int]]:
+    """Note each Ctrl-C (SIGINT) that reaches this process in the block, and hand it on to the handler
+    in place (``optimize`` takes it: it fails the running trials as interrupted and returns). Nothing is
+    noted outside the main thread, which alone receives signals, or where SIGINT is ignored."""
+    came: list[int] = []
+    before = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or before in (signal.SIG_IGN, None):
+        yield came
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        came.append(signum)
+        (before if callable(before) else signal.default_int_handler)(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGINT, before)
