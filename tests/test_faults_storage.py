@@ -795,3 +795,147 @@ def test_a_heartbeat_check_cut_short_queues_no_copy_of_a_live_trial(
     reaper.storage.close()
     worker.storage.close()
     ts.SQLStorage(url).delete_study("hb")  # a PostgreSQL database outlives the test
+
+
+def _reap_killed(url: str) -> None:
+    """In a forked process: the heartbeat check of study ``hb``, SIGKILLed by the database's trigger
+    (``die()``) as it writes the lost trial's failure, after its copy was inserted in the same write."""
+    import signal
+
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+
+    def die(*_: object) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def armed(conn, _):  # type: ignore[no-untyped-def]
+        if url.startswith("sqlite"):
+            conn.create_function("die", 0, die)
+        else:
+            conn.add_notice_handler(lambda diag: diag.message_primary == "die" and die())
+
+    storage = ts.SQLStorage(url)
+    sa.event.listen(storage.engine, "connect", armed)
+    storage.engine.dispose()
+    reaper = ts.Study.load("hb", storage, heartbeat_interval=1, grace_period=2, requeue_failed=True)
+    reaper._heartbeat.reap(force=True)
+
+
+def _die_as_failed(url: str, which: str) -> Any:
+    """A trigger calling ``die()`` as a trial's state is written from running to failed; the SQL that
+    takes it out again."""
+    import sqlalchemy as sa
+
+    import tunesmith as ts
+
+    engine = sa.create_engine(url)
+    cond = "NEW.state = 'failed' AND OLD.state = 'running'"
+    with engine.begin() as conn:
+        if which == "sqlite":
+            conn.exec_driver_sql(f"CREATE TRIGGER die BEFORE UPDATE ON ts_trials WHEN {cond} BEGIN SELECT die(); END")
+            drop = "DROP TRIGGER die"
+        else:
+            schema = ts.SQLStorage(url).engine.get_execution_options().get("schema_translate_map", {}).get(None)
+            table = f"{schema or 'public'}.ts_trials"
+            conn.exec_driver_sql("CREATE OR REPLACE FUNCTION public.die() RETURNS trigger LANGUAGE plpgsql AS "
+                                 "$$ BEGIN RAISE NOTICE 'die'; RETURN NEW; END $$")
+            conn.exec_driver_sql(f"CREATE TRIGGER die BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({cond}) "
+                                 "EXECUTE FUNCTION public.die()")
+            drop = f"DROP TRIGGER die ON {table}"
+
+    def undo() -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(drop)
+        engine.dispose()
+
+    return undo
+
+
+@pytest.mark.parametrize("which", ["sqlite", "postgresql"])
+def test_a_heartbeat_check_killed_inside_fail_with_copy_leaves_neither_and_the_next_check_copies_once(
+        which: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The heartbeat check SIGKILLed between inserting a lost trial's copy and failing the trial (the same
+    transaction): neither is written, the file or server is whole, and the next check fails the trial
+    with exactly one copy; the lost worker's late result is refused."""
+    import multiprocessing
+
+    from conftest import STORAGE_BACKENDS
+
+    import tunesmith as ts
+
+    url = STORAGE_BACKENDS[which](request, tmp_path)
+    assert url is not None
+    worker = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="hb", sampler="random")
+    trial = worker.ask()
+    worker.storage.heartbeat(worker._study_id, [trial.number], worker.storage.clock() - 60)  # looks lost
+    undo = _die_as_failed(url, which)
+    try:
+        child = multiprocessing.get_context("fork").Process(target=_reap_killed, args=(url,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == -9
+    finally:
+        undo()
+    assert [t.state for t in ts.load_study("hb", url).trials] == [ts.TrialState.RUNNING]  # neither written
+    if which == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    reaper = ts.Study.load("hb", url, heartbeat_interval=1, grace_period=2, requeue_failed=True)
+    (lost,) = reaper._heartbeat.reap(force=True)
+    assert lost.system.requeued_as == 1
+    with pytest.raises(Exception, match="failed|finished|not running"):
+        worker.tell(trial, 0.5)  # judged lost: its late result is refused
+    failed, copy = ts.load_study("hb", url).trials
+    assert failed.state is ts.TrialState.FAILED and failed.system.requeued_as == 1
+    assert copy.state is ts.TrialState.WAITING and copy.system.retry_of == 0 and copy.params == trial.params
+    reaper.storage.close()
+    worker.storage.close()
+    ts.SQLStorage(url).delete_study("hb")  # a PostgreSQL database outlives the test
+
+
+REAP_AT = (
+    "import sys, time\n"
+    "import tunesmith as ts\n"
+    "reaper = ts.Study.load('hb', sys.argv[1], heartbeat_interval=1, grace_period=30, requeue_failed=True)\n"
+    "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+    "print(' '.join(str(t.number) for t in reaper._heartbeat.reap(force=True)))\n"
+)
+
+
+def test_two_heartbeat_checks_at_once_on_postgresql_copy_each_lost_trial_once(
+        pg_url: str, subprocess_env: dict[str, str]) -> None:
+    """Two processes check the heartbeats of one study at the same instant, 3 rounds: each lost trial is
+    failed by exactly one of them and copied once; no trial with a fresh heartbeat is failed."""
+    import tunesmith as ts
+
+    worker = ts.Study({"x": ts.Float(0, 1)}, storage=pg_url, name="hb", sampler="random", seed=0)
+    storage, sid = worker.storage, worker._study_id
+    try:
+        for _ in range(3):
+            trials = [worker.ask() for _ in range(30)]
+            lost = {t.number for t in trials[::2]}
+            storage.heartbeat(sid, sorted(lost), storage.clock() - 600)
+            storage.heartbeat(sid, [t.number for t in trials if t.number not in lost], storage.clock())
+            start = time.time() + 4
+            procs = [subprocess.Popen([sys.executable, "-c", REAP_AT, pg_url, str(start)], env=subprocess_env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+            outs = [p.communicate(timeout=120) for p in procs]
+            assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+            failed = [int(n) for out, _ in outs for n in out.split()]
+            assert sorted(failed) == sorted(lost)  # each once, by one of the two
+            by_number = {t.number: t for t in ts.load_study("hb", pg_url).trials}
+            copies = [t for t in by_number.values() if t.system.retry_of in lost]
+            assert sorted(t.system.retry_of for t in copies) == sorted(lost)  # one copy each
+            assert all(by_number[n].system.requeued_as == c.number for c in copies for n in [c.system.retry_of])
+            assert {by_number[t.number].state for t in trials if t.number not in lost} == {ts.TrialState.RUNNING}
+            for t in trials:
+                if t.number not in lost:
+                    worker.tell(t, 0.5)
+            for _ in copies:  # the copies run, so the next round starts from no waiting trial
+                worker.tell(worker.ask(), 0.5)
+    finally:
+        storage.close()
+        ts.SQLStorage(pg_url).delete_study("hb")
