@@ -46,6 +46,7 @@ from ..space.params import MAX_GRID, check_seed, plural
 from ..storage import MemoryStorage
 from ..storage.base import mask_url, worker_gone, worker_id
 from ..study import Study
+from ..study.lifecycle import fail_lost
 from ..study.manage import DROP, change_setting
 from ..trial import FrozenTrial, TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
@@ -203,6 +204,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         if marks is None and _outlives_the_fit(study, self.storage):
             marks = self._resumable(study, X, y, folds, cv, fit_params)
         claim = self._claim(study, marks, X, y, folds, cv, fit_params) if marks is not None else None
+        _fail_left_by_killed_fits(study)
         fold = functools.partial(_with_config, get_config(), functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
             score_params,
@@ -321,7 +323,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         return router
 
     def _optimize(self, study: Study, budget: int, objective: Callable[[Any], float]) -> None:
-        done = sum(t.state.is_finished for t in study.trials)
+        done = len(_results(study))
         todo = max(0, budget - done)
         if todo == 0:
             return
@@ -333,7 +335,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         )  # fmt: skip
 
     def _finish(self, study: Study, search: SearchSpace, metrics: list[str], X: Any, y: Any, fit_params: Any) -> None:
-        trials = [t for t in study.trials if t.state.is_finished]
+        trials = _results(study)
         if not trials:
             why = f": timeout={self.timeout!r} s passed before the first one started; raise it" if self.timeout else ""
             raise ValueError(f"no configuration was evaluated{why}")
@@ -750,6 +752,21 @@ def _left_by_a_killed_fit(trial: FrozenTrial) -> bool:
     """A running trial whose process (on this machine) is gone: it will never finish, so it holds
     no part of the budget (it held it for ever: each fit after it stopped one trial short)."""
     return trial.state is TrialState.RUNNING and worker_gone(trial.worker)
+
+
+def _fail_left_by_killed_fits(study: Study) -> None:
+    """Fail the trials that fits killed on this machine left running (they never end: before, they stayed
+    running for good) and queue each again, once (a copy is not queued again: a configuration that kills
+    its fit would kill each fit after it): this fit runs the copy, the failed record points to it."""
+    left = [t for t in study.trials if _left_by_a_killed_fit(t)]
+    if left:
+        fail_lost(study.storage, study._study_id, left, error="its fit's process is gone (killed before the trial "
+                  "ended)", now=study.storage.clock(), requeue=True, dead=True, once=True)  # fmt: skip
+
+
+def _results(study: Study) -> list[FrozenTrial]:
+    """The finished trials of ``study`` that are results: a failed one queued again is not (its copy is)."""
+    return [t for t in study.trials if t.state.is_finished and t.system.requeued_as is None]
 
 
 def _claimed(study: Study) -> list[Mapping[str, Any]]:
