@@ -530,16 +530,14 @@ def test_a_copy_that_fails_midway_leaves_no_partial_study(small_fs: Path, tmp_pa
 
 
 
-def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
-    """In a forked process: ``what`` (copy, focus, import of study ``src`` into ``dst``, its delete or
-    rename to ``dst``), this process SIGKILLed by the file's trigger as it calls ``die()``."""
-    import json
+def _die_armed(url: str) -> Any:
+    """A storage of ``url`` whose connections have ``die()``, which SIGKILLs this process: a SQLite function,
+    or a PostgreSQL notice 'die' (a trigger raises it; it reaches the client as the statement runs)."""
     import signal
 
     import sqlalchemy as sa
 
     import tunesmith as ts
-    from tunesmith.study.manage import delete_study, import_study
 
     def die(*_: object) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -547,12 +545,24 @@ def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
     def armed(conn, _):  # type: ignore[no-untyped-def]
         if url.startswith("sqlite"):
             conn.create_function("die", 0, die)
-        else:  # PostgreSQL: the trigger raises a notice, which reaches the client as the statement runs
+        else:
             conn.add_notice_handler(lambda diag: diag.message_primary == "die" and die())
 
     storage = ts.SQLStorage(url)
     sa.event.listen(storage.engine, "connect", armed)
     storage.engine.dispose()  # every connection from now on has die()
+    return storage
+
+
+def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
+    """In a forked process: ``what`` (copy, focus, import of study ``src`` into ``dst``, its delete or
+    rename to ``dst``), this process SIGKILLed by the file's trigger as it calls ``die()``."""
+    import json
+
+    import tunesmith as ts
+    from tunesmith.study.manage import delete_study, import_study
+
+    storage = _die_armed(url)
     if what == "import":
         import_study(json.loads(doc), storage, "dst")
         return
@@ -735,9 +745,10 @@ def test_a_copy_killed_midway_on_postgresql_leaves_no_study_under_its_name(pg_ur
     assert len(ts.load_study("dst", storage).trials) == 6 and len(test_results(ts.load_study("dst", storage))) == 2
 
 
-def _cut_between(url: str, which: str, when: str) -> Any:
+def _cut_between(url: str, which: str, when: str, *, die: bool = False) -> Any:
     """A trigger that makes each write of a trial's state from running to ``when`` fail, as a process killed
-    at that write would leave it; the SQL that takes it out again (``which``: the backend)."""
+    at that write would leave it (with ``die``: calls ``die()``, which SIGKILLs the writing process); the SQL
+    that takes it out again (``which``: the backend)."""
     import sqlalchemy as sa
 
     import tunesmith as ts
@@ -746,14 +757,15 @@ def _cut_between(url: str, which: str, when: str) -> Any:
     cond = f"NEW.state = '{when}' AND OLD.state = 'running'"
     with engine.begin() as conn:
         if which == "sqlite":
-            conn.exec_driver_sql(f"CREATE TRIGGER cut BEFORE UPDATE ON ts_trials WHEN {cond} "
-                                 "BEGIN SELECT RAISE(ABORT, 'cut'); END")
+            body = "SELECT die()" if die else "SELECT RAISE(ABORT, 'cut')"
+            conn.exec_driver_sql(f"CREATE TRIGGER cut BEFORE UPDATE ON ts_trials WHEN {cond} BEGIN {body}; END")
             drop = "DROP TRIGGER cut"
         else:
             schema = ts.SQLStorage(url).engine.get_execution_options().get("schema_translate_map", {}).get(None)
             table = f"{schema or 'public'}.ts_trials"
+            body = "RAISE NOTICE 'die'; RETURN NEW;" if die else "RAISE EXCEPTION 'cut';"
             conn.exec_driver_sql("CREATE OR REPLACE FUNCTION public.cut() RETURNS trigger LANGUAGE plpgsql AS "
-                                 "$$ BEGIN RAISE EXCEPTION 'cut'; END $$")
+                                 f"$$ BEGIN {body} END $$")
             conn.exec_driver_sql(f"CREATE TRIGGER cut BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({cond}) "
                                  "EXECUTE FUNCTION public.cut()")
             drop = f"DROP TRIGGER cut ON {table}"
@@ -800,56 +812,10 @@ def test_a_heartbeat_check_cut_short_queues_no_copy_of_a_live_trial(
 def _reap_killed(url: str) -> None:
     """In a forked process: the heartbeat check of study ``hb``, SIGKILLed by the database's trigger
     (``die()``) as it writes the lost trial's failure, after its copy was inserted in the same write."""
-    import signal
-
-    import sqlalchemy as sa
-
     import tunesmith as ts
 
-    def die(*_: object) -> None:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    def armed(conn, _):  # type: ignore[no-untyped-def]
-        if url.startswith("sqlite"):
-            conn.create_function("die", 0, die)
-        else:
-            conn.add_notice_handler(lambda diag: diag.message_primary == "die" and die())
-
-    storage = ts.SQLStorage(url)
-    sa.event.listen(storage.engine, "connect", armed)
-    storage.engine.dispose()
-    reaper = ts.Study.load("hb", storage, heartbeat_interval=1, grace_period=2, requeue_failed=True)
+    reaper = ts.Study.load("hb", _die_armed(url), heartbeat_interval=1, grace_period=2, requeue_failed=True)
     reaper._heartbeat.reap(force=True)
-
-
-def _die_as_failed(url: str, which: str) -> Any:
-    """A trigger calling ``die()`` as a trial's state is written from running to failed; the SQL that
-    takes it out again."""
-    import sqlalchemy as sa
-
-    import tunesmith as ts
-
-    engine = sa.create_engine(url)
-    cond = "NEW.state = 'failed' AND OLD.state = 'running'"
-    with engine.begin() as conn:
-        if which == "sqlite":
-            conn.exec_driver_sql(f"CREATE TRIGGER die BEFORE UPDATE ON ts_trials WHEN {cond} BEGIN SELECT die(); END")
-            drop = "DROP TRIGGER die"
-        else:
-            schema = ts.SQLStorage(url).engine.get_execution_options().get("schema_translate_map", {}).get(None)
-            table = f"{schema or 'public'}.ts_trials"
-            conn.exec_driver_sql("CREATE OR REPLACE FUNCTION public.die() RETURNS trigger LANGUAGE plpgsql AS "
-                                 "$$ BEGIN RAISE NOTICE 'die'; RETURN NEW; END $$")
-            conn.exec_driver_sql(f"CREATE TRIGGER die BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({cond}) "
-                                 "EXECUTE FUNCTION public.die()")
-            drop = f"DROP TRIGGER die ON {table}"
-
-    def undo() -> None:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(drop)
-        engine.dispose()
-
-    return undo
 
 
 @pytest.mark.parametrize("which", ["sqlite", "postgresql"])
@@ -869,7 +835,7 @@ def test_a_heartbeat_check_killed_inside_fail_with_copy_leaves_neither_and_the_n
     worker = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="hb", sampler="random")
     trial = worker.ask()
     worker.storage.heartbeat(worker._study_id, [trial.number], worker.storage.clock() - 60)  # looks lost
-    undo = _die_as_failed(url, which)
+    undo = _cut_between(url, which, "failed", die=True)
     try:
         child = multiprocessing.get_context("fork").Process(target=_reap_killed, args=(url,))
         child.start()

@@ -1107,18 +1107,9 @@ def test_stateful_fit_callbacks_are_not_shared_by_parallel_trials() -> None:
 
 def _fit_killed(url: str, rows: int) -> None:
     """In a forked process: a fit on the first ``rows`` rows, SIGKILLed by the file's trigger (``die()``)."""
-    import os
-    import signal
+    from test_faults_storage import _die_armed
 
-    import sqlalchemy as sa
-
-    def armed(conn, _):  # type: ignore[no-untyped-def]
-        conn.create_function("die", 0, lambda: os.kill(os.getpid(), signal.SIGKILL))
-
-    storage = ts.SQLStorage(url)
-    sa.event.listen(storage.engine, "connect", armed)
-    storage.engine.dispose()
-    TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=storage,
+    TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=_die_armed(url),
                   name="svc").fit(X[:rows], Y[:rows])
 
 
