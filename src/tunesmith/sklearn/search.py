@@ -46,7 +46,6 @@ from ..space.params import MAX_GRID, check_seed, plural
 from ..storage import MemoryStorage
 from ..storage.base import mask_url, worker_gone, worker_id
 from ..study import Study
-from ..study.lifecycle import fail_lost
 from ..study.manage import DROP, change_setting
 from ..trial import FrozenTrial, TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
@@ -758,10 +757,9 @@ def _fail_left_by_killed_fits(study: Study) -> None:
     """Fail the trials that fits killed on this machine left running (they never end: before, they stayed
     running for good) and queue each again, once (a copy is not queued again: a configuration that kills
     its fit would kill each fit after it): this fit runs the copy, the failed record points to it."""
-    left = [t for t in study.trials if _left_by_a_killed_fit(t)]
-    if left:
-        fail_lost(study.storage, study._study_id, left, error="its fit's process is gone (killed before the trial "
-                  "ended)", now=study.storage.clock(), requeue=True, dead=True, once=True)  # fmt: skip
+    for t in [t for t in study.trials if _left_by_a_killed_fit(t)]:
+        study.fail_trial(t.number, "its fit's process is gone (killed before the trial ended)",
+                         requeue=t.system.retry_of is None)  # fmt: skip
 
 
 def _results(study: Study) -> list[FrozenTrial]:
