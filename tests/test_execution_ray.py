@@ -244,7 +244,22 @@ def objective(trial):
     time.sleep(0.3)
     return trial.params["x"]
 
-study = ts.Study({"x": ts.Float(0, 1)}, storage=sys.argv[1], name="lost")
+how = sys.argv[4]
+beats = {"heartbeat_interval": 1, "grace_period": 2} if how == "driver killed in the wait" else {}
+study = ts.Study({"x": ts.Float(0, 1)}, storage=sys.argv[1], name="lost", **beats)
+if how in ("ctrl-c in the sweep", "driver killed in the wait"):  # as the driver waits for the actors' processes
+    import signal
+    from tunesmith.execution.ray import _Driver
+    outlived = _Driver._outlived
+
+    def interrupted(self, fail):
+        print("WAITING", flush=True)
+        os.kill(os.getpid(), signal.SIGINT if how == "ctrl-c in the sweep" else signal.SIGKILL)
+        out = outlived(self, fail)
+        print("SWEPT", flush=True)
+        return out
+
+    _Driver._outlived = interrupted
 ex = RayExecutor(n_workers=2, lost_after=float(sys.argv[3]), ray_init={
     "_temp_dir": sys.argv[2], "num_cpus": 2, "log_to_driver": False, "_node_ip_address": "127.0.0.1"})
 try:
@@ -271,7 +286,12 @@ def _raylets(temp: Path) -> list[int]:
 
 # "ctrl-c at once": the actors' processes outlive their raylet by about a second, and one may claim a
 # trial after optimize failed the running ones (before: left running, in about 1 run of 9 under load)
-@pytest.mark.parametrize("how", ["detected", "ctrl-c", "ctrl-c at once"])
+# "ctrl-c in the sweep": a Ctrl-C as the lost cluster's trials were failed cut the wait for the actors'
+# processes short, and the sweep after it: the trial one of them claimed meanwhile stayed running;
+# "driver killed in the wait": Ctrl-C at once, the driver SIGKILLed as it waits: the study's heartbeat
+# fails what was left running
+@pytest.mark.parametrize("how", ["detected", "ctrl-c", "ctrl-c at once", "ctrl-c in the sweep",
+                                 "driver killed in the wait"])
 def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     tmp_path: Path, subprocess_env: dict[str, str], how: str
 ) -> None:
@@ -280,8 +300,8 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     temp = short_tmp("tsl")
     url = f"sqlite:///{tmp_path / 'lost.db'}"
     env = {**subprocess_env, **RAY_ENV, "HOME": quiet_home(temp)}
-    lost_after = "3" if how == "detected" else "600"
-    driver = subprocess.Popen([sys.executable, "-c", LOST_DRIVER, url, str(temp), lost_after], env=env,
+    lost_after = "3" if how in ("detected", "ctrl-c in the sweep") else "600"
+    driver = subprocess.Popen([sys.executable, "-c", LOST_DRIVER, url, str(temp), lost_after, how], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         study = None
@@ -297,8 +317,8 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
         assert study is not None and driver.poll() is None, "the driver did not get going"
         for pid in _raylets(temp):
             os.kill(pid, signal.SIGKILL)
-        if how.startswith("ctrl-c"):
-            time.sleep(0 if how.endswith("at once") else 3)
+        if how in ("ctrl-c", "ctrl-c at once", "driver killed in the wait"):
+            time.sleep(3 if how == "ctrl-c" else 0)
             driver.send_signal(signal.SIGINT)
         out, _ = driver.communicate(timeout=150)  # before the fix: it never returned
     finally:
@@ -309,7 +329,13 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    if how == "detected":
+    if how == "ctrl-c in the sweep":  # the Ctrl-C comes once the trials are failed (before: it cut the sweep)
+        assert "SWEPT" in out and "KeyboardInterrupt" in out, out[-3000:]
+    elif how == "driver killed in the wait":
+        assert driver.returncode == -9 and "WAITING" in out and "SWEPT" not in out, out[-3000:]
+        time.sleep(2.5)  # past the grace period: every heartbeat of the study is older
+        Study.load("lost", url, heartbeat_interval=1, grace_period=2)._heartbeat.reap(force=True)
+    elif how == "detected":
         assert "LOST the Ray cluster is lost: for 3 s no node had the resources of one trial" in out, out[-3000:]
         assert "Restart the cluster" in out
     else:

@@ -530,16 +530,14 @@ def test_a_copy_that_fails_midway_leaves_no_partial_study(small_fs: Path, tmp_pa
 
 
 
-def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
-    """In a forked process: ``what`` (copy, focus, import of study ``src`` into ``dst``, its delete or
-    rename to ``dst``), this process SIGKILLed by the file's trigger as it calls ``die()``."""
-    import json
+def _die_armed(url: str) -> Any:
+    """A storage of ``url`` whose connections have ``die()``, which SIGKILLs this process: a SQLite function,
+    or a PostgreSQL notice 'die' (a trigger raises it; it reaches the client as the statement runs)."""
     import signal
 
     import sqlalchemy as sa
 
     import tunesmith as ts
-    from tunesmith.study.manage import delete_study, import_study
 
     def die(*_: object) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -547,12 +545,24 @@ def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
     def armed(conn, _):  # type: ignore[no-untyped-def]
         if url.startswith("sqlite"):
             conn.create_function("die", 0, die)
-        else:  # PostgreSQL: the trigger raises a notice, which reaches the client as the statement runs
+        else:
             conn.add_notice_handler(lambda diag: diag.message_primary == "die" and die())
 
     storage = ts.SQLStorage(url)
     sa.event.listen(storage.engine, "connect", armed)
     storage.engine.dispose()  # every connection from now on has die()
+    return storage
+
+
+def _killed_by_the_trigger(url: str, what: str, doc: str) -> None:
+    """In a forked process: ``what`` (copy, focus, import of study ``src`` into ``dst``, its delete or
+    rename to ``dst``), this process SIGKILLed by the file's trigger as it calls ``die()``."""
+    import json
+
+    import tunesmith as ts
+    from tunesmith.study.manage import delete_study, import_study
+
+    storage = _die_armed(url)
     if what == "import":
         import_study(json.loads(doc), storage, "dst")
         return
@@ -735,9 +745,10 @@ def test_a_copy_killed_midway_on_postgresql_leaves_no_study_under_its_name(pg_ur
     assert len(ts.load_study("dst", storage).trials) == 6 and len(test_results(ts.load_study("dst", storage))) == 2
 
 
-def _cut_between(url: str, which: str, when: str) -> Any:
+def _cut_between(url: str, which: str, when: str, *, die: bool = False) -> Any:
     """A trigger that makes each write of a trial's state from running to ``when`` fail, as a process killed
-    at that write would leave it; the SQL that takes it out again (``which``: the backend)."""
+    at that write would leave it (with ``die``: calls ``die()``, which SIGKILLs the writing process); the SQL
+    that takes it out again (``which``: the backend)."""
     import sqlalchemy as sa
 
     import tunesmith as ts
@@ -746,14 +757,15 @@ def _cut_between(url: str, which: str, when: str) -> Any:
     cond = f"NEW.state = '{when}' AND OLD.state = 'running'"
     with engine.begin() as conn:
         if which == "sqlite":
-            conn.exec_driver_sql(f"CREATE TRIGGER cut BEFORE UPDATE ON ts_trials WHEN {cond} "
-                                 "BEGIN SELECT RAISE(ABORT, 'cut'); END")
+            body = "SELECT die()" if die else "SELECT RAISE(ABORT, 'cut')"
+            conn.exec_driver_sql(f"CREATE TRIGGER cut BEFORE UPDATE ON ts_trials WHEN {cond} BEGIN {body}; END")
             drop = "DROP TRIGGER cut"
         else:
             schema = ts.SQLStorage(url).engine.get_execution_options().get("schema_translate_map", {}).get(None)
             table = f"{schema or 'public'}.ts_trials"
+            body = "RAISE NOTICE 'die'; RETURN NEW;" if die else "RAISE EXCEPTION 'cut';"
             conn.exec_driver_sql("CREATE OR REPLACE FUNCTION public.cut() RETURNS trigger LANGUAGE plpgsql AS "
-                                 "$$ BEGIN RAISE EXCEPTION 'cut'; END $$")
+                                 f"$$ BEGIN {body} END $$")
             conn.exec_driver_sql(f"CREATE TRIGGER cut BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({cond}) "
                                  "EXECUTE FUNCTION public.cut()")
             drop = f"DROP TRIGGER cut ON {table}"
@@ -795,3 +807,101 @@ def test_a_heartbeat_check_cut_short_queues_no_copy_of_a_live_trial(
     reaper.storage.close()
     worker.storage.close()
     ts.SQLStorage(url).delete_study("hb")  # a PostgreSQL database outlives the test
+
+
+def _reap_killed(url: str) -> None:
+    """In a forked process: the heartbeat check of study ``hb``, SIGKILLed by the database's trigger
+    (``die()``) as it writes the lost trial's failure, after its copy was inserted in the same write."""
+    import tunesmith as ts
+
+    reaper = ts.Study.load("hb", _die_armed(url), heartbeat_interval=1, grace_period=2, requeue_failed=True)
+    reaper._heartbeat.reap(force=True)
+
+
+@pytest.mark.parametrize("which", ["sqlite", "postgresql"])
+def test_a_heartbeat_check_killed_inside_fail_with_copy_leaves_neither_and_the_next_check_copies_once(
+        which: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The heartbeat check SIGKILLed between inserting a lost trial's copy and failing the trial (the same
+    transaction): neither is written, the file or server is whole, and the next check fails the trial
+    with exactly one copy; the lost worker's late result is refused."""
+    import multiprocessing
+
+    from conftest import STORAGE_BACKENDS
+
+    import tunesmith as ts
+
+    url = STORAGE_BACKENDS[which](request, tmp_path)
+    assert url is not None
+    worker = ts.Study({"x": ts.Float(0, 1)}, storage=url, name="hb", sampler="random")
+    trial = worker.ask()
+    worker.storage.heartbeat(worker._study_id, [trial.number], worker.storage.clock() - 60)  # looks lost
+    undo = _cut_between(url, which, "failed", die=True)
+    try:
+        child = multiprocessing.get_context("fork").Process(target=_reap_killed, args=(url,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == -9
+    finally:
+        undo()
+    assert [t.state for t in ts.load_study("hb", url).trials] == [ts.TrialState.RUNNING]  # neither written
+    if which == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    reaper = ts.Study.load("hb", url, heartbeat_interval=1, grace_period=2, requeue_failed=True)
+    (lost,) = reaper._heartbeat.reap(force=True)
+    assert lost.system.requeued_as == 1
+    with pytest.raises(Exception, match="failed|finished|not running"):
+        worker.tell(trial, 0.5)  # judged lost: its late result is refused
+    failed, copy = ts.load_study("hb", url).trials
+    assert failed.state is ts.TrialState.FAILED and failed.system.requeued_as == 1
+    assert copy.state is ts.TrialState.WAITING and copy.system.retry_of == 0 and copy.params == trial.params
+    reaper.storage.close()
+    worker.storage.close()
+    ts.SQLStorage(url).delete_study("hb")  # a PostgreSQL database outlives the test
+
+
+REAP_AT = (
+    "import sys, time\n"
+    "import tunesmith as ts\n"
+    "reaper = ts.Study.load('hb', sys.argv[1], heartbeat_interval=1, grace_period=30, requeue_failed=True)\n"
+    "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+    "print(' '.join(str(t.number) for t in reaper._heartbeat.reap(force=True)))\n"
+)
+
+
+def test_two_heartbeat_checks_at_once_on_postgresql_copy_each_lost_trial_once(
+        pg_url: str, subprocess_env: dict[str, str]) -> None:
+    """Two processes check the heartbeats of one study at the same instant, 3 rounds: each lost trial is
+    failed by exactly one of them and copied once; no trial with a fresh heartbeat is failed."""
+    import tunesmith as ts
+
+    worker = ts.Study({"x": ts.Float(0, 1)}, storage=pg_url, name="hb", sampler="random", seed=0)
+    storage, sid = worker.storage, worker._study_id
+    try:
+        for _ in range(3):
+            trials = [worker.ask() for _ in range(30)]
+            lost = {t.number for t in trials[::2]}
+            storage.heartbeat(sid, sorted(lost), storage.clock() - 600)
+            storage.heartbeat(sid, [t.number for t in trials if t.number not in lost], storage.clock())
+            start = time.time() + 4
+            procs = [subprocess.Popen([sys.executable, "-c", REAP_AT, pg_url, str(start)], env=subprocess_env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+            outs = [p.communicate(timeout=120) for p in procs]
+            assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+            failed = [int(n) for out, _ in outs for n in out.split()]
+            assert sorted(failed) == sorted(lost)  # each once, by one of the two
+            by_number = {t.number: t for t in ts.load_study("hb", pg_url).trials}
+            copies = [t for t in by_number.values() if t.system.retry_of in lost]
+            assert sorted(t.system.retry_of for t in copies) == sorted(lost)  # one copy each
+            assert all(by_number[n].system.requeued_as == c.number for c in copies for n in [c.system.retry_of])
+            assert {by_number[t.number].state for t in trials if t.number not in lost} == {ts.TrialState.RUNNING}
+            for t in trials:
+                if t.number not in lost:
+                    worker.tell(t, 0.5)
+            for _ in copies:  # the copies run, so the next round starts from no waiting trial
+                worker.tell(worker.ask(), 0.5)
+    finally:
+        storage.close()
+        ts.SQLStorage(pg_url).delete_study("hb")

@@ -1103,3 +1103,67 @@ def test_stateful_fit_callbacks_are_not_shared_by_parallel_trials() -> None:
     TunedSearchCV(lgb.LGBMClassifier(n_estimators=3, verbose=-1, n_jobs=1), space, n_trials=2, cv=2,
                   random_state=0).fit(X_tr, y_tr, callbacks=[locked])
     assert locked.calls == 3 * (2 * 2 + 1)  # 3 rounds in each of 2 folds of 2 trials, and the refit
+
+
+def _fit_killed(url: str, rows: int) -> None:
+    """In a forked process: a fit on the first ``rows`` rows, SIGKILLed by the file's trigger (``die()``)."""
+    from test_faults_storage import _die_armed
+
+    TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=_die_armed(url),
+                  name="svc").fit(X[:rows], Y[:rows])
+
+
+def _killed_at(path: Path, trigger: str, rows: int) -> None:
+    """A fit on ``rows`` rows run in a forked process that ``trigger`` (SQL calling ``die()``) kills."""
+    import multiprocessing
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TRIGGER die {trigger} BEGIN SELECT die(); END")
+    child = multiprocessing.get_context("fork").Process(target=_fit_killed, args=(f"sqlite:///{path}", rows))
+    child.start()
+    child.join(120)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER die")
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert child.exitcode == -9
+
+
+@pytest.mark.parametrize("point", ["taking the claim", "first trial", "first result"])
+def test_a_fit_killed_while_it_takes_a_stale_claim_over_leaves_the_study_to_the_next_fit(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, point: str) -> None:
+    """Fit A (120 rows) dies before its first trial; fit B (135 rows) takes its claim over and is SIGKILLed
+    as it writes the claim, as it creates its first trial, or as it records it. A fit C then runs: on
+    other data (150 rows) where no trial was recorded, taking B's or A's claim over with a warning; else on
+    B's data, resuming. Nothing is left running, no study holds two data sets' trials."""
+    path = tmp_path / "search.db"
+    url = f"sqlite:///{path}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    _killed_at(path, "BEFORE INSERT ON ts_trials", 120)
+    a = ts.SQLStorage(url).get_study("svc").config["search_claim"]["worker"]
+    b_trigger = {"taking the claim": f"BEFORE UPDATE OF config ON ts_studies WHEN instr(OLD.config, '\"{a}\"') > 0 "
+                                     f"AND instr(NEW.config, '\"{a}\"') = 0",
+                 "first trial": "BEFORE INSERT ON ts_trials",
+                 "first result": "BEFORE UPDATE ON ts_trials WHEN NEW.state = 'complete'"}[point]
+    _killed_at(path, b_trigger, 135)
+    claim = ts.SQLStorage(url).get_study("svc").config["search_claim"]
+    assert claim["worker"] != a if point != "taking the claim" else claim["worker"] == a
+    rows = 135 if point == "first result" else 150
+    if point == "first result":  # B's trial is recorded: the study is B's data's
+        with pytest.raises(ValueError, match="searched on other data or folds"):
+            clone(search).fit(X, Y)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        done = clone(search).fit(X[:rows], Y[:rows])
+    if point != "first result":
+        assert f"the search claim of {claim['worker']} (made" in caplog.text, caplog.text
+    trials = ts.load_study("svc", url).trials
+    assert not {ts.TrialState.RUNNING, ts.TrialState.WAITING} & {t.state for t in trials}, trials
+    assert len({t.attrs["search_data"] for t in trials if "search_data" in t.attrs}) == 1
+    assert len(done.cv_results_["params"]) == 3
+    if point == "first result":  # before: B's trial stayed running for good; now failed, its copy run by C
+        killed = trials[0]
+        assert killed.state is ts.TrialState.FAILED and "its fit's process is gone" in (killed.error or "")
+        copy = trials[killed.system.requeued_as]
+        assert copy.state is ts.TrialState.COMPLETE and copy.params == killed.params and copy.system.retry_of == 0

@@ -374,10 +374,11 @@ class _Driver:
                 failed, left = self._interrupt(interrupted(exc))
             said_stopped(failed > 0, left_running(failed, left, "actor"))
         except ClusterLost as exc:
-            self.budget.stop()
-            error = f"ray cluster lost: {exc.args[0]}"
-            failed = sum(len(self._lost(a, error)) for a in self.actors)
-            failed += len(self._outlived(lambda a: self._lost(a, error)))
+            with _held(STOPS):  # a Ctrl-C waits until the trials are failed (it cut the wait for the actors short)
+                self.budget.stop()
+                error = f"ray cluster lost: {exc.args[0]}"
+                failed = sum(len(self._lost(a, error)) for a in self.actors)
+                failed += len(self._outlived(lambda a: self._lost(a, error)))
             raise ClusterLost(f"{exc.args[0]}; {failed} running trial(s) failed. {exc.args[1]}") from None
         except WorkersLost as exc:  # the other actors' trials would stay running for good
             self.budget.stop()

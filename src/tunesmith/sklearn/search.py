@@ -204,6 +204,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         if marks is None and _outlives_the_fit(study, self.storage):
             marks = self._resumable(study, X, y, folds, cv, fit_params)
         claim = self._claim(study, marks, X, y, folds, cv, fit_params) if marks is not None else None
+        _fail_left_by_killed_fits(study)
         fold = functools.partial(_with_config, get_config(), functools.partial(
             _fit_and_score, self.estimator, X, y, scorers, fit_with, self.return_train_score, self.error_score,
             score_params,
@@ -324,7 +325,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         return router
 
     def _optimize(self, study: Study, budget: int, objective: Callable[[Any], float]) -> None:
-        done = len(evaluated(study.trials))  # a trial Ctrl-C failed is run again
+        done = len(_results(study))
         todo = max(0, budget - done)
         if todo == 0:
             return
@@ -336,7 +337,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         )  # fmt: skip
 
     def _finish(self, study: Study, search: SearchSpace, metrics: list[str], X: Any, y: Any, fit_params: Any) -> None:
-        trials = evaluated(study.trials)
+        trials = _results(study)
         if not trials:
             why = f": timeout={self.timeout!r} s passed before the first one started; raise it" if self.timeout else ""
             raise ValueError(f"no configuration was evaluated{why}")
@@ -756,6 +757,21 @@ def _left_by_a_killed_fit(trial: FrozenTrial) -> bool:
     return trial.state is TrialState.RUNNING and worker_gone(trial.worker)
 
 
+def _fail_left_by_killed_fits(study: Study) -> None:
+    """Fail the trials that fits killed on this machine left running (they never end: before, they stayed
+    running for good) and queue each again, once (a copy is not queued again: a configuration that kills
+    its fit would kill each fit after it): this fit runs the copy, the failed record points to it."""
+    for t in [t for t in study.trials if _left_by_a_killed_fit(t)]:
+        study.fail_trial(t.number, "its fit's process is gone (killed before the trial ended)",
+                         requeue=t.system.retry_of is None)  # fmt: skip
+
+
+def _results(study: Study) -> list[FrozenTrial]:
+    """The finished trials of ``study`` that are results: a failed one queued again is not (its copy is),
+    nor one a Ctrl-C failed (it is run again)."""
+    return [t for t in evaluated(study.trials) if t.system.requeued_as is None]
+
+
 def _claimed(study: Study) -> list[Mapping[str, Any]]:
     """The search claim stored in ``study``'s settings, read as the marks of a first trial (so that a
     fit it refuses is refused before it opens the study, and records nothing there): none where none
@@ -804,7 +820,7 @@ def _taken_over(claim: Any, now: float) -> str:
 
 def _interrupted_fit(study: Study, name: str | None) -> str:
     """What a ``fit`` that Ctrl-C stopped says: what was kept, and how to go on."""
-    kept = plural(len(evaluated(study.trials)), "configuration")
+    kept = plural(len(_results(study)), "configuration")
     if name is None:
         return f"TunedSearchCV.fit interrupted (Ctrl-C) after {kept}; give storage= and name= to resume a search"
     return (f"TunedSearchCV.fit interrupted (Ctrl-C): {kept} kept in study {name!r} in {study.storage.display_url}; "
