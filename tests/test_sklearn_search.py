@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 from pathlib import Path
@@ -600,6 +601,50 @@ def test_a_search_claim_of_a_pid_of_thousands_of_digits_is_taken_as_gone(tmp_pat
         db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
         db.execute("DELETE FROM ts_trials")
     assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
+
+
+@pytest.mark.parametrize("since", [10**400, math.nan, math.inf, "two days ahead"])
+def test_a_claim_whose_time_is_no_clock_s_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                         since: object) -> None:
+    """The search claim's time is read from the study's settings, which anyone who may write the
+    database may change: a time of 400 digits ended every fit of the stored search in float()'s
+    OverflowError ('int too large to convert to float'); NaN, infinity or a time two days ahead never
+    grew an hour old, so a claim of another machine's fit bound the empty study to other data for good."""
+    import json
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    when = ts.load_study("svc", url).storage.clock() + 2 * 86400 if since == "two days ahead" else since
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
+        config["search_claim"] = {"search_data": "other", "worker": "elsewhere:1", "since": when}
+        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
+    assert "the search claim of elsewhere:1 (made at no readable time, no trial recorded since" in caplog.text
+
+
+def test_a_claim_of_many_fits_is_named_by_a_few(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A claim that another writer gave 100,000 gone fits was named whole in the warning of the fit that
+    took it over: a line of 1.3 MB."""
+    import json
+    import socket
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
+        config["search_claim"] = {"search_data": "other", "holders": [f"{socket.gethostname()}:0"] * 100_000}
+        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
+    assert "and 99995 more (no trial recorded since" in caplog.text and len(caplog.text) < 2000
 
 
 def test_a_trial_past_the_shared_budget_goes_back_to_the_queue_quietly(tmp_path: Path,

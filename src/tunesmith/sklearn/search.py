@@ -784,17 +784,38 @@ def _stale_claim(study: Study, claim: Any, now: float | None = None) -> bool:
     :data:`CLAIM_MAX_AGE` (a fit on another machine that died). Another fit may claim the study."""
     if not isinstance(claim, Mapping) or study.trials:
         return False
-    since = claim.get("since")
-    aged = isinstance(since, (int, float)) and not isinstance(since, bool) and (
-        (study.storage.clock() if now is None else now) - since > CLAIM_MAX_AGE)
+    age = _claim_age(claim, study.storage.clock() if now is None else now)
+    aged = age is not None and not age <= CLAIM_MAX_AGE  # NaN too
     return aged or all(worker_gone(w) for w in _holders(claim))
+
+
+def _claim_age(claim: Mapping[str, Any], now: float) -> float | None:
+    """Seconds since a search claim was made (or last joined): None where it holds no time (a claim of
+    an earlier tunesmith, or changed by hand); NaN for a time that is no clock's (NaN, infinite, a
+    number of hundreds of digits that float() refuses), which, as one an hour or more ahead of ``now``,
+    is no fit's: such a claim is taken over, as an old one is (it would have bound the study for ever)."""
+    since = claim.get("since")
+    if not isinstance(since, (int, float)) or isinstance(since, bool):
+        return None
+    try:
+        age = now - float(since)
+    except OverflowError:  # a stored integer past float's range
+        return math.nan
+    return age if math.isfinite(age) and age >= -CLAIM_MAX_AGE else math.nan
+
+
+#: how many of a taken-over search claim's fits its warning names
+NAMED_HOLDERS = 5
 
 
 def _taken_over(claim: Any, now: float) -> str:
     """What a fit that takes a stale search claim over says of it."""
-    since = claim.get("since") if isinstance(claim, Mapping) else None
-    age = f"made {now - since:.0f} s ago, " if isinstance(since, (int, float)) and not isinstance(since, bool) else ""
-    return (f"the search claim of {', '.join(str(w) for w in _holders(claim))} ({age}no trial recorded since: its "
+    age = _claim_age(claim, now) if isinstance(claim, Mapping) else None
+    made = "" if age is None else f"made {age:.0f} s ago, " if math.isfinite(age) else "made at no readable time, "
+    held = _holders(claim)
+    whose = ", ".join(str(w)[:256] for w in held[:NAMED_HOLDERS]) + (
+        f" and {len(held) - NAMED_HOLDERS} more" if len(held) > NAMED_HOLDERS else "")
+    return (f"the search claim of {whose} ({made}no trial recorded since: its "
             "fit died before its first trial) is taken over by this fit")
 
 
