@@ -603,13 +603,14 @@ def test_a_search_claim_of_a_pid_of_thousands_of_digits_is_taken_as_gone(tmp_pat
     assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
 
 
-@pytest.mark.parametrize("since", [10**400, math.nan, math.inf, "two days ahead"])
+@pytest.mark.parametrize("since", [10**400, math.nan, math.inf, "1", "two days ahead"])
 def test_a_claim_whose_time_is_no_clock_s_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                          since: object) -> None:
     """The search claim's time is read from the study's settings, which anyone who may write the
     database may change: a time of 400 digits ended every fit of the stored search in float()'s
     OverflowError ('int too large to convert to float'); NaN, infinity or a time two days ahead never
-    grew an hour old, so a claim of another machine's fit bound the empty study to other data for good."""
+    grew an hour old (nor did text), so a claim of another machine's fit bound the empty study to other
+    data for good."""
     import json
     import sqlite3
 

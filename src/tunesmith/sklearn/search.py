@@ -47,7 +47,7 @@ from ..storage import MemoryStorage
 from ..storage.base import mask_url, worker_gone, worker_id
 from ..study import Study
 from ..study.manage import DROP, change_setting
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, finite_float
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
 from .results import INFINITE, cv_results, fold_scores, fold_values
 from .space import SearchSpace, as_search_space
@@ -791,17 +791,13 @@ def _stale_claim(study: Study, claim: Any, now: float | None = None) -> bool:
 
 def _claim_age(claim: Mapping[str, Any], now: float) -> float | None:
     """Seconds since a search claim was made (or last joined): None where it holds no time (a claim of
-    an earlier tunesmith, or changed by hand); NaN for a time that is no clock's (NaN, infinite, a
-    number of hundreds of digits that float() refuses), which, as one an hour or more ahead of ``now``,
-    is no fit's: such a claim is taken over, as an old one is (it would have bound the study for ever)."""
-    since = claim.get("since")
-    if not isinstance(since, (int, float)) or isinstance(since, bool):
+    an earlier tunesmith); NaN for a time that is no clock's (NaN, infinite, text, a number of hundreds
+    of digits that float() refuses, one more than :data:`CLAIM_MAX_AGE` ahead of ``now``), which is no
+    live fit's: such a claim is taken over, as an old one is (it would have bound the study for ever)."""
+    if "since" not in claim:
         return None
-    try:
-        age = now - float(since)
-    except OverflowError:  # a stored integer past float's range
-        return math.nan
-    return age if math.isfinite(age) and age >= -CLAIM_MAX_AGE else math.nan
+    since = finite_float(claim["since"])
+    return math.nan if since is None or since - now > CLAIM_MAX_AGE else now - since
 
 
 #: how many of a taken-over search claim's fits its warning names
