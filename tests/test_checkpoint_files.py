@@ -311,6 +311,23 @@ def test_a_checkpoint_is_opened_before_it_is_looked_at_so_a_fifo_never_blocks(
     assert "last-00000010.pt' is a FIFO, not a regular file" in str(seen[0])
 
 
+def test_a_fifo_among_the_checkpoints_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    """load opens first, but latest() and a paused trial's resume look with is_complete(path), whose
+    zipfile opened the path: a FIFO named as the newest checkpoint blocked both until a writer came."""
+    from conftest import ended_without_blocking
+
+    folder = tmp_path / "run"
+    history = Trainer(mlp(), CFG.with_params({"checkpoint_dir": str(folder)})).fit(*DATA)
+    older = checkpoint.latest(folder)
+    assert older is not None and history.best_checkpoint
+    fifo = folder / "last-999999999.pt"
+    os.mkfifo(fifo)
+    assert ended_without_blocking(lambda: checkpoint.latest(folder), fifo, "latest()") == [older]
+    assert ended_without_blocking(lambda: checkpoint.is_complete(fifo), fifo, "is_complete()") == [False]
+    with open(older, "rb") as f:  # an open file is read as it is
+        assert checkpoint.is_complete(f)
+
+
 def test_a_checkpoint_dir_under_home_written_with_a_tilde_goes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: checkpoint_dir="~/runs/exp1" made a folder named "~" in the working directory."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
