@@ -267,6 +267,37 @@ class TestStorageConformance:
 
 
 
+def test_a_trial_completed_while_its_copy_is_being_queued_gets_no_copy(shared_storage_url: str) -> None:
+    """Another client completes the trial in a transaction that is open while fail_with_copy runs
+    (SQLite: its write lock; PostgreSQL, READ COMMITTED: the trial's row lock): the conditional write
+    of the failed record waits, reads the completed row, and the copy goes with the rolled-back write."""
+    import threading
+
+    import sqlalchemy as sa
+
+    storage = make_storage(shared_storage_url)
+    sid = new_study(storage)
+    a = storage.create_trial(sid, params={"x": 0.5}, worker="w")
+    assert a is not None
+    other = sa.create_engine(shared_storage_url)
+    out: list[object] = []
+    try:
+        with other.connect() as conn:
+            conn.execute(sa.text("UPDATE ts_trials SET state = 'complete', value = 1.0, completed = 2.0 "
+                                 "WHERE study_id = :sid AND number = 0"), {"sid": sid})  # open: not committed
+            failing = threading.Thread(target=lambda: out.append(storage.fail_with_copy(
+                sid, a.replace(state=TrialState.FAILED, error="lost", completed=1.0), claim="retry-of:0")))
+            failing.start()
+            failing.join(1.0)  # it waits on the other client's lock
+            assert failing.is_alive() and not out
+            conn.commit()
+        failing.join(60)
+    finally:
+        other.dispose()
+    assert out == [None]
+    assert [(t.state, t.value) for t in storage.get_trials(sid)] == [(TrialState.COMPLETE, 1.0)]  # no copy
+
+
 def test_study_survives_reopening(shared_storage_url: str) -> None:
     """Persistent backends: a second storage object on the same URL sees everything."""
     storage = make_storage(shared_storage_url)
