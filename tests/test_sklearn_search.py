@@ -628,6 +628,27 @@ def test_a_claim_whose_time_is_no_clock_s_is_taken_over(tmp_path: Path, caplog: 
     assert "the search claim of elsewhere:1 (made at no readable time, no trial recorded since" in caplog.text
 
 
+@pytest.mark.parametrize("claim", ["other", [1, 2]])
+def test_a_claim_that_names_no_fit_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                 claim: object) -> None:
+    """A search claim that another writer replaced by text or a list names no fit that could ever give
+    it up: each fit of the empty study was refused for good ('searched on other data or folds')."""
+    import json
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
+        config["search_claim"] = claim
+        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
+    assert "the search claim that names no fit (no trial recorded since" in caplog.text
+
+
 def test_a_claim_of_many_fits_is_named_by_a_few(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A claim that another writer gave 100,000 gone fits was named whole in the warning of the fit that
     took it over: a line of 1.3 MB."""

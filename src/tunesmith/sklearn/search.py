@@ -781,9 +781,12 @@ def _holders(claim: Any) -> list[Any]:
 def _stale_claim(study: Study, claim: Any, now: float | None = None) -> bool:
     """Whether the search ``claim`` stored in ``study`` was left by fits that are gone before one recorded
     a trial: each one's process (on this machine) is gone, or the claim is older than
-    :data:`CLAIM_MAX_AGE` (a fit on another machine that died). Another fit may claim the study."""
-    if not isinstance(claim, Mapping) or study.trials:
+    :data:`CLAIM_MAX_AGE` (a fit on another machine that died), or it names no fit at all (no mapping: another
+    writer's, which no fit could ever give up). Another fit may claim the study."""
+    if study.trials:
         return False
+    if not isinstance(claim, Mapping):
+        return True
     age = _claim_age(claim, study.storage.clock() if now is None else now)
     aged = age is not None and not age <= CLAIM_MAX_AGE  # NaN too
     return aged or all(worker_gone(w) for w in _holders(claim))
@@ -811,7 +814,7 @@ def _taken_over(claim: Any, now: float) -> str:
     held = _holders(claim)
     whose = ", ".join(str(w)[:256] for w in held[:NAMED_HOLDERS]) + (
         f" and {len(held) - NAMED_HOLDERS} more" if len(held) > NAMED_HOLDERS else "")
-    return (f"the search claim of {whose} ({made}no trial recorded since: its "
+    return (f"the search claim {f'of {whose}' if held else 'that names no fit'} ({made}no trial recorded since: its "
             "fit died before its first trial) is taken over by this fit")
 
 
