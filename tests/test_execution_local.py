@@ -238,6 +238,41 @@ def test_an_oom_trial_whose_worker_is_killed_before_it_is_queued_again_keeps_its
     assert len(copies) == 1 and copies[0].params == first.params and copies[0].system.oom_retries == 1, study.trials
 
 
+def _dies_as_a_reused_pid(trial: Any) -> float:
+    """The first trial: a worker whose process id an earlier worker of the study had (which ran out of GPU
+    memory in a run that did not queue it again, long ago) is killed."""
+    try:
+        os.close(os.open(os.environ["DIE_MARKER"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return float(trial.params["x"])
+    from tunesmith.storage import make_storage
+    from tunesmith.storage.base import worker_id
+
+    storage = make_storage(os.environ["DB_URL"])
+    sid = storage.get_study("g").study_id
+    old = storage.create_trial(sid, params={"x": 0.5}, worker=worker_id(), now=1.0)
+    assert old is not None
+    storage.update_trial(sid, old.replace(state=TrialState.FAILED, completed=2.0,
+                                          error="OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB"))
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+def test_a_dead_gpu_worker_queues_no_oom_trial_of_an_earlier_worker_with_its_pid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU worker found dead queues again the out-of-memory trials it failed without queueing them:
+    it looked them up by host and process id alone, so a trial of an earlier worker with the same process
+    id (ids are reused), failed long before this one started and never queued again, ran again."""
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    monkeypatch.setenv("DIE_MARKER", str(tmp_path / "died"))
+    monkeypatch.setenv("DB_URL", url)
+    study = Study({"x": Float(0, 1)}, storage=url, name="g", sampler="random")
+    study.optimize(_dies_as_a_reused_pid, n_trials=3, gpus=["0"], trials_per_gpu=1, allow_missing_gpus=True)
+    old = [t for t in study.trials if t.completed == 2.0]
+    assert len(old) == 1 and old[0].state is TrialState.FAILED, study.trials
+    assert not [t for t in study.trials if t.system.retry_of == old[0].number], study.trials
+
+
 def _dies_once(trial: Any) -> float:
     try:  # created atomically: two workers that both looked before either wrote it once both died
         fd = os.open(os.environ["DIE_MARKER"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)
