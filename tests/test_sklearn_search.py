@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -603,6 +604,26 @@ def test_a_search_claim_of_a_pid_of_thousands_of_digits_is_taken_as_gone(tmp_pat
     assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
 
 
+def _taken_over_claim(tmp_path: Path, caplog: pytest.LogCaptureFixture, claim: Callable[[float], object]) -> str:
+    """What a fit over an empty stored search says once another writer stored ``claim`` (a function of the
+    storage's clock: its value) as its search claim; the fit must run."""
+    import json
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    now = ts.load_study("svc", url).storage.clock()
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
+        config["search_claim"] = claim(now)
+        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
+    return caplog.text
+
+
 @pytest.mark.parametrize("since", [10**400, math.nan, math.inf, "1", "two days ahead"])
 def test_a_claim_whose_time_is_no_clock_s_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                          since: object) -> None:
@@ -611,21 +632,9 @@ def test_a_claim_whose_time_is_no_clock_s_is_taken_over(tmp_path: Path, caplog: 
     OverflowError ('int too large to convert to float'); NaN, infinity or a time two days ahead never
     grew an hour old (nor did text), so a claim of another machine's fit bound the empty study to other
     data for good."""
-    import json
-    import sqlite3
-
-    url = f"sqlite:///{tmp_path / 'search.db'}"
-    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
-    with pytest.raises(ValueError, match="passed before the first one started"):
-        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
-    when = ts.load_study("svc", url).storage.clock() + 2 * 86400 if since == "two days ahead" else since
-    with sqlite3.connect(tmp_path / "search.db") as db:
-        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
-        config["search_claim"] = {"search_data": "other", "worker": "elsewhere:1", "since": when}
-        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
-    with caplog.at_level("WARNING", logger="tunesmith"):
-        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
-    assert "the search claim of elsewhere:1 (made at no readable time, no trial recorded since" in caplog.text
+    said = _taken_over_claim(tmp_path, caplog, lambda now: {
+        "search_data": "other", "worker": "elsewhere:1", "since": now + 2 * 86400 if since == "two days ahead" else since})
+    assert "the search claim of elsewhere:1 (made at no readable time, no trial recorded since" in said
 
 
 @pytest.mark.parametrize("claim", ["other", [1, 2]])
@@ -633,40 +642,18 @@ def test_a_claim_that_names_no_fit_is_taken_over(tmp_path: Path, caplog: pytest.
                                                  claim: object) -> None:
     """A search claim that another writer replaced by text or a list names no fit that could ever give
     it up: each fit of the empty study was refused for good ('searched on other data or folds')."""
-    import json
-    import sqlite3
-
-    url = f"sqlite:///{tmp_path / 'search.db'}"
-    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
-    with pytest.raises(ValueError, match="passed before the first one started"):
-        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
-    with sqlite3.connect(tmp_path / "search.db") as db:
-        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
-        config["search_claim"] = claim
-        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
-    with caplog.at_level("WARNING", logger="tunesmith"):
-        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
-    assert "the search claim that names no fit (no trial recorded since" in caplog.text
+    said = _taken_over_claim(tmp_path, caplog, lambda now: claim)
+    assert "the search claim that names no fit (no trial recorded since" in said
 
 
 def test_a_claim_of_many_fits_is_named_by_a_few(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A claim that another writer gave 100,000 gone fits was named whole in the warning of the fit that
     took it over: a line of 1.3 MB."""
-    import json
     import socket
-    import sqlite3
 
-    url = f"sqlite:///{tmp_path / 'search.db'}"
-    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
-    with pytest.raises(ValueError, match="passed before the first one started"):
-        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
-    with sqlite3.connect(tmp_path / "search.db") as db:
-        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
-        config["search_claim"] = {"search_data": "other", "holders": [f"{socket.gethostname()}:0"] * 100_000}
-        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
-    with caplog.at_level("WARNING", logger="tunesmith"):
-        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
-    assert "and 99995 more (no trial recorded since" in caplog.text and len(caplog.text) < 2000
+    said = _taken_over_claim(tmp_path, caplog, lambda now: {
+        "search_data": "other", "holders": [f"{socket.gethostname()}:0"] * 100_000})
+    assert "and 99995 more (no trial recorded since" in said and len(said) < 2000
 
 
 def test_a_trial_past_the_shared_budget_goes_back_to_the_queue_quietly(tmp_path: Path,
