@@ -646,6 +646,47 @@ def test_a_claim_that_names_no_fit_is_taken_over(tmp_path: Path, caplog: pytest.
     assert "the search claim that names no fit (no trial recorded since" in said
 
 
+_RACING_FIT = """
+import os, sys, time
+from sklearn.datasets import load_iris
+from sklearn.svm import SVC
+from tunesmith.sklearn import TunedSearchCV
+X, Y = load_iris(return_X_y=True)
+url, rows, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+while not os.path.exists(go):
+    time.sleep(0.005)
+try:
+    print(len(search.fit(X[:rows], Y[:rows]).cv_results_["params"]))
+except ValueError as exc:
+    print("refused" if "searched on other data" in str(exc) else exc)
+"""
+
+
+def test_two_fits_on_other_data_racing_for_a_stale_claim_take_it_once(
+        shared_storage_url: str, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A claim left by a gone fit over an empty study: two fits on other data find it stale at once. The
+    compare-and-set gives it to one; the other reads the winner's claim, alive, and is refused."""
+    import subprocess
+    import sys
+
+    from tunesmith.study.manage import claim_setting
+
+    url, go = shared_storage_url, tmp_path / "go"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    claim_setting(ts.load_study("svc", url), "search_claim", {"search_data": "gone", "worker": "elsewhere:1",
+                                                               "since": 0.0})  # two days old: stale
+    fits = [subprocess.Popen([sys.executable, "-c", _RACING_FIT, url, str(rows), str(go)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=subprocess_env) for rows in (150, 120)]
+    go.touch()
+    said = sorted(f.communicate(timeout=300)[0].strip() for f in fits)
+    assert said == ["2", "refused"], said
+    trials = ts.load_study("svc", url).trials
+    assert len(trials) == 2 and len({t.attrs["search_data"] for t in trials if "search_data" in t.attrs}) == 1
+
+
 def test_a_claim_of_many_fits_is_named_by_a_few(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A claim that another writer gave 100,000 gone fits was named whole in the warning of the fit that
     took it over: a line of 1.3 MB."""
