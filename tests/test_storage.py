@@ -53,6 +53,23 @@ class TestStorageConformance:
         assert [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED, TrialState.WAITING,
                                                                 TrialState.COMPLETE]  # no copy of the live one
 
+    def test_fail_with_copy_spares_a_trial_that_beat_since_it_was_read(self, storage: ts.Storage) -> None:
+        """The heartbeat check reads the running trials, judges one lost by its old heartbeat, and fails it
+        with a copy: a beat its worker wrote in between (alive after all) was overwritten, the trial failed
+        and copied, and the worker's result refused when it ended, the trial run twice."""
+        from tunesmith.study.lifecycle import lose
+
+        sid = new_study(storage)
+        assert storage.create_trial(sid, params={"x": 0.5}, worker="w", now=100.0) is not None
+        read = storage.get_trial(sid, 0)
+        storage.heartbeat(sid, [0], 200.0)  # its worker, alive, beats
+        assert storage.fail_with_copy(sid, lose(read, "lost", 300.0), claim="retry-of:0") is None
+        assert [(t.state, t.heartbeat) for t in storage.get_trials(sid)] == [(TrialState.RUNNING, 200.0)]
+        again = storage.get_trial(sid, 0)  # read again: still without a beat at 300, it is lost
+        written = storage.fail_with_copy(sid, lose(again, "lost", 300.0), claim="retry-of:0")
+        assert written is not None and [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED,
+                                                                                     TrialState.WAITING]
+
     def test_create_get_list_delete_study(self, storage: ts.Storage) -> None:
         rec = storage.create_study("a", direction=Direction.MAXIMIZE, space=SPACE, config={"k": [1, 2]})
         assert storage.get_study("a") == rec
