@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -600,6 +602,99 @@ def test_a_search_claim_of_a_pid_of_thousands_of_digits_is_taken_as_gone(tmp_pat
         db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
         db.execute("DELETE FROM ts_trials")
     assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
+
+
+def _taken_over_claim(tmp_path: Path, caplog: pytest.LogCaptureFixture, claim: Callable[[float], object]) -> str:
+    """What a fit over an empty stored search says once another writer stored ``claim`` (a function of the
+    storage's clock: its value) as its search claim; the fit must run."""
+    import json
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    now = ts.load_study("svc", url).storage.clock()
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        config = json.loads(db.execute("SELECT config FROM ts_studies").fetchone()[0])
+        config["search_claim"] = claim(now)
+        db.execute("UPDATE ts_studies SET config = ?", (json.dumps(config),))
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert len(clone(search).fit(X, Y).cv_results_["params"]) == 2
+    return caplog.text
+
+
+@pytest.mark.parametrize("since", [10**400, math.nan, math.inf, "1", "two days ahead"])
+def test_a_claim_whose_time_is_no_clock_s_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                         since: object) -> None:
+    """The search claim's time is read from the study's settings, which anyone who may write the
+    database may change: a time of 400 digits ended every fit of the stored search in float()'s
+    OverflowError ('int too large to convert to float'); NaN, infinity or a time two days ahead never
+    grew an hour old (nor did text), so a claim of another machine's fit bound the empty study to other
+    data for good."""
+    said = _taken_over_claim(tmp_path, caplog, lambda now: {
+        "search_data": "other", "worker": "elsewhere:1", "since": now + 2 * 86400 if since == "two days ahead" else since})
+    assert "the search claim of elsewhere:1 (made at no readable time, no trial recorded since" in said
+
+
+@pytest.mark.parametrize("claim", ["other", [1, 2]])
+def test_a_claim_that_names_no_fit_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                 claim: object) -> None:
+    """A search claim that another writer replaced by text or a list names no fit that could ever give
+    it up: each fit of the empty study was refused for good ('searched on other data or folds')."""
+    said = _taken_over_claim(tmp_path, caplog, lambda now: claim)
+    assert "the search claim that names no fit (no trial recorded since" in said
+
+
+_RACING_FIT = """
+import os, sys, time
+from sklearn.datasets import load_iris
+from sklearn.svm import SVC
+from tunesmith.sklearn import TunedSearchCV
+X, Y = load_iris(return_X_y=True)
+url, rows, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+while not os.path.exists(go):
+    time.sleep(0.005)
+try:
+    print(len(search.fit(X[:rows], Y[:rows]).cv_results_["params"]))
+except ValueError as exc:
+    print("refused" if "searched on other data" in str(exc) else exc)
+"""
+
+
+def test_two_fits_on_other_data_racing_for_a_stale_claim_take_it_once(
+        shared_storage_url: str, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A claim left by a gone fit over an empty study: two fits on other data find it stale at once. The
+    compare-and-set gives it to one; the other reads the winner's claim, alive, and is refused."""
+    import subprocess
+    import sys
+
+    from tunesmith.study.manage import claim_setting
+
+    url, go = shared_storage_url, tmp_path / "go"
+    search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    claim_setting(ts.load_study("svc", url), "search_claim", {"search_data": "gone", "worker": "elsewhere:1",
+                                                               "since": 0.0})  # two days old: stale
+    fits = [subprocess.Popen([sys.executable, "-c", _RACING_FIT, url, str(rows), str(go)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=subprocess_env) for rows in (150, 120)]
+    go.touch()
+    said = sorted(f.communicate(timeout=300)[0].strip() for f in fits)
+    assert said == ["2", "refused"], said
+    trials = ts.load_study("svc", url).trials
+    assert len(trials) == 2 and len({t.attrs["search_data"] for t in trials if "search_data" in t.attrs}) == 1
+
+
+def test_a_claim_of_many_fits_is_named_by_a_few(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A claim that another writer gave 100,000 gone fits was named whole in the warning of the fit that
+    took it over: a line of 1.3 MB."""
+    import socket
+
+    said = _taken_over_claim(tmp_path, caplog, lambda now: {
+        "search_data": "other", "holders": [f"{socket.gethostname()}:0"] * 100_000})
+    assert "and 99995 more (no trial recorded since" in said and len(said) < 2000
 
 
 def test_a_trial_past_the_shared_budget_goes_back_to_the_queue_quietly(tmp_path: Path,

@@ -53,6 +53,23 @@ class TestStorageConformance:
         assert [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED, TrialState.WAITING,
                                                                 TrialState.COMPLETE]  # no copy of the live one
 
+    def test_fail_with_copy_spares_a_trial_that_beat_since_it_was_read(self, storage: ts.Storage) -> None:
+        """The heartbeat check reads the running trials, judges one lost by its old heartbeat, and fails it
+        with a copy: a beat its worker wrote in between (alive after all) was overwritten, the trial failed
+        and copied, and the worker's result refused when it ended, the trial run twice."""
+        from tunesmith.study.lifecycle import lose
+
+        sid = new_study(storage)
+        assert storage.create_trial(sid, params={"x": 0.5}, worker="w", now=100.0) is not None
+        read = storage.get_trial(sid, 0)
+        storage.heartbeat(sid, [0], 200.0)  # its worker, alive, beats
+        assert storage.fail_with_copy(sid, lose(read, "lost", 300.0), claim="retry-of:0") is None
+        assert [(t.state, t.heartbeat) for t in storage.get_trials(sid)] == [(TrialState.RUNNING, 200.0)]
+        again = storage.get_trial(sid, 0)  # read again: still without a beat at 300, it is lost
+        written = storage.fail_with_copy(sid, lose(again, "lost", 300.0), claim="retry-of:0")
+        assert written is not None and [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED,
+                                                                                     TrialState.WAITING]
+
     def test_create_get_list_delete_study(self, storage: ts.Storage) -> None:
         rec = storage.create_study("a", direction=Direction.MAXIMIZE, space=SPACE, config={"k": [1, 2]})
         assert storage.get_study("a") == rec
@@ -265,6 +282,37 @@ class TestStorageConformance:
         assert sorted(got) == list(range(4 * 13 + 5))
         assert [t.number for t in storage.get_trials(sid)] == sorted(got)
 
+
+
+def test_a_trial_completed_while_its_copy_is_being_queued_gets_no_copy(shared_storage_url: str) -> None:
+    """Another client completes the trial in a transaction that is open while fail_with_copy runs
+    (SQLite: its write lock; PostgreSQL, READ COMMITTED: the trial's row lock): the conditional write
+    of the failed record waits, reads the completed row, and the copy goes with the rolled-back write."""
+    import threading
+
+    import sqlalchemy as sa
+
+    storage = make_storage(shared_storage_url)
+    sid = new_study(storage)
+    a = storage.create_trial(sid, params={"x": 0.5}, worker="w")
+    assert a is not None
+    other = sa.create_engine(shared_storage_url)
+    out: list[object] = []
+    try:
+        with other.connect() as conn:
+            conn.execute(sa.text("UPDATE ts_trials SET state = 'complete', value = 1.0, completed = 2.0 "
+                                 "WHERE study_id = :sid AND number = 0"), {"sid": sid})  # open: not committed
+            failing = threading.Thread(target=lambda: out.append(storage.fail_with_copy(
+                sid, a.replace(state=TrialState.FAILED, error="lost", completed=1.0), claim="retry-of:0")))
+            failing.start()
+            failing.join(1.0)  # it waits on the other client's lock
+            assert failing.is_alive() and not out
+            conn.commit()
+        failing.join(60)
+    finally:
+        other.dispose()
+    assert out == [None]
+    assert [(t.state, t.value) for t in storage.get_trials(sid)] == [(TrialState.COMPLETE, 1.0)]  # no copy
 
 
 def test_study_survives_reopening(shared_storage_url: str) -> None:

@@ -398,8 +398,7 @@ class _Pool:
             logger.warning("could not read the dead worker's trials: %s", exc)
             return 0
         return sum(
-            t.worker == me and t.system.requeued_as is not None and t.number not in mine
-            and (t.completed or 0.0) >= w.born
+            _ended_by(t, me, w.born) and t.system.requeued_as is not None and t.number not in mine
             for t in trials
         )
 
@@ -534,19 +533,24 @@ def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -
 
 
 def _retry_lost_oom(run: Run, pid: int, born: float) -> None:
-    """A worker on a device, started at ``born``, that died between failing its out-of-memory trial and
-    queueing it again (:func:`_oom_retirer`): queued now, once (a copy it had queued is kept, none is
-    added). Not one an earlier process with the same pid failed (ended before it started)."""
+    """A worker on a device, started at ``born`` (the storage's clock), that died between failing its
+    out-of-memory trial and queueing it again (:func:`_oom_retirer`): queued now, once (a copy it had queued
+    is kept, none is added). Not a trial of an earlier worker with the same process id (ended before it)."""
     me = _me(pid)
     try:
         for t in run.study.trials:
-            if (t.worker == me and t.state is TrialState.FAILED and (t.completed or 0.0) >= born
-                    and is_oom_error(t.error) and may_retry_oom(t)
+            if (_ended_by(t, me, born) and t.state is TrialState.FAILED and is_oom_error(t.error) and may_retry_oom(t)
                     and (n := run.study.requeue(t, oom=True)) is not None):  # fmt: skip
                 logger.warning("trial %d ran out of GPU memory and its worker died before queueing it again; "
                                "re-queued as %d", t.number, n)
     except StorageError as exc:
         logger.warning("could not queue the dead worker's out-of-memory trial again: %s", exc)
+
+
+def _ended_by(t: FrozenTrial, me: str, born: float) -> bool:
+    """Whether trial ``t`` ended in worker ``me`` (``host:pid``) started at ``born``: not in an earlier
+    worker with the same process id, which ended before it started."""
+    return t.worker == me and (t.completed or 0.0) >= born
 
 
 def _oom_retirer(run: Run) -> Any:

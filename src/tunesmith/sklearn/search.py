@@ -47,7 +47,7 @@ from ..storage import MemoryStorage
 from ..storage.base import mask_url, worker_gone, worker_id
 from ..study import Study
 from ..study.manage import DROP, change_setting
-from ..trial import FrozenTrial, TrialState
+from ..trial import FrozenTrial, TrialState, finite_float
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
 from .interrupts import evaluated, noting_ctrl_c, was_interrupted
 from .results import INFINITE, cv_results, fold_scores, fold_values
@@ -801,20 +801,40 @@ def _holders(claim: Any) -> list[Any]:
 def _stale_claim(study: Study, claim: Any, now: float | None = None) -> bool:
     """Whether the search ``claim`` stored in ``study`` was left by fits that are gone before one recorded
     a trial: each one's process (on this machine) is gone, or the claim is older than
-    :data:`CLAIM_MAX_AGE` (a fit on another machine that died). Another fit may claim the study."""
-    if not isinstance(claim, Mapping) or study.trials:
+    :data:`CLAIM_MAX_AGE` (a fit on another machine that died), or it names no fit at all (no mapping: another
+    writer's, which no fit could ever give up). Another fit may claim the study."""
+    if study.trials:
         return False
-    since = claim.get("since")
-    aged = isinstance(since, (int, float)) and not isinstance(since, bool) and (
-        (study.storage.clock() if now is None else now) - since > CLAIM_MAX_AGE)
+    if not isinstance(claim, Mapping):
+        return True
+    age = _claim_age(claim, study.storage.clock() if now is None else now)
+    aged = age is not None and not age <= CLAIM_MAX_AGE  # NaN too
     return aged or all(worker_gone(w) for w in _holders(claim))
+
+
+def _claim_age(claim: Mapping[str, Any], now: float) -> float | None:
+    """Seconds since a search claim was made (or last joined): None where it holds no time (a claim of
+    an earlier tunesmith); NaN for a time that is no clock's (NaN, infinite, text, a number of hundreds
+    of digits that float() refuses, one more than :data:`CLAIM_MAX_AGE` ahead of ``now``), which is no
+    live fit's: such a claim is taken over, as an old one is (it would have bound the study for ever)."""
+    if "since" not in claim:
+        return None
+    since = finite_float(claim["since"])
+    return math.nan if since is None or since - now > CLAIM_MAX_AGE else now - since
+
+
+#: how many of a taken-over search claim's fits its warning names
+NAMED_HOLDERS = 5
 
 
 def _taken_over(claim: Any, now: float) -> str:
     """What a fit that takes a stale search claim over says of it."""
-    since = claim.get("since") if isinstance(claim, Mapping) else None
-    age = f"made {now - since:.0f} s ago, " if isinstance(since, (int, float)) and not isinstance(since, bool) else ""
-    return (f"the search claim of {', '.join(str(w) for w in _holders(claim))} ({age}no trial recorded since: its "
+    age = _claim_age(claim, now) if isinstance(claim, Mapping) else None
+    made = "" if age is None else f"made {age:.0f} s ago, " if math.isfinite(age) else "made at no readable time, "
+    held = _holders(claim)
+    whose = ", ".join(str(w)[:256] for w in held[:NAMED_HOLDERS]) + (
+        f" and {len(held) - NAMED_HOLDERS} more" if len(held) > NAMED_HOLDERS else "")
+    return (f"the search claim {f'of {whose}' if held else 'that names no fit'} ({made}no trial recorded since: its "
             "fit died before its first trial) is taken over by this fit")
 
 

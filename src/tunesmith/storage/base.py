@@ -172,6 +172,12 @@ def reads_through_get_trials(storage: Storage, cls: type[Storage]) -> bool:
     return own.get_trials is not cls.get_trials and own.get_trials_since is cls.get_trials_since
 
 
+def still_lost(stored: FrozenTrial, failed: FrozenTrial) -> bool:
+    """Whether trial ``stored`` is still running with the heartbeat it had when it was read and judged lost
+    (``failed``, its end): a beat since says its worker is alive, and it is neither failed nor copied."""
+    return stored.state is TrialState.RUNNING and stored.heartbeat == failed.heartbeat
+
+
 def copy_missing(number: int, claim: str) -> StorageError:
     """The error where trial ``number``'s re-queue ``claim`` is held by no copy of it."""
     return StorageError(f"trial {number}'s re-queue claim {claim!r} is taken but no trial is its copy: "
@@ -300,18 +306,18 @@ class Storage(ABC):
         """Write ``failed`` (the end of a running trial: a compare-and-set on ``running``) and queue a
         waiting copy of it holding ``claim`` (same parameters, ``system.retry_of``), the failed record
         pointing to it (``system.requeued_as``): both or neither. Returns the failed record written, or
-        None where the trial was no longer running (its worker was alive after all: then no copy is
-        left queued). A copy already holding ``claim`` (queued by an earlier call) is the one pointed to.
+        None where the trial was no longer running, or beat since ``failed`` was read (its heartbeat is
+        another: its worker was alive after all; then no copy is left queued). A copy already holding ``claim`` (queued by an earlier call) is the one pointed to.
         SQL storages write both in one transaction: a process killed midway leaves neither. This default
         queues the copy, then writes the record, and takes the copy back when the write loses."""
         made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=claim,
                                  system=SystemState(retry_of=failed.number))  # fmt: skip
         number = made.number if made is not None else self._copy_holding(study_id, failed.number, claim)
         new = failed.replace(system=failed.system.replace(requeued_as=number))
-        if self.update_trial(study_id, new, expect_state=TrialState.RUNNING):
+        if self.update_trial(study_id, new, expect_state=TrialState.RUNNING, expect=lambda old: still_lost(old, failed)):
             return new
         stored = self.get_trial(study_id, failed.number)
-        if made is not None and stored.system.requeued_as != number and stored.state is not TrialState.RUNNING:
+        if made is not None and stored.system.requeued_as != number and not still_lost(stored, failed):
             why = f"not needed: trial {failed.number} ended before its copy ran"  # unless another call pointed to it
             self.update_trial(study_id, made.replace(state=TrialState.FAILED, error=why, completed=self.clock()),
                               expect_state=TrialState.WAITING)  # fmt: skip

@@ -12,7 +12,14 @@ from typing import Any
 
 from ..exceptions import DuplicateStudyError, StudyNotFound, TrialFinishedError, TrialNotFound
 from ..trial import NO_SYSTEM, Direction, FrozenTrial, SystemState, TrialState
-from .base import Storage, StudyRecord, check_expect, check_study_name, reads_through_get_trials
+from .base import (
+    Storage,
+    StudyRecord,
+    check_expect,
+    check_study_name,
+    reads_through_get_trials,
+    still_lost,
+)
 
 
 class MemoryStorage(Storage):
@@ -124,7 +131,7 @@ class MemoryStorage(Storage):
 
     def fail_with_copy(self, study_id: int, failed: FrozenTrial, *, claim: str) -> FrozenTrial | None:
         with self._lock:  # both or neither: no other thread writes between
-            if self.get_trial(study_id, failed.number).state is not TrialState.RUNNING:
+            if not still_lost(self.get_trial(study_id, failed.number), failed):
                 return None
             return super().fail_with_copy(study_id, failed, claim=claim)
 

@@ -1324,12 +1324,12 @@ class SQLStorage(Storage):
             new = failed.replace(system=failed.system.replace(requeued_as=number))
             args = {**_trial_values(new, self._reports.encode(study_id, new)), "w_sid": study_id,
                     "w_number": failed.number, "w_state": TrialState.RUNNING.value}  # fmt: skip
-            if cur.execute("update_if_state", args).rowcount != 0:
+            if cur.execute("update_if_beat", args).rowcount != 0:
                 return new
             row = cur.first("get_stored", {"sid": study_id, "number": failed.number}) if retry else None
             if row is not None and all(a == args[k] for k, a in zip(_STORED_KEYS, row, strict=True)):
                 return new  # an earlier attempt committed both; its answer was lost
-            raise _NotRunning  # no longer running: the copy is rolled back with the transaction
+            raise _NotRunning  # no longer running, or beat since: the copy is rolled back with the transaction
 
         try:
             return self._tx(op, write=True)

@@ -117,6 +117,10 @@ def _hot_statements() -> dict[str, Any]:
         .where(*at, *(_tc.state != s for s in _FINISHED))
         .values(**record),
         "update_if_state": sa.update(trials_table).where(*at, _tc.state == _b("w_state")).values(**record),
+        # and the heartbeat the record was read with (a beat since: its worker is alive)
+        "update_if_beat": sa.update(trials_table)
+        .where(*at, _tc.state == _b("w_state"), _tc.heartbeat.is_not_distinct_from(_b("heartbeat")))
+        .values(**record),
         "get_stored": sa.select(*(_tc[k] for k in _RECORD_KEYS)).where(of_study, _tc.number == _b("number")),
         "trials_in_state": sa.select(*_TRIAL_COLS)
         .where(of_study, _tc.state == _b("state"), _tc.number >= _b("min_number"))

@@ -293,12 +293,14 @@ def _unreadable(path: Path, exc: Exception) -> str:
 
 def is_complete(path: str | Path | BinaryIO) -> bool:
     """Whether ``path`` (or an open file) is a whole ``torch.save`` archive (its zip directory, written
-    last, is there). A path is opened by :func:`open_regular`: a FIFO is no archive, and never blocks."""
+    last, is there). A path is opened first (:func:`~tunesmith.paths.open_regular`): a FIFO named as a
+    checkpoint is none, and never waits for a writer."""
     try:
-        with (contextlib.nullcontext(path) if hasattr(path, "read") else open_regular(Path(path))) as f, \
-                zipfile.ZipFile(f) as z:  # fmt: skip
-            return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError):  # NotRegularFile is a ValueError
+        with contextlib.ExitStack() as stack:
+            f = path if hasattr(path, "read") else stack.enter_context(open_regular(Path(path).expanduser()))
+            with zipfile.ZipFile(f) as z:
+                return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
+    except (OSError, NotRegularFile, zipfile.BadZipFile, ValueError):
         return False
 
 
