@@ -54,3 +54,30 @@ def test_ctrl_c_stops_fit_and_fitting_again_runs_the_whole_budget(tmp_path: Path
     assert len(again.cv_results_["params"]) == 5  # five configurations evaluated, the interrupted one not kept
     assert np.isfinite(again.cv_results_["mean_test_score"]).all()
     assert list(again.cv_results_["state"]) == ["complete"] * 5
+
+
+def test_a_grid_point_ctrl_c_stopped_is_evaluated_when_fitting_again(tmp_path: Path) -> None:
+    """Its point stayed taken by the failed trial: fitting again searched 2 points of 3 and said nothing."""
+    grid = {"C": [0.01, 1.0, 100.0]}
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    first = TunedSearchCV(LogisticRegression(max_iter=500), grid, n_trials=None, cv=3, scoring=CtrlCAtScore(at=5),
+                          storage=db, name="g", random_state=0)
+    with pytest.raises(KeyboardInterrupt, match="1 configuration kept"):
+        first.fit(X, Y)
+    interrupted = first.study_.trials[-1].params
+    for _ in range(2):  # a second fit finds the whole grid searched, the copy run once
+        again = TunedSearchCV(LogisticRegression(max_iter=500), grid, n_trials=None, cv=3, scoring=CtrlCAtScore(at=0),
+                              storage=db, name="g", random_state=0).fit(X, Y)
+        assert sorted(p["C"] for p in again.cv_results_["params"]) == grid["C"]
+        assert interrupted in list(again.cv_results_["params"])
+    assert len(again.study_.trials) == 4  # 2 complete, the interrupted one, its copy
+
+
+def test_ctrl_c_in_a_search_held_in_memory_does_not_say_fitting_again_resumes() -> None:
+    """storage=None with a name gives each fit its own study: "fit again with the same storage and name
+    to resume" was untrue."""
+    search = TunedSearchCV(LogisticRegression(max_iter=500), {"C": loguniform(1e-2, 1e2)}, n_trials=5, cv=3,
+                           scoring=CtrlCAtScore(at=5), name="lr", random_state=0)
+    with pytest.raises(KeyboardInterrupt, match=r"after 1 configuration; give storage= and name= to resume") as info:
+        search.fit(X, Y)
+    assert "fit again" not in str(info.value)
