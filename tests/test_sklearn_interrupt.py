@@ -81,3 +81,26 @@ def test_ctrl_c_in_a_search_held_in_memory_does_not_say_fitting_again_resumes() 
     with pytest.raises(KeyboardInterrupt, match=r"after 1 configuration; give storage= and name= to resume") as info:
         search.fit(X, Y)
     assert "fit again" not in str(info.value)
+
+
+class OwnCtrlC(CtrlCAtScore):
+    """A scorer that raises KeyboardInterrupt itself at its ``at``-th call, as a library does that takes SIGINT
+    with a handler of its own while it trains and raises KeyboardInterrupt once it has stopped."""
+
+    def __call__(self, estimator: object, X: np.ndarray, y: np.ndarray) -> float:
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return float(accuracy_score(y, estimator.predict(X)))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_ctrl_c_that_a_library_took_stops_fit_too(tmp_path: Path, n_jobs: int) -> None:
+    """No SIGINT reached tunesmith's handler: fit refitted on a part of the budget and returned (n_jobs=2 with a
+    pruner: trials in threads)."""
+    first = TunedSearchCV(LogisticRegression(max_iter=500), {"C": loguniform(1e-2, 1e2)}, n_trials=5, cv=3,
+                          scoring=OwnCtrlC(at=8), storage=f"sqlite:///{tmp_path / 's.db'}", name="lr",
+                          random_state=0, n_jobs=n_jobs, pruner=None if n_jobs == 1 else "median")
+    with pytest.raises(KeyboardInterrupt, match=r"configurations? kept in study 'lr'"):
+        first.fit(X, Y)
+    assert not hasattr(first, "best_estimator_")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..study import Study
@@ -30,6 +30,20 @@ def rerun_interrupted(study: Study, todo: int) -> None:
     fit queues it (the copy's claim is unique to the trial)."""
     for t in [t for t in study.trials if was_interrupted(t)][:todo]:
         requeue_copy(study.storage, study._study_id, t)
+
+
+def noting_interrupts(objective: Callable[[Any], float], came: list[int]) -> Callable[[Any], float]:
+    """``objective``, noting in ``came`` a KeyboardInterrupt raised through it: one raised by a library that
+    takes SIGINT with a handler of its own while it trains, which :func:`noting_ctrl_c`'s never sees."""
+
+    def noting(trial: Any) -> float:
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:
+            came.append(signal.SIGINT)
+            raise
+
+    return noting
 
 
 @contextlib.contextmanager

@@ -49,7 +49,13 @@ from ..study import Study
 from ..study.manage import DROP, change_setting
 from ..trial import FrozenTrial, TrialState
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
-from .interrupts import evaluated, noting_ctrl_c, rerun_interrupted, was_interrupted
+from .interrupts import (
+    evaluated,
+    noting_ctrl_c,
+    noting_interrupts,
+    rerun_interrupted,
+    was_interrupted,
+)
 from .results import INFINITE, cv_results, fold_scores, fold_values
 from .space import SearchSpace, as_search_space
 
@@ -242,7 +248,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
         with _quiet(self.verbose, raising=self.error_score == "raise"), noting_ctrl_c() as ctrl_c:
             try:
-                self._optimize(study, budget, objective)
+                self._optimize(study, budget, noting_interrupts(objective, ctrl_c))
             finally:  # a fit that recorded nothing (its timeout passed first, it was interrupted) leaves the study free
                 if claim is not None and not study.trials:  # another fit on the same data may rely on it: kept then
                     change_setting(study, CLAIM_KEY, functools.partial(_released, claim["worker"]))
