@@ -56,10 +56,10 @@ def test_ctrl_c_stops_fit_and_fitting_again_runs_the_whole_budget(tmp_path: Path
     assert list(again.cv_results_["state"]) == ["complete"] * 5
 
 
-def test_a_grid_point_ctrl_c_stopped_is_evaluated_when_fitting_again(tmp_path: Path) -> None:
+def test_a_grid_point_ctrl_c_stopped_is_evaluated_when_fitting_again(shared_storage_url: str) -> None:
     """Its point stayed taken by the failed trial: fitting again searched 2 points of 3 and said nothing."""
     grid = {"C": [0.01, 1.0, 100.0]}
-    db = f"sqlite:///{tmp_path / 'g.db'}"
+    db = shared_storage_url
     first = TunedSearchCV(LogisticRegression(max_iter=500), grid, n_trials=None, cv=3, scoring=CtrlCAtScore(at=5),
                           storage=db, name="g", random_state=0)
     with pytest.raises(KeyboardInterrupt, match="1 configuration kept"):
