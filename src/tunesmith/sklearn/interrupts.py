@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..study import Study
+from ..study.lifecycle import requeue_copy
 from ..trial import FrozenTrial, TrialState
 
 
@@ -20,6 +22,28 @@ def was_interrupted(trial: FrozenTrial) -> bool:
 def evaluated(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """The finished trials whose configuration was evaluated: all but those an interruption failed."""
     return [t for t in trials if t.state.is_finished and not was_interrupted(t)]
+
+
+def rerun_interrupted(study: Study, todo: int) -> None:
+    """Queue a copy of each trial an interruption failed (``todo`` at most), to run first: a grid's point
+    stays taken by the failed trial, so the sampler would never offer it again. Once per trial, whichever
+    fit queues it (the copy's claim is unique to the trial)."""
+    for t in [t for t in study.trials if was_interrupted(t)][:todo]:
+        requeue_copy(study.storage, study._study_id, t)
+
+
+def noting_interrupts(objective: Callable[[Any], float], came: list[int]) -> Callable[[Any], float]:
+    """``objective``, noting in ``came`` a KeyboardInterrupt raised through it: one raised by a library that
+    takes SIGINT with a handler of its own while it trains, which :func:`noting_ctrl_c`'s never sees."""
+
+    def noting(trial: Any) -> float:
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:
+            came.append(signal.SIGINT)
+            raise
+
+    return noting
 
 
 @contextlib.contextmanager

@@ -49,7 +49,13 @@ from ..study import Study
 from ..study.manage import DROP, change_setting
 from ..trial import FrozenTrial, TrialState, finite_float
 from .checks import SETUP_ATTR, PeerArgs, same_setup, space_change
-from .interrupts import evaluated, noting_ctrl_c, was_interrupted
+from .interrupts import (
+    evaluated,
+    noting_ctrl_c,
+    noting_interrupts,
+    rerun_interrupted,
+    was_interrupted,
+)
 from .results import INFINITE, cv_results, fold_scores, fold_values
 from .space import SearchSpace, as_search_space
 
@@ -243,13 +249,13 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
 
         with _quiet(self.verbose, raising=self.error_score == "raise"), noting_ctrl_c() as ctrl_c:
             try:
-                self._optimize(study, budget, objective)
+                self._optimize(study, budget, noting_interrupts(objective, ctrl_c))
             finally:  # a fit that recorded nothing (its timeout passed first, it was interrupted) leaves the study free
                 if claim is not None and not study.trials:  # another fit on the same data may rely on it: kept then
                     change_setting(study, CLAIM_KEY, functools.partial(_released, claim["worker"]))
         self.study_ = study
         if ctrl_c:  # optimize returned after failing the running trials: no refit on a part of the budget
-            raise KeyboardInterrupt(_interrupted_fit(study, self.name))
+            raise KeyboardInterrupt(_interrupted_fit(study, self.name is not None and _outlives_the_fit(study, self.storage)))
         self._finish(study, search, list(scorers), X, y, fit_with)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         return self
@@ -329,6 +335,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         todo = max(0, budget - done)
         if todo == 0:
             return
+        rerun_interrupted(study, todo)
         trial_jobs = 1 if isinstance(study.pruner, NopPruner) else _jobs(self.n_jobs)
         study.optimize(
             objective, n_trials=todo, timeout=self.timeout, n_jobs=trial_jobs,
@@ -838,12 +845,13 @@ def _taken_over(claim: Any, now: float) -> str:
             "fit died before its first trial) is taken over by this fit")
 
 
-def _interrupted_fit(study: Study, name: str | None) -> str:
-    """What a ``fit`` that Ctrl-C stopped says: what was kept, and how to go on."""
+def _interrupted_fit(study: Study, resumable: bool) -> str:
+    """What a ``fit`` that Ctrl-C stopped says: what was kept, and how to go on (``resumable``: a study that
+    a fit of the same name resumes, not one of its own per fit)."""
     kept = plural(len(_results(study)), "configuration")
-    if name is None:
+    if not resumable:
         return f"TunedSearchCV.fit interrupted (Ctrl-C) after {kept}; give storage= and name= to resume a search"
-    return (f"TunedSearchCV.fit interrupted (Ctrl-C): {kept} kept in study {name!r} in {study.storage.display_url}; "
+    return (f"TunedSearchCV.fit interrupted (Ctrl-C): {kept} kept in study {study.name!r} in {study.storage.display_url}; "
             "fit again with the same storage and name to resume (search.study_ holds the study)")
 
 
