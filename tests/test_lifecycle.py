@@ -91,6 +91,33 @@ def test_public_verbs_executors_use(tmp_path: Path) -> None:
     assert study.trials[n].attrs == {"reason": "CUDA out of memory"}
 
 
+class _BeatAfterRead(ts.MemoryStorage):
+    """Beats a running trial once just after it is read, as a heartbeat thread of the process may."""
+
+    beat = False
+
+    def get_trial(self, study_id: int, number: int) -> FrozenTrial:
+        rec = super().get_trial(study_id, number)
+        if self.beat and rec.state is TrialState.RUNNING:
+            self.beat = False
+            self.heartbeat(study_id, [number], (rec.heartbeat or 0.0) + 1.0)
+        return rec
+
+
+def test_fail_trial_fails_a_trial_that_beat_since_it_was_read_with_one_copy() -> None:
+    """fail_trial's caller knows the worker is lost (Ray's driver for a lost actor, which itself beats
+    the trials it handed out in memory mode): a beat between its read and its write left the trial
+    running for good (the copy's write requires the heartbeat it read) and no copy queued."""
+    storage = _BeatAfterRead()
+    study = ts.Study(SPACE, storage=storage, name="s", sampler="random", seed=1)
+    a = study.ask()
+    storage.beat = True
+    lost = study.fail_trial(a.number, "actor lost", requeue=True)
+    assert lost is not None and lost.state is TrialState.FAILED and lost.system.requeued_as == 1
+    assert [(t.state, t.system.retry_of) for t in study.trials] == [(TrialState.FAILED, None),
+                                                                   (TrialState.WAITING, a.number)]
+
+
 def test_for_worker_seeds_workers_apart_and_reads_afresh(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     study = ts.Study(SPACE, storage=url, name="w", sampler="random", seed=3)
