@@ -322,7 +322,8 @@ class Storage(ABC):
             return new
         stored = self.get_trial(study_id, failed.number)
         if made is not None and stored.system.requeued_as != number and not still_lost(stored, failed):
-            why = f"not needed: trial {failed.number} ended before its copy ran"  # unless another call pointed to it
+            ended = "was still running (it beat)" if stored.state is TrialState.RUNNING else "ended"
+            why = f"not needed: trial {failed.number} {ended} before its copy ran"  # unless another call pointed to it
             self.update_trial(study_id, made.replace(state=TrialState.FAILED, error=why, completed=self.clock()),
                               expect_state=TrialState.WAITING)  # fmt: skip
         return None
