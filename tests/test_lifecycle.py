@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,6 +117,37 @@ def test_fail_trial_fails_a_trial_that_beat_since_it_was_read_with_one_copy() ->
     assert lost is not None and lost.state is TrialState.FAILED and lost.system.requeued_as == 1
     assert [(t.state, t.system.retry_of) for t in study.trials] == [(TrialState.FAILED, None),
                                                                    (TrialState.WAITING, a.number)]
+
+
+class _BeatAfterList(ts.MemoryStorage):
+    """Beats the running trials once just after they are listed, as their live worker may."""
+
+    beat = False
+
+    def get_trials(self, study_id: int, **kw: Any) -> list[FrozenTrial]:
+        out = super().get_trials(study_id, **kw)
+        if self.beat:
+            self.beat = False
+            self.heartbeat(study_id, [t.number for t in out if t.state is TrialState.RUNNING], self.clock())
+        return out
+
+
+def test_the_heartbeat_check_without_copies_spares_a_trial_that_beat_since_it_was_read() -> None:
+    """The heartbeat check (requeue_failed off) read the running trials, judged one lost by its old heartbeat
+    and failed it with a compare-and-set on running alone: a beat its worker wrote in between (alive after
+    all) was overwritten, and the worker's result refused when it ended."""
+    from tunesmith.study.heartbeat import Heartbeat, HeartbeatConfig
+
+    storage = _BeatAfterList()
+    sid = storage.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
+    assert storage.create_trial(sid, params={}, worker="w", now=100.0) is not None
+    check = Heartbeat(storage, sid, HeartbeatConfig.build(1.0, 2.0, False))
+    storage.beat = True
+    assert check.reap(force=True) == []
+    assert storage.get_trial(sid, 0).state is TrialState.RUNNING
+    assert storage.create_trial(sid, params={}, worker="w2", now=100.0) is not None  # lost, no beat since
+    assert [(t.number, t.state) for t in check.reap(force=True)] == [(1, TrialState.FAILED)]
+    assert storage.get_trial(sid, 0).state is TrialState.RUNNING
 
 
 def test_for_worker_seeds_workers_apart_and_reads_afresh(tmp_path: Path) -> None:
