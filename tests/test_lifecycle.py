@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,6 +90,64 @@ def test_public_verbs_executors_use(tmp_path: Path) -> None:
     n = study.requeue(other.number, oom=True)
     assert n is not None and study.trials[n].system == SystemState(retry_of=b.number, oom_retries=1)
     assert study.trials[n].attrs == {"reason": "CUDA out of memory"}
+
+
+class _BeatAfterRead(ts.MemoryStorage):
+    """Beats a running trial once just after it is read, as a heartbeat thread of the process may."""
+
+    beat = False
+
+    def get_trial(self, study_id: int, number: int) -> FrozenTrial:
+        rec = super().get_trial(study_id, number)
+        if self.beat and rec.state is TrialState.RUNNING:
+            self.beat = False
+            self.heartbeat(study_id, [number], (rec.heartbeat or 0.0) + 1.0)
+        return rec
+
+
+def test_fail_trial_fails_a_trial_that_beat_since_it_was_read_with_one_copy() -> None:
+    """fail_trial's caller knows the worker is lost (Ray's driver for a lost actor, which itself beats
+    the trials it handed out in memory mode): a beat between its read and its write left the trial
+    running for good (the copy's write requires the heartbeat it read) and no copy queued."""
+    storage = _BeatAfterRead()
+    study = ts.Study(SPACE, storage=storage, name="s", sampler="random", seed=1)
+    a = study.ask()
+    storage.beat = True
+    lost = study.fail_trial(a.number, "actor lost", requeue=True)
+    assert lost is not None and lost.state is TrialState.FAILED and lost.system.requeued_as == 1
+    assert [(t.state, t.system.retry_of) for t in study.trials] == [(TrialState.FAILED, None),
+                                                                   (TrialState.WAITING, a.number)]
+
+
+class _BeatAfterList(ts.MemoryStorage):
+    """Beats the running trials once just after they are listed, as their live worker may."""
+
+    beat = False
+
+    def get_trials(self, study_id: int, **kw: Any) -> list[FrozenTrial]:
+        out = super().get_trials(study_id, **kw)
+        if self.beat:
+            self.beat = False
+            self.heartbeat(study_id, [t.number for t in out if t.state is TrialState.RUNNING], self.clock())
+        return out
+
+
+def test_the_heartbeat_check_without_copies_spares_a_trial_that_beat_since_it_was_read() -> None:
+    """The heartbeat check (requeue_failed off) read the running trials, judged one lost by its old heartbeat
+    and failed it with a compare-and-set on running alone: a beat its worker wrote in between (alive after
+    all) was overwritten, and the worker's result refused when it ended."""
+    from tunesmith.study.heartbeat import Heartbeat, HeartbeatConfig
+
+    storage = _BeatAfterList()
+    sid = storage.create_study("s", direction=Direction.MINIMIZE, space={}, config={}).study_id
+    assert storage.create_trial(sid, params={}, worker="w", now=100.0) is not None
+    check = Heartbeat(storage, sid, HeartbeatConfig.build(1.0, 2.0, False))
+    storage.beat = True
+    assert check.reap(force=True) == []
+    assert storage.get_trial(sid, 0).state is TrialState.RUNNING
+    assert storage.create_trial(sid, params={}, worker="w2", now=100.0) is not None  # lost, no beat since
+    assert [(t.number, t.state) for t in check.reap(force=True)] == [(1, TrialState.FAILED)]
+    assert storage.get_trial(sid, 0).state is TrialState.RUNNING
 
 
 def test_for_worker_seeds_workers_apart_and_reads_afresh(tmp_path: Path) -> None:

@@ -70,6 +70,25 @@ class TestStorageConformance:
         assert written is not None and [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED,
                                                                                      TrialState.WAITING]
 
+    def test_fail_with_copy_spares_a_beat_trial_and_copies_it_once_lost_later(self, storage: ts.Storage) -> None:
+        """As above, through ``Storage.fail_with_copy``'s default (a custom storage's): a beat since the read
+        made it queue a copy and take it back, the copy holding the trial's claim; once the trial was lost
+        after all, its failed record pointed to that failed copy and no copy was left to run it again."""
+        from tunesmith.study.lifecycle import lose
+
+        class DefaultCopy(type(storage)):  # type: ignore[misc]
+            fail_with_copy = ts.Storage.fail_with_copy
+
+        storage.__class__ = DefaultCopy
+        sid = new_study(storage)
+        assert storage.create_trial(sid, params={"x": 0.5}, worker="w", now=100.0) is not None
+        read = storage.get_trial(sid, 0)
+        storage.heartbeat(sid, [0], 200.0)
+        assert storage.fail_with_copy(sid, lose(read, "lost", 300.0), claim="retry-of:0") is None
+        written = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
+        assert written is not None and written.system.requeued_as is not None
+        assert storage.get_trial(sid, written.system.requeued_as).state is TrialState.WAITING
+
     def test_create_get_list_delete_study(self, storage: ts.Storage) -> None:
         rec = storage.create_study("a", direction=Direction.MAXIMIZE, space=SPACE, config={"k": [1, 2]})
         assert storage.get_study("a") == rec

@@ -309,7 +309,11 @@ class Storage(ABC):
         None where the trial was no longer running, or beat since ``failed`` was read (its heartbeat is
         another: its worker was alive after all; then no copy is left queued). A copy already holding ``claim`` (queued by an earlier call) is the one pointed to.
         SQL storages write both in one transaction: a process killed midway leaves neither. This default
-        queues the copy, then writes the record, and takes the copy back when the write loses."""
+        queues the copy, then writes the record, and takes the copy back when the write loses; it reads the
+        trial first, as the write's condition would judge it: a copy taken back holds ``claim`` for good, so one
+        made for a trial that beat since it was read left no copy to queue once the trial was lost after all."""
+        if not still_lost(self.get_trial(study_id, failed.number), failed):
+            return None
         made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=claim,
                                  system=SystemState(retry_of=failed.number))  # fmt: skip
         number = made.number if made is not None else self._copy_holding(study_id, failed.number, claim)
@@ -318,7 +322,8 @@ class Storage(ABC):
             return new
         stored = self.get_trial(study_id, failed.number)
         if made is not None and stored.system.requeued_as != number and not still_lost(stored, failed):
-            why = f"not needed: trial {failed.number} ended before its copy ran"  # unless another call pointed to it
+            ended = "was still running (it beat)" if stored.state is TrialState.RUNNING else "ended"
+            why = f"not needed: trial {failed.number} {ended} before its copy ran"  # unless another call pointed to it
             self.update_trial(study_id, made.replace(state=TrialState.FAILED, error=why, completed=self.clock()),
                               expect_state=TrialState.WAITING)  # fmt: skip
         return None

@@ -198,7 +198,7 @@ class Heartbeat:
         if not stale:
             return []
         lost = fail_lost(self.storage, self.study_id, stale, error=LOST.format(grace=cfg.grace), now=now,
-                         requeue=cfg.requeue, dead=False, once=True)  # fmt: skip
+                         requeue=cfg.requeue, dead=False, once=True, judged=True)  # fmt: skip
         for t in lost:
             again = f"; re-queued as trial {t.system.requeued_as}" if t.system.requeued_as is not None else ""
             # %r: a name read from the database, its terminal escapes shown, never sent to the terminal

@@ -19,9 +19,11 @@ policy. The study's bookkeeping lives in ``FrozenTrial.system``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 from ..storage import Storage
+from ..storage.base import still_lost
 from ..trial import FrozenTrial, SystemState, TrialState
 
 #: a trial whose worker dies each time it is resumed is held at most this often, then failed
@@ -176,6 +178,7 @@ def fail_lost(
     requeue: bool,
     dead: bool,
     once: bool = False,
+    judged: bool = False,
 ) -> list[FrozenTrial]:
     """End the running trials of lost workers; the records this call changed.
 
@@ -192,7 +195,10 @@ def fail_lost(
     never a copy of a trial whose worker was alive after all. With ``once``,
     a trial that is itself a copy is not re-queued again: parameters that kill
     every worker that runs them (a crash in native code, the kernel's OOM killer)
-    would otherwise be copied and lose a worker forever.
+    would otherwise be copied and lose a worker forever. With ``judged`` (the heartbeat check:
+    lost by an old heartbeat), a trial failed without a copy is failed only while it keeps the
+    heartbeat it was read with, as :meth:`Storage.fail_with_copy` requires: a beat since says
+    its worker is alive.
     """
     out = []
     for rec in lost:
@@ -203,7 +209,8 @@ def fail_lost(
             out.extend([failed] if failed is not None else [])
             continue
         new = hold(rec, error) if dead and holds_promotion(rec) else lose(rec, error, now)
-        if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING):
+        beat = functools.partial(still_lost, failed=rec) if judged else None
+        if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING, expect=beat):
             out.append(new)
     return out
 

@@ -860,13 +860,18 @@ class Study:
 
     def fail_trial(self, number: int, error: str, *, requeue: bool = False) -> FrozenTrial | None:
         """Fail running trial ``number`` (its worker is lost), queueing a copy with the
-        same parameters if ``requeue``; the failed record, or None if it was no longer running."""
-        rec = self._storage.get_trial(self._study_id, number)
-        if rec.state is not TrialState.RUNNING:
-            return None
-        lost = lifecycle.fail_lost(self._storage, self._study_id, [rec], error=error, now=self._storage.clock(),
-                                   requeue=requeue, dead=False)  # fmt: skip
-        return lost[0] if lost else None
+        same parameters if ``requeue``; the failed record, or None if it was no longer running.
+        The caller knows the worker is lost: a beat since the read (this process's own heartbeat
+        thread beats the trials it handed to a Ray actor) is no sign of life, so it reads again."""
+        for _ in range(3):  # a beat comes once an interval: a second read and write follows it
+            rec = self._storage.get_trial(self._study_id, number)
+            if rec.state is not TrialState.RUNNING:
+                return None
+            lost = lifecycle.fail_lost(self._storage, self._study_id, [rec], error=error, now=self._storage.clock(),
+                                       requeue=requeue, dead=False)  # fmt: skip
+            if lost:
+                return lost[0]
+        return None
 
     def unstart(self, number: int) -> bool:
         """Put running trial ``number``, whose objective never began, back in the queue;
