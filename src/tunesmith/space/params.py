@@ -410,8 +410,14 @@ class _Numeric(Param):
         return max(1e-6, 4 * sys.float_info.epsilon * (abs(float(x)) + abs(float(self.low))) / float(self.step))
 
     def _range_check(self, x: float, what: str) -> None:
-        if not (self.low - _EPS * max(1.0, abs(self.low)) <= x <= self.high + _EPS * max(1.0, abs(self.high))):
+        low, high = self._tolerant_bounds
+        if not (low <= x <= high):
             raise self._err(f"{what} {x!r} is outside [{self.low}, {self.high}]")
+
+    @functools.cached_property
+    def _tolerant_bounds(self) -> tuple[float, float]:
+        """``[low, high]`` widened by a relative 1e-12 for rounding (once per parameter, not per value)."""
+        return self.low - _EPS * max(1.0, abs(self.low)), self.high + _EPS * max(1.0, abs(self.high))
 
     def _off_step(self, x: float, what: str) -> ValueError:
         return self._err(f"{what} {x} is not on the step {self.step} from {self.low}; "
@@ -460,8 +466,8 @@ class _Numeric(Param):
             k = min(int(u * levels), levels - 1)
             return self._cast(self._on_step(k))
         lo, hi = self._scaled_bounds()
-        bound = {0.0: self.low, 1.0: self.high}.get(u)  # exp(log(high)) may miss high
-        x = float(bound) if bound is not None else self._unscale(lo + u * (hi - lo))
+        # the bounds as written: exp(log(high)) may miss high
+        x = float(self.low) if u == 0.0 else float(self.high) if u == 1.0 else self._unscale(lo + u * (hi - lo))
         return self._cast(self._snap(x))
 
     def _scaled_bounds(self) -> tuple[float, float]:
