@@ -359,7 +359,11 @@ class _Numeric(Param):
         self.step = step
         self.grid_spec = list(grid) if isinstance(grid, Iterable) else grid
 
+    _CACHED = ("_levels", "_tolerant_bounds", "_step_places")
+
     def _check(self) -> None:
+        for name in self._CACHED:  # read before binding (a Float's np.float32 bounds are taken as written here)
+            self.__dict__.pop(name, None)
         if not isinstance(getattr(self, "_log_given", self.log), (bool, np.bool_)):
             raise self._err(f"log must be True or False, got {self._log_given!r}")
         for label, v in (("low", self.low), ("high", self.high)):
@@ -396,9 +400,12 @@ class _Numeric(Param):
         if self.grid_spec is not None:
             self.grid(self.grid_spec)
 
-    # values on the step lattice, if any
-    @property
+    # values on the step lattice, if any (once per parameter: each ask read it 4-6 times)
+    @functools.cached_property
     def _levels(self) -> int | None:
+        return self._lattice_size()
+
+    def _lattice_size(self) -> int | None:
         if self.step is None:
             return None
         return int(round((self.high - self.low) / self.step)) + 1
@@ -623,11 +630,10 @@ class Int(_Numeric):
             raise self._err("step and log=True cannot be combined; choose one")
         super()._check()
 
-    @property
-    def _levels(self) -> int | None:
+    def _lattice_size(self) -> int | None:
         if self.log:
             return None
-        return super()._levels
+        return super()._lattice_size()
 
     def _scaled_bounds(self) -> tuple[float, float]:
         if not self.log:
