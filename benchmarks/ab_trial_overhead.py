@@ -25,24 +25,13 @@ from typing import Any
 MODES = ("memory-ask", "sqlite-ask", "memory-optimize", "sqlite-optimize")
 
 
-def _space() -> Any:
-    import tunesmith as ts
-
-    return ts.Space(
-        {
-            "x": ts.Float(-5.0, 5.0),
-            "lr": ts.Float(1e-5, 1e-1, log=True),
-            "n": ts.Int(1, 64),
-            "act": ts.Categorical(["relu", "tanh", "gelu"]),
-        }
-    )
-
-
 def _loop(mode: str, n: int, folder: str) -> Any:
+    from bench_overhead import _ts_space  # this folder is on sys.path: the script's own
+
     import tunesmith as ts
 
     url = None if mode.startswith("memory") else f"sqlite:///{folder}/ab.db"
-    study = ts.Study(_space(), sampler="random", seed=0, storage=url, name="ab")
+    study = ts.Study(_ts_space(), sampler="random", seed=0, storage=url, name="ab")
     if mode.endswith("optimize"):
         return lambda: study.optimize(lambda t: t.params["x"] ** 2, n_trials=n)
 
