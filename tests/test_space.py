@@ -663,6 +663,18 @@ def test_numpy_float32_bounds_and_steps_are_taken_as_written() -> None:
     assert space.to_json() == '{"q": {"type": "float", "low": 0, "high": 1, "step": 0.1}}'
 
 
+def test_a_parameter_used_before_its_space_checks_its_bounds_as_written() -> None:
+    """A numeric parameter's range (with its rounding margin) is computed once and kept; one read before
+    the Space takes its np.float32 bound as written must not keep the float32 range, where values
+    compare as float32: 0.1 - 1e-9, below the low bound 0.1 as written, was accepted."""
+    p = ts.Float(np.float32(0.1), 1.0)
+    assert p.validate(0.5) == 0.5  # before binding: low is still np.float32(0.1)
+    space = ts.Space({"p": p})
+    assert space.validate({"p": 0.1}) == {"p": 0.1}
+    with pytest.raises(ValueError, match="outside"):
+        space.validate({"p": 0.1 - 1e-9})
+
+
 def test_numpy_scalar_choices_are_stored_as_python_values(storage_url: str | None) -> None:
     """`Categorical([np.int64(3), "a"])` was accepted, then the study failed at its first write with
     json's "Object of type int64 is not JSON serializable"; the choices are Python's values now."""

@@ -162,7 +162,8 @@ class FrozenTrial:
     system: SystemState = NO_SYSTEM
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "state", TrialState(self.state))
+        if type(self.state) is not TrialState:  # a str from a caller ("complete"); TrialState(...) is an enum lookup
+            object.__setattr__(self, "state", TrialState(self.state))
         if self.value is not None and not isinstance(self.value, float):
             object.__setattr__(self, "value", float(self.value))
         if self.state is TrialState.COMPLETE and (

@@ -359,7 +359,11 @@ class _Numeric(Param):
         self.step = step
         self.grid_spec = list(grid) if isinstance(grid, Iterable) else grid
 
+    _CACHED = ("_levels", "_tolerant_bounds", "_step_places")
+
     def _check(self) -> None:
+        for name in self._CACHED:  # read before binding (a Float's np.float32 bounds are taken as written here)
+            self.__dict__.pop(name, None)
         if not isinstance(getattr(self, "_log_given", self.log), (bool, np.bool_)):
             raise self._err(f"log must be True or False, got {self._log_given!r}")
         for label, v in (("low", self.low), ("high", self.high)):
@@ -396,9 +400,12 @@ class _Numeric(Param):
         if self.grid_spec is not None:
             self.grid(self.grid_spec)
 
-    # values on the step lattice, if any
-    @property
+    # values on the step lattice, if any (once per parameter: each ask read it 4-6 times)
+    @functools.cached_property
     def _levels(self) -> int | None:
+        return self._lattice_size()
+
+    def _lattice_size(self) -> int | None:
         if self.step is None:
             return None
         return int(round((self.high - self.low) / self.step)) + 1
@@ -410,8 +417,14 @@ class _Numeric(Param):
         return max(1e-6, 4 * sys.float_info.epsilon * (abs(float(x)) + abs(float(self.low))) / float(self.step))
 
     def _range_check(self, x: float, what: str) -> None:
-        if not (self.low - _EPS * max(1.0, abs(self.low)) <= x <= self.high + _EPS * max(1.0, abs(self.high))):
+        low, high = self._tolerant_bounds
+        if not (low <= x <= high):
             raise self._err(f"{what} {x!r} is outside [{self.low}, {self.high}]")
+
+    @functools.cached_property
+    def _tolerant_bounds(self) -> tuple[float, float]:
+        """``[low, high]`` widened by a relative 1e-12 for rounding (once per parameter, not per value)."""
+        return self.low - _EPS * max(1.0, abs(self.low)), self.high + _EPS * max(1.0, abs(self.high))
 
     def _off_step(self, x: float, what: str) -> ValueError:
         return self._err(f"{what} {x} is not on the step {self.step} from {self.low}; "
@@ -460,8 +473,8 @@ class _Numeric(Param):
             k = min(int(u * levels), levels - 1)
             return self._cast(self._on_step(k))
         lo, hi = self._scaled_bounds()
-        bound = {0.0: self.low, 1.0: self.high}.get(u)  # exp(log(high)) may miss high
-        x = float(bound) if bound is not None else self._unscale(lo + u * (hi - lo))
+        # the bounds as written: exp(log(high)) may miss high
+        x = float(self.low) if u == 0.0 else float(self.high) if u == 1.0 else self._unscale(lo + u * (hi - lo))
         return self._cast(self._snap(x))
 
     def _scaled_bounds(self) -> tuple[float, float]:
@@ -617,11 +630,10 @@ class Int(_Numeric):
             raise self._err("step and log=True cannot be combined; choose one")
         super()._check()
 
-    @property
-    def _levels(self) -> int | None:
+    def _lattice_size(self) -> int | None:
         if self.log:
             return None
-        return super()._levels
+        return super()._lattice_size()
 
     def _scaled_bounds(self) -> tuple[float, float]:
         if not self.log:

@@ -132,6 +132,9 @@ class Space(Mapping[str, Param]):
         self.free: tuple[str, ...] = tuple(n for n, p in self._params.items() if not isinstance(p, Fixed))
         self.dims: tuple[Dim, ...] = tuple(self._dim(n) for n in self.free)
         self._col = {n: i for i, n in enumerate(self.free)}
+        # without conditions every parameter is active and _order is the definition order:
+        # validate and decode then skip is_active and the reordering (once per space, not per trial)
+        self._conditional = any(p.when for p in self._params.values())
 
     # -- Mapping ------------------------------------------------------------
     def __getitem__(self, name: str) -> Param:
@@ -159,7 +162,7 @@ class Space(Mapping[str, Param]):
 
     @property
     def is_conditional(self) -> bool:
-        return any(p.when for p in self._params.values())
+        return self._conditional
 
     # -- validation of the definition ----------------------------------------
     def _topological_order(self) -> list[str]:
@@ -239,16 +242,17 @@ class Space(Mapping[str, Param]):
         """
         if not isinstance(config, Mapping):
             raise TypeError(f"a configuration is a dict, got {type(config).__name__}")
-        unknown = sorted(set(config) - set(self._params))
+        unknown = sorted(n for n in config if n not in self._params)
         if unknown:
             hint = did_you_mean_each(unknown, list(self._params))
             raise ValueError(f"unknown parameter(s) {unknown}{hint}; the space has {list(self._params)}")
         out: Config = {}
         missing: list[str] = []
         undecided: set[str] = set()
+        conditional = self._conditional
         for name in self._order:
             p = self._params[name]
-            if not self.is_active(name, out):
+            if conditional and not self.is_active(name, out):
                 if any(parent in undecided for parent in p.when):
                     undecided.add(name)  # its parent is missing: whether it is active is unknown
                 elif name in config and not isinstance(p, Fixed):
@@ -270,7 +274,7 @@ class Space(Mapping[str, Param]):
                      else f"parameters {', '.join(map(repr, missing))} are")
             raise ValueError(f"{which} missing from the configuration: give a value for every active "
                              "parameter (inactive and fixed ones may be left out)")
-        return {n: out[n] for n in self._params if n in out}
+        return self._in_definition_order(out)
 
     def sample(self, rng: np.random.Generator) -> Config:
         """A uniformly random configuration (uniform on each parameter's scale)."""
@@ -298,8 +302,9 @@ class Space(Mapping[str, Param]):
         if len(x) != self.ndim:
             raise ValueError(f"vector has {len(x)} coordinates, the space has {self.ndim}")
         out: Config = {}
+        conditional = self._conditional
         for name in self._order:
-            if not self.is_active(name, out):
+            if conditional and not self.is_active(name, out):
                 continue
             p = self._params[name]
             if isinstance(p, Fixed):
@@ -307,7 +312,14 @@ class Space(Mapping[str, Param]):
                 continue
             u = float(x[self._col[name]])
             out[name] = p.from_unit(0.5 if math.isnan(u) else u)
-        return {n: out[n] for n in self._params if n in out}
+        return self._in_definition_order(out)
+
+    def _in_definition_order(self, config: Config) -> Config:
+        """``config`` (built in ``_order``) in definition order; a space without conditions
+        builds it in that order already."""
+        if not self._conditional:
+            return config
+        return {n: config[n] for n in self._params if n in config}
 
     def active_mask(self, config: Mapping[str, Any]) -> np.ndarray:
         return np.array([n in config for n in self.free], dtype=bool)

@@ -436,9 +436,9 @@ class Study:
     def _pop_waiting(self, me: str) -> FrozenTrial | None:
         return lifecycle.claim_waiting(self._storage, self._study_id, me, self._storage.clock())
 
-    def _ask_only(self, pick: Callable[[str], FrozenTrial | None]) -> Trial | None:
-        """The trial ``pick(worker)`` claims, started (heartbeat), or None."""
-        me = worker_id()
+    def _ask_only(self, pick: Callable[[str], FrozenTrial | None], me: str | None = None) -> Trial | None:
+        """The trial ``pick(worker)`` claims (``me``: this process's worker_id), started (heartbeat), or None."""
+        me = worker_id() if me is None else me
         with self._lock:
             self._heartbeat.reap()
             rec = pick(me)
@@ -456,7 +456,7 @@ class Study:
         me = worker_id()
         with self._lock:
             # promoted paused trials go first, then queued ones
-            queued = self._ask_only(lambda w: resume_next(self, w) or self._pop_waiting(w))
+            queued = self._ask_only(lambda w: resume_next(self, w) or self._pop_waiting(w), me)
             if queued is not None:
                 return queued
             for _ in range(1000):
