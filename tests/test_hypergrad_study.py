@@ -68,7 +68,7 @@ def test_importance_of_too_few_steps_says_how_to_record_more_steps() -> None:
     study = ts.Study(hyper_space(problem.hparams, problem.constraints), direction="minimize")
     hypertune(study, problem.train_loss, problem.val_loss, problem.params, problem.hparams, train, val,
               constraints=problem.constraints, options=dataclasses.replace(OPTIONS, outer_steps=8, inner_steps=5))
-    with pytest.raises(ValueError, match=r"got 8 .*at least 2 more outer steps \(hypertune\(\.\.\., append=True\)"):
+    with pytest.raises(ValueError, match=r"got 8; .*at least 2 more outer steps \(hypertune\(\.\.\., append=True\)"):
         study.importance()
 
 
