@@ -360,10 +360,17 @@ class _Numeric(Param):
         self.grid_spec = list(grid) if isinstance(grid, Iterable) else grid
 
     _CACHED = ("_levels", "_tolerant_bounds", "_step_places")
+    _DEFINING = frozenset({"low", "high", "step", "log"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # the values cached from low, high, step and log follow them, whoever sets them: a Float's
+        # np.float32 bounds taken as written at binding, a parameter copied after use and changed
+        if name in self._DEFINING:
+            for cached in self._CACHED:
+                self.__dict__.pop(cached, None)
+        super().__setattr__(name, value)
 
     def _check(self) -> None:
-        for name in self._CACHED:  # read before binding (a Float's np.float32 bounds are taken as written here)
-            self.__dict__.pop(name, None)
         if not isinstance(getattr(self, "_log_given", self.log), (bool, np.bool_)):
             raise self._err(f"log must be True or False, got {self._log_given!r}")
         for label, v in (("low", self.low), ("high", self.high)):
