@@ -691,6 +691,17 @@ def test_a_parameter_copied_after_use_and_changed_checks_its_new_range_and_step(
         p.validate(1.5)
 
 
+@pytest.mark.parametrize("low", [10**13, -(10**13) - 100, 2**60])
+def test_a_large_integer_range_takes_no_integer_outside_it(low: int) -> None:
+    """A relative 1e-12 margin for float rounding is a whole integer or more past 1e12: an Int's
+    range took values below low and above high."""
+    space = ts.Space({"n": ts.Int(low, low + 100)})
+    assert space.validate({"n": low}) == {"n": low} and space.validate({"n": low + 100}) == {"n": low + 100}
+    for outside in (low - 10, low - 1, low + 101, low + 110):
+        with pytest.raises(ValueError, match="outside"):
+            space.validate({"n": outside})
+
+
 def test_numpy_scalar_choices_are_stored_as_python_values(storage_url: str | None) -> None:
     """`Categorical([np.int64(3), "a"])` was accepted, then the study failed at its first write with
     json's "Object of type int64 is not JSON serializable"; the choices are Python's values now."""

@@ -642,6 +642,12 @@ class Int(_Numeric):
             return None
         return super()._lattice_size()
 
+    @functools.cached_property
+    def _tolerant_bounds(self) -> tuple[float, float]:
+        """The bounds exactly: an integer needs no margin for rounding, and 1e-12 of one past 1e12
+        is a whole integer or more (Int(10**13, 10**13 + 100) took 10**13 - 10)."""
+        return self.low, self.high
+
     def _scaled_bounds(self) -> tuple[float, float]:
         if not self.log:
             return float(self.low), float(self.high)
