@@ -702,6 +702,15 @@ def test_a_large_integer_range_takes_no_integer_outside_it(low: int) -> None:
             space.validate({"n": outside})
 
 
+@pytest.mark.parametrize("nan", [float("nan"), np.float32("nan"), np.float64("nan")])
+def test_an_integer_parameter_given_nan_names_itself(nan: Any) -> None:
+    """NaN for an Int raised int()'s own "cannot convert float NaN to integer", naming no parameter."""
+    space = ts.Space({"n": ts.Int(0, 10), "x": ts.Float(0, 1)})
+    with pytest.raises(ValueError, match=r"parameter 'n': value must be an integer, got (np\.float\d+\()?nan"):
+        space.validate({"n": nan, "x": 0.5})
+    assert not space.fits({"n": nan, "x": 0.5})
+
+
 def test_numpy_scalar_choices_are_stored_as_python_values(storage_url: str | None) -> None:
     """`Categorical([np.int64(3), "a"])` was accepted, then the study failed at its first write with
     json's "Object of type int64 is not JSON serializable"; the choices are Python's values now."""

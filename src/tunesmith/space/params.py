@@ -661,6 +661,8 @@ class Int(_Numeric):
             whole = isinstance(value, (int, np.integer)) or float(value) == int(value)
         except OverflowError:  # an integer of more than 300 digits (or an infinite float): in no range
             raise self._err(f"{what} must be an integer in [{self.low}, {self.high}], got one too large") from None
+        except ValueError:  # NaN: int() said "cannot convert float NaN to integer", naming no parameter
+            whole = False
         if not whole:
             raise self._err(f"{what} must be an integer, got {value!r}")
         x = int(value)
