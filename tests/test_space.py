@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import math
 import os
@@ -673,6 +674,41 @@ def test_a_parameter_used_before_its_space_checks_its_bounds_as_written() -> Non
     assert space.validate({"p": 0.1}) == {"p": 0.1}
     with pytest.raises(ValueError, match="outside"):
         space.validate({"p": 0.1 - 1e-9})
+
+
+def test_a_parameter_copied_after_use_and_changed_checks_its_new_range_and_step() -> None:
+    """A numeric parameter keeps its range, step lattice and step decimals once computed; a copy of
+    one already used, given another high or step, kept them: 1.5 was "outside [0.0, 2.0]", and the
+    lattice stayed the old one's."""
+    p = ts.Float(0.0, 1.0, step=0.5)
+    assert p.validate(0.5) == 0.5 and p.n_values == 3
+    q = copy.copy(p)
+    q.high, q.step = 2.0, 0.25
+    assert q.validate(1.75) == 1.75
+    assert q.n_values == 9 and q.from_unit(0.99) == 2.0 and q.grid(3) == [0.0, 1.0, 2.0]
+    assert p.validate(1.0) == 1.0 and p.n_values == 3  # the original as it was
+    with pytest.raises(ValueError, match="outside"):
+        p.validate(1.5)
+
+
+@pytest.mark.parametrize("low", [10**13, -(10**13) - 100, 2**60])
+def test_a_large_integer_range_takes_no_integer_outside_it(low: int) -> None:
+    """A relative 1e-12 margin for float rounding is a whole integer or more past 1e12: an Int's
+    range took values below low and above high."""
+    space = ts.Space({"n": ts.Int(low, low + 100)})
+    assert space.validate({"n": low}) == {"n": low} and space.validate({"n": low + 100}) == {"n": low + 100}
+    for outside in (low - 10, low - 1, low + 101, low + 110):
+        with pytest.raises(ValueError, match="outside"):
+            space.validate({"n": outside})
+
+
+@pytest.mark.parametrize("nan", [float("nan"), np.float32("nan"), np.float64("nan")])
+def test_an_integer_parameter_given_nan_names_itself(nan: Any) -> None:
+    """NaN for an Int raised int()'s own "cannot convert float NaN to integer", naming no parameter."""
+    space = ts.Space({"n": ts.Int(0, 10), "x": ts.Float(0, 1)})
+    with pytest.raises(ValueError, match=r"parameter 'n': value must be an integer, got (np\.float\d+\()?nan"):
+        space.validate({"n": nan, "x": 0.5})
+    assert not space.fits({"n": nan, "x": 0.5})
 
 
 def test_numpy_scalar_choices_are_stored_as_python_values(storage_url: str | None) -> None:

@@ -360,10 +360,17 @@ class _Numeric(Param):
         self.grid_spec = list(grid) if isinstance(grid, Iterable) else grid
 
     _CACHED = ("_levels", "_tolerant_bounds", "_step_places")
+    _DEFINING = frozenset({"low", "high", "step", "log"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # the values cached from low, high, step and log follow them, whoever sets them: a Float's
+        # np.float32 bounds taken as written at binding, a parameter copied after use and changed
+        if name in self._DEFINING:
+            for cached in self._CACHED:
+                self.__dict__.pop(cached, None)
+        super().__setattr__(name, value)
 
     def _check(self) -> None:
-        for name in self._CACHED:  # read before binding (a Float's np.float32 bounds are taken as written here)
-            self.__dict__.pop(name, None)
         if not isinstance(getattr(self, "_log_given", self.log), (bool, np.bool_)):
             raise self._err(f"log must be True or False, got {self._log_given!r}")
         for label, v in (("low", self.low), ("high", self.high)):
@@ -635,6 +642,12 @@ class Int(_Numeric):
             return None
         return super()._lattice_size()
 
+    @functools.cached_property
+    def _tolerant_bounds(self) -> tuple[float, float]:
+        """The bounds exactly: an integer needs no margin for rounding, and 1e-12 of one past 1e12
+        is a whole integer or more (Int(10**13, 10**13 + 100) took 10**13 - 10)."""
+        return self.low, self.high
+
     def _scaled_bounds(self) -> tuple[float, float]:
         if not self.log:
             return float(self.low), float(self.high)
@@ -648,6 +661,8 @@ class Int(_Numeric):
             whole = isinstance(value, (int, np.integer)) or float(value) == int(value)
         except OverflowError:  # an integer of more than 300 digits (or an infinite float): in no range
             raise self._err(f"{what} must be an integer in [{self.low}, {self.high}], got one too large") from None
+        except ValueError:  # NaN: int() said "cannot convert float NaN to integer", naming no parameter
+            whole = False
         if not whole:
             raise self._err(f"{what} must be an integer, got {value!r}")
         x = int(value)
