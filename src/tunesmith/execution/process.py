@@ -699,9 +699,10 @@ def _take_ctrl_c_as(signalled: Any) -> None:
             signal.signal(signum, wrap(before))
 
 
-def _stopping(signalled: Any, wait: float = 1.0) -> bool:
+def _stopping(signalled: Any, wait: float = 3.0) -> bool:
     """Whether the parent stops the run for a signal (a SIGTERM it got too), looked for up to ``wait``
-    seconds: a signal to the process group reaches the workers as soon as their parent."""
+    seconds: a signal to the process group reaches the workers as soon as their parent, whose handler
+    a loaded machine can delay past a second (then the worker died of it, as if killed alone)."""
     end = time.monotonic() + wait
     while not signalled.value and time.monotonic() < end:
         time.sleep(0.01)
