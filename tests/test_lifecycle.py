@@ -51,9 +51,9 @@ def test_finish_lose_abandon_and_unstart() -> None:
     assert lifecycle.finish(rec, 0.5, TrialState.COMPLETE, None, 9.0).value == 0.5
     pruned = lifecycle.finish(rec, None, TrialState.PRUNED, None, 9.0)
     assert pruned.state is TrialState.PRUNED and pruned.value == 0.7  # its last report
-    failed = lifecycle.lose(rec, "lost", 9.0, requeued_as=8)
+    failed = lifecycle.lose(rec, "lost", 9.0)
     assert failed.state is TrialState.FAILED and failed.intermediate == rec.intermediate
-    assert failed.system.requeued_as == 8 and failed.completed == 9.0
+    assert failed.system.requeued_as is None and failed.completed == 9.0
     gone = lifecycle.abandon(lifecycle.pause(rec), 9.0)
     assert gone.state is TrialState.PRUNED and gone.value == 0.7
     queued = lifecycle.unstart(rec)

@@ -410,9 +410,9 @@ def test_a_fit_that_recorded_no_trial_leaves_the_study_to_a_fit_on_other_data(tm
         clone(search).set_params(timeout=1e-9).fit(X[:120], Y[:120])
     assert "search_claim" not in ts.load_study("svc", url).storage.get_study("svc").config
     claim = ("import tunesmith as ts; from tunesmith.storage.base import worker_id; "
-             "from tunesmith.study.manage import claim_setting; "
-             f"claim_setting(ts.load_study('svc', {url!r}), 'search_claim', {{'search_data': 'other', "
-             "'worker': worker_id()})")  # as a fit killed before its first trial leaves it
+             "from tunesmith.study.manage import change_setting; "
+             f"change_setting(ts.load_study('svc', {url!r}), 'search_claim', lambda stored: stored or "
+             "{'search_data': 'other', 'worker': worker_id()})")  # as a fit killed before its first trial leaves it
     subprocess.run([sys.executable, "-c", claim], check=True, env=subprocess_env)
     assert ts.load_study("svc", url).storage.get_study("svc").config["search_claim"]["search_data"] == "other"
     assert len(clone(search).fit(X, Y).cv_results_["params"]) == 3
@@ -496,7 +496,6 @@ def test_a_claim_of_a_fit_that_died_on_another_machine_is_taken_once_old(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A fit on another machine that died before its first trial left its claim, and the empty study was
     bound to that fit's data for good (its process cannot be looked up from here)."""
-    from tunesmith.study.manage import claim_setting
 
     url = f"sqlite:///{tmp_path / 'search.db'}"
     search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=url, name="svc")
@@ -504,12 +503,11 @@ def test_a_claim_of_a_fit_that_died_on_another_machine_is_taken_once_old(
         clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
     study = ts.load_study("svc", url)
     young = study.storage.clock() - 60  # a minute ago: its fit may still be starting
-    claim_setting(study, "search_claim", {"search_data": "other", "worker": "elsewhere:1", "since": young})
+    _plant_claim(study, {"search_data": "other", "worker": "elsewhere:1", "since": young})
     with pytest.raises(ValueError, match="searched on other data or folds"):  # alive, as far as can be told
         clone(search).fit(X, Y)
     old = study.storage.clock() - 2 * 86400  # two days ago, and still no trial
-    claim_setting(study, "search_claim", {"search_data": "other", "worker": "elsewhere:1", "since": old},
-                  stale=lambda _: True)
+    _plant_claim(study, {"search_data": "other", "worker": "elsewhere:1", "since": old}, over=True)
     with caplog.at_level("WARNING", logger="tunesmith"):
         assert len(clone(search).fit(X, Y).cv_results_["params"]) == 3
     assert re.search(r"the search claim of elsewhere:1 \(made \d+ s ago, no trial recorded since: its fit died "
@@ -519,13 +517,12 @@ def test_a_claim_of_a_fit_that_died_on_another_machine_is_taken_once_old(
 def test_a_claim_changed_by_hand_is_read_not_crashed_on(tmp_path: Path) -> None:
     # before: a claim whose worker is not "host:pid" text stopped every fit with
     # AttributeError: 'int' object has no attribute 'rpartition'
-    from tunesmith.study.manage import claim_setting
 
     url = f"sqlite:///{tmp_path / 'search.db'}"
     search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=3, cv=3, random_state=0, storage=url, name="svc")
     with pytest.raises(ValueError, match="passed before the first one started"):
         clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
-    claim_setting(ts.load_study("svc", url), "search_claim", {"search_data": "other", "worker": 12345})
+    _plant_claim(ts.load_study("svc", url), {"search_data": "other", "worker": 12345})
     with pytest.raises(ValueError, match="searched on other data or folds"):  # whose it is cannot be told: kept
         clone(search).fit(X, Y)
     assert ts.load_study("svc", url).trials == []
@@ -534,14 +531,13 @@ def test_a_claim_changed_by_hand_is_read_not_crashed_on(tmp_path: Path) -> None:
 def test_a_fit_refused_by_a_claim_leaves_the_study_as_it_was(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # before: the claim was read only after the fit had opened the study, which recorded this fit's
     # sampler as the one in use ("sampler tpe recorded (was 'random')") though it then was refused
-    from tunesmith.study.manage import claim_setting
 
     url = f"sqlite:///{tmp_path / 'search.db'}"
     search = TunedSearchCV(SVC(), {"C": ts.Float(0.1, 10, log=True)}, n_trials=3, cv=3, random_state=0,
                            storage=url, name="svc", sampler="random")
     with pytest.raises(ValueError, match="passed before the first one started"):
         clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
-    claim_setting(ts.load_study("svc", url), "search_claim", {"search_data": "other", "worker": "elsewhere:1"})
+    _plant_claim(ts.load_study("svc", url), {"search_data": "other", "worker": "elsewhere:1"})
     before = ts.load_study("svc", url).storage.get_study("svc").config  # a live fit's, on another machine
     with caplog.at_level("INFO", logger="tunesmith"), pytest.raises(ValueError, match="searched on other data"):
         clone(search).set_params(sampler="tpe").fit(X, Y)
@@ -670,13 +666,12 @@ def test_two_fits_on_other_data_racing_for_a_stale_claim_take_it_once(
     import subprocess
     import sys
 
-    from tunesmith.study.manage import claim_setting
 
     url, go = shared_storage_url, tmp_path / "go"
     search = TunedSearchCV(SVC(), {"C": [0.1, 1.0, 10.0]}, n_trials=2, cv=3, random_state=0, storage=url, name="svc")
     with pytest.raises(ValueError, match="passed before the first one started"):
         clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
-    claim_setting(ts.load_study("svc", url), "search_claim", {"search_data": "gone", "worker": "elsewhere:1",
+    _plant_claim(ts.load_study("svc", url), {"search_data": "gone", "worker": "elsewhere:1",
                                                                "since": 0.0})  # two days old: stale
     fits = [subprocess.Popen([sys.executable, "-c", _RACING_FIT, url, str(rows), str(go)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=subprocess_env) for rows in (150, 120)]
@@ -1262,3 +1257,10 @@ def test_a_fit_killed_while_it_takes_a_stale_claim_over_leaves_the_study_to_the_
         assert killed.state is ts.TrialState.FAILED and "its fit's process is gone" in (killed.error or "")
         copy = trials[killed.system.requeued_as]
         assert copy.state is ts.TrialState.COMPLETE and copy.params == killed.params and copy.system.retry_of == 0
+
+
+def _plant_claim(study: ts.Study, claim: object, *, over: bool = False) -> None:
+    """Store a search claim as another fit (or writer) would: where none is stored, or ``over`` one."""
+    from tunesmith.study.manage import change_setting
+
+    change_setting(study, "search_claim", lambda stored: claim if over or stored is None else stored)

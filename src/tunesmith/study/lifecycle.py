@@ -101,11 +101,10 @@ def hold(rec: FrozenTrial, error: str, *, lost: bool = True) -> FrozenTrial:
     return rec.replace(state=TrialState.PAUSED, value=value, worker=None, heartbeat=None, system=system)
 
 
-def lose(rec: FrozenTrial, error: str, now: float, requeued_as: int | None = None) -> FrozenTrial:
-    """A running trial whose worker is lost: failed, its reports kept (and
-    pointing to its re-queued copy, if any)."""
-    failed = rec.replace(state=TrialState.FAILED, error=error, completed=now)
-    return failed if requeued_as is None else failed.replace(system=rec.system.replace(requeued_as=requeued_as))
+def lose(rec: FrozenTrial, error: str, now: float) -> FrozenTrial:
+    """A running trial whose worker is lost: failed, its reports kept (its re-queued copy, if any,
+    is pointed to by the storage's ``fail_with_copy``, which makes it)."""
+    return rec.replace(state=TrialState.FAILED, error=error, completed=now)
 
 
 def held_promotions(trials: Iterable[FrozenTrial]) -> list[int]:

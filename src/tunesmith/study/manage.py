@@ -656,13 +656,6 @@ def change_setting(study: Study, key: str, change: Callable[[Any], Any]) -> Any:
     return stored[0]
 
 
-def claim_setting(study: Study, key: str, value: Any, *, stale: Callable[[Any], bool] = lambda _: False) -> Any:
-    """The setting ``key`` of ``study``: ``value``, written where none is stored (or a ``stale`` one),
-    compare-and-set, so that of processes claiming it at once exactly one's is stored; else the one
-    stored. ``value`` where the storage cannot write settings."""
-    return change_setting(study, key, lambda stored: value if stored is None or stale(stored) else stored)
-
-
 def record_sampler(study: Study, stored: Mapping[str, Any]) -> None:
     """Store the sampler this process uses when it is not the study's stored one
     (``tunesmith studies`` shows the sampler in use)."""
