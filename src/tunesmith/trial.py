@@ -358,15 +358,19 @@ UNSEEN = "\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 #: C0 and C1 control characters (ESC starts a terminal's escape sequences, so does CSI, U+009B), and UNSEEN
 CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{UNSEEN}]")
 
+#: CONTROL but tabs and line ends: what text of several lines (a page, a CSV) shows nothing for
+CONTROL_BUT_LINES = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{UNSEEN}]")
+
 
 def as_escape(m: re.Match[str]) -> str:
     """The matched character as Python writes it in a string (``\\x1b``, ``\\u202e``)."""
     return repr(m.group())[1:-1]
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    """``text`` read from storage as part of one log line: each control character (a line break too)
-    written as its escape, so that a value another writer stored cannot drive the terminal of whoever
-    reads the log (a clipboard write, a cleared screen) nor add a line of its own; cut past ``limit``."""
+def one_line(text: str, limit: int | None = 300) -> str:
+    """``text`` read from storage as part of one line (of a log, a terminal): each control character
+    (a line break too) written as its escape, so that a value another writer stored cannot drive the
+    terminal of whoever reads it (a clipboard write, a cleared screen) nor add a line of its own; cut
+    past ``limit`` characters (``None``: never)."""
     text = CONTROL.sub(as_escape, text)
-    return text if len(text) <= limit else f"{text[: limit - 40]}... ({len(text):,} characters)"
+    return text if limit is None or len(text) <= limit else f"{text[: limit - 40]}... ({len(text):,} characters)"

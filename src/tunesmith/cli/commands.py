@@ -47,13 +47,13 @@ from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import PICKED, delete_study, import_study, sampler_label, with_test_results
 from ..study.trial import _as_float
 from ..trial import (
-    CONTROL,
-    UNSEEN,
+    CONTROL_BUT_LINES,
     FrozenTrial,
     TrialState,
     as_escape,
     best_of,
     json_finite,
+    one_line,
     ranked,
 )
 from .launch import EVERY_TRIAL_FAILED, optimize_options, prepare, run_trials
@@ -254,7 +254,7 @@ def literal(text: str) -> str:
     Unicode's line separators and direction marks) as escapes (``\\x1b``, ``\\u2028``), so a name or
     value written into a shared database cannot drive the terminal (colours, a title, a hidden line,
     text shown reversed) of whoever lists it."""
-    return escape(CONTROL.sub(as_escape, text))
+    return escape(one_line(text, None))
 
 
 #: ``tunesmith studies --sort``: how each key orders the rows (by record, trials, last trial time)
@@ -565,7 +565,7 @@ def _write_utf8(text: str) -> None:
 
 
 #: the control characters a terminal acts on, but line ends and tabs (a CSV's rows end "\r\n"), and UNSEEN
-_SPOKEN = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{UNSEEN}]|\r(?!\n)")
+_SPOKEN = re.compile(rf"{CONTROL_BUT_LINES.pattern}|\r(?!\n)")
 
 
 def spoken(text: str) -> str:

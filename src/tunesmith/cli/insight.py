@@ -17,7 +17,7 @@ from ..report import REPORT_FILE
 from ..space import display_names
 from ..space.params import plural
 from ..study import Study
-from ..trial import CONTROL, as_escape
+from ..trial import one_line
 from .commands import (
     PLOT_FILES,
     STDOUT,
@@ -125,7 +125,7 @@ def write_records(records: list, output: str, what: str) -> int:
 
     drawn = [r for r in records if not r.empty]
     if not drawn:
-        why = "; ".join(sorted({_said(r.message or "") for r in records})) or "no records"
+        why = "; ".join(sorted({one_line(r.message or "", None) for r in records})) or "no records"
         print(f"nothing to draw for {what}: {why}", file=sys.stderr)
         return 1
     from ..plots.reduce import MAX_POINTS, thin
@@ -141,18 +141,12 @@ def write_records(records: list, output: str, what: str) -> int:
               "lowest and highest value)", file=sys.stderr)
     for r in records:
         if r.empty:
-            print(f"not drawn: {_said(r.title)}: {_said(r.message or '')}", file=sys.stderr)
+            print(f"not drawn: {one_line(r.title, None)}: {one_line(r.message or '', None)}", file=sys.stderr)
     return 0
 
 
-def _said(text: str) -> str:
-    """A plot's title or reason as printed: it names stored parameters, whose control characters
-    (a clipboard write, a cleared screen) are written as escapes (``\\x1b``)."""
-    return CONTROL.sub(as_escape, text)
-
-
 def _describe(records: list) -> str:
-    return "; ".join(_said(r.title) for r in records[:3]) + (f"; and {len(records) - 3} more" if len(records) > 3 else "")
+    return "; ".join(one_line(r.title, None) for r in records[:3]) + (f"; and {len(records) - 3} more" if len(records) > 3 else "")
 
 
 def _mpl_to_file(output: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import re
 import unicodedata
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
+from ..trial import CONTROL_BUT_LINES, as_escape
 from .records import (
     HTML_NAME_WIDTH,
     LINE,
@@ -333,12 +333,7 @@ def _escape(text: str) -> str:
     return unseen_as_escapes(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-#: the control characters a page would leave unseen (ESC, BEL, NUL, C1), but tabs and line ends, and
-#: Unicode's line separators and direction marks (a space or nothing; the rest of the text reversed)
-_UNSEEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def unseen_as_escapes(text: str) -> str:
     """``text`` with its control characters but tabs and line ends written as escapes (``\\x1b``), as
     ``tunesmith show`` prints them: a page (a table, a plot's title, axis or hover text) draws nothing for them."""
-    return _UNSEEN.sub(lambda m: repr(m.group())[1:-1], text)
+    return CONTROL_BUT_LINES.sub(as_escape, text)
