@@ -100,12 +100,6 @@ def rung_score(trial: FrozenTrial, rung_step: int, direction: Direction, how: st
     return None if at is None else score(trial.intermediate, at, direction, how)
 
 
-def just_reached(trial: FrozenTrial, rung_step: int) -> bool:
-    """Whether the trial's latest report is the one that reached the rung."""
-    last = trial.last_step
-    return last is not None and crossing(trial.intermediate, rung_step) == last
-
-
 def already_resumed(trial: FrozenTrial, step: int) -> bool:
     """Whether the study promoted the trial past ``step`` (never stop it there again):
     ``system.resumed_step`` is the last step it had reported when it was promoted."""

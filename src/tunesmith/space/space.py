@@ -321,9 +321,6 @@ class Space(Mapping[str, Param]):
             return config
         return {n: config[n] for n in self._params if n in config}
 
-    def active_mask(self, config: Mapping[str, Any]) -> np.ndarray:
-        return np.array([n in config for n in self.free], dtype=bool)
-
     def key(self, config: Mapping[str, Any]) -> str:
         """A canonical string of a configuration: equal configurations, equal keys."""
         canon = self.validate(config)
