@@ -1087,14 +1087,6 @@ class SQLStorage(Storage):
             raise StudyNotFound(f"no study named {name!r} in {self.display_url}")
 
     # -- trials ---------------------------------------------------------------------------
-    def _lock_study(self, conn: Connection, study_id: int) -> None:
-        if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
-            conn.execute(
-                sa.select(studies_table.c.study_id)
-                .where(studies_table.c.study_id == study_id)
-                .with_for_update()
-            )
-
     def create_trial(
         self,
         study_id: int,
