@@ -113,18 +113,6 @@ class SlotPool:
         return new
 
 
-def is_cuda_oom(exc: BaseException | None) -> bool:
-    """Whether an exception (or its cause) is CUDA running out of memory."""
-    seen = 0
-    while exc is not None and seen < 10:
-        text = str(exc)
-        if type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text or "CUBLAS_STATUS_ALLOC_FAILED" in text:
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
-
-
 def is_oom_error(error: str | None) -> bool:
     """Whether a failed trial's stored error says CUDA ran out of memory."""
     return error is not None and (
