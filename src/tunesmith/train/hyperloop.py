@@ -276,20 +276,7 @@ def tune(
     (:func:`~.implicit.check_losses`). False skips it (one training-loss evaluation fewer, for
     benchmarks that count evaluations).
     """
-    opts = options or LoopOptions()
-    if not isinstance(opts, LoopOptions):
-        hint = " (pass it as LoopOptions(implicit=...))" if isinstance(opts, ImplicitOptions) else ""
-        raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
-    check_trees(params, hparams)
-    check_not_inference_mode()
-    if callback is not None and not callable(callback):  # called after the first outer step's training
-        raise TypeError(f"tune's callback must be a function callback(step, params) or None, got {callback!r}")
-    if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):
-        raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
-                        f"{a_type(select_batch)}; a function of the step is for val_batch only")
-    check_not_empty("select_batch", select_batch)
-    if select_batch is not None and _nonfinite_inputs(select_batch):  # every step's score would be nan, none the best
-        raise ValueError(f"select_batch holds NaN or inf values (in {_nonfinite_inputs(select_batch)}): clean the data")
+    opts = _checked_call(options, params, hparams, callback, select_batch)
     cons = check_constraints(hparams, constraints)
     w = {k: t.detach().clone().requires_grad_(True) for k, t in params.items()}
     # the raw hyperparameters of a float16/bfloat16 model are kept in float32 (the losses see them in the
@@ -316,11 +303,7 @@ def tune(
         val_at, first_val = _first_kept(val_at)
         check_losses(raw_loss, val_loss, w, {k: r.detach() for k, r in raw.items()}, first_train, first_val,
                      implicit=opts.method == "implicit")
-    hopt = _built(opts, "hyper_optimizer", list(raw.values()))
-    if isinstance(hopt, torch.optim.LBFGS):
-        raise ValueError("LoopOptions.hyper_optimizer: LBFGS re-evaluates its objective through a closure, and a "
-                         "hyperparameter step has only the one hypergradient; use a first-order optimizer "
-                         "(lambda ps: torch.optim.Adam(ps, lr=0.05))")
+    hopt = _hyper_optimizer(opts, raw)
     inner = _built(opts, "inner_optimizer", list(w.values()))
     if opts.method == "unrolled":
         rules_of(inner, w)  # refuses an unsupported inner optimizer before any training
@@ -349,16 +332,51 @@ def tune(
         if opts.patience is not None and k - (best[0] if best else -1) >= opts.patience:
             break  # early stopping of the outer loop: no new best for `patience` steps
         if opts.hyper_schedule is not None:
-            factor = float(opts.hyper_schedule(k))
-            if not (math.isfinite(factor) and factor >= 0):
-                raise ValueError(f"LoopOptions.hyper_schedule({k}) is {factor}; it must be a finite factor >= 0 of the "
-                                 "hyperparameter optimizer's rate (a negative one would step uphill)")
-            for g, lr in zip(hopt.param_groups, base_lrs, strict=True):
-                g["lr"] = lr * factor
+            _schedule_rate(hopt, base_lrs, opts.hyper_schedule, k)
         _hyper_step(hopt, raw, hg, opts.max_hyper_step)
     final = {k: v.detach().clone() for k, v in values().items()}
     return TuneResult(final, {k: t.detach() for k, t in w.items()}, steps,
                       best[0] if best else None, best[1] if best else None)
+
+
+def _checked_call(options: LoopOptions | None, params: Mapping[str, torch.Tensor], hparams: Mapping[str, Any],
+                  callback: Any, select_batch: Any) -> LoopOptions:
+    """The options :func:`tune` runs with, once its arguments are checked (before any training)."""
+    opts = options or LoopOptions()
+    if not isinstance(opts, LoopOptions):
+        hint = " (pass it as LoopOptions(implicit=...))" if isinstance(opts, ImplicitOptions) else ""
+        raise TypeError(f"tune's options must be a LoopOptions, got {type(opts).__name__}{hint}")
+    check_trees(params, hparams)
+    check_not_inference_mode()
+    if callback is not None and not callable(callback):  # called after the first outer step's training
+        raise TypeError(f"tune's callback must be a function callback(step, params) or None, got {callback!r}")
+    if callable(select_batch) and not isinstance(select_batch, (tuple, list, Mapping, torch.Tensor)):
+        raise TypeError("tune takes select_batch as one fixed batch (the held-out rows every step is scored on), got "
+                        f"{a_type(select_batch)}; a function of the step is for val_batch only")
+    check_not_empty("select_batch", select_batch)
+    if select_batch is not None and _nonfinite_inputs(select_batch):  # every step's score would be nan, none the best
+        raise ValueError(f"select_batch holds NaN or inf values (in {_nonfinite_inputs(select_batch)}): clean the data")
+    return opts
+
+
+def _hyper_optimizer(opts: LoopOptions, raw: Tree) -> torch.optim.Optimizer:
+    """The optimizer of the raw hyperparameters; LBFGS refused."""
+    hopt = _built(opts, "hyper_optimizer", list(raw.values()))
+    if isinstance(hopt, torch.optim.LBFGS):
+        raise ValueError("LoopOptions.hyper_optimizer: LBFGS re-evaluates its objective through a closure, and a "
+                         "hyperparameter step has only the one hypergradient; use a first-order optimizer "
+                         "(lambda ps: torch.optim.Adam(ps, lr=0.05))")
+    return hopt
+
+
+def _schedule_rate(hopt: torch.optim.Optimizer, base_lrs: list[float], schedule: Callable[[int], float], k: int) -> None:
+    """Set each group's rate of ``hopt`` to its first rate times ``schedule(k)``."""
+    factor = float(schedule(k))
+    if not (math.isfinite(factor) and factor >= 0):
+        raise ValueError(f"LoopOptions.hyper_schedule({k}) is {factor}; it must be a finite factor >= 0 of the "
+                         "hyperparameter optimizer's rate (a negative one would step uphill)")
+    for g, lr in zip(hopt.param_groups, base_lrs, strict=True):
+        g["lr"] = lr * factor
 
 
 def _built(opts: LoopOptions, name: str, params: list[torch.Tensor]) -> torch.optim.Optimizer:
