@@ -193,14 +193,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         scorers, self.multimetric_ = _scorers(self.estimator, self.scoring)
         metric = self._refit_metric(scorers)
         X, y, groups = indexable(X, y, groups)
-        if isinstance(self.cv, type):
-            raise TypeError(f"cv={self.cv.__name__} is the class; pass an instance, e.g. cv={self.cv.__name__}(5), "
-                            "or a number of folds")
-        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        fit_with, split_params, score_params = self._routed(scorers, X, groups, fit_params)
-        folds = list(cv.split(X, y, **split_params))
-        if not folds:
-            raise ValueError(_no_folds(self.cv))
+        cv, folds, fit_with, score_params = self._folds(scorers, X, y, groups, fit_params)
         self.n_splits_ = len(folds)
         budget = self._budget(search)
         prior = _prior_study(self.name, self.storage)  # checked before this fit opens it (and records its sampler)
@@ -231,21 +224,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                 pass
             fold_jobs = _jobs(self.n_jobs) if isinstance(study.pruner, NopPruner) else 1  # else: trials in parallel
             value = validate(trial, score, folds, key=f"test_{metric}", n_jobs=fold_jobs, every_fold=True)
-            scores = fold_scores(trial)
-            errors = [e for e in scores.get("error") or [] if e]
-            ran = len(scores.get(f"test_{metric}") or [])  # the fold that failed, if one did
-            if errors and not math.isfinite(value):  # the trial's error (and log line) names the failed fit
-                raise FitFailedError(f"the fit of fold {ran} failed (error_score={self.error_score!r}): {errors[-1]}")
-            _warn_scoring(trial.number, scores, self.error_score)
-            if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):  # scored error_score: not a failed fit
-                raise ScoringFailedError(f"scoring failed on fold {ran} (error_score={self.error_score!r}): "
-                                         f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
-            if not math.isfinite(value) and not np.isnan(fold_values(scores, f"test_{metric}")).any():
-                # every fold scored, some inf or -inf: cv_results_ keeps their mean and ranks by it, as scikit-learn
-                raise ScoringFailedError(f"the scorer returned infinite scores: their mean over {ran} folds is {value}")
-            if not math.isfinite(value):  # the scorer returned NaN: a row of NaN scores, as scikit-learn keeps it
-                raise ScoringFailedError(f"the scorer returned {value} on fold {ran}")
-            return value
+            return _checked_value(value, trial.number, fold_scores(trial), metric, self.error_score)
 
         with _quiet(self.verbose, raising=self.error_score == "raise"), noting_ctrl_c() as ctrl_c:
             try:
@@ -259,6 +238,20 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         self._finish(study, search, list(scorers), X, y, fit_with)
         self.scorer_ = scorers if self.multimetric_ else scorers["score"]
         return self
+
+    def _folds(
+        self, scorers: Mapping[str, Any], X: Any, y: Any, groups: Any, fit_params: Mapping[str, Any]
+    ) -> tuple[Any, list[tuple[Any, Any]], Mapping[str, Any], dict[str, Mapping[str, Any]]]:
+        """The splitter, its folds of ``X``, and the fit and score parameters routed to each."""
+        if isinstance(self.cv, type):
+            raise TypeError(f"cv={self.cv.__name__} is the class; pass an instance, e.g. cv={self.cv.__name__}(5), "
+                            "or a number of folds")
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        fit_with, split_params, score_params = self._routed(scorers, X, groups, fit_params)
+        folds = list(cv.split(X, y, **split_params))
+        if not folds:
+            raise ValueError(_no_folds(self.cv))
+        return cv, folds, fit_with, score_params
 
     def _resumable(
         self, study: Study, X: Any, y: Any, folds: list[tuple[Any, Any]], cv: Any, fit_params: Mapping[str, Any],
@@ -976,6 +969,25 @@ def _values(scoring: Any) -> list[Any]:
     if isinstance(scoring, Mapping):
         return list(scoring.values())
     return list(scoring) if isinstance(scoring, (list, tuple, set)) else []
+
+
+def _checked_value(value: float, number: int, scores: Mapping[str, Any], metric: str, error_score: Any) -> float:
+    """A trial's mean score over its folds (``scores``, as recorded), or the error that says
+    why it is not a finite number: a failed fit, a failed scorer, infinite or NaN scores."""
+    errors = [e for e in scores.get("error") or [] if e]
+    ran = len(scores.get(f"test_{metric}") or [])  # the fold that failed, if one did
+    if errors and not math.isfinite(value):  # the trial's error (and log line) names the failed fit
+        raise FitFailedError(f"the fit of fold {ran} failed (error_score={error_score!r}): {errors[-1]}")
+    _warn_scoring(number, scores, error_score)
+    if not math.isfinite(value) and any(scores.get(SCORE_ERROR) or []):  # scored error_score: not a failed fit
+        raise ScoringFailedError(f"scoring failed on fold {ran} (error_score={error_score!r}): "
+                                 f"{[e for e in scores[SCORE_ERROR] if e][-1]}")
+    if not math.isfinite(value) and not np.isnan(fold_values(scores, f"test_{metric}")).any():
+        # every fold scored, some inf or -inf: cv_results_ keeps their mean and ranks by it, as scikit-learn
+        raise ScoringFailedError(f"the scorer returned infinite scores: their mean over {ran} folds is {value}")
+    if not math.isfinite(value):  # the scorer returned NaN: a row of NaN scores, as scikit-learn keeps it
+        raise ScoringFailedError(f"the scorer returned {value} on fold {ran}")
+    return value
 
 
 def _fit_and_score(
