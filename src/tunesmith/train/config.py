@@ -130,15 +130,24 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # NumPy's scalars (a grid of np.arange, a DataFrame's row) as Python's
-            value = getattr(self, f.name)
-            if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-                object.__setattr__(self, f.name, value.item())  # "must be an integer >= 1, got np.int64(32)"
+        self._as_python_scalars()
         self._check_checkpoint_dir()
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         self._check_device()
         _choice("precision", self.precision, PRECISIONS)
+        self._check_rates()
+        self._check_counts()
+
+    def _as_python_scalars(self) -> None:
+        """NumPy's scalars (a grid of np.arange, a DataFrame's row) as Python's."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+                object.__setattr__(self, f.name, value.item())  # "must be an integer >= 1, got np.int64(32)"
+
+    def _check_rates(self) -> None:
+        """Learning rates, decays, warmup and schedule factors."""
         if self.lr == 0:  # the usual reasons for 0 have their own settings
             raise ValueError("TrainConfig.lr must be a number > 0, got 0; to keep part of the model still, freeze it "
                              "(tunesmith.train.freeze) or give it backbone_lr=0 with a head; to evaluate only, "
@@ -169,6 +178,9 @@ class TrainConfig:
             v = getattr(self, name)
             if not (_num(v) and 0.0 < v <= 1.0):
                 raise ValueError(f"TrainConfig.{name} must be in (0, 1], got {v!r}")
+
+    def _check_counts(self) -> None:
+        """Sizes, step counts, flags, the seed and clipping."""
         for name in ("batch_size", "accumulate", "checkpoint_every", "keep_last", "plateau_patience"):
             _int_at_least(name, getattr(self, name), 1)
         _int_at_least("warmup_steps", self.warmup_steps, 0)
