@@ -52,33 +52,24 @@ def _modules(module: Any, what: str) -> list[nn.Module]:
 def freeze(module: nn.Module | Sequence[nn.Module]) -> Any:
     """Stop training ``module`` (or each module of a list): no gradients, eval mode while the trainer runs."""
     for m in _modules(module, "freeze"):
-        _freeze(m)
+        _set_frozen(m, True)
     return module
 
 
 def unfreeze(module: nn.Module | Sequence[nn.Module]) -> Any:
     """Train ``module`` (or each module of a list) again: gradients, train mode."""
     for m in _modules(module, "unfreeze"):
-        _unfreeze(m)
+        _set_frozen(m, False)
     return module
 
 
-def _freeze(module: nn.Module) -> nn.Module:
+def _set_frozen(module: nn.Module, frozen: bool) -> None:
+    """Freeze ``module`` (no gradients, eval mode, each submodule flagged) or train it again."""
     for p in module.parameters():
-        p.requires_grad_(False)
+        p.requires_grad_(not frozen)
     for m in module.modules():
-        setattr(m, _FLAG, True)
-    module.eval()
-    return module
-
-
-def _unfreeze(module: nn.Module) -> nn.Module:
-    for p in module.parameters():
-        p.requires_grad_(True)
-    for m in module.modules():
-        setattr(m, _FLAG, False)
-    module.train()
-    return module
+        setattr(m, _FLAG, frozen)
+    module.train(not frozen)
 
 
 def unfreeze_last(blocks: Sequence[nn.Module], k: int) -> None:
@@ -89,7 +80,7 @@ def unfreeze_last(blocks: Sequence[nn.Module], k: int) -> None:
     n = len(blocks)
     _check_count("unfreeze_last", "k", k, n)
     for i, block in enumerate(blocks):
-        (_unfreeze if i >= n - k else _freeze)(block)
+        _set_frozen(block, i < n - k)
 
 
 def _check_count(where: str, name: str, k: int, n: int) -> None:
