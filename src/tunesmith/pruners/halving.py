@@ -331,9 +331,13 @@ class ASHA(Pruner):
         rung = self._rung_of(trial, self.budget(trial, trials))
         if rung is None or already_resumed(trial, rung[1]):
             return Decision.CONTINUE
-        return (
-            Decision.CONTINUE if self._promoted(trial, trials, direction, *rung) else self._stop()
-        )
+        return self._decide_at(trial, trials, direction, rung)
+
+    def _decide_at(
+        self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction, rung: tuple[int, int]
+    ) -> Decision:
+        """The decision on ``trial`` at ``rung`` (index, step), which its latest report reached."""
+        return Decision.CONTINUE if self._promoted(trial, trials, direction, *rung) else self._stop()
 
     def _stop(self) -> Decision:
         return Decision.PAUSE if self.pause else Decision.PRUNE
@@ -497,12 +501,9 @@ class SuccessiveHalving(ASHA):
             ranks.settled[key] = done
         return done
 
-    def decide(
-        self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction
+    def _decide_at(
+        self, trial: FrozenTrial, trials: Sequence[FrozenTrial], direction: Direction, rung: tuple[int, int]
     ) -> Decision:
-        rung = self._rung_of(trial, self.budget(trial, trials))
-        if rung is None or already_resumed(trial, rung[1]):
-            return Decision.CONTINUE
         if not self._promoted(trial, trials, direction, *rung):
             return Decision.PRUNE
         if self.pause and not self._settled(trial, trials, rung[1]):
