@@ -309,11 +309,7 @@ def objective(
     def run(trial: Any) -> float:
         _check_direction(trial, monitor)
         cv.refuse_racing(trial, "this objective", "epoch", "Pass folds=k to objective(...) for one report per fold, or")
-        set_threads(threads)
-        params = dict(trial.params)
-        _warn_lookalikes(params, warned)
-        cfg = trial_config(base, params)
-        _warn_no_effect(cfg, params, warned)
+        params, cfg = _trial_setup(trial, base, threads, warned)
         # one folder per trial (under checkpoint_root, else base's checkpoint_dir, else the
         # per-user default): trials sharing one would resume from each other's "last" checkpoints
         root = checkpoint_root if checkpoint_root is not None else cfg.checkpoint_dir or ckpt.default_root()
@@ -380,6 +376,17 @@ def _store_curves(trial: Any, history: Any) -> None:
     at = history.overfit_at
     trial.set_attr("overfit_at", None if at is None else at + 1)
     trial.set_attr("curves", history.curves())
+
+
+def _trial_setup(trial: Any, base: TrainConfig, threads: int | None, warned: set[str]) -> tuple[dict[str, Any], TrainConfig]:
+    """The trial's parameters and training config, the threads of numeric libraries set; a name that
+    looks like a setting, or a setting that has no effect, is warned about once per objective."""
+    set_threads(threads)
+    params = dict(trial.params)
+    _warn_lookalikes(params, warned)
+    cfg = trial_config(base, params)
+    _warn_no_effect(cfg, params, warned)
+    return params, cfg
 
 
 def _warn_lookalikes(names: Any, warned: set[str]) -> list[str]:
@@ -546,11 +553,7 @@ def _fold_objective(
 
     def run(trial: Any) -> float:
         _check_direction(trial, monitor)
-        set_threads(threads)
-        params = dict(trial.params)
-        _warn_lookalikes(params, warned)
-        cfg = trial_config(base, params)
-        _warn_no_effect(cfg, params, warned)
+        params, cfg = _trial_setup(trial, base, threads, warned)
         pool = data(params) if callable(data) else data
         n = check_data(pool, "data")
         if isinstance(folds, int):
