@@ -32,7 +32,6 @@ from .records import (
     snapshot,
 )
 
-FINISHED_WITH_VALUE = (TrialState.COMPLETE, TrialState.PRUNED)
 #: each state with a value the history draws, and its marker (paused: the last report, until resumed)
 _HISTORY_MARKERS = {TrialState.COMPLETE: "o", TrialState.PRUNED: "x", TrialState.PAUSED: "v"}
 
