@@ -163,6 +163,7 @@ class Trainer:
             self._run_epoch(loader, val)
         if cfg.restore_best:
             self._restore_best()
+        self.history.finished = True
         return self.history
 
     def _warn_schedule_never_decays(self) -> None:
