@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("sklearn")
 from scipy.stats import loguniform  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
-from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
 
