@@ -161,3 +161,25 @@ def test_report_only_with_peers_reports_those_optimizers_only(tmp_path: Path) ->
     assert "`ts-auto`" in text and "`random`" in text and "`slow`" not in text
     bench_samplers_broad.main(["--report-only", "--results", str(results), "--report", str(report)])
     assert "`slow`" in report.read_text()  # without --peers: every optimizer
+
+
+def test_the_logreg_task_fits_without_scikit_learns_penalty_deprecation() -> None:
+    """scikit-learn 1.8 deprecates ``LogisticRegression(penalty=...)`` (a FutureWarning at each fit, an error
+    from 1.10): the task's space keeps its conditional ``penalty`` and passes it as ``l1_ratio`` there."""
+    import warnings
+
+    from samplerbench import tasks
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    zeros = {}
+    for cfg in ({"penalty": "l1", "C": 0.05}, {"penalty": "l2", "C": 0.05}, {"penalty": "elasticnet", "C": 0.05, "l1_ratio": 0.5}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            warnings.filterwarnings("ignore", "The max_iter was reached")
+            model = LogisticRegression(solver="saga", max_iter=500, **tasks.logreg_args(cfg)).fit(X, y)
+        zeros[cfg["penalty"]] = int((model.coef_ == 0).sum())
+    assert zeros["l1"] > zeros["elasticnet"] > zeros["l2"] == 0  # L1 still L1, L2 still L2

@@ -487,21 +487,27 @@ def test_worker_name_defaults_and_module_beside_the_file(tmp_path: Path, monkeyp
     sys.modules.pop("beside_mod_cli", None)
 
 
-def test_a_worker_counts_the_paused_trials_it_leaves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Under a pausing pruner trials end paused: the summary said "4 finished trials" alone
-    after the worker ran 6, as if 2 were lost."""
-    (tmp_path / "pausing.py").write_text(textwrap.dedent("""
+def _pausing_study(tmp_path: Path, resumed: str) -> tuple[Path, str]:
+    """A study file whose objective pauses each new trial at step 1 (ASHA, pause=True) and runs ``resumed``
+    (a line of Python) for a resumed one; the file and its storage's URL."""
+    (tmp_path / "pausing.py").write_text(textwrap.dedent(f"""
         import tunesmith as ts
 
         def f(trial):
             if trial.is_resumed:
-                return trial.params["x"]
+                {resumed}
             trial.report(trial.params["x"], 1)
             raise ts.TrialPaused()
         """))
     db = f"sqlite:///{tmp_path / 'p.db'}"
     pruner = "pruner: {name: asha, pause: true, min_resource: 1, reduction_factor: 3, max_resource: 9}\n"
-    path = write(tmp_path, f"objective: pausing.py:f\nstorage: {db}\n{SPACE}{pruner}sampler: random\nseed: 0\n")
+    return write(tmp_path, f"objective: pausing.py:f\nstorage: {db}\n{SPACE}{pruner}sampler: random\nseed: 0\n"), db
+
+
+def test_a_worker_counts_the_paused_trials_it_leaves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Under a pausing pruner trials end paused: the summary said "4 finished trials" alone
+    after the worker ran 6, as if 2 were lost."""
+    path, db = _pausing_study(tmp_path, "return trial.params['x']")
     assert main(["worker", str(path), "--n-trials", "6"]) == 0
     states = [t.state.value for t in ts.load_study("s", db).trials]
     done, paused = states.count("complete"), states.count("paused")
@@ -509,6 +515,29 @@ def test_a_worker_counts_the_paused_trials_it_leaves(tmp_path: Path, capsys: pyt
     out = capsys.readouterr().out
     finished = f"{done} finished trial{'s' if done > 1 else ''}"  # "1 finished trials" before
     assert f"study 's': {finished} in sqlite:///{tmp_path / 'p.db'}; {paused} paused\n" in out
+
+
+def test_a_resume_refused_under_the_cli_names_the_command_that_ends_the_trial(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A resumed trial whose checkpoint does not fit (ts.ResumeRefused) stops `tunesmith run`, advising
+    study.tell(n, state='pruned'): Python, which a study file's user has no session for, and no command did
+    it. The message names `tunesmith tell`, which ends the trial; a trial that is not paused is refused."""
+    import shlex
+
+    path, db = _pausing_study(tmp_path, (  # as tunesmith.train's objective words it (train/bridge.py)
+        "raise ts.ResumeRefused(f\"trial {trial.number} cannot resume: another model. It stays paused: end the "
+        "trial for good with study.tell({trial.number}, state='pruned')\")"))
+    assert main(["run", str(path), "--n-trials", "6"]) == 2
+    said = capsys.readouterr().err
+    found = re.search(r"`(tunesmith tell s (\d+) --state pruned --storage \S+)`", said)
+    assert found and "study.tell(" not in said, said
+    number = int(found[2])
+    assert ts.load_study("s", db).trials[number].state is ts.TrialState.PAUSED
+    assert main(shlex.split(found[1])[1:]) == 0  # the command as the message gives it
+    assert f"study 's': 1 paused trial pruned: {number}" in capsys.readouterr().out
+    assert ts.load_study("s", db).trials[number].state is ts.TrialState.PRUNED
+    assert main(["tell", "s", str(number), "99", "--state", "failed", "--storage", db]) == 2
+    assert f"trial {number} of study 's': it is pruned; tunesmith tell ends paused trials" in capsys.readouterr().err
 
 
 def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,

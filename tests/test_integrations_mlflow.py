@@ -477,6 +477,31 @@ def test_runs_without_the_study_id_are_taken_only_when_unambiguous_and_warned_ab
                for t in b.trials[:2])
 
 
+def test_runs_taken_without_the_study_id_are_tagged_so_a_later_session_does_not_warn_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs matched without the study-id tag (an earlier tunesmith logged them) were left untagged, so each
+    later session matched them again and warned again. They get the tag once taken."""
+    import warnings
+
+    uri = _file_store(tmp_path, monkeypatch)
+    study = ts.Study(ts.Space({"x": ts.Float(0.0, 10.0)}), name="s", sampler="random", seed=0)
+    study.optimize(lambda t: t.params["x"], n_trials=2, callbacks=[MLflowCallback(tracking_uri=uri)],
+                   show_progress=False)
+    cb = MLflowCallback(tracking_uri=uri)
+    experiment = cb.client.get_experiment_by_name("s").experiment_id
+    for run in cb.client.search_runs([experiment]):  # as an earlier tunesmith logged them: no id tag
+        cb.client.delete_tag(run.info.run_id, "tunesmith.study_id")
+    with pytest.warns(UserWarning, match=r"2 run\(s\) of study 's' carry no .* they are given the tag now"):
+        cb.log_study(study)
+    runs = cb.client.search_runs([experiment])
+    assert len(runs) == 3 and all(r.data.tags["tunesmith.study_id"] == study.copy_id for r in runs)  # parent too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a later session: nothing to warn about
+        MLflowCallback(tracking_uri=uri).log_study(study)
+    assert len(cb.client.search_runs([experiment])) == 3
+
+
 def test_a_parent_run_without_the_study_id_is_taken_only_when_unambiguous(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

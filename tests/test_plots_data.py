@@ -626,6 +626,29 @@ def test_the_overfitting_legend_names_the_summary_it_draws_not_the_live_flag() -
         assert list(marked.x) == [4, 5]
 
 
+def test_the_overfitting_legend_of_a_history_whose_run_goes_on_says_so_far() -> None:
+    """A History plotted while its run went on (from a Trainer callback) was labelled "summary", as a
+    finished run: only a trial's state said "so far". ``Trainer.fit`` marks its history finished on return."""
+    pytest.importorskip("torch")
+    from _train_util import mlp, split
+
+    from tunesmith.train import EvalRecord, History, TrainConfig, Trainer
+
+    def rec(i: int, train: float, val: float, flag: bool) -> EvalRecord:
+        return EvalRecord(i, i + 1, 10 * (i + 1), train, val, {}, 0.1, 100.0, 0.1, False, flag)
+
+    losses = [(1.0, 0.9), (0.6, 0.5), (0.4, 0.4), (0.3, 0.45), (0.2, 0.6), (0.1, 0.8)]
+    h = History(records=[rec(i, t, v, i >= 5) for i, (t, v) in enumerate(losses)], best_loss=0.4, best_index=2)
+    for done, said in ((False, "summary so far"), (True, "summary")):
+        marked = plots.overfitting(dataclasses.replace(h, finished=done)).find("overfitting")
+        assert marked.label == f"overfitting from epoch 4 ({said}: the gap's rise after the best)", marked.label
+    seen: list[bool] = []
+    train, val = split(48)
+    trainer = Trainer(mlp(), TrainConfig(epochs=2, batch_size=8),
+                      callbacks=[lambda tr, record: seen.append(tr.history.finished)])
+    assert trainer.fit(train, val).finished and seen == [False, False]
+
+
 def test_overfitting_graph_marks_the_same_points_and_legend_in_both_renderers() -> None:
     """The HTML graph drew the early stopping's (and the pruner's rungs') vertical line as a shape,
     which has no legend entry: only the image said at which epoch the run stopped."""

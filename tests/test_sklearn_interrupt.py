@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 from scipy.stats import loguniform  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
@@ -54,6 +55,22 @@ def test_ctrl_c_stops_fit_and_fitting_again_runs_the_whole_budget(tmp_path: Path
     assert len(again.cv_results_["params"]) == 5  # five configurations evaluated, the interrupted one not kept
     assert np.isfinite(again.cv_results_["mean_test_score"]).all()
     assert list(again.cv_results_["state"]) == ["complete"] * 5
+
+
+def test_a_study_whose_budget_an_interrupted_trial_filled_runs_that_configuration_on_its_next_fit(
+        tmp_path: Path) -> None:
+    """A fit of an earlier tunesmith counted the trial Ctrl-C interrupted toward ``n_trials`` and returned; its
+    study holds as many trials as the budget. Fitting it again with the same budget evaluates the interrupted
+    configuration (docs/trust.md), so every row of ``cv_results_`` is a configuration that ran."""
+    first = TunedSearchCV(LogisticRegression(max_iter=500), {"C": loguniform(1e-2, 1e2)}, n_trials=3, cv=3,
+                          scoring=CtrlCAtScore(at=8), storage=f"sqlite:///{tmp_path / 's.db'}", name="lr", random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(X, Y)
+    interrupted = first.study_.trials[-1]
+    assert len(first.study_.trials) == 3 and interrupted.error == "interrupted (KeyboardInterrupt)"
+    again = clone(first).set_params(scoring=CtrlCAtScore(at=0)).fit(X, Y)
+    assert len(again.cv_results_["params"]) == 3 and again.cv_results_["params"][-1] == interrupted.params
+    assert np.isfinite(again.cv_results_["mean_test_score"]).all() and len(again.study_.trials) == 4
 
 
 def test_a_grid_point_ctrl_c_stopped_is_evaluated_when_fitting_again(shared_storage_url: str) -> None:

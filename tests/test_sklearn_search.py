@@ -642,6 +642,27 @@ def test_a_claim_that_names_no_fit_is_taken_over(tmp_path: Path, caplog: pytest.
     assert "the search claim that names no fit (no trial recorded since" in said
 
 
+@pytest.mark.parametrize("claim", [[1, 2], 7, "other"])
+def test_a_claim_that_is_no_mapping_over_a_study_with_trials_says_what_is_wrong_and_how_to_clear_it(
+        tmp_path: Path, claim: object) -> None:
+    """Over a study that holds trials, a search claim another writer replaced by a list, a number or text
+    refused every fit as "searched on other data or folds", which it was not; the message now names the
+    claim, and following it lets the search resume on its data."""
+    from tunesmith.study.manage import DROP, change_setting
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": loguniform(1e-2, 1e2)}, n_trials=2, cv=3, random_state=0, storage=url,
+                           name="svc").fit(X, Y)
+    _plant_claim(ts.load_study("svc", url), claim, over=True)
+    with pytest.raises(ValueError) as refused:
+        clone(search).set_params(n_trials=3).fit(X, Y)
+    said = str(refused.value)
+    assert "other data" not in said and f"search claim (the study setting 'search_claim') is {type(claim).__name__} " \
+        "data, not the mapping TunedSearchCV stores" in said and "lambda stored: DROP)` and fit again" in said, said
+    change_setting(ts.load_study("svc", url), "search_claim", lambda stored: DROP)  # as the message says
+    assert len(clone(search).set_params(n_trials=3).fit(X, Y).cv_results_["params"]) == 3
+
+
 _RACING_FIT = """
 import os, sys, time
 from sklearn.datasets import load_iris

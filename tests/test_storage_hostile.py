@@ -32,6 +32,12 @@ JSON_ATTACKS = {
     "intermediate-step": ("intermediate", '{"x": 1.0}'),
     "intermediate-huge-step": ("intermediate", '{"' + "9" * 3000 + '": 1.0}'),
     "intermediate-list": ("intermediate", "[1, 2]"),
+    # int() took these as steps 1, -5, 1, 10 and 3; report() writes none of them
+    "intermediate-spaced-step": ("intermediate", '{"0": 1.0, " 1": 2.0}'),
+    "intermediate-negative-step": ("intermediate", '{"-5": 1.0}'),
+    "intermediate-padded-step": ("intermediate", '{"01": 1.0}'),
+    "intermediate-underscore-step": ("intermediate", '{"1_0": 1.0}'),
+    "intermediate-arabic-step": ("intermediate", '{"\u0663": 1.0}'),
     "system": ("system", '{"resumed_step": "x", "zzz": 1}'),
     "state": ("state", "hacked"),
 }

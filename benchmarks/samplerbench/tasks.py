@@ -89,7 +89,7 @@ def logreg_objective() -> Objective:
     X, y = _data("breast_cancer")
 
     def loss(cfg: dict[str, Any]) -> float:
-        model = make_pipeline(StandardScaler(), LogisticRegression(solver="saga", max_iter=500, **cfg))
+        model = make_pipeline(StandardScaler(), LogisticRegression(solver="saga", max_iter=500, **logreg_args(cfg)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             s = cross_val_score(model, X, y, cv=StratifiedKFold(3, shuffle=True, random_state=0),
@@ -97,6 +97,17 @@ def logreg_objective() -> Objective:
         return float(-np.mean(s))
 
     return loss
+
+
+def logreg_args(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The space's ``penalty`` (and ``l1_ratio``) as the installed scikit-learn takes them: from 1.8 on,
+    ``penalty=`` is deprecated and ``l1_ratio`` alone says it (0: L2, 1: L1, between: elastic net)."""
+    import sklearn
+
+    if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 8):
+        return cfg
+    ratio = {"l1": 1.0, "l2": 0.0}.get(cfg["penalty"], cfg.get("l1_ratio"))
+    return {**{k: v for k, v in cfg.items() if k != "penalty"}, "l1_ratio": ratio}
 
 
 def knn_space() -> ts.Space:

@@ -61,6 +61,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("rename", "rename a study", commands.add_rename_args, commands.cmd_rename),
     Subcommand("note", "add a note to a study (tunesmith show lists them)", commands.add_note_args,
                commands.cmd_note),
+    Subcommand("tell", "end paused trials for good (--state pruned or failed), as study.tell(n, state=...)",
+               commands.add_tell_args, commands.cmd_tell),
     Subcommand("import", "create a study from a file that tunesmith export --format json wrote",
                commands.add_import_args, commands.cmd_import),
 ]
@@ -131,6 +133,7 @@ EXAMPLES = {
     "copy": "tunesmith copy svm svm-backup --to-storage sqlite:///backup.db",
     "rename": "tunesmith rename svm svm-2026",
     "note": "tunesmith note svm 'stopped: the learning rate range was wrong'",
+    "tell": "tunesmith tell svm 12 14 --state pruned --storage sqlite:///svm.db",
     "import": "tunesmith import svm.json svm-copy --storage sqlite:///other.db",
 }
 

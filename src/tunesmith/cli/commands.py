@@ -793,6 +793,32 @@ def cmd_note(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_tell_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the study's name")
+    p.add_argument("numbers", nargs="+", type=int, metavar="N", help="the paused trials to end")
+    p.add_argument("--state", required=True, choices=("pruned", "failed"),
+                   help="how they end (as study.tell(n, state=...)): pruned keeps their reports as a stopped "
+                        "run's, failed records them as errors")
+    add_storage_arg(p)
+
+
+def cmd_tell(args: argparse.Namespace) -> int:
+    """End paused trials for good (one whose checkpoint cannot resume, say): a study file's user has no
+    Python session to call ``study.tell(n, state='pruned')`` in."""
+    study = _load(args.name, args.storage, write=True)
+    states = {t.number: t.state for t in study.trials}
+    for n in args.numbers:
+        if states.get(n) is not TrialState.PAUSED:
+            what = "no such trial" if n not in states else f"it is {states[n].value}"
+            raise ValueError(f"trial {n} of study {study.name!r}: {what}; tunesmith tell ends paused trials "
+                             "(tunesmith show lists them), its objective or a worker ends the others")
+    for n in args.numbers:
+        study.tell(n, state=args.state, error="ended by tunesmith tell" if args.state == "failed" else None)
+    print(f"study {study.name!r}: {plural(len(args.numbers), 'paused trial')} {args.state}: "
+          f"{', '.join(map(str, args.numbers))}")
+    return 0
+
+
 def _fill(pairs: list[str]) -> dict[str, Any]:
     """``--fill NAME=VALUE`` as a dict, each value read as YAML reads it (0.0, adam, true)."""
     out = {}

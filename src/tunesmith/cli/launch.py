@@ -12,13 +12,15 @@ import errno
 import functools
 import multiprocessing as mp
 import os
+import re
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import STOPPING_SIGNALS, StudyNotFound, Terminated
+from ..exceptions import STOPPING_SIGNALS, ResumeRefused, StudyNotFound, Terminated
 from ..execution import runs_in_processes
 from ..storage import Storage, make_storage
 from ..study import Study
@@ -184,6 +186,8 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
     try:  # a signal as the handlers are set is handled as one during optimize: all put back after
         _take_signals(on_signal, previous)
         study.optimize(objective, **options)
+    except ResumeRefused as exc:  # its advice is a Python call: the command that does it instead
+        raise ResumeRefused(tell_as_command(str(exc), study)) from None
     except KeyboardInterrupt:  # landed outside optimize's own handling
         stopped_by.append(signal.SIGINT)
     except OSError as exc:  # the progress bar or a log line met the terminal that closed (SIGHUP): the signal says it
@@ -197,6 +201,14 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
     if not stopped_by and raised.value:  # the objective's own KeyboardInterrupt stopped the run, as a Ctrl-C
         stopped_by.append(signal.SIGINT)
     return 128 + stopped_by[0] if stopped_by else 0
+
+
+def tell_as_command(message: str, study: Study) -> str:
+    """``message`` with its advice ``study.tell(N, state='pruned')`` as the ``tunesmith tell`` command."""
+    url = study.storage.display_url
+    where = shlex.join(["--storage", url]) + (" (with the password in place of ***)" if "***" in url else "")
+    return re.sub(r"study\.tell\((\d+), state='pruned'\)",
+                  lambda m: f"`tunesmith tell {shlex.quote(study.name)} {m[1]} --state pruned {where}`", message)
 
 
 class _Flag:

@@ -168,6 +168,7 @@ class MLflowCallback:
                                    limit=1000) if _of_study(r, study)]  # fmt: skip
         tagged = [r for r in runs if ID_TAG in r.data.tags or not _id_tag(study)]
         if tagged or len(runs) <= 1:
+            self._tag_as_study(study, [] if tagged else runs)
             return (tagged or runs or [None])[0]
         warnings.warn(f"MLflowCallback: study {study.name!r} has {len(runs)} parent runs without the {ID_TAG!r} tag "
                       f"(logged by an earlier tunesmith) that started once it existed, so none is taken: its trials are "
@@ -189,8 +190,15 @@ class MLflowCallback:
         runs = {**{n: found[0] for n, found in untagged.items() if len(found) == 1}, **tagged}
         self._warn_untagged(study, sum(n not in tagged and len(found) == 1 for n, found in untagged.items()),
                             sorted(n for n, found in untagged.items() if n not in tagged and len(found) > 1))
+        self._tag_as_study(study, [run for n, run in runs.items() if n not in tagged])
         self._runs[_key(study)] = {number: run.info.run_id for number, run in runs.items()}
         return runs
+
+    def _tag_as_study(self, study: Any, runs: list[Any]) -> None:
+        """Give the runs taken without the study's id tag that tag, so that a later session finds them as the
+        study's at once (and does not warn about them again)."""
+        for run in runs:
+            self.client.set_tag(run.info.run_id, ID_TAG, _id_tag(study)[ID_TAG])
 
     def _warn_untagged(self, study: Any, matched: int, ambiguous: list[int]) -> None:
         """Warn once per study how many of its trials' runs were matched without the study's id tag (logged
@@ -200,7 +208,7 @@ class MLflowCallback:
         self._warned.add(_key(study))
         parts = [f"{matched} run(s) of study {study.name!r} carry no {ID_TAG!r} tag (logged by an earlier "
                  "tunesmith) and were taken as its trials' runs, as the only runs of their trial numbers that "
-                 "started once the study existed"] if matched else []
+                 "started once the study existed; they are given the tag now"] if matched else []
         if ambiguous:
             parts.append(f"trial(s) {ambiguous[:10]}{'...' if len(ambiguous) > 10 else ''} of study {study.name!r} "
                          "each have several such runs (studies of one name, made again), so none of them is "

@@ -101,7 +101,8 @@ def _from_history(h: Any) -> dict[str, Any]:
     return {"val": val, "train": [(r.index + 1, r.train_loss) for r in h.records],
             "best": None if h.best_index is None else h.best_index + 1,
             "stop": len(h.records) if h.stopped_early else None,
-            "overfit": _overfit_steps(at, [r.index + 1 for r in h.records]), "overfit_at": at, "so_far": False,
+            "overfit": _overfit_steps(at, [r.index + 1 for r in h.records]), "overfit_at": at,
+            "so_far": not (getattr(h, "finished", True) or h.stopped_early),
             "pruned": False, "losses": True, "unit": _unit([r.epoch for r in h.records])}
 
 

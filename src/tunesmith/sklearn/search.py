@@ -286,14 +286,14 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
                 taken.extend([stored] if stored is not None else [])
                 return {**marks, "worker": me, "holders": [me], "since": now}
             held = _holders(stored)
-            if {k: _as_marks(stored).get(k) for k in marks} != marks or me in held or study.trials:
+            if {k: _as_marks(stored, study).get(k) for k in marks} != marks or me in held or study.trials:
                 return stored
             return {**stored, "holders": [*held, me], "since": now}  # a fit on the same data relies on it too
 
         stored = change_setting(study, CLAIM_KEY, change)
         if taken:
             logger.warning("study %r: %s", study.name, _taken_over(taken[0], now))
-        claimed = _as_marks(stored)
+        claimed = _as_marks(stored, study)
         if {k: claimed.get(k) for k in marks} != marks:
             self._resumable(study, X, y, folds, cv, fit_params, recorded=[claimed])
         return {**stored, "worker": me} if me in _holders(stored) else None
@@ -777,11 +777,21 @@ def _claimed(study: Study) -> list[Mapping[str, Any]]:
     fit it refuses is refused before it opens the study, and records nothing there): none where none
     is stored or it is stale."""
     claim = study.storage.get_study(study.name).config.get(CLAIM_KEY)
-    return [] if claim is None or _stale_claim(study, claim) else [_as_marks(claim)]
+    return [] if claim is None or _stale_claim(study, claim) else [_as_marks(claim, study)]
 
 
-def _as_marks(claim: Any) -> Mapping[str, Any]:
-    return claim if isinstance(claim, Mapping) else {DATA_ATTR: repr(claim)}  # changed by hand
+def _as_marks(claim: Any, study: Study) -> Mapping[str, Any]:
+    """A search claim that no stale check took over: the mapping a fit stores, or refused. Another program
+    that wrote text, a list or a number there over a study holding trials (whose own marks say what it was
+    searched on) made every fit fail as "searched on other data or folds"."""
+    if isinstance(claim, Mapping):
+        return claim
+    raise ValueError(
+        f"study {study.name!r} in {study.storage.display_url}: its search claim (the study setting "
+        f"{CLAIM_KEY!r}) is {type(claim).__name__} data, not the mapping TunedSearchCV stores; another program "
+        "changed it. Its trials record what it was searched on, so the claim may go: run `from "
+        "tunesmith.study.manage import DROP, change_setting; change_setting(ts.load_study(NAME, STORAGE), "
+        f"{CLAIM_KEY!r}, lambda stored: DROP)` and fit again")
 
 
 #: seconds after which a search claim over a study that still holds no trial is taken over, where its fits

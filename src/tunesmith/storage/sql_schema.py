@@ -351,6 +351,14 @@ def _text(column: str, v: Any) -> str | None:
     return v
 
 
+def _step(key: str) -> int:
+    """A stored report's step, as tunesmith writes it: ASCII digits without a leading zero. int() also
+    took " 1", "+1", "-5", "1_0" and other scripts' digits, steps no report() writes."""
+    if not (key.isascii() and key.isdigit() and (key == "0" or key[0] != "0")):
+        raise _BadColumn("intermediate", f"holds the step {_short(key)}, not an integer >= 0 as tunesmith writes it")
+    return int(key)
+
+
 def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
     if not _numbered(r):
         raise _BadColumn("number", f"holds {type(r[1]).__name__} {_short(r[1])}, not an integer")
@@ -365,8 +373,8 @@ def _decode(r: Sequence[Any], head: bool = False) -> FrozenTrial:
                            completed=_number("completed", r[10]), trial_id=r[0])
     params = _json_object("params", r[3])
     raw = _json_object("intermediate", r[5])
-    intermediate = _column("intermediate", lambda: {int(k): float(v) for k, v in raw.items()})
-    if intermediate and not (-(2**63) <= min(intermediate) and max(intermediate) < 2**63):
+    intermediate = _column("intermediate", lambda: {_step(k): float(v) for k, v in raw.items()})
+    if intermediate and not max(intermediate) < 2**63:
         raise _BadColumn("intermediate", "holds a step out of the 64-bit range")
     attrs = _json_object("attrs", r[6])
     system_data = _json_object("system", r[12])

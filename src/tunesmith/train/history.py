@@ -66,12 +66,14 @@ class History:
     whose losses only fluctuate) turns the live flag on in a quarter to a third of
     runs of 50 validations (in nine of ten without the noise condition); a new best
     turns it off again in about half of them, and the summary reports about one in six.
+    ``finished``: the run is over (``Trainer.fit`` returned); until then its summary is of the run so far.
     """
 
     records: list[EvalRecord] = dataclasses.field(default_factory=list)
     best_loss: float = math.inf
     best_index: int | None = None
     stopped_early: bool = False
+    finished: bool = False
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     gap_smoothing: float = GAP_SMOOTHING

@@ -189,7 +189,7 @@ def _history_ok(history: Any) -> bool:
     if not (all(_record_ok(r) for r in records) and _number(history.get("best_loss", 0.0))
             and (best is None or (_count(best) and best < len(records)))  # History.best reads records[best]
             and all(history.get(k) is None or isinstance(history[k], str) for k in ("best_checkpoint", "last_checkpoint"))
-            and isinstance(history.get("stopped_early", False), bool)):
+            and all(isinstance(history.get(k, False), bool) for k in ("stopped_early", "finished"))):
         return False
     try:
         History.from_dict(dict(history))

@@ -163,6 +163,7 @@ class Trainer:
             self._run_epoch(loader, val)
         if cfg.restore_best:
             self._restore_best()
+        self.history.finished = True
         return self.history
 
     def _warn_schedule_never_decays(self) -> None:
@@ -499,7 +500,8 @@ class Trainer:
             "acc": list(self._acc),
             "bad": self._bad,
             "ref": self._ref,
-            "history": self.history.to_dict(),
+            # mid-run, so never finished: left out, the checkpoint reads in a tunesmith before History.finished
+            "history": {k: v for k, v in self.history.to_dict().items() if k != "finished"},
             "rng": ckpt.rng_state(),
             "config": self.config.to_dict(),
             "hypergrad": None if self.hyper is None else self.hyper.state_dict(),
