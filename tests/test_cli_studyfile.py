@@ -554,6 +554,26 @@ def test_a_script_objective_pickles_by_reference_and_hides_no_module(tmp_path: P
         monkeypatch.delitem(sys.modules, name)
 
 
+def test_a_script_named_as_an_installed_module_not_yet_imported_hides_it_not(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``scipy.py`` objective was registered as ``scipy``: the bayes sampler's later ``import
+    scipy.special`` failed ("'scipy' is not a package"). An installed package, imported after the script."""
+    site = tmp_path / "site"
+    (site / "installedpkg_sec6").mkdir(parents=True)
+    (site / "installedpkg_sec6" / "__init__.py").write_text("REAL = True\n")
+    (site / "installedpkg_sec6" / "part.py").write_text("PART = 1\n")
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    (tmp_path / "installedpkg_sec6.py").write_text(OBJ)
+    fn = load_objective("installedpkg_sec6.py:f", tmp_path)
+    assert fn(SimpleNamespace(params={"x": 0.25})) == 0.0
+    assert fn.__module__ == "tunesmith_objective_installedpkg_sec6"
+    from installedpkg_sec6 import part  # type: ignore[import-not-found]
+
+    assert part.PART == 1 and sys.modules["installedpkg_sec6"].REAL
+    for name in ("installedpkg_sec6", "installedpkg_sec6.part", "tunesmith_objective_installedpkg_sec6"):
+        monkeypatch.delitem(sys.modules, name)
+
+
 def test_a_json_study_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "obj.py").write_text(OBJ)
     db = f"sqlite:///{tmp_path / 'j.db'}"

@@ -360,11 +360,24 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
 
 
 def _module_name(path: Path) -> str:
-    """The script's own name, unless that would hide a real module (``json.py``)."""
+    """The script's own name, unless that would hide a real module: one imported (``json.py``) or one
+    installed and not yet imported (a ``scipy.py`` objective was scipy for the rest of the process,
+    and the bayes sampler's ``import scipy.special`` failed: "'scipy' is not a package")."""
     current = sys.modules.get(path.stem)
-    if current is None or "__tunesmith_file__" in current.__dict__:
+    if current is None and not _installed_elsewhere(path):
+        return path.stem
+    if current is not None and "__tunesmith_file__" in current.__dict__:
         return path.stem
     return f"tunesmith_objective_{path.stem}"
+
+
+def _installed_elsewhere(path: Path) -> bool:
+    """Whether ``import <path's stem>`` would find a module other than the script itself."""
+    try:
+        spec = importlib.util.find_spec(path.stem)
+    except (ImportError, ValueError):  # a stem with dots whose first part is no package, or no name
+        return False
+    return spec is not None and (spec.origin is None or Path(spec.origin).resolve() != path)
 
 
 def _importable(*folders: Path) -> None:
