@@ -135,6 +135,10 @@ def test_the_export_check_opens_before_it_looks_so_a_fifo_never_blocks(
         # before: refused by the study after its database file was created, naming no file
         ("requeue_failed: true", "grace_period and requeue_failed need heartbeats"),
         ("heartbeat_interval: 5\ngrace_period: 5", "grace_period (5) must be longer than heartbeat_interval (5)"),
+        # YAML 1.1 reads a float without a dot and a signed exponent as text: "got '1e3'" looked like a number
+        ("timeout: 1e3", "got '1e3' (YAML reads 1e3 as text, not a number: write 1000)"),
+        ("heartbeat_interval: 1e-05", "got '1e-05' (YAML reads 1e-05 as text, not a number: write 1.0e-05)"),
+        ("n_trials: 2e2", "n_trials must be an integer >= 0, got '2e2' (YAML reads 2e2 as text, not a number: write 200)"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:

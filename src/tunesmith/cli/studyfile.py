@@ -182,7 +182,8 @@ class StudyFile:
                     Direction.parse(given)
                 except ValueError as exc:
                     raise StudyFileError(f"{source}: {exc}") from None
-            raise StudyFileError(f"{source}: {(names or {}).get(key, key)} {problem}, got {given!r}{hint}")
+            raise StudyFileError(f"{source}: {(names or {}).get(key, key)} {problem}, got {given!r}{hint}"
+                                 f"{_yaml_text_number(given)}")
         try:  # before the storage is opened (a database file was created, then the study refused)
             HeartbeatConfig.build(self.heartbeat_interval, self.grace_period, self.requeue_failed)
         except (ValueError, TypeError) as exc:
@@ -297,6 +298,22 @@ def _is_ray_address(value: Any) -> bool:
     from ..execution.ray import is_cluster_address
 
     return is_cluster_address(value)
+
+
+def _yaml_text_number(value: Any) -> str:
+    """A hint for a number YAML read as text: its floats need a dot and a signed exponent (``1e3``,
+    ``1.0e5`` are text; the error said "got '1e3'", which looks like a number)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    written = str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
+    mantissa, e, exponent = written.partition("e")
+    if e and "." not in mantissa:
+        written = f"{mantissa}.0e{exponent}"
+    return f" (YAML reads {value} as text, not a number: write {written})"
 
 
 def _value_problems(sf: StudyFile) -> list[tuple[str, str]]:
