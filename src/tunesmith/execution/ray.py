@@ -325,10 +325,10 @@ def keep_token_private() -> None:
 
 
 def _write_token(path: Path) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # written meanwhile by another process starting Ray
+    except OSError:  # written meanwhile by another process starting Ray, or a home not writable: Ray's to say
         return
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32))  # Ray's own kind of token: 256 bits as hex
