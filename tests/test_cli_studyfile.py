@@ -135,6 +135,10 @@ def test_the_export_check_opens_before_it_looks_so_a_fifo_never_blocks(
         # before: refused by the study after its database file was created, naming no file
         ("requeue_failed: true", "grace_period and requeue_failed need heartbeats"),
         ("heartbeat_interval: 5\ngrace_period: 5", "grace_period (5) must be longer than heartbeat_interval (5)"),
+        # YAML 1.1 reads a float without a dot and a signed exponent as text: "got '1e3'" looked like a number
+        ("timeout: 1e3", "got '1e3' (YAML reads 1e3 as text, not a number: write 1000)"),
+        ("heartbeat_interval: 1e-05", "got '1e-05' (YAML reads 1e-05 as text, not a number: write 1.0e-05)"),
+        ("n_trials: 2e2", "n_trials must be an integer >= 0, got '2e2' (YAML reads 2e2 as text, not a number: write 200)"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:
@@ -580,6 +584,26 @@ def test_a_script_objective_pickles_by_reference_and_hides_no_module(tmp_path: P
     shadow = load_objective("json.py:f", tmp_path)
     assert sys.modules["json"] is json and shadow.__module__ == "tunesmith_objective_json"
     for name in ("picklable_obj_cli", "tunesmith_objective_json"):
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_a_script_named_as_an_installed_module_not_yet_imported_hides_it_not(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``scipy.py`` objective was registered as ``scipy``: the bayes sampler's later ``import
+    scipy.special`` failed ("'scipy' is not a package"). An installed package, imported after the script."""
+    site = tmp_path / "site"
+    (site / "installedpkg_sec6").mkdir(parents=True)
+    (site / "installedpkg_sec6" / "__init__.py").write_text("REAL = True\n")
+    (site / "installedpkg_sec6" / "part.py").write_text("PART = 1\n")
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    (tmp_path / "installedpkg_sec6.py").write_text(OBJ)
+    fn = load_objective("installedpkg_sec6.py:f", tmp_path)
+    assert fn(SimpleNamespace(params={"x": 0.25})) == 0.0
+    assert fn.__module__ == "tunesmith_objective_installedpkg_sec6"
+    from installedpkg_sec6 import part  # type: ignore[import-not-found]
+
+    assert part.PART == 1 and sys.modules["installedpkg_sec6"].REAL
+    for name in ("installedpkg_sec6", "installedpkg_sec6.part", "tunesmith_objective_installedpkg_sec6"):
         monkeypatch.delitem(sys.modules, name)
 
 

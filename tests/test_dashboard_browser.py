@@ -168,6 +168,31 @@ def _a_wrong_name_gets_the_404_page(page: Any, base: str) -> None:
     page.screenshot(path=str(ARTIFACTS / "dashboard-404.png"))
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/net/tcp"),
+                    reason="a client of another user: root starts it (setuid); Linux's socket tables")
+def test_another_user_of_the_machine_cannot_read_the_dashboard(served: tuple[str, str],
+                                                               subprocess_env: dict[str, str]) -> None:
+    """On loopback, any user of the machine read every study (the database file may be the owner's
+    alone) and the write forms' token, so with --allow-writes they could delete studies."""
+    base, _ = served
+    port = base.rsplit(":", 1)[1]
+    code = ("import encodings.idna, os, socket, sys\n"  # raw, all imported first: nobody cannot read this Python
+            "os.setgid(65534); os.setuid(65534)\n"
+            "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20)\n"
+            "s.sendall(b'GET /api/studies HTTP/1.1\\r\\nHost: 127.0.0.1:' + sys.argv[1].encode() + "
+            "b'\\r\\nConnection: close\\r\\n\\r\\n')\n"
+            "data = b''\n"
+            "while chunk := s.recv(65536):\n"
+            "    data += chunk\n"
+            "head, _, body = data.partition(b'\\r\\n\\r\\n')\n"
+            "print(head.split()[1].decode(), body.decode()[:200])\n")
+    other = subprocess.run([sys.executable, "-c", code, port], env=subprocess_env, capture_output=True, text=True,
+                           timeout=60, cwd="/")
+    assert other.stdout.startswith("403 this dashboard answers the user who started it only"), other.stdout + other.stderr
+    with urllib.request.urlopen(base + "/api/studies", timeout=20) as mine:  # its own user (root: any) still reads
+        assert json.loads(mine.read())["studies"][0]["name"] == "live"
+
+
 @pytest.mark.slow
 def test_the_server_survives_parallel_reads_while_a_worker_writes(served: tuple[str, str]) -> None:
     """The server's threads read one storage at once while a worker adds trials: every answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -885,3 +886,51 @@ def test_ray_actors_open_sqlite_with_the_urls_synchronous(ray_local: Any, tmp_pa
     study.optimize(_synchronous, n_trials=2, n_jobs=2, executor="ray")
     assert [t.value for t in study.trials] == [2.0, 2.0]
     assert all(t.worker and t.worker.split(":")[1] != str(os.getpid()) for t in study.trials)  # read in the actors
+
+
+def test_a_private_instance_s_token_is_readable_by_this_user_alone(tmp_path: Path,
+                                                                   subprocess_env: dict[str, str]) -> None:
+    """Ray turns token authentication on for a private instance and wrote a missing token to
+    ~/.ray/auth_token with the umask's mode (0644 in a 0755 folder): any user of the machine could read
+    it, connect to the instance on 127.0.0.1 and run code as this user."""
+    pytest.importorskip("ray")
+    from ray_util import pids_under, quiet_home, short_tmp
+
+    temp = short_tmp("tstok")
+    home = Path(quiet_home(temp))
+    (tmp_path / "obj.py").write_text("def f(trial):\n    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text(f"objective: obj.py:f\nstorage: sqlite:///{tmp_path / 'r.db'}\n"
+                                     "space: {x: {type: float, low: 0, high: 1}}\n")
+    env = {**subprocess_env, "HOME": str(home), "RAY_TMPDIR": str(temp)}
+    env.pop("RAY_AUTH_MODE")  # Ray's own default: token authentication, as a user gets it
+    try:
+        done = subprocess.run([sys.executable, "-m", "tunesmith", "run", str(tmp_path / "s.yaml"), "--n-trials", "2",
+                               "--executor", "ray", "--no-progress"],
+                              env=env, capture_output=True, text=True, timeout=240, umask=0o022)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "2 trials run now" in done.stdout
+        token = home / ".ray" / "auth_token"
+        assert oct(token.stat().st_mode & 0o777) == "0o600" and oct(token.parent.stat().st_mode & 0o777) == "0o700"
+        assert len(token.read_text()) == 64
+    finally:
+        for pid in pids_under(temp):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_token_others_may_read_is_made_private_before_a_private_instance(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from tunesmith.execution.ray import keep_token_private
+
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir(mode=0o755)
+    token.write_text("a" * 64)
+    token.chmod(0o644)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # tokens unused: left as they are
+    keep_token_private()
+    assert token.stat().st_mode & 0o777 == 0o644
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    keep_token_private()
+    assert token.stat().st_mode & 0o777 == 0o600 and token.read_text() == "a" * 64
+    assert f"Ray's token {token} could be read by other users (mode 644)" in caplog.text

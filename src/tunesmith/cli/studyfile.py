@@ -182,7 +182,8 @@ class StudyFile:
                     Direction.parse(given)
                 except ValueError as exc:
                     raise StudyFileError(f"{source}: {exc}") from None
-            raise StudyFileError(f"{source}: {(names or {}).get(key, key)} {problem}, got {given!r}{hint}")
+            raise StudyFileError(f"{source}: {(names or {}).get(key, key)} {problem}, got {given!r}{hint}"
+                                 f"{_yaml_text_number(given)}")
         try:  # before the storage is opened (a database file was created, then the study refused)
             HeartbeatConfig.build(self.heartbeat_interval, self.grace_period, self.requeue_failed)
         except (ValueError, TypeError) as exc:
@@ -299,6 +300,22 @@ def _is_ray_address(value: Any) -> bool:
     return is_cluster_address(value)
 
 
+def _yaml_text_number(value: Any) -> str:
+    """A hint for a number YAML read as text: its floats need a dot and a signed exponent (``1e3``,
+    ``1.0e5`` are text; the error said "got '1e3'", which looks like a number)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    written = str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
+    mantissa, e, exponent = written.partition("e")
+    if e and "." not in mantissa:
+        written = f"{mantissa}.0e{exponent}"
+    return f" (YAML reads {value} as text, not a number: write {written})"
+
+
 def _value_problems(sf: StudyFile) -> list[tuple[str, str]]:
     """(key, what is wrong) for each given value of the wrong type."""
     out = []
@@ -360,11 +377,24 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
 
 
 def _module_name(path: Path) -> str:
-    """The script's own name, unless that would hide a real module (``json.py``)."""
+    """The script's own name, unless that would hide a real module: one imported (``json.py``) or one
+    installed and not yet imported (a ``scipy.py`` objective was scipy for the rest of the process,
+    and the bayes sampler's ``import scipy.special`` failed: "'scipy' is not a package")."""
     current = sys.modules.get(path.stem)
-    if current is None or "__tunesmith_file__" in current.__dict__:
+    if current is None and not _installed_elsewhere(path):
+        return path.stem
+    if current is not None and "__tunesmith_file__" in current.__dict__:
         return path.stem
     return f"tunesmith_objective_{path.stem}"
+
+
+def _installed_elsewhere(path: Path) -> bool:
+    """Whether ``import <path's stem>`` would find a module other than the script itself."""
+    try:
+        spec = importlib.util.find_spec(path.stem)
+    except (ImportError, ValueError):  # a stem with dots whose first part is no package, or no name
+        return False
+    return spec is not None and (spec.origin is None or Path(spec.origin).resolve() != path)
 
 
 def _importable(*folders: Path) -> None:

@@ -11,6 +11,7 @@ JSON: ``/api/studies``, ``/api/studies/{name}``, ``/api/studies/{name}/changes?s
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from ..trial import FrozenTrial, TrialState, as_count, json_finite
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
-from .server import is_loopback
+from .server import is_loopback, peer_uid
 from .writes import WRITE_ROUTES
 
 MAX_PAGE = 500  # rows one trials request returns at most
@@ -166,7 +167,21 @@ class _LoopbackNamesOnly:
                         "to reach it from other machines, start it with --host 0.0.0.0")
                 await PlainTextResponse(text, 421)(scope, receive, send)
                 return
+            uid = _client_uid(scope)
+            if uid is not None and uid not in (os.getuid(), 0):
+                text = ("this dashboard answers the user who started it only: another user of this machine could "
+                        "read every study (and, with --allow-writes, change and delete them)")
+                await PlainTextResponse(text, 403)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+def _client_uid(scope: Any) -> int | None:
+    """The user id of a loopback client (Linux), else None: any user of the machine could connect."""
+    client, server = scope.get("client"), scope.get("server")
+    if not hasattr(os, "getuid") or not client or not server or not is_loopback(str(client[0])):
+        return None
+    return peer_uid((client[0], client[1]), (server[0], server[1]))
 
 
 def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:

@@ -70,6 +70,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def peer_uid(client: tuple[str, int], server: tuple[str, int]) -> int | None:
+    """The user id of the process at the other end of a loopback TCP connection (``client`` to
+    ``server``, each (address, port)), from Linux's socket tables; None where they cannot be read or
+    do not hold it (another system, the connection gone)."""
+    try:
+        family = ipaddress.ip_address(client[0]).version
+        want = (_proc_address(client), _proc_address(server))
+        with open(f"/proc/net/tcp{'6' if family == 6 else ''}", encoding="ascii") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 7 and (fields[1], fields[2]) == want:
+                    return int(fields[7])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _proc_address(address: tuple[str, int]) -> str:
+    """``host:port`` as /proc/net/tcp writes it: the address's 32-bit words in the machine's order
+    (little-endian, as every Linux machine the tables were read on), the port in hex."""
+    ip = ipaddress.ip_address(address[0]).packed
+    words = "".join(ip[i:i + 4][::-1].hex() for i in range(0, len(ip), 4))
+    return f"{words.upper()}:{address[1]:04X}"
+
+
 def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, allow_writes: bool = False,
           poll_seconds: float = 2.0, out: TextIO | None = None) -> int | None:
     """Serve the dashboard of ``storage`` on ``host:port`` until interrupted: Ctrl-C or SIGTERM, or

@@ -22,10 +22,13 @@ import contextlib
 import logging
 import math
 import os
+import secrets
 import socket
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
@@ -210,6 +213,8 @@ class RayExecutor(Executor):
         host = (address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
         if host.startswith("127."):  # a cluster on loopback: keep this driver on it too
             kwargs.setdefault("_node_ip_address", host)
+        if not address:
+            keep_token_private()
         ray.init(address=address or "local", **kwargs)
         return True
 
@@ -292,6 +297,41 @@ def env_address() -> str | None:
     if address:
         logger.info("Ray cluster from RAY_ADDRESS: %s", address)
     return address
+
+
+def keep_token_private() -> None:
+    """Before a private instance starts. Ray turns token authentication on for it and, when the user
+    has no token, writes one to ``~/.ray/auth_token`` with the umask's mode (0644 in a 0755 folder):
+    another user of the machine who read it could connect to the instance on 127.0.0.1 and run code
+    as this user. The token is written here first, 0600 (its folder, when new, 0700), as Ray would
+    write it; a token of this user's that others may read is made 0600, said."""
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token" or os.environ.get("RAY_AUTH_TOKEN") \
+            or not hasattr(os, "getuid"):
+        return
+    custom = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    path = Path(custom) if custom else Path.home() / ".ray" / "auth_token"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if not custom:
+            _write_token(path)
+        return
+    except OSError:
+        return
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        path.chmod(stat.S_IMODE(st.st_mode) & 0o700)
+        logger.warning("Ray's token %s could be read by other users (mode %o), and with it they could run code "
+                       "through your Ray instances: made it 0600", path, stat.S_IMODE(st.st_mode))
+
+
+def _write_token(path: Path) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # written meanwhile by another process starting Ray, or a home not writable: Ray's to say
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))  # Ray's own kind of token: 256 bits as hex
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
