@@ -26,8 +26,8 @@ import json
 import statistics
 
 import numpy as np
-
 from bench_overfit_candidates import record
+
 from tunesmith.train import history as hist
 
 
