@@ -113,8 +113,8 @@ def plateau(rng: np.random.Generator, n: int, s: float, kind: str) -> tuple[list
     return list(0.30 + drift + rng.normal(0, s / 4, n)), list(0.35 + drift + rng.normal(0, s, n))
 
 
-def record(which: str, path: str) -> None:
-    """Train the wide MLP and the linear model on 150 samples for 8 seeds; store their losses."""
+def record(which: str, path: str | None, seeds: range = range(8)) -> list[dict[str, list[list[float]]]]:
+    """Train the wide MLP and the linear model on 150 samples for each seed; their losses (stored at ``path``)."""
     import torch
     from sklearn.datasets import load_breast_cancer, load_digits
 
@@ -136,7 +136,7 @@ def record(which: str, path: str) -> None:
     d, k = xs.shape[1], int(y.max()) + 1
     cfg = TrainConfig(epochs=30, batch_size=32, lr=3e-3)
     out = []
-    for seed in range(8):
+    for seed in seeds:
         runs = {}
         for name, model in (("mlp", lambda: torch.nn.Sequential(
                 torch.nn.Linear(d, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU(),
@@ -145,8 +145,10 @@ def record(which: str, path: str) -> None:
             h = Trainer(model(), cfg).fit(train, val)
             runs[name] = [h.train_losses, [float(v) for v in h.val_losses if v is not None]]
         out.append(runs)
-    with open(path, "w") as f:
-        json.dump(out, f)
+    if path is not None:
+        with open(path, "w") as f:
+            json.dump(out, f)
+    return out
 
 
 def report(rules: list[str], curves: str, runs: int, seed: int, kind: str, levels: list[float]) -> None:
@@ -171,6 +173,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--record", choices=("digits", "breast_cancer"), help="train and store the curves, then stop")
     parser.add_argument("--curves", default="overfit_curves.json", help="the recorded curves' file")
+    parser.add_argument("--net-seeds", type=int, nargs=2, default=[0, 8], metavar=("FROM", "TO"),
+                        help="the torch seeds --record trains (FROM up to TO, not included)")
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--runs", type=int, default=300, help="plateau runs per setting")
     parser.add_argument("--seed", type=int, default=1, help="the plateaus' random seed")
@@ -182,7 +186,7 @@ def main() -> None:
     global SUMMARY
     SUMMARY = args.summary
     if args.record:
-        record(args.record, args.curves)
+        record(args.record, args.curves, range(*args.net_seeds))
     else:
         report(args.rules, args.curves, args.runs, args.seed, args.kind, args.s)
 

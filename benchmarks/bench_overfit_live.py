@@ -2,9 +2,11 @@
 
 Live rules replayed on the same losses (benchmarks/LOG.md, sig3 pass):
 
-- momentary: the signal's test at that validation alone (:meth:`History.overfits`), the flag before sig3;
+- momentary: the signal's test at that validation alone (:meth:`History.overfits`, since sig4 at the bar
+  of 2 x the noise that the trainer's flag needs at two validations in a row);
 - sticky: the summary's rule on the run so far (:meth:`History.live_flag`): on from the first firing
-  after the best validation so far until a new best, the trainer's flag;
+  after the best validation so far until a new best, the trainer's flag (since sig4 a firing needs
+  two rises in a row, or one with a training loss still falling: benchmarks/LOG.md);
 - confirm3: sticky, but on only once 3 more validations passed without a new best.
 
 Plateaus as in bench_overfit_signal.py (training loss 0.30 + N(0, s/4), validation loss 0.35 + N(0, s)):

@@ -1,87 +1,101 @@
 """How often the trainer's overfitting signal fires on noise, and where it fires on real overfitting.
 
-Plateaus: training loss 0.30 + N(0, s/4), validation loss 0.35 + N(0, s) for 20 and 50
-validations (no trend in either): the share of runs whose summary (``overfit_at``) reports
-overfitting. Real overfitting: a 64-512-512-10 MLP on 150 digits (validation on 500, Adam 3e-3, batch 32, 30 epochs), per
-seed, the record of its best validation loss and the signal's ``overfit_at``; a linear model
-on the same data should never fire. ``--noise 0`` replays the runs without the noise condition;
-``--summary first`` replays the earlier summary (``overfit_at`` from the first firing, also one
-before the best validation) instead of the first firing after the best.
+Each run's losses are replayed through the trainer's records (:meth:`History.live_flag` at each
+validation, the best tracked as the trainer does), so the benchmark reads what a user sees: the live
+flag (``tunesmith show``, the dashboard) at every validation, and the run's summary (``overfit_at``).
+
+Plateaus: training loss 0.30 + N(0, s/4), validation loss 0.35 + N(0, s) for 20 and 50 validations
+(no trend in either). Per cell: the share of runs whose summary reports overfitting, the share whose
+live flag came on at any validation (each a false alarm, also one that a new best turned off again),
+the share whose flag came on and went off again, and the mean share of validations flagged.
+Real overfitting: a 64-512-512-10 MLP on 150 digits (validation on 500, Adam 3e-3, batch 32,
+30 epochs), trained per seed (``--net-seeds``), or curves recorded by ``bench_overfit_candidates.py
+--record`` (``--curves``); per seed (best validation, ``overfit_at``, first live flag after the best),
+per family the seeds detected, the median delay (first flag after the best - best; never = 30 - best)
+and the seeds flagged before their best. A linear model on the same data should never be flagged.
+``--noise 0`` replays the runs without the noise condition.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_overfit_signal.py --runs 300 --seed 1
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_overfit_signal.py --seed 4 --curves cancer.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 
 import numpy as np
+from bench_overfit_candidates import record
 
 from tunesmith.train import history as hist
 
-SUMMARY = "after_best"
 
-
-def overfit_at(train: list[float], val: list[float]) -> int | None:
-    """The signal of a run that recorded these losses (its best validation tracked as the trainer does)."""
+def replay(train: list[float], val: list[float]) -> hist.History:
+    """The trainer's records of a run with these losses: each record's flag is the live flag."""
     h = hist.History()
     for i, (t, v) in enumerate(zip(train, val, strict=True)):
-        fired, improved = h.overfits(t, v), v < h.best_loss
+        improved = v < h.best_loss
         h.records.append(hist.EvalRecord(index=i, epoch=i + 1, step=i + 1, train_loss=t, val_loss=v, metrics={},
-                                         lr=0.01, samples_per_s=1.0, seconds=1.0, improved=improved, overfitting=fired))
+                                         lr=0.01, samples_per_s=1.0, seconds=1.0, improved=improved,
+                                         overfitting=h.live_flag(t, v, improved)))
         if improved:
             h.best_loss, h.best_index = v, i
-    if SUMMARY == "first":
-        return hist.overfit_start([r.index for r in h.records if r.overfitting], None, h.overfit_patience)
-    return h.overfit_at
+    return h
 
 
-def plateaus(runs: int, seed: int) -> None:
+def plateaus(runs: int, seed: int, levels: list[float]) -> None:
     rng = np.random.default_rng(seed)
     for n in (20, 50):
-        for s in (0.005, 0.02):
-            fired = sum(overfit_at(list(0.30 + rng.normal(0, s / 4, n)), list(0.35 + rng.normal(0, s, n))) is not None
-                        for _ in range(runs))
-            print(f"plateau of {n} validations, s={s}: fired in {fired}/{runs} = {fired / runs:.2f}", flush=True)
+        for s in levels:
+            summary = came_on = went_off = 0
+            flagged = 0.0
+            for _ in range(runs):
+                h = replay(list(0.30 + rng.normal(0, s / 4, n)), list(0.35 + rng.normal(0, s, n)))
+                flags = [r.overfitting for r in h.records]
+                summary += h.overfit_at is not None
+                came_on += any(flags)
+                went_off += any(a and not b for a, b in zip(flags, flags[1:], strict=False))
+                flagged += sum(flags) / n
+            print(f"plateau of {n} validations, s={s}, seed {seed}: summary {summary / runs:.3f}, live flag came on "
+                  f"{came_on / runs:.3f} (went off again {went_off / runs:.3f}), validations flagged "
+                  f"{flagged / runs:.3f}", flush=True)
 
 
-def networks(seeds: int) -> None:
-    import torch
-    from sklearn.datasets import load_digits
-
-    from tunesmith.train import TrainConfig, Trainer
-
-    x, y = load_digits(return_X_y=True)
-    xs, ys = torch.as_tensor(x / 16, dtype=torch.float32), torch.as_tensor(y)
-    train, val = (xs[:150], ys[:150]), (xs[1000:1500], ys[1000:1500])
-    cfg = TrainConfig(epochs=30, batch_size=32, lr=3e-3)
-    for seed in range(seeds):
-        torch.manual_seed(seed)
-        wide = torch.nn.Sequential(torch.nn.Linear(64, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512),
-                                   torch.nn.ReLU(), torch.nn.Linear(512, 10))
-        h = Trainer(wide, cfg).fit(train, val)
-        losses = [float(v) for v in h.val_losses if v is not None]
-        at = overfit_at(h.train_losses, losses)  # replayed: --noise applies
-        torch.manual_seed(seed)
-        lin = Trainer(torch.nn.Linear(64, 10), cfg).fit(train, val)
-        linear = overfit_at(lin.train_losses, [float(v) for v in lin.val_losses if v is not None])
-        print(f"MLP seed {seed}: best validation at {int(np.argmin(losses))}, overfit_at {at}; linear: {linear}",
-              flush=True)
+def networks(name: str, nets: list[dict[str, list[list[float]]]]) -> None:
+    for kind in ("mlp", "linear"):
+        rows, early = [], 0
+        for net in nets:
+            h = replay(*net[kind])
+            best = h.best_index if h.best_index is not None else 0
+            flags = [r.overfitting for r in h.records]
+            rows.append((best, h.overfit_at, next((i for i, f in enumerate(flags) if f and i > best), None)))
+            early += any(flags[:best])
+        delay = statistics.median((len(nets[0][kind][1]) if a is None else a) - b for b, _, a in rows)
+        print(f"{name} {kind}: (best, overfit_at, first flag after the best) {rows}; "
+              f"detected {sum(a is not None for *_, a in rows)}/{len(rows)}, median delay {delay}, "
+              f"flagged before the best {early}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=500, help="plateau runs per setting")
-    parser.add_argument("--seeds", type=int, default=8, help="MLP seeds")
-    parser.add_argument("--noise", type=float, default=hist.OVERFIT_NOISE, help="OVERFIT_NOISE (0: without the condition)")
+    parser.add_argument("--runs", type=int, default=300, help="plateau runs per setting")
     parser.add_argument("--seed", type=int, default=1, help="the plateaus' random seed")
-    parser.add_argument("--summary", default="after_best", choices=("after_best", "first"),
-                        help="overfit_at from the first firing after the best validation, or from the first firing")
+    parser.add_argument("--s", type=float, nargs="+", default=[0.005, 0.02], help="the validation noise levels")
+    parser.add_argument("--net-seeds", type=int, nargs=2, default=[0, 8], metavar=("FROM", "TO"),
+                        help="the digits MLP's torch seeds (FROM up to TO, not included; 0 0: none)")
+    parser.add_argument("--curves", nargs="*", default=[], help="curves recorded by bench_overfit_candidates.py")
+    parser.add_argument("--noise", type=float, default=hist.OVERFIT_NOISE, help="OVERFIT_NOISE (0: without the condition)")
     args = parser.parse_args()
-    global SUMMARY
-    hist.OVERFIT_NOISE, SUMMARY = args.noise, args.summary
-    plateaus(args.runs, seed=args.seed)
-    networks(args.seeds)
+    hist.OVERFIT_NOISE = args.noise
+    plateaus(args.runs, args.seed, args.s)
+    if args.net_seeds[1] > args.net_seeds[0]:
+        seeds = range(*args.net_seeds)
+        networks(f"digits seeds {seeds.start}-{seeds.stop - 1}", record("digits", None, seeds))
+    for path in args.curves:
+        with open(path) as f:
+            nets = json.load(f)
+        networks(path, nets)
 
 
 if __name__ == "__main__":

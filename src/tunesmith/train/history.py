@@ -43,9 +43,15 @@ GAP_SMOOTHING = 0.5
 OVERFIT_PATIENCE = 3
 #: how many times the noise of the gap (its standard deviation from one validation to the next over
 #: the last NOISE_WINDOW validations, trends left out) the smoothed gap must have risen over those
-#: validations: on a plateau of pure noise, three rises in a row of the moving average came in most
-#: runs (benchmarks/LOG.md)
-OVERFIT_NOISE = 2.5
+#: validations, at two validations in a row: on a plateau of pure noise, three rises in a row of the
+#: moving average came in most runs, and one rise past 2.5 x its noise in a quarter to a third of runs
+#: of 50 validations (benchmarks/LOG.md, sig4)
+OVERFIT_NOISE = 2.0
+#: the rise (x the gap's noise) that fires at one validation, where the training loss fell over the
+#: same validations by more than OVERFIT_LEARNING times its own noise (the model still learning its
+#: training data while the gap grows; a plateau's training loss only fluctuates)
+OVERFIT_NOISE_ONCE = 2.5
+OVERFIT_LEARNING = 4.0
 NOISE_WINDOW = 10
 
 
@@ -58,14 +64,15 @@ class History:
     newest value's weight), grew at each of the last ``overfit_patience``
     validations while the validation loss set no new best in them, by more than
     ``OVERFIT_NOISE`` times the noise of the gap (:func:`gap_noise`): :meth:`overfits`.
-    :attr:`overfit_at`, the run's summary, is where the first firing after the run's
-    best validation began (one that a new best followed was a false alarm). Each
-    record's ``overfitting`` flag is the live signal, the same rule on the run so far
-    (:meth:`live_flag`): on from the first firing after the best validation so far
-    until a new best, so the last record's flag is the summary. Noise alone (a plateau
-    whose losses only fluctuate) turns the live flag on in a quarter to a third of
-    runs of 50 validations (in nine of ten without the noise condition); a new best
-    turns it off again in about half of them, and the summary reports about one in six.
+    The signal fires where that holds at two validations in a row, or at one where the rise
+    passes ``OVERFIT_NOISE_ONCE`` times the noise while the training loss fell over those
+    validations by more than ``OVERFIT_LEARNING`` times its own noise (:func:`fires`). Each
+    record's ``overfitting`` flag is the live signal (:meth:`live_flag`): on from the first
+    firing after the best validation so far until a new best. :attr:`overfit_at`, the run's
+    summary, is where the rise of the first firing after the run's best validation began
+    (one that a new best followed was a false alarm), so the last record's flag is the
+    summary. Noise alone (a plateau whose losses only fluctuate) turns the live flag on in
+    about one in seven runs of 50 validations (in nine of ten without the noise conditions).
     ``finished``: the run is over (``Trainer.fit`` returned); until then its summary is of the run so far.
     """
 
@@ -93,13 +100,20 @@ class History:
 
     @property
     def overfit_at(self) -> int | None:
-        """Index of the record where the run's overfitting began, or None: the first of the
-        ``overfit_patience`` rising validations of the first firing after the best validation
-        record (:func:`overfit_start`). A record's ``overfitting`` flag is the live signal, what
-        the run knew then (this rule on the run so far); a firing that a new best validation loss
-        followed was a false alarm and is not reported here."""
+        """Index of the record where the run's overfitting began, or None: the first of the rising
+        validations (at most ``overfit_patience + 1``, all after the best validation record) that
+        led to the first firing after it (:func:`overfit_start`). A record's ``overfitting`` flag
+        is the live signal, what the run knew then (this rule on the run so far); a firing that a
+        new best validation loss followed was a false alarm and is not reported here."""
         fired = [r.index for r in self.records if r.overfitting]
-        return overfit_start(fired, self.best_index, self.overfit_patience)
+        first = overfit_start(fired, self.best_index, 1)
+        if first is None:
+            return None
+        gaps, start, floor = self.gaps, first, -1 if self.best_index is None else self.best_index
+        while first - start < self.overfit_patience and start - 1 > max(floor, 0) and \
+                None not in (gaps[start - 1], gaps[start - 2]) and gaps[start - 1] > gaps[start - 2]:  # type: ignore[operator]
+            start -= 1
+        return start
 
     @property
     def gaps(self) -> list[float | None]:
@@ -116,33 +130,22 @@ class History:
 
     def live_flag(self, train_loss: float, val_loss: float | None, improved: bool) -> bool:
         """The ``overfitting`` flag of a new record with these losses (``improved``: it sets a
-        new best): what :attr:`overfit_at` would report if the run ended at it. On at a firing
-        (:meth:`overfits`) and from then on, off at a new best validation loss. It reads every flag
-        since the best, as :attr:`overfit_at` does, not only the last record's: a checkpoint written
-        before the flag held keeps each record's firing alone."""
+        new best): what :attr:`overfit_at` would report if the run ended at it. On where the
+        signal fires (:func:`fires`) and from then on, off at a new best validation loss. It reads
+        every flag since the best, as :attr:`overfit_at` does, not only the last record's: a
+        checkpoint written by an earlier tunesmith keeps its flags."""
         if improved:
             return False
         since_best = self.records[0 if self.best_index is None else self.best_index + 1:]
-        return any(r.overfitting for r in since_best) or self.overfits(train_loss, val_loss)
+        return any(r.overfitting for r in since_best) or \
+            fires([*self.train_losses, train_loss], [*self.val_losses, val_loss], self.gap_smoothing, self.overfit_patience)
 
     def overfits(self, train_loss: float, val_loss: float | None) -> bool:
-        """Whether the signal fires at a new record with these losses: the smoothed gap rose at
-        each of the last ``overfit_patience`` validations, beyond its noise, without a new best."""
-        p = self.overfit_patience
-        if val_loss is None or len(self.records) < p:
-            return False
-        gaps = smoothed_gaps([*self.train_losses, train_loss], [*self.val_losses, val_loss], self.gap_smoothing)
-        window = gaps[-p - 1:]
-        if any(g is None for g in window):
-            return False
-        rising = all(b > a for a, b in zip(window, window[1:], strict=False))  # type: ignore[operator]
-        vals = [v for v in self.val_losses[:-p + 1 or None] if v is not None and math.isfinite(v)]
-        recent = [v for v in [*self.val_losses[len(self.val_losses) - p + 1:], val_loss]
-                  if v is not None and math.isfinite(v)]
-        if not (rising and vals and min(recent) >= min(vals)):
-            return False
-        noise = gap_noise([*self.train_losses, train_loss][-NOISE_WINDOW:], [*self.val_losses, val_loss][-NOISE_WINDOW:])
-        return window[-1] - window[0] > OVERFIT_NOISE * noise  # type: ignore[operator]
+        """Whether the smoothed gap rose at each of the last ``overfit_patience`` validations, by
+        more than ``OVERFIT_NOISE`` times its noise, without a new best, at a new record with these
+        losses (the signal fires where this holds at two records in a row: :func:`fires`)."""
+        train, val = [*self.train_losses, train_loss], [*self.val_losses, val_loss]
+        return gap_rise(train, val, smoothed_gaps(train, val, self.gap_smoothing), self.overfit_patience) > OVERFIT_NOISE
 
     def curves(self) -> dict[str, list[float | None]]:
         """Training loss, validation loss, smoothed gap and epochs finished by record (JSON-ready):
@@ -161,22 +164,60 @@ class History:
         return cls(records=records, **d)
 
 
-def overfit_start(fired: list[int], best: int | None, patience: int) -> int | None:
+def overfit_start(fired: list[int], best: int | None, rising: int) -> int | None:
     """Where a run's overfitting began, from the indices of the records whose signal fired (or whose
-    live flag is on: a firing and the records after it until a new best): the start (``patience - 1``
-    records before) of the first of them after the ``best`` validation record (the first of all
-    without one), a firing since a new best turns the flag off. Such a start always follows the best:
-    the signal holds only after ``patience`` validations without a new best."""
+    live flag is on: a firing and the records after it until a new best): the start (``rising - 1``
+    records before, the ``rising`` validations whose gap rose) of the first of them after the ``best``
+    validation record (the first of all without one), a firing since a new best turns the flag off.
+    Such a start always follows the best: the signal holds only after those validations without a new best."""
     after = next((i for i in fired if best is None or i > best), None)
-    return None if after is None else after - patience + 1
+    return None if after is None else after - rising + 1
+
+
+def fires(train: list[float], val: list[float | None], weight: float, patience: int) -> bool:
+    """Whether the overfitting signal fires at the last of these records: the smoothed gap rose at
+    each of the last ``patience`` by more than ``OVERFIT_NOISE`` times its noise at this record and
+    the one before, or by more than ``OVERFIT_NOISE_ONCE`` times at this one while the training loss
+    fell over them by more than ``OVERFIT_LEARNING`` times its own noise."""
+    gaps = smoothed_gaps(train, val, weight)
+    rise = gap_rise(train, val, gaps, patience)
+    if rise <= OVERFIT_NOISE:
+        return False
+    if gap_rise(train[:-1], val[:-1], gaps[:-1], patience) > OVERFIT_NOISE:
+        return True
+    fell = train[-patience - 1] - train[-1]
+    return rise > OVERFIT_NOISE_ONCE and fell > OVERFIT_LEARNING * step_noise(train[-NOISE_WINDOW:])
+
+
+def gap_rise(train: list[float], val: list[float | None], gaps: list[float | None], patience: int) -> float:
+    """How many times its noise over the last ``NOISE_WINDOW`` (:func:`gap_noise`) the smoothed ``gaps``
+    of these losses rose over the last ``patience`` records, having risen at each while the validation
+    loss set no new best in them; 0 where not (or where the last has no validation loss)."""
+    window = gaps[-patience - 1:]
+    if len(gaps) <= patience or val[-1] is None or any(g is None for g in window):
+        return 0.0
+    if not all(b > a for a, b in zip(window, window[1:], strict=False)):  # type: ignore[operator]
+        return 0.0
+    before = [v for v in val[:-patience] if v is not None and math.isfinite(v)]
+    recent = [v for v in val[-patience:] if v is not None and math.isfinite(v)]
+    if not (before and min(recent) >= min(before)):
+        return 0.0
+    rise, noise = window[-1] - window[0], gap_noise(train[-NOISE_WINDOW:], val[-NOISE_WINDOW:])  # type: ignore[operator]
+    return rise / noise if noise > 0 else math.inf
 
 
 def gap_noise(train: list[float], val: list[float | None]) -> float:
     """The standard deviation of the gap ``val - train`` from one validation to the next, trends
-    left out: from the median absolute second difference (a straight rise or fall has none),
-    scaled to a standard deviation for Gaussian noise; 0 with fewer than 3 finite gaps."""
-    gaps = [v - t for t, v in zip(train, val, strict=True) if v is not None and math.isfinite(v - t)]
-    second = [abs(c - 2 * b + a) for a, b, c in zip(gaps, gaps[1:], gaps[2:], strict=False)]
+    left out (:func:`step_noise`)."""
+    return step_noise([v - t for t, v in zip(train, val, strict=True) if v is not None])
+
+
+def step_noise(values: list[float]) -> float:
+    """The standard deviation of the finite ``values`` from one to the next, trends left out: from
+    the median absolute second difference (a straight rise or fall has none), scaled to a standard
+    deviation for Gaussian noise; 0 with fewer than 3 finite values."""
+    xs = [x for x in values if math.isfinite(x)]
+    second = [abs(c - 2 * b + a) for a, b, c in zip(xs, xs[1:], xs[2:], strict=False)]
     return 1.4826 * statistics.median(second) / math.sqrt(6) if second else 0.0
 
 
