@@ -869,11 +869,14 @@ class Study:
         """Fail running trial ``number`` (its worker is lost), queueing a copy with the
         same parameters if ``requeue``; the failed record, or None if it was no longer running.
         The caller knows the worker is lost: a beat since the read (this process's own heartbeat
-        thread beats the trials it handed to a Ray actor) is no sign of life, so it reads again."""
+        thread beats the trials it handed to a Ray actor) is no sign of life, so it reads again; a run of
+        the trial that another worker began meanwhile (it went back to the queue) is not failed."""
+        first: FrozenTrial | None = None
         for _ in range(3):  # a beat comes once an interval: a second read and write follows it
             rec = self._storage.get_trial(self._study_id, number)
-            if rec.state is not TrialState.RUNNING:
+            if rec.state is not TrialState.RUNNING or not lifecycle.same_run(first or rec, rec):
                 return None
+            first = first or rec
             lost = lifecycle.fail_lost(self._storage, self._study_id, [rec], error=error, now=self._storage.clock(),
                                        requeue=requeue, dead=False)  # fmt: skip
             if lost:
