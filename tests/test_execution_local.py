@@ -203,7 +203,7 @@ def _oom_once(trial: Any) -> float:
 
 
 def test_an_oom_trial_whose_worker_is_killed_before_it_is_queued_again_keeps_its_retry(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The worker failed its out-of-memory trial in one write and queued it again in another: killed
     between them (SIGKILL, the kernel's OOM killer), the trial stayed failed and its retry was lost.
     The worker's parent queues it again when it finds the worker dead."""
@@ -218,11 +218,14 @@ def test_an_oom_trial_whose_worker_is_killed_before_it_is_queued_again_keeps_its
     monkeypatch.setattr(Study, "requeue", killed_in_a_worker)
     monkeypatch.setenv("OOM_MARKER", str(tmp_path / "oom"))
     study = Study({"x": Float(0, 1)}, storage=f"sqlite:///{tmp_path / 'g.db'}", name="g", sampler="random")
-    study.optimize(_oom_once, n_trials=3, gpus=["0"], trials_per_gpu=1, allow_missing_gpus=True)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        study.optimize(_oom_once, n_trials=3, gpus=["0"], trials_per_gpu=1, allow_missing_gpus=True)
     first = study.trials[0]
     assert first.state is TrialState.FAILED and "CUDA out of memory" in (first.error or "")
     copies = [t for t in study.trials if t.system.retry_of == 0]
     assert len(copies) == 1 and copies[0].params == first.params and copies[0].system.oom_retries == 1, study.trials
+    # the summary counts it (before: "0 running trial(s) failed, 0 of them re-queued" and no word of the retry)
+    assert "0 of them re-queued; 1 out-of-memory trial(s) they had failed re-queued" in caplog.text, caplog.text
 
 
 def _dies_after_an_earlier_oom_of_its_pid(trial: Any) -> float:

@@ -421,6 +421,49 @@ def test_an_actor_opens_the_storage_with_the_drivers_retry_window(tmp_path: Path
     assert len(study.trials) == 1
 
 
+STRAY_ACTOR = """
+import os, sys, time
+import tunesmith as ts
+from tunesmith.execution.ray_worker import StudySpec, StudyWorker
+url, ready, answer = sys.argv[1:4]
+study = ts.Study.load("stray", url)
+raylet = os.getpid()
+if os.fork() == 0:  # the actor, started by this process as a raylet starts it
+    worker = StudyWorker(StudySpec.of(study), lambda t: t.params["x"], (), 0)
+    ok = worker.run_one().record is not None  # while its raylet runs: a trial
+    open(ready, "w").close()
+    deadline = time.monotonic() + 60
+    while os.getppid() == raylet and time.monotonic() < deadline:  # until its raylet is gone
+        time.sleep(0.01)
+    out = worker.run_one()  # a call that was queued to it
+    with open(answer + ".part", "w") as f:
+        f.write(f"{ok} {out.late} {out.record is not None} {worker.run_only('waiting').record is not None}")
+    os.rename(answer + ".part", answer)
+    os._exit(0)
+while not os.path.exists(ready):
+    time.sleep(0.01)
+os._exit(0)  # the raylet dies; its actor's process outlives it
+"""
+
+
+def test_an_actor_that_outlives_its_raylet_starts_no_queued_call(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """An actor's process that outlived its node's raylet (on another machine: the driver cannot wait for it)
+    still ran the calls queued to it: it claimed a trial after the driver had failed that node's trials,
+    left running until the study's heartbeat failed it. Real processes: the actor's parent exits."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = Study({"x": Float(0, 1)}, storage=url, name="stray", sampler="random")
+    study.enqueue({"x": 0.5})
+    study.enqueue({"x": 0.25})
+    answer = tmp_path / "answer"
+    subprocess.run([sys.executable, "-c", STRAY_ACTOR, url, str(tmp_path / "ready"), str(answer)], check=True,
+                   env=subprocess_env, timeout=120)
+    deadline = time.monotonic() + 60
+    while not answer.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert answer.read_text() == "True True False False"  # before: "True False True False" (it ran the trial)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.WAITING]
+
+
 def test_in_memory_a_lost_actors_copy_is_failed_not_copied_again() -> None:
     """fail_or_unqueue (what the driver does for a lost actor, in-memory mode) re-queued a copy
     of a copy each time its actor died, forever; now the first copy is the last."""

@@ -150,6 +150,38 @@ def test_the_heartbeat_check_without_copies_spares_a_trial_that_beat_since_it_wa
     assert storage.get_trial(sid, 0).state is TrialState.RUNNING
 
 
+class _TakenAgainBeforeTheFail(ts.MemoryStorage):
+    """Puts a running trial back in the queue and lets another worker take it just before the write that
+    fails it, as a worker's unstart and another's ask may come between a read and a write."""
+
+    armed = False
+
+    def update_trial(self, study_id: int, trial: FrozenTrial, **kw: Any) -> bool:
+        if self.armed and trial.state is TrialState.FAILED:
+            self.armed = False
+            stored = self.get_trial(study_id, trial.number)
+            assert super().update_trial(study_id, lifecycle.unstart(stored), expect_state=TrialState.RUNNING)
+            assert lifecycle.claim_waiting(self, study_id, "other:1", (stored.started or 0.0) + 1.0) is not None
+        return super().update_trial(study_id, trial, **kw)
+
+
+@pytest.mark.parametrize("how", ["fail_worker", "fail_trial"])
+def test_a_lost_run_failed_without_a_copy_spares_the_run_another_worker_began_since(how: str) -> None:
+    """A lost worker's trial failed without a copy was written with a compare-and-set on ``running``
+    alone: a trial that went back to the queue and was taken by another worker between the read and
+    the write was failed under its new worker (its record rewritten as the old run's)."""
+    storage = _TakenAgainBeforeTheFail()
+    study = ts.Study(SPACE, storage=storage, name="s", sampler="random", seed=1)
+    a = study.ask()
+    storage.armed = True
+    if how == "fail_worker":
+        assert study.fail_worker(a.record.worker or "", "worker lost", requeue=False) == []
+    else:
+        assert study.fail_trial(a.number, "actor lost", requeue=False) is None
+    stored = storage.get_trial(study._study_id, a.number)
+    assert (stored.state, stored.worker) == (TrialState.RUNNING, "other:1")
+
+
 def test_for_worker_seeds_workers_apart_and_reads_afresh(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     study = ts.Study(SPACE, storage=url, name="w", sampler="random", seed=3)

@@ -481,13 +481,63 @@ def test_a_fit_that_records_nothing_keeps_the_claim_a_fit_on_the_same_data_relie
         with pytest.raises(_GaveUp):
             clone(search).set_params(sampler=StartsBThenGivesUp(0)).fit(X, Y)
         claim = ts.load_study("svc", url).storage.get_study("svc").config.get("search_claim")
-        assert claim is not None and claim["holders"] == [f"{claim['holders'][0].rpartition(':')[0]}:{fits[0].pid}"]
+        assert claim is not None and [h.partition("#")[0].rpartition(":")[2] for h in claim["holders"]] == [
+            str(fits[0].pid)]
         with pytest.raises(ValueError, match="searched on other data or folds"):
             clone(search).fit(X[:120], Y[:120])  # before: it ran, and the study held two data sets' scores
     finally:
         go.touch()
         out, err = fits[0].communicate(timeout=300) if fits else ("", "")
     assert fits[0].returncode == 0 and out.split() == ["3"], err
+    trials = ts.load_study("svc", url).trials
+    assert len(trials) == 3 and len({t.attrs["search_data"] for t in trials if "search_data" in t.attrs}) == 1
+
+
+def test_a_fit_in_another_thread_that_records_nothing_keeps_the_claim_of_a_fit_on_the_same_data(
+        tmp_path: Path) -> None:
+    """Fits A and B on the same data in threads of one process; A gives up before its first trial. Before,
+    both held the claim as one holder (``host:pid``): A took it away from B, and a fit on other data,
+    started before B recorded a trial, ran on the same study."""
+    import threading
+
+    from tunesmith.samplers import RandomSampler
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    search = TunedSearchCV(SVC(), {"C": ts.Float(0.1, 10, log=True)}, n_trials=3, cv=3, random_state=0, storage=url,
+                           name="svc", sampler="random")
+    with pytest.raises(ValueError, match="passed before the first one started"):
+        clone(search).set_params(timeout=1e-9).fit(X, Y)  # the study, stored empty
+    joined, go = threading.Event(), threading.Event()
+    done: list[object] = []
+
+    class Waits(RandomSampler):  # B's first trial waits until the test lets it go
+        def suggest(self, *args: object, **kwargs: object) -> object:
+            joined.set()
+            assert go.wait(120)
+            return super().suggest(*args, **kwargs)
+
+    def fit_b() -> None:
+        done.append(len(clone(search).set_params(sampler=Waits(0)).fit(X, Y).cv_results_["params"]))
+
+    b = threading.Thread(target=fit_b)
+
+    class StartsBThenGivesUp(RandomSampler):
+        def suggest(self, *args: object, **kwargs: object) -> object:
+            b.start()
+            assert joined.wait(120)  # B holds the claim too, and asks for its first trial
+            raise _GaveUp
+
+    try:
+        with pytest.raises(_GaveUp):
+            clone(search).set_params(sampler=StartsBThenGivesUp(0)).fit(X, Y)
+        claim = ts.load_study("svc", url).storage.get_study("svc").config.get("search_claim")
+        assert claim is not None and len(claim["holders"]) == 1, claim  # B's
+        with pytest.raises(ValueError, match="searched on other data or folds"):
+            clone(search).fit(X[:120], Y[:120])  # before: it ran, and the study held two data sets' scores
+    finally:
+        go.set()
+        b.join(300)
+    assert done == [3]
     trials = ts.load_study("svc", url).trials
     assert len(trials) == 3 and len({t.attrs["search_data"] for t in trials if "search_data" in t.attrs}) == 1
 
@@ -1278,6 +1328,28 @@ def test_a_fit_killed_while_it_takes_a_stale_claim_over_leaves_the_study_to_the_
         assert killed.state is ts.TrialState.FAILED and "its fit's process is gone" in (killed.error or "")
         copy = trials[killed.system.requeued_as]
         assert copy.state is ts.TrialState.COMPLETE and copy.params == killed.params and copy.system.retry_of == 0
+
+
+@pytest.mark.parametrize("requeue", [False, True])
+def test_a_trial_left_running_by_a_killed_fit_is_queued_again_as_the_study_s_requeue_failed_says(
+        tmp_path: Path, requeue: bool) -> None:
+    # before: the next fit queued a copy of it whatever the study's requeue_failed (False: no copy, as its
+    # heartbeat check does)
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    space = {"C": loguniform(1e-2, 1e2)}
+    ts.Study(as_search_space(space).space, direction="maximize", storage=url, name="svc", heartbeat_interval=60,
+             requeue_failed=requeue)
+    search = TunedSearchCV(SVC(), space, n_trials=2, cv=3, random_state=0, storage=url, name="svc").fit(X, Y)
+    subprocess.run([sys.executable, "-c", f"import tunesmith as ts; ts.load_study('svc', {url!r}).ask()"],
+                   check=True)  # a fit killed in its trial: left running by a process that is gone
+    clone(search).set_params(n_trials=4).fit(X, Y)
+    killed = ts.load_study("svc", url).trials[2]
+    assert killed.state is ts.TrialState.FAILED and "its fit's process is gone" in (killed.error or "")
+    copies = [t for t in ts.load_study("svc", url).trials if t.system.retry_of == 2]
+    assert (killed.system.requeued_as is not None, len(copies)) == ((True, 1) if requeue else (False, 0))
 
 
 def _plant_claim(study: ts.Study, claim: object, *, over: bool = False) -> None:

@@ -89,6 +89,36 @@ class TestStorageConformance:
         assert written is not None and written.system.requeued_as is not None
         assert storage.get_trial(sid, written.system.requeued_as).state is TrialState.WAITING
 
+    def test_fail_with_copy_s_default_copies_a_trial_that_beat_between_its_read_and_write_once_lost_later(
+            self, storage: ts.Storage) -> None:
+        """``Storage.fail_with_copy``'s default, with a beat between its own read and its write: the copy it
+        took back held the trial's claim, so once the trial was lost after all its failed record pointed to
+        that failed copy and nothing was left to run it again."""
+        from tunesmith.study.lifecycle import lose
+
+        class DefaultCopy(type(storage)):  # type: ignore[misc]
+            fail_with_copy = ts.Storage.fail_with_copy
+            beat_before_the_fail = False
+
+            def update_trial(self, study_id: int, trial: FrozenTrial, **kw: Any) -> bool:
+                if self.beat_before_the_fail and trial.state is TrialState.FAILED and trial.system.requeued_as:
+                    self.beat_before_the_fail = False
+                    self.heartbeat(study_id, [trial.number], 200.0)  # its worker, alive after all, beats
+                return super().update_trial(study_id, trial, **kw)
+
+        storage.__class__ = DefaultCopy
+        sid = new_study(storage)
+        assert storage.create_trial(sid, params={"x": 0.5}, worker="w", now=100.0) is not None
+        storage.beat_before_the_fail = True  # type: ignore[attr-defined]
+        assert storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 300.0), claim="retry-of:0") is None
+        assert [t.state for t in storage.get_trials(sid)] == [TrialState.RUNNING, TrialState.FAILED]  # taken back
+        written = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
+        assert written is not None and written.system.requeued_as == 2
+        assert [(t.state, t.system.retry_of) for t in storage.get_trials(sid)] == [
+            (TrialState.FAILED, None), (TrialState.FAILED, 0), (TrialState.WAITING, 0)]
+        again = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
+        assert again is None and len(storage.get_trials(sid)) == 3  # no second copy
+
     def test_create_get_list_delete_study(self, storage: ts.Storage) -> None:
         rec = storage.create_study("a", direction=Direction.MAXIMIZE, space=SPACE, config={"k": [1, 2]})
         assert storage.get_study("a") == rec

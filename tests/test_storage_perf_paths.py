@@ -139,6 +139,21 @@ def test_opening_a_study_counts_its_trials_without_reading_them(storage: Storage
     assert len(again.trials) == 6 and len(reads) == 1
 
 
+def test_opening_a_study_with_its_space_counts_its_trials_once(storage: Storage) -> None:
+    """Opening with a space counted the trials for its "resuming it" line, then again for the session:
+    0.18 of 1.65 ms at 5,000 trials on SQLite."""
+    study = ts.Study(SPACE, sampler="random", seed=1, storage=storage, name="big")
+    for i in range(3):
+        study.add_trial({"x": float(i), "act": "relu"}, float(i))
+    counts: list[int] = []
+    real = storage.count_trials
+    storage.count_trials = lambda *a, **k: counts.append(1) or real(*a, **k)  # type: ignore[method-assign]
+    again = ts.Study(SPACE, storage=storage, name="big", load_if_exists=True)
+    assert len(counts) == 1 and again.session == 3
+    counts.clear()
+    assert ts.Study.load("big", storage).session == 3 and len(counts) == 1
+
+
 def test_each_report_encodes_only_the_new_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A trial is rewritten whole at each report: encoding all its reports again cost 5.6 ms a
     report at 5,000 reports on SQLite. The stored text is still a whole encoding's, exactly."""

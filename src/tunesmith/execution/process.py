@@ -137,6 +137,7 @@ class Losses:
     deaths: int = 0
     failed: int = 0
     requeued: int = 0
+    oom_requeued: int = 0  # out-of-memory trials a dead worker failed but had not queued again: queued by the parent
     timed_out: int = 0
     replaced: int = 0
     barren: int = 0  # deaths in a row without a trial
@@ -150,6 +151,8 @@ class Losses:
         if self.timed_out:
             parts.append(f"{self.timed_out} of them stopped by trial_timeout")
         parts.append(f"{self.failed} running trial(s) failed, {self.requeued} of them re-queued")
+        if self.oom_requeued:
+            parts.append(f"{self.oom_requeued} out-of-memory trial(s) they had failed re-queued")
         parts.append(f"{self.replaced} replacement worker(s) started")
         return "; ".join(parts) + " (the failed trials' errors say why)"
 
@@ -370,7 +373,7 @@ class _Pool:
             return
         lost = _fail_dead(self.run_, w.proc.pid, self._error(w), requeue=False if w.timed_out else None) or []
         if w.slot.device is not None:
-            _retry_lost_oom(self.run_, w.proc.pid, w.born)
+            self.losses.oom_requeued += _retry_lost_oom(self.run_, w.proc.pid, w.born)
         # a unit it held (taken, not yet recorded as placed) is kept if the trial it became
         # is in the storage: a new trial of this worker that was still running
         w.unit_back = self._settle(w, kept=_new_trial(lost), requeued=self._requeued_elsewhere(w, lost))
@@ -532,19 +535,22 @@ def _fail_dead(run: Run, pid: int, error: str, *, requeue: bool | None = None) -
         return None
 
 
-def _retry_lost_oom(run: Run, pid: int, born: float) -> None:
+def _retry_lost_oom(run: Run, pid: int, born: float) -> int:
     """A worker on a device, started at ``born`` (the storage's clock), that died between failing its
     out-of-memory trial and queueing it again (:func:`_oom_retirer`): queued now, once (a copy it had queued
-    is kept, none is added). Not a trial of an earlier worker with the same process id (ended before it)."""
-    me = _me(pid)
+    is kept, none is added). Not a trial of an earlier worker with the same process id (ended before it).
+    How many were queued."""
+    me, queued = _me(pid), 0
     try:
         for t in run.study.trials:
             if (_ended_by(t, me, born) and t.state is TrialState.FAILED and is_oom_error(t.error) and may_retry_oom(t)
                     and (n := run.study.requeue(t, oom=True)) is not None):  # fmt: skip
+                queued += 1
                 logger.warning("trial %d ran out of GPU memory and its worker died before queueing it again; "
                                "re-queued as %d", t.number, n)
     except StorageError as exc:
         logger.warning("could not queue the dead worker's out-of-memory trial again: %s", exc)
+    return queued
 
 
 def _ended_by(t: FrozenTrial, me: str, born: float) -> bool:

@@ -6,6 +6,7 @@ Nothing here imports Ray, so these pieces are testable without it.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import time
 from collections.abc import Callable
@@ -93,8 +94,6 @@ def past(deadline: float | None) -> bool:
 
 
 def _setup(index: int) -> None:
-    import os
-
     threads = os.environ.get("OMP_NUM_THREADS", "1")
     apply_env({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
 
@@ -112,14 +111,22 @@ class StudyWorker:
         study.for_worker(10_000 + index, session=spec.session)
         self.run = Run(study, objective, Budget(None, None), catch)
         self.me = worker_id()
+        self.raylet = os.getppid()  # the process that started this actor: its node's raylet
 
     def whoami(self) -> str:
         return self.me
 
+    def orphaned(self) -> bool:
+        """Whether the process that started this actor (its node's raylet) is gone, this one outliving it:
+        the driver counts the node lost and fails its trials, so a call queued here runs nothing (its trial
+        would be no one's, left running until the study's heartbeat failed it)."""
+        return os.getppid() != self.raylet
+
     def run_one(self, deadline: float | None = None) -> Outcome:
         """One whole trial; none once the wall-clock ``deadline`` (optimize's timeout) has passed, nor
-        after an objective of this actor called ``study.stop()`` (a call queued behind that trial)."""
-        if past(deadline) or self.run.study.stopping:
+        after an objective of this actor called ``study.stop()`` (a call queued behind that trial), nor
+        once this actor's raylet is gone (:meth:`orphaned`)."""
+        if past(deadline) or self.run.study.stopping or self.orphaned():
             return Outcome(self.me, late=True)
         try:
             record = run_one(self.run)
@@ -133,7 +140,9 @@ class StudyWorker:
     def run_only(self, only: str) -> Outcome:
         """Run one promoted paused trial (``only="promoted"``) or one waiting trial
         (``"waiting"``), if any (record None: none was, or ``lost``: it was failed
-        elsewhere meanwhile); never a new configuration."""
+        elsewhere meanwhile); never a new configuration, and none once this actor's raylet is gone."""
+        if self.orphaned():
+            return Outcome(self.me)
         lost = self.run.lost
         try:
             record = run_one(self.run, only=only)

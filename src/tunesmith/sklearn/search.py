@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import itertools
 import json
 import logging
 import math
@@ -277,7 +278,7 @@ class TunedSearchCV(MetaEstimatorMixin, BaseEstimator, PeerArgs):
         own: compare-and-set, so of fits on other data started at once (each passed the check of the
         trials, none recorded yet) exactly one runs; the others are refused as a later one would be.
         Returns the claim where this fit's was stored."""
-        me, now = worker_id(), study.storage.clock()
+        me, now = _fit_id(), study.storage.clock()
         taken: list[Any] = []
 
         def change(stored: Any) -> Any:
@@ -760,10 +761,13 @@ def _left_by_a_killed_fit(trial: FrozenTrial) -> bool:
 def _fail_left_by_killed_fits(study: Study) -> None:
     """Fail the trials that fits killed on this machine left running (they never end: before, they stayed
     running for good) and queue each again, once (a copy is not queued again: a configuration that kills
-    its fit would kill each fit after it): this fit runs the copy, the failed record points to it."""
+    its fit would kill each fit after it): this fit runs the copy, the failed record points to it. A study
+    given heartbeats says whether lost trials are queued again (``requeue_failed``): as its heartbeat check."""
+    beat = study.heartbeat_config
+    requeue = beat.interval is None or beat.requeue  # without heartbeats, no requeue_failed was (or can be) set
     for t in [t for t in study.trials if _left_by_a_killed_fit(t)]:
         study.fail_trial(t.number, "its fit's process is gone (killed before the trial ended)",
-                         requeue=t.system.retry_of is None)  # fmt: skip
+                         requeue=requeue and t.system.retry_of is None)  # fmt: skip
 
 
 def _results(study: Study) -> list[FrozenTrial]:
@@ -799,8 +803,24 @@ def _as_marks(claim: Any, study: Study) -> Mapping[str, Any]:
 CLAIM_MAX_AGE = 3600.0
 
 
+#: numbers the fits of this process: two fits in threads of one process are two holders of a claim
+_FITS = itertools.count(1)
+
+
+def _fit_id() -> str:
+    """``host:pid#n``: this fit, as a search claim names it; ``n`` tells the fits of one process apart
+    (fits on the same data in threads: the one that records nothing gives up its own hold only)."""
+    return f"{worker_id()}#{next(_FITS)}"
+
+
+def _fit_gone(holder: Any) -> bool:
+    """Whether the fit ``holder`` (``host:pid#n``, or ``host:pid`` as claims stored before named
+    it) is a process of this machine that no longer runs."""
+    return worker_gone(holder.partition("#")[0] if isinstance(holder, str) else holder)
+
+
 def _holders(claim: Any) -> list[Any]:
-    """The fits (``host:pid``) that rely on a search claim: the one that made it, and each one on the same
+    """The fits (``host:pid#n``) that rely on a search claim: the one that made it, and each one on the same
     data that found it before a trial was recorded."""
     if not isinstance(claim, Mapping):
         return []
@@ -819,7 +839,7 @@ def _stale_claim(study: Study, claim: Any, now: float | None = None) -> bool:
         return True
     age = _claim_age(claim, study.storage.clock() if now is None else now)
     aged = age is not None and not age <= CLAIM_MAX_AGE  # NaN too
-    return aged or all(worker_gone(w) for w in _holders(claim))
+    return aged or all(_fit_gone(w) for w in _holders(claim))
 
 
 def _claim_age(claim: Mapping[str, Any], now: float) -> float | None:

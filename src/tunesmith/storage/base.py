@@ -178,6 +178,15 @@ def still_lost(stored: FrozenTrial, failed: FrozenTrial) -> bool:
     return stored.state is TrialState.RUNNING and stored.heartbeat == failed.heartbeat
 
 
+#: how the error of a copy :meth:`Storage.fail_with_copy`'s default took back starts (its trial beat or ended)
+NOT_NEEDED = "not needed: trial "
+
+
+def _taken_back(copy: FrozenTrial) -> bool:
+    """Whether ``copy`` was taken back by :meth:`Storage.fail_with_copy`'s default before it ran."""
+    return copy.state is TrialState.FAILED and copy.started is None and (copy.error or "").startswith(NOT_NEEDED)
+
+
 def copy_missing(number: int, claim: str) -> StorageError:
     """The error where trial ``number``'s re-queue ``claim`` is held by no copy of it."""
     return StorageError(f"trial {number}'s re-queue claim {claim!r} is taken but no trial is its copy: "
@@ -310,30 +319,42 @@ class Storage(ABC):
         another: its worker was alive after all; then no copy is left queued). A copy already holding ``claim`` (queued by an earlier call) is the one pointed to.
         SQL storages write both in one transaction: a process killed midway leaves neither. This default
         queues the copy, then writes the record, and takes the copy back when the write loses; it reads the
-        trial first, as the write's condition would judge it: a copy taken back holds ``claim`` for good, so one
-        made for a trial that beat since it was read left no copy to queue once the trial was lost after all."""
+        trial first, as the write's condition would judge it, so that a trial that beat since it was read gets
+        no copy to take back. A copy taken back (a beat between that read and the write) holds ``claim`` for
+        good: a later call queues the trial's copy under a claim naming it (:meth:`_queue_copy`)."""
         if not still_lost(self.get_trial(study_id, failed.number), failed):
             return None
-        made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=claim,
-                                 system=SystemState(retry_of=failed.number))  # fmt: skip
-        number = made.number if made is not None else self._copy_holding(study_id, failed.number, claim)
+        made, number = self._queue_copy(study_id, failed, claim)
         new = failed.replace(system=failed.system.replace(requeued_as=number))
         if self.update_trial(study_id, new, expect_state=TrialState.RUNNING, expect=lambda old: still_lost(old, failed)):
             return new
         stored = self.get_trial(study_id, failed.number)
         if made is not None and stored.system.requeued_as != number and not still_lost(stored, failed):
             ended = "was still running (it beat)" if stored.state is TrialState.RUNNING else "ended"
-            why = f"not needed: trial {failed.number} {ended} before its copy ran"  # unless another call pointed to it
+            why = f"{NOT_NEEDED}{failed.number} {ended} before its copy ran"  # unless another call pointed to it
             self.update_trial(study_id, made.replace(state=TrialState.FAILED, error=why, completed=self.clock()),
                               expect_state=TrialState.WAITING)  # fmt: skip
         return None
 
-    def _copy_holding(self, study_id: int, number: int, claim: str) -> int:
-        """The number of trial ``number``'s copy that holds ``claim`` (queued by an earlier call)."""
-        found = [t for t in self.get_trials(study_id, min_number=number + 1) if t.system.retry_of == number]
-        if not found:
-            raise copy_missing(number, claim)
-        return found[0].number
+    def _queue_copy(self, study_id: int, failed: FrozenTrial, claim: str) -> tuple[FrozenTrial | None, int]:
+        """A waiting copy of ``failed`` under ``claim`` (the one made, and its number), or the number of the copy
+        an earlier call queued (None made). A copy this default took back (:data:`NOT_NEEDED`, never run) holds
+        its claim for good: the next one is queued under a claim naming it (``claim/N``), so that a trial beat
+        between this default's read and its write, then lost after all, still gets a copy to run."""
+        for _ in range(3):  # another call queued the copy a moment ago: read again
+            made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=claim,
+                                     system=SystemState(retry_of=failed.number))  # fmt: skip
+            if made is not None:
+                return made, made.number
+            copies = [t for t in self.get_trials(study_id, min_number=failed.number + 1)
+                      if t.system.retry_of == failed.number]  # by number: the one holding claim, claim/N, ...
+            if not copies:
+                raise copy_missing(failed.number, claim)
+            for c in copies:
+                if not _taken_back(c):
+                    return None, c.number
+                claim = f"{claim}/{c.number}"
+        raise copy_missing(failed.number, claim)
 
     @abstractmethod
     def update_trial(

@@ -197,7 +197,8 @@ def fail_lost(
     would otherwise be copied and lose a worker forever. With ``judged`` (the heartbeat check:
     lost by an old heartbeat), a trial failed without a copy is failed only while it keeps the
     heartbeat it was read with, as :meth:`Storage.fail_with_copy` requires: a beat since says
-    its worker is alive.
+    its worker is alive. Without it, only while it is the run that was read (:func:`same_run`), judged
+    in the write: a trial put back in the queue and taken by another worker meanwhile is that worker's.
     """
     out = []
     for rec in lost:
@@ -208,10 +209,17 @@ def fail_lost(
             out.extend([failed] if failed is not None else [])
             continue
         new = hold(rec, error) if dead and holds_promotion(rec) else lose(rec, error, now)
-        beat = functools.partial(still_lost, failed=rec) if judged else None
+        beat = functools.partial(still_lost, failed=rec) if judged else functools.partial(same_run, rec)
         if storage.update_trial(study_id, new, expect_state=TrialState.RUNNING, expect=beat):
             out.append(new)
     return out
+
+
+def same_run(read: FrozenTrial, stored: FrozenTrial) -> bool:
+    """Whether ``stored`` is still the run of a trial that was ``read``: the same worker, start and
+    resume (not a run of it that another worker, or a later ask, began since)."""
+    return (stored.state is TrialState.RUNNING and (stored.worker, stored.started, stored.system.n_resumes)
+            == (read.worker, read.started, read.system.n_resumes))
 
 
 def requeue_copy(storage: Storage, study_id: int, rec: FrozenTrial, *, oom: bool = False) -> FrozenTrial | None:

@@ -121,6 +121,7 @@ class Study:
         self.name = name if name is not None else f"study-{uuid.uuid4().hex[:8]}"
         beat = HeartbeatConfig.build(heartbeat_interval, grace_period, requeue_failed)
         self._stored_space: Space | None = None  # the stored space as _check_same read it (read once)
+        self._counted: int | None = None  # the trials _open counted (counted once)
         record = self._open(space, direction, sampler, pruner, seed, load_if_exists, beat, _settings, _trials, _book)
         if name is None and not isinstance(self._storage, MemoryStorage):  # a rerun would make another one
             logger.info("created study %r in %s; a study made without name= gets a new name at each run: "
@@ -157,7 +158,8 @@ class Study:
         self._copying = _read_in is not None  # read to be copied: the copy says which trials do not fit, not the sampler
         self._next = 0  # one past the highest trial number read: the next refresh reads from it on
         self._live: set[int] = set()  # numbers below it that may hold an unfinished trial: read again
-        self._session = self._storage.count_trials(self._study_id)  # counted, not read: opening stays quick
+        # counted, not read: opening stays quick
+        self._session = self._storage.count_trials(self._study_id) if self._counted is None else self._counted
         self.sampler.reseed(self._session, 0)
         if "heartbeat" in cfg:
             stored_beat = _from_config(where, "heartbeat", lambda: HeartbeatConfig.from_dict(cfg["heartbeat"]))
@@ -213,7 +215,7 @@ class Study:
                 )
             self._check_same(record, space, direction)
             # load_study, and evaluate_best opening its companion: the study wanted, nothing to say
-            if space is not None and not in_companion() and (n := self._storage.count_trials(record.study_id)):
+            if space is not None and not in_companion() and (n := self._count(record.study_id)):
                 logger.info("study %r in %s holds %s: resuming it (its trials count as this objective's; "
                             "another name starts a new study)", self.name, self._storage.display_url, plural(n, "trial"))
             return record
@@ -242,6 +244,11 @@ class Study:
                 raise exc from None  # another writer's: not this one's to join
             self._check_same(record, space, dirn)
             return record
+
+    def _count(self, study_id: int) -> int:
+        """The study's trials, counted once (the session starts past them)."""
+        self._counted = self._storage.count_trials(study_id)
+        return self._counted
 
     def _check_same(self, record: Any, space: Any, direction: Any) -> None:
         if space is not None:
@@ -862,11 +869,14 @@ class Study:
         """Fail running trial ``number`` (its worker is lost), queueing a copy with the
         same parameters if ``requeue``; the failed record, or None if it was no longer running.
         The caller knows the worker is lost: a beat since the read (this process's own heartbeat
-        thread beats the trials it handed to a Ray actor) is no sign of life, so it reads again."""
+        thread beats the trials it handed to a Ray actor) is no sign of life, so it reads again; a run of
+        the trial that another worker began meanwhile (it went back to the queue) is not failed."""
+        first: FrozenTrial | None = None
         for _ in range(3):  # a beat comes once an interval: a second read and write follows it
             rec = self._storage.get_trial(self._study_id, number)
-            if rec.state is not TrialState.RUNNING:
+            if rec.state is not TrialState.RUNNING or not lifecycle.same_run(first or rec, rec):
                 return None
+            first = first or rec
             lost = lifecycle.fail_lost(self._storage, self._study_id, [rec], error=error, now=self._storage.clock(),
                                        requeue=requeue, dead=False)  # fmt: skip
             if lost:
