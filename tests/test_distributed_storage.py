@@ -63,7 +63,7 @@ def test_fail_running_stale_fails_and_requeues_keeping_reports(storage: Storage)
     assert alive.state is TrialState.RUNNING
     assert copy.state is TrialState.WAITING and copy.params == {"x": 1} and copy.system == SystemState(retry_of=0)
     # the copy is popped like any queued trial; the failed record never changes again
-    popped = claim_waiting(storage, sid, "h:3", 220.0)
+    popped = claim_waiting(storage, sid, "h:3", lambda: 220.0)
     assert popped is not None and popped.number == copy.number and popped.state is TrialState.RUNNING
     assert fail_running(storage, sid, error="again", now=230.0, stale_before=150.0, requeue=True) == []
 
@@ -144,7 +144,7 @@ def test_retry_after_committed_write_writes_nothing_twice(
     rec = st.create_trial(sid, params={"x": 1}, worker="w:1")
     assert left[0] == 0 and rec is not None and rec.number == 1
     _lose_connection_after_commit(monkeypatch, 1)
-    popped = claim_waiting(st, sid, "w:1", time.time())
+    popped = claim_waiting(st, sid, "w:1", time.time)
     assert popped is not None and popped.number == 0
     _lose_connection_after_commit(monkeypatch, 1)
     st.update_trial(sid, rec.replace(state=TrialState.COMPLETE, value=1.0, completed=time.time()))

@@ -226,3 +226,22 @@ def test_an_output_over_another_user_s_file_in_a_sticky_folder_is_refused_in_a_s
         assert theirs.read_text() == "theirs" and [p.name for p in folder.iterdir()] == ["r.html"]
     finally:
         shutil.rmtree(folder)
+
+
+
+def test_the_dashboard_s_figure_json_is_plotly_s_json_of_the_figure(study: ts.Study) -> None:
+    """figure_json adds the template to the JSON instead of letting plotly copy it into the figure, and
+    the process diagram sets its boxes at once: the browser must get the same figure either way."""
+    import json
+
+    from plotly.io import to_json
+
+    from tunesmith.plots.plotly_render import figure_json, to_plotly
+
+    empty = plots.records_of(ts.Study({"x": ts.Float(0, 1)}, name="empty"), "history")  # a message, nothing drawn
+    records = [r for kind in plots.KINDS for r in plots.records_of(study, kind)] + empty
+    assert {r.kind for r in records} >= {"history", "process", "curves", "slice"} and empty[0].empty
+    for r in records:
+        fig = figure_json(r)
+        assert fig == json.loads(to_json(to_plotly(r), validate=False)), r.kind
+        assert fig["layout"]["template"]["layout"]["plot_bgcolor"] == "white"

@@ -234,14 +234,14 @@ class TestStorageConformance:
             w = storage.create_trial(sid, params={"x": x}, state=TrialState.WAITING, worker="ignored")
             assert w is not None and w.state is TrialState.WAITING and w.worker is None and w.started is None
         assert [t.number for t in storage.get_trials(sid, state=TrialState.WAITING)] == [0, 1]
-        first = claim_waiting(storage, sid, "me", 123.0)
+        first = claim_waiting(storage, sid, "me", lambda: 123.0)
         assert first is not None and first.number == 0 and first.params == {"x": 0.1}
         assert first.state is TrialState.RUNNING and first.worker == "me" and first.started == 123.0
         assert storage.get_trial(sid, 0) == first
         assert [t.number for t in storage.get_trials(sid, state=TrialState.RUNNING)] == [0]
-        second = claim_waiting(storage, sid, "me", 124.0)
+        second = claim_waiting(storage, sid, "me", lambda: 124.0)
         assert second is not None and second.number == 1
-        assert claim_waiting(storage, sid, "me", 125.0) is None
+        assert claim_waiting(storage, sid, "me", lambda: 125.0) is None
         assert storage.get_trials(sid, state=TrialState.WAITING) == []
 
     def test_update_is_a_compare_and_set_on_the_state(self, storage: ts.Storage) -> None:

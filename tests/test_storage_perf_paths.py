@@ -98,16 +98,16 @@ def test_claim_waiting_takes_oldest_and_sees_requeued_trials(storage: Storage) -
     sid = _study(storage)
     for i in range(3):
         storage.create_trial(sid, params={"i": i}, state=TrialState.WAITING)
-    got = [claim_waiting(storage, sid, "w", 1.0) for _ in range(4)]
+    got = [claim_waiting(storage, sid, "w", lambda: 1.0) for _ in range(4)]
     assert [g.number if g else None for g in got] == [0, 1, 2, None]
     assert all(g is None or (g.state is TrialState.RUNNING and g.worker == "w") for g in got)
     storage.create_trial(sid, params={"i": 3})  # a running trial after the queue
     first = got[0]
     assert first is not None
     storage.update_trial(sid, first.replace(state=TrialState.WAITING))  # re-queued, below the cursor
-    again = claim_waiting(storage, sid, "w2", 2.0)
+    again = claim_waiting(storage, sid, "w2", lambda: 2.0)
     assert again is not None and again.number == 0 and again.worker == "w2"
-    assert claim_waiting(storage, sid, "w", 3.0) is None
+    assert claim_waiting(storage, sid, "w", lambda: 3.0) is None
 
 
 def test_study_ask_returns_canonical_params(storage: Storage) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -20,11 +19,9 @@ STUDY_KINDS = ("history", "curves", "process", "parallel", "slice", "contour", "
 def figure(record: Record) -> dict[str, Any]:
     """One record as the browser draws it: plotly's figure JSON, with its title and message
     (their control characters written as escapes)."""
-    from plotly.io import to_json
+    from ..plots.plotly_render import figure_json, unseen_as_escapes
 
-    from ..plots.plotly_render import to_plotly, unseen_as_escapes
-
-    fig = json.loads(to_json(to_plotly(thin(record)), validate=False))
+    fig = figure_json(thin(record))
     # an empty reason ("", str() of an exception without a message) says so rather than nothing
     message = None if record.message is None else unseen_as_escapes(record.message or NO_REASON)
     # title and message as the plot writes its title (a name's ESC as \x1b): the page shows them for a

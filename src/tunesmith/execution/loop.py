@@ -8,7 +8,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,7 @@ class Budget:
             self._stop = ctx.Value("b", _GOING, lock=False)
             self._ran_out = ctx.Value("b", 0, lock=False)
             self._lock = _RecordLock() if fcntl is not None and ctx.get_start_method() == "fork" else ctx.Lock()
+        self._held = _Held(self._lock)
         self.seats = [Seat(ctx) for _ in range(seats)]  # created before any fork: all workers share them
         self.seat: Seat | None = None  # in a worker process: its own (see :meth:`bind`)
         self.deadline = None if timeout is None else time.monotonic() + timeout
@@ -90,23 +91,9 @@ class Budget:
         """In a forked worker: count what it takes and gives back in ``seat`` alone."""
         self.seat = seat
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """The budget's lock. A worker process killed while it holds it (a few
-        instructions) must not block the others: a record lock is freed by the kernel
-        as the holder dies; a semaphore (no record locks) is taken over after
-        LOCK_TIMEOUT seconds (and released after)."""
-        got = self._lock.acquire(timeout=LOCK_TIMEOUT)
-        if not got:
-            logger.warning("the trial budget's lock was held for %g s (its worker died, or an interrupt came as it "
-                           "was taken); taken over", LOCK_TIMEOUT)
-        try:
-            yield
-        finally:
-            try:
-                self._lock.release()
-            except (ValueError, RuntimeError):  # taken over, and released meanwhile
-                pass
+    def _locked(self) -> _Held:
+        """The budget's lock, held in a ``with`` block (see :class:`_Held`)."""
+        return self._held
 
     @property
     def expired(self) -> bool:
@@ -347,6 +334,29 @@ class Seat:
     def clear(self) -> None:
         for v in (self._taken, self._placed, self._unused, self._refunded, self._since, self._stopped, self._running):
             v.value = 0
+
+
+class _Held:
+    """A lock held for a ``with`` block (a class, not a generator: taken once per trial). A
+    worker process killed while it holds it (a few instructions) must not block the others: a
+    record lock is freed by the kernel as the holder dies; a semaphore (no record locks) is
+    taken over after LOCK_TIMEOUT seconds (and released after)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(timeout=LOCK_TIMEOUT):
+            logger.warning("the trial budget's lock was held for %g s (its worker died, or an interrupt came as it "
+                           "was taken); taken over", LOCK_TIMEOUT)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._lock.release()
+        except (ValueError, RuntimeError):  # taken over, and released meanwhile
+            pass
 
 
 @dataclass

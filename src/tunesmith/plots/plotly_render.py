@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import unicodedata
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ from .records import (
 
 SYMBOLS = {"o": "circle", "x": "x", "*": "star", "v": "triangle-down", None: "circle"}
 DASHES = {":": "dot", "--": "dash", None: "solid"}
+TEMPLATE = "plotly_white"  # every figure's plotly template
 MERGE_ABOVE = 50  # more line series than this are drawn as one trace per style
 #: the width (px) a title is cut into lines for where the figure sets none: plotly's own default (a
 #: page's responsive figure is as wide as its container: :data:`FIT_TITLE` cuts it again there)
@@ -55,7 +58,9 @@ def _go() -> Any:
     return go
 
 
-def to_plotly(record: Record) -> Any:
+def to_plotly(record: Record, *, template: bool = True) -> Any:
+    """``record`` as a plotly Figure in the "plotly_white" template; ``template=False``: without it
+    (:func:`figure_json` adds it to the JSON, where plotly's copy of it took most of a figure's time)."""
     go = _go()
     if isinstance(record, Parallel):
         fig = _parallel(go, record)
@@ -66,14 +71,34 @@ def to_plotly(record: Record) -> Any:
     title = unseen_as_escapes(record.title)  # as drawn: an ESC is 4 characters (\x1b)
     lines = _title_lines(title, fig.layout.width or FIGURE_WIDTH)
     top = 110 if isinstance(record, Parallel) else 60
-    fig.update_layout(title="<br>".join(_escape(line) for line in lines), template="plotly_white",
+    fig.update_layout(title="<br>".join(_escape(line) for line in lines),
                       margin={"l": 60, "r": 30, "t": top + TITLE_LINE * (len(lines) - 1), "b": 50},
                       meta={"title": title, "top": top})  # what FIT_TITLE cuts again to the drawn width
+    if template:
+        fig.update_layout(template=TEMPLATE)
     if len(lines) > 1:  # from the top down, clear of a legend or axis titles above the plot
         fig.update_layout(title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}})
     if record.empty:
         fig.add_annotation(text=_escape(record.message or ""), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
+
+
+def figure_json(record: Record) -> dict[str, Any]:
+    """``to_plotly(record)``'s figure JSON (as ``plotly.io.to_json`` writes it), built without the
+    template, which is then added from one JSON copy of it made once."""
+    from plotly.io import to_json
+
+    fig: dict[str, Any] = json.loads(to_json(to_plotly(record, template=False), validate=False))
+    fig.setdefault("layout", {})["template"] = json.loads(_template_json())
+    return fig
+
+
+@functools.cache
+def _template_json() -> str:
+    """The figure template's JSON, as a figure carries it in ``layout.template``."""
+    from plotly.io import to_json
+
+    return json.dumps(json.loads(to_json(_go().Figure(layout={"template": TEMPLATE}), validate=False))["layout"]["template"])
 
 
 def _chart(go: Any, c: Chart) -> Any:
@@ -236,17 +261,20 @@ def _decades(positions: Sequence[float]) -> list[tuple[float, str]]:
 def _diagram(go: Any, d: Diagram) -> Any:
     fig = go.Figure()
     w, h = d.box
+    shapes, notes = [], []  # set at once: each add_shape/add_annotation copied all those before it
     for n in d.nodes:
-        fig.add_shape(type="rect", x0=n.x - w, x1=n.x + w, y0=n.y - h, y1=n.y + h,
-                      line={"color": "#0072B2"}, fillcolor="#E8F1F8")
-        fig.add_annotation(x=n.x, y=n.y, text=f"<b>{_escape(n.label)}</b><br>{_escape(n.detail).replace(chr(10), '<br>')}", showarrow=False,
-                           font={"size": 11})
+        shapes.append({"type": "rect", "x0": n.x - w, "x1": n.x + w, "y0": n.y - h, "y1": n.y + h,
+                       "line": {"color": "#0072B2"}, "fillcolor": "#E8F1F8"})
+        notes.append({"x": n.x, "y": n.y, "text": f"<b>{_escape(n.label)}</b><br>{_escape(n.detail).replace(chr(10), '<br>')}",
+                      "showarrow": False, "font": {"size": 11}})
     for a, b, label in d.edges:
         x0, y0, x1, y1 = d.arrow(a, b)
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
-                           arrowhead=2, text="", arrowcolor="#555555")
-        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=_escape(label), showarrow=False, yshift=10 if y0 == y1 else 0,
-                           xshift=0 if y0 == y1 else (45 if x0 >= d.node(a).x else -45), font={"size": 9, "color": "#555555"})
+        notes.append({"x": x1, "y": y1, "ax": x0, "ay": y0, "xref": "x", "yref": "y", "axref": "x", "ayref": "y",
+                      "showarrow": True, "arrowhead": 2, "text": "", "arrowcolor": "#555555"})
+        notes.append({"x": (x0 + x1) / 2, "y": (y0 + y1) / 2, "text": _escape(label), "showarrow": False,
+                      "yshift": 10 if y0 == y1 else 0, "xshift": 0 if y0 == y1 else (45 if x0 >= d.node(a).x else -45),
+                      "font": {"size": 9, "color": "#555555"}})
+    fig.update_layout(shapes=shapes, annotations=notes)
     low, high = min((n.y for n in d.nodes), default=0) - h - 0.28, h + 0.28
     fig.update_xaxes(visible=False, range=[-w - 0.1, max((n.x for n in d.nodes), default=1) + w + 0.1])
     fig.update_yaxes(visible=False, range=[low, high])

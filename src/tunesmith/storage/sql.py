@@ -496,6 +496,7 @@ class SQLStorage(Storage):
             raise TypeError(f"SQLStorage takes a database URL ('sqlite:///path/to/file.db' or "
                             f"'postgresql+psycopg://user:password@host/db'), got {type(url).__name__} {url!r}")
         self.url = _with_synchronous(url, synchronous)
+        self._sqlite = self.url.startswith("sqlite")  # read at every transaction and clock read
         self.retry_window = _seconds("retry_window", retry_window)
         self.busy_timeout = _seconds("busy_timeout", busy_timeout)
         self.read_only = read_only
@@ -508,6 +509,7 @@ class SQLStorage(Storage):
         self._immutable = False  # read-only SQLite that SQLite can only open as immutable
         self._absent = False  # read-only, and no file or no tables there: no studies
         self._path: Path | None = None  # SQLite: the database file
+        self._path_text = ""  # the same as a str (stat at every write)
         self._synchronous = "NORMAL"  # SQLite: PRAGMA synchronous of a connection that writes (the URL's query)
         self._shown: str | None = None  # SQLite given by a relative path: the URL with the absolute one
         self._file_id: tuple[int, int] | None = None  # SQLite: its (device, inode) once opened
@@ -543,7 +545,9 @@ class SQLStorage(Storage):
         over it, measured with one query at most every CLOCK_CHECK seconds. SQLite (and
         any other database) has no server: this process's clock, so the machines that
         share a SQLite file must keep their clocks in step (NTP)."""
-        query = _SERVER_NOW.get(self.engine.dialect.name) if not self.is_sqlite else None
+        if self._sqlite:  # read at every ask and tell: no property, no engine
+            return self.local_clock()
+        query = _SERVER_NOW.get(self.engine.dialect.name)
         if query is None:
             return self.local_clock()
         if self._offset is None or time.monotonic() - self._offset[1] >= CLOCK_CHECK:
@@ -556,7 +560,7 @@ class SQLStorage(Storage):
     # -- connections ------------------------------------------------------------
     @property
     def is_sqlite(self) -> bool:
-        return self.url.startswith("sqlite")
+        return self._sqlite
 
     def _check_url(self) -> None:
         if unencoded_at(self.url) is not None:
@@ -595,6 +599,7 @@ class SQLStorage(Storage):
             if not self.read_only:
                 _check_link(Path(str(parsed.database)).expanduser(), self.url)
             path = self._path = Path(str(parsed.database)).expanduser().resolve()
+            self._path_text = str(path)
             if not Path(str(parsed.database)).is_absolute():  # "sqlite:///x.db", "~/x.db": which file
                 self._shown = parsed.set(database=str(path)).render_as_string(hide_password=False)
             if not path.parent.is_dir() and not self.read_only:  # read-only: a file not there, read as empty
@@ -710,7 +715,7 @@ class SQLStorage(Storage):
         transactions implicitly and writes take the study's row lock in ``fn``.
         """
         self._check_writable(write)
-        begin = "BEGIN IMMEDIATE" if write and self.is_sqlite else None
+        begin = "BEGIN IMMEDIATE" if write and self._sqlite else None
         return self._retry(lambda: run_transaction(self.engine, self._stmts(), fn, begin=begin))
 
     def _check_writable(self, write: bool) -> None:
@@ -751,7 +756,7 @@ class SQLStorage(Storage):
         """The SQLite file's (device, inode); None where there is no file."""
         assert self._path is not None
         try:
-            st = self._path.stat()
+            st = os.stat(self._path_text)  # a str: Path.stat costs 3 Python calls more (at every write)
         except FileNotFoundError:
             return None
         return st.st_dev, st.st_ino
@@ -1170,7 +1175,7 @@ class SQLStorage(Storage):
 
     def _insert(self, cur: Cursor, values: dict[str, Any]) -> int:
         """Insert one trial row; its trial_id."""
-        returning = not self.is_sqlite  # SQLite: cursor.lastrowid works on every version
+        returning = not self._sqlite  # SQLite: cursor.lastrowid works on every version
         cur.execute("insert_returning" if returning else "insert", values)
         return int(cur.fetchone()[0] if returning else cur.lastrowid)
 
@@ -1207,7 +1212,7 @@ class SQLStorage(Storage):
         return None
 
     def _lock_hot(self, cur: Cursor, study_id: int) -> None:
-        if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
+        if not self._sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
             cur.execute("lock_study", {"sid": study_id})
 
     def update_trial(

@@ -114,12 +114,14 @@ def held_promotions(trials: Iterable[FrozenTrial]) -> list[int]:
 
 
 # -- applied to a storage (each write a compare-and-set) ----------------------------------
-def claim_waiting(storage: Storage, study_id: int, worker: str, now: float) -> FrozenTrial | None:
-    """Start the oldest waiting trial for ``worker``, or None if none is waiting."""
+def claim_waiting(storage: Storage, study_id: int, worker: str, clock: Callable[[], float]) -> FrozenTrial | None:
+    """Start the oldest waiting trial for ``worker`` at ``clock()``, or None if none is waiting
+    (the clock is read only then: every ask looks here first, and most find no waiting trial)."""
     while True:
         queue = storage.get_trials(study_id, state=TrialState.WAITING, limit=_QUEUE_HEAD)
         if not queue:
             return None
+        now = clock()
         for rec in queue:
             running = start(rec, worker, now)
             if storage.update_trial(study_id, running, expect_state=TrialState.WAITING):

@@ -441,7 +441,7 @@ class Study:
         return self._ask_only(self._pop_waiting)
 
     def _pop_waiting(self, me: str) -> FrozenTrial | None:
-        return lifecycle.claim_waiting(self._storage, self._study_id, me, self._storage.clock())
+        return lifecycle.claim_waiting(self._storage, self._study_id, me, self._storage.clock)
 
     def _ask_only(self, pick: Callable[[str], FrozenTrial | None], me: str | None = None) -> Trial | None:
         """The trial ``pick(worker)`` claims (``me``: this process's worker_id), started (heartbeat), or None."""
