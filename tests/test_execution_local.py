@@ -104,6 +104,14 @@ def test_ray_tune_s_argument_names_are_answered_with_tunesmith_s() -> None:
     assert make_executor("ray", -1, mem, {}).n_workers is None  # type: ignore[attr-defined]
 
 
+def test_optuna_s_optimize_arguments_are_answered_with_tunesmith_s() -> None:
+    # before: gc_after_trial got "did you mean 'resources_per_trial'?", an option of Ray's
+    with pytest.raises(TypeError, match=r"gc_after_trial: no such option here: call gc.collect\(\) in a callback$"):
+        make_executor(None, 1, MemoryStorage(), {"gc_after_trial": True})
+    with pytest.raises(TypeError, match=r"show_progress_bar: write show_progress="):
+        make_executor(None, 1, MemoryStorage(), {"show_progress_bar": False})
+
+
 def _busy(trial: Any) -> float:
     """The first two trials: CPU-bound pure Python (holds the GIL) until a trial of another
     process has started (up to 60 s); workers that took turns never meet."""

@@ -440,6 +440,23 @@ def test_validation_gaps_are_refused_with_the_fix() -> None:
         ts.Space.from_yaml("a: [1, 2]\nb: 3\na: [4]\n")
 
 
+def test_another_library_s_distribution_is_refused_not_fixed() -> None:
+    """Before, ``Space({"lr": tune.loguniform(1e-4, 0.1)})`` (or scipy's, Optuna's) made a fixed
+    parameter holding the distribution object, handed to every trial as its value."""
+    from scipy.stats import loguniform
+
+    with pytest.raises(TypeError, match=r"'lr': scipy's rv_continuous_frozen is another library's search distribution, "
+                                        r"which here would be a fixed value; write ts.Float\(low, high, log=True\)"):
+        ts.Space({"lr": loguniform(1e-4, 0.1)})
+    optuna = pytest.importorskip("optuna")
+    with pytest.raises(TypeError, match=r"'n': optuna's IntDistribution is another library's"):
+        ts.Space({"n": optuna.distributions.IntDistribution(1, 3)})
+    tune = pytest.importorskip("ray.tune")
+    with pytest.raises(TypeError, match=r"'k': ray's Categorical is another library's"):
+        ts.Space({"k": tune.choice(["a", "b"])})
+    assert ts.Space({"k": ts.Fixed(loguniform(1e-4, 0.1))})["k"].n_values == 1  # asked for in so many words
+
+
 def test_an_integer_too_large_for_a_float_is_a_value_error() -> None:
     space = ts.Space({"n": ts.Int(1, 10)})
     for big in (10**400, -(10**400), float("inf")):

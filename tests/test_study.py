@@ -724,6 +724,36 @@ def test_optunas_suggest_calls_say_to_declare_the_parameter_in_the_space() -> No
         trial.nope  # type: ignore[attr-defined]  # noqa: B018
 
 
+def test_optunas_names_on_a_study_a_trial_and_a_record_say_what_to_write() -> None:
+    # before: a bare "'Study' object has no attribute 'trials_dataframe'", nothing on what it is called here
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    trial = study.ask()
+    record = study.tell(trial, 1.0)
+    for obj, name, fix in [(study, "enqueue_trial", r"study.enqueue\(params\)"), (study, "trials_dataframe", r"study.to_dataframe\(\)"),
+                           (trial, "set_user_attr", r"trial.set_attr\(key, value\)"), (record, "user_attrs", r"trial.attrs or record.attrs"),
+                           (record, "intermediate_values", r"\.intermediate"), (record, "datetime_start", r"\.started")]:
+        with pytest.raises(AttributeError, match=rf"'{type(obj).__name__}' object has no attribute '{name}': this is Optuna's name; write {fix}"):
+            getattr(obj, name)
+    with pytest.raises(AttributeError, match=r"no attribute 'create_study': write ts.Study\(space, direction="):
+        ts.create_study  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^'FrozenTrial' object has no attribute 'nope'$"):
+        record.nope  # type: ignore[attr-defined]  # noqa: B018
+    assert not hasattr(study, "nope") and not hasattr(record, "__setstate__") and record.attrs == {}
+
+
+def test_optunas_trial_pruned_fails_the_trial_with_the_fix() -> None:
+    # before: "TrialPruned:  at file:line", a failed trial the user meant as pruned, with no word why
+    optuna = pytest.importorskip("optuna")
+    study = ts.Study(SPACE, sampler="random", seed=0)
+
+    def objective(trial: ts.Trial) -> float:
+        raise optuna.TrialPruned()
+
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is TrialState.FAILED
+    assert "(optuna's TrialPruned fails the trial: raise ts.TrialPruned() to prune it)" in (study.trials[0].error or "")
+
+
 def test_a_parameter_name_in_the_wrong_case_gets_the_likely_one() -> None:
     trial = ts.Study(SPACE, sampler="random", seed=0).ask()
     with pytest.raises(KeyError, match=r"'X' is not a parameter .*did you mean 'x'"):

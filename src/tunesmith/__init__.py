@@ -101,6 +101,9 @@ def __getattr__(name: str) -> object:
         return getattr(importlib.import_module(".samplers", __name__), name)
     if name == "SQLStorage":
         return importlib.import_module(".storage.sql", __name__).SQLStorage
+    if name == "create_study":  # Optuna's
+        raise AttributeError("module 'tunesmith' has no attribute 'create_study': write ts.Study(space, direction=..., "
+                             "storage=..., name=...) (docs/guide.md, 'Coming from Optuna')")
     raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
 
 

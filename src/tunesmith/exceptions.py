@@ -135,4 +135,27 @@ def describe_exception(exc: BaseException) -> str:
         tb.pop()
     where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
     notes = [str(n) for n in getattr(exc, "__notes__", None) or []]  # what add_note said: cv's fold, ...
+    if type(exc).__name__ == "TrialPruned" and not isinstance(exc, TrialPruned):  # optuna.TrialPruned, kept from a port
+        notes.append(f"{type(exc).__module__.split('.')[0]}'s TrialPruned fails the trial: raise ts.TrialPruned() to prune it")
     return f"{type(exc).__name__}: {exc}{where}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+#: Optuna's names for what a Study, Trial or FrozenTrial spells otherwise, and what to write instead
+OPTUNA_NAMES = {
+    "enqueue_trial": "write study.enqueue(params)",
+    "trials_dataframe": "write study.to_dataframe()",
+    "get_trials": "write study.trials or study.trials_in('complete', ...)",
+    "set_user_attr": "write trial.set_attr(key, value) (a study keeps dated notes: study.add_note(text))",
+    "user_attrs": "write trial.attrs or record.attrs (a study keeps dated notes: study.notes)",
+    "intermediate_values": "write .intermediate",
+    "datetime_start": "write .started (seconds since the epoch)",
+    "datetime_complete": "write .completed (seconds since the epoch)",
+    "study_name": "write study.name",
+}
+
+
+def no_attribute(obj: object, name: str) -> AttributeError:
+    """The AttributeError for ``obj.<name>``, saying what to write instead where ``name`` is Optuna's."""
+    hint = OPTUNA_NAMES.get(name)
+    return AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}"
+                          + (f": this is Optuna's name; {hint} (docs/guide.md, 'Coming from Optuna')" if hint else ""))

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .exceptions import no_attribute
 from .nested import MAX_DEPTH, too_deep
 
 
@@ -170,6 +171,9 @@ class FrozenTrial:
             self.value is None or not math.isfinite(self.value)
         ):
             raise ValueError(f"trial {self.number}: a complete trial needs a finite value")
+
+    def __getattr__(self, name: str) -> Any:  # only names no field or property holds
+        raise no_attribute(self, name)
 
     @property
     def duration(self) -> float | None:

@@ -27,8 +27,11 @@ _OPTIONS = {
     "ray": {"ray_address", "resources_per_trial", "trials_per_gpu", "ray_init", "trial_timeout"},
 }
 
-#: Ray Tune's names (tune.run, tune.TuneConfig, tune.with_resources) and what to write here instead
-RAY_TUNE_NAMES = {
+#: Ray Tune's names (tune.run, tune.TuneConfig, tune.with_resources) and Optuna's (study.optimize)
+#: and what to write here instead
+PEER_NAMES = {
+    "gc_after_trial": "no such option here: call gc.collect() in a callback",
+    "show_progress_bar": "write show_progress=",
     "num_samples": "write n_trials=",
     "max_concurrent_trials": "write n_jobs= (with executor='ray': actors at once)",
     "time_budget_s": "write timeout=",
@@ -99,8 +102,8 @@ _ARGUMENTS = sorted({"n_trials", "timeout", "n_jobs", "catch", "callbacks", "sho
 
 
 def _unknown_options(unknown: list[str], kind: str) -> str:
-    """What optimize() says of keywords neither it nor executor ``kind`` takes: a misspelt or
-    Ray Tune keyword first with its answer; an executor's option with the executor it belongs to."""
+    """What optimize() says of keywords neither it nor executor ``kind`` takes: a misspelt,
+    Ray Tune or Optuna keyword first with its answer; an executor's option with the executor it belongs to."""
     hints = {k: _hint(k) for k in unknown}
     said = "; ".join(f"{k}: {h}" for k, h in hints.items() if h)
     if all(hints.values()) and not any(k in opts for k in unknown for opts in _OPTIONS.values()):
@@ -115,7 +118,7 @@ def _hint(key: str) -> str:
     owners = [name for name, opts in sorted(_OPTIONS.items()) if key in opts]
     if owners:
         return f"an option of executor={' or '.join(map(repr, owners))}"
-    return RAY_TUNE_NAMES.get(key) or _closest_argument(key)
+    return PEER_NAMES.get(key) or _closest_argument(key)
 
 
 def _closest_argument(key: str) -> str:

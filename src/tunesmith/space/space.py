@@ -41,13 +41,20 @@ Config = dict[str, Any]
 
 def _check_plain(name: str, p: Any) -> None:
     """A plain value given for a parameter is fixed; refuse one that was surely meant as a search:
-    a list (ambiguous), a parameter class (``ts.Float`` without its range) or a definition as YAML
+    a list (ambiguous), another library's search distribution (``tune.loguniform(...)``), a parameter class (``ts.Float`` without its range) or a definition as YAML
     writes it (``{"type": "float", ...}``, a misspelt type, or ``{"low": ..., "high": ...}`` alone)."""
     if isinstance(p, list):
         raise ValueError(
             f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
             f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
             "constant list"
+        )
+    if type(p).__module__.startswith(_PEER_DISTRIBUTIONS):
+        raise TypeError(
+            f"parameter {name!r}: {type(p).__module__.split('.')[0]}'s {type(p).__name__} is another library's search "
+            "distribution, which here would be a fixed value; write ts.Float(low, high, log=True), ts.Int(low, high) "
+            "or ts.Categorical([...]) (docs/guide.md, 'Coming from Optuna'); TunedSearchCV takes scipy's, Optuna's "
+            "and skopt's distributions as they are"
         )
     if isinstance(p, type) and issubclass(p, Param):
         call = {"Float": "Float(low, high)", "Int": "Int(low, high)", "Categorical": "Categorical([...])"}
@@ -64,6 +71,9 @@ def _check_plain(name: str, p: Any) -> None:
             "read the whole space with ts.Space.from_dict({...}), or Fixed({...}) for a constant dict"
         )
 
+
+#: the modules of the search distributions of Optuna, Ray Tune, scipy, skopt and hyperopt (tune.loguniform(...))
+_PEER_DISTRIBUTIONS = ("optuna.distributions", "ray.tune.search", "scipy.stats", "skopt.space", "hyperopt.pyll")
 
 #: the keys a definition has beside DEFINITION_KEYS
 _SPEC_EXTRA = frozenset({"type", "when", "prior"})

@@ -21,6 +21,7 @@ from ..exceptions import (
     StudyNotFound,
     TrialFinishedError,
     describe_exception,
+    no_attribute,
 )
 from ..importance import Importances, importance
 from ..pruners import Decision, NopPruner, Pruner, make_pruner
@@ -1041,6 +1042,9 @@ class Study:
                 return self.name
         raise StudyNotFound(f"study {self.name!r} is no longer in {self._storage.display_url}: it was deleted "
                             "while this process had it open")
+
+    def __getattr__(self, name: str) -> Any:  # only names no attribute or method holds
+        raise no_attribute(self, name)
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"

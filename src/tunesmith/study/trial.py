@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from ..exceptions import TrialFinishedError
+from ..exceptions import TrialFinishedError, no_attribute
 from ..pruners import Decision
 from ..space.params import a_type, did_you_mean
 from ..trial import FrozenTrial, SystemState, TrialState, _as_float_or_nan, json_attrs, short_repr
@@ -68,7 +68,7 @@ class Trial:
                 "in the Space (ts.Float(low, high, log=True), ts.Int, ts.Categorical; when= for one "
                 "that depends on another) and read trial.params['name'] (docs/guide.md, section 1)"
             )
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise no_attribute(self, name)
 
     def report(self, value: float, step: int | None = None) -> None:
         """Record an intermediate value (a validation score after an epoch).

@@ -298,7 +298,7 @@ def objective(
                          "name of the model's head, e.g. head='classifier'), or drop backbone_lr")
     if space is not None:
         _check_space(space, base)
-    warned: set[str] = set() if space is None else set(_warn_lookalikes(space, set()))
+    warned: set[str] = set() if space is None else {*_warn_lookalikes(space, set()), "decay range"}
     if keep not in retention.KEEP:
         raise ValueError(f"keep must be one of {list(retention.KEEP)}, got {keep!r}")
     if folds is not None:
@@ -380,7 +380,9 @@ def _store_curves(trial: Any, history: Any) -> None:
 
 def _trial_setup(trial: Any, base: TrainConfig, threads: int | None, warned: set[str]) -> tuple[dict[str, Any], TrainConfig]:
     """The trial's parameters and training config, the threads of numeric libraries set; a name that
-    looks like a setting, or a setting that has no effect, is warned about once per objective."""
+    looks like a setting, or a setting that has no effect, is warned about once per objective (and, at
+    the first trial, a study space's ``decay_epochs`` range that the run cannot reach)."""
+    _check_study_space(trial, base, warned)
     set_threads(threads)
     params = dict(trial.params)
     _warn_lookalikes(params, warned)
@@ -428,6 +430,23 @@ def _warn_no_effect(cfg: TrainConfig, params: Mapping[str, Any], warned: set[str
 _PROBES = 256  # joint samples of the space that the set-up check tries
 
 
+def _warn_decay_range(sp: Space | None, base: TrainConfig) -> None:
+    """Warn when the space's ``decay_epochs`` reaches the trials' epochs: step schedules that never decay."""
+    decay = sp["decay_epochs"] if sp is not None and "decay_epochs" in sp else None
+    if isinstance(decay, Int) and base.epochs is not None and decay.high >= base.epochs:
+        logger.warning(
+            "space parameter 'decay_epochs' reaches %d but each trial trains %d epoch(s): a step schedule with "
+            "decay_epochs >= %d never decays, so those trials are constant-rate runs; narrow it to fit, e.g. "
+            "adam_space(decay_epochs=(1, %d))", decay.high, base.epochs, base.epochs, max(1, base.epochs - 1))
+
+
+def _check_study_space(trial: Any, base: TrainConfig, warned: set[str]) -> None:
+    """At the first trial of an objective given no ``space=``, what :func:`_check_space` warns of the study's."""
+    if "decay range" not in warned:
+        warned.add("decay range")
+        _warn_decay_range(getattr(trial.study, "space", None), base)  # a Ray stand-in's study has none
+
+
 def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
     """Refuse at set-up only what no trial can satisfy.
 
@@ -438,12 +457,7 @@ def _check_space(space: Space | Mapping[str, Any], base: TrainConfig) -> None:
     samples are partly invalid is accepted with a warning naming an invalid pair.
     """
     sp = space if isinstance(space, Space) else Space(dict(space))
-    decay = sp["decay_epochs"] if "decay_epochs" in sp else None
-    if isinstance(decay, Int) and base.epochs is not None and decay.high >= base.epochs:
-        logger.warning(
-            "space parameter 'decay_epochs' reaches %d but each trial trains %d epoch(s): a step schedule with "
-            "decay_epochs >= %d never decays, so those trials are constant-rate runs; narrow it to fit, e.g. "
-            "adam_space(decay_epochs=(1, %d))", decay.high, base.epochs, base.epochs, max(1, base.epochs - 1))
+    _warn_decay_range(sp, base)
     fields = [n for n in sp if n in TrainConfig.field_names()]
     if not fields:
         return
