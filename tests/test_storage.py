@@ -119,6 +119,41 @@ class TestStorageConformance:
         again = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
         assert again is None and len(storage.get_trials(sid)) == 3  # no second copy
 
+    def test_fail_with_copy_s_default_names_the_next_copy_from_the_trial_s_claim_at_each_read(
+            self, storage: ts.Storage) -> None:
+        """``Storage.fail_with_copy``'s default, its copy's claim taken by another caller's copy that was then
+        taken back too: it named the next copy from the claim it had tried (``retry-of:0/1/1/2``), not from the
+        trial's (``retry-of:0/1/2``, as any caller reading the same copies names it), so two callers could
+        queue a copy each."""
+        from tunesmith.storage.base import NOT_NEEDED
+        from tunesmith.study.lifecycle import lose
+
+        def taken_back(st: ts.Storage, sid: int, copy: FrozenTrial | None) -> None:
+            assert copy is not None
+            why = f"{NOT_NEEDED}0 was still running (it beat) before its copy ran"
+            assert st.update_trial(sid, copy.replace(state=TrialState.FAILED, error=why, completed=150.0),
+                                   expect_state=TrialState.WAITING)
+
+        class DefaultCopy(type(storage)):  # type: ignore[misc]
+            fail_with_copy = ts.Storage.fail_with_copy
+            raced = False
+
+            def create_trial(self, study_id: int, **kw: Any) -> FrozenTrial | None:
+                if kw.get("claim") == "retry-of:0/1" and not self.raced:  # another caller's copy, taken back
+                    self.raced = True
+                    taken_back(self, study_id, super().create_trial(study_id, **kw))
+                return super().create_trial(study_id, **kw)
+
+        storage.__class__ = DefaultCopy
+        sid = new_study(storage)
+        assert storage.create_trial(sid, params={"x": 0.5}, worker="w", now=100.0) is not None
+        copy = {"params": {"x": 0.5}, "state": TrialState.WAITING, "system": SystemState(retry_of=0)}
+        taken_back(storage, sid, storage.create_trial(sid, claim="retry-of:0", **copy))
+        written = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
+        assert written is not None and written.system.requeued_as == 3
+        assert storage.create_trial(sid, claim="retry-of:0/1/2", **copy) is None  # held by the copy queued
+        assert [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED] * 3 + [TrialState.WAITING]
+
     def test_a_judged_write_loses_no_write_another_client_made_while_it_judged(self, storage: ts.Storage) -> None:
         """``update_trial`` with ``expect`` judges the stored record and writes it in one transaction. On
         PostgreSQL (READ COMMITTED) the trial's row was read without a lock: another client's write made
