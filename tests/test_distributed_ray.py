@@ -292,11 +292,12 @@ def test_two_ray_nodes_on_loopback_run_trials_in_two_places(tmp_path: Path) -> N
     ran = tmp_path / "ran"
     ran.mkdir()
     (tmp_path / "nodes.py").write_text(
-        "import pathlib, time, ray\n"
+        "import os, pathlib, time, ray\n"
         f"RAN = pathlib.Path({str(ran)!r})\n"
         "def objective(trial):\n"
         "    node = ray.get_runtime_context().get_node_id()\n"
         "    trial.set_attr('node', node)\n"
+        "    trial.set_attr('parent', pathlib.Path(f'/proc/{os.getppid()}/comm').read_text().strip())\n"
         "    (RAN / node).touch()\n"
         "    end = time.monotonic() + 60\n"
         "    while len(list(RAN.iterdir())) < 2 and time.monotonic() < end:\n"
@@ -314,6 +315,8 @@ def test_two_ray_nodes_on_loopback_run_trials_in_two_places(tmp_path: Path) -> N
     trials = Study.load("s", url).trials
     assert len(trials) == 24 and all(t.state is TrialState.COMPLETE for t in trials)
     assert len({t.attrs["node"] for t in trials}) == 2  # both nodes ran trials
+    # an actor's process is its node's raylet's child on each node (StudyWorker.orphaned watches that parent)
+    assert {t.attrs["parent"] for t in trials} == {"raylet"}
 
 
 def _curve_at_x(trial: Any) -> float:

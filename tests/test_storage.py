@@ -119,6 +119,71 @@ class TestStorageConformance:
         again = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
         assert again is None and len(storage.get_trials(sid)) == 3  # no second copy
 
+    def test_fail_with_copy_s_default_names_the_next_copy_from_the_trial_s_claim_at_each_read(
+            self, storage: ts.Storage) -> None:
+        """``Storage.fail_with_copy``'s default, its copy's claim taken by another caller's copy that was then
+        taken back too: it named the next copy from the claim it had tried (``retry-of:0/1/1/2``), not from the
+        trial's (``retry-of:0/1/2``, as any caller reading the same copies names it), so two callers could
+        queue a copy each."""
+        from tunesmith.storage.base import NOT_NEEDED
+        from tunesmith.study.lifecycle import lose
+
+        def taken_back(st: ts.Storage, sid: int, copy: FrozenTrial | None) -> None:
+            assert copy is not None
+            why = f"{NOT_NEEDED}0 was still running (it beat) before its copy ran"
+            assert st.update_trial(sid, copy.replace(state=TrialState.FAILED, error=why, completed=150.0),
+                                   expect_state=TrialState.WAITING)
+
+        class DefaultCopy(type(storage)):  # type: ignore[misc]
+            fail_with_copy = ts.Storage.fail_with_copy
+            raced = False
+
+            def create_trial(self, study_id: int, **kw: Any) -> FrozenTrial | None:
+                if kw.get("claim") == "retry-of:0/1" and not self.raced:  # another caller's copy, taken back
+                    self.raced = True
+                    taken_back(self, study_id, super().create_trial(study_id, **kw))
+                return super().create_trial(study_id, **kw)
+
+        storage.__class__ = DefaultCopy
+        sid = new_study(storage)
+        assert storage.create_trial(sid, params={"x": 0.5}, worker="w", now=100.0) is not None
+        copy = {"params": {"x": 0.5}, "state": TrialState.WAITING, "system": SystemState(retry_of=0)}
+        taken_back(storage, sid, storage.create_trial(sid, claim="retry-of:0", **copy))
+        written = storage.fail_with_copy(sid, lose(storage.get_trial(sid, 0), "lost", 400.0), claim="retry-of:0")
+        assert written is not None and written.system.requeued_as == 3
+        assert storage.create_trial(sid, claim="retry-of:0/1/2", **copy) is None  # held by the copy queued
+        assert [t.state for t in storage.get_trials(sid)] == [TrialState.FAILED] * 3 + [TrialState.WAITING]
+
+    def test_a_judged_write_loses_no_write_another_client_made_while_it_judged(self, storage: ts.Storage) -> None:
+        """``update_trial`` with ``expect`` judges the stored record and writes it in one transaction. On
+        PostgreSQL (READ COMMITTED) the trial's row was read without a lock: another client's write made
+        between the judgement and the write (the trial put back in the queue and taken by another worker, a
+        beat) committed, and was overwritten by a write that checked ``running`` alone."""
+        from tunesmith.study.lifecycle import lose, same_run
+
+        sid = new_study(storage)
+        a = storage.create_trial(sid, params={"x": 0.5}, worker="a", now=100.0)
+        assert a is not None
+        other = storage if isinstance(storage, ts.MemoryStorage) else make_storage(storage.url)
+        took: list[bool] = []
+        threads: list[threading.Thread] = []
+
+        def judge(stored: FrozenTrial) -> bool:  # another client's write, made while this one judges
+            b = stored.replace(worker="b", started=200.0)
+            threads.append(threading.Thread(target=lambda: took.append(
+                other.update_trial(sid, b, expect_state=TrialState.RUNNING))))
+            threads[0].start()
+            threads[0].join(1.0)  # a write that waits for this one's transaction: on after it
+            return same_run(a, stored)
+
+        wrote = storage.update_trial(sid, lose(a, "lost", 300.0), expect_state=TrialState.RUNNING, expect=judge)
+        threads[0].join(30.0)
+        stored = storage.get_trial(sid, 0)
+        assert took == [not wrote]  # one of the two writes won, and the other was told it lost
+        assert (stored.state, stored.worker) == ((TrialState.FAILED, "a") if wrote else (TrialState.RUNNING, "b"))
+        if other is not storage:
+            other.close()
+
     def test_create_get_list_delete_study(self, storage: ts.Storage) -> None:
         rec = storage.create_study("a", direction=Direction.MAXIMIZE, space=SPACE, config={"k": [1, 2]})
         assert storage.get_study("a") == rec

@@ -341,20 +341,20 @@ class Storage(ABC):
         an earlier call queued (None made). A copy this default took back (:data:`NOT_NEEDED`, never run) holds
         its claim for good: the next one is queued under a claim naming it (``claim/N``), so that a trial beat
         between this default's read and its write, then lost after all, still gets a copy to run."""
+        at = claim
         for _ in range(3):  # another call queued the copy a moment ago: read again
-            made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=claim,
+            made = self.create_trial(study_id, params=failed.params, state=TrialState.WAITING, claim=at,
                                      system=SystemState(retry_of=failed.number))  # fmt: skip
             if made is not None:
                 return made, made.number
             copies = [t for t in self.get_trials(study_id, min_number=failed.number + 1)
                       if t.system.retry_of == failed.number]  # by number: the one holding claim, claim/N, ...
             if not copies:
-                raise copy_missing(failed.number, claim)
-            for c in copies:
-                if not _taken_back(c):
-                    return None, c.number
-                claim = f"{claim}/{c.number}"
-        raise copy_missing(failed.number, claim)
+                raise copy_missing(failed.number, at)
+            if live := [c for c in copies if not _taken_back(c)]:
+                return None, live[0].number
+            at = claim + "".join(f"/{c.number}" for c in copies)  # named from the trial's claim: as any caller names it
+        raise copy_missing(failed.number, at)
 
     @abstractmethod
     def update_trial(

@@ -1270,8 +1270,9 @@ class SQLStorage(Storage):
         """A conditional UPDATE. Only a retry (the connection broke after a commit whose
         answer was lost) may find its own record stored and count it as won. With
         ``expect``, the stored record is read and judged in the write transaction,
-        the study locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already is), so no
-        other writer changes it between the judgement and the write."""
+        the study and the trial's row locked (PostgreSQL; SQLite's BEGIN IMMEDIATE
+        already is), so no other writer changes it between the judgement and the
+        write (a beat, or a worker taking the trial, locks no study)."""
         args = {**args, "w_state": state.value}
         tried = [False]
         at = {"sid": study_id, "number": number}
@@ -1288,7 +1289,7 @@ class SQLStorage(Storage):
                 self._lock_hot(cur, study_id)
                 if retry and own(cur):
                     return True
-                row = cur.first("one_trial", at)
+                row = cur.first("one_trial_locked", at)
                 if row is None:
                     raise TrialNotFound(f"study has no trial number {number}")
                 if not expect(tuple_to_trial(row, self._warned)):

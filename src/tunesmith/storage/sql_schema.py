@@ -126,6 +126,9 @@ def _hot_statements() -> dict[str, Any]:
         .where(of_study, _tc.state == _b("state"), _tc.number >= _b("min_number"))
         .order_by(_tc.number),
         "one_trial": sa.select(*_TRIAL_COLS).where(of_study, _tc.number == _b("number")),
+        # a record judged before a write in the same transaction: no other writer changes it in between
+        # (PostgreSQL's READ COMMITTED; SQLite's BEGIN IMMEDIATE already holds every writer off)
+        "one_trial_locked": sa.select(*_TRIAL_COLS).where(of_study, _tc.number == _b("number")).with_for_update(),
         "trials_from": sa.select(*_TRIAL_COLS)
         .where(of_study, _tc.number >= _b("min_number"))
         .order_by(_tc.number),
