@@ -161,7 +161,7 @@ class _TakenAgainBeforeTheFail(ts.MemoryStorage):
             self.armed = False
             stored = self.get_trial(study_id, trial.number)
             assert super().update_trial(study_id, lifecycle.unstart(stored), expect_state=TrialState.RUNNING)
-            assert lifecycle.claim_waiting(self, study_id, "other:1", (stored.started or 0.0) + 1.0) is not None
+            assert lifecycle.claim_waiting(self, study_id, "other:1", lambda: (stored.started or 0.0) + 1.0) is not None
         return super().update_trial(study_id, trial, **kw)
 
 
