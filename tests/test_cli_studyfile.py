@@ -545,6 +545,17 @@ def test_a_resume_refused_under_the_cli_names_the_command_that_ends_the_trial(
     assert f"trial {number} of study 's': it is pruned; tunesmith tell ends paused trials" in capsys.readouterr().err
 
 
+def test_a_resume_refused_of_a_study_in_memory_names_no_command_that_would_find_no_study() -> None:
+    """Under `tunesmith run` with `storage: memory` the advice was `tunesmith tell s 3 --state pruned
+    --storage memory`, which finds no study: the run took it with it."""
+    from tunesmith.cli.launch import tell_as_command
+
+    said = "trial 3 cannot resume. It stays paused: end the trial for good with study.tell(3, state='pruned')"
+    study = ts.Study(ts.Space({"x": ts.Float(0.0, 1.0)}), name="s")
+    assert "--storage memory" not in tell_as_command(said, study)
+    assert "this study was in memory, gone with this run" in tell_as_command(said, study)
+
+
 def _three_paused(url: str) -> Study:
     """A study of ``url`` whose trials 0, 1 and 2 are paused at step 1 (ASHA, pause=True)."""
     study = ts.Study(ts.Space({"x": ts.Float(0.0, 1.0)}), name="s", storage=url, sampler="random", seed=0,
