@@ -41,6 +41,7 @@ BROKEN = {
     "record of a string loss": ("history", "bad loss"),
     "best index past the records": ("history", "bad index"),
     "best checkpoint a number": ("history", "bad path"),
+    "finished not a bool": ("history", "bad finished"),
     "model a list": ("model", [1, 2]),
     "model of numbers": ("model", {"0.weight": 1.0}),
     "optimizer of another model": ("optimizer", {"state": {}, "param_groups": []}),
@@ -56,12 +57,14 @@ def test_malformed_field_is_refused_naming_it_and_nothing_is_loaded(case: str, s
                                                                    tmp_path: Path) -> None:
     key, value = BROKEN[case]
     state = dict(saved)
-    if value in ("bad loss", "bad index", "bad path"):  # the saved history, one field changed
+    if value in ("bad loss", "bad index", "bad path", "bad finished"):  # the saved history, one field changed
         history = dict(saved["history"], records=[dict(r) for r in saved["history"]["records"]])
         if value == "bad loss":
             history["records"][0]["train_loss"] = "0.5"
         elif value == "bad index":
             history["best_index"] = len(history["records"])
+        elif value == "bad finished":
+            history["finished"] = "yes"
         else:  # before: taken, then Path(5) raised TypeError once the model was loaded
             history["best_checkpoint"] = 5
         value = history
@@ -82,6 +85,15 @@ def test_malformed_field_is_refused_naming_it_and_nothing_is_loaded(case: str, s
     assert (random.getstate(), torch.get_rng_state().tolist()) == (rng[0], rng[1].tolist())
     assert not hasattr(trainer.plateau, "__dict__") or set(vars(trainer.plateau)) <= {
         "patience", "min_delta", "best", "bad", "reductions"}
+
+
+def test_a_checkpoint_holds_the_history_fields_a_tunesmith_before_history_finished_reads(
+        saved: dict[str, Any]) -> None:
+    """History.finished is of a returned run, never of a checkpoint (written mid-run): left out, so a
+    tunesmith before it, whose History.from_dict refuses a field it does not know, resumes the file."""
+    from tunesmith.train.history import History
+
+    assert set(saved["history"]) == {f for f in History.__dataclass_fields__ if f != "finished"}
 
 
 @pytest.mark.parametrize("case", ["model a list", "model of numbers", "shapes not a mapping"])

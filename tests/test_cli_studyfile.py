@@ -26,6 +26,7 @@ from tunesmith.cli import main
 from tunesmith.cli.launch import open_study
 from tunesmith.cli.studyfile import StudyFile, StudyFileError, load_objective
 from tunesmith.study.heartbeat import HeartbeatConfig
+from tunesmith.trial import TrialState
 
 OBJ = "def f(trial):\n    return (trial.params['x'] - 0.25) ** 2\n"
 SPACE = "space: {x: {type: float, low: 0, high: 1}}\n"
@@ -542,6 +543,49 @@ def test_a_resume_refused_under_the_cli_names_the_command_that_ends_the_trial(
     assert ts.load_study("s", db).trials[number].state is ts.TrialState.PRUNED
     assert main(["tell", "s", str(number), "99", "--state", "failed", "--storage", db]) == 2
     assert f"trial {number} of study 's': it is pruned; tunesmith tell ends paused trials" in capsys.readouterr().err
+
+
+def test_a_resume_refused_of_a_study_in_memory_names_no_command_that_would_find_no_study() -> None:
+    """Under `tunesmith run` with `storage: memory` the advice was `tunesmith tell s 3 --state pruned
+    --storage memory`, which finds no study: the run took it with it."""
+    from tunesmith.cli.launch import tell_as_command
+
+    said = "trial 3 cannot resume. It stays paused: end the trial for good with study.tell(3, state='pruned')"
+    study = ts.Study(ts.Space({"x": ts.Float(0.0, 1.0)}), name="s")
+    assert "--storage memory" not in tell_as_command(said, study)
+    assert "this study was in memory, gone with this run" in tell_as_command(said, study)
+
+
+def _three_paused(url: str) -> Study:
+    """A study of ``url`` whose trials 0, 1 and 2 are paused at step 1 (ASHA, pause=True)."""
+    study = ts.Study(ts.Space({"x": ts.Float(0.0, 1.0)}), name="s", storage=url, sampler="random", seed=0,
+                     pruner=ts.pruners.ASHA(pause=True, min_resource=1, reduction_factor=3, max_resource=9))
+    for trial in [study.ask() for _ in range(3)]:
+        trial.set_attr("checkpoint", "none")
+        trial.report(trial.params["x"], 1)
+        study.tell(trial, state="paused")
+    return study
+
+
+def test_tell_never_ends_a_trial_a_worker_resumed_after_it_read_the_study(
+        shared_storage_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """tunesmith tell checked the trials were paused, then told each by its number, which study.tell looks up
+    again: one a worker resumed in between was ended while it ran. A number given twice was ended, then refused
+    as 'already pruned', the command failing after it had done what was asked."""
+    from tunesmith.cli.commands import end_paused
+
+    study = _three_paused(shared_storage_url)
+    read = study.trials
+    resumed = ts.load_study("s", shared_storage_url).ask()  # another worker, since the trials were read
+    assert resumed.is_resumed
+    with pytest.raises(ts.exceptions.TrialFinishedError, match=rf"trial {resumed.number} is no longer paused but "
+                                                               "running: another worker changed it"):
+        end_paused(study, read, [resumed.number], "pruned")
+    assert study.trials[resumed.number].state is TrialState.RUNNING
+    left = next(t.number for t in read if t.number != resumed.number)
+    assert main(["tell", "s", str(left), str(left), "--state", "failed", "--storage", shared_storage_url]) == 0
+    assert f"study 's': 1 paused trial failed: {left}\n" in capsys.readouterr().out
+    assert study.trials[left].state is TrialState.FAILED and study.trials[left].error == "ended by tunesmith tell"
 
 
 def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,

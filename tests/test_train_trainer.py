@@ -259,6 +259,14 @@ def test_the_overfitting_settings_are_checked_and_a_trainer_takes_them_from_its_
     assert trainer.fit(train, val).overfit_at is None  # six rises needed, four seen
 
 
+def test_a_history_built_by_position_keeps_its_fields_after_finished_came() -> None:
+    """History.finished was put before best_checkpoint: History(records, loss, best, stopped, "best.pt", ...)
+    of a program written before it took "best.pt" as finished and each later field one place off."""
+    h = History([], 0.5, None, True, "best.pt", "last.pt", 0.5, 4)
+    assert (h.best_checkpoint, h.last_checkpoint, h.gap_smoothing, h.overfit_patience, h.finished) == \
+        ("best.pt", "last.pt", 0.5, 4, False)
+
+
 def test_a_run_whose_training_loss_turns_nan_stops_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     """Before: every remaining epoch trained on NaN weights, silently (history.best None)."""
     x, y = split(64)[0]

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..exceptions import StorageError, StudyNotFound, UnreadableSpaceError
+from ..exceptions import StorageError, StudyNotFound, TrialFinishedError, UnreadableSpaceError
 from ..paths import NotRegularFile, read_regular
 from ..plots import HTML, IMAGES, check_output
 from ..plots.records import pruner_label
@@ -45,7 +45,7 @@ from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
 from ..study.manage import PICKED, delete_study, import_study, sampler_label, with_test_results
-from ..study.trial import _as_float
+from ..study.trial import Trial, _as_float
 from ..trial import (
     CONTROL_BUT_LINES,
     FrozenTrial,
@@ -806,17 +806,27 @@ def cmd_tell(args: argparse.Namespace) -> int:
     """End paused trials for good (one whose checkpoint cannot resume, say): a study file's user has no
     Python session to call ``study.tell(n, state='pruned')`` in."""
     study = _load(args.name, args.storage, write=True)
-    states = {t.number: t.state for t in study.trials}
-    for n in args.numbers:
-        if states.get(n) is not TrialState.PAUSED:
-            what = "no such trial" if n not in states else f"it is {states[n].value}"
+    numbers = list(dict.fromkeys(args.numbers))  # a number given twice: ended once, not refused the second time
+    end_paused(study, study.trials, numbers, args.state)
+    print(f"study {study.name!r}: {plural(len(numbers), 'paused trial')} {args.state}: {', '.join(map(str, numbers))}")
+    return 0
+
+
+def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], state: str) -> None:
+    """End the trials ``numbers``, paused in ``trials`` (the study's, as read), as ``state``. Each write is a
+    compare-and-set on the paused record read (a handle's, not a number, which is looked up again): a trial
+    that a worker resumed since is refused, never ended while it runs."""
+    records = {t.number: t for t in trials}
+    for n in numbers:
+        if n not in records or records[n].state is not TrialState.PAUSED:
+            what = "no such trial" if n not in records else f"it is {records[n].state.value}"
             raise ValueError(f"trial {n} of study {study.name!r}: {what}; tunesmith tell ends paused trials "
                              "(tunesmith show lists them), its objective or a worker ends the others")
-    for n in args.numbers:
-        study.tell(n, state=args.state, error="ended by tunesmith tell" if args.state == "failed" else None)
-    print(f"study {study.name!r}: {plural(len(args.numbers), 'paused trial')} {args.state}: "
-          f"{', '.join(map(str, args.numbers))}")
-    return 0
+    for i, n in enumerate(numbers):
+        try:
+            study.tell(Trial(study, records[n]), state=state, error="ended by tunesmith tell" if state == "failed" else None)
+        except TrialFinishedError as exc:
+            raise TrialFinishedError(f"{exc}{f'; ended before it: {numbers[:i]}' if i else ''}") from None
 
 
 def _fill(pairs: list[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..exceptions import STOPPING_SIGNALS, ResumeRefused, StudyNotFound, Terminated
 from ..execution import runs_in_processes
-from ..storage import Storage, make_storage
+from ..storage import MemoryStorage, Storage, make_storage
 from ..study import Study
 from ..study.manage import check_name_before_file
 from ..trial import FrozenTrial, TrialState
@@ -204,11 +204,18 @@ def optimize_interruptibly(study: Study, objective: Callable[..., Any], options:
 
 
 def tell_as_command(message: str, study: Study) -> str:
-    """``message`` with its advice ``study.tell(N, state='pruned')`` as the ``tunesmith tell`` command."""
+    """``message`` with its advice ``study.tell(N, state='pruned')`` as the ``tunesmith tell`` command; none
+    for a study in memory, which this run takes with it (``--storage memory`` would find no study)."""
     url = study.storage.display_url
     where = shlex.join(["--storage", url]) + (" (with the password in place of ***)" if "***" in url else "")
-    return re.sub(r"study\.tell\((\d+), state='pruned'\)",
-                  lambda m: f"`tunesmith tell {shlex.quote(study.name)} {m[1]} --state pruned {where}`", message)
+
+    def advice(m: re.Match[str]) -> str:
+        if isinstance(study.storage, MemoryStorage):
+            return ("`tunesmith tell` on a database storage (this study was in memory, gone with this run: give the "
+                    "study file a `storage:` to keep its paused trials)")
+        return f"`tunesmith tell {shlex.quote(study.name)} {m[1]} --state pruned {where}`"
+
+    return re.sub(r"study\.tell\((\d+), state='pruned'\)", advice, message)
 
 
 class _Flag:

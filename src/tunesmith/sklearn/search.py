@@ -790,12 +790,14 @@ def _as_marks(claim: Any, study: Study) -> Mapping[str, Any]:
     searched on) made every fit fail as "searched on other data or folds"."""
     if isinstance(claim, Mapping):
         return claim
+    url = study.storage.display_url
     raise ValueError(
-        f"study {study.name!r} in {study.storage.display_url}: its search claim (the study setting "
+        f"study {study.name!r} in {url}: its search claim (the study setting "
         f"{CLAIM_KEY!r}) is {type(claim).__name__} data, not the mapping TunedSearchCV stores; another program "
-        "changed it. Its trials record what it was searched on, so the claim may go: run `from "
-        "tunesmith.study.manage import DROP, change_setting; change_setting(ts.load_study(NAME, STORAGE), "
-        f"{CLAIM_KEY!r}, lambda stored: DROP)` and fit again")
+        "changed it. Its trials record what it was searched on, so the claim may go: run `import tunesmith; "
+        "from tunesmith.study.manage import DROP, change_setting; change_setting(tunesmith.load_study("
+        f"{study.name!r}, {url!r}), {CLAIM_KEY!r}, lambda stored: DROP)`"
+        f"{' (with the password in place of ***)' if '***' in url else ''} and fit again")
 
 
 #: seconds after which a search claim over a study that still holds no trial is taken over, where its fits

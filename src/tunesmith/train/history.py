@@ -80,11 +80,11 @@ class History:
     best_loss: float = math.inf
     best_index: int | None = None
     stopped_early: bool = False
-    finished: bool = False
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     gap_smoothing: float = GAP_SMOOTHING
     overfit_patience: int = OVERFIT_PATIENCE
+    finished: bool = False  # last: a History built by position before it gets each field where it was
 
     def __post_init__(self) -> None:
         w, p = self.gap_smoothing, self.overfit_patience
