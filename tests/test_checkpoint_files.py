@@ -3,6 +3,7 @@ what a checkpoint holds of a partly frozen model, and what a study keeps on disk
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
@@ -110,6 +111,22 @@ def test_a_last_checkpoint_is_on_disk_before_the_previous_one_is_deleted(
         at = max(j for j in range(i) if calls[j][0] == "rename" and calls[j][1].startswith("last-"))
         assert ("sync file", "", calls[at][2]) in calls[:at], calls
         assert ("sync folder", "", folder.stat().st_ino) in calls[at:i], calls
+
+
+def test_a_folder_the_file_system_cannot_sync_still_takes_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some network file systems refuse to sync a folder (EINVAL): the save stands, as SQLite's does."""
+    fsync = os.fsync
+
+    def refuses_folders(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", refuses_folders)
+    path = checkpoint.save(tmp_path / "ck" / "last-000000001.pt", {"model": {}, "step": 1})
+    assert checkpoint.load(path)["step"] == 1 and [p.name for p in path.parent.iterdir()] == [path.name]
 
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:

@@ -229,14 +229,16 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
 
 
 def _sync_dir(folder: Path) -> None:
-    """Have the folder's entries (a rename into it) on disk; where a folder cannot be opened
-    (Windows), a rename is durable once it returns."""
+    """Have the folder's entries (a rename into it) on disk. Where the system cannot (a folder
+    cannot be opened on Windows; a network file system may refuse to sync one), the rename is as
+    durable as the file system makes it, as SQLite does: the file's own data is synced already."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         return
     try:
-        os.fsync(fd)
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
