@@ -5,9 +5,9 @@ strings, lists, dicts), loaded with ``torch.load(weights_only=True)``: a file
 that holds anything else is refused, never unpickled. Files are written
 atomically and durably (a temporary file ``.<name>~<host>~<pid>~<random>.tmp``, synced to disk,
 then renamed, the folder synced), so a run killed while saving, or a power cut, leaves the
-previous one intact; :func:`clean_stale` removes the temporary files of writers that died. Folders are created 0700
-and files 0600; a folder owned by another user or writable by group or others
-is refused (:func:`secure_dir`). "Last" checkpoints are rotated (``keep_last``
+previous one intact; :func:`clean_stale` removes the temporary files of writers that died.
+Folders are created 0700 and files 0600; a folder owned by another user or writable by group
+or others is refused (:func:`secure_dir`). "Last" checkpoints are rotated (``keep_last``
 newest stay); "best" is one file, a hard link to the "last" file of the same
 step when there is one.
 """
