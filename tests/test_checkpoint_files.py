@@ -3,8 +3,10 @@ what a checkpoint holds of a partly frozen model, and what a study keeps on disk
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import stat
 import subprocess
 import sys
 import textwrap
@@ -72,6 +74,59 @@ def test_a_link_that_cannot_replace_its_target_leaves_no_temporary_file(tmp_path
         checkpoint.link(src, tmp_path / "best.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last-000000003.pt"]
     assert checkpoint.link(src, tmp_path / "best2.pt").read_bytes() == b"x"
+
+
+def test_a_last_checkpoint_is_on_disk_before_the_previous_one_is_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With keep_last=1 each save deletes the previous "last" file. Written without os.fsync, a power
+    cut just after could keep the deletion and lose the new file's data (an empty or partial file, or
+    only its temporary name): no checkpoint left to resume from. Each real call is recorded in order:
+    the new file's data must be synced before its rename, and the folder after it, before the deletion."""
+    folder = tmp_path / "ck"
+    calls: list[tuple[str, str, int]] = []  # (what, file name, inode)
+    fsync, replace, unlink = os.fsync, os.replace, os.unlink
+
+    def synced(fd: int) -> None:
+        st = os.fstat(fd)
+        calls.append(("sync folder" if stat.S_ISDIR(st.st_mode) else "sync file", "", st.st_ino))
+        fsync(fd)
+
+    def renamed(src: str, dst: str) -> None:
+        calls.append(("rename", Path(dst).name, os.lstat(src).st_ino))
+        replace(src, dst)
+
+    def deleted(path: str, **kwargs: object) -> None:
+        calls.append(("delete", Path(path).name, 0))
+        unlink(path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", synced)
+    monkeypatch.setattr(os, "replace", renamed)
+    monkeypatch.setattr(os, "unlink", deleted)
+    Trainer(mlp(), TrainConfig(epochs=3, batch_size=16, checkpoint_dir=str(folder))).fit(*DATA)
+    monkeypatch.undo()
+    deletions = [i for i, (what, name, _) in enumerate(calls) if what == "delete" and name.startswith("last-")]
+    assert len(deletions) == 2 and len(checkpoint.list_last(folder)) == 1, calls
+    for i in deletions:
+        at = max(j for j in range(i) if calls[j][0] == "rename" and calls[j][1].startswith("last-"))
+        assert ("sync file", "", calls[at][2]) in calls[:at], calls
+        assert ("sync folder", "", folder.stat().st_ino) in calls[at:i], calls
+
+
+def test_a_folder_the_file_system_cannot_sync_still_takes_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some network file systems refuse to sync a folder (EINVAL): the save stands, as SQLite's does."""
+    fsync = os.fsync
+
+    def refuses_folders(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", refuses_folders)
+    path = checkpoint.save(tmp_path / "ck" / "last-000000001.pt", {"model": {}, "step": 1})
+    assert checkpoint.load(path)["step"] == 1 and [p.name for p in path.parent.iterdir()] == [path.name]
 
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:

@@ -3,11 +3,11 @@
 A checkpoint is one ``torch.save`` file of tensors and plain values (numbers,
 strings, lists, dicts), loaded with ``torch.load(weights_only=True)``: a file
 that holds anything else is refused, never unpickled. Files are written
-atomically (a temporary file ``.<name>~<host>~<pid>~<random>.tmp``, then rename), so a
-run killed while saving leaves the previous one intact; :func:`clean_stale`
-removes the temporary files of writers that died. Folders are created 0700
-and files 0600; a folder owned by another user or writable by group or others
-is refused (:func:`secure_dir`). "Last" checkpoints are rotated (``keep_last``
+atomically and durably (a temporary file ``.<name>~<host>~<pid>~<random>.tmp``, synced to disk,
+then renamed, the folder synced), so a run killed while saving, or a power cut, leaves the
+previous one intact; :func:`clean_stale` removes the temporary files of writers that died.
+Folders are created 0700 and files 0600; a folder owned by another user or writable by group
+or others is refused (:func:`secure_dir`). "Last" checkpoints are rotated (``keep_last``
 newest stay); "best" is one file, a hard link to the "last" file of the same
 step when there is one.
 """
@@ -208,7 +208,9 @@ def study_folder(root: str | Path, study: str, copy_id: str | None = None) -> Pa
 
 # -- files --------------------------------------------------------------------------------------
 def save(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically, as a file of mode 0600 in a 0700 folder."""
+    """Write ``state`` to ``path`` atomically and durably, as a file of mode 0600 in a 0700 folder:
+    on disk under its name before this returns, so that a power cut after it (when :func:`rotate` has
+    deleted the previous "last" file) leaves this one whole, never an empty or partial file."""
     path = Path(path)
     secure_dir(path.parent)
     tmp = _tmp_name(path)
@@ -216,11 +218,29 @@ def save(path: str | Path, state: dict[str, Any]) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # the data on disk before the name points to it
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _sync_dir(path.parent)  # the new name on disk before an older file is deleted
     return path
+
+
+def _sync_dir(folder: Path) -> None:
+    """Have the folder's entries (a rename into it) on disk. Where the system cannot (a folder
+    cannot be opened on Windows; a network file system may refuse to sync one), the rename is as
+    durable as the file system makes it, as SQLite does: the file's own data is synced already."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def link(src: str | Path, dst: str | Path) -> Path:
