@@ -204,6 +204,8 @@ def _methods() -> dict[str, dict[str, Any]]:
         "ts-hyperband": _ts("hyperband"), "ts-hyperband-random": _ts("hyperband", random=True),
         "ts-median": _ts("median"), "ts-median-random": _ts("median", random=True),
     }  # fmt: skip
+    for rule, (peers, theirs) in MEDIAN_RULES.items():  # prune9 pass: what the median compares
+        out[f"ts-median-{rule}-random"] = _ts(_median_rule(peers, theirs)(), random=True)
     # candidate defaults (see pruning-replay.md): reduction factor, curve score, budget, sampler
     for eta in (2, 3, 4):
         for curve in ("best", "last"):
@@ -220,6 +222,36 @@ def _methods() -> dict[str, dict[str, Any]]:
                 hb = Hyperband(reduction_factor=eta, n_brackets=n, curve=curve)
                 out[f"ts-hyperband-eta{eta}-b{n}-{curve}-random"] = _ts(hb, random=True)
     return out
+
+
+# the median rule's variants (prune9 pass): a trial's best-so-far at step s against the others'
+# "best" (best-so-far at s) or "last" (value at s), the others being "all" that reported (every
+# state but failed) or "complete" ones only (then n_startup_trials counts complete trials only)
+MEDIAN_RULES = {"r0": ("all", "best"), "r1": ("all", "last"), "r2": ("complete", "best"),
+                "r3": ("complete", "last")}  # fmt: skip
+
+
+def _median_rule(peers: str, theirs: str) -> type:
+    """``MedianPruner`` comparing with ``peers``' ``theirs`` score at the step (MEDIAN_RULES)."""
+    from tunesmith.pruners import MedianPruner
+    from tunesmith.pruners.curves import Runs
+    from tunesmith.trial import TrialState
+
+    class TheirRuns(Runs):
+        def of(self, trial: Any, direction: Any, how: str) -> Any:
+            return super().of(trial, direction, theirs)
+
+    class MedianRule(MedianPruner):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            self._runs = TheirRuns()
+
+        def decide(self, trial: Any, trials: Any, direction: Any) -> Any:
+            if peers == "complete":
+                trials = [t for t in trials if t.state is TrialState.COMPLETE or t.number == trial.number]
+            return super().decide(trial, trials, direction)
+
+    return MedianRule
 
 
 def _optuna_start() -> type:

@@ -25,6 +25,8 @@ class PercentilePruner(Pruner):
     and finished ones alike; failed ones excluded). ``percentile=25`` keeps the
     best quarter: a trial is stopped when its score is worse than the 25th
     percentile of the others' (a quarter of them or more were better by that step).
+    Optuna's pruner compares with the *complete* trials' values *at* ``s`` instead (laxer on
+    noisy curves: docs/pruning.md, "What the median compares").
 
     Args:
         percentile: the share of trials to keep, in (0, 100).
