@@ -71,28 +71,42 @@ def is_loopback(host: str) -> bool:
 
 
 def peer_uid(client: tuple[str, int], server: tuple[str, int]) -> int | None:
-    """The user id of the process at the other end of a loopback TCP connection (``client`` to
-    ``server``, each (address, port)), from Linux's socket tables; None where they cannot be read or
-    do not hold it (another system, the connection gone)."""
+    """The user id of the process whose socket connects ``client`` to ``server`` (each (address, port))
+    on this machine, from Linux's socket tables; None where they do not list it as a process's socket:
+    another system, the connection gone or closed (a closed socket's row says user 0, root), or ends
+    that are no addresses (a name from a proxy's header). An IPv6 socket connected to an IPv4 address is
+    listed in tcp6 as ``::ffff:a.b.c.d`` while an IPv4 server sees a.b.c.d: both tables are read."""
     try:
-        family = ipaddress.ip_address(client[0]).version
-        want = (_proc_address(client), _proc_address(server))
-        with open(f"/proc/net/tcp{'6' if family == 6 else ''}", encoding="ascii") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 7 and (fields[1], fields[2]) == want:
-                    return int(fields[7])
-    except (OSError, ValueError):
-        pass
+        rows = _table_rows(client, server)
+    except (ValueError, TypeError):
+        return None
+    for table, want in rows:
+        try:
+            with open(table, encoding="ascii") as f:
+                for line in f:
+                    fields = line.split()  # sl local remote state queues timer retransmits uid timeout inode
+                    if len(fields) > 9 and (fields[1], fields[2]) == want and fields[9] != "0":
+                        return int(fields[7])
+        except (OSError, ValueError):
+            continue
     return None
 
 
-def _proc_address(address: tuple[str, int]) -> str:
+def _table_rows(client: tuple[str, int], server: tuple[str, int]) -> list[tuple[str, tuple[str, str]]]:
+    """(table, (local, remote) as it writes them) for each way the client's socket may be listed."""
+    ends = [(ipaddress.ip_address(host), int(port)) for host, port in (client, server)]
+    v4 = [(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip, port) for ip, port in ends]
+    v6 = [(ipaddress.IPv6Address(f"::ffff:{ip}") if ip.version == 4 else ip, port) for ip, port in ends]
+    rows = [("/proc/net/tcp", (_proc_address(*v4[0]), _proc_address(*v4[1])))] if all(ip for ip, _ in v4) else []
+    return [*rows, ("/proc/net/tcp6", (_proc_address(*v6[0]), _proc_address(*v6[1])))]
+
+
+def _proc_address(ip: Any, port: int) -> str:
     """``host:port`` as /proc/net/tcp writes it: the address's 32-bit words in the machine's order
     (little-endian, as every Linux machine the tables were read on), the port in hex."""
-    ip = ipaddress.ip_address(address[0]).packed
-    words = "".join(ip[i:i + 4][::-1].hex() for i in range(0, len(ip), 4))
-    return f"{words.upper()}:{address[1]:04X}"
+    packed = ip.packed
+    words = "".join(packed[i:i + 4][::-1].hex() for i in range(0, len(packed), 4))
+    return f"{words.upper()}:{port:04X}"
 
 
 def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, allow_writes: bool = False,
@@ -123,7 +137,8 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
           file=out, flush=True)
     with _hangup_stops(uvicorn.Server) as hung_up:
-        uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol())
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol(),
+                    proxy_headers=False)  # a client's X-Forwarded-For would stand for its address
     return hung_up[0] if hung_up else None
 
 
