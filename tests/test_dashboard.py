@@ -4,6 +4,7 @@ the live "changes since" endpoint, server-side reduction of large studies, bad i
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -682,21 +683,32 @@ def test_a_loopback_dashboard_refuses_a_client_it_cannot_find_as_its_user_s(url:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
 def test_a_connection_s_user_is_read_from_the_socket_tables_however_it_is_listed() -> None:
-    from tunesmith.dashboard.server import peer_uid
+    """As the kernel's sock_diag gives it, and as /proc/net/tcp{,6} list it (where sock_diag cannot be asked)."""
+    import ipaddress
 
+    from tunesmith.dashboard import server as srv
+
+    def uids(client: tuple[str, int], server: tuple[str, int]) -> tuple[int | None, int | None]:
+        ends = [(ipaddress.ip_address(host), port) for host, port in (client, server)]
+        return srv.peer_uid(client, server), srv._listed_uid(ends)
+
+    me = (os.getuid(), os.getuid())
     with socket.create_server(("127.0.0.1", 0)) as listener:
         server = listener.getsockname()
         with socket.create_connection(server) as v4:
-            assert peer_uid(v4.getsockname(), server) == os.getuid()
+            assert uids(v4.getsockname(), server) == me
             if socket.has_ipv6:  # before: None (and let through): tcp6 lists it as ::ffff:127.0.0.1, the server sees 127.0.0.1
                 with socket.create_connection(("::ffff:127.0.0.1", server[1])) as v6:
-                    assert peer_uid(("127.0.0.1", v6.getsockname()[1]), server) == os.getuid()
+                    assert uids(("127.0.0.1", v6.getsockname()[1]), server) == me
             closed = v4.getsockname()
         deadline = time.monotonic() + 10  # before: 0, root's, read from the closed socket's row
-        while peer_uid(closed, server) is not None and time.monotonic() < deadline:
+        while uids(closed, server) != (None, None) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert peer_uid(closed, server) is None
-    assert peer_uid(("testclient", 50000), server) is None and peer_uid(("::1", 1), server) is None
+        assert uids(closed, server) == (None, None)
+    assert srv.peer_uid(("testclient", 50000), server) is None and uids(("::1", 1), server) == (None, None)
+    with contextlib.suppress(OSError), socket.create_server(("::1", 0), family=socket.AF_INET6) as listener6, \
+            socket.create_connection(listener6.getsockname()[:2]) as v6:
+        assert uids(v6.getsockname()[:2], listener6.getsockname()[:2]) == me
 
 
 def _answer(app: Any, host: str, client: tuple[str, int], server: tuple[str, int]) -> tuple[int, str]:
