@@ -33,7 +33,7 @@ MAX_WAITING = 200
 #: the background): the first view of those studies is then as fast as any later one
 WARM_BUDGET_S = 30.0
 #: Linux's netlink protocol that finds a socket by its addresses (linux/sock_diag.h, inet_diag.h)
-NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NO_COOKIE = 4, 20, (0xFFFFFFFF, 0xFFFFFFFF)
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NO_COOKIE, TCP_LISTEN = 4, 20, (0xFFFFFFFF, 0xFFFFFFFF), 10
 
 
 def open_storage(url: str, *, allow_writes: bool = False) -> Storage:
@@ -109,7 +109,7 @@ def _asked_uid(ends: list[tuple[Any, int]]) -> int | None:
     if len(answer) < 88 or struct.unpack_from("=H", answer, 4)[0] != SOCK_DIAG_BY_FAMILY:
         raise LookupError("not found")  # an NLMSG_ERROR: ENOENT
     uid, inode = struct.unpack_from("=II", answer, 80)  # inet_diag_msg's, after its header, id and queues
-    return uid if inode else None
+    return uid if inode and answer[17] != TCP_LISTEN else None  # no connection there: a listener on its address
 
 
 def _listed_uid(ends: list[tuple[Any, int]]) -> int | None:
