@@ -707,6 +707,7 @@ def test_a_connection_s_user_is_read_from_the_socket_tables_however_it_is_listed
         assert uids(closed, server) == (None, None)
         assert uids(server, ("127.0.0.1", 1)) == (None, None)  # a listener there is no connection (sock_diag finds it)
     assert srv.peer_uid(("testclient", 50000), server) is None and uids(("::1", 1), server) == (None, None)
+    assert uids(("127.0.0.1", 70000), server) == (None, None)  # no port of a socket: not found, not an error
     with contextlib.suppress(OSError), socket.create_server(("::1", 0), family=socket.AF_INET6) as listener6, \
             socket.create_connection(listener6.getsockname()[:2]) as v6:
         assert uids(v6.getsockname()[:2], listener6.getsockname()[:2]) == me

@@ -97,15 +97,15 @@ def _asked_uid(ends: list[tuple[Any, int]]) -> int | None:
     finds none, or cannot be asked."""
     (ip, port), (to, to_port) = ends
     family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
-    request = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF)  # inet_diag_req_v2, any state
-    request += struct.pack("!HH16s16s", port, to_port, ip.packed, to.packed) + struct.pack("=III", 0, *NO_COOKIE)
     try:
+        request = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF)  # inet_diag_req_v2, any state
+        request += struct.pack("!HH16s16s", port, to_port, ip.packed, to.packed) + struct.pack("=III", 0, *NO_COOKIE)
         with socket.socket(getattr(socket, "AF_NETLINK", -1), socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as diag:
             diag.settimeout(1.0)
             diag.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, 1, 1, 0) + request)
             answer = diag.recv(8192)
-    except OSError:
-        raise LookupError("no sock_diag here") from None
+    except (OSError, struct.error):  # no netlink here, or a port past 65535
+        raise LookupError("sock_diag not asked") from None
     if len(answer) < 88 or struct.unpack_from("=H", answer, 4)[0] != SOCK_DIAG_BY_FAMILY:
         raise LookupError("not found")  # an NLMSG_ERROR: ENOENT
     uid, inode = struct.unpack_from("=II", answer, 80)  # inet_diag_msg's, after its header, id and queues
