@@ -140,6 +140,9 @@ def test_the_export_check_opens_before_it_looks_so_a_fifo_never_blocks(
         ("timeout: 1e3", "got '1e3' (YAML reads 1e3 as text, not a number: write 1000)"),
         ("heartbeat_interval: 1e-05", "got '1e-05' (YAML reads 1e-05 as text, not a number: write 1.0e-05)"),
         ("n_trials: 2e2", "n_trials must be an integer >= 0, got '2e2' (YAML reads 2e2 as text, not a number: write 200)"),
+        # before: "YAML reads 1000 as text, not a number: write 1000", as written
+        ("timeout: '1000'", "got '1000' (quoted, so read as text: write 1000 without quotes)"),
+        ("heartbeat_interval: \"1.0e-05\"", "got '1.0e-05' (quoted, so read as text: write 1.0e-05 without quotes)"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:
@@ -147,6 +150,15 @@ def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> No
     with pytest.raises(StudyFileError, match="^" + re.escape(str(path))) as err:
         StudyFile.load(path)
     assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "-Infinity", "nan", "1e400"])
+def test_a_text_that_is_no_finite_number_gets_no_spelling_to_write(tmp_path: Path, value: str) -> None:
+    # before: "(YAML reads inf as text, not a number: write inf)", which YAML reads as text too
+    path = write(tmp_path, f"objective: obj.py:f\n{SPACE}timeout: {value}\n")
+    with pytest.raises(StudyFileError) as err:
+        StudyFile.load(path)
+    assert str(err.value).endswith(f"got {value!r}")
 
 
 def test_a_worker_takes_its_storage_from_the_command_line(tmp_path: Path) -> None:

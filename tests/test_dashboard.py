@@ -4,10 +4,15 @@ the live "changes since" endpoint, server-side reduction of large studies, bad i
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
 import re
+import socket
 import sqlite3
+import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -651,8 +656,9 @@ def test_a_loopback_dashboard_answers_only_requests_addressed_to_loopback(url: s
     """A page of another site that points its own name at 127.0.0.1 (DNS rebinding) read every
     study, and the write forms' token, through the visitor's browser."""
     app = create_app(open_storage(url, allow_writes=True), allow_writes=True, host="127.0.0.1")
-    for base in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://LOCALHOST"):
-        assert TestClient(app, base_url=base).get("/api/studies").status_code == 200, base
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname()) as mine:
+        for host in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "LOCALHOST"):  # a connection of this user's
+            assert _answer(app, host, mine.getsockname(), listener.getsockname())[0] == 200, host
     evil = TestClient(app, base_url="http://rebound.example:8080")
     for r in (evil.get("/studies/alpha"), evil.get("/api/studies"),
               evil.post("/studies/alpha/delete", data={"token": "x", "confirm": "yes"})):
@@ -660,6 +666,70 @@ def test_a_loopback_dashboard_answers_only_requests_addressed_to_loopback(url: s
     assert "alpha" in [s.name for s in open_storage(url).list_studies()]
     outside = TestClient(create_app(open_storage(url), host="0.0.0.0"), base_url="http://box.example:8080")
     assert outside.get("/api/studies").status_code == 200  # listening beyond loopback: any name reaches it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
+def test_a_loopback_dashboard_refuses_a_client_it_cannot_find_as_its_user_s(url: str) -> None:
+    """Only a client at a loopback address was looked up: one at another address (a process that bound
+    the machine's own network address and connected to 127.0.0.1; or uvicorn's reading of an X-Forwarded-For
+    header, which any local process could send) was let through, as was a connection not found."""
+    app = create_app(open_storage(url), host="127.0.0.1")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        for client in [("10.0.0.1", 0), ("127.0.0.1", 0), ("testclient", 50000), ("127.0.0.1", 1)]:
+            status, text = _answer(app, "localhost", client, listener.getsockname())
+            assert status == 403 and "this connection is not theirs" in text, client
+    assert TestClient(app, base_url="http://127.0.0.1").get("/api/studies").status_code == 403  # its made-up client
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
+def test_a_connection_s_user_is_read_from_the_socket_tables_however_it_is_listed() -> None:
+    """As the kernel's sock_diag gives it, and as /proc/net/tcp{,6} list it (where sock_diag cannot be asked)."""
+    import ipaddress
+
+    from tunesmith.dashboard import server as srv
+
+    def uids(client: tuple[str, int], server: tuple[str, int]) -> tuple[int | None, int | None]:
+        ends = [(ipaddress.ip_address(host), port) for host, port in (client, server)]
+        return srv.peer_uid(client, server), srv._listed_uid(ends)
+
+    me = (os.getuid(), os.getuid())
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        server = listener.getsockname()
+        with socket.create_connection(server) as v4:
+            assert uids(v4.getsockname(), server) == me
+            if socket.has_ipv6:  # before: None (and let through): tcp6 lists it as ::ffff:127.0.0.1, the server sees 127.0.0.1
+                with socket.create_connection(("::ffff:127.0.0.1", server[1])) as v6:
+                    assert uids(("127.0.0.1", v6.getsockname()[1]), server) == me
+            closed = v4.getsockname()
+        deadline = time.monotonic() + 10  # before: 0, root's, read from the closed socket's row
+        while uids(closed, server) != (None, None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert uids(closed, server) == (None, None)
+        assert uids(server, ("127.0.0.1", 1)) == (None, None)  # a listener there is no connection (sock_diag finds it)
+    assert srv.peer_uid(("testclient", 50000), server) is None and uids(("::1", 1), server) == (None, None)
+    assert uids(("127.0.0.1", 70000), server) == (None, None)  # no port of a socket: not found, not an error
+    with contextlib.suppress(OSError), socket.create_server(("::1", 0), family=socket.AF_INET6) as listener6, \
+            socket.create_connection(listener6.getsockname()[:2]) as v6:
+        assert uids(v6.getsockname()[:2], listener6.getsockname()[:2]) == me
+
+
+def _answer(app: Any, host: str, client: tuple[str, int], server: tuple[str, int]) -> tuple[int, str]:
+    """GET /api/studies as uvicorn hands it to the app: addressed to ``host``, from ``client`` to ``server``."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/studies", "raw_path": b"/api/studies", "query_string": b"",
+             "headers": [(b"host", host.encode())], "http_version": "1.1", "scheme": "http", "server": server,
+             "client": client, "root_path": "", "asgi": {"version": "3.0"}}
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]).decode()
 
 
 def test_a_posted_body_is_read_only_where_writes_are_allowed_and_only_so_far(url: str) -> None:

@@ -173,24 +173,46 @@ def _a_wrong_name_gets_the_404_page(page: Any, base: str) -> None:
 def test_another_user_of_the_machine_cannot_read_the_dashboard(served: tuple[str, str],
                                                                subprocess_env: dict[str, str]) -> None:
     """On loopback, any user of the machine read every study (the database file may be the owner's
-    alone) and the write forms' token, so with --allow-writes they could delete studies."""
+    alone) and the write forms' token, so with --allow-writes they could delete studies. Then still
+    with an X-Forwarded-For header (uvicorn took its address for the client's), from an IPv6 socket
+    (listed as ::ffff:127.0.0.1) or from the machine's own network address: none was looked up."""
     base, _ = served
     port = base.rsplit(":", 1)[1]
     code = ("import encodings.idna, os, socket, sys\n"  # raw, all imported first: nobody cannot read this Python
-            "os.setgid(65534); os.setuid(65534)\n"
-            "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20)\n"
-            "s.sendall(b'GET /api/studies HTTP/1.1\\r\\nHost: 127.0.0.1:' + sys.argv[1].encode() + "
-            "b'\\r\\nConnection: close\\r\\n\\r\\n')\n"
+            "port, header, source, to = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]\n"
+            "if sys.argv[5] == 'nobody':\n"
+            "    os.setgid(65534); os.setuid(65534)\n"
+            "s = socket.socket(socket.AF_INET6 if ':' in to else socket.AF_INET)\n"
+            "if source:\n"
+            "    s.bind((source, 0))\n"
+            "s.settimeout(20); s.connect((to, port))\n"
+            "s.sendall(f'GET /api/studies HTTP/1.1\\r\\nHost: 127.0.0.1:{port}\\r\\n{header}Connection: close\\r\\n\\r\\n'"
+            ".encode())\n"
             "data = b''\n"
             "while chunk := s.recv(65536):\n"
             "    data += chunk\n"
             "head, _, body = data.partition(b'\\r\\n\\r\\n')\n"
             "print(head.split()[1].decode(), body.decode()[:200])\n")
-    other = subprocess.run([sys.executable, "-c", code, port], env=subprocess_env, capture_output=True, text=True,
-                           timeout=60, cwd="/")
-    assert other.stdout.startswith("403 this dashboard answers the user who started it only"), other.stdout + other.stderr
-    with urllib.request.urlopen(base + "/api/studies", timeout=20) as mine:  # its own user (root: any) still reads
-        assert json.loads(mine.read())["studies"][0]["name"] == "live"
+    ways = [("", "", "127.0.0.1"), ("X-Forwarded-For: 10.0.0.1\r\n", "", "127.0.0.1"),
+            ("X-Forwarded-For: 127.0.0.1\r\n", "", "127.0.0.1"), ("", "", "::ffff:127.0.0.1")]
+    ways += [("", address, "127.0.0.1") for address in _own_network_address()]
+    for header, source, to in ways:
+        for user, answer in (("nobody", "403 this dashboard answers the user who started it only"),
+                             ("root", '200 {"studies":[{"name":"live"')):  # its own user (root: any) still reads
+            got = subprocess.run([sys.executable, "-c", code, port, header, source, to, user], env=subprocess_env,
+                                 capture_output=True, text=True, timeout=60, cwd="/")
+            assert got.stdout.startswith(answer), (header, source, to, user, got.stdout + got.stderr)
+
+
+def _own_network_address() -> list[str]:
+    """This machine's IPv4 address on its route out, if it has one: a UDP socket's connect sends nothing."""
+    import socket
+
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: where the route goes, not a host
+        address = probe.getsockname()[0]
+        return [] if address.startswith("127.") else [address]
+    return []
 
 
 @pytest.mark.slow

@@ -309,10 +309,14 @@ def _yaml_text_number(value: Any) -> str:
         number = float(value)
     except ValueError:
         return ""
+    if not math.isfinite(number):  # "inf", "nan", "1e400": YAML reads each as text too
+        return ""
     written = str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
     mantissa, e, exponent = written.partition("e")
     if e and "." not in mantissa:
         written = f"{mantissa}.0e{exponent}"
+    if written == value.strip():  # YAML reads it as a number unless quoted
+        return f" (quoted, so read as text: write {written} without quotes)"
     return f" (YAML reads {value} as text, not a number: write {written})"
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -167,21 +168,23 @@ class _LoopbackNamesOnly:
                         "to reach it from other machines, start it with --host 0.0.0.0")
                 await PlainTextResponse(text, 421)(scope, receive, send)
                 return
-            uid = _client_uid(scope)
-            if uid is not None and uid not in (os.getuid(), 0):
-                text = ("this dashboard answers the user who started it only: another user of this machine could "
-                        "read every study (and, with --allow-writes, change and delete them)")
+            if _another_user(scope):
+                text = ("this dashboard answers the user who started it only (or root), and this connection is not "
+                        "theirs: another user of this machine could read every study (and, with --allow-writes, "
+                        "change and delete them)")
                 await PlainTextResponse(text, 403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-def _client_uid(scope: Any) -> int | None:
-    """The user id of a loopback client (Linux), else None: any user of the machine could connect."""
+def _another_user(scope: Any) -> bool:
+    """On Linux, whether a request's connection may be another user's: its socket is not listed as one
+    of this process's user or root (looked up in /proc/net/tcp; one not found is refused too: its
+    client's address came from a proxy's header, or the connection is closed). Elsewhere, False."""
+    if not sys.platform.startswith("linux"):
+        return False
     client, server = scope.get("client"), scope.get("server")
-    if not hasattr(os, "getuid") or not client or not server or not is_loopback(str(client[0])):
-        return None
-    return peer_uid((client[0], client[1]), (server[0], server[1]))
+    return (peer_uid(client, server) if client and server else None) not in (os.getuid(), 0)
 
 
 def _bind(d: Dashboard, fn: Callable[..., Any]) -> Callable[[Request], Any]:

@@ -10,6 +10,7 @@ import ipaddress
 import math
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -31,6 +32,8 @@ MAX_WAITING = 200
 #: seconds the server spends reading studies before it starts answering (the rest are read in
 #: the background): the first view of those studies is then as fast as any later one
 WARM_BUDGET_S = 30.0
+#: Linux's netlink protocol that finds a socket by its addresses (linux/sock_diag.h, inet_diag.h)
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NO_COOKIE, TCP_LISTEN = 4, 20, (0xFFFFFFFF, 0xFFFFFFFF), 10
 
 
 def open_storage(url: str, *, allow_writes: bool = False) -> Storage:
@@ -71,28 +74,67 @@ def is_loopback(host: str) -> bool:
 
 
 def peer_uid(client: tuple[str, int], server: tuple[str, int]) -> int | None:
-    """The user id of the process at the other end of a loopback TCP connection (``client`` to
-    ``server``, each (address, port)), from Linux's socket tables; None where they cannot be read or
-    do not hold it (another system, the connection gone)."""
+    """The user id of the process whose socket connects ``client`` to ``server`` (each (address, port))
+    on this machine (Linux), asked of the kernel (netlink's sock_diag: microseconds), else read from
+    /proc/net/tcp and tcp6 (milliseconds, tens with thousands of sockets on the machine); None where
+    neither has it as a process's socket: another system, the connection gone or closed (a closed
+    socket's row says user 0, root), or ends that are no addresses (a name from a proxy's header)."""
     try:
-        family = ipaddress.ip_address(client[0]).version
-        want = (_proc_address(client), _proc_address(server))
-        with open(f"/proc/net/tcp{'6' if family == 6 else ''}", encoding="ascii") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 7 and (fields[1], fields[2]) == want:
-                    return int(fields[7])
-    except (OSError, ValueError):
-        pass
+        ends: list[tuple[Any, int]] = [(ipaddress.ip_address(host), int(port)) for host, port in (client, server)]
+    except (ValueError, TypeError):
+        return None
+    v4 = [(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip, port) for ip, port in ends]
+    if all(ip for ip, _ in v4):  # an IPv6 socket connected to an IPv4 address is found by it, and tcp6 has it
+        ends = v4                # as ::ffff:a.b.c.d; an IPv6 server sees an IPv4 client's so
+    try:
+        return _asked_uid(ends)
+    except LookupError:  # not found, or a kernel without inet_diag: the tables say
+        return _listed_uid(ends)
+
+
+def _asked_uid(ends: list[tuple[Any, int]]) -> int | None:
+    """The user id sock_diag gives the socket from ``ends[0]`` to ``ends[1]``; LookupError where it
+    finds none, or cannot be asked."""
+    (ip, port), (to, to_port) = ends
+    family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    try:
+        request = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF)  # inet_diag_req_v2, any state
+        request += struct.pack("!HH16s16s", port, to_port, ip.packed, to.packed) + struct.pack("=III", 0, *NO_COOKIE)
+        with socket.socket(getattr(socket, "AF_NETLINK", -1), socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as diag:
+            diag.settimeout(1.0)
+            diag.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, 1, 1, 0) + request)
+            answer = diag.recv(8192)
+    except (OSError, struct.error):  # no netlink here, or a port past 65535
+        raise LookupError("sock_diag not asked") from None
+    if len(answer) < 88 or struct.unpack_from("=H", answer, 4)[0] != SOCK_DIAG_BY_FAMILY:
+        raise LookupError("not found")  # an NLMSG_ERROR: ENOENT
+    uid, inode = struct.unpack_from("=II", answer, 80)  # inet_diag_msg's, after its header, id and queues
+    return uid if inode and answer[17] != TCP_LISTEN else None  # no connection there: a listener on its address
+
+
+def _listed_uid(ends: list[tuple[Any, int]]) -> int | None:
+    """The user id /proc/net/tcp or tcp6 lists for the socket from ``ends[0]`` to ``ends[1]``."""
+    v6 = [(ipaddress.IPv6Address(f"::ffff:{ip}") if ip.version == 4 else ip, port) for ip, port in ends]
+    rows = [("/proc/net/tcp", ends)] if ends[0][0].version == 4 else []
+    for table, (local, remote) in [*rows, ("/proc/net/tcp6", v6)]:
+        want = (_proc_address(*local), _proc_address(*remote))
+        try:
+            with open(table, encoding="ascii") as f:
+                for line in f:
+                    fields = line.split()  # sl local remote state queues timer retransmits uid timeout inode
+                    if len(fields) > 9 and (fields[1], fields[2]) == want and fields[9] != "0":
+                        return int(fields[7])
+        except (OSError, ValueError):
+            continue
     return None
 
 
-def _proc_address(address: tuple[str, int]) -> str:
+def _proc_address(ip: Any, port: int) -> str:
     """``host:port`` as /proc/net/tcp writes it: the address's 32-bit words in the machine's order
     (little-endian, as every Linux machine the tables were read on), the port in hex."""
-    ip = ipaddress.ip_address(address[0]).packed
-    words = "".join(ip[i:i + 4][::-1].hex() for i in range(0, len(ip), 4))
-    return f"{words.upper()}:{address[1]:04X}"
+    packed = ip.packed
+    words = "".join(packed[i:i + 4][::-1].hex() for i in range(0, len(packed), 4))
+    return f"{words.upper()}:{port:04X}"
 
 
 def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, allow_writes: bool = False,
@@ -123,7 +165,8 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     print(f"tunesmith dashboard of {st.display_url} ({mode}) at http://{_netloc(host, port)}/ ; Ctrl-C stops it",
           file=out, flush=True)
     with _hangup_stops(uvicorn.Server) as hung_up:
-        uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol())
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=deadline_protocol(),
+                    proxy_headers=False)  # a client's X-Forwarded-For would stand for its address
     return hung_up[0] if hung_up else None
 
 
