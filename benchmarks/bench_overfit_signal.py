@@ -1,8 +1,8 @@
 """How often the trainer's overfitting signal fires on noise, and where it fires on real overfitting.
 
 Each run's losses are replayed through the trainer's records (:meth:`History.live_flag` at each
-validation, the best tracked as the trainer does), so the benchmark reads what a user sees: the live
-flag (``tunesmith show``, the dashboard) at every validation, and the run's summary (``overfit_at``).
+validation, the best tracked as the trainer does), so the benchmark reads what a run knows: the live
+flag (each record's ``overfitting``) at every validation, and the run's summary (``overfit_at``).
 
 Plateaus: training loss 0.30 + N(0, s/4), validation loss 0.35 + N(0, s) for 20 and 50 validations
 (no trend in either). Per cell: the share of runs whose summary reports overfitting, the share whose
@@ -13,7 +13,7 @@ Real overfitting: a 64-512-512-10 MLP on 150 digits (validation on 500, Adam 3e-
 --record`` (``--curves``); per seed (best validation, ``overfit_at``, first live flag after the best),
 per family the seeds detected, the median delay (first flag after the best - best; never = 30 - best)
 and the seeds flagged before their best. A linear model on the same data should never be flagged.
-``--noise 0`` replays the runs without the noise condition. ``--cost N ...``: instead, the milliseconds
+``--noise 0`` replays the runs without the noise conditions (the smoothed gap's rises alone fire). ``--cost N ...``: instead, the milliseconds
 of one report (:meth:`History.live_flag` and the record appended, the flag off as on most plateaus)
 after N validations, median of 5 rounds of 200 reports.
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 
@@ -115,13 +116,16 @@ def main() -> None:
     parser.add_argument("--net-seeds", type=int, nargs=2, default=[0, 8], metavar=("FROM", "TO"),
                         help="the digits MLP's torch seeds (FROM up to TO, not included; 0 0: none)")
     parser.add_argument("--curves", nargs="*", default=[], help="curves recorded by bench_overfit_candidates.py")
-    parser.add_argument("--noise", type=float, default=hist.OVERFIT_NOISE, help="OVERFIT_NOISE (0: without the condition)")
+    parser.add_argument("--noise", type=float, default=hist.OVERFIT_NOISE,
+                        help="OVERFIT_NOISE (0: without the noise conditions, OVERFIT_NOISE_ONCE's and OVERFIT_LEARNING's too)")
     parser.add_argument("--cost", type=int, nargs="+", help="time one report after these numbers of validations instead")
     args = parser.parse_args()
     if args.cost:
         cost(args.cost)
         return
     hist.OVERFIT_NOISE = args.noise
+    if args.noise == 0:
+        hist.OVERFIT_NOISE_ONCE, hist.OVERFIT_LEARNING = 0.0, -math.inf
     plateaus(args.runs, args.seed, args.s)
     if args.net_seeds[1] > args.net_seeds[0]:
         seeds = range(*args.net_seeds)
