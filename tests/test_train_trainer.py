@@ -567,6 +567,11 @@ def test_a_plateau_of_noise_mostly_does_not_fire_the_overfitting_signal() -> Non
     # the live flag of the last record is the summary: it was off at the end of 12 runs the summary
     # reported (the smoothed gap no longer rising there), and on at the end of none it did not
     assert all(h.records[-1].overfitting == (h.overfit_at is not None) for h in histories)
+    # where it began: the first of the 4 rising validations that fired it at two validations in a row,
+    # 3 before its first flag after the best, in each of the 4 runs it reports
+    starts = [(h.overfit_at, next(r.index for r in h.records if r.overfitting and r.index > h.best_index) - 3)
+              for h in histories if h.overfit_at is not None]
+    assert len(starts) == 4 and all(at == start for at, start in starts), starts
 
 
 class _Counted(list):  # type: ignore[type-arg]
