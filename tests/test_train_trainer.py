@@ -561,7 +561,7 @@ def test_a_plateau_of_noise_mostly_does_not_fire_the_overfitting_signal() -> Non
     # the run's summary reports 4 of these 100 (13 when one rise past 2.5 x the noise fired: benchmarks/LOG.md, sig4)
     assert fired <= 10, fired
     # what a user sees while the run goes on: the live flag came on at some validation in 26 of these
-    # runs, half of which a new best turned off again; it now comes on in 8 (run 4 flipped it at 44)
+    # runs, half of which a new best turned off again; it now comes on in 8 (run 4's was on at 23-27)
     came_on = [i for i, h in enumerate(histories) if any(r.overfitting for r in h.records)]
     assert len(came_on) <= 15 and 4 not in came_on, came_on
     # the live flag of the last record is the summary: it was off at the end of 12 runs the summary
