@@ -543,10 +543,11 @@ def test_a_checkpoint_folder_given_as_a_path_writes_checkpoints_that_load(tmp_pa
             TrainConfig(checkpoint_dir=bad)
 
 
-def _replayed(train: list[float], val: list[float]) -> History:
-    """The records of a run that recorded these losses, its best tracked as the trainer does."""
-    history = History()
-    for i, (t, v) in enumerate(zip(train, val, strict=True)):
+def _replayed(train: list[float], val: list[float], history: History | None = None) -> History:
+    """The records of a run that recorded these losses (after those of ``history``), its best tracked
+    as the trainer does."""
+    history = History() if history is None else history
+    for i, (t, v) in enumerate(zip(train, val, strict=True), start=len(history.records)):
         improved = v < history.best_loss
         history.records.append(EvalRecord(index=i, epoch=i + 1, step=i + 1, train_loss=t, val_loss=v, metrics={},
                                           lr=0.01, samples_per_s=1.0, seconds=1.0, improved=improved,
@@ -568,12 +569,79 @@ def test_a_plateau_of_noise_mostly_does_not_fire_the_overfitting_signal() -> Non
     # the run's summary reports 4 of these 100 (13 when one rise past 2.5 x the noise fired: benchmarks/LOG.md, sig4)
     assert fired <= 10, fired
     # what a user sees while the run goes on: the live flag came on at some validation in 26 of these
-    # runs, half of which a new best turned off again; it now comes on in 8 (run 4 flipped it at 44)
+    # runs, half of which a new best turned off again; it now comes on in 8 (run 4's was on at 23-27)
     came_on = [i for i, h in enumerate(histories) if any(r.overfitting for r in h.records)]
     assert len(came_on) <= 15 and 4 not in came_on, came_on
     # the live flag of the last record is the summary: it was off at the end of 12 runs the summary
     # reported (the smoothed gap no longer rising there), and on at the end of none it did not
     assert all(h.records[-1].overfitting == (h.overfit_at is not None) for h in histories)
+    # where it began: the first of the 4 rising validations that fired it at two validations in a row,
+    # 3 before its first flag after the best, in each of the 4 runs it reports
+    starts = [(h.overfit_at, next(r.index for r in h.records if r.overfitting and r.index > h.best_index) - 3)
+              for h in histories if h.overfit_at is not None]
+    assert len(starts) == 4 and all(at == start for at, start in starts), starts
+
+
+class _Counted(list):  # type: ignore[type-arg]
+    """A list of records that counts the records read from it."""
+
+    read = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for r in super().__iter__():
+            self.read += 1
+            yield r
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        got = super().__getitem__(i)
+        self.read += len(got) if isinstance(i, slice) else 1
+        return got
+
+
+def test_a_report_reads_the_last_few_records_however_long_the_run() -> None:
+    # before: each report read every record of the run (its smoothed gap and lowest validation loss
+    # from the start), 1 ms after 2,000 validations and 12 ms after 20,000 (benchmarks/LOG.md, rev76)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    history = _replayed(list(0.30 + rng.normal(0, 0.005, 3000)), list(0.35 + rng.normal(0, 0.02, 3000)))
+    history.records = counted = _Counted(history.records)
+    _replayed(list(0.30 + rng.normal(0, 0.005, 20)), list(0.35 + rng.normal(0, 0.02, 20)), history)
+    assert not any(r.overfitting for r in history.records[-40:])  # each report ran the whole test
+    assert counted.read <= 20 * 20, counted.read  # 13 a report: the last 11, the one appended, the one before
+
+
+@pytest.mark.parametrize(("patience", "smoothing"), [(3, 0.5), (1, 0.5), (5, 0.2)])
+def test_the_live_flag_of_a_run_is_that_of_its_records_read_again(patience: int, smoothing: float) -> None:
+    """What a history keeps of its records as they come (the smoothed gap, the lowest validation
+    loss, the last flag) gives the flag that reading them all again gives (a run resumed from a
+    checkpoint reads them again), also where the records were cut back and others appended."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    flags = []
+    for run in range(12):
+        x = np.arange(60)
+        train = 0.2 + 0.5 * np.exp(-x / 15) + rng.normal(0, 0.005, 60)
+        val = 0.45 + 0.0003 * (x - 20) ** 2 * (run % 3) + rng.normal(0, 0.02, 60)
+        val[rng.integers(0, 60, 2)] = math.nan  # a validation that failed: no gap there
+        history = History(gap_smoothing=smoothing, overfit_patience=patience)
+        for i, (t, v) in enumerate(zip(train.tolist(), val.tolist(), strict=True)):
+            if i == 40 and run % 2:
+                del history.records[30:]  # its flags and best as they were at 30
+                history.best_loss = min([r.val_loss for r in history.records if r.val_loss == r.val_loss] or [math.inf])
+                history.best_index = next((r.index for r in history.records if r.val_loss == history.best_loss), None)
+            improved = v < history.best_loss
+            again = History.from_dict(history.to_dict())
+            on = history.live_flag(t, v, improved)
+            assert on == again.live_flag(t, v, improved), (run, i)
+            flags.append(on)
+            history.records.append(EvalRecord(index=len(history.records), epoch=i + 1, step=i + 1, train_loss=t,
+                                              val_loss=v, metrics={}, lr=0.01, samples_per_s=1.0, seconds=1.0,
+                                              improved=improved, overfitting=on))
+            if improved:
+                history.best_loss, history.best_index = v, len(history.records) - 1
+    assert 0 < sum(flags) < len(flags)  # runs that overfit, and validations that did not
 
 
 def test_a_network_that_memorizes_its_training_data_still_fires_the_signal_where_it_begins() -> None:

@@ -72,7 +72,7 @@ class History:
     summary, is where the rise of the first firing after the run's best validation began
     (one that a new best followed was a false alarm), so the last record's flag is the
     summary. Noise alone (a plateau whose losses only fluctuate) turns the live flag on in
-    about one in seven runs of 50 validations (in nine of ten without the noise conditions).
+    about one in nine runs of 50 validations (in nine of ten without the noise conditions).
     ``finished``: the run is over (``Trainer.fit`` returned); until then its summary is of the run so far.
     """
 
@@ -87,6 +87,7 @@ class History:
     finished: bool = False  # last: a History built by position before it gets each field where it was
 
     def __post_init__(self) -> None:
+        self._seen = Seen(self.gap_smoothing)  # not a field: never in to_dict (checkpoints)
         w, p = self.gap_smoothing, self.overfit_patience
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
             raise ValueError(f"gap_smoothing is the newest gap's weight, in (0, 1] (default {GAP_SMOOTHING}); got {w!r}")
@@ -133,19 +134,27 @@ class History:
         new best): what :attr:`overfit_at` would report if the run ended at it. On where the
         signal fires (:func:`fires`) and from then on, off at a new best validation loss. It reads
         every flag since the best, as :attr:`overfit_at` does, not only the last record's: a
-        checkpoint written by an earlier tunesmith keeps its flags."""
+        checkpoint written by an earlier tunesmith keeps its flags. Its cost is bounded by the
+        last few records (``NOISE_WINDOW``, ``overfit_patience``), however long the run: what it
+        needs of those before is kept as the records are appended (:class:`Seen`)."""
         if improved:
             return False
-        since_best = self.records[0 if self.best_index is None else self.best_index + 1:]
-        return any(r.overfitting for r in since_best) or \
-            fires([*self.train_losses, train_loss], [*self.val_losses, val_loss], self.gap_smoothing, self.overfit_patience)
+        seen = self._seen = self._seen.of(self.records, self.gap_smoothing)
+        if seen.flagged > (-1 if self.best_index is None else self.best_index):
+            return True
+        start = max(0, len(self.records) - max(NOISE_WINDOW, self.overfit_patience + 1))  # the test's records
+        tail = self.records[start:]
+        gaps = [*seen.gaps[start:], smoothed_step(seen.avg, train_loss, val_loss, self.gap_smoothing)[1]]
+        return fires([*(r.train_loss for r in tail), train_loss], [*(r.val_loss for r in tail), val_loss], gaps,
+                     self.overfit_patience, seen.lowest[start])
 
     def overfits(self, train_loss: float, val_loss: float | None) -> bool:
         """Whether the smoothed gap rose at each of the last ``overfit_patience`` validations, by
         more than ``OVERFIT_NOISE`` times its noise, without a new best, at a new record with these
         losses (the signal fires where this holds at two records in a row: :func:`fires`)."""
         train, val = [*self.train_losses, train_loss], [*self.val_losses, val_loss]
-        return gap_rise(train, val, smoothed_gaps(train, val, self.gap_smoothing), self.overfit_patience) > OVERFIT_NOISE
+        return gap_rise(train, val, smoothed_gaps(train, val, self.gap_smoothing), self.overfit_patience, math.inf) \
+            > OVERFIT_NOISE
 
     def curves(self) -> dict[str, list[float | None]]:
         """Training loss, validation loss, smoothed gap and epochs finished by record (JSON-ready):
@@ -174,33 +183,66 @@ def overfit_start(fired: list[int], best: int | None, rising: int) -> int | None
     return None if after is None else after - rising + 1
 
 
-def fires(train: list[float], val: list[float | None], weight: float, patience: int) -> bool:
-    """Whether the overfitting signal fires at the last of these records: the smoothed gap rose at
-    each of the last ``patience`` by more than ``OVERFIT_NOISE`` times its noise at this record and
-    the one before, or by more than ``OVERFIT_NOISE_ONCE`` times at this one while the training loss
-    fell over them by more than ``OVERFIT_LEARNING`` times its own noise."""
-    gaps = smoothed_gaps(train, val, weight)
-    rise = gap_rise(train, val, gaps, patience)
+@dataclasses.dataclass
+class Seen:
+    """What the live flag reads of the records before the last few, kept as records are appended
+    (:meth:`of`): the smoothed gap of each (``avg`` the last moving average), ``lowest[i]`` the lowest
+    finite validation loss of the records before i, and the index of the last record flagged."""
+
+    weight: float
+    count: int = 0
+    last: EvalRecord | None = None
+    avg: float | None = None
+    gaps: list[float | None] = dataclasses.field(default_factory=list)
+    lowest: list[float] = dataclasses.field(default_factory=lambda: [math.inf])
+    flagged: int = -1
+
+    def of(self, records: list[EvalRecord], weight: float) -> Seen:
+        """These, brought up to ``records``: read from the start again where the records are not
+        those seen plus records appended (a list changed or replaced, another ``weight``)."""
+        same = self.weight == weight and self.count <= len(records) and \
+            (self.count == 0 or records[self.count - 1] is self.last)
+        seen = self if same else Seen(weight)
+        for r in records[seen.count:]:
+            seen.avg, gap = smoothed_step(seen.avg, r.train_loss, r.val_loss, weight)
+            seen.gaps.append(gap)
+            v = r.val_loss
+            seen.lowest.append(min(seen.lowest[-1], v) if v is not None and math.isfinite(v) else seen.lowest[-1])
+            seen.flagged = r.index if r.overfitting else seen.flagged
+        if records:
+            seen.count, seen.last = len(records), records[-1]
+        return seen
+
+
+def fires(train: list[float], val: list[float | None], gaps: list[float | None], patience: int, floor: float) -> bool:
+    """Whether the overfitting signal fires at the last of these records (the last of a run; ``gaps``
+    their smoothed gaps, ``floor`` the lowest finite validation loss of the run's records before them):
+    the smoothed gap rose at each of the last ``patience`` by more than ``OVERFIT_NOISE`` times its
+    noise at this record and the one before, or by more than ``OVERFIT_NOISE_ONCE`` times at this one
+    while the training loss fell over them by more than ``OVERFIT_LEARNING`` times its own noise."""
+    rise = gap_rise(train, val, gaps, patience, floor)
     if rise <= OVERFIT_NOISE:
         return False
-    if gap_rise(train[:-1], val[:-1], gaps[:-1], patience) > OVERFIT_NOISE:
+    if gap_rise(train[:-1], val[:-1], gaps[:-1], patience, floor) > OVERFIT_NOISE:
         return True
     fell = train[-patience - 1] - train[-1]
     return rise > OVERFIT_NOISE_ONCE and fell > OVERFIT_LEARNING * step_noise(train[-NOISE_WINDOW:])
 
 
-def gap_rise(train: list[float], val: list[float | None], gaps: list[float | None], patience: int) -> float:
+def gap_rise(train: list[float], val: list[float | None], gaps: list[float | None], patience: int,
+             floor: float) -> float:
     """How many times its noise over the last ``NOISE_WINDOW`` (:func:`gap_noise`) the smoothed ``gaps``
     of these losses rose over the last ``patience`` records, having risen at each while the validation
-    loss set no new best in them; 0 where not (or where the last has no validation loss)."""
+    loss set no new best in them (below ``floor``, that of the records before these, and those of
+    these before them); 0 where not (or where the last has no validation loss)."""
     window = gaps[-patience - 1:]
     if len(gaps) <= patience or val[-1] is None or any(g is None for g in window):
         return 0.0
     if not all(b > a for a, b in zip(window, window[1:], strict=False)):  # type: ignore[operator]
         return 0.0
-    before = [v for v in val[:-patience] if v is not None and math.isfinite(v)]
+    before = min([floor, *(v for v in val[:-patience] if v is not None and math.isfinite(v))])
     recent = [v for v in val[-patience:] if v is not None and math.isfinite(v)]
-    if not (before and min(recent) >= min(before)):
+    if not min(recent) >= before:  # none before: inf
         return 0.0
     rise, noise = window[-1] - window[0], gap_noise(train[-NOISE_WINDOW:], val[-NOISE_WINDOW:])  # type: ignore[operator]
     return rise / noise if noise > 0 else math.inf
@@ -228,10 +270,16 @@ def smoothed_gaps(train: list[float], val: list[float | None], weight: float) ->
     out: list[float | None] = []
     avg: float | None = None
     for t, v in zip(train, val, strict=True):
-        gap = None if v is None else v - t
-        if gap is None or not math.isfinite(gap):
-            out.append(None)
-            continue
-        avg = gap if avg is None else weight * gap + (1 - weight) * avg
-        out.append(avg)
+        avg, gap = smoothed_step(avg, t, v, weight)
+        out.append(gap)
     return out
+
+
+def smoothed_step(avg: float | None, train: float, val: float | None, weight: float) -> tuple[float | None, float | None]:
+    """The moving average after one more record with these losses, and that record's smoothed gap
+    (None where it has none: :func:`smoothed_gaps`)."""
+    gap = None if val is None else val - train
+    if gap is None or not math.isfinite(gap):
+        return avg, None
+    avg = gap if avg is None else weight * gap + (1 - weight) * avg
+    return avg, avg
