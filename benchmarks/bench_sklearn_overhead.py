@@ -1,6 +1,6 @@
 """TunedSearchCV's own cost per model fit, against GridSearchCV, RandomizedSearchCV and OptunaSearchCV.
 
-The estimator does no work (``fit`` stores nothing, ``score`` is a formula of its one parameter), so
+The estimator does no work (``fit`` keeps the classes, ``score`` is a formula of its one parameter), so
 all the time is the search's: splitting, cloning, scoring, bookkeeping and, for tunesmith and Optuna,
 their studies. Each search evaluates ``--configs`` configurations of the same one-parameter space
 with 5-fold cross-validation (the history grows from 0) and refits the best; per fit = CPU time of

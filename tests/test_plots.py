@@ -228,7 +228,6 @@ def test_an_output_over_another_user_s_file_in_a_sticky_folder_is_refused_in_a_s
         shutil.rmtree(folder)
 
 
-
 def test_the_dashboard_s_figure_json_is_plotly_s_json_of_the_figure(study: ts.Study) -> None:
     """figure_json adds the template to the JSON instead of letting plotly copy it into the figure, and
     the process diagram sets its boxes at once: the browser must get the same figure either way."""
@@ -245,3 +244,26 @@ def test_the_dashboard_s_figure_json_is_plotly_s_json_of_the_figure(study: ts.St
         fig = figure_json(r)
         assert fig == json.loads(to_json(to_plotly(r), validate=False)), r.kind
         assert fig["layout"]["template"]["layout"]["plot_bgcolor"] == "white"
+
+
+def test_the_process_diagram_draws_a_box_per_node_and_an_arrow_and_a_label_per_edge() -> None:
+    """The diagram's boxes and arrows are set in one call, not added one by one: each node is still
+    its box with its label, each edge its arrow from box edge to box edge and its label, in both
+    directions between two nodes; a diagram with nothing to draw carries its message alone."""
+    from tunesmith.plots.plotly_render import figure_json
+
+    nodes = (plots.Node("a", "ask <x>", "one\ntwo", 0.0, 0.0), plots.Node("b", "tell", "", 2.0, 0.0),
+             plots.Node("c", "prune", "asha", 0.0, -1.0))
+    edges = (("a", "b", "params"), ("b", "a", "value"), ("a", "c", "report"))
+    d = plots.Diagram("process", "s: process", nodes=nodes, edges=edges)
+    layout = figure_json(d)["layout"]
+    w, h = d.box
+    assert [(s["type"], s["x0"], s["x1"], s["y0"], s["y1"]) for s in layout["shapes"]] == [
+        ("rect", n.x - w, n.x + w, n.y - h, n.y + h) for n in nodes]
+    notes = layout["annotations"]
+    assert [a["text"] for a in notes if not a["showarrow"]] == [
+        "<b>ask &lt;x&gt;</b><br>one<br>two", "<b>tell</b><br>", "<b>prune</b><br>asha", "params", "value", "report"]
+    arrows = [(a["ax"], a["ay"], a["x"], a["y"]) for a in notes if a["showarrow"]]
+    assert arrows == [d.arrow(a, b) for a, b, _ in edges] and arrows[0] != arrows[1][2:] + arrows[1][:2]
+    empty = figure_json(plots.Diagram("process", "s: process", message="no trials yet"))["layout"]
+    assert not empty.get("shapes") and [a["text"] for a in empty["annotations"]] == ["no trials yet"]
