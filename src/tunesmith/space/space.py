@@ -90,7 +90,7 @@ def _peer_inside(p: Any) -> tuple[tuple[Any, ...], str] | None:
             module = type(v).__module__ or ""
             if module.startswith(_PEER_DISTRIBUTIONS) or module.startswith("scipy.stats") and hasattr(v, "rvs"):
                 return at, f"{module.split('.')[0]}'s {type(v).__name__}"
-            if isinstance(v, Mapping) and list(v) == ["grid_search"]:  # what tune.grid_search returns
+            if type(v) is dict and list(v) == ["grid_search"]:  # what tune.grid_search returns
                 return at, "Ray Tune's tune.grid_search([...])"
     except TooDeep:
         pass  # Fixed says so
