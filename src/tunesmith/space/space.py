@@ -96,6 +96,7 @@ def _peer_inside(p: Any) -> tuple[tuple[Any, ...], str] | None:
         pass  # Fixed says so
     return None
 
+
 #: the keys a definition has beside DEFINITION_KEYS
 _SPEC_EXTRA = frozenset({"type", "when", "prior"})
 
