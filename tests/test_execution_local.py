@@ -106,7 +106,7 @@ def test_ray_tune_s_argument_names_are_answered_with_tunesmith_s() -> None:
 
 def test_optuna_s_optimize_arguments_are_answered_with_tunesmith_s() -> None:
     # before: gc_after_trial got "did you mean 'resources_per_trial'?", an option of Ray's
-    with pytest.raises(TypeError, match=r"gc_after_trial: no such option here: call gc.collect\(\) in a callback$"):
+    with pytest.raises(TypeError, match=r"gc_after_trial: no such option here: call gc.collect\(\) at the end of the objective \(a callback runs in the calling process, not in a worker process or Ray actor\)$"):
         make_executor(None, 1, MemoryStorage(), {"gc_after_trial": True})
     with pytest.raises(TypeError, match=r"show_progress_bar: write show_progress="):
         make_executor(None, 1, MemoryStorage(), {"show_progress_bar": False})

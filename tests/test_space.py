@@ -457,6 +457,26 @@ def test_another_library_s_distribution_is_refused_not_fixed() -> None:
     assert ts.Space({"k": ts.Fixed(loguniform(1e-4, 0.1))})["k"].n_values == 1  # asked for in so many words
 
 
+def test_a_distribution_inside_a_ray_tune_config_is_refused_and_scipy_s_other_objects_are_values() -> None:
+    """Before, Ray Tune's nested ``param_space`` ({"train_loop_config": {"lr": tune.loguniform(...)}}) and
+    ``tune.grid_search([...])`` (a dict) were still fixed values holding the search; a scipy.stats object
+    that is no distribution (a qmc engine) was refused as one; the refusal never named ts.Fixed."""
+    from scipy.stats import norm, qmc
+
+    tune = pytest.importorskip("ray.tune")
+    with pytest.raises(TypeError, match=r"'train_loop_config': its value holds at \['lr'\] ray's Float, another "
+                                        r"library's search distribution.*a Space is flat"):
+        ts.Space({"train_loop_config": {"lr": tune.loguniform(1e-4, 0.1), "epochs": 3}})
+    with pytest.raises(TypeError, match=r"'w': Ray Tune's tune.grid_search\(\[...\]\) is another library's.*"
+                                        r"sampler='grid'"):
+        ts.Space({"w": tune.grid_search([4, 8])})
+    with pytest.raises(TypeError, match=r"'noise': scipy's rv_continuous_frozen is .*or ts.Fixed\(value\) to pass the object"):
+        ts.Space({"noise": norm(0, 1)})
+    engine = qmc.Sobol(2, seed=0)
+    assert ts.Space({"engine": engine, "x": ts.Float(0, 1)})["engine"].value is engine
+    assert ts.Space({"cfg": {"depth": 3, "sizes": (1, 2)}})["cfg"].value == {"depth": 3, "sizes": (1, 2)}
+
+
 def test_an_integer_too_large_for_a_float_is_a_value_error() -> None:
     space = ts.Space({"n": ts.Int(1, 10)})
     for big in (10**400, -(10**400), float("inf")):

@@ -741,6 +741,22 @@ def test_optunas_names_on_a_study_a_trial_and_a_record_say_what_to_write() -> No
     assert not hasattr(study, "nope") and not hasattr(record, "__setstate__") and record.attrs == {}
 
 
+def test_an_attribute_error_inside_a_property_is_not_replaced_by_no_such_attribute() -> None:
+    # before: the answer to Optuna's names hid it: "'Study' object has no attribute 'trials'", for a
+    # custom storage's missing method (or a record's, a trial's property) raising AttributeError inside
+    from tunesmith.storage import MemoryStorage
+
+    class Partial(MemoryStorage):
+        def get_trials_since(self, *args: Any, **kwargs: Any) -> Any:
+            return self.trials_after(*args)  # type: ignore[attr-defined]  # a method it never wrote
+
+    study = ts.Study(SPACE, storage=Partial(), sampler="random", seed=0)
+    with pytest.raises(AttributeError, match=r"^'Partial' object has no attribute 'trials_after'$"):
+        study.trials  # noqa: B018
+    with pytest.raises(AttributeError, match=r"'Study' object has no attribute 'trials_dataframe': this is Optuna's"):
+        study.trials_dataframe  # noqa: B018
+
+
 def test_optunas_trial_pruned_fails_the_trial_with_the_fix() -> None:
     # before: "TrialPruned:  at file:line", a failed trial the user meant as pruned, with no word why
     optuna = pytest.importorskip("optuna")

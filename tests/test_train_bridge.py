@@ -518,16 +518,18 @@ def test_a_decay_epochs_range_beyond_the_run_is_warned_about(caplog: pytest.LogC
     assert "decay_epochs" not in caplog.text
 
 
+@pytest.mark.parametrize("folds", [None, 2])
 def test_a_decay_epochs_range_beyond_the_run_is_warned_about_without_space(caplog: pytest.LogCaptureFixture,
-                                                                          tmp_path: Path) -> None:
+                                                                          tmp_path: Path, folds: int | None) -> None:
     """The README's objective(build_model, data, base=TrainConfig(epochs=10)), no space=: each trial said only
     "lower decay_epochs (or decay_steps)", a range the user never set (adam_space's default reaches the
-    run's epochs). The study's space is checked at the first trial, once."""
+    run's epochs). The study's space is checked at the first trial, once (k-fold objectives too)."""
     space = adam_space(schedules=("step",), decay_epochs=(2, 3))
     study = ts.Study(space, direction="minimize", sampler="random", seed=0)
     with caplog.at_level("WARNING", logger="tunesmith"):
-        study.optimize(objective(build, DATA, base=TrainConfig(epochs=3, batch_size=32), checkpoint_root=tmp_path),
-                       n_trials=2)
+        data = DATA if folds is None else (torch.cat([DATA[0][0], DATA[1][0]]), torch.cat([DATA[0][1], DATA[1][1]]))
+        study.optimize(objective(build, data, base=TrainConfig(epochs=3, batch_size=32), checkpoint_root=tmp_path,
+                                 folds=folds), n_trials=2)
     assert caplog.text.count("'decay_epochs' reaches 3 but each trial trains 3 epoch(s)") == 1
     assert "adam_space(decay_epochs=(1, 2))" in caplog.text
 

@@ -7,6 +7,7 @@ names the parameter and the fix; the classes below cover the rest.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 class TunesmithError(Exception):
@@ -154,8 +155,13 @@ OPTUNA_NAMES = {
 }
 
 
-def no_attribute(obj: object, name: str) -> AttributeError:
-    """The AttributeError for ``obj.<name>``, saying what to write instead where ``name`` is Optuna's."""
+def no_attribute(obj: object, name: str) -> Any:
+    """What a class's ``__getattr__`` gives for ``obj.<name>``: the AttributeError, saying what to write
+    instead where ``name`` is Optuna's. A property whose getter raised an AttributeError of its own (a
+    custom storage's missing method under ``study.trials``) is run again, so that error is the one raised,
+    not a bare "no attribute 'trials'"."""
     hint = OPTUNA_NAMES.get(name)
-    return AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}"
+    if hint is None and hasattr(type(obj), name):
+        return object.__getattribute__(obj, name)
+    raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}"
                           + (f": this is Optuna's name; {hint} (docs/guide.md, 'Coming from Optuna')" if hint else ""))

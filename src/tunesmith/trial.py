@@ -173,7 +173,7 @@ class FrozenTrial:
             raise ValueError(f"trial {self.number}: a complete trial needs a finite value")
 
     def __getattr__(self, name: str) -> Any:  # only names no field or property holds
-        raise no_attribute(self, name)
+        return no_attribute(self, name)
 
     @property
     def duration(self) -> float | None:

@@ -30,7 +30,7 @@ _OPTIONS = {
 #: Ray Tune's names (tune.run, tune.TuneConfig, tune.with_resources) and Optuna's (study.optimize)
 #: and what to write here instead
 PEER_NAMES = {
-    "gc_after_trial": "no such option here: call gc.collect() in a callback",
+    "gc_after_trial": "no such option here: call gc.collect() at the end of the objective (a callback runs in the calling process, not in a worker process or Ray actor)",
     "show_progress_bar": "write show_progress=",
     "num_samples": "write n_trials=",
     "max_concurrent_trials": "write n_jobs= (with executor='ray': actors at once)",

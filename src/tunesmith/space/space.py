@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from ..exceptions import UnreadableSpaceError
-from ..nested import TooDeep
+from ..nested import TooDeep, walk
 from ..trial import as_count
 from .params import (
     CHOICE_DEPTH,
@@ -41,20 +41,25 @@ Config = dict[str, Any]
 
 def _check_plain(name: str, p: Any) -> None:
     """A plain value given for a parameter is fixed; refuse one that was surely meant as a search:
-    a list (ambiguous), another library's search distribution (``tune.loguniform(...)``), a parameter class (``ts.Float`` without its range) or a definition as YAML
-    writes it (``{"type": "float", ...}``, a misspelt type, or ``{"low": ..., "high": ...}`` alone)."""
+    a list (ambiguous), another library's search distribution (``tune.loguniform(...)``, also inside a dict),
+    a parameter class (``ts.Float`` without its range) or a definition as YAML writes it (``{"type": "float", ...}``, a misspelt type, or ``{"low": ..., "high": ...}`` alone)."""
     if isinstance(p, list):
         raise ValueError(
             f"parameter {name!r}: a plain list is ambiguous; write Categorical({p!r}) to search "
             f"over these values (what a list means in YAML and JSON), or Fixed({p!r}) for a "
             "constant list"
         )
-    if type(p).__module__.startswith(_PEER_DISTRIBUTIONS):
+    peer = _peer_inside(p)
+    if peer is not None:
+        at, what = peer
         raise TypeError(
-            f"parameter {name!r}: {type(p).__module__.split('.')[0]}'s {type(p).__name__} is another library's search "
-            "distribution, which here would be a fixed value; write ts.Float(low, high, log=True), ts.Int(low, high) "
-            "or ts.Categorical([...]) (docs/guide.md, 'Coming from Optuna'); TunedSearchCV takes scipy's, Optuna's "
-            "and skopt's distributions as they are"
+            f"parameter {name!r}: " + (f"{what} is" if not at else f"its value holds at {list(at)!r} {what},")
+            + " another library's search distribution, which here would be "
+            + ("a fixed value; write " if not at else "part of a fixed value; a Space is flat: give each searched "
+               "value a parameter of its own and build the nested dict in the objective; write ")
+            + "ts.Float(low, high, log=True), ts.Int(low, high) or ts.Categorical([...]) (with sampler='grid' for "
+            "tune.grid_search), or ts.Fixed(value) to pass the object itself (docs/guide.md, 'Coming from Optuna'); "
+            "TunedSearchCV takes scipy's, Optuna's and skopt's distributions as they are"
         )
     if isinstance(p, type) and issubclass(p, Param):
         call = {"Float": "Float(low, high)", "Int": "Int(low, high)", "Categorical": "Categorical([...])"}
@@ -72,8 +77,25 @@ def _check_plain(name: str, p: Any) -> None:
         )
 
 
-#: the modules of the search distributions of Optuna, Ray Tune, scipy, skopt and hyperopt (tune.loguniform(...))
-_PEER_DISTRIBUTIONS = ("optuna.distributions", "ray.tune.search", "scipy.stats", "skopt.space", "hyperopt.pyll")
+#: the modules of the search distributions of Optuna, Ray Tune (tune.loguniform(...); ray.tune.sample before
+#: Ray 2), skopt and hyperopt; scipy.stats's are its objects with an ``rvs`` (its qmc engines are none)
+_PEER_DISTRIBUTIONS = ("optuna.distributions", "ray.tune.search.sample", "ray.tune.sample", "skopt.space", "hyperopt.pyll")
+
+
+def _peer_inside(p: Any) -> tuple[tuple[Any, ...], str] | None:
+    """Where in ``p`` (``()``: ``p`` itself; a key path into its dicts, lists and tuples) another library's search
+    distribution is, and what it is ("ray's Float", "Ray Tune's tune.grid_search([...])"); None where there is none."""
+    try:
+        for at, v in walk(p):
+            module = type(v).__module__ or ""
+            if module.startswith(_PEER_DISTRIBUTIONS) or module.startswith("scipy.stats") and hasattr(v, "rvs"):
+                return at, f"{module.split('.')[0]}'s {type(v).__name__}"
+            if type(v) is dict and list(v) == ["grid_search"]:  # what tune.grid_search returns
+                return at, "Ray Tune's tune.grid_search([...])"
+    except TooDeep:
+        pass  # Fixed says so
+    return None
+
 
 #: the keys a definition has beside DEFINITION_KEYS
 _SPEC_EXTRA = frozenset({"type", "when", "prior"})

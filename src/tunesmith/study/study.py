@@ -1044,7 +1044,7 @@ class Study:
                             "while this process had it open")
 
     def __getattr__(self, name: str) -> Any:  # only names no attribute or method holds
-        raise no_attribute(self, name)
+        return no_attribute(self, name)
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, direction={self.direction.value!r}, storage={self._storage.display_url!r})"

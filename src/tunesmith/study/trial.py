@@ -68,7 +68,7 @@ class Trial:
                 "in the Space (ts.Float(low, high, log=True), ts.Int, ts.Categorical; when= for one "
                 "that depends on another) and read trial.params['name'] (docs/guide.md, section 1)"
             )
-        raise no_attribute(self, name)
+        return no_attribute(self, name)
 
     def report(self, value: float, step: int | None = None) -> None:
         """Record an intermediate value (a validation score after an epoch).
