@@ -232,15 +232,18 @@ def _share_kept_on_noisy_curves(pruner: object, seed: int, n: int = 20, steps: i
     return sum(t.state is TrialState.COMPLETE for t in checked) / len(checked)
 
 
-def test_median_on_noisy_curves_keeps_the_share_the_docs_state() -> None:
-    """docs/pruning.md: on noisy curves the median rule (the trial's best-so-far against the others'
-    best-so-far) keeps 0.28 of the trials it checks (Optuna's rule, the others' values at the step
-    among the complete trials: 0.58), PercentilePruner(90.0) 0.70.
-    A port of an Optuna script (SGD on digits, 10 steps) had 12 of its 14 checked trials stopped."""
-    median = [_share_kept_on_noisy_curves(MedianPruner(n_startup_trials=5, warmup_steps=2), s) for s in range(8)]
-    p90 = [_share_kept_on_noisy_curves(PercentilePruner(90.0, n_startup_trials=5, warmup_steps=2), s) for s in range(8)]
-    assert 0.2 <= float(np.mean(median)) <= 0.45, median  # 0.275
-    assert float(np.mean(p90)) >= 0.6, p90  # 0.70
+def test_median_on_noisy_curves_keeps_the_share_the_benchmark_states() -> None:
+    """benchmarks/pruning-replay.md, "What the median compares": on noisy curves the median rule
+    (the trial's best-so-far against the others' best-so-far) keeps about 0.27 of the trials it
+    checks (Optuna's rule, the complete trials' values at the step: 0.53), PercentilePruner(90.0)
+    0.64 (means over 960 seeds). 24 seeds: the mean of 24 varies by 0.027 (median) and 0.031
+    (percentile) between seed sets, so each bound is 3.4 or more of those from the mean (a false
+    failure once in a few thousand seed sets), and a rule like Optuna's (0.53, 0.032) stays 4 of
+    them above 0.40. With 8 seeds the percentile's mean fell below 0.6 for seeds 16-23 (0.59)."""
+    median = [_share_kept_on_noisy_curves(MedianPruner(n_startup_trials=5, warmup_steps=2), s) for s in range(24)]
+    p90 = [_share_kept_on_noisy_curves(PercentilePruner(90.0, n_startup_trials=5, warmup_steps=2), s) for s in range(24)]
+    assert 0.18 <= float(np.mean(median)) <= 0.40, median  # 0.294
+    assert float(np.mean(p90)) >= 0.52, p90  # 0.689
     assert min(p90) < 1.0  # it still stops trials
 
 
