@@ -7,7 +7,8 @@ falls back on (``_listed_uid``, the lookup's only way before), with many TCP soc
 
 Each size opens that many loopback connections in this process (two table rows each: needs an
 open-file limit above twice the count), then times ``--lookups`` lookups of connections chosen at
-random among them and of an IPv6 socket's connection to 127.0.0.1 (listed in tcp6 only), and
+random among them and of an IPv6 socket's connection to 127.0.0.1 (listed in tcp6 only), and of
+``peer_uid`` for a connection that is not there (``asked none``: a client that reset its connection), and
 prints medians in ms, with the rows the tables held.
 """
 
@@ -40,12 +41,12 @@ def listed(ends: Ends) -> Any:
     return _listed_uid([(ipaddress.ip_address(host), port) for host, port in ends])
 
 
-def median_ms(lookup: Callable[[Ends], Any], pick: Callable[[], Ends], lookups: int) -> float:
+def median_ms(lookup: Callable[[Ends], Any], pick: Callable[[], Ends], lookups: int, uid: Any) -> float:
     out = []
     for _ in range(lookups):
         ends = pick()
         start = time.perf_counter()
-        assert lookup(ends) == os.getuid()
+        assert lookup(ends) == uid
         out.append((time.perf_counter() - start) * 1000)
     return statistics.median(out)
 
@@ -61,7 +62,7 @@ def main() -> None:
         v6 = socket.create_connection(("::ffff:127.0.0.1", server[1]))
         v6_ends: Ends = (("127.0.0.1", v6.getsockname()[1]), server)
         sockets: list[socket.socket] = [v6, listener.accept()[0]]
-        print(f"{'connections':>11} {'rows':>6} {'asked v4':>9} {'asked v6':>9} {'tables v4':>10} {'tables v6':>10}  (median ms)")
+        print(f"{'connections':>11} {'rows':>6} {'asked v4':>9} {'asked v6':>9} {'tables v4':>10} {'tables v6':>10} {'asked none':>11}  (median ms)")
         for n in sorted(args.connections):
             while len(sockets) < 2 * n + 2:
                 client = socket.create_connection(server)
@@ -71,9 +72,10 @@ def main() -> None:
             def pick(clients: list[socket.socket] = clients) -> Ends:
                 return ("127.0.0.1", rng.choice(clients).getsockname()[1]), server
 
-            times = [median_ms(lookup, chosen, args.lookups)
+            times = [median_ms(lookup, chosen, args.lookups, os.getuid())
                      for lookup in (asked, listed) for chosen in (pick, lambda: v6_ends)]
-            print(f"{n:>11} {rows():>6} {times[0]:>9.3f} {times[1]:>9.3f} {times[2]:>10.3f} {times[3]:>10.3f}")
+            none = median_ms(asked, lambda: (("127.0.0.1", 1), server), args.lookups, None)
+            print(f"{n:>11} {rows():>6} {times[0]:>9.3f} {times[1]:>9.3f} {times[2]:>10.3f} {times[3]:>10.3f} {none:>11.3f}")
         for s in sockets:
             s.close()
 

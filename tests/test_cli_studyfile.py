@@ -143,6 +143,9 @@ def test_the_export_check_opens_before_it_looks_so_a_fifo_never_blocks(
         # before: "YAML reads 1000 as text, not a number: write 1000", as written
         ("timeout: '1000'", "got '1000' (quoted, so read as text: write 1000 without quotes)"),
         ("heartbeat_interval: \"1.0e-05\"", "got '1.0e-05' (quoted, so read as text: write 1.0e-05 without quotes)"),
+        # before: "YAML reads 1.50 as text, not a number: write 1.5", though 1.50 unquoted is a number
+        ("timeout: '1.50'", "got '1.50' (quoted, so read as text: write 1.50 without quotes)"),
+        ("timeout: ' 2.0 '", "got ' 2.0 ' (quoted, so read as text: write 2.0 without quotes)"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, line: str, fragment: str) -> None:

@@ -713,6 +713,84 @@ def test_a_connection_s_user_is_read_from_the_socket_tables_however_it_is_listed
         assert uids(v6.getsockname()[:2], listener6.getsockname()[:2]) == me
 
 
+#: a seccomp filter that makes socket(AF_NETLINK, ...) fail with EPERM, as a sandbox that forbids netlink
+_NO_NETLINK = """
+import ctypes, platform, struct
+nr = {"x86_64": 41, "aarch64": 198}[platform.machine()]  # socket(2)
+ins = lambda code, jt, jf, k: struct.pack("=HBBI", code, jt, jf, k)  # load nr; if socket: load family; if AF_NETLINK: EPERM
+prog = ctypes.create_string_buffer(b"".join([ins(0x20, 0, 0, 0), ins(0x15, 0, 3, nr), ins(0x20, 0, 0, 16),
+    ins(0x15, 0, 1, 16), ins(0x06, 0, 0, 0x50001), ins(0x06, 0, 0, 0x7FFF0000)]))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0 and libc.prctl(22, 2, ctypes.byref(Prog(6, ctypes.addressof(prog))), 0, 0) == 0
+"""
+
+
+def _confined(code: str, *, netlink: bool = True, proc_net: bool = True) -> str:
+    """Run ``code`` in a Python process that cannot open a netlink socket (``netlink=False``), or that sees
+    no /proc (``proc_net=False``: a tmpfs over it, in a user and mount namespace of its own); its output."""
+    import platform
+    import shutil
+    import subprocess
+
+    if not netlink and platform.machine() not in ("x86_64", "aarch64"):
+        pytest.skip("the seccomp filter names x86_64's and aarch64's socket(2)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", ("" if netlink else _NO_NETLINK) + code]
+    if not proc_net:
+        if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+            pytest.skip("no user namespace to hide /proc in")
+        command = ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs none /proc && exec "$@"', "sh", *command]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+_OWN_AND_MADE_UP = """
+import socket, sys
+import tunesmith as ts
+from tunesmith.dashboard.app import _another_user
+with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname()) as mine:
+    server = listener.getsockname()
+    print(_another_user({"client": mine.getsockname(), "server": server}),
+          _another_user({"client": ("127.0.0.1", 1), "server": server}))
+    from tunesmith.dashboard import serve  # its port taken: it stops after its warnings
+    try:
+        serve(ts.MemoryStorage(), port=server[1], out=sys.stdout)
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
+@pytest.mark.parametrize(("netlink", "proc_net", "told"), [(False, True, True), (True, False, True), (False, False, False)])
+def test_a_loopback_dashboard_answers_its_user_where_the_system_tells_no_connection_s_user(
+        netlink: bool, proc_net: bool, told: bool) -> None:
+    """Where netlink is forbidden the tables tell, and without /proc/net sock_diag does; where neither can be read
+    (a sandbox), every request was refused, its own user's too ("this connection is not theirs"): it now
+    answers every user there, as on other systems, and ``tunesmith dashboard`` says so when it starts."""
+    said = _confined(_OWN_AND_MADE_UP, netlink=netlink, proc_net=proc_net)
+    assert said.splitlines()[0] == ("False True" if told else "False False")  # refused: its own connection, a made-up one
+    assert ("any user of this machine can read the dashboard" in said) is not told, said
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's socket tables")
+def test_a_connection_sock_diag_does_not_find_is_not_looked_for_in_the_tables() -> None:
+    """The kernel's "no such socket" (ENOENT) was taken as "cannot ask", and /proc/net/tcp and tcp6 were read
+    whole (tens of ms with thousands of sockets, on the server's event loop) for every request of a client that
+    reset its connection: any local user could stall the dashboard so, with requests it then got a 403 for."""
+    code = """
+import socket, sys
+from tunesmith.dashboard.server import peer_uid
+opened = []
+sys.addaudithook(lambda event, args: opened.append(args[0]) if event == "open" and str(args[0]).startswith("/proc/net") else None)
+with socket.create_server(("127.0.0.1", 0)) as listener:
+    print(peer_uid(("127.0.0.1", 1), listener.getsockname()), opened)
+"""
+    assert _confined(code) == "None []"
+
+
 def _answer(app: Any, host: str, client: tuple[str, int], server: tuple[str, int]) -> tuple[int, str]:
     """GET /api/studies as uvicorn hands it to the app: addressed to ``host``, from ``client`` to ``server``."""
     import asyncio

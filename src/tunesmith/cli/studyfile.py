@@ -315,9 +315,18 @@ def _yaml_text_number(value: Any) -> str:
     mantissa, e, exponent = written.partition("e")
     if e and "." not in mantissa:
         written = f"{mantissa}.0e{exponent}"
-    if written == value.strip():  # YAML reads it as a number unless quoted
-        return f" (quoted, so read as text: write {written} without quotes)"
+    if _yaml_number(value.strip()):  # YAML reads it as a number unless quoted
+        return f" (quoted, so read as text: write {value.strip()} without quotes)"
     return f" (YAML reads {value} as text, not a number: write {written})"
+
+
+def _yaml_number(text: str) -> bool:
+    """Whether YAML reads ``text``, written as it is, as a number (``1.50``, ``1_000``: not ``1e3``)."""
+    try:
+        read = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(read, (int, float)) and not isinstance(read, bool)
 
 
 def _value_problems(sf: StudyFile) -> list[tuple[str, str]]:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import secrets
-import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -42,7 +41,7 @@ from ..trial import FrozenTrial, TrialState, as_count, json_finite
 from . import figures, pages
 from .aggregate import ORDERS, page
 from .cache import StudyCache, View
-from .server import is_loopback, peer_uid
+from .server import is_loopback, peer_uid, users_listed
 from .writes import WRITE_ROUTES
 
 MAX_PAGE = 500  # rows one trials request returns at most
@@ -179,9 +178,10 @@ class _LoopbackNamesOnly:
 
 def _another_user(scope: Any) -> bool:
     """On Linux, whether a request's connection may be another user's: its socket is not listed as one
-    of this process's user or root (looked up in /proc/net/tcp; one not found is refused too: its
-    client's address came from a proxy's header, or the connection is closed). Elsewhere, False."""
-    if not sys.platform.startswith("linux"):
+    of this process's user or root (:func:`peer_uid`; one not found is refused too: its client's address
+    came from a proxy's header, or the connection is closed). Elsewhere, and where the system lists no
+    socket's user (:func:`users_listed`), False."""
+    if not users_listed():
         return False
     client, server = scope.get("client"), scope.get("server")
     return (peer_uid(client, server) if client and server else None) not in (os.getuid(), 0)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import importlib
 import ipaddress
 import math
+import os
 import signal
 import socket
 import struct
@@ -34,6 +36,7 @@ MAX_WAITING = 200
 WARM_BUDGET_S = 30.0
 #: Linux's netlink protocol that finds a socket by its addresses (linux/sock_diag.h, inet_diag.h)
 NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NO_COOKIE, TCP_LISTEN = 4, 20, (0xFFFFFFFF, 0xFFFFFFFF), 10
+NLMSG_ERROR = 2
 
 
 def open_storage(url: str, *, allow_writes: bool = False) -> Storage:
@@ -88,13 +91,13 @@ def peer_uid(client: tuple[str, int], server: tuple[str, int]) -> int | None:
         ends = v4                # as ::ffff:a.b.c.d; an IPv6 server sees an IPv4 client's so
     try:
         return _asked_uid(ends)
-    except LookupError:  # not found, or a kernel without inet_diag: the tables say
+    except LookupError:  # sock_diag cannot be asked here: the tables say
         return _listed_uid(ends)
 
 
 def _asked_uid(ends: list[tuple[Any, int]]) -> int | None:
-    """The user id sock_diag gives the socket from ``ends[0]`` to ``ends[1]``; LookupError where it
-    finds none, or cannot be asked."""
+    """The user id sock_diag gives the socket from ``ends[0]`` to ``ends[1]``, None where the kernel has no
+    such socket; LookupError where it cannot be asked (no netlink here, no inet_diag, a port past 65535)."""
     (ip, port), (to, to_port) = ends
     family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
     try:
@@ -106,10 +109,28 @@ def _asked_uid(ends: list[tuple[Any, int]]) -> int | None:
             answer = diag.recv(8192)
     except (OSError, struct.error):  # no netlink here, or a port past 65535
         raise LookupError("sock_diag not asked") from None
-    if len(answer) < 88 or struct.unpack_from("=H", answer, 4)[0] != SOCK_DIAG_BY_FAMILY:
-        raise LookupError("not found")  # an NLMSG_ERROR: ENOENT
+    kind, error = struct.unpack_from("=4xH10xi", answer) if len(answer) >= 20 else (None, 0)  # nlmsghdr, nlmsgerr
+    if kind == NLMSG_ERROR and error == -errno.ENOENT:
+        return None  # no such socket: the tables say so too, after a walk of every socket (tens of ms)
+    if len(answer) < 88 or kind != SOCK_DIAG_BY_FAMILY:
+        raise LookupError(f"sock_diag answered {errno.errorcode.get(-error, error) if kind == NLMSG_ERROR else kind}")
     uid, inode = struct.unpack_from("=II", answer, 80)  # inet_diag_msg's, after its header, id and queues
     return uid if inode and answer[17] != TCP_LISTEN else None  # no connection there: a listener on its address
+
+
+@functools.cache
+def users_listed() -> bool:
+    """Whether this machine tells whose a loopback connection is (Linux, with sock_diag or /proc/net/tcp): a
+    connection of this process's own is looked up. False elsewhere, and where neither can be read (a sandbox
+    without netlink or /proc/net): a loopback dashboard there answers every user of the machine, as on
+    other systems, rather than refusing its own user too."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with socket.create_server((LOOPBACK, 0)) as listener, socket.create_connection(listener.getsockname()) as me:
+            return peer_uid(me.getsockname(), listener.getsockname()) == os.getuid()
+    except OSError:  # no IPv4 loopback to try: the check stays on
+        return True
 
 
 def _listed_uid(ends: list[tuple[Any, int]]) -> int | None:
@@ -152,6 +173,9 @@ def serve(storage: str | Storage, *, host: str = LOOPBACK, port: int = 8080, all
     if not is_loopback(host):
         print(f"warning: the dashboard listens on {host}, so other machines can reach it; it has no login"
               + (" and --allow-writes lets them change and delete studies" if allow_writes else ""), file=out)
+    elif sys.platform.startswith("linux") and not users_listed():
+        print("warning: this system does not say whose a connection is (no netlink sock_diag, no /proc/net/tcp), "
+              "so any user of this machine can read the dashboard", file=out)
     check_port(host, port)  # before reading the studies, which can take a while
     app = create_app(st, allow_writes=allow_writes, poll_seconds=poll_seconds, host=host)
     started = time.perf_counter()
