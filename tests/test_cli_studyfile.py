@@ -588,6 +588,62 @@ def test_tell_never_ends_a_trial_a_worker_resumed_after_it_read_the_study(
     assert study.trials[left].state is TrialState.FAILED and study.trials[left].error == "ended by tunesmith tell"
 
 
+def test_show_lists_the_paused_trials_and_the_tell_it_prints_runs(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """tell's error said "tunesmith show lists them", but show printed "6 paused" with no number, and its advice
+    ("a later optimize resumes those") named no command: a study file's user had no way to the numbers."""
+    import shlex
+
+    path, db = _pausing_study(tmp_path, "return trial.params['x']")
+    assert main(["worker", str(path), "--n-trials", "6"]) == 0
+    paused = [t.number for t in ts.load_study("s", db).trials if t.state is TrialState.PAUSED]
+    assert len(paused) >= 2, paused
+    capsys.readouterr()
+    assert main(["show", "s", "--storage", db]) == 0
+    out = capsys.readouterr().out
+    listed = re.search(r"(\d+) paused \(([#\d, ]+)\): a later optimize \(tunesmith run or worker\) resumes those it "
+                       r"promotes; (tunesmith tell s N --state pruned --storage \S+) ends one for good", out)
+    assert listed, out
+    assert [int(n) for n in re.findall(r"#(\d+)", listed[2])] == paused and int(listed[1]) == len(paused)
+    command = shlex.split(listed[3].replace(" N ", f" {paused[0]} "))
+    assert main(command[1:]) == 0  # the command as show prints it
+    assert ts.load_study("s", db).trials[paused[0]].state is TrialState.PRUNED
+    capsys.readouterr()
+    assert main(["tell", "s", str(paused[0]), "--state", "pruned", "--storage", db]) == 2
+    err = capsys.readouterr().err  # the error names the trials it does end, as tell takes them
+    assert f"it is pruned; tunesmith tell ends paused trials (paused now: {', '.join(map(str, paused[1:]))})" in err
+
+
+def test_tell_of_a_study_with_no_paused_trial_says_none_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "one.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'one.db'}"
+    assert main(["worker", str(write(tmp_path, f"objective: one.py:f\nstorage: {db}\n{SPACE}")), "--n-trials", "1"]) == 0
+    assert main(["tell", "s", "0", "--state", "failed", "--storage", db]) == 2
+    assert "it is complete; tunesmith tell ends paused trials (none of 's''s is paused now)" in capsys.readouterr().err
+
+
+def test_copy_of_a_study_with_paused_trials_prints_the_tell_that_ends_them_in_the_copy(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """copy and rename warned that paused trials fail when promoted there, advising study.tell(n, state='pruned'):
+    Python, which a study file's user has no session for. The warning gives the command, numbers and all."""
+    import shlex
+
+    path, db = _pausing_study(tmp_path, "return trial.params['x']")
+    script = tmp_path / "pausing.py"  # each trial records a checkpoint before it pauses
+    script.write_text(script.read_text().replace("trial.report(", "trial.set_attr('checkpoint', 'c')\n    trial.report("))
+    assert main(["worker", str(path), "--n-trials", "6"]) == 0
+    for done, args in (("copied as 'my copy'", ["copy", "s", "my copy"]), ("renamed 'r'", ["rename", "my copy", "r"])):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            assert main([*args, "--storage", db]) == 0
+        said = re.search(rf"{done}: .*\(or `(tunesmith tell [^`]+)`\)", caplog.text)
+        assert said, caplog.text
+    paused = [t.number for t in ts.load_study("r", db).trials if t.state is TrialState.PAUSED]
+    assert paused and main(shlex.split(said[1])[1:]) == 0  # the rename's command, as printed
+    assert all(ts.load_study("r", db).trials[n].state is TrialState.PRUNED for n in paused)
+    assert ts.load_study("s", db).trials_in("paused")  # the study copied from keeps its own
+
+
 def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "one.py").write_text(OBJ)
