@@ -644,6 +644,20 @@ def test_copy_of_a_study_with_paused_trials_prints_the_tell_that_ends_them_in_th
     assert ts.load_study("s", db).trials_in("paused")  # the study copied from keeps its own
 
 
+def test_the_worker_help_says_the_first_worker_creates_the_study(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`tunesmith --help` said a worker joins "an existing study", while the first worker on a new database
+    creates it (docs/distributed.md), so a user created one with `run` first for nothing."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    line = " ".join(capsys.readouterr().out.split("worker", 1)[1].split("delete")[0].split())
+    assert "existing" not in line and "the first creates it" in line, line
+    (tmp_path / "one.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'new.db'}"
+    assert main(["worker", str(write(tmp_path, f"objective: one.py:f\nstorage: {db}\n{SPACE}")), "--n-trials", "1"]) == 0
+    assert len(ts.load_study("s", db).trials) == 1
+
+
 def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "one.py").write_text(OBJ)
