@@ -658,6 +658,19 @@ def test_the_worker_help_says_the_first_worker_creates_the_study(tmp_path: Path,
     assert len(ts.load_study("s", db).trials) == 1
 
 
+def test_a_misspelt_objective_script_is_answered_with_the_closest_one(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt function name got the closest one, a misspelt script only the paths looked at."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "trainer.py").write_text(OBJ)
+    for written, meant in (("sub/trainr.py", "sub/trainer.py"), (str(tmp_path / "sub" / "trainr.py"),
+                                                                  str(tmp_path / "sub" / "trainer.py"))):
+        path = write(tmp_path, f"objective: {written}:f\nstorage: sqlite:///{tmp_path / 'm.db'}\n{SPACE}")
+        assert main(["run", str(path), "--n-trials", "1"]) == 2
+        err = capsys.readouterr().err
+        assert f"objective script {written!r} not found" in err and f"(did you mean {meant!r}?)" in err, err
+
+
 def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "one.py").write_text(OBJ)
