@@ -671,6 +671,29 @@ def test_a_misspelt_objective_script_is_answered_with_the_closest_one(tmp_path: 
         assert f"objective script {written!r} not found" in err and f"(did you mean {meant!r}?)" in err, err
 
 
+def test_a_changed_space_advises_a_copy_that_runs_from_another_folder(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The advice was `tunesmith copy NAME NEW_NAME --space STUDY.yaml`: the copy reads the current folder's
+    tunesmith.db, not the study file's database (relative to the file's folder), so it found no study."""
+    import shlex
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    (project / "obj.py").write_text(OBJ)
+    path = write(project, f"objective: obj.py:f\nstorage: sqlite:///s.db\nsampler: random\n{SPACE}")
+    monkeypatch.chdir(elsewhere)
+    assert main(["run", str(path), "--n-trials", "2"]) == 0
+    path.write_text(path.read_text().replace("high: 1}", "high: 2}"))
+    capsys.readouterr()
+    assert main(["run", str(path), "--n-trials", "1"]) == 2
+    said = re.search(r"(tunesmith copy s NEW_NAME --space STUDY.yaml[^;]*?)(;|$)", capsys.readouterr().err, re.M)
+    assert said, said
+    command = shlex.split(said[1].replace("NEW_NAME", "s2").replace("STUDY.yaml", shlex.quote(str(path))))
+    assert main(command[1:]) == 0  # as printed, from the folder the run was in
+    assert len(ts.load_study("s2", f"sqlite:///{project / 's.db'}").trials) == 2
+
+
 def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "one.py").write_text(OBJ)
