@@ -694,6 +694,34 @@ def test_a_changed_space_advises_a_copy_that_runs_from_another_folder(tmp_path: 
     assert len(ts.load_study("s2", f"sqlite:///{project / 's.db'}").trials) == 2
 
 
+def test_delete_of_a_trained_study_names_the_checkpoint_folder_it_leaves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A trial of ts.train.objective that ends keeps best.pt and sets attrs["checkpoint"] to None: `tunesmith
+    delete` of a study whose trials all completed named no folder, and its checkpoints stayed unmentioned."""
+    pytest.importorskip("torch")
+    (tmp_path / "trainer.py").write_text(textwrap.dedent("""
+        import torch
+        import tunesmith as ts
+        from tunesmith.train import TrainConfig
+
+        x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+        data = (torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),) * 2
+        objective = ts.train.objective(lambda p: torch.nn.Linear(3, 1), data, loss="mse", checkpoint_root="ckpts",
+                                       base=TrainConfig(epochs=2, batch_size=32, device="cpu"))
+        """))
+    path = write(tmp_path, "objective: trainer.py:objective\nstorage: sqlite:///t.db\nsampler: random\n"
+                           "space: {lr: {type: float, low: 0.001, high: 0.1, log: true}}\n")
+    monkeypatch.chdir(tmp_path)  # checkpoint_root is relative to the folder the trials run in
+    assert main(["run", str(path), "--n-trials", "2"]) == 0
+    trials = ts.load_study("s", f"sqlite:///{tmp_path / 't.db'}").trials
+    assert all(t.attrs["checkpoint"] is None and t.attrs["best_checkpoint"] for t in trials)
+    folder = Path(trials[0].attrs["best_checkpoint"]).parent.parent
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert main(["delete", "s", "--yes", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 0
+    assert f"its trials' checkpoint files are not deleted: they are in {folder}" in caplog.text
+    assert Path(trials[0].attrs["best_checkpoint"]).exists()  # named, never touched
+
+
 def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "one.py").write_text(OBJ)

@@ -326,11 +326,11 @@ def _checkpoint_folders(storage: Storage, name: str) -> tuple[list[str], list[st
         return [], []
     copied = isinstance(rec.config.get(COPY_ID), str)
     found: tuple[set[str], set[str]] = (set(), set())
-    for t in trials:
-        path = t.attrs.get("checkpoint")
-        trial_dir = os.path.dirname(path) if isinstance(path, str) and os.path.isabs(path) else ""
-        if os.path.basename(trial_dir).startswith("trial-") and os.path.isdir(trial_dir):
-            found[copied and t.started is not None and t.started < rec.created].add(os.path.dirname(trial_dir))
+    for t in trials:  # a trained trial that ended keeps best.pt, its "checkpoint" set to None
+        for path in (t.attrs.get("checkpoint"), t.attrs.get("best_checkpoint")):
+            trial_dir = os.path.dirname(path) if isinstance(path, str) and os.path.isabs(path) else ""
+            if os.path.basename(trial_dir).startswith("trial-") and os.path.isdir(trial_dir):
+                found[copied and t.started is not None and t.started < rec.created].add(os.path.dirname(trial_dir))
     return sorted(found[0]), sorted(found[1] - found[0])
 
 
