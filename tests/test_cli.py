@@ -455,7 +455,7 @@ def test_show_and_export_name_the_pruner_of_a_study_with_paused_trials(tmp_path:
     assert study.trials_in("paused")
     assert run_cli("show", "paused", "--storage", db) == 0
     out = capsys.readouterr().out
-    assert "pruner asha (pause=True); " in out and "paused: a later optimize resumes those it promotes" in out
+    assert "pruner asha (pause=True); " in out and "a later optimize (tunesmith run or worker) resumes those it promotes" in out
     assert run_cli("export", "paused", "--storage", db, "--format", "json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["study"]["pruner"] == pruner.describe()
@@ -613,6 +613,7 @@ def test_show_says_how_to_fail_running_trials_of_a_study_without_heartbeats(
     assert run_cli("show", "r", "--storage", db) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "1 running trial (#1): this study has no heartbeats" in out and "heartbeat_interval=S" in out
+    assert "in a study file, heartbeat_interval: S for tunesmith run or worker" in out  # before: Python's only
     beating = ts.Study(storage=db, name="r", heartbeat_interval=0.01, grace_period=0.05)  # what it advises
     time.sleep(0.1)
     beating.tell(beating.ask(), 0.1)

@@ -4,6 +4,7 @@ subprocess with and without ``PYTHONUNBUFFERED`` (Python buffers a pipe's output
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -546,3 +547,61 @@ def test_export_and_report_to_a_terminal_write_a_stored_name_s_escapes_as_text(
         assert "s\\x1b]52;c;aGk=\\x07\\x1b[2J\\x9b2J" in piped and not any(c in piped for c in "\x1b\x07\x9b")
     else:
         assert evil in piped or json.dumps(evil)[1:-1] in piped  # the data, whole (JSON escapes it itself)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux's /proc)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()] if tasks.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:  # an exited orphan not yet reaped by its new parent is a zombie: gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the processes' children from /proc")
+def test_a_killed_run_leaves_no_worker_process_running_trials(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`kill -9` of `tunesmith run` with `n_jobs: 2` left its two worker processes behind for good: with the
+    progress bar's callbacks each waited forever for its parent's answer (the other worker, forked holding
+    that pipe's end, kept the read from ending); without, each went on running trials for no one, until
+    `n_trials`, or forever under a run with neither n_trials nor timeout. Each now records the trial it ran
+    and exits, saying so."""
+    import os
+    import signal
+    import time
+
+    (tmp_path / "obj.py").write_text("import time\n\ndef f(trial):\n    time.sleep(0.3)\n    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text("objective: obj.py:f\nn_jobs: 2\nsampler: random\n"
+                                     "space: {x: {type: float, low: 0, high: 1}}\n")
+    db = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    workers: list[int] = []
+    for progress in ("--progress", "--no-progress"):  # with the progress bar's callbacks, and without
+        with open(tmp_path / "err.txt", "w") as err:
+            run = subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", progress], cwd=tmp_path,
+                                   stdout=subprocess.DEVNULL, stderr=err, env=subprocess_env)
+        try:
+            deadline, done = time.monotonic() + 120, 0
+            while time.monotonic() < deadline and (len(workers) < 2 or done < 4):
+                workers = _children(run.pid)
+                with contextlib.suppress(ts.exceptions.StudyNotFound, ts.StorageError):
+                    done = len(ts.load_study("s", db).trials_in("complete"))
+                time.sleep(0.1)
+            assert len(workers) == 2 and done >= 4, (workers, done)
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+            deadline = time.monotonic() + 30
+            while any(map(_alive, workers)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not any(map(_alive, workers)), (progress, (tmp_path / "err.txt").read_text()[-2000:])
+            trials = ts.load_study("s", db).trials
+            assert all(t.state is ts.TrialState.COMPLETE for t in trials), [t.state for t in trials]
+            said = (tmp_path / "err.txt").read_text()
+            assert f"the run's process {run.pid} is gone (killed); this worker stops after recording trial" in said
+        finally:
+            run.kill()
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)

@@ -603,6 +603,140 @@ def test_tell_never_ends_a_trial_a_worker_resumed_after_it_read_the_study(
     assert study.trials[left].state is TrialState.FAILED and study.trials[left].error == "ended by tunesmith tell"
 
 
+def test_show_lists_the_paused_trials_and_the_tell_it_prints_runs(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """tell's error said "tunesmith show lists them", but show printed "6 paused" with no number, and its advice
+    ("a later optimize resumes those") named no command: a study file's user had no way to the numbers."""
+    import shlex
+
+    path, db = _pausing_study(tmp_path, "return trial.params['x']")
+    assert main(["worker", str(path), "--n-trials", "6"]) == 0
+    paused = [t.number for t in ts.load_study("s", db).trials if t.state is TrialState.PAUSED]
+    assert len(paused) >= 2, paused
+    capsys.readouterr()
+    assert main(["show", "s", "--storage", db]) == 0
+    out = capsys.readouterr().out
+    listed = re.search(r"(\d+) paused \(([#\d, ]+)\): a later optimize \(tunesmith run or worker\) resumes those it "
+                       r"promotes; (tunesmith tell s N --state pruned --storage \S+) ends one for good", out)
+    assert listed, out
+    assert [int(n) for n in re.findall(r"#(\d+)", listed[2])] == paused and int(listed[1]) == len(paused)
+    command = shlex.split(listed[3].replace(" N ", f" {paused[0]} "))
+    assert main(command[1:]) == 0  # the command as show prints it
+    assert ts.load_study("s", db).trials[paused[0]].state is TrialState.PRUNED
+    capsys.readouterr()
+    assert main(["tell", "s", str(paused[0]), "--state", "pruned", "--storage", db]) == 2
+    err = capsys.readouterr().err  # the error names the trials it does end, as tell takes them
+    assert f"it is pruned; tunesmith tell ends paused trials (paused now: {', '.join(map(str, paused[1:]))})" in err
+
+
+def test_tell_of_a_study_with_no_paused_trial_says_none_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "one.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'one.db'}"
+    assert main(["worker", str(write(tmp_path, f"objective: one.py:f\nstorage: {db}\n{SPACE}")), "--n-trials", "1"]) == 0
+    assert main(["tell", "s", "0", "--state", "failed", "--storage", db]) == 2
+    assert "it is complete; tunesmith tell ends paused trials (none of 's''s is paused now)" in capsys.readouterr().err
+
+
+def test_copy_of_a_study_with_paused_trials_prints_the_tell_that_ends_them_in_the_copy(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """copy and rename warned that paused trials fail when promoted there, advising study.tell(n, state='pruned'):
+    Python, which a study file's user has no session for. The warning gives the command, numbers and all."""
+    import shlex
+
+    path, db = _pausing_study(tmp_path, "return trial.params['x']")
+    script = tmp_path / "pausing.py"  # each trial records a checkpoint before it pauses
+    script.write_text(script.read_text().replace("trial.report(", "trial.set_attr('checkpoint', 'c')\n    trial.report("))
+    assert main(["worker", str(path), "--n-trials", "6"]) == 0
+    for done, args in (("copied as 'my copy'", ["copy", "s", "my copy"]), ("renamed 'r'", ["rename", "my copy", "r"])):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tunesmith"):
+            assert main([*args, "--storage", db]) == 0
+        said = re.search(rf"{done}: .*\(or `(tunesmith tell [^`]+)`\)", caplog.text)
+        assert said, caplog.text
+    paused = [t.number for t in ts.load_study("r", db).trials if t.state is TrialState.PAUSED]
+    assert paused and main(shlex.split(said[1])[1:]) == 0  # the rename's command, as printed
+    assert all(ts.load_study("r", db).trials[n].state is TrialState.PRUNED for n in paused)
+    assert ts.load_study("s", db).trials_in("paused")  # the study copied from keeps its own
+
+
+def test_the_worker_help_says_the_first_worker_creates_the_study(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`tunesmith --help` said a worker joins "an existing study", while the first worker on a new database
+    creates it (docs/distributed.md), so a user created one with `run` first for nothing."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    line = " ".join(capsys.readouterr().out.split("worker", 1)[1].split("delete")[0].split())
+    assert "existing" not in line and "the first creates it" in line, line
+    (tmp_path / "one.py").write_text(OBJ)
+    db = f"sqlite:///{tmp_path / 'new.db'}"
+    assert main(["worker", str(write(tmp_path, f"objective: one.py:f\nstorage: {db}\n{SPACE}")), "--n-trials", "1"]) == 0
+    assert len(ts.load_study("s", db).trials) == 1
+
+
+def test_a_misspelt_objective_script_is_answered_with_the_closest_one(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt function name got the closest one, a misspelt script only the paths looked at."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "trainer.py").write_text(OBJ)
+    for written, meant in (("sub/trainr.py", "sub/trainer.py"), (str(tmp_path / "sub" / "trainr.py"),
+                                                                  str(tmp_path / "sub" / "trainer.py"))):
+        path = write(tmp_path, f"objective: {written}:f\nstorage: sqlite:///{tmp_path / 'm.db'}\n{SPACE}")
+        assert main(["run", str(path), "--n-trials", "1"]) == 2
+        err = capsys.readouterr().err
+        assert f"objective script {written!r} not found" in err and f"(did you mean {meant!r}?)" in err, err
+
+
+def test_a_changed_space_advises_a_copy_that_runs_from_another_folder(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The advice was `tunesmith copy NAME NEW_NAME --space STUDY.yaml`: the copy reads the current folder's
+    tunesmith.db, not the study file's database (relative to the file's folder), so it found no study."""
+    import shlex
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    (project / "obj.py").write_text(OBJ)
+    path = write(project, f"objective: obj.py:f\nstorage: sqlite:///s.db\nsampler: random\n{SPACE}")
+    monkeypatch.chdir(elsewhere)
+    assert main(["run", str(path), "--n-trials", "2"]) == 0
+    path.write_text(path.read_text().replace("high: 1}", "high: 2}"))
+    capsys.readouterr()
+    assert main(["run", str(path), "--n-trials", "1"]) == 2
+    said = re.search(r"(tunesmith copy s NEW_NAME --space STUDY.yaml[^;]*?)(;|$)", capsys.readouterr().err, re.M)
+    assert said, said
+    command = shlex.split(said[1].replace("NEW_NAME", "s2").replace("STUDY.yaml", shlex.quote(str(path))))
+    assert main(command[1:]) == 0  # as printed, from the folder the run was in
+    assert len(ts.load_study("s2", f"sqlite:///{project / 's.db'}").trials) == 2
+
+
+def test_delete_of_a_trained_study_names_the_checkpoint_folder_it_leaves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A trial of ts.train.objective that ends keeps best.pt and sets attrs["checkpoint"] to None: `tunesmith
+    delete` of a study whose trials all completed named no folder, and its checkpoints stayed unmentioned."""
+    pytest.importorskip("torch")
+    (tmp_path / "trainer.py").write_text(textwrap.dedent("""
+        import torch
+        import tunesmith as ts
+        from tunesmith.train import TrainConfig
+
+        x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+        data = (torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),) * 2
+        objective = ts.train.objective(lambda p: torch.nn.Linear(3, 1), data, loss="mse", checkpoint_root="ckpts",
+                                       base=TrainConfig(epochs=2, batch_size=32, device="cpu"))
+        """))
+    path = write(tmp_path, "objective: trainer.py:objective\nstorage: sqlite:///t.db\nsampler: random\n"
+                           "space: {lr: {type: float, low: 0.001, high: 0.1, log: true}}\n")
+    monkeypatch.chdir(tmp_path)  # checkpoint_root is relative to the folder the trials run in
+    assert main(["run", str(path), "--n-trials", "2"]) == 0
+    trials = ts.load_study("s", f"sqlite:///{tmp_path / 't.db'}").trials
+    assert all(t.attrs["checkpoint"] is None and t.attrs["best_checkpoint"] for t in trials)
+    folder = Path(trials[0].attrs["best_checkpoint"]).parent.parent
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        assert main(["delete", "s", "--yes", "--storage", f"sqlite:///{tmp_path / 't.db'}"]) == 0
+    assert f"its trials' checkpoint files are not deleted: they are in {folder}" in caplog.text
+    assert Path(trials[0].attrs["best_checkpoint"]).exists()  # named, never touched
+
+
 def test_a_worker_that_ran_one_trial_says_so_in_the_singular(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "one.py").write_text(OBJ)

@@ -514,7 +514,8 @@ def test_both_methods_refuse_under_ten_complete_trials_in_every_face(
     with pytest.raises(ValueError, match=rf"^{re.escape(said)} \(study.optimize\(objective, n_trials=1\)"):
         study.importance(method)
     assert main(["importance", "few", "--storage", url, "--method", method]) == 2
-    assert said in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert said in err and "tunesmith run STUDY.yaml --n-trials 1," in err  # before: Python's call alone
     assert said in build_report(ts.load_study("few", url), sections=["importance"])
     bars = ts.plots.importance_bars(study, method=method)
     assert bars.empty and said in (bars.message or "")

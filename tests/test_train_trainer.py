@@ -444,6 +444,19 @@ def test_class_labels_read_as_floats_or_out_of_range_are_named_with_the_fix() ->
         Trainer(mlp(), TrainConfig(epochs=1, device="cpu")).fit((x, y + 1))
 
 
+def test_a_model_of_one_output_under_cross_entropy_is_refused_not_scored_zero() -> None:
+    """A regression left on the default loss: float targets (n, 1) matched the output's shape, so they were
+    read as probabilities over one class, and every batch's loss was 0 (a study of such trials printed
+    value 0 for each, the best sampled at random)."""
+    x = torch.randn(32, 3)
+    y = x.sum(1, keepdim=True)
+    with pytest.raises(ValueError, match=r"one value per sample \(32, 1\).*cross-entropy of a single class is 0.*"
+                                         r"loss='mse'"):
+        Trainer(torch.nn.Linear(3, 1), TrainConfig(epochs=1, batch_size=32, device="cpu")).fit((x, y))
+    history = Trainer(torch.nn.Linear(3, 1), TrainConfig(epochs=1, batch_size=32, device="cpu"), loss="mse").fit((x, y))
+    assert history.records[-1].train_loss > 0
+
+
 def test_train_loss_is_the_mean_over_samples_with_a_short_last_batch() -> None:
     """Before: train_loss averaged batch means alike, so a last batch of 8 samples weighed as much
     as a full one of 16 (4.0 here, where the mean over the epoch's 40 samples is 2.8)."""

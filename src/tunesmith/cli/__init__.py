@@ -54,7 +54,7 @@ SUBCOMMANDS: list[Subcommand] = [
                "best trial's values)", focus.add_focus_args, focus.cmd_focus),
     Subcommand("dashboard", "serve a live dashboard of a storage's studies in the browser",
                dashboard.add_dashboard_args, dashboard.cmd_dashboard),
-    Subcommand("worker", "join an existing study from this machine (storage shared by URL)",
+    Subcommand("worker", "run a shared study's trials from this machine (storage shared by URL; the first creates it)",
                worker.add_worker_args, worker.cmd_worker),
     Subcommand("delete", "delete a study and its trials", commands.add_delete_args, commands.cmd_delete),
     Subcommand("copy", "copy a study (to another name or storage)", commands.add_copy_args, commands.cmd_copy),

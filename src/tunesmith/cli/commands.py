@@ -399,7 +399,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not any(t.state is TrialState.COMPLETE for t in trials):
         console.print("no complete trial yet")
         _show_failed(console, trials)
-        _show_pruner(console, study, trials)
+        _show_pruner(console, study, trials, args.storage)
         _show_running(console, study, trials)
         return 0
     console.print(best_table(study, trials, args.top))
@@ -407,7 +407,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if tests:
         console.print(test_table(study, tests))
     _show_failed(console, trials)
-    _show_pruner(console, study, trials)
+    _show_pruner(console, study, trials, args.storage)
     _show_running(console, study, trials)
     return 0
 
@@ -460,11 +460,20 @@ def _show_running(console: Any, study: Study, trials: list[FrozenTrial]) -> None
     its machine) stays running forever: say how to have such trials failed."""
     running = [t.number for t in trials if t.state is TrialState.RUNNING]
     if running and study.heartbeat_config.interval is None:
-        console.print(f"{plural(len(running), 'running trial')} (#{', #'.join(map(str, running[:5]))}"
-                      f"{', ...' if len(running) > 5 else ''}): this study has no heartbeats, so a trial whose "
-                      "process was killed with its optimize call stays running; to fail those, open the study "
-                      "with heartbeat_interval=S (and grace_period=G): the next trial asked fails running trials "
+        console.print(f"{plural(len(running), 'running trial')} ({_numbers(running, 5)}): this study has no "
+                      "heartbeats, so a trial whose process was killed with its optimize call stays running; to "
+                      "fail those, open the study with heartbeat_interval=S (and grace_period=G; in a study file, "
+                      "heartbeat_interval: S for tunesmith run or worker): the next trial asked fails running trials "
                       "with no heartbeat for G seconds", soft_wrap=True, highlight=False)
+
+
+#: ``show`` lists the numbers of this many paused trials, for ``tunesmith tell``
+PAUSED_SHOWN = 20
+
+
+def _numbers(numbers: list[int], most: int, mark: str = "#") -> str:
+    """``"#1, #3, ..."``: trial numbers as show lists them, the first ``most`` (``mark=""``: as tell takes them)."""
+    return f"{mark}{f', {mark}'.join(map(str, numbers[:most]))}{', ...' if len(numbers) > most else ''}"
 
 
 def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
@@ -478,13 +487,18 @@ def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
         console.print(f"  #{number}{' ' if where else ''}{literal(where)}: {literal(error)}", soft_wrap=True, highlight=False)
 
 
-def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial]) -> None:
-    """The pruner that stopped the study's pruned and paused trials, and what becomes of the paused."""
+def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage: str) -> None:
+    """The pruner that stopped the study's pruned and paused trials, and what becomes of the paused: their
+    numbers, which ``tunesmith tell`` takes (its errors say show lists them)."""
     if study.pruner.name == "none":
         return
-    paused = sum(t.state is TrialState.PAUSED for t in trials)
+    paused = [t.number for t in trials if t.state is TrialState.PAUSED]
+    tell = shlex.join(["tunesmith", "tell", study.name, "N", "--state", "pruned",
+                       *(["--storage", mask_url(storage)] if storage != DEFAULT_STORAGE else [])])
     console.print(f"pruner {escape(pruner_label(study.pruner))}"
-                  + (f"; {paused} paused: a later optimize resumes those it promotes" if paused else ""))
+                  + (f"; {len(paused)} paused ({_numbers(paused, PAUSED_SHOWN)}): a later optimize (tunesmith run or "
+                     f"worker) resumes those it promotes; {literal(tell)} ends one for good" if paused else ""),
+                  soft_wrap=True, highlight=False)
 
 
 def test_table(study: Study, tests: dict[int, TestResult]) -> Table:
@@ -820,8 +834,10 @@ def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], stat
     for n in numbers:
         if n not in records or records[n].state is not TrialState.PAUSED:
             what = "no such trial" if n not in records else f"it is {records[n].state.value}"
+            paused = [t.number for t in trials if t.state is TrialState.PAUSED]
+            now = f"paused now: {_numbers(paused, PAUSED_SHOWN, '')}" if paused else f"none of {study.name!r}'s is paused now"
             raise ValueError(f"trial {n} of study {study.name!r}: {what}; tunesmith tell ends paused trials "
-                             "(tunesmith show lists them), its objective or a worker ends the others")
+                             f"({now}), its objective or a worker ends the others")
     for i, n in enumerate(numbers):
         try:
             study.tell(Trial(study, records[n]), state=state, error="ended by tunesmith tell" if state == "failed" else None)

@@ -373,7 +373,9 @@ def _import_script(target: str, base_dir: Path) -> ModuleType:
     found = next((p.resolve() for p in candidates if p.is_file()), None)
     if found is None:
         looked = list(dict.fromkeys(str(p.resolve()) for p in candidates))  # each folder once
-        raise StudyFileError(f"objective script {target!r} not found (looked for {' and '.join(looked)})")
+        scripts = sorted({str(path.parent / q.name) for p in candidates if p.parent.is_dir() for q in p.parent.glob("*.py")})
+        raise StudyFileError(f"objective script {target!r} not found (looked for {' and '.join(looked)})"
+                             f"{did_you_mean(str(path), scripts)}")
     name = _module_name(found)
     loader = importlib.machinery.SourceFileLoader(name, str(found))  # any file name, .py or not
     spec = importlib.util.spec_from_file_location(name, found, loader=loader)

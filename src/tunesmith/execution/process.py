@@ -578,10 +578,37 @@ def _reply(conn: Any) -> None:
         pass
 
 
-def _hand_over(outbox: Any, record: FrozenTrial) -> None:
-    """The record to the parent, which runs the callbacks; back once they ran (as inline)."""
+def _hand_over(outbox: Any, parent: int, record: FrozenTrial) -> None:
+    """The record to the parent, which runs the callbacks; back once they ran (as inline), or once the
+    parent is gone (``parent`` was its process id): the other workers, forked holding its end of this pipe,
+    keep the read from ever seeing its end."""
     outbox.send(record)
+    while not outbox.poll(ORPHAN_CHECK_S):
+        if os.getppid() != parent:
+            return
     outbox.recv()
+
+
+#: seconds between a worker's looks for its parent while it waits for it
+ORPHAN_CHECK_S = 0.5
+
+
+def _stop_if_orphaned(parent: int, index: int, record: FrozenTrial) -> None:
+    """Exit once the run's process (``parent``) is gone (SIGKILL, its machine's OOM killer): the trial just
+    recorded is kept, and no other starts, where orphaned workers ran trials for no one, until ``n_trials``
+    or forever (the run's own --n-trials or none)."""
+    if os.getppid() == parent:
+        return
+    logging.getLogger("tunesmith").warning("worker %d: the run's process %d is gone (killed); this worker stops "
+                                           "after recording trial %d", index, parent, record.number)
+    _flush_streams()
+    os._exit(1)
+
+
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # what the objective printed can go
+            stream.flush()  # nowhere (`tunesmith run | head -1`, >&-): the worker still ends with its own code
 
 
 @dataclass
@@ -619,12 +646,18 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         run.seat = seat
         run.budget.bind(seat)
-        send = functools.partial(_hand_over, outbox) if wait else outbox.send  # the parent runs the callbacks
+        parent = os.getppid()
+        send = functools.partial(_hand_over, outbox, parent) if wait else outbox.send  # the parent runs the callbacks
 
         def ended(record: FrozenTrial) -> None:
             global _SIGNAL_CAME
             _SIGNAL_CAME = False  # a trial recorded: a Ctrl-C its objective caught is not why this worker stops
-            send(record)
+            try:
+                send(record)
+            except OSError:  # the pipe's other end closed: its parent gone
+                _stop_if_orphaned(parent, slot.index, record)
+                raise
+            _stop_if_orphaned(parent, slot.index, record)
 
         run.ended = ended
         apply_env(slot.env(threads))
@@ -660,9 +693,7 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         logging.getLogger("tunesmith").exception("worker %d crashed", slot.index)
         code = 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError, AttributeError):  # what the objective printed can go
-                stream.flush()  # nowhere (`tunesmith run | head -1`, >&-): the worker still ends with its own code
+        _flush_streams()
         os._exit(code)
 
 

@@ -167,7 +167,8 @@ def _how_to_add(trials: Sequence[FrozenTrial], more: int) -> str:
         return (f"record at least {more} more outer steps (hypertune(..., append=True) records another run's "
                 "steps after these)")
     runs, rate = _runs_for(trials, more)
-    return f"run at least {runs} more{rate} (study.optimize(objective, n_trials={runs}), or another worker on the study)"
+    return (f"run at least {runs} more{rate} (study.optimize(objective, n_trials={runs}), tunesmith run STUDY.yaml "
+            f"--n-trials {runs}, or another worker on the study)")
 
 
 def _runs_for(trials: Sequence[FrozenTrial], more: int) -> tuple[int, str]:

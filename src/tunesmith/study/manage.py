@@ -175,7 +175,8 @@ def copy_study(study: Study, name: str | None, storage: str | Storage | None,
     # would pass for the whole
     dest.create_studies(studies)
     _warn_paused(study.trials, study.name, f"copied as {name!r}", where="the copy, which has a folder of its own",
-                 fix=f"Let them finish in study {study.name!r} before copying")
+                 fix=f"Let them finish in study {study.name!r} before copying", now=(name, dest),
+                 left=left)
     if new_space is not None:
         from .study import _fill_hint
 
@@ -261,20 +262,30 @@ def rename_study(study: Study, new_name: str) -> None:
     # together: a process killed between the two left test results under the old name, which refused it for
     # a new study, and the renamed study without them
     study.storage.rename_studies([(study.name, new_name), *([(study.name + SUFFIX, new_name + SUFFIX)] if book else [])])
-    _warn_paused(study.trials, study.name, f"renamed {new_name!r}")
+    _warn_paused(study.trials, study.name, f"renamed {new_name!r}", now=(new_name, study.storage))
 
 
-def _warn_paused(trials: list[FrozenTrial], name: str, done: str, *, where: str = "the renamed study",
-                 fix: str = "Let them finish under the old name first") -> None:
+def _warn_paused(trials: list[FrozenTrial], name: str, done: str, *, now: tuple[str, Storage], left: Any = (),
+                 where: str = "the renamed study", fix: str = "Let them finish under the old name first") -> None:
     """Paused trials with a checkpoint find it only in the checkpoint folder named after ``name``
-    (a copy's, even under the same name, is another: ``where`` and ``fix`` say so)."""
+    (a copy's, even under the same name, is another: ``where`` and ``fix`` say so). ``now``: the study
+    (name, storage) that holds them after, named in the ``tunesmith tell`` that ends them, with their numbers
+    there (a copy that ``left`` trials out numbers the others anew)."""
+    import shlex
+
+    from ..storage.memory import MemoryStorage
+
     paused = [t.number for t in trials if t.state is TrialState.PAUSED and t.attrs.get("checkpoint")]
     if paused:
+        holder, storage = now
+        there = [str(n - sum(k < n for k in left)) for n in paused if n not in left]
+        tell = "" if isinstance(storage, MemoryStorage) or not there else " (or `{}`)".format(shlex.join(
+            ["tunesmith", "tell", holder, *there, "--state", "pruned", "--storage", storage.display_url]))
         logger.warning(
             "study %r, %s: its paused trial(s) %s keep their checkpoints in the folder named after %r, and a "
             "trial resumes only from its own study's folder: promoted in %s, they fail ('refusing to resume'). "
-            "%s, or end them with study.tell(n, state='pruned')",
-            name, done, paused, name, where, fix,
+            "%s, or end them with study.tell(n, state='pruned')%s",
+            name, done, paused, name, where, fix, tell,
         )  # fmt: skip
 
 
@@ -315,11 +326,11 @@ def _checkpoint_folders(storage: Storage, name: str) -> tuple[list[str], list[st
         return [], []
     copied = isinstance(rec.config.get(COPY_ID), str)
     found: tuple[set[str], set[str]] = (set(), set())
-    for t in trials:
-        path = t.attrs.get("checkpoint")
-        trial_dir = os.path.dirname(path) if isinstance(path, str) and os.path.isabs(path) else ""
-        if os.path.basename(trial_dir).startswith("trial-") and os.path.isdir(trial_dir):
-            found[copied and t.started is not None and t.started < rec.created].add(os.path.dirname(trial_dir))
+    for t in trials:  # a trained trial that ended keeps best.pt, its "checkpoint" set to None
+        for path in (t.attrs.get("checkpoint"), t.attrs.get("best_checkpoint")):
+            trial_dir = os.path.dirname(path) if isinstance(path, str) and os.path.isabs(path) else ""
+            if os.path.basename(trial_dir).startswith("trial-") and os.path.isdir(trial_dir):
+                found[copied and t.started is not None and t.started < rec.created].add(os.path.dirname(trial_dir))
     return sorted(found[0]), sorted(found[1] - found[0])
 
 

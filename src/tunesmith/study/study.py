@@ -263,7 +263,7 @@ class Study:
                     "another name, or leave the space out (space= in Python, space: in a study file) to "
                     "resume it as it is; to go on in the new space with the trials that fit it, copy it: "
                     f"Study.load({self.name!r}, storage).copy(NEW_NAME, space=...) in Python, "
-                    f"tunesmith copy NAME NEW_NAME --space STUDY.yaml{_fill_hint(stored, given)}"
+                    f"{_copy_command(self.name, self._storage)}{_fill_hint(stored, given)}"
                 )
         if direction is not None and Direction.parse(direction) is not record.direction:
             raise ValueError(
@@ -1070,6 +1070,15 @@ def _book(name: str, space: Space, direction: Direction, results: Sequence[Froze
     return NewStudy(room_for_book(name), direction, space.to_dict(),
                     _new_config(space, "random", None, None, HeartbeatConfig.build(None, None, False),
                                 {COPY_ID: uuid.uuid4().hex}), results)
+
+
+def _copy_command(name: str, storage: Storage) -> str:
+    """``tunesmith copy`` of study ``name`` into a study file's space, naming its storage: the command's
+    default storage is the current folder's, not the study file's (relative to the file's folder)."""
+    import shlex
+
+    where = [] if isinstance(storage, MemoryStorage) else ["--storage", storage.display_url]
+    return shlex.join(["tunesmith", "copy", name, "NEW_NAME", "--space", "STUDY.yaml", *where])
 
 
 def _fill_hint(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:

@@ -353,9 +353,14 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     uint8: int32 labels, NumPy's default on some systems, failed) and as a column ``(n, 1)``
     against ``(n, classes)`` outputs (torch: "multi-target not supported"); float targets are
     class probabilities of the output's shape, as torch takes them; float targets of another shape
-    are refused saying to convert class labels (``y.long()``), and labels outside ``0 .. classes - 1``
-    are named with the model's number of classes (torch: "Target 2 is out of bounds")."""
+    are refused saying to convert class labels (``y.long()``), labels outside ``0 .. classes - 1``
+    are named with the model's number of classes (torch: "Target 2 is out of bounds"), and an output of
+    one class, whose loss is 0 whatever the model does (a regression left on the default loss), is refused."""
     output = _tensor(output, "cross_entropy")
+    if output.ndim >= 2 and output.shape[1] == 1:  # softmax over one class: a loss of 0 whatever the model does
+        raise ValueError(f"loss 'cross_entropy': the model outputs one value per sample {tuple(output.shape)}, and the "
+                         "cross-entropy of a single class is 0 whatever it outputs; for a regression pass "
+                         "loss='mse', for two classes give the model's last layer 2 outputs")
     if target.is_floating_point() and target.shape != output.shape:
         raise ValueError(f"loss 'cross_entropy': the targets are {target.dtype} of shape {tuple(target.shape)} and the "
                          f"output {tuple(output.shape)}: float targets are class probabilities of the output's shape; "
