@@ -200,15 +200,28 @@ def test_no_trial_starts_while_the_callbacks_see_the_trial_whose_exception_ends_
     assert not started_after, started_after
 
 
-def raises_on_the_second_later(head_start: float, trial: ts.Trial) -> float:
-    time.sleep(head_start if trial.number == 0 else head_start + 1.0)  # trial 1 runs as trial 0 is called back
-    if trial.number == 1:
+def _wait_for(path: Path, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def raises_on_the_second_later(started: Path, called_back: Path, trial: ts.Trial) -> float:
+    """Trial 0 ends once trial 1 runs; trial 1 raises once trial 0's callback raised (files, not timings:
+    a second Ray actor can take seconds to start on a loaded machine)."""
+    if trial.number == 0:
+        _wait_for(started)
+    elif trial.number == 1:
+        started.touch()
+        _wait_for(called_back)
+        time.sleep(0.2)  # the callback's exception is being recorded as this wakes
         raise ValueError("objective says no")
     return float(trial.params["x"])
 
 
-def says_no_on_the_first(study: ts.Study, record: Any) -> None:
+def says_no_on_the_first(called_back: Path, study: ts.Study, record: Any) -> None:
     if record.number == 0:
+        called_back.touch()
         raise RuntimeError("callback says no")
 
 
@@ -220,7 +233,8 @@ def test_a_callbacks_exception_that_stopped_the_run_first_wins(
     an objective still running then (the objective's wins only over a callback's raised on its own trial)."""
     study = study_for(kind, tmp_path, request, sampler="random")
     with pytest.raises(RuntimeError, match="callback says no"):
-        objective = functools.partial(raises_on_the_second_later, 3.0 if kind.startswith("ray") else 0.3)  # actors start slowly
-        study.optimize(objective, n_trials=20, catch=(), callbacks=[says_no_on_the_first],
+        started, called_back = tmp_path / "trial-1-started", tmp_path / "trial-0-called-back"
+        objective = functools.partial(raises_on_the_second_later, started, called_back)
+        study.optimize(objective, n_trials=20, catch=(), callbacks=[functools.partial(says_no_on_the_first, called_back)],
                        **jobs(kind))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAILED]  # trial 1 ran
