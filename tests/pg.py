@@ -3,7 +3,9 @@
 ``initdb`` into a temporary folder (owned by the ``postgres`` user when run
 as root: PostgreSQL refuses to run as root), then the ``postgres`` server
 itself started on a free port with ``listen_addresses=127.0.0.1``; stopped by
-its own pid, never by name.
+its own pid, never by name. A watchdog process stops it and removes its folder
+when the process that started it dies without closing it (a test run killed by
+a signal would otherwise leave the server running and its folder on disk).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,6 +60,7 @@ class PostgresServer:
         self.log = self.root / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._user = self._run_as()
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     @staticmethod
     def _run_as() -> dict[str, Any]:
@@ -90,6 +94,11 @@ class PostgresServer:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
                                          start_new_session=True, **self._user)
+        if self._watchdog is None or self._watchdog.poll() is not None:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, __file__, "--watch", str(os.getpid()), str(self.root)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
@@ -153,3 +162,64 @@ class PostgresServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._watchdog is not None:  # it ends once the folder is gone; waited for, not left a zombie
+            try:
+                self._watchdog.wait(WATCH_EVERY_S * 5)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait()
+
+
+#: seconds between the watchdog's looks at the process that started the server
+WATCH_EVERY_S = 0.5
+
+
+def _started(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux's /proc), None where it is gone or unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return started is None or _started(pid) == started  # the same process, not a new one given its id
+
+
+def _postmaster(root: Path) -> int | None:
+    """The pid of the server running on ``root``'s data (its postmaster.pid), if that process serves it."""
+    try:
+        pid = int((root / "data" / "postmaster.pid").read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if str(root / "data").encode() in cmdline else None
+
+
+def watch(owner: int, root: Path) -> None:
+    """Wait while ``owner`` lives and ``root`` exists; if the owner dies first, stop the server by its pid
+    (SIGINT, then SIGKILL after 10 s) and remove ``root``."""
+    started = _started(owner)
+    while root.exists() and _alive(owner, started):
+        time.sleep(WATCH_EVERY_S)
+    if not root.exists():
+        return
+    pid = _postmaster(root)
+    if pid is not None:
+        os.kill(pid, signal.SIGINT)
+        end = time.monotonic() + 10.0
+        while _postmaster(root) == pid and time.monotonic() < end:
+            time.sleep(0.1)
+        if _postmaster(root) == pid:
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--watch"]:
+    watch(int(sys.argv[2]), Path(sys.argv[3]))
