@@ -605,3 +605,49 @@ def test_a_killed_run_leaves_no_worker_process_running_trials(tmp_path: Path, su
             for pid in workers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the processes' children from /proc")
+def test_a_worker_whose_trial_ends_after_its_run_was_killed_exits_without_waiting_on_its_sibling(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A trial that ended after `kill -9` of its run handed a record larger than the pipe holds to a parent
+    gone: the other worker, forked holding the pipe's end, kept the write blocked until that worker's own trial
+    ended (here 60 s). The worker now looks for its parent before it hands the record over, and exits."""
+    import os
+    import signal
+    import time
+
+    (tmp_path / "obj.py").write_text(
+        "import os, time\nfrom pathlib import Path\n\ndef f(trial):\n"
+        "    kids = [int(c) for t in Path(f'/proc/{os.getppid()}/task').iterdir() for c in (t / 'children').read_text().split()]\n"
+        "    if os.getpid() != min(kids):\n        time.sleep(60)\n        return 0.0\n"
+        "    time.sleep(2)\n    trial.set_attr('blob', 'x' * 4_000_000)\n    return trial.params['x']\n")
+    (tmp_path / "s.yaml").write_text("objective: obj.py:f\nn_jobs: 2\nsampler: random\n"
+                                     "space: {x: {type: float, low: 0, high: 1}}\n")
+    db = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    workers: list[int] = []
+    with open(tmp_path / "err.txt", "w") as err:
+        run = subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", "--no-progress"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=err, env=subprocess_env)
+    try:
+        deadline, running = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and (len(workers) < 2 or running < 2):
+            workers = _children(run.pid)
+            with contextlib.suppress(ts.exceptions.StudyNotFound, ts.StorageError):
+                running = len(ts.load_study("s", db).trials_in("running"))
+            time.sleep(0.05)
+        assert len(workers) == 2 and running == 2, (workers, running)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        first = min(workers)
+        deadline = time.monotonic() + 20
+        while _alive(first) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(first), (tmp_path / "err.txt").read_text()[-2000:]
+        done = ts.load_study("s", db).trials_in("complete")
+        assert len(done) == 1 and len(done[0].attrs["blob"]) == 4_000_000, done
+    finally:
+        run.kill()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
