@@ -562,6 +562,29 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _start_two_workers(tmp_path: Path, env: dict[str, str], objective: str, progress: str) -> subprocess.Popen[bytes]:
+    """`tunesmith run` of ``objective`` (obj.py's f) with `n_jobs: 2` in ``tmp_path``, its stderr in err.txt."""
+    (tmp_path / "obj.py").write_text(objective)
+    (tmp_path / "s.yaml").write_text("objective: obj.py:f\nn_jobs: 2\nsampler: random\n"
+                                     "space: {x: {type: float, low: 0, high: 1}}\n")
+    with open(tmp_path / "err.txt", "w") as err:
+        return subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", progress], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+
+
+def _wait_for(run: subprocess.Popen[bytes], workers: list[int], db: str, state: str, count: int) -> None:
+    """Until study s has ``count`` trials in ``state``, ``workers`` kept the run's worker processes (two)."""
+    import time
+
+    deadline, seen = time.monotonic() + 120, 0
+    while time.monotonic() < deadline and (len(workers) < 2 or seen < count):
+        workers[:] = _children(run.pid)
+        with contextlib.suppress(ts.exceptions.StudyNotFound, ts.StorageError):
+            seen = len(ts.load_study("s", db).trials_in(state))
+        time.sleep(0.05)
+    assert len(workers) == 2 and seen >= count, (workers, seen)
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the processes' children from /proc")
 def test_a_killed_run_leaves_no_worker_process_running_trials(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """`kill -9` of `tunesmith run` with `n_jobs: 2` left its two worker processes behind for good: with the
@@ -573,23 +596,13 @@ def test_a_killed_run_leaves_no_worker_process_running_trials(tmp_path: Path, su
     import signal
     import time
 
-    (tmp_path / "obj.py").write_text("import time\n\ndef f(trial):\n    time.sleep(0.3)\n    return trial.params['x']\n")
-    (tmp_path / "s.yaml").write_text("objective: obj.py:f\nn_jobs: 2\nsampler: random\n"
-                                     "space: {x: {type: float, low: 0, high: 1}}\n")
     db = f"sqlite:///{tmp_path / 'tunesmith.db'}"
     workers: list[int] = []
     for progress in ("--progress", "--no-progress"):  # with the progress bar's callbacks, and without
-        with open(tmp_path / "err.txt", "w") as err:
-            run = subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", progress], cwd=tmp_path,
-                                   stdout=subprocess.DEVNULL, stderr=err, env=subprocess_env)
+        run = _start_two_workers(tmp_path, subprocess_env, "import time\n\ndef f(trial):\n    time.sleep(0.3)\n"
+                                 "    return trial.params['x']\n", progress)
         try:
-            deadline, done = time.monotonic() + 120, 0
-            while time.monotonic() < deadline and (len(workers) < 2 or done < 4):
-                workers = _children(run.pid)
-                with contextlib.suppress(ts.exceptions.StudyNotFound, ts.StorageError):
-                    done = len(ts.load_study("s", db).trials_in("complete"))
-                time.sleep(0.1)
-            assert len(workers) == 2 and done >= 4, (workers, done)
+            _wait_for(run, workers, db, "complete", 4)
             run.send_signal(signal.SIGKILL)
             run.wait()
             deadline = time.monotonic() + 30
@@ -617,26 +630,16 @@ def test_a_worker_whose_trial_ends_after_its_run_was_killed_exits_without_waitin
     import signal
     import time
 
-    (tmp_path / "obj.py").write_text(
+    objective = (
         "import os, time\nfrom pathlib import Path\n\ndef f(trial):\n"
         "    kids = [int(c) for t in Path(f'/proc/{os.getppid()}/task').iterdir() for c in (t / 'children').read_text().split()]\n"
         "    if os.getpid() != min(kids):\n        time.sleep(60)\n        return 0.0\n"
         "    time.sleep(2)\n    trial.set_attr('blob', 'x' * 4_000_000)\n    return trial.params['x']\n")
-    (tmp_path / "s.yaml").write_text("objective: obj.py:f\nn_jobs: 2\nsampler: random\n"
-                                     "space: {x: {type: float, low: 0, high: 1}}\n")
     db = f"sqlite:///{tmp_path / 'tunesmith.db'}"
     workers: list[int] = []
-    with open(tmp_path / "err.txt", "w") as err:
-        run = subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", "--no-progress"], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=err, env=subprocess_env)
+    run = _start_two_workers(tmp_path, subprocess_env, objective, "--no-progress")
     try:
-        deadline, running = time.monotonic() + 60, 0
-        while time.monotonic() < deadline and (len(workers) < 2 or running < 2):
-            workers = _children(run.pid)
-            with contextlib.suppress(ts.exceptions.StudyNotFound, ts.StorageError):
-                running = len(ts.load_study("s", db).trials_in("running"))
-            time.sleep(0.05)
-        assert len(workers) == 2 and running == 2, (workers, running)
+        _wait_for(run, workers, db, "running", 2)
         run.send_signal(signal.SIGKILL)
         run.wait()
         first = min(workers)
