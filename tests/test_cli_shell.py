@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_faults_storage import _fill, small_fs  # noqa: F401 - the 1 MiB tmpfs fixture
@@ -562,6 +563,59 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _start_two_workers(tmp_path: Path, env: dict[str, str], objective: str, progress: str) -> subprocess.Popen[bytes]:
+    """`tunesmith run` of ``objective`` (obj.py's f) with `n_jobs: 2` in ``tmp_path``, its stderr in err.txt."""
+    (tmp_path / "obj.py").write_text(objective)
+    (tmp_path / "s.yaml").write_text("objective: obj.py:f\nn_jobs: 2\nsampler: random\n"
+                                     "space: {x: {type: float, low: 0, high: 1}}\n")
+    with open(tmp_path / "err.txt", "w") as err:
+        return subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", progress], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+
+
+@contextlib.contextmanager
+def _two_workers(tmp_path: Path, env: dict[str, str], objective: str, progress: str = "--no-progress") -> Any:
+    """The run of :func:`_start_two_workers` and the list its worker processes are kept in, all killed after."""
+    import os
+    import signal
+
+    workers: list[int] = []
+    run = _start_two_workers(tmp_path, env, objective, progress)
+    try:
+        yield run, workers
+    finally:
+        run.kill()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _kill_and_wait(run: subprocess.Popen[bytes], pids: list[int], seconds: float) -> bool:
+    """`kill -9` of the run; whether the processes ``pids`` were gone within ``seconds`` after."""
+    import signal
+    import time
+
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + seconds
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(map(_alive, pids))
+
+
+def _wait_for(run: subprocess.Popen[bytes], workers: list[int], db: str, state: str, count: int) -> None:
+    """Until study s has ``count`` trials in ``state``, ``workers`` kept the run's worker processes (two)."""
+    import time
+
+    deadline, seen = time.monotonic() + 120, 0
+    while time.monotonic() < deadline and (len(workers) < 2 or seen < count):
+        workers[:] = _children(run.pid)
+        with contextlib.suppress(ts.exceptions.StudyNotFound, ts.StorageError):
+            seen = len(ts.load_study("s", db).trials_in(state))
+        time.sleep(0.05)
+    assert len(workers) == 2 and seen >= count, (workers, seen)
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the processes' children from /proc")
 def test_a_killed_run_leaves_no_worker_process_running_trials(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """`kill -9` of `tunesmith run` with `n_jobs: 2` left its two worker processes behind for good: with the
@@ -569,39 +623,48 @@ def test_a_killed_run_leaves_no_worker_process_running_trials(tmp_path: Path, su
     that pipe's end, kept the read from ending); without, each went on running trials for no one, until
     `n_trials`, or forever under a run with neither n_trials nor timeout. Each now records the trial it ran
     and exits, saying so."""
-    import os
-    import signal
-    import time
-
-    (tmp_path / "obj.py").write_text("import time\n\ndef f(trial):\n    time.sleep(0.3)\n    return trial.params['x']\n")
-    (tmp_path / "s.yaml").write_text("objective: obj.py:f\nn_jobs: 2\nsampler: random\n"
-                                     "space: {x: {type: float, low: 0, high: 1}}\n")
     db = f"sqlite:///{tmp_path / 'tunesmith.db'}"
-    workers: list[int] = []
     for progress in ("--progress", "--no-progress"):  # with the progress bar's callbacks, and without
-        with open(tmp_path / "err.txt", "w") as err:
-            run = subprocess.Popen([sys.executable, "-m", "tunesmith", "run", "s.yaml", progress], cwd=tmp_path,
-                                   stdout=subprocess.DEVNULL, stderr=err, env=subprocess_env)
-        try:
-            deadline, done = time.monotonic() + 120, 0
-            while time.monotonic() < deadline and (len(workers) < 2 or done < 4):
-                workers = _children(run.pid)
-                with contextlib.suppress(ts.exceptions.StudyNotFound, ts.StorageError):
-                    done = len(ts.load_study("s", db).trials_in("complete"))
-                time.sleep(0.1)
-            assert len(workers) == 2 and done >= 4, (workers, done)
-            run.send_signal(signal.SIGKILL)
-            run.wait()
-            deadline = time.monotonic() + 30
-            while any(map(_alive, workers)) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert not any(map(_alive, workers)), (progress, (tmp_path / "err.txt").read_text()[-2000:])
+        with _two_workers(tmp_path, subprocess_env, "import time\n\ndef f(trial):\n    time.sleep(0.3)\n"
+                          "    return trial.params['x']\n", progress) as (run, workers):
+            _wait_for(run, workers, db, "complete", 4)
+            assert _kill_and_wait(run, workers, 30), (progress, (tmp_path / "err.txt").read_text()[-2000:])
             trials = ts.load_study("s", db).trials
             assert all(t.state is ts.TrialState.COMPLETE for t in trials), [t.state for t in trials]
             said = (tmp_path / "err.txt").read_text()
             assert f"the run's process {run.pid} is gone (killed); this worker stops after recording trial" in said
-        finally:
-            run.kill()
-            for pid in workers:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the processes' children from /proc")
+def test_a_worker_whose_trial_ends_after_its_run_was_killed_exits_without_waiting_on_its_sibling(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A trial that ended after `kill -9` of its run handed a record larger than the pipe holds to a parent
+    gone: the other worker, forked holding the pipe's end, kept the write blocked until that worker's own trial
+    ended (here 60 s). The worker now looks for its parent before it hands the record over, and exits."""
+    objective = (
+        "import os, time\nfrom pathlib import Path\n\ndef f(trial):\n"
+        "    kids = [int(c) for t in Path(f'/proc/{os.getppid()}/task').iterdir() for c in (t / 'children').read_text().split()]\n"
+        "    if os.getpid() != min(kids):\n        time.sleep(60)\n        return 0.0\n"
+        "    time.sleep(2)\n    trial.set_attr('blob', 'x' * 4_000_000)\n    return trial.params['x']\n")
+    db = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    with _two_workers(tmp_path, subprocess_env, objective) as (run, workers):
+        _wait_for(run, workers, db, "running", 2)
+        assert _kill_and_wait(run, [min(workers)], 20), (tmp_path / "err.txt").read_text()[-2000:]
+        done = ts.load_study("s", db).trials_in("complete")
+        assert len(done) == 1 and len(done[0].attrs["blob"]) == 4_000_000, done
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the processes' children from /proc")
+def test_a_run_killed_as_its_workers_start_leaves_none_running_trials(tmp_path: Path,
+                                                                       subprocess_env: dict[str, str]) -> None:
+    """Each worker read its parent's process id once it had started: a run killed in between (here a fork hook
+    that sleeps) left workers whose 'parent' was the process that adopted them, and they ran trials for no one,
+    forever under a run with no n_trials. The run gives its id to each worker."""
+    objective = ("import os, time\n\nos.register_at_fork(after_in_child=lambda: time.sleep(2))\n\n"
+                 "def f(trial):\n    time.sleep(0.2)\n    return trial.params['x']\n")
+    db = f"sqlite:///{tmp_path / 'tunesmith.db'}"
+    with _two_workers(tmp_path, subprocess_env, objective) as (run, workers):
+        _wait_for(run, workers, db, "running", 0)
+        assert _kill_and_wait(run, workers, 20), (tmp_path / "err.txt").read_text()[-2000:]
+        trials = ts.load_study("s", db).trials
+        assert trials and all(t.state is ts.TrialState.COMPLETE for t in trials), [t.state for t in trials]

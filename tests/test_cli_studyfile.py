@@ -634,7 +634,8 @@ def test_tell_of_a_study_with_no_paused_trial_says_none_is(tmp_path: Path, capsy
     db = f"sqlite:///{tmp_path / 'one.db'}"
     assert main(["worker", str(write(tmp_path, f"objective: one.py:f\nstorage: {db}\n{SPACE}")), "--n-trials", "1"]) == 0
     assert main(["tell", "s", "0", "--state", "failed", "--storage", db]) == 2
-    assert "it is complete; tunesmith tell ends paused trials (none of 's''s is paused now)" in capsys.readouterr().err
+    assert ("trial 0 of study 's': it is complete; tunesmith tell ends paused trials (none is paused now)"
+            in capsys.readouterr().err)  # the study named once (it read "none of 's''s is paused now")
 
 
 def test_copy_of_a_study_with_paused_trials_prints_the_tell_that_ends_them_in_the_copy(

@@ -459,6 +459,22 @@ def test_a_model_of_one_output_under_cross_entropy_is_refused_not_scored_zero() 
     assert history.records[-1].train_loss > 0
 
 
+def test_a_binary_classifier_of_one_logit_under_cross_entropy_is_told_of_bce() -> None:
+    """A one-logit binary classifier left on the default loss was refused with 'mse' for a regression and '2
+    outputs' alone: loss='bce', the loss such a model is built for, went unnamed. It and a loss callable of the
+    same kind train with no refusal."""
+    x = torch.randn(64, 3)
+    y = (x[:, 0] > 0).long()
+    config = TrainConfig(epochs=1, batch_size=32, device="cpu")
+    with pytest.raises(ValueError, match=r"one value per sample \(32, 1\).*for two classes with one logit pass "
+                                         r"loss='bce'"):
+        Trainer(torch.nn.Linear(3, 1), config).fit((x, y))
+    bce = Trainer(torch.nn.Linear(3, 1), config, loss="bce").fit((x, y))
+    own = Trainer(torch.nn.Linear(3, 1), config, loss=lambda out, t: torch.nn.functional.binary_cross_entropy_with_logits(
+        out.squeeze(1), t.float())).fit((x, y))
+    assert bce.records[-1].train_loss > 0 and own.records[-1].train_loss > 0
+
+
 def test_train_loss_is_the_mean_over_samples_with_a_short_last_batch() -> None:
     """Before: train_loss averaged batch means alike, so a last batch of 8 samples weighed as much
     as a full one of 16 (4.0 here, where the mean over the epoch's 40 samples is 2.8)."""

@@ -835,7 +835,7 @@ def end_paused(study: Study, trials: list[FrozenTrial], numbers: list[int], stat
         if n not in records or records[n].state is not TrialState.PAUSED:
             what = "no such trial" if n not in records else f"it is {records[n].state.value}"
             paused = [t.number for t in trials if t.state is TrialState.PAUSED]
-            now = f"paused now: {_numbers(paused, PAUSED_SHOWN, '')}" if paused else f"none of {study.name!r}'s is paused now"
+            now = f"paused now: {_numbers(paused, PAUSED_SHOWN, '')}" if paused else "none is paused now"
             raise ValueError(f"trial {n} of study {study.name!r}: {what}; tunesmith tell ends paused trials "
                              f"({now}), its objective or a worker ends the others")
     for i, n in enumerate(numbers):

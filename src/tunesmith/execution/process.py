@@ -200,7 +200,7 @@ class _Pool:
         seat = self.free.pop()
         inbox, outbox = self.ctx.Pipe(duplex=True)
         args = (self.run_, slot, self.ex.threads, seat, outbox, bool(self.job.callbacks), self.signalled,
-                _unheld_mask())
+                _unheld_mask(), os.getpid())
         p = self.ctx.Process(target=_child, args=args, daemon=False)
         born = self.run_.study._storage.clock()
         # a Ctrl-C or SIGTERM raised in the fork's own hooks is lost ("Exception ignored"): the run went on.
@@ -637,7 +637,7 @@ def _send_raised(outbox: Any, exc: Exception) -> None:
 
 
 def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, wait: bool, signalled: Any,
-           mask: set[int] | None) -> None:
+           mask: set[int] | None, parent: int) -> None:
     code = 0
     try:
         _unhold_in_worker()
@@ -646,13 +646,13 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         run.seat = seat
         run.budget.bind(seat)
-        parent = os.getppid()
         send = functools.partial(_hand_over, outbox, parent) if wait else outbox.send  # the parent runs the callbacks
 
         def ended(record: FrozenTrial) -> None:
             global _SIGNAL_CAME
             _SIGNAL_CAME = False  # a trial recorded: a Ctrl-C its objective caught is not why this worker stops
-            try:
+            _stop_if_orphaned(parent, slot.index, record)  # first: a record larger than the pipe holds, sent to a
+            try:  # parent gone, blocked until each other worker (holding the pipe's end) exited
                 send(record)
             except OSError:  # the pipe's other end closed: its parent gone
                 _stop_if_orphaned(parent, slot.index, record)

@@ -360,7 +360,8 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if output.ndim >= 2 and output.shape[1] == 1:  # softmax over one class: a loss of 0 whatever the model does
         raise ValueError(f"loss 'cross_entropy': the model outputs one value per sample {tuple(output.shape)}, and the "
                          "cross-entropy of a single class is 0 whatever it outputs; for a regression pass "
-                         "loss='mse', for two classes give the model's last layer 2 outputs")
+                         "loss='mse', for two classes with one logit pass loss='bce' (or give the model's last "
+                         "layer 2 outputs)")
     if target.is_floating_point() and target.shape != output.shape:
         raise ValueError(f"loss 'cross_entropy': the targets are {target.dtype} of shape {tuple(target.shape)} and the "
                          f"output {tuple(output.shape)}: float targets are class probabilities of the output's shape; "
