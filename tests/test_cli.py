@@ -261,7 +261,7 @@ def test_module_objective_and_grid_sampler(project: Path, monkeypatch: pytest.Mo
         ("- a\n- b\n", "expected a mapping of settings"),
         ("objective: quad.py:objective\n", "missing key(s) ['space']"),
         ("space: {x: [1, 2]}\n", "missing key(s) ['objective']"),
-        ("objective: quad.py:objective\nspace: {x: [1]}\nn_trial: 3\n", "unknown key(s) ['n_trial']"),
+        ("objective: quad.py:objective\nspace: {x: [1]}\nn_trial: 3\n", "unknown key 'n_trial' (did you mean 'n_trials'?)"),
         ("objective: quad.py\nspace: {x: [1]}\n", "got 'quad.py': name the function after a colon, e.g. 'quad.py:objective'"),
         ("objective: quad.py:objective\nspace: {x: {type: float, low: 1, high: 0}}\n", "space: parameter 'x': low (1) must be smaller"),
         ("objective: quad.py:objective\nspace: {x: [1]}\nn_trials: many\n", "n_trials must be an integer"),

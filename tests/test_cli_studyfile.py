@@ -59,7 +59,7 @@ def test_study_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(ValueError, match=r"missing key\(s\) \['objective'\]"):
         StudyFile.load(bad)
     write(tmp_path, "name: s\nstorage: sqlite:///x.db\nobjective: m:f\ncolour: 3\nseeds: 1\n")
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['colour', 'seeds'\] \(did you mean 'seeds' -> 'seed'\?\)"):
+    with pytest.raises(ValueError, match=r"unknown keys \['colour', 'seeds'\] \(did you mean 'seeds' -> 'seed'\?\)"):
         StudyFile.load(bad)
     with pytest.raises(ValueError, match="does not exist"):
         StudyFile.load(tmp_path / "none.yaml")

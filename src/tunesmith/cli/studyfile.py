@@ -246,9 +246,13 @@ def _check_keys(data: Mapping[Any, Any], source: str, known: list[str]) -> None:
     unknown = sorted(str(k) for k in data if k not in known)
     if not unknown:
         return
-    hints = [f"{k!r} -> {m[0]!r}" for k in unknown if (m := difflib.get_close_matches(k, known, n=1))]
-    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
-    raise StudyFileError(f"{source}: unknown key(s) {unknown}{hint}; allowed keys are {known}")
+    close = {k: m[0] for k in unknown if (m := difflib.get_close_matches(k, known, n=1))}
+    if len(unknown) == 1:
+        what = f"unknown key {unknown[0]!r}" + (f" (did you mean {close[unknown[0]]!r}?)" if close else "")
+    else:
+        hints = ", ".join(f"{k!r} -> {m!r}" for k, m in close.items())
+        what = f"unknown keys {unknown}" + (f" (did you mean {hints}?)" if close else "")
+    raise StudyFileError(f"{source}: {what}; allowed keys are {known}")
 
 
 def _is_int(v: Any) -> bool:
