@@ -1110,3 +1110,35 @@ def test_a_halving_subclass_that_overrides_the_old_peers_hook_is_refused_naming_
             return [t for t in super().competitors(trials) if t.number > 0]
 
     assert Mine2(pause=True, min_resource=1).promotable([tr(0, [0.1, 0.1]), tr(1, [0.5, 0.5], "paused")], MIN) == [1]
+
+
+@pytest.mark.parametrize(("build", "given", "ours"), [
+    (lambda **kw: MedianPruner(**kw), "n_warmup_steps", "warmup_steps"),
+    (lambda **kw: MedianPruner(**kw), "interval_steps", "interval"),
+    (lambda **kw: ASHA(**kw), "grace_period", "min_resource"),
+    (lambda **kw: Hyperband(**kw), "max_t", "max_resource"),
+    (lambda **kw: ts.TPESampler(**kw), "n_startup_trials", "n_startup"),
+    (lambda **kw: ts.TPESampler(**kw), "n_ei_candidates", "n_candidates"),
+])
+def test_optunas_and_ray_tunes_argument_names_are_answered_with_ours(build: Any, given: str, ours: str) -> None:
+    # before: Python's "__init__() got an unexpected keyword argument 'n_warmup_steps'", naming no fix
+    with pytest.raises(TypeError, match=rf"'{given}': that is Optuna's or Ray Tune's name; write {ours}="):
+        build(**{given: 27})
+    build(**{ours: 27})  # the name it gives is taken
+
+
+def test_a_misspelt_keyword_of_a_pruner_or_custom_pruner_names_the_closest_and_the_list() -> None:
+    with pytest.raises(TypeError, match=r"MedianPruner\(\) got an unexpected keyword argument 'warmup_step' "
+                                        r"\(did you mean 'warmup_steps'\?\); it takes \['curve', "):
+        MedianPruner(warmup_step=2)
+
+    class Mine(Pruner):
+        def __init__(self, patience: int = 1) -> None:
+            self.patience = patience
+
+        def decide(self, trial: Any, trials: Any, direction: Any) -> Decision:
+            return Decision.CONTINUE
+
+    assert Mine(patience=3).patience == 3 and Mine(4).patience == 4
+    with pytest.raises(TypeError, match=r"Mine\(\) got an unexpected keyword argument 'patients' \(did you mean 'patience'\?\)"):
+        Mine(patients=3)  # type: ignore[call-arg]

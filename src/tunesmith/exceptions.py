@@ -6,7 +6,11 @@ names the parameter and the fix; the classes below cover the rest.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import os
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -165,3 +169,50 @@ def no_attribute(obj: object, name: str) -> Any:
         return object.__getattribute__(obj, name)
     raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}"
                           + (f": this is Optuna's name; {hint} (docs/guide.md, 'Coming from Optuna')" if hint else ""))
+
+
+#: Optuna's and Ray Tune's argument names of pruners and samplers, and tunesmith's for the same setting
+PEER_ARGUMENTS = {
+    "n_warmup_steps": "warmup_steps",
+    "interval_steps": "interval",
+    "n_min_trials": "min_trials_at_step",
+    "max_t": "max_resource",
+    "grace_period": "min_resource",
+    "n_startup_trials": "n_startup",
+    "n_ei_candidates": "n_candidates",
+}
+
+
+def guard_keywords(cls: type) -> None:
+    """Make ``cls()`` answer a keyword its ``__init__`` does not take with the name to write: tunesmith's for
+    Optuna's and Ray Tune's (``n_warmup_steps=`` -> ``warmup_steps=``), else the closest, and the list
+    (Python's own error names none). Called from ``__init_subclass__`` of the pruner and sampler bases; an
+    ``__init__`` taking ``**options`` checks them itself."""
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        return
+    params = inspect.signature(init).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    known = frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)) - {"self"}
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not known.issuperset(kwargs):
+            key = next(k for k in kwargs if k not in known)
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}"
+                            f"{peer_hint(key, known)}; it takes {sorted(known)}")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = checked  # type: ignore[misc]
+
+
+def peer_hint(key: str, known: Iterable[str]) -> str:
+    """What to write for keyword ``key`` among ``known``: tunesmith's name for Optuna's or Ray Tune's, else the
+    closest (`` (did you mean 'x'?)``), else ``""``."""
+    names = sorted(known)
+    peer = PEER_ARGUMENTS.get(key)
+    if peer in names:
+        return f": that is Optuna's or Ray Tune's name; write {peer}= (docs/guide.md, 'Coming from Optuna')"
+    close = difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from ..exceptions import guard_keywords
 from ..trial import Direction, FrozenTrial, TrialState
 
 #: every state but waiting: what the built-in pruners read. A queued trial has
@@ -38,6 +39,10 @@ class Pruner(ABC):
     #: (:meth:`promotable`), only for pruners that do; set it in a custom
     #: pruner that pauses.
     pauses: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard_keywords(cls)  # Optuna's argument names answered with ours
     #: the states of the other trials :meth:`decide`, :meth:`promotable` and
     #: :meth:`abandoned` look at; the study may hand them only trials in these
     #: states. Default: every state. The built-in pruners leave out waiting

@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..exceptions import PEER_ARGUMENTS, peer_hint
 from ..space.params import check_int, did_you_mean
 from ..trial import Direction, FrozenTrial, TrialState
 from .base import REPORTED_STATES, Decision, Pruner
@@ -60,7 +61,8 @@ def check_options(what: str, options: dict[str, Any], own: Sequence[str], drop: 
     allowed += own
     for key in options:
         if key not in allowed:
-            raise TypeError(f"{what}: unknown option {key!r}{did_you_mean(key, allowed)}; its options are {allowed}")
+            hint = peer_hint(key, allowed) if key in PEER_ARGUMENTS else did_you_mean(key, allowed)
+            raise TypeError(f"{what}: unknown option {key!r}{hint}; its options are {allowed}")
 
 
 #: the largest ``min_early_stopping_rate``: with ``reduction_factor`` >= 2, a larger one puts the first

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import guard_keywords
 from ..space import Config, Space
 from ..space.params import check_seed
 from ..trial import Direction, FrozenTrial, TrialState
@@ -78,6 +79,10 @@ class Sampler(ABC):
 
     name: str = "custom"
     uses_history: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard_keywords(cls)  # Optuna's argument names answered with ours
 
     def __init__(self, seed: int | None = None) -> None:
         seed = check_seed(seed)
