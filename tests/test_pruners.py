@@ -1142,3 +1142,10 @@ def test_a_misspelt_keyword_of_a_pruner_or_custom_pruner_names_the_closest_and_t
     assert Mine(patience=3).patience == 3 and Mine(4).patience == 4
     with pytest.raises(TypeError, match=r"Mine\(\) got an unexpected keyword argument 'patients' \(did you mean 'patience'\?\)"):
         Mine(patients=3)  # type: ignore[call-arg]
+
+
+def test_optunas_n_startup_trials_on_the_bayesian_sampler_is_answered_with_n_init() -> None:
+    with pytest.raises(TypeError, match=r"unknown BayesSampler option\(s\) \['n_startup_trials'\]: that is Optuna's "
+                                        r"or Ray Tune's name; write n_init="):
+        ts.BayesSampler(n_startup_trials=5)
+    assert ts.BayesSampler(n_init=5).options.n_init == 5

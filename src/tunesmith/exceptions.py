@@ -172,14 +172,14 @@ def no_attribute(obj: object, name: str) -> Any:
 
 
 #: Optuna's and Ray Tune's argument names of pruners and samplers, and tunesmith's for the same setting
-PEER_ARGUMENTS = {
-    "n_warmup_steps": "warmup_steps",
-    "interval_steps": "interval",
-    "n_min_trials": "min_trials_at_step",
-    "max_t": "max_resource",
-    "grace_period": "min_resource",
-    "n_startup_trials": "n_startup",
-    "n_ei_candidates": "n_candidates",
+PEER_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "n_warmup_steps": ("warmup_steps",),
+    "interval_steps": ("interval",),
+    "n_min_trials": ("min_trials_at_step",),
+    "max_t": ("max_resource",),
+    "grace_period": ("min_resource",),
+    "n_startup_trials": ("n_startup", "n_init"),  # TPE's, the Bayesian sampler's
+    "n_ei_candidates": ("n_candidates",),
 }
 
 
@@ -211,8 +211,8 @@ def peer_hint(key: str, known: Iterable[str]) -> str:
     """What to write for keyword ``key`` among ``known``: tunesmith's name for Optuna's or Ray Tune's, else the
     closest (`` (did you mean 'x'?)``), else ``""``."""
     names = sorted(known)
-    peer = PEER_ARGUMENTS.get(key)
-    if peer in names:
+    peer = next((p for p in PEER_ARGUMENTS.get(key, ()) if p in names), None)
+    if peer is not None:
         return f": that is Optuna's or Ray Tune's name; write {peer}= (docs/guide.md, 'Coming from Optuna')"
     close = difflib.get_close_matches(key, names, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ...exceptions import peer_hint
 from ...space.params import check_count, check_field_types, check_int
 from ...trial import short_repr
 
@@ -112,5 +113,5 @@ class BayesOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise TypeError(f"unknown BayesSampler option(s) {unknown}; known: {sorted(known)}")
+            raise TypeError(f"unknown BayesSampler option(s) {unknown}{peer_hint(unknown[0], known)}; known: {sorted(known)}")
         return cls(**options)
