@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -619,7 +618,7 @@ def test_a_trial_whose_worker_ray_killed_for_memory_is_failed_saying_so(
     after 60 s if never killed (then this fails), and the run is killed after 150 s."""
     pytest.importorskip("ray")
     from ray._private.utils import get_system_memory, get_used_memory
-    from ray_util import RAY_ENV, pids_under, quiet_home, short_tmp
+    from ray_util import RAY_ENV, kill_all_under, quiet_home, short_tmp
 
     used, total = get_used_memory(), get_system_memory()
     margin = min(max((total - used) // 4, 3 * 2**29), 3 * 2**30)
@@ -632,9 +631,7 @@ def test_a_trial_whose_worker_ray_killed_for_memory_is_failed_saying_so(
         done = subprocess.run([sys.executable, "-c", _OOM_SCRIPT, storage, str(tmp_path), str(temp)],
                               env=env, capture_output=True, text=True, timeout=150)
     finally:
-        for pid in pids_under(temp):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = json.loads(done.stdout.strip().splitlines()[-1])

@@ -296,7 +296,7 @@ def _raylets(temp: Path) -> list[int]:
 def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     tmp_path: Path, subprocess_env: dict[str, str], how: str
 ) -> None:
-    from ray_util import RAY_ENV, pids_under, quiet_home, short_tmp
+    from ray_util import RAY_ENV, kill_all_under, quiet_home, short_tmp
 
     temp = short_tmp("tsl")
     url = f"sqlite:///{tmp_path / 'lost.db'}"
@@ -325,11 +325,7 @@ def test_ray_losing_the_only_node_fails_the_trials_and_ends_optimize(
     finally:
         if driver.poll() is None:
             driver.kill()
-        for pid in pids_under(temp):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all_under(temp)
     if how == "ctrl-c in the sweep":  # the Ctrl-C comes once the trials are failed (before: it cut the sweep)
         assert "SWEPT" in out and "KeyboardInterrupt" in out, out[-3000:]
     elif how == "driver killed in the wait":
@@ -937,7 +933,7 @@ def test_a_private_instance_s_token_is_readable_by_this_user_alone(tmp_path: Pat
     ~/.ray/auth_token with the umask's mode (0644 in a 0755 folder): any user of the machine could read
     it, connect to the instance on 127.0.0.1 and run code as this user."""
     pytest.importorskip("ray")
-    from ray_util import pids_under, quiet_home, short_tmp
+    from ray_util import kill_all_under, quiet_home, short_tmp
 
     temp = short_tmp("tstok")
     home = Path(quiet_home(temp))
@@ -956,8 +952,7 @@ def test_a_private_instance_s_token_is_readable_by_this_user_alone(tmp_path: Pat
         assert oct(token.stat().st_mode & 0o777) == "0o600" and oct(token.parent.stat().st_mode & 0o777) == "0o700"
         assert len(token.read_text()) == 64
     finally:
-        for pid in pids_under(temp):
-            os.kill(pid, signal.SIGKILL)
+        kill_all_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
 
 
