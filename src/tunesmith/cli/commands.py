@@ -489,15 +489,19 @@ def _show_failed(console: Any, trials: list[FrozenTrial]) -> None:
 
 def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage: str) -> None:
     """The pruner that stopped the study's pruned and paused trials, and what becomes of the paused: their
-    numbers, which ``tunesmith tell`` takes (its errors say show lists them)."""
-    if study.pruner.name == "none":
-        return
+    numbers, which ``tunesmith tell`` takes (its errors say show lists them). Paused trials are listed
+    whatever the stored pruner: a study created without one may hold trials a later session paused under
+    another."""
     paused = [t.number for t in trials if t.state is TrialState.PAUSED]
+    if study.pruner.name == "none" and not paused:
+        return
     tell = shlex.join(["tunesmith", "tell", study.name, "N", "--state", "pruned",
                        *(["--storage", mask_url(storage)] if storage != DEFAULT_STORAGE else [])])
-    console.print(f"pruner {escape(pruner_label(study.pruner))}"
-                  + (f"; {len(paused)} paused ({_numbers(paused, PAUSED_SHOWN)}): a later optimize (tunesmith run or "
-                     f"worker) resumes those it promotes; {literal(tell)} ends one for good" if paused else ""),
+    resumes = ("a later optimize (tunesmith run or worker) resumes those it promotes" if study.pruner.pauses else
+               "the study's pruner pauses none: an optimize given the pruner that paused them resumes those it promotes")
+    console.print(f"pruner {escape(pruner_label(study.pruner) or 'none')}"
+                  + (f"; {len(paused)} paused ({_numbers(paused, PAUSED_SHOWN)}): {resumes}; "
+                     f"{literal(tell)} ends one for good" if paused else ""),
                   soft_wrap=True, highlight=False)
 
 
