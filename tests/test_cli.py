@@ -663,8 +663,8 @@ def test_a_study_file_given_for_a_study_name_says_what_to_pass(tmp_path: Path, c
     for cmd in (["show", "mlp.yaml"], ["report", "mlp.yaml"], ["plot", "mlp.yaml", "-o", "p.png"]):
         assert main(cmd) == 2
         err = capsys.readouterr().err
-        assert "'mlp.yaml' is a study file: pass its study's name and storage, 'mlp' --storage " \
-               "postgresql+psycopg://u:***@db/t" in err, err
+        assert "'mlp.yaml' is a study file: pass its study's name and storage, mlp --storage " \
+               "'postgresql+psycopg://u:***@db/t' (with the password in place of ***)" in err, err
         assert "s3cret" not in err
 
 def test_export_csv_writes_no_cell_a_spreadsheet_would_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

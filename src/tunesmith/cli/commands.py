@@ -40,7 +40,7 @@ from ..space import Space, display_names, for_display
 from ..space.params import plural
 from ..space.space import load_yaml, shortened
 from ..storage import Storage, make_storage
-from ..storage.base import StudyRecord, mask_url
+from ..storage.base import StudyRecord, mask_url, password_note
 from ..study import Study, trial_rows
 from ..study.evaluate import SUFFIX as TEST_SUFFIX
 from ..study.evaluate import TestResult, results_from, test_results
@@ -211,8 +211,7 @@ def _show_command(study: Study) -> str:
     url = study.storage.display_url
     if "://" not in url:  # in memory: nothing to show after the run
         return f"tunesmith show {shlex.quote(study.name)}"
-    password = " (with the password in place of ***)" if "***" in url else ""
-    return f"tunesmith show {shlex.quote(study.name)} --storage {shlex.quote(url)}{password}"
+    return f"tunesmith show {shlex.quote(study.name)} --storage {shlex.quote(url)}{password_note(url)}"
 
 
 def _print_run(study: Study, before: dict[int, tuple[TrialState, int]], top: int) -> None:
@@ -384,7 +383,8 @@ def _study_file_hint(name: str) -> str:
         sf = StudyFile.load(name)
     except (ValueError, OSError):
         return f"; {name!r} is a file: pass the study's name, and its storage with --storage"
-    return f"; {name!r} is a study file: pass its study's name and storage, {sf.name!r} --storage {mask_url(sf.storage_url)}"
+    words = shlex.join([sf.name, "--storage", mask_url(sf.storage_url)])
+    return f"; {name!r} is a study file: pass its study's name and storage, {words}{password_note(words)}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -501,7 +501,7 @@ def _show_pruner(console: Any, study: Study, trials: list[FrozenTrial], storage:
                "the study's pruner pauses none: an optimize given the pruner that paused them resumes those it promotes")
     console.print(f"pruner {escape(pruner_label(study.pruner) or 'none')}"
                   + (f"; {len(paused)} paused ({_numbers(paused, PAUSED_SHOWN)}): {resumes}; "
-                     f"{literal(tell)} ends one for good" if paused else ""),
+                     f"{literal(tell)}{password_note(tell)} ends one for good" if paused else ""),
                   soft_wrap=True, highlight=False)
 
 

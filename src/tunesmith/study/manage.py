@@ -19,7 +19,7 @@ from ..space import Space
 from ..space.params import Fixed
 from ..space.space import finite_weights
 from ..storage import Storage, make_storage
-from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name
+from ..storage.base import MAX_NAME_LENGTH, NewStudy, check_study_name, password_note
 from ..trial import Direction, FrozenTrial, TrialState, as_count, json_attrs
 from .trial import _as_float, _as_step, short_repr
 
@@ -279,8 +279,9 @@ def _warn_paused(trials: list[FrozenTrial], name: str, done: str, *, now: tuple[
     if paused:
         holder, storage = now
         there = [str(n - sum(k < n for k in left)) for n in paused if n not in left]
-        tell = "" if isinstance(storage, MemoryStorage) or not there else " (or `{}`)".format(shlex.join(
-            ["tunesmith", "tell", holder, *there, "--state", "pruned", "--storage", storage.display_url]))
+        tell = "" if isinstance(storage, MemoryStorage) or not there else " (or `{}`{})".format(shlex.join(
+            ["tunesmith", "tell", holder, *there, "--state", "pruned", "--storage", storage.display_url]),
+            password_note(storage.display_url))
         logger.warning(
             "study %r, %s: its paused trial(s) %s keep their checkpoints in the folder named after %r, and a "
             "trial resumes only from its own study's folder: promoted in %s, they fail ('refusing to resume'). "
