@@ -25,6 +25,7 @@ import os
 import secrets
 import socket
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -325,13 +326,24 @@ def keep_token_private() -> None:
 
 
 def _write_token(path: Path) -> None:
+    """A new token at ``path``, there whole or not at all: written to a private file beside it, then linked
+    in place, which fails where another process starting Ray wrote one meanwhile (created, then written, a
+    process starting at the same moment could read it empty). Nothing where the home is not writable: Ray's
+    to say."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError:  # written meanwhile by another process starting Ray, or a home not writable: Ray's to say
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+    except OSError:
         return
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))  # Ray's own kind of token: 256 bits as hex
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))  # Ray's own kind of token: 256 bits as hex
+        os.link(tmp, path)
+    except OSError:  # another process's, whole (or a file system without links: Ray writes it, in a folder
+        pass  # made 0700 above when new)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
