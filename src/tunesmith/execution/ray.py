@@ -598,25 +598,29 @@ class _Driver:
             outs: list[Outcome | None] = []
             if self.study.pruner.pauses:
                 calls = [(a, a.handle.run_only.remote("promoted")) for a in up]
-                outs = [out for a, ref in calls if (out := self._run_only(a, ref)) is None or out.record or out.lost]
+                outs = [out for a, ref in calls
+                        if (out := self._run_only(a, ref)) is None or out.record or out.lost or out.late]
             if not outs and up and self.budget.exhausted and self.budget.take(exhausted_ok=True):
                 actor = up[0]
                 waiting = self._run_only(actor, actor.handle.run_only.remote("waiting"))
                 if waiting is not None and not (waiting.record or waiting.lost):
-                    self.budget.give_back()  # none was waiting
+                    self.budget.give_back()  # none was waiting, or none ran (its actor outlived its raylet)
+                    outs += [waiting] if waiting.late else []
                 else:
                     outs.append(waiting)  # a trial that failed keeps its unit, as in the main loop
             records = [out.record for out in outs if out is not None and out.record is not None]
             for record in records:
                 self.calls(record)
             held = self.study.pruner.pauses and held_promotions(self.study.trials)  # else none resumes
-            lost = any(out is None or out.lost for out in outs)  # a trial failed meanwhile: look again
+            # a trial failed meanwhile, or an actor that outlived its raylet ran nothing (replaced): look again
+            lost = any(out is None or out.lost or out.late for out in outs)
             if self.error is not None or not (records or lost or held or any(a.calls for a in self.actors)):
                 return
 
     def _run_only(self, actor: _Actor, ref: Any) -> Outcome | None:
         """The answer to one ``run_only`` call; None when the actor was lost (its
-        trial is failed, or held if it was resumed from a checkpoint; a new actor)."""
+        trial is failed, or held if it was resumed from a checkpoint; a new actor). An actor
+        that outlived its raylet answers ``late``, having run nothing: it is replaced."""
         while not self.ray.wait([ref], num_returns=1, timeout=1.0)[0]:  # Ctrl-C works meanwhile
             self._watch_cluster()
         try:
@@ -625,6 +629,9 @@ class _Driver:
             self._replace(actor, lost_worker(exc))
             return None
         actor.worker = out.worker
+        if out.late:  # its raylet is gone (its node lost), it outliving it: it runs nothing more
+            self._replace(actor, "its node's raylet is gone; the actor's process outlived it")
+            return out
         if out.uncaught:  # no promotion starts after it; raised at the end
             self._uncaught(out.raised or uncaught_error(None if out.record is None else out.record.number, out.error))
         return out

@@ -140,9 +140,10 @@ class StudyWorker:
     def run_only(self, only: str) -> Outcome:
         """Run one promoted paused trial (``only="promoted"``) or one waiting trial
         (``"waiting"``), if any (record None: none was, or ``lost``: it was failed
-        elsewhere meanwhile); never a new configuration, and none once this actor's raylet is gone."""
+        elsewhere meanwhile); never a new configuration, and none once this actor's raylet is gone
+        (``late``: not "none was", which would end the driver's last promotions with trials left)."""
         if self.orphaned():
-            return Outcome(self.me)
+            return Outcome(self.me, late=True)
         lost = self.run.lost
         try:
             record = run_one(self.run, only=only)
