@@ -522,6 +522,10 @@ def test_a_copy_renamed_names_the_folder_of_the_study_that_paused_its_trials(
     assert "study 'c', renamed 'b': its paused trial(s) [0] were paused under a name" in said[0]
     assert "study 'a', renamed 'a2': its paused trial(s) [0] keep their checkpoints in the folder named " \
            "after 'a'" in said[1]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        a.rename("a")  # back to the name it paused them under: they resume there, nothing to warn of
+    assert not [r for r in caplog.records if "paused trial" in r.getMessage()], caplog.text
 
 
 def test_delete_names_the_checkpoint_folders_it_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

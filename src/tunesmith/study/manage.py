@@ -265,20 +265,23 @@ def rename_study(study: Study, new_name: str) -> None:
     # a new study, and the renamed study without them
     study.storage.rename_studies([(study.name, new_name), *([(study.name + SUFFIX, new_name + SUFFIX)] if book else [])])
     _warn_paused(study.trials, study.name, f"renamed {new_name!r}", now=(new_name, study.storage),
-                 copy_id=study.copy_id)
+                 copy_id=study.copy_id, back=study_folder("", new_name, study.copy_id).name)
 
 
 def _warn_paused(trials: list[FrozenTrial], name: str, done: str, *, now: tuple[str, Storage], left: Any = (),
                  where: str = "the renamed study", fix: str = "Let them finish under the old name first",
-                 copy_id: str | None = None) -> None:
+                 copy_id: str | None = None, back: str | None = None) -> None:
     """Paused trials with a checkpoint find it only in the checkpoint folder of the study that paused them:
     ``name``'s (``copy_id``: its id; a copy's, even under the same name, is another: ``where`` and ``fix`` say
     so), or, for a trial paused under a name the study had before or in the study it was copied from, that
     study's (said apart: neither name can resume it). ``now``: the study (name, storage) that holds them after,
     named in the ``tunesmith tell`` that ends them, with their numbers there (a copy that ``left`` trials out
-    numbers the others anew)."""
-    paused = [t.number for t in trials if t.state is TrialState.PAUSED and t.attrs.get("checkpoint")]
+    numbers the others anew). ``back``: the folder the study has after (a rename's): trials paused under the
+    name it takes back resume there, unwarned."""
     elsewhere = _paused_elsewhere(trials, name, copy_id)
+    paused = [t.number for t in trials if t.state is TrialState.PAUSED and t.attrs.get("checkpoint")
+              and (back is None or elsewhere.get(t.number) != back)]
+    elsewhere = {n: folder for n, folder in elsewhere.items() if n in paused}
     here = [n for n in paused if n not in elsewhere]
     if here:
         logger.warning(
