@@ -432,8 +432,9 @@ if os.fork() == 0:  # the actor, started by this process as a raylet starts it
     while os.getppid() == raylet and time.monotonic() < deadline:  # until its raylet is gone
         time.sleep(0.01)
     out = worker.run_one()  # a call that was queued to it
+    last = worker.run_only("waiting")  # the driver's last round: "none waiting" would end it with one left
     with open(answer + ".part", "w") as f:
-        f.write(f"{ok} {out.late} {out.record is not None} {worker.run_only('waiting').record is not None}")
+        f.write(f"{ok} {out.late} {out.record is not None} {last.record is not None} {last.late}")
     os.rename(answer + ".part", answer)
     os._exit(0)
 while not os.path.exists(ready):
@@ -456,7 +457,8 @@ def test_an_actor_that_outlives_its_raylet_starts_no_queued_call(tmp_path: Path,
     deadline = time.monotonic() + 60
     while not answer.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert answer.read_text() == "True True False False"  # before: "True False True False" (it ran the trial)
+    # before: "True False True False" (it ran the trial), then "... False False" (run_only answered "none")
+    assert answer.read_text() == "True True False False True"
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.WAITING]
 
 
@@ -954,6 +956,55 @@ def test_a_private_instance_s_token_is_readable_by_this_user_alone(tmp_path: Pat
     finally:
         kill_all_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+TOKEN_SLOW_WRITER = """
+import secrets, sys, time
+from pathlib import Path
+from tunesmith.execution.ray import keep_token_private
+token_hex = secrets.token_hex
+def held(n):  # the token is made: tell the test, then take a while to write it
+    Path(sys.argv[1]).touch()
+    time.sleep(3)
+    return token_hex(n)
+secrets.token_hex = held
+keep_token_private()
+"""
+TOKEN_READER = """
+from pathlib import Path
+from tunesmith.execution.ray import keep_token_private
+keep_token_private()
+print(repr((Path.home() / ".ray" / "auth_token").read_text()))  # what Ray, started now, reads
+"""
+
+
+def test_two_processes_starting_ray_on_a_fresh_home_read_one_whole_token(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The token was created, then written: a second process starting Ray at that moment found the file, left
+    it, and read it empty. It is now written beside and linked in place whole."""
+    env = {**subprocess_env, "HOME": str(tmp_path / "home")}
+    env.pop("RAY_AUTH_MODE", None)
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    marker = tmp_path / "writing"
+    slow = subprocess.Popen([sys.executable, "-c", TOKEN_SLOW_WRITER, str(marker)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert slow.poll() is None and time.monotonic() < deadline, "the first process never made its token"
+            time.sleep(0.01)
+        read = subprocess.run([sys.executable, "-c", TOKEN_READER], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert read.returncode == 0, read.stderr
+        assert slow.wait(60) == 0
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+    token = tmp_path / "home" / ".ray" / "auth_token"
+    seen = read.stdout.strip().strip("'")
+    assert len(seen) == 64 and seen == token.read_text(), (seen, token.read_text())  # before: ''
+    assert token.stat().st_mode & 0o777 == 0o600 and sorted(p.name for p in token.parent.iterdir()) == ["auth_token"]
 
 
 def test_a_token_others_may_read_is_made_private_before_a_private_instance(

@@ -47,6 +47,7 @@ from .gpu import (
     may_retry_oom,
     parse_gpus,
     plan_slots,
+    retry_queued_first,
 )
 from .local import (
     STOPS,
@@ -563,10 +564,9 @@ def _oom_retirer(run: Run) -> Any:
     def after(record: FrozenTrial) -> bool:
         if record.state is not TrialState.FAILED or not is_oom_error(record.error):
             return True
-        if may_retry_oom(record):
-            n = run.study.requeue(record, oom=True)
-            logger.warning("trial %d ran out of GPU memory; re-queued as %s with fewer neighbours", record.number, n)
-        return False  # this worker retires: its device keeps one trial fewer
+        if may_retry_oom(record) and (n := run.study.requeue(record, oom=True)) is not None:  # queued before
+            logger.warning("trial %d ran out of GPU memory; re-queued as %s", record.number, n)  # it failed, mostly
+        return False  # this worker retires: its device keeps one trial fewer (the retry, fewer neighbours)
 
     return after
 
@@ -651,6 +651,7 @@ def _child(run: Run, slot: Slot, threads: int | None, seat: Seat, outbox: Any, w
         run.study.for_worker(slot.index + 1)
         auto.SAY_PICK = slot.index == 0  # the same pick in every worker: said once per run
         if slot.device is not None:
+            run.objective = retry_queued_first(run.objective, run.study)
             run.after_trial = _oom_retirer(run)
         worker_loop(run)
         if run.retired and run.exhausted is None:

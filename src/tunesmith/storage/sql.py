@@ -55,6 +55,7 @@ from .base import (
     check_study_name,
     copy_missing,
     mask_url,
+    password_note,
     reads_through_get_trials,
     unencoded_at,
 )
@@ -961,7 +962,7 @@ class SQLStorage(Storage):
                 f"{SCHEMA_VERSION}, and opened read-only (read_only=True, as tunesmith studies, show, export, "
                 "plot and report open it) it cannot upgrade it. Upgrade it in place once (older tunesmith versions cannot read it "
                 f"after): python -c \"import tunesmith as ts; ts.SQLStorage('{self.display_url}')\""
-                + (" with the password in place of ***" if "***" in self.display_url else "")
+                + password_note(self.display_url)
             )
         conn.execute(sa.text(f"ALTER TABLE {qualified(conn, 'ts_trials')} ADD COLUMN system TEXT NOT NULL DEFAULT '{{}}'"))
         conn.execute(sa.text(f"DROP INDEX {qualified(conn, 'ts_trials_state')}"))

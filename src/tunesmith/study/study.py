@@ -31,7 +31,7 @@ from ..space import Space
 from ..space.params import check_flag, did_you_mean, plural, same_definition, uncallable_with
 from ..space.space import same_spaces
 from ..storage import MemoryStorage, Storage, make_storage, worker_id
-from ..storage.base import NewStudy
+from ..storage.base import NewStudy, password_note
 from ..trial import Direction, FrozenTrial, TrialState, best_of, json_attrs
 from . import lifecycle
 from .heartbeat import Heartbeat, HeartbeatConfig, reconcile
@@ -1077,7 +1077,7 @@ def _copy_command(name: str, storage: Storage) -> str:
     import shlex
 
     where = [] if isinstance(storage, MemoryStorage) else ["--storage", storage.display_url]
-    return shlex.join(["tunesmith", "copy", name, "NEW_NAME", "--space", "STUDY.yaml", *where])
+    return shlex.join(["tunesmith", "copy", name, "NEW_NAME", "--space", "STUDY.yaml", *where]) + password_note(*where)
 
 
 def _fill_hint(stored: Mapping[str, Any], given: Mapping[str, Any]) -> str:
