@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SearchExhausted, StorageError, WorkersLost, interrupted
-from ..paths import refuse_foreign_link
+from ..paths import others_may_change, refuse_foreign_link
 from ..storage import MemoryStorage
 from ..storage.base import local_pid, worker_gone
 from ..study.lifecycle import held_promotions
@@ -344,23 +344,10 @@ def _check_token_owned(path: Path) -> None:
 
 def _check_mine(where: Path, what: str) -> None:
     """A PermissionError where ``where`` is another user's (root aside) or others may write it."""
-    st = where.stat()
-    if st.st_uid not in (0, os.getuid()):
-        why = f"is owned by another user (uid {st.st_uid})"
-    elif _others_write(st):
-        why = f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
-    else:
-        return
-    raise PermissionError(f"{what} {where} {why}, so they may know the token with which a private Ray "
-                          f"instance of yours lets code in; {_TOKEN_FIX}")
-
-
-def _others_write(st: os.stat_result) -> bool:
-    """Whether users other than the owner may write the file or folder ``st`` (a folder's sticky bit
-    keeps them from replacing files of this user's in it; the user's own primary group is this user)."""
-    if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
-        return False
-    return bool(st.st_mode & stat.S_IWOTH or st.st_mode & stat.S_IWGRP and st.st_gid != os.getgid())
+    why = others_may_change(where.stat())
+    if why is not None:
+        raise PermissionError(f"{what} {where} {why}, so they may know the token with which a private Ray "
+                              f"instance of yours lets code in; {_TOKEN_FIX}")
 
 
 def _write_token(path: Path) -> None:
