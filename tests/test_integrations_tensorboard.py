@@ -149,8 +149,10 @@ def test_a_log_folder_others_may_write_is_refused(tmp_path: Path) -> None:
     shared = tmp_path / "tb"
     shared.mkdir()
     shared.chmod(0o777)
-    with pytest.raises(PermissionError, match=r"log folder .*tb can be written by other users \(mode 777\)"):
+    with pytest.raises(PermissionError, match=r"log folder .*tb can be written by every user \(mode 777, without"):
         TensorBoardCallback(shared)
+    shared.chmod(0o775)  # a team's folder: taken
+    TensorBoardCallback(shared)
     shared.chmod(0o1777)  # sticky, as /tmp: others cannot replace this user's entries
     study = ts.Study(SPACE, sampler="random", seed=0)
     study.optimize(objective, n_trials=1, show_progress=False)
