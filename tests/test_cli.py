@@ -593,6 +593,10 @@ def test_show_with_thousands_of_parameters_keeps_the_value_readable(tmp_path: Pa
     out = capsys.readouterr().out
     assert f"{study.best_value:.6g}" in out
     assert "the first 6 of 300 parameters; tunesmith export wide writes them all" in " ".join(out.split())
+    odd = ts.Study(space, storage=db, name="wide $(id)", sampler="random", seed=0)  # pasted, the command runs `id`
+    odd.optimize(lambda t: 1.0, n_trials=1)
+    assert run_cli("show", "wide $(id)", "--storage", db) == 0
+    assert "tunesmith export 'wide $(id)' writes them all" in " ".join(capsys.readouterr().out.split())
     narrow = ts.Study(ts.Space({f"p{i}": ts.Float(0, 1) for i in range(16)}), storage=db, name="narrow", sampler="random")
     narrow.optimize(lambda t: 1.0, n_trials=1)
     assert run_cli("show", "narrow", "--storage", db) == 0

@@ -537,7 +537,7 @@ def best_table(study: Study, trials: list[FrozenTrial], top: int) -> Table:
     names = [n for n in study.space if any(n in t.params for t in done)]
     if len(names) > MAX_PARAM_COLUMNS:  # thousands (a hyperparameter per weight) leave no column readable
         table.caption = (f"the first {SHOWN_PARAM_COLUMNS} of {len(names)} parameters; "
-                         f"tunesmith export {literal(study.name)} writes them all")
+                         f"tunesmith export {literal(shlex.quote(study.name))} writes them all")
         names = names[:SHOWN_PARAM_COLUMNS]
     shown = display_names(study.space)  # a list of dicts' "0:C" as "C" or "C [branch 0]"
     for n in names:
