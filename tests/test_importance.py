@@ -566,6 +566,23 @@ def test_the_trials_to_run_for_importance_count_those_a_pausing_pruner_stops() -
         study.importance()
 
 
+def test_an_importance_prints_as_a_table() -> None:
+    """``print(imp)`` gave the dataclass's one line: every Effect of 4 parameters and their 6 pairs."""
+    study = ts.Study(SPACE, sampler="random", seed=0)
+    study.optimize(lambda t: closed_form(t.params), n_trials=2)
+    for _ in range(2):
+        study.tell(study.ask(), state="pruned")
+    study.optimize(lambda t: closed_form(t.params), n_trials=10)
+    imp = study.importance()
+    lines = str(imp).splitlines()
+    assert lines[0] == "importance (fanova, 12 complete trials; left out: 2 pruned)"
+    for e, line in zip([*imp.main, *imp.interactions[:5]], lines[1:-1], strict=True):
+        label, numbers = line.strip().rsplit("  ", 1)
+        assert (label.strip(), numbers) == (e.label, f"{e.fraction:.3f} ± {e.std:.3f}")
+    assert len(imp.interactions) == 6 and lines[-1] == "  ... 1 more pair in .interactions"
+    assert "Effect(" not in str(imp) and "Effect(" in repr(imp)
+
+
 def test_the_command_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path,
                                                                        subprocess_env: dict[str, str]) -> None:
     import subprocess
